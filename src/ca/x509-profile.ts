@@ -1,0 +1,114 @@
+// The SVID profile: the one place that decides what a root, an issuer and a workload leaf
+// certificate say (SPIFFE X509-SVID standard + RFC 5280). Everything that signs goes through
+// here, so no code path can mint a certificate that breaks the rules.
+
+import { isIP } from 'node:net';
+import type { KeyObject } from 'node:crypto';
+import { buildCertificate, keyIdentifier, type BuiltCertificate, type DistinguishedName, type ExtensionSpec } from '../pki/certificate.js';
+import { describePublicKey, publicKeyFromSpki } from '../pki/keys.js';
+import { octetString } from '../pki/der.js';
+
+const DAY_MS = 86_400_000;
+export const ROOT_LIFETIME_MS = 3650 * DAY_MS;
+export const ISSUER_LIFETIME_MS = 365 * DAY_MS;
+export const DEFAULT_LEAF_TTL_MS = DAY_MS;
+
+/** Backdating absorbs clock skew between hosts, but must stay small against short lifetimes. */
+export function backdateMs(lifetimeMs: number): number {
+  return Math.min(60_000, Math.floor(lifetimeMs / 10));
+}
+
+export interface Signer {
+  readonly key: KeyObject;
+  readonly name: DistinguishedName;
+  readonly spki: Buffer;
+}
+
+function validity(now: Date, lifetimeMs: number, notAfterCap?: Date): { notBefore: Date; notAfter: Date } {
+  const notBefore = new Date(now.getTime() - backdateMs(lifetimeMs));
+  let notAfter = new Date(now.getTime() + lifetimeMs);
+  // a certificate never outlives the certificate that signed it
+  if (notAfterCap && notAfter > notAfterCap) notAfter = notAfterCap;
+  return { notBefore, notAfter };
+}
+
+function identifiers(subjectSpki: Buffer, issuerSpki: Buffer): ExtensionSpec[] {
+  return [
+    { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(subjectSpki)) },
+    { name: 'authorityKeyIdentifier', keyIdentifier: keyIdentifier(issuerSpki).toString('binary') },
+  ];
+}
+
+export function rootName(trustDomain: string): DistinguishedName {
+  return { organization: trustDomain, commonName: 'meshcar root CA' };
+}
+
+export function issuerName(trustDomain: string): DistinguishedName {
+  return { organization: trustDomain, commonName: 'meshcar issuer CA' };
+}
+
+/** The self-signed root: signs only issuers (pathLen 1), lives ten years. */
+export function issueRootCertificate(key: KeyObject, spki: Buffer, trustDomain: string, now = new Date()): Promise<BuiltCertificate> {
+  const name = rootName(trustDomain);
+  return buildCertificate({
+    subject: name,
+    issuer: name,
+    subjectPublicKeySpki: spki,
+    ...validity(now, ROOT_LIFETIME_MS),
+    signingKey: key,
+    extensions: [
+      { name: 'basicConstraints', cA: true, pathLenConstraint: 1, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+      ...identifiers(spki, spki),
+    ],
+  });
+}
+
+/** The intermediate that signs leaves (pathLen 0), lives a year. */
+export function issueIssuerCertificate(root: Signer, rootNotAfter: Date, spki: Buffer, trustDomain: string, now = new Date()): Promise<BuiltCertificate> {
+  return buildCertificate({
+    subject: issuerName(trustDomain),
+    issuer: root.name,
+    subjectPublicKeySpki: spki,
+    ...validity(now, ISSUER_LIFETIME_MS, rootNotAfter),
+    signingKey: root.key,
+    extensions: [
+      { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+      ...identifiers(spki, root.spki),
+    ],
+  });
+}
+
+export interface LeafRequest {
+  readonly spiffeId: string;
+  readonly subjectPublicKeySpki: Buffer;
+  readonly lifetimeMs: number;
+  /** DNS names and IP addresses, only for the CA server's own certificate. */
+  readonly serverNames?: readonly string[];
+  readonly commonName?: string;
+}
+
+/** A workload X509-SVID: exactly one URI SAN, not a CA, both TLS purposes. */
+export function issueLeafCertificate(issuer: Signer, issuerNotAfter: Date, request: LeafRequest, now = new Date()): Promise<BuiltCertificate> {
+  const keyType = describePublicKey(publicKeyFromSpki(request.subjectPublicKeySpki)).type;
+  const altNames: Array<Record<string, unknown>> = [{ type: 6, value: request.spiffeId }];
+  for (const name of request.serverNames ?? []) {
+    altNames.push(isIP(name) ? { type: 7, ip: name } : { type: 2, value: name });
+  }
+  return buildCertificate({
+    subject: { organization: issuer.name.organization, ...(request.commonName ? { commonName: request.commonName } : {}) },
+    issuer: issuer.name,
+    subjectPublicKeySpki: request.subjectPublicKeySpki,
+    ...validity(now, request.lifetimeMs, issuerNotAfter),
+    signingKey: issuer.key,
+    extensions: [
+      { name: 'basicConstraints', cA: false, critical: true },
+      // keyEncipherment only means something for RSA key transport
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: keyType === 'rsa', critical: true },
+      { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+      { name: 'subjectAltName', altNames },
+      ...identifiers(request.subjectPublicKeySpki, issuer.spki),
+    ],
+  });
+}

@@ -1,0 +1,62 @@
+// Every error meshcar raises on purpose: one class, a stable machine-readable code, and a
+// message written for the person who has to mend it. Only src/http/ maps codes to statuses.
+
+export type ErrorCode =
+  // request shape (400)
+  | 'bad_request'
+  | 'malformed_json'
+  | 'bad_csr'
+  | 'weak_key'
+  // credentials (401) and permission (403)
+  | 'unauthenticated'
+  | 'bad_token'
+  | 'token_expired'
+  | 'token_used'
+  | 'bad_client_certificate'
+  | 'identity_not_allowed'
+  | 'forbidden'
+  // transport limits
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'body_too_large'
+  | 'rate_limited'
+  // sidecar data plane
+  | 'no_route'
+  | 'upstream_identity_mismatch'
+  | 'upstream_reset'
+  | 'bad_gateway'
+  | 'upstream_unavailable'
+  | 'circuit_open'
+  | 'upstream_timeout'
+  // local, non-HTTP failures
+  | 'usage'
+  | 'config_invalid'
+  | 'ca_exists'
+  | 'ca_missing'
+  | 'identity_invalid'
+  | 'ca_unreachable'
+  | 'ca_refused'
+  | 'internal';
+
+export class MeshcarError extends Error {
+  readonly code: ErrorCode;
+  /** Seconds a client should wait before retrying (rate limits). */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryAfterSeconds?: number } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MeshcarError';
+    this.code = code;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+export function isMeshcarError(err: unknown): err is MeshcarError {
+  return err instanceof MeshcarError;
+}
+
+/** A one-line description of any thrown value, for logs and the command line. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

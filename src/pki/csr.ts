@@ -1,0 +1,120 @@
+// PKCS#10 certification requests, both ways: the sidecar builds one for its SPIFFE ID, the CA
+// parses one and checks its proof of possession. node-forge's own CSR code only knows RSA,
+// so this walks the ASN.1 itself and leaves signatures to Node's native crypto.
+
+import { verify, type KeyObject } from 'node:crypto';
+import { asn1, bitString, fromDer, integerFromBytes, oid, pemBlocks, seq, signatureAlgorithm, toDer, toPem, type Asn1, OID, SIGNATURE_DIGEST } from './der.js';
+import { encodeName, signAsync } from './certificate.js';
+import { digestForSignatureOid, publicKeyFromSpki, signatureOidFor, spkiDerOf } from './keys.js';
+
+export interface ParsedCsr {
+  readonly publicKey: KeyObject;
+  readonly spki: Buffer;
+  /** SAN entries the requester asked for, by kind. */
+  readonly uris: readonly string[];
+  readonly otherNames: readonly string[];
+  readonly signatureOid: string;
+}
+
+/** Why a CSR is malformed; the CA maps it to 400 bad_csr. */
+export class CsrError extends Error {}
+
+function sanExtension(spiffeId: string): Asn1 {
+  const uri = asn1.create(asn1.Class.CONTEXT_SPECIFIC, 6, false, spiffeId);
+  return seq([oid(OID.subjectAltName), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, asn1.toDer(seq([uri])).getBytes())]);
+}
+
+/** A CSR asking for exactly one URI SAN, signed with the workload's private key. */
+export async function buildCsr(privateKey: KeyObject, publicKey: KeyObject, spiffeId: string): Promise<string> {
+  const extensionRequest = seq([
+    oid(OID.extensionRequest),
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SET, true, [seq([sanExtension(spiffeId)])]),
+  ]);
+  const info = seq([
+    integerFromBytes(Buffer.from([0])),
+    encodeName({}),
+    fromDer(spkiDerOf(publicKey)),
+    asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [extensionRequest]),
+  ]);
+  const infoDer = toDer(info);
+  const algorithmOid = signatureOidFor(privateKey);
+  const signature = await signAsync(digestForSignatureOid(algorithmOid), infoDer, privateKey);
+  return toPem('CERTIFICATE REQUEST', toDer(seq([fromDer(infoDer), signatureAlgorithm(algorithmOid), bitString(signature)])));
+}
+
+function children(node: Asn1 | undefined, what: string): Asn1[] {
+  if (!node || !Array.isArray(node.value)) throw new CsrError(`${what} is not a constructed ASN.1 value`);
+  return node.value as Asn1[];
+}
+
+function readSans(extensionsAttribute: Asn1, uris: string[], otherNames: string[]): void {
+  const valueSet = children(children(extensionsAttribute, 'extension request')[1], 'extension request values');
+  for (const extensions of valueSet) {
+    for (const extension of children(extensions, 'extensions')) {
+      const parts = children(extension, 'extension');
+      const extensionOid = asn1.derToOid(String(parts[0]?.value ?? ''));
+      if (extensionOid !== OID.subjectAltName) continue;
+      const octets = parts[parts.length - 1] as Asn1;
+      const names = children(asn1.fromDer(String(octets.value)), 'subjectAltName');
+      for (const name of names) {
+        if (name.tagClass === asn1.Class.CONTEXT_SPECIFIC && name.type === 6) uris.push(String(name.value));
+        else otherNames.push(`SAN type ${name.type}`);
+      }
+    }
+  }
+}
+
+/** Parses a PEM CSR and verifies its signature (proof of possession of the private key). */
+export async function parseAndVerifyCsr(pem: string): Promise<ParsedCsr> {
+  try {
+    return await parseAndVerify(pem);
+  } catch (err) {
+    if (err instanceof CsrError) throw err;
+    // forge's decoder throws plain errors on truncated or mis-tagged input
+    throw new CsrError(`the certificate request is malformed: ${(err as Error).message}`);
+  }
+}
+
+async function parseAndVerify(pem: string): Promise<ParsedCsr> {
+  const blocks = pemBlocks(pem);
+  const block = blocks.find((b) => b.label === 'CERTIFICATE REQUEST' || b.label === 'NEW CERTIFICATE REQUEST');
+  if (!block) throw new CsrError('the text holds no PEM "CERTIFICATE REQUEST" block');
+  if (blocks.length !== 1) throw new CsrError('send exactly one PEM block, the certificate request');
+  let top: Asn1;
+  try {
+    top = fromDer(block.der);
+  } catch (err) {
+    throw new CsrError(`the certificate request is not valid DER: ${(err as Error).message}`);
+  }
+  const [info, algorithm, signatureBits] = children(top, 'certificate request');
+  const infoParts = children(info, 'certificationRequestInfo');
+  const spkiNode = infoParts[2];
+  if (!spkiNode || !algorithm || !signatureBits) throw new CsrError('the certificate request is missing parts');
+  const signatureOid = asn1.derToOid(String(children(algorithm, 'signature algorithm')[0]?.value ?? ''));
+  const digest = SIGNATURE_DIGEST[signatureOid];
+  if (!digest) throw new CsrError(`signature algorithm ${signatureOid} is not accepted (use ECDSA or RSA with SHA-256 or stronger)`);
+  const spki = toDer(spkiNode);
+  let publicKey: KeyObject;
+  try {
+    publicKey = publicKeyFromSpki(spki);
+  } catch {
+    throw new CsrError('the public key in the certificate request cannot be read');
+  }
+  const signature = Buffer.from(String(signatureBits.value), 'binary').subarray(1);
+  const signedBytes = toDer(info as Asn1);
+  const valid = await new Promise<boolean>((resolve) => {
+    verify(digest, signedBytes, publicKey, signature, (err, ok) => resolve(!err && ok));
+  });
+  if (!valid) throw new CsrError('the certificate request signature does not verify (no proof of possession of the key)');
+
+  const uris: string[] = [];
+  const otherNames: string[] = [];
+  const attributes = infoParts[3];
+  if (attributes && attributes.tagClass === asn1.Class.CONTEXT_SPECIFIC) {
+    for (const attribute of children(attributes, 'attributes')) {
+      const attributeOid = asn1.derToOid(String(children(attribute, 'attribute')[0]?.value ?? ''));
+      if (attributeOid === OID.extensionRequest) readSans(attribute, uris, otherNames);
+    }
+  }
+  return { publicKey, spki, uris, otherNames, signatureOid };
+}

@@ -1,0 +1,96 @@
+// DER and PEM plumbing over node-forge's ASN.1 codec: the byte-level helpers that the
+// certificate, CSR and key modules build on. node-forge speaks "binary strings"; Node speaks
+// Buffers; this file is the only place that converts between them.
+
+import forge from 'node-forge';
+
+export const asn1 = forge.asn1;
+export type Asn1 = forge.asn1.Asn1;
+
+export const OID = {
+  ecPublicKey: '1.2.840.10045.2.1',
+  rsaEncryption: '1.2.840.113549.1.1.1',
+  ed25519: '1.3.101.112',
+  prime256v1: '1.2.840.10045.3.1.7',
+  secp384r1: '1.3.132.0.34',
+  ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  ecdsaWithSha384: '1.2.840.10045.4.3.3',
+  ecdsaWithSha512: '1.2.840.10045.4.3.4',
+  sha256WithRsa: '1.2.840.113549.1.1.11',
+  sha384WithRsa: '1.2.840.113549.1.1.12',
+  sha512WithRsa: '1.2.840.113549.1.1.13',
+  extensionRequest: '1.2.840.113549.1.9.14',
+  subjectAltName: '2.5.29.17',
+  commonName: '2.5.4.3',
+  organizationName: '2.5.4.10',
+} as const;
+
+/** Signature algorithms a CSR may use, with the digest Node's crypto.verify needs. */
+export const SIGNATURE_DIGEST: Readonly<Record<string, string>> = {
+  [OID.ecdsaWithSha256]: 'sha256',
+  [OID.ecdsaWithSha384]: 'sha384',
+  [OID.ecdsaWithSha512]: 'sha512',
+  [OID.sha256WithRsa]: 'sha256',
+  [OID.sha384WithRsa]: 'sha384',
+  [OID.sha512WithRsa]: 'sha512',
+};
+
+export function toDer(node: Asn1): Buffer {
+  return Buffer.from(asn1.toDer(node).getBytes(), 'binary');
+}
+
+export function fromDer(der: Buffer): Asn1 {
+  // strict parsing: trailing garbage or bad lengths are errors, never guesses
+  const options = { strict: true, parseAllBytes: true, decodeBitStrings: false };
+  // @types/node-forge only knows the old boolean form of the options argument
+  return asn1.fromDer(forge.util.createBuffer(der.toString('binary')), options as unknown as boolean);
+}
+
+export function seq(children: Asn1[]): Asn1 {
+  return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, children);
+}
+
+export function oid(dotted: string): Asn1 {
+  return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(dotted).getBytes());
+}
+
+export function bitString(bytes: Buffer): Asn1 {
+  return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, '\u0000' + bytes.toString('binary'));
+}
+
+export function octetString(bytes: Buffer): Asn1 {
+  return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, bytes.toString('binary'));
+}
+
+export function integerFromBytes(bytes: Buffer): Asn1 {
+  return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.INTEGER, false, bytes.toString('binary'));
+}
+
+/** AlgorithmIdentifier for a signature: ECDSA takes no parameters, RSA takes NULL. */
+export function signatureAlgorithm(algorithmOid: string): Asn1 {
+  const isRsa = algorithmOid.startsWith('1.2.840.113549.1.1.');
+  const children = [oid(algorithmOid)];
+  if (isRsa) children.push(asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ''));
+  return seq(children);
+}
+
+export function toPem(label: string, der: Buffer): string {
+  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]*?)-----END \1-----/g;
+
+/** Every PEM block in the text, in order, as label and DER bytes. */
+export function pemBlocks(text: string): Array<{ label: string; der: Buffer }> {
+  const blocks: Array<{ label: string; der: Buffer }> = [];
+  for (const match of text.matchAll(PEM_BLOCK)) {
+    blocks.push({ label: match[1] as string, der: Buffer.from((match[2] as string).replace(/\s+/g, ''), 'base64') });
+  }
+  return blocks;
+}
+
+/** Splits a PEM bundle into its certificates' PEM texts. */
+export function splitPemCertificates(text: string): string[] {
+  return pemBlocks(text).filter((b) => b.label === 'CERTIFICATE').map((b) => toPem('CERTIFICATE', b.der));
+}

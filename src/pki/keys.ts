@@ -1,0 +1,80 @@
+// Key pairs and what the CA will accept of a public key. Keys come from Node's native,
+// asynchronous generator (libuv thread pool), never from a JavaScript loop on the event loop.
+
+import { generateKeyPair, createPublicKey, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+export interface KeyPairPem {
+  readonly privateKeyPem: string;
+  readonly publicKeyPem: string;
+}
+
+/** ECDSA P-256: what modern meshes use; small certificates and cheap handshakes. */
+export async function generateWorkloadKey(): Promise<KeyPairPem> {
+  const { privateKey, publicKey } = await generateKeyPairAsync('ec', {
+    namedCurve: 'P-256',
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
+}
+
+export async function generateRsaKey(bits: number): Promise<KeyPairPem> {
+  const { privateKey, publicKey } = await generateKeyPairAsync('rsa', {
+    modulusLength: bits,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
+}
+
+export interface KeyDescription {
+  readonly type: 'ec' | 'rsa' | 'other';
+  /** RSA modulus bits, or EC curve size in bits. */
+  readonly bits: number;
+  readonly curve?: string;
+}
+
+export function describePublicKey(key: KeyObject): KeyDescription {
+  const details = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === 'rsa') return { type: 'rsa', bits: details.modulusLength ?? 0 };
+  if (key.asymmetricKeyType === 'ec') {
+    const curve = details.namedCurve ?? '';
+    const bits = curve === 'prime256v1' ? 256 : curve === 'secp384r1' ? 384 : curve === 'secp521r1' ? 521 : 0;
+    return { type: 'ec', bits, curve };
+  }
+  return { type: 'other', bits: 0 };
+}
+
+/** Why a public key is too weak or of a kind we do not issue for, or undefined if it is fine. */
+export function weakKeyReason(key: KeyObject): string | undefined {
+  const description = describePublicKey(key);
+  if (description.type === 'rsa' && description.bits < 2048) return `RSA keys must have at least 2048 bits, this one has ${description.bits}`;
+  if (description.type === 'ec' && description.bits === 0) return `EC curve ${description.curve ?? 'unknown'} is not supported (use P-256 or P-384)`;
+  if (description.type === 'other') return `key type ${key.asymmetricKeyType ?? 'unknown'} is not supported (use ECDSA P-256 or RSA 2048+)`;
+  return undefined;
+}
+
+export function publicKeyFromSpki(spkiDer: Buffer): KeyObject {
+  return createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
+}
+
+export function spkiDerOf(key: KeyObject): Buffer {
+  return key.export({ type: 'spki', format: 'der' });
+}
+
+/** The signature algorithm a private key of this kind signs certificates and CSRs with. */
+export function signatureOidFor(key: KeyObject): string {
+  if (key.asymmetricKeyType === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    return curve === 'secp384r1' ? '1.2.840.10045.4.3.3' : '1.2.840.10045.4.3.2';
+  }
+  if (key.asymmetricKeyType === 'rsa') return '1.2.840.113549.1.1.11';
+  throw new Error(`cannot sign with a ${key.asymmetricKeyType ?? 'unknown'} key`);
+}
+
+export function digestForSignatureOid(algorithmOid: string): string {
+  return algorithmOid === '1.2.840.10045.4.3.3' || algorithmOid === '1.2.840.113549.1.1.12' ? 'sha384' : 'sha256';
+}
