@@ -31,6 +31,8 @@ export interface BuiltCertificate {
   readonly pem: string;
   readonly der: Buffer;
   readonly serialHex: string;
+  /** As encoded: whole seconds. */
+  readonly notAfter: Date;
 }
 
 /** A random positive serial of 128 bits (RFC 5280 allows 20 octets; CA/B asks for ≥ 64 random bits). */
@@ -104,5 +106,5 @@ export async function buildCertificate(spec: CertificateSpec): Promise<BuiltCert
   const tbsDer = toDer(tbs);
   const signature = await signAsync(digestForSignatureOid(algorithmOid), tbsDer, spec.signingKey);
   const der = toDer(seq([fromDer(tbsDer), signatureAlgorithm(algorithmOid), bitString(signature)]));
-  return { der, pem: toPem('CERTIFICATE', der), serialHex };
+  return { der, pem: toPem('CERTIFICATE', der), serialHex, notAfter: new Date(Math.floor(spec.notAfter.getTime() / 1000) * 1000) };
 }

@@ -1,0 +1,109 @@
+// The issuance pipeline: who is asking (token or current SVID) → what they may have → does the
+// CSR prove possession and ask for exactly that → sign under the SVID profile. Transport-free:
+// the CA server and the offline `ca issue` command both call it.
+
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { MeshcarError } from '../errors.js';
+import { parseAndVerifyCsr, CsrError } from '../pki/csr.js';
+import { weakKeyReason } from '../pki/keys.js';
+import { tryParseSpiffeId } from '../identity/spiffe-id.js';
+import { createJoinToken, verifyJoinToken, type JoinTokenClaims } from './join-tokens.js';
+import { TokenLedger } from './token-ledger.js';
+import { issueLeafCertificate } from './x509-profile.js';
+import type { CaMaterial } from './store.js';
+
+export interface AuthorityLimits {
+  readonly maxTtlMs: number;
+  readonly defaultTtlMs: number;
+}
+
+export interface IssuedSvid {
+  readonly spiffeId: string;
+  readonly certificate: string;
+  readonly chain: string;
+  readonly bundle: string;
+  readonly notAfter: string;
+  readonly serial: string;
+}
+
+/** What a caller has proven it may obtain. */
+export type Grant =
+  | { readonly via: 'token'; readonly spiffeId: string; readonly claims: JoinTokenClaims }
+  | { readonly via: 'certificate'; readonly spiffeId: string };
+
+export class Authority {
+  private readonly issuerPublicKey: KeyObject;
+  private readonly issuerNotAfter: Date;
+
+  constructor(readonly material: CaMaterial, private readonly ledger: TokenLedger, readonly limits: AuthorityLimits) {
+    this.issuerPublicKey = createPublicKey(material.issuer.key);
+    this.issuerNotAfter = new Date(material.issuerCert.validTo);
+  }
+
+  get trustDomain(): string {
+    return this.material.trustDomain;
+  }
+
+  createToken(spiffeId: string, ttlMs: number, singleUse: boolean): string {
+    return createJoinToken(this.material.issuer.key, spiffeId, ttlMs, singleUse);
+  }
+
+  async grantFromToken(token: string): Promise<Grant> {
+    const claims = await verifyJoinToken(token, this.issuerPublicKey);
+    this.requireOwnTrustDomain(claims.sub);
+    return { via: 'token', spiffeId: claims.sub, claims };
+  }
+
+  /** The caller's TLS handshake has already verified its chain against our bundle. */
+  grantFromCertificate(spiffeId: string): Grant {
+    this.requireOwnTrustDomain(spiffeId);
+    return { via: 'certificate', spiffeId };
+  }
+
+  private requireOwnTrustDomain(spiffeId: string): void {
+    const parsed = tryParseSpiffeId(spiffeId);
+    if (typeof parsed === 'string' || parsed.trustDomain !== this.trustDomain) {
+      throw new MeshcarError('identity_not_allowed', `${spiffeId} is not an identity of trust domain ${this.trustDomain}`);
+    }
+  }
+
+  /** Checks the CSR against the grant, spends single-use tokens, and signs. */
+  async sign(grant: Grant, csrPem: string, requestedTtlMs?: number): Promise<IssuedSvid> {
+    let csr;
+    try {
+      csr = await parseAndVerifyCsr(csrPem);
+    } catch (err) {
+      if (err instanceof CsrError) throw new MeshcarError('bad_csr', err.message);
+      throw err;
+    }
+    const weak = weakKeyReason(csr.publicKey);
+    if (weak) throw new MeshcarError('weak_key', weak);
+    if (csr.otherNames.length > 0) throw new MeshcarError('identity_not_allowed', `the CSR asks for names besides the SPIFFE ID (${csr.otherNames.join(', ')}); ask for exactly ${grant.spiffeId}`);
+    if (csr.uris.length !== 1) throw new MeshcarError('identity_not_allowed', `the CSR asks for ${csr.uris.length} URI names; an SVID has exactly one (${grant.spiffeId})`);
+    const asked = csr.uris[0] as string;
+    if (asked !== grant.spiffeId) {
+      throw new MeshcarError('identity_not_allowed', `the CSR asks for ${asked} but the ${grant.via === 'token' ? 'join token' : 'client certificate'} grants ${grant.spiffeId}`);
+    }
+    if (grant.via === 'token' && grant.claims.single) await this.ledger.redeem(grant.claims.jti, grant.claims.exp);
+    return this.issue(grant.spiffeId, csr.spki, requestedTtlMs);
+  }
+
+  /** Signs a leaf for a public key whose possession is already established. */
+  async issue(spiffeId: string, spki: Buffer, requestedTtlMs?: number, serverNames?: readonly string[]): Promise<IssuedSvid> {
+    const lifetimeMs = Math.min(requestedTtlMs ?? this.limits.defaultTtlMs, this.limits.maxTtlMs);
+    const built = await issueLeafCertificate(this.material.issuer, this.issuerNotAfter, {
+      spiffeId,
+      subjectPublicKeySpki: spki,
+      lifetimeMs,
+      ...(serverNames ? { serverNames, commonName: serverNames[0] } : {}),
+    });
+    return {
+      spiffeId,
+      certificate: built.pem,
+      chain: built.pem + this.material.issuerPem,
+      bundle: this.material.bundlePem,
+      notAfter: built.notAfter.toISOString(),
+      serial: built.serialHex,
+    };
+  }
+}

@@ -1,0 +1,63 @@
+// The CA's command-line operations (init, offline issue, token, serve) as plain async
+// functions; src/cli.ts parses arguments and prints, these do the work.
+
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { CaConfig } from '../config/ca-config.js';
+import { generateWorkloadKey } from '../pki/keys.js';
+import { serviceSpiffeId } from '../identity/spiffe-id.js';
+import { Metrics } from '../metrics/registry.js';
+import { Authority } from './authority.js';
+import { initCaDirectory, loadCaMaterial, writeFileAtomic } from './store.js';
+import { TokenLedger } from './token-ledger.js';
+import { startCaServer, type RunningCaServer } from './server.js';
+
+const DAY_MS = 86_400_000;
+
+export async function openAuthority(dir: string, limits: { maxTtlMs: number; defaultTtlMs: number }, trustDomain?: string): Promise<Authority> {
+  const material = await loadCaMaterial(dir, trustDomain);
+  return new Authority(material, await TokenLedger.open(dir), limits);
+}
+
+export async function caInit(dir: string, trustDomain: string, force: boolean): Promise<void> {
+  await initCaDirectory(dir, trustDomain, { force });
+}
+
+/** Offline issuance: the key is made here and written next to the SVID. */
+export async function caIssue(dir: string, service: string, outDir: string, ttlMs: number): Promise<{ spiffeId: string; notAfter: string; serial: string }> {
+  const authority = await openAuthority(dir, { maxTtlMs: Math.max(ttlMs, DAY_MS), defaultTtlMs: ttlMs });
+  const keys = await generateWorkloadKey();
+  const spki = createPublicKey(createPrivateKey(keys.privateKeyPem)).export({ type: 'spki', format: 'der' });
+  const issued = await authority.issue(serviceSpiffeId(authority.trustDomain, service), spki, ttlMs);
+  await mkdir(outDir, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(join(outDir, 'svid.key'), keys.privateKeyPem, 0o600);
+  await writeFileAtomic(join(outDir, 'svid.crt'), issued.chain, 0o644);
+  await writeFileAtomic(join(outDir, 'bundle.pem'), issued.bundle, 0o644);
+  return { spiffeId: issued.spiffeId, notAfter: issued.notAfter, serial: issued.serial };
+}
+
+export async function caToken(dir: string, service: string, ttlMs: number, singleUse: boolean): Promise<string> {
+  const authority = await openAuthority(dir, { maxTtlMs: DAY_MS, defaultTtlMs: DAY_MS });
+  return authority.createToken(serviceSpiffeId(authority.trustDomain, service), ttlMs, singleUse);
+}
+
+/** Writes a token to a file only its owner can read (for `--out`). */
+export async function writeTokenFile(path: string, token: string): Promise<void> {
+  await writeFile(path, `${token}\n`, { mode: 0o600 });
+  await chmod(path, 0o600);
+}
+
+export async function caServe(config: CaConfig, logger: Logger, metrics = new Metrics()): Promise<RunningCaServer> {
+  const authority = await openAuthority(config.dir, { maxTtlMs: config.maxTtlMs, defaultTtlMs: config.defaultTtlMs }, config.trustDomain);
+  return startCaServer({
+    authority,
+    host: config.listen.host,
+    port: config.listen.port,
+    serverNames: config.serverNames,
+    rateLimit: config.rateLimit,
+    metrics,
+    logger,
+  });
+}

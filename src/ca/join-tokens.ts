@@ -1,0 +1,61 @@
+// Join tokens: compact JWS (ES256) signed by the CA's issuer key, naming exactly one SPIFFE ID,
+// with an expiry and an optional single-use flag. Stateless to check; single use is enforced
+// by the token ledger.
+
+import { randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { MeshcarError } from '../errors.js';
+import { tryParseSpiffeId } from '../identity/spiffe-id.js';
+
+export interface JoinTokenClaims {
+  /** The SPIFFE ID the token lets its holder obtain. */
+  readonly sub: string;
+  readonly iat: number;
+  readonly exp: number;
+  /** Unique token ID, recorded by the ledger when the token is single-use. */
+  readonly jti: string;
+  readonly single: boolean;
+}
+
+const HEADER = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'meshcar-join+jwt' })).toString('base64url');
+
+export function createJoinToken(issuerKey: KeyObject, spiffeId: string, ttlMs: number, singleUse: boolean, now = Date.now()): string {
+  const claims: JoinTokenClaims = {
+    sub: spiffeId,
+    iat: Math.floor(now / 1000),
+    exp: Math.floor((now + ttlMs) / 1000),
+    jti: randomBytes(16).toString('base64url'),
+    single: singleUse,
+  };
+  const signingInput = `${HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  const signature = sign('sha256', Buffer.from(signingInput), { key: issuerKey, dsaEncoding: 'ieee-p1363' });
+  return `${signingInput}.${signature.toString('base64url')}`;
+}
+
+function verifySignature(signingInput: string, signature: Buffer, publicKey: KeyObject): Promise<boolean> {
+  return new Promise((resolve) => {
+    verify('sha256', Buffer.from(signingInput), { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature, (err, ok) => resolve(!err && ok));
+  });
+}
+
+function isClaims(value: unknown): value is JoinTokenClaims {
+  const c = value as Record<string, unknown>;
+  return typeof c === 'object' && c !== null && typeof c.sub === 'string' && Number.isInteger(c.exp) && Number.isInteger(c.iat) && typeof c.jti === 'string' && typeof c.single === 'boolean';
+}
+
+/** Checks signature, shape and expiry; the caller checks the ledger for single-use tokens. */
+export async function verifyJoinToken(token: string, publicKey: KeyObject, now = Date.now()): Promise<JoinTokenClaims> {
+  const parts = token.split('.');
+  if (parts.length !== 3 || parts[0] !== HEADER) throw new MeshcarError('bad_token', 'the join token is not a meshcar join token');
+  const signingInput = `${parts[0]}.${parts[1]}`;
+  const ok = await verifySignature(signingInput, Buffer.from(parts[2] as string, 'base64url'), publicKey);
+  if (!ok) throw new MeshcarError('bad_token', 'the join token was not signed by this CA');
+  let claims: unknown;
+  try {
+    claims = JSON.parse(Buffer.from(parts[1] as string, 'base64url').toString('utf8'));
+  } catch {
+    throw new MeshcarError('bad_token', 'the join token payload is not JSON');
+  }
+  if (!isClaims(claims) || typeof tryParseSpiffeId(claims.sub) === 'string') throw new MeshcarError('bad_token', 'the join token claims are malformed');
+  if (claims.exp * 1000 <= now) throw new MeshcarError('token_expired', `the join token expired at ${new Date(claims.exp * 1000).toISOString()}; ask for a new one`);
+  return claims;
+}

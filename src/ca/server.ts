@@ -1,0 +1,193 @@
+// The CA's HTTPS API (contract: CA HTTP API). It presents a leaf from its own issuer with the
+// SPIFFE ID spiffe://<td>/meshcar/ca, asks for (but does not demand) a client certificate so
+// the same port serves first issuance by join token and renewal over mTLS.
+
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createPublicKey } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { MeshcarError } from '../errors.js';
+import { parseDuration } from '../config/duration.js';
+import { asMeshcarError, sendError, sendJson } from '../http/status.js';
+import { readJsonBody } from '../http/read-body.js';
+import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
+import { generateWorkloadKey } from '../pki/keys.js';
+import { uriSans } from '../pki/x509-read.js';
+import { caSpiffeId } from '../identity/spiffe-id.js';
+import type { Metrics } from '../metrics/registry.js';
+import type { Authority, Grant } from './authority.js';
+
+export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
+const SERVER_CERT_TTL_MS = 24 * 3_600_000;
+
+export interface CaServerOptions {
+  readonly authority: Authority;
+  readonly host: string;
+  readonly port: number;
+  readonly serverNames: readonly string[];
+  readonly rateLimit: RateLimitSpec;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+export interface RunningCaServer {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Why a presented client certificate is not accepted, in words a person can act on. */
+function clientCertificateProblem(socket: TLSSocket): string {
+  const reason = String(socket.authorizationError ?? 'unknown');
+  if (reason === 'CERT_HAS_EXPIRED') return 'the client certificate has expired; request a new SVID with a join token';
+  if (reason === 'CERT_NOT_YET_VALID') return 'the client certificate is not valid yet';
+  return `the client certificate is not issued by this CA (${reason})`;
+}
+
+async function serverCredentials(options: CaServerOptions): Promise<{ key: string; cert: string; ca: string; notAfter: Date }> {
+  const keys = await generateWorkloadKey();
+  const spki = createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' });
+  const issued = await options.authority.issue(caSpiffeId(options.authority.trustDomain), spki, SERVER_CERT_TTL_MS, options.serverNames);
+  return { key: keys.privateKeyPem, cert: issued.chain, ca: options.authority.material.bundlePem, notAfter: new Date(issued.notAfter) };
+}
+
+export async function startCaServer(options: CaServerOptions): Promise<RunningCaServer> {
+  const { authority, metrics, logger } = options;
+  const audit = logger.child({ component: 'ca-audit' });
+  const limiter = new KeyedTokenBuckets(options.rateLimit);
+  let credentials = await serverCredentials(options);
+
+  async function authenticate(req: IncomingMessage): Promise<{ grant: Grant; who: Record<string, unknown> }> {
+    const authorization = req.headers.authorization;
+    if (authorization !== undefined) {
+      const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization);
+      if (!match) throw new MeshcarError('unauthenticated', 'the Authorization header must be "Bearer <join token>"');
+      const grant = await authority.grantFromToken(match[1] as string);
+      return { grant, who: { auth: 'token', tokenId: grant.via === 'token' ? grant.claims.jti : undefined } };
+    }
+    const socket = req.socket as TLSSocket;
+    const peer = socket.getPeerX509Certificate();
+    if (!peer) throw new MeshcarError('unauthenticated', 'send a join token (Authorization: Bearer ...) or present your current SVID as client certificate');
+    if (!socket.authorized) throw new MeshcarError('bad_client_certificate', clientCertificateProblem(socket));
+    const uris = uriSans(peer);
+    if (uris.length !== 1) throw new MeshcarError('bad_client_certificate', `the client certificate has ${uris.length} URI names; an SVID has exactly one`);
+    return { grant: authority.grantFromCertificate(uris[0] as string), who: { auth: 'certificate', clientSerial: peer.serialNumber.toLowerCase() } };
+  }
+
+  async function handleSign(req: IncomingMessage, res: ServerResponse, client: string): Promise<void> {
+    let who: Record<string, unknown> = { client };
+    let asked: string | undefined;
+    try {
+      const authenticated = await authenticate(req);
+      who = { client, ...authenticated.who };
+      asked = authenticated.grant.spiffeId;
+      const body = await readJsonBody(req, SIGN_BODY_LIMIT_BYTES);
+      const { csr, ttl } = (body ?? {}) as { csr?: unknown; ttl?: unknown };
+      if (typeof csr !== 'string') throw new MeshcarError('bad_request', 'the body must be JSON {"csr": "<PEM PKCS#10>"}');
+      let ttlMs: number | undefined;
+      if (ttl !== undefined) {
+        ttlMs = typeof ttl === 'string' ? parseDuration(ttl) : undefined;
+        if (ttlMs === undefined || ttlMs < 1000) throw new MeshcarError('bad_request', `"ttl" must be a duration of at least 1s such as "24h", got ${JSON.stringify(ttl)}`);
+      }
+      const issued = await authority.sign(authenticated.grant, csr, ttlMs);
+      metrics.caCertificatesIssued.inc();
+      audit.info({ event: 'ca.issue', result: 'issued', ...who, spiffeId: issued.spiffeId, serial: issued.serial, notAfter: issued.notAfter }, 'certificate issued');
+      const { serial: _serial, ...response } = issued;
+      sendJson(res, 200, response);
+    } catch (err) {
+      const error = asMeshcarError(err);
+      if (error.code === 'internal') logger.error({ err }, 'signing failed');
+      metrics.caRequestsDenied.labels(error.code).inc();
+      audit.warn({ event: 'ca.deny', result: 'denied', ...who, spiffeId: asked, reason: error.code, message: error.message }, 'request denied');
+      sendError(res, error);
+    }
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    const client = req.socket.remoteAddress ?? 'unknown';
+    if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (path === '/metrics') {
+      const text = await metrics.render();
+      res.writeHead(200, { 'content-type': metrics.contentType() });
+      res.end(text);
+      return;
+    }
+    if (path !== '/v1/sign' && path !== '/v1/bundle') throw new MeshcarError('not_found', `no such endpoint: ${path}`);
+    const verdict = limiter.take(client);
+    if (!verdict.allowed) {
+      throw new MeshcarError('rate_limited', `too many requests from ${client}; retry later`, { retryAfterSeconds: verdict.retryAfterSeconds });
+    }
+    if (path === '/v1/bundle') {
+      if (req.method !== 'GET') throw new MeshcarError('method_not_allowed', 'use GET /v1/bundle');
+      res.writeHead(200, { 'content-type': 'application/x-pem-file' });
+      res.end(authority.material.bundlePem);
+      return;
+    }
+    if (req.method !== 'POST') throw new MeshcarError('method_not_allowed', 'use POST /v1/sign');
+    await handleSign(req, res, client);
+  }
+
+  const server: Server = createServer(
+    {
+      key: credentials.key,
+      cert: credentials.cert,
+      ca: credentials.ca,
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    (req, res) => {
+      route(req, res).catch((err: unknown) => {
+        const error = asMeshcarError(err);
+        if (error.code === 'rate_limited') metrics.caRequestsDenied.labels(error.code).inc();
+        if (error.code === 'internal') logger.error({ err }, 'CA request failed');
+        sendError(res, error);
+      });
+    },
+  );
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'TLS handshake with CA client failed'));
+
+  // the server's own leaf is short-lived like any other; swap it in before it expires
+  let renewTimer: NodeJS.Timeout | undefined;
+  const scheduleRenewal = () => {
+    const delay = Math.max(1000, (credentials.notAfter.getTime() - Date.now()) / 2);
+    renewTimer = setTimeout(() => {
+      serverCredentials(options)
+        .then((fresh) => {
+          credentials = fresh;
+          server.setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca });
+        })
+        .catch((err: unknown) => logger.error({ err }, 'renewing the CA server certificate failed; keeping the current one'))
+        .finally(scheduleRenewal);
+    }, delay);
+    renewTimer.unref();
+  };
+  scheduleRenewal();
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  logger.info({ url: `https://${host}:${port}`, spiffeId: caSpiffeId(authority.trustDomain) }, 'CA server listening');
+  return {
+    url: `https://${host}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (renewTimer) clearTimeout(renewTimer);
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+

@@ -1,0 +1,200 @@
+#!/usr/bin/env node
+// meshcar's command line: argv → one command. The only module that touches process.argv,
+// process.exit and exit codes; user errors print one line (what, where, how to mend), never
+// a stack trace.
+
+import { parseArgs } from 'node:util';
+import { MeshcarError, describeError } from './errors.js';
+import { parseDuration } from './config/duration.js';
+import { loadCaConfig } from './config/ca-config.js';
+import { checkConfigFile } from './config/load-any.js';
+import { formatIssues, ConfigError } from './config/issues.js';
+import { isValidServiceName, isValidTrustDomain } from './identity/spiffe-id.js';
+import { caInit, caIssue, caServe, caToken, writeTokenFile } from './ca/commands.js';
+import { createLogger } from './logging.js';
+import { VERSION } from './version.js';
+
+interface Command {
+  readonly usage: string;
+  readonly summary: string;
+  readonly options: Record<string, { type: 'string' | 'boolean'; help: string }>;
+  run(values: Record<string, string | boolean | undefined>): Promise<number>;
+}
+
+function required(values: Record<string, string | boolean | undefined>, name: string): string {
+  const value = values[name];
+  if (typeof value !== 'string' || value === '') throw new MeshcarError('usage', `--${name} is required`);
+  return value;
+}
+
+function durationOption(values: Record<string, string | boolean | undefined>, name: string, fallback: string): number {
+  const text = typeof values[name] === 'string' ? (values[name] as string) : fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < 1000) throw new MeshcarError('usage', `--${name} "${text}" is not a duration of at least 1s (write 30s, 5m, 1h or 24h)`);
+  return ms;
+}
+
+function serviceOption(values: Record<string, string | boolean | undefined>): string {
+  const service = required(values, 'service');
+  if (!isValidServiceName(service)) throw new MeshcarError('usage', `--service "${service}" may hold only letters, digits, dots, dashes and underscores`);
+  return service;
+}
+
+/** Waits for SIGINT/SIGTERM, then runs the stop function. */
+function untilSignal(stop: () => Promise<void>): Promise<number> {
+  return new Promise((resolve) => {
+    const onSignal = () => {
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      stop().then(() => resolve(0), () => resolve(1));
+    };
+    process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  });
+}
+
+const COMMANDS: Record<string, Command> = {
+  'ca init': {
+    usage: 'meshcar ca init --dir DIR --trust-domain TD [--force]',
+    summary: 'create a new root and issuer CA in DIR',
+    options: {
+      dir: { type: 'string', help: 'folder for root.crt, root.key, issuer.crt, issuer.key, bundle.pem' },
+      'trust-domain': { type: 'string', help: 'the SPIFFE trust domain, e.g. mesh.local' },
+      force: { type: 'boolean', help: 'replace an existing CA (every certificate it issued stops being trusted)' },
+    },
+    async run(values) {
+      const dir = required(values, 'dir');
+      const trustDomain = required(values, 'trust-domain');
+      if (!isValidTrustDomain(trustDomain)) throw new MeshcarError('usage', `--trust-domain "${trustDomain}" may hold only lower-case letters, digits, dots, dashes and underscores`);
+      await caInit(dir, trustDomain, values.force === true);
+      process.stdout.write(`created CA for spiffe://${trustDomain} in ${dir} (root 10 years, issuer 1 year)\n`);
+      return 0;
+    },
+  },
+  'ca issue': {
+    usage: 'meshcar ca issue --dir DIR --service NAME --out OUTDIR [--ttl 24h]',
+    summary: 'issue an SVID offline: OUTDIR/svid.crt, svid.key, bundle.pem',
+    options: {
+      dir: { type: 'string', help: 'the CA folder' },
+      service: { type: 'string', help: 'service name; the identity is spiffe://TD/svc/NAME' },
+      out: { type: 'string', help: 'folder to write svid.crt (leaf + issuer), svid.key and bundle.pem to' },
+      ttl: { type: 'string', help: 'certificate lifetime (default 24h)' },
+    },
+    async run(values) {
+      const issued = await caIssue(required(values, 'dir'), serviceOption(values), required(values, 'out'), durationOption(values, 'ttl', '24h'));
+      process.stdout.write(`issued ${issued.spiffeId} serial ${issued.serial} valid until ${issued.notAfter} into ${values.out as string}\n`);
+      return 0;
+    },
+  },
+  'ca token': {
+    usage: 'meshcar ca token --dir DIR --service NAME [--ttl 1h] [--single-use] [--out FILE]',
+    summary: 'print a join token for one service identity',
+    options: {
+      dir: { type: 'string', help: 'the CA folder' },
+      service: { type: 'string', help: 'service name; the token grants spiffe://TD/svc/NAME' },
+      ttl: { type: 'string', help: 'how long the token may be used (default 1h)' },
+      'single-use': { type: 'boolean', help: 'the CA accepts the token once only' },
+      out: { type: 'string', help: 'write the token to FILE (mode 0600) instead of printing it' },
+    },
+    async run(values) {
+      const token = await caToken(required(values, 'dir'), serviceOption(values), durationOption(values, 'ttl', '1h'), values['single-use'] === true);
+      if (typeof values.out === 'string') await writeTokenFile(values.out, token);
+      else process.stdout.write(`${token}\n`);
+      return 0;
+    },
+  },
+  'ca serve': {
+    usage: 'meshcar ca serve --config FILE',
+    summary: 'run the CA server',
+    options: { config: { type: 'string', help: 'CA configuration YAML' } },
+    async run(values) {
+      const config = await loadCaConfig(required(values, 'config'));
+      const logger = createLogger(config.log.level, 'meshcar-ca');
+      const server = await caServe(config, logger);
+      return untilSignal(() => server.close());
+    },
+  },
+  check: {
+    usage: 'meshcar check --config FILE',
+    summary: 'validate a sidecar or CA configuration; print every error',
+    options: { config: { type: 'string', help: 'configuration YAML' } },
+    async run(values) {
+      const file = required(values, 'config');
+      const { kind, issues } = await checkConfigFile(file);
+      if (issues.length > 0) {
+        process.stderr.write(`${formatIssues(issues)}\n`);
+        return 1;
+      }
+      process.stdout.write(`${file}: valid ${kind} configuration\n`);
+      return 0;
+    },
+  },
+};
+
+function helpText(): string {
+  const lines = [`meshcar ${VERSION}: a service-mesh sidecar with mutual TLS and a built-in CA`, '', 'Commands:'];
+  for (const command of Object.values(COMMANDS)) lines.push(`  ${command.usage.padEnd(72)} ${command.summary}`);
+  lines.push('', 'Run "meshcar <command> --help" for the options of one command.');
+  return `${lines.join('\n')}\n`;
+}
+
+function commandHelp(command: Command): string {
+  const lines = [`usage: ${command.usage}`, '', command.summary, ''];
+  for (const [name, option] of Object.entries(command.options)) lines.push(`  --${name.padEnd(14)} ${option.help}`);
+  lines.push(`  --${'help'.padEnd(14)} show this help`);
+  return `${lines.join('\n')}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(helpText());
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] === '--version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const twoWords = `${argv[0]} ${argv[1] ?? ''}`;
+  const name = COMMANDS[twoWords] ? twoWords : argv[0] as string;
+  const command = COMMANDS[name];
+  if (!command) throw new MeshcarError('usage', `unknown command "${argv.slice(0, 2).join(' ')}"; run "meshcar --help" for the list`);
+  const rest = argv.slice(name.split(' ').length);
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  for (const [key, option] of Object.entries(command.options)) options[key] = { type: option.type };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new MeshcarError('usage', `${describeError(err).replace(/\.$/, '')}; usage: ${command.usage}`);
+  }
+  if (values.help === true) {
+    process.stdout.write(commandHelp(command));
+    return 0;
+  }
+  return command.run(values);
+}
+
+function reportFailure(err: unknown): number {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    return 1;
+  }
+  if (err instanceof MeshcarError) {
+    process.stderr.write(`meshcar: ${err.message}\n`);
+    return err.code === 'usage' ? 2 : 1;
+  }
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    process.stderr.write(`meshcar: cannot listen: ${describeError(err)}\n`);
+    return 1;
+  }
+  process.stderr.write(`meshcar: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 70;
+}
+
+main(process.argv.slice(2)).then(
+  (status) => {
+    process.exitCode = status;
+  },
+  (err: unknown) => {
+    process.exitCode = reportFailure(err);
+  },
+);

@@ -1,0 +1,114 @@
+// Network addresses as configs write them: host:port, dns:NAME:PORT endpoints, app URLs
+// (http:// or h2c://) and the CA's https:// URL. Pure parsing: each function returns the value
+// or the reason the text is not one, and the config readers turn reasons into issues.
+
+import { isIP, isIPv4, isIPv6 } from 'node:net';
+
+export interface HostPort {
+  /** IPv6 hosts without brackets, as net.connect and server.listen take them. */
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Endpoint extends HostPort {
+  /** 'dns': host is a name to re-resolve as its records change; 'static': used as written. */
+  readonly kind: 'static' | 'dns';
+}
+
+export interface AppAddress extends HostPort {
+  readonly protocol: 'http' | 'h2c';
+}
+
+const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** An RFC 1123 host name. An all-digit last label is a mistyped IPv4 address (999.1.1.1), not a name. */
+export function isHostname(text: string): boolean {
+  if (text.length === 0 || text.length > 253) return false;
+  const labels = text.split('.');
+  return labels.every((label) => LABEL.test(label)) && !/^\d+$/.test(labels[labels.length - 1] as string);
+}
+
+/** A DNS name or an IP address (IPv6 without brackets), as certificate SANs hold them. */
+export function isServerName(text: string): boolean {
+  return isIP(text) !== 0 || isHostname(text);
+}
+
+export function formatHostPort(address: HostPort): string {
+  return isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+/** `host:port`, `1.2.3.4:port` or `[::1]:port`. Port 0 ("any free port") only when allowed: listeners. */
+export function parseHostPort(text: string, options: { allowPortZero?: boolean } = {}): HostPort | string {
+  let host: string;
+  let portText: string;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close === -1) return 'an IPv6 address needs its closing ]';
+    host = text.slice(1, close);
+    if (!isIPv6(host)) return `"${host}" is not an IPv6 address`;
+    if (text[close + 1] !== ':') return 'give a port after the ], e.g. [::1]:8080';
+    portText = text.slice(close + 2);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon === -1) return 'give a port, e.g. 127.0.0.1:8080';
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host === '') return 'give a host before the port, e.g. 0.0.0.0:8080';
+    if (host.includes(':')) return 'write an IPv6 address in brackets, e.g. [::1]:8080';
+    if (!isIPv4(host) && !isHostname(host)) return `"${host}" is neither an IPv4 address nor a host name`;
+  }
+  const port = parsePort(portText, options.allowPortZero ?? false);
+  return typeof port === 'string' ? port : { host, port };
+}
+
+function parsePort(text: string, allowZero: boolean): number | string {
+  if (!/^\d{1,5}$/.test(text)) return text === '' ? 'the port is empty' : `port "${text}" is not a number`;
+  const port = Number(text);
+  const min = allowZero ? 0 : 1;
+  if (port < min || port > 65535) return `port ${port} is out of range (${min}-65535)`;
+  return port;
+}
+
+/** An upstream endpoint: `host:port`, or `dns:NAME:PORT` for a name re-resolved as it changes. */
+export function parseEndpoint(text: string): Endpoint | string {
+  if (!text.startsWith('dns:')) {
+    const address = parseHostPort(text);
+    return typeof address === 'string' ? address : { kind: 'static', ...address };
+  }
+  const address = parseHostPort(text.slice('dns:'.length));
+  if (typeof address === 'string') return address;
+  if (!isHostname(address.host)) return `dns: takes a host name, not an IP address; write ${formatHostPort(address)} instead`;
+  return { kind: 'dns', ...address };
+}
+
+/** Where the sidecar reaches its own app: `http://host:port` or `h2c://host:port`, nothing more. */
+export function parseAppUrl(text: string): AppAddress | string {
+  const match = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/.exec(text);
+  if (!match) return 'write http://HOST:PORT, or h2c://HOST:PORT for an HTTP/2 app';
+  const scheme = (match[1] as string).toLowerCase();
+  if (scheme !== 'http' && scheme !== 'h2c') {
+    return `the app is reached over plain http:// or h2c://, not ${scheme}:// (the sidecar does the TLS)`;
+  }
+  const rest = (match[2] as string).replace(/\/$/, '');
+  if (/[/?#@]/.test(rest)) return 'give only the scheme, host and port: no path, query or user';
+  const address = parseHostPort(rest);
+  return typeof address === 'string' ? address : { protocol: scheme, ...address };
+}
+
+/** The CA server's URL: https, a host and optionally a port, nothing more. */
+export function parseHttpsUrl(text: string): URL | string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'not a URL; write https://HOST:PORT';
+  }
+  if (url.protocol !== 'https:') return `the CA is reached over https://, not ${url.protocol}//`;
+  if (url.username !== '' || url.password !== '') return 'credentials do not belong in the URL';
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    return 'give only the scheme, host and port: no path, query or fragment';
+  }
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (!isServerName(host)) return `"${host}" is neither an IP address nor a host name`;
+  return url;
+}

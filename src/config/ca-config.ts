@@ -1,0 +1,102 @@
+// The CA server's config: YAML file → checked, typed, frozen CaConfig (contract: DESIGN.md,
+// "CA configuration").
+
+import { resolve } from 'node:path';
+import { isServerName, type HostPort } from './address.js';
+import { deepFreeze } from './freeze.js';
+import { type LogLevel, readDuration, readListenAddress, readLogLevel, readPath, readPositiveInteger, readTrustDomain } from './fields.js';
+import { ConfigError, sortIssues } from './issues.js';
+import { readYamlSource, type YamlSource, type YamlValue } from './yaml-source.js';
+
+export interface RateLimitConfig {
+  /** Tokens added per second (from `20/s`, `60/m` or `3600/h`). */
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
+export interface CaConfig {
+  /** The config file, absolute. */
+  readonly file: string;
+  readonly trustDomain: string;
+  /** Absolute path of the directory `meshcar ca init` made. */
+  readonly dir: string;
+  readonly listen: HostPort;
+  /** DNS names and IP addresses for the CA server certificate's SANs. */
+  readonly serverNames: readonly string[];
+  readonly maxTtlMs: number;
+  /** Lifetime given when a request asks for none; never above maxTtlMs. */
+  readonly defaultTtlMs: number;
+  /** Per client address. */
+  readonly rateLimit: RateLimitConfig;
+  readonly log: { readonly level: LogLevel };
+}
+
+const KEYS = ['trustDomain', 'dir', 'listen', 'serverNames', 'maxTtl', 'defaultTtl', 'rateLimit', 'log'];
+const DAY_MS = 86_400_000;
+const RATE_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600 };
+
+export async function loadCaConfig(file: string): Promise<CaConfig> {
+  const source = await readYamlSource(file);
+  const config = validateCaConfig(source);
+  if (config === undefined || source.issues.length > 0) throw new ConfigError(source.issues);
+  return config;
+}
+
+/** The config, or undefined with every mistake appended (sorted) to `source.issues`. */
+export function validateCaConfig(source: YamlSource): CaConfig | undefined {
+  const config = check(source);
+  sortIssues(source.issues);
+  return source.issues.length === 0 ? config : undefined;
+}
+
+function check(source: YamlSource): CaConfig | undefined {
+  const root = source.root?.map(KEYS);
+  if (!root) return undefined;
+  const trustDomain = root.required('trustDomain', readTrustDomain);
+  const dir = root.required('dir', readPath);
+  const listen = root.optional('listen', readListenAddress, { host: '127.0.0.1', port: 8443 });
+  const serverNames = root.optional('serverNames', (v) => v.listOf(readServerName, 'list at least one DNS name or IP address'), ['localhost', '127.0.0.1']);
+  const maxTtlMs = root.optional('maxTtl', readDuration, DAY_MS);
+  const defaultTtlValue = root.get('defaultTtl');
+  // Lowering maxTtl alone should just work, so the default follows it down.
+  let defaultTtlMs = defaultTtlValue.present ? readDuration(defaultTtlValue) : Math.min(DAY_MS, maxTtlMs ?? DAY_MS);
+  if (defaultTtlMs !== undefined && maxTtlMs !== undefined && defaultTtlMs > maxTtlMs) {
+    defaultTtlMs = defaultTtlValue.report('must not be longer than maxTtl');
+  }
+  const rateLimit = root.optional('rateLimit', readRateLimit, { perSecond: 20, burst: 50 });
+  const log = root.optional('log', readLog, { level: 'info' as LogLevel });
+  if (trustDomain === undefined || dir === undefined || listen === undefined || serverNames === undefined) return undefined;
+  if (maxTtlMs === undefined || defaultTtlMs === undefined || rateLimit === undefined || log === undefined) return undefined;
+  return deepFreeze({ file: resolve(source.file), trustDomain, dir, listen, serverNames, maxTtlMs, defaultTtlMs, rateLimit, log });
+}
+
+function readServerName(value: YamlValue): string | undefined {
+  const text = value.string('a DNS name or IP address');
+  if (text === undefined) return undefined;
+  return isServerName(text) ? text.toLowerCase() : value.report(`${JSON.stringify(text)} is neither a DNS name nor an IP address`);
+}
+
+function readRateLimit(value: YamlValue): RateLimitConfig | undefined {
+  const map = value.map(['rate', 'burst']);
+  if (!map) return undefined;
+  const perSecond = map.optional('rate', readRate, 20);
+  const burst = map.optional('burst', readPositiveInteger, 50);
+  return perSecond === undefined || burst === undefined ? undefined : { perSecond, burst };
+}
+
+/** `20/s`, `100/m`, `1000/h`: requests per unit of time. */
+function readRate(value: YamlValue): number | undefined {
+  const hint = 'write 20/s, 100/m or 1000/h';
+  if (value.kind === 'number') return value.report(`${value.display()} is not a rate: give a unit (${hint})`);
+  const text = value.string(`a rate (${hint})`);
+  if (text === undefined) return undefined;
+  const match = /^(\d+)\/([smh])$/.exec(text);
+  if (!match || Number(match[1]) < 1) return value.report(`${JSON.stringify(text)} is not a rate (${hint})`);
+  return Number(match[1]) / (RATE_UNITS[match[2] as string] as number);
+}
+
+function readLog(value: YamlValue): { level: LogLevel } | undefined {
+  const map = value.map(['level']);
+  const level = map?.optional('level', readLogLevel, 'info');
+  return level === undefined ? undefined : { level };
+}

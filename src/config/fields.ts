@@ -1,0 +1,87 @@
+// Readers for the kinds of value both configs share (durations, addresses, paths, names, log
+// levels). Each takes a YAML value, returns the typed value or undefined, and words the issue
+// the same way wherever the kind appears.
+
+import { resolve } from 'node:path';
+import { isValidTrustDomain, tryParseSpiffeId } from '../identity/spiffe-id.js';
+import { type HostPort, parseHostPort } from './address.js';
+import { parseDuration } from './duration.js';
+import type { YamlValue } from './yaml-source.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const DURATION_HINT = 'write 250ms, 2s, 5m or 24h';
+
+/** A positive duration in milliseconds; zero would mean "never" or "at once", neither of which a setting wants. */
+export function readDuration(value: YamlValue): number | undefined {
+  if (value.kind === 'number') return value.report(`${value.display()} is not a duration: give a unit (${DURATION_HINT})`);
+  const text = value.string(`a duration (${DURATION_HINT})`);
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (ms === undefined) return value.report(`${JSON.stringify(text)} is not a duration (${DURATION_HINT})`);
+  if (ms <= 0) return value.report(`${JSON.stringify(text)} must be longer than zero`);
+  return ms;
+}
+
+/** host:port to listen on; port 0 lets the OS pick one, which tests rely on. */
+export function readListenAddress(value: YamlValue): HostPort | undefined {
+  const text = value.string('host:port');
+  if (text === undefined) return undefined;
+  const address = parseHostPort(text, { allowPortZero: true });
+  return typeof address === 'string' ? value.report(`${JSON.stringify(text)} is not a host:port address: ${address}`) : address;
+}
+
+/** A file or directory path, made absolute against the working directory so later chdirs cannot move it. */
+export function readPath(value: YamlValue): string | undefined {
+  const text = value.string('a file path');
+  if (text === undefined) return undefined;
+  if (text.trim() === '') return value.report('the path is empty');
+  if (text.includes('\0')) return value.report('the path holds a NUL character');
+  return resolve(process.cwd(), text);
+}
+
+export function readTrustDomain(value: YamlValue): string | undefined {
+  const text = value.string('a trust domain name');
+  if (text === undefined) return undefined;
+  if (!isValidTrustDomain(text)) {
+    return value.report(`${JSON.stringify(text)} is not a trust domain: use lower-case letters, digits, dots, dashes and underscores, e.g. mesh.local`);
+  }
+  return text;
+}
+
+/**
+ * A SPIFFE ID of this config's trust domain. With `allowWildcard`, a trailing `/*` matches
+ * every ID under that path. `trustDomain` is undefined when the config's own is invalid
+ * (already reported), and then only the syntax is checked.
+ */
+export function readSpiffeId(value: YamlValue, trustDomain: string | undefined, allowWildcard = false): string | undefined {
+  const text = value.string('a SPIFFE ID (spiffe://TRUST-DOMAIN/PATH)');
+  if (text === undefined) return undefined;
+  const quoted = JSON.stringify(text);
+  const wildcard = allowWildcard && text.endsWith('/*');
+  const exact = wildcard ? text.slice(0, -2) : text;
+  if (exact.includes('*')) {
+    return value.report(allowWildcard ? `${quoted}: * may only be a whole last segment, as in spiffe://${trustDomain ?? 'mesh.local'}/svc/*` : `${quoted} is not a SPIFFE ID: wildcards are not allowed here`);
+  }
+  const parsed = tryParseSpiffeId(exact);
+  if (typeof parsed === 'string') return value.report(`${quoted} is not a SPIFFE ID: ${parsed}`);
+  if (trustDomain !== undefined && parsed.trustDomain !== trustDomain) {
+    return value.report(`${quoted} belongs to trust domain ${parsed.trustDomain}, but this config's trustDomain is ${trustDomain}`);
+  }
+  return text;
+}
+
+export function readLogLevel(value: YamlValue): LogLevel | undefined {
+  const text = value.string(`a log level (${LOG_LEVELS.join(', ')})`);
+  if (text === undefined) return undefined;
+  const level = LOG_LEVELS.find((l) => l === text);
+  return level ?? value.report(`${JSON.stringify(text)} is not a log level; use one of ${LOG_LEVELS.join(', ')}`);
+}
+
+export function readPositiveInteger(value: YamlValue): number | undefined {
+  const n = value.number('a whole number');
+  if (n === undefined) return undefined;
+  if (!Number.isSafeInteger(n) || n < 1) return value.report(`${value.display()} must be a whole number of at least 1`);
+  return n;
+}

@@ -1,0 +1,48 @@
+// One entry for `meshcar check`: tell a CA config from a sidecar config by its keys, then
+// check it as that kind, reading the file once.
+
+import { type CaConfig, validateCaConfig } from './ca-config.js';
+import { ConfigError, type ConfigIssue } from './issues.js';
+import { type SidecarConfig, validateSidecarConfig } from './sidecar-config.js';
+import { readYamlSource, type YamlValue } from './yaml-source.js';
+
+export type ConfigKind = 'ca' | 'sidecar';
+
+export type AnyConfig = { readonly kind: 'ca'; readonly config: CaConfig } | { readonly kind: 'sidecar'; readonly config: SidecarConfig };
+
+/** Keys only a CA config has; `listen`, `log` and `trustDomain` belong to both. */
+const CA_ONLY_KEYS = ['dir', 'serverNames', 'maxTtl', 'defaultTtl', 'rateLimit'];
+
+/**
+ * A sidecar config names its `service`; a CA config has none and has `dir` (or another CA-only
+ * key) at the top. Anything else is checked as a sidecar config, the common case, so the
+ * issues say what a sidecar config lacks.
+ */
+export function detectConfigKind(root: YamlValue | undefined): ConfigKind {
+  if (!root || root.peek('service')) return 'sidecar';
+  return CA_ONLY_KEYS.some((key) => root.peek(key)) ? 'ca' : 'sidecar';
+}
+
+/** Every issue in the file, sorted; empty when it is valid. Kind is 'sidecar' when the file cannot be read. */
+export async function checkConfigFile(file: string): Promise<{ kind: ConfigKind; issues: ConfigIssue[] }> {
+  const { kind, issues } = await validate(file);
+  return { kind, issues };
+}
+
+/** Loads either kind of config; throws ConfigError listing every issue. */
+export async function loadConfigFile(file: string): Promise<AnyConfig> {
+  const result = await validate(file);
+  if (!result.config || result.issues.length > 0) throw new ConfigError(result.issues);
+  return result.config;
+}
+
+async function validate(file: string): Promise<{ kind: ConfigKind; issues: ConfigIssue[]; config: AnyConfig | undefined }> {
+  const source = await readYamlSource(file);
+  const kind = detectConfigKind(source.root);
+  if (kind === 'ca') {
+    const config = validateCaConfig(source);
+    return { kind, issues: source.issues, config: config && { kind, config } };
+  }
+  const config = validateSidecarConfig(source);
+  return { kind, issues: source.issues, config: config && { kind, config } };
+}

@@ -1,0 +1,222 @@
+// The sidecar's config: YAML file → checked, typed, frozen SidecarConfig (contract: DESIGN.md,
+// "Sidecar configuration"). The top level and identity live here; the traffic sections
+// (inbound, outbound) are read in traffic-config.ts.
+
+import { resolve } from 'node:path';
+import { isValidServiceName, serviceSpiffeId } from '../identity/spiffe-id.js';
+import { formatHostPort, type HostPort, parseHostPort, parseHttpsUrl } from './address.js';
+import { deepFreeze } from './freeze.js';
+import { type LogLevel, readDuration, readListenAddress, readLogLevel, readPath, readTrustDomain } from './fields.js';
+import { ConfigError, sortIssues } from './issues.js';
+import { type InboundConfig, type OutboundConfig, readInbound, readOutbound } from './traffic-config.js';
+import { readYamlSource, type YamlMap, type YamlSource, type YamlValue } from './yaml-source.js';
+
+export type { AuthorizeRule, InboundConfig, OutboundConfig, UpstreamConfig } from './traffic-config.js';
+
+export interface RenewalWindow {
+  /** Renew at a random point between these fractions of the certificate's lifetime; 0 < from ≤ to < 1. */
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface CaSourceConfig {
+  /** Origin of the CA server, e.g. `https://127.0.0.1:8443`. */
+  readonly url: string;
+  /** Roots that the CA server's certificate must chain to on first contact. */
+  readonly bundle: string;
+  /** File holding the join token; optional because a valid SVID on disk renews without one. */
+  readonly token: string | undefined;
+}
+
+export interface FilesSourceConfig {
+  readonly cert: string;
+  readonly key: string;
+  readonly bundle: string;
+}
+
+interface IdentityCommon {
+  /** Lifetime to ask the CA for. */
+  readonly ttlMs: number;
+  readonly renewal: RenewalWindow;
+}
+
+export interface CaIdentityConfig extends IdentityCommon {
+  readonly source: 'ca';
+  readonly ca: CaSourceConfig;
+  /** Where the key and SVID persist across restarts. */
+  readonly dir: string;
+}
+
+export interface FilesIdentityConfig extends IdentityCommon {
+  readonly source: 'files';
+  readonly files: FilesSourceConfig;
+  readonly dir: string | undefined;
+}
+
+export type IdentityConfig = CaIdentityConfig | FilesIdentityConfig;
+
+export interface SidecarConfig {
+  /** The config file, absolute. */
+  readonly file: string;
+  readonly service: string;
+  readonly trustDomain: string;
+  /** spiffe://<trustDomain>/svc/<service> */
+  readonly spiffeId: string;
+  readonly identity: IdentityConfig;
+  /** At least one of inbound and outbound is present. */
+  readonly inbound: InboundConfig | undefined;
+  readonly outbound: OutboundConfig | undefined;
+  readonly admin: { readonly listen: HostPort };
+  readonly log: { readonly level: LogLevel; readonly access: boolean };
+}
+
+const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log'];
+const DAY_MS = 86_400_000;
+const DEFAULT_RENEWAL: RenewalWindow = { from: 0.5, to: 0.7 };
+const DEFAULT_ADMIN_LISTEN: HostPort = { host: '127.0.0.1', port: 15000 };
+
+export async function loadSidecarConfig(file: string): Promise<SidecarConfig> {
+  const source = await readYamlSource(file);
+  const config = validateSidecarConfig(source);
+  if (config === undefined || source.issues.length > 0) throw new ConfigError(source.issues);
+  return config;
+}
+
+/** The config, or undefined with every mistake appended (sorted) to `source.issues`. */
+export function validateSidecarConfig(source: YamlSource): SidecarConfig | undefined {
+  const config = check(source);
+  sortIssues(source.issues);
+  return source.issues.length === 0 ? config : undefined;
+}
+
+function check(source: YamlSource): SidecarConfig | undefined {
+  const root = source.root?.map(KEYS);
+  if (!root) return undefined;
+  const service = root.required('service', readService);
+  const trustDomain = root.required('trustDomain', readTrustDomain);
+  const identity = root.required('identity', readIdentity);
+  const inbound = root.optional('inbound', (v) => readInbound(v, trustDomain), undefined);
+  const outbound = root.optional('outbound', (v) => readOutbound(v, trustDomain), undefined);
+  if (!root.has('inbound') && !root.has('outbound')) {
+    root.value.report('give inbound, outbound or both: a sidecar with neither has nothing to do');
+  }
+  const admin = root.optional('admin', readAdmin, { listen: DEFAULT_ADMIN_LISTEN });
+  const log = root.optional('log', readLog, { level: 'info' as LogLevel, access: true });
+  checkListenersDistinct(root);
+  if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined) return undefined;
+  if ((root.has('inbound') && !inbound) || (root.has('outbound') && !outbound)) return undefined;
+  const spiffeId = serviceSpiffeId(trustDomain, service);
+  return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log });
+}
+
+function readService(value: YamlValue): string | undefined {
+  const text = value.string('a service name');
+  if (text === undefined) return undefined;
+  if (!isValidServiceName(text)) return value.report(`${JSON.stringify(text)} is not a service name: use letters, digits, dots, dashes and underscores`);
+  return text;
+}
+
+function readIdentity(value: YamlValue): IdentityConfig | undefined {
+  const map = value.map(['ca', 'files', 'dir', 'ttl', 'renewal']);
+  if (!map) return undefined;
+  const ca = map.optional('ca', readCaSource, undefined);
+  const files = map.optional('files', readFiles, undefined);
+  const ttlMs = map.optional('ttl', readDuration, DAY_MS);
+  const renewal = map.optional('renewal', readRenewal, DEFAULT_RENEWAL);
+  let dir = map.optional('dir', readPath, undefined);
+  if (map.has('ca') && map.has('files')) {
+    return map.get('files').report('give identity.ca or identity.files, not both: a sidecar has one source of certificates');
+  }
+  if (!map.has('ca') && !map.has('files')) {
+    return value.report('give a source of certificates: identity.ca (the meshcar CA) or identity.files (certificates managed elsewhere)');
+  }
+  if (map.has('ca') && !map.has('dir')) {
+    dir = map.get('dir').report('required with identity.ca: where the sidecar keeps its key and certificate across restarts');
+  }
+  if (ttlMs === undefined || !renewal || (map.has('dir') && !dir)) return undefined;
+  if (files) return { source: 'files', files, dir, ttlMs, renewal };
+  return ca && dir ? { source: 'ca', ca, dir, ttlMs, renewal } : undefined;
+}
+
+function readCaSource(value: YamlValue): CaSourceConfig | undefined {
+  const map = value.map(['url', 'bundle', 'token']);
+  if (!map) return undefined;
+  const url = map.required('url', readCaUrl);
+  const bundle = map.required('bundle', readPath);
+  const token = map.optional('token', readPath, undefined);
+  if (!url || !bundle || (map.has('token') && token === undefined)) return undefined;
+  return { url, bundle, token };
+}
+
+function readCaUrl(value: YamlValue): string | undefined {
+  const text = value.string('an https:// URL');
+  if (text === undefined) return undefined;
+  const url = parseHttpsUrl(text);
+  return typeof url === 'string' ? value.report(`${JSON.stringify(text)} is not a CA URL: ${url}`) : url.origin;
+}
+
+function readFiles(value: YamlValue): FilesSourceConfig | undefined {
+  const map = value.map(['cert', 'key', 'bundle']);
+  if (!map) return undefined;
+  const cert = map.required('cert', readPath);
+  const key = map.required('key', readPath);
+  const bundle = map.required('bundle', readPath);
+  return cert && key && bundle ? { cert, key, bundle } : undefined;
+}
+
+function readRenewal(value: YamlValue): RenewalWindow | undefined {
+  const map = value.map(['from', 'to']);
+  if (!map) return undefined;
+  const from = map.optional('from', readFraction, DEFAULT_RENEWAL.from);
+  const to = map.optional('to', readFraction, DEFAULT_RENEWAL.to);
+  if (from === undefined || to === undefined) return undefined;
+  if (from > to) return value.report(`from (${from}) must not be greater than to (${to})`);
+  return { from, to };
+}
+
+/** A fraction of a certificate's lifetime, strictly between 0 and 1. */
+function readFraction(value: YamlValue): number | undefined {
+  const n = value.number('a fraction of the lifetime, e.g. 0.5');
+  if (n === undefined) return undefined;
+  return n > 0 && n < 1 ? n : value.report(`${value.display()} must be between 0 and 1 (a fraction of the certificate's lifetime)`);
+}
+
+function readAdmin(value: YamlValue): { listen: HostPort } | undefined {
+  const listen = value.map(['listen'])?.optional('listen', readListenAddress, DEFAULT_ADMIN_LISTEN);
+  return listen && { listen };
+}
+
+function readLog(value: YamlValue): { level: LogLevel; access: boolean } | undefined {
+  const map = value.map(['level', 'access']);
+  if (!map) return undefined;
+  const level = map.optional('level', readLogLevel, 'info');
+  const access = map.optional('access', (v) => v.boolean(), true);
+  return level === undefined || access === undefined ? undefined : { level, access };
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);
+const LISTENERS = ['inbound', 'outbound', 'admin'] as const;
+
+/**
+ * Two listeners on one port would fail at start-up with EADDRINUSE; say which keys clash now.
+ * Reads the listen values directly, so a mistake elsewhere in a section does not hide a clash.
+ */
+function checkListenersDistinct(root: YamlMap): void {
+  const listeners = LISTENERS.map((name) => {
+    const value = root.get(name).peek('listen');
+    const text = value?.kind === 'string' ? value.string() : undefined;
+    const parsed = text === undefined ? undefined : parseHostPort(text, { allowPortZero: true });
+    const address = typeof parsed === 'object' ? parsed : name === 'admin' && !value ? DEFAULT_ADMIN_LISTEN : undefined;
+    return { name, value, address };
+  });
+  const clash = (a: HostPort, b: HostPort): boolean => a.port === b.port && (a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host));
+  listeners.forEach((later, i) => {
+    const a = later.address;
+    if (!a || a.port === 0) return;
+    const earlier = listeners.find((b, j) => j < i && b.address !== undefined && clash(a, b.address));
+    if (!earlier) return;
+    // Only admin.listen has a default; when it is the one not written, blame the one that is.
+    if (later.value) later.value.report(`${formatHostPort(a)} clashes with ${earlier.name}.listen: each listener needs its own port`);
+    else earlier.value?.report(`clashes with ${later.name}.listen (default ${formatHostPort(a)}): pick another port or set ${later.name}.listen`);
+  });
+}

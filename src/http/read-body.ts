@@ -1,0 +1,31 @@
+// Reads a small request body (JSON APIs only; proxied bodies are streamed, never read here)
+// with a hard size cap, so a client cannot make the process buffer without bound.
+
+import type { IncomingMessage } from 'node:http';
+import { MeshcarError } from '../errors.js';
+
+export async function readLimitedBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limitBytes) {
+    throw new MeshcarError('body_too_large', `request body is ${declared} bytes; the limit is ${limitBytes}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limitBytes) throw new MeshcarError('body_too_large', `request body exceeds the limit of ${limitBytes} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+export async function readJsonBody(req: IncomingMessage, limitBytes: number): Promise<unknown> {
+  const body = await readLimitedBody(req, limitBytes);
+  const type = String(req.headers['content-type'] ?? 'application/json');
+  if (!/^application\/json\b/i.test(type)) throw new MeshcarError('bad_request', `content-type must be application/json, got ${type}`);
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new MeshcarError('malformed_json', 'request body is not valid JSON');
+  }
+}

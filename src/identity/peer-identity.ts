@@ -1,0 +1,90 @@
+// Who is on the other end of a TLS connection, by SPIFFE ID. Node's TLS verifies the chain
+// and checks DNS host names; URI SANs are ours to check, on both sides: the server reads the
+// caller's ID from its client certificate, the client pins the server's ID (never a hostname).
+
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import { MeshcarError } from '../errors.js';
+import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
+import { uriSansOfDer } from './uri-sans.js';
+
+/** Matches the `reason` label of meshcar_tls_handshake_failures_total. */
+export type PeerRefusalReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'bad_identity' | 'other';
+
+export type PeerIdentityResult =
+  | { readonly ok: true; readonly id: SpiffeId; readonly certificate: X509Certificate }
+  | { readonly ok: false; readonly reason: PeerRefusalReason; readonly message: string };
+
+// A busy listener sees the same few peer certificates on every connection; parsing the DER
+// once per certificate keeps the hot path to a fingerprint lookup. Bounded, oldest out first.
+const CACHE_LIMIT = 1024;
+const uriCache = new Map<string, string[] | string>();
+
+function cachedUriSans(fingerprint: string, der: Buffer): string[] | string {
+  let sans = uriCache.get(fingerprint);
+  if (sans === undefined) {
+    sans = uriSansOfDer(der);
+    if (uriCache.size >= CACHE_LIMIT) uriCache.delete(uriCache.keys().next().value as string);
+    uriCache.set(fingerprint, sans);
+  }
+  return sans;
+}
+
+/** The single SPIFFE ID a certificate asserts, or why it asserts none we accept. */
+export function spiffeIdOfUris(uris: string[] | string, trustDomain: string): SpiffeId | string {
+  if (typeof uris === 'string') return uris;
+  if (uris.length === 0) return 'the certificate has no URI SAN, so no SPIFFE ID';
+  if (uris.length > 1) return `the certificate has ${uris.length} URI SANs; an X509-SVID has exactly one`;
+  const id = tryParseSpiffeId(uris[0] as string);
+  if (typeof id === 'string') return `the URI SAN "${uris[0]}" is not a SPIFFE ID: ${id}`;
+  if (id.trustDomain !== trustDomain) return `${id.uri} belongs to trust domain "${id.trustDomain}", not "${trustDomain}"`;
+  return id;
+}
+
+export function spiffeIdOfCertificate(cert: X509Certificate, trustDomain: string): SpiffeId | string {
+  return spiffeIdOfUris(cachedUriSans(cert.fingerprint256, cert.raw), trustDomain);
+}
+
+function classifyAuthorizationError(error: Error | string | null | undefined): PeerRefusalReason {
+  const code = typeof error === 'string' ? error : (error as { code?: string } | null | undefined)?.code ?? String(error);
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return 'expired';
+  if (/UNABLE_TO_GET_ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE/.test(code)) return 'unknown_ca';
+  return 'other';
+}
+
+/**
+ * The caller's identity on an accepted TLS socket (after 'secureConnection'). Never throws:
+ * this runs on every inbound connection, and a refusal is an ordinary outcome.
+ */
+export function peerIdentity(socket: TLSSocket, trustDomain: string): PeerIdentityResult {
+  const cert = socket.getPeerX509Certificate();
+  if (!cert) return { ok: false, reason: 'no_client_cert', message: 'the peer presented no certificate' };
+  // with rejectUnauthorized the handshake already failed; without it we must not trust the chain
+  if (!socket.authorized) {
+    const error = socket.authorizationError;
+    return { ok: false, reason: classifyAuthorizationError(error), message: `the peer certificate is not trusted: ${String(error)}` };
+  }
+  const id = spiffeIdOfCertificate(cert, trustDomain);
+  if (typeof id === 'string') return { ok: false, reason: 'bad_identity', message: id };
+  return { ok: true, id, certificate: cert };
+}
+
+/**
+ * A `checkServerIdentity` for outbound TLS that accepts exactly one server: the one whose
+ * certificate carries `expectedId` as its only URI SAN. The hostname is ignored on purpose
+ * (endpoints are IPs and pool names; the identity is the SPIFFE ID).
+ *
+ * Node skips checkServerIdentity on a resumed TLS session, so a client that caches sessions
+ * must keep one session cache per expected ID (or none), or re-check the peer certificate.
+ */
+export function verifyServerSpiffeId(expectedId: string): (hostname: string, cert: PeerCertificate) => Error | undefined {
+  const expected = tryParseSpiffeId(expectedId);
+  if (typeof expected === 'string') throw new MeshcarError('identity_invalid', `"${expectedId}" is not a SPIFFE ID: ${expected}`);
+  return (_hostname, cert) => {
+    if (!cert || !cert.raw) return new MeshcarError('upstream_identity_mismatch', `expected ${expectedId}, but the server presented no certificate`);
+    const id = spiffeIdOfUris(cachedUriSans(cert.fingerprint256, cert.raw), expected.trustDomain);
+    if (typeof id === 'string') return new MeshcarError('upstream_identity_mismatch', `expected ${expectedId}: ${id}`);
+    if (id.uri !== expectedId) return new MeshcarError('upstream_identity_mismatch', `expected ${expectedId}, but the server is ${id.uri}`);
+    return undefined;
+  };
+}

@@ -1,0 +1,154 @@
+// An X509-SVID credential set (key, chain, bundle) and the one gate every such set passes
+// before meshcar serves it: whatever its source (the CA, the disk, watched files), a set that
+// does not hold together is refused here with a one-line reason, never discovered at handshake.
+
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { MeshcarError } from '../errors.js';
+import { pemBlocks, splitPemCertificates } from '../pki/der.js';
+import { uriSansOfDer } from './uri-sans.js';
+
+export interface SvidMaterial {
+  readonly privateKeyPem: string;
+  /** Leaf first, then the intermediates that lead to a root of the bundle. */
+  readonly chainPem: string;
+  /** Trusted roots; several during a root rotation. */
+  readonly bundlePem: string;
+}
+
+export interface Svid extends SvidMaterial {
+  readonly spiffeId: string;
+  /** Lower-case hex, as the CA and the admin endpoint print it. */
+  readonly serialHex: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly leaf: X509Certificate;
+}
+
+/** Signers above a leaf: a two-tier CA needs 2; a little slack, but never an unbounded walk. */
+const MAX_CHAIN_DEPTH = 4;
+
+const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+function refuse(reason: string): never {
+  throw new MeshcarError('identity_invalid', reason);
+}
+
+export function notBeforeOf(cert: X509Certificate): Date {
+  return new Date(cert.validFrom);
+}
+
+export function notAfterOf(cert: X509Certificate): Date {
+  return new Date(cert.validTo);
+}
+
+function describe(cert: X509Certificate): string {
+  const cn = /CN=([^\n]+)/.exec(cert.subject)?.[1];
+  return `${cn ? `"${cn}"` : 'certificate'} (serial ${cert.serialNumber.toLowerCase()})`;
+}
+
+function parseCertificates(pem: string, what: string): X509Certificate[] {
+  const texts = splitPemCertificates(pem);
+  if (texts.length === 0) refuse(`the ${what} holds no PEM CERTIFICATE block`);
+  return texts.map((text, i) => {
+    try {
+      return new X509Certificate(text);
+    } catch (err) {
+      return refuse(`certificate ${i + 1} of the ${what} cannot be parsed: ${(err as Error).message}`);
+    }
+  });
+}
+
+function parsePrivateKey(pem: string): KeyObject {
+  const keys = pemBlocks(pem).filter((b) => b.label.endsWith('PRIVATE KEY'));
+  if (keys.length !== 1) refuse(`the key file must hold exactly one PEM private key, it holds ${keys.length}`);
+  try {
+    return createPrivateKey(pem);
+  } catch (err) {
+    return refuse(`the private key cannot be read (encrypted keys are not supported): ${(err as Error).message}`);
+  }
+}
+
+function checkDates(cert: X509Certificate, now: Date): void {
+  if (notAfterOf(cert) <= now) refuse(`${describe(cert)} expired at ${notAfterOf(cert).toISOString()}`);
+  if (notBeforeOf(cert) > now) refuse(`${describe(cert)} is not valid before ${notBeforeOf(cert).toISOString()}`);
+}
+
+/** Issued by that signer, by name, key identifier and signature (OpenSSL's checks, both). */
+function issuedBy(cert: X509Certificate, signer: X509Certificate): boolean {
+  return cert.checkIssued(signer) && cert.verify(signer.publicKey);
+}
+
+/**
+ * Walks leaf → intermediates → a root of the bundle. Intermediates may arrive in any order;
+ * each step must verify by signature, and every signer must be a CA and within its dates.
+ */
+function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], roots: X509Certificate[], now: Date): void {
+  const unused = [...intermediates];
+  let current = leaf;
+  for (let depth = 0; depth <= MAX_CHAIN_DEPTH; depth++) {
+    const root = roots.find((r) => issuedBy(current, r));
+    if (root) {
+      if (!root.ca) refuse(`the bundle certificate ${describe(root)} is not a CA certificate`);
+      checkDates(root, now);
+      return;
+    }
+    const index = unused.findIndex((c) => issuedBy(current, c));
+    if (index === -1) {
+      return refuse(`${describe(current)} was not issued by any certificate of the chain or the bundle (issuer ${current.issuer.replace(/\n/g, ', ')})`);
+    }
+    const signer = unused.splice(index, 1)[0] as X509Certificate;
+    if (!signer.ca) refuse(`${describe(signer)} signs ${describe(current)} but is not a CA certificate`);
+    checkDates(signer, now);
+    current = signer;
+  }
+  refuse(`the chain is longer than ${MAX_CHAIN_DEPTH} signers without reaching the bundle`);
+}
+
+/**
+ * Checks that the set is one coherent SVID for expectedSpiffeId at `now`, and returns it parsed.
+ * Throws MeshcarError('identity_invalid') naming the first thing wrong.
+ */
+export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, now: Date = new Date()): Svid {
+  const chain = parseCertificates(material.chainPem, 'certificate chain');
+  const roots = parseCertificates(material.bundlePem, 'trust bundle');
+  const leaf = chain[0] as X509Certificate;
+  const key = parsePrivateKey(material.privateKeyPem);
+
+  if (!leaf.checkPrivateKey(key)) refuse(`the private key does not match the certificate ${describe(leaf)}`);
+  if (leaf.ca) refuse(`${describe(leaf)} is a CA certificate; an X509-SVID leaf must have cA=false`);
+  // absent EKU means any purpose; present, it must allow both directions of mutual TLS
+  const eku = leaf.keyUsage;
+  if (eku && !(eku.includes(EKU_SERVER_AUTH) && eku.includes(EKU_CLIENT_AUTH))) {
+    refuse(`${describe(leaf)} lacks serverAuth or clientAuth in its extended key usage`);
+  }
+
+  const uris = uriSansOfDer(leaf.raw);
+  if (typeof uris === 'string') refuse(uris);
+  if (uris.length !== 1) refuse(`${describe(leaf)} carries ${uris.length} URI SANs; an X509-SVID carries exactly one`);
+  if (uris[0] !== expectedSpiffeId) refuse(`${describe(leaf)} is for ${uris[0]}, expected ${expectedSpiffeId}`);
+
+  checkDates(leaf, now);
+  verifyChain(leaf, chain.slice(1), roots, now);
+
+  return Object.freeze({
+    // normalised PEM: exactly the blocks we validated, nothing a TLS stack could read differently
+    privateKeyPem: material.privateKeyPem,
+    chainPem: chain.map((c) => c.toString()).join(''),
+    bundlePem: roots.map((c) => c.toString()).join(''),
+    spiffeId: expectedSpiffeId,
+    serialHex: leaf.serialNumber.toLowerCase(),
+    notBefore: notBeforeOf(leaf),
+    notAfter: notAfterOf(leaf),
+    leaf,
+  });
+}
+
+export function lifetimeMs(svid: Svid): number {
+  return svid.notAfter.getTime() - svid.notBefore.getTime();
+}
+
+/** Milliseconds of validity left at `now` (negative once expired). */
+export function remainingMs(svid: Svid, now: Date = new Date()): number {
+  return svid.notAfter.getTime() - now.getTime();
+}
