@@ -3,10 +3,10 @@
 // caller's ID from its client certificate, the client pins the server's ID (never a hostname).
 
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
+import { uriSans } from '../pki/x509-read.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
-import { uriSansOfDer } from './uri-sans.js';
 
 /** Matches the `reason` label of meshcar_tls_handshake_failures_total. */
 export type PeerRefusalReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'bad_identity' | 'other';
@@ -15,15 +15,15 @@ export type PeerIdentityResult =
   | { readonly ok: true; readonly id: SpiffeId; readonly certificate: X509Certificate }
   | { readonly ok: false; readonly reason: PeerRefusalReason; readonly message: string };
 
-// A busy listener sees the same few peer certificates on every connection; parsing the DER
+// A busy listener sees the same few peer certificates on every connection; reading the SANs
 // once per certificate keeps the hot path to a fingerprint lookup. Bounded, oldest out first.
 const CACHE_LIMIT = 1024;
-const uriCache = new Map<string, string[] | string>();
+const uriCache = new Map<string, string[]>();
 
-function cachedUriSans(fingerprint: string, der: Buffer): string[] | string {
+function cachedUriSans(fingerprint: string, certificate: () => X509Certificate): string[] {
   let sans = uriCache.get(fingerprint);
   if (sans === undefined) {
-    sans = uriSansOfDer(der);
+    sans = uriSans(certificate());
     if (uriCache.size >= CACHE_LIMIT) uriCache.delete(uriCache.keys().next().value as string);
     uriCache.set(fingerprint, sans);
   }
@@ -31,8 +31,7 @@ function cachedUriSans(fingerprint: string, der: Buffer): string[] | string {
 }
 
 /** The single SPIFFE ID a certificate asserts, or why it asserts none we accept. */
-export function spiffeIdOfUris(uris: string[] | string, trustDomain: string): SpiffeId | string {
-  if (typeof uris === 'string') return uris;
+export function spiffeIdOfUris(uris: readonly string[], trustDomain: string): SpiffeId | string {
   if (uris.length === 0) return 'the certificate has no URI SAN, so no SPIFFE ID';
   if (uris.length > 1) return `the certificate has ${uris.length} URI SANs; an X509-SVID has exactly one`;
   const id = tryParseSpiffeId(uris[0] as string);
@@ -42,7 +41,7 @@ export function spiffeIdOfUris(uris: string[] | string, trustDomain: string): Sp
 }
 
 export function spiffeIdOfCertificate(cert: X509Certificate, trustDomain: string): SpiffeId | string {
-  return spiffeIdOfUris(cachedUriSans(cert.fingerprint256, cert.raw), trustDomain);
+  return spiffeIdOfUris(cachedUriSans(cert.fingerprint256, () => cert), trustDomain);
 }
 
 function classifyAuthorizationError(error: Error | string | null | undefined): PeerRefusalReason {
@@ -82,7 +81,7 @@ export function verifyServerSpiffeId(expectedId: string): (hostname: string, cer
   if (typeof expected === 'string') throw new MeshcarError('identity_invalid', `"${expectedId}" is not a SPIFFE ID: ${expected}`);
   return (_hostname, cert) => {
     if (!cert || !cert.raw) return new MeshcarError('upstream_identity_mismatch', `expected ${expectedId}, but the server presented no certificate`);
-    const id = spiffeIdOfUris(cachedUriSans(cert.fingerprint256, cert.raw), expected.trustDomain);
+    const id = spiffeIdOfUris(cachedUriSans(cert.fingerprint256, () => new X509Certificate(cert.raw)), expected.trustDomain);
     if (typeof id === 'string') return new MeshcarError('upstream_identity_mismatch', `expected ${expectedId}: ${id}`);
     if (id.uri !== expectedId) return new MeshcarError('upstream_identity_mismatch', `expected ${expectedId}, but the server is ${id.uri}`);
     return undefined;

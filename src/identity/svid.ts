@@ -5,7 +5,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
 import { pemBlocks, splitPemCertificates } from '../pki/der.js';
-import { uriSansOfDer } from './uri-sans.js';
+import { uriSans } from '../pki/x509-read.js';
 
 export interface SvidMaterial {
   readonly privateKeyPem: string;
@@ -123,8 +123,7 @@ export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, n
     refuse(`${describe(leaf)} lacks serverAuth or clientAuth in its extended key usage`);
   }
 
-  const uris = uriSansOfDer(leaf.raw);
-  if (typeof uris === 'string') refuse(uris);
+  const uris = uriSans(leaf);
   if (uris.length !== 1) refuse(`${describe(leaf)} carries ${uris.length} URI SANs; an X509-SVID carries exactly one`);
   if (uris[0] !== expectedSpiffeId) refuse(`${describe(leaf)} is for ${uris[0]}, expected ${expectedSpiffeId}`);
 

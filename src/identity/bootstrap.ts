@@ -1,0 +1,123 @@
+// Brings a workload identity up from configuration: from the CA (reuse the SVID on disk while
+// valid, else spend the join token; then keep renewing) or from watched files. The one entry
+// point the composition root needs; each returns a running identity and a way to stop it.
+
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
+import { CaClient } from './ca-client.js';
+import { DiskStore } from './disk-store.js';
+import { FilesWatcher, loadSvidFiles, type IdentityFiles } from './files-source.js';
+import { backoffDelayMs, Renewal, type BackoffPolicy, type RenewalWindow } from './renewal.js';
+import { remainingMs, type Svid } from './svid.js';
+import { WorkloadIdentity } from './workload-identity.js';
+
+export interface RunningIdentity {
+  readonly identity: WorkloadIdentity;
+  /** Next scheduled renewal; undefined for files (renewed by whoever writes them). */
+  nextRenewalAt(): Date | undefined;
+  stop(): void;
+}
+
+export interface CaIdentityOptions {
+  readonly spiffeId: string;
+  readonly trustDomain: string;
+  /** identity.dir: where the key and SVID persist across restarts. */
+  readonly dir: string;
+  readonly ca: { readonly url: string; readonly bundlePath: string; readonly tokenPath: string; readonly timeoutMs?: number };
+  readonly ttlMs?: number;
+  readonly renewal?: RenewalWindow;
+  readonly backoff?: BackoffPolicy;
+  /** How long the first issuance keeps retrying an unreachable CA (e.g. started alongside); default 30 s. */
+  readonly startupTimeoutMs?: number;
+  readonly logger: Logger;
+}
+
+async function readConfigFile(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new MeshcarError('identity_invalid', `cannot read the ${what} ${file}: ${describeError(err)}`, { cause: err });
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function obtainIdentity(options: CaIdentityOptions): Promise<RunningIdentity> {
+  const { spiffeId, logger } = options;
+  const store = new DiskStore(options.dir, logger);
+  const client = new CaClient({
+    url: options.ca.url,
+    trustDomain: options.trustDomain,
+    bundlePem: await readConfigFile(options.ca.bundlePath, 'CA bundle'),
+    logger,
+    ...(options.ca.timeoutMs === undefined ? {} : { timeoutMs: options.ca.timeoutMs }),
+  });
+  const ttl = options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs };
+
+  const withToken = async (): Promise<Svid> => {
+    // read when needed, not at start: it is only needed without a usable SVID, and may be rotated
+    const token = (await readConfigFile(options.ca.tokenPath, 'join token file')).trim();
+    if (token === '') throw new MeshcarError('identity_invalid', `the join token file ${options.ca.tokenPath} is empty`);
+    return client.sign({ spiffeId, auth: { token }, ...ttl });
+  };
+  // renewal authenticates with the current SVID; once that has expired only a token can help
+  const obtain = (current: Svid): Promise<Svid> =>
+    remainingMs(current) > 1000 ? client.sign({ spiffeId, auth: { svid: current }, ...ttl }) : withToken();
+
+  let svid = await store.load(spiffeId);
+  if (svid) {
+    logger.info({ serial: svid.serialHex, notAfter: svid.notAfter.toISOString() }, 'reusing the SVID stored on disk');
+  } else {
+    svid = await firstIssuance(withToken, options);
+    await store.save(svid).catch((err: unknown) => {
+      logger.error({ dir: options.dir }, `could not persist the new SVID; a restart will need a new join token: ${describeError(err)}`);
+    });
+    logger.info({ serial: svid.serialHex, notAfter: svid.notAfter.toISOString() }, 'SVID issued by the CA');
+  }
+
+  const identity = new WorkloadIdentity(svid, logger);
+  const renewal = new Renewal({
+    identity,
+    obtain,
+    persist: (next) => store.save(next),
+    logger,
+    ...(options.renewal ? { window: options.renewal } : {}),
+    ...(options.backoff ? { backoff: options.backoff } : {}),
+  });
+  renewal.start();
+  return { identity, nextRenewalAt: () => renewal.nextRenewalAt, stop: () => renewal.stop() };
+}
+
+/** Retries only an unreachable CA (it may be starting too); a refusal is final and clear. */
+async function firstIssuance(request: () => Promise<Svid>, options: CaIdentityOptions): Promise<Svid> {
+  const deadline = Date.now() + (options.startupTimeoutMs ?? 30_000);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await request();
+    } catch (err) {
+      const delay = backoffDelayMs(attempt, options.backoff);
+      if (!isMeshcarError(err) || err.code !== 'ca_unreachable' || Date.now() + delay > deadline) throw err;
+      options.logger.warn({ retryInMs: delay }, `first SVID request failed, retrying: ${describeError(err)}`);
+      await sleep(delay);
+    }
+  }
+}
+
+export interface FilesIdentityOptions {
+  readonly spiffeId: string;
+  readonly files: IdentityFiles;
+  readonly debounceMs?: number;
+  readonly logger: Logger;
+}
+
+export async function identityFromFiles(options: FilesIdentityOptions): Promise<RunningIdentity> {
+  const identity = new WorkloadIdentity(await loadSvidFiles(options.files, options.spiffeId), options.logger);
+  const watcher = new FilesWatcher({
+    files: options.files,
+    identity,
+    logger: options.logger,
+    ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }),
+  });
+  return { identity, nextRenewalAt: () => undefined, stop: () => watcher.close() };
+}

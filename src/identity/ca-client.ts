@@ -1,0 +1,187 @@
+// Asks the meshcar CA for an SVID: a fresh key made here (it never leaves the process), a CSR
+// for our SPIFFE ID, POST /v1/sign with a join token or over mutual TLS with the current SVID.
+// The CA is trusted only if its certificate chains to the bundle AND names the CA's SPIFFE
+// ID; whatever it answers is accepted only after validateSvid.
+
+import https from 'node:https';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
+import { formatDuration } from '../config/duration.js';
+import { generateWorkloadKey } from '../pki/keys.js';
+import { buildCsr } from '../pki/csr.js';
+import { caSpiffeId } from './spiffe-id.js';
+import { spiffeIdOfCertificate, verifyServerSpiffeId } from './peer-identity.js';
+import { validateSvid, type Svid } from './svid.js';
+
+export const DEFAULT_CA_TIMEOUT_MS = 10_000;
+/** A chain and a bundle are a few kilobytes; anything near this is not a signing response. */
+const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+export interface CaClientOptions {
+  /** https://host:port of the CA server. */
+  readonly url: string;
+  readonly trustDomain: string;
+  /** Roots the CA server's certificate must chain to (identity.ca.bundle). */
+  readonly bundlePem: string;
+  readonly timeoutMs?: number;
+  readonly logger: Logger;
+}
+
+export type CaAuth = { readonly token: string } | { readonly svid: Svid };
+
+export interface SignRequest {
+  readonly spiffeId: string;
+  readonly auth: CaAuth;
+  /** Asked-for lifetime; the CA may cap it. */
+  readonly ttlMs?: number;
+}
+
+/** The CA answered, with an HTTP error: its status and error code, for logs and retry policy. */
+export class CaRefusedError extends MeshcarError {
+  readonly status: number;
+  readonly caError: string;
+
+  constructor(status: number, caError: string, message: string, retryAfterSeconds?: number) {
+    super('ca_refused', message, retryAfterSeconds === undefined ? {} : { retryAfterSeconds });
+    this.status = status;
+    this.caError = caError;
+  }
+}
+
+interface RawResponse {
+  readonly status: number;
+  readonly headers: IncomingMessage['headers'];
+  readonly body: string;
+}
+
+function parseRetryAfter(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+export class CaClient {
+  private readonly signUrl: URL;
+  private readonly caId: string;
+  private readonly options: CaClientOptions;
+
+  constructor(options: CaClientOptions) {
+    this.options = options;
+    this.signUrl = new URL('/v1/sign', options.url);
+    if (this.signUrl.protocol !== 'https:') {
+      throw new MeshcarError('config_invalid', `the CA url ${options.url} must start with https://`);
+    }
+    this.caId = caSpiffeId(options.trustDomain);
+  }
+
+  /** A new SVID for request.spiffeId, validated; throws ca_unreachable, ca_refused or identity_invalid. */
+  async sign(request: SignRequest): Promise<Svid> {
+    const keyPair = await generateWorkloadKey();
+    const csr = await buildCsr(createPrivateKey(keyPair.privateKeyPem), createPublicKey(keyPair.publicKeyPem), request.spiffeId);
+    const body = JSON.stringify(request.ttlMs === undefined ? { csr } : { csr, ttl: formatDuration(request.ttlMs) });
+    const response = await this.post(body, request.auth);
+
+    if (response.status !== 200) throw this.refusal(response);
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(response.body) as Record<string, unknown>;
+    } catch {
+      throw new CaRefusedError(200, 'bad_response', `the CA at ${this.options.url} answered 200 with a body that is not JSON`);
+    }
+    const { spiffeId, chain, bundle } = parsed ?? {};
+    if (typeof chain !== 'string' || typeof bundle !== 'string' || typeof spiffeId !== 'string') {
+      throw new CaRefusedError(200, 'bad_response', `the CA at ${this.options.url} answered 200 without string "spiffeId", "chain" and "bundle"`);
+    }
+    if (spiffeId !== request.spiffeId) {
+      throw new MeshcarError('identity_invalid', `the CA issued ${spiffeId}, but ${request.spiffeId} was asked for`);
+    }
+    try {
+      return validateSvid({ privateKeyPem: keyPair.privateKeyPem, chainPem: chain, bundlePem: bundle }, request.spiffeId);
+    } catch (err) {
+      throw new MeshcarError('identity_invalid', `the CA's new SVID is not usable: ${describeError(err)}`, { cause: err });
+    }
+  }
+
+  private refusal(response: RawResponse): CaRefusedError {
+    let code = 'http_error';
+    let message = response.body.slice(0, 200);
+    try {
+      const json = JSON.parse(response.body) as { error?: unknown; message?: unknown };
+      if (typeof json.error === 'string') code = json.error;
+      if (typeof json.message === 'string') message = json.message;
+    } catch {
+      // not JSON (a proxy's error page?): keep the start of the text
+    }
+    const retryAfter = parseRetryAfter(response.headers['retry-after'] as string | undefined);
+    return new CaRefusedError(response.status, code, `the CA at ${this.options.url} refused (${response.status} ${code}): ${message}`, retryAfter);
+  }
+
+  private post(body: string, auth: CaAuth): Promise<RawResponse> {
+    const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = this.options;
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      accept: 'application/json',
+    };
+    const renewal = 'svid' in auth;
+    // the current SVID's bundle is as trusted as the configured one (the CA sent it to us over
+    // a verified channel) and keeps renewal working after the CA adds a root
+    const ca = renewal ? `${this.options.bundlePem}\n${auth.svid.bundlePem}` : this.options.bundlePem;
+    if (!renewal) headers.authorization = `Bearer ${auth.token}`;
+
+    this.options.logger.debug({ url, renewal }, 'requesting an SVID from the CA');
+    return new Promise<RawResponse>((resolve, reject) => {
+      let settled = false;
+      const unreachable = (err: unknown) => {
+        clearTimeout(timer);
+        if (settled) return;
+        settled = true;
+        const why = isMeshcarError(err) && err.code === 'upstream_identity_mismatch' ? `it is not the meshcar CA: ${err.message}` : describeError(err);
+        reject(new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${why}`, { cause: err }));
+      };
+      const req = https.request(this.signUrl, {
+        method: 'POST',
+        headers,
+        ca,
+        ...(renewal ? { key: auth.svid.privateKeyPem, cert: auth.svid.chainPem } : {}),
+        minVersion: 'TLSv1.2',
+        checkServerIdentity: verifyServerSpiffeId(this.caId),
+        // a fresh agent per request: no pooled socket and no resumed TLS session, so every
+        // request runs the full chain and SPIFFE ID check above
+        agent: false,
+      });
+      // one deadline for connect, handshake, request and response together
+      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      // before a response, failures arrive here; after it, on the response (Node's http rules)
+      req.on('error', unreachable);
+      req.on('response', (res) => {
+        // belt and braces: the check above is skipped on resumed sessions, this one never is
+        const peer = (res.socket as TLSSocket).getPeerX509Certificate();
+        const id = peer ? spiffeIdOfCertificate(peer, this.options.trustDomain) : 'no certificate';
+        if (typeof id === 'string' || id.uri !== this.caId) {
+          req.destroy(new MeshcarError('upstream_identity_mismatch', `expected ${this.caId}: ${typeof id === 'string' ? id : id.uri}`));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BYTES) req.destroy(new Error(`the response exceeds ${MAX_RESPONSE_BYTES} bytes`));
+          else chunks.push(chunk);
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', unreachable);
+      });
+      req.end(body);
+    });
+  }
+}

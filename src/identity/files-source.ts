@@ -1,0 +1,152 @@
+// identity.files: certificates managed by someone else (cert-manager, SPIRE, Vault agent),
+// loaded, validated and hot-reloaded. Their writers replace files by rename or by swapping a
+// symlinked directory, so we watch the containing directories, not the files; a set that does
+// not validate is refused with one warning per attempt and the old identity keeps serving.
+
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { MeshcarError, describeError } from '../errors.js';
+import { validateSvid, type Svid } from './svid.js';
+import type { WorkloadIdentity } from './workload-identity.js';
+
+export interface IdentityFiles {
+  readonly cert: string;
+  readonly key: string;
+  readonly bundle: string;
+}
+
+interface FilesContent {
+  readonly privateKeyPem: string;
+  readonly chainPem: string;
+  readonly bundlePem: string;
+}
+
+async function readFiles(files: IdentityFiles): Promise<FilesContent> {
+  const read = (file: string) =>
+    readFile(file, 'utf8').catch((err: unknown) => {
+      throw new MeshcarError('identity_invalid', `cannot read ${file}: ${describeError(err)}`, { cause: err });
+    });
+  const [chainPem, privateKeyPem, bundlePem] = await Promise.all([read(files.cert), read(files.key), read(files.bundle)]);
+  return { chainPem, privateKeyPem, bundlePem };
+}
+
+function validateFiles(content: FilesContent, files: IdentityFiles, spiffeId: string): Svid {
+  try {
+    return validateSvid(content, spiffeId);
+  } catch (err) {
+    throw new MeshcarError('identity_invalid', `${files.cert} / ${files.key} / ${files.bundle}: ${describeError(err)}`, { cause: err });
+  }
+}
+
+/** Loads and validates the files once; throws identity_invalid naming the files. */
+export async function loadSvidFiles(files: IdentityFiles, spiffeId: string): Promise<Svid> {
+  return validateFiles(await readFiles(files), files, spiffeId);
+}
+
+export interface FilesWatchOptions {
+  readonly files: IdentityFiles;
+  readonly identity: WorkloadIdentity;
+  readonly logger: Logger;
+  /** Writers replace cert and key one after the other; wait for the burst to settle. */
+  readonly debounceMs?: number;
+}
+
+/** Watches the files and swaps each new valid set into `identity`. */
+export class FilesWatcher {
+  private readonly options: FilesWatchOptions;
+  private readonly watchers: FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private reloading: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+  /** What the files held at the last attempt: unchanged bytes are not re-tried nor re-logged. */
+  private lastSeen: string | undefined;
+
+  constructor(options: FilesWatchOptions) {
+    this.options = options;
+    const dirs = new Set(Object.values(options.files).map((f: string) => path.dirname(path.resolve(f))));
+    for (const dir of dirs) {
+      // any event in the directory counts: a Kubernetes secret update renames "..data", not our names
+      const watcher = watch(dir, () => this.changed());
+      watcher.on('error', (err) => options.logger.warn({ dir }, `stopped watching ${dir}: ${describeError(err)}`));
+      this.watchers.push(watcher);
+    }
+  }
+
+  private changed(): void {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.reload();
+    }, this.options.debounceMs ?? 200);
+  }
+
+  /** Re-reads the files now; resolves once this attempt (and any it coalesced) is done. */
+  reload(): Promise<void> {
+    if (this.reloading) {
+      this.again = true;
+      return this.reloading;
+    }
+    this.reloading = this.reloadOnce().finally(() => {
+      this.reloading = undefined;
+      if (this.again && !this.closed) {
+        this.again = false;
+        void this.reload();
+      }
+    });
+    return this.reloading;
+  }
+
+  private async reloadOnce(): Promise<void> {
+    const { files, identity, logger } = this.options;
+    let content: FilesContent;
+    try {
+      content = await readFiles(files);
+    } catch (err) {
+      this.refused(err);
+      return;
+    }
+    const seen = fingerprint(content);
+    if (seen === this.lastSeen || this.closed) return;
+    this.lastSeen = seen;
+    let next: Svid;
+    try {
+      next = validateFiles(content, files, identity.spiffeId);
+      // the first event after start, or a writer touching files without changing them
+      if (sameMaterial(next, identity.current())) return;
+      identity.swap(next);
+    } catch (err) {
+      this.refused(err);
+      return;
+    }
+    logger.info({ serial: next.serialHex, notAfter: next.notAfter.toISOString() }, 'identity reloaded from files');
+    identity.reportRenewal({ result: 'success' });
+  }
+
+  private refused(err: unknown): void {
+    const { identity, logger } = this.options;
+    logger.warn(
+      { keeping: identity.current().serialHex },
+      `refused the new identity files, keeping the current SVID: ${describeError(err)}`,
+    );
+    identity.reportRenewal({ result: 'failure', error: err });
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const watcher of this.watchers) watcher.close();
+    this.watchers.length = 0;
+  }
+}
+
+function sameMaterial(a: Svid, b: Svid): boolean {
+  return a.chainPem === b.chainPem && a.privateKeyPem === b.privateKeyPem && a.bundlePem === b.bundlePem;
+}
+
+function fingerprint(content: FilesContent): string {
+  return `${content.chainPem}\u0000${content.privateKeyPem}\u0000${content.bundlePem}`;
+}

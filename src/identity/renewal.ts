@@ -1,0 +1,161 @@
+// Renews the SVID before it expires: at a random point in a window of its lifetime (so a fleet
+// started together does not renew together), retrying with exponential backoff and full jitter
+// while the current SVID keeps serving, persisting and swapping in each new one.
+
+import type { Logger } from 'pino';
+import { describeError, isMeshcarError } from '../errors.js';
+import { lifetimeMs, type Svid } from './svid.js';
+import type { WorkloadIdentity } from './workload-identity.js';
+
+export interface RenewalWindow {
+  /** Fractions of the lifetime (notBefore → notAfter); default 0.5 to 0.7. */
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface BackoffPolicy {
+  readonly baseMs: number;
+  readonly capMs: number;
+}
+
+export const DEFAULT_WINDOW: RenewalWindow = Object.freeze({ from: 0.5, to: 0.7 });
+export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 500, capMs: 30_000 });
+
+/** setTimeout keeps delays in an int32; longer waits are taken in several steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Never spin: even a zero draw of the jitter waits this long. */
+const MIN_RETRY_MS = 10;
+
+export interface RenewalOptions {
+  readonly identity: WorkloadIdentity;
+  /** Gets a new validated SVID, e.g. from the CA over mTLS with `current`. */
+  readonly obtain: (current: Svid) => Promise<Svid>;
+  /** Stores the new SVID before it is swapped in (failures are logged, the swap goes ahead). */
+  readonly persist?: (svid: Svid) => Promise<void>;
+  readonly window?: RenewalWindow;
+  readonly backoff?: BackoffPolicy;
+  readonly logger: Logger;
+  /** Defaults to Math.random; tests make jitter deterministic with it. */
+  readonly random?: () => number;
+}
+
+/** When to renew `svid`: uniformly within the window of its lifetime. */
+export function renewalTime(svid: Svid, window: RenewalWindow = DEFAULT_WINDOW, random: () => number = Math.random): Date {
+  const fraction = window.from + (window.to - window.from) * random();
+  return new Date(svid.notBefore.getTime() + lifetimeMs(svid) * fraction);
+}
+
+/** Full jitter (AWS architecture blog): uniform in [0, min(cap, base · 2^attempt)]. */
+export function backoffDelayMs(attempt: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(attempt, 30));
+  return Math.max(MIN_RETRY_MS, Math.floor(ceiling * random()));
+}
+
+/** The last moment a retry is still useful: shortly before expiry, scaled for short lifetimes. */
+export function retryDeadline(svid: Svid): number {
+  return svid.notAfter.getTime() - Math.min(30_000, lifetimeMs(svid) * 0.05);
+}
+
+export class Renewal {
+  private readonly options: RenewalOptions;
+  private readonly window: RenewalWindow;
+  private readonly backoff: BackoffPolicy;
+  private readonly random: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private dueAt: number | undefined;
+  private failures = 0;
+  private running = false;
+  private generation = 0;
+
+  constructor(options: RenewalOptions) {
+    this.options = options;
+    this.window = options.window ?? DEFAULT_WINDOW;
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.random = options.random ?? Math.random;
+    if (!(this.window.from >= 0 && this.window.from <= this.window.to && this.window.to < 1)) {
+      throw new RangeError(`renewal window must satisfy 0 <= from <= to < 1, got ${this.window.from}..${this.window.to}`);
+    }
+  }
+
+  /** When the next attempt is due, for /identity; undefined when stopped. */
+  get nextRenewalAt(): Date | undefined {
+    return this.dueAt === undefined ? undefined : new Date(this.dueAt);
+  }
+
+  /** Failed attempts since the last success. */
+  get consecutiveFailures(): number {
+    return this.failures;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.failures = 0;
+    this.schedule(renewalTime(this.options.identity.current(), this.window, this.random).getTime());
+  }
+
+  stop(): void {
+    this.running = false;
+    this.generation += 1; // an attempt in flight finds itself outdated and drops its result
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.dueAt = undefined;
+  }
+
+  private schedule(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.dueAt = at;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now()));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (Date.now() < at) this.schedule(at); // a long wait taken in int32 steps
+      else void this.attempt();
+    }, delay);
+    // not unref'd: a scheduled renewal is work pending; stop() releases the event loop
+  }
+
+  private async attempt(): Promise<void> {
+    const { identity, obtain, persist, logger } = this.options;
+    const generation = this.generation;
+    const current = identity.current();
+    let next: Svid;
+    try {
+      next = await obtain(current);
+      if (generation !== this.generation) return;
+      if (persist) {
+        await persist(next).catch((err: unknown) => {
+          logger.error({ err: describeError(err) }, 'could not persist the renewed SVID; a restart will need a new join token');
+        });
+      }
+      if (generation !== this.generation) return;
+      identity.swap(next);
+    } catch (err) {
+      if (generation !== this.generation) return;
+      this.failed(current, err);
+      return;
+    }
+    this.failures = 0;
+    identity.reportRenewal({ result: 'success' });
+    this.schedule(renewalTime(next, this.window, this.random).getTime());
+  }
+
+  private failed(current: Svid, err: unknown): void {
+    const { identity, logger } = this.options;
+    const attempt = this.failures;
+    this.failures += 1;
+    let delay = backoffDelayMs(attempt, this.backoff, this.random);
+    // honour a CA's Retry-After, but the deadline below still wins
+    if (isMeshcarError(err) && err.retryAfterSeconds !== undefined) delay = Math.max(delay, err.retryAfterSeconds * 1000);
+    const now = Date.now();
+    const deadline = retryDeadline(current);
+    // keep the last retries before expiry; past the deadline, plain backoff (the SVID is lost anyway)
+    if (deadline > now) delay = Math.max(MIN_RETRY_MS, Math.min(delay, deadline - now));
+    const expired = current.notAfter.getTime() <= now;
+    logger[expired ? 'error' : 'warn'](
+      { failures: this.failures, retryInMs: delay, notAfter: current.notAfter.toISOString() },
+      `SVID renewal failed${expired ? ' and the current SVID has expired' : ', still serving the current SVID'}: ${describeError(err)}`,
+    );
+    identity.reportRenewal({ result: 'failure', error: err });
+    this.schedule(now + delay);
+  }
+}

@@ -1,0 +1,47 @@
+// TLS material for one identity version: the options servers are (re)configured with and the
+// ready SecureContext clients reuse. Built once per SVID, never per connection: building a
+// context parses the key and every certificate again.
+
+import tls from 'node:tls';
+import type { Svid } from './svid.js';
+
+// TLS 1.3 suites are always offered by OpenSSL; for TLS 1.2 only forward-secret AEAD suites
+const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+const TLS13_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
+
+/** Server-wide mutual TLS: every caller must present a certificate that chains to the bundle. */
+export const MTLS_SERVER_OPTIONS = Object.freeze({ requestCert: true, rejectUnauthorized: true });
+
+export interface IdentityTls {
+  /** For tls.createServer / https.createServer / http2.createSecureServer and setSecureContext. */
+  readonly options: Readonly<tls.SecureContextOptions>;
+  /** For tls.connect / http2.connect ({ secureContext }): one shared context per identity version. */
+  readonly secureContext: tls.SecureContext;
+}
+
+export function secureContextOptions(svid: Svid): tls.SecureContextOptions {
+  return {
+    key: svid.privateKeyPem,
+    // the full chain, leaf then issuer: peers trust only roots, so without the issuer in the
+    // handshake no one could build the path
+    cert: svid.chainPem,
+    ca: svid.bundlePem,
+    minVersion: 'TLSv1.2',
+    ciphers: `${TLS13_CIPHERS}:${TLS12_CIPHERS}`,
+    ecdhCurve: 'X25519:P-256:P-384',
+    honorCipherOrder: true,
+  };
+}
+
+/** Throws if OpenSSL rejects the material (callers validate first, so that means a bug). */
+export function buildIdentityTls(svid: Svid): IdentityTls {
+  const options = Object.freeze(secureContextOptions(svid));
+  return Object.freeze({ options, secureContext: tls.createSecureContext(options) });
+}

@@ -1,0 +1,212 @@
+// The CA's HTTP API over real HTTPS: first issuance by join token, renewal over mTLS, and
+// every kind of bad input, each answered with its status and JSON error while the server
+// keeps serving.
+
+import t from 'tap';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { writeFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startTestCa, callCa, execFileAsync, makeCaDir, openssl, type TestCa } from '../helpers/ca.js';
+import { buildCsr } from '../../src/pki/csr.js';
+import { generateRsaKey, generateWorkloadKey } from '../../src/pki/keys.js';
+import { createJoinToken } from '../../src/ca/join-tokens.js';
+import { loadCaMaterial } from '../../src/ca/store.js';
+import { issueLeafCertificate } from '../../src/ca/x509-profile.js';
+import { uriSans } from '../../src/pki/x509-read.js';
+
+const ORDERS = 'spiffe://mesh.local/svc/orders';
+
+async function csrFor(spiffeId: string, keys?: { privateKeyPem: string; publicKeyPem: string }) {
+  const pair = keys ?? (await generateWorkloadKey());
+  const csr = await buildCsr(createPrivateKey(pair.privateKeyPem), createPublicKey(pair.publicKeyPem), spiffeId);
+  return { csr, keyPem: pair.privateKeyPem };
+}
+
+let ca: TestCa;
+let bundle: string;
+
+t.before(async () => {
+  ca = await startTestCa({ maxTtlMs: 86_400_000 });
+  bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+});
+t.teardown(() => ca.close());
+
+const token = (service = 'orders', ttlMs = 3_600_000, single = false) =>
+  execFileAsync(process.execPath, ['dist/cli.js', 'ca', 'token', '--dir', ca.dir, '--service', service, '--ttl', `${ttlMs / 1000}s`, ...(single ? ['--single-use'] : [])]).then((r) => r.stdout.trim());
+
+async function sign(body: unknown, headers: Record<string, string> = {}, client?: { cert: string; key: string }) {
+  return callCa(ca.server.url, { method: 'POST', path: '/v1/sign', body: typeof body === 'string' ? body : JSON.stringify(body), headers, ca: bundle, ...(client ?? {}) });
+}
+
+function expectError(t: Tap.Test, res: Awaited<ReturnType<typeof sign>>, status: number, code: string) {
+  t.equal(res.status, status, `status ${status} for ${code}: ${res.text}`);
+  t.match(res.headers['content-type'], /application\/json/);
+  const body = res.json();
+  t.equal(body.error, code);
+  t.type(body.message, 'string');
+}
+
+async function issueWithToken(spiffeService = 'orders') {
+  const { csr, keyPem } = await csrFor(`spiffe://mesh.local/svc/${spiffeService}`);
+  const res = await sign({ csr }, { authorization: `Bearer ${await token(spiffeService)}` });
+  return { res, keyPem };
+}
+
+t.test('first issuance with a join token', async (t) => {
+  const { res } = await issueWithToken();
+  t.equal(res.status, 200, res.text);
+  const body = res.json();
+  t.equal(body.spiffeId, ORDERS);
+  const leaf = new X509Certificate(String(body.certificate));
+  t.same(uriSans(leaf), [ORDERS]);
+  t.match(String(body.chain), /BEGIN CERTIFICATE[\s\S]+BEGIN CERTIFICATE/, 'chain holds leaf + issuer');
+  t.equal(body.bundle, bundle);
+  t.equal(new Date(String(body.notAfter)).toISOString(), new Date(leaf.validTo).toISOString());
+  t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.spiffeId === ORDERS && typeof l.serial === 'string' && l.auth === 'token'), 'audit line for the issuance');
+  t.notOk(JSON.stringify(ca.logLines).includes('eyJ'), 'no token in any log line');
+  t.notOk(JSON.stringify(ca.logLines).includes('PRIVATE KEY'), 'no key in any log line');
+});
+
+t.test('lifetime is capped by maxTtl and ttl is honoured below it', async (t) => {
+  const { csr } = await csrFor(ORDERS);
+  const long = await sign({ csr, ttl: '48h' }, { authorization: `Bearer ${await token()}` });
+  t.equal(long.status, 200);
+  const lifetime = new Date(String(long.json().notAfter)).getTime() - Date.now();
+  t.ok(lifetime <= 86_400_000 && lifetime > 86_000_000, `capped at 24h (${lifetime} ms)`);
+  const short = await sign({ csr, ttl: '10m' }, { authorization: `Bearer ${await token()}` });
+  const shortLife = new Date(String(short.json().notAfter)).getTime() - Date.now();
+  t.ok(shortLife <= 600_000 && shortLife > 590_000, `10m honoured (${shortLife} ms)`);
+  expectError(t, await sign({ csr, ttl: 'forever' }, { authorization: `Bearer ${await token()}` }), 400, 'bad_request');
+});
+
+t.test('credentials: missing, malformed, expired, foreign, another service', async (t) => {
+  const { csr } = await csrFor(ORDERS);
+  expectError(t, await sign({ csr }), 401, 'unauthenticated');
+  expectError(t, await sign({ csr }, { authorization: 'Basic abc' }), 401, 'unauthenticated');
+  expectError(t, await sign({ csr }, { authorization: 'Bearer not.a.token' }), 401, 'bad_token');
+  const material = await loadCaMaterial(ca.dir);
+  const expired = createJoinToken(material.issuer.key, ORDERS, 1000, false, Date.now() - 10_000);
+  expectError(t, await sign({ csr }, { authorization: `Bearer ${expired}` }), 401, 'token_expired');
+  const foreignDir = await makeCaDir();
+  const foreign = createJoinToken((await loadCaMaterial(foreignDir)).issuer.key, ORDERS, 60_000, false);
+  expectError(t, await sign({ csr }, { authorization: `Bearer ${foreign}` }), 401, 'bad_token');
+  expectError(t, await sign({ csr }, { authorization: `Bearer ${await token('payments')}` }), 403, 'identity_not_allowed');
+});
+
+t.test('a single-use token is refused the second time, also after a restart', async (t) => {
+  const once = await token('orders', 3_600_000, true);
+  const first = await csrFor(ORDERS);
+  t.equal((await sign({ csr: first.csr }, { authorization: `Bearer ${once}` })).status, 200);
+  expectError(t, await sign({ csr: first.csr }, { authorization: `Bearer ${once}` }), 401, 'token_used');
+  await ca.restart();
+  expectError(t, await sign({ csr: first.csr }, { authorization: `Bearer ${once}` }), 401, 'token_used');
+  const reusable = await token();
+  t.equal((await sign({ csr: first.csr }, { authorization: `Bearer ${reusable}` })).status, 200);
+  t.equal((await sign({ csr: first.csr }, { authorization: `Bearer ${reusable}` })).status, 200, 'a reusable token works until it expires');
+});
+
+t.test('bad bodies and bad CSRs', async (t) => {
+  const auth = { authorization: `Bearer ${await token()}` };
+  expectError(t, await sign('{not json', auth), 400, 'malformed_json');
+  expectError(t, await sign({ nope: 1 }, auth), 400, 'bad_request');
+  const { res } = await issueWithToken();
+  expectError(t, await sign({ csr: String(res.json().certificate) }, auth), 400, 'bad_csr');
+  expectError(t, await sign({ csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n' }, auth), 400, 'bad_csr');
+
+  const { csr } = await csrFor(ORDERS);
+  const der = Buffer.from(csr.replace(/-----[A-Z ]+-----|\s/g, ''), 'base64');
+  der[der.length - 5] = (der[der.length - 5] as number) ^ 0xff; // inside the signature
+  const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+  expectError(t, await sign({ csr: tampered }, auth), 400, 'bad_csr');
+
+  const rsa1024 = await generateRsaKey(1024);
+  expectError(t, await sign({ csr: (await csrFor(ORDERS, rsa1024)).csr }, auth), 400, 'weak_key');
+  const rsa2048 = await generateRsaKey(2048);
+  const rsaRes = await sign({ csr: (await csrFor(ORDERS, rsa2048)).csr }, auth);
+  t.equal(rsaRes.status, 200, 'RSA 2048 is accepted');
+  const rsaUsage = await openssl(['x509', '-noout', '-ext', 'keyUsage'], String(rsaRes.json().certificate));
+  t.match(rsaUsage, /Digital Signature, Key Encipherment/, 'RSA leaves also get keyEncipherment');
+  expectError(t, await sign({ csr: (await csrFor('spiffe://other.domain/svc/orders')).csr }, auth), 403, 'identity_not_allowed');
+});
+
+t.test('CSRs made by openssl: two URIs, a DNS name, or just right', async (t) => {
+  const dir = t.testdir();
+  const auth = { authorization: `Bearer ${await token()}` };
+  const keyFile = join(dir, 'k.pem');
+  await execFileAsync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', keyFile]);
+  const make = (san: string) => openssl(['req', '-new', '-key', keyFile, '-subj', '/O=test', '-addext', `subjectAltName=${san}`]);
+  expectError(t, await sign({ csr: await make(`URI:${ORDERS},URI:spiffe://mesh.local/svc/admin`) }, auth), 403, 'identity_not_allowed');
+  expectError(t, await sign({ csr: await make(`URI:${ORDERS},DNS:orders.example`) }, auth), 403, 'identity_not_allowed');
+  const good = await sign({ csr: await make(`URI:${ORDERS}`) }, auth);
+  t.equal(good.status, 200, 'a plain openssl CSR for the granted ID is signed');
+});
+
+t.test('renewal over mTLS with the current SVID', async (t) => {
+  const { res, keyPem } = await issueWithToken();
+  const chain = String(res.json().chain);
+  const { csr } = await csrFor(ORDERS);
+  const renewed = await sign({ csr }, {}, { cert: chain, key: keyPem });
+  t.equal(renewed.status, 200, renewed.text);
+  t.equal(renewed.json().spiffeId, ORDERS, 'same identity');
+  t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'certificate'), 'audited as a certificate renewal');
+  const other = await csrFor('spiffe://mesh.local/svc/payments');
+  expectError(t, await sign({ csr: other.csr }, {}, { cert: chain, key: keyPem }), 403, 'identity_not_allowed');
+});
+
+t.test('renewal refused with a foreign or an expired certificate', async (t) => {
+  const foreign = await startTestCa();
+  t.teardown(() => foreign.close());
+  const foreignBundle = await readFile(join(foreign.dir, 'bundle.pem'), 'utf8');
+  const { csr, keyPem } = await csrFor(ORDERS);
+  const foreignRes = await callCa(foreign.server.url, { method: 'POST', path: '/v1/sign', body: JSON.stringify({ csr }), headers: { authorization: `Bearer ${createJoinToken((await loadCaMaterial(foreign.dir)).issuer.key, ORDERS, 60_000, false)}` }, ca: foreignBundle });
+  t.equal(foreignRes.status, 200);
+  expectError(t, await sign({ csr }, {}, { cert: String(foreignRes.json().chain), key: keyPem }), 401, 'bad_client_certificate');
+
+  const material = await loadCaMaterial(ca.dir);
+  const keys = await generateWorkloadKey();
+  const spki = createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' });
+  const old = await issueLeafCertificate(material.issuer, new Date(material.issuerCert.validTo), { spiffeId: ORDERS, subjectPublicKeySpki: spki, lifetimeMs: 3_600_000 }, new Date(Date.now() - 7_200_000));
+  const expired = await sign({ csr: (await csrFor(ORDERS, keys)).csr }, {}, { cert: old.pem + material.issuerPem, key: keys.privateKeyPem });
+  expectError(t, expired, 401, 'bad_client_certificate');
+  t.match(expired.json().message, /expired/);
+});
+
+t.test('413 for a body over 64 KiB', async (t) => {
+  const big = JSON.stringify({ csr: 'x'.repeat(70 * 1024) });
+  expectError(t, await sign(big, { authorization: `Bearer ${await token()}` }), 413, 'body_too_large');
+});
+
+t.test('unknown paths and methods', async (t) => {
+  expectError(t, await callCa(ca.server.url, { path: '/v1/nope', ca: bundle }), 404, 'not_found');
+  expectError(t, await callCa(ca.server.url, { path: '/v1/sign', ca: bundle }), 405, 'method_not_allowed');
+  const b = await callCa(ca.server.url, { path: '/v1/bundle', ca: bundle });
+  t.equal(b.status, 200);
+  t.equal(b.text, bundle);
+});
+
+t.test('429 with Retry-After from a per-client rate limit, and the server keeps serving', async (t) => {
+  const limited = await startTestCa({ rateLimit: { perSecond: 1, burst: 3 } });
+  t.teardown(() => limited.close());
+  const limitedBundle = await readFile(join(limited.dir, 'bundle.pem'), 'utf8');
+  const statuses: number[] = [];
+  let last;
+  for (let i = 0; i < 5; i++) {
+    last = await callCa(limited.server.url, { path: '/v1/bundle', ca: limitedBundle });
+    statuses.push(last.status);
+  }
+  t.same(statuses, [200, 200, 200, 429, 429]);
+  expectError(t, last!, 429, 'rate_limited');
+  t.ok(Number(last!.headers['retry-after']) >= 1, 'Retry-After given');
+  await new Promise((r) => setTimeout(r, 1100));
+  t.equal((await callCa(limited.server.url, { path: '/v1/bundle', ca: limitedBundle })).status, 200, 'served again after waiting');
+  t.equal((await callCa(limited.server.url, { path: '/healthz', ca: limitedBundle })).status, 200);
+});
+
+t.test('metrics count issuance and denials; the server is still healthy', async (t) => {
+  const res = await callCa(ca.server.url, { path: '/metrics', ca: bundle });
+  t.equal(res.status, 200);
+  t.match(res.text, /meshcar_ca_certificates_issued_total \d+/);
+  t.match(res.text, /meshcar_ca_requests_denied_total\{reason="token_used"\} 2/);
+  t.match(res.text, /meshcar_ca_requests_denied_total\{reason="weak_key"\} 1/);
+  t.equal((await callCa(ca.server.url, { path: '/healthz', ca: bundle })).status, 200);
+});

@@ -1,0 +1,88 @@
+import t from 'tap';
+import { basename, join, resolve } from 'node:path';
+import { loadCaConfig } from '../../src/config/ca-config.js';
+import { ConfigError, formatIssue } from '../../src/config/issues.js';
+
+const CONTRACT = `trustDomain: mesh.local
+dir: certs/ca                        # made by \`meshcar ca init\`
+listen: 127.0.0.1:8443
+serverNames: [localhost, 127.0.0.1]  # DNS/IP SANs of the CA server's own certificate
+maxTtl: 24h
+rateLimit: {rate: 20/s, burst: 50}   # per client address
+`;
+
+/** The `t` a subtest receives, plugins (testdir) included. */
+type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
+
+async function issuesOf(t: TapTest, text: string): Promise<string[]> {
+  const file = join(t.testdir({ 'ca.yaml': text }), 'ca.yaml');
+  const err = await loadCaConfig(file).then(
+    () => t.fail('expected a ConfigError'),
+    (e: unknown) => e,
+  );
+  if (!(err instanceof ConfigError)) throw err;
+  return err.issues.map((issue) => formatIssue({ ...issue, file: basename(issue.file) }));
+}
+
+t.test('the contract example loads, frozen', async (t) => {
+  const file = join(t.testdir({ 'ca.yaml': CONTRACT }), 'ca.yaml');
+  const config = await loadCaConfig(file);
+  t.same(config, {
+    file: resolve(file),
+    trustDomain: 'mesh.local',
+    dir: resolve('certs/ca'),
+    listen: { host: '127.0.0.1', port: 8443 },
+    serverNames: ['localhost', '127.0.0.1'],
+    maxTtlMs: 86_400_000,
+    defaultTtlMs: 86_400_000,
+    rateLimit: { perSecond: 20, burst: 50 },
+    log: { level: 'info' },
+  });
+  t.ok(Object.isFrozen(config));
+  t.ok(Object.isFrozen(config.serverNames));
+  t.ok(Object.isFrozen(config.rateLimit));
+  t.throws(() => {
+    (config.serverNames as string[]).push('x');
+  }, TypeError);
+});
+
+t.test('defaults, and defaultTtl follows a lower maxTtl', async (t) => {
+  const config = await loadCaConfig(join(t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: /var/ca\nmaxTtl: 1h\nrateLimit: {rate: 120/m}\nlog: {level: debug}\n' }), 'ca.yaml'));
+  t.same(config.listen, { host: '127.0.0.1', port: 8443 });
+  t.same(config.serverNames, ['localhost', '127.0.0.1']);
+  t.equal(config.dir, '/var/ca');
+  t.equal(config.maxTtlMs, 3_600_000);
+  t.equal(config.defaultTtlMs, 3_600_000);
+  t.same(config.rateLimit, { perSecond: 2, burst: 50 });
+  t.equal(config.log.level, 'debug');
+});
+
+t.test('every mistake at once, with positions', async (t) => {
+  const text = [
+    'trustDomain: mesh.local',
+    'listen: 127.0.0.1',
+    'serverNames: [localhost, "bad name", ::1]',
+    'maxTtl: 1h',
+    'defaultTtl: 2h',
+    'rateLimit: {rate: 20/d, burst: 0}',
+    'tokenTtl: 1h',
+  ].join('\n');
+  t.same(await issuesOf(t, text), [
+    'ca.yaml:1:1: dir: required key is missing',
+    'ca.yaml:2:1: listen: "127.0.0.1" is not a host:port address: give a port, e.g. 127.0.0.1:8080',
+    'ca.yaml:3:26: serverNames[1]: "bad name" is neither a DNS name nor an IP address',
+    'ca.yaml:5:1: defaultTtl: must not be longer than maxTtl',
+    'ca.yaml:6:13: rateLimit.rate: "20/d" is not a rate (write 20/s, 100/m or 1000/h)',
+    'ca.yaml:6:25: rateLimit.burst: 0 must be a whole number of at least 1',
+    'ca.yaml:7:1: tokenTtl: unknown key; allowed here: trustDomain, dir, listen, serverNames, maxTtl, defaultTtl, rateLimit, log',
+  ]);
+});
+
+t.test('wrong types', async (t) => {
+  t.same(await issuesOf(t, 'trustDomain: mesh.local\ndir: certs\nserverNames: []\nrateLimit: 20\nmaxTtl: 24\n'), [
+    'ca.yaml:3:1: serverNames: list at least one DNS name or IP address',
+    'ca.yaml:4:1: rateLimit: expected a map, got a number',
+    'ca.yaml:5:1: maxTtl: 24 is not a duration: give a unit (write 250ms, 2s, 5m or 24h)',
+  ]);
+  t.same(await issuesOf(t, '[a, b]\n'), ['ca.yaml:1:1: expected a map, got a list']);
+});

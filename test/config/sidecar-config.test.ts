@@ -1,0 +1,263 @@
+import t from 'tap';
+import { basename, join, resolve } from 'node:path';
+import { ConfigError, formatIssue } from '../../src/config/issues.js';
+import { redactConfig } from '../../src/config/freeze.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+
+// The contract's example, with the route templates quoted: bare {id} inside [...] is not YAML.
+const FULL = `service: orders
+trustDomain: mesh.local
+identity:
+  ca:
+    url: https://127.0.0.1:8443
+    bundle: certs/ca/bundle.pem
+    token: certs/orders.token
+  dir: certs/orders
+  ttl: 24h
+inbound:
+  listen: 0.0.0.0:15443
+  app: http://127.0.0.1:8080
+  timeout: 15s
+  authorize:
+    - from: [spiffe://mesh.local/svc/frontend, spiffe://mesh.local/jobs/*]
+      methods: [GET, POST]
+      paths: [/orders, /orders/*]
+outbound:
+  listen: 127.0.0.1:15001
+  upstreams:
+    payments:
+      endpoints: [127.0.0.1:16443, "dns:payments.svc:443"]
+      identity: spiffe://mesh.local/svc/payments
+      timeout: 2s
+      routes: ["/charges/{id}", "/refunds/{id}"]
+    Ledger.Prod:
+      endpoints: ["[::1]:16444"]
+      identity: spiffe://mesh.local/svc/ledger
+admin:
+  listen: 127.0.0.1:15000
+log:
+  level: info
+  access: true
+`;
+
+/** The `t` a subtest receives, plugins (testdir) included. */
+type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
+
+/** Loads `text` as c.yaml and returns each issue as printed, with the directory left off. */
+async function issuesOf(t: TapTest, text: string): Promise<string[]> {
+  const file = join(t.testdir({ 'c.yaml': text }), 'c.yaml');
+  const err = await loadSidecarConfig(file).then(
+    () => t.fail('expected a ConfigError'),
+    (e: unknown) => e,
+  );
+  if (!(err instanceof ConfigError)) throw err;
+  t.equal(err.code, 'config_invalid');
+  return err.issues.map((issue) => formatIssue({ ...issue, file: basename(issue.file) }));
+}
+
+/** A valid config with `replace` swapped in for the text it names. */
+function edit(replace: Record<string, string>): string {
+  let text = FULL;
+  for (const [from, to] of Object.entries(replace)) {
+    if (!text.includes(from)) throw new Error(`fixture lacks ${from}`);
+    text = text.replace(from, to);
+  }
+  return text;
+}
+
+t.test('the full contract example loads, typed and absolute', async (t) => {
+  const file = join(t.testdir({ 'orders.yaml': FULL }), 'orders.yaml');
+  const config = await loadSidecarConfig(file);
+  t.equal(config.file, resolve(file));
+  t.equal(config.spiffeId, 'spiffe://mesh.local/svc/orders');
+  t.same(config.identity, {
+    source: 'ca',
+    ca: { url: 'https://127.0.0.1:8443', bundle: resolve('certs/ca/bundle.pem'), token: resolve('certs/orders.token') },
+    dir: resolve('certs/orders'),
+    ttlMs: 86_400_000,
+    renewal: { from: 0.5, to: 0.7 },
+  });
+  t.same(config.inbound, {
+    listen: { host: '0.0.0.0', port: 15443 },
+    app: { protocol: 'http', host: '127.0.0.1', port: 8080 },
+    timeoutMs: 15_000,
+    authorize: [{ from: ['spiffe://mesh.local/svc/frontend', 'spiffe://mesh.local/jobs/*'], methods: ['GET', 'POST'], paths: ['/orders', '/orders/*'] }],
+  });
+  t.same(config.outbound?.upstreams, [
+    {
+      name: 'payments',
+      endpoints: [{ kind: 'static', host: '127.0.0.1', port: 16443 }, { kind: 'dns', host: 'payments.svc', port: 443 }],
+      identity: 'spiffe://mesh.local/svc/payments',
+      timeoutMs: 2000,
+      routes: ['/charges/{id}', '/refunds/{id}'],
+    },
+    { name: 'ledger.prod', endpoints: [{ kind: 'static', host: '::1', port: 16444 }], identity: 'spiffe://mesh.local/svc/ledger', timeoutMs: 15_000, routes: [] },
+  ]);
+  t.same(config.admin, { listen: { host: '127.0.0.1', port: 15000 } });
+  t.same(config.log, { level: 'info', access: true });
+});
+
+t.test('the result is deeply frozen', async (t) => {
+  const config = await loadSidecarConfig(join(t.testdir({ 'c.yaml': FULL }), 'c.yaml'));
+  t.ok(Object.isFrozen(config));
+  t.ok(Object.isFrozen(config.outbound?.upstreams));
+  t.ok(Object.isFrozen(config.outbound?.upstreams[0]?.endpoints[0]));
+  t.ok(Object.isFrozen(config.inbound?.authorize?.[0]?.from));
+  t.throws(() => {
+    (config as { service: string }).service = 'x';
+  }, TypeError);
+  const copy = redactConfig(config);
+  t.notOk(Object.isFrozen(copy));
+  t.same(copy, JSON.parse(JSON.stringify(config)));
+});
+
+t.test('a minimal config gets every default', async (t) => {
+  const dir = t.testdir({
+    'c.yaml': 'service: web\ntrustDomain: mesh.local\nidentity:\n  files: {cert: a.crt, key: a.key, bundle: b.pem}\noutbound:\n  listen: 127.0.0.1:0\n  upstreams:\n    api: {endpoints: [127.0.0.1:1], identity: spiffe://mesh.local/svc/api}\n',
+  });
+  const config = await loadSidecarConfig(join(dir, 'c.yaml'));
+  t.same(config.identity, {
+    source: 'files',
+    files: { cert: resolve('a.crt'), key: resolve('a.key'), bundle: resolve('b.pem') },
+    dir: undefined,
+    ttlMs: 86_400_000,
+    renewal: { from: 0.5, to: 0.7 },
+  });
+  t.equal(config.inbound, undefined);
+  t.same(config.outbound?.listen, { host: '127.0.0.1', port: 0 });
+  t.equal(config.outbound?.upstreams[0]?.timeoutMs, 15_000);
+  t.same(config.admin.listen, { host: '127.0.0.1', port: 15000 });
+  t.same(config.log, { level: 'info', access: true });
+});
+
+t.test('unknown key', async (t) => {
+  t.same(await issuesOf(t, edit({ '  timeout: 15s\n': '  timout: 15s\n' })), [
+    'c.yaml:13:3: inbound.timout: unknown key (did you mean timeout?); allowed here: listen, app, timeout, authorize',
+  ]);
+});
+
+t.test('wrong type', async (t) => {
+  t.same(await issuesOf(t, edit({ 'service: orders': 'service: [orders]' })), ['c.yaml:1:1: service: expected a service name, got a list']);
+  t.same(await issuesOf(t, edit({ 'access: true': 'access: yes' })), ['c.yaml:33:3: log.access: expected true or false, got a string']);
+  t.same(await issuesOf(t, edit({ 'endpoints: ["[::1]:16444"]': 'endpoints: "[::1]:16444"' })), [
+    'c.yaml:27:7: outbound.upstreams["Ledger.Prod"].endpoints: expected a list, got a string',
+  ]);
+});
+
+t.test('bad duration', async (t) => {
+  t.same(await issuesOf(t, edit({ 'timeout: 15s': 'timeout: 15x' })), ['c.yaml:13:3: inbound.timeout: "15x" is not a duration (write 250ms, 2s, 5m or 24h)']);
+  t.same(await issuesOf(t, edit({ 'timeout: 2s': 'timeout: 2' })), [
+    'c.yaml:24:7: outbound.upstreams.payments.timeout: 2 is not a duration: give a unit (write 250ms, 2s, 5m or 24h)',
+  ]);
+  t.same(await issuesOf(t, edit({ 'ttl: 24h': 'ttl: 0s' })), ['c.yaml:9:3: identity.ttl: "0s" must be longer than zero']);
+});
+
+t.test('bad address', async (t) => {
+  t.same(await issuesOf(t, edit({ '0.0.0.0:15443': '0.0.0.0:99999' })), [
+    'c.yaml:11:3: inbound.listen: "0.0.0.0:99999" is not a host:port address: port 99999 is out of range (0-65535)',
+  ]);
+  t.same(await issuesOf(t, edit({ 'http://127.0.0.1:8080': 'http://127.0.0.1:8080/api' })), [
+    'c.yaml:12:3: inbound.app: "http://127.0.0.1:8080/api" is not an app URL: give only the scheme, host and port: no path, query or user',
+  ]);
+  t.same(await issuesOf(t, edit({ '127.0.0.1:16443,': '127.0.0.1:0,' })), [
+    'c.yaml:22:19: outbound.upstreams.payments.endpoints[0]: "127.0.0.1:0" is not an endpoint: port 0 is out of range (1-65535)',
+  ]);
+  t.same(await issuesOf(t, edit({ 'https://127.0.0.1:8443': 'http://127.0.0.1:8443' })), [
+    'c.yaml:5:5: identity.ca.url: "http://127.0.0.1:8443" is not a CA URL: the CA is reached over https://, not http://',
+  ]);
+});
+
+t.test('bad SPIFFE ID', async (t) => {
+  t.same(await issuesOf(t, edit({ 'identity: spiffe://mesh.local/svc/payments': 'identity: payments' })), [
+    'c.yaml:23:7: outbound.upstreams.payments.identity: "payments" is not a SPIFFE ID: must start with spiffe://',
+  ]);
+  t.same(await issuesOf(t, edit({ 'spiffe://mesh.local/jobs/*': 'spiffe://mesh.local/jobs*' })), [
+    'c.yaml:15:48: inbound.authorize[0].from[1]: "spiffe://mesh.local/jobs*": * may only be a whole last segment, as in spiffe://mesh.local/svc/*',
+  ]);
+});
+
+t.test('foreign trust domain', async (t) => {
+  t.same(await issuesOf(t, edit({ 'spiffe://mesh.local/svc/frontend': 'spiffe://other.org/svc/frontend' })), [
+    "c.yaml:15:14: inbound.authorize[0].from[0]: \"spiffe://other.org/svc/frontend\" belongs to trust domain other.org, but this config's trustDomain is mesh.local",
+  ]);
+});
+
+t.test('identity.ca and identity.files together', async (t) => {
+  t.same(await issuesOf(t, edit({ '  dir: certs/orders\n': '  files: {cert: a, key: b, bundle: c}\n  dir: certs/orders\n' })), [
+    'c.yaml:8:3: identity.files: give identity.ca or identity.files, not both: a sidecar has one source of certificates',
+  ]);
+});
+
+t.test('no certificate source, or no dir for the CA source', async (t) => {
+  t.same(await issuesOf(t, 'service: a\ntrustDomain: mesh.local\nidentity:\n  ttl: 1h\noutbound:\n  listen: 127.0.0.1:0\n  upstreams: {b: {endpoints: [b:1], identity: spiffe://mesh.local/svc/b}}\n'), [
+    'c.yaml:3:1: identity: give a source of certificates: identity.ca (the meshcar CA) or identity.files (certificates managed elsewhere)',
+  ]);
+  t.same(await issuesOf(t, edit({ '  dir: certs/orders\n': '' })), [
+    'c.yaml:3:1: identity.dir: required with identity.ca: where the sidecar keeps its key and certificate across restarts',
+  ]);
+});
+
+t.test('missing required key points at the parent map', async (t) => {
+  t.same(await issuesOf(t, edit({ '  app: http://127.0.0.1:8080\n': '' })), ['c.yaml:10:1: inbound.app: required key is missing']);
+  t.same(await issuesOf(t, edit({ 'service: orders\n': '' })), ['c.yaml:1:1: service: required key is missing']);
+});
+
+t.test('YAML syntax error', async (t) => {
+  t.same(await issuesOf(t, edit({ '  timeout: 15s\n': '  timeout: "15s\n' })), ['c.yaml:13:16: YAML syntax: Missing closing "quote']);
+});
+
+t.test('neither inbound nor outbound', async (t) => {
+  t.same(await issuesOf(t, 'service: a\ntrustDomain: mesh.local\nidentity:\n  files: {cert: a, key: b, bundle: c}\n'), [
+    'c.yaml:1:1: give inbound, outbound or both: a sidecar with neither has nothing to do',
+  ]);
+});
+
+t.test('upstream names', async (t) => {
+  t.same(await issuesOf(t, edit({ '    Ledger.Prod:': '    PAYMENTS:' })), [
+    'c.yaml:26:5: outbound.upstreams.PAYMENTS: same upstream as payments: names are matched case-insensitively',
+  ]);
+  t.same(await issuesOf(t, edit({ '    Ledger.Prod:': '    ledger_prod:' })), [
+    'c.yaml:26:5: outbound.upstreams.ledger_prod: "ledger_prod" is not an upstream name: use letters, digits, dots and dashes (the host name the app sends)',
+  ]);
+});
+
+t.test('authorize rules, renewal window and listener clashes', async (t) => {
+  t.same(await issuesOf(t, edit({ 'methods: [GET, POST]': 'methods: [get]', 'paths: [/orders, /orders/*]': 'paths: [orders, /a*b]' })), [
+    'c.yaml:16:17: inbound.authorize[0].methods[0]: write HTTP methods in upper case: GET',
+    'c.yaml:17:15: inbound.authorize[0].paths[0]: "orders" must start with /',
+    'c.yaml:17:23: inbound.authorize[0].paths[1]: "/a*b": * may only come last, as in /orders/*',
+  ]);
+  t.same(await issuesOf(t, edit({ '  authorize:\n': '  authorize: []\n  x:\n' }).replace(/    - from.*\n.*\n.*\n/, '')), [
+    'c.yaml:14:3: inbound.authorize: list at least one rule, or leave authorize out to let any identity of the trust domain call',
+    'c.yaml:15:3: inbound.x: unknown key; allowed here: listen, app, timeout, authorize',
+  ]);
+  t.same(await issuesOf(t, edit({ '  ttl: 24h\n': '  renewal: {from: 0.8}\n' })), ['c.yaml:9:3: identity.renewal: from (0.8) must not be greater than to (0.7)']);
+  t.same(await issuesOf(t, edit({ '  ttl: 24h\n': '  renewal: {to: 1}\n' })), [
+    "c.yaml:9:13: identity.renewal.to: 1 must be between 0 and 1 (a fraction of the certificate's lifetime)",
+  ]);
+  t.same(await issuesOf(t, edit({ '127.0.0.1:15001': '127.0.0.1:15443' })), [
+    'c.yaml:19:3: outbound.listen: 127.0.0.1:15443 clashes with inbound.listen: each listener needs its own port',
+  ]);
+  t.same(await issuesOf(t, edit({ '127.0.0.1:15001': '127.0.0.1:15000', 'admin:\n  listen: 127.0.0.1:15000\n': '' })), [
+    'c.yaml:19:3: outbound.listen: clashes with admin.listen (default 127.0.0.1:15000): pick another port or set admin.listen',
+  ]);
+});
+
+t.test('a file with several mistakes reports all of them at once, in file order', async (t) => {
+  const text = edit({
+    'trustDomain: mesh.local': 'trustDomain: Mesh.Local',
+    'ttl: 24h': 'ttl: 1d2',
+    'timeout: 15s': 'timeout: -1s',
+    '    token: certs/orders.token\n': '    token: certs/orders.token\n    colour: blue\n',
+    'level: info': 'level: loud',
+    'identity: spiffe://mesh.local/svc/ledger': 'identity: spiffe://other/svc/ledger',
+  });
+  t.same(await issuesOf(t, text), [
+    'c.yaml:2:1: trustDomain: "Mesh.Local" is not a trust domain: use lower-case letters, digits, dots, dashes and underscores, e.g. mesh.local',
+    'c.yaml:8:5: identity.ca.colour: unknown key; allowed here: url, bundle, token',
+    'c.yaml:10:3: identity.ttl: "1d2" is not a duration (write 250ms, 2s, 5m or 24h)',
+    'c.yaml:14:3: inbound.timeout: "-1s" is not a duration (write 250ms, 2s, 5m or 24h)',
+    // The trust domain is invalid, so IDs are checked for syntax only, not membership.
+    'c.yaml:33:3: log.level: "loud" is not a log level; use one of trace, debug, info, warn, error, fatal, silent',
+  ]);
+});

@@ -1,0 +1,75 @@
+import t from 'tap';
+import { join } from 'node:path';
+import { ConfigError, formatIssue, formatIssues, type ConfigIssue } from '../../src/config/issues.js';
+import { childPath, parseYamlSource, readYamlSource } from '../../src/config/yaml-source.js';
+
+const lines = (issues: ConfigIssue[]): string[] => issues.map(formatIssue);
+
+t.test('key paths', async (t) => {
+  t.equal(childPath('', 'inbound'), 'inbound');
+  t.equal(childPath('outbound.upstreams', 'payments'), 'outbound.upstreams.payments');
+  t.equal(childPath('outbound.upstreams', 'payments.prod.svc'), 'outbound.upstreams["payments.prod.svc"]');
+  t.equal(childPath('inbound.authorize', 0), 'inbound.authorize[0]');
+});
+
+t.test('YAML syntax errors carry line and column, and stop the check', async (t) => {
+  const source = parseYamlSource('c.yaml', 'a: 1\nb: [1, 2\nc: 3\n');
+  t.equal(source.root, undefined);
+  t.same(lines(source.issues), ['c.yaml:3:1: YAML syntax: Flow sequence in block collection must be sufficiently indented and end with a ]']);
+});
+
+t.test('duplicate keys and several documents are syntax errors', async (t) => {
+  t.same(lines(parseYamlSource('c.yaml', 'a: 1\na: 2\n').issues), ['c.yaml:2:1: YAML syntax: Map keys must be unique']);
+  t.match(lines(parseYamlSource('c.yaml', 'a: 1\n---\nb: 2\n').issues), [/^c\.yaml:2:1: YAML syntax: the file holds more than one YAML document/]);
+});
+
+t.test('braces in a bare list item get a hint to quote', async (t) => {
+  const issues = lines(parseYamlSource('c.yaml', 'routes: [/charges/{id}]\n').issues);
+  t.match(issues, [/^c\.yaml:1:\d+: YAML syntax: .*quote values holding \{ \} \[ \] or commas/]);
+});
+
+t.test('empty and unreadable files are one whole-file issue', async (t) => {
+  t.same(lines(parseYamlSource('c.yaml', '# nothing here\n').issues), ['c.yaml: the config file is empty']);
+  const dir = t.testdir({ sub: {} });
+  const missing = await readYamlSource(join(dir, 'nope.yaml'));
+  t.same(missing.issues, [{ file: join(dir, 'nope.yaml'), line: 0, column: 0, path: '', message: 'cannot read the config file: no such file' }]);
+  t.match(lines((await readYamlSource(join(dir, 'sub'))).issues), [/cannot read the config file: it is a directory$/]);
+});
+
+t.test('the reader collects every issue with its path and position', async (t) => {
+  const source = parseYamlSource('c.yaml', ['top:', '  name: 5', '  colour: red', '  list: [a, [b]]', 'other: x'].join('\n'));
+  const top = source.root?.map(['top', 'other']);
+  const inner = top?.get('top').map(['name', 'list', 'size', 'color']);
+  t.equal(inner?.required('name', (v) => v.string()), undefined);
+  t.equal(inner?.required('size', (v) => v.number()), undefined);
+  t.equal(inner?.get('list').listOf((v) => v.string()), undefined);
+  t.equal(inner?.optional('color', (v) => v.string(), 'blue'), 'blue');
+  t.same(lines(source.issues), [
+    'c.yaml:3:3: top.colour: unknown key (did you mean color?); allowed here: name, list, size, color',
+    'c.yaml:2:3: top.name: expected a string, got a number',
+    'c.yaml:1:1: top.size: required key is missing',
+    'c.yaml:4:13: top.list[1]: expected a string, got a list',
+  ]);
+});
+
+t.test('aliases are followed and null values are "nothing"', async (t) => {
+  const source = parseYamlSource('c.yaml', 'a: &x hello\nb: *x\nc:\n');
+  const root = source.root?.map();
+  t.equal(root?.get('b').string(), 'hello');
+  t.equal(root?.get('c').kind, 'nothing');
+  t.equal(root?.get('c').string(), undefined);
+  t.same(lines(source.issues), ['c.yaml:3:1: c: expected a string, got nothing']);
+});
+
+t.test('ConfigError carries the issues and prints one per line', async (t) => {
+  const issues: ConfigIssue[] = [
+    { file: 'config/orders.yaml', line: 12, column: 3, path: 'inbound.timeout', message: '"15x" is not a duration (write 250ms, 2s, 5m or 24h)' },
+    { file: 'config/orders.yaml', line: 0, column: 0, path: '', message: 'whole file' },
+  ];
+  const err = new ConfigError(issues);
+  t.equal(err.code, 'config_invalid');
+  t.equal(err.message, 'config/orders.yaml:12:3: inbound.timeout: "15x" is not a duration (write 250ms, 2s, 5m or 24h)\nconfig/orders.yaml: whole file');
+  t.equal(err.message, formatIssues(issues));
+  t.same(err.issues, issues);
+  t.ok(Object.isFrozen(err.issues));
+});

@@ -1,0 +1,133 @@
+// Test helper: a real meshcar CA (files on disk, HTTPS server on a loopback port) and a real
+// HTTPS client for its API. Nothing is mocked: requests cross a socket and TLS.
+
+import { request } from 'node:https';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Writable } from 'node:stream';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { initCaDirectory } from '../../src/ca/store.js';
+import { caServe } from '../../src/ca/commands.js';
+import type { CaConfig } from '../../src/config/ca-config.js';
+import { Metrics } from '../../src/metrics/registry.js';
+import type { RunningCaServer } from '../../src/ca/server.js';
+
+export const execFileAsync = promisify(execFile);
+
+export interface TestCa {
+  readonly dir: string;
+  readonly config: CaConfig;
+  server: RunningCaServer;
+  readonly metrics: Metrics;
+  readonly logLines: Array<Record<string, unknown>>;
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A logger whose JSON lines are kept in memory for assertions. */
+export function memoryLogger(lines: Array<Record<string, unknown>>, level = 'info'): Logger {
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return pino({ level }, sink);
+}
+
+export async function makeCaDir(trustDomain = 'mesh.local'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshcar-ca-'));
+  await initCaDirectory(join(dir, 'ca'), trustDomain, { force: false });
+  return join(dir, 'ca');
+}
+
+export async function startTestCa(overrides: Partial<CaConfig> = {}, dir?: string): Promise<TestCa> {
+  const caDir = dir ?? (await makeCaDir(overrides.trustDomain ?? 'mesh.local'));
+  const config: CaConfig = {
+    file: 'test',
+    trustDomain: 'mesh.local',
+    dir: caDir,
+    listen: { host: '127.0.0.1', port: 0 },
+    serverNames: ['localhost', '127.0.0.1'],
+    maxTtlMs: 86_400_000,
+    defaultTtlMs: 86_400_000,
+    rateLimit: { perSecond: 1000, burst: 1000 },
+    log: { level: 'info' },
+    ...overrides,
+  };
+  const logLines: Array<Record<string, unknown>> = [];
+  const metrics = new Metrics();
+  const logger = memoryLogger(logLines);
+  const ca: TestCa = {
+    dir: caDir,
+    config,
+    metrics,
+    logLines,
+    server: await caServe(config, logger, metrics),
+    async restart() {
+      await ca.server.close();
+      ca.server = await caServe(config, logger, metrics);
+    },
+    async close() {
+      await ca.server.close();
+      await rm(join(caDir, '..'), { recursive: true, force: true });
+    },
+  };
+  return ca;
+}
+
+export interface ApiResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly text: string;
+  json(): Record<string, unknown>;
+}
+
+export interface ApiRequest {
+  readonly method?: string;
+  readonly path: string;
+  readonly body?: string | Buffer;
+  readonly headers?: Record<string, string>;
+  /** Client certificate chain and key, for renewal over mTLS. */
+  readonly cert?: string;
+  readonly key?: string;
+  readonly ca: string;
+}
+
+export function callCa(url: string, req: ApiRequest): Promise<ApiResponse> {
+  const target = new URL(req.path, url);
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      target,
+      {
+        method: req.method ?? 'GET',
+        headers: { ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}), ...req.headers },
+        ca: req.ca,
+        servername: 'localhost',
+        agent: false,
+        ...(req.cert ? { cert: req.cert, key: req.key } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> });
+        });
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(req.body);
+  });
+}
+
+/** Runs openssl with text on its standard input; resolves with stdout, rejects on exit ≠ 0. */
+export function openssl(args: string[], input = ''): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('openssl', args, (err, stdout, stderr) => (err ? reject(new Error(`openssl ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
+    child.stdin?.end(input);
+  });
+}

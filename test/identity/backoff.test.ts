@@ -1,0 +1,137 @@
+// Renewal while the CA is down: the current SVID keeps serving, retries back off with growing
+// gaps (jitter pinned so the gaps are measurable), and renewal succeeds once the CA is back.
+
+import t from 'tap';
+import https from 'node:https';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import pino from 'pino';
+import { startTestCa } from '../helpers/ca.js';
+import { makePki } from '../helpers/pki.js';
+import { caServe, caToken } from '../../src/ca/commands.js';
+import { CaClient } from '../../src/identity/ca-client.js';
+import { validateSvid, type Svid } from '../../src/identity/svid.js';
+import { WorkloadIdentity, type RenewalEvent } from '../../src/identity/workload-identity.js';
+import { MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
+import { verifyServerSpiffeId } from '../../src/identity/peer-identity.js';
+import { backoffDelayMs, Renewal, retryDeadline } from '../../src/identity/renewal.js';
+import { isMeshcarError } from '../../src/errors.js';
+
+const ORDERS = 'spiffe://mesh.local/svc/orders';
+const logger = pino({ level: 'silent' });
+
+t.test('backoffDelayMs: full jitter under a doubling ceiling, capped', async (t) => {
+  const policy = { baseMs: 500, capMs: 30_000 };
+  t.equal(backoffDelayMs(0, policy, () => 1), 500);
+  t.equal(backoffDelayMs(3, policy, () => 1), 4000);
+  t.equal(backoffDelayMs(20, policy, () => 1), 30_000);
+  t.equal(backoffDelayMs(2, policy, () => 0.5), 1000);
+  t.ok(backoffDelayMs(2, policy, () => 0) > 0, 'never zero: no hot loop');
+  const samples = Array.from({ length: 200 }, () => backoffDelayMs(4, policy));
+  t.ok(samples.every((d) => d >= 0 && d <= 8000), 'inside [0, base·2^attempt]');
+  t.ok(new Set(samples).size > 50, 'and jittered');
+});
+
+t.test('a retry is never scheduled later than shortly before expiry', async (t) => {
+  const pki = await makePki('mesh.local');
+  const identity = new WorkloadIdentity(validateSvid(await pki.issue(ORDERS, { lifetimeMs: 2000 }), ORDERS), logger);
+  const failed = once(identity, 'renewal');
+  const renewal = new Renewal({
+    identity,
+    obtain: async () => Promise.reject(new Error('CA down')),
+    window: { from: 0, to: 0 },
+    backoff: { baseMs: 60_000, capMs: 60_000 }, // a minute of backoff against 2 s of life
+    random: () => 1,
+    logger,
+  });
+  renewal.start();
+  t.teardown(() => renewal.stop());
+  await failed;
+  const next = renewal.nextRenewalAt?.getTime() ?? Infinity;
+  t.ok(next <= retryDeadline(identity.current()), 'clamped to the deadline');
+  t.ok(next < identity.current().notAfter.getTime(), 'before expiry');
+});
+
+t.test('CA down: keep serving, back off, renew when it returns', async (t) => {
+  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
+  t.teardown(() => ca.close());
+  const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const client = new CaClient({ url: ca.server.url, trustDomain: 'mesh.local', bundlePem, logger, timeoutMs: 2000 });
+  const token = await caToken(ca.dir, 'orders', 600_000, false);
+  const first = await client.sign({ spiffeId: ORDERS, auth: { token }, ttlMs: 8000 });
+
+  // the CA goes away: its port now has nothing listening
+  const caPort = ca.server.port;
+  await ca.server.close();
+
+  const identity = new WorkloadIdentity(first, logger);
+  const server = https.createServer({ ...identity.tls().options, ...MTLS_SERVER_OPTIONS }, (_req, res) => res.end('ok'));
+  identity.attachServer(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+
+  const frontend = validateSvid(await issueFrom(ca.dir, 'frontend'), 'spiffe://mesh.local/svc/frontend');
+  const servedSerial = () =>
+    new Promise<string>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port, agent: false, ca: bundlePem, key: frontend.privateKeyPem, cert: frontend.chainPem, checkServerIdentity: verifyServerSpiffeId(ORDERS) },
+        (res) => {
+          const serial = (res.socket as TLSSocket).getPeerX509Certificate()?.serialNumber.toLowerCase() ?? '';
+          res.resume().on('end', () => resolve(serial));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+
+  const events: Array<RenewalEvent & { at: number }> = [];
+  identity.on('renewal', (e) => events.push({ ...e, at: Date.now() }));
+  const renewal = new Renewal({
+    identity,
+    obtain: (current: Svid) => client.sign({ spiffeId: ORDERS, auth: { svid: current }, ttlMs: 8000 }),
+    // leaves are backdated 10% of their lifetime: 20% means 0.8 s from issuance
+    window: { from: 0.2, to: 0.2 },
+    backoff: { baseMs: 100, capMs: 3000 },
+    random: () => 1, // pin the jitter at its ceiling: gaps 100, 200, 400, 800 ms
+    logger,
+  });
+  renewal.start();
+  t.teardown(() => {
+    renewal.stop();
+    server.close();
+  });
+
+  while (events.length < 5) await once(identity, 'renewal');
+  t.ok(events.every((e) => e.result === 'failure'), 'every attempt failed');
+  t.ok(events.every((e) => isMeshcarError(e.error) && e.error.code === 'ca_unreachable'), 'as ca_unreachable');
+  t.equal(renewal.consecutiveFailures, 5);
+  const gaps = events.slice(1).map((e, i) => e.at - (events[i] as { at: number }).at);
+  t.ok(gaps.every((gap, i) => gap >= 100 * 2 ** i - 5), `gaps follow the backoff (${gaps.join(', ')} ms)`);
+  t.ok(gaps.every((gap, i) => i === 0 || gap > 1.5 * (gaps[i - 1] as number)), 'and grow');
+  t.equal(await servedSerial(), first.serialHex, 'still serving the current SVID');
+  t.equal(identity.current().serialHex, first.serialHex);
+
+  // the CA returns on the same port
+  ca.server = await caServe({ ...ca.config, listen: { host: '127.0.0.1', port: caPort } }, logger);
+  const [renewed] = await once(identity, 'rotated');
+  t.not((renewed as Svid).serialHex, first.serialHex, 'renewed');
+  t.equal(events.at(-1)?.result, 'success');
+  t.equal(renewal.consecutiveFailures, 0);
+  t.equal(await servedSerial(), (renewed as Svid).serialHex, 'new handshakes get the renewed SVID');
+  t.ok((renewal.nextRenewalAt?.getTime() ?? 0) > Date.now(), 'back on the normal schedule');
+});
+
+/** Offline issuance from the CA directory (what `meshcar ca issue` does). */
+async function issueFrom(dir: string, service: string) {
+  const { openAuthority } = await import('../../src/ca/commands.js');
+  const { generateWorkloadKey } = await import('../../src/pki/keys.js');
+  const { createPublicKey } = await import('node:crypto');
+  const authority = await openAuthority(dir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
+  const keys = await generateWorkloadKey();
+  const issued = await authority.issue(`spiffe://mesh.local/svc/${service}`, createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' }));
+  return { privateKeyPem: keys.privateKeyPem, chainPem: issued.chain, bundlePem: issued.bundle };
+}

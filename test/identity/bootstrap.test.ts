@@ -1,0 +1,60 @@
+// obtainIdentity end to end against the real CA server: join token on first start, renewal
+// over mTLS, persistence, and a restart that reuses the stored SVID without the token.
+
+import t from 'tap';
+import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { startTestCa } from '../helpers/ca.js';
+import { caToken } from '../../src/ca/commands.js';
+import { obtainIdentity } from '../../src/identity/bootstrap.js';
+import { STORE_FILES } from '../../src/identity/disk-store.js';
+import type { Svid } from '../../src/identity/svid.js';
+
+const ORDERS = 'spiffe://mesh.local/svc/orders';
+const logger = pino({ level: 'silent' });
+
+t.test('obtainIdentity with the real CA', async (t) => {
+  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
+  const work = await mkdtemp(join(tmpdir(), 'meshcar-boot-'));
+  t.teardown(async () => {
+    await ca.close();
+    await rm(work, { recursive: true, force: true });
+  });
+  const tokenPath = join(work, 'orders.token');
+  await writeFile(tokenPath, `${await caToken(ca.dir, 'orders', 600_000, true)}\n`, { mode: 0o600 });
+  const options = {
+    spiffeId: ORDERS,
+    trustDomain: 'mesh.local',
+    dir: join(work, 'identity'),
+    ca: { url: ca.server.url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath },
+    ttlMs: 3000,
+    logger,
+  };
+
+  const running = await obtainIdentity(options);
+  const first = running.identity.current();
+  t.equal(first.spiffeId, ORDERS);
+  t.ok(running.nextRenewalAt(), 'renewal scheduled');
+  t.equal((await stat(join(options.dir, STORE_FILES.key))).mode & 0o777, 0o600);
+  t.equal(await readFile(join(options.dir, STORE_FILES.key), 'utf8'), first.privateKeyPem, 'persisted');
+
+  // renewal goes to the CA over mTLS (the single-use token is spent) and is persisted
+  const [renewed] = (await once(running.identity, 'rotated')) as [Svid];
+  t.not(renewed.serialHex, first.serialHex);
+  t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'certificate'), 'renewed with the SVID as credential');
+  t.equal(await readFile(join(options.dir, STORE_FILES.chain), 'utf8'), renewed.chainPem, 'persisted before the swap');
+  running.stop();
+
+  // restart: the token is gone, the stored SVID is reused
+  await unlink(tokenPath);
+  const restarted = await obtainIdentity(options);
+  t.equal(restarted.identity.current().serialHex, renewed.serialHex, 'reused from disk');
+  restarted.stop();
+
+  // nothing usable on disk and no token: one clear error
+  await rm(options.dir, { recursive: true });
+  await t.rejects(obtainIdentity(options), { code: 'identity_invalid', message: /cannot read the join token file .*orders\.token/ });
+});

@@ -1,0 +1,119 @@
+import t from 'tap';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { makePki } from '../helpers/pki.js';
+import { validateSvid } from '../../src/identity/svid.js';
+import { buildIdentityTls, MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
+import { peerIdentity, verifyServerSpiffeId } from '../../src/identity/peer-identity.js';
+import type { SvidMaterial } from '../../src/identity/svid.js';
+
+const TD = 'mesh.test';
+const SERVER_ID = `spiffe://${TD}/svc/orders`;
+const CLIENT_ID = `spiffe://${TD}/svc/frontend`;
+
+/** A TLS server that answers every connection with the JSON of peerIdentity(). */
+async function identityEchoServer(material: SvidMaterial, options: tls.TlsOptions) {
+  const svid = validateSvid(material, SERVER_ID);
+  const server = tls.createServer({ ...buildIdentityTls(svid).options, ...options }, (socket) => {
+    const result = peerIdentity(socket, TD);
+    socket.end(JSON.stringify(result.ok ? { ok: true, id: result.id.uri } : result));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** Connects, reads to the end; resolves with the text or the connection error. */
+function exchange(port: number, options: tls.ConnectionOptions): Promise<{ text?: string; error?: Error }> {
+  return new Promise((resolve) => {
+    let text = '';
+    const socket = tls.connect({ host: '127.0.0.1', port, ...options });
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('end', () => resolve({ text }));
+    socket.on('error', (error) => resolve({ error }));
+  });
+}
+
+t.test('peer identity over real mutual TLS', async (t) => {
+  const pki = await makePki(TD);
+  const foreignPki = await makePki('other.test');
+  const serverMaterial = await pki.issue(SERVER_ID);
+  const strict = await identityEchoServer(serverMaterial, MTLS_SERVER_OPTIONS);
+  // a server that lets untrusted callers finish the handshake, to see how peerIdentity judges them
+  const lenient = await identityEchoServer(serverMaterial, { requestCert: true, rejectUnauthorized: false });
+  t.teardown(() => {
+    strict.server.close();
+    lenient.server.close();
+  });
+  const trustServer = { ca: pki.bundlePem, checkServerIdentity: verifyServerSpiffeId(SERVER_ID) };
+  const asClient = (m: SvidMaterial) => ({ key: m.privateKeyPem, cert: m.chainPem });
+
+  t.test('the right SPIFFE ID is accepted', async (t) => {
+    const client = await pki.issue(CLIENT_ID);
+    const { text, error } = await exchange(strict.port, { ...trustServer, ...asClient(client) });
+    t.error(error);
+    t.same(JSON.parse(text ?? '{}'), { ok: true, id: CLIENT_ID });
+  });
+
+  t.test('an ID of a foreign trust domain is refused', async (t) => {
+    const client = await pki.issue('spiffe://other.test/svc/frontend');
+    const { text } = await exchange(strict.port, { ...trustServer, ...asClient(client) });
+    const result = JSON.parse(text ?? '{}');
+    t.equal(result.ok, false);
+    t.equal(result.reason, 'bad_identity');
+    t.match(result.message, /trust domain "other\.test", not "mesh\.test"/);
+  });
+
+  t.test('no URI SAN, or two, is refused', async (t) => {
+    const none = await pki.issueWithUris([]);
+    const noneResult = JSON.parse((await exchange(strict.port, { ...trustServer, ...asClient(none) })).text ?? '{}');
+    t.match(noneResult, { ok: false, reason: 'bad_identity', message: /no URI SAN/ });
+    const two = await pki.issueWithUris([CLIENT_ID, `spiffe://${TD}/svc/admin`]);
+    const twoResult = JSON.parse((await exchange(strict.port, { ...trustServer, ...asClient(two) })).text ?? '{}');
+    t.match(twoResult, { ok: false, reason: 'bad_identity', message: /2 URI SANs/ });
+  });
+
+  t.test('a client from a foreign CA fails the handshake; a lenient server still refuses it', async (t) => {
+    const client = await foreignPki.issue(`spiffe://other.test/svc/frontend`);
+    const strictResult = await exchange(strict.port, { ...trustServer, ...asClient(client) });
+    t.notOk(strictResult.text, 'the strict server sends nothing');
+    const lenientResult = JSON.parse((await exchange(lenient.port, { ...trustServer, ...asClient(client) })).text ?? '{}');
+    t.match(lenientResult, { ok: false, reason: 'unknown_ca' });
+  });
+
+  t.test('no client certificate', async (t) => {
+    const result = JSON.parse((await exchange(lenient.port, trustServer)).text ?? '{}');
+    t.match(result, { ok: false, reason: 'no_client_cert' });
+  });
+
+  t.test('checkServerIdentity pins the server SPIFFE ID, not its hostname', async (t) => {
+    const client = await pki.issue(CLIENT_ID);
+    // the server certificate has no IP SAN: Node's own check would refuse 127.0.0.1
+    const right = await exchange(strict.port, { ...trustServer, ...asClient(client) });
+    t.error(right.error);
+    const wrong = await exchange(strict.port, {
+      ca: pki.bundlePem,
+      checkServerIdentity: verifyServerSpiffeId(`spiffe://${TD}/svc/payments`),
+      ...asClient(client),
+    });
+    t.ok(wrong.error, 'the handshake is refused');
+    t.equal((wrong.error as { code?: string }).code, 'upstream_identity_mismatch');
+    t.match(wrong.error?.message, /expected spiffe:\/\/mesh\.test\/svc\/payments, but the server is spiffe:\/\/mesh\.test\/svc\/orders/);
+  });
+
+  t.test('checkServerIdentity refuses a server with no or several URI SANs', async (t) => {
+    const check = verifyServerSpiffeId(SERVER_ID);
+    const none = await pki.issueWithUris([]);
+    const two = await pki.issueWithUris([SERVER_ID, CLIENT_ID]);
+    for (const [material, pattern] of [[none, /no URI SAN/], [two, /2 URI SANs/]] as const) {
+      const server = tls.createServer({ key: material.privateKeyPem, cert: material.chainPem }, (s) => s.end('hi'));
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const result = await exchange((server.address() as AddressInfo).port, { ca: pki.bundlePem, checkServerIdentity: check });
+      server.close();
+      t.match(result.error?.message, pattern);
+    }
+  });
+});
