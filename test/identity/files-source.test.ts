@@ -34,7 +34,7 @@ t.test('files mode hot reload', async (t) => {
   await writeFile(files.bundle, first.bundlePem);
 
   const lines: Array<Record<string, unknown>> = [];
-  const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 50, logger: memoryLogger(lines) });
+  const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 200, logger: memoryLogger(lines) });
   const { identity } = running;
   const server = https.createServer({ ...identity.tls().options, ...MTLS_SERVER_OPTIONS }, (_req, res) => res.end('ok'));
   identity.attachServer(server);
@@ -89,7 +89,7 @@ t.test('files mode hot reload', async (t) => {
 
   t.test('broken replacements are refused, one warning each, old identity kept', async (t) => {
     const kept = identity.current().serialHex;
-    const settle = () => new Promise((resolve) => setTimeout(resolve, 250)); // > debounce: no stray retries
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 400)); // > debounce: no stray retries
 
     let event = nextRenewalEvent();
     await replace(files.cert, '-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n');

@@ -1,0 +1,91 @@
+// The command line as a user meets it: each command works, keys are private, an existing CA is
+// never overwritten by accident, and every mistake is one line on stderr with a non-zero exit.
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['dist/cli.js', ...args], (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function oneLine(t: Tap.Test, stderr: string, pattern: RegExp) {
+  t.equal(stderr.trim().split('\n').length, 1, `one line: ${stderr}`);
+  t.match(stderr, pattern);
+  t.notMatch(stderr, /\n\s+at /, 'no stack trace');
+}
+
+t.test('ca init writes the CA with private keys 0600 and refuses to overwrite', async (t) => {
+  const dir = join(t.testdir(), 'ca');
+  const first = await cli(['ca', 'init', '--dir', dir, '--trust-domain', 'mesh.local']);
+  t.equal(first.code, 0, first.stderr);
+  for (const file of ['root.crt', 'root.key', 'issuer.crt', 'issuer.key', 'bundle.pem']) t.ok((await stat(join(dir, file))).isFile(), file);
+  t.equal((await stat(join(dir, 'root.key'))).mode & 0o777, 0o600);
+  t.equal((await stat(join(dir, 'issuer.key'))).mode & 0o777, 0o600);
+  const rootBefore = await readFile(join(dir, 'root.crt'), 'utf8');
+  const again = await cli(['ca', 'init', '--dir', dir, '--trust-domain', 'mesh.local']);
+  t.equal(again.code, 1);
+  oneLine(t, again.stderr, /already exists.*--force/);
+  t.equal(await readFile(join(dir, 'root.crt'), 'utf8'), rootBefore, 'old CA untouched');
+  const forced = await cli(['ca', 'init', '--dir', dir, '--trust-domain', 'mesh.local', '--force']);
+  t.equal(forced.code, 0);
+  t.not(await readFile(join(dir, 'root.crt'), 'utf8'), rootBefore, '--force replaces it');
+
+  const issued = await cli(['ca', 'issue', '--dir', dir, '--service', 'orders', '--out', join(dir, '..', 'orders'), '--ttl', '2h']);
+  t.equal(issued.code, 0, issued.stderr);
+  t.match(issued.stdout, /spiffe:\/\/mesh\.local\/svc\/orders/);
+  t.equal((await stat(join(dir, '..', 'orders', 'svid.key'))).mode & 0o777, 0o600);
+
+  const token = await cli(['ca', 'token', '--dir', dir, '--service', 'orders']);
+  t.equal(token.code, 0);
+  t.match(token.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+  const tokenFile = join(dir, '..', 'orders.token');
+  t.equal((await cli(['ca', 'token', '--dir', dir, '--service', 'orders', '--single-use', '--out', tokenFile])).code, 0);
+  t.equal((await stat(tokenFile)).mode & 0o777, 0o600);
+});
+
+t.test('mistakes are one clear line and a non-zero exit', async (t) => {
+  const dir = t.testdir();
+  oneLine(t, (await cli(['ca', 'init', '--dir', dir])).stderr, /--trust-domain is required/);
+  oneLine(t, (await cli(['ca', 'init', '--dri', dir])).stderr, /Unknown option '--dri'.*usage/);
+  oneLine(t, (await cli(['ca', 'init', '--dir', dir, '--trust-domain', 'Bad Domain'])).stderr, /--trust-domain "Bad Domain"/);
+  oneLine(t, (await cli(['ca', 'token', '--dir', join(dir, 'none'), '--service', 'orders'])).stderr, /does not exist: run "meshcar ca init/);
+  oneLine(t, (await cli(['ca', 'token', '--dir', dir, '--service', 'a/b'])).stderr, /--service "a\/b"/);
+  oneLine(t, (await cli(['ca', 'issue', '--dir', dir, '--service', 'x', '--out', dir, '--ttl', 'soon'])).stderr, /--ttl "soon" is not a duration/);
+  oneLine(t, (await cli(['frobnicate'])).stderr, /unknown command "frobnicate"/);
+  const usage = await cli(['ca', 'init']);
+  t.equal(usage.code, 2, 'usage errors exit 2');
+});
+
+t.test('--help for every command', async (t) => {
+  const top = await cli(['--help']);
+  t.equal(top.code, 0);
+  for (const command of [['ca', 'init'], ['ca', 'issue'], ['ca', 'token'], ['ca', 'serve'], ['check'], ['run']]) {
+    t.match(top.stdout, `meshcar ${command.join(' ')}`);
+    const help = await cli([...command, '--help']);
+    t.equal(help.code, 0, command.join(' '));
+    t.match(help.stdout, /^usage: meshcar/);
+  }
+});
+
+t.test('check validates a config and prints every error with file:line', async (t) => {
+  const dir = t.testdir({
+    'good.yaml': 'trustDomain: mesh.local\ndir: certs/ca\nlisten: 127.0.0.1:8443\n',
+    'bad.yaml': 'trustDomain: mesh.local\ndir: certs/ca\nlisten: 127.0.0.1:99999\nmaxTtl: 15x\nbogus: 1\n',
+  });
+  const good = await cli(['check', '--config', join(dir, 'good.yaml')]);
+  t.equal(good.code, 0, good.stderr);
+  t.match(good.stdout, /valid ca configuration/);
+  const bad = await cli(['check', '--config', join(dir, 'bad.yaml')]);
+  t.equal(bad.code, 1);
+  const lines = bad.stderr.trim().split('\n');
+  t.equal(lines.length, 3, bad.stderr);
+  t.match(bad.stderr, /bad\.yaml:3:\d+: listen/);
+  t.match(bad.stderr, /bad\.yaml:4:\d+: maxTtl/);
+  t.match(bad.stderr, /bad\.yaml:5:\d+: bogus/);
+});
