@@ -1,0 +1,60 @@
+# meshcar: every entry point a person or CI needs. Each target installs what it needs itself.
+
+SHELL := /bin/bash
+NODE_MODULES_STAMP := node_modules/.package-lock.json
+TRUST_DOMAIN ?= mesh.local
+CA_DIR ?= certs/ca
+SERVICE ?=
+TTL ?= 24h
+
+.PHONY: setup tools build test ca cert token clean bench-ca
+
+## setup: install the locked npm dependencies (npm ci) when the lockfile changed
+setup: $(NODE_MODULES_STAMP)
+
+$(NODE_MODULES_STAMP): package-lock.json package.json
+	npm ci --no-audit --no-fund
+	@touch $(NODE_MODULES_STAMP)
+
+## tools: the command-line programs the tests drive as real clients
+tools:
+	@missing=""; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
+	fi
+
+## build: compile TypeScript to dist/
+build: setup
+	npx tsc -p tsconfig.json
+	@chmod +x dist/cli.js
+
+## test: every test (tap), after setup and build
+test: build tools
+	npx tap -R terse
+
+## ca: a new CA for $(TRUST_DOMAIN) in $(CA_DIR) (refuses to overwrite an existing one)
+ca: build
+	node dist/cli.js ca init --dir $(CA_DIR) --trust-domain $(TRUST_DOMAIN)
+
+## cert SERVICE=name: an SVID for one service, offline, into certs/<name>/
+cert: build
+	@if [ -z "$(SERVICE)" ]; then echo "make cert: say which service, e.g. make cert SERVICE=orders" >&2; exit 2; fi
+	@test -f $(CA_DIR)/issuer.key || node dist/cli.js ca init --dir $(CA_DIR) --trust-domain $(TRUST_DOMAIN)
+	node dist/cli.js ca issue --dir $(CA_DIR) --service $(SERVICE) --out certs/$(SERVICE) --ttl $(TTL)
+
+## token SERVICE=name: a join token for one service into certs/<name>.token
+token: build
+	@if [ -z "$(SERVICE)" ]; then echo "make token: say which service, e.g. make token SERVICE=orders" >&2; exit 2; fi
+	node dist/cli.js ca token --dir $(CA_DIR) --service $(SERVICE) --out certs/$(SERVICE).token
+
+## bench-ca: CA signing throughput and latency
+bench-ca: build
+	node dist/bench/ca-sign.js 2>/dev/null || npx tsx bench/ca-sign.ts
+
+## clean: remove build output and generated certificates (keeps certs/README.md)
+clean:
+	rm -rf dist .tap
+	find certs -mindepth 1 ! -name README.md -exec rm -rf {} +
