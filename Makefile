@@ -52,7 +52,7 @@ token: build
 
 ## bench-ca: CA signing throughput and latency
 bench-ca: build
-	node dist/bench/ca-sign.js 2>/dev/null || npx tsx bench/ca-sign.ts
+	taskset -c 0 node bench/ca-sign.mjs
 
 ## clean: remove build output and generated certificates (keeps certs/README.md)
 clean:

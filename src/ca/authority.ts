@@ -5,7 +5,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
 import { parseAndVerifyCsr, CsrError } from '../pki/csr.js';
-import { weakKeyReason } from '../pki/keys.js';
+import { describePublicKey, weakKeyReason, type KeyDescription } from '../pki/keys.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { createJoinToken, verifyJoinToken, type JoinTokenClaims } from './join-tokens.js';
 import { TokenLedger } from './token-ledger.js';
@@ -85,16 +85,17 @@ export class Authority {
       throw new MeshcarError('identity_not_allowed', `the CSR asks for ${asked} but the ${grant.via === 'token' ? 'join token' : 'client certificate'} grants ${grant.spiffeId}`);
     }
     if (grant.via === 'token' && grant.claims.single) await this.ledger.redeem(grant.claims.jti, grant.claims.exp);
-    return this.issue(grant.spiffeId, csr.spki, requestedTtlMs);
+    return this.issue(grant.spiffeId, csr.spki, requestedTtlMs, undefined, describePublicKey(csr.publicKey).type);
   }
 
   /** Signs a leaf for a public key whose possession is already established. */
-  async issue(spiffeId: string, spki: Buffer, requestedTtlMs?: number, serverNames?: readonly string[]): Promise<IssuedSvid> {
+  async issue(spiffeId: string, spki: Buffer, requestedTtlMs?: number, serverNames?: readonly string[], keyType?: KeyDescription['type']): Promise<IssuedSvid> {
     const lifetimeMs = Math.min(requestedTtlMs ?? this.limits.defaultTtlMs, this.limits.maxTtlMs);
     const built = await issueLeafCertificate(this.material.issuer, this.issuerNotAfter, {
       spiffeId,
       subjectPublicKeySpki: spki,
       lifetimeMs,
+      ...(keyType ? { subjectKeyType: keyType } : {}),
       ...(serverNames ? { serverNames, commonName: serverNames[0] } : {}),
     });
     return {

@@ -32,10 +32,18 @@ function validity(now: Date, lifetimeMs: number, notAfterCap?: Date): { notBefor
   return { notBefore, notAfter };
 }
 
+const signerKeyIds = new WeakMap<Buffer, string>();
+
 function identifiers(subjectSpki: Buffer, issuerSpki: Buffer): ExtensionSpec[] {
+  // the issuer's identifier is the same for every leaf it signs
+  let authorityKeyId = signerKeyIds.get(issuerSpki);
+  if (authorityKeyId === undefined) {
+    authorityKeyId = keyIdentifier(issuerSpki).toString('binary');
+    signerKeyIds.set(issuerSpki, authorityKeyId);
+  }
   return [
     { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(subjectSpki)) },
-    { name: 'authorityKeyIdentifier', keyIdentifier: keyIdentifier(issuerSpki).toString('binary') },
+    { name: 'authorityKeyIdentifier', keyIdentifier: authorityKeyId },
   ];
 }
 
@@ -87,11 +95,13 @@ export interface LeafRequest {
   /** DNS names and IP addresses, only for the CA server's own certificate. */
   readonly serverNames?: readonly string[];
   readonly commonName?: string;
+  /** The key's type when the caller has already decoded it (decoding costs ~0.3 ms). */
+  readonly subjectKeyType?: 'ec' | 'rsa' | 'other';
 }
 
 /** A workload X509-SVID: exactly one URI SAN, not a CA, both TLS purposes. */
 export function issueLeafCertificate(issuer: Signer, issuerNotAfter: Date, request: LeafRequest, now = new Date()): Promise<BuiltCertificate> {
-  const keyType = describePublicKey(publicKeyFromSpki(request.subjectPublicKeySpki)).type;
+  const keyType = request.subjectKeyType ?? describePublicKey(publicKeyFromSpki(request.subjectPublicKeySpki)).type;
   const altNames: Array<Record<string, unknown>> = [{ type: 6, value: request.spiffeId }];
   for (const name of request.serverNames ?? []) {
     altNames.push(isIP(name) ? { type: 7, ip: name } : { type: 2, value: name });

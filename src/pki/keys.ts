@@ -65,8 +65,19 @@ export function spkiDerOf(key: KeyObject): Buffer {
   return key.export({ type: 'spki', format: 'der' });
 }
 
+const signatureOids = new WeakMap<KeyObject, string>();
+
 /** The signature algorithm a private key of this kind signs certificates and CSRs with. */
 export function signatureOidFor(key: KeyObject): string {
+  let algorithm = signatureOids.get(key);
+  if (algorithm === undefined) {
+    algorithm = signatureOidOf(key);
+    signatureOids.set(key, algorithm);
+  }
+  return algorithm;
+}
+
+function signatureOidOf(key: KeyObject): string {
   if (key.asymmetricKeyType === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve;
     return curve === 'secp384r1' ? '1.2.840.10045.4.3.3' : '1.2.840.10045.4.3.2';
