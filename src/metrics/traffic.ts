@@ -1,0 +1,40 @@
+// What the data plane reports about traffic, as a narrow interface: inbound and outbound
+// call it, the metrics layer (and the access log) implement it. Passed in, never global.
+
+export type Direction = 'inbound' | 'outbound';
+
+/** One finished request, as the sidecar saw it. */
+export interface RequestRecord {
+  readonly direction: Direction;
+  /** Inbound: the caller's service name (or SPIFFE ID); outbound: the upstream's name. */
+  readonly peer: string;
+  readonly method: string;
+  /** Path without the query string. */
+  readonly path: string;
+  readonly status: number;
+  readonly durationSeconds: number;
+  /** Set when meshcar itself answered or the exchange failed (an ErrorCode, or reset/timeout). */
+  readonly errorCode?: string;
+  readonly requestId?: string;
+  /** Outbound: the endpoint (host:port) that served it. */
+  readonly endpoint?: string;
+  readonly bytesIn?: number;
+  readonly bytesOut?: number;
+}
+
+export type TlsFailureReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'bad_identity' | 'other';
+
+export interface TrafficObserver {
+  requestFinished(record: RequestRecord): void;
+  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason): void;
+  /** +1 when an HTTP/2 session to an upstream opens, -1 when it closes. */
+  upstreamSessionsChanged(upstream: string, delta: number): void;
+  upstreamStreamsChanged(upstream: string, delta: number): void;
+}
+
+export const NO_OBSERVER: TrafficObserver = Object.freeze({
+  requestFinished() {},
+  tlsHandshakeFailed() {},
+  upstreamSessionsChanged() {},
+  upstreamStreamsChanged() {},
+});
