@@ -24,7 +24,7 @@ export function dispatchTlsSocket(socket: TLSSocket, servers: ProtocolServers): 
 
 /** For a plain TCP socket: waits for enough bytes to tell the h2c preface from HTTP/1.x. */
 export function dispatchPlainSocket(socket: Socket, servers: ProtocolServers): void {
-  let buffered = Buffer.alloc(0);
+  let buffered: Buffer = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
     const compared = Math.min(buffered.length, H2_PREFACE.length);
