@@ -68,9 +68,12 @@ export interface SidecarConfig {
   readonly outbound: OutboundConfig | undefined;
   readonly admin: { readonly listen: HostPort };
   readonly log: { readonly level: LogLevel; readonly access: boolean };
+  /** On SIGTERM/SIGINT, how long in-flight requests may take to finish. */
+  readonly drainTimeoutMs: number;
 }
 
-const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log'];
+const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log', 'drainTimeout'];
+const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 const DAY_MS = 86_400_000;
 const DEFAULT_RENEWAL: RenewalWindow = { from: 0.5, to: 0.7 };
 const DEFAULT_ADMIN_LISTEN: HostPort = { host: '127.0.0.1', port: 15000 };
@@ -102,11 +105,12 @@ function check(source: YamlSource): SidecarConfig | undefined {
   }
   const admin = root.optional('admin', readAdmin, { listen: DEFAULT_ADMIN_LISTEN });
   const log = root.optional('log', readLog, { level: 'info' as LogLevel, access: true });
+  const drainTimeoutMs = root.optional('drainTimeout', readDuration, DEFAULT_DRAIN_TIMEOUT_MS);
   checkListenersDistinct(root);
-  if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined) return undefined;
+  if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined || drainTimeoutMs === undefined) return undefined;
   if ((root.has('inbound') && !inbound) || (root.has('outbound') && !outbound)) return undefined;
   const spiffeId = serviceSpiffeId(trustDomain, service);
-  return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log });
+  return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log, drainTimeoutMs });
 }
 
 function readService(value: YamlValue): string | undefined {

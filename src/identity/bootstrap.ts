@@ -24,7 +24,7 @@ export interface CaIdentityOptions {
   readonly trustDomain: string;
   /** identity.dir: where the key and SVID persist across restarts. */
   readonly dir: string;
-  readonly ca: { readonly url: string; readonly bundlePath: string; readonly tokenPath: string; readonly timeoutMs?: number };
+  readonly ca: { readonly url: string; readonly bundlePath: string; readonly tokenPath?: string | undefined; readonly timeoutMs?: number };
   readonly ttlMs?: number;
   readonly renewal?: RenewalWindow;
   readonly backoff?: BackoffPolicy;
@@ -57,8 +57,12 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
 
   const withToken = async (): Promise<Svid> => {
     // read when needed, not at start: it is only needed without a usable SVID, and may be rotated
-    const token = (await readConfigFile(options.ca.tokenPath, 'join token file')).trim();
-    if (token === '') throw new MeshcarError('identity_invalid', `the join token file ${options.ca.tokenPath} is empty`);
+    const tokenPath = options.ca.tokenPath;
+    if (tokenPath === undefined) {
+      throw new MeshcarError('identity_invalid', `no valid SVID in ${options.dir} and no join token configured: set identity.ca.token to a file holding one (meshcar ca token)`);
+    }
+    const token = (await readConfigFile(tokenPath, 'join token file')).trim();
+    if (token === '') throw new MeshcarError('identity_invalid', `the join token file ${tokenPath} is empty`);
     return client.sign({ spiffeId, auth: { token }, ...ttl });
   };
   // renewal authenticates with the current SVID; once that has expired only a token can help

@@ -1,0 +1,82 @@
+// The admin listener (loopback by default): liveness, readiness, the current identity, the
+// effective config and Prometheus metrics. It reads state through the AdminState interface
+// and never reaches into the data plane.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { MeshcarError } from '../errors.js';
+import { asMeshcarError, sendError, sendJson } from '../http/status.js';
+
+export interface AdminState {
+  /** True once the identity is loaded and every listener is bound, false again while draining. */
+  ready(): boolean;
+  draining(): boolean;
+  identity(): Record<string, unknown>;
+  config(): Record<string, unknown>;
+  metrics(acceptHeader: string | undefined): Promise<{ contentType: string; body: string }>;
+  /** Extra read-only JSON views (e.g. /endpoints), by path. */
+  readonly views?: Readonly<Record<string, () => unknown>>;
+}
+
+export interface RunningAdmin {
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startAdminServer(listen: { host: string; port: number }, state: AdminState, logger: Logger): Promise<RunningAdmin> {
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] as string;
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new MeshcarError('method_not_allowed', `use GET ${path}`);
+    switch (path) {
+      case '/healthz':
+        return sendJson(res, 200, { status: 'alive' });
+      case '/ready':
+        if (state.draining()) return sendJson(res, 503, { status: 'draining' });
+        return state.ready() ? sendJson(res, 200, { status: 'ready' }) : sendJson(res, 503, { status: 'starting' });
+      case '/identity':
+        return sendJson(res, 200, state.identity());
+      case '/config':
+        return sendJson(res, 200, state.config());
+      case '/metrics': {
+        const { contentType, body } = await state.metrics(req.headers.accept);
+        res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+        return;
+      }
+      default: {
+        const view = state.views?.[path];
+        if (view) return sendJson(res, 200, view());
+        throw new MeshcarError('not_found', `no admin endpoint ${path}; try /healthz, /ready, /identity, /config, /metrics`);
+      }
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      const error = asMeshcarError(err);
+      if (error.code === 'internal') logger.error({ err }, 'admin request failed');
+      sendError(res, error);
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  return {
+    host: listen.host,
+    port: address.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
