@@ -5,8 +5,54 @@
 import client from 'prom-client';
 import { VERSION } from '../version.js';
 
+/** 0.5 ms to 10 s: sidecar overhead lives in the first buckets, app latency in the rest. */
+export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 export class Metrics {
   readonly registry = new client.Registry();
+
+  readonly requests = new client.Counter({
+    name: 'meshcar_requests_total',
+    help: 'Requests handled, by direction, peer, method, route template and status code.',
+    labelNames: ['direction', 'peer', 'method', 'route', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestDuration = new client.Histogram({
+    name: 'meshcar_request_duration_seconds',
+    help: 'Time from request received to response finished, as seen by the sidecar.',
+    labelNames: ['direction', 'peer', 'method', 'route', 'status_class'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly requestErrors = new client.Counter({
+    name: 'meshcar_request_errors_total',
+    help: 'Requests that failed or were refused by the sidecar, by reason.',
+    labelNames: ['direction', 'peer', 'route', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tlsHandshakeFailures = new client.Counter({
+    name: 'meshcar_tls_handshake_failures_total',
+    help: 'TLS handshakes refused or failed, by reason.',
+    labelNames: ['direction', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamSessions = new client.Gauge({
+    name: 'meshcar_upstream_sessions',
+    help: 'Open HTTP/2 sessions to an upstream.',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamActiveStreams = new client.Gauge({
+    name: 'meshcar_upstream_active_streams',
+    help: 'Requests in flight on HTTP/2 sessions to an upstream.',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
 
   readonly caCertificatesIssued = new client.Counter({
     name: 'meshcar_ca_certificates_issued_total',

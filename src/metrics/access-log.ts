@@ -1,0 +1,48 @@
+// The access log: one JSON line per request on stdout through pino (time, direction, peer,
+// method, route, path without query, status, duration, bytes, endpoint, request id, error).
+// Never a certificate, key or token: only the fields of a RequestRecord are written.
+
+import type { Logger } from 'pino';
+import type { RequestRecord, TrafficObserver } from './traffic.js';
+import { NO_OBSERVER } from './traffic.js';
+
+export class AccessLog implements TrafficObserver {
+  private readonly log: Logger;
+
+  constructor(logger: Logger, private readonly routeOf: (record: RequestRecord) => string | undefined = () => undefined) {
+    this.log = logger.child({ component: 'access' });
+  }
+
+  requestFinished(record: RequestRecord): void {
+    const query = record.path.indexOf('?');
+    this.log.info({
+      direction: record.direction,
+      peer: record.peer,
+      method: record.method,
+      route: this.routeOf(record),
+      path: query === -1 ? record.path : record.path.slice(0, query),
+      status: record.status,
+      durationMs: Math.round(record.durationSeconds * 1e6) / 1e3,
+      bytesIn: record.bytesIn,
+      bytesOut: record.bytesOut,
+      endpoint: record.endpoint,
+      requestId: record.requestId,
+      error: record.errorCode,
+    });
+  }
+
+  tlsHandshakeFailed = NO_OBSERVER.tlsHandshakeFailed;
+  upstreamSessionsChanged = NO_OBSERVER.upstreamSessionsChanged;
+  upstreamStreamsChanged = NO_OBSERVER.upstreamStreamsChanged;
+}
+
+/** Several observers behind one: the data plane calls one object. */
+export function combineObservers(observers: readonly TrafficObserver[]): TrafficObserver {
+  if (observers.length === 1) return observers[0] as TrafficObserver;
+  return {
+    requestFinished: (record) => { for (const o of observers) o.requestFinished(record); },
+    tlsHandshakeFailed: (direction, reason) => { for (const o of observers) o.tlsHandshakeFailed(direction, reason); },
+    upstreamSessionsChanged: (upstream, delta) => { for (const o of observers) o.upstreamSessionsChanged(upstream, delta); },
+    upstreamStreamsChanged: (upstream, delta) => { for (const o of observers) o.upstreamStreamsChanged(upstream, delta); },
+  };
+}

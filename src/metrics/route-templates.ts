@@ -1,0 +1,102 @@
+// Turns request paths into bounded `route` label values: a configured template when one
+// matches; otherwise a learned template where identifier-like segments (numbers, UUIDs, long
+// hex, token-like strings) become {id}; at most `cap` distinct routes per direction and peer,
+// then __other__. Query strings never reach a label.
+
+export const OTHER_ROUTE = '__other__';
+export const DEFAULT_ROUTE_CAP = 100;
+
+const NUMERIC = /^\d+$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const LONG_HEX = /^[0-9a-f]{16,}$/i;
+const MAX_SEGMENT = 64;
+
+/** Random-looking: long enough, and mixing letters with digits (base64url ids, hashes, tokens). */
+function isTokenLike(segment: string): boolean {
+  if (segment.length < 16) return false;
+  let digits = 0;
+  let letters = 0;
+  for (let i = 0; i < segment.length; i++) {
+    const c = segment.charCodeAt(i);
+    if (c >= 48 && c <= 57) digits++;
+    else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)) letters++;
+  }
+  return digits > 0 && letters > 0;
+}
+
+function templateSegment(segment: string): string {
+  if (segment === '') return segment;
+  if (NUMERIC.test(segment) || UUID.test(segment) || LONG_HEX.test(segment) || isTokenLike(segment) || segment.length > MAX_SEGMENT) return '{id}';
+  return segment;
+}
+
+/** The learned template of a path (no query string, identifiers replaced). */
+export function learnedTemplate(path: string): string {
+  const query = path.indexOf('?');
+  const bare = query === -1 ? path : path.slice(0, query);
+  if (bare === '/' || bare === '') return '/';
+  return bare.split('/').map(templateSegment).join('/');
+}
+
+interface ConfiguredTemplate {
+  readonly template: string;
+  /** null where the segment is a {parameter}. */
+  readonly segments: ReadonlyArray<string | null>;
+}
+
+function compile(template: string): ConfiguredTemplate {
+  return { template, segments: template.split('/').map((s) => (/^\{[^}]*\}$/.test(s) ? null : s)) };
+}
+
+function matches(configured: ConfiguredTemplate, parts: readonly string[]): boolean {
+  if (configured.segments.length !== parts.length) return false;
+  for (let i = 0; i < parts.length; i++) {
+    const expected = configured.segments[i];
+    if (expected !== null && expected !== parts[i]) return false;
+    if (expected === null && parts[i] === '') return false;
+  }
+  return true;
+}
+
+/** Route labels for one direction and peer: configured templates first, learned ones capped. */
+export class RouteLabeler {
+  private readonly configured: readonly ConfiguredTemplate[];
+  private readonly learned = new Set<string>();
+  // the same few paths repeat; remembering their answers keeps the hot path to one lookup
+  private readonly cache = new Map<string, string>();
+  private static readonly CACHE_LIMIT = 2048;
+
+  constructor(templates: readonly string[] = [], private readonly cap = DEFAULT_ROUTE_CAP) {
+    this.configured = templates.map(compile);
+  }
+
+  routeOf(path: string): string {
+    const cached = this.cache.get(path);
+    if (cached !== undefined) return cached;
+    const route = this.resolve(path);
+    if (this.cache.size >= RouteLabeler.CACHE_LIMIT) this.cache.clear();
+    this.cache.set(path, route);
+    return route;
+  }
+
+  private resolve(path: string): string {
+    const query = path.indexOf('?');
+    const bare = query === -1 ? path : path.slice(0, query);
+    if (this.configured.length > 0) {
+      const parts = bare.split('/');
+      for (const configured of this.configured) if (matches(configured, parts)) return configured.template;
+    }
+    const template = learnedTemplate(bare);
+    if (this.learned.has(template)) return template;
+    if (this.learned.size >= this.cap) return OTHER_ROUTE;
+    this.learned.add(template);
+    return template;
+  }
+}
+
+const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
+/** Methods outside the standard set would be an unbounded label: they become OTHER. */
+export function methodLabel(method: string): string {
+  return STANDARD_METHODS.has(method) ? method : 'OTHER';
+}

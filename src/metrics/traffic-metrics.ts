@@ -1,0 +1,159 @@
+// The Prometheus side of the TrafficObserver: request counts, durations and errors per
+// direction, peer, method and route, plus the /endpoints inventory. Label children are
+// resolved once per route and status and kept, so a request costs a few map lookups and
+// two increments, never a label-string join.
+
+import type { Counter, Histogram } from 'prom-client';
+import type { Metrics } from './registry.js';
+import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP } from './route-templates.js';
+import type { Direction, RequestRecord, TlsFailureReason, TrafficObserver } from './traffic.js';
+
+interface StatusChildren {
+  readonly count: Counter.Internal;
+  readonly duration: Histogram.Internal<string>;
+}
+
+/** One API endpoint: direction, peer, method and route. Also a row of /endpoints. */
+interface EndpointEntry {
+  readonly direction: Direction;
+  readonly peer: string;
+  readonly method: string;
+  readonly route: string;
+  count: number;
+  errors: number;
+  lastSeenMs: number;
+  readonly byStatus: Map<number, StatusChildren>;
+  readonly errorsByReason: Map<string, Counter.Internal>;
+}
+
+interface PeerEntry {
+  /** The peer label: the peer's name, or __other__ beyond the peer cap. */
+  readonly name: string;
+  readonly labeler: RouteLabeler;
+  /** route → method → endpoint */
+  readonly routes: Map<string, Map<string, EndpointEntry>>;
+}
+
+export interface EndpointView {
+  readonly direction: Direction;
+  readonly peer: string;
+  readonly method: string;
+  readonly route: string;
+  readonly count: number;
+  readonly errors: number;
+  readonly lastSeen: string;
+}
+
+export interface TrafficMetricsOptions {
+  /** Configured route templates per outbound upstream name. */
+  readonly routesByUpstream?: ReadonlyMap<string, readonly string[]>;
+  readonly routeCap?: number;
+  /** Distinct peers per direction before they share one __other__ peer label. */
+  readonly peerCap?: number;
+}
+
+function statusClass(status: number): string {
+  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+}
+
+export class TrafficMetrics implements TrafficObserver {
+  private readonly peers: Record<Direction, Map<string, PeerEntry>> = { inbound: new Map(), outbound: new Map() };
+  private readonly sessionGauges = new Map<string, ReturnType<Metrics['upstreamSessions']['labels']>>();
+  private readonly streamGauges = new Map<string, ReturnType<Metrics['upstreamActiveStreams']['labels']>>();
+
+  constructor(private readonly metrics: Metrics, private readonly options: TrafficMetricsOptions = {}) {}
+
+  private peerEntry(direction: Direction, peer: string): PeerEntry {
+    const peers = this.peers[direction];
+    let entry = peers.get(peer);
+    if (entry === undefined) {
+      // peers are bounded too: an inbound caller set is as large as the mesh, not unbounded,
+      // but a cap keeps a misbehaving mesh from exploding the series
+      if (peers.size >= (this.options.peerCap ?? 1000)) return this.peerEntry(direction, '__other__');
+      const templates = direction === 'outbound' ? this.options.routesByUpstream?.get(peer) : undefined;
+      entry = { name: peer, labeler: new RouteLabeler(templates, this.options.routeCap ?? DEFAULT_ROUTE_CAP), routes: new Map() };
+      peers.set(peer, entry);
+    }
+    return entry;
+  }
+
+  private endpoint(record: RequestRecord): EndpointEntry {
+    const peer = this.peerEntry(record.direction, record.peer);
+    const route = peer.labeler.routeOf(record.path);
+    let methods = peer.routes.get(route);
+    if (methods === undefined) {
+      methods = new Map();
+      peer.routes.set(route, methods);
+    }
+    const method = methodLabel(record.method);
+    let endpoint = methods.get(method);
+    if (endpoint === undefined) {
+      endpoint = { direction: record.direction, peer: peer.name, method, route, count: 0, errors: 0, lastSeenMs: 0, byStatus: new Map(), errorsByReason: new Map() };
+      methods.set(method, endpoint);
+    }
+    return endpoint;
+  }
+
+  requestFinished(record: RequestRecord): void {
+    const endpoint = this.endpoint(record);
+    let children = endpoint.byStatus.get(record.status);
+    if (children === undefined) {
+      const { direction, peer, method, route } = endpoint;
+      children = {
+        count: this.metrics.requests.labels(direction, peer, method, route, String(record.status)),
+        duration: this.metrics.requestDuration.labels(direction, peer, method, route, statusClass(record.status)),
+      };
+      endpoint.byStatus.set(record.status, children);
+    }
+    children.count.inc();
+    children.duration.observe(record.durationSeconds);
+    endpoint.count++;
+    endpoint.lastSeenMs = Date.now();
+    if (record.errorCode !== undefined) {
+      endpoint.errors++;
+      let errors = endpoint.errorsByReason.get(record.errorCode);
+      if (errors === undefined) {
+        errors = this.metrics.requestErrors.labels(endpoint.direction, endpoint.peer, endpoint.route, record.errorCode);
+        endpoint.errorsByReason.set(record.errorCode, errors);
+      }
+      errors.inc();
+    }
+  }
+
+  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason): void {
+    this.metrics.tlsHandshakeFailures.labels(direction, reason).inc();
+  }
+
+  upstreamSessionsChanged(upstream: string, delta: number): void {
+    let gauge = this.sessionGauges.get(upstream);
+    if (gauge === undefined) {
+      gauge = this.metrics.upstreamSessions.labels(upstream);
+      this.sessionGauges.set(upstream, gauge);
+    }
+    gauge.inc(delta);
+  }
+
+  upstreamStreamsChanged(upstream: string, delta: number): void {
+    let gauge = this.streamGauges.get(upstream);
+    if (gauge === undefined) {
+      gauge = this.metrics.upstreamActiveStreams.labels(upstream);
+      this.streamGauges.set(upstream, gauge);
+    }
+    gauge.inc(delta);
+  }
+
+  /** The API inventory for /endpoints, most used first. */
+  endpoints(): EndpointView[] {
+    const rows: EndpointView[] = [];
+    for (const direction of ['inbound', 'outbound'] as const) {
+      for (const peer of this.peers[direction].values()) {
+        for (const methods of peer.routes.values()) {
+          for (const e of methods.values()) {
+            rows.push({ direction: e.direction, peer: e.peer, method: e.method, route: e.route, count: e.count, errors: e.errors, lastSeen: new Date(e.lastSeenMs).toISOString() });
+          }
+        }
+      }
+    }
+    return rows.sort((a, b) => b.count - a.count);
+  }
+}
