@@ -8,6 +8,8 @@ import { VERSION } from '../version.js';
 /** 0.5 ms to 10 s: sidecar overhead lives in the first buckets, app latency in the rest. */
 export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+const PROMTOOL_REJECTED = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 export class Metrics {
   readonly registry = new client.Registry();
 
@@ -88,8 +90,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  constructor(options: { processMetrics?: boolean } = {}) {
     this.buildInfo.labels(VERSION).set(1);
+    if (options.processMetrics ?? true) {
+      client.collectDefaultMetrics({ register: this.registry });
+      // these three gauges end in _total, which the naming rules keep for counters, and
+      // promtool rejects them; the same facts by type stay in nodejs_active_handles{type} etc.
+      for (const name of PROMTOOL_REJECTED) this.registry.removeSingleMetric(name);
+    }
   }
 
   contentType(): string {
@@ -98,5 +106,15 @@ export class Metrics {
 
   render(): Promise<string> {
     return this.registry.metrics();
+  }
+
+  /** OpenMetrics text when the scraper asks for it (Accept: application/openmetrics-text). */
+  async renderFor(accept: string | undefined): Promise<{ contentType: string; body: string }> {
+    if (accept !== undefined && accept.includes('application/openmetrics-text')) {
+      const open = client.Registry.merge([this.registry]);
+      open.setContentType(client.Registry.OPENMETRICS_CONTENT_TYPE as typeof client.Registry.PROMETHEUS_CONTENT_TYPE);
+      return { contentType: open.contentType, body: await open.metrics() };
+    }
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

@@ -1,0 +1,81 @@
+// The exported metrics pass promtool's checks, speak OpenMetrics on request, and keep label
+// cardinality bounded however many distinct paths clients send.
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Metrics } from '../../src/metrics/registry.js';
+import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
+import { OTHER_ROUTE, RouteLabeler, learnedTemplate, methodLabel } from '../../src/metrics/route-templates.js';
+
+function promtool(text: string): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    const child = execFile('promtool', ['check', 'metrics'], (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr }));
+    child.stdin?.end(text);
+  });
+}
+
+function populate(traffic: TrafficMetrics) {
+  for (const direction of ['inbound', 'outbound'] as const) {
+    traffic.requestFinished({ direction, peer: 'orders', method: 'GET', path: '/orders/42?x=1', status: 200, durationSeconds: 0.003 });
+    traffic.requestFinished({ direction, peer: 'orders', method: 'POST', path: '/orders', status: 503, durationSeconds: 0.01, errorCode: 'upstream_unavailable' });
+  }
+  traffic.tlsHandshakeFailed('inbound', 'no_client_cert');
+  traffic.upstreamSessionsChanged('orders', 1);
+  traffic.upstreamStreamsChanged('orders', 1);
+}
+
+t.test('promtool check metrics passes on the full output', async (t) => {
+  const metrics = new Metrics();
+  populate(new TrafficMetrics(metrics));
+  metrics.identityCertExpiry.labels('spiffe://mesh.local/svc/orders').set(1e9);
+  metrics.identityRenewals.labels('success').inc();
+  const text = await metrics.render();
+  for (const name of ['meshcar_requests_total', 'meshcar_request_duration_seconds_bucket', 'meshcar_request_errors_total', 'meshcar_tls_handshake_failures_total', 'meshcar_upstream_sessions', 'meshcar_upstream_active_streams', 'meshcar_identity_cert_expiry_timestamp_seconds', 'meshcar_identity_renewals_total', 'meshcar_build_info', 'nodejs_eventloop_lag_seconds', 'process_cpu_seconds_total']) {
+    t.match(text, new RegExp(`^${name}`, 'm'), name);
+  }
+  t.match(text, /meshcar_requests_total\{direction="inbound",peer="orders",method="GET",route="\/orders\/\{id\}",code="200"\} 1/);
+  t.notMatch(text, /x=1/, 'no query string in any label');
+  const result = await promtool(text);
+  t.equal(result.code, 0, result.output);
+});
+
+t.test('OpenMetrics when the scraper asks for it', async (t) => {
+  const metrics = new Metrics({ processMetrics: false });
+  const open = await metrics.renderFor('application/openmetrics-text; version=1.0.0,text/plain;q=0.5');
+  t.match(open.contentType, /application\/openmetrics-text/);
+  t.match(open.body, /# EOF\s*$/);
+  const plain = await metrics.renderFor('text/plain');
+  t.match(plain.contentType, /text\/plain/);
+});
+
+t.test('learned templates and methods', async (t) => {
+  t.equal(learnedTemplate('/orders/42'), '/orders/{id}');
+  t.equal(learnedTemplate(`/users/${randomUUID()}/cart`), '/users/{id}/cart');
+  t.equal(learnedTemplate(`/blobs/${randomBytes(16).toString('hex')}`), '/blobs/{id}');
+  t.equal(learnedTemplate('/sessions/aZ3kQ9xLmN2pR7sT8v'), '/sessions/{id}');
+  t.equal(learnedTemplate('/orders/recent?limit=5'), '/orders/recent');
+  t.equal(learnedTemplate('/'), '/');
+  t.equal(methodLabel('GET'), 'GET');
+  t.equal(methodLabel('BREW'), 'OTHER');
+  const labeler = new RouteLabeler(['/charges/{id}', '/refunds/{id}/items/{item}']);
+  t.equal(labeler.routeOf('/charges/ch_123'), '/charges/{id}', 'configured template wins');
+  t.equal(labeler.routeOf('/refunds/9/items/abc'), '/refunds/{id}/items/{item}');
+  t.equal(labeler.routeOf('/charges'), '/charges', 'no match → learned');
+});
+
+t.test('10,000 distinct random paths keep the series count bounded', async (t) => {
+  const metrics = new Metrics({ processMetrics: false });
+  const traffic = new TrafficMetrics(metrics, { routeCap: 100 });
+  for (let i = 0; i < 10_000; i++) {
+    const path = `/${randomBytes(3).toString('hex').replace(/\d/g, 'x')}/${randomBytes(2).toString('hex').replace(/\d/g, 'y')}?q=${i}`;
+    traffic.requestFinished({ direction: 'inbound', peer: 'frontend', method: i % 7 === 0 ? `M${i}` : 'GET', path, status: 200, durationSeconds: 0.001 });
+  }
+  const values = (await metrics.requests.get()).values;
+  const routes = new Set(values.map((v) => String(v.labels.route)));
+  t.ok(routes.size <= 101, `routes bounded: ${routes.size}`);
+  t.ok(routes.has(OTHER_ROUTE), 'beyond the cap: __other__');
+  t.ok(values.length <= 202, `series bounded: ${values.length}`);
+  t.same(new Set(values.map((v) => v.labels.method)), new Set(['GET', 'OTHER']));
+  t.equal(traffic.endpoints().reduce((sum, e) => sum + e.count, 0), 10_000, 'every request counted in the inventory');
+});
