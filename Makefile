@@ -7,7 +7,7 @@ CA_DIR ?= certs/ca
 SERVICE ?=
 TTL ?= 24h
 
-.PHONY: setup tools build test ca cert token clean bench-ca
+.PHONY: setup tools build test demo ca cert token clean bench-ca
 
 ## setup: install the locked npm dependencies (npm ci) when the lockfile changed
 setup: $(NODE_MODULES_STAMP)
@@ -35,6 +35,10 @@ build: setup
 test: build tools
 	npx tap -R terse
 
+## demo: a whole local mesh (CA, frontend → orders, their sidecars, traffic); DEMO_SECONDS=N stops after N s
+demo: build tools
+	node dist/demo/run-demo.js
+
 ## ca: a new CA for $(TRUST_DOMAIN) in $(CA_DIR) (refuses to overwrite an existing one)
 ca: build
 	node dist/cli.js ca init --dir $(CA_DIR) --trust-domain $(TRUST_DOMAIN)
@@ -49,6 +53,11 @@ cert: build
 token: build
 	@if [ -z "$(SERVICE)" ]; then echo "make token: say which service, e.g. make token SERVICE=orders" >&2; exit 2; fi
 	node dist/cli.js ca token --dir $(CA_DIR) --service $(SERVICE) --out certs/$(SERVICE).token
+
+## bench: sidecar overhead: the same load direct to an app and through an outbound+inbound pair (bench/README.md)
+.PHONY: bench
+bench: build
+	node bench/run.mjs
 
 ## bench-ca: CA signing throughput and latency
 bench-ca: build

@@ -8,6 +8,8 @@ import { MeshcarError, describeError } from './errors.js';
 import { parseDuration } from './config/duration.js';
 import { loadCaConfig } from './config/ca-config.js';
 import { checkConfigFile } from './config/load-any.js';
+import { loadSidecarConfig } from './config/sidecar-config.js';
+import { Sidecar } from './sidecar.js';
 import { formatIssues, ConfigError } from './config/issues.js';
 import { isValidServiceName, isValidTrustDomain } from './identity/spiffe-id.js';
 import { caInit, caIssue, caServe, caToken, writeTokenFile } from './ca/commands.js';
@@ -110,6 +112,23 @@ const COMMANDS: Record<string, Command> = {
       const logger = createLogger(config.log.level, 'meshcar-ca');
       const server = await caServe(config, logger);
       return untilSignal(() => server.close());
+    },
+  },
+  run: {
+    usage: 'meshcar run --config FILE',
+    summary: 'run a sidecar: identity, inbound and outbound listeners, admin',
+    options: { config: { type: 'string', help: 'sidecar configuration YAML' } },
+    async run(values) {
+      const config = await loadSidecarConfig(required(values, 'config'));
+      const logger = createLogger(config.log.level);
+      const sidecar = new Sidecar(config, logger);
+      try {
+        await sidecar.start();
+      } catch (err) {
+        await sidecar.stop();
+        throw err;
+      }
+      return untilSignal(() => sidecar.drain(config.drainTimeoutMs));
     },
   },
   check: {

@@ -1,0 +1,489 @@
+// The sidecar benchmark (`make bench`): the same load straight to an app and through an
+// outbound + inbound sidecar pair, in one run, reported as ratios.
+//
+//   load generator ──▶ app                                               (direct)
+//   load generator ──▶ client sidecar outbound ══mTLS/h2══▶ server sidecar inbound ──▶ app   (pair)
+//
+// Two loads, each run direct and then via the pair: (a) saturating, 50 keep-alive connections
+// as fast as they go; (b) a fixed 1,000 req/s over 10 connections, latency measured from each
+// request's scheduled send time. For each sidecar: CPU per request from /proc/<pid>/stat
+// (utime + stime, CLK_TCK) and peak RSS (VmHWM). Prints a table and writes
+// bench/results/latest.json. Every process it starts is stopped at the end, on error and on
+// SIGINT/SIGTERM. Only 127.0.0.1 is used. See bench/README.md for how to read the output.
+//
+// Usage: node bench/run.mjs [--direct-only]     (needs `make build` first; `make bench` does both)
+// Environment: BENCH_SECONDS (10) per measured run, BENCH_WARMUP (2) s per path, BENCH_RATE (1000),
+// BENCH_ACCESS_LOG=1 (sidecar access logs on), BENCH_METRICS (reserved, not wired yet),
+// BENCH_DIRECT_ONLY=1 (app only, no CA or sidecars), BENCH_KEEP=1 (keep the temp dir and logs),
+// BENCH_STRICT=1 (exit 1 when a target is missed), BENCH_SIDECAR_NODE_ARGS (node flags for the
+// sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(ROOT, 'dist', 'cli.js');
+const LOAD = join(ROOT, 'bench', 'load.mjs');
+const APP = join(ROOT, 'bench', 'app.mjs');
+const RESULTS = join(ROOT, 'bench', 'results');
+
+function envNumber(name, fallback, min, max) {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    process.stderr.write(`bench: ${name}=${text} is not a number between ${min} and ${max}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const SECONDS = envNumber('BENCH_SECONDS', 10, 1, 600);
+const WARMUP = envNumber('BENCH_WARMUP', 2, 0, 60);
+const RATE = envNumber('BENCH_RATE', 1000, 1, 100_000);
+const SATURATING_CONNECTIONS = 50;
+const RATE_CONNECTIONS = 10;
+const DIRECT_ONLY = process.argv.includes('--direct-only') || process.env.BENCH_DIRECT_ONLY === '1';
+const ACCESS_LOG = process.env.BENCH_ACCESS_LOG === '1';
+const KEEP = process.env.BENCH_KEEP === '1';
+const STRICT = process.env.BENCH_STRICT === '1';
+// extra node flags for the two sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+const SIDECAR_NODE_ARGS = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const TD = 'mesh.local';
+const SERVER_ID = `spiffe://${TD}/svc/bench-server`;
+const TARGETS = { cpuUsPerRequest: 40, addedP99Ms: 1, rssMb: 80 };
+const CLK_TCK = (() => {
+  try {
+    const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+// ---- processes: every child is tracked and stopped on the way out ----------------------------
+const children = new Set();
+let tmp;
+let cleaning;
+
+function startProcess(name, args, { logFile, stdout = 'ignore' } = {}) {
+  const fd = logFile ? openSync(logFile, 'a') : 'ignore';
+  const child = spawn(process.execPath, args, { cwd: tmp ?? ROOT, stdio: ['ignore', stdout === 'pipe' ? 'pipe' : fd, fd], env: { ...process.env, NODE_ENV: 'production' } });
+  if (typeof fd === 'number') closeSync(fd);
+  child.benchName = name;
+  child.exited = false;
+  children.add(child);
+  child.on('exit', (code, signal) => {
+    child.exited = true;
+    child.exitCode_ = code ?? signal;
+    children.delete(child);
+  });
+  return child;
+}
+
+async function stopAll() {
+  const alive = [...children].filter((c) => !c.exited);
+  for (const c of alive) c.kill('SIGTERM');
+  const deadline = Date.now() + 3000;
+  while (alive.some((c) => !c.exited) && Date.now() < deadline) await sleep(50);
+  for (const c of alive) if (!c.exited) c.kill('SIGKILL');
+  while (alive.some((c) => !c.exited) && Date.now() < deadline + 1000) await sleep(20);
+}
+
+function cleanup() {
+  cleaning ??= (async () => {
+    await stopAll();
+    if (tmp && !KEEP) rmSync(tmp, { recursive: true, force: true });
+    else if (tmp) process.stderr.write(`bench: kept ${tmp}\n`);
+  })();
+  return cleaning;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    process.stderr.write(`\nbench: ${signal}, stopping every process\n`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- small helpers ---------------------------------------------------------------------------
+async function freePorts(n) {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => res(s));
+  })));
+  const ports = servers.map((s) => s.address().port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+function cli(args) {
+  try {
+    return execFileSync(process.execPath, [CLI, ...args], { cwd: tmp, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  } catch (err) {
+    throw new Error(`meshcar ${args.slice(0, 2).join(' ')} failed: ${(err.stderr || err.stdout || err.message).trim()}`);
+  }
+}
+
+function get(url, { headers = {}, ca } = {}) {
+  return new Promise((res) => {
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, { headers, agent: false, ca, timeout: 2000 }, (r) => {
+      const chunks = [];
+      r.on('data', (c) => chunks.push(c));
+      r.on('end', () => res({ status: r.statusCode, headers: r.headers, body: Buffer.concat(chunks).toString() }));
+      r.on('error', (e) => res({ status: 0, error: e.message }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => res({ status: 0, error: e.message }));
+    req.end();
+  });
+}
+
+function tail(file, lines = 15) {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function waitFor(what, child, logFile, probe, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (child.exited) throw new Error(`${what} exited (${child.exitCode_}) before it was ready; its log:\n${tail(logFile)}`);
+    const r = await probe();
+    if (r === true) return;
+    last = r;
+    await sleep(100);
+  }
+  throw new Error(`${what} not ready after ${timeoutMs / 1000} s (last: ${last}); its log:\n${tail(logFile)}`);
+}
+
+// ---- /proc sampling ----------------------------------------------------------------------------
+function procSample(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime (14) + stime (15)
+    let schedNs = 0; // precise on-CPU time of every thread, a cross-check for the tick-sampled one
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        schedNs += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      } catch { /* thread gone */ }
+    }
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+    return { ticks, schedNs, hwmKb: kb('VmHWM'), rssKb: kb('VmRSS') };
+  } catch {
+    return null;
+  }
+}
+
+function procDelta(before, after, requests) {
+  if (!before || !after) return null;
+  const cpuS = (after.ticks - before.ticks) / CLK_TCK;
+  const schedS = (after.schedNs - before.schedNs) / 1e9;
+  return {
+    cpu_s: round(cpuS, 3),
+    cpu_us_per_request: requests > 0 ? round((cpuS * 1e6) / requests, 1) : null,
+    sched_cpu_s: round(schedS, 3),
+    sched_cpu_us_per_request: requests > 0 ? round((schedS * 1e6) / requests, 1) : null,
+    rss_mb: round(after.rssKb / 1024, 1),
+    peak_rss_mb: round(after.hwmKb / 1024, 1),
+  };
+}
+
+const round = (n, d) => (n === null || n === undefined || Number.isNaN(n) ? null : Math.round(n * 10 ** d) / 10 ** d);
+
+// ---- one load run ------------------------------------------------------------------------------
+async function runLoad(args, watched) {
+  const before = Object.fromEntries(Object.entries(watched).map(([k, pid]) => [k, procSample(pid)]));
+  const child = startProcess('load', [LOAD, ...args], { stdout: 'pipe', logFile: join(tmp, 'load.log') });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  const timeout = setTimeout(() => child.kill('SIGKILL'), (Number(args[args.indexOf('--duration') + 1]) + 30) * 1000);
+  await new Promise((r) => child.on('exit', r));
+  clearTimeout(timeout);
+  const after = Object.fromEntries(Object.entries(watched).map(([k, pid]) => [k, procSample(pid)]));
+  let result;
+  try {
+    result = JSON.parse(out);
+  } catch {
+    throw new Error(`load generator failed (${child.exitCode_}): ${tail(join(tmp, 'load.log'), 5)}`);
+  }
+  result.processes = Object.fromEntries(Object.keys(watched).map((k) => [k, procDelta(before[k], after[k], result.requests.completed)]));
+  return result;
+}
+
+function loadArgs(port, hostHeader, load, seconds) {
+  const args = ['--port', String(port), '--header-host', hostHeader, '--path', '/orders/42', '--duration', String(seconds)];
+  if (load === 'saturating') args.push('--connections', String(SATURATING_CONNECTIONS));
+  else args.push('--connections', String(RATE_CONNECTIONS), '--rate', String(RATE));
+  return args;
+}
+
+// ---- the setup ---------------------------------------------------------------------------------
+function yamlString(s) {
+  return JSON.stringify(s); // a JSON string is a valid YAML double-quoted scalar
+}
+
+async function main() {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "make build" first (or "make bench", which does)`);
+  tmp = mkdtempSync(join(tmpdir(), 'meshcar-bench-'));
+  const started = new Date();
+  const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? '?', node: process.version, clk_tck: CLK_TCK, loadavg_1m: round(loadavg()[0], 2) };
+  const [appPort, caPort, inboundPort, serverAdmin, outboundPort, clientAdmin] = await freePorts(6);
+
+  process.stdout.write(`meshcar bench: ${SECONDS} s per run, warm-up ${WARMUP} s per path; ${machine.cpus} CPUs (${machine.model}), node ${machine.node}, CLK_TCK ${CLK_TCK}\n`);
+  if (machine.loadavg_1m > machine.cpus * 0.5) process.stdout.write(`warning: load average ${machine.loadavg_1m} before the start; the numbers will be noisy\n`);
+  if (process.env.BENCH_METRICS) process.stdout.write(`note: BENCH_METRICS=${process.env.BENCH_METRICS} is not wired yet (the sidecar config has no such key); ignored\n`);
+
+  // the app
+  const appLog = join(tmp, 'app.log');
+  const app = startProcess('app', [APP, '--port', String(appPort)], { logFile: appLog });
+  await waitFor('the app', app, appLog, async () => ((await get(`http://127.0.0.1:${appPort}/orders/42`)).status === 200 ? true : 'no answer'));
+  const watched = { app: app.pid };
+
+  let client;
+  let server;
+  if (!DIRECT_ONLY) {
+    // the CA
+    const caDir = join(tmp, 'ca');
+    cli(['ca', 'init', '--dir', caDir, '--trust-domain', TD]);
+    for (const svc of ['bench-server', 'bench-client']) cli(['ca', 'token', '--dir', caDir, '--service', svc, '--ttl', '1h', '--out', join(tmp, `${svc}.token`)]);
+    const caYaml = join(tmp, 'ca.yaml');
+    writeFileSync(caYaml, [
+      `trustDomain: ${TD}`,
+      `dir: ${yamlString(caDir)}`,
+      `listen: 127.0.0.1:${caPort}`,
+      'serverNames: [localhost, 127.0.0.1]',
+      'log: {level: warn}',
+      '',
+    ].join('\n'));
+    const caLog = join(tmp, 'ca.log');
+    const ca = startProcess('ca', [CLI, 'ca', 'serve', '--config', caYaml], { logFile: caLog });
+    const bundle = readFileSync(join(caDir, 'bundle.pem'));
+    await waitFor('the CA', ca, caLog, async () => {
+      const r = await get(`https://127.0.0.1:${caPort}/healthz`, { ca: bundle });
+      return r.status === 200 ? true : r.error ?? `status ${r.status}`;
+    });
+
+    // the sidecars
+    const common = (svc) => [
+      `service: ${svc}`,
+      `trustDomain: ${TD}`,
+      'identity:',
+      '  ca:',
+      `    url: https://127.0.0.1:${caPort}`,
+      `    bundle: ${yamlString(join(caDir, 'bundle.pem'))}`,
+      `    token: ${yamlString(join(tmp, `${svc}.token`))}`,
+      `  dir: ${yamlString(join(tmp, svc))}`,
+    ];
+    const tailLines = (adminPort) => [
+      'admin:',
+      `  listen: 127.0.0.1:${adminPort}`,
+      'log:',
+      '  level: warn',
+      `  access: ${ACCESS_LOG}`,
+      '',
+    ];
+    const serverYaml = join(tmp, 'server.yaml');
+    writeFileSync(serverYaml, [
+      ...common('bench-server'),
+      'inbound:',
+      `  listen: 127.0.0.1:${inboundPort}`,
+      `  app: http://127.0.0.1:${appPort}`,
+      ...tailLines(serverAdmin),
+    ].join('\n'));
+    const clientYaml = join(tmp, 'client.yaml');
+    writeFileSync(clientYaml, [
+      ...common('bench-client'),
+      'outbound:',
+      `  listen: 127.0.0.1:${outboundPort}`,
+      '  upstreams:',
+      '    bench:',
+      `      endpoints: [127.0.0.1:${inboundPort}]`,
+      `      identity: ${SERVER_ID}`,
+      '      timeout: 5s',
+      ...tailLines(clientAdmin),
+    ].join('\n'));
+    for (const file of [serverYaml, clientYaml]) cli(['check', '--config', file]);
+
+    const serverLog = join(tmp, 'server-sidecar.log');
+    const clientLog = join(tmp, 'client-sidecar.log');
+    server = startProcess('server sidecar', [...SIDECAR_NODE_ARGS, CLI, 'run', '--config', serverYaml], { logFile: serverLog });
+    client = startProcess('client sidecar', [...SIDECAR_NODE_ARGS, CLI, 'run', '--config', clientYaml], { logFile: clientLog });
+    const ready = (port) => async () => {
+      const r = await get(`http://127.0.0.1:${port}/ready`);
+      return r.status === 200 ? true : r.error ?? `status ${r.status}`;
+    };
+    await Promise.all([
+      waitFor('the server sidecar', server, serverLog, ready(serverAdmin)),
+      waitFor('the client sidecar', client, clientLog, ready(clientAdmin)),
+    ]);
+    // CA work is over: stop the CA so it takes no CPU during the runs
+    ca.kill('SIGTERM');
+
+    // one request through the pair must reach the app
+    const probe = await get(`http://127.0.0.1:${outboundPort}/orders/42`, { headers: { host: 'bench' } });
+    if (probe.status !== 200 || !probe.body.includes('meshcar-bench')) {
+      throw new Error(`a request through the pair did not reach the app: status ${probe.status} ${probe.error ?? probe.body.slice(0, 300)}\nclient sidecar log:\n${tail(clientLog)}\nserver sidecar log:\n${tail(serverLog)}`);
+    }
+    watched.client = client.pid;
+    watched.server = server.pid;
+  }
+
+  const paths = { direct: { port: appPort, host: `127.0.0.1:${appPort}` } };
+  if (!DIRECT_ONLY) paths.pair = { port: outboundPort, host: 'bench' };
+
+  // warm-up: JIT, connection pools, TLS sessions
+  if (WARMUP > 0) {
+    for (const [name, p] of Object.entries(paths)) {
+      process.stdout.write(`warming up ${name} (${WARMUP} s)\n`);
+      await runLoad(loadArgs(p.port, p.host, 'saturating', WARMUP), watched);
+    }
+  }
+
+  const loads = {
+    saturating: `saturating, ${SATURATING_CONNECTIONS} conns`,
+    rate: `${RATE} req/s, ${RATE_CONNECTIONS} conns`,
+  };
+  const runs = {};
+  for (const load of Object.keys(loads)) {
+    runs[load] = {};
+    for (const [name, p] of Object.entries(paths)) {
+      process.stdout.write(`running ${loads[load]} ${name} (${SECONDS} s)\n`);
+      await sleep(500);
+      runs[load][name] = await runLoad(loadArgs(p.port, p.host, load, SECONDS), watched);
+    }
+  }
+
+  // ---- summary ----
+  const summary = {};
+  for (const load of Object.keys(runs)) {
+    const d = runs[load].direct;
+    const p = runs[load].pair;
+    if (!p) continue;
+    summary[load] = {
+      added_p50_ms: round(p.latency_ms.p50 - d.latency_ms.p50, 3),
+      added_p99_ms: round(p.latency_ms.p99 - d.latency_ms.p99, 3),
+      added_p999_ms: round(p.latency_ms.p999 - d.latency_ms.p999, 3),
+      throughput_ratio: round(p.rps / d.rps, 3),
+      cpu_us_per_request: { client: p.processes.client?.cpu_us_per_request ?? null, server: p.processes.server?.cpu_us_per_request ?? null },
+      sched_cpu_us_per_request: { client: p.processes.client?.sched_cpu_us_per_request ?? null, server: p.processes.server?.sched_cpu_us_per_request ?? null },
+      peak_rss_mb: { client: p.processes.client?.peak_rss_mb ?? null, server: p.processes.server?.peak_rss_mb ?? null },
+    };
+  }
+  const targets = [];
+  if (summary.saturating) {
+    for (const side of ['client', 'server']) {
+      const v = summary.saturating.cpu_us_per_request[side];
+      targets.push({ target: `${side} sidecar CPU per request (saturating) <= ${TARGETS.cpuUsPerRequest} us`, value: v, pass: v !== null && v <= TARGETS.cpuUsPerRequest });
+    }
+  }
+  if (summary.rate) {
+    const v = summary.rate.added_p99_ms;
+    targets.push({ target: `added p99 at ${RATE} req/s <= ${TARGETS.addedP99Ms} ms`, value: v, pass: v !== null && v <= TARGETS.addedP99Ms });
+  }
+  if (!DIRECT_ONLY) {
+    for (const side of ['client', 'server']) {
+      const v = Math.max(...Object.values(summary).map((s) => s.peak_rss_mb[side] ?? Infinity));
+      targets.push({ target: `${side} sidecar peak RSS < ${TARGETS.rssMb} MB`, value: v, pass: v < TARGETS.rssMb });
+    }
+  }
+
+  const report = {
+    started: started.toISOString(),
+    finished: new Date().toISOString(),
+    machine,
+    settings: { seconds: SECONDS, warmup_s: WARMUP, rate: RATE, saturating_connections: SATURATING_CONNECTIONS, rate_connections: RATE_CONNECTIONS, access_log: ACCESS_LOG, direct_only: DIRECT_ONLY, metrics: process.env.BENCH_METRICS ?? null },
+    loads,
+    runs,
+    summary,
+    targets,
+  };
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
+  process.stdout.write('\n' + formatReport(report) + `\nwritten: ${join('bench', 'results', 'latest.json')}\n`);
+  return targets.every((t) => t.pass) ? 0 : STRICT ? 1 : 0;
+}
+
+// ---- the table ---------------------------------------------------------------------------------
+function formatReport({ loads, runs, summary, targets }) {
+  const num = (n, d = 0) => (n === null || n === undefined ? '-' : n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
+  const ms = (n) => num(n, 3);
+  const table = (header, rows) => {
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+    const line = (r) => r.map((c, i) => (i < 2 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+    return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+  };
+  const out = [];
+  const rows = [];
+  for (const load of Object.keys(runs)) {
+    for (const [path, r] of Object.entries(runs[load])) {
+      const e = r.errors;
+      rows.push([rows.length % 2 === 0 || !runs[load].pair ? loads[load] : '', path, num(r.rps, 0), ms(r.latency_ms.p50), ms(r.latency_ms.p99), ms(r.latency_ms.p999), ms(r.latency_ms.max), num(e.total), num(r.generator.cpu_us_per_request, 1)]);
+    }
+  }
+  out.push(table(['load', 'path', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'gen µs/req'], rows));
+  if (Object.keys(summary).length) {
+    out.push('');
+    const srows = Object.entries(summary).map(([load, s]) => [
+      loads[load], '',
+      `${s.added_p50_ms >= 0 ? '+' : ''}${ms(s.added_p50_ms)}`,
+      `${s.added_p99_ms >= 0 ? '+' : ''}${ms(s.added_p99_ms)}`,
+      `${num(s.throughput_ratio, 3)}`,
+      num(s.cpu_us_per_request.client, 1),
+      num(s.cpu_us_per_request.server, 1),
+      num(s.peak_rss_mb.client, 1),
+      num(s.peak_rss_mb.server, 1),
+    ]);
+    out.push(table(['pair vs direct', '', '+p50 ms', '+p99 ms', 'thru ratio', 'client µs/req', 'server µs/req', 'client RSS MB', 'server RSS MB'], srows));
+  }
+  for (const load of Object.keys(runs)) {
+    for (const [path, r] of Object.entries(runs[load])) {
+      const e = r.errors;
+      if (e.total > 0) {
+        const kinds = Object.entries(e).filter(([k, v]) => k !== 'total' && v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
+        out.push(`errors in ${loads[load]} ${path}: ${kinds}; statuses ${JSON.stringify(r.status)}`);
+      }
+    }
+  }
+  if (targets.length) {
+    out.push('');
+    for (const t of targets) out.push(`${t.pass ? 'PASS' : 'MISS'}  ${t.target}: ${t.value === null ? '-' : t.value}`);
+  }
+  return out.join('\n');
+}
+
+// ---- go ----------------------------------------------------------------------------------------
+// A hard bound on the whole run, whatever happens.
+const HARD_LIMIT_S = WARMUP * 2 + SECONDS * 4 + 4 * 35 + 120;
+const hardStop = setTimeout(() => {
+  process.stderr.write(`bench: still running after ${HARD_LIMIT_S} s; stopping\n`);
+  cleanup().finally(() => process.exit(1));
+}, HARD_LIMIT_S * 1000);
+hardStop.unref();
+
+main().then(
+  async (code) => {
+    await cleanup();
+    process.exit(code);
+  },
+  async (err) => {
+    if (cleaning) return; // a signal is already stopping everything
+    process.stderr.write(`bench: ${err.message}\n`);
+    await cleanup();
+    process.exit(1);
+  },
+);

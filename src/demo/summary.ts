@@ -1,0 +1,125 @@
+// What the demo prints at the end: per-call statuses and latencies it measured itself, and a
+// per-route table read back from the sidecars' own /metrics.
+
+import http from 'node:http';
+
+interface Series {
+  readonly latenciesMs: number[];
+  readonly statuses: Map<number, number>;
+  errors: number;
+}
+
+export class LatencyRecorder {
+  private readonly series = new Map<string, Series>();
+
+  async time(name: string, call: () => Promise<{ status: number }>): Promise<void> {
+    let entry = this.series.get(name);
+    if (!entry) {
+      entry = { latenciesMs: [], statuses: new Map(), errors: 0 };
+      this.series.set(name, entry);
+    }
+    const started = process.hrtime.bigint();
+    try {
+      const { status } = await call();
+      entry.latenciesMs.push(Number(process.hrtime.bigint() - started) / 1e6);
+      entry.statuses.set(status, (entry.statuses.get(status) ?? 0) + 1);
+    } catch {
+      entry.errors++;
+    }
+  }
+
+  total(): number {
+    let sum = 0;
+    for (const s of this.series.values()) sum += s.latenciesMs.length + s.errors;
+    return sum;
+  }
+
+  entries(): ReadonlyMap<string, Series> {
+    return this.series;
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number);
+}
+
+export function printTrafficSummary(recorder: LatencyRecorder, extra: { policyStatus: number; policyBody: string; noCert: string }): void {
+  console.log('\n=== traffic through the mesh (measured by the demo client) ===');
+  console.log(`${'call'.padEnd(32)} ${'count'.padStart(6)}  ${'statuses'.padEnd(18)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)}`);
+  for (const [name, s] of recorder.entries()) {
+    const sorted = [...s.latenciesMs].sort((a, b) => a - b);
+    const statuses = [...s.statuses].map(([code, count]) => `${code}×${count}`).join(' ') + (s.errors ? ` err×${s.errors}` : '');
+    console.log(`${name.padEnd(32)} ${String(sorted.length + s.errors).padStart(6)}  ${statuses.padEnd(18)} ${percentile(sorted, 50).toFixed(2).padStart(8)} ${percentile(sorted, 99).toFixed(2).padStart(8)}`);
+  }
+  let code = '';
+  try {
+    code = (JSON.parse(extra.policyBody) as { error?: string }).error ?? '';
+  } catch {
+    code = extra.policyBody.slice(0, 60);
+  }
+  console.log(`\npolicy: DELETE /orders/7 from frontend → ${extra.policyStatus} ${code} (orders allows frontend only GET and POST)`);
+  console.log(`TLS without a client certificate to the orders sidecar → ${extra.noCert}`);
+}
+
+function scrape(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+      })
+      .on('error', () => resolve(''));
+  });
+}
+
+interface RouteRow {
+  direction: string;
+  peer: string;
+  method: string;
+  route: string;
+  count: number;
+  sumSeconds: number;
+  codes: Map<string, number>;
+}
+
+function labelsOf(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const m of text.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[m[1] as string] = m[2] as string;
+  return labels;
+}
+
+/** Per route, from the sidecars' own meshcar_requests_total and duration sums. */
+export async function printRouteTable(sidecars: ReadonlyArray<{ name: string; port: number }>): Promise<void> {
+  console.log('\n=== per route, from the sidecars\' own /metrics ===');
+  console.log(`${'sidecar'.padEnd(17)} ${'dir'.padEnd(8)} ${'peer'.padEnd(9)} ${'method'.padEnd(6)} ${'route'.padEnd(16)} ${'count'.padStart(6)} ${'mean ms'.padStart(8)}  codes`);
+  for (const sidecar of sidecars) {
+    const text = await scrape(sidecar.port);
+    const rows = new Map<string, RouteRow>();
+    const rowFor = (l: Record<string, string>) => {
+      const key = `${l.direction}|${l.peer}|${l.method}|${l.route}`;
+      let row = rows.get(key);
+      if (!row) {
+        row = { direction: l.direction ?? '', peer: l.peer ?? '', method: l.method ?? '', route: l.route ?? '', count: 0, sumSeconds: 0, codes: new Map() };
+        rows.set(key, row);
+      }
+      return row;
+    };
+    for (const line of text.split('\n')) {
+      const counter = /^meshcar_requests_total\{(.*)\} (\S+)$/.exec(line);
+      if (counter) {
+        const l = labelsOf(counter[1] as string);
+        const row = rowFor(l);
+        row.count += Number(counter[2]);
+        row.codes.set(l.code ?? '?', (row.codes.get(l.code ?? '?') ?? 0) + Number(counter[2]));
+      }
+      const sum = /^meshcar_request_duration_seconds_sum\{(.*)\} (\S+)$/.exec(line);
+      if (sum) rowFor(labelsOf(sum[1] as string)).sumSeconds += Number(sum[2]);
+    }
+    for (const row of rows.values()) {
+      if (row.count === 0) continue;
+      const codes = [...row.codes].map(([c, n]) => `${c}×${n}`).join(' ');
+      console.log(`${sidecar.name.padEnd(17)} ${row.direction.padEnd(8)} ${row.peer.padEnd(9)} ${row.method.padEnd(6)} ${row.route.padEnd(16)} ${String(row.count).padStart(6)} ${((row.sumSeconds / row.count) * 1000).toFixed(2).padStart(8)}  ${codes}`);
+    }
+  }
+}

@@ -1,0 +1,134 @@
+// Forwards exchanges to an HTTP/2 app without TLS (h2c, prior knowledge): gRPC servers and
+// other HTTP/2 apps. Response trailers are relayed (grpc-status lives there), and a
+// trailers-only answer (HEADERS with END_STREAM) stays one to an HTTP/2 caller.
+
+import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { Logger } from 'pino';
+import type { HostPort } from '../config/address.js';
+import { formatHostPort } from '../config/address.js';
+import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { classifyAppError } from './app-errors.js';
+import { bindExchange, exchangeOf, STREAMING, WAITING, type Exchange } from './exchange.js';
+import type { AppForwarder } from './forwarder.js';
+import { H2cSessionPool, type Lease } from './h2c-pool.js';
+
+const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
+
+const WITH_BODY = Object.freeze({ endStream: false });
+const WITHOUT_BODY = Object.freeze({ endStream: true });
+const KEEP_OPEN = Object.freeze({ end: false });
+
+const kLease = Symbol('meshcar.inbound.lease');
+
+interface LeasedStream extends ClientHttp2Stream {
+  [kLease]: Lease;
+}
+
+export class H2cApp implements AppForwarder {
+  readonly label: string;
+  readonly pool: H2cSessionPool;
+  private readonly authority: string;
+
+  constructor(address: HostPort, private readonly timeoutMs: number, logger: Logger) {
+    this.label = formatHostPort(address);
+    this.authority = this.label;
+    this.pool = new H2cSessionPool(`http://${this.label}`, logger);
+  }
+
+  forward(exchange: Exchange): void {
+    exchange.forwarder = this;
+    exchange.startTimer(this.timeoutMs);
+    this.send(exchange);
+  }
+
+  /** One attempt; a second only for a bodiless request the app refused before processing it. */
+  send(exchange: Exchange): void {
+    exchange.attempts++;
+    const headers = exchange.appHeaders ?? {};
+    headers[':method'] = exchange.method;
+    headers[':path'] = exchange.target;
+    headers[':scheme'] = 'http';
+    headers[':authority'] = exchange.authority ?? this.authority;
+    headers.host = undefined; // :authority says it; undefined values are skipped
+    const lease = this.pool.acquire();
+    let stream: ClientHttp2Stream;
+    try {
+      stream = lease.session.request(headers, exchange.requestHasBody ? WITH_BODY : WITHOUT_BODY);
+    } catch (err) {
+      this.pool.release(lease);
+      const failure = classifyAppError(err, this.label);
+      exchange.fail(failure.code, failure.message);
+      return;
+    }
+    (stream as LeasedStream)[kLease] = lease;
+    exchange.upstream = stream;
+    bindExchange(stream, exchange);
+    stream.on('response', onResponse);
+    stream.on('trailers', onTrailers);
+    stream.on('error', onStreamError);
+    stream.once('close', onStreamClose);
+    if (exchange.expectsContinue) stream.on('continue', onContinue);
+    if (exchange.requestHasBody) exchange.requestBody.pipe(stream);
+  }
+
+  close(): void {
+    this.pool.close();
+  }
+}
+
+function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders, flags: number): void {
+  const exchange = exchangeOf(this);
+  if (exchange.upstream !== this || exchange.phase !== WAITING) return;
+  const status = Number(headers[':status']);
+  const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+  if (!exchange.respond(status, forwardableHeaders(headers), endStream)) {
+    if (!endStream) this.resume();
+    return;
+  }
+  this.once('end', onEnd);
+  this.pipe(exchange.responseSink, KEEP_OPEN);
+}
+
+function onTrailers(this: ClientHttp2Stream, trailers: IncomingHttpHeaders): void {
+  exchangeOf(this).appTrailers = trailers as OutgoingHttpHeaders;
+}
+
+function onEnd(this: ClientHttp2Stream): void {
+  const exchange = exchangeOf(this);
+  exchange.finish(exchange.appTrailers);
+}
+
+function onContinue(this: ClientHttp2Stream): void {
+  exchangeOf(this).continue();
+}
+
+function onStreamError(this: ClientHttp2Stream, err: Error): void {
+  settle(this, err);
+}
+
+function onStreamClose(this: ClientHttp2Stream): void {
+  const lease = (this as LeasedStream)[kLease];
+  const app = exchangeOf(this).forwarder as H2cApp;
+  app.pool.release(lease);
+  // a reset with NO_ERROR, or a close without error, before the end of the response
+  if (!this.readableEnded) settle(this, undefined);
+}
+
+/** The stream failed or closed early: retry, answer an error, or break off the response. */
+function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
+  const exchange = exchangeOf(stream);
+  if (exchange.upstream !== stream) return;
+  const app = exchange.forwarder as H2cApp;
+  if (exchange.phase === WAITING) {
+    // REFUSED_STREAM (also what a GOAWAY implies for streams past its last ID): the app did
+    // not process the request, so replaying a bodiless one is safe
+    if (stream.rstCode === NGHTTP2_REFUSED_STREAM && !exchange.requestHasBody && exchange.attempts < 2) {
+      app.send(exchange);
+      return;
+    }
+    const failure = classifyAppError(err ?? Object.assign(new Error(`stream reset with code ${stream.rstCode}`), { code: 'ERR_HTTP2_STREAM_ERROR' }), app.label);
+    exchange.fail(failure.code, failure.message);
+  } else if (exchange.phase === STREAMING) {
+    exchange.broken();
+  }
+}

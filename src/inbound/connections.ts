@@ -1,0 +1,85 @@
+// Every accepted connection and every request in flight, so the listener can drain: HTTP/2
+// sessions get GOAWAY (session.close), idle HTTP/1.1 connections are closed at once and busy
+// ones after their current response (which then carries `Connection: close`), and whatever
+// is still open when the drain time runs out is destroyed.
+
+import type { Socket } from 'node:net';
+import type { ServerHttp2Session } from 'node:http2';
+
+export class ConnectionTracker {
+  /** Requests (and WebSocket tunnels) started and not yet finished. */
+  inFlight = 0;
+  draining = false;
+  /** Every verified connection, until it closes. */
+  private readonly sockets = new Set<Socket>();
+  /** HTTP/1.1 connections → requests in flight on each (0: idle between keep-alive requests). */
+  private readonly http1 = new Map<Socket, number>();
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private onEmpty: (() => void) | undefined;
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  add(socket: Socket, http1: boolean): void {
+    this.sockets.add(socket);
+    if (http1) this.http1.set(socket, 0);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.http1.delete(socket);
+      if (this.sockets.size === 0) this.onEmpty?.();
+    });
+  }
+
+  addSession(session: ServerHttp2Session): void {
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    // a session that arrives while draining (its handshake was already under way) is told at once
+    if (this.draining) session.close();
+  }
+
+  /** `socket`: the HTTP/1.1 connection the request came on; undefined for HTTP/2 streams. */
+  requestStarted(socket: Socket | undefined): void {
+    this.inFlight++;
+    if (socket !== undefined) {
+      const active = this.http1.get(socket);
+      if (active !== undefined) this.http1.set(socket, active + 1);
+    }
+  }
+
+  requestDone(socket: Socket | undefined): void {
+    this.inFlight--;
+    if (socket === undefined) return;
+    const active = this.http1.get(socket);
+    if (active === undefined) return;
+    this.http1.set(socket, active - 1);
+    // a response begun before the drain went out without `Connection: close`
+    if (this.draining && active === 1) socket.end();
+  }
+
+  /**
+   * Stops new work on every connection and waits until all have closed, or `timeoutMs` has
+   * passed; then destroys what is left. The caller stops the listener first.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    for (const session of this.sessions) session.close();
+    for (const [socket, active] of this.http1) if (active === 0) socket.end();
+    if (this.sockets.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.onEmpty = resolve;
+        timer = setTimeout(resolve, Math.max(0, timeoutMs));
+      });
+      clearTimeout(timer);
+      this.onEmpty = undefined;
+    }
+    this.destroyAll();
+  }
+
+  destroyAll(): void {
+    this.draining = true;
+    for (const session of this.sessions) session.destroy();
+    for (const socket of this.sockets) socket.destroy();
+  }
+}

@@ -1,0 +1,245 @@
+// One request from an authenticated caller, from arrival to its last byte, whatever the
+// caller's protocol: the app forwarders talk to this class only, and the HTTP/1.1 and HTTP/2
+// subclasses translate. It owns the request's one timer (the app must answer within the
+// inbound timeout), the sidecar's own error answers, and the single report to the observer.
+//
+// Phases: WAITING for the app's response head → STREAMING its body → DONE. Every failure
+// path first checks and sets the phase, so a late event (an app error after a timeout, a
+// caller hanging up after the end) does nothing twice.
+
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import type { Socket } from 'node:net';
+import type { ErrorCode } from '../errors.js';
+import { requestIdOf } from '../http/request-id.js';
+import { statusFor } from '../http/status.js';
+import type { TrafficObserver } from '../metrics/traffic.js';
+import type { Caller } from './caller.js';
+import type { ConnectionTracker } from './connections.js';
+import type { AppForwarder } from './forwarder.js';
+import { pathOf } from './request-target.js';
+
+/** What every exchange needs from its listener: one object per Inbound, shared. */
+export interface ExchangeContext {
+  readonly tracker: ConnectionTracker;
+  readonly observer: TrafficObserver;
+}
+
+/** The request toward the app (http.ClientRequest or ClientHttp2Stream). */
+export interface UpstreamRequest {
+  destroy(error?: Error): unknown;
+  readonly writableFinished: boolean;
+  /** HTTP/2 streams: reset with a code (a plain destroy() would send NO_ERROR, not CANCEL). */
+  close?(code?: number): void;
+}
+
+const NGHTTP2_CANCEL = 8;
+
+/** Stops the request to the app: HTTP/1.1 drops the connection, HTTP/2 resets the stream. */
+function cancel(upstream: UpstreamRequest | undefined): void {
+  if (upstream === undefined) return;
+  if (typeof upstream.close === 'function') upstream.close(NGHTTP2_CANCEL);
+  else upstream.destroy();
+}
+
+/** Where the app's response body is written: a ServerResponse or a ServerHttp2Stream. */
+export type ResponseSink = NodeJS.WritableStream;
+
+/**
+ * The exchange an emitter (response, stream, upstream request) belongs to. Listeners are
+ * shared module-level functions that find their exchange here, so a request costs no closures.
+ */
+export const kExchange = Symbol('meshcar.inbound.exchange');
+
+export interface HasExchange<E extends Exchange = Exchange> {
+  [kExchange]: E;
+}
+
+export function exchangeOf<E extends Exchange = Exchange>(emitter: unknown): E {
+  return (emitter as HasExchange<E>)[kExchange];
+}
+
+export function bindExchange(emitter: object, exchange: Exchange): void {
+  (emitter as HasExchange)[kExchange] = exchange;
+}
+
+export const WAITING = 0;
+export const STREAMING = 1;
+export const DONE = 2;
+
+export abstract class Exchange {
+  readonly startedAt = performance.now();
+  /** The path without query, as authorization and the access log see it. */
+  readonly path: string;
+  readonly requestId: string;
+  /** The status sent to the caller (0 while none was). */
+  status = 0;
+  /** Set when the sidecar answered itself, or 'reset' when the exchange broke off. */
+  errorCode: string | undefined = undefined;
+  /** The request head for the app, built once by the handler. */
+  appHeaders: OutgoingHttpHeaders | undefined = undefined;
+  upstream: UpstreamRequest | undefined = undefined;
+  /** The forwarder that took the exchange, for its retry. */
+  forwarder: AppForwarder | undefined = undefined;
+  /** Trailers the app sent (HTTP/2 delivers them before the end of the body). */
+  appTrailers: OutgoingHttpHeaders | undefined = undefined;
+  phase = WAITING;
+  /** Attempts made toward the app (a bodiless request may be retried once on a stale connection). */
+  attempts = 0;
+  private timer: NodeJS.Timeout | undefined = undefined;
+  private finalized = false;
+
+  constructor(
+    readonly caller: Caller,
+    protected readonly context: ExchangeContext,
+    readonly method: string,
+    /** The request target as received: path and query. */
+    readonly target: string,
+    headers: IncomingHttpHeaders,
+  ) {
+    this.path = pathOf(target);
+    this.requestId = requestIdOf(headers);
+  }
+
+  abstract readonly requestHeaders: IncomingHttpHeaders;
+  /** Host (HTTP/1.1) or :authority (HTTP/2) as the caller sent it. */
+  abstract readonly authority: string | undefined;
+  /** The request body, to pipe toward the app (only when requestHasBody). */
+  abstract readonly requestBody: Readable;
+  abstract readonly requestHasBody: boolean;
+  abstract readonly expectsContinue: boolean;
+  abstract readonly responseSink: ResponseSink;
+  abstract readonly headersSent: boolean;
+  /** The caller's connection or stream is gone: nothing can be answered any more. */
+  abstract readonly callerGone: boolean;
+  /** The HTTP/1.1 connection, for per-connection request counts; undefined for HTTP/2. */
+  abstract readonly http1Socket: Socket | undefined;
+
+  /** Sends the response head; returns whether a body follows. May throw on headers HTTP refuses. */
+  protected abstract writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage: string | undefined): boolean;
+  protected abstract writeEnd(trailers: OutgoingHttpHeaders | undefined): void;
+  protected abstract writeContinue(): void;
+  protected abstract writeError(code: ErrorCode, message: string): void;
+  /** Breaks off a response whose head is already sent (the caller sees a reset, not a short body). */
+  protected abstract reset(): void;
+
+  /** Starts the one per-request timer: the app must send its response head within `ms`. */
+  startTimer(ms: number): void {
+    if (this.timer === undefined) this.timer = setTimeout(onTimeout, ms, this, ms);
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** Relays the app's response head. Returns whether to stream a body after it. */
+  respond(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage?: string): boolean {
+    if (this.phase !== WAITING) return false;
+    this.clearTimer();
+    let body: boolean;
+    try {
+      body = this.writeHead(status, headers, endStream, statusMessage);
+    } catch (err) {
+      this.fail('bad_gateway', `the app's response cannot be forwarded: ${(err as Error).message}`);
+      return false;
+    }
+    this.status = status;
+    if (body) this.phase = STREAMING;
+    else this.phase = DONE;
+    return body;
+  }
+
+  /** The app's body ended: ends the response, with the app's trailers if it sent any. */
+  finish(trailers?: OutgoingHttpHeaders): void {
+    if (this.phase !== STREAMING) return;
+    this.phase = DONE;
+    this.writeEnd(trailers);
+  }
+
+  /** The app sent 100 Continue: tell the caller to send its body. */
+  continue(): void {
+    if (this.phase === WAITING && !this.headersSent) this.writeContinue();
+  }
+
+  /** The sidecar answers itself (JSON error + x-meshcar-error), or resets if the head went out. */
+  fail(code: ErrorCode, message: string): void {
+    if (this.phase === DONE) return;
+    this.phase = DONE;
+    this.clearTimer();
+    cancel(this.upstream);
+    if (this.callerGone) {
+      // the caller went first (e.g. a drain that ran out of time): that is the story, not
+      // whatever the app connection reported after it
+      this.errorCode = 'reset';
+      return;
+    }
+    if (this.headersSent) {
+      this.errorCode = 'reset';
+      this.reset();
+      return;
+    }
+    this.errorCode = code;
+    this.status = statusFor(code);
+    this.writeError(code, message);
+  }
+
+  /** The app reset or vanished mid-response: the caller must see the failure, not a short body. */
+  broken(): void {
+    if (this.phase === DONE) return;
+    this.phase = DONE;
+    this.clearTimer();
+    this.errorCode = 'reset';
+    cancel(this.upstream);
+    this.reset();
+  }
+
+  /** The app agreed to switch protocols (101): from now on the exchange is a byte tunnel. */
+  switchProtocols(): boolean {
+    if (this.phase !== WAITING) return false;
+    this.clearTimer();
+    this.phase = STREAMING;
+    this.status = 101;
+    return true;
+  }
+
+  /** The tunnel closed (either side): the exchange is over. */
+  tunnelClosed(): void {
+    this.phase = DONE;
+    this.callerClosed();
+  }
+
+  /** Called exactly when the caller's side of the exchange has closed: reports it once. */
+  callerClosed(): void {
+    if (this.finalized) return;
+    this.finalized = true;
+    this.clearTimer();
+    if (this.phase !== DONE) {
+      // the caller hung up (or its stream was reset) before the exchange completed
+      this.phase = DONE;
+      this.errorCode ??= 'reset';
+      cancel(this.upstream);
+    } else if (this.upstream !== undefined && !this.upstream.writableFinished) {
+      // the app answered before the caller's upload ended; nobody will finish that upload
+      cancel(this.upstream);
+    }
+    this.context.tracker.requestDone(this.http1Socket);
+    this.context.observer.requestFinished({
+      direction: 'inbound',
+      peer: this.caller.peer,
+      method: this.method,
+      path: this.path,
+      status: this.status,
+      durationSeconds: (performance.now() - this.startedAt) / 1000,
+      errorCode: this.errorCode,
+      requestId: this.requestId,
+    });
+  }
+}
+
+function onTimeout(exchange: Exchange, ms: number): void {
+  if (exchange.phase === WAITING) exchange.fail('upstream_timeout', `the app did not answer within ${ms} ms`);
+}

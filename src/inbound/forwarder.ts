@@ -1,0 +1,12 @@
+// The one seam between the inbound handler and the local app: an exchange goes in, the app's
+// answer (or the sidecar's error) comes out through the exchange. One implementation per app
+// protocol (http:// → app-http1.ts, h2c:// → app-h2c.ts).
+
+import type { Exchange } from './exchange.js';
+
+export interface AppForwarder {
+  /** Sends the exchange's request (appHeaders already built) to the app and relays the answer. */
+  forward(exchange: Exchange): void;
+  /** Closes pooled connections to the app. */
+  close(): void;
+}

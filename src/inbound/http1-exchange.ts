@@ -1,0 +1,147 @@
+// An exchange with an HTTP/1.1 caller: Node's IncomingMessage and ServerResponse underneath.
+// Also carries Upgrade requests (WebSocket): those get a ServerResponse of their own for the
+// refusals and non-101 answers, and become a byte tunnel when the app switches protocols.
+
+import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import { MeshcarError, type ErrorCode } from '../errors.js';
+import { sendError } from '../http/status.js';
+import type { Caller } from './caller.js';
+import { bindExchange, Exchange, exchangeOf, type ExchangeContext } from './exchange.js';
+
+export class Http1Exchange extends Exchange {
+  readonly requestHasBody: boolean;
+  /** Upgrade requests only: bytes the caller sent after its request head. */
+  readonly upgradeHead: Buffer | undefined;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    caller: Caller,
+    context: ExchangeContext,
+    readonly expectsContinue: boolean,
+    upgradeHead?: Buffer,
+  ) {
+    super(caller, context, req.method as string, req.url as string, req.headers);
+    this.upgradeHead = upgradeHead;
+    const headers = req.headers;
+    const length = headers['content-length'];
+    this.requestHasBody = upgradeHead === undefined && (headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'));
+    context.tracker.requestStarted(req.socket);
+    bindExchange(res, this);
+    res.once('close', onResponseClose);
+  }
+
+  /** An Upgrade request: Node hands over the bare socket, so the response is made here. */
+  static forUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, caller: Caller, context: ExchangeContext): Http1Exchange {
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false; // whatever happens next, this connection carries no more requests
+    res.assignSocket(socket);
+    // the HTTP server no longer manages this socket: end it once a non-101 answer is written
+    res.once('finish', endSocket);
+    return new Http1Exchange(req, res, caller, context, false, head);
+  }
+
+  get requestHeaders() {
+    return this.req.headers;
+  }
+
+  get authority(): string | undefined {
+    return this.req.headers.host;
+  }
+
+  get requestBody() {
+    return this.req;
+  }
+
+  get responseSink() {
+    return this.res;
+  }
+
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+
+  get callerGone(): boolean {
+    return this.req.socket.destroyed;
+  }
+
+  get http1Socket(): Socket {
+    return this.req.socket;
+  }
+
+  protected writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage: string | undefined): boolean {
+    if (this.context.tracker.draining) headers.connection = 'close';
+    this.res.writeHead(status, statusMessage, headers);
+    if (endStream) {
+      this.res.end();
+      return false;
+    }
+    return true;
+  }
+
+  protected writeEnd(trailers: OutgoingHttpHeaders | undefined): void {
+    if (trailers !== undefined) this.res.addTrailers(trailers);
+    this.res.end();
+  }
+
+  protected writeContinue(): void {
+    this.res.writeContinue();
+  }
+
+  protected writeError(code: ErrorCode, message: string): void {
+    const res = this.res;
+    res.setHeader('x-meshcar-error', code);
+    res.setHeader('x-request-id', this.requestId);
+    // an unread request body would be parsed as the next request: close instead
+    const unread = this.requestHasBody && !this.req.complete;
+    if (unread || this.context.tracker.draining) res.setHeader('connection', 'close');
+    sendError(res, new MeshcarError(code, message), { requestId: this.requestId });
+    if (unread) this.req.resume();
+  }
+
+  protected reset(): void {
+    this.res.destroy();
+  }
+
+  /**
+   * The app answered 101: relay its head verbatim, then splice the two sockets together.
+   * Backpressure both ways comes from pipe(); either side closing closes the other.
+   */
+  tunnel(appStatusMessage: string | undefined, appRawHeaders: readonly string[], appSocket: Socket, appHead: Buffer): void {
+    const socket = this.req.socket;
+    if (socket.destroyed || !this.switchProtocols()) {
+      appSocket.destroy();
+      return;
+    }
+    this.res.detachSocket(socket);
+    this.res.off('finish', endSocket);
+    let head = `HTTP/1.1 101 ${appStatusMessage || 'Switching Protocols'}\r\n`;
+    for (let i = 0; i < appRawHeaders.length; i += 2) head += `${appRawHeaders[i]}: ${appRawHeaders[i + 1]}\r\n`;
+    socket.write(`${head}\r\n`, 'latin1');
+    if (appHead.length > 0) socket.write(appHead);
+    if (this.upgradeHead !== undefined && this.upgradeHead.length > 0) appSocket.write(this.upgradeHead);
+    const closeBoth = () => {
+      socket.destroy();
+      appSocket.destroy();
+    };
+    socket.on('error', closeBoth);
+    appSocket.on('error', closeBoth);
+    appSocket.once('close', closeBoth);
+    socket.once('close', () => {
+      appSocket.destroy();
+      this.tunnelClosed();
+    });
+    socket.pipe(appSocket);
+    appSocket.pipe(socket);
+    socket.resume();
+  }
+}
+
+function onResponseClose(this: ServerResponse): void {
+  exchangeOf(this).callerClosed();
+}
+
+function endSocket(this: ServerResponse): void {
+  this.socket?.end();
+}

@@ -1,0 +1,108 @@
+// An exchange with an HTTP/2 caller, on the core stream API rather than the compatibility
+// layer: gRPC needs exact control of the end of a response (a trailers-only answer is one
+// HEADERS frame with END_STREAM; an ordinary one ends with a trailers HEADERS frame), which
+// Http2ServerResponse does not give.
+
+import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { ErrorCode } from '../errors.js';
+import type { Caller } from './caller.js';
+import { sendStreamError } from './error-response.js';
+import { bindExchange, Exchange, exchangeOf, type ExchangeContext } from './exchange.js';
+
+const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+// respond() copies its options, so these may be shared by every request
+const END_STREAM = Object.freeze({ endStream: true });
+const WAIT_FOR_TRAILERS = Object.freeze({ waitForTrailers: true });
+const NO_TRAILERS: OutgoingHttpHeaders = Object.freeze({});
+
+export class Http2Exchange extends Exchange {
+  readonly requestHasBody: boolean;
+  readonly expectsContinue = false;
+  readonly http1Socket = undefined;
+  private trailers: OutgoingHttpHeaders | undefined = undefined;
+
+  constructor(readonly stream: ServerHttp2Stream, readonly requestHeaders: IncomingHttpHeaders, flags: number, caller: Caller, context: ExchangeContext) {
+    super(caller, context, requestHeaders[':method'] as string, (requestHeaders[':path'] as string | undefined) ?? '', requestHeaders);
+    this.requestHasBody = (flags & NGHTTP2_FLAG_END_STREAM) === 0;
+    context.tracker.requestStarted(undefined);
+    bindExchange(stream, this);
+    stream.once('close', onStreamClose);
+    // The caller reset the stream before our response ended. Node would wait for the request
+    // body already buffered to be read before 'close', and a body held back by a slow app may
+    // never be: destroy now, so the request to the app is cancelled too.
+    stream.once('aborted', onStreamAborted);
+    // a stream error (the caller reset it, the session died) ends in 'close'; without a
+    // listener it would be thrown
+    stream.on('error', ignore);
+  }
+
+  get authority(): string | undefined {
+    return (this.requestHeaders[':authority'] as string | undefined) ?? this.requestHeaders.host;
+  }
+
+  get requestBody() {
+    return this.stream;
+  }
+
+  get responseSink() {
+    return this.stream;
+  }
+
+  get callerGone(): boolean {
+    return this.stream.destroyed;
+  }
+
+  get headersSent(): boolean {
+    return this.stream.headersSent;
+  }
+
+  protected writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean): boolean {
+    headers[':status'] = status;
+    if (endStream) {
+      this.stream.respond(headers, END_STREAM);
+      return false;
+    }
+    // the app may send trailers (gRPC always does); whether it did is known only at the end
+    this.stream.once('wantTrailers', onWantTrailers);
+    this.stream.respond(headers, WAIT_FOR_TRAILERS);
+    // HEAD, 204, 205 and 304 end at once
+    return !this.stream.writableEnded;
+  }
+
+  protected writeEnd(trailers: OutgoingHttpHeaders | undefined): void {
+    this.trailers = trailers;
+    this.stream.end();
+  }
+
+  protected writeContinue(): void {
+    this.stream.additionalHeaders({ ':status': 100 });
+  }
+
+  protected writeError(code: ErrorCode, message: string): void {
+    sendStreamError(this.stream, code, message, this.requestId);
+  }
+
+  protected reset(): void {
+    if (!this.stream.destroyed) this.stream.close(NGHTTP2_INTERNAL_ERROR);
+  }
+
+  sendTrailers(): void {
+    if (this.stream.destroyed || this.stream.closed) return;
+    this.stream.sendTrailers(this.trailers ?? NO_TRAILERS);
+  }
+}
+
+function onStreamClose(this: ServerHttp2Stream): void {
+  exchangeOf(this).callerClosed();
+}
+
+function onStreamAborted(this: ServerHttp2Stream): void {
+  this.destroy();
+}
+
+function onWantTrailers(this: ServerHttp2Stream): void {
+  exchangeOf<Http2Exchange>(this).sendTrailers();
+}
+
+function ignore(): void {}

@@ -1,0 +1,298 @@
+// The inbound side, assembled: TLS listener → verified caller → HTTP/1.1 or HTTP/2 server
+// (by ALPN) → authorization → forwarder to the local app. Also listen, drain and close, and
+// the replaceable authorization policy (live reload swaps it in one assignment).
+
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import type tls from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { HostPort } from '../config/address.js';
+import { formatHostPort } from '../config/address.js';
+import type { AuthorizeRule, InboundConfig } from '../config/traffic-config.js';
+import { MeshcarError } from '../errors.js';
+import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
+import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
+import { H2cApp } from './app-h2c.js';
+import { Http1App } from './app-http1.js';
+import { AuthorizationPolicy } from './authorization.js';
+import { Caller, CallerCache } from './caller.js';
+import { ConnectionTracker } from './connections.js';
+import { rawErrorResponse } from './error-response.js';
+import type { Exchange, ExchangeContext } from './exchange.js';
+import type { AppForwarder } from './forwarder.js';
+import { Http1Exchange } from './http1-exchange.js';
+import { Http2Exchange } from './http2-exchange.js';
+import { isAcceptablePath } from './request-target.js';
+import { createTlsListener } from './tls-listener.js';
+
+export interface InboundLimits {
+  /** Request head size limit in bytes (HTTP/1.1 → 431; HTTP/2 → SETTINGS_MAX_HEADER_LIST_SIZE). Default 16 KiB. */
+  readonly maxHeaderBytes?: number;
+  /** Concurrent streams per HTTP/2 connection. Default 250. */
+  readonly maxConcurrentStreams?: number;
+  /** Time to complete the TLS handshake. Default 10 s. */
+  readonly handshakeTimeoutMs?: number;
+  /** Time to receive a complete HTTP/1.1 request head. Default 20 s. */
+  readonly headersTimeoutMs?: number;
+  /** Idle time between HTTP/1.1 keep-alive requests. Default 60 s. */
+  readonly keepAliveTimeoutMs?: number;
+  /** Sockets to an HTTP/1.1 app. Default 256. */
+  readonly maxAppSockets?: number;
+}
+
+export interface InboundOptions {
+  readonly config: InboundConfig;
+  readonly identity: WorkloadIdentity;
+  readonly trustDomain: string;
+  /** Our own SPIFFE ID, for x-forwarded-client-cert `By=`. Default: the identity's. */
+  readonly ownSpiffeId?: string;
+  readonly logger: Logger;
+  readonly observer?: TrafficObserver;
+  readonly limits?: InboundLimits;
+}
+
+export interface Inbound {
+  /** Binds the listener (port 0: any free port) and resolves with the bound address. */
+  listen(): Promise<HostPort>;
+  /**
+   * Stops accepting, lets requests in flight finish (HTTP/2: GOAWAY; HTTP/1.1: `Connection:
+   * close` on the remaining responses) for up to `timeoutMs`, then destroys what is left.
+   */
+  drain(timeoutMs: number): Promise<void>;
+  /** Stops at once: the listener, every connection, the pools toward the app. */
+  close(): Promise<void>;
+  /** Replaces the authorization rules (undefined: any identity of the trust domain). */
+  setAuthorization(rules: readonly AuthorizeRule[] | undefined): void;
+  readonly address: HostPort | undefined;
+  /** Requests (and WebSocket tunnels) in flight. */
+  readonly inFlight: number;
+  /** Verified connections open. */
+  readonly connections: number;
+  readonly draining: boolean;
+}
+
+export function createInbound(options: InboundOptions): Inbound {
+  return new InboundListener(options);
+}
+
+const kCaller = Symbol('meshcar.inbound.caller');
+
+interface WithCaller {
+  [kCaller]?: Caller;
+}
+
+class InboundListener implements Inbound, ExchangeContext {
+  readonly tracker = new ConnectionTracker();
+  readonly observer: TrafficObserver;
+  private policy: AuthorizationPolicy;
+  private readonly callers: CallerCache;
+  private readonly logger: Logger;
+  private readonly config: InboundConfig;
+  private readonly tlsServer: tls.Server;
+  private readonly http1: http.Server;
+  private readonly http2: http2.Http2Server;
+  private readonly app: AppForwarder;
+  /** WebSocket and other Upgrade requests always go to the app over HTTP/1.1. */
+  private readonly upgrades: Http1App;
+  private bound: HostPort | undefined;
+  private closed = false;
+
+  constructor(options: InboundOptions) {
+    const { config, identity, logger } = options;
+    const limits = options.limits ?? {};
+    const maxHeaderBytes = limits.maxHeaderBytes ?? 16 * 1024;
+    this.config = config;
+    this.logger = logger;
+    this.observer = options.observer ?? NO_OBSERVER;
+    this.policy = AuthorizationPolicy.compile(config.authorize);
+    this.callers = new CallerCache(options.ownSpiffeId ?? identity.spiffeId);
+
+    const appAddress = { host: config.app.host, port: config.app.port };
+    if (config.app.protocol === 'h2c') {
+      this.app = new H2cApp(appAddress, config.timeoutMs, logger);
+      this.upgrades = new Http1App(appAddress, config.timeoutMs, { keepAlive: false });
+    } else {
+      const app = new Http1App(appAddress, config.timeoutMs, { keepAlive: true, ...(limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {}) });
+      this.app = app;
+      this.upgrades = app;
+    }
+
+    const headersTimeout = limits.headersTimeoutMs ?? 20_000;
+    this.http1 = http.createServer({
+      maxHeaderSize: maxHeaderBytes,
+      // a caller that trickles its request head (slowloris) is cut off: 408
+      headersTimeout,
+      // bodies may stream for as long as the two ends like (uploads, long polls)
+      requestTimeout: 0,
+      keepAliveTimeout: limits.keepAliveTimeoutMs ?? 60_000,
+      // how often Node checks headersTimeout: a quarter of it, between 250 ms and 5 s
+      connectionsCheckingInterval: Math.min(5_000, Math.max(250, headersTimeout / 4)),
+      noDelay: true,
+    });
+    this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => this.onHttp1Request(req, res, false));
+    // an `Expect: 100-continue` request: the app, not the sidecar, decides whether to continue
+    this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.onHttp1Request(req, res, true));
+    this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+    // This server never listens itself: the TLS listener hands it sockets. Node starts the
+    // headersTimeout checks and connection tracking on 'listening', so announce it once.
+    this.http1.emit('listening');
+
+    this.http2 = http2.createServer({
+      settings: { maxConcurrentStreams: limits.maxConcurrentStreams ?? 250, maxHeaderListSize: maxHeaderBytes },
+      maxHeaderListPairs: 256,
+    });
+    this.http2.on('session', (session: ServerHttp2Session) => this.onSession(session));
+    this.http2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => this.onStream(stream, headers, flags));
+
+    this.tlsServer = createTlsListener({
+      identity,
+      trustDomain: options.trustDomain,
+      logger,
+      observer: this.observer,
+      handshakeTimeoutMs: limits.handshakeTimeoutMs ?? 10_000,
+      onCaller: (socket, id, certificate) => {
+        if (this.tracker.draining) {
+          socket.destroy();
+          return;
+        }
+        (socket as WithCaller)[kCaller] = this.callers.callerFor(id, certificate);
+        this.tracker.add(socket, socket.alpnProtocol !== 'h2');
+        dispatchTlsSocket(socket, { http1: this.http1, http2: this.http2 });
+      },
+    });
+  }
+
+  get address(): HostPort | undefined {
+    return this.bound;
+  }
+
+  get inFlight(): number {
+    return this.tracker.inFlight;
+  }
+
+  get connections(): number {
+    return this.tracker.connections;
+  }
+
+  get draining(): boolean {
+    return this.tracker.draining;
+  }
+
+  setAuthorization(rules: readonly AuthorizeRule[] | undefined): void {
+    // compiled before the swap: a bad rule set would throw here and leave the old one in force
+    this.policy = AuthorizationPolicy.compile(rules);
+  }
+
+  listen(): Promise<HostPort> {
+    const { host, port } = this.config.listen;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(new MeshcarError('config_invalid', `inbound cannot listen on ${formatHostPort({ host, port })}: ${err.message}`, { cause: err }));
+      this.tlsServer.once('error', onError);
+      this.tlsServer.listen(port, host, () => {
+        this.tlsServer.off('error', onError);
+        // after binding, a server error (e.g. EMFILE on accept) is logged, never thrown
+        this.tlsServer.on('error', (err) => this.logger.error({ err: err.message }, 'inbound listener error'));
+        const address = this.tlsServer.address() as AddressInfo;
+        this.bound = { host: address.address, port: address.port };
+        this.logger.info({ address: formatHostPort(this.bound), app: `${this.config.app.protocol}://${formatHostPort(this.config.app)}` }, 'inbound listening');
+        resolve(this.bound);
+      });
+    });
+  }
+
+  async drain(timeoutMs: number): Promise<void> {
+    if (this.closed) return;
+    this.stopListening();
+    this.logger.info({ inFlight: this.tracker.inFlight, connections: this.tracker.connections, timeoutMs }, 'inbound draining');
+    await this.tracker.drain(timeoutMs);
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopListening();
+    this.tracker.destroyAll();
+    this.app.close();
+    if (this.upgrades !== this.app) this.upgrades.close();
+    this.http1.close(); // stops its headersTimeout checks
+    this.http2.close();
+  }
+
+  private stopListening(): void {
+    this.tracker.draining = true;
+    if (this.tlsServer.listening) this.tlsServer.close();
+  }
+
+  private onHttp1Request(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    const caller = (req.socket as WithCaller)[kCaller] as Caller;
+    this.handle(new Http1Exchange(req, res, caller, this, expectsContinue), this.app);
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const caller = (socket as WithCaller)[kCaller] as Caller;
+    const exchange = Http1Exchange.forUpgrade(req, socket, head, caller, this);
+    // h2c over TLS does not exist (RFC 9113), and a tunnel would let later requests skip authorization
+    if (String(req.headers.upgrade).toLowerCase() === 'h2c') {
+      exchange.fail('bad_request', 'Upgrade: h2c is not supported; use ALPN h2');
+      return;
+    }
+    this.handle(exchange, this.upgrades);
+  }
+
+  private onSession(session: ServerHttp2Session): void {
+    // the proxy session.socket reaches the TLS socket's properties; read the caller once
+    (session as WithCaller)[kCaller] = (session.socket as WithCaller)[kCaller];
+    session.on('error', (err) => this.logger.debug({ err: err.message }, 'inbound HTTP/2 session error'));
+    this.tracker.addSession(session);
+  }
+
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number): void {
+    const caller = (stream.session as WithCaller | undefined)?.[kCaller];
+    if (caller === undefined) {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    this.handle(new Http2Exchange(stream, headers, flags, caller, this), this.app);
+  }
+
+  /** The per-request policy: a plain path, an allowed caller, then the app. */
+  private handle(exchange: Exchange, forwarder: AppForwarder): void {
+    if (!isAcceptablePath(exchange.path)) {
+      exchange.fail('bad_request', 'the request path must be a plain absolute path, without dot segments');
+      return;
+    }
+    if (!exchange.caller.grantUnder(this.policy).allows(exchange.method, exchange.path)) {
+      exchange.fail('forbidden', `${exchange.caller.id.uri} is not allowed to ${exchange.method} ${exchange.path}`);
+      return;
+    }
+    const headers = forwardableHeaders(exchange.requestHeaders);
+    // whatever the caller claimed, the app learns who called from us
+    headers['x-forwarded-client-cert'] = exchange.caller.xfcc;
+    headers['x-request-id'] = exchange.requestId;
+    exchange.appHeaders = headers;
+    forwarder.forward(exchange);
+  }
+
+  /** A request Node could not parse (or that outgrew the header limit): answer and close. */
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    // Node's own guard: write only if nothing of a response is on this connection yet
+    const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || (inProgress && inProgress.headersSent)) {
+      socket.destroy();
+      return;
+    }
+    let response: string;
+    if (err.code === 'HPE_HEADER_OVERFLOW') response = rawErrorResponse(431, 'Request Header Fields Too Large', undefined, '');
+    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') response = rawErrorResponse(408, 'Request Timeout', undefined, '');
+    else response = rawErrorResponse(400, 'Bad Request', 'bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+    this.logger.debug({ code: err.code, remote: socket.remoteAddress }, 'inbound request refused by the HTTP parser');
+    socket.end(response);
+    socket.destroySoon();
+  }
+}

@@ -1,0 +1,76 @@
+// The inbound TLS listener: mutual TLS with the workload's current SVID, TLS 1.2 at least,
+// a client certificate required and verified against the trust bundle, ALPN h2 and
+// http/1.1. After the handshake, the caller must carry exactly one SPIFFE ID of our trust
+// domain, or the connection is closed. Every refusal is counted by reason; none can throw.
+
+import tls, { type TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { X509Certificate } from 'node:crypto';
+import { MTLS_SERVER_OPTIONS } from '../identity/tls-contexts.js';
+import { peerIdentity, type PeerRefusalReason } from '../identity/peer-identity.js';
+import type { SpiffeId } from '../identity/spiffe-id.js';
+import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { TrafficObserver } from '../metrics/traffic.js';
+
+export interface TlsListenerOptions {
+  readonly identity: WorkloadIdentity;
+  readonly trustDomain: string;
+  readonly logger: Logger;
+  readonly observer: TrafficObserver;
+  readonly handshakeTimeoutMs: number;
+  /** A verified caller: the socket is theirs to serve. */
+  readonly onCaller: (socket: TLSSocket, id: SpiffeId, certificate: X509Certificate) => void;
+}
+
+export function createTlsListener(options: TlsListenerOptions): tls.Server {
+  const { identity, trustDomain, logger, observer, onCaller } = options;
+  const server = tls.createServer({
+    ...identity.tls().options,
+    ...MTLS_SERVER_OPTIONS,
+    ALPNProtocols: ['h2', 'http/1.1'],
+    handshakeTimeout: options.handshakeTimeoutMs,
+    noDelay: true,
+    keepAlive: true,
+    keepAliveInitialDelay: 30_000,
+  });
+  // new handshakes use the rotated certificate; open connections keep theirs
+  identity.attachServer(server);
+
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const result = peerIdentity(socket, trustDomain);
+    if (!result.ok) {
+      observer.tlsHandshakeFailed('inbound', result.reason);
+      logger.warn({ reason: result.reason, remote: socket.remoteAddress, detail: result.message }, 'inbound connection refused');
+      socket.destroy();
+      return;
+    }
+    onCaller(socket, result.id, result.certificate);
+  });
+
+  server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+    const reason = handshakeFailureReason(err, socket);
+    if (reason === undefined) return; // the client left before saying anything: not a TLS failure
+    observer.tlsHandshakeFailed('inbound', reason);
+    logger.debug({ reason, code: err.code, authorizationError: socket.authorizationError, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
+  });
+
+  return server;
+}
+
+/**
+ * Why a handshake failed. With rejectUnauthorized, OpenSSL refuses a missing certificate
+ * itself, while Node checks the chain after the handshake and only records the verdict on
+ * the socket (authorizationError) before destroying it; the error is then a bare ECONNRESET.
+ */
+export function handshakeFailureReason(err: { code?: string }, socket: TLSSocket): PeerRefusalReason | undefined {
+  if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'no_client_cert';
+  const verdict = socket.authorizationError as unknown as string | Error | null | undefined;
+  if (verdict) {
+    const code = typeof verdict === 'string' ? verdict : ((verdict as { code?: string }).code ?? String(verdict));
+    if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return 'expired';
+    if (/UNABLE_TO_GET_ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE/.test(code)) return 'unknown_ca';
+    return 'other';
+  }
+  if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return undefined;
+  return 'other';
+}

@@ -1,0 +1,169 @@
+// The addresses one upstream is reached at, and which one the next request uses.
+// IP endpoints are used as written; host names (`dns:NAME:PORT`, or a static `name:port`) are
+// resolved to every address they have and re-resolved periodically, so endpoints follow the
+// records. Every endpoint is an IP: sessions are pooled per address, and HTTP/2 origins are
+// compared by the address actually dialled (see upstream-agent.ts).
+// Selection is round-robin; an endpoint that just failed to connect is skipped for a while
+// (passive health), unless every endpoint has failed.
+
+import { EventEmitter } from 'node:events';
+import { promises as dns } from 'node:dns';
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import { formatHostPort, type Endpoint } from '../config/address.js';
+import { describeError } from '../errors.js';
+
+export interface UpstreamEndpoint {
+  /** `host:port` (IPv6 in brackets): the endpoint label in logs and metrics. */
+  readonly key: string;
+  /** The IP dialled. */
+  readonly address: string;
+  readonly port: number;
+  /** `https://key`, what http2-wrapper pools sessions by. */
+  readonly origin: URL;
+  /** Epoch ms before which the endpoint is skipped after a connect failure. */
+  downUntil: number;
+}
+
+export type LookupAll = (hostname: string) => Promise<ReadonlyArray<{ address: string; family: number }>>;
+
+export const defaultLookup: LookupAll = (hostname) => dns.lookup(hostname, { all: true, verbatim: true });
+
+export interface EndpointSetOptions {
+  readonly refreshMs: number;
+  readonly logger: Logger;
+  readonly lookup?: LookupAll;
+}
+
+interface EndpointSetEvents {
+  /** An address left the records: its sessions should wind down. */
+  removed: [endpoint: UpstreamEndpoint];
+}
+
+export class EndpointSet extends EventEmitter<EndpointSetEvents> {
+  private list: UpstreamEndpoint[] = [];
+  private readonly byOriginHost = new Map<string, UpstreamEndpoint>();
+  private next = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private resolving: Promise<void> | undefined;
+  private readonly fixed: UpstreamEndpoint[];
+  private readonly names: ReadonlyArray<{ host: string; port: number }>;
+  private readonly lookup: LookupAll;
+  /** Last good addresses per name: a failed lookup keeps them rather than emptying the set. */
+  private readonly lastResolved = new Map<string, UpstreamEndpoint[]>();
+
+  constructor(configured: readonly Endpoint[], private readonly options: EndpointSetOptions) {
+    super();
+    this.lookup = options.lookup ?? defaultLookup;
+    this.fixed = configured.filter((e) => isIP(e.host) !== 0).map((e) => makeEndpoint(e.host, e.port));
+    this.names = configured.filter((e) => isIP(e.host) === 0).map((e) => ({ host: e.host, port: e.port }));
+    this.publish(this.fixed);
+  }
+
+  /** Resolves names once now, then every refreshMs. Never rejects. */
+  start(): Promise<void> {
+    if (this.names.length === 0) return Promise.resolve();
+    const first = this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.options.refreshMs);
+    this.timer.unref();
+    return first;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  all(): readonly UpstreamEndpoint[] {
+    return this.list;
+  }
+
+  /** A first resolution in progress, for requests that arrive before any address is known. */
+  pending(): Promise<void> | undefined {
+    return this.resolving;
+  }
+
+  forOriginHost(host: string): UpstreamEndpoint | undefined {
+    return this.byOriginHost.get(host);
+  }
+
+  /**
+   * Round-robin over the endpoints that are not resting after a failure; when all are, over
+   * all of them (better to try than to refuse). `skip` excludes endpoints already tried.
+   */
+  pick(now: number, skip?: ReadonlySet<UpstreamEndpoint>): UpstreamEndpoint | undefined {
+    const list = this.list;
+    const n = list.length;
+    if (n === 0) return undefined;
+    let fallback: UpstreamEndpoint | undefined;
+    for (let i = 0; i < n; i++) {
+      const index = (this.next + i) % n;
+      const candidate = list[index] as UpstreamEndpoint;
+      if (skip?.has(candidate)) continue;
+      if (candidate.downUntil <= now) {
+        this.next = index + 1;
+        return candidate;
+      }
+      fallback ??= candidate;
+    }
+    if (fallback) this.next = list.indexOf(fallback) + 1;
+    return fallback;
+  }
+
+  private refresh(): Promise<void> {
+    if (this.resolving) return this.resolving;
+    this.resolving = this.resolveNames().finally(() => {
+      this.resolving = undefined;
+    });
+    return this.resolving;
+  }
+
+  private async resolveNames(): Promise<void> {
+    const results = await Promise.all(
+      this.names.map(async ({ host, port }) => {
+        const key = `${host}:${port}`;
+        try {
+          const records = await this.lookup(host);
+          const resolved = records.map((r) => this.existing(r.address, port) ?? makeEndpoint(r.address, port));
+          if (resolved.length > 0) this.lastResolved.set(key, resolved);
+        } catch (err) {
+          this.options.logger.warn({ host, err: describeError(err) }, 'could not resolve an upstream endpoint; keeping its last addresses');
+        }
+        return this.lastResolved.get(key) ?? [];
+      }),
+    );
+    this.publish([...this.fixed, ...results.flat()]);
+  }
+
+  private existing(address: string, port: number): UpstreamEndpoint | undefined {
+    return this.byOriginHost.get(makeOriginHost(address, port));
+  }
+
+  private publish(candidates: UpstreamEndpoint[]): void {
+    const next: UpstreamEndpoint[] = [];
+    const seen = new Set<string>();
+    for (const endpoint of candidates) {
+      if (seen.has(endpoint.key)) continue;
+      seen.add(endpoint.key);
+      next.push(endpoint);
+    }
+    const removed = this.list.filter((e) => !seen.has(e.key));
+    this.list = next;
+    this.byOriginHost.clear();
+    for (const endpoint of next) this.byOriginHost.set(endpoint.origin.host, endpoint);
+    for (const endpoint of removed) this.emit('removed', endpoint);
+  }
+}
+
+function makeOriginHost(address: string, port: number): string {
+  return new URL(`https://${formatHostPort({ host: address, port })}`).host;
+}
+
+function makeEndpoint(address: string, port: number): UpstreamEndpoint {
+  const key = formatHostPort({ host: address, port });
+  return { key, address, port, origin: new URL(`https://${key}`), downUntil: 0 };
+}

@@ -1,0 +1,57 @@
+// What every forwarder shares: the context they run in (routing table, observer, activity,
+// drain flag) and the one record per request that ends up in observer.requestFinished.
+
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { TrafficObserver } from '../metrics/traffic.js';
+import type { Activity } from './activity.js';
+import type { UpstreamRouter } from './router.js';
+import type { UpstreamPool } from './upstream-pool.js';
+
+export interface OutboundContext {
+  readonly router: UpstreamRouter<UpstreamPool>;
+  readonly observer: TrafficObserver;
+  readonly logger: Logger;
+  readonly activity: Activity;
+  /** Set once drain() starts: HTTP/1.1 answers carry `Connection: close`. */
+  readonly draining: boolean;
+}
+
+/** `peer` for requests that matched no upstream: a fixed label, so a stray Host cannot grow metrics. */
+export const UNKNOWN_PEER = 'unknown';
+
+/** 499, as nginx logs it: the app closed the request before an answer was sent. */
+export const CLIENT_CLOSED_STATUS = 499;
+
+/** One request as the outbound side saw it; reported exactly once. */
+export class Exchange {
+  private readonly startedMs = performance.now();
+  peer = UNKNOWN_PEER;
+  path = '/';
+  status = 0;
+  errorCode: string | undefined = undefined;
+  endpoint: string | undefined = undefined;
+  private reported = false;
+
+  constructor(
+    private readonly observer: TrafficObserver,
+    readonly method: string,
+    readonly requestId: string,
+  ) {}
+
+  finish(): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.observer.requestFinished({
+      direction: 'outbound',
+      peer: this.peer,
+      method: this.method,
+      path: this.path,
+      status: this.status === 0 ? CLIENT_CLOSED_STATUS : this.status,
+      durationSeconds: (performance.now() - this.startedMs) / 1000,
+      errorCode: this.errorCode,
+      requestId: this.requestId,
+      endpoint: this.endpoint,
+    });
+  }
+}

@@ -1,0 +1,178 @@
+// The outbound side, assembled: the app's loopback port (HTTP/1.1 and h2c) → route by Host →
+// the upstream's pool of mutual TLS HTTP/2 sessions (http2-wrapper) → the upstream sidecar.
+// Also listen, drain, close, and what tests and the sidecar need to see (sessions, activity).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { HostPort } from '../config/address.js';
+import type { OutboundConfig } from '../config/traffic-config.js';
+import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
+import { Activity } from './activity.js';
+import type { LookupAll } from './endpoints.js';
+import type { OutboundContext } from './exchange.js';
+import { forwardH2c } from './forward-h2c.js';
+import { forwardHttp1 } from './forward-http1.js';
+import { AppListener } from './listener.js';
+import { UpstreamRouter } from './router.js';
+import { UpstreamPool } from './upstream-pool.js';
+import { tunnelUpgrade } from './websocket.js';
+
+export type { LookupAll } from './endpoints.js';
+
+export interface OutboundTuning {
+  /** Upstream sessions are closed gracefully after this long (±10%). Default 10 min. */
+  readonly maxSessionAgeMs?: number;
+  /** Idle upstream sessions are PINGed this often; no answer by the next tick closes them. Default 30 s. */
+  readonly pingIntervalMs?: number;
+  /** Host-name endpoints are re-resolved this often. Default 5 s. */
+  readonly dnsRefreshMs?: number;
+  /** An endpoint that failed to connect is skipped this long (unless all have failed). Default 5 s. */
+  readonly endpointBackoffMs?: number;
+  /** Request head limit from the app. Default 16 KiB (HTTP/1.1: 431 beyond). */
+  readonly maxHeaderBytes?: number;
+  /** Idle HTTP/1.1 keep-alive connections from the app close after this. Default 65 s. */
+  readonly keepAliveTimeoutMs?: number;
+  /** Resolver for host-name endpoints (tests; default dns.promises.lookup, all addresses). */
+  readonly lookup?: LookupAll;
+}
+
+export interface OutboundOptions {
+  readonly config: OutboundConfig;
+  readonly identity: WorkloadIdentity;
+  readonly logger: Logger;
+  readonly observer?: TrafficObserver;
+  readonly options?: OutboundTuning;
+}
+
+export interface Outbound {
+  /** Resolves endpoint names, binds the listener (port 0: any free port), resolves with the bound address. */
+  listen(): Promise<HostPort>;
+  /**
+   * Stops accepting; HTTP/1.1 answers carry `Connection: close` and idle connections close;
+   * h2c sessions get GOAWAY; waits up to `timeoutMs` for requests (and tunnels) in flight,
+   * cuts what is left, then closes the upstream sessions gracefully.
+   */
+  drain(timeoutMs: number): Promise<void>;
+  /** Stops at once: listener, app connections, upstream sessions, DNS timers. */
+  close(): Promise<void>;
+  /** 0 while a request is in flight, else milliseconds since the last one finished. */
+  idleForMs(): number;
+  /** Open HTTP/2 sessions toward an upstream (by name, any case); 0 for an unknown name. */
+  sessionCount(upstream: string): number;
+  readonly address: HostPort | undefined;
+  readonly inFlight: number;
+  readonly draining: boolean;
+}
+
+const DEFAULTS = {
+  maxSessionAgeMs: 10 * 60_000,
+  pingIntervalMs: 30_000,
+  dnsRefreshMs: 5_000,
+  endpointBackoffMs: 5_000,
+  maxHeaderBytes: 16 * 1024,
+  keepAliveTimeoutMs: 65_000,
+} as const;
+
+export function createOutbound(options: OutboundOptions): Outbound {
+  return new OutboundService(options);
+}
+
+class OutboundService implements Outbound, OutboundContext {
+  readonly router: UpstreamRouter<UpstreamPool>;
+  readonly observer: TrafficObserver;
+  readonly logger: Logger;
+  readonly activity = new Activity();
+  draining = false;
+  private readonly pools: UpstreamPool[];
+  private readonly listener: AppListener;
+  private readonly onRotated: () => void;
+  private drained: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly options: OutboundOptions) {
+    const tuning = options.options ?? {};
+    this.observer = options.observer ?? NO_OBSERVER;
+    this.logger = options.logger;
+    const settings = {
+      maxSessionAgeMs: tuning.maxSessionAgeMs ?? DEFAULTS.maxSessionAgeMs,
+      pingIntervalMs: tuning.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+      dnsRefreshMs: tuning.dnsRefreshMs ?? DEFAULTS.dnsRefreshMs,
+      endpointBackoffMs: tuning.endpointBackoffMs ?? DEFAULTS.endpointBackoffMs,
+      ...(tuning.lookup ? { lookup: tuning.lookup } : {}),
+    };
+    this.pools = options.config.upstreams.map(
+      (upstream) => new UpstreamPool(upstream, { identity: options.identity, logger: this.logger, observer: this.observer, settings }),
+    );
+    this.router = new UpstreamRouter(this.pools.map((pool) => [pool.name, pool] as const));
+
+    // open sessions keep their certificate; new ones must not resume the old one's TLS session
+    this.onRotated = () => {
+      for (const pool of this.pools) pool.identityRotated();
+    };
+    options.identity.on('rotated', this.onRotated);
+
+    this.listener = new AppListener(
+      {
+        request: (req: IncomingMessage, res: ServerResponse) => forwardHttp1(this, req, res),
+        upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => tunnelUpgrade(this, req, socket, head),
+        stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => forwardH2c(this, stream, headers),
+      },
+      {
+        maxHeaderBytes: tuning.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
+        keepAliveTimeoutMs: tuning.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs,
+      },
+    );
+  }
+
+  get address(): HostPort | undefined {
+    return this.listener.address;
+  }
+
+  get inFlight(): number {
+    return this.activity.inFlight;
+  }
+
+  async listen(): Promise<HostPort> {
+    await Promise.all(this.pools.map((pool) => pool.start()));
+    const bound = await this.listener.listen(this.options.config.listen);
+    this.logger.info({ address: bound, upstreams: this.pools.map((p) => p.name) }, 'outbound listening');
+    return bound;
+  }
+
+  drain(timeoutMs: number): Promise<void> {
+    this.drained ??= this.drainOnce(timeoutMs);
+    return this.drained;
+  }
+
+  private async drainOnce(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    this.listener.stopAccepting();
+    this.listener.windDown();
+    const idle = await this.activity.whenIdle(timeoutMs);
+    if (!idle) {
+      this.logger.warn({ inFlight: this.activity.inFlight }, 'outbound drain timed out; closing what is left');
+      this.listener.destroyAll();
+    }
+    for (const pool of this.pools) pool.closeSessionsGracefully();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.draining = true;
+    this.options.identity.off('rotated', this.onRotated);
+    this.listener.destroyAll();
+    for (const pool of this.pools) pool.close();
+  }
+
+  idleForMs(): number {
+    return this.activity.idleForMs();
+  }
+
+  sessionCount(upstream: string): number {
+    return this.router.lookup(upstream)?.sessionCount() ?? 0;
+  }
+}

@@ -1,0 +1,143 @@
+// The app-facing port: ONE loopback TCP listener; each connection goes to Node's HTTP/1.1
+// server (Upgrade, Expect: 100-continue, chunked framing as Node implements them) or to its
+// HTTP/2 server (h2c with prior knowledge), by the first bytes (src/http/protocol-dispatch.ts).
+// Also the connection bookkeeping that drain and close need: which HTTP/1.1 connections are
+// idle (closed at drain), which h2c sessions are open (GOAWAY at drain).
+
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { HostPort } from '../config/address.js';
+import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
+
+export interface AppHandlers {
+  request(req: IncomingMessage, res: ServerResponse): void;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void;
+}
+
+export interface AppListenerLimits {
+  /** Request head limit: HTTP/1.1 answers 431 beyond it; h2c advertises it as SETTINGS_MAX_HEADER_LIST_SIZE. */
+  readonly maxHeaderBytes: number;
+  /** Idle time before an HTTP/1.1 keep-alive connection is closed. */
+  readonly keepAliveTimeoutMs: number;
+}
+
+// HTTP/1.1 responses in progress on a connection (0: idle between requests, safe to close)
+const kBusy = Symbol('meshcar.busy');
+const kUpgraded = Symbol('meshcar.upgraded');
+const kHttp2 = Symbol('meshcar.http2');
+const kCloseWhenIdle = Symbol('meshcar.closeWhenIdle');
+type TrackedSocket = Socket & { [kBusy]?: number; [kUpgraded]?: boolean; [kHttp2]?: boolean; [kCloseWhenIdle]?: boolean };
+
+// a shared function (not a closure per request), called with the response as `this`
+function onResponseClose(this: ServerResponse): void {
+  const socket = this.req.socket as TrackedSocket;
+  const busy = (socket[kBusy] ?? 1) - 1;
+  socket[kBusy] = busy;
+  // draining: a response that began before drain may have promised keep-alive
+  if (busy === 0 && socket[kCloseWhenIdle] && !socket[kUpgraded]) socket.end();
+}
+
+function ignore(): void {}
+
+function resumeSocket(socket: Socket): void {
+  if (!socket.destroyed) socket.resume();
+}
+
+export class AppListener {
+  private readonly server: net.Server;
+  private readonly http1: http.Server;
+  private readonly http2: http2.Http2Server;
+  private readonly sockets = new Set<TrackedSocket>();
+  private readonly h2Sessions = new Set<ServerHttp2Session>();
+  private addressValue: HostPort | undefined;
+
+  constructor(handlers: AppHandlers, limits: AppListenerLimits) {
+    this.http1 = http.createServer({ maxHeaderSize: limits.maxHeaderBytes, keepAliveTimeout: limits.keepAliveTimeoutMs, requestTimeout: 0 });
+    // dispatchPlainSocket hands over a paused socket with the sniffed bytes unshifted, and
+    // Node's HTTP/1.1 server never resumes it: the first request would hang. Resuming inside
+    // the 'connection' event leaves Node's pause bookkeeping out of step (a paused request body
+    // would no longer stop the socket: no upload backpressure, measured); one tick later it is
+    // in step, as when the server accepts the socket itself.
+    this.http1.on('connection', (socket: Socket) => resumeSocket(socket));
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      const socket = req.socket as TrackedSocket;
+      socket[kBusy] = (socket[kBusy] ?? 0) + 1;
+      res.once('close', onResponseClose);
+      handlers.request(req, res);
+    };
+    this.http1.on('request', onRequest);
+    this.http1.on('checkContinue', onRequest); // relayed: the upstream's 100 becomes ours
+    this.http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      (socket as TrackedSocket)[kUpgraded] = true;
+      handlers.upgrade(req, socket, head);
+    });
+
+    this.http2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes } });
+    this.http2.on('connection', (socket: TrackedSocket) => {
+      socket[kHttp2] = true; // its session gets GOAWAY at drain, not a cut
+    });
+    this.http2.on('stream', (stream, headers) => handlers.stream(stream, headers));
+    this.http2.on('session', (session: ServerHttp2Session) => {
+      this.h2Sessions.add(session);
+      session.on('error', ignore);
+      session.once('close', () => this.h2Sessions.delete(session));
+    });
+    this.http2.on('sessionError', ignore);
+
+    this.server = net.createServer({ noDelay: true }, (socket: TrackedSocket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      dispatchPlainSocket(socket, { http1: this.http1, http2: this.http2 });
+    });
+  }
+
+  get address(): HostPort | undefined {
+    return this.addressValue;
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  listen(at: HostPort): Promise<HostPort> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(at.port, at.host, () => {
+        this.server.off('error', onError);
+        const bound = this.server.address() as AddressInfo;
+        this.addressValue = { host: bound.address, port: bound.port };
+        resolve(this.addressValue);
+      });
+    });
+  }
+
+  /** No new connections; open ones carry on. */
+  stopAccepting(): void {
+    if (this.server.listening) this.server.close();
+  }
+
+  /**
+   * Drain, app side: GOAWAY on every h2c session (streams in flight finish, then it closes) and
+   * close HTTP/1.1 connections idle between requests; busy ones close after their response
+   * (the forwarder sets `Connection: close` while draining). Tunnels are left to finish.
+   */
+  windDown(): void {
+    for (const session of this.h2Sessions) session.close();
+    for (const socket of this.sockets) {
+      if (socket[kUpgraded] || socket[kHttp2]) continue;
+      if ((socket[kBusy] ?? 0) === 0) socket.destroy();
+      else socket[kCloseWhenIdle] = true;
+    }
+  }
+
+  /** Everything, at once. */
+  destroyAll(): void {
+    this.stopAccepting();
+    for (const session of this.h2Sessions) session.destroy();
+    for (const socket of this.sockets) socket.destroy();
+  }
+}

@@ -1,0 +1,79 @@
+// Which upstream an app request is for: the host the app wrote (Host, :authority, or the
+// authority of an absolute-form URI), port left off, matched case-insensitively against the
+// configured names. The table is a Map built once; the common case (the app writes the name
+// exactly as configured, no port) is a single lookup with no string work.
+
+export interface RequestTarget {
+  /** The authority of an absolute-form URI (`GET http://payments/x`), else undefined. */
+  readonly authority: string | undefined;
+  /** Origin-form path with query, always starting with `/` (or `*`). */
+  readonly path: string;
+}
+
+export class UpstreamRouter<T> {
+  private readonly byName = new Map<string, T>();
+
+  constructor(entries: Iterable<readonly [name: string, value: T]>) {
+    for (const [name, value] of entries) this.byName.set(name.toLowerCase(), value);
+  }
+
+  /** The upstream for a Host / :authority value, or undefined (→ no_route). */
+  lookup(host: string | undefined): T | undefined {
+    if (host === undefined || host === '') return undefined;
+    return this.byName.get(host) ?? this.byName.get(hostName(host));
+  }
+
+  get size(): number {
+    return this.byName.size;
+  }
+}
+
+/** `Payments:8080` → `payments`; `[::1]:80` → `::1`; a trailing root dot is dropped. */
+export function hostName(authority: string): string {
+  let host = authority;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf(']');
+    host = close === -1 ? host.slice(1) : host.slice(1, close);
+  } else {
+    const colon = host.lastIndexOf(':');
+    if (colon !== -1) host = host.slice(0, colon);
+  }
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  return host.toLowerCase();
+}
+
+const ORIGIN_FORM: RequestTarget = Object.freeze({ authority: undefined, path: '/' });
+
+/**
+ * Splits an HTTP/1.1 request target. Origin-form (`/x?y`) is returned as is; absolute-form
+ * (`http://payments:80/x?y`, what HTTP proxies receive) yields its authority and path.
+ */
+export function parseRequestTarget(url: string | undefined): RequestTarget {
+  if (url === undefined || url === '') return ORIGIN_FORM;
+  const first = url.charCodeAt(0);
+  if (first === 47 /* / */ || first === 42 /* * */) return { authority: undefined, path: url };
+  const scheme = url.indexOf('://');
+  if (scheme === -1 || !/^https?$/i.test(url.slice(0, scheme))) return { authority: undefined, path: url };
+  const start = scheme + 3;
+  let end = start;
+  while (end < url.length) {
+    const c = url.charCodeAt(end);
+    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */) break;
+    end += 1;
+  }
+  let authority = url.slice(start, end);
+  const at = authority.lastIndexOf('@'); // userinfo never reaches the upstream
+  if (at !== -1) authority = authority.slice(at + 1);
+  let path = url.slice(end);
+  const hash = path.indexOf('#');
+  if (hash !== -1) path = path.slice(0, hash);
+  if (path === '') path = '/';
+  else if (path.charCodeAt(0) === 63 /* ? */) path = `/${path}`;
+  return { authority, path };
+}
+
+/** The path without its query string, for metrics and logs (never label a query). */
+export function pathOnly(path: string): string {
+  const q = path.indexOf('?');
+  return q === -1 ? path : path.slice(0, q);
+}

@@ -1,0 +1,72 @@
+// Node, OpenSSL and http2-wrapper errors, turned into the stable codes the app sees.
+// Two phases, because the remedy differs: before a stream exists nothing of the request has
+// left (the endpoint is unreachable or is not who it must be: safe to try another endpoint);
+// after, the exchange was cut (a reset: never retried, the request may have had effects).
+
+import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
+import type { TlsFailureReason } from '../metrics/traffic.js';
+
+/** Chain or identity failures: the server could not prove it is the upstream we expect. */
+const IDENTITY_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+export interface ConnectFailure {
+  readonly error: MeshcarError;
+  /** Set when the TLS handshake itself failed, for meshcar_tls_handshake_failures_total. */
+  readonly tlsReason: TlsFailureReason | undefined;
+}
+
+function codeOf(err: unknown): string {
+  return String((err as { code?: unknown } | null)?.code ?? '');
+}
+
+/** A failure to get a stream: no byte of the request reached the upstream. */
+export function classifyConnectError(err: unknown, endpoint: string): ConnectFailure {
+  if (isMeshcarError(err)) {
+    return { error: err, tlsReason: err.code === 'upstream_identity_mismatch' ? 'bad_identity' : undefined };
+  }
+  const code = codeOf(err);
+  if (IDENTITY_CODES.has(code)) {
+    const tlsReason: TlsFailureReason = code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID' ? 'expired' : 'unknown_ca';
+    return {
+      error: new MeshcarError('upstream_identity_mismatch', `${endpoint} presented a certificate we cannot trust: ${describeError(err)}`, { cause: err }),
+      tlsReason,
+    };
+  }
+  const tlsReason: TlsFailureReason | undefined = code.startsWith('ERR_SSL_') ? 'other' : undefined;
+  return {
+    error: new MeshcarError('upstream_unavailable', `could not reach ${endpoint}: ${describeError(err)}`, { cause: err }),
+    tlsReason,
+  };
+}
+
+/** session.request() refused a header the app sent (e.g. an invalid value): the app's fault. */
+export function isBadRequestError(err: unknown): boolean {
+  const code = codeOf(err);
+  return code === 'ERR_INVALID_HTTP_TOKEN' || code === 'ERR_INVALID_CHAR' || code.startsWith('ERR_HTTP2_INVALID_HEADER') || code === 'ERR_HTTP2_HEADER_SINGLE_VALUE' || code === 'ERR_HTTP2_INVALID_CONNECTION_HEADERS' || code === 'ERR_HTTP2_INVALID_PSEUDOHEADER';
+}
+
+/** The session was closing under us (GOAWAY raced the pick): nothing was sent, try again. */
+export function isSessionClosingError(err: unknown): boolean {
+  const code = codeOf(err);
+  return code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'ERR_HTTP2_INVALID_SESSION' || /gracefully closing/.test(describeError(err));
+}
+
+export function upstreamReset(endpoint: string, detail: string): MeshcarError {
+  return new MeshcarError('upstream_reset', `${endpoint} reset the stream: ${detail}`);
+}
+
+export function upstreamTimeout(upstream: string, timeoutMs: number): MeshcarError {
+  return new MeshcarError('upstream_timeout', `${upstream} did not answer within ${timeoutMs} ms`);
+}

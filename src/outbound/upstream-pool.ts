@@ -1,0 +1,200 @@
+// Everything the outbound side keeps per upstream: its endpoints, its HTTP/2 agent and the
+// sessions the agent opened (with their lifecycle and the observer's gauges), and the one way
+// requests get a stream: pick an endpoint round-robin, ask the agent for a stream there, and
+// if the endpoint cannot be reached (nothing sent yet) try the next one.
+
+import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { UpstreamConfig } from '../config/traffic-config.js';
+import { MeshcarError, describeError } from '../errors.js';
+import { verifyServerSpiffeId } from '../identity/peer-identity.js';
+import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { TrafficObserver } from '../metrics/traffic.js';
+import { EndpointSet, type LookupAll, type UpstreamEndpoint } from './endpoints.js';
+import { closeGracefully, isGracefullyClosing, manageSession, type SessionPolicy } from './session-lifecycle.js';
+import { UpstreamAgent, connectMutualTls, endpointOfSocket } from './upstream-agent.js';
+import { classifyConnectError, isBadRequestError, isSessionClosingError } from './upstream-errors.js';
+
+export interface PoolSettings extends SessionPolicy {
+  readonly dnsRefreshMs: number;
+  /** How long an endpoint that failed to connect is skipped. */
+  readonly endpointBackoffMs: number;
+  readonly lookup?: LookupAll;
+}
+
+export interface PoolDependencies {
+  readonly identity: WorkloadIdentity;
+  readonly logger: Logger;
+  readonly observer: TrafficObserver;
+  readonly settings: PoolSettings;
+}
+
+export interface OpenedStream {
+  readonly stream: ClientHttp2Stream;
+  readonly endpoint: UpstreamEndpoint;
+}
+
+export interface OpenedTunnel {
+  readonly socket: TLSSocket;
+  readonly endpoint: UpstreamEndpoint;
+}
+
+/** Tries per request on distinct endpoints, for failures before any byte was sent. */
+const MAX_CONNECT_ATTEMPTS = 3;
+/** Retries when a session turned out to be closing between the pick and the request. */
+const MAX_CLOSING_RETRIES = 2;
+const CONNECT_TIMEOUT_CAP_MS = 10_000;
+
+// Fixed for every request of every pool: http2-wrapper copies it when opening a session.
+// A 1 MiB stream window (http2-wrapper's default is 32 MiB) keeps a slow app from making us
+// hold much of a fast upstream's body: flow control is the backpressure across the hop.
+const AGENT_OPTIONS = Object.freeze({ settings: Object.freeze({ enablePush: false, initialWindowSize: 1 << 20 }) });
+
+export class UpstreamPool {
+  readonly name: string;
+  readonly timeoutMs: number;
+  readonly endpoints: EndpointSet;
+  private readonly agent: UpstreamAgent;
+  private readonly sessions = new Set<ClientHttp2Session>();
+  private readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
+  private readonly connectTimeoutMs: number;
+  private closed = false;
+
+  constructor(config: UpstreamConfig, private readonly deps: PoolDependencies) {
+    this.name = config.name;
+    this.timeoutMs = config.timeoutMs;
+    this.connectTimeoutMs = Math.min(config.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
+    this.checkServerIdentity = verifyServerSpiffeId(config.identity);
+    const settings = deps.settings;
+    this.endpoints = new EndpointSet(config.endpoints, {
+      refreshMs: settings.dnsRefreshMs,
+      logger: deps.logger,
+      ...(settings.lookup ? { lookup: settings.lookup } : {}),
+    });
+    this.agent = new UpstreamAgent({
+      identity: deps.identity,
+      expectedId: config.identity,
+      connectTimeoutMs: this.connectTimeoutMs,
+      endpointFor: (host) => this.endpoints.forOriginHost(host),
+    });
+    this.agent.on('session', (session: ClientHttp2Session) => this.adopt(session));
+    this.endpoints.on('removed', (endpoint) => this.retire(endpoint));
+  }
+
+  /** Resolves host-name endpoints for the first time; never rejects. */
+  start(): Promise<void> {
+    return this.endpoints.start();
+  }
+
+  /**
+   * A stream toward the upstream, on a pooled session. Rejects with a MeshcarError:
+   * upstream_unavailable / upstream_identity_mismatch / bad_gateway / bad_request.
+   */
+  async open(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions): Promise<OpenedStream> {
+    let closingRetries = 0;
+    return this.withFailover(async (endpoint) => {
+      for (;;) {
+        try {
+          const stream = await this.agent.request(endpoint.origin, AGENT_OPTIONS, headers, options);
+          this.deps.observer.upstreamStreamsChanged(this.name, 1);
+          stream.once('close', () => this.deps.observer.upstreamStreamsChanged(this.name, -1));
+          return { stream, endpoint };
+        } catch (err) {
+          if (isSessionClosingError(err) && closingRetries++ < MAX_CLOSING_RETRIES) continue;
+          if (isBadRequestError(err)) throw new MeshcarError('bad_request', `the request cannot be sent upstream: ${describeError(err)}`, { cause: err });
+          throw err;
+        }
+      }
+    });
+  }
+
+  /** A dedicated mutual TLS connection speaking HTTP/1.1, for an Upgrade (WebSocket) request. */
+  openTunnel(): Promise<OpenedTunnel> {
+    return this.withFailover(async (endpoint) => {
+      const socket = await connectMutualTls(endpoint, {
+        identity: this.deps.identity,
+        checkServerIdentity: this.checkServerIdentity,
+        alpn: ['http/1.1'],
+        timeoutMs: this.connectTimeoutMs,
+      });
+      if (socket.alpnProtocol !== 'http/1.1') {
+        socket.destroy();
+        throw new MeshcarError('bad_gateway', `${endpoint.key} did not accept HTTP/1.1 for an upgrade (ALPN ${String(socket.alpnProtocol)})`);
+      }
+      return { socket, endpoint };
+    });
+  }
+
+  /** Open HTTP/2 sessions (connected, SETTINGS received, not yet closed). */
+  sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** New sessions after a rotation do a full handshake, presenting the new certificate. */
+  identityRotated(): void {
+    this.agent.forgetTlsSessions();
+  }
+
+  /** Every session finishes its streams and closes; new requests would open new ones. */
+  closeSessionsGracefully(): void {
+    for (const session of this.sessions) closeGracefully(session);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.endpoints.stop();
+    this.agent.destroy();
+    for (const session of this.sessions) session.destroy();
+  }
+
+  private async withFailover<T extends { endpoint: UpstreamEndpoint }>(attempt: (endpoint: UpstreamEndpoint) => Promise<T>): Promise<T> {
+    if (this.closed) throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
+    if (this.endpoints.size === 0) await this.endpoints.pending();
+    const attempts = Math.max(1, Math.min(this.endpoints.size, MAX_CONNECT_ATTEMPTS));
+    let tried: Set<UpstreamEndpoint> | undefined;
+    let lastError: MeshcarError | undefined;
+    for (;;) {
+      const endpoint = this.endpoints.pick(Date.now(), tried);
+      if (!endpoint) throw lastError ?? new MeshcarError('upstream_unavailable', `no address is known for upstream ${this.name}`);
+      try {
+        return await attempt(endpoint);
+      } catch (err) {
+        if (err instanceof MeshcarError && err.code === 'bad_request') throw err;
+        const failure = classifyConnectError(err, endpoint.key);
+        if (failure.tlsReason) this.deps.observer.tlsHandshakeFailed('outbound', failure.tlsReason);
+        const now = Date.now();
+        if (endpoint.downUntil <= now) {
+          this.deps.logger.warn({ upstream: this.name, endpoint: endpoint.key, code: failure.error.code, err: failure.error.message }, 'upstream endpoint failed');
+        }
+        endpoint.downUntil = now + this.deps.settings.endpointBackoffMs;
+        lastError = failure.error;
+        (tried ??= new Set()).add(endpoint);
+        if (tried.size >= attempts) throw lastError;
+      }
+    }
+  }
+
+  private adopt(session: ClientHttp2Session): void {
+    if (this.closed) {
+      session.destroy();
+      return;
+    }
+    this.sessions.add(session);
+    this.deps.observer.upstreamSessionsChanged(this.name, 1);
+    manageSession(session, this.deps.settings);
+    session.on('error', (err) => this.deps.logger.debug({ upstream: this.name, err: describeError(err) }, 'upstream session error'));
+    session.once('close', () => {
+      this.sessions.delete(session);
+      this.deps.observer.upstreamSessionsChanged(this.name, -1);
+    });
+  }
+
+  /** An address left DNS: its sessions wind down, its TLS ticket goes. */
+  private retire(endpoint: UpstreamEndpoint): void {
+    this.agent.forgetTlsSessions(endpoint.key);
+    for (const session of this.sessions) {
+      if (endpointOfSocket(session.socket) === endpoint && !isGracefullyClosing(session)) closeGracefully(session);
+    }
+  }
+}

@@ -1,0 +1,119 @@
+// An HTTP/1.1 Upgrade request from the app (WebSocket), carried over its own mutual TLS
+// connection: a tunnel is a long-lived byte stream that would pin an HTTP/2 session's flow
+// control, and HTTP/1.1 Upgrade has no HTTP/2 form our inbound peers must support. We dial the
+// chosen endpoint (same SecureContext, ALPN http/1.1, same SPIFFE check), write the request
+// head, relay whatever answers (101 and onward) and pipe both ways until either side ends.
+
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
+import { requestIdOf } from '../http/request-id.js';
+import { statusFor } from '../http/status.js';
+import { answerRawSocket } from './error-response.js';
+import { Exchange, type OutboundContext } from './exchange.js';
+import { hostName, parseRequestTarget, pathOnly } from './router.js';
+import type { OpenedTunnel } from './upstream-pool.js';
+import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
+
+/** Connection-scoped headers that are not part of the upgrade handshake itself. */
+const DROPPED = new Set(['host', 'x-request-id', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'http2-settings']);
+const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})/;
+
+function ignore(): void {}
+
+/** The request head as the upstream will read it: Host is the upstream the app named. */
+function requestHead(req: IncomingMessage, path: string, authority: string, requestId: string): string {
+  let head = `${req.method ?? 'GET'} ${path} HTTP/1.1\r\nHost: ${authority}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (DROPPED.has(name.toLowerCase())) continue;
+    head += `${name}: ${raw[i + 1] as string}\r\n`;
+  }
+  return `${head}x-request-id: ${requestId}\r\n\r\n`;
+}
+
+export function tunnelUpgrade(ctx: OutboundContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const exchange = new Exchange(ctx.observer, req.method ?? 'GET', requestIdOf(req.headers));
+  const target = parseRequestTarget(req.url);
+  exchange.path = pathOnly(target.path);
+  const authority = target.authority ?? req.headers.host;
+  const pool = ctx.router.lookup(authority);
+
+  ctx.activity.enter();
+  socket.on('error', ignore);
+  (socket as Duplex & { setTimeout?(ms: number): void }).setTimeout?.(0); // a tunnel may idle for long
+
+  let upstream: TLSSocket | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let failed = false;
+  let endpointKey = '';
+
+  const fail = (err: MeshcarError) => {
+    if (failed) return;
+    failed = true;
+    if (timer) clearTimeout(timer);
+    exchange.errorCode = err.code;
+    upstream?.destroy();
+    if (exchange.status !== 0) {
+      socket.destroy();
+      return;
+    }
+    exchange.status = statusFor(err.code);
+    exchange.finish();
+    answerRawSocket(socket, err, exchange.requestId);
+  };
+
+  socket.once('close', () => {
+    if (timer) clearTimeout(timer);
+    // the app is gone; what it sent has been written already, unless the upstream is stuck
+    if (upstream && !upstream.writableEnded) upstream.destroy();
+    ctx.activity.leave();
+    exchange.finish();
+  });
+
+  if (!pool) {
+    const name = authority ? hostName(authority) : '';
+    fail(new MeshcarError('no_route', name ? `no upstream is named "${name}"` : 'the request names no host (send Host: <upstream>)'));
+    return;
+  }
+  exchange.peer = pool.name;
+  if (/^\s*h2c\s*$/i.test(String(req.headers.upgrade))) {
+    fail(new MeshcarError('bad_request', 'Upgrade: h2c is not supported; speak HTTP/2 with prior knowledge instead'));
+    return;
+  }
+
+  const onOpened = ({ socket: up, endpoint }: OpenedTunnel) => {
+    endpointKey = endpoint.key;
+    exchange.endpoint = endpoint.key;
+    if (failed || socket.destroyed) {
+      up.destroy();
+      return;
+    }
+    upstream = up;
+    up.on('error', (err) => fail(upstreamReset(endpointKey, describeError(err))));
+    up.once('close', () => {
+      if (exchange.status === 0) fail(upstreamReset(endpointKey, 'the connection closed before a response'));
+      else if (!socket.writableEnded) socket.destroy();
+    });
+    up.write(requestHead(req, target.path, authority as string, exchange.requestId));
+    if (head.length > 0) up.write(head);
+    up.once('data', (first: Buffer) => {
+      if (timer) clearTimeout(timer);
+      const match = STATUS_LINE.exec(first.toString('latin1', 0, Math.min(first.length, 16)));
+      exchange.status = match ? Number(match[1]) : 502;
+      exchange.finish(); // the handshake is the request; the tunnel's lifetime is not its duration
+      socket.write(first);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+  };
+
+  const onOpenFailed = (err: unknown) => {
+    fail(isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${pool.name}: ${describeError(err)}`, { cause: err }));
+  };
+
+  timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs)), pool.timeoutMs);
+  pool.openTunnel().then(onOpened, onOpenFailed);
+}

@@ -1,0 +1,26 @@
+// `make demo` in miniature: the demo runner, bounded by DEMO_SECONDS, in a fresh folder. It
+// must bring the mesh up, print its summary (statuses, latencies, the policy 403, the refused
+// certificate-less connection, the per-route table) and stop every process it started.
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const RUNNER = fileURLToPath(new URL('../../dist/demo/run-demo.js', import.meta.url));
+
+t.test('the demo runs, prints its summary and stops by itself', async (t) => {
+  const cwd = t.testdir();
+  const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [RUNNER], { cwd, env: { ...process.env, DEMO_SECONDS: '4' }, timeout: 90_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+  t.equal(result.code, 0, result.stderr);
+  t.match(result.stdout, /GET frontend \/checkout\/\{id\}\s+\d+\s+200×\d+/, 'frontend calls through the mesh succeeded');
+  t.match(result.stdout, /policy: DELETE \/orders\/7 from frontend → 403 forbidden/);
+  t.match(result.stdout, /TLS without a client certificate to the orders sidecar → refused/);
+  t.match(result.stdout, /per route, from the sidecars' own \/metrics/);
+  t.match(result.stdout, /orders sidecar\s+inbound\s+frontend\s+GET\s+\/orders\/\{id\}/, 'per-route table has the inbound route');
+  t.match(result.stdout, /metrics: http:\/\/127\.0\.0\.1:15100\/metrics/);
+  t.match(result.stdout, /stopped every process the demo started/);
+});

@@ -1,0 +1,87 @@
+// Whole mesh, gRPC: a @grpc/grpc-js client (plain h2c to its sidecar) calls a @grpc/grpc-js
+// server (plain h2c behind the other sidecar). Unary, bidirectional streaming, and error
+// statuses with trailing metadata must arrive intact.
+
+import t from 'tap';
+import * as grpc from '@grpc/grpc-js';
+import { startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+
+const json = {
+  serialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
+  deserialize: (bytes: Buffer) => JSON.parse(bytes.toString()) as unknown,
+};
+
+const SERVICE: grpc.ServiceDefinition = {
+  Echo: { path: '/meshcar.test.Orders/Echo', requestStream: false, responseStream: false, requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize },
+  Chat: { path: '/meshcar.test.Orders/Chat', requestStream: true, responseStream: true, requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize },
+  Fail: { path: '/meshcar.test.Orders/Fail', requestStream: false, responseStream: false, requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize },
+};
+
+let ca: MeshCa;
+let server: grpc.Server;
+let orders: RunningSidecar;
+let frontend: RunningSidecar;
+let client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
+t.before(async () => {
+  server = new grpc.Server();
+  server.addService(SERVICE, {
+    Echo: (call: grpc.ServerUnaryCall<{ text: string }, unknown>, done: grpc.sendUnaryData<unknown>) => {
+      const xfcc = call.metadata.get('x-forwarded-client-cert')[0];
+      done(null, { text: call.request.text, caller: String(xfcc ?? '') });
+    },
+    Chat: (call: grpc.ServerDuplexStream<{ n: number }, unknown>) => {
+      call.on('data', (message: { n: number }) => call.write({ n: message.n * 2 }));
+      call.on('end', () => call.end());
+    },
+    Fail: (_call: grpc.ServerUnaryCall<unknown, unknown>, done: grpc.sendUnaryData<unknown>) => {
+      const metadata = new grpc.Metadata();
+      metadata.set('x-reason', 'order-missing');
+      done({ code: grpc.status.NOT_FOUND, details: 'order 42 does not exist', metadata });
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))));
+  ca = await startMeshCa(t.testdir());
+  orders = await startSidecar(ca, { service: 'orders', inbound: { app: `h2c://127.0.0.1:${port}` } });
+  frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }] });
+  const Client = grpc.makeGenericClientConstructor(SERVICE, 'Orders');
+  client = new Client(`127.0.0.1:${frontend.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'orders' }) as typeof client;
+});
+t.teardown(async () => {
+  client?.close();
+  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await ca?.stop();
+  server?.forceShutdown();
+});
+
+t.test('unary call, with the caller identity in XFCC', async (t) => {
+  const answer = await new Promise<{ text: string; caller: string }>((resolve, reject) => {
+    (client.Echo as (req: unknown, cb: (err: grpc.ServiceError | null, res: { text: string; caller: string }) => void) => void)({ text: 'hi' }, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+  t.equal(answer.text, 'hi');
+  t.match(answer.caller, /URI=spiffe:\/\/mesh\.local\/svc\/frontend/);
+});
+
+t.test('bidirectional streaming', async (t) => {
+  const call = (client.Chat as () => grpc.ClientDuplexStream<{ n: number }, { n: number }>)();
+  const received: number[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    call.on('data', (m: { n: number }) => received.push(m.n));
+    call.on('end', resolve);
+    call.on('error', reject);
+  });
+  for (let n = 1; n <= 100; n++) call.write({ n });
+  call.end();
+  await done;
+  t.equal(received.length, 100);
+  t.equal(received[99], 200);
+});
+
+t.test('error status, message and trailing metadata arrive intact', async (t) => {
+  const err = await new Promise<grpc.ServiceError>((resolve) => {
+    (client.Fail as (req: unknown, cb: (err: grpc.ServiceError | null) => void) => void)({}, (e) => resolve(e as grpc.ServiceError));
+  });
+  t.equal(err.code, grpc.status.NOT_FOUND);
+  t.equal(err.details, 'order 42 does not exist');
+  t.same(err.metadata.get('x-reason'), ['order-missing']);
+});

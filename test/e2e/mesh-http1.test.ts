@@ -1,0 +1,147 @@
+// Whole mesh, HTTP/1.1: app A → outbound sidecar → mTLS/HTTP/2 → inbound sidecar → app B, with
+// real processes (`meshcar ca serve`, `meshcar run`), the real CA, and Node's HTTP client as app A.
+
+import t from 'tap';
+import net from 'node:net';
+import { startMeshCa, startSidecar, metricValue, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { freePort } from '../helpers/process.js';
+
+let ca: MeshCa;
+let app: TestApp;
+let orders: RunningSidecar;
+let frontend: RunningSidecar;
+
+t.before(async () => {
+  ca = await startMeshCa(t.testdir());
+  app = await startEchoApp();
+  orders = await startSidecar(ca, {
+    service: 'orders',
+    inbound: {
+      app: `http://127.0.0.1:${app.port}`,
+      timeout: '1s',
+      authorize: [
+        '  authorize:',
+        '    - from: [spiffe://mesh.local/svc/frontend]',
+        '      methods: [GET, HEAD, POST, PUT]',
+        '      paths: [/headers, /echo, /sink, /bytes/*, /status/*, /slow, /trailers]',
+      ].join('\n'),
+    },
+  });
+  const closedPort = await freePort();
+  frontend = await startSidecar(ca, {
+    service: 'frontend',
+    upstreams: [
+      { name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{n}'] },
+      { name: 'ghost', endpoints: [`127.0.0.1:${closedPort}`], identity: 'spiffe://mesh.local/svc/ghost' },
+    ],
+  });
+});
+t.teardown(async () => {
+  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await ca?.stop();
+  await app?.close();
+});
+
+const out = (options: Parameters<typeof request>[1]) => request(frontend.outboundPort, { ...options, headers: { host: 'orders', ...options.headers } });
+
+t.test('a plain call crosses the mesh with mTLS identities', async (t) => {
+  const res = await out({ path: '/headers', headers: { 'x-request-id': 'req-123', 'x-forwarded-client-cert': 'By=forged', connection: 'keep-alive, x-private', 'x-private': 'secret' } });
+  t.equal(res.status, 200);
+  const seen = JSON.parse(res.body.toString()).headers as Record<string, string>;
+  t.match(seen['x-forwarded-client-cert'], /^By=spiffe:\/\/mesh\.local\/svc\/orders;Hash=[0-9a-f]{64};URI=spiffe:\/\/mesh\.local\/svc\/frontend$/, 'XFCC replaced by the inbound sidecar');
+  t.equal(seen['x-request-id'], 'req-123', 'x-request-id passed through');
+  t.notOk(seen['x-private'], 'headers named by Connection are dropped');
+  t.equal(seen.host, 'orders', 'the app sees the Host the caller used');
+  t.notOk(res.headers['keep-alive'] === 'timeout=5', "the app's hop-by-hop Keep-Alive does not leak through");
+  t.equal(res.headers['x-app'], 'echo');
+  const generated = await out({ path: '/headers' });
+  t.match(JSON.parse(generated.body.toString()).headers['x-request-id'], /^[\w-]{8,}$/, 'x-request-id generated when absent');
+});
+
+t.test('absolute-form request URI routes like Host', async (t) => {
+  const res = await request(frontend.outboundPort, { path: 'http://ORDERS/headers', headers: { host: 'whatever' } });
+  t.equal(res.status, 200);
+});
+
+t.test('bodies: fixed-length and chunked, both ways', async (t) => {
+  const fixed = Buffer.alloc(300_000, 7);
+  const res = await out({ method: 'POST', path: '/echo', body: fixed, headers: { 'content-length': String(fixed.length) } });
+  t.equal(res.status, 200);
+  t.ok(res.body.equals(fixed), 'fixed-length body intact');
+  const chunked = await out({ method: 'POST', path: '/echo', body: 'hello chunked world', headers: { 'transfer-encoding': 'chunked' } });
+  t.equal(chunked.body.toString(), 'hello chunked world');
+  const big = await out({ path: '/bytes/5000000' });
+  t.equal(big.body.length, 5_000_000);
+});
+
+t.test('Expect: 100-continue is relayed', async (t) => {
+  const res = await out({ method: 'PUT', path: '/sink', headers: { expect: '100-continue', 'content-length': '5' }, body: 'abcde', waitForContinue: true });
+  t.ok(res.sawContinue, 'the client got 100 Continue');
+  t.equal(res.status, 200);
+  t.same(JSON.parse(res.body.toString()), { bytes: 5 });
+});
+
+t.test('HEAD, 204 and 304 carry no body', async (t) => {
+  const head = await out({ method: 'HEAD', path: '/headers' });
+  t.equal(head.status, 200);
+  t.equal(head.body.length, 0);
+  const none = await out({ path: '/status/204' });
+  t.equal(none.status, 204);
+  t.equal(none.body.length, 0);
+  const cached = await out({ path: '/status/304', headers: { 'if-none-match': '"v1"' } });
+  t.equal(cached.status, 304);
+  t.equal(cached.headers.etag, '"v1"');
+});
+
+t.test('response trailers survive', async (t) => {
+  const res = await out({ path: '/trailers', headers: { te: 'trailers' } });
+  t.equal(res.body.toString(), 'body');
+  t.equal(res.trailers['x-checksum'], 'abc123');
+});
+
+t.test('errors the sidecars answer themselves', async (t) => {
+  const denied = await out({ method: 'DELETE', path: '/echo' });
+  t.equal(denied.status, 403);
+  t.equal(denied.headers['x-meshcar-error'], 'forbidden');
+  t.equal(JSON.parse(denied.body.toString()).error, 'forbidden');
+  t.ok(JSON.parse(denied.body.toString()).requestId, 'the error names the request id');
+  const otherPath = await out({ path: '/admin' });
+  t.equal(otherPath.status, 403, 'a path outside the policy');
+
+  const noRoute = await request(frontend.outboundPort, { path: '/x', headers: { host: 'nowhere' } });
+  t.equal(noRoute.status, 404);
+  t.equal(JSON.parse(noRoute.body.toString()).error, 'no_route');
+  t.equal(noRoute.headers['x-meshcar-error'], 'no_route');
+
+  const ghost = await request(frontend.outboundPort, { path: '/x', headers: { host: 'ghost' } });
+  t.equal(ghost.status, 503);
+  t.equal(JSON.parse(ghost.body.toString()).error, 'upstream_unavailable');
+
+  const slow = await out({ path: '/slow' });
+  t.equal(slow.status, 504);
+  t.equal(JSON.parse(slow.body.toString()).error, 'upstream_timeout');
+});
+
+t.test('a header block over the limit gets 431, and the sidecar keeps serving', async (t) => {
+  const huge = await out({ path: '/headers', headers: { 'x-big': 'y'.repeat(20_000) } });
+  t.equal(huge.status, 431);
+  t.equal((await out({ path: '/headers' })).status, 200);
+});
+
+t.test('garbage on the outbound port does not crash the sidecar', async (t) => {
+  await new Promise<void>((resolve) => {
+    const raw = net.connect(frontend.outboundPort, '127.0.0.1', () => raw.end('NOT HTTP AT ALL\r\n\r\n'));
+    raw.on('close', () => resolve());
+    raw.on('error', () => resolve());
+    raw.resume();
+  });
+  t.equal((await out({ path: '/headers' })).status, 200);
+});
+
+t.test('concurrent calls share one HTTP/2 session', async (t) => {
+  const results = await Promise.all(Array.from({ length: 50 }, () => out({ path: '/headers' })));
+  t.ok(results.every((r) => r.status === 200));
+  const metrics = (await frontend.admin('/metrics')).body;
+  t.equal(metricValue(metrics, 'meshcar_upstream_sessions{upstream="orders"}'), 1, 'one session to orders');
+});

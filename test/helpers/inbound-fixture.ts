@@ -1,0 +1,265 @@
+// Test fixture for the inbound side: a throwaway PKI, a WorkloadIdentity for the server
+// workload, a real app (HTTP/1.1 or h2c) on loopback, the inbound listener in front of it,
+// an observer that records what it is told, and real mTLS clients (https, http2, raw tls).
+
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { pino } from 'pino';
+import { makePki, type IssuedLeaf, type TestPki } from './pki.js';
+import { validateSvid } from '../../src/identity/svid.js';
+import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
+import { createInbound, type Inbound, type InboundLimits } from '../../src/inbound/index.js';
+import type { AuthorizeRule } from '../../src/config/traffic-config.js';
+import type { RequestRecord, TlsFailureReason, TrafficObserver } from '../../src/metrics/traffic.js';
+
+export const TD = 'mesh.test';
+export const SERVER_ID = `spiffe://${TD}/svc/orders`;
+export const FRONTEND_ID = `spiffe://${TD}/svc/frontend`;
+
+export class RecordingObserver implements TrafficObserver {
+  readonly requests: RequestRecord[] = [];
+  readonly tlsFailures: Array<{ direction: string; reason: TlsFailureReason }> = [];
+  requestFinished(record: RequestRecord): void {
+    this.requests.push(record);
+  }
+  tlsHandshakeFailed(direction: 'inbound' | 'outbound', reason: TlsFailureReason): void {
+    this.tlsFailures.push({ direction, reason });
+  }
+  upstreamSessionsChanged(): void {}
+  upstreamStreamsChanged(): void {}
+  /** Resolves once `n` requests have been reported (records arrive when the exchange closes). */
+  async waitForRequests(n: number, timeoutMs = 3000): Promise<RequestRecord[]> {
+    const until = Date.now() + timeoutMs;
+    while (this.requests.length < n && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    return this.requests;
+  }
+  async waitForTlsFailures(n: number, timeoutMs = 3000): Promise<Array<{ direction: string; reason: TlsFailureReason }>> {
+    const until = Date.now() + timeoutMs;
+    while (this.tlsFailures.length < n && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    return this.tlsFailures;
+  }
+}
+
+export type Http1Handler = (req: IncomingMessage, res: ServerResponse) => void;
+export type H2Handler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => void;
+
+export interface FixtureOptions {
+  readonly app?: { protocol: 'http'; handler: Http1Handler; setup?: (server: http.Server) => void } | { protocol: 'h2c'; handler: H2Handler };
+  /** Point the inbound at a port where nothing listens. */
+  readonly appDown?: boolean;
+  /** An app the test runs itself (e.g. a gRPC server). */
+  readonly externalApp?: { protocol: 'http' | 'h2c'; port: number };
+  readonly authorize?: readonly AuthorizeRule[];
+  readonly timeoutMs?: number;
+  readonly limits?: InboundLimits;
+  readonly pki?: TestPki;
+  readonly serverLifetimeMs?: number;
+}
+
+export interface InboundFixture {
+  readonly pki: TestPki;
+  readonly identity: WorkloadIdentity;
+  readonly inbound: Inbound;
+  readonly port: number;
+  readonly appPort: number;
+  readonly observer: RecordingObserver;
+  /** An SVID for a caller (cached per ID). */
+  client(id?: string): Promise<IssuedLeaf>;
+  /** TLS options of a caller: its SVID, trusting our bundle. */
+  tlsOptions(id?: string): Promise<tls.ConnectionOptions>;
+  close(): Promise<void>;
+}
+
+/** A port that was free a moment ago (nothing listens on it). */
+export async function freePort(): Promise<number> {
+  const server = http.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+export const silentLogger = pino({ level: 'silent' });
+
+export async function startInbound(options: FixtureOptions = {}): Promise<InboundFixture> {
+  const pki = options.pki ?? (await makePki(TD));
+  const identity = new WorkloadIdentity(validateSvid(await pki.issue(SERVER_ID, { lifetimeMs: options.serverLifetimeMs ?? 3_600_000 }), SERVER_ID), silentLogger);
+  const appSpec = options.app ?? { protocol: 'http' as const, handler: echoHandler };
+  const protocol = options.externalApp?.protocol ?? appSpec.protocol;
+
+  let appPort: number;
+  let closeApp: () => Promise<void>;
+  if (options.externalApp) {
+    appPort = options.externalApp.port;
+    closeApp = async () => {};
+  } else if (options.appDown) {
+    appPort = await freePort();
+    closeApp = async () => {};
+  } else if (appSpec.protocol === 'http') {
+    const server = http.createServer(appSpec.handler);
+    appSpec.setup?.(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    appPort = (server.address() as AddressInfo).port;
+    closeApp = () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      });
+  } else {
+    const server = http2.createServer();
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (s) => {
+      sessions.add(s);
+      s.on('close', () => sessions.delete(s));
+    });
+    server.on('stream', appSpec.handler);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    appPort = (server.address() as AddressInfo).port;
+    closeApp = () =>
+      new Promise((resolve) => {
+        for (const s of sessions) s.destroy();
+        server.close(() => resolve());
+      });
+  }
+
+  const observer = new RecordingObserver();
+  const inbound = createInbound({
+    config: {
+      listen: { host: '127.0.0.1', port: 0 },
+      app: { protocol, host: '127.0.0.1', port: appPort },
+      timeoutMs: options.timeoutMs ?? 5000,
+      authorize: options.authorize,
+    },
+    identity,
+    trustDomain: TD,
+    ownSpiffeId: SERVER_ID,
+    logger: silentLogger,
+    observer,
+    ...(options.limits ? { limits: options.limits } : {}),
+  });
+  const { port } = await inbound.listen();
+
+  const clients = new Map<string, Promise<IssuedLeaf>>();
+  const client = (id = FRONTEND_ID) => {
+    let leaf = clients.get(id);
+    if (!leaf) clients.set(id, (leaf = pki.issue(id)));
+    return leaf;
+  };
+  return {
+    pki,
+    identity,
+    inbound,
+    port,
+    appPort,
+    observer,
+    client,
+    async tlsOptions(id = FRONTEND_ID) {
+      const leaf = await client(id);
+      // the server is pinned by SPIFFE ID elsewhere; here only the chain matters
+      return { ca: pki.bundlePem, key: leaf.privateKeyPem, cert: leaf.chainPem, checkServerIdentity: () => undefined };
+    },
+    async close() {
+      await inbound.close();
+      await closeApp();
+    },
+  };
+}
+
+/** The default app: echoes method, url, headers and body as JSON. */
+export const echoHandler: Http1Handler = (req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+    res.writeHead(200, { 'content-type': 'application/json', 'x-app': 'echo', 'keep-alive': 'timeout=5', 'x-hop': 'gone' });
+    res.end(body);
+  });
+};
+
+export interface SimpleResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  trailers: NodeJS.Dict<string>;
+}
+
+/** One HTTP/1.1 request over mTLS (a fresh connection unless an agent is given). */
+export function h1Request(
+  port: number,
+  tlsOptions: tls.ConnectionOptions,
+  options: { method?: string; path?: string; headers?: http.OutgoingHttpHeaders; body?: string | Buffer; agent?: https.Agent } = {},
+): Promise<SimpleResponse> {
+  return new Promise((resolve, reject) => {
+    const requestOptions: https.RequestOptions & Pick<tls.ConnectionOptions, 'ALPNProtocols'> = {
+      host: '127.0.0.1',
+      port,
+      method: options.method ?? 'GET',
+      path: options.path ?? '/',
+      headers: options.headers,
+      agent: options.agent ?? false,
+      ALPNProtocols: ['http/1.1'],
+      ...(tlsOptions as https.RequestOptions),
+    };
+    const req = https.request(
+      requestOptions,
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), trailers: res.trailers }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** An HTTP/2 mTLS session to the inbound listener. */
+export async function h2Connect(port: number, tlsOptions: tls.ConnectionOptions): Promise<http2.ClientHttp2Session> {
+  const session = http2.connect(`https://127.0.0.1:${port}`, tlsOptions as http2.SecureClientSessionOptions);
+  session.on('error', () => {});
+  await Promise.race([
+    once(session, 'connect'),
+    once(session, 'close').then(() => {
+      throw new Error('session closed before connecting');
+    }),
+  ]);
+  return session;
+}
+
+export interface H2Response {
+  status: number;
+  headers: http2.IncomingHttpHeaders;
+  flags: number;
+  body: Buffer;
+  trailers: http2.IncomingHttpHeaders | undefined;
+  rstCode: number | undefined;
+}
+
+export function h2Request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: string | Buffer): Promise<H2Response> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: body === undefined });
+    let response: { headers: http2.IncomingHttpHeaders; flags: number } | undefined;
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    const chunks: Buffer[] = [];
+    stream.on('response', (h, flags) => (response = { headers: h, flags }));
+    stream.on('trailers', (t) => (trailers = t));
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('error', () => {});
+    stream.on('close', () => {
+      if (!response) {
+        reject(Object.assign(new Error(`stream closed without a response (rstCode ${stream.rstCode})`), { rstCode: stream.rstCode }));
+        return;
+      }
+      resolve({ status: Number(response.headers[':status']), headers: response.headers, flags: response.flags, body: Buffer.concat(chunks), trailers, rstCode: stream.rstCode });
+    });
+    if (body !== undefined) stream.end(body);
+  });
+}

@@ -1,0 +1,156 @@
+// Test helper for whole-mesh runs: a CA process and sidecar processes started from YAML written
+// to a temp folder, exactly as an operator would run them (`meshcar ca serve`, `meshcar run`).
+
+import { writeFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execFileAsync } from './ca.js';
+import { freePort, startMeshcar, type MeshcarProcess } from './process.js';
+
+const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+
+export interface MeshCa {
+  readonly dir: string;
+  readonly caDir: string;
+  readonly url: string;
+  readonly bundlePath: string;
+  readonly process: MeshcarProcess;
+  tokenFile(service: string): Promise<string>;
+  /** An SVID issued offline for a service (svid.crt, svid.key, bundle.pem in the folder returned). */
+  issue(service: string): Promise<{ cert: string; key: string; bundle: string; dir: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startMeshCa(dir: string, options: { maxTtl?: string } = {}): Promise<MeshCa> {
+  const caDir = join(dir, 'ca');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'init', '--dir', caDir, '--trust-domain', 'mesh.local']);
+  const port = await freePort();
+  const config = join(dir, 'ca.yaml');
+  await writeFile(config, `trustDomain: mesh.local\ndir: ${caDir}\nlisten: 127.0.0.1:${port}\nmaxTtl: ${options.maxTtl ?? '24h'}\nrateLimit: {rate: 1000/s, burst: 1000}\nlog: {level: warn}\n`);
+  const proc = startMeshcar(['ca', 'serve', '--config', config]);
+  await waitFor(async () => {
+    const { code } = await execFileAsync('curl', ['-s', '-o', '/dev/null', '--cacert', join(caDir, 'bundle.pem'), `https://127.0.0.1:${port}/healthz`]).then(() => ({ code: 0 }), () => ({ code: 1 }));
+    return code === 0;
+  }, 15_000, 'CA healthz');
+  return {
+    dir,
+    caDir,
+    url: `https://127.0.0.1:${port}`,
+    bundlePath: join(caDir, 'bundle.pem'),
+    process: proc,
+    async tokenFile(service) {
+      const file = join(dir, `${service}.token`);
+      await execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', caDir, '--service', service, '--out', file]);
+      return file;
+    },
+    async issue(service) {
+      const out = join(dir, `offline-${service}`);
+      await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', caDir, '--service', service, '--out', out]);
+      const [cert, key, bundle] = await Promise.all(['svid.crt', 'svid.key', 'bundle.pem'].map((f) => readFile(join(out, f), 'utf8')));
+      return { cert: cert as string, key: key as string, bundle: bundle as string, dir: out };
+    },
+    async stop() {
+      await proc.stop();
+    },
+  };
+}
+
+export interface UpstreamSpec {
+  readonly name: string;
+  readonly endpoints: readonly string[];
+  readonly identity: string;
+  readonly timeout?: string;
+  readonly routes?: readonly string[];
+}
+
+export interface SidecarSpec {
+  readonly service: string;
+  readonly inbound?: { readonly app: string; readonly timeout?: string; readonly authorize?: string };
+  readonly upstreams?: readonly UpstreamSpec[];
+  readonly ttl?: string;
+  readonly access?: boolean;
+  readonly drainTimeout?: string;
+  readonly extraYaml?: string;
+}
+
+export interface RunningSidecar {
+  readonly process: MeshcarProcess;
+  readonly adminPort: number;
+  readonly inboundPort: number;
+  readonly outboundPort: number;
+  readonly configFile: string;
+  admin(path: string): Promise<{ status: number; body: string }>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startSidecar(ca: MeshCa, spec: SidecarSpec): Promise<RunningSidecar> {
+  const [adminPort, inboundPort, outboundPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const token = await ca.tokenFile(spec.service);
+  const lines = [
+    `service: ${spec.service}`,
+    'trustDomain: mesh.local',
+    'identity:',
+    '  ca:',
+    `    url: ${ca.url}`,
+    `    bundle: ${ca.bundlePath}`,
+    `    token: ${token}`,
+    `  dir: ${join(ca.dir, `id-${spec.service}-${adminPort}`)}`,
+    `  ttl: ${spec.ttl ?? '1h'}`,
+  ];
+  if (spec.inbound) {
+    lines.push('inbound:', `  listen: 127.0.0.1:${inboundPort}`, `  app: ${spec.inbound.app}`, `  timeout: ${spec.inbound.timeout ?? '5s'}`);
+    if (spec.inbound.authorize) lines.push(spec.inbound.authorize);
+  }
+  if (spec.upstreams) {
+    lines.push('outbound:', `  listen: 127.0.0.1:${outboundPort}`, '  upstreams:');
+    for (const u of spec.upstreams) {
+      lines.push(`    ${u.name}:`, `      endpoints: [${u.endpoints.join(', ')}]`, `      identity: ${u.identity}`, `      timeout: ${u.timeout ?? '5s'}`);
+      if (u.routes) lines.push(`      routes: [${u.routes.map((r) => JSON.stringify(r)).join(', ')}]`);
+    }
+  }
+  lines.push('admin:', `  listen: 127.0.0.1:${adminPort}`, 'log:', '  level: info', `  access: ${spec.access ?? false}`);
+  if (spec.drainTimeout) lines.push(`drainTimeout: ${spec.drainTimeout}`);
+  if (spec.extraYaml) lines.push(spec.extraYaml);
+  const configFile = join(ca.dir, `${spec.service}-${adminPort}.yaml`);
+  await writeFile(configFile, `${lines.join('\n')}\n`);
+  const proc = startMeshcar(['run', '--config', configFile]);
+  const admin = (path: string) => httpGet(adminPort, path);
+  await waitFor(async () => (await admin('/ready').catch(() => ({ status: 0 }))).status === 200, 20_000, `${spec.service} sidecar /ready`, proc);
+  return { process: proc, adminPort, inboundPort, outboundPort, configFile, admin, stop: (signal) => proc.stop(signal) };
+}
+
+export function httpGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
+  });
+}
+
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string, proc?: MeshcarProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    if (proc && proc.child.exitCode !== null) throw new Error(`${what}: process exited ${proc.child.exitCode}: ${proc.stderr.join('\n')}`);
+    await sleep(50);
+  }
+  throw new Error(`${what} not reached within ${timeoutMs} ms${proc ? `; stderr: ${proc.stderr.join('\n')}; log: ${JSON.stringify(proc.lines.slice(-5))}` : ''}`);
+}
+
+/** Reads a sample value from Prometheus text, e.g. metricValue(text, 'meshcar_upstream_sessions{upstream="orders"}'). */
+export function metricValue(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  return undefined;
+}
+
+/** Resident set size of a process now and at its peak, in MB (Linux /proc). */
+export async function rssOf(pid: number): Promise<{ rssMb: number; peakMb: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+}

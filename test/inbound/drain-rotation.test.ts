@@ -1,0 +1,123 @@
+// Graceful drain (in-flight requests finish, new connections are refused, HTTP/2 sessions get
+// GOAWAY, HTTP/1.1 responses carry Connection: close, stragglers are cut at the timeout) and
+// certificate rotation under live connections.
+
+import t from 'tap';
+import https from 'node:https';
+import tls from 'node:tls';
+import { once } from 'node:events';
+import type { TLSSocket } from 'node:tls';
+import { validateSvid } from '../../src/identity/svid.js';
+import { h1Request, h2Connect, h2Request, SERVER_ID, startInbound, type Http1Handler } from '../helpers/inbound-fixture.js';
+
+const slowApp: Http1Handler = (req, res) => {
+  const delay = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? 0);
+  req.resume();
+  setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end(`done after ${delay}`), delay).unref();
+};
+
+function connectError(port: number, options: tls.ConnectionOptions): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ...options }, () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code));
+  });
+}
+
+t.test('drain lets in-flight requests finish and refuses new work', async (t) => {
+  const fx = await startInbound({ app: { protocol: 'http', handler: slowApp } });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+
+  const idleAgent = new https.Agent({ keepAlive: true, ...tlsOptions } as https.AgentOptions);
+  t.teardown(() => idleAgent.destroy());
+  t.equal((await h1Request(fx.port, tlsOptions, { path: '/', agent: idleAgent })).status, 200);
+  const idleSocket = Object.values(idleAgent.freeSockets)[0]?.[0];
+  t.ok(idleSocket, 'an idle keep-alive connection is open');
+  const idleClosed = idleSocket ? once(idleSocket, 'close') : Promise.resolve();
+
+  const session = await h2Connect(fx.port, tlsOptions);
+  t.teardown(() => session.destroy());
+  let goaway = false;
+  session.on('goaway', () => (goaway = true));
+
+  const h1Slow = h1Request(fx.port, tlsOptions, { path: '/slow?ms=600' });
+  const h2Slow = h2Request(session, { ':path': '/slow?ms=600' });
+  await new Promise((r) => setTimeout(r, 100)); // both reached the app
+  t.equal(fx.inbound.inFlight, 2);
+
+  const started = Date.now();
+  const drained = fx.inbound.drain(5000);
+  await new Promise((r) => setTimeout(r, 50));
+  t.ok(fx.inbound.draining);
+  t.equal(await connectError(fx.port, tlsOptions), 'ECONNREFUSED', 'new connections are refused');
+  t.ok(goaway, 'the HTTP/2 session got GOAWAY');
+  await idleClosed;
+  t.pass('the idle HTTP/1.1 connection was closed at once');
+
+  const [r1, r2] = await Promise.all([h1Slow, h2Slow]);
+  t.equal(r1.status, 200);
+  t.equal(r1.body, 'done after 600', 'the HTTP/1.1 request completed');
+  t.equal(r1.headers.connection, 'close', 'with Connection: close');
+  t.equal(r2.status, 200);
+  t.equal(r2.body.toString(), 'done after 600', 'the HTTP/2 request completed');
+  await drained;
+  const took = Date.now() - started;
+  t.ok(took < 2000, `drain finished when the work did (${took} ms), not at the timeout`);
+  t.equal(fx.inbound.inFlight, 0);
+  t.equal(fx.inbound.connections, 0);
+});
+
+t.test('drain cuts what is still running at the timeout', async (t) => {
+  const fx = await startInbound({ app: { protocol: 'http', handler: slowApp }, timeoutMs: 10_000 });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+  const stuck = h1Request(fx.port, tlsOptions, { path: '/slow?ms=5000' }).then(
+    (r) => `answered ${r.status}`,
+    (err: Error) => `failed: ${err.message}`,
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  const started = Date.now();
+  await fx.inbound.drain(300);
+  const took = Date.now() - started;
+  t.ok(took >= 280 && took < 1500, `drain returned at its timeout (${took} ms)`);
+  t.match(await stuck, /^failed/, 'the straggler was cut off');
+  const records = await fx.observer.waitForRequests(1);
+  t.equal(records[0]?.errorCode, 'reset');
+});
+
+t.test('rotation: new handshakes get the new certificate, an open HTTP/2 session keeps working', async (t) => {
+  const fx = await startInbound({ app: { protocol: 'http', handler: slowApp } });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+  const oldSerial = fx.identity.current().serialHex;
+
+  const session = await h2Connect(fx.port, tlsOptions);
+  t.teardown(() => session.close());
+  const serialOf = (socket: TLSSocket) => socket.getPeerX509Certificate()?.serialNumber.toLowerCase();
+  t.equal(serialOf(session.socket as TLSSocket), oldSerial);
+  t.equal((await h2Request(session, { ':path': '/' })).status, 200);
+
+  const next = validateSvid(await fx.pki.issue(SERVER_ID), SERVER_ID);
+  fx.identity.swap(next);
+  t.not(next.serialHex, oldSerial);
+
+  const fresh = await new Promise<string | undefined>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['h2'], ...tlsOptions }, () => {
+      resolve(serialOf(socket));
+      socket.destroy();
+    });
+    socket.on('error', reject);
+  });
+  t.equal(fresh, next.serialHex, 'a new handshake presents the new certificate');
+  const fresh2 = await h2Connect(fx.port, tlsOptions);
+  t.teardown(() => fresh2.close());
+  t.equal((fresh2.socket as TLSSocket).alpnProtocol, 'h2', 'ALPN still offered after the swap');
+  t.equal((await h2Request(fresh2, { ':path': '/' })).status, 200);
+
+  t.equal((await h2Request(session, { ':path': '/?after=rotation' })).status, 200, 'the session opened on the old certificate still serves');
+  t.notOk(session.closed || session.destroyed, 'and is still open');
+  t.equal((await h1Request(fx.port, tlsOptions)).status, 200, 'HTTP/1.1 callers too');
+});

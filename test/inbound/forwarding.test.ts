@@ -1,0 +1,195 @@
+// What the app receives and what the caller gets back: x-forwarded-client-cert replaced by
+// ours, x-request-id kept or made, hop-by-hop headers dropped both ways; and the sidecar's
+// own answers when the app is down, slow, or resets.
+
+import t from 'tap';
+import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http2 from 'node:http2';
+import { FRONTEND_ID, h1Request, h2Connect, h2Request, SERVER_ID, startInbound } from '../helpers/inbound-fixture.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function rawExchange(port: number, options: tls.ConnectionOptions, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const socket = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], ...options }, () => socket.write(request));
+    socket.setEncoding('latin1');
+    socket.on('data', (c: string) => (text += c));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(text));
+    socket.setTimeout(3000, () => socket.destroy());
+  });
+}
+
+t.test('request and response headers', async (t) => {
+  const fx = await startInbound({
+    app: {
+      protocol: 'http',
+      handler: (req: IncomingMessage, res: ServerResponse) => {
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'application/json', connection: 'x-private', 'x-private': 'hop', 'keep-alive': 'timeout=5', 'x-app': '1' });
+          res.end(JSON.stringify(req.headers));
+        });
+      },
+    },
+  });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+  const hash = new X509Certificate((await fx.client(FRONTEND_ID)).certificatePem).fingerprint256.replace(/:/g, '').toLowerCase();
+  const xfcc = `By=${SERVER_ID};Hash=${hash};URI=${FRONTEND_ID}`;
+
+  t.test('XFCC is ours, in Envoy format; a forged one is removed', async (t) => {
+    const res = await h1Request(fx.port, tlsOptions, { headers: { 'x-forwarded-client-cert': `By=spiffe://evil/x;URI=${SERVER_ID}` } });
+    const seen = JSON.parse(res.body);
+    t.equal(seen['x-forwarded-client-cert'], xfcc);
+    t.equal(hash.length, 64);
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    const h2 = await h2Request(session, { ':path': '/', 'x-forwarded-client-cert': 'forged' });
+    t.equal(JSON.parse(h2.body.toString())['x-forwarded-client-cert'], xfcc, 'the same over HTTP/2');
+    t.equal(JSON.parse(h2.body.toString()).host, `127.0.0.1:${fx.port}`, ':authority becomes Host for an HTTP/1.1 app');
+  });
+
+  t.test('x-request-id is kept when given and made when absent', async (t) => {
+    const kept = JSON.parse((await h1Request(fx.port, tlsOptions, { headers: { 'x-request-id': 'abc-123' } })).body);
+    t.equal(kept['x-request-id'], 'abc-123');
+    const made = JSON.parse((await h1Request(fx.port, tlsOptions)).body);
+    t.match(made['x-request-id'], UUID);
+    const records = fx.observer.requests;
+    t.ok(records.some((r) => r.requestId === 'abc-123'), 'the observer sees the same ID');
+  });
+
+  t.test('hop-by-hop headers are dropped both ways', async (t) => {
+    const res = await h1Request(fx.port, tlsOptions, {
+      headers: { connection: 'keep-alive, x-secret', 'x-secret': 'hop', 'keep-alive': 'timeout=9', 'proxy-authorization': 'Basic eA==', te: 'trailers, deflate', 'x-end': 'end' },
+    });
+    const seen = JSON.parse(res.body);
+    t.notOk(seen['x-secret'], 'a header named by Connection');
+    t.notOk(seen['proxy-authorization']);
+    t.not(seen['keep-alive'], 'timeout=9');
+    t.equal(seen['x-end'], 'end', 'end-to-end headers pass');
+    t.equal(res.headers['x-app'], '1');
+    t.notOk(res.headers['x-private'], 'a response header named by Connection');
+    t.not(res.headers['keep-alive'], 'timeout=5', "the app's keep-alive does not leak");
+  });
+});
+
+t.test('the sidecar answers when the app cannot', async (t) => {
+  t.test('app down → 503 upstream_unavailable (HTTP/1.1 and HTTP/2)', async (t) => {
+    const fx = await startInbound({ appDown: true });
+    t.teardown(() => fx.close());
+    const tlsOptions = await fx.tlsOptions();
+    const res = await h1Request(fx.port, tlsOptions, { method: 'POST', body: 'x'.repeat(10_000), headers: { 'x-request-id': 'down-1' } });
+    t.equal(res.status, 503);
+    t.equal(res.headers['x-meshcar-error'], 'upstream_unavailable');
+    t.equal(res.headers['x-request-id'], 'down-1');
+    t.same(JSON.parse(res.body), { error: 'upstream_unavailable', message: JSON.parse(res.body).message, requestId: 'down-1' });
+    t.match(JSON.parse(res.body).message, /ECONNREFUSED/);
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    const h2 = await h2Request(session, { ':path': '/' });
+    t.equal(h2.status, 503);
+    t.equal(h2.headers['x-meshcar-error'], 'upstream_unavailable');
+    t.match(h2.headers['x-request-id'], UUID, 'a made request ID is returned');
+    const records = await fx.observer.waitForRequests(2);
+    t.same(records.map((r) => [r.status, r.errorCode]), [[503, 'upstream_unavailable'], [503, 'upstream_unavailable']]);
+  });
+
+  t.test('h2c app down → 503 upstream_unavailable', async (t) => {
+    const fx = await startInbound({ appDown: true, app: { protocol: 'h2c', handler: () => {} } });
+    t.teardown(() => fx.close());
+    const res = await h1Request(fx.port, await fx.tlsOptions());
+    t.equal(res.status, 503);
+    t.equal(res.headers['x-meshcar-error'], 'upstream_unavailable');
+  });
+
+  t.test('slow app → 504 upstream_timeout, and the app request is cancelled', async (t) => {
+    let appSawClose = false;
+    const fx = await startInbound({
+      timeoutMs: 200,
+      app: {
+        protocol: 'http',
+        handler: (req, res) => {
+          res.on('close', () => (appSawClose = true));
+          setTimeout(() => res.writeHead(200).end('late'), 1000).unref();
+        },
+      },
+    });
+    t.teardown(() => fx.close());
+    const started = Date.now();
+    const res = await h1Request(fx.port, await fx.tlsOptions());
+    t.equal(res.status, 504);
+    t.equal(res.headers['x-meshcar-error'], 'upstream_timeout');
+    t.ok(Date.now() - started < 900, 'answered at the timeout, not when the app did');
+    await new Promise((r) => setTimeout(r, 50));
+    t.ok(appSawClose, 'the request to the app was aborted');
+    const [record] = await fx.observer.waitForRequests(1);
+    t.equal(record?.errorCode, 'upstream_timeout');
+    t.equal(record?.status, 504);
+  });
+
+  t.test('slow h2c app → 504 upstream_timeout', async (t) => {
+    const fx = await startInbound({ timeoutMs: 200, app: { protocol: 'h2c', handler: () => {} } });
+    t.teardown(() => fx.close());
+    const session = await h2Connect(fx.port, await fx.tlsOptions());
+    t.teardown(() => session.close());
+    const res = await h2Request(session, { ':path': '/' });
+    t.equal(res.status, 504);
+    t.equal(JSON.parse(res.body.toString()).error, 'upstream_timeout');
+  });
+
+  t.test('app resets: before the head → 502 upstream_reset; after it → the caller sees the reset', async (t) => {
+    const fx = await startInbound({
+      app: {
+        protocol: 'http',
+        handler: (req, res) => {
+          if (req.url === '/before') {
+            req.socket.destroy();
+            return;
+          }
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.write('partial');
+          setTimeout(() => req.socket.destroy(), 50);
+        },
+      },
+    });
+    t.teardown(() => fx.close());
+    const tlsOptions = await fx.tlsOptions();
+    const before = await h1Request(fx.port, tlsOptions, { path: '/before' });
+    t.equal(before.status, 502);
+    t.equal(before.headers['x-meshcar-error'], 'upstream_reset');
+    await t.rejects(h1Request(fx.port, tlsOptions, { path: '/after' }), 'HTTP/1.1: the response is cut off, not ended');
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    const h2 = await h2Request(session, { ':path': '/after' });
+    t.equal(h2.status, 200);
+    t.equal(h2.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, 'HTTP/2: the stream is reset');
+    const records = await fx.observer.waitForRequests(3);
+    t.same(records.map((r) => r.errorCode), ['upstream_reset', 'reset', 'reset']);
+  });
+
+  t.test('a request head that never completes is answered 408 and closed', async (t) => {
+    const fx = await startInbound({ limits: { headersTimeoutMs: 400 } });
+    t.teardown(() => fx.close());
+    const started = Date.now();
+    const text = await rawExchange(fx.port, await fx.tlsOptions(), 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+    t.match(text, /^HTTP\/1\.1 408 /);
+    t.ok(Date.now() - started < 2000, `cut off after ${Date.now() - started} ms`);
+  });
+
+  t.test('a malformed request gets 400 bad_request and the listener keeps serving', async (t) => {
+    const fx = await startInbound();
+    t.teardown(() => fx.close());
+    const tlsOptions = await fx.tlsOptions();
+    const text = await rawExchange(fx.port, tlsOptions, 'GARBAGE\x01 / HTTP/9\r\n\r\n');
+    t.match(text, /^HTTP\/1\.1 400 /);
+    t.match(text, /x-meshcar-error: bad_request/);
+    t.match(text, /"error":"bad_request"/);
+    const smuggle = await rawExchange(fx.port, tlsOptions, 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+    t.match(smuggle, /^HTTP\/1\.1 400 /, 'content-length with transfer-encoding is refused');
+    t.equal((await h1Request(fx.port, tlsOptions)).status, 200, 'still serving');
+  });
+});

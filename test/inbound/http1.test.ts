@@ -1,0 +1,181 @@
+// HTTP/1.1 details end to end: chunked and fixed-length bodies, HEAD/204/304 without bodies,
+// Expect: 100-continue decided by the app, response trailers, and the request head limit.
+
+import t from 'tap';
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import tls from 'node:tls';
+import { h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+
+/** Echoes the body as it streams in, with the framing it arrived in noted in headers. */
+function streamingEcho(req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === '/head' || req.method === 'HEAD') {
+    res.writeHead(200, { 'content-length': '1234', 'x-kind': 'head' });
+    res.end();
+    return;
+  }
+  if (req.url === '/204') {
+    res.writeHead(204, { 'x-kind': 'no-content' });
+    res.end();
+    return;
+  }
+  if (req.url === '/304') {
+    res.writeHead(304, { etag: '"v1"' });
+    res.end();
+    return;
+  }
+  if (req.url === '/trailers') {
+    res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+    res.write('body with trailers');
+    res.addTrailers({ 'x-checksum': 'c0ffee' });
+    res.end();
+    return;
+  }
+  const headers: Record<string, string> = { 'x-te': String(req.headers['transfer-encoding'] ?? ''), 'x-cl': String(req.headers['content-length'] ?? '') };
+  if (req.headers['content-length']) headers['content-length'] = req.headers['content-length'];
+  res.writeHead(200, headers);
+  req.pipe(res);
+}
+
+t.test('HTTP/1.1 through the inbound listener', async (t) => {
+  const fx = await startInbound({
+    app: {
+      protocol: 'http',
+      handler: streamingEcho,
+      setup: (server) =>
+        server.on('checkContinue', (req, res) => {
+          if (req.headers['x-allow'] === 'yes') {
+            res.writeContinue();
+            streamingEcho(req, res);
+          } else {
+            res.writeHead(417, { 'content-type': 'text/plain' }).end('no thanks');
+          }
+        }),
+    },
+  });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+
+  t.test('a fixed-length body arrives with its length; a chunked one chunked', async (t) => {
+    const fixed = await h1Request(fx.port, tlsOptions, { method: 'PUT', body: 'exactly this', headers: { 'content-length': '12' } });
+    t.equal(fixed.body, 'exactly this');
+    t.equal(fixed.headers['x-cl'], '12');
+    t.equal(fixed.headers['content-length'], '12');
+    const chunked = await new Promise<{ body: string; te: string | undefined; appTe: string | string[] | undefined }>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port: fx.port, method: 'POST', path: '/', agent: false, ...tlsOptions } as https.RequestOptions, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ body, te: res.headers['transfer-encoding'], appTe: res.headers['x-te'] }));
+      });
+      req.on('error', reject);
+      req.write('part one, ');
+      setTimeout(() => req.end('part two'), 20);
+    });
+    t.equal(chunked.body, 'part one, part two');
+    t.equal(chunked.appTe, 'chunked', 'the app received a chunked body');
+    t.equal(chunked.te, 'chunked', 'and the response came back chunked');
+  });
+
+  t.test('HEAD, 204 and 304 come back without bodies, on one keep-alive connection', async (t) => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions } as https.AgentOptions);
+    t.teardown(() => agent.destroy());
+    const head = await h1Request(fx.port, tlsOptions, { method: 'HEAD', path: '/head', agent });
+    t.equal(head.status, 200);
+    t.equal(head.headers['content-length'], '1234', 'HEAD keeps the length of the body it would have');
+    t.equal(head.body, '');
+    const noContent = await h1Request(fx.port, tlsOptions, { path: '/204', agent });
+    t.equal(noContent.status, 204);
+    t.equal(noContent.body, '');
+    const notModified = await h1Request(fx.port, tlsOptions, { path: '/304', agent });
+    t.equal(notModified.status, 304);
+    t.equal(notModified.headers.etag, '"v1"');
+    const after = await h1Request(fx.port, tlsOptions, { method: 'POST', body: 'still in sync', agent });
+    t.equal(after.body, 'still in sync', 'the connection framing survived');
+  });
+
+  t.test('HEAD, 204 and 304 to an HTTP/2 caller', async (t) => {
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    const head = await h2Request(session, { ':method': 'HEAD', ':path': '/head' });
+    t.equal(head.status, 200);
+    t.equal(head.body.length, 0);
+    t.equal((await h2Request(session, { ':path': '/204' })).status, 204);
+    t.equal((await h2Request(session, { ':path': '/304' })).status, 304);
+  });
+
+  t.test('response trailers reach HTTP/1.1 and HTTP/2 callers', async (t) => {
+    const h1 = await h1Request(fx.port, tlsOptions, { path: '/trailers', headers: { te: 'trailers' } });
+    t.equal(h1.body, 'body with trailers');
+    t.same(h1.trailers, { 'x-checksum': 'c0ffee' });
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    const h2 = await h2Request(session, { ':path': '/trailers', te: 'trailers' });
+    t.equal(h2.body.toString(), 'body with trailers');
+    t.equal(h2.trailers?.['x-checksum'], 'c0ffee');
+  });
+
+  const expectContinue = (allow: boolean) =>
+    new Promise<{ gotContinue: boolean; status: number; body: string }>((resolve, reject) => {
+      let gotContinue = false;
+      const req = https.request(
+        { host: '127.0.0.1', port: fx.port, method: 'POST', path: '/', agent: false, headers: { expect: '100-continue', 'content-length': '5', 'x-allow': allow ? 'yes' : 'no' }, ...tlsOptions } as https.RequestOptions,
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ gotContinue, status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('continue', () => {
+        gotContinue = true;
+        req.end('hello');
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+
+  t.test('Expect: 100-continue: the app says continue, the body flows', async (t) => {
+    const res = await expectContinue(true);
+    t.ok(res.gotContinue, 'the caller received 100 Continue from the app');
+    t.equal(res.status, 200);
+    t.equal(res.body, 'hello');
+  });
+
+  t.test("Expect: 100-continue: the app's final answer is relayed instead", async (t) => {
+    const res = await expectContinue(false);
+    t.notOk(res.gotContinue, 'no 100 was invented by the sidecar');
+    t.equal(res.status, 417);
+    t.equal(res.body, 'no thanks');
+  });
+
+  t.test('a request head over 16 KiB gets 431 (HTTP/1.1) or a refused stream (HTTP/2)', async (t) => {
+    const res = await h1Request(fx.port, tlsOptions, { headers: { 'x-big': 'x'.repeat(20_000) } });
+    t.equal(res.status, 431);
+    const ok = await h1Request(fx.port, tlsOptions, { headers: { 'x-big': 'x'.repeat(12_000) } });
+    t.equal(ok.status, 200, 'a head under the limit passes');
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    await new Promise((resolve) => session.ping(resolve)); // the server's SETTINGS precede its PING ack
+    t.equal(session.remoteSettings.maxHeaderListSize, 16 * 1024, 'the limit is announced in SETTINGS');
+    t.equal(session.remoteSettings.maxConcurrentStreams, 250);
+    const big = await h2Request(session, { ':path': '/', 'x-big': 'x'.repeat(20_000) }).then(
+      (r) => r.status,
+      (err: Error & { rstCode?: number }) => `reset ${err.rstCode}`,
+    );
+    t.not(big, 200, `an oversized HTTP/2 head is not forwarded (${big})`);
+    t.equal(fx.observer.requests.filter((r) => r.status === 200 && r.path === '/' && r.method === 'GET').length, 1, 'only the small one reached the app');
+  });
+
+  t.test('raw HTTP/1.0 request without Host still works', async (t) => {
+    const text = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const s = tls.connect({ host: '127.0.0.1', port: fx.port, ...tlsOptions }, () => s.write('GET /204 HTTP/1.0\r\n\r\n'));
+      s.setEncoding('latin1');
+      s.on('data', (c: string) => (out += c));
+      s.on('error', reject);
+      s.on('close', () => resolve(out));
+    });
+    t.match(text, /^HTTP\/1\.[01] 204 /);
+  });
+});

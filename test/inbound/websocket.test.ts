@@ -1,0 +1,177 @@
+// WebSocket through the inbound listener, with nothing but raw sockets: the Upgrade request is
+// authorized, reaches the app with our XFCC, the app's 101 comes back, and frames flow both
+// ways until either side closes. Refusals (authorization, the app saying no) are plain answers.
+
+import t from 'tap';
+import tls from 'node:tls';
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { FRONTEND_ID, startInbound, TD } from '../helpers/inbound-fixture.js';
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const acceptOf = (key: string) => createHash('sha1').update(key + GUID).digest('base64');
+
+/** A text frame (payload < 64 KiB), masked when the client sends it. */
+function frame(text: string, masked: boolean): Buffer {
+  const payload = Buffer.from(text);
+  const length = payload.length < 126 ? Buffer.from([payload.length]) : Buffer.from([126, payload.length >> 8, payload.length & 0xff]);
+  const maskBit = masked ? 0x80 : 0;
+  length[0] = (length[0] as number) | maskBit;
+  if (!masked) return Buffer.concat([Buffer.from([0x81]), length, payload]);
+  const mask = randomBytes(4);
+  const body = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)));
+  return Buffer.concat([Buffer.from([0x81]), length, mask, body]);
+}
+
+/** Reads complete frames out of a byte stream (payloads < 64 KiB). */
+function frames(buffer: Buffer): { texts: string[]; rest: Buffer } {
+  const texts: string[] = [];
+  let offset = 0;
+  while (buffer.length - offset >= 2) {
+    const masked = ((buffer[offset + 1] as number) & 0x80) !== 0;
+    let length = (buffer[offset + 1] as number) & 0x7f;
+    let header = 2;
+    if (length === 126) {
+      if (buffer.length - offset < 4) break;
+      length = buffer.readUInt16BE(offset + 2);
+      header = 4;
+    }
+    const start = offset + header + (masked ? 4 : 0);
+    if (buffer.length < start + length) break;
+    let payload = buffer.subarray(start, start + length);
+    if (masked) {
+      const mask = buffer.subarray(offset + header, offset + header + 4);
+      payload = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)));
+    }
+    texts.push(payload.toString());
+    offset = start + length;
+  }
+  return { texts, rest: buffer.subarray(offset) };
+}
+
+/** The app: upgrades /ws (announcing the XFCC it saw), refuses anything else with 400. */
+function onAppUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  if (req.url !== '/ws') {
+    socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 7\r\n\r\nno ws\r\n');
+    return;
+  }
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptOf(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
+  socket.write(frame(`xfcc ${req.headers['x-forwarded-client-cert']}`, false));
+  let pending: Buffer = head;
+  socket.on('data', (chunk: Buffer) => {
+    const { texts, rest } = frames(Buffer.concat([pending, chunk]));
+    pending = rest;
+    for (const text of texts) socket.write(frame(`echo ${text}`, false));
+  });
+  socket.on('error', () => {});
+  // HTTP server sockets allow half-open: close when the sidecar closes its side
+  socket.on('end', () => socket.end());
+}
+
+interface WsClient {
+  head: string;
+  messages: string[];
+  socket: tls.TLSSocket;
+  next(): Promise<string>;
+  closed: Promise<void>;
+}
+
+function openWs(port: number, tlsOptions: tls.ConnectionOptions, path: string, extraHeaders = ''): Promise<WsClient> {
+  return new Promise((resolve, reject) => {
+    const key = randomBytes(16).toString('base64');
+    const socket = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], ...tlsOptions }, () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: orders\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`);
+    });
+    let buffer: Buffer = Buffer.alloc(0);
+    let head: string | undefined;
+    const messages: string[] = [];
+    const waiters: Array<(text: string) => void> = [];
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    socket.on('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      if (head === undefined) {
+        const end = buffer.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        head = buffer.subarray(0, end).toString('latin1');
+        buffer = buffer.subarray(end + 4);
+        if (!head.startsWith('HTTP/1.1 101')) {
+          socket.on('end', () => resolve({ head: `${head}\r\n\r\n${buffer.toString()}`, messages, socket, next: async () => '', closed }));
+          socket.on('data', (more: Buffer) => (buffer = Buffer.concat([buffer, more])));
+          return;
+        }
+        if (!head.includes(`Sec-WebSocket-Accept: ${acceptOf(key)}`)) reject(new Error(`bad accept in ${head}`));
+        resolve({
+          head,
+          messages,
+          socket,
+          closed,
+          next: () => (messages.length > 0 ? Promise.resolve(messages.shift() as string) : new Promise((r) => waiters.push(r))),
+        });
+      }
+      const { texts, rest } = frames(buffer);
+      buffer = rest;
+      for (const text of texts) {
+        const waiter = waiters.shift();
+        if (waiter) waiter(text);
+        else messages.push(text);
+      }
+    });
+  });
+}
+
+t.test('WebSocket upgrade through the inbound listener', async (t) => {
+  const fx = await startInbound({
+    app: { protocol: 'http', handler: (_req, res) => res.end('plain'), setup: (server) => server.on('upgrade', onAppUpgrade) },
+    authorize: [{ from: [FRONTEND_ID], methods: ['GET'], paths: ['/ws', '/nows'] }],
+  });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+
+  t.test('frames flow both ways; the app saw our XFCC, not the forged one', async (t) => {
+    const ws = await openWs(fx.port, tlsOptions, '/ws', 'X-Forwarded-Client-Cert: By=forged\r\n');
+    t.match(ws.head, /^HTTP\/1\.1 101 /);
+    t.match(await ws.next(), new RegExp(`^xfcc By=spiffe://${TD}/svc/orders;Hash=[0-9a-f]{64};URI=${FRONTEND_ID}$`));
+    ws.socket.write(frame('hello', true));
+    t.equal(await ws.next(), 'echo hello');
+    ws.socket.write(frame('again', true));
+    t.equal(await ws.next(), 'echo again');
+    t.equal(fx.inbound.inFlight, 1, 'the open tunnel counts as in flight');
+    ws.socket.end();
+    await ws.closed;
+    const records = await fx.observer.waitForRequests(1);
+    t.same(records.map((r) => [r.method, r.path, r.status, r.errorCode]), [['GET', '/ws', 101, undefined]]);
+    t.equal(fx.inbound.inFlight, 0);
+  });
+
+  t.test('an unauthorized upgrade gets 403 forbidden and the connection closes', async (t) => {
+    const ws = await openWs(fx.port, await fx.tlsOptions(`spiffe://${TD}/svc/intruder`), '/ws');
+    t.match(ws.head, /^HTTP\/1\.1 403 /);
+    t.match(ws.head, /x-meshcar-error: forbidden/);
+    t.match(ws.head, /"error":"forbidden"/);
+    await ws.closed;
+  });
+
+  t.test("the app's refusal is relayed as a plain answer", async (t) => {
+    const ws = await openWs(fx.port, tlsOptions, '/nows');
+    t.match(ws.head, /^HTTP\/1\.1 400 /);
+    t.match(ws.head, /no ws/);
+    await ws.closed;
+  });
+
+  t.test('Upgrade: h2c is refused', async (t) => {
+    const text = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const s = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'], ...tlsOptions }, () =>
+        s.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n'),
+      );
+      s.setEncoding('latin1');
+      s.on('data', (c: string) => (out += c));
+      s.on('error', reject);
+      s.on('close', () => resolve(out));
+    });
+    t.match(text, /^HTTP\/1\.1 400 /);
+    t.match(text, /x-meshcar-error: bad_request/);
+  });
+});

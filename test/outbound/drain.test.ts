@@ -1,0 +1,107 @@
+// Drain: the listener stops accepting; requests in flight finish (HTTP/1.1 answers carry
+// Connection: close, h2c sessions get GOAWAY), idle keep-alive connections close, and then the
+// upstream sessions close. A drain that times out cuts what is left. close() stops everything.
+
+import t from 'tap';
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { h2cRequest, makePki, request, sleep, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
+
+function connectRefused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(true));
+  });
+}
+
+t.test('drain lets requests in flight finish, then closes', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+
+  // an idle keep-alive connection from before the drain
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  t.equal((await request(fx.port, { agent })).status, 200);
+  const idleSocket = [...Object.values(agent.freeSockets)].flat()[0] as net.Socket;
+  t.ok(idleSocket, 'an idle kept-alive connection');
+  const idleClosed = new Promise<void>((resolve) => idleSocket.once('close', () => resolve()));
+
+  const h2c = http2.connect(`http://127.0.0.1:${fx.port}`);
+  t.teardown(() => h2c.destroy());
+  h2c.on('error', () => {});
+  const goaway = new Promise<void>((resolve) => h2c.once('goaway', () => resolve()));
+  t.equal((await h2cRequest(h2c, { ':path': '/echo' })).status, 200);
+
+  const slowHttp1 = request(fx.port, { path: '/slow/400' });
+  const slowH2c = h2cRequest(h2c, { ':path': '/slow/400' });
+  await sleep(100);
+  t.equal(fx.outbound.idleForMs(), 0, 'busy: not idle');
+  t.equal(fx.outbound.inFlight, 2);
+
+  const started = Date.now();
+  const drained = fx.outbound.drain(5000);
+  t.equal(fx.outbound.draining, true);
+  await sleep(30);
+  t.ok(await connectRefused(fx.port), 'no new connections');
+  await goaway;
+  t.pass('the h2c app session got GOAWAY');
+  await idleClosed;
+  t.pass('the idle keep-alive connection was closed');
+
+  const [one, two] = await Promise.all([slowHttp1, slowH2c]);
+  t.equal(one.status, 200, 'the HTTP/1.1 request in flight finished');
+  t.equal(one.headers.connection, 'close', 'with Connection: close');
+  t.equal(two.status, 200, 'the h2c request in flight finished');
+  await drained;
+  const took = Date.now() - started;
+  t.ok(took >= 250 && took < 2000, `drain waited for them (${took} ms)`);
+  await sleep(50);
+  t.equal(fx.outbound.sessionCount('payments'), 0, 'then the upstream sessions closed');
+  t.equal(upstream.sessions.size, 0, 'as the upstream saw it');
+  t.ok(fx.outbound.idleForMs() > 0);
+});
+
+t.test('a drain that times out cuts what is left', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki, { handler: (stream) => stream.on('error', () => {}) }); // never answers
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 60_000 }]);
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  const hanging = request(fx.port, { path: '/hang' }).then(
+    (r) => `status ${r.status}`,
+    (err: NodeJS.ErrnoException) => String(err.code),
+  );
+  await sleep(100);
+  const started = Date.now();
+  await fx.outbound.drain(300);
+  const took = Date.now() - started;
+  t.ok(took >= 280 && took < 1000, `bounded by the timeout (${took} ms)`);
+  t.equal(await hanging, 'ECONNRESET', 'the request left in flight was cut');
+  await sleep(50);
+  t.equal(fx.outbound.inFlight, 0);
+});
+
+t.test('close() stops at once', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
+  t.teardown(() => upstream.close());
+  t.equal((await request(fx.port)).status, 200);
+  await fx.close();
+  t.ok(await connectRefused(fx.port), 'the listener is gone');
+  await sleep(50);
+  t.equal(upstream.sessions.size, 0, 'and the upstream sessions');
+  t.equal(fx.observer.sessions.get('payments'), 0, 'the sessions gauge is back to 0');
+});

@@ -1,0 +1,185 @@
+// Endpoints and failures: requests are spread round-robin; an endpoint that refuses
+// connections is skipped when another one works and is a 503 when it is the only one; no
+// answer within the upstream's timeout is a 504; a reset stream is a 502 (or a cut connection
+// once the response has started); dns: endpoints resolve, and follow their records as they change.
+
+import t from 'tap';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { makePki, request, sleep, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
+import type { LookupAll } from '../../src/outbound/index.js';
+
+async function closedPort(): Promise<number> {
+  const server = http.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+t.test('round-robin across two endpoints', async (t) => {
+  const pki = await makePki(TD);
+  const a = await startUpstream(pki);
+  const b = await startUpstream(pki);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`] }]);
+  t.teardown(async () => {
+    await fx.close();
+    await a.close();
+    await b.close();
+  });
+  for (let i = 0; i < 10; i++) t.equal((await request(fx.port)).status, 200);
+  t.equal(a.requests, 5, 'half to a');
+  t.equal(b.requests, 5, 'half to b');
+  t.equal(a.handshakes.length + b.handshakes.length, 2, 'one session per endpoint');
+  const endpoints = new Set((await fx.observer.waitForRequests(10)).map((r) => r.endpoint));
+  t.same(endpoints, new Set([`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`]), 'records name the endpoint that served');
+});
+
+t.test('a refusing endpoint: skipped beside a good one, 503 upstream_unavailable alone', async (t) => {
+  const pki = await makePki(TD);
+  const good = await startUpstream(pki);
+  const dead = await closedPort();
+  const fx = await startOutbound(pki, [
+    { name: 'mixed', endpoints: [`127.0.0.1:${dead}`, `127.0.0.1:${good.port}`] },
+    { name: 'ghost', endpoints: [`127.0.0.1:${dead}`] },
+  ]);
+  t.teardown(async () => {
+    await fx.close();
+    await good.close();
+  });
+  for (let i = 0; i < 4; i++) t.equal((await request(fx.port, { headers: { host: 'mixed' } })).status, 200, 'failed over to the good endpoint');
+  t.equal(good.requests, 4);
+
+  const started = Date.now();
+  const alone = await request(fx.port, { headers: { host: 'ghost', 'x-request-id': 'ghost-1' } });
+  t.equal(alone.status, 503);
+  t.equal(alone.headers['x-meshcar-error'], 'upstream_unavailable');
+  t.match(alone.json<object>(), { error: 'upstream_unavailable', message: /ECONNREFUSED/, requestId: 'ghost-1' });
+  t.ok(Date.now() - started < 1000, 'refused fast');
+  t.equal((await request(fx.port, { headers: { host: 'ghost' } })).status, 503, 'and again (the only endpoint is still tried)');
+});
+
+t.test('no response within the timeout → 504 upstream_timeout; a reset → 502 upstream_reset', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki, {
+    handler: (stream, headers) => {
+      stream.on('error', () => {});
+      const path = String(headers[':path']);
+      if (path === '/hang') return; // never answers
+      if (path === '/reset') return stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      if (path === '/reset-mid' || path === '/kill-session') {
+        stream.respond({ ':status': 200 });
+        stream.write('partial ');
+        // (stream.close(code) would first end the stream cleanly, then reset it)
+        setTimeout(() => (path === '/reset-mid' ? stream.destroy(new Error('boom')) : stream.session?.destroy()), 50);
+        return;
+      }
+      stream.respond({ ':status': 200 });
+      stream.end('fine');
+    },
+  });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 300 }]);
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  const started = Date.now();
+  const slow = await request(fx.port, { path: '/hang' });
+  const took = Date.now() - started;
+  t.equal(slow.status, 504);
+  t.equal(slow.headers['x-meshcar-error'], 'upstream_timeout');
+  t.equal(slow.json<{ error: string }>().error, 'upstream_timeout');
+  t.ok(took >= 280 && took < 1500, `answered at the timeout (${took} ms)`);
+
+  const reset = await request(fx.port, { path: '/reset' });
+  t.equal(reset.status, 502);
+  t.equal(reset.headers['x-meshcar-error'], 'upstream_reset');
+
+  // after the head is out, the only honest signal is a cut connection
+  const cutShort = (path: string) =>
+    new Promise<{ status: number; aborted: boolean; body: string }>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port: fx.port, path, headers: { host: 'payments' }, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('error', () => {});
+        res.on('close', () => resolve({ status: res.statusCode ?? 0, aborted: !res.complete, body }));
+      });
+      req.on('error', () => {});
+    });
+  const cut = await cutShort('/reset-mid');
+  t.equal(cut.status, 200);
+  t.equal(cut.body, 'partial ');
+  t.equal(cut.aborted, true, 'a stream reset mid-body: the app sees an incomplete response');
+  t.equal((await request(fx.port, { path: '/' })).status, 200, 'the session survives resets of single streams');
+
+  const killed = await cutShort('/kill-session');
+  t.equal(killed.body, 'partial ');
+  t.equal(killed.aborted, true, 'the upstream connection dropped mid-body: incomplete too, not a clean end');
+  t.equal((await request(fx.port, { path: '/' })).status, 200, 'and a new session serves the next request');
+
+  const records = await fx.observer.waitForRequests(6);
+  t.same(records.map((r) => [r.status, r.errorCode]), [
+    [504, 'upstream_timeout'],
+    [502, 'upstream_reset'],
+    [200, 'upstream_reset'],
+    [200, undefined],
+    [200, 'upstream_reset'],
+    [200, undefined],
+  ]);
+});
+
+t.test('dns:localhost:PORT resolves and works', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`dns:localhost:${upstream.port}`] }]);
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  for (let i = 0; i < 3; i++) t.equal((await request(fx.port)).status, 200);
+  t.equal(upstream.requests, 3);
+  const records = await fx.observer.waitForRequests(3);
+  t.equal(records[2]?.endpoint, `127.0.0.1:${upstream.port}`, 'the endpoint is the resolved address');
+});
+
+t.test('dns: endpoints follow their records; sessions to a vanished address wind down', async (t) => {
+  const pki = await makePki(TD);
+  const a = await startUpstream(pki, { host: '127.0.0.1' });
+  const b = await startUpstream(pki, { host: '127.0.0.2', port: a.port });
+  let records = [{ address: '127.0.0.1', family: 4 }];
+  const lookups: string[] = [];
+  const lookup: LookupAll = async (name) => {
+    lookups.push(name);
+    return records;
+  };
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`dns:payments.internal:${a.port}`] }], { dnsRefreshMs: 100, lookup });
+  t.teardown(async () => {
+    await fx.close();
+    await a.close();
+    await b.close();
+  });
+  t.equal((await request(fx.port)).status, 200);
+  t.equal(a.requests, 1);
+  t.equal(lookups[0], 'payments.internal');
+
+  records = [{ address: '127.0.0.2', family: 4 }];
+  await sleep(300);
+  t.equal((await request(fx.port)).status, 200);
+  t.equal(b.requests, 1, 'the new address serves');
+  t.equal(a.requests, 1);
+  await sleep(50);
+  t.equal(a.sessions.size, 0, 'the session to the old address was closed');
+
+  records = [
+    { address: '127.0.0.1', family: 4 },
+    { address: '127.0.0.2', family: 4 },
+  ];
+  await sleep(300);
+  for (let i = 0; i < 4; i++) t.equal((await request(fx.port)).status, 200);
+  t.equal(a.requests + b.requests, 6);
+  t.ok(a.requests >= 2 && b.requests >= 2, 'both addresses take traffic');
+
+  records = [];
+  await sleep(300);
+  t.equal((await request(fx.port)).status, 200, 'an empty answer keeps the last addresses');
+});

@@ -1,0 +1,111 @@
+// Mutual TLS toward the upstream: the upstream sees our SVID; a server that is not the
+// configured SPIFFE ID (or not from our trust bundle) gets no request, the app gets 502
+// upstream_identity_mismatch, and no session with it is kept. After a rotation, sessions that
+// are open carry on, and the next new session presents the new certificate (full handshake).
+
+import t from 'tap';
+import { validateSvid } from '../../src/identity/svid.js';
+import { APP_ID, appIdentity, makePki, request, sleep, startOutbound, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
+
+t.test('the upstream sees our SPIFFE ID in a client certificate', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  const res = await request(fx.port);
+  t.equal(res.status, 200);
+  t.equal(res.json().callerId, APP_ID);
+  t.equal(upstream.handshakes[0]?.clientId, APP_ID, 'seen at the handshake');
+  t.equal(upstream.handshakes[0]?.clientSerial, fx.identity.current().serialHex);
+  t.equal(res.json().scheme, 'https');
+});
+
+t.test('a server with the wrong SPIFFE ID gets nothing; 502 upstream_identity_mismatch, every time', async (t) => {
+  const pki = await makePki(TD);
+  // a genuine SVID of our trust domain, but for another service
+  const impostor = await startUpstream(pki, { id: `spiffe://${TD}/svc/impostor` });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${impostor.port}`] }]);
+  t.teardown(async () => {
+    await fx.close();
+    await impostor.close();
+  });
+  const first = await request(fx.port, { headers: { host: 'payments', 'x-request-id': 'id-mismatch' } });
+  t.equal(first.status, 502);
+  t.equal(first.headers['x-meshcar-error'], 'upstream_identity_mismatch');
+  t.match(first.json<{ error: string; message: string; requestId: string }>(), {
+    error: 'upstream_identity_mismatch',
+    message: /expected spiffe:\/\/mesh\.test\/svc\/payments, but the server is spiffe:\/\/mesh\.test\/svc\/impostor/,
+    requestId: 'id-mismatch',
+  });
+  const second = await request(fx.port);
+  t.equal(second.status, 502, 'a retry fails the same way');
+  t.equal(second.headers['x-meshcar-error'], 'upstream_identity_mismatch');
+  t.equal(impostor.requests, 0, 'no request ever reached the impostor');
+  t.equal(impostor.connections, 2, 'each attempt was a new connection: the refused one was not kept');
+  t.equal(fx.outbound.sessionCount('payments'), 0);
+  t.same(fx.observer.sessions.get('payments') ?? 0, 0, 'no session was reported open');
+  const records = await fx.observer.waitForRequests(2);
+  t.match(records[0], { status: 502, errorCode: 'upstream_identity_mismatch', peer: 'payments' });
+});
+
+t.test('a server from a foreign CA, or with no SPIFFE ID, is refused too', async (t) => {
+  const pki = await makePki(TD);
+  const foreign = await makePki('other.test');
+  const stranger = await startUpstream(pki, { leaf: await foreign.issue(`spiffe://other.test/svc/payments`) });
+  const nameless = await startUpstream(pki, { leaf: await pki.issueWithUris([]) });
+  const fx = await startOutbound(pki, [
+    { name: 'stranger', endpoints: [`127.0.0.1:${stranger.port}`] },
+    { name: 'nameless', endpoints: [`127.0.0.1:${nameless.port}`] },
+  ]);
+  t.teardown(async () => {
+    await fx.close();
+    await stranger.close();
+    await nameless.close();
+  });
+  const a = await request(fx.port, { headers: { host: 'stranger' } });
+  t.equal(a.status, 502);
+  t.equal(a.headers['x-meshcar-error'], 'upstream_identity_mismatch', 'an untrusted chain is an identity failure');
+  const b = await request(fx.port, { headers: { host: 'nameless' } });
+  t.equal(b.status, 502);
+  t.match(b.json<{ message: string }>().message, /no URI SAN/);
+  t.equal(stranger.requests + nameless.requests, 0);
+  t.ok(fx.observer.tlsFailures.some((f) => f.direction === 'outbound' && f.reason === 'unknown_ca'), 'the handshake failure is counted');
+  t.ok(fx.observer.tlsFailures.some((f) => f.reason === 'bad_identity'));
+});
+
+t.test('after a rotation, open sessions carry on and a new session presents the new certificate', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki);
+  const identity = await appIdentity(pki);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], {}, identity);
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  const oldSerial = identity.current().serialHex;
+  t.equal((await request(fx.port)).status, 200);
+  await sleep(50); // let the TLS 1.3 session ticket arrive, so a resumption would be possible
+  const inFlight = request(fx.port, { path: '/slow/300' });
+  await sleep(50);
+
+  identity.swap(validateSvid(await pki.issue(APP_ID), APP_ID));
+  const newSerial = identity.current().serialHex;
+  t.not(newSerial, oldSerial);
+
+  t.equal((await request(fx.port)).status, 200, 'requests keep flowing on the open session');
+  t.equal((await inFlight).status, 200, 'the request in flight during the swap finished');
+  t.equal(upstream.handshakes.length, 1, 'the open session was kept');
+
+  // the upstream ends its sessions (as a draining sidecar would): the next one is new
+  for (const session of upstream.sessions) session.close();
+  await sleep(50);
+  const after = await request(fx.port);
+  t.equal(after.status, 200);
+  t.equal(upstream.handshakes.length, 2, 'a new session');
+  t.equal(upstream.handshakes[1]?.clientSerial, newSerial, 'the new session presents the new certificate');
+  t.equal(upstream.handshakes[1]?.resumed, false, 'a full handshake, not a resumption of the old identity');
+  t.equal(upstream.handshakes[0]?.clientSerial, oldSerial);
+});

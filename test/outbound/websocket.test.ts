@@ -1,0 +1,155 @@
+// WebSocket (HTTP/1.1 Upgrade) from the app, over raw sockets only: the request travels on its
+// OWN mutual TLS connection (ALPN http/1.1, our SVID, the upstream's SPIFFE ID checked), the
+// upstream's 101 comes back, then bytes flow both ways. Refusals are plain answers.
+
+import t from 'tap';
+import http, { type IncomingMessage } from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
+import { peerIdentity } from '../../src/identity/peer-identity.js';
+import { dispatchTlsSocket } from '../../src/http/protocol-dispatch.js';
+import { APP_ID, defaultHandler, makePki, request, startOutbound, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
+import type { TestPki } from '../helpers/pki.js';
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const acceptOf = (key: string) => createHash('sha1').update(key + GUID).digest('base64');
+
+interface SeenTunnel {
+  alpn: string;
+  callerId: string;
+  head: IncomingMessage['headers'];
+  url: string;
+}
+
+/** An upstream sidecar stand-in: one TLS port, h2 and http/1.1 by ALPN; /ws upgrades and echoes. */
+async function startUpgradeUpstream(pki: TestPki, id: string) {
+  const leaf = await pki.issue(id);
+  const seen: SeenTunnel[] = [];
+  const connections: Array<{ alpn: string }> = [];
+  const http1 = http.createServer((_req, res) => res.end('plain'));
+  http1.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    const tlsSocket = socket as TLSSocket;
+    const caller = peerIdentity(tlsSocket, TD);
+    seen.push({ alpn: String(tlsSocket.alpnProtocol), callerId: caller.ok ? caller.id.uri : '', head: req.headers, url: req.url ?? '' });
+    if (req.url !== '/ws') {
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 6\r\nconnection: close\r\n\r\nno ws\n');
+      return;
+    }
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptOf(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
+    socket.on('data', (chunk: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), chunk])));
+    socket.on('end', () => socket.end());
+    socket.on('error', () => {});
+  });
+  const h2 = http2.createServer();
+  h2.on('stream', defaultHandler);
+  const server = tls.createServer({ key: leaf.privateKeyPem, cert: leaf.chainPem, ca: pki.bundlePem, ...MTLS_SERVER_OPTIONS, ALPNProtocols: ['h2', 'http/1.1'] }, (socket) => {
+    connections.push({ alpn: String(socket.alpnProtocol) });
+    dispatchTlsSocket(socket, { http1, http2: h2 });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port, seen, connections };
+}
+
+/** A raw client: sends a head, collects bytes, waits for patterns. */
+async function rawClient(port: number) {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  let received = Buffer.alloc(0);
+  socket.on('data', (c: Buffer) => (received = Buffer.concat([received, c])));
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => {});
+  return {
+    socket,
+    closed,
+    text: () => received.toString('latin1'),
+    reset: () => (received = Buffer.alloc(0)),
+    async waitFor(pattern: RegExp, timeoutMs = 3000): Promise<string> {
+      const until = Date.now() + timeoutMs;
+      while (!pattern.test(received.toString('latin1'))) {
+        if (Date.now() > until) throw new Error(`no ${pattern} in ${JSON.stringify(received.toString('latin1'))}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return received.toString('latin1');
+    },
+  };
+}
+
+const upgradeHead = (path: string, host = 'payments', extra = '') =>
+  `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`;
+
+t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startUpgradeUpstream(pki, UPSTREAM_ID);
+  const impostor = await startUpgradeUpstream(pki, `spiffe://${TD}/svc/impostor`);
+  const fx = await startOutbound(pki, [
+    { name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] },
+    { name: 'impostor', endpoints: [`127.0.0.1:${impostor.port}`], identity: UPSTREAM_ID },
+  ]);
+  t.teardown(async () => {
+    await fx.close();
+    upstream.server.close();
+    impostor.server.close();
+  });
+
+  t.test('101, then bytes both ways', async (t) => {
+    t.equal((await request(fx.port)).status, 200, 'an ordinary request first: it opens the pooled h2 session');
+    const client = await rawClient(fx.port);
+    t.teardown(() => client.socket.destroy());
+    client.socket.write(upgradeHead('/ws', 'payments', 'x-request-id: ws-1\r\n'));
+    const head = await client.waitFor(/\r\n\r\n/);
+    t.match(head, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    t.match(head, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/, "the upstream's handshake answer, unchanged");
+    client.reset();
+    client.socket.write('hello');
+    t.match(await client.waitFor(/echo:hello/), /echo:hello/);
+    client.socket.write(' again');
+    t.match(await client.waitFor(/echo: again/), /echo: again/, 'and again');
+
+    const seen = upstream.seen[0];
+    t.equal(seen?.alpn, 'http/1.1', 'the tunnel negotiated http/1.1');
+    t.equal(seen?.callerId, APP_ID, 'and presented our SVID');
+    t.equal(seen?.head.host, 'payments');
+    t.equal(seen?.head.upgrade, 'websocket');
+    t.match(String(seen?.head.connection), /upgrade/i, 'the upgrade headers are kept');
+    t.equal(seen?.head['x-request-id'], 'ws-1');
+    t.same(
+      upstream.connections.map((c) => c.alpn),
+      ['h2', 'http/1.1'],
+      'its own connection: not the pooled HTTP/2 session',
+    );
+    client.socket.end();
+    await client.closed;
+    const record = (await fx.observer.waitForRequests(2)).find((r) => r.requestId === 'ws-1');
+    t.match(record, { peer: 'payments', status: 101, method: 'GET', path: '/ws', endpoint: `127.0.0.1:${upstream.port}` });
+  });
+
+  t.test("the upstream's refusal is relayed as it is", async (t) => {
+    const client = await rawClient(fx.port);
+    client.socket.write(upgradeHead('/not-ws'));
+    await client.closed;
+    t.match(client.text(), /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*no ws/);
+  });
+
+  t.test('no route → 404; wrong upstream identity → 502, on the raw socket', async (t) => {
+    const nowhere = await rawClient(fx.port);
+    nowhere.socket.write(upgradeHead('/ws', 'nowhere'));
+    await nowhere.closed;
+    t.match(nowhere.text(), /^HTTP\/1\.1 404 Not Found\r\n/);
+    t.match(nowhere.text(), /x-meshcar-error: no_route/);
+    t.match(nowhere.text(), /"error":"no_route"/);
+
+    const wrong = await rawClient(fx.port);
+    wrong.socket.write(upgradeHead('/ws', 'impostor'));
+    await wrong.closed;
+    t.match(wrong.text(), /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+    t.match(wrong.text(), /x-meshcar-error: upstream_identity_mismatch/);
+    t.equal(impostor.seen.length, 0, 'the impostor never saw the request');
+  });
+});
