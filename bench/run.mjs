@@ -206,7 +206,16 @@ function procDelta(before, after, requests) {
 const round = (n, d) => (n === null || n === undefined || Number.isNaN(n) ? null : Math.round(n * 10 ** d) / 10 ** d);
 
 // ---- one load run ------------------------------------------------------------------------------
+/** Busy jiffies of the whole machine (steal included: CPU we could not have). */
+function machineBusyTicks() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return user + nice + system + irq + softirq + (steal || 0);
+}
+
 async function runLoad(args, watched) {
+  const busyBefore = machineBusyTicks();
+  const wallBefore = performance.now();
   const before = Object.fromEntries(Object.entries(watched).map(([k, pid]) => [k, procSample(pid)]));
   const child = startProcess('load', [LOAD, ...args], { stdout: 'pipe', logFile: join(tmp, 'load.log') });
   let out = '';
@@ -222,6 +231,11 @@ async function runLoad(args, watched) {
     throw new Error(`load generator failed (${child.exitCode_}): ${tail(join(tmp, 'load.log'), 5)}`);
   }
   result.processes = Object.fromEntries(Object.keys(watched).map((k) => [k, procDelta(before[k], after[k], result.requests.completed)]));
+  // CPU the rest of the machine used meanwhile (other people's work): how noisy was this run?
+  const wallS = (performance.now() - wallBefore) / 1000;
+  const busyS = (machineBusyTicks() - busyBefore) / CLK_TCK;
+  const oursS = Object.values(result.processes).reduce((a, p) => a + (p?.cpu_s ?? 0), 0) + result.generator.cpu_s;
+  result.machine = { busy_cores: round(busyS / wallS, 2), other_cores: round(Math.max(0, busyS - oursS) / wallS, 2) };
   return result;
 }
 
@@ -256,6 +270,7 @@ async function main() {
 
   let client;
   let server;
+  const sidecars = {};
   if (!DIRECT_ONLY) {
     // the CA
     const caDir = join(tmp, 'ca');
@@ -341,6 +356,10 @@ async function main() {
     }
     watched.client = client.pid;
     watched.server = server.pid;
+    for (const side of ['client', 'server']) {
+      const sample = procSample(watched[side]);
+      sidecars[side] = { pid: watched[side], rss_after_ready_mb: sample ? round(sample.rssKb / 1024, 1) : null };
+    }
   }
 
   const paths = { direct: { port: appPort, host: `127.0.0.1:${appPort}` } };
@@ -408,6 +427,7 @@ async function main() {
     machine,
     settings: { seconds: SECONDS, warmup_s: WARMUP, rate: RATE, saturating_connections: SATURATING_CONNECTIONS, rate_connections: RATE_CONNECTIONS, access_log: ACCESS_LOG, direct_only: DIRECT_ONLY, metrics: process.env.BENCH_METRICS ?? null },
     loads,
+    sidecars,
     runs,
     summary,
     targets,
@@ -432,10 +452,10 @@ function formatReport({ loads, runs, summary, targets }) {
   for (const load of Object.keys(runs)) {
     for (const [path, r] of Object.entries(runs[load])) {
       const e = r.errors;
-      rows.push([rows.length % 2 === 0 || !runs[load].pair ? loads[load] : '', path, num(r.rps, 0), ms(r.latency_ms.p50), ms(r.latency_ms.p99), ms(r.latency_ms.p999), ms(r.latency_ms.max), num(e.total), num(r.generator.cpu_us_per_request, 1)]);
+      rows.push([rows.length % 2 === 0 || !runs[load].pair ? loads[load] : '', path, num(r.rps, 0), ms(r.latency_ms.p50), ms(r.latency_ms.p99), ms(r.latency_ms.p999), ms(r.latency_ms.max), num(e.total), num(r.generator.cpu_us_per_request, 1), num(r.machine.other_cores, 2)]);
     }
   }
-  out.push(table(['load', 'path', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'gen µs/req'], rows));
+  out.push(table(['load', 'path', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'gen µs/req', 'other cores'], rows));
   if (Object.keys(summary).length) {
     out.push('');
     const srows = Object.entries(summary).map(([load, s]) => [

@@ -22,6 +22,10 @@ export function dispatchTlsSocket(socket: TLSSocket, servers: ProtocolServers): 
   else servers.http1.emit('connection', socket);
 }
 
+function resumeUnlessDestroyed(socket: Socket): void {
+  if (!socket.destroyed) socket.resume();
+}
+
 /** For a plain TCP socket: waits for enough bytes to tell the h2c preface from HTTP/1.x. */
 export function dispatchPlainSocket(socket: Socket, servers: ProtocolServers): void {
   let buffered: Buffer = Buffer.alloc(0);
@@ -33,8 +37,16 @@ export function dispatchPlainSocket(socket: Socket, servers: ProtocolServers): v
     socket.off('data', onData);
     socket.pause();
     socket.unshift(buffered);
-    (isH2 ? servers.http2 : servers.http1).emit('connection', socket);
-    // the adopting server resumes the socket when it starts reading
+    if (isH2) {
+      servers.http2.emit('connection', socket); // the HTTP/2 session resumes it itself
+      return;
+    }
+    servers.http1.emit('connection', socket);
+    // Node's HTTP/1.1 server never resumes an adopted paused socket, so the first request would
+    // hang. Resuming inside 'connection' leaves its pause bookkeeping out of step (a paused
+    // request body would stop pausing the socket: no upload backpressure, measured); one tick
+    // later it is in step, as when the server accepts the socket itself.
+    process.nextTick(resumeUnlessDestroyed, socket);
   };
   socket.on('data', onData);
   socket.once('error', () => socket.destroy());

@@ -1,7 +1,7 @@
 // The single mapping from meshcar error codes to HTTP statuses and JSON error bodies.
 
-import type { ServerResponse } from 'node:http';
-import type { Http2ServerResponse } from 'node:http2';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { constants as h2, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
 import { MeshcarError, type ErrorCode } from '../errors.js';
 
 const STATUS: Readonly<Record<ErrorCode, number>> = {
@@ -51,21 +51,57 @@ export interface ErrorBodyExtras {
   readonly requestId?: string;
 }
 
-/** Writes the JSON error body, unless the response has already started. */
+/** The JSON body of every error meshcar answers: `{"error","message","requestId"}`. */
+export function errorBody(err: MeshcarError, requestId?: string): string {
+  return JSON.stringify(requestId === undefined ? { error: err.code, message: err.message } : { error: err.code, message: err.message, requestId });
+}
+
+function errorHeaders(err: MeshcarError, body: string, requestId: string | undefined): Record<string, string | number> {
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-meshcar-error': err.code,
+  };
+  if (requestId !== undefined) headers['x-request-id'] = requestId;
+  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(err.retryAfterSeconds));
+  return headers;
+}
+
+/** Writes the JSON error answer; once the response has started, cutting it is the only signal left. */
 export function sendError(res: ServerResponse | Http2ServerResponse, err: MeshcarError, extras: ErrorBodyExtras = {}): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = JSON.stringify({ error: err.code, message: err.message, ...(extras.requestId ? { requestId: extras.requestId } : {}) });
-  const headers: Record<string, string | number> = {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-  };
-  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(err.retryAfterSeconds));
-  (res as ServerResponse).writeHead(statusFor(err.code), headers);
+  const body = errorBody(err, extras.requestId);
+  (res as ServerResponse).writeHead(statusFor(err.code), errorHeaders(err, body, extras.requestId));
   res.end(body);
+}
+
+/** The same answer on an HTTP/2 stream (core API); a reset once the response has started. */
+export function sendStreamError(stream: ServerHttp2Stream, err: MeshcarError, requestId?: string): void {
+  if (stream.destroyed || stream.closed) return;
+  if (stream.headersSent) {
+    stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  const body = errorBody(err, requestId);
+  stream.respond({ ':status': statusFor(err.code), ...errorHeaders(err, body, requestId) });
+  stream.end(body);
+}
+
+/**
+ * A whole HTTP/1.1 error response as text, for a raw socket (an Upgrade request, or a request
+ * the parser refused) that no ServerResponse wraps; it closes the connection.
+ */
+export function rawErrorResponse(err: MeshcarError | { status: number }, requestId?: string): string {
+  const status = 'status' in err ? err.status : statusFor(err.code);
+  const body = 'status' in err ? '' : errorBody(err, requestId);
+  const headers = 'status' in err ? { 'content-length': 0, 'cache-control': 'no-store' } : errorHeaders(err, body, requestId);
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+  return `${head}connection: close\r\n\r\n${body}`;
 }
 
 export function sendJson(res: ServerResponse, status: number, value: unknown): void {

@@ -44,7 +44,8 @@ export function spiffeIdOfCertificate(cert: X509Certificate, trustDomain: string
   return spiffeIdOfUris(cachedUriSans(cert.fingerprint256, () => cert), trustDomain);
 }
 
-function classifyAuthorizationError(error: Error | string | null | undefined): PeerRefusalReason {
+/** Maps Node's chain-verification verdict (socket.authorizationError) to a refusal reason. */
+export function classifyAuthorizationError(error: Error | string | null | undefined): PeerRefusalReason {
   const code = typeof error === 'string' ? error : (error as { code?: string } | null | undefined)?.code ?? String(error);
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return 'expired';
   if (/UNABLE_TO_GET_ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE/.test(code)) return 'unknown_ca';

@@ -34,6 +34,9 @@ export class Http1Exchange extends Exchange {
 
   /** An Upgrade request: Node hands over the bare socket, so the response is made here. */
   static forUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, caller: Caller, context: ExchangeContext): Http1Exchange {
+    // the HTTP server took its error listener off the socket with the upgrade: without one, a
+    // caller's reset while the app decides would be thrown
+    socket.on('error', destroySelf);
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false; // whatever happens next, this connection carries no more requests
     res.assignSocket(socket);
@@ -91,8 +94,6 @@ export class Http1Exchange extends Exchange {
 
   protected writeError(code: ErrorCode, message: string): void {
     const res = this.res;
-    res.setHeader('x-meshcar-error', code);
-    res.setHeader('x-request-id', this.requestId);
     // an unread request body would be parsed as the next request: close instead
     const unread = this.requestHasBody && !this.req.complete;
     if (unread || this.context.tracker.draining) res.setHeader('connection', 'close');
@@ -140,6 +141,10 @@ export class Http1Exchange extends Exchange {
 
 function onResponseClose(this: ServerResponse): void {
   exchangeOf(this).callerClosed();
+}
+
+function destroySelf(this: Socket): void {
+  this.destroy();
 }
 
 function endSocket(this: ServerResponse): void {

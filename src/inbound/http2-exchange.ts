@@ -6,8 +6,9 @@
 import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { ErrorCode } from '../errors.js';
 import type { Caller } from './caller.js';
-import { sendStreamError } from './error-response.js';
-import { bindExchange, Exchange, exchangeOf, type ExchangeContext } from './exchange.js';
+import { sendStreamError } from '../http/status.js';
+import { MeshcarError } from '../errors.js';
+import { bindExchange, DONE, Exchange, exchangeOf, type ExchangeContext } from './exchange.js';
 
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -18,13 +19,16 @@ const NO_TRAILERS: OutgoingHttpHeaders = Object.freeze({});
 
 export class Http2Exchange extends Exchange {
   readonly requestHasBody: boolean;
-  readonly expectsContinue = false;
+  /** The caller waits for 100 before sending its body: core HTTP/2 streams never send one themselves. */
+  readonly expectsContinue: boolean;
   readonly http1Socket = undefined;
   private trailers: OutgoingHttpHeaders | undefined = undefined;
 
   constructor(readonly stream: ServerHttp2Stream, readonly requestHeaders: IncomingHttpHeaders, flags: number, caller: Caller, context: ExchangeContext) {
     super(caller, context, requestHeaders[':method'] as string, (requestHeaders[':path'] as string | undefined) ?? '', requestHeaders);
     this.requestHasBody = (flags & NGHTTP2_FLAG_END_STREAM) === 0;
+    const expect = requestHeaders.expect;
+    this.expectsContinue = this.requestHasBody && expect !== undefined && expect.toLowerCase() === '100-continue';
     context.tracker.requestStarted(undefined);
     bindExchange(stream, this);
     stream.once('close', onStreamClose);
@@ -80,7 +84,7 @@ export class Http2Exchange extends Exchange {
   }
 
   protected writeError(code: ErrorCode, message: string): void {
-    sendStreamError(this.stream, code, message, this.requestId);
+    sendStreamError(this.stream, new MeshcarError(code, message), this.requestId);
   }
 
   protected reset(): void {
@@ -98,7 +102,8 @@ function onStreamClose(this: ServerHttp2Stream): void {
 }
 
 function onStreamAborted(this: ServerHttp2Stream): void {
-  this.destroy();
+  // DONE: the reset is our own (reset() → close()), whose RST_STREAM is still to be sent
+  if (exchangeOf(this).phase !== DONE) this.destroy();
 }
 
 function onWantTrailers(this: ServerHttp2Stream): void {

@@ -21,7 +21,7 @@ import { Http1App } from './app-http1.js';
 import { AuthorizationPolicy } from './authorization.js';
 import { Caller, CallerCache } from './caller.js';
 import { ConnectionTracker } from './connections.js';
-import { rawErrorResponse } from './error-response.js';
+import { rawErrorResponse } from '../http/status.js';
 import type { Exchange, ExchangeContext } from './exchange.js';
 import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
@@ -100,6 +100,7 @@ class InboundListener implements Inbound, ExchangeContext {
   private readonly upgrades: Http1App;
   private bound: HostPort | undefined;
   private closed = false;
+  private drainRun: Promise<void> | undefined;
 
   constructor(options: InboundOptions) {
     const { config, identity, logger } = options;
@@ -205,12 +206,16 @@ class InboundListener implements Inbound, ExchangeContext {
     });
   }
 
-  async drain(timeoutMs: number): Promise<void> {
-    if (this.closed) return;
-    this.stopListening();
-    this.logger.info({ inFlight: this.tracker.inFlight, connections: this.tracker.connections, timeoutMs }, 'inbound draining');
-    await this.tracker.drain(timeoutMs);
-    await this.close();
+  drain(timeoutMs: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    // a second call joins the first drain rather than starting another clock
+    this.drainRun ??= (async () => {
+      this.stopListening();
+      this.logger.info({ inFlight: this.tracker.inFlight, connections: this.tracker.connections, timeoutMs }, 'inbound draining');
+      await this.tracker.drain(timeoutMs);
+      await this.close();
+    })();
+    return this.drainRun;
   }
 
   async close(): Promise<void> {
@@ -288,9 +293,9 @@ class InboundListener implements Inbound, ExchangeContext {
       return;
     }
     let response: string;
-    if (err.code === 'HPE_HEADER_OVERFLOW') response = rawErrorResponse(431, 'Request Header Fields Too Large', undefined, '');
-    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') response = rawErrorResponse(408, 'Request Timeout', undefined, '');
-    else response = rawErrorResponse(400, 'Bad Request', 'bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+    if (err.code === 'HPE_HEADER_OVERFLOW') response = rawErrorResponse({ status: 431 });
+    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') response = rawErrorResponse({ status: 408 });
+    else response = rawErrorResponse(new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`));
     this.logger.debug({ code: err.code, remote: socket.remoteAddress }, 'inbound request refused by the HTTP parser');
     socket.end(response);
     socket.destroySoon();

@@ -7,7 +7,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { X509Certificate } from 'node:crypto';
 import { MTLS_SERVER_OPTIONS } from '../identity/tls-contexts.js';
-import { peerIdentity, type PeerRefusalReason } from '../identity/peer-identity.js';
+import { classifyAuthorizationError, peerIdentity, type PeerRefusalReason } from '../identity/peer-identity.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
@@ -65,12 +65,7 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
 export function handshakeFailureReason(err: { code?: string }, socket: TLSSocket): PeerRefusalReason | undefined {
   if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'no_client_cert';
   const verdict = socket.authorizationError as unknown as string | Error | null | undefined;
-  if (verdict) {
-    const code = typeof verdict === 'string' ? verdict : ((verdict as { code?: string }).code ?? String(verdict));
-    if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return 'expired';
-    if (/UNABLE_TO_GET_ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE/.test(code)) return 'unknown_ca';
-    return 'other';
-  }
+  if (verdict) return classifyAuthorizationError(verdict);
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return undefined;
   return 'other';
 }

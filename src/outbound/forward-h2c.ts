@@ -10,10 +10,11 @@ import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
-import { answerH2 } from './error-response.js';
+import { sendStreamError } from '../http/status.js';
+import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, pathOnly } from './router.js';
-import type { OpenedStream } from './upstream-pool.js';
+import type { UpstreamEndpoint } from './endpoints.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 
 const NO_BODY = Object.freeze({ endStream: true });
@@ -50,19 +51,26 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
     failed = true;
     if (timer) clearTimeout(timer);
     timer = undefined;
-    exchange.errorCode = err.code;
     if (upstream && !upstream.closed) upstream.close(h2.NGHTTP2_CANCEL);
     if (answered) {
+      if (stream.closed) return;
+      if (stream.writableEnded) {
+        // the answer is complete (an upstream may reset an upload it has answered)
+        drainUpload();
+        return;
+      }
       // the head is out: pass the reset on, so the app sees an incomplete response as one
-      if (!stream.closed) stream.close(rstCode || h2.NGHTTP2_INTERNAL_ERROR);
+      exchange.errorCode = err.code;
+      stream.close(rstCode || h2.NGHTTP2_INTERNAL_ERROR);
       return;
     }
+    exchange.errorCode = err.code;
     answered = true;
     exchange.status = statusFor(err.code);
-    answerH2(stream, err, exchange.requestId);
+    sendStreamError(stream, err, exchange.requestId);
   };
 
-  stream.once('close', () => {
+  stream.on('close', () => {
     if (timer) clearTimeout(timer);
     if (upstream && !upstream.closed) upstream.close(h2.NGHTTP2_CANCEL);
     ctx.activity.leave();
@@ -94,6 +102,17 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
     });
   }
 
+  /**
+   * Answered in full while the app is still uploading, and the upstream takes no more: read the
+   * rest of the upload and drop it, so the app's stream completes normally instead of waiting
+   * on flow control forever (what Node's HTTP/1.1 server does with an unread body).
+   */
+  const drainUpload = () => {
+    if (stream.readableEnded || stream.closed) return;
+    if (upstream) stream.unpipe(upstream);
+    stream.resume();
+  };
+
   const onResponse = (head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number) => {
     if (answered) return;
     if (timer) clearTimeout(timer);
@@ -119,16 +138,16 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
       up.resume();
       return;
     }
-    stream.once('wantTrailers', () => stream.sendTrailers(responseTrailers));
+    stream.on('wantTrailers', () => stream.sendTrailers(responseTrailers));
     // Node ends a reset stream's readable side like a finished one: check the code at the end
     up.pipe(stream, PIPE_NO_END);
-    up.once('end', () => {
+    up.on('end', () => {
       if (up.rstCode !== undefined && up.rstCode !== h2.NGHTTP2_NO_ERROR) fail(upstreamReset(endpointKey, `code ${up.rstCode}`), up.rstCode);
       else stream.end();
     });
   };
 
-  const onOpened = ({ stream: up, endpoint }: OpenedStream) => {
+  const onOpened = (up: ClientHttp2Stream, endpoint: UpstreamEndpoint) => {
     endpointKey = endpoint.key;
     exchange.endpoint = endpoint.key;
     if (answered || stream.closed || stream.destroyed) {
@@ -143,20 +162,22 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
     up.on('error', (err: Error) => fail(upstreamReset(endpointKey, describeError(err)), up.rstCode));
     up.on('close', () => {
       if (!answered) fail(upstreamReset(endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
-      else if (up.rstCode !== undefined && up.rstCode !== h2.NGHTTP2_NO_ERROR && !stream.writableEnded) fail(upstreamReset(endpointKey, `code ${up.rstCode}`), up.rstCode);
+      else if (!stream.writableEnded) {
+        if (up.rstCode !== undefined && up.rstCode !== h2.NGHTTP2_NO_ERROR) fail(upstreamReset(endpointKey, `code ${up.rstCode}`), up.rstCode);
+      } else drainUpload();
     });
-    if (reqHeaders.expect !== undefined) {
-      up.on('continue', () => {
+    if (expectsContinue(reqHeaders.expect)) {
+      relayContinue(up, continueGraceMs(pool.timeoutMs), () => {
         if (!stream.headersSent && !stream.closed) stream.additionalHeaders(CONTINUE);
       });
     }
     if (hasBody) {
-      up.once('wantTrailers', () => up.sendTrailers(requestTrailers));
+      up.on('wantTrailers', () => up.sendTrailers(requestTrailers));
       // an app that resets its stream mid-body must not look like one that finished it
       stream.pipe(up, PIPE_NO_END);
-      stream.once('end', () => {
+      stream.on('end', () => {
         if (stream.rstCode !== undefined && stream.rstCode !== h2.NGHTTP2_NO_ERROR) up.close(h2.NGHTTP2_CANCEL);
-        else up.end();
+        else if (!up.destroyed) up.end();
       });
     }
   };
@@ -166,5 +187,5 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
   };
 
   timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs)), pool.timeoutMs);
-  pool.open(headers, hasBody ? WITH_BODY : NO_BODY).then(onOpened, onOpenFailed);
+  pool.openStream(headers, hasBody ? WITH_BODY : NO_BODY, onOpened, onOpenFailed);
 }

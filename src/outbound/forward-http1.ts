@@ -11,11 +11,15 @@ import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
-import { answerHttp1 } from './error-response.js';
+import { sendError } from '../http/status.js';
+import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, parseRequestTarget, pathOnly } from './router.js';
-import type { OpenedStream } from './upstream-pool.js';
+import type { UpstreamEndpoint } from './endpoints.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
+
+// Events that fire once are listened to with on(): once() wraps every listener in another
+// closure, and this runs on every request.
 
 // stream options, shared (Node copies them)
 const NO_BODY = Object.freeze({ endStream: true });
@@ -47,19 +51,23 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
     failed = true;
     if (timer) clearTimeout(timer);
     timer = undefined;
-    exchange.errorCode = err.code;
     if (upstream && !upstream.closed) upstream.close(h2.NGHTTP2_CANCEL);
     if (answered) {
-      // the head is out: cutting the connection is the only way to say the body is incomplete
-      res.destroy();
+      // a complete answer stays complete (an upstream may reset an upload it has answered);
+      // otherwise the head is out, and a cut is the only way to say the body is incomplete
+      if (!res.writableEnded) {
+        exchange.errorCode = err.code;
+        res.destroy();
+      }
       return;
     }
+    exchange.errorCode = err.code;
     answered = true;
     exchange.status = statusFor(err.code);
-    answerHttp1(res, err, exchange.requestId);
+    sendError(res, err, { requestId: exchange.requestId });
   };
 
-  res.once('close', () => {
+  res.on('close', () => {
     if (timer) clearTimeout(timer);
     if (!res.writableFinished && upstream && !upstream.closed) upstream.close(h2.NGHTTP2_CANCEL);
     ctx.activity.leave();
@@ -100,7 +108,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
     exchange.status = status;
     const up = upstream as ClientHttp2Stream;
     up.pipe(res, PIPE_NO_END);
-    up.once('end', onUpstreamEnd);
+    up.on('end', onUpstreamEnd);
   };
 
   // Node ends a reset stream's readable side like a finished one (then destroys it), so a
@@ -130,7 +138,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
     else if (stream.rstCode !== undefined && stream.rstCode !== h2.NGHTTP2_NO_ERROR && !res.writableEnded) fail(upstreamReset(endpointKey, `code ${stream.rstCode}`));
   };
 
-  const onOpened = ({ stream, endpoint }: OpenedStream) => {
+  const onOpened = (stream: ClientHttp2Stream, endpoint: UpstreamEndpoint) => {
     endpointKey = endpoint.key;
     exchange.endpoint = endpoint.key;
     if (answered || res.destroyed) {
@@ -142,13 +150,13 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
     stream.on('trailers', onTrailers);
     stream.on('error', onStreamError);
     stream.on('close', onStreamClose);
-    if (reqHeaders.expect !== undefined) {
-      stream.on('continue', () => {
+    if (expectsContinue(reqHeaders.expect)) {
+      relayContinue(stream, continueGraceMs(pool.timeoutMs), () => {
         if (!res.headersSent) res.writeContinue();
       });
     }
     if (hasBody) {
-      if (chunked) stream.once('wantTrailers', () => stream.sendTrailers(forwardableHeaders(req.trailers)));
+      if (chunked) stream.on('wantTrailers', () => stream.sendTrailers(forwardableHeaders(req.trailers)));
       req.pipe(stream);
     }
   };
@@ -158,5 +166,5 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
   };
 
   timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs)), pool.timeoutMs);
-  pool.open(headers, hasBody ? (chunked ? CHUNKED_BODY : FIXED_BODY) : NO_BODY).then(onOpened, onOpenFailed);
+  pool.openStream(headers, hasBody ? (chunked ? CHUNKED_BODY : FIXED_BODY) : NO_BODY, onOpened, onOpenFailed);
 }

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import type { OutboundConfig } from '../config/traffic-config.js';
@@ -66,6 +67,8 @@ export interface Outbound {
   readonly inFlight: number;
   readonly draining: boolean;
 }
+
+const INITIAL_RESOLVE_WAIT_MS = 2_000;
 
 const DEFAULTS = {
   maxSessionAgeMs: 10 * 60_000,
@@ -136,7 +139,9 @@ class OutboundService implements Outbound, OutboundContext {
   }
 
   async listen(): Promise<HostPort> {
-    await Promise.all(this.pools.map((pool) => pool.start()));
+    // names resolved before the port opens, but a slow resolver does not hold up readiness:
+    // requests that come before the first answer wait for it
+    await Promise.race([Promise.all(this.pools.map((pool) => pool.start())), delay(INITIAL_RESOLVE_WAIT_MS, undefined, { ref: false })]);
     const bound = await this.listener.listen(this.options.config.listen);
     this.logger.info({ address: bound, upstreams: this.pools.map((p) => p.name) }, 'outbound listening');
     return bound;

@@ -42,10 +42,6 @@ function onResponseClose(this: ServerResponse): void {
 
 function ignore(): void {}
 
-function resumeSocket(socket: Socket): void {
-  if (!socket.destroyed) socket.resume();
-}
-
 export class AppListener {
   private readonly server: net.Server;
   private readonly http1: http.Server;
@@ -56,16 +52,10 @@ export class AppListener {
 
   constructor(handlers: AppHandlers, limits: AppListenerLimits) {
     this.http1 = http.createServer({ maxHeaderSize: limits.maxHeaderBytes, keepAliveTimeout: limits.keepAliveTimeoutMs, requestTimeout: 0 });
-    // dispatchPlainSocket hands over a paused socket with the sniffed bytes unshifted, and
-    // Node's HTTP/1.1 server never resumes it: the first request would hang. Resuming inside
-    // the 'connection' event leaves Node's pause bookkeeping out of step (a paused request body
-    // would no longer stop the socket: no upload backpressure, measured); one tick later it is
-    // in step, as when the server accepts the socket itself.
-    this.http1.on('connection', (socket: Socket) => resumeSocket(socket));
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       const socket = req.socket as TrackedSocket;
       socket[kBusy] = (socket[kBusy] ?? 0) + 1;
-      res.once('close', onResponseClose);
+      res.on('close', onResponseClose);
       handlers.request(req, res);
     };
     this.http1.on('request', onRequest);

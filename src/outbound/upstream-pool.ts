@@ -1,7 +1,8 @@
 // Everything the outbound side keeps per upstream: its endpoints, its HTTP/2 agent and the
 // sessions the agent opened (with their lifecycle and the observer's gauges), and the one way
-// requests get a stream: pick an endpoint round-robin, ask the agent for a stream there, and
-// if the endpoint cannot be reached (nothing sent yet) try the next one.
+// requests get a stream: pick an endpoint round-robin; use an open session there with a free
+// stream slot at once, else ask the agent (which opens a session, or queues for one); and if
+// the endpoint cannot be reached (nothing sent yet) try the next one.
 
 import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
@@ -12,7 +13,7 @@ import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import { EndpointSet, type LookupAll, type UpstreamEndpoint } from './endpoints.js';
-import { closeGracefully, isGracefullyClosing, manageSession, type SessionPolicy } from './session-lifecycle.js';
+import { activeStreams, closeGracefully, isGracefullyClosing, manageSession, type SessionPolicy } from './session-lifecycle.js';
 import { UpstreamAgent, connectMutualTls, endpointOfSocket } from './upstream-agent.js';
 import { classifyConnectError, isBadRequestError, isSessionClosingError } from './upstream-errors.js';
 
@@ -35,9 +36,15 @@ export interface OpenedStream {
   readonly endpoint: UpstreamEndpoint;
 }
 
+export type StreamOpened = (stream: ClientHttp2Stream, endpoint: UpstreamEndpoint) => void;
+
 export interface OpenedTunnel {
   readonly socket: TLSSocket;
   readonly endpoint: UpstreamEndpoint;
+}
+
+function badRequest(err: unknown): MeshcarError {
+  return new MeshcarError('bad_request', `the request cannot be sent upstream: ${describeError(err)}`, { cause: err });
 }
 
 /** Tries per request on distinct endpoints, for failures before any byte was sent. */
@@ -57,6 +64,10 @@ export class UpstreamPool {
   readonly endpoints: EndpointSet;
   private readonly agent: UpstreamAgent;
   private readonly sessions = new Set<ClientHttp2Session>();
+  /** Open sessions per endpoint, oldest first: the fast path's candidates. */
+  private readonly byEndpoint = new Map<UpstreamEndpoint, ClientHttp2Session[]>();
+  /** One function for every stream's 'close', not a closure per request. */
+  private readonly streamClosed = () => this.deps.observer.upstreamStreamsChanged(this.name, -1);
   private readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
   private readonly connectTimeoutMs: number;
   private closed = false;
@@ -88,30 +99,68 @@ export class UpstreamPool {
   }
 
   /**
-   * A stream toward the upstream, on a pooled session. Rejects with a MeshcarError:
-   * upstream_unavailable / upstream_identity_mismatch / bad_gateway / bad_request.
+   * A stream toward the upstream, on a pooled session; exactly one callback is called. Fast
+   * path: the picked endpoint has a session with a free stream slot, and the stream is made on
+   * it at once (through http2-wrapper's own counting shim, so the agent's books stay right),
+   * with no promise or queue. Otherwise the agent opens or waits for a session, and endpoints
+   * that cannot be reached are skipped. Failures are MeshcarErrors: upstream_unavailable,
+   * upstream_identity_mismatch, bad_gateway, bad_request.
    */
-  async open(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions): Promise<OpenedStream> {
+  openStream(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions, onOpened: StreamOpened, onFailed: (err: MeshcarError) => void): void {
+    const endpoint = this.closed ? undefined : this.endpoints.pick(Date.now());
+    const session = endpoint && this.freeSession(endpoint);
+    if (endpoint && session) {
+      let stream: ClientHttp2Stream | undefined;
+      try {
+        stream = session.request(headers, options);
+      } catch (err) {
+        if (isBadRequestError(err)) return onFailed(badRequest(err));
+        // the session was closing under us: the slow path finds or makes another
+      }
+      if (stream) {
+        this.countStream(stream);
+        return onOpened(stream, endpoint);
+      }
+    }
+    this.openSlowly(headers, options, endpoint).then((opened) => onOpened(opened.stream, opened.endpoint), onFailed);
+  }
+
+  private async openSlowly(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions, first: UpstreamEndpoint | undefined): Promise<OpenedStream> {
     let closingRetries = 0;
-    return this.withFailover(async (endpoint) => {
+    return this.withFailover(first, async (endpoint) => {
       for (;;) {
         try {
           const stream = await this.agent.request(endpoint.origin, AGENT_OPTIONS, headers, options);
-          this.deps.observer.upstreamStreamsChanged(this.name, 1);
-          stream.once('close', () => this.deps.observer.upstreamStreamsChanged(this.name, -1));
+          this.countStream(stream);
           return { stream, endpoint };
         } catch (err) {
           if (isSessionClosingError(err) && closingRetries++ < MAX_CLOSING_RETRIES) continue;
-          if (isBadRequestError(err)) throw new MeshcarError('bad_request', `the request cannot be sent upstream: ${describeError(err)}`, { cause: err });
+          if (isBadRequestError(err)) throw badRequest(err);
           throw err;
         }
       }
     });
   }
 
+  /** A session to this endpoint that takes another stream now, if any. */
+  private freeSession(endpoint: UpstreamEndpoint): ClientHttp2Session | undefined {
+    const sessions = this.byEndpoint.get(endpoint);
+    if (sessions === undefined) return undefined;
+    for (let i = 0; i < sessions.length; i++) {
+      const session = sessions[i] as ClientHttp2Session;
+      if (!isGracefullyClosing(session) && activeStreams(session) < session.remoteSettings.maxConcurrentStreams!) return session;
+    }
+    return undefined;
+  }
+
+  private countStream(stream: ClientHttp2Stream): void {
+    this.deps.observer.upstreamStreamsChanged(this.name, 1);
+    stream.on('close', this.streamClosed);
+  }
+
   /** A dedicated mutual TLS connection speaking HTTP/1.1, for an Upgrade (WebSocket) request. */
   openTunnel(): Promise<OpenedTunnel> {
-    return this.withFailover(async (endpoint) => {
+    return this.withFailover(undefined, async (endpoint) => {
       const socket = await connectMutualTls(endpoint, {
         identity: this.deps.identity,
         checkServerIdentity: this.checkServerIdentity,
@@ -148,14 +197,17 @@ export class UpstreamPool {
     for (const session of this.sessions) session.destroy();
   }
 
-  private async withFailover<T extends { endpoint: UpstreamEndpoint }>(attempt: (endpoint: UpstreamEndpoint) => Promise<T>): Promise<T> {
+  /** Tries `attempt` on endpoints in turn (`first`, if given, then round-robin) while they cannot be reached. */
+  private async withFailover<T extends { endpoint: UpstreamEndpoint }>(first: UpstreamEndpoint | undefined, attempt: (endpoint: UpstreamEndpoint) => Promise<T>): Promise<T> {
     if (this.closed) throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
     if (this.endpoints.size === 0) await this.endpoints.pending();
     const attempts = Math.max(1, Math.min(this.endpoints.size, MAX_CONNECT_ATTEMPTS));
     let tried: Set<UpstreamEndpoint> | undefined;
     let lastError: MeshcarError | undefined;
+    let next = first;
     for (;;) {
-      const endpoint = this.endpoints.pick(Date.now(), tried);
+      const endpoint = next ?? this.endpoints.pick(Date.now(), tried);
+      next = undefined;
       if (!endpoint) throw lastError ?? new MeshcarError('upstream_unavailable', `no address is known for upstream ${this.name}`);
       try {
         return await attempt(endpoint);
@@ -181,11 +233,22 @@ export class UpstreamPool {
       return;
     }
     this.sessions.add(session);
+    const endpoint = endpointOfSocket(session.socket);
+    if (endpoint) {
+      const list = this.byEndpoint.get(endpoint);
+      if (list) list.push(session);
+      else this.byEndpoint.set(endpoint, [session]);
+    }
     this.deps.observer.upstreamSessionsChanged(this.name, 1);
     manageSession(session, this.deps.settings);
     session.on('error', (err) => this.deps.logger.debug({ upstream: this.name, err: describeError(err) }, 'upstream session error'));
     session.once('close', () => {
       this.sessions.delete(session);
+      const list = endpoint && this.byEndpoint.get(endpoint);
+      if (list) {
+        list.splice(list.indexOf(session), 1);
+        if (list.length === 0) this.byEndpoint.delete(endpoint);
+      }
       this.deps.observer.upstreamSessionsChanged(this.name, -1);
     });
   }

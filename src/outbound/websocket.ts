@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
-import { answerRawSocket } from './error-response.js';
+import { rawErrorResponse } from '../http/status.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, parseRequestTarget, pathOnly } from './router.js';
 import type { OpenedTunnel } from './upstream-pool.js';
@@ -62,7 +62,8 @@ export function tunnelUpgrade(ctx: OutboundContext, req: IncomingMessage, socket
     }
     exchange.status = statusFor(err.code);
     exchange.finish();
-    answerRawSocket(socket, err, exchange.requestId);
+    if (socket.destroyed || !socket.writable) socket.destroy();
+    else socket.end(rawErrorResponse(err, exchange.requestId));
   };
 
   socket.once('close', () => {

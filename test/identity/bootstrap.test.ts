@@ -30,7 +30,7 @@ t.test('obtainIdentity with the real CA', async (t) => {
     trustDomain: 'mesh.local',
     dir: join(work, 'identity'),
     ca: { url: ca.server.url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath },
-    ttlMs: 3000,
+    ttlMs: 6000,
     logger,
   };
 

@@ -149,6 +149,31 @@ t.test('HTTP/1.1 through the inbound listener', async (t) => {
     t.equal(res.body, 'no thanks');
   });
 
+  t.test('Expect: 100-continue from an HTTP/2 caller: the 100 is relayed as an informational HEADERS frame', async (t) => {
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    const ask = (allow: boolean) =>
+      new Promise<{ gotContinue: boolean; status: number; body: string }>((resolve, reject) => {
+        let gotContinue = false;
+        let status = 0;
+        let body = '';
+        const stream = session.request({ ':method': 'POST', ':path': '/', expect: '100-continue', 'content-length': '5', 'x-allow': allow ? 'yes' : 'no' });
+        stream.on('continue', () => {
+          gotContinue = true;
+          stream.end('hello');
+        });
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.setEncoding('utf8');
+        stream.on('data', (c: string) => (body += c));
+        stream.on('end', () => resolve({ gotContinue, status, body }));
+        stream.on('error', reject);
+      });
+    const yes = await ask(true);
+    t.same(yes, { gotContinue: true, status: 200, body: 'hello' });
+    const no = await ask(false);
+    t.same(no, { gotContinue: false, status: 417, body: 'no thanks' });
+  });
+
   t.test('a request head over 16 KiB gets 431 (HTTP/1.1) or a refused stream (HTTP/2)', async (t) => {
     const res = await h1Request(fx.port, tlsOptions, { headers: { 'x-big': 'x'.repeat(20_000) } });
     t.equal(res.status, 431);

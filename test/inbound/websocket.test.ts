@@ -3,6 +3,7 @@
 // ways until either side closes. Refusals (authorization, the app saying no) are plain answers.
 
 import t from 'tap';
+import net from 'node:net';
 import tls from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -52,6 +53,13 @@ function frames(buffer: Buffer): { texts: string[]; rest: Buffer } {
 
 /** The app: upgrades /ws (announcing the XFCC it saw), refuses anything else with 400. */
 function onAppUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  socket.on('error', () => {});
+  if (req.url === '/ponder') {
+    // never answers; goes away when the sidecar gives up
+    socket.on('end', () => socket.destroy());
+    socket.resume();
+    return;
+  }
   if (req.url !== '/ws') {
     socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 7\r\n\r\nno ws\r\n');
     return;
@@ -124,7 +132,7 @@ function openWs(port: number, tlsOptions: tls.ConnectionOptions, path: string, e
 t.test('WebSocket upgrade through the inbound listener', async (t) => {
   const fx = await startInbound({
     app: { protocol: 'http', handler: (_req, res) => res.end('plain'), setup: (server) => server.on('upgrade', onAppUpgrade) },
-    authorize: [{ from: [FRONTEND_ID], methods: ['GET'], paths: ['/ws', '/nows'] }],
+    authorize: [{ from: [FRONTEND_ID], methods: ['GET'], paths: ['/ws', '/nows', '/ponder'] }],
   });
   t.teardown(() => fx.close());
   const tlsOptions = await fx.tlsOptions();
@@ -174,4 +182,25 @@ t.test('WebSocket upgrade through the inbound listener', async (t) => {
     t.match(text, /^HTTP\/1\.1 400 /);
     t.match(text, /x-meshcar-error: bad_request/);
   });
+});
+
+t.test('a caller that resets while the app ponders its upgrade does not bring the listener down', async (t) => {
+  const fx = await startInbound({ timeoutMs: 300, app: { protocol: 'http', handler: (_req, res) => res.end('plain'), setup: (server) => server.on('upgrade', onAppUpgrade) } });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+  await new Promise<void>((resolve, reject) => {
+    const tcp = net.connect(fx.port, '127.0.0.1');
+    const s = tls.connect({ socket: tcp, ALPNProtocols: ['http/1.1'], ...tlsOptions }, () => {
+      s.write('GET /ponder HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+      setTimeout(() => {
+        tcp.resetAndDestroy(); // TCP RST: writing the 504 later meets ECONNRESET or EPIPE
+        resolve();
+      }, 100);
+    });
+    s.on('error', reject);
+  });
+  const records = await fx.observer.waitForRequests(1);
+  t.same(records.map((r) => r.path), ['/ponder']);
+  t.equal(fx.inbound.inFlight, 0);
+  t.match((await openWs(fx.port, tlsOptions, '/nows')).head, /^HTTP\/1\.1 400 /, 'still serving');
 });

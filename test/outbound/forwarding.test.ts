@@ -65,6 +65,13 @@ const handler: H2Handler = (stream, headers) => {
     });
     return;
   }
+  if (path === '/refuse-upload') {
+    // answers at once, then resets the upload it does not want
+    stream.respond({ ':status': 413, 'content-type': 'text/plain' });
+    stream.end('too big');
+    setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 30);
+    return;
+  }
   if (path === '/firehose') {
     stream.resume();
     produced = 0;
@@ -86,7 +93,12 @@ const handler: H2Handler = (stream, headers) => {
 t.test('forwarding', async (t) => {
   const pki = await makePki(TD);
   const upstream = await startUpstream(pki, { handler });
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
+  const fx = await startOutbound(pki, [
+    { name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] },
+    // the same server under other names: uploads that start before any session exists
+    { name: 'sink', endpoints: [`127.0.0.1:${upstream.port}`] },
+    { name: 'sink2', endpoints: [`127.0.0.1:${upstream.port}`] },
+  ]);
   t.teardown(async () => {
     await fx.close();
     await upstream.close();
@@ -184,7 +196,7 @@ t.test('forwarding', async (t) => {
 
     const http1 = await new Promise<{ body: string; stalledAt: number }>((resolve, reject) => {
       let stalledAt = 0;
-      const req = http.request({ host: '127.0.0.1', port: fx.port, method: 'POST', path: '/slow-sink', headers: { host: 'payments', 'transfer-encoding': 'chunked' }, agent: false }, (res) => {
+      const req = http.request({ host: '127.0.0.1', port: fx.port, method: 'POST', path: '/slow-sink', headers: { host: 'sink', 'transfer-encoding': 'chunked' }, agent: false }, (res) => {
         let body = '';
         res.on('data', (c) => (body += c));
         res.on('end', () => resolve({ body, stalledAt }));
@@ -201,7 +213,7 @@ t.test('forwarding', async (t) => {
     const h2c = await new Promise<{ body: string; stalledAt: number }>((resolve, reject) => {
       let stalledAt = 0;
       let body = '';
-      const stream = session.request({ ':method': 'POST', ':path': '/slow-sink', ':authority': 'payments' });
+      const stream = session.request({ ':method': 'POST', ':path': '/slow-sink', ':authority': 'sink2' });
       stream.on('data', (c) => (body += c));
       stream.on('end', () => resolve({ body, stalledAt }));
       stream.on('error', reject);
@@ -210,6 +222,39 @@ t.test('forwarding', async (t) => {
     });
     t.ok(h2c.stalledAt < 16 * MB, `h2c: held at ${(h2c.stalledAt / MB).toFixed(1)} MiB`);
     t.equal(h2c.body, String(total));
+  });
+
+  t.test('an upstream that answers before the upload ends: the answer arrives whole', async (t) => {
+    const big = Buffer.alloc(8 * MB, 99);
+    const http1 = await new Promise<{ status: number; body: string; complete: boolean }>((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port: fx.port, method: 'POST', path: '/refuse-upload', headers: { host: 'payments', 'content-length': big.length }, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, complete: res.complete }));
+        res.on('error', () => resolve({ status: res.statusCode ?? 0, body, complete: false }));
+      });
+      req.on('error', () => {}); // the rest of the upload may meet a closed connection
+      req.end(big);
+    });
+    t.same(http1, { status: 413, body: 'too big', complete: true }, 'HTTP/1.1');
+
+    const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+    t.teardown(() => session.close());
+    const h2c = await new Promise<{ status: number; body: string; rstCode: number | undefined }>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/refuse-upload', ':authority': 'payments' });
+      let status = 0;
+      let body = '';
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('data', (c) => (body += c));
+      stream.on('error', reject);
+      stream.on('close', () => resolve({ status, body, rstCode: stream.rstCode }));
+      stream.end(big);
+    });
+    t.same(h2c, { status: 413, body: 'too big', rstCode: 0 }, 'h2c: the whole answer, and the stream completed normally');
+    const refused = () => fx.observer.requests.filter((r) => r.path === '/refuse-upload');
+    for (let i = 0; i < 200 && refused().length < 2; i++) await sleep(10);
+    const records = refused();
+    t.same(records.map((r) => r.errorCode), [undefined, undefined], 'not counted as resets');
   });
 
   t.test('Expect: 100-continue is relayed', async (t) => {
@@ -230,6 +275,25 @@ t.test('forwarding', async (t) => {
     t.equal(res.status, 200);
     t.equal(JSON.parse(res.text).body, 'data');
     t.equal(JSON.parse(res.text).headers.expect, '100-continue');
+
+    // an upstream that ignores the expectation: the app is not left waiting forever
+    const started = Date.now();
+    const ignored = await new Promise<{ status: number; text: string; waited: number }>((resolve, reject) => {
+      let waited = 0;
+      const req = http.request({ host: '127.0.0.1', port: fx.port, method: 'POST', path: '/echo', headers: { host: 'payments', expect: '100-continue', 'content-length': 4 }, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text, waited }));
+      });
+      req.on('continue', () => {
+        waited = Date.now() - started;
+        req.end('late');
+      });
+      req.on('error', reject);
+    });
+    t.equal(ignored.status, 200);
+    t.equal(JSON.parse(ignored.text).body, 'late');
+    t.ok(ignored.waited >= 900 && ignored.waited < 3000, `the sidecar sent 100 itself after its grace period (${ignored.waited} ms)`);
   });
 
   t.test('HEAD, 204 and 304 keep HTTP/1.1 framing right on a kept-alive connection', async (t) => {
