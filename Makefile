@@ -7,7 +7,7 @@ CA_DIR ?= certs/ca
 SERVICE ?=
 TTL ?= 24h
 
-.PHONY: setup tools build test demo ca cert token clean bench-ca
+.PHONY: setup tools build test demo ca cert token clean bench-ca bench-identity
 
 ## setup: install the locked npm dependencies (npm ci) when the lockfile changed
 setup: $(NODE_MODULES_STAMP)
@@ -58,6 +58,10 @@ token: build
 .PHONY: bench
 bench: build
 	node bench/run.mjs
+
+## bench-identity: time from sidecar start to ready against a running CA (first start and restart)
+bench-identity: build
+	node bench/identity-ready.mjs
 
 ## bench-ca: CA signing throughput and latency
 bench-ca: build
