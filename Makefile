@@ -7,7 +7,7 @@ CA_DIR ?= certs/ca
 SERVICE ?=
 TTL ?= 24h
 
-.PHONY: setup tools build test demo ca cert token clean bench-ca bench-identity
+.PHONY: setup tools build test demo ca cert token clean bench-ca bench-metrics bench-identity
 
 ## setup: install the locked npm dependencies (npm ci) when the lockfile changed
 setup: $(NODE_MODULES_STAMP)
@@ -16,14 +16,16 @@ $(NODE_MODULES_STAMP): package-lock.json package.json
 	npm ci --no-audit --no-fund
 	@touch $(NODE_MODULES_STAMP)
 
-## tools: the command-line programs the tests drive as real clients
+## tools: the command-line programs the tests drive as real clients (openssl, curl, and Debian's
+## prometheus package for prometheus + promtool: test/e2e/prometheus.test.ts scrapes for real)
 tools:
 	@missing=""; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
 	fi
 
 ## build: compile TypeScript to dist/
@@ -66,6 +68,10 @@ bench-identity: build
 ## bench-ca: CA signing throughput and latency
 bench-ca: build
 	taskset -c 0 node bench/ca-sign.mjs
+
+## bench-metrics: /metrics render time and size with 100 routes × 4 peers × 2 directions populated
+bench-metrics: build
+	node bench/metrics-scrape.mjs
 
 ## clean: remove build output and generated certificates (keeps certs/README.md)
 clean:

@@ -6,14 +6,16 @@
 //
 // Two loads, each run direct and then via the pair: (a) saturating, 50 keep-alive connections
 // as fast as they go; (b) a fixed 1,000 req/s over 10 connections, latency measured from each
-// request's scheduled send time. For each sidecar: CPU per request from /proc/<pid>/stat
+// request's scheduled send time. The saturating load also runs through a second pair started
+// with `metrics: {requests: false}`: metrics on against off is the cost of request metrics. For each sidecar: CPU per request from /proc/<pid>/stat
 // (utime + stime, CLK_TCK) and peak RSS (VmHWM). Prints a table and writes
 // bench/results/latest.json. Every process it starts is stopped at the end, on error and on
 // SIGINT/SIGTERM. Only 127.0.0.1 is used. See bench/README.md for how to read the output.
 //
 // Usage: node bench/run.mjs [--direct-only]     (needs `make build` first; `make bench` does both)
 // Environment: BENCH_SECONDS (10) per measured run, BENCH_WARMUP (2) s per path, BENCH_RATE (1000),
-// BENCH_ACCESS_LOG=1 (sidecar access logs on), BENCH_METRICS (reserved, not wired yet),
+// BENCH_ACCESS_LOG=1 (sidecar access logs on), BENCH_METRICS=both|on (both, the default: a second
+// pair with `metrics: {requests: false}` runs the saturating load too, for the cost of metrics),
 // BENCH_DIRECT_ONLY=1 (app only, no CA or sidecars), BENCH_KEEP=1 (keep the temp dir and logs),
 // BENCH_STRICT=1 (exit 1 when a target is missed), BENCH_SIDECAR_NODE_ARGS (node flags for the
 // sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
@@ -57,7 +59,17 @@ const STRICT = process.env.BENCH_STRICT === '1';
 const SIDECAR_NODE_ARGS = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const TD = 'mesh.local';
 const SERVER_ID = `spiffe://${TD}/svc/bench-server`;
-const TARGETS = { cpuUsPerRequest: 40, addedP99Ms: 1, rssMb: 80 };
+const TARGETS = { cpuUsPerRequest: 40, addedP99Ms: 1, rssMb: 80, metricsCostPct: 5 };
+// both: a second pair with `metrics: {requests: false}` runs the saturating load too, and the
+// report gives the cost of request metrics; on: only the metrics-on pair (a shorter run)
+const METRICS_MODE = (() => {
+  const text = process.env.BENCH_METRICS ?? 'both';
+  if (text !== 'both' && text !== 'on') {
+    process.stderr.write(`bench: BENCH_METRICS=${text}: use both (default) or on\n`);
+    process.exit(2);
+  }
+  return text;
+})();
 const CLK_TCK = (() => {
   try {
     const n = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
@@ -256,11 +268,10 @@ async function main() {
   tmp = mkdtempSync(join(tmpdir(), 'meshcar-bench-'));
   const started = new Date();
   const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? '?', node: process.version, clk_tck: CLK_TCK, loadavg_1m: round(loadavg()[0], 2) };
-  const [appPort, caPort, inboundPort, serverAdmin, outboundPort, clientAdmin] = await freePorts(6);
+  const [appPort, caPort] = await freePorts(2);
 
   process.stdout.write(`meshcar bench: ${SECONDS} s per run, warm-up ${WARMUP} s per path; ${machine.cpus} CPUs (${machine.model}), node ${machine.node}, CLK_TCK ${CLK_TCK}\n`);
   if (machine.loadavg_1m > machine.cpus * 0.5) process.stdout.write(`warning: load average ${machine.loadavg_1m} before the start; the numbers will be noisy\n`);
-  if (process.env.BENCH_METRICS) process.stdout.write(`note: BENCH_METRICS=${process.env.BENCH_METRICS} is not wired yet (the sidecar config has no such key); ignored\n`);
 
   // the app
   const appLog = join(tmp, 'app.log');
@@ -268,14 +279,13 @@ async function main() {
   await waitFor('the app', app, appLog, async () => ((await get(`http://127.0.0.1:${appPort}/orders/42`)).status === 200 ? true : 'no answer'));
   const watched = { app: app.pid };
 
-  let client;
-  let server;
   const sidecars = {};
+  /** name → { port, host, pids: {client, server} } */
+  const pairs = {};
   if (!DIRECT_ONLY) {
     // the CA
     const caDir = join(tmp, 'ca');
     cli(['ca', 'init', '--dir', caDir, '--trust-domain', TD]);
-    for (const svc of ['bench-server', 'bench-client']) cli(['ca', 'token', '--dir', caDir, '--service', svc, '--ttl', '1h', '--out', join(tmp, `${svc}.token`)]);
     const caYaml = join(tmp, 'ca.yaml');
     writeFileSync(caYaml, [
       `trustDomain: ${TD}`,
@@ -293,83 +303,35 @@ async function main() {
       return r.status === 200 ? true : r.error ?? `status ${r.status}`;
     });
 
-    // the sidecars
-    const common = (svc) => [
-      `service: ${svc}`,
-      `trustDomain: ${TD}`,
-      'identity:',
-      '  ca:',
-      `    url: https://127.0.0.1:${caPort}`,
-      `    bundle: ${yamlString(join(caDir, 'bundle.pem'))}`,
-      `    token: ${yamlString(join(tmp, `${svc}.token`))}`,
-      `  dir: ${yamlString(join(tmp, svc))}`,
-    ];
-    const tailLines = (adminPort) => [
-      'admin:',
-      `  listen: 127.0.0.1:${adminPort}`,
-      'log:',
-      '  level: warn',
-      `  access: ${ACCESS_LOG}`,
-      '',
-    ];
-    const serverYaml = join(tmp, 'server.yaml');
-    writeFileSync(serverYaml, [
-      ...common('bench-server'),
-      'inbound:',
-      `  listen: 127.0.0.1:${inboundPort}`,
-      `  app: http://127.0.0.1:${appPort}`,
-      ...tailLines(serverAdmin),
-    ].join('\n'));
-    const clientYaml = join(tmp, 'client.yaml');
-    writeFileSync(clientYaml, [
-      ...common('bench-client'),
-      'outbound:',
-      `  listen: 127.0.0.1:${outboundPort}`,
-      '  upstreams:',
-      '    bench:',
-      `      endpoints: [127.0.0.1:${inboundPort}]`,
-      `      identity: ${SERVER_ID}`,
-      '      timeout: 5s',
-      ...tailLines(clientAdmin),
-    ].join('\n'));
-    for (const file of [serverYaml, clientYaml]) cli(['check', '--config', file]);
-
-    const serverLog = join(tmp, 'server-sidecar.log');
-    const clientLog = join(tmp, 'client-sidecar.log');
-    server = startProcess('server sidecar', [...SIDECAR_NODE_ARGS, CLI, 'run', '--config', serverYaml], { logFile: serverLog });
-    client = startProcess('client sidecar', [...SIDECAR_NODE_ARGS, CLI, 'run', '--config', clientYaml], { logFile: clientLog });
-    const ready = (port) => async () => {
-      const r = await get(`http://127.0.0.1:${port}/ready`);
-      return r.status === 200 ? true : r.error ?? `status ${r.status}`;
-    };
-    await Promise.all([
-      waitFor('the server sidecar', server, serverLog, ready(serverAdmin)),
-      waitFor('the client sidecar', client, clientLog, ready(clientAdmin)),
-    ]);
+    // the sidecar pairs: the same config, request metrics on ("pair") and off ("pair_nometrics")
+    const wanted = { pair: true, ...(METRICS_MODE === 'both' ? { pair_nometrics: false } : {}) };
+    const startedPairs = await Promise.all(Object.entries(wanted).map(([name, metricsOn]) => startPair(name, metricsOn, { caDir, caPort, appPort })));
     // CA work is over: stop the CA so it takes no CPU during the runs
     ca.kill('SIGTERM');
-
-    // one request through the pair must reach the app
-    const probe = await get(`http://127.0.0.1:${outboundPort}/orders/42`, { headers: { host: 'bench' } });
-    if (probe.status !== 200 || !probe.body.includes('meshcar-bench')) {
-      throw new Error(`a request through the pair did not reach the app: status ${probe.status} ${probe.error ?? probe.body.slice(0, 300)}\nclient sidecar log:\n${tail(clientLog)}\nserver sidecar log:\n${tail(serverLog)}`);
+    for (const pair of startedPairs) {
+      await pair.probe();
+      pairs[pair.name] = pair;
+      for (const side of ['client', 'server']) {
+        const key = pair.name === 'pair' ? side : `${side}_nometrics`;
+        const sample = procSample(pair.pids[side]);
+        sidecars[key] = { pid: pair.pids[side], metrics_requests: pair.metricsOn, rss_after_ready_mb: sample ? round(sample.rssKb / 1024, 1) : null };
+      }
     }
-    watched.client = client.pid;
-    watched.server = server.pid;
-    for (const side of ['client', 'server']) {
-      const sample = procSample(watched[side]);
-      sidecars[side] = { pid: watched[side], rss_after_ready_mb: sample ? round(sample.rssKb / 1024, 1) : null };
-    }
+    // the metrics-on pair is the one the main table and the targets are about
+    watched.client = pairs.pair.pids.client;
+    watched.server = pairs.pair.pids.server;
   }
 
-  const paths = { direct: { port: appPort, host: `127.0.0.1:${appPort}` } };
-  if (!DIRECT_ONLY) paths.pair = { port: outboundPort, host: 'bench' };
+  const paths = { direct: { port: appPort, host: `127.0.0.1:${appPort}`, watched } };
+  for (const [name, pair] of Object.entries(pairs)) {
+    paths[name] = { port: pair.outboundPort, host: 'bench', watched: { app: app.pid, client: pair.pids.client, server: pair.pids.server } };
+  }
 
   // warm-up: JIT, connection pools, TLS sessions
   if (WARMUP > 0) {
     for (const [name, p] of Object.entries(paths)) {
       process.stdout.write(`warming up ${name} (${WARMUP} s)\n`);
-      await runLoad(loadArgs(p.port, p.host, 'saturating', WARMUP), watched);
+      await runLoad(loadArgs(p.port, p.host, 'saturating', WARMUP), p.watched);
     }
   }
 
@@ -381,10 +343,26 @@ async function main() {
   for (const load of Object.keys(loads)) {
     runs[load] = {};
     for (const [name, p] of Object.entries(paths)) {
+      // metrics off is measured under the saturating load: the cost of metrics is a throughput figure
+      if (name === 'pair_nometrics' && load !== 'saturating') continue;
       process.stdout.write(`running ${loads[load]} ${name} (${SECONDS} s)\n`);
       await sleep(500);
-      runs[load][name] = await runLoad(loadArgs(p.port, p.host, load, SECONDS), watched);
+      runs[load][name] = await runLoad(loadArgs(p.port, p.host, load, SECONDS), p.watched);
     }
+  }
+
+  // metrics on against off, a second round in the other order (ABBA): whichever pair runs
+  // first or on a noisier moment, the two rounds together even it out
+  const metricsRounds = [];
+  if (runs.saturating.pair && runs.saturating.pair_nometrics) {
+    metricsRounds.push({ on: runs.saturating.pair, off: runs.saturating.pair_nometrics });
+    const again = {};
+    for (const name of ['pair_nometrics', 'pair']) {
+      process.stdout.write(`running ${loads.saturating} ${name}, second round (${SECONDS} s)\n`);
+      await sleep(500);
+      again[name] = await runLoad(loadArgs(paths[name].port, paths[name].host, 'saturating', SECONDS), paths[name].watched);
+    }
+    metricsRounds.push({ on: again.pair, off: again.pair_nometrics });
   }
 
   // ---- summary ----
@@ -403,6 +381,43 @@ async function main() {
       peak_rss_mb: { client: p.processes.client?.peak_rss_mb ?? null, server: p.processes.server?.peak_rss_mb ?? null },
     };
   }
+  // the cost of request metrics: the same saturating load through a pair with metrics.requests
+  // off, both rounds pooled (req/s averaged; CPU per request = CPU seconds ÷ requests)
+  let metricsCost = null;
+  if (metricsRounds.length > 0) {
+    const d = runs.saturating.direct;
+    const pooled = (key) => {
+      const rs = metricsRounds.map((round) => round[key]);
+      const requests = rs.reduce((a, r) => a + r.requests.completed, 0);
+      const cpu = (side, field) => {
+        const s = rs.reduce((a, r) => a + (r.processes[side]?.[field] ?? NaN), 0);
+        return round((s * 1e6) / requests, 1);
+      };
+      const rps = rs.reduce((a, r) => a + r.rps, 0) / rs.length;
+      return {
+        rps: round(rps, 0),
+        rps_per_round: rs.map((r) => round(r.rps, 0)),
+        throughput_ratio: round(rps / d.rps, 3),
+        cpu_us_per_request: { client: cpu('client', 'cpu_s'), server: cpu('server', 'cpu_s') },
+        sched_cpu_us_per_request: { client: cpu('client', 'sched_cpu_s'), server: cpu('server', 'sched_cpu_s') },
+        p50_ms: round(rs.reduce((a, r) => a + r.latency_ms.p50, 0) / rs.length, 3),
+        p99_ms: round(rs.reduce((a, r) => a + r.latency_ms.p99, 0) / rs.length, 3),
+      };
+    };
+    const on = pooled('on');
+    const off = pooled('off');
+    const cpuSum = (m) => m.sched_cpu_us_per_request.client + m.sched_cpu_us_per_request.server;
+    metricsCost = {
+      rounds: metricsRounds.length,
+      on,
+      off,
+      // how much throughput turning metrics on costs, in % of the metrics-off throughput
+      throughput_cost_pct: round((1 - on.rps / off.rps) * 100, 1),
+      // the same from CPU per request (both sidecars, precise schedstat): less sensitive to noise
+      cpu_cost_pct: round((cpuSum(on) / cpuSum(off) - 1) * 100, 1),
+    };
+  }
+
   const targets = [];
   if (summary.saturating) {
     for (const side of ['client', 'server']) {
@@ -413,6 +428,10 @@ async function main() {
   if (summary.rate) {
     const v = summary.rate.added_p99_ms;
     targets.push({ target: `added p99 at ${RATE} req/s <= ${TARGETS.addedP99Ms} ms`, value: v, pass: v !== null && v <= TARGETS.addedP99Ms });
+  }
+  if (metricsCost) {
+    const v = metricsCost.throughput_cost_pct;
+    targets.push({ target: `throughput cost of request metrics (saturating, on vs off) < ${TARGETS.metricsCostPct} %`, value: v, pass: v !== null && v < TARGETS.metricsCostPct });
   }
   if (!DIRECT_ONLY) {
     for (const side of ['client', 'server']) {
@@ -425,11 +444,13 @@ async function main() {
     started: started.toISOString(),
     finished: new Date().toISOString(),
     machine,
-    settings: { seconds: SECONDS, warmup_s: WARMUP, rate: RATE, saturating_connections: SATURATING_CONNECTIONS, rate_connections: RATE_CONNECTIONS, access_log: ACCESS_LOG, direct_only: DIRECT_ONLY, metrics: process.env.BENCH_METRICS ?? null },
+    settings: { seconds: SECONDS, warmup_s: WARMUP, rate: RATE, saturating_connections: SATURATING_CONNECTIONS, rate_connections: RATE_CONNECTIONS, access_log: ACCESS_LOG, direct_only: DIRECT_ONLY, metrics: METRICS_MODE },
     loads,
     sidecars,
     runs,
+    metrics_rounds: metricsRounds.slice(1),
     summary,
+    metrics_cost: metricsCost,
     targets,
   };
   mkdirSync(RESULTS, { recursive: true });
@@ -438,8 +459,90 @@ async function main() {
   return targets.every((t) => t.pass) ? 0 : STRICT ? 1 : 0;
 }
 
+/**
+ * A client sidecar (outbound, upstream `bench`) and a server sidecar (inbound → the app), each
+ * with `metrics: {requests: <metricsOn>}`; resolves once both answer /ready. probe() then
+ * checks that one request through the pair reaches the app.
+ */
+async function startPair(name, metricsOn, { caDir, caPort, appPort }) {
+  const [inboundPort, serverAdmin, outboundPort, clientAdmin] = await freePorts(4);
+  const tag = name === 'pair' ? '' : `-${name}`;
+  for (const svc of ['bench-server', 'bench-client']) cli(['ca', 'token', '--dir', caDir, '--service', svc, '--ttl', '1h', '--out', join(tmp, `${svc}${tag}.token`)]);
+  const common = (svc) => [
+    `service: ${svc}`,
+    `trustDomain: ${TD}`,
+    'identity:',
+    '  ca:',
+    `    url: https://127.0.0.1:${caPort}`,
+    `    bundle: ${yamlString(join(caDir, 'bundle.pem'))}`,
+    `    token: ${yamlString(join(tmp, `${svc}${tag}.token`))}`,
+    `  dir: ${yamlString(join(tmp, `${svc}${tag}`))}`,
+  ];
+  const tailLines = (adminPort) => [
+    'admin:',
+    `  listen: 127.0.0.1:${adminPort}`,
+    'log:',
+    '  level: warn',
+    `  access: ${ACCESS_LOG}`,
+    'metrics:',
+    `  requests: ${metricsOn}`,
+    '',
+  ];
+  const serverYaml = join(tmp, `server${tag}.yaml`);
+  writeFileSync(serverYaml, [
+    ...common('bench-server'),
+    'inbound:',
+    `  listen: 127.0.0.1:${inboundPort}`,
+    `  app: http://127.0.0.1:${appPort}`,
+    ...tailLines(serverAdmin),
+  ].join('\n'));
+  const clientYaml = join(tmp, `client${tag}.yaml`);
+  writeFileSync(clientYaml, [
+    ...common('bench-client'),
+    'outbound:',
+    `  listen: 127.0.0.1:${outboundPort}`,
+    '  upstreams:',
+    '    bench:',
+    `      endpoints: [127.0.0.1:${inboundPort}]`,
+    `      identity: ${SERVER_ID}`,
+    '      timeout: 5s',
+    ...tailLines(clientAdmin),
+  ].join('\n'));
+  for (const file of [serverYaml, clientYaml]) cli(['check', '--config', file]);
+
+  const serverLog = join(tmp, `server-sidecar${tag}.log`);
+  const clientLog = join(tmp, `client-sidecar${tag}.log`);
+  const server = startProcess(`server sidecar${tag}`, [...SIDECAR_NODE_ARGS, CLI, 'run', '--config', serverYaml], { logFile: serverLog });
+  const client = startProcess(`client sidecar${tag}`, [...SIDECAR_NODE_ARGS, CLI, 'run', '--config', clientYaml], { logFile: clientLog });
+  const ready = (port) => async () => {
+    const r = await get(`http://127.0.0.1:${port}/ready`);
+    return r.status === 200 ? true : r.error ?? `status ${r.status}`;
+  };
+  await Promise.all([
+    waitFor(`the server sidecar${tag}`, server, serverLog, ready(serverAdmin)),
+    waitFor(`the client sidecar${tag}`, client, clientLog, ready(clientAdmin)),
+  ]);
+  return {
+    name,
+    metricsOn,
+    outboundPort,
+    pids: { client: client.pid, server: server.pid },
+    async probe() {
+      // one request through the pair must reach the app
+      const probe = await get(`http://127.0.0.1:${outboundPort}/orders/42`, { headers: { host: 'bench' } });
+      if (probe.status !== 200 || !probe.body.includes('meshcar-bench')) {
+        throw new Error(`a request through ${name} did not reach the app: status ${probe.status} ${probe.error ?? probe.body.slice(0, 300)}\nclient sidecar log:\n${tail(clientLog)}\nserver sidecar log:\n${tail(serverLog)}`);
+      }
+      // and the metrics switch did what it says: request series only with metrics on
+      const metrics = await get(`http://127.0.0.1:${clientAdmin}/metrics`);
+      const hasRequests = /^meshcar_requests_total\{/m.test(metrics.body ?? '');
+      if (hasRequests !== metricsOn) throw new Error(`${name}: metrics.requests is ${metricsOn} but /metrics ${hasRequests ? 'has' : 'lacks'} meshcar_requests_total series`);
+    },
+  };
+}
+
 // ---- the table ---------------------------------------------------------------------------------
-function formatReport({ loads, runs, summary, targets }) {
+function formatReport({ loads, runs, summary, metrics_cost: metricsCost, targets }) {
   const num = (n, d = 0) => (n === null || n === undefined ? '-' : n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
   const ms = (n) => num(n, 3);
   const table = (header, rows) => {
@@ -450,9 +553,9 @@ function formatReport({ loads, runs, summary, targets }) {
   const out = [];
   const rows = [];
   for (const load of Object.keys(runs)) {
-    for (const [path, r] of Object.entries(runs[load])) {
+    for (const [i, [path, r]] of Object.entries(runs[load]).entries()) {
       const e = r.errors;
-      rows.push([rows.length % 2 === 0 || !runs[load].pair ? loads[load] : '', path, num(r.rps, 0), ms(r.latency_ms.p50), ms(r.latency_ms.p99), ms(r.latency_ms.p999), ms(r.latency_ms.max), num(e.total), num(r.generator.cpu_us_per_request, 1), num(r.machine.other_cores, 2)]);
+      rows.push([i === 0 ? loads[load] : '', path, num(r.rps, 0), ms(r.latency_ms.p50), ms(r.latency_ms.p99), ms(r.latency_ms.p999), ms(r.latency_ms.max), num(e.total), num(r.generator.cpu_us_per_request, 1), num(r.machine.other_cores, 2)]);
     }
   }
   out.push(table(['load', 'path', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'gen µs/req', 'other cores'], rows));
@@ -469,6 +572,15 @@ function formatReport({ loads, runs, summary, targets }) {
       num(s.peak_rss_mb.server, 1),
     ]);
     out.push(table(['pair vs direct', '', '+p50 ms', '+p99 ms', 'thru ratio', 'client µs/req', 'server µs/req', 'client RSS MB', 'server RSS MB'], srows));
+  }
+  if (metricsCost) {
+    out.push('');
+    const mrows = [['on', metricsCost.on], ['off', metricsCost.off]].map(([name, m]) => [
+      loads.saturating, `metrics ${name}`, `${num(m.rps, 0)} (${m.rps_per_round.map((r) => num(r, 0)).join(', ')})`, num(m.throughput_ratio, 3), num(m.cpu_us_per_request.client, 1), num(m.cpu_us_per_request.server, 1),
+      num(m.sched_cpu_us_per_request.client, 1), num(m.sched_cpu_us_per_request.server, 1), ms(m.p50_ms), ms(m.p99_ms),
+    ]);
+    out.push(table([`request metrics (${metricsCost.rounds} rounds)`, '', 'req/s', 'thru ratio', 'client µs/req', 'server µs/req', 'client sched µs', 'server sched µs', 'p50 ms', 'p99 ms'], mrows));
+    out.push(`cost of request metrics: ${num(metricsCost.throughput_cost_pct, 1)} % of throughput (1 - on/off req/s), ${num(metricsCost.cpu_cost_pct, 1)} % more sidecar CPU per request (schedstat, both sidecars)`);
   }
   for (const load of Object.keys(runs)) {
     for (const [path, r] of Object.entries(runs[load])) {
@@ -488,7 +600,7 @@ function formatReport({ loads, runs, summary, targets }) {
 
 // ---- go ----------------------------------------------------------------------------------------
 // A hard bound on the whole run, whatever happens.
-const HARD_LIMIT_S = WARMUP * 2 + SECONDS * 4 + 4 * 35 + 120;
+const HARD_LIMIT_S = WARMUP * 3 + SECONDS * 7 + 7 * 35 + 150;
 const hardStop = setTimeout(() => {
   process.stderr.write(`bench: still running after ${HARD_LIMIT_S} s; stopping\n`);
   cleanup().finally(() => process.exit(1));

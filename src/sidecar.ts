@@ -7,7 +7,7 @@ import type { SidecarConfig } from './config/sidecar-config.js';
 import { redactConfig } from './config/freeze.js';
 import { obtainIdentity, identityFromFiles, type RunningIdentity } from './identity/bootstrap.js';
 import { Metrics } from './metrics/registry.js';
-import type { TrafficObserver } from './metrics/traffic.js';
+import { NO_OBSERVER, type TrafficObserver } from './metrics/traffic.js';
 import { TrafficMetrics } from './metrics/traffic-metrics.js';
 import { AccessLog, combineObservers } from './metrics/access-log.js';
 import { startAdminServer, type RunningAdmin } from './admin/server.js';
@@ -48,7 +48,12 @@ export class Sidecar {
   constructor(readonly config: SidecarConfig, private readonly logger: Logger, readonly metrics = new Metrics()) {
     const routesByUpstream = new Map((config.outbound?.upstreams ?? []).map((u) => [u.name, u.routes] as const));
     this.traffic = new TrafficMetrics(metrics, { routesByUpstream });
-    this.observer = config.log.access ? combineObservers([this.traffic, new AccessLog(logger)]) : this.traffic;
+    // metrics.requests: false (the benchmark's "metrics off") leaves the traffic families out of
+    // the hot path entirely; process, identity and build metrics are still exported
+    const observers: TrafficObserver[] = [];
+    if (config.metrics.requests) observers.push(this.traffic);
+    if (config.log.access) observers.push(new AccessLog(logger, config.metrics.requests ? (record) => this.traffic.routeOf(record) : undefined));
+    this.observer = observers.length === 0 ? NO_OBSERVER : combineObservers(observers);
   }
 
   get addresses(): SidecarAddresses {

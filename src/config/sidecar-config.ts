@@ -55,6 +55,11 @@ export interface FilesIdentityConfig extends IdentityCommon {
 
 export type IdentityConfig = CaIdentityConfig | FilesIdentityConfig;
 
+export interface MetricsConfig {
+  /** Record meshcar_requests_total, meshcar_request_duration_seconds, meshcar_request_errors_total and the rest of the traffic families. */
+  readonly requests: boolean;
+}
+
 export interface SidecarConfig {
   /** The config file, absolute. */
   readonly file: string;
@@ -68,11 +73,14 @@ export interface SidecarConfig {
   readonly outbound: OutboundConfig | undefined;
   readonly admin: { readonly listen: HostPort };
   readonly log: { readonly level: LogLevel; readonly access: boolean };
+  /** requests: false stops the request-level families (counts, durations, errors, /endpoints); process and identity metrics stay. */
+  readonly metrics: MetricsConfig;
   /** On SIGTERM/SIGINT, how long in-flight requests may take to finish. */
   readonly drainTimeoutMs: number;
 }
 
-const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log', 'drainTimeout'];
+const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log', 'metrics', 'drainTimeout'];
+const DEFAULT_METRICS: MetricsConfig = { requests: true };
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 const DAY_MS = 86_400_000;
 const DEFAULT_RENEWAL: RenewalWindow = { from: 0.5, to: 0.7 };
@@ -105,12 +113,13 @@ function check(source: YamlSource): SidecarConfig | undefined {
   }
   const admin = root.optional('admin', readAdmin, { listen: DEFAULT_ADMIN_LISTEN });
   const log = root.optional('log', readLog, { level: 'info' as LogLevel, access: true });
+  const metrics = root.optional('metrics', readMetrics, DEFAULT_METRICS);
   const drainTimeoutMs = root.optional('drainTimeout', readDuration, DEFAULT_DRAIN_TIMEOUT_MS);
   checkListenersDistinct(root);
-  if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined || drainTimeoutMs === undefined) return undefined;
+  if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined || metrics === undefined || drainTimeoutMs === undefined) return undefined;
   if ((root.has('inbound') && !inbound) || (root.has('outbound') && !outbound)) return undefined;
   const spiffeId = serviceSpiffeId(trustDomain, service);
-  return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log, drainTimeoutMs });
+  return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log, metrics, drainTimeoutMs });
 }
 
 function readService(value: YamlValue): string | undefined {
@@ -196,6 +205,13 @@ function readLog(value: YamlValue): { level: LogLevel; access: boolean } | undef
   const level = map.optional('level', readLogLevel, 'info');
   const access = map.optional('access', (v) => v.boolean(), true);
   return level === undefined || access === undefined ? undefined : { level, access };
+}
+
+function readMetrics(value: YamlValue): MetricsConfig | undefined {
+  const map = value.map(['requests']);
+  if (!map) return undefined;
+  const requests = map.optional('requests', (v) => v.boolean(), DEFAULT_METRICS.requests);
+  return requests === undefined ? undefined : { requests };
 }
 
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);

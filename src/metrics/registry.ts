@@ -110,11 +110,46 @@ export class Metrics {
 
   /** OpenMetrics text when the scraper asks for it (Accept: application/openmetrics-text). */
   async renderFor(accept: string | undefined): Promise<{ contentType: string; body: string }> {
+    const body = await this.registry.metrics();
     if (accept !== undefined && accept.includes('application/openmetrics-text')) {
-      const open = client.Registry.merge([this.registry]);
-      open.setContentType(client.Registry.OPENMETRICS_CONTENT_TYPE as typeof client.Registry.PROMETHEUS_CONTENT_TYPE);
-      return { contentType: open.contentType, body: await open.metrics() };
+      return { contentType: client.Registry.OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(body) };
     }
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    return { contentType: this.registry.contentType, body };
   }
+}
+
+/**
+ * Prometheus text → OpenMetrics text, as prom-client would write it: a counter family is named
+ * without `_total` while its samples keep it, no blank lines, `# EOF` at the end. Done on the
+ * text because prom-client's own OpenMetrics rendering renames the shared counter objects
+ * (metric.name loses `_total` for good), after which every plain-text scrape showed
+ * `meshcar_requests{...}` instead of `meshcar_requests_total{...}`.
+ */
+export function toOpenMetrics(text: string): string {
+  const lines = text.split('\n');
+  const counters = new Set<string>();
+  for (const line of lines) {
+    if (line.startsWith('# TYPE ') && line.endsWith(' counter')) counters.add(line.slice(7, -8));
+  }
+  const out: string[] = [];
+  for (const line of lines) {
+    if (line === '') continue;
+    if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) {
+      const end = line.indexOf(' ', 7);
+      const name = line.slice(7, end === -1 ? undefined : end);
+      if (counters.has(name) && name.endsWith('_total')) out.push(`${line.slice(0, 7)}${name.slice(0, -6)}${end === -1 ? '' : line.slice(end)}`);
+      else out.push(line);
+      continue;
+    }
+    if (!line.startsWith('#')) {
+      const end = line.search(/[{ ]/);
+      const name = end === -1 ? line : line.slice(0, end);
+      if (counters.has(name) && !name.endsWith('_total')) {
+        out.push(`${name}_total${line.slice(name.length)}`);
+        continue;
+      }
+    }
+    out.push(line);
+  }
+  return `${out.join('\n')}\n# EOF\n`;
 }

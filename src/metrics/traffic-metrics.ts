@@ -77,6 +77,11 @@ export class TrafficMetrics implements TrafficObserver {
     return entry;
   }
 
+  /** The route label a record gets (for the access log); cached per path, so cheap. */
+  routeOf(record: RequestRecord): string {
+    return this.peerEntry(record.direction, record.peer).labeler.routeOf(record.path);
+  }
+
   private endpoint(record: RequestRecord): EndpointEntry {
     const peer = this.peerEntry(record.direction, record.peer);
     const route = peer.labeler.routeOf(record.path);

@@ -128,6 +128,17 @@ t.test('a minimal config gets every default', async (t) => {
   t.equal(config.outbound?.upstreams[0]?.timeoutMs, 15_000);
   t.same(config.admin.listen, { host: '127.0.0.1', port: 15000 });
   t.same(config.log, { level: 'info', access: true });
+  t.same(config.metrics, { requests: true }, 'request metrics are on unless turned off');
+});
+
+t.test('metrics.requests turns the request-level families off', async (t) => {
+  const off = await loadSidecarConfig(join(t.testdir({ 'c.yaml': `${FULL}metrics:\n  requests: false\n` }), 'c.yaml'));
+  t.same(off.metrics, { requests: false });
+  const empty = await loadSidecarConfig(join(t.testdir({ 'c.yaml': `${FULL}metrics: {}\n` }), 'c.yaml'));
+  t.same(empty.metrics, { requests: true }, 'an empty metrics map keeps the default');
+  t.same(await issuesOf(t, `${FULL}metrics:\n  requests: maybe\n`), ['c.yaml:35:3: metrics.requests: expected true or false, got a string']);
+  t.same(await issuesOf(t, `${FULL}metrics:\n  request: false\n`), ['c.yaml:35:3: metrics.request: unknown key (did you mean requests?); allowed here: requests']);
+  t.same(await issuesOf(t, `${FULL}metrics: off\n`), ['c.yaml:34:1: metrics: expected a map, got a string']);
 });
 
 t.test('unknown key', async (t) => {

@@ -3,6 +3,7 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
+import client from 'prom-client';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Metrics } from '../../src/metrics/registry.js';
 import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
@@ -47,6 +48,31 @@ t.test('OpenMetrics when the scraper asks for it', async (t) => {
   t.match(open.body, /# EOF\s*$/);
   const plain = await metrics.renderFor('text/plain');
   t.match(plain.contentType, /text\/plain/);
+});
+
+t.test('an OpenMetrics scrape leaves the plain text alone, and matches what prom-client writes', async (t) => {
+  const metrics = new Metrics();
+  populate(new TrafficMetrics(metrics));
+  const before = await metrics.renderFor('text/plain');
+  const open = await metrics.renderFor('application/openmetrics-text; version=1.0.0');
+  t.match(open.body, /^# TYPE meshcar_requests counter$/m, 'counter family named without _total');
+  t.match(open.body, /^meshcar_requests_total\{direction="inbound"/m, 'its samples keep _total');
+  t.notMatch(open.body, /\n\n/, 'no blank lines');
+  const after = await metrics.renderFor(undefined);
+  t.match(after.body, /^# TYPE meshcar_requests_total counter$/m, 'plain text still says meshcar_requests_total after an OpenMetrics scrape');
+  t.match(after.body, /^meshcar_requests_total\{/m);
+  t.equal((await promtool(after.body)).code, 0, 'promtool still passes after an OpenMetrics scrape');
+  t.equal(before.body.replace(/^(nodejs|process)_.*$/gm, ''), after.body.replace(/^(nodejs|process)_.*$/gm, ''), 'same families, same names');
+
+  // prom-client's own OpenMetrics rendering, on a registry of its own (it renames the counters it renders)
+  const reference = new Metrics({ processMetrics: false });
+  const ours = new Metrics({ processMetrics: false });
+  for (const m of [reference, ours]) populate(new TrafficMetrics(m));
+  const theirs = client.Registry.merge([reference.registry]);
+  theirs.setContentType(client.Registry.OPENMETRICS_CONTENT_TYPE as typeof client.Registry.PROMETHEUS_CONTENT_TYPE);
+  const expected = (await theirs.metrics()).replace(/(_seconds_sum\{[^}]*\}) [\d.e-]+/g, '$1 X');
+  const actual = (await ours.renderFor('application/openmetrics-text')).body.replace(/(_seconds_sum\{[^}]*\}) [\d.e-]+/g, '$1 X');
+  t.equal(actual, expected, 'byte for byte what prom-client writes');
 });
 
 t.test('learned templates and methods', async (t) => {

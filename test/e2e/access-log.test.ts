@@ -1,0 +1,41 @@
+// The access log: one JSON line per request on stdout, with the route template, status,
+// duration and request id; off with log.access: false; never a key, certificate or token.
+
+import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startMeshCa, startSidecar, type MeshCa } from '../helpers/mesh.js';
+import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+
+let ca: MeshCa;
+let app: TestApp;
+
+t.before(async () => {
+  ca = await startMeshCa(t.testdir());
+  app = await startEchoApp();
+});
+t.teardown(async () => {
+  await ca?.stop();
+  await app?.close();
+});
+
+t.test('one line per request in each direction, and none when turned off', async (t) => {
+  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, access: true });
+  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{size}'] }], access: false });
+  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  for (let i = 0; i < 3; i++) {
+    const res = await request(frontend.outboundPort, { path: `/bytes/${100 + i}?secret=no`, headers: { host: 'orders', 'x-request-id': `access-${i}` } });
+    t.equal(res.status, 200);
+  }
+  await sleep(300);
+  const lines = orders.process.lines.filter((l) => l.component === 'access');
+  t.equal(lines.length, 3, 'three lines on the inbound sidecar');
+  const line = lines[0] as Record<string, unknown>;
+  t.match(line, { direction: 'inbound', peer: 'frontend', method: 'GET', route: '/bytes/{id}', path: '/bytes/100', status: 200, requestId: 'access-0' });
+  t.type(line.durationMs, 'number');
+  t.type(line.time, 'string');
+  t.notMatch(JSON.stringify(lines), /secret=no/, 'no query string');
+  t.equal(frontend.process.lines.filter((l) => l.component === 'access').length, 0, 'log.access: false writes none');
+  const everything = JSON.stringify(orders.process.lines) + JSON.stringify(frontend.process.lines);
+  t.notMatch(everything, /BEGIN [A-Z ]*(CERTIFICATE|PRIVATE KEY)/, 'no certificate or key in any log line');
+  t.notMatch(everything, /eyJ[\w-]+\.eyJ/, 'no join token in any log line');
+});

@@ -1,0 +1,336 @@
+// Prometheus for real: a real `prometheus` (Debian's package; `make tools` installs it) scrapes
+// two sidecars' admin ports every second while traffic crosses the pair; the assertions go
+// through Prometheus's HTTP query API, as an operator's dashboards and alerts would. Also:
+// `promtool check metrics` on a live /metrics, and every PromQL expression of
+// config/grafana-dashboard.json evaluated by this Prometheus without error.
+
+import t from 'tap';
+import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startMeshCa, startSidecar, httpGet, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { freePort } from '../helpers/process.js';
+
+const DASHBOARD = new URL('../../config/grafana-dashboard.json', import.meta.url);
+const WAIT_MS = 30_000;
+
+interface PromSample {
+  readonly metric: Record<string, string>;
+  readonly value: [number, string];
+}
+
+interface PromAnswer {
+  readonly status: 'success' | 'error';
+  readonly errorType?: string;
+  readonly error?: string;
+  readonly data?: { resultType: string; result: PromSample[] | [number, string] };
+}
+
+let ca: MeshCa;
+let app: TestApp;
+let orders: RunningSidecar;
+let frontend: RunningSidecar;
+let prometheus: ChildProcess | undefined;
+let promPort = 0;
+const promLog: string[] = [];
+let traffic: Promise<void> | undefined;
+let stopTraffic = false;
+
+function prometheusInstalled(): string | undefined {
+  const probe = spawnSync('prometheus', ['--version'], { encoding: 'utf8' });
+  if (probe.error) return undefined;
+  return (probe.stdout || probe.stderr).split('\n')[0];
+}
+
+async function query(expr: string): Promise<PromAnswer> {
+  const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(expr)}`, { signal: AbortSignal.timeout(5000) });
+  return (await res.json()) as PromAnswer;
+}
+
+async function vector(expr: string): Promise<PromSample[]> {
+  const answer = await query(expr);
+  if (answer.status !== 'success') throw new Error(`${expr}: ${answer.errorType}: ${answer.error}`);
+  return answer.data?.resultType === 'vector' ? (answer.data.result as PromSample[]) : [];
+}
+
+/** Polls until `check` returns true, at most WAIT_MS; `describe` says what was last seen. */
+async function eventually(what: string, check: () => Promise<boolean>, describe: () => string): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    if (prometheus?.exitCode !== null) throw new Error(`prometheus exited (${prometheus?.exitCode}): ${promLog.slice(-10).join('\n')}`);
+    await sleep(250);
+  }
+  throw new Error(`${what} not seen in Prometheus within ${WAIT_MS / 1000} s; last: ${describe()}`);
+}
+
+/** Through the frontend's outbound listener, as the frontend app would call. */
+const out = (path: string, host = 'orders') => request(frontend.outboundPort, { path, headers: { host } });
+
+/** One round of the mix: configured and learned routes, a policy 403, an app 404, a no_route 404. */
+async function round(i: number): Promise<number[]> {
+  const answers = await Promise.all([
+    out(`/bytes/${100 + (i % 50)}`), // configured template /bytes/{size} outbound; learned /bytes/{id} inbound
+    out('/status/204'), // learned /status/{id} both ways
+    out(`/admin/users/${i}`), // the policy refuses it inbound: 403
+    out('/missing?user=secret'), // the app answers 404; the query string never reaches a label
+    out('/headers', 'nowhere'), // no upstream called nowhere: 404 no_route, outbound only
+  ]);
+  return answers.map((a) => a.status);
+}
+
+t.before(async () => {
+  const version = prometheusInstalled();
+  if (version === undefined) {
+    throw new Error("the `prometheus` binary is not installed: run `make tools` (it installs Debian's prometheus package) or `apt-get install prometheus`");
+  }
+  const dir = t.testdir();
+  ca = await startMeshCa(dir);
+  app = await startEchoApp();
+  orders = await startSidecar(ca, {
+    service: 'orders',
+    inbound: {
+      app: `http://127.0.0.1:${app.port}`,
+      authorize: ['  authorize:', '    - from: [spiffe://mesh.local/svc/frontend]', '      paths: [/bytes/*, /status/*, /headers, /missing]'].join('\n'),
+    },
+  });
+  frontend = await startSidecar(ca, {
+    service: 'frontend',
+    upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{size}'] }],
+  });
+
+  promPort = await freePort();
+  const promDir = join(dir, 'prometheus');
+  await mkdir(join(promDir, 'data'), { recursive: true });
+  const configFile = join(promDir, 'prometheus.yml');
+  await writeFile(
+    configFile,
+    [
+      'global:',
+      '  scrape_interval: 1s',
+      '  scrape_timeout: 1s',
+      '  evaluation_interval: 1s',
+      'scrape_configs:',
+      '  - job_name: meshcar',
+      '    static_configs:',
+      `      - targets: ['127.0.0.1:${orders.adminPort}', '127.0.0.1:${frontend.adminPort}']`,
+      '',
+    ].join('\n'),
+  );
+  prometheus = spawn(
+    'prometheus',
+    [`--config.file=${configFile}`, `--storage.tsdb.path=${join(promDir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--storage.tsdb.retention.time=1h', '--log.level=warn'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  for (const stream of [prometheus.stdout, prometheus.stderr]) stream?.on('data', (c: Buffer) => promLog.push(...c.toString().trimEnd().split('\n')));
+  await eventually('/-/ready', async () => (await httpGet(promPort, '/-/ready')).status === 200, () => promLog.slice(-5).join('\n'));
+
+  // traffic keeps flowing while Prometheus scrapes, so rate() over the buckets has increases
+  traffic = (async () => {
+    for (let i = 0; !stopTraffic; i++) {
+      await round(i).catch(() => undefined);
+      await sleep(50);
+    }
+  })();
+});
+
+t.teardown(async () => {
+  stopTraffic = true;
+  await traffic;
+  if (prometheus && prometheus.exitCode === null && prometheus.signalCode === null) {
+    const exited = new Promise((resolve) => prometheus?.once('exit', resolve));
+    prometheus.kill('SIGTERM');
+    const timer = setTimeout(() => prometheus?.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await ca?.stop();
+  await app?.close();
+});
+
+t.test('the traffic mix answers as expected', async (t) => {
+  t.same(await round(0), [200, 204, 403, 404, 404]);
+});
+
+t.test('Prometheus scrapes both sidecars', async (t) => {
+  let last: PromSample[] = [];
+  await eventually(
+    'both targets up',
+    async () => {
+      last = await vector('up{job="meshcar"}');
+      return last.length === 2 && last.every((s) => s.value[1] === '1');
+    },
+    () => JSON.stringify(last),
+  );
+  t.pass('up == 1 for both admin ports');
+});
+
+t.test('meshcar_requests_total has the route and code series of both directions', async (t) => {
+  const expected = [
+    // outbound, at the frontend's sidecar: peer is the upstream's name
+    'outbound orders GET /bytes/{size} 200',
+    'outbound orders GET /status/{id} 204',
+    'outbound orders GET /admin/users/{id} 403',
+    'outbound orders GET /missing 404',
+    'outbound unknown GET /headers 404',
+    // inbound, at the orders sidecar: peer is the caller's service name
+    'inbound frontend GET /bytes/{id} 200',
+    'inbound frontend GET /status/{id} 204',
+    'inbound frontend GET /admin/users/{id} 403',
+    'inbound frontend GET /missing 404',
+  ];
+  let seen = new Set<string>();
+  await eventually(
+    'every expected series',
+    async () => {
+      const samples = await vector('sum by (direction, peer, method, route, code) (meshcar_requests_total{job="meshcar"})');
+      seen = new Set(samples.map(({ metric: m }) => `${m.direction} ${m.peer} ${m.method} ${m.route} ${m.code}`));
+      return expected.every((e) => seen.has(e));
+    },
+    () => JSON.stringify([...seen]),
+  );
+  for (const e of expected) t.ok(seen.has(e), e);
+  t.notOk([...seen].some((s) => s.includes('secret') || s.includes('?')), 'no query string in any label');
+  const outboundOnOrders = await vector(`meshcar_requests_total{instance="127.0.0.1:${orders.adminPort}", direction="outbound"}`);
+  t.equal(outboundOnOrders.length, 0, 'the orders sidecar has no outbound side');
+});
+
+t.test('errors by reason, both directions', async (t) => {
+  let seen = new Set<string>();
+  await eventually(
+    'error reasons',
+    async () => {
+      const samples = await vector('sum by (direction, reason) (meshcar_request_errors_total{job="meshcar"})');
+      seen = new Set(samples.map(({ metric: m }) => `${m.direction} ${m.reason}`));
+      return seen.has('outbound no_route') && [...seen].some((s) => s.startsWith('inbound '));
+    },
+    () => JSON.stringify([...seen]),
+  );
+  t.ok(seen.has('outbound no_route'), 'no_route counted outbound');
+  t.ok([...seen].some((s) => s.startsWith('inbound ')), `the policy denial counted inbound (${[...seen].join(', ')})`);
+});
+
+t.test('histogram_quantile(0.99, ...) over the duration histogram is a number', async (t) => {
+  const overall = 'histogram_quantile(0.99, sum by (le) (rate(meshcar_request_duration_seconds_bucket[1m])))';
+  let value = NaN;
+  await eventually(
+    'a p99',
+    async () => {
+      const [sample] = await vector(overall);
+      value = Number(sample?.value[1]);
+      return Number.isFinite(value);
+    },
+    () => String(value),
+  );
+  t.ok(value > 0 && value <= 10, `p99 ${value} s`);
+  let perDirection: PromSample[] = [];
+  await eventually(
+    'a p99 per direction',
+    async () => {
+      perDirection = await vector('histogram_quantile(0.99, sum by (le, direction) (rate(meshcar_request_duration_seconds_bucket[1m])))');
+      return perDirection.length === 2 && perDirection.every((s) => Number.isFinite(Number(s.value[1])));
+    },
+    () => JSON.stringify(perDirection),
+  );
+  t.same(perDirection.map((s) => s.metric.direction).sort(), ['inbound', 'outbound']);
+});
+
+t.test('promtool check metrics passes on a live /metrics', async (t) => {
+  for (const sidecar of [orders, frontend]) {
+    const metrics = await httpGet(sidecar.adminPort, '/metrics');
+    t.equal(metrics.status, 200);
+    t.match(metrics.body, /^meshcar_requests_total\{/m);
+    const result = await new Promise<{ code: number; output: string }>((resolve) => {
+      const child = execFile('promtool', ['check', 'metrics'], { timeout: 10_000 }, (err, stdout, stderr) => {
+        const code = (err as { code?: number | string } | null)?.code;
+        if (code === 'ENOENT') resolve({ code: 127, output: "promtool is not installed: run `make tools` (Debian's prometheus package has it)" });
+        else resolve({ code: err ? Number(code ?? 1) : 0, output: stdout + stderr });
+      });
+      child.stdin?.end(metrics.body);
+    });
+    t.equal(result.code, 0, `promtool on ${sidecar === orders ? 'orders' : 'frontend'}: ${result.output || 'clean'}`);
+  }
+});
+
+// ---- the Grafana dashboard -------------------------------------------------------------------
+
+interface DashTarget {
+  readonly expr?: string;
+  readonly datasource?: { uid?: string };
+}
+interface DashPanel {
+  readonly id: number;
+  readonly type: string;
+  readonly title: string;
+  readonly datasource?: { uid?: string };
+  readonly targets?: DashTarget[];
+  readonly panels?: DashPanel[];
+}
+interface DashVariable {
+  readonly type: string;
+  readonly name: string;
+  readonly definition?: string;
+}
+
+/** Grafana's built-in and template variables replaced by what Prometheus can evaluate. */
+function concrete(expr: string): string {
+  const builtIn: Record<string, string> = { __rate_interval: '1m', __interval: '15s', __range: '5m' };
+  return expr.replace(/\$\{?(\w+)(?::\w+)?\}?/g, (_, name: string) => builtIn[name] ?? '.*');
+}
+
+t.test('the Grafana dashboard: valid JSON, and every expression evaluates in Prometheus', async (t) => {
+  const dashboard = JSON.parse(await readFile(DASHBOARD, 'utf8')) as {
+    schemaVersion: number;
+    uid: string;
+    title: string;
+    panels: DashPanel[];
+    templating: { list: DashVariable[] };
+  };
+  t.ok(dashboard.schemaVersion >= 36, `schemaVersion ${dashboard.schemaVersion}`);
+  t.ok(dashboard.uid && dashboard.title);
+  const variables = dashboard.templating.list.map((v) => v.name);
+  for (const name of ['datasource', 'direction', 'peer']) t.ok(variables.includes(name), `template variable $${name}`);
+
+  const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
+  t.equal(new Set(panels.map((p) => p.id)).size, panels.length, 'panel ids are unique');
+  const titles = panels.map((p) => p.title).join(' | ');
+  for (const needed of [/request rate per route and peer/i, /errors by reason/i, /5xx/i, /p50 latency/i, /p99 latency/i, /tls handshake/i, /upstream .*sessions/i, /upstream active streams/i, /certificate expires/i, /renewals/i]) {
+    t.match(titles, needed, `a panel for ${needed}`);
+  }
+
+  const exprs: Array<{ where: string; expr: string }> = [];
+  for (const panel of panels) {
+    if (panel.type === 'row') continue;
+    t.equal(panel.datasource?.uid, '${datasource}', `${panel.title}: the $datasource variable`);
+    for (const target of panel.targets ?? []) if (target.expr) exprs.push({ where: panel.title, expr: target.expr });
+  }
+  t.ok(exprs.length >= 15, `${exprs.length} panel expressions`);
+  const labelValues: Array<{ where: string; metric: string }> = [];
+  for (const variable of dashboard.templating.list) {
+    const m = variable.definition ? /^label_values\((.+),\s*(\w+)\)$/.exec(variable.definition) : null;
+    if (variable.type === 'query') {
+      t.ok(m, `$${variable.name} is a label_values() query`);
+      if (m) labelValues.push({ where: `$${variable.name}`, metric: m[1] as string });
+    }
+  }
+
+  // a metric with data in it: every panel's expression must also parse and evaluate
+  for (const { where, expr } of exprs) {
+    const answer = await query(concrete(expr));
+    t.equal(answer.status, 'success', `${where}: ${concrete(expr)}${answer.error ? ` → ${answer.error}` : ''}`);
+  }
+  for (const { where, metric } of labelValues) {
+    const samples = await vector(`count(${concrete(metric)})`);
+    t.ok(samples.length > 0, `${where}: ${metric} has series`);
+  }
+
+  // and the main panels show the traffic of this test
+  const rate = await vector(concrete(exprs.find((e) => /request rate per route/i.test(e.where))?.expr ?? ''));
+  t.ok(rate.some((s) => s.metric.route === '/bytes/{size}' && s.metric.peer === 'orders'), 'request rate per route has /bytes/{size} to orders');
+  const expiry = await vector(concrete(exprs.find((e) => /certificate expires/i.test(e.where))?.expr ?? ''));
+  t.equal(expiry.length, 2, 'a certificate expiry per sidecar');
+  for (const s of expiry) t.ok(Number(s.value[1]) > 0 && Number(s.value[1]) <= 3600 + 60, `${s.metric.spiffe_id} expires in ${Math.round(Number(s.value[1]))} s (1h TTL)`);
+});
