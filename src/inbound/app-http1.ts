@@ -11,12 +11,9 @@ import { forwardableHeaders } from '../http/hop-by-hop.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { classifyAppError } from './app-errors.js';
-import { bindExchange, exchangeOf, STREAMING, WAITING, type Exchange } from './exchange.js';
+import { bindExchange, exchangeOf, relayBody, STREAMING, WAITING, type Exchange } from './exchange.js';
 import { Http1Exchange } from './http1-exchange.js';
 import type { AppForwarder } from './forwarder.js';
-
-/** pipe() options: the response is ended by finish(), which adds the app's trailers first. */
-const KEEP_OPEN = Object.freeze({ end: false });
 
 export interface Http1AppOptions {
   readonly keepAlive: boolean;
@@ -62,6 +59,13 @@ export class Http1App implements AppForwarder {
       headers.connection = 'Upgrade';
       headers.upgrade = upgrade;
     }
+    // a flat [name, value, ...] list: ClientRequest stores it as the head at once, where an
+    // object costs a validated setHeader() per header first
+    const list: Array<string | number | string[]> = [];
+    for (const name in headers) {
+      const value = headers[name];
+      if (value !== undefined) list.push(name, value);
+    }
     let req: ClientRequest;
     try {
       req = http.request({
@@ -70,9 +74,11 @@ export class Http1App implements AppForwarder {
         port: this.address.port,
         method: exchange.method,
         path: exchange.target,
-        headers,
+        headers: list as unknown as http.OutgoingHttpHeaders,
         setHost: false,
-      });
+        // plain TCP: no TLS server name to work out from the Host header for every request
+        servername: '',
+      } as http.RequestOptions);
     } catch (err) {
       exchange.fail('bad_request', `the request cannot be forwarded: ${(err as Error).message}`);
       return;
@@ -110,13 +116,15 @@ function onResponse(this: ClientRequest, appRes: IncomingMessage): void {
   // `Trailer` is listed as hop-by-hop, but it announces trailers the caller should expect
   if (appRes.headers.trailer !== undefined) headers.trailer = appRes.headers.trailer;
   bindExchange(appRes, exchange);
-  appRes.once('close', onAppResponseClose);
-  if (!exchange.respond(appRes.statusCode ?? 502, headers, false, appRes.statusMessage)) {
+  appRes.on('close', onAppResponseClose); // on(): once() wraps each listener in a closure
+  // HTTP/1.1 carries trailers only after a chunked body
+  const mayHaveTrailers = appRes.headers['transfer-encoding'] !== undefined;
+  if (!exchange.respond(appRes.statusCode ?? 502, headers, false, appRes.statusMessage, mayHaveTrailers)) {
     appRes.resume();
     return;
   }
-  appRes.once('end', onAppResponseEnd);
-  appRes.pipe(exchange.responseSink, KEEP_OPEN);
+  appRes.on('end', onAppResponseEnd);
+  relayBody(appRes, exchange);
 }
 
 function onAppResponseEnd(this: IncomingMessage): void {

@@ -8,7 +8,7 @@
 // caller hanging up after the end) does nothing twice.
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
@@ -85,6 +85,8 @@ export abstract class Exchange {
   /** Trailers the app sent (HTTP/2 delivers them before the end of the body). */
   appTrailers: OutgoingHttpHeaders | undefined = undefined;
   phase = WAITING;
+  /** The app's response body being relayed (see relayBody), resumed when the caller drains. */
+  relaySource: Readable | undefined = undefined;
   /** Attempts made toward the app (a bodiless request may be retried once on a stale connection). */
   attempts = 0;
   private timer: NodeJS.Timeout | undefined = undefined;
@@ -117,7 +119,7 @@ export abstract class Exchange {
   abstract readonly http1Socket: Socket | undefined;
 
   /** Sends the response head; returns whether a body follows. May throw on headers HTTP refuses. */
-  protected abstract writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage: string | undefined): boolean;
+  protected abstract writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage: string | undefined, mayHaveTrailers: boolean): boolean;
   protected abstract writeEnd(trailers: OutgoingHttpHeaders | undefined): void;
   protected abstract writeContinue(): void;
   protected abstract writeError(code: ErrorCode, message: string): void;
@@ -136,13 +138,17 @@ export abstract class Exchange {
     }
   }
 
-  /** Relays the app's response head. Returns whether to stream a body after it. */
-  respond(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage?: string): boolean {
+  /**
+   * Relays the app's response head. Returns whether to stream a body after it.
+   * `mayHaveTrailers` false: the app's framing cannot carry trailers (an HTTP/1.1 body with a
+   * Content-Length), so an HTTP/2 caller's stream ends with its last DATA frame, no wait.
+   */
+  respond(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage?: string, mayHaveTrailers = true): boolean {
     if (this.phase !== WAITING) return false;
     this.clearTimer();
     let body: boolean;
     try {
-      body = this.writeHead(status, headers, endStream, statusMessage);
+      body = this.writeHead(status, headers, endStream, statusMessage, mayHaveTrailers);
     } catch (err) {
       this.fail('bad_gateway', `the app's response cannot be forwarded: ${(err as Error).message}`);
       return false;
@@ -238,6 +244,31 @@ export abstract class Exchange {
       requestId: this.requestId,
     });
   }
+}
+
+/**
+ * Copies the app's response body to the caller, as pipe() would (backpressure included) but
+ * with one shared 'data' listener instead of pipe()'s set of per-request listeners. The end of
+ * the body is the forwarder's to handle (it adds trailers): this never ends the sink.
+ */
+export function relayBody(source: Readable, exchange: Exchange): void {
+  exchange.relaySource = source;
+  source.on('data', onRelayData);
+}
+
+function onRelayData(this: Readable, chunk: Buffer): void {
+  const exchange = exchangeOf(this);
+  const sink = exchange.responseSink as Writable;
+  if (sink.destroyed || sink.writableEnded) return; // the caller is gone; the exchange says how
+  if (!sink.write(chunk)) {
+    this.pause();
+    sink.once('drain', onRelayDrain);
+  }
+}
+
+function onRelayDrain(this: Writable): void {
+  const source = exchangeOf(this).relaySource;
+  if (source !== undefined && !source.destroyed) source.resume();
 }
 
 function onTimeout(exchange: Exchange, ms: number): void {

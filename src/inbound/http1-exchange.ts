@@ -29,7 +29,7 @@ export class Http1Exchange extends Exchange {
     this.requestHasBody = upgradeHead === undefined && (headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'));
     context.tracker.requestStarted(req.socket);
     bindExchange(res, this);
-    res.once('close', onResponseClose);
+    res.on('close', onResponseClose); // fires once; once() would add a closure per request
   }
 
   /** An Upgrade request: Node hands over the bare socket, so the response is made here. */

@@ -31,11 +31,11 @@ export class Http2Exchange extends Exchange {
     this.expectsContinue = this.requestHasBody && expect !== undefined && expect.toLowerCase() === '100-continue';
     context.tracker.requestStarted(undefined);
     bindExchange(stream, this);
-    stream.once('close', onStreamClose);
+    stream.on('close', onStreamClose); // fires once; once() would add a closure per request
     // The caller reset the stream before our response ended. Node would wait for the request
     // body already buffered to be read before 'close', and a body held back by a slow app may
     // never be: destroy now, so the request to the app is cancelled too.
-    stream.once('aborted', onStreamAborted);
+    stream.on('aborted', onStreamAborted);
     // a stream error (the caller reset it, the session died) ends in 'close'; without a
     // listener it would be thrown
     stream.on('error', ignore);
@@ -61,11 +61,16 @@ export class Http2Exchange extends Exchange {
     return this.stream.headersSent;
   }
 
-  protected writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean): boolean {
+  protected writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean, _statusMessage: string | undefined, mayHaveTrailers: boolean): boolean {
     headers[':status'] = status;
     if (endStream) {
       this.stream.respond(headers, END_STREAM);
       return false;
+    }
+    if (!mayHaveTrailers) {
+      // no trailers can come: the stream ends with the body (no 'wantTrailers' round, no extra frame)
+      this.stream.respond(headers);
+      return !this.stream.writableEnded;
     }
     // the app may send trailers (gRPC always does); whether it did is known only at the end
     this.stream.once('wantTrailers', onWantTrailers);

@@ -25,7 +25,6 @@ import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 const NO_BODY = Object.freeze({ endStream: true });
 const FIXED_BODY = Object.freeze({ endStream: false });
 const CHUNKED_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
-const PIPE_NO_END = Object.freeze({ end: false });
 
 export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: ServerResponse): void {
   const reqHeaders = req.headers;
@@ -107,8 +106,18 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
     answered = true;
     exchange.status = status;
     const up = upstream as ClientHttp2Stream;
-    up.pipe(res, PIPE_NO_END);
+    // pipe() without its per-request set of listeners on both streams; same backpressure
+    up.on('data', onUpstreamData);
     up.on('end', onUpstreamEnd);
+  };
+
+  const onUpstreamData = (chunk: Buffer) => {
+    if (res.destroyed || res.writableEnded) return; // the app is gone; 'close' cancels the stream
+    if (!res.write(chunk)) {
+      const up = upstream as ClientHttp2Stream;
+      up.pause();
+      res.once('drain', () => up.resume());
+    }
   };
 
   // Node ends a reset stream's readable side like a finished one (then destroys it), so a

@@ -14,6 +14,7 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import { EndpointSet, type LookupAll, type UpstreamEndpoint } from './endpoints.js';
 import { activeStreams, closeGracefully, isGracefullyClosing, manageSession, type SessionPolicy } from './session-lifecycle.js';
+import './async-bind.js'; // cheaper AsyncResource#bind for every session.request()
 import { UpstreamAgent, connectMutualTls, endpointOfSocket } from './upstream-agent.js';
 import { classifyConnectError, isBadRequestError, isSessionClosingError } from './upstream-errors.js';
 

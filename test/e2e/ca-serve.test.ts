@@ -43,9 +43,9 @@ t.test('ca serve: curl verifies it by host name, openssl CSRs are signed, SIGTER
 
   const denied = await execFileAsync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', bundlePath, '-H', 'content-type: application/json', '--data-binary', '{}', `https://localhost:${port}/v1/sign`]);
   t.equal(denied.stdout, '401');
-  const audit = ca.lines.filter((l) => l.component === 'ca-audit');
-  t.ok(audit.some((l) => l.event === 'ca.issue' && l.spiffeId === 'spiffe://mesh.local/svc/orders'), 'issuance audited on stdout');
-  t.ok(audit.some((l) => l.event === 'ca.deny' && l.reason === 'unauthenticated'), 'denial audited');
+  // log lines cross a pipe: wait for them rather than assume they are there already
+  t.ok(await ca.waitFor((l) => l.component === 'ca-audit' && l.event === 'ca.issue' && l.spiffeId === 'spiffe://mesh.local/svc/orders', 5000), 'issuance audited on stdout');
+  t.ok(await ca.waitFor((l) => l.component === 'ca-audit' && l.event === 'ca.deny' && l.reason === 'unauthenticated', 5000), 'denial audited');
   t.notOk(JSON.stringify(ca.lines).includes(token), 'the token never reaches the log');
 
   t.equal(await ca.stop('SIGTERM'), 0, 'exits 0 on SIGTERM');
