@@ -56,7 +56,8 @@ const ACCESS_LOG = process.env.BENCH_ACCESS_LOG === '1';
 const KEEP = process.env.BENCH_KEEP === '1';
 const STRICT = process.env.BENCH_STRICT === '1';
 // extra node flags for the two sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
-const SIDECAR_NODE_ARGS = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+// the sidecars run with the flags the `meshcar` launcher uses (see src/cli.ts's first line)
+const SIDECAR_NODE_ARGS = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '--max-semi-space-size=4').split(/\s+/).filter(Boolean);
 const TD = 'mesh.local';
 const SERVER_ID = `spiffe://${TD}/svc/bench-server`;
 const TARGETS = { cpuUsPerRequest: 40, addedP99Ms: 1, rssMb: 80, metricsCostPct: 5 };

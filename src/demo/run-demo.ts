@@ -15,13 +15,15 @@ import { startFrontendApp, startOrdersApp } from './apps.js';
 import { LatencyRecorder, printRouteTable, printTrafficSummary } from './summary.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+/** The node flags of the `meshcar` launcher (src/cli.ts's first line), for `node dist/cli.js`. */
+const LAUNCHER_FLAGS = ['--max-semi-space-size=4'];
 const CONFIG_DIR = resolve(fileURLToPath(new URL('../../config/demo', import.meta.url)));
 const PORTS = { ca: 18443, ordersApp: 18080, frontendApp: 18081, ordersInbound: 15443, frontendOutbound: 15001, ordersAdmin: 15000, frontendAdmin: 15100 };
 
 const children: ChildProcess[] = [];
 
 function run(args: string[], label: string): ChildProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...LAUNCHER_FLAGS, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`[${label}] ${chunk.toString()}`));
   // sidecar logs are JSON lines; the demo shows its own summary instead, but warnings matter
   child.stdout?.on('data', (chunk: Buffer) => {
