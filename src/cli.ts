@@ -118,19 +118,27 @@ const COMMANDS: Record<string, Command> = {
   },
   run: {
     usage: 'meshcar run --config FILE',
-    summary: 'run a sidecar: identity, inbound and outbound listeners, admin',
+    summary: 'run a sidecar: identity, inbound and outbound listeners, admin (SIGHUP reloads FILE)',
     options: { config: { type: 'string', help: 'sidecar configuration YAML' } },
     async run(values) {
-      const config = await loadSidecarConfig(required(values, 'config'));
+      const file = required(values, 'config');
+      const config = await loadSidecarConfig(file);
       const logger = createLogger(config.log.level);
-      const sidecar = new Sidecar(config, logger);
+      const sidecar = new Sidecar(config, logger, undefined, { configFile: file });
+      // SIGHUP re-reads the config (the sidecar waits for start-up to finish, and logs the outcome)
+      const onHangUp = () => void sidecar.reload().catch((err: unknown) => logger.error({ err: describeError(err) }, 'config reload failed unexpectedly; the running config is kept'));
+      process.on('SIGHUP', onHangUp);
       try {
         await sidecar.start();
       } catch (err) {
+        process.off('SIGHUP', onHangUp);
         await sidecar.stop();
         throw err;
       }
-      return untilSignal(() => sidecar.drain(config.drainTimeoutMs));
+      // the drain timeout is read when the signal comes: a reload may have changed it
+      const status = await untilSignal(() => sidecar.drain());
+      process.off('SIGHUP', onHangUp);
+      return status;
     },
   },
   check: {

@@ -1,17 +1,20 @@
 // The composition root: the only module that sees the whole config. It builds each part from
-// its own slice (identity → listeners → ready), wires metrics and logs in, and runs the
-// shutdown sequence (drain inbound, keep outbound serving the app, then stop).
+// its own slice (identity → listeners → ready), wires metrics and logs in, applies a reloaded
+// config to the parts that can change live, and runs the shutdown sequence (drain inbound,
+// keep outbound serving the app, then stop).
 
 import type { Logger } from 'pino';
-import type { SidecarConfig } from './config/sidecar-config.js';
+import { loadSidecarConfig, planReload, type SidecarConfig } from './config/sidecar-config.js';
 import { redactConfig } from './config/freeze.js';
+import { ConfigError, formatIssue } from './config/issues.js';
+import { describeError, MeshcarError } from './errors.js';
 import { obtainIdentity, identityFromFiles, type RunningIdentity } from './identity/bootstrap.js';
 import { Metrics } from './metrics/registry.js';
-import { NO_OBSERVER, type TrafficObserver } from './metrics/traffic.js';
+import { NO_OBSERVER, type Direction, type RequestRecord, type TlsFailureReason, type TrafficObserver } from './metrics/traffic.js';
 import { TrafficMetrics } from './metrics/traffic-metrics.js';
-import { AccessLog, combineObservers } from './metrics/access-log.js';
+import { AccessLog } from './metrics/access-log.js';
 import { startAdminServer, type RunningAdmin } from './admin/server.js';
-import { createInbound } from './inbound/index.js';
+import { createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound } from './outbound/index.js';
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
@@ -24,6 +27,75 @@ interface Side {
   close(): Promise<void>;
 }
 
+/** The answer to a reload: what changed live and what waits for a restart, or why nothing changed. */
+export type ReloadResult =
+  | { readonly ok: true; readonly applied: readonly string[]; readonly restartRequired: readonly string[] }
+  | { readonly ok: false; readonly messages: readonly string[] };
+
+type ObserverMethod = (...args: unknown[]) => unknown;
+
+/**
+ * The one observer the data plane is given for its whole life; a reload swaps the observers it
+ * forwards to (request metrics on or off, access log on or off), so no listener or session is
+ * rebuilt. It counts open upstream sessions and streams itself, so a swap hands the gauges over
+ * exactly. Methods beyond the four every observer has (the optional ones, such as retry and
+ * abuse counters) are forwarded by name to whichever targets implement them.
+ */
+class ForwardingObserver {
+  private readonly sessions = new Map<string, number>();
+  private readonly streams = new Map<string, number>();
+
+  constructor(private targets: readonly TrafficObserver[], methodNames: Iterable<string>) {
+    for (const key of methodNames) {
+      if (key === 'constructor' || key in this) continue;
+      Object.defineProperty(this, key, {
+        value: (...args: unknown[]) => {
+          for (const target of this.targets) (target as unknown as Record<string, ObserverMethod | undefined>)[key]?.(...args);
+        },
+      });
+    }
+  }
+
+  /** This object, as the data plane sees it. */
+  asObserver(): TrafficObserver {
+    return this as unknown as TrafficObserver;
+  }
+
+  swap(next: readonly TrafficObserver[]): void {
+    const previous = this.targets;
+    // the old targets' gauges go back to zero and the new ones' start from what is open now
+    for (const [upstream, n] of this.sessions) {
+      if (n === 0) continue;
+      for (const target of previous) target.upstreamSessionsChanged(upstream, -n);
+      for (const target of next) target.upstreamSessionsChanged(upstream, n);
+    }
+    for (const [upstream, n] of this.streams) {
+      if (n === 0) continue;
+      for (const target of previous) target.upstreamStreamsChanged(upstream, -n);
+      for (const target of next) target.upstreamStreamsChanged(upstream, n);
+    }
+    this.targets = next;
+  }
+
+  requestFinished(record: RequestRecord): void {
+    for (const target of this.targets) target.requestFinished(record);
+  }
+
+  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason): void {
+    for (const target of this.targets) target.tlsHandshakeFailed(direction, reason);
+  }
+
+  upstreamSessionsChanged(upstream: string, delta: number): void {
+    this.sessions.set(upstream, (this.sessions.get(upstream) ?? 0) + delta);
+    for (const target of this.targets) target.upstreamSessionsChanged(upstream, delta);
+  }
+
+  upstreamStreamsChanged(upstream: string, delta: number): void {
+    this.streams.set(upstream, (this.streams.get(upstream) ?? 0) + delta);
+    for (const target of this.targets) target.upstreamStreamsChanged(upstream, delta);
+  }
+}
+
 export interface SidecarAddresses {
   readonly admin: { host: string; port: number };
   readonly inbound?: { host: string; port: number };
@@ -33,7 +105,7 @@ export interface SidecarAddresses {
 export class Sidecar {
   private draining = false;
   private ready = false;
-  private inbound: Side | undefined;
+  private inbound: Inbound | undefined;
   private outbound: (Side & { idleForMs?(): number }) | undefined;
   private running: RunningIdentity | undefined;
   private admin: RunningAdmin | undefined;
@@ -43,17 +115,41 @@ export class Sidecar {
   readyAfterMs: number | undefined;
 
   readonly traffic: TrafficMetrics;
-  private readonly observer: TrafficObserver;
+  private readonly observer: ForwardingObserver;
+  /** The config really running: the file as loaded at start, with the live parts of every successful reload. */
+  private current: SidecarConfig;
+  /** The config file as the user named it, so reload messages read like `meshcar check`'s. */
+  private readonly configFile: string;
+  private starting: Promise<unknown> | undefined;
+  /** Reloads run one after the other. */
+  private reloads: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly config: SidecarConfig, private readonly logger: Logger, readonly metrics = new Metrics()) {
+  constructor(config: SidecarConfig, private readonly logger: Logger, readonly metrics = new Metrics(), options: { configFile?: string } = {}) {
+    this.current = config;
+    this.configFile = options.configFile ?? config.file;
     const routesByUpstream = new Map((config.outbound?.upstreams ?? []).map((u) => [u.name, u.routes] as const));
     this.traffic = new TrafficMetrics(metrics, { routesByUpstream });
-    // metrics.requests: false (the benchmark's "metrics off") leaves the traffic families out of
-    // the hot path entirely; process, identity and build metrics are still exported
+    // every method of the observer interface: the ones all observers have, and the optional
+    // ones the request metrics implement
+    const methods = new Set([...Object.keys(NO_OBSERVER), ...Object.getOwnPropertyNames(TrafficMetrics.prototype)]);
+    this.observer = new ForwardingObserver(this.buildObservers(config), methods);
+    for (const result of ['success', 'failure']) metrics.configReloads.labels(result).inc(0);
+  }
+
+  /** The effective config (what /config shows). */
+  get config(): SidecarConfig {
+    return this.current;
+  }
+
+  /**
+   * metrics.requests: false (the benchmark's "metrics off") leaves the traffic families out of
+   * the hot path entirely; process, identity and build metrics are still exported.
+   */
+  private buildObservers(config: SidecarConfig): TrafficObserver[] {
     const observers: TrafficObserver[] = [];
     if (config.metrics.requests) observers.push(this.traffic);
-    if (config.log.access) observers.push(new AccessLog(logger, config.metrics.requests ? (record) => this.traffic.routeOf(record) : undefined));
-    this.observer = observers.length === 0 ? NO_OBSERVER : combineObservers(observers);
+    if (config.log.access) observers.push(new AccessLog(this.logger, config.metrics.requests ? (record) => this.traffic.routeOf(record) : undefined));
+    return observers;
   }
 
   get addresses(): SidecarAddresses {
@@ -61,7 +157,13 @@ export class Sidecar {
     return this.addressesValue;
   }
 
-  async start(): Promise<SidecarAddresses> {
+  start(): Promise<SidecarAddresses> {
+    const started = this.startOnce();
+    this.starting = started;
+    return started;
+  }
+
+  private async startOnce(): Promise<SidecarAddresses> {
     const { config, logger } = this;
     const started = process.hrtime.bigint();
     // admin first: /healthz answers and /ready says 503 while the identity is fetched
@@ -71,10 +173,10 @@ export class Sidecar {
 
     const identity = this.running.identity;
     if (config.inbound) {
-      this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observer });
+      this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observer.asObserver() });
     }
     if (config.outbound) {
-      this.outbound = createOutbound({ config: config.outbound, identity, logger: logger.child({ component: 'outbound' }), observer: this.observer });
+      this.outbound = createOutbound({ config: config.outbound, identity, logger: logger.child({ component: 'outbound' }), observer: this.observer.asObserver() });
     }
     const [inbound, outbound] = await Promise.all([this.inbound?.listen(), this.outbound?.listen()]);
     this.addressesValue = { admin: { host: this.admin.host, port: this.admin.port }, ...(inbound ? { inbound } : {}), ...(outbound ? { outbound } : {}) };
@@ -123,10 +225,63 @@ export class Sidecar {
           source: this.config.identity.source,
         };
       },
-      config: () => redactConfig(this.config),
+      config: () => redactConfig(this.current),
+      reload: async () => {
+        const result = await this.reload();
+        if (!result.ok) throw new MeshcarError('config_invalid', result.messages.join('\n'));
+        return { applied: result.applied, restartRequired: result.restartRequired };
+      },
       metrics: (accept: string | undefined) => this.metrics.renderFor(accept),
       views: { '/endpoints': () => ({ endpoints: this.traffic.endpoints() }) },
     };
+  }
+
+  /**
+   * Re-reads the config file (SIGHUP, POST /reload). An invalid file changes nothing: its
+   * issues are logged one per line, as `meshcar check` prints them. A valid one applies the
+   * live parts (inbound.authorize, inbound.rateLimit, log.level, log.access, metrics.requests, drainTimeout) to new
+   * requests; requests in flight and open sessions are untouched. Every other change is logged
+   * as needing a restart and keeps its running value. Two reloads never run at once.
+   */
+  reload(): Promise<ReloadResult> {
+    const run = this.reloads.then(() => this.reloadOnce());
+    this.reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadOnce(): Promise<ReloadResult> {
+    // a reload asked for while starting applies to what start() built
+    await this.starting?.catch(() => undefined);
+    const log = this.logger.child({ component: 'reload' });
+    let next: SidecarConfig;
+    try {
+      next = await loadSidecarConfig(this.configFile);
+    } catch (err) {
+      const messages = err instanceof ConfigError && err.issues.length > 0 ? err.issues.map(formatIssue) : [`${this.configFile}: ${describeError(err)}`];
+      for (const message of messages) log.error(message);
+      log.error({ file: this.configFile, issues: messages.length }, 'config reload failed; the running config is kept');
+      this.metrics.configReloads.labels('failure').inc();
+      return { ok: false, messages };
+    }
+    const plan = planReload(this.current, next);
+    try {
+      if (plan.applied.includes('inbound.authorize')) this.inbound?.setAuthorization(plan.effective.inbound?.authorize);
+      if (plan.applied.some((path) => path.startsWith('inbound.rateLimit'))) this.inbound?.setRateLimit(plan.effective.inbound?.rateLimit);
+    } catch (err) {
+      const messages = [`${this.configFile}: inbound.authorize: ${describeError(err)}`];
+      log.error(messages[0]);
+      this.metrics.configReloads.labels('failure').inc();
+      return { ok: false, messages };
+    }
+    if (plan.effective.log.level !== this.current.log.level) this.logger.level = plan.effective.log.level;
+    if (plan.effective.log.access !== this.current.log.access || plan.effective.metrics.requests !== this.current.metrics.requests) {
+      this.observer.swap(this.buildObservers(plan.effective));
+    }
+    this.current = plan.effective;
+    for (const path of plan.restartRequired) log.warn({ keyPath: path }, `${path} changed: needs a restart to take effect; the running value is kept`);
+    log.info({ file: this.configFile, applied: plan.applied, restartRequired: plan.restartRequired }, 'config reloaded');
+    this.metrics.configReloads.labels('success').inc();
+    return { ok: true, applied: plan.applied, restartRequired: plan.restartRequired };
   }
 
   /**
@@ -134,7 +289,7 @@ export class Sidecar {
    * flight; outbound keeps serving the app (which may be shutting down too and still need its
    * calls) until it has been quiet for a moment; everything is bounded by the drain timeout.
    */
-  async drain(timeoutMs = DEFAULT_DRAIN_TIMEOUT_MS): Promise<void> {
+  async drain(timeoutMs = this.current.drainTimeoutMs): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     const deadline = Date.now() + timeoutMs;

@@ -1,6 +1,6 @@
 // The admin listener (loopback by default): liveness, readiness, the current identity, the
-// effective config and Prometheus metrics. It reads state through the AdminState interface
-// and never reaches into the data plane.
+// effective config, Prometheus metrics, and POST /reload. It reads state (and asks for a
+// reload) through the AdminState interface and never reaches into the data plane.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +15,11 @@ export interface AdminState {
   identity(): Record<string, unknown>;
   config(): Record<string, unknown>;
   metrics(acceptHeader: string | undefined): Promise<{ contentType: string; body: string }>;
+  /**
+   * POST /reload: re-read the config file. Resolves with the JSON answer (200); rejects with a
+   * MeshcarError (`config_invalid` → 400) when the file is invalid and nothing changed.
+   */
+  reload?(): Promise<Record<string, unknown>>;
   /** Extra read-only JSON views (e.g. /endpoints), by path. */
   readonly views?: Readonly<Record<string, () => unknown>>;
 }
@@ -28,6 +33,11 @@ export interface RunningAdmin {
 export async function startAdminServer(listen: { host: string; port: number }, state: AdminState, logger: Logger): Promise<RunningAdmin> {
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] as string;
+    if (path === '/reload' && state.reload) {
+      req.resume(); // a body, if any, is not read
+      if (req.method !== 'POST') throw new MeshcarError('method_not_allowed', 'use POST /reload');
+      return sendJson(res, 200, await state.reload());
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new MeshcarError('method_not_allowed', `use GET ${path}`);
     switch (path) {
       case '/healthz':
@@ -48,7 +58,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       default: {
         const view = state.views?.[path];
         if (view) return sendJson(res, 200, view());
-        throw new MeshcarError('not_found', `no admin endpoint ${path}; try /healthz, /ready, /identity, /config, /metrics`);
+        throw new MeshcarError('not_found', `no admin endpoint ${path}; try /healthz, /ready, /identity, /config, /metrics, POST /reload`);
       }
     }
   }

@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import { isServerName, type HostPort } from './address.js';
 import { deepFreeze } from './freeze.js';
-import { type LogLevel, readDuration, readListenAddress, readLogLevel, readPath, readPositiveInteger, readTrustDomain } from './fields.js';
+import { type LogLevel, readDuration, readListenAddress, readLogLevel, readPath, readPositiveInteger, readRate, readTrustDomain } from './fields.js';
 import { ConfigError, sortIssues } from './issues.js';
 import { readYamlSource, type YamlSource, type YamlValue } from './yaml-source.js';
 
@@ -33,7 +33,6 @@ export interface CaConfig {
 
 const KEYS = ['trustDomain', 'dir', 'listen', 'serverNames', 'maxTtl', 'defaultTtl', 'rateLimit', 'log'];
 const DAY_MS = 86_400_000;
-const RATE_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600 };
 
 export async function loadCaConfig(file: string): Promise<CaConfig> {
   const source = await readYamlSource(file);
@@ -82,17 +81,6 @@ function readRateLimit(value: YamlValue): RateLimitConfig | undefined {
   const perSecond = map.optional('rate', readRate, 20);
   const burst = map.optional('burst', readPositiveInteger, 50);
   return perSecond === undefined || burst === undefined ? undefined : { perSecond, burst };
-}
-
-/** `20/s`, `100/m`, `1000/h`: requests per unit of time. */
-function readRate(value: YamlValue): number | undefined {
-  const hint = 'write 20/s, 100/m or 1000/h';
-  if (value.kind === 'number') return value.report(`${value.display()} is not a rate: give a unit (${hint})`);
-  const text = value.string(`a rate (${hint})`);
-  if (text === undefined) return undefined;
-  const match = /^(\d+)\/([smh])$/.exec(text);
-  if (!match || Number(match[1]) < 1) return value.report(`${JSON.stringify(text)} is not a rate (${hint})`);
-  return Number(match[1]) / (RATE_UNITS[match[2] as string] as number);
 }
 
 function readLog(value: YamlValue): { level: LogLevel } | undefined {

@@ -85,3 +85,16 @@ export function readPositiveInteger(value: YamlValue): number | undefined {
   if (!Number.isSafeInteger(n) || n < 1) return value.report(`${value.display()} must be a whole number of at least 1`);
   return n;
 }
+
+const RATE_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600 };
+const RATE_HINT = 'write 20/s, 100/m or 1000/h';
+
+/** `20/s`, `100/m`, `1000/h`: requests per unit of time, as a rate per second. */
+export function readRate(value: YamlValue): number | undefined {
+  if (value.kind === 'number') return value.report(`${value.display()} is not a rate: give a unit (${RATE_HINT})`);
+  const text = value.string(`a rate (${RATE_HINT})`);
+  if (text === undefined) return undefined;
+  const match = /^(\d+)\/([smh])$/.exec(text);
+  if (!match || Number(match[1]) < 1) return value.report(`${JSON.stringify(text)} is not a rate (${RATE_HINT})`);
+  return Number(match[1]) / (RATE_UNITS[match[2] as string] as number);
+}

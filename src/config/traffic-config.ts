@@ -3,7 +3,7 @@
 // are separate stacks and each reads only its own slice.
 
 import { type AppAddress, type Endpoint, type HostPort, parseAppUrl, parseEndpoint } from './address.js';
-import { readDuration, readListenAddress, readSpiffeId } from './fields.js';
+import { readDuration, readListenAddress, readPositiveInteger, readRate, readSpiffeId } from './fields.js';
 import type { YamlValue } from './yaml-source.js';
 
 export interface AuthorizeRule {
@@ -21,7 +21,35 @@ export interface InboundConfig {
   readonly timeoutMs: number;
   /** undefined: any identity of the trust domain may call. A call must match one rule. */
   readonly authorize: readonly AuthorizeRule[] | undefined;
+  /** Absent (or a side absent): no limit. */
+  readonly rateLimit?: InboundRateLimit;
+  /** HTTP/2 abuse limits; absent: DEFAULT_INBOUND_LIMITS. */
+  readonly limits?: InboundLimitsConfig;
 }
+
+export interface RateSpec {
+  /** Tokens added per second (from `100/s`, `600/m` or `3600/h`). */
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
+export interface InboundRateLimit {
+  /** One bucket per caller SPIFFE ID. */
+  readonly perIdentity: RateSpec | undefined;
+  /** One bucket for every caller together. */
+  readonly total: RateSpec | undefined;
+}
+
+export interface InboundLimitsConfig {
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
+  readonly maxConcurrentStreams: number;
+  /** Request head size in bytes (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE; HTTP/1.1 431 beyond it). */
+  readonly maxHeaderListSize: number;
+  /** Streams an HTTP/2 caller may reset within 10 s (while resets outnumber completed streams) before GOAWAY. */
+  readonly maxResetsPer10s: number;
+}
+
+export const DEFAULT_INBOUND_LIMITS: InboundLimitsConfig = Object.freeze({ maxConcurrentStreams: 250, maxHeaderListSize: 16 * 1024, maxResetsPer10s: 200 });
 
 export interface UpstreamConfig {
   /** Lower-case; the app's Host header (port left off) is matched against it case-insensitively. */
@@ -32,6 +60,25 @@ export interface UpstreamConfig {
   readonly timeoutMs: number;
   /** Route templates such as `/charges/{id}`, for metric labels. */
   readonly routes: readonly string[];
+  /** No bytes either way on a request's stream for this long: 504 (or a cut once the answer started). Default 5 min. */
+  readonly idleTimeoutMs?: number;
+  /** Safe retries; defaults when absent (see RETRY_DEFAULTS in src/outbound/retry.ts). */
+  readonly retries?: RetryConfig;
+}
+
+/** `retries:` of an upstream, flattened. */
+export interface RetryConfig {
+  /** Retries after the first try (0: never retry). Default 2. */
+  readonly attempts: number;
+  /** Retries at most this fraction of requests... Default 0.2. */
+  readonly budgetRatio: number;
+  /** ...plus this many per second. Default 10. */
+  readonly budgetMinPerSecond: number;
+  /** Exponential backoff with full jitter: base 25 ms, capped at 1 s. */
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** Request bodies up to this size are kept for replay; larger ones are never retried. Default 64 KiB. */
+  readonly bufferLimitBytes: number;
 }
 
 export interface OutboundConfig {
@@ -47,7 +94,7 @@ const ROUTE_SEGMENT = /^(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[^{}]*)$/;
 
 /** `trustDomain` is undefined when the config's own is invalid (already reported). */
 export function readInbound(value: YamlValue, trustDomain: string | undefined): InboundConfig | undefined {
-  const map = value.map(['listen', 'app', 'timeout', 'authorize']);
+  const map = value.map(['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits']);
   if (!map) return undefined;
   const listen = map.required('listen', readListenAddress);
   const app = map.required('app', readApp);
@@ -57,8 +104,55 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
     (v) => v.listOf((rule) => readRule(rule, trustDomain), 'list at least one rule, or leave authorize out to let any identity of the trust domain call'),
     undefined,
   );
+  const rateLimit = map.optional('rateLimit', readInboundRateLimit, undefined);
+  const limits = map.optional('limits', readInboundLimits, undefined);
   if (!listen || !app || timeoutMs === undefined || (map.has('authorize') && !authorize)) return undefined;
-  return { listen, app, timeoutMs, authorize };
+  if ((map.has('rateLimit') && !rateLimit) || (map.has('limits') && !limits)) return undefined;
+  // both keys are left out of the result when absent (the defaults apply in the listener)
+  return { listen, app, timeoutMs, authorize, ...(rateLimit ? { rateLimit } : {}), ...(limits ? { limits } : {}) };
+}
+
+function readInboundRateLimit(value: YamlValue): InboundRateLimit | undefined {
+  const map = value.map(['perIdentity', 'total']);
+  if (!map) return undefined;
+  const perIdentity = map.optional('perIdentity', readRateSpec, undefined);
+  const total = map.optional('total', readRateSpec, undefined);
+  if ((map.has('perIdentity') && !perIdentity) || (map.has('total') && !total)) return undefined;
+  return { perIdentity, total };
+}
+
+/** `{rate: 100/s, burst: 200}`; burst defaults to one second's worth of the rate (at least 1). */
+function readRateSpec(value: YamlValue): RateSpec | undefined {
+  const map = value.map(['rate', 'burst']);
+  if (!map) return undefined;
+  const perSecond = map.required('rate', readRate);
+  const burst = map.optional('burst', readPositiveInteger, Math.max(1, Math.ceil(perSecond ?? 1)));
+  return perSecond === undefined || burst === undefined ? undefined : { perSecond, burst };
+}
+
+function readInboundLimits(value: YamlValue): InboundLimitsConfig | undefined {
+  const map = value.map(['maxConcurrentStreams', 'maxHeaderListSize', 'maxResetsPer10s']);
+  if (!map) return undefined;
+  const d = DEFAULT_INBOUND_LIMITS;
+  const maxConcurrentStreams = map.optional('maxConcurrentStreams', readPositiveInteger, d.maxConcurrentStreams);
+  const maxHeaderListSize = map.optional('maxHeaderListSize', readHeaderListSize, d.maxHeaderListSize);
+  const maxResetsPer10s = map.optional('maxResetsPer10s', readPositiveInteger, d.maxResetsPer10s);
+  if (maxConcurrentStreams === undefined || maxHeaderListSize === undefined || maxResetsPer10s === undefined) return undefined;
+  return { maxConcurrentStreams, maxHeaderListSize, maxResetsPer10s };
+}
+
+const HEADER_SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 * 1024 };
+
+/** Bytes: a whole number, or `16KiB` / `1MiB`; between 1 KiB and 1 MiB, sane for a request head. */
+function readHeaderListSize(value: YamlValue): number | undefined {
+  const hint = 'write 16384, 16KiB or 1MiB';
+  const text = value.kind === 'number' ? value.display() : value.string(`a size (${hint})`);
+  if (text === undefined) return undefined;
+  const match = /^(\d+)\s*(B|KiB|MiB)?$/.exec(text);
+  if (!match) return value.report(`${JSON.stringify(text)} is not a size (${hint})`);
+  const bytes = Number(match[1]) * (HEADER_SIZE_UNITS[match[2] ?? ''] as number);
+  if (bytes < 1024 || bytes > 1024 * 1024) return value.report(`${JSON.stringify(text)} must be between 1KiB and 1MiB`);
+  return bytes;
 }
 
 function readApp(value: YamlValue): AppAddress | undefined {
@@ -132,14 +226,83 @@ function readUpstreams(value: YamlValue, trustDomain: string | undefined): Upstr
 }
 
 function readUpstream(value: YamlValue, name: string, trustDomain: string | undefined): UpstreamConfig | undefined {
-  const map = value.map(['endpoints', 'identity', 'timeout', 'routes']);
+  const map = value.map(['endpoints', 'identity', 'timeout', 'routes', 'idleTimeout', 'retries']);
   if (!map) return undefined;
   const endpoints = map.required('endpoints', (v) => v.listOf(readEndpoint, 'list at least one endpoint (host:port or dns:NAME:PORT)'));
   const identity = map.required('identity', (v) => readSpiffeId(v, trustDomain));
   const timeoutMs = map.optional('timeout', readDuration, DEFAULT_TIMEOUT_MS);
   const routes = map.optional('routes', (v) => v.listOf(readRoute), []);
+  // left out when not written: the outbound side applies the defaults (idle 5m, retries as below)
+  const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);
+  const retries = map.optional('retries', readRetries, undefined);
   if (!endpoints || !identity || timeoutMs === undefined || !routes) return undefined;
-  return { name, endpoints, identity, timeoutMs, routes };
+  if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('retries') && !retries)) return undefined;
+  return { name, endpoints, identity, timeoutMs, routes, ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}), ...(retries ? { retries } : {}) };
+}
+
+const DEFAULT_RETRIES: RetryConfig = Object.freeze({ attempts: 2, budgetRatio: 0.2, budgetMinPerSecond: 10, backoffBaseMs: 25, backoffMaxMs: 1000, bufferLimitBytes: 64 * 1024 });
+
+/** `retries: {attempts: 2, budget: {ratio: 0.2, minPerSecond: 10}, backoff: {base: 25ms, max: 1s}, bufferLimit: 64KiB}`; every key optional. */
+function readRetries(value: YamlValue): RetryConfig | undefined {
+  const map = value.map(['attempts', 'budget', 'backoff', 'bufferLimit']);
+  if (!map) return undefined;
+  const d = DEFAULT_RETRIES;
+  const attempts = map.optional('attempts', (v) => readCount(v, 10), d.attempts);
+  const budget = map.optional('budget', readRetryBudget, { ratio: d.budgetRatio, minPerSecond: d.budgetMinPerSecond });
+  const backoff = map.optional('backoff', readBackoff, { base: d.backoffBaseMs, max: d.backoffMaxMs });
+  const bufferLimitBytes = map.optional('bufferLimit', readBufferLimit, d.bufferLimitBytes);
+  if (attempts === undefined || !budget || !backoff || bufferLimitBytes === undefined) return undefined;
+  if (backoff.max < backoff.base) return value.report(`backoff.max (${backoff.max} ms) must not be shorter than backoff.base (${backoff.base} ms)`);
+  return { attempts, budgetRatio: budget.ratio, budgetMinPerSecond: budget.minPerSecond, backoffBaseMs: backoff.base, backoffMaxMs: backoff.max, bufferLimitBytes };
+}
+
+function readRetryBudget(value: YamlValue): { ratio: number; minPerSecond: number } | undefined {
+  const map = value.map(['ratio', 'minPerSecond']);
+  if (!map) return undefined;
+  const ratio = map.optional('ratio', readRatio, DEFAULT_RETRIES.budgetRatio);
+  const minPerSecond = map.optional('minPerSecond', (v) => readCount(v, 100_000), DEFAULT_RETRIES.budgetMinPerSecond);
+  return ratio === undefined || minPerSecond === undefined ? undefined : { ratio, minPerSecond };
+}
+
+function readBackoff(value: YamlValue): { base: number; max: number } | undefined {
+  const map = value.map(['base', 'max']);
+  if (!map) return undefined;
+  const base = map.optional('base', readDuration, DEFAULT_RETRIES.backoffBaseMs);
+  const max = map.optional('max', readDuration, DEFAULT_RETRIES.backoffMaxMs);
+  return base === undefined || max === undefined ? undefined : { base, max };
+}
+
+function readCount(value: YamlValue, max: number): number | undefined {
+  const n = value.number('a whole number');
+  if (n === undefined) return undefined;
+  if (!Number.isInteger(n) || n < 0 || n > max) return value.report(`${value.display()} must be a whole number from 0 to ${max}`);
+  return n;
+}
+
+function readRatio(value: YamlValue): number | undefined {
+  const n = value.number('a fraction such as 0.2');
+  if (n === undefined) return undefined;
+  if (!(n >= 0 && n <= 1)) return value.report(`${value.display()} must be between 0 and 1`);
+  return n;
+}
+
+const BUFFER_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, kb: 1000, mib: 1024 * 1024, mb: 1000 * 1000 };
+
+/** A size in bytes: a number, or `64KiB`, `1MiB`, `500kB`. */
+function readBufferLimit(value: YamlValue): number | undefined {
+  let bytes: number | undefined;
+  if (value.kind === 'number') bytes = value.number();
+  else {
+    const text = value.string('a size such as 64KiB');
+    if (text === undefined) return undefined;
+    const m = /^(\d+)\s*([A-Za-z]*)$/.exec(text.trim());
+    const unit = m ? BUFFER_UNITS[(m[2] as string).toLowerCase()] : undefined;
+    if (!m || unit === undefined) return value.report(`${JSON.stringify(text)} is not a size (write 65536, 64KiB or 1MiB)`);
+    bytes = Number(m[1]) * unit;
+  }
+  if (bytes === undefined) return undefined;
+  if (!Number.isInteger(bytes) || bytes < 0 || bytes > 64 * 1024 * 1024) return value.report(`${value.display()} must be a whole number of bytes from 0 to 64MiB`);
+  return bytes;
 }
 
 function readEndpoint(value: YamlValue): Endpoint | undefined {

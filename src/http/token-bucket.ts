@@ -1,5 +1,8 @@
 // Token-bucket rate limiting keyed by caller (address or identity). Buckets refill lazily on
 // use, so there are no timers; idle buckets are swept so that many callers cannot grow memory.
+// A bucket can also be held directly (TokenBucket), e.g. cached per connection, so the hot
+// path costs no map lookup; a held bucket that was swept says so (`evicted`) and the holder
+// looks it up again, so one key never ends up with two live buckets.
 
 export interface RateLimitSpec {
   /** Tokens added per second. */
@@ -7,35 +10,67 @@ export interface RateLimitSpec {
   readonly burst: number;
 }
 
-interface Bucket {
-  tokens: number;
-  updatedMs: number;
-}
-
 export type TakeResult = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterSeconds: number };
 
+const ALLOWED: TakeResult = Object.freeze({ allowed: true });
+
+export class TokenBucket {
+  tokens: number;
+  updatedMs: number;
+  /** Swept out of its KeyedTokenBuckets: look the key up again rather than keep using it. */
+  evicted = false;
+
+  constructor(readonly spec: RateLimitSpec, nowMs: number) {
+    this.tokens = spec.burst;
+    this.updatedMs = nowMs;
+  }
+
+  /** Adds what accrued since the last use. A clock that stepped back adds nothing. */
+  refill(nowMs: number): void {
+    const elapsedMs = nowMs - this.updatedMs;
+    if (elapsedMs <= 0) return;
+    this.tokens = Math.min(this.spec.burst, this.tokens + (elapsedMs / 1000) * this.spec.perSecond);
+    this.updatedMs = nowMs;
+  }
+
+  /** Seconds until one whole token is there (0 when one is there now); call after refill. */
+  waitSeconds(): number {
+    return this.tokens >= 1 ? 0 : (1 - this.tokens) / this.spec.perSecond;
+  }
+
+  take(nowMs = Date.now()): TakeResult {
+    this.refill(nowMs);
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return ALLOWED;
+    }
+    return { allowed: false, retryAfterSeconds: this.waitSeconds() };
+  }
+}
+
 export class KeyedTokenBuckets {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets = new Map<string, TokenBucket>();
   private lastSweepMs = 0;
 
-  constructor(private readonly spec: RateLimitSpec, private readonly maxKeys = 100_000) {}
+  constructor(readonly spec: RateLimitSpec, private readonly maxKeys = 100_000) {}
+
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  /** The bucket of `key`, created full if there is none. */
+  bucket(key: string, nowMs = Date.now()): TokenBucket {
+    let bucket = this.buckets.get(key);
+    if (bucket === undefined) {
+      this.sweep(nowMs);
+      bucket = new TokenBucket(this.spec, nowMs);
+      this.buckets.set(key, bucket);
+    }
+    return bucket;
+  }
 
   take(key: string, nowMs = Date.now()): TakeResult {
-    let bucket = this.buckets.get(key);
-    if (!bucket) {
-      this.sweep(nowMs);
-      bucket = { tokens: this.spec.burst, updatedMs: nowMs };
-      this.buckets.set(key, bucket);
-    } else {
-      const refill = ((nowMs - bucket.updatedMs) / 1000) * this.spec.perSecond;
-      bucket.tokens = Math.min(this.spec.burst, bucket.tokens + refill);
-      bucket.updatedMs = nowMs;
-    }
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return { allowed: true };
-    }
-    return { allowed: false, retryAfterSeconds: (1 - bucket.tokens) / this.spec.perSecond };
+    return this.bucket(key, nowMs).take(nowMs);
   }
 
   private sweep(nowMs: number): void {
@@ -44,7 +79,20 @@ export class KeyedTokenBuckets {
     if (this.buckets.size < this.maxKeys && nowMs - this.lastSweepMs < fullAfterMs) return;
     this.lastSweepMs = nowMs;
     for (const [key, bucket] of this.buckets) {
-      if (nowMs - bucket.updatedMs >= fullAfterMs) this.buckets.delete(key);
+      if (nowMs - bucket.updatedMs >= fullAfterMs) {
+        bucket.evicted = true;
+        this.buckets.delete(key);
+      }
+    }
+    // still full of busy keys (more callers than maxKeys): drop the oldest tenth, so the
+    // next new keys do not each pay for a whole scan
+    if (this.buckets.size >= this.maxKeys) {
+      const keep = Math.floor(this.maxKeys * 0.9);
+      for (const [key, bucket] of this.buckets) {
+        if (this.buckets.size <= keep) break;
+        bucket.evicted = true;
+        this.buckets.delete(key);
+      }
     }
   }
 }

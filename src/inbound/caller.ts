@@ -5,6 +5,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import { serviceNameOf, type SpiffeId } from '../identity/spiffe-id.js';
+import type { KeyedTokenBuckets, TokenBucket } from '../http/token-bucket.js';
 import type { AuthorizationPolicy, Grant } from './authorization.js';
 
 export class Caller {
@@ -14,6 +15,8 @@ export class Caller {
   readonly xfcc: string;
   private policy: AuthorizationPolicy | undefined;
   private grant: Grant | undefined;
+  private buckets: KeyedTokenBuckets | undefined;
+  private bucket: TokenBucket | undefined;
 
   constructor(readonly id: SpiffeId, certificate: X509Certificate, ownSpiffeId: string) {
     this.peer = serviceNameOf(id) ?? id.uri;
@@ -29,6 +32,19 @@ export class Caller {
       this.policy = policy;
     }
     return this.grant;
+  }
+
+  /**
+   * This identity's rate-limit bucket in `buckets`, looked up only when the limiter changed (a
+   * reload) or swept the bucket out. Keyed by SPIFFE ID: every connection and certificate of
+   * one identity share it.
+   */
+  bucketIn(buckets: KeyedTokenBuckets, nowMs: number): TokenBucket {
+    if (this.buckets !== buckets || this.bucket === undefined || this.bucket.evicted) {
+      this.bucket = buckets.bucket(this.id.uri, nowMs);
+      this.buckets = buckets;
+    }
+    return this.bucket;
   }
 }
 

@@ -122,7 +122,7 @@ export abstract class Exchange {
   protected abstract writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage: string | undefined, mayHaveTrailers: boolean): boolean;
   protected abstract writeEnd(trailers: OutgoingHttpHeaders | undefined): void;
   protected abstract writeContinue(): void;
-  protected abstract writeError(code: ErrorCode, message: string): void;
+  protected abstract writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined): void;
   /** Breaks off a response whose head is already sent (the caller sees a reset, not a short body). */
   protected abstract reset(): void;
 
@@ -171,8 +171,11 @@ export abstract class Exchange {
     if (this.phase === WAITING && !this.headersSent) this.writeContinue();
   }
 
-  /** The sidecar answers itself (JSON error + x-meshcar-error), or resets if the head went out. */
-  fail(code: ErrorCode, message: string): void {
+  /**
+   * The sidecar answers itself (JSON error + x-meshcar-error, and Retry-After when
+   * `retryAfterSeconds` is given), or resets if the head went out.
+   */
+  fail(code: ErrorCode, message: string, retryAfterSeconds?: number): void {
     if (this.phase === DONE) return;
     this.phase = DONE;
     this.clearTimer();
@@ -190,7 +193,7 @@ export abstract class Exchange {
     }
     this.errorCode = code;
     this.status = statusFor(code);
-    this.writeError(code, message);
+    this.writeError(code, message, retryAfterSeconds);
   }
 
   /** The app reset or vanished mid-response: the caller must see the failure, not a short body. */

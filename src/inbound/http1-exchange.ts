@@ -92,12 +92,12 @@ export class Http1Exchange extends Exchange {
     this.res.writeContinue();
   }
 
-  protected writeError(code: ErrorCode, message: string): void {
+  protected writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined): void {
     const res = this.res;
     // an unread request body would be parsed as the next request: close instead
     const unread = this.requestHasBody && !this.req.complete;
     if (unread || this.context.tracker.draining) res.setHeader('connection', 'close');
-    sendError(res, new MeshcarError(code, message), { requestId: this.requestId });
+    sendError(res, new MeshcarError(code, message, { retryAfterSeconds }), { requestId: this.requestId });
     if (unread) this.req.resume();
   }
 

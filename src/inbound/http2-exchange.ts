@@ -9,6 +9,7 @@ import type { Caller } from './caller.js';
 import { sendStreamError } from '../http/status.js';
 import { MeshcarError } from '../errors.js';
 import { bindExchange, DONE, Exchange, exchangeOf, type ExchangeContext } from './exchange.js';
+import { guardOf, type ResetGuard } from './reset-guard.js';
 
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
@@ -23,6 +24,10 @@ export class Http2Exchange extends Exchange {
   readonly expectsContinue: boolean;
   readonly http1Socket = undefined;
   private trailers: OutgoingHttpHeaders | undefined = undefined;
+  /** The session's rapid-reset counter (read now: stream.session is gone by 'close'). */
+  readonly guard: ResetGuard | undefined;
+  /** The caller reset the stream before the response ended (counted once). */
+  resetByCaller = false;
 
   constructor(readonly stream: ServerHttp2Stream, readonly requestHeaders: IncomingHttpHeaders, flags: number, caller: Caller, context: ExchangeContext) {
     super(caller, context, requestHeaders[':method'] as string, (requestHeaders[':path'] as string | undefined) ?? '', requestHeaders);
@@ -30,6 +35,7 @@ export class Http2Exchange extends Exchange {
     const expect = requestHeaders.expect;
     this.expectsContinue = this.requestHasBody && expect !== undefined && expect.toLowerCase() === '100-continue';
     context.tracker.requestStarted(undefined);
+    this.guard = guardOf(stream.session);
     bindExchange(stream, this);
     stream.on('close', onStreamClose); // fires once; once() would add a closure per request
     // The caller reset the stream before our response ended. Node would wait for the request
@@ -88,8 +94,8 @@ export class Http2Exchange extends Exchange {
     this.stream.additionalHeaders({ ':status': 100 });
   }
 
-  protected writeError(code: ErrorCode, message: string): void {
-    sendStreamError(this.stream, new MeshcarError(code, message), this.requestId);
+  protected writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined): void {
+    sendStreamError(this.stream, new MeshcarError(code, message, { retryAfterSeconds }), this.requestId);
   }
 
   protected reset(): void {
@@ -103,12 +109,18 @@ export class Http2Exchange extends Exchange {
 }
 
 function onStreamClose(this: ServerHttp2Stream): void {
-  exchangeOf(this).callerClosed();
+  const exchange = exchangeOf<Http2Exchange>(this);
+  if (!exchange.resetByCaller) exchange.guard?.streamCompleted();
+  exchange.callerClosed();
 }
 
 function onStreamAborted(this: ServerHttp2Stream): void {
   // DONE: the reset is our own (reset() → close()), whose RST_STREAM is still to be sent
-  if (exchangeOf(this).phase !== DONE) this.destroy();
+  const exchange = exchangeOf<Http2Exchange>(this);
+  if (exchange.phase === DONE) return;
+  exchange.resetByCaller = true;
+  exchange.guard?.streamReset();
+  this.destroy();
 }
 
 function onWantTrailers(this: ServerHttp2Stream): void {

@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
-import type { AuthorizeRule, InboundConfig } from '../config/traffic-config.js';
+import { DEFAULT_INBOUND_LIMITS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/traffic-config.js';
 import { MeshcarError } from '../errors.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
@@ -26,14 +26,18 @@ import type { Exchange, ExchangeContext } from './exchange.js';
 import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
+import { InboundRateLimiter } from './rate-limit.js';
 import { isAcceptablePath } from './request-target.js';
+import { attachGuard, ResetGuard } from './reset-guard.js';
 import { createTlsListener } from './tls-listener.js';
 
 export interface InboundLimits {
-  /** Request head size limit in bytes (HTTP/1.1 → 431; HTTP/2 → SETTINGS_MAX_HEADER_LIST_SIZE). Default 16 KiB. */
+  /** Request head size limit in bytes (HTTP/1.1 → 431; HTTP/2 → SETTINGS_MAX_HEADER_LIST_SIZE). Default: config inbound.limits.maxHeaderListSize (16 KiB). */
   readonly maxHeaderBytes?: number;
-  /** Concurrent streams per HTTP/2 connection. Default 250. */
+  /** Concurrent streams per HTTP/2 connection. Default: config inbound.limits.maxConcurrentStreams (250). */
   readonly maxConcurrentStreams?: number;
+  /** Streams an HTTP/2 caller may reset per 10 s (while resets outnumber completed streams) before GOAWAY. Default: config inbound.limits.maxResetsPer10s (200). */
+  readonly maxResetsPer10s?: number;
   /** Time to complete the TLS handshake. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
   /** Time to receive a complete HTTP/1.1 request head. Default 20 s. */
@@ -67,12 +71,32 @@ export interface Inbound {
   close(): Promise<void>;
   /** Replaces the authorization rules (undefined: any identity of the trust domain). */
   setAuthorization(rules: readonly AuthorizeRule[] | undefined): void;
+  /** Replaces the rate limits (undefined: none); the buckets start full. */
+  setRateLimit(rateLimit: InboundRateLimit | undefined): void;
   readonly address: HostPort | undefined;
   /** Requests (and WebSocket tunnels) in flight. */
   readonly inFlight: number;
   /** Verified connections open. */
   readonly connections: number;
   readonly draining: boolean;
+}
+
+/**
+ * GOAWAY ENHANCE_YOUR_CALM, no new streams, and the connection destroyed a second later at
+ * most. (session.destroy(err, code) alone was seen to close the socket without the peer ever
+ * learning why, with its frames still queued.)
+ */
+function closeAbusive(session: ServerHttp2Session): void {
+  if (session.destroyed) return;
+  session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  session.close();
+  setTimeout(destroySession, ABUSIVE_SESSION_GRACE_MS, session).unref();
+}
+
+const ABUSIVE_SESSION_GRACE_MS = 1_000;
+
+function destroySession(session: ServerHttp2Session): void {
+  if (!session.destroyed) session.destroy();
 }
 
 export function createInbound(options: InboundOptions): Inbound {
@@ -89,6 +113,9 @@ class InboundListener implements Inbound, ExchangeContext {
   readonly tracker = new ConnectionTracker();
   readonly observer: TrafficObserver;
   private policy: AuthorizationPolicy;
+  /** undefined: no rate limit configured. */
+  private rateLimiter: InboundRateLimiter | undefined;
+  private readonly maxResetsPer10s: number;
   private readonly callers: CallerCache;
   private readonly logger: Logger;
   private readonly config: InboundConfig;
@@ -105,7 +132,10 @@ class InboundListener implements Inbound, ExchangeContext {
   constructor(options: InboundOptions) {
     const { config, identity, logger } = options;
     const limits = options.limits ?? {};
-    const maxHeaderBytes = limits.maxHeaderBytes ?? 16 * 1024;
+    const configured = config.limits ?? DEFAULT_INBOUND_LIMITS;
+    const maxHeaderBytes = limits.maxHeaderBytes ?? configured.maxHeaderListSize;
+    this.maxResetsPer10s = limits.maxResetsPer10s ?? configured.maxResetsPer10s;
+    this.rateLimiter = InboundRateLimiter.create(config.rateLimit);
     this.config = config;
     this.logger = logger;
     this.observer = options.observer ?? NO_OBSERVER;
@@ -144,7 +174,7 @@ class InboundListener implements Inbound, ExchangeContext {
     this.http1.emit('listening');
 
     this.http2 = http2.createServer({
-      settings: { maxConcurrentStreams: limits.maxConcurrentStreams ?? 250, maxHeaderListSize: maxHeaderBytes },
+      settings: { maxConcurrentStreams: limits.maxConcurrentStreams ?? configured.maxConcurrentStreams, maxHeaderListSize: maxHeaderBytes },
       maxHeaderListPairs: 256,
     });
     this.http2.on('session', (session: ServerHttp2Session) => this.onSession(session));
@@ -187,6 +217,10 @@ class InboundListener implements Inbound, ExchangeContext {
   setAuthorization(rules: readonly AuthorizeRule[] | undefined): void {
     // compiled before the swap: a bad rule set would throw here and leave the old one in force
     this.policy = AuthorizationPolicy.compile(rules);
+  }
+
+  setRateLimit(rateLimit: InboundRateLimit | undefined): void {
+    this.rateLimiter = InboundRateLimiter.create(rateLimit);
   }
 
   listen(): Promise<HostPort> {
@@ -254,7 +288,22 @@ class InboundListener implements Inbound, ExchangeContext {
     // the proxy session.socket reaches the TLS socket's properties; read the caller once
     (session as WithCaller)[kCaller] = (session.socket as WithCaller)[kCaller];
     session.on('error', (err) => this.logger.debug({ err: err.message }, 'inbound HTTP/2 session error'));
+    attachGuard(session, new ResetGuard(this.maxResetsPer10s, (_guard, resets, completed) => this.onRapidReset(session, resets, completed)));
     this.tracker.addSession(session);
+  }
+
+  /** The caller keeps resetting the streams it opens (CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM, then close. */
+  private onRapidReset(session: ServerHttp2Session, resets: number, completed: number): void {
+    // streams aborted because the session is going anyway (connection lost, drain) are no abuse
+    if (session.destroyed || session.closed) return;
+    const caller = (session as WithCaller)[kCaller];
+    this.logger.warn(
+      { peer: caller?.id.uri, remote: session.socket?.remoteAddress, resets, completed, windowSeconds: 10 },
+      'inbound HTTP/2 session closed: the caller resets streams faster than allowed (rapid reset)',
+    );
+    this.observer.sessionRejected?.('inbound', 'rapid_reset');
+    // out of nghttp2's receive callback, which this runs inside
+    setImmediate(closeAbusive, session);
   }
 
   private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number): void {
@@ -275,6 +324,14 @@ class InboundListener implements Inbound, ExchangeContext {
     if (!exchange.caller.grantUnder(this.policy).allows(exchange.method, exchange.path)) {
       exchange.fail('forbidden', `${exchange.caller.id.uri} is not allowed to ${exchange.method} ${exchange.path}`);
       return;
+    }
+    if (this.rateLimiter !== undefined) {
+      const refusal = this.rateLimiter.take(exchange.caller);
+      if (refusal !== undefined) {
+        const whose = refusal.scope === 'identity' ? `${exchange.caller.id.uri} sends more requests than its rate limit` : 'this service receives more requests than its total rate limit';
+        exchange.fail('rate_limited', `${whose}; retry later`, refusal.retryAfterSeconds);
+        return;
+      }
     }
     const headers = forwardableHeaders(exchange.requestHeaders);
     // whatever the caller claimed, the app learns who called from us

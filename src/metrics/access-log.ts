@@ -35,14 +35,3 @@ export class AccessLog implements TrafficObserver {
   upstreamSessionsChanged = NO_OBSERVER.upstreamSessionsChanged;
   upstreamStreamsChanged = NO_OBSERVER.upstreamStreamsChanged;
 }
-
-/** Several observers behind one: the data plane calls one object. */
-export function combineObservers(observers: readonly TrafficObserver[]): TrafficObserver {
-  if (observers.length === 1) return observers[0] as TrafficObserver;
-  return {
-    requestFinished: (record) => { for (const o of observers) o.requestFinished(record); },
-    tlsHandshakeFailed: (direction, reason) => { for (const o of observers) o.tlsHandshakeFailed(direction, reason); },
-    upstreamSessionsChanged: (upstream, delta) => { for (const o of observers) o.upstreamSessionsChanged(upstream, delta); },
-    upstreamStreamsChanged: (upstream, delta) => { for (const o of observers) o.upstreamStreamsChanged(upstream, delta); },
-  };
-}

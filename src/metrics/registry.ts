@@ -83,6 +83,34 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly configReloads = new client.Counter({
+    name: 'meshcar_config_reloads_total',
+    help: 'Config reloads (SIGHUP or POST /reload) by result: success, or failure (the running config was kept).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly retries = new client.Counter({
+    name: 'meshcar_retries_total',
+    help: 'Outbound retries by upstream, reason (connect_failure, reset, status_503, status_429) and outcome (success, failure).',
+    labelNames: ['upstream', 'reason', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly retryBudgetExhausted = new client.Counter({
+    name: 'meshcar_retry_budget_exhausted_total',
+    help: 'Outbound retries not made because the upstream\'s retry budget was spent.',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+
+  readonly http2SessionsClosed = new client.Counter({
+    name: 'meshcar_http2_sessions_closed_total',
+    help: 'HTTP/2 sessions the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM), by direction and reason (rapid_reset).',
+    labelNames: ['direction', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly buildInfo = new client.Gauge({
     name: 'meshcar_build_info',
     help: 'meshcar build information; always 1.',

@@ -6,7 +6,7 @@
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from './registry.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP } from './route-templates.js';
-import type { Direction, RequestRecord, TlsFailureReason, TrafficObserver } from './traffic.js';
+import type { Direction, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
 
 interface StatusChildren {
   readonly count: Counter.Internal;
@@ -129,6 +129,10 @@ export class TrafficMetrics implements TrafficObserver {
     this.metrics.tlsHandshakeFailures.labels(direction, reason).inc();
   }
 
+  sessionRejected(direction: Direction, reason: SessionRejectReason): void {
+    this.metrics.http2SessionsClosed.labels(direction, reason).inc();
+  }
+
   upstreamSessionsChanged(upstream: string, delta: number): void {
     let gauge = this.sessionGauges.get(upstream);
     if (gauge === undefined) {
@@ -145,6 +149,14 @@ export class TrafficMetrics implements TrafficObserver {
       this.streamGauges.set(upstream, gauge);
     }
     gauge.inc(delta);
+  }
+
+  retryAttempted(upstream: string, reason: string, outcome: string): void {
+    this.metrics.retries.labels(upstream, reason, outcome).inc();
+  }
+
+  retryBudgetExhausted(upstream: string): void {
+    this.metrics.retryBudgetExhausted.labels(upstream).inc();
   }
 
   /** The API inventory for /endpoints, most used first. */

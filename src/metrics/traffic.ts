@@ -30,7 +30,16 @@ export interface TrafficObserver {
   /** +1 when an HTTP/2 session to an upstream opens, -1 when it closes. */
   upstreamSessionsChanged(upstream: string, delta: number): void;
   upstreamStreamsChanged(upstream: string, delta: number): void;
+  /** Outbound: one retry finished; reason connect_failure|reset|status_503|status_429, outcome success|failure. */
+  retryAttempted?(upstream: string, reason: string, outcome: string): void;
+  /** Outbound: a retry was wanted, but the upstream's retry budget was spent. */
+  retryBudgetExhausted?(upstream: string): void;
+  /** Inbound: an HTTP/2 session the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM). */
+  sessionRejected?(direction: Direction, reason: SessionRejectReason): void;
 }
+
+/** Why the sidecar closed an HTTP/2 session: rapid_reset (CVE-2023-44487 pattern). */
+export type SessionRejectReason = 'rapid_reset';
 
 export const NO_OBSERVER: TrafficObserver = Object.freeze({
   requestFinished() {},

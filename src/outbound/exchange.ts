@@ -25,7 +25,7 @@ export const CLIENT_CLOSED_STATUS = 499;
 
 /** One request as the outbound side saw it; reported exactly once. */
 export class Exchange {
-  private readonly startedMs = performance.now();
+  readonly startedMs = performance.now();
   peer = UNKNOWN_PEER;
   path = '/';
   status = 0;

@@ -5,6 +5,7 @@
 // empty END_STREAM when it sent none, so gRPC's grpc-status arrives where the client expects
 // it. A trailers-only answer (HEADERS with END_STREAM) is relayed as exactly that.
 
+import { performance } from 'node:perf_hooks';
 import { constants as h2, type ClientHttp2Stream, type IncomingHttpHeaders, type IncomingHttpStatusHeader, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
@@ -16,6 +17,7 @@ import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, pathOnly } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
+import { appDeadlineMs, isRetryableRequest, type RetryReason } from './retry.js';
 
 const NO_BODY = Object.freeze({ endStream: true });
 const WITH_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
@@ -45,12 +47,26 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
   let endpointKey = '';
   let requestTrailers: OutgoingHttpHeaders = NO_TRAILERS;
   let responseTrailers: OutgoingHttpHeaders = NO_TRAILERS;
+  // retries (see retry.ts): nothing here is touched unless an attempt fails before the answer
+  let retries = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let retryReason: RetryReason | undefined;
+  let lastEndpoint: UpstreamEndpoint | undefined;
+  let piped = false;
+  let body: Buffer[] | null = null;
+  let bodySize = 0;
 
   const fail = (err: MeshcarError, rstCode?: number) => {
     if (failed) return;
     failed = true;
     if (timer) clearTimeout(timer);
     timer = undefined;
+    if (retryTimer) clearTimeout(retryTimer);
+    retryTimer = undefined;
+    if (retryReason !== undefined) {
+      pool?.retry.report(retryReason, 'failure');
+      retryReason = undefined;
+    }
     if (upstream && !upstream.closed) upstream.close(h2.NGHTTP2_CANCEL);
     if (answered) {
       if (stream.closed) return;
@@ -72,6 +88,7 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
 
   stream.on('close', () => {
     if (timer) clearTimeout(timer);
+    if (retryTimer) clearTimeout(retryTimer);
     if (upstream && !upstream.closed) upstream.close(h2.NGHTTP2_CANCEL);
     ctx.activity.leave();
     exchange.finish();
@@ -113,8 +130,57 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
     stream.resume();
   };
 
+  const appDeadline = appDeadlineMs(reqHeaders['grpc-timeout'], reqHeaders['x-request-timeout']);
+  const deadlineMs = appDeadline !== undefined && appDeadline < pool.timeoutMs ? appDeadline : pool.timeoutMs;
+  pool.retry.budget.requests++;
+
+  const keepBody = (chunk: Buffer) => {
+    if (body === null) return;
+    bodySize += chunk.length;
+    if (bodySize > pool.retry.bufferLimit) {
+      body = null; // too large to replay: this request will not be retried
+      stream.off('data', keepBody);
+    } else body.push(chunk);
+  };
+
+  /** Lets go of the current attempt's stream: its handlers see it is no longer `upstream`. */
+  const abandon = () => {
+    const old = upstream;
+    upstream = undefined;
+    if (old === undefined) return;
+    old.setTimeout(0);
+    if (piped) stream.unpipe(old);
+    if (!old.closed) old.close(h2.NGHTTP2_CANCEL);
+  };
+
+  const attemptAgain = () => {
+    retryTimer = undefined;
+    if (failed || answered || stream.closed || stream.destroyed) return;
+    pool.openStream(headers, hasBody ? WITH_BODY : NO_BODY, onOpened, onOpenFailed, lastEndpoint);
+  };
+
+  /** As in forward-http1.ts: another attempt when safe, allowed and in time. */
+  const tryRetry = (reason: RetryReason, retryAfter?: unknown): boolean => {
+    if (answered || failed || stream.closed || stream.destroyed) return false;
+    if (!isRetryableRequest(method, reqHeaders) || expectsContinue(reqHeaders.expect)) return false;
+    if (piped && (body === null || !stream.readableEnded)) return false;
+    const wait = pool.retry.plan(retries + 1, retryAfter, deadlineMs - (performance.now() - exchange.startedMs));
+    if (retryReason !== undefined) {
+      pool.retry.report(retryReason, 'failure');
+      retryReason = undefined;
+    }
+    if (wait < 0) return false;
+    retries += 1;
+    retryReason = reason;
+    abandon();
+    retryTimer = setTimeout(attemptAgain, wait);
+    return true;
+  };
+
   const onResponse = (head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number) => {
     if (answered) return;
+    const status = Number(head[':status']);
+    if ((status === 503 || status === 429) && tryRetry(status === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
     if (timer) clearTimeout(timer);
     timer = undefined;
     const up = upstream as ClientHttp2Stream;
@@ -122,7 +188,6 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
       up.close(h2.NGHTTP2_CANCEL);
       return;
     }
-    const status = Number(head[':status']);
     const out = forwardableHeaders(head);
     out[':status'] = status;
     const ends = (flags & h2.NGHTTP2_FLAG_END_STREAM) !== 0;
@@ -134,6 +199,10 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
     }
     answered = true;
     exchange.status = status;
+    if (retryReason !== undefined) {
+      pool.retry.report(retryReason, status >= 500 || status === 429 ? 'failure' : 'success');
+      retryReason = undefined;
+    }
     if (ends) {
       up.resume();
       return;
@@ -150,17 +219,29 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
   const onOpened = (up: ClientHttp2Stream, endpoint: UpstreamEndpoint) => {
     endpointKey = endpoint.key;
     exchange.endpoint = endpoint.key;
-    if (answered || stream.closed || stream.destroyed) {
+    lastEndpoint = endpoint;
+    if (answered || failed || stream.closed || stream.destroyed) {
       up.close(h2.NGHTTP2_CANCEL);
       return;
     }
     upstream = up;
-    up.on('response', onResponse);
+    up.on('response', (head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number) => {
+      if (up === upstream) onResponse(head, flags);
+    });
     up.on('trailers', (trailers: IncomingHttpHeaders) => {
       responseTrailers = forwardableHeaders(trailers);
     });
-    up.on('error', (err: Error) => fail(upstreamReset(endpointKey, describeError(err)), up.rstCode));
+    up.on('error', (err: Error) => {
+      if (up !== upstream) return; // an abandoned attempt
+      if (!answered && tryRetry('reset')) return;
+      fail(upstreamReset(endpointKey, describeError(err)), up.rstCode);
+    });
+    up.setTimeout(pool.idleTimeoutMs, () => {
+      if (up === upstream) fail(upstreamTimeout(endpointKey, pool.idleTimeoutMs, 'sent or received nothing'));
+    });
     up.on('close', () => {
+      if (up !== upstream) return;
+      if (!answered && tryRetry('reset')) return;
       if (!answered) fail(upstreamReset(endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
       else if (!stream.writableEnded) {
         if (up.rstCode !== undefined && up.rstCode !== h2.NGHTTP2_NO_ERROR) fail(upstreamReset(endpointKey, `code ${up.rstCode}`), up.rstCode);
@@ -173,19 +254,33 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
     }
     if (hasBody) {
       up.on('wantTrailers', () => up.sendTrailers(requestTrailers));
-      // an app that resets its stream mid-body must not look like one that finished it
-      stream.pipe(up, PIPE_NO_END);
-      stream.on('end', () => {
-        if (stream.rstCode !== undefined && stream.rstCode !== h2.NGHTTP2_NO_ERROR) up.close(h2.NGHTTP2_CANCEL);
-        else if (!up.destroyed) up.end();
-      });
+      if (!piped) {
+        piped = true;
+        // an app that resets its stream mid-body must not look like one that finished it
+        stream.pipe(up, PIPE_NO_END);
+        stream.on('end', () => {
+          if (up !== upstream) return;
+          if (stream.rstCode !== undefined && stream.rstCode !== h2.NGHTTP2_NO_ERROR) up.close(h2.NGHTTP2_CANCEL);
+          else if (!up.destroyed) up.end();
+        });
+        // kept for replay while it goes by (no added latency), if a retry could use it
+        if (pool.retry.attempts > 0 && isRetryableRequest(method, reqHeaders) && !expectsContinue(reqHeaders.expect) && !(Number(reqHeaders['content-length']) > pool.retry.bufferLimit)) {
+          body = [];
+          stream.on('data', keepBody);
+        }
+      } else {
+        const kept = body ?? [];
+        up.end(kept.length === 1 ? kept[0] : Buffer.concat(kept));
+      }
     }
   };
 
   const onOpenFailed = (err: unknown) => {
-    fail(isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${pool.name}: ${describeError(err)}`, { cause: err }));
+    const error = isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${pool.name}: ${describeError(err)}`, { cause: err });
+    if (error.code === 'upstream_unavailable' && tryRetry('connect_failure')) return;
+    fail(error);
   };
 
-  timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs)), pool.timeoutMs);
+  timer = setTimeout(() => fail(upstreamTimeout(pool.name, deadlineMs)), deadlineMs);
   pool.openStream(headers, hasBody ? WITH_BODY : NO_BODY, onOpened, onOpenFailed);
 }

@@ -6,6 +6,7 @@
 // errors (x-meshcar-error); after it, the connection is cut, since a status was already promised.
 
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { constants as h2, type ClientHttp2Stream, type IncomingHttpStatusHeader } from 'node:http2';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
@@ -17,6 +18,7 @@ import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, parseRequestTarget, pathOnly } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
+import { appDeadlineMs, isRetryableRequest, type RetryReason } from './retry.js';
 
 // Events that fire once are listened to with on(): once() wraps every listener in another
 // closure, and this runs on every request.
@@ -25,6 +27,8 @@ import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 const NO_BODY = Object.freeze({ endStream: true });
 const FIXED_BODY = Object.freeze({ endStream: false });
 const CHUNKED_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
+
+function ignore(): void {}
 
 export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: ServerResponse): void {
   const reqHeaders = req.headers;
@@ -44,12 +48,29 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
   /** fail() ran: later events of the (cancelled) upstream stream are echoes, not news. */
   let failed = false;
   let endpointKey = '';
+  // retries (see retry.ts): nothing here is touched unless an attempt fails before the answer
+  let retries = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+  /** Why the attempt in progress is a retry; its outcome is reported once. */
+  let retryReason: RetryReason | undefined;
+  let lastEndpoint: UpstreamEndpoint | undefined;
+  /** The app's body has been piped to an attempt (later attempts replay `body`). */
+  let piped = false;
+  /** The body as it went by, for replay; null: not kept (not retryable, or over the limit). */
+  let body: Buffer[] | null = null;
+  let bodySize = 0;
 
   const fail = (err: MeshcarError) => {
     if (failed) return;
     failed = true;
     if (timer) clearTimeout(timer);
     timer = undefined;
+    if (retryTimer) clearTimeout(retryTimer);
+    retryTimer = undefined;
+    if (retryReason !== undefined) {
+      pool?.retry.report(retryReason, 'failure');
+      retryReason = undefined;
+    }
     if (upstream && !upstream.closed) upstream.close(h2.NGHTTP2_CANCEL);
     if (answered) {
       // a complete answer stays complete (an upstream may reset an upload it has answered);
@@ -68,6 +89,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
 
   res.on('close', () => {
     if (timer) clearTimeout(timer);
+    if (retryTimer) clearTimeout(retryTimer);
     if (!res.writableFinished && upstream && !upstream.closed) upstream.close(h2.NGHTTP2_CANCEL);
     ctx.activity.leave();
     exchange.finish();
@@ -89,12 +111,71 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
   const chunked = reqHeaders['transfer-encoding'] !== undefined;
   const length = reqHeaders['content-length'];
   const hasBody = chunked || (length !== undefined && length !== '0');
+  const appDeadline = appDeadlineMs(reqHeaders['grpc-timeout'], reqHeaders['x-request-timeout']);
+  const deadlineMs = appDeadline !== undefined && appDeadline < pool.timeoutMs ? appDeadline : pool.timeoutMs;
+  const streamOptions = hasBody ? (chunked ? CHUNKED_BODY : FIXED_BODY) : NO_BODY;
+  pool.retry.budget.requests++;
+
+  const keepBody = (chunk: Buffer) => {
+    if (body === null) return;
+    bodySize += chunk.length;
+    if (bodySize > pool.retry.bufferLimit) {
+      body = null; // too large to replay: this request will not be retried
+      req.off('data', keepBody);
+    } else body.push(chunk);
+  };
+
+  /** Lets go of the current attempt's stream: its events are no longer ours. */
+  const abandon = () => {
+    const old = upstream;
+    upstream = undefined;
+    if (old === undefined) return;
+    old.off('response', onResponse);
+    old.off('trailers', onTrailers);
+    old.off('error', onStreamError);
+    old.off('close', onStreamClose);
+    old.off('timeout', onIdle);
+    old.on('error', ignore);
+    old.setTimeout(0);
+    if (piped) req.unpipe(old);
+    if (!old.closed) old.close(h2.NGHTTP2_CANCEL);
+  };
+
+  const attemptAgain = () => {
+    retryTimer = undefined;
+    if (failed || answered || res.destroyed) return;
+    pool.openStream(headers, streamOptions, onOpened, onOpenFailed, lastEndpoint);
+  };
+
+  /**
+   * The attempt failed before anything of the response reached the app: schedules another
+   * when that is safe, allowed and in time (true), else false and the caller answers as before.
+   */
+  const tryRetry = (reason: RetryReason, retryAfter?: unknown): boolean => {
+    if (answered || failed || res.destroyed) return false;
+    if (!isRetryableRequest(exchange.method, reqHeaders) || expectsContinue(reqHeaders.expect)) return false;
+    if (piped && (body === null || !req.readableEnded)) return false;
+    const wait = pool.retry.plan(retries + 1, retryAfter, deadlineMs - (performance.now() - exchange.startedMs));
+    if (retryReason !== undefined) {
+      pool.retry.report(retryReason, 'failure');
+      retryReason = undefined;
+    }
+    if (wait < 0) return false;
+    retries += 1;
+    retryReason = reason;
+    abandon();
+    retryTimer = setTimeout(attemptAgain, wait);
+    return true;
+  };
+
+  const onIdle = () => fail(upstreamTimeout(endpointKey, pool.idleTimeoutMs, 'sent or received nothing'));
 
   const onResponse = (head: IncomingHttpHeaders & IncomingHttpStatusHeader) => {
     if (answered) return;
+    const status = Number(head[':status']);
+    if ((status === 503 || status === 429) && tryRetry(status === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
     if (timer) clearTimeout(timer);
     timer = undefined;
-    const status = Number(head[':status']);
     const out = forwardableHeaders(head);
     if (ctx.draining) out.connection = 'close';
     try {
@@ -105,6 +186,10 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
     }
     answered = true;
     exchange.status = status;
+    if (retryReason !== undefined) {
+      pool.retry.report(retryReason, status >= 500 || status === 429 ? 'failure' : 'success');
+      retryReason = undefined;
+    }
     const up = upstream as ClientHttp2Stream;
     // pipe() without its per-request set of listeners on both streams; same backpressure
     up.on('data', onUpstreamData);
@@ -139,10 +224,14 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
     }
   };
 
-  const onStreamError = (err: Error) => fail(upstreamReset(endpointKey, describeError(err)));
+  const onStreamError = (err: Error) => {
+    if (!answered && tryRetry('reset')) return;
+    fail(upstreamReset(endpointKey, describeError(err)));
+  };
 
   const onStreamClose = () => {
     const stream = upstream as ClientHttp2Stream;
+    if (!answered && tryRetry('reset')) return;
     if (!answered) fail(upstreamReset(endpointKey, `stream closed with code ${stream.rstCode ?? 'unknown'} before a response`));
     else if (stream.rstCode !== undefined && stream.rstCode !== h2.NGHTTP2_NO_ERROR && !res.writableEnded) fail(upstreamReset(endpointKey, `code ${stream.rstCode}`));
   };
@@ -150,7 +239,8 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
   const onOpened = (stream: ClientHttp2Stream, endpoint: UpstreamEndpoint) => {
     endpointKey = endpoint.key;
     exchange.endpoint = endpoint.key;
-    if (answered || res.destroyed) {
+    lastEndpoint = endpoint;
+    if (answered || failed || res.destroyed) {
       stream.close(h2.NGHTTP2_CANCEL);
       return;
     }
@@ -159,6 +249,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
     stream.on('trailers', onTrailers);
     stream.on('error', onStreamError);
     stream.on('close', onStreamClose);
+    stream.setTimeout(pool.idleTimeoutMs, onIdle);
     if (expectsContinue(reqHeaders.expect)) {
       relayContinue(stream, continueGraceMs(pool.timeoutMs), () => {
         if (!res.headersSent) res.writeContinue();
@@ -166,14 +257,27 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
     }
     if (hasBody) {
       if (chunked) stream.on('wantTrailers', () => stream.sendTrailers(forwardableHeaders(req.trailers)));
-      req.pipe(stream);
+      if (!piped) {
+        piped = true;
+        req.pipe(stream);
+        // kept for replay while it goes by (no added latency), if a retry could use it
+        if (pool.retry.attempts > 0 && isRetryableRequest(exchange.method, reqHeaders) && !expectsContinue(reqHeaders.expect) && !(Number(length) > pool.retry.bufferLimit)) {
+          body = [];
+          req.on('data', keepBody);
+        }
+      } else {
+        const kept = body ?? [];
+        stream.end(kept.length === 1 ? kept[0] : Buffer.concat(kept));
+      }
     }
   };
 
   const onOpenFailed = (err: unknown) => {
-    fail(isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${pool.name}: ${describeError(err)}`, { cause: err }));
+    const error = isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${pool.name}: ${describeError(err)}`, { cause: err });
+    if (error.code === 'upstream_unavailable' && tryRetry('connect_failure')) return;
+    fail(error);
   };
 
-  timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs)), pool.timeoutMs);
-  pool.openStream(headers, hasBody ? (chunked ? CHUNKED_BODY : FIXED_BODY) : NO_BODY, onOpened, onOpenFailed);
+  timer = setTimeout(() => fail(upstreamTimeout(pool.name, deadlineMs)), deadlineMs);
+  pool.openStream(headers, streamOptions, onOpened, onOpenFailed);
 }

@@ -67,6 +67,6 @@ export function upstreamReset(endpoint: string, detail: string): MeshcarError {
   return new MeshcarError('upstream_reset', `${endpoint} reset the stream: ${detail}`);
 }
 
-export function upstreamTimeout(upstream: string, timeoutMs: number): MeshcarError {
-  return new MeshcarError('upstream_timeout', `${upstream} did not answer within ${timeoutMs} ms`);
+export function upstreamTimeout(upstream: string, timeoutMs: number, what = 'did not answer'): MeshcarError {
+  return new MeshcarError('upstream_timeout', `${upstream} ${what} within ${timeoutMs} ms`);
 }

@@ -17,6 +17,7 @@ import { activeStreams, closeGracefully, isGracefullyClosing, manageSession, typ
 import './async-bind.js'; // cheaper AsyncResource#bind for every session.request()
 import { UpstreamAgent, connectMutualTls, endpointOfSocket } from './upstream-agent.js';
 import { classifyConnectError, isBadRequestError, isSessionClosingError } from './upstream-errors.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, RetryPolicy } from './retry.js';
 
 export interface PoolSettings extends SessionPolicy {
   readonly dnsRefreshMs: number;
@@ -62,6 +63,9 @@ const AGENT_OPTIONS = Object.freeze({ settings: Object.freeze({ enablePush: fals
 export class UpstreamPool {
   readonly name: string;
   readonly timeoutMs: number;
+  /** No bytes either way on a stream for this long ends it (504 before the answer). */
+  readonly idleTimeoutMs: number;
+  readonly retry: RetryPolicy;
   readonly endpoints: EndpointSet;
   private readonly agent: UpstreamAgent;
   private readonly sessions = new Set<ClientHttp2Session>();
@@ -76,6 +80,8 @@ export class UpstreamPool {
   constructor(config: UpstreamConfig, private readonly deps: PoolDependencies) {
     this.name = config.name;
     this.timeoutMs = config.timeoutMs;
+    this.idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.retry = new RetryPolicy(config.name, config.retries, deps.observer);
     this.connectTimeoutMs = Math.min(config.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
     this.checkServerIdentity = verifyServerSpiffeId(config.identity);
     const settings = deps.settings;
@@ -105,10 +111,11 @@ export class UpstreamPool {
    * it at once (through http2-wrapper's own counting shim, so the agent's books stay right),
    * with no promise or queue. Otherwise the agent opens or waits for a session, and endpoints
    * that cannot be reached are skipped. Failures are MeshcarErrors: upstream_unavailable,
-   * upstream_identity_mismatch, bad_gateway, bad_request.
+   * upstream_identity_mismatch, bad_gateway, bad_request. A retry passes the endpoint that
+   * failed as `avoid`: another one is used when there is one.
    */
-  openStream(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions, onOpened: StreamOpened, onFailed: (err: MeshcarError) => void): void {
-    const endpoint = this.closed ? undefined : this.endpoints.pick(Date.now());
+  openStream(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions, onOpened: StreamOpened, onFailed: (err: MeshcarError) => void, avoid?: UpstreamEndpoint): void {
+    const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(Date.now()) : (this.endpoints.pick(Date.now(), new Set([avoid])) ?? this.endpoints.pick(Date.now()));
     const session = endpoint && this.freeSession(endpoint);
     if (endpoint && session) {
       let stream: ClientHttp2Stream | undefined;

@@ -1,0 +1,208 @@
+// Live reload as an operator does it: edit the config file, then SIGHUP (or POST /reload on
+// the admin port). A broken file changes nothing and is reported as `meshcar check` reports
+// it; a valid one reaches new requests while in-flight requests and open sessions carry on;
+// what cannot change live (listener addresses) is named and keeps running as it was.
+
+import t from 'tap';
+import http from 'node:http';
+import net from 'node:net';
+import { readFile, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execFileAsync } from '../helpers/ca.js';
+import { freePort } from '../helpers/process.js';
+import { metricValue, startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { request, startEchoApp, type TestApp } from '../helpers/apps.js';
+
+const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+const AUTHORIZE = ['  authorize:', '    - from: [spiffe://mesh.local/svc/frontend]', '      paths: [/headers, /slow]'].join('\n');
+
+let ca: MeshCa;
+let app: TestApp;
+
+t.before(async () => {
+  ca = await startMeshCa(t.testdir());
+  app = await startEchoApp();
+});
+t.teardown(async () => {
+  await ca?.stop();
+  await app?.close();
+});
+
+function postReload(port: number): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/reload', method: 'POST', agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function editConfig(sidecar: RunningSidecar, from: string | RegExp, to: string): Promise<string> {
+  const before = await readFile(sidecar.configFile, 'utf8');
+  const after = before.replace(from, to);
+  if (after === before) throw new Error(`config edit did not apply: ${String(from)}`);
+  await writeFile(sidecar.configFile, after);
+  return before;
+}
+
+/** Sends SIGHUP and waits for the reload's outcome in the log. */
+async function hangUp(sidecar: RunningSidecar): Promise<Record<string, unknown>> {
+  const seen = sidecar.process.lines.length;
+  sidecar.process.child.kill('SIGHUP');
+  return sidecar.process.waitFor((line) => sidecar.process.lines.indexOf(line) >= seen && line.component === 'reload' && (line.msg === 'config reloaded' || String(line.msg).startsWith('config reload failed')));
+}
+
+function connects(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function pair(): Promise<{ orders: RunningSidecar; frontend: RunningSidecar }> {
+  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s', authorize: AUTHORIZE } });
+  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '10s' }] });
+  return { orders, frontend };
+}
+
+t.test('SIGHUP with a broken file keeps serving with the old config', async (t) => {
+  const { orders, frontend } = await pair();
+  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  const call = () => request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } });
+  t.equal((await call()).status, 200);
+
+  // a bad duration and a lower-case method: two issues, each with file:line:column
+  await editConfig(orders, 'timeout: 10s', 'timeout: 10x');
+  await editConfig(orders, 'paths: [/headers, /slow]', 'paths: [/headers, /slow]\n      methods: [get]');
+  const outcome = await hangUp(orders);
+  t.match(outcome.msg, /config reload failed/);
+  t.equal(outcome.level, 50, 'at error level');
+
+  const check = await execFileAsync(process.execPath, [CLI, 'check', '--config', orders.configFile]).then(
+    () => ({ stderr: '' }),
+    (err: { stderr: string }) => ({ stderr: err.stderr }),
+  );
+  const expected = check.stderr.trim().split('\n');
+  t.equal(expected.length, 2, 'meshcar check finds two issues');
+  const logged = orders.process.lines.filter((line) => line.component === 'reload' && line.level === 50 && typeof line.msg === 'string' && line.msg.startsWith(orders.configFile)).map((line) => line.msg);
+  t.same(logged, expected, 'the same lines as meshcar check, one log line each');
+  t.match(logged[0], new RegExp(`^${orders.configFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: inbound\\.timeout: `));
+
+  t.equal((await call()).status, 200, 'still serving');
+  const config = JSON.parse((await orders.admin('/config')).body) as { inbound: { timeoutMs: number } };
+  t.equal(config.inbound.timeoutMs, 10_000, 'the running config is unchanged');
+  t.equal(orders.process.child.exitCode, null, 'still running');
+});
+
+t.test('SIGHUP with a new policy: the next request sees it, in-flight requests and sessions carry on', async (t) => {
+  const { orders, frontend } = await pair();
+  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  const call = (path: string) => request(frontend.outboundPort, { path, headers: { host: 'orders' } });
+  t.equal((await call('/headers')).status, 200, 'allowed by the first policy');
+  const sessions = async () => metricValue((await frontend.admin('/metrics')).body, 'meshcar_upstream_sessions{upstream="orders"}');
+  t.equal(await sessions(), 1, 'one session between the sidecars');
+
+  const slow = call('/slow');
+  await sleep(300);
+  await editConfig(orders, 'paths: [/headers, /slow]', 'paths: [/slow]');
+  const outcome = await hangUp(orders);
+  t.equal(outcome.msg, 'config reloaded');
+  t.same(outcome.applied, ['inbound.authorize']);
+  t.same(outcome.restartRequired, []);
+
+  const denied = await call('/headers');
+  t.equal(denied.status, 403, 'the next request meets the new policy');
+  t.equal(denied.headers['x-meshcar-error'], 'forbidden');
+  const late = await slow;
+  t.equal(late.status, 200, 'the in-flight request finished');
+  t.equal(late.body.toString(), 'late');
+  t.equal(await sessions(), 1, 'the HTTP/2 session stayed up');
+  const config = JSON.parse((await orders.admin('/config')).body) as { inbound: { authorize: Array<{ paths: string[] }> } };
+  t.same(config.inbound.authorize[0]?.paths, ['/slow'], '/config shows the new policy');
+});
+
+t.test('SIGHUP adds an inbound rate limit that the next requests meet', async (t) => {
+  const { orders, frontend } = await pair();
+  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  const call = () => request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } });
+  t.same(await Promise.all([call(), call(), call()]).then((r) => r.map((x) => x.status)), [200, 200, 200]);
+  await editConfig(orders, AUTHORIZE, `${AUTHORIZE}\n  rateLimit:\n    perIdentity: {rate: 1/m, burst: 2}`);
+  const outcome = await hangUp(orders);
+  t.same(outcome.applied, ['inbound.rateLimit']);
+  const statuses = [];
+  for (let i = 0; i < 4; i++) statuses.push((await call()).status);
+  t.same(statuses, [200, 200, 429, 429], 'burst of two, then 429');
+  const limited = await call();
+  t.equal(limited.headers['x-meshcar-error'], 'rate_limited');
+  t.ok(Number(limited.headers['retry-after']) >= 1, 'with Retry-After');
+});
+
+t.test('POST /reload: a listener address is reported as needing a restart and keeps running', async (t) => {
+  const { orders, frontend } = await pair();
+  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  const newPort = await freePort();
+  await editConfig(orders, `listen: 127.0.0.1:${orders.inboundPort}`, `listen: 127.0.0.1:${newPort}`);
+  await editConfig(orders, 'level: info', 'level: debug');
+  await editConfig(orders, 'access: false', 'access: true');
+  const res = await postReload(orders.adminPort);
+  t.equal(res.status, 200);
+  t.match(res.type, /application\/json/);
+  t.same(JSON.parse(res.body), { applied: ['log.level', 'log.access'], restartRequired: ['inbound.listen'] });
+  const warning = await orders.process.waitFor((line) => line.component === 'reload' && line.keyPath === 'inbound.listen');
+  t.match(warning.msg, /inbound\.listen.*needs a restart/);
+
+  t.ok(await connects(orders.inboundPort), 'still listening on the old address');
+  t.notOk(await connects(newPort), 'not on the new one');
+  t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200);
+  const access = await orders.process.waitFor((line) => line.component === 'access' && line.path === '/headers');
+  t.equal(access.status, 200, 'the access log, switched on live, writes the next request');
+  const config = JSON.parse((await orders.admin('/config')).body) as { inbound: { listen: { port: number } }; log: { level: string } };
+  t.equal(config.inbound.listen.port, orders.inboundPort, '/config shows the address really in use');
+  t.equal(config.log.level, 'debug', 'and the new log level');
+
+  const again = await postReload(orders.adminPort);
+  t.same(JSON.parse(again.body), { applied: [], restartRequired: ['inbound.listen'] }, 'a reload with nothing new applies nothing');
+  const get = await orders.admin('/reload');
+  t.equal(get.status, 405, 'GET /reload is refused');
+});
+
+t.test('POST /reload with an invalid file answers 400 JSON and changes nothing', async (t) => {
+  const { orders, frontend } = await pair();
+  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  await editConfig(orders, 'paths: [/headers, /slow]', 'paths: [/slow]');
+  await editConfig(orders, 'level: info', 'level: loud');
+  const res = await postReload(orders.adminPort);
+  t.equal(res.status, 400);
+  t.match(res.type, /application\/json/);
+  const body = JSON.parse(res.body) as { error: string; message: string };
+  t.equal(body.error, 'config_invalid');
+  t.match(body.message, `${orders.configFile}:`);
+  t.match(body.message, /log\.level: "loud" is not a log level/);
+  t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200, 'the valid policy change in the same file was not applied');
+});
+
+t.test('reloads are counted by result, and two at once are serialized', async (t) => {
+  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` } });
+  t.teardown(() => orders.stop());
+  const count = async (result: string) => metricValue((await orders.admin('/metrics')).body, `meshcar_config_reloads_total{result="${result}"}`);
+  t.equal(await count('success'), 0);
+  t.equal(await count('failure'), 0);
+
+  const both = await Promise.all([postReload(orders.adminPort), postReload(orders.adminPort)]);
+  t.same(both.map((r) => r.status), [200, 200]);
+  await hangUp(orders);
+  const original = await editConfig(orders, 'service: orders', 'service: [orders]');
+  t.equal((await postReload(orders.adminPort)).status, 400);
+  await writeFile(orders.configFile, original);
+  t.equal(await count('success'), 3);
+  t.equal(await count('failure'), 1);
+  const outcomes = orders.process.lines.filter((line) => line.component === 'reload' && (line.msg === 'config reloaded' || String(line.msg).startsWith('config reload failed')));
+  t.equal(outcomes.length, 4, 'one outcome per reload');
+});

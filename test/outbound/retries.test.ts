@@ -1,0 +1,329 @@
+// Safe retries: only idempotent requests (or ones with an Idempotency-Key), only before any of
+// the response reached the app, on connect failures, resets, 503 and 429; backoff or
+// Retry-After, never past the deadline; a budget that keeps an outage from multiplying load;
+// another endpoint when there is one. Real mTLS upstreams on loopback, counting what they saw.
+
+import t from 'tap';
+import http2 from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import { appIdentity, defaultHandler, echo, makePki, RecordingObserver, request, silent, startUpstream, TD, UPSTREAM_ID, type H2Handler } from '../helpers/outbound-fixture.js';
+import type { TestPki } from '../helpers/pki.js';
+import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
+import type { RetryConfig } from '../../src/config/traffic-config.js';
+import { createOutbound } from '../../src/outbound/index.js';
+import { appDeadlineMs, backoffMs, retryAfterMs, RetryBudget, RETRY_DEFAULTS } from '../../src/outbound/retry.js';
+
+
+class RetryObserver extends RecordingObserver {
+  readonly retries: Array<{ upstream: string; reason: string; outcome: string }> = [];
+  exhausted = 0;
+  retryAttempted(upstream: string, reason: string, outcome: string): void {
+    this.retries.push({ upstream, reason, outcome });
+  }
+  retryBudgetExhausted(): void {
+    this.exhausted += 1;
+  }
+}
+
+interface Spec {
+  endpoints: number[];
+  timeoutMs?: number;
+  retries?: Partial<RetryConfig>;
+}
+
+const FAST_BACKOFF: Partial<RetryConfig> = { backoffBaseMs: 1, backoffMaxMs: 5 };
+
+type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
+
+async function start(t: TapTest, pki: TestPki, spec: Spec) {
+  const observer = new RetryObserver();
+  const outbound = createOutbound({
+    config: {
+      listen: { host: '127.0.0.1', port: 0 },
+      upstreams: [
+        {
+          name: 'payments',
+          endpoints: spec.endpoints.map((port) => parseEndpoint(`127.0.0.1:${port}`) as Endpoint),
+          identity: UPSTREAM_ID,
+          timeoutMs: spec.timeoutMs ?? 5000,
+          routes: [],
+          retries: { ...RETRY_DEFAULTS, ...FAST_BACKOFF, ...spec.retries },
+        },
+      ],
+    },
+    identity: await appIdentity(pki),
+    logger: silent,
+    observer,
+  });
+  const bound = await outbound.listen();
+  t.teardown(() => outbound.close());
+  return { port: bound.port, observer };
+}
+
+/** Answers `status` (with extra headers) to the first `n` requests, then echoes. */
+function flaky(n: number, status: number, extra: http2.OutgoingHttpHeaders = {}): H2Handler {
+  let seen = 0;
+  return (stream, headers, flags) => {
+    seen += 1;
+    if (seen <= n) {
+      stream.on('error', () => {});
+      stream.resume();
+      stream.respond({ ':status': status, ...extra }, { endStream: true });
+      return;
+    }
+    defaultHandler(stream, headers, flags);
+  };
+}
+
+t.test('a flaky upstream (503s) is retried to success', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(2, 503) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port] });
+  const res = await request(fx.port, { path: '/echo' });
+  t.equal(res.status, 200);
+  t.equal(up.requests, 3, 'two 503s, then the answer');
+  t.same(fx.observer.retries.map((r) => `${r.reason}:${r.outcome}`), ['status_503:failure', 'status_503:success']);
+  const records = await fx.observer.waitForRequests(1);
+  t.equal(records[0]?.status, 200, 'one request record, with the final status');
+  t.equal(records.length, 1);
+});
+
+t.test('attempts bound the retries: the last 503 reaches the app', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(100, 503) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port], retries: { attempts: 1 } });
+  const res = await request(fx.port);
+  t.equal(res.status, 503);
+  t.equal(res.headers['x-meshcar-error'], undefined, "the upstream's own 503");
+  t.equal(up.requests, 2);
+});
+
+t.test('first connections refused: retried to success', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki);
+  t.teardown(() => up.close());
+  let refused = 0;
+  up.server.prependListener('connection', (socket: TLSSocket) => {
+    if (refused < 2) {
+      refused += 1;
+      socket.destroy();
+    }
+  });
+  up.server.on('tlsClientError', () => {});
+  const fx = await start(t, pki, { endpoints: [up.port] });
+  const res = await request(fx.port);
+  t.equal(res.status, 200);
+  t.equal(refused, 2);
+  t.equal(up.requests, 1);
+  t.ok(fx.observer.retries.every((r) => r.reason === 'connect_failure'), 'reason connect_failure');
+  t.equal(fx.observer.retries.at(-1)?.outcome, 'success');
+});
+
+t.test('a reset before the response is retried', async (t) => {
+  const pki = await makePki(TD);
+  let seen = 0;
+  const up = await startUpstream(pki, {
+    handler: (stream, headers, flags) => {
+      seen += 1;
+      if (seen === 1) {
+        stream.on('error', () => {});
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        return;
+      }
+      defaultHandler(stream, headers, flags);
+    },
+  });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port] });
+  t.equal((await request(fx.port)).status, 200);
+  t.equal(up.requests, 2);
+  t.same(fx.observer.retries.map((r) => r.reason), ['reset']);
+});
+
+t.test('POST: never retried without Idempotency-Key; retried (body replayed) with one', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(1, 503) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port] });
+  const plain = await request(fx.port, { method: 'POST', body: 'charge me once' });
+  t.equal(plain.status, 503, 'the 503 goes back to the app');
+  t.equal(up.requests, 1, 'the upstream saw it once');
+
+  const up2 = await startUpstream(pki, { handler: flaky(1, 503) });
+  t.teardown(() => up2.close());
+  const fx2 = await start(t, pki, { endpoints: [up2.port] });
+  const keyed = await request(fx2.port, { method: 'POST', body: 'charge me once', headers: { 'idempotency-key': 'k-1' } });
+  t.equal(keyed.status, 200);
+  t.equal(up2.requests, 2);
+  t.equal(keyed.json().body, 'charge me once', 'the body was replayed whole');
+
+  const chunked = await request(fx2.port, { method: 'PUT', path: '/echo', headers: { 'transfer-encoding': 'chunked' }, body: 'x'.repeat(1000) });
+  t.equal(chunked.status, 200);
+});
+
+t.test('a body over the buffer limit is streamed and not retried', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, {
+    handler: (stream, headers) => {
+      // reads the whole body, then 503 the first time
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('error', () => {});
+      stream.on('end', () => {
+        if (up.requests === 1) stream.respond({ ':status': 503 }, { endStream: true });
+        else echo(stream, headers);
+      });
+    },
+  });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port], retries: { bufferLimitBytes: 1024 } });
+  const res = await request(fx.port, { method: 'PUT', body: Buffer.alloc(4096, 97) });
+  t.equal(res.status, 503);
+  t.equal(up.requests, 1, 'not retried');
+});
+
+t.test('a full outage: the extra load stays within the budget', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(1e9, 503) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port], retries: { attempts: 2 } });
+  const total = 200;
+  const started = Date.now();
+  let next = 0;
+  const statuses: number[] = [];
+  await Promise.all(
+    Array.from({ length: 10 }, async () => {
+      while (next < total) {
+        next += 1;
+        statuses.push((await request(fx.port)).status);
+      }
+    }),
+  );
+  const seconds = (Date.now() - started) / 1000;
+  t.equal(statuses.length, total);
+  t.ok(statuses.every((s) => s === 503));
+  const extra = up.requests - total;
+  const allowed = 0.2 * total + 10 + 10 * seconds + 1;
+  t.ok(extra > 0, `some retries were made (${extra})`);
+  t.ok(extra <= allowed, `retries ${extra} ≤ 20% of ${total} + 10 + 10/s × ${seconds.toFixed(2)} s = ${allowed.toFixed(0)} (unbudgeted: ${2 * total})`);
+  t.ok(fx.observer.exhausted > 0, 'budget exhaustion counted');
+});
+
+t.test('Retry-After: 1 on a 429 delays the retry by about a second', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(1, 429, { 'retry-after': '1' }) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port] });
+  const started = Date.now();
+  const res = await request(fx.port);
+  const took = Date.now() - started;
+  t.equal(res.status, 200);
+  t.equal(up.requests, 2);
+  t.ok(took >= 950 && took < 2500, `waited ${took} ms`);
+  t.same(fx.observer.retries.map((r) => `${r.reason}:${r.outcome}`), ['status_429:success']);
+});
+
+t.test('a Retry-After beyond the deadline returns the 429 at once', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(1, 429, { 'retry-after': '10' }) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port], timeoutMs: 2000 });
+  const started = Date.now();
+  const res = await request(fx.port);
+  t.equal(res.status, 429);
+  t.equal(res.headers['retry-after'], '10', 'relayed as the upstream sent it');
+  t.ok(Date.now() - started < 500, 'no wait');
+  t.equal(up.requests, 1);
+  const date = await startUpstream(pki, { handler: flaky(1, 503, { 'retry-after': new Date(Date.now() + 60_000).toUTCString() }) });
+  t.teardown(() => date.close());
+  const fx2 = await start(t, pki, { endpoints: [date.port], timeoutMs: 2000 });
+  t.equal((await request(fx2.port)).status, 503, 'an HTTP date a minute away: same');
+  t.equal(date.requests, 1);
+});
+
+t.test('a retry goes to the other endpoint', async (t) => {
+  const pki = await makePki(TD);
+  const bad = await startUpstream(pki, { handler: flaky(1e9, 503) });
+  const good = await startUpstream(pki);
+  t.teardown(async () => {
+    await bad.close();
+    await good.close();
+  });
+  const fx = await start(t, pki, { endpoints: [bad.port, good.port], retries: { attempts: 1, budgetMinPerSecond: 1000 } });
+  // concurrent requests: plain round-robin would send some retries back to the bad endpoint
+  const results = await Promise.all(Array.from({ length: 20 }, () => request(fx.port)));
+  t.same(
+    results.map((r) => r.status),
+    Array(20).fill(200),
+  );
+  t.equal(good.requests, 20, 'every request was answered by the good endpoint');
+  t.ok(bad.requests >= 1 && bad.requests <= 20);
+});
+
+t.test('h2c: retried on 503, and a keyed POST replays its body', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(2, 503) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port] });
+  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+  t.teardown(() => session.close());
+  const get = await h2(session, { ':method': 'GET', ':path': '/echo' });
+  t.equal(get.status, 200);
+  t.equal(up.requests, 3);
+  const plain = await h2(session, { ':method': 'POST', ':path': '/echo' }, 'once');
+  t.equal(plain.status, 200, 'a POST is not retried, but the upstream is healthy again');
+  const upFlaky = await startUpstream(pki, { handler: flaky(1, 503) });
+  t.teardown(() => upFlaky.close());
+  const fx2 = await start(t, pki, { endpoints: [upFlaky.port] });
+  const s2 = http2.connect(`http://127.0.0.1:${fx2.port}`);
+  t.teardown(() => s2.close());
+  const noKey = await h2(s2, { ':method': 'POST', ':path': '/echo' }, 'hello');
+  t.equal(noKey.status, 503);
+  t.equal(upFlaky.requests, 1);
+  const keyed = await h2(s2, { ':method': 'POST', ':path': '/echo', 'idempotency-key': 'abc' }, 'hello');
+  t.equal(keyed.status, 200);
+  t.equal(JSON.parse(keyed.body).body, 'hello');
+});
+
+function h2(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':authority': 'payments', ...headers }, { endStream: body === undefined });
+    let status = 0;
+    const chunks: Buffer[] = [];
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+    stream.on('error', reject);
+    if (body !== undefined) stream.end(body);
+  });
+}
+
+t.test('helpers: Retry-After, backoff, budget, app deadlines', async (t) => {
+  t.equal(retryAfterMs('3'), 3000);
+  t.equal(retryAfterMs(new Date(Date.now() + 5000).toUTCString(), Date.now()) !== undefined, true);
+  t.equal(retryAfterMs('soon'), undefined);
+  for (let i = 0; i < 50; i++) {
+    const b = backoffMs(3, 25, 1000);
+    t.ok(b >= 0 && b <= 100);
+  }
+  t.ok(backoffMs(20, 25, 1000) <= 1000, 'capped');
+  const budget = new RetryBudget(0.2, 10, 0);
+  let granted = 0;
+  for (let i = 0; i < 100; i++) {
+    budget.requests += 1;
+    if (budget.tryWithdraw(0)) granted += 1;
+  }
+  t.equal(granted, 30, '10 in reserve plus 20% of 100 requests');
+  t.ok(budget.tryWithdraw(1000), 'the reserve refills over time');
+  t.equal(appDeadlineMs('100m', undefined), 100);
+  t.equal(appDeadlineMs('2S', undefined), 2000);
+  t.equal(appDeadlineMs('1H', undefined), 3_600_000);
+  t.equal(appDeadlineMs('5000u', undefined), 5);
+  t.equal(appDeadlineMs('1n', undefined), 1);
+  t.equal(appDeadlineMs(undefined, '250ms'), 250);
+  t.equal(appDeadlineMs(undefined, '1.5'), 1500);
+  t.equal(appDeadlineMs('1S', '250ms'), 250, 'the shorter wins');
+  t.equal(appDeadlineMs('x', 'y'), undefined);
+});
