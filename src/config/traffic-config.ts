@@ -64,6 +64,37 @@ export interface UpstreamConfig {
   readonly idleTimeoutMs?: number;
   /** Safe retries; defaults when absent (see RETRY_DEFAULTS in src/outbound/retry.ts). */
   readonly retries?: RetryConfig;
+  /** Peak-EWMA balancing; defaults when absent (see src/outbound/balancer.ts). */
+  readonly balancer?: BalancerConfig;
+  /** Caps on requests in flight and waiting for a stream; 503 circuit_open beyond. */
+  readonly circuitBreaker?: CircuitBreakerConfig;
+  /** Ejection of endpoints that keep failing. */
+  readonly outlierDetection?: OutlierDetectionConfig;
+}
+
+/** `balancer: {decay: 10s}`: how fast the latency estimate forgets. */
+export interface BalancerConfig {
+  readonly decayMs: number;
+}
+
+/** `circuitBreaker: {maxRequests: 1024, maxPending: 1024}`. */
+export interface CircuitBreakerConfig {
+  /** Requests in flight (or waiting for a stream) toward the upstream. Default 1024. */
+  readonly maxRequests: number;
+  /** Requests waiting for a session or a free stream. Default 1024. */
+  readonly maxPending: number;
+}
+
+/** `outlierDetection: {consecutiveFailures: 5, baseEjection: 30s, maxEjection: 5m, maxEjectionPercent: 50}`. */
+export interface OutlierDetectionConfig {
+  /** Failures in a row (connect failure, reset, timeout, 503) that eject an endpoint; 0 never ejects. Default 5. */
+  readonly consecutiveFailures: number;
+  /** An ejection lasts this × the endpoint's ejections in a row. Default 30 s. */
+  readonly baseEjectionMs: number;
+  /** ...capped at this. Default 5 min. */
+  readonly maxEjectionMs: number;
+  /** At most this share of the endpoints is ejected at once. Default 50. */
+  readonly maxEjectionPercent: number;
 }
 
 /** `retries:` of an upstream, flattened. */
@@ -226,7 +257,7 @@ function readUpstreams(value: YamlValue, trustDomain: string | undefined): Upstr
 }
 
 function readUpstream(value: YamlValue, name: string, trustDomain: string | undefined): UpstreamConfig | undefined {
-  const map = value.map(['endpoints', 'identity', 'timeout', 'routes', 'idleTimeout', 'retries']);
+  const map = value.map(['endpoints', 'identity', 'timeout', 'routes', 'idleTimeout', 'retries', 'balancer', 'circuitBreaker', 'outlierDetection']);
   if (!map) return undefined;
   const endpoints = map.required('endpoints', (v) => v.listOf(readEndpoint, 'list at least one endpoint (host:port or dns:NAME:PORT)'));
   const identity = map.required('identity', (v) => readSpiffeId(v, trustDomain));
@@ -235,9 +266,62 @@ function readUpstream(value: YamlValue, name: string, trustDomain: string | unde
   // left out when not written: the outbound side applies the defaults (idle 5m, retries as below)
   const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);
   const retries = map.optional('retries', readRetries, undefined);
+  const balancer = map.optional('balancer', readBalancer, undefined);
+  const circuitBreaker = map.optional('circuitBreaker', readCircuitBreaker, undefined);
+  const outlierDetection = map.optional('outlierDetection', readOutlierDetection, undefined);
   if (!endpoints || !identity || timeoutMs === undefined || !routes) return undefined;
   if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('retries') && !retries)) return undefined;
-  return { name, endpoints, identity, timeoutMs, routes, ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}), ...(retries ? { retries } : {}) };
+  if ((map.has('balancer') && !balancer) || (map.has('circuitBreaker') && !circuitBreaker) || (map.has('outlierDetection') && !outlierDetection)) return undefined;
+  return {
+    name,
+    endpoints,
+    identity,
+    timeoutMs,
+    routes,
+    ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
+    ...(retries ? { retries } : {}),
+    ...(balancer ? { balancer } : {}),
+    ...(circuitBreaker ? { circuitBreaker } : {}),
+    ...(outlierDetection ? { outlierDetection } : {}),
+  };
+}
+
+// the same values as BALANCER_DEFAULTS etc. in src/outbound/balancer.ts (config does not import the data plane)
+const DEFAULT_DECAY_MS = 10_000;
+const DEFAULT_CIRCUIT: CircuitBreakerConfig = Object.freeze({ maxRequests: 1024, maxPending: 1024 });
+const DEFAULT_OUTLIER: OutlierDetectionConfig = Object.freeze({ consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 5 * 60_000, maxEjectionPercent: 50 });
+
+/** `balancer: {decay: 10s}`. */
+function readBalancer(value: YamlValue): BalancerConfig | undefined {
+  const map = value.map(['decay']);
+  if (!map) return undefined;
+  const decayMs = map.optional('decay', readDuration, DEFAULT_DECAY_MS);
+  if (decayMs === undefined) return undefined;
+  if (decayMs <= 0) return value.report('balancer.decay must be longer than 0');
+  return { decayMs };
+}
+
+/** `circuitBreaker: {maxRequests: 1024, maxPending: 1024}`; each key optional. */
+function readCircuitBreaker(value: YamlValue): CircuitBreakerConfig | undefined {
+  const map = value.map(['maxRequests', 'maxPending']);
+  if (!map) return undefined;
+  const maxRequests = map.optional('maxRequests', readPositiveInteger, DEFAULT_CIRCUIT.maxRequests);
+  const maxPending = map.optional('maxPending', readPositiveInteger, DEFAULT_CIRCUIT.maxPending);
+  return maxRequests === undefined || maxPending === undefined ? undefined : { maxRequests, maxPending };
+}
+
+/** `outlierDetection: {consecutiveFailures: 5, baseEjection: 30s, maxEjection: 5m, maxEjectionPercent: 50}`; each key optional. */
+function readOutlierDetection(value: YamlValue): OutlierDetectionConfig | undefined {
+  const map = value.map(['consecutiveFailures', 'baseEjection', 'maxEjection', 'maxEjectionPercent']);
+  if (!map) return undefined;
+  const d = DEFAULT_OUTLIER;
+  const consecutiveFailures = map.optional('consecutiveFailures', (v) => readCount(v, 1000), d.consecutiveFailures);
+  const baseEjectionMs = map.optional('baseEjection', readDuration, d.baseEjectionMs);
+  const maxEjectionMs = map.optional('maxEjection', readDuration, Math.max(d.maxEjectionMs, baseEjectionMs ?? 0));
+  const maxEjectionPercent = map.optional('maxEjectionPercent', (v) => readCount(v, 100), d.maxEjectionPercent);
+  if (consecutiveFailures === undefined || baseEjectionMs === undefined || maxEjectionMs === undefined || maxEjectionPercent === undefined) return undefined;
+  if (maxEjectionMs < baseEjectionMs) return value.report(`maxEjection (${maxEjectionMs} ms) must not be shorter than baseEjection (${baseEjectionMs} ms)`);
+  return { consecutiveFailures, baseEjectionMs, maxEjectionMs, maxEjectionPercent };
 }
 
 const DEFAULT_RETRIES: RetryConfig = Object.freeze({ attempts: 2, budgetRatio: 0.2, budgetMinPerSecond: 10, backoffBaseMs: 25, backoffMaxMs: 1000, bufferLimitBytes: 64 * 1024 });

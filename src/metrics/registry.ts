@@ -104,6 +104,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly outlierEjections = new client.Counter({
+    name: 'meshcar_outlier_ejections_total',
+    help: 'Outbound endpoints ejected after consecutive failures (connect failure, reset, timeout, 503), by upstream.',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ejectedEndpoints = new client.Gauge({
+    name: 'meshcar_upstream_ejected_endpoints',
+    help: 'Outbound endpoints currently ejected, by upstream.',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+
+  readonly circuitOpen = new client.Counter({
+    name: 'meshcar_circuit_open_total',
+    help: 'Outbound requests refused with 503 circuit_open (circuitBreaker maxRequests or maxPending reached), by upstream.',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+
   readonly http2SessionsClosed = new client.Counter({
     name: 'meshcar_http2_sessions_closed_total',
     help: 'HTTP/2 sessions the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM), by direction and reason (rapid_reset).',

@@ -60,6 +60,9 @@ export class TrafficMetrics implements TrafficObserver {
   private readonly peers: Record<Direction, Map<string, PeerEntry>> = { inbound: new Map(), outbound: new Map() };
   private readonly sessionGauges = new Map<string, ReturnType<Metrics['upstreamSessions']['labels']>>();
   private readonly streamGauges = new Map<string, ReturnType<Metrics['upstreamActiveStreams']['labels']>>();
+  private readonly ejectionCounters = new Map<string, Counter.Internal>();
+  private readonly ejectedGauges = new Map<string, ReturnType<Metrics['ejectedEndpoints']['labels']>>();
+  private readonly circuitCounters = new Map<string, Counter.Internal>();
 
   constructor(private readonly metrics: Metrics, private readonly options: TrafficMetricsOptions = {}) {}
 
@@ -157,6 +160,33 @@ export class TrafficMetrics implements TrafficObserver {
 
   retryBudgetExhausted(upstream: string): void {
     this.metrics.retryBudgetExhausted.labels(upstream).inc();
+  }
+
+  outlierEjected(upstream: string): void {
+    let counter = this.ejectionCounters.get(upstream);
+    if (counter === undefined) {
+      counter = this.metrics.outlierEjections.labels(upstream);
+      this.ejectionCounters.set(upstream, counter);
+    }
+    counter.inc();
+  }
+
+  ejectedEndpointsChanged(upstream: string, ejected: number): void {
+    let gauge = this.ejectedGauges.get(upstream);
+    if (gauge === undefined) {
+      gauge = this.metrics.ejectedEndpoints.labels(upstream);
+      this.ejectedGauges.set(upstream, gauge);
+    }
+    gauge.set(ejected);
+  }
+
+  circuitOpened(upstream: string): void {
+    let counter = this.circuitCounters.get(upstream);
+    if (counter === undefined) {
+      counter = this.metrics.circuitOpen.labels(upstream);
+      this.circuitCounters.set(upstream, counter);
+    }
+    counter.inc();
   }
 
   /** The API inventory for /endpoints, most used first. */

@@ -34,6 +34,12 @@ export interface TrafficObserver {
   retryAttempted?(upstream: string, reason: string, outcome: string): void;
   /** Outbound: a retry was wanted, but the upstream's retry budget was spent. */
   retryBudgetExhausted?(upstream: string): void;
+  /** Outbound: an endpoint of the upstream was ejected after consecutive failures. */
+  outlierEjected?(upstream: string): void;
+  /** Outbound: endpoints of the upstream ejected now (after every ejection and re-admission). */
+  ejectedEndpointsChanged?(upstream: string, ejected: number): void;
+  /** Outbound: a request refused with 503 circuit_open (circuit breaker limits reached). */
+  circuitOpened?(upstream: string): void;
   /** Inbound: an HTTP/2 session the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM). */
   sessionRejected?(direction: Direction, reason: SessionRejectReason): void;
 }

@@ -3,17 +3,20 @@
 // resolved to every address they have and re-resolved periodically, so endpoints follow the
 // records. Every endpoint is an IP: sessions are pooled per address, and HTTP/2 origins are
 // compared by the address actually dialled (see upstream-agent.ts).
-// Selection is round-robin; an endpoint that just failed to connect is skipped for a while
-// (passive health), unless every endpoint has failed.
+// Selection is power of two choices over each endpoint's peak-EWMA load (see balancer.ts);
+// an endpoint that just failed to connect is skipped for a while (passive health), and one
+// ejected as an outlier is skipped until re-admitted, unless no other endpoint is left.
 
 import { EventEmitter } from 'node:events';
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { formatHostPort, type Endpoint } from '../config/address.js';
 import { describeError } from '../errors.js';
+import { initialLoad, loadCost, type LoadState } from './balancer.js';
 
-export interface UpstreamEndpoint {
+export interface UpstreamEndpoint extends LoadState {
   /** `host:port` (IPv6 in brackets): the endpoint label in logs and metrics. */
   readonly key: string;
   /** The IP dialled. */
@@ -31,6 +34,8 @@ export const defaultLookup: LookupAll = (hostname) => dns.lookup(hostname, { all
 
 export interface EndpointSetOptions {
   readonly refreshMs: number;
+  /** The load estimate's decay (balancer.decay). */
+  readonly decayMs: number;
   readonly logger: Logger;
   readonly lookup?: LookupAll;
 }
@@ -43,7 +48,6 @@ interface EndpointSetEvents {
 export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   private list: UpstreamEndpoint[] = [];
   private readonly byOriginHost = new Map<string, UpstreamEndpoint>();
-  private next = 0;
   private timer: NodeJS.Timeout | undefined;
   private resolving: Promise<void> | undefined;
   private readonly fixed: UpstreamEndpoint[];
@@ -92,26 +96,47 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   }
 
   /**
-   * Round-robin over the endpoints that are not resting after a failure; when all are, over
-   * all of them (better to try than to refuse). `skip` excludes endpoints already tried.
+   * Power of two choices: two distinct endpoints at random, the one with the lower load cost
+   * (ewma × (outstanding + 1)) wins. Endpoints resting after a connect failure, ejected, the
+   * one to `avoid` (a retry's last endpoint) and those in `tried` are not candidates; when
+   * neither of the two is, the cheapest candidate is searched for; when there is none, any
+   * endpoint not avoided nor tried (better to try than to refuse). No allocation.
    */
-  pick(now: number, skip?: ReadonlySet<UpstreamEndpoint>): UpstreamEndpoint | undefined {
+  pick(now: number, avoid?: UpstreamEndpoint, tried?: ReadonlySet<UpstreamEndpoint>): UpstreamEndpoint | undefined {
     const list = this.list;
     const n = list.length;
     if (n === 0) return undefined;
-    let fallback: UpstreamEndpoint | undefined;
-    for (let i = 0; i < n; i++) {
-      const index = (this.next + i) % n;
-      const candidate = list[index] as UpstreamEndpoint;
-      if (skip?.has(candidate)) continue;
-      if (candidate.downUntil <= now) {
-        this.next = index + 1;
-        return candidate;
-      }
-      fallback ??= candidate;
+    if (n === 1) {
+      const only = list[0] as UpstreamEndpoint;
+      return only === avoid || tried?.has(only) ? undefined : only;
     }
-    if (fallback) this.next = list.indexOf(fallback) + 1;
-    return fallback;
+    const t = performance.now();
+    const decay = this.options.decayMs;
+    const i = Math.floor(Math.random() * n);
+    let j = Math.floor(Math.random() * (n - 1));
+    if (j >= i) j += 1;
+    const a = list[i] as UpstreamEndpoint;
+    const b = list[j] as UpstreamEndpoint;
+    const okA = a !== avoid && !a.ejected && a.downUntil <= now && !tried?.has(a);
+    const okB = b !== avoid && !b.ejected && b.downUntil <= now && !tried?.has(b);
+    if (okA && okB) return loadCost(a, t, decay) <= loadCost(b, t, decay) ? a : b;
+    if (okA) return a;
+    if (okB) return b;
+    let best: UpstreamEndpoint | undefined;
+    let bestCost = Infinity;
+    let fallback: UpstreamEndpoint | undefined;
+    for (let k = 0; k < n; k++) {
+      const c = list[(i + k) % n] as UpstreamEndpoint;
+      if (c === avoid || tried?.has(c)) continue;
+      if (!c.ejected && c.downUntil <= now) {
+        const cost = loadCost(c, t, decay);
+        if (cost < bestCost) {
+          best = c;
+          bestCost = cost;
+        }
+      } else if (fallback === undefined || (fallback.ejected && !c.ejected)) fallback = c;
+    }
+    return best ?? fallback;
   }
 
   private refresh(): Promise<void> {
@@ -165,5 +190,5 @@ function makeOriginHost(address: string, port: number): string {
 
 function makeEndpoint(address: string, port: number): UpstreamEndpoint {
   const key = formatHostPort({ host: address, port });
-  return { key, address, port, origin: new URL(`https://${key}`), downUntil: 0 };
+  return { key, address, port, origin: new URL(`https://${key}`), downUntil: 0, ...initialLoad() };
 }

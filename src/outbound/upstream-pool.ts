@@ -1,10 +1,12 @@
 // Everything the outbound side keeps per upstream: its endpoints, its HTTP/2 agent and the
 // sessions the agent opened (with their lifecycle and the observer's gauges), and the one way
-// requests get a stream: pick an endpoint round-robin; use an open session there with a free
+// requests get a stream: check the circuit breaker; pick an endpoint (power of two choices over
+// peak-EWMA load, see balancer.ts); use an open session there with a free
 // stream slot at once, else ask the agent (which opens a session, or queues for one); and if
 // the endpoint cannot be reached (nothing sent yet) try the next one.
 
-import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/traffic-config.js';
@@ -18,6 +20,18 @@ import './async-bind.js'; // cheaper AsyncResource#bind for every session.reques
 import { UpstreamAgent, connectMutualTls, endpointOfSocket } from './upstream-agent.js';
 import { classifyConnectError, isBadRequestError, isSessionClosingError } from './upstream-errors.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, RetryPolicy } from './retry.js';
+import { BALANCER_DEFAULTS, CIRCUIT_DEFAULTS, EndpointHealth, OUTLIER_DEFAULTS } from './balancer.js';
+import type { CircuitBreakerConfig } from '../config/traffic-config.js';
+
+// what the pool notes on each of its streams, read by its shared 'response' and 'close' listeners
+const ENDPOINT = Symbol('meshcar.endpoint');
+const OPENED = Symbol('meshcar.opened');
+const ANSWERED = Symbol('meshcar.answered');
+interface TrackedStream extends ClientHttp2Stream {
+  [ENDPOINT]?: UpstreamEndpoint;
+  [OPENED]?: number;
+  [ANSWERED]?: boolean;
+}
 
 export interface PoolSettings extends SessionPolicy {
   readonly dnsRefreshMs: number;
@@ -71,8 +85,16 @@ export class UpstreamPool {
   private readonly sessions = new Set<ClientHttp2Session>();
   /** Open sessions per endpoint, oldest first: the fast path's candidates. */
   private readonly byEndpoint = new Map<UpstreamEndpoint, ClientHttp2Session[]>();
-  /** One function for every stream's 'close', not a closure per request. */
-  private readonly streamClosed = () => this.deps.observer.upstreamStreamsChanged(this.name, -1);
+  /** Load estimate and outlier ejection of the endpoints. */
+  readonly health: EndpointHealth<UpstreamEndpoint>;
+  readonly circuit: CircuitBreakerConfig;
+  /** Streams open toward the upstream (requests in flight). */
+  private active = 0;
+  /** Requests waiting for a session or a stream slot (the slow path). */
+  private pending = 0;
+  /** One function for every stream's 'response' and 'close', not a closure per request. */
+  private readonly streamResponded: (this: TrackedStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader) => void;
+  private readonly streamClosed: (this: TrackedStream) => void;
   private readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
   private readonly connectTimeoutMs: number;
   private closed = false;
@@ -85,8 +107,11 @@ export class UpstreamPool {
     this.connectTimeoutMs = Math.min(config.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
     this.checkServerIdentity = verifyServerSpiffeId(config.identity);
     const settings = deps.settings;
+    const decayMs = config.balancer?.decayMs ?? BALANCER_DEFAULTS.decayMs;
+    this.circuit = config.circuitBreaker ?? CIRCUIT_DEFAULTS;
     this.endpoints = new EndpointSet(config.endpoints, {
       refreshMs: settings.dnsRefreshMs,
+      decayMs,
       logger: deps.logger,
       ...(settings.lookup ? { lookup: settings.lookup } : {}),
     });
@@ -96,6 +121,27 @@ export class UpstreamPool {
       connectTimeoutMs: this.connectTimeoutMs,
       endpointFor: (host) => this.endpoints.forOriginHost(host),
     });
+    const health = new EndpointHealth(config.name, () => this.endpoints.all(), decayMs, config.outlierDetection ?? OUTLIER_DEFAULTS, deps.observer, deps.logger);
+    this.health = health;
+    const observer = deps.observer;
+    const name = config.name;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the listeners' own `this` is the stream
+    const pool = this;
+    this.streamResponded = function (head) {
+      const endpoint = this[ENDPOINT];
+      if (endpoint === undefined || this[ANSWERED]) return;
+      this[ANSWERED] = true;
+      health.responded(endpoint, Number(head[':status']), performance.now() - (this[OPENED] as number));
+    };
+    this.streamClosed = function () {
+      observer.upstreamStreamsChanged(name, -1);
+      pool.active -= 1;
+      const endpoint = this[ENDPOINT];
+      if (endpoint === undefined) return;
+      endpoint.outstanding -= 1;
+      // closed with no response: a reset, a timeout (cancelled by the forwarder), a dead session
+      if (!this[ANSWERED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
+    };
     this.agent.on('session', (session: ClientHttp2Session) => this.adopt(session));
     this.endpoints.on('removed', (endpoint) => this.retire(endpoint));
   }
@@ -115,7 +161,9 @@ export class UpstreamPool {
    * failed as `avoid`: another one is used when there is one.
    */
   openStream(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions, onOpened: StreamOpened, onFailed: (err: MeshcarError) => void, avoid?: UpstreamEndpoint): void {
-    const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(Date.now()) : (this.endpoints.pick(Date.now(), new Set([avoid])) ?? this.endpoints.pick(Date.now()));
+    if (!this.closed && this.active + this.pending >= this.circuit.maxRequests) return onFailed(this.circuitOpen(`${this.active + this.pending} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
+    const now = Date.now();
+    const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(now) : (this.endpoints.pick(now, avoid) ?? this.endpoints.pick(now));
     const session = endpoint && this.freeSession(endpoint);
     if (endpoint && session) {
       let stream: ClientHttp2Stream | undefined;
@@ -126,11 +174,27 @@ export class UpstreamPool {
         // the session was closing under us: the slow path finds or makes another
       }
       if (stream) {
-        this.countStream(stream);
+        this.countStream(stream, endpoint);
         return onOpened(stream, endpoint);
       }
     }
-    this.openSlowly(headers, options, endpoint).then((opened) => onOpened(opened.stream, opened.endpoint), onFailed);
+    if (!this.closed && this.pending >= this.circuit.maxPending) return onFailed(this.circuitOpen(`${this.pending} requests are waiting for a stream (circuitBreaker.maxPending ${this.circuit.maxPending})`));
+    this.pending += 1;
+    this.openSlowly(headers, options, endpoint).then(
+      (opened) => {
+        this.pending -= 1;
+        onOpened(opened.stream, opened.endpoint);
+      },
+      (err: MeshcarError) => {
+        this.pending -= 1;
+        onFailed(err);
+      },
+    );
+  }
+
+  private circuitOpen(why: string): MeshcarError {
+    this.deps.observer.circuitOpened?.(this.name);
+    return new MeshcarError('circuit_open', `upstream ${this.name}: ${why}`);
   }
 
   private async openSlowly(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions, first: UpstreamEndpoint | undefined): Promise<OpenedStream> {
@@ -139,7 +203,7 @@ export class UpstreamPool {
       for (;;) {
         try {
           const stream = await this.agent.request(endpoint.origin, AGENT_OPTIONS, headers, options);
-          this.countStream(stream);
+          this.countStream(stream, endpoint);
           return { stream, endpoint };
         } catch (err) {
           if (isSessionClosingError(err) && closingRetries++ < MAX_CLOSING_RETRIES) continue;
@@ -161,8 +225,14 @@ export class UpstreamPool {
     return undefined;
   }
 
-  private countStream(stream: ClientHttp2Stream): void {
+  private countStream(stream: TrackedStream, endpoint: UpstreamEndpoint): void {
     this.deps.observer.upstreamStreamsChanged(this.name, 1);
+    this.active += 1;
+    endpoint.outstanding += 1;
+    stream[ENDPOINT] = endpoint;
+    stream[OPENED] = performance.now();
+    stream[ANSWERED] = false;
+    stream.on('response', this.streamResponded);
     stream.on('close', this.streamClosed);
   }
 
@@ -201,6 +271,7 @@ export class UpstreamPool {
   close(): void {
     this.closed = true;
     this.endpoints.stop();
+    this.health.close();
     this.agent.destroy();
     for (const session of this.sessions) session.destroy();
   }
@@ -214,7 +285,7 @@ export class UpstreamPool {
     let lastError: MeshcarError | undefined;
     let next = first;
     for (;;) {
-      const endpoint = next ?? this.endpoints.pick(Date.now(), tried);
+      const endpoint = next ?? this.endpoints.pick(Date.now(), undefined, tried);
       next = undefined;
       if (!endpoint) throw lastError ?? new MeshcarError('upstream_unavailable', `no address is known for upstream ${this.name}`);
       try {
@@ -228,6 +299,7 @@ export class UpstreamPool {
           this.deps.logger.warn({ upstream: this.name, endpoint: endpoint.key, code: failure.error.code, err: failure.error.message }, 'upstream endpoint failed');
         }
         endpoint.downUntil = now + this.deps.settings.endpointBackoffMs;
+        this.health.failedWithPenalty(endpoint, 0);
         lastError = failure.error;
         (tried ??= new Set()).add(endpoint);
         if (tried.size >= attempts) throw lastError;
@@ -263,6 +335,7 @@ export class UpstreamPool {
 
   /** An address left DNS: its sessions wind down, its TLS ticket goes. */
   private retire(endpoint: UpstreamEndpoint): void {
+    this.health.forget(endpoint);
     this.agent.forgetTlsSessions(endpoint.key);
     for (const session of this.sessions) {
       if (endpointOfSocket(session.socket) === endpoint && !isGracefullyClosing(session)) closeGracefully(session);

@@ -1,0 +1,159 @@
+// Load balancing, outlier ejection and circuit-breaker settings, per upstream.
+// Balancing is power of two choices over a peak-EWMA load estimate (Finagle / Linkerd): each
+// endpoint keeps an exponentially weighted moving average of its response latency that decays
+// with time (`decayMs`) and jumps to a higher sample at once (peaks count immediately); its
+// cost is ewma × (outstanding + 1). A 429, a 503 or a failure is taken as a high latency sample,
+// so an endpoint that sheds load, or fails, is picked less. Outlier ejection: an endpoint with
+// `consecutiveFailures` failures in a row (connect failure, reset, timeout, 503) is left out for
+// baseEjection × (its ejection count), capped; then it re-enters on probation (one more failure
+// ejects it again for longer; one success clears its record). At most maxEjectionPercent of an
+// upstream's endpoints are out at a time.
+
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { BalancerConfig, CircuitBreakerConfig, OutlierDetectionConfig } from '../config/traffic-config.js';
+import type { TrafficObserver } from '../metrics/traffic.js';
+
+export const BALANCER_DEFAULTS: BalancerConfig = Object.freeze({ decayMs: 10_000 });
+export const CIRCUIT_DEFAULTS: CircuitBreakerConfig = Object.freeze({ maxRequests: 1024, maxPending: 1024 });
+export const OUTLIER_DEFAULTS: OutlierDetectionConfig = Object.freeze({
+  consecutiveFailures: 5,
+  baseEjectionMs: 30_000,
+  maxEjectionMs: 5 * 60_000,
+  maxEjectionPercent: 50,
+});
+
+/** The latency sample (ms) a 429, a 503 or a failure counts as. */
+export const PENALTY_MS = 250;
+/** Cost of an endpoint with requests outstanding but no latency sample yet (Finagle's penalty). */
+const UNKNOWN_COST = 1e6;
+
+/** The balancer's and outlier detector's state, kept on each endpoint (no map lookups). */
+export interface LoadState {
+  /** Requests on this endpoint now (streams open). */
+  outstanding: number;
+  /** Peak EWMA of the latency, ms, as of `stamp`. */
+  ewma: number;
+  /** performance.now() of the last sample. */
+  stamp: number;
+  /** Failures in a row. */
+  failures: number;
+  ejected: boolean;
+  /** Ejections since the last success: the next ejection lasts base × (this + 1). */
+  ejections: number;
+  ejectTimer: NodeJS.Timeout | undefined;
+}
+
+export function initialLoad(): LoadState {
+  return { outstanding: 0, ewma: 0, stamp: 0, failures: 0, ejected: false, ejections: 0, ejectTimer: undefined };
+}
+
+/** ewma × (outstanding + 1), the EWMA decayed to `now` (no sample for a while: it drifts down, so the endpoint is probed again). */
+export function loadCost(e: LoadState, now: number, decayMs: number): number {
+  if (e.ewma === 0) return e.outstanding === 0 ? 0 : UNKNOWN_COST + e.outstanding;
+  const elapsed = now - e.stamp;
+  const ewma = elapsed > 0 ? e.ewma * Math.exp(-elapsed / decayMs) : e.ewma;
+  return ewma * (e.outstanding + 1);
+}
+
+/** Folds one latency sample (ms) into the estimate: peaks at once, lower values by time decay. */
+export function observeLatency(e: LoadState, rttMs: number, now: number, decayMs: number): void {
+  if (rttMs >= e.ewma) e.ewma = rttMs;
+  else {
+    const w = Math.exp(-Math.max(0, now - e.stamp) / decayMs);
+    e.ewma = e.ewma * w + rttMs * (1 - w);
+  }
+  e.stamp = now;
+}
+
+interface Ejectable extends LoadState {
+  readonly key: string;
+}
+
+/** Outcomes of requests, per endpoint of one upstream: the load estimate and outlier ejection. */
+export class EndpointHealth<E extends Ejectable> {
+  private closed = false;
+
+  constructor(
+    private readonly upstream: string,
+    private readonly endpoints: () => readonly E[],
+    private readonly decayMs: number,
+    private readonly outlier: OutlierDetectionConfig,
+    private readonly observer: TrafficObserver,
+    private readonly logger: Logger,
+  ) {}
+
+  /** A response head arrived `rttMs` after the stream opened. */
+  responded(e: E, status: number, rttMs: number): void {
+    const now = performance.now();
+    if (status === 503 || status === 429) {
+      observeLatency(e, Math.max(PENALTY_MS, rttMs), now, this.decayMs);
+      if (status === 503) this.failed(e);
+      return;
+    }
+    observeLatency(e, rttMs, now, this.decayMs);
+    e.failures = 0;
+    if (!e.ejected) e.ejections = 0;
+  }
+
+  /** A connect failure, a reset or a timeout before the response (the latency sample is a penalty). */
+  failedWithPenalty(e: E, rttMs: number): void {
+    observeLatency(e, Math.max(PENALTY_MS, rttMs), performance.now(), this.decayMs);
+    this.failed(e);
+  }
+
+  private failed(e: E): void {
+    e.failures += 1;
+    const threshold = this.outlier.consecutiveFailures;
+    if (threshold === 0 || e.ejected || this.closed || e.failures < threshold) return;
+    const list = this.endpoints();
+    const max = Math.floor((list.length * this.outlier.maxEjectionPercent) / 100);
+    const ejected = this.ejectedCount(list);
+    if (ejected >= max) return;
+    e.ejected = true;
+    e.ejections += 1;
+    const ms = Math.min(this.outlier.baseEjectionMs * e.ejections, this.outlier.maxEjectionMs);
+    e.ejectTimer = setTimeout(() => this.readmit(e), ms);
+    e.ejectTimer.unref();
+    this.logger.warn({ upstream: this.upstream, endpoint: e.key, failures: e.failures, ejectedForMs: ms }, 'upstream endpoint ejected after consecutive failures');
+    this.observer.outlierEjected?.(this.upstream);
+    this.observer.ejectedEndpointsChanged?.(this.upstream, ejected + 1);
+  }
+
+  /** Back on probation: one more failure ejects it again (for longer), one success clears it. */
+  private readmit(e: E): void {
+    e.ejectTimer = undefined;
+    if (!e.ejected) return;
+    e.ejected = false;
+    e.failures = Math.max(0, this.outlier.consecutiveFailures - 1);
+    // a clean estimate, as for a new endpoint: it is tried soon, and its next answer says how it does
+    e.ewma = 0;
+    e.stamp = 0;
+    this.logger.info({ upstream: this.upstream, endpoint: e.key }, 'ejected upstream endpoint re-admitted');
+    this.observer.ejectedEndpointsChanged?.(this.upstream, this.ejectedCount(this.endpoints()));
+  }
+
+  /** An endpoint left the set (DNS): its ejection, if any, ends with it. */
+  forget(e: E): void {
+    if (e.ejectTimer) clearTimeout(e.ejectTimer);
+    e.ejectTimer = undefined;
+    if (e.ejected) {
+      e.ejected = false;
+      this.observer.ejectedEndpointsChanged?.(this.upstream, this.ejectedCount(this.endpoints()));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const e of this.endpoints()) {
+      if (e.ejectTimer) clearTimeout(e.ejectTimer);
+      e.ejectTimer = undefined;
+    }
+  }
+
+  private ejectedCount(list: readonly E[]): number {
+    let n = 0;
+    for (let i = 0; i < list.length; i++) if ((list[i] as E).ejected) n++;
+    return n;
+  }
+}

@@ -1,0 +1,75 @@
+// Shared by balancing.test.ts and circuit.test.ts: an outbound with one upstream `payments`
+// whose balancer, circuit breaker and outlier detection the test sets, and an observer that
+// also records ejections and circuit-open refusals.
+
+import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
+import type { BalancerConfig, CircuitBreakerConfig, OutlierDetectionConfig } from '../../src/config/traffic-config.js';
+import { createOutbound, type OutboundTuning } from '../../src/outbound/index.js';
+import { appIdentity, RecordingObserver, request, silent, UPSTREAM_ID, type Http1Result } from './outbound-fixture.js';
+import type { TestPki } from './pki.js';
+
+export class HealthObserver extends RecordingObserver {
+  ejections = 0;
+  readonly ejectedCounts: number[] = [];
+  circuitOpen = 0;
+  outlierEjected(): void {
+    this.ejections += 1;
+  }
+  ejectedEndpointsChanged(_upstream: string, ejected: number): void {
+    this.ejectedCounts.push(ejected);
+  }
+  circuitOpened(): void {
+    this.circuitOpen += 1;
+  }
+}
+
+export interface BalanceSpec {
+  ports: number[];
+  timeoutMs?: number;
+  balancer?: BalancerConfig;
+  circuitBreaker?: CircuitBreakerConfig;
+  outlierDetection?: OutlierDetectionConfig;
+  tuning?: OutboundTuning;
+}
+
+export async function startBalanced(pki: TestPki, spec: BalanceSpec) {
+  const observer = new HealthObserver();
+  const outbound = createOutbound({
+    config: {
+      listen: { host: '127.0.0.1', port: 0 },
+      upstreams: [
+        {
+          name: 'payments',
+          endpoints: spec.ports.map((port) => parseEndpoint(`127.0.0.1:${port}`) as Endpoint),
+          identity: UPSTREAM_ID,
+          timeoutMs: spec.timeoutMs ?? 5000,
+          routes: [],
+          ...(spec.balancer ? { balancer: spec.balancer } : {}),
+          ...(spec.circuitBreaker ? { circuitBreaker: spec.circuitBreaker } : {}),
+          ...(spec.outlierDetection ? { outlierDetection: spec.outlierDetection } : {}),
+        },
+      ],
+    },
+    identity: await appIdentity(pki),
+    logger: silent,
+    observer,
+    options: spec.tuning ?? {},
+  });
+  const bound = await outbound.listen();
+  return { port: bound.port, observer, close: () => outbound.close() };
+}
+
+/** `total` requests, `concurrency` at a time, through one keep-alive agent per worker. */
+export async function load(port: number, total: number, concurrency: number, path = '/echo'): Promise<Http1Result[]> {
+  let next = 0;
+  const results: Http1Result[] = [];
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        next += 1;
+        results.push(await request(port, { path }));
+      }
+    }),
+  );
+  return results;
+}

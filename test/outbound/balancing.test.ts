@@ -1,0 +1,199 @@
+// Load balancing and outlier ejection: power of two choices over peak-EWMA load sends less to a
+// slow endpoint and to one answering 503; an endpoint that keeps failing is ejected (no more
+// traffic) and, once it recovers and its ejection ends, serves again; at most half of the
+// endpoints are ever ejected. Real mTLS upstreams on loopback, counting what they saw.
+
+import t from 'tap';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { defaultHandler, makePki, request, sleep, startUpstream, TD, type H2Handler, type UpstreamServer } from '../helpers/outbound-fixture.js';
+import { load, startBalanced } from '../helpers/outbound-balance-fixture.js';
+import { initialLoad, loadCost, observeLatency } from '../../src/outbound/balancer.js';
+
+const slowBy = (ms: number): H2Handler => (stream, headers, flags) => {
+  const timer = setTimeout(() => defaultHandler(stream, headers, flags), ms);
+  stream.once('close', () => clearTimeout(timer));
+};
+
+const always503: H2Handler = (stream) => {
+  stream.on('error', () => {});
+  stream.resume();
+  stream.respond({ ':status': 503 }, { endStream: true });
+};
+
+/** Resets every stream while `state.broken`; echoes otherwise. */
+function breakable(state: { broken: boolean }): H2Handler {
+  return (stream, headers, flags) => {
+    if (state.broken) {
+      stream.on('error', () => {});
+      stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      return;
+    }
+    defaultHandler(stream, headers, flags);
+  };
+}
+
+async function closeAll(servers: UpstreamServer[]): Promise<void> {
+  for (const s of servers) await s.close();
+}
+
+async function closedPort(): Promise<number> {
+  const server = http.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+t.test('a slow endpoint (+30 ms) among three fast ones gets clearly less traffic', async (t) => {
+  const pki = await makePki(TD);
+  const fast = [await startUpstream(pki), await startUpstream(pki), await startUpstream(pki)];
+  const slow = await startUpstream(pki, { handler: slowBy(30) });
+  const fx = await startBalanced(pki, { ports: [...fast.map((s) => s.port), slow.port] });
+  t.teardown(async () => {
+    await fx.close();
+    await closeAll([...fast, slow]);
+  });
+  const results = await load(fx.port, 300, 10);
+  t.ok(results.every((r) => r.status === 200), 'all answered');
+  const fastCounts = fast.map((s) => s.requests);
+  const minFast = Math.min(...fastCounts);
+  t.ok(slow.requests < minFast / 2, `slow ${slow.requests} < half of the least used fast endpoint (${fastCounts.join(', ')})`);
+  t.ok(slow.requests > 0, 'the slow endpoint was still tried');
+});
+
+t.test('an endpoint answering 503 gets less traffic (outlier ejection off)', async (t) => {
+  const pki = await makePki(TD);
+  const good = [await startUpstream(pki), await startUpstream(pki)];
+  const bad = await startUpstream(pki, { handler: always503 });
+  const fx = await startBalanced(pki, {
+    ports: [good[0]!.port, bad.port, good[1]!.port],
+    outlierDetection: { consecutiveFailures: 0, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
+  });
+  t.teardown(async () => {
+    await fx.close();
+    await closeAll([...good, bad]);
+  });
+  await load(fx.port, 200, 10);
+  const minGood = Math.min(...good.map((s) => s.requests));
+  t.ok(bad.requests < minGood / 2, `503 endpoint ${bad.requests} < half of ${minGood}`);
+  t.equal(fx.observer.ejections, 0, 'nothing ejected with consecutiveFailures 0');
+});
+
+t.test('an endpoint that keeps resetting is ejected, then re-admitted once it recovers', async (t) => {
+  const pki = await makePki(TD);
+  const state = { broken: true };
+  const good = [await startUpstream(pki), await startUpstream(pki)];
+  const flaky = await startUpstream(pki, { handler: breakable(state) });
+  const fx = await startBalanced(pki, {
+    ports: [good[0]!.port, flaky.port, good[1]!.port],
+    outlierDetection: { consecutiveFailures: 3, baseEjectionMs: 400, maxEjectionMs: 5000, maxEjectionPercent: 50 },
+    balancer: { decayMs: 20 }, // see the closed-port test below
+  });
+  t.teardown(async () => {
+    await fx.close();
+    await closeAll([...good, flaky]);
+  });
+  const until = Date.now() + 3000;
+  while (fx.observer.ejections === 0 && Date.now() < until) {
+    await load(fx.port, 10, 5);
+    await sleep(20);
+  }
+  t.equal(fx.observer.ejections, 1, 'ejected');
+  t.same(fx.observer.ejectedCounts, [1]);
+  const seen = flaky.requests;
+  t.ok(seen >= 3, `it failed ${seen} times first`);
+  const during = await load(fx.port, 60, 5);
+  t.ok(during.every((r) => r.status === 200), 'requests kept succeeding (retries went elsewhere)');
+  t.equal(flaky.requests, seen, 'no traffic to the ejected endpoint');
+
+  state.broken = false;
+  await sleep(500);
+  t.same(fx.observer.ejectedCounts, [1, 0], 're-admitted after the ejection interval');
+  await load(fx.port, 60, 5);
+  t.ok(flaky.requests > seen, `it serves again (${flaky.requests - seen} requests)`);
+  t.equal(fx.observer.ejections, 1, 'and is not ejected again');
+});
+
+t.test('a closed port is ejected; a server started on it serves after the ejection ends', async (t) => {
+  const pki = await makePki(TD);
+  const good = [await startUpstream(pki), await startUpstream(pki)];
+  const port = await closedPort();
+  const fx = await startBalanced(pki, {
+    ports: [good[0]!.port, port, good[1]!.port],
+    outlierDetection: { consecutiveFailures: 3, baseEjectionMs: 300, maxEjectionMs: 5000, maxEjectionPercent: 50 },
+    // the balancer shuns a failed endpoint (its penalty decays slowly by default); a short decay
+    // keeps this one being tried, so it reaches its consecutive failures soon
+    balancer: { decayMs: 20 },
+    tuning: { endpointBackoffMs: 10 },
+  });
+  let revived: UpstreamServer | undefined;
+  t.teardown(async () => {
+    await fx.close();
+    await closeAll([...good, ...(revived ? [revived] : [])]);
+  });
+  const until = Date.now() + 3000;
+  let allOk = true;
+  while (fx.observer.ejections === 0 && Date.now() < until) {
+    const results = await load(fx.port, 10, 5);
+    allOk &&= results.every((r) => r.status === 200);
+    await sleep(20);
+  }
+  t.ok(allOk, 'requests failed over to the good endpoints');
+  t.equal(fx.observer.ejections, 1, 'ejected after consecutive connect failures');
+  revived = await startUpstream(pki, { port });
+  await sleep(450);
+  await load(fx.port, 60, 5);
+  t.ok(revived.requests > 0, `the recovered endpoint serves (${revived.requests})`);
+});
+
+t.test('with two endpoints both failing, only one is ever ejected', async (t) => {
+  const pki = await makePki(TD);
+  const state = { broken: true };
+  const a = await startUpstream(pki, { handler: breakable(state) });
+  const b = await startUpstream(pki, { handler: breakable(state) });
+  const fx = await startBalanced(pki, {
+    ports: [a.port, b.port],
+    outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 60_000, maxEjectionMs: 60_000, maxEjectionPercent: 50 },
+  });
+  t.teardown(async () => {
+    await fx.close();
+    await closeAll([a, b]);
+  });
+  const results = await load(fx.port, 40, 4);
+  t.ok(results.every((r) => r.status === 502), 'resets reach the app as 502');
+  t.equal(fx.observer.ejections, 1, 'one ejection');
+  t.ok(fx.observer.ejectedCounts.every((n) => n <= 1), 'never two at once');
+  const before = a.requests + b.requests;
+  await load(fx.port, 10, 2);
+  t.ok(a.requests + b.requests > before, 'the other endpoint still gets the traffic');
+  // even a single endpoint is never ejected (50% of 1 rounds down to 0)
+  const solo = await startUpstream(pki, { handler: breakable(state) });
+  const one = await startBalanced(pki, { ports: [solo.port], outlierDetection: { consecutiveFailures: 1, baseEjectionMs: 60_000, maxEjectionMs: 60_000, maxEjectionPercent: 50 } });
+  t.teardown(async () => {
+    await one.close();
+    await solo.close();
+  });
+  await load(one.port, 10, 2);
+  t.equal(one.observer.ejections, 0);
+  state.broken = false;
+  t.equal((await request(one.port)).status, 200);
+});
+
+t.test('peak EWMA: peaks at once, decays with time; cost weighs outstanding requests', async (t) => {
+  const e = initialLoad();
+  t.equal(loadCost(e, 0, 10_000), 0, 'unknown and idle: cheapest');
+  e.outstanding = 1;
+  t.ok(loadCost(e, 0, 10_000) > 1000, 'unknown but busy: expensive');
+  e.outstanding = 0;
+  observeLatency(e, 10, 1000, 10_000);
+  t.equal(e.ewma, 10);
+  observeLatency(e, 50, 1001, 10_000);
+  t.equal(e.ewma, 50, 'a peak is taken at once');
+  observeLatency(e, 10, 11_001, 10_000);
+  t.ok(e.ewma > 10 && e.ewma < 30, `decayed toward 10 after one decay period (${e.ewma.toFixed(1)})`);
+  const base = loadCost(e, 11_001, 10_000);
+  e.outstanding = 3;
+  t.ok(Math.abs(loadCost(e, 11_001, 10_000) - 4 * base) < 1e-9, 'cost × (outstanding + 1)');
+  t.ok(loadCost(e, 31_001, 10_000) < loadCost(e, 11_001, 10_000), 'an idle estimate drifts down');
+});
