@@ -15,7 +15,7 @@ import { TrafficMetrics } from './metrics/traffic-metrics.js';
 import { AccessLog } from './metrics/access-log.js';
 import { startAdminServer, type RunningAdmin } from './admin/server.js';
 import { createInbound, type Inbound } from './inbound/index.js';
-import { createOutbound } from './outbound/index.js';
+import { createOutbound, type Outbound } from './outbound/index.js';
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 /** After the inbound side has drained, the outbound side stops once the app has been quiet this long. */
@@ -106,7 +106,7 @@ export class Sidecar {
   private draining = false;
   private ready = false;
   private inbound: Inbound | undefined;
-  private outbound: (Side & { idleForMs?(): number }) | undefined;
+  private outbound: Outbound | undefined;
   private running: RunningIdentity | undefined;
   private admin: RunningAdmin | undefined;
   private addressesValue: SidecarAddresses | undefined;
@@ -239,7 +239,7 @@ export class Sidecar {
   /**
    * Re-reads the config file (SIGHUP, POST /reload). An invalid file changes nothing: its
    * issues are logged one per line, as `meshcar check` prints them. A valid one applies the
-   * live parts (inbound.authorize, inbound.rateLimit, log.level, log.access, metrics.requests, drainTimeout) to new
+   * live parts (inbound.authorize, inbound.rateLimit, outbound.upstreams, log.level, log.access, metrics.requests, drainTimeout) to new
    * requests; requests in flight and open sessions are untouched. Every other change is logged
    * as needing a restart and keeps its running value. Two reloads never run at once.
    */
@@ -267,11 +267,22 @@ export class Sidecar {
     try {
       if (plan.applied.includes('inbound.authorize')) this.inbound?.setAuthorization(plan.effective.inbound?.authorize);
       if (plan.applied.some((path) => path.startsWith('inbound.rateLimit'))) this.inbound?.setRateLimit(plan.effective.inbound?.rateLimit);
+      const timeouts = plan.effective.inbound;
+      if (timeouts && plan.applied.some((path) => /^inbound\.(timeout|idleTimeout|routes)\b/.test(path))) {
+        this.inbound?.setTimeouts({ timeoutMs: timeouts.timeoutMs, idleTimeoutMs: timeouts.idleTimeoutMs, routes: timeouts.routes });
+      }
     } catch (err) {
       const messages = [`${this.configFile}: inbound.authorize: ${describeError(err)}`];
       log.error(messages[0]);
       this.metrics.configReloads.labels('failure').inc();
       return { ok: false, messages };
+    }
+    if (this.outbound && plan.effective.outbound && plan.applied.some((path) => path.startsWith('outbound.upstreams'))) {
+      const upstreams = plan.effective.outbound.upstreams;
+      for (const name of new Set([...(this.current.outbound?.upstreams ?? []).map((u) => u.name), ...upstreams.map((u) => u.name)])) {
+        this.traffic.setRoutes(name, upstreams.find((u) => u.name === name)?.routes);
+      }
+      this.outbound.setUpstreams(upstreams);
     }
     if (plan.effective.log.level !== this.current.log.level) this.logger.level = plan.effective.log.level;
     if (plan.effective.log.access !== this.current.log.access || plan.effective.metrics.requests !== this.current.metrics.requests) {

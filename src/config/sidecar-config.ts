@@ -252,22 +252,31 @@ export interface ReloadPlan {
 }
 
 /** The keys a running sidecar can change without a restart (YAML key paths). */
-export const LIVE_RELOAD_KEYS = ['inbound.authorize', 'inbound.rateLimit', 'log.level', 'log.access', 'metrics.requests', 'drainTimeout'] as const;
+export const LIVE_RELOAD_KEYS = ['inbound.authorize', 'inbound.rateLimit', 'inbound.timeout', 'inbound.idleTimeout', 'inbound.routes', 'outbound.upstreams', 'log.level', 'log.access', 'metrics.requests', 'drainTimeout'] as const;
 
 /**
- * Takes the live parts of `next` (authorization rules, rate limits, log level and access log, request
+ * Takes the live parts of `next` (authorization rules, rate limits, inbound timeouts, outbound upstreams, log level and access log, request
  * metrics, drain timeout) over `running`; every other difference is listed as needing a
  * restart, and keeps its running value in `effective`.
  */
 export function planReload(running: SidecarConfig, next: SidecarConfig): ReloadPlan {
   const inbound = running.inbound && next.inbound ? liveInbound(running.inbound, next.inbound) : running.inbound;
-  const effective = deepFreeze({ ...running, inbound, log: next.log, metrics: next.metrics, drainTimeoutMs: next.drainTimeoutMs });
+  // the upstream list is live (added, removed, changed); outbound.listen is not
+  const outbound = running.outbound && next.outbound ? { ...running.outbound, upstreams: next.outbound.upstreams } : running.outbound;
+  const effective = deepFreeze({ ...running, inbound, ...(outbound ? { outbound } : {}), log: next.log, metrics: next.metrics, drainTimeoutMs: next.drainTimeoutMs });
   return { effective, applied: changedPaths(running, effective), restartRequired: changedPaths(effective, next) };
 }
 
 function liveInbound(running: InboundConfig, next: InboundConfig): InboundConfig {
-  const { rateLimit: _running, ...rest } = running;
-  return { ...rest, authorize: next.authorize, ...(next.rateLimit ? { rateLimit: next.rateLimit } : {}) };
+  const { rateLimit: _rateLimit, idleTimeoutMs: _idle, routes: _routes, ...rest } = running;
+  return {
+    ...rest,
+    authorize: next.authorize,
+    timeoutMs: next.timeoutMs,
+    ...(next.rateLimit ? { rateLimit: next.rateLimit } : {}),
+    ...(next.idleTimeoutMs !== undefined ? { idleTimeoutMs: next.idleTimeoutMs } : {}),
+    ...(next.routes ? { routes: next.routes } : {}),
+  };
 }
 
 /** Derived or bookkeeping fields: a change in them shows as a change of what they derive from. */

@@ -25,7 +25,22 @@ export interface InboundConfig {
   readonly rateLimit?: InboundRateLimit;
   /** HTTP/2 abuse limits; absent: DEFAULT_INBOUND_LIMITS. */
   readonly limits?: InboundLimitsConfig;
+  /** No bytes either way on a request for this long: 504 (or a reset once the answer started). Absent: DEFAULT_INBOUND_IDLE_TIMEOUT_MS. */
+  readonly idleTimeoutMs?: number;
+  /** Per-path timeouts, first match wins; a path matching none uses timeoutMs / idleTimeoutMs. */
+  readonly routes?: readonly InboundRouteConfig[];
 }
+
+export interface InboundRouteConfig {
+  /** An exact path, or a prefix ending in `*`. */
+  readonly path: string;
+  /** Time until the app's response head; absent: the inbound timeout. */
+  readonly timeoutMs?: number;
+  /** Absent: the inbound idle timeout. */
+  readonly idleTimeoutMs?: number;
+}
+
+export const DEFAULT_INBOUND_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 export interface RateSpec {
   /** Tokens added per second (from `100/s`, `600/m` or `3600/h`). */
@@ -125,7 +140,7 @@ const ROUTE_SEGMENT = /^(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[^{}]*)$/;
 
 /** `trustDomain` is undefined when the config's own is invalid (already reported). */
 export function readInbound(value: YamlValue, trustDomain: string | undefined): InboundConfig | undefined {
-  const map = value.map(['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits']);
+  const map = value.map(['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits', 'idleTimeout', 'routes']);
   if (!map) return undefined;
   const listen = map.required('listen', readListenAddress);
   const app = map.required('app', readApp);
@@ -137,10 +152,33 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
   );
   const rateLimit = map.optional('rateLimit', readInboundRateLimit, undefined);
   const limits = map.optional('limits', readInboundLimits, undefined);
+  const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);
+  const routes = map.optional('routes', (v) => v.listOf(readInboundRoute, 'list at least one route, or leave routes out'), undefined);
   if (!listen || !app || timeoutMs === undefined || (map.has('authorize') && !authorize)) return undefined;
   if ((map.has('rateLimit') && !rateLimit) || (map.has('limits') && !limits)) return undefined;
-  // both keys are left out of the result when absent (the defaults apply in the listener)
-  return { listen, app, timeoutMs, authorize, ...(rateLimit ? { rateLimit } : {}), ...(limits ? { limits } : {}) };
+  if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('routes') && !routes)) return undefined;
+  // optional keys are left out of the result when absent (the defaults apply in the listener)
+  return {
+    listen,
+    app,
+    timeoutMs,
+    authorize,
+    ...(rateLimit ? { rateLimit } : {}),
+    ...(limits ? { limits } : {}),
+    ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
+    ...(routes ? { routes } : {}),
+  };
+}
+
+/** `{path: /reports/*, timeout: 60s, idleTimeout: 10m}`; both timeouts optional. */
+function readInboundRoute(value: YamlValue): InboundRouteConfig | undefined {
+  const map = value.map(['path', 'timeout', 'idleTimeout']);
+  if (!map) return undefined;
+  const path = map.required('path', readPathPattern);
+  const timeoutMs = map.optional('timeout', readDuration, undefined);
+  const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);
+  if (path === undefined || (map.has('timeout') && timeoutMs === undefined) || (map.has('idleTimeout') && idleTimeoutMs === undefined)) return undefined;
+  return { path, ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}) };
 }
 
 function readInboundRateLimit(value: YamlValue): InboundRateLimit | undefined {

@@ -29,15 +29,15 @@ export class H2cApp implements AppForwarder {
   readonly pool: H2cSessionPool;
   private readonly authority: string;
 
-  constructor(address: HostPort, private readonly timeoutMs: number, logger: Logger) {
+  constructor(address: HostPort, logger: Logger) {
     this.label = formatHostPort(address);
     this.authority = this.label;
     this.pool = new H2cSessionPool(`http://${this.label}`, logger);
   }
 
   forward(exchange: Exchange): void {
+    // the exchange's timers (response head, idle) were started by the handler
     exchange.forwarder = this;
-    exchange.startTimer(this.timeoutMs);
     this.send(exchange);
   }
 
@@ -87,6 +87,11 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders, flags
   }
   this.once('end', onEnd);
   this.pipe(exchange.responseSink, KEEP_OPEN);
+  this.on('data', onActivity);
+}
+
+function onActivity(this: ClientHttp2Stream): void {
+  exchangeOf(this).touch();
 }
 
 function onTrailers(this: ClientHttp2Stream, trailers: IncomingHttpHeaders): void {

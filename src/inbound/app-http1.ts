@@ -27,7 +27,6 @@ export class Http1App implements AppForwarder {
 
   constructor(
     private readonly address: HostPort,
-    private readonly timeoutMs: number,
     options: Http1AppOptions,
   ) {
     this.label = formatHostPort(address);
@@ -43,8 +42,8 @@ export class Http1App implements AppForwarder {
   }
 
   forward(exchange: Exchange): void {
+    // the exchange's timers (response head, idle) were started by the handler
     exchange.forwarder = this;
-    exchange.startTimer(this.timeoutMs);
     this.send(exchange);
   }
 

@@ -90,6 +90,11 @@ export abstract class Exchange {
   /** Attempts made toward the app (a bodiless request may be retried once on a stale connection). */
   attempts = 0;
   private timer: NodeJS.Timeout | undefined = undefined;
+  /** No bytes either way for this long: 504, or a reset once the head went out (0: off). */
+  idleTimeoutMs = 0;
+  /** performance.now() of the last body bytes either way (see touch()). */
+  lastActivity = 0;
+  private idleTimer: NodeJS.Timeout | undefined = undefined;
   private finalized = false;
 
   constructor(
@@ -126,15 +131,47 @@ export abstract class Exchange {
   /** Breaks off a response whose head is already sent (the caller sees a reset, not a short body). */
   protected abstract reset(): void;
 
-  /** Starts the one per-request timer: the app must send its response head within `ms`. */
-  startTimer(ms: number): void {
-    if (this.timer === undefined) this.timer = setTimeout(onTimeout, ms, this, ms);
+  /**
+   * Starts the per-request timers: the app must send its response head within `headMs`, and
+   * bytes must move (either way) at least every `idleMs` until the exchange is over.
+   */
+  startTimers(headMs: number, idleMs: number): void {
+    if (this.timer === undefined) this.timer = setTimeout(onTimeout, headMs, this, headMs);
+    if (this.idleTimer === undefined && idleMs > 0) {
+      this.idleTimeoutMs = idleMs;
+      this.lastActivity = performance.now();
+      this.idleTimer = setTimeout(onIdle, idleMs, this);
+    }
+  }
+
+  /** Body bytes moved (either way): the idle clock starts again. */
+  touch(): void {
+    if (this.idleTimer !== undefined) this.lastActivity = performance.now();
+  }
+
+  /** Called by the idle timer: cut the exchange, or sleep for the rest of the idle time. */
+  checkIdle(): void {
+    this.idleTimer = undefined;
+    if (this.phase === DONE) return;
+    const quietMs = performance.now() - this.lastActivity;
+    if (quietMs >= this.idleTimeoutMs) {
+      this.fail('upstream_timeout', `no bytes moved either way for ${this.idleTimeoutMs} ms`);
+      return;
+    }
+    this.idleTimer = setTimeout(onIdle, Math.max(1, Math.ceil(this.idleTimeoutMs - quietMs)), this);
   }
 
   private clearTimer(): void {
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;
+    }
+  }
+
+  private clearIdleTimer(): void {
+    if (this.idleTimer !== undefined) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
     }
   }
 
@@ -163,6 +200,7 @@ export abstract class Exchange {
   finish(trailers?: OutgoingHttpHeaders): void {
     if (this.phase !== STREAMING) return;
     this.phase = DONE;
+    this.clearIdleTimer();
     this.writeEnd(trailers);
   }
 
@@ -179,6 +217,7 @@ export abstract class Exchange {
     if (this.phase === DONE) return;
     this.phase = DONE;
     this.clearTimer();
+    this.clearIdleTimer();
     cancel(this.upstream);
     if (this.callerGone) {
       // the caller went first (e.g. a drain that ran out of time): that is the story, not
@@ -201,6 +240,7 @@ export abstract class Exchange {
     if (this.phase === DONE) return;
     this.phase = DONE;
     this.clearTimer();
+    this.clearIdleTimer();
     this.errorCode = 'reset';
     cancel(this.upstream);
     this.reset();
@@ -210,6 +250,8 @@ export abstract class Exchange {
   switchProtocols(): boolean {
     if (this.phase !== WAITING) return false;
     this.clearTimer();
+    // a tunnel (WebSocket) may rightly stay quiet for long: no idle timeout on it
+    this.clearIdleTimer();
     this.phase = STREAMING;
     this.status = 101;
     return true;
@@ -226,6 +268,7 @@ export abstract class Exchange {
     if (this.finalized) return;
     this.finalized = true;
     this.clearTimer();
+    this.clearIdleTimer();
     if (this.phase !== DONE) {
       // the caller hung up (or its stream was reset) before the exchange completed
       this.phase = DONE;
@@ -261,6 +304,7 @@ export function relayBody(source: Readable, exchange: Exchange): void {
 
 function onRelayData(this: Readable, chunk: Buffer): void {
   const exchange = exchangeOf(this);
+  exchange.touch();
   const sink = exchange.responseSink as Writable;
   if (sink.destroyed || sink.writableEnded) return; // the caller is gone; the exchange says how
   if (!sink.write(chunk)) {
@@ -272,6 +316,15 @@ function onRelayData(this: Readable, chunk: Buffer): void {
 function onRelayDrain(this: Writable): void {
   const source = exchangeOf(this).relaySource;
   if (source !== undefined && !source.destroyed) source.resume();
+}
+
+function onIdle(exchange: Exchange): void {
+  exchange.checkIdle();
+}
+
+/** A 'data' listener on the caller's request body: the upload counts as activity. */
+export function onRequestData(this: Readable): void {
+  exchangeOf(this).touch();
 }
 
 function onTimeout(exchange: Exchange, ms: number): void {

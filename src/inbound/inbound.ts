@@ -22,7 +22,7 @@ import { AuthorizationPolicy } from './authorization.js';
 import { Caller, CallerCache } from './caller.js';
 import { ConnectionTracker } from './connections.js';
 import { rawErrorResponse } from '../http/status.js';
-import type { Exchange, ExchangeContext } from './exchange.js';
+import { bindExchange, DONE, onRequestData, type Exchange, type ExchangeContext } from './exchange.js';
 import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
@@ -30,6 +30,7 @@ import { InboundRateLimiter } from './rate-limit.js';
 import { isAcceptablePath } from './request-target.js';
 import { attachGuard, ResetGuard } from './reset-guard.js';
 import { createTlsListener } from './tls-listener.js';
+import { headDeadlineMs, InboundTimeouts, type InboundTimeoutsConfig } from './timeouts.js';
 
 export interface InboundLimits {
   /** Request head size limit in bytes (HTTP/1.1 → 431; HTTP/2 → SETTINGS_MAX_HEADER_LIST_SIZE). Default: config inbound.limits.maxHeaderListSize (16 KiB). */
@@ -73,6 +74,11 @@ export interface Inbound {
   setAuthorization(rules: readonly AuthorizeRule[] | undefined): void;
   /** Replaces the rate limits (undefined: none); the buckets start full. */
   setRateLimit(rateLimit: InboundRateLimit | undefined): void;
+  /**
+   * Replaces the timeouts (response head, idle, per-route) for the requests that arrive from
+   * now on; requests in flight keep theirs. Throws, changing nothing, on a non-positive value.
+   */
+  setTimeouts(config: InboundTimeoutsConfig): void;
   readonly address: HostPort | undefined;
   /** Requests (and WebSocket tunnels) in flight. */
   readonly inFlight: number;
@@ -115,6 +121,7 @@ class InboundListener implements Inbound, ExchangeContext {
   private policy: AuthorizationPolicy;
   /** undefined: no rate limit configured. */
   private rateLimiter: InboundRateLimiter | undefined;
+  private timeouts: InboundTimeouts;
   private readonly maxResetsPer10s: number;
   private readonly callers: CallerCache;
   private readonly logger: Logger;
@@ -136,6 +143,7 @@ class InboundListener implements Inbound, ExchangeContext {
     const maxHeaderBytes = limits.maxHeaderBytes ?? configured.maxHeaderListSize;
     this.maxResetsPer10s = limits.maxResetsPer10s ?? configured.maxResetsPer10s;
     this.rateLimiter = InboundRateLimiter.create(config.rateLimit);
+    this.timeouts = new InboundTimeouts(config);
     this.config = config;
     this.logger = logger;
     this.observer = options.observer ?? NO_OBSERVER;
@@ -144,10 +152,10 @@ class InboundListener implements Inbound, ExchangeContext {
 
     const appAddress = { host: config.app.host, port: config.app.port };
     if (config.app.protocol === 'h2c') {
-      this.app = new H2cApp(appAddress, config.timeoutMs, logger);
-      this.upgrades = new Http1App(appAddress, config.timeoutMs, { keepAlive: false });
+      this.app = new H2cApp(appAddress, logger);
+      this.upgrades = new Http1App(appAddress, { keepAlive: false });
     } else {
-      const app = new Http1App(appAddress, config.timeoutMs, { keepAlive: true, ...(limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {}) });
+      const app = new Http1App(appAddress, { keepAlive: true, ...(limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {}) });
       this.app = app;
       this.upgrades = app;
     }
@@ -221,6 +229,11 @@ class InboundListener implements Inbound, ExchangeContext {
 
   setRateLimit(rateLimit: InboundRateLimit | undefined): void {
     this.rateLimiter = InboundRateLimiter.create(rateLimit);
+  }
+
+  setTimeouts(config: InboundTimeoutsConfig): void {
+    // compiled before the swap: a bad value throws here and leaves the old timeouts in force
+    this.timeouts = new InboundTimeouts(config);
   }
 
   listen(): Promise<HostPort> {
@@ -338,7 +351,15 @@ class InboundListener implements Inbound, ExchangeContext {
     headers['x-forwarded-client-cert'] = exchange.caller.xfcc;
     headers['x-request-id'] = exchange.requestId;
     exchange.appHeaders = headers;
+    const route = this.timeouts.forPath(exchange.path);
+    // the caller's own deadline (grpc-timeout, x-request-timeout) may shorten the wait, never lengthen it
+    exchange.startTimers(headDeadlineMs(route.timeoutMs, exchange.requestHeaders), route.idleTimeoutMs);
     forwarder.forward(exchange);
+    if (exchange.requestHasBody && exchange.phase !== DONE) {
+      // added after the forwarder's pipe(), so it does not change the body's flow
+      bindExchange(exchange.requestBody, exchange);
+      exchange.requestBody.on('data', onRequestData);
+    }
   }
 
   /** A request Node could not parse (or that outgrew the header limit): answer and close. */

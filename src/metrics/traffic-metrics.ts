@@ -29,7 +29,7 @@ interface EndpointEntry {
 interface PeerEntry {
   /** The peer label: the peer's name, or __other__ beyond the peer cap. */
   readonly name: string;
-  readonly labeler: RouteLabeler;
+  labeler: RouteLabeler;
   /** route → method → endpoint */
   readonly routes: Map<string, Map<string, EndpointEntry>>;
 }
@@ -64,7 +64,22 @@ export class TrafficMetrics implements TrafficObserver {
   private readonly ejectedGauges = new Map<string, ReturnType<Metrics['ejectedEndpoints']['labels']>>();
   private readonly circuitCounters = new Map<string, Counter.Internal>();
 
-  constructor(private readonly metrics: Metrics, private readonly options: TrafficMetricsOptions = {}) {}
+  /** Route templates per outbound upstream; setRoutes() changes them on a reload. */
+  private readonly routesByUpstream: Map<string, readonly string[]>;
+
+  constructor(private readonly metrics: Metrics, private readonly options: TrafficMetricsOptions = {}) {
+    this.routesByUpstream = new Map(options.routesByUpstream ?? []);
+  }
+
+  /** New route templates for an upstream (live reload): paths seen from now on are labelled by them. */
+  setRoutes(upstream: string, templates: readonly string[] | undefined): void {
+    const before = this.routesByUpstream.get(upstream);
+    if (JSON.stringify(before ?? []) === JSON.stringify(templates ?? [])) return;
+    if (templates) this.routesByUpstream.set(upstream, templates);
+    else this.routesByUpstream.delete(upstream);
+    const entry = this.peers.outbound.get(upstream);
+    if (entry) entry.labeler = new RouteLabeler(templates, this.options.routeCap ?? DEFAULT_ROUTE_CAP);
+  }
 
   private peerEntry(direction: Direction, peer: string): PeerEntry {
     const peers = this.peers[direction];
@@ -73,7 +88,7 @@ export class TrafficMetrics implements TrafficObserver {
       // peers are bounded too: an inbound caller set is as large as the mesh, not unbounded,
       // but a cap keeps a misbehaving mesh from exploding the series
       if (peers.size >= (this.options.peerCap ?? 1000)) return this.peerEntry(direction, '__other__');
-      const templates = direction === 'outbound' ? this.options.routesByUpstream?.get(peer) : undefined;
+      const templates = direction === 'outbound' ? this.routesByUpstream.get(peer) : undefined;
       entry = { name: peer, labeler: new RouteLabeler(templates, this.options.routeCap ?? DEFAULT_ROUTE_CAP), routes: new Map() };
       peers.set(peer, entry);
     }

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
-import type { OutboundConfig } from '../config/traffic-config.js';
+import type { OutboundConfig, UpstreamConfig } from '../config/traffic-config.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { Activity } from './activity.js';
@@ -18,7 +18,7 @@ import { forwardH2c } from './forward-h2c.js';
 import { forwardHttp1 } from './forward-http1.js';
 import { AppListener } from './listener.js';
 import { UpstreamRouter } from './router.js';
-import { UpstreamPool } from './upstream-pool.js';
+import { UpstreamPool, type PoolSettings } from './upstream-pool.js';
 import { tunnelUpgrade } from './websocket.js';
 
 export type { LookupAll } from './endpoints.js';
@@ -63,6 +63,14 @@ export interface Outbound {
   idleForMs(): number;
   /** Open HTTP/2 sessions toward an upstream (by name, any case); 0 for an unknown name. */
   sessionCount(upstream: string): number;
+  /**
+   * Live reload of `outbound.upstreams`: new requests route by the new list at once (one swap of
+   * the routing table). An upstream whose endpoints, identity, balancer and outlier detection
+   * are unchanged keeps its pool and open sessions, with timeouts, retries and circuit limits
+   * updated in place; new upstreams get a pool; removed or re-pointed ones are retired: their
+   * sessions close gracefully once the streams in flight on them finish.
+   */
+  setUpstreams(upstreams: readonly UpstreamConfig[]): void;
   readonly address: HostPort | undefined;
   readonly inFlight: number;
   readonly draining: boolean;
@@ -84,12 +92,16 @@ export function createOutbound(options: OutboundOptions): Outbound {
 }
 
 class OutboundService implements Outbound, OutboundContext {
-  readonly router: UpstreamRouter<UpstreamPool>;
+  router: UpstreamRouter<UpstreamPool>;
   readonly observer: TrafficObserver;
   readonly logger: Logger;
   readonly activity = new Activity();
   draining = false;
-  private readonly pools: UpstreamPool[];
+  private pools: UpstreamPool[];
+  /** Pools a reload took out of routing; closed with the rest on close(). */
+  private readonly retired = new Set<UpstreamPool>();
+  private readonly settings: PoolSettings;
+  private listening = false;
   private readonly listener: AppListener;
   private readonly onRotated: () => void;
   private drained: Promise<void> | undefined;
@@ -99,16 +111,15 @@ class OutboundService implements Outbound, OutboundContext {
     const tuning = options.options ?? {};
     this.observer = options.observer ?? NO_OBSERVER;
     this.logger = options.logger;
-    const settings = {
+    const settings: PoolSettings = {
       maxSessionAgeMs: tuning.maxSessionAgeMs ?? DEFAULTS.maxSessionAgeMs,
       pingIntervalMs: tuning.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
       dnsRefreshMs: tuning.dnsRefreshMs ?? DEFAULTS.dnsRefreshMs,
       endpointBackoffMs: tuning.endpointBackoffMs ?? DEFAULTS.endpointBackoffMs,
       ...(tuning.lookup ? { lookup: tuning.lookup } : {}),
     };
-    this.pools = options.config.upstreams.map(
-      (upstream) => new UpstreamPool(upstream, { identity: options.identity, logger: this.logger, observer: this.observer, settings }),
-    );
+    this.settings = settings;
+    this.pools = options.config.upstreams.map((upstream) => this.newPool(upstream));
     this.router = new UpstreamRouter(this.pools.map((pool) => [pool.name, pool] as const));
 
     // open sessions keep their certificate; new ones must not resume the old one's TLS session
@@ -142,6 +153,7 @@ class OutboundService implements Outbound, OutboundContext {
     // names resolved before the port opens, but a slow resolver does not hold up readiness:
     // requests that come before the first answer wait for it
     await Promise.race([Promise.all(this.pools.map((pool) => pool.start())), delay(INITIAL_RESOLVE_WAIT_MS, undefined, { ref: false })]);
+    this.listening = true;
     const bound = await this.listener.listen(this.options.config.listen);
     this.logger.info({ address: bound, upstreams: this.pools.map((p) => p.name) }, 'outbound listening');
     return bound;
@@ -162,6 +174,7 @@ class OutboundService implements Outbound, OutboundContext {
       this.listener.destroyAll();
     }
     for (const pool of this.pools) pool.closeSessionsGracefully();
+    for (const pool of this.retired) pool.closeSessionsGracefully();
   }
 
   async close(): Promise<void> {
@@ -171,6 +184,40 @@ class OutboundService implements Outbound, OutboundContext {
     this.options.identity.off('rotated', this.onRotated);
     this.listener.destroyAll();
     for (const pool of this.pools) pool.close();
+    for (const pool of this.retired) pool.close();
+    this.retired.clear();
+  }
+
+  private newPool(upstream: UpstreamConfig): UpstreamPool {
+    return new UpstreamPool(upstream, { identity: this.options.identity, logger: this.logger, observer: this.observer, settings: this.settings });
+  }
+
+  setUpstreams(upstreams: readonly UpstreamConfig[]): void {
+    if (this.closed) return;
+    const byName = new Map(this.pools.map((pool) => [pool.name.toLowerCase(), pool] as const));
+    const kept = new Set<UpstreamPool>();
+    const pools = upstreams.map((upstream) => {
+      const old = byName.get(upstream.name.toLowerCase());
+      if (old && old.canReuse(upstream)) {
+        old.reconfigure(upstream);
+        kept.add(old);
+        return old;
+      }
+      const pool = this.newPool(upstream);
+      // names resolve in the background; requests before the first answer wait for it
+      if (this.listening) void pool.start();
+      return pool;
+    });
+    // one assignment: a request routes by the old table or the new, never half of each
+    this.router = new UpstreamRouter(pools.map((pool) => [pool.name, pool] as const));
+    const previous = this.pools;
+    this.pools = pools;
+    for (const pool of previous) {
+      if (kept.has(pool)) continue;
+      this.retired.add(pool);
+      pool.retireAll();
+    }
+    this.logger.info({ upstreams: pools.map((p) => p.name), kept: [...kept].map((p) => p.name) }, 'outbound upstreams reloaded');
   }
 
   idleForMs(): number {

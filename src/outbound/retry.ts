@@ -6,9 +6,11 @@
 // backoff with full jitter) fit in what remains of the deadline, and does the budget allow
 // it (retries at most `ratio` of requests plus `minPerSecond`, as Linkerd's default).
 
-import { parseDuration } from '../config/duration.js';
 import type { RetryConfig } from '../config/traffic-config.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
+
+// moved to src/http/deadline.ts (shared with the inbound side); re-exported for the forwarders
+export { appDeadlineMs } from '../http/deadline.js';
 
 export type RetryReason = 'connect_failure' | 'reset' | 'status_503' | 'status_429';
 export type RetryOutcome = 'success' | 'failure';
@@ -31,29 +33,6 @@ const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT'
 /** May this request be sent again? Idempotent by method, or made so by the app's Idempotency-Key. */
 export function isRetryableRequest(method: string, headers: { readonly [key: string]: unknown }): boolean {
   return IDEMPOTENT.has(method) || headers['idempotency-key'] !== undefined;
-}
-
-const GRPC_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
-const GRPC_TIMEOUT = /^(\d{1,8})([HMSmun])$/;
-const SECONDS = /^\d+(?:\.\d+)?$/;
-
-/**
- * The deadline the app gave this request, in ms: `grpc-timeout` (gRPC's units H M S m u n) or
- * `x-request-timeout` (a duration such as `250ms`, `2s`, or plain seconds). The shorter wins;
- * undefined when there is none (or it cannot be read: then the upstream's timeout applies).
- */
-export function appDeadlineMs(grpcTimeout: unknown, requestTimeout: unknown): number | undefined {
-  let ms: number | undefined;
-  if (typeof grpcTimeout === 'string') {
-    const m = GRPC_TIMEOUT.exec(grpcTimeout);
-    if (m) ms = Math.max(1, Math.ceil(Number(m[1]) * (GRPC_UNIT_MS[m[2] as string] as number)));
-  }
-  if (typeof requestTimeout === 'string') {
-    const text = requestTimeout.trim();
-    const parsed = SECONDS.test(text) ? Number(text) * 1000 : parseDuration(text);
-    if (parsed !== undefined && parsed > 0 && (ms === undefined || parsed < ms)) ms = Math.max(1, Math.ceil(parsed));
-  }
-  return ms;
 }
 
 /** `Retry-After` in ms: delay-seconds or an HTTP date; undefined when absent or unreadable. */

@@ -76,10 +76,11 @@ const AGENT_OPTIONS = Object.freeze({ settings: Object.freeze({ enablePush: fals
 
 export class UpstreamPool {
   readonly name: string;
-  readonly timeoutMs: number;
+  // timeouts, retries and circuit limits change in place on a live reload (reconfigure())
+  timeoutMs: number;
   /** No bytes either way on a stream for this long ends it (504 before the answer). */
-  readonly idleTimeoutMs: number;
-  readonly retry: RetryPolicy;
+  idleTimeoutMs: number;
+  retry: RetryPolicy;
   readonly endpoints: EndpointSet;
   private readonly agent: UpstreamAgent;
   private readonly sessions = new Set<ClientHttp2Session>();
@@ -87,7 +88,9 @@ export class UpstreamPool {
   private readonly byEndpoint = new Map<UpstreamEndpoint, ClientHttp2Session[]>();
   /** Load estimate and outlier ejection of the endpoints. */
   readonly health: EndpointHealth<UpstreamEndpoint>;
-  readonly circuit: CircuitBreakerConfig;
+  circuit: CircuitBreakerConfig;
+  /** The config this pool runs now (what reload compares against). */
+  private config: UpstreamConfig;
   /** Streams open toward the upstream (requests in flight). */
   private active = 0;
   /** Requests waiting for a session or a stream slot (the slow path). */
@@ -96,11 +99,12 @@ export class UpstreamPool {
   private readonly streamResponded: (this: TrackedStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader) => void;
   private readonly streamClosed: (this: TrackedStream) => void;
   private readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
-  private readonly connectTimeoutMs: number;
+  private connectTimeoutMs: number;
   private closed = false;
 
   constructor(config: UpstreamConfig, private readonly deps: PoolDependencies) {
     this.name = config.name;
+    this.config = config;
     this.timeoutMs = config.timeoutMs;
     this.idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.retry = new RetryPolicy(config.name, config.retries, deps.observer);
@@ -251,6 +255,43 @@ export class UpstreamPool {
       }
       return { socket, endpoint };
     });
+  }
+
+  /**
+   * Whether a reloaded config for this upstream can run on this pool (and keep its sessions):
+   * same name, endpoints, identity, balancer and outlier detection. Timeouts, retries and the
+   * circuit breaker are then changed in place by reconfigure().
+   */
+  canReuse(next: UpstreamConfig): boolean {
+    const a = this.config;
+    return (
+      !this.closed &&
+      a.name === next.name &&
+      a.identity === next.identity &&
+      JSON.stringify(a.endpoints) === JSON.stringify(next.endpoints) &&
+      JSON.stringify(a.balancer) === JSON.stringify(next.balancer) &&
+      JSON.stringify(a.outlierDetection) === JSON.stringify(next.outlierDetection)
+    );
+  }
+
+  /** Applies a reloaded config that canReuse() accepted; requests already started keep what they read. */
+  reconfigure(next: UpstreamConfig): void {
+    const prev = this.config;
+    this.config = next;
+    this.timeoutMs = next.timeoutMs;
+    this.idleTimeoutMs = next.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.connectTimeoutMs = Math.min(next.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
+    this.circuit = next.circuitBreaker ?? CIRCUIT_DEFAULTS;
+    if (JSON.stringify(prev.retries) !== JSON.stringify(next.retries)) this.retry = new RetryPolicy(next.name, next.retries, this.deps.observer);
+  }
+
+  /**
+   * Taken out of routing by a reload: its sessions finish their streams and close, DNS refresh
+   * stops. Requests still running on it (and their retries) keep working.
+   */
+  retireAll(): void {
+    this.endpoints.stop();
+    this.closeSessionsGracefully();
   }
 
   /** Open HTTP/2 sessions (connected, SETTINGS received, not yet closed). */

@@ -143,7 +143,7 @@ t.test('metrics.requests turns the request-level families off', async (t) => {
 
 t.test('unknown key', async (t) => {
   t.same(await issuesOf(t, edit({ '  timeout: 15s\n': '  timout: 15s\n' })), [
-    'c.yaml:13:3: inbound.timout: unknown key (did you mean timeout?); allowed here: listen, app, timeout, authorize, rateLimit, limits',
+    'c.yaml:13:3: inbound.timout: unknown key (did you mean timeout?); allowed here: listen, app, timeout, authorize, rateLimit, limits, idleTimeout, routes',
   ]);
 });
 
@@ -240,7 +240,7 @@ t.test('authorize rules, renewal window and listener clashes', async (t) => {
   ]);
   t.same(await issuesOf(t, edit({ '  authorize:\n': '  authorize: []\n  x:\n' }).replace(/    - from.*\n.*\n.*\n/, '')), [
     'c.yaml:14:3: inbound.authorize: list at least one rule, or leave authorize out to let any identity of the trust domain call',
-    'c.yaml:15:3: inbound.x: unknown key; allowed here: listen, app, timeout, authorize, rateLimit, limits',
+    'c.yaml:15:3: inbound.x: unknown key; allowed here: listen, app, timeout, authorize, rateLimit, limits, idleTimeout, routes',
   ]);
   t.same(await issuesOf(t, edit({ '  ttl: 24h\n': '  renewal: {from: 0.8}\n' })), ['c.yaml:9:3: identity.renewal: from (0.8) must not be greater than to (0.7)']);
   t.same(await issuesOf(t, edit({ '  ttl: 24h\n': '  renewal: {to: 1}\n' })), [
@@ -271,4 +271,14 @@ t.test('a file with several mistakes reports all of them at once, in file order'
     // The trust domain is invalid, so IDs are checked for syntax only, not membership.
     'c.yaml:33:3: log.level: "loud" is not a log level; use one of trace, debug, info, warn, error, fatal, silent',
   ]);
+});
+
+t.test('inbound idle timeout and routes', async (t) => {
+  const yaml = edit({ '  timeout: 15s\n': '  timeout: 15s\n  idleTimeout: 2m\n  routes:\n    - {path: /reports/*, timeout: 60s, idleTimeout: 10m}\n    - {path: /health}\n' });
+  const config = await loadSidecarConfig(join(t.testdir({ 'c.yaml': yaml }), 'c.yaml'));
+  t.equal(config.inbound.idleTimeoutMs, 120_000);
+  t.same(config.inbound.routes, [{ path: '/reports/*', timeoutMs: 60_000, idleTimeoutMs: 600_000 }, { path: '/health' }]);
+  const bad = edit({ '  timeout: 15s\n': '  timeout: 15s\n  routes:\n    - {path: reports, timeout: 0s}\n' });
+  const issues = await issuesOf(t, bad);
+  t.equal(issues.length, 2, issues.join('\n'));
 });

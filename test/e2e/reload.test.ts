@@ -128,6 +128,19 @@ t.test('SIGHUP with a new policy: the next request sees it, in-flight requests a
   t.same(config.inbound.authorize[0]?.paths, ['/slow'], '/config shows the new policy');
 });
 
+t.test('SIGHUP shortens the inbound timeout for the next request', async (t) => {
+  const { orders, frontend } = await pair();
+  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  const call = (path: string) => request(frontend.outboundPort, { path, headers: { host: 'orders' } });
+  t.equal((await call('/slow')).status, 200, 'a 2 s answer fits the 10 s timeout');
+  await editConfig(orders, 'timeout: 10s', 'timeout: 500ms');
+  const outcome = await hangUp(orders);
+  t.same(outcome.applied, ['inbound.timeout']);
+  const cut = await call('/slow');
+  t.equal(cut.status, 504, 'the next request meets the new timeout');
+  t.equal(cut.headers['x-meshcar-error'], 'upstream_timeout');
+});
+
 t.test('SIGHUP adds an inbound rate limit that the next requests meet', async (t) => {
   const { orders, frontend } = await pair();
   t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
@@ -205,4 +218,74 @@ t.test('reloads are counted by result, and two at once are serialized', async (t
   t.equal(await count('failure'), 1);
   const outcomes = orders.process.lines.filter((line) => line.component === 'reload' && (line.msg === 'config reloaded' || String(line.msg).startsWith('config reload failed')));
   t.equal(outcomes.length, 4, 'one outcome per reload');
+});
+
+t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, removed; kept sessions stay up', async (t) => {
+  const { orders, frontend } = await pair();
+  const payments = await startSidecar(ca, { service: 'payments', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s', authorize: AUTHORIZE } });
+  t.teardown(() => Promise.all([frontend.stop(), orders.stop(), payments.stop()]));
+  const call = (host: string, path = '/headers') => request(frontend.outboundPort, { path, headers: { host } });
+  const metrics = async () => (await frontend.admin('/metrics')).body;
+  const sessions = async (upstream: string) => metricValue(await metrics(), `meshcar_upstream_sessions{upstream="${upstream}"}`);
+  const closedSessions = async () => {
+    let sum = 0;
+    for (const line of (await metrics()).split('\n')) if (line.startsWith('meshcar_http2_sessions_closed_total')) sum += Number(line.split(' ').pop());
+    return sum;
+  };
+  const servedBy = async (sidecar: RunningSidecar) => {
+    let sum = 0;
+    for (const line of (await sidecar.admin('/metrics')).body.split('\n')) if (line.startsWith('meshcar_requests_total{') && line.includes('direction="inbound"')) sum += Number(line.split(' ').pop());
+    return sum;
+  };
+
+  t.equal((await call('orders')).status, 200);
+  t.equal(await sessions('orders'), 1, 'one session to orders');
+  t.equal((await call('payments')).status, 404, 'payments is not configured yet');
+  const closedBefore = await closedSessions();
+
+  // 1. a second upstream, added by POST /reload; orders is untouched and keeps its session
+  await editConfig(frontend, '      timeout: 10s', `      timeout: 10s\n    payments:\n      endpoints: [127.0.0.1:${payments.inboundPort}]\n      identity: spiffe://mesh.local/svc/payments\n      timeout: 10s`);
+  const added = await postReload(frontend.adminPort);
+  t.equal(added.status, 200);
+  t.same(JSON.parse(added.body), { applied: ['outbound.upstreams.payments'], restartRequired: [] });
+  t.equal((await call('payments')).status, 200, 'the new Host routes without a restart');
+  t.equal((await call('orders')).status, 200);
+  t.equal(await sessions('orders'), 1, 'the unchanged upstream kept its HTTP/2 session');
+  t.equal(await closedSessions(), closedBefore, 'no session was closed');
+
+  // 2. orders re-pointed to the payments sidecar while a slow request runs on the old session
+  const slow = call('orders', '/slow');
+  await sleep(300);
+  await editConfig(frontend, `endpoints: [127.0.0.1:${orders.inboundPort}]`, `endpoints: [127.0.0.1:${payments.inboundPort}]`);
+  await editConfig(frontend, 'identity: spiffe://mesh.local/svc/orders', 'identity: spiffe://mesh.local/svc/payments');
+  const repointed = await hangUp(frontend);
+  t.equal(repointed.msg, 'config reloaded');
+  t.same(repointed.applied, ['outbound.upstreams.orders.endpoints', 'outbound.upstreams.orders.identity']);
+  t.same(repointed.restartRequired, []);
+  const paymentsBefore = await servedBy(payments);
+  const ordersBefore = await servedBy(orders);
+  t.equal((await call('orders')).status, 200);
+  t.equal(await servedBy(payments), paymentsBefore + 1, 'the next request went to the new endpoint');
+  const late = await slow;
+  t.equal(late.status, 200, 'the in-flight request on the old endpoint completed');
+  t.equal(late.body.toString(), 'late');
+  t.equal(await servedBy(orders), ordersBefore + 1, 'only the in-flight request reached the old endpoint');
+
+  // 3. a shorter timeout: the next request meets it
+  await editConfig(frontend, /(payments:\n[^\n]*\n[^\n]*\n\s+)timeout: 10s/, '$1timeout: 500ms');
+  const retimed = await hangUp(frontend);
+  t.same(retimed.applied, ['outbound.upstreams.payments.timeout']);
+  const timedOut = await call('payments', '/slow');
+  t.equal(timedOut.status, 504, 'the next request meets the new timeout');
+
+  // 4. payments removed: no_route next
+  await editConfig(frontend, /\n {4}payments:\n[^\n]*\n[^\n]*\n[^\n]*timeout: 500ms/, '');
+  const removed = await hangUp(frontend);
+  t.same(removed.applied, ['outbound.upstreams.payments']);
+  const gone = await call('payments');
+  t.equal(gone.status, 404);
+  t.equal(gone.headers['x-meshcar-error'], 'no_route');
+  t.equal((await call('orders')).status, 200, 'the other upstream still serves');
+  const config = JSON.parse((await frontend.admin('/config')).body) as { outbound: { upstreams: Array<{ name: string }> } };
+  t.same(config.outbound.upstreams.map((u) => u.name), ['orders'], '/config shows the new upstream list');
 });

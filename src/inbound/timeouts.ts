@@ -1,0 +1,66 @@
+// Per-route inbound timeouts, compiled once: the wait for the app's response head and the
+// idle timeout (no bytes either way). Routes are exact paths or prefixes ending in `*`; the
+// first one written that matches wins, a path matching none gets the inbound defaults. A
+// lookup is one Map probe for the exact paths plus a startsWith() per prefix route.
+
+import { DEFAULT_INBOUND_IDLE_TIMEOUT_MS, type InboundRouteConfig } from '../config/traffic-config.js';
+import { appDeadlineMs } from '../http/deadline.js';
+import type { IncomingHttpHeaders } from 'node:http';
+
+export interface InboundTimeoutsConfig {
+  /** Time until the app's response head. */
+  readonly timeoutMs: number;
+  /** No bytes either way for this long. Default 5 min. */
+  readonly idleTimeoutMs?: number;
+  readonly routes?: readonly InboundRouteConfig[];
+}
+
+export interface RouteTimeouts {
+  readonly timeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+interface PrefixRoute {
+  readonly order: number;
+  readonly prefix: string;
+  readonly timeouts: RouteTimeouts;
+}
+
+export class InboundTimeouts {
+  readonly defaults: RouteTimeouts;
+  private readonly exact = new Map<string, { order: number; timeouts: RouteTimeouts }>();
+  private readonly prefixes: PrefixRoute[] = [];
+
+  constructor(config: InboundTimeoutsConfig) {
+    if (!(config.timeoutMs > 0)) throw new RangeError(`the inbound timeout must be positive (got ${config.timeoutMs})`);
+    const idle = config.idleTimeoutMs ?? DEFAULT_INBOUND_IDLE_TIMEOUT_MS;
+    if (!(idle > 0)) throw new RangeError(`the inbound idle timeout must be positive (got ${idle})`);
+    this.defaults = Object.freeze({ timeoutMs: config.timeoutMs, idleTimeoutMs: idle });
+    (config.routes ?? []).forEach((route, order) => {
+      const timeouts = Object.freeze({ timeoutMs: route.timeoutMs ?? this.defaults.timeoutMs, idleTimeoutMs: route.idleTimeoutMs ?? this.defaults.idleTimeoutMs });
+      if (route.path.endsWith('*')) this.prefixes.push({ order, prefix: route.path.slice(0, -1), timeouts });
+      // an exact path written twice: the first one wins
+      else if (!this.exact.has(route.path)) this.exact.set(route.path, { order, timeouts });
+    });
+  }
+
+  /** The timeouts of the first route matching `path`, else the defaults. */
+  forPath(path: string): RouteTimeouts {
+    const exact = this.exact.get(path);
+    const before = exact === undefined ? Infinity : exact.order;
+    for (const route of this.prefixes) {
+      if (route.order > before) break;
+      if (path.startsWith(route.prefix)) return route.timeouts;
+    }
+    return exact === undefined ? this.defaults : exact.timeouts;
+  }
+}
+
+/** The wait for the response head: the route's, or the caller's own deadline header when shorter. */
+export function headDeadlineMs(configuredMs: number, headers: IncomingHttpHeaders): number {
+  const grpc = headers['grpc-timeout'];
+  const own = headers['x-request-timeout'];
+  if (grpc === undefined && own === undefined) return configuredMs;
+  const app = appDeadlineMs(grpc, own);
+  return app !== undefined && app < configuredMs ? app : configuredMs;
+}
