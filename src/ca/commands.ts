@@ -10,7 +10,8 @@ import { generateWorkloadKey } from '../pki/keys.js';
 import { serviceSpiffeId } from '../identity/spiffe-id.js';
 import { Metrics } from '../metrics/registry.js';
 import { Authority } from './authority.js';
-import { initCaDirectory, loadCaMaterial, writeFileAtomic } from './store.js';
+import { initCaDirectory, loadCaMaterial } from './store.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { TokenLedger } from './token-ledger.js';
 import { startCaServer, type RunningCaServer } from './server.js';
 

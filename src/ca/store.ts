@@ -1,10 +1,11 @@
 // The CA's files on disk: root and issuer keys and certificates, and the trust bundle.
 // Keys are written 0600 in a 0700 folder; an existing CA is never overwritten without --force.
 
-import { createPrivateKey, createPublicKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
-import { mkdir, open, rename, readFile, stat, unlink } from 'node:fs/promises';
+import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { splitPemCertificates } from '../pki/der.js';
 import { issueIssuerCertificate, issueRootCertificate, issuerName, rootName, type Signer } from './x509-profile.js';
@@ -26,24 +27,6 @@ export interface CaMaterial {
   /** Every root this CA's workloads trust (PEM); may hold more than one during root rotation. */
   readonly bundlePem: string;
   readonly roots: readonly X509Certificate[];
-}
-
-/** Writes a file so that readers see either the old or the whole new content, never half. */
-export async function writeFileAtomic(path: string, content: string, mode: number): Promise<void> {
-  const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(temporary, 'wx', mode);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temporary, path);
-  } catch (err) {
-    await unlink(temporary).catch(() => undefined);
-    throw err;
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
-import { writeFileAtomic } from './store.js';
+import { writeFileAtomic } from '../atomic-file.js';
 
 export const LEDGER_FILE = 'used-tokens.json';
 

@@ -3,11 +3,11 @@
 // (temp file, fsync, rename, fsync the directory); the key is 0600 in a 0700 directory.
 
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { lifetimeMs, remainingMs, validateSvid, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
@@ -26,27 +26,6 @@ async function fsyncPath(target: string, flags: number): Promise<void> {
   } finally {
     await handle.close();
   }
-}
-
-/** Writes `content` to `target` so that readers see the old file or the new one, never half. */
-async function writeAtomically(target: string, content: string, mode: number): Promise<void> {
-  const temp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
-  // 'wx' (O_EXCL) never follows a planted symlink or reuses someone else's file
-  const handle = await open(temp, 'wx', mode);
-  try {
-    await handle.chmod(mode); // the umask may have narrowed or widened nothing; be explicit
-    await handle.writeFile(content, 'utf8');
-    await handle.sync();
-  } catch (err) {
-    await handle.close();
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-  await handle.close();
-  await rename(temp, target).catch(async (err: unknown) => {
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  });
 }
 
 export class DiskStore {
@@ -70,9 +49,9 @@ export class DiskStore {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     // an existing directory may be wider than we want; it holds a private key
     await chmod(this.dir, 0o700);
-    await writeAtomically(this.file('bundle'), svid.bundlePem, 0o644);
-    await writeAtomically(this.file('chain'), svid.chainPem, 0o644);
-    await writeAtomically(this.file('key'), svid.privateKeyPem, 0o600);
+    await writeFileAtomic(this.file('bundle'), svid.bundlePem, 0o644);
+    await writeFileAtomic(this.file('chain'), svid.chainPem, 0o644);
+    await writeFileAtomic(this.file('key'), svid.privateKeyPem, 0o600);
     // the renames are durable only once the directory entry is on disk
     await fsyncPath(this.dir, constants.O_RDONLY);
     this.logger.debug({ dir: this.dir, serial: svid.serialHex }, 'SVID saved');
