@@ -90,18 +90,32 @@ t.test('learned templates and methods', async (t) => {
   t.equal(labeler.routeOf('/charges'), '/charges', 'no match → learned');
 });
 
-t.test('10,000 distinct random paths keep the series count bounded', async (t) => {
+t.test('10,000 distinct random paths keep the series count bounded: 100 routes per direction and peer by default', async (t) => {
   const metrics = new Metrics({ processMetrics: false });
-  const traffic = new TrafficMetrics(metrics, { routeCap: 100 });
+  const traffic = new TrafficMetrics(metrics); // the default cap, as the sidecar builds it
+  const randomPath = (i: number) => `/${randomBytes(3).toString('hex').replace(/\d/g, 'x')}/${randomBytes(2).toString('hex').replace(/\d/g, 'y')}?q=${i}`;
   for (let i = 0; i < 10_000; i++) {
-    const path = `/${randomBytes(3).toString('hex').replace(/\d/g, 'x')}/${randomBytes(2).toString('hex').replace(/\d/g, 'y')}?q=${i}`;
-    traffic.requestFinished({ direction: 'inbound', peer: 'frontend', method: i % 7 === 0 ? `M${i}` : 'GET', path, status: 200, durationSeconds: 0.001 });
+    traffic.requestFinished({ direction: 'inbound', peer: 'frontend', method: i % 7 === 0 ? `M${i}` : 'GET', path: randomPath(i), status: 200, durationSeconds: 0.001 });
   }
-  const values = (await metrics.requests.get()).values;
-  const routes = new Set(values.map((v) => String(v.labels.route)));
-  t.ok(routes.size <= 101, `routes bounded: ${routes.size}`);
-  t.ok(routes.has(OTHER_ROUTE), 'beyond the cap: __other__');
-  t.ok(values.length <= 202, `series bounded: ${values.length}`);
-  t.same(new Set(values.map((v) => v.labels.method)), new Set(['GET', 'OTHER']));
+  const routesOf = async (direction: string, peer: string) => {
+    const values = (await metrics.requests.get()).values.filter((v) => v.labels.direction === direction && v.labels.peer === peer);
+    return { values, routes: new Set(values.map((v) => String(v.labels.route))) };
+  };
+  const frontend = await routesOf('inbound', 'frontend');
+  t.equal(frontend.routes.size, 101, 'exactly 100 learned routes, then __other__');
+  t.ok(frontend.routes.has(OTHER_ROUTE), 'beyond the cap: __other__');
+  t.ok(frontend.values.length <= 202, `series bounded: 101 routes × {GET, OTHER} at most (${frontend.values.length})`);
+  t.same(new Set(frontend.values.map((v) => v.labels.method)), new Set(['GET', 'OTHER']));
   t.equal(traffic.endpoints().reduce((sum, e) => sum + e.count, 0), 10_000, 'every request counted in the inventory');
+
+  // the cap is per direction and peer: another peer, and the other direction, start afresh
+  for (const [direction, peer] of [['inbound', 'billing'], ['outbound', 'frontend']] as const) {
+    traffic.requestFinished({ direction, peer, method: 'GET', path: '/orders/42', status: 200, durationSeconds: 0.001 });
+    for (let i = 0; i < 150; i++) traffic.requestFinished({ direction, peer, method: 'GET', path: randomPath(i), status: 200, durationSeconds: 0.001 });
+    const other = await routesOf(direction, peer);
+    t.ok(other.routes.has('/orders/{id}'), `${direction} ${peer}: a new route is learned while inbound frontend is over its cap`);
+    t.equal(other.routes.size, 101, `${direction} ${peer}: its own 100 routes, then __other__`);
+    t.equal(traffic.routeOf({ direction, peer, method: 'GET', path: '/first/route/of/its/own', status: 200, durationSeconds: 0 }), OTHER_ROUTE, `${direction} ${peer}: then __other__ too`);
+  }
+  t.equal(traffic.routeOf({ direction: 'inbound', peer: 'frontend', method: 'GET', path: '/first/route/of/its/own', status: 200, durationSeconds: 0 }), OTHER_ROUTE, 'a peer over its cap labels a new route __other__');
 });
