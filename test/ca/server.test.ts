@@ -203,10 +203,30 @@ t.test('429 with Retry-After from a per-client rate limit, and the server keeps 
 });
 
 t.test('metrics count issuance and denials; the server is still healthy', async (t) => {
-  const res = await callCa(ca.server.url, { path: '/metrics', ca: bundle });
-  t.equal(res.status, 200);
-  t.match(res.text, /meshcar_ca_certificates_issued_total \d+/);
-  t.match(res.text, /meshcar_ca_requests_denied_total\{reason="token_used"\} 2/);
-  t.match(res.text, /meshcar_ca_requests_denied_total\{reason="weak_key"\} 1/);
+  const scrape = async () => {
+    const res = await callCa(ca.server.url, { path: '/metrics', ca: bundle });
+    t.equal(res.status, 200);
+    t.match(res.text, /^# TYPE meshcar_ca_certificates_issued_total counter$/m, 'the issued family');
+    t.match(res.text, /^# TYPE meshcar_ca_requests_denied_total counter$/m, 'the denied family');
+    const value = (series: string) => {
+      const line = res.text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    return { issued: value('meshcar_ca_certificates_issued_total'), tokenUsed: value('meshcar_ca_requests_denied_total{reason="token_used"}'), weakKey: value('meshcar_ca_requests_denied_total{reason="weak_key"}'), badToken: value('meshcar_ca_requests_denied_total{reason="bad_token"}') };
+  };
+  const before = await scrape();
+  const issuedSoFar = ca.logLines.filter((l) => l.event === 'ca.issue' && l.result === 'issued').length;
+  t.ok(issuedSoFar >= 10, `the tests above issued ${issuedSoFar} certificates`);
+  t.equal(before.issued, issuedSoFar, 'every issuance of this file counted, across the restart');
+  t.equal(before.tokenUsed, 2);
+  t.equal(before.weakKey, 1);
+
+  // one more of each: exactly one more on the counter it belongs to, none on the others
+  t.equal((await issueWithToken()).res.status, 200);
+  expectError(t, await sign({ csr: (await csrFor(ORDERS)).csr }, { authorization: 'Bearer not.a.token' }), 401, 'bad_token');
+  const after = await scrape();
+  t.equal(after.issued, (before.issued ?? NaN) + 1, 'one issuance: +1');
+  t.equal(after.badToken, (before.badToken ?? 0) + 1, 'one denial: +1 on its reason');
+  t.equal(after.tokenUsed, before.tokenUsed, 'other reasons unchanged');
   t.equal((await callCa(ca.server.url, { path: '/healthz', ca: bundle })).status, 200);
 });
