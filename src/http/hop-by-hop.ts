@@ -17,6 +17,13 @@ const HOP_BY_HOP = new Set([
   'http2-settings',
 ]);
 
+/**
+ * Headers the Connection header may never remove: the message's framing and its target. A
+ * caller that names `content-length` in Connection would otherwise strip the length of a body
+ * we still forward, and the app would read that body as a second request (smuggling).
+ */
+const NEVER_CONNECTION_SCOPED = new Set(['content-length', 'transfer-encoding', 'host']);
+
 export function isHopByHop(name: string): boolean {
   return HOP_BY_HOP.has(name);
 }
@@ -28,7 +35,7 @@ export function isHopByHop(name: string): boolean {
 export function forwardableHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   const connection = headers.connection;
-  const named = connection ? new Set(String(connection).toLowerCase().split(',').map((s) => s.trim())) : undefined;
+  const named = connection ? connectionScoped(connection) : undefined;
   for (const name in headers) {
     if (name.charCodeAt(0) === 58 /* ':' */) continue;
     if (HOP_BY_HOP.has(name) || named?.has(name)) {
@@ -38,4 +45,16 @@ export function forwardableHeaders(headers: IncomingHttpHeaders): OutgoingHttpHe
     out[name] = headers[name];
   }
   return out;
+}
+
+/** The header names a Connection header makes hop-by-hop, less those it may never remove. */
+function connectionScoped(connection: string | string[]): Set<string> {
+  const named = new Set<string>();
+  for (const value of Array.isArray(connection) ? connection : [connection]) {
+    for (const token of value.toLowerCase().split(',')) {
+      const name = token.trim();
+      if (name !== '' && !NEVER_CONNECTION_SCOPED.has(name)) named.add(name);
+    }
+  }
+  return named;
 }

@@ -7,7 +7,9 @@
 
 import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { frameRequestBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { isRepeatableRequest } from '../http/idempotency.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { classifyAppError } from './app-errors.js';
@@ -47,7 +49,7 @@ export class Http1App implements AppForwarder {
     this.send(exchange);
   }
 
-  /** One attempt; a second only for a bodiless request that met a stale keep-alive socket. */
+  /** One attempt; a second only for a bodiless, repeatable request that met a stale keep-alive socket. */
   send(exchange: Exchange): void {
     exchange.attempts++;
     const headers = exchange.appHeaders ?? {};
@@ -58,6 +60,8 @@ export class Http1App implements AppForwarder {
       headers.connection = 'Upgrade';
       headers.upgrade = upgrade;
     }
+    // the app must find the end of this request where we end it, whatever the method
+    frameRequestBody(headers, exchange.requestHasBody, exchange.requestHeaders);
     // a flat [name, value, ...] list: ClientRequest stores it as the head at once, where an
     // object costs a validated setHeader() per header first
     const list: Array<string | number | string[]> = [];
@@ -140,9 +144,16 @@ function onRequestError(this: ClientRequest, err: Error): void {
   if (exchange.upstream !== this) return; // a superseded attempt
   if (exchange.phase === WAITING) {
     const app = exchange.forwarder as Http1App;
-    // a pooled socket the app had already closed: nothing reached the app, so one retry is
-    // safe when there is no body to replay
-    if (this.reusedSocket && !exchange.requestHasBody && exchange.attempts < 2 && (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
+    // a pooled socket the app had closed: most likely nothing reached the app, but the reset
+    // may also have come after the app read the request, so only a request that is safe to
+    // repeat (and has no body to replay) is sent once more
+    if (
+      this.reusedSocket &&
+      !exchange.requestHasBody &&
+      exchange.attempts < 2 &&
+      (err as NodeJS.ErrnoException).code === 'ECONNRESET' &&
+      isRepeatableRequest(exchange.method, exchange.requestHeaders)
+    ) {
       app.send(exchange);
       return;
     }

@@ -5,6 +5,7 @@
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { MeshcarError, type ErrorCode } from '../errors.js';
+import { announcesBody } from '../http/body-framing.js';
 import { sendError } from '../http/status.js';
 import type { Caller } from './caller.js';
 import { bindExchange, Exchange, exchangeOf, type ExchangeContext } from './exchange.js';
@@ -24,9 +25,8 @@ export class Http1Exchange extends Exchange {
   ) {
     super(caller, context, req.method as string, req.url as string, req.headers);
     this.upgradeHead = upgradeHead;
-    const headers = req.headers;
-    const length = headers['content-length'];
-    this.requestHasBody = upgradeHead === undefined && (headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'));
+    // an Upgrade request never forwards a body (the caller's body is refused before that)
+    this.requestHasBody = upgradeHead === undefined && announcesBody(req.headers);
     context.tracker.requestStarted(req.socket);
     bindExchange(res, this);
     res.on('close', onResponseClose); // fires once; once() would add a closure per request

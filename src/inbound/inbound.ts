@@ -12,6 +12,7 @@ import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { DEFAULT_INBOUND_LIMITS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/traffic-config.js';
 import { MeshcarError } from '../errors.js';
+import { announcesBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
@@ -151,14 +152,14 @@ class InboundListener implements Inbound, ExchangeContext {
     this.callers = new CallerCache(options.ownSpiffeId ?? identity.spiffeId);
 
     const appAddress = { host: config.app.host, port: config.app.port };
-    if (config.app.protocol === 'h2c') {
-      this.app = new H2cApp(appAddress, logger);
-      this.upgrades = new Http1App(appAddress, { keepAlive: false });
-    } else {
-      const app = new Http1App(appAddress, { keepAlive: true, ...(limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {}) });
-      this.app = app;
-      this.upgrades = app;
-    }
+    this.app =
+      config.app.protocol === 'h2c'
+        ? new H2cApp(appAddress, logger)
+        : new Http1App(appAddress, { keepAlive: true, ...(limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {}) });
+    // Upgrade requests get a connection of their own that is never pooled: after an answer
+    // other than 101 the state of that connection is the app's guess, not something to reuse
+    // for another caller's request.
+    this.upgrades = new Http1App(appAddress, { keepAlive: false });
 
     const headersTimeout = limits.headersTimeoutMs ?? 20_000;
     this.http1 = http.createServer({
@@ -271,7 +272,7 @@ class InboundListener implements Inbound, ExchangeContext {
     this.stopListening();
     this.tracker.destroyAll();
     this.app.close();
-    if (this.upgrades !== this.app) this.upgrades.close();
+    this.upgrades.close();
     this.http1.close(); // stops its headersTimeout checks
     this.http2.close();
   }
@@ -292,6 +293,12 @@ class InboundListener implements Inbound, ExchangeContext {
     // h2c over TLS does not exist (RFC 9113), and a tunnel would let later requests skip authorization
     if (String(req.headers.upgrade).toLowerCase() === 'h2c') {
       exchange.fail('bad_request', 'Upgrade: h2c is not supported; use ALPN h2');
+      return;
+    }
+    // bytes after an Upgrade head belong to the new protocol; a body announced with it would
+    // have to be framed twice over, and an app that answers without reading it desyncs
+    if (announcesBody(req.headers)) {
+      exchange.fail('bad_request', 'an Upgrade request cannot carry a body (Content-Length or Transfer-Encoding)');
       return;
     }
     this.handle(exchange, this.upgrades);

@@ -9,6 +9,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { performance } from 'node:perf_hooks';
 import { constants as h2, type ClientHttp2Stream, type IncomingHttpStatusHeader } from 'node:http2';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
+import { announcesBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
@@ -110,7 +111,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
   headers['x-request-id'] = exchange.requestId;
   const chunked = reqHeaders['transfer-encoding'] !== undefined;
   const length = reqHeaders['content-length'];
-  const hasBody = chunked || (length !== undefined && length !== '0');
+  const hasBody = announcesBody(reqHeaders);
   const appDeadline = appDeadlineMs(reqHeaders['grpc-timeout'], reqHeaders['x-request-timeout']);
   const deadlineMs = appDeadline !== undefined && appDeadline < pool.timeoutMs ? appDeadline : pool.timeoutMs;
   const streamOptions = hasBody ? (chunked ? CHUNKED_BODY : FIXED_BODY) : NO_BODY;

@@ -27,13 +27,8 @@ export const RETRY_DEFAULTS: RetryConfig = Object.freeze({
 /** Envoy's stream idle timeout: long enough for quiet streams, short enough to free dead ones. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 
-/** Methods whose repetition has the effect of one request (RFC 9110 §9.2.2). */
-const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
-
 /** May this request be sent again? Idempotent by method, or made so by the app's Idempotency-Key. */
-export function isRetryableRequest(method: string, headers: { readonly [key: string]: unknown }): boolean {
-  return IDEMPOTENT.has(method) || headers['idempotency-key'] !== undefined;
-}
+export { isRepeatableRequest as isRetryableRequest } from '../http/idempotency.js';
 
 /** `Retry-After` in ms: delay-seconds or an HTTP date; undefined when absent or unreadable. */
 export function retryAfterMs(value: unknown, nowMs: number = Date.now()): number | undefined {

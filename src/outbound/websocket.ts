@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
+import { announcesBody } from '../http/body-framing.js';
 import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
 import { rawErrorResponse } from '../http/status.js';
@@ -82,6 +83,12 @@ export function tunnelUpgrade(ctx: OutboundContext, req: IncomingMessage, socket
   exchange.peer = pool.name;
   if (/^\s*h2c\s*$/i.test(String(req.headers.upgrade))) {
     fail(new MeshcarError('bad_request', 'Upgrade: h2c is not supported; speak HTTP/2 with prior knowledge instead'));
+    return;
+  }
+  // the bytes after an Upgrade head belong to the new protocol: a body announced as well would
+  // reach the upstream unframed, to be read as whatever the upstream likes
+  if (announcesBody(req.headers)) {
+    fail(new MeshcarError('bad_request', 'an Upgrade request cannot carry a body (Content-Length or Transfer-Encoding)'));
     return;
   }
 

@@ -1,0 +1,37 @@
+// How a request body is framed, in one place for both directions. A proxy that lets the framing
+// it sends differ from the body it sends is a request-smuggling proxy: the far side reads the
+// rest of the body as a second request that nobody authorized. So toward an HTTP/1.1 server
+// the framing header is always set from what we will actually send, never copied blindly.
+
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+const DECIMAL = /^\d+$/;
+
+/**
+ * Does an HTTP/1.1 request head announce a body? (RFC 9112 §6.3: Transfer-Encoding, else a
+ * non-zero Content-Length; Node's parser has already refused the two together and any
+ * malformed or conflicting length.)
+ */
+export function announcesBody(headers: IncomingHttpHeaders): boolean {
+  if (headers['transfer-encoding'] !== undefined) return true;
+  const length = headers['content-length'];
+  return length !== undefined && length !== '0';
+}
+
+/**
+ * Sets the framing of a request toward an HTTP/1.1 server so that it matches what will be
+ * written, whatever the method: Node's client would otherwise write a GET, HEAD, DELETE,
+ * OPTIONS or TRACE body raw after a bodiless head.
+ * - no body: no Content-Length or Transfer-Encoding at all (Node adds `Content-Length: 0`
+ *   for the methods that expect a body);
+ * - a body whose length the caller declared (and the caller's framing enforced): that length;
+ * - any other body (chunked, or HTTP/2 DATA without content-length): chunked.
+ */
+export function frameRequestBody(headers: OutgoingHttpHeaders, hasBody: boolean, callerHeaders: IncomingHttpHeaders): void {
+  headers['content-length'] = undefined;
+  headers['transfer-encoding'] = undefined;
+  if (!hasBody) return;
+  const length = callerHeaders['content-length'];
+  if (callerHeaders['transfer-encoding'] === undefined && typeof length === 'string' && DECIMAL.test(length)) headers['content-length'] = length;
+  else headers['transfer-encoding'] = 'chunked';
+}

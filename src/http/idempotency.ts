@@ -1,0 +1,10 @@
+// Which requests may be sent twice: both directions resend a request only when repeating it
+// has the effect of sending it once, so a retry can never make the app charge a card twice.
+
+/** Methods whose repetition has the effect of one request (RFC 9110 §9.2.2). */
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** May this request be sent again? Idempotent by method, or made so by the caller's Idempotency-Key. */
+export function isRepeatableRequest(method: string, headers: { readonly [key: string]: unknown }): boolean {
+  return IDEMPOTENT.has(method) || headers['idempotency-key'] !== undefined;
+}

@@ -1,0 +1,96 @@
+// Test helper: HTTP/1.1 spoken by hand over a raw socket (TCP or mutual TLS), for hostile input
+// that no well-behaved client would send (smuggling attempts, contradictory framing). Writes the
+// bytes as given and reads back exactly one response, framed by Content-Length, chunked, or
+// the end of the connection.
+
+import net from 'node:net';
+import tls from 'node:tls';
+
+export interface RawResponse {
+  readonly status: number;
+  /** Header names lower-cased; repeated headers joined with ", ". */
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/** Sends `bytes` over a fresh mTLS connection (ALPN http/1.1) and reads one response. */
+export function rawTlsRequest(port: number, tlsOptions: tls.ConnectionOptions, bytes: string | Buffer): Promise<RawResponse> {
+  const socket = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], ...tlsOptions });
+  return exchange(socket, bytes, 'secureConnect');
+}
+
+/** Sends `bytes` over a fresh plain TCP connection and reads one response. */
+export function rawTcpRequest(port: number, bytes: string | Buffer): Promise<RawResponse> {
+  return exchange(net.connect({ host: '127.0.0.1', port }), bytes, 'connect');
+}
+
+function exchange(socket: net.Socket, bytes: string | Buffer, ready: string): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    let received = Buffer.alloc(0);
+    let settled = false;
+    const finish = (err: Error | undefined, response?: RawResponse) => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(response as RawResponse);
+    };
+    socket.once(ready, () => socket.write(bytes));
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      const parsed = parseResponse(received, false);
+      if (parsed) finish(undefined, parsed);
+    });
+    socket.on('end', () => {
+      const parsed = parseResponse(received, true);
+      finish(parsed ? undefined : new Error(`the connection ended without a complete response: ${JSON.stringify(received.toString('latin1'))}`), parsed);
+    });
+    socket.on('error', (err) => finish(err));
+  });
+}
+
+/** One complete response at the start of `data`, or undefined while more is needed. */
+export function parseResponse(data: Buffer, atEnd: boolean): RawResponse | undefined {
+  const headEnd = data.indexOf('\r\n\r\n');
+  if (headEnd === -1) return undefined;
+  const lines = data.toString('latin1', 0, headEnd).split('\r\n');
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? NaN);
+  const headers: Record<string, string> = {};
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  const rest = data.subarray(headEnd + 4);
+  if (status === 204 || status === 304 || (status >= 100 && status < 200)) return { status, headers, body: '' };
+  if (headers['content-length'] !== undefined) {
+    const length = Number(headers['content-length']);
+    return rest.length >= length ? { status, headers, body: rest.toString('utf8', 0, length) } : undefined;
+  }
+  if (/chunked/i.test(headers['transfer-encoding'] ?? '')) {
+    const body = decodeChunked(rest);
+    return body === undefined ? undefined : { status, headers, body };
+  }
+  return atEnd ? { status, headers, body: rest.toString('utf8') } : undefined;
+}
+
+function decodeChunked(data: Buffer): string | undefined {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const lineEnd = data.indexOf('\r\n', at);
+    if (lineEnd === -1) return undefined;
+    const size = parseInt(data.toString('latin1', at, lineEnd), 16);
+    // the last chunk, then trailers (if any) up to an empty line
+    if (size === 0) return data.indexOf('\r\n\r\n', lineEnd) === -1 ? undefined : Buffer.concat(parts).toString('utf8');
+    if (data.length < lineEnd + 2 + size + 2) return undefined;
+    parts.push(data.subarray(lineEnd + 2, lineEnd + 2 + size));
+    at = lineEnd + 2 + size + 2;
+  }
+}
+
+/** `text` as one chunk and the last chunk of a chunked body. */
+export function chunked(text: string): string {
+  return `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n0\r\n\r\n`;
+}
