@@ -1,7 +1,10 @@
 // The request target as authorization sees it: the path without its query, and a check that
-// the path cannot mean something else to the app than it means to the rules. A path with
-// dot segments (`/orders/../admin`, also percent-encoded or with backslashes) could pass a
-// `/orders/*` rule and reach `/admin` once the app normalises it, so it is refused outright.
+// the path cannot mean something else to the app than it means to the rules. Rules match the
+// raw path by prefix; the app may strip `;params` from each segment (Tomcat, Spring, Jetty),
+// percent-decode once or twice, read `\` or an encoded slash as `/`, and then resolve dot
+// segments. Any path on which those readings could move it out of the prefix it matched
+// (`/public/..;/admin`, `/public/%2e%2e/admin`, `/public/%252e%252e/admin`) is refused outright,
+// and so is anything a lenient decoder could turn into a dot or a slash.
 
 /** The path of an origin-form target (`/a/b?q` → `/a/b`); the asterisk form stays `*`. */
 export function pathOf(target: string): string {
@@ -9,18 +12,112 @@ export function pathOf(target: string): string {
   return q === -1 ? target : target.slice(0, q);
 }
 
-const ENCODED_DOT_OR_SLASH = /%2e|%2f|%5c/gi;
+/**
+ * What sends a path down the slow path: a dot after a slash, a percent sign, a backslash, a
+ * semicolon, a non-ASCII character (HTTP/2 lets raw bytes through as latin1), or a leading `//`.
+ * One regular expression costs what three indexOf calls cost, and most paths match none of it.
+ */
+const NEEDS_A_CLOSER_LOOK = /[%\\;\u0080-\uffff]|\/\.|^\/\//;
 
 /**
- * True for a path the sidecar forwards: origin form (starts with '/') without dot segments,
- * or `*` (OPTIONS *). Fast path: most paths contain no "/.", "%" or "\" at all.
+ * `%25` (an encoded `%`) in front of an encoded dot, slash or backslash: double encoding, which
+ * no client needs and which an app that decodes twice reads as `.`, `/` or `\`.
+ * Repeated `%25` (triple encoding) counts too.
+ */
+const DOUBLE_ENCODED = /%25(?:25)*(?:2e|2f|5c)/i;
+
+/** Apps that decode more than three times are not worth a slower check. */
+const MAX_DECODES = 3;
+
+/**
+ * True for a path the sidecar forwards: origin form (starts with '/') whose meaning no
+ * normalising app can change, or `*` (OPTIONS *).
  */
 export function isAcceptablePath(path: string): boolean {
   if (path.charCodeAt(0) !== 47 /* '/' */) return path === '*';
-  if (path.indexOf('/.') === -1 && path.indexOf('%') === -1 && path.indexOf('\\') === -1) return true;
-  const decoded = path.replace(ENCODED_DOT_OR_SLASH, (m) => (m[2] === 'e' || m[2] === 'E' ? '.' : '/')).replace(/\\/g, '/');
-  for (const segment of decoded.split('/')) {
-    if (segment === '.' || segment === '..') return false;
+  if (!NEEDS_A_CLOSER_LOOK.test(path)) return true;
+  if (DOUBLE_ENCODED.test(path)) return false;
+  // the path as an app sees it after decoding once, and again for an app that decodes twice
+  // (`%253b` is `;` to it, `%2500` NUL): every reading must be plain
+  let text = path;
+  for (let decodes = 1; decodes <= MAX_DECODES; decodes++) {
+    const decoded = percentDecode(text, decodes === 1);
+    if (decoded === undefined || !hasPlainSegments(decoded)) return false;
+    if (decoded === text || decoded.indexOf('%') === -1) return true;
+    text = decoded;
   }
   return true;
+}
+
+/**
+ * No dot segment and no leading empty segment, with `\` read as `/` and each segment's
+ * `;params` cut off. The text holds one byte per character; only ASCII matters here.
+ */
+function hasPlainSegments(text: string): boolean {
+  const segments = text.replace(/\\/g, '/').split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const name = nameOf(segments[i] as string);
+    if (name === '.' || name === '..') return false;
+    // `//host/x` (or `/\host/x`, `/%2fhost/x`, `/;p/host/x`) is a network-path reference to
+    // URL parsers: the app may take `host` for a host name and the rest for the path
+    if (i === 1 && name === '' && segments.length > 2) return false;
+  }
+  return true;
+}
+
+/** The part of a segment before `;`: its name to Tomcat, Spring and Jetty (`..;x=1` is `..`). */
+function nameOf(segment: string): string {
+  const semicolon = segment.indexOf(';');
+  return semicolon === -1 ? segment : segment.slice(0, semicolon);
+}
+
+/**
+ * The text with every `%XX` decoded, one byte per character; undefined when a decoded byte is
+ * a control character (NUL truncates the path in C code, CR/LF split log lines and headers) or
+ * starts an overlong UTF-8 form. `strict` (the first decoding, the one HTTP defines): also
+ * undefined when a `%` is not followed by two hex digits (IIS's `%u002e` among them) or a
+ * character is beyond one byte. Later decodings keep a stray `%` as the text it is.
+ */
+function percentDecode(text: string, strict: boolean): string | undefined {
+  const bytes = Buffer.allocUnsafe(text.length);
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    let byte = text.charCodeAt(i);
+    if (byte === 37 /* '%' */) {
+      const high = hexValue(text.charCodeAt(i + 1));
+      const low = hexValue(text.charCodeAt(i + 2));
+      if (high !== -1 && low !== -1) {
+        byte = high * 16 + low;
+        i += 2;
+      } else if (strict) return undefined;
+    }
+    if (byte > 0xff || byte < 0x20 || byte === 0x7f) return undefined;
+    bytes[n++] = byte;
+  }
+  const decoded = bytes.subarray(0, n);
+  return hasOverlongUtf8(decoded) ? undefined : decoded.toString('latin1');
+}
+
+function hexValue(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48; // 0-9
+  const lower = code | 0x20;
+  if (lower >= 97 && lower <= 102) return lower - 87; // a-f
+  return -1;
+}
+
+/**
+ * Overlong UTF-8 (`%c0%ae` for `.`, `%c0%af` for `/`): never valid, and a lenient decoder
+ * (Tomcat, CVE-2008-2938) reads it as the ASCII character it spells. C0 and C1 only start
+ * overlong forms; E0 80-9F and F0 80-8F start overlong three- and four-byte forms.
+ */
+function hasOverlongUtf8(bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    if (b < 0xc0) continue;
+    if (b === 0xc0 || b === 0xc1) return true;
+    const next = bytes[i + 1] ?? 0;
+    if (b === 0xe0 && next >= 0x80 && next <= 0x9f) return true;
+    if (b === 0xf0 && next >= 0x80 && next <= 0x8f) return true;
+  }
+  return false;
 }

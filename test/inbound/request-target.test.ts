@@ -1,0 +1,214 @@
+// Path checks against the ways an app normalises a path: generated paths with dot segments in
+// every encoding under a `/public/*` rule never reach outside /public in any model app, and
+// ordinary generated paths still pass. Then the same refusals through the real inbound.
+
+import t from 'tap';
+import fc from 'fast-check';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AuthorizationPolicy } from '../../src/inbound/authorization.js';
+import { isAcceptablePath, pathOf } from '../../src/inbound/request-target.js';
+import { FRONTEND_ID, h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+
+const grant = AuthorizationPolicy.compile([{ from: [FRONTEND_ID], methods: undefined, paths: ['/public/*'] }]).grantFor(FRONTEND_ID);
+/** What the sidecar lets through to the app under the rule `/public/*`. */
+const forwarded = (path: string): boolean => isAcceptablePath(path) && grant.allows('GET', path);
+
+// ---- model apps -------------------------------------------------------------------------
+
+/** How one app reads a path (the variations seen in Tomcat, Spring, Jetty and hand-written code). */
+interface AppModel {
+  /** 'strip-first': `;params` are cut from each raw segment before decoding (Tomcat, Spring); 'decode-first': after. */
+  readonly order: 'strip-first' | 'decode-first';
+  /** How many times the app percent-decodes (twice: a framework decodes, then the handler again). */
+  readonly decodes: 1 | 2 | 3;
+}
+
+const MODELS: readonly AppModel[] = [
+  { order: 'strip-first', decodes: 1 },
+  { order: 'strip-first', decodes: 2 },
+  { order: 'decode-first', decodes: 1 },
+  { order: 'decode-first', decodes: 2 },
+  { order: 'strip-first', decodes: 3 },
+  { order: 'decode-first', decodes: 3 },
+];
+
+/**
+ * A lenient decoder: `%XX` to a byte (malformed ones kept as written), overlong UTF-8 read as
+ * the ASCII it spells (`%c0%ae` → `.`), other bytes kept one per character.
+ */
+function lenientDecode(text: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const hex = text.slice(i + 1, i + 3);
+    if (text[i] === '%' && /^[0-9a-fA-F]{2}$/.test(hex)) {
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else bytes.push(text.charCodeAt(i) & 0xff);
+  }
+  let out = '';
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    const next = bytes[i + 1] ?? 0;
+    if ((b === 0xc0 || b === 0xc1) && next >= 0x80 && next <= 0xbf) {
+      out += String.fromCharCode(((b & 0x1f) << 6) | (next & 0x3f));
+      i++;
+    } else out += String.fromCharCode(b);
+  }
+  return out;
+}
+
+const stripParams = (segment: string): string => segment.split(';')[0] as string;
+/** C code stops at NUL. */
+const truncateAtNul = (text: string): string => text.split('\0')[0] as string;
+const splitAny = (text: string): string[] => text.split(/[/\\]/);
+
+/** The segments the app serves after normalising: `\` and encoded slashes separate, dot segments resolved. */
+function resolveAsApp(path: string, model: AppModel): string[] {
+  const decode = (s: string) => {
+    for (let i = 0; i < model.decodes; i++) s = lenientDecode(s);
+    return truncateAtNul(s);
+  };
+  let segments: string[];
+  if (model.order === 'strip-first') {
+    segments = splitAny(path).flatMap((raw) => splitAny(decode(stripParams(raw))));
+  } else {
+    segments = splitAny(decode(path)).map(stripParams);
+  }
+  const out: string[] = [];
+  for (const segment of segments) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') out.pop();
+    else out.push(segment);
+  }
+  return out;
+}
+
+/** True when some model app serves something outside /public for this path. */
+const escapes = (path: string): boolean => MODELS.some((model) => resolveAsApp(path, model)[0] !== 'public');
+
+// ---- generators -------------------------------------------------------------------------
+
+const DOTS = ['.', '..', '%2e', '%2E', '%2e%2e', '%2E%2E', '.%2e', '%2e.', '%2E.', '%252e', '%252E', '%252e%252e', '.%252e', '%25252e', '%c0%ae', '%c0%ae%c0%ae', '%25c0%25ae', '..%00', '.%00', '%2e%00', '%2e%2e%2500'];
+const PARAMS = ['', '', ';', ';x=1', ';jsessionid=0A1B', '%3b', '%3Bx', '%253b', '%25253b', '%2500'];
+const SEPARATORS = ['/', '/', '/', '\\', '%2f', '%2F', '%5c', '%5C', '%252f', '%252F', '%255c', '%25252f', '%c0%af', '%25c0%25af', '//'];
+
+const dotSegment = fc.tuple(fc.constantFrom(...DOTS), fc.constantFrom(...PARAMS)).map(([dot, param]) => dot + param);
+const nameSegment = fc.constantFrom('admin', 'secret', 'x', 'public', 'a.b', '..foo', 'v1');
+const attackPath = fc
+  .array(fc.tuple(fc.oneof({ weight: 3, arbitrary: dotSegment }, { weight: 2, arbitrary: nameSegment }), fc.constantFrom(...SEPARATORS)), { minLength: 1, maxLength: 8 })
+  .map((parts) => '/public/' + parts.map(([segment, separator], i) => (i === 0 ? segment : separator + segment)).join(''));
+
+/** Characters a path segment may hold as they are (RFC 3986 pchar without `%` and `;`). */
+const SAFE = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&\'()*+,=:@'.split('');
+const isDotName = (name: string) => name === '.' || name === '..';
+const safeName = fc.string({ unit: fc.constantFrom(...SAFE), minLength: 1, maxLength: 12 }).filter((s) => !isDotName(s));
+/** Any text without `%` or control characters, percent-encoded as a client would. */
+const encodedName = fc
+  .string({ unit: 'grapheme', minLength: 1, maxLength: 8 })
+  .filter((s) => !/[%\u0000-\u001f\u007f]/.test(s))
+  .map((s) => encodeURIComponent(s))
+  .filter((s) => !isDotName(s));
+const matrixParam = fc.option(fc.tuple(safeName, safeName).map(([k, v]) => `;${k}=${v}`), { nil: '' });
+const ordinarySegment = fc.tuple(fc.oneof(safeName, encodedName), matrixParam).map(([name, param]) => name + param);
+const ordinaryTarget = fc
+  .tuple(fc.array(ordinarySegment, { minLength: 1, maxLength: 6 }), fc.constantFrom('', '/'), fc.constantFrom('', '?x=1', '?next=/../admin', '?q=%2e%2e'))
+  .map(([segments, slash, query]) => `/public/${segments.join('/')}${slash}${query}`);
+
+// ---- properties -------------------------------------------------------------------------
+
+t.test('the model apps resolve the classic bypasses out of /public (the model can tell)', async (t) => {
+  for (const path of ['/public/..;/admin', '/public/%2e%2e;/admin', '/public/%252e%252e/admin', '/public/.%2e/admin', '/public\\..\\admin', '/public/x%2f..%2f..%2fadmin', '/public/%c0%ae%c0%ae/admin', '/public/x/..%00/..']) {
+    t.ok(escapes(path), path);
+  }
+  t.notOk(escapes('/public/a;b=c/d'));
+  const sample = fc.sample(attackPath, { numRuns: 2000, seed: 1 });
+  const escaping = sample.filter(escapes).length;
+  t.ok(escaping > 300, `the generator makes escaping paths (${escaping} of 2000)`);
+});
+
+t.test('no generated path that a normalising app resolves outside /public is forwarded', async () => {
+  fc.assert(
+    fc.property(attackPath, (path) => !(forwarded(path) && escapes(path))),
+    { numRuns: 20_000 },
+  );
+});
+
+t.test('ordinary generated paths pass', async () => {
+  fc.assert(
+    fc.property(ordinaryTarget, (target) => forwarded(pathOf(target))),
+    { numRuns: 5_000 },
+  );
+});
+
+t.test('refused and accepted examples', async (t) => {
+  for (const ok of ['/orders/42', '/a;b=c/d', '/files/a.b', '/..foo', '/.well-known/x', '/a%20b', '/caf%C3%A9', '/a//b', '/;jsessionid=1', '/', '*']) {
+    t.ok(isAcceptablePath(ok), ok);
+  }
+  t.ok(isAcceptablePath(pathOf('/orders/42?x=1')));
+  const refused = [
+    ['/public/..;/admin', 'dot segment with a path parameter'],
+    ['/public/%2e%2e;/admin', 'encoded dot segment with a path parameter'],
+    ['/public/.;/x', 'single dot with a path parameter'],
+    ['/public/..;jsessionid=1/admin', 'dot segment with a session parameter'],
+    ['/public/%252e%252e/admin', 'double-encoded dots'],
+    ['/public/%252E', 'double-encoded dot, upper case'],
+    ['/public/a%252fb', 'double-encoded slash'],
+    ['/public/a%255Cb', 'double-encoded backslash'],
+    ['/public/a%25252eb', 'triple encoding'],
+    ['/public/%c0%ae%c0%ae/admin', 'overlong UTF-8 dots'],
+    ['/public/a%c0%afb', 'overlong UTF-8 slash'],
+    ['/public/%e0%80%ae', 'overlong three-byte dot'],
+    ['/public/..%00/admin', 'NUL'],
+    ['/public/a%0d%0ab', 'CR LF'],
+    ['/public/%zz', 'malformed percent-encoding'],
+    ['/public/%u002e%u002e/admin', 'IIS %u encoding'],
+    ['/public/%', 'a lone percent sign'],
+    ['//evil.example/x', 'network-path reference'],
+    ['/\\evil.example/x', 'backslash network-path reference'],
+    ['/%2fevil.example/x', 'encoded-slash network-path reference'],
+    ['/;p/evil.example/x', 'network-path reference once ;params are cut'],
+    ['/public\\..\\admin', 'backslashes'],
+    ['/public/x%5c..%5cadmin', 'encoded backslashes'],
+    ['/public/x%2F..%2Fadmin', 'encoded slashes'],
+    ['http://x/public/a', 'absolute form'],
+    ['', 'empty'],
+  ];
+  for (const [path, why] of refused) t.notOk(isAcceptablePath(path as string), `${why}: ${path}`);
+});
+
+// ---- through the real inbound -----------------------------------------------------------
+
+t.test('the inbound refuses the bypasses with 400 before the app sees them', async (t) => {
+  const seen: string[] = [];
+  const fx = await startInbound({
+    authorize: [{ from: [FRONTEND_ID], methods: ['GET'], paths: ['/public/*'] }],
+    app: {
+      protocol: 'http',
+      handler: (req: IncomingMessage, res: ServerResponse) => {
+        seen.push(req.url ?? '');
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('app');
+      },
+    },
+  });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions(FRONTEND_ID);
+
+  for (const path of ['/public/..;/admin', '/public/%2e%2e;/admin', '/public/%252e%252e/admin']) {
+    const res = await h1Request(fx.port, tlsOptions, { path });
+    t.equal(res.status, 400, `HTTP/1.1 ${path}`);
+    t.equal(res.headers['x-meshcar-error'], 'bad_request');
+    t.equal(JSON.parse(res.body).error, 'bad_request');
+  }
+  const session = await h2Connect(fx.port, tlsOptions);
+  t.teardown(() => session.close());
+  for (const path of ['/public/..;/admin', '/public/%2e%2e;/admin', '/public/%252e%252e/admin']) {
+    const res = await h2Request(session, { ':path': path });
+    t.equal(res.status, 400, `HTTP/2 ${path}`);
+    t.equal(res.headers['x-meshcar-error'], 'bad_request');
+  }
+  // a matrix parameter that is not a dot segment still goes through, and proves the app is reachable
+  t.equal((await h1Request(fx.port, tlsOptions, { path: '/public/a;v=1/b' })).status, 200);
+  t.equal((await h2Request(session, { ':path': '/public/c' })).status, 200);
+  t.same(seen, ['/public/a;v=1/b', '/public/c'], 'the app saw only the allowed requests');
+});
