@@ -7,6 +7,9 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 const DECIMAL = /^\d+$/;
 
+/** Methods that define no meaning for a request body: bodiless, they carry no framing at all. */
+const NO_CONTENT_MEANING: ReadonlySet<string> = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
+
 /**
  * Does an HTTP/1.1 request head announce a body? (RFC 9112 §6.3: Transfer-Encoding, else a
  * non-zero Content-Length; Node's parser has already refused the two together and any
@@ -22,15 +25,18 @@ export function announcesBody(headers: IncomingHttpHeaders): boolean {
  * Sets the framing of a request toward an HTTP/1.1 server so that it matches what will be
  * written, whatever the method: Node's client would otherwise write a GET, HEAD, DELETE,
  * OPTIONS or TRACE body raw after a bodiless head.
- * - no body: no Content-Length or Transfer-Encoding at all (Node adds `Content-Length: 0`
- *   for the methods that expect a body);
+ * - no body: `Content-Length: 0` for methods that give a body meaning (RFC 9110 §8.6: POST,
+ *   PUT, PATCH...; Node would send an empty chunked body instead), no framing for the others;
  * - a body whose length the caller declared (and the caller's framing enforced): that length;
  * - any other body (chunked, or HTTP/2 DATA without content-length): chunked.
  */
-export function frameRequestBody(headers: OutgoingHttpHeaders, hasBody: boolean, callerHeaders: IncomingHttpHeaders): void {
+export function frameRequestBody(headers: OutgoingHttpHeaders, method: string, hasBody: boolean, callerHeaders: IncomingHttpHeaders): void {
   headers['content-length'] = undefined;
   headers['transfer-encoding'] = undefined;
-  if (!hasBody) return;
+  if (!hasBody) {
+    if (!NO_CONTENT_MEANING.has(method)) headers['content-length'] = '0';
+    return;
+  }
   const length = callerHeaders['content-length'];
   if (callerHeaders['transfer-encoding'] === undefined && typeof length === 'string' && DECIMAL.test(length)) headers['content-length'] = length;
   else headers['transfer-encoding'] = 'chunked';

@@ -61,7 +61,7 @@ export class Http1App implements AppForwarder {
       headers.upgrade = upgrade;
     }
     // the app must find the end of this request where we end it, whatever the method
-    frameRequestBody(headers, exchange.requestHasBody, exchange.requestHeaders);
+    frameRequestBody(headers, exchange.method, exchange.requestHasBody, exchange.requestHeaders);
     // a flat [name, value, ...] list: ClientRequest stores it as the head at once, where an
     // object costs a validated setHeader() per header first
     const list: Array<string | number | string[]> = [];

@@ -157,3 +157,17 @@ t.test('an Upgrade answered without 101 never returns its app connection to the 
   t.not(next?.[1], ws?.[1], 'the request after the upgrade came on another connection');
   t.equal(again?.[1], next?.[1], 'while ordinary requests share a pooled one');
 });
+
+t.test('bodiless requests from an HTTP/2 caller reach an HTTP/1.1 app with exact framing', async (t) => {
+  const seen: Seen[] = [];
+  const fx = await startInbound({ app: { protocol: 'http', handler: recordingHttp1App(seen) } });
+  t.teardown(() => fx.close());
+  const session = await h2Connect(fx.port, await fx.tlsOptions());
+  t.teardown(() => session.close());
+  for (const method of ['POST', 'GET', 'DELETE']) t.equal((await h2Request(session, { ':method': method, ':path': '/empty' })).status, 200);
+  t.same(
+    seen.map((r) => `${r.method} cl=${r.headers['content-length'] ?? '-'} te=${r.headers['transfer-encoding'] ?? '-'}`),
+    ['POST cl=0 te=-', 'GET cl=- te=-', 'DELETE cl=- te=-'],
+    'POST says it has no body; GET and DELETE carry no framing',
+  );
+});
