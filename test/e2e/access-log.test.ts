@@ -2,8 +2,7 @@
 // duration and request id; off with log.access: false; never a key, certificate or token.
 
 import t from 'tap';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { startMeshCa, startSidecar, type MeshCa } from '../helpers/mesh.js';
+import { startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
 
 let ca: MeshCa;
@@ -18,6 +17,17 @@ t.teardown(async () => {
   await app?.close();
 });
 
+/**
+ * Resolves once everything the sidecar logged before this call has reached us: it asks for a
+ * reload (of an unchanged file, so nothing changes) and waits for its outcome, which the
+ * sidecar writes to the same stdout after any earlier line.
+ */
+async function logFlushed(sidecar: RunningSidecar): Promise<void> {
+  const seen = sidecar.process.lines.length;
+  sidecar.process.child.kill('SIGHUP');
+  await sidecar.process.waitFor((line) => sidecar.process.lines.indexOf(line) >= seen && line.component === 'reload' && line.msg === 'config reloaded');
+}
+
 t.test('one line per request in each direction, and none when turned off', async (t) => {
   const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, access: true });
   const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{size}'] }], access: false });
@@ -26,7 +36,9 @@ t.test('one line per request in each direction, and none when turned off', async
     const res = await request(frontend.outboundPort, { path: `/bytes/${100 + i}?secret=no`, headers: { host: 'orders', 'x-request-id': `access-${i}` } });
     t.equal(res.status, 200);
   }
-  await sleep(300);
+  // the last request's line, then anything either sidecar wrote before a later marker line
+  await orders.process.waitFor((l) => l.component === 'access' && l.requestId === 'access-2');
+  await Promise.all([logFlushed(orders), logFlushed(frontend)]);
   const lines = orders.process.lines.filter((l) => l.component === 'access');
   t.equal(lines.length, 3, 'three lines on the inbound sidecar');
   const line = lines[0] as Record<string, unknown>;
