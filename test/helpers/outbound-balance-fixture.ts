@@ -2,6 +2,7 @@
 // whose balancer, circuit breaker and outlier detection the test sets, and an observer that
 // also records ejections and circuit-open refusals.
 
+import type { Logger } from 'pino';
 import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
 import type { BalancerConfig, CircuitBreakerConfig, OutlierDetectionConfig } from '../../src/config/traffic-config.js';
 import { createOutbound, type OutboundTuning } from '../../src/outbound/index.js';
@@ -21,6 +22,12 @@ export class HealthObserver extends RecordingObserver {
   circuitOpened(): void {
     this.circuitOpen += 1;
   }
+  /** Resolves once `ejectedEndpointsChanged` has been reported `n` times in all. */
+  async waitForEjectedCounts(n: number, timeoutMs = 5000): Promise<number[]> {
+    const until = Date.now() + timeoutMs;
+    while (this.ejectedCounts.length < n && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    return this.ejectedCounts;
+  }
 }
 
 export interface BalanceSpec {
@@ -30,6 +37,8 @@ export interface BalanceSpec {
   circuitBreaker?: CircuitBreakerConfig;
   outlierDetection?: OutlierDetectionConfig;
   tuning?: OutboundTuning;
+  /** Where the outbound logs (default: nowhere). */
+  logger?: Logger;
 }
 
 export async function startBalanced(pki: TestPki, spec: BalanceSpec) {
@@ -51,7 +60,7 @@ export async function startBalanced(pki: TestPki, spec: BalanceSpec) {
       ],
     },
     identity: await appIdentity(pki),
-    logger: silent,
+    logger: spec.logger ?? silent,
     observer,
     options: spec.tuning ?? {},
   });

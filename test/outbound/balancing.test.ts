@@ -8,6 +8,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { defaultHandler, makePki, request, sleep, startUpstream, TD, type H2Handler, type UpstreamServer } from '../helpers/outbound-fixture.js';
 import { load, startBalanced } from '../helpers/outbound-balance-fixture.js';
+import { memoryLogger } from '../helpers/ca.js';
 import { initialLoad, loadCost, observeLatency } from '../../src/outbound/balancer.js';
 
 const slowBy = (ms: number): H2Handler => (stream, headers, flags) => {
@@ -37,6 +38,11 @@ async function closeAll(servers: UpstreamServer[]): Promise<void> {
   for (const s of servers) await s.close();
 }
 
+/**
+ * A port nothing listens on, for a test that then starts a server on that very port: the
+ * config must name it before anything can listen there, so it cannot be bound on port 0 and
+ * read back. (Another test could take it in between; the window is a few milliseconds.)
+ */
 async function closedPort(): Promise<number> {
   const server = http.createServer().listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
@@ -87,7 +93,8 @@ t.test('an endpoint that keeps resetting is ejected, then re-admitted once it re
   const flaky = await startUpstream(pki, { handler: breakable(state) });
   const fx = await startBalanced(pki, {
     ports: [good[0]!.port, flaky.port, good[1]!.port],
-    outlierDetection: { consecutiveFailures: 3, baseEjectionMs: 400, maxEjectionMs: 5000, maxEjectionPercent: 50 },
+    // long enough that the requests made while it is out all fall inside the ejection
+    outlierDetection: { consecutiveFailures: 3, baseEjectionMs: 1000, maxEjectionMs: 5000, maxEjectionPercent: 50 },
     balancer: { decayMs: 20 }, // see the closed-port test below
   });
   t.teardown(async () => {
@@ -103,16 +110,71 @@ t.test('an endpoint that keeps resetting is ejected, then re-admitted once it re
   t.same(fx.observer.ejectedCounts, [1]);
   const seen = flaky.requests;
   t.ok(seen >= 3, `it failed ${seen} times first`);
-  const during = await load(fx.port, 60, 5);
+  const during = await load(fx.port, 20, 5);
   t.ok(during.every((r) => r.status === 200), 'requests kept succeeding (retries went elsewhere)');
+  t.same(fx.observer.ejectedCounts, [1], 'still ejected after those requests');
   t.equal(flaky.requests, seen, 'no traffic to the ejected endpoint');
 
   state.broken = false;
-  await sleep(500);
-  t.same(fx.observer.ejectedCounts, [1, 0], 're-admitted after the ejection interval');
+  t.same(await fx.observer.waitForEjectedCounts(2), [1, 0], 're-admitted after the ejection interval');
   await load(fx.port, 60, 5);
   t.ok(flaky.requests > seen, `it serves again (${flaky.requests - seen} requests)`);
   t.equal(fx.observer.ejections, 1, 'and is not ejected again');
+});
+
+t.test('ejection escalates: one failure on probation ejects again for twice as long; a success clears the record', async (t) => {
+  const pki = await makePki(TD);
+  const state = { failing: true };
+  const good = await startUpstream(pki);
+  const bad = await startUpstream(pki, { handler: (stream, headers, flags) => (state.failing ? always503 : defaultHandler)(stream, headers, flags) });
+  const BASE = 300;
+  const lines: Array<Record<string, unknown>> = [];
+  const fx = await startBalanced(pki, {
+    ports: [good.port, bad.port],
+    outlierDetection: { consecutiveFailures: 3, baseEjectionMs: BASE, maxEjectionMs: 60_000, maxEjectionPercent: 50 },
+    balancer: { decayMs: 20 }, // a 503's penalty fades fast, so the failing endpoint keeps being tried
+    logger: memoryLogger(lines, 'info'),
+  });
+  t.teardown(async () => {
+    await fx.close();
+    await closeAll([good, bad]);
+  });
+  const ejected = () => lines.filter((l) => l.msg === 'upstream endpoint ejected after consecutive failures');
+  const readmitted = () => lines.filter((l) => l.msg === 'ejected upstream endpoint re-admitted');
+  /** Sequential requests (each 503 is retried on the good endpoint) until `done()`. */
+  const until = async (done: () => boolean, what: string) => {
+    const deadline = Date.now() + 5000;
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error(`not reached within 5 s: ${what}`);
+      t.equal((await request(fx.port)).status, 200);
+      if (!done()) await sleep(5);
+    }
+  };
+
+  // 1. three 503s in a row: ejected for the base interval
+  await until(() => ejected().length === 1, 'first ejection');
+  t.equal(bad.requests, 3, 'ejected after exactly three failures in a row');
+  t.same(await fx.observer.waitForEjectedCounts(2), [1, 0], 're-admitted');
+
+  // 2. on probation: the very next failure ejects it again, for twice as long
+  const beforeProbation = bad.requests;
+  await until(() => ejected().length === 2, 'second ejection');
+  t.equal(bad.requests - beforeProbation, 1, 'one failure on probation is enough');
+  t.same(await fx.observer.waitForEjectedCounts(4), [1, 0, 1, 0], 're-admitted again');
+
+  // 3. a success on probation clears the record: three failures again, and the base interval
+  state.failing = false;
+  const beforeSuccess = bad.requests;
+  await until(() => bad.requests > beforeSuccess, 'a success on the re-admitted endpoint');
+  state.failing = true;
+  const beforeThird = bad.requests;
+  await until(() => ejected().length === 3, 'third ejection');
+  t.equal(bad.requests - beforeThird, 3, 'after a success, three failures in a row again');
+
+  t.same(ejected().map((l) => l.ejectedForMs), [BASE, 2 * BASE, BASE], 'ejected for base, 2 × base, then base again');
+  const lasted = readmitted().map((l, i) => Number(l.time) - Number(ejected()[i]?.time));
+  t.ok(lasted[0]! >= BASE - 2 && lasted[1]! >= 2 * BASE - 2, `and out for as long (${lasted.join(', ')} ms)`);
+  t.equal(fx.observer.ejections, 3, 'three ejections counted');
 });
 
 t.test('a closed port is ejected; a server started on it serves after the ejection ends', async (t) => {
@@ -142,7 +204,7 @@ t.test('a closed port is ejected; a server started on it serves after the ejecti
   t.ok(allOk, 'requests failed over to the good endpoints');
   t.equal(fx.observer.ejections, 1, 'ejected after consecutive connect failures');
   revived = await startUpstream(pki, { port });
-  await sleep(450);
+  t.same(await fx.observer.waitForEjectedCounts(2), [1, 0], 're-admitted once the ejection ends');
   await load(fx.port, 60, 5);
   t.ok(revived.requests > 0, `the recovered endpoint serves (${revived.requests})`);
 });
