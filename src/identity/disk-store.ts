@@ -1,17 +1,35 @@
 // Keeps the workload's SVID across restarts under identity.dir, so a restart reuses the
-// credential instead of spending the join token again. Each file is replaced atomically
-// (temp file, fsync, rename, fsync the directory); the key is 0600 in a 0700 directory.
+// credential instead of spending the join token again (it may be single-use, and spent).
+// Key, chain and bundle only work together, so they are replaced together: every save writes
+// a new generation directory (gen-<n>/, fsynced) and then switches one `current` symlink to it
+// with a single rename. A crash at any point leaves the old set or the new one, never a mix.
+// The previous generation stays as a fallback. svid.crt, svid.key and bundle.pem at the top
+// are symlinks into `current` for people and tools; the plain files that older versions and
+// `meshcar ca issue --out` write there are read and migrated.
 
+import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
-import { writeFileAtomic } from '../atomic-file.js';
 import { lifetimeMs, remainingMs, validateSvid, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
 export const STORE_FILES = Object.freeze({ key: 'svid.key', chain: 'svid.crt', bundle: 'bundle.pem' });
+
+/** The symlink naming the authoritative generation; switching it is the one atomic step. */
+export const CURRENT_LINK = 'current';
+
+const GENERATION = /^gen-([1-9]\d{0,8})$/;
+/** Our own temp names (and writeFileAtomic's): debris of a crash, removed by the next save. */
+const TEMP = /^\..+\.tmp$/;
+
+const FILE_MODES: ReadonlyArray<readonly [keyof typeof STORE_FILES, number]> = [
+  ['key', 0o600],
+  ['chain', 0o644],
+  ['bundle', 0o644],
+];
 
 export interface LoadOptions {
   /** Reuse only while at least this fraction of the lifetime is left (default 0.1). */
@@ -19,8 +37,22 @@ export interface LoadOptions {
   readonly now?: Date;
 }
 
-async function fsyncPath(target: string, flags: number): Promise<void> {
-  const handle = await open(target, flags);
+export interface DiskStoreOptions {
+  /**
+   * Test hook, unused in production: awaited after each step of save() that changes the disk,
+   * so a test can kill the process between any two (test/identity/disk-store-crash.test.ts).
+   */
+  readonly afterStep?: (step: string) => void | Promise<void>;
+}
+
+/** One place a complete set may be: a generation, or the plain files at the top. */
+interface Candidate {
+  readonly name: string;
+  readonly dir: string;
+}
+
+async function fsyncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY);
   try {
     await handle.sync();
   } finally {
@@ -28,70 +60,216 @@ async function fsyncPath(target: string, flags: number): Promise<void> {
   }
 }
 
+/** A new file in a directory nobody reads yet: exclusive create, explicit mode, fsync. */
+async function writeNewFile(file: string, content: string, mode: number): Promise<void> {
+  const handle = await open(file, 'wx', mode);
+  try {
+    await handle.chmod(mode);
+    await handle.writeFile(content, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+const errnoOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
+
 export class DiskStore {
   readonly dir: string;
   private readonly logger: Logger;
+  private readonly afterStep: (step: string) => void | Promise<void>;
 
-  constructor(dir: string, logger: Logger) {
+  constructor(dir: string, logger: Logger, options: DiskStoreOptions = {}) {
     this.dir = dir;
     this.logger = logger;
+    this.afterStep = options.afterStep ?? (() => undefined);
   }
 
+  /** The top-level name (a symlink into `current` once this store has saved). */
   file(name: keyof typeof STORE_FILES): string {
     return path.join(this.dir, STORE_FILES[name]);
   }
 
   /**
-   * Persists the SVID. Files are renamed bundle → chain → key; a crash between two renames
-   * leaves a set that fails validation on load, which falls back to a fresh issuance.
+   * Persists the SVID as a new generation and makes it current in one rename. Single writer
+   * per directory: one sidecar owns its identity.dir.
    */
   async save(svid: Svid): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    // an existing directory may be wider than we want; it holds a private key
+    // an existing directory may be wider than we want; it holds private keys
     await chmod(this.dir, 0o700);
-    await writeFileAtomic(this.file('bundle'), svid.bundlePem, 0o644);
-    await writeFileAtomic(this.file('chain'), svid.chainPem, 0o644);
-    await writeFileAtomic(this.file('key'), svid.privateKeyPem, 0o600);
-    // the renames are durable only once the directory entry is on disk
-    await fsyncPath(this.dir, constants.O_RDONLY);
-    this.logger.debug({ dir: this.dir, serial: svid.serialHex }, 'SVID saved');
+    const previous = await this.currentGeneration();
+    const generation = await this.createGeneration();
+    const genDir = path.join(this.dir, generation);
+    await this.afterStep(`created ${generation}`);
+    const content = { key: svid.privateKeyPem, chain: svid.chainPem, bundle: svid.bundlePem };
+    try {
+      for (const [name, mode] of FILE_MODES) {
+        await writeNewFile(path.join(genDir, STORE_FILES[name]), content[name], mode);
+        await this.afterStep(`wrote ${generation}/${STORE_FILES[name]}`);
+      }
+      // the files and their names must be on disk before anything points at them
+      await fsyncDirectory(genDir);
+      await fsyncDirectory(this.dir);
+      await this.afterStep(`synced ${generation}`);
+    } catch (err) {
+      await rm(genDir, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
+    }
+
+    await this.pointSymlink(CURRENT_LINK, generation);
+    await fsyncDirectory(this.dir);
+    await this.afterStep(`switched ${CURRENT_LINK} to ${generation}`);
+
+    // Plain files here were written by an older meshcar or `ca issue --out`; they become links
+    // only now, after the switch, so a crash in between leaves them whole (see candidates()).
+    for (const [name] of FILE_MODES) {
+      const target = `${CURRENT_LINK}/${STORE_FILES[name]}`;
+      if ((await readlink(this.file(name)).catch(() => undefined)) === target) continue;
+      await this.pointSymlink(STORE_FILES[name], target);
+      await this.afterStep(`linked ${STORE_FILES[name]}`);
+    }
+    await fsyncDirectory(this.dir);
+
+    await this.prune(new Set([generation, ...(previous ? [previous] : [])]));
+    this.logger.debug({ dir: this.dir, generation, serial: svid.serialHex }, 'SVID saved');
   }
 
-  /** The stored SVID if it is valid for expectedSpiffeId and has life left; otherwise undefined. */
+  /**
+   * The stored SVID if it is valid for expectedSpiffeId and has life left; otherwise undefined.
+   * Tries the plain top-level files (only when all three are plain files), then `current`,
+   * then older generations, newest first: a broken current set falls back to the previous one.
+   */
   async load(expectedSpiffeId: string, options: LoadOptions = {}): Promise<Svid | undefined> {
     const { minRemainingFraction = 0.1, now = new Date() } = options;
-    let privateKeyPem: string;
-    let chainPem: string;
-    let bundlePem: string;
+    let candidates: Candidate[];
     try {
-      [privateKeyPem, chainPem, bundlePem] = await Promise.all([
-        readFile(this.file('key'), 'utf8'),
-        readFile(this.file('chain'), 'utf8'),
-        readFile(this.file('bundle'), 'utf8'),
-      ]);
+      candidates = await this.candidates();
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        this.logger.debug({ dir: this.dir }, 'no stored SVID');
-      } else {
-        this.logger.warn({ dir: this.dir }, `cannot read the stored SVID: ${describeError(err)}`);
+      this.logger.warn({ dir: this.dir }, `cannot read the stored SVID: ${describeError(err)}`);
+      return undefined;
+    }
+    if (candidates.length === 0) {
+      this.logger.debug({ dir: this.dir }, 'no stored SVID');
+      return undefined;
+    }
+
+    const refused: string[] = [];
+    let broken = false;
+    for (const candidate of candidates) {
+      let svid: Svid;
+      try {
+        svid = await this.read(candidate, expectedSpiffeId, now);
+      } catch (err) {
+        broken = true;
+        refused.push(`${candidate.name}: ${describeError(err)}`);
+        continue;
       }
-      return undefined;
+      if (remainingMs(svid, now) < lifetimeMs(svid) * minRemainingFraction) {
+        refused.push(`${candidate.name}: expires at ${svid.notAfter.toISOString()}, too soon to reuse`);
+        continue;
+      }
+      if (refused.length > 0) {
+        this.logger.warn({ dir: this.dir, using: candidate.name }, `using the stored SVID in ${candidate.name}; refused ${refused.join('; ')}`);
+      }
+      if (candidate.dir === this.dir) await this.migrate(svid);
+      return svid;
     }
-    const keyMode = (await stat(this.file('key'))).mode & 0o777;
-    if (keyMode & 0o077) {
-      this.logger.warn({ file: this.file('key') }, `the stored private key is readable by others (mode ${keyMode.toString(8)}); chmod 600 it`);
-    }
-    let svid: Svid;
+    // all expired is what a long stop looks like; anything else is worth a warning
+    const message = `no usable stored SVID, requesting a new one: ${refused.join('; ')}`;
+    if (broken) this.logger.warn({ dir: this.dir }, message);
+    else this.logger.info({ dir: this.dir }, message);
+    return undefined;
+  }
+
+  private async candidates(): Promise<Candidate[]> {
+    let entries: string[];
     try {
-      svid = validateSvid({ privateKeyPem, chainPem, bundlePem }, expectedSpiffeId, now);
+      entries = await readdir(this.dir);
     } catch (err) {
-      this.logger.warn({ dir: this.dir }, `the stored SVID is not usable, requesting a new one: ${describeError(err)}`);
-      return undefined;
+      if (errnoOf(err) === 'ENOENT') return [];
+      throw err;
     }
-    if (remainingMs(svid, now) < lifetimeMs(svid) * minRemainingFraction) {
-      this.logger.info({ dir: this.dir, notAfter: svid.notAfter.toISOString() }, 'the stored SVID is about to expire, requesting a new one');
-      return undefined;
+    const candidates: Candidate[] = [];
+    // All three plain (not links): a whole set written after our last save, by an older meshcar
+    // or `ca issue --out`. Any link among them means that writer or our own save stopped part
+    // way, and the set is not trusted over the generations.
+    const kinds = await Promise.all(Object.values(STORE_FILES).map((f) => lstat(path.join(this.dir, f)).then((s) => s.isFile(), () => false)));
+    if (kinds.every(Boolean)) candidates.push({ name: `the files in ${this.dir}`, dir: this.dir });
+    const current = await this.currentGeneration();
+    if (current) candidates.push({ name: current, dir: path.join(this.dir, current) });
+    const older = entries
+      .filter((e) => GENERATION.test(e) && e !== current)
+      .sort((a, b) => Number(GENERATION.exec(b)?.[1]) - Number(GENERATION.exec(a)?.[1]));
+    for (const name of older) candidates.push({ name, dir: path.join(this.dir, name) });
+    return candidates;
+  }
+
+  private async read(candidate: Candidate, expectedSpiffeId: string, now: Date): Promise<Svid> {
+    const file = (name: keyof typeof STORE_FILES) => path.join(candidate.dir, STORE_FILES[name]);
+    const [privateKeyPem, chainPem, bundlePem] = await Promise.all([
+      readFile(file('key'), 'utf8'),
+      readFile(file('chain'), 'utf8'),
+      readFile(file('bundle'), 'utf8'),
+    ]);
+    const svid = validateSvid({ privateKeyPem, chainPem, bundlePem }, expectedSpiffeId, now);
+    const keyMode = (await stat(file('key'))).mode & 0o777;
+    if (keyMode & 0o077) {
+      this.logger.warn({ file: file('key') }, `the stored private key is readable by others (mode ${keyMode.toString(8)}); chmod 600 it`);
     }
     return svid;
+  }
+
+  /** Plain files become a generation, so the next save has a previous set to fall back to. */
+  private async migrate(svid: Svid): Promise<void> {
+    try {
+      await this.save(svid);
+      this.logger.info({ dir: this.dir, serial: svid.serialHex }, `moved the stored SVID into ${CURRENT_LINK}/ (svid.crt, svid.key and bundle.pem are links to it now)`);
+    } catch (err) {
+      // still usable as it is; the next renewal's save tries again
+      this.logger.warn({ dir: this.dir }, `could not move the stored SVID into a generation directory: ${describeError(err)}`);
+    }
+  }
+
+  private async currentGeneration(): Promise<string | undefined> {
+    const target = await readlink(path.join(this.dir, CURRENT_LINK)).catch(() => undefined);
+    // only a sibling generation: never follow a link that points elsewhere
+    return target !== undefined && GENERATION.test(target) ? target : undefined;
+  }
+
+  /** gen-<highest + 1>, created empty and private; a name already taken is skipped. */
+  private async createGeneration(): Promise<string> {
+    const numbers = (await readdir(this.dir)).map((e) => Number(GENERATION.exec(e)?.[1] ?? 0));
+    for (let n = Math.max(0, ...numbers) + 1; ; n++) {
+      const name = `gen-${n}`;
+      try {
+        await mkdir(path.join(this.dir, name), { mode: 0o700 });
+      } catch (err) {
+        if (errnoOf(err) === 'EEXIST') continue;
+        throw err;
+      }
+      await chmod(path.join(this.dir, name), 0o700);
+      return name;
+    }
+  }
+
+  /** Replaces `name` with a symlink to `target` in one rename (a new link over the old one). */
+  private async pointSymlink(name: string, target: string): Promise<void> {
+    const temp = path.join(this.dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
+    await symlink(target, temp);
+    await this.afterStep(`made a temporary link for ${name}`);
+    await rename(temp, path.join(this.dir, name)).catch(async (err: unknown) => {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw err;
+    });
+  }
+
+  /** Removes generations other than `keep` and temp debris; a crash here only leaves more to remove. */
+  private async prune(keep: ReadonlySet<string>): Promise<void> {
+    for (const entry of await readdir(this.dir)) {
+      if (!(GENERATION.test(entry) && !keep.has(entry)) && !TEMP.test(entry)) continue;
+      await rm(path.join(this.dir, entry), { recursive: true, force: true });
+      await this.afterStep(`removed ${entry}`);
+    }
   }
 }
