@@ -167,7 +167,7 @@ export class Sidecar {
     const { config, logger } = this;
     const started = process.hrtime.bigint();
     // admin first: /healthz answers and /ready says 503 while the identity is fetched
-    this.admin = await startAdminServer(config.admin.listen, this.adminState(), logger.child({ component: 'admin' }));
+    this.admin = await startAdminServer(config.admin.listen, this.adminState(), logger.child({ component: 'admin' }), { hosts: config.admin.hosts });
     this.running = await this.startIdentity();
     this.watchIdentityMetrics(this.running);
 
@@ -239,7 +239,7 @@ export class Sidecar {
   /**
    * Re-reads the config file (SIGHUP, POST /reload). An invalid file changes nothing: its
    * issues are logged one per line, as `meshcar check` prints them. A valid one applies the
-   * live parts (inbound.authorize, inbound.rateLimit, outbound.upstreams, log.level, log.access, metrics.requests, drainTimeout) to new
+   * live parts (admin.hosts, inbound.authorize, inbound.rateLimit, outbound.upstreams, log.level, log.access, metrics.requests, drainTimeout) to new
    * requests; requests in flight and open sessions are untouched. Every other change is logged
    * as needing a restart and keeps its running value. Two reloads never run at once.
    */
@@ -284,6 +284,7 @@ export class Sidecar {
       }
       this.outbound.setUpstreams(upstreams);
     }
+    if (plan.applied.includes('admin.hosts')) this.admin?.setHosts(plan.effective.admin.hosts);
     if (plan.effective.log.level !== this.current.log.level) this.logger.level = plan.effective.log.level;
     if (plan.effective.log.access !== this.current.log.access || plan.effective.metrics.requests !== this.current.metrics.requests) {
       this.observer.swap(this.buildObservers(plan.effective));

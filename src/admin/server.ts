@@ -1,12 +1,14 @@
 // The admin listener (loopback by default): liveness, readiness, the current identity, the
 // effective config, Prometheus metrics, and POST /reload. It reads state (and asks for a
-// reload) through the AdminState interface and never reaches into the data plane.
+// reload) through the AdminState interface and never reaches into the data plane. Requests a
+// web page could make (rebound Host names, cross-origin POSTs) are refused first.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { MeshcarError } from '../errors.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
+import { BrowserGuard } from './browser-guard.js';
 
 export interface AdminState {
   /** True once the identity is loaded and every listener is bound, false again while draining. */
@@ -27,11 +29,26 @@ export interface AdminState {
 export interface RunningAdmin {
   readonly host: string;
   readonly port: number;
+  /** Replaces the names accepted in Host besides localhost and IP addresses (admin.hosts, live). */
+  setHosts(hosts: readonly string[]): void;
   close(): Promise<void>;
 }
 
-export async function startAdminServer(listen: { host: string; port: number }, state: AdminState, logger: Logger): Promise<RunningAdmin> {
+export interface AdminOptions {
+  /** admin.hosts: names accepted in Host besides localhost; IP addresses always pass. */
+  readonly hosts?: readonly string[];
+}
+
+export async function startAdminServer(listen: { host: string; port: number }, state: AdminState, logger: Logger, options: AdminOptions = {}): Promise<RunningAdmin> {
+  const guard = new BrowserGuard(options.hosts);
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const refusal = guard.refusal(req.method, req.headers);
+    if (refusal !== undefined) {
+      req.resume();
+      logger.debug({ host: req.headers.host, origin: req.headers.origin, method: req.method, url: req.url }, `admin request refused: ${refusal}`);
+      throw new MeshcarError('forbidden', refusal);
+    }
     const path = (req.url ?? '/').split('?')[0] as string;
     if (path === '/reload' && state.reload) {
       req.resume(); // a body, if any, is not read
@@ -83,6 +100,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   return {
     host: listen.host,
     port: address.port,
+    setHosts: (hosts) => guard.setHosts(hosts),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

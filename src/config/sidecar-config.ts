@@ -2,9 +2,10 @@
 // "Sidecar configuration"). The top level and identity live here; the traffic sections
 // (inbound, outbound) are read in traffic-config.ts.
 
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { isValidServiceName, serviceSpiffeId } from '../identity/spiffe-id.js';
-import { formatHostPort, type HostPort, parseHostPort, parseHttpsUrl } from './address.js';
+import { formatHostPort, type HostPort, isHostname, parseHostPort, parseHttpsUrl } from './address.js';
 import { deepFreeze } from './freeze.js';
 import { type LogLevel, readDuration, readListenAddress, readLogLevel, readPath, readTrustDomain } from './fields.js';
 import { ConfigError, sortIssues } from './issues.js';
@@ -60,6 +61,15 @@ export interface MetricsConfig {
   readonly requests: boolean;
 }
 
+export interface AdminConfig {
+  readonly listen: HostPort;
+  /**
+   * Names the admin port answers to in Host besides localhost (lower-case). IP addresses always
+   * pass: a DNS-rebinding page needs a name, and Prometheus scrapes PODIP:15000.
+   */
+  readonly hosts: readonly string[];
+}
+
 export interface SidecarConfig {
   /** The config file, absolute. */
   readonly file: string;
@@ -71,7 +81,7 @@ export interface SidecarConfig {
   /** At least one of inbound and outbound is present. */
   readonly inbound: InboundConfig | undefined;
   readonly outbound: OutboundConfig | undefined;
-  readonly admin: { readonly listen: HostPort };
+  readonly admin: AdminConfig;
   readonly log: { readonly level: LogLevel; readonly access: boolean };
   /** requests: false stops the request-level families (counts, durations, errors, /endpoints); process and identity metrics stay. */
   readonly metrics: MetricsConfig;
@@ -85,6 +95,7 @@ const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 const DAY_MS = 86_400_000;
 const DEFAULT_RENEWAL: RenewalWindow = { from: 0.5, to: 0.7 };
 const DEFAULT_ADMIN_LISTEN: HostPort = { host: '127.0.0.1', port: 15000 };
+const DEFAULT_ADMIN: AdminConfig = { listen: DEFAULT_ADMIN_LISTEN, hosts: [] };
 
 export async function loadSidecarConfig(file: string): Promise<SidecarConfig> {
   const source = await readYamlSource(file);
@@ -111,7 +122,7 @@ function check(source: YamlSource): SidecarConfig | undefined {
   if (!root.has('inbound') && !root.has('outbound')) {
     root.value.report('give inbound, outbound or both: a sidecar with neither has nothing to do');
   }
-  const admin = root.optional('admin', readAdmin, { listen: DEFAULT_ADMIN_LISTEN });
+  const admin = root.optional('admin', readAdmin, DEFAULT_ADMIN);
   const log = root.optional('log', readLog, { level: 'info' as LogLevel, access: true });
   const metrics = root.optional('metrics', readMetrics, DEFAULT_METRICS);
   const drainTimeoutMs = root.optional('drainTimeout', readDuration, DEFAULT_DRAIN_TIMEOUT_MS);
@@ -194,9 +205,23 @@ function readFraction(value: YamlValue): number | undefined {
   return n > 0 && n < 1 ? n : value.report(`${value.display()} must be between 0 and 1 (a fraction of the certificate's lifetime)`);
 }
 
-function readAdmin(value: YamlValue): { listen: HostPort } | undefined {
-  const listen = value.map(['listen'])?.optional('listen', readListenAddress, DEFAULT_ADMIN_LISTEN);
-  return listen && { listen };
+function readAdmin(value: YamlValue): AdminConfig | undefined {
+  const map = value.map(['listen', 'hosts']);
+  if (!map) return undefined;
+  const listen = map.optional('listen', readListenAddress, DEFAULT_ADMIN_LISTEN);
+  const hosts = map.optional('hosts', (v) => v.listOf(readAdminHost), DEFAULT_ADMIN.hosts);
+  return listen && hosts && { listen, hosts };
+}
+
+/** One admin.hosts entry: a DNS name alone (no port, no scheme), kept lower-case. */
+function readAdminHost(value: YamlValue): string | undefined {
+  const text = value.string('a host name');
+  if (text === undefined) return undefined;
+  const quoted = JSON.stringify(text);
+  if (isIP(text.replace(/^\[(.*)\]$/, '$1')) !== 0) return value.report(`${quoted} is an IP address; IP addresses always pass the Host check, list only names`);
+  const name = text.toLowerCase().replace(/\.$/, '');
+  if (!isHostname(name)) return value.report(`${quoted} is not a host name; give the name alone, without scheme or port (e.g. meshcar-admin.local)`);
+  return name;
 }
 
 function readLog(value: YamlValue): { level: LogLevel; access: boolean } | undefined {
@@ -252,18 +277,20 @@ export interface ReloadPlan {
 }
 
 /** The keys a running sidecar can change without a restart (YAML key paths). */
-export const LIVE_RELOAD_KEYS = ['inbound.authorize', 'inbound.rateLimit', 'inbound.timeout', 'inbound.idleTimeout', 'inbound.routes', 'outbound.upstreams', 'log.level', 'log.access', 'metrics.requests', 'drainTimeout'] as const;
+export const LIVE_RELOAD_KEYS = ['admin.hosts', 'inbound.authorize', 'inbound.rateLimit', 'inbound.timeout', 'inbound.idleTimeout', 'inbound.routes', 'outbound.upstreams', 'log.level', 'log.access', 'metrics.requests', 'drainTimeout'] as const;
 
 /**
- * Takes the live parts of `next` (authorization rules, rate limits, inbound timeouts, outbound upstreams, log level and access log, request
- * metrics, drain timeout) over `running`; every other difference is listed as needing a
+ * Takes the live parts of `next` (admin host names, authorization rules, rate limits, inbound timeouts, outbound upstreams, log level and
+ * access log, request metrics, drain timeout) over `running`; every other difference is listed as needing a
  * restart, and keeps its running value in `effective`.
  */
 export function planReload(running: SidecarConfig, next: SidecarConfig): ReloadPlan {
   const inbound = running.inbound && next.inbound ? liveInbound(running.inbound, next.inbound) : running.inbound;
   // the upstream list is live (added, removed, changed); outbound.listen is not
   const outbound = running.outbound && next.outbound ? { ...running.outbound, upstreams: next.outbound.upstreams } : running.outbound;
-  const effective = deepFreeze({ ...running, inbound, ...(outbound ? { outbound } : {}), log: next.log, metrics: next.metrics, drainTimeoutMs: next.drainTimeoutMs });
+  // admin.hosts is live; admin.listen is not
+  const admin = { ...running.admin, hosts: next.admin.hosts };
+  const effective = deepFreeze({ ...running, admin, inbound, ...(outbound ? { outbound } : {}), log: next.log, metrics: next.metrics, drainTimeoutMs: next.drainTimeoutMs });
   return { effective, applied: changedPaths(running, effective), restartRequired: changedPaths(effective, next) };
 }
 

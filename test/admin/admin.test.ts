@@ -1,8 +1,16 @@
 // The admin API of a running sidecar: liveness, readiness, identity, effective config, the
-// API inventory, metrics in both formats, and JSON errors for the rest.
+// API inventory, metrics in both formats, and JSON errors for the rest; and the refusal of
+// what a web page could send (a rebound Host name, a cross-origin POST).
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import http from 'node:http';
+import net from 'node:net';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { startAdminServer, type AdminState } from '../../src/admin/server.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+import { Sidecar } from '../../src/sidecar.js';
 import { startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
 
@@ -90,4 +98,160 @@ t.test('unknown paths and methods get JSON errors', async (t) => {
   const post = await admin(orders.adminPort, '/ready', { method: 'POST' });
   t.equal(post.status, 405);
   t.equal(JSON.parse(post.body).error, 'method_not_allowed');
+});
+
+interface RawAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A request with exactly the Host and Origin given (none when undefined), as a browser or curl would send it. */
+function rawAdmin(port: number, options: { method?: string; path?: string; host?: string; origin?: string }): Promise<RawAnswer> {
+  const headers: Record<string, string> = {};
+  if (options.host !== undefined) headers.host = options.host;
+  if (options.origin !== undefined) headers.origin = options.origin;
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/healthz', headers, setHost: false, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** An HTTP/1.0 request with no Host header at all, over a raw socket. */
+function http10WithoutHost(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.0\r\n\r\n`));
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString()));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
+const silent = pino({ level: 'silent' });
+
+t.test('Host and Origin checks (admin server with admin.hosts: [admin.mesh.test])', async (t) => {
+  let reloads = 0;
+  const state: AdminState = {
+    ready: () => true,
+    draining: () => false,
+    identity: () => ({ spiffeId: 'spiffe://mesh.local/svc/x' }),
+    config: () => ({ secret: 'shown only to the right Host' }),
+    metrics: async () => ({ contentType: 'text/plain', body: 'm 1\n' }),
+    reload: async () => {
+      reloads++;
+      return { applied: [], restartRequired: [] };
+    },
+  };
+  const server = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, silent, { hosts: ['admin.mesh.test'] });
+  t.teardown(() => server.close());
+  const port = server.port;
+
+  const refused = (t: Test, res: RawAnswer, what: string) => {
+    t.equal(res.status, 403, what);
+    t.equal(res.headers['x-meshcar-error'], 'forbidden');
+    t.match(res.headers['content-type'], /application\/json/);
+    t.equal(JSON.parse(res.body).error, 'forbidden');
+    t.notMatch(res.body, /shown only/, 'nothing of the answer leaks');
+  };
+
+  t.test('a name other than localhost or admin.hosts is refused (DNS rebinding)', async (t) => {
+    refused(t, await rawAdmin(port, { path: '/config', host: 'evil.example' }), 'evil.example');
+    refused(t, await rawAdmin(port, { path: '/config', host: `evil.example:${port}` }), 'evil.example with port');
+    refused(t, await rawAdmin(port, { path: '/identity', host: `admin.mesh.test.evil.example:${port}` }), 'a listed name as a prefix of another');
+    refused(t, await rawAdmin(port, { path: '/metrics', host: 'localhost.evil.example' }), 'localhost as a prefix');
+    refused(t, await rawAdmin(port, { path: '/config', host: '::1' }), 'IPv6 without brackets is not a Host');
+  });
+
+  t.test('localhost, IP literals and listed names pass', async (t) => {
+    for (const host of [`localhost:${port}`, 'localhost', 'LocalHost.', `127.0.0.1:${port}`, `[::1]:${port}`, '[::1]', '10.1.2.3:15000', `admin.mesh.test:${port}`, 'ADMIN.mesh.test']) {
+      const res = await rawAdmin(port, { path: '/config', host });
+      t.equal(res.status, 200, host);
+      t.match(res.body, /shown only/);
+    }
+  });
+
+  t.test('HTTP/1.0 without Host passes: a browser always sends Host', async (t) => {
+    const answer = await http10WithoutHost(port, '/config');
+    t.match(answer, /^HTTP\/1\.1 200 /);
+    t.match(answer, /shown only/);
+  });
+
+  t.test('a POST from another origin is refused and reloads nothing', async (t) => {
+    const before = reloads;
+    refused(t, await rawAdmin(port, { method: 'POST', path: '/reload', host: `127.0.0.1:${port}`, origin: 'http://evil.example' }), 'cross-site POST by IP');
+    refused(t, await rawAdmin(port, { method: 'POST', path: '/reload', host: `localhost:${port}`, origin: 'null' }), 'opaque origin (sandboxed page)');
+    refused(t, await rawAdmin(port, { method: 'POST', path: '/reload', host: `localhost:${port}`, origin: `http://localhost:${port + 1}` }), 'another port is another origin');
+    refused(t, await rawAdmin(port, { method: 'POST', path: '/reload', host: `localhost:${port}`, origin: `https://localhost:${port}` }), 'another scheme is another origin');
+    t.equal(reloads, before, 'no reload happened');
+  });
+
+  t.test('a POST without Origin (curl) or from the admin origin itself reloads', async (t) => {
+    const before = reloads;
+    t.equal((await rawAdmin(port, { method: 'POST', path: '/reload', host: `127.0.0.1:${port}` })).status, 200, 'curl -X POST http://127.0.0.1:PORT/reload');
+    t.equal((await rawAdmin(port, { method: 'POST', path: '/reload', host: `localhost:${port}`, origin: `http://localhost:${port}` })).status, 200, 'same origin');
+    t.equal(reloads, before + 2);
+  });
+
+  t.test('setHosts replaces the listed names', async (t) => {
+    t.teardown(() => server.setHosts(['admin.mesh.test']));
+    server.setHosts(['other.mesh.test']);
+    refused(t, await rawAdmin(port, { host: 'admin.mesh.test' }), 'no longer listed');
+    t.equal((await rawAdmin(port, { host: 'other.mesh.test' })).status, 200);
+    t.equal((await rawAdmin(port, { host: 'localhost' })).status, 200, 'localhost always passes');
+  });
+});
+
+t.test('the running sidecar refuses a rebound Host and a cross-origin reload', async (t) => {
+  const reloadCount = async () => Number(/^meshcar_config_reloads_total\{result="success"\} (\d+)/m.exec((await admin(orders.adminPort, '/metrics')).body)?.[1]);
+  const before = await reloadCount();
+  t.ok(Number.isInteger(before), 'the reload counter is exported');
+  const rebound = await rawAdmin(orders.adminPort, { path: '/config', host: `evil.example:${orders.adminPort}` });
+  t.equal(rebound.status, 403);
+  t.equal(JSON.parse(rebound.body).error, 'forbidden');
+  const crossSite = await rawAdmin(orders.adminPort, { method: 'POST', path: '/reload', host: `127.0.0.1:${orders.adminPort}`, origin: 'http://evil.example' });
+  t.equal(crossSite.status, 403);
+  t.equal(await reloadCount(), before, 'no reload happened');
+  const curl = await rawAdmin(orders.adminPort, { method: 'POST', path: '/reload', host: `127.0.0.1:${orders.adminPort}` });
+  t.equal(curl.status, 200, 'curl -X POST http://127.0.0.1:PORT/reload');
+  t.equal(await reloadCount(), before + 1);
+});
+
+t.test('admin.hosts from the config file, replaced by a reload', async (t) => {
+  const svid = await ca.issue('web');
+  const dir = t.testdir();
+  const file = join(dir, 'web.yaml');
+  const yaml = (hosts: string) =>
+    [
+      'service: web',
+      'trustDomain: mesh.local',
+      'identity:',
+      `  files: {cert: ${join(svid.dir, 'svid.crt')}, key: ${join(svid.dir, 'svid.key')}, bundle: ${join(svid.dir, 'bundle.pem')}}`,
+      'outbound:',
+      '  listen: 127.0.0.1:0',
+      '  upstreams:',
+      '    api: {endpoints: [127.0.0.1:1], identity: spiffe://mesh.local/svc/api}',
+      'admin:',
+      '  listen: 127.0.0.1:0',
+      hosts,
+      'log: {level: silent, access: false}',
+      '',
+    ].join('\n');
+  await writeFile(file, yaml('  hosts: [Admin.Mesh.Test]'));
+  const sidecar = new Sidecar(await loadSidecarConfig(file), silent);
+  t.teardown(() => sidecar.stop());
+  const { admin: address } = await sidecar.start();
+  t.equal((await rawAdmin(address.port, { path: '/ready', host: `admin.mesh.test:${address.port}` })).status, 200, 'a listed name passes');
+  t.equal((await rawAdmin(address.port, { path: '/ready', host: `evil.example:${address.port}` })).status, 403, 'an unlisted one does not');
+
+  await writeFile(file, yaml('  hosts: [metrics.mesh.test]'));
+  const result = await sidecar.reload();
+  t.same(result, { ok: true, applied: ['admin.hosts'], restartRequired: [] }, 'admin.hosts is applied live');
+  t.equal((await rawAdmin(address.port, { path: '/ready', host: `admin.mesh.test:${address.port}` })).status, 403, 'the old name no longer passes');
+  t.equal((await rawAdmin(address.port, { path: '/ready', host: `metrics.mesh.test:${address.port}` })).status, 200, 'the new one does');
 });

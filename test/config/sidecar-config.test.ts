@@ -2,7 +2,7 @@ import t from 'tap';
 import { basename, join, resolve } from 'node:path';
 import { ConfigError, formatIssue } from '../../src/config/issues.js';
 import { redactConfig } from '../../src/config/freeze.js';
-import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+import { LIVE_RELOAD_KEYS, loadSidecarConfig, planReload } from '../../src/config/sidecar-config.js';
 
 // The contract's example, with the route templates quoted: bare {id} inside [...] is not YAML.
 const FULL = `service: orders
@@ -93,7 +93,7 @@ t.test('the full contract example loads, typed and absolute', async (t) => {
     },
     { name: 'ledger.prod', endpoints: [{ kind: 'static', host: '::1', port: 16444 }], identity: 'spiffe://mesh.local/svc/ledger', timeoutMs: 15_000, routes: [] },
   ]);
-  t.same(config.admin, { listen: { host: '127.0.0.1', port: 15000 } });
+  t.same(config.admin, { listen: { host: '127.0.0.1', port: 15000 }, hosts: [] });
   t.same(config.log, { level: 'info', access: true });
 });
 
@@ -129,6 +129,33 @@ t.test('a minimal config gets every default', async (t) => {
   t.same(config.admin.listen, { host: '127.0.0.1', port: 15000 });
   t.same(config.log, { level: 'info', access: true });
   t.same(config.metrics, { requests: true }, 'request metrics are on unless turned off');
+});
+
+t.test('admin.hosts: names the admin port answers to, live on reload', async (t) => {
+  const load = (text: string) => loadSidecarConfig(join(t.testdir({ 'c.yaml': text }), 'c.yaml'));
+  const listed = await load(edit({ '  listen: 127.0.0.1:15000\n': '  listen: 127.0.0.1:15000\n  hosts: [Meshcar-Admin.Local, orders.default.svc.cluster.local.]\n' }));
+  t.same(listed.admin.hosts, ['meshcar-admin.local', 'orders.default.svc.cluster.local'], 'lower-case, without the trailing dot');
+  t.same((await load(edit({ '  listen: 127.0.0.1:15000\n': '  hosts: []\n' }))).admin, { listen: { host: '127.0.0.1', port: 15000 }, hosts: [] }, 'listen keeps its default');
+
+  t.same(await issuesOf(t, edit({ '  listen: 127.0.0.1:15000\n': '  hosts: admin.local\n' })), ['c.yaml:30:3: admin.hosts: expected a list, got a string']);
+  t.same(await issuesOf(t, edit({ '  listen: 127.0.0.1:15000\n': '  hosts: [admin.local, 42, {a: b}]\n' })), [
+    'c.yaml:30:24: admin.hosts[1]: expected a host name, got a number',
+    'c.yaml:30:28: admin.hosts[2]: expected a host name, got a map',
+  ]);
+  t.same(await issuesOf(t, edit({ '  listen: 127.0.0.1:15000\n': '  hosts: [10.0.0.1, "[::1]", "admin.local:15000", http://admin.local]\n' })), [
+    'c.yaml:30:11: admin.hosts[0]: "10.0.0.1" is an IP address; IP addresses always pass the Host check, list only names',
+    'c.yaml:30:21: admin.hosts[1]: "[::1]" is an IP address; IP addresses always pass the Host check, list only names',
+    'c.yaml:30:30: admin.hosts[2]: "admin.local:15000" is not a host name; give the name alone, without scheme or port (e.g. meshcar-admin.local)',
+    'c.yaml:30:51: admin.hosts[3]: "http://admin.local" is not a host name; give the name alone, without scheme or port (e.g. meshcar-admin.local)',
+  ]);
+  t.same(await issuesOf(t, edit({ '  listen: 127.0.0.1:15000\n': '  host: [admin.local]\n' })), ['c.yaml:30:3: admin.host: unknown key (did you mean hosts?); allowed here: listen, hosts']);
+
+  t.ok(LIVE_RELOAD_KEYS.includes('admin.hosts'));
+  const moved = await load(edit({ '  listen: 127.0.0.1:15000\n': '  listen: 127.0.0.1:15002\n  hosts: [meshcar-admin.local]\n' }));
+  const plan = planReload(await load(FULL), moved);
+  t.same(plan.applied, ['admin.hosts'], 'the names change live');
+  t.same(plan.restartRequired, ['admin.listen'], 'the address does not');
+  t.same(plan.effective.admin, { listen: { host: '127.0.0.1', port: 15000 }, hosts: ['meshcar-admin.local'] });
 });
 
 t.test('metrics.requests turns the request-level families off', async (t) => {
