@@ -1,0 +1,135 @@
+// Header blocks as users see them, and the rules RFC 9113 §8.2–8.3 puts on them. Incoming
+// flat [name, value, ...] lists from HPACK become null-prototype objects (duplicates joined
+// as Node does: set-cookie an array, cookie with "; ", others with ", "), after checking the
+// field-name and field-value characters, the pseudo-headers (known, required, no duplicates,
+// none after a regular field, none in trailers), connection-specific fields and `te`. A
+// malformed block is a stream error (PROTOCOL_ERROR), reported as a reason string.
+// Outgoing objects become flat lists with pseudo-headers first and names lower-cased.
+
+export type IncomingHeaders = Record<string, string | string[] | undefined>;
+export type OutgoingHeaders = Record<string, string | number | readonly string[] | undefined | null>;
+
+export const enum HeadKind {
+  Request,
+  Response,
+  Trailers,
+}
+
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+/** RFC 9113 §8.2.1: no 0x00–0x20, no upper case, no 0x7f–0xff, and a colon only as a pseudo-header's first character. */
+function validName(name: string): boolean {
+  const n = name.length;
+  if (n === 0) return false;
+  for (let i = name.charCodeAt(0) === 0x3a ? 1 : 0; i < n; i++) {
+    const c = name.charCodeAt(i);
+    if (c <= 0x20 || (c >= 0x41 && c <= 0x5a) || c >= 0x7f || c === 0x3a) return false;
+  }
+  return true;
+}
+
+/** RFC 9113 §8.2.1: no NUL, CR or LF, no leading or trailing space or tab. */
+function validValue(value: string): boolean {
+  const n = value.length;
+  if (n === 0) return true;
+  const first = value.charCodeAt(0);
+  const last = value.charCodeAt(n - 1);
+  if (first === 0x20 || first === 0x09 || last === 0x20 || last === 0x09) return false;
+  for (let i = 0; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 0 || c === 0x0a || c === 0x0d) return false;
+  }
+  return true;
+}
+
+export interface ParsedHead {
+  headers: IncomingHeaders;
+  /** The content-length announced, or -1. */
+  contentLength: number;
+}
+
+/** Checks and converts one decoded block; returns a reason string when it is malformed. */
+export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead | string {
+  const headers: IncomingHeaders = Object.create(null);
+  let regularSeen = false;
+  let contentLength = -1;
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]!;
+    const value = flat[i + 1]!;
+    if (!validName(name)) return `invalid header name ${JSON.stringify(name)}`;
+    if (!validValue(value)) return `invalid value for header ${name}`;
+    if (name.charCodeAt(0) === 0x3a) {
+      if (kind === HeadKind.Trailers) return `pseudo-header ${name} in trailers`;
+      if (regularSeen) return `pseudo-header ${name} after a regular header`;
+      const known = kind === HeadKind.Request ? name === ':method' || name === ':scheme' || name === ':path' || name === ':authority' || name === ':protocol' : name === ':status';
+      if (!known) return `unknown pseudo-header ${name}`;
+      if (headers[name] !== undefined) return `duplicate pseudo-header ${name}`;
+      headers[name] = value;
+      continue;
+    }
+    regularSeen = true;
+    if (CONNECTION_SPECIFIC.has(name)) return `connection-specific header ${name}`;
+    if (name === 'te' && value !== 'trailers') return 'te other than "trailers"';
+    if (name === 'content-length') {
+      if (!/^[0-9]{1,15}$/.test(value)) return 'invalid content-length';
+      const n = Number(value);
+      if (contentLength !== -1 && contentLength !== n) return 'conflicting content-length values';
+      contentLength = n;
+    }
+    const prev = headers[name];
+    if (prev === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else headers[name] = prev + (name === 'cookie' ? '; ' : ', ') + value;
+  }
+  if (kind === HeadKind.Request) {
+    const method = headers[':method'] as string | undefined;
+    if (method === undefined) return 'missing :method';
+    if (method === 'CONNECT' && headers[':protocol'] === undefined) {
+      if (headers[':scheme'] !== undefined || headers[':path'] !== undefined) return 'CONNECT with :scheme or :path';
+      if (headers[':authority'] === undefined) return 'CONNECT without :authority';
+    } else {
+      if (headers[':scheme'] === undefined) return 'missing :scheme';
+      const path = headers[':path'] as string | undefined;
+      if (path === undefined || path === '') return 'missing or empty :path';
+    }
+  } else if (kind === HeadKind.Response) {
+    const status = headers[':status'] as string | undefined;
+    if (status === undefined || !/^[1-5][0-9][0-9]$/.test(status)) return 'missing or invalid :status';
+    if (status === '101') return ':status 101 is not allowed in HTTP/2';
+  }
+  return { headers, contentLength };
+}
+
+export class InvalidHeaderError extends TypeError {
+  readonly code = 'ERR_H2_INVALID_HEADER';
+}
+
+/** An outgoing header object (or an already flat list) as a flat list, pseudo-headers first. */
+export function flattenHeaders(headers: OutgoingHeaders | readonly string[]): string[] {
+  if (Array.isArray(headers)) return headers as string[];
+  const pseudo: string[] = [];
+  const regular: string[] = [];
+  for (const key in headers) {
+    const value = (headers as OutgoingHeaders)[key];
+    if (value === undefined || value === null) continue;
+    const name = key.toLowerCase();
+    if (!validName(name)) throw new InvalidHeaderError(`invalid header name ${JSON.stringify(key)}`);
+    if (name.charCodeAt(0) === 0x3a) {
+      pseudo.push(name, String(value));
+      continue;
+    }
+    if (CONNECTION_SPECIFIC.has(name)) throw new InvalidHeaderError(`connection-specific header ${name} is not allowed in HTTP/2`);
+    if (Array.isArray(value)) {
+      for (const v of value) {
+        const s = String(v);
+        if (!validValue(s)) throw new InvalidHeaderError(`invalid value for header ${name}`);
+        regular.push(name, s);
+      }
+    } else {
+      const s = String(value);
+      if (!validValue(s)) throw new InvalidHeaderError(`invalid value for header ${name}`);
+      regular.push(name, s);
+    }
+  }
+  return pseudo.length === 0 ? regular : pseudo.concat(regular);
+}

@@ -1,0 +1,117 @@
+// The limits a connection enforces on its peer (with defaults), and the budgets that turn
+// floods of cheap frames into a connection error: SETTINGS and PING per time window (as Go
+// and nghttp2 bound them), PRIORITY per stream opened and WINDOW_UPDATE per DATA frame sent
+// (as Envoy does: a peer has no reason to send many more), consecutive empty DATA frames,
+// and resets (rapid reset: streams the peer resets; MadeYouReset: streams the peer made us
+// reset with protocol errors) against the streams that completed.
+
+export interface H2Limits {
+  /** Streams the peer may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); beyond: REFUSED_STREAM. */
+  readonly maxConcurrentStreams: number;
+  /** Decoded header list size (SETTINGS_MAX_HEADER_LIST_SIZE), enforced while decoding. */
+  readonly maxHeaderListSize: number;
+  /** Compressed bytes of one header block, HEADERS plus CONTINUATION, checked before decoding. */
+  readonly maxHeaderBlockBytes: number;
+  /** CONTINUATION frames in one header block. */
+  readonly maxContinuationFrames: number;
+  /** Largest frame we accept (SETTINGS_MAX_FRAME_SIZE). */
+  readonly maxFrameSize: number;
+  /** HPACK dynamic table size we allow the peer's encoder (SETTINGS_HEADER_TABLE_SIZE). */
+  readonly headerTableSize: number;
+  /** Each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE): what one stream may buffer here. */
+  readonly initialWindowSize: number;
+  /** The connection's receive window: what all streams together may buffer here. */
+  readonly connectionWindowSize: number;
+  /** Time the peer has to acknowledge our SETTINGS (SETTINGS_TIMEOUT). */
+  readonly settingsTimeoutMs: number;
+  /** Window of the SETTINGS, PING and reset budgets. */
+  readonly budgetWindowMs: number;
+  readonly maxSettingsPerWindow: number;
+  readonly maxPingsPerWindow: number;
+  /** Resets the peer caused (its own RST_STREAM, or our stream errors) per window, while they outnumber completed streams. */
+  readonly maxResetsPerWindow: number;
+  /** PRIORITY frames allowed per stream the peer opened (plus this many once). */
+  readonly maxPriorityPerStream: number;
+  /** WINDOW_UPDATE frames allowed per DATA frame we sent (plus 100 × this once). */
+  readonly maxWindowUpdatesPerDataFrame: number;
+  /** DATA frames in a row with no payload and no END_STREAM. */
+  readonly maxConsecutiveEmptyData: number;
+  /** Bytes queued toward a peer that does not read, beyond which it is cut off. */
+  readonly maxOutboundBuffer: number;
+}
+
+export const DEFAULT_LIMITS: H2Limits = Object.freeze({
+  maxConcurrentStreams: 250,
+  maxHeaderListSize: 64 * 1024,
+  maxHeaderBlockBytes: 64 * 1024,
+  maxContinuationFrames: 16,
+  maxFrameSize: 16_384,
+  headerTableSize: 4_096,
+  initialWindowSize: 1 << 20,
+  connectionWindowSize: 8 << 20,
+  settingsTimeoutMs: 10_000,
+  budgetWindowMs: 10_000,
+  maxSettingsPerWindow: 100,
+  maxPingsPerWindow: 100,
+  maxResetsPerWindow: 200,
+  maxPriorityPerStream: 100,
+  maxWindowUpdatesPerDataFrame: 10,
+  maxConsecutiveEmptyData: 16,
+  maxOutboundBuffer: 16 << 20,
+});
+
+export function resolveLimits(partial: Partial<H2Limits> | undefined): H2Limits {
+  return partial === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...partial };
+}
+
+/** A count that starts over every `windowMs`; `hit()` says whether it went past `max`. */
+export class WindowBudget {
+  private startMs = 0;
+  count = 0;
+  constructor(
+    private readonly max: number,
+    private readonly windowMs: number,
+  ) {}
+
+  hit(nowMs: number): boolean {
+    if (nowMs - this.startMs >= this.windowMs) {
+      this.startMs = nowMs;
+      this.count = 0;
+    }
+    return ++this.count > this.max;
+  }
+}
+
+/** Rapid reset and MadeYouReset, one window: resets caused by the peer against completed streams. */
+export class ResetBudget {
+  private startMs = 0;
+  private peerResets = 0;
+  private provoked = 0;
+  private completed = 0;
+  constructor(
+    private readonly max: number,
+    private readonly windowMs: number,
+  ) {}
+
+  private roll(nowMs: number): void {
+    if (nowMs - this.startMs >= this.windowMs) {
+      this.startMs = nowMs;
+      this.peerResets = this.provoked = this.completed = 0;
+    }
+  }
+
+  completedStream(nowMs: number): void {
+    this.roll(nowMs);
+    this.completed++;
+  }
+
+  /** Returns the abuse reason when the budget is exhausted, else undefined. */
+  reset(byPeer: boolean, nowMs: number): 'rapid_reset' | 'made_you_reset' | undefined {
+    this.roll(nowMs);
+    if (byPeer) this.peerResets++;
+    else this.provoked++;
+    const total = this.peerResets + this.provoked;
+    if (total > this.max && total > this.completed) return this.peerResets >= this.provoked ? 'rapid_reset' : 'made_you_reset';
+    return undefined;
+  }
+}

@@ -1,0 +1,270 @@
+// What each received frame means (RFC 9113 §5.1 stream states, §6 frame semantics, §8 HTTP
+// semantics) for one connection: streams opened, answered, ended and reset; flow-control
+// accounting; SETTINGS, PING, GOAWAY; and the per-frame limits (floods, concurrency, header
+// rules, content-length). Connection errors are thrown as ConnectionFault for H2Connection to
+// turn into GOAWAY; stream errors go through connection.streamError() (RST_STREAM, counted).
+
+import { ErrorCode, MAX_MAX_FRAME_SIZE, MAX_WINDOW, DEFAULT_MAX_FRAME_SIZE, SettingId } from './constants.js';
+import type { H2Connection } from './connection.js';
+import { ConnectionFault, protocolFault } from './errors.js';
+import type { FrameHandler } from './frame-reader.js';
+import { HeadKind, parseHead } from './headers.js';
+import { HpackError } from './hpack/index.js';
+import { H2Stream } from './stream.js';
+
+function calm(reason: ConstructorParameters<typeof ConnectionFault>[0], message: string): ConnectionFault {
+  return new ConnectionFault(reason, ErrorCode.ENHANCE_YOUR_CALM, message);
+}
+
+export class FrameReceiver implements FrameHandler {
+  private consecutiveEmptyData = 0;
+  private priorityFrames = 0;
+  private windowUpdates = 0;
+
+  constructor(private readonly c: H2Connection) {}
+
+  onData(streamId: number, data: Buffer, endStream: boolean, flowLength: number): void {
+    const c = this.c;
+    if (!c.recvWindow.receive(flowLength)) throw new ConnectionFault('flow_control_error', ErrorCode.FLOW_CONTROL_ERROR, 'DATA beyond the connection window');
+    if (data.length === 0 && !endStream) {
+      if (++this.consecutiveEmptyData > c.limits.maxConsecutiveEmptyData) throw calm('empty_data_flood', 'too many empty DATA frames');
+    } else this.consecutiveEmptyData = 0;
+    const stream = c.streams.get(streamId);
+    if (stream === undefined || stream.remoteClosed) {
+      // bytes nobody will read: their connection credit goes back at once
+      c.returnCredit(DISCARD, flowLength);
+      if (stream === undefined && c.isIdle(streamId)) throw protocolFault(`DATA on idle stream ${streamId}`);
+      if (stream === undefined && c.wasReset(streamId)) return; // in flight when we reset it
+      return c.streamError(streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
+    }
+    if (!stream.recvWindow.receive(flowLength)) {
+      c.returnCredit(DISCARD, flowLength);
+      return c.streamError(streamId, ErrorCode.FLOW_CONTROL_ERROR, 'flow_control_error');
+    }
+    if (!c.isServer && !stream.headReceived) {
+      c.returnCredit(DISCARD, flowLength);
+      return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+    }
+    const padding = flowLength - data.length;
+    if (padding > 0) c.returnCredit(stream, padding);
+    if (stream.contentLength >= 0 && stream.dataReceived + data.length > stream.contentLength) {
+      c.returnCredit(DISCARD, data.length);
+      return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
+    }
+    stream.receiveData(data);
+    if (endStream) this.endOfStream(stream);
+  }
+
+  private endOfStream(stream: H2Stream): void {
+    if (stream.contentLength >= 0 && stream.dataReceived !== stream.contentLength) {
+      return this.c.streamError(stream.id, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
+    }
+    stream.receiveEnd();
+  }
+
+  onHeaders(streamId: number, fragment: Buffer, endStream: boolean, endHeaders: boolean, dependency: number): void {
+    const block = this.c.blocks.begin(streamId, fragment, endStream, endHeaders, dependency === streamId);
+    if (block !== null) this.headerBlock(block);
+  }
+
+  onContinuation(_streamId: number, fragment: Buffer, endHeaders: boolean): void {
+    const block = this.c.blocks.continue(fragment, endHeaders);
+    if (block !== null) this.headerBlock(block);
+  }
+
+  /** A complete header block: decoded first (the HPACK state must stay in step), then judged. */
+  private headerBlock(block: Buffer): void {
+    const c = this.c;
+    const { streamId, endStream, selfDependent } = c.blocks;
+    let flat: string[] | undefined;
+    let tooLarge = false;
+    try {
+      flat = c.decoder.decode(block);
+    } catch (err) {
+      if (!(err instanceof HpackError)) throw err;
+      if (err.code !== 'HEADER_LIST_TOO_LARGE') throw new ConnectionFault('compression_error', ErrorCode.COMPRESSION_ERROR, err.message);
+      tooLarge = true;
+    }
+    const peerParity = (streamId & 1) === (c.isServer ? 1 : 0);
+    if (c.isServer ? !peerParity : peerParity) throw protocolFault(`HEADERS on stream ${streamId}, whose id the peer may not use`, 'stream_id_error');
+    const stream = c.streams.get(streamId);
+    if (stream === undefined) {
+      if (!c.isServer) {
+        if (c.isIdle(streamId)) throw protocolFault(`HEADERS on idle stream ${streamId}`, 'stream_id_error');
+        if (c.wasReset(streamId)) return;
+        throw new ConnectionFault('stream_closed', ErrorCode.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
+      }
+      if (streamId <= c.lastPeerStreamId) {
+        if (c.wasReset(streamId)) return; // trailers of a stream we reset
+        throw protocolFault(`HEADERS on stream ${streamId}, not above ${c.lastPeerStreamId} (reused or going backwards)`, 'stream_id_error');
+      }
+      return this.openStream(streamId, flat, tooLarge, endStream, selfDependent);
+    }
+    if (stream.remoteClosed) return c.streamError(streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
+    if (tooLarge) return c.streamError(streamId, ErrorCode.ENHANCE_YOUR_CALM, 'header_list_too_large');
+    if (selfDependent) return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
+    if (!c.isServer && !stream.headReceived) return this.responseHead(stream, flat!, endStream);
+    // trailers
+    if (!endStream) return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'trailers_without_end_stream');
+    const parsed = parseHead(flat!, HeadKind.Trailers);
+    if (typeof parsed === 'string') return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+    stream.receiveTrailers(parsed.headers);
+    this.endOfStream(stream);
+  }
+
+  private openStream(streamId: number, flat: string[] | undefined, tooLarge: boolean, endStream: boolean, selfDependent: boolean): void {
+    const c = this.c;
+    c.lastPeerStreamId = streamId;
+    c.streamsOpenedByPeer++;
+    // after our final GOAWAY: never processed (the peer may retry it elsewhere)
+    if (streamId > c.lastAcceptedStreamId) return;
+    if (c.streams.size >= c.limits.maxConcurrentStreams || c.destroyed) return c.streamError(streamId, ErrorCode.REFUSED_STREAM, 'refused_stream', false);
+    if (tooLarge) {
+      // the block was decoded in full: answer 431 rather than a bare reset
+      c.writer.headers(streamId, c.encoder.encode([':status', '431']), true, c.remoteSettings.maxFrameSize);
+      if (!endStream) c.writer.rstStream(streamId, ErrorCode.NO_ERROR);
+      c.rememberReset(streamId);
+      c.observer.streamError?.('header_list_too_large', ErrorCode.NO_ERROR);
+      return;
+    }
+    if (selfDependent) return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
+    const parsed = parseHead(flat!, HeadKind.Request);
+    if (typeof parsed === 'string') return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+    if (endStream && parsed.contentLength > 0) return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
+    const stream = new H2Stream(streamId, c, c.remoteSettings.initialWindowSize, c.limits.initialWindowSize);
+    stream.contentLength = parsed.contentLength;
+    stream.headReceived = true;
+    stream.endAfterHeaders = endStream;
+    c.streams.set(streamId, stream);
+    c.emit('stream', stream, parsed.headers, endStream);
+    if (endStream && !stream.remoteClosed) stream.receiveEnd();
+  }
+
+  private responseHead(stream: H2Stream, flat: string[], endStream: boolean): void {
+    const c = this.c;
+    const parsed = parseHead(flat, HeadKind.Response);
+    if (typeof parsed === 'string') return c.streamError(stream.id, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+    const status = parsed.headers[':status'] as string;
+    if (status.charCodeAt(0) === 0x31 /* 1xx */) {
+      if (endStream) return c.streamError(stream.id, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+      return stream.receiveInformational(parsed.headers);
+    }
+    stream.contentLength = parsed.contentLength;
+    stream.receiveHead(parsed.headers, endStream);
+    if (endStream && !stream.remoteClosed) this.endOfStream(stream);
+  }
+
+  onPriority(streamId: number, dependency: number): void {
+    const c = this.c;
+    if (++this.priorityFrames > c.limits.maxPriorityPerStream * (c.streamsOpenedByPeer + 1)) throw calm('priority_flood', 'too many PRIORITY frames');
+    // parsed and otherwise ignored (RFC 9113 §5.3.2); a self-dependency is still an error
+    if (dependency === streamId) c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
+  }
+
+  onRstStream(streamId: number, code: number): void {
+    const c = this.c;
+    const stream = c.streams.get(streamId);
+    if (stream === undefined) {
+      if (c.isIdle(streamId)) throw protocolFault(`RST_STREAM on idle stream ${streamId}`);
+      return;
+    }
+    c.rememberReset(streamId);
+    c.forget(stream);
+    // rapid reset (CVE-2023-44487): a server counts requests reset before they were answered
+    const abuse = c.isServer && !stream.localClosed ? c.resetBudget.reset(true, Date.now()) : undefined;
+    stream.receiveReset(code, 'reset_by_peer');
+    if (abuse) throw calm(abuse, 'the peer resets streams faster than allowed');
+  }
+
+  onSettings(ack: boolean, params: Buffer): void {
+    const c = this.c;
+    if (ack) return c.settingsAcked();
+    if (c.settingsBudget.hit(Date.now())) throw calm('settings_flood', 'too many SETTINGS frames');
+    const s = c.remoteSettings;
+    for (let i = 0; i < params.length; i += 6) {
+      const id = params.readUInt16BE(i);
+      const value = params.readUInt32BE(i + 2);
+      switch (id) {
+        case SettingId.HEADER_TABLE_SIZE:
+          s.headerTableSize = value;
+          c.encoder.setPeerMaxTableSize(value);
+          break;
+        case SettingId.ENABLE_PUSH:
+          if (value > 1 || (value === 1 && !c.isServer)) throw protocolFault(`SETTINGS_ENABLE_PUSH ${value}`);
+          s.enablePush = value === 1;
+          break;
+        case SettingId.MAX_CONCURRENT_STREAMS:
+          s.maxConcurrentStreams = value;
+          break;
+        case SettingId.INITIAL_WINDOW_SIZE: {
+          if (value > MAX_WINDOW) throw new ConnectionFault('flow_control_error', ErrorCode.FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE ${value}`);
+          const delta = value - s.initialWindowSize;
+          s.initialWindowSize = value;
+          for (const stream of c.streams.values()) {
+            if (!stream.sendWindow.adjust(delta)) throw new ConnectionFault('flow_control_error', ErrorCode.FLOW_CONTROL_ERROR, 'a stream window beyond 2^31 − 1');
+            if (delta > 0) c.unblock(stream);
+          }
+          break;
+        }
+        case SettingId.MAX_FRAME_SIZE:
+          if (value < DEFAULT_MAX_FRAME_SIZE || value > MAX_MAX_FRAME_SIZE) throw protocolFault(`SETTINGS_MAX_FRAME_SIZE ${value}`);
+          s.maxFrameSize = value;
+          break;
+        case SettingId.MAX_HEADER_LIST_SIZE:
+          s.maxHeaderListSize = value;
+          break;
+        case SettingId.ENABLE_CONNECT_PROTOCOL:
+          if (value > 1) throw protocolFault(`SETTINGS_ENABLE_CONNECT_PROTOCOL ${value}`);
+          s.enableConnectProtocol = value === 1;
+          break;
+        // unknown settings are ignored (RFC 9113 §6.5.2)
+      }
+    }
+    c.writer.settingsAck();
+    c.markConnected();
+    c.emit('remoteSettings', s);
+    c.sendPending();
+  }
+
+  onPushPromise(): void {
+    // we announce SETTINGS_ENABLE_PUSH 0 (client) and a client never pushes (server)
+    throw protocolFault('PUSH_PROMISE, though push is disabled', 'push_refused');
+  }
+
+  onPing(ack: boolean, payload: Buffer): void {
+    const c = this.c;
+    if (ack) return c.pingAcked(payload);
+    if (c.pingBudget.hit(Date.now())) throw calm('ping_flood', 'too many PINGs');
+    c.writer.ping(payload, true);
+  }
+
+  onGoaway(lastStreamId: number, code: number, debug: Buffer): void {
+    this.c.goawayFromPeer(lastStreamId, code, debug);
+  }
+
+  onWindowUpdate(streamId: number, increment: number): void {
+    const c = this.c;
+    if (++this.windowUpdates > c.limits.maxWindowUpdatesPerDataFrame * (c.dataFramesSent + 100)) throw calm('window_update_flood', 'too many WINDOW_UPDATE frames');
+    if (streamId === 0) {
+      if (increment === 0) throw protocolFault('WINDOW_UPDATE of 0 on the connection');
+      if (!c.sendWindow.grow(increment)) throw new ConnectionFault('flow_control_error', ErrorCode.FLOW_CONTROL_ERROR, 'the connection window beyond 2^31 − 1');
+      c.sendPending();
+      return;
+    }
+    const stream = c.streams.get(streamId);
+    if (stream === undefined) {
+      if (c.isIdle(streamId)) throw protocolFault(`WINDOW_UPDATE on idle stream ${streamId}`);
+      return; // closed: may cross our END_STREAM or RST_STREAM
+    }
+    if (increment === 0) return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'window_update_zero');
+    if (!stream.sendWindow.grow(increment)) return c.streamError(streamId, ErrorCode.FLOW_CONTROL_ERROR, 'flow_control_error');
+    c.unblock(stream);
+  }
+
+  onStreamFrameError(streamId: number, code: number): void {
+    this.c.streamError(streamId, code, 'frame_size_error');
+  }
+}
+
+/** Credit for bytes no stream will hold (closed streams, errors): connection level only. */
+const DISCARD = { remoteClosed: true, id: 0 } as H2Stream;
