@@ -88,8 +88,12 @@ export class HpackEncoder {
     this.tableCap = cap;
     this.huffman = options.huffman ?? true;
     this.table = new DynamicTable(Math.min(cap, DEFAULT_HEADER_TABLE_SIZE), (name, value, seq) => this.evicted(name, value, seq));
-    // The peer's decoder starts at 4096; if we keep less, say so in the first block.
-    if (this.table.maxSize !== DEFAULT_HEADER_TABLE_SIZE) this.queueUpdate(this.table.maxSize);
+    // The peer's decoder starts at 4096; if we keep less, say so in the first block (otherwise
+    // its table would hold entries ours has evicted).
+    if (cap < DEFAULT_HEADER_TABLE_SIZE) {
+      this.pendingUpdate = true;
+      this.pendingMin = this.pendingFinal = cap;
+    }
 
     for (const [name, index] of STATIC_NAME_INDEX) this.permanent(name, Policy.Index).staticIndex = index;
     for (const name of NOT_INDEXED_HEADERS) this.permanent(name, Policy.NoIndex);
