@@ -58,6 +58,8 @@ export class H2Stream extends Duplex {
   /** content-length the peer announced, or -1; and the DATA bytes received so far. */
   contentLength = -1;
   dataReceived = 0;
+  /** DATA payload bytes framed toward the peer so far. */
+  bytesSent = 0;
   /** In the connection's ready-to-send list. */
   queued = false;
   /** Blocked on its own send window (re-queued by the peer's WINDOW_UPDATE). */
@@ -177,6 +179,7 @@ export class H2Stream extends Duplex {
     const payload = this.chunkOffset === 0 && n === chunk.length ? chunk : chunk.subarray(this.chunkOffset, this.chunkOffset + n);
     this.chunkOffset += n;
     this.sendWindow.available -= n;
+    this.bytesSent += n;
     this.host.frameData(this.id, payload, false);
     if (this.chunkOffset === chunk.length) {
       const cb = this.chunkCb!;
