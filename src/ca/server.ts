@@ -1,11 +1,14 @@
 // The CA's HTTPS API (contract: CA HTTP API). It presents a leaf from its own issuer with the
 // SPIFFE ID spiffe://<td>/meshcar/ca, asks for (but does not demand) a client certificate so
-// the same port serves first issuance by join token and renewal over mTLS.
+// the same port serves first issuance by join token and renewal over mTLS. A renewal is only
+// for a certificate valid at the moment of the request: TLS sessions are never resumed here
+// (a resumed session reports the first handshake's verdict), and the dates of the presented
+// path are checked on every request, since a keep-alive connection can outlive its certificate.
 
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createPublicKey } from 'node:crypto';
+import { constants as cryptoConstants, createPublicKey } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { MeshcarError } from '../errors.js';
@@ -16,11 +19,19 @@ import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { uriSans } from '../pki/x509-read.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
+import { peerPathValidity, validityProblem } from '../identity/peer-validity.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { Authority, Grant } from './authority.js';
 
 export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
 const SERVER_CERT_TTL_MS = 24 * 3_600_000;
+
+/**
+ * No session tickets, and so no resumption (Node keeps no server-side session cache unless
+ * asked): renewal is rare, a full handshake costs nothing here, and each one re-verifies the
+ * client's chain. Passed again on every setSecureContext, which would otherwise drop it.
+ */
+const TLS_SECURE_OPTIONS = cryptoConstants.SSL_OP_NO_TICKET;
 
 export interface CaServerOptions {
   readonly authority: Authority;
@@ -71,6 +82,9 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     const peer = socket.getPeerX509Certificate();
     if (!peer) throw new MeshcarError('unauthenticated', 'send a join token (Authorization: Bearer ...) or present your current SVID as client certificate');
     if (!socket.authorized) throw new MeshcarError('bad_client_certificate', clientCertificateProblem(socket));
+    // the handshake's verdict is as old as the connection: the dates are checked now
+    const expired = validityProblem(peerPathValidity(peer, socket.isSessionReused()), Date.now());
+    if (expired !== undefined) throw new MeshcarError('bad_client_certificate', `the client certificate ${expired}; request a new SVID with a join token`);
     const uris = uriSans(peer);
     if (uris.length !== 1) throw new MeshcarError('bad_client_certificate', `the client certificate has ${uris.length} URI names; an SVID has exactly one`);
     return { grant: authority.grantFromCertificate(uris[0] as string), who: { auth: 'certificate', clientSerial: peer.serialNumber.toLowerCase() } };
@@ -138,6 +152,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      secureOptions: TLS_SECURE_OPTIONS,
     },
     (req, res) => {
       route(req, res).catch((err: unknown) => {
@@ -160,7 +175,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       serverCredentials(options)
         .then((fresh) => {
           credentials = fresh;
-          server.setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca });
+          server.setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca, secureOptions: TLS_SECURE_OPTIONS });
         })
         .catch((err: unknown) => logger.error({ err }, 'renewing the CA server certificate failed; keeping the current one'))
         .finally(scheduleRenewal);

@@ -62,9 +62,13 @@ export interface InboundLimitsConfig {
   readonly maxHeaderListSize: number;
   /** Streams an HTTP/2 caller may reset within 10 s (while resets outnumber completed streams) before GOAWAY. */
   readonly maxResetsPer10s: number;
+  /** An HTTP/2 session older than this (±10%) gets GOAWAY and closes once its streams are done. Absent: DEFAULT_INBOUND_MAX_SESSION_AGE_MS. */
+  readonly maxSessionAgeMs?: number;
 }
 
 export const DEFAULT_INBOUND_LIMITS: InboundLimitsConfig = Object.freeze({ maxConcurrentStreams: 250, maxHeaderListSize: 16 * 1024, maxResetsPer10s: 200 });
+/** As the outbound side: a caller connects again (with a current certificate) at least this often. */
+export const DEFAULT_INBOUND_MAX_SESSION_AGE_MS = 10 * 60_000;
 
 export interface UpstreamConfig {
   /** Lower-case; the app's Host header (port left off) is matched against it case-insensitively. */
@@ -200,14 +204,16 @@ function readRateSpec(value: YamlValue): RateSpec | undefined {
 }
 
 function readInboundLimits(value: YamlValue): InboundLimitsConfig | undefined {
-  const map = value.map(['maxConcurrentStreams', 'maxHeaderListSize', 'maxResetsPer10s']);
+  const map = value.map(['maxConcurrentStreams', 'maxHeaderListSize', 'maxResetsPer10s', 'maxSessionAge']);
   if (!map) return undefined;
   const d = DEFAULT_INBOUND_LIMITS;
   const maxConcurrentStreams = map.optional('maxConcurrentStreams', readPositiveInteger, d.maxConcurrentStreams);
   const maxHeaderListSize = map.optional('maxHeaderListSize', readHeaderListSize, d.maxHeaderListSize);
   const maxResetsPer10s = map.optional('maxResetsPer10s', readPositiveInteger, d.maxResetsPer10s);
+  const maxSessionAgeMs = map.optional('maxSessionAge', readDuration, undefined);
   if (maxConcurrentStreams === undefined || maxHeaderListSize === undefined || maxResetsPer10s === undefined) return undefined;
-  return { maxConcurrentStreams, maxHeaderListSize, maxResetsPer10s };
+  if (map.has('maxSessionAge') && maxSessionAgeMs === undefined) return undefined;
+  return { maxConcurrentStreams, maxHeaderListSize, maxResetsPer10s, ...(maxSessionAgeMs !== undefined ? { maxSessionAgeMs } : {}) };
 }
 
 const HEADER_SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 * 1024 };

@@ -7,12 +7,19 @@ import { X509Certificate } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
+import { peerPathValidity, validityProblem } from './peer-validity.js';
 
 /** Matches the `reason` label of meshcar_tls_handshake_failures_total. */
 export type PeerRefusalReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'bad_identity' | 'other';
 
 export type PeerIdentityResult =
-  | { readonly ok: true; readonly id: SpiffeId; readonly certificate: X509Certificate }
+  | {
+      readonly ok: true;
+      readonly id: SpiffeId;
+      readonly certificate: X509Certificate;
+      /** When the peer's certificate path expires (ms since the epoch): the connection must not outlive it. */
+      readonly expiresAtMs: number;
+    }
   | { readonly ok: false; readonly reason: PeerRefusalReason; readonly message: string };
 
 // A busy listener sees the same few peer certificates on every connection; reading the SANs
@@ -56,7 +63,7 @@ export function classifyAuthorizationError(error: Error | string | null | undefi
  * The caller's identity on an accepted TLS socket (after 'secureConnection'). Never throws:
  * this runs on every inbound connection, and a refusal is an ordinary outcome.
  */
-export function peerIdentity(socket: TLSSocket, trustDomain: string): PeerIdentityResult {
+export function peerIdentity(socket: TLSSocket, trustDomain: string, nowMs = Date.now()): PeerIdentityResult {
   const cert = socket.getPeerX509Certificate();
   if (!cert) return { ok: false, reason: 'no_client_cert', message: 'the peer presented no certificate' };
   // with rejectUnauthorized the handshake already failed; without it we must not trust the chain
@@ -64,9 +71,14 @@ export function peerIdentity(socket: TLSSocket, trustDomain: string): PeerIdenti
     const error = socket.authorizationError;
     return { ok: false, reason: classifyAuthorizationError(error), message: `the peer certificate is not trusted: ${String(error)}` };
   }
+  // `authorized` on a resumed session is the first handshake's verdict: the dates are ours to check
+  const resumed = socket.isSessionReused();
+  const window = peerPathValidity(cert, resumed);
+  const problem = validityProblem(window, nowMs);
+  if (problem !== undefined) return { ok: false, reason: 'expired', message: `the peer certificate path ${problem}${resumed ? ' (resumed TLS session)' : ''}` };
   const id = spiffeIdOfCertificate(cert, trustDomain);
   if (typeof id === 'string') return { ok: false, reason: 'bad_identity', message: id };
-  return { ok: true, id, certificate: cert };
+  return { ok: true, id, certificate: cert, expiresAtMs: window.notAfterMs };
 }
 
 /**

@@ -1,7 +1,9 @@
 // The inbound TLS listener: mutual TLS with the workload's current SVID, TLS 1.2 at least,
 // a client certificate required and verified against the trust bundle, ALPN h2 and
-// http/1.1. After the handshake, the caller must carry exactly one SPIFFE ID of our trust
-// domain, or the connection is closed. Every refusal is counted by reason; none can throw.
+// http/1.1. After the handshake, the caller's certificate path must be within its dates (also
+// on a resumed session, where Node reports the first handshake's verdict) and carry exactly
+// one SPIFFE ID of our trust domain, or the connection is closed. Every refusal is counted by
+// reason; none can throw.
 
 import tls, { type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -18,8 +20,8 @@ export interface TlsListenerOptions {
   readonly logger: Logger;
   readonly observer: TrafficObserver;
   readonly handshakeTimeoutMs: number;
-  /** A verified caller: the socket is theirs to serve. */
-  readonly onCaller: (socket: TLSSocket, id: SpiffeId, certificate: X509Certificate) => void;
+  /** A verified caller: the socket is theirs to serve, until `expiresAtMs` (its certificate path expires). */
+  readonly onCaller: (socket: TLSSocket, id: SpiffeId, certificate: X509Certificate, expiresAtMs: number) => void;
 }
 
 export function createTlsListener(options: TlsListenerOptions): tls.Server {
@@ -40,11 +42,11 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
     const result = peerIdentity(socket, trustDomain);
     if (!result.ok) {
       observer.tlsHandshakeFailed('inbound', result.reason);
-      logger.warn({ reason: result.reason, remote: socket.remoteAddress, detail: result.message }, 'inbound connection refused');
+      logger.warn({ reason: result.reason, remote: socket.remoteAddress, resumed: socket.isSessionReused(), detail: result.message }, 'inbound connection refused');
       socket.destroy();
       return;
     }
-    onCaller(socket, result.id, result.certificate);
+    onCaller(socket, result.id, result.certificate, result.expiresAtMs);
   });
 
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {

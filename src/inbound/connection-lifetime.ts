@@ -1,0 +1,73 @@
+// How long one verified inbound connection may live. Never past the moment the caller's
+// certificate path expires: the identity it proved ends there, so the connection is destroyed
+// then, requests in flight or not (HTTP/1.1 keep-alive and HTTP/2 alike); otherwise a
+// connection opened just before expiry would go on serving an expired identity for as long
+// as the caller keeps it busy. An HTTP/2 session also has a maximum age (jittered ±10%, as on
+// the outbound side, so sessions opened together do not all roll at once): then it gets
+// GOAWAY, takes no new streams, and closes once those in flight are done, and the caller
+// connects again, proving a current certificate. One unref'd timer per connection, re-armed
+// at most a few times over its life; nothing per request.
+
+import type { ServerHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+
+// setTimeout holds at most 2^31-1 ms (24.8 days; longer wraps to 1 ms): longer waits go in steps
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface LifetimeEvents {
+  /** The certificate path has expired; the connection is destroyed right after. */
+  readonly onExpired: () => void;
+  /** HTTP/2: the session reached its maximum age; it is being closed gracefully. */
+  readonly onRetired: () => void;
+}
+
+export class ConnectionLifetime {
+  private timer: NodeJS.Timeout | undefined;
+  private session: ServerHttp2Session | undefined;
+  private retireAtMs = Infinity;
+  private retired = false;
+
+  /** Starts the clock on `socket`: destroyed at `expiresAtMs` (ms since the epoch) at the latest. */
+  constructor(private readonly socket: Socket, private readonly expiresAtMs: number, private readonly events: LifetimeEvents) {
+    this.arm();
+    socket.once('close', () => clearTimeout(this.timer));
+  }
+
+  /** HTTP/2: the session on this socket is also retired (GOAWAY) after `maxAgeMs`. */
+  limitSession(session: ServerHttp2Session, maxAgeMs: number): void {
+    this.session = session;
+    this.retireAtMs = Date.now() + Math.max(1, Math.round(maxAgeMs * (0.9 + Math.random() * 0.2)));
+    this.arm();
+  }
+
+  private arm(): void {
+    clearTimeout(this.timer);
+    const next = this.retired ? this.expiresAtMs : Math.min(this.retireAtMs, this.expiresAtMs);
+    this.timer = setTimeout(this.fire, Math.min(MAX_TIMER_MS, Math.max(0, next - Date.now())));
+    this.timer.unref();
+  }
+
+  // an arrow: handed to setTimeout without a bind per arming
+  private readonly fire = (): void => {
+    if (this.socket.destroyed) return;
+    const now = Date.now();
+    if (now >= this.expiresAtMs) {
+      this.events.onExpired();
+      // the session's destroy sends a last GOAWAY (best effort) before the socket goes
+      this.session?.destroy();
+      this.socket.destroy();
+      return;
+    }
+    const session = this.session;
+    if (session !== undefined && !this.retired && now >= this.retireAtMs) {
+      this.retired = true;
+      if (!session.closed && !session.destroyed) {
+        this.events.onRetired();
+        // GOAWAY NO_ERROR naming the last stream taken: those finish, new ones go elsewhere
+        session.close();
+      }
+    }
+    // early (the wall clock moved) or a wait longer than one timer holds: arm again
+    this.arm();
+  };
+}
