@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
-import { DEFAULT_INBOUND_LIMITS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/traffic-config.js';
+import { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/traffic-config.js';
 import { MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
@@ -21,6 +21,7 @@ import { H2cApp } from './app-h2c.js';
 import { Http1App } from './app-http1.js';
 import { AuthorizationPolicy } from './authorization.js';
 import { Caller, CallerCache } from './caller.js';
+import { ConnectionLifetime } from './connection-lifetime.js';
 import { ConnectionTracker } from './connections.js';
 import { rawErrorResponse } from '../http/status.js';
 import { bindExchange, DONE, onRequestData, type Exchange, type ExchangeContext } from './exchange.js';
@@ -40,6 +41,8 @@ export interface InboundLimits {
   readonly maxConcurrentStreams?: number;
   /** Streams an HTTP/2 caller may reset per 10 s (while resets outnumber completed streams) before GOAWAY. Default: config inbound.limits.maxResetsPer10s (200). */
   readonly maxResetsPer10s?: number;
+  /** Age at which an HTTP/2 session gets GOAWAY (±10%; streams in flight finish). Default: config inbound.limits.maxSessionAge (10 min). */
+  readonly maxSessionAgeMs?: number;
   /** Time to complete the TLS handshake. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
   /** Time to receive a complete HTTP/1.1 request head. Default 20 s. */
@@ -111,9 +114,11 @@ export function createInbound(options: InboundOptions): Inbound {
 }
 
 const kCaller = Symbol('meshcar.inbound.caller');
+const kLifetime = Symbol('meshcar.inbound.lifetime');
 
 interface WithCaller {
   [kCaller]?: Caller;
+  [kLifetime]?: ConnectionLifetime;
 }
 
 class InboundListener implements Inbound, ExchangeContext {
@@ -124,6 +129,7 @@ class InboundListener implements Inbound, ExchangeContext {
   private rateLimiter: InboundRateLimiter | undefined;
   private timeouts: InboundTimeouts;
   private readonly maxResetsPer10s: number;
+  private readonly maxSessionAgeMs: number;
   private readonly callers: CallerCache;
   private readonly logger: Logger;
   private readonly config: InboundConfig;
@@ -143,6 +149,7 @@ class InboundListener implements Inbound, ExchangeContext {
     const configured = config.limits ?? DEFAULT_INBOUND_LIMITS;
     const maxHeaderBytes = limits.maxHeaderBytes ?? configured.maxHeaderListSize;
     this.maxResetsPer10s = limits.maxResetsPer10s ?? configured.maxResetsPer10s;
+    this.maxSessionAgeMs = limits.maxSessionAgeMs ?? configured.maxSessionAgeMs ?? DEFAULT_INBOUND_MAX_SESSION_AGE_MS;
     this.rateLimiter = InboundRateLimiter.create(config.rateLimit);
     this.timeouts = new InboundTimeouts(config);
     this.config = config;
@@ -195,12 +202,14 @@ class InboundListener implements Inbound, ExchangeContext {
       logger,
       observer: this.observer,
       handshakeTimeoutMs: limits.handshakeTimeoutMs ?? 10_000,
-      onCaller: (socket, id, certificate) => {
+      onCaller: (socket, id, certificate, expiresAtMs) => {
         if (this.tracker.draining) {
           socket.destroy();
           return;
         }
-        (socket as WithCaller)[kCaller] = this.callers.callerFor(id, certificate);
+        const caller = this.callers.callerFor(id, certificate);
+        (socket as WithCaller)[kCaller] = caller;
+        (socket as WithCaller)[kLifetime] = this.lifetimeOf(socket, caller, expiresAtMs);
         this.tracker.add(socket, socket.alpnProtocol !== 'h2');
         dispatchTlsSocket(socket, { http1: this.http1, http2: this.http2 });
       },
@@ -309,7 +318,17 @@ class InboundListener implements Inbound, ExchangeContext {
     (session as WithCaller)[kCaller] = (session.socket as WithCaller)[kCaller];
     session.on('error', (err) => this.logger.debug({ err: err.message }, 'inbound HTTP/2 session error'));
     attachGuard(session, new ResetGuard(this.maxResetsPer10s, (_guard, resets, completed) => this.onRapidReset(session, resets, completed)));
+    (session.socket as WithCaller)[kLifetime]?.limitSession(session, this.maxSessionAgeMs);
     this.tracker.addSession(session);
+  }
+
+  /** The connection's one timer: closed when the caller's certificate path expires; HTTP/2 also retired at its maximum age. */
+  private lifetimeOf(socket: TLSSocket, caller: Caller, expiresAtMs: number): ConnectionLifetime {
+    return new ConnectionLifetime(socket, expiresAtMs, {
+      onExpired: () =>
+        this.logger.info({ peer: caller.id.uri, remote: socket.remoteAddress, notAfter: new Date(expiresAtMs).toISOString() }, "inbound connection closed: the caller's certificate expired"),
+      onRetired: () => this.logger.debug({ peer: caller.id.uri, remote: socket.remoteAddress, maxSessionAgeMs: this.maxSessionAgeMs }, 'inbound HTTP/2 session reached its maximum age: GOAWAY'),
+    });
   }
 
   /** The caller keeps resetting the streams it opens (CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM, then close. */
@@ -338,7 +357,7 @@ class InboundListener implements Inbound, ExchangeContext {
   /** The per-request policy: a plain path, an allowed caller, then the app. */
   private handle(exchange: Exchange, forwarder: AppForwarder): void {
     if (!isAcceptablePath(exchange.path)) {
-      exchange.fail('bad_request', 'the request path must be a plain absolute path, without dot segments');
+      exchange.fail('bad_request', 'the request path must be a plain absolute path: no dot segments (also with ;params or encoded), no double-encoded dots or slashes, no empty first segment');
       return;
     }
     if (!exchange.caller.grantUnder(this.policy).allows(exchange.method, exchange.path)) {
