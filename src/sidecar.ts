@@ -168,6 +168,8 @@ export class Sidecar {
     const started = process.hrtime.bigint();
     // admin first: /healthz answers and /ready says 503 while the identity is fetched
     this.admin = await startAdminServer(config.admin.listen, this.adminState(), logger.child({ component: 'admin' }), { hosts: config.admin.hosts });
+    // the bound address (port 0 picks one): /healthz and /ready answer from here on
+    logger.info({ component: 'admin', address: { host: this.admin.host, port: this.admin.port } }, 'admin listening');
     this.running = await this.startIdentity();
     this.watchIdentityMetrics(this.running);
 

@@ -66,8 +66,9 @@ function connects(port: number): Promise<boolean> {
   });
 }
 
-async function pair(): Promise<{ orders: RunningSidecar; frontend: RunningSidecar }> {
-  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s', authorize: AUTHORIZE } });
+/** `namedPorts`: the orders config names its listen ports (for a test that edits one in the file). */
+async function pair(namedPorts = false): Promise<{ orders: RunningSidecar; frontend: RunningSidecar }> {
+  const orders = await startSidecar(ca, { service: 'orders', namedPorts, inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s', authorize: AUTHORIZE } });
   const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '10s' }] });
   return { orders, frontend };
 }
@@ -158,8 +159,9 @@ t.test('SIGHUP adds an inbound rate limit that the next requests meet', async (t
 });
 
 t.test('POST /reload: a listener address is reported as needing a restart and keeps running', async (t) => {
-  const { orders, frontend } = await pair();
+  const { orders, frontend } = await pair(true);
   t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  // a port nothing listens on, for the edited file to name: it is never bound (a restart would)
   const newPort = await freePort();
   await editConfig(orders, `listen: 127.0.0.1:${orders.inboundPort}`, `listen: 127.0.0.1:${newPort}`);
   await editConfig(orders, 'level: info', 'level: debug');

@@ -1,5 +1,8 @@
 // Test helper for whole-mesh runs: a CA process and sidecar processes started from YAML written
 // to a temp folder, exactly as an operator would run them (`meshcar ca serve`, `meshcar run`).
+// Listeners are configured on port 0 and their ports read back from the processes' own log
+// lines ('CA server listening', 'admin listening', 'sidecar ready'): no port is picked free,
+// released, and hoped to be still free when the process binds it (tap runs files in parallel).
 
 import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,18 +28,15 @@ export interface MeshCa {
 export async function startMeshCa(dir: string, options: { maxTtl?: string } = {}): Promise<MeshCa> {
   const caDir = join(dir, 'ca');
   await execFileAsync(process.execPath, [CLI, 'ca', 'init', '--dir', caDir, '--trust-domain', 'mesh.local']);
-  const port = await freePort();
   const config = join(dir, 'ca.yaml');
-  await writeFile(config, `trustDomain: mesh.local\ndir: ${caDir}\nlisten: 127.0.0.1:${port}\nmaxTtl: ${options.maxTtl ?? '24h'}\nrateLimit: {rate: 1000/s, burst: 1000}\nlog: {level: warn}\n`);
+  // log level info: the CA's 'CA server listening' line says which port it bound
+  await writeFile(config, `trustDomain: mesh.local\ndir: ${caDir}\nlisten: 127.0.0.1:0\nmaxTtl: ${options.maxTtl ?? '24h'}\nrateLimit: {rate: 1000/s, burst: 1000}\nlog: {level: info}\n`);
   const proc = startMeshcar(['ca', 'serve', '--config', config]);
-  await waitFor(async () => {
-    const { code } = await execFileAsync('curl', ['-s', '-o', '/dev/null', '--cacert', join(caDir, 'bundle.pem'), `https://127.0.0.1:${port}/healthz`]).then(() => ({ code: 0 }), () => ({ code: 1 }));
-    return code === 0;
-  }, 15_000, 'CA healthz');
+  const listening = await proc.waitFor((line) => line.msg === 'CA server listening', 15_000);
   return {
     dir,
     caDir,
-    url: `https://127.0.0.1:${port}`,
+    url: String(listening.url),
     bundlePath: join(caDir, 'bundle.pem'),
     process: proc,
     async tokenFile(service) {
@@ -72,6 +72,14 @@ export interface SidecarSpec {
   readonly access?: boolean;
   readonly drainTimeout?: string;
   readonly extraYaml?: string;
+  /** The CA URL the sidecar is given (default: the CA's own), e.g. a gate in front of it. */
+  readonly caUrl?: string;
+  /**
+   * Name fixed listen ports in the config instead of port 0, for a test that edits a listen
+   * address in the file: the text must hold the port before the process starts. They are
+   * picked free and released first, so another process could take one in between.
+   */
+  readonly namedPorts?: boolean;
 }
 
 export interface RunningSidecar {
@@ -84,40 +92,83 @@ export interface RunningSidecar {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** A sidecar process whose admin port is up; it may still be fetching its identity. */
+export interface LaunchedSidecar {
+  readonly process: MeshcarProcess;
+  readonly adminPort: number;
+  readonly configFile: string;
+  admin(path: string): Promise<{ status: number; body: string }>;
+  /** Resolves once the sidecar logs 'sidecar ready' (identity loaded, every listener bound). */
+  ready(timeoutMs?: number): Promise<RunningSidecar>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+let launched = 0;
+
 export async function startSidecar(ca: MeshCa, spec: SidecarSpec): Promise<RunningSidecar> {
-  const [adminPort, inboundPort, outboundPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  return (await launchSidecar(ca, spec)).ready();
+}
+
+/** Starts `meshcar run` and returns once its admin port listens (read from its log). */
+export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<LaunchedSidecar> {
+  const [adminListen, inboundListen, outboundListen] = spec.namedPorts ? await Promise.all([freePort(), freePort(), freePort()]) : [0, 0, 0];
+  const name = `${spec.service}-${++launched}`;
   const token = await ca.tokenFile(spec.service);
   const lines = [
     `service: ${spec.service}`,
     'trustDomain: mesh.local',
     'identity:',
     '  ca:',
-    `    url: ${ca.url}`,
+    `    url: ${spec.caUrl ?? ca.url}`,
     `    bundle: ${ca.bundlePath}`,
     `    token: ${token}`,
-    `  dir: ${join(ca.dir, `id-${spec.service}-${adminPort}`)}`,
+    `  dir: ${join(ca.dir, `id-${name}`)}`,
     `  ttl: ${spec.ttl ?? '1h'}`,
   ];
   if (spec.inbound) {
-    lines.push('inbound:', `  listen: 127.0.0.1:${inboundPort}`, `  app: ${spec.inbound.app}`, `  timeout: ${spec.inbound.timeout ?? '5s'}`);
+    lines.push('inbound:', `  listen: 127.0.0.1:${inboundListen}`, `  app: ${spec.inbound.app}`, `  timeout: ${spec.inbound.timeout ?? '5s'}`);
     if (spec.inbound.authorize) lines.push(spec.inbound.authorize);
   }
   if (spec.upstreams) {
-    lines.push('outbound:', `  listen: 127.0.0.1:${outboundPort}`, '  upstreams:');
+    lines.push('outbound:', `  listen: 127.0.0.1:${outboundListen}`, '  upstreams:');
     for (const u of spec.upstreams) {
       lines.push(`    ${u.name}:`, `      endpoints: [${u.endpoints.join(', ')}]`, `      identity: ${u.identity}`, `      timeout: ${u.timeout ?? '5s'}`);
       if (u.routes) lines.push(`      routes: [${u.routes.map((r) => JSON.stringify(r)).join(', ')}]`);
     }
   }
-  lines.push('admin:', `  listen: 127.0.0.1:${adminPort}`, 'log:', '  level: info', `  access: ${spec.access ?? false}`);
+  lines.push('admin:', `  listen: 127.0.0.1:${adminListen}`, 'log:', '  level: info', `  access: ${spec.access ?? false}`);
   if (spec.drainTimeout) lines.push(`drainTimeout: ${spec.drainTimeout}`);
   if (spec.extraYaml) lines.push(spec.extraYaml);
-  const configFile = join(ca.dir, `${spec.service}-${adminPort}.yaml`);
+  const configFile = join(ca.dir, `${name}.yaml`);
   await writeFile(configFile, `${lines.join('\n')}\n`);
   const proc = startMeshcar(['run', '--config', configFile]);
+  const stop = (signal?: NodeJS.Signals) => proc.stop(signal);
+  const portOf = (address: unknown) => Number((address as { port?: unknown } | undefined)?.port ?? 0);
+  let adminPort: number;
+  try {
+    adminPort = portOf((await proc.waitFor((line) => line.msg === 'admin listening', 20_000)).address);
+  } catch (err) {
+    await stop('SIGKILL');
+    throw err;
+  }
   const admin = (path: string) => httpGet(adminPort, path);
-  await waitFor(async () => (await admin('/ready').catch(() => ({ status: 0 }))).status === 200, 20_000, `${spec.service} sidecar /ready`, proc);
-  return { process: proc, adminPort, inboundPort, outboundPort, configFile, admin, stop: (signal) => proc.stop(signal) };
+  return {
+    process: proc,
+    adminPort,
+    configFile,
+    admin,
+    stop,
+    async ready(timeoutMs = 20_000) {
+      let line: Record<string, unknown>;
+      try {
+        line = await proc.waitFor((l) => l.msg === 'sidecar ready', timeoutMs);
+      } catch (err) {
+        await stop('SIGKILL');
+        throw err;
+      }
+      return { process: proc, adminPort, inboundPort: portOf(line.inbound), outboundPort: portOf(line.outbound), configFile, admin, stop };
+    },
+  };
 }
 
 export function httpGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
