@@ -6,12 +6,14 @@
 import t from 'tap';
 import http from 'node:http';
 import net from 'node:net';
-import { readFile, writeFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileAsync } from '../helpers/ca.js';
 import { freePort } from '../helpers/process.js';
-import { metricValue, startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { metricValue, startMeshCa, startSidecar, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { request, startEchoApp, type TestApp } from '../helpers/apps.js';
+import { connectionsTo, onlyConnectionTo, openCount } from '../helpers/connections.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 const AUTHORIZE = ['  authorize:', '    - from: [spiffe://mesh.local/svc/frontend]', '      paths: [/headers, /slow]'].join('\n');
@@ -109,6 +111,8 @@ t.test('SIGHUP with a new policy: the next request sees it, in-flight requests a
   t.equal((await call('/headers')).status, 200, 'allowed by the first policy');
   const sessions = async () => metricValue((await frontend.admin('/metrics')).body, 'meshcar_upstream_sessions{upstream="orders"}');
   t.equal(await sessions(), 1, 'one session between the sidecars');
+  // the gauge reads 1 after a reconnect too: the session is known by its TCP connection
+  const session = await onlyConnectionTo(frontend.process.child.pid as number, orders.inboundPort);
 
   const slow = call('/slow');
   await sleep(300);
@@ -124,7 +128,8 @@ t.test('SIGHUP with a new policy: the next request sees it, in-flight requests a
   const late = await slow;
   t.equal(late.status, 200, 'the in-flight request finished');
   t.equal(late.body.toString(), 'late');
-  t.equal(await sessions(), 1, 'the HTTP/2 session stayed up');
+  t.equal(await sessions(), 1, 'one session still');
+  t.same(await connectionsTo(frontend.process.child.pid as number, orders.inboundPort), [session], 'the same HTTP/2 session (same connection) stayed up');
   const config = JSON.parse((await orders.admin('/config')).body) as { inbound: { authorize: Array<{ paths: string[] }> } };
   t.same(config.inbound.authorize[0]?.paths, ['/slow'], '/config shows the new policy');
 });
@@ -210,8 +215,60 @@ t.test('reloads are counted by result, and two at once are serialized', async (t
   t.equal(await count('success'), 0);
   t.equal(await count('failure'), 0);
 
-  const both = await Promise.all([postReload(orders.adminPort), postReload(orders.adminPort)]);
-  t.same(both.map((r) => r.status), [200, 200]);
+  // Two reloads at once, the first held up while it reads the file: the config file becomes a
+  // named pipe, so a reload's read finishes only when the test writes to it. Serialized, the
+  // second reload does not open the file until the first is done, and each applies the file it
+  // read (the last one wins); side by side, both would read the pipe at the same time.
+  const pid = orders.process.child.pid as number;
+  const file = orders.configFile;
+  const text = await readFile(file, 'utf8');
+  await unlink(file);
+  await execFileAsync('mkfifo', [file]);
+  const holder = await open(file, fsConstants.O_RDWR); // a writer, so readers open without waiting
+  let released = false;
+  const release = async (content: string) => {
+    if (released) return;
+    released = true;
+    await holder.write(content);
+    await holder.close();
+  };
+  t.teardown(() => release(''));
+  const first = postReload(orders.adminPort);
+  await waitFor(async () => (await openCount(pid, file)) === 1, 10_000, 'the first reload reading the file');
+  const second = new Promise<Awaited<ReturnType<typeof postReload>>>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: orders.adminPort, path: '/reload', method: 'POST', agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  // the admin server has taken the second request once a later request on it is answered
+  t.equal((await orders.admin('/healthz')).status, 200);
+  let readersAtOnce = 0;
+  const watchUntil = Date.now() + 500;
+  while (Date.now() < watchUntil && readersAtOnce < 2) {
+    readersAtOnce = Math.max(readersAtOnce, await openCount(pid, file));
+    await sleep(10);
+  }
+  t.equal(readersAtOnce, 1, 'while the first reload reads the file, the second does not open it');
+  await release(text.replace('level: info', 'level: debug'));
+  const one = await first;
+  t.equal(one.status, 200, one.body);
+  t.same(JSON.parse(one.body).applied, ['log.level'], 'the first reload applied what it read');
+  if (readersAtOnce === 1) {
+    // now the second reload opens the pipe and waits for its content
+    await writeFile(file, text); // level: info again (a warn level would hide the outcome line)
+    const two = await second;
+    t.equal(two.status, 200, two.body);
+    t.same(JSON.parse(two.body).applied, ['log.level'], 'the second reload applied what it read, after the first');
+    t.equal((JSON.parse((await orders.admin('/config')).body) as { log: { level: string } }).log.level, 'info', 'the later reload wins');
+  } else {
+    await second.catch(() => undefined);
+  }
+  await unlink(file);
+  await writeFile(file, text);
   await hangUp(orders);
   const original = await editConfig(orders, 'service: orders', 'service: [orders]');
   t.equal((await postReload(orders.adminPort)).status, 400);
@@ -230,8 +287,10 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   const metrics = async () => (await frontend.admin('/metrics')).body;
   const sessions = async (upstream: string) => metricValue(await metrics(), `meshcar_upstream_sessions{upstream="${upstream}"}`);
   const closedSessions = async () => {
+    const text = await metrics();
+    if (!/^# TYPE meshcar_http2_sessions_closed_total counter$/m.test(text)) throw new Error('no meshcar_http2_sessions_closed_total family in /metrics');
     let sum = 0;
-    for (const line of (await metrics()).split('\n')) if (line.startsWith('meshcar_http2_sessions_closed_total')) sum += Number(line.split(' ').pop());
+    for (const line of text.split('\n')) if (line.startsWith('meshcar_http2_sessions_closed_total')) sum += Number(line.split(' ').pop());
     return sum;
   };
   const servedBy = async (sidecar: RunningSidecar) => {
@@ -242,6 +301,7 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
 
   t.equal((await call('orders')).status, 200);
   t.equal(await sessions('orders'), 1, 'one session to orders');
+  const ordersSession = await onlyConnectionTo(frontend.process.child.pid as number, orders.inboundPort);
   t.equal((await call('payments')).status, 404, 'payments is not configured yet');
   const closedBefore = await closedSessions();
 
@@ -252,7 +312,8 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   t.same(JSON.parse(added.body), { applied: ['outbound.upstreams.payments'], restartRequired: [] });
   t.equal((await call('payments')).status, 200, 'the new Host routes without a restart');
   t.equal((await call('orders')).status, 200);
-  t.equal(await sessions('orders'), 1, 'the unchanged upstream kept its HTTP/2 session');
+  t.equal(await sessions('orders'), 1, 'the unchanged upstream has one session');
+  t.same(await connectionsTo(frontend.process.child.pid as number, orders.inboundPort), [ordersSession], 'the same one: the unchanged upstream kept its HTTP/2 session');
   t.equal(await closedSessions(), closedBefore, 'no session was closed');
 
   // 2. orders re-pointed to the payments sidecar while a slow request runs on the old session
