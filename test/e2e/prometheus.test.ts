@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startMeshCa, startSidecar, httpGet, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
-import { freePort } from '../helpers/process.js';
 import { DURATION_BUCKETS } from '../../src/metrics/registry.js';
 
 const DASHBOARD = new URL('../../config/grafana-dashboard.json', import.meta.url);
@@ -112,7 +111,6 @@ t.before(async () => {
     upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{size}'] }],
   });
 
-  promPort = await freePort();
   const promDir = join(dir, 'prometheus');
   await mkdir(join(promDir, 'data'), { recursive: true });
   const configFile = join(promDir, 'prometheus.yml');
@@ -132,10 +130,14 @@ t.before(async () => {
   );
   prometheus = spawn(
     'prometheus',
-    [`--config.file=${configFile}`, `--storage.tsdb.path=${join(promDir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--storage.tsdb.retention.time=1h', '--log.level=warn'],
+    [`--config.file=${configFile}`, `--storage.tsdb.path=${join(promDir, 'data')}`, '--web.listen-address=127.0.0.1:0', '--storage.tsdb.retention.time=1h', '--log.level=info'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   for (const stream of [prometheus.stdout, prometheus.stderr]) stream?.on('data', (c: Buffer) => promLog.push(...c.toString().trimEnd().split('\n')));
+  // port 0: Prometheus binds a free port and logs it (msg="Listening on" address=127.0.0.1:PORT)
+  let promOut = '';
+  for (const stream of [prometheus.stdout, prometheus.stderr]) stream?.on('data', (c: Buffer) => (promOut += c.toString()));
+  await eventually('its listening address', async () => (promPort = Number(/msg="Listening on" address=127\.0\.0\.1:(\d+)/.exec(promOut)?.[1] ?? 0)) > 0, () => promLog.slice(-5).join('\n'));
   await eventually('/-/ready', async () => (await httpGet(promPort, '/-/ready')).status === 200, () => promLog.slice(-5).join('\n'));
 
   // traffic keeps flowing while Prometheus scrapes, so rate() over the buckets has increases
