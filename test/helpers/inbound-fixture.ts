@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { pino } from 'pino';
 import { makePki, type IssuedLeaf, type TestPki } from './pki.js';
+import { freePort } from './process.js';
 import { validateSvid } from '../../src/identity/svid.js';
 import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { createInbound, type Inbound, type InboundLimits } from '../../src/inbound/index.js';
@@ -74,16 +75,6 @@ export interface InboundFixture {
   close(): Promise<void>;
 }
 
-/** A port that was free a moment ago (nothing listens on it). */
-export async function freePort(): Promise<number> {
-  const server = http.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 export const silentLogger = pino({ level: 'silent' });
 
 export async function startInbound(options: FixtureOptions = {}): Promise<InboundFixture> {
@@ -98,6 +89,7 @@ export async function startInbound(options: FixtureOptions = {}): Promise<Inboun
     appPort = options.externalApp.port;
     closeApp = async () => {};
   } else if (options.appDown) {
+    // the inbound must be pointed at a port where nothing listens: one free a moment ago
     appPort = await freePort();
     closeApp = async () => {};
   } else if (appSpec.protocol === 'http') {

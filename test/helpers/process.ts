@@ -70,7 +70,13 @@ export function startMeshcar(args: string[], options: { cwd?: string } = {}): Me
   };
 }
 
-/** A port that was free a moment ago on 127.0.0.1 (for configs that must name one). */
+/**
+ * A port that was free a moment ago on 127.0.0.1, and is released again: only for a port that
+ * must stay closed (an app or upstream that is down, an address a reload names but never binds)
+ * or one a config must name before anything can report a port back. Anything that listens is
+ * started on port 0 and its bound port read back instead: under tap's parallel jobs a released
+ * port can be taken by another test before it is bound again.
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
