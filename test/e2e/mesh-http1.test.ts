@@ -38,6 +38,7 @@ t.before(async () => {
       ].join('\n'),
     },
   });
+  // an upstream endpoint nothing listens on (ghost): it must stay closed, so it cannot be bound
   const closedPort = await freePort();
   frontend = await startSidecar(ca, {
     service: 'frontend',
