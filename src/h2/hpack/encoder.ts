@@ -2,76 +2,65 @@
 //
 // Per field it picks the cheapest safe representation: a full match in the static or dynamic
 // table is one index; otherwise a literal whose name is indexed when possible, added to the
-// dynamic table when the field is likely to repeat, and Huffman-coded when that is shorter.
+// dynamic table when policy.ts allows and the field is not too big, Huffman-coded when shorter.
+//
 // Lookups go through one Map per encoder: name → everything known about that name (static
 // indices, the newest dynamic entry with that name, value → newest dynamic entry with that field,
-// and the indexing policy), so a field costs one or two Map lookups. Dynamic entries are
-// remembered by insertion number, which stays valid as newer entries shift the indices.
-//
-// Indexing policy (documented in index.ts):
-// - never indexed (§6.2.3, §7.1.3), so no intermediary may index them either: authorization,
-//   proxy-authorization, set-cookie, cookie values shorter than 20 octets (low entropy, guessable
-//   by CRIME-style probing; the nghttp2/Firefox rule), plus `sensitiveHeaders` from the options;
-// - literal without indexing (would only churn the table): values that change on every message
-//   (content-length, date-like validators, request and trace ids), :path with a query string,
-//   and any field bigger than 3/4 of the table;
-// - everything else is indexed, including x-forwarded-client-cert: it carries no secret (the
-//   identity the peer proved over mTLS) and repeats on every request of a connection, so indexing
-//   it saves the most.
+// the policy, and the name's literal encoding once computed), so a field costs one or two Map
+// lookups. Dynamic entries are remembered by insertion number, which stays valid while newer
+// entries shift the indices; eviction removes them, so the maps never point at a dead entry and
+// names learnt from traffic leave with their last entry (the map stays bounded).
 
 import { Buffer } from 'node:buffer';
 import { DynamicTable } from './dynamic-table.js';
 import { DEFAULT_HEADER_TABLE_SIZE } from './decoder.js';
 import { huffmanEncode, huffmanEncodedLength } from './huffman.js';
-import { STATIC_FIELD_INDEX, STATIC_NAME_INDEX, STATIC_TABLE_LENGTH } from './static-table.js';
+import { NAME_TEMPLATES, type NameTemplate, type Policy, INDEX, isNeverIndexed, mayIndex, sensitiveTemplate } from './policy.js';
+import { STATIC_TABLE_LENGTH } from './static-table.js';
 
 export interface HpackEncoderOptions {
   /** Upper bound on the dynamic table we keep, whatever the peer allows; default 4096. */
   maxTableSize?: number;
   /** Huffman-code strings when that is shorter; default true. */
   huffman?: boolean;
-  /** Extra header names (lower case) to send as never-indexed literals. */
+  /** Extra header names to send as never-indexed literals (see policy.ts for the defaults). */
   sensitiveHeaders?: Iterable<string>;
 }
 
-const enum Policy {
-  Index = 0,
-  NoIndex = 1,
-  Never = 2,
-  /** Never indexed when the value is shorter than 20 octets, indexed otherwise. */
-  NeverIfShort = 3,
-  /** :path: indexed unless it carries a query string. */
-  Path = 4,
-}
-
-export const NEVER_INDEXED_HEADERS: readonly string[] = ['authorization', 'proxy-authorization', 'set-cookie'];
-export const NOT_INDEXED_HEADERS: readonly string[] = [
-  'content-length', 'age', 'etag', 'if-modified-since', 'if-none-match', 'last-modified', 'location',
-  'x-request-id', 'traceparent', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'b3',
-  'x-amzn-trace-id', 'x-cloud-trace-context', 'grpc-timeout',
-];
-
-/** Everything the encoder knows about one header name. */
+/** Everything this encoder knows about one header name. */
 interface NameInfo {
-  policy: Policy;
-  /** Lowest static index with this name, or 0. */
-  staticIndex: number;
-  /** value → static index for this name, if any static entry has this name. */
-  staticValues: ReadonlyMap<string, number> | undefined;
+  readonly policy: Policy;
+  readonly staticIndex: number;
+  readonly staticValues: ReadonlyMap<string, number> | undefined;
   /** Insertion number of the newest dynamic entry with this name, or 0. */
   dynamicName: number;
   /** value → insertion number of the newest dynamic entry with exactly this field. */
   dynamicValues: Map<string, number> | null;
-  /** Permanent entries (static names, configured policies) are never dropped from the map. */
-  permanent: boolean;
+  /** The name as a string literal (length prefix included), cached after first use. */
+  literal: Buffer | null;
+  /** Names with a template stay; names learnt from traffic leave with their last entry. */
+  readonly permanent: boolean;
 }
 
 /** Largest encoded integer: 1 prefix byte + 5 continuation bytes for 2^31-1. */
 const MAX_INTEGER_BYTES = 6;
+/** Worst-case Huffman growth is 30 bits per octet: under 4 octets out per octet in. */
+const HUFFMAN_WORST = 4;
+
+/** Template of a name learnt from traffic. */
+const LEARNT: NameTemplate = { policy: INDEX, staticIndex: 0, staticValues: undefined };
+
+function checkTableSize(what: string, size: number): number {
+  if (!Number.isInteger(size) || size < 0 || size > 0xffffffff) {
+    throw new RangeError(`HPACK encoder: ${what} must be an integer in 0..2^32-1, got ${size}`);
+  }
+  return size;
+}
 
 export class HpackEncoder {
   private readonly table: DynamicTable;
   private readonly names = new Map<string, NameInfo>();
+  private readonly extraTemplates: Map<string, NameTemplate> | null = null;
   private readonly huffman: boolean;
   private readonly tableCap: number;
   /** Pending size update (§6.3): smallest and last effective size since the previous block. */
@@ -81,10 +70,7 @@ export class HpackEncoder {
   private buf: Buffer = Buffer.allocUnsafeSlow(1024);
 
   constructor(options: HpackEncoderOptions = {}) {
-    const cap = options.maxTableSize ?? DEFAULT_HEADER_TABLE_SIZE;
-    if (!Number.isInteger(cap) || cap < 0 || cap > 0xffffffff) {
-      throw new RangeError(`HPACK encoder: maxTableSize must be an integer in 0..2^32-1, got ${cap}`);
-    }
+    const cap = checkTableSize('maxTableSize', options.maxTableSize ?? DEFAULT_HEADER_TABLE_SIZE);
     this.tableCap = cap;
     this.huffman = options.huffman ?? true;
     this.table = new DynamicTable(Math.min(cap, DEFAULT_HEADER_TABLE_SIZE), (name, value, seq) => this.evicted(name, value, seq));
@@ -94,13 +80,10 @@ export class HpackEncoder {
       this.pendingUpdate = true;
       this.pendingMin = this.pendingFinal = cap;
     }
-
-    for (const [name, index] of STATIC_NAME_INDEX) this.permanent(name, Policy.Index).staticIndex = index;
-    for (const name of NOT_INDEXED_HEADERS) this.permanent(name, Policy.NoIndex);
-    for (const name of NEVER_INDEXED_HEADERS) this.permanent(name, Policy.Never);
-    this.permanent('cookie', Policy.NeverIfShort);
-    this.permanent(':path', Policy.Path);
-    for (const name of options.sensitiveHeaders ?? []) this.permanent(name.toLowerCase(), Policy.Never);
+    for (const name of options.sensitiveHeaders ?? []) {
+      const lower = name.toLowerCase();
+      (this.extraTemplates ??= new Map()).set(lower, sensitiveTemplate(lower));
+    }
   }
 
   /** Current dynamic table size in octets (for tests and metrics). */
@@ -120,10 +103,7 @@ export class HpackEncoder {
    * the start of the next block — with the smallest size in between first, if it dipped (§4.2).
    */
   setPeerMaxTableSize(size: number): void {
-    if (!Number.isInteger(size) || size < 0 || size > 0xffffffff) {
-      throw new RangeError(`HPACK encoder: peer table size must be an integer in 0..2^32-1, got ${size}`);
-    }
-    this.queueUpdate(Math.min(size, this.tableCap));
+    this.queueUpdate(Math.min(checkTableSize('peer table size', size), this.tableCap));
   }
 
   /**
@@ -134,25 +114,22 @@ export class HpackEncoder {
     if (headers.length % 2 !== 0) throw new TypeError('HPACK encoder: headers must be [name, value, ...] pairs');
     let pos = 0;
     if (this.pendingUpdate) pos = this.writeTableSizeUpdates(pos);
-    for (let i = 0; i < headers.length; i += 2) {
-      pos = this.encodeField(headers[i]!, headers[i + 1]!, pos);
-    }
+    for (let i = 0; i < headers.length; i += 2) pos = this.encodeField(headers[i]!, headers[i + 1]!, pos);
     const block = Buffer.allocUnsafe(pos);
-    this.buf.copy(block, 0, 0, pos);
+    block.set(this.buf.subarray(0, pos));
     return block;
   }
 
   private encodeField(name: string, value: string, pos: number): number {
-    this.ensure(pos + 3 * MAX_INTEGER_BYTES + name.length + value.length);
-    const info = this.names.get(name);
-    const policy = info === undefined ? Policy.Index : info.policy;
-    const never = policy === Policy.Never || (policy === Policy.NeverIfShort && value.length < 20);
+    this.ensure(pos + 3 * MAX_INTEGER_BYTES + HUFFMAN_WORST * (name.length + value.length));
+    const info = this.lookup(name);
+    const policy = info === undefined ? INDEX : info.policy;
+    const never = isNeverIndexed(policy, value);
 
     let nameIndex = 0;
     if (info !== undefined) {
       if (!never) {
-        // A full match is one index. Never-indexed fields skip this: they were never added, and
-        // matching the static table's empty values gains nothing.
+        // A full match is one index. Never-indexed fields skip this: they never enter the table.
         const full = this.fieldIndex(info, value);
         if (full !== 0) return this.writeInteger(0x80, 7, full, pos);
       }
@@ -162,19 +139,40 @@ export class HpackEncoder {
 
     if (never) {
       pos = this.writeInteger(0x10, 4, nameIndex, pos);
-    } else if (this.shouldIndex(policy, name, value)) {
+    } else if (mayIndex(policy, value) && (name.length + value.length + 32) * 4 <= this.table.maxSize * 3) {
+      // (An entry over 3/4 of the table would flush most of it for one field.)
       pos = this.writeInteger(0x40, 6, nameIndex, pos);
-      const seq = this.table.nextSeq;
-      this.table.add(name, value);
-      // Look the name up again: the insertion's evictions may have dropped a learnt name's entry.
-      const current = this.names.get(name) ?? this.transient(name);
-      current.dynamicName = seq;
-      (current.dynamicValues ??= new Map()).set(value, seq);
+      if (nameIndex === 0) pos = this.writeName(info, name, pos);
+      this.insert(name, value);
+      return this.writeString(value, pos);
     } else {
       pos = this.writeInteger(0x00, 4, nameIndex, pos);
     }
-    if (nameIndex === 0) pos = this.writeString(name, pos);
+    if (nameIndex === 0) pos = this.writeName(info, name, pos);
     return this.writeString(value, pos);
+  }
+
+  /** The map entry for a name, created from its template on first use; undefined if unknown. */
+  private lookup(name: string): NameInfo | undefined {
+    const known = this.names.get(name);
+    if (known !== undefined) return known;
+    const template = this.extraTemplates?.get(name) ?? NAME_TEMPLATES.get(name);
+    return template === undefined ? undefined : this.create(name, template, true);
+  }
+
+  private create(name: string, template: NameTemplate, permanent: boolean): NameInfo {
+    // Spelled out (not spread) so every NameInfo has one shape and creation stays cheap.
+    const info: NameInfo = {
+      policy: template.policy,
+      staticIndex: template.staticIndex,
+      staticValues: template.staticValues,
+      dynamicName: 0,
+      dynamicValues: null,
+      literal: null,
+      permanent,
+    };
+    this.names.set(name, info);
+    return info;
   }
 
   /** HPACK index of an entry with exactly this name and value, or 0. */
@@ -190,11 +188,13 @@ export class HpackEncoder {
     return 0;
   }
 
-  private shouldIndex(policy: Policy, name: string, value: string): boolean {
-    if (policy === Policy.NoIndex) return false;
-    if (policy === Policy.Path && value.indexOf('?') >= 0) return false;
-    // An entry this big would flush most of the table for one field.
-    return (name.length + value.length + 32) * 4 <= this.table.maxSize * 3;
+  private insert(name: string, value: string): void {
+    const seq = this.table.nextSeq;
+    this.table.add(name, value);
+    // Look the name up after the insertion: its evictions may have dropped a learnt name's entry.
+    const info = this.names.get(name) ?? this.create(name, LEARNT, false);
+    info.dynamicName = seq;
+    (info.dynamicValues ??= new Map()).set(value, seq);
   }
 
   /** The dynamic table dropped an entry: forget it unless a newer entry took its place. */
@@ -206,38 +206,12 @@ export class HpackEncoder {
       info.dynamicValues.delete(value);
       if (info.dynamicValues.size === 0) info.dynamicValues = null;
     }
-    // Names learnt from traffic leave with their last entry, so the map stays bounded.
     if (!info.permanent && info.dynamicName === 0 && info.dynamicValues === null) this.names.delete(name);
-  }
-
-  private permanent(name: string, policy: Policy): NameInfo {
-    let info = this.names.get(name);
-    if (info === undefined) {
-      info = this.transient(name);
-      info.permanent = true;
-    }
-    info.policy = policy;
-    return info;
-  }
-
-  /** A map entry for a name, with its static facts filled in. */
-  private transient(name: string): NameInfo {
-    const info: NameInfo = {
-      policy: Policy.Index,
-      staticIndex: STATIC_NAME_INDEX.get(name) ?? 0,
-      staticValues: STATIC_FIELD_INDEX.get(name),
-      dynamicName: 0,
-      dynamicValues: null,
-      permanent: false,
-    };
-    this.names.set(name, info);
-    return info;
   }
 
   private queueUpdate(size: number): void {
     if (!this.pendingUpdate) {
-      // Nothing to say if the size does not actually change.
-      if (size === this.table.maxSize) return;
+      if (size === this.table.maxSize) return; // nothing changes, nothing to say
       this.pendingUpdate = true;
       this.pendingMin = size;
     } else if (size < this.pendingMin) {
@@ -277,18 +251,43 @@ export class HpackEncoder {
     return pos;
   }
 
+  /** A literal name; for names with a map entry the encoded bytes are computed once. */
+  private writeName(info: NameInfo | undefined, name: string, pos: number): number {
+    if (info === undefined) return this.writeString(name, pos);
+    let literal = info.literal;
+    if (literal === null) {
+      const end = this.writeString(name, pos);
+      literal = info.literal = Buffer.from(this.buf.subarray(pos, end));
+      return end;
+    }
+    literal.copy(this.buf, pos);
+    return pos + literal.length;
+  }
+
   /** String literal (§5.2), Huffman-coded when that is strictly shorter. */
   private writeString(str: string, pos: number): number {
     const length = str.length;
-    const huffmanLength = huffmanEncodedLength(str); // also rejects characters above U+00FF
-    if (this.huffman && huffmanLength < length) {
-      pos = this.writeInteger(0x80, 7, huffmanLength, pos);
-      return huffmanEncode(str, this.buf, pos);
+    const buf = this.buf;
+    if (this.huffman) {
+      if (length < 127) {
+        // One pass: Huffman-code after a 1-octet length prefix (the result must be < 127 octets
+        // to be chosen), and fall back to raw octets if it did not come out shorter.
+        const end = huffmanEncode(str, buf, pos + 1);
+        if (end - pos - 1 < length) {
+          buf[pos] = 0x80 | (end - pos - 1);
+          return end;
+        }
+      } else {
+        const huffmanLength = huffmanEncodedLength(str);
+        if (huffmanLength < length) return huffmanEncode(str, buf, this.writeInteger(0x80, 7, huffmanLength, pos));
+      }
     }
     pos = this.writeInteger(0x00, 7, length, pos);
-    const buf = this.buf;
-    if (length > 32) return pos + buf.write(str, pos, length, 'latin1');
-    for (let i = 0; i < length; i++) buf[pos + i] = str.charCodeAt(i);
+    for (let i = 0; i < length; i++) {
+      const c = str.charCodeAt(i);
+      if (c > 0xff) throw new TypeError(`HPACK: header string has a character above U+00FF at ${i}`);
+      buf[pos + i] = c;
+    }
     return pos + length;
   }
 

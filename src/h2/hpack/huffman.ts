@@ -145,7 +145,7 @@ export function huffmanEncodedLength(str: string): number {
   return (bits + 7) >>> 3;
 }
 
-/** Writes the Huffman coding of `str` at `dst[pos]`; returns the position after it. */
+/** Writes the Huffman coding of `str` at `dst[pos]`; returns the position after it. Same TypeError. */
 export function huffmanEncode(str: string, dst: Uint8Array, pos: number): number {
   const codes = ENCODE_CODES;
   const lengths = ENCODE_LENGTHS;
@@ -154,7 +154,8 @@ export function huffmanEncode(str: string, dst: Uint8Array, pos: number): number
   let acc = 0;
   let bits = 0;
   for (let i = 0; i < str.length; i++) {
-    const c = str.charCodeAt(i) & 0xff;
+    const c = str.charCodeAt(i);
+    if (c > 0xff) throw new TypeError(`HPACK: header string has a character above U+00FF at ${i}`);
     let code = codes[c]!;
     let len = lengths[c]!;
     if (len > 24) {

@@ -11,8 +11,9 @@
 // - HpackEncoder.encode(list) → Buffer; setPeerMaxTableSize(n) when the peer's SETTINGS arrive.
 //   Never indexed: authorization, proxy-authorization, set-cookie, cookie values under 20
 //   octets, and any `sensitiveHeaders` option. x-forwarded-client-cert is indexed on purpose
-//   (no secret in it, repeated on every request of a connection). See encoder.ts.
+//   (no secret in it, repeated on every request of a connection). See policy.ts.
 
 export { HpackError, type HpackErrorCode } from './errors.js';
 export { HpackDecoder, type HpackDecoderOptions, DEFAULT_HEADER_TABLE_SIZE, DEFAULT_MAX_HEADER_LIST_SIZE } from './decoder.js';
-export { HpackEncoder, type HpackEncoderOptions, NEVER_INDEXED_HEADERS, NOT_INDEXED_HEADERS } from './encoder.js';
+export { HpackEncoder, type HpackEncoderOptions } from './encoder.js';
+export { NEVER_INDEXED_HEADERS, NOT_INDEXED_HEADERS } from './policy.js';
