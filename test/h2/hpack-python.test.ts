@@ -61,7 +61,9 @@ const fixed: List[] = [
   [['x-repeat', 'same'], ['x-secret', 'pw'], ['cookie', 'k=' + 'v'.repeat(30)], ['cookie', 'k=' + 'v'.repeat(30)]],
 ];
 
-t.test('python-hpack decodes our blocks, we decode its blocks', async (t) => {
+const available = runPython({ ours: [], theirs: [] }) !== null;
+
+t.test('python-hpack decodes our blocks, we decode its blocks', { skip: available ? false : 'python3 with hpack is not installed' }, async (t) => {
   const random = fc.sample(fc.array(fc.tuple(fc.oneof(name, fc.constantFrom('x-repeat', 'accept', ':path')), value), { maxLength: 15 }), { numRuns: 150, seed: 7 });
   const lists: List[] = [...fixed, ...random, ...fixed];
   const encoder = new HpackEncoder({ sensitiveHeaders: ['x-secret'] });
@@ -71,7 +73,7 @@ t.test('python-hpack decodes our blocks, we decode its blocks', async (t) => {
 
   const result = runPython({ ours, theirs });
   if (result === null) {
-    t.skip('python3 with hpack is not installed');
+    t.comment('python3 with hpack is not installed: nothing compared');
     return;
   }
   t.equal(result.decoded.length, lists.length);
