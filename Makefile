@@ -17,12 +17,14 @@ $(NODE_MODULES_STAMP): package-lock.json package.json
 	@touch $(NODE_MODULES_STAMP)
 
 ## tools: the command-line programs the tests drive as real clients (openssl, curl, and Debian's
-## prometheus package for prometheus + promtool: test/e2e/prometheus.test.ts scrapes for real)
+## prometheus package for prometheus + promtool: test/e2e/prometheus.test.ts scrapes for real;
+## python3-h2, the independent HTTP/2 peer of test/h2/conformance-python.test.ts)
 tools:
 	@missing=""; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing="$$missing prometheus"; \
+	{ python3 -c 'import h2' 2>/dev/null || /usr/bin/python3 -c 'import h2' 2>/dev/null; } || missing="$$missing python3-h2"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
