@@ -4,43 +4,55 @@
 
 import t from 'tap';
 import { join } from 'node:path';
-import { makePki, request, startUpstream, TD } from '../helpers/outbound-fixture.js';
+import type { ServerHttp2Stream } from 'node:http2';
+import { makePki, request, sleep, startUpstream, TD, type Http1Result } from '../helpers/outbound-fixture.js';
 import { startBalanced } from '../helpers/outbound-balance-fixture.js';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { ConfigError, formatIssue } from '../../src/config/issues.js';
 
-t.test('maxRequests 5, 20 concurrent slow requests: the excess gets 503 circuit_open quickly', async (t) => {
+t.test('maxRequests 5, 20 concurrent requests: the excess gets 503 circuit_open while the five are still in flight', async (t) => {
   const pki = await makePki(TD);
-  const up = await startUpstream(pki);
+  // the upstream holds every request until the test lets go
+  const held: ServerHttp2Stream[] = [];
+  const up = await startUpstream(pki, {
+    handler: (stream) => {
+      stream.on('error', () => {});
+      stream.resume();
+      held.push(stream);
+    },
+  });
   const fx = await startBalanced(pki, { ports: [up.port], circuitBreaker: { maxRequests: 5, maxPending: 1024 } });
   t.teardown(async () => {
     await fx.close();
     await up.close();
   });
-  const results = await Promise.all(
-    Array.from({ length: 20 }, async (_, i) => {
-      const started = Date.now();
-      const res = await request(fx.port, { path: '/slow/400', headers: { 'x-request-id': `cb-${i}` } });
-      return { res, took: Date.now() - started };
+  const refused: Http1Result[] = [];
+  const served = Array.from({ length: 20 }, (_, i) =>
+    request(fx.port, { path: '/echo', headers: { 'x-request-id': `cb-${i}` } }).then((res) => {
+      if (res.status === 503) refused.push(res);
+      return res;
     }),
   );
-  const ok = results.filter((r) => r.res.status === 200);
-  const refused = results.filter((r) => r.res.status === 503);
-  t.equal(ok.length + refused.length, 20);
-  t.ok(ok.length >= 5, `${ok.length} served`);
-  t.ok(refused.length >= 10, `${refused.length} refused`);
-  for (const { res, took } of refused) {
+  // "at once": the refusals all arrive while the admitted five are still held upstream
+  const deadline = Date.now() + 10_000;
+  while ((refused.length < 15 || held.length < 5) && Date.now() < deadline) await sleep(5);
+  t.equal(held.length, 5, 'five reached the upstream and are held there');
+  t.equal(refused.length, 15, 'the other fifteen were refused meanwhile');
+  for (const res of refused) {
     t.equal(res.headers['x-meshcar-error'], 'circuit_open');
     t.match(res.json<object>(), { error: 'circuit_open', message: /maxRequests/ });
-    t.ok(took < 300, `refused at once (${took} ms)`);
   }
-  t.equal(fx.observer.circuitOpen, refused.length, 'counted');
-  t.ok(up.requests <= ok.length, 'the upstream never saw the refused ones');
-  t.ok(
-    fx.observer.requests.filter((r) => r.errorCode === 'circuit_open').length === refused.length,
-    'request records carry circuit_open',
-  );
-  t.equal((await request(fx.port)).status, 200, 'closes again once requests finish');
+  for (const stream of held) stream.respond({ ':status': 200 }, { endStream: true });
+  const results = await Promise.all(served);
+  t.equal(results.filter((r) => r.status === 200).length, 5, 'the five are served once the upstream answers');
+  t.equal(fx.observer.circuitOpen, 15, 'counted');
+  t.equal(up.requests, 5, 'the upstream never saw the refused ones');
+  t.equal(fx.observer.requests.filter((r) => r.errorCode === 'circuit_open').length, 15, 'request records carry circuit_open');
+  // closes again once requests finish: the next one reaches the upstream
+  const again = request(fx.port, { path: '/echo' });
+  while (held.length < 6 && Date.now() < deadline + 10_000) await sleep(5);
+  held[5]?.respond({ ':status': 200 }, { endStream: true });
+  t.equal((await again).status, 200, 'admitted again once the five finished');
 });
 
 t.test('maxPending: requests waiting for a stream beyond the cap get circuit_open', async (t) => {
