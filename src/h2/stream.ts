@@ -286,6 +286,14 @@ export class H2Stream extends Duplex {
     this.returnCredit();
   }
 
+  // _read() runs only when the buffer falls below the high-water mark; a consumer reading a
+  // full buffer bit by bit returns its credit here, as it takes each piece
+  override read(size?: number): ReturnType<Duplex['read']> {
+    const chunk = super.read(size);
+    if (this.pushedBytes !== this.creditedBytes) this.returnCredit();
+    return chunk;
+  }
+
   private dropOutput(): void {
     const cb = this.chunkCb;
     this.chunk = null;

@@ -1,0 +1,155 @@
+// Limits and lifecycle our own peers can reach without python: a peer that never acknowledges
+// our SETTINGS, a peer that floods us with PINGs while never reading (the answers pile up),
+// PING round trips, a client's graceful close, stream counting, the rapid-reset budget with a
+// well-behaved peer that also completes streams, and credit returned only as the consumer
+// reads (real backpressure, measured on our own pair).
+
+import t from 'tap';
+import net from 'node:net';
+import { once } from 'node:events';
+import { CLIENT_PREFACE, ErrorCode, Flag, FrameType } from '../../src/h2/constants.js';
+import { H2Connection } from '../../src/h2/connection.js';
+import type { H2Stream } from '../../src/h2/stream.js';
+import { connectOurClient, ourRequest, readBody, RecordingH2Observer, startOurServer, waitFor } from './fixtures/h2-helpers.js';
+
+function frame(type: number, flags: number, id: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(id, 5);
+  return Buffer.concat([h, payload]);
+}
+
+/** Reads frames from a raw socket; resolves with the first GOAWAY's error code. */
+function goawayCode(socket: net.Socket): Promise<number> {
+  return new Promise((resolve) => {
+    let buf = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 9) {
+        const len = buf.readUIntBE(0, 3);
+        if (buf.length < 9 + len) break;
+        if (buf[3] === FrameType.GOAWAY) resolve(buf.readUInt32BE(13));
+        buf = buf.subarray(9 + len);
+      }
+    });
+  });
+}
+
+t.test('a peer that never acknowledges our SETTINGS gets SETTINGS_TIMEOUT', async (t) => {
+  const server = await startOurServer(() => {}, { limits: { settingsTimeoutMs: 200 } });
+  t.teardown(server.close);
+  const socket = net.connect(server.port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write(Buffer.concat([CLIENT_PREFACE, frame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0))]));
+  t.equal(await goawayCode(socket), ErrorCode.SETTINGS_TIMEOUT);
+  t.same(server.observer.closed, [{ reason: 'settings_timeout', code: ErrorCode.SETTINGS_TIMEOUT }]);
+  socket.destroy();
+});
+
+t.test('a peer that floods PINGs and never reads is cut off before the answers pile up', async (t) => {
+  const server = await startOurServer(() => {}, { limits: { maxPingsPerWindow: 1e9, maxOutboundBuffer: 256 * 1024 } });
+  t.teardown(server.close);
+  const socket = net.connect(server.port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.pause(); // never reads: our PING ACKs stay in the server's socket buffer
+  socket.write(Buffer.concat([CLIENT_PREFACE, frame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0)), frame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(0))]));
+  const ping = frame(FrameType.PING, 0, 0, Buffer.alloc(8));
+  const burst = Buffer.concat(Array.from({ length: 4096 }, () => ping));
+  socket.on('error', () => {});
+  for (let i = 0; i < 400 && server.observer.closed.length === 0; i++) {
+    if (!socket.write(burst)) await Promise.race([once(socket, 'drain'), once(socket, 'close')]);
+  }
+  await waitFor(() => server.observer.closed.length > 0, 'the server to give up');
+  t.equal(server.observer.closed[0]?.reason, 'outbound_flood');
+  socket.destroy();
+});
+
+t.test('PING round trip, stream counting and a client graceful close', async (t) => {
+  let held: H2Stream | undefined;
+  const server = await startOurServer((stream, headers) => {
+    if (headers[':path'] === '/hold') {
+      held = stream;
+      return;
+    }
+    stream.respond({ ':status': 200 }, { endStream: true });
+  });
+  t.teardown(server.close);
+  const observer = new RecordingH2Observer();
+  const conn = await connectOurClient(server.port, { observer });
+  const rtt = await new Promise<number>((resolve, reject) => conn.ping((err, ms) => (err ? reject(err) : resolve(ms))));
+  t.ok(rtt >= 0, `PING answered in ${rtt.toFixed(3)} ms`);
+  const s = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/hold' }, { endStream: true });
+  const response = once(s, 'response');
+  await waitFor(() => held !== undefined, 'the server stream');
+  t.equal(conn.activeStreams, 1, 'one stream open on the client');
+  t.equal(server.connections[0]!.activeStreams, 1, 'and on the server');
+  conn.close();
+  t.throws(() => conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/' }), { code: 'ERR_H2_SESSION_CLOSING' }, 'no new streams while closing');
+  held!.respond({ ':status': 204 }, { endStream: true });
+  await response;
+  await waitFor(() => conn.destroyed && server.connections[0]!.destroyed, 'both ends closed once the stream finished');
+  t.same(observer.closed, [{ reason: 'normal', code: 0 }]);
+  await waitFor(() => server.observer.closed.length === 1, 'server close counted');
+  t.equal(server.observer.closed[0]?.reason, 'normal');
+});
+
+t.test('rapid reset: a peer that completes streams too may cancel some; one that only resets is cut off', async (t) => {
+  const server = await startOurServer(
+    (stream, headers) => {
+      stream.on('error', () => {});
+      if (headers[':path'] === '/ok') stream.respond({ ':status': 200 }, { endStream: true });
+    },
+    { limits: { maxResetsPerWindow: 20 } },
+  );
+  t.teardown(server.close);
+  const conn = await connectOurClient(server.port);
+  // 40 completed, then 30 cancelled: resets exceed the limit but not the completed streams
+  await Promise.all(Array.from({ length: 40 }, () => ourRequest(conn, { ':path': '/ok' })));
+  for (let i = 0; i < 30; i++) {
+    const s = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/hold' }, { endStream: true });
+    s.on('error', () => {});
+    s.close(ErrorCode.CANCEL);
+  }
+  await new Promise<void>((r) => conn.ping(() => r()));
+  t.same(server.observer.closed, [], 'a busy, well-behaved peer is not cut off');
+  for (let i = 0; i < 30; i++) {
+    const s = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/hold' }, { endStream: true });
+    s.on('error', () => {});
+    s.close(ErrorCode.CANCEL);
+  }
+  await waitFor(() => server.observer.closed.length > 0, 'GOAWAY for rapid reset');
+  t.same(server.observer.closed[0], { reason: 'rapid_reset', code: ErrorCode.ENHANCE_YOUR_CALM });
+  await waitFor(() => conn.destroyed, 'the client saw the GOAWAY');
+});
+
+t.test('credit goes back as the consumer reads, not as DATA arrives (our pair)', async (t) => {
+  const window = 64 * 1024;
+  let held: H2Stream | undefined;
+  const server = await startOurServer(
+    (stream) => {
+      held = stream;
+      stream.pause();
+    },
+    { limits: { initialWindowSize: window } },
+  );
+  t.teardown(server.close);
+  const conn = await connectOurClient(server.port);
+  const s = conn.request({ ':method': 'POST', ':scheme': 'http', ':authority': 'x', ':path': '/' });
+  s.on('error', () => {});
+  const body = Buffer.alloc(1 << 20, 7);
+  s.end(body);
+  await waitFor(() => held !== undefined && held.dataReceived >= window, 'a window of data');
+  await new Promise<void>((r) => conn.ping(() => r()));
+  t.equal(held!.dataReceived, window, 'the sender stopped at the window: no credit while nothing was read');
+  t.equal(s.bytesSent, window, 'our client framed exactly one window');
+  // read a quarter of the window: that much credit goes back, and no more arrives than that
+  held!.read(window / 4);
+  await waitFor(() => held!.dataReceived > window, 'credit for what was read');
+  await new Promise<void>((r) => conn.ping(() => r()));
+  t.ok(held!.dataReceived <= window + window / 4, `after reading a quarter, at most a quarter more arrived (${held!.dataReceived - window})`);
+  held!.resume();
+  t.equal((await readBody(held!)).length + window / 4, body.length, 'then the whole body');
+  conn.destroy();
+});
