@@ -5,7 +5,7 @@
 import t from 'tap';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startMeshCa, startSidecar, httpGet, type MeshCa } from '../helpers/mesh.js';
+import { startMeshCa, startSidecar, httpGet, waitFor, type MeshCa } from '../helpers/mesh.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
 
 let ca: MeshCa;
@@ -31,40 +31,50 @@ function refused(port: number): Promise<boolean> {
   });
 }
 
-t.test('inbound: in-flight requests finish, new connections are refused, exit 0', async (t) => {
-  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s' }, drainTimeout: '8s' });
+t.test('inbound: in-flight requests finish, new connections are refused, exit 0 as soon as they have', async (t) => {
+  // a drain timeout far beyond the work: a drain that waited for it would be seen
+  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s' }, drainTimeout: '30s' });
   const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '10s' }] });
   t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
   t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200, 'the session is up');
 
-  const slow = request(frontend.outboundPort, { path: '/slow', headers: { host: 'orders' } });
-  await sleep(300);
+  const slow = request(frontend.outboundPort, { path: '/slow', headers: { host: 'orders', 'x-request-id': 'drain-slow' } });
+  await waitFor(async () => app.seen.some((h) => h['x-request-id'] === 'drain-slow'), 10_000, 'the slow request at the app');
   const exited = orders.process.exited();
+  const seen = orders.process.lines.length;
   orders.process.child.kill('SIGTERM');
-  await sleep(200);
+  await orders.process.waitFor((line) => orders.process.lines.indexOf(line) >= seen && line.msg === 'inbound draining');
   const ready = await orders.admin('/ready').catch(() => ({ status: 0, body: '' }));
   t.equal(ready.status, 503, '/ready says 503 while draining');
   t.ok(await refused(orders.inboundPort), 'the inbound listener no longer accepts');
   const answer = await slow;
+  const answeredAt = Date.now();
   t.equal(answer.status, 200, 'the in-flight request finished');
   t.equal(answer.body.toString(), 'late');
   t.equal(await exited, 0, 'exit 0 after draining');
+  const after = Date.now() - answeredAt;
+  t.ok(after < 5000, `exited ${after} ms after the last request finished, not at the 30 s drain timeout`);
 });
 
 t.test('outbound keeps serving the app while the sidecar drains', async (t) => {
   const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` } });
-  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '6s' });
+  // a drain timeout far beyond the work: a drain that waited for it would be seen
+  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '30s' });
   t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
   const exited = frontend.process.exited();
+  const seen = frontend.process.lines.length;
   frontend.process.child.kill('SIGTERM');
+  await frontend.process.waitFor((line) => frontend.process.lines.indexOf(line) >= seen && line.msg === 'draining');
   const statuses: number[] = [];
   for (let i = 0; i < 6; i++) {
+    if (i > 0) await sleep(150); // the app calls now and then, never quiet for the sidecar's 1 s
     statuses.push((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status);
-    await sleep(150);
   }
+  const lastCall = Date.now();
   t.same(statuses, [200, 200, 200, 200, 200, 200], 'calls made after SIGTERM still succeed');
   t.equal((await httpGet(frontend.adminPort, '/ready').catch(() => ({ status: 0 }))).status, 503);
-  const started = Date.now();
   t.equal(await exited, 0, 'exits once the app has gone quiet');
-  t.ok(Date.now() - started < 5000, 'well before the drain timeout');
+  const quietFor = Date.now() - lastCall;
+  t.ok(quietFor >= 800, `not before the app had been quiet for about 1 s (${quietFor} ms)`);
+  t.ok(quietFor < 5000, `and soon after, not at the 30 s drain timeout (${quietFor} ms)`);
 });
