@@ -16,6 +16,15 @@ const slowApp: Http1Handler = (req, res) => {
   setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end(`done after ${delay}`), delay).unref();
 };
 
+/** Resolves once `check` holds, polling; fails the test after `timeoutMs`. */
+async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 function connectError(port: number, options: tls.ConnectionOptions): Promise<string | undefined> {
   return new Promise((resolve) => {
     const socket = tls.connect({ host: '127.0.0.1', port, ...options }, () => {
@@ -40,24 +49,22 @@ t.test('drain lets in-flight requests finish and refuses new work', async (t) =>
 
   const session = await h2Connect(fx.port, tlsOptions);
   t.teardown(() => session.destroy());
-  let goaway = false;
-  session.on('goaway', () => (goaway = true));
+  const goaway = once(session, 'goaway');
 
   const h1Slow = h1Request(fx.port, tlsOptions, { path: '/slow?ms=600' });
   const h2Slow = h2Request(session, { ':path': '/slow?ms=600' });
-  await new Promise((r) => setTimeout(r, 100)); // both reached the app
-  t.equal(fx.inbound.inFlight, 2);
+  await until(() => fx.inbound.inFlight === 2, 'both requests at the app');
+  const work = Promise.all([h1Slow, h2Slow]);
 
   const started = Date.now();
   const drained = fx.inbound.drain(5000);
-  await new Promise((r) => setTimeout(r, 50));
   t.ok(fx.inbound.draining);
+  // GOAWAY and the idle connection's close come at once: before the requests in flight end
+  const first = await Promise.race([Promise.all([goaway, idleClosed]).then(() => 'told'), work.then(() => 'work finished')]);
+  t.equal(first, 'told', 'the HTTP/2 session got GOAWAY and the idle HTTP/1.1 connection was closed while requests were still in flight');
   t.equal(await connectError(fx.port, tlsOptions), 'ECONNREFUSED', 'new connections are refused');
-  t.ok(goaway, 'the HTTP/2 session got GOAWAY');
-  await idleClosed;
-  t.pass('the idle HTTP/1.1 connection was closed at once');
 
-  const [r1, r2] = await Promise.all([h1Slow, h2Slow]);
+  const [r1, r2] = await work;
   t.equal(r1.status, 200);
   t.equal(r1.body, 'done after 600', 'the HTTP/1.1 request completed');
   t.equal(r1.headers.connection, 'close', 'with Connection: close');
@@ -78,7 +85,7 @@ t.test('drain cuts what is still running at the timeout', async (t) => {
     (r) => `answered ${r.status}`,
     (err: Error) => `failed: ${err.message}`,
   );
-  await new Promise((r) => setTimeout(r, 100));
+  await until(() => fx.inbound.inFlight === 1, 'the request at the app');
   const started = Date.now();
   await fx.inbound.drain(300);
   const took = Date.now() - started;
