@@ -8,6 +8,15 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { h2cRequest, makePki, request, sleep, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
 
+/** Resolves once `check` holds, polling; fails the test after `timeoutMs`. */
+async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
+
 function connectRefused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -44,28 +53,26 @@ t.test('drain lets requests in flight finish, then closes', async (t) => {
 
   const slowHttp1 = request(fx.port, { path: '/slow/400' });
   const slowH2c = h2cRequest(h2c, { ':path': '/slow/400' });
-  await sleep(100);
+  await until(() => fx.outbound.inFlight === 2, 'both requests in flight');
   t.equal(fx.outbound.idleForMs(), 0, 'busy: not idle');
-  t.equal(fx.outbound.inFlight, 2);
+  const work = Promise.all([slowHttp1, slowH2c]);
 
   const started = Date.now();
   const drained = fx.outbound.drain(5000);
   t.equal(fx.outbound.draining, true);
-  await sleep(30);
+  // GOAWAY and the idle connection's close come at once: before the requests in flight end
+  const first = await Promise.race([Promise.all([goaway, idleClosed]).then(() => 'told'), work.then(() => 'work finished')]);
+  t.equal(first, 'told', 'the h2c app session got GOAWAY and the idle keep-alive connection was closed while requests were still in flight');
   t.ok(await connectRefused(fx.port), 'no new connections');
-  await goaway;
-  t.pass('the h2c app session got GOAWAY');
-  await idleClosed;
-  t.pass('the idle keep-alive connection was closed');
 
-  const [one, two] = await Promise.all([slowHttp1, slowH2c]);
+  const [one, two] = await work;
   t.equal(one.status, 200, 'the HTTP/1.1 request in flight finished');
   t.equal(one.headers.connection, 'close', 'with Connection: close');
   t.equal(two.status, 200, 'the h2c request in flight finished');
   await drained;
   const took = Date.now() - started;
   t.ok(took >= 250 && took < 2000, `drain waited for them (${took} ms)`);
-  await sleep(50);
+  await until(() => fx.outbound.sessionCount('payments') === 0 && upstream.sessions.size === 0, 'the upstream sessions closed');
   t.equal(fx.outbound.sessionCount('payments'), 0, 'then the upstream sessions closed');
   t.equal(upstream.sessions.size, 0, 'as the upstream saw it');
   t.ok(fx.outbound.idleForMs() > 0);
@@ -83,13 +90,13 @@ t.test('a drain that times out cuts what is left', async (t) => {
     (r) => `status ${r.status}`,
     (err: NodeJS.ErrnoException) => String(err.code),
   );
-  await sleep(100);
+  await until(() => fx.outbound.inFlight === 1, 'the request in flight');
   const started = Date.now();
   await fx.outbound.drain(300);
   const took = Date.now() - started;
   t.ok(took >= 280 && took < 1000, `bounded by the timeout (${took} ms)`);
   t.equal(await hanging, 'ECONNRESET', 'the request left in flight was cut');
-  await sleep(50);
+  await until(() => fx.outbound.inFlight === 0, 'nothing in flight');
   t.equal(fx.outbound.inFlight, 0);
 });
 
