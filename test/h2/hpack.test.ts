@@ -187,6 +187,13 @@ t.test('Huffman primitives: RFC strings, every byte value, and a bad-input catal
   t.throws(() => huffmanEncodedLength('\u0100'), TypeError, 'characters above U+00FF are refused');
 });
 
+t.test('a Uint8Array view into a bigger buffer decodes like a Buffer', async (t) => {
+  const block = hex(C4[0]!.block);
+  const backing = new Uint8Array(block.length + 10).fill(0xff);
+  backing.set(block, 7);
+  t.same(new HpackDecoder().decode(backing.subarray(7, 7 + block.length)), flat(REQUESTS[0]!));
+});
+
 t.test('decoder errors are HpackError with a code', async (t) => {
   const d = new HpackDecoder();
   const err = t.throws(() => d.decode(Buffer.from([0x80]))) as HpackError;
