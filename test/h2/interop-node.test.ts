@@ -77,6 +77,14 @@ t.test('our client → core server over mTLS', async (t) => {
       stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
       return;
     }
+    if (path === '/continue') {
+      stream.additionalHeaders({ ':status': 100 });
+      readBody(stream).then((b) => {
+        stream.respond({ ':status': 200 });
+        stream.end(`got ${b.toString()}`);
+      });
+      return;
+    }
     if (path === '/trailers') {
       const chunks: Buffer[] = [];
       let reqTrailers: http2.IncomingHttpHeaders | undefined;
@@ -130,6 +138,18 @@ t.test('our client → core server over mTLS', async (t) => {
   t.equal(err.h2Code, ErrorCode.INTERNAL_ERROR, 'the reset code reaches the stream');
   t.equal(err.reason, 'reset_by_peer');
   t.equal(rst.rstCode, ErrorCode.INTERNAL_ERROR);
+
+  // 100-continue: the body waits for the core server's informational 100
+  const continued = await new Promise<{ informational: unknown; body: string }>((resolve, reject) => {
+    const s = conn.request({ ':method': 'POST', ':scheme': 'https', ':authority': 'x', ':path': '/continue', expect: '100-continue' });
+    let informational: unknown;
+    s.on('headers', (h) => (informational = h));
+    s.on('continue', () => s.end('the body'));
+    s.on('error', reject);
+    readBody(s).then((b) => resolve({ informational, body: b.toString() }), reject);
+  });
+  t.match(continued.informational, { ':status': '100' }, "the core server's 100 Continue arrived as informational headers");
+  t.equal(continued.body, 'got the body', 'the body sent after it was received');
 
   // many concurrent streams
   const many = await Promise.all(Array.from({ length: 300 }, (_, i) => ourRequest(conn, { ':path': `/n${i}` })));
