@@ -13,6 +13,8 @@ import { ReceiveWindow, SendWindow } from './flow-control.js';
 import { FrameReader } from './frame-reader.js';
 import { FrameWriter } from './frame-writer.js';
 import { HeaderBlockAssembler } from './header-block.js';
+import { PingTracker } from './pings.js';
+import { SendScheduler } from './send-scheduler.js';
 import { flattenHeaders, type OutgoingHeaders } from './headers.js';
 import { HpackDecoder, HpackEncoder } from './hpack/index.js';
 import { ResetBudget, WindowBudget, resolveLimits, type H2Limits } from './limits.js';
@@ -45,18 +47,10 @@ export class SessionClosingError extends Error {
   readonly code = 'ERR_H2_SESSION_CLOSING';
 }
 
-/** DATA is held back (not framed) while this much is waiting to leave the socket. */
-const SOCKET_HIGH_WATER = 1 << 20;
 /** How long the graceful close waits for the PING that follows the first GOAWAY. */
 const GOAWAY_PING_TIMEOUT_MS = 2_000;
 /** Streams we reset whose late frames are ignored rather than treated as errors. */
 const RECENT_RESETS = 128;
-
-interface PendingPing {
-  readonly payload: Buffer;
-  readonly startedAt: number;
-  readonly callback: (err: Error | null, durationMs: number) => void;
-}
 
 /**
  * Events: 'connect' (the peer's first SETTINGS arrived), 'stream' (server: stream, headers,
@@ -96,10 +90,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
   private readonly recentResets = new Set<number>();
   private readonly reader: FrameReader;
   private readonly receiver: FrameReceiver;
-  private readonly ready: H2Stream[] = [];
-  private sending = false;
-  private pings: PendingPing[] = [];
-  private pingCounter = 0;
+  private readonly scheduler: SendScheduler;
+  private readonly pings = new PingTracker();
   private settingsTimer: NodeJS.Timeout | undefined;
   private finalGoawaySent = false;
   private closeReason: ConnectionCloseReason | undefined;
@@ -123,6 +115,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
     this.encoder = new HpackEncoder({ huffman: options.huffman ?? true });
     this.writer = new FrameWriter(socket as unknown as ConstructorParameters<typeof FrameWriter>[0]);
     this.receiver = new FrameReceiver(this);
+    this.scheduler = new SendScheduler(socket, this.writer, this.sendWindow, () => this.remoteSettings.maxFrameSize);
     this.reader = new FrameReader(this.receiver, {
       maxFrameSize: Math.max(DEFAULT_MAX_FRAME_SIZE, limits.maxFrameSize),
       ...(this.isServer ? { preface: CLIENT_PREFACE } : {}),
@@ -183,11 +176,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
   /** Sends a PING; the callback gets the round trip in ms, or an error if the connection ends first. */
   ping(callback: (err: Error | null, durationMs: number) => void = noop): void {
     if (this.destroyed) return callback(new SessionClosingError('the connection is closed'), 0);
-    const payload = Buffer.allocUnsafe(8);
-    payload.writeUInt32BE(process.pid >>> 0, 0);
-    payload.writeUInt32BE(++this.pingCounter >>> 0, 4);
-    this.pings.push({ payload, startedAt: performance.now(), callback });
-    this.writer.ping(payload, false);
+    this.pings.send(this.writer, callback);
   }
 
   /**
@@ -238,11 +227,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
   }
 
   wantsToSend(stream: H2Stream): void {
-    if (!stream.queued) {
-      stream.queued = true;
-      this.ready.push(stream);
-    }
-    this.sendPending();
+    if (!this.destroyed) this.scheduler.add(stream);
   }
 
   frameData(streamId: number, payload: Buffer, endStream: boolean): void {
@@ -332,10 +317,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
   }
 
   pingAcked(payload: Buffer): void {
-    const i = this.pings.findIndex((p) => p.payload.equals(payload));
-    if (i < 0) return;
-    const [p] = this.pings.splice(i, 1);
-    p!.callback(null, performance.now() - p!.startedAt);
+    this.pings.acked(payload);
   }
 
   goawayFromPeer(lastStreamId: number, code: number, debug: Buffer): void {
@@ -368,31 +350,9 @@ export class H2Connection extends EventEmitter implements StreamHost {
 
   // --- sending --------------------------------------------------------------------------------
 
-  /** Frames DATA from the ready streams, round robin, while both windows and the socket allow. */
+  /** Frames what the streams have queued, as far as the windows allow (send-scheduler.ts). */
   sendPending(): void {
-    if (this.sending || this.destroyed) return;
-    this.sending = true;
-    try {
-      const ready = this.ready;
-      while (ready.length > 0) {
-        if (this.socket.writableLength + this.writer.pending > SOCKET_HIGH_WATER) return; // 'drain' resumes
-        const stream = ready[0]!;
-        if (!stream.hasOutput || stream.protocolClosed) {
-          ready.shift();
-          stream.queued = false;
-          continue;
-        }
-        const max = Math.min(this.sendWindow.available, this.remoteSettings.maxFrameSize);
-        if (max <= 0 && stream.hasData) return; // the connection window: WINDOW_UPDATE resumes
-        const n = stream.sendData(max);
-        this.sendWindow.available -= n;
-        ready.shift();
-        if (stream.hasOutput && !stream.windowBlocked) ready.push(stream);
-        else stream.queued = false;
-      }
-    } finally {
-      this.sending = false;
-    }
+    if (!this.destroyed) this.scheduler.run();
   }
 
   // --- socket ---------------------------------------------------------------------------------
@@ -449,12 +409,10 @@ export class H2Connection extends EventEmitter implements StreamHost {
     this.closeReason ??= reason;
     if (this.closeReason === reason) this.closeCode = code;
     if (this.settingsTimer) clearTimeout(this.settingsTimer);
-    const lost = new SessionClosingError('the HTTP/2 connection closed');
-    for (const p of this.pings) p.callback(lost, 0);
-    this.pings = [];
+    this.pings.failAll(new SessionClosingError('the HTTP/2 connection closed'));
     for (const stream of [...this.streams.values()]) stream.lose(new H2StreamError('connection_lost', code, `the HTTP/2 connection closed (${this.closeReason})`));
     this.streams.clear();
-    this.ready.length = 0;
+    this.scheduler.clear();
     this.writer.flush();
     const socket = this.socket;
     socket.off('data', this.onSocketData);

@@ -1,0 +1,68 @@
+// Which stream's DATA goes out next: streams with something to send wait in a round-robin
+// list; each turn frames at most one frame per stream, within the stream's window, the
+// connection's window and the peer's max frame size, and only while the socket is not
+// backed up (DATA waits for 'drain' beyond SOCKET_HIGH_WATER, so a slow peer holds our
+// writers through their write() returning false rather than through our memory).
+
+import type { Duplex } from 'node:stream';
+import type { SendWindow } from './flow-control.js';
+import type { FrameWriter } from './frame-writer.js';
+import type { H2Stream } from './stream.js';
+
+/** DATA is held back (not framed) while this much is waiting to leave the socket. */
+const SOCKET_HIGH_WATER = 1 << 20;
+
+export class SendScheduler {
+  private readonly ready: H2Stream[] = [];
+  private sending = false;
+
+  constructor(
+    private readonly socket: Duplex,
+    private readonly writer: FrameWriter,
+    private readonly window: SendWindow,
+    /** The peer's SETTINGS_MAX_FRAME_SIZE, read at each frame (it may change). */
+    private readonly maxFrameSize: () => number,
+  ) {}
+
+  /** The stream has a chunk or its end to send. */
+  add(stream: H2Stream): void {
+    if (!stream.queued) {
+      stream.queued = true;
+      this.ready.push(stream);
+    }
+    this.run();
+  }
+
+  clear(): void {
+    this.ready.length = 0;
+  }
+
+  /** Frames DATA from the ready streams while both windows and the socket allow. Re-entrant calls return. */
+  run(): void {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      const ready = this.ready;
+      while (ready.length > 0) {
+        if (this.socket.writableLength + this.writer.pending > SOCKET_HIGH_WATER) return; // 'drain' resumes
+        const stream = ready[0]!;
+        if (!stream.hasOutput || stream.protocolClosed) {
+          ready.shift();
+          stream.queued = false;
+          continue;
+        }
+        const max = Math.min(this.window.available, this.maxFrameSize());
+        if (max <= 0 && stream.hasData) return; // the connection window: its WINDOW_UPDATE resumes
+        // sendData() may complete a chunk, whose callback may write the next one: that only
+        // queues (we are `sending`), and the stream stays at the end of the list
+        const n = stream.sendData(max);
+        this.window.available -= n;
+        ready.shift();
+        if (stream.hasOutput && !stream.windowBlocked) ready.push(stream);
+        else stream.queued = false;
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+}
