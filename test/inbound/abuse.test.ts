@@ -9,7 +9,8 @@ import { Metrics } from '../../src/metrics/registry.js';
 import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
 import type { Direction, SessionRejectReason } from '../../src/metrics/traffic.js';
 import { ResetGuard } from '../../src/inbound/reset-guard.js';
-import { FRONTEND_ID, h2Connect, h2Request, startInbound, TD, type InboundFixture } from '../helpers/inbound-fixture.js';
+import { FRONTEND_ID, h2Connect, h2Request, startInbound, TD, type Http1Handler, type InboundFixture } from '../helpers/inbound-fixture.js';
+import { connectRawH2, describe, ERROR, errorCodeOf, FLAG, FRAME, lastStreamOf, requestHeaders, SETTING, statusOf, type RawH2Connection } from '../helpers/raw-h2.js';
 
 const BILLING_ID = `spiffe://${TD}/svc/billing`;
 const GET = { ':method': 'GET', ':path': '/orders' };
@@ -53,9 +54,103 @@ t.test('advertised limits and an oversized request head', async (t) => {
   );
   t.match(big, /^(status 431|rstCode 11)$/, `a head over the limit is refused (${big})`);
   t.equal((await h2Request(session, GET)).status, 200, 'the connection keeps serving');
-  // more concurrent streams than allowed: the excess is refused, the rest served
-  const slow = await Promise.allSettled(Array.from({ length: 60 }, () => h2Request(session, GET)));
-  t.ok(slow.every((r) => r.status === 'fulfilled' && r.value.status === 200), 'the client queues streams beyond the limit; all are served');
+  // a well-behaved client queues streams beyond the limit itself
+  const queued = await Promise.allSettled(Array.from({ length: 60 }, () => h2Request(session, GET)));
+  t.ok(queued.every((r) => r.status === 'fulfilled' && r.value.status === 200), 'the client queues streams beyond the limit; all are served');
+});
+
+/** An app that holds every request until released, counting how many it holds at once. */
+function holdingApp() {
+  const held: Array<() => void> = [];
+  const state = { holding: 0, most: 0, held, handler: undefined as unknown as Http1Handler };
+  state.handler = (req, res) => {
+    state.holding++;
+    state.most = Math.max(state.most, state.holding);
+    req.resume();
+    held.push(() => {
+      state.holding--;
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+    });
+  };
+  return state;
+}
+
+async function until(check: () => boolean, what: string, describeState: () => string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms; ${describeState()}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const LIMIT = 10;
+const SENT = 30;
+const requestFields = (path: string) => [[':method', 'GET'], [':scheme', 'https'], [':authority', 'orders'], [':path', path]] as const;
+
+/** Opens SENT streams in one write, ignoring the server's SETTINGS_MAX_CONCURRENT_STREAMS. */
+function flood(raw: RawH2Connection): number[] {
+  const ids = Array.from({ length: SENT }, (_, i) => 1 + 2 * i);
+  raw.write(Buffer.concat(ids.map((id) => requestHeaders(id, requestFields(`/flood/${id}`)))));
+  return ids;
+}
+
+t.test('a caller that never acknowledges SETTINGS and opens streams past the limit: the excess is refused, the app never holds more than the limit', async (t) => {
+  const app = holdingApp();
+  const fx = await startInbound({ app: { protocol: 'http', handler: app.handler }, limits: { maxConcurrentStreams: LIMIT } });
+  t.teardown(() => fx.close());
+  const raw = await connectRawH2(fx.port, await fx.tlsOptions(FRONTEND_ID), { ackSettings: false });
+  t.teardown(() => raw.destroy());
+  const settings = await raw.waitFor((f) => f.type === FRAME.SETTINGS && !(f.flags & FLAG.ACK), "the server's SETTINGS");
+  t.ok(settings.payload.length >= 6, 'the server sent its settings');
+
+  const ids = flood(raw);
+  const refused = () => raw.frames.filter((f) => f.type === FRAME.RST_STREAM && ids.includes(f.streamId));
+  const state = () => `app holds ${app.holding} (at most ${app.most}); frames: ${describe(raw.frames)}`;
+  // every stream accounted for: at the app, or refused
+  await until(() => app.holding + refused().length >= SENT || raw.frames.some((f) => f.type === FRAME.GOAWAY), 'every stream at the app or refused', state);
+  t.equal(app.most, LIMIT, `the app held at most ${LIMIT} requests of this connection at once`);
+  t.equal(refused().length, SENT - LIMIT, `the other ${SENT - LIMIT} streams were refused`);
+  t.ok(refused().every((f) => errorCodeOf(f) === ERROR.REFUSED_STREAM), 'with RST_STREAM REFUSED_STREAM (safe to retry)');
+  t.notOk(raw.frames.some((f) => f.type === FRAME.GOAWAY), 'the connection itself stays up');
+
+  for (const release of app.held.splice(0)) release();
+  const admitted = ids.filter((id) => !refused().some((f) => f.streamId === id));
+  const answers = await Promise.all(admitted.map((id) => raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === id, `the answer on stream ${id}`)));
+  t.same(answers.map(statusOf), admitted.map(() => 200), `the ${LIMIT} admitted streams are answered 200`);
+  t.equal(app.most, LIMIT, 'and the app never held more');
+  const next = 1 + 2 * SENT;
+  raw.write(requestHeaders(next, requestFields('/after')));
+  await until(() => app.held.length === 1, 'the next request at the app', state);
+  app.held.splice(0)[0]?.();
+  t.equal(statusOf(await raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === next, 'the answer after the flood')), 200, 'a stream opened within the limit is served afterwards');
+});
+
+t.test('a caller that acknowledges SETTINGS and opens streams past the limit all the same: the app never holds more than the limit', async (t) => {
+  const app = holdingApp();
+  const fx = await startInbound({ app: { protocol: 'http', handler: app.handler }, limits: { maxConcurrentStreams: LIMIT } });
+  t.teardown(() => fx.close());
+  const raw = await connectRawH2(fx.port, await fx.tlsOptions(FRONTEND_ID), { ackSettings: true });
+  t.teardown(() => raw.destroy());
+  const settings = await raw.waitFor((f) => f.type === FRAME.SETTINGS && !(f.flags & FLAG.ACK), "the server's SETTINGS");
+  let advertised: number | undefined;
+  for (let at = 0; at + 6 <= settings.payload.length; at += 6) if (settings.payload.readUInt16BE(at) === SETTING.MAX_CONCURRENT_STREAMS) advertised = settings.payload.readUInt32BE(at + 2);
+  t.equal(advertised, LIMIT, 'the limit was advertised (and acknowledged)');
+  await raw.waitFor((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) !== 0, 'the ACK of our SETTINGS'); // the exchange is complete
+
+  const ids = flood(raw);
+  const refusedIds = () => {
+    const goaway = raw.frames.find((f) => f.type === FRAME.GOAWAY);
+    return ids.filter((id) => raw.frames.some((f) => f.type === FRAME.RST_STREAM && f.streamId === id) || (goaway !== undefined && id > lastStreamOf(goaway)));
+  };
+  const state = () => `app holds ${app.holding} (at most ${app.most}); frames: ${describe(raw.frames)}`;
+  // a peer that breaks a limit it acknowledged commits a connection error: Node's HTTP/2
+  // server ends the connection; refusing the excess streams one by one would do too
+  let closed = false;
+  void raw.closed.then(() => (closed = true));
+  await until(() => closed || app.holding + refusedIds().length >= SENT, 'the connection closed, or every stream at the app or refused', state);
+  t.ok(app.most <= LIMIT, `the app held at most ${LIMIT} requests of this connection at once (${app.most}; ${state()})`);
+  t.ok(closed || refusedIds().length >= SENT - LIMIT, `the streams past the limit were refused, or the connection ended (${state()})`);
+  for (const release of app.held.splice(0)) release();
 });
 
 t.test('rapid reset: the abusive session gets GOAWAY; other callers keep being served', async (t) => {

@@ -1,0 +1,181 @@
+// Test helper: HTTP/2 spoken by hand over mutual TLS, for a caller that does what no
+// well-behaved client does (ignore the server's SETTINGS, open more streams than allowed).
+// Frames are written as given; HPACK is the trivial part: static-table names, literal values
+// without indexing, no Huffman. Every frame the server sends is recorded.
+
+import tls from 'node:tls';
+
+export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 } as const;
+export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, PRIORITY: 0x20 } as const;
+export const SETTING = { MAX_CONCURRENT_STREAMS: 0x3 } as const;
+export const ERROR = { NO_ERROR: 0, PROTOCOL_ERROR: 1, REFUSED_STREAM: 7, ENHANCE_YOUR_CALM: 11 } as const;
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+export interface Frame {
+  readonly type: number;
+  readonly flags: number;
+  readonly streamId: number;
+  readonly payload: Buffer;
+}
+
+export function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head.writeUInt8(type, 3);
+  head.writeUInt8(flags, 4);
+  head.writeUInt32BE(streamId & 0x7fffffff, 5);
+  return Buffer.concat([head, payload]);
+}
+
+export function settingsFrame(settings: ReadonlyArray<readonly [number, number]> = []): Buffer {
+  const payload = Buffer.alloc(settings.length * 6);
+  settings.forEach(([id, value], i) => {
+    payload.writeUInt16BE(id, i * 6);
+    payload.writeUInt32BE(value, i * 6 + 2);
+  });
+  return frame(FRAME.SETTINGS, 0, 0, payload);
+}
+
+/** HPACK integer with an N-bit prefix (RFC 7541 §5.1); `first` holds the bits above the prefix. */
+function hpackInteger(value: number, prefixBits: number, first: number): number[] {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) return [first | value];
+  const out = [first | max];
+  let rest = value - max;
+  while (rest >= 128) {
+    out.push((rest % 128) + 128);
+    rest = Math.floor(rest / 128);
+  }
+  out.push(rest);
+  return out;
+}
+
+function hpackString(text: string): Buffer {
+  const bytes = Buffer.from(text, 'latin1');
+  return Buffer.concat([Buffer.from(hpackInteger(bytes.length, 7, 0)), bytes]); // H = 0: no Huffman
+}
+
+/** Static-table indexes of the names a request needs (RFC 7541 Appendix A). */
+const STATIC_NAME: Record<string, number> = { ':authority': 1, ':method': 2, ':path': 4, ':scheme': 6, 'user-agent': 58, accept: 19, 'content-type': 31 };
+
+/** A header block: every field a literal without indexing, its name from the static table where it is there. */
+export function headerBlock(fields: ReadonlyArray<readonly [string, string]>): Buffer {
+  const parts: Buffer[] = [];
+  for (const [name, value] of fields) {
+    const index = STATIC_NAME[name];
+    if (index !== undefined) parts.push(Buffer.from(hpackInteger(index, 4, 0x00)), hpackString(value));
+    else parts.push(Buffer.from([0x00]), hpackString(name), hpackString(value));
+  }
+  return Buffer.concat(parts);
+}
+
+/** A request's HEADERS frame (END_HEADERS; END_STREAM unless a body follows). */
+export function requestHeaders(streamId: number, fields: ReadonlyArray<readonly [string, string]>, endStream = true): Buffer {
+  return frame(FRAME.HEADERS, FLAG.END_HEADERS | (endStream ? FLAG.END_STREAM : 0), streamId, headerBlock(fields));
+}
+
+/** The :status of a response HEADERS frame when it comes first as a static-table entry (200, 204, ... 500), else undefined. */
+export function statusOf(headers: Frame): number | undefined {
+  let block = headers.payload;
+  if (headers.flags & FLAG.PADDED) block = block.subarray(1, block.length - (block[0] as number));
+  if (headers.flags & FLAG.PRIORITY) block = block.subarray(5);
+  let at = 0;
+  while (at < block.length && ((block[at] as number) & 0xe0) === 0x20) at++; // dynamic table size updates (small ones)
+  const first = block[at];
+  if (first === undefined || (first & 0x80) === 0) return undefined;
+  return ({ 8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500 } as Record<number, number>)[first & 0x7f];
+}
+
+export interface RawH2Connection {
+  readonly socket: tls.TLSSocket;
+  /** Every frame the server has sent, in order. */
+  readonly frames: Frame[];
+  write(bytes: Buffer): void;
+  /** Resolves with the first frame (already received or still to come) that matches. */
+  waitFor(predicate: (frame: Frame) => boolean, what: string, timeoutMs?: number): Promise<Frame>;
+  readonly closed: Promise<void>;
+  destroy(): void;
+}
+
+/**
+ * Opens a TLS connection with ALPN h2 and sends the preface and an empty SETTINGS frame. With
+ * `ackSettings` false the server's SETTINGS are never acknowledged (their values never take
+ * effect as far as the protocol goes); with true they are, and ignored all the same.
+ */
+export function connectRawH2(port: number, tlsOptions: tls.ConnectionOptions, options: { ackSettings: boolean }): Promise<RawH2Connection> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['h2'], ...tlsOptions });
+    const frames: Frame[] = [];
+    const waiters: Array<{ predicate: (f: Frame) => boolean; resolve: (f: Frame) => void }> = [];
+    let buffered = Buffer.alloc(0);
+    const closed = new Promise<void>((done) => socket.once('close', () => done()));
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 9) {
+        const length = buffered.readUIntBE(0, 3);
+        if (buffered.length < 9 + length) break;
+        const received: Frame = { type: buffered.readUInt8(3), flags: buffered.readUInt8(4), streamId: buffered.readUInt32BE(5) & 0x7fffffff, payload: buffered.subarray(9, 9 + length) };
+        buffered = buffered.subarray(9 + length);
+        frames.push(received);
+        if (options.ackSettings && received.type === FRAME.SETTINGS && !(received.flags & FLAG.ACK)) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+        for (const waiter of [...waiters]) {
+          if (waiter.predicate(received)) {
+            waiters.splice(waiters.indexOf(waiter), 1);
+            waiter.resolve(received);
+          }
+        }
+      }
+    });
+    socket.once('error', reject);
+    socket.once('secureConnect', () => {
+      if (socket.alpnProtocol !== 'h2') {
+        socket.destroy();
+        reject(new Error(`ALPN chose ${String(socket.alpnProtocol)}, not h2`));
+        return;
+      }
+      socket.off('error', reject);
+      socket.on('error', () => {});
+      socket.write(Buffer.concat([PREFACE, settingsFrame()]));
+      resolve({
+        socket,
+        frames,
+        write: (bytes) => socket.write(bytes),
+        waitFor(predicate, what, timeoutMs = 5000) {
+          const seen = frames.find(predicate);
+          if (seen) return Promise.resolve(seen);
+          return new Promise((resolveFrame, rejectFrame) => {
+            const timer = setTimeout(() => rejectFrame(new Error(`${what}: no such frame within ${timeoutMs} ms; got ${describe(frames)}`)), timeoutMs);
+            waiters.push({
+              predicate,
+              resolve: (f) => {
+                clearTimeout(timer);
+                resolveFrame(f);
+              },
+            });
+          });
+        },
+        closed,
+        destroy: () => socket.destroy(),
+      });
+    });
+  });
+}
+
+/** A short account of frames, for failure messages. */
+export function describe(frames: readonly Frame[]): string {
+  const names = ['DATA', 'HEADERS', 'PRIORITY', 'RST_STREAM', 'SETTINGS', 'PUSH_PROMISE', 'PING', 'GOAWAY', 'WINDOW_UPDATE', 'CONTINUATION'];
+  return frames.map((f) => `${names[f.type] ?? f.type}(${f.streamId}${f.type === FRAME.RST_STREAM || f.type === FRAME.GOAWAY ? `, code ${errorCodeOf(f)}` : ''})`).join(' ');
+}
+
+/** The error code of a RST_STREAM or GOAWAY frame. */
+export function errorCodeOf(f: Frame): number | undefined {
+  if (f.type === FRAME.RST_STREAM) return f.payload.readUInt32BE(0);
+  if (f.type === FRAME.GOAWAY) return f.payload.readUInt32BE(4);
+  return undefined;
+}
+
+/** The last stream id a GOAWAY frame says the server will process. */
+export function lastStreamOf(goaway: Frame): number {
+  return goaway.payload.readUInt32BE(0) & 0x7fffffff;
+}
