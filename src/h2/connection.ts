@@ -250,6 +250,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
     if (stream.protocolClosed) return;
     stream.localClosed = stream.remoteClosed = stream.protocolClosed = true;
     this.forget(stream);
+    // the peer's frames already on the way for it are then ignored, not stream errors
+    this.rememberReset(stream.id);
     if (!this.destroyed) this.writer.rstStream(stream.id, code);
   }
 

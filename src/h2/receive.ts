@@ -136,8 +136,9 @@ export class FrameReceiver implements FrameHandler {
     stream.headReceived = true;
     stream.endAfterHeaders = endStream;
     c.streams.set(streamId, stream);
+    // ended before the user sees it: a response sent in the 'stream' handler completes it
+    if (endStream) stream.receiveEnd();
     c.emit('stream', stream, parsed.headers, endStream);
-    if (endStream && !stream.remoteClosed) stream.receiveEnd();
   }
 
   private responseHead(stream: H2Stream, flat: string[], endStream: boolean): void {

@@ -210,9 +210,22 @@ export class H2Stream extends Duplex {
   }
 
   private checkClosed(): void {
-    if (this.localClosed && this.remoteClosed && !this.protocolClosed) {
+    if (!this.localClosed || this.protocolClosed) return;
+    // a server's user who never started reading the request body: nobody will (Node's rule too)
+    const unread = this.host.isServer && this.readableFlowing === null;
+    if (this.remoteClosed) {
       this.protocolClosed = true;
       this.host.streamCompleted(this);
+      // drop the unread body so the readable ends and the stream closes
+      if (unread) this.resume();
+      return;
+    }
+    if (unread) {
+      // answered in full before the request body ended, and nobody reads that body: ask the
+      // client to stop sending it (RFC 9113 §8.1) rather than hold the stream open for it
+      this.rstCode = ErrorCode.NO_ERROR;
+      this.host.resetStream(this, ErrorCode.NO_ERROR);
+      this.destroy();
     }
   }
 

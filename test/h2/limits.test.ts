@@ -153,3 +153,28 @@ t.test('credit goes back as the consumer reads, not as DATA arrives (our pair)',
   t.equal((await readBody(held!)).length + window / 4, body.length, 'then the whole body');
   conn.destroy();
 });
+
+t.test('a server that answers without reading the request body: the client is told to stop, the stream closes', async (t) => {
+  let closed = 0;
+  const server = await startOurServer((stream) => {
+    stream.on('close', () => closed++);
+    stream.respond({ ':status': 413 }, { endStream: true }); // never reads the body
+  });
+  t.teardown(server.close);
+  const conn = await connectOurClient(server.port);
+  t.teardown(() => conn.destroy());
+  const s = conn.request({ ':method': 'POST', ':scheme': 'http', ':authority': 'x', ':path': '/upload' });
+  s.on('error', (err) => t.fail(`no error expected: ${err.message}`));
+  s.resume(); // the (empty) response body is consumed, as a caller would
+  const response = once(s, 'response');
+  const streamClosed = once(s, 'close');
+  s.write(Buffer.alloc(200_000)); // more than the window: would stall forever without the reset
+  const [head] = (await response) as [Record<string, string>];
+  t.equal(head[':status'], '413');
+  await streamClosed;
+  t.equal(s.rstCode, ErrorCode.NO_ERROR, 'RST_STREAM NO_ERROR after the complete response (RFC 9113 §8.1)');
+  await waitFor(() => closed === 1, "the server stream's close");
+  t.equal(server.connections[0]!.activeStreams, 0, 'nothing left open on the server');
+  t.equal(conn.activeStreams, 0, 'nor on the client');
+  t.same(server.observer.streamErrors, [], 'not counted as a stream error');
+});
