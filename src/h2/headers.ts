@@ -15,10 +15,26 @@ export const enum HeadKind {
   Trailers,
 }
 
+const DIGITS = /^[0-9]{1,15}$/;
+const STATUS = /^[1-5][0-9][0-9]$/;
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+/**
+ * Names already checked (the same few dozen recur on every request): a bounded cache, so a
+ * peer sending endless distinct names costs us a check each, not memory.
+ */
+const VALID_NAMES = new Set<string>();
+const VALID_NAMES_MAX = 1024;
 
 /** RFC 9113 §8.2.1: no 0x00–0x20, no upper case, no 0x7f–0xff, and a colon only as a pseudo-header's first character. */
 function validName(name: string): boolean {
+  if (VALID_NAMES.has(name)) return true;
+  if (!checkName(name)) return false;
+  if (VALID_NAMES.size < VALID_NAMES_MAX) VALID_NAMES.add(name);
+  return true;
+}
+
+function checkName(name: string): boolean {
   const n = name.length;
   if (n === 0) return false;
   for (let i = name.charCodeAt(0) === 0x3a ? 1 : 0; i < n; i++) {
@@ -71,7 +87,7 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
     if (CONNECTION_SPECIFIC.has(name)) return `connection-specific header ${name}`;
     if (name === 'te' && value !== 'trailers') return 'te other than "trailers"';
     if (name === 'content-length') {
-      if (!/^[0-9]{1,15}$/.test(value)) return 'invalid content-length';
+      if (!DIGITS.test(value)) return 'invalid content-length';
       const n = Number(value);
       if (contentLength !== -1 && contentLength !== n) return 'conflicting content-length values';
       contentLength = n;
@@ -94,7 +110,7 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
     }
   } else if (kind === HeadKind.Response) {
     const status = headers[':status'] as string | undefined;
-    if (status === undefined || !/^[1-5][0-9][0-9]$/.test(status)) return 'missing or invalid :status';
+    if (status === undefined || !STATUS.test(status)) return 'missing or invalid :status';
     if (status === '101') return ':status 101 is not allowed in HTTP/2';
   }
   return { headers, contentLength };
@@ -112,7 +128,8 @@ export function flattenHeaders(headers: OutgoingHeaders | readonly string[]): st
   for (const key in headers) {
     const value = (headers as OutgoingHeaders)[key];
     if (value === undefined || value === null) continue;
-    const name = key.toLowerCase();
+    // lower-case names (the usual case) skip toLowerCase's new string once they are cached
+    const name = VALID_NAMES.has(key) ? key : key.toLowerCase();
     if (!validName(name)) throw new InvalidHeaderError(`invalid header name ${JSON.stringify(key)}`);
     if (name.charCodeAt(0) === 0x3a) {
       pseudo.push(name, String(value));

@@ -35,6 +35,7 @@ export class FrameReceiver implements FrameHandler {
       c.returnCredit(DISCARD, flowLength);
       if (stream === undefined && c.isIdle(streamId)) throw protocolFault(`DATA on idle stream ${streamId}`);
       if (stream === undefined && c.wasReset(streamId)) return; // in flight when we reset it
+      if (stream === undefined && streamId > c.lastAcceptedStreamId) return; // after our final GOAWAY: ignored
       return c.streamError(streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
     }
     if (!stream.recvWindow.receive(flowLength)) {
@@ -173,7 +174,8 @@ export class FrameReceiver implements FrameHandler {
     c.forget(stream);
     // rapid reset (CVE-2023-44487): a server counts requests reset before they were answered
     const abuse = c.isServer && !stream.localClosed ? c.resetBudget.reset(true, Date.now()) : undefined;
-    stream.receiveReset(code, 'reset_by_peer');
+    // REFUSED_STREAM: the peer did not process it, so it is safe to retry elsewhere
+    stream.receiveReset(code, code === ErrorCode.REFUSED_STREAM ? 'refused' : 'reset_by_peer');
     if (abuse) throw calm(abuse, 'the peer resets streams faster than allowed');
   }
 
