@@ -167,6 +167,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
     }
     this.nextStreamId += 2;
     const stream = new H2Stream(id, this, this.remoteSettings.initialWindowSize, this.limits.initialWindowSize);
+    stream.isHeadRequest = isHead(flat);
     this.streams.set(id, stream);
     if (options?.waitForTrailers) stream.wantTrailers = true;
     stream.sendHead(flat, options?.endStream === true);
@@ -429,3 +430,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
 }
 
 function noop(): void {}
+
+function isHead(flat: readonly string[]): boolean {
+  for (let i = 0; i < flat.length; i += 2) if (flat[i] === ':method') return flat[i + 1] === 'HEAD';
+  return false;
+}

@@ -77,7 +77,7 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
     if (name.charCodeAt(0) === 0x3a) {
       if (kind === HeadKind.Trailers) return `pseudo-header ${name} in trailers`;
       if (regularSeen) return `pseudo-header ${name} after a regular header`;
-      const known = kind === HeadKind.Request ? name === ':method' || name === ':scheme' || name === ':path' || name === ':authority' || name === ':protocol' : name === ':status';
+      const known = kind === HeadKind.Request ? name === ':method' || name === ':scheme' || name === ':path' || name === ':authority' : name === ':status';
       if (!known) return `unknown pseudo-header ${name}`;
       if (headers[name] !== undefined) return `duplicate pseudo-header ${name}`;
       headers[name] = value;
@@ -100,7 +100,8 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
   if (kind === HeadKind.Request) {
     const method = headers[':method'] as string | undefined;
     if (method === undefined) return 'missing :method';
-    if (method === 'CONNECT' && headers[':protocol'] === undefined) {
+    // (no extended CONNECT, RFC 8441: we never announce SETTINGS_ENABLE_CONNECT_PROTOCOL, so :protocol is unknown)
+    if (method === 'CONNECT') {
       if (headers[':scheme'] !== undefined || headers[':path'] !== undefined) return 'CONNECT with :scheme or :path';
       if (headers[':authority'] === undefined) return 'CONNECT without :authority';
     } else {

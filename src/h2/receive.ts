@@ -151,7 +151,8 @@ export class FrameReceiver implements FrameHandler {
       if (endStream) return c.streamError(stream.id, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
       return stream.receiveInformational(parsed.headers);
     }
-    stream.contentLength = parsed.contentLength;
+    // a HEAD response, 204 and 304 announce a length they do not carry (RFC 9110 §8.6)
+    stream.contentLength = stream.isHeadRequest || status === '204' || status === '304' ? -1 : parsed.contentLength;
     stream.receiveHead(parsed.headers, endStream);
     if (endStream && !stream.remoteClosed) this.endOfStream(stream);
   }

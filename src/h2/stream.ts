@@ -58,6 +58,8 @@ export class H2Stream extends Duplex {
   /** content-length the peer announced, or -1; and the DATA bytes received so far. */
   contentLength = -1;
   dataReceived = 0;
+  /** Client: the request is HEAD (its response's content-length announces no body). */
+  isHeadRequest = false;
   /** DATA payload bytes framed toward the peer so far. */
   bytesSent = 0;
   /** In the connection's ready-to-send list. */

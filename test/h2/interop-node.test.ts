@@ -97,6 +97,10 @@ t.test('our client → core server over mTLS', async (t) => {
       });
       return;
     }
+    if (headers[':method'] === 'HEAD') {
+      stream.respond({ ':status': 200, 'content-length': 12345 }, { endStream: true });
+      return;
+    }
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
@@ -113,6 +117,10 @@ t.test('our client → core server over mTLS', async (t) => {
   t.equal(get.headers[':status'], '200');
   t.same(get.headers['set-cookie'], ['a=1', 'b=2'], 'repeated headers arrive as an array');
   t.equal(get.body.toString(), 'hello /hi');
+
+  const head = await ourRequest(conn, { ':path': '/hi', ':method': 'HEAD' });
+  t.equal(head.headers['content-length'], '12345', 'a HEAD response announces a length it does not carry');
+  t.equal(head.body.length, 0, 'and is not a content-length mismatch');
 
   const up = bigBody(5_000_000);
   const echo = await ourRequest(conn, { ':path': '/echo', ':method': 'POST' }, up);
