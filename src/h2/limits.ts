@@ -10,6 +10,8 @@ export interface H2Limits {
   readonly maxConcurrentStreams: number;
   /** Decoded header list size (SETTINGS_MAX_HEADER_LIST_SIZE), enforced while decoding. */
   readonly maxHeaderListSize: number;
+  /** Fields in one header block (beyond: as if the list were too large: 431 or RST_STREAM). */
+  readonly maxHeaderFields: number;
   /** Compressed bytes of one header block, HEADERS plus CONTINUATION, checked before decoding. */
   readonly maxHeaderBlockBytes: number;
   /** CONTINUATION frames in one header block. */
@@ -44,6 +46,7 @@ export const DEFAULT_LIMITS: H2Limits = Object.freeze({
   maxConcurrentStreams: 250,
   maxHeaderListSize: 64 * 1024,
   maxHeaderBlockBytes: 64 * 1024,
+  maxHeaderFields: 256,
   maxContinuationFrames: 16,
   maxFrameSize: 16_384,
   headerTableSize: 4_096,

@@ -86,6 +86,7 @@ export class FrameReceiver implements FrameHandler {
       if (err.code !== 'HEADER_LIST_TOO_LARGE') throw new ConnectionFault('compression_error', ErrorCode.COMPRESSION_ERROR, err.message);
       tooLarge = true;
     }
+    if (flat !== undefined && flat.length > 2 * c.limits.maxHeaderFields) tooLarge = true;
     const peerParity = (streamId & 1) === (c.isServer ? 1 : 0);
     if (c.isServer ? !peerParity : peerParity) throw protocolFault(`HEADERS on stream ${streamId}, whose id the peer may not use`, 'stream_id_error');
     const stream = c.streams.get(streamId);

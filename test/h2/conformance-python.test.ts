@@ -111,6 +111,7 @@ const hostile: Array<[string, Event, string?, Partial<H2Limits>?]> = [
   ['continuation-flood', { goaway: ENHANCE_YOUR_CALM }, 'continuation_flood'],
   ['continuation-bytes', { goaway: ENHANCE_YOUR_CALM }, 'continuation_flood'],
   ['hpack-bomb', { headers: 3, status: '431' }],
+  ['many-fields', { headers: 1, status: '431' }],
   ['bad-hpack', { goaway: COMPRESSION_ERROR }, 'compression_error'],
   ['settings-flood', { goaway: ENHANCE_YOUR_CALM }, 'settings_flood'],
   ['ping-flood', { goaway: ENHANCE_YOUR_CALM }, 'ping_flood'],
