@@ -19,22 +19,33 @@ const DIGITS = /^[0-9]{1,15}$/;
 const STATUS = /^[1-5][0-9][0-9]$/;
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
+/** What a field name is, once checked (see nameKind). */
+const enum Kind {
+  Invalid,
+  Regular,
+  Pseudo,
+  ConnectionSpecific,
+  Te,
+  ContentLength,
+}
+
 /**
  * Names already checked (the same few dozen recur on every request): a bounded cache, so a
  * peer sending endless distinct names costs us a check each, not memory.
  */
-const VALID_NAMES = new Set<string>();
-const VALID_NAMES_MAX = 1024;
+const KINDS = new Map<string, Kind>();
+const KINDS_MAX = 1024;
+
+function nameKind(name: string): Kind {
+  let kind = KINDS.get(name);
+  if (kind !== undefined) return kind;
+  kind = !validName(name) ? Kind.Invalid : name.charCodeAt(0) === 0x3a ? Kind.Pseudo : CONNECTION_SPECIFIC.has(name) ? Kind.ConnectionSpecific : name === 'te' ? Kind.Te : name === 'content-length' ? Kind.ContentLength : Kind.Regular;
+  if (kind !== Kind.Invalid && KINDS.size < KINDS_MAX) KINDS.set(name, kind);
+  return kind;
+}
 
 /** RFC 9113 §8.2.1: no 0x00–0x20, no upper case, no 0x7f–0xff, and a colon only as a pseudo-header's first character. */
 function validName(name: string): boolean {
-  if (VALID_NAMES.has(name)) return true;
-  if (!checkName(name)) return false;
-  if (VALID_NAMES.size < VALID_NAMES_MAX) VALID_NAMES.add(name);
-  return true;
-}
-
-function checkName(name: string): boolean {
   const n = name.length;
   if (n === 0) return false;
   for (let i = name.charCodeAt(0) === 0x3a ? 1 : 0; i < n; i++) {
@@ -45,18 +56,7 @@ function checkName(name: string): boolean {
 }
 
 /** RFC 9113 §8.2.1: no NUL, CR or LF, no leading or trailing space or tab. */
-function validValue(value: string): boolean {
-  const n = value.length;
-  if (n === 0) return true;
-  const first = value.charCodeAt(0);
-  const last = value.charCodeAt(n - 1);
-  if (first === 0x20 || first === 0x09 || last === 0x20 || last === 0x09) return false;
-  for (let i = 0; i < n; i++) {
-    const c = value.charCodeAt(i);
-    if (c === 0 || c === 0x0a || c === 0x0d) return false;
-  }
-  return true;
-}
+const BAD_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
 
 export interface ParsedHead {
   headers: IncomingHeaders;
@@ -72,9 +72,10 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
   for (let i = 0; i < flat.length; i += 2) {
     const name = flat[i]!;
     const value = flat[i + 1]!;
-    if (!validName(name)) return `invalid header name ${JSON.stringify(name)}`;
-    if (!validValue(value)) return `invalid value for header ${name}`;
-    if (name.charCodeAt(0) === 0x3a) {
+    const nk = nameKind(name);
+    if (nk === Kind.Invalid) return `invalid header name ${JSON.stringify(name)}`;
+    if (BAD_VALUE.test(value)) return `invalid value for header ${name}`;
+    if (nk === Kind.Pseudo) {
       if (kind === HeadKind.Trailers) return `pseudo-header ${name} in trailers`;
       if (regularSeen) return `pseudo-header ${name} after a regular header`;
       const known = kind === HeadKind.Request ? name === ':method' || name === ':scheme' || name === ':path' || name === ':authority' : name === ':status';
@@ -84,9 +85,9 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
       continue;
     }
     regularSeen = true;
-    if (CONNECTION_SPECIFIC.has(name)) return `connection-specific header ${name}`;
-    if (name === 'te' && value !== 'trailers') return 'te other than "trailers"';
-    if (name === 'content-length') {
+    if (nk === Kind.ConnectionSpecific) return `connection-specific header ${name}`;
+    if (nk === Kind.Te && value !== 'trailers') return 'te other than "trailers"';
+    if (nk === Kind.ContentLength) {
       if (!DIGITS.test(value)) return 'invalid content-length';
       const n = Number(value);
       if (contentLength !== -1 && contentLength !== n) return 'conflicting content-length values';
@@ -118,36 +119,40 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
 }
 
 export class InvalidHeaderError extends TypeError {
+  override readonly name = 'InvalidHeaderError';
   readonly code = 'ERR_H2_INVALID_HEADER';
 }
 
 /** An outgoing header object (or an already flat list) as a flat list, pseudo-headers first. */
 export function flattenHeaders(headers: OutgoingHeaders | readonly string[]): string[] {
   if (Array.isArray(headers)) return headers as string[];
-  const pseudo: string[] = [];
-  const regular: string[] = [];
+  const out: string[] = [];
+  /** Where the next pseudo-header goes: they must precede every regular field. */
+  let pseudoEnd = 0;
   for (const key in headers) {
     const value = (headers as OutgoingHeaders)[key];
     if (value === undefined || value === null) continue;
-    // lower-case names (the usual case) skip toLowerCase's new string once they are cached
-    const name = VALID_NAMES.has(key) ? key : key.toLowerCase();
-    if (!validName(name)) throw new InvalidHeaderError(`invalid header name ${JSON.stringify(key)}`);
-    if (name.charCodeAt(0) === 0x3a) {
-      pseudo.push(name, String(value));
-      continue;
+    let name = key;
+    let nk = KINDS.get(key);
+    if (nk === undefined) {
+      name = key.toLowerCase();
+      nk = nameKind(name);
     }
-    if (CONNECTION_SPECIFIC.has(name)) throw new InvalidHeaderError(`connection-specific header ${name} is not allowed in HTTP/2`);
+    if (nk === Kind.Invalid) throw new InvalidHeaderError(`invalid header name ${JSON.stringify(key)}`);
+    if (nk === Kind.ConnectionSpecific) throw new InvalidHeaderError(`connection-specific header ${name} is not allowed in HTTP/2`);
     if (Array.isArray(value)) {
       for (const v of value) {
         const s = String(v);
-        if (!validValue(s)) throw new InvalidHeaderError(`invalid value for header ${name}`);
-        regular.push(name, s);
+        if (BAD_VALUE.test(s)) throw new InvalidHeaderError(`invalid value for header ${name}`);
+        out.push(name, s);
       }
-    } else {
-      const s = String(value);
-      if (!validValue(s)) throw new InvalidHeaderError(`invalid value for header ${name}`);
-      regular.push(name, s);
+      continue;
     }
+    const s = typeof value === 'string' ? value : String(value);
+    if (BAD_VALUE.test(s)) throw new InvalidHeaderError(`invalid value for header ${name}`);
+    if (nk === Kind.Pseudo && pseudoEnd !== out.length) out.splice(pseudoEnd, 0, name, s);
+    else out.push(name, s);
+    if (nk === Kind.Pseudo) pseudoEnd += 2;
   }
-  return pseudo.length === 0 ? regular : pseudo.concat(regular);
+  return out;
 }
