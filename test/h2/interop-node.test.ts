@@ -159,6 +159,14 @@ t.test('our client → core server over mTLS', async (t) => {
   t.match(continued.informational, { ':status': '100' }, "the core server's 100 Continue arrived as informational headers");
   t.equal(continued.body, 'got the body', 'the body sent after it was received');
 
+  // concurrent large bodies both ways share the connection window without stalling
+  const bodies = Array.from({ length: 16 }, (_, i) => bigBody(700_000 + i * 1000));
+  const echoed = await Promise.all(bodies.map((b) => ourRequest(conn, { ':path': '/echo', ':method': 'POST' }, b)));
+  t.ok(
+    echoed.every((r, i) => r.body.equals(bodies[i]!)),
+    '16 concurrent ~0.7 MB echoes through the core server, all intact',
+  );
+
   // many concurrent streams
   const many = await Promise.all(Array.from({ length: 300 }, (_, i) => ourRequest(conn, { ':path': `/n${i}` })));
   t.ok(many.every((r, i) => r.body.toString() === `hello /n${i}`), '300 concurrent streams all answered right');
@@ -241,6 +249,13 @@ t.test('core client → our server over mTLS', async (t) => {
   });
   t.ok(cont.continued, 'the core client saw 100 Continue');
   t.equal(cont.body, 'got 14');
+
+  const bodies = Array.from({ length: 16 }, (_, i) => bigBody(700_000 + i * 1000));
+  const echoed = await Promise.all(bodies.map((b) => coreRequest(session, { ':path': '/echo', ':method': 'POST' }, b)));
+  t.ok(
+    echoed.every((r, i) => r.body.equals(bodies[i]!)),
+    '16 concurrent ~0.7 MB echoes from the core client through our server, all intact',
+  );
 
   const many = await Promise.all(Array.from({ length: 200 }, (_, i) => coreRequest(session, { ':path': `/n${i}` })));
   t.ok(

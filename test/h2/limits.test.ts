@@ -178,3 +178,26 @@ t.test('a server that answers without reading the request body: the client is to
   t.equal(conn.activeStreams, 0, 'nor on the client');
   t.same(server.observer.streamErrors, [], 'not counted as a stream error');
 });
+
+t.test('small windows: 16 concurrent uploads and downloads share them without stalling (our pair)', async (t) => {
+  const limits = { initialWindowSize: 16 * 1024, connectionWindowSize: 64 * 1024 };
+  const server = await startOurServer(
+    (stream) => {
+      readBody(stream).then((body) => {
+        stream.respond({ ':status': 200 });
+        stream.end(body);
+      });
+    },
+    { limits },
+  );
+  t.teardown(server.close);
+  const conn = await connectOurClient(server.port, { limits });
+  t.teardown(() => conn.destroy());
+  const bodies = Array.from({ length: 16 }, (_, i) => Buffer.alloc(300_000 + i, i));
+  const echoed = await Promise.all(bodies.map((b) => ourRequest(conn, { ':method': 'POST', ':path': '/echo' }, b)));
+  t.ok(
+    echoed.every((r, i) => r.body.equals(bodies[i]!)),
+    'every body came back intact through 16 KiB stream and 64 KiB connection windows',
+  );
+  t.equal(conn.activeStreams + server.connections[0]!.activeStreams, 0, 'no stream left open');
+});
