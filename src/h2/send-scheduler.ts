@@ -24,6 +24,18 @@ export class SendScheduler {
     private readonly maxFrameSize: () => number,
   ) {}
 
+  private endWithoutWindow(): void {
+    const ready = this.ready;
+    for (let i = 0; i < ready.length; ) {
+      const stream = ready[i]!;
+      if (stream.hasOutput && !stream.hasData && !stream.protocolClosed) stream.sendData(0);
+      if (!stream.hasOutput || stream.protocolClosed) {
+        ready.splice(i, 1);
+        stream.queued = false;
+      } else i++;
+    }
+  }
+
   /** The stream has a chunk or its end to send. */
   add(stream: H2Stream): void {
     if (!stream.queued) {
@@ -52,7 +64,12 @@ export class SendScheduler {
           continue;
         }
         const max = Math.min(this.window.available, this.maxFrameSize());
-        if (max <= 0 && stream.hasData) return; // the connection window: its WINDOW_UPDATE resumes
+        if (max <= 0 && stream.hasData) {
+          // the connection window is shut (its WINDOW_UPDATE resumes us); streams that only
+          // have their END_STREAM left need no window and need not wait behind this one
+          this.endWithoutWindow();
+          return;
+        }
         // sendData() may complete a chunk, whose callback may write the next one: that only
         // queues (we are `sending`), and the stream stays at the end of the list
         const n = stream.sendData(max);

@@ -201,3 +201,34 @@ t.test('small windows: 16 concurrent uploads and downloads share them without st
   );
   t.equal(conn.activeStreams + server.connections[0]!.activeStreams, 0, 'no stream left open');
 });
+
+t.test('a stream with only its END_STREAM left does not wait behind a shut connection window', async (t) => {
+  const server = await startOurServer(
+    (stream, headers) => {
+      stream.on('error', () => {});
+      if (headers[':path'] === '/a') return stream.pause(); // takes nothing: the connection window shuts
+      readBody(stream).then((b) => {
+        stream.respond({ ':status': 200 });
+        stream.end(`b got ${b.length}`);
+      });
+    },
+    { limits: { initialWindowSize: 1 << 20, connectionWindowSize: 65_535 } },
+  );
+  t.teardown(server.close);
+  const conn = await connectOurClient(server.port);
+  t.teardown(() => conn.destroy());
+  const b = conn.request({ ':method': 'POST', ':scheme': 'http', ':authority': 'x', ':path': '/b' });
+  b.on('error', () => {});
+  const a = conn.request({ ':method': 'POST', ':scheme': 'http', ':authority': 'x', ':path': '/a' });
+  a.on('error', () => {});
+  a.write(Buffer.alloc(200_000));
+  await waitFor(() => conn.sendWindow.available === 0, 'the connection window to shut');
+  let status: string | undefined;
+  b.on('response', (h: Record<string, string>) => (status = h[':status']));
+  const body = readBody(b);
+  b.end(); // nothing to send but END_STREAM
+  await waitFor(() => status !== undefined, 'the answer to the stream that only had to end', 3000);
+  t.equal(status, '200');
+  t.equal((await body).toString(), 'b got 0', 'the stream ended and was answered while the window stayed shut');
+  t.equal(conn.sendWindow.available, 0, 'the window is still shut');
+});
