@@ -113,6 +113,8 @@ t.test('our client → core server over mTLS', async (t) => {
   const conn = await connectOurClient(server.port, { tls: true });
   t.teardown(() => conn.destroy());
 
+  const coreSession = [...server.sessions][0]!;
+  t.ok((coreSession.socket as unknown as import('node:tls').TLSSocket).authorized, "the core server verified our client's certificate");
   const get = await ourRequest(conn, { ':path': '/hi' });
   t.equal(get.headers[':status'], '200');
   t.same(get.headers['set-cookie'], ['a=1', 'b=2'], 'repeated headers arrive as an array');
@@ -213,6 +215,10 @@ t.test('core client → our server over mTLS', async (t) => {
   const session = await coreClient(server.port);
   t.teardown(() => session.destroy());
 
+  await waitFor(() => server.connections.length === 1, 'our server connection');
+  const serverSocket = server.connections[0]!.socket as unknown as import('node:tls').TLSSocket;
+  t.ok(serverSocket.authorized, 'our server verified the core client certificate');
+  t.match(serverSocket.getPeerCertificate().subjectaltname, 'spiffe://mesh.test/svc/client');
   const get = await coreRequest(session, { ':path': '/hi' });
   t.equal(get.headers[':status'], 200);
   t.equal(get.body.toString(), 'hello /hi');
