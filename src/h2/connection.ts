@@ -34,6 +34,8 @@ export interface H2ConnectionOptions {
   readonly observer?: H2Observer;
   /** Huffman-code header strings when shorter (default true). */
   readonly huffman?: boolean;
+  /** Bytes already read from the socket (e.g. by a protocol sniffer), processed first. */
+  readonly head?: Buffer;
 }
 
 export interface RequestOptions {
@@ -134,6 +136,9 @@ export class H2Connection extends EventEmitter implements StreamHost {
     if (increment > 0) this.writer.windowUpdate(0, increment);
     this.settingsTimer = setTimeout(() => this.fail(new ConnectionFault('settings_timeout', ErrorCode.SETTINGS_TIMEOUT, 'the peer did not acknowledge our SETTINGS')), limits.settingsTimeoutMs);
     this.settingsTimer.unref();
+    if (options.head !== undefined && options.head.length > 0) this.onSocketData(options.head);
+    // a socket paused by whoever handed it over would never deliver a frame
+    socket.resume();
   }
 
   private localSettings(): number[] {

@@ -232,3 +232,23 @@ t.test('a stream with only its END_STREAM left does not wait behind a shut conne
   t.equal((await body).toString(), 'b got 0', 'the stream ended and was answered while the window stayed shut');
   t.equal(conn.sendWindow.available, 0, 'the window is still shut');
 });
+
+t.test('a connection can start from bytes a sniffer already read, on a paused socket', async (t) => {
+  const server = net.createServer((socket) => {
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      const conn = new H2Connection(socket, { role: 'server', head: first });
+      conn.on('stream', (stream) => {
+        stream.respond({ ':status': 200 });
+        stream.end('sniffed');
+      });
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const conn = await connectOurClient((server.address() as net.AddressInfo).port);
+  t.teardown(() => conn.destroy());
+  const r = await ourRequest(conn, { ':path': '/' });
+  t.equal(r.body.toString(), 'sniffed');
+});
