@@ -55,8 +55,12 @@ function validName(name: string): boolean {
   return true;
 }
 
-/** RFC 9113 §8.2.1: no NUL, CR or LF, no leading or trailing space or tab. */
-const BAD_VALUE = /[\0\r\n]|^[ \t]|[ \t]$/;
+/**
+ * RFC 9113 §8.2.1: no NUL, CR or LF, no leading or trailing space or tab; and nothing above
+ * U+00FF, which HPACK's latin1 strings cannot carry (the encoder would throw mid-block, its
+ * table then out of step with the peer's).
+ */
+const BAD_VALUE = /[\0\r\n\u0100-\uffff]|^[ \t]|[ \t]$/;
 
 export interface ParsedHead {
   headers: IncomingHeaders;

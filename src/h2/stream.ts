@@ -91,10 +91,10 @@ export class H2Stream extends Duplex {
   respond(headers: OutgoingHeaders | readonly string[], options?: RespondOptions): void {
     if (this.headersSent) throw new Error('the response head was already sent');
     if (this.localClosed) throw new Error('the stream is closed');
-    this.headersSent = true;
+    const flat = flattenHeaders(headers); // throws on what HTTP/2 cannot carry, before anything changes
     const endStream = options?.endStream === true;
     this.waitForTrailers = options?.waitForTrailers === true;
-    this.sendHead(flattenHeaders(headers), endStream);
+    this.sendHead(flat, endStream);
   }
 
   /** Sends the request head (client; the connection calls it from request()). */

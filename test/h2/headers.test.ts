@@ -12,6 +12,8 @@ t.test('outgoing headers', async (t) => {
   t.throws(() => flattenHeaders({ ':path': '/a\r\nx: y' }), { code: 'ERR_H2_INVALID_HEADER' }, 'CR LF in a pseudo-header value');
   t.throws(() => flattenHeaders({ 'x-a': ' leading space' }), { code: 'ERR_H2_INVALID_HEADER' });
   t.throws(() => flattenHeaders({ 'bad name': 'v' }), { code: 'ERR_H2_INVALID_HEADER' });
+  t.throws(() => flattenHeaders({ 'x-a': 'snow ☃' }), { code: 'ERR_H2_INVALID_HEADER' }, 'a character HPACK cannot carry is refused before encoding');
+  t.same(flattenHeaders({ 'x-a': 'caf\u00e9' }), ['x-a', 'caf\u00e9'], 'latin1 is fine');
 });
 
 t.test('incoming headers', async (t) => {
