@@ -385,14 +385,15 @@ export class H2Connection extends EventEmitter implements StreamHost {
   private readonly onSocketError = (): void => this.terminate('socket_error', ErrorCode.INTERNAL_ERROR);
 
   private readonly onSocketEnd = (): void => {
-    const clean = this.goawayReceived || (this.closing && this.streams.size === 0);
+    // the peer leaving with nothing in flight (idle, or after its GOAWAY) is an ordinary end
+    const clean = this.goawayReceived || this.streams.size === 0;
     if (!this.destroyed) this.writer.flush();
     (this.socket as Duplex).end();
     this.terminate(clean ? 'normal' : 'socket_error', ErrorCode.NO_ERROR);
   };
 
   private readonly onSocketClose = (): void => {
-    this.terminate(this.closing && this.streams.size === 0 ? 'normal' : 'socket_error', ErrorCode.NO_ERROR);
+    this.terminate(this.streams.size === 0 ? 'normal' : 'socket_error', ErrorCode.NO_ERROR);
   };
 
   /** A connection error: GOAWAY with its code, then close. */

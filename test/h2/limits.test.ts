@@ -252,3 +252,24 @@ t.test('a connection can start from bytes a sniffer already read, on a paused so
   const r = await ourRequest(conn, { ':path': '/' });
   t.equal(r.body.toString(), 'sniffed');
 });
+
+t.test('a peer vanishing mid-stream: the stream is aborted with connection_lost, the close counted as socket_error', async (t) => {
+  let held: H2Stream | undefined;
+  const server = await startOurServer((stream) => {
+    held = stream;
+  });
+  t.teardown(server.close);
+  const conn = await connectOurClient(server.port);
+  const s = conn.request({ ':method': 'POST', ':scheme': 'http', ':authority': 'x', ':path': '/' });
+  s.on('error', () => {});
+  s.write('part');
+  await waitFor(() => held !== undefined, 'the server stream');
+  const aborted = once(held!, 'aborted');
+  const errored = once(held!, 'error');
+  conn.socket.destroy();
+  await aborted;
+  const [err] = (await errored) as [{ reason: string }];
+  t.equal(err.reason, 'connection_lost');
+  await waitFor(() => server.observer.closed.length === 1, 'the close counted');
+  t.equal(server.observer.closed[0]?.reason, 'socket_error');
+});
