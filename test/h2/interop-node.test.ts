@@ -184,10 +184,16 @@ t.test('our client → core server over mTLS', async (t) => {
 });
 
 t.test('core client → our server over mTLS', async (t) => {
+  let cancelled: H2Stream | undefined;
   const server = await startOurServer(
     (stream, headers) => {
       const path = headers[':path'] as string;
       if (path === '/rst') return stream.close(ErrorCode.REFUSED_STREAM);
+      if (path === '/cancelled') {
+        cancelled = stream;
+        stream.on('error', () => {});
+        return;
+      }
       if (path === '/continue') {
         stream.additionalHeaders({ ':status': 100 });
         readBody(stream).then((b) => {
@@ -242,6 +248,17 @@ t.test('core client → our server over mTLS', async (t) => {
 
   const rst = await coreRequest(session, { ':path': '/rst' });
   t.equal(rst.rstCode, http2.constants.NGHTTP2_REFUSED_STREAM, 'our RST_STREAM code reaches the core client');
+
+  // the core client cancels a request in flight: our stream is aborted with its code
+  const toCancel = session.request({ ':method': 'POST', ':path': '/cancelled' });
+  toCancel.on('error', () => {});
+  toCancel.write('partial');
+  await waitFor(() => cancelled !== undefined, 'the stream to arrive');
+  const aborted = once(cancelled!, 'aborted');
+  toCancel.close(http2.constants.NGHTTP2_CANCEL);
+  await aborted;
+  t.equal(cancelled!.rstCode, ErrorCode.CANCEL, "the core client's RST_STREAM CANCEL reached our stream");
+  await waitFor(() => cancelled!.destroyed, 'our stream destroyed');
 
   // 100-continue: the core client waits for our informational 100 before sending its body
   const cont = await new Promise<{ continued: boolean; body: string }>((resolve) => {
