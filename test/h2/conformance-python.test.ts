@@ -224,13 +224,13 @@ t.test('our client ↔ python h2 server', async (t) => {
     t.ok(ev.some((e) => e.rst === 1 && e.code === PROTOCOL_ERROR), `${path}: python saw RST_STREAM PROTOCOL_ERROR`);
     t.equal(observer.streamErrors[0]?.reason, reason);
   };
-  const expectGoaway = async (path: string, reason: string) => {
+  const expectGoaway = async (path: string, reason: string, code: number = PROTOCOL_ERROR) => {
     const r = await session(path, async (conn) => {
       const res = await get(conn, path);
       t.ok(res.err, `${path}: the request fails`);
       await waitFor(() => conn.destroyed, 'connection closed');
     });
-    t.ok(r.ev.some((e) => e.goaway === PROTOCOL_ERROR), `${path}: python saw GOAWAY PROTOCOL_ERROR`);
+    t.ok(r.ev.some((e) => e.goaway === code), `${path}: python saw GOAWAY ${code}`);
     t.equal(r.observer.closed[0]?.reason, reason);
   };
 
@@ -249,6 +249,10 @@ t.test('our client ↔ python h2 server', async (t) => {
     expectRst('/data-before-headers', 'malformed_headers'),
     expectGoaway('/push', 'push_refused'),
     expectGoaway('/even-stream', 'stream_id_error'),
+    // a hostile upstream meets the same limits as a hostile caller
+    expectGoaway('/ping-flood', 'ping_flood', ENHANCE_YOUR_CALM),
+    expectGoaway('/window-overflow', 'flow_control_error', FLOW_CONTROL_ERROR),
+    expectGoaway('/continuation-flood', 'continuation_flood', ENHANCE_YOUR_CALM),
     refused(),
   ]);
 });
