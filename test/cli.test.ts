@@ -36,41 +36,49 @@ t.test('ca init writes the CA with private keys 0600 and refuses to overwrite', 
   t.equal(forced.code, 0);
   t.not(await readFile(join(dir, 'root.crt'), 'utf8'), rootBefore, '--force replaces it');
 
-  const issued = await cli(['ca', 'issue', '--dir', dir, '--service', 'orders', '--out', join(dir, '..', 'orders'), '--ttl', '2h']);
+  // issue and token only read the CA: the three run side by side
+  const tokenFile = join(dir, '..', 'orders.token');
+  const [issued, token, tokenOut] = await Promise.all([
+    cli(['ca', 'issue', '--dir', dir, '--service', 'orders', '--out', join(dir, '..', 'orders'), '--ttl', '2h']),
+    cli(['ca', 'token', '--dir', dir, '--service', 'orders']),
+    cli(['ca', 'token', '--dir', dir, '--service', 'orders', '--single-use', '--out', tokenFile]),
+  ]);
   t.equal(issued.code, 0, issued.stderr);
   t.match(issued.stdout, /spiffe:\/\/mesh\.local\/svc\/orders/);
   t.equal((await stat(join(dir, '..', 'orders', 'svid.key'))).mode & 0o777, 0o600);
 
-  const token = await cli(['ca', 'token', '--dir', dir, '--service', 'orders']);
   t.equal(token.code, 0);
   t.match(token.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/);
-  const tokenFile = join(dir, '..', 'orders.token');
-  t.equal((await cli(['ca', 'token', '--dir', dir, '--service', 'orders', '--single-use', '--out', tokenFile])).code, 0);
+  t.equal(tokenOut.code, 0);
   t.equal((await stat(tokenFile)).mode & 0o777, 0o600);
 });
 
 t.test('mistakes are one clear line and a non-zero exit', async (t) => {
   const dir = t.testdir();
-  oneLine(t, (await cli(['ca', 'init', '--dir', dir])).stderr, /--trust-domain is required/);
-  oneLine(t, (await cli(['ca', 'init', '--dri', dir])).stderr, /Unknown option '--dri'.*usage/);
-  oneLine(t, (await cli(['ca', 'init', '--dir', dir, '--trust-domain', 'Bad Domain'])).stderr, /--trust-domain "Bad Domain"/);
-  oneLine(t, (await cli(['ca', 'token', '--dir', join(dir, 'none'), '--service', 'orders'])).stderr, /does not exist: run "meshcar ca init/);
-  oneLine(t, (await cli(['ca', 'token', '--dir', dir, '--service', 'a/b'])).stderr, /--service "a\/b"/);
-  oneLine(t, (await cli(['ca', 'issue', '--dir', dir, '--service', 'x', '--out', dir, '--ttl', 'soon'])).stderr, /--ttl "soon" is not a duration/);
-  oneLine(t, (await cli(['frobnicate'])).stderr, /unknown command "frobnicate"/);
-  const usage = await cli(['ca', 'init']);
-  t.equal(usage.code, 2, 'usage errors exit 2');
+  // independent commands, none of which writes anything: run side by side, checked in order
+  const cases: Array<[string[], RegExp]> = [
+    [['ca', 'init', '--dir', dir], /--trust-domain is required/],
+    [['ca', 'init', '--dri', dir], /Unknown option '--dri'.*usage/],
+    [['ca', 'init', '--dir', dir, '--trust-domain', 'Bad Domain'], /--trust-domain "Bad Domain"/],
+    [['ca', 'token', '--dir', join(dir, 'none'), '--service', 'orders'], /does not exist: run "meshcar ca init/],
+    [['ca', 'token', '--dir', dir, '--service', 'a/b'], /--service "a\/b"/],
+    [['ca', 'issue', '--dir', dir, '--service', 'x', '--out', dir, '--ttl', 'soon'], /--ttl "soon" is not a duration/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+  ];
+  const [usage, ...results] = await Promise.all([cli(['ca', 'init']), ...cases.map(([args]) => cli(args))]);
+  cases.forEach(([, pattern], i) => oneLine(t, results[i]!.stderr, pattern));
+  t.equal(usage!.code, 2, 'usage errors exit 2');
 });
 
 t.test('--help for every command', async (t) => {
-  const top = await cli(['--help']);
-  t.equal(top.code, 0);
-  for (const command of [['ca', 'init'], ['ca', 'issue'], ['ca', 'token'], ['ca', 'serve'], ['check'], ['run']]) {
-    t.match(top.stdout, `meshcar ${command.join(' ')}`);
-    const help = await cli([...command, '--help']);
-    t.equal(help.code, 0, command.join(' '));
-    t.match(help.stdout, /^usage: meshcar/);
-  }
+  const commands = [['ca', 'init'], ['ca', 'issue'], ['ca', 'token'], ['ca', 'serve'], ['check'], ['run']];
+  const [top, ...helps] = await Promise.all([cli(['--help']), ...commands.map((command) => cli([...command, '--help']))]);
+  t.equal(top!.code, 0);
+  commands.forEach((command, i) => {
+    t.match(top!.stdout, `meshcar ${command.join(' ')}`);
+    t.equal(helps[i]!.code, 0, command.join(' '));
+    t.match(helps[i]!.stdout, /^usage: meshcar/);
+  });
 });
 
 t.test('check validates a config and prints every error with file:line', async (t) => {
@@ -78,10 +86,9 @@ t.test('check validates a config and prints every error with file:line', async (
     'good.yaml': 'trustDomain: mesh.local\ndir: certs/ca\nlisten: 127.0.0.1:8443\n',
     'bad.yaml': 'trustDomain: mesh.local\ndir: certs/ca\nlisten: 127.0.0.1:99999\nmaxTtl: 15x\nbogus: 1\n',
   });
-  const good = await cli(['check', '--config', join(dir, 'good.yaml')]);
+  const [good, bad] = await Promise.all([cli(['check', '--config', join(dir, 'good.yaml')]), cli(['check', '--config', join(dir, 'bad.yaml')])]);
   t.equal(good.code, 0, good.stderr);
   t.match(good.stdout, /valid ca configuration/);
-  const bad = await cli(['check', '--config', join(dir, 'bad.yaml')]);
   t.equal(bad.code, 1);
   const lines = bad.stderr.trim().split('\n');
   t.equal(lines.length, 3, bad.stderr);

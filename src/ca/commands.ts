@@ -1,5 +1,7 @@
 // The CA's command-line operations (init, offline issue, token, serve) as plain async
-// functions; src/cli.ts parses arguments and prints, these do the work.
+// functions; src/cli.ts parses arguments and prints, these do the work. The server and the
+// metrics registry (prom-client) are imported by caServe only: init, issue and token do not
+// load them.
 
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
@@ -8,12 +10,12 @@ import type { Logger } from 'pino';
 import type { CaConfig } from '../config/ca-config.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { serviceSpiffeId } from '../identity/spiffe-id.js';
-import { Metrics } from '../metrics/registry.js';
+import type { Metrics } from '../metrics/registry.js';
 import { Authority } from './authority.js';
 import { initCaDirectory, loadCaMaterial } from './store.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { TokenLedger } from './token-ledger.js';
-import { startCaServer, type RunningCaServer } from './server.js';
+import type { RunningCaServer } from './server.js';
 
 const DAY_MS = 86_400_000;
 
@@ -50,7 +52,9 @@ export async function writeTokenFile(path: string, token: string): Promise<void>
   await chmod(path, 0o600);
 }
 
-export async function caServe(config: CaConfig, logger: Logger, metrics = new Metrics()): Promise<RunningCaServer> {
+export async function caServe(config: CaConfig, logger: Logger, metrics?: Metrics): Promise<RunningCaServer> {
+  const { startCaServer } = await import('./server.js');
+  const registry = metrics ?? new (await import('../metrics/registry.js')).Metrics();
   const authority = await openAuthority(config.dir, { maxTtlMs: config.maxTtlMs, defaultTtlMs: config.defaultTtlMs }, config.trustDomain);
   return startCaServer({
     authority,
@@ -58,7 +62,7 @@ export async function caServe(config: CaConfig, logger: Logger, metrics = new Me
     port: config.listen.port,
     serverNames: config.serverNames,
     rateLimit: config.rateLimit,
-    metrics,
+    metrics: registry,
     logger,
   });
 }
