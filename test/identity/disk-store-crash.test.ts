@@ -96,16 +96,35 @@ t.test('a save killed after any of its steps leaves the old set or the new one',
       const switchAt = dry.steps.indexOf(`switched ${CURRENT_LINK} to ${/gen-\d+/.exec(dry.steps[0] ?? '')?.[0]}`);
       t.not(switchAt, -1, 'one step switches current to the new generation');
 
-      for (let step = 1; step <= dry.steps.length; step++) {
+      // Each step crashes a save in a folder of its own, so the steps run side by side (a few
+      // at a time: most of a step is waiting for a child process or an fsync); the outcomes
+      // are checked in step order below.
+      const crashAt = async (step: number) => {
         const dir = join(base, `s${scenarios.indexOf(scenario)}-${step}`);
         const old = await scenario.prepare(dir);
-        await writeFile(inputFile, JSON.stringify({ dir, spiffeId: ID, material }));
-        const child = await saveInChild(script, inputFile, step);
+        const stepInput = join(base, `input-${scenarios.indexOf(scenario)}-${step}.json`);
+        await writeFile(stepInput, JSON.stringify({ dir, spiffeId: ID, material }));
+        const child = await saveInChild(script, stepInput, step);
+        const loaded = await new DiskStore(dir, logger).load(ID);
+        // the next save clears the debris of the crashed one
+        const next = await newSet();
+        await new DiskStore(dir, logger).save(next);
+        const reloaded = await new DiskStore(dir, logger).load(ID);
+        const entries = await readdir(dir);
+        return { step, old, child, loaded, next, reloaded, entries };
+      };
+      const steps = Array.from({ length: dry.steps.length }, (_, i) => i + 1);
+      const outcomes: Array<Awaited<ReturnType<typeof crashAt>>> = [];
+      const workers = Array.from({ length: 4 }, async () => {
+        for (let step = steps.shift(); step !== undefined; step = steps.shift()) outcomes[step - 1] = await crashAt(step);
+      });
+      await Promise.all(workers);
+
+      for (const { step, old, child, loaded, next, reloaded, entries } of outcomes) {
         const after = child.steps.at(-1);
         t.equal(child.signal, 'SIGKILL', `killed after step ${step} (${after})`);
         t.equal(after, dry.steps[step - 1], 'at the step the dry run named');
 
-        const loaded = await new DiskStore(dir, logger).load(ID);
         t.ok(
           fingerprint(loaded) === fingerprint(old) || fingerprint(loaded) === fingerprint(fresh),
           `after "${after}": the old set or the new set, whole`,
@@ -117,12 +136,9 @@ t.test('a save killed after any of its steps leaves the old set or the new one',
         if (step - 1 < switchAt) t.equal(fingerprint(loaded), fingerprint(old), `after "${after}": still the old set`);
         if (step === dry.steps.length) t.equal(fingerprint(loaded), fingerprint(fresh), 'after the last step: the new set');
 
-        // the next save clears the debris of the crashed one
-        const next = await newSet();
-        await new DiskStore(dir, logger).save(next);
-        t.equal((await new DiskStore(dir, logger).load(ID))?.serialHex, next.serialHex, 'a later save wins');
+        t.equal(reloaded?.serialHex, next.serialHex, 'a later save wins');
         const top: readonly string[] = [...Object.values(STORE_FILES), CURRENT_LINK];
-        const left = (await readdir(dir)).filter((e) => !top.includes(e));
+        const left = entries.filter((e) => !top.includes(e));
         t.ok(left.length <= 2 && left.every((e) => /^gen-\d+$/.test(e)), `no debris left: ${left.join(', ')}`);
       }
     });
