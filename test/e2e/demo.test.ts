@@ -11,7 +11,7 @@ const RUNNER = fileURLToPath(new URL('../../dist/demo/run-demo.js', import.meta.
 t.test('the demo runs, prints its summary and stops by itself', async (t) => {
   const cwd = t.testdir();
   const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [RUNNER], { cwd, env: { ...process.env, DEMO_SECONDS: '4' }, timeout: 90_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [RUNNER], { cwd, env: { ...process.env, DEMO_SECONDS: '1' }, timeout: 90_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
