@@ -6,7 +6,7 @@
 
 import t from 'tap';
 import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, writeFile, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startMeshCa, startSidecar, httpGet, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
@@ -61,7 +61,7 @@ async function eventually(what: string, check: () => Promise<boolean>, describe:
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;
     if (prometheus?.exitCode !== null) throw new Error(`prometheus exited (${prometheus?.exitCode}): ${promLog.slice(-10).join('\n')}`);
-    await sleep(250);
+    await sleep(50);
   }
   throw new Error(`${what} not seen in Prometheus within ${WAIT_MS / 1000} s; last: ${describe()}`);
 }
@@ -97,6 +97,38 @@ t.before(async () => {
     throw new Error("the `prometheus` binary is not installed: run `make tools` (it installs Debian's prometheus package) or `apt-get install prometheus`");
   }
   const dir = t.testdir();
+  // Prometheus starts first and finds the sidecars in a file (file_sd) written once their admin
+  // ports are known: its start-up and its discovery's 5 s update cycle overlap the mesh's
+  // start instead of following it
+  const promDir = join(dir, 'prometheus');
+  await mkdir(join(promDir, 'data'), { recursive: true });
+  const targetsFile = join(promDir, 'targets.json');
+  await writeFile(targetsFile, '[]\n');
+  const configFile = join(promDir, 'prometheus.yml');
+  await writeFile(
+    configFile,
+    [
+      'global:',
+      '  scrape_interval: 1s',
+      '  scrape_timeout: 1s',
+      '  evaluation_interval: 1s',
+      'scrape_configs:',
+      '  - job_name: meshcar',
+      '    file_sd_configs:',
+      `      - files: ['${targetsFile}']`,
+      '',
+    ].join('\n'),
+  );
+  prometheus = spawn(
+    'prometheus',
+    [`--config.file=${configFile}`, `--storage.tsdb.path=${join(promDir, 'data')}`, '--web.listen-address=127.0.0.1:0', '--storage.tsdb.retention.time=1h', '--log.level=info'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  for (const stream of [prometheus.stdout, prometheus.stderr]) stream?.on('data', (c: Buffer) => promLog.push(...c.toString().trimEnd().split('\n')));
+  // port 0: Prometheus binds a free port and logs it (msg="Listening on" address=127.0.0.1:PORT)
+  let promOut = '';
+  for (const stream of [prometheus.stdout, prometheus.stderr]) stream?.on('data', (c: Buffer) => (promOut += c.toString()));
+
   ca = await startMeshCa(dir);
   app = await startEchoApp();
   orders = await startSidecar(ca, {
@@ -110,33 +142,10 @@ t.before(async () => {
     service: 'frontend',
     upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{size}'] }],
   });
+  // written whole, then renamed into place: Prometheus never reads half a file
+  await writeFile(`${targetsFile}.tmp`, `${JSON.stringify([{ targets: [`127.0.0.1:${orders.adminPort}`, `127.0.0.1:${frontend.adminPort}`] }])}\n`);
+  await rename(`${targetsFile}.tmp`, targetsFile);
 
-  const promDir = join(dir, 'prometheus');
-  await mkdir(join(promDir, 'data'), { recursive: true });
-  const configFile = join(promDir, 'prometheus.yml');
-  await writeFile(
-    configFile,
-    [
-      'global:',
-      '  scrape_interval: 1s',
-      '  scrape_timeout: 1s',
-      '  evaluation_interval: 1s',
-      'scrape_configs:',
-      '  - job_name: meshcar',
-      '    static_configs:',
-      `      - targets: ['127.0.0.1:${orders.adminPort}', '127.0.0.1:${frontend.adminPort}']`,
-      '',
-    ].join('\n'),
-  );
-  prometheus = spawn(
-    'prometheus',
-    [`--config.file=${configFile}`, `--storage.tsdb.path=${join(promDir, 'data')}`, '--web.listen-address=127.0.0.1:0', '--storage.tsdb.retention.time=1h', '--log.level=info'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  for (const stream of [prometheus.stdout, prometheus.stderr]) stream?.on('data', (c: Buffer) => promLog.push(...c.toString().trimEnd().split('\n')));
-  // port 0: Prometheus binds a free port and logs it (msg="Listening on" address=127.0.0.1:PORT)
-  let promOut = '';
-  for (const stream of [prometheus.stdout, prometheus.stderr]) stream?.on('data', (c: Buffer) => (promOut += c.toString()));
   await eventually('its listening address', async () => (promPort = Number(/msg="Listening on" address=127\.0\.0\.1:(\d+)/.exec(promOut)?.[1] ?? 0)) > 0, () => promLog.slice(-5).join('\n'));
   await eventually('/-/ready', async () => (await httpGet(promPort, '/-/ready')).status === 200, () => promLog.slice(-5).join('\n'));
 
