@@ -114,8 +114,8 @@ t.test('SIGHUP with a new policy: the next request sees it, in-flight requests a
   // the gauge reads 1 after a reconnect too: the session is known by its TCP connection
   const session = await onlyConnectionTo(frontend.process.child.pid as number, orders.inboundPort);
 
-  const slow = call('/slow');
-  await sleep(300);
+  const slow = request(frontend.outboundPort, { path: '/slow', headers: { host: 'orders', 'x-request-id': 'reload-policy-slow' } });
+  await waitFor(async () => app.seen.some((h) => h['x-request-id'] === 'reload-policy-slow'), 10_000, 'the slow request at the app');
   await editConfig(orders, 'paths: [/headers, /slow]', 'paths: [/slow]');
   const outcome = await hangUp(orders);
   t.equal(outcome.msg, 'config reloaded');
@@ -317,8 +317,8 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   t.equal(await closedSessions(), closedBefore, 'no session was closed');
 
   // 2. orders re-pointed to the payments sidecar while a slow request runs on the old session
-  const slow = call('orders', '/slow');
-  await sleep(300);
+  const slow = request(frontend.outboundPort, { path: '/slow', headers: { host: 'orders', 'x-request-id': 'reload-repoint-slow' } });
+  await waitFor(async () => app.seen.some((h) => h['x-request-id'] === 'reload-repoint-slow'), 10_000, 'the slow request at the app');
   await editConfig(frontend, `endpoints: [127.0.0.1:${orders.inboundPort}]`, `endpoints: [127.0.0.1:${payments.inboundPort}]`);
   await editConfig(frontend, 'identity: spiffe://mesh.local/svc/orders', 'identity: spiffe://mesh.local/svc/payments');
   const repointed = await hangUp(frontend);

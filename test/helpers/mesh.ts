@@ -33,15 +33,23 @@ export async function startMeshCa(dir: string, options: { maxTtl?: string } = {}
   await writeFile(config, `trustDomain: mesh.local\ndir: ${caDir}\nlisten: 127.0.0.1:0\nmaxTtl: ${options.maxTtl ?? '24h'}\nrateLimit: {rate: 1000/s, burst: 1000}\nlog: {level: info}\n`);
   const proc = startMeshcar(['ca', 'serve', '--config', config]);
   const listening = await proc.waitFor((line) => line.msg === 'CA server listening', 15_000);
+  // one reusable join token per service (1 h), shared by every sidecar of that service the
+  // test starts, as an operator hands one token to a service's replicas
+  const tokens = new Map<string, Promise<string>>();
   return {
     dir,
     caDir,
     url: String(listening.url),
     bundlePath: join(caDir, 'bundle.pem'),
     process: proc,
-    async tokenFile(service) {
-      const file = join(dir, `${service}.token`);
-      await execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', caDir, '--service', service, '--out', file]);
+    tokenFile(service) {
+      let file = tokens.get(service);
+      if (!file) {
+        const path = join(dir, `${service}.token`);
+        file = execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', caDir, '--service', service, '--out', path]).then(() => path);
+        file.catch(() => tokens.delete(service));
+        tokens.set(service, file);
+      }
       return file;
     },
     async issue(service) {
