@@ -11,6 +11,7 @@ import { buildCsr } from '../../src/pki/csr.js';
 import { generateRsaKey, generateWorkloadKey } from '../../src/pki/keys.js';
 import { createJoinToken } from '../../src/ca/join-tokens.js';
 import { loadCaMaterial } from '../../src/ca/store.js';
+import { caToken } from '../../src/ca/commands.js';
 import { issueLeafCertificate } from '../../src/ca/x509-profile.js';
 import { uriSans } from '../../src/pki/x509-read.js';
 
@@ -31,8 +32,9 @@ t.before(async () => {
 });
 t.teardown(() => ca.close());
 
-const token = (service = 'orders', ttlMs = 3_600_000, single = false) =>
-  execFileAsync(process.execPath, ['dist/cli.js', 'ca', 'token', '--dir', ca.dir, '--service', service, '--ttl', `${ttlMs / 1000}s`, ...(single ? ['--single-use'] : [])]).then((r) => r.stdout.trim());
+// what `meshcar ca token` runs (test/cli.test.ts and test/e2e/ca-serve.test.ts drive the
+// command itself), called here without a process per token
+const token = (service = 'orders', ttlMs = 3_600_000, single = false) => caToken(ca.dir, service, ttlMs, single);
 
 async function sign(body: unknown, headers: Record<string, string> = {}, client?: { cert: string; key: string }) {
   return callCa(ca.server.url, { method: 'POST', path: '/v1/sign', body: typeof body === 'string' ? body : JSON.stringify(body), headers, ca: bundle, ...(client ?? {}) });
