@@ -175,10 +175,10 @@ export class Sidecar {
 
     const identity = this.running.identity;
     if (config.inbound) {
-      this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observer.asObserver() });
+      this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observer.asObserver(), codec: config.http2.codec });
     }
     if (config.outbound) {
-      this.outbound = createOutbound({ config: config.outbound, identity, logger: logger.child({ component: 'outbound' }), observer: this.observer.asObserver() });
+      this.outbound = createOutbound({ config: config.outbound, identity, logger: logger.child({ component: 'outbound' }), observer: this.observer.asObserver(), codec: config.http2.codec });
     }
     const [inbound, outbound] = await Promise.all([this.inbound?.listen(), this.outbound?.listen()]);
     this.addressesValue = { admin: { host: this.admin.host, port: this.admin.port }, ...(inbound ? { inbound } : {}), ...(outbound ? { outbound } : {}) };

@@ -8,11 +8,13 @@ import { isValidServiceName, serviceSpiffeId } from '../identity/spiffe-id.js';
 import { formatHostPort, type HostPort, isHostname, parseHostPort, parseHttpsUrl } from './address.js';
 import { deepFreeze } from './freeze.js';
 import { type LogLevel, readDuration, readListenAddress, readLogLevel, readPath, readTrustDomain } from './fields.js';
+import { DEFAULT_HTTP2, type Http2Config, readHttp2 } from './http2-config.js';
 import { ConfigError, sortIssues } from './issues.js';
 import { type InboundConfig, type OutboundConfig, readInbound, readOutbound, type UpstreamConfig } from './traffic-config.js';
 import { readYamlSource, type YamlMap, type YamlSource, type YamlValue } from './yaml-source.js';
 
 export type { AuthorizeRule, InboundConfig, OutboundConfig, UpstreamConfig } from './traffic-config.js';
+export type { Http2Codec, Http2Config } from './http2-config.js';
 
 export interface RenewalWindow {
   /** Renew at a random point between these fractions of the certificate's lifetime; 0 < from ≤ to < 1. */
@@ -87,9 +89,11 @@ export interface SidecarConfig {
   readonly metrics: MetricsConfig;
   /** On SIGTERM/SIGINT, how long in-flight requests may take to finish. */
   readonly drainTimeoutMs: number;
+  /** Which HTTP/2 implementation the sidecar hop uses (both directions); a change needs a restart. */
+  readonly http2: Http2Config;
 }
 
-const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log', 'metrics', 'drainTimeout'];
+const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log', 'metrics', 'drainTimeout', 'http2'];
 const DEFAULT_METRICS: MetricsConfig = { requests: true };
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 const DAY_MS = 86_400_000;
@@ -126,11 +130,12 @@ function check(source: YamlSource): SidecarConfig | undefined {
   const log = root.optional('log', readLog, { level: 'info' as LogLevel, access: true });
   const metrics = root.optional('metrics', readMetrics, DEFAULT_METRICS);
   const drainTimeoutMs = root.optional('drainTimeout', readDuration, DEFAULT_DRAIN_TIMEOUT_MS);
+  const http2 = root.optional('http2', readHttp2, DEFAULT_HTTP2);
   checkListenersDistinct(root);
-  if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined || metrics === undefined || drainTimeoutMs === undefined) return undefined;
+  if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined || metrics === undefined || drainTimeoutMs === undefined || http2 === undefined) return undefined;
   if ((root.has('inbound') && !inbound) || (root.has('outbound') && !outbound)) return undefined;
   const spiffeId = serviceSpiffeId(trustDomain, service);
-  return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log, metrics, drainTimeoutMs });
+  return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log, metrics, drainTimeoutMs, http2 });
 }
 
 function readService(value: YamlValue): string | undefined {

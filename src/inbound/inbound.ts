@@ -62,6 +62,8 @@ export interface InboundOptions {
   readonly logger: Logger;
   readonly observer?: TrafficObserver;
   readonly limits?: InboundLimits;
+  /** HTTP/2 from callers: Node's core http2 server (`node`, default) or meshcar's own codec in src/h2 (`meshcar`). */
+  readonly codec?: 'meshcar' | 'node';
 }
 
 export interface Inbound {

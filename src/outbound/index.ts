@@ -46,6 +46,8 @@ export interface OutboundOptions {
   readonly logger: Logger;
   readonly observer?: TrafficObserver;
   readonly options?: OutboundTuning;
+  /** HTTP/2 toward upstream sidecars: core http2 + http2-wrapper (`node`, default) or src/h2 (`meshcar`). */
+  readonly codec?: 'meshcar' | 'node';
 }
 
 export interface Outbound {

@@ -1,0 +1,29 @@
+// The top-level `http2` key: which HTTP/2 implementation carries the sidecar-to-sidecar hop
+// (issue 9). `node` is Node's core http2 (inbound server) and http2-wrapper (outbound
+// sessions), today's path; `meshcar` is the own codec in src/h2/. The default stays `node`
+// until every test passes with `meshcar` (the issue's rule for flipping it).
+
+import type { YamlValue } from './yaml-source.js';
+
+export const HTTP2_CODECS = ['meshcar', 'node'] as const;
+export type Http2Codec = (typeof HTTP2_CODECS)[number];
+
+export interface Http2Config {
+  readonly codec: Http2Codec;
+}
+
+export const DEFAULT_HTTP2: Http2Config = Object.freeze({ codec: 'node' });
+
+export function readHttp2(value: YamlValue): Http2Config | undefined {
+  const map = value.map(['codec']);
+  if (!map) return undefined;
+  const codec = map.optional('codec', readCodec, DEFAULT_HTTP2.codec);
+  return codec === undefined ? undefined : { codec };
+}
+
+function readCodec(value: YamlValue): Http2Codec | undefined {
+  const text = value.string(`an HTTP/2 codec (${HTTP2_CODECS.join(' or ')})`);
+  if (text === undefined) return undefined;
+  const codec = HTTP2_CODECS.find((c) => c === text);
+  return codec ?? value.report(`${JSON.stringify(text)} is not an HTTP/2 codec; use one of ${HTTP2_CODECS.join(', ')}`);
+}

@@ -1,0 +1,53 @@
+// The top-level `http2.codec` key (issue 9): default node, meshcar accepted, anything else
+// rejected with file:line:column and key path, and a change on reload needs a restart.
+
+import t from 'tap';
+import { basename, join } from 'node:path';
+import { ConfigError, formatIssue } from '../../src/config/issues.js';
+import { LIVE_RELOAD_KEYS, loadSidecarConfig, planReload } from '../../src/config/sidecar-config.js';
+
+const BASE = `service: orders
+trustDomain: mesh.local
+identity:
+  files: {cert: c.pem, key: k.pem, bundle: b.pem}
+inbound:
+  listen: 127.0.0.1:15443
+  app: http://127.0.0.1:8080
+`;
+
+type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
+
+async function load(t: TapTest, text: string) {
+  return loadSidecarConfig(join(t.testdir({ 'c.yaml': text }), 'c.yaml'));
+}
+
+async function issuesOf(t: TapTest, text: string): Promise<string[]> {
+  const err = await load(t, text).then(
+    () => t.fail('expected a ConfigError'),
+    (e: unknown) => e,
+  );
+  if (!(err instanceof ConfigError)) throw err;
+  return err.issues.map((issue) => formatIssue({ ...issue, file: basename(issue.file) }));
+}
+
+t.test('http2.codec defaults to node and accepts meshcar', async (t) => {
+  t.same((await load(t, BASE)).http2, { codec: 'node' }, 'absent: today\'s path');
+  t.same((await load(t, `${BASE}http2: {}\n`)).http2, { codec: 'node' }, 'an empty map keeps the default');
+  t.same((await load(t, `${BASE}http2:\n  codec: meshcar\n`)).http2, { codec: 'meshcar' });
+  t.same((await load(t, `${BASE}http2:\n  codec: node\n`)).http2, { codec: 'node' });
+});
+
+t.test('unknown codecs and keys are rejected with their place', async (t) => {
+  t.same(await issuesOf(t, `${BASE}http2:\n  codec: nghttp2\n`), ['c.yaml:9:3: http2.codec: "nghttp2" is not an HTTP/2 codec; use one of meshcar, node']);
+  t.same(await issuesOf(t, `${BASE}http2:\n  codec: 2\n`), ['c.yaml:9:3: http2.codec: expected an HTTP/2 codec (meshcar or node), got a number']);
+  t.match((await issuesOf(t, `${BASE}http2:\n  codecs: meshcar\n`))[0], /^c\.yaml:9:3: http2\.codecs: unknown key/);
+  t.same(await issuesOf(t, `${BASE}http2: meshcar\n`), ['c.yaml:8:1: http2: expected a map, got a string']);
+});
+
+t.test('a codec change on reload needs a restart', async (t) => {
+  t.notOk((LIVE_RELOAD_KEYS as readonly string[]).includes('http2.codec'));
+  const plan = planReload(await load(t, BASE), await load(t, `${BASE}http2:\n  codec: meshcar\n`));
+  t.same(plan.restartRequired, ['http2.codec']);
+  t.same(plan.applied, []);
+  t.equal(plan.effective.http2.codec, 'node', 'the running codec stays until the restart');
+});
