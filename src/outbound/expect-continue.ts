@@ -5,7 +5,7 @@
 // as curl does on its own after a second (sooner when the upstream's timeout is short: the
 // body must still have time to be answered).
 
-import type { ClientHttp2Stream } from 'node:http2';
+import type { UpstreamStream } from './upstream-stream.js';
 
 const CONTINUE_GRACE_MS = 1000;
 
@@ -18,7 +18,7 @@ export function expectsContinue(expect: string | undefined): boolean {
 }
 
 /** Calls `sendContinue` once: on the upstream's 100, or after the grace period; never after its answer. */
-export function relayContinue(upstream: ClientHttp2Stream, graceMs: number, sendContinue: () => void): void {
+export function relayContinue(upstream: UpstreamStream, graceMs: number, sendContinue: () => void): void {
   let done = false;
   const stop = () => {
     done = true;

@@ -6,7 +6,7 @@
 // it. A trailers-only answer (HEADERS with END_STREAM) is relayed as exactly that.
 
 import { performance } from 'node:perf_hooks';
-import { constants as h2, type ClientHttp2Stream, type IncomingHttpHeaders, type IncomingHttpStatusHeader, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { constants as h2, type IncomingHttpHeaders, type IncomingHttpStatusHeader, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
@@ -16,6 +16,7 @@ import { continueGraceMs, expectsContinue, relayContinue } from './expect-contin
 import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, pathOnly } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
+import { responseEnds, type UpstreamStream } from './upstream-stream.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { appDeadlineMs, isRetryableRequest, type RetryReason } from './retry.js';
 
@@ -40,7 +41,7 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
   ctx.activity.enter();
   stream.on('error', ignore); // a reset by the app surfaces as 'close'; nothing to add
 
-  let upstream: ClientHttp2Stream | undefined;
+  let upstream: UpstreamStream | undefined;
   let timer: NodeJS.Timeout | undefined;
   let answered = false;
   let failed = false;
@@ -177,20 +178,21 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
     return true;
   };
 
-  const onResponse = (head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number) => {
+  // flags: Node's frame flags, or the meshcar codec's endStream boolean (upstream-stream.ts)
+  const onResponse = (head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean) => {
     if (answered) return;
     const status = Number(head[':status']);
     if ((status === 503 || status === 429) && tryRetry(status === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
     if (timer) clearTimeout(timer);
     timer = undefined;
-    const up = upstream as ClientHttp2Stream;
+    const up = upstream as UpstreamStream;
     if (stream.destroyed || stream.closed) {
       up.close(h2.NGHTTP2_CANCEL);
       return;
     }
     const out = forwardableHeaders(head);
     out[':status'] = status;
-    const ends = (flags & h2.NGHTTP2_FLAG_END_STREAM) !== 0;
+    const ends = responseEnds(flags);
     try {
       stream.respond(out, ends ? RESPOND_END : RESPOND_BODY);
     } catch (err) {
@@ -216,7 +218,7 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
     });
   };
 
-  const onOpened = (up: ClientHttp2Stream, endpoint: UpstreamEndpoint) => {
+  const onOpened = (up: UpstreamStream, endpoint: UpstreamEndpoint) => {
     endpointKey = endpoint.key;
     exchange.endpoint = endpoint.key;
     lastEndpoint = endpoint;
@@ -225,7 +227,7 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
       return;
     }
     upstream = up;
-    up.on('response', (head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number) => {
+    up.on('response', (head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean) => {
       if (up === upstream) onResponse(head, flags);
     });
     up.on('trailers', (trailers: IncomingHttpHeaders) => {

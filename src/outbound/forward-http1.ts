@@ -7,7 +7,7 @@
 
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { constants as h2, type ClientHttp2Stream, type IncomingHttpStatusHeader } from 'node:http2';
+import { constants as h2, type IncomingHttpStatusHeader } from 'node:http2';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
@@ -18,6 +18,7 @@ import { continueGraceMs, expectsContinue, relayContinue } from './expect-contin
 import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, parseRequestTarget, pathOnly } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
+import type { UpstreamStream } from './upstream-stream.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { appDeadlineMs, isRetryableRequest, type RetryReason } from './retry.js';
 
@@ -42,7 +43,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
   ctx.activity.enter();
   if (ctx.draining) res.setHeader('connection', 'close');
 
-  let upstream: ClientHttp2Stream | undefined;
+  let upstream: UpstreamStream | undefined;
   let timer: NodeJS.Timeout | undefined;
   /** A response head is decided: the upstream's, or one of ours. */
   let answered = false;
@@ -191,7 +192,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
       pool.retry.report(retryReason, status >= 500 || status === 429 ? 'failure' : 'success');
       retryReason = undefined;
     }
-    const up = upstream as ClientHttp2Stream;
+    const up = upstream as UpstreamStream;
     // pipe() without its per-request set of listeners on both streams; same backpressure
     up.on('data', onUpstreamData);
     up.on('end', onUpstreamEnd);
@@ -200,7 +201,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
   const onUpstreamData = (chunk: Buffer) => {
     if (res.destroyed || res.writableEnded) return; // the app is gone; 'close' cancels the stream
     if (!res.write(chunk)) {
-      const up = upstream as ClientHttp2Stream;
+      const up = upstream as UpstreamStream;
       up.pause();
       res.once('drain', () => up.resume());
     }
@@ -209,7 +210,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
   // Node ends a reset stream's readable side like a finished one (then destroys it), so a
   // plain pipe would close a truncated chunked response as if it were whole: check the code.
   const onUpstreamEnd = () => {
-    const code = (upstream as ClientHttp2Stream).rstCode;
+    const code = (upstream as UpstreamStream).rstCode;
     if (code !== undefined && code !== h2.NGHTTP2_NO_ERROR) fail(upstreamReset(endpointKey, `code ${code}`));
     else res.end();
   };
@@ -231,13 +232,13 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
   };
 
   const onStreamClose = () => {
-    const stream = upstream as ClientHttp2Stream;
+    const stream = upstream as UpstreamStream;
     if (!answered && tryRetry('reset')) return;
     if (!answered) fail(upstreamReset(endpointKey, `stream closed with code ${stream.rstCode ?? 'unknown'} before a response`));
     else if (stream.rstCode !== undefined && stream.rstCode !== h2.NGHTTP2_NO_ERROR && !res.writableEnded) fail(upstreamReset(endpointKey, `code ${stream.rstCode}`));
   };
 
-  const onOpened = (stream: ClientHttp2Stream, endpoint: UpstreamEndpoint) => {
+  const onOpened = (stream: UpstreamStream, endpoint: UpstreamEndpoint) => {
     endpointKey = endpoint.key;
     exchange.endpoint = endpoint.key;
     lastEndpoint = endpoint;

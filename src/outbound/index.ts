@@ -191,7 +191,7 @@ class OutboundService implements Outbound, OutboundContext {
   }
 
   private newPool(upstream: UpstreamConfig): UpstreamPool {
-    return new UpstreamPool(upstream, { identity: this.options.identity, logger: this.logger, observer: this.observer, settings: this.settings });
+    return new UpstreamPool(upstream, { identity: this.options.identity, logger: this.logger, observer: this.observer, settings: this.settings, codec: this.options.codec ?? 'node' });
   }
 
   setUpstreams(upstreams: readonly UpstreamConfig[]): void {

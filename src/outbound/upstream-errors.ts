@@ -51,16 +51,16 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
   };
 }
 
-/** session.request() refused a header the app sent (e.g. an invalid value): the app's fault. */
+/** session.request() (core http2, or src/h2: ERR_H2_INVALID_HEADER) refused a header the app sent: the app's fault. */
 export function isBadRequestError(err: unknown): boolean {
   const code = codeOf(err);
-  return code === 'ERR_INVALID_HTTP_TOKEN' || code === 'ERR_INVALID_CHAR' || code.startsWith('ERR_HTTP2_INVALID_HEADER') || code === 'ERR_HTTP2_HEADER_SINGLE_VALUE' || code === 'ERR_HTTP2_INVALID_CONNECTION_HEADERS' || code === 'ERR_HTTP2_INVALID_PSEUDOHEADER';
+  return code === 'ERR_INVALID_HTTP_TOKEN' || code === 'ERR_INVALID_CHAR' || code.startsWith('ERR_HTTP2_INVALID_HEADER') || code === 'ERR_HTTP2_HEADER_SINGLE_VALUE' || code === 'ERR_HTTP2_INVALID_CONNECTION_HEADERS' || code === 'ERR_HTTP2_INVALID_PSEUDOHEADER' || code === 'ERR_H2_INVALID_HEADER';
 }
 
-/** The session was closing under us (GOAWAY raced the pick): nothing was sent, try again. */
+/** The session was closing under us (GOAWAY raced the pick; src/h2: ERR_H2_SESSION_CLOSING): nothing was sent, try again. */
 export function isSessionClosingError(err: unknown): boolean {
   const code = codeOf(err);
-  return code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'ERR_HTTP2_INVALID_SESSION' || /gracefully closing/.test(describeError(err));
+  return code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'ERR_HTTP2_INVALID_SESSION' || code === 'ERR_H2_SESSION_CLOSING' || /gracefully closing/.test(describeError(err));
 }
 
 export function upstreamReset(endpoint: string, detail: string): MeshcarError {

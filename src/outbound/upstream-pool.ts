@@ -3,9 +3,11 @@
 // requests get a stream: check the circuit breaker; pick an endpoint (power of two choices over
 // peak-EWMA load, see balancer.ts); use an open session there with a free
 // stream slot at once, else ask the agent (which opens a session, or queues for one); and if
-// the endpoint cannot be reached (nothing sent yet) try the next one.
+// the endpoint cannot be reached (nothing sent yet) try the next one. With `codec: 'meshcar'`
+// the sessions are src/h2 connections kept by H2SessionPool (h2-session-pool.ts) instead of
+// http2-wrapper's; everything above the session (balancing, failover, circuit, counting) is shared.
 
-import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
+import type { ClientHttp2Session, ClientSessionRequestOptions, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -18,6 +20,8 @@ import { EndpointSet, type LookupAll, type UpstreamEndpoint } from './endpoints.
 import { activeStreams, closeGracefully, isGracefullyClosing, manageSession, type SessionPolicy } from './session-lifecycle.js';
 import './async-bind.js'; // cheaper AsyncResource#bind for every session.request()
 import { UpstreamAgent, connectMutualTls, endpointOfSocket } from './upstream-agent.js';
+import { H2SessionPool } from './h2-session-pool.js';
+import { adaptH2Stream, type UpstreamStream } from './upstream-stream.js';
 import { classifyConnectError, isBadRequestError, isSessionClosingError } from './upstream-errors.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, RetryPolicy } from './retry.js';
 import { BALANCER_DEFAULTS, CIRCUIT_DEFAULTS, EndpointHealth, OUTLIER_DEFAULTS } from './balancer.js';
@@ -27,7 +31,7 @@ import type { CircuitBreakerConfig } from '../config/traffic-config.js';
 const ENDPOINT = Symbol('meshcar.endpoint');
 const OPENED = Symbol('meshcar.opened');
 const ANSWERED = Symbol('meshcar.answered');
-interface TrackedStream extends ClientHttp2Stream {
+interface TrackedStream extends UpstreamStream {
   [ENDPOINT]?: UpstreamEndpoint;
   [OPENED]?: number;
   [ANSWERED]?: boolean;
@@ -45,14 +49,16 @@ export interface PoolDependencies {
   readonly logger: Logger;
   readonly observer: TrafficObserver;
   readonly settings: PoolSettings;
+  /** Which HTTP/2 codec carries the sessions: http2-wrapper + core http2 (default) or src/h2. */
+  readonly codec?: 'meshcar' | 'node';
 }
 
 export interface OpenedStream {
-  readonly stream: ClientHttp2Stream;
+  readonly stream: UpstreamStream;
   readonly endpoint: UpstreamEndpoint;
 }
 
-export type StreamOpened = (stream: ClientHttp2Stream, endpoint: UpstreamEndpoint) => void;
+export type StreamOpened = (stream: UpstreamStream, endpoint: UpstreamEndpoint) => void;
 
 export interface OpenedTunnel {
   readonly socket: TLSSocket;
@@ -83,6 +89,8 @@ export class UpstreamPool {
   retry: RetryPolicy;
   readonly endpoints: EndpointSet;
   private readonly agent: UpstreamAgent;
+  /** The sessions when the codec is `meshcar` (the agent then opens none). */
+  private readonly own: H2SessionPool | undefined;
   private readonly sessions = new Set<ClientHttp2Session>();
   /** Open sessions per endpoint, oldest first: the fast path's candidates. */
   private readonly byEndpoint = new Map<UpstreamEndpoint, ClientHttp2Session[]>();
@@ -125,6 +133,18 @@ export class UpstreamPool {
       connectTimeoutMs: this.connectTimeoutMs,
       endpointFor: (host) => this.endpoints.forOriginHost(host),
     });
+    this.own =
+      deps.codec === 'meshcar'
+        ? new H2SessionPool({
+            upstream: config.name,
+            identity: deps.identity,
+            checkServerIdentity: this.checkServerIdentity,
+            connectTimeoutMs: () => this.connectTimeoutMs,
+            policy: settings,
+            observer: deps.observer,
+            logger: deps.logger,
+          })
+        : undefined;
     const health = new EndpointHealth(config.name, () => this.endpoints.all(), decayMs, config.outlierDetection ?? OUTLIER_DEFAULTS, deps.observer, deps.logger);
     this.health = health;
     const observer = deps.observer;
@@ -168,11 +188,10 @@ export class UpstreamPool {
     if (!this.closed && this.active + this.pending >= this.circuit.maxRequests) return onFailed(this.circuitOpen(`${this.active + this.pending} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
     const now = Date.now();
     const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(now) : (this.endpoints.pick(now, avoid) ?? this.endpoints.pick(now));
-    const session = endpoint && this.freeSession(endpoint);
-    if (endpoint && session) {
-      let stream: ClientHttp2Stream | undefined;
+    if (endpoint) {
+      let stream: UpstreamStream | undefined;
       try {
-        stream = session.request(headers, options);
+        stream = this.requestNow(endpoint, headers, options);
       } catch (err) {
         if (isBadRequestError(err)) return onFailed(badRequest(err));
         // the session was closing under us: the slow path finds or makes another
@@ -206,7 +225,7 @@ export class UpstreamPool {
     return this.withFailover(first, async (endpoint) => {
       for (;;) {
         try {
-          const stream = await this.agent.request(endpoint.origin, AGENT_OPTIONS, headers, options);
+          const stream = this.own ? adaptH2Stream(await this.own.request(endpoint, headers, options)) : await this.agent.request(endpoint.origin, AGENT_OPTIONS, headers, options);
           this.countStream(stream, endpoint);
           return { stream, endpoint };
         } catch (err) {
@@ -216,6 +235,15 @@ export class UpstreamPool {
         }
       }
     });
+  }
+
+  /** A stream on an open session of this endpoint with a free slot, or undefined (no promise, no queue). */
+  private requestNow(endpoint: UpstreamEndpoint, headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions): UpstreamStream | undefined {
+    if (this.own) {
+      const stream = this.own.requestNow(endpoint, headers, options);
+      return stream && adaptH2Stream(stream);
+    }
+    return this.freeSession(endpoint)?.request(headers, options);
   }
 
   /** A session to this endpoint that takes another stream now, if any. */
@@ -296,17 +324,19 @@ export class UpstreamPool {
 
   /** Open HTTP/2 sessions (connected, SETTINGS received, not yet closed). */
   sessionCount(): number {
-    return this.sessions.size;
+    return this.own ? this.own.size : this.sessions.size;
   }
 
   /** New sessions after a rotation do a full handshake, presenting the new certificate. */
   identityRotated(): void {
     this.agent.forgetTlsSessions();
+    this.own?.forgetTlsSessions();
   }
 
   /** Every session finishes its streams and closes; new requests would open new ones. */
   closeSessionsGracefully(): void {
     for (const session of this.sessions) closeGracefully(session);
+    this.own?.closeGracefully();
   }
 
   close(): void {
@@ -315,6 +345,7 @@ export class UpstreamPool {
     this.health.close();
     this.agent.destroy();
     for (const session of this.sessions) session.destroy();
+    this.own?.close();
   }
 
   /** Tries `attempt` on endpoints in turn (`first`, if given, then round-robin) while they cannot be reached. */
@@ -378,6 +409,8 @@ export class UpstreamPool {
   private retire(endpoint: UpstreamEndpoint): void {
     this.health.forget(endpoint);
     this.agent.forgetTlsSessions(endpoint.key);
+    this.own?.forgetTlsSessions(endpoint.key);
+    this.own?.closeGracefully(endpoint);
     for (const session of this.sessions) {
       if (endpointOfSocket(session.socket) === endpoint && !isGracefullyClosing(session)) closeGracefully(session);
     }

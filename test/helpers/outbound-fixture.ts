@@ -233,7 +233,11 @@ export async function appIdentity(pki: TestPki, lifetimeMs = 3_600_000): Promise
   return new WorkloadIdentity(validateSvid(await pki.issue(APP_ID, { lifetimeMs }), APP_ID), silent);
 }
 
-export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSpec[], options: OutboundTuning = {}, identity?: WorkloadIdentity): Promise<OutboundFixture> {
+/** Tuning, plus which HTTP/2 codec carries the upstream sessions (default: the outbound's own, `node`). */
+export type OutboundTestOptions = OutboundTuning & { readonly codec?: 'meshcar' | 'node' };
+
+export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSpec[], testOptions: OutboundTestOptions = {}, identity?: WorkloadIdentity): Promise<OutboundFixture> {
+  const { codec, ...options } = testOptions;
   const id = identity ?? (await appIdentity(pki));
   const observer = new RecordingObserver();
   const outbound = createOutbound({
@@ -255,6 +259,7 @@ export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSp
     logger: silent,
     observer,
     options,
+    ...(codec ? { codec } : {}),
   });
   const bound = await outbound.listen();
   return { pki, identity: id, outbound, port: bound.port, observer, close: () => outbound.close() };

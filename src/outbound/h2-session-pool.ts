@@ -1,0 +1,232 @@
+// The upstream sessions of one UpstreamPool when `http2.codec` is `meshcar`: our own mutual TLS
+// connection per session (the same dialler, SecureContext, ALPN h2 and SPIFFE check as the
+// http2-wrapper agent, see upstream-agent.ts) wrapped in src/h2's H2Connection. It keeps the
+// pool's rules of the `node` path:
+// - few sessions per endpoint: a request uses an open session with a free stream slot; a new
+//   session is dialled only when every one is full (the peer's SETTINGS_MAX_CONCURRENT_STREAMS),
+//   and requests arriving while one is being dialled wait for it rather than dial their own;
+// - a closing session (GOAWAY received or sent, max age) takes no new streams; the codec lets
+//   the streams in flight finish and then ends the socket;
+// - max age (jittered ±10%) closes gracefully; idle sessions are PINGed and destroyed when a
+//   PING goes unanswered for a whole interval;
+// - TLS session tickets are cached per endpoint here only (every one came from a handshake
+//   checked against this upstream's identity; Node skips checkServerIdentity on resumption);
+//   a rotation clears them so new sessions present the new certificate.
+
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { H2Connection, type H2Stream, type OutgoingHeaders, type RequestOptions } from '../h2/index.js';
+import { MeshcarError } from '../errors.js';
+import type { verifyServerSpiffeId } from '../identity/peer-identity.js';
+import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { TrafficObserver } from '../metrics/traffic.js';
+import type { UpstreamEndpoint } from './endpoints.js';
+import type { SessionPolicy } from './session-lifecycle.js';
+import { connectMutualTls } from './upstream-agent.js';
+import { isSessionClosingError } from './upstream-errors.js';
+
+export interface H2SessionPoolOptions {
+  readonly upstream: string;
+  readonly identity: WorkloadIdentity;
+  readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
+  /** Read per dial: a reload may change it. Bounds TCP + TLS, and then the peer's SETTINGS. */
+  readonly connectTimeoutMs: () => number;
+  readonly policy: SessionPolicy;
+  readonly observer: TrafficObserver;
+  readonly logger: Logger;
+}
+
+/** Dials per request before giving up on an endpoint whose sessions never take a stream. */
+const MAX_DIALS = 3;
+const MAX_CLOSING_RETRIES = 2;
+
+export class H2SessionPool {
+  /** Open sessions (connected: the peer's SETTINGS arrived) and their endpoint. */
+  private readonly sessions = new Map<H2Connection, UpstreamEndpoint>();
+  /** Open sessions per endpoint, oldest first. */
+  private readonly byEndpoint = new Map<UpstreamEndpoint, H2Connection[]>();
+  /** A session being dialled per endpoint: others wait for it instead of dialling too. */
+  private readonly dialling = new Map<UpstreamEndpoint, Promise<H2Connection>>();
+  private readonly tickets = new Map<string, Buffer>();
+  private closed = false;
+
+  constructor(private readonly options: H2SessionPoolOptions) {}
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** A stream at once on an open session with a free slot, or undefined. Throws for a bad header. */
+  requestNow(endpoint: UpstreamEndpoint, headers: OutgoingHeaders, options: RequestOptions): H2Stream | undefined {
+    const conn = this.freeSession(endpoint);
+    if (conn === undefined) return undefined;
+    withScheme(headers);
+    try {
+      return conn.request(headers, options);
+    } catch (err) {
+      if (isSessionClosingError(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** A stream on this endpoint, dialling a session if none has a free slot. Connect errors are thrown as they are. */
+  async request(endpoint: UpstreamEndpoint, headers: OutgoingHeaders, options: RequestOptions): Promise<H2Stream> {
+    withScheme(headers);
+    let dials = 0;
+    let closingRetries = 0;
+    for (;;) {
+      // checked and used in one synchronous step: waiters woken together cannot overfill a session
+      const conn = this.freeSession(endpoint);
+      if (conn) {
+        try {
+          return conn.request(headers, options);
+        } catch (err) {
+          if (isSessionClosingError(err) && closingRetries++ < MAX_CLOSING_RETRIES) continue;
+          throw err;
+        }
+      }
+      if (this.closed) throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
+      if (dials++ >= MAX_DIALS) throw new MeshcarError('upstream_unavailable', `${endpoint.key} opened sessions that took no stream`);
+      const pending = this.dialling.get(endpoint);
+      if (pending) {
+        await pending; // its failure is ours too: the endpoint cannot be reached
+        continue;
+      }
+      const dial = this.dial(endpoint);
+      this.dialling.set(endpoint, dial);
+      try {
+        await dial;
+      } finally {
+        if (this.dialling.get(endpoint) === dial) this.dialling.delete(endpoint);
+      }
+    }
+  }
+
+  private freeSession(endpoint: UpstreamEndpoint): H2Connection | undefined {
+    const list = this.byEndpoint.get(endpoint);
+    if (list === undefined) return undefined;
+    for (let i = 0; i < list.length; i++) {
+      const conn = list[i] as H2Connection;
+      if (!conn.closing && !conn.destroyed && conn.activeStreams < conn.remoteSettings.maxConcurrentStreams) return conn;
+    }
+    return undefined;
+  }
+
+  private async dial(endpoint: UpstreamEndpoint): Promise<H2Connection> {
+    const key = endpoint.key;
+    const timeoutMs = this.options.connectTimeoutMs();
+    let socket: TLSSocket;
+    try {
+      socket = await connectMutualTls(endpoint, {
+        identity: this.options.identity,
+        checkServerIdentity: this.options.checkServerIdentity,
+        alpn: ['h2'],
+        timeoutMs,
+        session: this.tickets.get(key),
+        onTicket: (ticket) => this.tickets.set(key, ticket),
+      });
+    } catch (err) {
+      this.tickets.delete(key); // a ticket the server no longer takes must not fail the next try
+      throw err;
+    }
+    if (socket.alpnProtocol !== 'h2') {
+      socket.destroy();
+      throw new MeshcarError('bad_gateway', `${key} did not negotiate HTTP/2 (ALPN ${String(socket.alpnProtocol)})`);
+    }
+    if (this.closed) {
+      socket.destroy();
+      throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
+    }
+    const conn = new H2Connection(socket, { role: 'client' });
+    // the peer's SETTINGS tell how many streams a session takes: wait for them, within the budget
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        conn.off('connect', onConnect);
+        conn.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onConnect = () => done();
+      const onClose = (reason: string) => done(Object.assign(new Error(`${key} closed the HTTP/2 connection before its SETTINGS (${reason})`), { code: 'ECONNRESET' }));
+      const timer = setTimeout(() => {
+        conn.destroy();
+        done(Object.assign(new Error(`${key} sent no HTTP/2 SETTINGS within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      }, timeoutMs);
+      conn.on('connect', onConnect);
+      conn.on('close', onClose);
+    });
+    if (this.closed) {
+      conn.destroy();
+      throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
+    }
+    this.adopt(conn, endpoint);
+    return conn;
+  }
+
+  private adopt(conn: H2Connection, endpoint: UpstreamEndpoint): void {
+    const { observer, upstream, policy, logger } = this.options;
+    this.sessions.set(conn, endpoint);
+    const list = this.byEndpoint.get(endpoint);
+    if (list) list.push(conn);
+    else this.byEndpoint.set(endpoint, [conn]);
+    observer.upstreamSessionsChanged(upstream, 1);
+
+    // max age: graceful close (client GOAWAY; streams in flight finish), jittered so sessions
+    // opened together do not all roll at once
+    const ageTimer = setTimeout(() => conn.close(), Math.max(1, Math.round(policy.maxSessionAgeMs * (0.9 + Math.random() * 0.2))));
+    ageTimer.unref();
+    // idle PING: a peer silent for a whole interval is gone; busy sessions prove it with traffic
+    let awaitingPong = false;
+    const pingTimer = setInterval(() => {
+      if (conn.destroyed) return;
+      if (awaitingPong) {
+        conn.destroy(undefined, 'ping_timeout');
+        return;
+      }
+      if (conn.activeStreams > 0) return;
+      awaitingPong = true;
+      conn.ping((err) => {
+        awaitingPong = false;
+        if (err && !conn.destroyed) conn.destroy(undefined, 'ping_timeout');
+      });
+    }, policy.pingIntervalMs);
+    pingTimer.unref();
+
+    conn.on('error', (err: Error) => logger.debug({ upstream, err: err.message }, 'upstream session error'));
+    conn.once('close', (reason: string) => {
+      clearTimeout(ageTimer);
+      clearInterval(pingTimer);
+      this.sessions.delete(conn);
+      const open = this.byEndpoint.get(endpoint);
+      if (open) {
+        open.splice(open.indexOf(conn), 1);
+        if (open.length === 0) this.byEndpoint.delete(endpoint);
+      }
+      observer.upstreamSessionsChanged(upstream, -1);
+      logger.debug({ upstream, endpoint: endpoint.key, reason }, 'upstream session closed');
+    });
+  }
+
+  /** After a rotation: new sessions do a full handshake with the new certificate. */
+  forgetTlsSessions(endpointKey?: string): void {
+    if (endpointKey === undefined) this.tickets.clear();
+    else this.tickets.delete(endpointKey);
+  }
+
+  /** Every session finishes its streams and closes; new requests dial new ones. */
+  closeGracefully(endpoint?: UpstreamEndpoint): void {
+    for (const [conn, of] of this.sessions) if (endpoint === undefined || of === endpoint) conn.close();
+  }
+
+  /** Stops at once: every session and its streams. */
+  close(): void {
+    this.closed = true;
+    for (const conn of [...this.sessions.keys()]) conn.destroy();
+  }
+}
+
+/** Core http2's session.request() adds :scheme from its origin; src/h2 sends what it is given. */
+function withScheme(headers: OutgoingHeaders): void {
+  if (headers[':scheme'] === undefined) headers[':scheme'] = 'https';
+}

@@ -1,0 +1,90 @@
+// The one view the forwarders have of a stream toward an upstream, whichever HTTP/2 codec made
+// it: Node's ClientHttp2Stream (`http2.codec: node`) or src/h2's H2Stream (`meshcar`). Both are
+// Duplexes with the same event names ('response', 'trailers', 'continue', 'wantTrailers',
+// 'error', 'close'); two differences are bridged here:
+// - 'response' carries Node's frame flags, or H2Stream's endStream boolean: responseEnds().
+// - H2Stream has no setTimeout(): adaptH2Stream() gives it one with Node's meaning (no bytes
+//   either way for `ms` emits 'timeout'), checked by polling its byte counters a few times per
+//   period, so the hot path (every DATA frame) pays nothing.
+
+import { constants as h2 } from 'node:http2';
+import type { OutgoingHttpHeaders } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { H2Stream } from '../h2/index.js';
+
+/** What forward-http1.ts, forward-h2c.ts, expect-continue.ts and the pool use of a stream. */
+export interface UpstreamStream extends Duplex {
+  /** RST_STREAM code once reset (Node: set when closed; H2Stream: undefined unless reset). */
+  readonly rstCode: number | undefined;
+  /** RST_STREAM with `code` (unless already closed) and destroy. */
+  close(code?: number): void;
+  /** After 'wantTrailers': ends the request with a trailers block. */
+  sendTrailers(headers: OutgoingHttpHeaders): void;
+  /** No bytes either way for `ms` → 'timeout' (0 stops the timer). */
+  setTimeout(ms: number, callback?: () => void): void;
+}
+
+/** Whether a 'response' event's second argument says the response has no body. */
+export function responseEnds(flagsOrEnd: number | boolean): boolean {
+  return typeof flagsOrEnd === 'boolean' ? flagsOrEnd : (flagsOrEnd & h2.NGHTTP2_FLAG_END_STREAM) !== 0;
+}
+
+const IDLE = Symbol('meshcar.idleTimer');
+
+interface IdleTimer {
+  ms: number;
+  /** Polling period: idleness is detected between `ms` and `ms + tick` after the last byte. */
+  tick: number;
+  quietMs: number;
+  seen: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+type Adapted = H2Stream & { [IDLE]?: IdleTimer; setTimeout(ms: number, callback?: () => void): void };
+
+function activity(stream: H2Stream): number {
+  return stream.bytesSent + stream.dataReceived + (stream.headReceived ? 1 : 0);
+}
+
+function idleTick(stream: Adapted): void {
+  const state = stream[IDLE];
+  if (state === undefined) return;
+  state.timer = undefined;
+  if (stream.destroyed || state.ms === 0) return;
+  const now = activity(stream);
+  if (now !== state.seen) {
+    state.seen = now;
+    state.quietMs = 0;
+  } else state.quietMs += state.tick;
+  if (state.quietMs >= state.ms) {
+    stream.emit('timeout');
+    return;
+  }
+  state.timer = setTimeout(idleTick, state.tick, stream);
+  state.timer.unref();
+}
+
+// one shared function, installed on each stream (no closure per request)
+function setIdleTimeout(this: Adapted, ms: number, callback?: () => void): void {
+  if (callback) this.on('timeout', callback); // as Node's Http2Stream#setTimeout
+  let state = this[IDLE];
+  if (state?.timer) clearTimeout(state.timer);
+  if (ms <= 0) {
+    if (state) state.ms = 0;
+    return;
+  }
+  const tick = Math.max(5, Math.ceil(ms / 4));
+  state ??= this[IDLE] = { ms, tick, quietMs: 0, seen: 0, timer: undefined };
+  state.ms = ms;
+  state.tick = tick;
+  state.quietMs = 0;
+  state.seen = activity(this);
+  state.timer = setTimeout(idleTick, tick, this);
+  state.timer.unref();
+}
+
+/** An H2Stream as an UpstreamStream: adds setTimeout() with Node's meaning. */
+export function adaptH2Stream(stream: H2Stream): UpstreamStream {
+  (stream as Adapted).setTimeout = setIdleTimeout;
+  return stream as Adapted as unknown as UpstreamStream;
+}
