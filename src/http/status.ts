@@ -1,7 +1,8 @@
 // The single mapping from meshcar error codes to HTTP statuses and JSON error bodies.
 
 import { STATUS_CODES, type ServerResponse } from 'node:http';
-import { constants as h2, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
+import { constants as h2, type Http2ServerResponse } from 'node:http2';
+import type { H2ServerStream } from './h2-server-stream.js';
 import { MeshcarError, type ErrorCode } from '../errors.js';
 
 const STATUS: Readonly<Record<ErrorCode, number>> = {
@@ -80,7 +81,7 @@ export function sendError(res: ServerResponse | Http2ServerResponse, err: Meshca
 }
 
 /** The same answer on an HTTP/2 stream (core API); a reset once the response has started. */
-export function sendStreamError(stream: ServerHttp2Stream, err: MeshcarError, requestId?: string): void {
+export function sendStreamError(stream: H2ServerStream, err: MeshcarError, requestId?: string): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
     stream.close(h2.NGHTTP2_INTERNAL_ERROR);

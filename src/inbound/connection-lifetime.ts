@@ -8,7 +8,7 @@
 // connects again, proving a current certificate. One unref'd timer per connection, re-armed
 // at most a few times over its life; nothing per request.
 
-import type { ServerHttp2Session } from 'node:http2';
+import { isWindingDown, type CallerSession } from './caller-session.js';
 import type { Socket } from 'node:net';
 
 // setTimeout holds at most 2^31-1 ms (24.8 days; longer wraps to 1 ms): longer waits go in steps
@@ -23,7 +23,7 @@ export interface LifetimeEvents {
 
 export class ConnectionLifetime {
   private timer: NodeJS.Timeout | undefined;
-  private session: ServerHttp2Session | undefined;
+  private session: CallerSession | undefined;
   private retireAtMs = Infinity;
   private retired = false;
 
@@ -34,7 +34,7 @@ export class ConnectionLifetime {
   }
 
   /** HTTP/2: the session on this socket is also retired (GOAWAY) after `maxAgeMs`. */
-  limitSession(session: ServerHttp2Session, maxAgeMs: number): void {
+  limitSession(session: CallerSession, maxAgeMs: number): void {
     this.session = session;
     this.retireAtMs = Date.now() + Math.max(1, Math.round(maxAgeMs * (0.9 + Math.random() * 0.2)));
     this.arm();
@@ -61,7 +61,7 @@ export class ConnectionLifetime {
     const session = this.session;
     if (session !== undefined && !this.retired && now >= this.retireAtMs) {
       this.retired = true;
-      if (!session.closed && !session.destroyed) {
+      if (!isWindingDown(session)) {
         this.events.onRetired();
         // GOAWAY NO_ERROR naming the last stream taken: those finish, new ones go elsewhere
         session.close();

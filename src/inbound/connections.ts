@@ -1,10 +1,10 @@
 // Every accepted connection and every request in flight, so the listener can drain: HTTP/2
-// sessions get GOAWAY (session.close), idle HTTP/1.1 connections are closed at once and busy
+// sessions (either codec) get GOAWAY (session.close), idle HTTP/1.1 connections are closed at once and busy
 // ones after their current response (which then carries `Connection: close`), and whatever
 // is still open when the drain time runs out is destroyed.
 
 import type { Socket } from 'node:net';
-import type { ServerHttp2Session } from 'node:http2';
+import type { CallerSession } from './caller-session.js';
 
 export class ConnectionTracker {
   /** Requests (and WebSocket tunnels) started and not yet finished. */
@@ -14,7 +14,7 @@ export class ConnectionTracker {
   private readonly sockets = new Set<Socket>();
   /** HTTP/1.1 connections → requests in flight on each (0: idle between keep-alive requests). */
   private readonly http1 = new Map<Socket, number>();
-  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly sessions = new Set<CallerSession>();
   private onEmpty: (() => void) | undefined;
 
   get connections(): number {
@@ -31,7 +31,7 @@ export class ConnectionTracker {
     });
   }
 
-  addSession(session: ServerHttp2Session): void {
+  addSession(session: CallerSession): void {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     // a session that arrives while draining (its handshake was already under way) is told at once

@@ -1,17 +1,20 @@
 // An exchange with an HTTP/2 caller, on the core stream API rather than the compatibility
 // layer: gRPC needs exact control of the end of a response (a trailers-only answer is one
 // HEADERS frame with END_STREAM; an ordinary one ends with a trailers HEADERS frame), which
-// Http2ServerResponse does not give.
+// Http2ServerResponse does not give. Both codecs (http2.codec: node, meshcar) hand it their
+// stream through the H2ServerStream interface; the differences are settled by the caller
+// (END_STREAM flags vs a boolean, a reset guard only where the codec has no budget of its own).
 
-import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { H2ServerStream } from '../http/h2-server-stream.js';
 import type { ErrorCode } from '../errors.js';
 import type { Caller } from './caller.js';
 import { sendStreamError } from '../http/status.js';
 import { MeshcarError } from '../errors.js';
 import { bindExchange, DONE, Exchange, exchangeOf, type ExchangeContext } from './exchange.js';
-import { guardOf, type ResetGuard } from './reset-guard.js';
+import type { ResetGuard } from './reset-guard.js';
 
-const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
 // respond() copies its options, so these may be shared by every request
 const END_STREAM = Object.freeze({ endStream: true });
@@ -24,18 +27,22 @@ export class Http2Exchange extends Exchange {
   readonly expectsContinue: boolean;
   readonly http1Socket = undefined;
   private trailers: OutgoingHttpHeaders | undefined = undefined;
-  /** The session's rapid-reset counter (read now: stream.session is gone by 'close'). */
+  /** The session's rapid-reset counter (node codec; meshcar's codec counts resets itself). */
   readonly guard: ResetGuard | undefined;
   /** The caller reset the stream before the response ended (counted once). */
   resetByCaller = false;
 
-  constructor(readonly stream: ServerHttp2Stream, readonly requestHeaders: IncomingHttpHeaders, flags: number, caller: Caller, context: ExchangeContext) {
+  /**
+   * `requestHasBody`: the request HEADERS lacked END_STREAM. `guard`: the session's reset
+   * counter, read by the caller at once (stream.session is gone by 'close').
+   */
+  constructor(readonly stream: H2ServerStream, readonly requestHeaders: IncomingHttpHeaders, requestHasBody: boolean, caller: Caller, context: ExchangeContext, guard: ResetGuard | undefined) {
     super(caller, context, requestHeaders[':method'] as string, (requestHeaders[':path'] as string | undefined) ?? '', requestHeaders);
-    this.requestHasBody = (flags & NGHTTP2_FLAG_END_STREAM) === 0;
+    this.requestHasBody = requestHasBody;
     const expect = requestHeaders.expect;
     this.expectsContinue = this.requestHasBody && expect !== undefined && expect.toLowerCase() === '100-continue';
     context.tracker.requestStarted(undefined);
-    this.guard = guardOf(stream.session);
+    this.guard = guard;
     bindExchange(stream, this);
     stream.on('close', onStreamClose); // fires once; once() would add a closure per request
     // The caller reset the stream before our response ended. Node would wait for the request
@@ -108,13 +115,13 @@ export class Http2Exchange extends Exchange {
   }
 }
 
-function onStreamClose(this: ServerHttp2Stream): void {
+function onStreamClose(this: H2ServerStream): void {
   const exchange = exchangeOf<Http2Exchange>(this);
   if (!exchange.resetByCaller) exchange.guard?.streamCompleted();
   exchange.callerClosed();
 }
 
-function onStreamAborted(this: ServerHttp2Stream): void {
+function onStreamAborted(this: H2ServerStream): void {
   // DONE: the reset is our own (reset() → close()), whose RST_STREAM is still to be sent
   const exchange = exchangeOf<Http2Exchange>(this);
   if (exchange.phase === DONE) return;
@@ -123,7 +130,7 @@ function onStreamAborted(this: ServerHttp2Stream): void {
   this.destroy();
 }
 
-function onWantTrailers(this: ServerHttp2Stream): void {
+function onWantTrailers(this: H2ServerStream): void {
   exchangeOf<Http2Exchange>(this).sendTrailers();
 }
 

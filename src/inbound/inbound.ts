@@ -15,6 +15,7 @@ import { MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
+import { H2Connection, type H2Limits, type H2Stream, type IncomingHeaders } from '../h2/index.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { H2cApp } from './app-h2c.js';
@@ -30,7 +31,8 @@ import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
 import { InboundRateLimiter } from './rate-limit.js';
 import { isAcceptablePath } from './request-target.js';
-import { attachGuard, ResetGuard } from './reset-guard.js';
+import { attachGuard, guardOf, ResetGuard } from './reset-guard.js';
+import { callerSessionObserver } from './h2-session-observer.js';
 import { createTlsListener } from './tls-listener.js';
 import { headDeadlineMs, InboundTimeouts, type InboundTimeoutsConfig } from './timeouts.js';
 
@@ -138,6 +140,10 @@ class InboundListener implements Inbound, ExchangeContext {
   private readonly tlsServer: tls.Server;
   private readonly http1: http.Server;
   private readonly http2: http2.Http2Server;
+  /** http2.codec: which HTTP/2 implementation takes h2 connections (node: `http2` above). */
+  private readonly codec: 'meshcar' | 'node';
+  /** meshcar codec: the limits of every caller connection (its own reset budget included). */
+  private readonly h2Limits: Partial<H2Limits>;
   private readonly app: AppForwarder;
   /** WebSocket and other Upgrade requests always go to the app over HTTP/1.1. */
   private readonly upgrades: Http1App;
@@ -197,6 +203,14 @@ class InboundListener implements Inbound, ExchangeContext {
     });
     this.http2.on('session', (session: ServerHttp2Session) => this.onSession(session));
     this.http2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => this.onStream(stream, headers, flags));
+    this.codec = options.codec ?? 'node';
+    this.h2Limits = {
+      maxConcurrentStreams: limits.maxConcurrentStreams ?? configured.maxConcurrentStreams,
+      maxHeaderListSize: maxHeaderBytes,
+      maxHeaderFields: 256,
+      // the codec's budget replaces the ResetGuard: same limit, same 10 s window
+      maxResetsPerWindow: this.maxResetsPer10s,
+    };
 
     this.tlsServer = createTlsListener({
       identity,
@@ -213,7 +227,8 @@ class InboundListener implements Inbound, ExchangeContext {
         (socket as WithCaller)[kCaller] = caller;
         (socket as WithCaller)[kLifetime] = this.lifetimeOf(socket, caller, expiresAtMs);
         this.tracker.add(socket, socket.alpnProtocol !== 'h2');
-        dispatchTlsSocket(socket, { http1: this.http1, http2: this.http2 });
+        if (this.codec === 'meshcar' && socket.alpnProtocol === 'h2') this.onMeshcarConnection(socket, caller);
+        else dispatchTlsSocket(socket, { http1: this.http1, http2: this.http2 });
       },
     });
   }
@@ -324,6 +339,20 @@ class InboundListener implements Inbound, ExchangeContext {
     this.tracker.addSession(session);
   }
 
+  /** http2.codec meshcar: the caller's h2 connection on meshcar's own codec (the node codec's onSession + onStream). */
+  private onMeshcarConnection(socket: TLSSocket, caller: Caller): void {
+    const observer = callerSessionObserver(this.observer, this.logger, caller.id.uri, socket.remoteAddress);
+    const conn = new H2Connection(socket, { role: 'server', limits: this.h2Limits, observer });
+    (conn as WithCaller)[kCaller] = caller;
+    conn.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'inbound HTTP/2 session error'));
+    conn.on('stream', (stream: H2Stream, headers: IncomingHeaders, endStream: boolean) => {
+      // no ResetGuard: the codec counts resets itself (see h2-session-observer.ts)
+      this.handle(new Http2Exchange(stream, headers as IncomingHttpHeaders, !endStream, caller, this, undefined), this.app);
+    });
+    (socket as WithCaller)[kLifetime]?.limitSession(conn, this.maxSessionAgeMs);
+    this.tracker.addSession(conn);
+  }
+
   /** The connection's one timer: closed when the caller's certificate path expires; HTTP/2 also retired at its maximum age. */
   private lifetimeOf(socket: TLSSocket, caller: Caller, expiresAtMs: number): ConnectionLifetime {
     return new ConnectionLifetime(socket, expiresAtMs, {
@@ -353,7 +382,8 @@ class InboundListener implements Inbound, ExchangeContext {
       stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       return;
     }
-    this.handle(new Http2Exchange(stream, headers, flags, caller, this), this.app);
+    const requestHasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
+    this.handle(new Http2Exchange(stream, headers, requestHasBody, caller, this, guardOf(stream.session)), this.app);
   }
 
   /** The per-request policy: a plain path, an allowed caller, then the app. */

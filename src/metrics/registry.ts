@@ -127,7 +127,7 @@ export class Metrics {
 
   readonly http2SessionsClosed = new client.Counter({
     name: 'meshcar_http2_sessions_closed_total',
-    help: 'HTTP/2 sessions the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM), by direction and reason (rapid_reset).',
+    help: 'HTTP/2 sessions the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM) or, with http2.codec meshcar, a protocol violation, by direction and reason (rapid_reset, made_you_reset, *_flood, protocol_error, ...).',
     labelNames: ['direction', 'reason'] as const,
     registers: [this.registry],
   });

@@ -44,8 +44,31 @@ export interface TrafficObserver {
   sessionRejected?(direction: Direction, reason: SessionRejectReason): void;
 }
 
-/** Why the sidecar closed an HTTP/2 session: rapid_reset (CVE-2023-44487 pattern). */
-export type SessionRejectReason = 'rapid_reset';
+/**
+ * Why the sidecar closed an HTTP/2 session: rapid_reset (CVE-2023-44487 pattern); with
+ * http2.codec meshcar also the codec's own reasons for a peer's abuse or protocol violation
+ * (src/h2/errors.ts names them; the label values are never renamed).
+ */
+export type SessionRejectReason =
+  | 'rapid_reset'
+  | 'made_you_reset'
+  | 'continuation_flood'
+  | 'settings_flood'
+  | 'ping_flood'
+  | 'window_update_flood'
+  | 'priority_flood'
+  | 'empty_data_flood'
+  | 'outbound_flood'
+  | 'settings_timeout'
+  | 'bad_preface'
+  | 'protocol_error'
+  | 'frame_size_error'
+  | 'flow_control_error'
+  | 'compression_error'
+  | 'header_list_too_large'
+  | 'stream_id_error'
+  | 'stream_closed'
+  | 'push_refused';
 
 export const NO_OBSERVER: TrafficObserver = Object.freeze({
   requestFinished() {},

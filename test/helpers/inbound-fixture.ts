@@ -59,6 +59,18 @@ export interface FixtureOptions {
   readonly limits?: InboundLimits;
   readonly pki?: TestPki;
   readonly serverLifetimeMs?: number;
+  /**
+   * http2.codec of the inbound. Default: MESHCAR_TEST_H2_CODEC if set (a test file re-runs a
+   * whole existing file with the meshcar codec by setting it before importing that file),
+   * else the inbound's own default (node).
+   */
+  readonly codec?: 'meshcar' | 'node';
+}
+
+/** The codec the fixture gives an inbound when the test names none. */
+export function defaultTestCodec(): 'meshcar' | 'node' | undefined {
+  const value = process.env.MESHCAR_TEST_H2_CODEC;
+  return value === 'meshcar' || value === 'node' ? value : undefined;
 }
 
 export interface InboundFixture {
@@ -135,6 +147,7 @@ export async function startInbound(options: FixtureOptions = {}): Promise<Inboun
     logger: silentLogger,
     observer,
     ...(options.limits ? { limits: options.limits } : {}),
+    ...((options.codec ?? defaultTestCodec()) ? { codec: options.codec ?? defaultTestCodec() } : {}),
   });
   const { port } = await inbound.listen();
 
