@@ -88,6 +88,18 @@ export interface SidecarSpec {
    * picked free and released first, so another process could take one in between.
    */
   readonly namedPorts?: boolean;
+  /**
+   * http2.codec of the sidecar (both its inbound and its outbound sessions). Default:
+   * MESHCAR_TEST_H2_CODEC if set (a test file re-runs a whole existing e2e file with the meshcar
+   * codec by setting it before importing that file), else no `http2` key (the sidecar's default).
+   */
+  readonly codec?: 'meshcar' | 'node';
+}
+
+/** The codec a sidecar's config names when the spec names none (MESHCAR_TEST_H2_CODEC). */
+export function defaultMeshCodec(): 'meshcar' | 'node' | undefined {
+  const value = process.env.MESHCAR_TEST_H2_CODEC;
+  return value === 'meshcar' || value === 'node' ? value : undefined;
 }
 
 export interface RunningSidecar {
@@ -146,6 +158,8 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
   }
   lines.push('admin:', `  listen: 127.0.0.1:${adminListen}`, 'log:', '  level: info', `  access: ${spec.access ?? false}`);
   if (spec.drainTimeout) lines.push(`drainTimeout: ${spec.drainTimeout}`);
+  const codec = spec.codec ?? defaultMeshCodec();
+  if (codec) lines.push('http2:', `  codec: ${codec}`);
   if (spec.extraYaml) lines.push(spec.extraYaml);
   const configFile = join(ca.dir, `${name}.yaml`);
   await writeFile(configFile, `${lines.join('\n')}\n`);
