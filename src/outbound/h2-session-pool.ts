@@ -13,7 +13,6 @@
 //   checked against this upstream's identity; Node skips checkServerIdentity on resumption);
 //   a rotation clears them so new sessions present the new certificate.
 
-import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { H2Connection, type H2Stream, type OutgoingHeaders, type RequestOptions } from '../h2/index.js';
 import { MeshcarError } from '../errors.js';
@@ -22,7 +21,7 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { SessionPolicy } from './session-lifecycle.js';
-import { connectMutualTls } from './upstream-agent.js';
+import { dialHttp2 } from './upstream-agent.js';
 import { isSessionClosingError } from './upstream-errors.js';
 
 export interface H2SessionPoolOptions {
@@ -115,24 +114,7 @@ export class H2SessionPool {
   private async dial(endpoint: UpstreamEndpoint): Promise<H2Connection> {
     const key = endpoint.key;
     const timeoutMs = this.options.connectTimeoutMs();
-    let socket: TLSSocket;
-    try {
-      socket = await connectMutualTls(endpoint, {
-        identity: this.options.identity,
-        checkServerIdentity: this.options.checkServerIdentity,
-        alpn: ['h2'],
-        timeoutMs,
-        session: this.tickets.get(key),
-        onTicket: (ticket) => this.tickets.set(key, ticket),
-      });
-    } catch (err) {
-      this.tickets.delete(key); // a ticket the server no longer takes must not fail the next try
-      throw err;
-    }
-    if (socket.alpnProtocol !== 'h2') {
-      socket.destroy();
-      throw new MeshcarError('bad_gateway', `${key} did not negotiate HTTP/2 (ALPN ${String(socket.alpnProtocol)})`);
-    }
+    const socket = await dialHttp2(endpoint, { identity: this.options.identity, checkServerIdentity: this.options.checkServerIdentity, timeoutMs }, this.tickets);
     if (this.closed) {
       socket.destroy();
       throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');

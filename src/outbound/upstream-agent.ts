@@ -99,9 +99,32 @@ export function endpointOfSocket(socket: unknown): UpstreamEndpoint | undefined 
   return (socket as { [kEndpoint]?: UpstreamEndpoint } | undefined)?.[kEndpoint];
 }
 
+/**
+ * Dials an endpoint for an HTTP/2 session, whichever codec runs it: mutual TLS resuming the
+ * endpoint's last TLS session (a ticket the server refuses is forgotten, so it cannot fail the
+ * next try too), and ALPN h2 or nothing.
+ */
+export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn'>, tickets: Map<string, Buffer>): Promise<TLSSocket> {
+  const key = endpoint.key;
+  let socket: TLSSocket;
+  try {
+    socket = await connectMutualTls(endpoint, { ...options, alpn: H2_ONLY, session: tickets.get(key), onTicket: (ticket) => tickets.set(key, ticket) });
+  } catch (err) {
+    tickets.delete(key);
+    throw err;
+  }
+  if (socket.alpnProtocol !== 'h2') {
+    socket.destroy();
+    throw new MeshcarError('bad_gateway', `${key} did not negotiate HTTP/2 (ALPN ${String(socket.alpnProtocol)})`);
+  }
+  return socket;
+}
+
+const H2_ONLY: readonly string[] = ['h2'];
+
 export class UpstreamAgent extends http2wrapper.Agent {
   private readonly tickets = new Map<string, Buffer>();
-  private readonly tlsOptions: Omit<TlsConnectOptions, 'session' | 'onTicket'>;
+  private readonly tlsOptions: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn'>;
   private readonly endpointFor: UpstreamAgentOptions['endpointFor'];
 
   constructor(options: UpstreamAgentOptions) {
@@ -112,7 +135,6 @@ export class UpstreamAgent extends http2wrapper.Agent {
     this.tlsOptions = {
       identity: options.identity,
       checkServerIdentity: verifyServerSpiffeId(options.expectedId),
-      alpn: ['h2'],
       timeoutMs: options.connectTimeoutMs,
     };
   }
@@ -124,22 +146,7 @@ export class UpstreamAgent extends http2wrapper.Agent {
   override async createConnection(origin: URL): Promise<TLSSocket> {
     const endpoint = this.endpointFor(origin.host);
     if (!endpoint) throw new MeshcarError('upstream_unavailable', `${origin.host} is no longer an endpoint`);
-    const key = endpoint.key;
-    let socket: TLSSocket;
-    try {
-      socket = await connectMutualTls(endpoint, {
-        ...this.tlsOptions,
-        session: this.tickets.get(key),
-        onTicket: (ticket) => this.tickets.set(key, ticket),
-      });
-    } catch (err) {
-      this.tickets.delete(key); // a ticket the server no longer takes must not fail the next try
-      throw err;
-    }
-    if (socket.alpnProtocol !== 'h2') {
-      socket.destroy();
-      throw new MeshcarError('bad_gateway', `${endpoint.key} did not negotiate HTTP/2 (ALPN ${String(socket.alpnProtocol)})`);
-    }
+    const socket = await dialHttp2(endpoint, this.tlsOptions, this.tickets);
     Object.defineProperty(socket, 'getPeerX509Certificate', { value: hiddenPeerX509, configurable: true });
     (socket as TLSSocket & { [kEndpoint]?: UpstreamEndpoint })[kEndpoint] = endpoint;
     // HTTP/2 installs its own handler; this one only stops a late second error from throwing
