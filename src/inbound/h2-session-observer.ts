@@ -4,7 +4,8 @@
 // guard, not two); a connection the codec closes for the peer's abuse or protocol violation
 // is counted in meshcar_http2_sessions_closed_total{direction="inbound",reason} as the
 // ResetGuard's closes are on the node codec.
-// Stream errors (RST_STREAM we sent because of the peer) have no counter yet: logged at debug.
+// Stream errors (RST_STREAM we sent because of the peer) are counted in
+// meshcar_http2_stream_errors_total{direction="inbound",reason} and logged at debug.
 
 import type { Logger } from 'pino';
 import type { H2Observer } from '../h2/index.js';
@@ -42,6 +43,7 @@ export function callerSessionObserver(traffic: TrafficObserver, logger: Logger, 
     },
     streamError(reason, h2Code) {
       logger.debug({ peer, remote, reason, h2Code }, 'inbound HTTP/2 stream reset: the caller broke a stream rule');
+      traffic.streamError?.('inbound', reason);
     },
   };
 }

@@ -132,6 +132,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly http2StreamErrors = new client.Counter({
+    name: 'meshcar_http2_stream_errors_total',
+    help: 'HTTP/2 streams the sidecar reset (RST_STREAM) because the peer broke a stream rule, with http2.codec meshcar, by direction and reason (malformed_headers, content_length_mismatch, refused_stream, ...).',
+    labelNames: ['direction', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly buildInfo = new client.Gauge({
     name: 'meshcar_build_info',
     help: 'meshcar build information; always 1.',

@@ -6,7 +6,7 @@
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from './registry.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP } from './route-templates.js';
-import type { Direction, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
+import type { Direction, Http2StreamErrorReason, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
 
 interface StatusChildren {
   readonly count: Counter.Internal;
@@ -149,6 +149,10 @@ export class TrafficMetrics implements TrafficObserver {
 
   sessionRejected(direction: Direction, reason: SessionRejectReason): void {
     this.metrics.http2SessionsClosed.labels(direction, reason).inc();
+  }
+
+  streamError(direction: Direction, reason: Http2StreamErrorReason): void {
+    this.metrics.http2StreamErrors.labels(direction, reason).inc();
   }
 
   upstreamSessionsChanged(upstream: string, delta: number): void {

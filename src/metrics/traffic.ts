@@ -42,6 +42,8 @@ export interface TrafficObserver {
   circuitOpened?(upstream: string): void;
   /** Inbound: an HTTP/2 session the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM). */
   sessionRejected?(direction: Direction, reason: SessionRejectReason): void;
+  /** Inbound, http2.codec meshcar: a stream the codec reset (RST_STREAM) because the peer broke a stream rule. */
+  streamError?(direction: Direction, reason: Http2StreamErrorReason): void;
 }
 
 /**
@@ -69,6 +71,22 @@ export type SessionRejectReason =
   | 'stream_id_error'
   | 'stream_closed'
   | 'push_refused';
+
+/**
+ * Why the meshcar codec reset one stream because of the peer: the codec's StreamErrorReason
+ * (src/h2/errors.ts), a bounded set; the label values are never renamed.
+ */
+export type Http2StreamErrorReason =
+  | 'refused_stream'
+  | 'malformed_headers'
+  | 'content_length_mismatch'
+  | 'flow_control_error'
+  | 'stream_closed'
+  | 'header_list_too_large'
+  | 'priority_self_dependency'
+  | 'frame_size_error'
+  | 'window_update_zero'
+  | 'trailers_without_end_stream';
 
 export const NO_OBSERVER: TrafficObserver = Object.freeze({
   requestFinished() {},
