@@ -17,6 +17,7 @@ import { FrameWriter, type FrameSink } from '../../src/h2/frame-writer.js';
 import { H2Connection } from '../../src/h2/connection.js';
 import { HpackEncoder } from '../../src/h2/hpack/index.js';
 import { HeadKind, flattenHeaders, parseHead } from '../../src/h2/headers.js';
+import { frame } from '../helpers/raw-h2.js';
 
 class Sink implements FrameSink {
   chunks: Buffer[] = [];
@@ -57,14 +58,6 @@ function recorder(): { handler: FrameHandler; events: unknown[] } {
   return { handler, events };
 }
 
-function frame(type: number, flags: number, id: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(id, 5);
-  return Buffer.concat([h, payload]);
-}
 
 /** Every frame type, written by FrameWriter where it can, by hand for padding and unknown types. */
 async function allFrames(): Promise<Buffer> {

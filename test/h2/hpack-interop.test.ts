@@ -14,20 +14,13 @@ import net from 'node:net';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { HpackDecoder, HpackEncoder } from '../../src/h2/hpack/index.js';
+import { frame } from '../helpers/raw-h2.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const DATA = 0x0, HEADERS = 0x1, SETTINGS = 0x4, CONTINUATION = 0x9;
 const END_STREAM = 0x1, ACK = 0x1, END_HEADERS = 0x4, PADDED = 0x8, PRIORITY = 0x20;
 const HEADER_TABLE_SIZE = 0x1;
 
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream & 0x7fffffff, 5);
-  return Buffer.concat([head, payload]);
-}
 
 function settings(entries: Array<[number, number]>): Buffer {
   const payload = Buffer.alloc(entries.length * 6);

@@ -11,15 +11,8 @@ import { CLIENT_PREFACE, ErrorCode, Flag, FrameType } from '../../src/h2/constan
 import { H2Connection } from '../../src/h2/connection.js';
 import type { H2Stream } from '../../src/h2/stream.js';
 import { connectOurClient, ourRequest, readBody, RecordingH2Observer, startOurServer, waitFor } from './fixtures/h2-helpers.js';
+import { frame } from '../helpers/raw-h2.js';
 
-function frame(type: number, flags: number, id: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(id, 5);
-  return Buffer.concat([h, payload]);
-}
 
 /** Reads frames from a raw socket; resolves with the first GOAWAY's error code. */
 function goawayCode(socket: net.Socket): Promise<number> {
