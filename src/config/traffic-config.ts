@@ -135,6 +135,8 @@ export interface OutboundConfig {
   readonly listen: HostPort;
   /** In the order written; names are unique. */
   readonly upstreams: readonly UpstreamConfig[];
+  /** `dns:NAME:PORT` (and host-name) endpoints are looked up again this often. Absent: 5 s (the outbound side's default). */
+  readonly dnsRefreshMs?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
@@ -266,12 +268,23 @@ function readPathPattern(value: YamlValue): string | undefined {
   return text;
 }
 
+/** Shorter refreshes would put a lookup storm on the resolver for little gain. */
+const MIN_DNS_REFRESH_MS = 100;
+
 export function readOutbound(value: YamlValue, trustDomain: string | undefined): OutboundConfig | undefined {
-  const map = value.map(['listen', 'upstreams']);
+  const map = value.map(['listen', 'upstreams', 'dnsRefresh']);
   if (!map) return undefined;
   const listen = map.required('listen', readListenAddress);
   const upstreams = map.required('upstreams', (v) => readUpstreams(v, trustDomain));
-  return listen && upstreams ? { listen, upstreams } : undefined;
+  const dnsRefreshMs = map.optional('dnsRefresh', readDnsRefresh, undefined);
+  if (!listen || !upstreams || (map.has('dnsRefresh') && dnsRefreshMs === undefined)) return undefined;
+  return { listen, upstreams, ...(dnsRefreshMs !== undefined ? { dnsRefreshMs } : {}) };
+}
+
+function readDnsRefresh(value: YamlValue): number | undefined {
+  const ms = readDuration(value);
+  if (ms === undefined) return undefined;
+  return ms < MIN_DNS_REFRESH_MS ? value.report(`${value.display()} is too short: re-resolve at most every ${MIN_DNS_REFRESH_MS}ms`) : ms;
 }
 
 function readUpstreams(value: YamlValue, trustDomain: string | undefined): UpstreamConfig[] | undefined {
