@@ -35,6 +35,7 @@ export type ErrorCode =
   | 'ca_missing'
   | 'identity_invalid'
   | 'ca_unreachable'
+  | 'ca_mismatch'
   | 'ca_refused'
   | 'internal';
 

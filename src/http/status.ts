@@ -34,6 +34,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   ca_missing: 500,
   identity_invalid: 500,
   ca_unreachable: 503,
+  ca_mismatch: 502,
   ca_refused: 502,
   internal: 500,
 };

@@ -33,15 +33,23 @@ export interface CaIdentityOptions {
   readonly logger: Logger;
 }
 
-async function readConfigFile(file: string, what: string): Promise<string> {
+/** `key` is the config key that names the file, so the message says what to mend and where. */
+async function readConfigFile(file: string, key: string, what: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (err) {
-    throw new MeshcarError('identity_invalid', `cannot read the ${what} ${file}: ${describeError(err)}`, { cause: err });
+    throw new MeshcarError('identity_invalid', `${key}: cannot read the ${what} ${file}: ${describeError(err)}`, { cause: err });
   }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Waiting for a CA that is not up yet (started alongside, or restarting): retries stay short so
+ * the sidecar is ready within about a second of the CA, not at the end of a long backoff step.
+ * One CSR a second from a starting sidecar costs the CA nothing.
+ */
+export const FIRST_CONTACT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 250, capMs: 1000 });
 
 export async function obtainIdentity(options: CaIdentityOptions): Promise<RunningIdentity> {
   const { spiffeId, logger } = options;
@@ -49,7 +57,7 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
   const client = new CaClient({
     url: options.ca.url,
     trustDomain: options.trustDomain,
-    bundlePem: await readConfigFile(options.ca.bundlePath, 'CA bundle'),
+    bundlePem: await readConfigFile(options.ca.bundlePath, 'identity.ca.bundle', 'CA bundle'),
     logger,
     ...(options.ca.timeoutMs === undefined ? {} : { timeoutMs: options.ca.timeoutMs }),
   });
@@ -61,8 +69,8 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     if (tokenPath === undefined) {
       throw new MeshcarError('identity_invalid', `no valid SVID in ${options.dir} and no join token configured: set identity.ca.token to a file holding one (meshcar ca token)`);
     }
-    const token = (await readConfigFile(tokenPath, 'join token file')).trim();
-    if (token === '') throw new MeshcarError('identity_invalid', `the join token file ${tokenPath} is empty`);
+    const token = (await readConfigFile(tokenPath, 'identity.ca.token', 'join token file')).trim();
+    if (token === '') throw new MeshcarError('identity_invalid', `identity.ca.token: the join token file ${tokenPath} is empty`);
     return client.sign({ spiffeId, auth: { token }, ...ttl });
   };
   // renewal authenticates with the current SVID; once that has expired only a token can help
@@ -93,14 +101,14 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
   return { identity, nextRenewalAt: () => renewal.nextRenewalAt, stop: () => renewal.stop() };
 }
 
-/** Retries only an unreachable CA (it may be starting too); a refusal is final and clear. */
+/** Retries only an unreachable CA (it may be starting too); a refusal or a mismatch (ca_mismatch) is final and clear. */
 async function firstIssuance(request: () => Promise<Svid>, options: CaIdentityOptions): Promise<Svid> {
   const deadline = Date.now() + (options.startupTimeoutMs ?? 30_000);
   for (let attempt = 0; ; attempt++) {
     try {
       return await request();
     } catch (err) {
-      const delay = backoffDelayMs(attempt, options.backoff);
+      const delay = backoffDelayMs(attempt, options.backoff ?? FIRST_CONTACT_BACKOFF);
       if (!isMeshcarError(err) || err.code !== 'ca_unreachable' || Date.now() + delay > deadline) throw err;
       options.logger.warn({ retryInMs: delay }, `first SVID request failed, retrying: ${describeError(err)}`);
       await sleep(delay);

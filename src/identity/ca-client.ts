@@ -140,8 +140,13 @@ export class CaClient {
         clearTimeout(timer);
         if (settled) return;
         settled = true;
-        const why = isMeshcarError(err) && err.code === 'upstream_identity_mismatch' ? `it is not the meshcar CA: ${err.message}` : describeError(err);
-        reject(new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${why}`, { cause: err }));
+        if (isMeshcarError(err) && err.code === 'upstream_identity_mismatch') {
+          // a server that chains to our bundle but is another trust domain's CA (or no CA) will
+          // not change by itself: a config mistake, not an outage, so it is never retried
+          reject(new MeshcarError('ca_mismatch', `the server at ${url} is not the meshcar CA of trust domain "${this.options.trustDomain}" (${err.message}); this will not mend itself: set trustDomain to the CA's trust domain, or point identity.ca.url and identity.ca.bundle at the CA of "${this.options.trustDomain}"`, { cause: err }));
+          return;
+        }
+        reject(new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));
       };
       const req = https.request(this.signUrl, {
         method: 'POST',

@@ -85,8 +85,8 @@ t.test('CaClient against the real CA server', async (t) => {
     t.teardown(() => fake.server.close());
     const fooled = new CaClient({ url: fake.url, trustDomain: TD, bundlePem, logger });
     const err = await rejection(fooled.sign({ spiffeId: ORDERS, auth: { token: 'whatever' } }));
-    t.equal(err.code, 'ca_unreachable');
-    t.match(err.message, /not the meshcar CA: expected spiffe:\/\/mesh\.local\/meshcar\/ca, but the server is spiffe:\/\/mesh\.local\/svc\/evil/);
+    t.equal(err.code, 'ca_mismatch', 'a permanent mismatch, not an outage');
+    t.match(err.message, /not the meshcar CA of trust domain "mesh\.local" \(expected spiffe:\/\/mesh\.local\/meshcar\/ca, but the server is spiffe:\/\/mesh\.local\/svc\/evil/);
   });
 
   t.test('a CA certificate outside the configured bundle is refused', async (t) => {

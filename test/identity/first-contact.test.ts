@@ -1,0 +1,75 @@
+// A sidecar's first contact with its CA: a CA of another trust domain is a config mistake, said
+// once and final (no retries, no "unreachable"); a CA that is down is waited for with short
+// retries, so the sidecar gets its SVID within about a second of the CA coming up.
+
+import t from 'tap';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeCaDir, memoryLogger, startTestCa } from '../helpers/ca.js';
+import { freePort } from '../helpers/process.js';
+import { caToken } from '../../src/ca/commands.js';
+import { obtainIdentity } from '../../src/identity/bootstrap.js';
+
+const ORDERS = 'spiffe://mesh.local/svc/orders';
+
+async function workDir(t: Tap.Test): Promise<string> {
+  const work = await mkdtemp(join(tmpdir(), 'meshcar-first-'));
+  t.teardown(() => rm(work, { recursive: true, force: true }));
+  return work;
+}
+
+t.test('a CA of another trust domain: one clear error at once, no retries', async (t) => {
+  const ca = await startTestCa({ trustDomain: 'acme.internal' });
+  t.teardown(() => ca.close());
+  const work = await workDir(t);
+  const tokenPath = join(work, 'orders.token');
+  await writeFile(tokenPath, 'a.b.c\n');
+  const lines: Array<Record<string, unknown>> = [];
+  const started = Date.now();
+  await t.rejects(
+    obtainIdentity({
+      spiffeId: ORDERS,
+      trustDomain: 'mesh.local',
+      dir: join(work, 'identity'),
+      ca: { url: ca.server.url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath },
+      logger: memoryLogger(lines, 'debug'),
+    }),
+    {
+      code: 'ca_mismatch',
+      message: /not the meshcar CA of trust domain "mesh\.local".*spiffe:\/\/acme\.internal\/meshcar\/ca belongs to trust domain "acme\.internal".*will not mend itself: set trustDomain/,
+    },
+  );
+  t.ok(Date.now() - started < 5000, 'fails fast');
+  t.notOk(lines.some((l) => /retrying|unreachable/.test(String(l.msg))), 'never called unreachable, never retried');
+});
+
+t.test('a CA that is down on first contact is noticed within a second of coming up', async (t) => {
+  const caDir = await makeCaDir();
+  t.teardown(() => rm(join(caDir, '..'), { recursive: true, force: true }));
+  const work = await workDir(t);
+  const tokenPath = join(work, 'orders.token');
+  await writeFile(tokenPath, `${await caToken(caDir, 'orders', 600_000, false)}\n`);
+  // a port nothing listens on yet: the CA will come up on it later
+  const port = await freePort();
+  const lines: Array<Record<string, unknown>> = [];
+  const retries = () => lines.filter((l) => /first SVID request failed, retrying/.test(String(l.msg)));
+  const identity = obtainIdentity({
+    spiffeId: ORDERS,
+    trustDomain: 'mesh.local',
+    dir: join(work, 'identity'),
+    ca: { url: `https://127.0.0.1:${port}`, bundlePath: join(caDir, 'bundle.pem'), tokenPath },
+    logger: memoryLogger(lines),
+  });
+  // enough retries that the old backoff (0.5 s doubling to 30 s) would be waiting seconds by now
+  while (retries().length < 6) await new Promise((resolve) => setTimeout(resolve, 20));
+  const ca = await startTestCa({ listen: { host: '127.0.0.1', port } }, caDir);
+  t.teardown(() => ca.server.close());
+  const up = Date.now();
+  const running = await identity;
+  t.teardown(() => running.stop());
+  const late = Date.now() - up;
+  t.ok(late <= 2000, `SVID ${late} ms after the CA came up`);
+  t.ok(retries().every((l) => Number(l.retryInMs) <= 1000), 'every wait capped at 1 s');
+  t.equal(running.identity.current().spiffeId, ORDERS);
+});
