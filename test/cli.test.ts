@@ -3,7 +3,7 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -83,9 +83,11 @@ t.test('--help for every command', async (t) => {
 
 t.test('check validates a config and prints every error with file:line', async (t) => {
   const dir = t.testdir({
-    'good.yaml': 'trustDomain: mesh.local\ndir: certs/ca\nlisten: 127.0.0.1:8443\n',
+    ca: {},
     'bad.yaml': 'trustDomain: mesh.local\ndir: certs/ca\nlisten: 127.0.0.1:99999\nmaxTtl: 15x\nbogus: 1\n',
   });
+  // check also wants the CA folder the config names to exist
+  await writeFile(join(dir, 'good.yaml'), `trustDomain: mesh.local\ndir: ${join(dir, 'ca')}\nlisten: 127.0.0.1:8443\n`);
   const [good, bad] = await Promise.all([cli(['check', '--config', join(dir, 'good.yaml')]), cli(['check', '--config', join(dir, 'bad.yaml')])]);
   t.equal(good.code, 0, good.stderr);
   t.match(good.stdout, /valid ca configuration/);

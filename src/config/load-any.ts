@@ -2,7 +2,8 @@
 // check it as that kind, reading the file once.
 
 import { type CaConfig, validateCaConfig } from './ca-config.js';
-import { ConfigError, type ConfigIssue } from './issues.js';
+import { ConfigError, sortIssues, type ConfigIssue } from './issues.js';
+import { checkReferencedFiles } from './referenced-files.js';
 import { type SidecarConfig, validateSidecarConfig } from './sidecar-config.js';
 import { readYamlSource, type YamlValue } from './yaml-source.js';
 
@@ -23,9 +24,17 @@ export function detectConfigKind(root: YamlValue | undefined): ConfigKind {
   return CA_ONLY_KEYS.some((key) => root.peek(key)) ? 'ca' : 'sidecar';
 }
 
-/** Every issue in the file, sorted; empty when it is valid. Kind is 'sidecar' when the file cannot be read. */
+/**
+ * Every issue in the file, sorted; empty when it is valid. Kind is 'sidecar' when the file cannot
+ * be read. A valid file's referenced files (bundle, token, cert, key, CA folder) are checked too:
+ * they must exist, be readable and hold what they should.
+ */
 export async function checkConfigFile(file: string): Promise<{ kind: ConfigKind; issues: ConfigIssue[] }> {
-  const { kind, issues } = await validate(file);
+  const { kind, issues, config, root } = await validate(file);
+  if (config && root && issues.length === 0) {
+    await checkReferencedFiles(root, config);
+    sortIssues(issues);
+  }
   return { kind, issues };
 }
 
@@ -36,13 +45,13 @@ export async function loadConfigFile(file: string): Promise<AnyConfig> {
   return result.config;
 }
 
-async function validate(file: string): Promise<{ kind: ConfigKind; issues: ConfigIssue[]; config: AnyConfig | undefined }> {
+async function validate(file: string): Promise<{ kind: ConfigKind; issues: ConfigIssue[]; config: AnyConfig | undefined; root: YamlValue | undefined }> {
   const source = await readYamlSource(file);
   const kind = detectConfigKind(source.root);
   if (kind === 'ca') {
     const config = validateCaConfig(source);
-    return { kind, issues: source.issues, config: config && { kind, config } };
+    return { kind, issues: source.issues, config: config && { kind, config }, root: source.root };
   }
   const config = validateSidecarConfig(source);
-  return { kind, issues: source.issues, config: config && { kind, config } };
+  return { kind, issues: source.issues, config: config && { kind, config }, root: source.root };
 }

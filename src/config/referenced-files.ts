@@ -1,0 +1,110 @@
+// `meshcar check` beyond the YAML: every file a valid config names must exist, be readable and
+// hold what it should (certificates, a private key, a join token), so a mistake shows at check
+// time with its file, line and key rather than when the sidecar starts. Reported as ordinary
+// config issues at the key that names the file.
+
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { pemBlocks } from '../pki/der.js';
+import { readTokenClaims } from '../identity/token-claims.js';
+import { describeError } from '../errors.js';
+import type { AnyConfig } from './load-any.js';
+import type { YamlValue } from './yaml-source.js';
+
+type Content = 'certificates' | 'private key' | 'join token' | 'directory';
+
+/** Why `text` does not hold `content`, or undefined when it does. */
+export function contentProblem(text: string, content: Exclude<Content, 'directory'>): string | undefined {
+  if (content === 'join token') {
+    const claims = readTokenClaims(text);
+    return typeof claims === 'string' ? claims : undefined;
+  }
+  const blocks = pemBlocks(text);
+  if (content === 'private key') {
+    if (!blocks.some((b) => b.label.endsWith('PRIVATE KEY'))) return 'it holds no PEM private key (-----BEGIN PRIVATE KEY-----)';
+    try {
+      createPrivateKey(text);
+      return undefined;
+    } catch (err) {
+      return `its private key does not parse: ${describeError(err)}`;
+    }
+  }
+  const certificates = blocks.filter((b) => b.label === 'CERTIFICATE');
+  if (certificates.length === 0) return 'it holds no PEM certificate (-----BEGIN CERTIFICATE-----)';
+  for (const [i, block] of certificates.entries()) {
+    try {
+      new X509Certificate(block.der);
+    } catch (err) {
+      return `certificate ${i + 1} does not parse: ${describeError(err)}`;
+    }
+  }
+  return undefined;
+}
+
+/** Why the file at `path` is not usable as `content`, or undefined. */
+export async function fileProblem(path: string, content: Content): Promise<string | undefined> {
+  let kind: 'file' | 'directory' | 'other';
+  try {
+    const info = await stat(path);
+    kind = info.isFile() ? 'file' : info.isDirectory() ? 'directory' : 'other';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `${path} does not exist (relative paths are resolved against the working directory, ${process.cwd()})`;
+    return `cannot read ${path}: ${describeError(err)}`;
+  }
+  if (content === 'directory') return kind === 'directory' ? undefined : `${path} is not a directory`;
+  if (kind !== 'file') return `${path} is a ${kind}, not a file`;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EACCES' ? `cannot read ${path}: permission denied` : `cannot read ${path}: ${describeError(err)}`;
+  }
+  const problem = contentProblem(text, content);
+  return problem === undefined ? undefined : `${path}: ${problem}`;
+}
+
+interface Reference {
+  /** Key path from the top, e.g. ['identity', 'ca', 'bundle']. */
+  readonly keys: readonly string[];
+  readonly path: string;
+  readonly content: Content;
+  /** A directory that may be made on first start: only an existing non-directory is wrong. */
+  readonly mayBeAbsent?: boolean;
+}
+
+function referencesOf(loaded: AnyConfig): Reference[] {
+  if (loaded.kind === 'ca') return [{ keys: ['dir'], path: loaded.config.dir, content: 'directory' }];
+  const { identity } = loaded.config;
+  if (identity.source === 'files') {
+    return [
+      { keys: ['identity', 'files', 'cert'], path: identity.files.cert, content: 'certificates' },
+      { keys: ['identity', 'files', 'key'], path: identity.files.key, content: 'private key' },
+      { keys: ['identity', 'files', 'bundle'], path: identity.files.bundle, content: 'certificates' },
+    ];
+  }
+  const refs: Reference[] = [
+    { keys: ['identity', 'ca', 'bundle'], path: identity.ca.bundle, content: 'certificates' },
+    { keys: ['identity', 'dir'], path: identity.dir, content: 'directory', mayBeAbsent: true },
+  ];
+  if (identity.ca.token !== undefined) refs.push({ keys: ['identity', 'ca', 'token'], path: identity.ca.token, content: 'join token' });
+  return refs;
+}
+
+/** Checks every file the config names; each problem becomes an issue at the key naming the file. */
+export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): Promise<void> {
+  const refs = referencesOf(loaded);
+  const problems = await Promise.all(
+    refs.map(async (ref) => {
+      if (ref.mayBeAbsent && (await stat(ref.path).catch(() => undefined)) === undefined) return undefined;
+      return fileProblem(ref.path, ref.content);
+    }),
+  );
+  refs.forEach((ref, i) => {
+    const problem = problems[i];
+    if (problem === undefined) return;
+    let value: YamlValue | undefined = root;
+    for (const key of ref.keys) value = value?.peek(key);
+    (value ?? root).report(problem);
+  });
+}

@@ -1,0 +1,75 @@
+// `meshcar check` looks past the YAML: each file a config names (CA bundle, join token, certs,
+// key, the CA folder) must exist, be readable and hold what it should; each problem is one
+// issue at the key that names the file, and `run` is not needed to find it.
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { chmod, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makePki } from '../helpers/pki.js';
+import { checkConfigFile } from '../../src/config/load-any.js';
+import { formatIssue } from '../../src/config/issues.js';
+
+const TOKEN_SHAPED = [{ alg: 'ES256', typ: 'meshcar-join+jwt', kid: 'k' }, { sub: 'spiffe://mesh.local/svc/orders', exp: 4_000_000_000 }]
+  .map((part) => Buffer.from(JSON.stringify(part)).toString('base64url'))
+  .concat('c2ln')
+  .join('.');
+
+function sidecarYaml(identity: string): string {
+  return `service: orders\ntrustDomain: mesh.local\nidentity:\n${identity}inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:8080"}\n`;
+}
+
+async function check(file: string): Promise<string[]> {
+  return (await checkConfigFile(file)).issues.map(formatIssue);
+}
+
+t.test('a sidecar on the CA: bundle, token and identity folder', async (t) => {
+  const pki = await makePki('mesh.local');
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${TOKEN_SHAPED}\n`, 'garbage.token': 'hello\n', 'not-a-dir': 'x', 'empty.pem': '' });
+  const ca = (bundle: string, token: string, identityDir: string) => `  ca: {url: "https://127.0.0.1:8443", bundle: ${join(dir, bundle)}, token: ${join(dir, token)}}\n  dir: ${join(dir, identityDir)}\n`;
+  await writeFile(join(dir, 'good.yaml'), sidecarYaml(ca('bundle.pem', 'orders.token', 'identity')));
+  await writeFile(join(dir, 'missing.yaml'), sidecarYaml(ca('nope.pem', 'nope.token', 'identity')));
+  await writeFile(join(dir, 'wrong.yaml'), sidecarYaml(ca('empty.pem', 'garbage.token', 'not-a-dir')));
+
+  t.same(await check(join(dir, 'good.yaml')), [], 'existing, parsable files; the identity folder is made on first start');
+  t.match(await check(join(dir, 'missing.yaml')), [
+    /missing\.yaml:4:\d+: identity\.ca\.bundle: .*nope\.pem does not exist/,
+    /missing\.yaml:4:\d+: identity\.ca\.token: .*nope\.token does not exist/,
+  ]);
+  const wrong = await check(join(dir, 'wrong.yaml'));
+  t.equal(wrong.length, 3, wrong.join('\n'));
+  t.match(wrong.join('\n'), /identity\.ca\.bundle: .*empty\.pem: it holds no PEM certificate/);
+  t.match(wrong.join('\n'), /identity\.ca\.token: .*garbage\.token: it does not hold a join token/);
+  t.match(wrong.join('\n'), /identity\.dir: .*not-a-dir is not a directory/);
+});
+
+t.test('a sidecar on files: cert, key and bundle each hold the right thing', async (t) => {
+  const pki = await makePki('mesh.local');
+  const leaf = await pki.issue('spiffe://mesh.local/svc/orders');
+  const dir = t.testdir({ 'svid.crt': leaf.chainPem, 'svid.key': leaf.privateKeyPem, 'bundle.pem': pki.bundlePem, 'locked.key': leaf.privateKeyPem });
+  const files = (cert: string, key: string, bundle: string) => `  files: {cert: ${join(dir, cert)}, key: ${join(dir, key)}, bundle: ${join(dir, bundle)}}\n`;
+  await writeFile(join(dir, 'good.yaml'), sidecarYaml(files('svid.crt', 'svid.key', 'bundle.pem')));
+  await writeFile(join(dir, 'swapped.yaml'), sidecarYaml(files('svid.key', 'svid.crt', 'gone.pem')));
+  t.same(await check(join(dir, 'good.yaml')), []);
+  t.match(await check(join(dir, 'swapped.yaml')), [
+    /identity\.files\.cert: .*svid\.key: it holds no PEM certificate/,
+    /identity\.files\.key: .*svid\.crt: it holds no PEM private key/,
+    /identity\.files\.bundle: .*gone\.pem does not exist/,
+  ]);
+  if (process.getuid?.() === 0) {
+    t.comment('running as root: every file is readable, so the unreadable-key case cannot be shown here');
+  } else {
+    await chmod(join(dir, 'locked.key'), 0);
+    await writeFile(join(dir, 'locked.yaml'), sidecarYaml(files('svid.crt', 'locked.key', 'bundle.pem')));
+    t.match(await check(join(dir, 'locked.yaml')), [/identity\.files\.key: cannot read .*locked\.key: permission denied/]);
+  }
+});
+
+t.test('a CA config: its folder must exist; meshcar check prints the line and exits 1', async (t) => {
+  const dir = t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: /nonexistent/meshcar-ca\n' });
+  const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
+    execFile(process.execPath, ['dist/cli.js', 'check', '--config', join(dir, 'ca.yaml')], (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stderr }));
+  });
+  t.equal(result.code, 1);
+  t.match(result.stderr, /^.*ca\.yaml:2:1: dir: \/nonexistent\/meshcar-ca does not exist/);
+});
