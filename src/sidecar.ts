@@ -96,6 +96,14 @@ class ForwardingObserver {
   }
 }
 
+/** Like Promise.all, but waits for every promise to settle before throwing the first failure. */
+async function settledOrThrow<T extends readonly unknown[]>(promises: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
+}
+
 export interface SidecarAddresses {
   readonly admin: { host: string; port: number };
   readonly inbound?: { host: string; port: number };
@@ -181,7 +189,8 @@ export class Sidecar {
       const tuning = config.outbound.dnsRefreshMs !== undefined ? { options: { dnsRefreshMs: config.outbound.dnsRefreshMs } } : {};
       this.outbound = createOutbound({ config: config.outbound, identity, logger: logger.child({ component: 'outbound' }), observer: this.observer.asObserver(), codec: config.http2.codec, ...tuning });
     }
-    const [inbound, outbound] = await Promise.all([this.inbound?.listen(), this.outbound?.listen()]);
+    // both settle before a failure is thrown: nothing logs "listening" after the fatal error
+    const [inbound, outbound] = await settledOrThrow([this.inbound?.listen(), this.outbound?.listen()]);
     this.addressesValue = { admin: { host: this.admin.host, port: this.admin.port }, ...(inbound ? { inbound } : {}), ...(outbound ? { outbound } : {}) };
     this.ready = true;
     this.readyAfterMs = Number(process.hrtime.bigint() - started) / 1e6;

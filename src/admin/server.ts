@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { MeshcarError } from '../errors.js';
+import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { BrowserGuard } from './browser-guard.js';
 
@@ -90,9 +91,10 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: Error) => reject(new MeshcarError('config_invalid', `admin cannot listen on ${formatHostPort(listen)} (admin.listen): ${err.message}`, { cause: err }));
+    server.once('error', onError);
     server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });

@@ -8,7 +8,8 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { HostPort } from '../config/address.js';
+import { formatHostPort, type HostPort } from '../config/address.js';
+import { MeshcarError } from '../errors.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 
 export interface AppHandlers {
@@ -94,7 +95,8 @@ export class AppListener {
 
   listen(at: HostPort): Promise<HostPort> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
+      // named like the inbound's: a port in use says which listener and which key to change
+      const onError = (err: Error) => reject(new MeshcarError('config_invalid', `outbound cannot listen on ${formatHostPort(at)} (outbound.listen): ${err.message}`, { cause: err }));
       this.server.once('error', onError);
       this.server.listen(at.port, at.host, () => {
         this.server.off('error', onError);
