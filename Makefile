@@ -7,7 +7,7 @@ CA_DIR ?= certs/ca
 SERVICE ?=
 TTL ?= 24h
 
-.PHONY: setup tools build test demo ca cert token clean bench-ca bench-metrics bench-identity
+.PHONY: setup tools build test demo ca cert token clean bench-ca bench-metrics bench-identity image
 
 ## setup: install the locked npm dependencies (npm ci) when the lockfile changed
 setup: $(NODE_MODULES_STAMP)
@@ -18,13 +18,16 @@ $(NODE_MODULES_STAMP): package-lock.json package.json
 
 ## tools: the command-line programs the tests drive as real clients (openssl, curl, and Debian's
 ## prometheus package for prometheus + promtool: test/e2e/prometheus.test.ts scrapes for real;
-## python3-h2, the independent HTTP/2 peer of test/h2/conformance-python.test.ts)
+## python3-h2, the independent HTTP/2 peer of test/h2/conformance-python.test.ts; iproute2 and
+## dnsmasq-base for test/e2e/multihost.test.ts: network namespaces and a real DNS server)
 tools:
 	@missing=""; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing="$$missing prometheus"; \
 	{ python3 -c 'import h2' 2>/dev/null || /usr/bin/python3 -c 'import h2' 2>/dev/null; } || missing="$$missing python3-h2"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v dnsmasq >/dev/null || missing="$$missing dnsmasq-base"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
@@ -38,6 +41,21 @@ build: setup
 ## test: every test (tap), after setup and build
 test: build tools
 	npx tap -R terse
+
+## image: the container image (Dockerfile) as meshcar:<version>, with docker or podman; IMAGE=name:tag to
+## rename. Without a working engine (a client alone is not enough) it says so and skips.
+IMAGE ?= meshcar:$(shell node -p "require('./package.json').version" 2>/dev/null || echo latest)
+image:
+	@engine=""; \
+	for e in docker podman; do \
+	  if command -v $$e >/dev/null && $$e info >/dev/null 2>&1; then engine=$$e; break; fi; \
+	done; \
+	if [ -z "$$engine" ]; then \
+	  echo "make image: skipped: no docker or podman engine is available here (test/deploy/image.test.ts checks the build files without one)"; \
+	  exit 0; \
+	fi; \
+	echo "building $(IMAGE) with $$engine"; \
+	$$engine build -t $(IMAGE) .
 
 ## demo: a whole local mesh (CA, frontend → orders, their sidecars, traffic); DEMO_SECONDS=N stops after N s
 demo: build tools
