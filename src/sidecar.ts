@@ -142,6 +142,11 @@ export class Sidecar {
     const methods = new Set([...Object.keys(NO_OBSERVER), ...Object.getOwnPropertyNames(TrafficMetrics.prototype)]);
     this.observer = new ForwardingObserver(this.buildObservers(config), methods);
     for (const result of ['success', 'failure']) metrics.configReloads.labels(result).inc(0);
+    // the CA's families (meshcar_ca_*) belong to the CA server; a sidecar exporting
+    // meshcar_ca_certificates_issued_total 0 would only mislead dashboards and alerts
+    for (const metric of metrics.registry.getMetricsAsArray()) {
+      if (metric.name.startsWith('meshcar_ca_')) metrics.registry.removeSingleMetric(metric.name);
+    }
   }
 
   /** The effective config (what /config shows). */

@@ -5,6 +5,8 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import { MeshcarError } from '../errors.js';
 import { formatHostPort } from '../config/address.js';
@@ -25,6 +27,18 @@ export interface AdminState {
   reload?(): Promise<Record<string, unknown>>;
   /** Extra read-only JSON views (e.g. /endpoints), by path. */
   readonly views?: Readonly<Record<string, () => unknown>>;
+}
+
+const gzipAsync = promisify(gzip);
+
+/** True when Accept-Encoding lists gzip (or *) without q=0. */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  return header.split(',').some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    if (coding !== 'gzip' && coding !== '*') return false;
+    return !params.some((p) => /^\s*q\s*=\s*0(\.0*)?\s*$/.test(p));
+  });
 }
 
 export interface RunningAdmin {
@@ -59,7 +73,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new MeshcarError('method_not_allowed', `use GET ${path}`);
     switch (path) {
       case '/healthz':
-        return sendJson(res, 200, { status: 'alive' });
+        // the same word as the CA's /healthz: the process is up and answering
+        return sendJson(res, 200, { status: 'ok' });
       case '/ready':
         if (state.draining()) return sendJson(res, 503, { status: 'draining' });
         return state.ready() ? sendJson(res, 200, { status: 'ready' }) : sendJson(res, 503, { status: 'starting' });
@@ -69,14 +84,22 @@ export async function startAdminServer(listen: { host: string; port: number }, s
         return sendJson(res, 200, state.config());
       case '/metrics': {
         const { contentType, body } = await state.metrics(req.headers.accept);
-        res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+        // Prometheus asks for gzip; a page of a few hundred routes shrinks about tenfold
+        if (acceptsGzip(req.headers['accept-encoding'])) {
+          const zipped = await gzipAsync(body);
+          res.writeHead(200, { 'content-type': contentType, 'content-encoding': 'gzip', vary: 'accept-encoding', 'content-length': zipped.length });
+          res.end(zipped);
+          return;
+        }
+        res.writeHead(200, { 'content-type': contentType, vary: 'accept-encoding', 'content-length': Buffer.byteLength(body) });
         res.end(body);
         return;
       }
       default: {
         const view = state.views?.[path];
         if (view) return sendJson(res, 200, view());
-        throw new MeshcarError('not_found', `no admin endpoint ${path}; try /healthz, /ready, /identity, /config, /metrics, POST /reload`);
+        const known = ['/healthz', '/ready', '/identity', '/config', '/metrics', ...Object.keys(state.views ?? {}), ...(state.reload ? ['POST /reload'] : [])];
+        throw new MeshcarError('not_found', `no admin endpoint ${path}; try ${known.join(', ')}`);
       }
     }
   }

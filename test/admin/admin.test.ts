@@ -5,6 +5,8 @@
 import t, { type Test } from 'tap';
 import http from 'node:http';
 import net from 'node:net';
+import { execFile } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -46,7 +48,7 @@ function admin(port: number, path: string, options: { method?: string; accept?: 
 }
 
 t.test('/healthz and /ready', async (t) => {
-  t.same(JSON.parse((await admin(orders.adminPort, '/healthz')).body), { status: 'alive' });
+  t.same(JSON.parse((await admin(orders.adminPort, '/healthz')).body), { status: 'ok' }, 'the same word as the CA');
   const ready = await admin(orders.adminPort, '/ready');
   t.equal(ready.status, 200);
 });
@@ -89,12 +91,41 @@ t.test('/metrics in Prometheus text and OpenMetrics', async (t) => {
   t.match(open.body, /# EOF/);
   const again = await admin(orders.adminPort, '/metrics');
   t.match(again.body, /^meshcar_requests_total\{/m, 'plain text unchanged after an OpenMetrics scrape');
+  t.notMatch(again.body, /meshcar_ca_/, 'the CA families are the CA server\'s, not a sidecar\'s');
+});
+
+t.test('/metrics gzip-encoded when the scraper accepts it, the same text decoded', async (t) => {
+  const fetchMetrics = (encoding: string | undefined) =>
+    new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: orders.adminPort, path: '/metrics', headers: encoding ? { 'accept-encoding': encoding } : {} }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+      }).on('error', reject);
+    });
+  // Prometheus' own header; nothing else happens between the scrapes, so the pages match
+  const zipped = await fetchMetrics('gzip');
+  const plain = await fetchMetrics(undefined);
+  const refused = await fetchMetrics('gzip;q=0, identity');
+  t.equal(zipped.headers['content-encoding'], 'gzip');
+  t.equal(Number(zipped.headers['content-length']), zipped.body.length);
+  t.ok(zipped.body.length < plain.body.length / 3, `compressed ${plain.body.length} → ${zipped.body.length} bytes`);
+  const text = gunzipSync(zipped.body).toString('utf8');
+  t.equal(text.replace(/^(process_|nodejs_).*\n/gm, ''), plain.body.toString('utf8').replace(/^(process_|nodejs_).*\n/gm, ''), 'the same text once decoded (process gauges move between scrapes)');
+  t.equal(plain.headers['content-encoding'], undefined);
+  t.equal(refused.headers['content-encoding'], undefined, 'gzip;q=0 is a refusal');
+  const promtool = await new Promise<{ code: number; output: string }>((resolve) => {
+    const child = execFile('promtool', ['check', 'metrics'], (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr }));
+    child.stdin?.end(text);
+  });
+  t.equal(promtool.code, 0, `promtool check metrics passes the decoded page: ${promtool.output}`);
 });
 
 t.test('unknown paths and methods get JSON errors', async (t) => {
   const missing = await admin(orders.adminPort, '/nope');
   t.equal(missing.status, 404);
   t.equal(JSON.parse(missing.body).error, 'not_found');
+  t.match(JSON.parse(missing.body).message, /\/healthz, \/ready, \/identity, \/config, \/metrics, \/endpoints.*POST \/reload/, 'the hint lists every endpoint');
   const post = await admin(orders.adminPort, '/ready', { method: 'POST' });
   t.equal(post.status, 405);
   t.equal(JSON.parse(post.body).error, 'method_not_allowed');
