@@ -4,10 +4,14 @@ SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 TRUST_DOMAIN ?= mesh.local
 CA_DIR ?= certs/ca
+CERTS ?= certs
 SERVICE ?=
-TTL ?= 24h
+# TTL: lifetime of what make cert or make token makes (defaults: 24h for a certificate, 1h for a token)
+TTL ?=
+# FORCE=1: let make ca and make cert replace what is already there
+FORCE ?=
 
-.PHONY: setup tools build test demo ca cert token clean bench-ca bench-metrics bench-identity image
+.PHONY: setup tools tools-demo build test demo ca cert token clean bench-ca bench-metrics bench-identity image
 
 ## setup: install the locked npm dependencies (npm ci) when the lockfile changed
 setup: $(NODE_MODULES_STAMP)
@@ -28,6 +32,16 @@ tools:
 	{ python3 -c 'import h2' 2>/dev/null || /usr/bin/python3 -c 'import h2' 2>/dev/null; } || missing="$$missing python3-h2"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v dnsmasq >/dev/null || missing="$$missing dnsmasq-base"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
+	fi
+
+## tools-demo: what make demo needs besides Node: openssl and curl (Debian packages, when missing)
+tools-demo:
+	@missing=""; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
@@ -58,23 +72,25 @@ image:
 	$$engine build -t $(IMAGE) .
 
 ## demo: a whole local mesh (CA, frontend → orders, their sidecars, traffic); DEMO_SECONDS=N stops after N s
-demo: build tools
+demo: build tools-demo
 	node dist/demo/run-demo.js
 
-## ca: a new CA for $(TRUST_DOMAIN) in $(CA_DIR) (refuses to overwrite an existing one)
+## ca: a new CA for $(TRUST_DOMAIN) in $(CA_DIR) (refuses to overwrite an existing one; FORCE=1 replaces it)
 ca: build
-	node dist/cli.js ca init --dir $(CA_DIR) --trust-domain $(TRUST_DOMAIN)
+	@if [ -e $(CA_DIR)/root.crt ] && [ "$(FORCE)" != 1 ]; then echo "make ca: $(CA_DIR) already holds a CA; FORCE=1 make ca replaces it (every certificate it issued stops being trusted)" >&2; exit 1; fi
+	node dist/cli.js ca init --dir $(CA_DIR) --trust-domain $(TRUST_DOMAIN)$(if $(filter 1,$(FORCE)), --force)
 
-## cert SERVICE=name: an SVID for one service, offline, into certs/<name>/
+## cert SERVICE=name [TTL=24h]: an SVID for one service, offline, into $(CERTS)/<name>/ (FORCE=1 replaces one there)
 cert: build
 	@if [ -z "$(SERVICE)" ]; then echo "make cert: say which service, e.g. make cert SERVICE=orders" >&2; exit 2; fi
-	@test -f $(CA_DIR)/issuer.key || node dist/cli.js ca init --dir $(CA_DIR) --trust-domain $(TRUST_DOMAIN)
-	node dist/cli.js ca issue --dir $(CA_DIR) --service $(SERVICE) --out certs/$(SERVICE) --ttl $(TTL)
+	@if [ -e $(CERTS)/$(SERVICE) ] && [ "$(FORCE)" != 1 ]; then echo "make cert: $(CERTS)/$(SERVICE) already exists (it may be a sidecar's identity.dir); FORCE=1 make cert SERVICE=$(SERVICE) replaces its files" >&2; exit 1; fi
+	@test -f $(CA_DIR)/root.crt || node dist/cli.js ca init --dir $(CA_DIR) --trust-domain $(TRUST_DOMAIN)
+	node dist/cli.js ca issue --dir $(CA_DIR) --service $(SERVICE) --out $(CERTS)/$(SERVICE) --ttl $(or $(TTL),24h)
 
-## token SERVICE=name: a join token for one service into certs/<name>.token
+## token SERVICE=name [TTL=1h]: a join token for one service into $(CERTS)/<name>.token
 token: build
 	@if [ -z "$(SERVICE)" ]; then echo "make token: say which service, e.g. make token SERVICE=orders" >&2; exit 2; fi
-	node dist/cli.js ca token --dir $(CA_DIR) --service $(SERVICE) --out certs/$(SERVICE).token
+	node dist/cli.js ca token --dir $(CA_DIR) --service $(SERVICE) --ttl $(or $(TTL),1h) --out $(CERTS)/$(SERVICE).token
 
 ## bench: sidecar overhead: the same load direct to an app and through an outbound+inbound pair (bench/README.md)
 .PHONY: bench
