@@ -4,6 +4,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { TrafficObserver } from '../metrics/traffic.js';
+import type { ErrorCode } from '../errors.js';
+import { statusFor } from '../http/status.js';
 import type { Activity } from './activity.js';
 import type { UpstreamRouter } from './router.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -38,6 +40,17 @@ export class Exchange {
     readonly method: string,
     readonly requestId: string,
   ) {}
+
+  /**
+   * The upstream's answer began. When the remote sidecar answered itself (403 forbidden, 429,
+   * ...), its x-meshcar-error code is this request's error too, so a refusal counts alike on
+   * both sides; only known codes are taken, so a peer cannot grow the error labels.
+   */
+  answered(status: number, head: Readonly<Record<string, unknown>>): void {
+    this.status = status;
+    const code = head['x-meshcar-error'];
+    if (typeof code === 'string' && statusFor(code as ErrorCode) !== undefined) this.errorCode ??= code;
+  }
 
   finish(): void {
     if (this.reported) return;

@@ -200,7 +200,7 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
       return;
     }
     answered = true;
-    exchange.status = status;
+    exchange.answered(status, head);
     if (retryReason !== undefined) {
       pool.retry.report(retryReason, status >= 500 || status === 429 ? 'failure' : 'success');
       retryReason = undefined;

@@ -187,7 +187,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
       return;
     }
     answered = true;
-    exchange.status = status;
+    exchange.answered(status, head);
     if (retryReason !== undefined) {
       pool.retry.report(retryReason, status >= 500 || status === 429 ? 'failure' : 'success');
       retryReason = undefined;

@@ -149,6 +149,12 @@ t.test('errors the sidecars answer themselves', async (t) => {
   t.ok(JSON.parse(denied.body.toString()).requestId, 'the error names the request id');
   const otherPath = await out({ path: '/admin' });
   t.equal(otherPath.status, 403, 'a path outside the policy');
+  // the refusal counts as an error on both sides: the inbound that answered and the caller's outbound
+  const deleteRow = async (sidecar: RunningSidecar, direction: string) =>
+    (JSON.parse((await sidecar.admin('/endpoints')).body) as { endpoints: Array<Record<string, unknown>> }).endpoints.find((e) => e.direction === direction && e.method === 'DELETE' && e.route === '/echo');
+  t.match(await deleteRow(orders, 'inbound'), { count: 1, errors: 1 }, 'inbound /endpoints');
+  t.match(await deleteRow(frontend, 'outbound'), { count: 1, errors: 1 }, 'outbound /endpoints');
+  t.match((await frontend.admin('/metrics')).body, /meshcar_request_errors_total\{direction="outbound",peer="orders",route="\/echo",reason="forbidden"\} 1/);
 
   const noRoute = await request(frontend.outboundPort, { path: '/x', headers: { host: 'nowhere' } });
   t.equal(noRoute.status, 404);
