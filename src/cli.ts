@@ -54,6 +54,26 @@ function untilSignal(stop: () => Promise<void>): Promise<number> {
   });
 }
 
+/** A CA lifecycle step (src/ca/lifecycle.ts): prints what it did, and a --force warning on stderr. */
+function lifecycleCommand(usage: string, summary: string, step: 'rotateIssuer' | 'rotateTokenKey' | 'rootAdd' | 'rootActivate' | 'rootRetire', forceable = false): Command {
+  return {
+    usage,
+    summary,
+    options: {
+      dir: { type: 'string', help: 'the CA folder' },
+      ...(forceable ? { force: { type: 'boolean' as const, help: 'go ahead although the step is refused now (prints a warning)' } } : {}),
+    },
+    async run(values) {
+      const dir = required(values, 'dir');
+      const lifecycle = await import('./ca/lifecycle.js');
+      const result = await lifecycle[step](dir, { force: values.force === true });
+      if (result.warning) process.stderr.write(`meshcar: warning: ${result.warning}\n`);
+      process.stdout.write(`${result.summary}\n`);
+      return 0;
+    },
+  };
+}
+
 const COMMANDS: Record<string, Command> = {
   'ca init': {
     usage: 'meshcar ca init --dir DIR --trust-domain TD [--force]',
@@ -112,6 +132,25 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
+  'ca status': {
+    usage: 'meshcar ca status --dir DIR [--json]',
+    summary: 'show the roots, issuers, token keys and root rotation step of the CA in DIR',
+    options: {
+      dir: { type: 'string', help: 'the CA folder' },
+      json: { type: 'boolean', help: 'print JSON (for scripts) instead of text' },
+    },
+    async run(values) {
+      const { caStatus, formatCaStatus } = await import('./ca/status.js');
+      const status = await caStatus(required(values, 'dir'));
+      process.stdout.write(values.json === true ? `${JSON.stringify(status, null, 2)}\n` : formatCaStatus(status));
+      return 0;
+    },
+  },
+  'ca rotate-issuer': lifecycleCommand('meshcar ca rotate-issuer --dir DIR', 'a new issuer under the active root; the CA server signs with it from its next signing', 'rotateIssuer'),
+  'ca rotate-token-key': lifecycleCommand('meshcar ca rotate-token-key --dir DIR', 'a new join-token signing key; tokens of the previous key keep working, older ones are refused', 'rotateTokenKey'),
+  'ca root add': lifecycleCommand('meshcar ca root add --dir DIR', 'root rotation step 1: a new pending root, added to the bundle every sidecar gets', 'rootAdd'),
+  'ca root activate': lifecycleCommand('meshcar ca root activate --dir DIR [--force]', 'root rotation step 2: a new issuer under the new root signs (refused until the bundle had time to spread)', 'rootActivate', true),
+  'ca root retire': lifecycleCommand('meshcar ca root retire --dir DIR [--force]', 'root rotation step 3: the old root leaves the bundle (refused while its leaves can be valid)', 'rootRetire', true),
   'ca serve': {
     usage: 'meshcar ca serve --config FILE',
     summary: 'run the CA server',
@@ -212,7 +251,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const twoWords = `${argv[0]} ${argv[1] ?? ''}`;
-  const name = COMMANDS[twoWords] ? twoWords : argv[0] as string;
+  const threeWords = `${twoWords} ${argv[2] ?? ''}`;
+  const name = COMMANDS[threeWords] ? threeWords : COMMANDS[twoWords] ? twoWords : argv[0] as string;
   const command = COMMANDS[name];
   const isGroup = Object.keys(COMMANDS).some((key) => key.startsWith(`${argv[0]} `));
   if (!command && isGroup && (argv.length === 1 || argv[1] === '--help' || argv[1] === '-h' || argv[1] === 'help')) {
@@ -220,7 +260,7 @@ export async function main(argv: string[]): Promise<number> {
     return argv.length === 1 ? 2 : 0;
   }
   if (!command && isGroup) throw new MeshcarError('usage', `unknown command "${argv.slice(0, 2).join(' ')}"; run "meshcar ${argv[0]} --help" for the list`);
-  if (!command) throw new MeshcarError('usage', `unknown command "${argv.slice(0, 2).join(' ')}"; run "meshcar --help" for the list`);
+  if (!command) throw new MeshcarError('usage', `unknown command "${argv.slice(0, argv[1] === 'root' ? 3 : 2).join(' ')}"; run "meshcar --help" for the list`);
   const rest = argv.slice(name.split(' ').length);
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
   for (const [key, option] of Object.entries(command.options)) options[key] = { type: option.type };

@@ -9,6 +9,7 @@ import { redactConfig } from './config/freeze.js';
 import { ConfigError, formatIssue } from './config/issues.js';
 import { describeError, MeshcarError } from './errors.js';
 import { obtainIdentity, identityFromFiles, type RunningIdentity } from './identity/bootstrap.js';
+import { rootCount, type Svid } from './identity/svid.js';
 import { Metrics } from './metrics/registry.js';
 import { NO_OBSERVER, type Direction, type RequestRecord, type TlsFailureReason, type TrafficObserver } from './metrics/traffic.js';
 import { TrafficMetrics } from './metrics/traffic-metrics.js';
@@ -219,10 +220,14 @@ export class Sidecar {
   }
 
   private watchIdentityMetrics(running: RunningIdentity): void {
-    const { identityCertExpiry, identityRenewals } = this.metrics;
+    const { identityCertExpiry, identityRenewals, identityBundleRoots } = this.metrics;
     const expiry = identityCertExpiry.labels(running.identity.spiffeId);
-    expiry.set(running.identity.current().notAfter.getTime() / 1000);
-    running.identity.on('rotated', (svid) => expiry.set(svid.notAfter.getTime() / 1000));
+    const show = (svid: Svid) => {
+      expiry.set(svid.notAfter.getTime() / 1000);
+      identityBundleRoots.set(rootCount(svid));
+    };
+    show(running.identity.current());
+    running.identity.on('rotated', show);
     running.identity.on('renewal', (event) => identityRenewals.labels(event.result).inc());
   }
 

@@ -2,13 +2,13 @@
 // CSR prove possession and ask for exactly that → sign under the SVID profile. Transport-free:
 // the CA server and the offline `ca issue` command both call it.
 
-import { createPublicKey, type KeyObject } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
 import { parseAndVerifyCsr, CsrError } from '../pki/csr.js';
 import { describePublicKey, weakKeyReason, type KeyDescription } from '../pki/keys.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { createJoinToken, verifyJoinToken, type JoinTokenClaims } from './join-tokens.js';
 import { TokenLedger } from './token-ledger.js';
+import type { TokenKeys } from './token-keys.js';
 import { issueLeafCertificate } from './x509-profile.js';
 import type { CaMaterial } from './store.js';
 
@@ -32,12 +32,13 @@ export type Grant =
   | { readonly via: 'certificate'; readonly spiffeId: string };
 
 export class Authority {
-  private readonly issuerPublicKey: KeyObject;
   private readonly issuerNotAfter: Date;
+  /** What follows a leaf in its chain: the issuer, and the cross certificate while a new root is active. */
+  private readonly chainTail: string;
 
-  constructor(readonly material: CaMaterial, private readonly ledger: TokenLedger, readonly limits: AuthorityLimits) {
-    this.issuerPublicKey = createPublicKey(material.issuer.key);
+  constructor(readonly material: CaMaterial, private readonly ledger: TokenLedger, readonly limits: AuthorityLimits, readonly tokenKeys: TokenKeys) {
     this.issuerNotAfter = new Date(material.issuerCert.validTo);
+    this.chainTail = material.issuerPem + material.crossPem;
   }
 
   get trustDomain(): string {
@@ -45,11 +46,11 @@ export class Authority {
   }
 
   createToken(spiffeId: string, ttlMs: number, singleUse: boolean): string {
-    return createJoinToken(this.material.issuer.key, spiffeId, ttlMs, singleUse);
+    return createJoinToken(this.tokenKeys.signer, spiffeId, ttlMs, singleUse);
   }
 
   async grantFromToken(token: string): Promise<Grant> {
-    const claims = await verifyJoinToken(token, this.issuerPublicKey);
+    const claims = await verifyJoinToken(token, this.tokenKeys.keyFor);
     this.requireOwnTrustDomain(claims.sub);
     return { via: 'token', spiffeId: claims.sub, claims };
   }
@@ -101,7 +102,7 @@ export class Authority {
     return {
       spiffeId,
       certificate: built.pem,
-      chain: built.pem + this.material.issuerPem,
+      chain: built.pem + this.chainTail,
       bundle: this.material.bundlePem,
       notAfter: built.notAfter.toISOString(),
       serial: built.serialHex,

@@ -15,13 +15,16 @@ import { Authority } from './authority.js';
 import { initCaDirectory, loadCaMaterial } from './store.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { TokenLedger } from './token-ledger.js';
+import { TokenKeys } from './token-keys.js';
+import { recordLeafMaxTtl } from './ca-state.js';
 import type { RunningCaServer } from './server.js';
+import type { CaRuntime } from './runtime.js';
 
 const DAY_MS = 86_400_000;
 
 export async function openAuthority(dir: string, limits: { maxTtlMs: number; defaultTtlMs: number }, trustDomain?: string): Promise<Authority> {
-  const material = await loadCaMaterial(dir, trustDomain);
-  return new Authority(material, await TokenLedger.open(dir), limits);
+  const [material, ledger, tokenKeys] = await Promise.all([loadCaMaterial(dir, trustDomain), TokenLedger.open(dir), TokenKeys.load(dir)]);
+  return new Authority(material, ledger, limits, tokenKeys);
 }
 
 export async function caInit(dir: string, trustDomain: string, force: boolean): Promise<void> {
@@ -52,12 +55,21 @@ export async function writeTokenFile(path: string, token: string): Promise<void>
   await chmod(path, 0o600);
 }
 
-export async function caServe(config: CaConfig, logger: Logger, metrics?: Metrics): Promise<RunningCaServer> {
-  const { startCaServer } = await import('./server.js');
+export async function caServe(config: CaConfig, logger: Logger, metrics?: Metrics): Promise<RunningCaServer & { readonly ca: CaRuntime }> {
+  const [{ startCaServer }, { CaRuntime }] = await Promise.all([import('./server.js'), import('./runtime.js')]);
   const registry = metrics ?? new (await import('../metrics/registry.js')).Metrics();
-  const authority = await openAuthority(config.dir, { maxTtlMs: config.maxTtlMs, defaultTtlMs: config.defaultTtlMs }, config.trustDomain);
-  return startCaServer({
-    authority,
+  const ca = await CaRuntime.open({
+    dir: config.dir,
+    trustDomain: config.trustDomain,
+    limits: { maxTtlMs: config.maxTtlMs, defaultTtlMs: config.defaultTtlMs },
+    metrics: registry,
+    logger,
+    ...(config.issuerRotation ? { issuerRotation: config.issuerRotation } : {}),
+  });
+  // the root rotation steps wait for leaves of this lifetime to expire
+  await recordLeafMaxTtl(config.dir, config.maxTtlMs, 'replace');
+  const server = await startCaServer({
+    ca,
     host: config.listen.host,
     port: config.listen.port,
     serverNames: config.serverNames,
@@ -65,4 +77,12 @@ export async function caServe(config: CaConfig, logger: Logger, metrics?: Metric
     metrics: registry,
     logger,
   });
+  return {
+    ...server,
+    ca,
+    close: async () => {
+      ca.close();
+      await server.close();
+    },
+  };
 }

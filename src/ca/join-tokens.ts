@@ -1,6 +1,7 @@
-// Join tokens: compact JWS (ES256) signed by the CA's issuer key, naming exactly one SPIFFE ID,
-// with an expiry and an optional single-use flag. Stateless to check; single use is enforced
-// by the token ledger.
+// Join tokens: compact JWS (ES256) signed by the CA's token key (not the issuer's: tokens outlive
+// issuer and root rotations), naming exactly one SPIFFE ID, with an expiry and an optional
+// single-use flag. The header names the key (kid), so tokens of a previous key still verify
+// after a rotation. Stateless to check; single use is enforced by the token ledger.
 
 import { randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
@@ -16,9 +17,18 @@ export interface JoinTokenClaims {
   readonly single: boolean;
 }
 
-const HEADER = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'meshcar-join+jwt' })).toString('base64url');
+const TYP = 'meshcar-join+jwt';
 
-export function createJoinToken(issuerKey: KeyObject, spiffeId: string, ttlMs: number, singleUse: boolean, now = Date.now()): string {
+/** A key that signs tokens, and its id as the token header names it. */
+export interface TokenSigningKey {
+  readonly kid: string;
+  readonly key: KeyObject;
+}
+
+/** Finds the public key for a kid, or throws bad_token saying why there is none. */
+export type TokenKeyLookup = (kid: string) => KeyObject;
+
+export function createJoinToken(signer: TokenSigningKey, spiffeId: string, ttlMs: number, singleUse: boolean, now = Date.now()): string {
   const claims: JoinTokenClaims = {
     sub: spiffeId,
     iat: Math.floor(now / 1000),
@@ -26,8 +36,9 @@ export function createJoinToken(issuerKey: KeyObject, spiffeId: string, ttlMs: n
     jti: randomBytes(16).toString('base64url'),
     single: singleUse,
   };
-  const signingInput = `${HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
-  const signature = sign('sha256', Buffer.from(signingInput), { key: issuerKey, dsaEncoding: 'ieee-p1363' });
+  const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: TYP, kid: signer.kid })).toString('base64url');
+  const signingInput = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  const signature = sign('sha256', Buffer.from(signingInput), { key: signer.key, dsaEncoding: 'ieee-p1363' });
   return `${signingInput}.${signature.toString('base64url')}`;
 }
 
@@ -43,11 +54,21 @@ function isClaims(value: unknown): value is JoinTokenClaims {
 }
 
 /** Checks signature, shape and expiry; the caller checks the ledger for single-use tokens. */
-export async function verifyJoinToken(token: string, publicKey: KeyObject, now = Date.now()): Promise<JoinTokenClaims> {
+function headerKid(encoded: string): string | undefined {
+  try {
+    const header = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) as Record<string, unknown>;
+    return header.alg === 'ES256' && header.typ === TYP && typeof header.kid === 'string' ? header.kid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function verifyJoinToken(token: string, keyFor: TokenKeyLookup, now = Date.now()): Promise<JoinTokenClaims> {
   const parts = token.split('.');
-  if (parts.length !== 3 || parts[0] !== HEADER) throw new MeshcarError('bad_token', 'the join token is not a meshcar join token');
+  const kid = parts.length === 3 ? headerKid(parts[0] as string) : undefined;
+  if (kid === undefined) throw new MeshcarError('bad_token', 'the join token is not a meshcar join token');
   const signingInput = `${parts[0]}.${parts[1]}`;
-  const ok = await verifySignature(signingInput, Buffer.from(parts[2] as string, 'base64url'), publicKey);
+  const ok = await verifySignature(signingInput, Buffer.from(parts[2] as string, 'base64url'), keyFor(kid));
   if (!ok) throw new MeshcarError('bad_token', 'the join token was not signed by this CA');
   let claims: unknown;
   try {

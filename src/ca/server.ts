@@ -22,6 +22,7 @@ import { caSpiffeId } from '../identity/spiffe-id.js';
 import { peerPathValidity, validityProblem } from '../identity/peer-validity.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { Authority, Grant } from './authority.js';
+import type { CaRuntime } from './runtime.js';
 
 export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
 const SERVER_CERT_TTL_MS = 24 * 3_600_000;
@@ -34,7 +35,8 @@ const SERVER_CERT_TTL_MS = 24 * 3_600_000;
 const TLS_SECURE_OPTIONS = cryptoConstants.SSL_OP_NO_TICKET;
 
 export interface CaServerOptions {
-  readonly authority: Authority;
+  /** The CA's material, reloaded when its folder changes (a rotation). */
+  readonly ca: CaRuntime;
   readonly host: string;
   readonly port: number;
   readonly serverNames: readonly string[];
@@ -57,20 +59,21 @@ function clientCertificateProblem(socket: TLSSocket): string {
   return `the client certificate is not issued by this CA (${reason})`;
 }
 
-async function serverCredentials(options: CaServerOptions): Promise<{ key: string; cert: string; ca: string; notAfter: Date }> {
+/** The CA server's own leaf from the signing issuer, and the roots client certificates must chain to. */
+async function serverCredentials(authority: Authority, serverNames: readonly string[]): Promise<{ key: string; cert: string; ca: string; notAfter: Date }> {
   const keys = await generateWorkloadKey();
   const spki = createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' });
-  const issued = await options.authority.issue(caSpiffeId(options.authority.trustDomain), spki, SERVER_CERT_TTL_MS, options.serverNames);
-  return { key: keys.privateKeyPem, cert: issued.chain, ca: options.authority.material.bundlePem, notAfter: new Date(issued.notAfter) };
+  const issued = await authority.issue(caSpiffeId(authority.trustDomain), spki, SERVER_CERT_TTL_MS, serverNames);
+  return { key: keys.privateKeyPem, cert: issued.chain, ca: authority.material.bundlePem, notAfter: new Date(issued.notAfter) };
 }
 
 export async function startCaServer(options: CaServerOptions): Promise<RunningCaServer> {
-  const { authority, metrics, logger } = options;
+  const { ca, metrics, logger } = options;
   const audit = logger.child({ component: 'ca-audit' });
   const limiter = new KeyedTokenBuckets(options.rateLimit);
-  let credentials = await serverCredentials(options);
+  let credentials = await serverCredentials(ca.current(), options.serverNames);
 
-  async function authenticate(req: IncomingMessage): Promise<{ grant: Grant; who: Record<string, unknown> }> {
+  async function authenticate(req: IncomingMessage, authority: Authority): Promise<{ grant: Grant; who: Record<string, unknown> }> {
     const authorization = req.headers.authorization;
     if (authorization !== undefined) {
       const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization);
@@ -94,7 +97,9 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     let who: Record<string, unknown> = { client };
     let asked: string | undefined;
     try {
-      const authenticated = await authenticate(req);
+      // a rotation done since the last request signs this one
+      const authority = await ca.fresh();
+      const authenticated = await authenticate(req, authority);
       who = { client, ...authenticated.who };
       asked = authenticated.grant.spiffeId;
       const body = await readJsonBody(req, SIGN_BODY_LIMIT_BYTES);
@@ -124,6 +129,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     const client = req.socket.remoteAddress ?? 'unknown';
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/metrics') {
+      await ca.fresh(); // the expiry gauges show the folder as it is now
       const text = await metrics.render();
       res.writeHead(200, { 'content-type': metrics.contentType() });
       res.end(text);
@@ -137,7 +143,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     if (path === '/v1/bundle') {
       if (req.method !== 'GET') throw new MeshcarError('method_not_allowed', 'use GET /v1/bundle');
       res.writeHead(200, { 'content-type': 'application/x-pem-file' });
-      res.end(authority.material.bundlePem);
+      res.end((await ca.fresh()).material.bundlePem);
       return;
     }
     if (req.method !== 'POST') throw new MeshcarError('method_not_allowed', 'use POST /v1/sign');
@@ -167,22 +173,27 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   server.requestTimeout = 30_000;
   server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'TLS handshake with CA client failed'));
 
-  // the server's own leaf is short-lived like any other; swap it in before it expires
+  // the server's own leaf is short-lived like any other; swap it in before it expires, and at
+  // once after a rotation (a new issuer, new roots to accept client certificates from)
   let renewTimer: NodeJS.Timeout | undefined;
+  const renewNow = () => {
+    if (renewTimer) clearTimeout(renewTimer);
+    return serverCredentials(ca.current(), options.serverNames)
+      .then((fresh) => {
+        credentials = fresh;
+        server.setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca, secureOptions: TLS_SECURE_OPTIONS });
+      })
+      .catch((err: unknown) => logger.error({ err }, 'renewing the CA server certificate failed; keeping the current one'))
+      .finally(scheduleRenewal);
+  };
   const scheduleRenewal = () => {
     const delay = Math.max(1000, (credentials.notAfter.getTime() - Date.now()) / 2);
-    renewTimer = setTimeout(() => {
-      serverCredentials(options)
-        .then((fresh) => {
-          credentials = fresh;
-          server.setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca, secureOptions: TLS_SECURE_OPTIONS });
-        })
-        .catch((err: unknown) => logger.error({ err }, 'renewing the CA server certificate failed; keeping the current one'))
-        .finally(scheduleRenewal);
-    }, delay);
+    renewTimer = setTimeout(() => void renewNow(), delay);
     renewTimer.unref();
   };
   scheduleRenewal();
+  const onReloaded = () => void renewNow();
+  ca.on('reloaded', onReloaded);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -193,13 +204,14 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   });
   const port = (server.address() as AddressInfo).port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-  logger.info({ url: `https://${host}:${port}`, spiffeId: caSpiffeId(authority.trustDomain) }, 'CA server listening');
+  logger.info({ url: `https://${host}:${port}`, spiffeId: caSpiffeId(ca.current().trustDomain) }, 'CA server listening');
   return {
     url: `https://${host}:${port}`,
     port,
     close: () =>
       new Promise<void>((resolve) => {
         if (renewTimer) clearTimeout(renewTimer);
+        ca.off('reloaded', onReloaded);
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -1,14 +1,18 @@
 // The CA's files on disk: root and issuer keys and certificates, and the trust bundle.
 // Keys are written 0600 in a 0700 folder; an existing CA is never overwritten without --force.
+// During a root rotation (lifecycle.ts) a pending or a retiring root and a cross certificate
+// sit beside them; loadCaMaterial reads whatever is there, with each root's role.
 
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { splitPemCertificates } from '../pki/der.js';
 import { issueIssuerCertificate, issueRootCertificate, issuerName, rootName, type Signer } from './x509-profile.js';
+import { readCaState, writeCaState, type CaState } from './ca-state.js';
+import { TOKEN_KEY_FILE, TOKEN_KEYS_FILE, TokenKeys } from './token-keys.js';
 
 export const CA_FILES = {
   rootCert: 'root.crt',
@@ -17,6 +21,24 @@ export const CA_FILES = {
   issuerKey: 'issuer.key',
   bundle: 'bundle.pem',
 } as const;
+
+/** Present only during a root rotation (see lifecycle.ts). */
+export const ROTATION_FILES = {
+  pendingCert: 'root-pending.crt',
+  pendingKey: 'root-pending.key',
+  retiringCert: 'root-retiring.crt',
+  /** The new root's key signed by the old root: clients that trust only the old root still verify. */
+  cross: 'cross.crt',
+  /** Certificates of issuers that no longer sign; their leaves may still be valid. */
+  issuersDir: 'issuers',
+} as const;
+
+export type RootRole = 'active' | 'pending' | 'retiring';
+
+export interface CaRoot {
+  readonly role: RootRole;
+  readonly cert: X509Certificate;
+}
 
 export interface CaMaterial {
   readonly dir: string;
@@ -27,13 +49,18 @@ export interface CaMaterial {
   /** Every root this CA's workloads trust (PEM); may hold more than one during root rotation. */
   readonly bundlePem: string;
   readonly roots: readonly X509Certificate[];
+  /** Each root on disk by its role (active first). */
+  readonly rootsByRole: readonly CaRoot[];
+  /** Sent after the issuer in every chain while the new root is active and the old one retiring. */
+  readonly crossPem: string;
+  readonly state: CaState;
 }
 
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
 
-function spkiOf(key: KeyObject): Buffer {
+export function spkiOf(key: KeyObject): Buffer {
   return createPublicKey(key).export({ type: 'spki', format: 'der' });
 }
 
@@ -46,6 +73,8 @@ export async function initCaDirectory(dir: string, trustDomain: string, options:
     }
   }
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  // a forced re-init forgets the old CA's rotation and its token keys with it
+  for (const file of [...Object.values(ROTATION_FILES), TOKEN_KEY_FILE, TOKEN_KEYS_FILE]) await rm(join(dir, file), { recursive: true, force: true });
   const [rootKeys, issuerKeys] = await Promise.all([generateWorkloadKey(), generateWorkloadKey()]);
   const rootKey = createPrivateKey(rootKeys.privateKeyPem);
   const issuerKey = createPrivateKey(issuerKeys.privateKeyPem);
@@ -58,9 +87,13 @@ export async function initCaDirectory(dir: string, trustDomain: string, options:
   await writeFileAtomic(join(dir, CA_FILES.rootCert), root.pem, 0o644);
   await writeFileAtomic(join(dir, CA_FILES.issuerCert), issuer.pem, 0o644);
   await writeFileAtomic(join(dir, CA_FILES.bundle), root.pem, 0o644);
+  await TokenKeys.rotate(dir, 'rotate');
+  // a forced re-init starts a new history; the generation still moves on, so a running server reloads
+  const previous = await readCaState(dir).catch(() => ({ generation: 0 }));
+  await writeCaState(dir, {}, previous);
 }
 
-async function readCaFile(dir: string, file: string): Promise<string> {
+export async function readCaFile(dir: string, file: string): Promise<string> {
   try {
     return await readFile(join(dir, file), 'utf8');
   } catch (err) {
@@ -69,13 +102,31 @@ async function readCaFile(dir: string, file: string): Promise<string> {
   }
 }
 
+/** A certificate file that may be absent; undefined when it is. */
+export async function readOptionalCert(dir: string, file: string): Promise<X509Certificate | undefined> {
+  if (!(await exists(join(dir, file)))) return undefined;
+  return new X509Certificate(await readCaFile(dir, file));
+}
+
 /** Loads and cross-checks the issuer and bundle (the root key is not needed to serve). */
 export async function loadCaMaterial(dir: string, expectedTrustDomain?: string): Promise<CaMaterial> {
-  const [issuerPem, issuerKeyPem, bundlePem] = await Promise.all([
+  const [issuerPem, issuerKeyPem, bundlePem, state] = await Promise.all([
     readCaFile(dir, CA_FILES.issuerCert),
     readCaFile(dir, CA_FILES.issuerKey),
     readCaFile(dir, CA_FILES.bundle),
+    readCaState(dir),
   ]);
+  const rootsByRole: CaRoot[] = [];
+  let crossPem = '';
+  try {
+    for (const [role, file] of [['active', CA_FILES.rootCert], ['pending', ROTATION_FILES.pendingCert], ['retiring', ROTATION_FILES.retiringCert]] as const) {
+      const cert = await readOptionalCert(dir, file);
+      if (cert) rootsByRole.push({ role, cert });
+    }
+    if (state.rootRotation?.step === 'activated') crossPem = (await readOptionalCert(dir, ROTATION_FILES.cross))?.toString() ?? '';
+  } catch (err) {
+    throw new MeshcarError('ca_missing', `${dir}: root certificates cannot be read: ${(err as Error).message}`);
+  }
   let issuerCert: X509Certificate;
   let issuerKey: KeyObject;
   let roots: X509Certificate[];
@@ -102,5 +153,8 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string):
     issuerPem: splitPemCertificates(issuerPem)[0] ?? issuerPem,
     bundlePem,
     roots,
+    rootsByRole,
+    crossPem,
+    state,
   };
 }

@@ -72,18 +72,39 @@ export function issueRootCertificate(key: KeyObject, spki: Buffer, trustDomain: 
   });
 }
 
-/** The intermediate that signs leaves (pathLen 0), lives a year. */
-export function issueIssuerCertificate(root: Signer, rootNotAfter: Date, spki: Buffer, trustDomain: string, now = new Date()): Promise<BuiltCertificate> {
+/** The intermediate that signs leaves (pathLen 0), lives a year and never outlives its root. */
+export function issueIssuerCertificate(root: Signer, rootNotAfter: Date, spki: Buffer, trustDomain: string, now = new Date(), lifetimeMs = ISSUER_LIFETIME_MS): Promise<BuiltCertificate> {
   return buildCertificate({
     subject: issuerName(trustDomain),
     issuer: root.name,
     subjectPublicKeySpki: spki,
-    ...validity(now, ISSUER_LIFETIME_MS, rootNotAfter),
+    ...validity(now, lifetimeMs, rootNotAfter),
     signingKey: root.key,
     extensions: [
       { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
       ...identifiers(spki, root.spki),
+    ],
+  });
+}
+
+/**
+ * A root rotation's bridge: the new root's name and key, signed by the old root. A client that
+ * trusts only the old root still builds leaf → new issuer → this → old root; one that trusts
+ * the new root stops at it. Same name as the root it bridges from, so it is self-issued and
+ * does not count against the old root's pathLen 1 (RFC 5280 §4.2.1.9).
+ */
+export function issueCrossCertificate(oldRoot: Signer, oldRootNotAfter: Date, newRootSpki: Buffer, trustDomain: string, now = new Date()): Promise<BuiltCertificate> {
+  return buildCertificate({
+    subject: rootName(trustDomain),
+    issuer: oldRoot.name,
+    subjectPublicKeySpki: newRootSpki,
+    ...validity(now, ROOT_LIFETIME_MS, oldRootNotAfter),
+    signingKey: oldRoot.key,
+    extensions: [
+      { name: 'basicConstraints', cA: true, pathLenConstraint: 1, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+      ...identifiers(newRootSpki, oldRoot.spki),
     ],
   });
 }

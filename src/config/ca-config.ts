@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import { isServerName, type HostPort } from './address.js';
 import { deepFreeze } from './freeze.js';
+import { formatDuration } from './duration.js';
 import { type LogLevel, readDuration, readListenAddress, readLogLevel, readPath, readPositiveInteger, readRate, readTrustDomain } from './fields.js';
 import { ConfigError, sortIssues } from './issues.js';
 import { readYamlSource, type YamlSource, type YamlValue } from './yaml-source.js';
@@ -29,10 +30,14 @@ export interface CaConfig {
   /** Per client address. */
   readonly rateLimit: RateLimitConfig;
   readonly log: { readonly level: LogLevel };
+  /** Automatic issuer rotation: a new issuer when the signing one has less than beforeMs left. */
+  readonly issuerRotation?: { readonly beforeMs: number; readonly ttlMs: number };
 }
 
-const KEYS = ['trustDomain', 'dir', 'listen', 'serverNames', 'maxTtl', 'defaultTtl', 'rateLimit', 'log'];
 const DAY_MS = 86_400_000;
+const KEYS = ['trustDomain', 'dir', 'listen', 'serverNames', 'maxTtl', 'defaultTtl', 'rateLimit', 'log', 'issuerRotation'];
+/** The lifetime of an issuer (a year), as `meshcar ca init` and `rotate-issuer` make it. */
+const ISSUER_TTL_MS = 365 * DAY_MS;
 
 export async function loadCaConfig(file: string): Promise<CaConfig> {
   const source = await readYamlSource(file);
@@ -64,9 +69,11 @@ function check(source: YamlSource): CaConfig | undefined {
   }
   const rateLimit = root.optional('rateLimit', readRateLimit, { perSecond: 20, burst: 50 });
   const log = root.optional('log', readLog, { level: 'info' as LogLevel });
+  const issuerRotation = root.optional('issuerRotation', readIssuerRotation, undefined);
+  if (root.has('issuerRotation') && issuerRotation === undefined) return undefined;
   if (trustDomain === undefined || dir === undefined || listen === undefined || serverNames === undefined) return undefined;
   if (maxTtlMs === undefined || defaultTtlMs === undefined || rateLimit === undefined || log === undefined) return undefined;
-  return deepFreeze({ file: resolve(source.file), trustDomain, dir, listen, serverNames, maxTtlMs, defaultTtlMs, rateLimit, log });
+  return deepFreeze({ file: resolve(source.file), trustDomain, dir, listen, serverNames, maxTtlMs, defaultTtlMs, rateLimit, log, ...(issuerRotation ? { issuerRotation } : {}) });
 }
 
 function readServerName(value: YamlValue): string | undefined {
@@ -87,4 +94,15 @@ function readLog(value: YamlValue): { level: LogLevel } | undefined {
   const map = value.map(['level']);
   const level = map?.optional('level', readLogLevel, 'info');
   return level === undefined ? undefined : { level };
+}
+
+function readIssuerRotation(value: YamlValue): { beforeMs: number; ttlMs: number } | undefined {
+  const map = value.map(['before', 'ttl']);
+  if (!map) return undefined;
+  const beforeMs = map.required('before', readDuration);
+  const ttlMs = map.optional('ttl', readDuration, ISSUER_TTL_MS);
+  if (beforeMs === undefined || ttlMs === undefined) return undefined;
+  // a new issuer with less than `before` left would be rotated again at once, for ever
+  if (beforeMs >= ttlMs) return map.get('before').report(`must be shorter than the issuer lifetime (ttl ${formatDuration(ttlMs)})`);
+  return { beforeMs, ttlMs };
 }

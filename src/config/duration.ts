@@ -23,3 +23,21 @@ export function formatDuration(ms: number): string {
   }
   return `${ms}ms`;
 }
+
+/** A wait or an age for people to read, to two units at most, rounded up: 23h59m, 3650d, 4s. */
+export function formatApproxDuration(ms: number): string {
+  const seconds = Math.max(0, Math.ceil(ms / 1000));
+  if (seconds >= 2 * 86_400) return `${Math.ceil(seconds / 86_400)}d`;
+  const units: Array<[string, number]> = [['d', 86_400], ['h', 3600], ['m', 60], ['s', 1]];
+  const first = units.findIndex(([, size]) => seconds >= size);
+  if (first === -1) return '0s';
+  const [unit, size] = units[first] as [string, number];
+  const next = units[first + 1];
+  if (!next) return `${seconds}${unit}`;
+  // rounded up in the smaller unit first, so 86399 s reads 1d, not 23h60m
+  const small = Math.ceil(seconds / next[1]);
+  const ratio = size / next[1];
+  const whole = Math.floor(small / ratio);
+  const rest = small - whole * ratio;
+  return rest === 0 ? `${whole}${unit}` : `${whole}${unit}${rest}${next[0]}`;
+}

@@ -151,3 +151,8 @@ export function lifetimeMs(svid: Svid): number {
 export function remainingMs(svid: Svid, now: Date = new Date()): number {
   return svid.notAfter.getTime() - now.getTime();
 }
+
+/** How many roots the SVID's bundle holds (2 during a CA root rotation). */
+export function rootCount(svid: Svid): number {
+  return splitPemCertificates(svid.bundlePem).length;
+}

@@ -69,6 +69,25 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly caIssuerExpiry = new client.Gauge({
+    name: 'meshcar_ca_issuer_expiry_timestamp_seconds',
+    help: 'When the CA\'s signing issuer certificate expires (Unix time).',
+    registers: [this.registry],
+  });
+
+  readonly caRootExpiry = new client.Gauge({
+    name: 'meshcar_ca_root_expiry_timestamp_seconds',
+    help: 'When each of the CA\'s root certificates expires (Unix time), by role in a root rotation (active, pending, retiring).',
+    labelNames: ['role'] as const,
+    registers: [this.registry],
+  });
+
+  readonly identityBundleRoots = new client.Gauge({
+    name: 'meshcar_identity_bundle_roots',
+    help: 'Root certificates the sidecar trusts now (2 during a CA root rotation).',
+    registers: [this.registry],
+  });
+
   readonly identityCertExpiry = new client.Gauge({
     name: 'meshcar_identity_cert_expiry_timestamp_seconds',
     help: 'When the current workload certificate expires (Unix time).',

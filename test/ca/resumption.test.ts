@@ -13,7 +13,7 @@ import { startTestCa, type TestCa } from '../helpers/ca.js';
 import { buildCsr } from '../../src/pki/csr.js';
 import { generateWorkloadKey } from '../../src/pki/keys.js';
 import { createJoinToken } from '../../src/ca/join-tokens.js';
-import { loadCaMaterial } from '../../src/ca/store.js';
+import { TokenKeys } from '../../src/ca/token-keys.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
 
@@ -91,9 +91,8 @@ function sign(csr: string, options: RenewOptions): Promise<Renewal> {
 
 /** An SVID from the CA that lives `ttl` (the CA's minimum is 1s), and when it expires. */
 async function shortLivedSvid(ttl: string): Promise<{ client: { cert: string; key: string }; notAfterMs: number }> {
-  const material = await loadCaMaterial(ca.dir);
   const { csr, keyPem } = await newCsr();
-  const issued = await sign(csr, { token: createJoinToken(material.issuer.key, ORDERS, 60_000, false), ttl });
+  const issued = await sign(csr, { token: createJoinToken((await TokenKeys.load(ca.dir)).signer, ORDERS, 60_000, false), ttl });
   if (issued.status !== 200) throw new Error(`issuance failed: ${JSON.stringify(issued.body)}`);
   const chain = String(issued.body.chain);
   return { client: { cert: chain, key: keyPem }, notAfterMs: Date.parse(new X509Certificate(chain).validTo) };

@@ -10,6 +10,7 @@ import { startTestCa, callCa, execFileAsync, makeCaDir, openssl, type TestCa } f
 import { buildCsr } from '../../src/pki/csr.js';
 import { generateRsaKey, generateWorkloadKey } from '../../src/pki/keys.js';
 import { createJoinToken } from '../../src/ca/join-tokens.js';
+import { TokenKeys } from '../../src/ca/token-keys.js';
 import { loadCaMaterial } from '../../src/ca/store.js';
 import { caToken } from '../../src/ca/commands.js';
 import { issueLeafCertificate } from '../../src/ca/x509-profile.js';
@@ -86,11 +87,10 @@ t.test('credentials: missing, malformed, expired, foreign, another service', asy
   expectError(t, await sign({ csr }), 401, 'unauthenticated');
   expectError(t, await sign({ csr }, { authorization: 'Basic abc' }), 401, 'unauthenticated');
   expectError(t, await sign({ csr }, { authorization: 'Bearer not.a.token' }), 401, 'bad_token');
-  const material = await loadCaMaterial(ca.dir);
-  const expired = createJoinToken(material.issuer.key, ORDERS, 1000, false, Date.now() - 10_000);
+  const expired = createJoinToken((await TokenKeys.load(ca.dir)).signer, ORDERS, 1000, false, Date.now() - 10_000);
   expectError(t, await sign({ csr }, { authorization: `Bearer ${expired}` }), 401, 'token_expired');
   const foreignDir = await makeCaDir();
-  const foreign = createJoinToken((await loadCaMaterial(foreignDir)).issuer.key, ORDERS, 60_000, false);
+  const foreign = createJoinToken((await TokenKeys.load(foreignDir)).signer, ORDERS, 60_000, false);
   expectError(t, await sign({ csr }, { authorization: `Bearer ${foreign}` }), 401, 'bad_token');
   expectError(t, await sign({ csr }, { authorization: `Bearer ${await token('payments')}` }), 403, 'identity_not_allowed');
 });
@@ -160,7 +160,7 @@ t.test('renewal refused with a foreign or an expired certificate', async (t) => 
   t.teardown(() => foreign.close());
   const foreignBundle = await readFile(join(foreign.dir, 'bundle.pem'), 'utf8');
   const { csr, keyPem } = await csrFor(ORDERS);
-  const foreignRes = await callCa(foreign.server.url, { method: 'POST', path: '/v1/sign', body: JSON.stringify({ csr }), headers: { authorization: `Bearer ${createJoinToken((await loadCaMaterial(foreign.dir)).issuer.key, ORDERS, 60_000, false)}` }, ca: foreignBundle });
+  const foreignRes = await callCa(foreign.server.url, { method: 'POST', path: '/v1/sign', body: JSON.stringify({ csr }), headers: { authorization: `Bearer ${createJoinToken((await TokenKeys.load(foreign.dir)).signer, ORDERS, 60_000, false)}` }, ca: foreignBundle });
   t.equal(foreignRes.status, 200);
   expectError(t, await sign({ csr }, {}, { cert: String(foreignRes.json().chain), key: keyPem }), 401, 'bad_client_certificate');
 

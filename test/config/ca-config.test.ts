@@ -74,7 +74,7 @@ t.test('every mistake at once, with positions', async (t) => {
     'ca.yaml:5:1: defaultTtl: must not be longer than maxTtl',
     'ca.yaml:6:13: rateLimit.rate: "20/d" is not a rate (write 20/s, 100/m or 1000/h)',
     'ca.yaml:6:25: rateLimit.burst: 0 must be a whole number of at least 1',
-    'ca.yaml:7:1: tokenTtl: unknown key; allowed here: trustDomain, dir, listen, serverNames, maxTtl, defaultTtl, rateLimit, log',
+    'ca.yaml:7:1: tokenTtl: unknown key; allowed here: trustDomain, dir, listen, serverNames, maxTtl, defaultTtl, rateLimit, log, issuerRotation',
   ]);
 });
 
@@ -85,4 +85,16 @@ t.test('wrong types', async (t) => {
     'ca.yaml:5:1: maxTtl: 24 is not a duration: give a unit (write 250ms, 2s, 5m or 24h)',
   ]);
   t.same(await issuesOf(t, '[a, b]\n'), ['ca.yaml:1:1: expected a map, got a list']);
+});
+
+t.test('issuerRotation: before (required), ttl (default a year); before must be shorter than ttl', async (t) => {
+  const file = join(t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {before: 30d}\n' }), 'ca.yaml');
+  t.same((await loadCaConfig(file)).issuerRotation, { beforeMs: 30 * 86_400_000, ttlMs: 365 * 86_400_000 });
+  const tiny = join(t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {before: 2s, ttl: 4s}\n' }), 'ca.yaml');
+  t.same((await loadCaConfig(tiny)).issuerRotation, { beforeMs: 2000, ttlMs: 4000 });
+  t.same(await issuesOf(t, 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {before: 400d}\n'), ['ca.yaml:3:18: issuerRotation.before: must be shorter than the issuer lifetime (ttl 365d)']);
+  const wrong = await issuesOf(t, 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {ttl: 4s, every: 1d}\n');
+  t.equal(wrong.length, 2, wrong.join('\n'));
+  t.match(wrong.join('\n'), /issuerRotation\.before: required key is missing/);
+  t.match(wrong.join('\n'), /issuerRotation\.every: unknown key/);
 });

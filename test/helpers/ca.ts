@@ -131,3 +131,24 @@ export function openssl(args: string[], input = ''): Promise<string> {
     child.stdin?.end(input);
   });
 }
+
+/** Runs `meshcar ARGS` (dist/cli.js) to its end: exit code and both outputs, never a rejection. */
+export function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [new URL('../../dist/cli.js', import.meta.url).pathname, ...args], (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** `promtool check metrics` on a metrics text: exit code and what it said. */
+export function promtoolCheck(text: string): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    const child = execFile('promtool', ['check', 'metrics'], { timeout: 10_000 }, (err, stdout, stderr) => {
+      const code = (err as NodeJS.ErrnoException | null)?.code;
+      if (code === 'ENOENT') resolve({ code: 127, output: "promtool is not installed: run `make tools` (Debian's prometheus package has it)" });
+      else resolve({ code: err ? Number(code ?? 1) : 0, output: stdout + stderr });
+    });
+    child.stdin?.end(text);
+  });
+}

@@ -1,0 +1,89 @@
+// The CA's bookkeeping beside its keys: which step of a root rotation it is in and since when
+// (state.json), and the longest leaf lifetime it hands out (leaf-lifetime.json), which the
+// rotation refusals are measured in. state.json is written last by every command that changes
+// the CA's files: a running CA server watches it and reloads when it changes.
+
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MeshcarError } from '../errors.js';
+import { writeFileAtomic } from '../atomic-file.js';
+import { DEFAULT_LEAF_TTL_MS } from './x509-profile.js';
+
+export const STATE_FILE = 'state.json';
+export const LEAF_LIFETIME_FILE = 'leaf-lifetime.json';
+
+export interface RootRotation {
+  /** added: the new root is pending (in the bundle, not signing); activated: it signs, the old one is retiring. */
+  readonly step: 'added' | 'activated';
+  readonly addedAt: string;
+  readonly activatedAt?: string;
+  /** The leaf lifetime at activation: the old root's last leaves are gone this long after it. */
+  readonly leafMaxTtlMs?: number;
+}
+
+export interface CaState {
+  /** Bumped by every change of the CA's files; what a running server watches. */
+  readonly generation: number;
+  readonly rootRotation?: RootRotation;
+  readonly issuerRotatedAt?: string;
+  readonly rootRetiredAt?: string;
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new MeshcarError('ca_missing', `${file} is not JSON (${(err as Error).message}); it records the CA's rotation state: restore it from a backup`);
+  }
+}
+
+/** A CA made before state.json existed is at generation 0 with no rotation under way. */
+export async function readCaState(dir: string): Promise<CaState> {
+  const value = (await readJson(join(dir, STATE_FILE))) as Partial<CaState> | undefined;
+  if (value === undefined) return { generation: 0 };
+  if (typeof value !== 'object' || value === null || !Number.isInteger(value.generation)) {
+    throw new MeshcarError('ca_missing', `${join(dir, STATE_FILE)} does not hold the CA's state (no "generation")`);
+  }
+  return value as CaState;
+}
+
+/** Writes the next state with the generation bumped: the last write of every CA change. */
+export async function writeCaState(dir: string, next: Omit<CaState, 'generation'>, previous: CaState): Promise<CaState> {
+  const state: CaState = { ...next, generation: previous.generation + 1 };
+  await writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, 0o644);
+  return state;
+}
+
+/** What a watcher compares: changes whenever state.json is replaced (rename gives a new inode). */
+export async function stateFingerprint(dir: string): Promise<string> {
+  try {
+    const s = await stat(join(dir, STATE_FILE));
+    return `${s.ino}:${s.mtimeMs}:${s.size}`;
+  } catch {
+    return 'none';
+  }
+}
+
+/** The longest lifetime a leaf from this CA may have: the CA server's maxTtl, or longer offline issues. */
+export async function readLeafMaxTtlMs(dir: string): Promise<number> {
+  const value = (await readJson(join(dir, LEAF_LIFETIME_FILE))) as { maxTtlMs?: unknown } | undefined;
+  const ms = value?.maxTtlMs;
+  return typeof ms === 'number' && ms > 0 ? ms : DEFAULT_LEAF_TTL_MS;
+}
+
+/**
+ * Records the leaf lifetime: the CA server sets it to its maxTtl when it starts (`replace`); an
+ * offline `ca issue` only raises it. Its own file, so it never races a rotation command's state.
+ */
+export async function recordLeafMaxTtl(dir: string, maxTtlMs: number, mode: 'replace' | 'raise'): Promise<void> {
+  // unrecorded counts as the default: a CA without the file may have issued that long
+  if (mode === 'raise' && (await readLeafMaxTtlMs(dir)) >= maxTtlMs) return;
+  await writeFileAtomic(join(dir, LEAF_LIFETIME_FILE), `${JSON.stringify({ maxTtlMs })}\n`, 0o644);
+}

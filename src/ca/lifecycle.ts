@@ -1,0 +1,199 @@
+// The CA's own lifecycle, as file operations on its folder: a new issuer under the active root,
+// and a root rotation in three steps. Each step writes its new files first and state.json last,
+// so a running CA server (which watches state.json) reloads once, onto a complete set.
+//
+//   root add       new root, pending: in bundle.pem and in every signing response, not signing;
+//                  a cross certificate (new root's key signed by the old root) is made now.
+//   root activate  a new issuer under the new root signs; the old root is retiring (still in the
+//                  bundle); chains carry the cross certificate, so a client that only knows the
+//                  old root still verifies. Refused until a leaf lifetime has passed since add.
+//   root retire    the old root leaves the bundle. Refused until the old root's last leaves
+//                  have expired: a leaf lifetime after activation.
+
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MeshcarError } from '../errors.js';
+import { writeFileAtomic } from '../atomic-file.js';
+import { formatApproxDuration, formatDuration } from '../config/duration.js';
+import { generateWorkloadKey } from '../pki/keys.js';
+import { CA_FILES, ROTATION_FILES, readCaFile, readOptionalCert, spkiOf } from './store.js';
+import { readCaState, readLeafMaxTtlMs, writeCaState, type CaState } from './ca-state.js';
+import { TokenKeys } from './token-keys.js';
+import { ISSUER_LIFETIME_MS, issueCrossCertificate, issueIssuerCertificate, issueRootCertificate, rootName, type Signer } from './x509-profile.js';
+
+export interface StepResult {
+  /** What was done, one line for the operator. */
+  readonly summary: string;
+  /** Set when --force overrode a refusal. */
+  readonly warning?: string;
+}
+
+interface LoadedRoot {
+  readonly signer: Signer;
+  readonly cert: X509Certificate;
+}
+
+async function loadRoot(dir: string, certFile: string, keyFile: string): Promise<LoadedRoot> {
+  const [certPem, keyPem] = await Promise.all([readCaFile(dir, certFile), readCaFile(dir, keyFile)]);
+  const cert = new X509Certificate(certPem);
+  const key = createPrivateKey(keyPem);
+  if (!cert.checkPrivateKey(key)) throw new MeshcarError('ca_missing', `${join(dir, keyFile)} does not belong to ${join(dir, certFile)}`);
+  const trustDomain = /(?:^|\n)O=([^\n]+)/.exec(cert.subject)?.[1] ?? '';
+  return { cert, signer: { key, name: rootName(trustDomain), spki: spkiOf(key) } };
+}
+
+function trustDomainOf(root: LoadedRoot): string {
+  return root.signer.name.organization ?? '';
+}
+
+function serialOf(cert: X509Certificate): string {
+  return cert.serialNumber.toLowerCase();
+}
+
+/** Moves the signing issuer's certificate to issuers/ (its key is overwritten next). */
+async function archiveIssuer(dir: string): Promise<void> {
+  const current = await readOptionalCert(dir, CA_FILES.issuerCert);
+  if (!current) return;
+  const archive = join(dir, ROTATION_FILES.issuersDir);
+  await mkdir(archive, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(join(archive, `${serialOf(current)}.crt`), current.toString(), 0o644);
+}
+
+/** Signs a new issuer under `root` and makes it the signing one. */
+async function installIssuer(dir: string, root: LoadedRoot, lifetimeMs: number, now: Date): Promise<X509Certificate> {
+  const keys = await generateWorkloadKey();
+  const key: KeyObject = createPrivateKey(keys.privateKeyPem);
+  const built = await issueIssuerCertificate(root.signer, new Date(root.cert.validTo), spkiOf(key), trustDomainOf(root), now, lifetimeMs);
+  await archiveIssuer(dir);
+  await writeFileAtomic(join(dir, CA_FILES.issuerKey), keys.privateKeyPem, 0o600);
+  await writeFileAtomic(join(dir, CA_FILES.issuerCert), built.pem, 0o644);
+  return new X509Certificate(built.pem);
+}
+
+function describeIssuer(issuer: X509Certificate): string {
+  return `issuer serial ${serialOf(issuer)} valid until ${new Date(issuer.validTo).toISOString()}`;
+}
+
+/** A new issuer under the active root; it signs from the CA server's next signing. */
+export async function rotateIssuer(dir: string, options: { lifetimeMs?: number; now?: Date } = {}): Promise<StepResult & { issuer: X509Certificate }> {
+  const now = options.now ?? new Date();
+  const state = await readCaState(dir);
+  const root = await loadRoot(dir, CA_FILES.rootCert, CA_FILES.rootKey);
+  const issuer = await installIssuer(dir, root, options.lifetimeMs ?? ISSUER_LIFETIME_MS, now);
+  await writeCaState(dir, { ...state, issuerRotatedAt: now.toISOString() }, state);
+  const capped = issuer.validTo === root.cert.validTo ? ' (capped at the root\'s expiry: rotate the root)' : '';
+  return { issuer, summary: `new ${describeIssuer(issuer)}${capped}; it signs from the CA server's next signing` };
+}
+
+/** Throws the refusal (why; what to do), or with --force returns it as a warning. */
+function refuse(why: string, whatToDo: string, force: boolean): string {
+  if (!force) throw new MeshcarError('forbidden', `${why}; ${whatToDo}`);
+  return `${why.replace(' refused: ', ' forced: ')}; going ahead because of --force`;
+}
+
+function later(from: string | undefined, ms: number): number {
+  return Date.parse(from ?? '') + ms;
+}
+
+/** Step 1: a new pending root, trusted everywhere before it signs anything. */
+export async function rootAdd(dir: string, options: { now?: Date } = {}): Promise<StepResult> {
+  const now = options.now ?? new Date();
+  const state = await readCaState(dir);
+  if (state.rootRotation) {
+    const next = state.rootRotation.step === 'added' ? 'root activate' : 'root retire';
+    throw new MeshcarError('forbidden', `root add refused: a root rotation is already under way (${state.rootRotation.step} at ${state.rootRotation.step === 'added' ? state.rootRotation.addedAt : state.rootRotation.activatedAt}); finish it with "meshcar ca ${next} --dir ${dir}" first`);
+  }
+  const active = await loadRoot(dir, CA_FILES.rootCert, CA_FILES.rootKey);
+  const keys = await generateWorkloadKey();
+  const key = createPrivateKey(keys.privateKeyPem);
+  const root = await issueRootCertificate(key, spkiOf(key), trustDomainOf(active), now);
+  const cross = await issueCrossCertificate(active.signer, new Date(active.cert.validTo), spkiOf(key), trustDomainOf(active), now);
+  await writeFileAtomic(join(dir, ROTATION_FILES.pendingKey), keys.privateKeyPem, 0o600);
+  await writeFileAtomic(join(dir, ROTATION_FILES.pendingCert), root.pem, 0o644);
+  await writeFileAtomic(join(dir, ROTATION_FILES.cross), cross.pem, 0o644);
+  await writeFileAtomic(join(dir, CA_FILES.bundle), active.cert.toString() + root.pem, 0o644);
+  await writeCaState(dir, { ...state, rootRotation: { step: 'added', addedAt: now.toISOString() } }, state);
+  const leafTtl = await readLeafMaxTtlMs(dir);
+  return {
+    summary: `added pending root serial ${root.serialHex}; bundle.pem holds 2 roots and the CA hands them out with every certificate and at GET /v1/bundle; "root activate" is allowed from ${new Date(now.getTime() + leafTtl).toISOString()} (one leaf lifetime, ${formatDuration(leafTtl)})`,
+  };
+}
+
+/** Step 2: a new issuer under the new root signs; the old root retires. */
+export async function rootActivate(dir: string, options: { force?: boolean; now?: Date } = {}): Promise<StepResult> {
+  const now = options.now ?? new Date();
+  const state = await readCaState(dir);
+  if (state.rootRotation?.step !== 'added') {
+    throw new MeshcarError('forbidden', state.rootRotation ? `root activate refused: the new root is active already (since ${state.rootRotation.activatedAt}); the next step is "meshcar ca root retire --dir ${dir}"` : `root activate refused: there is no pending root; start with "meshcar ca root add --dir ${dir}"`);
+  }
+  const leafTtl = await readLeafMaxTtlMs(dir);
+  const allowedAt = later(state.rootRotation.addedAt, leafTtl);
+  let warning: string | undefined;
+  if (now.getTime() < allowedAt) {
+    warning = refuse(`root activate refused: the new root was added at ${state.rootRotation.addedAt} and may not have reached every sidecar yet (each gets it with its next certificate, within one leaf lifetime, ${formatDuration(leafTtl)})`, `wait until ${new Date(allowedAt).toISOString()} (${formatApproxDuration(allowedAt - now.getTime())} from now), or pass --force once every sidecar shows meshcar_identity_bundle_roots 2`, options.force === true);
+  }
+  const pending = await loadRoot(dir, ROTATION_FILES.pendingCert, ROTATION_FILES.pendingKey);
+  const old = await readCaFile(dir, CA_FILES.rootCert);
+  await writeFileAtomic(join(dir, ROTATION_FILES.retiringCert), old, 0o644);
+  const issuer = await installIssuer(dir, pending, ISSUER_LIFETIME_MS, now);
+  // the old root's key goes here: nothing signs with it again
+  await writeFileAtomic(join(dir, CA_FILES.rootKey), pending.signer.key.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+  await writeFileAtomic(join(dir, CA_FILES.rootCert), pending.cert.toString(), 0o644);
+  await rm(join(dir, ROTATION_FILES.pendingKey), { force: true });
+  await rm(join(dir, ROTATION_FILES.pendingCert), { force: true });
+  await TokenKeys.rotate(dir, 'rotate', now);
+  const rotation = { step: 'activated' as const, addedAt: state.rootRotation.addedAt, activatedAt: now.toISOString(), leafMaxTtlMs: leafTtl };
+  await writeCaState(dir, { ...state, rootRotation: rotation }, state);
+  return {
+    summary: `activated root serial ${serialOf(pending.cert)}: new ${describeIssuer(issuer)} signs from the CA server's next signing; a new token key signs tokens (older tokens keep working until "root retire"); "root retire" is allowed from ${new Date(now.getTime() + leafTtl).toISOString()}`,
+    ...(warning ? { warning } : {}),
+  };
+}
+
+/** Step 3: the old root leaves the bundle, with its issuers and the previous token key. */
+export async function rootRetire(dir: string, options: { force?: boolean; now?: Date } = {}): Promise<StepResult> {
+  const now = options.now ?? new Date();
+  const state = await readCaState(dir);
+  if (state.rootRotation?.step !== 'activated') {
+    throw new MeshcarError('forbidden', state.rootRotation ? `root retire refused: the new root is not active yet; run "meshcar ca root activate --dir ${dir}" first` : `root retire refused: no root rotation is under way; start with "meshcar ca root add --dir ${dir}"`);
+  }
+  const leafTtl = state.rootRotation.leafMaxTtlMs ?? (await readLeafMaxTtlMs(dir));
+  const allowedAt = later(state.rootRotation.activatedAt, leafTtl);
+  let warning: string | undefined;
+  if (now.getTime() < allowedAt) {
+    warning = refuse(`root retire refused: leaves signed under the old root can be valid until ${new Date(allowedAt).toISOString()} (activated at ${state.rootRotation.activatedAt}, leaf lifetime ${formatDuration(leafTtl)}), and peers would stop trusting them`, `wait ${formatApproxDuration(allowedAt - now.getTime())}, or pass --force if no such leaf is in use`, options.force === true);
+  }
+  const retiring = await readOptionalCert(dir, ROTATION_FILES.retiringCert);
+  const active = await readCaFile(dir, CA_FILES.rootCert);
+  await writeFileAtomic(join(dir, CA_FILES.bundle), new X509Certificate(active).toString(), 0o644);
+  await rm(join(dir, ROTATION_FILES.retiringCert), { force: true });
+  await rm(join(dir, ROTATION_FILES.cross), { force: true });
+  if (retiring) await pruneIssuers(dir, retiring);
+  await TokenKeys.rotate(dir, 'retire-previous', now);
+  const { rootRotation: _done, ...rest } = state;
+  await writeCaState(dir, { ...rest, rootRetiredAt: now.toISOString() }, state);
+  return {
+    summary: `retired root serial ${retiring ? serialOf(retiring) : '(unknown)'}: bundle.pem holds only root serial ${serialOf(new X509Certificate(active))}; tokens made before "root activate" are refused from now on`,
+    ...(warning ? { warning } : {}),
+  };
+}
+
+/** Archived issuers of a retired root are of no more use to anyone. */
+async function pruneIssuers(dir: string, retiredRoot: X509Certificate): Promise<void> {
+  const archive = join(dir, ROTATION_FILES.issuersDir);
+  const entries = await readdir(archive).catch(() => [] as string[]);
+  for (const entry of entries) {
+    const cert = await readOptionalCert(archive, entry).catch(() => undefined);
+    if (cert && cert.checkIssued(retiredRoot)) await rm(join(archive, entry), { force: true });
+  }
+}
+
+/** Its own command: a new token key; tokens of the one before keep working, older ones stop. */
+export async function rotateTokenKey(dir: string, options: { now?: Date } = {}): Promise<StepResult> {
+  const state: CaState = await readCaState(dir);
+  const keys = await TokenKeys.rotate(dir, 'rotate', options.now);
+  await writeCaState(dir, state, state);
+  const retired = keys.info.retired.length;
+  return { summary: `new token key ${keys.signer.kid} signs tokens; tokens of the previous key keep working until they expire${retired ? `; ${retired} older key(s) retired` : ''}` };
+}

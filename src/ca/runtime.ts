@@ -1,0 +1,153 @@
+// The running CA's view of its folder: the Authority it signs with now, reloaded when the
+// folder changes. Every command that changes the CA writes state.json last; before each request
+// the server compares state.json's identity (one stat) with the one it loaded, so a rotation
+// takes effect from the very next signing, with no signal needed. A reload that fails keeps
+// the running material. Also rotates the issuer by itself when
+// issuerRotation is configured, and keeps the expiry gauges current.
+
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { describeError } from '../errors.js';
+import type { Metrics } from '../metrics/registry.js';
+import { Authority, type AuthorityLimits } from './authority.js';
+import { stateFingerprint } from './ca-state.js';
+import { rotateIssuer } from './lifecycle.js';
+import { loadCaMaterial } from './store.js';
+import { TokenKeys } from './token-keys.js';
+import { TokenLedger } from './token-ledger.js';
+
+export interface IssuerRotationPolicy {
+  /** Rotate when the signing issuer has less than this left. */
+  readonly beforeMs: number;
+  /** Lifetime of the issuers it makes. */
+  readonly ttlMs: number;
+}
+
+export interface CaRuntimeOptions {
+  readonly dir: string;
+  readonly trustDomain?: string;
+  readonly limits: AuthorityLimits;
+  readonly issuerRotation?: IssuerRotationPolicy;
+  readonly metrics?: Metrics;
+  readonly logger?: Logger;
+}
+
+/** setTimeout keeps delays in an int32. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** After a failed automatic rotation, try again this much later. */
+const ROTATION_RETRY_MS = 60_000;
+
+export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }> {
+  private authority: Authority;
+  private fingerprint: string;
+  private reloading: Promise<Authority> | undefined;
+  private rotationTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(private readonly options: CaRuntimeOptions, authority: Authority, fingerprint: string, private readonly ledger: TokenLedger) {
+    super();
+    this.authority = authority;
+    this.fingerprint = fingerprint;
+  }
+
+  static async open(options: CaRuntimeOptions): Promise<CaRuntime> {
+    const ledger = await TokenLedger.open(options.dir);
+    const fingerprint = await stateFingerprint(options.dir);
+    const runtime = new CaRuntime(options, await CaRuntime.build(options, ledger), fingerprint, ledger);
+    runtime.loaded();
+    return runtime;
+  }
+
+  private static async build(options: CaRuntimeOptions, ledger: TokenLedger): Promise<Authority> {
+    const [material, tokenKeys] = await Promise.all([loadCaMaterial(options.dir, options.trustDomain), TokenKeys.load(options.dir)]);
+    return new Authority(material, ledger, options.limits, tokenKeys);
+  }
+
+  /** The authority as last loaded, without looking at the folder. */
+  current(): Authority {
+    return this.authority;
+  }
+
+  /** The authority, reloaded first if the folder changed since the last look. */
+  async fresh(): Promise<Authority> {
+    if (this.reloading) return this.reloading;
+    if ((await stateFingerprint(this.options.dir)) === this.fingerprint) return this.authority;
+    return this.reload();
+  }
+
+  /** Reloads now; a failure is logged and the running material kept. */
+  reload(): Promise<Authority> {
+    this.reloading ??= this.reloadOnce().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async reloadOnce(): Promise<Authority> {
+    // read before loading: a change during the load is seen by the next look
+    const fingerprint = await stateFingerprint(this.options.dir);
+    try {
+      this.authority = await CaRuntime.build(this.options, this.ledger);
+    } catch (err) {
+      this.options.logger?.error({ dir: this.options.dir }, `reloading the CA failed, still signing with issuer serial ${this.serial()}: ${describeError(err)}`);
+      this.fingerprint = fingerprint; // not retried on every request; the next change is
+      return this.authority;
+    }
+    this.fingerprint = fingerprint;
+    this.loaded();
+    this.options.logger?.info({ issuerSerial: this.serial(), roots: this.authority.material.rootsByRole.map((r) => r.role), generation: this.authority.material.state.generation }, 'CA reloaded');
+    this.emit('reloaded', this.authority);
+    return this.authority;
+  }
+
+  private serial(): string {
+    return this.authority.material.issuerCert.serialNumber.toLowerCase();
+  }
+
+  private loaded(): void {
+    const { material } = this.authority;
+    const metrics = this.options.metrics;
+    if (metrics) {
+      metrics.caIssuerExpiry.set(Date.parse(material.issuerCert.validTo) / 1000);
+      metrics.caRootExpiry.reset();
+      for (const root of material.rootsByRole) metrics.caRootExpiry.labels(root.role).set(Date.parse(root.cert.validTo) / 1000);
+    }
+    this.scheduleIssuerRotation();
+  }
+
+  private scheduleIssuerRotation(): void {
+    const policy = this.options.issuerRotation;
+    if (!policy || this.closed) return;
+    if (this.rotationTimer) clearTimeout(this.rotationTimer);
+    const due = Date.parse(this.authority.material.issuerCert.validTo) - policy.beforeMs;
+    this.rotationTimer = setTimeout(() => void this.rotateIfDue(policy), Math.min(MAX_TIMER_MS, Math.max(0, due - Date.now())));
+    this.rotationTimer.unref();
+  }
+
+  private async rotateIfDue(policy: IssuerRotationPolicy): Promise<void> {
+    const { material } = this.authority;
+    const now = Date.now();
+    if (Date.parse(material.issuerCert.validTo) - now > policy.beforeMs) return this.scheduleIssuerRotation();
+    const active = material.rootsByRole.find((r) => r.role === 'active');
+    // an issuer capped by its root would be due again at once: only a new root helps
+    if (active && Date.parse(active.cert.validTo) - now <= policy.beforeMs) {
+      this.options.logger?.error({ rootNotAfter: active.cert.validTo }, 'the issuer is due for rotation but the root expires first: rotate the root (meshcar ca root add, activate, retire)');
+      return;
+    }
+    try {
+      const rotated = await rotateIssuer(this.options.dir, { lifetimeMs: policy.ttlMs });
+      this.options.logger?.info({ event: 'ca.issuer_rotated', automatic: true, issuerSerial: rotated.issuer.serialNumber.toLowerCase(), notAfter: new Date(rotated.issuer.validTo).toISOString() }, 'issuer rotated automatically');
+      await this.reload();
+    } catch (err) {
+      this.options.logger?.error({ retryInMs: ROTATION_RETRY_MS }, `automatic issuer rotation failed: ${describeError(err)}`);
+      if (this.closed) return;
+      this.rotationTimer = setTimeout(() => void this.rotateIfDue(policy), ROTATION_RETRY_MS);
+      this.rotationTimer.unref();
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.rotationTimer) clearTimeout(this.rotationTimer);
+  }
+}

@@ -1,0 +1,83 @@
+// `meshcar ca status` and the CA's expiry metrics: what it prints agrees with openssl's reading
+// of the files (serial, subject key id, notAfter), --json is the same facts for scripts, and
+// the CA server's /metrics shows each root by role and the signing issuer's expiry, follows a
+// root rotation step without a restart, and passes promtool.
+
+import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { callCa, openssl, promtoolCheck, runCli, startTestCa, type TestCa } from '../helpers/ca.js';
+import { metricValue } from '../helpers/mesh.js';
+import { rootAdd } from '../../src/ca/lifecycle.js';
+import type { CaStatus } from '../../src/ca/status.js';
+
+let ca: TestCa;
+t.before(async () => {
+  ca = await startTestCa();
+});
+t.teardown(() => ca.close());
+
+/** serial (lower-case hex), SKI (lower-case, colons) and notAfter (ISO) as openssl reads them. */
+async function opensslFacts(file: string): Promise<{ serial: string; ski: string; notAfter: string }> {
+  const text = await openssl(['x509', '-noout', '-serial', '-enddate', '-ext', 'subjectKeyIdentifier'], await readFile(file, 'utf8'));
+  const serial = (/serial=([0-9A-F]+)/.exec(text)?.[1] ?? '').toLowerCase().replace(/^0+/, '');
+  const ski = (/Subject Key Identifier:\s*\n\s*([0-9A-F:]+)/.exec(text)?.[1] ?? '').toLowerCase();
+  const notAfter = new Date(/notAfter=(.+)/.exec(text)?.[1] ?? '').toISOString();
+  return { serial, ski, notAfter };
+}
+
+t.test('status after init: one active root, the signing issuer, no rotation; text and --json agree with openssl', async (t) => {
+  const json = await runCli(['ca', 'status', '--dir', ca.dir, '--json']);
+  t.equal(json.code, 0, json.stderr);
+  const status = JSON.parse(json.stdout) as CaStatus;
+  const root = await opensslFacts(join(ca.dir, 'root.crt'));
+  const issuer = await opensslFacts(join(ca.dir, 'issuer.crt'));
+  t.same(status.roots.map((r) => r.role), ['active']);
+  t.same({ serial: status.roots[0]?.serial.replace(/^0+/, ''), ski: status.roots[0]?.subjectKeyId, notAfter: status.roots[0]?.notAfter }, root, 'root facts = openssl');
+  t.equal(status.issuers.length, 1);
+  t.same({ serial: status.issuers[0]?.serial.replace(/^0+/, ''), ski: status.issuers[0]?.subjectKeyId, notAfter: status.issuers[0]?.notAfter }, issuer, 'issuer facts = openssl');
+  t.equal(status.issuers[0]?.signing, true);
+  t.equal(status.issuers[0]?.rootSerial, status.roots[0]?.serial, 'the issuer is under the active root');
+  t.equal(status.rootRotation.step, 'none');
+  t.equal(status.tokenKeys.length, 1, 'a token key of its own');
+  t.ok(Date.parse(status.issuers[0]?.notAfter ?? '') <= Date.parse(status.roots[0]?.notAfter ?? ''), 'ca init never makes an issuer that outlives its root');
+
+  const text = await runCli(['ca', 'status', '--dir', ca.dir]);
+  t.equal(text.code, 0, text.stderr);
+  t.match(text.stdout, /root rotation: none under way/);
+  t.match(text.stdout, new RegExp(`active +serial ${status.roots[0]?.serial}  ski ${root.ski}  notAfter ${root.notAfter}`));
+  t.match(text.stdout, new RegExp(`signing +serial ${status.issuers[0]?.serial}  ski ${issuer.ski}  notAfter ${issuer.notAfter}`));
+
+  const missing = await runCli(['ca', 'status', '--dir', join(ca.dir, 'nowhere')]);
+  t.equal(missing.code, 1);
+  t.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
+  t.match(missing.stderr, /does not exist: run "meshcar ca init/);
+});
+
+t.test('CA /metrics: issuer and root expiry by role, a pending root seen without a restart, promtool clean', async (t) => {
+  const bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const scrape = async () => (await callCa(ca.server.url, { path: '/metrics', ca: bundle })).text;
+  const before = await scrape();
+  const issuer = await opensslFacts(join(ca.dir, 'issuer.crt'));
+  const root = await opensslFacts(join(ca.dir, 'root.crt'));
+  t.equal(metricValue(before, 'meshcar_ca_issuer_expiry_timestamp_seconds'), Date.parse(issuer.notAfter) / 1000);
+  t.equal(metricValue(before, 'meshcar_ca_root_expiry_timestamp_seconds{role="active"}'), Date.parse(root.notAfter) / 1000);
+  t.equal(metricValue(before, 'meshcar_ca_root_expiry_timestamp_seconds{role="pending"}'), undefined, 'no pending root yet');
+
+  await rootAdd(ca.dir);
+  const during = await scrape();
+  const pending = await opensslFacts(join(ca.dir, 'root-pending.crt'));
+  t.equal(metricValue(during, 'meshcar_ca_root_expiry_timestamp_seconds{role="pending"}'), Date.parse(pending.notAfter) / 1000, 'the pending root appears at the next scrape');
+  t.equal(metricValue(during, 'meshcar_ca_root_expiry_timestamp_seconds{role="active"}'), Date.parse(root.notAfter) / 1000);
+
+  const status = JSON.parse((await runCli(['ca', 'status', '--dir', ca.dir, '--json'])).stdout) as CaStatus;
+  t.same(status.roots.map((r) => r.role), ['active', 'pending']);
+  t.equal(status.rootRotation.step, 'added');
+  t.equal(status.rootRotation.next?.command, 'root activate');
+  const text = (await runCli(['ca', 'status', '--dir', ca.dir])).stdout;
+  t.match(text, /step 1 of 3 done \(root add\)/);
+  t.match(text, /next: meshcar ca root activate --dir .*, allowed from \S+ \(in (24h|1d)\)/, 'says what comes next and when');
+
+  const checked = await promtoolCheck(during);
+  t.equal(checked.code, 0, `promtool: ${checked.output || 'clean'}`);
+});
