@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { loadSidecarConfig, planReload, type SidecarConfig } from './config/sidecar-config.js';
 import { redactConfig } from './config/freeze.js';
+import { effectiveYamlView } from './config/effective-yaml.js';
 import { ConfigError, formatIssue } from './config/issues.js';
 import { describeError, MeshcarError } from './errors.js';
 import { obtainIdentity, identityFromFiles, type RunningIdentity } from './identity/bootstrap.js';
@@ -247,7 +248,7 @@ export class Sidecar {
           source: this.config.identity.source,
         };
       },
-      config: () => redactConfig(this.current),
+      config: () => redactConfig(effectiveYamlView(this.current)),
       reload: async () => {
         const result = await this.reload();
         if (!result.ok) throw new MeshcarError('config_invalid', result.messages.join('\n'));

@@ -344,9 +344,9 @@ function readUpstream(value: YamlValue, name: string, trustDomain: string | unde
 }
 
 // the same values as BALANCER_DEFAULTS etc. in src/outbound/balancer.ts (config does not import the data plane)
-const DEFAULT_DECAY_MS = 10_000;
-const DEFAULT_CIRCUIT: CircuitBreakerConfig = Object.freeze({ maxRequests: 1024, maxPending: 1024 });
-const DEFAULT_OUTLIER: OutlierDetectionConfig = Object.freeze({ consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 5 * 60_000, maxEjectionPercent: 50 });
+export const DEFAULT_DECAY_MS = 10_000;
+export const DEFAULT_CIRCUIT: CircuitBreakerConfig = Object.freeze({ maxRequests: 1024, maxPending: 1024 });
+export const DEFAULT_OUTLIER: OutlierDetectionConfig = Object.freeze({ consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 5 * 60_000, maxEjectionPercent: 50 });
 
 /** `balancer: {decay: 10s}`. */
 function readBalancer(value: YamlValue): BalancerConfig | undefined {
@@ -381,7 +381,7 @@ function readOutlierDetection(value: YamlValue): OutlierDetectionConfig | undefi
   return { consecutiveFailures, baseEjectionMs, maxEjectionMs, maxEjectionPercent };
 }
 
-const DEFAULT_RETRIES: RetryConfig = Object.freeze({ attempts: 2, budgetRatio: 0.2, budgetMinPerSecond: 10, backoffBaseMs: 25, backoffMaxMs: 1000, bufferLimitBytes: 64 * 1024 });
+export const DEFAULT_RETRIES: RetryConfig = Object.freeze({ attempts: 2, budgetRatio: 0.2, budgetMinPerSecond: 10, backoffBaseMs: 25, backoffMaxMs: 1000, bufferLimitBytes: 64 * 1024 });
 
 /** `retries: {attempts: 2, budget: {ratio: 0.2, minPerSecond: 10}, backoff: {base: 25ms, max: 1s}, bufferLimit: 64KiB}`; every key optional. */
 function readRetries(value: YamlValue): RetryConfig | undefined {

@@ -65,9 +65,12 @@ t.test('/identity', async (t) => {
 
 t.test('/config: the effective config, no secrets', async (t) => {
   const res = await admin(orders.adminPort, '/config');
-  const config = JSON.parse(res.body) as { service: string; inbound: { timeoutMs: number }; identity: { ca: { token: string } } };
+  const config = JSON.parse(res.body) as { service: string; inbound: { timeout: string; idleTimeout: string; limits: Record<string, unknown> }; identity: { ca: { token: string } } };
   t.equal(config.service, 'orders');
-  t.equal(config.inbound.timeoutMs, 5000, 'defaults and parsed values are shown');
+  t.equal(config.inbound.timeout, '5s', 'YAML key names and units');
+  t.equal(config.inbound.idleTimeout, '5m', 'defaults shown');
+  t.same(config.inbound.limits, { maxConcurrentStreams: 250, maxHeaderListSize: '16KiB', maxResetsPer10s: 200, maxSessionAge: '10m' });
+  t.notMatch(res.body, /Ms"|"file"|"spiffeId"/, 'no internal names');
   t.match(config.identity.ca.token, /orders\.token$/, 'the token file path, never its content');
   t.notMatch(res.body, /eyJ|PRIVATE KEY/);
 });

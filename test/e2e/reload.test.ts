@@ -99,8 +99,8 @@ t.test('SIGHUP with a broken file keeps serving with the old config', async (t) 
   t.match(logged[0], new RegExp(`^${orders.configFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: inbound\\.timeout: `));
 
   t.equal((await call()).status, 200, 'still serving');
-  const config = JSON.parse((await orders.admin('/config')).body) as { inbound: { timeoutMs: number } };
-  t.equal(config.inbound.timeoutMs, 10_000, 'the running config is unchanged');
+  const config = JSON.parse((await orders.admin('/config')).body) as { inbound: { timeout: string } };
+  t.equal(config.inbound.timeout, '10s', 'the running config is unchanged');
   t.equal(orders.process.child.exitCode, null, 'still running');
 });
 
@@ -183,8 +183,8 @@ t.test('POST /reload: a listener address is reported as needing a restart and ke
   t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200);
   const access = await orders.process.waitFor((line) => line.component === 'access' && line.path === '/headers');
   t.equal(access.status, 200, 'the access log, switched on live, writes the next request');
-  const config = JSON.parse((await orders.admin('/config')).body) as { inbound: { listen: { port: number } }; log: { level: string } };
-  t.equal(config.inbound.listen.port, orders.inboundPort, '/config shows the address really in use');
+  const config = JSON.parse((await orders.admin('/config')).body) as { inbound: { listen: string }; log: { level: string } };
+  t.equal(Number(config.inbound.listen.split(':').pop()), orders.inboundPort, '/config shows the address really in use');
   t.equal(config.log.level, 'debug', 'and the new log level');
 
   const again = await postReload(orders.adminPort);
@@ -349,6 +349,6 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   t.equal(gone.status, 404);
   t.equal(gone.headers['x-meshcar-error'], 'no_route');
   t.equal((await call('orders')).status, 200, 'the other upstream still serves');
-  const config = JSON.parse((await frontend.admin('/config')).body) as { outbound: { upstreams: Array<{ name: string }> } };
-  t.same(config.outbound.upstreams.map((u) => u.name), ['orders'], '/config shows the new upstream list');
+  const config = JSON.parse((await frontend.admin('/config')).body) as { outbound: { upstreams: Record<string, unknown> } };
+  t.same(Object.keys(config.outbound.upstreams), ['orders'], '/config shows the new upstream list');
 });
