@@ -10,7 +10,7 @@ import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
 import type { Direction, SessionRejectReason } from '../../src/metrics/traffic.js';
 import { ResetGuard } from '../../src/inbound/reset-guard.js';
 import { FRONTEND_ID, h2Connect, h2Request, startInbound, TD, type Http1Handler, type InboundFixture } from '../helpers/inbound-fixture.js';
-import { connectRawH2, describe, ERROR, errorCodeOf, FLAG, FRAME, lastStreamOf, requestHeaders, SETTING, statusOf, type RawH2Connection } from '../helpers/raw-h2.js';
+import { connectRawH2, describe, ERROR, errorCodeOf, FLAG, frame, FRAME, lastStreamOf, requestHeaders, SETTING, statusOf, type RawH2Connection } from '../helpers/raw-h2.js';
 
 const BILLING_ID = `spiffe://${TD}/svc/billing`;
 const GET = { ':method': 'GET', ':path': '/orders' };
@@ -153,12 +153,7 @@ t.test('a caller that acknowledges SETTINGS and opens streams past the limit all
   for (const release of app.held.splice(0)) release();
 });
 
-// Known defect of the meshcar codec (issue 9, open): under a loaded full suite the attacker
-// sometimes never sees the GOAWAY or the close after the cut-off (2 of ~15 full runs, never
-// alone). The codec's rapid-reset budget itself is tested in test/h2/conformance-python.test.ts.
-const RAPID_RESET_SKIP = process.env.MESHCAR_TEST_H2_CODEC === 'meshcar' ? 'meshcar codec: the attacker may not see its connection close (open defect, issue 9)' : false;
-
-t.test('rapid reset: the abusive session gets GOAWAY; other callers keep being served', { skip: RAPID_RESET_SKIP }, async (t) => {
+t.test('rapid reset: the abusive session gets GOAWAY; other callers keep being served', async (t) => {
   const fx = await startInbound({ limits: { maxResetsPer10s: 100 } });
   t.teardown(() => fx.close());
   const rejected = recordRejections(fx);
@@ -180,31 +175,39 @@ t.test('rapid reset: the abusive session gets GOAWAY; other callers keep being s
     }
   })();
 
-  const attacker = await h2Connect(fx.port, await fx.tlsOptions(FRONTEND_ID));
+  // The attacker speaks raw HTTP/2: each stream is HEADERS then RST_STREAM(CANCEL) at once.
+  // (Node's own client, flooded with answers to streams it already dropped, can stop reading
+  // its socket on a loaded machine and then never sees the GOAWAY: a client quirk, not ours.)
+  const attacker = await connectRawH2(fx.port, await fx.tlsOptions(FRONTEND_ID), { ackSettings: true });
   t.teardown(() => attacker.destroy());
-  let goawayCode: number | undefined;
-  attacker.on('goaway', (code: number) => (goawayCode = code));
-  const closed = new Promise<void>((resolve) => attacker.once('close', () => resolve()));
+  const goawayOf = () => attacker.frames.find((f) => f.type === FRAME.GOAWAY);
+  let isClosed = false;
+  const closed = attacker.closed.then(() => (isClosed = true));
+  const cancel = Buffer.alloc(4);
+  cancel.writeUInt32BE(NGHTTP2_CANCEL);
   const deadline = Date.now() + 5_000;
   let opened = 0;
-  while (opened < 5_000 && Date.now() < deadline && !attacker.closed && !attacker.destroyed && goawayCode === undefined) {
-    const req = attacker.request(GET);
-    req.on('error', () => {});
-    req.close(NGHTTP2_CANCEL);
-    opened++;
-    // let the frames go out and the server's answer come in now and then
-    if (opened % 20 === 0) await new Promise((r) => setImmediate(r));
+  while (opened < 5_000 && Date.now() < deadline && !isClosed && goawayOf() === undefined) {
+    const batch: Buffer[] = [];
+    for (let i = 0; i < 20; i++, opened++) {
+      const id = 1 + 2 * opened;
+      batch.push(requestHeaders(id, requestFields('/orders')), frame(FRAME.RST_STREAM, 0, id, cancel));
+    }
+    attacker.write(Buffer.concat(batch));
+    // let the frames go out and the server's answer come in
+    await new Promise((r) => setImmediate(r));
   }
   // a cap, not a sleep: the close comes within ~1 s of the GOAWAY; a loaded machine gets slack
   await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))]);
   attacking = false;
   await goodLoop;
 
-  t.equal(goawayCode, NGHTTP2_ENHANCE_YOUR_CALM, `GOAWAY ENHANCE_YOUR_CALM after ${opened} streams opened and reset`);
+  const goaway = goawayOf();
+  t.equal(goaway && errorCodeOf(goaway), NGHTTP2_ENHANCE_YOUR_CALM, `GOAWAY ENHANCE_YOUR_CALM after ${opened} streams opened and reset`);
   // Node's own mitigation (nghttp2's reset rate limit) would answer GOAWAY INTERNAL_ERROR after ~1000
   const started = fx.observer.requests.filter((r) => r.peer === 'frontend').length;
   t.ok(started > 100 && started < 1_000, `the sidecar started ${started} of the ${opened} requests the client sent: cut off early`);
-  t.ok(attacker.destroyed || attacker.closed, 'the abusive connection is closed');
+  t.ok(isClosed, 'the abusive connection is closed');
   t.same(rejected, [{ direction: 'inbound', reason: 'rapid_reset' }], 'counted once');
   t.ok(served > 0, `the other caller was served during the attack (${served} requests)`);
   t.equal(failed, 0, 'and saw no failure');
