@@ -104,7 +104,8 @@ async function main(): Promise<void> {
   run(['run', '--config', join(CONFIG_DIR, 'frontend.yaml')], 'frontend-sidecar');
   await Promise.all([waitReady(PORTS.ordersAdmin, 'the orders sidecar'), waitReady(PORTS.frontendAdmin, 'the frontend sidecar')]);
   console.log('\nmeshcar demo: CA on :18443, frontend (app :18081, sidecar out :15001) → orders (sidecar in :15443, app :18080)');
-  console.log(seconds > 0 ? `driving traffic for ${seconds} s…\n` : 'driving traffic; press Ctrl-C to stop…\n');
+  printUrls();
+  console.log(seconds > 0 ? `driving traffic for ${seconds} s…\n` : 'driving traffic; the mesh stays up until Ctrl-C (then the summary, and everything stops)…\n');
 
   const recorder = new LatencyRecorder();
   const policy = await get(PORTS.frontendOutbound, '/orders/7', { host: 'orders' }, 'DELETE');
@@ -139,8 +140,21 @@ async function main(): Promise<void> {
     { name: 'frontend sidecar', port: PORTS.frontendAdmin },
     { name: 'orders sidecar', port: PORTS.ordersAdmin },
   ]);
+  // the direct calls and the checkouts both reach orders: its sidecars count both
+  console.log('\nThe orders sidecar counts more GET /orders/{id} than the client row above: each frontend checkout');
+  console.log('also calls GET /orders/{id} through the frontend sidecar, besides the direct calls.');
   console.log(`\nmetrics: http://127.0.0.1:${PORTS.frontendAdmin}/metrics and http://127.0.0.1:${PORTS.ordersAdmin}/metrics (also /identity, /endpoints, /ready)`);
   await shutdown(apps.map((a) => a.server));
+}
+
+/** Printed once the mesh is up, so it can be explored while traffic runs. */
+function printUrls(): void {
+  const admin = (port: number) => `http://127.0.0.1:${port}`;
+  console.log('while it runs, try:');
+  console.log(`  curl -H 'Host: orders' http://127.0.0.1:${PORTS.frontendOutbound}/orders/42      # a call through both sidecars`);
+  for (const [name, port] of [['frontend', PORTS.frontendAdmin], ['orders', PORTS.ordersAdmin]] as const) {
+    console.log(`  ${name} sidecar admin: ${admin(port)}/metrics  ${admin(port)}/endpoints  ${admin(port)}/identity  ${admin(port)}/config  ${admin(port)}/ready`);
+  }
 }
 
 async function shutdown(servers: http.Server[] = []): Promise<void> {

@@ -23,4 +23,8 @@ t.test('the demo runs, prints its summary and stops by itself', async (t) => {
   t.match(result.stdout, /orders sidecar\s+inbound\s+frontend\s+GET\s+\/orders\/\{id\}/, 'per-route table has the inbound route');
   t.match(result.stdout, /metrics: http:\/\/127\.0\.0\.1:15100\/metrics/);
   t.match(result.stdout, /stopped every process the demo started/);
+  const urls = result.stdout.indexOf('frontend sidecar admin: http://127.0.0.1:15100/metrics');
+  t.ok(urls >= 0 && urls < result.stdout.indexOf('driving traffic'), 'the admin URLs are printed before traffic starts, to explore while it runs');
+  t.match(result.stdout, /curl -H 'Host: orders' http:\/\/127\.0\.0\.1:15001\/orders\/42/);
+  t.match(result.stdout, /each frontend checkout\s+also calls GET \/orders\/\{id\}/, 'why orders counts more GET /orders/{id} than the client');
 });
