@@ -201,6 +201,22 @@ const COMMANDS: Record<string, Command> = {
       return status;
     },
   },
+  doctor: {
+    usage: 'meshcar doctor --config FILE [--json]',
+    summary: "check everything a sidecar's health depends on: config, identity, token, CA, upstreams, app, the running sidecar",
+    options: {
+      config: { type: 'string', help: 'sidecar configuration YAML' },
+      json: { type: 'boolean', help: 'print JSON {ok, checks: [{name, status, message, fix}]} instead of lines' },
+    },
+    async run(values) {
+      const file = required(values, 'config');
+      const { runDoctor, formatReport, doctorFailed } = await import('./doctor/index.js');
+      const results = await runDoctor(file);
+      const failed = doctorFailed(results);
+      process.stdout.write(values.json === true ? `${JSON.stringify({ ok: !failed, checks: results }, null, 2)}\n` : formatReport(results));
+      return failed ? 1 : 0;
+    },
+  },
   check: {
     usage: 'meshcar check --config FILE',
     summary: 'validate a sidecar or CA configuration; print every error',

@@ -27,11 +27,12 @@ export function detectConfigKind(root: YamlValue | undefined): ConfigKind {
 /**
  * Every issue in the file, sorted; empty when it is valid. Kind is 'sidecar' when the file cannot
  * be read. A valid file's referenced files (bundle, token, cert, key, CA folder) are checked too:
- * they must exist, be readable and hold what they should.
+ * they must exist, be readable and hold what they should (unless `referencedFiles: false`:
+ * `meshcar doctor` checks each file in the check it belongs to).
  */
-export async function checkConfigFile(file: string): Promise<{ kind: ConfigKind; issues: ConfigIssue[] }> {
+export async function checkConfigFile(file: string, options: { referencedFiles?: boolean } = {}): Promise<{ kind: ConfigKind; issues: ConfigIssue[] }> {
   const { kind, issues, config, root } = await validate(file);
-  if (config && root && issues.length === 0) {
+  if (config && root && issues.length === 0 && options.referencedFiles !== false) {
     await checkReferencedFiles(root, config);
     sortIssues(issues);
   }

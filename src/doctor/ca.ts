@@ -1,0 +1,43 @@
+// doctor's CA check: the CA at identity.ca.url is reachable, chains to identity.ca.bundle and
+// presents spiffe://<trust domain>/meshcar/ca, the same three things the sidecar demands.
+
+import { readFile } from 'node:fs/promises';
+import type { SidecarConfig } from '../config/sidecar-config.js';
+import { caSpiffeId } from '../identity/spiffe-id.js';
+import { fail, ok, type CheckResult } from './result.js';
+import { dialTls, networkProblem, peerSpiffeId } from './probe.js';
+
+export async function checkCa(config: SidecarConfig): Promise<CheckResult | undefined> {
+  if (config.identity.source !== 'ca') return undefined;
+  const { url, bundle } = config.identity.ca;
+  const name = `ca ${url}`;
+  const target = new URL(url);
+  const port = Number(target.port || 443);
+  const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
+  let ca: string;
+  try {
+    ca = await readFile(bundle, 'utf8');
+  } catch (err) {
+    return fail(name, `cannot read identity.ca.bundle ${bundle}: ${networkProblem(err)}`, 'point identity.ca.bundle at the bundle.pem of your CA folder');
+  }
+  const expected = caSpiffeId(config.trustDomain);
+  const started = performance.now();
+  let socket;
+  try {
+    socket = await dialTls({ host, port, ca, servername: host });
+  } catch (err) {
+    const problem = networkProblem(err);
+    if (/not from a CA in our bundle/.test(problem)) {
+      return fail(name, `the CA's certificate does not chain to identity.ca.bundle ${bundle}: ${problem}`, `use the bundle.pem of the CA that serves ${url}`);
+    }
+    return fail(name, `unreachable: ${problem}`, `start the CA (meshcar ca serve --config FILE) or correct identity.ca.url; a running sidecar keeps its SVID meanwhile`);
+  }
+  const rtt = performance.now() - started;
+  const peer = peerSpiffeId(socket);
+  socket.destroy();
+  if ('problem' in peer) return fail(name, `not the meshcar CA: ${peer.problem}`, 'correct identity.ca.url');
+  if (peer.id !== expected) {
+    return fail(name, `the server is ${peer.id}, expected ${expected}`, peer.id.endsWith('/meshcar/ca') ? 'trustDomain differs from the CA\'s: set trustDomain to the CA\'s trust domain, or use the CA of this one' : 'correct identity.ca.url');
+  }
+  return ok(name, `reachable, presents ${expected}, chains to ${bundle} (handshake ${rtt.toFixed(1)} ms)`);
+}

@@ -1,0 +1,105 @@
+// doctor's identity checks: the workload's SVID (files readable with the right modes, key matches
+// certificate, chain verifies against the bundle, SPIFFE ID is this service's, time left,
+// next renewal) and, on the CA source, the join token (well-formed, unexpired, for this identity).
+
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describeError } from '../errors.js';
+import type { SidecarConfig } from '../config/sidecar-config.js';
+import { STORE_FILES } from '../identity/disk-store.js';
+import { lifetimeMs, remainingMs, validateSvid, type Svid } from '../identity/svid.js';
+import { readTokenClaims } from '../identity/token-claims.js';
+import { fail, humanDuration, ok, skip, warn, type CheckResult } from './result.js';
+
+/** Under this share of its lifetime left, renewal should already have happened. */
+const LOW_LIFETIME_SHARE = 0.2;
+
+export interface IdentityOutcome {
+  readonly result: CheckResult;
+  /** The usable SVID, for the checks that handshake with it. */
+  readonly svid: Svid | undefined;
+  /** True when the sidecar needs a join token (no usable SVID on disk). */
+  readonly needsToken: boolean;
+}
+
+interface Paths {
+  readonly cert: string;
+  readonly key: string;
+  readonly bundle: string;
+}
+
+function pathsOf(config: SidecarConfig): Paths {
+  const { identity } = config;
+  if (identity.source === 'files') return identity.files;
+  return { cert: join(identity.dir, STORE_FILES.chain), key: join(identity.dir, STORE_FILES.key), bundle: join(identity.dir, STORE_FILES.bundle) };
+}
+
+export async function checkIdentity(config: SidecarConfig, now = new Date()): Promise<IdentityOutcome> {
+  const name = 'identity';
+  const paths = pathsOf(config);
+  const fromCa = config.identity.source === 'ca';
+  const read = async (file: string) => readFile(file, 'utf8');
+  let material: { chainPem: string; privateKeyPem: string; bundlePem: string };
+  try {
+    const [chainPem, privateKeyPem, bundlePem] = await Promise.all([read(paths.cert), read(paths.key), read(paths.bundle)]);
+    material = { chainPem, privateKeyPem, bundlePem };
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    if (fromCa && missing) {
+      return { result: skip(name, `no SVID in ${config.identity.dir} yet: the sidecar will ask the CA for one with the join token`), svid: undefined, needsToken: true };
+    }
+    return { result: fail(name, `cannot read the SVID files: ${describeError(err)}`, fromCa ? 'let the sidecar write identity.dir (it needs a join token when the folder is empty)' : 'point identity.files at readable cert, key and bundle files'), svid: undefined, needsToken: fromCa };
+  }
+  const keyMode = (await stat(paths.key)).mode & 0o777;
+  let svid: Svid;
+  try {
+    svid = validateSvid(material, config.spiffeId, now);
+  } catch (err) {
+    const message = describeError(err);
+    const fix = /expired/.test(message)
+      ? fromCa
+        ? 'the sidecar renews before expiry; it was not running or could not reach the CA: start it with a fresh join token (identity.ca.token)'
+        : 'whoever writes identity.files must renew it'
+      : /private key does not match/.test(message)
+        ? 'the key and certificate come from different issuances: put the key that belongs to the certificate next to it'
+        : /bundle|chain|signer|issuer/i.test(message)
+          ? 'the certificate was issued by a CA the bundle does not hold: use the bundle.pem of the CA that issued it'
+          : undefined;
+    return { result: fail(name, `${paths.cert}: ${message}`, fix), svid: undefined, needsToken: fromCa };
+  }
+  const left = remainingMs(svid, now);
+  const share = left / lifetimeMs(svid);
+  const summary = `${svid.spiffeId}, serial ${svid.serialHex}, valid until ${svid.notAfter.toISOString()} (${humanDuration(left)} left, ${Math.round(share * 100)}% of its lifetime)`;
+  if (keyMode & 0o077) {
+    return { result: fail(name, `${paths.key} is readable by others (mode ${keyMode.toString(8).padStart(4, '0')}), expected 0600`, `chmod 600 ${paths.key}`), svid, needsToken: false };
+  }
+  const renewal = fromCa ? `; renewal due between ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.from).toISOString()} and ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.to).toISOString()}` : '';
+  if (share < LOW_LIFETIME_SHARE) {
+    return { result: warn(name, `${summary}: under ${LOW_LIFETIME_SHARE * 100}% left${renewal}`, fromCa ? 'renewal is overdue: check that the sidecar runs and reaches the CA (its log says why renewals fail)' : 'renew the files soon'), svid, needsToken: false };
+  }
+  return { result: ok(name, `${summary}${renewal}`), svid, needsToken: false };
+}
+
+/** The join token file, when the sidecar has one configured or needs one. */
+export async function checkToken(config: SidecarConfig, needsToken: boolean, now = Date.now()): Promise<CheckResult | undefined> {
+  if (config.identity.source !== 'ca') return undefined;
+  const name = 'join token';
+  const file = config.identity.ca.token;
+  if (file === undefined) {
+    return needsToken ? fail(name, `no usable SVID in ${config.identity.dir} and identity.ca.token is not set`, `make a token (meshcar ca token --service ${config.service} --out FILE) and set identity.ca.token to FILE`) : undefined;
+  }
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const message = `cannot read ${file}: ${describeError(err)}`;
+    return needsToken ? fail(name, message, `write a token with meshcar ca token --service ${config.service} --out ${file}`) : skip(name, `${message} (not needed while the SVID on disk is valid)`);
+  }
+  const claims = readTokenClaims(text);
+  const bad = (message: string) =>
+    needsToken ? fail(name, `${file}: ${message}`, `write a new token with meshcar ca token --service ${config.service} --out ${file}`) : skip(name, `${file}: ${message} (not needed while the SVID on disk is valid)`);
+  if (typeof claims === 'string') return bad(claims);
+  if (claims.sub !== config.spiffeId) return bad(`the token is for ${claims.sub}, expected ${config.spiffeId}`);
+  if (claims.expMs <= now) return bad(`the token expired at ${new Date(claims.expMs).toISOString()}`);
+  return ok(name, `${file}: for ${claims.sub}, valid until ${new Date(claims.expMs).toISOString()}${claims.single ? ', single use' : ''}${needsToken ? '' : ' (not needed while the SVID on disk is valid)'}`);
+}

@@ -1,0 +1,38 @@
+// `meshcar doctor --config FILE`: every check a sidecar's health depends on, in the order a
+// person would look: the config, the identity and join token, the CA, each upstream endpoint,
+// the inbound app, and a running sidecar's admin port. Checks that need something an earlier
+// one found missing (an SVID to handshake with) are skipped, so one broken thing is one ✗.
+
+import { checkConfigFile } from '../config/load-any.js';
+import { formatIssue } from '../config/issues.js';
+import { loadSidecarConfig } from '../config/sidecar-config.js';
+import { checkCa } from './ca.js';
+import { checkIdentity, checkToken } from './identity.js';
+import { checkAdmin, checkApp } from './local.js';
+import { fail, ok, type CheckResult } from './result.js';
+import { checkUpstreams } from './upstreams.js';
+
+export { formatReport, type CheckResult } from './result.js';
+
+export async function runDoctor(file: string): Promise<CheckResult[]> {
+  // the files it names are checked below, each by the check it belongs to (identity, token, CA)
+  const { kind, issues } = await checkConfigFile(file, { referencedFiles: false });
+  if (issues.length > 0) return issues.map((issue) => fail('config', formatIssue(issue), `meshcar check --config ${file} lists every issue`));
+  if (kind !== 'sidecar') return [fail('config', `${file} is a CA config; doctor checks a sidecar's config (meshcar check checks a CA config)`)];
+  const config = await loadSidecarConfig(file);
+  const results: CheckResult[] = [ok('config', `${file}: valid sidecar configuration for ${config.spiffeId}`)];
+  const identity = await checkIdentity(config);
+  results.push(identity.result);
+  const token = await checkToken(config, identity.needsToken);
+  if (token) results.push(token);
+  const [ca, upstreams, app, admin] = await Promise.all([checkCa(config), checkUpstreams(config, identity.svid), checkApp(config), checkAdmin(config)]);
+  if (ca) results.push(ca);
+  results.push(...upstreams);
+  if (app) results.push(app);
+  results.push(admin);
+  return results;
+}
+
+export function doctorFailed(results: readonly CheckResult[]): boolean {
+  return results.some((r) => r.status === 'fail');
+}

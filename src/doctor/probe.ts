@@ -1,0 +1,104 @@
+// The network probes doctor is built from: a TCP or TLS dial with a deadline, and the peer's
+// SPIFFE ID in words. Errors come back as a sentence (`nothing listening (ECONNREFUSED)`), never
+// thrown: a failed probe is a finding, not a crash.
+
+import net from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import { describeError } from '../errors.js';
+import { uriSans } from '../pki/x509-read.js';
+
+export const PROBE_TIMEOUT_MS = 3000;
+
+/** A socket error in words a service owner reads, with the code kept for the search engine. */
+export function networkProblem(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ECONNREFUSED') return 'nothing listening (ECONNREFUSED)';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `the name does not resolve (${code})`;
+  if (code === 'ETIMEDOUT' || code === 'PROBE_TIMEOUT') return `no answer within ${PROBE_TIMEOUT_MS} ms`;
+  if (code === 'ECONNRESET') return 'the connection was reset during the handshake (the peer refused us: often our certificate is not from its CA)';
+  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' || code === 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE') return `the peer refused our certificate (${code})`;
+  if (code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'CERT_SIGNATURE_FAILURE') {
+    return `its certificate is not from a CA in our bundle (${code})`;
+  }
+  if (code === 'CERT_HAS_EXPIRED') return 'its certificate has expired (CERT_HAS_EXPIRED)';
+  if (code === 'CERT_NOT_YET_VALID') return 'its certificate is not valid yet (CERT_NOT_YET_VALID)';
+  return describeError(err) + (code && !describeError(err).includes(code) ? ` (${code})` : '');
+}
+
+function withDeadline<T extends net.Socket>(socket: T, ready: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => socket.destroy(Object.assign(new Error('timeout'), { code: 'PROBE_TIMEOUT' })), PROBE_TIMEOUT_MS);
+    socket.once(ready, () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+export function dialTcp(host: string, port: number): Promise<net.Socket> {
+  return withDeadline(net.connect({ host, port }), 'connect');
+}
+
+export interface TlsDial {
+  readonly host: string;
+  readonly port: number;
+  /** Roots the peer must chain to. */
+  readonly ca: string;
+  /** Our SVID, for mutual TLS. */
+  readonly cert?: string;
+  readonly key?: string;
+  readonly alpn?: string[];
+  readonly servername?: string;
+}
+
+/** A verified TLS connection (chain checked against `ca`; names are ours to check, by SPIFFE ID). */
+export function dialTls(options: TlsDial): Promise<TLSSocket> {
+  const socket = tls.connect({
+    host: options.host,
+    port: options.port,
+    ca: options.ca,
+    ...(options.cert ? { cert: options.cert, key: options.key } : {}),
+    ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
+    ...(options.servername && net.isIP(options.servername) === 0 ? { servername: options.servername } : {}),
+    minVersion: 'TLSv1.2',
+    checkServerIdentity: () => undefined,
+  });
+  return withDeadline(socket, 'secureConnect');
+}
+
+/** The peer's single URI SAN, or a sentence saying why there is none. */
+export function peerSpiffeId(socket: TLSSocket): { id: string } | { problem: string } {
+  const cert = socket.getPeerX509Certificate();
+  if (!cert) return { problem: 'it presented no certificate' };
+  const uris = uriSans(cert);
+  if (uris.length !== 1) return { problem: `its certificate carries ${uris.length} URI SANs, an SVID exactly one` };
+  return { id: uris[0] as string };
+}
+
+/**
+ * TLS 1.3 servers verify the client certificate after the client's handshake is done: a
+ * refusal arrives as an alert a moment later. Waits briefly for one, so "handshake OK" is real.
+ */
+export function refusedAfterHandshake(socket: TLSSocket, ms = 150): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      resolve(undefined);
+    }, ms);
+    const onError = (err: Error) => {
+      clearTimeout(timer);
+      resolve(err);
+    };
+    const onClose = () => {
+      clearTimeout(timer);
+      resolve(Object.assign(new Error('the peer closed the connection right after the handshake'), { code: 'ECONNRESET' }));
+    };
+    socket.once('error', onError);
+    socket.once('close', onClose);
+  });
+}

@@ -1,0 +1,82 @@
+// doctor's upstream checks: every endpoint of every outbound upstream (dns: names resolved to
+// each address), dialled as the sidecar would: TCP, TLS with our SVID, the peer's SPIFFE ID
+// against the upstream's `identity`, ALPN h2, and an HTTP/2 PING round trip.
+
+import { lookup } from 'node:dns/promises';
+import http2 from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import { formatHostPort } from '../config/address.js';
+import type { SidecarConfig, UpstreamConfig } from '../config/sidecar-config.js';
+import type { Svid } from '../identity/svid.js';
+import { fail, ok, skip, type CheckResult } from './result.js';
+import { dialTls, networkProblem, peerSpiffeId, PROBE_TIMEOUT_MS, refusedAfterHandshake } from './probe.js';
+
+/** An HTTP/2 PING over an established TLS socket: the round trip in ms. */
+export function h2Ping(socket: TLSSocket, authority: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://${authority}`, { createConnection: () => socket });
+    const timer = setTimeout(() => session.destroy(new Error(`no PING answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
+    session.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    session.ping((err, duration) => {
+      clearTimeout(timer);
+      session.close();
+      if (err) reject(err);
+      else resolve(duration);
+    });
+  });
+}
+
+async function checkAddress(upstream: UpstreamConfig, label: string, host: string, port: number, svid: Svid): Promise<CheckResult> {
+  const name = `upstream ${upstream.name} ${label}`;
+  let socket: TLSSocket;
+  try {
+    socket = await dialTls({ host, port, ca: svid.bundlePem, cert: svid.chainPem, key: svid.privateKeyPem, alpn: ['h2'] });
+  } catch (err) {
+    const problem = networkProblem(err);
+    return fail(name, problem, /ECONNREFUSED/.test(problem) ? `start the ${upstream.name} sidecar, or correct outbound.upstreams.${upstream.name}.endpoints` : undefined);
+  }
+  try {
+    const peer = peerSpiffeId(socket);
+    if ('problem' in peer) return fail(name, `not a meshcar sidecar: ${peer.problem}`, `correct outbound.upstreams.${upstream.name}.endpoints`);
+    if (peer.id !== upstream.identity) {
+      return fail(name, `peer is ${peer.id}, expected ${upstream.identity}`, `the endpoint serves another service: correct outbound.upstreams.${upstream.name}.endpoints or .identity`);
+    }
+    const refused = await refusedAfterHandshake(socket);
+    if (refused) return fail(name, `${peer.id} refused our certificate after the handshake: ${networkProblem(refused)}`, 'both sidecars must trust the same CA (bundle) and trust domain');
+    if (socket.alpnProtocol !== 'h2') return fail(name, `${peer.id} did not agree to HTTP/2 (ALPN ${socket.alpnProtocol || 'none'}), expected h2`, 'the endpoint is not a meshcar inbound listener');
+    const rtt = await h2Ping(socket, `${host}:${port}`);
+    return ok(name, `${peer.id}, mutual TLS ${socket.getProtocol() ?? ''}, ALPN h2, PING ${rtt.toFixed(2)} ms`);
+  } catch (err) {
+    return fail(name, networkProblem(err));
+  } finally {
+    socket.destroy();
+  }
+}
+
+export async function checkUpstreams(config: SidecarConfig, svid: Svid | undefined): Promise<CheckResult[]> {
+  const upstreams = config.outbound?.upstreams ?? [];
+  const probes: Array<Promise<CheckResult[]>> = [];
+  for (const upstream of upstreams) {
+    for (const endpoint of upstream.endpoints) {
+      const label = endpoint.kind === 'dns' ? `dns:${endpoint.host}:${endpoint.port}` : formatHostPort(endpoint);
+      if (!svid) {
+        probes.push(Promise.resolve([skip(`upstream ${upstream.name} ${label}`, 'not checked: no usable SVID to handshake with (see identity)')]));
+        continue;
+      }
+      if (endpoint.kind !== 'dns') {
+        probes.push(checkAddress(upstream, label, endpoint.host, endpoint.port, svid).then((r) => [r]));
+        continue;
+      }
+      probes.push(
+        lookup(endpoint.host, { all: true }).then(
+          (addresses) => Promise.all(addresses.map((a) => checkAddress(upstream, `${label} → ${formatHostPort({ host: a.address, port: endpoint.port })}`, a.address, endpoint.port, svid))),
+          (err: unknown) => [fail(`upstream ${upstream.name} ${label}`, networkProblem(err), 'check the DNS name (it is resolved again every outbound.dnsRefresh)')],
+        ),
+      );
+    }
+  }
+  return (await Promise.all(probes)).flat();
+}

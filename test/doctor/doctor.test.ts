@@ -1,0 +1,132 @@
+// `meshcar doctor` against a real mesh (CA, orders with its app, frontend calling orders), all
+// processes: healthy, every check passes; then one broken thing at a time, each giving exactly
+// one ✗ line that names what was expected and what was found, and exit 1.
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { execFileAsync, makeCaDir } from '../helpers/ca.js';
+import { startEchoApp, type TestApp } from '../helpers/apps.js';
+import { freePort } from '../helpers/process.js';
+import { runDoctor, type CheckResult } from '../../src/doctor/index.js';
+import { formatResult } from '../../src/doctor/result.js';
+
+const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+const ORDERS = 'spiffe://mesh.local/svc/orders';
+
+let ca: MeshCa;
+let app: TestApp;
+let orders: RunningSidecar;
+let frontend: RunningSidecar;
+let frontendYaml: string;
+let ordersYaml: string;
+
+t.before(async () => {
+  ca = await startMeshCa(t.testdir());
+  app = await startEchoApp();
+  orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, namedPorts: true });
+  frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: ORDERS }], namedPorts: true });
+  [frontendYaml, ordersYaml] = await Promise.all([readFile(frontend.configFile, 'utf8'), readFile(orders.configFile, 'utf8')]);
+});
+t.teardown(async () => {
+  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await ca?.stop();
+  await app?.close();
+});
+
+let variants = 0;
+/** A copy of a running sidecar's config with one thing changed. */
+async function variant(yaml: string, from: string | RegExp, to: string): Promise<string> {
+  const changed = yaml.replace(from, to);
+  if (changed === yaml) throw new Error(`the config has no ${String(from)}`);
+  const file = join(ca.dir, `doctor-${++variants}.yaml`);
+  await writeFile(file, changed);
+  return file;
+}
+
+/** Exactly one failed check, whose line matches `line`. */
+function oneFailure(t: Tap.Test, results: CheckResult[], line: RegExp): void {
+  const failed = results.filter((r) => r.status === 'fail').map(formatResult);
+  t.equal(failed.length, 1, `one ✗:\n${results.map(formatResult).join('\n')}`);
+  t.match(failed[0], line);
+}
+
+/** Offline SVID files for frontend, into their own folder. */
+async function offlineSvid(out: string, ttl = '1h'): Promise<{ cert: string; key: string; bundle: string }> {
+  await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', ca.caDir, '--service', 'frontend', '--out', out, '--ttl', ttl]);
+  return { cert: join(out, 'svid.crt'), key: join(out, 'svid.key'), bundle: join(out, 'bundle.pem') };
+}
+
+const filesIdentity = (files: { cert: string; key: string; bundle: string }) => `identity:\n  files: {cert: ${files.cert}, key: ${files.key}, bundle: ${files.bundle}}\n`;
+const IDENTITY_BLOCK = /identity:\n {2}ca:\n(?: {4}.*\n)+ {2}dir: .*\n {2}ttl: .*\n/;
+
+t.test('a healthy mesh: every check passes', async (t) => {
+  const results = await runDoctor(frontend.configFile);
+  t.same(results.filter((r) => r.status !== 'ok').map(formatResult), [], 'all ✓');
+  const names = results.map((r) => r.name);
+  t.match(names, ['config', 'identity', 'join token', `ca ${ca.url}`, `upstream orders 127.0.0.1:${orders.inboundPort}`, `admin 127.0.0.1:${frontend.adminPort}`]);
+  t.match(formatResult(results[1] as CheckResult), /^✓ identity: spiffe:\/\/mesh\.local\/svc\/frontend, serial [0-9a-f]+, valid until .* left, \d+% of its lifetime\); renewal due between/);
+  t.match(formatResult(results.find((r) => r.name.startsWith('upstream')) as CheckResult), /^✓ upstream orders .*: spiffe:\/\/mesh\.local\/svc\/orders, mutual TLS TLSv1\.3, ALPN h2, PING \d+\.\d+ ms$/);
+  const inbound = await runDoctor(orders.configFile);
+  t.same(inbound.filter((r) => r.status !== 'ok').map(formatResult), [], 'the inbound side too');
+  t.match(formatResult(inbound.find((r) => r.name.startsWith('app')) as CheckResult), /^✓ app http:\/\/127\.0\.0\.1:\d+: reachable, speaks HTTP\/1\.1/);
+
+  const cli = await execFileAsync(process.execPath, [CLI, 'doctor', '--config', frontend.configFile]);
+  t.match(cli.stdout, /^✓ config: .*\n[\s\S]*all checks passed\n$/, 'meshcar doctor exits 0 and says so');
+});
+
+t.test('an expired SVID', async (t) => {
+  const files = await offlineSvid(join(ca.dir, 'doctor-expired'), '1s');
+  const notAfter = Date.parse(new X509Certificate(await readFile(files.cert)).validTo);
+  while (Date.now() <= notAfter) await sleep(Math.max(10, notAfter - Date.now() + 5));
+  oneFailure(t, await runDoctor(await variant(frontendYaml, IDENTITY_BLOCK, filesIdentity(files))), /^✗ identity: .*svid\.crt: .*expired at \S+ — fix: whoever writes identity\.files must renew it$/);
+});
+
+t.test('a key that does not match the certificate', async (t) => {
+  const [a, b] = await Promise.all([offlineSvid(join(ca.dir, 'doctor-a')), offlineSvid(join(ca.dir, 'doctor-b'))]);
+  oneFailure(t, await runDoctor(await variant(frontendYaml, IDENTITY_BLOCK, filesIdentity({ ...a, key: b.key }))), /^✗ identity: .*the private key does not match the certificate .* — fix: the key and certificate come from different issuances/);
+});
+
+t.test('a CA bundle from another CA', async (t) => {
+  const other = await makeCaDir();
+  oneFailure(t, await runDoctor(await variant(frontendYaml, `bundle: ${ca.bundlePath}`, `bundle: ${join(other, 'bundle.pem')}`)), new RegExp(`^✗ ca ${ca.url.replace(/[.]/g, '\\.')}: the CA's certificate does not chain to identity\\.ca\\.bundle .*: its certificate is not from a CA in our bundle`));
+});
+
+t.test('the CA is down', async (t) => {
+  const closed = await freePort();
+  oneFailure(t, await runDoctor(await variant(frontendYaml, `url: ${ca.url}`, `url: https://127.0.0.1:${closed}`)), new RegExp(`^✗ ca https://127\\.0\\.0\\.1:${closed}: unreachable: nothing listening \\(ECONNREFUSED\\) — fix: start the CA`));
+});
+
+t.test('an upstream with the wrong identity', async (t) => {
+  oneFailure(t, await runDoctor(await variant(frontendYaml, `identity: ${ORDERS}`, 'identity: spiffe://mesh.local/svc/payments')), new RegExp(`^✗ upstream orders 127\\.0\\.0\\.1:${orders.inboundPort}: peer is spiffe://mesh\\.local/svc/orders, expected spiffe://mesh\\.local/svc/payments`));
+});
+
+t.test('an upstream endpoint nothing listens on', async (t) => {
+  const closed = await freePort();
+  oneFailure(t, await runDoctor(await variant(frontendYaml, `127.0.0.1:${orders.inboundPort}`, `127.0.0.1:${closed}`)), new RegExp(`^✗ upstream orders 127\\.0\\.0\\.1:${closed}: nothing listening \\(ECONNREFUSED\\) — fix: start the orders sidecar`));
+});
+
+t.test('the app is not listening', async (t) => {
+  const closed = await freePort();
+  oneFailure(t, await runDoctor(await variant(ordersYaml, `app: http://127.0.0.1:${app.port}`, `app: http://127.0.0.1:${closed}`)), new RegExp(`^✗ app http://127\\.0\\.0\\.1:${closed}: not reachable: nothing listening \\(ECONNREFUSED\\) — fix: start the app`));
+});
+
+t.test('a bad join token, needed because no SVID is on disk yet', async (t) => {
+  const garbage = join(ca.dir, 'doctor-garbage.token');
+  await writeFile(garbage, 'not-a-token\n');
+  const file = await variant(frontendYaml, /token: .*\n {2}dir: .*\n/, `token: ${garbage}\n  dir: ${join(ca.dir, 'doctor-empty-identity')}\n`);
+  const results = await runDoctor(file);
+  oneFailure(t, results, /^✗ join token: .*doctor-garbage\.token: it does not hold a join token .* — fix: write a new token with meshcar ca token --service frontend/);
+  t.match(formatResult(results[1] as CheckResult), /^- identity: no SVID in .* yet/, 'the identity check says what will happen instead');
+
+  // through the command line: exit 1, and --json for scripts
+  const cli = await new Promise<{ code: number; stdout: string }>((resolve) => execFile(process.execPath, [CLI, 'doctor', '--config', file, '--json'], (err, stdout) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout })));
+  t.equal(cli.code, 1);
+  const json = JSON.parse(cli.stdout) as { ok: boolean; checks: CheckResult[] };
+  t.equal(json.ok, false);
+  t.match(json.checks.find((c) => c.status === 'fail'), { name: 'join token', status: 'fail', fix: /meshcar ca token/ });
+});
