@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileAsync } from '../helpers/ca.js';
 import { metricValue, waitFor } from '../helpers/mesh.js';
-import { netnsUnavailable, SUBNET_PREFIX as NET, TestNetwork } from '../helpers/netns.js';
+import { netnsUnavailable, pidAlive, SUBNET_PREFIX as NET, TestNetwork } from '../helpers/netns.js';
 import { closeDoors, DnsServer, meshcarIn, startAgent, Traffic, viaDoor } from '../helpers/netns-mesh.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
@@ -59,6 +59,8 @@ t.test('a mesh across four hosts with DNS discovery', { skip: skip ?? false }, a
   const door = (host: Host) => join(dir, `${host}.sock`);
   const metric = async (host: Host, series: string) => metricValue((await viaDoor(door(host), ADMIN, '/metrics')).body, series) ?? 0;
 
+  const stale = await TestNetwork.sweepStale();
+  if (stale.length > 0) t.comment(`removed namespaces left by a killed earlier run: ${stale.join(', ')}`);
   // the network: a switch, a DNS host, hosts 1-3 up, host 4 with its link down (no CA yet)
   await net.create();
   await net.addHost('dns', DNS_IP);
@@ -187,17 +189,8 @@ t.test('a mesh across four hosts with DNS discovery', { skip: skip ?? false }, a
     await net.cleanup();
     t.same(await TestNetwork.leftovers(net.prefix), [], 'no namespace of this run is left (the bridge and veths lived in them)');
     t.notOk(existsSync(`/etc/netns/${net.ns('h1')}`), 'no resolv.conf folder is left');
-    t.same(pids.filter((pid) => alive(pid)), [], `all ${pids.length} processes are gone`);
+    t.same(pids.filter((pid) => pidAlive(pid)), [], `all ${pids.length} processes are gone`);
   });
 
   t.comment(`failed calls after SIGKILL: ${killFailures}; whole run ${Date.now() - t0} ms`);
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -138,6 +138,26 @@ export class TestNetwork {
     }
   }
 
+  /**
+   * Namespaces left by an earlier run that was killed before its teardown (its pid, in the
+   * name, is gone): their processes are killed and they are deleted. Names not of this shape
+   * are never touched.
+   */
+  static async sweepStale(): Promise<string[]> {
+    const { stdout } = await execFileAsync('ip', ['netns', 'list']);
+    const stale = stdout.split('\n').map((line) => line.split(' ')[0] as string).filter((name) => {
+      const m = /^mh([0-9a-z]+)-(sw|dns|h\d+)$/.exec(name);
+      return m !== null && !pidAlive(parseInt(m[1] as string, 36));
+    });
+    for (const ns of stale) {
+      const pids = (await execFileAsync('ip', ['netns', 'pids', ns]).catch(() => ({ stdout: '' }))).stdout.split('\n').filter(Boolean);
+      for (const pid of pids) if (pidAlive(Number(pid))) process.kill(Number(pid), 'SIGKILL');
+      await execFileAsync('ip', ['netns', 'del', ns]).catch(() => undefined);
+      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+    }
+    return stale;
+  }
+
   /** Namespaces of this run still present (for the test's own check that cleanup worked). */
   static async leftovers(prefix: string): Promise<string[]> {
     const { stdout } = await execFileAsync('ip', ['netns', 'list']);
@@ -157,5 +177,15 @@ export class TestNetwork {
     } catch (err) {
       throw new Error(`ip ${args.join(' ')}: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`);
     }
+  }
+}
+
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

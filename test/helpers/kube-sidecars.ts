@@ -1,0 +1,214 @@
+// Test helper for test/deploy/kubernetes.test.ts: the cross-references between a rendered set
+// of Kubernetes objects and meshcar's own configs inside them. A sidecar's config (from its
+// ConfigMap, ${POD_IP} filled in) is run through `meshcar check` with every file it names put
+// under a temporary root at the path its pod mounts there, so a path no volume provides, a
+// wrong Secret or ConfigMap key, or a config error fails; ports, probes, env, drain timing,
+// Prometheus annotations, security settings and the image are compared with the config too.
+
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { parse } from 'yaml';
+import { parseDuration } from '../../src/config/duration.js';
+import { podSpec, type KubeObject } from './kustomize.js';
+
+const execFileAsync = promisify(execFile);
+const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+const VERSION = (JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+/** The uid the Dockerfile's USER gives the image. */
+const IMAGE_UID = 1000;
+const POD_IP = '10.244.1.7';
+
+type Tap = { ok(v: unknown, m?: string): void; equal(a: unknown, b: unknown, m?: string): void; same(a: unknown, b: unknown, m?: string): void; match(a: unknown, b: RegExp, m?: string): void; fail(m: string): void };
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- manifests are checked field by field
+
+/** Deployments with a meshcar container that runs a sidecar (not the CA). */
+export function sidecarPods(objects: readonly KubeObject[]): KubeObject[] {
+  return objects.filter((o) => o.kind === 'Deployment' && meshcarContainer(o) !== undefined);
+}
+
+function meshcarContainer(o: KubeObject): Obj | undefined {
+  const c = ((podSpec(o)?.containers ?? []) as Obj[]).find((c) => c.name === 'meshcar');
+  return c && [...(c.command ?? []), ...(c.args ?? [])].join(' ').includes('run --config') ? c : undefined;
+}
+
+function find(objects: readonly KubeObject[], kind: string, name: string): Obj | undefined {
+  return objects.find((o) => o.kind === kind && o.metadata.name === name);
+}
+
+/** The sidecar config of a pod, as text with ${POD_IP} filled in, and parsed. */
+export function sidecarConfig(objects: readonly KubeObject[], pod: KubeObject): { text: string; config: Obj } {
+  const spec = podSpec(pod) as Obj;
+  const volume = (spec.volumes as Obj[]).find((v) => v.name === 'meshcar-config');
+  const text = String(find(objects, 'ConfigMap', volume?.configMap?.name)?.data?.['meshcar.yaml'] ?? '').replaceAll('${POD_IP}', POD_IP);
+  return { text, config: parse(text) as Obj };
+}
+
+let materials: Promise<string> | undefined;
+/** A real CA folder, with tokens and offline SVIDs for the example services. */
+function caMaterials(): Promise<string> {
+  materials ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meshcar-kube-'));
+    await execFileAsync(process.execPath, [CLI, 'ca', 'init', '--dir', join(dir, 'ca'), '--trust-domain', 'mesh.local']);
+    for (const service of ['orders', 'frontend']) {
+      await execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', join(dir, 'ca'), '--service', service, '--out', join(dir, `${service}.token`)]);
+      await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', join(dir, 'ca'), '--service', service, '--out', join(dir, `svid-${service}`)]);
+    }
+    return dir;
+  })();
+  return materials;
+}
+
+/** The mount of `container` that holds `path` (longest mountPath), and its volume. */
+function mountOf(spec: Obj, container: Obj, path: string): { mount: Obj; volume: Obj } | undefined {
+  const mount = ((container.volumeMounts ?? []) as Obj[]).filter((m) => path.startsWith(`${m.mountPath}/`)).sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+  const volume = mount && (spec.volumes as Obj[]).find((v) => v.name === mount.name);
+  return mount && volume ? { mount, volume } : undefined;
+}
+
+function portNamed(container: Obj, name: string): number | undefined {
+  return ((container.ports ?? []) as Obj[]).find((p) => p.name === name)?.containerPort;
+}
+
+export async function checkSidecarPod(t: Tap, objects: readonly KubeObject[], pod: KubeObject): Promise<void> {
+  const spec = podSpec(pod) as Obj;
+  const meshcar = meshcarContainer(pod) as Obj;
+  const others = (spec.containers as Obj[]).filter((c) => c !== meshcar);
+  const { text, config } = sidecarConfig(objects, pod);
+  t.equal(config.service, pod.metadata.name, 'the config is this service\'s');
+  const command = [...(meshcar.command ?? []), ...(meshcar.args ?? [])].join(' ');
+  t.ok(command.includes('/etc/meshcar/config/meshcar.yaml') && mountOf(spec, meshcar, '/etc/meshcar/config/meshcar.yaml')?.volume.configMap, 'the container reads the config from its ConfigMap volume');
+  if ((find(objects, 'ConfigMap', (spec.volumes as Obj[]).find((v) => v.name === 'meshcar-config')?.configMap?.name)?.data?.['meshcar.yaml'] as string).includes('${POD_IP}')) {
+    t.same((meshcar.env as Obj[] | undefined)?.find((e) => e.name === 'POD_IP')?.valueFrom, { fieldRef: { fieldPath: 'status.podIP' } }, 'POD_IP comes from the downward API');
+    const rendered = /--config (\S+)/.exec(command)?.[1] as string;
+    const where = mountOf(spec, meshcar, rendered);
+    t.ok(where?.volume.emptyDir && !where.mount.readOnly, `the rendered config ${rendered} is written to a writable emptyDir`);
+  }
+
+  // every file the config names, put where its volume is mounted; then meshcar check
+  const root = await mkdtemp(join(tmpdir(), `meshcar-kube-${pod.metadata.name}-`));
+  const ca = await caMaterials();
+  const identity = config.identity as Obj;
+  const sources: Array<[string | undefined, string, (v: Obj) => boolean, string]> = identity.ca
+    ? [
+        [identity.ca.bundle, join(ca, 'ca', 'bundle.pem'), (v) => v.configMap?.name === 'meshcar-ca-bundle' && basename(identity.ca.bundle) === 'bundle.pem', 'ConfigMap meshcar-ca-bundle, key bundle.pem'],
+        [identity.ca.token, join(ca, `${config.service}.token`), (v) => v.secret?.secretName === `${config.service}-join-token` && basename(identity.ca.token) === 'token', `Secret ${config.service}-join-token, key token`],
+      ]
+    : ['cert', 'key', 'bundle'].map((k) => [identity.files[k], join(ca, `svid-${config.service}`, { cert: 'svid.crt', key: 'svid.key', bundle: 'bundle.pem' }[k] as string), (v: Obj) => v.emptyDir !== undefined && sharedWithHelper(objects, spec, v.name, identity.files[k]), 'spiffe-helper\'s output volume']);
+  let checked = text;
+  for (const [path, source, rightVolume, what] of sources) {
+    const where = path === undefined ? undefined : mountOf(spec, meshcar, path);
+    t.ok(where && rightVolume(where.volume), `${path} comes from ${what}`);
+    await mkdir(dirname(join(root, path as string)), { recursive: true });
+    await copyFile(source, join(root, path as string));
+    checked = checked.replaceAll(path as string, join(root, path as string));
+  }
+  if (identity.dir) {
+    const where = mountOf(spec, meshcar, `${identity.dir}/svid.crt`);
+    t.ok(where?.volume.emptyDir && !where.mount.readOnly, `identity.dir ${identity.dir} is a writable emptyDir`);
+    await mkdir(join(root, identity.dir), { recursive: true });
+    checked = checked.replaceAll(identity.dir, join(root, identity.dir));
+  }
+  await writeFile(join(root, 'meshcar.yaml'), checked);
+  const result = await execFileAsync(process.execPath, [CLI, 'check', '--config', join(root, 'meshcar.yaml')]).catch((err: { stdout: string; stderr: string }) => err);
+  t.match(`${result.stdout}${result.stderr}`, /valid sidecar configuration/, `meshcar check accepts ${pod.metadata.name}'s config: ${result.stderr}`);
+
+  // listeners, probes, Prometheus
+  const [adminHost, adminPort] = splitListen(config.admin.listen);
+  t.equal(adminHost, '0.0.0.0', 'admin listens on the pod address too (probes and scrapes come from outside the pod)');
+  t.equal(portNamed(meshcar, 'admin'), adminPort, 'container port "admin" is admin.listen\'s');
+  t.same([meshcar.readinessProbe?.httpGet, meshcar.livenessProbe?.httpGet], [{ path: '/ready', port: 'admin' }, { path: '/healthz', port: 'admin' }], 'readiness on /ready, liveness on /healthz, both on the admin port');
+  const annotations = (pod.spec as Obj).template.metadata.annotations as Obj;
+  t.same([annotations['prometheus.io/scrape'], Number(annotations['prometheus.io/port']), annotations['prometheus.io/path']], ['true', adminPort, '/metrics'], 'scrape annotations name the admin port and /metrics');
+  t.equal((pod.spec as Obj).template.metadata.labels['meshcar.io/sidecar'], 'true', 'labelled for the PodMonitor');
+  if (config.inbound) {
+    const [host, port] = splitListen(config.inbound.listen);
+    t.equal(host, POD_IP, 'inbound listens on the pod IP');
+    t.equal(portNamed(meshcar, 'mesh'), port, 'container port "mesh" is inbound.listen\'s');
+    const appPort = splitListen((config.inbound.app as string).replace(/^\w+:\/\//, ''))[1];
+    t.ok(others.some((c) => [...(c.command ?? []), ...(c.args ?? [])].join(' ').includes(`127.0.0.1:${appPort}`)), `an app container listens on 127.0.0.1:${appPort} (inbound.app)`);
+  }
+
+  // shutdown: the grace period covers the preStop pause and the drain; the app outlives the drain
+  const drainMs = parseDuration(config.drainTimeout ?? '10s') as number;
+  const pause = (c: Obj) => Number(c.lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000;
+  t.ok(spec.terminationGracePeriodSeconds * 1000 > pause(meshcar) + drainMs, `grace ${spec.terminationGracePeriodSeconds}s > preStop ${pause(meshcar) / 1000}s + drain ${drainMs / 1000}s`);
+  if (config.inbound) t.ok(others.every((c) => c.name !== 'app' || pause(c) >= pause(meshcar) + drainMs), 'the app answers until the drain is over');
+
+  // non-root, read-only root filesystem, sized, the image make image builds
+  t.same([spec.securityContext?.runAsNonRoot, spec.securityContext?.runAsUser], [true, IMAGE_UID], `runs as non-root uid ${IMAGE_UID} (the image's user)`);
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers] as Obj[]) {
+    t.same([c.securityContext?.readOnlyRootFilesystem, c.securityContext?.allowPrivilegeEscalation], [true, false], `${c.name}: read-only root filesystem, no privilege escalation`);
+    t.ok(c.resources?.requests?.cpu && c.resources?.requests?.memory && c.resources?.limits?.cpu && c.resources?.limits?.memory, `${c.name}: CPU and memory requests and limits`);
+  }
+  t.equal(meshcar.image, `meshcar:${VERSION}`, 'the image make image builds');
+}
+
+/** Whether the spiffe-helper containers mount volume `name` where it writes `path` (its cert_dir and file names). */
+function sharedWithHelper(objects: readonly KubeObject[], spec: Obj, name: string, path: string): boolean {
+  const conf = String(find(objects, 'ConfigMap', 'spiffe-helper')?.data?.['helper.conf'] ?? '');
+  const setting = (key: string) => new RegExp(`^${key}\\s*=\\s*"([^"]*)"`, 'm').exec(conf)?.[1];
+  const names = [setting('svid_file_name'), setting('svid_key_file_name'), setting('svid_bundle_file_name')];
+  const helpers = [...(spec.initContainers ?? []), ...spec.containers].filter((c: Obj) => String(c.image).startsWith('spiffe-helper')) as Obj[];
+  return setting('cert_dir') === dirname(path) && names.includes(basename(path)) && helpers.length === 2 && helpers.every((c) => (c.volumeMounts as Obj[]).some((m) => m.name === name && m.mountPath === dirname(path) && !m.readOnly));
+}
+
+function splitListen(text: string): [string, number] {
+  const colon = text.lastIndexOf(':');
+  return [text.slice(0, colon).replace(/^\[|\]$/g, ''), Number(text.slice(colon + 1))];
+}
+
+/** Each upstream's dns:NAME:PORT is a headless Service of this namespace whose pods' sidecar has that identity and admits the caller. */
+export async function checkDiscovery(t: Tap, objects: readonly KubeObject[]): Promise<void> {
+  for (const caller of sidecarPods(objects)) {
+    const { config } = sidecarConfig(objects, caller);
+    for (const [name, upstream] of Object.entries((config.outbound?.upstreams ?? {}) as Obj)) {
+      const m = /^dns:([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)$/.exec(upstream.endpoints[0]);
+      if (!m) return t.fail(`${caller.metadata.name} → ${name}: ${upstream.endpoints[0]} is not a Service's cluster DNS name`);
+      const [, service, namespace, port] = m;
+      const svc = find(objects, 'Service', service as string);
+      t.equal(svc?.metadata.namespace, namespace, `Service ${service} is in namespace ${namespace}`);
+      t.equal(svc?.spec.clusterIP, 'None', `${service} is headless: one A record per ready pod`);
+      const servicePort = (svc?.spec.ports as Obj[]).find((p) => p.port === Number(port));
+      const target = sidecarPods(objects).find((p) => Object.entries(svc?.spec.selector ?? {}).every(([k, v]) => (p.spec as Obj).template.metadata.labels[k] === v)) as KubeObject;
+      t.equal(portNamed(meshcarContainer(target) as Obj, servicePort?.targetPort), Number(port), `port ${port} → the target sidecar's "${servicePort?.targetPort}" port`);
+      const targetConfig = sidecarConfig(objects, target).config;
+      t.equal(upstream.identity, `spiffe://${targetConfig.trustDomain}/svc/${targetConfig.service}`, `${name}'s identity is the target sidecar's`);
+      const callerId = `spiffe://${config.trustDomain}/svc/${config.service}`;
+      t.ok((targetConfig.inbound.authorize as Obj[]).some((r) => r.from.includes(callerId)), `${service} admits ${callerId}`);
+    }
+  }
+}
+
+export async function checkCa(t: Tap, objects: readonly KubeObject[]): Promise<void> {
+  const deployment = find(objects, 'Deployment', 'meshcar-ca') as Obj;
+  const spec = deployment.spec.template.spec as Obj;
+  t.same([deployment.spec.replicas, deployment.spec.strategy?.type], [1, 'Recreate'], 'one replica, never two on the volume');
+  const caYaml = parse(String(find(objects, 'ConfigMap', 'meshcar-ca-config')?.data?.['ca.yaml'])) as Obj;
+  const server = spec.containers.find((c: Obj) => c.name === 'ca') as Obj;
+  const where = mountOf(spec, server, `${caYaml.dir}/bundle.pem`);
+  t.ok(where?.volume.persistentVolumeClaim && find(objects, 'PersistentVolumeClaim', where.volume.persistentVolumeClaim.claimName), `the CA folder ${caYaml.dir} is on the claim`);
+  t.match(spec.initContainers[0].args.join(' '), new RegExp(`meshcar ca init --dir ${caYaml.dir} --trust-domain ${caYaml.trustDomain}`), 'the init container makes that folder');
+  for (const pod of sidecarPods(objects)) {
+    const url = new URL(sidecarConfig(objects, pod).config.identity.ca.url);
+    const svc = find(objects, 'Service', url.hostname.split('.')[0] as string) as Obj;
+    t.ok(caYaml.serverNames.includes(url.hostname), `${pod.metadata.name} reaches the CA as ${url.hostname}, one of its serverNames`);
+    t.ok((svc.spec.ports as Obj[]).some((p) => p.port === Number(url.port) && portNamed(server, p.targetPort) === Number(caYaml.listen.split(':')[1])), 'through the CA Service to the port the CA listens on');
+  }
+  const root = await mkdtemp(join(tmpdir(), 'meshcar-kube-ca-'));
+  await writeFile(join(root, 'ca.yaml'), String(find(objects, 'ConfigMap', 'meshcar-ca-config')?.data?.['ca.yaml']).replaceAll(caYaml.dir, join(await caMaterials(), 'ca')));
+  const result = await execFileAsync(process.execPath, [CLI, 'check', '--config', join(root, 'ca.yaml')]).catch((err: { stdout: string; stderr: string }) => err);
+  t.match(`${result.stdout}${result.stderr}`, /valid ca configuration/, `meshcar check accepts the CA config: ${result.stderr}`);
+}
+
+export function checkPodMonitor(t: Tap, monitorSet: readonly KubeObject[], objects: readonly KubeObject[]): void {
+  const monitor = find(monitorSet, 'PodMonitor', 'meshcar') as Obj;
+  const selected = sidecarPods(objects).filter((p) => Object.entries(monitor.spec.selector.matchLabels as Obj).every(([k, v]) => (p.spec as Obj).template.metadata.labels[k] === v));
+  t.equal(selected.length, sidecarPods(objects).length, 'it selects every pod with a sidecar');
+  for (const endpoint of monitor.spec.podMetricsEndpoints as Obj[]) {
+    t.ok(selected.every((p) => portNamed(meshcarContainer(p) as Obj, endpoint.port) !== undefined), `port "${endpoint.port}" exists in each`);
+    t.equal(endpoint.path, '/metrics');
+  }
+}
