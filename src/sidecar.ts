@@ -213,7 +213,7 @@ export class Sidecar {
       spiffeId,
       trustDomain,
       dir: identity.dir,
-      ca: { url: identity.ca.url, bundlePath: identity.ca.bundle, tokenPath: identity.ca.token },
+      ca: { url: identity.ca.url, bundlePath: identity.ca.bundle, tokenPath: identity.ca.token, bundleRefreshMs: identity.ca.bundleRefreshMs },
       ttlMs: identity.ttlMs,
       renewal: identity.renewal,
       logger,

@@ -29,6 +29,8 @@ export interface CaSourceConfig {
   readonly bundle: string;
   /** File holding the join token; optional because a valid SVID on disk renews without one. */
   readonly token: string | undefined;
+  /** How often to poll the CA's GET /v1/bundle for roots added or retired (default 5m). */
+  readonly bundleRefreshMs: number;
 }
 
 export interface FilesSourceConfig {
@@ -168,13 +170,14 @@ function readIdentity(value: YamlValue): IdentityConfig | undefined {
 }
 
 function readCaSource(value: YamlValue): CaSourceConfig | undefined {
-  const map = value.map(['url', 'bundle', 'token']);
+  const map = value.map(['url', 'bundle', 'token', 'bundleRefresh']);
   if (!map) return undefined;
   const url = map.required('url', readCaUrl);
   const bundle = map.required('bundle', readPath);
   const token = map.optional('token', readPath, undefined);
-  if (!url || !bundle || (map.has('token') && token === undefined)) return undefined;
-  return { url, bundle, token };
+  const bundleRefreshMs = map.optional('bundleRefresh', readDuration, 5 * 60_000);
+  if (!url || !bundle || (map.has('token') && token === undefined) || bundleRefreshMs === undefined) return undefined;
+  return { url, bundle, token, bundleRefreshMs };
 }
 
 function readCaUrl(value: YamlValue): string | undefined {

@@ -1,11 +1,13 @@
 // Brings a workload identity up from configuration: from the CA (reuse the SVID on disk while
-// valid, else spend the join token; then keep renewing) or from watched files. The one entry
+// valid and still trusted by the CA's bundle, else spend the join token; then keep renewing and
+// keep the bundle current) or from watched files. The one entry
 // point the composition root needs; each returns a running identity and a way to stop it.
 
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
-import { CaClient } from './ca-client.js';
+import { CaClient, CaRefusedError } from './ca-client.js';
+import { BundleRefresh, bundleBeforeStart, DEFAULT_BUNDLE_REFRESH_MS } from './bundle-refresh.js';
 import { DiskStore } from './disk-store.js';
 import { FilesWatcher, loadSvidFiles, type IdentityFiles } from './files-source.js';
 import { backoffDelayMs, Renewal, type BackoffPolicy, type RenewalWindow } from './renewal.js';
@@ -24,7 +26,7 @@ export interface CaIdentityOptions {
   readonly trustDomain: string;
   /** identity.dir: where the key and SVID persist across restarts. */
   readonly dir: string;
-  readonly ca: { readonly url: string; readonly bundlePath: string; readonly tokenPath?: string | undefined; readonly timeoutMs?: number };
+  readonly ca: { readonly url: string; readonly bundlePath: string; readonly tokenPath?: string | undefined; readonly timeoutMs?: number; readonly bundleRefreshMs?: number };
   readonly ttlMs?: number;
   readonly renewal?: RenewalWindow;
   readonly backoff?: BackoffPolicy;
@@ -73,14 +75,27 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     if (token === '') throw new MeshcarError('identity_invalid', `identity.ca.token: the join token file ${tokenPath} is empty`);
     return client.sign({ spiffeId, auth: { token }, ...ttl });
   };
-  // renewal authenticates with the current SVID; once that has expired only a token can help
-  const obtain = (current: Svid): Promise<Svid> =>
-    remainingMs(current) > 1000 ? client.sign({ spiffeId, auth: { svid: current }, ...ttl }) : withToken();
+  // renewal authenticates with the current SVID; once that has expired, or the CA no longer
+  // trusts it (its root was retired while this sidecar was away), only a token can help
+  const obtain = async (current: Svid): Promise<Svid> => {
+    if (remainingMs(current) <= 1000) return withToken();
+    try {
+      return await client.sign({ spiffeId, auth: { svid: current }, ...ttl });
+    } catch (err) {
+      if (!(err instanceof CaRefusedError && err.caError === 'bad_client_certificate')) throw err;
+      logger.warn(`the CA no longer accepts the current SVID (${err.message}); using the join token`);
+      return withToken();
+    }
+  };
 
+  const persist = (next: Svid) => store.save(next);
   let svid = await store.load(spiffeId);
   if (svid) {
     logger.info({ serial: svid.serialHex, notAfter: svid.notAfter.toISOString() }, 'reusing the SVID stored on disk');
-  } else {
+    // roots may have changed while this sidecar was down: learn them before checking any peer
+    svid = await bundleBeforeStart(svid, client, persist, logger);
+  }
+  if (!svid) {
     svid = await firstIssuance(withToken, options);
     await store.save(svid).catch((err: unknown) => {
       logger.error({ dir: options.dir }, `could not persist the new SVID; a restart will need a new join token: ${describeError(err)}`);
@@ -92,13 +107,22 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
   const renewal = new Renewal({
     identity,
     obtain,
-    persist: (next) => store.save(next),
+    persist,
     logger,
     ...(options.renewal ? { window: options.renewal } : {}),
     ...(options.backoff ? { backoff: options.backoff } : {}),
   });
+  const bundles = new BundleRefresh({ identity, client, intervalMs: options.ca.bundleRefreshMs ?? DEFAULT_BUNDLE_REFRESH_MS, persist, renewNow: () => renewal.renewNow(), logger });
   renewal.start();
-  return { identity, nextRenewalAt: () => renewal.nextRenewalAt, stop: () => renewal.stop() };
+  bundles.start();
+  return {
+    identity,
+    nextRenewalAt: () => renewal.nextRenewalAt,
+    stop: () => {
+      renewal.stop();
+      bundles.stop();
+    },
+  };
 }
 
 /** Retries only an unreachable CA (it may be starting too); a refusal or a mismatch (ca_mismatch) is final and clear. */

@@ -64,14 +64,21 @@ function parseRetryAfter(value: string | undefined): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }
 
+/** How a request to the CA authenticates: a token, the current SVID, or not at all (GET /v1/bundle, trusting `trust` too). */
+type Credentials = CaAuth | { readonly trust: string };
+
 export class CaClient {
   private readonly signUrl: URL;
+  private readonly bundleUrl: URL;
   private readonly caId: string;
   private readonly options: CaClientOptions;
+  /** The CA's latest bundle, trusted for the CA server besides the configured one. */
+  private learned = '';
 
   constructor(options: CaClientOptions) {
     this.options = options;
     this.signUrl = new URL('/v1/sign', options.url);
+    this.bundleUrl = new URL('/v1/bundle', options.url);
     if (this.signUrl.protocol !== 'https:') {
       throw new MeshcarError('config_invalid', `the CA url ${options.url} must start with https://`);
     }
@@ -83,7 +90,7 @@ export class CaClient {
     const keyPair = await generateWorkloadKey();
     const csr = await buildCsr(createPrivateKey(keyPair.privateKeyPem), createPublicKey(keyPair.publicKeyPem), request.spiffeId);
     const body = JSON.stringify(request.ttlMs === undefined ? { csr } : { csr, ttl: formatDuration(request.ttlMs) });
-    const response = await this.post(body, request.auth);
+    const response = await this.exchange(this.signUrl, body, request.auth);
 
     if (response.status !== 200) throw this.refusal(response);
     let parsed: Record<string, unknown>;
@@ -120,9 +127,23 @@ export class CaClient {
     return new CaRefusedError(response.status, code, `the CA at ${this.options.url} refused (${response.status} ${code}): ${message}`, retryAfter);
   }
 
-  private post(body: string, auth: CaAuth): Promise<RawResponse> {
+  /**
+   * The CA's trust bundle now (GET /v1/bundle), as PEM text for the caller to check. The
+   * connection trusts `knownBundlePem` (the bundle the workload holds) besides the configured
+   * one; the answer is trusted for later requests too, such as a join token's after the root
+   * the configured bundle names was retired.
+   */
+  async fetchBundle(knownBundlePem: string): Promise<string> {
+    const response = await this.exchange(this.bundleUrl, undefined, { trust: knownBundlePem });
+    if (response.status !== 200) throw this.refusal(response);
+    this.learned = response.body;
+    return response.body;
+  }
+
+  /** POST `body` (or GET without one) over TLS to the CA, verified by bundle and SPIFFE ID. */
+  private exchange(target: URL, body: string | undefined, auth: Credentials): Promise<RawResponse> {
     const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = this.options;
-    const headers: Record<string, string | number> = {
+    const headers: Record<string, string | number> = body === undefined ? {} : {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),
       accept: 'application/json',
@@ -130,10 +151,11 @@ export class CaClient {
     const renewal = 'svid' in auth;
     // the current SVID's bundle is as trusted as the configured one (the CA sent it to us over
     // a verified channel) and keeps renewal working after the CA adds a root
-    const ca = renewal ? `${this.options.bundlePem}\n${auth.svid.bundlePem}` : this.options.bundlePem;
-    if (!renewal) headers.authorization = `Bearer ${auth.token}`;
+    const known = renewal ? auth.svid.bundlePem : 'trust' in auth ? auth.trust : undefined;
+    const ca = [this.options.bundlePem, this.learned, known ?? ''].join('\n');
+    if ('token' in auth) headers.authorization = `Bearer ${auth.token}`;
 
-    this.options.logger.debug({ url, renewal }, 'requesting an SVID from the CA');
+    this.options.logger.debug({ url, path: target.pathname, renewal }, 'calling the CA');
     return new Promise<RawResponse>((resolve, reject) => {
       let settled = false;
       const unreachable = (err: unknown) => {
@@ -148,8 +170,8 @@ export class CaClient {
         }
         reject(new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));
       };
-      const req = https.request(this.signUrl, {
-        method: 'POST',
+      const req = https.request(target, {
+        method: body === undefined ? 'GET' : 'POST',
         headers,
         ca,
         ...(renewal ? { key: auth.svid.privateKeyPem, cert: auth.svid.chainPem } : {}),

@@ -94,6 +94,11 @@ export class Renewal {
     this.schedule(renewalTime(this.options.identity.current(), this.window, this.random).getTime());
   }
 
+  /** Renews at once, unless an attempt is under way (its result is as new as this one would be). */
+  renewNow(): void {
+    if (this.running && this.timer) this.schedule(Date.now());
+  }
+
   stop(): void {
     this.running = false;
     this.generation += 1; // an attempt in flight finds itself outdated and drops its result

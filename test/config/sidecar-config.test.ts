@@ -72,7 +72,7 @@ t.test('the full contract example loads, typed and absolute', async (t) => {
   t.equal(config.spiffeId, 'spiffe://mesh.local/svc/orders');
   t.same(config.identity, {
     source: 'ca',
-    ca: { url: 'https://127.0.0.1:8443', bundle: resolve('certs/ca/bundle.pem'), token: resolve('certs/orders.token') },
+    ca: { url: 'https://127.0.0.1:8443', bundle: resolve('certs/ca/bundle.pem'), token: resolve('certs/orders.token'), bundleRefreshMs: 300_000 },
     dir: resolve('certs/orders'),
     ttlMs: 86_400_000,
     renewal: { from: 0.5, to: 0.7 },
@@ -292,7 +292,7 @@ t.test('a file with several mistakes reports all of them at once, in file order'
   });
   t.same(await issuesOf(t, text), [
     'c.yaml:2:1: trustDomain: "Mesh.Local" is not a trust domain: use lower-case letters, digits, dots, dashes and underscores, e.g. mesh.local',
-    'c.yaml:8:5: identity.ca.colour: unknown key; allowed here: url, bundle, token',
+    'c.yaml:8:5: identity.ca.colour: unknown key; allowed here: url, bundle, token, bundleRefresh',
     'c.yaml:10:3: identity.ttl: "1d2" is not a duration (write 250ms, 2s, 5m or 24h)',
     'c.yaml:14:3: inbound.timeout: "-1s" is not a duration (write 250ms, 2s, 5m or 24h)',
     // The trust domain is invalid, so IDs are checked for syntax only, not membership.

@@ -1,0 +1,141 @@
+// Keeps the workload's trust bundle current between renewals: polls the CA's GET /v1/bundle
+// (identity.ca.bundleRefresh, default 5m) and, when the roots changed, swaps in the same key and
+// chain with the new bundle. The swap is the identity's ordinary rotation: servers take it for
+// new handshakes, open connections keep going. Renewal responses carry the bundle too; this is
+// for a root added or retired between two renewals, and for a sidecar coming back after one
+// (bootstrap runs it once before any listener opens). A bundle the current leaf does not chain
+// to (its root was retired) is not swapped in: it asks for a renewal instead.
+
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { describeError } from '../errors.js';
+import { splitPemCertificates } from '../pki/der.js';
+import type { CaClient } from './ca-client.js';
+import { rootCount, validateSvid, type Svid } from './svid.js';
+import type { WorkloadIdentity } from './workload-identity.js';
+
+export const DEFAULT_BUNDLE_REFRESH_MS = 5 * 60_000;
+
+/** The set of roots, order and PEM formatting aside. */
+function rootsKey(bundlePem: string): string {
+  return splitPemCertificates(bundlePem)
+    .map((pem) => createHash('sha256').update(pem.replace(/\s+/g, '')).digest('hex'))
+    .sort()
+    .join(',');
+}
+
+export type BundleOutcome =
+  | { readonly kind: 'unchanged' }
+  | { readonly kind: 'changed'; readonly svid: Svid }
+  /** The current leaf does not chain to the new bundle: only a new certificate helps. */
+  | { readonly kind: 'leaf_untrusted'; readonly reason: string };
+
+/** What `bundlePem` means for `svid`: nothing new, the same SVID with the new bundle, or a leaf to replace. */
+export function applyBundle(svid: Svid, bundlePem: string): BundleOutcome {
+  if (rootsKey(bundlePem) === rootsKey(svid.bundlePem)) return { kind: 'unchanged' };
+  try {
+    return { kind: 'changed', svid: validateSvid({ privateKeyPem: svid.privateKeyPem, chainPem: svid.chainPem, bundlePem }, svid.spiffeId) };
+  } catch (err) {
+    return { kind: 'leaf_untrusted', reason: describeError(err) };
+  }
+}
+
+export interface BundleRefreshOptions {
+  readonly identity: WorkloadIdentity;
+  readonly client: CaClient;
+  readonly intervalMs: number;
+  /** Stores the rebundled SVID, so a restart starts from the new bundle. */
+  readonly persist: (svid: Svid) => Promise<void>;
+  /** Called when the current leaf no longer chains to the CA's bundle. */
+  readonly renewNow: () => void;
+  readonly logger: Logger;
+}
+
+export class BundleRefresh {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: BundleRefreshOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    // ±10 %: a fleet started together does not poll together
+    const delay = this.options.intervalMs * (0.9 + 0.2 * Math.random());
+    this.timer = setTimeout(() => {
+      void this.refresh().finally(() => this.schedule());
+    }, delay);
+    this.timer.unref();
+  }
+
+  /** One poll: fetch, compare, swap or ask for a renewal. Never throws. */
+  async refresh(): Promise<void> {
+    const { identity, client, logger } = this.options;
+    let bundlePem: string;
+    try {
+      bundlePem = await client.fetchBundle(identity.current().bundlePem);
+    } catch (err) {
+      logger.warn(`could not fetch the CA's trust bundle, keeping the current one: ${describeError(err)}`);
+      return;
+    }
+    if (this.stopped) return;
+    // read and swap with no await in between: a renewal landing meanwhile is not undone
+    const outcome = applyBundle(identity.current(), bundlePem);
+    if (outcome.kind === 'unchanged') return;
+    if (outcome.kind === 'leaf_untrusted') {
+      logger.warn(`the CA's trust bundle no longer covers the current certificate (${outcome.reason}); renewing now`);
+      this.options.renewNow();
+      return;
+    }
+    // new handshakes trust the new roots at once; stored after, unless a renewal (which stores
+    // its own certificate) has replaced this one in the meantime
+    identity.swap(outcome.svid);
+    logger.info({ roots: rootCount(outcome.svid) }, 'trust bundle updated from the CA');
+    if (identity.current() !== outcome.svid) return;
+    await this.options.persist(outcome.svid).catch((err: unknown) => logger.warn(`could not store the new trust bundle: ${describeError(err)}`));
+  }
+}
+
+/** How long a starting sidecar waits for the CA's bundle before it goes on with the one it has. */
+const STARTUP_FETCH_MS = 5_000;
+
+/**
+ * A stored SVID's bundle may be older than the CA's (the sidecar was down during a root
+ * rotation): fetched once before any listener opens, so the first peers are checked against
+ * the roots of now. Returns the SVID to start with, or undefined when its leaf is no longer
+ * trusted (its root was retired) and a new one must be requested.
+ */
+export async function bundleBeforeStart(svid: Svid, client: CaClient, persist: (svid: Svid) => Promise<void>, logger: Logger): Promise<Svid | undefined> {
+  let bundlePem: string;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${STARTUP_FETCH_MS} ms`)), STARTUP_FETCH_MS);
+    });
+    bundlePem = await Promise.race([client.fetchBundle(svid.bundlePem), late]);
+  } catch (err) {
+    logger.warn(`could not fetch the CA's trust bundle at start, going on with the stored one: ${describeError(err)}`);
+    return svid;
+  } finally {
+    clearTimeout(timer);
+  }
+  const outcome = applyBundle(svid, bundlePem);
+  if (outcome.kind === 'unchanged') return svid;
+  if (outcome.kind === 'leaf_untrusted') {
+    logger.warn(`the stored SVID is no longer trusted by the CA's bundle (${outcome.reason}); requesting a new one`);
+    return undefined;
+  }
+  logger.info({ roots: rootCount(outcome.svid) }, 'trust bundle updated from the CA before start');
+  await persist(outcome.svid).catch((err: unknown) => logger.warn(`could not store the new trust bundle: ${describeError(err)}`));
+  return outcome.svid;
+}

@@ -1,0 +1,137 @@
+// Root rotation step by step against a running CA server with 2-second leaves, through the real
+// command line: each step's refusals (one line: why, and what to do), the two-root bundle in
+// every signing response and at GET /v1/bundle from `root add` on, leaves under the new root
+// from `root activate` on that verify against either root (the chain carries a cross
+// certificate), so a client that knows only the old root still reaches the CA; and after
+// `root retire` a one-root bundle, and tokens made before activation refused with bad_token.
+
+import t from 'tap';
+import tls from 'node:tls';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { callCa, makeCaDir, openssl, runCli, startTestCa, type TestCa } from '../helpers/ca.js';
+import { buildCsr } from '../../src/pki/csr.js';
+import { generateWorkloadKey } from '../../src/pki/keys.js';
+import { splitPemCertificates } from '../../src/pki/der.js';
+import { caToken } from '../../src/ca/commands.js';
+import { rootAdd } from '../../src/ca/lifecycle.js';
+import type { CaStatus } from '../../src/ca/status.js';
+
+const ORDERS = 'spiffe://mesh.local/svc/orders';
+
+function oneLine(t: Tap.Test, text: string, pattern: RegExp): void {
+  t.equal(text.trim().split('\n').length, 1, `one line: ${text}`);
+  t.match(text.trim(), pattern);
+}
+
+async function signWithToken(ca: TestCa, token: string): Promise<Record<string, unknown> & { status: number }> {
+  const keys = await generateWorkloadKey();
+  const csr = await buildCsr(createPrivateKey(keys.privateKeyPem), createPublicKey(keys.publicKeyPem), ORDERS);
+  const res = await callCa(ca.server.url, { method: 'POST', path: '/v1/sign', body: JSON.stringify({ csr }), headers: { authorization: `Bearer ${token}` }, ca: await readFile(join(ca.dir, 'bundle.pem'), 'utf8') });
+  return { status: res.status, ...res.json() };
+}
+
+/** Waits until the step the status names as next is allowed (no fixed sleep: the CA says when). */
+async function untilAllowed(dir: string): Promise<void> {
+  const status = JSON.parse((await runCli(['ca', 'status', '--dir', dir, '--json'])).stdout) as CaStatus;
+  const wait = Date.parse(status.rootRotation.next?.allowedFrom ?? '') - Date.now();
+  if (wait > 0) await sleep(wait + 50);
+}
+
+/** Connects to the CA trusting only `rootPem`; resolves with whether the chain verified. */
+function verifiesCa(port: number, rootPem: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: rootPem }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
+
+t.test('root add → activate → retire with a running CA server', async (t) => {
+  const ca = await startTestCa({ maxTtlMs: 2000, defaultTtlMs: 2000 });
+  t.teardown(() => ca.close());
+  const dir = ca.dir;
+  const oldRoot = await readFile(join(dir, 'root.crt'), 'utf8');
+  const tokenBefore = await caToken(dir, 'orders', 3_600_000, false);
+
+  const early = await runCli(['ca', 'root', 'activate', '--dir', dir]);
+  t.equal(early.code, 1);
+  oneLine(t, early.stderr, /^meshcar: root activate refused: there is no pending root; start with "meshcar ca root add --dir /);
+  oneLine(t, (await runCli(['ca', 'root', 'retire', '--dir', dir])).stderr, /root retire refused: no root rotation is under way/);
+
+  // step 1
+  const added = await runCli(['ca', 'root', 'add', '--dir', dir]);
+  t.equal(added.code, 0, added.stderr);
+  t.match(added.stdout, /added pending root serial [0-9a-f]+; bundle\.pem holds 2 roots/);
+  const newRoot = await readFile(join(dir, 'root-pending.crt'), 'utf8');
+  const twoRoots = await readFile(join(dir, 'bundle.pem'), 'utf8');
+  t.equal(splitPemCertificates(twoRoots).length, 2, 'bundle.pem holds both roots');
+  t.equal((await callCa(ca.server.url, { path: '/v1/bundle', ca: oldRoot })).text, twoRoots, 'GET /v1/bundle hands out both');
+  const during = await signWithToken(ca, tokenBefore);
+  t.equal(during.status, 200);
+  t.equal(during.bundle, twoRoots, 'so does every signing response');
+  t.ok(new X509Certificate(splitPemCertificates(String(during.chain))[1] as string).checkIssued(new X509Certificate(oldRoot)), 'the old root still signs');
+  oneLine(t, (await runCli(['ca', 'root', 'add', '--dir', dir])).stderr, /root add refused: a root rotation is already under way .*finish it with "meshcar ca root activate --dir /);
+
+  // step 2: refused until a leaf lifetime has passed since add
+  const tooSoon = await runCli(['ca', 'root', 'activate', '--dir', dir]);
+  t.equal(tooSoon.code, 1);
+  oneLine(t, tooSoon.stderr, /root activate refused: the new root was added at \S+ and may not have reached every sidecar yet .*; wait until \S+ \(\d+s from now\), or pass --force once every sidecar shows meshcar_identity_bundle_roots 2$/);
+  t.equal(await readFile(join(dir, 'root-pending.crt'), 'utf8'), newRoot, 'nothing changed');
+  await untilAllowed(dir);
+  const activated = await runCli(['ca', 'root', 'activate', '--dir', dir]);
+  t.equal(activated.code, 0, activated.stderr);
+  t.equal(activated.stderr, '', 'no warning without --force');
+  const tokenAfter = await caToken(dir, 'orders', 3_600_000, false);
+  const signed = await signWithToken(ca, tokenBefore);
+  t.equal(signed.status, 200, 'a token made before activation still works');
+  const chain = splitPemCertificates(String(signed.chain));
+  t.equal(chain.length, 3, 'leaf, issuer, cross certificate');
+  t.ok(new X509Certificate(chain[1] as string).checkIssued(new X509Certificate(newRoot)), 'the new root signs now');
+  const files = t.testdir({ 'chain.pem': String(signed.chain), 'old.pem': oldRoot, 'new.pem': newRoot });
+  for (const root of ['old.pem', 'new.pem']) {
+    const out = await openssl(['verify', '-CAfile', join(files, root), '-untrusted', join(files, 'chain.pem'), join(files, 'chain.pem')]);
+    t.match(out, /OK/, `the new leaf verifies against the ${root.slice(0, 3)} root alone`);
+  }
+  t.ok(await verifiesCa(ca.server.port, oldRoot), 'a client that knows only the old root still verifies the CA server');
+  t.ok(await verifiesCa(ca.server.port, newRoot), 'so does one that knows only the new root');
+
+  // step 3: refused while an old-root leaf can be valid
+  const retireEarly = await runCli(['ca', 'root', 'retire', '--dir', dir]);
+  t.equal(retireEarly.code, 1);
+  oneLine(t, retireEarly.stderr, /root retire refused: leaves signed under the old root can be valid until \S+ .*; wait \d+s, or pass --force if no such leaf is in use$/);
+  await untilAllowed(dir);
+  const retired = await runCli(['ca', 'root', 'retire', '--dir', dir]);
+  t.equal(retired.code, 0, retired.stderr);
+  const oneRoot = await readFile(join(dir, 'bundle.pem'), 'utf8');
+  t.equal(oneRoot, newRoot, 'bundle.pem holds only the new root');
+  t.equal((await callCa(ca.server.url, { path: '/v1/bundle', ca: newRoot })).text, newRoot);
+  const refused = await signWithToken(ca, tokenBefore);
+  t.equal(refused.status, 401);
+  t.equal(refused.error, 'bad_token', 'a token whose key was retired with the old root is refused');
+  const fresh = await signWithToken(ca, tokenAfter);
+  t.equal(fresh.status, 200, 'a token made after activation works');
+  t.equal(fresh.bundle, newRoot);
+  t.equal(splitPemCertificates(String(fresh.chain)).length, 2, 'no cross certificate any more');
+  const status = JSON.parse((await runCli(['ca', 'status', '--dir', dir, '--json'])).stdout) as CaStatus;
+  t.same(status.roots.map((r) => r.role), ['active']);
+  t.equal(status.rootRotation.step, 'none');
+  t.ok(status.issuers.every((i) => i.rootSerial === status.roots[0]?.serial), 'no issuer of the retired root is listed');
+});
+
+t.test('--force goes ahead with a one-line warning', async (t) => {
+  const dir = await makeCaDir();
+  t.teardown(() => rm(join(dir, '..'), { recursive: true, force: true }));
+  await rootAdd(dir);
+  const forced = await runCli(['ca', 'root', 'activate', '--dir', dir, '--force']);
+  t.equal(forced.code, 0, forced.stderr);
+  oneLine(t, forced.stderr, /^meshcar: warning: root activate forced: the new root was added at .*; going ahead because of --force$/);
+  t.match(forced.stdout, /^activated root serial/);
+  const retired = await runCli(['ca', 'root', 'retire', '--dir', dir, '--force']);
+  t.equal(retired.code, 0, retired.stderr);
+  oneLine(t, retired.stderr, /^meshcar: warning: root retire forced: leaves signed under the old root can be valid/);
+});
