@@ -77,7 +77,7 @@ t.test('a mesh across four hosts with DNS discovery', { skip: skip ?? false }, a
   await Promise.all(Object.entries(tokens).map(([service, out]) => execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', caDir, '--service', service, '--out', out])));
   writeFileSync(join(dir, 'ca.yaml'), `trustDomain: mesh.local\ndir: ${caDir}\nlisten: ${CA_IP}:8443\nserverNames: [${CA_IP}]\nmaxTtl: 24h\nrateLimit: {rate: 1000/s, burst: 1000}\nlog: {level: info}\n`);
   const ca = meshcarIn(net, 'h1', ['ca', 'serve', '--config', join(dir, 'ca.yaml')]);
-  await Promise.all([ca.waitFor((l) => l.msg === 'CA server listening', 15_000), ...(['h1', 'h2', 'h3', 'h4'] as const).map((h) => startAgent(net, h, door(h), APP))]);
+  await Promise.all([ca.waitFor((l) => l.msg === 'CA server listening', 30_000), ...(['h1', 'h2', 'h3', 'h4'] as const).map((h) => startAgent(net, h, door(h), APP))]);
 
   const identity = (host: Host, service: 'frontend' | 'orders', ttl: string) =>
     ['identity:', `  ca: {url: "https://${CA_IP}:8443", bundle: ${join(caDir, 'bundle.pem')}, token: ${tokens[service]}}`, `  dir: ${join(dir, `id-${host}`)}`, `  ttl: ${ttl}`];
@@ -99,7 +99,7 @@ t.test('a mesh across four hosts with DNS discovery', { skip: skip ?? false }, a
     // short-lived SVIDs renewed early: a renewal falls inside the CA outage below
     h4: sidecar('h4', ordersLines('h4', '20s', ['  renewal: {from: 0.15, to: 0.2}'])),
   };
-  const ready = (host: Host, ms = 20_000) => sidecars[host].waitFor((l) => l.msg === 'sidecar ready', ms);
+  const ready = (host: Host, ms = 30_000) => sidecars[host].waitFor((l) => l.msg === 'sidecar ready', ms);
   await Promise.all([ready('h1'), ready('h2'), ready('h3')]);
   t.comment(`network, DNS, CA and three sidecars up in ${Date.now() - t0} ms`);
 
@@ -142,7 +142,9 @@ t.test('a mesh across four hosts with DNS discovery', { skip: skip ?? false }, a
     await traffic.until(() => traffic.servedBy('h4', reloadedAt) > 0, REFRESH_MS + 5000, 'host 4 served a call');
     const first = traffic.calls.find((c) => c.host === 'h4' && c.startedAt >= reloadedAt) as { endedAt: number };
     const after = first.endedAt - reloadedAt;
-    t.ok(after <= REFRESH_MS + 1000, `first call served by host 4 ${after} ms after the reload (refresh ${REFRESH_MS} ms)`);
+    // slack for the lookup, the pick and the call itself on a loaded machine; the query log
+    // below pins the refresh period itself
+    t.ok(after <= REFRESH_MS + 1500, `first call served by host 4 ${after} ms after the reload (refresh ${REFRESH_MS} ms)`);
     // the sidecar really asks the DNS server at outbound.dnsRefresh (dnsmasq's query log)
     const gaps = dns.queriesFrom(IP.h1, NAME).map((at, i, all) => at - (all[i - 1] ?? at)).slice(1).sort((a, b) => a - b);
     const median = gaps[Math.floor(gaps.length / 2)] ?? Infinity;

@@ -97,7 +97,7 @@ function escapeRegExp(text: string): string {
 /** The agent of one host: its app on 127.0.0.1:appPort and the door at `socket`. */
 export async function startAgent(net: TestNetwork, host: string, socket: string, appPort: number): Promise<void> {
   const child = net.spawn(host, process.execPath, [AGENT, host, socket, String(appPort)]);
-  await new LineWatch(child).waitFor(/"ready":true/, 10_000);
+  await new LineWatch(child).waitFor(/"ready":true/, 20_000);
 }
 
 /** `meshcar ARGS` inside a host; killed with the network. */
