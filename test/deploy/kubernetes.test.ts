@@ -14,10 +14,12 @@ import { ConfigMap, PersistentVolumeClaim, Service, ServiceAccount } from 'kuber
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { normalized, readDocuments, renderKustomization, type KubeObject } from '../helpers/kustomize.js';
-import { checkCa, checkDiscovery, checkPodMonitor, checkSidecarPod, sidecarPods } from '../helpers/kube-sidecars.js';
+import { checkCa, checkDiscovery, checkPodMonitor, checkSidecarPod, removeTempFiles, sidecarPods } from '../helpers/kube-sidecars.js';
 
 const ROOT = new URL('../../config/kubernetes/', import.meta.url).pathname;
 const KUSTOMIZATIONS = ['base', 'variants/files', 'prometheus-operator'];
+
+t.teardown(removeTempFiles);
 
 // every kind the manifests use, with its schema
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {

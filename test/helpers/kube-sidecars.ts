@@ -6,7 +6,7 @@
 // Prometheus annotations, security settings and the image are compared with the config too.
 
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -46,11 +46,25 @@ export function sidecarConfig(objects: readonly KubeObject[], pod: KubeObject): 
   return { text, config: parse(text) as Obj };
 }
 
+let workRoot: Promise<string> | undefined;
+/** A fresh folder for one check, under one temporary root that removeTempFiles() deletes. */
+async function scratch(name: string): Promise<string> {
+  workRoot ??= mkdtemp(join(tmpdir(), 'meshcar-kube-'));
+  return mkdtemp(join(await workRoot, `${name}-`));
+}
+
+/** Deletes every file the checks wrote (call from t.teardown). */
+export async function removeTempFiles(): Promise<void> {
+  if (workRoot) await rm(await workRoot, { recursive: true, force: true });
+  workRoot = undefined;
+  materials = undefined;
+}
+
 let materials: Promise<string> | undefined;
 /** A real CA folder, with tokens and offline SVIDs for the example services. */
 function caMaterials(): Promise<string> {
   materials ??= (async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'meshcar-kube-'));
+    const dir = await scratch('ca');
     await execFileAsync(process.execPath, [CLI, 'ca', 'init', '--dir', join(dir, 'ca'), '--trust-domain', 'mesh.local']);
     for (const service of ['orders', 'frontend']) {
       await execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', join(dir, 'ca'), '--service', service, '--out', join(dir, `${service}.token`)]);
@@ -88,7 +102,7 @@ export async function checkSidecarPod(t: Tap, objects: readonly KubeObject[], po
   }
 
   // every file the config names, put where its volume is mounted; then meshcar check
-  const root = await mkdtemp(join(tmpdir(), `meshcar-kube-${pod.metadata.name}-`));
+  const root = await scratch(pod.metadata.name);
   const ca = await caMaterials();
   const identity = config.identity as Obj;
   const sources: Array<[string | undefined, string, (v: Obj) => boolean, string]> = identity.ca
@@ -197,7 +211,7 @@ export async function checkCa(t: Tap, objects: readonly KubeObject[]): Promise<v
     t.ok(caYaml.serverNames.includes(url.hostname), `${pod.metadata.name} reaches the CA as ${url.hostname}, one of its serverNames`);
     t.ok((svc.spec.ports as Obj[]).some((p) => p.port === Number(url.port) && portNamed(server, p.targetPort) === Number(caYaml.listen.split(':')[1])), 'through the CA Service to the port the CA listens on');
   }
-  const root = await mkdtemp(join(tmpdir(), 'meshcar-kube-ca-'));
+  const root = await scratch('ca-config');
   await writeFile(join(root, 'ca.yaml'), String(find(objects, 'ConfigMap', 'meshcar-ca-config')?.data?.['ca.yaml']).replaceAll(caYaml.dir, join(await caMaterials(), 'ca')));
   const result = await execFileAsync(process.execPath, [CLI, 'check', '--config', join(root, 'ca.yaml')]).catch((err: { stdout: string; stderr: string }) => err);
   t.match(`${result.stdout}${result.stderr}`, /valid ca configuration/, `meshcar check accepts the CA config: ${result.stderr}`);
