@@ -82,6 +82,10 @@ export interface SidecarSpec {
   readonly extraYaml?: string;
   /** The CA URL the sidecar is given (default: the CA's own), e.g. a gate in front of it. */
   readonly caUrl?: string;
+  /** identity.ca.bundle (default: the CA's own bundle.pem), e.g. a copy made at install time. */
+  readonly bundle?: string;
+  /** identity.ca.bundleRefresh (default: the sidecar's, 5m). */
+  readonly bundleRefresh?: string;
   /**
    * Name fixed listen ports in the config instead of port 0, for a test that edits a listen
    * address in the file: the text must hold the port before the process starts. They are
@@ -140,8 +144,9 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
     'identity:',
     '  ca:',
     `    url: ${spec.caUrl ?? ca.url}`,
-    `    bundle: ${ca.bundlePath}`,
+    `    bundle: ${spec.bundle ?? ca.bundlePath}`,
     `    token: ${token}`,
+    ...(spec.bundleRefresh ? [`    bundleRefresh: ${spec.bundleRefresh}`] : []),
     `  dir: ${join(ca.dir, `id-${name}`)}`,
     `  ttl: ${spec.ttl ?? '1h'}`,
   ];
