@@ -23,7 +23,8 @@ $(NODE_MODULES_STAMP): package-lock.json package.json
 ## tools: the command-line programs the tests drive as real clients (openssl, curl, and Debian's
 ## prometheus package for prometheus + promtool: test/e2e/prometheus.test.ts scrapes for real;
 ## python3-h2, the independent HTTP/2 peer of test/h2/conformance-python.test.ts; iproute2 and
-## dnsmasq-base for test/e2e/multihost.test.ts: network namespaces and a real DNS server)
+## dnsmasq-base for test/e2e/multihost.test.ts: network namespaces and a real DNS server;
+## nghttp2-client (nghttp, h2load) and haproxy: the HTTP/2 peers of test/e2e/interop-h2-peers.test.ts)
 tools:
 	@missing=""; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
@@ -32,6 +33,8 @@ tools:
 	{ python3 -c 'import h2' 2>/dev/null || /usr/bin/python3 -c 'import h2' 2>/dev/null; } || missing="$$missing python3-h2"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v dnsmasq >/dev/null || missing="$$missing dnsmasq-base"; \
+	{ command -v nghttp >/dev/null && command -v h2load >/dev/null; } || missing="$$missing nghttp2-client"; \
+	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
