@@ -1,15 +1,18 @@
 // config/kubernetes, checked offline: every manifest file and every rendered kustomization
 // (base, variants/files, prometheus-operator) validates against the Kubernetes schemas
-// (kubernetes-models, and @kubernetes-models/prometheus-operator for PodMonitor); the offline
+// (kubernetes-models, and @kubernetes-models/prometheus-operator for PodMonitor) and, through
+// the same packages' TypeScript interfaces and tsc, names no unknown field; the offline
 // rendering agrees with `kubectl kustomize` where kubectl exists; and the cross-references hold
 // (test/helpers/kube-sidecars.ts): each sidecar's own config passes `meshcar check` with the files
 // it names put where its volumes mount them, and ports, probes, volumes, env, drain timing,
 // Prometheus, discovery and identities all agree with it.
 
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
 import { ConfigMap, PersistentVolumeClaim, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
@@ -17,6 +20,7 @@ import { normalized, readDocuments, renderKustomization, type KubeObject } from 
 import { checkCa, checkDiscovery, checkPodMonitor, checkSidecarPod, removeTempFiles, sidecarPods } from '../helpers/kube-sidecars.js';
 
 const ROOT = new URL('../../config/kubernetes/', import.meta.url).pathname;
+const REPO = new URL('../../', import.meta.url).pathname;
 const KUSTOMIZATIONS = ['base', 'variants/files', 'prometheus-operator'];
 
 t.teardown(removeTempFiles);
@@ -30,6 +34,41 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'apps/v1/Deployment': Deployment,
   'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
 };
+
+// the same kinds as TypeScript interfaces: the compiler's excess-property check finds misspelt
+// field names, which the JSON schemas (open to unknown fields) let through
+const TYPES: Record<string, [string, string]> = {
+  'v1/ConfigMap': ['kubernetes-models/v1/ConfigMap', 'IConfigMap'],
+  'v1/Service': ['kubernetes-models/v1/Service', 'IService'],
+  'v1/ServiceAccount': ['kubernetes-models/v1/ServiceAccount', 'IServiceAccount'],
+  'v1/PersistentVolumeClaim': ['kubernetes-models/v1/PersistentVolumeClaim', 'IPersistentVolumeClaim'],
+  'apps/v1/Deployment': ['kubernetes-models/apps/v1/Deployment', 'IDeployment'],
+  'monitoring.coreos.com/v1/PodMonitor': ['@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor', 'IPodMonitor'],
+};
+
+/** tsc's complaints about field names (and types) of these objects, one per line; [] when none. */
+async function unknownFields(objects: ReadonlyArray<{ label: string; object: KubeObject }>): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'meshcar-kube-types-'));
+  try {
+    symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+    const imports = Object.values(TYPES).map(([module, type]) => `import type { ${type} } from '${module}';`);
+    const lines = objects.map(({ object }, i) => {
+      const [, type] = TYPES[`${object.apiVersion}/${object.kind}`] ?? ['', 'never'];
+      return `export const o${i}: ${type} = ${JSON.stringify(object)};`;
+    });
+    writeFileSync(join(dir, 'manifests.ts'), [...imports, ...lines].join('\n'));
+    const tsc = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
+    const args = [tsc, '--noEmit', '--strict', '--skipLibCheck', '--module', 'nodenext', '--moduleResolution', 'nodenext', 'manifests.ts'];
+    const out = await promisify(execFile)(process.execPath, args, { cwd: dir }).then(() => '', (err: { stdout: string }) => err.stdout);
+    // manifests.ts(LINE,COL): error ...: name the object instead of the generated line
+    return out.split('\n').filter(Boolean).map((line) => {
+      const m = /^manifests\.ts\((\d+),\d+\): error TS\d+: (.*)$/.exec(line);
+      return m ? `${objects[Number(m[1]) - imports.length - 1]?.label ?? '?'}: ${m[2]}` : line;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 /** Why the object does not validate, or undefined when it does. */
 function schemaError(o: KubeObject): string | undefined {
@@ -53,6 +92,12 @@ t.test('the schema check itself refuses a broken manifest', async (t) => {
   t.match(schemaError({ ...broken, kind: 'Deploymnet' }), /no schema known/);
 });
 
+t.test('a misspelt field name is caught', async (t) => {
+  const typo = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'x' }, spec: { clusterIp: 'None' } } as unknown as KubeObject;
+  t.equal(schemaError(typo), undefined, 'the JSON schema lets it through');
+  t.match((await unknownFields([{ label: 'typo', object: typo }])).join('\n'), /typo: .*clusterIp.* does not exist in type 'IServiceSpec'/, 'the typed check does not');
+});
+
 t.test('every manifest file is used by a kustomization, and every resource file validates', async (t) => {
   const used = new Set<string>();
   for (const name of KUSTOMIZATIONS) {
@@ -70,6 +115,11 @@ t.test('every manifest file is used by a kustomization, and every resource file 
 });
 
 const rendered = new Map(KUSTOMIZATIONS.map((name) => [name, renderKustomization(join(ROOT, name))] as const));
+
+t.test('no field name is unknown to the Kubernetes types (every rendered object and resource file)', async (t) => {
+  const objects = [...rendered].flatMap(([name, list]) => list.map((object) => ({ label: `${name}: ${object.kind}/${object.metadata.name}`, object })));
+  t.same(await unknownFields(objects), [], `${objects.length} objects`);
+});
 
 t.test('every rendered kustomization validates', async (t) => {
   for (const [name, objects] of rendered) {
