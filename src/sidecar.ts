@@ -12,7 +12,8 @@ import { describeError, MeshcarError } from './errors.js';
 import { obtainIdentity, identityFromFiles, type RunningIdentity } from './identity/bootstrap.js';
 import { rootCount, type Svid } from './identity/svid.js';
 import { Metrics } from './metrics/registry.js';
-import { NO_OBSERVER, type Direction, type RequestRecord, type TlsFailureReason, type TrafficObserver } from './metrics/traffic.js';
+import { NO_OBSERVER, type Direction, type RequestRecord, type TlsFailureDetail, type TlsFailureReason, type TrafficObserver } from './metrics/traffic.js';
+import { TlsFailureLog } from './tls-failures/failure-log.js';
 import { TrafficMetrics } from './metrics/traffic-metrics.js';
 import { AccessLog } from './metrics/access-log.js';
 import { startAdminServer, type RunningAdmin } from './admin/server.js';
@@ -83,8 +84,8 @@ class ForwardingObserver {
     for (const target of this.targets) target.requestFinished(record);
   }
 
-  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason): void {
-    for (const target of this.targets) target.tlsHandshakeFailed(direction, reason);
+  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason, detail?: TlsFailureDetail): void {
+    for (const target of this.targets) target.tlsHandshakeFailed(direction, reason, detail);
   }
 
   upstreamSessionsChanged(upstream: string, delta: number): void {
@@ -125,6 +126,8 @@ export class Sidecar {
   readyAfterMs: number | undefined;
 
   readonly traffic: TrafficMetrics;
+  /** Failed TLS handshakes in words: the rate-limited log line and GET /debug/tls (always on). */
+  readonly tlsFailures: TlsFailureLog;
   private readonly observer: ForwardingObserver;
   /** The config really running: the file as loaded at start, with the live parts of every successful reload. */
   private current: SidecarConfig;
@@ -139,6 +142,7 @@ export class Sidecar {
     this.configFile = options.configFile ?? config.file;
     const routesByUpstream = new Map((config.outbound?.upstreams ?? []).map((u) => [u.name, u.routes] as const));
     this.traffic = new TrafficMetrics(metrics, { routesByUpstream });
+    this.tlsFailures = new TlsFailureLog(logger.child({ component: 'tls' }));
     // every method of the observer interface: the ones all observers have, and the optional
     // ones the request metrics implement
     const methods = new Set([...Object.keys(NO_OBSERVER), ...Object.getOwnPropertyNames(TrafficMetrics.prototype)]);
@@ -161,7 +165,7 @@ export class Sidecar {
    * the hot path entirely; process, identity and build metrics are still exported.
    */
   private buildObservers(config: SidecarConfig): TrafficObserver[] {
-    const observers: TrafficObserver[] = [];
+    const observers: TrafficObserver[] = [this.tlsFailures];
     if (config.metrics.requests) observers.push(this.traffic);
     if (config.log.access) observers.push(new AccessLog(this.logger, config.metrics.requests ? (record) => this.traffic.routeOf(record) : undefined));
     return observers;
@@ -255,7 +259,7 @@ export class Sidecar {
         return { applied: result.applied, restartRequired: result.restartRequired };
       },
       metrics: (accept: string | undefined) => this.metrics.renderFor(accept),
-      views: { '/endpoints': () => ({ endpoints: this.traffic.endpoints() }) },
+      views: { '/endpoints': () => ({ endpoints: this.traffic.endpoints() }), '/debug/tls': () => ({ failures: this.tlsFailures.recent() }) },
     };
   }
 

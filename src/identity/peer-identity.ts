@@ -8,9 +8,11 @@ import { MeshcarError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
 import { peerPathValidity, validityProblem } from './peer-validity.js';
+import type { TlsFailureReason } from '../metrics/traffic.js';
+import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 
 /** Matches the `reason` label of meshcar_tls_handshake_failures_total. */
-export type PeerRefusalReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'bad_identity' | 'other';
+export type PeerRefusalReason = TlsFailureReason;
 
 export type PeerIdentityResult =
   | {
@@ -54,9 +56,7 @@ export function spiffeIdOfCertificate(cert: X509Certificate, trustDomain: string
 /** Maps Node's chain-verification verdict (socket.authorizationError) to a refusal reason. */
 export function classifyAuthorizationError(error: Error | string | null | undefined): PeerRefusalReason {
   const code = typeof error === 'string' ? error : (error as { code?: string } | null | undefined)?.code ?? String(error);
-  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return 'expired';
-  if (/UNABLE_TO_GET_ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE/.test(code)) return 'unknown_ca';
-  return 'other';
+  return classifyTlsErrorCode(code) ?? 'other';
 }
 
 /**
@@ -75,7 +75,7 @@ export function peerIdentity(socket: TLSSocket, trustDomain: string, nowMs = Dat
   const resumed = socket.isSessionReused();
   const window = peerPathValidity(cert, resumed);
   const problem = validityProblem(window, nowMs);
-  if (problem !== undefined) return { ok: false, reason: 'expired', message: `the peer certificate path ${problem}${resumed ? ' (resumed TLS session)' : ''}` };
+  if (problem !== undefined) return { ok: false, reason: problem.startsWith('expired') ? 'expired' : 'not_yet_valid', message: `the peer certificate path ${problem}${resumed ? ' (resumed TLS session)' : ''}` };
   const id = spiffeIdOfCertificate(cert, trustDomain);
   if (typeof id === 'string') return { ok: false, reason: 'bad_identity', message: id };
   return { ok: true, id, certificate: cert, expiresAtMs: window.notAfterMs };
@@ -93,10 +93,12 @@ export function verifyServerSpiffeId(expectedId: string): (hostname: string, cer
   const expected = tryParseSpiffeId(expectedId);
   if (typeof expected === 'string') throw new MeshcarError('identity_invalid', `"${expectedId}" is not a SPIFFE ID: ${expected}`);
   return (_hostname, cert) => {
-    if (!cert || !cert.raw) return new MeshcarError('upstream_identity_mismatch', `expected ${expectedId}, but the server presented no certificate`);
+    // tlsReason: the handshake failure's label (no usable ID, or a valid one that is not the expected)
+    const refuse = (message: string, tlsReason: TlsFailureReason) => Object.assign(new MeshcarError('upstream_identity_mismatch', message), { tlsReason });
+    if (!cert || !cert.raw) return refuse(`expected ${expectedId}, but the server presented no certificate`, 'bad_identity');
     const id = spiffeIdOfUris(cachedUriSans(cert.fingerprint256, () => new X509Certificate(cert.raw)), expected.trustDomain);
-    if (typeof id === 'string') return new MeshcarError('upstream_identity_mismatch', `expected ${expectedId}: ${id}`);
-    if (id.uri !== expectedId) return new MeshcarError('upstream_identity_mismatch', `expected ${expectedId}, but the server is ${id.uri}`);
+    if (typeof id === 'string') return refuse(`expected ${expectedId}: ${id}`, 'bad_identity');
+    if (id.uri !== expectedId) return refuse(`expected ${expectedId}, but the server is ${id.uri}`, 'identity_mismatch');
     return undefined;
   };
 }

@@ -13,6 +13,9 @@ import { classifyAuthorizationError, peerIdentity, type PeerRefusalReason } from
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
+import { classifyTlsErrorCode } from '../tls-failures/codes.js';
+import { inboundFailure } from '../tls-failures/describe.js';
+import { watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
 
 export interface TlsListenerOptions {
   readonly identity: WorkloadIdentity;
@@ -37,12 +40,14 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
   });
   // new handshakes use the rotated certificate; open connections keep theirs
   identity.attachServer(server);
+  // a refused caller's certificate, for the words of the failure (issuer, dates, ID)
+  watchServerPeerCertificates(server);
 
   server.on('secureConnection', (socket: TLSSocket) => {
     const result = peerIdentity(socket, trustDomain);
     if (!result.ok) {
-      observer.tlsHandshakeFailed('inbound', result.reason);
-      logger.warn({ reason: result.reason, remote: socket.remoteAddress, resumed: socket.isSessionReused(), detail: result.message }, 'inbound connection refused');
+      observer.tlsHandshakeFailed('inbound', result.reason, inboundFailure(socket, result.reason, result.message));
+      logger.debug({ reason: result.reason, remote: socket.remoteAddress, resumed: socket.isSessionReused(), detail: result.message }, 'inbound connection refused');
       socket.destroy();
       return;
     }
@@ -52,7 +57,7 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
     const reason = handshakeFailureReason(err, socket);
     if (reason === undefined) return; // the client left before saying anything: not a TLS failure
-    observer.tlsHandshakeFailed('inbound', reason);
+    observer.tlsHandshakeFailed('inbound', reason, inboundFailure(socket, reason, err));
     logger.debug({ reason, code: err.code, authorizationError: socket.authorizationError, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
   });
 
@@ -69,5 +74,5 @@ export function handshakeFailureReason(err: { code?: string }, socket: TLSSocket
   const verdict = socket.authorizationError as unknown as string | Error | null | undefined;
   if (verdict) return classifyAuthorizationError(verdict);
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return undefined;
-  return 'other';
+  return classifyTlsErrorCode(err.code) ?? 'other';
 }

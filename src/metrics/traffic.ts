@@ -22,11 +22,25 @@ export interface RequestRecord {
   readonly bytesOut?: number;
 }
 
-export type TlsFailureReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'bad_identity' | 'other';
+/**
+ * Why a TLS handshake failed (the `reason` label; src/tls-failures/ says each in words):
+ * no_client_cert, unknown_ca (chain not to our bundle), expired, not_yet_valid, bad_identity
+ * (SPIFFE ID missing, several, or of another trust domain), identity_mismatch (a valid ID, but not
+ * the expected one), protocol (not TLS, no common TLS version or ALPN protocol), other.
+ */
+export type TlsFailureReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'bad_identity' | 'identity_mismatch' | 'protocol' | 'other';
+
+/** One failed handshake in words, for the log line and GET /debug/tls. */
+export interface TlsFailureDetail {
+  /** The other end: host:port. */
+  readonly peer: string;
+  /** The reason in words a service owner acts on (who, which CA, which date, which ID). */
+  readonly message: string;
+}
 
 export interface TrafficObserver {
   requestFinished(record: RequestRecord): void;
-  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason): void;
+  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason, detail?: TlsFailureDetail): void;
   /** +1 when an HTTP/2 session to an upstream opens, -1 when it closes. */
   upstreamSessionsChanged(upstream: string, delta: number): void;
   upstreamStreamsChanged(upstream: string, delta: number): void;

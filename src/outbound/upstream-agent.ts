@@ -25,6 +25,7 @@ import { MeshcarError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
+import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-certificate.js';
 
 const kEndpoint = Symbol('meshcar.endpoint');
 const realPeerX509 = tls.TLSSocket.prototype.getPeerX509Certificate;
@@ -66,11 +67,13 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
       session: options.session,
     });
     socket.setNoDelay(true);
+    // the server's certificate, should the handshake fail: the failure is described with it
+    watchPeerCertificate(socket);
     if (options.onTicket) socket.on('session', options.onTicket);
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();
-      reject(err);
+      reject(withPeerCertificate(err, socket));
     };
     const onTimeout = () => fail(Object.assign(new Error(`connecting to ${endpoint.key} timed out`), { code: 'ETIMEDOUT' }));
     const onSecure = () => {
@@ -115,7 +118,7 @@ export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsCon
   }
   if (socket.alpnProtocol !== 'h2') {
     socket.destroy();
-    throw new MeshcarError('bad_gateway', `${key} did not negotiate HTTP/2 (ALPN ${String(socket.alpnProtocol)})`);
+    throw Object.assign(new MeshcarError('bad_gateway', `${key} did not negotiate HTTP/2 (ALPN ${String(socket.alpnProtocol)}), expected h2`), { tlsReason: 'protocol' as const });
   }
   return socket;
 }

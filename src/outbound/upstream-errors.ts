@@ -5,6 +5,7 @@
 
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { TlsFailureReason } from '../metrics/traffic.js';
+import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 
 /** Chain or identity failures: the server could not prove it is the upstream we expect. */
 const IDENTITY_CODES = new Set([
@@ -34,17 +35,19 @@ function codeOf(err: unknown): string {
 /** A failure to get a stream: no byte of the request reached the upstream. */
 export function classifyConnectError(err: unknown, endpoint: string): ConnectFailure {
   if (isMeshcarError(err)) {
-    return { error: err, tlsReason: err.code === 'upstream_identity_mismatch' ? 'bad_identity' : undefined };
+    // verifyServerSpiffeId and the ALPN check name their handshake failure (tlsReason)
+    const named = (err as { tlsReason?: TlsFailureReason }).tlsReason;
+    return { error: err, tlsReason: named ?? (err.code === 'upstream_identity_mismatch' ? 'bad_identity' : undefined) };
   }
   const code = codeOf(err);
   if (IDENTITY_CODES.has(code)) {
-    const tlsReason: TlsFailureReason = code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID' ? 'expired' : 'unknown_ca';
+    const tlsReason: TlsFailureReason = classifyTlsErrorCode(code) ?? 'unknown_ca';
     return {
       error: new MeshcarError('upstream_identity_mismatch', `${endpoint} presented a certificate we cannot trust: ${describeError(err)}`, { cause: err }),
       tlsReason,
     };
   }
-  const tlsReason: TlsFailureReason | undefined = code.startsWith('ERR_SSL_') ? 'other' : undefined;
+  const tlsReason: TlsFailureReason | undefined = classifyTlsErrorCode(code);
   return {
     error: new MeshcarError('upstream_unavailable', `could not reach ${endpoint}: ${describeError(err)}`, { cause: err }),
     tlsReason,

@@ -26,6 +26,7 @@ import { classifyConnectError, isBadRequestError, isSessionClosingError } from '
 import { DEFAULT_IDLE_TIMEOUT_MS, RetryPolicy } from './retry.js';
 import { BALANCER_DEFAULTS, CIRCUIT_DEFAULTS, EndpointHealth, OUTLIER_DEFAULTS } from './balancer.js';
 import type { CircuitBreakerConfig } from '../config/traffic-config.js';
+import { outboundFailure } from '../tls-failures/describe.js';
 
 // what the pool notes on each of its streams, read by its shared 'response' and 'close' listeners
 const ENDPOINT = Symbol('meshcar.endpoint');
@@ -365,7 +366,7 @@ export class UpstreamPool {
       } catch (err) {
         if (err instanceof MeshcarError && err.code === 'bad_request') throw err;
         const failure = classifyConnectError(err, endpoint.key);
-        if (failure.tlsReason) this.deps.observer.tlsHandshakeFailed('outbound', failure.tlsReason);
+        if (failure.tlsReason) this.deps.observer.tlsHandshakeFailed('outbound', failure.tlsReason, outboundFailure(endpoint.key, failure.tlsReason, err));
         const now = Date.now();
         if (endpoint.downUntil <= now) {
           this.deps.logger.warn({ upstream: this.name, endpoint: endpoint.key, code: failure.error.code, err: failure.error.message }, 'upstream endpoint failed');

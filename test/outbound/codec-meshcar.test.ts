@@ -123,7 +123,7 @@ t.test('wrong upstream identity → 502 upstream_identity_mismatch; nothing reac
   t.match(res.json<{ message: string }>().message, /expected spiffe:\/\/mesh\.test\/svc\/payments, but the server is spiffe:\/\/mesh\.test\/svc\/impostor/);
   t.equal(impostor.requests, 0);
   t.equal(fx.outbound.sessionCount('payments'), 0);
-  t.same(fx.observer.tlsFailures, [{ direction: 'outbound', reason: 'bad_identity' }]);
+  t.same(fx.observer.tlsFailures, [{ direction: 'outbound', reason: 'identity_mismatch' }], 'a valid ID, but not the expected one');
 });
 
 t.test('GOAWAY: the request in flight finishes; the next opens a new session (resuming TLS)', async (t) => {

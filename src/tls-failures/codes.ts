@@ -1,0 +1,20 @@
+// OpenSSL and Node error codes of a failed TLS handshake → the reason label. One list, used by
+// the inbound listener, the outbound dial and peer-identity's verdict on a client certificate.
+
+import type { TlsFailureReason } from '../metrics/traffic.js';
+
+const UNKNOWN_CA = /UNABLE_TO_GET_ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE|CERT_REJECTED/;
+/** Not TLS at all, or no TLS version, cipher or ALPN protocol in common. */
+const PROTOCOL = /HTTP_REQUEST|HTTPS_PROXY_REQUEST|NO_APPLICATION_PROTOCOL|UNSUPPORTED_PROTOCOL|WRONG_VERSION_NUMBER|PROTOCOL_VERSION|NO_SHARED_CIPHER|NO_PROTOCOLS_AVAILABLE|VERSION_TOO_LOW|PACKET_LENGTH_TOO_LONG/;
+
+/** The reason for a handshake error or verification code; undefined when it is not a TLS failure. */
+export function classifyTlsErrorCode(code: string | undefined): TlsFailureReason | undefined {
+  if (!code) return undefined;
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE' || code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED') return 'no_client_cert';
+  if (code === 'CERT_HAS_EXPIRED') return 'expired';
+  if (code === 'CERT_NOT_YET_VALID') return 'not_yet_valid';
+  if (UNKNOWN_CA.test(code)) return 'unknown_ca';
+  if (PROTOCOL.test(code)) return 'protocol';
+  if (code.startsWith('ERR_SSL_') || code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'other';
+  return undefined;
+}

@@ -1,0 +1,87 @@
+// A failed handshake in words a service owner acts on: who was on the other end, and what was
+// wrong with them (no certificate; a certificate from an unknown CA, naming its issuer and key
+// id; expired at T; not valid before T; no usable SPIFFE ID; the wrong one; not TLS, or no
+// common TLS version or ALPN protocol). Called where a failure is counted; never throws.
+
+import type { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { describeError } from '../errors.js';
+import type { TlsFailureDetail, TlsFailureReason } from '../metrics/traffic.js';
+import { uriSans } from '../pki/x509-read.js';
+import { authorityKeyId, peerCertificateOf, peerCertificateOfError } from './peer-certificate.js';
+
+type Who = 'caller' | 'server';
+
+function codeOf(cause: unknown): string | undefined {
+  const code = (cause as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function oneLine(text: string): string {
+  // OpenSSL's messages carry a source path after a newline: the first line is the sentence
+  return text.split('\n')[0]?.trim() ?? '';
+}
+
+/** `spiffe://mesh.local/svc/x` or, without one URI SAN, the subject. */
+function whoseCertificate(cert: X509Certificate): string {
+  const uris = uriSans(cert);
+  return uris.length === 1 ? (uris[0] as string) : `subject "${cert.subject.replace(/\n/g, ', ')}"`;
+}
+
+function iso(date: string): string {
+  const ms = Date.parse(date);
+  return Number.isNaN(ms) ? date : new Date(ms).toISOString();
+}
+
+function protocolWords(code: string | undefined, fallback: string): string {
+  if (code && /HTTP_REQUEST|HTTPS_PROXY_REQUEST/.test(code)) return 'protocol mismatch: plain HTTP sent to a TLS port (send it to the sidecar\'s outbound port, or use TLS with a client certificate)';
+  if (code && /NO_APPLICATION_PROTOCOL/.test(code)) return 'protocol mismatch: no ALPN protocol in common (meshcar speaks h2 and http/1.1)';
+  if (code && /UNSUPPORTED_PROTOCOL|WRONG_VERSION_NUMBER|PROTOCOL_VERSION|VERSION_TOO_LOW/.test(code)) return 'protocol mismatch: no TLS version in common (TLS 1.2 or 1.3 required)';
+  return `protocol mismatch: ${fallback}`;
+}
+
+/** The words for one failure; `cert` is the peer's certificate when it was seen. */
+export function failureWords(reason: TlsFailureReason, who: Who, cert: X509Certificate | undefined, cause: unknown): string {
+  const code = codeOf(cause);
+  const said = cause === undefined ? '' : oneLine(typeof cause === 'string' ? cause : describeError(cause));
+  const its = `the ${who}'s certificate${cert ? ` (${whoseCertificate(cert)})` : ''}`;
+  switch (reason) {
+    case 'no_client_cert':
+      return 'no client certificate: the caller presented none (a client calling the inbound port directly, without a sidecar of its own?)';
+    case 'unknown_ca': {
+      if (!cert) return `certificate from an unknown CA: ${its} does not chain to our trust bundle${code ? ` (${code})` : ''}`;
+      const keyId = authorityKeyId(cert);
+      return `certificate from an unknown CA: ${its} was issued by "${cert.issuer.replace(/\n/g, ', ')}"${keyId ? ` (key id ${keyId})` : ''}, which is not in our trust bundle`;
+    }
+    case 'expired':
+      // the path's own verdict first: on a resumed session it may be the issuer that expired
+      if (/expired at/.test(said)) return `${its} ${said.replace(/^the peer certificate( path)? /, 'path ')}`;
+      return cert ? `${its} expired at ${iso(cert.validTo)}` : `${its} has expired`;
+    case 'not_yet_valid':
+      return cert ? `${its} is not valid before ${iso(cert.validFrom)} (a clock out of step?)` : `${its} is not valid yet: ${said}`;
+    case 'bad_identity':
+      return `no usable SPIFFE ID: ${said}`;
+    case 'identity_mismatch':
+      return `identity mismatch: ${said}`;
+    case 'protocol':
+      return protocolWords(code, said);
+    default:
+      return `TLS handshake failed: ${said || 'no reason given'}`;
+  }
+}
+
+function hostPort(address: string | undefined, port: number | undefined): string {
+  if (!address) return 'unknown';
+  const host = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return host.includes(':') ? `[${host}]:${port ?? 0}` : `${host}:${port ?? 0}`;
+}
+
+/** An inbound failure: the caller on `socket`, refused for `reason`, with what said why. */
+export function inboundFailure(socket: TLSSocket, reason: TlsFailureReason, cause: unknown): TlsFailureDetail {
+  return { peer: hostPort(socket.remoteAddress, socket.remotePort), message: failureWords(reason, 'caller', peerCertificateOf(socket), cause) };
+}
+
+/** An outbound failure: the dial to `endpoint` (host:port) failed with `err`. */
+export function outboundFailure(endpoint: string, reason: TlsFailureReason, err: unknown): TlsFailureDetail {
+  return { peer: endpoint, message: failureWords(reason, 'server', peerCertificateOfError(err), err) };
+}

@@ -1,0 +1,80 @@
+// Failed TLS handshakes, where an operator looks: one warn log line per failure, at most one per
+// peer address per window (the next line says how many were left out), and the last 100 with
+// the same fields for GET /debug/tls, newest first. Every failure is recorded; only the log is
+// rate-limited, so a scanner or a misconfigured client cannot flood it.
+
+import type { Logger } from 'pino';
+import type { Direction, TlsFailureDetail, TlsFailureReason } from '../metrics/traffic.js';
+
+export interface TlsFailureEntry {
+  readonly time: string;
+  readonly direction: Direction;
+  readonly peer: string;
+  readonly reason: TlsFailureReason;
+  readonly message: string;
+}
+
+export interface FailureLogOptions {
+  /** Per peer address, at most one log line this often (default 10 s). */
+  readonly windowMs?: number;
+  /** Entries kept for /debug/tls (default 100). */
+  readonly capacity?: number;
+}
+
+/** Peer addresses remembered for the rate limit; beyond this the oldest are forgotten. */
+const MAX_PEERS = 4096;
+
+export class TlsFailureLog {
+  private readonly entries: TlsFailureEntry[] = [];
+  private next = 0;
+  private readonly lastLogged = new Map<string, { at: number; suppressed: number }>();
+  private readonly windowMs: number;
+  private readonly capacity: number;
+
+  constructor(
+    private readonly logger: Logger,
+    options: FailureLogOptions = {},
+  ) {
+    this.windowMs = options.windowMs ?? 10_000;
+    this.capacity = options.capacity ?? 100;
+  }
+
+  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason, detail?: TlsFailureDetail): void {
+    const entry: TlsFailureEntry = { time: new Date().toISOString(), direction, peer: detail?.peer ?? 'unknown', reason, message: detail?.message ?? reason };
+    if (this.entries.length < this.capacity) this.entries.push(entry);
+    else this.entries[this.next] = entry;
+    this.next = (this.next + 1) % this.capacity;
+    this.maybeLog(entry);
+  }
+
+  /** The kept failures, newest first. */
+  recent(): TlsFailureEntry[] {
+    const ordered = this.entries.length < this.capacity ? [...this.entries] : [...this.entries.slice(this.next), ...this.entries.slice(0, this.next)];
+    return ordered.reverse();
+  }
+
+  private maybeLog(entry: TlsFailureEntry): void {
+    // the address without the port: each connection comes from a new port
+    const address = entry.peer.replace(/:\d+$/, '');
+    const now = Date.now();
+    const seen = this.lastLogged.get(address);
+    if (seen && now - seen.at < this.windowMs) {
+      seen.suppressed += 1;
+      return;
+    }
+    if (!seen && this.lastLogged.size >= MAX_PEERS) this.lastLogged.delete(this.lastLogged.keys().next().value as string);
+    const suppressed = seen?.suppressed ?? 0;
+    this.lastLogged.delete(address);
+    this.lastLogged.set(address, { at: now, suppressed: 0 });
+    const more = suppressed > 0 ? ` (and ${suppressed} more from ${address} in the last ${Math.round((now - (seen?.at ?? now)) / 1000)} s, not logged)` : '';
+    this.logger.warn(
+      { direction: entry.direction, peer: entry.peer, reason: entry.reason, ...(suppressed > 0 ? { suppressed } : {}) },
+      `TLS handshake failed, ${entry.direction} ${entry.direction === 'inbound' ? 'from' : 'to'} ${entry.peer}: ${entry.message}${more}`,
+    );
+  }
+
+  // the rest of the observer interface: nothing to do
+  requestFinished(): void {}
+  upstreamSessionsChanged(): void {}
+  upstreamStreamsChanged(): void {}
+}
