@@ -20,6 +20,7 @@ import { execFileAsync } from '../helpers/ca.js';
 import { metricValue, waitFor } from '../helpers/mesh.js';
 import { netnsUnavailable, pidAlive, SUBNET_PREFIX as NET, TestNetwork } from '../helpers/netns.js';
 import { closeDoors, DnsServer, meshcarIn, startAgent, Traffic, viaDoor } from '../helpers/netns-mesh.js';
+import type { MeshcarProcess } from '../helpers/process.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 const NAME = 'orders.mesh.test';
@@ -92,19 +93,21 @@ t.test('a mesh across four hosts with DNS discovery', { skip: skip ?? false }, a
     `    orders: {endpoints: ["dns:${NAME}:${INBOUND}"], identity: "spiffe://mesh.local/svc/orders", timeout: 3s}`, ...tail];
   const ordersLines = (host: Host, ttl: string, extra: string[] = []) => [...common('orders'), ...identity(host, 'orders', ttl), ...extra, 'inbound:', `  listen: "${IP[host]}:${INBOUND}"`, `  app: "http://127.0.0.1:${APP}"`,
     '  timeout: 3s', '  authorize: [{from: ["spiffe://mesh.local/svc/frontend"]}]', ...tail];
-  const sidecars = {
+  const sidecars: Partial<Record<Host, MeshcarProcess>> = {
     h1: sidecar('h1', frontendLines),
     h2: sidecar('h2', ordersLines('h2', '1h')),
     h3: sidecar('h3', ordersLines('h3', '1h')),
-    // short-lived SVIDs renewed early: a renewal falls inside the CA outage below
-    h4: sidecar('h4', ordersLines('h4', '20s', ['  renewal: {from: 0.15, to: 0.2}'])),
   };
-  const ready = (host: Host, ms = 30_000) => sidecars[host].waitFor((l) => l.msg === 'sidecar ready', ms);
+  const ready = (host: Host, ms = 30_000) => (sidecars[host] as MeshcarProcess).waitFor((l) => l.msg === 'sidecar ready', ms);
   await Promise.all([ready('h1'), ready('h2'), ready('h3')]);
   t.comment(`network, DNS, CA and three sidecars up in ${Date.now() - t0} ms`);
 
   await t.test('a sidecar that cannot reach the CA starts once it can', async (t) => {
-    await sidecars.h4.waitFor((l) => Number(l.level) >= 40 && /unreachable/.test(String(l.msg)), 10_000);
+    // started now, with its link down: its first-contact retries (30 s) all fall in this test.
+    // Short-lived SVIDs renewed early: a renewal falls inside the CA outage further down.
+    const h4 = sidecar('h4', ordersLines('h4', '20s', ['  renewal: {from: 0.15, to: 0.2}']));
+    sidecars.h4 = h4;
+    await h4.waitFor((l) => Number(l.level) >= 40 && /unreachable/.test(String(l.msg)), 10_000);
     t.equal((await viaDoor(door('h4'), ADMIN, '/ready')).status, 503, 'host 4 is not ready while its link is down');
     const upAt = Date.now();
     await net.setLink('h4', true);
@@ -126,8 +129,9 @@ t.test('a mesh across four hosts with DNS discovery', { skip: skip ?? false }, a
   let killFailures = 0;
   await t.test('SIGKILL of host 3\'s sidecar under traffic', async (t) => {
     const killedAt = Date.now();
-    sidecars.h3.child.kill('SIGKILL');
-    await sidecars.h3.exited();
+    const h3 = sidecars.h3 as MeshcarProcess;
+    h3.child.kill('SIGKILL');
+    await h3.exited();
     const before = traffic.calls.length;
     await traffic.until(() => traffic.calls.length >= before + 300 && Date.now() - killedAt >= 2000, 15_000, '300 calls after the kill');
     const failed = traffic.failures(killedAt);

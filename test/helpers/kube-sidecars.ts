@@ -10,6 +10,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import type tap from 'tap';
 import { parse } from 'yaml';
 import { parseDuration } from '../../src/config/duration.js';
 import { podSpec, type KubeObject } from './kustomize.js';
@@ -21,7 +22,7 @@ const VERSION = (JSON.parse(await readFile(new URL('../../package.json', import.
 const IMAGE_UID = 1000;
 const POD_IP = '10.244.1.7';
 
-type Tap = { ok(v: unknown, m?: string): void; equal(a: unknown, b: unknown, m?: string): void; same(a: unknown, b: unknown, m?: string): void; match(a: unknown, b: RegExp, m?: string): void; fail(m: string): void };
+type Tap = Parameters<Parameters<typeof tap.test>[0]>[0];
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- manifests are checked field by field
 
 /** Deployments with a meshcar container that runs a sidecar (not the CA). */
@@ -180,7 +181,10 @@ export async function checkDiscovery(t: Tap, objects: readonly KubeObject[]): Pr
     const { config } = sidecarConfig(objects, caller);
     for (const [name, upstream] of Object.entries((config.outbound?.upstreams ?? {}) as Obj)) {
       const m = /^dns:([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)$/.exec(upstream.endpoints[0]);
-      if (!m) return t.fail(`${caller.metadata.name} → ${name}: ${upstream.endpoints[0]} is not a Service's cluster DNS name`);
+      if (!m) {
+        t.fail(`${caller.metadata.name} → ${name}: ${upstream.endpoints[0]} is not a Service's cluster DNS name`);
+        continue;
+      }
       const [, service, namespace, port] = m;
       const svc = find(objects, 'Service', service as string);
       t.equal(svc?.metadata.namespace, namespace, `Service ${service} is in namespace ${namespace}`);
