@@ -1,0 +1,210 @@
+// The CA's whole lifecycle under traffic, as an operator runs it: a CA process with 3-second
+// leaves, sidecars `orders` (inbound) and `frontend` (outbound to orders) polling the bundle every
+// 500 ms, and, while `meshcar ca rotate-issuer`, `root add`, `root activate` and `root retire` run
+// one after the other: requests through the mesh every 100 ms, a fresh mutual-TLS handshake to
+// orders every 250 ms from a probe that gets its own certificates from the CA like a workload,
+// and one long-lived HTTP/2 session into orders carrying a request every 250 ms. Not one of them
+// may fail. The long-lived session's client holds an hour-long certificate of the old root
+// (signed in-process: the CA's 3 s cap would otherwise end the session, as the inbound closes a
+// caller's connection when its certificate expires); that it is still the same connection at
+// the end shows the trust swaps dropped nothing. A third sidecar, `billing`, is down from before
+// `root add` until after `root activate`, with only the old root in its configured bundle, and
+// still joins and calls orders. At the end the sidecars' leaves chain to the new root alone
+// (openssl verify against bundle.pem, which holds only that root), and the CA's and sidecars'
+// metrics pass promtool. The figures (failures, duration of each step) are printed.
+
+import t from 'tap';
+import http2 from 'node:http2';
+import tls from 'node:tls';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startMeshCa, startSidecar, launchSidecar, metricValue, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { callCa, openssl, promtoolCheck, runCli } from '../helpers/ca.js';
+import { openAuthority } from '../../src/ca/commands.js';
+import { generateWorkloadKey } from '../../src/pki/keys.js';
+import { buildCsr } from '../../src/pki/csr.js';
+import { splitPemCertificates } from '../../src/pki/der.js';
+import type { CaStatus } from '../../src/ca/status.js';
+
+const PROBE = 'spiffe://mesh.local/svc/probe';
+let ca: MeshCa;
+let app: TestApp;
+t.before(async () => {
+  ca = await startMeshCa(t.testdir(), { maxTtl: '3s' });
+  app = await startEchoApp();
+});
+t.teardown(async () => {
+  await ca?.stop();
+  await app?.close();
+});
+
+/** A workload in the test: certificates from the CA (token, then renewal over mTLS), a fresh handshake per call. */
+class Probe {
+  private creds: { chain: string; key: string; bundle: string; notAfter: number; lifetime: number } | undefined;
+  constructor(private readonly token: string) {}
+
+  private async credentials() {
+    const c = this.creds;
+    if (c && c.notAfter - Date.now() > c.lifetime / 2) return c;
+    const keys = await generateWorkloadKey();
+    const csr = await buildCsr(createPrivateKey(keys.privateKeyPem), createPublicKey(keys.publicKeyPem), PROBE);
+    const trust = c?.bundle ?? (await readFile(ca.bundlePath, 'utf8'));
+    const auth = c ? { cert: c.chain, key: c.key } : { headers: { authorization: `Bearer ${this.token}` } };
+    const res = await callCa(ca.url, { method: 'POST', path: '/v1/sign', body: JSON.stringify({ csr }), ca: trust, ...auth });
+    if (res.status !== 200) throw new Error(`probe certificate: ${res.status} ${res.text}`);
+    const body = res.json() as Record<string, string>;
+    const leaf = new X509Certificate(body.certificate as string);
+    this.creds = { chain: body.chain as string, key: keys.privateKeyPem, bundle: body.bundle as string, notAfter: Date.parse(leaf.validTo), lifetime: Date.parse(leaf.validTo) - Date.parse(leaf.validFrom) };
+    return this.creds;
+  }
+
+  /** A new TLS connection to orders; resolves with the issuer of the certificate orders served. */
+  async handshake(port: number): Promise<X509Certificate> {
+    const c = await this.credentials();
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, cert: c.chain, key: c.key, ca: c.bundle, ALPNProtocols: ['http/1.1'], checkServerIdentity: () => undefined }, () => {
+        const raw = socket.getPeerCertificate(true).issuerCertificate?.raw;
+        const served = raw ? new X509Certificate(raw) : undefined;
+        socket.write('GET /headers HTTP/1.1\r\nhost: orders\r\nconnection: close\r\n\r\n');
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString()));
+        socket.on('end', () => (text.startsWith('HTTP/1.1 200') && served ? resolve(served) : reject(new Error(`answer: ${text.slice(0, 80)}`))));
+      });
+      socket.on('error', reject);
+    });
+  }
+}
+
+const identityDir = (s: { configFile: string }) => join(ca.dir, `id-${basename(s.configFile, '.yaml')}`);
+const leafOf = async (s: { configFile: string }) => readFile(join(identityDir(s), 'svid.crt'), 'utf8');
+const bundleRoots = async (s: RunningSidecar) => metricValue((await s.admin('/metrics')).body, 'meshcar_identity_bundle_roots');
+const chainsTo = (chainPem: string, rootPem: string) => new X509Certificate(splitPemCertificates(chainPem)[1] as string).checkIssued(new X509Certificate(rootPem));
+
+async function untilAllowed(): Promise<void> {
+  const status = JSON.parse((await runCli(['ca', 'status', '--dir', ca.caDir, '--json'])).stdout) as CaStatus;
+  const wait = Date.parse(status.rootRotation.next?.allowedFrom ?? '') - Date.now();
+  if (wait > 0) await sleep(wait + 50);
+}
+
+t.test('rotate-issuer and a full root rotation under traffic: zero failed requests', async (t) => {
+  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, bundleRefresh: '500ms' });
+  const toOrders = [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }];
+  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: toOrders, bundleRefresh: '500ms' });
+  // billing's configured bundle is a copy made now: the old root only, for good
+  const installedBundle = join(ca.dir, 'installed-bundle.pem');
+  await copyFile(ca.bundlePath, installedBundle);
+  const billingSpec = { service: 'billing', upstreams: toOrders, bundleRefresh: '500ms', bundle: installedBundle };
+  let billing: RunningSidecar | undefined = await startSidecar(ca, billingSpec);
+  t.teardown(() => Promise.all([frontend.stop(), orders.stop(), billing?.stop()]));
+  const oldRoot = await readFile(join(ca.caDir, 'root.crt'), 'utf8');
+
+  // the long-lived HTTP/2 session, from a client with an hour-long certificate of the old root
+  const authority = await openAuthority(ca.caDir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
+  const sessionKeys = await generateWorkloadKey();
+  const sessionCert = await authority.issue('spiffe://mesh.local/svc/dashboard', createPublicKey(sessionKeys.publicKeyPem).export({ type: 'spki', format: 'der' }), 3_600_000);
+  const session = http2.connect(`https://127.0.0.1:${orders.inboundPort}`, { key: sessionKeys.privateKeyPem, cert: sessionCert.chain, ca: oldRoot, checkServerIdentity: () => undefined });
+  t.teardown(() => session.close());
+  const failures: string[] = [];
+  session.on('close', () => failures.push('the long-lived HTTP/2 session closed'));
+  await new Promise<void>((resolve, reject) => session.once('connect', () => resolve()).once('error', reject));
+  const sessionPort = session.socket.localPort;
+
+  const counts = { mesh: 0, handshakes: 0, session: 0, billing: 0 };
+  let running = true;
+  t.teardown(() => {
+    running = false;
+  });
+  const loop = async (every: number, what: keyof typeof counts, call: () => Promise<unknown>) => {
+    while (running) {
+      try {
+        await call();
+        counts[what]++;
+      } catch (err) {
+        failures.push(`${what}: ${(err as Error).message}`);
+      }
+      await sleep(every);
+    }
+  };
+  const meshCall = (port: number) => async () => {
+    const res = await request(port, { path: '/headers', headers: { host: 'orders' } });
+    if (res.status !== 200) throw new Error(`${res.status} ${res.body.toString().slice(0, 120)}`);
+  };
+  const sessionCall = () =>
+    new Promise<void>((resolve, reject) => {
+      const stream = session.request({ ':path': '/headers', host: 'orders' });
+      stream.on('response', (h) => (h[':status'] === 200 ? stream.resume().on('end', resolve) : reject(new Error(`status ${h[':status']}`))));
+      stream.on('error', reject);
+      stream.end();
+    });
+  const probe = new Probe((await readFile(await ca.tokenFile('probe'), 'utf8')).trim());
+  let lastServedIssuer: X509Certificate | undefined;
+  const loops = [
+    loop(100, 'mesh', meshCall(frontend.outboundPort)),
+    loop(250, 'handshakes', async () => (lastServedIssuer = await probe.handshake(orders.inboundPort))),
+    loop(250, 'session', sessionCall),
+  ];
+  const steps: Array<{ step: string; commandMs: number; doneMs: number }> = [];
+  const step = async (name: string, args: string[], done: () => Promise<boolean>) => {
+    const started = Date.now();
+    const result = await runCli(['ca', ...args, '--dir', ca.caDir]);
+    t.equal(result.code, 0, `${name}: ${result.stdout}${result.stderr}`);
+    const commandMs = Date.now() - started;
+    await waitFor(done, 15_000, `${name} taking effect`);
+    steps.push({ step: name, commandMs, doneMs: Date.now() - started });
+  };
+
+  await step('rotate-issuer', ['rotate-issuer'], async () => {
+    const issuer = await readFile(join(ca.caDir, 'issuer.crt'), 'utf8');
+    const issuedBy = (chain: string) => splitPemCertificates(chain)[1] === new X509Certificate(issuer).toString();
+    return issuedBy(await leafOf(orders)) && issuedBy(await leafOf(frontend));
+  });
+  await billing.stop();
+  billing = undefined;
+  await step('root add', ['root', 'add'], async () => (await bundleRoots(orders)) === 2 && (await bundleRoots(frontend)) === 2);
+  const newRoot = await readFile(join(ca.caDir, 'root-pending.crt'), 'utf8');
+  await untilAllowed();
+  await step('root activate', ['root', 'activate'], async () => chainsTo(await leafOf(orders), newRoot) && chainsTo(await leafOf(frontend), newRoot));
+
+  // billing comes back: its certificate has expired, its configured bundle knows the old root only
+  const back = await launchSidecar(ca, billingSpec);
+  billing = await back.ready();
+  t.equal(await bundleRoots(billing), 2, 'billing rejoined with both roots');
+  loops.push(loop(100, 'billing', meshCall(billing.outboundPort)));
+
+  await untilAllowed();
+  await step('root retire', ['root', 'retire'], async () => (await bundleRoots(orders)) === 1 && (await bundleRoots(frontend)) === 1 && (await bundleRoots(billing as RunningSidecar)) === 1);
+  // one more round of everything on the final trust
+  const after = { ...counts };
+  await waitFor(async () => counts.handshakes > after.handshakes + 2 && counts.mesh > after.mesh + 2 && counts.billing > after.billing + 2 && counts.session > after.session + 2, 10_000, 'traffic after retire').catch((err: Error) => {
+    throw new Error(`${err.message}: counts ${JSON.stringify(counts)} (were ${JSON.stringify(after)}), failures ${JSON.stringify([...new Set(failures)].slice(0, 8))}`);
+  });
+  running = false;
+  await Promise.all(loops);
+
+  t.comment(`failed requests across the rotation: ${failures.length} of ${counts.mesh + counts.handshakes + counts.session + counts.billing} (mesh ${counts.mesh}, new handshakes ${counts.handshakes}, long-lived session ${counts.session}, billing ${counts.billing})`);
+  for (const s of steps) t.comment(`${s.step}: command ${s.commandMs} ms, in effect everywhere after ${s.doneMs} ms`);
+  t.same(failures, [], 'zero failed requests, handshakes or sessions');
+  t.ok(!session.closed && !session.destroyed && session.socket.localPort === sessionPort, 'the long-lived session is the same connection it was before the rotation');
+
+  const bundle = await readFile(ca.bundlePath, 'utf8');
+  t.equal(bundle, newRoot, 'bundle.pem holds only the new root');
+  t.ok(lastServedIssuer?.checkIssued(new X509Certificate(newRoot)), 'the last handshake got a leaf of the new root');
+  const copies = t.testdir();
+  for (const s of [orders, frontend, billing]) {
+    // a copy: a renewal may switch the stored files while openssl reads them
+    const chainFile = join(copies, `${basename(s.configFile, '.yaml')}.crt`);
+    await writeFile(chainFile, await leafOf(s));
+    t.match(await openssl(['verify', '-CAfile', ca.bundlePath, '-untrusted', chainFile, chainFile]), /: OK/, `openssl verifies ${basename(s.configFile, '.yaml')}'s leaf against the new root alone`);
+    t.equal(await bundleRoots(s), 1);
+  }
+  const caMetrics = (await callCa(ca.url, { path: '/metrics', ca: bundle })).text;
+  t.ok(metricValue(caMetrics, 'meshcar_ca_root_expiry_timestamp_seconds{role="active"}'), 'the CA exports the root expiry');
+  t.equal(metricValue(caMetrics, 'meshcar_ca_root_expiry_timestamp_seconds{role="retiring"}'), undefined, 'no retiring root any more');
+  for (const [who, text] of [['CA', caMetrics], ['orders', (await orders.admin('/metrics')).body]] as const) {
+    const checked = await promtoolCheck(text);
+    t.equal(checked.code, 0, `promtool on the ${who}'s metrics: ${checked.output || 'clean'}`);
+  }
+});
