@@ -32,7 +32,7 @@ import { Http2Exchange } from './http2-exchange.js';
 import { InboundRateLimiter } from './rate-limit.js';
 import { isAcceptablePath } from './request-target.js';
 import { attachGuard, guardOf, ResetGuard } from './reset-guard.js';
-import { callerSessionObserver } from './h2-session-observer.js';
+import { h2SessionObserver } from '../http/h2-session-observer.js';
 import { createTlsListener } from './tls-listener.js';
 import { headDeadlineMs, InboundTimeouts, type InboundTimeoutsConfig } from './timeouts.js';
 
@@ -341,12 +341,12 @@ class InboundListener implements Inbound, ExchangeContext {
 
   /** http2.codec meshcar: the caller's h2 connection on meshcar's own codec (the node codec's onSession + onStream). */
   private onMeshcarConnection(socket: TLSSocket, caller: Caller): void {
-    const observer = callerSessionObserver(this.observer, this.logger, caller.id.uri, socket.remoteAddress);
+    const observer = h2SessionObserver('inbound', this.observer, this.logger, caller.id.uri, socket.remoteAddress);
     const conn = new H2Connection(socket, { role: 'server', limits: this.h2Limits, observer });
     (conn as WithCaller)[kCaller] = caller;
     conn.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'inbound HTTP/2 session error'));
     conn.on('stream', (stream: H2Stream, headers: IncomingHeaders, endStream: boolean) => {
-      // no ResetGuard: the codec counts resets itself (see h2-session-observer.ts)
+      // no ResetGuard: the codec counts resets itself (see src/http/h2-session-observer.ts)
       this.handle(new Http2Exchange(stream, headers as IncomingHttpHeaders, !endStream, caller, this, undefined), this.app);
     });
     (socket as WithCaller)[kLifetime]?.limitSession(conn, this.maxSessionAgeMs);

@@ -89,8 +89,9 @@ export class UpstreamPool {
   idleTimeoutMs: number;
   retry: RetryPolicy;
   readonly endpoints: EndpointSet;
-  private readonly agent: UpstreamAgent;
-  /** The sessions when the codec is `meshcar` (the agent then opens none). */
+  /** The sessions when the codec is `node`: http2-wrapper's agent over core http2. */
+  private readonly agent: UpstreamAgent | undefined;
+  /** The sessions when the codec is `meshcar` (no agent then: nothing of http2-wrapper is made). */
   private readonly own: H2SessionPool | undefined;
   private readonly sessions = new Set<ClientHttp2Session>();
   /** Open sessions per endpoint, oldest first: the fast path's candidates. */
@@ -128,12 +129,15 @@ export class UpstreamPool {
       logger: deps.logger,
       ...(settings.lookup ? { lookup: settings.lookup } : {}),
     });
-    this.agent = new UpstreamAgent({
-      identity: deps.identity,
-      expectedId: config.identity,
-      connectTimeoutMs: this.connectTimeoutMs,
-      endpointFor: (host) => this.endpoints.forOriginHost(host),
-    });
+    this.agent =
+      deps.codec === 'meshcar'
+        ? undefined
+        : new UpstreamAgent({
+            identity: deps.identity,
+            expectedId: config.identity,
+            connectTimeoutMs: this.connectTimeoutMs,
+            endpointFor: (host) => this.endpoints.forOriginHost(host),
+          });
     this.own =
       deps.codec === 'meshcar'
         ? new H2SessionPool({
@@ -167,7 +171,7 @@ export class UpstreamPool {
       // closed with no response: a reset, a timeout (cancelled by the forwarder), a dead session
       if (!this[ANSWERED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
     };
-    this.agent.on('session', (session: ClientHttp2Session) => this.adopt(session));
+    this.agent?.on('session', (session: ClientHttp2Session) => this.adopt(session));
     this.endpoints.on('removed', (endpoint) => this.retire(endpoint));
   }
 
@@ -226,7 +230,7 @@ export class UpstreamPool {
     return this.withFailover(first, async (endpoint) => {
       for (;;) {
         try {
-          const stream = this.own ? adaptH2Stream(await this.own.request(endpoint, headers, options)) : await this.agent.request(endpoint.origin, AGENT_OPTIONS, headers, options);
+          const stream = this.own ? adaptH2Stream(await this.own.request(endpoint, headers, options)) : await this.agent!.request(endpoint.origin, AGENT_OPTIONS, headers, options);
           this.countStream(stream, endpoint);
           return { stream, endpoint };
         } catch (err) {
@@ -330,7 +334,7 @@ export class UpstreamPool {
 
   /** New sessions after a rotation do a full handshake, presenting the new certificate. */
   identityRotated(): void {
-    this.agent.forgetTlsSessions();
+    this.agent?.forgetTlsSessions();
     this.own?.forgetTlsSessions();
   }
 
@@ -344,7 +348,7 @@ export class UpstreamPool {
     this.closed = true;
     this.endpoints.stop();
     this.health.close();
-    this.agent.destroy();
+    this.agent?.destroy();
     for (const session of this.sessions) session.destroy();
     this.own?.close();
   }
@@ -409,7 +413,7 @@ export class UpstreamPool {
   /** An address left DNS: its sessions wind down, its TLS ticket goes. */
   private retire(endpoint: UpstreamEndpoint): void {
     this.health.forget(endpoint);
-    this.agent.forgetTlsSessions(endpoint.key);
+    this.agent?.forgetTlsSessions(endpoint.key);
     this.own?.forgetTlsSessions(endpoint.key);
     this.own?.closeGracefully(endpoint);
     for (const session of this.sessions) {
