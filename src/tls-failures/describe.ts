@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import { describeError } from '../errors.js';
 import type { TlsFailureDetail, TlsFailureReason } from '../metrics/traffic.js';
 import { uriSans } from '../pki/x509-read.js';
-import { authorityKeyId, peerCertificateOf, peerCertificateOfError } from './peer-certificate.js';
+import { authorityKeyId, peerCertificateOf, peerCertificateOfError, remoteOf } from './peer-certificate.js';
 
 type Who = 'caller' | 'server';
 
@@ -78,7 +78,8 @@ function hostPort(address: string | undefined, port: number | undefined): string
 
 /** An inbound failure: the caller on `socket`, refused for `reason`, with what said why. */
 export function inboundFailure(socket: TLSSocket, reason: TlsFailureReason, cause: unknown): TlsFailureDetail {
-  return { peer: hostPort(socket.remoteAddress, socket.remotePort), message: failureWords(reason, 'caller', peerCertificateOf(socket), cause) };
+  const remote = remoteOf(socket);
+  return { peer: hostPort(remote.address, remote.port), message: failureWords(reason, 'caller', peerCertificateOf(socket), cause) };
 }
 
 /** An outbound failure: the dial to `endpoint` (host:port) failed with `err`. */

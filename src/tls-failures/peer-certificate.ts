@@ -10,12 +10,13 @@ import forge from 'node-forge';
 import { fromDer } from '../pki/der.js';
 
 const certificates = new WeakMap<TLSSocket, X509Certificate>();
-const watched = new WeakSet<TLSSocket>();
+/** The remote address and port while the socket is open (a socket destroyed by Node forgets them). */
+const remotes = new WeakMap<TLSSocket, { address: string | undefined; port: number | undefined }>();
 
 /** Remembers the peer certificate of `socket` once its handshake is done, verified or not. */
 export function watchPeerCertificate(socket: TLSSocket): void {
-  if (watched.has(socket)) return;
-  watched.add(socket);
+  if (remotes.has(socket)) return;
+  remotes.set(socket, { address: socket.remoteAddress, port: socket.remotePort });
   socket.prependOnceListener('secure', () => {
     // from the raw bytes: getPeerX509Certificate() this early would hand its later callers an
     // object without the verified issuer chain (peer-validity walks it)
@@ -31,6 +32,12 @@ export function watchServerPeerCertificates(server: Server): void {
 
 export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
   return certificates.get(socket);
+}
+
+/** The remote address and port, as seen while the socket was open. */
+export function remoteOf(socket: TLSSocket): { address: string | undefined; port: number | undefined } {
+  const seen = remotes.get(socket);
+  return { address: socket.remoteAddress ?? seen?.address, port: socket.remotePort ?? seen?.port };
 }
 
 const kPeerCertificate = Symbol('meshcar.peerCertificate');

@@ -1,0 +1,174 @@
+// Failed TLS handshakes explained where they happen, on a real sidecar: each kind of failure
+// (inbound: no client certificate, an unknown CA, expired, not yet valid, a foreign SPIFFE ID,
+// plain HTTP on the TLS port; outbound: the wrong identity) gives one warn line in words (once
+// per peer address within the rate limit), its GET /debug/tls entry and its counter. Each kind
+// comes from its own loopback address (127.0.0.x), so each has its own rate limit.
+
+import t from 'tap';
+import net from 'node:net';
+import tls from 'node:tls';
+import http from 'node:http';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makePki, type IssuedLeaf, type TestPki } from '../helpers/pki.js';
+import { memoryLogger, openssl } from '../helpers/ca.js';
+import { freePort } from '../helpers/process.js';
+import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+import { Sidecar } from '../../src/sidecar.js';
+
+const TD = 'mesh.local';
+const ORDERS = `spiffe://${TD}/svc/orders`;
+
+let pki: TestPki;
+let foreign: TestPki;
+let app: TestApp;
+let sidecar: Sidecar;
+let inboundPort: number;
+let adminPort: number;
+let outboundPort: number;
+const lines: Array<Record<string, unknown>> = [];
+
+t.before(async () => {
+  [pki, foreign] = await Promise.all([makePki(TD), makePki(TD)]);
+  const own = await pki.issue(ORDERS);
+  app = await startEchoApp();
+  const dir = t.testdir({ 'svid.crt': own.chainPem, 'svid.key': own.privateKeyPem, 'bundle.pem': pki.bundlePem });
+  // the outbound's upstream is this sidecar's own inbound, under the wrong expected identity
+  inboundPort = await freePort();
+  await writeFile(
+    join(dir, 'orders.yaml'),
+    [
+      `service: orders`,
+      `trustDomain: ${TD}`,
+      `identity: {files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}}`,
+      `inbound: {listen: "0.0.0.0:${inboundPort}", app: "http://127.0.0.1:${app.port}"}`,
+      `outbound: {listen: "127.0.0.1:0", upstreams: {payments: {endpoints: ["127.0.0.1:${inboundPort}"], identity: "spiffe://${TD}/svc/payments"}}}`,
+      `admin: {listen: "127.0.0.1:0"}`,
+      `log: {level: info, access: false}`,
+    ].join('\n'),
+  );
+  sidecar = new Sidecar(await loadSidecarConfig(join(dir, 'orders.yaml')), memoryLogger(lines));
+  const addresses = await sidecar.start();
+  adminPort = addresses.admin.port;
+  outboundPort = addresses.outbound?.port as number;
+});
+t.teardown(async () => {
+  await sidecar?.stop();
+  await app?.close();
+});
+
+function adminGet(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: adminPort, path }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    }).on('error', reject);
+  });
+}
+
+interface Entry {
+  time: string;
+  direction: string;
+  peer: string;
+  reason: string;
+  message: string;
+}
+
+async function entriesFrom(address: string): Promise<Entry[]> {
+  const { failures } = JSON.parse(await adminGet('/debug/tls')) as { failures: Entry[] };
+  return failures.filter((f) => f.peer.startsWith(`${address}:`));
+}
+
+async function counter(direction: string, reason: string): Promise<number> {
+  const match = new RegExp(`^meshcar_tls_handshake_failures_total\\{direction="${direction}",reason="${reason}"\\} (\\d+)$`, 'm').exec(await adminGet('/metrics'));
+  return match ? Number(match[1]) : 0;
+}
+
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} not seen within 10 s`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** One TLS attempt from `localAddress` to the inbound; resolves when the sidecar has closed it. */
+function attempt(localAddress: string, options: tls.ConnectionOptions): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: inboundPort, localAddress, ca: pki.bundlePem, checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'], ...options }, () => socket.write('GET / HTTP/1.1\r\nHost: orders\r\n\r\n'));
+    socket.on('error', () => resolve());
+    socket.on('close', () => resolve());
+    socket.resume();
+  });
+}
+
+function plainHttp(localAddress: string): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port: inboundPort, localAddress }, () => socket.write('GET / HTTP/1.1\r\nHost: orders\r\n\r\n'));
+    socket.on('error', () => resolve());
+    socket.on('close', () => resolve());
+    socket.resume();
+  });
+}
+
+const withCert = (leaf: IssuedLeaf): tls.ConnectionOptions => ({ cert: leaf.chainPem, key: leaf.privateKeyPem });
+
+/** Twice from one address: two entries and +2 on the counter, one log line. */
+async function twice(t: Tap.Test, address: string, reason: string, fail: () => Promise<void>, words: RegExp): Promise<Entry[]> {
+  const before = await counter('inbound', reason);
+  await fail();
+  await fail();
+  await until(async () => (await entriesFrom(address)).length >= 2, `two /debug/tls entries from ${address}`);
+  const entries = await entriesFrom(address);
+  t.equal(entries.length, 2, 'both failures are in /debug/tls');
+  t.match(entries[0], { direction: 'inbound', reason, message: words });
+  t.ok(Date.parse(entries[0]!.time) >= Date.parse(entries[1]!.time), 'newest first');
+  t.equal(await counter('inbound', reason), before + 2, `meshcar_tls_handshake_failures_total{reason="${reason}"} +2`);
+  const logged = lines.filter((l) => l.component === 'tls' && String(l.peer).startsWith(`${address}:`));
+  t.equal(logged.length, 1, 'one log line for the two: rate-limited per peer address');
+  t.equal(logged[0]?.level, 40, 'at warn level');
+  t.match(String(logged[0]?.msg), new RegExp(`^TLS handshake failed, inbound from ${address.replace(/\./g, '\\.')}:\\d+: ${words.source}`));
+  return entries;
+}
+
+t.test('no client certificate', (t) => twice(t, '127.0.0.11', 'no_client_cert', () => attempt('127.0.0.11', {}), /no client certificate: the caller presented none/).then(() => undefined));
+
+t.test('a certificate from an unknown CA: its issuer and key id', async (t) => {
+  const stranger = await foreign.issue(`spiffe://${TD}/svc/frontend`);
+  const entries = await twice(t, '127.0.0.12', 'unknown_ca', () => attempt('127.0.0.12', withCert(stranger)), /certificate from an unknown CA: the caller's certificate \(spiffe:\/\/mesh\.local\/svc\/frontend\) was issued by "[^"]+" \(key id [0-9A-F:]+\), which is not in our trust bundle/);
+  // the key id is the foreign issuer's, as openssl reads it
+  const ski = (await openssl(['x509', '-noout', '-ext', 'subjectKeyIdentifier'], foreign.issuerPem)).split('\n')[1]?.trim();
+  t.match(entries[0]?.message, `(key id ${ski})`);
+});
+
+t.test('an expired certificate: when', async (t) => {
+  const old = await pki.issue(`spiffe://${TD}/svc/frontend`, { now: new Date(Date.now() - 3_600_000), lifetimeMs: 600_000 });
+  await twice(t, '127.0.0.13', 'expired', () => attempt('127.0.0.13', withCert(old)), /the caller's certificate \(spiffe:\/\/mesh\.local\/svc\/frontend\) expired at \d{4}-\d\d-\d\dT[\d:.]+Z/);
+});
+
+t.test('a certificate not valid yet', async (t) => {
+  const early = await pki.issue(`spiffe://${TD}/svc/frontend`, { now: new Date(Date.now() + 3_600_000), lifetimeMs: 3_600_000 });
+  await twice(t, '127.0.0.14', 'not_yet_valid', () => attempt('127.0.0.14', withCert(early)), /the caller's certificate \(spiffe:\/\/mesh\.local\/svc\/frontend\) is not valid before \S+ \(a clock out of step\?\)/);
+});
+
+t.test('a SPIFFE ID of another trust domain', async (t) => {
+  const other = await pki.issueWithUris(['spiffe://acme.internal/svc/frontend']);
+  await twice(t, '127.0.0.15', 'bad_identity', () => attempt('127.0.0.15', withCert(other)), /no usable SPIFFE ID: spiffe:\/\/acme\.internal\/svc\/frontend belongs to trust domain "acme\.internal", not "mesh\.local"/);
+});
+
+t.test('plain HTTP on the TLS port', async (t) => {
+  await twice(t, '127.0.0.16', 'protocol', () => plainHttp('127.0.0.16'), /protocol mismatch: plain HTTP sent to a TLS port/);
+});
+
+t.test('outbound: the upstream is not the identity expected', async (t) => {
+  const before = await counter('outbound', 'identity_mismatch');
+  const res = await request(outboundPort, { path: '/x', headers: { host: 'payments' } });
+  t.equal(res.status, 502);
+  await until(async () => (await counter('outbound', 'identity_mismatch')) > before, 'the outbound counter');
+  const { failures } = JSON.parse(await adminGet('/debug/tls')) as { failures: Entry[] };
+  const entry = failures.find((f) => f.direction === 'outbound');
+  t.match(entry, { peer: `127.0.0.1:${inboundPort}`, reason: 'identity_mismatch', message: /^identity mismatch: expected spiffe:\/\/mesh\.local\/svc\/payments, but the server is spiffe:\/\/mesh\.local\/svc\/orders$/ });
+  t.ok(lines.some((l) => l.component === 'tls' && l.direction === 'outbound' && /^TLS handshake failed, outbound to 127\.0\.0\.1:\d+: identity mismatch: expected/.test(String(l.msg))), 'the log line');
+});
