@@ -67,10 +67,10 @@ function caMaterials(): Promise<string> {
   materials ??= (async () => {
     const dir = await scratch('ca');
     await execFileAsync(process.execPath, [CLI, 'ca', 'init', '--dir', join(dir, 'ca'), '--trust-domain', 'mesh.local']);
-    for (const service of ['orders', 'frontend']) {
-      await execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', join(dir, 'ca'), '--service', service, '--out', join(dir, `${service}.token`)]);
-      await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', join(dir, 'ca'), '--service', service, '--out', join(dir, `svid-${service}`)]);
-    }
+    await Promise.all(['orders', 'frontend'].flatMap((service) => [
+      execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', join(dir, 'ca'), '--service', service, '--out', join(dir, `${service}.token`)]),
+      execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', join(dir, 'ca'), '--service', service, '--out', join(dir, `svid-${service}`)]),
+    ]));
     return dir;
   })();
   return materials;
