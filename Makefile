@@ -78,6 +78,11 @@ image:
 demo: build tools-demo
 	node dist/demo/run-demo.js
 
+## rotate-demo: the demo mesh with 4 s certificates while the CA root rotates (root add, activate, retire); prints each sidecar's roots per step and the failed requests (zero)
+.PHONY: rotate-demo
+rotate-demo: build
+	node dist/demo/rotate-demo.js
+
 ## ca: a new CA for $(TRUST_DOMAIN) in $(CA_DIR) (refuses to overwrite an existing one; FORCE=1 replaces it)
 ca: build
 	@if [ -e $(CA_DIR)/root.crt ] && [ "$(FORCE)" != 1 ]; then echo "make ca: $(CA_DIR) already holds a CA; FORCE=1 make ca replaces it (every certificate it issued stops being trusted)" >&2; exit 1; fi

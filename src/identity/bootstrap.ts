@@ -88,7 +88,13 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     }
   };
 
-  const persist = (next: Svid) => store.save(next);
+  // renewal and bundle refresh both store: one save at a time (the store has a single writer)
+  let saving: Promise<void> = Promise.resolve();
+  const persist = (next: Svid): Promise<void> => {
+    const save = saving.then(() => store.save(next));
+    saving = save.catch(() => undefined);
+    return save;
+  };
   let svid = await store.load(spiffeId);
   if (svid) {
     logger.info({ serial: svid.serialHex, notAfter: svid.notAfter.toISOString() }, 'reusing the SVID stored on disk');

@@ -1,0 +1,100 @@
+// What both demo runners (make demo, make rotate-demo) do with processes and HTTP: start
+// meshcar commands (their warnings shown, their JSON logs not), run a one-shot command, call a
+// port, wait for a sidecar's /ready or a TLS port, and stop everything they started.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+/** The node flags of the `meshcar` launcher (src/cli.ts's first line), for `node dist/cli.js`. */
+const LAUNCHER_FLAGS = ['--max-semi-space-size=4'];
+
+const children: ChildProcess[] = [];
+
+/** A long-running meshcar command (ca serve, run), stopped by stopAll. */
+export function startMeshcar(args: string[], label: string): ChildProcess {
+  const child = spawn(process.execPath, [...LAUNCHER_FLAGS, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`[${label}] ${chunk.toString()}`));
+  // sidecar logs are JSON lines; the demo shows its own summary instead, but warnings matter
+  child.stdout?.on('data', (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) if (/"level":(40|50|60)/.test(line)) process.stdout.write(`[${label}] ${line}\n`);
+  });
+  children.push(child);
+  return child;
+}
+
+/** A one-shot meshcar command; its output goes to ours (or is returned with `capture`). */
+export async function meshcarCommand(args: string[], options: { capture?: boolean } = {}): Promise<string> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', options.capture ? 'pipe' : 'inherit', 'inherit'] });
+  let out = '';
+  child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const code = await new Promise<number | null>((done) => child.once('exit', done));
+  if (code !== 0) throw new Error(`meshcar ${args.join(' ')} failed (exit ${code})`);
+  return out;
+}
+
+const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 16 });
+
+export function httpCall(port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; body: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: keepAlive }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('timed out')));
+    req.end(method === 'POST' ? '{"item":"book"}' : undefined);
+  });
+}
+
+export async function waitReady(port: number, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const status = await httpCall(port, '/ready').then((r) => r.status, () => 0);
+    if (status === 200) return;
+    await sleep(100);
+  }
+  throw new Error(`${what} did not become ready within 30 s`);
+}
+
+/** Until a TLS server answers a handshake on the port (the CA). */
+export async function waitTls(port: number, what: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const up = await new Promise<boolean>((done) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+        socket.destroy();
+        done(true);
+      });
+      socket.on('error', () => done(false));
+    });
+    if (up) return;
+    await sleep(100);
+  }
+  throw new Error(`${what} did not start within 15 s`);
+}
+
+/** SIGTERM to every process started here (SIGKILL after 12 s), and the given servers closed. */
+export async function stopAll(servers: http.Server[] = []): Promise<void> {
+  keepAlive.destroy();
+  for (const server of servers) server.close();
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((done) => {
+          if (child.exitCode !== null || child.signalCode !== null) return done();
+          const timer = setTimeout(() => child.kill('SIGKILL'), 12_000);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            done();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
+  console.log('stopped every process the demo started');
+}

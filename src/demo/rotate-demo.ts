@@ -1,0 +1,115 @@
+// `make rotate-demo`: the demo mesh (CA, orders and frontend with their sidecars) with 4-second
+// leaves, traffic through it all along, and the CA's root rotated in its three steps: root add,
+// root activate, root retire, each run as an operator would (`meshcar ca root ...`) as soon as
+// the CA allows it. After each step it prints the roots each sidecar trusts (read from its
+// stored bundle and its meshcar_identity_bundle_roots gauge) and the failed requests so far;
+// exits 1 if any request failed. Its own folder (certs/rotate-demo) and ports (19xxx), so it
+// runs beside `make demo`.
+
+import { X509Certificate } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startFrontendApp, startOrdersApp } from './apps.js';
+import { httpCall, meshcarCommand, startMeshcar, stopAll, waitReady, waitTls } from './processes.js';
+
+const CONFIG_DIR = resolve(fileURLToPath(new URL('../../config/demo-rotate', import.meta.url)));
+const DIR = 'certs/rotate-demo';
+const CA_DIR = `${DIR}/ca`;
+const PORTS = { ca: 19443, ordersApp: 19080, frontendApp: 19081, frontendOutbound: 19001, ordersAdmin: 19000, frontendAdmin: 19100 };
+const SIDECARS = [
+  { name: 'orders', admin: PORTS.ordersAdmin },
+  { name: 'frontend', admin: PORTS.frontendAdmin },
+] as const;
+
+interface Status {
+  readonly roots: ReadonlyArray<{ role: string; serial: string }>;
+  readonly rootRotation: { next?: { allowedFrom: string } };
+}
+
+const status = async (): Promise<Status> => JSON.parse(await meshcarCommand(['ca', 'status', '--dir', CA_DIR, '--json'], { capture: true })) as Status;
+const short = (serial: string) => serial.slice(0, 8);
+
+/** The roots a sidecar trusts now: its stored bundle, named by the CA's roles. */
+async function trusted(name: string, roles: Map<string, string>): Promise<{ serials: string[]; text: string }> {
+  const pem = await readFile(join(DIR, name, 'bundle.pem'), 'utf8');
+  const serials = (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((c) => new X509Certificate(c).serialNumber.toLowerCase());
+  const gauge = /^meshcar_identity_bundle_roots (\d+)/m.exec((await httpCall(SIDECARS.find((s) => s.name === name)?.admin ?? 0, '/metrics')).body)?.[1];
+  return { serials, text: `${name} trusts ${serials.map((s) => `${short(s)} (${roles.get(s) ?? 'retired'})`).join(', ')} [meshcar_identity_bundle_roots ${gauge}]` };
+}
+
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within 30 s`);
+    await sleep(100);
+  }
+}
+
+async function main(): Promise<void> {
+  await rm(DIR, { recursive: true, force: true });
+  await meshcarCommand(['ca', 'init', '--dir', CA_DIR, '--trust-domain', 'mesh.local']);
+  for (const service of ['orders', 'frontend']) await meshcarCommand(['ca', 'token', '--dir', CA_DIR, '--service', service, '--ttl', '1h', '--out', `${DIR}/${service}.token`], { capture: true });
+  startMeshcar(['ca', 'serve', '--config', join(CONFIG_DIR, 'ca.yaml')], 'ca');
+  await waitTls(PORTS.ca, 'the CA');
+  const apps = await Promise.all([startOrdersApp(PORTS.ordersApp), startFrontendApp(PORTS.frontendApp, PORTS.frontendOutbound)]);
+  startMeshcar(['run', '--config', join(CONFIG_DIR, 'orders.yaml')], 'orders-sidecar');
+  startMeshcar(['run', '--config', join(CONFIG_DIR, 'frontend.yaml')], 'frontend-sidecar');
+  await Promise.all(SIDECARS.map((s) => waitReady(s.admin, `the ${s.name} sidecar`)));
+  console.log('\nmeshcar rotate-demo: frontend → orders with 4 s certificates; traffic runs while the CA root rotates\n');
+
+  const counts = { ok: 0, failed: 0 };
+  let running = true;
+  const traffic = (async () => {
+    for (let n = 1; running; n++) {
+      const calls = [httpCall(PORTS.frontendApp, `/checkout/${n}`), httpCall(PORTS.frontendOutbound, `/orders/${n}`, { host: 'orders' })];
+      for (const result of await Promise.allSettled(calls)) {
+        if (result.status === 'fulfilled' && result.value.status === 200) counts.ok++;
+        else counts.failed++;
+      }
+      await sleep(50);
+    }
+  })();
+  const report = async (title: string) => {
+    const roles = new Map((await status()).roots.map((r) => [r.serial, r.role] as const));
+    console.log(title);
+    for (const s of SIDECARS) console.log(`  ${(await trusted(s.name, roles)).text}`);
+    console.log(`  failed requests so far: ${counts.failed} of ${counts.ok + counts.failed}`);
+  };
+  await report('before: one root');
+
+  const roots = async (name: string) => (await trusted(name, new Map())).serials.length;
+  const leafUnder = async (name: string, rootFile: string) => {
+    const [chain, root] = await Promise.all([readFile(join(DIR, name, 'svid.crt'), 'utf8'), readFile(rootFile, 'utf8')]);
+    const issuer = chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.[1] ?? '';
+    return new X509Certificate(issuer).checkIssued(new X509Certificate(root));
+  };
+  const steps: Array<[string, () => Promise<boolean>]> = [
+    ['add', async () => (await roots('orders')) === 2 && (await roots('frontend')) === 2],
+    ['activate', async () => (await leafUnder('orders', `${CA_DIR}/root.crt`)) && (await leafUnder('frontend', `${CA_DIR}/root.crt`))],
+    ['retire', async () => (await roots('orders')) === 1 && (await roots('frontend')) === 1],
+  ];
+  for (const [step, done] of steps) {
+    const allowedFrom = Date.parse((await status()).rootRotation.next?.allowedFrom ?? '');
+    if (allowedFrom > Date.now()) {
+      console.log(`  (the CA allows "root ${step}" in ${Math.ceil((allowedFrom - Date.now()) / 1000)} s: one leaf lifetime after the step before)`);
+      await sleep(allowedFrom - Date.now() + 50);
+    }
+    const started = Date.now();
+    const said = (await meshcarCommand(['ca', 'root', step, '--dir', CA_DIR], { capture: true })).trim();
+    await until(done, `root ${step} reaching both sidecars`);
+    await report(`\n$ meshcar ca root ${step} --dir ${CA_DIR}    (in effect in both sidecars after ${((Date.now() - started) / 1000).toFixed(1)} s)\n  ${said}`);
+  }
+  running = false;
+  await traffic;
+  console.log(`\nroot rotation done: ${counts.ok + counts.failed} requests through the mesh, ${counts.failed} failed`);
+  await stopAll(apps.map((a) => a.server));
+  if (counts.failed > 0) process.exitCode = 1;
+}
+
+main().catch(async (err: unknown) => {
+  console.error(`rotate-demo failed: ${err instanceof Error ? err.message : String(err)}`);
+  await stopAll();
+  process.exitCode = 1;
+});
