@@ -4,6 +4,7 @@
 // root rotation step without a restart, and passes promtool.
 
 import t from 'tap';
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { callCa, openssl, promtoolCheck, runCli, startTestCa, type TestCa } from '../helpers/ca.js';
@@ -80,4 +81,20 @@ t.test('CA /metrics: issuer and root expiry by role, a pending root seen without
 
   const checked = await promtoolCheck(during);
   t.equal(checked.code, 0, `promtool: ${checked.output || 'clean'}`);
+});
+
+t.test("the README's alert rules on the expiry metrics pass promtool check rules", async (t) => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const after = readme.slice(readme.indexOf('Alert before anything expires'));
+  const block = /```yaml\n([\s\S]*?)```/.exec(after)?.[1] ?? '';
+  t.match(block, /meshcar_ca_issuer_expiry_timestamp_seconds/);
+  t.match(block, /meshcar_ca_root_expiry_timestamp_seconds\{role="active"\}/);
+  t.match(block, /meshcar_identity_bundle_roots/);
+  const rules = `groups:\n- name: meshcar-ca\n  rules:\n${block.split('\n').map((l) => (l ? `  ${l}` : l)).join('\n')}`;
+  const file = join(t.testdir({ 'rules.yaml': rules }), 'rules.yaml');
+  const checked = await new Promise<{ code: number; output: string }>((resolve) => {
+    execFile('promtool', ['check', 'rules', file], (err, stdout, stderr) => resolve({ code: err ? 1 : 0, output: stdout + stderr }));
+  });
+  t.equal(checked.code, 0, checked.output);
+  t.match(checked.output, /SUCCESS: 4 rules found/);
 });
