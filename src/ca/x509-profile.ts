@@ -72,20 +72,25 @@ export function issueRootCertificate(key: KeyObject, spki: Buffer, trustDomain: 
   });
 }
 
-/** The intermediate that signs leaves (pathLen 0), lives a year and never outlives its root. */
-export function issueIssuerCertificate(root: Signer, rootNotAfter: Date, spki: Buffer, trustDomain: string, now = new Date(), lifetimeMs = ISSUER_LIFETIME_MS): Promise<BuiltCertificate> {
+/** A CA certificate signed by another: `signer` vouches for `spki` under `subject`, within its own dates. */
+function signCaCertificate(signer: Signer, signerNotAfter: Date, subject: DistinguishedName, spki: Buffer, pathLen: number, lifetimeMs: number, now: Date): Promise<BuiltCertificate> {
   return buildCertificate({
-    subject: issuerName(trustDomain),
-    issuer: root.name,
+    subject,
+    issuer: signer.name,
     subjectPublicKeySpki: spki,
-    ...validity(now, lifetimeMs, rootNotAfter),
-    signingKey: root.key,
+    ...validity(now, lifetimeMs, signerNotAfter),
+    signingKey: signer.key,
     extensions: [
-      { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+      { name: 'basicConstraints', cA: true, pathLenConstraint: pathLen, critical: true },
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-      ...identifiers(spki, root.spki),
+      ...identifiers(spki, signer.spki),
     ],
   });
+}
+
+/** The intermediate that signs leaves (pathLen 0), lives a year and never outlives its root. */
+export function issueIssuerCertificate(root: Signer, rootNotAfter: Date, spki: Buffer, trustDomain: string, now = new Date(), lifetimeMs = ISSUER_LIFETIME_MS): Promise<BuiltCertificate> {
+  return signCaCertificate(root, rootNotAfter, issuerName(trustDomain), spki, 0, lifetimeMs, now);
 }
 
 /**
@@ -95,18 +100,7 @@ export function issueIssuerCertificate(root: Signer, rootNotAfter: Date, spki: B
  * does not count against the old root's pathLen 1 (RFC 5280 §4.2.1.9).
  */
 export function issueCrossCertificate(oldRoot: Signer, oldRootNotAfter: Date, newRootSpki: Buffer, trustDomain: string, now = new Date()): Promise<BuiltCertificate> {
-  return buildCertificate({
-    subject: rootName(trustDomain),
-    issuer: oldRoot.name,
-    subjectPublicKeySpki: newRootSpki,
-    ...validity(now, ROOT_LIFETIME_MS, oldRootNotAfter),
-    signingKey: oldRoot.key,
-    extensions: [
-      { name: 'basicConstraints', cA: true, pathLenConstraint: 1, critical: true },
-      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
-      ...identifiers(newRootSpki, oldRoot.spki),
-    ],
-  });
+  return signCaCertificate(oldRoot, oldRootNotAfter, rootName(trustDomain), newRootSpki, 1, ROOT_LIFETIME_MS, now);
 }
 
 export interface LeafRequest {
