@@ -90,8 +90,10 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders, flags
   this.on('data', onActivity);
 }
 
-function onActivity(this: ClientHttp2Stream): void {
-  exchangeOf(this).touch();
+function onActivity(this: ClientHttp2Stream, chunk: Buffer): void {
+  const exchange = exchangeOf(this);
+  exchange.touch();
+  exchange.bytesOut += chunk.length;
 }
 
 function onTrailers(this: ClientHttp2Stream, trailers: IncomingHttpHeaders): void {

@@ -77,6 +77,9 @@ export abstract class Exchange {
   status = 0;
   /** Set when the sidecar answered itself, or 'reset' when the exchange broke off. */
   errorCode: string | undefined = undefined;
+  /** Body bytes: from the caller (request) and to it (response), for the access log. */
+  bytesIn = 0;
+  bytesOut = 0;
   /** The request head for the app, built once by the handler. */
   appHeaders: OutgoingHttpHeaders | undefined = undefined;
   upstream: UpstreamRequest | undefined = undefined;
@@ -288,6 +291,8 @@ export abstract class Exchange {
       durationSeconds: (performance.now() - this.startedAt) / 1000,
       errorCode: this.errorCode,
       requestId: this.requestId,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
     });
   }
 }
@@ -305,6 +310,7 @@ export function relayBody(source: Readable, exchange: Exchange): void {
 function onRelayData(this: Readable, chunk: Buffer): void {
   const exchange = exchangeOf(this);
   exchange.touch();
+  exchange.bytesOut += chunk.length;
   const sink = exchange.responseSink as Writable;
   if (sink.destroyed || sink.writableEnded) return; // the caller is gone; the exchange says how
   if (!sink.write(chunk)) {
@@ -323,8 +329,10 @@ function onIdle(exchange: Exchange): void {
 }
 
 /** A 'data' listener on the caller's request body: the upload counts as activity. */
-export function onRequestData(this: Readable): void {
-  exchangeOf(this).touch();
+export function onRequestData(this: Readable, chunk: Buffer): void {
+  const exchange = exchangeOf(this);
+  exchange.touch();
+  exchange.bytesIn += chunk.length;
 }
 
 function onTimeout(exchange: Exchange, ms: number): void {

@@ -2,6 +2,7 @@
 // drain flag) and the one record per request that ends up in observer.requestFinished.
 
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import type { ErrorCode } from '../errors.js';
@@ -25,6 +26,22 @@ export const UNKNOWN_PEER = 'unknown';
 /** 499, as nginx logs it: the app closed the request before an answer was sent. */
 export const CLIENT_CLOSED_STATUS = 499;
 
+const kCounted = Symbol('meshcar.countedExchange');
+type Counted = Readable & { [kCounted]?: { exchange: Exchange; inbound: boolean } };
+
+// one shared listener for every body (a closure per request would be garbage on the hot path)
+function onCountedData(this: Counted, chunk: Buffer): void {
+  const counted = this[kCounted];
+  if (counted?.inbound) counted.exchange.bytesIn += chunk.length;
+  else if (counted) counted.exchange.bytesOut += chunk.length;
+}
+
+/** Counts the body bytes that flow through `body` (already piped: a second 'data' listener changes no flow). */
+export function countBody(body: Readable, exchange: Exchange, direction: 'in' | 'out'): void {
+  (body as Counted)[kCounted] = { exchange, inbound: direction === 'in' };
+  body.on('data', onCountedData);
+}
+
 /** One request as the outbound side saw it; reported exactly once. */
 export class Exchange {
   readonly startedMs = performance.now();
@@ -32,6 +49,9 @@ export class Exchange {
   path = '/';
   status = 0;
   errorCode: string | undefined = undefined;
+  /** Body bytes: from the app (request) and to it (response), for the access log. */
+  bytesIn = 0;
+  bytesOut = 0;
   endpoint: string | undefined = undefined;
   private reported = false;
 
@@ -65,6 +85,8 @@ export class Exchange {
       errorCode: this.errorCode,
       requestId: this.requestId,
       endpoint: this.endpoint,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
     });
   }
 }

@@ -13,7 +13,7 @@ import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
 import { sendStreamError } from '../http/status.js';
 import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
-import { Exchange, type OutboundContext } from './exchange.js';
+import { countBody, Exchange, type OutboundContext } from './exchange.js';
 import { hostName, pathOnly } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { responseEnds, type UpstreamStream } from './upstream-stream.js';
@@ -212,6 +212,7 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
     stream.on('wantTrailers', () => stream.sendTrailers(responseTrailers));
     // Node ends a reset stream's readable side like a finished one: check the code at the end
     up.pipe(stream, PIPE_NO_END);
+    countBody(up, exchange, 'out');
     up.on('end', () => {
       if (up.rstCode !== undefined && up.rstCode !== h2.NGHTTP2_NO_ERROR) fail(upstreamReset(endpointKey, `code ${up.rstCode}`), up.rstCode);
       else stream.end();
@@ -260,6 +261,7 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
         piped = true;
         // an app that resets its stream mid-body must not look like one that finished it
         stream.pipe(up, PIPE_NO_END);
+        countBody(stream, exchange, 'in');
         stream.on('end', () => {
           if (up !== upstream) return;
           if (stream.rstCode !== undefined && stream.rstCode !== h2.NGHTTP2_NO_ERROR) up.close(h2.NGHTTP2_CANCEL);

@@ -15,7 +15,7 @@ import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
 import { sendError } from '../http/status.js';
 import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
-import { Exchange, type OutboundContext } from './exchange.js';
+import { countBody, Exchange, type OutboundContext } from './exchange.js';
 import { hostName, parseRequestTarget, pathOnly } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamStream } from './upstream-stream.js';
@@ -196,6 +196,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
     // pipe() without its per-request set of listeners on both streams; same backpressure
     up.on('data', onUpstreamData);
     up.on('end', onUpstreamEnd);
+    countBody(up, exchange, 'out');
   };
 
   const onUpstreamData = (chunk: Buffer) => {
@@ -262,6 +263,7 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
       if (!piped) {
         piped = true;
         req.pipe(stream);
+        countBody(req, exchange, 'in');
         // kept for replay while it goes by (no added latency), if a retry could use it
         if (pool.retry.attempts > 0 && isRetryableRequest(exchange.method, reqHeaders) && !expectsContinue(reqHeaders.expect) && !(Number(length) > pool.retry.bufferLimit)) {
           body = [];

@@ -51,3 +51,19 @@ t.test('one line per request in each direction, and none when turned off', async
   t.notMatch(everything, /BEGIN [A-Z ]*(CERTIFICATE|PRIVATE KEY)/, 'no certificate or key in any log line');
   t.notMatch(everything, /eyJ[\w-]+\.eyJ/, 'no join token in any log line');
 });
+
+t.test('bytesIn and bytesOut: the body bytes each way, on both sidecars', async (t) => {
+  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, access: true });
+  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], access: true });
+  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  const upload = await request(frontend.outboundPort, { method: 'POST', path: '/sink', body: Buffer.alloc(70_000, 1), headers: { host: 'orders', 'x-request-id': 'bytes-up' } });
+  t.equal(upload.body.toString(), '{"bytes":70000}');
+  const download = await request(frontend.outboundPort, { path: '/bytes/150000', headers: { host: 'orders', 'x-request-id': 'bytes-down' } });
+  t.equal(download.body.length, 150_000);
+  for (const sidecar of [orders, frontend]) {
+    const up = await sidecar.process.waitFor((l) => l.component === 'access' && l.requestId === 'bytes-up');
+    const down = await sidecar.process.waitFor((l) => l.component === 'access' && l.requestId === 'bytes-down');
+    t.match(up, { bytesIn: 70_000, bytesOut: 15 }, `${String(up.direction)}: the upload and the app's 15-byte answer`);
+    t.match(down, { bytesIn: 0, bytesOut: 150_000 }, `${String(down.direction)}: the download`);
+  }
+});
