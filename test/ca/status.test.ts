@@ -64,6 +64,7 @@ t.test('CA /metrics: issuer and root expiry by role, a pending root seen without
   t.equal(metricValue(before, 'meshcar_ca_issuer_expiry_timestamp_seconds'), Date.parse(issuer.notAfter) / 1000);
   t.equal(metricValue(before, 'meshcar_ca_root_expiry_timestamp_seconds{role="active"}'), Date.parse(root.notAfter) / 1000);
   t.equal(metricValue(before, 'meshcar_ca_root_expiry_timestamp_seconds{role="pending"}'), undefined, 'no pending root yet');
+  t.notMatch(before, /meshcar_identity_/, 'no sidecar family from the CA (a 0 bundle-roots gauge would set off an alert)');
 
   await rootAdd(ca.dir);
   const during = await scrape();
