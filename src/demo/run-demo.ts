@@ -5,7 +5,7 @@
 
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -92,8 +92,9 @@ function printUrls(): void {
   console.log('while it runs, try:');
   console.log(`  curl -H 'Host: orders' http://127.0.0.1:${PORTS.frontendOutbound}/orders/42      # a call through both sidecars`);
   for (const [name, port] of [['frontend', PORTS.frontendAdmin], ['orders', PORTS.ordersAdmin]] as const) {
-    console.log(`  ${name} sidecar admin: ${admin(port)}/metrics  ${admin(port)}/endpoints  ${admin(port)}/identity  ${admin(port)}/config  ${admin(port)}/ready`);
+    console.log(`  ${name} sidecar admin: ${admin(port)}/metrics  ${admin(port)}/endpoints  ${admin(port)}/identity  ${admin(port)}/config  ${admin(port)}/debug/tls`);
   }
+  console.log(`  npx meshcar doctor --config ${relative(process.cwd(), join(CONFIG_DIR, 'frontend.yaml'))}   # every check the frontend sidecar depends on`);
 }
 
 main().catch(async (err: unknown) => {

@@ -26,5 +26,6 @@ t.test('the demo runs, prints its summary and stops by itself', async (t) => {
   const urls = result.stdout.indexOf('frontend sidecar admin: http://127.0.0.1:15100/metrics');
   t.ok(urls >= 0 && urls < result.stdout.indexOf('driving traffic'), 'the admin URLs are printed before traffic starts, to explore while it runs');
   t.match(result.stdout, /curl -H 'Host: orders' http:\/\/127\.0\.0\.1:15001\/orders\/42/);
+  t.match(result.stdout, /npx meshcar doctor --config \S*config\/demo\/frontend\.yaml/, 'and how to run meshcar doctor on it');
   t.match(result.stdout, /each frontend checkout\s+also calls GET \/orders\/\{id\}/, 'why orders counts more GET /orders/{id} than the client');
 });
