@@ -18,7 +18,8 @@
 // pair with `metrics: {requests: false}` runs the saturating load too, for the cost of metrics),
 // BENCH_DIRECT_ONLY=1 (app only, no CA or sidecars), BENCH_KEEP=1 (keep the temp dir and logs),
 // BENCH_STRICT=1 (exit 1 when a target is missed), BENCH_SIDECAR_NODE_ARGS (node flags for the
-// sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_CODEC=node|meshcar (the
+// sidecars' http2.codec; unset: the default).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -58,6 +59,14 @@ const STRICT = process.env.BENCH_STRICT === '1';
 // extra node flags for the two sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 // the sidecars run with the flags the `meshcar` launcher uses (see src/cli.ts's first line)
 const SIDECAR_NODE_ARGS = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '--max-semi-space-size=4').split(/\s+/).filter(Boolean);
+const CODEC = (() => {
+  const text = process.env.BENCH_CODEC ?? '';
+  if (text !== '' && text !== 'node' && text !== 'meshcar') {
+    process.stderr.write(`bench: BENCH_CODEC=${text}: use node or meshcar\n`);
+    process.exit(2);
+  }
+  return text;
+})();
 const TD = 'mesh.local';
 const SERVER_ID = `spiffe://${TD}/svc/bench-server`;
 const TARGETS = { cpuUsPerRequest: 40, addedP99Ms: 1, rssMb: 80, metricsCostPct: 5 };
@@ -487,6 +496,7 @@ async function startPair(name, metricsOn, { caDir, caPort, appPort }) {
     `  access: ${ACCESS_LOG}`,
     'metrics:',
     `  requests: ${metricsOn}`,
+    ...(CODEC ? ['http2:', `  codec: ${CODEC}`] : []),
     '',
   ];
   const serverYaml = join(tmp, `server${tag}.yaml`);

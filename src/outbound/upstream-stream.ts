@@ -74,13 +74,23 @@ function setIdleTimeout(this: Adapted, ms: number, callback?: () => void): void 
     return;
   }
   const tick = Math.max(5, Math.ceil(ms / 4));
-  state ??= this[IDLE] = { ms, tick, quietMs: 0, seen: 0, timer: undefined };
+  if (state === undefined) {
+    state = this[IDLE] = { ms, tick, quietMs: 0, seen: 0, timer: undefined };
+    // a pending poll holds the stream: it goes when the stream does, not a tick later
+    this.once('close', stopIdleTimer);
+  }
   state.ms = ms;
   state.tick = tick;
   state.quietMs = 0;
   state.seen = activity(this);
   state.timer = setTimeout(idleTick, tick, this);
   state.timer.unref();
+}
+
+function stopIdleTimer(this: Adapted): void {
+  const state = this[IDLE];
+  if (state?.timer) clearTimeout(state.timer);
+  if (state) state.timer = undefined;
 }
 
 /** An H2Stream as an UpstreamStream: adds setTimeout() with Node's meaning. */

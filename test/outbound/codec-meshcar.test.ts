@@ -7,7 +7,9 @@
 import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
-import { DEFAULT_LIMITS } from '../../src/h2/index.js';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { DEFAULT_LIMITS, H2Connection } from '../../src/h2/index.js';
 import { defaultHandler, h2cRequest, makePki, request, sleep, startOutbound, startUpstream, TD, type H2Handler, type UpstreamServer } from '../helpers/outbound-fixture.js';
 
 const CODEC = { codec: 'meshcar' } as const;
@@ -212,4 +214,32 @@ t.test('sessions past their maximum age close gracefully and are replaced', asyn
   await sleep(30);
   t.equal(fx.outbound.sessionCount('payments'), 1, 'the old one is gone');
   t.equal(fx.observer.sessions.get('payments'), 1);
+});
+
+t.test('a finished request leaves nothing holding its stream (garbage-collected, not kept by an idle tick)', async (t) => {
+  const { fx } = await setup(t);
+  // observe, not change: remember each stream the codec makes, weakly
+  const made: Array<WeakRef<object>> = [];
+  const original = H2Connection.prototype.request;
+  H2Connection.prototype.request = function (this: H2Connection, ...args: Parameters<typeof original>) {
+    const stream = original.apply(this, args);
+    made.push(new WeakRef(stream));
+    return stream;
+  };
+  t.teardown(() => {
+    H2Connection.prototype.request = original;
+  });
+  for (let i = 0; i < 50; i++) t.equal((await request(fx.port, { path: `/echo?i=${i}` })).status, 200);
+  t.equal(made.length, 50, 'the codec made the 50 streams');
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  let alive = made.length;
+  for (let round = 0; round < 20 && alive > 2; round++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    alive = made.filter((ref) => ref.deref() !== undefined).length;
+  }
+  // the idle poll of a stream (upstream idleTimeout / 4 = 75 s by default) used to stay armed
+  // after the stream closed, keeping every stream and its request alive that long
+  t.ok(alive <= 2, `${alive} of 50 finished streams still reachable after GC`);
 });
