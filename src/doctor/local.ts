@@ -3,11 +3,10 @@
 // port (/ready, and the last TLS handshake failures it saw, from /debug/tls).
 
 import http from 'node:http';
-import http2 from 'node:http2';
 import { formatHostPort } from '../config/address.js';
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { fail, ok, skip, warn, type CheckResult } from './result.js';
-import { dialTcp, networkProblem, PROBE_TIMEOUT_MS } from './probe.js';
+import { dialTcp, http2Ping, networkProblem, PROBE_TIMEOUT_MS } from './probe.js';
 
 function httpGet(host: string, port: number, path: string): Promise<{ status: number; body: string; version: string }> {
   return new Promise((resolve, reject) => {
@@ -22,23 +21,6 @@ function httpGet(host: string, port: number, path: string): Promise<{ status: nu
   });
 }
 
-function h2cPing(host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://${formatHostPort({ host, port })}`);
-    const timer = setTimeout(() => session.destroy(Object.assign(new Error('timeout'), { code: 'PROBE_TIMEOUT' })), PROBE_TIMEOUT_MS);
-    session.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    session.ping((err, duration) => {
-      clearTimeout(timer);
-      session.close();
-      if (err) reject(err);
-      else resolve(duration);
-    });
-  });
-}
-
 export async function checkApp(config: SidecarConfig): Promise<CheckResult | undefined> {
   const app = config.inbound?.app;
   if (!app) return undefined;
@@ -50,7 +32,7 @@ export async function checkApp(config: SidecarConfig): Promise<CheckResult | und
     return fail(name, `not reachable: ${networkProblem(err)}`, `start the app on ${formatHostPort(app)}, or correct inbound.app`);
   }
   try {
-    if (app.protocol === 'h2c') return ok(name, `reachable, speaks HTTP/2 (h2c), PING ${(await h2cPing(app.host, app.port)).toFixed(2)} ms`);
+    if (app.protocol === 'h2c') return ok(name, `reachable, speaks HTTP/2 (h2c), PING ${(await http2Ping(`http://${formatHostPort(app)}`)).toFixed(2)} ms`);
     const answer = await httpGet(app.host, app.port, '/');
     return ok(name, `reachable, speaks HTTP/${answer.version} (GET / → ${answer.status})`);
   } catch (err) {

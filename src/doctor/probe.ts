@@ -2,6 +2,7 @@
 // SPIFFE ID in words. Errors come back as a sentence (`nothing listening (ECONNREFUSED)`), never
 // thrown: a failed probe is a finding, not a crash.
 
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { describeError } from '../errors.js';
@@ -100,5 +101,29 @@ export function refusedAfterHandshake(socket: TLSSocket, ms = 150): Promise<Erro
     };
     socket.once('error', onError);
     socket.once('close', onClose);
+  });
+}
+
+/**
+ * An HTTP/2 PING round trip in ms: over an established TLS socket (`socket`, for an upstream
+ * sidecar) or a fresh h2c connection to `url` (for an h2c app).
+ */
+export function http2Ping(url: string, socket?: TLSSocket): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(url, socket ? { createConnection: () => socket } : {});
+    const timer = setTimeout(() => session.destroy(Object.assign(new Error(`no PING answer within ${PROBE_TIMEOUT_MS} ms`), { code: 'PROBE_TIMEOUT' })), PROBE_TIMEOUT_MS);
+    session.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    // a PING sent before the session is set up is cancelled: wait for it
+    session.once('connect', () =>
+      session.ping((err, duration) => {
+        clearTimeout(timer);
+        session.close();
+        if (err) reject(err);
+        else resolve(duration);
+      }),
+    );
   });
 }

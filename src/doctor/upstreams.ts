@@ -3,31 +3,12 @@
 // against the upstream's `identity`, ALPN h2, and an HTTP/2 PING round trip.
 
 import { lookup } from 'node:dns/promises';
-import http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { formatHostPort } from '../config/address.js';
 import type { SidecarConfig, UpstreamConfig } from '../config/sidecar-config.js';
 import type { Svid } from '../identity/svid.js';
 import { fail, ok, skip, type CheckResult } from './result.js';
-import { dialTls, networkProblem, peerSpiffeId, PROBE_TIMEOUT_MS, refusedAfterHandshake } from './probe.js';
-
-/** An HTTP/2 PING over an established TLS socket: the round trip in ms. */
-export function h2Ping(socket: TLSSocket, authority: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`https://${authority}`, { createConnection: () => socket });
-    const timer = setTimeout(() => session.destroy(new Error(`no PING answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
-    session.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    session.ping((err, duration) => {
-      clearTimeout(timer);
-      session.close();
-      if (err) reject(err);
-      else resolve(duration);
-    });
-  });
-}
+import { dialTls, http2Ping, networkProblem, peerSpiffeId, refusedAfterHandshake } from './probe.js';
 
 async function checkAddress(upstream: UpstreamConfig, label: string, host: string, port: number, svid: Svid): Promise<CheckResult> {
   const name = `upstream ${upstream.name} ${label}`;
@@ -47,7 +28,7 @@ async function checkAddress(upstream: UpstreamConfig, label: string, host: strin
     const refused = await refusedAfterHandshake(socket);
     if (refused) return fail(name, `${peer.id} refused our certificate after the handshake: ${networkProblem(refused)}`, 'both sidecars must trust the same CA (bundle) and trust domain');
     if (socket.alpnProtocol !== 'h2') return fail(name, `${peer.id} did not agree to HTTP/2 (ALPN ${socket.alpnProtocol || 'none'}), expected h2`, 'the endpoint is not a meshcar inbound listener');
-    const rtt = await h2Ping(socket, `${host}:${port}`);
+    const rtt = await http2Ping(`https://${formatHostPort({ host, port })}`, socket);
     return ok(name, `${peer.id}, mutual TLS ${socket.getProtocol() ?? ''}, ALPN h2, PING ${rtt.toFixed(2)} ms`);
   } catch (err) {
     return fail(name, networkProblem(err));

@@ -130,3 +130,15 @@ t.test('a bad join token, needed because no SVID is on disk yet', async (t) => {
   t.equal(json.ok, false);
   t.match(json.checks.find((c) => c.status === 'fail'), { name: 'join token', status: 'fail', fix: /meshcar ca token/ });
 });
+
+t.test('the app speaks the protocol inbound.app names', async (t) => {
+  const { createServer: createH2c } = await import('node:http2');
+  const h2c = createH2c((_req, res) => res.end('ok'));
+  await new Promise<void>((resolve) => h2c.listen(0, '127.0.0.1', () => resolve()));
+  t.teardown(() => h2c.close());
+  const h2cPort = (h2c.address() as { port: number }).port;
+  const asH2c = await variant(ordersYaml, `app: http://127.0.0.1:${app.port}`, `app: h2c://127.0.0.1:${h2cPort}`);
+  t.match(formatResult((await runDoctor(asH2c)).find((r) => r.name.startsWith('app')) as CheckResult), /^✓ app h2c:\/\/127\.0\.0\.1:\d+: reachable, speaks HTTP\/2 \(h2c\), PING/);
+  const wrong = await variant(ordersYaml, `app: http://127.0.0.1:${app.port}`, `app: h2c://127.0.0.1:${app.port}`);
+  oneFailure(t, await runDoctor(wrong), /^✗ app h2c:\/\/127\.0\.0\.1:\d+: reachable, but it does not speak HTTP\/2 with prior knowledge \(h2c\): .* — fix: use http:\/\/ in inbound\.app/);
+});
