@@ -78,7 +78,7 @@ image:
 demo: build tools-demo
 	node dist/demo/run-demo.js
 
-## rotate-demo: the demo mesh with 4 s certificates while the CA root rotates (root add, activate, retire); prints each sidecar's roots per step and the failed requests (zero)
+## rotate-demo: the demo mesh with 5 s certificates while the CA root rotates (root add, activate, retire); prints each sidecar's roots per step and the failed requests (zero)
 .PHONY: rotate-demo
 rotate-demo: build
 	node dist/demo/rotate-demo.js

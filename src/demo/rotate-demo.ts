@@ -1,4 +1,4 @@
-// `make rotate-demo`: the demo mesh (CA, orders and frontend with their sidecars) with 4-second
+// `make rotate-demo`: the demo mesh (CA, orders and frontend with their sidecars) with 5-second
 // leaves, traffic through it all along, and the CA's root rotated in its three steps: root add,
 // root activate, root retire, each run as an operator would (`meshcar ca root ...`) as soon as
 // the CA allows it. After each step it prints the roots each sidecar trusts (read from its
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   startMeshcar(['run', '--config', join(CONFIG_DIR, 'orders.yaml')], 'orders-sidecar');
   startMeshcar(['run', '--config', join(CONFIG_DIR, 'frontend.yaml')], 'frontend-sidecar');
   await Promise.all(SIDECARS.map((s) => waitReady(s.admin, `the ${s.name} sidecar`)));
-  console.log('\nmeshcar rotate-demo: frontend → orders with 4 s certificates; traffic runs while the CA root rotates\n');
+  console.log('\nmeshcar rotate-demo: frontend → orders with 5 s certificates; traffic runs while the CA root rotates\n');
 
   const counts = { ok: 0, failed: 0 };
   let running = true;

@@ -1,11 +1,11 @@
-// The CA's whole lifecycle under traffic, as an operator runs it: a CA process with 3-second
+// The CA's whole lifecycle under traffic, as an operator runs it: a CA process with 5-second
 // leaves, sidecars `orders` (inbound) and `frontend` (outbound to orders) polling the bundle every
 // 500 ms, and, while `meshcar ca rotate-issuer`, `root add`, `root activate` and `root retire` run
 // one after the other: requests through the mesh every 100 ms, a fresh mutual-TLS handshake to
 // orders every 250 ms from a probe that gets its own certificates from the CA like a workload,
 // and one long-lived HTTP/2 session into orders carrying a request every 250 ms. Not one of them
 // may fail. The long-lived session's client holds an hour-long certificate of the old root
-// (signed in-process: the CA's 3 s cap would otherwise end the session, as the inbound closes a
+// (signed in-process: the CA's 5 s cap would otherwise end the session, as the inbound closes a
 // caller's connection when its certificate expires); that it is still the same connection at
 // the end shows the trust swaps dropped nothing. A third sidecar, `billing`, is down from before
 // `root add` until after `root activate`, with only the old root in its configured bundle, and
@@ -33,7 +33,7 @@ const PROBE = 'spiffe://mesh.local/svc/probe';
 let ca: MeshCa;
 let app: TestApp;
 t.before(async () => {
-  ca = await startMeshCa(t.testdir(), { maxTtl: '3s' });
+  ca = await startMeshCa(t.testdir(), { maxTtl: '5s' });
   app = await startEchoApp();
 });
 t.teardown(async () => {
