@@ -2,7 +2,8 @@
 // GET /v1/bundle polled every identity.ca.bundleRefresh brings a root added by `root add` with
 // no renewal (hour-long certificates here), swapped in and stored; a restart fetches the bundle
 // before it hands out the identity (a sidecar that was down learns the new roots before it
-// checks a peer); and a stored leaf whose root was retired is replaced using the join token.
+// checks a peer); a stored leaf whose root was retired is replaced using the join token; and
+// with identity.files a bundle file that gains a root is picked up like any other change.
 
 import t from 'tap';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -11,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startTestCa } from '../helpers/ca.js';
-import { caToken } from '../../src/ca/commands.js';
+import { makeCaDir, startTestCa } from '../helpers/ca.js';
+import { caIssue, caToken } from '../../src/ca/commands.js';
 import { rootActivate, rootAdd, rootRetire } from '../../src/ca/lifecycle.js';
-import { obtainIdentity } from '../../src/identity/bootstrap.js';
+import { identityFromFiles, obtainIdentity } from '../../src/identity/bootstrap.js';
 import { STORE_FILES } from '../../src/identity/disk-store.js';
 import { rootCount, type Svid } from '../../src/identity/svid.js';
 import { splitPemCertificates } from '../../src/pki/der.js';
@@ -74,4 +75,20 @@ t.test('bundle refresh: polled, swapped in without a renewal, stored, fetched ag
   t.not(svid.serialHex, first.serialHex, 'a new certificate, by the join token');
   t.equal(svid.bundlePem, await readFile(join(ca.dir, 'bundle.pem'), 'utf8'), 'under the new root alone');
   rejoined.stop();
+});
+
+t.test('identity.files: a bundle file that gains a root is picked up (same certificate, two roots)', async (t) => {
+  const caDir = await makeCaDir();
+  const work = await mkdtemp(join(tmpdir(), 'meshcar-files-bundle-'));
+  t.teardown(() => Promise.all([rm(join(caDir, '..'), { recursive: true, force: true }), rm(work, { recursive: true, force: true })]));
+  await caIssue(caDir, 'orders', work, 3_600_000);
+  const files = { cert: join(work, 'svid.crt'), key: join(work, 'svid.key'), bundle: join(work, 'bundle.pem') };
+  const running = await identityFromFiles({ spiffeId: ORDERS, files, logger, debounceMs: 50 });
+  t.teardown(() => running.stop());
+  t.equal(rootCount(running.identity.current()), 1);
+  await rootAdd(caDir);
+  const rotated = once(running.identity, 'rotated');
+  await writeFile(files.bundle, await readFile(join(caDir, 'bundle.pem')));
+  const [svid] = (await rotated) as [Svid];
+  t.equal(rootCount(svid), 2, 'the new bundle is swapped in');
 });
