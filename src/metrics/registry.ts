@@ -9,6 +9,14 @@ import { VERSION } from '../version.js';
 export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 const PROMTOOL_REJECTED = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+/**
+ * prom-client's event-loop delay summary comes from a sampler that wakes the process every
+ * `eventLoopMonitoringPrecision` ms (10 by default: 100 wake-ups a second on an idle sidecar).
+ * The sampler is slowed to once a minute and its series are dropped; `nodejs_eventloop_lag_seconds`
+ * stays: it is measured at each scrape (one setImmediate), so it costs nothing between scrapes.
+ */
+const SAMPLED_LAG = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
+const LAG_SAMPLER_MS = 60_000;
 
 export class Metrics {
   readonly registry = new client.Registry();
@@ -168,10 +176,10 @@ export class Metrics {
   constructor(options: { processMetrics?: boolean } = {}) {
     this.buildInfo.labels(VERSION).set(1);
     if (options.processMetrics ?? true) {
-      client.collectDefaultMetrics({ register: this.registry });
+      client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: LAG_SAMPLER_MS });
       // these three gauges end in _total, which the naming rules keep for counters, and
       // promtool rejects them; the same facts by type stay in nodejs_active_handles{type} etc.
-      for (const name of PROMTOOL_REJECTED) this.registry.removeSingleMetric(name);
+      for (const name of [...PROMTOOL_REJECTED, ...SAMPLED_LAG]) this.registry.removeSingleMetric(name);
     }
   }
 
