@@ -190,8 +190,9 @@ const COMMANDS: Record<string, Command> = {
         await sidecar.start();
       } catch (err) {
         process.off('SIGHUP', onHangUp);
-        // the log says why before it says stopped (stderr gets the same line from reportFailure)
-        logger.fatal({ code: (err as { code?: unknown }).code }, `could not start: ${describeError(err)}`);
+        // the log says why before it says stopped (stderr gets the same line from reportFailure);
+        // error, not fatal: pino flushes a fatal line at once, ahead of lines still buffered
+        logger.error({ code: (err as { code?: unknown }).code }, `could not start: ${describeError(err)}`);
         await sidecar.stop();
         throw err;
       }

@@ -57,7 +57,7 @@ t.test('a port in use names the listener; nothing says listening after the failu
     t.match(proc.stderr[0], new RegExp(`^meshcar: ${listener} cannot listen on 127\\.0\\.0\\.1:${taken} \\(${listener}\\.listen\\): .*EADDRINUSE`));
     const fatal = proc.lines.findIndex((line) => /could not start/.test(String(line.msg)));
     t.ok(fatal >= 0, 'the log says why it stops');
-    t.notOk(proc.lines.slice(fatal).some((line) => /listening/.test(String(line.msg))), 'no "listening" line after the failure');
+    t.notOk(proc.lines.slice(fatal).some((line) => /listening/.test(String(line.msg))), `no "listening" line after the failure: ${JSON.stringify(proc.lines.slice(fatal).map((l) => l.msg))}`);
   }
 });
 
