@@ -5,7 +5,7 @@
 
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { pemBlocks } from '../pki/der.js';
+import { pemBlocks } from '../pki/pem.js';
 import { readTokenClaims } from '../identity/token-claims.js';
 import { describeError } from '../errors.js';
 import type { AnyConfig } from './load-any.js';

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
-import { splitPemCertificates } from '../pki/der.js';
+import { splitPemCertificates } from '../pki/pem.js';
 import type { CaClient } from './ca-client.js';
 import { rootCount, validateSvid, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';

@@ -11,7 +11,6 @@ import type { Logger } from 'pino';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { formatDuration } from '../config/duration.js';
 import { generateWorkloadKey } from '../pki/keys.js';
-import { buildCsr } from '../pki/csr.js';
 import { caSpiffeId } from './spiffe-id.js';
 import { spiffeIdOfCertificate, verifyServerSpiffeId } from './peer-identity.js';
 import { validateSvid, type Svid } from './svid.js';
@@ -88,6 +87,8 @@ export class CaClient {
   /** A new SVID for request.spiffeId, validated; throws ca_unreachable, ca_refused or identity_invalid. */
   async sign(request: SignRequest): Promise<Svid> {
     const keyPair = await generateWorkloadKey();
+    // node-forge (in csr.js) is loaded when a CSR is made, not when the sidecar starts
+    const { buildCsr } = await import('../pki/csr.js');
     const csr = await buildCsr(createPrivateKey(keyPair.privateKeyPem), createPublicKey(keyPair.publicKeyPem), request.spiffeId);
     const body = JSON.stringify(request.ttlMs === undefined ? { csr } : { csr, ttl: formatDuration(request.ttlMs) });
     const response = await this.exchange(this.signUrl, body, request.auth);

@@ -4,7 +4,7 @@
 
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
-import { pemBlocks, splitPemCertificates } from '../pki/der.js';
+import { pemBlocks, splitPemCertificates } from '../pki/pem.js';
 import { uriSans } from '../pki/x509-read.js';
 
 export interface SvidMaterial {

@@ -74,23 +74,5 @@ export function signatureAlgorithm(algorithmOid: string): Asn1 {
   return seq(children);
 }
 
-export function toPem(label: string, der: Buffer): string {
-  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
-}
-
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]*?)-----END \1-----/g;
-
-/** Every PEM block in the text, in order, as label and DER bytes. */
-export function pemBlocks(text: string): Array<{ label: string; der: Buffer }> {
-  const blocks: Array<{ label: string; der: Buffer }> = [];
-  for (const match of text.matchAll(PEM_BLOCK)) {
-    blocks.push({ label: match[1] as string, der: Buffer.from((match[2] as string).replace(/\s+/g, ''), 'base64') });
-  }
-  return blocks;
-}
-
-/** Splits a PEM bundle into its certificates' PEM texts. */
-export function splitPemCertificates(text: string): string[] {
-  return pemBlocks(text).filter((b) => b.label === 'CERTIFICATE').map((b) => toPem('CERTIFICATE', b.der));
-}
+// PEM text is forge-free (pem.ts): a sidecar reads PEM without loading node-forge
+export { toPem, pemBlocks, splitPemCertificates } from './pem.js';

@@ -1,0 +1,24 @@
+// PEM text: DER bytes in and out of `-----BEGIN X-----` blocks. Kept apart from der.ts (ASN.1
+// through node-forge) so that what every sidecar reads at start (certificates, bundles, keys)
+// does not load node-forge: it is only needed to make a CSR (identity from the CA) or to sign.
+
+export function toPem(label: string, der: Buffer): string {
+  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]*?)-----END \1-----/g;
+
+/** Every PEM block in the text, in order, as label and DER bytes. */
+export function pemBlocks(text: string): Array<{ label: string; der: Buffer }> {
+  const blocks: Array<{ label: string; der: Buffer }> = [];
+  for (const match of text.matchAll(PEM_BLOCK)) {
+    blocks.push({ label: match[1] as string, der: Buffer.from((match[2] as string).replace(/\s+/g, ''), 'base64') });
+  }
+  return blocks;
+}
+
+/** Splits a PEM bundle into its certificates' PEM texts. */
+export function splitPemCertificates(text: string): string[] {
+  return pemBlocks(text).filter((b) => b.label === 'CERTIFICATE').map((b) => toPem('CERTIFICATE', b.der));
+}
