@@ -24,11 +24,12 @@ interface FilesContent {
 }
 
 async function readFiles(files: IdentityFiles): Promise<FilesContent> {
-  const read = (file: string) =>
+  // the message names the config key as well as the file: what to mend, and where
+  const read = (file: string, key: string) =>
     readFile(file, 'utf8').catch((err: unknown) => {
-      throw new MeshcarError('identity_invalid', `cannot read ${file}: ${describeError(err)}`, { cause: err });
+      throw new MeshcarError('identity_invalid', `identity.files.${key}: cannot read ${file}: ${describeError(err)}`, { cause: err });
     });
-  const [chainPem, privateKeyPem, bundlePem] = await Promise.all([read(files.cert), read(files.key), read(files.bundle)]);
+  const [chainPem, privateKeyPem, bundlePem] = await Promise.all([read(files.cert, 'cert'), read(files.key, 'key'), read(files.bundle, 'bundle')]);
   return { chainPem, privateKeyPem, bundlePem };
 }
 

@@ -149,5 +149,5 @@ t.test('files mode refuses to start on a broken set', async (t) => {
   await writeFile(files.bundle, leaf.bundlePem);
   await t.rejects(identityFromFiles({ spiffeId: ID, files, logger: memoryLogger([]) }), { code: 'identity_invalid', message: /c\.pem .*private key does not match/ });
   await rm(files.key);
-  await t.rejects(identityFromFiles({ spiffeId: ID, files, logger: memoryLogger([]) }), { code: 'identity_invalid', message: /cannot read .*k\.pem/ });
+  await t.rejects(identityFromFiles({ spiffeId: ID, files, logger: memoryLogger([]) }), { code: 'identity_invalid', message: /^identity\.files\.key: cannot read .*k\.pem/ });
 });
