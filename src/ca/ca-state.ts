@@ -3,7 +3,8 @@
 // rotation refusals are measured in. state.json is written last by every command that changes
 // the CA's files: a running CA server watches it and reloads when it changes.
 
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
@@ -86,4 +87,49 @@ export async function recordLeafMaxTtl(dir: string, maxTtlMs: number, mode: 'rep
   // unrecorded counts as the default: a CA without the file may have issued that long
   if (mode === 'raise' && (await readLeafMaxTtlMs(dir)) >= maxTtlMs) return;
   await writeFileAtomic(join(dir, LEAF_LIFETIME_FILE), `${JSON.stringify({ maxTtlMs })}\n`, 0o644);
+}
+
+export const LOCK_FILE = '.lock';
+/** How long a CA command waits for another one to finish before it gives up. */
+const LOCK_WAIT_MS = 10_000;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One change of the CA folder at a time (a rotation command, and the CA server rotating its
+ * issuer by itself, may otherwise interleave their writes): DIR/.lock holds the pid of the
+ * process changing it; a lock whose process is gone is taken over.
+ */
+export async function withCaLock<T>(dir: string, change: () => Promise<T>): Promise<T> {
+  const path = join(dir, LOCK_FILE);
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      const handle = await open(path, 'wx', 0o600);
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(await readFile(path, 'utf8').catch(() => ''));
+      if (!(holder > 0 && alive(holder))) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new MeshcarError('forbidden', `${dir} is being changed by another meshcar process (pid ${holder}, see ${path}); try again when it has finished`);
+      await sleep(100);
+    }
+  }
+  try {
+    return await change();
+  } finally {
+    await rm(path, { force: true });
+  }
 }

@@ -18,7 +18,7 @@ import { writeFileAtomic } from '../atomic-file.js';
 import { formatApproxDuration, formatDuration } from '../config/duration.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { CA_FILES, ROTATION_FILES, readCaFile, readOptionalCert, spkiOf } from './store.js';
-import { readCaState, readLeafMaxTtlMs, writeCaState, type CaState } from './ca-state.js';
+import { readCaState, readLeafMaxTtlMs, withCaLock, writeCaState, type CaState } from './ca-state.js';
 import { TokenKeys } from './token-keys.js';
 import { ISSUER_LIFETIME_MS, issueCrossCertificate, issueIssuerCertificate, issueRootCertificate, rootName, type Signer } from './x509-profile.js';
 
@@ -76,7 +76,7 @@ function describeIssuer(issuer: X509Certificate): string {
 }
 
 /** A new issuer under the active root; it signs from the CA server's next signing. */
-export async function rotateIssuer(dir: string, options: { lifetimeMs?: number; now?: Date } = {}): Promise<StepResult & { issuer: X509Certificate }> {
+async function rotateIssuerUnlocked(dir: string, options: { lifetimeMs?: number; now?: Date } = {}): Promise<StepResult & { issuer: X509Certificate }> {
   const now = options.now ?? new Date();
   const state = await readCaState(dir);
   const root = await loadRoot(dir, CA_FILES.rootCert, CA_FILES.rootKey);
@@ -97,7 +97,7 @@ function later(from: string | undefined, ms: number): number {
 }
 
 /** Step 1: a new pending root, trusted everywhere before it signs anything. */
-export async function rootAdd(dir: string, options: { now?: Date } = {}): Promise<StepResult> {
+async function rootAddUnlocked(dir: string, options: { now?: Date } = {}): Promise<StepResult> {
   const now = options.now ?? new Date();
   const state = await readCaState(dir);
   if (state.rootRotation) {
@@ -121,7 +121,7 @@ export async function rootAdd(dir: string, options: { now?: Date } = {}): Promis
 }
 
 /** Step 2: a new issuer under the new root signs; the old root retires. */
-export async function rootActivate(dir: string, options: { force?: boolean; now?: Date } = {}): Promise<StepResult> {
+async function rootActivateUnlocked(dir: string, options: { force?: boolean; now?: Date } = {}): Promise<StepResult> {
   const now = options.now ?? new Date();
   const state = await readCaState(dir);
   if (state.rootRotation?.step !== 'added') {
@@ -152,7 +152,7 @@ export async function rootActivate(dir: string, options: { force?: boolean; now?
 }
 
 /** Step 3: the old root leaves the bundle, with its issuers and the previous token key. */
-export async function rootRetire(dir: string, options: { force?: boolean; now?: Date } = {}): Promise<StepResult> {
+async function rootRetireUnlocked(dir: string, options: { force?: boolean; now?: Date } = {}): Promise<StepResult> {
   const now = options.now ?? new Date();
   const state = await readCaState(dir);
   if (state.rootRotation?.step !== 'activated') {
@@ -190,10 +190,32 @@ async function pruneIssuers(dir: string, retiredRoot: X509Certificate): Promise<
 }
 
 /** Its own command: a new token key; tokens of the one before keep working, older ones stop. */
-export async function rotateTokenKey(dir: string, options: { now?: Date } = {}): Promise<StepResult> {
+async function rotateTokenKeyUnlocked(dir: string, options: { now?: Date } = {}): Promise<StepResult> {
   const state: CaState = await readCaState(dir);
   const keys = await TokenKeys.rotate(dir, 'rotate', options.now);
   await writeCaState(dir, state, state);
   const retired = keys.info.retired.length;
   return { summary: `new token key ${keys.signer.kid} signs tokens; tokens of the previous key keep working until they expire${retired ? `; ${retired} older key(s) retired` : ''}` };
+}
+
+// Every step holds the folder's lock (ca-state.ts): one change of the CA at a time.
+
+export function rotateIssuer(dir: string, options: { lifetimeMs?: number; now?: Date } = {}): Promise<StepResult & { issuer: X509Certificate }> {
+  return withCaLock(dir, () => rotateIssuerUnlocked(dir, options));
+}
+
+export function rootAdd(dir: string, options: { now?: Date } = {}): Promise<StepResult> {
+  return withCaLock(dir, () => rootAddUnlocked(dir, options));
+}
+
+export function rootActivate(dir: string, options: { force?: boolean; now?: Date } = {}): Promise<StepResult> {
+  return withCaLock(dir, () => rootActivateUnlocked(dir, options));
+}
+
+export function rootRetire(dir: string, options: { force?: boolean; now?: Date } = {}): Promise<StepResult> {
+  return withCaLock(dir, () => rootRetireUnlocked(dir, options));
+}
+
+export function rotateTokenKey(dir: string, options: { now?: Date } = {}): Promise<StepResult> {
+  return withCaLock(dir, () => rotateTokenKeyUnlocked(dir, options));
 }

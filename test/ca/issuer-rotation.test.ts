@@ -4,12 +4,14 @@
 // issuer stay valid (openssl agrees, and they still renew over mTLS). Join tokens are signed by
 // a key of their own: a token made before the rotation is still accepted after it, and one
 // whose key was retired is refused with bad_token. With `issuerRotation` the server rotates by
-// itself; here with 3-second issuers, while a client keeps signing without one failure.
+// itself; here with 3-second issuers, while a client keeps signing without one failure. CA
+// commands take the folder's lock, so two never interleave their writes.
 
 import t from 'tap';
 import tls from 'node:tls';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callCa, makeCaDir, openssl, runCli, startTestCa, type TestCa } from '../helpers/ca.js';
@@ -136,4 +138,20 @@ t.test('issuerRotation: the server rotates 3-second issuers by itself while a cl
   t.ok(ca.logLines.filter((l) => l.event === 'ca.issuer_rotated' && l.automatic === true).length >= 2, 'each automatic rotation is logged');
   const status = JSON.parse((await runCli(['ca', 'status', '--dir', dir, '--json'])).stdout) as CaStatus;
   t.ok(Date.parse(status.issuers[0]?.notAfter ?? '') - Date.now() > 0, 'the signing issuer is valid');
+});
+
+t.test('one change of the CA folder at a time: a step waits for a live lock, takes over a stale one', async (t) => {
+  const dir = await makeCaDir();
+  t.teardown(() => rm(join(dir, '..'), { recursive: true, force: true }));
+  const lock = join(dir, '.lock');
+  await writeFile(lock, '999999999'); // no such process: left by a crash
+  await rotateIssuer(dir);
+  t.notOk(existsSync(lock), 'a stale lock is taken over and released');
+  await writeFile(lock, String(process.pid)); // a live holder, done 300 ms later
+  const started = Date.now();
+  const released = sleep(300).then(() => rm(lock));
+  const cli = await runCli(['ca', 'rotate-issuer', '--dir', dir]);
+  await released;
+  t.equal(cli.code, 0, cli.stderr);
+  t.ok(Date.now() - started >= 300, 'the command waited for the holder');
 });
