@@ -129,7 +129,8 @@ function check(source: YamlSource): SidecarConfig | undefined {
     root.value.report('give inbound, outbound or both: a sidecar with neither has nothing to do');
   }
   const admin = root.optional('admin', readAdmin, DEFAULT_ADMIN);
-  const log = root.optional('log', readLog, { level: 'info' as LogLevel, access: true });
+  // access log off unless asked for, as Envoy/Istio and Linkerd ship it (README: Logs)
+  const log = root.optional('log', readLog, { level: 'info' as LogLevel, access: false });
   const metrics = root.optional('metrics', readMetrics, DEFAULT_METRICS);
   const drainTimeoutMs = root.optional('drainTimeout', readDuration, DEFAULT_DRAIN_TIMEOUT_MS);
   const http2 = root.optional('http2', readHttp2, DEFAULT_HTTP2);
@@ -236,7 +237,7 @@ function readLog(value: YamlValue): { level: LogLevel; access: boolean } | undef
   const map = value.map(['level', 'access']);
   if (!map) return undefined;
   const level = map.optional('level', readLogLevel, 'info');
-  const access = map.optional('access', (v) => v.boolean(), true);
+  const access = map.optional('access', (v) => v.boolean(), false);
   return level === undefined || access === undefined ? undefined : { level, access };
 }
 

@@ -127,7 +127,7 @@ t.test('a minimal config gets every default', async (t) => {
   t.same(config.outbound?.listen, { host: '127.0.0.1', port: 0 });
   t.equal(config.outbound?.upstreams[0]?.timeoutMs, 15_000);
   t.same(config.admin.listen, { host: '127.0.0.1', port: 15000 });
-  t.same(config.log, { level: 'info', access: true });
+  t.same(config.log, { level: 'info', access: false }, 'no access log unless asked for');
   t.same(config.metrics, { requests: true }, 'request metrics are on unless turned off');
 });
 
