@@ -243,7 +243,7 @@ function helpText(): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** `meshcar ca` and `meshcar ca --help`: the ca subcommands, each on its line. */
+/** `meshcar ca`, `meshcar ca root` (and with --help): the commands of the group, each on its line. */
 function groupHelp(group: string): string {
   const lines = [`meshcar ${group}: one of`, ''];
   for (const [name, command] of Object.entries(COMMANDS)) if (name.startsWith(`${group} `)) lines.push(`  ${command.usage.padEnd(72)} ${command.summary}`);
@@ -271,13 +271,16 @@ export async function main(argv: string[]): Promise<number> {
   const threeWords = `${twoWords} ${argv[2] ?? ''}`;
   const name = COMMANDS[threeWords] ? threeWords : COMMANDS[twoWords] ? twoWords : argv[0] as string;
   const command = COMMANDS[name];
-  const isGroup = Object.keys(COMMANDS).some((key) => key.startsWith(`${argv[0]} `));
-  if (!command && isGroup && (argv.length === 1 || argv[1] === '--help' || argv[1] === '-h' || argv[1] === 'help')) {
-    process.stdout.write(groupHelp(argv[0] as string));
-    return argv.length === 1 ? 2 : 0;
+  // a group is a prefix of commands: `ca`, and inside it `ca root`
+  const groupOf = (words: string) => (Object.keys(COMMANDS).some((key) => key.startsWith(`${words} `)) ? words : undefined);
+  const group = (argv[1] === undefined ? undefined : groupOf(twoWords)) ?? groupOf(argv[0] as string);
+  const next = argv[group?.split(' ').length ?? 1];
+  if (!command && group && (next === undefined || next === '--help' || next === '-h' || next === 'help')) {
+    process.stdout.write(groupHelp(group));
+    return next === undefined ? 2 : 0;
   }
-  if (!command && isGroup) throw new MeshcarError('usage', `unknown command "${argv.slice(0, 2).join(' ')}"; run "meshcar ${argv[0]} --help" for the list`);
-  if (!command) throw new MeshcarError('usage', `unknown command "${argv.slice(0, argv[1] === 'root' ? 3 : 2).join(' ')}"; run "meshcar --help" for the list`);
+  if (!command && group) throw new MeshcarError('usage', `unknown command "${[group, next].join(' ')}"; run "meshcar ${group} --help" for the list`);
+  if (!command) throw new MeshcarError('usage', `unknown command "${argv.slice(0, 2).join(' ')}"; run "meshcar --help" for the list`);
   const rest = argv.slice(name.split(' ').length);
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
   for (const [key, option] of Object.entries(command.options)) options[key] = { type: option.type };
