@@ -19,7 +19,8 @@
 // BENCH_DIRECT_ONLY=1 (app only, no CA or sidecars), BENCH_KEEP=1 (keep the temp dir and logs),
 // BENCH_STRICT=1 (exit 1 when a target is missed), BENCH_SIDECAR_NODE_ARGS (node flags for the
 // sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_CODEC=node|meshcar (the
-// sidecars' http2.codec; unset: the default).
+// sidecars' http2.codec; unset: the default), BENCH_IDLE_SECONDS (20; 0 skips): the idle pair's
+// wake-ups per second (context switches, /proc/PID/status) and CPU, after one call crossed it.
 
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,6 +49,8 @@ function envNumber(name, fallback, min, max) {
 }
 
 const SECONDS = envNumber('BENCH_SECONDS', 10, 1, 600);
+// idle pair, before any load: wake-ups (context switches) and CPU of each sidecar
+const IDLE_SECONDS = envNumber('BENCH_IDLE_SECONDS', 20, 0, 600);
 const WARMUP = envNumber('BENCH_WARMUP', 2, 0, 60);
 const RATE = envNumber('BENCH_RATE', 1000, 1, 100_000);
 const SATURATING_CONNECTIONS = 50;
@@ -205,7 +208,9 @@ function procSample(pid) {
     }
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-    return { ticks, schedNs, hwmKb: kb('VmHWM'), rssKb: kb('VmRSS') };
+    const count = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)$`, 'm').exec(status)?.[1] ?? NaN);
+    const switches = count('voluntary_ctxt_switches') + count('nonvoluntary_ctxt_switches');
+    return { ticks, schedNs, hwmKb: kb('VmHWM'), rssKb: kb('VmRSS'), switches };
   } catch {
     return null;
   }
@@ -337,6 +342,27 @@ async function main() {
     paths[name] = { port: pair.outboundPort, host: 'bench', watched: { app: app.pid, client: pair.pids.client, server: pair.pids.server } };
   }
 
+  // idle: the pair after one call (sessions open), nothing in flight
+  const idle = {};
+  if (!DIRECT_ONLY && IDLE_SECONDS > 0) {
+    process.stdout.write(`idle pair (${IDLE_SECONDS} s)\n`);
+    const ids = { client: pairs.pair.pids.client, server: pairs.pair.pids.server };
+    const before = Object.fromEntries(Object.entries(ids).map(([k, pid]) => [k, procSample(pid)]));
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+    const seconds = (performance.now() - t0) / 1000;
+    for (const [k, pid] of Object.entries(ids)) {
+      const after = procSample(pid);
+      const b = before[k];
+      if (!after || !b) continue;
+      idle[k] = {
+        wakeups_per_s: round((after.switches - b.switches) / seconds, 2),
+        cpu_pct: round(((after.schedNs - b.schedNs) / 1e9 / seconds) * 100, 3),
+        rss_mb: round(after.rssKb / 1024, 1),
+      };
+    }
+  }
+
   // warm-up: JIT, connection pools, TLS sessions
   if (WARMUP > 0) {
     for (const [name, p] of Object.entries(paths)) {
@@ -457,6 +483,7 @@ async function main() {
     settings: { seconds: SECONDS, warmup_s: WARMUP, rate: RATE, saturating_connections: SATURATING_CONNECTIONS, rate_connections: RATE_CONNECTIONS, access_log: ACCESS_LOG, direct_only: DIRECT_ONLY, metrics: METRICS_MODE },
     loads,
     sidecars,
+    idle,
     runs,
     metrics_rounds: metricsRounds.slice(1),
     summary,
@@ -553,7 +580,8 @@ async function startPair(name, metricsOn, { caDir, caPort, appPort }) {
 }
 
 // ---- the table ---------------------------------------------------------------------------------
-function formatReport({ loads, runs, summary, metrics_cost: metricsCost, targets }) {
+function formatReport(report) {
+  const { loads, runs, summary, metrics_cost: metricsCost, targets } = report;
   const num = (n, d = 0) => (n === null || n === undefined ? '-' : n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
   const ms = (n) => num(n, 3);
   const table = (header, rows) => {
@@ -584,6 +612,10 @@ function formatReport({ loads, runs, summary, metrics_cost: metricsCost, targets
     ]);
     out.push(table(['pair vs direct', '', '+p50 ms', '+p99 ms', 'thru ratio', 'client µs/req', 'server µs/req', 'client RSS MB', 'server RSS MB'], srows));
   }
+  if (report.idle && Object.keys(report.idle).length) {
+    out.push('');
+    out.push(table(['idle pair', 'wake-ups/s', 'CPU % of a core', 'RSS MB'], Object.entries(report.idle).map(([k, v]) => [k, num(v.wakeups_per_s, 2), num(v.cpu_pct, 3), num(v.rss_mb, 1)])));
+  }
   if (metricsCost) {
     out.push('');
     const mrows = [['on', metricsCost.on], ['off', metricsCost.off]].map(([name, m]) => [
@@ -611,7 +643,7 @@ function formatReport({ loads, runs, summary, metrics_cost: metricsCost, targets
 
 // ---- go ----------------------------------------------------------------------------------------
 // A hard bound on the whole run, whatever happens.
-const HARD_LIMIT_S = WARMUP * 3 + SECONDS * 7 + 7 * 35 + 150;
+const HARD_LIMIT_S = WARMUP * 3 + SECONDS * 7 + IDLE_SECONDS + 7 * 35 + 150;
 const hardStop = setTimeout(() => {
   process.stderr.write(`bench: still running after ${HARD_LIMIT_S} s; stopping\n`);
   cleanup().finally(() => process.exit(1));
