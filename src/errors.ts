@@ -19,7 +19,11 @@ export type ErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'body_too_large'
+  | 'unsupported_media_type'
   | 'rate_limited'
+  // OpenAPI schema checks (src/schema)
+  | 'undocumented_operation'
+  | 'schema_violation'
   // sidecar data plane
   | 'no_route'
   | 'upstream_identity_mismatch'

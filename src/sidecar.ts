@@ -19,6 +19,7 @@ import { AccessLog } from './metrics/access-log.js';
 import { startAdminServer, type RunningAdmin } from './admin/server.js';
 import { createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
+import { loadGuards, type Guards } from './schema/guards.js';
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 /** After the inbound side has drained, the outbound side stops once the app has been quiet this long. */
@@ -185,6 +186,8 @@ export class Sidecar {
   private async startOnce(): Promise<SidecarAddresses> {
     const { config, logger } = this;
     const started = process.hrtime.bigint();
+    // every OpenAPI spec loaded and compiled first: a broken one stops the start, with its place
+    const guards = await loadGuards(config);
     // admin first: /healthz answers and /ready says 503 while the identity is fetched
     this.admin = await startAdminServer(config.admin.listen, this.adminState(), logger.child({ component: 'admin' }), { hosts: config.admin.hosts });
     // the bound address (port 0 picks one): /healthz and /ready answer from here on
@@ -194,11 +197,11 @@ export class Sidecar {
 
     const identity = this.running.identity;
     if (config.inbound) {
-      this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observer.asObserver(), codec: config.http2.codec });
+      this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observer.asObserver(), codec: config.http2.codec, ...(guards.inbound ? { schema: guards.inbound } : {}) });
     }
     if (config.outbound) {
       const tuning = config.outbound.dnsRefreshMs !== undefined ? { options: { dnsRefreshMs: config.outbound.dnsRefreshMs } } : {};
-      this.outbound = createOutbound({ config: config.outbound, identity, logger: logger.child({ component: 'outbound' }), observer: this.observer.asObserver(), codec: config.http2.codec, ...tuning });
+      this.outbound = createOutbound({ config: config.outbound, identity, logger: logger.child({ component: 'outbound' }), observer: this.observer.asObserver(), codec: config.http2.codec, schemas: guards.upstreams, ...tuning });
     }
     // both settle before a failure is thrown: nothing logs "listening" after the fatal error
     const [inbound, outbound] = await settledOrThrow([this.inbound?.listen(), this.outbound?.listen()]);
@@ -291,6 +294,18 @@ export class Sidecar {
       return { ok: false, messages };
     }
     const plan = planReload(this.current, next);
+    // the specs are read again on every reload (a spec file may change while the config does
+    // not); one that fails keeps the whole running config, specs included
+    let guards: Guards;
+    try {
+      guards = await loadGuards(plan.effective);
+    } catch (err) {
+      const messages = [`${this.configFile}: ${describeError(err)}`];
+      log.error(messages[0]);
+      log.error({ file: this.configFile, issues: 1 }, 'config reload failed; the running config is kept');
+      this.metrics.configReloads.labels('failure').inc();
+      return { ok: false, messages };
+    }
     try {
       if (plan.applied.includes('inbound.authorize')) this.inbound?.setAuthorization(plan.effective.inbound?.authorize);
       if (plan.applied.some((path) => path.startsWith('inbound.rateLimit'))) this.inbound?.setRateLimit(plan.effective.inbound?.rateLimit);
@@ -311,6 +326,8 @@ export class Sidecar {
       }
       this.outbound.setUpstreams(upstreams);
     }
+    this.inbound?.setSchema(guards.inbound);
+    this.outbound?.setSchemas(guards.upstreams);
     if (plan.applied.includes('admin.hosts')) this.admin?.setHosts(plan.effective.admin.hosts);
     if (plan.effective.log.level !== this.current.log.level) this.logger.level = plan.effective.log.level;
     if (plan.effective.log.access !== this.current.log.access || plan.effective.metrics.requests !== this.current.metrics.requests) {

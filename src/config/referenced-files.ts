@@ -8,6 +8,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { pemBlocks } from '../pki/pem.js';
 import { readTokenClaims } from '../identity/token-claims.js';
 import { describeError } from '../errors.js';
+import { CompiledSpec } from '../schema/spec.js';
 import type { AnyConfig } from './load-any.js';
 import type { YamlValue } from './yaml-source.js';
 
@@ -91,6 +92,18 @@ function referencesOf(loaded: AnyConfig): Reference[] {
   return refs;
 }
 
+/** The OpenAPI specs a sidecar config names, with the key path naming each. */
+function specsOf(loaded: AnyConfig): Array<{ keys: string[]; path: string }> {
+  if (loaded.kind !== 'sidecar') return [];
+  const specs: Array<{ keys: string[]; path: string }> = [];
+  const inbound = loaded.config.inbound?.openapi;
+  if (inbound) specs.push({ keys: ['inbound', 'openapi', 'spec'], path: inbound.spec });
+  for (const upstream of loaded.config.outbound?.upstreams ?? []) {
+    if (upstream.openapi) specs.push({ keys: ['outbound', 'upstreams', upstream.name, 'openapi', 'spec'], path: upstream.openapi.spec });
+  }
+  return specs;
+}
+
 /** Checks every file the config names; each problem becomes an issue at the key naming the file. */
 export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): Promise<void> {
   const refs = referencesOf(loaded);
@@ -100,11 +113,15 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
       return fileProblem(ref.path, ref.content);
     }),
   );
-  refs.forEach((ref, i) => {
-    const problem = problems[i];
-    if (problem === undefined) return;
+  // an OpenAPI spec is loaded as the sidecar would: parsed, validated, $refs resolved, compiled
+  const specs = specsOf(loaded);
+  const specProblems = await Promise.all(specs.map((spec) => CompiledSpec.load(spec.path).then(() => undefined, (err: unknown) => describeError(err))));
+  const all = [...refs.map((ref, i) => ({ keys: ref.keys, problem: problems[i] })), ...specs.map((spec, i) => ({ keys: spec.keys, problem: specProblems[i] }))];
+  for (const { keys, problem } of all) {
+    if (problem === undefined) continue;
     let value: YamlValue | undefined = root;
-    for (const key of ref.keys) value = value?.peek(key);
+    // the deepest key that is there (an upstream's name may be written in another case)
+    for (const key of keys) value = value?.peek(key) ?? value;
     (value ?? root).report(problem);
-  });
+  }
 }

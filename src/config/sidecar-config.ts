@@ -286,7 +286,7 @@ export interface ReloadPlan {
 }
 
 /** The keys a running sidecar can change without a restart (YAML key paths). */
-export const LIVE_RELOAD_KEYS = ['admin.hosts', 'inbound.authorize', 'inbound.rateLimit', 'inbound.timeout', 'inbound.idleTimeout', 'inbound.routes', 'outbound.upstreams', 'log.level', 'log.access', 'metrics.requests', 'drainTimeout'] as const;
+export const LIVE_RELOAD_KEYS = ['admin.hosts', 'inbound.authorize', 'inbound.rateLimit', 'inbound.timeout', 'inbound.idleTimeout', 'inbound.routes', 'inbound.openapi', 'outbound.upstreams', 'log.level', 'log.access', 'metrics.requests', 'drainTimeout'] as const;
 
 /**
  * Takes the live parts of `next` (admin host names, authorization rules, rate limits, inbound timeouts, outbound upstreams, log level and
@@ -304,7 +304,7 @@ export function planReload(running: SidecarConfig, next: SidecarConfig): ReloadP
 }
 
 function liveInbound(running: InboundConfig, next: InboundConfig): InboundConfig {
-  const { rateLimit: _rateLimit, idleTimeoutMs: _idle, routes: _routes, ...rest } = running;
+  const { rateLimit: _rateLimit, idleTimeoutMs: _idle, routes: _routes, openapi: _openapi, ...rest } = running;
   return {
     ...rest,
     authorize: next.authorize,
@@ -312,6 +312,7 @@ function liveInbound(running: InboundConfig, next: InboundConfig): InboundConfig
     ...(next.rateLimit ? { rateLimit: next.rateLimit } : {}),
     ...(next.idleTimeoutMs !== undefined ? { idleTimeoutMs: next.idleTimeoutMs } : {}),
     ...(next.routes ? { routes: next.routes } : {}),
+    ...(next.openapi ? { openapi: next.openapi } : {}),
   };
 }
 

@@ -4,6 +4,7 @@
 
 import { type AppAddress, type Endpoint, type HostPort, parseAppUrl, parseEndpoint } from './address.js';
 import { readDuration, readListenAddress, readPositiveInteger, readRate, readSpiffeId } from './fields.js';
+import { type OpenApiConfig, readOpenApi, readSize } from './openapi-config.js';
 import type { YamlValue } from './yaml-source.js';
 
 export interface AuthorizeRule {
@@ -29,6 +30,8 @@ export interface InboundConfig {
   readonly idleTimeoutMs?: number;
   /** Per-path timeouts, first match wins; a path matching none uses timeoutMs / idleTimeoutMs. */
   readonly routes?: readonly InboundRouteConfig[];
+  /** Requests are held against this OpenAPI spec (src/schema); absent: not checked. */
+  readonly openapi?: OpenApiConfig;
 }
 
 export interface InboundRouteConfig {
@@ -89,6 +92,8 @@ export interface UpstreamConfig {
   readonly circuitBreaker?: CircuitBreakerConfig;
   /** Ejection of endpoints that keep failing. */
   readonly outlierDetection?: OutlierDetectionConfig;
+  /** The app's calls to this upstream are held against this OpenAPI spec before they leave. */
+  readonly openapi?: OpenApiConfig;
 }
 
 /** `balancer: {decay: 10s}`: how fast the latency estimate forgets. */
@@ -146,7 +151,7 @@ const ROUTE_SEGMENT = /^(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[^{}]*)$/;
 
 /** `trustDomain` is undefined when the config's own is invalid (already reported). */
 export function readInbound(value: YamlValue, trustDomain: string | undefined): InboundConfig | undefined {
-  const map = value.map(['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits', 'idleTimeout', 'routes']);
+  const map = value.map(['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits', 'idleTimeout', 'routes', 'openapi']);
   if (!map) return undefined;
   const listen = map.required('listen', readListenAddress);
   const app = map.required('app', readApp);
@@ -160,6 +165,8 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
   const limits = map.optional('limits', readInboundLimits, undefined);
   const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);
   const routes = map.optional('routes', (v) => v.listOf(readInboundRoute, 'list at least one route, or leave routes out'), undefined);
+  const openapi = map.optional('openapi', readOpenApi, undefined);
+  if (map.has('openapi') && !openapi) return undefined;
   if (!listen || !app || timeoutMs === undefined || (map.has('authorize') && !authorize)) return undefined;
   if ((map.has('rateLimit') && !rateLimit) || (map.has('limits') && !limits)) return undefined;
   if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('routes') && !routes)) return undefined;
@@ -173,6 +180,7 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
     ...(limits ? { limits } : {}),
     ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
     ...(routes ? { routes } : {}),
+    ...(openapi ? { openapi } : {}),
   };
 }
 
@@ -314,7 +322,7 @@ function readUpstreams(value: YamlValue, trustDomain: string | undefined): Upstr
 }
 
 function readUpstream(value: YamlValue, name: string, trustDomain: string | undefined): UpstreamConfig | undefined {
-  const map = value.map(['endpoints', 'identity', 'timeout', 'routes', 'idleTimeout', 'retries', 'balancer', 'circuitBreaker', 'outlierDetection']);
+  const map = value.map(['endpoints', 'identity', 'timeout', 'routes', 'idleTimeout', 'retries', 'balancer', 'circuitBreaker', 'outlierDetection', 'openapi']);
   if (!map) return undefined;
   const endpoints = map.required('endpoints', (v) => v.listOf(readEndpoint, 'list at least one endpoint (host:port or dns:NAME:PORT)'));
   const identity = map.required('identity', (v) => readSpiffeId(v, trustDomain));
@@ -326,6 +334,8 @@ function readUpstream(value: YamlValue, name: string, trustDomain: string | unde
   const balancer = map.optional('balancer', readBalancer, undefined);
   const circuitBreaker = map.optional('circuitBreaker', readCircuitBreaker, undefined);
   const outlierDetection = map.optional('outlierDetection', readOutlierDetection, undefined);
+  const openapi = map.optional('openapi', readOpenApi, undefined);
+  if (map.has('openapi') && !openapi) return undefined;
   if (!endpoints || !identity || timeoutMs === undefined || !routes) return undefined;
   if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('retries') && !retries)) return undefined;
   if ((map.has('balancer') && !balancer) || (map.has('circuitBreaker') && !circuitBreaker) || (map.has('outlierDetection') && !outlierDetection)) return undefined;
@@ -340,6 +350,7 @@ function readUpstream(value: YamlValue, name: string, trustDomain: string | unde
     ...(balancer ? { balancer } : {}),
     ...(circuitBreaker ? { circuitBreaker } : {}),
     ...(outlierDetection ? { outlierDetection } : {}),
+    ...(openapi ? { openapi } : {}),
   };
 }
 
@@ -391,7 +402,7 @@ function readRetries(value: YamlValue): RetryConfig | undefined {
   const attempts = map.optional('attempts', (v) => readCount(v, 10), d.attempts);
   const budget = map.optional('budget', readRetryBudget, { ratio: d.budgetRatio, minPerSecond: d.budgetMinPerSecond });
   const backoff = map.optional('backoff', readBackoff, { base: d.backoffBaseMs, max: d.backoffMaxMs });
-  const bufferLimitBytes = map.optional('bufferLimit', readBufferLimit, d.bufferLimitBytes);
+  const bufferLimitBytes = map.optional('bufferLimit', readSize, d.bufferLimitBytes);
   if (attempts === undefined || !budget || !backoff || bufferLimitBytes === undefined) return undefined;
   if (backoff.max < backoff.base) return value.report(`backoff.max (${backoff.max} ms) must not be shorter than backoff.base (${backoff.base} ms)`);
   return { attempts, budgetRatio: budget.ratio, budgetMinPerSecond: budget.minPerSecond, backoffBaseMs: backoff.base, backoffMaxMs: backoff.max, bufferLimitBytes };
@@ -425,25 +436,6 @@ function readRatio(value: YamlValue): number | undefined {
   if (n === undefined) return undefined;
   if (!(n >= 0 && n <= 1)) return value.report(`${value.display()} must be between 0 and 1`);
   return n;
-}
-
-const BUFFER_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, kb: 1000, mib: 1024 * 1024, mb: 1000 * 1000 };
-
-/** A size in bytes: a number, or `64KiB`, `1MiB`, `500kB`. */
-function readBufferLimit(value: YamlValue): number | undefined {
-  let bytes: number | undefined;
-  if (value.kind === 'number') bytes = value.number();
-  else {
-    const text = value.string('a size such as 64KiB');
-    if (text === undefined) return undefined;
-    const m = /^(\d+)\s*([A-Za-z]*)$/.exec(text.trim());
-    const unit = m ? BUFFER_UNITS[(m[2] as string).toLowerCase()] : undefined;
-    if (!m || unit === undefined) return value.report(`${JSON.stringify(text)} is not a size (write 65536, 64KiB or 1MiB)`);
-    bytes = Number(m[1]) * unit;
-  }
-  if (bytes === undefined) return undefined;
-  if (!Number.isInteger(bytes) || bytes < 0 || bytes > 64 * 1024 * 1024) return value.report(`${value.display()} must be a whole number of bytes from 0 to 64MiB`);
-  return bytes;
 }
 
 function readEndpoint(value: YamlValue): Endpoint | undefined {

@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
-import type { TrafficObserver } from '../metrics/traffic.js';
+import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
 import type { ConnectionTracker } from './connections.js';
 import type { AppForwarder } from './forwarder.js';
@@ -90,6 +90,10 @@ export abstract class Exchange {
   phase = WAITING;
   /** The app's response body being relayed (see relayBody), resumed when the caller drains. */
   relaySource: Readable | undefined = undefined;
+  /** The body as read by the schema check (src/inbound/schema-check.ts), replayed to the app in place of the caller's stream. */
+  bodyReplacement: Readable | undefined = undefined;
+  /** What the OpenAPI check found (undefined: no spec, or not checked). */
+  schema: SchemaResult | undefined = undefined;
   /** Attempts made toward the app (a bodiless request may be retried once on a stale connection). */
   attempts = 0;
   private timer: NodeJS.Timeout | undefined = undefined;
@@ -293,6 +297,7 @@ export abstract class Exchange {
       requestId: this.requestId,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
+      schema: this.schema,
     });
   }
 }

@@ -54,7 +54,7 @@ export class Http1Exchange extends Exchange {
   }
 
   get requestBody() {
-    return this.req;
+    return this.bodyReplacement ?? this.req;
   }
 
   get responseSink() {

@@ -59,7 +59,7 @@ export class Http2Exchange extends Exchange {
   }
 
   get requestBody() {
-    return this.stream;
+    return this.bodyReplacement ?? this.stream;
   }
 
   get responseSink() {

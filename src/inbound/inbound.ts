@@ -30,6 +30,8 @@ import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
 import { InboundRateLimiter } from './rate-limit.js';
+import { screenRequest } from './schema-check.js';
+import type { SchemaGuard } from '../schema/guard.js';
 import { isAcceptablePath } from './request-target.js';
 import { attachGuard, guardOf, ResetGuard } from './reset-guard.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
@@ -66,6 +68,8 @@ export interface InboundOptions {
   readonly limits?: InboundLimits;
   /** HTTP/2 from callers: Node's core http2 server (`node`, default) or meshcar's own codec in src/h2 (`meshcar`). */
   readonly codec?: 'meshcar' | 'node';
+  /** The OpenAPI spec requests are held against (inbound.openapi), loaded by the caller. */
+  readonly schema?: SchemaGuard;
 }
 
 export interface Inbound {
@@ -87,6 +91,8 @@ export interface Inbound {
    * now on; requests in flight keep theirs. Throws, changing nothing, on a non-positive value.
    */
   setTimeouts(config: InboundTimeoutsConfig): void;
+  /** Replaces the OpenAPI spec and mode (undefined: no checks) for the requests that arrive from now on. */
+  setSchema(guard: SchemaGuard | undefined): void;
   readonly address: HostPort | undefined;
   /** Requests (and WebSocket tunnels) in flight. */
   readonly inFlight: number;
@@ -132,6 +138,8 @@ class InboundListener implements Inbound, ExchangeContext {
   /** undefined: no rate limit configured. */
   private rateLimiter: InboundRateLimiter | undefined;
   private timeouts: InboundTimeouts;
+  /** undefined: no OpenAPI spec configured; requests skip the check altogether. */
+  private schema: SchemaGuard | undefined;
   private readonly maxResetsPer10s: number;
   private readonly maxSessionAgeMs: number;
   private readonly callers: CallerCache;
@@ -160,6 +168,7 @@ class InboundListener implements Inbound, ExchangeContext {
     this.maxSessionAgeMs = limits.maxSessionAgeMs ?? configured.maxSessionAgeMs ?? DEFAULT_INBOUND_MAX_SESSION_AGE_MS;
     this.rateLimiter = InboundRateLimiter.create(config.rateLimit);
     this.timeouts = new InboundTimeouts(config);
+    this.schema = options.schema;
     this.config = config;
     this.logger = logger;
     this.observer = options.observer ?? NO_OBSERVER;
@@ -261,6 +270,10 @@ class InboundListener implements Inbound, ExchangeContext {
   setTimeouts(config: InboundTimeoutsConfig): void {
     // compiled before the swap: a bad value throws here and leaves the old timeouts in force
     this.timeouts = new InboundTimeouts(config);
+  }
+
+  setSchema(guard: SchemaGuard | undefined): void {
+    this.schema = guard;
   }
 
   listen(): Promise<HostPort> {
@@ -404,21 +417,18 @@ class InboundListener implements Inbound, ExchangeContext {
         return;
       }
     }
-    const headers = forwardableHeaders(exchange.requestHeaders);
-    // whatever the caller claimed, the app learns who called from us
-    headers['x-forwarded-client-cert'] = exchange.caller.xfcc;
-    headers['x-request-id'] = exchange.requestId;
-    exchange.appHeaders = headers;
     const route = this.timeouts.forPath(exchange.path);
     // the caller's own deadline (grpc-timeout, x-request-timeout) may shorten the wait, never lengthen it
+    // (started before the schema check: a body read for validation is within the same deadline)
     exchange.startTimers(headDeadlineMs(route.timeoutMs, exchange.requestHeaders), route.idleTimeoutMs);
-    forwarder.forward(exchange);
-    if (exchange.requestHasBody && exchange.phase !== DONE) {
-      // added after the forwarder's pipe(), so it does not change the body's flow
-      bindExchange(exchange.requestBody, exchange);
-      exchange.requestBody.on('data', onRequestData);
-    }
+    // WebSocket upgrades (their own forwarder) pass unchecked: a tunnel is not an API call
+    if (this.schema !== undefined && forwarder === this.app) screenRequest(exchange, this.schema, this.toApp);
+    else toApp(exchange, forwarder);
   }
+
+  /** After the schema check: on to the app (one function for every request, no closure each). */
+  private readonly toApp = (exchange: Exchange) => toApp(exchange, this.app);
+
 
   /** A request Node could not parse (or that outgrew the header limit): answer and close. */
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
@@ -435,5 +445,20 @@ class InboundListener implements Inbound, ExchangeContext {
     this.logger.debug({ code: err.code, remote: socket.remoteAddress }, 'inbound request refused by the HTTP parser');
     socket.end(response);
     socket.destroySoon();
+  }
+}
+
+/** The request goes to the app: its head for the app, then the forwarder. */
+function toApp(exchange: Exchange, forwarder: AppForwarder): void {
+  const headers = forwardableHeaders(exchange.requestHeaders);
+  // whatever the caller claimed, the app learns who called from us
+  headers['x-forwarded-client-cert'] = exchange.caller.xfcc;
+  headers['x-request-id'] = exchange.requestId;
+  exchange.appHeaders = headers;
+  forwarder.forward(exchange);
+  if (exchange.requestHasBody && exchange.phase !== DONE) {
+    // added after the forwarder's pipe(), so it does not change the body's flow
+    bindExchange(exchange.requestBody, exchange);
+    exchange.requestBody.on('data', onRequestData);
   }
 }

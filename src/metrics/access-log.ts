@@ -1,5 +1,6 @@
 // The access log: one JSON line per request on stdout through pino (time, direction, peer,
-// method, route, path without query, status, duration, bytes, endpoint, request id, error).
+// method, route, path without query, status, duration, bytes, endpoint, request id, error, and
+// the first OpenAPI violation as `schema`).
 // Never a certificate, key or token: only the fields of a RequestRecord are written.
 
 import type { Logger } from 'pino';
@@ -28,6 +29,8 @@ export class AccessLog implements TrafficObserver {
       endpoint: record.endpoint,
       requestId: record.requestId,
       error: record.errorCode,
+      // the first OpenAPI violation, {kind, message}; absent when the request passed or no spec applies
+      schema: record.schema?.violation,
     });
   }
 

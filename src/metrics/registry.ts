@@ -166,6 +166,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly schemaViolations = new client.Counter({
+    name: 'meshcar_schema_violations_total',
+    help: 'Requests that broke the OpenAPI spec (counted in shadow and enforce mode), by direction, peer, route and kind (undocumented_operation, path, query, header, content_type, body).',
+    labelNames: ['direction', 'peer', 'route', 'kind'] as const,
+    registers: [this.registry],
+  });
+
   readonly buildInfo = new client.Gauge({
     name: 'meshcar_build_info',
     help: 'meshcar build information; always 1.',

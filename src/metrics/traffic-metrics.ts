@@ -21,9 +21,14 @@ interface EndpointEntry {
   readonly route: string;
   count: number;
   errors: number;
+  /** Requests that broke the OpenAPI spec. */
+  violations: number;
+  /** undefined: no spec held against this traffic; else whether the route is an operation of the spec. */
+  documented: boolean | undefined;
   lastSeenMs: number;
   readonly byStatus: Map<number, StatusChildren>;
   readonly errorsByReason: Map<string, Counter.Internal>;
+  readonly violationsByKind: Map<string, Counter.Internal>;
 }
 
 interface PeerEntry {
@@ -42,6 +47,9 @@ export interface EndpointView {
   readonly count: number;
   readonly errors: number;
   readonly lastSeen: string;
+  /** Present when an OpenAPI spec is configured for this traffic. */
+  readonly documented?: boolean;
+  readonly violations?: number;
 }
 
 export interface TrafficMetricsOptions {
@@ -97,12 +105,13 @@ export class TrafficMetrics implements TrafficObserver {
 
   /** The route label a record gets (for the access log); cached per path, so cheap. */
   routeOf(record: RequestRecord): string {
-    return this.peerEntry(record.direction, record.peer).labeler.routeOf(record.path);
+    // a spec's path template is a better label than a learned one
+    return record.schema?.route ?? this.peerEntry(record.direction, record.peer).labeler.routeOf(record.path);
   }
 
   private endpoint(record: RequestRecord): EndpointEntry {
     const peer = this.peerEntry(record.direction, record.peer);
-    const route = peer.labeler.routeOf(record.path);
+    const route = record.schema?.route ?? peer.labeler.routeOf(record.path);
     let methods = peer.routes.get(route);
     if (methods === undefined) {
       methods = new Map();
@@ -111,7 +120,7 @@ export class TrafficMetrics implements TrafficObserver {
     const method = methodLabel(record.method);
     let endpoint = methods.get(method);
     if (endpoint === undefined) {
-      endpoint = { direction: record.direction, peer: peer.name, method, route, count: 0, errors: 0, lastSeenMs: 0, byStatus: new Map(), errorsByReason: new Map() };
+      endpoint = { direction: record.direction, peer: peer.name, method, route, count: 0, errors: 0, violations: 0, documented: undefined, lastSeenMs: 0, byStatus: new Map(), errorsByReason: new Map(), violationsByKind: new Map() };
       methods.set(method, endpoint);
     }
     return endpoint;
@@ -141,6 +150,20 @@ export class TrafficMetrics implements TrafficObserver {
       }
       errors.inc();
     }
+    const schema = record.schema;
+    if (schema !== undefined) this.schemaChecked(endpoint, schema.route !== undefined, schema.violation?.kind);
+  }
+
+  private schemaChecked(endpoint: EndpointEntry, documented: boolean, kind: string | undefined): void {
+    endpoint.documented = documented;
+    if (kind === undefined) return;
+    endpoint.violations++;
+    let counter = endpoint.violationsByKind.get(kind);
+    if (counter === undefined) {
+      counter = this.metrics.schemaViolations.labels(endpoint.direction, endpoint.peer, endpoint.route, kind);
+      endpoint.violationsByKind.set(kind, counter);
+    }
+    counter.inc();
   }
 
   tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason): void {
@@ -215,7 +238,8 @@ export class TrafficMetrics implements TrafficObserver {
       for (const peer of this.peers[direction].values()) {
         for (const methods of peer.routes.values()) {
           for (const e of methods.values()) {
-            rows.push({ direction: e.direction, peer: e.peer, method: e.method, route: e.route, count: e.count, errors: e.errors, lastSeen: new Date(e.lastSeenMs).toISOString() });
+            const schema = e.documented === undefined ? {} : { documented: e.documented, violations: e.violations };
+            rows.push({ direction: e.direction, peer: e.peer, method: e.method, route: e.route, count: e.count, errors: e.errors, lastSeen: new Date(e.lastSeenMs).toISOString(), ...schema });
           }
         }
       }

@@ -20,6 +20,16 @@ export interface RequestRecord {
   readonly endpoint?: string;
   readonly bytesIn?: number;
   readonly bytesOut?: number;
+  /** Set when the request was held against an OpenAPI spec (src/schema). */
+  readonly schema?: SchemaResult;
+}
+
+/** What the OpenAPI check of one request found. */
+export interface SchemaResult {
+  /** The spec's path template of the matched operation; undefined: undocumented. */
+  readonly route: string | undefined;
+  /** The first violation: kind (the metric label) and `location: rule`. */
+  readonly violation: { readonly kind: string; readonly message: string } | undefined;
 }
 
 /**

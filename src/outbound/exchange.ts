@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { TrafficObserver } from '../metrics/traffic.js';
+import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
 import type { ErrorCode } from '../errors.js';
 import { statusFor } from '../http/status.js';
 import type { Activity } from './activity.js';
@@ -53,6 +53,8 @@ export class Exchange {
   bytesIn = 0;
   bytesOut = 0;
   endpoint: string | undefined = undefined;
+  /** What the upstream's OpenAPI check found (src/outbound/schema-check.ts); undefined: none. */
+  schema: SchemaResult | undefined = undefined;
   private reported = false;
 
   constructor(
@@ -87,6 +89,7 @@ export class Exchange {
       endpoint: this.endpoint,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
+      schema: this.schema,
     });
   }
 }

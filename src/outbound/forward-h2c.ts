@@ -8,6 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { constants as h2, type IncomingHttpHeaders, type IncomingHttpStatusHeader, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
+import type { SchemaResult } from '../metrics/traffic.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
@@ -30,10 +31,11 @@ const NO_TRAILERS: OutgoingHttpHeaders = Object.freeze({}) as OutgoingHttpHeader
 
 function ignore(): void {}
 
-export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqHeaders: IncomingHttpHeaders): void {
+export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqHeaders: IncomingHttpHeaders, schema?: SchemaResult): void {
   const method = reqHeaders[':method'] ?? 'GET';
   const path = reqHeaders[':path'];
   const exchange = new Exchange(ctx.observer, method, requestIdOf(reqHeaders));
+  exchange.schema = schema;
   if (path !== undefined) exchange.path = pathOnly(path);
   const authority = reqHeaders[':authority'] ?? reqHeaders.host;
   const pool = ctx.router.lookup(authority);

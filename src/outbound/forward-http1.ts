@@ -9,6 +9,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { performance } from 'node:perf_hooks';
 import { constants as h2, type IncomingHttpStatusHeader } from 'node:http2';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
+import type { SchemaResult } from '../metrics/traffic.js';
 import { announcesBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
@@ -32,9 +33,10 @@ const CHUNKED_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
 
 function ignore(): void {}
 
-export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: ServerResponse): void {
+export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: ServerResponse, schema?: SchemaResult): void {
   const reqHeaders = req.headers;
   const exchange = new Exchange(ctx.observer, req.method ?? 'GET', requestIdOf(reqHeaders));
+  exchange.schema = schema;
   const target = parseRequestTarget(req.url);
   exchange.path = pathOnly(target.path);
   const authority = target.authority ?? reqHeaders.host;

@@ -20,6 +20,8 @@ import { AppListener } from './listener.js';
 import { UpstreamRouter } from './router.js';
 import { UpstreamPool, type PoolSettings } from './upstream-pool.js';
 import { tunnelUpgrade } from './websocket.js';
+import { screenH2c, screenHttp1 } from './schema-check.js';
+import type { SchemaGuard } from '../schema/guard.js';
 
 export type { LookupAll } from './endpoints.js';
 
@@ -48,6 +50,8 @@ export interface OutboundOptions {
   readonly options?: OutboundTuning;
   /** HTTP/2 toward upstream sidecars: core http2 + http2-wrapper (`node`, default) or src/h2 (`meshcar`). */
   readonly codec?: 'meshcar' | 'node';
+  /** OpenAPI guards by upstream name (lower-case): the app's calls are checked before they leave. */
+  readonly schemas?: ReadonlyMap<string, SchemaGuard>;
 }
 
 export interface Outbound {
@@ -73,6 +77,8 @@ export interface Outbound {
    * sessions close gracefully once the streams in flight on them finish.
    */
   setUpstreams(upstreams: readonly UpstreamConfig[]): void;
+  /** Replaces the OpenAPI guards by upstream name (an upstream missing from the map: unchecked). */
+  setSchemas(schemas: ReadonlyMap<string, SchemaGuard>): void;
   readonly address: HostPort | undefined;
   readonly inFlight: number;
   readonly draining: boolean;
@@ -108,6 +114,8 @@ class OutboundService implements Outbound, OutboundContext {
   private readonly onRotated: () => void;
   private drained: Promise<void> | undefined;
   private closed = false;
+  /** Empty (the common case): every call goes straight to its forwarder. */
+  private schemas: ReadonlyMap<string, SchemaGuard>;
 
   constructor(private readonly options: OutboundOptions) {
     const tuning = options.options ?? {};
@@ -121,6 +129,7 @@ class OutboundService implements Outbound, OutboundContext {
       ...(tuning.lookup ? { lookup: tuning.lookup } : {}),
     };
     this.settings = settings;
+    this.schemas = options.schemas ?? new Map();
     this.pools = options.config.upstreams.map((upstream) => this.newPool(upstream));
     this.router = new UpstreamRouter(this.pools.map((pool) => [pool.name, pool] as const));
 
@@ -132,9 +141,17 @@ class OutboundService implements Outbound, OutboundContext {
 
     this.listener = new AppListener(
       {
-        request: (req: IncomingMessage, res: ServerResponse) => forwardHttp1(this, req, res),
+        request: (req: IncomingMessage, res: ServerResponse) => {
+          if (this.schemas.size === 0) return forwardHttp1(this, req, res);
+          const verdict = screenHttp1(this, this.schemas, req, res);
+          if (!verdict.refused) forwardHttp1(this, req, res, verdict.schema);
+        },
         upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => tunnelUpgrade(this, req, socket, head),
-        stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => forwardH2c(this, stream, headers),
+        stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+          if (this.schemas.size === 0) return forwardH2c(this, stream, headers);
+          const verdict = screenH2c(this, this.schemas, stream, headers);
+          if (!verdict.refused) forwardH2c(this, stream, headers, verdict.schema);
+        },
       },
       {
         maxHeaderBytes: tuning.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
@@ -220,6 +237,10 @@ class OutboundService implements Outbound, OutboundContext {
       pool.retireAll();
     }
     this.logger.info({ upstreams: pools.map((p) => p.name), kept: [...kept].map((p) => p.name) }, 'outbound upstreams reloaded');
+  }
+
+  setSchemas(schemas: ReadonlyMap<string, SchemaGuard>): void {
+    this.schemas = schemas;
   }
 
   idleForMs(): number {

@@ -1,0 +1,57 @@
+// The `openapi:` key of the inbound side and of each outbound upstream: which OpenAPI spec the
+// traffic is held against, and whether a violation is only counted (shadow) or refused
+// (enforce). Only the key is read here; the spec file itself is loaded and validated by
+// src/schema (at start, on reload, and by `meshcar check`).
+
+import { readPath } from './fields.js';
+import type { YamlValue } from './yaml-source.js';
+
+export type SchemaMode = 'shadow' | 'enforce';
+
+export interface OpenApiConfig {
+  /** The spec file (OpenAPI 3.0 or 3.1, YAML or JSON), absolute. */
+  readonly spec: string;
+  /** shadow: count and log, forward anyway; enforce: refuse with 404/400/415/413. */
+  readonly mode: SchemaMode;
+  /** JSON request bodies up to this many bytes are validated; a larger one is 413 in enforce mode. */
+  readonly maxBodySize: number;
+}
+
+export const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;
+const MAX_BODY_SIZE_LIMIT = 64 * 1024 * 1024;
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, kb: 1000, mib: 1024 * 1024, mb: 1000 * 1000 };
+
+/** `{spec: config/orders.openapi.yaml, mode: shadow, maxBodySize: 1MiB}`; mode defaults to shadow (safe to turn on). */
+export function readOpenApi(value: YamlValue): OpenApiConfig | undefined {
+  const map = value.map(['spec', 'mode', 'maxBodySize']);
+  if (!map) return undefined;
+  const spec = map.required('spec', readPath);
+  const mode = map.optional('mode', readMode, 'shadow' as SchemaMode);
+  const maxBodySize = map.optional('maxBodySize', readSize, DEFAULT_MAX_BODY_SIZE);
+  if (spec === undefined || mode === undefined || maxBodySize === undefined) return undefined;
+  return { spec, mode, maxBodySize };
+}
+
+function readMode(value: YamlValue): SchemaMode | undefined {
+  const text = value.string('shadow or enforce');
+  if (text === undefined) return undefined;
+  if (text === 'shadow' || text === 'enforce') return text;
+  return value.report(`${JSON.stringify(text)} is not a mode: write shadow (count and log, forward) or enforce (refuse)`);
+}
+
+/** A size in bytes: a number, or `64KiB`, `1MiB`, `500kB`; at most 64 MiB (bodies are held in memory). */
+export function readSize(value: YamlValue): number | undefined {
+  let bytes: number | undefined;
+  if (value.kind === 'number') bytes = value.number();
+  else {
+    const text = value.string('a size such as 64KiB');
+    if (text === undefined) return undefined;
+    const m = /^(\d+)\s*([A-Za-z]*)$/.exec(text.trim());
+    const unit = m ? SIZE_UNITS[(m[2] as string).toLowerCase()] : undefined;
+    if (!m || unit === undefined) return value.report(`${JSON.stringify(text)} is not a size (write 65536, 64KiB or 1MiB)`);
+    bytes = Number(m[1]) * unit;
+  }
+  if (bytes === undefined) return undefined;
+  if (!Number.isInteger(bytes) || bytes < 0 || bytes > MAX_BODY_SIZE_LIMIT) return value.report(`${value.display()} must be a whole number of bytes from 0 to 64MiB`);
+  return bytes;
+}

@@ -1,0 +1,26 @@
+// The Ajv instances of one spec: parameters (strings from the URL and headers, coerced to the
+// schema's types) and bodies (JSON as sent, no coercion). OpenAPI 3.1 schemas are JSON Schema
+// 2020-12; 3.0 ones are close to draft-07 plus `nullable`, which Ajv knows. Unknown keywords
+// (example, xml, discriminator...) are annotations here, so strict mode is off.
+
+import { Ajv } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+
+export interface SchemaCompilers {
+  readonly params: Ajv;
+  readonly body: Ajv;
+}
+
+// ajv-formats is CommonJS: its function is the default export's default under NodeNext
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
+
+export function compilersFor(openapiVersion: string): SchemaCompilers {
+  const make = (coerceTypes: boolean | 'array'): Ajv => {
+    const options = { strict: false, allErrors: false, coerceTypes, validateFormats: true };
+    const ajv = openapiVersion.startsWith('3.1') ? (new Ajv2020(options) as unknown as Ajv) : new Ajv(options);
+    addFormats(ajv);
+    return ajv;
+  };
+  return { params: make('array'), body: make(false) };
+}

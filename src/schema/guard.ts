@@ -1,0 +1,31 @@
+// One configured spec as the data plane holds it: the compiled spec, the mode and the body
+// limit. Built (and every spec loaded) before a start or a reload takes effect, so a broken
+// spec stops the start or leaves the running guard in place.
+
+import type { OpenApiConfig, SchemaMode } from '../config/openapi-config.js';
+import { CompiledSpec } from './spec.js';
+import type { Violation } from './violations.js';
+
+export interface SchemaGuard {
+  readonly spec: CompiledSpec;
+  readonly mode: SchemaMode;
+  readonly maxBodySize: number;
+}
+
+/** What the schema step learned about one request, carried to metrics and the access log. */
+export interface SchemaOutcome {
+  /** The spec's path template, when an operation matched: the route label. */
+  readonly route: string | undefined;
+  /** The first violation, if any. */
+  readonly violation: Violation | undefined;
+}
+
+export async function loadGuard(config: OpenApiConfig): Promise<SchemaGuard> {
+  return { spec: await CompiledSpec.load(config.spec), mode: config.mode, maxBodySize: config.maxBodySize };
+}
+
+/** `/orders?x=1` → ['/orders', 'x=1']. */
+export function splitTarget(target: string): [path: string, query: string] {
+  const q = target.indexOf('?');
+  return q === -1 ? [target, ''] : [target.slice(0, q), target.slice(q + 1)];
+}

@@ -1,0 +1,122 @@
+// One OpenAPI operation compiled for the request path: Ajv validators for its path, query
+// and header parameters (values arrive as strings, so they are coerced to the schema's types)
+// and, per media type, for its request body. Compiled once when the spec loads, never per request.
+
+import type { ValidateFunction } from 'ajv';
+import { describeError } from '../errors.js';
+import { pointerOf, SpecError } from './spec-error.js';
+import type { SchemaCompilers } from './compilers.js';
+
+export interface MediaRule {
+  /** `application/json`, `application/*` or `*\/*`, lower-case. */
+  readonly range: string;
+  /** JSON (application/json or +json) with a schema: the body is buffered and validated. */
+  readonly validate: ValidateFunction | undefined;
+}
+
+export interface BodyRule {
+  readonly required: boolean;
+  readonly media: readonly MediaRule[];
+}
+
+export interface QueryParam {
+  readonly name: string;
+  /** The schema is an array: every repeated value is kept. */
+  readonly array: boolean;
+}
+
+export interface CompiledOperation {
+  readonly method: string;
+  /** The path template as written in the spec: the metric route label. */
+  readonly template: string;
+  readonly pathParams: ValidateFunction | undefined;
+  readonly query: ValidateFunction | undefined;
+  readonly queryParams: readonly QueryParam[];
+  readonly headers: ValidateFunction | undefined;
+  /** Lower-case names of the declared header parameters. */
+  readonly headerNames: readonly string[];
+  readonly body: BodyRule | undefined;
+  /** Names of the path parameters, for the discovery document. */
+  readonly pathParamNames: readonly string[];
+}
+
+interface Parameter {
+  readonly name?: unknown;
+  readonly in?: unknown;
+  readonly required?: unknown;
+  readonly schema?: unknown;
+}
+
+/** Header parameters OpenAPI says to ignore: they are described elsewhere (content, security). */
+const IGNORED_HEADERS = new Set(['accept', 'content-type', 'authorization']);
+
+export function compileOperation(
+  compilers: SchemaCompilers,
+  file: string,
+  template: string,
+  method: string,
+  operation: Record<string, unknown>,
+  shared: readonly unknown[],
+): CompiledOperation {
+  const at = (...rest: Array<string | number>) => pointerOf('paths', template, method.toLowerCase(), ...rest);
+  // operation-level parameters override path-level ones of the same name and location
+  const byKey = new Map<string, Parameter>();
+  for (const p of [...shared, ...asArray(operation.parameters)] as Parameter[]) byKey.set(`${String(p.in)}:${String(p.name)}`, p);
+  const params = [...byKey.values()];
+  const group = (location: string, lower = false) => {
+    const properties: Record<string, unknown> = {};
+    const required: string[] = [];
+    for (const p of params) {
+      if (p.in !== location || typeof p.name !== 'string') continue;
+      const name = lower ? p.name.toLowerCase() : p.name;
+      if (location === 'header' && IGNORED_HEADERS.has(name)) continue;
+      properties[name] = p.schema ?? {};
+      if (p.required === true || location === 'path') required.push(name);
+    }
+    return { properties, required };
+  };
+  const compileGroup = (location: 'path' | 'query' | 'header') => {
+    const g = group(location, location === 'header');
+    if (Object.keys(g.properties).length === 0) return undefined;
+    return compileAt(file, at('parameters'), () => compilers.params.compile({ type: 'object', properties: g.properties, required: g.required }));
+  };
+  const queryParams = params
+    .filter((p) => p.in === 'query' && typeof p.name === 'string')
+    .map((p) => ({ name: p.name as string, array: (p.schema as { type?: unknown } | undefined)?.type === 'array' }));
+  return {
+    method,
+    template,
+    pathParams: compileGroup('path'),
+    query: compileGroup('query'),
+    queryParams,
+    headers: compileGroup('header'),
+    headerNames: Object.keys(group('header', true).properties),
+    body: compileBody(compilers, file, operation.requestBody, at('requestBody')),
+    pathParamNames: [...template.matchAll(/\{([^}/]+)\}/g)].map((m) => m[1] as string),
+  };
+}
+
+function compileBody(compilers: SchemaCompilers, file: string, requestBody: unknown, at: string): BodyRule | undefined {
+  if (requestBody === null || typeof requestBody !== 'object') return undefined;
+  const body = requestBody as { required?: unknown; content?: Record<string, { schema?: unknown } | undefined> };
+  const media: MediaRule[] = [];
+  for (const [range, entry] of Object.entries(body.content ?? {})) {
+    const lower = range.toLowerCase().split(';')[0]?.trim() ?? '';
+    const json = lower === 'application/json' || lower.endsWith('+json');
+    const validate = json && entry?.schema !== undefined ? compileAt(file, `${at}${pointerOf('content', range, 'schema')}`, () => compilers.body.compile(entry.schema as object)) : undefined;
+    media.push({ range: lower, validate });
+  }
+  return { required: body.required === true, media };
+}
+
+function compileAt(file: string, pointer: string, compile: () => ValidateFunction): ValidateFunction {
+  try {
+    return compile();
+  } catch (err) {
+    throw new SpecError(file, pointer, `the schema does not compile: ${describeError(err)}`);
+  }
+}
+
+function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}

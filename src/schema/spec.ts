@@ -1,0 +1,126 @@
+// A loaded spec, ready for traffic: every operation compiled once, a matcher over the path
+// templates, and the per-request check. A request without a JSON body schema costs one match
+// and the parameter validators of its operation; a body is only asked for when the matched
+// operation validates one (see SchemaCheck.body).
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ValidateFunction } from 'ajv';
+import { compilersFor } from './compilers.js';
+import { compileOperation, type CompiledOperation, type MediaRule } from './operation.js';
+import { PathMatcher } from './path-matcher.js';
+import { SpecError, pointerOf } from './spec-error.js';
+import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
+import { describeAjvError, type Violation } from './violations.js';
+
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+/** What the check of one request found; `body` set: validate the buffered body with it before forwarding. */
+export interface SchemaCheck {
+  /** undefined: no operation matches (the violation says undocumented_operation). */
+  readonly operation: CompiledOperation | undefined;
+  readonly violation: Violation | undefined;
+  readonly body: ValidateFunction | undefined;
+}
+
+export class CompiledSpec {
+  private readonly matcher: PathMatcher<CompiledOperation>;
+
+  private constructor(
+    readonly file: string,
+    readonly operations: readonly CompiledOperation[],
+  ) {
+    this.matcher = new PathMatcher(operations.map((op) => ({ template: op.template, method: op.method, value: op })));
+  }
+
+  /** Reads, validates, dereferences and compiles the spec; a SpecError says where it is wrong. */
+  static async load(file: string): Promise<CompiledSpec> {
+    return CompiledSpec.compile(file, await loadSpecDocument(file));
+  }
+
+  static compile(file: string, doc: OpenApiDocument): CompiledSpec {
+    const compilers = compilersFor(doc.openapi ?? '3.0.0');
+    const operations: CompiledOperation[] = [];
+    for (const [template, item] of Object.entries(doc.paths ?? {})) {
+      if (item === undefined || item === null) continue;
+      if (!template.startsWith('/')) throw new SpecError(file, pointerOf('paths', template), 'a path template must start with /');
+      const shared = Array.isArray(item.parameters) ? item.parameters : [];
+      for (const method of METHODS) {
+        const operation = item[method];
+        if (operation === undefined || operation === null || typeof operation !== 'object') continue;
+        operations.push(compileOperation(compilers, file, template, method.toUpperCase(), operation as Record<string, unknown>, shared));
+      }
+    }
+    return new CompiledSpec(file, operations);
+  }
+
+  /** The operation a request is for, with no validation (the route label). */
+  operationOf(method: string, path: string): CompiledOperation | undefined {
+    return this.matcher.match(method, path)?.value;
+  }
+
+  /**
+   * Holds one request's head against the spec: operation, path, query and header parameters,
+   * then content type. `hasBody`: the request carries a body (Content-Length > 0, chunked, or
+   * an HTTP/2 stream left open).
+   */
+  check(method: string, path: string, query: string, headers: IncomingHttpHeaders, hasBody: boolean): SchemaCheck {
+    const match = this.matcher.match(method, path);
+    if (match === undefined) return { operation: undefined, violation: { kind: 'undocumented_operation', message: `${method} ${path} is not an operation of the API` }, body: undefined };
+    const op = match.value;
+    if (op.pathParams !== undefined && !op.pathParams(match.params ?? {})) return violation(op, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
+    if (op.query !== undefined) {
+      const values = queryValues(op, query);
+      if (!op.query(values)) return violation(op, 'query', describeAjvError('query', op.query.errors?.[0]));
+    }
+    if (op.headers !== undefined) {
+      const values: Record<string, unknown> = {};
+      for (const name of op.headerNames) if (headers[name] !== undefined) values[name] = headers[name];
+      if (!op.headers(values)) return violation(op, 'header', describeAjvError('header', op.headers.errors?.[0]));
+    }
+    const body = op.body;
+    if (body === undefined) return { operation: op, violation: undefined, body: undefined };
+    if (!hasBody) return body.required ? violation(op, 'body', 'body: is required') : { operation: op, violation: undefined, body: undefined };
+    const contentType = headers['content-type'];
+    const media = mediaFor(body.media, contentType);
+    if (media === undefined) {
+      const accepted = body.media.map((m) => m.range).join(', ');
+      const sent = contentType === undefined ? 'no Content-Type' : `Content-Type ${contentType.split(';')[0]}`;
+      return violation(op, 'content_type', `content_type: ${sent} is not accepted (send ${accepted})`);
+    }
+    return { operation: op, violation: undefined, body: media.validate };
+  }
+}
+
+/** Validates a buffered JSON body; undefined when it passes. */
+export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violation | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    return { kind: 'body', message: `body: is not valid JSON (${(err as Error).message})` };
+  }
+  return validate(value) ? undefined : { kind: 'body', message: describeAjvError('body', validate.errors?.[0]) };
+}
+
+function violation(operation: CompiledOperation, kind: Violation['kind'], message: string): SchemaCheck {
+  return { operation, violation: { kind, message }, body: undefined };
+}
+
+function queryValues(op: CompiledOperation, query: string): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  if (query === '') return values;
+  const search = new URLSearchParams(query);
+  for (const p of op.queryParams) {
+    if (!search.has(p.name)) continue;
+    values[p.name] = p.array ? search.getAll(p.name) : search.get(p.name);
+  }
+  return values;
+}
+
+/** The media entry for a Content-Type: exact, then `type/*`, then `*\/*`. */
+function mediaFor(media: readonly MediaRule[], contentType: string | undefined): MediaRule | undefined {
+  if (contentType === undefined) return undefined;
+  const type = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  const wildcard = `${type.split('/')[0]}/*`;
+  return media.find((m) => m.range === type) ?? media.find((m) => m.range === wildcard) ?? media.find((m) => m.range === '*/*');
+}

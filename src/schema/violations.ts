@@ -1,0 +1,33 @@
+// A request's first departure from the spec, in words a caller can act on:
+// `body/qty: must be >= 1`, `path/id: must be integer`, `query/status: is required`.
+
+import type { ErrorObject } from 'ajv';
+
+/** The `kind` label of meshcar_schema_violations_total; a fixed set. */
+export type ViolationKind = 'undocumented_operation' | 'path' | 'query' | 'header' | 'content_type' | 'body';
+
+export const VIOLATION_KINDS: readonly ViolationKind[] = ['undocumented_operation', 'path', 'query', 'header', 'content_type', 'body'];
+
+export interface Violation {
+  readonly kind: ViolationKind;
+  /** Location and rule, e.g. `body/qty: must be >= 1`. */
+  readonly message: string;
+}
+
+/** The first Ajv error as `location/field: rule`; `location` is body, path, query or header. */
+export function describeAjvError(location: 'body' | 'path' | 'query' | 'header', error: ErrorObject | undefined): string {
+  if (error === undefined) return `${location}: is invalid`;
+  let at = `${location}${error.instancePath}`;
+  let rule = error.message ?? 'is invalid';
+  const params = error.params as Record<string, unknown>;
+  if (error.keyword === 'required' && typeof params.missingProperty === 'string') {
+    at += `/${params.missingProperty}`;
+    rule = 'is required';
+  } else if (error.keyword === 'additionalProperties' && typeof params.additionalProperty === 'string') {
+    at += `/${params.additionalProperty}`;
+    rule = 'is not allowed';
+  } else if (error.keyword === 'enum' && Array.isArray(params.allowedValues)) {
+    rule = `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  return `${at}: ${rule}`;
+}

@@ -1,0 +1,137 @@
+// src/schema: the orders spec compiled once and every kind of violation found with its
+// location and rule; broken specs named with their file and JSON pointer, in-process and by
+// `meshcar check`.
+
+import t from 'tap';
+import { join, resolve } from 'node:path';
+import { CompiledSpec, checkJsonBody } from '../../src/schema/spec.js';
+import { SpecError } from '../../src/schema/spec-error.js';
+import { makePki } from '../helpers/pki.js';
+import { runCli } from '../helpers/ca.js';
+
+const ORDERS = resolve('config/orders.openapi.yaml');
+const KEY = { 'idempotency-key': 'k-12345678' };
+
+t.test('the orders spec: each request is matched to its operation and held against it', async (t) => {
+  const spec = await CompiledSpec.load(ORDERS);
+  const check = (method: string, path: string, query = '', headers: Record<string, string> = {}, hasBody = false) => spec.check(method, path, query, headers, hasBody);
+  t.same(check('GET', '/orders/42'), { operation: spec.operationOf('GET', '/orders/42'), violation: undefined, body: undefined }, 'a valid call passes');
+  t.equal(check('GET', '/orders/42').operation?.template, '/orders/{id}', 'the template is the route');
+  t.same(check('GET', '/orders/abc').violation, { kind: 'path', message: 'path/id: must be integer' });
+  t.same(check('GET', '/orders/0').violation, { kind: 'path', message: 'path/id: must be >= 1' });
+  t.same(check('GET', '/orders').violation, { kind: 'query', message: 'query/status: is required' });
+  t.same(check('GET', '/orders', 'status=open&limit=500').violation, { kind: 'query', message: 'query/limit: must be <= 100' });
+  t.equal(check('GET', '/orders', 'status=open&limit=5').violation, undefined, 'query values are coerced to their types');
+  t.same(check('POST', '/orders', '', { 'content-type': 'application/json' }, true).violation, { kind: 'header', message: 'header/idempotency-key: is required' });
+  t.same(check('POST', '/orders', '', { ...KEY, 'content-type': 'text/plain' }, true).violation, {
+    kind: 'content_type',
+    message: 'content_type: Content-Type text/plain is not accepted (send application/json)',
+  });
+  t.same(check('POST', '/orders', '', KEY, false).violation, { kind: 'body', message: 'body: is required' });
+  t.same(check('PATCH', '/orders/1').violation, { kind: 'undocumented_operation', message: 'PATCH /orders/1 is not an operation of the API' });
+  t.same(check('GET', '/customers').violation?.kind, 'undocumented_operation');
+
+  const post = check('POST', '/orders', '', { ...KEY, 'content-type': 'application/json; charset=utf-8' }, true);
+  t.equal(post.violation, undefined);
+  t.ok(post.body, 'an operation with a JSON body schema asks for the body');
+  t.notOk(check('GET', '/orders/7').body, 'one without does not: it keeps streaming');
+  const body = post.body!;
+  const json = (value: unknown) => checkJsonBody(body, Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)));
+  t.equal(json({ item: 'book', qty: 2 }), undefined);
+  t.same(json({ item: 'book', qty: 0 }), { kind: 'body', message: 'body/qty: must be >= 1' });
+  t.same(json({ item: 'book' }), { kind: 'body', message: 'body/qty: is required' });
+  t.same(json({ item: 'book', qty: 1, price: 3 }), { kind: 'body', message: 'body/price: is not allowed' });
+  t.match(json('{"item":'), { kind: 'body', message: /^body: is not valid JSON/ });
+});
+
+t.test('templates: a literal path wins over a parameter; path-level and operation parameters merge; OpenAPI 3.1', async (t) => {
+  const dir = t.testdir({
+    'api.json': JSON.stringify({
+      openapi: '3.1.0',
+      info: { title: 't', version: '1' },
+      paths: {
+        '/items/{id}': {
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }],
+          get: { parameters: [{ name: 'x-trace', in: 'header', required: true, schema: { type: 'string' } }], responses: { 200: { description: 'ok' } } },
+        },
+        '/items/mine': { get: { responses: { 200: { description: 'ok' } } } },
+        '/files/{name}.{ext}': { get: { parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }, { name: 'ext', in: 'path', required: true, schema: { enum: ['txt'] } }], responses: { 200: { description: 'ok' } } } },
+        '/notes': { put: { requestBody: { content: { 'application/json': { schema: { type: ['object', 'null'] } } } }, responses: { 204: { description: 'ok' } } } },
+      },
+    }),
+  });
+  const spec = await CompiledSpec.load(join(dir, 'api.json'));
+  t.equal(spec.check('GET', '/items/mine', '', {}, false).violation, undefined, '/items/mine is its own operation, not a bad id');
+  t.same(spec.check('GET', '/items/5', '', {}, false).violation, { kind: 'header', message: 'header/x-trace: is required' });
+  t.same(spec.check('GET', '/items/x', '', { 'x-trace': '1' }, false).violation, { kind: 'path', message: 'path/id: must be integer' });
+  t.equal(spec.check('GET', '/files/a%20b.txt', '', {}, false).violation, undefined, 'a parameter inside a segment, percent-decoded');
+  t.same(spec.check('GET', '/files/a.pdf', '', {}, false).violation, { kind: 'path', message: 'path/ext: must be one of "txt"' });
+  const put = spec.check('PUT', '/notes', '', { 'content-type': 'application/merge+json' }, true);
+  t.same(put.violation?.kind, 'content_type', 'media types are matched exactly or by range');
+  const body = spec.check('PUT', '/notes', '', { 'content-type': 'application/json' }, true).body!;
+  t.equal(checkJsonBody(body, Buffer.from('null')), undefined, '3.1 type lists (JSON Schema 2020-12)');
+  t.same(checkJsonBody(body, Buffer.from('3')), { kind: 'body', message: 'body: must be object,null' });
+});
+
+const BROKEN_REF = `openapi: 3.0.3
+info: {title: orders, version: "1"}
+paths:
+  /orders:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Missing'}
+      responses:
+        "201": {description: created}
+`;
+
+t.test('a broken spec is a SpecError with its file and the JSON pointer of the node at fault', async (t) => {
+  const dir = t.testdir({
+    'ref.yaml': BROKEN_REF,
+    'where.yaml': 'openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths:\n  /a/{id}:\n    get:\n      parameters:\n        - {name: id, in: body, required: true}\n      responses: {"200": {description: ok}}\n',
+    'swagger.yaml': 'swagger: "2.0"\ninfo: {title: t, version: "1"}\npaths: {}\n',
+    'schema.yaml': 'openapi: 3.1.0\ninfo: {title: t, version: "1"}\npaths:\n  /a:\n    post:\n      requestBody:\n        content:\n          application/json:\n            schema: {type: object, required: 3}\n      responses: {"200": {description: ok}}\n',
+  });
+  const failure = async (file: string) => {
+    const err = await CompiledSpec.load(join(dir, file)).then(() => undefined, (e: unknown) => e);
+    t.type(err, SpecError, `${file} is refused`);
+    return err as SpecError;
+  };
+  const ref = await failure('ref.yaml');
+  t.equal(ref.pointer, '/paths/~1orders/post/requestBody/content/application~1json/schema');
+  t.match(ref.message, `${join(dir, 'ref.yaml')}#/paths/~1orders/post/requestBody/content/application~1json/schema: Missing $ref pointer "#/components/schemas/Missing"`);
+  t.equal((await failure('where.yaml')).pointer, '/paths/~1a~1{id}/get/parameters/0/in', 'the first place that breaks the OpenAPI schema');
+  t.match((await failure('swagger.yaml')).message, /give an OpenAPI 3.0 or 3.1 document/);
+  const schema = await failure('schema.yaml');
+  t.equal(schema.pointer, '/paths/~1a/post/requestBody/content/application~1json/schema');
+  t.match(schema.detail, /the schema does not compile/);
+  t.match((await failure('absent.yaml')).message, /does not exist/);
+});
+
+t.test('meshcar check reports a broken spec at the key naming it, with the spec file and JSON pointer', async (t) => {
+  const pki = await makePki('mesh.local');
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.openapi.yaml': BROKEN_REF });
+  const config = (spec: string) => `service: orders
+trustDomain: mesh.local
+identity:
+  ca: {url: https://127.0.0.1:8443, bundle: ${join(dir, 'bundle.pem')}}
+  dir: ${join(dir, 'id')}
+inbound:
+  listen: 127.0.0.1:0
+  app: http://127.0.0.1:8080
+  openapi:
+    spec: ${spec}
+    mode: enforce
+`;
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(join(dir, 'bad.yaml'), config(join(dir, 'orders.openapi.yaml')));
+  await writeFile(join(dir, 'good.yaml'), config(ORDERS));
+  const [bad, good] = await Promise.all([runCli(['check', '--config', join(dir, 'bad.yaml')]), runCli(['check', '--config', join(dir, 'good.yaml')])]);
+  t.equal(good.code, 0, `a good spec passes: ${good.stdout}${good.stderr}`);
+  t.equal(bad.code, 1);
+  t.match(
+    bad.stdout + bad.stderr,
+    `bad.yaml:10:5: inbound.openapi.spec: ${join(dir, 'orders.openapi.yaml')}#/paths/~1orders/post/requestBody/content/application~1json/schema: Missing $ref pointer`,
+  );
+});
