@@ -70,11 +70,13 @@ export interface UpstreamSpec {
   readonly identity: string;
   readonly timeout?: string;
   readonly routes?: readonly string[];
+  /** The upstream's `openapi:` value as YAML flow text, e.g. `{spec: FILE, mode: shadow}`. */
+  readonly openapi?: string;
 }
 
 export interface SidecarSpec {
   readonly service: string;
-  readonly inbound?: { readonly app: string; readonly timeout?: string; readonly authorize?: string };
+  readonly inbound?: { readonly app: string; readonly timeout?: string; readonly authorize?: string; readonly openapi?: string };
   readonly upstreams?: readonly UpstreamSpec[];
   readonly ttl?: string;
   readonly access?: boolean;
@@ -153,12 +155,14 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
   if (spec.inbound) {
     lines.push('inbound:', `  listen: 127.0.0.1:${inboundListen}`, `  app: ${spec.inbound.app}`, `  timeout: ${spec.inbound.timeout ?? '5s'}`);
     if (spec.inbound.authorize) lines.push(spec.inbound.authorize);
+    if (spec.inbound.openapi) lines.push(`  openapi: ${spec.inbound.openapi}`);
   }
   if (spec.upstreams) {
     lines.push('outbound:', `  listen: 127.0.0.1:${outboundListen}`, '  upstreams:');
     for (const u of spec.upstreams) {
       lines.push(`    ${u.name}:`, `      endpoints: [${u.endpoints.join(', ')}]`, `      identity: ${u.identity}`, `      timeout: ${u.timeout ?? '5s'}`);
       if (u.routes) lines.push(`      routes: [${u.routes.map((r) => JSON.stringify(r)).join(', ')}]`);
+      if (u.openapi) lines.push(`      openapi: ${u.openapi}`);
     }
   }
   lines.push('admin:', `  listen: 127.0.0.1:${adminListen}`, 'log:', '  level: info', `  access: ${spec.access ?? false}`);
