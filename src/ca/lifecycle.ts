@@ -137,7 +137,7 @@ async function rootActivateUnlocked(dir: string, options: { force?: boolean; now
   const old = await readCaFile(dir, CA_FILES.rootCert);
   await writeFileAtomic(join(dir, ROTATION_FILES.retiringCert), old, 0o644);
   const issuer = await installIssuer(dir, pending, ISSUER_LIFETIME_MS, now);
-  // the old root's key goes here: nothing signs with it again
+  // root.key becomes the new root's: the old root's key is gone, nothing signs with it again
   await writeFileAtomic(join(dir, CA_FILES.rootKey), pending.signer.key.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
   await writeFileAtomic(join(dir, CA_FILES.rootCert), pending.cert.toString(), 0o644);
   await rm(join(dir, ROTATION_FILES.pendingKey), { force: true });
@@ -192,9 +192,10 @@ async function pruneIssuers(dir: string, retiredRoot: X509Certificate): Promise<
 /** Its own command: a new token key; tokens of the one before keep working, older ones stop. */
 async function rotateTokenKeyUnlocked(dir: string, options: { now?: Date } = {}): Promise<StepResult> {
   const state: CaState = await readCaState(dir);
+  const before = (await TokenKeys.load(dir)).info.retired.length;
   const keys = await TokenKeys.rotate(dir, 'rotate', options.now);
   await writeCaState(dir, state, state);
-  const retired = keys.info.retired.length;
+  const retired = keys.info.retired.length - before;
   return { summary: `new token key ${keys.signer.kid} signs tokens; tokens of the previous key keep working until they expire${retired ? `; ${retired} older key(s) retired` : ''}` };
 }
 
