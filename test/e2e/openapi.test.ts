@@ -1,0 +1,226 @@
+// OpenAPI schema validation through real sidecars and a real app: the test plays frontend's
+// app and calls orders through frontend's sidecar (outbound spec, shadow), whose mTLS call
+// reaches orders' sidecar (inbound spec, enforce, maxBodySize 1KiB) in front of the demo's
+// orders app. Every kind of violation is refused in enforce mode (the app never receives it)
+// and forwarded in shadow mode (it does); both count it. Then: reloads (mode change, a broken
+// spec that keeps the old one) and the outbound side in enforce mode.
+
+import t from 'tap';
+import http from 'node:http';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { startOrdersApp } from '../../src/demo/apps.js';
+import { request } from '../helpers/apps.js';
+import { metricValue, startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+
+const SPEC = resolve('config/orders.openapi.yaml');
+const KEY = 'idem-0001';
+
+let ca: MeshCa;
+let app: { server: http.Server; port: number };
+/** Every request the orders app received: "METHOD /path?query". */
+const received: string[] = [];
+let orders: RunningSidecar;
+let frontend: RunningSidecar;
+
+t.before(async () => {
+  ca = await startMeshCa(t.testdir());
+  app = await startOrdersApp(0);
+  app.server.on('request', (req: http.IncomingMessage) => received.push(`${req.method} ${req.url}`));
+  orders = await startSidecar(ca, {
+    service: 'orders',
+    inbound: { app: `http://127.0.0.1:${app.port}`, openapi: `{spec: ${SPEC}, mode: enforce, maxBodySize: 1KiB}` },
+    access: true,
+  });
+  frontend = await startSidecar(ca, {
+    service: 'frontend',
+    upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', openapi: `{spec: ${SPEC}, mode: shadow}` }],
+  });
+});
+t.teardown(async () => {
+  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await ca?.stop();
+  await new Promise((done) => app?.server.close(done));
+});
+
+interface Call {
+  readonly name: string;
+  readonly method: string;
+  readonly path: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string;
+}
+
+const json = (value: unknown) => JSON.stringify(value);
+const GOOD: Call[] = [
+  { name: 'an order', method: 'GET', path: '/orders/42' },
+  { name: 'a listing', method: 'GET', path: '/orders?status=open&limit=5' },
+  { name: 'a new order', method: 'POST', path: '/orders', headers: { 'content-type': 'application/json', 'idempotency-key': KEY }, body: json({ item: 'book', qty: 2 }) },
+];
+/** Each bad call, with the answer enforce mode gives and the kind counted. */
+const BAD: Array<Call & { status: number; error: string; kind: string; route: string; message: string }> = [
+  { name: 'a non-integer id', method: 'GET', path: '/orders/abc', status: 400, error: 'schema_violation', kind: 'path', route: '/orders/{id}', message: 'path/id: must be integer' },
+  { name: 'no status query', method: 'GET', path: '/orders?limit=5', status: 400, error: 'schema_violation', kind: 'query', route: '/orders', message: 'query/status: is required' },
+  {
+    name: 'no idempotency-key header',
+    method: 'POST',
+    path: '/orders',
+    headers: { 'content-type': 'application/json' },
+    body: json({ item: 'book', qty: 1 }),
+    status: 400,
+    error: 'schema_violation',
+    kind: 'header',
+    route: '/orders',
+    message: 'header/idempotency-key: is required',
+  },
+  {
+    name: 'a text body',
+    method: 'POST',
+    path: '/orders',
+    headers: { 'content-type': 'text/plain', 'idempotency-key': KEY },
+    body: 'two books',
+    status: 415,
+    error: 'unsupported_media_type',
+    kind: 'content_type',
+    route: '/orders',
+    message: 'content_type: Content-Type text/plain is not accepted (send application/json)',
+  },
+  {
+    name: 'qty 0',
+    method: 'POST',
+    path: '/orders',
+    headers: { 'content-type': 'application/json', 'idempotency-key': KEY },
+    body: json({ item: 'book', qty: 0 }),
+    status: 400,
+    error: 'schema_violation',
+    kind: 'body',
+    route: '/orders',
+    message: 'body/qty: must be >= 1',
+  },
+  {
+    name: 'a body over maxBodySize',
+    method: 'POST',
+    path: '/orders',
+    headers: { 'content-type': 'application/json', 'idempotency-key': KEY },
+    body: json({ item: 'book', qty: 1, note: 'x'.repeat(2000) }),
+    status: 413,
+    error: 'body_too_large',
+    kind: 'body',
+    route: '/orders',
+    message: 'body: is larger than the 1024-byte limit (openapi.maxBodySize)',
+  },
+  { name: 'an undocumented operation', method: 'PATCH', path: '/orders/1', status: 404, error: 'undocumented_operation', kind: 'undocumented_operation', route: '/orders/{id}', message: 'PATCH /orders/1 is not an operation of the API' },
+];
+
+/** A call as frontend's app makes it: to its sidecar's outbound port, Host: orders. */
+function call(c: Call, id: string) {
+  // request ids are tokens: no spaces
+  const requestId = id.replace(/[^A-Za-z0-9-]/g, '-');
+  return request(frontend.outboundPort, { method: c.method, path: c.path, headers: { host: 'orders', 'x-request-id': requestId, ...(c.headers ?? {}) }, ...(c.body !== undefined ? { body: c.body } : {}) });
+}
+
+function postReload(port: number): Promise<{ status: number; body: string }> {
+  return new Promise((done, fail) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/reload', method: 'POST', agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+async function editConfig(sidecar: RunningSidecar, from: string, to: string): Promise<void> {
+  const before = await readFile(sidecar.configFile, 'utf8');
+  if (!before.includes(from)) throw new Error(`config edit did not apply: ${from}`);
+  await writeFile(sidecar.configFile, before.replace(from, to));
+}
+
+async function violations(sidecar: RunningSidecar, direction: string, peer: string, route: string, kind: string): Promise<number> {
+  const text = (await sidecar.admin('/metrics')).body;
+  return metricValue(text, `meshcar_schema_violations_total{direction="${direction}",peer="${peer}",route="${route}",kind="${kind}"}`) ?? 0;
+}
+
+t.test('enforce: each violation is refused with its JSON error; the app receives only the valid calls', async (t) => {
+  for (const c of GOOD) {
+    const res = await call(c, `good-${c.name}`);
+    t.ok(res.status === 200 || res.status === 201, `${c.name}: ${res.status} ${res.body.toString()}`);
+  }
+  for (const c of BAD) {
+    const res = await call(c, `bad-${c.name}`);
+    t.equal(res.status, c.status, `${c.name}: ${c.status}`);
+    t.equal(res.headers['x-meshcar-error'], c.error);
+    t.same(JSON.parse(res.body.toString()), { error: c.error, message: c.message, requestId: `bad-${c.name}`.replace(/[^A-Za-z0-9-]/g, '-') }, `${c.name}: the message names location and rule`);
+  }
+  t.same(received, ['GET /orders/42', 'GET /orders?status=open&limit=5', 'POST /orders'], 'the app never received a bad call');
+
+  for (const c of BAD) t.equal(await violations(orders, 'inbound', 'frontend', c.route, c.kind) >= 1, true, `inbound counts ${c.kind} on ${c.route}`);
+  t.equal(await violations(orders, 'inbound', 'frontend', '/orders', 'body'), 2, 'qty 0 and the oversized body');
+  // frontend's sidecar, in shadow mode, counted the head violations (bodies are not checked outbound) and let them through
+  for (const kind of ['path', 'query', 'header', 'content_type', 'undocumented_operation']) {
+    t.equal(await violations(frontend, 'outbound', 'orders', kind === 'path' || kind === 'undocumented_operation' ? '/orders/{id}' : '/orders', kind), 1, `outbound (shadow) counts ${kind}`);
+  }
+
+  const metrics = (await orders.admin('/metrics')).body;
+  t.equal(metricValue(metrics, 'meshcar_requests_total{direction="inbound",peer="frontend",method="GET",route="/orders/{id}",code="200"}'), 1, "the spec's template is the route label");
+
+  const rows = JSON.parse((await orders.admin('/endpoints')).body).endpoints as Array<Record<string, unknown>>;
+  const row = (method: string, route: string) => rows.find((r) => r.method === method && r.route === route);
+  t.match(row('POST', '/orders'), { documented: true, count: 5, violations: 4 }, '/endpoints: POST /orders, documented, 4 of 5 calls broke the spec');
+  t.match(row('GET', '/orders/{id}'), { documented: true, count: 2, violations: 1 });
+  t.match(row('PATCH', '/orders/{id}'), { documented: false, count: 1, violations: 1 }, 'an undocumented call is a row of its own, documented: false');
+
+  const access = orders.process.lines.find((l) => l.component === 'access' && l.requestId === 'bad-qty-0');
+  t.match(access, { route: '/orders', status: 400, error: 'schema_violation', schema: { kind: 'body', message: 'body/qty: must be >= 1' } }, 'the access log names the first violation');
+  const passed = orders.process.lines.find((l) => l.component === 'access' && l.requestId === 'good-an-order');
+  t.ok(passed && !('schema' in passed), 'a valid call has no schema field');
+});
+
+t.test('shadow after a reload: the bad calls reach the app and are counted', async (t) => {
+  await editConfig(orders, 'mode: enforce', 'mode: shadow');
+  const reload = await postReload(orders.adminPort);
+  t.equal(reload.status, 200, reload.body);
+  t.match(JSON.parse(reload.body).applied, ['inbound.openapi.mode']);
+  received.length = 0;
+  const before = await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'path');
+  for (const c of BAD) {
+    const res = await call(c, `shadow-${c.name}`);
+    t.not(res.headers['x-meshcar-error'], c.error, `${c.name}: forwarded (${res.status})`);
+  }
+  t.equal(received.length, BAD.length, 'the app received every call');
+  t.ok(received.includes('PATCH /orders/1') && received.includes('GET /orders/abc'));
+  t.equal(await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'path'), before + 1, 'and the counter moved');
+  const big = orders.process.lines.find((l) => l.component === 'access' && l.requestId === 'shadow-a-body-over-maxBodySize');
+  t.match(big, { status: 201, schema: { kind: 'body' } }, 'an oversized body is forwarded whole in shadow mode');
+});
+
+t.test('a reload with a broken spec is refused and keeps the running spec', async (t) => {
+  const broken = join(ca.dir, 'broken.openapi.yaml');
+  await writeFile(broken, (await readFile(SPEC, 'utf8')).replace("$ref: '#/components/schemas/NewOrder'", "$ref: '#/components/schemas/Order'"));
+  await editConfig(orders, `spec: ${SPEC}`, `spec: ${broken}`);
+  const reload = await postReload(orders.adminPort);
+  t.equal(reload.status, 400);
+  t.match(JSON.parse(reload.body).message, `${broken}#/paths/~1orders/post/requestBody/content/application~1json/schema: Missing $ref pointer`);
+  const before = await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'path');
+  received.length = 0;
+  await call(BAD[0] as Call, 'after-broken');
+  t.same(received, ['GET /orders/abc'], 'still shadow');
+  t.equal(await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'path'), before + 1, 'still checked against the old spec');
+});
+
+t.test('outbound enforce: the call is refused before it leaves; orders never sees it', async (t) => {
+  await editConfig(frontend, 'mode: shadow', 'mode: enforce');
+  t.equal((await postReload(frontend.adminPort)).status, 200);
+  const before = await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'undocumented_operation');
+  received.length = 0;
+  const res = await call({ name: 'patch', method: 'PATCH', path: '/orders/7' }, 'outbound-enforce');
+  t.equal(res.status, 404);
+  t.same(JSON.parse(res.body.toString()), { error: 'undocumented_operation', message: 'PATCH /orders/7 is not an operation of the API', requestId: 'outbound-enforce' });
+  const good = await call(GOOD[0] as Call, 'outbound-enforce-good');
+  t.equal(good.status, 200);
+  t.same(received, ['GET /orders/42'], 'only the valid call left');
+  t.equal(await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'undocumented_operation'), before, 'orders saw nothing of it');
+  // once in each earlier test (shadow there), and this one
+  t.equal(await violations(frontend, 'outbound', 'orders', '/orders/{id}', 'undocumented_operation'), 3, 'frontend counted it');
+});
