@@ -103,6 +103,8 @@ export abstract class Exchange {
   lastActivity = 0;
   private idleTimer: NodeJS.Timeout | undefined = undefined;
   private finalized = false;
+  /** 100 Continue was sent: a second one (the app's, after the schema check sent its own) is dropped. */
+  private continued = false;
 
   constructor(
     readonly caller: Caller,
@@ -211,9 +213,12 @@ export abstract class Exchange {
     this.writeEnd(trailers);
   }
 
-  /** The app sent 100 Continue: tell the caller to send its body. */
+  /** The app sent 100 Continue (or the schema check wants the body): tell the caller to send it, once. */
   continue(): void {
-    if (this.phase === WAITING && !this.headersSent) this.writeContinue();
+    if (this.phase === WAITING && !this.headersSent && !this.continued) {
+      this.continued = true;
+      this.writeContinue();
+    }
   }
 
   /**
