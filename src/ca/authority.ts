@@ -91,6 +91,10 @@ export class Authority {
 
   /** Signs a leaf for a public key whose possession is already established. */
   async issue(spiffeId: string, spki: Buffer, requestedTtlMs?: number, serverNames?: readonly string[], keyType?: KeyDescription['type']): Promise<IssuedSvid> {
+    // a leaf is capped at its issuer's notAfter: past it, every leaf would be born expired
+    if (this.issuerNotAfter.getTime() <= Date.now()) {
+      throw new MeshcarError('ca_missing', `the CA's issuer expired at ${this.issuerNotAfter.toISOString()}: run "meshcar ca rotate-issuer --dir ${this.material.dir}" (or set issuerRotation in the CA config)`);
+    }
     const lifetimeMs = Math.min(requestedTtlMs ?? this.limits.defaultTtlMs, this.limits.maxTtlMs);
     const built = await issueLeafCertificate(this.material.issuer, this.issuerNotAfter, {
       spiffeId,

@@ -178,7 +178,10 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   let renewTimer: NodeJS.Timeout | undefined;
   const renewNow = () => {
     if (renewTimer) clearTimeout(renewTimer);
-    return serverCredentials(ca.current(), options.serverNames)
+    // fresh(): a CA whose certificate has lapsed gets no request that would show it a rotation
+    return ca
+      .fresh()
+      .then((authority) => serverCredentials(authority, options.serverNames))
       .then((fresh) => {
         credentials = fresh;
         server.setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca, secureOptions: TLS_SECURE_OPTIONS });

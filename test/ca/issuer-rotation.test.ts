@@ -155,3 +155,25 @@ t.test('one change of the CA folder at a time: a step waits for a live lock, tak
   t.equal(cli.code, 0, cli.stderr);
   t.ok(Date.now() - started >= 300, 'the command waited for the holder');
 });
+
+t.test('an expired issuer: issuing is refused saying how to mend it; rotate-issuer mends a running CA', async (t) => {
+  const dir = await makeCaDir();
+  const short = await rotateIssuer(dir, { lifetimeMs: 1500 });
+  const ca = await startTestCa({}, dir);
+  t.teardown(() => ca.close());
+  const token = await caToken(dir, 'orders', 3_600_000, false);
+  await sleep(Math.max(0, Date.parse(short.issuer.validTo) - Date.now()) + 50);
+  // the CA server's own certificate ended with its issuer: clients cannot even connect
+  await t.rejects(sign(ca, { token }), { code: 'CERT_HAS_EXPIRED' });
+  const offline = await runCli(['ca', 'issue', '--dir', dir, '--service', 'orders', '--out', join(t.testdir(), 'out')]);
+  t.equal(offline.code, 1);
+  t.match(offline.stderr, /^meshcar: the CA's issuer expired at \S+: run "meshcar ca rotate-issuer --dir .*" \(or set issuerRotation in the CA config\)\n$/);
+  t.equal((await runCli(['ca', 'rotate-issuer', '--dir', dir])).code, 0);
+  // its own renewal timer looks at the folder: a new certificate from the new issuer within a second
+  let status = 0;
+  for (let i = 0; i < 60 && status !== 200; i++) {
+    status = await sign(ca, { token }).then((r) => r.status, () => 0);
+    if (status !== 200) await sleep(100);
+  }
+  t.equal(status, 200, 'the running CA signs again, with no restart');
+});
