@@ -72,7 +72,10 @@ export async function caServe(config: CaConfig, logger: Logger, metrics?: Metric
     ...(config.issuerRotation ? { issuerRotation: config.issuerRotation } : {}),
   });
   // the root rotation steps wait for leaves of this lifetime to expire
-  await recordLeafMaxTtl(config.dir, config.maxTtlMs, 'replace');
+  await recordLeafMaxTtl(config.dir, config.maxTtlMs, 'replace').catch((err: unknown) => {
+    // a read-only CA folder still serves; only the rotation commands lose the figure
+    logger.warn(`could not record maxTtl in ${config.dir} for the root rotation steps (they will assume the longest recorded lifetime, or 24h): ${(err as Error).message}`);
+  });
   const server = await startCaServer({
     ca,
     host: config.listen.host,
