@@ -20,6 +20,7 @@ import { startAdminServer, type RunningAdmin } from './admin/server.js';
 import { createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
 import { loadGuards, type Guards } from './schema/guards.js';
+import { discoveryDocument } from './metrics/discovery.js';
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 /** After the inbound side has drained, the outbound side stops once the app has been quiet this long. */
@@ -135,6 +136,8 @@ export class Sidecar {
   /** The config file as the user named it, so reload messages read like `meshcar check`'s. */
   private readonly configFile: string;
   private starting: Promise<unknown> | undefined;
+  /** The OpenAPI guards in force (for the discovery document's documented operations). */
+  private guards: Guards = { inbound: undefined, upstreams: new Map() };
   /** Reloads run one after the other. */
   private reloads: Promise<unknown> = Promise.resolve();
 
@@ -188,6 +191,7 @@ export class Sidecar {
     const started = process.hrtime.bigint();
     // every OpenAPI spec loaded and compiled first: a broken one stops the start, with its place
     const guards = await loadGuards(config);
+    this.guards = guards;
     // admin first: /healthz answers and /ready says 503 while the identity is fetched
     this.admin = await startAdminServer(config.admin.listen, this.adminState(), logger.child({ component: 'admin' }), { hosts: config.admin.hosts });
     // the bound address (port 0 picks one): /healthz and /ready answer from here on
@@ -262,8 +266,18 @@ export class Sidecar {
         return { applied: result.applied, restartRequired: result.restartRequired };
       },
       metrics: (accept: string | undefined) => this.metrics.renderFor(accept),
-      views: { '/endpoints': () => ({ endpoints: this.traffic.endpoints() }), '/debug/tls': () => ({ failures: this.tlsFailures.recent() }) },
+      views: { '/endpoints': (query: URLSearchParams) => this.endpointsView(query.get('format')), '/debug/tls': () => ({ failures: this.tlsFailures.recent() }) },
     };
+  }
+
+  /** GET /endpoints: the inventory as JSON rows, or (?format=openapi) as an OpenAPI 3.1 document. */
+  private endpointsView(format: string | null): unknown {
+    if (format === null || format === 'json') return { endpoints: this.traffic.endpoints() };
+    if (format !== 'openapi') throw new MeshcarError('bad_request', `unknown format ${JSON.stringify(format)}: use format=openapi, or leave it out for JSON rows`);
+    const operations = (guard: Guards['inbound']) => guard?.spec.operations.map((op) => ({ method: op.method, template: op.template }));
+    const upstreams = new Map([...this.guards.upstreams].map(([name, guard]) => [name, operations(guard) ?? []] as const));
+    const inbound = operations(this.guards.inbound);
+    return discoveryDocument(this.config.service, this.traffic.discoveryRows(), { ...(inbound ? { inbound } : {}), upstreams });
   }
 
   /**
@@ -326,6 +340,7 @@ export class Sidecar {
       }
       this.outbound.setUpstreams(upstreams);
     }
+    this.guards = guards;
     this.inbound?.setSchema(guards.inbound);
     this.outbound?.setSchemas(guards.upstreams);
     if (plan.applied.includes('admin.hosts')) this.admin?.setHosts(plan.effective.admin.hosts);

@@ -25,8 +25,8 @@ export interface AdminState {
    * MeshcarError (`config_invalid` → 400) when the file is invalid and nothing changed.
    */
   reload?(): Promise<Record<string, unknown>>;
-  /** Extra read-only JSON views (e.g. /endpoints), by path. */
-  readonly views?: Readonly<Record<string, () => unknown>>;
+  /** Extra read-only JSON views (e.g. /endpoints), by path; given the query (e.g. ?format=openapi). May throw a MeshcarError. */
+  readonly views?: Readonly<Record<string, (query: URLSearchParams) => unknown>>;
 }
 
 const gzipAsync = promisify(gzip);
@@ -97,7 +97,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       }
       default: {
         const view = state.views?.[path];
-        if (view) return sendJson(res, 200, view());
+        if (view) return sendJson(res, 200, view(new URLSearchParams((req.url ?? '').split('?')[1] ?? '')));
         const known = ['/healthz', '/ready', '/identity', '/config', '/metrics', ...Object.keys(state.views ?? {}), ...(state.reload ? ['POST /reload'] : [])];
         throw new MeshcarError('not_found', `no admin endpoint ${path}; try ${known.join(', ')}`);
       }

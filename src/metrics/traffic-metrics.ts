@@ -5,6 +5,7 @@
 
 import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from './registry.js';
+import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP } from './route-templates.js';
 import type { Direction, Http2StreamErrorReason, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
 
@@ -229,6 +230,21 @@ export class TrafficMetrics implements TrafficObserver {
       this.circuitCounters.set(upstream, counter);
     }
     counter.inc();
+  }
+
+  /** Every endpoint with the status codes it answered, for the discovery document. */
+  discoveryRows(): DiscoveryRow[] {
+    const rows: DiscoveryRow[] = [];
+    for (const direction of ['inbound', 'outbound'] as const) {
+      for (const peer of this.peers[direction].values()) {
+        for (const methods of peer.routes.values()) {
+          for (const e of methods.values()) {
+            rows.push({ direction, peer: e.peer, method: e.method, route: e.route, count: e.count, statuses: [...e.byStatus.keys()].sort((a, b) => a - b), documented: e.documented });
+          }
+        }
+      }
+    }
+    return rows;
   }
 
   /** The API inventory for /endpoints, most used first. */

@@ -9,6 +9,7 @@ import t from 'tap';
 import http from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import SwaggerParser from '@apidevtools/swagger-parser';
 import { startOrdersApp } from '../../src/demo/apps.js';
 import { request } from '../helpers/apps.js';
 import { metricValue, startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
@@ -223,4 +224,27 @@ t.test('outbound enforce: the call is refused before it leaves; orders never see
   t.equal(await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'undocumented_operation'), before, 'orders saw nothing of it');
   // once in each earlier test (shadow there), and this one
   t.equal(await violations(frontend, 'outbound', 'orders', '/orders/{id}', 'undocumented_operation'), 3, 'frontend counted it');
+});
+
+t.test('discovery: GET /endpoints?format=openapi is a valid OpenAPI 3.1 document of the traffic seen', async (t) => {
+  const res = await orders.admin('/endpoints?format=openapi');
+  t.equal(res.status, 200);
+  const doc = JSON.parse(res.body);
+  await t.resolves(SwaggerParser.validate(structuredClone(doc)), 'the OpenAPI parser accepts it');
+  t.equal(doc.openapi, '3.1.0');
+  const get = doc.paths['/orders/{id}'].get;
+  t.same(get.parameters, [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }]);
+  // 400: refused in enforce mode; 404: the app's answer to /orders/abc, forwarded in shadow mode
+  t.same(Object.keys(get.responses).sort(), ['200', '400', '404'], 'the status codes answered');
+  t.same(get['x-meshcar-callers'], ['frontend']);
+  t.equal(get['x-meshcar-documented'], true);
+  t.same(Object.keys(doc.paths['/orders'].post.responses).sort(), ['201', '400', '413', '415']);
+  t.match(doc.paths['/orders/{id}'].patch, { 'x-meshcar-documented': false }, 'a shadow API: called, not documented');
+  t.match(doc.paths['/orders/{id}'].delete, { 'x-meshcar-documented': true, 'x-meshcar-calls': 0, responses: { default: {} } }, 'documented, never called');
+
+  const calls = JSON.parse((await frontend.admin('/endpoints?format=openapi')).body);
+  await t.resolves(SwaggerParser.validate(structuredClone(calls)));
+  t.match(calls['x-meshcar-upstreams'].orders.paths['/orders/{id}'].get, { 'x-meshcar-callers': ['orders'], responses: { 200: {} } }, "frontend's calls, per upstream");
+  t.equal((await orders.admin('/endpoints?format=yaml')).status, 400, 'an unknown format is refused');
+  t.match(JSON.parse((await orders.admin('/endpoints')).body), { endpoints: [] }, 'plain /endpoints is unchanged');
 });
