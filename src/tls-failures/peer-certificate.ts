@@ -6,8 +6,6 @@
 
 import { X509Certificate } from 'node:crypto';
 import type { Server, TLSSocket } from 'node:tls';
-import forge from 'node-forge';
-import { fromDer } from '../pki/der.js';
 
 const certificates = new WeakMap<TLSSocket, X509Certificate>();
 /** The remote address and port while the socket is open (a socket destroyed by Node forgets them). */
@@ -53,25 +51,5 @@ export function peerCertificateOfError(err: unknown): X509Certificate | undefine
   return err !== null && typeof err === 'object' ? ((err as Record<symbol, unknown>)[kPeerCertificate] as X509Certificate | undefined) : undefined;
 }
 
-const AUTHORITY_KEY_ID = '2.5.29.35';
-
-/** The authorityKeyIdentifier (the issuer's key id) as colon hex, or undefined. */
-export function authorityKeyId(cert: X509Certificate): string | undefined {
-  try {
-    const tbs = (fromDer(cert.raw).value as forge.asn1.Asn1[])[0] as forge.asn1.Asn1;
-    const explicit = (tbs.value as forge.asn1.Asn1[]).find((n) => n.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && n.type === 3);
-    const extensions = ((explicit?.value as forge.asn1.Asn1[] | undefined)?.[0]?.value ?? []) as forge.asn1.Asn1[];
-    for (const extension of extensions) {
-      const parts = extension.value as forge.asn1.Asn1[];
-      if (forge.asn1.derToOid(parts[0]?.value as string) !== AUTHORITY_KEY_ID) continue;
-      const octets = parts[parts.length - 1]?.value as string;
-      const aki = forge.asn1.fromDer(octets);
-      const keyId = (aki.value as forge.asn1.Asn1[]).find((n) => n.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && n.type === 0);
-      if (!keyId) return undefined;
-      return Buffer.from(keyId.value as string, 'binary').toString('hex').toUpperCase().match(/../g)?.join(':');
-    }
-  } catch {
-    // a certificate we cannot take apart: describe it without the key id
-  }
-  return undefined;
-}
+// the issuer's key id, read without node-forge (a sidecar does not load it to explain a failure)
+export { authorityKeyId } from '../pki/x509-read.js';
