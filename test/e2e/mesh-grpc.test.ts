@@ -1,6 +1,7 @@
 // Whole mesh, gRPC: a @grpc/grpc-js client (plain h2c to its sidecar) calls a @grpc/grpc-js
 // server (plain h2c behind the other sidecar). Unary, bidirectional streaming, and error
-// statuses with trailing metadata must arrive intact.
+// statuses with trailing metadata must arrive intact; a deadline ends the call at the client
+// and its cancellation reaches the server through both sidecars.
 
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
@@ -14,6 +15,7 @@ const json = {
 const SERVICE: grpc.ServiceDefinition = {
   Echo: { path: '/meshcar.test.Orders/Echo', requestStream: false, responseStream: false, requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize },
   Chat: { path: '/meshcar.test.Orders/Chat', requestStream: true, responseStream: true, requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize },
+  Slow: { path: '/meshcar.test.Orders/Slow', requestStream: false, responseStream: false, requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize },
   Fail: { path: '/meshcar.test.Orders/Fail', requestStream: false, responseStream: false, requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize },
 };
 
@@ -22,6 +24,8 @@ let server: grpc.Server;
 let orders: RunningSidecar;
 let frontend: RunningSidecar;
 let client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+/** Slow calls the server saw cancelled (the deadline's RST_STREAM arrived through the mesh). */
+const slowCancelled: number[] = [];
 
 t.before(async () => {
   server = new grpc.Server();
@@ -33,6 +37,15 @@ t.before(async () => {
     Chat: (call: grpc.ServerDuplexStream<{ n: number }, unknown>) => {
       call.on('data', (message: { n: number }) => call.write({ n: message.n * 2 }));
       call.on('end', () => call.end());
+    },
+    Slow: (call: grpc.ServerUnaryCall<unknown, unknown>, done: grpc.sendUnaryData<unknown>) => {
+      // answers after 5 s unless cancelled first
+      const started = Date.now();
+      const timer = setTimeout(() => done(null, { late: true }), 5_000);
+      call.on('cancelled', () => {
+        clearTimeout(timer);
+        slowCancelled.push(Date.now() - started);
+      });
     },
     Fail: (_call: grpc.ServerUnaryCall<unknown, unknown>, done: grpc.sendUnaryData<unknown>) => {
       const metadata = new grpc.Metadata();
@@ -84,4 +97,16 @@ t.test('error status, message and trailing metadata arrive intact', async (t) =>
   t.equal(err.code, grpc.status.NOT_FOUND);
   t.equal(err.details, 'order 42 does not exist');
   t.same(err.metadata.get('x-reason'), ['order-missing']);
+});
+
+t.test('a deadline: DEADLINE_EXCEEDED at the client, and the server sees the call cancelled', async (t) => {
+  const started = Date.now();
+  const err = await new Promise<grpc.ServiceError>((resolve) => {
+    (client.Slow as (req: unknown, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void)({}, { deadline: Date.now() + 400 }, (e) => resolve(e as grpc.ServiceError));
+  });
+  t.equal(err.code, grpc.status.DEADLINE_EXCEEDED, 'DEADLINE_EXCEEDED');
+  t.ok(Date.now() - started < 3_000, `ended by the deadline (${Date.now() - started} ms), not by the server's 5 s`);
+  const until = Date.now() + 4_000;
+  while (slowCancelled.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  t.equal(slowCancelled.length, 1, `the server saw the call cancelled after ${slowCancelled[0]} ms (the reset crossed both sidecars)`);
 });
