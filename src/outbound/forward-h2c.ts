@@ -31,11 +31,12 @@ const NO_TRAILERS: OutgoingHttpHeaders = Object.freeze({}) as OutgoingHttpHeader
 
 function ignore(): void {}
 
-export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqHeaders: IncomingHttpHeaders, schema?: SchemaResult): void {
+export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqHeaders: IncomingHttpHeaders, schema?: SchemaResult, preread?: Buffer): void {
   const method = reqHeaders[':method'] ?? 'GET';
   const path = reqHeaders[':path'];
   const exchange = new Exchange(ctx.observer, method, requestIdOf(reqHeaders));
   exchange.schema = schema;
+  exchange.bytesIn = preread?.length ?? 0;
   if (path !== undefined) exchange.path = pathOnly(path);
   const authority = reqHeaders[':authority'] ?? reqHeaders.host;
   const pool = ctx.router.lookup(authority);
@@ -55,9 +56,10 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
   let retryTimer: NodeJS.Timeout | undefined;
   let retryReason: RetryReason | undefined;
   let lastEndpoint: UpstreamEndpoint | undefined;
-  let piped = false;
-  let body: Buffer[] | null = null;
-  let bodySize = 0;
+  // `preread`: the whole body, already read by the schema check; sent as a replay would be
+  let piped = preread !== undefined;
+  let body: Buffer[] | null = preread !== undefined ? [preread] : null;
+  let bodySize = preread?.length ?? 0;
 
   const fail = (err: MeshcarError, rstCode?: number) => {
     if (failed) return;

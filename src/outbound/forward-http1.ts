@@ -33,10 +33,11 @@ const CHUNKED_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
 
 function ignore(): void {}
 
-export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: ServerResponse, schema?: SchemaResult): void {
+export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: ServerResponse, schema?: SchemaResult, preread?: Buffer): void {
   const reqHeaders = req.headers;
   const exchange = new Exchange(ctx.observer, req.method ?? 'GET', requestIdOf(reqHeaders));
   exchange.schema = schema;
+  exchange.bytesIn = preread?.length ?? 0;
   const target = parseRequestTarget(req.url);
   exchange.path = pathOnly(target.path);
   const authority = target.authority ?? reqHeaders.host;
@@ -59,10 +60,11 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
   let retryReason: RetryReason | undefined;
   let lastEndpoint: UpstreamEndpoint | undefined;
   /** The app's body has been piped to an attempt (later attempts replay `body`). */
-  let piped = false;
+  // `preread`: the whole body, already read by the schema check; sent as a replay would be
+  let piped = preread !== undefined;
   /** The body as it went by, for replay; null: not kept (not retryable, or over the limit). */
-  let body: Buffer[] | null = null;
-  let bodySize = 0;
+  let body: Buffer[] | null = preread !== undefined ? [preread] : null;
+  let bodySize = preread?.length ?? 0;
 
   const fail = (err: MeshcarError) => {
     if (failed) return;

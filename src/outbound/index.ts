@@ -142,15 +142,13 @@ class OutboundService implements Outbound, OutboundContext {
     this.listener = new AppListener(
       {
         request: (req: IncomingMessage, res: ServerResponse) => {
-          if (this.schemas.size === 0) return forwardHttp1(this, req, res);
-          const verdict = screenHttp1(this, this.schemas, req, res);
-          if (!verdict.refused) forwardHttp1(this, req, res, verdict.schema);
+          if (this.schemas.size === 0) forwardHttp1(this, req, res);
+          else screenHttp1(this, this.schemas, req, res, (schema, preread) => forwardHttp1(this, req, res, schema, preread));
         },
         upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => tunnelUpgrade(this, req, socket, head),
         stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-          if (this.schemas.size === 0) return forwardH2c(this, stream, headers);
-          const verdict = screenH2c(this, this.schemas, stream, headers);
-          if (!verdict.refused) forwardH2c(this, stream, headers, verdict.schema);
+          if (this.schemas.size === 0) forwardH2c(this, stream, headers);
+          else screenH2c(this, this.schemas, stream, headers, (schema, preread) => forwardH2c(this, stream, headers, schema, preread));
         },
       },
       {

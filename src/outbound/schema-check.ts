@@ -1,17 +1,22 @@
 // The outbound OpenAPI layer: the app's call to an upstream that has `openapi:` configured is
 // held against that upstream's spec before it leaves (operation, path, query, headers,
-// content type). enforce: a violation is answered here with the JSON error and never reaches
-// the upstream; shadow: it is recorded and the call goes on. gRPC calls and WebSocket
-// upgrades pass unchecked. Request bodies are not validated on this side (see README).
+// content type, JSON body). enforce: a violation is answered here with the JSON error and
+// never reaches the upstream; a JSON body is read first (up to maxBodySize, else 413) and
+// then sent as one piece. shadow: the call leaves at once, streaming; its JSON body is
+// validated as it goes by and the result recorded when it ends. gRPC calls and WebSocket
+// upgrades pass unchecked.
 
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
+import type { Readable } from 'node:stream';
+import type { ValidateFunction } from 'ajv';
 import { MeshcarError, type ErrorCode } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { requestIdOf } from '../http/request-id.js';
 import { sendError, sendStreamError, statusFor } from '../http/status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
+import { checkJsonBody } from '../schema/spec.js';
 import type { Violation } from '../schema/violations.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { parseRequestTarget } from './router.js';
@@ -25,60 +30,173 @@ const ERROR_OF: Record<Violation['kind'], ErrorCode> = {
   body: 'schema_violation',
 };
 
-/** The check's verdict: go on with `schema` recorded, or refused (already answered). */
-type Verdict = { readonly refused: false; readonly schema: SchemaResult | undefined } | { readonly refused: true };
+/** Forwards the call: with what the check found, and the body when it was read here. */
+export type Forward = (schema: SchemaResult | undefined, preread?: Buffer) => void;
 
-const UNCHECKED: Verdict = Object.freeze({ refused: false, schema: undefined });
-
-function verdict(
-  ctx: OutboundContext,
-  guards: ReadonlyMap<string, SchemaGuard>,
-  authority: string | undefined,
-  method: string,
-  target: string,
-  headers: IncomingHttpHeaders,
-  hasBody: boolean,
-  refuse: (exchange: Exchange, error: MeshcarError) => void,
-): Verdict {
-  const pool = ctx.router.lookup(authority);
-  const guard = pool === undefined ? undefined : guards.get(pool.name);
-  if (pool === undefined || guard === undefined) return UNCHECKED;
-  const type = headers['content-type'];
-  if (type !== undefined && type.startsWith('application/grpc')) return UNCHECKED;
-  const [path, query] = splitTarget(target);
-  const check = guard.spec.check(method, path, query, headers, hasBody);
-  const schema: SchemaResult = { route: check.operation?.template, violation: check.violation };
-  if (check.violation === undefined || guard.mode === 'shadow') return { refused: false, schema };
-  // refused here: the one record of this call is made here too
-  const exchange = new Exchange(ctx.observer, method, requestIdOf(headers));
-  exchange.peer = pool.name;
-  exchange.path = path;
-  exchange.schema = schema;
-  const error = new MeshcarError(ERROR_OF[check.violation.kind], check.violation.message);
-  exchange.errorCode = error.code;
-  exchange.status = statusFor(error.code);
-  refuse(exchange, error);
-  return { refused: true };
+/** One app call, whatever its protocol: what the check needs, and how to answer or continue it. */
+interface AppCall {
+  readonly authority: string | undefined;
+  readonly method: string;
+  readonly target: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly hasBody: boolean;
+  readonly body: Readable;
+  /** Answers with the JSON error; `done` once the answer is over (for the record). */
+  refuse(error: MeshcarError, requestId: string, done: () => void): void;
+  /** Sends 100 Continue (the body is about to be read here). */
+  sendContinue(): void;
 }
 
-/** An HTTP/1.1 call from the app: forwarded with the verdict's `schema`, unless refused (then answered here). */
-export function screenHttp1(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, req: IncomingMessage, res: ServerResponse): Verdict {
-  const target = parseRequestTarget(req.url);
-  return verdict(ctx, guards, target.authority ?? req.headers.host, req.method ?? 'GET', target.path, req.headers, announcesBody(req.headers), (exchange, error) => {
-    res.on('close', () => exchange.finish());
-    sendError(res, error, { requestId: exchange.requestId });
+function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, call: AppCall, forward: Forward): void {
+  const pool = ctx.router.lookup(call.authority);
+  const guard = pool === undefined ? undefined : guards.get(pool.name);
+  const type = call.headers['content-type'];
+  if (pool === undefined || guard === undefined || (type !== undefined && type.startsWith('application/grpc'))) {
+    forward(undefined);
+    return;
+  }
+  const [path, query] = splitTarget(call.target);
+  const check = guard.spec.check(call.method, path, query, call.headers, call.hasBody);
+  const schema: { route: string | undefined; violation: Violation | undefined } = { route: check.operation?.template, violation: check.violation };
+  const refuse = (violation: Violation, code = ERROR_OF[violation.kind]) => {
+    // refused here: the one record of this call is made here too
+    const exchange = new Exchange(ctx.observer, call.method, requestIdOf(call.headers));
+    exchange.peer = pool.name;
+    exchange.path = path;
+    exchange.schema = schema;
+    exchange.errorCode = code;
+    exchange.status = statusFor(code);
+    call.refuse(new MeshcarError(code, violation.message), exchange.requestId, () => exchange.finish());
+  };
+  if (check.violation !== undefined) {
+    if (guard.mode === 'enforce') refuse(check.violation);
+    else forward(schema);
+    return;
+  }
+  const validate = check.body;
+  if (validate === undefined) {
+    forward(schema);
+    return;
+  }
+  const tooLarge: Violation = { kind: 'body', message: `body: is larger than the ${guard.maxBodySize}-byte limit (openapi.maxBodySize)` };
+  if (guard.mode === 'shadow') {
+    watchBody(call.body, guard.maxBodySize, validate, schema, tooLarge);
+    forward(schema);
+    return;
+  }
+  if (Number(call.headers['content-length']) > guard.maxBodySize) {
+    refuse(tooLarge, 'body_too_large');
+    return;
+  }
+  if (call.headers.expect !== undefined && call.headers.expect.toLowerCase() === '100-continue') {
+    call.sendContinue();
+    // continued here: the upstream is not asked again (the forwarder would relay a second 100)
+    delete call.headers.expect;
+  }
+  readAll(call.body, guard.maxBodySize, (body) => {
+    if (body === undefined) return refuse(tooLarge, 'body_too_large');
+    const violation = checkJsonBody(validate, body);
+    if (violation !== undefined) {
+      schema.violation = violation;
+      refuse(violation);
+    } else forward(schema, body);
   });
+}
+
+/** Shadow: validates the body as the forwarder streams it, recording the result at its end. */
+function watchBody(source: Readable, limit: number, validate: ValidateFunction, schema: { violation: Violation | undefined }, tooLarge: Violation): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  // paused first, so the listener does not start the flow before the forwarder pipes the body
+  source.pause();
+  const onData = (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > limit) {
+      schema.violation = tooLarge;
+      source.off('data', onData);
+      source.off('end', onEnd);
+      chunks.length = 0;
+    } else chunks.push(chunk);
+  };
+  const onEnd = () => {
+    schema.violation = checkJsonBody(validate, Buffer.concat(chunks, size));
+  };
+  source.on('data', onData);
+  source.on('end', onEnd);
+}
+
+/** Enforce: the whole body, or undefined past `limit` (the rest is left unread). */
+function readAll(source: Readable, limit: number, done: (body: Buffer | undefined) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const stop = () => {
+    source.off('data', onData);
+    source.off('end', onEnd);
+  };
+  const onData = (chunk: Buffer) => {
+    size += chunk.length;
+    chunks.push(chunk);
+    if (size > limit) {
+      stop();
+      done(undefined);
+    }
+  };
+  const onEnd = () => {
+    stop();
+    done(Buffer.concat(chunks, size));
+  };
+  source.on('data', onData);
+  source.on('end', onEnd);
+}
+
+/** An HTTP/1.1 call from the app. */
+export function screenHttp1(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, req: IncomingMessage, res: ServerResponse, forward: Forward): void {
+  const target = parseRequestTarget(req.url);
+  screen(
+    ctx,
+    guards,
+    {
+      authority: target.authority ?? req.headers.host,
+      method: req.method ?? 'GET',
+      target: target.path,
+      headers: req.headers,
+      hasBody: announcesBody(req.headers),
+      body: req,
+      refuse(error, requestId, done) {
+        res.on('close', done);
+        sendError(res, error, { requestId });
+      },
+      sendContinue: () => res.writeContinue(),
+    },
+    forward,
+  );
 }
 
 /** An h2c stream from the app. */
-export function screenH2c(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Verdict {
+export function screenH2c(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, forward: Forward): void {
   const path = headers[':path'] as string | undefined;
-  if (path === undefined) return UNCHECKED;
-  const authority = (headers[':authority'] as string | undefined) ?? headers.host;
-  return verdict(ctx, guards, authority, (headers[':method'] as string | undefined) ?? 'GET', path, headers, !stream.endAfterHeaders, (exchange, error) => {
-    stream.on('close', () => exchange.finish());
-    // the app's upload (if any) is not wanted: read and drop it so the stream can complete
-    stream.resume();
-    sendStreamError(stream, error, exchange.requestId);
-  });
+  if (path === undefined) {
+    forward(undefined);
+    return;
+  }
+  screen(
+    ctx,
+    guards,
+    {
+      authority: (headers[':authority'] as string | undefined) ?? headers.host,
+      method: (headers[':method'] as string | undefined) ?? 'GET',
+      target: path,
+      headers,
+      hasBody: !stream.endAfterHeaders,
+      body: stream,
+      refuse(error, requestId, done) {
+        stream.on('close', done);
+        // the app's upload (if any) is not wanted: read and drop it so the stream can complete
+        stream.resume();
+        sendStreamError(stream, error, requestId);
+      },
+      sendContinue: () => stream.additionalHeaders({ ':status': 100 }),
+    },
+    forward,
+  );
 }

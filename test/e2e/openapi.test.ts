@@ -3,10 +3,11 @@
 // reaches orders' sidecar (inbound spec, enforce, maxBodySize 1KiB) in front of the demo's
 // orders app. Every kind of violation is refused in enforce mode (the app never receives it)
 // and forwarded in shadow mode (it does); both count it. Then: reloads (mode change, a broken
-// spec that keeps the old one) and the outbound side in enforce mode.
+// spec that keeps the old one), the outbound side in enforce mode, and discovery.
 
 import t from 'tap';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import SwaggerParser from '@apidevtools/swagger-parser';
@@ -35,7 +36,7 @@ t.before(async () => {
   });
   frontend = await startSidecar(ca, {
     service: 'frontend',
-    upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', openapi: `{spec: ${SPEC}, mode: shadow}` }],
+    upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', openapi: `{spec: ${SPEC}, mode: shadow, maxBodySize: 1KiB}` }],
   });
 });
 t.teardown(async () => {
@@ -162,6 +163,7 @@ t.test('enforce: each violation is refused with its JSON error; the app receives
   for (const kind of ['path', 'query', 'header', 'content_type', 'undocumented_operation']) {
     t.equal(await violations(frontend, 'outbound', 'orders', kind === 'path' || kind === 'undocumented_operation' ? '/orders/{id}' : '/orders', kind), 1, `outbound (shadow) counts ${kind}`);
   }
+  t.equal(await violations(frontend, 'outbound', 'orders', '/orders', 'body'), 2, 'outbound (shadow) validates bodies as they stream by: qty 0, oversized');
 
   const metrics = (await orders.admin('/metrics')).body;
   t.equal(metricValue(metrics, 'meshcar_requests_total{direction="inbound",peer="frontend",method="GET",route="/orders/{id}",code="200"}'), 1, "the spec's template is the route label");
@@ -220,8 +222,34 @@ t.test('outbound enforce: the call is refused before it leaves; orders never see
   t.same(JSON.parse(res.body.toString()), { error: 'undocumented_operation', message: 'PATCH /orders/7 is not an operation of the API', requestId: 'outbound-enforce' });
   const good = await call(GOOD[0] as Call, 'outbound-enforce-good');
   t.equal(good.status, 200);
-  t.same(received, ['GET /orders/42'], 'only the valid call left');
+  const bodyBefore = await violations(orders, 'inbound', 'frontend', '/orders', 'body');
+  for (const c of BAD.filter((b) => b.kind === 'body')) {
+    const res = await call(c, `outbound-${c.name}`);
+    t.equal(res.status, c.status, `${c.name}: ${c.status} before it leaves`);
+    t.equal(JSON.parse(res.body.toString()).message, c.message);
+  }
+  const created = await call(GOOD[2] as Call, 'outbound-enforce-post');
+  t.equal(created.status, 201, 'a valid body, read and validated, then sent on whole');
+  // an h2c app (HTTP/2 with prior knowledge), as gRPC clients and many HTTP clients are
+  const session = http2.connect(`http://127.0.0.1:${frontend.outboundPort}`);
+  t.teardown(() => session.close());
+  const h2c = (body: string) =>
+    new Promise<{ status: number; body: string }>((done, fail) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/orders', ':authority': 'orders', 'content-type': 'application/json', 'idempotency-key': KEY });
+      let status = 0;
+      const chunks: Buffer[] = [];
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => done({ status, body: Buffer.concat(chunks).toString() }));
+      stream.on('error', fail);
+      stream.end(body);
+    });
+  const h2Bad = await h2c(json({ item: 'pen', qty: -1 }));
+  t.same([h2Bad.status, JSON.parse(h2Bad.body).message], [400, 'body/qty: must be >= 1'], 'h2c: refused before it leaves');
+  t.equal((await h2c(json({ item: 'pen', qty: 1 }))).status, 201, 'h2c: a valid body goes on');
+  t.same(received, ['GET /orders/42', 'POST /orders', 'POST /orders'], 'only the valid calls left');
   t.equal(await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'undocumented_operation'), before, 'orders saw nothing of it');
+  t.equal(await violations(orders, 'inbound', 'frontend', '/orders', 'body'), bodyBefore, 'nor of the bad bodies');
   // once in each earlier test (shadow there), and this one
   t.equal(await violations(frontend, 'outbound', 'orders', '/orders/{id}', 'undocumented_operation'), 3, 'frontend counted it');
 });
