@@ -38,7 +38,7 @@ export async function meshcarCommand(args: string[], options: { capture?: boolea
 
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 16 });
 
-export function httpCall(port: number, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; body: string }> {
+export function httpCall(port: number, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolvePromise, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: keepAlive }, (res) => {
       const chunks: Buffer[] = [];
@@ -47,7 +47,7 @@ export function httpCall(port: number, path: string, headers: Record<string, str
     });
     req.on('error', reject);
     req.setTimeout(5000, () => req.destroy(new Error('timed out')));
-    req.end(method === 'POST' ? '{"item":"book"}' : undefined);
+    req.end(method === 'POST' ? (body ?? '{"item":"book","qty":1}') : undefined);
   });
 }
 

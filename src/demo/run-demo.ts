@@ -4,16 +4,29 @@
 // prints a summary. Runs until Ctrl-C, or DEMO_SECONDS seconds; stops everything it started.
 
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFrontendApp, startOrdersApp } from './apps.js';
 import { httpCall as get, meshcarCommand as cli, startMeshcar as run, stopAll, waitReady, waitTls } from './processes.js';
-import { LatencyRecorder, printRouteTable, printTrafficSummary } from './summary.js';
+import { LatencyRecorder, printDiscoveredApi, printRouteTable, printTrafficSummary } from './summary.js';
 
 const CONFIG_DIR = resolve(fileURLToPath(new URL('../../config/demo', import.meta.url)));
+/** The orders API; the demo configs name it relative to the working directory, as certs/. */
+const SPEC = resolve(fileURLToPath(new URL('../../config/orders.openapi.yaml', import.meta.url)));
+const SPEC_IN_CWD = join('config', 'orders.openapi.yaml');
+const ORDER = { host: 'orders', 'content-type': 'application/json', 'idempotency-key': 'demo-order-1' };
+
+/** Calls that break the orders API: the orders sidecar (enforce) refuses each before the app. */
+const INVALID_CALLS: ReadonlyArray<{ method: string; path: string; headers?: Record<string, string>; body?: string }> = [
+  { method: 'GET', path: '/orders/abc' },
+  { method: 'GET', path: '/orders/7/invoice' },
+  { method: 'GET', path: '/orders?limit=5' },
+  { method: 'POST', path: '/orders', headers: ORDER, body: '{"item":"book","qty":0}' },
+  { method: 'POST', path: '/orders', headers: { ...ORDER, 'content-type': 'text/plain' }, body: 'one book' },
+];
 const PORTS = { ca: 18443, ordersApp: 18080, frontendApp: 18081, ordersInbound: 15443, frontendOutbound: 15001, ordersAdmin: 15000, frontendAdmin: 15100 };
 
 const waitCa = () => waitTls(PORTS.ca, 'the CA');
@@ -34,6 +47,10 @@ async function main(): Promise<void> {
   const seconds = Number(process.env.DEMO_SECONDS ?? 0);
   await mkdir('certs', { recursive: true });
   if (!existsSync(join('certs', 'ca', 'issuer.key'))) await cli(['ca', 'init', '--dir', 'certs/ca', '--trust-domain', 'mesh.local']);
+  if (!existsSync(SPEC_IN_CWD)) {
+    await mkdir('config', { recursive: true });
+    await copyFile(SPEC, SPEC_IN_CWD);
+  }
   for (const service of ['orders', 'frontend']) await cli(['ca', 'token', '--dir', 'certs/ca', '--service', service, '--ttl', '1h', '--out', `certs/${service}.token`]);
 
   run(['ca', 'serve', '--config', join(CONFIG_DIR, 'ca.yaml')], 'ca');
@@ -49,6 +66,12 @@ async function main(): Promise<void> {
   const recorder = new LatencyRecorder();
   const policy = await get(PORTS.frontendOutbound, '/orders/7', { host: 'orders' }, 'DELETE');
   const noCert = await connectWithoutCertificate();
+  const invalid: string[] = [];
+  for (const c of INVALID_CALLS) {
+    const answer = await get(PORTS.frontendOutbound, c.path, { host: 'orders', ...c.headers }, c.method, c.body);
+    const parsed = JSON.parse(answer.body || '{}') as { error?: string; message?: string };
+    invalid.push(`  ${`${c.method} ${c.path}`.padEnd(22)} → ${answer.status} ${parsed.error ?? ''}: ${parsed.message ?? answer.body.slice(0, 60)}`);
+  }
 
   let stopping = false;
   const stop = () => {
@@ -64,8 +87,8 @@ async function main(): Promise<void> {
       recorder.time('GET frontend /checkout/{id}', () => get(PORTS.frontendApp, `/checkout/${n}`)),
       recorder.time('GET orders /orders/{id}', () => get(PORTS.frontendOutbound, `/orders/${n}`, { host: 'orders' })),
     ];
-    if (n % 5 === 0) calls.push(recorder.time('POST orders /orders', () => get(PORTS.frontendOutbound, '/orders', { host: 'orders', 'content-type': 'application/json' }, 'POST')));
-    if (n % 10 === 0) calls.push(recorder.time('GET orders /orders', () => get(PORTS.frontendOutbound, '/orders?limit=5', { host: 'orders' })));
+    if (n % 5 === 0) calls.push(recorder.time('POST orders /orders', () => get(PORTS.frontendOutbound, '/orders', ORDER, 'POST', `{"item":"book","qty":${1 + (n % 3)}}`)));
+    if (n % 10 === 0) calls.push(recorder.time('GET orders /orders', () => get(PORTS.frontendOutbound, '/orders?status=shipped&limit=5', { host: 'orders' })));
     await Promise.all(calls);
     if (Date.now() - lastReport > 5000) {
       lastReport = Date.now();
@@ -75,10 +98,13 @@ async function main(): Promise<void> {
   }
 
   printTrafficSummary(recorder, { policyStatus: policy.status, policyBody: policy.body, noCert });
+  console.log('\nOpenAPI, enforce on the orders sidecar (config/orders.openapi.yaml): calls that break the API never reach the app');
+  for (const line of invalid) console.log(line);
   await printRouteTable([
     { name: 'frontend sidecar', port: PORTS.frontendAdmin },
     { name: 'orders sidecar', port: PORTS.ordersAdmin },
   ]);
+  await printDiscoveredApi(PORTS.ordersAdmin);
   // the direct calls and the checkouts both reach orders: its sidecars count both
   console.log('\nThe orders sidecar counts more GET /orders/{id} than the client row above: each frontend checkout');
   console.log('also calls GET /orders/{id} through the frontend sidecar, besides the direct calls.');

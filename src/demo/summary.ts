@@ -123,3 +123,33 @@ export async function printRouteTable(sidecars: ReadonlyArray<{ name: string; po
     }
   }
 }
+
+interface DiscoveredOperation {
+  readonly responses?: Record<string, unknown>;
+  readonly 'x-meshcar-calls'?: number;
+  readonly 'x-meshcar-callers'?: string[];
+  readonly 'x-meshcar-documented'?: boolean;
+}
+
+/** The API as used, from the sidecar's GET /endpoints?format=openapi: one line per operation. */
+export async function printDiscoveredApi(port: number): Promise<void> {
+  const text = await new Promise<string>((resolve) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/endpoints?format=openapi' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+      })
+      .on('error', () => resolve('{}'));
+  });
+  const doc = JSON.parse(text) as { paths?: Record<string, Record<string, DiscoveredOperation>> };
+  console.log(`\n=== the orders API as discovered (http://127.0.0.1:${port}/endpoints?format=openapi, OpenAPI 3.1) ===`);
+  console.log(`${'method'.padEnd(6)} ${'path'.padEnd(16)} ${'calls'.padStart(6)}  ${'documented'.padEnd(10)} ${'answered'.padEnd(20)} callers`);
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    for (const [method, op] of Object.entries(item)) {
+      const answered = Object.keys(op.responses ?? {}).filter((s) => s !== 'default').join(' ') || '-';
+      const documented = op['x-meshcar-documented'] === undefined ? '?' : op['x-meshcar-documented'] ? 'yes' : 'NO';
+      console.log(`${method.toUpperCase().padEnd(6)} ${path.padEnd(16)} ${String(op['x-meshcar-calls'] ?? 0).padStart(6)}  ${documented.padEnd(10)} ${answered.padEnd(20)} ${(op['x-meshcar-callers'] ?? []).join(', ') || '-'}`);
+    }
+  }
+}

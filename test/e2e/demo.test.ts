@@ -1,6 +1,7 @@
 // `make demo` in miniature: the demo runner, bounded by DEMO_SECONDS, in a fresh folder. It
 // must bring the mesh up, print its summary (statuses, latencies, the policy 403, the refused
-// certificate-less connection, the per-route table) and stop every process it started.
+// certificate-less connection, the calls the OpenAPI check refused, the per-route table, the
+// discovered API) and stop every process it started.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -20,6 +21,14 @@ t.test('the demo runs, prints its summary and stops by itself', async (t) => {
   t.match(result.stdout, /policy: DELETE \/orders\/7 from frontend → 403 forbidden/);
   t.match(result.stdout, /TLS without a client certificate to the orders sidecar → refused/);
   t.match(result.stdout, /per route, from the sidecars' own \/metrics/);
+  // OpenAPI (config/orders.openapi.yaml, enforce on the orders sidecar)
+  t.match(result.stdout, /GET \/orders\/abc\s+→ 400 schema_violation: path\/id: must be integer/, 'an invalid call refused, with location and rule');
+  t.match(result.stdout, /GET \/orders\/7\/invoice\s+→ 404 undocumented_operation/);
+  t.match(result.stdout, /POST \/orders\s+→ 400 schema_violation: body\/qty: must be >= 1/);
+  t.match(result.stdout, /POST \/orders\s+→ 415 unsupported_media_type/);
+  t.match(result.stdout, /POST orders \/orders\s+\d+\s+201×\d+\s/, 'the valid calls pass');
+  t.match(result.stdout, /the orders API as discovered/);
+  t.match(result.stdout, /GET\s+\/orders\/\{id\}\/invoice\s+1\s+NO\s+404\s+frontend/, 'the discovered API shows the undocumented call');
   t.match(result.stdout, /orders sidecar\s+inbound\s+frontend\s+GET\s+\/orders\/\{id\}/, 'per-route table has the inbound route');
   t.match(result.stdout, /metrics: http:\/\/127\.0\.0\.1:15100\/metrics/);
   t.match(result.stdout, /stopped every process the demo started/);
