@@ -60,6 +60,8 @@ export class Renewal {
   private readonly options: RenewalOptions;
   private readonly window: RenewalWindow;
   private readonly backoff: BackoffPolicy;
+  /** A trust-domain mismatch was logged (at error) since the last success. */
+  private mismatchReported = false;
   private readonly random: () => number;
   private timer: NodeJS.Timeout | undefined;
   private dueAt: number | undefined;
@@ -140,6 +142,7 @@ export class Renewal {
       return;
     }
     this.failures = 0;
+    this.mismatchReported = false;
     identity.reportRenewal({ result: 'success' });
     this.schedule(renewalTime(next, this.window, this.random).getTime());
   }
@@ -156,10 +159,16 @@ export class Renewal {
     // keep the last retries before expiry; past the deadline, plain backoff (the SVID is lost anyway)
     if (deadline > now) delay = Math.max(MIN_RETRY_MS, Math.min(delay, deadline - now));
     const expired = current.notAfter.getTime() <= now;
-    logger[expired ? 'error' : 'warn'](
-      { failures: this.failures, retryInMs: delay, notAfter: current.notAfter.toISOString() },
-      `SVID renewal failed${expired ? ' and the current SVID has expired' : ', still serving the current SVID'}: ${describeError(err)}`,
-    );
+    const fields = { failures: this.failures, retryInMs: delay, notAfter: current.notAfter.toISOString() };
+    if (isMeshcarError(err) && err.code === 'ca_mismatch') {
+      // a CA of another trust domain is a config mistake, not an outage: said once, at error,
+      // with its fix; the retries go on quietly (the config may be mended by a reload)
+      if (!this.mismatchReported) logger.error(fields, `SVID renewal failed, still serving the current SVID until ${fields.notAfter}: ${describeError(err)}`);
+      else logger.debug(fields, `SVID renewal failed again: ${describeError(err)}`);
+      this.mismatchReported = true;
+    } else {
+      logger[expired ? 'error' : 'warn'](fields, `SVID renewal failed${expired ? ' and the current SVID has expired' : ', still serving the current SVID'}: ${describeError(err)}`);
+    }
     identity.reportRenewal({ result: 'failure', error: err });
     this.schedule(now + delay);
   }

@@ -1,7 +1,10 @@
 // Test helper: a real meshcar CA (files on disk, HTTPS server on a loopback port) and a real
 // HTTPS client for its API. Nothing is mocked: requests cross a socket and TLS.
 
-import { request } from 'node:https';
+import https, { request } from 'node:https';
+import { once } from 'node:events';
+import { createPublicKey } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
@@ -10,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { initCaDirectory } from '../../src/ca/store.js';
-import { caServe } from '../../src/ca/commands.js';
+import { caServe, openAuthority } from '../../src/ca/commands.js';
+import { generateWorkloadKey } from '../../src/pki/keys.js';
 import type { CaConfig } from '../../src/config/ca-config.js';
 import { Metrics } from '../../src/metrics/registry.js';
 import type { RunningCaServer } from '../../src/ca/server.js';
@@ -151,4 +155,15 @@ export function promtoolCheck(text: string): Promise<{ code: number; output: str
     });
     child.stdin?.end(text);
   });
+}
+
+/** An HTTPS server whose certificate chains to the CA's bundle but names `spiffeId`, not the CA. */
+export async function impostor(caDir: string, spiffeId: string): Promise<{ server: https.Server; url: string }> {
+  const authority = await openAuthority(caDir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
+  const keys = await generateWorkloadKey();
+  const issued = await authority.issue(spiffeId, createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' }), undefined, ['127.0.0.1', 'localhost']);
+  const server = https.createServer({ key: keys.privateKeyPem, cert: issued.chain }, (_req, res) => res.end('{}'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, url: `https://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createPublicKey } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { startTestCa } from '../helpers/ca.js';
+import { impostor, startTestCa } from '../helpers/ca.js';
 import { makePki } from '../helpers/pki.js';
 import { caToken, openAuthority } from '../../src/ca/commands.js';
 import { generateWorkloadKey } from '../../src/pki/keys.js';
@@ -32,15 +32,6 @@ async function rejection(promise: Promise<unknown>): Promise<MeshcarError> {
 }
 
 /** An HTTPS server with a leaf from the real CA for `spiffeId`, answering every request with `body`. */
-async function impostor(caDir: string, spiffeId: string) {
-  const authority = await openAuthority(caDir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
-  const keys = await generateWorkloadKey();
-  const issued = await authority.issue(spiffeId, createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' }), undefined, ['127.0.0.1', 'localhost']);
-  const server = https.createServer({ key: keys.privateKeyPem, cert: issued.chain }, (_req, res) => res.end('{}'));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { server, url: `https://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
 
 t.test('CaClient against the real CA server', async (t) => {
   const ca = await startTestCa({ maxTtlMs: 3_600_000 });
