@@ -19,11 +19,7 @@ export type ErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'body_too_large'
-  | 'unsupported_media_type'
   | 'rate_limited'
-  // OpenAPI schema checks (src/schema)
-  | 'undocumented_operation'
-  | 'schema_violation'
   // sidecar data plane
   | 'no_route'
   | 'upstream_identity_mismatch'
@@ -32,6 +28,10 @@ export type ErrorCode =
   | 'upstream_unavailable'
   | 'circuit_open'
   | 'upstream_timeout'
+  // OpenAPI schema checks in enforce mode (src/schema), either side
+  | 'undocumented_operation'
+  | 'schema_violation'
+  | 'unsupported_media_type'
   // local, non-HTTP failures
   | 'usage'
   | 'config_invalid'
