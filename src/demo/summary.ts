@@ -61,10 +61,11 @@ export function printTrafficSummary(recorder: LatencyRecorder, extra: { policySt
   console.log(`TLS without a client certificate to the orders sidecar → ${extra.noCert}`);
 }
 
-function scrape(port: number): Promise<string> {
+/** The text of an admin endpoint ('' when it cannot be reached). */
+function adminGet(port: number, path: string): Promise<string> {
   return new Promise((resolve) => {
     http
-      .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      .get({ host: '127.0.0.1', port, path }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve(Buffer.concat(chunks).toString()));
@@ -94,7 +95,7 @@ export async function printRouteTable(sidecars: ReadonlyArray<{ name: string; po
   console.log('\n=== per route, from the sidecars\' own /metrics ===');
   console.log(`${'sidecar'.padEnd(17)} ${'dir'.padEnd(8)} ${'peer'.padEnd(9)} ${'method'.padEnd(6)} ${'route'.padEnd(16)} ${'count'.padStart(6)} ${'mean ms'.padStart(8)}  codes`);
   for (const sidecar of sidecars) {
-    const text = await scrape(sidecar.port);
+    const text = await adminGet(sidecar.port, '/metrics');
     const rows = new Map<string, RouteRow>();
     const rowFor = (l: Record<string, string>) => {
       const key = `${l.direction}|${l.peer}|${l.method}|${l.route}`;
@@ -133,16 +134,8 @@ interface DiscoveredOperation {
 
 /** The API as used, from the sidecar's GET /endpoints?format=openapi: one line per operation. */
 export async function printDiscoveredApi(port: number): Promise<void> {
-  const text = await new Promise<string>((resolve) => {
-    http
-      .get({ host: '127.0.0.1', port, path: '/endpoints?format=openapi' }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks).toString()));
-      })
-      .on('error', () => resolve('{}'));
-  });
-  const doc = JSON.parse(text) as { paths?: Record<string, Record<string, DiscoveredOperation>> };
+  const text = await adminGet(port, '/endpoints?format=openapi');
+  const doc = JSON.parse(text || '{}') as { paths?: Record<string, Record<string, DiscoveredOperation>> };
   console.log(`\n=== the orders API as discovered (http://127.0.0.1:${port}/endpoints?format=openapi, OpenAPI 3.1) ===`);
   console.log(`${'method'.padEnd(6)} ${'path'.padEnd(16)} ${'calls'.padStart(6)}  ${'documented'.padEnd(10)} ${'answered'.padEnd(20)} callers`);
   for (const [path, item] of Object.entries(doc.paths ?? {})) {

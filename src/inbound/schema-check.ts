@@ -7,20 +7,10 @@
 // gRPC and WebSocket requests pass unchecked (their bodies are streams, not JSON documents).
 
 import { PassThrough } from 'node:stream';
-import type { ErrorCode } from '../errors.js';
 import { checkJsonBody } from '../schema/spec.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
-import type { Violation } from '../schema/violations.js';
+import { ERROR_OF, tooLarge as tooLargeViolation, type Violation } from '../schema/violations.js';
 import { DONE, type Exchange } from './exchange.js';
-
-const ERROR_OF: Record<Violation['kind'], ErrorCode> = {
-  undocumented_operation: 'undocumented_operation',
-  path: 'schema_violation',
-  query: 'schema_violation',
-  header: 'schema_violation',
-  content_type: 'unsupported_media_type',
-  body: 'schema_violation',
-};
 
 /** Whether the schema check applies: not to gRPC (a stream of messages). */
 function isChecked(exchange: Exchange): boolean {
@@ -49,7 +39,7 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
   const validate = check.body;
   readBody(exchange, guard.maxBodySize, (body, tooLarge) => {
     if (exchange.phase === DONE) return; // timed out or the caller left while the body came
-    const violation: Violation | undefined = tooLarge ? { kind: 'body', message: `body: is larger than the ${guard.maxBodySize}-byte limit (openapi.maxBodySize)` } : checkJsonBody(validate, body as Buffer);
+    const violation: Violation | undefined = tooLarge ? tooLargeViolation(guard.maxBodySize) : checkJsonBody(validate, body as Buffer);
     exchange.schema = { route, violation };
     if (violation !== undefined && guard.mode === 'enforce') {
       if (tooLarge) exchange.fail('body_too_large', violation.message);

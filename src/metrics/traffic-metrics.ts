@@ -232,34 +232,25 @@ export class TrafficMetrics implements TrafficObserver {
     counter.inc();
   }
 
-  /** Every endpoint with the status codes it answered, for the discovery document. */
-  discoveryRows(): DiscoveryRow[] {
-    const rows: DiscoveryRow[] = [];
+  private *allEndpoints(): Generator<EndpointEntry> {
     for (const direction of ['inbound', 'outbound'] as const) {
       for (const peer of this.peers[direction].values()) {
-        for (const methods of peer.routes.values()) {
-          for (const e of methods.values()) {
-            rows.push({ direction, peer: e.peer, method: e.method, route: e.route, count: e.count, statuses: [...e.byStatus.keys()].sort((a, b) => a - b), documented: e.documented });
-          }
-        }
+        for (const methods of peer.routes.values()) yield* methods.values();
       }
     }
-    return rows;
+  }
+
+  /** Every endpoint with the status codes it answered, for the discovery document. */
+  discoveryRows(): DiscoveryRow[] {
+    return [...this.allEndpoints()].map((e) => ({ direction: e.direction, peer: e.peer, method: e.method, route: e.route, count: e.count, statuses: [...e.byStatus.keys()].sort((a, b) => a - b), documented: e.documented }));
   }
 
   /** The API inventory for /endpoints, most used first. */
   endpoints(): EndpointView[] {
-    const rows: EndpointView[] = [];
-    for (const direction of ['inbound', 'outbound'] as const) {
-      for (const peer of this.peers[direction].values()) {
-        for (const methods of peer.routes.values()) {
-          for (const e of methods.values()) {
-            const schema = e.documented === undefined ? {} : { documented: e.documented, violations: e.violations };
-            rows.push({ direction: e.direction, peer: e.peer, method: e.method, route: e.route, count: e.count, errors: e.errors, lastSeen: new Date(e.lastSeenMs).toISOString(), ...schema });
-          }
-        }
-      }
-    }
+    const rows = [...this.allEndpoints()].map((e): EndpointView => {
+      const schema = e.documented === undefined ? {} : { documented: e.documented, violations: e.violations };
+      return { direction: e.direction, peer: e.peer, method: e.method, route: e.route, count: e.count, errors: e.errors, lastSeen: new Date(e.lastSeenMs).toISOString(), ...schema };
+    });
     return rows.sort((a, b) => b.count - a.count);
   }
 }

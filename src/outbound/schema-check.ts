@@ -10,25 +10,16 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { ValidateFunction } from 'ajv';
-import { MeshcarError, type ErrorCode } from '../errors.js';
+import { MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { requestIdOf } from '../http/request-id.js';
 import { sendError, sendStreamError, statusFor } from '../http/status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
 import { checkJsonBody } from '../schema/spec.js';
-import type { Violation } from '../schema/violations.js';
+import { ERROR_OF, tooLarge as tooLargeViolation, type Violation } from '../schema/violations.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { parseRequestTarget } from './router.js';
-
-const ERROR_OF: Record<Violation['kind'], ErrorCode> = {
-  undocumented_operation: 'undocumented_operation',
-  path: 'schema_violation',
-  query: 'schema_violation',
-  header: 'schema_violation',
-  content_type: 'unsupported_media_type',
-  body: 'schema_violation',
-};
 
 /** Forwards the call: with what the check found, and the body when it was read here. */
 export type Forward = (schema: SchemaResult | undefined, preread?: Buffer) => void;
@@ -78,7 +69,7 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
     forward(schema);
     return;
   }
-  const tooLarge: Violation = { kind: 'body', message: `body: is larger than the ${guard.maxBodySize}-byte limit (openapi.maxBodySize)` };
+  const tooLarge = tooLargeViolation(guard.maxBodySize);
   if (guard.mode === 'shadow') {
     watchBody(call.body, guard.maxBodySize, validate, schema, tooLarge);
     forward(schema);

@@ -2,6 +2,7 @@
 // `body/qty: must be >= 1`, `path/id: must be integer`, `query/status: is required`.
 
 import type { ErrorObject } from 'ajv';
+import type { ErrorCode } from '../errors.js';
 
 /** The `kind` label of meshcar_schema_violations_total; a fixed set. */
 export type ViolationKind = 'undocumented_operation' | 'path' | 'query' | 'header' | 'content_type' | 'body';
@@ -12,6 +13,21 @@ export interface Violation {
   readonly kind: ViolationKind;
   /** Location and rule, e.g. `body/qty: must be >= 1`. */
   readonly message: string;
+}
+
+/** The error an enforcing sidecar answers a violation with (a body over maxBodySize: body_too_large). */
+export const ERROR_OF: Readonly<Record<ViolationKind, ErrorCode>> = {
+  undocumented_operation: 'undocumented_operation',
+  path: 'schema_violation',
+  query: 'schema_violation',
+  header: 'schema_violation',
+  content_type: 'unsupported_media_type',
+  body: 'schema_violation',
+};
+
+/** A JSON body over the limit. */
+export function tooLarge(maxBodySize: number): Violation {
+  return { kind: 'body', message: `body: is larger than the ${maxBodySize}-byte limit (openapi.maxBodySize)` };
 }
 
 /** The first Ajv error as `location/field: rule`; `location` is body, path, query or header. */
