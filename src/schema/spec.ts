@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ValidateFunction } from 'ajv';
 import { compilersFor } from './compilers.js';
+import { draft07Bounds } from './openapi30.js';
 import { compileOperation, type CompiledOperation, type MediaRule } from './operation.js';
 import { PathMatcher } from './path-matcher.js';
 import { SpecError, pointerOf } from './spec-error.js';
@@ -38,7 +39,9 @@ export class CompiledSpec {
   }
 
   static compile(file: string, doc: OpenApiDocument): CompiledSpec {
-    const compilers = compilersFor(doc.openapi ?? '3.0.0');
+    const version = doc.openapi ?? '3.0.0';
+    if (version.startsWith('3.0')) draft07Bounds(doc.paths);
+    const compilers = compilersFor(version);
     const operations: CompiledOperation[] = [];
     for (const [template, item] of Object.entries(doc.paths ?? {})) {
       if (item === undefined || item === null) continue;

@@ -44,6 +44,15 @@ t.test('the orders spec: each request is matched to its operation and held again
   t.match(json('{"item":'), { kind: 'body', message: /^body: is not valid JSON/ });
 });
 
+t.test('OpenAPI 3.0 exclusiveMinimum: true (a flag on minimum) compiles and holds', async (t) => {
+  const dir = t.testdir({
+    'api.yaml': 'openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths:\n  /p/{n}:\n    get:\n      parameters:\n        - {name: n, in: path, required: true, schema: {type: number, minimum: 0, exclusiveMinimum: true, maximum: 9, exclusiveMaximum: false}}\n      responses: {"200": {description: ok}}\n',
+  });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  t.same(spec.check('GET', '/p/0', '', {}, false).violation, { kind: 'path', message: 'path/n: must be > 0' });
+  t.equal(spec.check('GET', '/p/9', '', {}, false).violation, undefined, 'exclusiveMaximum: false keeps maximum inclusive');
+});
+
 t.test('templates: a literal path wins over a parameter; path-level and operation parameters merge; OpenAPI 3.1', async (t) => {
   const dir = t.testdir({
     'api.json': JSON.stringify({
