@@ -4,6 +4,7 @@
 
 import { formatDuration } from './duration.js';
 import { formatHostPort, type HostPort } from './address.js';
+import type { OpenApiConfig } from './openapi-config.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import {
   DEFAULT_CIRCUIT,
@@ -34,6 +35,11 @@ function rate(spec: RateSpec | undefined): Record<string, unknown> | undefined {
   return spec && { rate: `${spec.perSecond}/s`, burst: spec.burst };
 }
 
+/** null: no spec, calls are not checked. */
+function openapi(config: OpenApiConfig | undefined): Record<string, unknown> | null {
+  return config ? { spec: config.spec, mode: config.mode, maxBodySize: size(config.maxBodySize) } : null;
+}
+
 function hostPort(address: HostPort): string {
   return formatHostPort(address);
 }
@@ -55,6 +61,7 @@ function inboundView(inbound: InboundConfig): Record<string, unknown> {
       maxResetsPer10s: limits.maxResetsPer10s,
       maxSessionAge: duration(limits.maxSessionAgeMs ?? DEFAULT_INBOUND_MAX_SESSION_AGE_MS),
     },
+    openapi: openapi(inbound.openapi),
   };
 }
 
@@ -82,6 +89,7 @@ function upstreamView(u: UpstreamConfig): Record<string, unknown> {
       maxEjection: duration(outlier.maxEjectionMs),
       maxEjectionPercent: outlier.maxEjectionPercent,
     },
+    openapi: openapi(u.openapi),
   };
 }
 

@@ -26,6 +26,7 @@ inbound:
       paths: [/orders/*]
   rateLimit: {perIdentity: {rate: 100/s, burst: 200}}
   limits: {maxConcurrentStreams: 100}
+  openapi: {spec: /tmp/orders.openapi.yaml, mode: enforce, maxBodySize: 64KiB}
 outbound:
   listen: 127.0.0.1:15001
   upstreams:
@@ -36,6 +37,7 @@ outbound:
       routes: ["/charges/{id}"]
       retries: {attempts: 1, backoff: {base: 50ms}}
       circuitBreaker: {maxRequests: 10}
+      openapi: {spec: /tmp/payments.openapi.yaml}
 admin: {listen: 127.0.0.1:15000, hosts: [meshcar-admin.local]}
 log: {level: debug, access: false}
 drainTimeout: 3s
