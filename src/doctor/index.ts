@@ -1,7 +1,8 @@
 // `meshcar doctor --config FILE`: every check a sidecar's health depends on, in the order a
 // person would look: the config, the identity and join token, the CA, each upstream endpoint,
-// the inbound app, and a running sidecar's admin port. Checks that need something an earlier
-// one found missing (an SVID to handshake with) are skipped, so one broken thing is one ✗.
+// the OpenAPI specs, the inbound app, and a running sidecar's admin port. Checks that need
+// something an earlier one found missing (an SVID to handshake with) are skipped, so one
+// broken thing is one ✗.
 
 import { checkConfigFile } from '../config/load-any.js';
 import { formatIssue } from '../config/issues.js';
@@ -9,6 +10,7 @@ import { loadSidecarConfig } from '../config/sidecar-config.js';
 import { checkCa } from './ca.js';
 import { checkIdentity, checkToken } from './identity.js';
 import { checkAdmin, checkApp } from './local.js';
+import { checkSpecs } from './openapi.js';
 import { fail, ok, type CheckResult } from './result.js';
 import { checkUpstreams } from './upstreams.js';
 
@@ -25,8 +27,9 @@ export async function runDoctor(file: string): Promise<CheckResult[]> {
   results.push(identity.result);
   const token = await checkToken(config, identity.needsToken);
   if (token) results.push(token);
-  const [ca, upstreams, app, admin] = await Promise.all([checkCa(config), checkUpstreams(config, identity.svid), checkApp(config), checkAdmin(config)]);
+  const [ca, upstreams, app, admin, specs] = await Promise.all([checkCa(config), checkUpstreams(config, identity.svid), checkApp(config), checkAdmin(config), checkSpecs(config)]);
   if (ca) results.push(ca);
+  results.push(...specs);
   results.push(...upstreams);
   if (app) results.push(app);
   results.push(admin);

@@ -8,6 +8,8 @@ import { CompiledSpec, checkJsonBody } from '../../src/schema/spec.js';
 import { SpecError } from '../../src/schema/spec-error.js';
 import { makePki } from '../helpers/pki.js';
 import { runCli } from '../helpers/ca.js';
+import { checkSpecs } from '../../src/doctor/openapi.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 
 const ORDERS = resolve('config/orders.openapi.yaml');
 const KEY = { 'idempotency-key': 'k-12345678' };
@@ -136,6 +138,10 @@ inbound:
   const { writeFile } = await import('node:fs/promises');
   await writeFile(join(dir, 'bad.yaml'), config(join(dir, 'orders.openapi.yaml')));
   await writeFile(join(dir, 'good.yaml'), config(ORDERS));
+  // meshcar doctor: one check per spec
+  const [badChecks, goodChecks] = await Promise.all([checkSpecs(await loadSidecarConfig(join(dir, 'bad.yaml'))), checkSpecs(await loadSidecarConfig(join(dir, 'good.yaml')))]);
+  t.match(badChecks, [{ name: 'openapi inbound.openapi', status: 'fail', message: /orders\.openapi\.yaml#\/paths\/~1orders\/post\/requestBody\/content\/application~1json\/schema: Missing \$ref/ }]);
+  t.match(goodChecks, [{ name: 'openapi inbound.openapi', status: 'ok', message: /4 operations, enforce mode/ }]);
   const [bad, good] = await Promise.all([runCli(['check', '--config', join(dir, 'bad.yaml')]), runCli(['check', '--config', join(dir, 'good.yaml')])]);
   t.equal(good.code, 0, `a good spec passes: ${good.stdout}${good.stderr}`);
   t.equal(bad.code, 1);
