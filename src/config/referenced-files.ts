@@ -8,7 +8,6 @@ import { readFile, stat } from 'node:fs/promises';
 import { pemBlocks } from '../pki/pem.js';
 import { readTokenClaims } from '../identity/token-claims.js';
 import { describeError } from '../errors.js';
-import { CompiledSpec } from '../schema/spec.js';
 import type { AnyConfig } from './load-any.js';
 import type { YamlValue } from './yaml-source.js';
 
@@ -115,7 +114,9 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   );
   // an OpenAPI spec is loaded as the sidecar would: parsed, validated, $refs resolved, compiled
   const specs = specsOf(loaded);
-  const specProblems = await Promise.all(specs.map((spec) => CompiledSpec.load(spec.path).then(() => undefined, (err: unknown) => describeError(err))));
+  // (the loader, swagger-parser and Ajv, is imported only when a spec is named)
+  const loader = specs.length > 0 ? await import('../schema/spec.js') : undefined;
+  const specProblems = await Promise.all(specs.map((spec) => loader!.CompiledSpec.load(spec.path).then(() => undefined, (err: unknown) => describeError(err))));
   const all = [...refs.map((ref, i) => ({ keys: ref.keys, problem: problems[i] })), ...specs.map((spec, i) => ({ keys: spec.keys, problem: specProblems[i] }))];
   for (const { keys, problem } of all) {
     if (problem === undefined) continue;

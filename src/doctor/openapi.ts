@@ -4,7 +4,6 @@
 
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { describeError } from '../errors.js';
-import { CompiledSpec } from '../schema/spec.js';
 import { fail, ok, type CheckResult } from './result.js';
 
 export async function checkSpecs(config: SidecarConfig): Promise<CheckResult[]> {
@@ -12,6 +11,8 @@ export async function checkSpecs(config: SidecarConfig): Promise<CheckResult[]> 
     ...(config.inbound?.openapi ? [{ key: 'inbound.openapi', ...config.inbound.openapi }] : []),
     ...(config.outbound?.upstreams ?? []).flatMap((u) => (u.openapi ? [{ key: `outbound.upstreams.${u.name}.openapi`, ...u.openapi }] : [])),
   ];
+  if (specs.length === 0) return [];
+  const { CompiledSpec } = await import('../schema/spec.js');
   return Promise.all(
     specs.map(async ({ key, spec, mode }) => {
       const name = `openapi ${key}`;

@@ -7,7 +7,7 @@
 // gRPC and WebSocket requests pass unchecked (their bodies are streams, not JSON documents).
 
 import { PassThrough } from 'node:stream';
-import { checkJsonBody } from '../schema/spec.js';
+import { checkJsonBody } from '../schema/json-body.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
 import { ERROR_OF, tooLarge as tooLargeViolation, type Violation } from '../schema/violations.js';
 import { DONE, type Exchange } from './exchange.js';

@@ -16,7 +16,7 @@ import { requestIdOf } from '../http/request-id.js';
 import { sendError, sendStreamError, statusFor } from '../http/status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
-import { checkJsonBody } from '../schema/spec.js';
+import { checkJsonBody } from '../schema/json-body.js';
 import { ERROR_OF, tooLarge as tooLargeViolation, type Violation } from '../schema/violations.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { parseRequestTarget } from './router.js';

@@ -1,9 +1,10 @@
 // One configured spec as the data plane holds it: the compiled spec, the mode and the body
 // limit. Built (and every spec loaded) before a start or a reload takes effect, so a broken
-// spec stops the start or leaves the running guard in place.
+// spec stops the start or leaves the running guard in place. The loader and compiler
+// (swagger-parser, Ajv: about 11 MB and 100 ms) are imported only when a spec is configured.
 
 import type { OpenApiConfig, SchemaMode } from '../config/openapi-config.js';
-import { CompiledSpec } from './spec.js';
+import type { CompiledSpec } from './spec.js';
 import type { Violation } from './violations.js';
 
 export interface SchemaGuard {
@@ -21,6 +22,7 @@ export interface SchemaOutcome {
 }
 
 export async function loadGuard(config: OpenApiConfig): Promise<SchemaGuard> {
+  const { CompiledSpec } = await import('./spec.js');
   return { spec: await CompiledSpec.load(config.spec), mode: config.mode, maxBodySize: config.maxBodySize };
 }
 

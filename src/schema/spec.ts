@@ -94,17 +94,6 @@ export class CompiledSpec {
   }
 }
 
-/** Validates a buffered JSON body; undefined when it passes. */
-export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violation | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch (err) {
-    return { kind: 'body', message: `body: is not valid JSON (${(err as Error).message})` };
-  }
-  return validate(value) ? undefined : { kind: 'body', message: describeAjvError('body', validate.errors?.[0]) };
-}
-
 function violation(operation: CompiledOperation, kind: Violation['kind'], message: string): SchemaCheck {
   return { operation, violation: { kind, message }, body: undefined };
 }

@@ -4,7 +4,8 @@
 
 import t from 'tap';
 import { join, resolve } from 'node:path';
-import { CompiledSpec, checkJsonBody } from '../../src/schema/spec.js';
+import { CompiledSpec } from '../../src/schema/spec.js';
+import { checkJsonBody } from '../../src/schema/json-body.js';
 import { SpecError } from '../../src/schema/spec-error.js';
 import { makePki } from '../helpers/pki.js';
 import { runCli } from '../helpers/ca.js';
@@ -149,4 +150,20 @@ inbound:
     bad.stdout + bad.stderr,
     `bad.yaml:10:5: inbound.openapi.spec: ${join(dir, 'orders.openapi.yaml')}#/paths/~1orders/post/requestBody/content/application~1json/schema: Missing $ref pointer`,
   );
+});
+
+t.test('a sidecar without a spec never loads the OpenAPI parser or Ajv (about 11 MB, 100 ms at start)', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const script = `
+    import { createRequire } from 'node:module';
+    const require = createRequire(import.meta.url);
+    const loaded = () => Object.keys(require.cache).filter((k) => /node_modules\\/(ajv|ajv-formats|@apidevtools)\\//.test(k)).length;
+    await import(${JSON.stringify(resolve('dist/sidecar.js'))});
+    const before = loaded();
+    await import(${JSON.stringify(resolve('dist/schema/spec.js'))});
+    console.log(JSON.stringify({ before, after: loaded() }));`;
+  const out = await new Promise<string>((done, fail) => execFile(process.execPath, ['--input-type=module', '-e', script], (err, stdout) => (err ? fail(err) : done(stdout))));
+  const { before, after } = JSON.parse(out) as { before: number; after: number };
+  t.equal(before, 0, 'nothing of them once the sidecar module graph is loaded');
+  t.ok(after > 0, 'they load when a spec is (the check sees them)');
 });
