@@ -9,14 +9,13 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
-import type { ValidateFunction } from 'ajv';
 import { MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { requestIdOf } from '../http/request-id.js';
 import { sendError, sendStreamError, statusFor } from '../http/status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
-import { checkJsonBody } from '../schema/json-body.js';
+import { checkJsonBody, readAll, watchBody } from '../schema/json-body.js';
 import { ERROR_OF, tooLarge as tooLargeViolation, type Violation } from '../schema/violations.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { parseRequestTarget } from './router.js';
@@ -71,7 +70,7 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
   }
   const tooLarge = tooLargeViolation(guard.maxBodySize);
   if (guard.mode === 'shadow') {
-    watchBody(call.body, guard.maxBodySize, validate, schema, tooLarge);
+    watchBody(call.body, guard.maxBodySize, validate, schema);
     forward(schema);
     return;
   }
@@ -92,52 +91,6 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
       refuse(violation);
     } else forward(schema, body);
   });
-}
-
-/** Shadow: validates the body as the forwarder streams it, recording the result at its end. */
-function watchBody(source: Readable, limit: number, validate: ValidateFunction, schema: { violation: Violation | undefined }, tooLarge: Violation): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  // paused first, so the listener does not start the flow before the forwarder pipes the body
-  source.pause();
-  const onData = (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > limit) {
-      schema.violation = tooLarge;
-      source.off('data', onData);
-      source.off('end', onEnd);
-      chunks.length = 0;
-    } else chunks.push(chunk);
-  };
-  const onEnd = () => {
-    schema.violation = checkJsonBody(validate, Buffer.concat(chunks, size));
-  };
-  source.on('data', onData);
-  source.on('end', onEnd);
-}
-
-/** Enforce: the whole body, or undefined past `limit` (the rest is left unread). */
-function readAll(source: Readable, limit: number, done: (body: Buffer | undefined) => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const stop = () => {
-    source.off('data', onData);
-    source.off('end', onEnd);
-  };
-  const onData = (chunk: Buffer) => {
-    size += chunk.length;
-    chunks.push(chunk);
-    if (size > limit) {
-      stop();
-      done(undefined);
-    }
-  };
-  const onEnd = () => {
-    stop();
-    done(Buffer.concat(chunks, size));
-  };
-  source.on('data', onData);
-  source.on('end', onEnd);
 }
 
 /** An HTTP/1.1 call from the app. */
