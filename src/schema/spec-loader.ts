@@ -11,6 +11,7 @@ export interface OpenApiDocument {
   readonly openapi?: string;
   readonly swagger?: string;
   readonly paths?: Record<string, Record<string, unknown> | undefined>;
+  readonly servers?: unknown;
   readonly [key: string]: unknown;
 }
 

@@ -8,7 +8,7 @@ import type { ValidateFunction } from 'ajv';
 import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
 import { compileOperation, type CompiledOperation, type MediaRule } from './operation.js';
-import { PathMatcher } from './path-matcher.js';
+import { PathMatcher, type PathMatch } from './path-matcher.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { describeAjvError, type Violation } from './violations.js';
@@ -29,6 +29,8 @@ export class CompiledSpec {
   private constructor(
     readonly file: string,
     readonly operations: readonly CompiledOperation[],
+    /** Path prefixes of the spec's `servers` (`/v1`); empty: paths are served from the root. */
+    private readonly basePaths: readonly string[],
   ) {
     this.matcher = new PathMatcher(operations.map((op) => ({ template: op.template, method: op.method, value: op })));
   }
@@ -53,12 +55,23 @@ export class CompiledSpec {
         operations.push(compileOperation(compilers, file, template, method.toUpperCase(), operation as Record<string, unknown>, shared));
       }
     }
-    return new CompiledSpec(file, operations);
+    return new CompiledSpec(file, operations, basePathsOf(doc.servers));
   }
 
   /** The operation a request is for, with no validation (the route label). */
   operationOf(method: string, path: string): CompiledOperation | undefined {
-    return this.matcher.match(method, path)?.value;
+    return this.match(method, path)?.value;
+  }
+
+  /** Under the servers' base path, if any; HEAD falls back to GET (HTTP: HEAD is GET without a body). */
+  private match(method: string, path: string): PathMatch<CompiledOperation> | undefined {
+    let relative = path;
+    if (this.basePaths.length > 0) {
+      const base = this.basePaths.find((b) => path.startsWith(b) && (path.length === b.length || path.charCodeAt(b.length) === 47 /* / */));
+      if (base === undefined) return undefined;
+      relative = path.length === base.length ? '/' : path.slice(base.length);
+    }
+    return this.matcher.match(method, relative) ?? (method === 'HEAD' ? this.matcher.match('GET', relative) : undefined);
   }
 
   /**
@@ -67,7 +80,7 @@ export class CompiledSpec {
    * an HTTP/2 stream left open).
    */
   check(method: string, path: string, query: string, headers: IncomingHttpHeaders, hasBody: boolean): SchemaCheck {
-    const match = this.matcher.match(method, path);
+    const match = this.match(method, path);
     if (match === undefined) return { operation: undefined, violation: { kind: 'undocumented_operation', message: `${method} ${path} is not an operation of the API` }, body: undefined };
     const op = match.value;
     if (op.pathParams !== undefined && !op.pathParams(match.params ?? {})) return violation(op, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
@@ -115,4 +128,28 @@ function mediaFor(media: readonly MediaRule[], contentType: string | undefined):
   const type = (contentType.split(';')[0] ?? '').trim().toLowerCase();
   const wildcard = `${type.split('/')[0]}/*`;
   return media.find((m) => m.range === type) ?? media.find((m) => m.range === wildcard) ?? media.find((m) => m.range === '*/*');
+}
+
+/**
+ * `servers: [{url: https://api.example.com/v1}, {url: /v2}]` → ['/v1', '/v2']: the spec's
+ * paths are relative to these. None (or only root URLs, or templated ones): [] (the root).
+ */
+function basePathsOf(servers: unknown): string[] {
+  if (!Array.isArray(servers)) return [];
+  const bases = new Set<string>();
+  for (const server of servers) {
+    const url = (server as { url?: unknown } | null)?.url;
+    if (typeof url !== 'string' || url.includes('{')) return [];
+    let path: string;
+    try {
+      path = new URL(url, 'http://localhost').pathname.replace(/\/+$/, '');
+    } catch {
+      return [];
+    }
+    // a server at the root serves the paths as written: no prefix is required
+    if (path === '') return [];
+    bases.add(path);
+  }
+  // longest first, so /api/v1 is tried before /api
+  return [...bases].sort((a, b) => b.length - a.length);
 }

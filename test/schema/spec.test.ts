@@ -56,6 +56,21 @@ t.test('OpenAPI 3.0 exclusiveMinimum: true (a flag on minimum) compiles and hold
   t.equal(spec.check('GET', '/p/9', '', {}, false).violation, undefined, 'exclusiveMaximum: false keeps maximum inclusive');
 });
 
+t.test("servers' base paths prefix every path; HEAD is checked as GET", async (t) => {
+  const dir = t.testdir({
+    'api.yaml': 'openapi: 3.0.3\ninfo: {title: t, version: "1"}\nservers: [{url: "https://api.example.com/v1/"}, {url: /api/v1}]\npaths:\n  /items/{id}:\n    get:\n      parameters: [{name: id, in: path, required: true, schema: {type: integer}}]\n      responses: {"200": {description: ok}}\n',
+  });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const check = (method: string, path: string) => spec.check(method, path, '', {}, false);
+  t.same([check('GET', '/v1/items/3').violation, check('GET', '/v1/items/3').operation?.template], [undefined, '/items/{id}']);
+  t.equal(check('GET', '/api/v1/items/3').violation, undefined, 'under either server');
+  t.same(check('GET', '/v1/items/x').violation, { kind: 'path', message: 'path/id: must be integer' });
+  t.same(check('GET', '/items/3').violation?.kind, 'undocumented_operation', 'not without the base path');
+  t.same(check('GET', '/v1items/3').violation?.kind, 'undocumented_operation', 'a prefix is a whole segment');
+  t.equal(check('HEAD', '/v1/items/3').violation, undefined, 'HEAD is GET without the body');
+  t.same(check('PUT', '/v1/items/3').violation?.kind, 'undocumented_operation');
+});
+
 t.test('templates: a literal path wins over a parameter; path-level and operation parameters merge; OpenAPI 3.1', async (t) => {
   const dir = t.testdir({
     'api.json': JSON.stringify({
