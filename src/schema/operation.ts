@@ -45,6 +45,16 @@ interface Parameter {
   readonly in?: unknown;
   readonly required?: unknown;
   readonly schema?: unknown;
+  readonly style?: unknown;
+}
+
+/**
+ * Parameters checked: those with a schema in the default styles (form for query, simple for
+ * path and header). Others (deepObject, pipe- or space-delimited, matrix, label, `content`)
+ * are not interpreted, so they are left alone rather than misjudged.
+ */
+function interpreted(p: Parameter): boolean {
+  return p.schema !== undefined && (p.style === undefined || p.style === 'form' || p.style === 'simple');
 }
 
 /** Header parameters OpenAPI says to ignore: they are described elsewhere (content, security). */
@@ -67,7 +77,7 @@ export function compileOperation(
     const properties: Record<string, unknown> = {};
     const required: string[] = [];
     for (const p of params) {
-      if (p.in !== location || typeof p.name !== 'string') continue;
+      if (p.in !== location || typeof p.name !== 'string' || !interpreted(p)) continue;
       const name = lower ? p.name.toLowerCase() : p.name;
       if (location === 'header' && IGNORED_HEADERS.has(name)) continue;
       properties[name] = p.schema ?? {};

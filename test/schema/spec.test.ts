@@ -83,6 +83,7 @@ t.test('templates: a literal path wins over a parameter; path-level and operatio
         },
         '/items/mine': { get: { responses: { 200: { description: 'ok' } } } },
         '/files/{name}.{ext}': { get: { parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }, { name: 'ext', in: 'path', required: true, schema: { enum: ['txt'] } }], responses: { 200: { description: 'ok' } } } },
+        '/search': { get: { parameters: [{ name: 'filter', in: 'query', required: true, style: 'deepObject', schema: { type: 'object' } }, { name: 'q', in: 'query', required: true, content: { 'application/json': { schema: { type: 'object' } } } }], responses: { 200: { description: 'ok' } } } },
         '/notes': { put: { requestBody: { content: { 'application/json': { schema: { type: ['object', 'null'] } } } }, responses: { 204: { description: 'ok' } } } },
       },
     }),
@@ -92,6 +93,7 @@ t.test('templates: a literal path wins over a parameter; path-level and operatio
   t.same(spec.check('GET', '/items/5', '', {}, false).violation, { kind: 'header', message: 'header/x-trace: is required' });
   t.same(spec.check('GET', '/items/x', '', { 'x-trace': '1' }, false).violation, { kind: 'path', message: 'path/id: must be integer' });
   t.equal(spec.check('GET', '/files/a%20b.txt', '', {}, false).violation, undefined, 'a parameter inside a segment, percent-decoded');
+  t.equal(spec.check('GET', '/search', 'filter[a]=1&q=%7B%7D', {}, false).violation, undefined, 'deepObject and content parameters are left alone, not misjudged');
   t.same(spec.check('GET', '/files/a.pdf', '', {}, false).violation, { kind: 'path', message: 'path/ext: must be one of "txt"' });
   const put = spec.check('PUT', '/notes', '', { 'content-type': 'application/merge+json' }, true);
   t.same(put.violation?.kind, 'content_type', 'media types are matched exactly or by range');
