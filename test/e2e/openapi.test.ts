@@ -204,7 +204,7 @@ t.test('a reload with a broken spec is refused and keeps the running spec', asyn
   await editConfig(orders, `spec: ${SPEC}`, `spec: ${broken}`);
   const reload = await postReload(orders.adminPort);
   t.equal(reload.status, 400);
-  t.match(JSON.parse(reload.body).message, `${broken}#/paths/~1orders/post/requestBody/content/application~1json/schema: Missing $ref pointer`);
+  t.match(JSON.parse(reload.body).message, `${orders.configFile}: inbound.openapi.spec: ${broken}#/paths/~1orders/post/requestBody/content/application~1json/schema: Missing $ref pointer`);
   const before = await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'path');
   received.length = 0;
   await call(BAD[0] as Call, 'after-broken');

@@ -162,6 +162,10 @@ inbound:
   t.match(goodChecks, [{ name: 'openapi inbound.openapi', status: 'ok', message: /4 operations, enforce mode/ }]);
   const [bad, good] = await Promise.all([runCli(['check', '--config', join(dir, 'bad.yaml')]), runCli(['check', '--config', join(dir, 'good.yaml')])]);
   t.equal(good.code, 0, `a good spec passes: ${good.stdout}${good.stderr}`);
+  // meshcar run: the specs load before anything starts (no CA is reached), and a broken one stops it
+  const run = await runCli(['run', '--config', join(dir, 'bad.yaml')]);
+  t.not(run.code, 0);
+  t.match(run.stderr, `meshcar: inbound.openapi.spec: ${join(dir, 'orders.openapi.yaml')}#/paths/~1orders/post/requestBody/content/application~1json/schema: Missing $ref pointer`);
   t.equal(bad.code, 1);
   t.match(
     bad.stdout + bad.stderr,
