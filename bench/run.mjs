@@ -20,7 +20,8 @@
 // BENCH_STRICT=1 (exit 1 when a target is missed), BENCH_SIDECAR_NODE_ARGS (node flags for the
 // sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_CODEC=node|meshcar (the
 // sidecars' http2.codec; unset: the default), BENCH_IDLE_SECONDS (20; 0 skips): the idle pair's
-// wake-ups per second (context switches, /proc/PID/status) and CPU, after one call crossed it.
+// wake-ups per second (context switches, /proc/PID/status) and CPU, after one call crossed it;
+// BENCH_OPENAPI=shadow|enforce (both sidecars check the calls against config/orders.openapi.yaml).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,6 +71,17 @@ const CODEC = (() => {
   }
   return text;
 })();
+// BENCH_OPENAPI=shadow|enforce: both sidecars hold the calls (GET /orders/42) against
+// config/orders.openapi.yaml (inbound.openapi and the upstream's openapi); unset: no spec
+const OPENAPI = (() => {
+  const text = process.env.BENCH_OPENAPI ?? '';
+  if (text !== '' && text !== 'shadow' && text !== 'enforce') {
+    process.stderr.write(`bench: BENCH_OPENAPI=${text}: use shadow or enforce\n`);
+    process.exit(2);
+  }
+  return text;
+})();
+const OPENAPI_YAML = OPENAPI ? `{spec: ${JSON.stringify(join(ROOT, 'config', 'orders.openapi.yaml'))}, mode: ${OPENAPI}}` : '';
 const TD = 'mesh.local';
 const SERVER_ID = `spiffe://${TD}/svc/bench-server`;
 const TARGETS = { cpuUsPerRequest: 40, addedP99Ms: 1, rssMb: 80, metricsCostPct: 5 };
@@ -480,7 +492,7 @@ async function main() {
     started: started.toISOString(),
     finished: new Date().toISOString(),
     machine,
-    settings: { seconds: SECONDS, warmup_s: WARMUP, rate: RATE, saturating_connections: SATURATING_CONNECTIONS, rate_connections: RATE_CONNECTIONS, access_log: ACCESS_LOG, direct_only: DIRECT_ONLY, metrics: METRICS_MODE },
+    settings: { seconds: SECONDS, warmup_s: WARMUP, rate: RATE, saturating_connections: SATURATING_CONNECTIONS, rate_connections: RATE_CONNECTIONS, access_log: ACCESS_LOG, direct_only: DIRECT_ONLY, metrics: METRICS_MODE, openapi: OPENAPI || null },
     loads,
     sidecars,
     idle,
@@ -532,6 +544,7 @@ async function startPair(name, metricsOn, { caDir, caPort, appPort }) {
     'inbound:',
     `  listen: 127.0.0.1:${inboundPort}`,
     `  app: http://127.0.0.1:${appPort}`,
+    ...(OPENAPI ? [`  openapi: ${OPENAPI_YAML}`] : []),
     ...tailLines(serverAdmin),
   ].join('\n'));
   const clientYaml = join(tmp, `client${tag}.yaml`);
@@ -544,6 +557,7 @@ async function startPair(name, metricsOn, { caDir, caPort, appPort }) {
     `      endpoints: [127.0.0.1:${inboundPort}]`,
     `      identity: ${SERVER_ID}`,
     '      timeout: 5s',
+    ...(OPENAPI ? [`      openapi: ${OPENAPI_YAML}`] : []),
     ...tailLines(clientAdmin),
   ].join('\n'));
   for (const file of [serverYaml, clientYaml]) cli(['check', '--config', file]);
