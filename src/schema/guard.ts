@@ -5,20 +5,11 @@
 
 import type { OpenApiConfig, SchemaMode } from '../config/openapi-config.js';
 import type { CompiledSpec } from './spec.js';
-import type { Violation } from './violations.js';
 
 export interface SchemaGuard {
   readonly spec: CompiledSpec;
   readonly mode: SchemaMode;
   readonly maxBodySize: number;
-}
-
-/** What the schema step learned about one request, carried to metrics and the access log. */
-export interface SchemaOutcome {
-  /** The spec's path template, when an operation matched: the route label. */
-  readonly route: string | undefined;
-  /** The first violation, if any. */
-  readonly violation: Violation | undefined;
 }
 
 export async function loadGuard(config: OpenApiConfig): Promise<SchemaGuard> {

@@ -36,8 +36,6 @@ export interface CompiledOperation {
   /** Lower-case names of the declared header parameters. */
   readonly headerNames: readonly string[];
   readonly body: BodyRule | undefined;
-  /** Names of the path parameters, for the discovery document. */
-  readonly pathParamNames: readonly string[];
 }
 
 interface Parameter {
@@ -102,7 +100,6 @@ export function compileOperation(
     headers: compileGroup('header'),
     headerNames: Object.keys(group('header', true).properties),
     body: compileBody(compilers, file, operation.requestBody, at('requestBody')),
-    pathParamNames: [...template.matchAll(/\{([^}/]+)\}/g)].map((m) => m[1] as string),
   };
 }
 

@@ -7,8 +7,6 @@ import type { ErrorCode } from '../errors.js';
 /** The `kind` label of meshcar_schema_violations_total; a fixed set. */
 export type ViolationKind = 'undocumented_operation' | 'path' | 'query' | 'header' | 'content_type' | 'body';
 
-export const VIOLATION_KINDS: readonly ViolationKind[] = ['undocumented_operation', 'path', 'query', 'header', 'content_type', 'body'];
-
 export interface Violation {
   readonly kind: ViolationKind;
   /** Location and rule, e.g. `body/qty: must be >= 1`. */
