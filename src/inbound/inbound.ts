@@ -1,6 +1,7 @@
 // The inbound side, assembled: TLS listener → verified caller → HTTP/1.1 or HTTP/2 server
-// (by ALPN) → authorization → forwarder to the local app. Also listen, drain and close, and
-// the replaceable authorization policy (live reload swaps it in one assignment).
+// (by ALPN) → authorization → rate limit → OpenAPI check (schema-check.ts, when a spec is
+// configured) → forwarder to the local app. Also listen, drain and close, and the replaceable
+// policies (live reload swaps each in one assignment).
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
@@ -428,7 +429,6 @@ class InboundListener implements Inbound, ExchangeContext {
 
   /** After the schema check: on to the app (one function for every request, no closure each). */
   private readonly toApp = (exchange: Exchange) => toApp(exchange, this.app);
-
 
   /** A request Node could not parse (or that outgrew the header limit): answer and close. */
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
