@@ -63,24 +63,20 @@ const STRICT = process.env.BENCH_STRICT === '1';
 // extra node flags for the two sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 // the sidecars run with the flags the `meshcar` launcher uses (see src/cli.ts's first line)
 const SIDECAR_NODE_ARGS = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '--max-semi-space-size=4').split(/\s+/).filter(Boolean);
-const CODEC = (() => {
-  const text = process.env.BENCH_CODEC ?? '';
-  if (text !== '' && text !== 'node' && text !== 'meshcar') {
-    process.stderr.write(`bench: BENCH_CODEC=${text}: use node or meshcar\n`);
+/** An optional choice from the environment: '' when unset, else one of `choices` (exit 2 otherwise). */
+function envChoice(name, choices) {
+  const text = process.env[name] ?? '';
+  if (text !== '' && !choices.includes(text)) {
+    process.stderr.write(`bench: ${name}=${text}: use ${choices.join(' or ')}\n`);
     process.exit(2);
   }
   return text;
-})();
+}
+
+const CODEC = envChoice('BENCH_CODEC', ['node', 'meshcar']);
 // BENCH_OPENAPI=shadow|enforce: both sidecars hold the calls (GET /orders/42) against
 // config/orders.openapi.yaml (inbound.openapi and the upstream's openapi); unset: no spec
-const OPENAPI = (() => {
-  const text = process.env.BENCH_OPENAPI ?? '';
-  if (text !== '' && text !== 'shadow' && text !== 'enforce') {
-    process.stderr.write(`bench: BENCH_OPENAPI=${text}: use shadow or enforce\n`);
-    process.exit(2);
-  }
-  return text;
-})();
+const OPENAPI = envChoice('BENCH_OPENAPI', ['shadow', 'enforce']);
 const OPENAPI_YAML = OPENAPI ? `{spec: ${JSON.stringify(join(ROOT, 'config', 'orders.openapi.yaml'))}, mode: ${OPENAPI}}` : '';
 const TD = 'mesh.local';
 const SERVER_ID = `spiffe://${TD}/svc/bench-server`;
