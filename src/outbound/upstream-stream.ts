@@ -77,7 +77,7 @@ function setIdleTimeout(this: Adapted, ms: number, callback?: () => void): void 
   if (state === undefined) {
     state = this[IDLE] = { ms, tick, quietMs: 0, seen: 0, timer: undefined };
     // a pending poll holds the stream: it goes when the stream does, not a tick later
-    this.once('close', stopIdleTimer);
+    this.on('close', stopIdleTimer); // on(): 'close' comes once, and once() would wrap it in a closure per stream
   }
   state.ms = ms;
   state.tick = tick;
