@@ -114,5 +114,6 @@ export function effectiveYamlView(config: SidecarConfig): Record<string, unknown
     metrics: { requests: config.metrics.requests },
     drainTimeout: duration(config.drainTimeoutMs),
     http2: { codec: config.http2.codec },
+    workers: config.workers,
   };
 }

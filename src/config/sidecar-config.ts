@@ -93,9 +93,14 @@ export interface SidecarConfig {
   readonly drainTimeoutMs: number;
   /** Which HTTP/2 implementation the sidecar hop uses (both directions); a change needs a restart. */
   readonly http2: Http2Config;
+  /** Processes carrying traffic (Envoy's --concurrency): 1 (default) runs in this process, `auto` one per core; a change needs a restart. */
+  readonly workers: Workers;
 }
 
-const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log', 'metrics', 'drainTimeout', 'http2'];
+/** `workers`: a count of at least 1, or `auto` (os.availableParallelism() when the sidecar starts). */
+export type Workers = number | 'auto';
+
+const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log', 'metrics', 'drainTimeout', 'http2', 'workers'];
 const DEFAULT_METRICS: MetricsConfig = { requests: true };
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 const DAY_MS = 86_400_000;
@@ -134,11 +139,20 @@ function check(source: YamlSource): SidecarConfig | undefined {
   const metrics = root.optional('metrics', readMetrics, DEFAULT_METRICS);
   const drainTimeoutMs = root.optional('drainTimeout', readDuration, DEFAULT_DRAIN_TIMEOUT_MS);
   const http2 = root.optional('http2', readHttp2, DEFAULT_HTTP2);
+  const workers = root.optional('workers', readWorkers, 1);
   checkListenersDistinct(root);
-  if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined || metrics === undefined || drainTimeoutMs === undefined || http2 === undefined) return undefined;
+  if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined || metrics === undefined || drainTimeoutMs === undefined || http2 === undefined || workers === undefined) return undefined;
   if ((root.has('inbound') && !inbound) || (root.has('outbound') && !outbound)) return undefined;
   const spiffeId = serviceSpiffeId(trustDomain, service);
-  return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log, metrics, drainTimeoutMs, http2 });
+  return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log, metrics, drainTimeoutMs, http2, workers });
+}
+
+/** `workers: 4` or `workers: auto`; anything else is refused with what is allowed. */
+function readWorkers(value: YamlValue): Workers | undefined {
+  if (value.kind === 'string' && value.string() === 'auto') return 'auto';
+  const n = value.kind === 'number' ? value.number('a positive integer') : undefined;
+  if (n !== undefined && Number.isSafeInteger(n) && n >= 1) return n;
+  return value.report(`must be a positive integer or "auto", not ${value.display()}: how many processes carry traffic (auto: one per core)`);
 }
 
 function readService(value: YamlValue): string | undefined {
