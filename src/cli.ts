@@ -179,10 +179,18 @@ const COMMANDS: Record<string, Command> = {
     options: { config: { type: 'string', help: 'sidecar configuration YAML' } },
     async run(values) {
       const file = required(values, 'config');
-      const [{ loadSidecarConfig }, { createLogger }, { Sidecar }] = await Promise.all([import('./config/sidecar-config.js'), import('./logging.js'), import('./sidecar.js')]);
+      // workers > 1: each worker runs this same command line (node:cluster forks it)
+      const { default: cluster } = await import('node:cluster');
+      if (cluster.isWorker) return (await import('./workers/worker.js')).runWorker(file, cluster.worker?.id ?? 0);
+      const [{ loadSidecarConfig }, { createLogger }, { Sidecar }, { Metrics }] = await Promise.all([import('./config/sidecar-config.js'), import('./logging.js'), import('./sidecar.js'), import('./metrics/registry.js')]);
       const config = await loadSidecarConfig(file);
       const logger = createLogger(config.log.level);
-      const sidecar = new Sidecar(config, logger, undefined, { configFile: file });
+      const workers = config.workers === 1 ? undefined : await import('./workers/primary.js');
+      const count = workers?.workerCount(config.workers) ?? 1;
+      // one worker is today's single process: no cluster, no IPC
+      const metrics = new Metrics();
+      const pool = workers && count > 1 ? new workers.WorkerPool(count, logger.child({ component: 'workers' }), metrics.registry) : undefined;
+      const sidecar = new Sidecar(config, logger, metrics, { configFile: file, ...(pool ? { cluster: pool } : {}) });
       // SIGHUP re-reads the config (the sidecar waits for start-up to finish, and logs the outcome)
       const onHangUp = () => void sidecar.reload().catch((err: unknown) => logger.error({ err: describeError(err) }, 'config reload failed unexpectedly; the running config is kept'));
       process.on('SIGHUP', onHangUp);

@@ -10,6 +10,8 @@ import { effectiveYamlView } from './config/effective-yaml.js';
 import { ConfigError, formatIssue } from './config/issues.js';
 import { describeError, MeshcarError } from './errors.js';
 import { obtainIdentity, identityFromFiles, type RunningIdentity } from './identity/bootstrap.js';
+import type { WorkloadIdentity } from './identity/workload-identity.js';
+import type { WorkerEndpoints } from './workers/messages.js';
 import { rootCount, type Svid } from './identity/svid.js';
 import { Metrics } from './metrics/registry.js';
 import { NO_OBSERVER, type Direction, type RequestRecord, type TlsFailureDetail, type TlsFailureReason, type TrafficObserver } from './metrics/traffic.js';
@@ -110,9 +112,36 @@ async function settledOrThrow<T extends readonly unknown[]>(promises: T): Promis
 }
 
 export interface SidecarAddresses {
-  readonly admin: { host: string; port: number };
+  /** Absent in a worker (workers > 1): the primary serves the admin port. */
+  readonly admin?: { host: string; port: number };
   readonly inbound?: { host: string; port: number };
   readonly outbound?: { host: string; port: number };
+}
+
+/** The workers (workers > 1) as the primary sees them: they carry the traffic (src/workers/primary.ts). */
+export interface WorkerCluster {
+  /** Starts the workers and hands them the identity, now and on every rotation; resolves once every one listens. */
+  start(identity: WorkloadIdentity): Promise<{ inbound?: { host: string; port: number }; outbound?: { host: string; port: number } }>;
+  /** Every worker listens now (false while one is restarted). */
+  listening(): boolean;
+  /** Tells every worker to reload the file the primary has just checked. */
+  reload(): Promise<ReloadResult>;
+  metrics(accept: string | undefined): Promise<{ contentType: string; body: string }>;
+  /** The workers' endpoint inventories, merged. */
+  endpoints(): Promise<WorkerEndpoints>;
+  /** GET /workers: each worker's pid, state, served serial and request count. */
+  status(): Promise<unknown>;
+  drain(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SidecarOptions {
+  /** The config file as the user named it. */
+  readonly configFile?: string;
+  /** workers > 1, in the primary: the workers carry the traffic; this process keeps identity and admin. */
+  readonly cluster?: WorkerCluster;
+  /** workers > 1, in a worker: the identity the primary hands over; no admin port here. */
+  readonly identity?: () => Promise<RunningIdentity>;
 }
 
 export class Sidecar {
@@ -141,7 +170,7 @@ export class Sidecar {
   /** Reloads run one after the other. */
   private reloads: Promise<unknown> = Promise.resolve();
 
-  constructor(config: SidecarConfig, private readonly logger: Logger, readonly metrics = new Metrics(), options: { configFile?: string } = {}) {
+  constructor(config: SidecarConfig, private readonly logger: Logger, readonly metrics = new Metrics(), private readonly options: SidecarOptions = {}) {
     this.current = config;
     this.configFile = options.configFile ?? config.file;
     const routesByUpstream = new Map((config.outbound?.upstreams ?? []).map((u) => [u.name, u.routes] as const));
@@ -192,14 +221,30 @@ export class Sidecar {
     // every OpenAPI spec loaded and compiled first: a broken one stops the start, with its place
     const guards = await loadGuards(config);
     this.guards = guards;
+    const { cluster, identity: fromPrimary } = this.options;
     // admin first: /healthz answers and /ready says 503 while the identity is fetched
-    this.admin = await startAdminServer(config.admin.listen, this.adminState(), logger.child({ component: 'admin' }), { hosts: config.admin.hosts });
-    // the bound address (port 0 picks one): /healthz and /ready answer from here on
-    logger.info({ component: 'admin', address: { host: this.admin.host, port: this.admin.port } }, 'admin listening');
-    this.running = await this.startIdentity();
+    if (!fromPrimary) {
+      this.admin = await startAdminServer(config.admin.listen, this.adminState(), logger.child({ component: 'admin' }), { hosts: config.admin.hosts });
+      // the bound address (port 0 picks one): /healthz and /ready answer from here on
+      logger.info({ component: 'admin', address: { host: this.admin.host, port: this.admin.port } }, 'admin listening');
+    }
+    this.running = await (fromPrimary ? fromPrimary() : this.startIdentity());
     this.watchIdentityMetrics(this.running);
 
     const identity = this.running.identity;
+    const [inbound, outbound] = cluster ? await cluster.start(identity).then((a) => [a.inbound, a.outbound]) : await this.listen(identity, guards);
+    const admin = this.admin ? { admin: { host: this.admin.host, port: this.admin.port } } : {};
+    this.addressesValue = { ...admin, ...(inbound ? { inbound } : {}), ...(outbound ? { outbound } : {}) };
+    this.ready = true;
+    this.readyAfterMs = Number(process.hrtime.bigint() - started) / 1e6;
+    // a worker's own line: the primary says 'sidecar ready' once every worker listens
+    logger.info({ spiffeId: config.spiffeId, ...this.addressesValue, readyAfterMs: Math.round(this.readyAfterMs) }, fromPrimary ? 'worker ready' : 'sidecar ready');
+    return this.addressesValue;
+  }
+
+  /** Builds the inbound and outbound sides in this process and binds them. */
+  private async listen(identity: WorkloadIdentity, guards: Guards) {
+    const { config, logger } = this;
     if (config.inbound) {
       this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observer.asObserver(), codec: config.http2.codec, ...(guards.inbound ? { schema: guards.inbound } : {}) });
     }
@@ -208,12 +253,7 @@ export class Sidecar {
       this.outbound = createOutbound({ config: config.outbound, identity, logger: logger.child({ component: 'outbound' }), observer: this.observer.asObserver(), codec: config.http2.codec, schemas: guards.upstreams, ...tuning });
     }
     // both settle before a failure is thrown: nothing logs "listening" after the fatal error
-    const [inbound, outbound] = await settledOrThrow([this.inbound?.listen(), this.outbound?.listen()]);
-    this.addressesValue = { admin: { host: this.admin.host, port: this.admin.port }, ...(inbound ? { inbound } : {}), ...(outbound ? { outbound } : {}) };
-    this.ready = true;
-    this.readyAfterMs = Number(process.hrtime.bigint() - started) / 1e6;
-    logger.info({ spiffeId: config.spiffeId, ...this.addressesValue, readyAfterMs: Math.round(this.readyAfterMs) }, 'sidecar ready');
-    return this.addressesValue;
+    return settledOrThrow([this.inbound?.listen(), this.outbound?.listen()]);
   }
 
   private startIdentity(): Promise<RunningIdentity> {
@@ -245,7 +285,8 @@ export class Sidecar {
 
   private adminState() {
     return {
-      ready: () => this.ready,
+      // workers > 1: every worker listens (a restarted one is waited for)
+      ready: () => this.ready && (this.options.cluster?.listening() ?? true),
       draining: () => this.draining,
       identity: () => {
         if (!this.running) return { spiffeId: this.config.spiffeId, status: 'starting' };
@@ -265,19 +306,25 @@ export class Sidecar {
         if (!result.ok) throw new MeshcarError('config_invalid', result.messages.join('\n'));
         return { applied: result.applied, restartRequired: result.restartRequired };
       },
-      metrics: (accept: string | undefined) => this.metrics.renderFor(accept),
-      views: { '/endpoints': (query: URLSearchParams) => this.endpointsView(query.get('format')), '/debug/tls': () => ({ failures: this.tlsFailures.recent() }) },
+      metrics: (accept: string | undefined) => this.options.cluster?.metrics(accept) ?? this.metrics.renderFor(accept),
+      views: {
+        '/endpoints': (query: URLSearchParams) => this.endpointsView(query.get('format')),
+        '/debug/tls': () => ({ failures: this.tlsFailures.recent() }),
+        ...(this.options.cluster ? { '/workers': () => this.options.cluster?.status() } : {}),
+      },
     };
   }
 
   /** GET /endpoints: the inventory as JSON rows, or (?format=openapi) as an OpenAPI 3.1 document. */
-  private endpointsView(format: string | null): unknown {
-    if (format === null || format === 'json') return { endpoints: this.traffic.endpoints() };
+  private async endpointsView(format: string | null): Promise<unknown> {
+    // workers > 1: the traffic was seen by the workers; their inventories are merged
+    const merged = this.options.cluster?.endpoints();
+    if (format === null || format === 'json') return { endpoints: merged ? (await merged).endpoints : this.traffic.endpoints() };
     if (format !== 'openapi') throw new MeshcarError('bad_request', `unknown format ${JSON.stringify(format)}: use format=openapi, or leave it out for JSON rows`);
     const operations = (guard: Guards['inbound']) => guard?.spec.operations.map((op) => ({ method: op.method, template: op.template }));
     const upstreams = new Map([...this.guards.upstreams].map(([name, guard]) => [name, operations(guard) ?? []] as const));
     const inbound = operations(this.guards.inbound);
-    return discoveryDocument(this.config.service, this.traffic.discoveryRows(), { ...(inbound ? { inbound } : {}), upstreams });
+    return discoveryDocument(this.config.service, merged ? (await merged).discovery : this.traffic.discoveryRows(), { ...(inbound ? { inbound } : {}), upstreams });
   }
 
   /**
@@ -319,6 +366,14 @@ export class Sidecar {
       log.error({ file: this.configFile, issues: 1 }, 'config reload failed; the running config is kept');
       this.metrics.configReloads.labels('failure').inc();
       return { ok: false, messages };
+    }
+    // workers > 1: the file checked here is applied by every worker; one that refuses it keeps the old config everywhere
+    const workers = await this.options.cluster?.reload();
+    if (workers && !workers.ok) {
+      for (const message of workers.messages) log.error(message);
+      log.error({ file: this.configFile, issues: workers.messages.length }, 'config reload failed; the running config is kept');
+      this.metrics.configReloads.labels('failure').inc();
+      return workers;
     }
     try {
       if (plan.applied.includes('inbound.authorize')) this.inbound?.setAuthorization(plan.effective.inbound?.authorize);
@@ -365,6 +420,7 @@ export class Sidecar {
     this.draining = true;
     const deadline = Date.now() + timeoutMs;
     this.logger.info({ timeoutMs }, 'draining');
+    await this.options.cluster?.drain(timeoutMs);
     await this.inbound?.drain(timeoutMs);
     if (this.outbound) {
       while (Date.now() < deadline && (this.outbound.idleForMs?.() ?? OUTBOUND_QUIET_MS) < OUTBOUND_QUIET_MS) {
@@ -378,7 +434,7 @@ export class Sidecar {
   async stop(): Promise<void> {
     this.ready = false;
     this.running?.stop();
-    await Promise.all([this.inbound?.close(), this.outbound?.close()]);
+    await Promise.all([this.inbound?.close(), this.outbound?.close(), this.options.cluster?.close()]);
     await this.admin?.close();
     this.logger.info('stopped');
   }

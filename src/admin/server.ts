@@ -97,7 +97,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       }
       default: {
         const view = state.views?.[path];
-        if (view) return sendJson(res, 200, view(new URLSearchParams((req.url ?? '').split('?')[1] ?? '')));
+        if (view) return sendJson(res, 200, await view(new URLSearchParams((req.url ?? '').split('?')[1] ?? '')));
         const known = ['/healthz', '/ready', '/identity', '/config', '/metrics', ...Object.keys(state.views ?? {}), ...(state.reload ? ['POST /reload'] : [])];
         throw new MeshcarError('not_found', `no admin endpoint ${path}; try ${known.join(', ')}`);
       }

@@ -93,6 +93,7 @@ export class Metrics {
   readonly identityBundleRoots = new client.Gauge({
     name: 'meshcar_identity_bundle_roots',
     help: 'Root certificates the sidecar trusts now (2 during a CA root rotation).',
+    aggregator: 'min',
     registers: [this.registry],
   });
 
@@ -100,6 +101,8 @@ export class Metrics {
     name: 'meshcar_identity_cert_expiry_timestamp_seconds',
     help: 'When the current workload certificate expires (Unix time).',
     labelNames: ['spiffe_id'] as const,
+    // workers > 1: the oldest certificate any worker still serves, the one an expiry alert is about
+    aggregator: 'min',
     registers: [this.registry],
   });
 
@@ -142,6 +145,8 @@ export class Metrics {
     name: 'meshcar_upstream_ejected_endpoints',
     help: 'Outbound endpoints currently ejected, by upstream.',
     labelNames: ['upstream'] as const,
+    // each worker ejects on its own: the most any worker has out, not a sum past the endpoint count
+    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -177,6 +182,7 @@ export class Metrics {
     name: 'meshcar_build_info',
     help: 'meshcar build information; always 1.',
     labelNames: ['version'] as const,
+    aggregator: 'first',
     registers: [this.registry],
   });
 
@@ -200,12 +206,16 @@ export class Metrics {
 
   /** OpenMetrics text when the scraper asks for it (Accept: application/openmetrics-text). */
   async renderFor(accept: string | undefined): Promise<{ contentType: string; body: string }> {
-    const body = await this.registry.metrics();
-    if (accept !== undefined && accept.includes('application/openmetrics-text')) {
-      return { contentType: client.Registry.OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(body) };
-    }
-    return { contentType: this.registry.contentType, body };
+    return negotiateMetrics(await this.registry.metrics(), accept);
   }
+}
+
+/** Prometheus text as the scraper asked for it: OpenMetrics for Accept: application/openmetrics-text, else as it is. */
+export function negotiateMetrics(text: string, accept: string | undefined): { contentType: string; body: string } {
+  if (accept !== undefined && accept.includes('application/openmetrics-text')) {
+    return { contentType: client.Registry.OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(text) };
+  }
+  return { contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, body: text };
 }
 
 /**

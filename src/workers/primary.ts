@@ -1,0 +1,242 @@
+// The primary of a sidecar with workers > 1: forks the workers (node:cluster, which shares
+// their listening sockets), hands each the SVID at start and on every rotation, knows which
+// ones listen, restarts one that dies unexpectedly (bounded, see restart-policy.ts), asks
+// them to reload or drain, and collects their metrics and inventories. It never sees the
+// config: the composition root (src/sidecar.ts) gives it the count and asks it things.
+
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import type { Logger } from 'pino';
+import type client from 'prom-client';
+import type { Workers } from '../config/sidecar-config.js';
+import { MeshcarError } from '../errors.js';
+import type { SvidMaterial } from '../identity/svid.js';
+import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { ReloadResult, WorkerCluster } from '../sidecar.js';
+import { ClusterMetrics } from './cluster-metrics.js';
+import { mergeEndpoints } from './merge-endpoints.js';
+import { isToPrimary, type Address, type Answers, type Ask, type ToPrimary, type ToWorker, type WorkerEndpoints, type WorkerStatus } from './messages.js';
+import { RestartPolicy, WINDOW_MS } from './restart-policy.js';
+
+/** `workers: auto` is the cores this process may use. */
+export function workerCount(setting: Workers): number {
+  return setting === 'auto' ? availableParallelism() : setting;
+}
+
+/** How long an ask (reload, status, endpoints) may take before it is answered with an error. */
+const ASK_TIMEOUT_MS = 10_000;
+/** After the drain timeout, how long workers get to exit before they are killed. */
+const EXIT_GRACE_MS = 5_000;
+
+interface Listening {
+  readonly inbound?: Address;
+  readonly outbound?: Address;
+}
+
+interface Pending {
+  readonly worker: number;
+  resolve(answer: unknown): void;
+  reject(err: Error): void;
+}
+
+export class WorkerPool implements WorkerCluster {
+  private readonly listeningWorkers = new Map<number, Listening>();
+  private readonly pending = new Map<number, Pending>();
+  private readonly restarts = new RestartPolicy();
+  private readonly restartTimers = new Set<NodeJS.Timeout>();
+  private readonly exitWaiters = new Set<() => void>();
+  private readonly metricsOf: ClusterMetrics;
+  private identity: WorkloadIdentity | undefined;
+  private nextAsk = 0;
+  private started = false;
+  private stopping = false;
+  private startFailed: ((err: Error) => void) | undefined;
+  private allListening: (() => void) | undefined;
+  private addresses: Listening | undefined;
+
+  constructor(private readonly count: number, private readonly logger: Logger, primaryRegistry: client.Registry) {
+    this.metricsOf = new ClusterMetrics(primaryRegistry, () => this.live().length);
+  }
+
+  start(identity: WorkloadIdentity): Promise<Listening> {
+    this.identity = identity;
+    identity.on('rotated', (svid) => this.broadcast({ type: 'meshcar:svid', svid: material(svid) }));
+    cluster.on('message', (worker, message: unknown) => {
+      if (isToPrimary(message)) this.onMessage(worker, message);
+    });
+    cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
+    const ready = new Promise<Listening>((resolve, reject) => {
+      this.startFailed = reject;
+      this.allListening = () => resolve(this.addresses ?? {});
+    });
+    for (let i = 0; i < this.count; i++) this.fork();
+    this.logger.info({ workers: this.count }, `starting ${this.count} workers`);
+    return ready;
+  }
+
+  listening(): boolean {
+    const live = this.live();
+    return live.length === this.count && live.every((w) => this.listeningWorkers.has(w.id));
+  }
+
+  async reload(): Promise<ReloadResult> {
+    const results = await Promise.all(this.live().map((w) => this.ask(w, { ask: 'reload' }).catch((err: Error): ReloadResult => ({ ok: false, messages: [`worker ${w.id}: ${err.message}`] }))));
+    return results.find((r) => !r.ok) ?? results[0] ?? { ok: true, applied: [], restartRequired: [] };
+  }
+
+  metrics(accept: string | undefined): Promise<{ contentType: string; body: string }> {
+    return this.metricsOf.render(accept);
+  }
+
+  async endpoints(): Promise<WorkerEndpoints> {
+    return mergeEndpoints(await Promise.all(this.live().map((w) => this.ask(w, { ask: 'endpoints' }))));
+  }
+
+  async status(): Promise<unknown> {
+    const workers = await Promise.all(
+      this.live().map(async (w) => {
+        const status: Partial<WorkerStatus> = await this.ask(w, { ask: 'status' }).catch(() => ({ pid: w.process.pid ?? 0 }));
+        return { id: w.id, listening: this.listeningWorkers.has(w.id), ...status };
+      }),
+    );
+    return { workers, restarts: (await this.metricsOf.restarts.get()).values[0]?.value ?? 0 };
+  }
+
+  /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    this.broadcast({ type: 'meshcar:drain', timeoutMs });
+    await this.exits(timeoutMs + EXIT_GRACE_MS);
+  }
+
+  async close(): Promise<void> {
+    this.stopping = true;
+    for (const timer of this.restartTimers) clearTimeout(timer);
+    for (const worker of this.live()) worker.process.kill('SIGKILL');
+    await this.exits(EXIT_GRACE_MS);
+  }
+
+  private live(): Worker[] {
+    return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+  }
+
+  private fork(): void {
+    // the worker runs this same command line; it tells itself apart by cluster.isWorker
+    const worker = cluster.fork();
+    this.logger.debug({ worker: worker.id, pid: worker.process.pid }, 'worker forked');
+  }
+
+  private onMessage(worker: Worker, message: ToPrimary): void {
+    switch (message.type) {
+      case 'meshcar:hello':
+        if (this.identity) this.send(worker, { type: 'meshcar:svid', svid: material(this.identity.current()) });
+        return;
+      case 'meshcar:listening':
+        return this.onListening(worker, { ...(message.inbound ? { inbound: message.inbound } : {}), ...(message.outbound ? { outbound: message.outbound } : {}) });
+      case 'meshcar:failed':
+        this.logger.error({ worker: worker.id, pid: worker.process.pid, code: message.code }, `worker could not start: ${message.message}`);
+        // before the sidecar is ready this is the sidecar's failure to start
+        if (!this.started) this.startFailed?.(new MeshcarError(message.code === 'config_invalid' ? 'config_invalid' : 'internal', message.message));
+        return;
+      case 'meshcar:answer': {
+        const pending = this.pending.get(message.id);
+        this.pending.delete(message.id);
+        if (message.error !== undefined) pending?.reject(new Error(message.error));
+        else pending?.resolve(message.answer);
+      }
+    }
+  }
+
+  private onListening(worker: Worker, addresses: Listening): void {
+    this.listeningWorkers.set(worker.id, addresses);
+    // node:cluster shares one socket per address among the workers (port 0 too: the first
+    // bind picks the port, the others get the same): every worker must report the same
+    if (this.addresses && JSON.stringify(addresses) !== JSON.stringify(this.addresses)) {
+      this.logger.error({ worker: worker.id, expected: this.addresses, got: addresses }, 'a worker listens on other addresses than the first one');
+    }
+    this.addresses ??= addresses;
+    this.logger.info({ worker: worker.id, pid: worker.process.pid, ...addresses }, 'worker listening');
+    if (!this.started && this.listening()) {
+      this.started = true;
+      this.allListening?.();
+    }
+  }
+
+  private onExit(worker: Worker, code: number | null, signal: string | null): void {
+    this.listeningWorkers.delete(worker.id);
+    for (const [id, pending] of this.pending) {
+      if (pending.worker !== worker.id) continue;
+      this.pending.delete(id);
+      pending.reject(new Error(`worker ${worker.id} exited before it answered`));
+    }
+    for (const waiter of this.exitWaiters) waiter();
+    if (this.stopping) return;
+    const how = signal ? { signal } : { code };
+    if (!this.started) {
+      this.startFailed?.(new MeshcarError('internal', `worker ${worker.id} exited during start-up (${signal ? `signal ${signal}` : `exit code ${code}`})`));
+      return;
+    }
+    this.metricsOf.restarts.inc();
+    const delay = this.restarts.next();
+    if (delay === 0) {
+      this.logger.warn({ worker: worker.id, pid: worker.process.pid, ...how }, 'worker exited unexpectedly; restarting it');
+      this.fork();
+      return;
+    }
+    this.logger.error({ worker: worker.id, pid: worker.process.pid, ...how, restartInMs: delay }, `worker exited unexpectedly; crash loop: ${this.restarts.recent()} restarts in the last ${WINDOW_MS / 1000} s, the next one in ${Math.ceil(delay / 1000)} s`);
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(timer);
+      if (!this.stopping) this.fork();
+    }, delay);
+    this.restartTimers.add(timer);
+  }
+
+  /** Resolves once no worker is alive; kills the ones left after `withinMs`. */
+  private exits(withinMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.live().length > 0) return;
+        clearTimeout(timer);
+        this.exitWaiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        for (const worker of this.live()) {
+          this.logger.warn({ worker: worker.id, pid: worker.process.pid }, 'worker still running after the drain timeout; killing it');
+          worker.process.kill('SIGKILL');
+        }
+      }, withinMs);
+      this.exitWaiters.add(check);
+      check();
+    });
+  }
+
+  private ask<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }): Promise<Answers[K]> {
+    const id = this.nextAsk++;
+    if (!worker.isConnected()) return Promise.reject(new Error(`worker ${worker.id} is not connected`));
+    return new Promise<Answers[K]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`worker ${worker.id} did not answer ${ask.ask} within ${ASK_TIMEOUT_MS} ms`));
+      }, ASK_TIMEOUT_MS);
+      const settle = <T>(fn: (value: T) => void) => (value: T) => {
+        clearTimeout(timer);
+        fn(value);
+      };
+      this.pending.set(id, { worker: worker.id, resolve: settle((answer) => resolve(answer as Answers[K])), reject: settle(reject) });
+      this.send(worker, { type: 'meshcar:ask', id, ...ask });
+    });
+  }
+
+  private send(worker: Worker, message: ToWorker): void {
+    if (worker.isConnected()) worker.send(message);
+  }
+
+  private broadcast(message: ToWorker): void {
+    for (const worker of this.live()) this.send(worker, message);
+  }
+}
+
+function material(svid: SvidMaterial): SvidMaterial {
+  return { privateKeyPem: svid.privateKeyPem, chainPem: svid.chainPem, bundlePem: svid.bundlePem };
+}

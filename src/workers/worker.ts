@@ -1,0 +1,103 @@
+// A worker process (workers > 1): the same inbound and outbound listeners as a one-process
+// sidecar (node:cluster shares the listening sockets), with the identity the primary hands
+// over. It takes no signals itself: the primary tells it to reload or drain, and it drains
+// when the primary goes away. Its metrics are exported for the primary's aggregation.
+
+import type { Logger } from 'pino';
+import { loadSidecarConfig } from '../config/sidecar-config.js';
+import { createLogger } from '../logging.js';
+import { describeError } from '../errors.js';
+import { validateSvid, type SvidMaterial } from '../identity/svid.js';
+import { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { RunningIdentity } from '../identity/bootstrap.js';
+import { Metrics } from '../metrics/registry.js';
+import { Sidecar } from '../sidecar.js';
+import { exportForAggregation } from './cluster-metrics.js';
+import { isToWorker, type Answers, type Ask, type ToPrimary, type ToWorker } from './messages.js';
+
+/** Resolves once the message is handed to the channel (so a last message is not lost at exit). */
+function send(message: ToPrimary): Promise<void> {
+  return new Promise((resolve) => {
+    if (process.send) process.send(message, undefined, {}, () => resolve());
+    else resolve();
+  });
+}
+
+/** Runs until drained; resolves with the exit status, and lets the process end. */
+export async function runWorker(file: string, workerId: number): Promise<number> {
+  const status = await serve(file, workerId);
+  // the IPC channel keeps a worker alive: close it; a stray timer gets 2 s before the exit
+  setTimeout(() => process.exit(status), 2000).unref();
+  if (process.connected) process.disconnect();
+  return status;
+}
+
+async function serve(file: string, workerId: number): Promise<number> {
+  // a terminal's Ctrl-C or a group kill reaches every process: only the primary decides
+  const ignore = () => undefined;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, ignore);
+  let sidecar: Sidecar | undefined;
+  let identity: WorkloadIdentity | undefined;
+  let logger: Logger | undefined;
+  let firstSvid: ((material: SvidMaterial) => void) | undefined;
+  const svids = new Promise<SvidMaterial>((resolve) => (firstSvid = resolve));
+  let done: (status: number) => void = ignore;
+  const finished = new Promise<number>((resolve) => (done = resolve));
+  let draining: Promise<void> | undefined;
+  const drain = (timeoutMs: number) => {
+    draining ??= (sidecar?.drain(timeoutMs) ?? Promise.resolve()).then(() => done(0), () => done(1));
+    return draining;
+  };
+
+  const answer = async (ask: Ask): Promise<Answers[keyof Answers]> => {
+    if (!sidecar || !identity) throw new Error('the worker is starting');
+    if (ask.ask === 'reload') return sidecar.reload();
+    if (ask.ask === 'endpoints') return { endpoints: sidecar.traffic.endpoints(), discovery: sidecar.traffic.discoveryRows() };
+    const requests = (await sidecar.metrics.requests.get()).values.reduce((sum, v) => sum + v.value, 0);
+    return { pid: process.pid, serial: identity.current().serialHex, requests };
+  };
+
+  const onMessage = (message: ToWorker) => {
+    if (message.type === 'meshcar:svid') {
+      if (!identity) return firstSvid?.(message.svid);
+      try {
+        identity.swap(validateSvid(message.svid, identity.spiffeId));
+      } catch (err) {
+        logger?.error({ err: describeError(err) }, 'the SVID from the primary was refused; the current one is kept');
+      }
+    } else if (message.type === 'meshcar:drain') {
+      void drain(message.timeoutMs);
+    } else {
+      const { id } = message;
+      answer(message).then(
+        (result) => void send({ type: 'meshcar:answer', id, answer: result }),
+        (err: unknown) => void send({ type: 'meshcar:answer', id, error: describeError(err) }),
+      );
+    }
+  };
+  process.on('message', (message: unknown) => {
+    if (isToWorker(message)) onMessage(message);
+  });
+  void send({ type: 'meshcar:hello' });
+
+  try {
+    const config = await loadSidecarConfig(file);
+    logger = createLogger(config.log.level).child({ worker: workerId });
+    const metrics = new Metrics();
+    exportForAggregation(metrics.registry);
+    const fromPrimary = async (): Promise<RunningIdentity> => {
+      identity = new WorkloadIdentity(validateSvid(await svids, config.spiffeId), (logger as Logger).child({ component: 'identity' }));
+      return { identity, nextRenewalAt: () => undefined, stop: ignore };
+    };
+    sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary });
+    // the primary gone (killed): nobody hands over identities or asks for a drain any more
+    process.once('disconnect', () => void drain(config.drainTimeoutMs));
+    const addresses = await sidecar.start();
+    void send({ type: 'meshcar:listening', ...(addresses.inbound ? { inbound: addresses.inbound } : {}), ...(addresses.outbound ? { outbound: addresses.outbound } : {}) });
+  } catch (err) {
+    await send({ type: 'meshcar:failed', message: describeError(err), ...(typeof (err as { code?: unknown }).code === 'string' ? { code: (err as { code: string }).code } : {}) });
+    await sidecar?.stop().catch(ignore);
+    return 1;
+  }
+  return finished;
+}

