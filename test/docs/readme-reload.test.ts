@@ -50,6 +50,7 @@ const CHANGES: Record<string, (c: Yaml) => void> = {
   },
   identity: (c) => (c.identity.ttl = '2h'),
   'http2.codec': (c) => (c.http2 = { codec: 'meshcar' }),
+  workers: (c) => (c.workers = 2),
 };
 
 /** The backticked key paths of the README sentence that starts at `from` and ends at `to`. */
