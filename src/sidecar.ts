@@ -11,7 +11,7 @@ import { ConfigError, formatIssue } from './config/issues.js';
 import { describeError, MeshcarError } from './errors.js';
 import { obtainIdentity, identityFromFiles, type RunningIdentity } from './identity/bootstrap.js';
 import type { WorkloadIdentity } from './identity/workload-identity.js';
-import type { WorkerEndpoints } from './workers/messages.js';
+import type { WorkerCluster } from './workers/contract.js';
 import { rootCount, type Svid } from './identity/svid.js';
 import { Metrics } from './metrics/registry.js';
 import { NO_OBSERVER, type Direction, type RequestRecord, type TlsFailureDetail, type TlsFailureReason, type TrafficObserver } from './metrics/traffic.js';
@@ -116,23 +116,6 @@ export interface SidecarAddresses {
   readonly admin?: { host: string; port: number };
   readonly inbound?: { host: string; port: number };
   readonly outbound?: { host: string; port: number };
-}
-
-/** The workers (workers > 1) as the primary sees them: they carry the traffic (src/workers/primary.ts). */
-export interface WorkerCluster {
-  /** Starts the workers and hands them the identity, now and on every rotation; resolves once every one listens. */
-  start(identity: WorkloadIdentity): Promise<{ inbound?: { host: string; port: number }; outbound?: { host: string; port: number } }>;
-  /** Every worker listens now (false while one is restarted). */
-  listening(): boolean;
-  /** Tells every worker to reload the file the primary has just checked. */
-  reload(): Promise<ReloadResult>;
-  metrics(accept: string | undefined): Promise<{ contentType: string; body: string }>;
-  /** The workers' endpoint inventories, merged. */
-  endpoints(): Promise<WorkerEndpoints>;
-  /** GET /workers: each worker's pid, state, served serial and request count. */
-  status(): Promise<unknown>;
-  drain(timeoutMs: number): Promise<void>;
-  close(): Promise<void>;
 }
 
 export interface SidecarOptions {

@@ -12,7 +12,8 @@ import type { Workers } from '../config/sidecar-config.js';
 import { MeshcarError } from '../errors.js';
 import type { SvidMaterial } from '../identity/svid.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
-import type { ReloadResult, WorkerCluster } from '../sidecar.js';
+import type { ReloadResult } from '../sidecar.js';
+import type { WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { mergeEndpoints } from './merge-endpoints.js';
 import { isToPrimary, type Address, type Answers, type Ask, type ToPrimary, type ToWorker, type WorkerEndpoints, type WorkerStatus } from './messages.js';
@@ -123,7 +124,7 @@ export class WorkerPool implements WorkerCluster {
   private fork(): void {
     // the worker runs this same command line; it tells itself apart by cluster.isWorker
     const worker = cluster.fork();
-    this.logger.debug({ worker: worker.id, pid: worker.process.pid }, 'worker forked');
+    this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker forked');
   }
 
   private onMessage(worker: Worker, message: ToPrimary): void {
@@ -134,7 +135,7 @@ export class WorkerPool implements WorkerCluster {
       case 'meshcar:listening':
         return this.onListening(worker, { ...(message.inbound ? { inbound: message.inbound } : {}), ...(message.outbound ? { outbound: message.outbound } : {}) });
       case 'meshcar:failed':
-        this.logger.error({ worker: worker.id, pid: worker.process.pid, code: message.code }, `worker could not start: ${message.message}`);
+        this.logger.error({ worker: worker.id, workerPid: worker.process.pid, code: message.code }, `worker could not start: ${message.message}`);
         // before the sidecar is ready this is the sidecar's failure to start
         if (!this.started) this.startFailed?.(new MeshcarError(message.code === 'config_invalid' ? 'config_invalid' : 'internal', message.message));
         return;
@@ -155,7 +156,7 @@ export class WorkerPool implements WorkerCluster {
       this.logger.error({ worker: worker.id, expected: this.addresses, got: addresses }, 'a worker listens on other addresses than the first one');
     }
     this.addresses ??= addresses;
-    this.logger.info({ worker: worker.id, pid: worker.process.pid, ...addresses }, 'worker listening');
+    this.logger.info({ worker: worker.id, workerPid: worker.process.pid, ...addresses }, 'worker listening');
     if (!this.started && this.listening()) {
       this.started = true;
       this.allListening?.();
@@ -179,11 +180,11 @@ export class WorkerPool implements WorkerCluster {
     this.metricsOf.restarts.inc();
     const delay = this.restarts.next();
     if (delay === 0) {
-      this.logger.warn({ worker: worker.id, pid: worker.process.pid, ...how }, 'worker exited unexpectedly; restarting it');
+      this.logger.warn({ worker: worker.id, workerPid: worker.process.pid, ...how }, 'worker exited unexpectedly; restarting it');
       this.fork();
       return;
     }
-    this.logger.error({ worker: worker.id, pid: worker.process.pid, ...how, restartInMs: delay }, `worker exited unexpectedly; crash loop: ${this.restarts.recent()} restarts in the last ${WINDOW_MS / 1000} s, the next one in ${Math.ceil(delay / 1000)} s`);
+    this.logger.error({ worker: worker.id, workerPid: worker.process.pid, ...how, restartInMs: delay }, `worker exited unexpectedly; crash loop: ${this.restarts.recent()} restarts in the last ${WINDOW_MS / 1000} s, the next one in ${Math.ceil(delay / 1000)} s`);
     const timer = setTimeout(() => {
       this.restartTimers.delete(timer);
       if (!this.stopping) this.fork();
@@ -202,7 +203,7 @@ export class WorkerPool implements WorkerCluster {
       };
       const timer = setTimeout(() => {
         for (const worker of this.live()) {
-          this.logger.warn({ worker: worker.id, pid: worker.process.pid }, 'worker still running after the drain timeout; killing it');
+          this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, 'worker still running after the drain timeout; killing it');
           worker.process.kill('SIGKILL');
         }
       }, withinMs);
