@@ -17,8 +17,8 @@ export type Ask = { readonly ask: 'reload' } | { readonly ask: 'status' } | { re
 
 export interface WorkerStatus {
   readonly pid: number;
-  /** Serial of the SVID the worker's listeners present now. */
-  readonly serial: string;
+  /** Serial of the SVID the worker's listeners present now (null before the first arrives). */
+  readonly serial: string | null;
   /** Requests this worker finished (the sum of its meshcar_requests_total). */
   readonly requests: number;
 }

@@ -37,6 +37,9 @@ async function serve(file: string, workerId: number): Promise<number> {
   const ignore = () => undefined;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, ignore);
   let sidecar: Sidecar | undefined;
+  let built: (sidecar: Sidecar) => void = ignore;
+  // an ask that comes while the worker starts waits for the sidecar (a reload then applies to what start() builds)
+  const constructed = new Promise<Sidecar>((resolve) => (built = resolve));
   let identity: WorkloadIdentity | undefined;
   let logger: Logger | undefined;
   let firstSvid: ((material: SvidMaterial) => void) | undefined;
@@ -50,11 +53,11 @@ async function serve(file: string, workerId: number): Promise<number> {
   };
 
   const answer = async (ask: Ask): Promise<Answers[keyof Answers]> => {
-    if (!sidecar || !identity) throw new Error('the worker is starting');
-    if (ask.ask === 'reload') return sidecar.reload();
-    if (ask.ask === 'endpoints') return { endpoints: sidecar.traffic.endpoints(), discovery: sidecar.traffic.discoveryRows() };
-    const requests = (await sidecar.metrics.requests.get()).values.reduce((sum, v) => sum + v.value, 0);
-    return { pid: process.pid, serial: identity.current().serialHex, requests };
+    const current = await constructed;
+    if (ask.ask === 'reload') return current.reload();
+    if (ask.ask === 'endpoints') return { endpoints: current.traffic.endpoints(), discovery: current.traffic.discoveryRows() };
+    const requests = (await current.metrics.requests.get()).values.reduce((sum, v) => sum + v.value, 0);
+    return { pid: process.pid, serial: identity?.current().serialHex ?? null, requests };
   };
 
   const onMessage = (message: ToWorker) => {
@@ -90,6 +93,7 @@ async function serve(file: string, workerId: number): Promise<number> {
       return { identity, nextRenewalAt: () => undefined, stop: ignore };
     };
     sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary });
+    built(sidecar);
     // the primary gone (killed): nobody hands over identities or asks for a drain any more
     process.once('disconnect', () => void drain(config.drainTimeoutMs));
     const addresses = await sidecar.start();
