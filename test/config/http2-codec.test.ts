@@ -2,33 +2,8 @@
 // rejected with file:line:column and key path, and a change on reload needs a restart.
 
 import t from 'tap';
-import { basename, join } from 'node:path';
-import { ConfigError, formatIssue } from '../../src/config/issues.js';
-import { LIVE_RELOAD_KEYS, loadSidecarConfig, planReload } from '../../src/config/sidecar-config.js';
-
-const BASE = `service: orders
-trustDomain: mesh.local
-identity:
-  files: {cert: c.pem, key: k.pem, bundle: b.pem}
-inbound:
-  listen: 127.0.0.1:15443
-  app: http://127.0.0.1:8080
-`;
-
-type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
-
-async function load(t: TapTest, text: string) {
-  return loadSidecarConfig(join(t.testdir({ 'c.yaml': text }), 'c.yaml'));
-}
-
-async function issuesOf(t: TapTest, text: string): Promise<string[]> {
-  const err = await load(t, text).then(
-    () => t.fail('expected a ConfigError'),
-    (e: unknown) => e,
-  );
-  if (!(err instanceof ConfigError)) throw err;
-  return err.issues.map((issue) => formatIssue({ ...issue, file: basename(issue.file) }));
-}
+import { BASE_CONFIG as BASE, configIssues as issuesOf, loadConfigText as load } from '../helpers/config-text.js';
+import { LIVE_RELOAD_KEYS, planReload } from '../../src/config/sidecar-config.js';
 
 t.test('http2.codec defaults to node and accepts meshcar', async (t) => {
   t.same((await load(t, BASE)).http2, { codec: 'node' }, 'absent: today\'s path');

@@ -8,9 +8,8 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
-import http from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
-import { launchSidecar, startMeshCa, startSidecar, metricValue, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { httpPost, launchSidecar, startMeshCa, startSidecar, metricValue, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
 
 let ca: MeshCa;
@@ -53,18 +52,6 @@ function probeRequest(port: number, path = '/headers'): Promise<{ status: number
         resolve({ status: Number(headers[':status']), serial });
       });
     });
-    req.end();
-  });
-}
-
-function postReload(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/reload', method: 'POST', agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
     req.end();
   });
 }
@@ -149,4 +136,47 @@ t.test('workers: 2 share the listeners, carry the traffic, take every rotation a
   t.equal(await frontend.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
   t.equal(frontend.process.lines.filter((l) => l.msg === 'draining' && l.worker !== undefined).length, 2, 'both workers drained');
   t.same(pids.filter(alive), [], 'no worker left running');
+});
+
+t.test('a reload reaches every worker; a worker killed with SIGKILL is restarted and counted, /ready 503 until it listens', async (t) => {
+  const payments = await startSidecar(ca, { service: 'payments', inbound: { app: `http://127.0.0.1:${app.port}` }, extraYaml: 'workers: 2' });
+  t.teardown(() => payments.stop('SIGKILL'));
+  const statuses = async () => Promise.all([0, 1, 2, 3].map(async () => (await probeRequest(payments.inboundPort)).status));
+  t.same(await statuses(), [200, 200, 200, 200], 'the probe may call');
+
+  // a policy that leaves the probe out, applied by both workers (four connections take turns)
+  const original = await readFile(payments.configFile, 'utf8');
+  await writeFile(payments.configFile, original.replace('  timeout: 5s\n', '  timeout: 5s\n  authorize:\n    - from: [spiffe://mesh.local/svc/frontend]\n'));
+  const reloaded = await httpPost(payments.adminPort, '/reload');
+  t.equal(reloaded.status, 200, 'POST /reload: 200');
+  t.same(JSON.parse(reloaded.body), { applied: ['inbound.authorize'], restartRequired: [] }, 'the same answer as one process gives');
+  t.same(await statuses(), [403, 403, 403, 403], 'both workers refuse the probe now');
+
+  // a bad file is refused by the primary with the usual message, and nothing changes
+  const current = await readFile(payments.configFile, 'utf8');
+  await writeFile(payments.configFile, current.replace('workers: 2', 'workers: 0'));
+  const refused = await httpPost(payments.adminPort, '/reload');
+  t.equal(refused.status, 400, 'a bad file: 400');
+  t.match(refused.body, /workers: must be a positive integer or \\"auto\\", not 0/, 'naming the key and what is allowed');
+  await writeFile(payments.configFile, current);
+  t.same(await statuses(), [403, 403, 403, 403], 'the running policy is kept');
+
+  // SIGKILL one worker: restarted, counted, /ready 503 until the new one listens
+  const before = (await workersOf(payments)).workers;
+  const victim = before[0]?.pid as number;
+  const seen = payments.process.lines.length;
+  process.kill(victim, 'SIGKILL');
+  const exited = await payments.process.waitFor((l) => payments.process.lines.indexOf(l) >= seen && l.msg === 'worker exited unexpectedly; restarting it', 10_000);
+  t.equal(exited.signal, 'SIGKILL', 'the log line names the signal');
+  t.equal((await payments.admin('/ready')).status, 503, '/ready: 503 while a worker is missing');
+  await waitFor(async () => (await payments.admin('/ready')).status === 200, 10_000, '/ready 200 again', payments.process);
+  const metrics = (await payments.admin('/metrics')).body;
+  t.equal(metricValue(metrics, 'meshcar_workers_restarts_total'), 1, 'meshcar_workers_restarts_total 1');
+  t.equal(metricValue(metrics, 'meshcar_workers'), 2, 'meshcar_workers 2 again');
+  const after = (await workersOf(payments)).workers;
+  t.equal(after.length, 2, 'two workers');
+  t.notOk(after.some((w) => w.pid === victim), 'the killed one is gone');
+  t.ok(after.some((w) => w.pid === before[1]?.pid), 'the other one kept running');
+  t.same(await statuses(), [403, 403, 403, 403], 'the new worker took the identity and the current file');
+  t.equal(await payments.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
 });

@@ -203,14 +203,24 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
 }
 
 export function httpGet(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return httpRequest('GET', port, path, headers);
+}
+
+/** A POST without a body, e.g. POST /reload on an admin port. */
+export function httpPost(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return httpRequest('POST', port, path, headers);
+}
+
+function httpRequest(method: string, port: number, path: string, headers: Record<string, string>): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }));
     });
     req.on('error', reject);
     req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
+    req.end();
   });
 }
 

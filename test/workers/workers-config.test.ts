@@ -3,34 +3,9 @@
 // in /config's view; a change on reload needs a restart.
 
 import t from 'tap';
-import { basename, join } from 'node:path';
-import { ConfigError, formatIssue } from '../../src/config/issues.js';
-import { LIVE_RELOAD_KEYS, loadSidecarConfig, planReload } from '../../src/config/sidecar-config.js';
+import { BASE_CONFIG as BASE, configIssues as issuesOf, loadConfigText as load } from '../helpers/config-text.js';
+import { LIVE_RELOAD_KEYS, planReload } from '../../src/config/sidecar-config.js';
 import { effectiveYamlView } from '../../src/config/effective-yaml.js';
-
-const BASE = `service: orders
-trustDomain: mesh.local
-identity:
-  files: {cert: c.pem, key: k.pem, bundle: b.pem}
-inbound:
-  listen: 127.0.0.1:15443
-  app: http://127.0.0.1:8080
-`;
-
-type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
-
-async function load(t: TapTest, text: string) {
-  return loadSidecarConfig(join(t.testdir({ 'c.yaml': text }), 'c.yaml'));
-}
-
-async function issuesOf(t: TapTest, text: string): Promise<string[]> {
-  const err = await load(t, text).then(
-    () => t.fail('expected a ConfigError'),
-    (e: unknown) => e,
-  );
-  if (!(err instanceof ConfigError)) throw err;
-  return err.issues.map((issue) => formatIssue({ ...issue, file: basename(issue.file) }));
-}
 
 t.test('workers defaults to 1 and accepts a positive integer or auto', async (t) => {
   t.equal((await load(t, BASE)).workers, 1, 'absent: one process, today\'s path');
