@@ -81,13 +81,14 @@ async function serve(file: string, workerId: number): Promise<number> {
   process.on('message', (message: unknown) => {
     if (isToWorker(message)) onMessage(message);
   });
+  // before hello: a scrape the primary aggregates must find this worker answering from the start
+  const metrics = new Metrics();
+  exportForAggregation(metrics.registry);
   void send({ type: 'meshcar:hello' });
 
   try {
     const config = await loadSidecarConfig(file);
     logger = createLogger(config.log.level).child({ worker: workerId });
-    const metrics = new Metrics();
-    exportForAggregation(metrics.registry);
     const fromPrimary = async (): Promise<RunningIdentity> => {
       identity = new WorkloadIdentity(validateSvid(await svids, config.spiffeId), (logger as Logger).child({ component: 'identity' }));
       return { identity, nextRenewalAt: () => undefined, stop: ignore };

@@ -5,13 +5,14 @@
 // config/grafana-dashboard.json evaluated by this Prometheus without error.
 
 import t from 'tap';
-import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startMeshCa, startSidecar, httpGet, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
 import { DURATION_BUCKETS } from '../../src/metrics/registry.js';
+import { promtoolCheck } from '../helpers/promtool.js';
 
 const DASHBOARD = new URL('../../config/grafana-dashboard.json', import.meta.url);
 const WAIT_MS = 30_000;
@@ -271,14 +272,7 @@ t.test('promtool check metrics passes on a live /metrics', async (t) => {
     const metrics = await httpGet(sidecar.adminPort, '/metrics');
     t.equal(metrics.status, 200);
     t.match(metrics.body, /^meshcar_requests_total\{/m);
-    const result = await new Promise<{ code: number; output: string }>((resolve) => {
-      const child = execFile('promtool', ['check', 'metrics'], { timeout: 10_000 }, (err, stdout, stderr) => {
-        const code = (err as { code?: number | string } | null)?.code;
-        if (code === 'ENOENT') resolve({ code: 127, output: "promtool is not installed: run `make tools` (Debian's prometheus package has it)" });
-        else resolve({ code: err ? Number(code ?? 1) : 0, output: stdout + stderr });
-      });
-      child.stdin?.end(metrics.body);
-    });
+    const result = await promtoolCheck(metrics.body);
     t.equal(result.code, 0, `promtool on ${sidecar === orders ? 'orders' : 'frontend'}: ${result.output || 'clean'}`);
   }
 });

@@ -11,6 +11,7 @@ import http2 from 'node:http2';
 import { readFile, writeFile } from 'node:fs/promises';
 import { httpPost, launchSidecar, startMeshCa, startSidecar, metricValue, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { promtoolCheck } from '../helpers/promtool.js';
 
 let ca: MeshCa;
 let app: TestApp;
@@ -107,6 +108,8 @@ t.test('workers: 2 share the listeners, carry the traffic, take every rotation a
   const expiry = metricValue(inbound, 'meshcar_identity_cert_expiry_timestamp_seconds{spiffe_id="spiffe://mesh.local/svc/orders"}') ?? 0;
   t.ok(expiry > Date.now() / 1000 && expiry < Date.now() / 1000 + 10, `identity expiry is a time, not a sum of two (${expiry})`);
   t.equal(inbound.match(/^# TYPE meshcar_requests_total /gm)?.length, 1, 'each family once');
+  const promtool = await promtoolCheck(inbound);
+  t.equal(promtool.code, 0, `promtool check metrics on the aggregated page: ${promtool.output || 'clean'}`);
   const open = await fetch(`http://127.0.0.1:${orders.adminPort}/metrics`, { headers: { accept: 'application/openmetrics-text; version=1.0.0' } });
   const openText = await open.text();
   t.match(open.headers.get('content-type'), /application\/openmetrics-text/, 'OpenMetrics on request');
