@@ -1,7 +1,8 @@
 // A worker process (workers > 1): the same inbound and outbound listeners as a one-process
 // sidecar (node:cluster shares the listening sockets), with the identity the primary hands
-// over. It takes no signals itself: the primary tells it to reload or drain, and it drains
-// when the primary goes away. Its metrics are exported for the primary's aggregation.
+// over. It takes no signals itself: the primary tells it to reload or drain (a worker whose
+// primary is gone exits at once: node:cluster does that on an unexpected disconnect). Its
+// metrics are exported for the primary's aggregation.
 
 import type { Logger } from 'pino';
 import { loadSidecarConfig } from '../config/sidecar-config.js';
@@ -95,8 +96,6 @@ async function serve(file: string, workerId: number): Promise<number> {
     };
     sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary });
     built(sidecar);
-    // the primary gone (killed): nobody hands over identities or asks for a drain any more
-    process.once('disconnect', () => void drain(config.drainTimeoutMs));
     const addresses = await sidecar.start();
     void send({ type: 'meshcar:listening', ...(addresses.inbound ? { inbound: addresses.inbound } : {}), ...(addresses.outbound ? { outbound: addresses.outbound } : {}) });
   } catch (err) {

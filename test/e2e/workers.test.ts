@@ -4,7 +4,8 @@
 // over IPC) and checked against what the client saw: /metrics totals equal what was sent, and
 // after a renewal every new handshake, whichever worker takes it, presents the new serial.
 // Then: POST /reload reaches every worker; a worker killed with SIGKILL is restarted and
-// counted while /ready says 503 until it listens again; SIGTERM drains all and exits 0.
+// counted while /ready says 503 until it listens again; SIGTERM drains all and exits 0; the
+// workers of a primary killed outright exit by themselves.
 
 import t from 'tap';
 import http2 from 'node:http2';
@@ -139,6 +140,12 @@ t.test('workers: 2 share the listeners, carry the traffic, take every rotation a
   t.equal(await frontend.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
   t.equal(frontend.process.lines.filter((l) => l.msg === 'draining' && l.worker !== undefined).length, 2, 'both workers drained');
   t.same(pids.filter(alive), [], 'no worker left running');
+
+  // the primary killed outright: its workers see the IPC channel close and exit (node:cluster's rule)
+  const orphans = (await workersOf(orders)).workers.map((w) => w.pid);
+  await orders.stop('SIGKILL');
+  await waitFor(async () => orphans.filter(alive).length === 0, 15_000, 'the workers of a killed primary exiting');
+  t.pass('a killed primary leaves no worker behind');
 });
 
 t.test('a reload reaches every worker; a worker killed with SIGKILL is restarted and counted, /ready 503 until it listens', async (t) => {
