@@ -4,6 +4,7 @@
 // primary is gone exits at once: node:cluster does that on an unexpected disconnect). Its
 // metrics are exported for the primary's aggregation.
 
+import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { loadSidecarConfig } from '../config/sidecar-config.js';
 import { createLogger } from '../logging.js';
@@ -27,9 +28,10 @@ function send(message: ToPrimary): Promise<void> {
 /** Runs until drained; resolves with the exit status, and lets the process end. */
 export async function runWorker(file: string, workerId: number): Promise<number> {
   const status = await serve(file, workerId);
-  // the IPC channel keeps a worker alive: close it; a stray timer gets 2 s before the exit
+  // the IPC channel keeps a worker alive: close it as a planned disconnect (an unplanned one
+  // makes node:cluster exit 0 at once, whatever the status); a stray timer gets 2 s
   setTimeout(() => process.exit(status), 2000).unref();
-  if (process.connected) process.disconnect();
+  if (cluster.worker?.isConnected()) cluster.worker.disconnect();
   return status;
 }
 
