@@ -105,16 +105,21 @@ export class WorkerPool implements WorkerCluster {
 
   /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */
   async drain(timeoutMs: number): Promise<void> {
-    this.stopping = true;
+    this.stopRestarting();
     this.broadcast({ type: 'meshcar:drain', timeoutMs });
     await this.exits(timeoutMs + EXIT_GRACE_MS);
   }
 
   async close(): Promise<void> {
-    this.stopping = true;
-    for (const timer of this.restartTimers) clearTimeout(timer);
+    this.stopRestarting();
     for (const worker of this.live()) worker.process.kill('SIGKILL');
     await this.exits(EXIT_GRACE_MS);
+  }
+
+  private stopRestarting(): void {
+    this.stopping = true;
+    for (const timer of this.restartTimers) clearTimeout(timer);
+    this.restartTimers.clear();
   }
 
   private live(): Worker[] {

@@ -40,9 +40,9 @@ async function serve(file: string, workerId: number): Promise<number> {
   const ignore = () => undefined;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, ignore);
   let sidecar: Sidecar | undefined;
-  let built: (sidecar: Sidecar) => void = ignore;
-  // an ask that comes while the worker starts waits for the sidecar (a reload then applies to what start() builds)
-  const constructed = new Promise<Sidecar>((resolve) => (built = resolve));
+  let built: (built: { sidecar: Sidecar; started: Promise<unknown> }) => void = ignore;
+  // an ask or a drain that comes while the worker starts waits for the sidecar
+  const constructed = new Promise<{ sidecar: Sidecar; started: Promise<unknown> }>((resolve) => (built = resolve));
   let identity: WorkloadIdentity | undefined;
   let logger: Logger | undefined;
   let firstSvid: ((material: SvidMaterial) => void) | undefined;
@@ -51,12 +51,13 @@ async function serve(file: string, workerId: number): Promise<number> {
   const finished = new Promise<number>((resolve) => (done = resolve));
   let draining: Promise<void> | undefined;
   const drain = (timeoutMs: number) => {
-    draining ??= (sidecar?.drain(timeoutMs) ?? Promise.resolve()).then(() => done(0), () => done(1));
+    // a start under way finishes first, so the listeners it opens are drained too
+    draining ??= constructed.then(({ sidecar: s, started }) => started.catch(ignore).then(() => s.drain(timeoutMs))).then(() => done(0), () => done(1));
     return draining;
   };
 
   const answer = async (ask: Ask): Promise<Answers[keyof Answers]> => {
-    const current = await constructed;
+    const { sidecar: current } = await constructed;
     if (ask.ask === 'reload') return current.reload();
     if (ask.ask === 'endpoints') return { endpoints: current.traffic.endpoints(), discovery: current.traffic.discoveryRows() };
     const requests = (await current.metrics.requests.get()).values.reduce((sum, v) => sum + v.value, 0);
@@ -97,8 +98,9 @@ async function serve(file: string, workerId: number): Promise<number> {
       return { identity, nextRenewalAt: () => undefined, stop: ignore };
     };
     sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary });
-    built(sidecar);
-    const addresses = await sidecar.start();
+    const started = sidecar.start();
+    built({ sidecar, started });
+    const addresses = await started;
     void send({ type: 'meshcar:listening', ...(addresses.inbound ? { inbound: addresses.inbound } : {}), ...(addresses.outbound ? { outbound: addresses.outbound } : {}) });
   } catch (err) {
     await send({ type: 'meshcar:failed', message: describeError(err), ...(typeof (err as { code?: unknown }).code === 'string' ? { code: (err as { code: string }).code } : {}) });
