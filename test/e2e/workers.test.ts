@@ -190,3 +190,27 @@ t.test('a reload reaches every worker; a worker killed with SIGKILL is restarted
   t.same(await statuses(), [403, 403, 403, 403], 'the new worker took the identity and the current file');
   t.equal(await payments.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
 });
+
+t.test('a crash loop is bounded: the sixth restart within a minute waits, and the log says so', async (t) => {
+  const loop = await startSidecar(ca, { service: 'loop', inbound: { app: `http://127.0.0.1:${app.port}` }, extraYaml: 'workers: 2' });
+  t.teardown(() => loop.stop('SIGKILL'));
+  const lines = loop.process.lines;
+  let victim = (await workersOf(loop)).workers[0]?.pid as number;
+  for (let i = 1; i <= 5; i++) {
+    const seen = lines.length;
+    process.kill(victim, 'SIGKILL');
+    // the replacement, once it listens, is the next to go
+    const replaced = await loop.process.waitFor((l) => lines.indexOf(l) >= seen && l.msg === 'worker listening', 15_000);
+    victim = replaced.workerPid as number;
+  }
+  const seen = lines.length;
+  process.kill(victim, 'SIGKILL');
+  const held = await loop.process.waitFor((l) => lines.indexOf(l) >= seen && typeof l.msg === 'string' && l.msg.startsWith('worker exited unexpectedly'), 10_000);
+  t.match(held.msg, /crash loop: 5 restarts in the last 60 s, the next one in \d+ s/, `the sixth: ${String(held.msg)}`);
+  t.ok(Number(held.restartInMs) > 30_000, 'held back for most of a minute');
+  const metrics = (await loop.admin('/metrics')).body;
+  t.equal(metricValue(metrics, 'meshcar_workers_restarts_total'), 6, 'every death counted');
+  t.equal(metricValue(metrics, 'meshcar_workers'), 1, 'one worker alive meanwhile');
+  t.equal((await loop.admin('/ready')).status, 503, '/ready: 503 while one is missing');
+  t.equal(await loop.stop('SIGTERM'), 0, 'SIGTERM during the wait: the restart is cancelled, exit 0');
+});
