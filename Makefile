@@ -22,7 +22,8 @@ $(NODE_MODULES_STAMP): package-lock.json package.json
 	@touch $(NODE_MODULES_STAMP)
 
 ## tools: the command-line programs the tests drive as real clients (openssl, curl, and Debian's
-## prometheus package for prometheus + promtool: test/e2e/prometheus.test.ts scrapes for real;
+## prometheus package for prometheus + promtool: test/e2e/prometheus.test.ts scrapes for real,
+## test/e2e/workers.test.ts checks the aggregated page with promtool;
 ## python3-h2, the independent HTTP/2 peer of test/h2/conformance-python.test.ts; iproute2 and
 ## dnsmasq-base for test/e2e/multihost.test.ts: network namespaces and a real DNS server;
 ## nghttp2-client (nghttp, h2load) and haproxy: the HTTP/2 peers of test/e2e/interop-h2-peers.test.ts)

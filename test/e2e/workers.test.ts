@@ -4,8 +4,8 @@
 // over IPC) and checked against what the client saw: /metrics totals equal what was sent, and
 // after a renewal every new handshake, whichever worker takes it, presents the new serial.
 // Then: POST /reload reaches every worker; a worker killed with SIGKILL is restarted and
-// counted while /ready says 503 until it listens again; SIGTERM drains all and exits 0; the
-// workers of a primary killed outright exit by themselves.
+// counted while /ready says 503 until it listens again, and a crash loop is held back; SIGTERM
+// drains all and exits 0; the workers of a primary killed outright exit by themselves.
 
 import t from 'tap';
 import http2 from 'node:http2';
@@ -82,6 +82,10 @@ t.test('workers: 2 share the listeners, carry the traffic, take every rotation a
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop('SIGKILL')]));
   t.equal((await orders.admin('/ready')).status, 200, '/ready: 200 once both workers listen');
   t.ok(orders.inboundPort > 0 && frontend.outboundPort > 0, `the 'sidecar ready' line names the shared ports (inbound ${orders.inboundPort}, outbound ${frontend.outboundPort})`);
+  // port 0 in the config: node:cluster binds once and every worker gets that same port
+  const portsOf = (sidecar: RunningSidecar, side: 'inbound' | 'outbound') => sidecar.process.lines.filter((l) => l.msg === 'worker listening').map((l) => (l[side] as { port: number }).port);
+  t.same(portsOf(orders, 'inbound'), [orders.inboundPort, orders.inboundPort], 'both of orders\' workers listen on the inbound port named');
+  t.same(portsOf(frontend, 'outbound'), [frontend.outboundPort, frontend.outboundPort], 'both of frontend\'s workers listen on the outbound port named');
 
   // plain HTTP into frontend's outbound port, one connection per request; each of frontend's
   // workers keeps its own HTTP/2 session to orders
