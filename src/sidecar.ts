@@ -301,13 +301,14 @@ export class Sidecar {
   /** GET /endpoints: the inventory as JSON rows, or (?format=openapi) as an OpenAPI 3.1 document. */
   private async endpointsView(format: string | null): Promise<unknown> {
     // workers > 1: the traffic was seen by the workers; their inventories are merged
-    const merged = this.options.cluster?.endpoints();
-    if (format === null || format === 'json') return { endpoints: merged ? (await merged).endpoints : this.traffic.endpoints() };
+    const { cluster } = this.options;
+    if (format === null || format === 'json') return { endpoints: cluster ? (await cluster.endpoints()).endpoints : this.traffic.endpoints() };
     if (format !== 'openapi') throw new MeshcarError('bad_request', `unknown format ${JSON.stringify(format)}: use format=openapi, or leave it out for JSON rows`);
     const operations = (guard: Guards['inbound']) => guard?.spec.operations.map((op) => ({ method: op.method, template: op.template }));
     const upstreams = new Map([...this.guards.upstreams].map(([name, guard]) => [name, operations(guard) ?? []] as const));
     const inbound = operations(this.guards.inbound);
-    return discoveryDocument(this.config.service, merged ? (await merged).discovery : this.traffic.discoveryRows(), { ...(inbound ? { inbound } : {}), upstreams });
+    const rows = cluster ? (await cluster.endpoints()).discovery : this.traffic.discoveryRows();
+    return discoveryDocument(this.config.service, rows, { ...(inbound ? { inbound } : {}), upstreams });
   }
 
   /**

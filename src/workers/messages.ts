@@ -2,6 +2,7 @@
 // each way. The primary owns the identity and sends each SVID as PEM text (the worker checks
 // it again and swaps it in); a worker says when it listens and answers the primary's asks.
 
+import type client from 'prom-client';
 import type { SvidMaterial } from '../identity/svid.js';
 import type { ReloadResult } from '../sidecar.js';
 import type { EndpointView } from '../metrics/traffic-metrics.js';
@@ -13,7 +14,10 @@ export interface Address {
 }
 
 /** What the primary asks of a worker and the worker answers with the same id. */
-export type Ask = { readonly ask: 'reload' } | { readonly ask: 'status' } | { readonly ask: 'endpoints' };
+export type Ask = { readonly ask: 'reload' } | { readonly ask: 'status' } | { readonly ask: 'endpoints' } | { readonly ask: 'metrics' };
+
+/** A worker's registry as prom-client's aggregation takes it (Registry.getMetricsAsJSON()). */
+export type MetricsJson = Awaited<ReturnType<client.Registry['getMetricsAsJSON']>>;
 
 export interface WorkerStatus {
   readonly pid: number;
@@ -32,6 +36,7 @@ export interface Answers {
   reload: ReloadResult;
   status: WorkerStatus;
   endpoints: WorkerEndpoints;
+  metrics: MetricsJson;
 }
 
 export type ToWorker =

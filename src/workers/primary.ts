@@ -42,6 +42,8 @@ interface Pending {
 
 export class WorkerPool implements WorkerCluster {
   private readonly listeningWorkers = new Map<number, Listening>();
+  /** Workers whose message listener is in place (they said hello). */
+  private readonly greeted = new Set<number>();
   private readonly pending = new Map<number, Pending>();
   private readonly restarts = new RestartPolicy();
   private readonly restartTimers = new Set<NodeJS.Timeout>();
@@ -85,12 +87,14 @@ export class WorkerPool implements WorkerCluster {
     return results.find((r) => !r.ok) ?? results[0] ?? { ok: true, applied: [], restartRequired: [] };
   }
 
-  metrics(accept: string | undefined): Promise<{ contentType: string; body: string }> {
-    return this.metricsOf.render(accept);
+  async metrics(accept: string | undefined): Promise<{ contentType: string; body: string }> {
+    // a worker still booting (no hello yet) has nothing to count and cannot answer yet
+    const greeted = this.live().filter((w) => this.greeted.has(w.id));
+    return this.metricsOf.render(await Promise.all(greeted.map((w) => this.askLive(w, { ask: 'metrics' }, []))), accept);
   }
 
   async endpoints(): Promise<WorkerEndpoints> {
-    return mergeEndpoints(await Promise.all(this.live().map((w) => this.ask(w, { ask: 'endpoints' }))));
+    return mergeEndpoints(await Promise.all(this.live().map((w) => this.askLive(w, { ask: 'endpoints' }, { endpoints: [], discovery: [] }))));
   }
 
   async status(): Promise<unknown> {
@@ -135,6 +139,7 @@ export class WorkerPool implements WorkerCluster {
   private onMessage(worker: Worker, message: ToPrimary): void {
     switch (message.type) {
       case 'meshcar:hello':
+        this.greeted.add(worker.id);
         if (this.identity) this.send(worker, { type: 'meshcar:svid', svid: material(this.identity.current()) });
         return;
       case 'meshcar:listening':
@@ -170,6 +175,7 @@ export class WorkerPool implements WorkerCluster {
 
   private onExit(worker: Worker, code: number | null, signal: string | null): void {
     this.listeningWorkers.delete(worker.id);
+    this.greeted.delete(worker.id);
     for (const [id, pending] of this.pending) {
       if (pending.worker !== worker.id) continue;
       this.pending.delete(id);
@@ -231,6 +237,14 @@ export class WorkerPool implements WorkerCluster {
       };
       this.pending.set(id, { worker: worker.id, resolve: settle((answer) => resolve(answer as Answers[K])), reject: settle(reject) });
       this.send(worker, { type: 'meshcar:ask', id, ...ask });
+    });
+  }
+
+  /** An ask whose worker may die meanwhile: then what it knew is gone, and `gone` stands for it; any other failure is thrown. */
+  private askLive<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }, gone: Answers[K]): Promise<Answers[K]> {
+    return this.ask<K>(worker, ask).catch((err: unknown) => {
+      if (worker.isDead()) return gone;
+      throw err;
     });
   }
 

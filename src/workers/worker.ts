@@ -57,6 +57,8 @@ async function serve(file: string, workerId: number): Promise<number> {
   };
 
   const answer = async (ask: Ask): Promise<Answers[keyof Answers]> => {
+    // answered from the first moment: a scrape does not wait for a worker that is starting
+    if (ask.ask === 'metrics') return metrics.registry.getMetricsAsJSON();
     const { sidecar: current } = await constructed;
     if (ask.ask === 'reload') return current.reload();
     if (ask.ask === 'endpoints') return { endpoints: current.traffic.endpoints(), discovery: current.traffic.discoveryRows() };
@@ -85,7 +87,6 @@ async function serve(file: string, workerId: number): Promise<number> {
   process.on('message', (message: unknown) => {
     if (isToWorker(message)) onMessage(message);
   });
-  // before hello: a scrape the primary aggregates must find this worker answering from the start
   const metrics = new Metrics();
   exportForAggregation(metrics.registry);
   void send({ type: 'meshcar:hello' });

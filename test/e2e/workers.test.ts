@@ -183,6 +183,9 @@ t.test('a reload reaches every worker; a worker killed with SIGKILL is restarted
   const exited = await payments.process.waitFor((l) => payments.process.lines.indexOf(l) >= seen && l.msg === 'worker exited unexpectedly; restarting it', 10_000);
   t.equal(exited.signal, 'SIGKILL', 'the log line names the signal');
   t.equal((await payments.admin('/ready')).status, 503, '/ready: 503 while a worker is missing');
+  const scrapeStart = Date.now();
+  const during = await payments.admin('/metrics');
+  t.ok(during.status === 200 && Date.now() - scrapeStart < 2000, `/metrics answers at once while the replacement boots (${during.status} in ${Date.now() - scrapeStart} ms)`);
   await waitFor(async () => (await payments.admin('/ready')).status === 200, 10_000, '/ready 200 again', payments.process);
   const metrics = (await payments.admin('/metrics')).body;
   t.equal(metricValue(metrics, 'meshcar_workers_restarts_total'), 1, 'meshcar_workers_restarts_total 1');
