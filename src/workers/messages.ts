@@ -56,7 +56,7 @@ function isTyped(message: unknown): message is { type: string } {
   return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' && (message as { type: string }).type.startsWith('meshcar:');
 }
 
-/** Ours (prom-client's aggregation messages share the channel and are left to it). */
+/** A message of ours (type meshcar:...): anything else on the channel is not for this code. */
 export function isToWorker(message: unknown): message is ToWorker {
   return isTyped(message);
 }
