@@ -3,7 +3,7 @@
 // GET /workers (each worker's pid, the serial it serves and the requests it finished, asked
 // over IPC) and checked against what the client saw: /metrics totals equal what was sent, and
 // after a renewal every new handshake, whichever worker takes it, presents the new serial.
-// Then: POST /reload reaches every worker; a worker killed with SIGKILL is restarted and
+// Then: POST /reload and SIGHUP reach every worker; a worker killed with SIGKILL is restarted and
 // counted while /ready says 503 until it listens again, and a crash loop is held back; SIGTERM
 // drains all and exits 0; the workers of a primary killed outright exit by themselves.
 
@@ -174,6 +174,13 @@ t.test('a reload reaches every worker; a worker killed with SIGKILL is restarted
   t.match(refused.body, /workers: must be a positive integer or \\"auto\\", not 0/, 'naming the key and what is allowed');
   await writeFile(payments.configFile, current);
   t.same(await statuses(), [403, 403, 403, 403], 'the running policy is kept');
+
+  // SIGHUP to the primary: the same reload, and every worker runs it
+  const hup = payments.process.lines.length;
+  const reloadedBy = () => payments.process.lines.filter((l) => payments.process.lines.indexOf(l) >= hup && l.component === 'reload' && l.msg === 'config reloaded');
+  payments.process.child.kill('SIGHUP');
+  await waitFor(async () => reloadedBy().length === 3, 10_000, 'the primary and both workers reloading', payments.process);
+  t.same(reloadedBy().map((l) => l.worker ?? 'primary').sort(), [1, 2, 'primary'], 'SIGHUP: the primary and both workers reloaded');
 
   // SIGKILL one worker: restarted, counted, /ready 503 until the new one listens
   const before = (await workersOf(payments)).workers;
