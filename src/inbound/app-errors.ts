@@ -5,7 +5,7 @@
 import type { ErrorCode } from '../errors.js';
 
 /** Failures to open a connection: the app is not there (not started, crashed, wrong port). */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EACCES']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EACCES', 'UND_ERR_CONNECT_TIMEOUT']);
 
 export interface AppFailure {
   readonly code: ErrorCode;
@@ -22,6 +22,8 @@ export function classifyAppError(err: unknown, app: string): AppFailure {
   // connect error: the cause says what happened
   const code = codeOf((err as { cause?: unknown } | null)?.cause) ?? codeOf(err);
   const text = code ?? (err instanceof Error ? err.message : String(err));
+  // undici's parser errors do not always carry an HPE_ code (an invalid header token has none)
+  if (err instanceof Error && err.name === 'HTTPParserError') return { code: 'bad_gateway', message: `the app at ${app} sent a malformed response (${code ?? err.message})` };
   if (code !== undefined) {
     if (UNREACHABLE.has(code)) return { code: 'upstream_unavailable', message: `the app at ${app} is unreachable (${code})` };
     if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: `the app at ${app} sent a malformed response (${code})` };

@@ -21,6 +21,7 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { H2cApp } from './app-h2c.js';
 import { Http1App } from './app-http1.js';
+import { NodeHttp1App } from './app-http1-node.js';
 import { AuthorizationPolicy } from './authorization.js';
 import { Caller, CallerCache } from './caller.js';
 import { ConnectionLifetime } from './connection-lifetime.js';
@@ -155,7 +156,7 @@ class InboundListener implements Inbound, ExchangeContext {
   private readonly h2Limits: Partial<H2Limits>;
   private readonly app: AppForwarder;
   /** WebSocket and other Upgrade requests always go to the app over HTTP/1.1. */
-  private readonly upgrades: Http1App;
+  private readonly upgrades: NodeHttp1App;
   private bound: HostPort | undefined;
   private closed = false;
   private drainRun: Promise<void> | undefined;
@@ -180,11 +181,11 @@ class InboundListener implements Inbound, ExchangeContext {
     this.app =
       config.app.protocol === 'h2c'
         ? new H2cApp(appAddress, logger)
-        : new Http1App(appAddress, { keepAlive: true, ...(limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {}) });
+        : new Http1App(appAddress, limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {});
     // Upgrade requests get a connection of their own that is never pooled: after an answer
     // other than 101 the state of that connection is the app's guess, not something to reuse
     // for another caller's request.
-    this.upgrades = new Http1App(appAddress, { keepAlive: false });
+    this.upgrades = new NodeHttp1App(appAddress, { keepAlive: false });
 
     const headersTimeout = limits.headersTimeoutMs ?? 20_000;
     this.http1 = http.createServer({

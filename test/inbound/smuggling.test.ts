@@ -69,6 +69,16 @@ async function attackThenSentinel(t: Tap.Test, fx: InboundFixture, seen: Seen[],
   return got[0];
 }
 
+/**
+ * The body reached the app with framing that ends it where it ends: chunked, or its exact
+ * length (undici sends a body that has wholly arrived with its length, not chunked).
+ */
+function framedExactly(seen: Seen | undefined): boolean {
+  if (seen === undefined) return false;
+  if (seen.headers['transfer-encoding'] === 'chunked') return seen.headers['content-length'] === undefined;
+  return seen.headers['content-length'] === String(Buffer.byteLength(HIDDEN));
+}
+
 for (const protocol of ['http', 'h2c'] as const) {
   t.test(`smuggling a DELETE inside an allowed GET, toward an ${protocol} app`, async (t) => {
     const seen: Seen[] = [];
@@ -86,7 +96,7 @@ for (const protocol of ['http', 'h2c'] as const) {
         const res = await rawTlsRequest(fx.port, tlsOptions, `GET /public/a HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n${chunked(HIDDEN)}`);
         return res.status;
       });
-      if (protocol === 'http') t.equal(first?.headers['transfer-encoding'], 'chunked', 'the app got the body chunked');
+      if (protocol === 'http') t.ok(framedExactly(first), `the app got the body framed: chunked, or with its exact length (${JSON.stringify(first?.headers)})`);
     });
 
     t.test('HTTP/1.1 GET with Content-Length named in Connection', async (t) => {
@@ -108,7 +118,7 @@ for (const protocol of ['http', 'h2c'] as const) {
         const res = await h2Request(session, { ':method': 'GET', ':path': '/public/a' }, HIDDEN);
         return res.status;
       });
-      if (protocol === 'http') t.equal(first?.headers['transfer-encoding'], 'chunked', 'the app got the body chunked');
+      if (protocol === 'http') t.ok(framedExactly(first), `the app got the body framed: chunked, or with its exact length (${JSON.stringify(first?.headers)})`);
     });
 
     t.test('an Upgrade request with a body is refused before the app', async (t) => {

@@ -1,0 +1,175 @@
+// Forwards exchanges to an HTTP/1.1 app with node:http, for the two kinds of request the
+// undici pool (app-http1.ts) cannot carry: Upgrade requests (WebSocket), on connections of
+// their own, and `Expect` requests, whose body waits for the app's 100 Continue. Bodies are
+// piped both ways, so backpressure reaches the far side.
+//
+// Listeners are module-level functions that find their exchange on the emitter (see
+// exchange.ts): a forwarded request allocates its ClientRequest and nothing per listener.
+
+import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { frameRequestBody } from '../http/body-framing.js';
+import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { isRepeatableRequest } from '../http/idempotency.js';
+import type { HostPort } from '../config/address.js';
+import { formatHostPort } from '../config/address.js';
+import { classifyAppError } from './app-errors.js';
+import { bindExchange, exchangeOf, relayBody, STREAMING, WAITING, type Exchange } from './exchange.js';
+import { Http1Exchange } from './http1-exchange.js';
+import type { AppForwarder } from './forwarder.js';
+
+export interface NodeHttp1AppOptions {
+  readonly keepAlive: boolean;
+  /** Sockets to the app at most; requests beyond wait in the agent's queue. */
+  readonly maxSockets?: number;
+}
+
+export class NodeHttp1App implements AppForwarder {
+  readonly label: string;
+  private readonly agent: http.Agent;
+
+  constructor(
+    private readonly address: HostPort,
+    options: NodeHttp1AppOptions,
+  ) {
+    this.label = formatHostPort(address);
+    this.agent = new http.Agent({
+      keepAlive: options.keepAlive,
+      maxSockets: options.maxSockets ?? 256,
+      maxFreeSockets: 64,
+      // LIFO: a few hot sockets serve the load and the rest idle out; FIFO would keep all warm
+      scheduling: 'lifo',
+      // idle pooled sockets close after this; Node also honours the app's Keep-Alive: timeout hint
+      timeout: 30_000,
+    });
+  }
+
+  forward(exchange: Exchange): void {
+    // the exchange's timers (response head, idle) were started by the handler
+    exchange.forwarder = this;
+    this.send(exchange);
+  }
+
+  /** One attempt; a second only for a bodiless, repeatable request that met a stale keep-alive socket. */
+  send(exchange: Exchange): void {
+    exchange.attempts++;
+    const headers = exchange.appHeaders ?? {};
+    // an HTTP/2 caller sends :authority, an HTTP/1.0 one maybe nothing; HTTP/1.1 requires Host
+    if (headers.host === undefined) headers.host = exchange.authority ?? this.label;
+    const upgrade = exchange instanceof Http1Exchange && exchange.upgradeHead !== undefined ? exchange.req.headers.upgrade : undefined;
+    if (upgrade !== undefined) {
+      headers.connection = 'Upgrade';
+      headers.upgrade = upgrade;
+    }
+    // the app must find the end of this request where we end it, whatever the method
+    frameRequestBody(headers, exchange.method, exchange.requestHasBody, exchange.requestHeaders);
+    // a flat [name, value, ...] list: ClientRequest stores it as the head at once, where an
+    // object costs a validated setHeader() per header first
+    const list: Array<string | number | string[]> = [];
+    for (const name in headers) {
+      const value = headers[name];
+      if (value !== undefined) list.push(name, value);
+    }
+    let req: ClientRequest;
+    try {
+      req = http.request({
+        agent: this.agent,
+        host: this.address.host,
+        port: this.address.port,
+        method: exchange.method,
+        path: exchange.target,
+        headers: list as unknown as http.OutgoingHttpHeaders,
+        setHost: false,
+        // plain TCP: no TLS server name to work out from the Host header for every request
+        servername: '',
+      } as http.RequestOptions);
+    } catch (err) {
+      exchange.fail('bad_request', `the request cannot be forwarded: ${(err as Error).message}`);
+      return;
+    }
+    exchange.upstream = req;
+    bindExchange(req, exchange);
+    req.on('response', onResponse);
+    req.on('error', onRequestError);
+    if (upgrade !== undefined) {
+      req.on('upgrade', onUpgrade);
+      req.end();
+      return;
+    }
+    if (exchange.expectsContinue) {
+      req.on('continue', onContinue);
+      // the caller waits for 100 before sending its body, so the head must go out now
+      req.flushHeaders();
+    }
+    if (exchange.requestHasBody) exchange.requestBody.pipe(req);
+    else req.end();
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+function onResponse(this: ClientRequest, appRes: IncomingMessage): void {
+  const exchange = exchangeOf(this);
+  if (exchange.upstream !== this || exchange.phase !== WAITING) {
+    appRes.resume();
+    return;
+  }
+  const headers = forwardableHeaders(appRes.headers);
+  // `Trailer` is listed as hop-by-hop, but it announces trailers the caller should expect
+  if (appRes.headers.trailer !== undefined) headers.trailer = appRes.headers.trailer;
+  bindExchange(appRes, exchange);
+  appRes.on('close', onAppResponseClose); // on(): once() wraps each listener in a closure
+  // HTTP/1.1 carries trailers only after a chunked body
+  const mayHaveTrailers = appRes.headers['transfer-encoding'] !== undefined;
+  if (!exchange.respond(appRes.statusCode ?? 502, headers, false, appRes.statusMessage, mayHaveTrailers)) {
+    appRes.resume();
+    return;
+  }
+  appRes.on('end', onAppResponseEnd);
+  relayBody(appRes, exchange);
+}
+
+function onAppResponseEnd(this: IncomingMessage): void {
+  exchangeOf(this).finish(this.rawTrailers.length > 0 ? forwardableHeaders(this.trailers) : undefined);
+}
+
+function onAppResponseClose(this: IncomingMessage): void {
+  // the app's connection ended before the whole body arrived
+  if (!this.complete) exchangeOf(this).broken();
+}
+
+function onRequestError(this: ClientRequest, err: Error): void {
+  const exchange = exchangeOf(this);
+  if (exchange.upstream !== this) return; // a superseded attempt
+  if (exchange.phase === WAITING) {
+    const app = exchange.forwarder as NodeHttp1App;
+    // a pooled socket the app had closed: most likely nothing reached the app, but the reset
+    // may also have come after the app read the request, so only a request that is safe to
+    // repeat (and has no body to replay) is sent once more
+    if (
+      this.reusedSocket &&
+      !exchange.requestHasBody &&
+      exchange.attempts < 2 &&
+      (err as NodeJS.ErrnoException).code === 'ECONNRESET' &&
+      isRepeatableRequest(exchange.method, exchange.requestHeaders)
+    ) {
+      app.send(exchange);
+      return;
+    }
+    const failure = classifyAppError(err, app.label);
+    exchange.fail(failure.code, failure.message);
+  } else if (exchange.phase === STREAMING) {
+    exchange.broken();
+  }
+}
+
+function onContinue(this: ClientRequest): void {
+  exchangeOf(this).continue();
+}
+
+function onUpgrade(this: ClientRequest, appRes: IncomingMessage, appSocket: Socket, appHead: Buffer): void {
+  const exchange = exchangeOf<Http1Exchange>(this);
+  exchange.tunnel(appRes.statusMessage, appRes.rawHeaders, appSocket, appHead);
+}

@@ -1,0 +1,84 @@
+// The app's response head as the caller receives it, from an app written as raw TCP so every
+// byte of the head is ours: repeated fields combined as node:http combines them (Set-Cookie
+// kept apart, single-valued fields not forged into a list), a field named __proto__ swapping
+// no prototype, hop-by-hop fields and the ones Connection names dropped,
+// an interim 103 not relayed, and a malformed head answered 502 bad_gateway.
+
+import t from 'tap';
+import net from 'node:net';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { waitFor } from '../helpers/mesh.js';
+
+const HEADS: Record<string, string> = {
+  '/repeated':
+    'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Multi: one\r\nX-Multi: two\r\n' +
+    '__proto__: polluted\r\nConnection: keep-alive, X-Private\r\nX-Private: hop\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok',
+  '/early-hints': 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal',
+  '/malformed': 'HTTP/1.1 200 OK\r\nBad Header Name: x\r\nContent-Length: 2\r\n\r\nok',
+};
+
+async function startRawApp(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = net.createServer((socket) => {
+    let buffered = '';
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('latin1');
+      let end: number;
+      while ((end = buffered.indexOf('\r\n\r\n')) !== -1) {
+        const path = buffered.slice(0, buffered.indexOf('\r\n')).split(' ')[1] as string;
+        buffered = buffered.slice(end + 4); // every request here is bodiless
+        socket.write(HEADS[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as AddressInfo).port, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+t.test("the app's response head, field by field", async (t) => {
+  const app = await startRawApp();
+  const fx = await startInbound({ externalApp: { protocol: 'http', port: app.port } });
+  t.teardown(async () => {
+    await fx.close();
+    await app.close();
+  });
+  const tlsOptions = await fx.tlsOptions();
+
+  t.test('HTTP/1.1 caller', async (t) => {
+    const res = await h1Request(fx.port, tlsOptions, { path: '/repeated' });
+    t.equal(res.status, 200);
+    t.equal(res.body, 'ok');
+    t.same(res.headers['set-cookie'], ['a=1', 'b=2'], 'each Set-Cookie kept apart');
+    t.equal(res.headers['x-multi'], 'one, two', 'other repeats joined');
+    t.equal(res.headers['content-type'], 'text/plain', 'a single-valued field keeps its first value');
+    t.notOk('x-private' in res.headers, 'a field Connection names is dropped');
+    t.notOk('keep-alive' in res.headers, 'hop-by-hop fields are dropped');
+  });
+
+  t.test('HTTP/2 caller', async (t) => {
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    const res = await h2Request(session, { ':method': 'GET', ':path': '/repeated' });
+    t.equal(res.status, 200);
+    t.same(res.headers['set-cookie'], ['a=1', 'b=2']);
+    t.equal(res.headers['x-multi'], 'one, two');
+    t.equal(res.headers['content-type'], 'text/plain', 'a field named __proto__ changed nothing else');
+  });
+
+  t.test('an interim 103 is not relayed; the final answer is', async (t) => {
+    const res = await h1Request(fx.port, tlsOptions, { path: '/early-hints' });
+    t.equal(res.status, 200);
+    t.equal(res.body, 'final');
+  });
+
+  t.test('a malformed head is 502 bad_gateway', async (t) => {
+    const res = await h1Request(fx.port, tlsOptions, { path: '/malformed' });
+    t.equal(res.status, 502);
+    t.equal(JSON.parse(res.body).error, 'bad_gateway');
+    await waitFor(async () => fx.inbound.inFlight === 0, 2000, 'the exchange to end');
+    t.equal(fx.inbound.inFlight, 0, 'and the exchange is over');
+  });
+});
