@@ -89,7 +89,7 @@ export async function caServe(config: CaConfig, logger: Logger, metrics?: Metric
     ...server,
     ca,
     close: async () => {
-      ca.close();
+      await ca.close();
       await server.close();
     },
   };

@@ -42,6 +42,8 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
   private fingerprint: string;
   private reloading: Promise<Authority> | undefined;
   private rotationTimer: NodeJS.Timeout | undefined;
+  /** An automatic rotation under way: close() waits for it, so no write outlives the server. */
+  private rotating: Promise<void> | undefined;
   private closed = false;
 
   private constructor(private readonly options: CaRuntimeOptions, authority: Authority, fingerprint: string, private readonly ledger: TokenLedger) {
@@ -120,8 +122,16 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
     if (!policy || this.closed) return;
     if (this.rotationTimer) clearTimeout(this.rotationTimer);
     const due = Date.parse(this.authority.material.issuerCert.validTo) - policy.beforeMs;
-    this.rotationTimer = setTimeout(() => void this.rotateIfDue(policy), Math.min(MAX_TIMER_MS, Math.max(0, due - Date.now())));
+    this.rotationTimer = setTimeout(() => this.runRotation(policy), Math.min(MAX_TIMER_MS, Math.max(0, due - Date.now())));
     this.rotationTimer.unref();
+  }
+
+  private runRotation(policy: IssuerRotationPolicy): void {
+    if (this.closed) return;
+    const run = this.rotateIfDue(policy).finally(() => {
+      if (this.rotating === run) this.rotating = undefined;
+    });
+    this.rotating = run;
   }
 
   private async rotateIfDue(policy: IssuerRotationPolicy): Promise<void> {
@@ -141,13 +151,15 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
     } catch (err) {
       this.options.logger?.error({ retryInMs: ROTATION_RETRY_MS }, `automatic issuer rotation failed: ${describeError(err)}`);
       if (this.closed) return;
-      this.rotationTimer = setTimeout(() => void this.rotateIfDue(policy), ROTATION_RETRY_MS);
+      this.rotationTimer = setTimeout(() => this.runRotation(policy), ROTATION_RETRY_MS);
       this.rotationTimer.unref();
     }
   }
 
-  close(): void {
+  /** Stops rotating; resolves once a rotation already under way has written its last file. */
+  async close(): Promise<void> {
     this.closed = true;
     if (this.rotationTimer) clearTimeout(this.rotationTimer);
+    await this.rotating;
   }
 }
