@@ -5,6 +5,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
+import { once } from 'node:events';
 
 export interface RawResponse {
   readonly status: number;
@@ -93,4 +94,37 @@ function decodeChunked(data: Buffer): string | undefined {
 /** `text` as one chunk and the last chunk of a chunked body. */
 export function chunked(text: string): string {
   return `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n0\r\n\r\n`;
+}
+
+/** A request head a raw app read: its request line, and which connection (1, 2, ...) brought it as its how-manieth request. */
+export interface RawRequestSeen {
+  readonly line: string;
+  readonly connection: number;
+  readonly served: number;
+}
+
+/**
+ * An app written as raw TCP, for answers no HTTP library would send: `answer` gets every
+ * bodiless request head (read as far as its blank line) and writes to, or resets, the socket.
+ */
+export async function startRawApp(answer: (request: RawRequestSeen, socket: net.Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
+  let connections = 0;
+  const server = net.createServer((socket) => {
+    const connection = ++connections;
+    let served = 0;
+    let buffered = '';
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('latin1');
+      let end: number;
+      while (!socket.destroyed && (end = buffered.indexOf('\r\n\r\n')) !== -1) {
+        const line = buffered.slice(0, buffered.indexOf('\r\n'));
+        buffered = buffered.slice(end + 4); // every request to a raw app is bodiless
+        answer({ line, connection, served: ++served }, socket);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as net.AddressInfo).port, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }

@@ -5,48 +5,18 @@
 // records it, and resets the connection instead of answering.
 
 import t from 'tap';
-import net from 'node:net';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
+import { startRawApp, type RawRequestSeen } from '../helpers/raw-http.js';
 
-interface Received {
-  readonly line: string;
-  readonly connection: number;
-}
-
-async function startResettingApp(): Promise<{ port: number; received: Received[]; close(): Promise<void> }> {
-  const received: Received[] = [];
-  let connections = 0;
-  const server = net.createServer((socket) => {
-    const connection = ++connections;
-    let served = 0;
-    let buffered = '';
-    // the first /reset- request on a connection that has answered before is never answered
-    socket.on('error', () => {});
-    socket.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('latin1');
-      let end: number;
-      while ((end = buffered.indexOf('\r\n\r\n')) !== -1) {
-        const line = buffered.slice(0, buffered.indexOf('\r\n'));
-        buffered = buffered.slice(end + 4); // every request here is bodiless
-        served++;
-        received.push({ line, connection });
-        if (served > 1 && line.includes(' /reset-')) {
-          socket.resetAndDestroy();
-          return;
-        }
-        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok');
-      }
-    });
+/** The app records every request it reads; the first /reset- request on a connection that has answered before is never answered. */
+async function startResettingApp() {
+  const received: RawRequestSeen[] = [];
+  const app = await startRawApp((request, socket) => {
+    received.push(request);
+    if (request.served > 1 && request.line.includes(' /reset-')) socket.resetAndDestroy();
+    else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok');
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    received,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
+  return { ...app, received };
 }
 
 t.test('a reset on a reused app connection', async (t) => {

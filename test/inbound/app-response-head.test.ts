@@ -5,11 +5,9 @@
 // an interim 103 not relayed, and a malformed head answered 502 bad_gateway.
 
 import t from 'tap';
-import net from 'node:net';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
 import { waitFor } from '../helpers/mesh.js';
+import { startRawApp } from '../helpers/raw-http.js';
 
 const HEADS: Record<string, string> = {
   '/repeated':
@@ -19,27 +17,10 @@ const HEADS: Record<string, string> = {
   '/malformed': 'HTTP/1.1 200 OK\r\nBad Header Name: x\r\nContent-Length: 2\r\n\r\nok',
 };
 
-async function startRawApp(): Promise<{ port: number; close(): Promise<void> }> {
-  const server = net.createServer((socket) => {
-    let buffered = '';
-    socket.on('error', () => {});
-    socket.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('latin1');
-      let end: number;
-      while ((end = buffered.indexOf('\r\n\r\n')) !== -1) {
-        const path = buffered.slice(0, buffered.indexOf('\r\n')).split(' ')[1] as string;
-        buffered = buffered.slice(end + 4); // every request here is bodiless
-        socket.write(HEADS[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
-      }
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { port: (server.address() as AddressInfo).port, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
-
 t.test("the app's response head, field by field", async (t) => {
-  const app = await startRawApp();
+  const app = await startRawApp(({ line }, socket) => {
+    socket.write(HEADS[line.split(' ')[1] as string] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+  });
   const fx = await startInbound({ externalApp: { protocol: 'http', port: app.port } });
   t.teardown(async () => {
     await fx.close();
