@@ -3,7 +3,8 @@
 // repeated fields combined the way node:http's IncomingMessage combines them, so a response
 // read by undici is forwarded exactly as one read by node:http was.
 
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { connectionScoped, isHopByHop } from './hop-by-hop.js';
 
 /**
  * Fields that carry one value: a repeat is dropped (first wins), as node:http does. Combining
@@ -32,11 +33,40 @@ const SINGLE_VALUED: ReadonlySet<string> = new Set([
 
 /** The raw list as an IncomingHttpHeaders: set-cookie an array, other repeats joined with ", ". */
 export function headersOfRaw(raw: readonly (Buffer | string)[]): IncomingHttpHeaders {
+  return collect(raw, false).headers;
+}
+
+/** An app's response head made fit to forward, and whether its body is chunked (trailers may follow). */
+export interface ForwardableHead {
+  readonly headers: OutgoingHttpHeaders;
+  readonly chunked: boolean;
+}
+
+/**
+ * The response head as forwardableHeaders(headersOfRaw(raw)) would make it, in one pass and one
+ * object (the two passes were 2.2 % of the inbound's busy CPU): hop-by-hop fields and the ones
+ * Connection names are left out. `Trailer` stays: it announces trailers the caller should expect.
+ */
+export function forwardableResponseHead(raw: readonly (Buffer | string)[]): ForwardableHead {
+  const { headers, connection, chunked } = collect(raw, true);
+  const named = connection === undefined ? undefined : connectionScoped(connection);
+  if (named !== undefined) for (const name of named) delete headers[name];
+  return { headers: headers as OutgoingHttpHeaders, chunked };
+}
+
+function collect(raw: readonly (Buffer | string)[], forwardable: boolean): { headers: IncomingHttpHeaders; connection: string | undefined; chunked: boolean } {
   // no prototype: a field named __proto__ is a header like any other, not a prototype swap
   const headers = Object.create(null) as IncomingHttpHeaders;
+  let connection: string | undefined;
+  let chunked = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as Buffer | string).toString('latin1').toLowerCase();
     const value = (raw[i + 1] as Buffer | string).toString('latin1');
+    if (forwardable && name !== 'trailer' && isHopByHop(name)) {
+      if (name === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
+      else if (name === 'transfer-encoding') chunked = true;
+      continue;
+    }
     const seen = headers[name];
     if (seen === undefined) {
       headers[name] = name === 'set-cookie' ? [value] : value;
@@ -46,5 +76,5 @@ export function headersOfRaw(raw: readonly (Buffer | string)[]): IncomingHttpHea
       headers[name] = `${seen as string}, ${value}`;
     }
   }
-  return headers;
+  return { headers, connection, chunked };
 }

@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import v8 from 'node:v8';
 import type { Dispatcher, Pool as PoolType } from 'undici';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
-import { headersOfRaw } from '../http/raw-headers.js';
+import { forwardableResponseHead, headersOfRaw } from '../http/raw-headers.js';
 import { isRepeatableRequest } from '../http/idempotency.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
@@ -169,13 +169,9 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
     this.answered = true;
     this.resumeResponse = resume;
     const exchange = this.exchange;
-    const appHeaders = headersOfRaw(rawHeaders);
-    const headers = forwardableHeaders(appHeaders);
-    // `Trailer` is listed as hop-by-hop, but it announces trailers the caller should expect
-    if (appHeaders.trailer !== undefined) headers.trailer = appHeaders.trailer;
     // HTTP/1.1 carries trailers only after a chunked body
-    const mayHaveTrailers = appHeaders['transfer-encoding'] !== undefined;
-    exchange.respond(statusCode, headers, false, statusText, mayHaveTrailers);
+    const { headers, chunked } = forwardableResponseHead(rawHeaders);
+    exchange.respond(statusCode, headers, false, statusText, chunked);
     return true;
   }
 
