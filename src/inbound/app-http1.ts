@@ -8,7 +8,7 @@
 // them; the app, not the sidecar, decides whether to continue) and request targets undici does
 // not take (`OPTIONS *`). Upgrade requests have a forwarder of their own there.
 
-import { PassThrough, type Duplex, type Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { createRequire } from 'node:module';
 import v8 from 'node:v8';
 import type { Dispatcher, Pool as PoolType } from 'undici';
@@ -116,9 +116,10 @@ export class Http1App implements AppForwarder {
       // the body flowing already, and bytes that flow before undici's listener would be lost
       const body = exchange.requestBody;
       body.pause();
-      // undici destroys the body stream it has sent; an HTTP/2 stream is both the request body
-      // and the caller's response, so it gets a PassThrough of its own in between
-      options.body = isDuplex(body) ? body.pipe(new PassThrough()) : body;
+      // undici destroys the body stream it sent or gave up on, and takes an IncomingMessage's
+      // socket away first: the caller's own request (or HTTP/2 stream, which is also its
+      // response) must never be that stream, so undici gets a PassThrough of its own
+      options.body = body.pipe(new PassThrough());
     }
     this.pool.dispatch(options, attempt);
   }
@@ -229,10 +230,6 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
   resume(): void {
     if (!this.cancelled) this.resumeResponse?.();
   }
-}
-
-function isDuplex(body: Readable): body is Duplex {
-  return typeof (body as Partial<Duplex>).write === 'function';
 }
 
 function onSinkDrain(this: NodeJS.WritableStream): void {

@@ -12,6 +12,8 @@ import { bindExchange, Exchange, exchangeOf, type ExchangeContext } from './exch
 
 export class Http1Exchange extends Exchange {
   readonly requestHasBody: boolean;
+  /** The caller's connection, held here: whoever ends the request stream may null req.socket. */
+  private readonly socket: Socket;
   /** Upgrade requests only: bytes the caller sent after its request head. */
   readonly upgradeHead: Buffer | undefined;
 
@@ -25,6 +27,7 @@ export class Http1Exchange extends Exchange {
   ) {
     super(caller, context, req.method as string, req.url as string, req.headers);
     this.upgradeHead = upgradeHead;
+    this.socket = req.socket;
     // an Upgrade request never forwards a body (the caller's body is refused before that)
     this.requestHasBody = upgradeHead === undefined && announcesBody(req.headers);
     context.tracker.requestStarted(req.socket);
@@ -66,11 +69,11 @@ export class Http1Exchange extends Exchange {
   }
 
   get callerGone(): boolean {
-    return this.req.socket.destroyed;
+    return this.socket.destroyed;
   }
 
   get http1Socket(): Socket {
-    return this.req.socket;
+    return this.socket;
   }
 
   protected writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage: string | undefined): boolean {

@@ -9,6 +9,7 @@ import https from 'node:https';
 import type tls from 'node:tls';
 import { h1Request, h2Connect, h2Request, startInbound, type SimpleResponse } from '../helpers/inbound-fixture.js';
 import { InboundTimeouts } from '../../src/inbound/timeouts.js';
+import { rawTlsRequest } from '../helpers/raw-http.js';
 
 /**
  * /hang: never answers. /slow/<ms>: answers after ms. /stall: head and a first chunk, then
@@ -172,4 +173,18 @@ t.test('setTimeouts() applies to the next request', async (t) => {
   fx.inbound.setTimeouts({ timeoutMs: 2000, routes: [{ path: '/slow/300', timeoutMs: 100 }] });
   is504(t, await h1Request(fx.port, tlsOptions, { path: '/slow/300' }), 'an exact route');
   t.equal((await h1Request(fx.port, tlsOptions, { path: '/slow/301' })).status, 200, 'other paths keep the default');
+});
+
+t.test('a caller whose upload stops short gets its 504, and the sidecar carries on', async (t) => {
+  // the timeout cancels the request toward the app while the caller's body is still open: the
+  // caller's own request stream must survive that (undici once took its socket away, and the
+  // 504 that followed threw in the timer, ending the process)
+  const fx = await startInbound({ app: { protocol: 'http', handler: app }, timeoutMs: 200 });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+  const res = await rawTlsRequest(fx.port, tlsOptions, 'POST /upload HTTP/1.1\r\nHost: orders\r\nContent-Length: 100\r\n\r\n0123456789');
+  t.equal(res.status, 504, 'the inbound timeout answers the caller');
+  t.equal(res.headers['x-meshcar-error'], 'upstream_timeout');
+  t.equal((await h1Request(fx.port, tlsOptions, { path: '/slow/1' })).status, 200, 'and the next request is served');
+  t.equal(fx.inbound.inFlight, 0, 'nothing is left in flight');
 });
