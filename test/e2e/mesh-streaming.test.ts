@@ -8,7 +8,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { startMeshCa, startSidecar, rssOf, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { startEchoApp, type TestApp } from '../helpers/apps.js';
+import { request, startEchoApp, type TestApp } from '../helpers/apps.js';
 
 const MB = 1024 * 1024;
 let ca: MeshCa;
@@ -42,17 +42,8 @@ t.test('100 MB each way, streamed: each sidecar grows by less than 50 MB', async
   // grows to 32 MB under any sustained load) happen once per process, not per byte streamed.
   // What is measured below is what 100 MB more adds: a sidecar that buffered would add them.
   // (From a cold start the same run grows the sidecars by 37-51 MB, that warm-up included.)
-  for (const method of ['POST', 'GET']) {
-    await new Promise<void>((resolve, reject) => {
-      const path = method === 'POST' ? '/sink' : `/bytes/${8 * MB}`;
-      const req = http.request({ host: '127.0.0.1', port: frontend.outboundPort, method, path, headers: { host: 'orders' }, agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve());
-      });
-      req.on('error', reject);
-      req.end(method === 'POST' ? Buffer.alloc(8 * MB, 2) : undefined);
-    });
-  }
+  await request(frontend.outboundPort, { method: 'POST', path: '/sink', headers: { host: 'orders' }, body: Buffer.alloc(8 * MB, 2) });
+  await request(frontend.outboundPort, { path: `/bytes/${8 * MB}`, headers: { host: 'orders' } });
   const before = await Promise.all(pids.map(rssOf));
 
   const upload = await new Promise<{ bytes: number }>((resolve, reject) => {
