@@ -1,4 +1,8 @@
-// The single mapping from meshcar error codes to HTTP statuses and JSON error bodies.
+// The single mapping from meshcar error codes to HTTP statuses and JSON error bodies, and to
+// gRPC statuses: a gRPC caller gets every error as a trailers-only answer (HTTP 200,
+// grpc-status, grpc-message), as linkerd2-proxy and Envoy answer it, because gRPC clients read
+// a non-200 status only as "the transport failed" (a 504 becomes UNAVAILABLE, not
+// DEADLINE_EXCEEDED) and drop the JSON body unread.
 
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import { constants as h2, type Http2ServerResponse } from 'node:http2';
@@ -42,8 +46,86 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   internal: 500,
 };
 
+// gRPC status codes (grpc/doc/statuscodes.md) by meaning, not through the HTTP status: a
+// sidecar's own timeout is DEADLINE_EXCEEDED (retry policies treat it apart from UNAVAILABLE),
+// a refused caller PERMISSION_DENIED, a rate limit RESOURCE_EXHAUSTED.
+const INVALID_ARGUMENT = 3;
+const DEADLINE_EXCEEDED = 4;
+const PERMISSION_DENIED = 7;
+const RESOURCE_EXHAUSTED = 8;
+const UNIMPLEMENTED = 12;
+const INTERNAL = 13;
+const UNAVAILABLE = 14;
+const UNAUTHENTICATED = 16;
+const GRPC_STATUS: Readonly<Record<ErrorCode, number>> = {
+  bad_request: INTERNAL,
+  malformed_json: INVALID_ARGUMENT,
+  bad_csr: INVALID_ARGUMENT,
+  weak_key: INVALID_ARGUMENT,
+  unauthenticated: UNAUTHENTICATED,
+  bad_token: UNAUTHENTICATED,
+  token_expired: UNAUTHENTICATED,
+  token_used: UNAUTHENTICATED,
+  bad_client_certificate: UNAUTHENTICATED,
+  identity_not_allowed: PERMISSION_DENIED,
+  forbidden: PERMISSION_DENIED,
+  not_found: UNIMPLEMENTED,
+  no_route: UNIMPLEMENTED,
+  method_not_allowed: UNIMPLEMENTED,
+  body_too_large: RESOURCE_EXHAUSTED,
+  unsupported_media_type: INVALID_ARGUMENT,
+  undocumented_operation: UNIMPLEMENTED,
+  schema_violation: INVALID_ARGUMENT,
+  rate_limited: RESOURCE_EXHAUSTED,
+  upstream_identity_mismatch: UNAVAILABLE,
+  upstream_reset: UNAVAILABLE,
+  bad_gateway: UNAVAILABLE,
+  upstream_unavailable: UNAVAILABLE,
+  circuit_open: UNAVAILABLE,
+  upstream_timeout: DEADLINE_EXCEEDED,
+  usage: INVALID_ARGUMENT,
+  config_invalid: INVALID_ARGUMENT,
+  ca_exists: INTERNAL,
+  ca_missing: INTERNAL,
+  identity_invalid: UNAVAILABLE,
+  ca_unreachable: UNAVAILABLE,
+  ca_mismatch: UNAVAILABLE,
+  ca_refused: UNAVAILABLE,
+  internal: INTERNAL,
+};
+
 export function statusFor(code: ErrorCode): number {
   return STATUS[code];
+}
+
+export function grpcStatusFor(code: ErrorCode): number {
+  return GRPC_STATUS[code];
+}
+
+/**
+ * The content type of a trailers-only gRPC error answer when the request is gRPC
+ * (`application/grpc`, `application/grpc+proto`, gRPC-Web ...), else undefined.
+ */
+export function grpcAnswerType(requestContentType: unknown): string | undefined {
+  if (typeof requestContentType !== 'string' || !requestContentType.startsWith('application/grpc')) return undefined;
+  const next = requestContentType.charCodeAt(16);
+  // 'application/grpc' exactly, or followed by '+' / ';' / '-web...'; not 'application/grpcfoo'
+  if (Number.isNaN(next) || next === 0x2b || next === 0x3b) return 'application/grpc';
+  return requestContentType.startsWith('application/grpc-web') ? 'application/grpc-web' : undefined;
+}
+
+/** The HTTP status the caller is sent for `code`: 200 for a gRPC caller (the error is in grpc-status). */
+export function answerStatusFor(code: ErrorCode, grpcType: string | undefined): number {
+  return grpcType === undefined ? STATUS[code] : 200;
+}
+
+/** grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2: "Percent-Encoded"). */
+export function grpcMessage(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
 }
 
 /** Any thrown value as a MeshcarError; unexpected ones become 'internal' with no detail leaked. */
@@ -54,6 +136,8 @@ export function asMeshcarError(err: unknown): MeshcarError {
 
 export interface ErrorBodyExtras {
   readonly requestId?: string;
+  /** The request was gRPC: answer trailers-only with this content type (see grpcAnswerType). */
+  readonly grpcType?: string | undefined;
 }
 
 /** The JSON body of every error meshcar answers: `{"error","message","requestId"}`. */
@@ -73,10 +157,30 @@ function errorHeaders(err: MeshcarError, body: string, requestId: string | undef
   return headers;
 }
 
+/** A trailers-only gRPC answer: the status and message ride in the one header block, no body. */
+function grpcErrorHeaders(err: MeshcarError, grpcType: string, requestId: string | undefined): Record<string, string | number> {
+  const headers: Record<string, string | number> = {
+    'content-type': grpcType,
+    'grpc-status': GRPC_STATUS[err.code],
+    'grpc-message': grpcMessage(err.message),
+    'x-meshcar-error': err.code,
+  };
+  if (requestId !== undefined) headers['x-request-id'] = requestId;
+  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(err.retryAfterSeconds));
+  return headers;
+}
+
 /** Writes the JSON error answer; once the response has started, cutting it is the only signal left. */
 export function sendError(res: ServerResponse | Http2ServerResponse, err: MeshcarError, extras: ErrorBodyExtras = {}): void {
   if (res.headersSent) {
     res.destroy();
+    return;
+  }
+  if (extras.grpcType !== undefined) {
+    const headers = grpcErrorHeaders(err, extras.grpcType, extras.requestId);
+    headers['content-length'] = 0;
+    (res as ServerResponse).writeHead(200, headers);
+    res.end();
     return;
   }
   const body = errorBody(err, extras.requestId);
@@ -84,11 +188,17 @@ export function sendError(res: ServerResponse | Http2ServerResponse, err: Meshca
   res.end(body);
 }
 
+const END_STREAM = { endStream: true } as const;
+
 /** The same answer on an HTTP/2 stream (core API); a reset once the response has started. */
-export function sendStreamError(stream: H2ServerStream, err: MeshcarError, requestId?: string): void {
+export function sendStreamError(stream: H2ServerStream, err: MeshcarError, requestId?: string, grpcType?: string): void {
   if (stream.destroyed || stream.closed) return;
   if (stream.headersSent) {
     stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  if (grpcType !== undefined) {
+    stream.respond({ ':status': 200, ...grpcErrorHeaders(err, grpcType, requestId) }, END_STREAM);
     return;
   }
   const body = errorBody(err, requestId);

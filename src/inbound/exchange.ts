@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
-import { statusFor } from '../http/status.js';
+import { answerStatusFor, grpcAnswerType } from '../http/status.js';
 import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
 import type { ConnectionTracker } from './connections.js';
@@ -136,7 +136,8 @@ export abstract class Exchange {
   protected abstract writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage: string | undefined, mayHaveTrailers: boolean): boolean;
   protected abstract writeEnd(trailers: OutgoingHttpHeaders | undefined): void;
   protected abstract writeContinue(): void;
-  protected abstract writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined): void;
+  /** The sidecar's own answer; `grpcType`: the caller speaks gRPC, answer trailers-only (src/http/status.ts). */
+  protected abstract writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined, grpcType: string | undefined): void;
   /** Breaks off a response whose head is already sent (the caller sees a reset, not a short body). */
   protected abstract reset(): void;
 
@@ -243,8 +244,9 @@ export abstract class Exchange {
       return;
     }
     this.errorCode = code;
-    this.status = statusFor(code);
-    this.writeError(code, message, retryAfterSeconds);
+    const grpcType = grpcAnswerType(this.requestHeaders['content-type']);
+    this.status = answerStatusFor(code, grpcType);
+    this.writeError(code, message, retryAfterSeconds, grpcType);
   }
 
   /** The app reset or vanished mid-response: the caller must see the failure, not a short body. */

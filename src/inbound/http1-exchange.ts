@@ -95,12 +95,12 @@ export class Http1Exchange extends Exchange {
     this.res.writeContinue();
   }
 
-  protected writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined): void {
+  protected writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined, grpcType: string | undefined): void {
     const res = this.res;
     // an unread request body would be parsed as the next request: close instead
     const unread = this.requestHasBody && !this.req.complete;
     if (unread || this.context.tracker.draining) res.setHeader('connection', 'close');
-    sendError(res, new MeshcarError(code, message, { retryAfterSeconds }), { requestId: this.requestId });
+    sendError(res, new MeshcarError(code, message, { retryAfterSeconds }), { requestId: this.requestId, grpcType });
     if (unread) this.req.resume();
   }
 

@@ -101,8 +101,8 @@ export class Http2Exchange extends Exchange {
     this.stream.additionalHeaders({ ':status': 100 });
   }
 
-  protected writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined): void {
-    sendStreamError(this.stream, new MeshcarError(code, message, { retryAfterSeconds }), this.requestId);
+  protected writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined, grpcType: string | undefined): void {
+    sendStreamError(this.stream, new MeshcarError(code, message, { retryAfterSeconds }), this.requestId, grpcType);
   }
 
   protected reset(): void {

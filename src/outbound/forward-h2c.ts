@@ -11,8 +11,7 @@ import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
-import { statusFor } from '../http/status.js';
-import { sendStreamError } from '../http/status.js';
+import { answerStatusFor, grpcAnswerType, sendStreamError } from '../http/status.js';
 import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
 import { countBody, Exchange, type OutboundContext } from './exchange.js';
 import { hostName, pathOnly } from './router.js';
@@ -87,8 +86,9 @@ export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqH
     }
     exchange.errorCode = err.code;
     answered = true;
-    exchange.status = statusFor(err.code);
-    sendStreamError(stream, err, exchange.requestId);
+    const grpcType = grpcAnswerType(reqHeaders['content-type']);
+    exchange.status = answerStatusFor(err.code, grpcType);
+    sendStreamError(stream, err, exchange.requestId, grpcType);
   };
 
   stream.on('close', () => {

@@ -13,8 +13,7 @@ import type { SchemaResult } from '../metrics/traffic.js';
 import { announcesBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
-import { statusFor } from '../http/status.js';
-import { sendError } from '../http/status.js';
+import { answerStatusFor, grpcAnswerType, sendError } from '../http/status.js';
 import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
 import { countBody, Exchange, type OutboundContext } from './exchange.js';
 import { hostName, parseRequestTarget, pathOnly } from './router.js';
@@ -89,8 +88,9 @@ export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: Se
     }
     exchange.errorCode = err.code;
     answered = true;
-    exchange.status = statusFor(err.code);
-    sendError(res, err, { requestId: exchange.requestId });
+    const grpcType = grpcAnswerType(reqHeaders['content-type']);
+    exchange.status = answerStatusFor(err.code, grpcType);
+    sendError(res, err, { requestId: exchange.requestId, grpcType });
   };
 
   res.on('close', () => {

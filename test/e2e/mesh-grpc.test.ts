@@ -1,7 +1,8 @@
 // Whole mesh, gRPC: a @grpc/grpc-js client (plain h2c to its sidecar) calls a @grpc/grpc-js
 // server (plain h2c behind the other sidecar). Unary, bidirectional streaming, and error
 // statuses with trailing metadata must arrive intact; a deadline ends the call at the client
-// and its cancellation reaches the server through both sidecars.
+// with DEADLINE_EXCEEDED, whichever timer fires first, and its cancellation reaches the server
+// through both sidecars. The sidecars' own errors reach a gRPC client as gRPC statuses.
 
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
@@ -17,6 +18,8 @@ const SERVICE: grpc.ServiceDefinition = {
   Chat: { path: '/meshcar.test.Orders/Chat', requestStream: true, responseStream: true, requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize },
   Slow: { path: '/meshcar.test.Orders/Slow', requestStream: false, responseStream: false, requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize },
   Fail: { path: '/meshcar.test.Orders/Fail', requestStream: false, responseStream: false, requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize },
+  // not served, and not allowed by the orders sidecar's policy: the sidecar refuses it first
+  Secret: { path: '/meshcar.test.Vault/Secret', requestStream: false, responseStream: false, requestSerialize: json.serialize, requestDeserialize: json.deserialize, responseSerialize: json.serialize, responseDeserialize: json.deserialize },
 };
 
 let ca: MeshCa;
@@ -55,11 +58,24 @@ t.before(async () => {
   });
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))));
   ca = await startMeshCa(t.testdir());
-  orders = await startSidecar(ca, { service: 'orders', inbound: { app: `h2c://127.0.0.1:${port}` } });
-  frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }] });
-  const Client = grpc.makeGenericClientConstructor(SERVICE, 'Orders');
-  client = new Client(`127.0.0.1:${frontend.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'orders' }) as typeof client;
+  const authorize = ['  authorize:', '    - from: [spiffe://mesh.local/svc/frontend]', '      paths: [/meshcar.test.Orders/*]'].join('\n');
+  orders = await startSidecar(ca, { service: 'orders', inbound: { app: `h2c://127.0.0.1:${port}`, authorize } });
+  const ordersEndpoint = { endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' };
+  // the same service under a second name whose timeout is shorter than the slow call
+  frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', ...ordersEndpoint }, { name: 'orders-hurried', ...ordersEndpoint, timeout: '300ms' }] });
+  client = clientFor('orders');
 });
+
+function clientFor(authority: string): typeof client {
+  const Client = grpc.makeGenericClientConstructor(SERVICE, 'Orders');
+  return new Client(`127.0.0.1:${frontend.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': authority }) as typeof client;
+}
+
+function callFailing(on: typeof client, method: string, options: grpc.CallOptions = {}): Promise<grpc.ServiceError> {
+  return new Promise<grpc.ServiceError>((resolve, reject) => {
+    (on[method] as (req: unknown, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void)({}, options, (e) => (e ? resolve(e) : reject(new Error(`${method} succeeded`))));
+  });
+}
 t.teardown(async () => {
   client?.close();
   await Promise.all([frontend?.stop(), orders?.stop()]);
@@ -104,13 +120,38 @@ t.test('a deadline: DEADLINE_EXCEEDED at the client, and the server sees the cal
   const err = await new Promise<grpc.ServiceError>((resolve) => {
     (client.Slow as (req: unknown, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void)({}, { deadline: Date.now() + 400 }, (e) => resolve(e as grpc.ServiceError));
   });
-  // the sidecars honour grpc-timeout too, to the millisecond: when their timer wins the race with
-  // the client's own, the client sees the sidecar's 504 (grpc-js: UNAVAILABLE, "HTTP status code
-  // 504") a moment before its deadline; either way the deadline ended the call
-  const bySidecar = err.code === grpc.status.UNAVAILABLE && /504/.test(err.details);
-  t.ok(err.code === grpc.status.DEADLINE_EXCEEDED || bySidecar, `DEADLINE_EXCEEDED, or the sidecar's 504 for the same deadline (code ${err.code}: ${err.details})`);
+  // the sidecars honour grpc-timeout too, to the millisecond, so their timer may win the race
+  // with the client's own: they answer grpc-status 4, never an HTTP 504 (which grpc-js would
+  // report as UNAVAILABLE)
+  t.equal(err.code, grpc.status.DEADLINE_EXCEEDED, `DEADLINE_EXCEEDED (code ${err.code}: ${err.details})`);
   t.ok(Date.now() - started < 3_000, `ended by the deadline (${Date.now() - started} ms), not by the server's 5 s`);
   const until = Date.now() + 4_000;
   while (slowCancelled.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   t.equal(slowCancelled.length, 1, `the server saw the call cancelled after ${slowCancelled[0]} ms (the reset crossed both sidecars)`);
+});
+
+t.test("the sidecars' own errors are gRPC statuses, trailers-only, with x-meshcar-error", async (t) => {
+  const hurried = clientFor('orders-hurried');
+  const nowhere = clientFor('nowhere');
+  t.teardown(() => {
+    hurried.close();
+    nowhere.close();
+  });
+
+  // no deadline from the client: the outbound's 300 ms upstream timeout ends the call
+  const started = Date.now();
+  const timeout = await callFailing(hurried, 'Slow');
+  t.equal(timeout.code, grpc.status.DEADLINE_EXCEEDED, `the upstream timeout: DEADLINE_EXCEEDED (code ${timeout.code}: ${timeout.details})`);
+  t.match(timeout.details, /300 ms/, 'grpc-message says what timed out');
+  t.same(timeout.metadata.get('x-meshcar-error'), ['upstream_timeout']);
+  t.ok(Date.now() - started < 3_000, `ended by the sidecar's timeout (${Date.now() - started} ms)`);
+
+  const denied = await callFailing(client, 'Secret');
+  t.equal(denied.code, grpc.status.PERMISSION_DENIED, `a path the policy does not allow: PERMISSION_DENIED (code ${denied.code}: ${denied.details})`);
+  t.match(denied.details, /spiffe:\/\/mesh\.local\/svc\/frontend is not allowed/);
+  t.same(denied.metadata.get('x-meshcar-error'), ['forbidden'], "the remote sidecar's code crosses the outbound unchanged");
+
+  const unrouted = await callFailing(nowhere, 'Echo');
+  t.equal(unrouted.code, grpc.status.UNIMPLEMENTED, `no upstream named "nowhere": UNIMPLEMENTED (code ${unrouted.code}: ${unrouted.details})`);
+  t.same(unrouted.metadata.get('x-meshcar-error'), ['no_route']);
 });
