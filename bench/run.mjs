@@ -21,7 +21,8 @@
 // sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_CODEC=node|meshcar (the
 // sidecars' http2.codec; unset: the default), BENCH_IDLE_SECONDS (20; 0 skips): the idle pair's
 // wake-ups per second (context switches, /proc/PID/status) and CPU, after one call crossed it;
-// BENCH_OPENAPI=shadow|enforce (both sidecars check the calls against config/orders.openapi.yaml).
+// BENCH_OPENAPI=shadow|enforce (both sidecars check the calls against config/orders.openapi.yaml),
+// BENCH_LOADS=saturating|rate (one load only; default both).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -74,6 +75,14 @@ function envChoice(name, choices) {
 }
 
 const CODEC = envChoice('BENCH_CODEC', ['node', 'meshcar']);
+// BENCH_LOADS=rate (or saturating): run only that load, e.g. to profile the paced path alone
+const LOADS = (process.env.BENCH_LOADS ?? 'saturating,rate').split(',');
+for (const load of LOADS) {
+  if (load !== 'saturating' && load !== 'rate') {
+    process.stderr.write(`bench: BENCH_LOADS=${process.env.BENCH_LOADS}: use saturating, rate or both (comma-separated)\n`);
+    process.exit(2);
+  }
+}
 // BENCH_OPENAPI=shadow|enforce: both sidecars hold the calls (GET /orders/42) against
 // config/orders.openapi.yaml (inbound.openapi and the upstream's openapi); unset: no spec
 const OPENAPI = envChoice('BENCH_OPENAPI', ['shadow', 'enforce']);
@@ -384,7 +393,7 @@ async function main() {
     rate: `${RATE} req/s, ${RATE_CONNECTIONS} conns`,
   };
   const runs = {};
-  for (const load of Object.keys(loads)) {
+  for (const load of Object.keys(loads).filter((l) => LOADS.includes(l))) {
     runs[load] = {};
     for (const [name, p] of Object.entries(paths)) {
       // metrics off is measured under the saturating load: the cost of metrics is a throughput figure
@@ -398,7 +407,7 @@ async function main() {
   // metrics on against off, a second round in the other order (ABBA): whichever pair runs
   // first or on a noisier moment, the two rounds together even it out
   const metricsRounds = [];
-  if (runs.saturating.pair && runs.saturating.pair_nometrics) {
+  if (runs.saturating?.pair && runs.saturating.pair_nometrics) {
     metricsRounds.push({ on: runs.saturating.pair, off: runs.saturating.pair_nometrics });
     const again = {};
     for (const name of ['pair_nometrics', 'pair']) {

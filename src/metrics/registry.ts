@@ -4,6 +4,7 @@
 
 import client from 'prom-client';
 import { VERSION } from '../version.js';
+import { RequestCounter, RequestGauge, RequestHistogram } from './request-families.js';
 
 /** 0.5 ms to 10 s: sidecar overhead lives in the first buckets, app latency in the rest. */
 export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -21,14 +22,15 @@ const LAG_SAMPLER_MS = 60_000;
 export class Metrics {
   readonly registry = new client.Registry();
 
-  readonly requests = new client.Counter({
+  // the two families every request touches: see request-families.ts
+  readonly requests = new RequestCounter({
     name: 'meshcar_requests_total',
     help: 'Requests handled, by direction, peer, method, route template and status code.',
     labelNames: ['direction', 'peer', 'method', 'route', 'code'] as const,
     registers: [this.registry],
   });
 
-  readonly requestDuration = new client.Histogram({
+  readonly requestDuration = new RequestHistogram({
     name: 'meshcar_request_duration_seconds',
     help: 'Time from request received to response finished, as seen by the sidecar.',
     labelNames: ['direction', 'peer', 'method', 'route', 'status_class'] as const,
@@ -57,7 +59,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly upstreamActiveStreams = new client.Gauge({
+  readonly upstreamActiveStreams = new RequestGauge({
     name: 'meshcar_upstream_active_streams',
     help: 'Requests in flight on HTTP/2 sessions to an upstream.',
     labelNames: ['upstream'] as const,

@@ -3,15 +3,16 @@
 // resolved once per route and status and kept, so a request costs a few map lookups and
 // two increments, never a label-string join.
 
-import type { Counter, Histogram } from 'prom-client';
+import type { Counter } from 'prom-client';
+import type { RequestCounterChild, RequestHistogramChild } from './request-families.js';
 import type { Metrics } from './registry.js';
 import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP } from './route-templates.js';
 import type { Direction, Http2StreamErrorReason, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
 
 interface StatusChildren {
-  readonly count: Counter.Internal;
-  readonly duration: Histogram.Internal<string>;
+  readonly count: RequestCounterChild;
+  readonly duration: RequestHistogramChild;
 }
 
 /** One API endpoint: direction, peer, method and route. Also a row of /endpoints. */
