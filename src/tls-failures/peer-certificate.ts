@@ -12,25 +12,51 @@ const certificates = new WeakMap<TLSSocket, Buffer | X509Certificate>();
 /** The remote address and port while the socket is open (a socket destroyed by Node forgets them). */
 const remotes = new WeakMap<TLSSocket, { address: string | undefined; port: number | undefined }>();
 
-/** Remembers the peer certificate of `socket` once its handshake is done, verified or not. */
+/**
+ * Remembers the peer certificate of `socket` once its handshake is done, verified or not
+ * (a client: its dial may fail on the chain or on the server's SPIFFE ID, both after 'secure').
+ */
 export function watchPeerCertificate(socket: TLSSocket): void {
   if (remotes.has(socket)) return;
   remotes.set(socket, { address: socket.remoteAddress, port: socket.remotePort });
-  socket.prependOnceListener('secure', () => {
-    // from the raw bytes: getPeerX509Certificate() this early would hand its later callers an
-    // object without the verified issuer chain (peer-validity walks it)
-    const raw = socket.getPeerCertificate()?.raw;
-    if (raw) certificates.set(socket, raw);
-  });
+  socket.prependOnceListener('secure', keepPeerCertificate);
+}
+
+function keepPeerCertificate(this: TLSSocket): void {
+  // from the raw bytes: getPeerX509Certificate() this early would hand its later callers an
+  // object without the verified issuer chain (peer-validity walks it)
+  const raw = this.getPeerCertificate()?.raw;
+  if (raw) certificates.set(this, raw);
+}
+
+/** The chain verdict OpenSSL recorded, read before Node acts on it; true when it cannot be read. */
+function chainRefused(socket: TLSSocket): boolean {
+  const verifyError = (socket as unknown as { _handle?: { verifyError?: () => unknown } })._handle?.verifyError;
+  return typeof verifyError !== 'function' || Boolean(verifyError.call((socket as unknown as { _handle: unknown })._handle));
+}
+
+function keepRefusedCallerCertificate(this: TLSSocket): void {
+  // Node destroys a caller whose chain failed before 'secureConnection', taking the certificate
+  // with it: only that caller's is copied here. getPeerCertificate() builds a whole object with
+  // three fingerprints (~36 µs, more on a cold cache) that every accepted handshake paid for;
+  // a caller refused later (bad SPIFFE ID, expired on resumption) is still connected when the
+  // failure is described, and its certificate is read then (peerCertificateOf).
+  if (chainRefused(this)) keepPeerCertificate.call(this);
 }
 
 /** Every connection of the inbound server: the certificate of a refused caller can be described. */
 export function watchServerPeerCertificates(server: Server): void {
-  server.on('keylog', (_line: Buffer, socket: TLSSocket) => watchPeerCertificate(socket));
+  server.on('keylog', (_line: Buffer, socket: TLSSocket) => {
+    if (remotes.has(socket)) return; // one 'keylog' per secret: five per TLS 1.3 handshake
+    remotes.set(socket, { address: socket.remoteAddress, port: socket.remotePort });
+    socket.prependOnceListener('secure', keepRefusedCallerCertificate);
+  });
 }
 
 export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
-  return parsed(socket);
+  const kept = parsed(socket);
+  if (kept !== undefined || socket.destroyed) return kept;
+  return socket.getPeerX509Certificate() ?? undefined;
 }
 
 function parsed(socket: TLSSocket): X509Certificate | undefined {

@@ -1,5 +1,6 @@
 // Failed TLS handshakes explained where they happen, on a real sidecar: each kind of failure
-// (inbound: no client certificate, an unknown CA, expired, not yet valid, a foreign SPIFFE ID,
+// (inbound: no client certificate, an unknown CA, expired, expired since a session was resumed,
+// not yet valid, a foreign SPIFFE ID,
 // plain HTTP on the TLS port; outbound: the wrong identity) gives one warn line in words (once
 // per peer address within the rate limit), its GET /debug/tls entry and its counter. Each kind
 // comes from its own loopback address (127.0.0.x), so each has its own rate limit.
@@ -7,6 +8,7 @@
 import t from 'tap';
 import net from 'node:net';
 import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -156,6 +158,24 @@ t.test('a certificate not valid yet', async (t) => {
 t.test('a SPIFFE ID of another trust domain', async (t) => {
   const other = await pki.issueWithUris(['spiffe://acme.internal/svc/frontend']);
   await twice(t, '127.0.0.15', 'bad_identity', () => attempt('127.0.0.15', withCert(other)), /no usable SPIFFE ID: spiffe:\/\/acme\.internal\/svc\/frontend belongs to trust domain "acme\.internal", not "mesh\.local"/);
+});
+
+t.test('a certificate that expired after its full handshake, on a resumed TLS session: the path and the caller', async (t) => {
+  // refused after the handshake (Node reports the first handshake's verdict on a resumption),
+  // while the caller is still connected: its certificate is read then, not copied earlier
+  const leaf = await pki.issue(`spiffe://${TD}/svc/frontend`, { lifetimeMs: 2_000 });
+  const options = { ...withCert(leaf), maxVersion: 'TLSv1.2' as const };
+  const session = await new Promise<Buffer>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: inboundPort, localAddress: '127.0.0.17', ca: pki.bundlePem, checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'], ...options });
+    socket.once('session', (ticket: Buffer) => {
+      socket.destroy();
+      resolve(ticket);
+    });
+    socket.on('error', reject);
+  });
+  const expiresAt = Date.parse(new X509Certificate(leaf.certificatePem).validTo);
+  await until(async () => Date.now() >= expiresAt, 'the client certificate to expire');
+  await twice(t, '127.0.0.17', 'expired', () => attempt('127.0.0.17', { ...options, session }), /the caller's certificate \(spiffe:\/\/mesh\.local\/svc\/frontend\) path expired at \S+ \(resumed TLS session\)/);
 });
 
 t.test('plain HTTP on the TLS port', async (t) => {
