@@ -1,9 +1,9 @@
 // Failed TLS handshakes explained where they happen, on a real sidecar: each kind of failure
-// (inbound: no client certificate, an unknown CA, expired, expired since a session was resumed,
-// not yet valid, a foreign SPIFFE ID,
-// plain HTTP on the TLS port; outbound: the wrong identity) gives one warn line in words (once
-// per peer address within the rate limit), its GET /debug/tls entry and its counter. Each kind
-// comes from its own loopback address (127.0.0.x), so each has its own rate limit.
+// (inbound: no client certificate, an unknown CA, expired, expired since the session now
+// resumed, not yet valid, a foreign SPIFFE ID, plain HTTP on the TLS port; outbound: the wrong
+// identity) gives one warn line in words (once per peer address within the rate limit), its
+// GET /debug/tls entry and its counter. Each kind comes from its own loopback address
+// (127.0.0.x), so each has its own rate limit.
 
 import t from 'tap';
 import net from 'node:net';
