@@ -88,3 +88,8 @@ export class ConnectionFault {
 export function protocolFault(message: string, reason: ConnectionCloseReason = 'protocol_error'): ConnectionFault {
   return new ConnectionFault(reason, ErrorCode.PROTOCOL_ERROR, message);
 }
+
+/** Thrown by request() once the connection takes no new streams; given to pings the close cut short. */
+export class SessionClosingError extends Error {
+  readonly code = 'ERR_H2_SESSION_CLOSING';
+}

@@ -2,15 +2,18 @@
 // semantics) for one connection: streams opened, answered, ended and reset; flow-control
 // accounting; SETTINGS, PING, GOAWAY; and the per-frame limits (floods, concurrency, header
 // rules, content-length). Connection errors are thrown as ConnectionFault for H2Connection to
-// turn into GOAWAY; stream errors go through connection.streamError() (RST_STREAM, counted).
+// turn into GOAWAY; stream errors go through streamError() (stream-registry.ts: RST_STREAM, counted).
 
 import { ErrorCode, MAX_MAX_FRAME_SIZE, MAX_WINDOW, DEFAULT_MAX_FRAME_SIZE, SettingId } from './constants.js';
 import type { H2Connection } from './connection.js';
+import { goawayFromPeer } from './connection-close.js';
+import { markConnected, settingsAcked } from './connection-settings.js';
 import { ConnectionFault, protocolFault } from './errors.js';
 import type { FrameHandler } from './frame-reader.js';
 import { HeadKind, parseHead } from './headers.js';
 import { HpackError } from './hpack/index.js';
 import { H2Stream } from './stream.js';
+import { forgetStream, isIdle, rememberReset, streamError, wasReset } from './stream-registry.js';
 
 function calm(reason: ConstructorParameters<typeof ConnectionFault>[0], message: string): ConnectionFault {
   return new ConnectionFault(reason, ErrorCode.ENHANCE_YOUR_CALM, message);
@@ -33,24 +36,24 @@ export class FrameReceiver implements FrameHandler {
     if (stream === undefined || stream.remoteClosed) {
       // bytes nobody will read: their connection credit goes back at once
       c.returnCredit(DISCARD, flowLength);
-      if (stream === undefined && c.isIdle(streamId)) throw protocolFault(`DATA on idle stream ${streamId}`);
-      if (stream === undefined && c.wasReset(streamId)) return; // in flight when we reset it
+      if (stream === undefined && isIdle(c, streamId)) throw protocolFault(`DATA on idle stream ${streamId}`);
+      if (stream === undefined && wasReset(c, streamId)) return; // in flight when we reset it
       if (stream === undefined && streamId > c.lastAcceptedStreamId) return; // after our final GOAWAY: ignored
-      return c.streamError(streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
+      return streamError(c, streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
     }
     if (!stream.recvWindow.receive(flowLength)) {
       c.returnCredit(DISCARD, flowLength);
-      return c.streamError(streamId, ErrorCode.FLOW_CONTROL_ERROR, 'flow_control_error');
+      return streamError(c, streamId, ErrorCode.FLOW_CONTROL_ERROR, 'flow_control_error');
     }
     if (!c.isServer && !stream.headReceived) {
       c.returnCredit(DISCARD, flowLength);
-      return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+      return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
     }
     const padding = flowLength - data.length;
     if (padding > 0) c.returnCredit(stream, padding);
     if (stream.contentLength >= 0 && stream.dataReceived + data.length > stream.contentLength) {
       c.returnCredit(DISCARD, data.length);
-      return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
+      return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
     }
     stream.receiveData(data);
     if (endStream) this.endOfStream(stream);
@@ -58,7 +61,7 @@ export class FrameReceiver implements FrameHandler {
 
   private endOfStream(stream: H2Stream): void {
     if (stream.contentLength >= 0 && stream.dataReceived !== stream.contentLength) {
-      return this.c.streamError(stream.id, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
+      return streamError(this.c, stream.id, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
     }
     stream.receiveEnd();
   }
@@ -92,24 +95,24 @@ export class FrameReceiver implements FrameHandler {
     const stream = c.streams.get(streamId);
     if (stream === undefined) {
       if (!c.isServer) {
-        if (c.isIdle(streamId)) throw protocolFault(`HEADERS on idle stream ${streamId}`, 'stream_id_error');
-        if (c.wasReset(streamId)) return;
+        if (isIdle(c, streamId)) throw protocolFault(`HEADERS on idle stream ${streamId}`, 'stream_id_error');
+        if (wasReset(c, streamId)) return;
         throw new ConnectionFault('stream_closed', ErrorCode.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
       }
       if (streamId <= c.lastPeerStreamId) {
-        if (c.wasReset(streamId)) return; // trailers of a stream we reset
+        if (wasReset(c, streamId)) return; // trailers of a stream we reset
         throw protocolFault(`HEADERS on stream ${streamId}, not above ${c.lastPeerStreamId} (reused or going backwards)`, 'stream_id_error');
       }
       return this.openStream(streamId, flat, tooLarge, endStream, selfDependent);
     }
-    if (stream.remoteClosed) return c.streamError(streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
-    if (tooLarge) return c.streamError(streamId, ErrorCode.ENHANCE_YOUR_CALM, 'header_list_too_large');
-    if (selfDependent) return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
+    if (stream.remoteClosed) return streamError(c, streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
+    if (tooLarge) return streamError(c, streamId, ErrorCode.ENHANCE_YOUR_CALM, 'header_list_too_large');
+    if (selfDependent) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
     if (!c.isServer && !stream.headReceived) return this.responseHead(stream, flat!, endStream);
     // trailers
-    if (!endStream) return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'trailers_without_end_stream');
+    if (!endStream) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'trailers_without_end_stream');
     const parsed = parseHead(flat!, HeadKind.Trailers);
-    if (typeof parsed === 'string') return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+    if (typeof parsed === 'string') return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
     stream.receiveTrailers(parsed.headers);
     this.endOfStream(stream);
   }
@@ -120,19 +123,19 @@ export class FrameReceiver implements FrameHandler {
     c.streamsOpenedByPeer++;
     // after our final GOAWAY: never processed (the peer may retry it elsewhere)
     if (streamId > c.lastAcceptedStreamId) return;
-    if (c.streams.size >= c.limits.maxConcurrentStreams || c.destroyed) return c.streamError(streamId, ErrorCode.REFUSED_STREAM, 'refused_stream', false);
+    if (c.streams.size >= c.limits.maxConcurrentStreams || c.destroyed) return streamError(c, streamId, ErrorCode.REFUSED_STREAM, 'refused_stream', false);
     if (tooLarge) {
       // the block was decoded in full: answer 431 rather than a bare reset
       c.writer.headers(streamId, c.encoder.encode([':status', '431']), true, c.remoteSettings.maxFrameSize);
       if (!endStream) c.writer.rstStream(streamId, ErrorCode.NO_ERROR);
-      c.rememberReset(streamId);
+      rememberReset(c, streamId);
       c.observer.streamError?.('header_list_too_large', ErrorCode.NO_ERROR);
       return;
     }
-    if (selfDependent) return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
+    if (selfDependent) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
     const parsed = parseHead(flat!, HeadKind.Request);
-    if (typeof parsed === 'string') return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
-    if (endStream && parsed.contentLength > 0) return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
+    if (typeof parsed === 'string') return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+    if (endStream && parsed.contentLength > 0) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
     const stream = new H2Stream(streamId, c, c.remoteSettings.initialWindowSize, c.limits.initialWindowSize);
     stream.contentLength = parsed.contentLength;
     stream.headReceived = true;
@@ -146,10 +149,10 @@ export class FrameReceiver implements FrameHandler {
   private responseHead(stream: H2Stream, flat: string[], endStream: boolean): void {
     const c = this.c;
     const parsed = parseHead(flat, HeadKind.Response);
-    if (typeof parsed === 'string') return c.streamError(stream.id, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+    if (typeof parsed === 'string') return streamError(c, stream.id, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
     const status = parsed.headers[':status'] as string;
     if (status.charCodeAt(0) === 0x31 /* 1xx */) {
-      if (endStream) return c.streamError(stream.id, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+      if (endStream) return streamError(c, stream.id, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
       return stream.receiveInformational(parsed.headers);
     }
     // a HEAD response, 204 and 304 announce a length they do not carry (RFC 9110 §8.6)
@@ -162,18 +165,18 @@ export class FrameReceiver implements FrameHandler {
     const c = this.c;
     if (++this.priorityFrames > c.limits.maxPriorityPerStream * (c.streamsOpenedByPeer + 1)) throw calm('priority_flood', 'too many PRIORITY frames');
     // parsed and otherwise ignored (RFC 9113 §5.3.2); a self-dependency is still an error
-    if (dependency === streamId) c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
+    if (dependency === streamId) streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
   }
 
   onRstStream(streamId: number, code: number): void {
     const c = this.c;
     const stream = c.streams.get(streamId);
     if (stream === undefined) {
-      if (c.isIdle(streamId)) throw protocolFault(`RST_STREAM on idle stream ${streamId}`);
+      if (isIdle(c, streamId)) throw protocolFault(`RST_STREAM on idle stream ${streamId}`);
       return;
     }
-    c.rememberReset(streamId);
-    c.forget(stream);
+    rememberReset(c, streamId);
+    forgetStream(c, stream);
     // rapid reset (CVE-2023-44487): a server counts requests reset before they were answered
     const abuse = c.isServer && !stream.localClosed ? c.resetBudget.reset(true, Date.now()) : undefined;
     // REFUSED_STREAM: the peer did not process it, so it is safe to retry elsewhere
@@ -183,7 +186,7 @@ export class FrameReceiver implements FrameHandler {
 
   onSettings(ack: boolean, params: Buffer): void {
     const c = this.c;
-    if (ack) return c.settingsAcked();
+    if (ack) return settingsAcked(c);
     if (c.settingsBudget.hit(Date.now())) throw calm('settings_flood', 'too many SETTINGS frames');
     const s = c.remoteSettings;
     for (let i = 0; i < params.length; i += 6) {
@@ -226,7 +229,7 @@ export class FrameReceiver implements FrameHandler {
       }
     }
     c.writer.settingsAck();
-    c.markConnected();
+    markConnected(c);
     c.emit('remoteSettings', s);
     c.sendPending();
   }
@@ -244,7 +247,7 @@ export class FrameReceiver implements FrameHandler {
   }
 
   onGoaway(lastStreamId: number, code: number, debug: Buffer): void {
-    this.c.goawayFromPeer(lastStreamId, code, debug);
+    goawayFromPeer(this.c, lastStreamId, code, debug);
   }
 
   onWindowUpdate(streamId: number, increment: number): void {
@@ -258,16 +261,16 @@ export class FrameReceiver implements FrameHandler {
     }
     const stream = c.streams.get(streamId);
     if (stream === undefined) {
-      if (c.isIdle(streamId)) throw protocolFault(`WINDOW_UPDATE on idle stream ${streamId}`);
+      if (isIdle(c, streamId)) throw protocolFault(`WINDOW_UPDATE on idle stream ${streamId}`);
       return; // closed: may cross our END_STREAM or RST_STREAM
     }
-    if (increment === 0) return c.streamError(streamId, ErrorCode.PROTOCOL_ERROR, 'window_update_zero');
-    if (!stream.sendWindow.grow(increment)) return c.streamError(streamId, ErrorCode.FLOW_CONTROL_ERROR, 'flow_control_error');
+    if (increment === 0) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'window_update_zero');
+    if (!stream.sendWindow.grow(increment)) return streamError(c, streamId, ErrorCode.FLOW_CONTROL_ERROR, 'flow_control_error');
     c.unblock(stream);
   }
 
   onStreamFrameError(streamId: number, code: number): void {
-    this.c.streamError(streamId, code, 'frame_size_error');
+    streamError(this.c, streamId, code, 'frame_size_error');
   }
 }
 

@@ -1,0 +1,30 @@
+// What a user of H2Connection passes in: the connection's options (role, limits, HPACK's
+// Huffman choice, bytes already read), the observer its metrics hang on, and the options of
+// a client's request(). Types only; connection.ts re-exports them.
+
+import type { ConnectionCloseReason, StreamErrorReason } from './errors.js';
+import type { H2Limits } from './limits.js';
+
+export interface H2Observer {
+  /** Once per connection, when it is gone. */
+  connectionClosed?(reason: ConnectionCloseReason, h2Code: number): void;
+  /** Each stream error we raised (RST_STREAM sent because of the peer). */
+  streamError?(reason: StreamErrorReason, h2Code: number): void;
+}
+
+export interface H2ConnectionOptions {
+  readonly role: 'client' | 'server';
+  readonly limits?: Partial<H2Limits>;
+  readonly observer?: H2Observer;
+  /** Huffman-code header strings when shorter (default true). */
+  readonly huffman?: boolean;
+  /** Bytes already read from the socket (e.g. by a protocol sniffer), processed first. */
+  readonly head?: Buffer;
+}
+
+export interface RequestOptions {
+  /** No request body: HEADERS carries END_STREAM. */
+  readonly endStream?: boolean;
+  /** Emit 'wantTrailers' at the end of the body and wait for sendTrailers(). */
+  readonly waitForTrailers?: boolean;
+}
