@@ -7,6 +7,7 @@
 import { ErrorCode, MAX_STREAM_ID } from './constants.js';
 import type { H2Connection } from './connection.js';
 import { H2ConnectionError, H2StreamError, SessionClosingError, type ConnectionCloseReason, type ConnectionFault } from './errors.js';
+import { loseStream, receiveReset } from './stream-receive-side.js';
 import { forgetStream } from './stream-registry.js';
 
 /** How long the graceful close waits for the PING that follows the first GOAWAY. */
@@ -60,7 +61,7 @@ export function goawayFromPeer(c: H2Connection, lastStreamId: number, code: numb
     if (ours && stream.id > lastStreamId) {
       stream.localClosed = stream.remoteClosed = stream.protocolClosed = true;
       forgetStream(c, stream);
-      stream.receiveReset(ErrorCode.REFUSED_STREAM, 'refused');
+      receiveReset(stream, ErrorCode.REFUSED_STREAM, 'refused');
     }
   }
   c.emit('goaway', code, lastStreamId, Buffer.from(debug));
@@ -84,7 +85,7 @@ export function terminate(c: H2Connection, reason: ConnectionCloseReason, code: 
   if (c.closeReason === reason) c.closeCode = code;
   if (c.settingsTimer) clearTimeout(c.settingsTimer);
   c.pings.failAll(new SessionClosingError('the HTTP/2 connection closed'));
-  for (const stream of [...c.streams.values()]) stream.lose(new H2StreamError('connection_lost', code, `the HTTP/2 connection closed (${c.closeReason})`));
+  for (const stream of [...c.streams.values()]) loseStream(stream, new H2StreamError('connection_lost', code, `the HTTP/2 connection closed (${c.closeReason})`));
   c.streams.clear();
   c.scheduler.clear();
   c.writer.flush();

@@ -26,6 +26,7 @@ import { ResetBudget, WindowBudget, resolveLimits, type H2Limits } from './limit
 import { FrameReceiver } from './receive.js';
 import { H2Stream, type StreamHost } from './stream.js';
 import { forgetStream, rememberReset } from './stream-registry.js';
+import { sendHead } from './stream-send-side.js';
 
 // defined in errors.ts and connection-options.ts; still exported here for whoever imports them from this module
 export { SessionClosingError };
@@ -142,7 +143,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
     stream.isHeadRequest = isHead(flat);
     this.streams.set(id, stream);
     if (options?.waitForTrailers) stream.wantTrailers = true;
-    stream.sendHead(flat, options?.endStream === true);
+    sendHead(stream, flat, options?.endStream === true);
     return stream;
   }
 

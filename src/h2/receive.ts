@@ -13,6 +13,7 @@ import type { FrameHandler } from './frame-reader.js';
 import { HeadKind, parseHead } from './headers.js';
 import { HpackError } from './hpack/index.js';
 import { H2Stream } from './stream.js';
+import { receiveData, receiveEnd, receiveHead, receiveInformational, receiveReset, receiveTrailers } from './stream-receive-side.js';
 import { forgetStream, isIdle, rememberReset, streamError, wasReset } from './stream-registry.js';
 
 function calm(reason: ConstructorParameters<typeof ConnectionFault>[0], message: string): ConnectionFault {
@@ -55,7 +56,7 @@ export class FrameReceiver implements FrameHandler {
       c.returnCredit(DISCARD, data.length);
       return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
     }
-    stream.receiveData(data);
+    receiveData(stream, data);
     if (endStream) this.endOfStream(stream);
   }
 
@@ -63,7 +64,7 @@ export class FrameReceiver implements FrameHandler {
     if (stream.contentLength >= 0 && stream.dataReceived !== stream.contentLength) {
       return streamError(this.c, stream.id, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
     }
-    stream.receiveEnd();
+    receiveEnd(stream);
   }
 
   onHeaders(streamId: number, fragment: Buffer, endStream: boolean, endHeaders: boolean, dependency: number): void {
@@ -113,7 +114,7 @@ export class FrameReceiver implements FrameHandler {
     if (!endStream) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'trailers_without_end_stream');
     const parsed = parseHead(flat!, HeadKind.Trailers);
     if (typeof parsed === 'string') return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
-    stream.receiveTrailers(parsed.headers);
+    receiveTrailers(stream, parsed.headers);
     this.endOfStream(stream);
   }
 
@@ -142,7 +143,7 @@ export class FrameReceiver implements FrameHandler {
     stream.endAfterHeaders = endStream;
     c.streams.set(streamId, stream);
     // ended before the user sees it: a response sent in the 'stream' handler completes it
-    if (endStream) stream.receiveEnd();
+    if (endStream) receiveEnd(stream);
     c.emit('stream', stream, parsed.headers, endStream);
   }
 
@@ -153,11 +154,11 @@ export class FrameReceiver implements FrameHandler {
     const status = parsed.headers[':status'] as string;
     if (status.charCodeAt(0) === 0x31 /* 1xx */) {
       if (endStream) return streamError(c, stream.id, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
-      return stream.receiveInformational(parsed.headers);
+      return receiveInformational(stream, parsed.headers);
     }
     // a HEAD response, 204 and 304 announce a length they do not carry (RFC 9110 §8.6)
     stream.contentLength = stream.isHeadRequest || status === '204' || status === '304' ? -1 : parsed.contentLength;
-    stream.receiveHead(parsed.headers, endStream);
+    receiveHead(stream, parsed.headers, endStream);
     if (endStream && !stream.remoteClosed) this.endOfStream(stream);
   }
 
@@ -180,7 +181,7 @@ export class FrameReceiver implements FrameHandler {
     // rapid reset (CVE-2023-44487): a server counts requests reset before they were answered
     const abuse = c.isServer && !stream.localClosed ? c.resetBudget.reset(true, Date.now()) : undefined;
     // REFUSED_STREAM: the peer did not process it, so it is safe to retry elsewhere
-    stream.receiveReset(code, code === ErrorCode.REFUSED_STREAM ? 'refused' : 'reset_by_peer');
+    receiveReset(stream, code, code === ErrorCode.REFUSED_STREAM ? 'refused' : 'reset_by_peer');
     if (abuse) throw calm(abuse, 'the peer resets streams faster than allowed');
   }
 

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { SendWindow } from './flow-control.js';
 import type { FrameWriter } from './frame-writer.js';
 import type { H2Stream } from './stream.js';
+import { hasData, hasOutput, sendData } from './stream-send-side.js';
 
 /** DATA is held back (not framed) while this much is waiting to leave the socket. */
 const SOCKET_HIGH_WATER = 1 << 20;
@@ -28,8 +29,8 @@ export class SendScheduler {
     const ready = this.ready;
     for (let i = 0; i < ready.length; ) {
       const stream = ready[i]!;
-      if (stream.hasOutput && !stream.hasData && !stream.protocolClosed) stream.sendData(0);
-      if (!stream.hasOutput || stream.protocolClosed) {
+      if (hasOutput(stream) && !hasData(stream) && !stream.protocolClosed) sendData(stream, 0);
+      if (!hasOutput(stream) || stream.protocolClosed) {
         ready.splice(i, 1);
         stream.queued = false;
       } else i++;
@@ -58,13 +59,13 @@ export class SendScheduler {
       while (ready.length > 0) {
         if (this.socket.writableLength + this.writer.pending > SOCKET_HIGH_WATER) return; // 'drain' resumes
         const stream = ready[0]!;
-        if (!stream.hasOutput || stream.protocolClosed) {
+        if (!hasOutput(stream) || stream.protocolClosed) {
           ready.shift();
           stream.queued = false;
           continue;
         }
         const max = Math.min(this.window.available, this.maxFrameSize());
-        if (max <= 0 && stream.hasData) {
+        if (max <= 0 && hasData(stream)) {
           // the connection window is shut (its WINDOW_UPDATE resumes us); streams that only
           // have their END_STREAM left need no window and need not wait behind this one
           this.endWithoutWindow();
@@ -72,10 +73,10 @@ export class SendScheduler {
         }
         // sendData() may complete a chunk, whose callback may write the next one: that only
         // queues (we are `sending`), and the stream stays at the end of the list
-        const n = stream.sendData(max);
+        const n = sendData(stream, max);
         this.window.available -= n;
         ready.shift();
-        if (stream.hasOutput && !stream.windowBlocked) ready.push(stream);
+        if (hasOutput(stream) && !stream.windowBlocked) ready.push(stream);
         else stream.queued = false;
       }
     } finally {

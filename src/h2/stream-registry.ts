@@ -7,6 +7,7 @@ import { ErrorCode } from './constants.js';
 import type { H2Connection } from './connection.js';
 import { ConnectionFault, type StreamErrorReason } from './errors.js';
 import type { H2Stream } from './stream.js';
+import { receiveReset } from './stream-receive-side.js';
 
 /** Streams we reset whose late frames are ignored rather than treated as errors. */
 const RECENT_RESETS = 128;
@@ -44,7 +45,7 @@ export function streamError(c: H2Connection, streamId: number, code: number, rea
   c.observer.streamError?.(reason, code);
   if (stream) {
     forgetStream(c, stream);
-    stream.receiveReset(code, reason);
+    receiveReset(stream, code, reason);
   }
   if (countAsProvoked) {
     const abuse = c.resetBudget.reset(false, Date.now());

@@ -1,0 +1,75 @@
+// The peer's side of one stream, as the connection's frame receiver (receive.ts) hands it
+// over: heads, informational heads and trailers become events, DATA goes into the readable
+// buffer and its credit goes back only as the consumer takes it, END_STREAM ends the readable,
+// and a reset or a lost connection ends the stream (with an error unless it was a clean stop).
+// Plain functions of the H2Stream, so no object is made per stream or per frame for them.
+
+import { ErrorCode, errorCodeName } from './constants.js';
+import { H2StreamError } from './errors.js';
+import type { IncomingHeaders } from './headers.js';
+import type { H2Stream } from './stream.js';
+import { checkClosed, dropOutput } from './stream-send-side.js';
+
+export function receiveData(stream: H2Stream, data: Buffer): void {
+  stream.dataReceived += data.length;
+  if (data.length === 0) return;
+  stream.pushedBytes += data.length;
+  stream.push(data);
+  returnConsumedCredit(stream);
+}
+
+export function receiveEnd(stream: H2Stream): void {
+  stream.remoteClosed = true;
+  stream.push(null);
+  checkClosed(stream);
+}
+
+export function receiveHead(stream: H2Stream, headers: IncomingHeaders, endStream: boolean): void {
+  stream.headReceived = true;
+  stream.endAfterHeaders = endStream;
+  stream.emit('response', headers, endStream);
+}
+
+export function receiveInformational(stream: H2Stream, headers: IncomingHeaders): void {
+  stream.emit('headers', headers);
+  if (headers[':status'] === '100') stream.emit('continue');
+}
+
+export function receiveTrailers(stream: H2Stream, trailers: IncomingHeaders): void {
+  stream.emit('trailers', trailers);
+}
+
+/** The peer reset the stream, or the connection ended it (GOAWAY, loss). */
+export function receiveReset(stream: H2Stream, code: number, reason: H2StreamError['reason']): void {
+  stream.rstCode = code;
+  const bodyComplete = stream.remoteClosed;
+  stream.localClosed = stream.remoteClosed = stream.protocolClosed = true;
+  dropOutput(stream);
+  // RST_STREAM NO_ERROR after a complete answer (RFC 9113 §8.1): the body stays readable
+  if (code === ErrorCode.NO_ERROR && bodyComplete) {
+    if (stream.readableEnded) stream.destroy();
+    else stream.once('end', () => stream.destroy());
+    return;
+  }
+  if (!stream.readableEnded) stream.emit('aborted');
+  const err = code === ErrorCode.NO_ERROR || code === ErrorCode.CANCEL ? undefined : new H2StreamError(reason, code, `stream ${stream.id} ended: ${errorCodeName(code)}`);
+  stream.destroy(err);
+}
+
+/** The connection is gone: the stream ends with `err` unless it already completed. */
+export function loseStream(stream: H2Stream, err: Error): void {
+  stream.localClosed = stream.remoteClosed = stream.protocolClosed = true;
+  dropOutput(stream);
+  if (stream.destroyed) return;
+  if (!stream.readableEnded) stream.emit('aborted');
+  stream.destroy(err);
+}
+
+/** Returns the credit for what the consumer has taken since last time. */
+export function returnConsumedCredit(stream: H2Stream): void {
+  const taken = stream.pushedBytes - stream.readableLength - stream.creditedBytes;
+  if (taken > 0) {
+    stream.creditedBytes += taken;
+    stream.host.returnCredit(stream, taken);
+  }
+}

@@ -1,0 +1,113 @@
+// Our side of one stream: the head we send, the body framed as DATA within the stream's and
+// the connection's send windows (called by the connection's send loop, send-scheduler.ts),
+// the end (END_STREAM, or 'wantTrailers' first), and when the stream is complete: both sides
+// ended, or answered in full while nobody reads the request body. Plain functions of the
+// H2Stream, so no object is made per stream or per frame for them.
+
+import { ErrorCode } from './constants.js';
+import type { H2Stream } from './stream.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/** Sends the head (a server's respond(), a client's request() through the connection). */
+export function sendHead(stream: H2Stream, flat: string[], endStream: boolean): void {
+  stream.headersSent = true;
+  stream.host.sendHeaderBlock(stream, flat, endStream);
+  if (endStream) {
+    stream.localClosed = true;
+    stream.end();
+    checkClosed(stream);
+  }
+}
+
+/** Has a chunk or the end to send. */
+export function hasOutput(stream: H2Stream): boolean {
+  return (stream.chunk !== null || stream.finalCb !== null) && !stream.localClosed;
+}
+
+/** Has body bytes (not only the end) to send. */
+export function hasData(stream: H2Stream): boolean {
+  return stream.chunk !== null;
+}
+
+/**
+ * Called by the connection's send loop: frames at most `max` bytes of the current chunk
+ * (the connection's window and the peer's max frame size, already bounded by the caller).
+ * Returns the payload bytes framed (0 if the stream window is shut).
+ */
+export function sendData(stream: H2Stream, max: number): number {
+  const chunk = stream.chunk;
+  if (chunk === null) {
+    if (stream.finalCb !== null && !stream.localClosed) finish(stream);
+    return 0;
+  }
+  const n = Math.min(max, stream.sendWindow.available, chunk.length - stream.chunkOffset);
+  if (n <= 0) {
+    stream.windowBlocked = true;
+    return 0;
+  }
+  const payload = stream.chunkOffset === 0 && n === chunk.length ? chunk : chunk.subarray(stream.chunkOffset, stream.chunkOffset + n);
+  stream.chunkOffset += n;
+  stream.sendWindow.available -= n;
+  stream.bytesSent += n;
+  stream.host.frameData(stream.id, payload, false);
+  if (stream.chunkOffset === chunk.length) {
+    const cb = stream.chunkCb!;
+    stream.chunk = null;
+    stream.chunkCb = null;
+    cb(); // may call _write (next chunk) or _final synchronously
+  }
+  return n;
+}
+
+function finish(stream: H2Stream): void {
+  if (stream.waitForTrailers) {
+    // ends when the user calls sendTrailers(), in the listener or later
+    stream.waitForTrailers = false;
+    stream.emit('wantTrailers');
+    return;
+  }
+  stream.host.frameData(stream.id, EMPTY, true);
+  localEnded(stream);
+}
+
+/** Our END_STREAM went out (with the last DATA or the trailers): end()'s callback runs. */
+export function localEnded(stream: H2Stream): void {
+  stream.localClosed = true;
+  const cb = stream.finalCb;
+  stream.finalCb = null;
+  cb?.();
+  checkClosed(stream);
+}
+
+/** After either side ended: a stream done both ways completes; see below for one nobody reads. */
+export function checkClosed(stream: H2Stream): void {
+  if (!stream.localClosed || stream.protocolClosed) return;
+  // a server's user who never started reading the request body: nobody will (Node's rule too)
+  const unread = stream.host.isServer && stream.readableFlowing === null;
+  if (stream.remoteClosed) {
+    stream.protocolClosed = true;
+    stream.host.streamCompleted(stream);
+    // drop the unread body so the readable ends and the stream closes
+    if (unread) stream.resume();
+    return;
+  }
+  if (unread) {
+    // answered in full before the request body ended, and nobody reads that body: ask the
+    // client to stop sending it (RFC 9113 §8.1) rather than hold the stream open for it
+    stream.rstCode = ErrorCode.NO_ERROR;
+    stream.host.resetStream(stream, ErrorCode.NO_ERROR);
+    stream.destroy();
+  }
+}
+
+/** Nothing more will be sent (reset, lost, destroyed): pending write and end callbacks run now. */
+export function dropOutput(stream: H2Stream): void {
+  const cb = stream.chunkCb;
+  stream.chunk = null;
+  stream.chunkCb = null;
+  cb?.();
+  const fin = stream.finalCb;
+  stream.finalCb = null;
+  fin?.();
+}
