@@ -17,8 +17,13 @@ export function expectsContinue(expect: string | undefined): boolean {
   return expect !== undefined && expect.toLowerCase() === '100-continue';
 }
 
-/** Calls `sendContinue` once: on the upstream's 100, or after the grace period; never after its answer. */
-export function relayContinue(upstream: UpstreamStream, graceMs: number, sendContinue: () => void): void {
+/** Who sends the app its 100 Continue (the forwarder's controller, src/outbound/attempt.ts). */
+export interface ContinueSender {
+  sendContinue(): void;
+}
+
+/** Calls `app.sendContinue()` once: on the upstream's 100, or after the grace period; never after its answer. */
+export function relayContinue(upstream: UpstreamStream, graceMs: number, app: ContinueSender): void {
   let done = false;
   const stop = () => {
     done = true;
@@ -27,7 +32,7 @@ export function relayContinue(upstream: UpstreamStream, graceMs: number, sendCon
   const send = () => {
     if (done) return;
     stop();
-    sendContinue();
+    app.sendContinue();
   };
   const timer = setTimeout(send, graceMs);
   upstream.once('continue', send);

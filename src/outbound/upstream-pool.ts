@@ -59,7 +59,11 @@ export interface OpenedStream {
   readonly endpoint: UpstreamEndpoint;
 }
 
-export type StreamOpened = (stream: UpstreamStream, endpoint: UpstreamEndpoint) => void;
+/** Who asked for a stream: an object with methods, so a request passes no closures (attempt.ts). */
+export interface StreamRequester {
+  streamOpened(stream: UpstreamStream, endpoint: UpstreamEndpoint): void;
+  streamFailed(err: MeshcarError): void;
+}
 
 export interface OpenedTunnel {
   readonly socket: TLSSocket;
@@ -189,8 +193,8 @@ export class UpstreamPool {
    * upstream_identity_mismatch, bad_gateway, bad_request. A retry passes the endpoint that
    * failed as `avoid`: another one is used when there is one.
    */
-  openStream(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions, onOpened: StreamOpened, onFailed: (err: MeshcarError) => void, avoid?: UpstreamEndpoint): void {
-    if (!this.closed && this.active + this.pending >= this.circuit.maxRequests) return onFailed(this.circuitOpen(`${this.active + this.pending} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
+  openStream(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions, requester: StreamRequester, avoid?: UpstreamEndpoint): void {
+    if (!this.closed && this.active + this.pending >= this.circuit.maxRequests) return requester.streamFailed(this.circuitOpen(`${this.active + this.pending} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
     const now = Date.now();
     const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(now) : (this.endpoints.pick(now, avoid) ?? this.endpoints.pick(now));
     if (endpoint) {
@@ -198,24 +202,24 @@ export class UpstreamPool {
       try {
         stream = this.requestNow(endpoint, headers, options);
       } catch (err) {
-        if (isBadRequestError(err)) return onFailed(badRequest(err));
+        if (isBadRequestError(err)) return requester.streamFailed(badRequest(err));
         // the session was closing under us: the slow path finds or makes another
       }
       if (stream) {
         this.countStream(stream, endpoint);
-        return onOpened(stream, endpoint);
+        return requester.streamOpened(stream, endpoint);
       }
     }
-    if (!this.closed && this.pending >= this.circuit.maxPending) return onFailed(this.circuitOpen(`${this.pending} requests are waiting for a stream (circuitBreaker.maxPending ${this.circuit.maxPending})`));
+    if (!this.closed && this.pending >= this.circuit.maxPending) return requester.streamFailed(this.circuitOpen(`${this.pending} requests are waiting for a stream (circuitBreaker.maxPending ${this.circuit.maxPending})`));
     this.pending += 1;
     this.openSlowly(headers, options, endpoint).then(
       (opened) => {
         this.pending -= 1;
-        onOpened(opened.stream, opened.endpoint);
+        requester.streamOpened(opened.stream, opened.endpoint);
       },
       (err: MeshcarError) => {
         this.pending -= 1;
-        onFailed(err);
+        requester.streamFailed(err);
       },
     );
   }

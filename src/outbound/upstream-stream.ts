@@ -29,6 +29,11 @@ export function responseEnds(flagsOrEnd: number | boolean): boolean {
   return typeof flagsOrEnd === 'boolean' ? flagsOrEnd : (flagsOrEnd & h2.NGHTTP2_FLAG_END_STREAM) !== 0;
 }
 
+/** A nonzero RST_STREAM code: the stream was cut, not finished. */
+export function wasReset(code: number | undefined): code is number {
+  return code !== undefined && code !== h2.NGHTTP2_NO_ERROR;
+}
+
 const IDLE = Symbol('meshcar.idleTimer');
 
 interface IdleTimer {

@@ -1,0 +1,74 @@
+// How events reach an attempt controller (attempt.ts) without a closure per request: the
+// controller is noted on each emitter it listens to (app request, response or stream, and
+// each attempt's upstream stream) under one symbol, and every listener and timer callback is
+// one shared function that finds it there.
+
+import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
+import type { Readable } from 'node:stream';
+import type { UpstreamStream } from './upstream-stream.js';
+import type { Attempt } from './attempt.js';
+
+const kAttempt = Symbol('meshcar.outbound.attempt');
+type Bound = { [kAttempt]: Attempt };
+
+export function attemptOf<A extends Attempt = Attempt>(emitter: unknown): A {
+  return (emitter as Bound)[kAttempt] as A;
+}
+
+export function bindAttempt(emitter: object, attempt: Attempt): void {
+  (emitter as Bound)[kAttempt] = attempt;
+}
+
+/** The listeners of an attempt's stream, and its idle timeout. */
+export function listenToUpstream(up: UpstreamStream, idleTimeoutMs: number): void {
+  up.on('response', onUpstreamResponse);
+  up.on('trailers', onUpstreamTrailers);
+  up.on('error', onUpstreamError);
+  up.on('close', onUpstreamClose);
+  up.setTimeout(idleTimeoutMs, onUpstreamIdle);
+}
+
+// Shared listeners and timer callbacks. An upstream stream's events count only while it is
+// the controller's current attempt: an abandoned attempt's are echoes.
+
+export function onDeadline(attempt: Attempt): void {
+  attempt.deadline();
+}
+
+export function onRetryDue(attempt: Attempt): void {
+  attempt.attemptAgain();
+}
+
+export function onKeepBody(this: Readable, chunk: Buffer): void {
+  attemptOf(this).keep(chunk);
+}
+
+// flags: Node's frame flags, or the meshcar codec's endStream boolean (upstream-stream.ts)
+function onUpstreamResponse(this: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean): void {
+  const attempt = attemptOf(this);
+  if (attempt.upstream === this) attempt.response(this, head, flags);
+}
+
+function onUpstreamTrailers(this: UpstreamStream, trailers: IncomingHttpHeaders): void {
+  const attempt = attemptOf(this);
+  if (attempt.upstream === this) attempt.upstreamTrailers(trailers);
+}
+
+function onUpstreamError(this: UpstreamStream, err: Error): void {
+  const attempt = attemptOf(this);
+  if (attempt.upstream === this) attempt.streamError(this, err);
+}
+
+function onUpstreamClose(this: UpstreamStream): void {
+  const attempt = attemptOf(this);
+  if (attempt.upstream === this) attempt.streamClosed(this);
+}
+
+function onUpstreamIdle(this: UpstreamStream): void {
+  const attempt = attemptOf(this);
+  if (attempt.upstream === this) attempt.idle();
+}
+
+export function onUpstreamWantTrailers(this: UpstreamStream): void {
+  this.sendTrailers(attemptOf(this).requestTrailers());
+}

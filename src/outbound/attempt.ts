@@ -1,0 +1,313 @@
+// The outbound attempt/retry controller, written once for HTTP/1.1 and h2c: one object per
+// app request owns what does not depend on the app's protocol: the deadline (grpc-timeout /
+// x-request-timeout or the upstream's timeout, the shorter), the attempts on pooled upstream
+// streams, safe retries (retry.ts) and their metrics, the body kept for replay, the idle
+// timeout, failure, cancellation and the report into Exchange. How the app's request is read
+// and its answer written (head, body, trailers, 100-continue, error) is the small abstract
+// part, implemented by forward-http1.ts and forward-h2c.ts. Listeners are shared functions
+// (attempt-events.ts) and timers carry the controller as an argument: no closures per request.
+
+import type { ClientSessionRequestOptions, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
+import { constants as h2 } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
+import type { SchemaResult } from '../metrics/traffic.js';
+import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { requestIdOf } from '../http/request-id.js';
+import { answerStatusFor, grpcAnswerType } from '../http/status.js';
+import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
+import { Exchange, type OutboundContext } from './exchange.js';
+import { hostName } from './router.js';
+import type { UpstreamEndpoint } from './endpoints.js';
+import type { UpstreamPool } from './upstream-pool.js';
+import { wasReset, type UpstreamStream } from './upstream-stream.js';
+import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
+import { bindAttempt, listenToUpstream, onDeadline, onKeepBody, onRetryDue, onUpstreamWantTrailers } from './attempt-events.js';
+import { appDeadlineMs, isRetryableRequest, type RetryOutcome, type RetryReason } from './retry.js';
+
+export abstract class Attempt {
+  readonly exchange: Exchange;
+  /** Set by route(); everything after it may rely on it. */
+  pool!: UpstreamPool;
+  /** The current attempt's stream; undefined between attempts. */
+  upstream: UpstreamStream | undefined = undefined;
+  /** A response head is decided: the upstream's, or one of ours. */
+  answered = false;
+  /** fail() ran: later events of the (cancelled) upstream stream are echoes, not news. */
+  failed = false;
+  endpointKey = '';
+  /** The stream the app's body is piped to (the first attempt's). */
+  pipedTo: UpstreamStream | undefined = undefined;
+  private timer: NodeJS.Timeout | undefined = undefined;
+  private deadlineMs = 0;
+  private headers: OutgoingHttpHeaders | undefined = undefined;
+  private streamOptions: ClientSessionRequestOptions | undefined = undefined;
+  private hasBody = false;
+  /** The request ends with trailers (sent on the upstream's 'wantTrailers'). */
+  private trailersOut = false;
+  // retries (see retry.ts): nothing here is touched unless an attempt fails before the answer
+  private retries = 0;
+  private retryTimer: NodeJS.Timeout | undefined = undefined;
+  /** Why the attempt in progress is a retry; its outcome is reported once. */
+  private retryReason: RetryReason | undefined = undefined;
+  private lastEndpoint: UpstreamEndpoint | undefined = undefined;
+  /** The app's body has been piped to an attempt (later attempts replay `body`). */
+  private piped: boolean;
+  /** The body as it went by, for replay; null: not kept (not retryable, or over the limit). */
+  private body: Buffer[] | null;
+  private bodySize: number;
+
+  // `preread`: the whole body, already read by the schema check; sent as a replay would be
+  constructor(
+    protected readonly ctx: OutboundContext,
+    protected readonly reqHeaders: IncomingHttpHeaders,
+    method: string,
+    schema: SchemaResult | undefined,
+    preread: Buffer | undefined,
+  ) {
+    this.exchange = new Exchange(ctx.observer, method, requestIdOf(reqHeaders));
+    this.exchange.schema = schema;
+    this.exchange.bytesIn = preread?.length ?? 0;
+    this.piped = preread !== undefined;
+    this.body = preread !== undefined ? [preread] : null;
+    this.bodySize = preread?.length ?? 0;
+    ctx.activity.enter();
+  }
+
+  // ---- the protocol's part (forward-http1.ts, forward-h2c.ts) ----
+
+  protected abstract readonly appBody: Readable; // the app's request body
+  protected abstract appGone(): boolean; // nothing more can be answered
+  protected abstract answerComplete(): boolean; // the answer was written to its end
+  /** The answer is complete, but the upstream stream broke (an upstream may reset an upload it answered). */
+  protected abstract keepCompleteAnswer(): void;
+  /** The head is out but the body is not: tell the app the response is incomplete. */
+  protected abstract cutAnswer(err: MeshcarError, rstCode: number | undefined): void;
+  /** The sidecar's own error answer (JSON, or gRPC trailers-only when `grpcType`). */
+  protected abstract sendError(err: MeshcarError, grpcType: string | undefined): void;
+  /** The upstream's response head to the app; false: not written (and handled). */
+  protected abstract writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean): boolean;
+  protected abstract relayBody(up: UpstreamStream, flags: number | boolean): void; // and its end
+  protected abstract pipeBody(up: UpstreamStream): void; // the app's body to the first attempt
+  abstract upstreamTrailers(trailers: IncomingHttpHeaders): void; // the current attempt's
+  abstract requestTrailers(): OutgoingHttpHeaders; // end the request body upstream
+  abstract sendContinue(): void; // a 100 Continue to the app (see relayContinue)
+
+  /** Over: failed, answered, or nobody left to answer. */
+  private over(): boolean {
+    return this.failed || this.answered || this.appGone();
+  }
+
+  // ---- the flow ----
+
+  /** The upstream named by `authority`, or a no_route answer (undefined). */
+  protected route(authority: string | undefined, noHost: string): UpstreamPool | undefined {
+    const pool = this.ctx.router.lookup(authority);
+    if (!pool) {
+      const name = authority ? hostName(authority) : '';
+      this.fail(new MeshcarError('no_route', name ? `no upstream is named "${name}"` : noHost));
+      return undefined;
+    }
+    this.pool = pool;
+    this.exchange.peer = pool.name;
+    return pool;
+  }
+
+  /** The request's HTTP/2 head toward the upstream. */
+  protected upstreamHeaders(method: string, path: string, authority: string | undefined): OutgoingHttpHeaders {
+    const headers = forwardableHeaders(this.reqHeaders);
+    headers.host = undefined; // HTTP/2 carries it as :authority; undefined values are not sent
+    headers[':method'] = method;
+    headers[':path'] = path;
+    headers[':authority'] = authority;
+    headers['x-request-id'] = this.exchange.requestId;
+    return headers;
+  }
+
+  /** Starts the deadline and the first attempt. */
+  protected send(headers: OutgoingHttpHeaders, streamOptions: ClientSessionRequestOptions, hasBody: boolean, trailersOut: boolean): void {
+    const pool = this.pool;
+    this.headers = headers;
+    this.streamOptions = streamOptions;
+    this.hasBody = hasBody;
+    this.trailersOut = trailersOut;
+    const appDeadline = appDeadlineMs(this.reqHeaders['grpc-timeout'], this.reqHeaders['x-request-timeout']);
+    this.deadlineMs = appDeadline !== undefined && appDeadline < pool.timeoutMs ? appDeadline : pool.timeoutMs;
+    pool.retry.budget.requests++;
+    this.timer = setTimeout(onDeadline, this.deadlineMs, this);
+    pool.openStream(headers, streamOptions, this);
+  }
+
+  fail(err: MeshcarError, rstCode?: number): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.stopTimers();
+    this.reportRetry('failure');
+    const up = this.upstream;
+    if (up && !up.closed) up.close(h2.NGHTTP2_CANCEL);
+    if (this.answered) {
+      if (this.answerComplete()) this.keepCompleteAnswer();
+      else this.cutAnswer(err, rstCode);
+      return;
+    }
+    this.exchange.errorCode = err.code;
+    this.answered = true;
+    const grpcType = grpcAnswerType(this.reqHeaders['content-type']);
+    this.exchange.status = answerStatusFor(err.code, grpcType);
+    this.sendError(err, grpcType);
+  }
+
+  /** The app's side closed: the exchange is over (`cancel`: the upstream's work is not wanted). */
+  appClosed(cancel: boolean): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const up = this.upstream;
+    if (cancel && up && !up.closed) up.close(h2.NGHTTP2_CANCEL);
+    this.ctx.activity.leave();
+    this.exchange.finish();
+  }
+
+  /** The outcome of the attempt in progress, when it is a retry (reported once). */
+  private reportRetry(outcome: RetryOutcome): void {
+    if (this.retryReason === undefined) return;
+    this.pool.retry.report(this.retryReason, outcome);
+    this.retryReason = undefined;
+  }
+
+  private stopTimers(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  /** A 'data' listener's work on the app's body: kept for replay until over the limit. */
+  keep(chunk: Buffer): void {
+    if (this.body === null) return;
+    this.bodySize += chunk.length;
+    if (this.bodySize > this.pool.retry.bufferLimit) {
+      this.body = null; // too large to replay: this request will not be retried
+      this.appBody.off('data', onKeepBody);
+    } else this.body.push(chunk);
+  }
+
+  /** Lets go of the current attempt's stream: its listeners see it is no longer `upstream`. */
+  private abandon(): void {
+    const old = this.upstream;
+    this.upstream = undefined;
+    if (old === undefined) return;
+    old.setTimeout(0);
+    if (this.piped) this.appBody.unpipe(old);
+    if (!old.closed) old.close(h2.NGHTTP2_CANCEL);
+  }
+
+  attemptAgain(): void {
+    this.retryTimer = undefined;
+    if (this.over()) return;
+    this.pool.openStream(this.headers as OutgoingHttpHeaders, this.streamOptions as ClientSessionRequestOptions, this, this.lastEndpoint);
+  }
+
+  /**
+   * The attempt failed before anything of the response reached the app: schedules another
+   * when that is safe, allowed and in time (true), else false and the caller answers as before.
+   */
+  private tryRetry(reason: RetryReason, retryAfter?: unknown): boolean {
+    if (this.over()) return false;
+    if (!isRetryableRequest(this.exchange.method, this.reqHeaders) || expectsContinue(this.reqHeaders.expect)) return false;
+    if (this.piped && (this.body === null || !this.appBody.readableEnded)) return false;
+    const pool = this.pool;
+    const wait = pool.retry.plan(this.retries + 1, retryAfter, this.deadlineMs - (performance.now() - this.exchange.startedMs));
+    this.reportRetry('failure');
+    if (wait < 0) return false;
+    this.retries += 1;
+    this.retryReason = reason;
+    this.abandon();
+    this.retryTimer = setTimeout(onRetryDue, wait, this);
+    return true;
+  }
+
+  /** pool.openStream's callback: an attempt's stream exists. */
+  streamOpened(up: UpstreamStream, endpoint: UpstreamEndpoint): void {
+    this.endpointKey = endpoint.key;
+    this.exchange.endpoint = endpoint.key;
+    this.lastEndpoint = endpoint;
+    if (this.over()) {
+      up.close(h2.NGHTTP2_CANCEL);
+      return;
+    }
+    this.upstream = up;
+    bindAttempt(up, this);
+    listenToUpstream(up, this.pool.idleTimeoutMs);
+    if (expectsContinue(this.reqHeaders.expect)) relayContinue(up, continueGraceMs(this.pool.timeoutMs), this);
+    if (!this.hasBody) return;
+    if (this.trailersOut) up.on('wantTrailers', onUpstreamWantTrailers);
+    if (!this.piped) {
+      this.piped = true;
+      this.pipedTo = up;
+      this.pipeBody(up);
+      // kept for replay while it goes by (no added latency), if a retry could use it
+      const pool = this.pool;
+      const headers = this.reqHeaders;
+      if (pool.retry.attempts > 0 && isRetryableRequest(this.exchange.method, headers) && !expectsContinue(headers.expect) && !(Number(headers['content-length']) > pool.retry.bufferLimit)) {
+        this.body = [];
+        this.appBody.on('data', onKeepBody);
+      }
+    } else {
+      const kept = this.body ?? [];
+      up.end(kept.length === 1 ? kept[0] : Buffer.concat(kept));
+    }
+  }
+
+  /** pool.openStream's callback: no stream could be had. */
+  streamFailed(err: unknown): void {
+    const error = isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${this.pool.name}: ${describeError(err)}`, { cause: err });
+    if (error.code === 'upstream_unavailable' && this.tryRetry('connect_failure')) return;
+    this.fail(error);
+  }
+
+  response(up: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean): void {
+    if (this.answered) return;
+    const status = Number(head[':status']);
+    if ((status === 503 || status === 429) && this.tryRetry(status === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.writeHead(status, head, flags)) return;
+    this.answered = true;
+    this.exchange.answered(status, head);
+    this.reportRetry(status >= 500 || status === 429 ? 'failure' : 'success');
+    this.relayBody(up, flags);
+  }
+
+  /** For writeHead(): the upstream's head could not be written to the app. */
+  protected headUnrelayable(err: unknown): void {
+    this.fail(new MeshcarError('bad_gateway', `the upstream answered with a head that cannot be relayed: ${describeError(err)}`));
+  }
+
+  /** Node ends a reset stream's readable side like a finished one: an end is checked for a reset code. */
+  bodyCut(up: UpstreamStream): boolean {
+    if (!wasReset(up.rstCode)) return false;
+    this.fail(upstreamReset(this.endpointKey, `code ${up.rstCode}`), up.rstCode);
+    return true;
+  }
+
+  streamError(up: UpstreamStream, err: Error): void {
+    if (!this.answered && this.tryRetry('reset')) return;
+    this.fail(upstreamReset(this.endpointKey, describeError(err)), up.rstCode);
+  }
+
+  streamClosed(up: UpstreamStream): void {
+    if (!this.answered && this.tryRetry('reset')) return;
+    if (!this.answered) this.fail(upstreamReset(this.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
+    else if (!this.answerComplete()) this.bodyCut(up);
+    else this.keepCompleteAnswer();
+  }
+
+  idle(): void {
+    this.fail(upstreamTimeout(this.endpointKey, this.pool.idleTimeoutMs, 'sent or received nothing'));
+  }
+
+  deadline(): void {
+    this.fail(upstreamTimeout(this.pool.name, this.deadlineMs));
+  }
+}
