@@ -12,7 +12,7 @@ import type { OutgoingHttpHeaders } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { H2Stream } from '../h2/index.js';
 
-/** What forward-http1.ts, forward-h2c.ts, expect-continue.ts and the pool use of a stream. */
+/** What the attempt controller (attempt.ts) and its forwarders, expect-continue.ts and the pool use of a stream. */
 export interface UpstreamStream extends Duplex {
   /** RST_STREAM code once reset (Node: set when closed; H2Stream: undefined unless reset). */
   readonly rstCode: number | undefined;
