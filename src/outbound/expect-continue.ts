@@ -22,20 +22,41 @@ export interface ContinueSender {
   sendContinue(): void;
 }
 
-/** Calls `app.sendContinue()` once: on the upstream's 100, or after the grace period; never after its answer. */
+/** What an upstream stream relaying a 100 notes (until it is sent or no longer wanted). */
+interface Pending {
+  readonly app: ContinueSender;
+  readonly timer: NodeJS.Timeout;
+}
+const kContinue = Symbol('meshcar.continue');
+type Relaying = UpstreamStream & { [kContinue]?: Pending | undefined };
+
+/**
+ * Calls `app.sendContinue()` once: on the upstream's 100, or after the grace period; never
+ * after its answer. Shared listeners find the pending 100 on the stream (no closures per request).
+ */
 export function relayContinue(upstream: UpstreamStream, graceMs: number, app: ContinueSender): void {
-  let done = false;
-  const stop = () => {
-    done = true;
-    clearTimeout(timer);
-  };
-  const send = () => {
-    if (done) return;
-    stop();
-    app.sendContinue();
-  };
-  const timer = setTimeout(send, graceMs);
-  upstream.once('continue', send);
-  upstream.once('response', stop);
-  upstream.once('close', stop);
+  (upstream as Relaying)[kContinue] = { app, timer: setTimeout(sendContinue, graceMs, upstream) };
+  upstream.on('continue', onContinue);
+  upstream.on('response', onDone);
+  upstream.on('close', onDone);
+}
+
+function stop(upstream: Relaying): Pending | undefined {
+  const pending = upstream[kContinue];
+  if (pending === undefined) return undefined;
+  upstream[kContinue] = undefined;
+  clearTimeout(pending.timer);
+  return pending;
+}
+
+function sendContinue(upstream: Relaying): void {
+  stop(upstream)?.app.sendContinue();
+}
+
+function onContinue(this: Relaying): void {
+  sendContinue(this);
+}
+
+function onDone(this: Relaying): void {
+  stop(this);
 }
