@@ -1,7 +1,8 @@
 // One request from an authenticated caller, from arrival to its last byte, whatever the
 // caller's protocol: the app forwarders talk to this class only, and the HTTP/1.1 and HTTP/2
-// subclasses translate. It owns the request's one timer (the app must answer within the
-// inbound timeout), the sidecar's own error answers, and the single report to the observer.
+// subclasses translate. It owns the request's deadlines (the app must answer within the
+// inbound timeout; bytes must move within the idle timeout), kept in deadline queues shared
+// by all exchanges, the sidecar's own error answers, and the single report to the observer.
 //
 // Phases: WAITING for the app's response head → STREAMING its body → DONE. Every failure
 // path first checks and sets the phase, so a late event (an app error after a timeout, a
@@ -19,6 +20,7 @@ import type { Caller } from './caller.js';
 import type { ConnectionTracker } from './connections.js';
 import type { AppForwarder } from './forwarder.js';
 import { pathOf } from './request-target.js';
+import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
 
 /** What every exchange needs from its listener: one object per Inbound, shared. */
 export interface ExchangeContext {
@@ -96,12 +98,12 @@ export abstract class Exchange {
   schema: SchemaResult | undefined = undefined;
   /** Attempts made toward the app (a bodiless request may be retried once on a stale connection). */
   attempts = 0;
-  private timer: NodeJS.Timeout | undefined = undefined;
+  private timer: Deadline<Exchange> | undefined = undefined;
   /** No bytes either way for this long: 504, or a reset once the head went out (0: off). */
   idleTimeoutMs = 0;
   /** performance.now() of the last body bytes either way (see touch()). */
   lastActivity = 0;
-  private idleTimer: NodeJS.Timeout | undefined = undefined;
+  private idleTimer: Deadline<Exchange> | undefined = undefined;
   private finalized = false;
   /** 100 Continue was sent: a second one (the app's, after the schema check sent its own) is dropped. */
   private continued = false;
@@ -146,11 +148,11 @@ export abstract class Exchange {
    * bytes must move (either way) at least every `idleMs` until the exchange is over.
    */
   startTimers(headMs: number, idleMs: number): void {
-    if (this.timer === undefined) this.timer = setTimeout(onTimeout, headMs, this, headMs);
+    if (this.timer === undefined) this.timer = HEAD_DEADLINES.add(this, headMs);
     if (this.idleTimer === undefined && idleMs > 0) {
       this.idleTimeoutMs = idleMs;
       this.lastActivity = performance.now();
-      this.idleTimer = setTimeout(onIdle, idleMs, this);
+      this.idleTimer = IDLE_DEADLINES.add(this, idleMs);
     }
   }
 
@@ -168,19 +170,19 @@ export abstract class Exchange {
       this.fail('upstream_timeout', `no bytes moved either way for ${this.idleTimeoutMs} ms`);
       return;
     }
-    this.idleTimer = setTimeout(onIdle, Math.max(1, Math.ceil(this.idleTimeoutMs - quietMs)), this);
+    this.idleTimer = IDLE_DEADLINES.add(this, this.idleTimeoutMs - quietMs);
   }
 
   private clearTimer(): void {
     if (this.timer !== undefined) {
-      clearTimeout(this.timer);
+      this.timer.cancel();
       this.timer = undefined;
     }
   }
 
   private clearIdleTimer(): void {
     if (this.idleTimer !== undefined) {
-      clearTimeout(this.idleTimer);
+      this.idleTimer.cancel();
       this.idleTimer = undefined;
     }
   }
@@ -350,3 +352,7 @@ export function onRequestData(this: Readable, chunk: Buffer): void {
 function onTimeout(exchange: Exchange, ms: number): void {
   if (exchange.phase === WAITING) exchange.fail('upstream_timeout', `the app did not answer within ${ms} ms`);
 }
+
+// one timer per duration for all exchanges, not one per exchange (src/http/deadline-queue.ts)
+const HEAD_DEADLINES = new DeadlineQueue<Exchange>(onTimeout);
+const IDLE_DEADLINES = new DeadlineQueue<Exchange>(onIdle);

@@ -1,0 +1,91 @@
+// The per-request deadline queue (src/http/deadline-queue.ts): a deadline fires once, not
+// before it is due; a cancelled one never fires; one duration's deadlines fire in order from
+// one timer; durations do not wait on each other; a lane with nothing pending goes away; and
+// a pending deadline does not keep the process alive.
+
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { DeadlineQueue } from '../../src/http/deadline-queue.js';
+
+async function until(check: () => boolean, what: string, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`${what} not reached within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+t.test('fires once, at the deadline and not before', async (t) => {
+  const fired: Array<{ owner: string; ms: number; after: number }> = [];
+  const start = performance.now();
+  const queue = new DeadlineQueue<string>((owner, ms) => fired.push({ owner, ms, after: performance.now() - start }));
+  queue.add('a', 60);
+  await until(() => fired.length === 1, 'the deadline');
+  t.equal(fired[0]?.owner, 'a');
+  t.equal(fired[0]?.ms, 60, 'the callback learns the duration');
+  t.ok((fired[0]?.after ?? 0) >= 59, `not before it is due (${fired[0]?.after.toFixed(1)} ms)`);
+  t.ok((fired[0]?.after ?? 1e9) < 1_000, 'and soon after');
+  await until(() => queue.laneCount === 0, 'the empty lane to go');
+  t.equal(fired.length, 1, 'once');
+});
+
+t.test('cancelled deadlines never fire; the others of the lane fire in order, from one timer', async (t) => {
+  const fired: number[] = [];
+  const addedAt: number[] = [];
+  let earliest = Infinity;
+  const queue = new DeadlineQueue<number>((owner) => {
+    fired.push(owner);
+    earliest = Math.min(earliest, performance.now() - (addedAt[owner] as number));
+  });
+  const deadlines = [];
+  for (let i = 0; i < 200; i++) {
+    addedAt.push(performance.now());
+    deadlines.push(queue.add(i, 200));
+    // four groups 15 ms apart: a later group firing with the first would be 15 ms early
+    if (i % 50 === 49) await new Promise((r) => setTimeout(r, 15));
+  }
+  for (let i = 0; i < 200; i += 2) deadlines[i]?.cancel();
+  t.equal(queue.pending(), 100);
+  t.equal(queue.laneCount, 1, 'one lane for one duration');
+  await until(() => fired.length === 100, 'the 100 deadlines left');
+  t.same(fired, Array.from({ length: 100 }, (_, i) => 2 * i + 1), 'exactly the ones not cancelled, oldest first');
+  t.ok(earliest >= 199, `none fired before its 200 ms (earliest after ${earliest.toFixed(1)} ms)`);
+  await until(() => queue.laneCount === 0, 'the lane to go');
+  t.equal(queue.pending(), 0);
+});
+
+t.test('a shorter duration does not wait for a longer one', async (t) => {
+  const fired: string[] = [];
+  const queue = new DeadlineQueue<string>((owner) => fired.push(owner));
+  const long = queue.add('long', 400);
+  queue.add('short', 30);
+  t.equal(queue.laneCount, 2);
+  await until(() => fired.length === 1, 'the short deadline');
+  t.same(fired, ['short']);
+  long.cancel();
+  await until(() => queue.laneCount === 0, 'both lanes to go', 2_000);
+  t.same(fired, ['short'], 'the cancelled long one never fired');
+});
+
+t.test('a callback may add to the lane that is firing: each deadline still fires once', async (t) => {
+  const fired: string[] = [];
+  const queue: DeadlineQueue<string> = new DeadlineQueue<string>((owner) => {
+    fired.push(owner);
+    if (owner === 'first') queue.add('again', 20);
+  });
+  queue.add('first', 20);
+  await until(() => fired.length === 2, 'the deadline added by the callback');
+  t.same(fired, ['first', 'again']);
+  await until(() => queue.laneCount === 0, 'the lane to go');
+  t.same(fired, ['first', 'again']);
+});
+
+t.test('a pending deadline does not keep the process alive', async (t) => {
+  const module = fileURLToPath(new URL('../../dist/http/deadline-queue.js', import.meta.url));
+  const script = `import(${JSON.stringify(module)}).then(({ DeadlineQueue }) => { new DeadlineQueue(() => {}).add('x', 60000); })`;
+  const started = Date.now();
+  const code = await new Promise<number | null>((resolve) => spawn(process.execPath, ['-e', script], { stdio: 'inherit' }).on('exit', resolve));
+  t.equal(code, 0);
+  t.ok(Date.now() - started < 10_000, `exited at once (${Date.now() - started} ms), not after the 60 s deadline`);
+});
