@@ -37,14 +37,40 @@ export function forwardableHeaders(headers: IncomingHttpHeaders): OutgoingHttpHe
   const connection = headers.connection;
   const named = connection ? connectionScoped(connection) : undefined;
   for (const name in headers) {
-    if (name.charCodeAt(0) === 58 /* ':' */) continue;
-    if (HOP_BY_HOP.has(name) || named?.has(name)) {
-      if (name === 'te' && /(^|,)\s*trailers\s*(,|$)/i.test(String(headers.te))) out.te = 'trailers';
-      continue;
-    }
-    out[name] = headers[name];
+    const verdict = verdictOf(name, headers, named);
+    if (verdict === KEEP) out[name] = headers[name];
+    else if (verdict === TE_TRAILERS) out.te = 'trailers';
   }
   return out;
+}
+
+/**
+ * The same headers as a flat [name, value, ...] list, less the names in `replaced` (which the
+ * caller adds itself): for a client that takes a list (undici), with no object in between.
+ */
+export function forwardableHeaderList(headers: IncomingHttpHeaders, replaced: ReadonlySet<string>): Array<string | string[]> {
+  const list: Array<string | string[]> = [];
+  const connection = headers.connection;
+  const named = connection ? connectionScoped(connection) : undefined;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || replaced.has(name)) continue;
+    const verdict = verdictOf(name, headers, named);
+    if (verdict === KEEP) list.push(name, value);
+    else if (verdict === TE_TRAILERS) list.push('te', 'trailers');
+  }
+  return list;
+}
+
+const KEEP = 0;
+const DROP = 1;
+const TE_TRAILERS = 2;
+
+/** Whether a header goes on: pseudo-headers and hop-by-hop ones do not, but `te: trailers` does. */
+function verdictOf(name: string, headers: IncomingHttpHeaders, named: Set<string> | undefined): number {
+  if (name.charCodeAt(0) === 58 /* ':' */) return DROP;
+  if (!HOP_BY_HOP.has(name) && named?.has(name) !== true) return KEEP;
+  return name === 'te' && /(^|,)\s*trailers\s*(,|$)/i.test(String(headers.te)) ? TE_TRAILERS : DROP;
 }
 
 /**

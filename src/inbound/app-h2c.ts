@@ -11,6 +11,7 @@ import { classifyAppError } from './app-errors.js';
 import { bindExchange, exchangeOf, STREAMING, WAITING, type Exchange } from './exchange.js';
 import type { AppForwarder } from './forwarder.js';
 import { H2cSessionPool, type Lease } from './h2c-pool.js';
+import { appHeadersOf } from './app-headers.js';
 
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -44,7 +45,7 @@ export class H2cApp implements AppForwarder {
   /** One attempt; a second only for a bodiless request the app refused before processing it. */
   send(exchange: Exchange): void {
     exchange.attempts++;
-    const headers = exchange.appHeaders ?? {};
+    const headers = appHeadersOf(exchange);
     headers[':method'] = exchange.method;
     headers[':path'] = exchange.target;
     headers[':scheme'] = 'http';

@@ -17,6 +17,7 @@ import { classifyAppError } from './app-errors.js';
 import { bindExchange, exchangeOf, relayBody, STREAMING, WAITING, type Exchange } from './exchange.js';
 import { Http1Exchange } from './http1-exchange.js';
 import type { AppForwarder } from './forwarder.js';
+import { appHeadersOf } from './app-headers.js';
 
 export interface NodeHttp1AppOptions {
   readonly keepAlive: boolean;
@@ -53,7 +54,7 @@ export class NodeHttp1App implements AppForwarder {
   /** One attempt; a second only for a bodiless, repeatable request that met a stale keep-alive socket. */
   send(exchange: Exchange): void {
     exchange.attempts++;
-    const headers = exchange.appHeaders ?? {};
+    const headers = appHeadersOf(exchange);
     // an HTTP/2 caller sends :authority, an HTTP/1.0 one maybe nothing; HTTP/1.1 requires Host
     if (headers.host === undefined) headers.host = exchange.authority ?? this.label;
     const upgrade = exchange instanceof Http1Exchange && exchange.upgradeHead !== undefined ? exchange.req.headers.upgrade : undefined;

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import v8 from 'node:v8';
 import type { Dispatcher, Pool as PoolType } from 'undici';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { appHeaderListOf } from './app-headers.js';
 import { forwardableResponseHead, headersOfRaw } from '../http/raw-headers.js';
 import { isRepeatableRequest } from '../http/idempotency.js';
 import type { HostPort } from '../config/address.js';
@@ -78,8 +79,7 @@ export class Http1App implements AppForwarder {
 
   forward(exchange: Exchange): void {
     // the exchange's timers (response head, idle) were started by the handler
-    const headers = exchange.appHeaders ?? {};
-    if (exchange.expectsContinue || headers.expect !== undefined || exchange.target.charCodeAt(0) !== 47 /* '/' */) {
+    if (exchange.expectsContinue || exchange.requestHeaders.expect !== undefined || exchange.target.charCodeAt(0) !== 47 /* '/' */) {
       this.nodeApp ??= new NodeHttp1App(this.address, { keepAlive: true, ...(this.options.maxSockets ? { maxSockets: this.options.maxSockets } : {}) });
       this.nodeApp.forward(exchange);
       return;
@@ -91,17 +91,12 @@ export class Http1App implements AppForwarder {
   /** One attempt; a second only for a bodiless, repeatable request whose connection broke first. */
   send(exchange: Exchange): void {
     exchange.attempts++;
-    const headers = exchange.appHeaders ?? {};
     // a flat [name, value, ...] list; the framing is undici's to write, from the body it sends:
     // the caller's declared length (checked against the bytes, strictContentLength), else chunked
-    const list: Array<string | string[]> = [];
-    for (const name in headers) {
-      const value = headers[name];
-      if (value === undefined || name === 'content-length' || name === 'transfer-encoding') continue;
-      list.push(name, typeof value === 'number' ? String(value) : value);
-    }
+    const list = appHeaderListOf(exchange);
     // an HTTP/2 caller sends :authority, an HTTP/1.0 one maybe nothing; HTTP/1.1 requires Host
-    if (headers.host === undefined) list.push('host', exchange.authority ?? this.label);
+    // (Connection can never name Host away: src/http/hop-by-hop.ts)
+    if (exchange.requestHeaders.host === undefined) list.push('host', exchange.authority ?? this.label);
     const hasBody = exchange.requestHasBody;
     if (hasBody) {
       const declared = exchange.requestHeaders['content-length'];

@@ -82,7 +82,7 @@ export abstract class Exchange {
   /** Body bytes: from the caller (request) and to it (response), for the access log. */
   bytesIn = 0;
   bytesOut = 0;
-  /** The request head for the app, built once by the handler. */
+  /** The request head for the app as an object, built on first use (src/inbound/app-headers.ts). */
   appHeaders: OutgoingHttpHeaders | undefined = undefined;
   upstream: UpstreamRequest | undefined = undefined;
   /** The forwarder that took the exchange, for its retry. */

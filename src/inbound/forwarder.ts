@@ -5,7 +5,7 @@
 import type { Exchange } from './exchange.js';
 
 export interface AppForwarder {
-  /** Sends the exchange's request (appHeaders already built) to the app and relays the answer. */
+  /** Sends the exchange's request to the app (its head from app-headers.ts) and relays the answer. */
   forward(exchange: Exchange): void;
   /** Closes pooled connections to the app. */
   close(): void;

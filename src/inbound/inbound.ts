@@ -14,7 +14,6 @@ import { formatHostPort } from '../config/address.js';
 import { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/traffic-config.js';
 import { MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
-import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
 import { H2Connection, type H2Limits, type H2Stream, type IncomingHeaders } from '../h2/index.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
@@ -449,13 +448,8 @@ class InboundListener implements Inbound, ExchangeContext {
   }
 }
 
-/** The request goes to the app: its head for the app, then the forwarder. */
+/** The request goes to the app (the forwarder builds the head it needs: see appHeadersOf). */
 function toApp(exchange: Exchange, forwarder: AppForwarder): void {
-  const headers = forwardableHeaders(exchange.requestHeaders);
-  // whatever the caller claimed, the app learns who called from us
-  headers['x-forwarded-client-cert'] = exchange.caller.xfcc;
-  headers['x-request-id'] = exchange.requestId;
-  exchange.appHeaders = headers;
   forwarder.forward(exchange);
   if (exchange.requestHasBody && exchange.phase !== DONE) {
     // added after the forwarder's pipe(), so it does not change the body's flow

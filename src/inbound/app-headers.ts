@@ -1,0 +1,33 @@
+// The request head the app is sent, from the caller's: hop-by-hop fields and pseudo-headers
+// removed (src/http/hop-by-hop.ts), and whatever the caller claimed as x-forwarded-client-cert
+// or x-request-id replaced by what this sidecar knows (the verified caller, the request id).
+// As an object for the forwarders that take one (node:http, h2c), built once per exchange;
+// or straight as the flat list undici writes, with no object in between (the common path).
+
+import type { OutgoingHttpHeaders } from 'node:http';
+import { forwardableHeaderList, forwardableHeaders } from '../http/hop-by-hop.js';
+import type { Exchange } from './exchange.js';
+
+/** Set by the sidecar below, never passed on from the caller; also the framing undici writes itself. */
+const REPLACED = new Set(['x-forwarded-client-cert', 'x-request-id', 'content-length', 'transfer-encoding']);
+
+/** The app's request head as an object (the forwarder may add to it: pseudo-headers, Host). */
+export function appHeadersOf(exchange: Exchange): OutgoingHttpHeaders {
+  if (exchange.appHeaders !== undefined) return exchange.appHeaders;
+  const headers = forwardableHeaders(exchange.requestHeaders);
+  // whatever the caller claimed, the app learns who called from us
+  headers['x-forwarded-client-cert'] = exchange.caller.xfcc;
+  headers['x-request-id'] = exchange.requestId;
+  exchange.appHeaders = headers;
+  return headers;
+}
+
+/**
+ * The same head as a flat [name, value, ...] list without the framing fields (content-length,
+ * transfer-encoding): the client writes those from the body it sends.
+ */
+export function appHeaderListOf(exchange: Exchange): Array<string | string[]> {
+  const list = forwardableHeaderList(exchange.requestHeaders, REPLACED);
+  list.push('x-forwarded-client-cert', exchange.caller.xfcc, 'x-request-id', exchange.requestId);
+  return list;
+}
