@@ -24,6 +24,10 @@ import type { UpstreamPool } from './upstream-pool.js';
 import { wasReset, type UpstreamStream } from './upstream-stream.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { bindAttempt, listenToUpstream, onDeadline, onKeepBody, onRetryDue, onUpstreamWantTrailers } from './attempt-events.js';
+import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
+
+// the request deadlines of all attempts: one timer per duration (src/http/deadline-queue.ts)
+const DEADLINES = new DeadlineQueue<Attempt>(onDeadline);
 import { appDeadlineMs, isRetryableRequest, type RetryOutcome, type RetryReason } from './retry.js';
 
 export abstract class Attempt {
@@ -39,7 +43,7 @@ export abstract class Attempt {
   endpointKey = '';
   /** The stream the app's body is piped to (the first attempt's). */
   pipedTo: UpstreamStream | undefined = undefined;
-  private timer: NodeJS.Timeout | undefined = undefined;
+  private timer: Deadline<Attempt> | undefined = undefined;
   private deadlineMs = 0;
   private headers: OutgoingHttpHeaders | undefined = undefined;
   private streamOptions: ClientSessionRequestOptions | undefined = undefined;
@@ -135,7 +139,7 @@ export abstract class Attempt {
     const appDeadline = appDeadlineMs(this.reqHeaders['grpc-timeout'], this.reqHeaders['x-request-timeout']);
     this.deadlineMs = appDeadline !== undefined && appDeadline < pool.timeoutMs ? appDeadline : pool.timeoutMs;
     pool.retry.budget.requests++;
-    this.timer = setTimeout(onDeadline, this.deadlineMs, this);
+    this.timer = DEADLINES.add(this, this.deadlineMs);
     pool.openStream(headers, streamOptions, this);
   }
 
@@ -160,7 +164,7 @@ export abstract class Attempt {
 
   /** The app's side closed: the exchange is over (`cancel`: the upstream's work is not wanted). */
   appClosed(cancel: boolean): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const up = this.upstream;
     if (cancel && up && !up.closed) up.close(h2.NGHTTP2_CANCEL);
@@ -176,7 +180,7 @@ export abstract class Attempt {
   }
 
   private stopTimers(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
@@ -270,7 +274,7 @@ export abstract class Attempt {
     if (this.answered) return;
     const status = Number(head[':status']);
     if ((status === 503 || status === 429) && this.tryRetry(status === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     if (!this.writeHead(status, head, flags)) return;
     this.answered = true;
