@@ -89,3 +89,25 @@ t.test('a pending deadline does not keep the process alive', async (t) => {
   t.equal(code, 0);
   t.ok(Date.now() - started < 10_000, `exited at once (${Date.now() - started} ms), not after the 60 s deadline`);
 });
+
+t.test('a finished request leaves nothing in the queue: 200,000 cancelled 60 s deadlines hold no memory', async (t) => {
+  const module = fileURLToPath(new URL('../../dist/http/deadline-queue.js', import.meta.url));
+  const script = `import(${JSON.stringify(module)}).then(({ DeadlineQueue }) => {
+    const queue = new DeadlineQueue(() => {});
+    for (let i = 0; i < 1000; i++) queue.add({}, 60000).cancel();
+    globalThis.gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 200000; i++) queue.add({ i }, 60000).cancel();
+    globalThis.gc();
+    console.log(JSON.stringify({ grewKb: Math.round((process.memoryUsage().heapUsed - before) / 1024), pending: queue.pending() }));
+  })`;
+  const out = await new Promise<string>((resolve) => {
+    let text = '';
+    const child = spawn(process.execPath, ['--expose-gc', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child.stdout.on('data', (c: Buffer) => (text += c));
+    child.on('exit', () => resolve(text));
+  });
+  const { grewKb, pending } = JSON.parse(out) as { grewKb: number; pending: number };
+  t.equal(pending, 0);
+  t.ok(grewKb < 1024, `the heap grew ${grewKb} KB (an entry kept per request would be several MB)`);
+});
