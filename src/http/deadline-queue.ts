@@ -8,7 +8,8 @@
 //
 // The timer is armed for the exact deadline (to the millisecond, as setTimeout is), it is
 // unref'd (a pending request's sockets keep the process alive, not its deadline), and a lane
-// with nothing in it has no timer once its last one has run: an idle sidecar is not woken.
+// left empty drops its timer the next time it runs: after the last request, each duration
+// wakes the process at most once more, then never.
 
 /** One pending deadline; `cancel()` it when the request is over. */
 export class Deadline<T> {
@@ -28,6 +29,8 @@ export class Deadline<T> {
     this.lane?.unlink(this);
   }
 }
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 class Lane<T> {
   private oldest: Deadline<T> | undefined = undefined;
@@ -67,7 +70,9 @@ class Lane<T> {
 
   private arm(delayMs: number): void {
     this.armed = true;
-    setTimeout(fireLane, Math.max(1, Math.ceil(delayMs)), this).unref();
+    // setTimeout holds at most 2^31-1 ms (and turns a longer wait into 1 ms): a longer
+    // deadline is reached in steps, fire() re-arming until it is due
+    setTimeout(fireLane, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(delayMs))), this).unref();
   }
 
   fire(): void {
@@ -75,18 +80,21 @@ class Lane<T> {
     // a second timer. libuv's clock may lag performance.now() by a loop turn: within a
     // millisecond is due.
     const now = performance.now() + 1;
-    let oldest = this.oldest;
-    while (oldest !== undefined && oldest.at <= now) {
-      this.unlink(oldest);
-      this.queue.expire(oldest.owner, this.ms);
-      oldest = this.oldest;
+    try {
+      let oldest = this.oldest;
+      while (oldest !== undefined && oldest.at <= now) {
+        this.unlink(oldest);
+        this.queue.expire(oldest.owner, this.ms);
+        oldest = this.oldest;
+      }
+    } finally {
+      // even past a callback that threw, the lane keeps a timer for what it still holds
+      const oldest = this.oldest;
+      if (oldest === undefined) {
+        this.armed = false;
+        this.queue.dropLane(this);
+      } else this.arm(oldest.at - performance.now());
     }
-    if (oldest === undefined) {
-      this.armed = false;
-      this.queue.dropLane(this);
-      return;
-    }
-    this.arm(oldest.at - performance.now());
   }
 }
 

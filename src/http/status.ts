@@ -107,16 +107,31 @@ export function grpcStatusFor(code: ErrorCode): number {
  * (`application/grpc`, `application/grpc+proto`, gRPC-Web ...), else undefined.
  */
 export function grpcAnswerType(requestContentType: unknown): string | undefined {
-  if (typeof requestContentType !== 'string' || !requestContentType.startsWith('application/grpc')) return undefined;
-  const next = requestContentType.charCodeAt(16);
+  if (typeof requestContentType !== 'string') return undefined;
+  // media types are case-insensitive; gRPC clients send lower case, so that is the fast path
+  const type = requestContentType.startsWith('application/grpc') ? requestContentType : requestContentType.toLowerCase();
+  if (!type.startsWith('application/grpc')) return undefined;
+  const next = type.charCodeAt(16);
   // 'application/grpc' exactly, or followed by '+' / ';' / '-web...'; not 'application/grpcfoo'
   if (Number.isNaN(next) || next === 0x2b || next === 0x3b) return 'application/grpc';
-  return requestContentType.startsWith('application/grpc-web') ? 'application/grpc-web' : undefined;
+  if (type.startsWith('application/grpc-web-text')) return 'application/grpc-web-text';
+  return type.startsWith('application/grpc-web') ? 'application/grpc-web' : undefined;
 }
 
-/** The HTTP status the caller is sent for `code`: 200 for a gRPC caller (the error is in grpc-status). */
-export function answerStatusFor(code: ErrorCode, grpcType: string | undefined): number {
-  return grpcType === undefined ? STATUS[code] : 200;
+/**
+ * The status an answer stands for. A sidecar's own error (`x-meshcar-error` with a known code)
+ * counts as its HTTP status even when a gRPC caller got it as 200 and grpc-status: the
+ * outbound's retries, load balancing and outlier ejection, and every sidecar's metrics, judge
+ * it as the failure it is.
+ */
+export function effectiveStatus(status: number, head: Readonly<Record<string, unknown>>): number {
+  const code = head['x-meshcar-error'];
+  return isErrorCode(code) ? STATUS[code] : status;
+}
+
+/** One of meshcar's error codes (own keys only: `constructor` is not a code). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(STATUS, code);
 }
 
 /** grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2: "Percent-Encoded"). */

@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
-import { answerStatusFor, grpcAnswerType } from '../http/status.js';
+import { grpcAnswerType, statusFor } from '../http/status.js';
 import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
 import type { ConnectionTracker } from './connections.js';
@@ -247,7 +247,8 @@ export abstract class Exchange {
     }
     this.errorCode = code;
     const grpcType = grpcAnswerType(this.requestHeaders['content-type']);
-    this.status = answerStatusFor(code, grpcType);
+    // a gRPC caller gets 200 and grpc-status on the wire; metrics count the status the error stands for
+    this.status = statusFor(code);
     this.writeError(code, message, retryAfterSeconds, grpcType);
   }
 

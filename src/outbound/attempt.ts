@@ -15,7 +15,7 @@ import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
-import { answerStatusFor, grpcAnswerType } from '../http/status.js';
+import { effectiveStatus, grpcAnswerType, statusFor } from '../http/status.js';
 import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName } from './router.js';
@@ -158,7 +158,8 @@ export abstract class Attempt {
     this.exchange.errorCode = err.code;
     this.answered = true;
     const grpcType = grpcAnswerType(this.reqHeaders['content-type']);
-    this.exchange.status = answerStatusFor(err.code, grpcType);
+    // a gRPC caller gets 200 and grpc-status on the wire; metrics count the status the error stands for
+    this.exchange.status = statusFor(err.code);
     this.sendError(err, grpcType);
   }
 
@@ -273,13 +274,15 @@ export abstract class Attempt {
   response(up: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean): void {
     if (this.answered) return;
     const status = Number(head[':status']);
-    if ((status === 503 || status === 429) && this.tryRetry(status === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
+    // judged by what it stands for: the remote sidecar answers a gRPC caller's errors as 200
+    const judged = effectiveStatus(status, head);
+    if ((judged === 503 || judged === 429) && this.tryRetry(judged === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
     this.timer?.cancel();
     this.timer = undefined;
     if (!this.writeHead(status, head, flags)) return;
     this.answered = true;
-    this.exchange.answered(status, head);
-    this.reportRetry(status >= 500 || status === 429 ? 'failure' : 'success');
+    this.exchange.answered(judged, head);
+    this.reportRetry(judged >= 500 || judged === 429 ? 'failure' : 'success');
     this.relayBody(up, flags);
   }
 

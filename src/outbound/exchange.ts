@@ -5,8 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
-import type { ErrorCode } from '../errors.js';
-import { statusFor } from '../http/status.js';
+import { isErrorCode } from '../http/status.js';
 import type { Activity } from './activity.js';
 import type { UpstreamRouter } from './router.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -71,7 +70,7 @@ export class Exchange {
   answered(status: number, head: Readonly<Record<string, unknown>>): void {
     this.status = status;
     const code = head['x-meshcar-error'];
-    if (typeof code === 'string' && statusFor(code as ErrorCode) !== undefined) this.errorCode ??= code;
+    if (isErrorCode(code)) this.errorCode ??= code;
   }
 
   finish(): void {

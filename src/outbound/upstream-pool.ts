@@ -27,6 +27,7 @@ import { DEFAULT_IDLE_TIMEOUT_MS, RetryPolicy } from './retry.js';
 import { BALANCER_DEFAULTS, CIRCUIT_DEFAULTS, EndpointHealth, OUTLIER_DEFAULTS } from './balancer.js';
 import type { CircuitBreakerConfig } from '../config/traffic-config.js';
 import { outboundFailure } from '../tls-failures/describe.js';
+import { effectiveStatus } from '../http/status.js';
 
 // what the pool notes on each of its streams, read by its shared 'response' and 'close' listeners
 const ENDPOINT = Symbol('meshcar.endpoint');
@@ -164,7 +165,8 @@ export class UpstreamPool {
       const endpoint = this[ENDPOINT];
       if (endpoint === undefined || this[ANSWERED]) return;
       this[ANSWERED] = true;
-      health.responded(endpoint, Number(head[':status']), performance.now() - (this[OPENED] as number));
+      // a remote sidecar's own error counts as its status, also when a gRPC caller got it as 200
+      health.responded(endpoint, effectiveStatus(Number(head[':status']), head), performance.now() - (this[OPENED] as number));
     };
     this.streamClosed = function () {
       observer.upstreamStreamsChanged(name, -1);

@@ -151,6 +151,12 @@ t.test("the sidecars' own errors are gRPC statuses, trailers-only, with x-meshca
   t.match(denied.details, /spiffe:\/\/mesh\.local\/svc\/frontend is not allowed/);
   t.same(denied.metadata.get('x-meshcar-error'), ['forbidden'], "the remote sidecar's code crosses the outbound unchanged");
 
+  // metrics count what the errors stand for, not the 200 the gRPC callers got on the wire
+  const frontendMetrics = (await frontend.admin('/metrics')).body;
+  t.match(frontendMetrics, /meshcar_requests_total\{direction="outbound",peer="orders-hurried",method="POST",route="[^"]+",code="504"\} 1/, 'the outbound counts its own timeout as 504');
+  t.match(frontendMetrics, /meshcar_requests_total\{direction="outbound",peer="orders",method="POST",route="[^"]+",code="403"\} 1/, "the outbound counts the remote sidecar's refusal as 403");
+  t.match((await orders.admin('/metrics')).body, /meshcar_requests_total\{direction="inbound",peer="frontend",method="POST",route="[^"]+",code="403"\} 1/, 'the inbound counts its refusal as 403');
+
   const unrouted = await callFailing(nowhere, 'Echo');
   t.equal(unrouted.code, grpc.status.UNIMPLEMENTED, `no upstream named "nowhere": UNIMPLEMENTED (code ${unrouted.code}: ${unrouted.details})`);
   t.same(unrouted.metadata.get('x-meshcar-error'), ['no_route']);

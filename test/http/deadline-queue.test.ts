@@ -111,3 +111,38 @@ t.test('a finished request leaves nothing in the queue: 200,000 cancelled 60 s d
   t.equal(pending, 0);
   t.ok(grewKb < 1024, `the heap grew ${grewKb} KB (an entry kept per request would be several MB)`);
 });
+
+t.test('a deadline beyond setTimeout\'s 24.8 days is kept, not fired at once', async (t) => {
+  const fired: string[] = [];
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.name);
+  process.on('warning', onWarning);
+  t.teardown(() => process.removeListener('warning', onWarning));
+  const queue = new DeadlineQueue<string>((owner) => fired.push(owner));
+  const far = queue.add('far', 30 * 86_400_000);
+  queue.add('near', 30);
+  await until(() => fired.length === 1, 'the near deadline');
+  await new Promise((r) => setTimeout(r, 50));
+  t.same(fired, ['near'], 'the 30-day one waits (a timer longer than 2^31-1 ms would fire after 1 ms)');
+  t.equal(queue.pending(), 1);
+  t.notOk(warnings.includes('TimeoutOverflowWarning'), 'no timer was asked for more than 2^31-1 ms (Node would run it after 1 ms, again and again)');
+  far.cancel();
+});
+
+t.test('a callback that throws leaves the lane working for the deadlines after it', async (t) => {
+  const fired: string[] = [];
+  const queue = new DeadlineQueue<string>((owner) => {
+    fired.push(owner);
+    if (owner === 'bad') throw new Error('callback failed');
+  });
+  const errors: unknown[] = [];
+  const onError = (err: unknown) => errors.push(err);
+  process.prependListener('uncaughtException', onError);
+  t.teardown(() => process.removeListener('uncaughtException', onError));
+  queue.add('bad', 20);
+  await new Promise((r) => setTimeout(r, 5));
+  queue.add('good', 20);
+  await until(() => fired.includes('good'), 'the deadline after the one that threw');
+  t.same(fired, ['bad', 'good']);
+  t.equal(errors.length, 1, 'the error itself surfaced');
+});

@@ -8,19 +8,27 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { MeshcarError } from '../../src/errors.js';
-import { answerStatusFor, grpcAnswerType, grpcMessage, grpcStatusFor, sendError, sendStreamError } from '../../src/http/status.js';
+import { effectiveStatus, grpcAnswerType, grpcMessage, grpcStatusFor, isErrorCode, sendError, sendStreamError } from '../../src/http/status.js';
 
 t.test('which requests are gRPC, and the answer type they get', async (t) => {
   t.equal(grpcAnswerType('application/grpc'), 'application/grpc');
   t.equal(grpcAnswerType('application/grpc+proto'), 'application/grpc');
   t.equal(grpcAnswerType('application/grpc;charset=utf-8'), 'application/grpc');
   t.equal(grpcAnswerType('application/grpc-web+proto'), 'application/grpc-web');
-  t.equal(grpcAnswerType('application/grpc-web-text'), 'application/grpc-web');
+  t.equal(grpcAnswerType('application/grpc-web-text'), 'application/grpc-web-text');
+  t.equal(grpcAnswerType('Application/GRPC'), 'application/grpc', 'media types are case-insensitive');
   t.equal(grpcAnswerType('application/grpcfoo'), undefined, 'a longer media type is not gRPC');
   t.equal(grpcAnswerType('application/json'), undefined);
   t.equal(grpcAnswerType(undefined), undefined);
-  t.equal(answerStatusFor('upstream_timeout', 'application/grpc'), 200, 'gRPC: the error is in grpc-status');
-  t.equal(answerStatusFor('upstream_timeout', undefined), 504);
+});
+
+t.test('a sidecar error answered as gRPC is judged by the status it stands for', async (t) => {
+  t.equal(effectiveStatus(200, { 'x-meshcar-error': 'upstream_unavailable', 'grpc-status': '14' }), 503, 'retries, balancing and ejection see the 503');
+  t.equal(effectiveStatus(200, { 'x-meshcar-error': 'rate_limited' }), 429);
+  t.equal(effectiveStatus(200, {}), 200, "the app's own answer is what it says");
+  t.equal(effectiveStatus(200, { 'x-meshcar-error': 'constructor' }), 200, 'only meshcar codes count, never an inherited property name');
+  t.equal(isErrorCode('__proto__'), false);
+  t.equal(isErrorCode('forbidden'), true);
 });
 
 t.test('gRPC statuses by meaning', async (t) => {
