@@ -195,6 +195,8 @@ export abstract class Exchange {
   respond(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage?: string, mayHaveTrailers = true): boolean {
     if (this.phase !== WAITING) return false;
     this.clearTimer();
+    // the header says "a sidecar answered this" (the outbound judges the endpoint by it): never the app's word
+    if (headers['x-meshcar-error'] !== undefined) delete headers['x-meshcar-error'];
     let body: boolean;
     try {
       body = this.writeHead(status, headers, endStream, statusMessage, mayHaveTrailers);

@@ -30,7 +30,7 @@ t.test('request and response headers', async (t) => {
       handler: (req: IncomingMessage, res: ServerResponse) => {
         req.resume();
         req.on('end', () => {
-          res.writeHead(200, { 'content-type': 'application/json', connection: 'x-private', 'x-private': 'hop', 'keep-alive': 'timeout=5', 'x-app': '1' });
+          res.writeHead(200, { 'content-type': 'application/json', connection: 'x-private', 'x-private': 'hop', 'keep-alive': 'timeout=5', 'x-app': '1', 'x-meshcar-error': 'upstream_unavailable' });
           res.end(JSON.stringify(req.headers));
         });
       },
@@ -74,6 +74,10 @@ t.test('request and response headers', async (t) => {
     t.equal(res.headers['x-app'], '1');
     t.notOk(res.headers['x-private'], 'a response header named by Connection');
     t.not(res.headers['keep-alive'], 'timeout=5', "the app's keep-alive does not leak");
+    t.notOk(res.headers['x-meshcar-error'], 'an app cannot pose as a sidecar: its x-meshcar-error is dropped');
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    t.notOk((await h2Request(session, { ':path': '/' })).headers['x-meshcar-error'], 'the same over HTTP/2');
   });
 });
 
