@@ -5,12 +5,13 @@
 // - 'response' carries Node's frame flags, or H2Stream's endStream boolean: responseEnds().
 // - H2Stream has no setTimeout(): adaptH2Stream() gives it one with Node's meaning (no bytes
 //   either way for `ms` emits 'timeout'), checked by polling its byte counters a few times per
-//   period, so the hot path (every DATA frame) pays nothing.
+//   period (in a shared deadline queue), so the hot path (every DATA frame) pays nothing.
 
 import { constants as h2 } from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { H2Stream } from '../h2/index.js';
+import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
 
 /** What the attempt controller (attempt.ts) and its forwarders, expect-continue.ts and the pool use of a stream. */
 export interface UpstreamStream extends Duplex {
@@ -42,7 +43,7 @@ interface IdleTimer {
   tick: number;
   quietMs: number;
   seen: number;
-  timer: NodeJS.Timeout | undefined;
+  timer: Deadline<Adapted> | undefined;
 }
 
 type Adapted = H2Stream & { [IDLE]?: IdleTimer; setTimeout(ms: number, callback?: () => void): void };
@@ -65,15 +66,17 @@ function idleTick(stream: Adapted): void {
     stream.emit('timeout');
     return;
   }
-  state.timer = setTimeout(idleTick, state.tick, stream);
-  state.timer.unref();
+  state.timer = IDLE_TICKS.add(stream, state.tick);
 }
+
+// the polls of every stream: one timer per period, not one per stream (src/http/deadline-queue.ts)
+const IDLE_TICKS = new DeadlineQueue<Adapted>(idleTick);
 
 // one shared function, installed on each stream (no closure per request)
 function setIdleTimeout(this: Adapted, ms: number, callback?: () => void): void {
   if (callback) this.on('timeout', callback); // as Node's Http2Stream#setTimeout
   let state = this[IDLE];
-  if (state?.timer) clearTimeout(state.timer);
+  state?.timer?.cancel();
   if (ms <= 0) {
     if (state) state.ms = 0;
     return;
@@ -88,13 +91,12 @@ function setIdleTimeout(this: Adapted, ms: number, callback?: () => void): void 
   state.tick = tick;
   state.quietMs = 0;
   state.seen = activity(this);
-  state.timer = setTimeout(idleTick, tick, this);
-  state.timer.unref();
+  state.timer = IDLE_TICKS.add(this, tick);
 }
 
 function stopIdleTimer(this: Adapted): void {
   const state = this[IDLE];
-  if (state?.timer) clearTimeout(state.timer);
+  state?.timer?.cancel();
   if (state) state.timer = undefined;
 }
 

@@ -30,6 +30,8 @@ async function start(t: TapTest, pki: TestPki, port: number, timeoutMs: number, 
     identity: await appIdentity(pki),
     logger: silent,
     observer,
+    // codec-meshcar-timeouts.test.ts runs this file again on meshcar's own HTTP/2 codec
+    ...(process.env.MESHCAR_TEST_H2_CODEC === 'meshcar' ? { codec: 'meshcar' as const } : {}),
   });
   const bound = await outbound.listen();
   t.teardown(() => outbound.close());
