@@ -1,0 +1,89 @@
+// Each verified caller's connection once the listener (inbound.ts) took it: its one lifetime
+// timer (closed when the caller's certificate path expires; HTTP/2 also retired at its maximum
+// age), and its HTTP/2 session on either codec: Node's (session set up here, its streams in
+// request-dispatch.ts; resets counted by a ResetGuard, a rapid-reset caller sent GOAWAY
+// ENHANCE_YOUR_CALM) or meshcar's own (src/h2, which counts resets itself). Plain functions
+// of the listener: nothing here runs per request.
+
+import http2, { type IncomingHttpHeaders, type ServerHttp2Session } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import { H2Connection, type H2Stream, type IncomingHeaders } from '../h2/index.js';
+import { h2SessionObserver } from '../http/h2-session-observer.js';
+import type { Caller } from './caller.js';
+import { ConnectionLifetime } from './connection-lifetime.js';
+import { Http2Exchange } from './http2-exchange.js';
+import type { InboundListener } from './inbound.js';
+import { handle, kCaller, type WithCaller } from './request-dispatch.js';
+import { attachGuard, ResetGuard } from './reset-guard.js';
+
+/** The connection's lifetime, noted on its socket when the caller was verified. */
+export const kLifetime = Symbol('meshcar.inbound.lifetime');
+
+export interface WithLifetime {
+  [kLifetime]?: ConnectionLifetime;
+}
+
+/**
+ * GOAWAY ENHANCE_YOUR_CALM, no new streams, and the connection destroyed a second later at
+ * most. (session.destroy(err, code) alone was seen to close the socket without the peer ever
+ * learning why, with its frames still queued.)
+ */
+function closeAbusive(session: ServerHttp2Session): void {
+  if (session.destroyed) return;
+  session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  session.close();
+  setTimeout(destroySession, ABUSIVE_SESSION_GRACE_MS, session).unref();
+}
+
+const ABUSIVE_SESSION_GRACE_MS = 1_000;
+
+function destroySession(session: ServerHttp2Session): void {
+  if (!session.destroyed) session.destroy();
+}
+
+/** http2.codec node: a caller's session, before its first stream (request-dispatch.ts: onStream). */
+export function onSession(inbound: InboundListener, session: ServerHttp2Session): void {
+  // the proxy session.socket reaches the TLS socket's properties; read the caller once
+  (session as WithCaller)[kCaller] = (session.socket as WithCaller)[kCaller];
+  session.on('error', (err) => inbound.logger.debug({ err: err.message }, 'inbound HTTP/2 session error'));
+  attachGuard(session, new ResetGuard(inbound.maxResetsPer10s, (_guard, resets, completed) => onRapidReset(inbound, session, resets, completed)));
+  (session.socket as WithLifetime)[kLifetime]?.limitSession(session, inbound.maxSessionAgeMs);
+  inbound.tracker.addSession(session);
+}
+
+/** http2.codec meshcar: the caller's h2 connection on meshcar's own codec (the node codec's onSession + onStream). */
+export function onMeshcarConnection(inbound: InboundListener, socket: TLSSocket, caller: Caller): void {
+  const observer = h2SessionObserver('inbound', inbound.observer, inbound.logger, caller.id.uri, socket.remoteAddress);
+  const conn = new H2Connection(socket, { role: 'server', limits: inbound.h2Limits, observer });
+  (conn as WithCaller)[kCaller] = caller;
+  conn.on('error', (err: Error) => inbound.logger.debug({ err: err.message }, 'inbound HTTP/2 session error'));
+  conn.on('stream', (stream: H2Stream, headers: IncomingHeaders, endStream: boolean) => {
+    // no ResetGuard: the codec counts resets itself (see src/http/h2-session-observer.ts)
+    handle(inbound, new Http2Exchange(stream, headers as IncomingHttpHeaders, !endStream, caller, inbound, undefined), inbound.app);
+  });
+  (socket as WithLifetime)[kLifetime]?.limitSession(conn, inbound.maxSessionAgeMs);
+  inbound.tracker.addSession(conn);
+}
+
+/** The connection's one timer: closed when the caller's certificate path expires; HTTP/2 also retired at its maximum age. */
+export function lifetimeOf(inbound: InboundListener, socket: TLSSocket, caller: Caller, expiresAtMs: number): ConnectionLifetime {
+  return new ConnectionLifetime(socket, expiresAtMs, {
+    onExpired: () =>
+      inbound.logger.info({ peer: caller.id.uri, remote: socket.remoteAddress, notAfter: new Date(expiresAtMs).toISOString() }, "inbound connection closed: the caller's certificate expired"),
+    onRetired: () => inbound.logger.debug({ peer: caller.id.uri, remote: socket.remoteAddress, maxSessionAgeMs: inbound.maxSessionAgeMs }, 'inbound HTTP/2 session reached its maximum age: GOAWAY'),
+  });
+}
+
+/** The caller keeps resetting the streams it opens (CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM, then close. */
+function onRapidReset(inbound: InboundListener, session: ServerHttp2Session, resets: number, completed: number): void {
+  // streams aborted because the session is going anyway (connection lost, drain) are no abuse
+  if (session.destroyed || session.closed) return;
+  const caller = (session as WithCaller)[kCaller];
+  inbound.logger.warn(
+    { peer: caller?.id.uri, remote: session.socket?.remoteAddress, resets, completed, windowSeconds: 10 },
+    'inbound HTTP/2 session closed: the caller resets streams faster than allowed (rapid reset)',
+  );
+  inbound.observer.sessionRejected?.('inbound', 'rapid_reset');
+  // out of nghttp2's receive callback, which this runs inside
+  setImmediate(closeAbusive, session);
+}

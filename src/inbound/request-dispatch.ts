@@ -1,0 +1,118 @@
+// Every request from a verified caller, whichever server took it: the entry points (an HTTP/1.1
+// request or Upgrade, a Node HTTP/2 stream; the meshcar codec's streams come through
+// caller-connections.ts) make its Exchange, then the per-request policy runs: a plain path, an
+// allowed caller, the rate limit, the timers, the OpenAPI check (schema-check.ts, when a spec
+// is configured), and the forwarder to the local app. Also the HTTP/1.1 requests Node could
+// not parse. Plain functions of the listener (inbound.ts) that find the caller noted on the
+// socket or session: no closure or extra object per request.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import { MeshcarError } from '../errors.js';
+import { announcesBody } from '../http/body-framing.js';
+import { rawErrorResponse } from '../http/status.js';
+import type { Caller } from './caller.js';
+import { bindExchange, DONE, onRequestData, type Exchange } from './exchange.js';
+import type { AppForwarder } from './forwarder.js';
+import { Http1Exchange } from './http1-exchange.js';
+import { Http2Exchange } from './http2-exchange.js';
+import type { InboundListener } from './inbound.js';
+import { isAcceptablePath } from './request-target.js';
+import { guardOf } from './reset-guard.js';
+import { screenRequest } from './schema-check.js';
+import { headDeadlineMs } from './timeouts.js';
+
+/** The caller of a connection, noted on its socket (and HTTP/2 session) when it was verified. */
+export const kCaller = Symbol('meshcar.inbound.caller');
+
+export interface WithCaller {
+  [kCaller]?: Caller;
+}
+
+export function onHttp1Request(inbound: InboundListener, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+  const caller = (req.socket as WithCaller)[kCaller] as Caller;
+  handle(inbound, new Http1Exchange(req, res, caller, inbound, expectsContinue), inbound.app);
+}
+
+export function onUpgrade(inbound: InboundListener, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  const caller = (socket as WithCaller)[kCaller] as Caller;
+  const exchange = Http1Exchange.forUpgrade(req, socket, head, caller, inbound);
+  // h2c over TLS does not exist (RFC 9113), and a tunnel would let later requests skip authorization
+  if (String(req.headers.upgrade).toLowerCase() === 'h2c') {
+    exchange.fail('bad_request', 'Upgrade: h2c is not supported; use ALPN h2');
+    return;
+  }
+  // bytes after an Upgrade head belong to the new protocol; a body announced with it would
+  // have to be framed twice over, and an app that answers without reading it desyncs
+  if (announcesBody(req.headers)) {
+    exchange.fail('bad_request', 'an Upgrade request cannot carry a body (Content-Length or Transfer-Encoding)');
+    return;
+  }
+  handle(inbound, exchange, inbound.upgrades);
+}
+
+/** http2.codec node: a stream of a session onSession (caller-connections.ts) took in. */
+export function onStream(inbound: InboundListener, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number): void {
+  const caller = (stream.session as WithCaller | undefined)?.[kCaller];
+  if (caller === undefined) {
+    stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  const requestHasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
+  handle(inbound, new Http2Exchange(stream, headers, requestHasBody, caller, inbound, guardOf(stream.session)), inbound.app);
+}
+
+/** The per-request policy: a plain path, an allowed caller, then the app. */
+export function handle(inbound: InboundListener, exchange: Exchange, forwarder: AppForwarder): void {
+  if (!isAcceptablePath(exchange.path)) {
+    exchange.fail('bad_request', 'the request path must be a plain absolute path: no dot segments (also with ;params or encoded), no double-encoded dots or slashes, no empty first segment');
+    return;
+  }
+  if (!exchange.caller.grantUnder(inbound.policy).allows(exchange.method, exchange.path)) {
+    exchange.fail('forbidden', `${exchange.caller.id.uri} is not allowed to ${exchange.method} ${exchange.path}`);
+    return;
+  }
+  if (inbound.rateLimiter !== undefined) {
+    const refusal = inbound.rateLimiter.take(exchange.caller);
+    if (refusal !== undefined) {
+      const whose = refusal.scope === 'identity' ? `${exchange.caller.id.uri} sends more requests than its rate limit` : 'this service receives more requests than its total rate limit';
+      exchange.fail('rate_limited', `${whose}; retry later`, refusal.retryAfterSeconds);
+      return;
+    }
+  }
+  const route = inbound.timeouts.forPath(exchange.path);
+  // the caller's own deadline (grpc-timeout, x-request-timeout) may shorten the wait, never lengthen it
+  // (started before the schema check: a body read for validation is within the same deadline)
+  exchange.startTimers(headDeadlineMs(route.timeoutMs, exchange.requestHeaders), route.idleTimeoutMs);
+  // WebSocket upgrades (their own forwarder) pass unchecked: a tunnel is not an API call
+  if (inbound.schema !== undefined && forwarder === inbound.app) screenRequest(exchange, inbound.schema, inbound.toApp);
+  else toApp(exchange, forwarder);
+}
+
+/** The request goes to the app (the forwarder builds the head it needs: see appHeadersOf). */
+export function toApp(exchange: Exchange, forwarder: AppForwarder): void {
+  forwarder.forward(exchange);
+  if (exchange.requestHasBody && exchange.phase !== DONE) {
+    // added after the forwarder's pipe(), so it does not change the body's flow
+    bindExchange(exchange.requestBody, exchange);
+    exchange.requestBody.on('data', onRequestData);
+  }
+}
+
+/** A request Node could not parse (or that outgrew the header limit): answer and close. */
+export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoException, socket: Socket): void {
+  // Node's own guard: write only if nothing of a response is on this connection yet
+  const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || (inProgress && inProgress.headersSent)) {
+    socket.destroy();
+    return;
+  }
+  let response: string;
+  if (err.code === 'HPE_HEADER_OVERFLOW') response = rawErrorResponse({ status: 431 });
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') response = rawErrorResponse({ status: 408 });
+  else response = rawErrorResponse(new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`));
+  inbound.logger.debug({ code: err.code, remote: socket.remoteAddress }, 'inbound request refused by the HTTP parser');
+  socket.end(response);
+  socket.destroySoon();
+}
