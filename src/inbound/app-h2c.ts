@@ -9,6 +9,7 @@ import { formatHostPort } from '../config/address.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { classifyAppError } from './app-errors.js';
 import { bindExchange, exchangeOf, STREAMING, WAITING, type Exchange } from './exchange.js';
+import { touch } from './exchange-deadlines.js';
 import type { AppForwarder } from './forwarder.js';
 import { H2cSessionPool, type Lease } from './h2c-pool.js';
 import { appHeadersOf } from './app-headers.js';
@@ -93,7 +94,7 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders, flags
 
 function onActivity(this: ClientHttp2Stream, chunk: Buffer): void {
   const exchange = exchangeOf(this);
-  exchange.touch();
+  touch(exchange);
   exchange.bytesOut += chunk.length;
 }
 

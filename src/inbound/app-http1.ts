@@ -21,6 +21,7 @@ import { formatHostPort } from '../config/address.js';
 import { classifyAppError } from './app-errors.js';
 import { NodeHttp1App } from './app-http1-node.js';
 import { exchangeOf, STREAMING, WAITING, type Exchange, type UpstreamRequest } from './exchange.js';
+import { touch } from './exchange-deadlines.js';
 import type { AppForwarder } from './forwarder.js';
 
 export interface Http1AppOptions {
@@ -176,7 +177,7 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     const exchange = this.exchange;
     if (this.cancelled || exchange.phase !== STREAMING) return true;
-    exchange.touch();
+    touch(exchange);
     exchange.bytesOut += chunk.length;
     const sink = exchange.responseSink as NodeJS.WritableStream & { destroyed: boolean; writableEnded: boolean };
     if (sink.destroyed || sink.writableEnded) return true; // the caller is gone; the exchange says how

@@ -1,15 +1,16 @@
 // One request from an authenticated caller, from arrival to its last byte, whatever the
 // caller's protocol: the app forwarders talk to this class only, and the HTTP/1.1 and HTTP/2
-// subclasses translate. It owns the request's deadlines (the app must answer within the
-// inbound timeout; bytes must move within the idle timeout), kept in deadline queues shared
-// by all exchanges, the sidecar's own error answers, and the single report to the observer.
+// subclasses translate. It owns the request's phases, the sidecar's own error answers, and
+// the single report to the observer; its deadlines (the app must answer within the inbound
+// timeout; bytes must move within the idle timeout) are in exchange-deadlines.ts, the shared
+// listeners that move its body bytes in exchange-relay.ts.
 //
 // Phases: WAITING for the app's response head → STREAMING its body → DONE. Every failure
 // path first checks and sets the phase, so a late event (an app error after a timeout, a
 // caller hanging up after the end) does nothing twice.
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
@@ -20,7 +21,7 @@ import type { Caller } from './caller.js';
 import type { ConnectionTracker } from './connections.js';
 import type { AppForwarder } from './forwarder.js';
 import { pathOf } from './request-target.js';
-import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
+import type { Deadline } from '../http/deadline-queue.js';
 
 /** What every exchange needs from its listener: one object per Inbound, shared. */
 export interface ExchangeContext {
@@ -98,12 +99,14 @@ export abstract class Exchange {
   schema: SchemaResult | undefined = undefined;
   /** Attempts made toward the app (a bodiless request may be retried once on a stale connection). */
   attempts = 0;
-  private timer: Deadline<Exchange> | undefined = undefined;
+  // the deadlines' books, kept by exchange-deadlines.ts (startTimers, touch)
+  /** The app's response head is due (undefined: not started, or cancelled). */
+  timer: Deadline<Exchange> | undefined = undefined;
   /** No bytes either way for this long: 504, or a reset once the head went out (0: off). */
   idleTimeoutMs = 0;
   /** performance.now() of the last body bytes either way (see touch()). */
   lastActivity = 0;
-  private idleTimer: Deadline<Exchange> | undefined = undefined;
+  idleTimer: Deadline<Exchange> | undefined = undefined;
   private finalized = false;
   /** 100 Continue was sent: a second one (the app's, after the schema check sent its own) is dropped. */
   private continued = false;
@@ -142,36 +145,6 @@ export abstract class Exchange {
   protected abstract writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined, grpcType: string | undefined): void;
   /** Breaks off a response whose head is already sent (the caller sees a reset, not a short body). */
   protected abstract reset(): void;
-
-  /**
-   * Starts the per-request timers: the app must send its response head within `headMs`, and
-   * bytes must move (either way) at least every `idleMs` until the exchange is over.
-   */
-  startTimers(headMs: number, idleMs: number): void {
-    if (this.timer === undefined) this.timer = HEAD_DEADLINES.add(this, headMs);
-    if (this.idleTimer === undefined && idleMs > 0) {
-      this.idleTimeoutMs = idleMs;
-      this.lastActivity = performance.now();
-      this.idleTimer = IDLE_DEADLINES.add(this, idleMs);
-    }
-  }
-
-  /** Body bytes moved (either way): the idle clock starts again. */
-  touch(): void {
-    if (this.idleTimer !== undefined) this.lastActivity = performance.now();
-  }
-
-  /** Called by the idle timer: cut the exchange, or sleep for the rest of the idle time. */
-  checkIdle(): void {
-    this.idleTimer = undefined;
-    if (this.phase === DONE) return;
-    const quietMs = performance.now() - this.lastActivity;
-    if (quietMs >= this.idleTimeoutMs) {
-      this.fail('upstream_timeout', `no bytes moved either way for ${this.idleTimeoutMs} ms`);
-      return;
-    }
-    this.idleTimer = IDLE_DEADLINES.add(this, this.idleTimeoutMs - quietMs);
-  }
 
   private clearTimer(): void {
     if (this.timer !== undefined) {
@@ -313,49 +286,3 @@ export abstract class Exchange {
     });
   }
 }
-
-/**
- * Copies the app's response body to the caller, as pipe() would (backpressure included) but
- * with one shared 'data' listener instead of pipe()'s set of per-request listeners. The end of
- * the body is the forwarder's to handle (it adds trailers): this never ends the sink.
- */
-export function relayBody(source: Readable, exchange: Exchange): void {
-  exchange.relaySource = source;
-  source.on('data', onRelayData);
-}
-
-function onRelayData(this: Readable, chunk: Buffer): void {
-  const exchange = exchangeOf(this);
-  exchange.touch();
-  exchange.bytesOut += chunk.length;
-  const sink = exchange.responseSink as Writable;
-  if (sink.destroyed || sink.writableEnded) return; // the caller is gone; the exchange says how
-  if (!sink.write(chunk)) {
-    this.pause();
-    sink.once('drain', onRelayDrain);
-  }
-}
-
-function onRelayDrain(this: Writable): void {
-  const source = exchangeOf(this).relaySource;
-  if (source !== undefined && !source.destroyed) source.resume();
-}
-
-function onIdle(exchange: Exchange): void {
-  exchange.checkIdle();
-}
-
-/** A 'data' listener on the caller's request body: the upload counts as activity. */
-export function onRequestData(this: Readable, chunk: Buffer): void {
-  const exchange = exchangeOf(this);
-  exchange.touch();
-  exchange.bytesIn += chunk.length;
-}
-
-function onTimeout(exchange: Exchange, ms: number): void {
-  if (exchange.phase === WAITING) exchange.fail('upstream_timeout', `the app did not answer within ${ms} ms`);
-}
-
-// one timer per duration for all exchanges, not one per exchange (src/http/deadline-queue.ts)
-const HEAD_DEADLINES = new DeadlineQueue<Exchange>(onTimeout);
-const IDLE_DEADLINES = new DeadlineQueue<Exchange>(onIdle);

@@ -13,7 +13,9 @@ import { MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { rawErrorResponse } from '../http/status.js';
 import type { Caller } from './caller.js';
-import { bindExchange, DONE, onRequestData, type Exchange } from './exchange.js';
+import { bindExchange, DONE, type Exchange } from './exchange.js';
+import { startTimers } from './exchange-deadlines.js';
+import { onRequestData } from './exchange-relay.js';
 import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
@@ -84,7 +86,7 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
   const route = inbound.timeouts.forPath(exchange.path);
   // the caller's own deadline (grpc-timeout, x-request-timeout) may shorten the wait, never lengthen it
   // (started before the schema check: a body read for validation is within the same deadline)
-  exchange.startTimers(headDeadlineMs(route.timeoutMs, exchange.requestHeaders), route.idleTimeoutMs);
+  startTimers(exchange, headDeadlineMs(route.timeoutMs, exchange.requestHeaders), route.idleTimeoutMs);
   // WebSocket upgrades (their own forwarder) pass unchecked: a tunnel is not an API call
   if (inbound.schema !== undefined && forwarder === inbound.app) screenRequest(exchange, inbound.schema, inbound.toApp);
   else toApp(exchange, forwarder);

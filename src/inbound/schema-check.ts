@@ -12,6 +12,7 @@ import { checkJsonBody, readAll, watchBody } from '../schema/json-body.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
 import { ERROR_OF, tooLarge, type Violation } from '../schema/violations.js';
 import { DONE, type Exchange } from './exchange.js';
+import { touch } from './exchange-deadlines.js';
 
 /** Whether the schema check applies: not to gRPC (a stream of messages). */
 function isChecked(exchange: Exchange): boolean {
@@ -63,7 +64,7 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
         next(exchange);
       }
     },
-    () => exchange.touch(),
+    () => touch(exchange),
   );
 }
 
