@@ -1,0 +1,64 @@
+// What an upstream pool (upstream-pool.ts) notes on each stream it hands out, and counts by
+// it: streams in flight (per pool for the circuit breaker, per endpoint for the balancer, and
+// the observer's gauge), and each stream's outcome for its endpoint's health (balancer.ts):
+// its answer's status and latency, or a failure if it closed unanswered. The stream carries
+// its endpoint and start; its 'response' and 'close' listeners are one pair of functions per
+// pool, made at its construction, not a closure per request.
+
+import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import { effectiveStatus } from '../http/status.js';
+import type { TrafficObserver } from '../metrics/traffic.js';
+import type { EndpointHealth } from './balancer.js';
+import type { UpstreamEndpoint } from './endpoints.js';
+import type { UpstreamPool } from './upstream-pool.js';
+import type { UpstreamStream } from './upstream-stream.js';
+
+// what the pool notes on each of its streams, read by its shared 'response' and 'close' listeners
+const ENDPOINT = Symbol('meshcar.endpoint');
+const OPENED = Symbol('meshcar.opened');
+const ANSWERED = Symbol('meshcar.answered');
+export interface TrackedStream extends UpstreamStream {
+  [ENDPOINT]?: UpstreamEndpoint;
+  [OPENED]?: number;
+  [ANSWERED]?: boolean;
+}
+
+export type StreamResponded = (this: TrackedStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader) => void;
+export type StreamClosed = (this: TrackedStream) => void;
+
+/** The pool's 'response' listener for all its streams: the endpoint's first answer, judged. */
+export function streamRespondedListener(health: EndpointHealth<UpstreamEndpoint>): StreamResponded {
+  return function (head) {
+    const endpoint = this[ENDPOINT];
+    if (endpoint === undefined || this[ANSWERED]) return;
+    this[ANSWERED] = true;
+    // a remote sidecar's own error counts as its status, also when a gRPC caller got it as 200
+    health.responded(endpoint, effectiveStatus(Number(head[':status']), head), performance.now() - (this[OPENED] as number));
+  };
+}
+
+/** The pool's 'close' listener for all its streams: one fewer in flight; unanswered, a failure. */
+export function streamClosedListener(pool: UpstreamPool, health: EndpointHealth<UpstreamEndpoint>, observer: TrafficObserver, name: string): StreamClosed {
+  return function () {
+    observer.upstreamStreamsChanged(name, -1);
+    pool.active -= 1;
+    const endpoint = this[ENDPOINT];
+    if (endpoint === undefined) return;
+    endpoint.outstanding -= 1;
+    // closed with no response: a reset, a timeout (cancelled by the forwarder), a dead session
+    if (!this[ANSWERED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
+  };
+}
+
+/** A stream the pool hands out: counted until it closes, its outcome reported to the endpoint's health. */
+export function countStream(pool: UpstreamPool, stream: TrackedStream, endpoint: UpstreamEndpoint): void {
+  pool.deps.observer.upstreamStreamsChanged(pool.name, 1);
+  pool.active += 1;
+  endpoint.outstanding += 1;
+  stream[ENDPOINT] = endpoint;
+  stream[OPENED] = performance.now();
+  stream[ANSWERED] = false;
+  stream.on('response', pool.streamResponded);
+  stream.on('close', pool.streamClosed);
+}

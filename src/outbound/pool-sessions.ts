@@ -1,0 +1,62 @@
+// An upstream pool's books of its HTTP/2 sessions when the codec is `node` (http2-wrapper's
+// agent over core http2; the meshcar codec keeps its own in h2-session-pool.ts): each session
+// the agent opens is adopted (counted, its lifecycle managed by session-lifecycle.ts, listed
+// under its endpoint for the fast path) and dropped when it closes; a session with a free
+// stream slot is found per endpoint; an endpoint that left DNS has its sessions wound down.
+// Plain functions of the pool (upstream-pool.ts).
+
+import type { ClientHttp2Session } from 'node:http2';
+import { describeError } from '../errors.js';
+import type { UpstreamEndpoint } from './endpoints.js';
+import { activeStreams, closeGracefully, isGracefullyClosing, manageSession } from './session-lifecycle.js';
+import { endpointOfSocket } from './upstream-agent.js';
+import type { UpstreamPool } from './upstream-pool.js';
+
+/** A session to this endpoint that takes another stream now, if any. */
+export function freeSession(pool: UpstreamPool, endpoint: UpstreamEndpoint): ClientHttp2Session | undefined {
+  const sessions = pool.byEndpoint.get(endpoint);
+  if (sessions === undefined) return undefined;
+  for (let i = 0; i < sessions.length; i++) {
+    const session = sessions[i] as ClientHttp2Session;
+    if (!isGracefullyClosing(session) && activeStreams(session) < session.remoteSettings.maxConcurrentStreams!) return session;
+  }
+  return undefined;
+}
+
+/** A session the agent opened: listed, counted and managed until it closes. */
+export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
+  if (pool.closed) {
+    session.destroy();
+    return;
+  }
+  pool.sessions.add(session);
+  const endpoint = endpointOfSocket(session.socket);
+  if (endpoint) {
+    const list = pool.byEndpoint.get(endpoint);
+    if (list) list.push(session);
+    else pool.byEndpoint.set(endpoint, [session]);
+  }
+  pool.deps.observer.upstreamSessionsChanged(pool.name, 1);
+  manageSession(session, pool.deps.settings);
+  session.on('error', (err) => pool.deps.logger.debug({ upstream: pool.name, err: describeError(err) }, 'upstream session error'));
+  session.once('close', () => {
+    pool.sessions.delete(session);
+    const list = endpoint && pool.byEndpoint.get(endpoint);
+    if (list) {
+      list.splice(list.indexOf(session), 1);
+      if (list.length === 0) pool.byEndpoint.delete(endpoint);
+    }
+    pool.deps.observer.upstreamSessionsChanged(pool.name, -1);
+  });
+}
+
+/** An address left DNS: its sessions wind down, its TLS ticket goes. */
+export function retire(pool: UpstreamPool, endpoint: UpstreamEndpoint): void {
+  pool.health.forget(endpoint);
+  pool.agent?.forgetTlsSessions(endpoint.key);
+  pool.own?.forgetTlsSessions(endpoint.key);
+  pool.own?.closeGracefully(endpoint);
+  for (const session of pool.sessions) {
+    if (endpointOfSocket(session.socket) === endpoint && !isGracefullyClosing(session)) closeGracefully(session);
+  }
+}
