@@ -1,10 +1,10 @@
 // How events reach an attempt controller (attempt.ts) without a closure per request: the
 // controller is noted on each emitter it listens to (app request, response or stream, and
 // each attempt's upstream stream) under one symbol, and every listener and timer callback is
-// one shared function that finds it there.
+// one shared function that finds it there (those of the retries, the body kept for replay and
+// the retry timer, are in attempt-retry.ts).
 
 import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
-import type { Readable } from 'node:stream';
 import type { UpstreamStream } from './upstream-stream.js';
 import type { Attempt } from './attempt.js';
 
@@ -33,14 +33,6 @@ export function listenToUpstream(up: UpstreamStream, idleTimeoutMs: number): voi
 
 export function onDeadline(attempt: Attempt): void {
   attempt.deadline();
-}
-
-export function onRetryDue(attempt: Attempt): void {
-  attempt.attemptAgain();
-}
-
-export function onKeepBody(this: Readable, chunk: Buffer): void {
-  attemptOf(this).keep(chunk);
 }
 
 // flags: Node's frame flags, or the meshcar codec's endStream boolean (upstream-stream.ts)

@@ -1,15 +1,15 @@
 // The outbound attempt/retry controller, written once for HTTP/1.1 and h2c: one object per
 // app request owns what does not depend on the app's protocol: the deadline (grpc-timeout /
 // x-request-timeout or the upstream's timeout, the shorter), the attempts on pooled upstream
-// streams, safe retries (retry.ts) and their metrics, the body kept for replay, the idle
-// timeout, failure, cancellation and the report into Exchange. How the app's request is read
-// and its answer written (head, body, trailers, 100-continue, error) is the small abstract
-// part, implemented by forward-http1.ts and forward-h2c.ts. Listeners are shared functions
-// (attempt-events.ts) and timers carry the controller as an argument: no closures per request.
+// streams, the idle timeout, failure, cancellation and the report into Exchange; its safe
+// retries (their metrics, the body kept for replay) are in attempt-retry.ts. How the app's
+// request is read and its answer written (head, body, trailers, 100-continue, error) is the
+// small abstract part, implemented by forward-http1.ts and forward-h2c.ts. Listeners are
+// shared functions (attempt-events.ts, attempt-retry.ts) and timers carry the controller as an
+// argument: no closures per request.
 
 import type { ClientSessionRequestOptions, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
 import { constants as h2 } from 'node:http2';
-import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
@@ -23,12 +23,13 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { wasReset, type UpstreamStream } from './upstream-stream.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
-import { bindAttempt, listenToUpstream, onDeadline, onKeepBody, onRetryDue, onUpstreamWantTrailers } from './attempt-events.js';
+import { bindAttempt, listenToUpstream, onDeadline, onUpstreamWantTrailers } from './attempt-events.js';
+import { onKeepBody, reportRetry, tryRetry } from './attempt-retry.js';
 import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
 
 // the request deadlines of all attempts: one timer per duration (src/http/deadline-queue.ts)
 const DEADLINES = new DeadlineQueue<Attempt>(onDeadline);
-import { appDeadlineMs, isRetryableRequest, type RetryOutcome, type RetryReason } from './retry.js';
+import { appDeadlineMs, isRetryableRequest, type RetryReason } from './retry.js';
 
 export abstract class Attempt {
   readonly exchange: Exchange;
@@ -44,28 +45,29 @@ export abstract class Attempt {
   /** The stream the app's body is piped to (the first attempt's). */
   pipedTo: UpstreamStream | undefined = undefined;
   private timer: Deadline<Attempt> | undefined = undefined;
-  private deadlineMs = 0;
-  private headers: OutgoingHttpHeaders | undefined = undefined;
-  private streamOptions: ClientSessionRequestOptions | undefined = undefined;
   private hasBody = false;
   /** The request ends with trailers (sent on the upstream's 'wantTrailers'). */
   private trailersOut = false;
+  // What the retries (attempt-retry.ts) read and keep (not for users of the controller).
+  deadlineMs = 0;
+  headers: OutgoingHttpHeaders | undefined = undefined;
+  streamOptions: ClientSessionRequestOptions | undefined = undefined;
   // retries (see retry.ts): nothing here is touched unless an attempt fails before the answer
-  private retries = 0;
-  private retryTimer: NodeJS.Timeout | undefined = undefined;
+  retries = 0;
+  retryTimer: NodeJS.Timeout | undefined = undefined;
   /** Why the attempt in progress is a retry; its outcome is reported once. */
-  private retryReason: RetryReason | undefined = undefined;
-  private lastEndpoint: UpstreamEndpoint | undefined = undefined;
+  retryReason: RetryReason | undefined = undefined;
+  lastEndpoint: UpstreamEndpoint | undefined = undefined;
   /** The app's body has been piped to an attempt (later attempts replay `body`). */
-  private piped: boolean;
+  piped: boolean;
   /** The body as it went by, for replay; null: not kept (not retryable, or over the limit). */
-  private body: Buffer[] | null;
-  private bodySize: number;
+  body: Buffer[] | null;
+  bodySize: number;
 
   // `preread`: the whole body, already read by the schema check; sent as a replay would be
   constructor(
     protected readonly ctx: OutboundContext,
-    protected readonly reqHeaders: IncomingHttpHeaders,
+    readonly reqHeaders: IncomingHttpHeaders,
     method: string,
     schema: SchemaResult | undefined,
     preread: Buffer | undefined,
@@ -81,7 +83,7 @@ export abstract class Attempt {
 
   // ---- the protocol's part (forward-http1.ts, forward-h2c.ts) ----
 
-  protected abstract readonly appBody: Readable; // the app's request body
+  abstract readonly appBody: Readable; // the app's request body
   protected abstract appGone(): boolean; // nothing more can be answered
   protected abstract answerComplete(): boolean; // the answer was written to its end
   /** The answer is complete, but the upstream stream broke (an upstream may reset an upload it answered). */
@@ -99,7 +101,7 @@ export abstract class Attempt {
   abstract sendContinue(): void; // a 100 Continue to the app (see relayContinue)
 
   /** Over: failed, answered, or nobody left to answer. */
-  private over(): boolean {
+  over(): boolean {
     return this.failed || this.answered || this.appGone();
   }
 
@@ -147,7 +149,7 @@ export abstract class Attempt {
     if (this.failed) return;
     this.failed = true;
     this.stopTimers();
-    this.reportRetry('failure');
+    reportRetry(this, 'failure');
     const up = this.upstream;
     if (up && !up.closed) up.close(h2.NGHTTP2_CANCEL);
     if (this.answered) {
@@ -173,63 +175,11 @@ export abstract class Attempt {
     this.exchange.finish();
   }
 
-  /** The outcome of the attempt in progress, when it is a retry (reported once). */
-  private reportRetry(outcome: RetryOutcome): void {
-    if (this.retryReason === undefined) return;
-    this.pool.retry.report(this.retryReason, outcome);
-    this.retryReason = undefined;
-  }
-
   private stopTimers(): void {
     this.timer?.cancel();
     this.timer = undefined;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-  }
-
-  /** A 'data' listener's work on the app's body: kept for replay until over the limit. */
-  keep(chunk: Buffer): void {
-    if (this.body === null) return;
-    this.bodySize += chunk.length;
-    if (this.bodySize > this.pool.retry.bufferLimit) {
-      this.body = null; // too large to replay: this request will not be retried
-      this.appBody.off('data', onKeepBody);
-    } else this.body.push(chunk);
-  }
-
-  /** Lets go of the current attempt's stream: its listeners see it is no longer `upstream`. */
-  private abandon(): void {
-    const old = this.upstream;
-    this.upstream = undefined;
-    if (old === undefined) return;
-    old.setTimeout(0);
-    if (this.piped) this.appBody.unpipe(old);
-    if (!old.closed) old.close(h2.NGHTTP2_CANCEL);
-  }
-
-  attemptAgain(): void {
-    this.retryTimer = undefined;
-    if (this.over()) return;
-    this.pool.openStream(this.headers as OutgoingHttpHeaders, this.streamOptions as ClientSessionRequestOptions, this, this.lastEndpoint);
-  }
-
-  /**
-   * The attempt failed before anything of the response reached the app: schedules another
-   * when that is safe, allowed and in time (true), else false and the caller answers as before.
-   */
-  private tryRetry(reason: RetryReason, retryAfter?: unknown): boolean {
-    if (this.over()) return false;
-    if (!isRetryableRequest(this.exchange.method, this.reqHeaders) || expectsContinue(this.reqHeaders.expect)) return false;
-    if (this.piped && (this.body === null || !this.appBody.readableEnded)) return false;
-    const pool = this.pool;
-    const wait = pool.retry.plan(this.retries + 1, retryAfter, this.deadlineMs - (performance.now() - this.exchange.startedMs));
-    this.reportRetry('failure');
-    if (wait < 0) return false;
-    this.retries += 1;
-    this.retryReason = reason;
-    this.abandon();
-    this.retryTimer = setTimeout(onRetryDue, wait, this);
-    return true;
   }
 
   /** pool.openStream's callback: an attempt's stream exists. */
@@ -267,7 +217,7 @@ export abstract class Attempt {
   /** pool.openStream's callback: no stream could be had. */
   streamFailed(err: unknown): void {
     const error = isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${this.pool.name}: ${describeError(err)}`, { cause: err });
-    if (error.code === 'upstream_unavailable' && this.tryRetry('connect_failure')) return;
+    if (error.code === 'upstream_unavailable' && tryRetry(this, 'connect_failure')) return;
     this.fail(error);
   }
 
@@ -276,13 +226,13 @@ export abstract class Attempt {
     const status = Number(head[':status']);
     // judged by what it stands for: the remote sidecar answers a gRPC caller's errors as 200
     const judged = effectiveStatus(status, head);
-    if ((judged === 503 || judged === 429) && this.tryRetry(judged === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
+    if ((judged === 503 || judged === 429) && tryRetry(this, judged === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
     this.timer?.cancel();
     this.timer = undefined;
     if (!this.writeHead(status, head, flags)) return;
     this.answered = true;
     this.exchange.answered(judged, head);
-    this.reportRetry(judged >= 500 || judged === 429 ? 'failure' : 'success');
+    reportRetry(this, judged >= 500 || judged === 429 ? 'failure' : 'success');
     this.relayBody(up, flags);
   }
 
@@ -299,12 +249,12 @@ export abstract class Attempt {
   }
 
   streamError(up: UpstreamStream, err: Error): void {
-    if (!this.answered && this.tryRetry('reset')) return;
+    if (!this.answered && tryRetry(this, 'reset')) return;
     this.fail(upstreamReset(this.endpointKey, describeError(err)), up.rstCode);
   }
 
   streamClosed(up: UpstreamStream): void {
-    if (!this.answered && this.tryRetry('reset')) return;
+    if (!this.answered && tryRetry(this, 'reset')) return;
     if (!this.answered) this.fail(upstreamReset(this.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
     else if (!this.answerComplete()) this.bodyCut(up);
     else this.keepCompleteAnswer();

@@ -28,7 +28,7 @@ const NO_TRAILERS: OutgoingHttpHeaders = Object.freeze({}) as OutgoingHttpHeader
 function ignore(): void {}
 
 class H2cAttempt extends Attempt {
-  protected readonly appBody: ServerHttp2Stream;
+  readonly appBody: ServerHttp2Stream;
   /** The app's request trailers (read as they come: the app may finish before an upstream stream exists). */
   requestTrailersIn: OutgoingHttpHeaders = NO_TRAILERS;
   /** The upstream's response trailers, sent on the app stream's 'wantTrailers'. */

@@ -28,7 +28,7 @@ const FIXED_BODY = Object.freeze({ endStream: false });
 const CHUNKED_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
 
 class Http1Attempt extends Attempt {
-  protected readonly appBody: IncomingMessage;
+  readonly appBody: IncomingMessage;
 
   constructor(ctx: OutboundContext, private readonly req: IncomingMessage, readonly res: ServerResponse, schema: SchemaResult | undefined, preread: Buffer | undefined) {
     super(ctx, req.headers, req.method ?? 'GET', schema, preread);

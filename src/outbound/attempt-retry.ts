@@ -1,0 +1,70 @@
+// The retries of an attempt controller (attempt.ts), for an attempt that failed before any of
+// the response reached the app: whether another is safe (idempotent request, body kept whole,
+// no 100-continue), allowed and in time (the upstream's policy, retry.ts), letting go of the
+// failed attempt's stream, the next attempt after the wait (on another endpoint when there is
+// one), the outcome reported once per retry, and the app's body kept for replay as it goes by.
+// Nothing here runs for a request that goes well but the body keeping, when a retry could use
+// it. Plain functions of the controller; the timer carries it as its argument.
+
+import type { ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
+import { constants as h2 } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import type { Attempt } from './attempt.js';
+import { attemptOf } from './attempt-events.js';
+import { expectsContinue } from './expect-continue.js';
+import { isRetryableRequest, type RetryOutcome, type RetryReason } from './retry.js';
+
+/** The outcome of the attempt in progress, when it is a retry (reported once). */
+export function reportRetry(attempt: Attempt, outcome: RetryOutcome): void {
+  if (attempt.retryReason === undefined) return;
+  attempt.pool.retry.report(attempt.retryReason, outcome);
+  attempt.retryReason = undefined;
+}
+
+/** A 'data' listener on the app's body: kept for replay until over the limit. */
+export function onKeepBody(this: Readable, chunk: Buffer): void {
+  const attempt = attemptOf(this);
+  if (attempt.body === null) return;
+  attempt.bodySize += chunk.length;
+  if (attempt.bodySize > attempt.pool.retry.bufferLimit) {
+    attempt.body = null; // too large to replay: this request will not be retried
+    attempt.appBody.off('data', onKeepBody);
+  } else attempt.body.push(chunk);
+}
+
+/** Lets go of the current attempt's stream: its listeners see it is no longer `upstream`. */
+function abandon(attempt: Attempt): void {
+  const old = attempt.upstream;
+  attempt.upstream = undefined;
+  if (old === undefined) return;
+  old.setTimeout(0);
+  if (attempt.piped) attempt.appBody.unpipe(old);
+  if (!old.closed) old.close(h2.NGHTTP2_CANCEL);
+}
+
+/** The retry timer's callback: the next attempt, avoiding the endpoint that failed. */
+function attemptAgain(attempt: Attempt): void {
+  attempt.retryTimer = undefined;
+  if (attempt.over()) return;
+  attempt.pool.openStream(attempt.headers as OutgoingHttpHeaders, attempt.streamOptions as ClientSessionRequestOptions, attempt, attempt.lastEndpoint);
+}
+
+/**
+ * The attempt failed before anything of the response reached the app: schedules another
+ * when that is safe, allowed and in time (true), else false and the caller answers as before.
+ */
+export function tryRetry(attempt: Attempt, reason: RetryReason, retryAfter?: unknown): boolean {
+  if (attempt.over()) return false;
+  if (!isRetryableRequest(attempt.exchange.method, attempt.reqHeaders) || expectsContinue(attempt.reqHeaders.expect)) return false;
+  if (attempt.piped && (attempt.body === null || !attempt.appBody.readableEnded)) return false;
+  const pool = attempt.pool;
+  const wait = pool.retry.plan(attempt.retries + 1, retryAfter, attempt.deadlineMs - (performance.now() - attempt.exchange.startedMs));
+  reportRetry(attempt, 'failure');
+  if (wait < 0) return false;
+  attempt.retries += 1;
+  attempt.retryReason = reason;
+  abandon(attempt);
+  attempt.retryTimer = setTimeout(attemptAgain, wait, attempt);
+  return true;
+}
