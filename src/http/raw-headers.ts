@@ -86,8 +86,27 @@ export function forwardableResponseList(raw: readonly (Buffer | string)[]): Forw
   return { list: named === undefined ? list : list.filter((_, i) => (i & 1) === 1 ? !named.has(list[i - 1]!) : !named.has(list[i]!)), chunked };
 }
 
-function listHas(list: readonly string[], name: string): boolean {
-  for (let i = 2; i < list.length; i += 2) if (list[i] === name) return true;
+/**
+ * An HTTP/2 head as decoded (names lower-case and checked, pseudo-headers first: our codec's
+ * and Node's rawHeaders) made fit for an HTTP/1.1 writer that takes a list (node:http's
+ * writeHead), with no object in between: pseudo-headers and hop-by-hop fields left out, each
+ * repeat its own line, single-valued fields first wins (two Content-Lengths, even equal ones,
+ * are a parse error to the app).
+ */
+export function forwardableFieldList(raw: readonly string[]): string[] {
+  const list: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.charCodeAt(0) === 0x3a /* ':' */ || isHopByHop(name)) continue;
+    if (SINGLE_VALUED.has(name) && listHas(list, name, 0)) continue;
+    list.push(name, raw[i + 1]!);
+  }
+  return list;
+}
+
+/** Whether `name` is among the list's fields from index `from` (a name's index) on. */
+function listHas(list: readonly string[], name: string, from = 2): boolean {
+  for (let i = from; i < list.length; i += 2) if (list[i] === name) return true;
   return false;
 }
 

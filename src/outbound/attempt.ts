@@ -91,7 +91,8 @@ export abstract class Attempt {
   /** The sidecar's own error answer (JSON, or gRPC trailers-only when `grpcType`). */
   protected abstract sendError(err: MeshcarError, grpcType: string | undefined): void;
   /** The upstream's response head to the app; false: not written (and handled). */
-  protected abstract writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean): boolean;
+  /** `raw`: the same head as the flat list it was decoded from (for a writer that takes a list). */
+  protected abstract writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean, raw: readonly string[]): boolean;
   protected abstract relayBody(up: UpstreamStream, flags: number | boolean): void; // and its end
   protected abstract pipeBody(up: UpstreamStream): void; // the app's body to the first attempt
   abstract upstreamTrailers(trailers: IncomingHttpHeaders): void; // the current attempt's
@@ -271,7 +272,7 @@ export abstract class Attempt {
     this.fail(error);
   }
 
-  response(up: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean): void {
+  response(up: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean, raw: readonly string[]): void {
     if (this.answered) return;
     const status = Number(head[':status']);
     // judged by what it stands for: the remote sidecar answers a gRPC caller's errors as 200
@@ -279,7 +280,7 @@ export abstract class Attempt {
     if ((judged === 503 || judged === 429) && this.tryRetry(judged === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
     this.timer?.cancel();
     this.timer = undefined;
-    if (!this.writeHead(status, head, flags)) return;
+    if (!this.writeHead(status, head, flags, raw)) return;
     this.answered = true;
     this.exchange.answered(judged, head);
     this.reportRetry(judged >= 500 || judged === 429 ? 'failure' : 'success');

@@ -272,6 +272,8 @@ export interface Http1Result {
   headers: http.IncomingHttpHeaders;
   body: Buffer;
   trailers: NodeJS.Dict<string>;
+  /** The head as it came on the wire, field by field. */
+  rawHeaders: string[];
   text: string;
   json<T = Echo>(): T;
 }
@@ -292,7 +294,7 @@ export function request(port: number, options: Http1Request = {}): Promise<Http1
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, trailers: res.trailers, text: body.toString(), json: () => JSON.parse(body.toString()) });
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, trailers: res.trailers, rawHeaders: res.rawHeaders, text: body.toString(), json: () => JSON.parse(body.toString()) });
       });
       res.on('error', reject);
     });
