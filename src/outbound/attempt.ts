@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
-import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { appendForwardableFields, forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
 import { effectiveStatus, grpcAnswerType, statusFor } from '../http/status.js';
 import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
@@ -26,9 +26,12 @@ import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { bindAttempt, listenToUpstream, onDeadline, onKeepBody, onRetryDue, onUpstreamWantTrailers } from './attempt-events.js';
 import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
 
+import { appDeadlineMs, isRetryableRequest, type RetryOutcome, type RetryReason } from './retry.js';
+
 // the request deadlines of all attempts: one timer per duration (src/http/deadline-queue.ts)
 const DEADLINES = new DeadlineQueue<Attempt>(onDeadline);
-import { appDeadlineMs, isRetryableRequest, type RetryOutcome, type RetryReason } from './retry.js';
+/** The app's fields the upstream head gets from us instead: Host becomes :authority. */
+const REPLACED_UPSTREAM = new Set(['host', 'x-request-id']);
 
 export abstract class Attempt {
   readonly exchange: Exchange;
@@ -45,7 +48,7 @@ export abstract class Attempt {
   pipedTo: UpstreamStream | undefined = undefined;
   private timer: Deadline<Attempt> | undefined = undefined;
   private deadlineMs = 0;
-  private headers: OutgoingHttpHeaders | undefined = undefined;
+  private headers: OutgoingHttpHeaders | string[] | undefined = undefined;
   private streamOptions: ClientSessionRequestOptions | undefined = undefined;
   private hasBody = false;
   /** The request ends with trailers (sent on the upstream's 'wantTrailers'). */
@@ -119,8 +122,18 @@ export abstract class Attempt {
     return pool;
   }
 
-  /** The request's HTTP/2 head toward the upstream. */
-  protected upstreamHeaders(method: string, path: string, authority: string | undefined): OutgoingHttpHeaders {
+  /**
+   * The request's HTTP/2 head toward the upstream: for meshcar's codec the flat list it encodes
+   * as it is (pseudo-headers first), with no object to copy and flatten again; for Node's, an object.
+   */
+  protected upstreamHeaders(method: string, path: string, authority: string | undefined): OutgoingHttpHeaders | string[] {
+    if (this.pool.takesHeaderList) {
+      const list = [':method', method, ':scheme', 'https', ':path', path];
+      if (authority !== undefined) list.push(':authority', authority);
+      appendForwardableFields(list, this.reqHeaders, REPLACED_UPSTREAM);
+      list.push('x-request-id', this.exchange.requestId);
+      return list;
+    }
     const headers = forwardableHeaders(this.reqHeaders);
     headers.host = undefined; // HTTP/2 carries it as :authority; undefined values are not sent
     headers[':method'] = method;
@@ -131,7 +144,7 @@ export abstract class Attempt {
   }
 
   /** Starts the deadline and the first attempt. */
-  protected send(headers: OutgoingHttpHeaders, streamOptions: ClientSessionRequestOptions, hasBody: boolean, trailersOut: boolean): void {
+  protected send(headers: OutgoingHttpHeaders | string[], streamOptions: ClientSessionRequestOptions, hasBody: boolean, trailersOut: boolean): void {
     const pool = this.pool;
     this.headers = headers;
     this.streamOptions = streamOptions;
@@ -211,7 +224,7 @@ export abstract class Attempt {
   attemptAgain(): void {
     this.retryTimer = undefined;
     if (this.over()) return;
-    this.pool.openStream(this.headers as OutgoingHttpHeaders, this.streamOptions as ClientSessionRequestOptions, this, this.lastEndpoint);
+    this.pool.openStream(this.headers as OutgoingHttpHeaders | string[], this.streamOptions as ClientSessionRequestOptions, this, this.lastEndpoint);
   }
 
   /**
