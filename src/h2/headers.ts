@@ -127,9 +127,12 @@ export class InvalidHeaderError extends TypeError {
   readonly code = 'ERR_H2_INVALID_HEADER';
 }
 
-/** An outgoing header object (or an already flat list) as a flat list, pseudo-headers first. */
+/**
+ * An outgoing header object as a flat list, pseudo-headers first; or a flat list, checked as it
+ * is (names already lower-case, pseudo-headers already first) and returned without a copy.
+ */
 export function flattenHeaders(headers: OutgoingHeaders | readonly string[]): string[] {
-  if (Array.isArray(headers)) return headers as string[];
+  if (Array.isArray(headers)) return checkedList(headers as string[]);
   const out: string[] = [];
   /** Where the next pseudo-header goes: they must precede every regular field. */
   let pseudoEnd = 0;
@@ -159,4 +162,23 @@ export function flattenHeaders(headers: OutgoingHeaders | readonly string[]): st
     if (nk === Kind.Pseudo) pseudoEnd += 2;
   }
   return out;
+}
+
+/** A caller's flat list, held to the rules flattenHeaders applies to an object's fields. */
+function checkedList(list: string[]): string[] {
+  if ((list.length & 1) !== 0) throw new InvalidHeaderError('a header list needs a value for every name');
+  let regularSeen = false;
+  for (let i = 0; i < list.length; i += 2) {
+    const name = list[i]!;
+    const value = list[i + 1]!;
+    const nk = typeof name === 'string' ? nameKind(name) : Kind.Invalid;
+    // nameKind also refuses upper case: a list is sent as it is, not lower-cased for the caller
+    if (nk === Kind.Invalid) throw new InvalidHeaderError(`invalid header name ${JSON.stringify(name)}`);
+    if (nk === Kind.ConnectionSpecific) throw new InvalidHeaderError(`connection-specific header ${name} is not allowed in HTTP/2`);
+    if (nk === Kind.Pseudo) {
+      if (regularSeen) throw new InvalidHeaderError(`pseudo-header ${name} after a regular header`);
+    } else regularSeen = true;
+    if (typeof value !== 'string' || BAD_VALUE.test(value)) throw new InvalidHeaderError(`invalid value for header ${name}`);
+  }
+  return list;
 }

@@ -158,7 +158,7 @@ export class FrameReceiver implements FrameHandler {
     }
     // a HEAD response, 204 and 304 announce a length they do not carry (RFC 9110 §8.6)
     stream.contentLength = stream.isHeadRequest || status === '204' || status === '304' ? -1 : parsed.contentLength;
-    receiveHead(stream, parsed.headers, endStream);
+    receiveHead(stream, parsed.headers, endStream, flat);
     if (endStream && !stream.remoteClosed) this.endOfStream(stream);
   }
 

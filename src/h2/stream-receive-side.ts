@@ -24,10 +24,11 @@ export function receiveEnd(stream: H2Stream): void {
   checkClosed(stream);
 }
 
-export function receiveHead(stream: H2Stream, headers: IncomingHeaders, endStream: boolean): void {
+/** `flat`: the block as decoded (and checked), passed on as Node passes rawHeaders. */
+export function receiveHead(stream: H2Stream, headers: IncomingHeaders, endStream: boolean, flat: readonly string[]): void {
   stream.headReceived = true;
   stream.endAfterHeaders = endStream;
-  stream.emit('response', headers, endStream);
+  stream.emit('response', headers, endStream, flat);
 }
 
 export function receiveInformational(stream: H2Stream, headers: IncomingHeaders): void {

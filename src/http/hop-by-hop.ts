@@ -50,16 +50,30 @@ export function forwardableHeaders(headers: IncomingHttpHeaders): OutgoingHttpHe
  */
 export function forwardableHeaderList(headers: IncomingHttpHeaders, replaced: ReadonlySet<string>): Array<string | string[]> {
   const list: Array<string | string[]> = [];
+  appendForwardable(list, headers, replaced, false);
+  return list;
+}
+
+/**
+ * The same fields appended to `list` one value per entry (an array value, e.g. set-cookie,
+ * becomes one field each): for an HTTP/2 encoder that takes the flat list as it is.
+ */
+export function appendForwardableFields(list: string[], headers: IncomingHttpHeaders, replaced: ReadonlySet<string>): void {
+  appendForwardable(list, headers, replaced, true);
+}
+
+function appendForwardable(list: Array<string | string[]>, headers: IncomingHttpHeaders, replaced: ReadonlySet<string>, expand: boolean): void {
   const connection = headers.connection;
   const named = connection ? connectionScoped(connection) : undefined;
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || replaced.has(name)) continue;
     const verdict = verdictOf(name, headers, named);
-    if (verdict === KEEP) list.push(name, value);
-    else if (verdict === TE_TRAILERS) list.push('te', 'trailers');
+    if (verdict === KEEP) {
+      if (expand && typeof value !== 'string') for (const v of value) list.push(name, v);
+      else list.push(name, value);
+    } else if (verdict === TE_TRAILERS) list.push('te', 'trailers');
   }
-  return list;
 }
 
 const KEEP = 0;

@@ -54,6 +54,62 @@ export function forwardableResponseHead(raw: readonly (Buffer | string)[]): Forw
   return { headers: headers as OutgoingHttpHeaders, chunked };
 }
 
+/** An app's response head as a list: `[':status', <the writer's>, name, value, ...]`. */
+export interface ForwardableList {
+  readonly list: string[];
+  readonly chunked: boolean;
+}
+
+/**
+ * The response head of forwardableResponseHead as a flat list with no object in between, for
+ * a writer that takes one (our HTTP/2 codec, node:http's writeHead): names lower-case, each
+ * repeat its own field (an HTTP/2 peer joins them as node:http would), single-valued fields
+ * first wins, `x-meshcar-error` left out (only a sidecar says it answered). Slot 1 is the
+ * writer's to fill with the status, so the list goes out without a copy.
+ */
+export function forwardableResponseList(raw: readonly (Buffer | string)[]): ForwardableList {
+  const list: string[] = [':status', ''];
+  let connection: string | undefined;
+  let chunked = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as Buffer | string).toString('latin1').toLowerCase();
+    const value = (raw[i + 1] as Buffer | string).toString('latin1');
+    if (name !== 'trailer' && isHopByHop(name)) {
+      if (name === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
+      else if (name === 'transfer-encoding') chunked = true;
+      continue;
+    }
+    if (name === 'x-meshcar-error' || (SINGLE_VALUED.has(name) && listHas(list, name))) continue;
+    list.push(name, value);
+  }
+  const named = connection === undefined ? undefined : connectionScoped(connection);
+  return { list: named === undefined ? list : list.filter((_, i) => (i & 1) === 1 ? !named.has(list[i - 1]!) : !named.has(list[i]!)), chunked };
+}
+
+/**
+ * An HTTP/2 head as decoded (names lower-case and checked, pseudo-headers first: our codec's
+ * and Node's rawHeaders) made fit for an HTTP/1.1 writer that takes a list (node:http's
+ * writeHead), with no object in between: pseudo-headers and hop-by-hop fields left out, each
+ * repeat its own line, single-valued fields first wins (two Content-Lengths, even equal ones,
+ * are a parse error to the app).
+ */
+export function forwardableFieldList(raw: readonly string[]): string[] {
+  const list: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.charCodeAt(0) === 0x3a /* ':' */ || isHopByHop(name)) continue;
+    if (SINGLE_VALUED.has(name) && listHas(list, name, 0)) continue;
+    list.push(name, raw[i + 1]!);
+  }
+  return list;
+}
+
+/** Whether `name` is among the list's fields from index `from` (a name's index) on. */
+function listHas(list: readonly string[], name: string, from = 2): boolean {
+  for (let i = from; i < list.length; i += 2) if (list[i] === name) return true;
+  return false;
+}
+
 function collect(raw: readonly (Buffer | string)[], forwardable: boolean): { headers: IncomingHttpHeaders; connection: string | undefined; chunked: boolean } {
   // no prototype: a field named __proto__ is a header like any other, not a prototype swap
   const headers = Object.create(null) as IncomingHttpHeaders;

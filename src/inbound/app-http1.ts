@@ -14,7 +14,7 @@ import v8 from 'node:v8';
 import type { Dispatcher, Pool as PoolType } from 'undici';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { appHeaderListOf } from './app-headers.js';
-import { forwardableResponseHead, headersOfRaw } from '../http/raw-headers.js';
+import { forwardableResponseHead, forwardableResponseList, headersOfRaw } from '../http/raw-headers.js';
 import { isRepeatableRequest } from '../http/idempotency.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
@@ -169,8 +169,13 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
     this.resumeResponse = resume;
     const exchange = this.exchange;
     // HTTP/1.1 carries trailers only after a chunked body
-    const { headers, chunked } = forwardableResponseHead(rawHeaders);
-    exchange.respond(statusCode, headers, false, statusText, chunked);
+    if (exchange.takesHeaderList) {
+      const { list, chunked } = forwardableResponseList(rawHeaders);
+      exchange.respond(statusCode, list, false, statusText, chunked);
+    } else {
+      const { headers, chunked } = forwardableResponseHead(rawHeaders);
+      exchange.respond(statusCode, headers, false, statusText, chunked);
+    }
     return true;
   }
 

@@ -136,9 +136,12 @@ export abstract class Exchange {
   abstract readonly callerGone: boolean;
   /** The HTTP/1.1 connection, for per-connection request counts; undefined for HTTP/2. */
   abstract readonly http1Socket: Socket | undefined;
+  /** respond() may be given a list from forwardableResponseList (no object in between). */
+  abstract readonly takesHeaderList: boolean;
 
   /** Sends the response head; returns whether a body follows. May throw on headers HTTP refuses. */
-  protected abstract writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage: string | undefined, mayHaveTrailers: boolean): boolean;
+  /** `headers`: an object, or a list made by forwardableResponseList (slot 1 free for the status). */
+  protected abstract writeHead(status: number, headers: OutgoingHttpHeaders | string[], endStream: boolean, statusMessage: string | undefined, mayHaveTrailers: boolean): boolean;
   protected abstract writeEnd(trailers: OutgoingHttpHeaders | undefined): void;
   protected abstract writeContinue(): void;
   /** The sidecar's own answer; `grpcType`: the caller speaks gRPC, answer trailers-only (src/http/status.ts). */
@@ -165,11 +168,12 @@ export abstract class Exchange {
    * `mayHaveTrailers` false: the app's framing cannot carry trailers (an HTTP/1.1 body with a
    * Content-Length), so an HTTP/2 caller's stream ends with its last DATA frame, no wait.
    */
-  respond(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage?: string, mayHaveTrailers = true): boolean {
+  respond(status: number, headers: OutgoingHttpHeaders | string[], endStream: boolean, statusMessage?: string, mayHaveTrailers = true): boolean {
     if (this.phase !== WAITING) return false;
     this.clearTimer();
-    // the header says "a sidecar answered this" (the outbound judges the endpoint by it): never the app's word
-    if (headers['x-meshcar-error'] !== undefined) delete headers['x-meshcar-error'];
+    // the header says "a sidecar answered this" (the outbound judges the endpoint by it): never
+    // the app's word (a list from forwardableResponseList comes without it)
+    if (!Array.isArray(headers) && headers['x-meshcar-error'] !== undefined) delete headers['x-meshcar-error'];
     let body: boolean;
     try {
       body = this.writeHead(status, headers, endStream, statusMessage, mayHaveTrailers);

@@ -76,8 +76,16 @@ export class Http1Exchange extends Exchange {
     return this.socket;
   }
 
-  protected writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean, statusMessage: string | undefined): boolean {
-    if (this.context.tracker.draining) headers.connection = 'close';
+  // node:http's writeHead takes a flat list as well as an object
+  get takesHeaderList(): boolean {
+    return true;
+  }
+
+  protected writeHead(status: number, headers: OutgoingHttpHeaders | string[], endStream: boolean, statusMessage: string | undefined): boolean {
+    if (Array.isArray(headers)) {
+      headers = headers.slice(2); // no :status slot in HTTP/1.1 (node:http writes a list as it is)
+      if (this.context.tracker.draining) headers.push('connection', 'close');
+    } else if (this.context.tracker.draining) headers.connection = 'close';
     this.res.writeHead(status, statusMessage, headers);
     if (endStream) {
       this.res.end();

@@ -7,6 +7,7 @@
 
 import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { H2ServerStream } from '../http/h2-server-stream.js';
+import { H2Stream } from '../h2/index.js';
 import type { ErrorCode } from '../errors.js';
 import type { Caller } from './caller.js';
 import { sendStreamError } from '../http/status.js';
@@ -74,8 +75,20 @@ export class Http2Exchange extends Exchange {
     return this.stream.headersSent;
   }
 
-  protected writeHead(status: number, headers: OutgoingHttpHeaders, endStream: boolean, _statusMessage: string | undefined, mayHaveTrailers: boolean): boolean {
-    headers[':status'] = status;
+  /** Whether writeHead may be given a header list: meshcar's codec takes one, Node's core http2 does not. */
+  get takesHeaderList(): boolean {
+    return this.stream instanceof H2Stream;
+  }
+
+  protected writeHead(status: number, head: OutgoingHttpHeaders | string[], endStream: boolean, _statusMessage: string | undefined, mayHaveTrailers: boolean): boolean {
+    let headers: OutgoingHttpHeaders;
+    if (Array.isArray(head)) {
+      head[1] = String(status);
+      headers = head as unknown as OutgoingHttpHeaders; // a list only when takesHeaderList: H2Stream.respond takes it
+    } else {
+      head[':status'] = status;
+      headers = head;
+    }
     if (endStream) {
       this.stream.respond(headers, END_STREAM);
       return false;

@@ -36,9 +36,10 @@ export function onDeadline(attempt: Attempt): void {
 }
 
 // flags: Node's frame flags, or the meshcar codec's endStream boolean (upstream-stream.ts)
-function onUpstreamResponse(this: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean): void {
+// raw: the head as decoded, a flat list (both codecs give it)
+function onUpstreamResponse(this: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean, raw: readonly string[]): void {
   const attempt = attemptOf(this);
-  if (attempt.upstream === this) attempt.response(this, head, flags);
+  if (attempt.upstream === this) attempt.response(this, head, flags, raw);
 }
 
 function onUpstreamTrailers(this: UpstreamStream, trailers: IncomingHttpHeaders): void {

@@ -47,7 +47,7 @@ function abandon(attempt: Attempt): void {
 function attemptAgain(attempt: Attempt): void {
   attempt.retryTimer = undefined;
   if (attempt.over()) return;
-  attempt.pool.openStream(attempt.headers as OutgoingHttpHeaders, attempt.streamOptions as ClientSessionRequestOptions, attempt, attempt.lastEndpoint);
+  attempt.pool.openStream(attempt.headers as OutgoingHttpHeaders | string[], attempt.streamOptions as ClientSessionRequestOptions, attempt, attempt.lastEndpoint);
 }
 
 /**

@@ -13,7 +13,7 @@ import { constants as h2 } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
-import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { appendForwardableFields, forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
 import { effectiveStatus, grpcAnswerType, statusFor } from '../http/status.js';
 import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
@@ -27,9 +27,12 @@ import { bindAttempt, listenToUpstream, onDeadline, onUpstreamWantTrailers } fro
 import { onKeepBody, reportRetry, tryRetry } from './attempt-retry.js';
 import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
 
+import { appDeadlineMs, isRetryableRequest, type RetryReason } from './retry.js';
+
 // the request deadlines of all attempts: one timer per duration (src/http/deadline-queue.ts)
 const DEADLINES = new DeadlineQueue<Attempt>(onDeadline);
-import { appDeadlineMs, isRetryableRequest, type RetryReason } from './retry.js';
+/** The app's fields the upstream head gets from us instead: Host becomes :authority. */
+const REPLACED_UPSTREAM = new Set(['host', 'x-request-id']);
 
 export abstract class Attempt {
   readonly exchange: Exchange;
@@ -50,7 +53,7 @@ export abstract class Attempt {
   private trailersOut = false;
   // What the retries (attempt-retry.ts) read and keep (not for users of the controller).
   deadlineMs = 0;
-  headers: OutgoingHttpHeaders | undefined = undefined;
+  headers: OutgoingHttpHeaders | string[] | undefined = undefined;
   streamOptions: ClientSessionRequestOptions | undefined = undefined;
   // retries (see retry.ts): nothing here is touched unless an attempt fails before the answer
   retries = 0;
@@ -93,7 +96,8 @@ export abstract class Attempt {
   /** The sidecar's own error answer (JSON, or gRPC trailers-only when `grpcType`). */
   protected abstract sendError(err: MeshcarError, grpcType: string | undefined): void;
   /** The upstream's response head to the app; false: not written (and handled). */
-  protected abstract writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean): boolean;
+  /** `raw`: the same head as the flat list it was decoded from (for a writer that takes a list). */
+  protected abstract writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean, raw: readonly string[]): boolean;
   protected abstract relayBody(up: UpstreamStream, flags: number | boolean): void; // and its end
   protected abstract pipeBody(up: UpstreamStream): void; // the app's body to the first attempt
   abstract upstreamTrailers(trailers: IncomingHttpHeaders): void; // the current attempt's
@@ -120,8 +124,18 @@ export abstract class Attempt {
     return pool;
   }
 
-  /** The request's HTTP/2 head toward the upstream. */
-  protected upstreamHeaders(method: string, path: string, authority: string | undefined): OutgoingHttpHeaders {
+  /**
+   * The request's HTTP/2 head toward the upstream: for meshcar's codec the flat list it encodes
+   * as it is (pseudo-headers first), with no object to copy and flatten again; for Node's, an object.
+   */
+  protected upstreamHeaders(method: string, path: string, authority: string | undefined): OutgoingHttpHeaders | string[] {
+    if (this.pool.takesHeaderList) {
+      const list = [':method', method, ':scheme', 'https', ':path', path];
+      if (authority !== undefined) list.push(':authority', authority);
+      appendForwardableFields(list, this.reqHeaders, REPLACED_UPSTREAM);
+      list.push('x-request-id', this.exchange.requestId);
+      return list;
+    }
     const headers = forwardableHeaders(this.reqHeaders);
     headers.host = undefined; // HTTP/2 carries it as :authority; undefined values are not sent
     headers[':method'] = method;
@@ -132,7 +146,7 @@ export abstract class Attempt {
   }
 
   /** Starts the deadline and the first attempt. */
-  protected send(headers: OutgoingHttpHeaders, streamOptions: ClientSessionRequestOptions, hasBody: boolean, trailersOut: boolean): void {
+  protected send(headers: OutgoingHttpHeaders | string[], streamOptions: ClientSessionRequestOptions, hasBody: boolean, trailersOut: boolean): void {
     const pool = this.pool;
     this.headers = headers;
     this.streamOptions = streamOptions;
@@ -221,7 +235,7 @@ export abstract class Attempt {
     this.fail(error);
   }
 
-  response(up: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean): void {
+  response(up: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean, raw: readonly string[]): void {
     if (this.answered) return;
     const status = Number(head[':status']);
     // judged by what it stands for: the remote sidecar answers a gRPC caller's errors as 200
@@ -229,7 +243,7 @@ export abstract class Attempt {
     if ((judged === 503 || judged === 429) && tryRetry(this, judged === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
     this.timer?.cancel();
     this.timer = undefined;
-    if (!this.writeHead(status, head, flags)) return;
+    if (!this.writeHead(status, head, flags, raw)) return;
     this.answered = true;
     this.exchange.answered(judged, head);
     reportRetry(this, judged >= 500 || judged === 429 ? 'failure' : 'success');

@@ -12,6 +12,7 @@ import type { MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { announcesBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { forwardableFieldList } from '../http/raw-headers.js';
 import { sendError } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
 import { parseRequestTarget, pathOnly } from './router.js';
@@ -72,9 +73,10 @@ class Http1Attempt extends Attempt {
     sendError(this.res, err, { requestId: this.exchange.requestId, grpcType });
   }
 
-  protected writeHead(status: number, head: IncomingHttpHeaders): boolean {
-    const out = forwardableHeaders(head);
-    if (this.ctx.draining) out.connection = 'close';
+  protected writeHead(status: number, _head: IncomingHttpHeaders, _flags: number | boolean, raw: readonly string[]): boolean {
+    // the decoded list straight to node:http, which writes a list as it is (no object in between)
+    const out = forwardableFieldList(raw);
+    if (this.ctx.draining) out.push('connection', 'close');
     try {
       this.res.writeHead(status, out);
     } catch (err) {

@@ -57,7 +57,7 @@ export class H2SessionPool {
   }
 
   /** A stream at once on an open session with a free slot, or undefined. Throws for a bad header. */
-  requestNow(endpoint: UpstreamEndpoint, headers: OutgoingHeaders, options: RequestOptions): H2Stream | undefined {
+  requestNow(endpoint: UpstreamEndpoint, headers: OutgoingHeaders | string[], options: RequestOptions): H2Stream | undefined {
     const conn = this.freeSession(endpoint);
     if (conn === undefined) return undefined;
     withScheme(headers);
@@ -70,7 +70,7 @@ export class H2SessionPool {
   }
 
   /** A stream on this endpoint, dialling a session if none has a free slot. Connect errors are thrown as they are. */
-  async request(endpoint: UpstreamEndpoint, headers: OutgoingHeaders, options: RequestOptions): Promise<H2Stream> {
+  async request(endpoint: UpstreamEndpoint, headers: OutgoingHeaders | string[], options: RequestOptions): Promise<H2Stream> {
     withScheme(headers);
     let dials = 0;
     let closingRetries = 0;
@@ -210,6 +210,7 @@ export class H2SessionPool {
 }
 
 /** Core http2's session.request() adds :scheme from its origin; src/h2 sends what it is given. */
-function withScheme(headers: OutgoingHeaders): void {
-  if (headers[':scheme'] === undefined) headers[':scheme'] = 'https';
+// a list comes with its :scheme (attempt.ts makes it so)
+function withScheme(headers: OutgoingHeaders | string[]): void {
+  if (!Array.isArray(headers) && headers[':scheme'] === undefined) headers[':scheme'] = 'https';
 }

@@ -29,12 +29,12 @@ const MAX_CLOSING_RETRIES = 2;
 const AGENT_OPTIONS = Object.freeze({ settings: Object.freeze({ enablePush: false, initialWindowSize: 1 << 20 }) });
 
 /** A stream through the agent (or the meshcar codec's pool), on `first` if given, with failover. */
-export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions, first: UpstreamEndpoint | undefined): Promise<OpenedStream> {
+export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, first: UpstreamEndpoint | undefined): Promise<OpenedStream> {
   let closingRetries = 0;
   return withFailover(pool, first, async (endpoint) => {
     for (;;) {
       try {
-        const stream = pool.own ? adaptH2Stream(await pool.own.request(endpoint, headers, options)) : await pool.agent!.request(endpoint.origin, AGENT_OPTIONS, headers, options);
+        const stream = pool.own ? adaptH2Stream(await pool.own.request(endpoint, headers, options)) : await pool.agent!.request(endpoint.origin, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options);
         countStream(pool, stream, endpoint);
         return { stream, endpoint };
       } catch (err) {

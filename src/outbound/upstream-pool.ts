@@ -81,6 +81,8 @@ export class UpstreamPool {
   readonly agent: UpstreamAgent | undefined;
   /** The sessions when the codec is `meshcar` (no agent then: nothing of http2-wrapper is made). */
   readonly own: H2SessionPool | undefined;
+  /** openStream() may be given a flat header list (meshcar's codec); Node's core http2 takes objects only. */
+  readonly takesHeaderList: boolean;
   readonly sessions = new Set<ClientHttp2Session>();
   /** Open sessions per endpoint, oldest first: the fast path's candidates. */
   readonly byEndpoint = new Map<UpstreamEndpoint, ClientHttp2Session[]>();
@@ -135,6 +137,7 @@ export class UpstreamPool {
             logger: deps.logger,
           })
         : undefined;
+    this.takesHeaderList = this.own !== undefined;
     const health = new EndpointHealth(config.name, () => this.endpoints.all(), decayMs, config.outlierDetection ?? OUTLIER_DEFAULTS, deps.observer, deps.logger);
     this.health = health;
     this.streamResponded = streamRespondedListener(health);
@@ -157,7 +160,7 @@ export class UpstreamPool {
    * upstream_identity_mismatch, bad_gateway, bad_request. A retry passes the endpoint that
    * failed as `avoid`: another one is used when there is one.
    */
-  openStream(headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions, requester: StreamRequester, avoid?: UpstreamEndpoint): void {
+  openStream(headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, requester: StreamRequester, avoid?: UpstreamEndpoint): void {
     if (!this.closed && this.active + this.pending >= this.circuit.maxRequests) return requester.streamFailed(this.circuitOpen(`${this.active + this.pending} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
     const now = Date.now();
     const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(now) : (this.endpoints.pick(now, avoid) ?? this.endpoints.pick(now));
@@ -194,12 +197,12 @@ export class UpstreamPool {
   }
 
   /** A stream on an open session of this endpoint with a free slot, or undefined (no promise, no queue). */
-  private requestNow(endpoint: UpstreamEndpoint, headers: OutgoingHttpHeaders, options: ClientSessionRequestOptions): UpstreamStream | undefined {
+  private requestNow(endpoint: UpstreamEndpoint, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions): UpstreamStream | undefined {
     if (this.own) {
       const stream = this.own.requestNow(endpoint, headers, options);
       return stream && adaptH2Stream(stream);
     }
-    return freeSession(this, endpoint)?.request(headers, options);
+    return freeSession(this, endpoint)?.request(headers as OutgoingHttpHeaders, options); // an object: see takesHeaderList
   }
 
   /** A dedicated mutual TLS connection speaking HTTP/1.1, for an Upgrade (WebSocket) request. */

@@ -278,6 +278,14 @@ t.test('outgoing headers', async (t) => {
   t.throws(() => flattenHeaders({ 'bad name': 'v' }), { code: 'ERR_H2_INVALID_HEADER' });
   t.throws(() => flattenHeaders({ 'x-a': 'snow ☃' }), { code: 'ERR_H2_INVALID_HEADER' }, 'a character HPACK cannot carry is refused before encoding');
   t.same(flattenHeaders({ 'x-a': 'caf\u00e9' }), ['x-a', 'caf\u00e9'], 'latin1 is fine');
+  // a flat list is sent as it is: the same rules, no lower-casing or reordering for the caller
+  const list = [':status', '200', 'x-a', '1', 'x-a', '2'];
+  t.equal(flattenHeaders(list), list, 'a valid list is used as it is, not copied');
+  t.throws(() => flattenHeaders([':status', '200', 'X-A', '1']), { code: 'ERR_H2_INVALID_HEADER' }, 'upper case in a list');
+  t.throws(() => flattenHeaders(['x-a', '1', ':status', '200']), { code: 'ERR_H2_INVALID_HEADER' }, 'a pseudo-header after a regular one');
+  t.throws(() => flattenHeaders([':status', '200', 'connection', 'close']), { code: 'ERR_H2_INVALID_HEADER' }, 'connection-specific');
+  t.throws(() => flattenHeaders([':status', '200', 'x-a', 'trailing space ']), { code: 'ERR_H2_INVALID_HEADER' }, 'a value HTTP/2 refuses');
+  t.throws(() => flattenHeaders([':status', '200', 'x-a']), { code: 'ERR_H2_INVALID_HEADER' }, 'a name without a value');
 });
 
 t.test('incoming headers', async (t) => {

@@ -193,6 +193,8 @@ export interface SimpleResponse {
   headers: http.IncomingHttpHeaders;
   body: string;
   trailers: NodeJS.Dict<string>;
+  /** The head as it came on the wire, field by field (names as sent). */
+  rawHeaders: string[];
 }
 
 /** One HTTP/1.1 request over mTLS (a fresh connection unless an agent is given). */
@@ -217,7 +219,7 @@ export function h1Request(
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), trailers: res.trailers }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), trailers: res.trailers, rawHeaders: res.rawHeaders }));
         res.on('error', reject);
       },
     );
@@ -243,6 +245,8 @@ export interface H2Response {
   status: number;
   headers: http2.IncomingHttpHeaders;
   flags: number;
+  /** The head as it came in the HEADERS block, field by field. */
+  rawHeaders: string[];
   body: Buffer;
   trailers: http2.IncomingHttpHeaders | undefined;
   rstCode: number | undefined;
@@ -251,10 +255,10 @@ export interface H2Response {
 export function h2Request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: string | Buffer): Promise<H2Response> {
   return new Promise((resolve, reject) => {
     const stream = session.request(headers, { endStream: body === undefined });
-    let response: { headers: http2.IncomingHttpHeaders; flags: number } | undefined;
+    let response: { headers: http2.IncomingHttpHeaders; flags: number; raw: string[] } | undefined;
     let trailers: http2.IncomingHttpHeaders | undefined;
     const chunks: Buffer[] = [];
-    stream.on('response', (h, flags) => (response = { headers: h, flags }));
+    stream.on('response', (h, flags, raw) => (response = { headers: h, flags, raw: raw as unknown as string[] }));
     stream.on('trailers', (t) => (trailers = t));
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('error', () => {});
@@ -263,7 +267,7 @@ export function h2Request(session: http2.ClientHttp2Session, headers: http2.Outg
         reject(Object.assign(new Error(`stream closed without a response (rstCode ${stream.rstCode})`), { rstCode: stream.rstCode }));
         return;
       }
-      resolve({ status: Number(response.headers[':status']), headers: response.headers, flags: response.flags, body: Buffer.concat(chunks), trailers, rstCode: stream.rstCode });
+      resolve({ status: Number(response.headers[':status']), headers: response.headers, flags: response.flags, rawHeaders: response.raw, body: Buffer.concat(chunks), trailers, rstCode: stream.rstCode });
     });
     if (body !== undefined) stream.end(body);
   });

@@ -233,11 +233,16 @@ export async function appIdentity(pki: TestPki, lifetimeMs = 3_600_000): Promise
   return new WorkloadIdentity(validateSvid(await pki.issue(APP_ID, { lifetimeMs }), APP_ID), silent);
 }
 
-/** Tuning, plus which HTTP/2 codec carries the upstream sessions (default: the outbound's own, `node`). */
+/**
+ * Tuning, plus which HTTP/2 codec carries the upstream sessions. Default: MESHCAR_TEST_H2_CODEC
+ * if set (a test file re-runs a whole existing file on meshcar's codec by setting it before
+ * importing that file), else the outbound's own default, `node`.
+ */
 export type OutboundTestOptions = OutboundTuning & { readonly codec?: 'meshcar' | 'node' };
 
 export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSpec[], testOptions: OutboundTestOptions = {}, identity?: WorkloadIdentity): Promise<OutboundFixture> {
-  const { codec, ...options } = testOptions;
+  const { codec: named, ...options } = testOptions;
+  const codec = named ?? (process.env.MESHCAR_TEST_H2_CODEC === 'meshcar' ? 'meshcar' : undefined);
   const id = identity ?? (await appIdentity(pki));
   const observer = new RecordingObserver();
   const outbound = createOutbound({
@@ -272,6 +277,8 @@ export interface Http1Result {
   headers: http.IncomingHttpHeaders;
   body: Buffer;
   trailers: NodeJS.Dict<string>;
+  /** The head as it came on the wire, field by field. */
+  rawHeaders: string[];
   text: string;
   json<T = Echo>(): T;
 }
@@ -292,7 +299,7 @@ export function request(port: number, options: Http1Request = {}): Promise<Http1
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, trailers: res.trailers, text: body.toString(), json: () => JSON.parse(body.toString()) });
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, trailers: res.trailers, rawHeaders: res.rawHeaders, text: body.toString(), json: () => JSON.parse(body.toString()) });
       });
       res.on('error', reject);
     });

@@ -9,6 +9,13 @@ import { h1Request, h2Connect, h2Request, startInbound } from '../helpers/inboun
 import { waitFor } from '../helpers/mesh.js';
 import { startRawApp } from '../helpers/raw-http.js';
 
+/** How many times `name` came in a raw head (name case as sent). */
+function fieldCount(raw: readonly string[], name: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) n++;
+  return n;
+}
+
 const HEADS: Record<string, string> = {
   '/repeated':
     'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Multi: one\r\nX-Multi: two\r\n' +
@@ -35,6 +42,7 @@ t.test("the app's response head, field by field", async (t) => {
     t.same(res.headers['set-cookie'], ['a=1', 'b=2'], 'each Set-Cookie kept apart');
     t.equal(res.headers['x-multi'], 'one, two', 'other repeats joined');
     t.equal(res.headers['content-type'], 'text/plain', 'a single-valued field keeps its first value');
+    t.equal(fieldCount(res.rawHeaders, 'content-type'), 1, 'and is sent once (clients would hide a second one)');
     t.notOk('x-private' in res.headers, 'a field Connection names is dropped');
     t.notOk('keep-alive' in res.headers, 'hop-by-hop fields are dropped');
   });
@@ -47,6 +55,10 @@ t.test("the app's response head, field by field", async (t) => {
     t.same(res.headers['set-cookie'], ['a=1', 'b=2']);
     t.equal(res.headers['x-multi'], 'one, two');
     t.equal(res.headers['content-type'], 'text/plain', 'a field named __proto__ changed nothing else');
+    t.equal(fieldCount(res.rawHeaders, 'content-type'), 1, 'a single-valued field is sent once');
+    t.equal(res.headers['__proto__'], 'polluted', 'and it is forwarded as a field like any other');
+    t.notOk('x-private' in res.headers, 'a field Connection names is dropped');
+    t.notOk('keep-alive' in res.headers, 'hop-by-hop fields are dropped');
   });
 
   t.test('an interim 103 is not relayed; the final answer is', async (t) => {
