@@ -17,9 +17,11 @@ import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import { EndpointSet, type LookupAll, type UpstreamEndpoint } from './endpoints.js';
-import { activeStreams, closeGracefully, isGracefullyClosing, manageSession, type SessionPolicy } from './session-lifecycle.js';
+import type { SessionPolicy } from './session-lifecycle.js';
 import './async-bind.js'; // cheaper AsyncResource#bind for every session.request()
-import { UpstreamAgent, connectMutualTls, endpointOfSocket } from './upstream-agent.js';
+import type { UpstreamAgent } from './upstream-agent.js';
+import { connectMutualTls, endpointOfSocket } from './mutual-tls.js';
+import { nodeCodec, type NodeCodec } from './node-codec.js';
 import { H2SessionPool } from './h2-session-pool.js';
 import { adaptH2Stream, type UpstreamStream } from './upstream-stream.js';
 import { classifyConnectError, isBadRequestError, isSessionClosingError } from './upstream-errors.js';
@@ -94,8 +96,13 @@ export class UpstreamPool {
   idleTimeoutMs: number;
   retry: RetryPolicy;
   readonly endpoints: EndpointSet;
-  /** The sessions when the codec is `node`: http2-wrapper's agent over core http2. */
-  private readonly agent: UpstreamAgent | undefined;
+  /**
+   * The sessions when the codec is `node`: http2-wrapper's agent over core http2, made at the
+   * first request (node-codec.ts: the outbound loads http2-wrapper before it listens).
+   */
+  private nodeAgent: UpstreamAgent | undefined;
+  /** The node codec's module, once the agent is made (its sessions are managed with it). */
+  private nodeKit: NodeCodec | undefined;
   /** The sessions when the codec is `meshcar` (no agent then: nothing of http2-wrapper is made). */
   private readonly own: H2SessionPool | undefined;
   private readonly sessions = new Set<ClientHttp2Session>();
@@ -134,15 +141,6 @@ export class UpstreamPool {
       logger: deps.logger,
       ...(settings.lookup ? { lookup: settings.lookup } : {}),
     });
-    this.agent =
-      deps.codec === 'meshcar'
-        ? undefined
-        : new UpstreamAgent({
-            identity: deps.identity,
-            expectedId: config.identity,
-            connectTimeoutMs: this.connectTimeoutMs,
-            endpointFor: (host) => this.endpoints.forOriginHost(host),
-          });
     this.own =
       deps.codec === 'meshcar'
         ? new H2SessionPool({
@@ -177,8 +175,23 @@ export class UpstreamPool {
       // closed with no response: a reset, a timeout (cancelled by the forwarder), a dead session
       if (!this[ANSWERED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
     };
-    this.agent?.on('session', (session: ClientHttp2Session) => this.adopt(session));
     this.endpoints.on('removed', (endpoint) => this.retire(endpoint));
+  }
+
+  /** http2-wrapper's agent (codec `node`), made at the first request that needs a new session. */
+  private agent(): UpstreamAgent {
+    if (this.nodeAgent) return this.nodeAgent;
+    const kit = nodeCodec();
+    const agent = new kit.UpstreamAgent({
+      identity: this.deps.identity,
+      expectedId: this.config.identity,
+      connectTimeoutMs: this.connectTimeoutMs,
+      endpointFor: (host) => this.endpoints.forOriginHost(host),
+    });
+    this.nodeKit = kit;
+    this.nodeAgent = agent;
+    agent.on('session', (session: ClientHttp2Session) => this.adopt(session));
+    return agent;
   }
 
   /** Resolves host-name endpoints for the first time; never rejects. */
@@ -236,7 +249,7 @@ export class UpstreamPool {
     return this.withFailover(first, async (endpoint) => {
       for (;;) {
         try {
-          const stream = this.own ? adaptH2Stream(await this.own.request(endpoint, headers, options)) : await this.agent!.request(endpoint.origin, AGENT_OPTIONS, headers, options);
+          const stream = this.own ? adaptH2Stream(await this.own.request(endpoint, headers, options)) : await this.agent().request(endpoint.origin, AGENT_OPTIONS, headers, options);
           this.countStream(stream, endpoint);
           return { stream, endpoint };
         } catch (err) {
@@ -261,6 +274,8 @@ export class UpstreamPool {
   private freeSession(endpoint: UpstreamEndpoint): ClientHttp2Session | undefined {
     const sessions = this.byEndpoint.get(endpoint);
     if (sessions === undefined) return undefined;
+    // a session exists, so the agent that made it loaded the kit
+    const { isGracefullyClosing, activeStreams } = this.nodeKit as NodeCodec;
     for (let i = 0; i < sessions.length; i++) {
       const session = sessions[i] as ClientHttp2Session;
       if (!isGracefullyClosing(session) && activeStreams(session) < session.remoteSettings.maxConcurrentStreams!) return session;
@@ -340,13 +355,14 @@ export class UpstreamPool {
 
   /** New sessions after a rotation do a full handshake, presenting the new certificate. */
   identityRotated(): void {
-    this.agent?.forgetTlsSessions();
+    this.nodeAgent?.forgetTlsSessions();
     this.own?.forgetTlsSessions();
   }
 
   /** Every session finishes its streams and closes; new requests would open new ones. */
   closeSessionsGracefully(): void {
-    for (const session of this.sessions) closeGracefully(session);
+    const kit = this.nodeKit;
+    if (kit) for (const session of this.sessions) kit.closeGracefully(session);
     this.own?.closeGracefully();
   }
 
@@ -354,7 +370,7 @@ export class UpstreamPool {
     this.closed = true;
     this.endpoints.stop();
     this.health.close();
-    this.agent?.destroy();
+    this.nodeAgent?.destroy();
     for (const session of this.sessions) session.destroy();
     this.own?.close();
   }
@@ -403,7 +419,7 @@ export class UpstreamPool {
       else this.byEndpoint.set(endpoint, [session]);
     }
     this.deps.observer.upstreamSessionsChanged(this.name, 1);
-    manageSession(session, this.deps.settings);
+    (this.nodeKit as NodeCodec).manageSession(session, this.deps.settings);
     session.on('error', (err) => this.deps.logger.debug({ upstream: this.name, err: describeError(err) }, 'upstream session error'));
     session.once('close', () => {
       this.sessions.delete(session);
@@ -419,11 +435,13 @@ export class UpstreamPool {
   /** An address left DNS: its sessions wind down, its TLS ticket goes. */
   private retire(endpoint: UpstreamEndpoint): void {
     this.health.forget(endpoint);
-    this.agent?.forgetTlsSessions(endpoint.key);
+    this.nodeAgent?.forgetTlsSessions(endpoint.key);
     this.own?.forgetTlsSessions(endpoint.key);
     this.own?.closeGracefully(endpoint);
+    const kit = this.nodeKit;
+    if (!kit) return;
     for (const session of this.sessions) {
-      if (endpointOfSocket(session.socket) === endpoint && !isGracefullyClosing(session)) closeGracefully(session);
+      if (endpointOfSocket(session.socket) === endpoint && !kit.isGracefullyClosing(session)) kit.closeGracefully(session);
     }
   }
 }
