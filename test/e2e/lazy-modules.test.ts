@@ -8,8 +8,7 @@
 //   are meshcar's own, so it is not loaded, and the families are still there.
 
 import t from 'tap';
-import http from 'node:http';
-import { startMeshCa, startSidecar, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { httpGet, startMeshCa, startSidecar, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, type TestApp } from '../helpers/apps.js';
 
 const PRELOAD = ['--require', new URL('../fixtures/loaded-modules.cjs', import.meta.url).pathname];
@@ -43,17 +42,6 @@ t.teardown(async () => {
   await app?.close();
 });
 
-function call(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port: frontend.outboundPort, path: '/headers', headers: { host: 'orders' } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      })
-      .on('error', reject);
-  });
-}
-
 /** The packages (node_modules/NAME) a sidecar has loaded, asked through the preload. */
 async function loadedPackages(sidecar: RunningSidecar): Promise<Set<string>> {
   const stderr = sidecar.process.stderr;
@@ -66,7 +54,7 @@ async function loadedPackages(sidecar: RunningSidecar): Promise<Set<string>> {
 }
 
 t.test('after a call, each sidecar holds only what its configuration uses', async (t) => {
-  t.equal(await call(), 200, 'a call crossed the pair (frontend: codec node, CA identity; orders: codec meshcar, identity files)');
+  t.equal((await httpGet(frontend.outboundPort, '/headers', { host: 'orders' })).status, 200, 'a call crossed the pair (frontend: codec node, CA identity; orders: codec meshcar, identity files)');
   const [front, back] = await Promise.all([loadedPackages(frontend), loadedPackages(orders)]);
   t.ok(front.has('http2-wrapper'), 'codec node: http2-wrapper is loaded (the listing sees loaded packages)');
   t.ok(back.has('prom-client') && back.has('pino') && back.has('yaml'), 'the listing holds what every sidecar uses');
