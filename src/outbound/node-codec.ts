@@ -1,7 +1,7 @@
 // The outbound pieces of the `node` HTTP/2 codec: http2-wrapper's Agent (our subclass in
 // upstream-agent.ts) and its per-session bookkeeping (session-lifecycle.ts). Loaded once, when an
 // outbound with that codec starts listening, so a sidecar on the `meshcar` codec never loads
-// http2-wrapper (22 modules, node:https, node:zlib: ~1.4 MB of heap). No request waits for the
+// http2-wrapper (24 modules, ~0.4 MB of live heap). No request waits for the
 // load: the outbound's port opens after it, and pools read the loaded module synchronously.
 
 import type * as AgentModule from './upstream-agent.js';

@@ -1,5 +1,5 @@
 // The sidecar's PKCS#10 certification request for its SPIFFE ID, encoded here with a few lines
-// of DER instead of node-forge's ASN.1 codec: forge (~2 MB of heap, 40 modules) is then loaded by
+// of DER instead of node-forge's ASN.1 codec: forge (~1.5 MB of live heap, 42 modules) is loaded by
 // the CA only, which issues certificates and parses CSRs (csr.ts), never by a sidecar. The
 // structure is fixed (RFC 2986: version 0, an empty subject, the key, one extensionRequest
 // attribute holding one URI SAN); signatures come from Node's native crypto.
