@@ -14,6 +14,7 @@ import { generateWorkloadKey } from '../pki/keys.js';
 import { caSpiffeId } from './spiffe-id.js';
 import { spiffeIdOfCertificate, verifyServerSpiffeId } from './peer-identity.js';
 import { validateSvid, type Svid } from './svid.js';
+import { buildCsr } from '../pki/csr-request.js'; // DER by hand: a sidecar never loads node-forge
 
 export const DEFAULT_CA_TIMEOUT_MS = 10_000;
 /** A chain and a bundle are a few kilobytes; anything near this is not a signing response. */
@@ -87,8 +88,6 @@ export class CaClient {
   /** A new SVID for request.spiffeId, validated; throws ca_unreachable, ca_refused or identity_invalid. */
   async sign(request: SignRequest): Promise<Svid> {
     const keyPair = await generateWorkloadKey();
-    // node-forge (in csr.js) is loaded when a CSR is made, not when the sidecar starts
-    const { buildCsr } = await import('../pki/csr.js');
     const csr = await buildCsr(createPrivateKey(keyPair.privateKeyPem), createPublicKey(keyPair.publicKeyPem), request.spiffeId);
     const body = JSON.stringify(request.ttlMs === undefined ? { csr } : { csr, ttl: formatDuration(request.ttlMs) });
     const response = await this.exchange(this.signUrl, body, request.auth);

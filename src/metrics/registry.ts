@@ -2,7 +2,7 @@
 // Metrics object they need (never a global registry), so tests and several sidecars in one
 // process stay independent.
 
-import client from 'prom-client';
+import { Counter, Gauge, Registry, collectProcessMetrics } from './prom-parts.js';
 import { VERSION } from '../version.js';
 import { RequestCounter, RequestGauge, RequestHistogram } from './request-families.js';
 
@@ -20,7 +20,7 @@ const SAMPLED_LAG = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s
 const LAG_SAMPLER_MS = 60_000;
 
 export class Metrics {
-  readonly registry = new client.Registry();
+  readonly registry = new Registry();
 
   // the two families every request touches: see request-families.ts
   readonly requests = new RequestCounter({
@@ -38,21 +38,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly requestErrors = new client.Counter({
+  readonly requestErrors = new Counter({
     name: 'meshcar_request_errors_total',
     help: 'Requests that failed or were refused by the sidecar, by reason.',
     labelNames: ['direction', 'peer', 'route', 'reason'] as const,
     registers: [this.registry],
   });
 
-  readonly tlsHandshakeFailures = new client.Counter({
+  readonly tlsHandshakeFailures = new Counter({
     name: 'meshcar_tls_handshake_failures_total',
     help: 'TLS handshakes refused or failed, by reason.',
     labelNames: ['direction', 'reason'] as const,
     registers: [this.registry],
   });
 
-  readonly upstreamSessions = new client.Gauge({
+  readonly upstreamSessions = new Gauge({
     name: 'meshcar_upstream_sessions',
     help: 'Open HTTP/2 sessions to an upstream.',
     labelNames: ['upstream'] as const,
@@ -66,40 +66,40 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly caCertificatesIssued = new client.Counter({
+  readonly caCertificatesIssued = new Counter({
     name: 'meshcar_ca_certificates_issued_total',
     help: 'Certificates issued by the CA.',
     registers: [this.registry],
   });
 
-  readonly caRequestsDenied = new client.Counter({
+  readonly caRequestsDenied = new Counter({
     name: 'meshcar_ca_requests_denied_total',
     help: 'CA requests refused, by error code.',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
 
-  readonly caIssuerExpiry = new client.Gauge({
+  readonly caIssuerExpiry = new Gauge({
     name: 'meshcar_ca_issuer_expiry_timestamp_seconds',
     help: 'When the CA\'s signing issuer certificate expires (Unix time).',
     registers: [this.registry],
   });
 
-  readonly caRootExpiry = new client.Gauge({
+  readonly caRootExpiry = new Gauge({
     name: 'meshcar_ca_root_expiry_timestamp_seconds',
     help: 'When each of the CA\'s root certificates expires (Unix time), by role in a root rotation (active, pending, retiring).',
     labelNames: ['role'] as const,
     registers: [this.registry],
   });
 
-  readonly identityBundleRoots = new client.Gauge({
+  readonly identityBundleRoots = new Gauge({
     name: 'meshcar_identity_bundle_roots',
     help: 'Root certificates the sidecar trusts now (2 during a CA root rotation).',
     aggregator: 'min',
     registers: [this.registry],
   });
 
-  readonly identityCertExpiry = new client.Gauge({
+  readonly identityCertExpiry = new Gauge({
     name: 'meshcar_identity_cert_expiry_timestamp_seconds',
     help: 'When the current workload certificate expires (Unix time).',
     labelNames: ['spiffe_id'] as const,
@@ -108,42 +108,42 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly identityRenewals = new client.Counter({
+  readonly identityRenewals = new Counter({
     name: 'meshcar_identity_renewals_total',
     help: 'Certificate renewal attempts by result.',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
 
-  readonly configReloads = new client.Counter({
+  readonly configReloads = new Counter({
     name: 'meshcar_config_reloads_total',
     help: 'Config reloads (SIGHUP or POST /reload) by result: success, or failure (the running config was kept).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
 
-  readonly retries = new client.Counter({
+  readonly retries = new Counter({
     name: 'meshcar_retries_total',
     help: 'Outbound retries by upstream, reason (connect_failure, reset, status_503, status_429) and outcome (success, failure).',
     labelNames: ['upstream', 'reason', 'outcome'] as const,
     registers: [this.registry],
   });
 
-  readonly retryBudgetExhausted = new client.Counter({
+  readonly retryBudgetExhausted = new Counter({
     name: 'meshcar_retry_budget_exhausted_total',
     help: 'Outbound retries not made because the upstream\'s retry budget was spent.',
     labelNames: ['upstream'] as const,
     registers: [this.registry],
   });
 
-  readonly outlierEjections = new client.Counter({
+  readonly outlierEjections = new Counter({
     name: 'meshcar_outlier_ejections_total',
     help: 'Outbound endpoints ejected after consecutive failures (connect failure, reset, timeout, 503), by upstream.',
     labelNames: ['upstream'] as const,
     registers: [this.registry],
   });
 
-  readonly ejectedEndpoints = new client.Gauge({
+  readonly ejectedEndpoints = new Gauge({
     name: 'meshcar_upstream_ejected_endpoints',
     help: 'Outbound endpoints currently ejected, by upstream.',
     labelNames: ['upstream'] as const,
@@ -152,35 +152,35 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly circuitOpen = new client.Counter({
+  readonly circuitOpen = new Counter({
     name: 'meshcar_circuit_open_total',
     help: 'Outbound requests refused with 503 circuit_open (circuitBreaker maxRequests or maxPending reached), by upstream.',
     labelNames: ['upstream'] as const,
     registers: [this.registry],
   });
 
-  readonly http2SessionsClosed = new client.Counter({
+  readonly http2SessionsClosed = new Counter({
     name: 'meshcar_http2_sessions_closed_total',
     help: 'HTTP/2 sessions the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM) or, with http2.codec meshcar, a protocol violation, by direction and reason (rapid_reset, made_you_reset, *_flood, protocol_error, ...).',
     labelNames: ['direction', 'reason'] as const,
     registers: [this.registry],
   });
 
-  readonly http2StreamErrors = new client.Counter({
+  readonly http2StreamErrors = new Counter({
     name: 'meshcar_http2_stream_errors_total',
     help: 'HTTP/2 streams the sidecar reset (RST_STREAM) because the peer broke a stream rule, with http2.codec meshcar, by direction and reason (malformed_headers, content_length_mismatch, refused_stream, ...).',
     labelNames: ['direction', 'reason'] as const,
     registers: [this.registry],
   });
 
-  readonly schemaViolations = new client.Counter({
+  readonly schemaViolations = new Counter({
     name: 'meshcar_schema_violations_total',
     help: 'Requests that broke the OpenAPI spec (counted in shadow and enforce mode), by direction, peer, route and kind (undocumented_operation, path, query, header, content_type, body).',
     labelNames: ['direction', 'peer', 'route', 'kind'] as const,
     registers: [this.registry],
   });
 
-  readonly buildInfo = new client.Gauge({
+  readonly buildInfo = new Gauge({
     name: 'meshcar_build_info',
     help: 'meshcar build information; always 1.',
     labelNames: ['version'] as const,
@@ -191,7 +191,8 @@ export class Metrics {
   constructor(options: { processMetrics?: boolean } = {}) {
     this.buildInfo.labels(VERSION).set(1);
     if (options.processMetrics ?? true) {
-      client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: LAG_SAMPLER_MS });
+      // prom-client's default metrics, without loading @opentelemetry/api (prom-parts.ts)
+      collectProcessMetrics(this.registry, LAG_SAMPLER_MS);
       // these three gauges end in _total, which the naming rules keep for counters, and
       // promtool rejects them; the same facts by type stay in nodejs_active_handles{type} etc.
       for (const name of [...PROMTOOL_REJECTED, ...SAMPLED_LAG]) this.registry.removeSingleMetric(name);
@@ -215,9 +216,9 @@ export class Metrics {
 /** Prometheus text as the scraper asked for it: OpenMetrics for Accept: application/openmetrics-text, else as it is. */
 export function negotiateMetrics(text: string, accept: string | undefined): { contentType: string; body: string } {
   if (accept !== undefined && accept.includes('application/openmetrics-text')) {
-    return { contentType: client.Registry.OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(text) };
+    return { contentType: Registry.OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(text) };
   }
-  return { contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, body: text };
+  return { contentType: Registry.PROMETHEUS_CONTENT_TYPE, body: text };
 }
 
 /**

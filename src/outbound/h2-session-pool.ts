@@ -21,7 +21,7 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { SessionPolicy } from './session-lifecycle.js';
-import { dialHttp2 } from './upstream-agent.js';
+import { dialHttp2 } from './mutual-tls.js';
 import { isSessionClosingError } from './upstream-errors.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
 

@@ -19,6 +19,7 @@ import { forwardHttp1 } from './forward-http1.js';
 import { AppListener } from './listener.js';
 import { UpstreamRouter } from './router.js';
 import { UpstreamPool, type PoolSettings } from './upstream-pool.js';
+import { loadNodeCodec } from './node-codec.js';
 import { tunnelUpgrade } from './websocket.js';
 import { screenH2c, screenHttp1 } from './schema-check.js';
 import type { SchemaGuard } from '../schema/guard.js';
@@ -167,6 +168,8 @@ class OutboundService implements Outbound, OutboundContext {
   }
 
   async listen(): Promise<HostPort> {
+    // the node codec's http2-wrapper is loaded now, before any request can arrive (node-codec.ts)
+    if ((this.options.codec ?? 'node') === 'node') await loadNodeCodec();
     // names resolved before the port opens, but a slow resolver does not hold up readiness:
     // requests that come before the first answer wait for it
     await Promise.race([Promise.all(this.pools.map((pool) => pool.start())), delay(INITIAL_RESOLVE_WAIT_MS, undefined, { ref: false })]);

@@ -34,7 +34,7 @@ export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeader
   return withFailover(pool, first, async (endpoint) => {
     for (;;) {
       try {
-        const stream = pool.own ? adaptH2Stream(await pool.own.request(endpoint, headers, options)) : await pool.agent!.request(endpoint.origin, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options);
+        const stream = pool.own ? adaptH2Stream(await pool.own.request(endpoint, headers, options)) : await pool.agent().request(endpoint.origin, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options);
         countStream(pool, stream, endpoint);
         return { stream, endpoint };
       } catch (err) {

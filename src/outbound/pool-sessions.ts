@@ -8,14 +8,16 @@
 import type { ClientHttp2Session } from 'node:http2';
 import { describeError } from '../errors.js';
 import type { UpstreamEndpoint } from './endpoints.js';
-import { activeStreams, closeGracefully, isGracefullyClosing, manageSession } from './session-lifecycle.js';
-import { endpointOfSocket } from './upstream-agent.js';
+import { endpointOfSocket } from './mutual-tls.js';
+import type { NodeCodec } from './node-codec.js';
 import type { UpstreamPool } from './upstream-pool.js';
 
 /** A session to this endpoint that takes another stream now, if any. */
 export function freeSession(pool: UpstreamPool, endpoint: UpstreamEndpoint): ClientHttp2Session | undefined {
   const sessions = pool.byEndpoint.get(endpoint);
   if (sessions === undefined) return undefined;
+  // a session exists, so the agent that made it loaded the kit
+  const { isGracefullyClosing, activeStreams } = pool.nodeKit as NodeCodec;
   for (let i = 0; i < sessions.length; i++) {
     const session = sessions[i] as ClientHttp2Session;
     if (!isGracefullyClosing(session) && activeStreams(session) < session.remoteSettings.maxConcurrentStreams!) return session;
@@ -37,7 +39,7 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
     else pool.byEndpoint.set(endpoint, [session]);
   }
   pool.deps.observer.upstreamSessionsChanged(pool.name, 1);
-  manageSession(session, pool.deps.settings);
+  (pool.nodeKit as NodeCodec).manageSession(session, pool.deps.settings);
   session.on('error', (err) => pool.deps.logger.debug({ upstream: pool.name, err: describeError(err) }, 'upstream session error'));
   session.once('close', () => {
     pool.sessions.delete(session);
@@ -53,10 +55,12 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
 /** An address left DNS: its sessions wind down, its TLS ticket goes. */
 export function retire(pool: UpstreamPool, endpoint: UpstreamEndpoint): void {
   pool.health.forget(endpoint);
-  pool.agent?.forgetTlsSessions(endpoint.key);
+  pool.nodeAgent?.forgetTlsSessions(endpoint.key);
   pool.own?.forgetTlsSessions(endpoint.key);
   pool.own?.closeGracefully(endpoint);
+  const kit = pool.nodeKit;
+  if (!kit) return;
   for (const session of pool.sessions) {
-    if (endpointOfSocket(session.socket) === endpoint && !isGracefullyClosing(session)) closeGracefully(session);
+    if (endpointOfSocket(session.socket) === endpoint && !kit.isGracefullyClosing(session)) kit.closeGracefully(session);
   }
 }

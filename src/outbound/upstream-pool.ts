@@ -18,9 +18,11 @@ import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import { EndpointSet, type LookupAll, type UpstreamEndpoint } from './endpoints.js';
-import { closeGracefully, type SessionPolicy } from './session-lifecycle.js';
+import type { SessionPolicy } from './session-lifecycle.js';
 import './async-bind.js'; // cheaper AsyncResource#bind for every session.request()
-import { UpstreamAgent, connectMutualTls } from './upstream-agent.js';
+import type { UpstreamAgent } from './upstream-agent.js';
+import { connectMutualTls } from './mutual-tls.js';
+import { nodeCodec, type NodeCodec } from './node-codec.js';
 import { H2SessionPool } from './h2-session-pool.js';
 import { adaptH2Stream, type UpstreamStream } from './upstream-stream.js';
 import { isBadRequestError } from './upstream-errors.js';
@@ -77,8 +79,13 @@ export class UpstreamPool {
   readonly health: EndpointHealth<UpstreamEndpoint>;
   circuit: CircuitBreakerConfig;
   // Internal state the pool-*.ts functions keep (not for users of the pool).
-  /** The sessions when the codec is `node`: http2-wrapper's agent over core http2. */
-  readonly agent: UpstreamAgent | undefined;
+  /**
+   * The sessions when the codec is `node`: http2-wrapper's agent over core http2, made at the
+   * first request (node-codec.ts: the outbound loads http2-wrapper before it listens).
+   */
+  nodeAgent: UpstreamAgent | undefined = undefined;
+  /** The node codec's module, once the agent is made (its sessions are managed with it). */
+  nodeKit: NodeCodec | undefined = undefined;
   /** The sessions when the codec is `meshcar` (no agent then: nothing of http2-wrapper is made). */
   readonly own: H2SessionPool | undefined;
   /** openStream() may be given a flat header list (meshcar's codec); Node's core http2 takes objects only. */
@@ -116,15 +123,6 @@ export class UpstreamPool {
       logger: deps.logger,
       ...(settings.lookup ? { lookup: settings.lookup } : {}),
     });
-    this.agent =
-      deps.codec === 'meshcar'
-        ? undefined
-        : new UpstreamAgent({
-            identity: deps.identity,
-            expectedId: config.identity,
-            connectTimeoutMs: this.connectTimeoutMs,
-            endpointFor: (host) => this.endpoints.forOriginHost(host),
-          });
     this.own =
       deps.codec === 'meshcar'
         ? new H2SessionPool({
@@ -142,8 +140,23 @@ export class UpstreamPool {
     this.health = health;
     this.streamResponded = streamRespondedListener(health);
     this.streamClosed = streamClosedListener(this, health, deps.observer, config.name);
-    this.agent?.on('session', (session: ClientHttp2Session) => adopt(this, session));
     this.endpoints.on('removed', (endpoint) => retire(this, endpoint));
+  }
+
+  /** http2-wrapper's agent (codec `node`), made at the first request that needs a new session. */
+  agent(): UpstreamAgent {
+    if (this.nodeAgent) return this.nodeAgent;
+    const kit = nodeCodec();
+    const agent = new kit.UpstreamAgent({
+      identity: this.deps.identity,
+      expectedId: this.config.identity,
+      connectTimeoutMs: this.connectTimeoutMs,
+      endpointFor: (host) => this.endpoints.forOriginHost(host),
+    });
+    this.nodeKit = kit;
+    this.nodeAgent = agent;
+    agent.on('session', (session: ClientHttp2Session) => adopt(this, session));
+    return agent;
   }
 
   /** Resolves host-name endpoints for the first time; never rejects. */
@@ -266,13 +279,14 @@ export class UpstreamPool {
 
   /** New sessions after a rotation do a full handshake, presenting the new certificate. */
   identityRotated(): void {
-    this.agent?.forgetTlsSessions();
+    this.nodeAgent?.forgetTlsSessions();
     this.own?.forgetTlsSessions();
   }
 
   /** Every session finishes its streams and closes; new requests would open new ones. */
   closeSessionsGracefully(): void {
-    for (const session of this.sessions) closeGracefully(session);
+    const kit = this.nodeKit;
+    if (kit) for (const session of this.sessions) kit.closeGracefully(session);
     this.own?.closeGracefully();
   }
 
@@ -280,7 +294,7 @@ export class UpstreamPool {
     this.closed = true;
     this.endpoints.stop();
     this.health.close();
-    this.agent?.destroy();
+    this.nodeAgent?.destroy();
     for (const session of this.sessions) session.destroy();
     this.own?.close();
   }

@@ -2,10 +2,12 @@
 // signs it off the event loop. forge's own JavaScript RSA signing costs ~25 ms a certificate
 // and it cannot encode EC keys at all, so it only ever does the ASN.1 here.
 
-import { createHash, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
 import { asn1, bitString, fromDer, integerFromBytes, oid, seq, signatureAlgorithm, toDer, toPem, type Asn1, OID } from './der.js';
-import { digestForSignatureOid, signatureOidFor } from './keys.js';
+import { digestForSignatureOid, signAsync, signatureOidFor } from './keys.js';
+
+export { signAsync } from './keys.js';
 
 export interface DistinguishedName {
   readonly organization?: string;
@@ -84,11 +86,6 @@ export function encodeExtensions(extensions: readonly ExtensionSpec[]): Asn1 {
   return pki.certificateExtensionsToAsn1(scratch.extensions);
 }
 
-export function signAsync(digest: string, data: Buffer, key: KeyObject): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    sign(digest, data, key, (err, signature) => (err ? reject(err) : resolve(signature)));
-  });
-}
 
 export async function buildCertificate(spec: CertificateSpec): Promise<BuiltCertificate> {
   const serialHex = spec.serialHex ?? randomSerialHex();

@@ -1,11 +1,10 @@
-// PKCS#10 certification requests, both ways: the sidecar builds one for its SPIFFE ID, the CA
-// parses one and checks its proof of possession. node-forge's own CSR code only knows RSA,
-// so this walks the ASN.1 itself and leaves signatures to Node's native crypto.
+// PKCS#10 certification requests, the CA's side: it parses one and checks its proof of
+// possession. node-forge's own CSR code only knows RSA, so this walks the ASN.1 itself and leaves
+// signatures to Node's native crypto. The sidecar builds its CSR without forge (csr-request.ts).
 
 import { verify, type KeyObject } from 'node:crypto';
-import { asn1, bitString, fromDer, integerFromBytes, oid, pemBlocks, seq, signatureAlgorithm, toDer, toPem, type Asn1, OID, SIGNATURE_DIGEST } from './der.js';
-import { encodeName, signAsync } from './certificate.js';
-import { digestForSignatureOid, publicKeyFromSpki, signatureOidFor, spkiDerOf } from './keys.js';
+import { asn1, fromDer, pemBlocks, toDer, type Asn1, OID, SIGNATURE_DIGEST } from './der.js';
+import { publicKeyFromSpki } from './keys.js';
 
 export interface ParsedCsr {
   readonly publicKey: KeyObject;
@@ -19,28 +18,8 @@ export interface ParsedCsr {
 /** Why a CSR is malformed; the CA maps it to 400 bad_csr. */
 export class CsrError extends Error {}
 
-function sanExtension(spiffeId: string): Asn1 {
-  const uri = asn1.create(asn1.Class.CONTEXT_SPECIFIC, 6, false, spiffeId);
-  return seq([oid(OID.subjectAltName), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, asn1.toDer(seq([uri])).getBytes())]);
-}
-
-/** A CSR asking for exactly one URI SAN, signed with the workload's private key. */
-export async function buildCsr(privateKey: KeyObject, publicKey: KeyObject, spiffeId: string): Promise<string> {
-  const extensionRequest = seq([
-    oid(OID.extensionRequest),
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SET, true, [seq([sanExtension(spiffeId)])]),
-  ]);
-  const info = seq([
-    integerFromBytes(Buffer.from([0])),
-    encodeName({}),
-    fromDer(spkiDerOf(publicKey)),
-    asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [extensionRequest]),
-  ]);
-  const infoDer = toDer(info);
-  const algorithmOid = signatureOidFor(privateKey);
-  const signature = await signAsync(digestForSignatureOid(algorithmOid), infoDer, privateKey);
-  return toPem('CERTIFICATE REQUEST', toDer(seq([fromDer(infoDer), signatureAlgorithm(algorithmOid), bitString(signature)])));
-}
+// the sidecar's side, forge-free: csr-request.ts
+export { buildCsr } from './csr-request.js';
 
 function children(node: Asn1 | undefined, what: string): Asn1[] {
   if (!node || !Array.isArray(node.value)) throw new CsrError(`${what} is not a constructed ASN.1 value`);

@@ -1,7 +1,7 @@
 // Key pairs and what the CA will accept of a public key. Keys come from Node's native,
 // asynchronous generator (libuv thread pool), never from a JavaScript loop on the event loop.
 
-import { generateKeyPair, createPublicKey, type KeyObject } from 'node:crypto';
+import { generateKeyPair, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -88,4 +88,11 @@ function signatureOidOf(key: KeyObject): string {
 
 export function digestForSignatureOid(algorithmOid: string): string {
   return algorithmOid === '1.2.840.10045.4.3.3' || algorithmOid === '1.2.840.113549.1.1.12' ? 'sha384' : 'sha256';
+}
+
+/** Signs off the event loop (Node's native crypto, in the thread pool). */
+export function signAsync(digest: string, data: Buffer, key: KeyObject): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    sign(digest, data, key, (err, signature) => (err ? reject(err) : resolve(signature)));
+  });
 }

@@ -100,6 +100,10 @@ export interface SidecarSpec {
    * codec by setting it before importing that file), else no `http2` key (the sidecar's default).
    */
   readonly codec?: 'meshcar' | 'node';
+  /** Options for node itself (e.g. a test-side `--require` preload, see test/fixtures/loaded-modules.cjs). */
+  readonly nodeArgs?: readonly string[];
+  /** Instead of identity.ca: identity.files with these paths (no CA contact, no CSR). */
+  readonly files?: { readonly cert: string; readonly key: string; readonly bundle: string };
 }
 
 /** The codec a sidecar's config names when the spec names none (MESHCAR_TEST_H2_CODEC). */
@@ -139,19 +143,19 @@ export async function startSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Runni
 export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<LaunchedSidecar> {
   const [adminListen, inboundListen, outboundListen] = spec.namedPorts ? await Promise.all([freePort(), freePort(), freePort()]) : [0, 0, 0];
   const name = `${spec.service}-${++launched}`;
-  const token = await ca.tokenFile(spec.service);
-  const lines = [
-    `service: ${spec.service}`,
-    'trustDomain: mesh.local',
-    'identity:',
-    '  ca:',
-    `    url: ${spec.caUrl ?? ca.url}`,
-    `    bundle: ${spec.bundle ?? ca.bundlePath}`,
-    `    token: ${token}`,
-    ...(spec.bundleRefresh ? [`    bundleRefresh: ${spec.bundleRefresh}`] : []),
-    `  dir: ${join(ca.dir, `id-${name}`)}`,
-    `  ttl: ${spec.ttl ?? '1h'}`,
-  ];
+  const identity = spec.files
+    ? ['identity:', `  files: {cert: ${spec.files.cert}, key: ${spec.files.key}, bundle: ${spec.files.bundle}}`]
+    : [
+        'identity:',
+        '  ca:',
+        `    url: ${spec.caUrl ?? ca.url}`,
+        `    bundle: ${spec.bundle ?? ca.bundlePath}`,
+        `    token: ${await ca.tokenFile(spec.service)}`,
+        ...(spec.bundleRefresh ? [`    bundleRefresh: ${spec.bundleRefresh}`] : []),
+        `  dir: ${join(ca.dir, `id-${name}`)}`,
+        `  ttl: ${spec.ttl ?? '1h'}`,
+      ];
+  const lines = [`service: ${spec.service}`, 'trustDomain: mesh.local', ...identity];
   if (spec.inbound) {
     lines.push('inbound:', `  listen: 127.0.0.1:${inboundListen}`, `  app: ${spec.inbound.app}`, `  timeout: ${spec.inbound.timeout ?? '5s'}`);
     if (spec.inbound.authorize) lines.push(spec.inbound.authorize);
@@ -172,7 +176,7 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
   if (spec.extraYaml) lines.push(spec.extraYaml);
   const configFile = join(ca.dir, `${name}.yaml`);
   await writeFile(configFile, `${lines.join('\n')}\n`);
-  const proc = startMeshcar(['run', '--config', configFile]);
+  const proc = startMeshcar(['run', '--config', configFile], { nodeArgs: spec.nodeArgs ?? [] });
   const stop = (signal?: NodeJS.Signals) => proc.stop(signal);
   const portOf = (address: unknown) => Number((address as { port?: unknown } | undefined)?.port ?? 0);
   let adminPort: number;

@@ -16,10 +16,13 @@ export interface MeshcarProcess {
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 
-/** `prefix`: a command the process runs under, e.g. ['ip', 'netns', 'exec', NS] (it execs node in place, so the pid is meshcar's). */
-export function startMeshcar(args: string[], options: { cwd?: string; prefix?: readonly string[] } = {}): MeshcarProcess {
+/**
+ * `prefix`: a command the process runs under, e.g. ['ip', 'netns', 'exec', NS] (it execs node in place, so the pid is meshcar's).
+ * `nodeArgs`: options for node itself, before the script (e.g. a test-side `--require` preload).
+ */
+export function startMeshcar(args: string[], options: { cwd?: string; prefix?: readonly string[]; nodeArgs?: readonly string[] } = {}): MeshcarProcess {
   const [command, ...before] = options.prefix && options.prefix.length > 0 ? [...options.prefix, process.execPath] : [process.execPath];
-  const child = spawn(command as string, [...before, CLI, ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command as string, [...before, ...(options.nodeArgs ?? []), CLI, ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Array<Record<string, unknown>> = [];
   const stderr: string[] = [];
   const waiters: Array<{ predicate: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }> = [];

@@ -1,0 +1,107 @@
+// Mutual TLS toward an upstream sidecar, shared by both HTTP/2 codecs and the WebSocket tunnels:
+// the workload SVID's current SecureContext (so connections opened after a rotation present the
+// new certificate), ALPN, the upstream's SPIFFE ID pinned by checkServerIdentity, TLS session
+// tickets resumed per endpoint. Kept apart from upstream-agent.ts, which subclasses
+// http2-wrapper's Agent, so the `meshcar` codec never loads http2-wrapper.
+
+import tls, { type TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import { MeshcarError } from '../errors.js';
+import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { verifyServerSpiffeId } from '../identity/peer-identity.js';
+import type { UpstreamEndpoint } from './endpoints.js';
+import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-certificate.js';
+
+const kEndpoint = Symbol('meshcar.endpoint');
+const realPeerX509 = tls.TLSSocket.prototype.getPeerX509Certificate;
+
+export interface TlsConnectOptions {
+  readonly identity: WorkloadIdentity;
+  readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
+  readonly alpn: readonly string[];
+  readonly timeoutMs: number;
+  readonly session?: Buffer | undefined;
+  readonly onTicket?: (ticket: Buffer) => void;
+}
+
+/**
+ * Dials an endpoint with mutual TLS and resolves once the handshake is done and the server's
+ * SPIFFE ID checked. Shared by the HTTP/2 pool and the WebSocket tunnels.
+ */
+export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnectOptions): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: endpoint.address,
+      port: endpoint.port,
+      // the ONE context of the current identity version, never built per connection
+      secureContext: options.identity.tls().secureContext,
+      ALPNProtocols: options.alpn as string[],
+      // endpoints are IPs and identities are SPIFFE IDs: there is no server name to indicate
+      servername: '',
+      checkServerIdentity: options.checkServerIdentity,
+      rejectUnauthorized: true,
+      session: options.session,
+    });
+    socket.setNoDelay(true);
+    // the server's certificate, should the handshake fail: the failure is described with it
+    watchPeerCertificate(socket);
+    if (options.onTicket) socket.on('session', options.onTicket);
+    const fail = (err: Error) => {
+      cleanup();
+      socket.destroy();
+      reject(withPeerCertificate(err, socket));
+    };
+    const onTimeout = () => fail(Object.assign(new Error(`connecting to ${endpoint.key} timed out`), { code: 'ETIMEDOUT' }));
+    const onSecure = () => {
+      cleanup();
+      socket.setTimeout(0);
+      resolve(socket);
+    };
+    const cleanup = () => {
+      socket.off('secureConnect', onSecure);
+      socket.off('error', fail);
+      socket.off('timeout', onTimeout);
+    };
+    socket.once('secureConnect', onSecure);
+    socket.once('error', fail);
+    socket.setTimeout(options.timeoutMs, onTimeout);
+  });
+}
+
+/** The upstream's certificate on a session or tunnel socket made here. */
+export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
+  return realPeerX509.call(socket);
+}
+
+/** The endpoint a socket made by UpstreamAgent was dialled to. */
+export function endpointOfSocket(socket: unknown): UpstreamEndpoint | undefined {
+  return (socket as { [kEndpoint]?: UpstreamEndpoint } | undefined)?.[kEndpoint];
+}
+
+/**
+ * Dials an endpoint for an HTTP/2 session, whichever codec runs it: mutual TLS resuming the
+ * endpoint's last TLS session (a ticket the server refuses is forgotten, so it cannot fail the
+ * next try too), and ALPN h2 or nothing.
+ */
+export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn'>, tickets: Map<string, Buffer>): Promise<TLSSocket> {
+  const key = endpoint.key;
+  let socket: TLSSocket;
+  try {
+    socket = await connectMutualTls(endpoint, { ...options, alpn: H2_ONLY, session: tickets.get(key), onTicket: (ticket) => tickets.set(key, ticket) });
+  } catch (err) {
+    tickets.delete(key);
+    throw err;
+  }
+  if (socket.alpnProtocol !== 'h2') {
+    socket.destroy();
+    throw Object.assign(new MeshcarError('bad_gateway', `${key} did not negotiate HTTP/2 (ALPN ${String(socket.alpnProtocol)}), expected h2`), { tlsReason: 'protocol' as const });
+  }
+  return socket;
+}
+
+const H2_ONLY: readonly string[] = ['h2'];
+
+/** Notes which endpoint a socket was dialled to (read back by endpointOfSocket). */
+export function markEndpoint(socket: TLSSocket, endpoint: UpstreamEndpoint): void {
+  (socket as TLSSocket & { [kEndpoint]?: UpstreamEndpoint })[kEndpoint] = endpoint;
+}
