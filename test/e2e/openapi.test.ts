@@ -194,7 +194,8 @@ t.test('shadow after a reload: the bad calls reach the app and are counted', asy
   t.equal(received.length, BAD.length, 'the app received every call');
   t.ok(received.includes('PATCH /orders/1') && received.includes('GET /orders/abc'));
   t.equal(await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'path'), before + 1, 'and the counter moved');
-  const big = orders.process.lines.find((l) => l.component === 'access' && l.requestId === 'shadow-a-body-over-maxBodySize');
+  // the access line is written after the response: wait for it rather than read at once
+  const big = await orders.process.waitFor((l) => l.component === 'access' && l.requestId === 'shadow-a-body-over-maxBodySize', 5000);
   t.match(big, { status: 201, schema: { kind: 'body' } }, 'an oversized body is forwarded whole in shadow mode');
 });
 

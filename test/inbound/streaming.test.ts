@@ -86,15 +86,35 @@ function pump(body: Writable, total: number) {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Waits (polling, up to `maxMs`) until the sender has taken nothing more for `quietMs`: held
+ * back by backpressure. Returns what it had taken then; a sender never held runs out the clock
+ * (or its 256 MB) and the caller's assertions say so.
+ */
+async function heldAt(sender: { accepted(): number }, quietMs = 300, maxMs = 10_000): Promise<number> {
+  const start = Date.now();
+  let last = sender.accepted();
+  let since = Date.now();
+  while (Date.now() - start < maxMs) {
+    await sleep(25);
+    const now = sender.accepted();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (now > 0 && Date.now() - since >= quietMs) return now;
+  }
+  return sender.accepted();
+}
+
 t.test('an app that stops reading stops the caller', async (t) => {
   const fx = await startInbound({ app: { protocol: 'http', handler: app } });
   t.teardown(() => fx.close());
   for (const kind of ['http1', 'http2'] as const) {
     const { body } = await openUpload(fx, kind, '/stall', t);
     const sender = pump(body, 256 * MB);
-    await sleep(400);
-    const first = sender.accepted();
-    await sleep(400);
+    // held: nothing more taken for 300 ms (however long the machine needs to get there)
+    const first = await heldAt(sender);
+    await sleep(400); // a further stretch in which a held caller stays held
     const second = sender.accepted();
     sender.stop();
     body.destroy();
@@ -115,11 +135,13 @@ t.test("an HTTP/2 caller's reset cancels a stalled upload at once", async (t) =>
   t.teardown(() => fx.close());
   const { body } = await openUpload(fx, 'http2', '/stall?ms=10000', t);
   const sender = pump(body, 256 * MB);
-  await sleep(300);
-  t.ok(sender.accepted() > 0 && sender.accepted() < 64 * MB, 'the upload is held back');
+  const held = await heldAt(sender);
+  t.ok(held > 0 && held < 64 * MB, 'the upload is held back');
   sender.stop();
   body.destroy();
-  await sleep(200);
+  // "at once": well before the stall's 10 s; polled, so a loaded machine is not a failure
+  const resetAt = Date.now();
+  while (fx.inbound.inFlight > 0 && Date.now() - resetAt < 3000) await sleep(10);
   t.equal(fx.inbound.inFlight, 0, 'the exchange ended although its buffered body was never read');
   t.same(fx.observer.requests.map((r) => [r.path, r.errorCode]), [['/stall', 'reset']]);
 });
