@@ -62,6 +62,7 @@ function inboundView(inbound: InboundConfig): Record<string, unknown> {
       maxSessionAge: duration(limits.maxSessionAgeMs ?? DEFAULT_INBOUND_MAX_SESSION_AGE_MS),
     },
     openapi: openapi(inbound.openapi),
+    sessionResumption: inbound.sessionResumption === true,
   };
 }
 

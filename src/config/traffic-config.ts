@@ -32,6 +32,11 @@ export interface InboundConfig {
   readonly routes?: readonly InboundRouteConfig[];
   /** Requests are held against this OpenAPI spec (src/schema); absent: not checked. */
   readonly openapi?: OpenApiConfig;
+  /**
+   * TLS session resumption for callers (session tickets); absent or false: every connection
+   * is a full handshake, verified against the current bundle (see the listener).
+   */
+  readonly sessionResumption?: boolean;
 }
 
 export interface InboundRouteConfig {
@@ -151,7 +156,7 @@ const ROUTE_SEGMENT = /^(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[^{}]*)$/;
 
 /** `trustDomain` is undefined when the config's own is invalid (already reported). */
 export function readInbound(value: YamlValue, trustDomain: string | undefined): InboundConfig | undefined {
-  const map = value.map(['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits', 'idleTimeout', 'routes', 'openapi']);
+  const map = value.map(['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits', 'idleTimeout', 'routes', 'openapi', 'sessionResumption']);
   if (!map) return undefined;
   const listen = map.required('listen', readListenAddress);
   const app = map.required('app', readApp);
@@ -167,6 +172,8 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
   const routes = map.optional('routes', (v) => v.listOf(readInboundRoute, 'list at least one route, or leave routes out'), undefined);
   const openapi = map.optional('openapi', readOpenApi, undefined);
   if (map.has('openapi') && !openapi) return undefined;
+  const sessionResumption = map.optional('sessionResumption', (v) => v.boolean(), false);
+  if (sessionResumption === undefined) return undefined;
   if (!listen || !app || timeoutMs === undefined || (map.has('authorize') && !authorize)) return undefined;
   if ((map.has('rateLimit') && !rateLimit) || (map.has('limits') && !limits)) return undefined;
   if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('routes') && !routes)) return undefined;
@@ -181,6 +188,7 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
     ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
     ...(routes ? { routes } : {}),
     ...(openapi ? { openapi } : {}),
+    ...(sessionResumption ? { sessionResumption } : {}),
   };
 }
 

@@ -79,10 +79,11 @@ export class WorkloadIdentity extends EventEmitter<WorkloadIdentityEvents> {
    * only handshakes that start later. Stops by itself when the server closes; also returns a
    * function that stops it.
    */
-  attachServer(server: SecureServer): () => void {
+  attachServer(server: SecureServer, extras?: Readonly<tls.SecureContextOptions>): () => void {
     const apply = () => {
       try {
-        server.setSecureContext(this.state.tls.options);
+        // extras (e.g. no session tickets) go into every context, or a rotation would drop them
+        server.setSecureContext(extras ? { ...this.state.tls.options, ...extras } : this.state.tls.options);
       } catch (err) {
         // the material built once already; failing here would leave the old certificate serving
         this.logger.error({ err: describeError(err) }, 'could not apply the rotated identity to a server');

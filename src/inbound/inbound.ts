@@ -201,6 +201,7 @@ export class InboundListener implements Inbound, ExchangeContext {
       logger,
       observer: this.observer,
       handshakeTimeoutMs: limits.handshakeTimeoutMs ?? 10_000,
+      sessionResumption: config.sessionResumption === true,
       onCaller: (socket, id, certificate, expiresAtMs) => {
         if (this.tracker.draining) {
           socket.destroy();

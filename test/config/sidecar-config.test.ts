@@ -170,7 +170,7 @@ t.test('metrics.requests turns the request-level families off', async (t) => {
 
 t.test('unknown key', async (t) => {
   t.same(await issuesOf(t, edit({ '  timeout: 15s\n': '  timout: 15s\n' })), [
-    'c.yaml:13:3: inbound.timout: unknown key (did you mean timeout?); allowed here: listen, app, timeout, authorize, rateLimit, limits, idleTimeout, routes, openapi',
+    'c.yaml:13:3: inbound.timout: unknown key (did you mean timeout?); allowed here: listen, app, timeout, authorize, rateLimit, limits, idleTimeout, routes, openapi, sessionResumption',
   ]);
 });
 
@@ -267,7 +267,7 @@ t.test('authorize rules, renewal window and listener clashes', async (t) => {
   ]);
   t.same(await issuesOf(t, edit({ '  authorize:\n': '  authorize: []\n  x:\n' }).replace(/    - from.*\n.*\n.*\n/, '')), [
     'c.yaml:14:3: inbound.authorize: list at least one rule, or leave authorize out to let any identity of the trust domain call',
-    'c.yaml:15:3: inbound.x: unknown key; allowed here: listen, app, timeout, authorize, rateLimit, limits, idleTimeout, routes, openapi',
+    'c.yaml:15:3: inbound.x: unknown key; allowed here: listen, app, timeout, authorize, rateLimit, limits, idleTimeout, routes, openapi, sessionResumption',
   ]);
   t.same(await issuesOf(t, edit({ '  ttl: 24h\n': '  renewal: {from: 0.8}\n' })), ['c.yaml:9:3: identity.renewal: from (0.8) must not be greater than to (0.7)']);
   t.same(await issuesOf(t, edit({ '  ttl: 24h\n': '  renewal: {to: 1}\n' })), [
@@ -308,4 +308,13 @@ t.test('inbound idle timeout and routes', async (t) => {
   const bad = edit({ '  timeout: 15s\n': '  timeout: 15s\n  routes:\n    - {path: reports, timeout: 0s}\n' });
   const issues = await issuesOf(t, bad);
   t.equal(issues.length, 2, issues.join('\n'));
+});
+
+t.test('inbound.sessionResumption: off unless true; anything but true or false is refused where it stands', async (t) => {
+  const plain = await loadSidecarConfig(join(t.testdir({ 'c.yaml': edit({}) }), 'c.yaml'));
+  t.equal(plain.inbound.sessionResumption, undefined, 'absent: off');
+  const on = await loadSidecarConfig(join(t.testdir({ 'c.yaml': edit({ '  timeout: 15s\n': '  timeout: 15s\n  sessionResumption: true\n' }) }), 'c.yaml'));
+  t.equal(on.inbound.sessionResumption, true);
+  const issues = await issuesOf(t, edit({ '  timeout: 15s\n': '  timeout: 15s\n  sessionResumption: yes please\n' }));
+  t.same(issues, ['c.yaml:14:3: inbound.sessionResumption: expected true or false, got a string'], issues.join('\n'));
 });

@@ -59,6 +59,8 @@ export interface FixtureOptions {
   readonly limits?: InboundLimits;
   readonly pki?: TestPki;
   readonly serverLifetimeMs?: number;
+  /** inbound.sessionResumption (default false: no session tickets). */
+  readonly sessionResumption?: boolean;
   /**
    * http2.codec of the inbound. Default: MESHCAR_TEST_H2_CODEC if set (a test file re-runs a
    * whole existing file with the meshcar codec by setting it before importing that file),
@@ -140,6 +142,7 @@ export async function startInbound(options: FixtureOptions = {}): Promise<Inboun
       app: { protocol, host: '127.0.0.1', port: appPort },
       timeoutMs: options.timeoutMs ?? 5000,
       authorize: options.authorize,
+      ...(options.sessionResumption ? { sessionResumption: true } : {}),
     },
     identity,
     trustDomain: TD,

@@ -60,6 +60,8 @@ async function setup(t: Tap.Test, limits?: InboundLimitsConfig): Promise<Setup> 
       timeoutMs: 10_000,
       authorize: undefined,
       ...(limits ? { limits } : {}),
+      // the resumed-session checks below need sessions to resume (off by default)
+      sessionResumption: true,
     },
     identity,
     trustDomain: TD,

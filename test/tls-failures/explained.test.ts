@@ -44,7 +44,7 @@ t.before(async () => {
       `service: orders`,
       `trustDomain: ${TD}`,
       `identity: {files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}}`,
-      `inbound: {listen: "0.0.0.0:${inboundPort}", app: "http://127.0.0.1:${app.port}"}`,
+      `inbound: {listen: "0.0.0.0:${inboundPort}", app: "http://127.0.0.1:${app.port}", sessionResumption: true}`,
       `outbound: {listen: "127.0.0.1:0", upstreams: {payments: {endpoints: ["127.0.0.1:${inboundPort}"], identity: "spiffe://${TD}/svc/payments"}}}`,
       `admin: {listen: "127.0.0.1:0"}`,
       `log: {level: info, access: false}`,
