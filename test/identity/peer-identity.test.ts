@@ -117,3 +117,30 @@ t.test('peer identity over real mutual TLS', async (t) => {
     }
   });
 });
+
+t.test("a caller's leaf is copied once, and a new leaf is read afresh", async (t) => {
+  const pki = await makePki(TD);
+  const svid = validateSvid(await pki.issue(SERVER_ID), SERVER_ID);
+  const seen: Array<{ serial: string; cert: unknown; expiresAtMs: number }> = [];
+  const server = tls.createServer({ ...buildIdentityTls(svid).options, ...MTLS_SERVER_OPTIONS }, (socket) => {
+    const result = peerIdentity(socket, TD);
+    if (result.ok) seen.push({ serial: result.certificate.serialNumber, cert: result.certificate, expiresAtMs: result.expiresAtMs });
+    socket.end(result.ok ? result.id.uri : 'refused');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const trustServer = { ca: pki.bundlePem, checkServerIdentity: verifyServerSpiffeId(SERVER_ID) };
+  const first = await pki.issue(CLIENT_ID);
+  const second = await pki.issue(CLIENT_ID, { lifetimeMs: 600_000 });
+  for (const leaf of [first, first, second]) {
+    const { text, error } = await exchange(port, { ...trustServer, key: leaf.privateKeyPem, cert: leaf.chainPem });
+    t.error(error);
+    t.equal(text, CLIENT_ID);
+  }
+  t.equal(seen.length, 3);
+  t.equal(seen[1]?.cert, seen[0]?.cert, 'the same leaf on a second connection: the object made at its first (no copy per handshake)');
+  t.not(seen[2]?.serial, seen[0]?.serial, 'another leaf of the same ID is its own certificate');
+  t.ok((seen[2]?.expiresAtMs ?? Infinity) < (seen[0]?.expiresAtMs ?? 0), "and its own dates bound the connection's life");
+});
