@@ -173,7 +173,11 @@ t.test('ejection escalates: one failure on probation ejects again for twice as l
 
   t.same(ejected().map((l) => l.ejectedForMs), [BASE, 2 * BASE, BASE], 'ejected for base, 2 × base, then base again');
   const lasted = readmitted().map((l, i) => Number(l.time) - Number(ejected()[i]?.time));
-  t.ok(lasted[0]! >= BASE - 2 && lasted[1]! >= 2 * BASE - 2, `and out for as long (${lasted.join(', ')} ms)`);
+  // Node starts a timer from the event loop's cached time, taken when the turn began: an
+  // ejection late in a long turn (a loaded machine) is readmitted that much before its log
+  // line's time plus the period. 25 ms of slack covers such a turn; an ejection cut short
+  // (the bug this guards against) would miss by far more.
+  t.ok(lasted[0]! >= BASE - 25 && lasted[1]! >= 2 * BASE - 25, `and out for as long (${lasted.join(', ')} ms)`);
   t.equal(fx.observer.ejections, 3, 'three ejections counted');
 });
 
