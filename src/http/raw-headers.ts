@@ -83,7 +83,8 @@ export function forwardableResponseList(raw: readonly (Buffer | string)[]): Forw
     list.push(name, value);
   }
   const named = connection === undefined ? undefined : connectionScoped(connection);
-  return { list: named === undefined ? list : list.filter((_, i) => (i & 1) === 1 ? !named.has(list[i - 1]!) : !named.has(list[i]!)), chunked };
+  // slots 0 and 1 (:status) stay whatever Connection names
+  return { list: named === undefined ? list : list.filter((_, i) => i < 2 || ((i & 1) === 1 ? !named.has(list[i - 1]!) : !named.has(list[i]!))), chunked };
 }
 
 /**

@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
-import { peerPathValidity, validityProblem } from './peer-validity.js';
+import { pathWindow, peerPathValidity, validityProblem } from './peer-validity.js';
 import type { TlsFailureReason } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 
@@ -57,9 +57,11 @@ export function spiffeIdOfCertificate(cert: X509Certificate, trustDomain: string
  * The callers' leaf certificates as X509Certificate objects, by SHA-256 fingerprint. Node's
  * getPeerX509Certificate() also copies the issuer the peer presented, and on OpenSSL 3.0 that
  * copy decodes its public key again (~0.3 ms of a ~4 ms handshake, measured side by side);
- * the leaf alone, from getPeerCertificate(), names the entry. An entry keeps the issuer seen
- * at the leaf's first full handshake: a leaf is signed by one issuer key, and our CA never
- * lets a leaf outlive its issuer. Bounded, least recently used out first.
+ * the leaf alone, from getPeerCertificate(), names the entry. Only a leaf whose own dates are
+ * its whole path's window is kept (our CA never lets a leaf outlive its issuer): then the
+ * window does not depend on which issuer copy the caller presents. A leaf an issuer cuts
+ * short is read with its presented path on every connection, as before. Bounded, least
+ * recently used out first.
  */
 const LEAF_LIMIT = 1024;
 const leaves = new Map<string, X509Certificate>();
@@ -69,14 +71,22 @@ function peerLeaf(socket: TLSSocket): X509Certificate | undefined {
   const fingerprint = presented?.fingerprint256;
   if (!fingerprint) return undefined; // no certificate: Node gives an empty object
   let cert = leaves.get(fingerprint);
-  if (cert !== undefined) leaves.delete(fingerprint);
-  else {
-    cert = socket.getPeerX509Certificate();
-    if (cert === undefined) return undefined;
-    if (leaves.size >= LEAF_LIMIT) leaves.delete(leaves.keys().next().value as string);
+  if (cert !== undefined) {
+    leaves.delete(fingerprint);
+    leaves.set(fingerprint, cert);
+    return cert;
   }
+  cert = socket.getPeerX509Certificate();
+  if (cert === undefined || !issuersLeaveItsDates(cert)) return cert;
+  if (leaves.size >= LEAF_LIMIT) leaves.delete(leaves.keys().next().value as string);
   leaves.set(fingerprint, cert);
   return cert;
+}
+
+/** Whether every issuer the peer presented is valid over the leaf's whole window. */
+function issuersLeaveItsDates(leaf: X509Certificate): boolean {
+  const window = pathWindow(leaf);
+  return window.notBeforeMs === Date.parse(leaf.validFrom) && window.notAfterMs === Date.parse(leaf.validTo);
 }
 
 /** Maps Node's chain-verification verdict (socket.authorizationError) to a refusal reason. */

@@ -33,7 +33,7 @@ function remember(fingerprint: string, window: ValidityWindow): void {
 }
 
 /** The window of the path the peer presented (leaf first, issuers through `issuerCertificate`). */
-function pathWindow(leaf: X509Certificate): ValidityWindow {
+export function pathWindow(leaf: X509Certificate): ValidityWindow {
   let notBeforeMs = -Infinity;
   let notAfterMs = Infinity;
   let cert: X509Certificate | undefined = leaf;

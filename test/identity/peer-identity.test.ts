@@ -1,5 +1,6 @@
 import t from 'tap';
 import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { makePki } from '../helpers/pki.js';
@@ -143,4 +144,16 @@ t.test("a caller's leaf is copied once, and a new leaf is read afresh", async (t
   t.equal(seen[1]?.cert, seen[0]?.cert, 'the same leaf on a second connection: the object made at its first (no copy per handshake)');
   t.not(seen[2]?.serial, seen[0]?.serial, 'another leaf of the same ID is its own certificate');
   t.ok((seen[2]?.expiresAtMs ?? Infinity) < (seen[0]?.expiresAtMs ?? 0), "and its own dates bound the connection's life");
+
+  // a leaf that outlives the issuer it presents (no CA of ours makes one; another CA may): its
+  // window depends on the issuer copy presented, so it is read with its path every time
+  const outliving = await pki.issueWithUris([CLIENT_ID], { lifetimeMs: 400 * 86_400_000 });
+  for (let i = 0; i < 2; i++) {
+    const { text, error } = await exchange(port, { ...trustServer, key: outliving.privateKeyPem, cert: outliving.chainPem });
+    t.error(error);
+    t.equal(text, CLIENT_ID);
+  }
+  t.equal(seen.length, 5);
+  t.not(seen[4]?.cert, seen[3]?.cert, 'a leaf its issuer cuts short is not kept: read with its presented path on each connection');
+  t.equal(seen[4]?.expiresAtMs, Date.parse(new X509Certificate(pki.issuerPem).validTo), "the presented issuer's end bounds the connection");
 });

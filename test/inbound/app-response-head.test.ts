@@ -22,6 +22,8 @@ const HEADS: Record<string, string> = {
     '__proto__: polluted\r\nConnection: keep-alive, X-Private\r\nX-Private: hop\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok',
   '/early-hints': 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal',
   '/malformed': 'HTTP/1.1 200 OK\r\nBad Header Name: x\r\nContent-Length: 2\r\n\r\nok',
+  // Connection may name anything, even our :status slot: it names no field the app sent
+  '/connection-status': 'HTTP/1.1 202 Accepted\r\nX-First: kept\r\nConnection: :status, x-gone\r\nX-Gone: 1\r\nContent-Length: 2\r\n\r\nok',
 };
 
 t.test("the app's response head, field by field", async (t) => {
@@ -59,6 +61,19 @@ t.test("the app's response head, field by field", async (t) => {
     t.equal(res.headers['__proto__'], 'polluted', 'and it is forwarded as a field like any other');
     t.notOk('x-private' in res.headers, 'a field Connection names is dropped');
     t.notOk('keep-alive' in res.headers, 'hop-by-hop fields are dropped');
+  });
+
+  t.test('a Connection header naming :status changes neither the status nor the other fields', async (t) => {
+    const h1 = await h1Request(fx.port, tlsOptions, { path: '/connection-status' });
+    t.equal(h1.status, 202, 'HTTP/1.1: the status');
+    t.equal(h1.headers['x-first'], 'kept', 'HTTP/1.1: the first field');
+    t.notOk('x-gone' in h1.headers, 'HTTP/1.1: what Connection names is dropped');
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    const h2 = await h2Request(session, { ':method': 'GET', ':path': '/connection-status' });
+    t.equal(h2.status, 202, 'HTTP/2: the status');
+    t.equal(h2.headers['x-first'], 'kept', 'HTTP/2: the first field');
+    t.notOk('x-gone' in h2.headers, 'HTTP/2: what Connection names is dropped');
   });
 
   t.test('an interim 103 is not relayed; the final answer is', async (t) => {
