@@ -11,13 +11,11 @@ export class ReceiveWindow {
   available: number;
   /** Bytes consumed (or discarded) whose credit has not been returned yet. */
   private owed = 0;
-  /** The window we aim to keep open; credit goes back in batches of a quarter of it. */
-  private target: number;
+  /** Credit goes back in batches of a quarter of the window we aim to keep open. */
   private threshold: number;
 
   constructor(initial: number, target = initial) {
     this.available = initial;
-    this.target = target;
     this.threshold = Math.max(1, target >>> 2);
   }
 
@@ -37,7 +35,7 @@ export class ReceiveWindow {
     this.owed += n;
     if (this.owed === 0) return 0;
     if (this.owed < this.threshold && !force && this.available >= this.threshold) return 0;
-    // never offer past the target (nor past 2^31 − 1)
+    // what is returned was taken from the window, so it never reopens past its size (nor past 2^31 − 1)
     const increment = Math.min(this.owed, MAX_WINDOW - this.available);
     this.owed -= increment;
     this.available += increment;
@@ -46,7 +44,6 @@ export class ReceiveWindow {
 
   /** Opens the window to `target` now (the connection window at start); returns the increment. */
   growTo(target: number): number {
-    this.target = target;
     this.threshold = Math.max(1, target >>> 2);
     const increment = target - this.available;
     if (increment <= 0) return 0;

@@ -12,6 +12,7 @@ import { echo, h2cRequest, makePki, request, sleep, startOutbound, startUpstream
 
 const MB = 1024 * 1024;
 let produced = 0; // bytes the upstream's /firehose handed to HTTP/2 so far
+let lateRefusals = 0; // streams /refuse-upload-late has reset so far
 
 const handler: H2Handler = (stream, headers) => {
   stream.on('error', () => {});
@@ -70,6 +71,15 @@ const handler: H2Handler = (stream, headers) => {
     stream.respond({ ':status': 413, 'content-type': 'text/plain' });
     stream.end('too big');
     setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 30);
+    return;
+  }
+  if (path === '/refuse-upload-late') {
+    // answers after the first chunk of the upload, then resets the stream and reads no more
+    stream.once('data', () => {
+      stream.respond({ ':status': 413, 'content-type': 'text/plain' });
+      stream.end('too big', () => setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 30));
+    });
+    stream.once('close', () => lateRefusals++);
     return;
   }
   if (path === '/firehose') {
@@ -255,6 +265,29 @@ t.test('forwarding', async (t) => {
     for (let i = 0; i < 200 && refused().length < 2; i++) await sleep(10);
     const records = refused();
     t.same(records.map((r) => r.errorCode), [undefined, undefined], 'not counted as resets');
+  });
+
+  t.test('h2c: an upload that goes on after the upstream answered and reset is read and dropped', async (t) => {
+    const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+    t.teardown(() => session.close());
+    const before = lateRefusals;
+    const stream = session.request({ ':method': 'POST', ':path': '/refuse-upload-late', ':authority': 'payments' });
+    stream.on('error', () => {});
+    let status = 0;
+    let body = '';
+    stream.on('response', (h) => (status = Number(h[':status'])));
+    stream.on('data', (c) => (body += c));
+    const answered = new Promise<void>((resolve) => stream.once('end', resolve));
+    const closed = new Promise<number | undefined>((resolve) => stream.once('close', () => resolve(stream.rstCode)));
+    stream.write(Buffer.alloc(16 * 1024, 97));
+    await answered;
+    t.same({ status, body }, { status: 413, body: 'too big' }, 'the whole answer');
+    for (let i = 0; i < 500 && lateRefusals === before; i++) await sleep(10);
+    t.equal(lateRefusals, before + 1, 'the upstream has reset its stream');
+    // the rest is far more than any flow-control window: unread, it would stall the app's stream
+    stream.end(Buffer.alloc(8 * MB, 98));
+    const outcome = await Promise.race([closed, sleep(5_000).then(() => 'stalled' as const)]);
+    t.equal(outcome, 0, "the app's stream completes normally once its upload is dropped");
   });
 
   t.test('Expect: 100-continue is relayed', async (t) => {
