@@ -122,6 +122,27 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
   return { headers, contentLength };
 }
 
+/** RFC 9113 §8.2.2: `te` may be sent, with no value but "trailers". */
+const TE_REFUSED = 'te other than "trailers" is not allowed in HTTP/2';
+
+/** The pseudo-headers a request or response may carry (none other may be sent), one bit each; 0 for any other name. */
+function pseudoBit(name: string): number {
+  switch (name) {
+    case ':status':
+      return 1;
+    case ':method':
+      return 2;
+    case ':scheme':
+      return 4;
+    case ':path':
+      return 8;
+    case ':authority':
+      return 16;
+    default:
+      return 0;
+  }
+}
+
 export class InvalidHeaderError extends TypeError {
   override readonly name = 'InvalidHeaderError';
   readonly code = 'ERR_H2_INVALID_HEADER';
@@ -147,7 +168,9 @@ export function flattenHeaders(headers: OutgoingHeaders | readonly string[]): st
     }
     if (nk === Kind.Invalid) throw new InvalidHeaderError(`invalid header name ${JSON.stringify(key)}`);
     if (nk === Kind.ConnectionSpecific) throw new InvalidHeaderError(`connection-specific header ${name} is not allowed in HTTP/2`);
+    if (nk === Kind.Pseudo && pseudoBit(name) === 0) throw new InvalidHeaderError(`unknown pseudo-header ${name}`);
     if (Array.isArray(value)) {
+      if (nk === Kind.Pseudo || nk === Kind.Te) throw new InvalidHeaderError(`${name} takes one value`);
       for (const v of value) {
         const s = String(v);
         if (BAD_VALUE.test(s)) throw new InvalidHeaderError(`invalid value for header ${name}`);
@@ -157,6 +180,7 @@ export function flattenHeaders(headers: OutgoingHeaders | readonly string[]): st
     }
     const s = typeof value === 'string' ? value : String(value);
     if (BAD_VALUE.test(s)) throw new InvalidHeaderError(`invalid value for header ${name}`);
+    if (nk === Kind.Te && s !== 'trailers') throw new InvalidHeaderError(TE_REFUSED);
     if (nk === Kind.Pseudo && pseudoEnd !== out.length) out.splice(pseudoEnd, 0, name, s);
     else out.push(name, s);
     if (nk === Kind.Pseudo) pseudoEnd += 2;
@@ -168,6 +192,8 @@ export function flattenHeaders(headers: OutgoingHeaders | readonly string[]): st
 function checkedList(list: string[]): string[] {
   if ((list.length & 1) !== 0) throw new InvalidHeaderError('a header list needs a value for every name');
   let regularSeen = false;
+  /** The pseudo-headers seen so far, one bit each: a list, unlike an object, can repeat a name. */
+  let pseudoSeen = 0;
   for (let i = 0; i < list.length; i += 2) {
     const name = list[i]!;
     const value = list[i + 1]!;
@@ -177,8 +203,13 @@ function checkedList(list: string[]): string[] {
     if (nk === Kind.ConnectionSpecific) throw new InvalidHeaderError(`connection-specific header ${name} is not allowed in HTTP/2`);
     if (nk === Kind.Pseudo) {
       if (regularSeen) throw new InvalidHeaderError(`pseudo-header ${name} after a regular header`);
+      const bit = pseudoBit(name);
+      if (bit === 0) throw new InvalidHeaderError(`unknown pseudo-header ${name}`);
+      if ((pseudoSeen & bit) !== 0) throw new InvalidHeaderError(`duplicate pseudo-header ${name}`);
+      pseudoSeen |= bit;
     } else regularSeen = true;
     if (typeof value !== 'string' || BAD_VALUE.test(value)) throw new InvalidHeaderError(`invalid value for header ${name}`);
+    if (nk === Kind.Te && value !== 'trailers') throw new InvalidHeaderError(TE_REFUSED);
   }
   return list;
 }

@@ -286,6 +286,13 @@ t.test('outgoing headers', async (t) => {
   t.throws(() => flattenHeaders([':status', '200', 'connection', 'close']), { code: 'ERR_H2_INVALID_HEADER' }, 'connection-specific');
   t.throws(() => flattenHeaders([':status', '200', 'x-a', 'trailing space ']), { code: 'ERR_H2_INVALID_HEADER' }, 'a value HTTP/2 refuses');
   t.throws(() => flattenHeaders([':status', '200', 'x-a']), { code: 'ERR_H2_INVALID_HEADER' }, 'a name without a value');
+  t.throws(() => flattenHeaders([':status', '200', ':status', '204']), { code: 'ERR_H2_INVALID_HEADER' }, 'a duplicate pseudo-header in a list');
+  t.throws(() => flattenHeaders([':method', 'GET', ':protocol', 'websocket']), { code: 'ERR_H2_INVALID_HEADER' }, 'an unknown pseudo-header in a list');
+  t.throws(() => flattenHeaders({ ':method': 'GET', ':protocol': 'websocket' }), { code: 'ERR_H2_INVALID_HEADER' }, 'an unknown pseudo-header in an object');
+  t.throws(() => flattenHeaders({ ':path': ['/a', '/b'] }), { code: 'ERR_H2_INVALID_HEADER' }, 'a pseudo-header given two values in an object');
+  t.throws(() => flattenHeaders([':method', 'GET', 'te', 'gzip']), { code: 'ERR_H2_INVALID_HEADER' }, 'te other than trailers in a list');
+  t.throws(() => flattenHeaders({ ':method': 'GET', TE: 'gzip' }), { code: 'ERR_H2_INVALID_HEADER' }, 'te other than trailers in an object');
+  t.same(flattenHeaders([':method', 'GET', ':scheme', 'https', ':path', '/', ':authority', 'a', 'te', 'trailers']), [':method', 'GET', ':scheme', 'https', ':path', '/', ':authority', 'a', 'te', 'trailers'], 'every request pseudo-header once, and te: trailers, pass');
 });
 
 t.test('incoming headers', async (t) => {
