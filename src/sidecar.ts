@@ -4,25 +4,26 @@
 // keep outbound serving the app, then stop).
 
 import type { Logger } from 'pino';
-import { loadSidecarConfig, planReload, type SidecarConfig } from './config/sidecar-config.js';
+import { loadSidecarConfig, type SidecarConfig } from './config/sidecar-config.js';
+import { planReload } from './config/reload-plan.js';
 import { redactConfig } from './config/freeze.js';
 import { effectiveYamlView } from './config/effective-yaml.js';
 import { ConfigError, formatIssue } from './config/issues.js';
 import { describeError, MeshcarError } from './errors.js';
-import { obtainIdentity, identityFromFiles, type RunningIdentity } from './identity/bootstrap.js';
+import type { RunningIdentity } from './identity/bootstrap.js';
+import { identityView, startIdentity, watchIdentityMetrics } from './identity/sidecar-identity.js';
 import type { WorkloadIdentity } from './identity/workload-identity.js';
 import type { WorkerCluster } from './workers/contract.js';
-import { rootCount, type Svid } from './identity/svid.js';
 import { Metrics } from './metrics/registry.js';
-import { NO_OBSERVER, type Direction, type RequestRecord, type TlsFailureDetail, type TlsFailureReason, type TrafficObserver } from './metrics/traffic.js';
+import { LiveObservers, type ObserverSettings } from './metrics/live-observers.js';
 import { TlsFailureLog } from './tls-failures/failure-log.js';
 import { TrafficMetrics } from './metrics/traffic-metrics.js';
-import { AccessLog } from './metrics/access-log.js';
 import { startAdminServer, type RunningAdmin } from './admin/server.js';
 import { createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
 import { loadGuards, type Guards } from './schema/guards.js';
-import { discoveryDocument } from './metrics/discovery.js';
+import { endpointsView } from './metrics/endpoints-view.js';
+import { reportApplied, reportRefused, type ReloadResult } from './reload-outcome.js';
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 /** After the inbound side has drained, the outbound side stops once the app has been quiet this long. */
@@ -34,74 +35,8 @@ interface Side {
   close(): Promise<void>;
 }
 
-/** The answer to a reload: what changed live and what waits for a restart, or why nothing changed. */
-export type ReloadResult =
-  | { readonly ok: true; readonly applied: readonly string[]; readonly restartRequired: readonly string[] }
-  | { readonly ok: false; readonly messages: readonly string[] };
-
-type ObserverMethod = (...args: unknown[]) => unknown;
-
-/**
- * The one observer the data plane is given for its whole life; a reload swaps the observers it
- * forwards to (request metrics on or off, access log on or off), so no listener or session is
- * rebuilt. It counts open upstream sessions and streams itself, so a swap hands the gauges over
- * exactly. Methods beyond the four every observer has (the optional ones, such as retry and
- * abuse counters) are forwarded by name to whichever targets implement them.
- */
-class ForwardingObserver {
-  private readonly sessions = new Map<string, number>();
-  private readonly streams = new Map<string, number>();
-
-  constructor(private targets: readonly TrafficObserver[], methodNames: Iterable<string>) {
-    for (const key of methodNames) {
-      if (key === 'constructor' || key in this) continue;
-      Object.defineProperty(this, key, {
-        value: (...args: unknown[]) => {
-          for (const target of this.targets) (target as unknown as Record<string, ObserverMethod | undefined>)[key]?.(...args);
-        },
-      });
-    }
-  }
-
-  /** This object, as the data plane sees it. */
-  asObserver(): TrafficObserver {
-    return this as unknown as TrafficObserver;
-  }
-
-  swap(next: readonly TrafficObserver[]): void {
-    const previous = this.targets;
-    // the old targets' gauges go back to zero and the new ones' start from what is open now
-    for (const [upstream, n] of this.sessions) {
-      if (n === 0) continue;
-      for (const target of previous) target.upstreamSessionsChanged(upstream, -n);
-      for (const target of next) target.upstreamSessionsChanged(upstream, n);
-    }
-    for (const [upstream, n] of this.streams) {
-      if (n === 0) continue;
-      for (const target of previous) target.upstreamStreamsChanged(upstream, -n);
-      for (const target of next) target.upstreamStreamsChanged(upstream, n);
-    }
-    this.targets = next;
-  }
-
-  requestFinished(record: RequestRecord): void {
-    for (const target of this.targets) target.requestFinished(record);
-  }
-
-  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason, detail?: TlsFailureDetail): void {
-    for (const target of this.targets) target.tlsHandshakeFailed(direction, reason, detail);
-  }
-
-  upstreamSessionsChanged(upstream: string, delta: number): void {
-    this.sessions.set(upstream, (this.sessions.get(upstream) ?? 0) + delta);
-    for (const target of this.targets) target.upstreamSessionsChanged(upstream, delta);
-  }
-
-  upstreamStreamsChanged(upstream: string, delta: number): void {
-    this.streams.set(upstream, (this.streams.get(upstream) ?? 0) + delta);
-    for (const target of this.targets) target.upstreamStreamsChanged(upstream, delta);
-  }
-}
+/** What the observers follow in the config. */
+const observerSettings = (config: SidecarConfig): ObserverSettings => ({ requests: config.metrics.requests, access: config.log.access });
 
 /** Like Promise.all, but waits for every promise to settle before throwing the first failure. */
 async function settledOrThrow<T extends readonly unknown[]>(promises: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
@@ -142,7 +77,7 @@ export class Sidecar {
   readonly traffic: TrafficMetrics;
   /** Failed TLS handshakes in words: the rate-limited log line and GET /debug/tls (always on). */
   readonly tlsFailures: TlsFailureLog;
-  private readonly observer: ForwardingObserver;
+  private readonly observers: LiveObservers;
   /** The config really running: the file as loaded at start, with the live parts of every successful reload. */
   private current: SidecarConfig;
   /** The config file as the user named it, so reload messages read like `meshcar check`'s. */
@@ -159,10 +94,7 @@ export class Sidecar {
     const routesByUpstream = new Map((config.outbound?.upstreams ?? []).map((u) => [u.name, u.routes] as const));
     this.traffic = new TrafficMetrics(metrics, { routesByUpstream });
     this.tlsFailures = new TlsFailureLog(logger.child({ component: 'tls' }));
-    // every method of the observer interface: the ones all observers have, and the optional
-    // ones the request metrics implement
-    const methods = new Set([...Object.keys(NO_OBSERVER), ...Object.getOwnPropertyNames(TrafficMetrics.prototype)]);
-    this.observer = new ForwardingObserver(this.buildObservers(config), methods);
+    this.observers = new LiveObservers({ tlsFailures: this.tlsFailures, traffic: this.traffic, logger }, observerSettings(config));
     for (const result of ['success', 'failure']) metrics.configReloads.labels(result).inc(0);
     // the CA's families (meshcar_ca_*) belong to the CA server; a sidecar exporting
     // meshcar_ca_certificates_issued_total 0 would only mislead dashboards and alerts
@@ -174,17 +106,6 @@ export class Sidecar {
   /** The effective config (what /config shows). */
   get config(): SidecarConfig {
     return this.current;
-  }
-
-  /**
-   * metrics.requests: false (the benchmark's "metrics off") leaves the traffic families out of
-   * the hot path entirely; process, identity and build metrics are still exported.
-   */
-  private buildObservers(config: SidecarConfig): TrafficObserver[] {
-    const observers: TrafficObserver[] = [this.tlsFailures];
-    if (config.metrics.requests) observers.push(this.traffic);
-    if (config.log.access) observers.push(new AccessLog(this.logger, config.metrics.requests ? (record) => this.traffic.routeOf(record) : undefined));
-    return observers;
   }
 
   get addresses(): SidecarAddresses {
@@ -211,8 +132,8 @@ export class Sidecar {
       // the bound address (port 0 picks one): /healthz and /ready answer from here on
       logger.info({ component: 'admin', address: { host: this.admin.host, port: this.admin.port } }, 'admin listening');
     }
-    this.running = await (fromPrimary ? fromPrimary() : this.startIdentity());
-    this.watchIdentityMetrics(this.running);
+    this.running = await (fromPrimary ? fromPrimary() : startIdentity(config.identity, config.spiffeId, config.trustDomain, logger.child({ component: 'identity' })));
+    watchIdentityMetrics(this.metrics, this.running);
 
     const identity = this.running.identity;
     const [inbound, outbound] = cluster ? await cluster.start(identity).then((a) => [a.inbound, a.outbound]) : await this.listen(identity, guards);
@@ -229,41 +150,14 @@ export class Sidecar {
   private async listen(identity: WorkloadIdentity, guards: Guards) {
     const { config, logger } = this;
     if (config.inbound) {
-      this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observer.asObserver(), codec: config.http2.codec, ...(guards.inbound ? { schema: guards.inbound } : {}) });
+      this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observers.observer, codec: config.http2.codec, ...(guards.inbound ? { schema: guards.inbound } : {}) });
     }
     if (config.outbound) {
       const tuning = config.outbound.dnsRefreshMs !== undefined ? { options: { dnsRefreshMs: config.outbound.dnsRefreshMs } } : {};
-      this.outbound = createOutbound({ config: config.outbound, identity, logger: logger.child({ component: 'outbound' }), observer: this.observer.asObserver(), codec: config.http2.codec, schemas: guards.upstreams, ...tuning });
+      this.outbound = createOutbound({ config: config.outbound, identity, logger: logger.child({ component: 'outbound' }), observer: this.observers.observer, codec: config.http2.codec, schemas: guards.upstreams, ...tuning });
     }
     // both settle before a failure is thrown: nothing logs "listening" after the fatal error
     return settledOrThrow([this.inbound?.listen(), this.outbound?.listen()]);
-  }
-
-  private startIdentity(): Promise<RunningIdentity> {
-    const { identity, spiffeId, trustDomain } = this.config;
-    const logger = this.logger.child({ component: 'identity' });
-    if (identity.source === 'files') return identityFromFiles({ spiffeId, files: identity.files, logger });
-    return obtainIdentity({
-      spiffeId,
-      trustDomain,
-      dir: identity.dir,
-      ca: { url: identity.ca.url, bundlePath: identity.ca.bundle, tokenPath: identity.ca.token, bundleRefreshMs: identity.ca.bundleRefreshMs },
-      ttlMs: identity.ttlMs,
-      renewal: identity.renewal,
-      logger,
-    });
-  }
-
-  private watchIdentityMetrics(running: RunningIdentity): void {
-    const { identityCertExpiry, identityRenewals, identityBundleRoots } = this.metrics;
-    const expiry = identityCertExpiry.labels(running.identity.spiffeId);
-    const show = (svid: Svid) => {
-      expiry.set(svid.notAfter.getTime() / 1000);
-      identityBundleRoots.set(rootCount(svid));
-    };
-    show(running.identity.current());
-    running.identity.on('rotated', show);
-    running.identity.on('renewal', (event) => identityRenewals.labels(event.result).inc());
   }
 
   private adminState() {
@@ -271,18 +165,7 @@ export class Sidecar {
       // workers > 1: every worker listens (a restarted one is waited for)
       ready: () => this.ready && (this.options.cluster?.listening() ?? true),
       draining: () => this.draining,
-      identity: () => {
-        if (!this.running) return { spiffeId: this.config.spiffeId, status: 'starting' };
-        const svid = this.running.identity.current();
-        return {
-          spiffeId: svid.spiffeId,
-          serial: svid.serialHex,
-          notBefore: svid.notBefore.toISOString(),
-          notAfter: svid.notAfter.toISOString(),
-          nextRenewal: this.running.nextRenewalAt()?.toISOString() ?? null,
-          source: this.config.identity.source,
-        };
-      },
+      identity: () => identityView(this.running, this.config.spiffeId, this.config.identity.source),
       config: () => redactConfig(effectiveYamlView(this.current)),
       reload: async () => {
         const result = await this.reload();
@@ -291,24 +174,11 @@ export class Sidecar {
       },
       metrics: (accept: string | undefined) => this.options.cluster?.metrics(accept) ?? this.metrics.renderFor(accept),
       views: {
-        '/endpoints': (query: URLSearchParams) => this.endpointsView(query.get('format')),
+        '/endpoints': (query: URLSearchParams) => endpointsView(query.get('format'), { service: this.config.service, traffic: this.traffic, guards: this.guards, cluster: this.options.cluster }),
         '/debug/tls': () => ({ failures: this.tlsFailures.recent() }),
         ...(this.options.cluster ? { '/workers': () => this.options.cluster?.status() } : {}),
       },
     };
-  }
-
-  /** GET /endpoints: the inventory as JSON rows, or (?format=openapi) as an OpenAPI 3.1 document. */
-  private async endpointsView(format: string | null): Promise<unknown> {
-    // workers > 1: the traffic was seen by the workers; their inventories are merged
-    const { cluster } = this.options;
-    if (format === null || format === 'json') return { endpoints: cluster ? (await cluster.endpoints()).endpoints : this.traffic.endpoints() };
-    if (format !== 'openapi') throw new MeshcarError('bad_request', `unknown format ${JSON.stringify(format)}: use format=openapi, or leave it out for JSON rows`);
-    const operations = (guard: Guards['inbound']) => guard?.spec.operations.map((op) => ({ method: op.method, template: op.template }));
-    const upstreams = new Map([...this.guards.upstreams].map(([name, guard]) => [name, operations(guard) ?? []] as const));
-    const inbound = operations(this.guards.inbound);
-    const rows = cluster ? (await cluster.endpoints()).discovery : this.traffic.discoveryRows();
-    return discoveryDocument(this.config.service, rows, { ...(inbound ? { inbound } : {}), upstreams });
   }
 
   /**
@@ -328,15 +198,12 @@ export class Sidecar {
     // a reload asked for while starting applies to what start() built
     await this.starting?.catch(() => undefined);
     const log = this.logger.child({ component: 'reload' });
+    const report = { log, file: this.configFile, metrics: this.metrics };
     let next: SidecarConfig;
     try {
       next = await loadSidecarConfig(this.configFile);
     } catch (err) {
-      const messages = err instanceof ConfigError && err.issues.length > 0 ? err.issues.map(formatIssue) : [`${this.configFile}: ${describeError(err)}`];
-      for (const message of messages) log.error(message);
-      log.error({ file: this.configFile, issues: messages.length }, 'config reload failed; the running config is kept');
-      this.metrics.configReloads.labels('failure').inc();
-      return { ok: false, messages };
+      return reportRefused(report, err instanceof ConfigError && err.issues.length > 0 ? err.issues.map(formatIssue) : [`${this.configFile}: ${describeError(err)}`]);
     }
     const plan = planReload(this.current, next);
     // the specs are read again on every reload (a spec file may change while the config does
@@ -345,18 +212,12 @@ export class Sidecar {
     try {
       guards = await loadGuards(plan.effective);
     } catch (err) {
-      const messages = [`${this.configFile}: ${describeError(err)}`];
-      log.error(messages[0]);
-      log.error({ file: this.configFile, issues: 1 }, 'config reload failed; the running config is kept');
-      this.metrics.configReloads.labels('failure').inc();
-      return { ok: false, messages };
+      return reportRefused(report, [`${this.configFile}: ${describeError(err)}`]);
     }
     // workers > 1: the file checked here is applied by every worker; one that refuses it keeps the old config everywhere
     const workers = await this.options.cluster?.reload();
     if (workers && !workers.ok) {
-      for (const message of workers.messages) log.error(message);
-      log.error({ file: this.configFile, issues: workers.messages.length }, 'config reload failed; the running config is kept');
-      this.metrics.configReloads.labels('failure').inc();
+      reportRefused(report, workers.messages);
       return workers;
     }
     try {
@@ -385,13 +246,10 @@ export class Sidecar {
     if (plan.applied.includes('admin.hosts')) this.admin?.setHosts(plan.effective.admin.hosts);
     if (plan.effective.log.level !== this.current.log.level) this.logger.level = plan.effective.log.level;
     if (plan.effective.log.access !== this.current.log.access || plan.effective.metrics.requests !== this.current.metrics.requests) {
-      this.observer.swap(this.buildObservers(plan.effective));
+      this.observers.switchTo(observerSettings(plan.effective));
     }
     this.current = plan.effective;
-    for (const path of plan.restartRequired) log.warn({ keyPath: path }, `${path} changed: needs a restart to take effect; the running value is kept`);
-    log.info({ file: this.configFile, applied: plan.applied, restartRequired: plan.restartRequired }, 'config reloaded');
-    this.metrics.configReloads.labels('success').inc();
-    return { ok: true, applied: plan.applied, restartRequired: plan.restartRequired };
+    return reportApplied(report, plan.applied, plan.restartRequired);
   }
 
   /**

@@ -6,18 +6,9 @@ import { formatDuration } from './duration.js';
 import { formatHostPort, type HostPort } from './address.js';
 import type { OpenApiConfig } from './openapi-config.js';
 import type { SidecarConfig } from './sidecar-config.js';
-import {
-  DEFAULT_CIRCUIT,
-  DEFAULT_DECAY_MS,
-  DEFAULT_INBOUND_IDLE_TIMEOUT_MS,
-  DEFAULT_INBOUND_LIMITS,
-  DEFAULT_INBOUND_MAX_SESSION_AGE_MS,
-  DEFAULT_OUTLIER,
-  DEFAULT_RETRIES,
-  type InboundConfig,
-  type RateSpec,
-  type UpstreamConfig,
-} from './traffic-config.js';
+import { DEFAULT_INBOUND_IDLE_TIMEOUT_MS, DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type InboundConfig, type RateSpec } from './inbound-config.js';
+import type { UpstreamConfig } from './outbound-config.js';
+import { DEFAULT_CIRCUIT, DEFAULT_DECAY_MS, DEFAULT_OUTLIER, DEFAULT_RETRIES } from './upstream-policy-config.js';
 
 /** Outbound DNS re-resolution when outbound.dnsRefresh is not written (the outbound's default). */
 const DEFAULT_DNS_REFRESH_MS = 5_000;

@@ -11,6 +11,9 @@ import type { YamlValue } from './yaml-source.js';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** `timeout` when not written, for the inbound side and for each upstream alike. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
+
 const DURATION_HINT = 'write 250ms, 2s, 5m or 24h';
 
 /** A positive duration in milliseconds; zero would mean "never" or "at once", neither of which a setting wants. */

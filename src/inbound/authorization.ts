@@ -2,7 +2,7 @@
 // prefix lists. A caller's identity is fixed for the life of its connection, so the rules that
 // name it are picked out once per caller (a Grant); a request then checks only method and path.
 
-import type { AuthorizeRule } from '../config/traffic-config.js';
+import type { AuthorizeRule } from '../config/inbound-config.js';
 
 /** What one caller may do, under one version of the policy. */
 export interface Grant {

@@ -13,7 +13,7 @@ import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
-import { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/traffic-config.js';
+import { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/inbound-config.js';
 import { MeshcarError } from '../errors.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
 import type { H2Limits } from '../h2/index.js';

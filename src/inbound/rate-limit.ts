@@ -4,7 +4,7 @@
 // A request takes a token from both buckets or from neither, so a refusal by the shared limit
 // does not also spend the caller's own budget.
 
-import type { InboundRateLimit } from '../config/traffic-config.js';
+import type { InboundRateLimit } from '../config/inbound-config.js';
 import { KeyedTokenBuckets, TokenBucket } from '../http/token-bucket.js';
 import type { Caller } from './caller.js';
 

@@ -3,7 +3,7 @@
 // first one written that matches wins, a path matching none gets the inbound defaults. A
 // lookup is one Map probe for the exact paths plus a startsWith() per prefix route.
 
-import { DEFAULT_INBOUND_IDLE_TIMEOUT_MS, type InboundRouteConfig } from '../config/traffic-config.js';
+import { DEFAULT_INBOUND_IDLE_TIMEOUT_MS, type InboundRouteConfig } from '../config/inbound-config.js';
 import { appDeadlineMs } from '../http/deadline.js';
 import type { IncomingHttpHeaders } from 'node:http';
 

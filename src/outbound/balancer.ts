@@ -11,7 +11,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { BalancerConfig, CircuitBreakerConfig, OutlierDetectionConfig } from '../config/traffic-config.js';
+import type { BalancerConfig, CircuitBreakerConfig, OutlierDetectionConfig } from '../config/upstream-policy-config.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 
 export const BALANCER_DEFAULTS: BalancerConfig = Object.freeze({ decayMs: 10_000 });

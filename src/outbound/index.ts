@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
-import type { OutboundConfig, UpstreamConfig } from '../config/traffic-config.js';
+import type { OutboundConfig, UpstreamConfig } from '../config/outbound-config.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { Activity } from './activity.js';

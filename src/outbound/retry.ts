@@ -6,7 +6,7 @@
 // backoff with full jitter) fit in what remains of the deadline, and does the budget allow
 // it (retries at most `ratio` of requests plus `minPerSecond`, as Linkerd's default).
 
-import type { RetryConfig } from '../config/traffic-config.js';
+import type { RetryConfig } from '../config/upstream-policy-config.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 
 // moved to src/http/deadline.ts (shared with the inbound side); re-exported for the forwarders

@@ -12,7 +12,7 @@
 import type { ClientHttp2Session, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { UpstreamConfig } from '../config/traffic-config.js';
+import type { UpstreamConfig } from '../config/outbound-config.js';
 import { MeshcarError } from '../errors.js';
 import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
@@ -28,7 +28,7 @@ import { adaptH2Stream, type UpstreamStream } from './upstream-stream.js';
 import { isBadRequestError } from './upstream-errors.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, RetryPolicy } from './retry.js';
 import { BALANCER_DEFAULTS, CIRCUIT_DEFAULTS, EndpointHealth, OUTLIER_DEFAULTS } from './balancer.js';
-import type { CircuitBreakerConfig } from '../config/traffic-config.js';
+import type { CircuitBreakerConfig } from '../config/upstream-policy-config.js';
 import { countStream, streamClosedListener, streamRespondedListener, type StreamClosed, type StreamResponded } from './pool-counting.js';
 import { badRequest, openSlowly, withFailover } from './pool-failover.js';
 import { adopt, freeSession, retire } from './pool-sessions.js';

@@ -3,7 +3,7 @@
 // inventories. The primary's WorkerPool (primary.ts) is the one implementation.
 
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
-import type { ReloadResult } from '../sidecar.js';
+import type { ReloadResult } from '../reload-outcome.js';
 import type { WorkerEndpoints } from './messages.js';
 
 /** The workers (workers > 1) as the primary sees them: they carry the traffic (src/workers/primary.ts). */

@@ -4,7 +4,7 @@
 
 import type client from 'prom-client';
 import type { SvidMaterial } from '../identity/svid.js';
-import type { ReloadResult } from '../sidecar.js';
+import type { ReloadResult } from '../reload-outcome.js';
 import type { EndpointView } from '../metrics/traffic-metrics.js';
 import type { DiscoveryRow } from '../metrics/discovery.js';
 

@@ -12,7 +12,7 @@ import type { Workers } from '../config/sidecar-config.js';
 import { MeshcarError } from '../errors.js';
 import type { SvidMaterial } from '../identity/svid.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
-import type { ReloadResult } from '../sidecar.js';
+import type { ReloadResult } from '../reload-outcome.js';
 import type { WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { mergeEndpoints } from './merge-endpoints.js';

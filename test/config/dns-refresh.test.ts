@@ -6,7 +6,8 @@
 import t from 'tap';
 import { basename, join } from 'node:path';
 import { ConfigError, formatIssue } from '../../src/config/issues.js';
-import { loadSidecarConfig, planReload } from '../../src/config/sidecar-config.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+import { planReload } from '../../src/config/reload-plan.js';
 
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 

@@ -3,7 +3,7 @@
 
 import t from 'tap';
 import { BASE_CONFIG as BASE, configIssues as issuesOf, loadConfigText as load } from '../helpers/config-text.js';
-import { LIVE_RELOAD_KEYS, planReload } from '../../src/config/sidecar-config.js';
+import { LIVE_RELOAD_KEYS, planReload } from '../../src/config/reload-plan.js';
 
 t.test('http2.codec defaults to node and accepts meshcar', async (t) => {
   t.same((await load(t, BASE)).http2, { codec: 'node' }, 'absent: today\'s path');

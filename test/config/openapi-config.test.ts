@@ -4,7 +4,8 @@
 import t from 'tap';
 import { basename, join, resolve } from 'node:path';
 import { ConfigError, formatIssue } from '../../src/config/issues.js';
-import { loadSidecarConfig, planReload } from '../../src/config/sidecar-config.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+import { planReload } from '../../src/config/reload-plan.js';
 
 const config = (inbound: string, upstream = '') => `service: orders
 trustDomain: mesh.local

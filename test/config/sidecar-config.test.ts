@@ -2,7 +2,8 @@ import t from 'tap';
 import { basename, join, resolve } from 'node:path';
 import { ConfigError, formatIssue } from '../../src/config/issues.js';
 import { redactConfig } from '../../src/config/freeze.js';
-import { LIVE_RELOAD_KEYS, loadSidecarConfig, planReload } from '../../src/config/sidecar-config.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+import { LIVE_RELOAD_KEYS, planReload } from '../../src/config/reload-plan.js';
 
 // The contract's example, with the route templates quoted: bare {id} inside [...] is not YAML.
 const FULL = `service: orders

@@ -6,7 +6,8 @@ import t from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { LIVE_RELOAD_KEYS, loadSidecarConfig, planReload } from '../../src/config/sidecar-config.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+import { LIVE_RELOAD_KEYS, planReload } from '../../src/config/reload-plan.js';
 
 const README = new URL('../../README.md', import.meta.url);
 

@@ -14,7 +14,7 @@ import { freePort } from './process.js';
 import { validateSvid } from '../../src/identity/svid.js';
 import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { createInbound, type Inbound, type InboundLimits } from '../../src/inbound/index.js';
-import type { AuthorizeRule } from '../../src/config/traffic-config.js';
+import type { AuthorizeRule } from '../../src/config/inbound-config.js';
 import type { RequestRecord, TlsFailureReason, TrafficObserver } from '../../src/metrics/traffic.js';
 
 export const TD = 'mesh.test';

@@ -4,7 +4,7 @@
 
 import type { Logger } from 'pino';
 import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
-import type { BalancerConfig, CircuitBreakerConfig, OutlierDetectionConfig } from '../../src/config/traffic-config.js';
+import type { BalancerConfig, CircuitBreakerConfig, OutlierDetectionConfig } from '../../src/config/upstream-policy-config.js';
 import { createOutbound, type OutboundTuning } from '../../src/outbound/index.js';
 import { appIdentity, RecordingObserver, request, silent, UPSTREAM_ID, type Http1Result } from './outbound-fixture.js';
 import type { TestPki } from './pki.js';

@@ -18,7 +18,7 @@ import { defaultTestCodec, FRONTEND_ID, h2Connect, h2Request, SERVER_ID, silentL
 import { validateSvid } from '../../src/identity/svid.js';
 import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { createInbound, type Inbound } from '../../src/inbound/index.js';
-import { DEFAULT_INBOUND_LIMITS, readInbound, type InboundLimitsConfig } from '../../src/config/traffic-config.js';
+import { DEFAULT_INBOUND_LIMITS, readInbound, type InboundLimitsConfig } from '../../src/config/inbound-config.js';
 import { parseYamlSource } from '../../src/config/yaml-source.js';
 import { Metrics } from '../../src/metrics/registry.js';
 import { ISSUER_LIFETIME_MS, issueIssuerCertificate, issueLeafCertificate, issuerName } from '../../src/ca/x509-profile.js';

@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { parseYamlSource } from '../../src/config/yaml-source.js';
-import { readInbound } from '../../src/config/traffic-config.js';
+import { readInbound } from '../../src/config/inbound-config.js';
 import { KeyedTokenBuckets, TokenBucket } from '../../src/http/token-bucket.js';
 import { FRONTEND_ID, h1Request, h2Connect, h2Request, startInbound, TD } from '../helpers/inbound-fixture.js';
 

@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { appIdentity, defaultHandler, echo, makePki, RecordingObserver, request, silent, startUpstream, TD, UPSTREAM_ID, type H2Handler } from '../helpers/outbound-fixture.js';
 import type { TestPki } from '../helpers/pki.js';
 import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
-import type { RetryConfig } from '../../src/config/traffic-config.js';
+import type { RetryConfig } from '../../src/config/upstream-policy-config.js';
 import { createOutbound } from '../../src/outbound/index.js';
 import { appDeadlineMs, backoffMs, retryAfterMs, RetryBudget, RETRY_DEFAULTS } from '../../src/outbound/retry.js';
 

@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { BASE_CONFIG as BASE, configIssues as issuesOf, loadConfigText as load } from '../helpers/config-text.js';
-import { LIVE_RELOAD_KEYS, planReload } from '../../src/config/sidecar-config.js';
+import { LIVE_RELOAD_KEYS, planReload } from '../../src/config/reload-plan.js';
 import { effectiveYamlView } from '../../src/config/effective-yaml.js';
 
 t.test('workers defaults to 1 and accepts a positive integer or auto', async (t) => {

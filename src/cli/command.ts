@@ -1,0 +1,47 @@
+// What every meshcar command shares: the shape of a command (usage, options, run), reading its
+// options into values or one usage error that names the option, and waiting for the signal that
+// stops a server. A command's run() resolves to the exit status; src/cli.ts sets it.
+
+import { MeshcarError } from '../errors.js';
+import { parseDuration } from '../config/duration.js';
+import { isValidServiceName } from '../identity/spiffe-id.js';
+
+/** The values parseArgs read for a command, by option name. */
+export type OptionValues = Record<string, string | boolean | undefined>;
+
+export interface Command {
+  readonly usage: string;
+  readonly summary: string;
+  readonly options: Record<string, { type: 'string' | 'boolean'; help: string }>;
+  run(values: OptionValues): Promise<number>;
+}
+
+export function required(values: OptionValues, name: string): string {
+  const value = values[name];
+  if (typeof value !== 'string' || value === '') throw new MeshcarError('usage', `--${name} is required`);
+  return value;
+}
+
+export function durationOption(values: OptionValues, name: string, fallback: string): number {
+  const text = typeof values[name] === 'string' ? (values[name] as string) : fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined || ms < 1000) throw new MeshcarError('usage', `--${name} "${text}" is not a duration of at least 1s (write 30s, 5m, 1h or 24h)`);
+  return ms;
+}
+
+export function serviceOption(values: OptionValues): string {
+  const service = required(values, 'service');
+  if (!isValidServiceName(service)) throw new MeshcarError('usage', `--service "${service}" may hold only letters, digits, dots, dashes and underscores`);
+  return service;
+}
+
+/** Waits for SIGINT/SIGTERM, then runs the stop function. */
+export function untilSignal(stop: () => Promise<void>): Promise<number> {
+  return new Promise((resolve) => {
+    const onSignal = () => {
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      stop().then(() => resolve(0), () => resolve(1));
+    };
+    process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  });
+}

@@ -1,0 +1,79 @@
+// The commands about a sidecar: `run` (the sidecar itself, or a worker of it with workers > 1),
+// `doctor` (everything its health depends on) and `check` (a sidecar or CA config, every
+// error printed). Each loads what it needs only when it runs.
+
+import { describeError } from '../errors.js';
+import { formatIssues } from '../config/issues.js';
+import { type Command, required, untilSignal } from './command.js';
+
+export const SIDECAR_COMMANDS: Record<string, Command> = {
+  run: {
+    usage: 'meshcar run --config FILE',
+    summary: 'run a sidecar: identity, inbound and outbound listeners, admin (SIGHUP reloads FILE)',
+    options: { config: { type: 'string', help: 'sidecar configuration YAML' } },
+    async run(values) {
+      const file = required(values, 'config');
+      // workers > 1: each worker runs this same command line (node:cluster forks it)
+      const { default: cluster } = await import('node:cluster');
+      if (cluster.isWorker) return (await import('../workers/worker.js')).runWorker(file, cluster.worker?.id ?? 0);
+      const [{ loadSidecarConfig }, { createLogger }, { Sidecar }, { Metrics }] = await Promise.all([import('../config/sidecar-config.js'), import('../logging.js'), import('../sidecar.js'), import('../metrics/registry.js')]);
+      const config = await loadSidecarConfig(file);
+      const logger = createLogger(config.log.level);
+      const workers = config.workers === 1 ? undefined : await import('../workers/primary.js');
+      const count = workers?.workerCount(config.workers) ?? 1;
+      // one worker is today's single process: no cluster, no IPC
+      const metrics = new Metrics();
+      const pool = workers && count > 1 ? new workers.WorkerPool(count, logger.child({ component: 'workers' }), metrics.registry) : undefined;
+      const sidecar = new Sidecar(config, logger, metrics, { configFile: file, ...(pool ? { cluster: pool } : {}) });
+      // SIGHUP re-reads the config (the sidecar waits for start-up to finish, and logs the outcome)
+      const onHangUp = () => void sidecar.reload().catch((err: unknown) => logger.error({ err: describeError(err) }, 'config reload failed unexpectedly; the running config is kept'));
+      process.on('SIGHUP', onHangUp);
+      try {
+        await sidecar.start();
+      } catch (err) {
+        process.off('SIGHUP', onHangUp);
+        // the log says why before it says stopped (stderr gets the same line from reportFailure);
+        // error, not fatal: pino flushes a fatal line at once, ahead of lines still buffered
+        logger.error({ code: (err as { code?: unknown }).code }, `could not start: ${describeError(err)}`);
+        await sidecar.stop();
+        throw err;
+      }
+      // the drain timeout is read when the signal comes: a reload may have changed it
+      const status = await untilSignal(() => sidecar.drain());
+      process.off('SIGHUP', onHangUp);
+      return status;
+    },
+  },
+  doctor: {
+    usage: 'meshcar doctor --config FILE [--json]',
+    summary: "check everything a sidecar's health depends on: config, identity, token, CA, upstreams, app, the running sidecar",
+    options: {
+      config: { type: 'string', help: 'sidecar configuration YAML' },
+      json: { type: 'boolean', help: 'print JSON {ok, checks: [{name, status, message, fix}]} instead of lines' },
+    },
+    async run(values) {
+      const file = required(values, 'config');
+      const { runDoctor, formatReport, doctorFailed } = await import('../doctor/index.js');
+      const results = await runDoctor(file);
+      const failed = doctorFailed(results);
+      process.stdout.write(values.json === true ? `${JSON.stringify({ ok: !failed, checks: results }, null, 2)}\n` : formatReport(results));
+      return failed ? 1 : 0;
+    },
+  },
+  check: {
+    usage: 'meshcar check --config FILE',
+    summary: 'validate a sidecar or CA configuration; print every error',
+    options: { config: { type: 'string', help: 'configuration YAML' } },
+    async run(values) {
+      const file = required(values, 'config');
+      const { checkConfigFile } = await import('../config/load-any.js');
+      const { kind, issues } = await checkConfigFile(file);
+      if (issues.length > 0) {
+        process.stderr.write(`${formatIssues(issues)}\n`);
+        return 1;
+      }
+      process.stdout.write(`${file}: valid ${kind} configuration\n`);
+      return 0;
+    },
+  },
+};

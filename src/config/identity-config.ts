@@ -1,0 +1,120 @@
+// The sidecar config's `identity` section: where the workload's certificates come from (the
+// meshcar CA with a join token, or files managed elsewhere), where they persist, the lifetime
+// to ask for and when to renew. Read by the composition root to start the identity.
+
+import { parseHttpsUrl } from './address.js';
+import { readDuration, readPath } from './fields.js';
+import type { YamlValue } from './yaml-source.js';
+
+export interface RenewalWindow {
+  /** Renew at a random point between these fractions of the certificate's lifetime; 0 < from ≤ to < 1. */
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface CaSourceConfig {
+  /** Origin of the CA server, e.g. `https://127.0.0.1:8443`. */
+  readonly url: string;
+  /** Roots that the CA server's certificate must chain to on first contact. */
+  readonly bundle: string;
+  /** File holding the join token; optional because a valid SVID on disk renews without one. */
+  readonly token: string | undefined;
+  /** How often to poll the CA's GET /v1/bundle for roots added or retired (default 5m). */
+  readonly bundleRefreshMs: number;
+}
+
+export interface FilesSourceConfig {
+  readonly cert: string;
+  readonly key: string;
+  readonly bundle: string;
+}
+
+interface IdentityCommon {
+  /** Lifetime to ask the CA for. */
+  readonly ttlMs: number;
+  readonly renewal: RenewalWindow;
+}
+
+export interface CaIdentityConfig extends IdentityCommon {
+  readonly source: 'ca';
+  readonly ca: CaSourceConfig;
+  /** Where the key and SVID persist across restarts. */
+  readonly dir: string;
+}
+
+export interface FilesIdentityConfig extends IdentityCommon {
+  readonly source: 'files';
+  readonly files: FilesSourceConfig;
+  readonly dir: string | undefined;
+}
+
+export type IdentityConfig = CaIdentityConfig | FilesIdentityConfig;
+
+const DAY_MS = 86_400_000;
+const DEFAULT_RENEWAL: RenewalWindow = { from: 0.5, to: 0.7 };
+
+export function readIdentity(value: YamlValue): IdentityConfig | undefined {
+  const map = value.map(['ca', 'files', 'dir', 'ttl', 'renewal']);
+  if (!map) return undefined;
+  const ca = map.optional('ca', readCaSource, undefined);
+  const files = map.optional('files', readFiles, undefined);
+  const ttlMs = map.optional('ttl', readDuration, DAY_MS);
+  const renewal = map.optional('renewal', readRenewal, DEFAULT_RENEWAL);
+  let dir = map.optional('dir', readPath, undefined);
+  if (map.has('ca') && map.has('files')) {
+    return map.get('files').report('give identity.ca or identity.files, not both: a sidecar has one source of certificates');
+  }
+  if (!map.has('ca') && !map.has('files')) {
+    return value.report('give a source of certificates: identity.ca (the meshcar CA) or identity.files (certificates managed elsewhere)');
+  }
+  if (map.has('ca') && !map.has('dir')) {
+    dir = map.get('dir').report('required with identity.ca: where the sidecar keeps its key and certificate across restarts');
+  }
+  if (ttlMs === undefined || !renewal || (map.has('dir') && !dir)) return undefined;
+  if (files) return { source: 'files', files, dir, ttlMs, renewal };
+  return ca && dir ? { source: 'ca', ca, dir, ttlMs, renewal } : undefined;
+}
+
+function readCaSource(value: YamlValue): CaSourceConfig | undefined {
+  const map = value.map(['url', 'bundle', 'token', 'bundleRefresh']);
+  if (!map) return undefined;
+  const url = map.required('url', readCaUrl);
+  const bundle = map.required('bundle', readPath);
+  const token = map.optional('token', readPath, undefined);
+  const bundleRefreshMs = map.optional('bundleRefresh', readDuration, 5 * 60_000);
+  if (!url || !bundle || (map.has('token') && token === undefined) || bundleRefreshMs === undefined) return undefined;
+  return { url, bundle, token, bundleRefreshMs };
+}
+
+function readCaUrl(value: YamlValue): string | undefined {
+  const text = value.string('an https:// URL');
+  if (text === undefined) return undefined;
+  const url = parseHttpsUrl(text);
+  return typeof url === 'string' ? value.report(`${JSON.stringify(text)} is not a CA URL: ${url}`) : url.origin;
+}
+
+function readFiles(value: YamlValue): FilesSourceConfig | undefined {
+  const map = value.map(['cert', 'key', 'bundle']);
+  if (!map) return undefined;
+  const cert = map.required('cert', readPath);
+  const key = map.required('key', readPath);
+  const bundle = map.required('bundle', readPath);
+  return cert && key && bundle ? { cert, key, bundle } : undefined;
+}
+
+function readRenewal(value: YamlValue): RenewalWindow | undefined {
+  const map = value.map(['from', 'to']);
+  if (!map) return undefined;
+  const from = map.optional('from', readFraction, DEFAULT_RENEWAL.from);
+  const to = map.optional('to', readFraction, DEFAULT_RENEWAL.to);
+  if (from === undefined || to === undefined) return undefined;
+  if (from > to) return value.report(`from (${from}) must not be greater than to (${to})`);
+  return { from, to };
+}
+
+/** A fraction of a certificate's lifetime, strictly between 0 and 1. */
+function readFraction(value: YamlValue): number | undefined {
+  const n = value.number('a fraction of the lifetime, e.g. 0.5');
+  if (n === undefined) return undefined;
+  return n > 0 && n < 1 ? n : value.report(`${value.display()} must be between 0 and 1 (a fraction of the certificate's lifetime)`);
+}

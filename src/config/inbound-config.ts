@@ -1,0 +1,212 @@
+// The sidecar config's `inbound` section: listener, app, timeouts and per-path routes,
+// authorization rules, rate limits, HTTP/2 abuse limits and the OpenAPI guard. Kept apart from
+// the top level and from `outbound` because the two are separate stacks and each reads only its
+// own slice: src/inbound imports this file, never outbound-config.ts.
+
+import { type AppAddress, type HostPort, parseAppUrl } from './address.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readPositiveInteger, readRate, readSpiffeId } from './fields.js';
+import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
+import type { YamlValue } from './yaml-source.js';
+
+export interface AuthorizeRule {
+  /** Exact SPIFFE IDs, or prefixes ending in `/*` that match every ID below them. */
+  readonly from: readonly string[];
+  /** Upper-case HTTP methods; undefined allows any. */
+  readonly methods: readonly string[] | undefined;
+  /** Exact paths, or prefixes ending in `*`; undefined allows any. */
+  readonly paths: readonly string[] | undefined;
+}
+
+export interface InboundConfig {
+  readonly listen: HostPort;
+  readonly app: AppAddress;
+  readonly timeoutMs: number;
+  /** undefined: any identity of the trust domain may call. A call must match one rule. */
+  readonly authorize: readonly AuthorizeRule[] | undefined;
+  /** Absent (or a side absent): no limit. */
+  readonly rateLimit?: InboundRateLimit;
+  /** HTTP/2 abuse limits; absent: DEFAULT_INBOUND_LIMITS. */
+  readonly limits?: InboundLimitsConfig;
+  /** No bytes either way on a request for this long: 504 (or a reset once the answer started). Absent: DEFAULT_INBOUND_IDLE_TIMEOUT_MS. */
+  readonly idleTimeoutMs?: number;
+  /** Per-path timeouts, first match wins; a path matching none uses timeoutMs / idleTimeoutMs. */
+  readonly routes?: readonly InboundRouteConfig[];
+  /** Requests are held against this OpenAPI spec (src/schema); absent: not checked. */
+  readonly openapi?: OpenApiConfig;
+  /**
+   * TLS session resumption for callers (session tickets); absent or false: every connection
+   * is a full handshake, verified against the current bundle (see the listener).
+   */
+  readonly sessionResumption?: boolean;
+}
+
+export interface InboundRouteConfig {
+  /** An exact path, or a prefix ending in `*`. */
+  readonly path: string;
+  /** Time until the app's response head; absent: the inbound timeout. */
+  readonly timeoutMs?: number;
+  /** Absent: the inbound idle timeout. */
+  readonly idleTimeoutMs?: number;
+}
+
+export const DEFAULT_INBOUND_IDLE_TIMEOUT_MS = 5 * 60_000;
+
+export interface RateSpec {
+  /** Tokens added per second (from `100/s`, `600/m` or `3600/h`). */
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
+export interface InboundRateLimit {
+  /** One bucket per caller SPIFFE ID. */
+  readonly perIdentity: RateSpec | undefined;
+  /** One bucket for every caller together. */
+  readonly total: RateSpec | undefined;
+}
+
+export interface InboundLimitsConfig {
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
+  readonly maxConcurrentStreams: number;
+  /** Request head size in bytes (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE; HTTP/1.1 431 beyond it). */
+  readonly maxHeaderListSize: number;
+  /** Streams an HTTP/2 caller may reset within 10 s (while resets outnumber completed streams) before GOAWAY. */
+  readonly maxResetsPer10s: number;
+  /** An HTTP/2 session older than this (±10%) gets GOAWAY and closes once its streams are done. Absent: DEFAULT_INBOUND_MAX_SESSION_AGE_MS. */
+  readonly maxSessionAgeMs?: number;
+}
+
+export const DEFAULT_INBOUND_LIMITS: InboundLimitsConfig = Object.freeze({ maxConcurrentStreams: 250, maxHeaderListSize: 16 * 1024, maxResetsPer10s: 200 });
+/** As the outbound side: a caller connects again (with a current certificate) at least this often. */
+export const DEFAULT_INBOUND_MAX_SESSION_AGE_MS = 10 * 60_000;
+
+const METHOD = /^[A-Z][A-Z_-]*$/;
+
+/** `trustDomain` is undefined when the config's own is invalid (already reported). */
+export function readInbound(value: YamlValue, trustDomain: string | undefined): InboundConfig | undefined {
+  const map = value.map(['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits', 'idleTimeout', 'routes', 'openapi', 'sessionResumption']);
+  if (!map) return undefined;
+  const listen = map.required('listen', readListenAddress);
+  const app = map.required('app', readApp);
+  const timeoutMs = map.optional('timeout', readDuration, DEFAULT_REQUEST_TIMEOUT_MS);
+  const authorize = map.optional(
+    'authorize',
+    (v) => v.listOf((rule) => readRule(rule, trustDomain), 'list at least one rule, or leave authorize out to let any identity of the trust domain call'),
+    undefined,
+  );
+  const rateLimit = map.optional('rateLimit', readInboundRateLimit, undefined);
+  const limits = map.optional('limits', readInboundLimits, undefined);
+  const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);
+  const routes = map.optional('routes', (v) => v.listOf(readInboundRoute, 'list at least one route, or leave routes out'), undefined);
+  const openapi = map.optional('openapi', readOpenApi, undefined);
+  if (map.has('openapi') && !openapi) return undefined;
+  const sessionResumption = map.optional('sessionResumption', (v) => v.boolean(), false);
+  if (sessionResumption === undefined) return undefined;
+  if (!listen || !app || timeoutMs === undefined || (map.has('authorize') && !authorize)) return undefined;
+  if ((map.has('rateLimit') && !rateLimit) || (map.has('limits') && !limits)) return undefined;
+  if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('routes') && !routes)) return undefined;
+  // optional keys are left out of the result when absent (the defaults apply in the listener)
+  return {
+    listen,
+    app,
+    timeoutMs,
+    authorize,
+    ...(rateLimit ? { rateLimit } : {}),
+    ...(limits ? { limits } : {}),
+    ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
+    ...(routes ? { routes } : {}),
+    ...(openapi ? { openapi } : {}),
+    ...(sessionResumption ? { sessionResumption } : {}),
+  };
+}
+
+/** `{path: /reports/*, timeout: 60s, idleTimeout: 10m}`; both timeouts optional. */
+function readInboundRoute(value: YamlValue): InboundRouteConfig | undefined {
+  const map = value.map(['path', 'timeout', 'idleTimeout']);
+  if (!map) return undefined;
+  const path = map.required('path', readPathPattern);
+  const timeoutMs = map.optional('timeout', readDuration, undefined);
+  const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);
+  if (path === undefined || (map.has('timeout') && timeoutMs === undefined) || (map.has('idleTimeout') && idleTimeoutMs === undefined)) return undefined;
+  return { path, ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}) };
+}
+
+function readInboundRateLimit(value: YamlValue): InboundRateLimit | undefined {
+  const map = value.map(['perIdentity', 'total']);
+  if (!map) return undefined;
+  const perIdentity = map.optional('perIdentity', readRateSpec, undefined);
+  const total = map.optional('total', readRateSpec, undefined);
+  if ((map.has('perIdentity') && !perIdentity) || (map.has('total') && !total)) return undefined;
+  return { perIdentity, total };
+}
+
+/** `{rate: 100/s, burst: 200}`; burst defaults to one second's worth of the rate (at least 1). */
+function readRateSpec(value: YamlValue): RateSpec | undefined {
+  const map = value.map(['rate', 'burst']);
+  if (!map) return undefined;
+  const perSecond = map.required('rate', readRate);
+  const burst = map.optional('burst', readPositiveInteger, Math.max(1, Math.ceil(perSecond ?? 1)));
+  return perSecond === undefined || burst === undefined ? undefined : { perSecond, burst };
+}
+
+function readInboundLimits(value: YamlValue): InboundLimitsConfig | undefined {
+  const map = value.map(['maxConcurrentStreams', 'maxHeaderListSize', 'maxResetsPer10s', 'maxSessionAge']);
+  if (!map) return undefined;
+  const d = DEFAULT_INBOUND_LIMITS;
+  const maxConcurrentStreams = map.optional('maxConcurrentStreams', readPositiveInteger, d.maxConcurrentStreams);
+  const maxHeaderListSize = map.optional('maxHeaderListSize', readHeaderListSize, d.maxHeaderListSize);
+  const maxResetsPer10s = map.optional('maxResetsPer10s', readPositiveInteger, d.maxResetsPer10s);
+  const maxSessionAgeMs = map.optional('maxSessionAge', readDuration, undefined);
+  if (maxConcurrentStreams === undefined || maxHeaderListSize === undefined || maxResetsPer10s === undefined) return undefined;
+  if (map.has('maxSessionAge') && maxSessionAgeMs === undefined) return undefined;
+  return { maxConcurrentStreams, maxHeaderListSize, maxResetsPer10s, ...(maxSessionAgeMs !== undefined ? { maxSessionAgeMs } : {}) };
+}
+
+const HEADER_SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 * 1024 };
+
+/** Bytes: a whole number, or `16KiB` / `1MiB`; between 1 KiB and 1 MiB, sane for a request head. */
+function readHeaderListSize(value: YamlValue): number | undefined {
+  const hint = 'write 16384, 16KiB or 1MiB';
+  const text = value.kind === 'number' ? value.display() : value.string(`a size (${hint})`);
+  if (text === undefined) return undefined;
+  const match = /^(\d+)\s*(B|KiB|MiB)?$/.exec(text);
+  if (!match) return value.report(`${JSON.stringify(text)} is not a size (${hint})`);
+  const bytes = Number(match[1]) * (HEADER_SIZE_UNITS[match[2] ?? ''] as number);
+  if (bytes < 1024 || bytes > 1024 * 1024) return value.report(`${JSON.stringify(text)} must be between 1KiB and 1MiB`);
+  return bytes;
+}
+
+function readApp(value: YamlValue): AppAddress | undefined {
+  const text = value.string('an app URL (http://HOST:PORT or h2c://HOST:PORT)');
+  if (text === undefined) return undefined;
+  const app = parseAppUrl(text);
+  return typeof app === 'string' ? value.report(`${JSON.stringify(text)} is not an app URL: ${app}`) : app;
+}
+
+function readRule(value: YamlValue, trustDomain: string | undefined): AuthorizeRule | undefined {
+  const map = value.map(['from', 'methods', 'paths']);
+  if (!map) return undefined;
+  const from = map.required('from', (v) => v.listOf((id) => readSpiffeId(id, trustDomain, true), 'list at least one SPIFFE ID'));
+  // An empty list would silently deny everything; leaving the key out is how to allow any.
+  const methods = map.optional('methods', (v) => v.listOf(readMethod, 'list at least one method, or leave methods out to allow any'), undefined);
+  const paths = map.optional('paths', (v) => v.listOf(readPathPattern, 'list at least one path, or leave paths out to allow any'), undefined);
+  if (!from || (map.has('methods') && !methods) || (map.has('paths') && !paths)) return undefined;
+  return { from, methods, paths };
+}
+
+function readMethod(value: YamlValue): string | undefined {
+  const text = value.string('an HTTP method');
+  if (text === undefined) return undefined;
+  if (METHOD.test(text)) return text;
+  if (METHOD.test(text.toUpperCase())) return value.report(`write HTTP methods in upper case: ${text.toUpperCase()}`);
+  return value.report(`${JSON.stringify(text)} is not an HTTP method`);
+}
+
+function readPathPattern(value: YamlValue): string | undefined {
+  const text = value.string('a path (/orders, or /orders/* for a prefix)');
+  if (text === undefined) return undefined;
+  const quoted = JSON.stringify(text);
+  if (!text.startsWith('/')) return value.report(`${quoted} must start with /`);
+  if (/[?#\s]/.test(text)) return value.report(`${quoted} may not hold a query, fragment or spaces`);
+  if (text.slice(0, -1).includes('*')) return value.report(`${quoted}: * may only come last, as in /orders/*`);
+  return text;
+}

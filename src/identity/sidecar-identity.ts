@@ -1,0 +1,50 @@
+// The workload identity as the composition root runs it: brought up from the config's identity
+// section (the meshcar CA, or files managed elsewhere), its certificate and renewals shown as
+// metrics, and the admin's view of it (GET /identity).
+
+import type { Logger } from 'pino';
+import type { IdentityConfig } from '../config/identity-config.js';
+import type { Metrics } from '../metrics/registry.js';
+import { identityFromFiles, obtainIdentity, type RunningIdentity } from './bootstrap.js';
+import { rootCount, type Svid } from './svid.js';
+
+/** Brings the identity up from the config's `identity` section, for `spiffeId` of `trustDomain`. */
+export function startIdentity(identity: IdentityConfig, spiffeId: string, trustDomain: string, logger: Logger): Promise<RunningIdentity> {
+  if (identity.source === 'files') return identityFromFiles({ spiffeId, files: identity.files, logger });
+  return obtainIdentity({
+    spiffeId,
+    trustDomain,
+    dir: identity.dir,
+    ca: { url: identity.ca.url, bundlePath: identity.ca.bundle, tokenPath: identity.ca.token, bundleRefreshMs: identity.ca.bundleRefreshMs },
+    ttlMs: identity.ttlMs,
+    renewal: identity.renewal,
+    logger,
+  });
+}
+
+/** The certificate's expiry and the bundle's root count follow every rotation; each renewal is counted by result. */
+export function watchIdentityMetrics(metrics: Metrics, running: RunningIdentity): void {
+  const { identityCertExpiry, identityRenewals, identityBundleRoots } = metrics;
+  const expiry = identityCertExpiry.labels(running.identity.spiffeId);
+  const show = (svid: Svid) => {
+    expiry.set(svid.notAfter.getTime() / 1000);
+    identityBundleRoots.set(rootCount(svid));
+  };
+  show(running.identity.current());
+  running.identity.on('rotated', show);
+  running.identity.on('renewal', (event) => identityRenewals.labels(event.result).inc());
+}
+
+/** GET /identity: the SVID in use, or `starting` until there is one. */
+export function identityView(running: RunningIdentity | undefined, spiffeId: string, source: IdentityConfig['source']): Record<string, unknown> {
+  if (!running) return { spiffeId, status: 'starting' };
+  const svid = running.identity.current();
+  return {
+    spiffeId: svid.spiffeId,
+    serial: svid.serialHex,
+    notBefore: svid.notBefore.toISOString(),
+    notAfter: svid.notAfter.toISOString(),
+    nextRenewal: running.nextRenewalAt()?.toISOString() ?? null,
+    source,
+  };
+}

@@ -1,0 +1,111 @@
+// The data plane's observers as the running config asks for them: the TLS failure log always,
+// request metrics with metrics.requests, the access log with log.access. The data plane is given
+// one forwarding observer for its whole life; a reload that turns either key on or off switches
+// what it forwards to.
+
+import type { Logger } from 'pino';
+import { AccessLog } from './access-log.js';
+import { NO_OBSERVER, type Direction, type RequestRecord, type TlsFailureDetail, type TlsFailureReason, type TrafficObserver } from './traffic.js';
+import { TrafficMetrics } from './traffic-metrics.js';
+
+type ObserverMethod = (...args: unknown[]) => unknown;
+
+/**
+ * The one observer the data plane is given for its whole life; a reload swaps the observers it
+ * forwards to (request metrics on or off, access log on or off), so no listener or session is
+ * rebuilt. It counts open upstream sessions and streams itself, so a swap hands the gauges over
+ * exactly. Methods beyond the four every observer has (the optional ones, such as retry and
+ * abuse counters) are forwarded by name to whichever targets implement them.
+ */
+export class ForwardingObserver {
+  private readonly sessions = new Map<string, number>();
+  private readonly streams = new Map<string, number>();
+
+  constructor(private targets: readonly TrafficObserver[], methodNames: Iterable<string>) {
+    for (const key of methodNames) {
+      if (key === 'constructor' || key in this) continue;
+      Object.defineProperty(this, key, {
+        value: (...args: unknown[]) => {
+          for (const target of this.targets) (target as unknown as Record<string, ObserverMethod | undefined>)[key]?.(...args);
+        },
+      });
+    }
+  }
+
+  /** This object, as the data plane sees it. */
+  asObserver(): TrafficObserver {
+    return this as unknown as TrafficObserver;
+  }
+
+  swap(next: readonly TrafficObserver[]): void {
+    const previous = this.targets;
+    // the old targets' gauges go back to zero and the new ones' start from what is open now
+    for (const [upstream, n] of this.sessions) {
+      if (n === 0) continue;
+      for (const target of previous) target.upstreamSessionsChanged(upstream, -n);
+      for (const target of next) target.upstreamSessionsChanged(upstream, n);
+    }
+    for (const [upstream, n] of this.streams) {
+      if (n === 0) continue;
+      for (const target of previous) target.upstreamStreamsChanged(upstream, -n);
+      for (const target of next) target.upstreamStreamsChanged(upstream, n);
+    }
+    this.targets = next;
+  }
+
+  requestFinished(record: RequestRecord): void {
+    for (const target of this.targets) target.requestFinished(record);
+  }
+
+  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason, detail?: TlsFailureDetail): void {
+    for (const target of this.targets) target.tlsHandshakeFailed(direction, reason, detail);
+  }
+
+  upstreamSessionsChanged(upstream: string, delta: number): void {
+    this.sessions.set(upstream, (this.sessions.get(upstream) ?? 0) + delta);
+    for (const target of this.targets) target.upstreamSessionsChanged(upstream, delta);
+  }
+
+  upstreamStreamsChanged(upstream: string, delta: number): void {
+    this.streams.set(upstream, (this.streams.get(upstream) ?? 0) + delta);
+    for (const target of this.targets) target.upstreamStreamsChanged(upstream, delta);
+  }
+}
+
+/** The two config keys the observers follow: metrics.requests and log.access. */
+export interface ObserverSettings {
+  readonly requests: boolean;
+  readonly access: boolean;
+}
+
+export class LiveObservers {
+  private readonly forwarding: ForwardingObserver;
+
+  constructor(private readonly parts: { readonly tlsFailures: TrafficObserver; readonly traffic: TrafficMetrics; readonly logger: Logger }, settings: ObserverSettings) {
+    // every method of the observer interface: the ones all observers have, and the optional
+    // ones the request metrics implement
+    const methods = new Set([...Object.keys(NO_OBSERVER), ...Object.getOwnPropertyNames(TrafficMetrics.prototype)]);
+    this.forwarding = new ForwardingObserver(this.build(settings), methods);
+  }
+
+  /** The observer the data plane is given. */
+  get observer(): TrafficObserver {
+    return this.forwarding.asObserver();
+  }
+
+  switchTo(settings: ObserverSettings): void {
+    this.forwarding.swap(this.build(settings));
+  }
+
+  /**
+   * metrics.requests: false (the benchmark's "metrics off") leaves the traffic families out of
+   * the hot path entirely; process, identity and build metrics are still exported.
+   */
+  private build(settings: ObserverSettings): TrafficObserver[] {
+    const { tlsFailures, traffic, logger } = this.parts;
+    const observers: TrafficObserver[] = [tlsFailures];
+    if (settings.requests) observers.push(traffic);
+    if (settings.access) observers.push(new AccessLog(logger, settings.requests ? (record) => traffic.routeOf(record) : undefined));
+    return observers;
+  }
+}
