@@ -8,15 +8,20 @@ import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { classifyAppError } from './app-errors.js';
-import { bindExchange, exchangeOf, STREAMING, WAITING, type Exchange } from './exchange.js';
+import { bindExchange, DONE, exchangeOf, STREAMING, WAITING, type Exchange } from './exchange.js';
 import { touch } from './exchange-deadlines.js';
 import type { AppForwarder } from './forwarder.js';
 import { H2cSessionPool, type Lease } from './h2c-pool.js';
 import { appHeadersOf } from './app-headers.js';
 
-const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
-const WITH_BODY = Object.freeze({ endStream: false });
+// A body's end goes out as (empty) trailers once the caller's body really ended, never from
+// end(): Node's close(code) ends the writable side before its RST_STREAM, and without
+// waitForTrailers that end is a clean END_STREAM, so an upload the caller broke off would
+// reach the app as a complete request (gRPC and chunked uploads carry no length to catch it).
+const WITH_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
+const NO_TRAILERS = Object.freeze({});
 const WITHOUT_BODY = Object.freeze({ endStream: true });
 const KEEP_OPEN = Object.freeze({ end: false });
 
@@ -70,7 +75,10 @@ export class H2cApp implements AppForwarder {
     stream.on('error', onStreamError);
     stream.once('close', onStreamClose);
     if (exchange.expectsContinue) stream.on('continue', onContinue);
-    if (exchange.requestHasBody) exchange.requestBody.pipe(stream);
+    if (exchange.requestHasBody) {
+      stream.once('wantTrailers', onWantTrailers);
+      exchange.requestBody.pipe(stream);
+    }
   }
 
   close(): void {
@@ -90,6 +98,17 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders, flags
   this.once('end', onEnd);
   this.pipe(exchange.responseSink, KEEP_OPEN);
   this.on('data', onActivity);
+}
+
+/** The caller's body ended: END_STREAM now, unless the exchange was cancelled meanwhile. */
+function onWantTrailers(this: ClientHttp2Stream): void {
+  if (this.closed || this.destroyed) return; // cancelled: the RST_STREAM follows, no END_STREAM
+  const exchange = exchangeOf(this);
+  if (exchange.callerGone && exchange.phase !== DONE) {
+    this.close(NGHTTP2_CANCEL);
+    return;
+  }
+  this.sendTrailers(NO_TRAILERS);
 }
 
 function onActivity(this: ClientHttp2Stream, chunk: Buffer): void {

@@ -5,7 +5,7 @@
 // stream through the H2ServerStream interface; the differences are settled by the caller
 // (END_STREAM flags vs a boolean, a reset guard only where the codec has no budget of its own).
 
-import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { H2ServerStream } from '../http/h2-server-stream.js';
 import { H2Stream } from '../h2/index.js';
 import type { ErrorCode } from '../errors.js';
@@ -14,8 +14,6 @@ import { sendStreamError } from '../http/status.js';
 import { MeshcarError } from '../errors.js';
 import { bindExchange, DONE, Exchange, exchangeOf, type ExchangeContext } from './exchange.js';
 import type { ResetGuard } from './reset-guard.js';
-
-const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
 // respond() copies its options, so these may be shared by every request
 const END_STREAM = Object.freeze({ endStream: true });
@@ -119,7 +117,10 @@ export class Http2Exchange extends Exchange {
   }
 
   protected reset(): void {
-    if (!this.stream.destroyed) this.stream.close(NGHTTP2_INTERNAL_ERROR);
+    // destroy with an error: RST_STREAM(INTERNAL_ERROR) alone. Node's close(code) would end the
+    // writable side first, and a body without trailers would then end with a clean END_STREAM:
+    // a response the app broke off would reach the caller as complete.
+    if (!this.stream.destroyed) this.stream.destroy(new Error('the app broke off its response'));
   }
 
   sendTrailers(): void {
@@ -135,7 +136,7 @@ function onStreamClose(this: H2ServerStream): void {
 }
 
 function onStreamAborted(this: H2ServerStream): void {
-  // DONE: the reset is our own (reset() → close()), whose RST_STREAM is still to be sent
+  // DONE: the reset is our own (reset() → destroy()), whose RST_STREAM is still to be sent
   const exchange = exchangeOf<Http2Exchange>(this);
   if (exchange.phase === DONE) return;
   exchange.resetByCaller = true;

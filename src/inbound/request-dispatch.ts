@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { rawErrorResponse } from '../http/status.js';
+import { offersH2c } from '../http/upgrade.js';
 import type { Caller } from './caller.js';
 import { bindExchange, DONE, type Exchange } from './exchange.js';
 import { startTimers } from './exchange-deadlines.js';
@@ -20,7 +21,7 @@ import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
 import type { InboundListener } from './inbound.js';
-import { isAcceptablePath } from './request-target.js';
+import { authorityProblem, isAcceptablePath, repeatsHost } from './request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
 import { headDeadlineMs } from './timeouts.js';
@@ -41,7 +42,7 @@ export function onUpgrade(inbound: InboundListener, req: IncomingMessage, socket
   const caller = (socket as WithCaller)[kCaller] as Caller;
   const exchange = Http1Exchange.forUpgrade(req, socket, head, caller, inbound);
   // h2c over TLS does not exist (RFC 9113), and a tunnel would let later requests skip authorization
-  if (String(req.headers.upgrade).toLowerCase() === 'h2c') {
+  if (offersH2c(req.headers.upgrade)) {
     exchange.fail('bad_request', 'Upgrade: h2c is not supported; use ALPN h2');
     return;
   }
@@ -69,6 +70,15 @@ export function onStream(inbound: InboundListener, stream: ServerHttp2Stream, he
 export function handle(inbound: InboundListener, exchange: Exchange, forwarder: AppForwarder): void {
   if (!isAcceptablePath(exchange.path)) {
     exchange.fail('bad_request', 'the request path must be a plain absolute path: no dot segments (also with ;params or encoded), no double-encoded dots or slashes, no empty first segment');
+    return;
+  }
+  // (an HTTP/1.1 request has no :authority: Node's parser refuses a ':' in a field name)
+  const authorityRefused =
+    exchange instanceof Http1Exchange && repeatsHost(exchange.req.rawHeaders)
+      ? 'the request has more than one Host header'
+      : authorityProblem(exchange.requestHeaders[':authority'] as string | undefined, exchange.requestHeaders.host);
+  if (authorityRefused !== undefined) {
+    exchange.fail('bad_request', authorityRefused);
     return;
   }
   if (!exchange.caller.grantUnder(inbound.policy).allows(exchange.method, exchange.path)) {

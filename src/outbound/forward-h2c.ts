@@ -152,12 +152,17 @@ function onAppWantTrailers(this: ServerHttp2Stream): void {
   this.sendTrailers(attemptOf<H2cAttempt>(this).responseTrailers);
 }
 
-/** The app's body ended: the upstream's request ends too, unless the app reset it. */
+/**
+ * The app's body ended: the upstream's request ends too, unless the app reset it. A reset with
+ * NO_ERROR also ends the body (Node pushes its end) and marks the stream aborted when our answer
+ * was not complete: that is the app breaking off, and the peer's app must not take the upload
+ * as whole.
+ */
 function onAppEnd(this: ServerHttp2Stream): void {
   const attempt = attemptOf(this);
   const up = attempt.pipedTo;
   if (up === undefined || up !== attempt.upstream) return;
-  if (wasReset(this.rstCode)) up.close(h2.NGHTTP2_CANCEL);
+  if (wasReset(this.rstCode) || this.aborted) up.close(h2.NGHTTP2_CANCEL);
   else if (!up.destroyed) up.end();
 }
 

@@ -12,6 +12,7 @@ import { announcesBody } from '../http/body-framing.js';
 import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
 import { rawErrorResponse } from '../http/status.js';
+import { offersH2c } from '../http/upgrade.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, parseRequestTarget, pathOnly } from './router.js';
 import type { OpenedTunnel } from './upstream-pool.js';
@@ -81,7 +82,7 @@ export function tunnelUpgrade(ctx: OutboundContext, req: IncomingMessage, socket
     return;
   }
   exchange.peer = pool.name;
-  if (/^\s*h2c\s*$/i.test(String(req.headers.upgrade))) {
+  if (offersH2c(req.headers.upgrade)) {
     fail(new MeshcarError('bad_request', 'Upgrade: h2c is not supported; speak HTTP/2 with prior knowledge instead'));
     return;
   }

@@ -3,6 +3,8 @@
 // Frames are written as given; HPACK is the trivial part: static-table names, literal values
 // without indexing, no Huffman. Every frame the server sends is recorded.
 
+import { once } from 'node:events';
+import net from 'node:net';
 import tls from 'node:tls';
 
 export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8 } as const;
@@ -178,4 +180,60 @@ export function errorCodeOf(f: Frame): number | undefined {
 /** The last stream id a GOAWAY frame says the server will process. */
 export function lastStreamOf(goaway: Frame): number {
   return goaway.payload.readUInt32BE(0) & 0x7fffffff;
+}
+
+export interface RecordedStream {
+  /** Frame types and flags as the server received them, e.g. `HEADERS`, `DATA+END`, `RST`. */
+  readonly frames: string[];
+  body: string;
+}
+
+/**
+ * A server written as raw frames, so a test sees the frames themselves (a Node server pushes
+ * an end of the body on RST_STREAM too, which hides whether END_STREAM came): h2c, or HTTP/2
+ * over TLS when `tlsOptions` are given (ALPN h2). It records every stream's HEADERS, DATA and
+ * RST_STREAM frames, answers `:status 200` to a request whose body ended with END_STREAM, and
+ * calls `onStreamDone` when a stream ended or was reset.
+ */
+export async function startFrameRecorder(onStreamDone: (s: RecordedStream) => void, tlsOptions?: tls.TlsOptions) {
+  const all: RecordedStream[] = [];
+  const serve = (socket: net.Socket) => {
+    socket.on('error', () => {});
+    socket.write(frame(FRAME.SETTINGS, 0, 0));
+    let buffered = Buffer.alloc(0);
+    let prefaceSeen = false;
+    const streams = new Map<number, RecordedStream>();
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (!prefaceSeen) {
+        if (buffered.length < PREFACE.length) return;
+        buffered = buffered.subarray(PREFACE.length);
+        prefaceSeen = true;
+      }
+      while (buffered.length >= 9 && buffered.length >= 9 + buffered.readUIntBE(0, 3)) {
+        const length = buffered.readUIntBE(0, 3);
+        const type = buffered[3]!;
+        const flags = buffered[4]!;
+        const id = buffered.readUInt32BE(5) & 0x7fffffff;
+        const payload = buffered.subarray(9, 9 + length);
+        buffered = buffered.subarray(9 + length);
+        if (type === FRAME.SETTINGS && (flags & FLAG.ACK) === 0) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+        if (id === 0 || (type !== FRAME.HEADERS && type !== FRAME.DATA && type !== FRAME.RST_STREAM)) continue;
+        let s = streams.get(id);
+        if (s === undefined) {
+          streams.set(id, (s = { frames: [], body: '' }));
+          all.push(s);
+        }
+        const ends = type !== FRAME.RST_STREAM && (flags & FLAG.END_STREAM) !== 0;
+        s.frames.push(({ [FRAME.HEADERS]: 'HEADERS', [FRAME.DATA]: 'DATA', [FRAME.RST_STREAM]: 'RST' } as Record<number, string>)[type]! + (ends ? '+END' : ''));
+        if (type === FRAME.DATA) s.body += payload.toString();
+        if (ends) socket.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, Buffer.from([0x88])));
+        if (ends || type === FRAME.RST_STREAM) onStreamDone(s);
+      }
+    });
+  };
+  const server = tlsOptions ? tls.createServer({ ...tlsOptions, ALPNProtocols: ['h2'] }, serve) : net.createServer(serve);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { streams: all, port: (server.address() as net.AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }

@@ -1,0 +1,41 @@
+// An upload the local h2c app breaks off never reaches the upstream as complete: a reset with
+// NO_ERROR (what Node's client sends on destroy()) ends the app's body inside Node as a clean
+// end would, and the outbound must pass it on as RST_STREAM, not END_STREAM. The upstream is
+// written as raw frames over mutual TLS, so the test sees which one it got; both codecs.
+
+import t from 'tap';
+import http2 from 'node:http2';
+import { makePki, sleep, startOutbound, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
+import { startFrameRecorder, type RecordedStream } from '../helpers/raw-h2.js';
+
+for (const codec of ['node', 'meshcar'] as const) {
+  t.test(`codec ${codec}: the app's upload broken off with NO_ERROR`, async (t) => {
+    const pki = await makePki();
+    const leaf = await pki.issue(UPSTREAM_ID);
+    let done: (s: RecordedStream) => void = () => {};
+    const upstream = await startFrameRecorder((s) => done(s), { key: leaf.privateKeyPem, cert: leaf.chainPem, ca: pki.bundlePem, requestCert: true, rejectUnauthorized: true });
+    t.teardown(() => upstream.close());
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], { codec });
+    t.teardown(() => fx.close());
+    const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+    t.teardown(() => session.close());
+
+    const settled = new Promise<RecordedStream>((resolve) => (done = resolve));
+    const stream = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'payments' });
+    stream.on('error', () => {});
+    stream.write('partial-');
+    for (let i = 0; i < 500 && upstream.streams[0]?.body !== 'partial-'; i++) await sleep(10);
+    t.equal(upstream.streams[0]?.body, 'partial-', 'the start of the upload reached the upstream');
+    stream.destroy(); // RST_STREAM(NO_ERROR), no END_STREAM
+    const seen = await settled;
+    t.same(seen.frames, ['HEADERS', 'DATA', 'RST'], 'the upstream got RST_STREAM, never END_STREAM');
+
+    const whole = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'payments' });
+    whole.on('error', () => {});
+    const wholeSeen = new Promise<RecordedStream>((resolve) => (done = resolve));
+    whole.end('all of it');
+    const complete = await wholeSeen;
+    t.equal(complete.frames.at(-1)?.endsWith('+END'), true, 'a whole upload still ends with END_STREAM');
+    t.equal(complete.body, 'all of it');
+  });
+}
