@@ -26,25 +26,35 @@ export function closeGracefully(c: H2Connection): void {
   }
   c.closing = true;
   if (!c.isServer) {
-    c.writer.goaway(0, ErrorCode.NO_ERROR);
+    sendGoaway(c, 0, ErrorCode.NO_ERROR);
     c.finalGoawaySent = true;
     c.maybeFinish();
     return;
   }
-  c.writer.goaway(MAX_STREAM_ID, ErrorCode.NO_ERROR);
+  sendGoaway(c, MAX_STREAM_ID, ErrorCode.NO_ERROR);
   let done = false;
   const second = (): void => {
     if (done || c.destroyed) return;
     done = true;
     clearTimeout(timer);
     c.lastAcceptedStreamId = c.lastPeerStreamId;
-    c.writer.goaway(c.lastPeerStreamId, ErrorCode.NO_ERROR);
+    sendGoaway(c, c.lastPeerStreamId, ErrorCode.NO_ERROR);
     c.finalGoawaySent = true;
     c.maybeFinish();
   };
   const timer = setTimeout(second, GOAWAY_PING_TIMEOUT_MS);
   timer.unref();
   c.ping(second);
+}
+
+/**
+ * Every GOAWAY we send: its last stream id is never above that of an earlier one, nor above
+ * the last stream we accepted after our final GOAWAY (RFC 9113 §6.8).
+ */
+export function sendGoaway(c: H2Connection, lastStreamId: number, code: number, debug?: Buffer): void {
+  const last = Math.min(lastStreamId, c.lastGoawayStreamId, c.lastAcceptedStreamId);
+  c.lastGoawayStreamId = last;
+  c.writer.goaway(last, code, debug);
 }
 
 /** The peer's GOAWAY: no new streams; ours above `lastStreamId` were never processed. */
@@ -71,7 +81,7 @@ export function goawayFromPeer(c: H2Connection, lastStreamId: number, code: numb
 /** A connection error: GOAWAY with its code, then close. */
 export function failConnection(c: H2Connection, fault: ConnectionFault): void {
   if (c.destroyed) return;
-  c.writer.goaway(c.lastPeerStreamId, fault.h2Code, Buffer.from(fault.message.slice(0, 256)));
+  sendGoaway(c, c.lastPeerStreamId, fault.h2Code, Buffer.from(fault.message.slice(0, 256)));
   if (c.listenerCount('error') > 0) c.emit('error', new H2ConnectionError(fault.reason, fault.h2Code, fault.message));
   terminate(c, fault.reason, fault.h2Code);
 }
@@ -84,6 +94,8 @@ export function terminate(c: H2Connection, reason: ConnectionCloseReason, code: 
   c.closeReason ??= reason;
   if (c.closeReason === reason) c.closeCode = code;
   if (c.settingsTimer) clearTimeout(c.settingsTimer);
+  // the rest of the socket chunk being read (a user callback destroyed us mid-chunk) is not processed
+  c.reader.stop();
   c.pings.failAll(new SessionClosingError('the HTTP/2 connection closed'));
   for (const stream of [...c.streams.values()]) loseStream(stream, new H2StreamError('connection_lost', code, `the HTTP/2 connection closed (${c.closeReason})`));
   c.streams.clear();

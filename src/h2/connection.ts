@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { CLIENT_PREFACE, DEFAULT_HEADER_TABLE_SIZE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, ErrorCode, MAX_STREAM_ID, defaultSettings, type Settings } from './constants.js';
-import { closeGracefully, failConnection, terminate } from './connection-close.js';
+import { closeGracefully, failConnection, sendGoaway, terminate } from './connection-close.js';
 import type { H2ConnectionOptions, H2Observer, RequestOptions } from './connection-options.js';
 import { localSettings, startSettingsTimer } from './connection-settings.js';
 import { ConnectionFault, SessionClosingError, type ConnectionCloseReason } from './errors.js';
@@ -25,7 +25,7 @@ import { HpackDecoder, HpackEncoder } from './hpack/index.js';
 import { ResetBudget, WindowBudget, resolveLimits, type H2Limits } from './limits.js';
 import { FrameReceiver } from './receive.js';
 import { H2Stream, type StreamHost } from './stream.js';
-import { forgetStream, rememberReset } from './stream-registry.js';
+import { LateFrameAllowance, expectLateFrames, forgetStream } from './stream-registry.js';
 import { sendHead } from './stream-send-side.js';
 
 // defined in errors.ts and connection-options.ts; still exported here for whoever imports them from this module
@@ -48,7 +48,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
   readonly encoder: HpackEncoder;
   readonly sendWindow = new SendWindow(DEFAULT_WINDOW);
   readonly recvWindow = new ReceiveWindow(DEFAULT_WINDOW);
-  /** Highest stream id the peer opened; next id we open. */
+  /** Highest stream id of the peer's we accepted (never above lastAcceptedStreamId); next id we open. */
   lastPeerStreamId = 0;
   nextStreamId: number;
   /** The peer's first SETTINGS arrived. */
@@ -57,8 +57,12 @@ export class H2Connection extends EventEmitter implements StreamHost {
   closing = false;
   goawayReceived = false;
   destroyed = false;
+  /** Highest stream id the peer used to open a stream, ignored ones included: ids above are idle. */
+  highestPeerStreamId = 0;
   /** After our final GOAWAY: peer streams above this are ignored. */
   lastAcceptedStreamId = MAX_STREAM_ID;
+  /** The last stream id of the GOAWAY we sent last: a later GOAWAY never names a higher one (RFC 9113 §6.8). */
+  lastGoawayStreamId = MAX_STREAM_ID;
   /** Counters for the flood budgets. */
   streamsOpenedByPeer = 0;
   dataFramesSent = 0;
@@ -68,8 +72,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
   readonly observer: H2Observer;
   readonly blocks: HeaderBlockAssembler;
   // Internal state the connection-*.ts and stream-registry.ts functions keep (not for users).
-  /** Ids of streams we reset lately (stream-registry.ts). */
-  readonly recentResets = new Set<number>();
+  /** What the peer may still send on streams we closed before its END_STREAM (stream-registry.ts). */
+  readonly lateFrames = new LateFrameAllowance();
   readonly scheduler: SendScheduler;
   readonly pings = new PingTracker();
   /** Waiting for the peer's SETTINGS ACK (connection-settings.ts). */
@@ -77,7 +81,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
   finalGoawaySent = false;
   closeReason: ConnectionCloseReason | undefined;
   closeCode = 0;
-  private readonly reader: FrameReader;
+  /** Not private: the teardown (connection-close.ts) stops it mid-chunk. */
+  readonly reader: FrameReader;
   private readonly receiver: FrameReceiver;
 
   constructor(
@@ -161,7 +166,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
   /** Ends the connection now: GOAWAY with `code` (if given), every open stream reset. */
   destroy(code?: number, reason: ConnectionCloseReason = 'destroyed'): void {
     if (this.destroyed) return;
-    if (code !== undefined) this.writer.goaway(this.lastPeerStreamId, code);
+    if (code !== undefined) sendGoaway(this, this.lastPeerStreamId, code);
     terminate(this, reason, code ?? ErrorCode.NO_ERROR);
   }
 
@@ -194,10 +199,10 @@ export class H2Connection extends EventEmitter implements StreamHost {
 
   resetStream(stream: H2Stream, code: number): void {
     if (stream.protocolClosed) return;
+    // the peer's frames already on the way for it are then ignored, not stream errors
+    expectLateFrames(this, stream);
     stream.localClosed = stream.remoteClosed = stream.protocolClosed = true;
     forgetStream(this, stream);
-    // the peer's frames already on the way for it are then ignored, not stream errors
-    rememberReset(this, stream.id);
     if (!this.destroyed) this.writer.rstStream(stream.id, code);
   }
 
@@ -245,6 +250,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
       failConnection(this, err instanceof ConnectionFault ? err : new ConnectionFault('internal_error', ErrorCode.INTERNAL_ERROR, `internal error: ${(err as Error)?.message}`));
       return;
     }
+    // destroyed by a user callback (or a GOAWAY) while the chunk was read: the reader stopped there
+    if (this.destroyed) return;
     // a peer that floods us with frames needing an answer while never reading its socket
     if (this.socket.writableLength + this.writer.pending > this.limits.maxOutboundBuffer) {
       this.writer.discard();

@@ -56,6 +56,8 @@ export class FrameReader {
   /** Bytes of the client preface still to check (server role), 0 when done. */
   private prefaceLeft: number;
   private readonly preface: Buffer | undefined;
+  /** The connection ended: whatever is left of the chunk being read, and later chunks, are dropped. */
+  private stopped = false;
 
   constructor(
     private readonly handler: FrameHandler,
@@ -71,7 +73,8 @@ export class FrameReader {
     let pos = 0;
     const end = chunk.length;
     if (this.prefaceLeft > 0) pos = this.checkPreface(chunk);
-    while (pos < end) {
+    // a handler may end the connection (a user callback destroying it): stop at that frame
+    while (pos < end && !this.stopped) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, end - pos);
         this.skip -= n;
@@ -116,6 +119,11 @@ export class FrameReader {
         this.bodyFill = 0;
       }
     }
+  }
+
+  /** No frame is dispatched after this, not even the rest of the chunk being read. */
+  stop(): void {
+    this.stopped = true;
   }
 
   private checkPreface(chunk: Buffer): number {

@@ -14,7 +14,7 @@ import { HeadKind, parseHead } from './headers.js';
 import { HpackError } from './hpack/index.js';
 import { H2Stream } from './stream.js';
 import { receiveData, receiveEnd, receiveHead, receiveInformational, receiveReset, receiveTrailers } from './stream-receive-side.js';
-import { forgetStream, isIdle, rememberReset, streamError, wasReset } from './stream-registry.js';
+import { forgetStream, isIdle, streamError } from './stream-registry.js';
 
 function calm(reason: ConstructorParameters<typeof ConnectionFault>[0], message: string): ConnectionFault {
   return new ConnectionFault(reason, ErrorCode.ENHANCE_YOUR_CALM, message);
@@ -37,9 +37,12 @@ export class FrameReceiver implements FrameHandler {
     if (stream === undefined || stream.remoteClosed) {
       // bytes nobody will read: their connection credit goes back at once
       c.returnCredit(DISCARD, flowLength);
-      if (stream === undefined && isIdle(c, streamId)) throw protocolFault(`DATA on idle stream ${streamId}`);
-      if (stream === undefined && wasReset(c, streamId)) return; // in flight when we reset it
-      if (stream === undefined && streamId > c.lastAcceptedStreamId) return; // after our final GOAWAY: ignored
+      if (stream === undefined) {
+        if (isIdle(c, streamId)) throw protocolFault(`DATA on idle stream ${streamId}`);
+        // closed: sent before our RST_STREAM (or our final GOAWAY) reached the peer; ignored
+        // (RFC 9113 §5.1, §6.8) within what the streams we closed could still carry
+        if (c.lateFrames.data(flowLength, endStream)) return;
+      }
       return streamError(c, streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
     }
     if (!stream.recvWindow.receive(flowLength)) {
@@ -95,16 +98,13 @@ export class FrameReceiver implements FrameHandler {
     if (c.isServer ? !peerParity : peerParity) throw protocolFault(`HEADERS on stream ${streamId}, whose id the peer may not use`, 'stream_id_error');
     const stream = c.streams.get(streamId);
     if (stream === undefined) {
-      if (!c.isServer) {
-        if (isIdle(c, streamId)) throw protocolFault(`HEADERS on idle stream ${streamId}`, 'stream_id_error');
-        if (wasReset(c, streamId)) return;
-        throw new ConnectionFault('stream_closed', ErrorCode.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
-      }
-      if (streamId <= c.lastPeerStreamId) {
-        if (wasReset(c, streamId)) return; // trailers of a stream we reset
-        throw protocolFault(`HEADERS on stream ${streamId}, not above ${c.lastPeerStreamId} (reused or going backwards)`, 'stream_id_error');
-      }
-      return this.openStream(streamId, flat, tooLarge, endStream, selfDependent);
+      if (c.isServer && streamId > c.highestPeerStreamId) return this.openStream(streamId, flat, tooLarge, endStream, selfDependent);
+      if (isIdle(c, streamId)) throw protocolFault(`HEADERS on idle stream ${streamId}`, 'stream_id_error');
+      // closed: a response or trailers sent before our RST_STREAM (or our final GOAWAY) reached
+      // the peer: decoded above (HPACK state), dropped here, within what closed streams may carry
+      if (c.lateFrames.headers()) return;
+      if (c.isServer) throw protocolFault(`HEADERS on stream ${streamId}, not above ${c.highestPeerStreamId} (reused or going backwards)`, 'stream_id_error');
+      throw new ConnectionFault('stream_closed', ErrorCode.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
     }
     if (stream.remoteClosed) return streamError(c, streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
     if (tooLarge) return streamError(c, streamId, ErrorCode.ENHANCE_YOUR_CALM, 'header_list_too_large');
@@ -120,22 +120,33 @@ export class FrameReceiver implements FrameHandler {
 
   private openStream(streamId: number, flat: string[] | undefined, tooLarge: boolean, endStream: boolean, selfDependent: boolean): void {
     const c = this.c;
-    c.lastPeerStreamId = streamId;
+    c.highestPeerStreamId = streamId;
     c.streamsOpenedByPeer++;
-    // after our final GOAWAY: never processed (the peer may retry it elsewhere)
-    if (streamId > c.lastAcceptedStreamId) return;
-    if (c.streams.size >= c.limits.maxConcurrentStreams || c.destroyed) return streamError(c, streamId, ErrorCode.REFUSED_STREAM, 'refused_stream', false);
+    // after our final GOAWAY: never processed (the peer may retry it elsewhere), and the last
+    // stream id we name in any GOAWAY stays where the final one put it
+    if (streamId > c.lastAcceptedStreamId) return this.notTaken(endStream);
+    c.lastPeerStreamId = streamId;
+    if (c.streams.size >= c.limits.maxConcurrentStreams || c.destroyed) {
+      this.notTaken(endStream);
+      return streamError(c, streamId, ErrorCode.REFUSED_STREAM, 'refused_stream', false);
+    }
     if (tooLarge) {
       // the block was decoded in full: answer 431 rather than a bare reset
+      this.notTaken(endStream);
       c.writer.headers(streamId, c.encoder.encode([':status', '431']), true, c.remoteSettings.maxFrameSize);
       if (!endStream) c.writer.rstStream(streamId, ErrorCode.NO_ERROR);
-      rememberReset(c, streamId);
       c.observer.streamError?.('header_list_too_large', ErrorCode.NO_ERROR);
       return;
     }
-    if (selfDependent) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
+    if (selfDependent) {
+      this.notTaken(endStream);
+      return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
+    }
     const parsed = parseHead(flat!, HeadKind.Request);
-    if (typeof parsed === 'string') return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+    if (typeof parsed === 'string') {
+      this.notTaken(endStream);
+      return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+    }
     if (endStream && parsed.contentLength > 0) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
     const stream = new H2Stream(streamId, c, c.remoteSettings.initialWindowSize, c.limits.initialWindowSize);
     stream.contentLength = parsed.contentLength;
@@ -145,6 +156,11 @@ export class FrameReceiver implements FrameHandler {
     // ended before the user sees it: a response sent in the 'stream' handler completes it
     if (endStream) receiveEnd(stream);
     c.emit('stream', stream, parsed.headers, endStream);
+  }
+
+  /** A new stream we do not take: the body the peer may have sent behind its head is ignored when it comes. */
+  private notTaken(endStream: boolean): void {
+    if (!endStream) this.c.lateFrames.expect(this.c.limits.initialWindowSize);
   }
 
   private responseHead(stream: H2Stream, flat: string[], endStream: boolean): void {
@@ -176,7 +192,6 @@ export class FrameReceiver implements FrameHandler {
       if (isIdle(c, streamId)) throw protocolFault(`RST_STREAM on idle stream ${streamId}`);
       return;
     }
-    rememberReset(c, streamId);
     forgetStream(c, stream);
     // rapid reset (CVE-2023-44487): a server counts requests reset before they were answered
     const abuse = c.isServer && !stream.localClosed ? c.resetBudget.reset(true, Date.now()) : undefined;

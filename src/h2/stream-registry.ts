@@ -1,7 +1,8 @@
-// The connection's books of its streams: which are open (H2Connection.streams), which ids it
-// reset lately (the peer's frames already on the way for them are ignored, not errors), which
-// ids are still idle, and stream errors the peer caused (RST_STREAM, counted, and too many of
-// them is MadeYouReset: a connection error). Forgetting a stream may let a graceful close finish.
+// The connection's books of its streams: which are open (H2Connection.streams), which ids are
+// still idle (by id, as nghttp2 and Go's x/net/http2 tell idle from closed), what the peer may
+// still send on streams we closed before its END_STREAM (late frames: ignored, not errors), and
+// stream errors the peer caused (RST_STREAM, counted, and too many of them is MadeYouReset: a
+// connection error). Forgetting a stream may let a graceful close finish.
 
 import { ErrorCode } from './constants.js';
 import type { H2Connection } from './connection.js';
@@ -9,8 +10,47 @@ import { ConnectionFault, type StreamErrorReason } from './errors.js';
 import type { H2Stream } from './stream.js';
 import { receiveReset } from './stream-receive-side.js';
 
-/** Streams we reset whose late frames are ignored rather than treated as errors. */
-const RECENT_RESETS = 128;
+/**
+ * Header blocks and END_STREAM frames a stream cut short may still carry toward us: 1xx
+ * heads, the final head and trailers (or an empty DATA with END_STREAM).
+ */
+const LATE_ENDS_PER_STREAM = 3;
+
+/**
+ * What the peer may still send on closed streams without it being an error (RFC 9113 §5.1:
+ * frames on a stream we reset were maybe sent before our RST_STREAM arrived, and are ignored).
+ * Kept as two sums, not per stream id, so nothing grows with the streams we close and nothing
+ * is forgotten early: every stream we close before the peer's END_STREAM adds what that
+ * stream's window still allowed (DATA bytes) and LATE_ENDS_PER_STREAM header blocks or
+ * END_STREAM frames. Late frames spend them; past them, a frame on a closed stream is treated
+ * as before (DATA: RST_STREAM STREAM_CLOSED, counted by the MadeYouReset budget; HEADERS: a
+ * connection error). So ignoring costs at most what those streams could have carried anyway.
+ */
+export class LateFrameAllowance {
+  private bytes = 0;
+  private ends = 0;
+
+  /** A stream the peer has not ended is closed (reset, refused, after GOAWAY): `window` bytes it may still send. */
+  expect(window: number): void {
+    this.bytes += Math.max(0, window);
+    this.ends += LATE_ENDS_PER_STREAM;
+  }
+
+  /** DATA on a closed stream: true if it is within what closed streams may still carry (spent). */
+  data(flowLength: number, endStream: boolean): boolean {
+    if (flowLength > this.bytes || (endStream && this.ends === 0)) return false;
+    this.bytes -= flowLength;
+    if (endStream) this.ends--;
+    return true;
+  }
+
+  /** A header block on a closed stream: true if within the allowance (spent). */
+  headers(): boolean {
+    if (this.ends === 0) return false;
+    this.ends--;
+    return true;
+  }
+}
 
 /** Removes a stream from the books (closed or reset); a graceful close may now finish. */
 export function forgetStream(c: H2Connection, stream: H2Stream): void {
@@ -18,20 +58,19 @@ export function forgetStream(c: H2Connection, stream: H2Stream): void {
   c.maybeFinish();
 }
 
-export function rememberReset(c: H2Connection, streamId: number): void {
-  const recent = c.recentResets;
-  if (recent.size >= RECENT_RESETS) recent.delete(recent.values().next().value as number);
-  recent.add(streamId);
+/** We close a stream the peer has not ended: its frames already on the way are ignored (up to what it could carry). */
+export function expectLateFrames(c: H2Connection, stream: H2Stream): void {
+  if (!stream.remoteClosed) c.lateFrames.expect(stream.recvWindow.available);
 }
 
-export function wasReset(c: H2Connection, streamId: number): boolean {
-  return c.recentResets.has(streamId);
-}
-
-/** A stream id of the peer's parity it has not opened yet, or of ours we have not. */
+/**
+ * A stream id of the peer's parity above any it opened (counting those ignored after our final
+ * GOAWAY), or of ours we have not opened. Any other id that is not open is closed (RFC 9113
+ * §5.1.1: opening an id closes every idle one below it).
+ */
 export function isIdle(c: H2Connection, streamId: number): boolean {
   const peerParity = (streamId & 1) === (c.isServer ? 1 : 0);
-  return peerParity ? streamId > c.lastPeerStreamId : streamId >= c.nextStreamId;
+  return peerParity ? streamId > c.highestPeerStreamId : streamId >= c.nextStreamId;
 }
 
 /**
@@ -41,7 +80,7 @@ export function isIdle(c: H2Connection, streamId: number): boolean {
 export function streamError(c: H2Connection, streamId: number, code: number, reason: StreamErrorReason, countAsProvoked = true): void {
   const stream = c.streams.get(streamId);
   c.writer.rstStream(streamId, code);
-  rememberReset(c, streamId);
+  if (stream) expectLateFrames(c, stream);
   c.observer.streamError?.(reason, code);
   if (stream) {
     forgetStream(c, stream);
