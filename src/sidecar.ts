@@ -25,15 +25,8 @@ import { loadGuards, type Guards } from './schema/guards.js';
 import { endpointsView } from './metrics/endpoints-view.js';
 import { reportApplied, reportRefused, type ReloadResult } from './reload-outcome.js';
 
-export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 /** After the inbound side has drained, the outbound side stops once the app has been quiet this long. */
 const OUTBOUND_QUIET_MS = 1_000;
-
-interface Side {
-  listen(): Promise<{ host: string; port: number }>;
-  drain(timeoutMs: number): Promise<void>;
-  close(): Promise<void>;
-}
 
 /** What the observers follow in the config. */
 const observerSettings = (config: SidecarConfig): ObserverSettings => ({ requests: config.metrics.requests, access: config.log.access });
