@@ -29,10 +29,12 @@ export interface H2Limits {
   /** Window of the SETTINGS, PING and reset budgets. */
   readonly budgetWindowMs: number;
   readonly maxSettingsPerWindow: number;
+  /** Entries in one SETTINGS frame (nghttp2's cap since CVE-2020-11080); beyond: ENHANCE_YOUR_CALM. */
+  readonly maxSettingsEntries: number;
   readonly maxPingsPerWindow: number;
   /** Resets the peer caused (its own RST_STREAM, or our stream errors) per window, while they outnumber completed streams. */
   readonly maxResetsPerWindow: number;
-  /** PRIORITY frames allowed per stream the peer opened (plus this many once). */
+  /** PRIORITY frames allowed per stream opened, by the peer or by us (plus this many once). */
   readonly maxPriorityPerStream: number;
   /** WINDOW_UPDATE frames allowed per DATA frame we sent (plus 100 × this once). */
   readonly maxWindowUpdatesPerDataFrame: number;
@@ -55,6 +57,7 @@ export const DEFAULT_LIMITS: H2Limits = Object.freeze({
   settingsTimeoutMs: 10_000,
   budgetWindowMs: 10_000,
   maxSettingsPerWindow: 100,
+  maxSettingsEntries: 32,
   maxPingsPerWindow: 100,
   maxResetsPerWindow: 200,
   maxPriorityPerStream: 100,

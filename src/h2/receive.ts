@@ -170,19 +170,33 @@ export class FrameReceiver implements FrameHandler {
     const status = parsed.headers[':status'] as string;
     if (status.charCodeAt(0) === 0x31 /* 1xx */) {
       if (endStream) return streamError(c, stream.id, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+      // their number is bounded by their size, as Go's client bounds it: all 1xx heads of a
+      // stream together within one header list (at least 42 bytes each: 1,560 at 64 KiB)
+      for (let i = 0; i < flat.length; i += 2) stream.informationalBytes += flat[i]!.length + flat[i + 1]!.length + 32;
+      if (stream.informationalBytes > c.limits.maxHeaderListSize) return streamError(c, stream.id, ErrorCode.PROTOCOL_ERROR, 'header_list_too_large');
       return receiveInformational(stream, parsed.headers);
     }
-    // a HEAD response, 204 and 304 announce a length they do not carry (RFC 9110 §8.6)
-    stream.contentLength = stream.isHeadRequest || status === '204' || status === '304' ? -1 : parsed.contentLength;
+    // a HEAD response, 204 and 304 have no body whatever length they announce (RFC 9110 §6.4.1):
+    // DATA with any payload is a content-length mismatch, as nghttp2 holds them to length 0
+    stream.contentLength = stream.isHeadRequest || status === '204' || status === '304' ? 0 : parsed.contentLength;
     receiveHead(stream, parsed.headers, endStream, flat);
     if (endStream && !stream.remoteClosed) this.endOfStream(stream);
   }
 
   onPriority(streamId: number, dependency: number): void {
     const c = this.c;
-    if (++this.priorityFrames > c.limits.maxPriorityPerStream * (c.streamsOpenedByPeer + 1)) throw calm('priority_flood', 'too many PRIORITY frames');
+    // per stream opened on either side: a server counts the streams its peer opened, a client
+    // (whose peer opens none) the streams it opened itself
+    const streamsOpened = c.streamsOpenedByPeer + (c.nextStreamId - (c.isServer ? 2 : 1)) / 2;
+    if (++this.priorityFrames > c.limits.maxPriorityPerStream * (streamsOpened + 1)) throw calm('priority_flood', 'too many PRIORITY frames');
     // parsed and otherwise ignored (RFC 9113 §5.3.2); a self-dependency is still an error
-    if (dependency === streamId) streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
+    if (dependency === streamId) {
+      // a stream error by RFC 9113 §5.3.1, but an idle stream must not get RST_STREAM (§5.1):
+      // a connection error then (§5.4 lets any stream error be one), as nghttp2 made
+      // every self-dependent PRIORITY one until it dropped RFC 7540 priorities
+      if (isIdle(c, streamId)) throw protocolFault(`PRIORITY on idle stream ${streamId} depends on itself`);
+      streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
+    }
   }
 
   onRstStream(streamId: number, code: number): void {
@@ -204,7 +218,12 @@ export class FrameReceiver implements FrameHandler {
     const c = this.c;
     if (ack) return settingsAcked(c);
     if (c.settingsBudget.hit(Date.now())) throw calm('settings_flood', 'too many SETTINGS frames');
+    // a 16 KiB frame holds 2,730 entries: capped as nghttp2 caps them since CVE-2020-11080
+    if (params.length / 6 > c.limits.maxSettingsEntries) throw calm('settings_flood', `a SETTINGS frame of ${params.length / 6} entries`);
     const s = c.remoteSettings;
+    // INITIAL_WINDOW_SIZE reaches the open streams once per frame (below), not once per entry
+    const initialBefore = s.initialWindowSize;
+    let initialHighest = initialBefore;
     for (let i = 0; i < params.length; i += 6) {
       const id = params.readUInt16BE(i);
       const value = params.readUInt32BE(i + 2);
@@ -222,12 +241,8 @@ export class FrameReceiver implements FrameHandler {
           break;
         case SettingId.INITIAL_WINDOW_SIZE: {
           if (value > MAX_WINDOW) throw new ConnectionFault('flow_control_error', ErrorCode.FLOW_CONTROL_ERROR, `SETTINGS_INITIAL_WINDOW_SIZE ${value}`);
-          const delta = value - s.initialWindowSize;
           s.initialWindowSize = value;
-          for (const stream of c.streams.values()) {
-            if (!stream.sendWindow.adjust(delta)) throw new ConnectionFault('flow_control_error', ErrorCode.FLOW_CONTROL_ERROR, 'a stream window beyond 2^31 − 1');
-            if (delta > 0) c.unblock(stream);
-          }
+          if (value > initialHighest) initialHighest = value;
           break;
         }
         case SettingId.MAX_FRAME_SIZE:
@@ -244,10 +259,25 @@ export class FrameReceiver implements FrameHandler {
         // unknown settings are ignored (RFC 9113 §6.5.2)
       }
     }
+    if (initialHighest !== initialBefore || s.initialWindowSize !== initialBefore) this.initialWindowChanged(initialBefore, initialHighest, s.initialWindowSize);
     c.writer.settingsAck();
     markConnected(c);
     c.emit('remoteSettings', s);
     c.sendPending();
+  }
+
+  /**
+   * The net change of SETTINGS_INITIAL_WINDOW_SIZE over one frame, applied to each open stream
+   * once. Entries apply in order (RFC 9113 §6.9.2), so a window that the highest value set on
+   * the way would take past 2^31 − 1 is a FLOW_CONTROL_ERROR even if a later entry lowers it.
+   */
+  private initialWindowChanged(before: number, highest: number, after: number): void {
+    const c = this.c;
+    for (const stream of c.streams.values()) {
+      if (!stream.sendWindow.adjust(highest - before)) throw new ConnectionFault('flow_control_error', ErrorCode.FLOW_CONTROL_ERROR, 'a stream window beyond 2^31 − 1');
+      stream.sendWindow.adjust(after - highest); // zero or less: cannot overflow
+      if (after > before) c.unblock(stream);
+    }
   }
 
   onPushPromise(): void {
@@ -286,6 +316,9 @@ export class FrameReceiver implements FrameHandler {
   }
 
   onStreamFrameError(streamId: number, code: number): void {
+    // a PRIORITY of the wrong length: a stream error (RFC 9113 §6.3), but never RST_STREAM on an
+    // idle stream (§5.1): there a connection error, as nghttp2 and Go make it on any stream
+    if (isIdle(this.c, streamId)) throw new ConnectionFault('frame_size_error', code, `PRIORITY of the wrong length on idle stream ${streamId}`);
     streamError(this.c, streamId, code, 'frame_size_error');
   }
 }

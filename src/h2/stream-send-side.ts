@@ -22,7 +22,8 @@ export function sendHead(stream: H2Stream, flat: string[], endStream: boolean): 
 
 /** Has a chunk or the end to send. */
 export function hasOutput(stream: H2Stream): boolean {
-  return (stream.chunk !== null || stream.finalCb !== null) && !stream.localClosed;
+  // once 'wantTrailers' went out the end is sendTrailers()'s: the stream is parked till then
+  return (stream.chunk !== null || (stream.finalCb !== null && !stream.trailersWanted)) && !stream.localClosed;
 }
 
 /** Has body bytes (not only the end) to send. */
@@ -38,7 +39,7 @@ export function hasData(stream: H2Stream): boolean {
 export function sendData(stream: H2Stream, max: number): number {
   const chunk = stream.chunk;
   if (chunk === null) {
-    if (stream.finalCb !== null && !stream.localClosed) finish(stream);
+    if (hasOutput(stream)) finish(stream);
     return 0;
   }
   const n = Math.min(max, stream.sendWindow.available, chunk.length - stream.chunkOffset);
@@ -62,8 +63,9 @@ export function sendData(stream: H2Stream, max: number): number {
 
 function finish(stream: H2Stream): void {
   if (stream.waitForTrailers) {
-    // ends when the user calls sendTrailers(), in the listener or later
+    // ends when the user calls sendTrailers(), in the listener or later: parked until then
     stream.waitForTrailers = false;
+    stream.trailersWanted = true;
     stream.emit('wantTrailers');
     return;
   }

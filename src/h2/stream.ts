@@ -64,6 +64,8 @@ export class H2Stream extends Duplex {
   dataReceived = 0;
   /** Client: the request is HEAD (its response's content-length announces no body). */
   isHeadRequest = false;
+  /** Client: bytes of the 1xx heads received (RFC 7541 sizes), bounded like one header list. */
+  informationalBytes = 0;
   /** DATA payload bytes framed toward the peer so far. */
   bytesSent = 0;
   /** In the connection's ready-to-send list. */
@@ -78,6 +80,8 @@ export class H2Stream extends Duplex {
   /** _final's callback: the end is to be sent. */
   finalCb: ((err?: Error | null) => void) | null = null;
   waitForTrailers = false;
+  /** 'wantTrailers' was emitted: the end waits for sendTrailers(), however late. */
+  trailersWanted = false;
   /** DATA bytes pushed into the readable buffer, and those whose credit went back. */
   pushedBytes = 0;
   creditedBytes = 0;

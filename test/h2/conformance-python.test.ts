@@ -124,6 +124,7 @@ const hostile: Array<[string, Event, string?, Partial<H2Limits>?]> = [
   ['frame-too-large', { goaway: FRAME_SIZE_ERROR }, 'frame_size_error'],
   ['max-streams', { rst: 11, code: REFUSED_STREAM }, undefined, { maxConcurrentStreams: 5 }],
   ['priority-self', { rst: 5, code: PROTOCOL_ERROR }],
+  ['priority-self-idle', { goaway: PROTOCOL_ERROR }, 'protocol_error'],
   ['flow-overrun-stream', { rst: 1, code: FLOW_CONTROL_ERROR }, undefined, { initialWindowSize: 65_536 }],
   ['bad-preface', { goaway: PROTOCOL_ERROR }, 'bad_preface'],
   ...['upper', 'pseudo-after', 'dup-path', 'no-path', 'empty-path', 'connection', 'te', 'unknown-pseudo', 'status-in-request', 'trailer-pseudo', 'content-length', 'content-length-over'].map(
