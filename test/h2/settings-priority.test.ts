@@ -164,7 +164,9 @@ t.test('client: 1xx responses are bounded per stream (their heads together withi
   const early = headerBlock([[':status', '103'], ['link', 'l'.repeat(4000)]]);
   const server = await startRawH2Server((f, side) => {
     if (f.type !== FRAME.HEADERS) return;
-    const many = f.streamId === 1 ? 20 : 3; // 20 × ~4 KB is past 64 KiB; 3 are fine
+    // 17 × ~4 KB passes 64 KiB at the 17th; then only the final head follows on the reset stream
+    // (a closed stream's late frames are ignored within a few header blocks: closed-streams.test.ts)
+    const many = f.streamId === 1 ? 17 : 3;
     const informational = Array.from({ length: many }, () => frame(FRAME.HEADERS, FLAG.END_HEADERS, f.streamId, early));
     const final = frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, f.streamId, headerBlock([[':status', '200']]));
     side.send(Buffer.concat([...informational, final]));
