@@ -14,7 +14,7 @@ import { ErrorCode } from '../../src/h2/constants.js';
 import { H2Connection } from '../../src/h2/connection.js';
 import type { H2Stream } from '../../src/h2/stream.js';
 import { RecordingH2Observer, readBody, startOurServer, tlsPair, waitFor } from './fixtures/h2-helpers.js';
-import { FLAG, FRAME, connectRawH2, describe, errorCodeOf, frame, headerBlock, lastStreamOf, requestHeaders, settingsFrame, type Frame, type RawH2Connection } from '../helpers/raw-h2.js';
+import { FLAG, FRAME, connectRawH2, describe, errorCodeOf, frame, headerBlock, lastStreamOf, pingRoundTrip, requestHeaders, settingsFrame, type Frame } from '../helpers/raw-h2.js';
 
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -74,14 +74,6 @@ async function ourTlsClient(port: number, observer: RecordingH2Observer): Promis
   return conn;
 }
 
-/** A PING round trip from the raw client: every frame it sent before has been processed. */
-async function roundTrip(raw: RawH2Connection, n: number): Promise<void> {
-  const payload = Buffer.alloc(8);
-  payload.writeUInt32BE(n, 4);
-  raw.write(frame(FRAME.PING, 0, 0, payload));
-  await raw.waitFor((f) => f.type === FRAME.PING && (f.flags & FLAG.ACK) !== 0 && f.payload.equals(payload), `PING ACK ${n}`);
-}
-
 const count = (frames: readonly Frame[], type: number, code?: number): number => frames.filter((f) => f.type === type && (code === undefined || errorCodeOf(f) === code)).length;
 
 t.test('our client cancels 220 requests in flight: the server answers already on the way are ignored, the session stays up', async (t) => {
@@ -137,7 +129,7 @@ t.test('our server answers 260 uploads early and resets them: the caller’s DAT
   // what the caller had sent before the resets reached it: a DATA frame and the body's end each
   raw.write(Buffer.concat(ids.map((id) => frame(FRAME.DATA, 0, id, Buffer.alloc(1000, 0x78)))));
   raw.write(Buffer.concat(ids.map((id) => frame(FRAME.DATA, FLAG.END_STREAM, id))));
-  await roundTrip(raw, 1);
+  await pingRoundTrip(raw, 1);
   t.equal(count(raw.frames, FRAME.GOAWAY), 0, `no GOAWAY (${describe(raw.frames.filter((f) => f.type === FRAME.GOAWAY))})`);
   t.equal(count(raw.frames, FRAME.RST_STREAM, ErrorCode.STREAM_CLOSED), 0, 'no STREAM_CLOSED resets');
   t.same(server.observer.streamErrors, [], 'no stream error counted');
@@ -163,7 +155,7 @@ t.test('past what the streams we closed could carry, frames on closed streams ar
   await raw.waitFor((f) => f.type === FRAME.RST_STREAM && f.streamId === 1, 'the early answer’s reset');
   // up to the stream's window: what a well-behaved caller could have had in flight
   raw.write(Buffer.concat(Array.from({ length: window / 1024 }, () => frame(FRAME.DATA, 0, 1, Buffer.alloc(1024)))));
-  await roundTrip(raw, 1);
+  await pingRoundTrip(raw, 1);
   t.equal(count(raw.frames, FRAME.RST_STREAM, ErrorCode.STREAM_CLOSED), 0, 'the window’s worth is ignored');
   // beyond it: no peer may send this; each frame is a stream error, and a flood of them ends the connection
   raw.write(Buffer.concat(Array.from({ length: 300 }, () => frame(FRAME.DATA, 0, 1, Buffer.alloc(1)))));

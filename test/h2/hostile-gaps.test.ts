@@ -7,8 +7,8 @@
 
 import t from 'tap';
 import { ErrorCode } from '../../src/h2/constants.js';
-import { FLAG, FRAME, connectRawH2, errorCodeOf, frame, headerBlock, requestHeaders, type Frame, type RawH2Connection } from '../helpers/raw-h2.js';
-import { connectOurClient, ourRequest, startOurServer, tlsPair, waitFor } from './fixtures/h2-helpers.js';
+import { FLAG, FRAME, errorCodeOf, frame, headerBlock, requestHeaders, type Frame } from '../helpers/raw-h2.js';
+import { connectOurClient, ourRequest, rawClientOf, startOurServer, waitFor } from './fixtures/h2-helpers.js';
 import { startRawH2Server } from './fixtures/raw-h2-server.js';
 
 const GET: Array<[string, string]> = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '/']];
@@ -34,12 +34,6 @@ function hpackInt(value: number, prefixBits: number, firstByte: number): number[
 /** A literal field with incremental indexing and a new name (RFC 7541 §6.2.1), no Huffman. */
 function literalIndexed(name: string, value: string): Buffer {
   return Buffer.concat([Buffer.from([0x40]), Buffer.from(hpackInt(name.length, 7, 0)), Buffer.from(name, 'latin1'), Buffer.from(hpackInt(value.length, 7, 0)), Buffer.from(value, 'latin1')]);
-}
-
-async function rawClientOf(test: { teardown(fn: () => void): void }, port: number): Promise<RawH2Connection> {
-  const raw = await connectRawH2(port, (await tlsPair()).client, { ackSettings: true });
-  test.teardown(() => raw.destroy());
-  return raw;
 }
 
 t.test('WINDOW_UPDATE on an idle stream is a connection error (PROTOCOL_ERROR)', async (t) => {

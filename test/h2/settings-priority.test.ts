@@ -10,8 +10,8 @@ import { ErrorCode, MAX_WINDOW, SettingId } from '../../src/h2/constants.js';
 import type { H2StreamError } from '../../src/h2/errors.js';
 import type { IncomingHeaders } from '../../src/h2/headers.js';
 import type { H2Stream } from '../../src/h2/stream.js';
-import { FLAG, FRAME, connectRawH2, describe, errorCodeOf, frame, headerBlock, requestHeaders, settingsFrame, type Frame, type RawH2Connection } from '../helpers/raw-h2.js';
-import { connectOurClient, readBody, RecordingH2Observer, startOurServer, tlsPair, waitFor } from './fixtures/h2-helpers.js';
+import { FLAG, FRAME, describe, errorCodeOf, frame, headerBlock, pingRoundTrip, requestHeaders, settingsFrame, type Frame } from '../helpers/raw-h2.js';
+import { connectOurClient, rawClientOf, readBody, RecordingH2Observer, startOurServer, waitFor } from './fixtures/h2-helpers.js';
 import { startRawH2Server } from './fixtures/raw-h2-server.js';
 
 const PRIORITY = 2;
@@ -20,27 +20,13 @@ const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n 
 const isGoaway = (f: Frame): boolean => f.type === FRAME.GOAWAY;
 const dataBytes = (frames: readonly Frame[], streamId: number): number => frames.reduce((n, f) => n + (f.type === FRAME.DATA && f.streamId === streamId ? f.payload.length : 0), 0);
 
-async function rawClientOf(test: { teardown(fn: () => void): void }, port: number): Promise<RawH2Connection> {
-  const raw = await connectRawH2(port, (await tlsPair()).client, { ackSettings: true });
-  test.teardown(() => raw.destroy());
-  return raw;
-}
-
-/** A PING round trip on the raw connection: everything the server sent before its ACK has arrived. */
-async function roundTrip(raw: RawH2Connection, tag: number): Promise<void> {
-  const payload = Buffer.alloc(8);
-  payload.writeUInt32BE(tag, 4);
-  raw.write(frame(FRAME.PING, 0, 0, payload));
-  await raw.waitFor((f) => f.type === FRAME.PING && (f.flags & FLAG.ACK) !== 0 && f.payload.equals(payload), `PING ACK ${tag}`);
-}
-
 t.test('SETTINGS: 32 entries per frame are fine, 33 are ENHANCE_YOUR_CALM (settings_flood)', async (t) => {
   const server = await startOurServer(() => {}, { tls: true });
   t.teardown(server.close);
   const raw = await rawClientOf(t, server.port);
   const entries = (n: number): Array<[number, number]> => Array.from({ length: n }, (_, i) => [SettingId.MAX_CONCURRENT_STREAMS, 100 + i]);
   raw.write(settingsFrame(entries(32)));
-  await roundTrip(raw, 1);
+  await pingRoundTrip(raw, 1);
   t.same(server.observer.closed, [], '32 entries accepted');
   raw.write(settingsFrame(entries(33)));
   const goaway = await raw.waitFor(isGoaway, 'GOAWAY');
@@ -65,7 +51,7 @@ t.test('SETTINGS_INITIAL_WINDOW_SIZE: the net change per frame reaches the strea
   await waitFor(() => dataBytes(raw.frames, 1) === 65_535, 'one stream window of DATA');
   // raised then lowered again in one frame: no window opens, so no DATA may go out
   raw.write(settingsFrame([[SettingId.INITIAL_WINDOW_SIZE, 66_535], [SettingId.INITIAL_WINDOW_SIZE, 65_535]]));
-  await roundTrip(raw, 2);
+  await pingRoundTrip(raw, 2);
   t.equal(dataBytes(raw.frames, 1), 65_535, 'no DATA beyond what the frame as a whole allows');
   // a stream window 10 below 2^31 − 1: the frame's net change is 0, its first entry overflows it
   raw.write(requestHeaders(3, [...GET.slice(0, 3), [':path', '/hold']]));

@@ -164,6 +164,14 @@ export function connectRawH2(port: number, tlsOptions: tls.ConnectionOptions, op
   });
 }
 
+/** A PING round trip from the raw client: every frame it sent before has been processed. */
+export async function pingRoundTrip(raw: RawH2Connection, tag: number): Promise<void> {
+  const payload = Buffer.alloc(8);
+  payload.writeUInt32BE(tag, 4);
+  raw.write(frame(FRAME.PING, 0, 0, payload));
+  await raw.waitFor((f) => f.type === FRAME.PING && (f.flags & FLAG.ACK) !== 0 && f.payload.equals(payload), `PING ACK ${tag}`);
+}
+
 /** A short account of frames, for failure messages. */
 export function describe(frames: readonly Frame[]): string {
   const names = ['DATA', 'HEADERS', 'PRIORITY', 'RST_STREAM', 'SETTINGS', 'PUSH_PROMISE', 'PING', 'GOAWAY', 'WINDOW_UPDATE', 'CONTINUATION'];
