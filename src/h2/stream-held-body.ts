@@ -7,7 +7,7 @@
 //     consumer takes it at once, no copy: the common case); so the readable holds at most one
 //     such view at a time;
 //   - otherwise it is held here: copied into a tail buffer that coalesces small payloads
-//     (1 KiB growing to 16 KiB, each its own allocation, never a slice of Node's shared pool),
+//     (1 KiB, doubling to 16 KiB, each its own allocation, never a slice of Node's shared pool),
 //     or kept as a view when it is at least 1 KiB and at least half of its chunk;
 //   - what is held goes into the readable, in order and in a few large pieces, when the
 //     consumer reads (the stream's _read and read()), and all of it at END_STREAM.
@@ -35,9 +35,11 @@ export function holdData(stream: H2Stream, data: Buffer): void {
   while (at < data.length) {
     let tail = stream.tail;
     if (tail === null || stream.tailFill === tail.length) {
+      // twice the tail just filled, or what is left to copy: what tails leave unused stays
+      // within twice what they hold, even when a view seals one early, again and again
+      const size = Math.min(MAX_TAIL, Math.max(MIN_TAIL, data.length - at, tail === null ? 0 : 2 * tail.length));
       sealTail(stream);
-      // about as large as what is held already: the part left unused never exceeds what is used
-      tail = stream.tail = Buffer.allocUnsafeSlow(Math.min(MAX_TAIL, Math.max(MIN_TAIL, stream.heldBytes)));
+      tail = stream.tail = Buffer.allocUnsafeSlow(size);
     }
     const n = data.copy(tail, stream.tailFill, at);
     stream.tailFill += n;

@@ -2,7 +2,8 @@
 // hand over mutual TLS to our server, whose consumer does not read (yet): memory follows the
 // bytes received, not the number of DATA frames nor the socket reads they came in
 // (src/h2/stream-held-body.ts). Flood of 1-byte DATA frames; 1-byte DATA frames each in a
-// TLS record beside a large frame of unknown type (each would pin its whole record); frames
+// TLS record beside a large frame of unknown type (each would pin its whole record); 1-byte
+// frames between 1 KiB ones (each would start a fresh coalescing buffer); frames
 // of mixed sizes arriving intact and in order once the consumer reads; and stream credit
 // going back only as the consumer takes the bytes, never for what is merely held.
 
@@ -101,6 +102,28 @@ t.test('1-byte DATA frames, each in a TLS record beside a large unknown frame, p
   const growth = (await settledMemory()) - before;
   t.ok(growth < 4 * MiB, `${count} unread bytes, one per ${(16_019 / 1024).toFixed(0)} KiB record, grew memory by ${(growth / MiB).toFixed(1)} MiB (limit 4 MiB)`);
   await checkBody(t, raw, stream, count);
+});
+
+t.test('1-byte DATA frames between 1 KiB ones (kept as views) do not each cost a large tail', async (t) => {
+  const { streams, raw } = await setUp(t);
+  raw.write(upload(1));
+  await waitFor(() => streams.size === 1, 'the stream');
+  const stream = streams.get(1)!;
+  const before = await settledMemory();
+  let sent = 0;
+  while (sent < WINDOW) {
+    // 1 byte, then 1 KiB each in its own write: a record the 1 KiB payload is nearly all of
+    for (const size of [1, 1024]) {
+      const payload = Buffer.alloc(Math.min(size, WINDOW - sent));
+      for (let i = 0; i < payload.length; i++) payload[i] = byteAt(1, sent + i);
+      sent += payload.length;
+      if (payload.length > 0) await new Promise<void>((resolve) => raw.socket.write(frame(FRAME.DATA, 0, 1, payload), () => resolve()));
+    }
+  }
+  await waitFor(() => stream.dataReceived === WINDOW, 'a whole window', 15_000);
+  const growth = (await settledMemory()) - before;
+  t.ok(growth < 4 * WINDOW + MiB, `${WINDOW} unread bytes grew memory by ${(growth / MiB).toFixed(1)} MiB (${(growth / WINDOW).toFixed(1)} bytes per byte; limit 4 per byte + 1 MiB)`);
+  await checkBody(t, raw, stream, WINDOW);
 });
 
 t.test('frames of mixed sizes, held while nobody reads, arrive whole and in order; credit follows the reads', async (t) => {
