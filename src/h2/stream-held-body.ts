@@ -60,6 +60,12 @@ export function releaseHeld(stream: H2Stream): void {
   }
 }
 
+/** The consumer reads: what is held follows once the readable runs low, or asks for more than it has. */
+export function releaseIfLow(stream: H2Stream, wanted: number): void {
+  const inReadable = stream.readableLength - stream.heldBytes;
+  if (inReadable < stream.readableHighWaterMark || wanted > inReadable) releaseHeld(stream);
+}
+
 /** Forgets what is held (the stream is destroyed); its credit is the caller's to return. */
 export function dropHeld(stream: H2Stream): void {
   stream.held = null;

@@ -18,7 +18,7 @@ import { ErrorCode } from './constants.js';
 import { ReceiveWindow, SendWindow } from './flow-control.js';
 import { flattenHeaders, type OutgoingHeaders } from './headers.js';
 import { returnConsumedCredit } from './stream-receive-side.js';
-import { dropHeld, releaseHeld } from './stream-held-body.js';
+import { dropHeld, releaseHeld, releaseIfLow } from './stream-held-body.js';
 import { dropOutput, localEnded, sendHead } from './stream-send-side.js';
 
 /** What a stream needs from its connection (implemented by H2Connection). */
@@ -165,10 +165,11 @@ export class H2Stream extends Duplex {
 
   // _read() runs only when the buffer falls below the high-water mark, and not again until
   // something is pushed; a consumer reading a full buffer bit by bit returns its credit here,
-  // as it takes each piece, and what is held follows once the readable runs low
+  // as it takes each piece; and what is held joins the readable once it runs low, or when the
+  // consumer asks for more than it has (readableLength, which counts held bytes, promised it)
   override read(size?: number): ReturnType<Duplex['read']> {
+    if (this.heldBytes > 0) releaseIfLow(this, size ?? 0);
     const chunk = super.read(size);
-    if (this.heldBytes > 0 && this.readableLength - this.heldBytes < this.readableHighWaterMark) releaseHeld(this);
     if (this.pushedBytes !== this.creditedBytes) returnConsumedCredit(this);
     return chunk;
   }

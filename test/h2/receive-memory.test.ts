@@ -47,6 +47,26 @@ async function setUp(t: TapTest): Promise<{ server: OurServer; streams: Map<numb
   return { server, streams, raw };
 }
 
+/** setUp, with one upload (stream 1) open. */
+async function setUpOne(t: TapTest): Promise<{ raw: RawH2Connection; stream: H2Stream }> {
+  const { streams, raw } = await setUp(t);
+  raw.write(upload(1));
+  await waitFor(() => streams.size === 1, 'the stream');
+  return { raw, stream: streams.get(1)! };
+}
+
+/** Bytes [from, from + size) of stream `id`'s body. */
+function bodyBytes(id: number, from: number, size: number): Buffer {
+  const bytes = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) bytes[i] = byteAt(id, from + i);
+  return bytes;
+}
+
+/** One write, so one TLS record (up to 16 KiB), flushed before the next. */
+function writeRecord(raw: RawH2Connection, bytes: Buffer): Promise<void> {
+  return new Promise((resolve) => raw.socket.write(bytes, () => resolve()));
+}
+
 async function send(raw: RawH2Connection, bytes: Buffer): Promise<void> {
   if (!raw.socket.write(bytes)) await new Promise((resolve) => raw.socket.once('drain', resolve));
 }
@@ -87,17 +107,12 @@ t.test('1-byte DATA frames filling two stream windows cost memory in proportion 
 });
 
 t.test('1-byte DATA frames, each in a TLS record beside a large unknown frame, pin no records', async (t) => {
-  const { streams, raw } = await setUp(t);
-  raw.write(upload(1));
-  await waitFor(() => streams.size === 1, 'the stream');
+  const { raw, stream } = await setUpOne(t);
   const count = 2000;
   const filler = frame(0x20, 0, 0, Buffer.alloc(16_000)); // unknown type: ignored, but in the same socket read
   const before = await settledMemory();
-  for (let i = 0; i < count; i++) {
-    // one write, one TLS record (16,019 bytes): the receiver reads at most about one per chunk
-    await new Promise<void>((resolve) => raw.socket.write(Buffer.concat([frame(FRAME.DATA, 0, 1, Buffer.of(byteAt(1, i))), filler]), () => resolve()));
-  }
-  const stream = streams.get(1)!;
+  // each in a record of 16,019 bytes: the receiver reads at most about one per chunk
+  for (let i = 0; i < count; i++) await writeRecord(raw, Buffer.concat([frame(FRAME.DATA, 0, 1, bodyBytes(1, i, 1)), filler]));
   await waitFor(() => stream.dataReceived === count, 'every 1-byte frame', 15_000);
   const growth = (await settledMemory()) - before;
   t.ok(growth < 4 * MiB, `${count} unread bytes, one per ${(16_019 / 1024).toFixed(0)} KiB record, grew memory by ${(growth / MiB).toFixed(1)} MiB (limit 4 MiB)`);
@@ -105,20 +120,13 @@ t.test('1-byte DATA frames, each in a TLS record beside a large unknown frame, p
 });
 
 t.test('1-byte DATA frames between 1 KiB ones (kept as views) do not each cost a large tail', async (t) => {
-  const { streams, raw } = await setUp(t);
-  raw.write(upload(1));
-  await waitFor(() => streams.size === 1, 'the stream');
-  const stream = streams.get(1)!;
+  const { raw, stream } = await setUpOne(t);
   const before = await settledMemory();
-  let sent = 0;
-  while (sent < WINDOW) {
-    // 1 byte, then 1 KiB each in its own write: a record the 1 KiB payload is nearly all of
-    for (const size of [1, 1024]) {
-      const payload = Buffer.alloc(Math.min(size, WINDOW - sent));
-      for (let i = 0; i < payload.length; i++) payload[i] = byteAt(1, sent + i);
-      sent += payload.length;
-      if (payload.length > 0) await new Promise<void>((resolve) => raw.socket.write(frame(FRAME.DATA, 0, 1, payload), () => resolve()));
-    }
+  // 1 byte, then 1 KiB, each in its own record: a record the 1 KiB payload is nearly all of
+  for (let sent = 0, round = 0; sent < WINDOW; round++) {
+    const size = Math.min(round % 2 === 0 ? 1 : 1024, WINDOW - sent);
+    await writeRecord(raw, frame(FRAME.DATA, 0, 1, bodyBytes(1, sent, size)));
+    sent += size;
   }
   await waitFor(() => stream.dataReceived === WINDOW, 'a whole window', 15_000);
   const growth = (await settledMemory()) - before;
@@ -127,19 +135,17 @@ t.test('1-byte DATA frames between 1 KiB ones (kept as views) do not each cost a
 });
 
 t.test('frames of mixed sizes, held while nobody reads, arrive whole and in order; credit follows the reads', async (t) => {
-  const { streams, raw } = await setUp(t);
-  raw.write(upload(1));
-  await waitFor(() => streams.size === 1, 'the stream');
-  const stream = streams.get(1)!;
+  const { raw, stream } = await setUpOne(t);
   // sizes from 1 byte to a full 16 KiB frame, several frames to a write or a frame across writes
   const sizes = [1, 5000, 16_384, 3, 1023, 1024, 2048, 16_384, 16_384, 700, 9000, 1, 1, 12_000];
-  let sent = 0;
+  // the first byte alone, taken into the (empty) readable; what follows is held
+  await send(raw, frame(FRAME.DATA, 0, 1, bodyBytes(1, 0, 1)));
+  await waitFor(() => stream.dataReceived === 1, 'the first byte');
+  let sent = 1;
   let pending: Buffer[] = [];
-  for (let round = 0; sent < WINDOW; round++) {
+  for (let round = 1; sent < WINDOW; round++) {
     const size = Math.min(sizes[round % sizes.length]!, WINDOW - sent);
-    const payload = Buffer.alloc(size);
-    for (let i = 0; i < size; i++) payload[i] = byteAt(1, sent + i);
-    pending.push(frame(FRAME.DATA, 0, 1, payload));
+    pending.push(frame(FRAME.DATA, 0, 1, bodyBytes(1, sent, size)));
     sent += size;
     if (round % 3 === 2) {
       const bytes = Buffer.concat(pending);
@@ -159,7 +165,9 @@ t.test('frames of mixed sizes, held while nobody reads, arrive whole and in orde
     'no stream credit while nothing was read',
   );
   // take a quarter, a piece at a time: that much credit goes back, and no more
-  let taken = 0;
+  const first = stream.read(3000) as Buffer | null;
+  t.equal(first?.length, 3000, 'read(n) gives n bytes when readableLength says they wait (held ones included)');
+  let taken = first?.length ?? 0;
   while (taken < WINDOW / 4) {
     const piece = stream.read(Math.min(3000, WINDOW / 4 - taken)) as Buffer | null;
     if (piece === null) await new Promise((resolve) => stream.once('readable', resolve));
