@@ -3,7 +3,10 @@
 // and nghttp2 bound them), PRIORITY per stream opened and WINDOW_UPDATE per DATA frame sent
 // (as Envoy does: a peer has no reason to send many more), consecutive empty DATA frames,
 // and resets (rapid reset: streams the peer resets; MadeYouReset: streams the peer made us
-// reset with protocol errors) against the streams that completed.
+// reset with protocol errors) against the streams that completed. And the receive windows
+// (WINDOWS below: why the connection's holds every open stream's).
+
+import { DEFAULT_WINDOW, MAX_WINDOW } from './constants.js';
 
 export interface H2Limits {
   /** Streams the peer may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); beyond: REFUSED_STREAM. */
@@ -22,7 +25,10 @@ export interface H2Limits {
   readonly headerTableSize: number;
   /** Each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE): what one stream may buffer here. */
   readonly initialWindowSize: number;
-  /** The connection's receive window: what all streams together may buffer here. */
+  /**
+   * The connection's receive window: what all streams together may buffer here. Unless given,
+   * maxConcurrentStreams × initialWindowSize (see WINDOWS below).
+   */
   readonly connectionWindowSize: number;
   /** Time the peer has to acknowledge our SETTINGS (SETTINGS_TIMEOUT). */
   readonly settingsTimeoutMs: number;
@@ -44,16 +50,43 @@ export interface H2Limits {
   readonly maxOutboundBuffer: number;
 }
 
+// WINDOWS. Credit goes back only as a consumer takes the bytes (flow-control.ts), at both
+// levels, so the connection window is a hard bound on what one connection buffers, streams
+// that completed but were not read yet included. The price: streams whose consumers are slow
+// hold their share of it, and once they hold all of it every other stream on the connection
+// stalls (head-of-line blocking across streams; 8 slow streams did it with the former 1 MiB
+// and 8 MiB). So the connection window defaults to maxConcurrentStreams × the stream window:
+// the streams a peer may have open can never hold it all, a slow stream stops at its own
+// window and the others go on. What that costs is memory: 250 × 256 KiB = 62.5 MiB that one
+// connection may buffer while none of its consumers reads (the bytes themselves:
+// stream-held-body.ts keeps memory in proportion to them), where a 1 MiB stream window would
+// make it 250 MiB; 256 KiB of window still carries about 200 MB/s per stream at a 1 ms round
+// trip (credit goes back a quarter window at a time).
+// Others: Go's client 4 MiB per stream, 1 GiB per connection (256 streams' worth); Go's server
+// 1 MiB and 1 MiB, where one unread upload stalls the connection (golang/go#16510, #54330,
+// #62722, whose proposed fix is connection credit on receipt); Node's core http2 returns
+// connection credit on receipt (bound: its 64 KiB stream windows, and maxSessionMemory), and
+// so do nghttp2's automatic window updates (64 KiB windows); Envoy 256 MiB each by default,
+// 64 KiB per stream and 1 MiB per connection in its edge guidance. Credit on receipt would
+// amount to an unbounded connection window: streams that completed are counted against no
+// concurrency limit, so a client whose app keeps opening requests and reads the answers slowly
+// would buffer without end. A large bound gives the same sharing and keeps one.
+// Where more streams are open than the window holds (our client, on a peer that allows more
+// than our maxConcurrentStreams; an explicit connectionWindowSize) slow streams get
+// backpressure on the connection again, never unbounded memory.
+const DEFAULT_STREAM_WINDOW = 256 * 1024;
+const DEFAULT_MAX_STREAMS = 250;
+
 export const DEFAULT_LIMITS: H2Limits = Object.freeze({
-  maxConcurrentStreams: 250,
+  maxConcurrentStreams: DEFAULT_MAX_STREAMS,
   maxHeaderListSize: 64 * 1024,
   maxHeaderBlockBytes: 64 * 1024,
   maxHeaderFields: 256,
   maxContinuationFrames: 16,
   maxFrameSize: 16_384,
   headerTableSize: 4_096,
-  initialWindowSize: 1 << 20,
-  connectionWindowSize: 8 << 20,
+  initialWindowSize: DEFAULT_STREAM_WINDOW,
+  connectionWindowSize: DEFAULT_MAX_STREAMS * DEFAULT_STREAM_WINDOW,
   settingsTimeoutMs: 10_000,
   budgetWindowMs: 10_000,
   maxSettingsPerWindow: 100,
@@ -67,7 +100,11 @@ export const DEFAULT_LIMITS: H2Limits = Object.freeze({
 });
 
 export function resolveLimits(partial: Partial<H2Limits> | undefined): H2Limits {
-  return partial === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...partial };
+  if (partial === undefined) return DEFAULT_LIMITS;
+  const limits: { -readonly [K in keyof H2Limits]: H2Limits[K] } = { ...DEFAULT_LIMITS, ...partial };
+  // the open streams' windows fit in the connection's (WINDOWS above), within the legal range
+  if (partial.connectionWindowSize === undefined) limits.connectionWindowSize = Math.max(DEFAULT_WINDOW, Math.min(MAX_WINDOW, limits.maxConcurrentStreams * limits.initialWindowSize));
+  return limits;
 }
 
 /** A count that starts over every `windowMs`; `hit()` says whether it went past `max`. */

@@ -1,6 +1,7 @@
 // The peer's side of one stream, as the connection's frame receiver (receive.ts) hands it
 // over: heads, informational heads and trailers become events, DATA goes into the readable
-// buffer and its credit goes back only as the consumer takes it, END_STREAM ends the readable,
+// buffer (or is held compactly while the consumer is behind: stream-held-body.ts) and its
+// credit goes back only as the consumer takes it, END_STREAM ends the readable,
 // and a reset or a lost connection ends the stream (with an error unless it was a clean stop).
 // Plain functions of the H2Stream, so no object is made per stream or per frame for them.
 
@@ -8,18 +9,23 @@ import { ErrorCode, errorCodeName } from './constants.js';
 import { H2StreamError } from './errors.js';
 import type { IncomingHeaders } from './headers.js';
 import type { H2Stream } from './stream.js';
+import { holdData, releaseHeld } from './stream-held-body.js';
 import { checkClosed, dropOutput } from './stream-send-side.js';
 
 export function receiveData(stream: H2Stream, data: Buffer): void {
   stream.dataReceived += data.length;
   if (data.length === 0) return;
   stream.pushedBytes += data.length;
-  stream.push(data);
+  // the consumer has taken everything (readableLength counts what is held too): hand it over
+  // as it is; else it is held, compactly, until the consumer reads (stream-held-body.ts)
+  if (stream.readableLength === 0) stream.push(data);
+  else holdData(stream, data);
   returnConsumedCredit(stream);
 }
 
 export function receiveEnd(stream: H2Stream): void {
   stream.remoteClosed = true;
+  releaseHeld(stream);
   stream.push(null);
   checkClosed(stream);
 }

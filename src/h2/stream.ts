@@ -7,16 +7,18 @@
 // stream-send-side.ts (framing our body within the windows, the end, completion) and
 // stream-receive-side.ts (the peer's heads, body, end and resets; credit returned as read).
 //
-// Backpressure both ways: received DATA is pushed into the readable buffer and its credit is
-// returned (WINDOW_UPDATE) only as the consumer takes it (_read, or a flowing 'data' listener);
+// Backpressure both ways: received DATA is pushed into the readable buffer (or held compactly
+// while the consumer is behind) and its credit is returned (WINDOW_UPDATE) only as the
+// consumer takes it (_read, or a flowing 'data' listener);
 // each written chunk's callback waits until the chunk has been framed within the stream's and
 // the connection's send windows, so write() returns false while the peer's window is shut.
 
-import { Duplex } from 'node:stream';
+import { Duplex, Readable } from 'node:stream';
 import { ErrorCode } from './constants.js';
 import { ReceiveWindow, SendWindow } from './flow-control.js';
 import { flattenHeaders, type OutgoingHeaders } from './headers.js';
 import { returnConsumedCredit } from './stream-receive-side.js';
+import { dropHeld, releaseHeld, releaseIfLow } from './stream-held-body.js';
 import { dropOutput, localEnded, sendHead } from './stream-send-side.js';
 
 /** What a stream needs from its connection (implemented by H2Connection). */
@@ -82,9 +84,14 @@ export class H2Stream extends Duplex {
   waitForTrailers = false;
   /** 'wantTrailers' was emitted: the end waits for sendTrailers(), however late. */
   trailersWanted = false;
-  /** DATA bytes pushed into the readable buffer, and those whose credit went back. */
+  /** DATA bytes handed to the stream (readable buffer or held), and those whose credit went back. */
   pushedBytes = 0;
   creditedBytes = 0;
+  /** What is held while the consumer is behind (stream-held-body.ts): pieces, bytes, the open tail. */
+  held: Buffer[] | null = null;
+  heldBytes = 0;
+  tail: Buffer | null = null;
+  tailFill = 0;
 
   constructor(
     readonly id: number,
@@ -156,12 +163,16 @@ export class H2Stream extends Duplex {
   }
 
   override _read(): void {
+    releaseHeld(this);
     returnConsumedCredit(this);
   }
 
-  // _read() runs only when the buffer falls below the high-water mark; a consumer reading a
-  // full buffer bit by bit returns its credit here, as it takes each piece
+  // _read() runs only when the buffer falls below the high-water mark, and not again until
+  // something is pushed; a consumer reading a full buffer bit by bit returns its credit here,
+  // as it takes each piece; and what is held joins the readable once it runs low, or when the
+  // consumer asks for more than it has (readableLength, which counts held bytes, promised it)
   override read(size?: number): ReturnType<Duplex['read']> {
+    if (this.heldBytes > 0) releaseIfLow(this, size ?? 0);
     const chunk = super.read(size);
     if (this.pushedBytes !== this.creditedBytes) returnConsumedCredit(this);
     return chunk;
@@ -173,6 +184,7 @@ export class H2Stream extends Duplex {
       this.host.resetStream(this, this.rstCode);
     }
     // bytes never read: their connection credit goes back (the stream's own window is gone)
+    dropHeld(this);
     const unread = this.pushedBytes - this.creditedBytes;
     if (unread > 0) {
       this.creditedBytes = this.pushedBytes;
@@ -182,3 +194,14 @@ export class H2Stream extends Duplex {
     cb(err);
   }
 }
+
+// readableLength counts what the stream holds for its consumer outside the readable buffer too
+// (stream-held-body.ts): it is what waits unread, and what the credit arithmetic subtracts.
+// Node's internals use their own count, not this getter.
+const baseReadableLength = Object.getOwnPropertyDescriptor(Readable.prototype, 'readableLength')!.get!;
+Object.defineProperty(H2Stream.prototype, 'readableLength', {
+  configurable: true,
+  get(this: H2Stream): number {
+    return (baseReadableLength.call(this) as number) + this.heldBytes;
+  },
+});

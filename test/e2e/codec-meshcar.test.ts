@@ -1,6 +1,6 @@
 // Proof that http2.codec meshcar really carries the sidecar hop in a whole-mesh run (issue 9),
 // with real `meshcar run` processes: each side is checked by what only our codec sends.
-// - Inbound (server role): our codec advertises a 1 MiB SETTINGS_INITIAL_WINDOW_SIZE; Node's core
+// - Inbound (server role): our codec advertises a 256 KiB SETTINGS_INITIAL_WINDOW_SIZE; Node's core
 //   http2 server, as the inbound configures it, keeps the 65535 default.
 // - Outbound (client role): our client codec sends SETTINGS_MAX_CONCURRENT_STREAMS and
 //   SETTINGS_MAX_HEADER_LIST_SIZE (src/h2 DEFAULT_LIMITS: 250, 64 KiB); http2-wrapper over core
@@ -53,7 +53,7 @@ t.teardown(async () => {
   await new Promise((resolve) => recorder?.close(resolve));
 });
 
-t.test('inbound: a core http2 caller sees the 1 MiB initial stream window only our server codec sends', async (t) => {
+t.test('inbound: a core http2 caller sees the 256 KiB initial stream window only our server codec sends', async (t) => {
   const client = await ca.issue('frontend');
   const session = http2.connect(`https://127.0.0.1:${orders.inboundPort}`, { cert: client.cert, key: client.key, ca: client.bundle, checkServerIdentity: () => undefined });
   t.teardown(() => session.close());
@@ -62,7 +62,7 @@ t.test('inbound: a core http2 caller sees the 1 MiB initial stream window only o
     session.once('remoteSettings', () => resolve());
     session.once('error', reject);
   });
-  t.equal(session.remoteSettings.initialWindowSize, 1 << 20, 'SETTINGS_INITIAL_WINDOW_SIZE 1 MiB (core http2 server: 65535)');
+  t.equal(session.remoteSettings.initialWindowSize, DEFAULT_LIMITS.initialWindowSize, `SETTINGS_INITIAL_WINDOW_SIZE ${DEFAULT_LIMITS.initialWindowSize} (core http2 server: 65535)`);
   const status = await new Promise<number>((resolve, reject) => {
     const stream = session.request({ ':path': '/headers', ':authority': 'orders' });
     stream.on('response', (h) => resolve(Number(h[':status'])));
