@@ -6,7 +6,7 @@
 // reset with protocol errors) against the streams that completed. And the receive windows
 // (WINDOWS below: why the connection's holds every open stream's).
 
-import { DEFAULT_WINDOW, MAX_WINDOW } from './constants.js';
+import { DEFAULT_WINDOW } from './constants.js';
 
 export interface H2Limits {
   /** Streams the peer may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); beyond: REFUSED_STREAM. */
@@ -74,8 +74,11 @@ export interface H2Limits {
 // Where more streams are open than the window holds (our client, on a peer that allows more
 // than our maxConcurrentStreams; an explicit connectionWindowSize) slow streams get
 // backpressure on the connection again, never unbounded memory.
+// A connection window derived from a configured maxConcurrentStreams stops at 64 MiB (a little
+// above the default's 62.5): 8,192 streams would otherwise let one connection buffer 2 GiB.
 const DEFAULT_STREAM_WINDOW = 256 * 1024;
 const DEFAULT_MAX_STREAMS = 250;
+const MAX_DERIVED_CONNECTION_WINDOW = 64 * 1024 * 1024;
 
 export const DEFAULT_LIMITS: H2Limits = Object.freeze({
   maxConcurrentStreams: DEFAULT_MAX_STREAMS,
@@ -103,7 +106,7 @@ export function resolveLimits(partial: Partial<H2Limits> | undefined): H2Limits 
   if (partial === undefined) return DEFAULT_LIMITS;
   const limits: { -readonly [K in keyof H2Limits]: H2Limits[K] } = { ...DEFAULT_LIMITS, ...partial };
   // the open streams' windows fit in the connection's (WINDOWS above), within the legal range
-  if (partial.connectionWindowSize === undefined) limits.connectionWindowSize = Math.max(DEFAULT_WINDOW, Math.min(MAX_WINDOW, limits.maxConcurrentStreams * limits.initialWindowSize));
+  if (partial.connectionWindowSize === undefined) limits.connectionWindowSize = Math.max(DEFAULT_WINDOW, Math.min(MAX_DERIVED_CONNECTION_WINDOW, limits.maxConcurrentStreams * limits.initialWindowSize));
   return limits;
 }
 

@@ -3,10 +3,10 @@
 // peer chooses. A DATA payload is a view into the socket chunk it arrived in: pushed into the
 // readable as it is, each one costs a Buffer object and a list entry (~130 bytes of heap for a
 // 1-byte frame) and pins the whole chunk (16 KiB of TLS record for one byte). So:
-//   - a payload goes straight into the readable only when the readable is empty (a flowing
-//     consumer takes it at once, no copy: the common case); so the readable holds at most one
-//     such view at a time;
-//   - otherwise it is held here: copied into a tail buffer that coalesces small payloads
+//   - a payload goes straight into the readable while it is below its high-water mark (a
+//     flowing consumer takes it at once; a read(n) waiting for more gets its push), as a view
+//     only when it is at least 1 KiB and half of its chunk, else as a copy (ownBytes);
+//   - at the mark (the consumer is behind) it is held here: copied into a tail buffer that coalesces small payloads
 //     (1 KiB, doubling to 16 KiB, each its own allocation, never a slice of Node's shared pool),
 //     or kept as a view when it is at least 1 KiB and at least half of its chunk;
 //   - what is held goes into the readable, in order and in a few large pieces, when the
@@ -23,10 +23,24 @@ const MIN_VIEW = 1024;
 const MIN_TAIL = 1024;
 const MAX_TAIL = 16_384;
 
-/** Takes a payload the readable is not ready for (stream.heldBytes > 0 or the readable not empty). */
+/** Whether a payload is worth keeping as a view of its socket chunk: large, and most of that chunk. */
+function viewWorthKeeping(data: Buffer): boolean {
+  return data.length >= MIN_VIEW && data.length * 2 >= data.buffer.byteLength;
+}
+
+/**
+ * The payload as the readable may keep it: itself when it is most of its socket chunk, else a
+ * copy (a small one from Node's shared pool, whose slabs many pieces share), so a consumer that
+ * keeps chunks never pins a socket chunk (16 KiB of TLS record) for a byte.
+ */
+export function ownBytes(data: Buffer): Buffer {
+  return viewWorthKeeping(data) ? data : Buffer.from(data);
+}
+
+/** Takes a payload the readable is not ready for (its consumer is behind: at its high-water mark). */
 export function holdData(stream: H2Stream, data: Buffer): void {
   stream.heldBytes += data.length;
-  if (data.length >= MIN_VIEW && data.length * 2 >= data.buffer.byteLength) {
+  if (viewWorthKeeping(data)) {
     sealTail(stream);
     (stream.held ??= []).push(data);
     return;
@@ -53,9 +67,11 @@ export function releaseHeld(stream: H2Stream): void {
   sealTail(stream);
   const held = stream.held!;
   stream.held = null;
-  stream.heldBytes = 0;
+  // counted down piece by piece: a 'data' listener that reads during the loop sees what is
+  // still held, so its credit is not returned early
   for (const piece of held) {
     if (stream.destroyed) return; // by a 'data' listener
+    stream.heldBytes -= piece.length;
     stream.push(piece);
   }
 }

@@ -9,17 +9,23 @@ import { ErrorCode, errorCodeName } from './constants.js';
 import { H2StreamError } from './errors.js';
 import type { IncomingHeaders } from './headers.js';
 import type { H2Stream } from './stream.js';
-import { holdData, releaseHeld } from './stream-held-body.js';
+import { holdData, ownBytes, releaseHeld } from './stream-held-body.js';
 import { checkClosed, dropOutput } from './stream-send-side.js';
 
 export function receiveData(stream: H2Stream, data: Buffer): void {
   stream.dataReceived += data.length;
   if (data.length === 0) return;
   stream.pushedBytes += data.length;
-  // the consumer has taken everything (readableLength counts what is held too): hand it over
-  // as it is; else it is held, compactly, until the consumer reads (stream-held-body.ts)
-  if (stream.readableLength === 0) stream.push(data);
-  else holdData(stream, data);
+  // the consumer has taken everything, or waits for more (a read that found too little, a
+  // flowing consumer that emptied the buffer: Node's needReadable, and it waits for a push):
+  // hand it over, after anything held, so it arrives in order (readableLength counts what is
+  // held too); a small payload as a copy, or a consumer that keeps chunks would pin a socket
+  // chunk per byte. Else the consumer is behind: held, compactly, until it reads
+  // (stream-held-body.ts)
+  if (stream.readableLength === 0 || (stream as unknown as { _readableState: { needReadable: boolean } })._readableState.needReadable) {
+    if (stream.heldBytes > 0) releaseHeld(stream);
+    if (!stream.destroyed) stream.push(ownBytes(data));
+  } else holdData(stream, data);
   returnConsumedCredit(stream);
 }
 

@@ -12,9 +12,9 @@ import { receiveReset } from './stream-receive-side.js';
 
 /**
  * Header blocks and END_STREAM frames a stream cut short may still carry toward us: 1xx
- * heads, the final head and trailers (or an empty DATA with END_STREAM).
+ * heads (100-continue, 103), the final head and trailers (or an empty DATA with END_STREAM).
  */
-const LATE_ENDS_PER_STREAM = 3;
+const LATE_ENDS_PER_STREAM = 5;
 
 /**
  * What the peer may still send on closed streams without it being an error (RFC 9113 §5.1:

@@ -24,20 +24,18 @@ export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violati
  * flow before the forwarder pipes it (pipe() resumes it).
  */
 export function watchBody(source: Readable, limit: number, validate: ValidateFunction, result: { violation: Violation | undefined }): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
+  const body = new BodyBuffer(limit);
   source.pause();
   const onData = (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > limit) {
+    if (!body.add(chunk)) {
       result.violation = tooLarge(limit);
       source.off('data', onData);
       source.off('end', onEnd);
-      chunks.length = 0;
-    } else chunks.push(chunk);
+      body.clear();
+    }
   };
   const onEnd = () => {
-    result.violation = checkJsonBody(validate, Buffer.concat(chunks, size));
+    result.violation = checkJsonBody(validate, body.bytes());
   };
   source.on('data', onData);
   source.on('end', onEnd);
@@ -45,25 +43,59 @@ export function watchBody(source: Readable, limit: number, validate: ValidateFun
 
 /** Enforce: the whole body, or undefined once it outgrows `limit` (the rest is not kept). `onChunk`: bytes came. */
 export function readAll(source: Readable, limit: number, done: (body: Buffer | undefined) => void, onChunk?: () => void): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
+  const body = new BodyBuffer(limit);
   const stop = () => {
     source.off('data', onData);
     source.off('end', onEnd);
   };
   const onData = (chunk: Buffer) => {
     onChunk?.();
-    size += chunk.length;
-    chunks.push(chunk);
-    if (size > limit) {
+    if (!body.add(chunk)) {
       stop();
+      body.clear();
       done(undefined);
     }
   };
   const onEnd = () => {
     stop();
-    done(Buffer.concat(chunks, size));
+    done(body.bytes());
   };
   source.on('data', onData);
   source.on('end', onEnd);
+}
+
+/**
+ * A body collected into one buffer that doubles as it fills (never past `limit`), not a list
+ * of the chunks: a peer that sends its body as 1-byte HTTP/2 frames would otherwise cost a
+ * Buffer object (~100 bytes of heap) per byte, up to the limit.
+ */
+class BodyBuffer {
+  private buffer: Buffer | null = null;
+  private size = 0;
+
+  constructor(private readonly limit: number) {}
+
+  /** false once the body outgrows the limit (the chunk is not kept). */
+  add(chunk: Buffer): boolean {
+    const size = this.size + chunk.length;
+    if (size > this.limit) return false;
+    let buffer = this.buffer;
+    if (buffer === null || size > buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.limit, Math.max(size, 2 * (buffer?.length ?? 0), 1024)));
+      if (buffer !== null) buffer.copy(grown, 0, 0, this.size);
+      this.buffer = buffer = grown;
+    }
+    chunk.copy(buffer, this.size);
+    this.size = size;
+    return true;
+  }
+
+  bytes(): Buffer {
+    return this.buffer === null ? Buffer.alloc(0) : this.buffer.subarray(0, this.size);
+  }
+
+  clear(): void {
+    this.buffer = null;
+    this.size = 0;
+  }
 }

@@ -187,3 +187,34 @@ t.test('frames of mixed sizes, held while nobody reads, arrive whole and in orde
   for (let i = 0; i < body.length && wrong < 0; i++) if (body[i] !== byteAt(1, taken + i)) wrong = i;
   t.equal(wrong, -1, `the remaining ${WINDOW - taken} bytes whole and in order`);
 });
+
+t.test('a consumer that keeps every chunk as it comes pins no records either', async (t) => {
+  const { raw, stream } = await setUpOne(t);
+  const kept: Buffer[] = [];
+  stream.on('error', () => {}); // the connection closes under it at the end of the test
+  stream.on('data', (chunk: Buffer) => kept.push(chunk)); // flowing: each payload is handed over at once
+  const count = 2000;
+  const filler = frame(0x20, 0, 0, Buffer.alloc(16_000));
+  const before = await settledMemory();
+  for (let i = 0; i < count; i++) await writeRecord(raw, Buffer.concat([frame(FRAME.DATA, 0, 1, bodyBytes(1, i, 1)), filler]));
+  await waitFor(() => stream.dataReceived === count, 'every 1-byte frame', 15_000);
+  const growth = (await settledMemory()) - before;
+  t.ok(growth < 4 * MiB, `${count} kept 1-byte chunks, one per ${(16_019 / 1024).toFixed(0)} KiB record, grew memory by ${(growth / MiB).toFixed(1)} MiB (limit 4 MiB)`);
+  t.equal(Buffer.concat(kept).equals(bodyBytes(1, 0, count)), true, 'every byte, in order');
+});
+
+t.test('read(n) waiting for more than has come gets each new push (length-prefixed readers)', async (t) => {
+  const { raw, stream } = await setUpOne(t);
+  stream.on('error', () => {}); // the connection closes under it at the end of the test
+  let taken = 0;
+  stream.on('readable', () => {
+    let chunk: Buffer | null;
+    while ((chunk = stream.read(10_000) as Buffer | null) !== null) taken += chunk.length;
+  });
+  await send(raw, frame(FRAME.DATA, 0, 1, bodyBytes(1, 0, 1000)));
+  await waitFor(() => stream.dataReceived === 1000, 'the first 1000 bytes');
+  // 160,000 more in 1 KiB frames: they must reach the reader as they come, not only at END_STREAM
+  for (let at = 1000; at < 161_000; at += 1000) await send(raw, frame(FRAME.DATA, 0, 1, bodyBytes(1, at, 1000)));
+  await waitFor(() => taken >= 160_000, `read(10000) to take 160,000 bytes before the end (took ${taken})`, 10_000);
+  t.ok(taken >= 160_000, `read(10000) took ${taken} bytes without waiting for END_STREAM`);
+});
