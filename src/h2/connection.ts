@@ -27,6 +27,7 @@ import { FrameReceiver } from './receive.js';
 import { H2Stream, type StreamHost } from './stream.js';
 import { LateFrameAllowance, expectLateFrames, forgetStream } from './stream-registry.js';
 import { sendHead } from './stream-send-side.js';
+import { releaseReadPieces } from './stream-receive-side.js';
 
 // defined in errors.ts and connection-options.ts; still exported here for whoever imports them from this module
 export { SessionClosingError };
@@ -187,6 +188,13 @@ export class H2Connection extends EventEmitter implements StreamHost {
     this.writer.data(streamId, payload, endStream);
   }
 
+  /** Streams whose small payloads of the current socket read wait in their tails (releaseAfterRead). */
+  private releases: H2Stream[] = [];
+
+  releaseAfterRead(stream: H2Stream): void {
+    this.releases.push(stream);
+  }
+
   returnCredit(stream: H2Stream, n: number): void {
     if (this.destroyed) return;
     const increment = this.recvWindow.consume(n);
@@ -252,6 +260,11 @@ export class H2Connection extends EventEmitter implements StreamHost {
     }
     // destroyed by a user callback (or a GOAWAY) while the chunk was read: the reader stopped there
     if (this.destroyed) return;
+    if (this.releases.length > 0) {
+      const released = this.releases;
+      this.releases = [];
+      releaseReadPieces(released);
+    }
     // a peer that floods us with frames needing an answer while never reading its socket
     if (this.socket.writableLength + this.writer.pending > this.limits.maxOutboundBuffer) {
       this.writer.discard();

@@ -9,28 +9,45 @@ import { ErrorCode, errorCodeName } from './constants.js';
 import { H2StreamError } from './errors.js';
 import type { IncomingHeaders } from './headers.js';
 import type { H2Stream } from './stream.js';
-import { holdData, ownBytes, releaseHeld } from './stream-held-body.js';
+import { consumerWaiting, holdData, holdUntilReadEnds, isSmallPayload, ownBytes, releaseAfterRead, releaseHeld, settleReadPending } from './stream-held-body.js';
 import { checkClosed, dropOutput } from './stream-send-side.js';
 
 export function receiveData(stream: H2Stream, data: Buffer): void {
   stream.dataReceived += data.length;
   if (data.length === 0) return;
   stream.pushedBytes += data.length;
-  // the consumer has taken everything, or waits for more (a read that found too little, a
-  // flowing consumer that emptied the buffer: Node's needReadable, and it waits for a push):
-  // hand it over, after anything held, so it arrives in order (readableLength counts what is
-  // held too); a small payload as a copy, or a consumer that keeps chunks would pin a socket
-  // chunk per byte. Else the consumer is behind: held, compactly, until it reads
-  // (stream-held-body.ts)
-  if (stream.readableLength === 0 || (stream as unknown as { _readableState: { needReadable: boolean } })._readableState.needReadable) {
+  if (isSmallPayload(data)) {
+    // coalesced with the other small payloads of this socket read, handed over as one piece
+    // when the read ends: a peer's 1-byte frames cost a piece per read, not per byte
+    holdUntilReadEnds(stream, data);
+    if (!stream.releaseQueued) {
+      stream.releaseQueued = true;
+      stream.host.releaseAfterRead(stream);
+    }
+    return;
+  }
+  // a consumer that keeps up (or waits for a push: Node's needReadable, e.g. a read(n) that
+  // found too little) gets it now, after anything held, so it arrives in order; else it is
+  // held until the consumer reads (stream-held-body.ts)
+  settleReadPending(stream); // this read's small payloads came first
+  if (consumerWaiting(stream)) {
     if (stream.heldBytes > 0) releaseHeld(stream);
     if (!stream.destroyed) stream.push(ownBytes(data));
   } else holdData(stream, data);
   returnConsumedCredit(stream);
 }
 
+/** A socket read ended: the small payloads it brought go to consumers that wait, one piece per stream. */
+export function releaseReadPieces(streams: readonly H2Stream[]): void {
+  for (const stream of streams) {
+    releaseAfterRead(stream);
+    if (!stream.destroyed) returnConsumedCredit(stream);
+  }
+}
+
 export function receiveEnd(stream: H2Stream): void {
   stream.remoteClosed = true;
+  settleReadPending(stream);
   releaseHeld(stream);
   stream.push(null);
   checkClosed(stream);

@@ -28,6 +28,8 @@ export interface StreamHost {
   sendHeaderBlock(stream: H2Stream, flat: string[], endStream: boolean): void;
   /** The stream has DATA (or its end) to send: schedule it. */
   wantsToSend(stream: H2Stream): void;
+  /** Small payloads are coalesced in the stream's tail: hand them over when the socket read ends (releaseAfterRead). */
+  releaseAfterRead(stream: H2Stream): void;
   /** The consumer took `n` bytes: return connection credit, and stream credit from `window`. */
   returnCredit(stream: H2Stream, n: number): void;
   /** RST_STREAM with `code`, and forget the stream. */
@@ -92,6 +94,13 @@ export class H2Stream extends Duplex {
   heldBytes = 0;
   tail: Buffer | null = null;
   tailFill = 0;
+  /** Where the tail's bytes not yet handed to the consumer begin (what is before went as views). */
+  tailStart = 0;
+  /** Small payloads of the current socket read (views, counted in heldBytes), released at its end. */
+  readPending: Buffer[] | null = null;
+  readPendingBytes = 0;
+  /** Queued with the connection for the end of the current socket read. */
+  releaseQueued = false;
 
   constructor(
     readonly id: number,

@@ -218,3 +218,17 @@ t.test('read(n) waiting for more than has come gets each new push (length-prefix
   await waitFor(() => taken >= 160_000, `read(10000) to take 160,000 bytes before the end (took ${taken})`, 10_000);
   t.ok(taken >= 160_000, `read(10000) took ${taken} bytes without waiting for END_STREAM`);
 });
+
+t.test('small payloads that come in one socket read reach the consumer as one piece', async (t) => {
+  const { raw, stream } = await setUpOne(t);
+  stream.on('error', () => {}); // the connection closes under it at the end of the test
+  const pieces: number[] = [];
+  stream.on('data', (chunk: Buffer) => pieces.push(chunk.length));
+  const count = 4096;
+  // 4,096 one-byte frames in one write: a few TLS records, so a few socket reads
+  const frames: Buffer[] = [];
+  for (let i = 0; i < count; i++) frames.push(frame(FRAME.DATA, 0, 1, bodyBytes(1, i, 1)));
+  await send(raw, Buffer.concat(frames));
+  await waitFor(() => pieces.reduce((a, b) => a + b, 0) === count, 'every byte');
+  t.ok(pieces.length <= 16, `${count} one-byte frames came as ${pieces.length} pieces (a piece per socket read, not per frame)`);
+});
