@@ -1,10 +1,9 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
-// meshcar's command line: argv → one command. The only module that touches process.argv,
-// process.exit and exit codes; user errors print one line (what, where, how to mend), never
-// a stack trace. The launcher line caps V8's young generation at 4 MB per semi-space: measured,
-// it cuts a busy sidecar's peak RSS by 15-25 MB at no measurable CPU cost (`node dist/cli.js`
-// users pass the flag themselves).
-
+// meshcar's command line: argv → one command. The only module that reads process.argv and
+// sets the command's exit code (a `workers` child ends itself: src/workers/worker.ts); user
+// errors print one line (what, where, how to mend), never a stack trace. The launcher line
+// caps V8's young generation at 4 MB per semi-space: measured, it cuts a busy sidecar's peak
+// RSS by 15-25 MB at no measurable CPU cost (`node dist/cli.js` users pass the flag themselves).
 //
 // The commands themselves are in src/cli/ (ca-commands.ts, sidecar-commands.ts). Only the small
 // modules every command shares are imported up front; each command imports what it uses when it
