@@ -136,9 +136,13 @@ export class H2Stream extends Duplex {
     this.host.sendHeaderBlock(this, flattenHeaders(headers), false);
   }
 
-  /** Ends the stream with a trailers block (after 'wantTrailers'). */
+  /**
+   * Ends the stream with a trailers block, only after 'wantTrailers' (Node's rule too): earlier,
+   * body bytes still queued would go out after our END_STREAM, or be lost.
+   */
   sendTrailers(trailers: OutgoingHeaders | readonly string[]): void {
     if (this.localClosed) return;
+    if (!this.trailersWanted) throw new Error("sendTrailers() before 'wantTrailers': the body has not been sent yet");
     this.host.sendHeaderBlock(this, flattenHeaders(trailers), true);
     localEnded(this);
   }

@@ -1,7 +1,8 @@
 // Review fixes of 2026-11-30 in src/h2, over mutual TLS with certificates from the test PKI:
 // SETTINGS entries capped per frame and INITIAL_WINDOW_SIZE applied once per frame (overflow
 // still caught at any value the frame sets); no RST_STREAM on an idle stream for a bad PRIORITY;
-// trailers sent by a sendTrailers() called after the 'wantTrailers' listener returned; and, as a
+// trailers sent by a sendTrailers() called after the 'wantTrailers' listener returned, and refused
+// before it; and, as a
 // client against a server scripted by hand: DATA on HEAD/204/304 responses, a bound on 1xx
 // responses, and a PRIORITY budget that grows with the streams the client opened.
 
@@ -112,6 +113,37 @@ t.test('waitForTrailers: sendTrailers() called after the listener returned still
   t.equal((await readBody(s)).toString(), 'response body');
   t.equal(responseTrailers?.['x-late'], 'server', "the server's late trailers arrived");
   t.equal(requestTrailers?.['x-late'], 'client', "the client's late trailers arrived");
+});
+
+t.test("sendTrailers() before 'wantTrailers' throws and sends nothing: the queued body goes out first, then the trailers", async (t) => {
+  const body = Buffer.alloc(600_000, 7); // more than the stream window: a chunk stays queued
+  let early = '';
+  const server = await startOurServer(
+    (stream) => {
+      stream.respond({ ':status': 200 }, { waitForTrailers: true });
+      stream.write(body);
+      try {
+        stream.sendTrailers({ 'x-early': 'yes' });
+      } catch (err) {
+        early = (err as Error).message;
+      }
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-on-time': 'yes' }));
+      stream.end();
+    },
+    { tls: true },
+  );
+  t.teardown(server.close);
+  const conn = await connectOurClient(server.port, { tls: true });
+  t.teardown(() => conn.destroy());
+  const s = conn.request({ ':method': 'GET', ':scheme': 'https', ':authority': 'localhost', ':path': '/' });
+  let trailers: IncomingHeaders | undefined;
+  s.on('trailers', (got: IncomingHeaders) => (trailers = got));
+  s.end();
+  const received = await readBody(s);
+  t.match(early, /before 'wantTrailers'/, 'the early call threw');
+  t.equal(received.length, body.length, 'the whole body arrived');
+  t.equal(trailers?.['x-early'], undefined, 'the early trailers were not sent');
+  t.equal(trailers?.['x-on-time'], 'yes', "the trailers sent on 'wantTrailers' arrived after the body");
 });
 
 /** How a client stream ended: its body, or its error's reason. */
