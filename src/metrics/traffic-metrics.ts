@@ -8,6 +8,7 @@ import type { RequestCounterChild, RequestHistogramChild } from './request-famil
 import type { Metrics } from './registry.js';
 import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP } from './route-templates.js';
+import { codeLabel, statusClass } from './status-labels.js';
 import type { Direction, Http2StreamErrorReason, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
 
 interface StatusChildren {
@@ -28,7 +29,9 @@ interface EndpointEntry {
   /** undefined: no spec held against this traffic; else whether the route is an operation of the spec. */
   documented: boolean | undefined;
   lastSeenMs: number;
+  /** By the status as answered (what /endpoints lists); statuses with one code label share children. */
   readonly byStatus: Map<number, StatusChildren>;
+  readonly byCode: Map<string, StatusChildren>;
   readonly errorsByReason: Map<string, Counter.Internal>;
   readonly violationsByKind: Map<string, Counter.Internal>;
 }
@@ -62,9 +65,9 @@ export interface TrafficMetricsOptions {
   readonly peerCap?: number;
 }
 
-function statusClass(status: number): string {
-  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
-}
+
+/** The peer label of every peer beyond the cap (the one entry made past it). */
+const OTHER_PEER = '__other__';
 
 export class TrafficMetrics implements TrafficObserver {
   private readonly peers: Record<Direction, Map<string, PeerEntry>> = { inbound: new Map(), outbound: new Map() };
@@ -97,7 +100,7 @@ export class TrafficMetrics implements TrafficObserver {
     if (entry === undefined) {
       // peers are bounded too: an inbound caller set is as large as the mesh, not unbounded,
       // but a cap keeps a misbehaving mesh from exploding the series
-      if (peers.size >= (this.options.peerCap ?? 1000)) return this.peerEntry(direction, '__other__');
+      if (peers.size >= (this.options.peerCap ?? 1000) && peer !== OTHER_PEER) return this.peerEntry(direction, OTHER_PEER);
       const templates = direction === 'outbound' ? this.routesByUpstream.get(peer) : undefined;
       entry = { name: peer, labeler: new RouteLabeler(templates, this.options.routeCap ?? DEFAULT_ROUTE_CAP), routes: new Map() };
       peers.set(peer, entry);
@@ -122,7 +125,7 @@ export class TrafficMetrics implements TrafficObserver {
     const method = methodLabel(record.method);
     let endpoint = methods.get(method);
     if (endpoint === undefined) {
-      endpoint = { direction: record.direction, peer: peer.name, method, route, count: 0, errors: 0, violations: 0, documented: undefined, lastSeenMs: 0, byStatus: new Map(), errorsByReason: new Map(), violationsByKind: new Map() };
+      endpoint = { direction: record.direction, peer: peer.name, method, route, count: 0, errors: 0, violations: 0, documented: undefined, lastSeenMs: 0, byStatus: new Map(), byCode: new Map(), errorsByReason: new Map(), violationsByKind: new Map() };
       methods.set(method, endpoint);
     }
     return endpoint;
@@ -132,11 +135,16 @@ export class TrafficMetrics implements TrafficObserver {
     const endpoint = this.endpoint(record);
     let children = endpoint.byStatus.get(record.status);
     if (children === undefined) {
-      const { direction, peer, method, route } = endpoint;
-      children = {
-        count: this.metrics.requests.labels(direction, peer, method, route, String(record.status)),
-        duration: this.metrics.requestDuration.labels(direction, peer, method, route, statusClass(record.status)),
-      };
+      const code = codeLabel(record.status);
+      children = endpoint.byCode.get(code);
+      if (children === undefined) {
+        const { direction, peer, method, route } = endpoint;
+        children = {
+          count: this.metrics.requests.labels(direction, peer, method, route, code),
+          duration: this.metrics.requestDuration.labels(direction, peer, method, route, statusClass(record.status)),
+        };
+        endpoint.byCode.set(code, children);
+      }
       endpoint.byStatus.set(record.status, children);
     }
     children.count.inc();

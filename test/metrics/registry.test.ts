@@ -119,3 +119,31 @@ t.test('10,000 distinct random paths keep the series count bounded: 100 routes p
   }
   t.equal(traffic.routeOf({ direction: 'inbound', peer: 'frontend', method: 'GET', path: '/first/route/of/its/own', status: 200, durationSeconds: 0 }), OTHER_ROUTE, 'a peer over its cap labels a new route __other__');
 });
+
+t.test('peers beyond the cap (1,000 per direction) share the __other__ peer label; the 1,001st does not throw', async (t) => {
+  const metrics = new Metrics({ processMetrics: false });
+  const traffic = new TrafficMetrics(metrics);
+  for (let i = 0; i < 1_005; i++) {
+    traffic.requestFinished({ direction: 'inbound', peer: `caller-${i}`, method: 'GET', path: '/health', status: 200, durationSeconds: 0.001 });
+  }
+  const values = (await metrics.requests.get()).values;
+  const peers = new Set(values.map((v) => String(v.labels.peer)));
+  t.equal(peers.size, 1_001, '1,000 named peers and __other__');
+  t.equal(values.find((v) => v.labels.peer === '__other__')?.value, 5, 'the five beyond the cap counted under __other__');
+  t.equal(traffic.routeOf({ direction: 'inbound', peer: 'caller-2000', method: 'GET', path: '/health', status: 200, durationSeconds: 0 }), '/health', "routeOf (the access log's) for a peer beyond the cap");
+});
+
+t.test('the code label: registered statuses as they are, any other by its class; series bounded whatever the app answers', async (t) => {
+  const metrics = new Metrics({ processMetrics: false });
+  const traffic = new TrafficMetrics(metrics);
+  for (let status = 100; status <= 999; status++) {
+    traffic.requestFinished({ direction: 'outbound', peer: 'orders', method: 'GET', path: '/orders', status, durationSeconds: 0.001 });
+  }
+  const codes = new Map((await metrics.requests.get()).values.map((v) => [String(v.labels.code), v.value]));
+  for (const registered of ['200', '204', '404', '429', '499', '503']) t.ok(codes.has(registered), `${registered} as it is`);
+  for (const unregistered of ['211', '299', '599']) t.notOk(codes.has(unregistered), `${unregistered} is not a label value`);
+  t.equal(codes.get('2xx'), 100 - 10, 'the 90 unregistered 2xx statuses share 2xx');
+  t.equal(codes.get('other'), 400, '600-999 share other');
+  t.ok(codes.size < 80, `series bounded (${codes.size} code values for 900 statuses)`);
+  t.equal(traffic.discoveryRows()[0]?.statuses.length, 900, 'the discovery rows still list each status answered');
+});
