@@ -63,7 +63,7 @@ export class H2cApp implements AppForwarder {
       stream = lease.session.request(headers, exchange.requestHasBody ? WITH_BODY : WITHOUT_BODY);
     } catch (err) {
       this.pool.release(lease);
-      const failure = classifyAppError(err, this.label);
+      const failure = classifyAppError(err);
       exchange.fail(failure.code, failure.message);
       return;
     }
@@ -154,7 +154,7 @@ function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
       app.send(exchange);
       return;
     }
-    const failure = classifyAppError(err ?? Object.assign(new Error(`stream reset with code ${stream.rstCode}`), { code: 'ERR_HTTP2_STREAM_ERROR' }), app.label);
+    const failure = classifyAppError(err ?? Object.assign(new Error(`stream reset with code ${stream.rstCode}`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
     exchange.fail(failure.code, failure.message);
   } else if (exchange.phase === STREAMING) {
     exchange.broken();

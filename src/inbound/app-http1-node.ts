@@ -160,7 +160,7 @@ function onRequestError(this: ClientRequest, err: Error): void {
       app.send(exchange);
       return;
     }
-    const failure = classifyAppError(err, app.label);
+    const failure = classifyAppError(err);
     exchange.fail(failure.code, failure.message);
   } else if (exchange.phase === STREAMING) {
     exchange.broken();

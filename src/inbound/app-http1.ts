@@ -222,7 +222,7 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
         exchange.fail('bad_request', `the request cannot be forwarded: ${err.message}`);
         return;
       }
-      const failure = classifyAppError(err, this.app.label);
+      const failure = classifyAppError(err);
       exchange.fail(failure.code, failure.message);
     } else if (exchange.phase === STREAMING) {
       exchange.broken();

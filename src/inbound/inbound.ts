@@ -29,7 +29,7 @@ import { ConnectionTracker } from './connections.js';
 import type { Exchange, ExchangeContext } from './exchange.js';
 import type { AppForwarder } from './forwarder.js';
 import { InboundRateLimiter } from './rate-limit.js';
-import { kCaller, onClientError, onHttp1Request, onStream, onUpgrade, toApp, type WithCaller } from './request-dispatch.js';
+import { kCaller, onClientError, onConnect, onHttp1Request, onStream, onUpgrade, toApp, type WithCaller } from './request-dispatch.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { createTlsListener } from './tls-listener.js';
 import { InboundTimeouts, type InboundTimeoutsConfig } from './timeouts.js';
@@ -176,6 +176,8 @@ export class InboundListener implements Inbound, ExchangeContext {
     this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, true));
     this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(this, req, socket, head));
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(this, err, socket));
+    // without a listener Node drops a CONNECT's connection with no answer at all
+    this.http1.on('connect', (req: IncomingMessage, socket: Socket) => onConnect(this, req, socket));
     // This server never listens itself: the TLS listener hands it sockets. Node starts the
     // headersTimeout checks and connection tracking on 'listening', so announce it once.
     this.http1.emit('listening');

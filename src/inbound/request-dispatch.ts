@@ -121,10 +121,17 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
     return;
   }
   let response: string;
-  if (err.code === 'HPE_HEADER_OVERFLOW') response = rawErrorResponse({ status: 431 });
-  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') response = rawErrorResponse({ status: 408 });
+  if (err.code === 'HPE_HEADER_OVERFLOW') response = rawErrorResponse(new MeshcarError('headers_too_large', 'the request head is larger than this sidecar takes (inbound.limits.maxHeaderListSize)'));
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') response = rawErrorResponse(new MeshcarError('request_timeout', 'the request head did not arrive in time'));
   else response = rawErrorResponse(new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`));
   inbound.logger.debug({ code: err.code, remote: socket.remoteAddress }, 'inbound request refused by the HTTP parser');
   socket.end(response);
+  socket.destroySoon();
+}
+
+/** An HTTP/1.1 CONNECT: no tunnels through the inbound side (405, JSON), then the connection closes. */
+export function onConnect(inbound: InboundListener, req: IncomingMessage, socket: Socket): void {
+  inbound.logger.debug({ remote: socket.remoteAddress, target: req.url }, 'inbound CONNECT refused');
+  socket.end(rawErrorResponse(new MeshcarError('method_not_allowed', 'CONNECT is not supported: the inbound side forwards requests to its app, not tunnels')));
   socket.destroySoon();
 }

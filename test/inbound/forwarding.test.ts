@@ -91,7 +91,8 @@ t.test('the sidecar answers when the app cannot', async (t) => {
     t.equal(res.headers['x-meshcar-error'], 'upstream_unavailable');
     t.equal(res.headers['x-request-id'], 'down-1');
     t.same(JSON.parse(res.body), { error: 'upstream_unavailable', message: JSON.parse(res.body).message, requestId: 'down-1' });
-    t.match(JSON.parse(res.body).message, /ECONNREFUSED/);
+    t.match(JSON.parse(res.body).message, /the app is unreachable \(ECONNREFUSED\)/);
+    t.notMatch(res.body, /127\.0\.0\.1|:\d{2,5}\b/, 'where the app listens is not told to the caller');
     const session = await h2Connect(fx.port, tlsOptions);
     t.teardown(() => session.close());
     const h2 = await h2Request(session, { ':path': '/' });
@@ -175,16 +176,18 @@ t.test('the sidecar answers when the app cannot', async (t) => {
     t.same(records.map((r) => r.errorCode), ['upstream_reset', 'reset', 'reset']);
   });
 
-  t.test('a request head that never completes is answered 408 and closed', async (t) => {
+  t.test('a request head that never completes is answered 408 request_timeout (JSON) and closed', async (t) => {
     const fx = await startInbound({ limits: { headersTimeoutMs: 400 } });
     t.teardown(() => fx.close());
     const started = Date.now();
     const text = await rawExchange(fx.port, await fx.tlsOptions(), 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ');
     t.match(text, /^HTTP\/1\.1 408 /);
+    t.match(text, /x-meshcar-error: request_timeout/, 'the stable code in the header');
+    t.match(text, /"error":"request_timeout"/, 'and the JSON body');
     t.ok(Date.now() - started < 2000, `cut off after ${Date.now() - started} ms`);
   });
 
-  t.test('a malformed request gets 400 bad_request and the listener keeps serving', async (t) => {
+  t.test('a malformed request gets 400 bad_request, a CONNECT 405, and the listener keeps serving', async (t) => {
     const fx = await startInbound();
     t.teardown(() => fx.close());
     const tlsOptions = await fx.tlsOptions();
@@ -194,6 +197,10 @@ t.test('the sidecar answers when the app cannot', async (t) => {
     t.match(text, /"error":"bad_request"/);
     const smuggle = await rawExchange(fx.port, tlsOptions, 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
     t.match(smuggle, /^HTTP\/1\.1 400 /, 'content-length with transfer-encoding is refused');
+    const connect = await rawExchange(fx.port, tlsOptions, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
+    t.match(connect, /^HTTP\/1\.1 405 /, 'CONNECT is answered 405, not dropped');
+    t.match(connect, /x-meshcar-error: method_not_allowed/);
+    t.match(connect, /"error":"method_not_allowed"/);
     t.equal((await h1Request(fx.port, tlsOptions)).status, 200, 'still serving');
   });
 });

@@ -178,6 +178,8 @@ t.test('HTTP/1.1 through the inbound listener', async (t) => {
   t.test('a request head over 16 KiB gets 431 (HTTP/1.1) or a refused stream (HTTP/2)', async (t) => {
     const res = await h1Request(fx.port, tlsOptions, { headers: { 'x-big': 'x'.repeat(20_000) } });
     t.equal(res.status, 431);
+    t.equal(res.headers['x-meshcar-error'], 'headers_too_large', 'the stable code in the header');
+    t.match(res.body, /"error":"headers_too_large"/, 'and the JSON body');
     const ok = await h1Request(fx.port, tlsOptions, { headers: { 'x-big': 'x'.repeat(12_000) } });
     t.equal(ok.status, 200, 'a head under the limit passes');
     const session = await h2Connect(fx.port, tlsOptions);
