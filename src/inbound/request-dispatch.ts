@@ -129,9 +129,9 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
   socket.destroySoon();
 }
 
-/** An HTTP/1.1 CONNECT: no tunnels through the inbound side (405, JSON), then the connection closes. */
+/** An HTTP/1.1 CONNECT: no tunnels through the inbound side (400 bad_request, as for an HTTP/2 CONNECT), then the connection closes. */
 export function onConnect(inbound: InboundListener, req: IncomingMessage, socket: Socket): void {
   inbound.logger.debug({ remote: socket.remoteAddress, target: req.url }, 'inbound CONNECT refused');
-  socket.end(rawErrorResponse(new MeshcarError('method_not_allowed', 'CONNECT is not supported: the inbound side forwards requests to its app, not tunnels')));
+  socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported: the inbound side forwards requests to its app, it opens no tunnels')));
   socket.destroySoon();
 }
