@@ -10,7 +10,7 @@ import type { SchemaCompilers } from './compilers.js';
 export interface MediaRule {
   /** `application/json`, `application/*` or `*\/*`, lower-case. */
   readonly range: string;
-  /** JSON (application/json or +json) with a schema: the body is buffered and validated. */
+  /** JSON (application/json or +json, not gRPC's) with a schema: the body is buffered and validated. */
   readonly validate: ValidateFunction | undefined;
 }
 
@@ -108,7 +108,8 @@ function compileBody(compilers: SchemaCompilers, file: string, requestBody: unkn
   const media: MediaRule[] = [];
   for (const [range, entry] of Object.entries(body.content ?? {})) {
     const lower = range.toLowerCase().split(';')[0]?.trim() ?? '';
-    const json = lower === 'application/json' || lower.endsWith('+json');
+    // application/grpc+json is gRPC framing (length-prefixed messages), not one JSON document
+    const json = lower === 'application/json' || (lower.endsWith('+json') && !lower.startsWith('application/grpc'));
     const validate = json && entry?.schema !== undefined ? compileAt(file, `${at}${pointerOf('content', range, 'schema')}`, () => compilers.body.compile(entry.schema as object)) : undefined;
     media.push({ range: lower, validate });
   }

@@ -71,6 +71,21 @@ t.test('a query parameter that is not an array, given more than once, is refused
   t.equal(query('sort=a&sort=b'), undefined, 'a parameter in a style not interpreted is left alone, repeated or not');
 });
 
+t.test('a gRPC method is a POST operation; its framed body (application/grpc+json too) is never validated as one JSON document', async (t) => {
+  const dir = t.testdir({
+    'api.yaml':
+      'openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths:\n  /pkg.Svc/Get:\n    post:\n      requestBody:\n        content:\n' +
+      '          application/grpc+json: {schema: {type: object, required: [id]}}\n          application/json: {schema: {type: object, required: [id]}}\n' +
+      '      responses: {"200": {description: ok}}\n',
+  });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const grpc = spec.check('POST', '/pkg.Svc/Get', '', { 'content-type': 'application/grpc+json' }, true);
+  t.same([grpc.violation, grpc.body], [undefined, undefined], 'listed: it streams on, its body unread');
+  t.ok(spec.check('POST', '/pkg.Svc/Get', '', { 'content-type': 'application/json' }, true).body, 'the same operation in JSON is validated');
+  t.same(spec.check('POST', '/pkg.Svc/Other', '', { 'content-type': 'application/grpc' }, true).violation?.kind, 'undocumented_operation', 'a method the spec lacks');
+  t.same(spec.check('POST', '/pkg.Svc/Get', '', { 'content-type': 'application/grpc+proto' }, true).violation?.kind, 'content_type', 'a gRPC type the operation does not list');
+});
+
 t.test('OpenAPI 3.0 exclusiveMinimum: true (a flag on minimum) compiles and holds', async (t) => {
   const dir = t.testdir({
     'api.yaml': 'openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths:\n  /p/{n}:\n    get:\n      parameters:\n        - {name: n, in: path, required: true, schema: {type: number, minimum: 0, exclusiveMinimum: true, maximum: 9, exclusiveMaximum: false}}\n      responses: {"200": {description: ok}}\n',
