@@ -5,7 +5,7 @@
 // then sent as one piece. shadow: the call leaves at once, streaming; its JSON body is
 // validated as it goes by and the result recorded when it ends. Every call is held, whatever
 // its Content-Type claims (a gRPC method is a POST operation of the spec; its framed body is
-// never a JSON document, see operation.ts). WebSocket upgrades pass unchecked.
+// never a JSON document, see operation.ts), and so is a WebSocket upgrade's head.
 
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
@@ -91,6 +91,21 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
       refuse(violation);
     } else forward(schema, body);
   });
+}
+
+/**
+ * An Upgrade (WebSocket) from the app: its head is held like any call's (it has no body; the
+ * upstream's app may answer it as an ordinary request). What the check found goes on the
+ * tunnel's record; the error to fail it with in enforce mode, else undefined.
+ */
+export function checkUpgrade(guards: ReadonlyMap<string, SchemaGuard>, pool: string, req: IncomingMessage, target: string, exchange: Exchange): MeshcarError | undefined {
+  const guard = guards.get(pool);
+  if (guard === undefined) return undefined;
+  const [path, query] = splitTarget(target);
+  const check = guard.spec.check(req.method ?? 'GET', path, query, req.headers, false);
+  exchange.schema = { route: check.operation?.template, violation: check.violation };
+  if (check.violation === undefined || guard.mode !== 'enforce') return undefined;
+  return new MeshcarError(ERROR_OF[check.violation.kind], check.violation.message);
 }
 
 /** An HTTP/1.1 call from the app. */
