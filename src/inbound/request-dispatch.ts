@@ -97,9 +97,11 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
   // the caller's own deadline (grpc-timeout, x-request-timeout) may shorten the wait, never lengthen it
   // (started before the schema check: a body read for validation is within the same deadline)
   startTimers(exchange, headDeadlineMs(route.timeoutMs, exchange.requestHeaders), route.idleTimeoutMs);
-  // WebSocket upgrades (their own forwarder) pass unchecked: a tunnel is not an API call
-  if (inbound.schema !== undefined && forwarder === inbound.app) screenRequest(exchange, inbound.schema, inbound.toApp);
-  else toApp(exchange, forwarder);
+  if (inbound.schema === undefined) toApp(exchange, forwarder);
+  else if (forwarder === inbound.app) screenRequest(exchange, inbound.schema, inbound.toApp);
+  // an Upgrade's head is checked too (it has no body): an app without an upgrade handler
+  // answers it as an ordinary request, so an unchecked one would be a way around the spec
+  else screenRequest(exchange, inbound.schema, (checked) => toApp(checked, forwarder));
 }
 
 /** The request goes to the app (the forwarder builds the head it needs: see appHeadersOf). */

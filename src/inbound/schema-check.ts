@@ -4,8 +4,10 @@
 // matched operation has a JSON body schema, the body is read first (up to maxBodySize, else
 // 413), validated, and then replayed to the app. shadow: nothing is refused or held back; a
 // JSON body is validated as it streams to the app, and the violation only recorded (metric,
-// access log, /endpoints). Everything else goes on at once, streaming as before. gRPC and
-// WebSocket requests pass unchecked (their bodies are streams, not JSON documents).
+// access log, /endpoints). Everything else goes on at once, streaming as before. Every
+// request is held, whatever its Content-Type or Upgrade claims: a header the caller picks
+// decides nothing. gRPC methods are POST operations of the spec like any other; their
+// framed bodies are never JSON documents (see operation.ts), so they stream unread.
 
 import { PassThrough } from 'node:stream';
 import { checkJsonBody, readAll, watchBody } from '../schema/json-body.js';
@@ -14,21 +16,11 @@ import { ERROR_OF, tooLarge, type Violation } from '../schema/violations.js';
 import { DONE, type Exchange } from './exchange.js';
 import { touch } from './exchange-deadlines.js';
 
-/** Whether the schema check applies: not to gRPC (a stream of messages). */
-function isChecked(exchange: Exchange): boolean {
-  const type = exchange.requestHeaders['content-type'];
-  return type === undefined || !type.startsWith('application/grpc');
-}
-
 /**
  * Checks the request; calls `next(exchange)` when it may go to the app (at once, or after its
  * body was read and validated). In enforce mode a violation is answered here instead.
  */
 export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exchange: Exchange) => void): void {
-  if (!isChecked(exchange)) {
-    next(exchange);
-    return;
-  }
   const [path, query] = splitTarget(exchange.target);
   const check = guard.spec.check(exchange.method, path, query, exchange.requestHeaders, exchange.requestHasBody);
   const schema: { route: string | undefined; violation: Violation | undefined } = { route: check.operation?.template, violation: check.violation };

@@ -3,8 +3,9 @@
 // content type, JSON body). enforce: a violation is answered here with the JSON error and
 // never reaches the upstream; a JSON body is read first (up to maxBodySize, else 413) and
 // then sent as one piece. shadow: the call leaves at once, streaming; its JSON body is
-// validated as it goes by and the result recorded when it ends. gRPC calls and WebSocket
-// upgrades pass unchecked.
+// validated as it goes by and the result recorded when it ends. Every call is held, whatever
+// its Content-Type claims (a gRPC method is a POST operation of the spec; its framed body is
+// never a JSON document, see operation.ts), and so is a WebSocket upgrade's head.
 
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
@@ -12,7 +13,7 @@ import type { Readable } from 'node:stream';
 import { MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { requestIdOf } from '../http/request-id.js';
-import { sendError, sendStreamError, statusFor } from '../http/status.js';
+import { grpcAnswerType, sendError, sendStreamError, statusFor } from '../http/status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
 import { checkJsonBody, readAll, watchBody } from '../schema/json-body.js';
@@ -40,8 +41,7 @@ interface AppCall {
 function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, call: AppCall, forward: Forward): void {
   const pool = ctx.router.lookup(call.authority);
   const guard = pool === undefined ? undefined : guards.get(pool.name);
-  const type = call.headers['content-type'];
-  if (pool === undefined || guard === undefined || (type !== undefined && type.startsWith('application/grpc'))) {
+  if (pool === undefined || guard === undefined) {
     forward(undefined);
     return;
   }
@@ -93,6 +93,21 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
   });
 }
 
+/**
+ * An Upgrade (WebSocket) from the app: its head is held like any call's (it has no body; the
+ * upstream's app may answer it as an ordinary request). What the check found goes on the
+ * tunnel's record; the error to fail it with in enforce mode, else undefined.
+ */
+export function checkUpgrade(guards: ReadonlyMap<string, SchemaGuard>, pool: string, req: IncomingMessage, target: string, exchange: Exchange): MeshcarError | undefined {
+  const guard = guards.get(pool);
+  if (guard === undefined) return undefined;
+  const [path, query] = splitTarget(target);
+  const check = guard.spec.check(req.method ?? 'GET', path, query, req.headers, false);
+  exchange.schema = { route: check.operation?.template, violation: check.violation };
+  if (check.violation === undefined || guard.mode !== 'enforce') return undefined;
+  return new MeshcarError(ERROR_OF[check.violation.kind], check.violation.message);
+}
+
 /** An HTTP/1.1 call from the app. */
 export function screenHttp1(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, req: IncomingMessage, res: ServerResponse, forward: Forward): void {
   const target = parseRequestTarget(req.url);
@@ -108,7 +123,8 @@ export function screenHttp1(ctx: OutboundContext, guards: ReadonlyMap<string, Sc
       body: req,
       refuse(error, requestId, done) {
         res.on('close', done);
-        sendError(res, error, { requestId });
+        // a gRPC call (now held like any other) gets its refusal as a gRPC status, as from the forwarders
+        sendError(res, error, { requestId, grpcType: grpcAnswerType(req.headers['content-type']) });
       },
       sendContinue: () => res.writeContinue(),
     },
@@ -137,7 +153,7 @@ export function screenH2c(ctx: OutboundContext, guards: ReadonlyMap<string, Sche
         stream.on('close', done);
         // the app's upload (if any) is not wanted: read and drop it so the stream can complete
         stream.resume();
-        sendStreamError(stream, error, requestId);
+        sendStreamError(stream, error, requestId, grpcAnswerType(headers['content-type']));
       },
       sendContinue: () => stream.additionalHeaders({ ':status': 100 }),
     },

@@ -3,6 +3,7 @@
 // control, and HTTP/1.1 Upgrade has no HTTP/2 form our inbound peers must support. We dial the
 // chosen endpoint (same SecureContext, ALPN http/1.1, same SPIFFE check), write the request
 // head, relay whatever answers (101 and onward) and pipe both ways until either side ends.
+// With the upstream's OpenAPI spec, the head is held against it first (schema-check.ts).
 
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -13,7 +14,9 @@ import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
 import { rawErrorResponse } from '../http/status.js';
 import { offersH2c } from '../http/upgrade.js';
+import type { SchemaGuard } from '../schema/guard.js';
 import { Exchange, type OutboundContext } from './exchange.js';
+import { checkUpgrade } from './schema-check.js';
 import { hostName, parseRequestTarget, pathOnly } from './router.js';
 import type { OpenedTunnel } from './upstream-pool.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
@@ -36,7 +39,8 @@ function requestHead(req: IncomingMessage, path: string, authority: string, requ
   return `${head}x-request-id: ${requestId}\r\n\r\n`;
 }
 
-export function tunnelUpgrade(ctx: OutboundContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+/** `guards`: the upstreams' OpenAPI checks (by upstream name), which hold the Upgrade's head too. */
+export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   const exchange = new Exchange(ctx.observer, req.method ?? 'GET', requestIdOf(req.headers));
   const target = parseRequestTarget(req.url);
   exchange.path = pathOnly(target.path);
@@ -90,6 +94,11 @@ export function tunnelUpgrade(ctx: OutboundContext, req: IncomingMessage, socket
   // reach the upstream unframed, to be read as whatever the upstream likes
   if (announcesBody(req.headers)) {
     fail(new MeshcarError('bad_request', 'an Upgrade request cannot carry a body (Content-Length or Transfer-Encoding)'));
+    return;
+  }
+  const refused = checkUpgrade(guards, pool.name, req, target.path, exchange);
+  if (refused !== undefined) {
+    fail(refused);
     return;
   }
 

@@ -10,7 +10,7 @@ import type { SchemaCompilers } from './compilers.js';
 export interface MediaRule {
   /** `application/json`, `application/*` or `*\/*`, lower-case. */
   readonly range: string;
-  /** JSON (application/json or +json) with a schema: the body is buffered and validated. */
+  /** JSON (application/json or +json, not gRPC's) with a schema: the body is buffered and validated. */
   readonly validate: ValidateFunction | undefined;
 }
 
@@ -21,7 +21,7 @@ export interface BodyRule {
 
 export interface QueryParam {
   readonly name: string;
-  /** The schema is an array: every repeated value is kept. */
+  /** The schema is an array: every repeated value is kept (a scalar given twice is refused). */
   readonly array: boolean;
 }
 
@@ -88,9 +88,8 @@ export function compileOperation(
     if (Object.keys(g.properties).length === 0) return undefined;
     return compileAt(file, at('parameters'), () => compilers.params.compile({ type: 'object', properties: g.properties, required: g.required }));
   };
-  const queryParams = params
-    .filter((p) => p.in === 'query' && typeof p.name === 'string')
-    .map((p) => ({ name: p.name as string, array: (p.schema as { type?: unknown } | undefined)?.type === 'array' }));
+  // only the checked ones: a parameter in another style is left alone, repeated or not
+  const queryParams = params.filter((p) => p.in === 'query' && typeof p.name === 'string' && interpreted(p)).map((p) => ({ name: p.name as string, array: isArraySchema(p.schema) }));
   return {
     method,
     template,
@@ -109,7 +108,8 @@ function compileBody(compilers: SchemaCompilers, file: string, requestBody: unkn
   const media: MediaRule[] = [];
   for (const [range, entry] of Object.entries(body.content ?? {})) {
     const lower = range.toLowerCase().split(';')[0]?.trim() ?? '';
-    const json = lower === 'application/json' || lower.endsWith('+json');
+    // application/grpc+json is gRPC framing (length-prefixed messages), not one JSON document
+    const json = lower === 'application/json' || (lower.endsWith('+json') && !lower.startsWith('application/grpc'));
     const validate = json && entry?.schema !== undefined ? compileAt(file, `${at}${pointerOf('content', range, 'schema')}`, () => compilers.body.compile(entry.schema as object)) : undefined;
     media.push({ range: lower, validate });
   }
@@ -122,6 +122,12 @@ function compileAt(file: string, pointer: string, compile: () => ValidateFunctio
   } catch (err) {
     throw new SpecError(file, pointer, `the schema does not compile: ${describeError(err)}`);
   }
+}
+
+/** `type: array`, or (OpenAPI 3.1) a list of types that includes array. */
+function isArraySchema(schema: unknown): boolean {
+  const type = (schema as { type?: unknown } | undefined)?.type;
+  return type === 'array' || (Array.isArray(type) && type.includes('array'));
 }
 
 function asArray(value: unknown): unknown[] {

@@ -86,6 +86,7 @@ export class CompiledSpec {
     if (op.pathParams !== undefined && !op.pathParams(match.params ?? {})) return violation(op, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
     if (op.query !== undefined) {
       const values = queryValues(op, query);
+      if (typeof values === 'string') return violation(op, 'query', `query/${values}: must be given once (it is not an array)`);
       if (!op.query(values)) return violation(op, 'query', describeAjvError('query', op.query.errors?.[0]));
     }
     if (op.headers !== undefined) {
@@ -111,13 +112,22 @@ function violation(operation: CompiledOperation, kind: Violation['kind'], messag
   return { operation, violation: { kind, message }, body: undefined };
 }
 
-function queryValues(op: CompiledOperation, query: string): Record<string, unknown> {
+/**
+ * The declared query parameters' values (every value of an array one); a string: the name of a
+ * scalar parameter given more than once. Frameworks disagree on which copy counts (Django and
+ * Rails read the last, Express makes an array), so checking one copy would let the other
+ * through unchecked: a repeated scalar is refused instead.
+ */
+function queryValues(op: CompiledOperation, query: string): Record<string, unknown> | string {
   const values: Record<string, unknown> = {};
   if (query === '') return values;
   const search = new URLSearchParams(query);
   for (const p of op.queryParams) {
-    if (!search.has(p.name)) continue;
-    values[p.name] = p.array ? search.getAll(p.name) : search.get(p.name);
+    const all = search.getAll(p.name);
+    if (all.length === 0) continue;
+    if (p.array) values[p.name] = all;
+    else if (all.length > 1) return p.name;
+    else values[p.name] = all[0];
   }
   return values;
 }
