@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'body_too_large'
+  | 'headers_too_large'
+  | 'request_timeout'
   | 'rate_limited'
   // sidecar data plane
   | 'no_route'
