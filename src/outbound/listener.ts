@@ -47,7 +47,7 @@ function onResponseClose(this: ServerResponse): void {
 function ignore(): void {}
 
 /** A request Node's parser refused (or that outgrew the head limit, or never finished its head): answer and close. */
-function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderBytes: number): void {
   // Node's own guard: write only if nothing of a response is on this connection yet
   const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent) {
@@ -55,7 +55,7 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     return;
   }
   let refusal: MeshcarError;
-  if (err.code === 'HPE_HEADER_OVERFLOW') refusal = new MeshcarError('headers_too_large', 'the request head is larger than the outbound listener accepts');
+  if (err.code === 'HPE_HEADER_OVERFLOW') refusal = new MeshcarError('headers_too_large', `the request head is over the outbound listener's limit of ${maxHeaderBytes} bytes`);
   else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') refusal = new MeshcarError('request_timeout', 'the request head did not arrive in time');
   else refusal = new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
   socket.end(rawErrorResponse(refusal));
@@ -87,7 +87,7 @@ export class AppListener {
     };
     this.http1.on('request', onRequest);
     this.http1.on('checkContinue', onRequest); // relayed: the upstream's 100 becomes ours
-    this.http1.on('clientError', onClientError);
+    this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes));
     this.http1.on('connect', onConnect);
     this.http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       (socket as TrackedSocket)[kUpgraded] = true;
