@@ -15,8 +15,9 @@ export function attemptOf<A extends Attempt = Attempt>(emitter: unknown): A {
   return (emitter as Bound)[kAttempt] as A;
 }
 
-export function bindAttempt(emitter: object, attempt: Attempt): void {
-  (emitter as Bound)[kAttempt] = attempt;
+/** `undefined`: let go of it (an emitter that outlives the request, such as its connection). */
+export function bindAttempt(emitter: object, attempt: Attempt | undefined): void {
+  (emitter as { [kAttempt]?: Attempt })[kAttempt] = attempt;
 }
 
 /** The listeners of an attempt's stream, and its idle timeout. */

@@ -21,7 +21,8 @@ import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
-import { wasReset, type UpstreamStream } from './upstream-stream.js';
+import { markCancelled } from './pool-counting.js';
+import { cancelStream, wasReset, type UpstreamStream } from './upstream-stream.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { bindAttempt, listenToUpstream, onDeadline, onUpstreamWantTrailers } from './attempt-events.js';
 import { onKeepBody, reportRetry, tryRetry } from './attempt-retry.js';
@@ -183,10 +184,17 @@ export abstract class Attempt {
   appClosed(cancel: boolean): void {
     this.timer?.cancel();
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    const up = this.upstream;
-    if (cancel && up && !up.closed) up.close(h2.NGHTTP2_CANCEL);
+    if (cancel) this.cancelUpstream();
     this.ctx.activity.leave();
     this.exchange.finish();
+  }
+
+  /** The app went away: its stream is reset (CANCEL), and its end is not the endpoint's failure. */
+  cancelUpstream(): void {
+    const up = this.upstream;
+    if (up === undefined || up.closed) return;
+    markCancelled(up);
+    cancelStream(up);
   }
 
   private stopTimers(): void {
@@ -202,6 +210,8 @@ export abstract class Attempt {
     this.exchange.endpoint = endpoint.key;
     this.lastEndpoint = endpoint;
     if (this.over()) {
+      // no longer wanted; only the app's going away is not held against the endpoint
+      if (this.appGone()) markCancelled(up);
       up.close(h2.NGHTTP2_CANCEL);
       return;
     }

@@ -4,10 +4,11 @@
 // with time (`decayMs`) and jumps to a higher sample at once (peaks count immediately); its
 // cost is ewma × (outstanding + 1). A 429, a 503 or a failure is taken as a high latency sample,
 // so an endpoint that sheds load, or fails, is picked less. Outlier ejection: an endpoint with
-// `consecutiveFailures` failures in a row (connect failure, reset, timeout, 503) is left out for
-// baseEjection × (its ejection count), capped; then it re-enters on probation (one more failure
-// ejects it again for longer; one success clears its record). At most maxEjectionPercent of an
-// upstream's endpoints are out at a time.
+// `consecutiveFailures` failures in a row (connect failure, reset, timeout, 503; not a request
+// the app cancelled, see pool-counting.ts) is left out for baseEjection × (its ejection
+// count), capped; then it re-enters on probation (one more failure ejects it again for longer;
+// one success clears its record). At most maxEjectionPercent of an upstream's endpoints are
+// out at a time.
 
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';

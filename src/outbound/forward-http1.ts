@@ -5,9 +5,11 @@
 // Chunked request trailers travel as HTTP/2 trailers; response trailers go back on chunked
 // responses; `Expect: 100-continue` is relayed (the upstream's 100 becomes ours). Failures
 // before the response head become JSON errors (x-meshcar-error); after it, the connection is
-// cut, since a status was already promised.
+// cut, since a status was already promised. An upload still going when the answer is complete
+// is watched to its end: the app's connection closing first cancels the upstream stream.
 
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { announcesBody } from '../http/body-framing.js';
@@ -115,10 +117,42 @@ class Http1Attempt extends Attempt {
   sendContinue(): void {
     if (!this.res.headersSent) this.res.writeContinue();
   }
+
+  /**
+   * The answer is complete, the app's upload is not, and it stays piped upstream. If the app's
+   * connection closes now, Node's HTTP/1.1 server tells the request nothing (it is no longer the
+   * connection's current one), so the connection itself is watched until the upload ends: closed
+   * first, the upstream stream is cancelled, or it would stay half-open (a circuit-breaker slot
+   * and the endpoint's load held) until the idle timeout.
+   */
+  watchUpload(): void {
+    const up = this.upstream;
+    if (up === undefined || up.closed) return;
+    const socket = this.req.socket;
+    if (socket.destroyed) {
+      this.cancelUpstream();
+      return;
+    }
+    bindAttempt(socket, this);
+    socket.on('close', onUploadConnectionClose);
+    this.req.on('end', onUploadEnd);
+  }
 }
 
 function onResponseClose(this: ServerResponse): void {
-  attemptOf(this).appClosed(!this.writableFinished);
+  const attempt = attemptOf<Http1Attempt>(this);
+  attempt.appClosed(!this.writableFinished);
+  if (this.writableFinished && !attempt.appBody.complete) attempt.watchUpload();
+}
+
+function onUploadConnectionClose(this: Socket): void {
+  attemptOf(this).cancelUpstream();
+}
+
+// the upload is whole: the connection may serve other requests, and is no longer watched for this one
+function onUploadEnd(this: IncomingMessage): void {
+  this.socket.off('close', onUploadConnectionClose);
+  bindAttempt(this.socket, undefined);
 }
 
 function onUpstreamData(this: UpstreamStream, chunk: Buffer): void {

@@ -2,7 +2,9 @@
 // server (Upgrade, Expect: 100-continue, chunked framing as Node implements them) or to its
 // HTTP/2 server (h2c with prior knowledge), by the first bytes (src/http/protocol-dispatch.ts).
 // Also the connection bookkeeping that drain and close need: which HTTP/1.1 connections are
-// idle (closed at drain), which h2c sessions are open (GOAWAY at drain).
+// idle (closed at drain), which h2c sessions are open (GOAWAY at drain); and the HTTP/1.1
+// requests refused before any forwarder sees them (unparseable, CONNECT), answered as every
+// error of ours is: a status, x-meshcar-error and a JSON body, not Node's bare status line.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
@@ -11,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import { MeshcarError } from '../errors.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
+import { rawErrorResponse } from '../http/status.js';
 
 export interface AppHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
@@ -43,6 +46,29 @@ function onResponseClose(this: ServerResponse): void {
 
 function ignore(): void {}
 
+/** A request Node's parser refused (or that outgrew the head limit, or never finished its head): answer and close. */
+function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderBytes: number): void {
+  // Node's own guard: write only if nothing of a response is on this connection yet
+  const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  let refusal: MeshcarError;
+  if (err.code === 'HPE_HEADER_OVERFLOW') refusal = new MeshcarError('headers_too_large', `the request head is over the outbound listener's limit of ${maxHeaderBytes} bytes`);
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') refusal = new MeshcarError('request_timeout', 'the request head did not arrive in time');
+  else refusal = new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+  socket.end(rawErrorResponse(refusal));
+  socket.destroySoon();
+}
+
+// Without a 'connect' listener Node closes the connection without a word. The outbound is no
+// tunnel: it forwards requests (h2c's CONNECT gets the same answer, from its forwarder).
+function onConnect(_req: IncomingMessage, socket: Socket): void {
+  socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported on the outbound listener: send the request itself, with Host: <upstream>')));
+  socket.destroySoon();
+}
+
 export class AppListener {
   private readonly server: net.Server;
   private readonly http1: http.Server;
@@ -61,6 +87,8 @@ export class AppListener {
     };
     this.http1.on('request', onRequest);
     this.http1.on('checkContinue', onRequest); // relayed: the upstream's 100 becomes ours
+    this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes));
+    this.http1.on('connect', onConnect);
     this.http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       (socket as TrackedSocket)[kUpgraded] = true;
       handlers.upgrade(req, socket, head);

@@ -1,7 +1,8 @@
 // What an upstream pool (upstream-pool.ts) notes on each stream it hands out, and counts by
 // it: streams in flight (per pool for the circuit breaker, per endpoint for the balancer, and
 // the observer's gauge), and each stream's outcome for its endpoint's health (balancer.ts):
-// its answer's status and latency, or a failure if it closed unanswered. The stream carries
+// its answer's status and latency, or a failure if it closed unanswered, unless it was
+// cancelled because the app went away (no fault of the endpoint's). The stream carries
 // its endpoint and start; its 'response' and 'close' listeners are one pair of functions per
 // pool, made at its construction, not a closure per request.
 
@@ -18,10 +19,12 @@ import type { UpstreamStream } from './upstream-stream.js';
 const ENDPOINT = Symbol('meshcar.endpoint');
 const OPENED = Symbol('meshcar.opened');
 const ANSWERED = Symbol('meshcar.answered');
+const CANCELLED = Symbol('meshcar.cancelled');
 export interface TrackedStream extends UpstreamStream {
   [ENDPOINT]?: UpstreamEndpoint;
   [OPENED]?: number;
   [ANSWERED]?: boolean;
+  [CANCELLED]?: boolean;
 }
 
 export type StreamResponded = (this: TrackedStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader) => void;
@@ -46,8 +49,10 @@ export function streamClosedListener(pool: UpstreamPool, health: EndpointHealth<
     const endpoint = this[ENDPOINT];
     if (endpoint === undefined) return;
     endpoint.outstanding -= 1;
-    // closed with no response: a reset, a timeout (cancelled by the forwarder), a dead session
-    if (!this[ANSWERED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
+    // closed with no response: a reset, a timeout (cancelled by the forwarder), a dead session;
+    // an app that gives up on its own request says nothing about the endpoint (an app timing out
+    // faster than a healthy endpoint answers would otherwise get it ejected)
+    if (!this[ANSWERED] && !this[CANCELLED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
   };
 }
 
@@ -59,6 +64,12 @@ export function countStream(pool: UpstreamPool, stream: TrackedStream, endpoint:
   stream[ENDPOINT] = endpoint;
   stream[OPENED] = performance.now();
   stream[ANSWERED] = false;
+  stream[CANCELLED] = false;
   stream.on('response', pool.streamResponded);
   stream.on('close', pool.streamClosed);
+}
+
+/** Before closing a stream the app no longer wants: its end is not counted against its endpoint. */
+export function markCancelled(stream: UpstreamStream): void {
+  (stream as TrackedStream)[CANCELLED] = true;
 }

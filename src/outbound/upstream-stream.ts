@@ -9,7 +9,7 @@
 
 import { constants as h2 } from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http2';
-import type { Duplex } from 'node:stream';
+import { addAbortSignal, type Duplex } from 'node:stream';
 import type { H2Stream } from '../h2/index.js';
 import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
 
@@ -28,6 +28,20 @@ export interface UpstreamStream extends Duplex {
 /** Whether a 'response' event's second argument says the response has no body. */
 export function responseEnds(flagsOrEnd: number | boolean): boolean {
   return typeof flagsOrEnd === 'boolean' ? flagsOrEnd : (flagsOrEnd & h2.NGHTTP2_FLAG_END_STREAM) !== 0;
+}
+
+const ABORTED = AbortSignal.abort();
+
+/**
+ * RST_STREAM CANCEL and nothing else, also while the request body is still being sent: Node's
+ * close(code) first ends a writable side still open, so END_STREAM goes out ahead of the reset
+ * (an unfinished upload may look finished, or break its content-length: PROTOCOL_ERROR).
+ * Destroyed with Node's AbortError (addAbortSignal's way), a core stream is reset with CANCEL
+ * alone and emits that error; H2Stream's close() sends the reset alone.
+ */
+export function cancelStream(up: UpstreamStream): void {
+  if ('pending' in up) addAbortSignal(ABORTED, up); // core http2 (H2Stream has no `pending`)
+  else up.close(h2.NGHTTP2_CANCEL);
 }
 
 /** A nonzero RST_STREAM code: the stream was cut, not finished. */

@@ -39,10 +39,13 @@ export interface BalanceSpec {
   tuning?: OutboundTuning;
   /** Where the outbound logs (default: nowhere). */
   logger?: Logger;
+  /** Which HTTP/2 codec carries the upstream sessions (default: MESHCAR_TEST_H2_CODEC, else the outbound's own). */
+  codec?: 'meshcar' | 'node';
 }
 
 export async function startBalanced(pki: TestPki, spec: BalanceSpec) {
   const observer = new HealthObserver();
+  const codec = spec.codec ?? (process.env.MESHCAR_TEST_H2_CODEC === 'meshcar' ? 'meshcar' : undefined);
   const outbound = createOutbound({
     config: {
       listen: { host: '127.0.0.1', port: 0 },
@@ -63,6 +66,7 @@ export async function startBalanced(pki: TestPki, spec: BalanceSpec) {
     logger: spec.logger ?? silent,
     observer,
     options: spec.tuning ?? {},
+    ...(codec ? { codec } : {}),
   });
   const bound = await outbound.listen();
   return { port: bound.port, observer, close: () => outbound.close() };

@@ -1,0 +1,34 @@
+// What the outbound listener answers to HTTP/1.1 it refuses before any forwarder sees it: a
+// head Node's parser rejects, a head over the size limit, a CONNECT. Each is an error of ours
+// like any other (status, x-meshcar-error, JSON body with the code), then the connection
+// closes; Node alone answered a bare 400/431 and closed a CONNECT without a word. Raw TCP,
+// since no well-behaved client sends these. No upstream is reached (none is configured).
+
+import t from 'tap';
+import { makePki, startOutbound, TD } from '../helpers/outbound-fixture.js';
+import { rawTcpRequest, type RawResponse } from '../helpers/raw-http.js';
+
+function assertRefusal(t: Tap.Test, res: RawResponse, status: number, code: string, message: RegExp): void {
+  t.equal(res.status, status, `${status}`);
+  t.equal(res.headers['x-meshcar-error'], code, 'x-meshcar-error names the code');
+  t.equal(res.headers['content-type'], 'application/json');
+  t.equal(res.headers.connection, 'close', 'and the connection closes');
+  t.match(JSON.parse(res.body), { error: code, message });
+}
+
+t.test('HTTP/1.1 refused by the outbound listener: JSON errors with stable codes', async (t) => {
+  const pki = await makePki(TD);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: ['127.0.0.1:9'] }]);
+  t.teardown(() => fx.close());
+
+  const malformed = await rawTcpRequest(fx.port, 'GET /x HTTP/1.1\r\nHost: payments\r\nBad Header: y\r\n\r\n');
+  assertRefusal(t, malformed, 400, 'bad_request', /not valid HTTP\/1\.1 \(HPE_INVALID_HEADER_TOKEN\)/);
+
+  const oversized = await rawTcpRequest(fx.port, `GET /x HTTP/1.1\r\nHost: payments\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  assertRefusal(t, oversized, 431, 'headers_too_large', /request head is over the outbound listener's limit of 16384 bytes/);
+
+  const connect = await rawTcpRequest(fx.port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
+  assertRefusal(t, connect, 400, 'bad_request', /CONNECT is not supported/);
+
+  t.equal(fx.observer.requests.length, 0, 'none of them became a request');
+});
