@@ -7,13 +7,13 @@
 // it. Plain functions of the controller; the timer carries it as its argument.
 
 import type { ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
-import { constants as h2 } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Attempt } from './attempt.js';
 import { attemptOf } from './attempt-events.js';
 import { expectsContinue } from './expect-continue.js';
 import { isRetryableRequest, type RetryOutcome, type RetryReason } from './retry.js';
+import { cancelStream } from './upstream-stream.js';
 
 /** The outcome of the attempt in progress, when it is a retry (reported once). */
 export function reportRetry(attempt: Attempt, outcome: RetryOutcome): void {
@@ -40,7 +40,7 @@ function abandon(attempt: Attempt): void {
   if (old === undefined) return;
   old.setTimeout(0);
   if (attempt.piped) attempt.appBody.unpipe(old);
-  if (!old.closed) old.close(h2.NGHTTP2_CANCEL);
+  if (!old.closed) cancelStream(old); // its 'error' listener (attempt-events.ts) ignores an abandoned stream
 }
 
 /** The retry timer's callback: the next attempt, avoiding the endpoint that failed. */

@@ -9,7 +9,6 @@
 // argument: no closures per request.
 
 import type { ClientSessionRequestOptions, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
-import { constants as h2 } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
@@ -166,7 +165,9 @@ export abstract class Attempt {
     this.stopTimers();
     reportRetry(this, 'failure');
     const up = this.upstream;
-    if (up && !up.closed) up.close(h2.NGHTTP2_CANCEL);
+    // CANCEL alone: an upload still being sent must not end first (END_STREAM would make a
+    // cut body look whole to the upstream, or break its Content-Length)
+    if (up && !up.closed) cancelStream(up);
     if (this.answered) {
       if (this.answerComplete()) this.keepCompleteAnswer();
       else this.cutAnswer(err, rstCode);
@@ -212,7 +213,10 @@ export abstract class Attempt {
     if (this.over()) {
       // no longer wanted; only the app's going away is not held against the endpoint
       if (this.appGone()) markCancelled(up);
-      up.close(h2.NGHTTP2_CANCEL);
+      // its head may promise a body: a reset alone, never an empty END_STREAM (a whole empty
+      // request to the upstream); the AbortError it emits is expected
+      up.on('error', ignoreError);
+      cancelStream(up);
       return;
     }
     this.upstream = up;
@@ -292,3 +296,5 @@ export abstract class Attempt {
     this.fail(upstreamTimeout(this.pool.name, this.deadlineMs));
   }
 }
+
+function ignoreError(): void {}

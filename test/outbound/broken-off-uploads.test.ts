@@ -5,6 +5,7 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { makePki, sleep, startOutbound, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
 import { startFrameRecorder, type RecordedStream } from '../helpers/raw-h2.js';
 
@@ -37,5 +38,41 @@ for (const codec of ['node', 'meshcar'] as const) {
     const complete = await wholeSeen;
     t.equal(complete.frames.at(-1)?.endsWith('+END'), true, 'a whole upload still ends with END_STREAM');
     t.equal(complete.body, 'all of it');
+  });
+}
+
+for (const codec of ['node', 'meshcar'] as const) {
+  t.test(`codec ${codec}: an upload cut by the upstream's timeout is reset, never ended`, async (t) => {
+    const pki = await makePki();
+    const leaf = await pki.issue(UPSTREAM_ID);
+    let done: (s: RecordedStream) => void = () => {};
+    const settled = new Promise<RecordedStream>((resolve) => (done = resolve));
+    const upstream = await startFrameRecorder((s) => done(s), { key: leaf.privateKeyPem, cert: leaf.chainPem, ca: pki.bundlePem, requestCert: true, rejectUnauthorized: true });
+    t.teardown(() => upstream.close());
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 300 }], { codec });
+    t.teardown(() => fx.close());
+    const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+    t.teardown(() => session.close());
+    const stream = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'payments' });
+    stream.on('error', () => {});
+    const status = new Promise<number>((resolve) => stream.on('response', (h) => resolve(Number(h[':status']))));
+    stream.write('partial-'); // and nothing more: the upstream never answers, the deadline fires
+    t.equal(await status, 504, 'the app gets 504 upstream_timeout');
+    const seen = await settled;
+    t.same(seen.frames, ['HEADERS', 'DATA', 'RST'], 'the upstream got RST_STREAM, never END_STREAM');
+    stream.close();
+
+    // the same over HTTP/1.1 with a Content-Length the app never finishes sending
+    const again = new Promise<RecordedStream>((resolve) => (done = resolve));
+    const socket = net.connect(fx.port, '127.0.0.1');
+    t.teardown(() => socket.destroy());
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    socket.on('error', () => {});
+    socket.write('POST /upload HTTP/1.1\r\nHost: payments\r\nContent-Length: 100\r\n\r\npartial-');
+    const cut = await again;
+    t.same(cut.frames, ['HEADERS', 'DATA', 'RST'], 'HTTP/1.1 with Content-Length: RST_STREAM, never END_STREAM');
+    for (let i = 0; i < 300 && !answer.includes('\r\n\r\n'); i++) await sleep(10);
+    t.match(answer, /^HTTP\/1\.1 504 /, 'the app gets 504');
   });
 }
