@@ -37,6 +37,10 @@ export type ErrorCode =
   // local, non-HTTP failures
   | 'usage'
   | 'config_invalid'
+  // workers > 1: a reload no worker applied (one refused it or did not answer in time), or one
+  // the workers applied but not every one confirmed (that one is restarted on it)
+  | 'reload_aborted'
+  | 'reload_partial'
   | 'ca_exists'
   | 'ca_missing'
   | 'identity_invalid'

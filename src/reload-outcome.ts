@@ -1,6 +1,8 @@
-// The outcome of a config reload (SIGHUP, POST /reload, or a worker told to reload): the answer
-// its caller gets, and how it is reported: the log lines (one per issue or per key waiting for a
-// restart, then a summary) and meshcar_config_reloads_total.
+// The outcome of a config reload (SIGHUP, POST /reload, or a worker told to commit one): the
+// answer its caller gets, and how it is reported: the log lines (one per issue or per key waiting
+// for a restart, then a summary) and meshcar_config_reloads_total. With workers > 1 there are two
+// more outcomes, each told as it is: aborted (no process applied it) and partial (applied, but a
+// worker did not confirm and is restarted on it): never "the running config is kept" unless so.
 
 import type { Logger } from 'pino';
 import type { Metrics } from './metrics/registry.js';
@@ -8,7 +10,7 @@ import type { Metrics } from './metrics/registry.js';
 /** The answer to a reload: what changed live and what waits for a restart, or why nothing changed. */
 export type ReloadResult =
   | { readonly ok: true; readonly applied: readonly string[]; readonly restartRequired: readonly string[] }
-  | { readonly ok: false; readonly messages: readonly string[] };
+  | { readonly ok: false; readonly messages: readonly string[]; readonly code?: 'reload_aborted' | 'reload_partial' };
 
 /** Where an outcome is reported: the reload's logger, the config file as the user named it, the counters. */
 export interface ReloadReport {
@@ -24,6 +26,28 @@ export function reportRefused(report: ReloadReport, messages: readonly string[])
   log.error({ file, issues: messages.length }, 'config reload failed; the running config is kept');
   metrics.configReloads.labels('failure').inc();
   return { ok: false, messages };
+}
+
+/** workers > 1: a checked config that some worker refused or did not prepare in time; every worker dropped it. */
+export function reportAborted(report: ReloadReport, messages: readonly string[], generation: number): ReloadResult {
+  const { log, file, metrics } = report;
+  for (const message of messages) log.error(message);
+  log.error({ file, generation }, `config reload aborted: no worker applied it; the running config (generation ${generation}) is kept`);
+  metrics.configReloads.labels('failure').inc();
+  return { ok: false, code: 'reload_aborted', messages: [...messages, `no worker applied it; the running config (generation ${generation}) is kept`] };
+}
+
+/**
+ * workers > 1: the new config is in force (the primary's own view included) but some worker
+ * did not confirm it; that worker is restarted and comes back on it. Counted as a success:
+ * the config that runs is the new one, as /config shows.
+ */
+export function reportPartial(report: ReloadReport, messages: readonly string[], generation: number): ReloadResult {
+  const { log, file, metrics } = report;
+  for (const message of messages) log.error(message);
+  log.error({ file, generation }, `config reload partly confirmed: generation ${generation} is in force; the workers that did not confirm it are restarted on it`);
+  metrics.configReloads.labels('success').inc();
+  return { ok: false, code: 'reload_partial', messages: [...messages, `generation ${generation} is in force; the workers that did not confirm it are restarted on it`] };
 }
 
 /** A reload applied: each changed key that keeps its running value until a restart, then the summary. */

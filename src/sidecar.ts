@@ -5,7 +5,7 @@
 
 import type { Logger } from 'pino';
 import { loadSidecarConfig, type SidecarConfig } from './config/sidecar-config.js';
-import { planReload } from './config/reload-plan.js';
+import { planReload, type ReloadPlan } from './config/reload-plan.js';
 import { redactConfig } from './config/freeze.js';
 import { effectiveYamlView } from './config/effective-yaml.js';
 import { ConfigError, formatIssue } from './config/issues.js';
@@ -19,11 +19,11 @@ import { LiveObservers, type ObserverSettings } from './metrics/live-observers.j
 import { TlsFailureLog } from './tls-failures/failure-log.js';
 import { TrafficMetrics } from './metrics/traffic-metrics.js';
 import { startAdminServer, type RunningAdmin } from './admin/server.js';
-import { createInbound, type Inbound } from './inbound/index.js';
+import { checkLiveInbound, createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
-import { loadGuards, type Guards } from './schema/guards.js';
+import { guardsFromDocuments, loadGuards, specDocuments, type Guards, type SpecDocuments } from './schema/guards.js';
 import { endpointsView } from './metrics/endpoints-view.js';
-import { reportApplied, reportRefused, type ReloadResult } from './reload-outcome.js';
+import { reportAborted, reportApplied, reportPartial, reportRefused, type ReloadResult } from './reload-outcome.js';
 
 /** After the inbound side has drained, the outbound side stops once the app has been quiet this long. */
 const OUTBOUND_QUIET_MS = 1_000;
@@ -53,6 +53,8 @@ export interface SidecarOptions {
   readonly cluster?: WorkerCluster;
   /** workers > 1, in a worker: the identity the primary hands over; no admin port here. */
   readonly identity?: () => Promise<RunningIdentity>;
+  /** workers > 1, in a worker: the OpenAPI documents the primary loaded (a worker reads no spec file). */
+  readonly specs?: SpecDocuments;
 }
 
 export class Sidecar {
@@ -116,9 +118,9 @@ export class Sidecar {
     const { config, logger } = this;
     const started = process.hrtime.bigint();
     // every OpenAPI spec loaded and compiled first: a broken one stops the start, with its place
-    const guards = await loadGuards(config);
+    const { cluster, identity: fromPrimary, specs } = this.options;
+    const guards = specs ? await guardsFromDocuments(config, specs) : await loadGuards(config);
     this.guards = guards;
-    const { cluster, identity: fromPrimary } = this.options;
     // admin first: /healthz answers and /ready says 503 while the identity is fetched
     if (!fromPrimary) {
       this.admin = await startAdminServer(config.admin.listen, this.adminState(), logger.child({ component: 'admin' }), { hosts: config.admin.hosts });
@@ -129,7 +131,7 @@ export class Sidecar {
     watchIdentityMetrics(this.metrics, this.running);
 
     const identity = this.running.identity;
-    const [inbound, outbound] = cluster ? await cluster.start(identity).then((a) => [a.inbound, a.outbound]) : await this.listen(identity, guards);
+    const [inbound, outbound] = cluster ? await cluster.start(identity, { config, specs: specDocuments(guards) }).then((a) => [a.inbound, a.outbound]) : await this.listen(identity, guards);
     const admin = this.admin ? { admin: { host: this.admin.host, port: this.admin.port } } : {};
     this.addressesValue = { ...admin, ...(inbound ? { inbound } : {}), ...(outbound ? { outbound } : {}) };
     this.ready = true;
@@ -162,7 +164,7 @@ export class Sidecar {
       config: () => redactConfig(effectiveYamlView(this.current)),
       reload: async () => {
         const result = await this.reload();
-        if (!result.ok) throw new MeshcarError('config_invalid', result.messages.join('\n'));
+        if (!result.ok) throw new MeshcarError(result.code ?? 'config_invalid', result.messages.join('\n'));
         return { applied: result.applied, restartRequired: result.restartRequired };
       },
       metrics: (accept: string | undefined) => this.options.cluster?.metrics(accept) ?? this.metrics.renderFor(accept),
@@ -190,8 +192,7 @@ export class Sidecar {
   private async reloadOnce(): Promise<ReloadResult> {
     // a reload asked for while starting applies to what start() built
     await this.starting?.catch(() => undefined);
-    const log = this.logger.child({ component: 'reload' });
-    const report = { log, file: this.configFile, metrics: this.metrics };
+    const report = this.reportTo();
     let next: SidecarConfig;
     try {
       next = await loadSidecarConfig(this.configFile);
@@ -202,47 +203,72 @@ export class Sidecar {
     // the specs are read again on every reload (a spec file may change while the config does
     // not); one that fails keeps the whole running config, specs included
     let guards: Guards;
+    let commit: () => void;
     try {
       guards = await loadGuards(plan.effective);
+      commit = this.prepare(plan, guards);
     } catch (err) {
       return reportRefused(report, [`${this.configFile}: ${describeError(err)}`]);
     }
-    // workers > 1: the file checked here is applied by every worker; one that refuses it keeps the old config everywhere
-    const workers = await this.options.cluster?.reload();
-    if (workers && !workers.ok) {
-      reportRefused(report, workers.messages);
-      return workers;
-    }
+    // workers > 1: they run exactly what was read and checked here (the file is read once),
+    // all of them or none (src/workers/reload-round.ts); the primary's view follows the outcome
+    const round = await this.options.cluster?.reload({ config: plan.effective, specs: specDocuments(guards) });
+    if (round?.outcome === 'aborted') return reportAborted(report, round.messages, round.generation);
+    commit();
+    if (round?.outcome === 'partial') return reportPartial(report, round.messages, round.generation);
+    return reportApplied(report, plan.applied, plan.restartRequired);
+  }
+
+  /**
+   * workers > 1, in a worker: phase one of a reload the primary checked (`config` is its
+   * effective config, `specs` the documents it loaded): builds everything, applies nothing. The
+   * returned function is phase two: it applies it (it cannot fail) and reports it.
+   */
+  async prepareFromPrimary(config: SidecarConfig, specs: SpecDocuments): Promise<() => ReloadResult> {
+    await this.starting?.catch(() => undefined);
+    const plan = planReload(this.current, config);
+    const commit = this.prepare(plan, await guardsFromDocuments(plan.effective, specs));
+    return () => {
+      commit();
+      return reportApplied(this.reportTo(), plan.applied, plan.restartRequired);
+    };
+  }
+
+  private reportTo() {
+    return { log: this.logger.child({ component: 'reload' }), file: this.configFile, metrics: this.metrics };
+  }
+
+  /** Throws now what applying `plan` could fail on (nothing changed then); the returned function applies it and cannot fail. */
+  private prepare(plan: ReloadPlan, guards: Guards): () => void {
     try {
+      if (plan.effective.inbound) checkLiveInbound(plan.effective.inbound);
+    } catch (err) {
+      throw new Error(`inbound.authorize: ${describeError(err)}`, { cause: err });
+    }
+    return () => {
       if (plan.applied.includes('inbound.authorize')) this.inbound?.setAuthorization(plan.effective.inbound?.authorize);
       if (plan.applied.some((path) => path.startsWith('inbound.rateLimit'))) this.inbound?.setRateLimit(plan.effective.inbound?.rateLimit);
       const timeouts = plan.effective.inbound;
       if (timeouts && plan.applied.some((path) => /^inbound\.(timeout|idleTimeout|routes)\b/.test(path))) {
         this.inbound?.setTimeouts({ timeoutMs: timeouts.timeoutMs, idleTimeoutMs: timeouts.idleTimeoutMs, routes: timeouts.routes });
       }
-    } catch (err) {
-      const messages = [`${this.configFile}: inbound.authorize: ${describeError(err)}`];
-      log.error(messages[0]);
-      this.metrics.configReloads.labels('failure').inc();
-      return { ok: false, messages };
-    }
-    if (this.outbound && plan.effective.outbound && plan.applied.some((path) => path.startsWith('outbound.upstreams'))) {
-      const upstreams = plan.effective.outbound.upstreams;
-      for (const name of new Set([...(this.current.outbound?.upstreams ?? []).map((u) => u.name), ...upstreams.map((u) => u.name)])) {
-        this.traffic.setRoutes(name, upstreams.find((u) => u.name === name)?.routes);
+      if (this.outbound && plan.effective.outbound && plan.applied.some((path) => path.startsWith('outbound.upstreams'))) {
+        const upstreams = plan.effective.outbound.upstreams;
+        for (const name of new Set([...(this.current.outbound?.upstreams ?? []).map((u) => u.name), ...upstreams.map((u) => u.name)])) {
+          this.traffic.setRoutes(name, upstreams.find((u) => u.name === name)?.routes);
+        }
+        this.outbound.setUpstreams(upstreams);
       }
-      this.outbound.setUpstreams(upstreams);
-    }
-    this.guards = guards;
-    this.inbound?.setSchema(guards.inbound);
-    this.outbound?.setSchemas(guards.upstreams);
-    if (plan.applied.includes('admin.hosts')) this.admin?.setHosts(plan.effective.admin.hosts);
-    if (plan.effective.log.level !== this.current.log.level) this.logger.level = plan.effective.log.level;
-    if (plan.effective.log.access !== this.current.log.access || plan.effective.metrics.requests !== this.current.metrics.requests) {
-      this.observers.switchTo(observerSettings(plan.effective));
-    }
-    this.current = plan.effective;
-    return reportApplied(report, plan.applied, plan.restartRequired);
+      this.guards = guards;
+      this.inbound?.setSchema(guards.inbound);
+      this.outbound?.setSchemas(guards.upstreams);
+      if (plan.applied.includes('admin.hosts')) this.admin?.setHosts(plan.effective.admin.hosts);
+      if (plan.effective.log.level !== this.current.log.level) this.logger.level = plan.effective.log.level;
+      if (plan.effective.log.access !== this.current.log.access || plan.effective.metrics.requests !== this.current.metrics.requests) {
+        this.observers.switchTo(observerSettings(plan.effective));
+      }
+      this.current = plan.effective;
+    };
   }
 
   /**

@@ -1,11 +1,14 @@
 // Every OpenAPI guard a sidecar config asks for (inbound, and per outbound upstream), loaded
 // together: all of them or an error naming the key and the spec's JSON pointer, so a start or
-// a reload never runs half on a new spec.
+// a reload never runs half on a new spec. With workers > 1 the primary loads them and the
+// workers compile the documents it sends (specDocuments / guardsFromDocuments), so every
+// process runs the spec the primary checked even if the file changes meanwhile.
 
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import type { OpenApiConfig } from '../config/openapi-config.js';
 import { describeError, MeshcarError } from '../errors.js';
 import { loadGuard, type SchemaGuard } from './guard.js';
+import type { OpenApiDocument } from './spec-loader.js';
 
 export interface Guards {
   readonly inbound: SchemaGuard | undefined;
@@ -28,4 +31,33 @@ export async function loadGuards(config: SidecarConfig): Promise<Guards> {
     ...upstreams.map((u) => load(`outbound.upstreams.${u.name}.openapi`, u.openapi as OpenApiConfig)),
   ]);
   return { inbound, upstreams: new Map(upstreams.map((u, i) => [u.name, perUpstream[i] as SchemaGuard])) };
+}
+
+/** The dereferenced documents behind a set of guards, as plain data (they cross the workers' IPC channel). */
+export interface SpecDocuments {
+  readonly inbound?: OpenApiDocument;
+  /** By the same upstream names as Guards.upstreams. */
+  readonly upstreams: Readonly<Record<string, OpenApiDocument>>;
+}
+
+export function specDocuments(guards: Guards): SpecDocuments {
+  const upstreams = Object.fromEntries([...guards.upstreams].map(([name, guard]) => [name, guard.spec.document]));
+  return { ...(guards.inbound ? { inbound: guards.inbound.spec.document } : {}), upstreams };
+}
+
+/** The guards `config` asks for, compiled from documents the primary loaded; a missing one is an error (never a read of the file). */
+export async function guardsFromDocuments(config: SidecarConfig, documents: SpecDocuments): Promise<Guards> {
+  const inboundSpec = config.inbound?.openapi;
+  const upstreams = (config.outbound?.upstreams ?? []).filter((u) => u.openapi !== undefined);
+  if (!inboundSpec && upstreams.length === 0) return { inbound: undefined, upstreams: new Map() };
+  // the compiler (Ajv) is imported only when a spec is configured, as loadGuard does
+  const { CompiledSpec } = await import('./spec.js');
+  const compile = (key: string, openapi: OpenApiConfig, doc: OpenApiDocument | undefined): SchemaGuard => {
+    if (doc === undefined) throw new MeshcarError('internal', `${key}.spec: the primary sent no document for ${openapi.spec}`);
+    return { spec: CompiledSpec.compile(openapi.spec, doc), mode: openapi.mode, maxBodySize: openapi.maxBodySize };
+  };
+  return {
+    inbound: inboundSpec ? compile('inbound.openapi', inboundSpec, documents.inbound) : undefined,
+    upstreams: new Map(upstreams.map((u) => [u.name, compile(`outbound.upstreams.${u.name}.openapi`, u.openapi as OpenApiConfig, documents.upstreams[u.name])] as const)),
+  };
 }

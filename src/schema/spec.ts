@@ -28,6 +28,8 @@ export class CompiledSpec {
 
   private constructor(
     readonly file: string,
+    /** The dereferenced document compiled here: workers > 1 compile what the primary loaded, not the file again. */
+    readonly document: OpenApiDocument,
     readonly operations: readonly CompiledOperation[],
     /** Path prefixes of the spec's `servers` (`/v1`); empty: paths are served from the root. */
     private readonly basePaths: readonly string[],
@@ -55,7 +57,7 @@ export class CompiledSpec {
         operations.push(compileOperation(compilers, file, template, method.toUpperCase(), operation as Record<string, unknown>, shared));
       }
     }
-    return new CompiledSpec(file, operations, basePathsOf(doc.servers));
+    return new CompiledSpec(file, doc, operations, basePathsOf(doc.servers));
   }
 
   /** The operation a request is for, with no validation (the route label). */

@@ -1,23 +1,33 @@
 // What the composition root (src/sidecar.ts) asks of the workers when workers > 1: start them
-// with the identity, know whether all listen, reload, drain, and collect their metrics and
-// inventories. The primary's WorkerPool (primary.ts) is the one implementation.
+// with the identity and the config, know whether all listen, reload, drain, and collect their
+// metrics and inventories. The primary's WorkerPool (primary.ts) is the one implementation.
 
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
-import type { ReloadResult } from '../reload-outcome.js';
+import type { SidecarConfig } from '../config/sidecar-config.js';
+import type { SpecDocuments } from '../schema/guards.js';
 import type { WorkerEndpoints } from './messages.js';
+import type { RoundOutcome } from './reload-round.js';
+
+/** A config the primary has checked, with the OpenAPI documents it loaded for it: what the workers run, as is. */
+export interface ConfigToRun {
+  readonly config: SidecarConfig;
+  readonly specs: SpecDocuments;
+}
 
 /** The workers (workers > 1) as the primary sees them: they carry the traffic (src/workers/primary.ts). */
 export interface WorkerCluster {
-  /** Starts the workers and hands them the identity, now and on every rotation; resolves once every one listens. */
-  start(identity: WorkloadIdentity): Promise<{ inbound?: { host: string; port: number }; outbound?: { host: string; port: number } }>;
+  /** Starts the workers on `config` (generation 1) and hands them the identity, now and on every rotation; resolves once every one listens. */
+  start(identity: WorkloadIdentity, config: ConfigToRun): Promise<{ inbound?: { host: string; port: number }; outbound?: { host: string; port: number } }>;
   /** Every worker listens now (false while one is restarted). */
   listening(): boolean;
-  /** Tells every worker to reload the file the primary has just checked. */
-  reload(): Promise<ReloadResult>;
+  /** The config generation the workers run (or start on). */
+  generation(): number;
+  /** Every worker runs `config` or none does (reload-round.ts); the outcome says which, honestly. */
+  reload(config: ConfigToRun): Promise<RoundOutcome>;
   metrics(accept: string | undefined): Promise<{ contentType: string; body: string }>;
   /** The workers' endpoint inventories, merged. */
   endpoints(): Promise<WorkerEndpoints>;
-  /** GET /workers: each worker's pid, state, served serial and request count. */
+  /** GET /workers: the primary's config generation; each worker's pid, state, served serial, generation and request count. */
   status(): Promise<unknown>;
   drain(timeoutMs: number): Promise<void>;
   close(): Promise<void>;

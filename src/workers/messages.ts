@@ -1,10 +1,13 @@
 // The IPC messages between the primary and its workers (workers > 1), typed, with one guard
 // each way. The primary owns the identity and sends each SVID as PEM text (the worker checks
-// it again and swaps it in); a worker says when it listens and answers the primary's asks.
+// it again and swaps it in); it also owns the config: a worker never reads the config file or
+// a spec, it runs the generation the primary sends (at start, then by a two-phase reload:
+// prepare, then commit or abort). A worker says when it listens and answers the primary's asks.
 
 import type client from 'prom-client';
 import type { SvidMaterial } from '../identity/svid.js';
-import type { ReloadResult } from '../reload-outcome.js';
+import type { SidecarConfig } from '../config/sidecar-config.js';
+import type { SpecDocuments } from '../schema/guards.js';
 import type { EndpointView } from '../metrics/traffic-metrics.js';
 import type { DiscoveryRow } from '../metrics/discovery.js';
 
@@ -13,8 +16,27 @@ export interface Address {
   readonly port: number;
 }
 
-/** What the primary asks of a worker and the worker answers with the same id. */
-export type Ask = { readonly ask: 'reload' } | { readonly ask: 'status' } | { readonly ask: 'endpoints' } | { readonly ask: 'metrics' };
+/** One config as the primary checked it: what a worker runs, numbered so an operator can see every worker agrees. */
+export interface WorkerConfig {
+  /** 1 at start, one more for every reload the primary applies. */
+  readonly generation: number;
+  /** The effective config (the primary's /config), JSON-safe. */
+  readonly config: SidecarConfig;
+  /** The OpenAPI documents the primary loaded for it. */
+  readonly specs: SpecDocuments;
+}
+
+/**
+ * What the primary asks of a worker and the worker answers with the same id. A reload is
+ * `prepare` (build everything that can fail, apply nothing; the answer is its generation)
+ * then `commit` (swap it in; cannot fail) or the `meshcar:abort` message.
+ */
+export type Ask =
+  | { readonly ask: 'prepare'; readonly next: WorkerConfig }
+  | { readonly ask: 'commit'; readonly generation: number }
+  | { readonly ask: 'status' }
+  | { readonly ask: 'endpoints' }
+  | { readonly ask: 'metrics' };
 
 /** A worker's registry as prom-client's aggregation takes it (Registry.getMetricsAsJSON()). */
 export type MetricsJson = Awaited<ReturnType<client.Registry['getMetricsAsJSON']>>;
@@ -25,6 +47,8 @@ export interface WorkerStatus {
   readonly serial: string | null;
   /** Requests this worker finished (the sum of its meshcar_requests_total). */
   readonly requests: number;
+  /** The config generation it runs (null before the first config arrives). */
+  readonly generation: number | null;
 }
 
 export interface WorkerEndpoints {
@@ -33,7 +57,8 @@ export interface WorkerEndpoints {
 }
 
 export interface Answers {
-  reload: ReloadResult;
+  prepare: { readonly generation: number };
+  commit: { readonly generation: number };
   status: WorkerStatus;
   endpoints: WorkerEndpoints;
   metrics: MetricsJson;
@@ -42,6 +67,10 @@ export interface Answers {
 export type ToWorker =
   | { readonly type: 'meshcar:svid'; readonly svid: SvidMaterial }
   | { readonly type: 'meshcar:drain'; readonly timeoutMs: number }
+  /** The config to start with (sent once, after hello). */
+  | { readonly type: 'meshcar:config'; readonly current: WorkerConfig }
+  /** Drop what was prepared for this generation: some worker could not prepare it. */
+  | { readonly type: 'meshcar:abort'; readonly generation: number }
   | ({ readonly type: 'meshcar:ask'; readonly id: number } & Ask);
 
 export type ToPrimary =

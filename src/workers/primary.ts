@@ -1,8 +1,9 @@
 // The primary of a sidecar with workers > 1: forks the workers (node:cluster, which shares
 // their listening sockets), hands each the SVID at start and on every rotation, knows which
-// ones listen, restarts one that dies unexpectedly (bounded, see restart-policy.ts), asks
-// them to reload or drain, and collects their metrics and inventories. It never sees the
-// config: the composition root (src/sidecar.ts) gives it the count and asks it things.
+// ones listen, restarts one that dies unexpectedly (bounded, see restart-policy.ts), reloads
+// them (reload-round.ts) or drains them, and collects their metrics and inventories. It holds
+// the config the workers run (numbered by generation) without reading it: the composition root
+// (src/sidecar.ts) checks it and hands it over; each worker gets it at start, never the file.
 
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
@@ -12,11 +13,11 @@ import type { Workers } from '../config/sidecar-config.js';
 import { MeshcarError } from '../errors.js';
 import type { SvidMaterial } from '../identity/svid.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
-import type { ReloadResult } from '../reload-outcome.js';
-import type { WorkerCluster } from './contract.js';
+import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { mergeEndpoints } from './merge-endpoints.js';
-import { isToPrimary, type Address, type Answers, type Ask, type ToPrimary, type ToWorker, type WorkerEndpoints, type WorkerStatus } from './messages.js';
+import { isToPrimary, type Address, type Answers, type Ask, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints, type WorkerStatus } from './messages.js';
+import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { RestartPolicy, WINDOW_MS } from './restart-policy.js';
 
 /** `workers: auto` is the cores this process may use. */
@@ -44,6 +45,14 @@ export class WorkerPool implements WorkerCluster {
   private readonly listeningWorkers = new Map<number, Listening>();
   /** Workers whose message listener is in place (they said hello). */
   private readonly greeted = new Set<number>();
+  /** Workers sent their config: the ones a reload round asks (the others get the round's result at hello). */
+  private readonly configured = new Set<number>();
+  /** Workers being restarted on purpose (a reload they did not confirm): not a crash. */
+  private readonly recycling = new Set<number>();
+  /** The config every worker runs or starts on; undefined until start(). */
+  private current: WorkerConfig | undefined;
+  /** A reload round that has not decided yet: a worker greeting meanwhile waits for its outcome. */
+  private deciding: Promise<unknown> | undefined;
   private readonly pending = new Map<number, Pending>();
   private readonly restarts = new RestartPolicy();
   private readonly restartTimers = new Set<NodeJS.Timeout>();
@@ -61,8 +70,9 @@ export class WorkerPool implements WorkerCluster {
     this.metricsOf = new ClusterMetrics(primaryRegistry, () => this.live().length);
   }
 
-  start(identity: WorkloadIdentity): Promise<Listening> {
+  start(identity: WorkloadIdentity, config: ConfigToRun): Promise<Listening> {
     this.identity = identity;
+    this.current = { generation: 1, ...config };
     identity.on('rotated', (svid) => this.broadcast({ type: 'meshcar:svid', svid: material(svid) }));
     cluster.on('message', (worker, message: unknown) => {
       if (isToPrimary(message)) this.onMessage(worker, message);
@@ -82,9 +92,24 @@ export class WorkerPool implements WorkerCluster {
     return live.length === this.count && live.every((w) => this.listeningWorkers.has(w.id));
   }
 
-  async reload(): Promise<ReloadResult> {
-    const results = await Promise.all(this.live().map((w) => this.ask(w, { ask: 'reload' }).catch((err: Error): ReloadResult => ({ ok: false, messages: [`worker ${w.id}: ${err.message}`] }))));
-    return results.find((r) => !r.ok) ?? results[0] ?? { ok: true, applied: [], restartRequired: [] };
+  generation(): number {
+    return this.current?.generation ?? 0;
+  }
+
+  async reload(config: ConfigToRun): Promise<RoundOutcome> {
+    const next = { generation: this.generation() + 1, ...config };
+    let decided: () => void = () => undefined;
+    this.deciding = new Promise<void>((resolve) => (decided = resolve));
+    const adopt = (adopted: WorkerConfig) => {
+      this.current = adopted;
+      decided();
+    };
+    try {
+      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.ask.bind(this), send: this.send.bind(this), recycle: this.recycle.bind(this), adopt });
+    } finally {
+      decided();
+      this.deciding = undefined;
+    }
   }
 
   async metrics(accept: string | undefined): Promise<{ contentType: string; body: string }> {
@@ -104,7 +129,8 @@ export class WorkerPool implements WorkerCluster {
         return { id: w.id, listening: this.listeningWorkers.has(w.id), ...status };
       }),
     );
-    return { workers, restarts: (await this.metricsOf.restarts.get()).values[0]?.value ?? 0 };
+    // each worker's generation next to the primary's: an operator sees at once that they agree
+    return { generation: this.generation(), workers, restarts: (await this.metricsOf.restarts.get()).values[0]?.value ?? 0 };
   }
 
   /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */
@@ -126,6 +152,14 @@ export class WorkerPool implements WorkerCluster {
     this.restartTimers.clear();
   }
 
+  /** A worker whose state is unknown is replaced: SIGKILL works on a stopped or stuck process too. */
+  private recycle(worker: Worker, reason: string): void {
+    if (worker.isDead()) return;
+    this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `restarting worker ${worker.id}: ${reason}`);
+    this.recycling.add(worker.id);
+    worker.process.kill('SIGKILL');
+  }
+
   private live(): Worker[] {
     return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
   }
@@ -141,6 +175,12 @@ export class WorkerPool implements WorkerCluster {
       case 'meshcar:hello':
         this.greeted.add(worker.id);
         if (this.identity) this.send(worker, { type: 'meshcar:svid', svid: material(this.identity.current()) });
+        // during a reload round, the config it decides on (the old one if aborted, else the new)
+        void (this.deciding ?? Promise.resolve()).then(() => {
+          if (!this.current || worker.isDead()) return;
+          this.configured.add(worker.id);
+          this.send(worker, { type: 'meshcar:config', current: this.current });
+        });
         return;
       case 'meshcar:listening':
         return this.onListening(worker, { ...(message.inbound ? { inbound: message.inbound } : {}), ...(message.outbound ? { outbound: message.outbound } : {}) });
@@ -176,6 +216,7 @@ export class WorkerPool implements WorkerCluster {
   private onExit(worker: Worker, code: number | null, signal: string | null): void {
     this.listeningWorkers.delete(worker.id);
     this.greeted.delete(worker.id);
+    this.configured.delete(worker.id);
     for (const [id, pending] of this.pending) {
       if (pending.worker !== worker.id) continue;
       this.pending.delete(id);
@@ -184,6 +225,11 @@ export class WorkerPool implements WorkerCluster {
     for (const waiter of this.exitWaiters) waiter();
     if (this.stopping) return;
     const how = signal ? { signal } : { code };
+    if (this.recycling.delete(worker.id)) {
+      this.logger.warn({ worker: worker.id, workerPid: worker.process.pid, generation: this.generation() }, `worker recycled; its replacement starts on config generation ${this.generation()}`);
+      this.fork();
+      return;
+    }
     if (!this.started) {
       this.startFailed?.(new MeshcarError('internal', `worker ${worker.id} exited during start-up (${signal ? `signal ${signal}` : `exit code ${code}`})`));
       return;

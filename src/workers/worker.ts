@@ -1,12 +1,13 @@
 // A worker process (workers > 1): the same inbound and outbound listeners as a one-process
 // sidecar (node:cluster shares the listening sockets), with the identity the primary hands
-// over. It takes no signals itself: the primary tells it to reload or drain (a worker whose
+// over, and the config the primary checked (a worker never reads the config file or a spec:
+// what it runs is what the primary holds, generation by generation). It takes no signals
+// itself: the primary tells it to prepare and commit a reload, or to drain (a worker whose
 // primary is gone exits at once: node:cluster does that on an unexpected disconnect). Its
 // metrics are exported for the primary's aggregation.
 
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
-import { loadSidecarConfig } from '../config/sidecar-config.js';
 import { createLogger } from '../logging.js';
 import { describeError } from '../errors.js';
 import { validateSvid, type SvidMaterial } from '../identity/svid.js';
@@ -15,7 +16,8 @@ import type { RunningIdentity } from '../identity/bootstrap.js';
 import { Metrics } from '../metrics/registry.js';
 import { Sidecar } from '../sidecar.js';
 import { exportForAggregation } from './cluster-metrics.js';
-import { isToWorker, type Answers, type Ask, type ToPrimary, type ToWorker } from './messages.js';
+import { isToWorker, type Answers, type Ask, type ToPrimary, type ToWorker, type WorkerConfig } from './messages.js';
+import { ReloadSteps } from './reload-steps.js';
 
 /** Resolves once the message is handed to the channel (so a last message is not lost at exit). */
 function send(message: ToPrimary): Promise<void> {
@@ -47,6 +49,9 @@ async function serve(file: string, workerId: number): Promise<number> {
   let logger: Logger | undefined;
   let firstSvid: ((material: SvidMaterial) => void) | undefined;
   const svids = new Promise<SvidMaterial>((resolve) => (firstSvid = resolve));
+  let firstConfig: ((current: WorkerConfig) => void) | undefined;
+  const configs = new Promise<WorkerConfig>((resolve) => (firstConfig = resolve));
+  const steps = new ReloadSteps(constructed.then(({ sidecar: s }) => s));
   let done: (status: number) => void = ignore;
   const finished = new Promise<number>((resolve) => (done = resolve));
   let draining: Promise<void> | undefined;
@@ -60,10 +65,10 @@ async function serve(file: string, workerId: number): Promise<number> {
     // answered from the first moment: a scrape does not wait for a worker that is starting
     if (ask.ask === 'metrics') return metrics.registry.getMetricsAsJSON();
     const { sidecar: current } = await constructed;
-    if (ask.ask === 'reload') return current.reload();
+    if (ask.ask === 'prepare' || ask.ask === 'commit') return steps.run(ask);
     if (ask.ask === 'endpoints') return { endpoints: current.traffic.endpoints(), discovery: current.traffic.discoveryRows() };
     const requests = (await current.metrics.requests.get()).values.reduce((sum, v) => sum + v.value, 0);
-    return { pid: process.pid, serial: identity?.current().serialHex ?? null, requests };
+    return { pid: process.pid, serial: identity?.current().serialHex ?? null, requests, generation: steps.generation };
   };
 
   const onMessage = (message: ToWorker) => {
@@ -76,10 +81,18 @@ async function serve(file: string, workerId: number): Promise<number> {
       }
     } else if (message.type === 'meshcar:drain') {
       void drain(message.timeoutMs);
+    } else if (message.type === 'meshcar:config') {
+      firstConfig?.(message.current);
+    } else if (message.type === 'meshcar:abort') {
+      steps.abort(message.generation);
     } else {
       const { id } = message;
       answer(message).then(
-        (result) => void send({ type: 'meshcar:answer', id, answer: result }),
+        async (result) => {
+          await send({ type: 'meshcar:answer', id, answer: result });
+          // logged once the answer is on its way: from here the primary hears it even if this process stops
+          if (message.ask === 'prepare') logger?.info({ component: 'reload', generation: message.next.generation }, `config generation ${message.next.generation} prepared; waiting for the primary to commit it`);
+        },
         (err: unknown) => void send({ type: 'meshcar:answer', id, error: describeError(err) }),
       );
     }
@@ -92,13 +105,15 @@ async function serve(file: string, workerId: number): Promise<number> {
   void send({ type: 'meshcar:hello' });
 
   try {
-    const config = await loadSidecarConfig(file);
+    const current = await configs;
+    steps.started(current.generation);
+    const { config } = current;
     logger = createLogger(config.log.level).child({ worker: workerId });
     const fromPrimary = async (): Promise<RunningIdentity> => {
       identity = new WorkloadIdentity(validateSvid(await svids, config.spiffeId), (logger as Logger).child({ component: 'identity' }));
       return { identity, nextRenewalAt: () => undefined, stop: ignore };
     };
-    sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary });
+    sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary, specs: current.specs });
     const started = sidecar.start();
     built({ sidecar, started });
     const addresses = await started;

@@ -8,11 +8,11 @@
 // drains all and exits 0; the workers of a primary killed outright exit by themselves.
 
 import t from 'tap';
-import http2 from 'node:http2';
 import { readFile, writeFile } from 'node:fs/promises';
 import { httpPost, launchSidecar, startMeshCa, startSidecar, metricValue, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
 import { promtoolCheck } from '../helpers/promtool.js';
+import { probeRequest as probeWith, workersOf } from '../helpers/workers.js';
 
 let ca: MeshCa;
 let app: TestApp;
@@ -28,35 +28,8 @@ t.teardown(async () => {
   await app?.close();
 });
 
-interface WorkersView {
-  readonly workers: Array<{ id: number; pid: number; listening: boolean; serial: string; requests: number }>;
-  readonly restarts: number;
-}
-
-async function workersOf(sidecar: RunningSidecar): Promise<WorkersView> {
-  const res = await sidecar.admin('/workers');
-  if (res.status !== 200) throw new Error(`/workers: ${res.status} ${res.body}`);
-  return JSON.parse(res.body) as WorkersView;
-}
-
 /** One request on a new mTLS connection straight to an inbound port: the status and the serial the server presented. */
-function probeRequest(port: number, path = '/headers'): Promise<{ status: number; serial: string }> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`https://127.0.0.1:${port}`, { cert: probe.cert, key: probe.key, ca: probe.bundle, checkServerIdentity: () => undefined });
-    session.once('error', reject);
-    const req = session.request({ ':path': path });
-    req.once('error', reject);
-    req.once('response', (headers) => {
-      const serial = (session.socket as unknown as { getPeerCertificate(): { serialNumber: string } }).getPeerCertificate().serialNumber.toLowerCase();
-      req.resume();
-      req.once('end', () => {
-        session.close();
-        resolve({ status: Number(headers[':status']), serial });
-      });
-    });
-    req.end();
-  });
-}
+const probeRequest = (port: number, path = '/headers') => probeWith(port, probe, path);
 
 /** Sum of every sample of a family whose labels contain `match` (e.g. 'direction="inbound"'). */
 function total(text: string, family: string, match: string): number {

@@ -1,0 +1,54 @@
+// One reload of the workers (workers > 1), in two phases, so that a config the primary checked
+// runs in every worker or in none: each worker prepares it (builds everything that can fail,
+// applies nothing) and answers; only when every one has prepared are they told to commit, and
+// a worker that refuses or does not answer in time makes every worker drop it (abort). After the
+// commits are sent the new generation is the truth: a worker that does not confirm its commit
+// (stopped, stuck) may or may not have swapped it in, so it is restarted (recycled) and comes
+// back on that generation, and the answer says the reload is partial, not that nothing changed.
+
+import type { Worker } from 'node:cluster';
+import type { Answers, Ask, ToWorker, WorkerConfig } from './messages.js';
+
+/** What a round needs of the pool that runs it. */
+export interface RoundIo {
+  ask<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }): Promise<Answers[K]>;
+  send(worker: Worker, message: ToWorker): void;
+  /** The round has decided to commit: `next` is the config the primary holds from now on. */
+  adopt(next: WorkerConfig): void;
+  /** Restarts a worker whose state is unknown; the replacement starts on the adopted config. */
+  recycle(worker: Worker, reason: string): void;
+}
+
+/** How a round ended: `messages` name each worker that refused, did not answer or did not confirm. */
+export type RoundOutcome =
+  | { readonly outcome: 'applied'; readonly generation: number }
+  | { readonly outcome: 'aborted'; readonly generation: number; readonly messages: readonly string[] }
+  | { readonly outcome: 'partial'; readonly generation: number; readonly messages: readonly string[] };
+
+/** Runs one round over `workers` (the ones running `next.generation - 1`); `kept` is that generation. */
+export async function reloadRound(workers: readonly Worker[], next: WorkerConfig, io: RoundIo): Promise<RoundOutcome> {
+  const failedTo = (phase: string, worker: Worker) => (err: Error) => `worker ${worker.id} (pid ${worker.process.pid ?? '?'}) did not ${phase}: ${err.message}`;
+  const prepared = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }).then(() => undefined, failedTo('prepare the reload', w))));
+  const refusals = prepared.filter((m): m is string => m !== undefined);
+  if (refusals.length > 0) {
+    // a worker that did not answer gets the abort after the prepare (one channel, in order):
+    // when it runs again it prepares, then drops it, and never commits it
+    for (const worker of workers) io.send(worker, { type: 'meshcar:abort', generation: next.generation });
+    return { outcome: 'aborted', generation: next.generation - 1, messages: refusals };
+  }
+  io.adopt(next);
+  const unconfirmed: string[] = [];
+  await Promise.all(
+    workers.map((w) =>
+      io.ask(w, { ask: 'commit', generation: next.generation }).then(
+        (answer) => {
+          if (answer.generation !== next.generation) throw new Error(`it runs generation ${answer.generation}`);
+        },
+      ).catch((err: Error) => {
+        unconfirmed.push(failedTo(`confirm generation ${next.generation}`, w)(err));
+        io.recycle(w, `it did not confirm config generation ${next.generation}`);
+      }),
+    ),
+  );
+  return unconfirmed.length > 0 ? { outcome: 'partial', generation: next.generation, messages: unconfirmed } : { outcome: 'applied', generation: next.generation };
+}

@@ -1,0 +1,38 @@
+// Test helper for sidecars with `workers` > 1: the primary's GET /workers, and one request on
+// a new mTLS connection straight to an inbound port (the primary hands each new connection to
+// the next worker, so a few of them reach every worker).
+
+import http2 from 'node:http2';
+import type { RunningSidecar } from './mesh.js';
+
+export interface WorkersView {
+  /** The config generation the primary holds. */
+  readonly generation: number;
+  readonly workers: Array<{ id: number; pid: number; listening: boolean; serial: string; requests: number; generation: number | null }>;
+  readonly restarts: number;
+}
+
+export async function workersOf(sidecar: RunningSidecar): Promise<WorkersView> {
+  const res = await sidecar.admin('/workers');
+  if (res.status !== 200) throw new Error(`/workers: ${res.status} ${res.body}`);
+  return JSON.parse(res.body) as WorkersView;
+}
+
+/** The status and the serial the server presented, for one request as `client` (PEM cert, key, bundle). */
+export function probeRequest(port: number, client: { cert: string; key: string; bundle: string }, path = '/headers'): Promise<{ status: number; serial: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://127.0.0.1:${port}`, { cert: client.cert, key: client.key, ca: client.bundle, checkServerIdentity: () => undefined });
+    session.once('error', reject);
+    const req = session.request({ ':path': path });
+    req.once('error', reject);
+    req.once('response', (headers) => {
+      const serial = (session.socket as unknown as { getPeerCertificate(): { serialNumber: string } }).getPeerCertificate().serialNumber.toLowerCase();
+      req.resume();
+      req.once('end', () => {
+        session.close();
+        resolve({ status: Number(headers[':status']), serial });
+      });
+    });
+    req.end();
+  });
+}

@@ -1,0 +1,124 @@
+// A reload with `workers: 2` runs in every worker or in none, and the answer says which (the
+// two-phase round of src/workers/reload-round.ts), for real: a sidecar with two workers, real
+// mTLS, the workers' config generations read from the primary's GET /workers.
+// - a worker that fails while preparing (killed then): no worker applies the reload, the
+//   answer is 503 reload_aborted, and every worker still runs the old policy and generation;
+// - then a valid reload reaches both workers (generation 2 everywhere, both refuse the probe);
+// - a worker stopped (SIGSTOP) after it prepared, so it cannot confirm the commit: the answer
+//   is 500 reload_partial (never "kept"), /config shows the new config, the stopped worker is
+//   restarted, and every worker runs the same generation with the same policy. That reload
+//   adds an OpenAPI spec, broken on disk before the replacement starts: the replacement runs
+//   the document the primary loaded (a worker reads no file), so both enforce the same spec.
+
+import t from 'tap';
+import http from 'node:http';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startMeshCa, startSidecar, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { startEchoApp, type TestApp } from '../helpers/apps.js';
+import { probeRequest, workersOf } from '../helpers/workers.js';
+
+let ca: MeshCa;
+let app: TestApp;
+let probe: { cert: string; key: string; bundle: string };
+
+t.before(async () => {
+  ca = await startMeshCa(t.testdir());
+  app = await startEchoApp();
+  probe = await ca.issue('probe');
+});
+t.teardown(async () => {
+  await ca?.stop();
+  await app?.close();
+});
+
+/**
+ * Two workers listening, both on the primary's generation `generation`. /ready first: /workers
+ * asks a worker that is still booting, which cannot answer before it says hello (10 s).
+ */
+async function agreeOn(sidecar: RunningSidecar, generation: number): Promise<boolean> {
+  if ((await sidecar.admin('/ready')).status !== 200) return false;
+  const view = await workersOf(sidecar);
+  return view.generation === generation && view.workers.length === 2 && view.workers.every((w) => w.listening && w.generation === generation);
+}
+
+/** The status of one request on a new mTLS connection (the workers take connections in turn). */
+const probeStatus = async (port: number, path?: string) => (await probeRequest(port, probe, path)).status;
+
+/** POST /reload with no client timeout: a worker that does not confirm is waited for 10 s. */
+function reload(port: number): Promise<{ status: number; body: { error?: string; message?: string; applied?: string[] } }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/reload', method: 'POST', agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) as { error?: string; message?: string } }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+t.test('workers: 2: a reload runs in every worker or in none, and the answer says which', { timeout: 60_000 }, async (t) => {
+  const sidecar = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, extraYaml: 'workers: 2' });
+  t.teardown(() => sidecar.stop('SIGKILL'));
+  const statuses = async (path?: string) => Promise.all([0, 1, 2, 3].map(() => probeStatus(sidecar.inboundPort, path)));
+  const lines = sidecar.process.lines;
+  const after = (mark: number, msg: string, worker?: number) => (l: Record<string, unknown>) => lines.indexOf(l) >= mark && l.msg === msg && (worker === undefined || l.worker === worker);
+  t.same(await statuses(), [200, 200, 200, 200], 'the probe may call');
+  t.ok(await agreeOn(sidecar, 1), '/workers: the primary and both workers on config generation 1');
+
+  // a policy that leaves the probe out; one worker dies while the round waits for the other
+  const original = await readFile(sidecar.configFile, 'utf8');
+  const denying = original.replace('  timeout: 5s\n', '  timeout: 5s\n  authorize:\n    - from: [spiffe://mesh.local/svc/nobody]\n');
+  await writeFile(sidecar.configFile, denying);
+  let [first, second] = (await workersOf(sidecar)).workers;
+  process.kill(second?.pid as number, 'SIGSTOP');
+  let mark = lines.length;
+  const aborted = reload(sidecar.adminPort);
+  await sidecar.process.waitFor(after(mark, 'config generation 2 prepared; waiting for the primary to commit it', first?.id), 5_000);
+  process.kill(second?.pid as number, 'SIGKILL');
+  const refused = await aborted;
+  t.equal(refused.status, 503, `a worker that did not prepare: 503 (${refused.body.message ?? ''})`);
+  t.equal(refused.body.error, 'reload_aborted', 'code reload_aborted');
+  t.match(refused.body.message, new RegExp(`worker ${second?.id} \\(pid ${second?.pid}\\) did not prepare the reload`), 'naming the worker');
+  t.match(refused.body.message, /no worker applied it; the running config \(generation 1\) is kept/, 'saying nothing changed');
+  t.notMatch((await sidecar.admin('/config')).body, /nobody/, '/config: the old policy');
+  await waitFor(() => agreeOn(sidecar, 1), 10_000, 'the replacement listening, every worker on generation 1', sidecar.process);
+  t.same(await statuses(), [200, 200, 200, 200], 'the worker that had prepared dropped it: the old policy everywhere');
+
+  // the same file again, every worker up: both apply it
+  const applied = await reload(sidecar.adminPort);
+  t.equal(applied.status, 200, 'POST /reload: 200');
+  t.same(applied.body.applied, ['inbound.authorize'], 'inbound.authorize applied');
+  t.ok(await agreeOn(sidecar, 2), '/workers: the primary and both workers on generation 2');
+  t.same(await statuses(), [403, 403, 403, 403], 'both workers refuse the probe now');
+
+  // the old policy back and a spec that documents GET /headers only; the second worker
+  // prepares it, then stops before it can confirm
+  const spec = join(t.testdir(), 'orders.openapi.yaml');
+  await writeFile(spec, "openapi: 3.0.3\ninfo: {title: orders, version: '1'}\npaths:\n  /headers:\n    get:\n      responses:\n        '200': {description: ok}\n");
+  await writeFile(sidecar.configFile, original.replace('  timeout: 5s\n', `  timeout: 5s\n  openapi: {spec: ${spec}, mode: enforce}\n`));
+  [first, second] = (await workersOf(sidecar)).workers;
+  process.kill(first?.pid as number, 'SIGSTOP');
+  mark = lines.length;
+  const partly = reload(sidecar.adminPort);
+  await sidecar.process.waitFor(after(mark, 'config generation 3 prepared; waiting for the primary to commit it', second?.id), 5_000);
+  process.kill(second?.pid as number, 'SIGSTOP');
+  process.kill(first?.pid as number, 'SIGCONT');
+  // the replacement starts after this: were it to read the spec, it could not start
+  await writeFile(spec, 'openapi: [broken\n');
+  const partial = await partly;
+  t.equal(partial.status, 500, `a worker that did not confirm: 500 (${partial.body.message ?? ''})`);
+  t.equal(partial.body.error, 'reload_partial', 'code reload_partial');
+  t.match(partial.body.message, new RegExp(`worker ${second?.id} \\(pid ${second?.pid}\\) did not confirm generation 3`), 'naming the worker');
+  t.match(partial.body.message, /generation 3 is in force; the workers that did not confirm it are restarted on it/, 'saying what runs');
+  t.notOk(lines.slice(mark).some((l) => typeof l.msg === 'string' && l.msg.includes('the running config is kept')), 'no log line claims the running config is kept');
+  t.notMatch((await sidecar.admin('/config')).body, /nobody/, '/config: the new config (the old policy again), as the workers run it');
+  await waitFor(() => agreeOn(sidecar, 3), 10_000, 'the stopped worker replaced, every worker on generation 3', sidecar.process);
+  const now = (await workersOf(sidecar)).workers;
+  t.notOk(now.some((w) => w.pid === second?.pid), 'the worker that did not confirm was restarted');
+  t.ok(now.some((w) => w.pid === first?.pid), 'the one that confirmed kept running');
+  t.same(await statuses(), [200, 200, 200, 200], 'both workers run generation 3: the probe may call again');
+  t.same(await statuses('/undocumented'), [404, 404, 404, 404], 'both enforce the spec the primary loaded, the replacement too (the file is broken now)');
+  t.equal(await sidecar.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
+});
