@@ -1,7 +1,8 @@
 // The CA's bookkeeping beside its keys: which step of a root rotation it is in and since when
 // (state.json), and the longest leaf lifetime it hands out (leaf-lifetime.json), which the
-// rotation refusals are measured in. state.json is written last by every command that changes
-// the CA's files: a running CA server watches it and reloads when it changes.
+// rotation refusals are measured in; and that the folder is its user's alone. state.json is
+// written last by every command that changes the CA's files: a running CA server watches it
+// and reloads when it changes.
 
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -89,6 +90,29 @@ export async function recordLeafMaxTtl(dir: string, maxTtlMs: number, mode: 'rep
   await writeFileAtomic(join(dir, LEAF_LIFETIME_FILE), `${JSON.stringify({ maxTtlMs })}\n`, 0o644);
 }
 
+/**
+ * The CA folder must be its user's alone: whoever else can write to it can replace the keys,
+ * the bundle or state.json (a rename needs only the folder's write bit). A missing folder
+ * passes: the caller's own read says "run ca init".
+ */
+export async function requirePrivateCaFolder(dir: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  const uid = process.getuid?.();
+  if (uid !== undefined && info.uid !== uid) {
+    throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}), who could replace its keys; run "chown ${uid} ${dir} && chmod 700 ${dir}" (as root), or run meshcar as its owner`);
+  }
+  if ((info.mode & 0o022) !== 0) {
+    const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
+    throw new MeshcarError('forbidden', `the CA folder ${dir} is writable by ${who} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}), who could replace its keys; run "chmod 700 ${dir}"`);
+  }
+}
+
 export const LOCK_FILE = '.lock';
 /** How long a CA command waits for another one to finish before it gives up. */
 const LOCK_WAIT_MS = 10_000;
@@ -108,6 +132,8 @@ function alive(pid: number): boolean {
  * process changing it; a lock whose process is gone is taken over.
  */
 export async function withCaLock<T>(dir: string, change: () => Promise<T>): Promise<T> {
+  // every command that changes the folder comes through here: none writes keys into a shared one
+  await requirePrivateCaFolder(dir);
   const path = join(dir, LOCK_FILE);
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (;;) {

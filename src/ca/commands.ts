@@ -3,7 +3,7 @@
 // metrics registry (prom-client) are imported by caServe only: init, issue and token do not
 // load them.
 
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -49,10 +49,13 @@ export async function caToken(dir: string, service: string, ttlMs: number, singl
   return authority.createToken(serviceSpiffeId(authority.trustDomain, service), ttlMs, singleUse);
 }
 
-/** Writes a token to a file only its owner can read (for `--out`). */
+/**
+ * Writes a token to a file only its owner can read (for `--out`): a new 0600 file renamed over
+ * the path, so a symlink there is replaced rather than followed, and an existing file that
+ * others may read never holds the token, not even for a moment.
+ */
 export async function writeTokenFile(path: string, token: string): Promise<void> {
-  await writeFile(path, `${token}\n`, { mode: 0o600 });
-  await chmod(path, 0o600);
+  await writeFileAtomic(path, `${token}\n`, 0o600);
 }
 
 export async function caServe(config: CaConfig, logger: Logger, metrics?: Metrics): Promise<RunningCaServer & { readonly ca: CaRuntime }> {
