@@ -16,7 +16,8 @@ import { initCaDirectory, loadCaMaterial } from './store.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { TokenLedger } from './token-ledger.js';
 import { TokenKeys } from './token-keys.js';
-import { recordLeafMaxTtl } from './ca-state.js';
+import { withCaLock } from './ca-state.js';
+import { recordLeafNotAfterLocked, recordServerMaxTtl } from './leaf-lifetime.js';
 import type { RunningCaServer } from './server.js';
 import type { CaRuntime } from './runtime.js';
 
@@ -33,10 +34,16 @@ export async function caInit(dir: string, trustDomain: string, force: boolean): 
 
 /** Offline issuance: the key is made here and written next to the SVID. */
 export async function caIssue(dir: string, service: string, outDir: string, ttlMs: number): Promise<{ spiffeId: string; notAfter: string; serial: string }> {
-  const authority = await openAuthority(dir, { maxTtlMs: Math.max(ttlMs, DAY_MS), defaultTtlMs: ttlMs });
   const keys = await generateWorkloadKey();
   const spki = createPublicKey(createPrivateKey(keys.privateKeyPem)).export({ type: 'spki', format: 'der' });
-  const issued = await authority.issue(serviceSpiffeId(authority.trustDomain, service), spki, ttlMs);
+  // signed and counted under the lock, before anything is written: a root rotation step either
+  // sees this leaf's notAfter or has run wholly before it was signed
+  const issued = await withCaLock(dir, async () => {
+    const authority = await openAuthority(dir, { maxTtlMs: Math.max(ttlMs, DAY_MS), defaultTtlMs: ttlMs });
+    const leaf = await authority.issue(serviceSpiffeId(authority.trustDomain, service), spki, ttlMs);
+    await recordLeafNotAfterLocked(dir, Date.parse(leaf.notAfter));
+    return leaf;
+  });
   await mkdir(outDir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(join(outDir, 'svid.key'), keys.privateKeyPem, 0o600);
   await writeFileAtomic(join(outDir, 'svid.crt'), issued.chain, 0o644);
@@ -74,8 +81,9 @@ export async function caServe(config: CaConfig, logger: Logger, metrics?: Metric
     logger,
     ...(config.issuerRotation ? { issuerRotation: config.issuerRotation } : {}),
   });
-  // the root rotation steps wait for leaves of this lifetime to expire
-  await recordLeafMaxTtl(config.dir, config.maxTtlMs, 'replace').catch((err: unknown) => {
+  // the root rotation steps wait for leaves of this lifetime to expire (and for those of the
+  // server before it, if they live longer)
+  await recordServerMaxTtl(config.dir, config.maxTtlMs).catch((err: unknown) => {
     // a read-only CA folder still serves; only the rotation commands lose the figure
     logger.warn(`could not record maxTtl in ${config.dir} for the root rotation steps (they will assume the longest recorded lifetime, or 24h): ${(err as Error).message}`);
   });
