@@ -27,11 +27,12 @@ interface Recorded {
 
 async function readRecorded(dir: string): Promise<Recorded> {
   const file = join(dir, LEAF_LIFETIME_FILE);
-  const value = (await readJson(file)) as Record<string, unknown> | undefined;
+  const value = await readJson(file);
   if (value === undefined) return {};
-  const { maxTtlMs, leavesUntil } = value;
+  const { maxTtlMs, leavesUntil } = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
   const validTtl = maxTtlMs === undefined || (typeof maxTtlMs === 'number' && maxTtlMs > 0);
   const validUntil = leavesUntil === undefined || (typeof leavesUntil === 'string' && Number.isFinite(Date.parse(leavesUntil)));
+  // a figure that cannot be read must not shrink the rotation's wait to the default
   if (typeof value !== 'object' || value === null || !validTtl || !validUntil) {
     throw new MeshcarError('ca_missing', `${file} does not hold {"maxTtlMs": N, "leavesUntil": "ISO 8601"}; it records how long issued leaves stay valid: restore it from a backup`);
   }
