@@ -12,6 +12,10 @@ import { MeshcarError } from '../errors.js';
 import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { BrowserGuard } from './browser-guard.js';
+import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
+
+/** A connection with no request in flight and no bytes for this long is closed. */
+export const ADMIN_IDLE_TIMEOUT_MS = 15_000;
 
 export interface AdminState {
   /** True once the identity is loaded and every listener is bound, false again while draining. */
@@ -104,7 +108,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     }
   }
 
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => {
     route(req, res).catch((err: unknown) => {
       const error = asMeshcarError(err);
       if (error.code === 'internal') logger.error({ err }, 'admin request failed');
@@ -113,6 +117,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  closeIdleConnections(server, ADMIN_IDLE_TIMEOUT_MS);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(new MeshcarError('config_invalid', `admin cannot listen on ${formatHostPort(listen)} (admin.listen): ${err.message}`, { cause: err }));
     server.once('error', onError);

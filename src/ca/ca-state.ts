@@ -1,14 +1,14 @@
 // The CA's bookkeeping beside its keys: which step of a root rotation it is in and since when
-// (state.json), and the longest leaf lifetime it hands out (leaf-lifetime.json), which the
-// rotation refusals are measured in. state.json is written last by every command that changes
-// the CA's files: a running CA server watches it and reloads when it changes.
+// (state.json), one change of the folder at a time (.lock), and that the folder is its user's
+// alone. state.json is written last by every command that changes the CA's files: a running CA
+// server watches it and reloads when it changes. (What the rotation steps wait for is in
+// leaf-lifetime.ts.)
 
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
-import { DEFAULT_LEAF_TTL_MS } from './x509-profile.js';
 
 export const STATE_FILE = 'state.json';
 export const LEAF_LIFETIME_FILE = 'leaf-lifetime.json';
@@ -20,6 +20,10 @@ export interface RootRotation {
   readonly activatedAt?: string;
   /** The leaf lifetime at activation: the old root's last leaves are gone this long after it. */
   readonly leafMaxTtlMs?: number;
+  /** Set by root add: when every leaf issued before it has expired (see leaf-lifetime.ts). */
+  readonly activateFrom?: string;
+  /** Set by root activate: when every leaf signed under the old root has expired. */
+  readonly retireFrom?: string;
 }
 
 export interface CaState {
@@ -30,7 +34,7 @@ export interface CaState {
   readonly rootRetiredAt?: string;
 }
 
-async function readJson(file: string): Promise<unknown> {
+export async function readJson(file: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -72,21 +76,27 @@ export async function stateFingerprint(dir: string): Promise<string> {
   }
 }
 
-/** The longest lifetime a leaf from this CA may have: the CA server's maxTtl, or longer offline issues. */
-export async function readLeafMaxTtlMs(dir: string): Promise<number> {
-  const value = (await readJson(join(dir, LEAF_LIFETIME_FILE))) as { maxTtlMs?: unknown } | undefined;
-  const ms = value?.maxTtlMs;
-  return typeof ms === 'number' && ms > 0 ? ms : DEFAULT_LEAF_TTL_MS;
-}
-
 /**
- * Records the leaf lifetime: the CA server sets it to its maxTtl when it starts (`replace`); an
- * offline `ca issue` only raises it. Its own file, so it never races a rotation command's state.
+ * The CA folder must be its user's alone: whoever else can write to it can replace the keys,
+ * the bundle or state.json (a rename needs only the folder's write bit). A missing folder
+ * passes: the caller's own read says "run ca init".
  */
-export async function recordLeafMaxTtl(dir: string, maxTtlMs: number, mode: 'replace' | 'raise'): Promise<void> {
-  // unrecorded counts as the default: a CA without the file may have issued that long
-  if (mode === 'raise' && (await readLeafMaxTtlMs(dir)) >= maxTtlMs) return;
-  await writeFileAtomic(join(dir, LEAF_LIFETIME_FILE), `${JSON.stringify({ maxTtlMs })}\n`, 0o644);
+export async function requirePrivateCaFolder(dir: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  const uid = process.getuid?.();
+  if (uid !== undefined && info.uid !== uid) {
+    throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}), who could replace its keys; run "chown ${uid} ${dir} && chmod 700 ${dir}" (as root), or run meshcar as its owner`);
+  }
+  if ((info.mode & 0o022) !== 0) {
+    const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
+    throw new MeshcarError('forbidden', `the CA folder ${dir} is writable by ${who} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}), who could replace its keys; run "chmod 700 ${dir}"`);
+  }
 }
 
 export const LOCK_FILE = '.lock';
@@ -108,6 +118,8 @@ function alive(pid: number): boolean {
  * process changing it; a lock whose process is gone is taken over.
  */
 export async function withCaLock<T>(dir: string, change: () => Promise<T>): Promise<T> {
+  // every command that changes the folder comes through here: none writes keys into a shared one
+  await requirePrivateCaFolder(dir);
   const path = join(dir, LOCK_FILE);
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (;;) {

@@ -3,7 +3,7 @@
 // metrics registry (prom-client) are imported by caServe only: init, issue and token do not
 // load them.
 
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -16,7 +16,8 @@ import { initCaDirectory, loadCaMaterial } from './store.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { TokenLedger } from './token-ledger.js';
 import { TokenKeys } from './token-keys.js';
-import { recordLeafMaxTtl } from './ca-state.js';
+import { withCaLock } from './ca-state.js';
+import { recordLeafNotAfterLocked, recordServerMaxTtl } from './leaf-lifetime.js';
 import type { RunningCaServer } from './server.js';
 import type { CaRuntime } from './runtime.js';
 
@@ -33,10 +34,16 @@ export async function caInit(dir: string, trustDomain: string, force: boolean): 
 
 /** Offline issuance: the key is made here and written next to the SVID. */
 export async function caIssue(dir: string, service: string, outDir: string, ttlMs: number): Promise<{ spiffeId: string; notAfter: string; serial: string }> {
-  const authority = await openAuthority(dir, { maxTtlMs: Math.max(ttlMs, DAY_MS), defaultTtlMs: ttlMs });
   const keys = await generateWorkloadKey();
   const spki = createPublicKey(createPrivateKey(keys.privateKeyPem)).export({ type: 'spki', format: 'der' });
-  const issued = await authority.issue(serviceSpiffeId(authority.trustDomain, service), spki, ttlMs);
+  // signed and counted under the lock, before anything is written: a root rotation step either
+  // sees this leaf's notAfter or has run wholly before it was signed
+  const issued = await withCaLock(dir, async () => {
+    const authority = await openAuthority(dir, { maxTtlMs: Math.max(ttlMs, DAY_MS), defaultTtlMs: ttlMs });
+    const leaf = await authority.issue(serviceSpiffeId(authority.trustDomain, service), spki, ttlMs);
+    await recordLeafNotAfterLocked(dir, Date.parse(leaf.notAfter));
+    return leaf;
+  });
   await mkdir(outDir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(join(outDir, 'svid.key'), keys.privateKeyPem, 0o600);
   await writeFileAtomic(join(outDir, 'svid.crt'), issued.chain, 0o644);
@@ -49,10 +56,13 @@ export async function caToken(dir: string, service: string, ttlMs: number, singl
   return authority.createToken(serviceSpiffeId(authority.trustDomain, service), ttlMs, singleUse);
 }
 
-/** Writes a token to a file only its owner can read (for `--out`). */
+/**
+ * Writes a token to a file only its owner can read (for `--out`): a new 0600 file renamed over
+ * the path, so a symlink there is replaced rather than followed, and an existing file that
+ * others may read never holds the token, not even for a moment.
+ */
 export async function writeTokenFile(path: string, token: string): Promise<void> {
-  await writeFile(path, `${token}\n`, { mode: 0o600 });
-  await chmod(path, 0o600);
+  await writeFileAtomic(path, `${token}\n`, 0o600);
 }
 
 export async function caServe(config: CaConfig, logger: Logger, metrics?: Metrics): Promise<RunningCaServer & { readonly ca: CaRuntime }> {
@@ -71,8 +81,9 @@ export async function caServe(config: CaConfig, logger: Logger, metrics?: Metric
     logger,
     ...(config.issuerRotation ? { issuerRotation: config.issuerRotation } : {}),
   });
-  // the root rotation steps wait for leaves of this lifetime to expire
-  await recordLeafMaxTtl(config.dir, config.maxTtlMs, 'replace').catch((err: unknown) => {
+  // the root rotation steps wait for leaves of this lifetime to expire (and for those of the
+  // server before it, if they live longer)
+  await recordServerMaxTtl(config.dir, config.maxTtlMs).catch((err: unknown) => {
     // a read-only CA folder still serves; only the rotation commands lose the figure
     logger.warn(`could not record maxTtl in ${config.dir} for the root rotation steps (they will assume the longest recorded lifetime, or 24h): ${(err as Error).message}`);
   });

@@ -6,9 +6,10 @@
 //                  a cross certificate (new root's key signed by the old root) is made now.
 //   root activate  a new issuer under the new root signs; the old root is retiring (still in the
 //                  bundle); chains carry the cross certificate, so a client that only knows the
-//                  old root still verifies. Refused until a leaf lifetime has passed since add.
+//                  old root still verifies. Refused until every leaf issued before add has
+//                  expired (a leaf lifetime, or longer for longer leaves: leaf-lifetime.ts).
 //   root retire    the old root leaves the bundle. Refused until the old root's last leaves
-//                  have expired: a leaf lifetime after activation.
+//                  have expired: a leaf lifetime after activation, or longer likewise.
 
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
@@ -18,7 +19,8 @@ import { writeFileAtomic } from '../atomic-file.js';
 import { formatApproxDuration, formatDuration } from '../config/duration.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { CA_FILES, ROTATION_FILES, readCaFile, readOptionalCert, spkiOf } from './store.js';
-import { readCaState, readLeafMaxTtlMs, withCaLock, writeCaState, type CaState } from './ca-state.js';
+import { readCaState, withCaLock, writeCaState, type CaState } from './ca-state.js';
+import { leavesExpireBy, nextRotationStepAt, readLeafLifetime } from './leaf-lifetime.js';
 import { TokenKeys } from './token-keys.js';
 import { ISSUER_LIFETIME_MS, issueCrossCertificate, issueIssuerCertificate, issueRootCertificate, rootName, type Signer } from './x509-profile.js';
 
@@ -92,8 +94,9 @@ function refuse(why: string, whatToDo: string, force: boolean): string {
   return `${why.replace(' refused: ', ' forced: ')}; going ahead because of --force`;
 }
 
-function later(from: string | undefined, ms: number): number {
-  return Date.parse(from ?? '') + ms;
+/** The wait a step's refusal names: one leaf lifetime, or the longer leaves that set it. */
+function waitReason(allowedAt: number, from: string | undefined, leafTtl: number, lifetimeText: string, longerText: string): string {
+  return allowedAt > Date.parse(from ?? '') + leafTtl ? longerText : lifetimeText;
 }
 
 /** Step 1: a new pending root, trusted everywhere before it signs anything. */
@@ -113,10 +116,13 @@ async function rootAddUnlocked(dir: string, options: { now?: Date } = {}): Promi
   await writeFileAtomic(join(dir, ROTATION_FILES.pendingCert), root.pem, 0o644);
   await writeFileAtomic(join(dir, ROTATION_FILES.cross), cross.pem, 0o644);
   await writeFileAtomic(join(dir, CA_FILES.bundle), active.cert.toString() + root.pem, 0o644);
-  await writeCaState(dir, { ...state, rootRotation: { step: 'added', addedAt: now.toISOString() } }, state);
-  const leafTtl = await readLeafMaxTtlMs(dir);
+  // fixed now: leaves signed from here on carry both roots, so they need not be waited for
+  const lifetime = await readLeafLifetime(dir);
+  const activateFrom = leavesExpireBy(lifetime, now.getTime());
+  await writeCaState(dir, { ...state, rootRotation: { step: 'added', addedAt: now.toISOString(), activateFrom: new Date(activateFrom).toISOString() } }, state);
+  const why = waitReason(activateFrom, now.toISOString(), lifetime.maxTtlMs, `one leaf lifetime, ${formatDuration(lifetime.maxTtlMs)}`, 'when the longest leaf issued so far expires');
   return {
-    summary: `added pending root serial ${root.serialHex}; bundle.pem holds 2 roots and the CA hands them out with every certificate and at GET /v1/bundle; "root activate" is allowed from ${new Date(now.getTime() + leafTtl).toISOString()} (one leaf lifetime, ${formatDuration(leafTtl)})`,
+    summary: `added pending root serial ${root.serialHex}; bundle.pem holds 2 roots and the CA hands them out with every certificate and at GET /v1/bundle; "root activate" is allowed from ${new Date(activateFrom).toISOString()} (${why})`,
   };
 }
 
@@ -127,11 +133,13 @@ async function rootActivateUnlocked(dir: string, options: { force?: boolean; now
   if (state.rootRotation?.step !== 'added') {
     throw new MeshcarError('forbidden', state.rootRotation ? `root activate refused: the new root is active already (since ${state.rootRotation.activatedAt}); the next step is "meshcar ca root retire --dir ${dir}"` : `root activate refused: there is no pending root; start with "meshcar ca root add --dir ${dir}"`);
   }
-  const leafTtl = await readLeafMaxTtlMs(dir);
-  const allowedAt = later(state.rootRotation.addedAt, leafTtl);
+  const lifetime = await readLeafLifetime(dir);
+  const leafTtl = lifetime.maxTtlMs;
+  const allowedAt = nextRotationStepAt(state.rootRotation, lifetime);
   let warning: string | undefined;
   if (now.getTime() < allowedAt) {
-    warning = refuse(`root activate refused: the new root was added at ${state.rootRotation.addedAt} and may not have reached every sidecar yet (each gets it with its next certificate, within one leaf lifetime, ${formatDuration(leafTtl)})`, `wait until ${new Date(allowedAt).toISOString()} (${formatApproxDuration(allowedAt - now.getTime())} from now), or pass --force once every sidecar shows meshcar_identity_bundle_roots 2`, options.force === true);
+    const within = waitReason(allowedAt, state.rootRotation.addedAt, leafTtl, `within one leaf lifetime, ${formatDuration(leafTtl)}`, `before its current one expires, and a leaf issued before the add is valid until ${new Date(allowedAt).toISOString()}`);
+    warning = refuse(`root activate refused: the new root was added at ${state.rootRotation.addedAt} and may not have reached every sidecar yet (each gets it with its next certificate, ${within})`, `wait until ${new Date(allowedAt).toISOString()} (${formatApproxDuration(allowedAt - now.getTime())} from now), or pass --force once every sidecar shows meshcar_identity_bundle_roots 2`, options.force === true);
   }
   const pending = await loadRoot(dir, ROTATION_FILES.pendingCert, ROTATION_FILES.pendingKey);
   const old = await readCaFile(dir, CA_FILES.rootCert);
@@ -143,10 +151,12 @@ async function rootActivateUnlocked(dir: string, options: { force?: boolean; now
   await rm(join(dir, ROTATION_FILES.pendingKey), { force: true });
   await rm(join(dir, ROTATION_FILES.pendingCert), { force: true });
   await TokenKeys.rotate(dir, 'rotate', now);
-  const rotation = { step: 'activated' as const, addedAt: state.rootRotation.addedAt, activatedAt: now.toISOString(), leafMaxTtlMs: leafTtl };
+  // fixed now, under the lock: every leaf of the old root is counted in it (leaf-lifetime.ts)
+  const retireFrom = new Date(leavesExpireBy(await readLeafLifetime(dir), now.getTime())).toISOString();
+  const rotation = { step: 'activated' as const, addedAt: state.rootRotation.addedAt, activatedAt: now.toISOString(), leafMaxTtlMs: leafTtl, retireFrom };
   await writeCaState(dir, { ...state, rootRotation: rotation }, state);
   return {
-    summary: `activated root serial ${serialOf(pending.cert)}: new ${describeIssuer(issuer)} signs from the CA server's next signing; a new token key signs tokens (older tokens keep working until "root retire"); "root retire" is allowed from ${new Date(now.getTime() + leafTtl).toISOString()}`,
+    summary: `activated root serial ${serialOf(pending.cert)}: new ${describeIssuer(issuer)} signs from the CA server's next signing; a new token key signs tokens (older tokens keep working until "root retire"); "root retire" is allowed from ${retireFrom}`,
     ...(warning ? { warning } : {}),
   };
 }
@@ -158,11 +168,13 @@ async function rootRetireUnlocked(dir: string, options: { force?: boolean; now?:
   if (state.rootRotation?.step !== 'activated') {
     throw new MeshcarError('forbidden', state.rootRotation ? `root retire refused: the new root is not active yet; run "meshcar ca root activate --dir ${dir}" first` : `root retire refused: no root rotation is under way; start with "meshcar ca root add --dir ${dir}"`);
   }
-  const leafTtl = state.rootRotation.leafMaxTtlMs ?? (await readLeafMaxTtlMs(dir));
-  const allowedAt = later(state.rootRotation.activatedAt, leafTtl);
+  const lifetime = await readLeafLifetime(dir);
+  const leafTtl = state.rootRotation.leafMaxTtlMs ?? lifetime.maxTtlMs;
+  const allowedAt = nextRotationStepAt(state.rootRotation, lifetime);
   let warning: string | undefined;
   if (now.getTime() < allowedAt) {
-    warning = refuse(`root retire refused: leaves signed under the old root can be valid until ${new Date(allowedAt).toISOString()} (activated at ${state.rootRotation.activatedAt}, leaf lifetime ${formatDuration(leafTtl)}), and peers would stop trusting them`, `wait ${formatApproxDuration(allowedAt - now.getTime())}, or pass --force if no such leaf is in use`, options.force === true);
+    const longer = waitReason(allowedAt, state.rootRotation.activatedAt, leafTtl, '', '; a longer leaf signed before, offline or under a larger maxTtl, until then');
+    warning = refuse(`root retire refused: leaves signed under the old root can be valid until ${new Date(allowedAt).toISOString()} (activated at ${state.rootRotation.activatedAt}, leaf lifetime ${formatDuration(leafTtl)}${longer}), and peers would stop trusting them`, `wait ${formatApproxDuration(allowedAt - now.getTime())}, or pass --force if no such leaf is in use`, options.force === true);
   }
   const retiring = await readOptionalCert(dir, ROTATION_FILES.retiringCert);
   const active = await readCaFile(dir, CA_FILES.rootCert);

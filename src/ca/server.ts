@@ -16,6 +16,7 @@ import { parseDuration } from '../config/duration.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { readJsonBody } from '../http/read-body.js';
 import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
+import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { uriSans } from '../pki/x509-read.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
@@ -33,6 +34,23 @@ const SERVER_CERT_TTL_MS = 24 * 3_600_000;
  * client's chain. Passed again on every setSecureContext, which would otherwise drop it.
  */
 const TLS_SECURE_OPTIONS = cryptoConstants.SSL_OP_NO_TICKET;
+
+/**
+ * What a connection may hold without doing anything: the CA port is reachable by every
+ * workload, and each silent connection costs a file descriptor until something closes it.
+ */
+export const CA_CONNECTION_LIMITS = {
+  /** From accept to a finished TLS handshake (Node's default is 120 s). */
+  handshakeTimeoutMs: 10_000,
+  /** No request in flight and no bytes either way (see idle-connections.ts). */
+  idleTimeoutMs: 15_000,
+  /** From a request's first byte to its last header. */
+  headersTimeoutMs: 10_000,
+  /** From a request's first byte to its last body byte. */
+  requestTimeoutMs: 30_000,
+  /** Open connections at once; more are closed as soon as they are accepted. */
+  maxConnections: 1024,
+} as const;
 
 export interface CaServerOptions {
   /** The CA's material, reloaded when its folder changes (a rotation). */
@@ -159,6 +177,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
       secureOptions: TLS_SECURE_OPTIONS,
+      handshakeTimeout: CA_CONNECTION_LIMITS.handshakeTimeoutMs,
+      connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
     },
     (req, res) => {
       route(req, res).catch((err: unknown) => {
@@ -169,8 +189,11 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       });
     },
   );
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  server.headersTimeout = CA_CONNECTION_LIMITS.headersTimeoutMs;
+  server.requestTimeout = CA_CONNECTION_LIMITS.requestTimeoutMs;
+  server.maxConnections = CA_CONNECTION_LIMITS.maxConnections;
+  closeIdleConnections(server, CA_CONNECTION_LIMITS.idleTimeoutMs);
+  server.on('drop', (data) => logger.debug({ remoteAddress: data?.remoteAddress }, `CA connection refused: ${CA_CONNECTION_LIMITS.maxConnections} connections open already`));
   server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'TLS handshake with CA client failed'));
 
   // the server's own leaf is short-lived like any other; swap it in before it expires, and at

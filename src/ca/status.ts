@@ -6,7 +6,8 @@ import { X509Certificate } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatApproxDuration, formatDuration } from '../config/duration.js';
-import { readCaState, readLeafMaxTtlMs } from './ca-state.js';
+import { readCaState } from './ca-state.js';
+import { nextRotationStepAt, readLeafLifetime } from './leaf-lifetime.js';
 import { loadCaMaterial, readOptionalCert, ROTATION_FILES } from './store.js';
 import { TokenKeys } from './token-keys.js';
 
@@ -57,7 +58,7 @@ function subjectKeyIdOf(cert: X509Certificate): string {
 }
 
 export async function caStatus(dir: string): Promise<CaStatus> {
-  const [material, state, leafTtl, tokenKeys] = await Promise.all([loadCaMaterial(dir), readCaState(dir), readLeafMaxTtlMs(dir), TokenKeys.load(dir)]);
+  const [material, state, lifetime, tokenKeys] = await Promise.all([loadCaMaterial(dir), readCaState(dir), readLeafLifetime(dir), TokenKeys.load(dir)]);
   const rootSerialOf = (cert: X509Certificate) => material.rootsByRole.find((r) => cert.checkIssued(r.cert))?.cert.serialNumber.toLowerCase() ?? null;
   const issuers: Array<CertificateStatus & { signing: boolean; rootSerial: string | null }> = [{ ...describe(material.issuerCert), signing: true, rootSerial: rootSerialOf(material.issuerCert) }];
   const archive = join(dir, ROTATION_FILES.issuersDir);
@@ -72,9 +73,9 @@ export async function caStatus(dir: string): Promise<CaStatus> {
   const rotation = state.rootRotation;
   let rootRotation: CaStatus['rootRotation'] = { step: 'none' };
   if (rotation?.step === 'added') {
-    rootRotation = { step: 'added', addedAt: rotation.addedAt, next: { command: 'root activate', allowedFrom: new Date(Date.parse(rotation.addedAt) + leafTtl).toISOString() } };
+    rootRotation = { step: 'added', addedAt: rotation.addedAt, next: { command: 'root activate', allowedFrom: new Date(nextRotationStepAt(rotation, lifetime)).toISOString() } };
   } else if (rotation?.step === 'activated') {
-    const from = Date.parse(rotation.activatedAt ?? '') + (rotation.leafMaxTtlMs ?? leafTtl);
+    const from = nextRotationStepAt(rotation, lifetime);
     rootRotation = { step: 'activated', addedAt: rotation.addedAt, ...(rotation.activatedAt ? { activatedAt: rotation.activatedAt } : {}), next: { command: 'root retire', allowedFrom: new Date(from).toISOString() } };
   }
   return {
@@ -84,7 +85,7 @@ export async function caStatus(dir: string): Promise<CaStatus> {
     issuers,
     rootRotation,
     tokenKeys: tokenKeys.info.keys.map((k) => ({ kid: k.kid, state: k.state, createdAt: k.createdAt })),
-    leafMaxTtl: formatDuration(leafTtl),
+    leafMaxTtl: formatDuration(lifetime.maxTtlMs),
   };
 }
 

@@ -1,17 +1,18 @@
 // The CA's files on disk: root and issuer keys and certificates, and the trust bundle.
-// Keys are written 0600 in a 0700 folder; an existing CA is never overwritten without --force.
+// Keys are written 0600 in a 0700 folder (init tightens an existing folder; loading refuses one
+// others can write to); an existing CA is never overwritten without --force.
 // During a root rotation (lifecycle.ts) a pending or a retiring root and a cross certificate
 // sit beside them; loadCaMaterial reads whatever is there, with each root's role.
 
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { splitPemCertificates } from '../pki/pem.js';
 import { issueIssuerCertificate, issueRootCertificate, issuerName, rootName, type Signer } from './x509-profile.js';
-import { readCaState, writeCaState, type CaState } from './ca-state.js';
+import { readCaState, requirePrivateCaFolder, writeCaState, type CaState } from './ca-state.js';
 import { TOKEN_KEY_FILE, TOKEN_KEYS_FILE, TokenKeys } from './token-keys.js';
 
 export const CA_FILES = {
@@ -73,6 +74,8 @@ export async function initCaDirectory(dir: string, trustDomain: string, options:
     }
   }
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  // mkdir leaves an existing folder's mode as it was (and umask may narrow a new one's)
+  await chmod(dir, 0o700);
   // a forced re-init forgets the old CA's rotation and its token keys with it
   for (const file of [...Object.values(ROTATION_FILES), TOKEN_KEY_FILE, TOKEN_KEYS_FILE]) await rm(join(dir, file), { recursive: true, force: true });
   const [rootKeys, issuerKeys] = await Promise.all([generateWorkloadKey(), generateWorkloadKey()]);
@@ -110,6 +113,8 @@ export async function readOptionalCert(dir: string, file: string): Promise<X509C
 
 /** Loads and cross-checks the issuer and bundle (the root key is not needed to serve). */
 export async function loadCaMaterial(dir: string, expectedTrustDomain?: string): Promise<CaMaterial> {
+  // serve, issue, token and status all load through here: none trusts keys others could swap
+  await requirePrivateCaFolder(dir);
   const [issuerPem, issuerKeyPem, bundlePem, state] = await Promise.all([
     readCaFile(dir, CA_FILES.issuerCert),
     readCaFile(dir, CA_FILES.issuerKey),

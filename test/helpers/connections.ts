@@ -1,8 +1,10 @@
 // Test helper: the TCP connections (and files) a process holds open, read from Linux /proc as `ss -tnp`
 // would, so a test can tell "the same connection" from "a new connection to the same place"
-// (a gauge of open sessions reads 1 either way).
+// (a gauge of open sessions reads 1 either way), and whether a server still holds a connection
+// its client has stopped reading from.
 
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface TcpConnection {
   /** The local port: with the remote address, the connection's identity. */
@@ -13,16 +15,24 @@ export interface TcpConnection {
 }
 
 const ESTABLISHED = '01';
+const LISTEN = '0A';
 
-/** The ESTABLISHED TCP connections process `pid` has open to `remotePort` (any loopback address). */
-export async function connectionsTo(pid: number, remotePort: number): Promise<TcpConnection[]> {
+interface SocketRow {
+  readonly localPort: number;
+  readonly remotePort: number;
+  readonly state: string;
+  readonly inode: string;
+}
+
+/** The TCP sockets process `pid` holds a file descriptor on (any loopback address). */
+async function socketsOf(pid: number): Promise<SocketRow[]> {
   const inodes = new Set<string>();
   for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
     const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
     const m = /^socket:\[(\d+)\]$/.exec(target);
     if (m) inodes.add(m[1] as string);
   }
-  const found: TcpConnection[] = [];
+  const rows: SocketRow[] = [];
   for (const table of ['tcp', 'tcp6']) {
     const text = await readFile(`/proc/${pid}/net/${table}`, 'utf8').catch(() => '');
     for (const line of text.split('\n').slice(1)) {
@@ -30,13 +40,34 @@ export async function connectionsTo(pid: number, remotePort: number): Promise<Tc
       if (fields.length < 10) continue;
       const [, local, remote, state] = fields;
       const inode = fields[9] as string;
-      if (state !== ESTABLISHED || !inodes.has(inode)) continue;
+      if (!inodes.has(inode)) continue;
       const port = (address: string | undefined) => parseInt(address?.split(':')[1] ?? '', 16);
-      if (port(remote) !== remotePort) continue;
-      found.push({ localPort: port(local), remotePort, inode });
+      rows.push({ localPort: port(local), remotePort: port(remote), state: state as string, inode });
     }
   }
-  return found;
+  return rows;
+}
+
+/** The ESTABLISHED TCP connections process `pid` has open to `remotePort` (any loopback address). */
+export async function connectionsTo(pid: number, remotePort: number): Promise<TcpConnection[]> {
+  return (await socketsOf(pid)).filter((row) => row.state === ESTABLISHED && row.remotePort === remotePort).map(({ localPort, inode }) => ({ localPort, remotePort, inode }));
+}
+
+/** The remote ports of the connections, in any state, a server in process `pid` still holds on its `port` (its listening socket aside). */
+export async function heldConnectionsOn(pid: number, port: number): Promise<number[]> {
+  return (await socketsOf(pid)).filter((row) => row.state !== LISTEN && row.localPort === port).map((row) => row.remotePort);
+}
+
+/**
+ * Waits until the server in this process holds no connection on `serverPort` from `clientPort`:
+ * the ms from `since`, or an Error once `boundMs` have passed.
+ */
+export async function serverLetGoWithin(serverPort: number, clientPort: number, since: number, boundMs: number): Promise<number | Error> {
+  while (Date.now() - since < boundMs) {
+    if (!(await heldConnectionsOn(process.pid, serverPort)).includes(clientPort)) return Date.now() - since;
+    await sleep(250);
+  }
+  return new Error(`the server still holds the connection ${boundMs} ms on`);
 }
 
 /** The one connection `pid` holds to `remotePort`; throws when there are none or several. */

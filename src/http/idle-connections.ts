@@ -1,0 +1,51 @@
+// Closes HTTP(S) server connections that hold a socket without using it: no bytes either way
+// for `idleMs` while no handler is still working on a response. Node sets no such bound: a
+// client that asks and never reads the answers (pipelined requests) holds the socket for good,
+// its responses stuck in the send buffer, since headersTimeout and requestTimeout only bound a
+// request's arrival. server.timeout does not serve: Node turns the socket timeout off for every
+// request after the first on a keep-alive connection. So each connection's byte counters are
+// compared once a second. A handler still at work is left alone however long it takes (a
+// config reload).
+
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+
+/** How often Node checks headersTimeout and requestTimeout (its default, 30 s, let a 10 s headersTimeout run to 40 s); and the idle check's period. */
+export const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
+
+interface Watched {
+  moved: number;
+  since: number;
+  /** The response a handler is working on (the latest request's). */
+  res?: ServerResponse;
+}
+
+export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: number): void {
+  const watched = new Map<Socket, Watched>();
+  // on HTTPS the handshake has its own timeout; the idle clock starts once it is done
+  const event = 'setSecureContext' in server ? 'secureConnection' : 'connection';
+  server.on(event, (socket: Socket) => {
+    watched.set(socket, { moved: socket.bytesRead + socket.bytesWritten, since: Date.now() });
+    socket.once('close', () => watched.delete(socket));
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const entry = watched.get(req.socket);
+    if (entry) entry.res = res;
+  });
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const [socket, entry] of watched) {
+      // bytesWritten counts what is queued too: a stuck response does not move it
+      const moved = socket.bytesRead + socket.bytesWritten;
+      if (moved !== entry.moved) {
+        entry.moved = moved;
+        entry.since = now;
+      } else if (now - entry.since >= idleMs && (!entry.res || entry.res.writableEnded)) {
+        socket.destroy();
+      }
+    }
+  }, CONNECTIONS_CHECKING_INTERVAL_MS);
+  timer.unref();
+  server.once('close', () => clearInterval(timer));
+}

@@ -1,0 +1,92 @@
+// The files the CA commands write and read must be their user's alone, through the real command
+// line: `ca token --out` replaces whatever is at the path (an existing 0644 file, a symlink)
+// with a new 0600 file rather than writing through it; `ca init` tightens an existing folder to
+// 0700; and serve, issue, token and the rotation commands refuse a CA folder that others can
+// write to or that another user owns, in one line naming the folder and the fix.
+
+import t from 'tap';
+import { chmod, chown, lstat, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { runCli } from '../helpers/ca.js';
+
+/** Like runCli, but a `ca serve` that wrongly starts is stopped after a while instead of hanging the test. */
+function runBounded(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [new URL('../../dist/cli.js', import.meta.url).pathname, ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
+      // killed by the timeout: no exit code, reported as -1
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const NOBODY = 65534;
+
+t.test('ca token --out replaces an existing file or a symlink with a new 0600 file', async (t) => {
+  const dir = t.testdir({ 'victim.txt': 'not yours\n' });
+  const ca = join(dir, 'ca');
+  t.equal((await runCli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  const existing = join(dir, 'existing.token');
+  await writeFile(existing, 'old\n', { mode: 0o644 });
+  await chmod(existing, 0o644);
+  const linked = join(dir, 'linked.token');
+  await symlink(join(dir, 'victim.txt'), linked);
+  await chmod(join(dir, 'victim.txt'), 0o644);
+  for (const path of [existing, linked]) {
+    const out = await runCli(['ca', 'token', '--dir', ca, '--service', 'orders', '--out', path]);
+    t.equal(out.code, 0, out.stderr);
+    const info = await lstat(path);
+    t.ok(info.isFile(), `${path} is a regular file now`);
+    t.equal(info.mode & 0o777, 0o600, `${path} is 0600`);
+    t.match(await readFile(path, 'utf8'), /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/, 'it holds the token');
+  }
+  t.equal(await readFile(join(dir, 'victim.txt'), 'utf8'), 'not yours\n', "the symlink's target is untouched");
+  t.equal((await stat(join(dir, 'victim.txt'))).mode & 0o777, 0o644, 'and keeps its mode');
+});
+
+t.test('ca init tightens an existing 0777 folder to 0700', async (t) => {
+  const ca = join(t.testdir(), 'ca');
+  await mkdir(ca);
+  await chmod(ca, 0o777);
+  const init = await runCli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local']);
+  t.equal(init.code, 0, init.stderr);
+  t.equal((await stat(ca)).mode & 0o777, 0o700);
+});
+
+t.test('a CA folder others can write to, or another user owns, is refused in one line', async (t) => {
+  const dir = t.testdir();
+  const ca = join(dir, 'ca');
+  t.equal((await runCli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  const config = join(dir, 'ca.yaml');
+  await writeFile(config, `trustDomain: mesh.local\ndir: ${ca}\nlisten: "127.0.0.1:0"\n`);
+  const commands = [
+    ['ca', 'serve', '--config', config],
+    ['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', join(dir, 'orders')],
+    ['ca', 'token', '--dir', ca, '--service', 'orders'],
+    ['ca', 'root', 'add', '--dir', ca],
+    ['ca', 'rotate-issuer', '--dir', ca],
+  ];
+  const escaped = ca.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // every command at 0777; the wording of the other two cases with one of them
+  for (const [mode, who, checked] of [[0o777, 'group and others', commands], [0o770, 'its group', commands.slice(2, 3)], [0o702, 'others', commands.slice(2, 3)]] as const) {
+    await chmod(ca, mode);
+    const results = await Promise.all(checked.map((args) => runBounded(args)));
+    results.forEach((result, i) => {
+      t.equal(result.code, 1, `${checked[i]?.slice(0, 2).join(' ')} refuses mode ${mode.toString(8)}`);
+      t.match(result.stderr, new RegExp(`^meshcar: the CA folder ${escaped} is writable by ${who} \\(mode 0${mode.toString(8)}\\), who could replace its keys; run "chmod 700 ${escaped}"\\n$`));
+    });
+  }
+  await chmod(ca, 0o700);
+  t.equal((await runCli(['ca', 'token', '--dir', ca, '--service', 'orders'])).code, 0, 'a 0700 folder is fine again');
+  if (process.getuid?.() !== 0) {
+    t.skip('another owner: chown needs root, and this test runs as a user');
+    return;
+  }
+  await chown(ca, NOBODY, NOBODY);
+  for (const args of commands.slice(1, 4)) {
+    const result = await runCli(args);
+    t.equal(result.code, 1, `${args.slice(0, 2).join(' ')} refuses a folder owned by uid ${NOBODY}`);
+    t.match(result.stderr, new RegExp(`^meshcar: the CA folder ${escaped} is owned by uid ${NOBODY}, not by the user running meshcar \\(uid 0\\), who could replace its keys; run "chown 0 ${escaped} && chmod 700 ${escaped}" \\(as root\\), or run meshcar as its owner\\n$`));
+  }
+});
