@@ -44,6 +44,29 @@ t.test('a CA of another trust domain: one clear error at once, no retries', asyn
   t.notOk(lines.some((l) => /retrying|unreachable/.test(String(l.msg))), 'never called unreachable, never retried');
 });
 
+t.test('a CA whose certificate does not chain to identity.ca.bundle: one clear error at once, no retries (review finding 10)', async (t) => {
+  const ca = await startTestCa(); // on port 0, as is the CA whose bundle the sidecar is given
+  t.teardown(() => ca.close());
+  const other = await makeCaDir();
+  const work = await workDir(t);
+  const tokenPath = join(work, 'orders.token');
+  await writeFile(tokenPath, 'a.b.c\n');
+  const lines: Array<Record<string, unknown>> = [];
+  const started = Date.now();
+  await t.rejects(
+    obtainIdentity({
+      spiffeId: ORDERS,
+      trustDomain: 'mesh.local',
+      dir: join(work, 'identity'),
+      ca: { url: ca.server.url, bundlePath: join(other, 'bundle.pem'), tokenPath },
+      logger: memoryLogger(lines, 'debug'),
+    }),
+    { code: 'ca_mismatch', message: /the CA's certificate at https:\/\/127\.0\.0\.1:\d+ does not chain to identity\.ca\.bundle .*use the bundle\.pem of the CA that serves/ },
+  );
+  t.ok(Date.now() - started < 5000, 'fails fast, not after 30 s of retries');
+  t.notOk(lines.some((l) => /retrying|unreachable/.test(String(l.msg))), 'never called unreachable, never retried');
+});
+
 t.test('a CA that is down on first contact is noticed within a second of coming up', async (t) => {
   const caDir = await makeCaDir();
   t.teardown(() => rm(join(caDir, '..'), { recursive: true, force: true }));
