@@ -43,7 +43,10 @@ export class ReplaceableDirWatch {
     for (const parent of new Set(this.armed.map((a) => path.dirname(a.dir)))) {
       if (this.armed.some((a) => a.dir === parent)) continue; // the folder itself is its own parent (/)
       try {
-        this.parents.push(watch(parent, () => this.event()).on('error', (err) => logger.warn({ dir: parent }, `stopped watching ${parent}: ${describeError(err)}`)));
+        // only our folders' names: the parent may be busy (a log file written beside certs/)
+        const ours = new Set(this.armed.filter((a) => path.dirname(a.dir) === parent).map((a) => path.basename(a.dir)));
+        const onEvent = (_type: string, name: string | Buffer | null) => (name === null || ours.has(name.toString()) ? this.event() : undefined);
+        this.parents.push(watch(parent, onEvent).on('error', (err) => logger.warn({ dir: parent }, `stopped watching ${parent}: ${describeError(err)}`)));
       } catch (err) {
         // without it a replaced folder is only noticed at its next event; still better than failing to start
         logger.warn({ dir: parent }, `cannot watch ${parent} for a replaced identity folder: ${describeError(err)}`);
