@@ -83,9 +83,10 @@ image:
 	echo "building $(IMAGE) with $$engine"; \
 	$$engine build -t $(IMAGE) .
 
-## demo: a whole local mesh (CA, frontend → orders, their sidecars, traffic); DEMO_SECONDS=N stops after N s
+## demo: a whole local mesh (CA, frontend → orders, their sidecars, traffic); DEMO_SECONDS=N stops after N s;
+## DEMO_PORT_BASE=N moves every demo port (N to N+3443; default 15000)
 demo: build tools-demo
-	node dist/demo/run-demo.js
+	DEMO_PORT_BASE='$(DEMO_PORT_BASE)' node dist/demo/run-demo.js
 
 ## rotate-demo: the demo mesh with 5 s certificates while the CA root rotates (root add, activate, retire); prints each sidecar's roots per step and the failed requests (zero)
 .PHONY: rotate-demo

@@ -67,12 +67,13 @@ function reportFailure(err: unknown): number {
     return 1;
   }
   if (err instanceof MeshcarError) {
-    process.stderr.write(`meshcar: ${err.message}\n`);
+    // a listener that cannot bind carries its code, as the log line does, to search for it
+    process.stderr.write(`meshcar: ${err.message}${err.code === 'listen_failed' ? ' (listen_failed)' : ''}\n`);
     return err.code === 'usage' ? 2 : 1;
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-    process.stderr.write(`meshcar: cannot listen: ${describeError(err)}\n`);
+    process.stderr.write(`meshcar: cannot listen: ${describeError(err)} (listen_failed)\n`);
     return 1;
   }
   process.stderr.write(`meshcar: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -41,6 +41,7 @@ export type ErrorCode =
   // the workers applied but not every one confirmed (that one is restarted on it)
   | 'reload_aborted'
   | 'reload_partial'
+  | 'listen_failed'
   | 'ca_exists'
   | 'ca_missing'
   | 'identity_invalid'
@@ -64,6 +65,20 @@ export class MeshcarError extends Error {
 
 export function isMeshcarError(err: unknown): err is MeshcarError {
   return err instanceof MeshcarError;
+}
+
+/**
+ * A listener that could not bind: its own code, apart from config_invalid (the config may be
+ * right; the port is taken or privileged), with what to do for the usual errno codes.
+ */
+export function listenFailed(what: string, err: NodeJS.ErrnoException): MeshcarError {
+  const advice: Record<string, string> = {
+    EADDRINUSE: 'another process holds the port (ss -ltnp names it): stop it or choose another port',
+    EACCES: 'ports below 1024 need privileges: choose a port from 1024',
+    EADDRNOTAVAIL: 'no interface of this host has that address',
+  };
+  const fix = err.code === undefined ? undefined : advice[err.code];
+  return new MeshcarError('listen_failed', `${what}: ${err.message}${fix ? `; ${fix}` : ''}`, { cause: err });
 }
 
 /** A one-line description of any thrown value, for logs and the command line. */

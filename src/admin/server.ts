@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { Logger } from 'pino';
-import { MeshcarError } from '../errors.js';
+import { MeshcarError, listenFailed } from '../errors.js';
 import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { BrowserGuard } from './browser-guard.js';
@@ -119,7 +119,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   server.requestTimeout = 30_000;
   closeIdleConnections(server, ADMIN_IDLE_TIMEOUT_MS);
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new MeshcarError('config_invalid', `admin cannot listen on ${formatHostPort(listen)} (admin.listen): ${err.message}`, { cause: err }));
+    const onError = (err: Error) => reject(listenFailed(`admin cannot listen on ${formatHostPort(listen)} (admin.listen)`, err));
     server.once('error', onError);
     server.listen(listen.port, listen.host, () => {
       server.off('error', onError);

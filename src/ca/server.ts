@@ -11,8 +11,9 @@ import type { AddressInfo } from 'node:net';
 import { constants as cryptoConstants, createPublicKey } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { MeshcarError } from '../errors.js';
+import { MeshcarError, listenFailed } from '../errors.js';
 import { parseDuration } from '../config/duration.js';
+import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { readJsonBody } from '../http/read-body.js';
 import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
@@ -222,9 +223,10 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   ca.on('reloaded', onReloaded);
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: Error) => reject(listenFailed(`the CA cannot listen on ${formatHostPort(options)} (listen)`, err));
+    server.once('error', onError);
     server.listen(options.port, options.host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });

@@ -1,23 +1,26 @@
 // `meshcar check` beyond the YAML: every file a valid config names must exist, be readable and
 // hold what it should (certificates, a private key, a join token), so a mistake shows at check
 // time with its file, line and key rather than when the sidecar starts. Reported as ordinary
-// config issues at the key that names the file.
+// config issues at the key that names the file. A join token must also grant this config's
+// service in its trust domain (read, not verified: check has no CA key), else the CA refuses it.
 
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { pemBlocks } from '../pki/pem.js';
 import { readTokenClaims } from '../identity/token-claims.js';
+import { tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { describeError } from '../errors.js';
 import type { AnyConfig } from './load-any.js';
 import type { YamlValue } from './yaml-source.js';
 
 type Content = 'certificates' | 'private key' | 'join token' | 'directory';
 
-/** Why `text` does not hold `content`, or undefined when it does. */
-export function contentProblem(text: string, content: Exclude<Content, 'directory'>): string | undefined {
+/** Why `text` does not hold `content`, or undefined when it does; `grants`: the SPIFFE ID a join token must be for. */
+export function contentProblem(text: string, content: Exclude<Content, 'directory'>, grants?: string): string | undefined {
   if (content === 'join token') {
     const claims = readTokenClaims(text);
-    return typeof claims === 'string' ? claims : undefined;
+    if (typeof claims === 'string') return claims;
+    return grants === undefined || claims.sub === grants ? undefined : tokenMismatch(claims.sub, grants);
   }
   const blocks = pemBlocks(text);
   if (content === 'private key') {
@@ -41,8 +44,17 @@ export function contentProblem(text: string, content: Exclude<Content, 'director
   return undefined;
 }
 
+/** The CA issues only the SPIFFE ID the token grants: say which of service and trustDomain differ. */
+function tokenMismatch(sub: string, expected: string): string {
+  const theirs = tryParseSpiffeId(sub);
+  const ours = tryParseSpiffeId(expected);
+  const otherDomain = typeof theirs !== 'string' && typeof ours !== 'string' && theirs.trustDomain !== ours.trustDomain;
+  const which = otherDomain ? `trust domain ${theirs.trustDomain}, not trustDomain ${ours.trustDomain}` : 'another service';
+  return `the join token grants ${sub} (${which}), but service and trustDomain make this sidecar ${expected}; the CA would refuse its SVID request: write a token for ${expected} (meshcar ca token --dir <CA dir> --service NAME), or correct service/trustDomain`;
+}
+
 /** Why the file at `path` is not usable as `content`, or undefined. */
-export async function fileProblem(path: string, content: Content): Promise<string | undefined> {
+export async function fileProblem(path: string, content: Content, grants?: string): Promise<string | undefined> {
   let kind: 'file' | 'directory' | 'other';
   try {
     const info = await stat(path);
@@ -60,7 +72,7 @@ export async function fileProblem(path: string, content: Content): Promise<strin
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EACCES' ? `cannot read ${path}: permission denied` : `cannot read ${path}: ${describeError(err)}`;
   }
-  const problem = contentProblem(text, content);
+  const problem = contentProblem(text, content, grants);
   return problem === undefined ? undefined : `${path}: ${problem}`;
 }
 
@@ -71,6 +83,8 @@ interface Reference {
   readonly content: Content;
   /** A directory that may be made on first start: only an existing non-directory is wrong. */
   readonly mayBeAbsent?: boolean;
+  /** A join token: the SPIFFE ID it must grant. */
+  readonly grants?: string;
 }
 
 function referencesOf(loaded: AnyConfig): Reference[] {
@@ -87,7 +101,7 @@ function referencesOf(loaded: AnyConfig): Reference[] {
     { keys: ['identity', 'ca', 'bundle'], path: identity.ca.bundle, content: 'certificates' },
     { keys: ['identity', 'dir'], path: identity.dir, content: 'directory', mayBeAbsent: true },
   ];
-  if (identity.ca.token !== undefined) refs.push({ keys: ['identity', 'ca', 'token'], path: identity.ca.token, content: 'join token' });
+  if (identity.ca.token !== undefined) refs.push({ keys: ['identity', 'ca', 'token'], path: identity.ca.token, content: 'join token', grants: loaded.config.spiffeId });
   return refs;
 }
 
@@ -109,7 +123,7 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   const problems = await Promise.all(
     refs.map(async (ref) => {
       if (ref.mayBeAbsent && (await stat(ref.path).catch(() => undefined)) === undefined) return undefined;
-      return fileProblem(ref.path, ref.content);
+      return fileProblem(ref.path, ref.content, ref.grants);
     }),
   );
   // an OpenAPI spec is loaded as the sidecar would: parsed, validated, $refs resolved, compiled

@@ -1,8 +1,10 @@
 // What both demo runners (make demo, make rotate-demo) do with processes and HTTP: start
 // meshcar commands (their warnings shown, their JSON logs not), run a one-shot command, call a
-// port, wait for a sidecar's /ready or a TLS port, and stop everything they started.
+// port, wait for a sidecar's /ready or a TLS port, notice a process that exits before its time,
+// and stop everything they started.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -13,17 +15,39 @@ const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 const LAUNCHER_FLAGS = ['--max-semi-space-size=4'];
 
 const children: ChildProcess[] = [];
+/** Each child's last stderr line: why it exited, for the demo's one line. */
+const lastError = new WeakMap<ChildProcess, string>();
+/** Aborted by stopAll: the waits still polling stop, so nothing keeps the runner alive. */
+const stopping = new AbortController();
 
 /** A long-running meshcar command (ca serve, run), stopped by stopAll. */
 export function startMeshcar(args: string[], label: string): ChildProcess {
   const child = spawn(process.execPath, [...LAUNCHER_FLAGS, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`[${label}] ${chunk.toString()}`));
+  child.stderr?.on('data', (chunk: Buffer) => {
+    process.stderr.write(`[${label}] ${chunk.toString()}`);
+    const line = chunk.toString().trim().split('\n').pop();
+    if (line) lastError.set(child, line);
+  });
   // sidecar logs are JSON lines; the demo shows its own summary instead, but warnings matter
   child.stdout?.on('data', (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) if (/"level":(40|50|60)/.test(line)) process.stdout.write(`[${label}] ${line}\n`);
   });
   children.push(child);
   return child;
+}
+
+/**
+ * Rejects when `child` exits before stopAll stops it (a port clash, a bad config): raced
+ * against the demo's waits, so it fails at once instead of waiting out a timeout.
+ */
+export function exitedEarly(child: ChildProcess, what: string): Promise<never> {
+  return new Promise((_done, fail) => {
+    child.once('exit', (code, signal) => {
+      if (stopping.signal.aborted) return;
+      const why = lastError.get(child) ?? 'no message';
+      fail(new Error(`${what} exited (${code ?? signal}) before the demo ended: ${why}`));
+    });
+  });
 }
 
 /** A one-shot meshcar command; its output goes to ours (or is returned with `capture`). */
@@ -53,35 +77,52 @@ export function httpCall(port: number, path: string, headers: Record<string, str
 
 export async function waitReady(port: number, what: string): Promise<void> {
   const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !stopping.signal.aborted) {
     const status = await httpCall(port, '/ready').then((r) => r.status, () => 0);
     if (status === 200) return;
-    await sleep(100);
+    await pause();
   }
   throw new Error(`${what} did not become ready within 30 s`);
 }
 
-/** Until a TLS server answers a handshake on the port (the CA). */
-export async function waitTls(port: number, what: string): Promise<void> {
+/**
+ * Until a TLS server answers a handshake on the port (the CA). With `bundleFile`, its certificate
+ * must chain to it: another CA that holds the port is refused at once, not taken for ours.
+ */
+export async function waitTls(port: number, what: string, bundleFile?: string): Promise<void> {
+  const bundle = bundleFile === undefined ? undefined : await readFile(bundleFile, 'utf8');
   const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const up = await new Promise<boolean>((done) => {
-      const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+  while (Date.now() < deadline && !stopping.signal.aborted) {
+    const answer = await new Promise<'up' | 'down' | Error>((done) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, ca: bundle, rejectUnauthorized: bundle !== undefined }, () => {
         socket.destroy();
-        done(true);
+        done('up');
       });
-      socket.on('error', () => done(false));
+      // a listener that accepts but never answers TLS must not hold the wait for ever
+      socket.setTimeout(2000, () => socket.destroy());
+      socket.on('error', (err: NodeJS.ErrnoException) => done(bundle && isCertificateError(err) ? err : 'down'));
+      socket.on('close', () => done('down'));
     });
-    if (up) return;
-    await sleep(100);
+    if (answer === 'up') return;
+    if (answer instanceof Error) throw new Error(`something else answers on 127.0.0.1:${port}: its certificate is not ${what}'s (${answer.message})`);
+    await pause();
   }
   throw new Error(`${what} did not start within 15 s`);
 }
 
+/** OpenSSL's verify codes (UNABLE_TO_GET_ISSUER_CERT_LOCALLY …) and a name mismatch; not ECONNREFUSED and the like. */
+const isCertificateError = (err: NodeJS.ErrnoException) => err.code === 'ERR_TLS_CERT_ALTNAME_INVALID' || !(err.code ?? 'E').startsWith('E');
+
+const pause = () => sleep(100, undefined, { signal: stopping.signal }).catch(() => undefined);
+
 /** SIGTERM to every process started here (SIGKILL after 12 s), and the given servers closed. */
-export async function stopAll(servers: http.Server[] = []): Promise<void> {
+export async function stopAll(servers: readonly http.Server[] = []): Promise<void> {
+  stopping.abort();
   keepAlive.destroy();
-  for (const server of servers) server.close();
+  for (const server of servers) {
+    server.close();
+    server.closeAllConnections(); // idle keep-alive callers would hold it (and the runner) open
+  }
   await Promise.all(
     children.map(
       (child) =>

@@ -2,15 +2,19 @@
 // starts the CA, the two demo apps and their sidecars, drives real traffic through the mesh
 // (including one call the policy refuses and one TLS connection without a certificate), and
 // prints a summary. Runs until Ctrl-C, or DEMO_SECONDS seconds; stops everything it started.
+// Its ports come from DEMO_PORT_BASE (ports.ts). A process of its own that exits early (a port
+// clash) fails it at once with one line naming why; every process and server is then stopped.
 
 import { existsSync } from 'node:fs';
+import type http from 'node:http';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFrontendApp, startOrdersApp } from './apps.js';
-import { httpCall as get, meshcarCommand as cli, startMeshcar as run, stopAll, waitReady, waitTls } from './processes.js';
+import { demoConfigDir, demoPortBase, demoPorts, portAdvice } from './ports.js';
+import { exitedEarly, httpCall as get, meshcarCommand as cli, startMeshcar as run, stopAll, waitReady, waitTls } from './processes.js';
 import { LatencyRecorder, printDiscoveredApi, printRouteTable, printTrafficSummary } from './summary.js';
 
 const CONFIG_DIR = resolve(fileURLToPath(new URL('../../config/demo', import.meta.url)));
@@ -27,9 +31,10 @@ const INVALID_CALLS: ReadonlyArray<{ method: string; path: string; headers?: Rec
   { method: 'POST', path: '/orders', headers: ORDER, body: '{"item":"book","qty":0}' },
   { method: 'POST', path: '/orders', headers: { ...ORDER, 'content-type': 'text/plain' }, body: 'one book' },
 ];
-const PORTS = { ca: 18443, ordersApp: 18080, frontendApp: 18081, ordersInbound: 15443, frontendOutbound: 15001, ordersAdmin: 15000, frontendAdmin: 15100 };
-
-const waitCa = () => waitTls(PORTS.ca, 'the CA');
+let BASE = 15000;
+let PORTS = demoPorts(BASE);
+/** The demo apps' servers: stopped with the processes, on success and on failure alike. */
+const servers: http.Server[] = [];
 
 /** A TLS connection with no client certificate: the inbound listener must refuse it. */
 function connectWithoutCertificate(): Promise<string> {
@@ -45,6 +50,8 @@ function connectWithoutCertificate(): Promise<string> {
 
 async function main(): Promise<void> {
   const seconds = Number(process.env.DEMO_SECONDS ?? 0);
+  BASE = demoPortBase(process.env.DEMO_PORT_BASE);
+  PORTS = demoPorts(BASE);
   await mkdir('certs', { recursive: true });
   if (!existsSync(join('certs', 'ca', 'issuer.key'))) await cli(['ca', 'init', '--dir', 'certs/ca', '--trust-domain', 'mesh.local']);
   if (!existsSync(SPEC_IN_CWD)) {
@@ -53,14 +60,29 @@ async function main(): Promise<void> {
   }
   for (const service of ['orders', 'frontend']) await cli(['ca', 'token', '--dir', 'certs/ca', '--service', service, '--ttl', '1h', '--out', `certs/${service}.token`]);
 
-  run(['ca', 'serve', '--config', join(CONFIG_DIR, 'ca.yaml')], 'ca');
-  await waitCa();
-  const apps = await Promise.all([startOrdersApp(PORTS.ordersApp), startFrontendApp(PORTS.frontendApp, PORTS.frontendOutbound)]);
-  run(['run', '--config', join(CONFIG_DIR, 'orders.yaml')], 'orders-sidecar');
-  run(['run', '--config', join(CONFIG_DIR, 'frontend.yaml')], 'frontend-sidecar');
-  await Promise.all([waitReady(PORTS.ordersAdmin, 'the orders sidecar'), waitReady(PORTS.frontendAdmin, 'the frontend sidecar')]);
-  console.log('\nmeshcar demo: CA on :18443, frontend (app :18081, sidecar out :15001) → orders (sidecar in :15443, app :18080)');
-  printUrls();
+  const configs = await demoConfigDir(CONFIG_DIR, PORTS, join('certs', 'demo-config'));
+
+  // from here on, any of our processes exiting early ends the demo at once (raced below)
+  const early: Array<Promise<never>> = [];
+  const start = (command: string[], file: string, label: string, what: string) => early.push(exitedEarly(run([...command, '--config', join(configs, file)], label), what));
+  const orFail = <T>(wait: Promise<T>) => Promise.race([wait, ...early]);
+  start(['ca', 'serve'], 'ca.yaml', 'ca', `the CA (127.0.0.1:${PORTS.ca})`);
+  await orFail(waitTls(PORTS.ca, 'the demo CA', join('certs', 'ca', 'bundle.pem')));
+  // both settled before a failure is thrown: when one cannot listen, the other must be stopped too
+  const apps = await Promise.allSettled([startOrdersApp(PORTS.ordersApp), startFrontendApp(PORTS.frontendApp, PORTS.frontendOutbound)]);
+  for (const app of apps) if (app.status === 'fulfilled') servers.push(app.value.server);
+  for (const app of apps) if (app.status === 'rejected') throw app.reason;
+  start(['run'], 'orders.yaml', 'orders-sidecar', `the orders sidecar (127.0.0.1:${PORTS.ordersInbound}, admin :${PORTS.ordersAdmin})`);
+  start(['run'], 'frontend.yaml', 'frontend-sidecar', `the frontend sidecar (127.0.0.1:${PORTS.frontendOutbound}, :${PORTS.frontendInbound}, admin :${PORTS.frontendAdmin})`);
+  await orFail(Promise.all([waitReady(PORTS.ordersAdmin, 'the orders sidecar'), waitReady(PORTS.frontendAdmin, 'the frontend sidecar')]));
+  console.log(`\nmeshcar demo: CA on :${PORTS.ca}, frontend (app :${PORTS.frontendApp}, sidecar out :${PORTS.frontendOutbound}) → orders (sidecar in :${PORTS.ordersInbound}, app :${PORTS.ordersApp})`);
+  printUrls(configs);
+  await orFail(traffic(seconds));
+  await stopAll(servers);
+}
+
+/** The traffic and the summary; raced against our processes exiting. */
+async function traffic(seconds: number): Promise<void> {
   console.log(seconds > 0 ? `driving traffic for ${seconds} s…\n` : 'driving traffic; the mesh stays up until Ctrl-C (then the summary, and everything stops)…\n');
 
   const recorder = new LatencyRecorder();
@@ -109,22 +131,24 @@ async function main(): Promise<void> {
   console.log('\nThe orders sidecar counts more GET /orders/{id} than the client row above: each frontend checkout');
   console.log('also calls GET /orders/{id} through the frontend sidecar, besides the direct calls.');
   console.log(`\nmetrics: http://127.0.0.1:${PORTS.frontendAdmin}/metrics and http://127.0.0.1:${PORTS.ordersAdmin}/metrics (also /identity, /endpoints, /ready)`);
-  await stopAll(apps.map((a) => a.server));
 }
 
 /** Printed once the mesh is up, so it can be explored while traffic runs. */
-function printUrls(): void {
+function printUrls(configs: string): void {
   const admin = (port: number) => `http://127.0.0.1:${port}`;
   console.log('while it runs, try:');
   console.log(`  curl -H 'Host: orders' http://127.0.0.1:${PORTS.frontendOutbound}/orders/42      # a call through both sidecars`);
   for (const [name, port] of [['frontend', PORTS.frontendAdmin], ['orders', PORTS.ordersAdmin]] as const) {
     console.log(`  ${name} sidecar admin: ${admin(port)}/metrics  ${admin(port)}/endpoints  ${admin(port)}/identity  ${admin(port)}/config  ${admin(port)}/debug/tls`);
   }
-  console.log(`  npx meshcar doctor --config ${relative(process.cwd(), join(CONFIG_DIR, 'frontend.yaml'))}   # every check the frontend sidecar depends on`);
+  console.log(`  npx meshcar doctor --config ${relative(process.cwd(), join(configs, 'frontend.yaml'))}   # every check the frontend sidecar depends on`);
 }
 
 main().catch(async (err: unknown) => {
-  console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
-  await stopAll();
+  const message = err instanceof Error ? err.message : String(err);
+  // a port clash, ours (EADDRINUSE from an app) or a child's (its last line), says how to move
+  const clash = /EADDRINUSE|EACCES|something else answers/.test(message) ? `; ${portAdvice(BASE)}` : '';
+  console.error(`demo failed: ${message}${clash}`);
   process.exitCode = 1;
+  await stopAll(servers);
 });

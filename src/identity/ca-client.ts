@@ -13,6 +13,7 @@ import { formatDuration } from '../config/duration.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { caSpiffeId } from './spiffe-id.js';
 import { spiffeIdOfCertificate, verifyServerSpiffeId } from './peer-identity.js';
+import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { validateSvid, type Svid } from './svid.js';
 import { buildCsr } from '../pki/csr-request.js'; // DER by hand: a sidecar never loads node-forge
 
@@ -166,6 +167,13 @@ export class CaClient {
           // a server that chains to our bundle but is another trust domain's CA (or no CA) will
           // not change by itself: a config mistake, not an outage, so it is never retried
           reject(new MeshcarError('ca_mismatch', `the server at ${url} is not the meshcar CA of trust domain "${this.options.trustDomain}" (${err.message}); this will not mend itself: set trustDomain to the CA's trust domain, or point identity.ca.url and identity.ca.bundle at the CA of "${this.options.trustDomain}"`, { cause: err }));
+          return;
+        }
+        const code = (err as NodeJS.ErrnoException).code;
+        if (classifyTlsErrorCode(code) === 'unknown_ca') {
+          // the CA answered, with a certificate our bundle does not vouch for: a wrong bundle
+          // (or another CA on the address) stays wrong, so it is never retried; doctor's words
+          reject(new MeshcarError('ca_mismatch', `the CA's certificate at ${url} does not chain to identity.ca.bundle (${code}); this will not mend itself: use the bundle.pem of the CA that serves ${url}`, { cause: err }));
           return;
         }
         reject(new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));

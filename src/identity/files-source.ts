@@ -1,15 +1,16 @@
 // identity.files: certificates managed by someone else (cert-manager, SPIRE, Vault agent),
 // loaded, validated and hot-reloaded. Their writers replace files by rename or by swapping a
-// symlinked directory, so we watch the containing directories, not the files; a set that does
+// symlinked directory (or the whole folder: dir-watch.ts), so we watch the containing
+// directories, not the files; a set that does
 // not validate is refused with one warning per attempt and the old identity keeps serving.
 
-import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { MeshcarError, describeError } from '../errors.js';
 import { validateSvid, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
+import { ReplaceableDirWatch } from './dir-watch.js';
 
 export interface IdentityFiles {
   readonly cert: string;
@@ -57,7 +58,7 @@ export interface FilesWatchOptions {
 /** Watches the files and swaps each new valid set into `identity`. */
 export class FilesWatcher {
   private readonly options: FilesWatchOptions;
-  private readonly watchers: FSWatcher[] = [];
+  private readonly watch: ReplaceableDirWatch;
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
   private again = false;
@@ -68,12 +69,9 @@ export class FilesWatcher {
   constructor(options: FilesWatchOptions) {
     this.options = options;
     const dirs = new Set(Object.values(options.files).map((f: string) => path.dirname(path.resolve(f))));
-    for (const dir of dirs) {
-      // any event in the directory counts: a Kubernetes secret update renames "..data", not our names
-      const watcher = watch(dir, () => this.changed());
-      watcher.on('error', (err) => options.logger.warn({ dir }, `stopped watching ${dir}: ${describeError(err)}`));
-      this.watchers.push(watcher);
-    }
+    // any event in the directory counts: a Kubernetes secret update renames "..data", not our
+    // names; and a folder replaced whole (mv away, a new one written) is watched anew
+    this.watch = new ReplaceableDirWatch(dirs, () => this.changed(), options.logger);
   }
 
   private changed(): void {
@@ -139,8 +137,7 @@ export class FilesWatcher {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    for (const watcher of this.watchers) watcher.close();
-    this.watchers.length = 0;
+    this.watch.close();
   }
 }
 

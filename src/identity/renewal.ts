@@ -161,8 +161,9 @@ export class Renewal {
     const expired = current.notAfter.getTime() <= now;
     const fields = { failures: this.failures, retryInMs: delay, notAfter: current.notAfter.toISOString() };
     if (isMeshcarError(err) && err.code === 'ca_mismatch') {
-      // a CA of another trust domain is a config mistake, not an outage: said once, at error,
-      // with its fix; the retries go on quietly (the config may be mended by a reload)
+      // a CA of another trust domain, or one our bundle does not vouch for, is a config
+      // mistake, not an outage: said once, at error, with its fix; the retries go on quietly
+      // (the config may be mended by a reload)
       if (!this.mismatchReported) logger.error(fields, `SVID renewal failed, still serving the current SVID until ${fields.notAfter}: ${describeError(err)}`);
       else logger.debug(fields, `SVID renewal failed again: ${describeError(err)}`);
       this.mismatchReported = true;

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/inbound-config.js';
-import { MeshcarError } from '../errors.js';
+import { listenFailed } from '../errors.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
 import type { H2Limits } from '../h2/index.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
@@ -256,7 +256,7 @@ export class InboundListener implements Inbound, ExchangeContext {
   listen(): Promise<HostPort> {
     const { host, port } = this.config.listen;
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(new MeshcarError('config_invalid', `inbound cannot listen on ${formatHostPort({ host, port })}: ${err.message}`, { cause: err }));
+      const onError = (err: Error) => reject(listenFailed(`inbound cannot listen on ${formatHostPort({ host, port })}`, err));
       this.tlsServer.once('error', onError);
       this.tlsServer.listen(port, host, () => {
         this.tlsServer.off('error', onError);

@@ -11,7 +11,7 @@ import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHt
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/address.js';
-import { MeshcarError } from '../errors.js';
+import { listenFailed, MeshcarError } from '../errors.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { rawErrorResponse } from '../http/status.js';
 
@@ -124,7 +124,7 @@ export class AppListener {
   listen(at: HostPort): Promise<HostPort> {
     return new Promise((resolve, reject) => {
       // named like the inbound's: a port in use says which listener and which key to change
-      const onError = (err: Error) => reject(new MeshcarError('config_invalid', `outbound cannot listen on ${formatHostPort(at)} (outbound.listen): ${err.message}`, { cause: err }));
+      const onError = (err: Error) => reject(listenFailed(`outbound cannot listen on ${formatHostPort(at)} (outbound.listen)`, err));
       this.server.once('error', onError);
       this.server.listen(at.port, at.host, () => {
         this.server.off('error', onError);

@@ -10,17 +10,27 @@ import { makePki } from '../helpers/pki.js';
 import { checkConfigFile } from '../../src/config/load-any.js';
 import { formatIssue } from '../../src/config/issues.js';
 
-const TOKEN_SHAPED = [{ alg: 'ES256', typ: 'meshcar-join+jwt', kid: 'k' }, { sub: 'spiffe://mesh.local/svc/orders', exp: 4_000_000_000 }]
-  .map((part) => Buffer.from(JSON.stringify(part)).toString('base64url'))
-  .concat('c2ln')
-  .join('.');
+/** A join token's shape (not signed: check reads its claims only) granting `sub`. */
+const tokenFor = (sub: string) =>
+  [{ alg: 'ES256', typ: 'meshcar-join+jwt', kid: 'k' }, { sub, exp: 4_000_000_000 }]
+    .map((part) => Buffer.from(JSON.stringify(part)).toString('base64url'))
+    .concat('c2ln')
+    .join('.');
+const TOKEN_SHAPED = tokenFor('spiffe://mesh.local/svc/orders');
 
-function sidecarYaml(identity: string): string {
-  return `service: orders\ntrustDomain: mesh.local\nidentity:\n${identity}inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:8080"}\n`;
+function sidecarYaml(identity: string, service = 'orders', trustDomain = 'mesh.local'): string {
+  return `service: ${service}\ntrustDomain: ${trustDomain}\nidentity:\n${identity}inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:8080"}\n`;
 }
 
 async function check(file: string): Promise<string[]> {
   return (await checkConfigFile(file)).issues.map(formatIssue);
+}
+
+/** `meshcar check --config FILE` as a user runs it. */
+function checkCli(file: string): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['dist/cli.js', 'check', '--config', file], (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stderr }));
+  });
 }
 
 t.test('a sidecar on the CA: bundle, token and identity folder', async (t) => {
@@ -41,6 +51,21 @@ t.test('a sidecar on the CA: bundle, token and identity folder', async (t) => {
   t.match(wrong.join('\n'), /identity\.ca\.bundle: .*empty\.pem: it holds no PEM certificate/);
   t.match(wrong.join('\n'), /identity\.ca\.token: .*garbage\.token: it does not hold a join token/);
   t.match(wrong.join('\n'), /identity\.dir: .*not-a-dir is not a directory/);
+});
+
+t.test('a join token must grant the service and trust domain of the config (review finding 7)', async (t) => {
+  const pki = await makePki('mesh.local');
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${TOKEN_SHAPED}\n`, 'other-td.token': tokenFor('spiffe://other.local/svc/frontend') });
+  const ca = (token: string) => `  ca: {url: "https://127.0.0.1:8443", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, token)}}\n  dir: ${join(dir, 'identity')}\n`;
+  await writeFile(join(dir, 'frontend.yaml'), sidecarYaml(ca('orders.token'), 'frontend'));
+  await writeFile(join(dir, 'other-td.yaml'), sidecarYaml(ca('other-td.token'), 'frontend', 'mesh.local'));
+  t.match(await check(join(dir, 'frontend.yaml')), [
+    /frontend\.yaml:4:\d+: identity\.ca\.token: .*orders\.token: the join token grants spiffe:\/\/mesh\.local\/svc\/orders \(another service\), but service and trustDomain make this sidecar spiffe:\/\/mesh\.local\/svc\/frontend/,
+  ]);
+  t.match(await check(join(dir, 'other-td.yaml')), [/identity\.ca\.token: .*grants spiffe:\/\/other\.local\/svc\/frontend \(trust domain other\.local, not trustDomain mesh\.local\)/]);
+  const cli = await checkCli(join(dir, 'frontend.yaml'));
+  t.equal(cli.code, 1, 'meshcar check exits 1');
+  t.match(cli.stderr, /frontend\.yaml:4:\d+: identity\.ca\.token: .*grants spiffe:\/\/mesh\.local\/svc\/orders/);
 });
 
 t.test('a sidecar on files: cert, key and bundle each hold the right thing', async (t) => {
@@ -67,9 +92,7 @@ t.test('a sidecar on files: cert, key and bundle each hold the right thing', asy
 
 t.test('a CA config: its folder must exist; meshcar check prints the line and exits 1', async (t) => {
   const dir = t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: /nonexistent/meshcar-ca\n' });
-  const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
-    execFile(process.execPath, ['dist/cli.js', 'check', '--config', join(dir, 'ca.yaml')], (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stderr }));
-  });
+  const result = await checkCli(join(dir, 'ca.yaml'));
   t.equal(result.code, 1);
   t.match(result.stderr, /^.*ca\.yaml:2:1: dir: \/nonexistent\/meshcar-ca does not exist/);
 });

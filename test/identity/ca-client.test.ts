@@ -80,12 +80,13 @@ t.test('CaClient against the real CA server', async (t) => {
     t.match(err.message, /not the meshcar CA of trust domain "mesh\.local" \(expected spiffe:\/\/mesh\.local\/meshcar\/ca, but the server is spiffe:\/\/mesh\.local\/svc\/evil/);
   });
 
-  t.test('a CA certificate outside the configured bundle is refused', async (t) => {
+  t.test('a CA certificate outside the configured bundle is refused, as a mismatch (not "unreachable")', async (t) => {
     const foreign = await makePki(TD);
     const distrusting = new CaClient({ url: ca.server.url, trustDomain: TD, bundlePem: foreign.bundlePem, logger });
     const err = await rejection(distrusting.sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, true) } }));
-    t.equal(err.code, 'ca_unreachable');
-    t.match(err.message, /certificate/);
+    t.equal(err.code, 'ca_mismatch');
+    t.match(err.message, /certificate at \S+ does not chain to identity\.ca\.bundle \([A-Z_]+\).*use the bundle\.pem of the CA that serves/);
+    t.notMatch(err.message, /unreachable/);
   });
 
   t.test('nothing listening, or a server that never answers', async (t) => {

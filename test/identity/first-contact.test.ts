@@ -19,29 +19,39 @@ async function workDir(t: Tap.Test): Promise<string> {
   return work;
 }
 
-t.test('a CA of another trust domain: one clear error at once, no retries', async (t) => {
-  const ca = await startTestCa({ trustDomain: 'acme.internal' });
-  t.teardown(() => ca.close());
+/** First contact with `url` trusting `bundlePath` must fail at once with `expected`, never retried nor called unreachable. */
+async function failsAtOnce(t: Tap.Test, url: string, bundlePath: string, expected: { code: string; message: RegExp }): Promise<void> {
   const work = await workDir(t);
   const tokenPath = join(work, 'orders.token');
   await writeFile(tokenPath, 'a.b.c\n');
   const lines: Array<Record<string, unknown>> = [];
   const started = Date.now();
   await t.rejects(
-    obtainIdentity({
-      spiffeId: ORDERS,
-      trustDomain: 'mesh.local',
-      dir: join(work, 'identity'),
-      ca: { url: ca.server.url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath },
-      logger: memoryLogger(lines, 'debug'),
-    }),
-    {
-      code: 'ca_mismatch',
-      message: /not the meshcar CA of trust domain "mesh\.local".*spiffe:\/\/acme\.internal\/meshcar\/ca belongs to trust domain "acme\.internal".*will not mend itself: set trustDomain/,
-    },
+    obtainIdentity({ spiffeId: ORDERS, trustDomain: 'mesh.local', dir: join(work, 'identity'), ca: { url, bundlePath, tokenPath }, logger: memoryLogger(lines, 'debug') }),
+    expected,
   );
-  t.ok(Date.now() - started < 5000, 'fails fast');
+  t.ok(Date.now() - started < 5000, 'fails fast, not after 30 s of retries');
   t.notOk(lines.some((l) => /retrying|unreachable/.test(String(l.msg))), 'never called unreachable, never retried');
+}
+
+t.test('a CA of another trust domain: one clear error at once, no retries', async (t) => {
+  const ca = await startTestCa({ trustDomain: 'acme.internal' });
+  t.teardown(() => ca.close());
+  await failsAtOnce(t, ca.server.url, join(ca.dir, 'bundle.pem'), {
+    code: 'ca_mismatch',
+    message: /not the meshcar CA of trust domain "mesh\.local".*spiffe:\/\/acme\.internal\/meshcar\/ca belongs to trust domain "acme\.internal".*will not mend itself: set trustDomain/,
+  });
+});
+
+t.test('a CA whose certificate does not chain to identity.ca.bundle: one clear error at once, no retries (review finding 10)', async (t) => {
+  const ca = await startTestCa(); // on port 0; the bundle given is another CA's
+  t.teardown(() => ca.close());
+  const other = await makeCaDir();
+  t.teardown(() => rm(join(other, '..'), { recursive: true, force: true }));
+  await failsAtOnce(t, ca.server.url, join(other, 'bundle.pem'), {
+    code: 'ca_mismatch',
+    message: /the CA's certificate at https:\/\/127\.0\.0\.1:\d+ does not chain to identity\.ca\.bundle .*use the bundle\.pem of the CA that serves/,
+  });
 });
 
 t.test('a CA that is down on first contact is noticed within a second of coming up', async (t) => {

@@ -1,0 +1,100 @@
+// The demo on a port another process holds (review finding 3): it must not take a foreign CA
+// for its own nor hang; it exits 1 promptly with one line naming the port and DEMO_PORT_BASE,
+// and leaves nothing listening. Every demo port is moved with DEMO_PORT_BASE, derived from a
+// port bound here on port 0, so these runs never meet `make demo` or the other demo tests.
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { impostor, makeCaDir } from '../helpers/ca.js';
+import { waitFor } from '../helpers/mesh.js';
+import { demoConfigDir, demoPorts } from '../../src/demo/ports.js';
+
+const RUNNER = fileURLToPath(new URL('../../dist/demo/run-demo.js', import.meta.url));
+const CONFIG_DIR = fileURLToPath(new URL('../../config/demo', import.meta.url));
+/** Well under the 30 s the demo used to wait for sidecars that could never get an identity. */
+const PROMPT_MS = 20_000;
+
+function runDemo(cwd: string, base: number): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const env = { ...process.env, DEMO_SECONDS: '60', DEMO_PORT_BASE: String(base) };
+    execFile(process.execPath, [RUNNER], { cwd, env, timeout: 45_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+async function listening(server: net.Server): Promise<net.Server> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
+
+const refused = (port: number) =>
+  new Promise<boolean>((done) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      done(false);
+    });
+    socket.on('error', () => done(true));
+  });
+
+async function nothingListening(t: Tap.Test, base: number, held: number): Promise<void> {
+  const ports = Object.values(demoPorts(base)).filter((p) => p !== held);
+  await waitFor(async () => (await Promise.all(ports.map(refused))).every(Boolean), 5000, `every demo port but ${held} closed`);
+  t.pass(`nothing listens on the demo's ports ${ports.join(', ')}`);
+}
+
+function failureLine(t: Tap.Test, stderr: string, port: number, base: number): void {
+  const lines = stderr.split('\n').filter((l) => l.startsWith('demo failed:'));
+  t.equal(lines.length, 1, 'one line says why');
+  t.match(lines[0], new RegExp(`127\\.0\\.0\\.1:${port}\\b.*DEMO_PORT_BASE=N .*now ${base}\\)`), 'it names the port and how to move the demo');
+}
+
+/** What holds the demo CA's port: another CA (it answers TLS, with a certificate not ours), or a bare listener. */
+const holders: Record<string, () => Promise<net.Server>> = {
+  'another CA': async () => (await impostor(await makeCaDir('other.test'), 'spiffe://other.test/ca')).server,
+  'a plain TCP listener': () => listening(net.createServer()),
+};
+
+for (const [name, hold] of Object.entries(holders)) {
+  t.test(`${name} already on the demo CA port: not taken for ours, exits 1 at once`, async (t) => {
+    const holder = await hold();
+    t.teardown(() => void holder.close());
+    const port = (holder.address() as AddressInfo).port;
+    const base = port - 3443; // the CA is base+3443 (src/demo/ports.ts)
+    const result = await runDemo(t.testdir(), base);
+    t.equal(result.code, 1, `exit code 1; stderr: ${result.stderr}`);
+    t.ok(result.ms < PROMPT_MS, `exited promptly (${result.ms} ms)`);
+    failureLine(t, result.stderr, port, base);
+    t.match(result.stdout, /stopped every process the demo started/);
+    t.notMatch(result.stdout, /driving traffic/, 'no traffic against a CA that is not ours');
+    await nothingListening(t, base, port);
+  });
+}
+
+t.test('an app port held: the app that did start and the CA are stopped too, exits 1', async (t) => {
+  const holder = await listening(net.createServer());
+  t.teardown(() => void holder.close());
+  const port = (holder.address() as AddressInfo).port;
+  const base = port - 3080; // the orders app is base+3080
+  const result = await runDemo(t.testdir(), base);
+  t.equal(result.code, 1, `exit code 1; stderr: ${result.stderr}`);
+  t.ok(result.ms < PROMPT_MS, `exited promptly (${result.ms} ms)`);
+  failureLine(t, result.stderr, port, base);
+  await nothingListening(t, base, port);
+});
+
+t.test('DEMO_PORT_BASE moves every port of every demo config', async (t) => {
+  const out = t.testdir();
+  const ports = demoPorts(30000);
+  await demoConfigDir(CONFIG_DIR, ports, out);
+  const text = (await Promise.all(['ca.yaml', 'orders.yaml', 'frontend.yaml'].map((f) => readFile(join(out, f), 'utf8')))).join('\n');
+  const named = [...text.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
+  t.same([...new Set(named)].sort(), Object.values(ports).sort(), 'each demo port, moved, and nothing else');
+});
