@@ -13,6 +13,8 @@ const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 const LAUNCHER_FLAGS = ['--max-semi-space-size=4'];
 
 const children: ChildProcess[] = [];
+/** The CA servers among them: stopped last, so no sidecar still running finds its CA gone. */
+const cas = new Set<ChildProcess>();
 
 /** A long-running meshcar command (ca serve, run), stopped by stopAll. */
 export function startMeshcar(args: string[], label: string): ChildProcess {
@@ -23,6 +25,7 @@ export function startMeshcar(args: string[], label: string): ChildProcess {
     for (const line of chunk.toString().split('\n')) if (/"level":(40|50|60)/.test(line)) process.stdout.write(`[${label}] ${line}\n`);
   });
   children.push(child);
+  if (args[0] === 'ca') cas.add(child);
   return child;
 }
 
@@ -82,8 +85,16 @@ export async function waitTls(port: number, what: string): Promise<void> {
 export async function stopAll(servers: http.Server[] = []): Promise<void> {
   keepAlive.destroy();
   for (const server of servers) server.close();
-  await Promise.all(
-    children.map(
+  // the sidecars first: one that outlived the CA would warn it cannot fetch the CA's bundle
+  await stopEach(children.filter((child) => !cas.has(child)));
+  await stopEach([...cas]);
+  console.log('stopped every process the demo started');
+}
+
+/** SIGTERM to each, SIGKILL to one that has not exited 12 s later; resolves when all exited. */
+function stopEach(list: ChildProcess[]): Promise<unknown> {
+  return Promise.all(
+    list.map(
       (child) =>
         new Promise<void>((done) => {
           if (child.exitCode !== null || child.signalCode !== null) return done();
@@ -96,5 +107,4 @@ export async function stopAll(servers: http.Server[] = []): Promise<void> {
         }),
     ),
   );
-  console.log('stopped every process the demo started');
 }

@@ -93,6 +93,12 @@ t.test('/config pasted into a .yaml file passes meshcar check (JSON is YAML)', a
   }
 });
 
+t.test("the 'listening' log lines give the address in one shape, host:port", async (t) => {
+  const line = (sidecar: RunningSidecar, msg: string) => sidecar.process.lines.find((l) => l.msg === msg);
+  t.match(line(orders, 'inbound listening'), { address: `127.0.0.1:${orders.inboundPort}` });
+  t.match(line(frontend, 'outbound listening'), { address: `127.0.0.1:${frontend.outboundPort}`, upstreams: ['orders'] });
+});
+
 t.test('/endpoints: the API inventory', async (t) => {
   const { endpoints } = JSON.parse((await admin(frontend.adminPort, '/endpoints')).body) as { endpoints: Array<Record<string, unknown>> };
   const headers = endpoints.find((e) => e.route === '/headers');
