@@ -15,7 +15,7 @@ import { MeshcarError, describeError } from './errors.js';
 import { ConfigError } from './config/issues.js';
 import { VERSION } from './version.js';
 import { CA_COMMANDS } from './cli/ca-commands.js';
-import type { Command, OptionValues } from './cli/command.js';
+import { type Command, type OptionValues, runCommand } from './cli/command.js';
 import { commandHelp, groupHelp, helpText } from './cli/help.js';
 import { SIDECAR_COMMANDS } from './cli/sidecar-commands.js';
 
@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(commandHelp(command));
     return 0;
   }
-  return command.run(values);
+  return runCommand(command, values);
 }
 
 function reportFailure(err: unknown): number {

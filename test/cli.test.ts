@@ -57,12 +57,14 @@ t.test('mistakes are one clear line and a non-zero exit', async (t) => {
   const dir = t.testdir();
   // independent commands, none of which writes anything: run side by side, checked in order
   const cases: Array<[string[], RegExp]> = [
-    [['ca', 'init', '--dir', dir], /--trust-domain is required/],
+    // a missing option carries the usage line, as an unknown one does
+    [['ca', 'init', '--dir', dir], /--trust-domain is required; usage: meshcar ca init --dir/],
+    [['ca', 'token', '--service', 'x', '--out', join(dir, 'x.token')], /--dir is required; usage: meshcar ca token --dir/],
     [['ca', 'init', '--dri', dir], /Unknown option '--dri'.*usage/],
     [['ca', 'init', '--dir', dir, '--trust-domain', 'Bad Domain'], /--trust-domain "Bad Domain"/],
     [['ca', 'token', '--dir', join(dir, 'none'), '--service', 'orders'], /does not exist: run "meshcar ca init/],
     [['ca', 'token', '--dir', dir, '--service', 'a/b'], /--service "a\/b"/],
-    [['ca', 'issue', '--dir', dir, '--service', 'x', '--out', dir, '--ttl', 'soon'], /--ttl "soon" is not a duration/],
+    [['ca', 'issue', '--dir', dir, '--service', 'x', '--out', dir, '--ttl', 'soon'], /--ttl "soon" is not a duration.*; usage: meshcar ca issue/],
     [['frobnicate'], /unknown command "frobnicate"/],
   ];
   const [usage, ...results] = await Promise.all([cli(['ca', 'init']), ...cases.map(([args]) => cli(args))]);

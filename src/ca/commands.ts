@@ -68,10 +68,12 @@ export async function writeTokenFile(path: string, token: string): Promise<void>
 export async function caServe(config: CaConfig, logger: Logger, metrics?: Metrics): Promise<RunningCaServer & { readonly ca: CaRuntime }> {
   const [{ startCaServer }, { CaRuntime }] = await Promise.all([import('./server.js'), import('./runtime.js')]);
   const registry = metrics ?? new (await import('../metrics/registry.js')).Metrics();
-  // a workload's families belong to sidecars: meshcar_identity_bundle_roots 0 from the CA
-  // would set off the "sidecar bundle behind" alert
+  // the CA exports its own families, the build info and the process's: a sidecar family would
+  // be an empty `# TYPE` line here, and meshcar_identity_bundle_roots 0 from the CA would set
+  // off the "sidecar bundle behind" alert
   for (const metric of registry.registry.getMetricsAsArray()) {
-    if (metric.name.startsWith('meshcar_identity_')) registry.registry.removeSingleMetric(metric.name);
+    const sidecarFamily = metric.name.startsWith('meshcar_') && !metric.name.startsWith('meshcar_ca_') && metric.name !== 'meshcar_build_info';
+    if (sidecarFamily) registry.registry.removeSingleMetric(metric.name);
   }
   const ca = await CaRuntime.open({
     dir: config.dir,

@@ -16,6 +16,19 @@ export interface Command {
   run(values: OptionValues): Promise<number>;
 }
 
+/**
+ * Runs a command; an option error its run() finds (missing, malformed) carries the usage line,
+ * as parseArgs' unknown-option errors do, so every option error shows what to type instead.
+ */
+export async function runCommand(command: Command, values: OptionValues): Promise<number> {
+  try {
+    return await command.run(values);
+  } catch (err) {
+    if (err instanceof MeshcarError && err.code === 'usage' && !err.message.includes('; usage: ')) throw new MeshcarError('usage', `${err.message}; usage: ${command.usage}`);
+    throw err;
+  }
+}
+
 export function required(values: OptionValues, name: string): string {
   const value = values[name];
   if (typeof value !== 'string' || value === '') throw new MeshcarError('usage', `--${name} is required`);

@@ -1,4 +1,4 @@
-// Durations as people write them in YAML and on the command line: 250ms, 2s, 5m, 24h, 1h30m.
+// Durations as people write them in YAML and on the command line: 250ms, 2s, 5m, 24h, 7d, 1h30m.
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;

@@ -1,6 +1,8 @@
 // The running config as the user writes it, for the admin `/config`: YAML key names and units
 // (`timeout: 15s`, not `timeoutMs: 15000`; `listen: 127.0.0.1:15000`; upstreams as a map), with
-// every default filled in, so what is shown can be pasted back into a config file.
+// every default filled in, so what is shown can be pasted back into a config file. A setting
+// that is absent (no inbound, no token, no rules, no routes) is left out rather than shown as
+// null or []: the config readers refuse both, and leaving a key out means the same thing.
 
 import { formatDuration } from './duration.js';
 import { formatHostPort, type HostPort } from './address.js';
@@ -85,8 +87,20 @@ function upstreamView(u: UpstreamConfig): Record<string, unknown> {
   };
 }
 
-/** The effective sidecar config in YAML key names, defaults included (JSON-able). */
+/** The value without null and empty-list members, at every depth (see the header). */
+function withoutAbsent(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutAbsent);
+  if (value === null || typeof value !== 'object') return value;
+  const kept = Object.entries(value).filter(([, v]) => v !== null && v !== undefined && !(Array.isArray(v) && v.length === 0));
+  return Object.fromEntries(kept.map(([k, v]) => [k, withoutAbsent(v)]));
+}
+
+/** The effective sidecar config in YAML key names, defaults included (JSON-able; absent settings left out). */
 export function effectiveYamlView(config: SidecarConfig): Record<string, unknown> {
+  return withoutAbsent(fullView(config)) as Record<string, unknown>;
+}
+
+function fullView(config: SidecarConfig): Record<string, unknown> {
   const { identity } = config;
   const source = identity.source === 'ca' ? { ca: { url: identity.ca.url, bundle: identity.ca.bundle, token: identity.ca.token ?? null } } : { files: { ...identity.files } };
   return {

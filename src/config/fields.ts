@@ -14,7 +14,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** `timeout` when not written, for the inbound side and for each upstream alike. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
 
-const DURATION_HINT = 'write 250ms, 2s, 5m or 24h';
+const DURATION_HINT = 'write 250ms, 2s, 5m, 24h or 7d';
 
 /** A positive duration in milliseconds; zero would mean "never" or "at once", neither of which a setting wants. */
 export function readDuration(value: YamlValue): number | undefined {

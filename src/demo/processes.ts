@@ -19,6 +19,8 @@ const children: ChildProcess[] = [];
 const lastError = new WeakMap<ChildProcess, string>();
 /** Aborted by stopAll: the waits still polling stop, so nothing keeps the runner alive. */
 const stopping = new AbortController();
+/** The CA servers among them: stopped last, so no sidecar still running finds its CA gone. */
+const cas = new Set<ChildProcess>();
 
 /** A long-running meshcar command (ca serve, run), stopped by stopAll. */
 export function startMeshcar(args: string[], label: string): ChildProcess {
@@ -33,6 +35,7 @@ export function startMeshcar(args: string[], label: string): ChildProcess {
     for (const line of chunk.toString().split('\n')) if (/"level":(40|50|60)/.test(line)) process.stdout.write(`[${label}] ${line}\n`);
   });
   children.push(child);
+  if (args[0] === 'ca') cas.add(child);
   return child;
 }
 
@@ -123,8 +126,16 @@ export async function stopAll(servers: readonly http.Server[] = []): Promise<voi
     server.close();
     server.closeAllConnections(); // idle keep-alive callers would hold it (and the runner) open
   }
-  await Promise.all(
-    children.map(
+  // the sidecars first: one that outlived the CA would warn it cannot fetch the CA's bundle
+  await stopEach(children.filter((child) => !cas.has(child)));
+  await stopEach([...cas]);
+  console.log('stopped every process the demo started');
+}
+
+/** SIGTERM to each, SIGKILL to one that has not exited 12 s later; resolves when all exited. */
+function stopEach(list: ChildProcess[]): Promise<unknown> {
+  return Promise.all(
+    list.map(
       (child) =>
         new Promise<void>((done) => {
           if (child.exitCode !== null || child.signalCode !== null) return done();
@@ -137,5 +148,4 @@ export async function stopAll(servers: readonly http.Server[] = []): Promise<voi
         }),
     ),
   );
-  console.log('stopped every process the demo started');
 }

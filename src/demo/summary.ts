@@ -39,18 +39,32 @@ export class LatencyRecorder {
   }
 }
 
+/**
+ * Lines of a table whose columns are as wide as their widest cell (header included), so a long
+ * route such as /orders/{id}/invoice does not push its row out of line. `right`: the columns
+ * of numbers, aligned right.
+ */
+export function formatTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>, right: ReadonlySet<number> = new Set()): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => (right.has(i) ? cell.padStart(widths[i] as number) : i === cells.length - 1 ? cell : cell.padEnd(widths[i] as number)))
+      .join('  ');
+  return [line(header), ...rows.map(line)];
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number);
 }
 
 export function printTrafficSummary(recorder: LatencyRecorder, extra: { policyStatus: number; policyBody: string; noCert: string }): void {
   console.log('\n=== traffic through the mesh (measured by the demo client) ===');
-  console.log(`${'call'.padEnd(32)} ${'count'.padStart(6)}  ${'statuses'.padEnd(18)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)}`);
-  for (const [name, s] of recorder.entries()) {
+  const rows = [...recorder.entries()].map(([name, s]) => {
     const sorted = [...s.latenciesMs].sort((a, b) => a - b);
     const statuses = [...s.statuses].map(([code, count]) => `${code}×${count}`).join(' ') + (s.errors ? ` err×${s.errors}` : '');
-    console.log(`${name.padEnd(32)} ${String(sorted.length + s.errors).padStart(6)}  ${statuses.padEnd(18)} ${percentile(sorted, 50).toFixed(2).padStart(8)} ${percentile(sorted, 99).toFixed(2).padStart(8)}`);
-  }
+    return [name, String(sorted.length + s.errors), statuses, percentile(sorted, 50).toFixed(2), percentile(sorted, 99).toFixed(2)];
+  });
+  for (const line of formatTable(['call', 'count', 'statuses', 'p50 ms', 'p99 ms'], rows, new Set([1, 3, 4]))) console.log(line);
   let code = '';
   try {
     code = (JSON.parse(extra.policyBody) as { error?: string }).error ?? '';
@@ -93,7 +107,7 @@ function labelsOf(text: string): Record<string, string> {
 /** Per route, from the sidecars' own meshcar_requests_total and duration sums. */
 export async function printRouteTable(sidecars: ReadonlyArray<{ name: string; port: number }>): Promise<void> {
   console.log('\n=== per route, from the sidecars\' own /metrics ===');
-  console.log(`${'sidecar'.padEnd(17)} ${'dir'.padEnd(8)} ${'peer'.padEnd(9)} ${'method'.padEnd(6)} ${'route'.padEnd(16)} ${'count'.padStart(6)} ${'mean ms'.padStart(8)}  codes`);
+  const table: string[][] = [];
   for (const sidecar of sidecars) {
     const text = await adminGet(sidecar.port, '/metrics');
     const rows = new Map<string, RouteRow>();
@@ -120,9 +134,10 @@ export async function printRouteTable(sidecars: ReadonlyArray<{ name: string; po
     for (const row of rows.values()) {
       if (row.count === 0) continue;
       const codes = [...row.codes].map(([c, n]) => `${c}×${n}`).join(' ');
-      console.log(`${sidecar.name.padEnd(17)} ${row.direction.padEnd(8)} ${row.peer.padEnd(9)} ${row.method.padEnd(6)} ${row.route.padEnd(16)} ${String(row.count).padStart(6)} ${((row.sumSeconds / row.count) * 1000).toFixed(2).padStart(8)}  ${codes}`);
+      table.push([sidecar.name, row.direction, row.peer, row.method, row.route, String(row.count), ((row.sumSeconds / row.count) * 1000).toFixed(2), codes]);
     }
   }
+  for (const line of formatTable(['sidecar', 'dir', 'peer', 'method', 'route', 'count', 'mean ms', 'codes'], table, new Set([5, 6]))) console.log(line);
 }
 
 interface DiscoveredOperation {
@@ -137,12 +152,13 @@ export async function printDiscoveredApi(port: number): Promise<void> {
   const text = await adminGet(port, '/endpoints?format=openapi');
   const doc = JSON.parse(text || '{}') as { paths?: Record<string, Record<string, DiscoveredOperation>> };
   console.log(`\n=== the orders API as discovered (http://127.0.0.1:${port}/endpoints?format=openapi, OpenAPI 3.1) ===`);
-  console.log(`${'method'.padEnd(6)} ${'path'.padEnd(16)} ${'calls'.padStart(6)}  ${'documented'.padEnd(10)} ${'answered'.padEnd(20)} callers`);
+  const rows: string[][] = [];
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
     for (const [method, op] of Object.entries(item)) {
       const answered = Object.keys(op.responses ?? {}).filter((s) => s !== 'default').join(' ') || '-';
       const documented = op['x-meshcar-documented'] === undefined ? '?' : op['x-meshcar-documented'] ? 'yes' : 'NO';
-      console.log(`${method.toUpperCase().padEnd(6)} ${path.padEnd(16)} ${String(op['x-meshcar-calls'] ?? 0).padStart(6)}  ${documented.padEnd(10)} ${answered.padEnd(20)} ${(op['x-meshcar-callers'] ?? []).join(', ') || '-'}`);
+      rows.push([method.toUpperCase(), path, String(op['x-meshcar-calls'] ?? 0), documented, answered, (op['x-meshcar-callers'] ?? []).join(', ') || '-']);
     }
   }
+  for (const line of formatTable(['method', 'path', 'calls', 'documented', 'answered', 'callers'], rows, new Set([2]))) console.log(line);
 }

@@ -1,15 +1,43 @@
 // doctor's identity checks: the workload's SVID (files readable with the right modes, key matches
 // certificate, chain verifies against the bundle, SPIFFE ID is this service's, time left,
 // next renewal) and, on the CA source, the join token (well-formed, unexpired, for this identity).
+// The SVID is checked against the CA's live bundle as well as the one on disk: after a root
+// rotation retired the root it chains to, the sidecar's first bundle fetch throws it away, so
+// doctor must not call it usable. The CA publishes no token keys: a token's signature is only
+// checked by the CA, when the token is used, and the token line says so.
 
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError } from '../errors.js';
+import { applyBundle } from '../identity/bundle-refresh.js';
+import { CaClient } from '../identity/ca-client.js';
+import { createLogger } from '../logging.js';
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { STORE_FILES } from '../identity/disk-store.js';
 import { lifetimeMs, remainingMs, validateSvid, type Svid } from '../identity/svid.js';
 import { readTokenClaims } from '../identity/token-claims.js';
+import { PROBE_TIMEOUT_MS } from './probe.js';
 import { fail, humanDuration, ok, skip, warn, type CheckResult } from './result.js';
+
+/** The fix for a missing or bad token: doctor does not know the CA's folder, so it names it. */
+const tokenFix = (config: SidecarConfig, file: string) => `meshcar ca token --dir <CA dir> --service ${config.service} --out ${file}`;
+
+/**
+ * Whether the SVID still chains to the bundle the CA hands out now (GET /v1/bundle): a sentence
+ * saying why not, '' when it does, or undefined when the CA could not be asked (the CA check
+ * reports why).
+ */
+async function liveBundleProblem(config: SidecarConfig, svid: Svid): Promise<string | undefined> {
+  if (config.identity.source !== 'ca') return undefined;
+  try {
+    const bundlePem = await readFile(config.identity.ca.bundle, 'utf8');
+    const client = new CaClient({ url: config.identity.ca.url, trustDomain: config.trustDomain, bundlePem, timeoutMs: PROBE_TIMEOUT_MS, logger: createLogger('silent') });
+    const outcome = applyBundle(svid, await client.fetchBundle(svid.bundlePem));
+    return outcome.kind === 'leaf_untrusted' ? outcome.reason : '';
+  } catch {
+    return undefined;
+  }
+}
 
 /** Under this share of its lifetime left, renewal should already have happened. */
 const LOW_LIFETIME_SHARE = 0.2;
@@ -67,6 +95,15 @@ export async function checkIdentity(config: SidecarConfig, now = new Date()): Pr
           : undefined;
     return { result: fail(name, `${paths.cert}: ${message}`, fix), svid: undefined, needsToken: fromCa };
   }
+  const live = await liveBundleProblem(config, svid);
+  if (live) {
+    return {
+      result: fail(name, `${paths.cert} chains to ${paths.bundle} but no longer to the CA's current bundle (GET /v1/bundle; a root rotation retired its root): ${live}`, 'the sidecar replaces it at start with the join token (identity.ca.token): make sure that token is fresh'),
+      svid: undefined,
+      needsToken: true,
+    };
+  }
+  const checkedLive = live === '' ? "; chains to the CA's current bundle" : '';
   const left = remainingMs(svid, now);
   const share = left / lifetimeMs(svid);
   const summary = `${svid.spiffeId}, serial ${svid.serialHex}, valid until ${svid.notAfter.toISOString()} (${humanDuration(left)} left, ${Math.round(share * 100)}% of its lifetime)`;
@@ -77,7 +114,7 @@ export async function checkIdentity(config: SidecarConfig, now = new Date()): Pr
   if (share < LOW_LIFETIME_SHARE) {
     return { result: warn(name, `${summary}: under ${LOW_LIFETIME_SHARE * 100}% left${renewal}`, fromCa ? 'renewal is overdue: check that the sidecar runs and reaches the CA (its log says why renewals fail)' : 'renew the files soon'), svid, needsToken: false };
   }
-  return { result: ok(name, `${summary}${renewal}`), svid, needsToken: false };
+  return { result: ok(name, `${summary}${checkedLive}${renewal}`), svid, needsToken: false };
 }
 
 /** The join token file, when the sidecar has one configured or needs one. */
@@ -86,20 +123,22 @@ export async function checkToken(config: SidecarConfig, needsToken: boolean, now
   const name = 'join token';
   const file = config.identity.ca.token;
   if (file === undefined) {
-    return needsToken ? fail(name, `no usable SVID in ${config.identity.dir} and identity.ca.token is not set`, `make a token (meshcar ca token --service ${config.service} --out FILE) and set identity.ca.token to FILE`) : undefined;
+    return needsToken ? fail(name, `no usable SVID in ${config.identity.dir} and identity.ca.token is not set`, `make a token (${tokenFix(config, 'FILE')}) and set identity.ca.token to FILE`) : undefined;
   }
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     const message = `cannot read ${file}: ${describeError(err)}`;
-    return needsToken ? fail(name, message, `write a token with meshcar ca token --service ${config.service} --out ${file}`) : skip(name, `${message} (not needed while the SVID on disk is valid)`);
+    return needsToken ? fail(name, message, `write a token with ${tokenFix(config, file)}`) : skip(name, `${message} (not needed while the SVID on disk is valid)`);
   }
   const claims = readTokenClaims(text);
   const bad = (message: string) =>
-    needsToken ? fail(name, `${file}: ${message}`, `write a new token with meshcar ca token --service ${config.service} --out ${file}`) : skip(name, `${file}: ${message} (not needed while the SVID on disk is valid)`);
+    needsToken ? fail(name, `${file}: ${message}`, `write a new token with ${tokenFix(config, file)}`) : skip(name, `${file}: ${message} (not needed while the SVID on disk is valid)`);
   if (typeof claims === 'string') return bad(claims);
   if (claims.sub !== config.spiffeId) return bad(`the token is for ${claims.sub}, expected ${config.spiffeId}`);
   if (claims.expMs <= now) return bad(`the token expired at ${new Date(claims.expMs).toISOString()}`);
-  return ok(name, `${file}: for ${claims.sub}, valid until ${new Date(claims.expMs).toISOString()}${claims.single ? ', single use' : ''}${needsToken ? '' : ' (not needed while the SVID on disk is valid)'}`);
+  // the CA publishes no token keys, so whether it still accepts the signing key shows only on use
+  const keyNote = 'its signing key is checked by the CA only when the token is used';
+  return ok(name, `${file}: for ${claims.sub}, valid until ${new Date(claims.expMs).toISOString()}${claims.single ? ', single use' : ''} (${needsToken ? keyNote : `not needed while the SVID on disk is valid; ${keyNote}`})`);
 }

@@ -131,7 +131,8 @@ export class H2SessionPool {
         else resolve();
       };
       const onConnect = () => done();
-      const onClose = (reason: string) => done(Object.assign(new Error(`${key} closed the HTTP/2 connection before its SETTINGS (${reason})`), { code: 'ECONNRESET' }));
+      // right after our handshake: a callee refusing our certificate looks like this (upstream-errors.ts)
+      const onClose = (reason: string) => done(Object.assign(new Error(`${key} closed the HTTP/2 connection before its SETTINGS (${reason})`), { code: 'ECONNRESET', closedBeforeSettings: true }));
       const timer = setTimeout(() => {
         conn.destroy();
         done(Object.assign(new Error(`${key} sent no HTTP/2 SETTINGS within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));

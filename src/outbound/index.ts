@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { HostPort } from '../config/address.js';
+import { formatHostPort, type HostPort } from '../config/address.js';
 import type { OutboundConfig, UpstreamConfig } from '../config/outbound-config.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
@@ -175,7 +175,8 @@ class OutboundService implements Outbound, OutboundContext {
     await Promise.race([Promise.all(this.pools.map((pool) => pool.start())), delay(INITIAL_RESOLVE_WAIT_MS, undefined, { ref: false })]);
     this.listening = true;
     const bound = await this.listener.listen(this.options.config.listen);
-    this.logger.info({ address: bound, upstreams: this.pools.map((p) => p.name) }, 'outbound listening');
+    // host:port as a string, as 'inbound listening' and the CLI give it
+    this.logger.info({ address: formatHostPort(bound), upstreams: this.pools.map((p) => p.name) }, 'outbound listening');
     return bound;
   }
 

@@ -32,6 +32,17 @@ function codeOf(err: unknown): string {
   return String((err as { code?: unknown } | null)?.code ?? '');
 }
 
+/**
+ * The peer closed a connection whose TLS handshake had succeeded before sending its HTTP/2
+ * SETTINGS. With TLS 1.3 a server checks the client's certificate after the client's side of
+ * the handshake is done, so this is how a callee refusing our certificate looks from here:
+ * its alert is not reported to us, the connection just ends. http2-wrapper (the node codec)
+ * names it HTTP2WRAPPER_NOSETTINGS; the meshcar codec's pool marks its error (h2-session-pool.ts).
+ */
+function closedBeforeSettings(err: unknown): boolean {
+  return codeOf(err) === 'HTTP2WRAPPER_NOSETTINGS' || (err as { closedBeforeSettings?: unknown } | null)?.closedBeforeSettings === true;
+}
+
 /** A failure to get a stream: no byte of the request reached the upstream. */
 export function classifyConnectError(err: unknown, endpoint: string): ConnectFailure {
   if (isMeshcarError(err)) {
@@ -45,6 +56,12 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
     return {
       error: new MeshcarError('upstream_identity_mismatch', `${endpoint} presented a certificate we cannot trust: ${describeError(err)}`, { cause: err }),
       tlsReason,
+    };
+  }
+  if (closedBeforeSettings(err)) {
+    return {
+      error: new MeshcarError('upstream_unavailable', `${endpoint} closed the connection right after the TLS handshake: most likely it refused our certificate (its /debug/tls names the reason)`, { cause: err }),
+      tlsReason: undefined,
     };
   }
   const tlsReason: TlsFailureReason | undefined = classifyTlsErrorCode(code);

@@ -16,6 +16,8 @@ import { Sidecar } from '../../src/sidecar.js';
 import { startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
 
+const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+
 let ca: MeshCa;
 let app: TestApp;
 let orders: RunningSidecar;
@@ -73,6 +75,28 @@ t.test('/config: the effective config, no secrets', async (t) => {
   t.notMatch(res.body, /Ms"|"file"|"spiffeId"/, 'no internal names');
   t.match(config.identity.ca.token, /orders\.token$/, 'the token file path, never its content');
   t.notMatch(res.body, /eyJ|PRIVATE KEY/);
+});
+
+t.test('/config pasted into a .yaml file passes meshcar check (JSON is YAML)', async (t) => {
+  const dir = t.testdir();
+  // orders has only an inbound, frontend only an outbound: the absent side, the token-less or
+  // rule-less settings must be left out, not written as null or []
+  for (const [name, sidecar] of [['orders', orders], ['frontend', frontend]] as const) {
+    const body = (await admin(sidecar.adminPort, '/config')).body;
+    t.notMatch(body, /null|\[\]/, `${name}: no null or empty list`);
+    const file = join(dir, `${name}.yaml`);
+    await writeFile(file, body);
+    const checked = await new Promise<{ code: number; out: string }>((resolve) =>
+      execFile(process.execPath, [CLI, 'check', '--config', file], (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, out: stdout + stderr })),
+    );
+    t.equal(checked.code, 0, `${name}: ${checked.out}`);
+  }
+});
+
+t.test("the 'listening' log lines give the address in one shape, host:port", async (t) => {
+  const line = (sidecar: RunningSidecar, msg: string) => sidecar.process.lines.find((l) => l.msg === msg);
+  t.match(line(orders, 'inbound listening'), { address: `127.0.0.1:${orders.inboundPort}` });
+  t.match(line(frontend, 'outbound listening'), { address: `127.0.0.1:${frontend.outboundPort}`, upstreams: ['orders'] });
 });
 
 t.test('/endpoints: the API inventory', async (t) => {

@@ -65,6 +65,11 @@ t.test('CA /metrics: issuer and root expiry by role, a pending root seen without
   t.equal(metricValue(before, 'meshcar_ca_root_expiry_timestamp_seconds{role="active"}'), Date.parse(root.notAfter) / 1000);
   t.equal(metricValue(before, 'meshcar_ca_root_expiry_timestamp_seconds{role="pending"}'), undefined, 'no pending root yet');
   t.notMatch(before, /meshcar_identity_/, 'no sidecar family from the CA (a 0 bundle-roots gauge would set off an alert)');
+  // nor any other sidecar family as an empty # TYPE line: only the CA's, the build info and the process's
+  const families = [...before.matchAll(/^# TYPE (meshcar_\w+) /gm)].map((m) => m[1] as string);
+  t.same(families.filter((name) => !name.startsWith('meshcar_ca_') && name !== 'meshcar_build_info'), [], `the CA's meshcar families: ${families.join(', ')}`);
+  t.notMatch(before, /meshcar_requests_total|meshcar_config_reloads_total|meshcar_retries_total/);
+  t.match(before, /^process_cpu_user_seconds_total /m, 'process metrics stay');
 
   await rootAdd(ca.dir);
   const during = await scrape();

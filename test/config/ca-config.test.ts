@@ -82,7 +82,7 @@ t.test('wrong types', async (t) => {
   t.same(await issuesOf(t, 'trustDomain: mesh.local\ndir: certs\nserverNames: []\nrateLimit: 20\nmaxTtl: 24\n'), [
     'ca.yaml:3:1: serverNames: list at least one DNS name or IP address',
     'ca.yaml:4:1: rateLimit: expected a map, got a number',
-    'ca.yaml:5:1: maxTtl: 24 is not a duration: give a unit (write 250ms, 2s, 5m or 24h)',
+    'ca.yaml:5:1: maxTtl: 24 is not a duration: give a unit (write 250ms, 2s, 5m, 24h or 7d)',
   ]);
   t.same(await issuesOf(t, '[a, b]\n'), ['ca.yaml:1:1: expected a map, got a list']);
 });

@@ -184,9 +184,9 @@ t.test('wrong type', async (t) => {
 });
 
 t.test('bad duration', async (t) => {
-  t.same(await issuesOf(t, edit({ 'timeout: 15s': 'timeout: 15x' })), ['c.yaml:13:3: inbound.timeout: "15x" is not a duration (write 250ms, 2s, 5m or 24h)']);
+  t.same(await issuesOf(t, edit({ 'timeout: 15s': 'timeout: 15x' })), ['c.yaml:13:3: inbound.timeout: "15x" is not a duration (write 250ms, 2s, 5m, 24h or 7d)']);
   t.same(await issuesOf(t, edit({ 'timeout: 2s': 'timeout: 2' })), [
-    'c.yaml:24:7: outbound.upstreams.payments.timeout: 2 is not a duration: give a unit (write 250ms, 2s, 5m or 24h)',
+    'c.yaml:24:7: outbound.upstreams.payments.timeout: 2 is not a duration: give a unit (write 250ms, 2s, 5m, 24h or 7d)',
   ]);
   t.same(await issuesOf(t, edit({ 'ttl: 24h': 'ttl: 0s' })), ['c.yaml:9:3: identity.ttl: "0s" must be longer than zero']);
 });
@@ -294,8 +294,8 @@ t.test('a file with several mistakes reports all of them at once, in file order'
   t.same(await issuesOf(t, text), [
     'c.yaml:2:1: trustDomain: "Mesh.Local" is not a trust domain: use lower-case letters, digits, dots, dashes and underscores, e.g. mesh.local',
     'c.yaml:8:5: identity.ca.colour: unknown key; allowed here: url, bundle, token, bundleRefresh',
-    'c.yaml:10:3: identity.ttl: "1d2" is not a duration (write 250ms, 2s, 5m or 24h)',
-    'c.yaml:14:3: inbound.timeout: "-1s" is not a duration (write 250ms, 2s, 5m or 24h)',
+    'c.yaml:10:3: identity.ttl: "1d2" is not a duration (write 250ms, 2s, 5m, 24h or 7d)',
+    'c.yaml:14:3: inbound.timeout: "-1s" is not a duration (write 250ms, 2s, 5m, 24h or 7d)',
     // The trust domain is invalid, so IDs are checked for syntax only, not membership.
     'c.yaml:33:3: log.level: "loud" is not a log level; use one of trace, debug, info, warn, error, fatal, silent',
   ]);

@@ -63,12 +63,12 @@ t.test('aliases are followed and null values are "nothing"', async (t) => {
 
 t.test('ConfigError carries the issues and prints one per line', async (t) => {
   const issues: ConfigIssue[] = [
-    { file: 'config/orders.yaml', line: 12, column: 3, path: 'inbound.timeout', message: '"15x" is not a duration (write 250ms, 2s, 5m or 24h)' },
+    { file: 'config/orders.yaml', line: 12, column: 3, path: 'inbound.timeout', message: '"15x" is not a duration (write 250ms, 2s, 5m, 24h or 7d)' },
     { file: 'config/orders.yaml', line: 0, column: 0, path: '', message: 'whole file' },
   ];
   const err = new ConfigError(issues);
   t.equal(err.code, 'config_invalid');
-  t.equal(err.message, 'config/orders.yaml:12:3: inbound.timeout: "15x" is not a duration (write 250ms, 2s, 5m or 24h)\nconfig/orders.yaml: whole file');
+  t.equal(err.message, 'config/orders.yaml:12:3: inbound.timeout: "15x" is not a duration (write 250ms, 2s, 5m, 24h or 7d)\nconfig/orders.yaml: whole file');
   t.equal(err.message, formatIssues(issues));
   t.same(err.issues, issues);
   t.ok(Object.isFrozen(err.issues));

@@ -8,11 +8,15 @@ import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { startMeshCa, startSidecar, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { execFileAsync, makeCaDir } from '../helpers/ca.js';
 import { startEchoApp, type TestApp } from '../helpers/apps.js';
 import { freePort } from '../helpers/process.js';
 import { runDoctor, type CheckResult } from '../../src/doctor/index.js';
+import { checkCa } from '../../src/doctor/ca.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+import { CaClient } from '../../src/identity/ca-client.js';
+import { createLogger } from '../../src/logging.js';
 import { formatResult } from '../../src/doctor/result.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
@@ -69,7 +73,7 @@ t.test('a healthy mesh: every check passes', async (t) => {
   t.same(results.filter((r) => r.status !== 'ok').map(formatResult), [], 'all ✓');
   const names = results.map((r) => r.name);
   t.match(names, ['config', 'identity', 'join token', `ca ${ca.url}`, `upstream orders 127.0.0.1:${orders.inboundPort}`, `admin 127.0.0.1:${frontend.adminPort}`]);
-  t.match(formatResult(results[1] as CheckResult), /^✓ identity: spiffe:\/\/mesh\.local\/svc\/frontend, serial [0-9a-f]+, valid until .* left, \d+% of its lifetime\); renewal due between/);
+  t.match(formatResult(results[1] as CheckResult), /^✓ identity: spiffe:\/\/mesh\.local\/svc\/frontend, serial [0-9a-f]+, valid until .* left, \d+% of its lifetime\); chains to the CA's current bundle; renewal due between/);
   t.match(formatResult(results.find((r) => r.name.startsWith('upstream')) as CheckResult), /^✓ upstream orders .*: spiffe:\/\/mesh\.local\/svc\/orders, mutual TLS TLSv1\.3, ALPN h2, PING \d+\.\d+ ms$/);
   const inbound = await runDoctor(orders.configFile);
   t.same(inbound.filter((r) => r.status !== 'ok').map(formatResult), [], 'the inbound side too');
@@ -120,7 +124,7 @@ t.test('a bad join token, needed because no SVID is on disk yet', async (t) => {
   await writeFile(garbage, 'not-a-token\n');
   const file = await variant(frontendYaml, /token: .*\n {2}dir: .*\n/, `token: ${garbage}\n  dir: ${join(ca.dir, 'doctor-empty-identity')}\n`);
   const results = await runDoctor(file);
-  oneFailure(t, results, /^✗ join token: .*doctor-garbage\.token: it does not hold a join token .* — fix: write a new token with meshcar ca token --service frontend/);
+  oneFailure(t, results, /^✗ join token: .*doctor-garbage\.token: it does not hold a join token .* — fix: write a new token with meshcar ca token --dir <CA dir> --service frontend --out \S+doctor-garbage\.token$/);
   t.match(formatResult(results[1] as CheckResult), /^- identity: no SVID in .* yet/, 'the identity check says what will happen instead');
 
   // through the command line: exit 1, and --json for scripts
@@ -141,4 +145,35 @@ t.test('the app speaks the protocol inbound.app names', async (t) => {
   t.match(formatResult((await runDoctor(asH2c)).find((r) => r.name.startsWith('app')) as CheckResult), /^✓ app h2c:\/\/127\.0\.0\.1:\d+: reachable, speaks HTTP\/2 \(h2c\), PING/);
   const wrong = await variant(ordersYaml, `app: http://127.0.0.1:${app.port}`, `app: h2c://127.0.0.1:${app.port}`);
   oneFailure(t, await runDoctor(wrong), /^✗ app h2c:\/\/127\.0\.0\.1:\d+: reachable, but it does not speak HTTP\/2 with prior knowledge \(h2c\): .* — fix: use http:\/\/ in inbound\.app/);
+});
+
+t.test('an SVID whose root a rotation retired: trusted by the bundle on disk, not by the CA', async (t) => {
+  // a CA of its own: the rotation must not disturb the mesh the other checks use
+  const rotated = await startMeshCa(t.testdir());
+  t.teardown(() => rotated.stop());
+  const identityDir = join(rotated.dir, 'frontend-identity');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', rotated.caDir, '--service', 'frontend', '--out', identityDir]);
+  const token = await rotated.tokenFile('frontend');
+  const yaml = frontendYaml.replace(IDENTITY_BLOCK, `identity:\n  ca:\n    url: ${rotated.url}\n    bundle: ${rotated.bundlePath}\n    token: ${token}\n  dir: ${identityDir}\n`);
+  const file = join(rotated.dir, 'frontend.yaml');
+  await writeFile(file, yaml);
+  const before = await runDoctor(file);
+  t.match(formatResult(before.find((r) => r.name === 'identity') as CheckResult), /^✓ identity: .*; chains to the CA's current bundle/);
+  t.match(formatResult(before.find((r) => r.name === 'join token') as CheckResult), /^✓ join token: .*not needed while the SVID on disk is valid; its signing key is checked by the CA only when the token is used\)$/);
+
+  for (const step of [['add'], ['activate', '--force'], ['retire', '--force']]) {
+    await execFileAsync(process.execPath, [CLI, 'ca', 'root', step[0] as string, '--dir', rotated.caDir, ...step.slice(1)]);
+  }
+  // the CA reloads its folder at its next request and then renews its own certificate under the
+  // new root: ask it for its bundle until it serves one the retired root is not needed for
+  const config = await loadSidecarConfig(file);
+  const client = new CaClient({ url: rotated.url, trustDomain: 'mesh.local', bundlePem: await readFile(rotated.bundlePath, 'utf8'), logger: createLogger('silent') });
+  const oldBundle = await readFile(join(identityDir, 'bundle.pem'), 'utf8');
+  await waitFor(async () => {
+    await client.fetchBundle(oldBundle);
+    return (await checkCa(config))?.status === 'ok';
+  }, 10_000, 'the CA serves a certificate under the new root');
+  const after = await runDoctor(file);
+  oneFailure(t, after, /^✗ identity: .*svid\.crt chains to .*bundle\.pem but no longer to the CA's current bundle \(GET \/v1\/bundle; a root rotation retired its root\): .* — fix: the sidecar replaces it at start with the join token/);
+  t.match(formatResult(after.find((r) => r.name === 'join token') as CheckResult), /^✓ join token: .* \(its signing key is checked by the CA only when the token is used\)$/, 'the token is now needed, and the line says what was not checked');
 });

@@ -109,3 +109,21 @@ t.test('after a rotation, open sessions carry on and a new session presents the 
   t.equal(upstream.handshakes[1]?.resumed, false, 'a full handshake, not a resumption of the old identity');
   t.equal(upstream.handshakes[0]?.clientSerial, oldSerial);
 });
+
+t.test('an upstream that refuses our certificate: 503 says the peer closed right after the TLS handshake, both codecs', async (t) => {
+  const pki = await makePki(TD);
+  // its certificate is one we trust, but it trusts only another CA's callers (an old-root leaf
+  // against a callee that trusts only the new root): it refuses ours once the handshake is done
+  const other = await makePki(TD);
+  const refuser = await startUpstream(other, { leaf: await pki.issue(UPSTREAM_ID) });
+  t.teardown(() => refuser.close());
+  for (const codec of ['node', 'meshcar'] as const) {
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${refuser.port}`] }], { codec });
+    const res = await request(fx.port);
+    await fx.close();
+    t.equal(res.status, 503, codec);
+    t.equal(res.headers['x-meshcar-error'], 'upstream_unavailable', codec);
+    t.match(res.json<{ message: string }>().message, new RegExp(`^127\\.0\\.0\\.1:${refuser.port} closed the connection right after the TLS handshake: most likely it refused our certificate \\(its /debug/tls names the reason\\)`), `${codec}: ${res.json<{ message: string }>().message}`);
+    t.equal(refuser.requests, 0, codec);
+  }
+});
