@@ -7,6 +7,7 @@
 // runs beside `make demo`.
 
 import { X509Certificate } from 'node:crypto';
+import type { Server } from 'node:http';
 import { readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
   startMeshcar(['ca', 'serve', '--config', join(CONFIG_DIR, 'ca.yaml')], 'ca');
   await waitTls(PORTS.ca, 'the CA');
   const apps = await Promise.all([startOrdersApp(PORTS.ordersApp), startFrontendApp(PORTS.frontendApp, PORTS.frontendOutbound)]);
+  appServers.push(...apps.map((a) => a.server));
   startMeshcar(['run', '--config', join(CONFIG_DIR, 'orders.yaml')], 'orders-sidecar');
   startMeshcar(['run', '--config', join(CONFIG_DIR, 'frontend.yaml')], 'frontend-sidecar');
   await Promise.all(SIDECARS.map((s) => waitReady(s.admin, `the ${s.name} sidecar`)));
@@ -108,8 +110,11 @@ async function main(): Promise<void> {
   if (counts.failed > 0) process.exitCode = 1;
 }
 
+/** The app servers, once started: a failure stops them too, or they would keep the process alive. */
+const appServers: Server[] = [];
+
 main().catch(async (err: unknown) => {
   console.error(`rotate-demo failed: ${err instanceof Error ? err.message : String(err)}`);
-  await stopAll();
+  await stopAll(appServers);
   process.exitCode = 1;
 });
