@@ -38,7 +38,8 @@ t.test('inbound: in-flight requests finish, new connections are refused, exit 0 
   t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
   t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200, 'the session is up');
 
-  const slow = request(frontend.outboundPort, { path: '/slow', headers: { host: 'orders', 'x-request-id': 'drain-slow' } });
+  // held at the app until the drain has been seen to refuse new connections
+  const slow = request(frontend.outboundPort, { path: '/slow?hold', headers: { host: 'orders', 'x-request-id': 'drain-slow' } });
   await waitFor(async () => app.seen.some((h) => h['x-request-id'] === 'drain-slow'), 10_000, 'the slow request at the app');
   const exited = orders.process.exited();
   const seen = orders.process.lines.length;
@@ -47,6 +48,8 @@ t.test('inbound: in-flight requests finish, new connections are refused, exit 0 
   const ready = await orders.admin('/ready').catch(() => ({ status: 0, body: '' }));
   t.equal(ready.status, 503, '/ready says 503 while draining');
   t.ok(await refused(orders.inboundPort), 'the inbound listener no longer accepts');
+  t.equal(orders.process.child.exitCode, null, 'still running while the request is in flight');
+  app.release('drain-slow');
   const answer = await slow;
   const answeredAt = Date.now();
   t.equal(answer.status, 200, 'the in-flight request finished');
