@@ -41,8 +41,8 @@ t.test('4 s SVIDs renew at least twice without a failed handshake, a failed requ
   const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, ttl: '4s' });
   const toOrders = [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }];
   // frontend's own certificate outlives the test, so its session may live as long as orders renews
-  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: toOrders, ttl: '1h' });
-  const billing = await startSidecar(ca, { service: 'billing', upstreams: toOrders, ttl: '4s' });
+  // (the two callers start side by side: each needs only orders' port)
+  const [frontend, billing] = await Promise.all([startSidecar(ca, { service: 'frontend', upstreams: toOrders, ttl: '1h' }), startSidecar(ca, { service: 'billing', upstreams: toOrders, ttl: '4s' })]);
   t.teardown(() => Promise.all([frontend.stop(), billing.stop(), orders.stop()]));
   const client = await ca.issue('probe');
   const bundle = await readFile(ca.bundlePath, 'utf8');
