@@ -27,7 +27,7 @@ import { openAuthority } from '../../src/ca/commands.js';
 import { generateWorkloadKey } from '../../src/pki/keys.js';
 import { buildCsr } from '../../src/pki/csr.js';
 import { splitPemCertificates } from '../../src/pki/der.js';
-import type { CaStatus } from '../../src/ca/status.js';
+import { caStatus } from '../../src/ca/status.js';
 
 const PROBE = 'spiffe://mesh.local/svc/probe';
 let ca: MeshCa;
@@ -84,7 +84,8 @@ const bundleRoots = async (s: RunningSidecar) => metricValue((await s.admin('/me
 const chainsTo = (chainPem: string, rootPem: string) => new X509Certificate(splitPemCertificates(chainPem)[1] as string).checkIssued(new X509Certificate(rootPem));
 
 async function untilAllowed(): Promise<void> {
-  const status = JSON.parse((await runCli(['ca', 'status', '--dir', ca.caDir, '--json'])).stdout) as CaStatus;
+  // read in-process, as `meshcar ca status --json` does: a CLI process would only add its start-up to the wait
+  const status = await caStatus(ca.caDir);
   const wait = Date.parse(status.rootRotation.next?.allowedFrom ?? '') - Date.now();
   if (wait > 0) await sleep(wait + 50);
 }
