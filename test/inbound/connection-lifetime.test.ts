@@ -290,7 +290,7 @@ t.test('an HTTP/2 session gets GOAWAY at its maximum age and the stream in fligh
   const slow = h2Request(session, { ':path': '/slow' });
   await until(() => s.appSeen.includes('GET /slow'), 3000, 'the slow request to reach the app');
 
-  const away = await Promise.race([goaway, new Promise<undefined>((r) => setTimeout(r, 3000, undefined))]);
+  const away = await Promise.race([goaway, new Promise<undefined>((r) => setTimeout(r, 3000, undefined).unref())]);
   if (!away) {
     t.fail('no GOAWAY within 3 s of a 1 s maximum age');
     slow.catch(() => {});
