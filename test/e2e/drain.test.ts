@@ -35,7 +35,7 @@ t.test('inbound: in-flight requests finish, new connections are refused, exit 0 
   // a drain timeout far beyond the work: a drain that waited for it would be seen
   const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s' }, drainTimeout: '30s' });
   const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '10s' }] });
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200, 'the session is up');
 
   // held at the app until the drain has been seen to refuse new connections
@@ -63,7 +63,7 @@ t.test('outbound keeps serving the app while the sidecar drains', async (t) => {
   const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` } });
   // a drain timeout far beyond the work: a drain that waited for it would be seen
   const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '30s' });
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const exited = frontend.process.exited();
   const seen = frontend.process.lines.length;
   frontend.process.child.kill('SIGTERM');

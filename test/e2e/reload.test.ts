@@ -79,7 +79,7 @@ async function pair(namedPorts = false): Promise<{ orders: RunningSidecar; front
 // the first case checks), and the file is put back before the second
 t.test('a broken file changes nothing', async (t) => {
   const { orders, frontend } = await pair();
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const original = await readFile(orders.configFile, 'utf8');
   await t.test('SIGHUP with a broken file keeps serving with the old config', async (t) => {
     const call = () => request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } });
@@ -124,7 +124,7 @@ t.test('a broken file changes nothing', async (t) => {
 
 t.test('SIGHUP with a new policy: the next request sees it, in-flight requests and sessions carry on', async (t) => {
   const { orders, frontend } = await pair();
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const call = (path: string) => request(frontend.outboundPort, { path, headers: { host: 'orders' } });
   t.equal((await call('/headers')).status, 200, 'allowed by the first policy');
   const sessions = async () => metricValue((await frontend.admin('/metrics')).body, 'meshcar_upstream_sessions{upstream="orders"}');
@@ -156,7 +156,7 @@ t.test('SIGHUP with a new policy: the next request sees it, in-flight requests a
 
 t.test('SIGHUP shortens the inbound timeout for the next request', async (t) => {
   const { orders, frontend } = await pair();
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const call = (path: string) => request(frontend.outboundPort, { path, headers: { host: 'orders' } });
   t.equal((await call('/slow?ms=1000')).status, 200, 'a 1 s answer fits the 10 s timeout');
   await editConfig(orders, 'timeout: 10s', 'timeout: 500ms');
@@ -169,7 +169,7 @@ t.test('SIGHUP shortens the inbound timeout for the next request', async (t) => 
 
 t.test('SIGHUP adds an inbound rate limit that the next requests meet', async (t) => {
   const { orders, frontend } = await pair();
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const call = () => request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } });
   t.same(await Promise.all([call(), call(), call()]).then((r) => r.map((x) => x.status)), [200, 200, 200]);
   await editConfig(orders, AUTHORIZE, `${AUTHORIZE}\n  rateLimit:\n    perIdentity: {rate: 1/m, burst: 2}`);
@@ -185,7 +185,7 @@ t.test('SIGHUP adds an inbound rate limit that the next requests meet', async (t
 
 t.test('POST /reload: a listener address is reported as needing a restart and keeps running', async (t) => {
   const { orders, frontend } = await pair(true);
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   // a port nothing listens on, for the edited file to name: it is never bound (a restart would)
   const newPort = await freePort();
   await editConfig(orders, `listen: 127.0.0.1:${orders.inboundPort}`, `listen: 127.0.0.1:${newPort}`);
@@ -286,7 +286,7 @@ t.test('reloads are counted by result, and two at once are serialized', async (t
 
 t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, removed; kept sessions stay up', async (t) => {
   const [{ orders, frontend }, payments] = await Promise.all([pair(), startSidecar(ca, { service: 'payments', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s', authorize: AUTHORIZE } })]);
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop(), payments.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop(), payments.stop()]));
   const call = (host: string, path = '/headers') => request(frontend.outboundPort, { path, headers: { host } });
   const metrics = async () => (await frontend.admin('/metrics')).body;
   const sessions = async (upstream: string) => metricValue(await metrics(), `meshcar_upstream_sessions{upstream="${upstream}"}`);

@@ -99,7 +99,7 @@ t.test('rotate-issuer and a full root rotation under traffic: zero failed reques
   const billingSpec = { service: 'billing', upstreams: toOrders, bundleRefresh: '500ms', bundle: installedBundle };
   const [frontend, firstBilling] = await Promise.all([startSidecar(ca, { service: 'frontend', upstreams: toOrders, bundleRefresh: '500ms' }), startSidecar(ca, billingSpec)]);
   let billing: RunningSidecar | undefined = firstBilling;
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop(), billing?.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop(), billing?.stop('SIGKILL')]));
   const oldRoot = await readFile(join(ca.caDir, 'root.crt'), 'utf8');
 
   // the long-lived HTTP/2 session, from a client with an hour-long certificate of the old root

@@ -46,7 +46,7 @@ t.test('4 s SVIDs renew at least twice without a failed handshake, a failed requ
   // frontend's own certificate outlives the test, so its session may live as long as orders renews
   // (the two callers start side by side: each needs only orders' port)
   const [frontend, billing] = await Promise.all([startSidecar(ca, { service: 'frontend', upstreams: toOrders, ttl: '1h' }), startSidecar(ca, { service: 'billing', upstreams: toOrders, ttl: '4s', renewal: RENEWAL })]);
-  t.teardown(() => Promise.all([frontend.stop(), billing.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), billing.stop('SIGKILL'), orders.stop()]));
   const bundle = await readFile(ca.bundlePath, 'utf8');
 
   // the HTTP/2 session between the sidecars, known by its TCP connection

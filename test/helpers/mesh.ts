@@ -121,6 +121,12 @@ export interface RunningSidecar {
   readonly outboundPort: number;
   readonly configFile: string;
   admin(path: string): Promise<{ status: number; body: string }>;
+  /**
+   * Ends the process (SIGTERM unless told) and resolves with its exit code. Teardowns end
+   * sidecars with an outbound side with SIGKILL: on SIGTERM an outbound keeps serving until its
+   * app has been quiet for 1 s (a product rule, checked in drain.test.ts), a second per test
+   * that no teardown looks at.
+   */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
