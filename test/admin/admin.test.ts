@@ -32,7 +32,7 @@ t.before(async () => {
   await request(frontend.outboundPort, { path: '/status/204', headers: { host: 'orders' } });
 });
 t.teardown(async () => {
-  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
   await ca?.stop();
   await app?.close();
 });

@@ -37,7 +37,7 @@ t.before(async () => {
   [frontendYaml, ordersYaml] = await Promise.all([readFile(frontend.configFile, 'utf8'), readFile(orders.configFile, 'utf8')]);
 });
 t.teardown(async () => {
-  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
   await ca?.stop();
   await app?.close();
 });

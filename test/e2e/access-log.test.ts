@@ -31,7 +31,7 @@ async function logFlushed(sidecar: RunningSidecar): Promise<void> {
 t.test('one line per request in each direction, and none when turned off', async (t) => {
   const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, access: true });
   const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{size}'] }], access: false });
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   for (let i = 0; i < 3; i++) {
     const res = await request(frontend.outboundPort, { path: `/bytes/${100 + i}?secret=no`, headers: { host: 'orders', 'x-request-id': `access-${i}` } });
     t.equal(res.status, 200);
@@ -55,7 +55,7 @@ t.test('one line per request in each direction, and none when turned off', async
 t.test('bytesIn and bytesOut: the body bytes each way, on both sidecars', async (t) => {
   const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, access: true });
   const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], access: true });
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const upload = await request(frontend.outboundPort, { method: 'POST', path: '/sink', body: Buffer.alloc(70_000, 1), headers: { host: 'orders', 'x-request-id': 'bytes-up' } });
   t.equal(upload.body.toString(), '{"bytes":70000}');
   const download = await request(frontend.outboundPort, { path: '/bytes/150000', headers: { host: 'orders', 'x-request-id': 'bytes-down' } });

@@ -47,7 +47,7 @@ t.before(async () => {
   });
 });
 t.teardown(async () => {
-  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
   await ca?.stop();
   await app?.close();
   await new Promise((resolve) => recorder?.close(resolve));

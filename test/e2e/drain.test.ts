@@ -35,10 +35,11 @@ t.test('inbound: in-flight requests finish, new connections are refused, exit 0 
   // a drain timeout far beyond the work: a drain that waited for it would be seen
   const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s' }, drainTimeout: '30s' });
   const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '10s' }] });
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200, 'the session is up');
 
-  const slow = request(frontend.outboundPort, { path: '/slow', headers: { host: 'orders', 'x-request-id': 'drain-slow' } });
+  // held at the app until the drain has been seen to refuse new connections
+  const slow = request(frontend.outboundPort, { path: '/slow?hold', headers: { host: 'orders', 'x-request-id': 'drain-slow' } });
   await waitFor(async () => app.seen.some((h) => h['x-request-id'] === 'drain-slow'), 10_000, 'the slow request at the app');
   const exited = orders.process.exited();
   const seen = orders.process.lines.length;
@@ -47,6 +48,8 @@ t.test('inbound: in-flight requests finish, new connections are refused, exit 0 
   const ready = await orders.admin('/ready').catch(() => ({ status: 0, body: '' }));
   t.equal(ready.status, 503, '/ready says 503 while draining');
   t.ok(await refused(orders.inboundPort), 'the inbound listener no longer accepts');
+  t.equal(orders.process.child.exitCode, null, 'still running while the request is in flight');
+  app.release('drain-slow');
   const answer = await slow;
   const answeredAt = Date.now();
   t.equal(answer.status, 200, 'the in-flight request finished');
@@ -60,7 +63,7 @@ t.test('outbound keeps serving the app while the sidecar drains', async (t) => {
   const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` } });
   // a drain timeout far beyond the work: a drain that waited for it would be seen
   const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '30s' });
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const exited = frontend.process.exited();
   const seen = frontend.process.lines.length;
   frontend.process.child.kill('SIGTERM');

@@ -22,7 +22,7 @@ t.before(async () => {
   frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }] });
 });
 t.teardown(async () => {
-  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
   await ca?.stop();
   await app?.close();
 });

@@ -34,9 +34,11 @@ const ALLOW_FRONTEND = ['  authorize:', '    - from: [spiffe://mesh.local/svc/fr
 
 for (const codec of ['node', 'meshcar'] as const) {
   t.test(`codec ${codec}: nghttp against the inbound with a client certificate from our CA; h2load through the pair`, async (t) => {
-    const orders = await startSidecar(ca, { service: 'orders', codec, inbound: { app: `http://127.0.0.1:${app.port}`, authorize: ALLOW_FRONTEND } });
+    // the offline SVID is issued while orders starts, and frontend starts while nghttp runs
+    const [orders, svid] = await Promise.all([startSidecar(ca, { service: 'orders', codec, inbound: { app: `http://127.0.0.1:${app.port}`, authorize: ALLOW_FRONTEND } }), ca.issue('frontend')]);
     t.teardown(() => orders.stop());
-    const svid = await ca.issue('frontend');
+    const frontendStarted = startSidecar(ca, { service: 'frontend', codec, upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }] });
+    t.teardown(async () => (await frontendStarted.catch(() => undefined))?.stop('SIGKILL'));
     const tlsArgs = [`--cert=${join(svid.dir, 'svid.crt')}`, `--key=${join(svid.dir, 'svid.key')}`];
     const base = `https://127.0.0.1:${orders.inboundPort}`;
 
@@ -58,8 +60,7 @@ for (const codec of ['node', 'meshcar'] as const) {
 
     // h2load (which cannot present a client certificate) drives the pair: h2c into the outbound,
     // 2000 requests over 4 connections of 16 streams each, carried by the codec on the mTLS hop
-    const frontend = await startSidecar(ca, { service: 'frontend', codec, upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }] });
-    t.teardown(() => frontend.stop());
+    const frontend = await frontendStarted;
     const seenBefore = app.seen.length;
     const load = await run('h2load', ['-n', '2000', '-c', '4', '-m', '16', '-H', ':authority: orders', `http://127.0.0.1:${frontend.outboundPort}/headers`], 60_000);
     t.equal(load.code, 0, 'h2load exits 0');
@@ -71,12 +72,19 @@ for (const codec of ['node', 'meshcar'] as const) {
   });
 
   t.test(`codec ${codec}: HAProxy as the upstream HTTP/2 server of an outbound`, async (t) => {
+    const port = await freePort();
+    // frontend starts while HAProxy's files are made (its first calls wait for HAProxy below)
+    const frontendStarted = startSidecar(ca, {
+      service: 'frontend',
+      codec,
+      upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${port}`], identity: 'spiffe://mesh.local/svc/orders' }],
+    });
+    t.teardown(async () => (await frontendStarted.catch(() => undefined))?.stop('SIGKILL'));
     const svid = await ca.issue('orders');
     const dir = t.testdir();
     const pem = join(dir, 'haproxy.pem');
     // HAProxy wants leaf, chain and key in one file
     await writeFile(pem, (await readFile(join(svid.dir, 'svid.crt'), 'utf8')) + (await readFile(join(svid.dir, 'svid.key'), 'utf8')));
-    const port = await freePort();
     const config = join(dir, 'haproxy.cfg');
     await writeFile(
       config,
@@ -105,12 +113,7 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.teardown(() => {
       haproxy.kill('SIGKILL');
     });
-    const frontend = await startSidecar(ca, {
-      service: 'frontend',
-      codec,
-      upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${port}`], identity: 'spiffe://mesh.local/svc/orders' }],
-    });
-    t.teardown(() => frontend.stop());
+    const frontend = await frontendStarted;
     const out = (options: Parameters<typeof request>[1]) => request(frontend.outboundPort, { ...options, headers: { host: 'orders', ...options.headers } });
     // HAProxy binds asynchronously: the first call succeeds once it listens (retries cover the gap)
     await waitFor(async () => (await out({ path: '/headers' }).catch(() => ({ status: 0 }))).status === 200, 10_000, `HAProxy serving (${haproxyLog})`);

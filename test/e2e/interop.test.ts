@@ -81,7 +81,7 @@ t.test('a certificate from another CA is refused', async (t) => {
 t.test('an upstream presenting the wrong identity gets 502', async (t) => {
   // the frontend expects "payments" at the orders sidecar's address
   const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'payments', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/payments' }] });
-  t.teardown(() => frontend.stop());
+  t.teardown(() => frontend.stop('SIGKILL'));
   for (let attempt = 0; attempt < 2; attempt++) {
     const res = await httpGet(frontend.outboundPort, '/headers', { host: 'payments' });
     t.equal(res.status, 502, `attempt ${attempt + 1}`);

@@ -78,7 +78,7 @@ function callFailing(on: typeof client, method: string, options: grpc.CallOption
 }
 t.teardown(async () => {
   client?.close();
-  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
   await ca?.stop();
   server?.forceShutdown();
 });

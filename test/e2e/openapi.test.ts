@@ -40,7 +40,7 @@ t.before(async () => {
   });
 });
 t.teardown(async () => {
-  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
   await ca?.stop();
   await new Promise((done) => app?.server.close(done));
 });

@@ -169,7 +169,7 @@ t.teardown(async () => {
     await exited;
     clearTimeout(timer);
   }
-  await Promise.all([frontend?.stop(), orders?.stop()]);
+  await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
   await ca?.stop();
   await app?.close();
 });

@@ -75,38 +75,56 @@ async function pair(namedPorts = false): Promise<{ orders: RunningSidecar; front
   return { orders, frontend };
 }
 
-t.test('SIGHUP with a broken file keeps serving with the old config', async (t) => {
+// the two broken-file cases share one pair: a refused reload leaves the sidecar as it was (what
+// the first case checks), and the file is put back before the second
+t.test('a broken file changes nothing', async (t) => {
   const { orders, frontend } = await pair();
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
-  const call = () => request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } });
-  t.equal((await call()).status, 200);
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
+  const original = await readFile(orders.configFile, 'utf8');
+  await t.test('SIGHUP with a broken file keeps serving with the old config', async (t) => {
+    const call = () => request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } });
+    t.equal((await call()).status, 200);
 
-  // a bad duration and a lower-case method: two issues, each with file:line:column
-  await editConfig(orders, 'timeout: 10s', 'timeout: 10x');
-  await editConfig(orders, 'paths: [/headers, /slow]', 'paths: [/headers, /slow]\n      methods: [get]');
-  const outcome = await hangUp(orders);
-  t.match(outcome.msg, /config reload failed/);
-  t.equal(outcome.level, 50, 'at error level');
+    // a bad duration and a lower-case method: two issues, each with file:line:column
+    await editConfig(orders, 'timeout: 10s', 'timeout: 10x');
+    await editConfig(orders, 'paths: [/headers, /slow]', 'paths: [/headers, /slow]\n      methods: [get]');
+    const outcome = await hangUp(orders);
+    t.match(outcome.msg, /config reload failed/);
+    t.equal(outcome.level, 50, 'at error level');
 
-  const check = await execFileAsync(process.execPath, [CLI, 'check', '--config', orders.configFile]).then(
-    () => ({ stderr: '' }),
-    (err: { stderr: string }) => ({ stderr: err.stderr }),
-  );
-  const expected = check.stderr.trim().split('\n');
-  t.equal(expected.length, 2, 'meshcar check finds two issues');
-  const logged = orders.process.lines.filter((line) => line.component === 'reload' && line.level === 50 && typeof line.msg === 'string' && line.msg.startsWith(orders.configFile)).map((line) => line.msg);
-  t.same(logged, expected, 'the same lines as meshcar check, one log line each');
-  t.match(logged[0], new RegExp(`^${orders.configFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: inbound\\.timeout: `));
+    const check = await execFileAsync(process.execPath, [CLI, 'check', '--config', orders.configFile]).then(
+      () => ({ stderr: '' }),
+      (err: { stderr: string }) => ({ stderr: err.stderr }),
+    );
+    const expected = check.stderr.trim().split('\n');
+    t.equal(expected.length, 2, 'meshcar check finds two issues');
+    const logged = orders.process.lines.filter((line) => line.component === 'reload' && line.level === 50 && typeof line.msg === 'string' && line.msg.startsWith(orders.configFile)).map((line) => line.msg);
+    t.same(logged, expected, 'the same lines as meshcar check, one log line each');
+    t.match(logged[0], new RegExp(`^${orders.configFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: inbound\\.timeout: `));
 
-  t.equal((await call()).status, 200, 'still serving');
-  const config = JSON.parse((await orders.admin('/config')).body) as { inbound: { timeout: string } };
-  t.equal(config.inbound.timeout, '10s', 'the running config is unchanged');
-  t.equal(orders.process.child.exitCode, null, 'still running');
+    t.equal((await call()).status, 200, 'still serving');
+    const config = JSON.parse((await orders.admin('/config')).body) as { inbound: { timeout: string } };
+    t.equal(config.inbound.timeout, '10s', 'the running config is unchanged');
+    t.equal(orders.process.child.exitCode, null, 'still running');
+  });
+  await writeFile(orders.configFile, original);
+  await t.test('POST /reload with an invalid file answers 400 JSON and changes nothing', async (t) => {
+    await editConfig(orders, 'paths: [/headers, /slow]', 'paths: [/slow]');
+    await editConfig(orders, 'level: info', 'level: loud');
+    const res = await postReload(orders.adminPort);
+    t.equal(res.status, 400);
+    t.match(res.type, /application\/json/);
+    const body = JSON.parse(res.body) as { error: string; message: string };
+    t.equal(body.error, 'config_invalid');
+    t.match(body.message, `${orders.configFile}:`);
+    t.match(body.message, /log\.level: "loud" is not a log level/);
+    t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200, 'the valid policy change in the same file was not applied');
+  });
 });
 
 t.test('SIGHUP with a new policy: the next request sees it, in-flight requests and sessions carry on', async (t) => {
   const { orders, frontend } = await pair();
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const call = (path: string) => request(frontend.outboundPort, { path, headers: { host: 'orders' } });
   t.equal((await call('/headers')).status, 200, 'allowed by the first policy');
   const sessions = async () => metricValue((await frontend.admin('/metrics')).body, 'meshcar_upstream_sessions{upstream="orders"}');
@@ -114,7 +132,8 @@ t.test('SIGHUP with a new policy: the next request sees it, in-flight requests a
   // the gauge reads 1 after a reconnect too: the session is known by its TCP connection
   const session = await onlyConnectionTo(frontend.process.child.pid as number, orders.inboundPort);
 
-  const slow = request(frontend.outboundPort, { path: '/slow', headers: { host: 'orders', 'x-request-id': 'reload-policy-slow' } });
+  // held at the app until the reload has been seen to apply
+  const slow = request(frontend.outboundPort, { path: '/slow?hold', headers: { host: 'orders', 'x-request-id': 'reload-policy-slow' } });
   await waitFor(async () => app.seen.some((h) => h['x-request-id'] === 'reload-policy-slow'), 10_000, 'the slow request at the app');
   await editConfig(orders, 'paths: [/headers, /slow]', 'paths: [/slow]');
   const outcome = await hangUp(orders);
@@ -125,6 +144,7 @@ t.test('SIGHUP with a new policy: the next request sees it, in-flight requests a
   const denied = await call('/headers');
   t.equal(denied.status, 403, 'the next request meets the new policy');
   t.equal(denied.headers['x-meshcar-error'], 'forbidden');
+  app.release('reload-policy-slow');
   const late = await slow;
   t.equal(late.status, 200, 'the in-flight request finished');
   t.equal(late.body.toString(), 'late');
@@ -136,20 +156,20 @@ t.test('SIGHUP with a new policy: the next request sees it, in-flight requests a
 
 t.test('SIGHUP shortens the inbound timeout for the next request', async (t) => {
   const { orders, frontend } = await pair();
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const call = (path: string) => request(frontend.outboundPort, { path, headers: { host: 'orders' } });
-  t.equal((await call('/slow')).status, 200, 'a 2 s answer fits the 10 s timeout');
+  t.equal((await call('/slow?ms=1000')).status, 200, 'a 1 s answer fits the 10 s timeout');
   await editConfig(orders, 'timeout: 10s', 'timeout: 500ms');
   const outcome = await hangUp(orders);
   t.same(outcome.applied, ['inbound.timeout']);
-  const cut = await call('/slow');
+  const cut = await call('/slow?ms=1000');
   t.equal(cut.status, 504, 'the next request meets the new timeout');
   t.equal(cut.headers['x-meshcar-error'], 'upstream_timeout');
 });
 
 t.test('SIGHUP adds an inbound rate limit that the next requests meet', async (t) => {
   const { orders, frontend } = await pair();
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const call = () => request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } });
   t.same(await Promise.all([call(), call(), call()]).then((r) => r.map((x) => x.status)), [200, 200, 200]);
   await editConfig(orders, AUTHORIZE, `${AUTHORIZE}\n  rateLimit:\n    perIdentity: {rate: 1/m, burst: 2}`);
@@ -165,7 +185,7 @@ t.test('SIGHUP adds an inbound rate limit that the next requests meet', async (t
 
 t.test('POST /reload: a listener address is reported as needing a restart and keeps running', async (t) => {
   const { orders, frontend } = await pair(true);
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   // a port nothing listens on, for the edited file to name: it is never bound (a restart would)
   const newPort = await freePort();
   await editConfig(orders, `listen: 127.0.0.1:${orders.inboundPort}`, `listen: 127.0.0.1:${newPort}`);
@@ -191,21 +211,6 @@ t.test('POST /reload: a listener address is reported as needing a restart and ke
   t.same(JSON.parse(again.body), { applied: [], restartRequired: ['inbound.listen'] }, 'a reload with nothing new applies nothing');
   const get = await orders.admin('/reload');
   t.equal(get.status, 405, 'GET /reload is refused');
-});
-
-t.test('POST /reload with an invalid file answers 400 JSON and changes nothing', async (t) => {
-  const { orders, frontend } = await pair();
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop()]));
-  await editConfig(orders, 'paths: [/headers, /slow]', 'paths: [/slow]');
-  await editConfig(orders, 'level: info', 'level: loud');
-  const res = await postReload(orders.adminPort);
-  t.equal(res.status, 400);
-  t.match(res.type, /application\/json/);
-  const body = JSON.parse(res.body) as { error: string; message: string };
-  t.equal(body.error, 'config_invalid');
-  t.match(body.message, `${orders.configFile}:`);
-  t.match(body.message, /log\.level: "loud" is not a log level/);
-  t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200, 'the valid policy change in the same file was not applied');
 });
 
 t.test('reloads are counted by result, and two at once are serialized', async (t) => {
@@ -280,9 +285,8 @@ t.test('reloads are counted by result, and two at once are serialized', async (t
 });
 
 t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, removed; kept sessions stay up', async (t) => {
-  const { orders, frontend } = await pair();
-  const payments = await startSidecar(ca, { service: 'payments', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s', authorize: AUTHORIZE } });
-  t.teardown(() => Promise.all([frontend.stop(), orders.stop(), payments.stop()]));
+  const [{ orders, frontend }, payments] = await Promise.all([pair(), startSidecar(ca, { service: 'payments', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s', authorize: AUTHORIZE } })]);
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop(), payments.stop()]));
   const call = (host: string, path = '/headers') => request(frontend.outboundPort, { path, headers: { host } });
   const metrics = async () => (await frontend.admin('/metrics')).body;
   const sessions = async (upstream: string) => metricValue(await metrics(), `meshcar_upstream_sessions{upstream="${upstream}"}`);
@@ -317,7 +321,8 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   t.equal(await closedSessions(), closedBefore, 'no session was closed');
 
   // 2. orders re-pointed to the payments sidecar while a slow request runs on the old session
-  const slow = request(frontend.outboundPort, { path: '/slow', headers: { host: 'orders', 'x-request-id': 'reload-repoint-slow' } });
+  // held at the app until the re-pointed upstream has served the next request
+  const slow = request(frontend.outboundPort, { path: '/slow?hold', headers: { host: 'orders', 'x-request-id': 'reload-repoint-slow' } });
   await waitFor(async () => app.seen.some((h) => h['x-request-id'] === 'reload-repoint-slow'), 10_000, 'the slow request at the app');
   await editConfig(frontend, `endpoints: [127.0.0.1:${orders.inboundPort}]`, `endpoints: [127.0.0.1:${payments.inboundPort}]`);
   await editConfig(frontend, 'identity: spiffe://mesh.local/svc/orders', 'identity: spiffe://mesh.local/svc/payments');
@@ -329,6 +334,7 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   const ordersBefore = await servedBy(orders);
   t.equal((await call('orders')).status, 200);
   t.equal(await servedBy(payments), paymentsBefore + 1, 'the next request went to the new endpoint');
+  app.release('reload-repoint-slow');
   const late = await slow;
   t.equal(late.status, 200, 'the in-flight request on the old endpoint completed');
   t.equal(late.body.toString(), 'late');

@@ -1,5 +1,7 @@
 // Test apps that stand behind the sidecars: an HTTP/1.1 echo app with the odd corners of the
-// protocol (HEAD, 204, 304, slow answers, trailers), on a loopback port.
+// protocol (HEAD, 204, 304, slow answers, trailers), on a loopback port. /slow answers 'late'
+// after 2 s (?ms=N: after N ms), a fixed time for timeouts; /slow?hold answers when the test
+// calls release(its x-request-id), so a request is in flight exactly as long as a test needs.
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,11 +10,15 @@ export interface TestApp {
   readonly port: number;
   readonly server: http.Server;
   readonly seen: http.IncomingHttpHeaders[];
+  /** Answers the /slow?hold request with this x-request-id ('late'), now if it has arrived, else as it arrives. */
+  release(requestId: string): void;
   close(): Promise<void>;
 }
 
 export async function startEchoApp(): Promise<TestApp> {
   const seen: http.IncomingHttpHeaders[] = [];
+  const held = new Map<string, () => void>();
+  const released = new Set<string>();
   const server = http.createServer((req, res) => {
     seen.push(req.headers);
     const path = (req.url ?? '/').split('?')[0] as string;
@@ -63,7 +69,16 @@ export async function startEchoApp(): Promise<TestApp> {
       return;
     }
     if (path === '/slow') {
-      const timer = setTimeout(() => res.end('late'), 2000);
+      const query = new URL(req.url ?? '/', 'http://app').searchParams;
+      if (query.has('hold')) {
+        // held until the test calls release(x-request-id)
+        const id = String(req.headers['x-request-id']);
+        if (released.has(id)) return void res.end('late');
+        held.set(id, () => res.end('late'));
+        res.on('close', () => held.delete(id));
+        return;
+      }
+      const timer = setTimeout(() => res.end('late'), Number(query.get('ms') ?? 2000));
       res.on('close', () => clearTimeout(timer));
       return;
     }
@@ -83,6 +98,10 @@ export async function startEchoApp(): Promise<TestApp> {
     port: (server.address() as AddressInfo).port,
     server,
     seen,
+    release(requestId) {
+      released.add(requestId);
+      held.get(requestId)?.();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

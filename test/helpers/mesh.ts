@@ -88,6 +88,8 @@ export interface SidecarSpec {
   readonly bundle?: string;
   /** identity.ca.bundleRefresh (default: the sidecar's, 5m). */
   readonly bundleRefresh?: string;
+  /** identity.renewal as YAML flow text, e.g. `{from: 0.25, to: 0.35}` (default: the sidecar's, 0.5 to 0.7 of the lifetime). */
+  readonly renewal?: string;
   /**
    * Name fixed listen ports in the config instead of port 0, for a test that edits a listen
    * address in the file: the text must hold the port before the process starts. They are
@@ -119,6 +121,12 @@ export interface RunningSidecar {
   readonly outboundPort: number;
   readonly configFile: string;
   admin(path: string): Promise<{ status: number; body: string }>;
+  /**
+   * Ends the process (SIGTERM unless told) and resolves with its exit code. Teardowns end
+   * sidecars with an outbound side with SIGKILL: on SIGTERM an outbound keeps serving until its
+   * app has been quiet for 1 s (a product rule, checked in drain.test.ts), a second per test
+   * that no teardown looks at.
+   */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -154,6 +162,7 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
         ...(spec.bundleRefresh ? [`    bundleRefresh: ${spec.bundleRefresh}`] : []),
         `  dir: ${join(ca.dir, `id-${name}`)}`,
         `  ttl: ${spec.ttl ?? '1h'}`,
+        ...(spec.renewal ? [`  renewal: ${spec.renewal}`] : []),
       ];
   const lines = [`service: ${spec.service}`, 'trustDomain: mesh.local', ...identity];
   if (spec.inbound) {

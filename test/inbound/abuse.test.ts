@@ -198,7 +198,10 @@ t.test('rapid reset: the abusive session gets GOAWAY; other callers keep being s
     await new Promise((r) => setImmediate(r));
   }
   // a cap, not a sleep: the close comes within ~1 s of the GOAWAY; a loaded machine gets slack
-  await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))]);
+  // (cleared after: a pending 10 s timer would keep this file's process alive for 10 s more)
+  let cap: NodeJS.Timeout | undefined;
+  await Promise.race([closed, new Promise((r) => (cap = setTimeout(r, 10_000)))]);
+  clearTimeout(cap);
   attacking = false;
   await goodLoop;
 

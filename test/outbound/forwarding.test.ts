@@ -8,6 +8,7 @@ import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { createHash } from 'node:crypto';
+import { setTimeout as sleepUnref } from 'node:timers/promises';
 import { echo, h2cRequest, makePki, request, sleep, startOutbound, startUpstream, TD, type H2Handler } from '../helpers/outbound-fixture.js';
 
 const MB = 1024 * 1024;
@@ -286,7 +287,8 @@ t.test('forwarding', async (t) => {
     t.equal(lateRefusals, before + 1, 'the upstream has reset its stream');
     // the rest is far more than any flow-control window: unread, it would stall the app's stream
     stream.end(Buffer.alloc(8 * MB, 98));
-    const outcome = await Promise.race([closed, sleep(5_000).then(() => 'stalled' as const)]);
+    // an unref'd cap: a pending 5 s timer would keep this file's process alive once the test is done
+    const outcome = await Promise.race([closed, sleepUnref(5_000, undefined, { ref: false }).then(() => 'stalled' as const)]);
     t.equal(outcome, 0, "the app's stream completes normally once its upload is dropped");
   });
 
