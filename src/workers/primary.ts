@@ -119,13 +119,17 @@ export class WorkerPool implements WorkerCluster {
   }
 
   async endpoints(): Promise<WorkerEndpoints> {
-    return mergeEndpoints(await Promise.all(this.live().map((w) => this.askLive(w, { ask: 'endpoints' }, { endpoints: [], discovery: [] }))));
+    // as for metrics: a worker still booting has served nothing and cannot answer yet
+    const greeted = this.live().filter((w) => this.greeted.has(w.id));
+    return mergeEndpoints(await Promise.all(greeted.map((w) => this.askLive(w, { ask: 'endpoints' }, { endpoints: [], discovery: [] }))));
   }
 
   async status(): Promise<unknown> {
     const workers = await Promise.all(
       this.live().map(async (w) => {
-        const status: Partial<WorkerStatus> = await this.ask(w, { ask: 'status' }).catch(() => ({ pid: w.process.pid ?? 0 }));
+        // a worker still booting (no hello yet) cannot answer: said at once, not after the
+        // ask timeout (a restart would otherwise hold GET /workers for 10 s)
+        const status: Partial<WorkerStatus> & { starting?: true } = this.greeted.has(w.id) ? await this.ask(w, { ask: 'status' }).catch(() => ({ pid: w.process.pid ?? 0 })) : { pid: w.process.pid ?? 0, starting: true };
         return { id: w.id, listening: this.listeningWorkers.has(w.id), ...status };
       }),
     );
