@@ -56,6 +56,8 @@ export interface RunningAdmin {
 export interface AdminOptions {
   /** admin.hosts: names accepted in Host besides localhost; IP addresses always pass. */
   readonly hosts?: readonly string[];
+  /** A connection with no request in flight and no bytes moving for this long is closed (default ADMIN_IDLE_TIMEOUT_MS). */
+  readonly idleTimeoutMs?: number;
 }
 
 export async function startAdminServer(listen: { host: string; port: number }, state: AdminState, logger: Logger, options: AdminOptions = {}): Promise<RunningAdmin> {
@@ -108,7 +110,10 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     }
   }
 
-  const server: Server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => {
+  // Node's own connection check stays at its 30 s default (a 1 s one would wake every idle
+  // sidecar each second); a silent or stalled connection is closed by the idle sweep below,
+  // which runs only while a connection is open
+  const server: Server = createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
       const error = asMeshcarError(err);
       if (error.code === 'internal') logger.error({ err }, 'admin request failed');
@@ -117,7 +122,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  closeIdleConnections(server, ADMIN_IDLE_TIMEOUT_MS);
+  const idleTimeoutMs = options.idleTimeoutMs ?? ADMIN_IDLE_TIMEOUT_MS;
+  closeIdleConnections(server, idleTimeoutMs, Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, idleTimeoutMs));
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(listenFailed(`admin cannot listen on ${formatHostPort(listen)} (admin.listen)`, err));
     server.once('error', onError);

@@ -18,7 +18,7 @@ import { TokenLedger } from './token-ledger.js';
 import { TokenKeys } from './token-keys.js';
 import { withCaLock } from './ca-state.js';
 import { recordLeafNotAfterLocked, recordServerMaxTtl } from './leaf-lifetime.js';
-import type { RunningCaServer } from './server.js';
+import type { CaConnectionLimits, RunningCaServer } from './server.js';
 import type { CaRuntime } from './runtime.js';
 
 const DAY_MS = 86_400_000;
@@ -65,7 +65,7 @@ export async function writeTokenFile(path: string, token: string): Promise<void>
   await writeFileAtomic(path, `${token}\n`, 0o600);
 }
 
-export async function caServe(config: CaConfig, logger: Logger, metrics?: Metrics): Promise<RunningCaServer & { readonly ca: CaRuntime }> {
+export async function caServe(config: CaConfig, logger: Logger, metrics?: Metrics, connectionLimits?: Partial<CaConnectionLimits>): Promise<RunningCaServer & { readonly ca: CaRuntime }> {
   const [{ startCaServer }, { CaRuntime }] = await Promise.all([import('./server.js'), import('./runtime.js')]);
   const registry = metrics ?? new (await import('../metrics/registry.js')).Metrics();
   // the CA exports its own families, the build info and the process's: a sidecar family would
@@ -97,6 +97,7 @@ export async function caServe(config: CaConfig, logger: Logger, metrics?: Metric
     rateLimit: config.rateLimit,
     metrics: registry,
     logger,
+    ...(connectionLimits ? { connectionLimits } : {}),
   });
   return {
     ...server,

@@ -53,6 +53,8 @@ export const CA_CONNECTION_LIMITS = {
   maxConnections: 1024,
 } as const;
 
+export type CaConnectionLimits = { -readonly [K in keyof typeof CA_CONNECTION_LIMITS]: number };
+
 export interface CaServerOptions {
   /** The CA's material, reloaded when its folder changes (a rotation). */
   readonly ca: CaRuntime;
@@ -62,6 +64,8 @@ export interface CaServerOptions {
   readonly rateLimit: RateLimitSpec;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** CA_CONNECTION_LIMITS unless given (tests use short ones). */
+  readonly connectionLimits?: Partial<CaConnectionLimits>;
 }
 
 export interface RunningCaServer {
@@ -90,6 +94,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   const { ca, metrics, logger } = options;
   const audit = logger.child({ component: 'ca-audit' });
   const limiter = new KeyedTokenBuckets(options.rateLimit);
+  const limits: CaConnectionLimits = { ...CA_CONNECTION_LIMITS, ...options.connectionLimits };
   let credentials = await serverCredentials(ca.current(), options.serverNames);
 
   async function authenticate(req: IncomingMessage, authority: Authority): Promise<{ grant: Grant; who: Record<string, unknown> }> {
@@ -178,8 +183,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
       secureOptions: TLS_SECURE_OPTIONS,
-      handshakeTimeout: CA_CONNECTION_LIMITS.handshakeTimeoutMs,
-      connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      connectionsCheckingInterval: Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, limits.headersTimeoutMs),
     },
     (req, res) => {
       route(req, res).catch((err: unknown) => {
@@ -190,11 +195,11 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       });
     },
   );
-  server.headersTimeout = CA_CONNECTION_LIMITS.headersTimeoutMs;
-  server.requestTimeout = CA_CONNECTION_LIMITS.requestTimeoutMs;
-  server.maxConnections = CA_CONNECTION_LIMITS.maxConnections;
-  closeIdleConnections(server, CA_CONNECTION_LIMITS.idleTimeoutMs);
-  server.on('drop', (data) => logger.debug({ remoteAddress: data?.remoteAddress }, `CA connection refused: ${CA_CONNECTION_LIMITS.maxConnections} connections open already`));
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.maxConnections = limits.maxConnections;
+  closeIdleConnections(server, limits.idleTimeoutMs, Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, limits.idleTimeoutMs));
+  server.on('drop', (data) => logger.debug({ remoteAddress: data?.remoteAddress }, `CA connection refused: ${limits.maxConnections} connections open already`));
   server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'TLS handshake with CA client failed'));
 
   // the server's own leaf is short-lived like any other; swap it in before it expires, and at

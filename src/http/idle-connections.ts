@@ -4,7 +4,7 @@
 // its responses stuck in the send buffer, since headersTimeout and requestTimeout only bound a
 // request's arrival. server.timeout does not serve: Node turns the socket timeout off for every
 // request after the first on a keep-alive connection. So each connection's byte counters are
-// compared once a second. A handler still at work is left alone however long it takes (a
+// compared once a second, while any connection is open. A handler still at work is left alone however long it takes (a
 // config reload).
 
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
@@ -21,19 +21,11 @@ interface Watched {
   res?: ServerResponse;
 }
 
-export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: number): void {
+export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: number, checkEveryMs = CONNECTIONS_CHECKING_INTERVAL_MS): void {
   const watched = new Map<Socket, Watched>();
-  // on HTTPS the handshake has its own timeout; the idle clock starts once it is done
-  const event = 'setSecureContext' in server ? 'secureConnection' : 'connection';
-  server.on(event, (socket: Socket) => {
-    watched.set(socket, { moved: socket.bytesRead + socket.bytesWritten, since: Date.now() });
-    socket.once('close', () => watched.delete(socket));
-  });
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const entry = watched.get(req.socket);
-    if (entry) entry.res = res;
-  });
-  const timer = setInterval(() => {
+  // the sweep runs only while a connection is open: an idle server wakes for nothing
+  let timer: NodeJS.Timeout | undefined;
+  const sweep = () => {
     const now = Date.now();
     for (const [socket, entry] of watched) {
       // bytesWritten counts what is queued too: a stuck response does not move it
@@ -45,7 +37,27 @@ export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: n
         socket.destroy();
       }
     }
-  }, CONNECTIONS_CHECKING_INTERVAL_MS);
-  timer.unref();
-  server.once('close', () => clearInterval(timer));
+  };
+  // on HTTPS the handshake has its own timeout; the idle clock starts once it is done
+  const event = 'setSecureContext' in server ? 'secureConnection' : 'connection';
+  server.on(event, (socket: Socket) => {
+    watched.set(socket, { moved: socket.bytesRead + socket.bytesWritten, since: Date.now() });
+    // not unref'd: it lives only as long as an open connection, which holds the loop anyway
+    if (timer === undefined) timer = setInterval(sweep, checkEveryMs);
+    socket.once('close', () => {
+      watched.delete(socket);
+      if (watched.size === 0 && timer !== undefined) {
+        clearInterval(timer);
+        timer = undefined;
+      }
+    });
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const entry = watched.get(req.socket);
+    if (entry) entry.res = res;
+  });
+  server.once('close', () => {
+    if (timer !== undefined) clearInterval(timer);
+    timer = undefined;
+  });
 }

@@ -1,5 +1,6 @@
-// Connections to the CA port that do nothing are closed, within the bounds the server states
-// (CA_CONNECTION_LIMITS): a TCP connection that never starts TLS at the handshake timeout; a TLS
+// Connections to the CA port that do nothing are closed, within the bounds the server is given
+// (CA_CONNECTION_LIMITS by default; short ones here, so the waits take seconds): a TCP
+// connection that never starts TLS at the handshake timeout; a TLS
 // connection that sends no request, and headers dribbled a byte at a time, at the headers
 // timeout (checked every second, not every 30 s); a client that pipelines requests and never
 // reads the answers at the idle timeout (the server no longer holds its socket); and a
@@ -13,8 +14,12 @@ import { once } from 'node:events';
 import { startTestCa } from '../helpers/ca.js';
 import { serverLetGoWithin } from '../helpers/connections.js';
 import { startUnreadClient } from '../helpers/unread-client.js';
-import { CA_CONNECTION_LIMITS } from '../../src/ca/server.js';
-import { CONNECTIONS_CHECKING_INTERVAL_MS } from '../../src/http/idle-connections.js';
+import { CA_CONNECTION_LIMITS, type CaConnectionLimits } from '../../src/ca/server.js';
+
+/** The limits the server runs with here: the defaults' shape, at test scale. */
+const limits: CaConnectionLimits = { ...CA_CONNECTION_LIMITS, handshakeTimeoutMs: 1_000, idleTimeoutMs: 1_500, headersTimeoutMs: 1_000, maxConnections: 20 };
+/** How often the server checks the headers timeout (a 1 s timeout: at most every second). */
+const CHECK_MS = 1_000;
 
 /** Scheduling on a loaded 2-core machine, on top of each bound. */
 const SLACK_MS = 3_000;
@@ -42,23 +47,22 @@ async function connectTls(port: number): Promise<{ socket: tls.TLSSocket; at: nu
 }
 
 t.test('silent, slow and surplus connections to the CA are closed within the stated bounds', async (t) => {
-  const ca = await startTestCa();
+  const ca = await startTestCa({}, undefined, limits);
   t.teardown(() => ca.close());
   const port = ca.server.port;
-  const limits = CA_CONNECTION_LIMITS;
-  const headersBound = limits.headersTimeoutMs + CONNECTIONS_CHECKING_INTERVAL_MS + SLACK_MS;
+  const headersBound = limits.headersTimeoutMs + CHECK_MS + SLACK_MS;
 
   // handshaken, then nothing (reading whatever comes, as a well-behaved client would)
   const quiet = await connectTls(port);
   quiet.socket.resume();
-  // handshaken, then the headers of a request one byte every 500 ms, never finished
+  // handshaken, then the headers of a request one byte every 100 ms, never finished
   const slow = await connectTls(port);
   slow.socket.resume();
   const text = `GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Pad: ${'a'.repeat(200)}`;
   let sent = 0;
   const dribble = setInterval(() => {
     if (!slow.socket.destroyed) slow.socket.write(text[sent++ % text.length] as string);
-  }, 500);
+  }, 100);
   t.teardown(() => clearInterval(dribble));
 
   // TCP only, never a ClientHello: up to the cap together with the two above
@@ -96,7 +100,7 @@ t.test('silent, slow and surplus connections to the CA are closed within the sta
 });
 
 t.test('a client that never reads its answers is let go at the idle timeout', async (t) => {
-  const ca = await startTestCa();
+  const ca = await startTestCa({}, undefined, limits);
   t.teardown(() => ca.close());
   // pipelined requests for /metrics (~9 KB each), never read: the responses back up until
   // nothing moves either way, the last one ended by its handler but stuck in the buffers
@@ -104,7 +108,7 @@ t.test('a client that never reads its answers is let go at the idle timeout', as
   const unread = await startUnreadClient(ca.server.port, { tls: true, path: '/metrics', count: 600 });
   t.teardown(() => unread.stop());
   // rendering the answers takes seconds on a loaded machine before the idle clock starts
-  const after = await serverLetGoWithin(ca.server.port, unread.localPort, since, CA_CONNECTION_LIMITS.idleTimeoutMs + 4 * SLACK_MS);
+  const after = await serverLetGoWithin(ca.server.port, unread.localPort, since, limits.idleTimeoutMs + 4 * SLACK_MS);
   t.type(after, 'number', `the server no longer holds the connection (${String(after)})`);
-  t.ok(typeof after === 'number' && after >= CA_CONNECTION_LIMITS.idleTimeoutMs - 1000, 'and only once it has been idle that long');
+  t.ok(typeof after === 'number' && after >= limits.idleTimeoutMs - 500, 'and only once it has been idle that long');
 });

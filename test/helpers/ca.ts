@@ -17,7 +17,7 @@ import { caServe, openAuthority } from '../../src/ca/commands.js';
 import { generateWorkloadKey } from '../../src/pki/keys.js';
 import type { CaConfig } from '../../src/config/ca-config.js';
 import { Metrics } from '../../src/metrics/registry.js';
-import type { RunningCaServer } from '../../src/ca/server.js';
+import type { CaConnectionLimits, RunningCaServer } from '../../src/ca/server.js';
 
 export const execFileAsync = promisify(execFile);
 
@@ -48,7 +48,7 @@ export async function makeCaDir(trustDomain = 'mesh.local'): Promise<string> {
   return join(dir, 'ca');
 }
 
-export async function startTestCa(overrides: Partial<CaConfig> = {}, dir?: string): Promise<TestCa> {
+export async function startTestCa(overrides: Partial<CaConfig> = {}, dir?: string, connectionLimits?: Partial<CaConnectionLimits>): Promise<TestCa> {
   const caDir = dir ?? (await makeCaDir(overrides.trustDomain ?? 'mesh.local'));
   const config: CaConfig = {
     file: 'test',
@@ -70,10 +70,10 @@ export async function startTestCa(overrides: Partial<CaConfig> = {}, dir?: strin
     config,
     metrics,
     logLines,
-    server: await caServe(config, logger, metrics),
+    server: await caServe(config, logger, metrics, connectionLimits),
     async restart() {
       await ca.server.close();
-      ca.server = await caServe(config, logger, metrics);
+      ca.server = await caServe(config, logger, metrics, connectionLimits);
     },
     async close() {
       await ca.server.close();
