@@ -39,6 +39,8 @@ export interface OutboundTuning {
   readonly maxHeaderBytes?: number;
   /** Idle HTTP/1.1 keep-alive connections from the app close after this. Default 65 s. */
   readonly keepAliveTimeoutMs?: number;
+  /** An HTTP/1.1 request head from the app not in full this long after its first byte: 408. Default 20 s. */
+  readonly headersTimeoutMs?: number;
   /** Resolver for host-name endpoints (tests; default dns.promises.lookup, all addresses). */
   readonly lookup?: LookupAll;
 }
@@ -94,6 +96,7 @@ const DEFAULTS = {
   endpointBackoffMs: 5_000,
   maxHeaderBytes: 16 * 1024,
   keepAliveTimeoutMs: 65_000,
+  headersTimeoutMs: 20_000,
 } as const;
 
 export function createOutbound(options: OutboundOptions): Outbound {
@@ -155,6 +158,7 @@ class OutboundService implements Outbound, OutboundContext {
       {
         maxHeaderBytes: tuning.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
         keepAliveTimeoutMs: tuning.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs,
+        headersTimeoutMs: tuning.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
       },
     );
   }

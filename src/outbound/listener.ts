@@ -26,6 +26,8 @@ export interface AppListenerLimits {
   readonly maxHeaderBytes: number;
   /** Idle time before an HTTP/1.1 keep-alive connection is closed. */
   readonly keepAliveTimeoutMs: number;
+  /** An HTTP/1.1 request head that has not arrived in full this long after its first byte: 408. */
+  readonly headersTimeoutMs: number;
 }
 
 // HTTP/1.1 responses in progress on a connection (0: idle between requests, safe to close)
@@ -78,7 +80,15 @@ export class AppListener {
   private addressValue: HostPort | undefined;
 
   constructor(handlers: AppHandlers, limits: AppListenerLimits) {
-    this.http1 = http.createServer({ maxHeaderSize: limits.maxHeaderBytes, keepAliveTimeout: limits.keepAliveTimeoutMs, requestTimeout: 0 });
+    this.http1 = http.createServer({
+      maxHeaderSize: limits.maxHeaderBytes,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // an app that trickles a request head is cut off (408); bodies stream as long as they like
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: 0,
+      // how often Node checks headersTimeout: a quarter of it, between 250 ms and 5 s
+      connectionsCheckingInterval: Math.min(5_000, Math.max(250, limits.headersTimeoutMs / 4)),
+    });
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       const socket = req.socket as TrackedSocket;
       socket[kBusy] = (socket[kBusy] ?? 0) + 1;
@@ -89,6 +99,10 @@ export class AppListener {
     this.http1.on('checkContinue', onRequest); // relayed: the upstream's 100 becomes ours
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes));
     this.http1.on('connect', onConnect);
+    // This server never listens itself: the plain listener hands it sockets. Node starts the
+    // headersTimeout checks on 'listening' (without them an unfinished head is never cut), so
+    // announce it once, as the inbound does.
+    this.http1.emit('listening');
     this.http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       (socket as TrackedSocket)[kUpgraded] = true;
       handlers.upgrade(req, socket, head);

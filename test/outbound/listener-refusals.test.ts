@@ -1,5 +1,5 @@
 // What the outbound listener answers to HTTP/1.1 it refuses before any forwarder sees it: a
-// head Node's parser rejects, a head over the size limit, a CONNECT. Each is an error of ours
+// head Node's parser rejects, a head over the size limit, a CONNECT, a head that never ends. Each is an error of ours
 // like any other (status, x-meshcar-error, JSON body with the code), then the connection
 // closes; Node alone answered a bare 400/431 and closed a CONNECT without a word. Raw TCP,
 // since no well-behaved client sends these. No upstream is reached (none is configured).
@@ -31,4 +31,15 @@ t.test('HTTP/1.1 refused by the outbound listener: JSON errors with stable codes
   assertRefusal(t, connect, 400, 'bad_request', /CONNECT is not supported/);
 
   t.equal(fx.observer.requests.length, 0, 'none of them became a request');
+});
+
+t.test('a request head the app never finishes is answered 408 request_timeout (JSON) within outbound headersTimeoutMs', async (t) => {
+  const pki = await makePki(TD);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: ['127.0.0.1:9'] }], { headersTimeoutMs: 400 });
+  t.teardown(() => fx.close());
+  const started = Date.now();
+  const stalled = await rawTcpRequest(fx.port, 'GET /x HTTP/1.1\r\nHost: payments\r\nX-Slow: ');
+  assertRefusal(t, stalled, 408, 'request_timeout', /request head did not arrive/);
+  t.ok(Date.now() - started < 3_000, `cut off after ${Date.now() - started} ms`);
+  t.equal(fx.observer.requests.length, 0, 'it never became a request');
 });
