@@ -17,7 +17,7 @@ import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { mergeEndpoints } from './merge-endpoints.js';
 import { isToPrimary, type Address, type Answers, type Ask, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints, type WorkerStatus } from './messages.js';
-import { reloadRound, type RoundOutcome } from './reload-round.js';
+import { AskTimeout, reloadRound, type RoundOutcome } from './reload-round.js';
 import { RestartPolicy, WINDOW_MS } from './restart-policy.js';
 
 /** `workers: auto` is the cores this process may use. */
@@ -279,7 +279,7 @@ export class WorkerPool implements WorkerCluster {
     return new Promise<Answers[K]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`worker ${worker.id} did not answer ${ask.ask} within ${ASK_TIMEOUT_MS} ms`));
+        reject(new AskTimeout(`worker ${worker.id} did not answer ${ask.ask} within ${ASK_TIMEOUT_MS} ms`));
       }, ASK_TIMEOUT_MS);
       const settle = <T>(fn: (value: T) => void) => (value: T) => {
         clearTimeout(timer);

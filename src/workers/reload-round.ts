@@ -5,9 +5,15 @@
 // commits are sent the new generation is the truth: a worker that does not confirm its commit
 // (stopped, stuck) may or may not have swapped it in, so it is restarted (recycled) and comes
 // back on that generation, and the answer says the reload is partial, not that nothing changed.
+// A worker that does not answer the prepare at all (stopped, or its event loop stuck for the
+// whole ask timeout) is restarted too, on the kept generation: it serves nobody meanwhile (new
+// connections reach it in turn and hang), and left as it is it would abort every later reload.
 
 import type { Worker } from 'node:cluster';
 import type { Answers, Ask, ToWorker, WorkerConfig } from './messages.js';
+
+/** An ask the worker did not answer in time (as opposed to one it refused, or a worker gone). */
+export class AskTimeout extends Error {}
 
 /** What a round needs of the pool that runs it. */
 export interface RoundIo {
@@ -28,7 +34,11 @@ export type RoundOutcome =
 /** Runs one round over `workers` (the ones running `next.generation - 1`); `kept` is that generation. */
 export async function reloadRound(workers: readonly Worker[], next: WorkerConfig, io: RoundIo): Promise<RoundOutcome> {
   const failedTo = (phase: string, worker: Worker) => (err: Error) => `worker ${worker.id} (pid ${worker.process.pid ?? '?'}) did not ${phase}: ${err.message}`;
-  const prepared = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }).then(() => undefined, failedTo('prepare the reload', w))));
+  const notPrepared = (worker: Worker) => (err: Error) => {
+    if (err instanceof AskTimeout) io.recycle(worker, `it did not answer the prepare of config generation ${next.generation}`);
+    return failedTo('prepare the reload', worker)(err);
+  };
+  const prepared = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }).then(() => undefined, notPrepared(w))));
   const refusals = prepared.filter((m): m is string => m !== undefined);
   if (refusals.length > 0) {
     // a worker that did not answer gets the abort after the prepare (one channel, in order):

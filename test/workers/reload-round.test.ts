@@ -8,7 +8,9 @@
 //   is 500 reload_partial (never "kept"), /config shows the new config, the stopped worker is
 //   restarted, and every worker runs the same generation with the same policy. That reload
 //   adds an OpenAPI spec, broken on disk before the replacement starts: the replacement runs
-//   the document the primary loaded (a worker reads no file), so both enforce the same spec.
+//   the document the primary loaded (a worker reads no file), so both enforce the same spec;
+// - a worker stopped before the prepare, which it never answers: 503 reload_aborted, that
+//   worker is restarted on the kept generation, and the same reload then applies everywhere.
 
 import t from 'tap';
 import http from 'node:http';
@@ -120,5 +122,20 @@ t.test('workers: 2: a reload runs in every worker or in none, and the answer say
   t.ok(now.some((w) => w.pid === first?.pid), 'the one that confirmed kept running');
   t.same(await statuses(), [200, 200, 200, 200], 'both workers run generation 3: the probe may call again');
   t.same(await statuses('/undocumented'), [404, 404, 404, 404], 'both enforce the spec the primary loaded, the replacement too (the file is broken now)');
+
+  // a worker stuck for the whole prepare (stopped: it never answers): the reload is aborted
+  // and that worker restarted on generation 3, so the next reload is not aborted the same way
+  [first, second] = (await workersOf(sidecar)).workers;
+  await writeFile(sidecar.configFile, denying);
+  process.kill(first?.pid as number, 'SIGSTOP');
+  const stuck = await reload(sidecar.adminPort);
+  t.equal(stuck.status, 503, `a worker that never answered the prepare: 503 (${stuck.body.message ?? ''})`);
+  t.match(stuck.body.message, new RegExp(`worker ${first?.id} \\(pid ${first?.pid}\\) did not prepare the reload: .*did not answer prepare`), 'naming the worker');
+  await waitFor(async () => (await agreeOn(sidecar, 3)) && !(await workersOf(sidecar)).workers.some((w) => w.pid === first?.pid), 10_000, 'the stuck worker replaced, every worker on generation 3', sidecar.process);
+  t.ok((await workersOf(sidecar)).workers.some((w) => w.pid === second?.pid), 'the worker that answered kept running');
+  t.same(await statuses(), [200, 200, 200, 200], 'the old policy everywhere');
+  const again = await reload(sidecar.adminPort);
+  t.equal(again.status, 200, `the same reload again: 200 (${again.body.message ?? ''})`);
+  t.same(await statuses(), [403, 403, 403, 403], 'both workers run it');
   t.equal(await sidecar.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
 });
