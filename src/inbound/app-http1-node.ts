@@ -1,13 +1,15 @@
 // Forwards exchanges to an HTTP/1.1 app with node:http, for the two kinds of request the
 // undici pool (app-http1.ts) cannot carry: Upgrade requests (WebSocket), on connections of
 // their own, and `Expect` requests, whose body waits for the app's 100 Continue. Bodies are
-// piped both ways, so backpressure reaches the far side.
+// piped both ways, so backpressure reaches the far side; the request's end is ours to write,
+// and only a body that arrived whole ends it (a connection is cut rather than desynchronized).
 //
 // Listeners are module-level functions that find their exchange on the emitter (see
 // exchange.ts): a forwarded request allocates its ClientRequest and nothing per listener.
 
 import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { frameRequestBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { isRepeatableRequest } from '../http/idempotency.js';
@@ -103,13 +105,54 @@ export class NodeHttp1App implements AppForwarder {
       // the caller waits for 100 before sending its body, so the head must go out now
       req.flushHeaders();
     }
-    if (exchange.requestHasBody) exchange.requestBody.pipe(req);
-    else req.end();
+    if (!exchange.requestHasBody) {
+      req.end();
+      return;
+    }
+    // piped without its end: see onCallerBodyEnd
+    const body = exchange.requestBody;
+    bindExchange(body, exchange); // also a body the schema check replaced
+    body.pipe(req, KEEP_OPEN);
+    body.on('end', onCallerBodyEnd);
   }
 
   close(): void {
     this.agent.destroy();
   }
+}
+
+/** pipe() options: the request to the app is ended by onCallerBodyEnd, not by the pipe. */
+const KEEP_OPEN = Object.freeze({ end: false });
+
+/**
+ * The caller's body ended. Node's HTTP/2 stream ends its body like a finished one when the
+ * caller resets it once our answer is complete (RST_STREAM NO_ERROR): a pipe would then end
+ * the request as if whole, and a connection short of its Content-Length would go back to the
+ * pool, its app reading the next caller's request as the rest of this body (a smuggled
+ * request, past authorization). A body that was reset, or that is not its Content-Length,
+ * cuts the connection instead. (A clean end that comes after the stream closed is cut too:
+ * the answer was complete by then, so only the connection's reuse is lost.)
+ */
+function onCallerBodyEnd(this: Readable): void {
+  const exchange = exchangeOf(this);
+  const req = exchange.upstream;
+  if (!(req instanceof http.ClientRequest) || req.destroyed || req.writableEnded) return;
+  // Node's Http2Stream: reset or not, `closed` by now means the end came from the stream's
+  // close, not from an END_STREAM (its rstCode is 0 until a reset, so says nothing about NO_ERROR)
+  const stream = this as Readable & { aborted?: boolean };
+  if (stream.aborted === true || stream.closed || !wholeBody(exchange)) req.destroy();
+  else req.end();
+}
+
+/**
+ * Whether the body that came is the Content-Length the caller announced (or announced none).
+ * Both codecs and the HTTP/1.1 parser already refuse a mismatch; this is the last check before
+ * a request is finished on a connection that will be reused. (Node's own strictContentLength
+ * throws from write() when a body runs long, which inside a pipe would be uncaught.)
+ */
+function wholeBody(exchange: Exchange): boolean {
+  const declared = exchange.requestHeaders['content-length'];
+  return declared === undefined || exchange.requestHeaders['transfer-encoding'] !== undefined || Number(declared) === exchange.bytesIn;
 }
 
 function onResponse(this: ClientRequest, appRes: IncomingMessage): void {
@@ -118,6 +161,9 @@ function onResponse(this: ClientRequest, appRes: IncomingMessage): void {
     appRes.resume();
     return;
   }
+  // the app answers before the whole body reached it (an Expect refused, an early error): this
+  // connection is not reused, whatever the app makes of the rest of the body
+  if (exchange.requestHasBody && !this.writableEnded) this.shouldKeepAlive = false;
   const headers = forwardableHeaders(appRes.headers);
   // `Trailer` is listed as hop-by-hop, but it announces trailers the caller should expect
   if (appRes.headers.trailer !== undefined) headers.trailer = appRes.headers.trailer;

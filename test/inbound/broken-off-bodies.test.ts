@@ -9,8 +9,9 @@
 import t from 'tap';
 import http2 from 'node:http2';
 import { once } from 'node:events';
+import net from 'node:net';
 import { FRONTEND_ID, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
-import { connectRawH2, FLAG, FRAME, frame, requestHeaders, startFrameRecorder, statusOf, type Frame, type RecordedStream } from '../helpers/raw-h2.js';
+import { connectRawH2, FLAG, FRAME, frame, pingRoundTrip, requestHeaders, startFrameRecorder, statusOf, type Frame, type RecordedStream } from '../helpers/raw-h2.js';
 import { rawTlsRequest, startRawApp } from '../helpers/raw-http.js';
 import { offersH2c } from '../../src/http/upgrade.js';
 
@@ -149,3 +150,66 @@ t.test('Upgrade offering h2c anywhere in its list is refused', async (t) => {
   const res = await rawTlsRequest(fx.port, await fx.tlsOptions(FRONTEND_ID), 'GET /chat HTTP/1.1\r\nHost: orders\r\nConnection: Upgrade\r\nUpgrade: websocket, h2c\r\n\r\n');
   t.equal(res.status, 400, 'Upgrade: websocket, h2c → 400');
 });
+
+/**
+ * An HTTP/1.1 app that answers 404 to every request head at once, never reading a body, and
+ * keeps what each connection brought: the bytes of a request carried on a connection whose
+ * previous body was cut short would show up there.
+ */
+async function startEarlyAnswerApp() {
+  const connections: Array<{ data: string; closed: boolean }> = [];
+  const server = net.createServer((socket) => {
+    const seen = { data: '', closed: false };
+    connections.push(seen);
+    socket.on('error', () => {});
+    socket.on('close', () => (seen.closed = true));
+    let heads = 0;
+    socket.on('data', (chunk: Buffer) => {
+      seen.data += chunk.toString('latin1');
+      const count = seen.data.split('\r\n\r\n').length - 1;
+      for (; heads < count; heads++) socket.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as net.AddressInfo).port, connections, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+for (const codec of CODECS) {
+  for (const [code, framing] of [[0, 'content-length'], [8, 'content-length'], [0, 'chunked']] as const) {
+    t.test(`codec ${codec}: an Expect upload (${framing}) reset (${code === 0 ? 'NO_ERROR' : 'CANCEL'}) after the app's early answer is never whole, nor leaves its app connection in use`, async (t) => {
+      const app = await startEarlyAnswerApp();
+      t.teardown(() => app.close());
+      const fx = await startInbound({ codec, externalApp: { protocol: 'http', port: app.port } });
+      t.teardown(() => fx.close());
+      const tlsOptions = await fx.tlsOptions();
+
+      // Expect: the request goes to the app on node:http, its head at once; the app says 404 without reading
+      const raw = await connectRawH2(fx.port, tlsOptions, { ackSettings: true });
+      t.teardown(() => raw.destroy());
+      const length: Array<[string, string]> = framing === 'content-length' ? [['content-length', '120']] : [];
+      raw.write(requestHeaders(1, [[':method', 'POST'], [':scheme', 'https'], [':path', '/first'], [':authority', 'orders'], ['expect', '100-continue'], ...length], false));
+      const answer = await raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === 1, "the app's early answer");
+      t.equal(statusOf(answer), 404, "the app's early answer reaches the caller");
+      // 10 of the 120 bytes announced, then the caller breaks off
+      raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('x'.repeat(10))));
+      await until(() => app.connections[0]?.data.includes('x'.repeat(10)) === true || app.connections[0]?.closed === true, 'the start of the body relayed, or the connection closed');
+      const rst = Buffer.alloc(4);
+      rst.writeUInt32BE(code);
+      raw.write(frame(FRAME.RST_STREAM, 0, 1, rst));
+      await pingRoundTrip(raw, 1); // the reset has been handled
+      t.notMatch(app.connections[0]?.data, /\r\n0\r\n\r\n/, 'the cut chunked body never gets its last chunk');
+
+      // another caller's request must reach the app as a request of its own, not as the rest of that body
+      const session = await h2Connect(fx.port, tlsOptions);
+      t.teardown(() => session.close());
+      const second = await h2Request(session, { ':method': 'POST', ':path': '/second', 'content-length': '3', expect: '100-continue' }, 'xyz');
+      t.equal(second.status, 404, `the next request is answered by the app (${second.body.toString()})`);
+      const carrying = app.connections.filter((c) => c.data.includes('/second'));
+      t.equal(carrying.length, 1, 'one app connection carries the next request');
+      t.ok(carrying[0]?.data.startsWith('POST /second '), 'as its first bytes: on a new connection');
+      t.notMatch(app.connections[0]?.data, /second/, 'never on the connection of the cut body');
+      await until(() => app.connections[0]?.closed === true, 'the app connection of the cut body is closed');
+    });
+  }
+}
