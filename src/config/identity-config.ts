@@ -3,7 +3,7 @@
 // to ask for and when to renew. Read by the composition root to start the identity.
 
 import { parseHttpsUrl } from './address.js';
-import { readDuration, readPath } from './fields.js';
+import { MAX_LIFETIME_MS, readDuration, readPath } from './fields.js';
 import type { YamlValue } from './yaml-source.js';
 
 export interface RenewalWindow {
@@ -58,7 +58,7 @@ export function readIdentity(value: YamlValue): IdentityConfig | undefined {
   if (!map) return undefined;
   const ca = map.optional('ca', readCaSource, undefined);
   const files = map.optional('files', readFiles, undefined);
-  const ttlMs = map.optional('ttl', readDuration, DAY_MS);
+  const ttlMs = map.optional('ttl', readTtl, DAY_MS);
   const renewal = map.optional('renewal', readRenewal, DEFAULT_RENEWAL);
   let dir = map.optional('dir', readPath, undefined);
   if (map.has('ca') && map.has('files')) {
@@ -73,6 +73,15 @@ export function readIdentity(value: YamlValue): IdentityConfig | undefined {
   if (ttlMs === undefined || !renewal || (map.has('dir') && !dir)) return undefined;
   if (files) return { source: 'files', files, dir, ttlMs, renewal };
   return ca && dir ? { source: 'ca', ca, dir, ttlMs, renewal } : undefined;
+}
+
+/**
+ * The lifetime to ask for: at least 1s, the CA's own minimum (a shorter one passes here and is
+ * refused at start-up); a date offset, never a timer's wait (renewal caps its timer), so it may
+ * pass 24 days, up to the root's 10 years. The CA still caps it at its maxTtl.
+ */
+function readTtl(value: YamlValue): number | undefined {
+  return readDuration(value, { minMs: 1000, maxMs: MAX_LIFETIME_MS });
 }
 
 function readCaSource(value: YamlValue): CaSourceConfig | undefined {
