@@ -3,6 +3,7 @@
 
 import { resolve } from 'node:path';
 import { isServerName, type HostPort } from './address.js';
+import { otherKindMessage } from './config-kind.js';
 import { deepFreeze } from './freeze.js';
 import { formatDuration } from './duration.js';
 import { type LogLevel, MAX_LIFETIME_MS, readDuration, readListenAddress, readLogLevel, readPath, readPositiveInteger, readRate, readTrustDomain } from './fields.js';
@@ -54,6 +55,9 @@ export function validateCaConfig(source: YamlSource): CaConfig | undefined {
 }
 
 function check(source: YamlSource): CaConfig | undefined {
+  // a sidecar config would list each of its keys as unknown; one line says what it is
+  const otherKind = otherKindMessage(source.root, 'ca');
+  if (otherKind) return source.root?.report(otherKind);
   const root = source.root?.map(KEYS);
   if (!root) return undefined;
   const trustDomain = root.required('trustDomain', readTrustDomain);

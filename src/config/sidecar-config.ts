@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { isValidServiceName, serviceSpiffeId } from '../identity/spiffe-id.js';
 import { formatHostPort, type HostPort, isHostname, parseHostPort } from './address.js';
+import { otherKindMessage } from './config-kind.js';
 import { deepFreeze } from './freeze.js';
 import { type LogLevel, readDuration, readListenAddress, readLogLevel, readTrustDomain } from './fields.js';
 import { DEFAULT_HTTP2, type Http2Config, readHttp2 } from './http2-config.js';
@@ -82,6 +83,9 @@ export function validateSidecarConfig(source: YamlSource): SidecarConfig | undef
 }
 
 function check(source: YamlSource): SidecarConfig | undefined {
+  // a CA config would list each of its keys as unknown; one line says what it is
+  const otherKind = otherKindMessage(source.root, 'sidecar');
+  if (otherKind) return source.root?.report(otherKind);
   const root = source.root?.map(KEYS);
   if (!root) return undefined;
   const service = root.required('service', readService);
