@@ -3,7 +3,7 @@
 // the top level and from `outbound` because the two are separate stacks and each reads only its
 // own slice: src/inbound imports this file, never outbound-config.ts.
 
-import { type AppAddress, type HostPort, parseAppUrl } from './address.js';
+import { type AppAddress, formatHostPort, type HostPort, parseAppUrl, reachesListener } from './address.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readPositiveInteger, readRate, readSpiffeId } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
 import type { YamlValue } from './yaml-source.js';
@@ -112,6 +112,8 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
   const sessionResumption = map.optional('sessionResumption', (v) => v.boolean(), false);
   if (sessionResumption === undefined) return undefined;
   if (!listen || !app || timeoutMs === undefined || (map.has('authorize') && !authorize)) return undefined;
+  // every request would come back in, again and again, until the sockets run out
+  if (reachesListener(listen, app)) return map.get('app').report(`${formatHostPort(app)} is inbound.listen itself: the sidecar would send each request back to itself; give the app's own address`);
   if ((map.has('rateLimit') && !rateLimit) || (map.has('limits') && !limits)) return undefined;
   if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('routes') && !routes)) return undefined;
   // optional keys are left out of the result when absent (the defaults apply in the listener)

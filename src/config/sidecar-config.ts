@@ -110,10 +110,18 @@ function check(source: YamlSource): SidecarConfig | undefined {
   return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log, metrics, drainTimeoutMs, http2, workers });
 }
 
+/**
+ * The most `workers` takes. Each worker is a whole Node process (30-50 MB, its own sessions to
+ * every upstream), and more workers than cores only share the cores; 64 covers the largest
+ * machines a sidecar sits on, where `auto` is the better choice anyway.
+ */
+export const MAX_WORKERS = 64;
+
 /** `workers: 4` or `workers: auto`; anything else is refused with what is allowed. */
 function readWorkers(value: YamlValue): Workers | undefined {
   if (value.kind === 'string' && value.string() === 'auto') return 'auto';
   const n = value.kind === 'number' ? value.number('a positive integer') : undefined;
+  if (n !== undefined && Number.isSafeInteger(n) && n > MAX_WORKERS) return value.report(`${value.display()} is too many: at most ${MAX_WORKERS} processes, or "auto" for one per core`);
   if (n !== undefined && Number.isSafeInteger(n) && n >= 1) return n;
   return value.report(`must be a positive integer or "auto", not ${value.display()}: how many processes carry traffic (auto: one per core)`);
 }

@@ -96,3 +96,33 @@ t.test("the CA's certificate lifetimes may pass 24 days, up to 10 years", async 
   t.ok(err instanceof ConfigError);
   t.match((err as ConfigError).issues.map(formatIssue), [/:3:1: maxTtl: "3651d" is too long: the most allowed is 3650d$/]);
 });
+
+t.test('workers is at most 64; auto stays', async (t) => {
+  t.equal((await load(t, `${BASE}workers: 64\n`)).workers, 64);
+  t.equal((await load(t, `${BASE}workers: auto\n`)).workers, 'auto');
+  t.same(await issuesOf(t, `${BASE}workers: 100000\n`), ['c.yaml:8:1: workers: 100000 is too many: at most 64 processes, or "auto" for one per core']);
+  t.same(await issuesOf(t, `${BASE}workers: 1e3\n`), ['c.yaml:8:1: workers: 1e3 is too many: at most 64 processes, or "auto" for one per core']);
+});
+
+t.test('renewal fractions are from 0.1 to 0.9 of the lifetime', async (t) => {
+  const renewal = (text: string) => BASE.replace('identity:\n', `identity:\n  renewal: ${text}\n`);
+  t.same((await load(t, renewal('{from: 0.1, to: 0.9}'))).identity.renewal, { from: 0.1, to: 0.9 });
+  for (const [text, bad] of [['{from: 0.5, to: 0.9999999}', '0.9999999'], ['{from: 0.0001, to: 0.5}', '0.0001']] as const) {
+    t.match(await issuesOf(t, renewal(text)), [new RegExp(`identity\\.renewal\\.(from|to): ${bad.replace('.', '\\.')} must be from 0\\.1 to 0\\.9`)], text);
+  }
+});
+
+t.test('inbound.app equal to inbound.listen, or an endpoint equal to outbound.listen, is a loop', async (t) => {
+  t.same(await issuesOf(t, BASE.replace('http://127.0.0.1:8080', 'http://127.0.0.1:15443')), [
+    "c.yaml:7:3: inbound.app: 127.0.0.1:15443 is inbound.listen itself: the sidecar would send each request back to itself; give the app's own address",
+  ]);
+  // a wildcard listener takes loopback connections too
+  t.match(await issuesOf(t, BASE.replace('127.0.0.1:15443', '0.0.0.0:8080')), [/inbound\.app: 127\.0\.0\.1:8080 is inbound\.listen itself/]);
+  t.ok(await load(t, BASE.replace('127.0.0.1:15443', '127.0.0.1:0')), 'port 0 picks another port');
+  const outbound = (endpoint: string, listen = '127.0.0.1:15001') =>
+    `${BASE}outbound:\n  listen: "${listen}"\n  upstreams:\n    payments: {endpoints: ["10.0.0.1:16443", "${endpoint}"], identity: spiffe://mesh.local/svc/payments}\n`;
+  t.same(await issuesOf(t, outbound('127.0.0.1:15001')), ['c.yaml:11:46: outbound.upstreams.payments.endpoints[1]: "127.0.0.1:15001" is outbound.listen (127.0.0.1:15001) itself: an endpoint is another sidecar\'s inbound port']);
+  t.match(await issuesOf(t, outbound('[::1]:15001', '[::]:15001')), [/endpoints\[1\]: "\[::1\]:15001" is outbound\.listen \(\[::\]:15001\) itself/]);
+  t.ok(await load(t, outbound('127.0.0.1:16443')), 'another port is fine');
+  t.ok(await load(t, outbound('dns:payments.svc:15001')), 'another host is not guessed at');
+});
