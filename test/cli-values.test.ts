@@ -6,6 +6,7 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { BASE_CONFIG } from './helpers/config-text.js';
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -20,14 +21,8 @@ function oneLine(t: Tap.Test, result: { code: number; stderr: string }, code: nu
   t.notMatch(result.stderr, /\n\s+at /, 'no stack trace');
 }
 
-const SIDECAR = `service: orders
-trustDomain: mesh.local
-identity:
-  files: {cert: c.pem, key: k.pem, bundle: b.pem}
-inbound:
-  listen: 127.0.0.1:0
-  app: http://127.0.0.1:8080
-`;
+/** Never run: each command here stops at the config or the options. */
+const SIDECAR = BASE_CONFIG;
 const CA = 'trustDomain: mesh.local\ndir: ca\nlisten: 127.0.0.1:0\nmaxTtl: 24h\n';
 
 t.test('check refuses an HTTP/2 SETTINGS value out of range, in one line naming the key', async (t) => {
