@@ -22,12 +22,17 @@ import { SIDECAR_COMMANDS } from './cli/sidecar-commands.js';
 /** Every command by its words, in the order `meshcar --help` lists them. */
 const COMMANDS: Record<string, Command> = { ...CA_COMMANDS, ...SIDECAR_COMMANDS };
 
-export async function main(argv: string[]): Promise<number> {
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+const HELP_WORDS = ['--help', '-h', 'help'];
+
+export async function main(args: string[]): Promise<number> {
+  // `help ca`, `help check`: the help of what follows, as `ca --help` and `check --help` show it
+  const argv = args.length > 1 && HELP_WORDS.includes(args[0] as string) ? [...args.slice(1), '--help'] : args;
+  if (argv.length === 0 || HELP_WORDS.includes(argv[0] as string)) {
     process.stdout.write(helpText(COMMANDS));
     return argv.length === 0 ? 2 : 0;
   }
   if (argv[0] === '--version') {
+    if (argv.length > 1) throw new MeshcarError('usage', `--version takes no arguments, got "${argv[1]}"; usage: meshcar --version`);
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
@@ -44,21 +49,48 @@ export async function main(argv: string[]): Promise<number> {
     return next === undefined ? 2 : 0;
   }
   if (!command && group) throw new MeshcarError('usage', `unknown command "${[group, next].join(' ')}"; run "meshcar ${group} --help" for the list`);
-  if (!command) throw new MeshcarError('usage', `unknown command "${argv.slice(0, 2).join(' ')}"; run "meshcar --help" for the list`);
+  if (!command) throw new MeshcarError('usage', `unknown command "${words(argv).join(' ')}"; run "meshcar --help" for the list`);
   const rest = argv.slice(name.split(' ').length);
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
   for (const [key, option] of Object.entries(command.options)) options[key] = { type: option.type };
-  let values: OptionValues;
-  try {
-    values = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values as OptionValues;
-  } catch (err) {
-    throw new MeshcarError('usage', `${describeError(err).replace(/\.$/, '')}; usage: ${command.usage}`);
-  }
+  const values = parseOptions(command, rest, options);
   if (values.help === true) {
     process.stdout.write(commandHelp(command));
     return 0;
   }
   return runCommand(command, values);
+}
+
+/** The command words typed (up to two), without the options after them. */
+function words(argv: string[]): string[] {
+  const end = argv.findIndex((word) => word.startsWith('-'));
+  return argv.slice(0, Math.min(2, end === -1 ? argv.length : Math.max(end, 1)));
+}
+
+/** The command's options, or one usage line: parseArgs' own errors span lines, and it keeps the last of a repeated option. */
+function parseOptions(command: Command, rest: string[], options: Record<string, { type: 'string' | 'boolean' }>): OptionValues {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; strict: true; allowPositionals: false; tokens: true }>>;
+  try {
+    parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: false, tokens: true });
+  } catch (err) {
+    const text = describeError(err);
+    const ambiguous = /^Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(text);
+    const missing = /^Option '(--[\w-]+) <value>' argument missing/.exec(text);
+    const message = ambiguous
+      ? `${ambiguous[1]} needs a value, but the option "${rest[rest.indexOf(ambiguous[1] as string) + 1]}" follows it (write ${ambiguous[1]}=-VALUE for a value that starts with -)`
+      : missing
+        ? `${missing[1]} needs a value`
+        : text.split('\n')[0]?.replace(/\.$/, '');
+    throw new MeshcarError('usage', `${message}; usage: ${command.usage}`);
+  }
+  // a second --config would silently win over the first: which file did the user mean?
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option') continue;
+    if (seen.has(token.name)) throw new MeshcarError('usage', `--${token.name} is given more than once; give it once; usage: ${command.usage}`);
+    seen.add(token.name);
+  }
+  return parsed.values as OptionValues;
 }
 
 function reportFailure(err: unknown): number {

@@ -6,6 +6,12 @@ import { MeshcarError } from '../errors.js';
 import { isValidTrustDomain } from '../identity/spiffe-id.js';
 import { type Command, durationOption, required, serviceOption, untilSignal } from './command.js';
 
+const DAY_MS = 86_400_000;
+/** `ca issue --ttl`: an issuer lives a year (ca init, rotate-issuer) and a leaf never outlives it. */
+const MAX_LEAF_TTL = { ms: 366 * DAY_MS, why: 'a leaf never outlives its issuer, which lives a year' };
+/** `ca token --ttl`: a join token is for first contact; a month covers any rollout, and a leaked one stops working. */
+const MAX_TOKEN_TTL = { ms: 30 * DAY_MS, why: 'a join token is for first contact; make a new one when it runs out' };
+
 /** A CA lifecycle step (src/ca/lifecycle.ts): prints what it did, and a --force warning on stderr. */
 function lifecycleCommand(usage: string, summary: string, step: 'rotateIssuer' | 'rotateTokenKey' | 'rootAdd' | 'rootActivate' | 'rootRetire', forceable = false): Command {
   return {
@@ -55,7 +61,7 @@ export const CA_COMMANDS: Record<string, Command> = {
       ttl: { type: 'string', help: 'certificate lifetime (default 24h)' },
     },
     async run(values) {
-      const args = [required(values, 'dir'), serviceOption(values), required(values, 'out'), durationOption(values, 'ttl', '24h')] as const;
+      const args = [required(values, 'dir'), serviceOption(values), required(values, 'out'), durationOption(values, 'ttl', '24h', MAX_LEAF_TTL)] as const;
       const { caIssue } = await import('../ca/commands.js');
       const issued = await caIssue(...args);
       process.stdout.write(`issued ${issued.spiffeId} serial ${issued.serial} valid until ${issued.notAfter} into ${values.out as string}\n`);
@@ -73,7 +79,7 @@ export const CA_COMMANDS: Record<string, Command> = {
       out: { type: 'string', help: 'write the token to FILE (mode 0600) instead of printing it' },
     },
     async run(values) {
-      const args = [required(values, 'dir'), serviceOption(values), durationOption(values, 'ttl', '1h'), values['single-use'] === true] as const;
+      const args = [required(values, 'dir'), serviceOption(values), durationOption(values, 'ttl', '1h', MAX_TOKEN_TTL), values['single-use'] === true] as const;
       const { caToken, writeTokenFile } = await import('../ca/commands.js');
       const token = await caToken(...args);
       if (typeof values.out === 'string') {

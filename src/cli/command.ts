@@ -3,7 +3,7 @@
 // stops a server. A command's run() resolves to the exit status; src/cli.ts sets it.
 
 import { MeshcarError } from '../errors.js';
-import { parseDuration } from '../config/duration.js';
+import { formatDuration, parseDuration } from '../config/duration.js';
 import { isValidServiceName } from '../identity/spiffe-id.js';
 
 /** The values parseArgs read for a command, by option name. */
@@ -31,14 +31,20 @@ export async function runCommand(command: Command, values: OptionValues): Promis
 
 export function required(values: OptionValues, name: string): string {
   const value = values[name];
-  if (typeof value !== 'string' || value === '') throw new MeshcarError('usage', `--${name} is required`);
+  if (typeof value !== 'string') throw new MeshcarError('usage', `--${name} is required`);
+  if (value.trim() === '') throw new MeshcarError('usage', `--${name} is empty: give it a value`);
   return value;
 }
 
-export function durationOption(values: OptionValues, name: string, fallback: string): number {
+/**
+ * A duration option of at least 1s and at most `max` (ms, with `why` it is the most); a longer
+ * one would make an invalid date (a stack trace) or a credential that never expires.
+ */
+export function durationOption(values: OptionValues, name: string, fallback: string, max: { ms: number; why: string }): number {
   const text = typeof values[name] === 'string' ? (values[name] as string) : fallback;
   const ms = parseDuration(text);
   if (ms === undefined || ms < 1000) throw new MeshcarError('usage', `--${name} "${text}" is not a duration of at least 1s (write 30s, 5m, 1h or 24h)`);
+  if (ms > max.ms) throw new MeshcarError('usage', `--${name} "${text}" is too long: at most ${formatDuration(max.ms)} (${max.why})`);
   return ms;
 }
 

@@ -112,3 +112,20 @@ export function parseHttpsUrl(text: string): URL | string {
   if (!isServerName(host)) return `"${host}" is neither an IP address nor a host name`;
   return url;
 }
+
+const IPV4_LOOPBACK = /^127\.\d+\.\d+\.\d+$/;
+
+/**
+ * Whether a connection to `target` surely reaches `listener` (a loop back into the sidecar's own
+ * port): the same port and the same host, or a loopback address inside a wildcard listener
+ * (`::` takes IPv4 too, as Node listens dual-stack). A name such as `localhost` may resolve to
+ * either loopback address, so it counts only when both sides write it.
+ */
+export function reachesListener(listener: HostPort, target: HostPort): boolean {
+  if (listener.port === 0 || listener.port !== target.port) return false;
+  const host = target.host.toLowerCase();
+  if (listener.host.toLowerCase() === host) return true;
+  if (listener.host === '0.0.0.0') return IPV4_LOOPBACK.test(host);
+  if (listener.host === '::') return IPV4_LOOPBACK.test(host) || host === '::1';
+  return false;
+}

@@ -3,9 +3,10 @@
 
 import { resolve } from 'node:path';
 import { isServerName, type HostPort } from './address.js';
+import { otherKindMessage } from './config-kind.js';
 import { deepFreeze } from './freeze.js';
 import { formatDuration } from './duration.js';
-import { type LogLevel, readDuration, readListenAddress, readLogLevel, readPath, readPositiveInteger, readRate, readTrustDomain } from './fields.js';
+import { type LogLevel, MAX_LIFETIME_MS, readDuration, readListenAddress, readLogLevel, readPath, readPositiveInteger, readRate, readTrustDomain } from './fields.js';
 import { ConfigError, sortIssues } from './issues.js';
 import { readYamlSource, type YamlSource, type YamlValue } from './yaml-source.js';
 
@@ -54,16 +55,19 @@ export function validateCaConfig(source: YamlSource): CaConfig | undefined {
 }
 
 function check(source: YamlSource): CaConfig | undefined {
+  // a sidecar config would list each of its keys as unknown; one line says what it is
+  const otherKind = otherKindMessage(source.root, 'ca');
+  if (otherKind) return source.root?.report(otherKind);
   const root = source.root?.map(KEYS);
   if (!root) return undefined;
   const trustDomain = root.required('trustDomain', readTrustDomain);
   const dir = root.required('dir', readPath);
   const listen = root.optional('listen', readListenAddress, { host: '127.0.0.1', port: 8443 });
   const serverNames = root.optional('serverNames', (v) => v.listOf(readServerName, 'list at least one DNS name or IP address'), ['localhost', '127.0.0.1']);
-  const maxTtlMs = root.optional('maxTtl', readDuration, DAY_MS);
+  const maxTtlMs = root.optional('maxTtl', readLifetime, DAY_MS);
   const defaultTtlValue = root.get('defaultTtl');
   // Lowering maxTtl alone should just work, so the default follows it down.
-  let defaultTtlMs = defaultTtlValue.present ? readDuration(defaultTtlValue) : Math.min(DAY_MS, maxTtlMs ?? DAY_MS);
+  let defaultTtlMs = defaultTtlValue.present ? readLifetime(defaultTtlValue) : Math.min(DAY_MS, maxTtlMs ?? DAY_MS);
   if (defaultTtlMs !== undefined && maxTtlMs !== undefined && defaultTtlMs > maxTtlMs) {
     defaultTtlMs = defaultTtlValue.report('must not be longer than maxTtl');
   }
@@ -74,6 +78,11 @@ function check(source: YamlSource): CaConfig | undefined {
   if (trustDomain === undefined || dir === undefined || listen === undefined || serverNames === undefined) return undefined;
   if (maxTtlMs === undefined || defaultTtlMs === undefined || rateLimit === undefined || log === undefined) return undefined;
   return deepFreeze({ file: resolve(source.file), trustDomain, dir, listen, serverNames, maxTtlMs, defaultTtlMs, rateLimit, log, ...(issuerRotation ? { issuerRotation } : {}) });
+}
+
+/** Certificate lifetimes are date offsets, never a timer's wait: up to the root's 10 years. */
+function readLifetime(value: YamlValue): number | undefined {
+  return readDuration(value, { maxMs: MAX_LIFETIME_MS });
 }
 
 function readServerName(value: YamlValue): string | undefined {
@@ -99,8 +108,8 @@ function readLog(value: YamlValue): { level: LogLevel } | undefined {
 function readIssuerRotation(value: YamlValue): { beforeMs: number; ttlMs: number } | undefined {
   const map = value.map(['before', 'ttl']);
   if (!map) return undefined;
-  const beforeMs = map.required('before', readDuration);
-  const ttlMs = map.optional('ttl', readDuration, ISSUER_TTL_MS);
+  const beforeMs = map.required('before', readLifetime);
+  const ttlMs = map.optional('ttl', readLifetime, ISSUER_TTL_MS);
   if (beforeMs === undefined || ttlMs === undefined) return undefined;
   // a new issuer with less than `before` left would be rotated again at once, for ever
   if (beforeMs >= ttlMs) return map.get('before').report(`must be shorter than the issuer lifetime (ttl ${formatDuration(ttlMs)})`);

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { isValidTrustDomain, tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { type HostPort, parseHostPort } from './address.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 import type { YamlValue } from './yaml-source.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -16,14 +16,46 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
 
 const DURATION_HINT = 'write 250ms, 2s, 5m, 24h or 7d';
 
-/** A positive duration in milliseconds; zero would mean "never" or "at once", neither of which a setting wants. */
-export function readDuration(value: YamlValue): number | undefined {
+const DAY_MS = 86_400_000;
+
+/**
+ * The longest duration a setting takes unless it says otherwise: 24 days. Node's timers hold at
+ * most 2^31-1 ms (24.8 days) and fire after 1 ms beyond it (with a TimeoutOverflowWarning), so a
+ * longer refresh, drain or timeout would run at once, or back to back.
+ */
+export const MAX_TIMER_DURATION_MS = 24 * DAY_MS;
+
+/**
+ * The longest lifetime a certificate setting takes (identity.ttl, the CA's maxTtl and issuer
+ * lifetime): 10 years, the root's own lifetime, beyond which nothing it signs can live. These are
+ * date offsets, never a timer's wait, so they may pass MAX_TIMER_DURATION_MS.
+ */
+export const MAX_LIFETIME_MS = 3650 * DAY_MS;
+
+export interface DurationBounds {
+  /** Default: anything longer than zero. */
+  readonly minMs?: number;
+  /** Default: MAX_TIMER_DURATION_MS. */
+  readonly maxMs?: number;
+}
+
+/**
+ * A positive duration in milliseconds; zero would mean "never" or "at once", neither of which a
+ * setting wants. At most `maxMs` (24 days unless the key is a date offset: see MAX_TIMER_DURATION_MS).
+ */
+export function readDuration(value: YamlValue, bounds: DurationBounds = {}): number | undefined {
   if (value.kind === 'number') return value.report(`${value.display()} is not a duration: give a unit (${DURATION_HINT})`);
   const text = value.string(`a duration (${DURATION_HINT})`);
   if (text === undefined) return undefined;
   const ms = parseDuration(text);
   if (ms === undefined) return value.report(`${JSON.stringify(text)} is not a duration (${DURATION_HINT})`);
   if (ms <= 0) return value.report(`${JSON.stringify(text)} must be longer than zero`);
+  const { minMs, maxMs = MAX_TIMER_DURATION_MS } = bounds;
+  if (minMs !== undefined && ms < minMs) return value.report(`${JSON.stringify(text)} is too short: the least allowed is ${formatDuration(minMs)}`);
+  if (ms > maxMs) {
+    const why = maxMs === MAX_TIMER_DURATION_MS ? " (Node's timers cannot wait longer than 24.8 days)" : '';
+    return value.report(`${JSON.stringify(text)} is too long: the most allowed is ${formatDuration(maxMs)}${why}`);
+  }
   return ms;
 }
 
@@ -82,10 +114,12 @@ export function readLogLevel(value: YamlValue): LogLevel | undefined {
   return level ?? value.report(`${JSON.stringify(text)} is not a log level; use one of ${LOG_LEVELS.join(', ')}`);
 }
 
-export function readPositiveInteger(value: YamlValue): number | undefined {
+/** A whole number from 1 to `max` (default: any safe integer); `why` says where a smaller max comes from. */
+export function readPositiveInteger(value: YamlValue, max = Number.MAX_SAFE_INTEGER, why = ''): number | undefined {
   const n = value.number('a whole number');
   if (n === undefined) return undefined;
   if (!Number.isSafeInteger(n) || n < 1) return value.report(`${value.display()} must be a whole number of at least 1`);
+  if (n > max) return value.report(`${value.display()} is too large: allowed 1 to ${max}${why}`);
   return n;
 }
 

@@ -3,11 +3,11 @@
 // to ask for and when to renew. Read by the composition root to start the identity.
 
 import { parseHttpsUrl } from './address.js';
-import { readDuration, readPath } from './fields.js';
+import { MAX_LIFETIME_MS, readDuration, readPath } from './fields.js';
 import type { YamlValue } from './yaml-source.js';
 
 export interface RenewalWindow {
-  /** Renew at a random point between these fractions of the certificate's lifetime; 0 < from ≤ to < 1. */
+  /** Renew at a random point between these fractions of the certificate's lifetime; 0.1 ≤ from ≤ to ≤ 0.9. */
   readonly from: number;
   readonly to: number;
 }
@@ -58,7 +58,7 @@ export function readIdentity(value: YamlValue): IdentityConfig | undefined {
   if (!map) return undefined;
   const ca = map.optional('ca', readCaSource, undefined);
   const files = map.optional('files', readFiles, undefined);
-  const ttlMs = map.optional('ttl', readDuration, DAY_MS);
+  const ttlMs = map.optional('ttl', readTtl, DAY_MS);
   const renewal = map.optional('renewal', readRenewal, DEFAULT_RENEWAL);
   let dir = map.optional('dir', readPath, undefined);
   if (map.has('ca') && map.has('files')) {
@@ -73,6 +73,15 @@ export function readIdentity(value: YamlValue): IdentityConfig | undefined {
   if (ttlMs === undefined || !renewal || (map.has('dir') && !dir)) return undefined;
   if (files) return { source: 'files', files, dir, ttlMs, renewal };
   return ca && dir ? { source: 'ca', ca, dir, ttlMs, renewal } : undefined;
+}
+
+/**
+ * The lifetime to ask for: at least 1s, the CA's own minimum (a shorter one passes here and is
+ * refused at start-up); a date offset, never a timer's wait (renewal caps its timer), so it may
+ * pass 24 days, up to the root's 10 years. The CA still caps it at its maxTtl.
+ */
+function readTtl(value: YamlValue): number | undefined {
+  return readDuration(value, { minMs: 1000, maxMs: MAX_LIFETIME_MS });
 }
 
 function readCaSource(value: YamlValue): CaSourceConfig | undefined {
@@ -112,9 +121,13 @@ function readRenewal(value: YamlValue): RenewalWindow | undefined {
   return { from, to };
 }
 
-/** A fraction of a certificate's lifetime, strictly between 0 and 1. */
+/**
+ * A fraction of a certificate's lifetime, from 0.1 to 0.9. Below a tenth the sidecar renews ten
+ * times or more per lifetime, load on the CA for nothing (0.0001 of 24 h is every 9 s); above nine
+ * tenths too little is left to retry in while the CA is down (0.9999999 of 24 h is 9 ms).
+ */
 function readFraction(value: YamlValue): number | undefined {
   const n = value.number('a fraction of the lifetime, e.g. 0.5');
   if (n === undefined) return undefined;
-  return n > 0 && n < 1 ? n : value.report(`${value.display()} must be between 0 and 1 (a fraction of the certificate's lifetime)`);
+  return n >= 0.1 && n <= 0.9 ? n : value.report(`${value.display()} must be from 0.1 to 0.9 (a fraction of the certificate's lifetime: renew neither at once nor at the last moment)`);
 }

@@ -3,7 +3,7 @@
 // the top level and from `outbound` because the two are separate stacks and each reads only its
 // own slice: src/inbound imports this file, never outbound-config.ts.
 
-import { type AppAddress, type HostPort, parseAppUrl } from './address.js';
+import { type AppAddress, formatHostPort, type HostPort, parseAppUrl, reachesListener } from './address.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readPositiveInteger, readRate, readSpiffeId } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
 import type { YamlValue } from './yaml-source.js';
@@ -79,6 +79,16 @@ export const DEFAULT_INBOUND_LIMITS: InboundLimitsConfig = Object.freeze({ maxCo
 /** As the outbound side: a caller connects again (with a current certificate) at least this often. */
 export const DEFAULT_INBOUND_MAX_SESSION_AGE_MS = 10 * 60_000;
 
+/**
+ * The most `limits.maxConcurrentStreams` takes. The value goes out as HTTP/2's
+ * SETTINGS_MAX_CONCURRENT_STREAMS, a 32-bit field: beyond 2^32-1 both codecs throw on the first
+ * HTTP/2 caller (Node: ERR_HTTP2_INVALID_SETTING_VALUE; meshcar: ERR_OUT_OF_RANGE), which killed
+ * the sidecar. Well below that, 10000 streams on one connection is already 40 times the default
+ * and more than any app behind one sidecar serves at once; a larger value only lets one caller
+ * hold more of the app.
+ */
+export const MAX_CONCURRENT_STREAMS = 10_000;
+
 const METHOD = /^[A-Z][A-Z_-]*$/;
 
 /** `trustDomain` is undefined when the config's own is invalid (already reported). */
@@ -102,6 +112,8 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
   const sessionResumption = map.optional('sessionResumption', (v) => v.boolean(), false);
   if (sessionResumption === undefined) return undefined;
   if (!listen || !app || timeoutMs === undefined || (map.has('authorize') && !authorize)) return undefined;
+  // every request would come back in, again and again, until the sockets run out
+  if (reachesListener(listen, app)) return map.get('app').report(`${formatHostPort(app)} is inbound.listen itself: the sidecar would send each request back to itself; give the app's own address`);
   if ((map.has('rateLimit') && !rateLimit) || (map.has('limits') && !limits)) return undefined;
   if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('routes') && !routes)) return undefined;
   // optional keys are left out of the result when absent (the defaults apply in the listener)
@@ -152,7 +164,7 @@ function readInboundLimits(value: YamlValue): InboundLimitsConfig | undefined {
   const map = value.map(['maxConcurrentStreams', 'maxHeaderListSize', 'maxResetsPer10s', 'maxSessionAge']);
   if (!map) return undefined;
   const d = DEFAULT_INBOUND_LIMITS;
-  const maxConcurrentStreams = map.optional('maxConcurrentStreams', readPositiveInteger, d.maxConcurrentStreams);
+  const maxConcurrentStreams = map.optional('maxConcurrentStreams', (v) => readPositiveInteger(v, MAX_CONCURRENT_STREAMS, ' streams per HTTP/2 connection'), d.maxConcurrentStreams);
   const maxHeaderListSize = map.optional('maxHeaderListSize', readHeaderListSize, d.maxHeaderListSize);
   const maxResetsPer10s = map.optional('maxResetsPer10s', readPositiveInteger, d.maxResetsPer10s);
   const maxSessionAgeMs = map.optional('maxSessionAge', readDuration, undefined);

@@ -2,27 +2,15 @@
 // check it as that kind, reading the file once.
 
 import { type CaConfig, validateCaConfig } from './ca-config.js';
+import { type ConfigKind, detectConfigKind } from './config-kind.js';
 import { ConfigError, sortIssues, type ConfigIssue } from './issues.js';
 import { checkReferencedFiles } from './referenced-files.js';
 import { type SidecarConfig, validateSidecarConfig } from './sidecar-config.js';
 import { readYamlSource, type YamlValue } from './yaml-source.js';
 
-export type ConfigKind = 'ca' | 'sidecar';
-
 export type AnyConfig = { readonly kind: 'ca'; readonly config: CaConfig } | { readonly kind: 'sidecar'; readonly config: SidecarConfig };
 
-/** Keys only a CA config has; `listen`, `log` and `trustDomain` belong to both. */
-const CA_ONLY_KEYS = ['dir', 'serverNames', 'maxTtl', 'defaultTtl', 'rateLimit'];
-
-/**
- * A sidecar config names its `service`; a CA config has none and has `dir` (or another CA-only
- * key) at the top. Anything else is checked as a sidecar config, the common case, so the
- * issues say what a sidecar config lacks.
- */
-export function detectConfigKind(root: YamlValue | undefined): ConfigKind {
-  if (!root || root.peek('service')) return 'sidecar';
-  return CA_ONLY_KEYS.some((key) => root.peek(key)) ? 'ca' : 'sidecar';
-}
+export { type ConfigKind, detectConfigKind } from './config-kind.js';
 
 /**
  * Every issue in the file, sorted; empty when it is valid. Kind is 'sidecar' when the file cannot

@@ -3,7 +3,7 @@
 // the two are separate stacks and each reads only its own slice. How calls to one upstream are
 // balanced, retried and cut off is read in upstream-policy-config.ts.
 
-import { type Endpoint, type HostPort, parseEndpoint } from './address.js';
+import { type Endpoint, formatHostPort, type HostPort, parseEndpoint, reachesListener } from './address.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readSpiffeId } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
 import {
@@ -59,7 +59,7 @@ export function readOutbound(value: YamlValue, trustDomain: string | undefined):
   const map = value.map(['listen', 'upstreams', 'dnsRefresh']);
   if (!map) return undefined;
   const listen = map.required('listen', readListenAddress);
-  const upstreams = map.required('upstreams', (v) => readUpstreams(v, trustDomain));
+  const upstreams = map.required('upstreams', (v) => readUpstreams(v, trustDomain, listen));
   const dnsRefreshMs = map.optional('dnsRefresh', readDnsRefresh, undefined);
   if (!listen || !upstreams || (map.has('dnsRefresh') && dnsRefreshMs === undefined)) return undefined;
   return { listen, upstreams, ...(dnsRefreshMs !== undefined ? { dnsRefreshMs } : {}) };
@@ -71,7 +71,7 @@ function readDnsRefresh(value: YamlValue): number | undefined {
   return ms < MIN_DNS_REFRESH_MS ? value.report(`${value.display()} is too short: re-resolve at most every ${MIN_DNS_REFRESH_MS}ms`) : ms;
 }
 
-function readUpstreams(value: YamlValue, trustDomain: string | undefined): UpstreamConfig[] | undefined {
+function readUpstreams(value: YamlValue, trustDomain: string | undefined, listen: HostPort | undefined): UpstreamConfig[] | undefined {
   const map = value.map();
   if (!map) return undefined;
   const entries = map.entries();
@@ -81,7 +81,7 @@ function readUpstreams(value: YamlValue, trustDomain: string | undefined): Upstr
   let ok = true;
   for (const [key, entry] of entries) {
     const name = key.toLowerCase();
-    const upstream = readUpstream(entry, name, trustDomain);
+    const upstream = readUpstream(entry, name, trustDomain, listen);
     if (!UPSTREAM_NAME.test(key)) {
       entry.report(`${JSON.stringify(key)} is not an upstream name: use letters, digits, dots and dashes (the host name the app sends)`);
       ok = false;
@@ -97,10 +97,10 @@ function readUpstreams(value: YamlValue, trustDomain: string | undefined): Upstr
   return ok ? upstreams : undefined;
 }
 
-function readUpstream(value: YamlValue, name: string, trustDomain: string | undefined): UpstreamConfig | undefined {
+function readUpstream(value: YamlValue, name: string, trustDomain: string | undefined, listen: HostPort | undefined): UpstreamConfig | undefined {
   const map = value.map(['endpoints', 'identity', 'timeout', 'routes', 'idleTimeout', 'retries', 'balancer', 'circuitBreaker', 'outlierDetection', 'openapi']);
   if (!map) return undefined;
-  const endpoints = map.required('endpoints', (v) => v.listOf(readEndpoint, 'list at least one endpoint (host:port or dns:NAME:PORT)'));
+  const endpoints = map.required('endpoints', (v) => v.listOf((e) => readEndpoint(e, listen), 'list at least one endpoint (host:port or dns:NAME:PORT)'));
   const identity = map.required('identity', (v) => readSpiffeId(v, trustDomain));
   const timeoutMs = map.optional('timeout', readDuration, DEFAULT_REQUEST_TIMEOUT_MS);
   const routes = map.optional('routes', (v) => v.listOf(readRoute), []);
@@ -130,11 +130,15 @@ function readUpstream(value: YamlValue, name: string, trustDomain: string | unde
   };
 }
 
-function readEndpoint(value: YamlValue): Endpoint | undefined {
+/** `listen`: the outbound listener, which an endpoint must not be (undefined when it is invalid). */
+function readEndpoint(value: YamlValue, listen: HostPort | undefined): Endpoint | undefined {
   const text = value.string('an endpoint (host:port or dns:NAME:PORT)');
   if (text === undefined) return undefined;
   const endpoint = parseEndpoint(text);
-  return typeof endpoint === 'string' ? value.report(`${JSON.stringify(text)} is not an endpoint: ${endpoint}`) : endpoint;
+  if (typeof endpoint === 'string') return value.report(`${JSON.stringify(text)} is not an endpoint: ${endpoint}`);
+  // the app's plain-HTTP port, not a sidecar's mTLS one: each call would come back in as a new call
+  if (listen && reachesListener(listen, endpoint)) return value.report(`${JSON.stringify(text)} is outbound.listen (${formatHostPort(listen)}) itself: an endpoint is another sidecar's inbound port`);
+  return endpoint;
 }
 
 /** `/charges/{id}`: placeholders are whole segments, so a template matches segment by segment. */

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { isValidServiceName, serviceSpiffeId } from '../identity/spiffe-id.js';
 import { formatHostPort, type HostPort, isHostname, parseHostPort } from './address.js';
+import { otherKindMessage } from './config-kind.js';
 import { deepFreeze } from './freeze.js';
 import { type LogLevel, readDuration, readListenAddress, readLogLevel, readTrustDomain } from './fields.js';
 import { DEFAULT_HTTP2, type Http2Config, readHttp2 } from './http2-config.js';
@@ -82,6 +83,9 @@ export function validateSidecarConfig(source: YamlSource): SidecarConfig | undef
 }
 
 function check(source: YamlSource): SidecarConfig | undefined {
+  // a CA config would list each of its keys as unknown; one line says what it is
+  const otherKind = otherKindMessage(source.root, 'sidecar');
+  if (otherKind) return source.root?.report(otherKind);
   const root = source.root?.map(KEYS);
   if (!root) return undefined;
   const service = root.required('service', readService);
@@ -106,10 +110,18 @@ function check(source: YamlSource): SidecarConfig | undefined {
   return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log, metrics, drainTimeoutMs, http2, workers });
 }
 
+/**
+ * The most `workers` takes. Each worker is a whole Node process (30-50 MB, its own sessions to
+ * every upstream), and more workers than cores only share the cores; 64 covers the largest
+ * machines a sidecar sits on, where `auto` is the better choice anyway.
+ */
+export const MAX_WORKERS = 64;
+
 /** `workers: 4` or `workers: auto`; anything else is refused with what is allowed. */
 function readWorkers(value: YamlValue): Workers | undefined {
   if (value.kind === 'string' && value.string() === 'auto') return 'auto';
   const n = value.kind === 'number' ? value.number('a positive integer') : undefined;
+  if (n !== undefined && Number.isSafeInteger(n) && n > MAX_WORKERS) return value.report(`${value.display()} is too many: at most ${MAX_WORKERS} processes, or "auto" for one per core`);
   if (n !== undefined && Number.isSafeInteger(n) && n >= 1) return n;
   return value.report(`must be a positive integer or "auto", not ${value.display()}: how many processes carry traffic (auto: one per core)`);
 }

@@ -2,8 +2,8 @@
 // path and line:column, and every mistake is collected as an issue instead of thrown, so one
 // run of `meshcar check` lists them all.
 
-import { readFile } from 'node:fs/promises';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { readFile, stat } from 'node:fs/promises';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { ConfigIssue } from './issues.js';
 
 interface Context {
@@ -33,14 +33,26 @@ const KIND_WORDS: Record<YamlKind, string> = {
   missing: 'nothing',
 };
 
+/** A config is a few KiB; a file far larger is a wrong path (a log, an image), not one to parse. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
 export async function readYamlSource(file: string): Promise<YamlSource> {
   let text: string;
   try {
+    // asked before reading, so a huge file is never read whole
+    const { size } = await stat(file);
+    if (size > MAX_CONFIG_BYTES) return { file, root: undefined, issues: [tooLarge(file, size)] };
     text = await readFile(file, 'utf8');
   } catch (err) {
     return { file, root: undefined, issues: [wholeFileIssue(file, `cannot read the config file: ${readFailure(err)}`)] };
   }
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_CONFIG_BYTES) return { file, root: undefined, issues: [tooLarge(file, bytes)] };
   return parseYamlSource(file, text);
+}
+
+function tooLarge(file: string, bytes: number): ConfigIssue {
+  return wholeFileIssue(file, `the config file is ${(bytes / 1024 / 1024).toFixed(1)} MiB; a config may be at most 1 MiB (is this the right file?)`);
 }
 
 export function parseYamlSource(file: string, text: string): YamlSource {
@@ -59,8 +71,43 @@ export function parseYamlSource(file: string, text: string): YamlSource {
   // A tree with syntax errors is a guess; checking it would bury the real mistake in noise.
   if (issues.length > 0) return { file, root: undefined, issues };
   if (doc.contents === null) return { file, root: undefined, issues: [wholeFileIssue(file, 'the config file is empty')] };
+  // tags and dangling aliases change what a value is before any reader sees it: stop, as above
+  checkTagsAndAliases(doc, doc.contents, '', (at, path, message) => {
+    const { line, col } = lines.linePos(at);
+    issues.push({ file, line: Math.max(line, 1), column: col, path, message });
+  });
+  if (issues.length > 0) return { file, root: undefined, issues };
   const ctx: Context = { file, doc, lines, issues };
   return { file, root: new YamlValue(ctx, doc.contents, '', startOf(doc.contents)), issues };
+}
+
+/**
+ * Refuses every explicit tag (`!!binary b3JkZXJz` would become the string "orders", `!!timestamp`
+ * a date, `!foo` an unknown type, all silently) and every alias whose anchor is not defined (it
+ * would read as an empty value, far from the cause). Quoting says "a string" without a tag.
+ */
+function checkTagsAndAliases(doc: Document, node: unknown, path: string, report: (at: number, path: string, message: string) => void): void {
+  if (isAlias(node)) {
+    if (node.resolve(doc) === undefined) report(startOf(node), path, `the alias *${node.source} names no anchor: define &${node.source} before it`);
+    return;
+  }
+  if (isScalar(node) || isMap(node) || isSeq(node)) {
+    if (node.tag !== undefined) {
+      const tag = node.tag.replace(/^tag:yaml\.org,2002:/, '!!');
+      report(startOf(node), path, `YAML tags are not supported (${tag}): write the plain value${isScalar(node) ? ', quoted if it must stay a string' : ''}`);
+    }
+  }
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : '?';
+      checkTagsAndAliases(doc, pair.key, path, report);
+      checkTagsAndAliases(doc, pair.value, childPath(path, key), report);
+    }
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => checkTagsAndAliases(doc, item, childPath(path, i), report));
+  } else if (isPair(node)) {
+    checkTagsAndAliases(doc, node.value, path, report);
+  }
 }
 
 function wholeFileIssue(file: string, message: string): ConfigIssue {
@@ -155,6 +202,10 @@ export class YamlValue {
       }
       const key = typeof keyNode.value === 'string' ? keyNode.value : String(keyNode.source ?? keyNode.value);
       const value = new YamlValue(this.#ctx, pair.value as Node | null, childPath(this.path, key), at);
+      if (key === '<<' && keyNode.type === 'PLAIN') {
+        value.report('merge keys (<<) are not supported: write the keys out, or use an anchor and alias for a whole value');
+        continue;
+      }
       if (allowed && !allowed.includes(key)) {
         value.report(`unknown key${suggestion(key, allowed)}; allowed here: ${allowed.join(', ')}`);
         continue;

@@ -272,7 +272,7 @@ t.test('authorize rules, renewal window and listener clashes', async (t) => {
   ]);
   t.same(await issuesOf(t, edit({ '  ttl: 24h\n': '  renewal: {from: 0.8}\n' })), ['c.yaml:9:3: identity.renewal: from (0.8) must not be greater than to (0.7)']);
   t.same(await issuesOf(t, edit({ '  ttl: 24h\n': '  renewal: {to: 1}\n' })), [
-    "c.yaml:9:13: identity.renewal.to: 1 must be between 0 and 1 (a fraction of the certificate's lifetime)",
+    "c.yaml:9:13: identity.renewal.to: 1 must be from 0.1 to 0.9 (a fraction of the certificate's lifetime: renew neither at once nor at the last moment)",
   ]);
   t.same(await issuesOf(t, edit({ '127.0.0.1:15001': '127.0.0.1:15443' })), [
     'c.yaml:19:3: outbound.listen: 127.0.0.1:15443 clashes with inbound.listen: each listener needs its own port',

@@ -1,0 +1,96 @@
+// The command line refuses what would fail later, in one line and before doing anything: an
+// out-of-range config value at `check`, a lifetime too long for a date or a token, a repeated
+// option, an empty or missing option value, the other kind of config; and its help texts read
+// right (`help ca`, a long usage, `--version` alone).
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { BASE_CONFIG } from './helpers/config-text.js';
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['dist/cli.js', ...args], (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+function oneLine(t: Tap.Test, result: { code: number; stderr: string }, code: number, pattern: RegExp) {
+  t.equal(result.code, code, result.stderr);
+  t.equal(result.stderr.trim().split('\n').length, 1, `one line: ${result.stderr}`);
+  t.match(result.stderr, pattern);
+  t.notMatch(result.stderr, /\n\s+at /, 'no stack trace');
+}
+
+/** Never run: each command here stops at the config or the options. */
+const SIDECAR = BASE_CONFIG;
+const CA = 'trustDomain: mesh.local\ndir: ca\nlisten: 127.0.0.1:0\nmaxTtl: 24h\n';
+
+t.test('check refuses an HTTP/2 SETTINGS value out of range, in one line naming the key', async (t) => {
+  const dir = t.testdir({ 'c.yaml': `${SIDECAR}  limits: {maxConcurrentStreams: 4294967296}\n` });
+  const result = await cli(['check', '--config', join(dir, 'c.yaml')]);
+  oneLine(t, result, 1, /c\.yaml:8:12: inbound\.limits\.maxConcurrentStreams: 4294967296 is too large: allowed 1 to 10000/);
+});
+
+t.test('ca issue and ca token refuse a --ttl too long, as a usage error', async (t) => {
+  const dir = t.testdir();
+  const ca = join(dir, 'ca');
+  t.equal((await cli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  const [issue, token, issueYear, tokenMonth] = await Promise.all([
+    cli(['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', join(dir, 'a'), '--ttl', '99999999d']),
+    cli(['ca', 'token', '--dir', ca, '--service', 'orders', '--ttl', '99999999999999999999d']),
+    cli(['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', join(dir, 'b'), '--ttl', '366d']),
+    cli(['ca', 'token', '--dir', ca, '--service', 'orders', '--ttl', '30d']),
+  ]);
+  oneLine(t, issue!, 2, /^meshcar: --ttl "99999999d" is too long: at most 366d \(.*\); usage: meshcar ca issue/);
+  oneLine(t, token!, 2, /^meshcar: --ttl "99999999999999999999d" is too long: at most 30d \(.*\); usage: meshcar ca token/);
+  t.equal(token!.stdout, '', 'no token printed');
+  t.equal(issueYear!.code, 0, `366d is allowed: ${issueYear!.stderr}`);
+  t.equal(tokenMonth!.code, 0, `30d is allowed: ${tokenMonth!.stderr}`);
+  const claims = JSON.parse(Buffer.from(tokenMonth!.stdout.trim().split('.')[1] as string, 'base64url').toString()) as { exp: number };
+  t.ok(claims.exp <= Date.now() / 1000 + 30 * 86_400 + 5, `exp within 30 days: ${claims.exp}`);
+});
+
+t.test('an option given twice is a usage error naming it', async (t) => {
+  const dir = t.testdir({ 'a.yaml': SIDECAR, 'b.yaml': SIDECAR });
+  const [twice, flagTwice] = await Promise.all([
+    cli(['check', '--config', join(dir, 'a.yaml'), '--config', join(dir, 'b.yaml')]),
+    cli(['ca', 'status', '--dir', dir, '--json', '--json']),
+  ]);
+  oneLine(t, twice, 2, /^meshcar: --config is given more than once; give it once; usage: meshcar check --config FILE\n$/);
+  oneLine(t, flagTwice, 2, /^meshcar: --json is given more than once/);
+});
+
+t.test('an option without its value, or with an empty one, says so in one line', async (t) => {
+  const [help, missing, empty, blank] = await Promise.all([cli(['check', '--config', '--help']), cli(['check', '--config']), cli(['check', '--config', '']), cli(['run', '--config', ' '])]);
+  oneLine(t, help, 2, /^meshcar: --config needs a value, but the option "--help" follows it \(write --config=-VALUE .*\); usage: meshcar check/);
+  oneLine(t, missing, 2, /^meshcar: --config needs a value; usage: meshcar check/);
+  oneLine(t, empty, 2, /^meshcar: --config is empty: give it a value; usage: meshcar check/);
+  oneLine(t, blank, 2, /^meshcar: --config is empty/);
+});
+
+t.test('run and ca serve name the other kind of config in one line', async (t) => {
+  const dir = t.testdir({ 'ca.yaml': CA, 'sidecar.yaml': SIDECAR });
+  const [run, serve] = await Promise.all([cli(['run', '--config', join(dir, 'ca.yaml')]), cli(['ca', 'serve', '--config', join(dir, 'sidecar.yaml')])]);
+  oneLine(t, run, 1, /ca\.yaml:1:1: this is a CA config \(it has dir, maxTtl and no service\): run it with "meshcar ca serve --config FILE"\n$/);
+  oneLine(t, serve, 1, /sidecar\.yaml:1:1: this is a sidecar config \(it has service, identity, inbound\): run it with "meshcar run --config FILE"\n$/);
+});
+
+t.test('help texts: help GROUP and help COMMAND, --version alone, long usages keep their summary apart', async (t) => {
+  const [helpCa, helpCheck, version, versionExtra, top] = await Promise.all([cli(['help', 'ca']), cli(['help', 'check']), cli(['--version']), cli(['--version', 'extra']), cli(['--help'])]);
+  t.equal(helpCa.code, 0);
+  t.match(helpCa.stdout, /^meshcar ca: one of/);
+  t.match(helpCa.stdout, 'meshcar ca token --dir');
+  t.notMatch(helpCa.stdout, 'meshcar run', 'only the ca commands');
+  t.equal(helpCheck.code, 0);
+  t.match(helpCheck.stdout, /^usage: meshcar check --config FILE/);
+  t.equal(version.code, 0);
+  oneLine(t, versionExtra, 2, /^meshcar: --version takes no arguments, got "extra"/);
+  t.equal(versionExtra.stdout, '');
+  // every summary starts in the same column, a long usage's on the line below it
+  const lines = top.stdout.split('\n');
+  for (const summary of ['print a join token for one service identity', 'create a new root and issuer CA in DIR', 'validate a sidecar or CA configuration; print every error']) {
+    const line = lines.find((l) => l.endsWith(summary));
+    t.equal(line?.indexOf(summary), 75, `${summary}: ${line}`);
+    t.match(line, /\s{2}\S/, 'apart from the usage');
+  }
+});

@@ -1,0 +1,49 @@
+// YAML features a config does not use change what a value is without a word: tags (`!!binary`
+// turned "b3JkZXJz" into the service "orders"), aliases to an anchor never defined (read as an
+// empty value), merge keys (`<<`, inert) and a file of any size. Each is refused where it is.
+
+import t from 'tap';
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { formatIssue, type ConfigIssue } from '../../src/config/issues.js';
+import { parseYamlSource, readYamlSource } from '../../src/config/yaml-source.js';
+import { BASE_CONFIG as BASE, configIssues as issuesOf } from '../helpers/config-text.js';
+
+const lines = (issues: ConfigIssue[]): string[] => issues.map(formatIssue);
+
+t.test('every explicit tag is refused at its line:column, with the key path', async (t) => {
+  const source = parseYamlSource('c.yaml', 'service: !!binary b3JkZXJz\nwhen: !!timestamp 2020-01-01\nmine: !foo x\nlist: [a, !!str 12]\nsub: !!map {a: 1}\n');
+  t.equal(source.root, undefined, 'nothing is checked on a guess');
+  t.same(lines(source.issues), [
+    'c.yaml:1:19: service: YAML tags are not supported (!!binary): write the plain value, quoted if it must stay a string',
+    'c.yaml:2:19: when: YAML tags are not supported (!!timestamp): write the plain value, quoted if it must stay a string',
+    'c.yaml:3:12: mine: YAML tags are not supported (!foo): write the plain value, quoted if it must stay a string',
+    'c.yaml:4:17: list[1]: YAML tags are not supported (!!str): write the plain value, quoted if it must stay a string',
+    'c.yaml:5:12: sub: YAML tags are not supported (!!map): write the plain value',
+  ]);
+  // through the sidecar reader too: the service is not silently "orders"
+  t.match(await issuesOf(t, BASE.replace('service: orders', 'service: !!binary b3JkZXJz')), [/^c\.yaml:1:19: service: YAML tags are not supported \(!!binary\)/]);
+});
+
+t.test('an alias to an undefined anchor names the anchor; a defined one still works', async (t) => {
+  t.same(lines(parseYamlSource('c.yaml', 'a: [x]\nendpoints: *nope\n').issues), ['c.yaml:2:12: endpoints: the alias *nope names no anchor: define &nope before it']);
+  const ok = parseYamlSource('c.yaml', 'a: &list [x]\nb: *list\n');
+  t.same(ok.issues, []);
+  t.same(ok.root?.map()?.get('b').list()?.map((v) => v.string()), ['x']);
+});
+
+t.test('a merge key gets a hint that merge keys are not supported', async (t) => {
+  const issues = await issuesOf(t, `${BASE.replace('inbound:\n', 'defaults: &d\n  timeout: 5s\ninbound:\n  <<: *d\n')}`);
+  t.match(issues, [/^c\.yaml:5:1: defaults: unknown key/, /^c\.yaml:8:3: inbound\["<<"\]: merge keys \(<<\) are not supported: write the keys out/]);
+  t.equal(issues.length, 2, issues.join('\n'));
+});
+
+t.test('a config file over 1 MiB is refused before it is parsed', async (t) => {
+  const dir = t.testdir();
+  const big = join(dir, 'big.yaml');
+  await writeFile(big, `${BASE}# ${'x'.repeat(1024 * 1024)}\n`);
+  t.same(lines((await readYamlSource(big)).issues), [`${big}: the config file is 1.0 MiB; a config may be at most 1 MiB (is this the right file?)`]);
+  const fits = join(dir, 'fits.yaml');
+  await writeFile(fits, `${BASE}# ${'x'.repeat(1000 * 1024)}\n`);
+  t.same((await readYamlSource(fits)).issues, []);
+});
