@@ -1,7 +1,8 @@
 // The admin listener (loopback by default): liveness, readiness, the current identity, the
 // effective config, Prometheus metrics, and POST /reload. It reads state (and asks for a
 // reload) through the AdminState interface and never reaches into the data plane. Requests a
-// web page could make (rebound Host names, cross-origin POSTs) are refused first.
+// web page could make (rebound Host names, cross-origin POSTs) are refused first; a peer on
+// another host gets only liveness, readiness and metrics (remote-access.ts).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import { MeshcarError, listenFailed } from '../errors.js';
 import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { BrowserGuard } from './browser-guard.js';
+import { remoteRefusal } from './remote-access.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
 
 /** A connection with no request in flight and no bytes for this long is closed. */
@@ -71,6 +73,12 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       throw new MeshcarError('forbidden', refusal);
     }
     const path = (req.url ?? '/').split('?')[0] as string;
+    const remote = remoteRefusal(path, req.socket.remoteAddress);
+    if (remote !== undefined) {
+      req.resume();
+      logger.debug({ remote: req.socket.remoteAddress, method: req.method, url: req.url }, `admin request refused: ${remote}`);
+      throw new MeshcarError('forbidden', remote);
+    }
     if (path === '/reload' && state.reload) {
       req.resume(); // a body, if any, is not read
       if (req.method !== 'POST') throw new MeshcarError('method_not_allowed', 'use POST /reload');

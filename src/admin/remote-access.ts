@@ -1,0 +1,26 @@
+// Which admin endpoints answer a peer on another host. The admin port often listens on every
+// address (Kubernetes probes and Prometheus come from outside the pod), and then every pod in
+// the cluster can reach it too: those get the liveness, readiness and metrics endpoints only.
+// The config, the identity, the workers and endpoints views, and POST /reload answer loopback
+// peers alone (the same process namespace: `kubectl exec`, a reloader next to the sidecar),
+// as Linkerd keeps its proxy's shutdown and log-level endpoints to localhost: the config shows
+// the policy and the upstreams, and a reload is a CPU cost any pod could run in a loop.
+
+import { isIPv4 } from 'node:net';
+
+/** What a peer on another host may ask for. */
+const REMOTE_PATHS: ReadonlySet<string> = new Set(['/healthz', '/ready', '/metrics']);
+
+/** 127.0.0.0/8 and ::1, also as an IPv4-mapped IPv6 address. */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIPv4(v4)) return v4.startsWith('127.');
+  return address === '::1';
+}
+
+/** Why the request is refused, or undefined when the peer may have it. */
+export function remoteRefusal(path: string, remoteAddress: string | undefined): string | undefined {
+  if (REMOTE_PATHS.has(path) || isLoopbackAddress(remoteAddress)) return undefined;
+  return `${path} answers only on this host (from a loopback address); from elsewhere the admin port serves ${[...REMOTE_PATHS].join(', ')}`;
+}
