@@ -136,6 +136,8 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
       contentLength = n;
     }
     const prev = headers[name];
+    // two Hosts name two sites: malformed, as nghttp2 (Node's codec) and HTTP/1.1 (RFC 9112 §3.2) have it
+    if (prev !== undefined && name === 'host') return 'duplicate host';
     if (prev === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
     else if (Array.isArray(prev)) prev.push(value);
     else if (!SINGLE_VALUED.has(name)) headers[name] = prev + (name === 'cookie' ? '; ' : ', ') + value;

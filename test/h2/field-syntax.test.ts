@@ -1,9 +1,9 @@
 // What our codec lets through as a request head, over mutual TLS from a raw client: names that
 // are not RFC 9110 tokens (x"a, x(a, x/a, x{a) and values with control characters other than
 // HTAB are stream errors (PROTOCOL_ERROR, counted as malformed_headers) and never reach the
-// handler; `:path: *` goes only with OPTIONS (RFC 9113 §8.3.1); a repeated single-valued field
-// (authorization, content-type, host) keeps its first value, as Node's codec does, where other
-// repeats are joined.
+// handler; `:path: *` goes only with OPTIONS (RFC 9113 §8.3.1); two Hosts are malformed (as
+// nghttp2 has it); a repeated single-valued field (authorization, content-type) keeps its first
+// value, as Node's codec does, where other repeats are joined.
 
 import t from 'tap';
 import { ErrorCode } from '../../src/h2/constants.js';
@@ -33,6 +33,7 @@ t.test('non-token names, control characters, `*` for GET: stream errors; the val
     ...[0x01, 0x08, 0x0b, 0x0c, 0x0e, 0x1f, 0x7f].map((c): [string, Array<[string, string]>] => [`value with 0x${c.toString(16)}`, [...GET, ['x-a', `a${String.fromCharCode(c)}b`]]]),
     [':path * with GET', [[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '*']]],
     [':path not a path', [[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', 'orders']]],
+    ['two Hosts', [...GET, ['host', 'localhost'], ['host', 'b.example']]],
   ];
   const good: Array<[string, Array<[string, string]>]> = [
     ['every tchar', [...GET, ["x-!#$%&'*+.^_`|~09az", 'v']]],
@@ -78,8 +79,6 @@ t.test('a repeated single-valued field keeps its first value; other repeats are 
       ['authorization', 'Bearer second'],
       ['content-type', 'text/plain'],
       ['content-type', 'application/json'],
-      ['host', 'a.example'],
-      ['host', 'b.example'],
       ['accept', 'text/html'],
       ['accept', 'application/json'],
       ['cookie', 'a=1'],
@@ -89,7 +88,6 @@ t.test('a repeated single-valued field keeps its first value; other repeats are 
   await raw.waitFor(answerOf(1), 'the answer');
   t.equal(seen?.authorization, 'Bearer first');
   t.equal(seen?.['content-type'], 'text/plain');
-  t.equal(seen?.host, 'a.example');
   t.equal(seen?.accept, 'text/html, application/json');
   t.equal(seen?.cookie, 'a=1; b=2');
 });

@@ -1,8 +1,8 @@
 // Both HTTP/2 codecs hand the app the same request for the same frames, from a raw HTTP/2
 // caller over mutual TLS: a repeated single-valued field (authorization, content-type,
 // user-agent) keeps its first value, where the meshcar codec used to join them into "a, b", a
-// value neither side sent; other repeats are joined; `:path: *` goes only with OPTIONS
-// (RFC 9113 §8.3.1), a GET with it is reset.
+// value neither side sent; other repeats are joined; two Hosts and `:path: *` with anything
+// but OPTIONS (RFC 9113 §8.3.1) are malformed, the stream reset.
 
 import t from 'tap';
 import { FRONTEND_ID, startInbound } from '../helpers/inbound-fixture.js';
@@ -44,11 +44,15 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal(echoed.headers['user-agent'], 'one');
     t.equal(echoed.headers.accept, 'text/html, application/json');
 
-    raw.write(requestHeaders(3, head('GET', '*')));
-    const rst = await raw.waitFor(on(3, FRAME.RST_STREAM), 'a reset for GET *');
+    raw.write(requestHeaders(3, [...head('GET', '/two-hosts'), ['host', 'orders'], ['host', 'admin']]));
+    const hosts = await raw.waitFor((f) => f.streamId === 3 && (f.type === FRAME.RST_STREAM || f.type === FRAME.HEADERS), 'an answer for two Hosts');
+    t.equal(hosts.type, FRAME.RST_STREAM, 'two Hosts: reset');
+    t.equal(errorCodeOf(hosts), ERROR.PROTOCOL_ERROR);
+    raw.write(requestHeaders(5, head('GET', '*')));
+    const rst = await raw.waitFor(on(5, FRAME.RST_STREAM), 'a reset for GET *');
     t.equal(errorCodeOf(rst), ERROR.PROTOCOL_ERROR, 'GET * is malformed');
-    raw.write(requestHeaders(5, head('OPTIONS', '*')));
-    await raw.waitFor(on(5, FRAME.HEADERS), 'an answer for OPTIONS *');
-    t.notOk(raw.frames.some(on(5, FRAME.RST_STREAM)), 'OPTIONS * is served');
+    raw.write(requestHeaders(7, head('OPTIONS', '*')));
+    await raw.waitFor(on(7, FRAME.HEADERS), 'an answer for OPTIONS *');
+    t.notOk(raw.frames.some(on(7, FRAME.RST_STREAM)), 'OPTIONS * is served');
   });
 }
