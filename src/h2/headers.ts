@@ -1,6 +1,7 @@
 // Header blocks as users see them, and the rules RFC 9113 §8.2–8.3 puts on them. Incoming
 // flat [name, value, ...] lists from HPACK become null-prototype objects (duplicates joined
-// as Node does: set-cookie an array, cookie with "; ", others with ", "), after checking the
+// as Node does: set-cookie an array, cookie with "; ", single-valued fields first wins, others
+// with ", "), after checking the
 // field-name and field-value characters, the pseudo-headers (known, required, no duplicates,
 // none after a regular field, none in trailers), connection-specific fields and `te`. A
 // malformed block is a stream error (PROTOCOL_ERROR), reported as a reason string.
@@ -18,6 +19,31 @@ export const enum HeadKind {
 const DIGITS = /^[0-9]{1,15}$/;
 const STATUS = /^[1-5][0-9][0-9]$/;
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+/**
+ * Fields that carry one value: a repeat is dropped (the first wins), as node:http's
+ * IncomingMessage and Node's http2 do. Joining two with ", " would forge a value neither side
+ * sent (`authorization: a, b`), and the two codecs would hand the app different heads.
+ */
+export const SINGLE_VALUED: ReadonlySet<string> = new Set([
+  'age',
+  'authorization',
+  'content-length',
+  'content-type',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-modified-since',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'referer',
+  'retry-after',
+  'server',
+  'user-agent',
+]);
 
 /** What a field name is, once checked (see nameKind). */
 const enum Kind {
@@ -44,23 +70,35 @@ function nameKind(name: string): Kind {
   return kind;
 }
 
-/** RFC 9113 §8.2.1: no 0x00–0x20, no upper case, no 0x7f–0xff, and a colon only as a pseudo-header's first character. */
+/**
+ * The characters of a field name: RFC 9110 §5.1's token (tchar), less upper case (RFC 9113
+ * §8.2.1). RFC 9113 itself only bars 0x00–0x20, upper case, 0x7f–0xff and colons, but a name
+ * such as `x"a` or `x/a` fits no HTTP/1.1 message, nghttp2 refuses it, and Node's http2 client,
+ * asked to send one, destroys its whole session (every other stream on it too).
+ */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+
+/** A lower-case token, or a colon followed by one (a pseudo-header's name). */
 function validName(name: string): boolean {
   const n = name.length;
-  if (n === 0) return false;
-  for (let i = name.charCodeAt(0) === 0x3a ? 1 : 0; i < n; i++) {
+  const start = name.charCodeAt(0) === 0x3a ? 1 : 0;
+  if (n === start) return false;
+  for (let i = start; i < n; i++) {
     const c = name.charCodeAt(i);
-    if (c <= 0x20 || (c >= 0x41 && c <= 0x5a) || c >= 0x7f || c === 0x3a) return false;
+    if (c >= 0x80 || TCHAR[c] === 0) return false;
   }
   return true;
 }
 
 /**
- * RFC 9113 §8.2.1: no NUL, CR or LF, no leading or trailing space or tab; and nothing above
- * U+00FF, which HPACK's latin1 strings cannot carry (the encoder would throw mid-block, its
- * table then out of step with the peer's).
+ * RFC 9113 §8.2.1: no NUL, CR or LF, no leading or trailing space or tab; no other control
+ * character but HTAB either (RFC 9110 §5.5's field-vchar, as nghttp2 checks: an HTTP/1.1 app
+ * or a Node http2 peer would refuse the field, or drop it unseen); and nothing above U+00FF,
+ * which HPACK's latin1 strings cannot carry (the encoder would throw mid-block, its table then
+ * out of step with the peer's).
  */
-const BAD_VALUE = /[\0\r\n\u0100-\uffff]|^[ \t]|[ \t]$/;
+const BAD_VALUE = /[\0-\x08\n-\x1f\x7f\u0100-\uffff]|^[ \t]|[ \t]$/;
 
 export interface ParsedHead {
   headers: IncomingHeaders;
@@ -98,9 +136,11 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
       contentLength = n;
     }
     const prev = headers[name];
+    // two Hosts name two sites: malformed, as nghttp2 (Node's codec) and HTTP/1.1 (RFC 9112 §3.2) have it
+    if (prev !== undefined && name === 'host') return 'duplicate host';
     if (prev === undefined) headers[name] = name === 'set-cookie' ? [value] : value;
     else if (Array.isArray(prev)) prev.push(value);
-    else headers[name] = prev + (name === 'cookie' ? '; ' : ', ') + value;
+    else if (!SINGLE_VALUED.has(name)) headers[name] = prev + (name === 'cookie' ? '; ' : ', ') + value;
   }
   if (kind === HeadKind.Request) {
     const method = headers[':method'] as string | undefined;
@@ -113,6 +153,9 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
       if (headers[':scheme'] === undefined) return 'missing :scheme';
       const path = headers[':path'] as string | undefined;
       if (path === undefined || path === '') return 'missing or empty :path';
+      // RFC 9113 §8.3.1: an http(s) target is a path, or `*` for OPTIONS only (nghttp2's rule too)
+      const scheme = headers[':scheme'];
+      if ((scheme === 'https' || scheme === 'http') && path.charCodeAt(0) !== 0x2f && (path !== '*' || method !== 'OPTIONS')) return `:path ${JSON.stringify(path)} for ${method}`;
     }
   } else if (kind === HeadKind.Response) {
     const status = headers[':status'] as string | undefined;

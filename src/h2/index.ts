@@ -5,5 +5,5 @@ export { H2Connection, SessionClosingError, type H2ConnectionOptions, type H2Obs
 export { H2Stream, type RespondOptions } from './stream.js';
 export { ErrorCode, errorCodeName, type Settings } from './constants.js';
 export { H2ConnectionError, H2StreamError, type ConnectionCloseReason, type StreamErrorReason } from './errors.js';
-export { InvalidHeaderError, type IncomingHeaders, type OutgoingHeaders } from './headers.js';
+export { InvalidHeaderError, SINGLE_VALUED, type IncomingHeaders, type OutgoingHeaders } from './headers.js';
 export { DEFAULT_LIMITS, type H2Limits } from './limits.js';

@@ -1,35 +1,12 @@
 // A message head as undici hands it over (a flat [name, value, name, value, ...] list of raw
 // Buffers) turned into the headers object the rest of the sidecar speaks: names lower-case,
 // repeated fields combined the way node:http's IncomingMessage combines them, so a response
-// read by undici is forwarded exactly as one read by node:http was.
+// read by undici is forwarded exactly as one read by node:http was. The single-valued set
+// (a repeat dropped, the first wins) is the one our HTTP/2 codec applies to what it decodes.
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { SINGLE_VALUED } from '../h2/index.js';
 import { connectionScoped, isHopByHop } from './hop-by-hop.js';
-
-/**
- * Fields that carry one value: a repeat is dropped (first wins), as node:http does. Combining
- * two Content-Types or Locations with a comma would forge a value neither side sent.
- */
-const SINGLE_VALUED: ReadonlySet<string> = new Set([
-  'age',
-  'authorization',
-  'content-length',
-  'content-type',
-  'etag',
-  'expires',
-  'from',
-  'host',
-  'if-modified-since',
-  'if-unmodified-since',
-  'last-modified',
-  'location',
-  'max-forwards',
-  'proxy-authorization',
-  'referer',
-  'retry-after',
-  'server',
-  'user-agent',
-]);
 
 /** The raw list as an IncomingHttpHeaders: set-cookie an array, other repeats joined with ", ". */
 export function headersOfRaw(raw: readonly (Buffer | string)[]): IncomingHttpHeaders {

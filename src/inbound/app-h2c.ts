@@ -2,6 +2,7 @@
 // other HTTP/2 apps. Response trailers are relayed (grpc-status lives there), and a
 // trailers-only answer (HEADERS with END_STREAM) stays one to an HTTP/2 caller.
 
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
@@ -57,6 +58,11 @@ export class H2cApp implements AppForwarder {
     headers[':scheme'] = 'http';
     headers[':authority'] = exchange.authority ?? this.authority;
     headers.host = undefined; // :authority says it; undefined values are skipped
+    const unsendable = unsendableField(headers);
+    if (unsendable !== undefined) {
+      exchange.fail('bad_request', `header ${JSON.stringify(unsendable)} is not a valid HTTP field (name or value)`);
+      return;
+    }
     const lease = this.pool.acquire();
     let stream: ClientHttp2Stream;
     try {
@@ -84,6 +90,27 @@ export class H2cApp implements AppForwarder {
   close(): void {
     this.pool.close();
   }
+}
+
+/**
+ * The first field Node's http2 client must not be given: a name that is not a token makes it
+ * destroy the whole pooled session (every other caller's stream on it fails), and a value with
+ * a control character it sends as is. A caller's HTTP/2 codec or HTTP/1.1 parser refuses most
+ * such fields first; this keeps one caller's request from ever reaching the shared session.
+ */
+function unsendableField(headers: OutgoingHttpHeaders): string | undefined {
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 0x3a /* ':' */) continue;
+    try {
+      validateHeaderName(name);
+      if (Array.isArray(value)) for (const v of value) validateHeaderValue(name, v);
+      else validateHeaderValue(name, String(value));
+    } catch {
+      return name;
+    }
+  }
+  return undefined;
 }
 
 function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders, flags: number): void {

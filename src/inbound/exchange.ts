@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
+import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
 import { grpcAnswerType, statusFor } from '../http/status.js';
 import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
@@ -174,6 +175,11 @@ export abstract class Exchange {
     // the header says "a sidecar answered this" (the outbound judges the endpoint by it): never
     // the app's word (a list from forwardableResponseList comes without it)
     if (!Array.isArray(headers) && headers['x-meshcar-error'] !== undefined) delete headers['x-meshcar-error'];
+    // a 204 announcing content: an HTTP/2 caller's codec would reset the stream
+    if (bodylessStatus(status)) dropContentLength(headers);
+    // 204 and 304 have no body whatever they announce (RFC 9110 §6.4.1): the answer is complete
+    // now, whatever the app's client makes of a length it announced and never sent
+    if (status === 204 || status === 304) endStream = true;
     let body: boolean;
     try {
       body = this.writeHead(status, headers, endStream, statusMessage, mayHaveTrailers);
@@ -187,12 +193,15 @@ export abstract class Exchange {
     return body;
   }
 
-  /** The app's body ended: ends the response, with the app's trailers if it sent any. */
+  /**
+   * The app's body ended: ends the response, with the app's trailers if it sent any (less those
+   * no trailer may be, or that are not valid fields: one bad field must not cut the response).
+   */
   finish(trailers?: OutgoingHttpHeaders): void {
     if (this.phase !== STREAMING) return;
     this.phase = DONE;
     this.clearIdleTimer();
-    this.writeEnd(trailers);
+    this.writeEnd(trailers === undefined ? undefined : forwardableTrailers(trailers));
   }
 
   /** The app sent 100 Continue (or the schema check wants the body): tell the caller to send it, once. */

@@ -10,6 +10,7 @@ import { constants as h2, type IncomingHttpHeaders, type OutgoingHttpHeaders, ty
 import { MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
 import { sendStreamError } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
 import { pathOnly } from './router.js';
@@ -98,6 +99,7 @@ class H2cAttempt extends Attempt {
       return false;
     }
     const out = forwardableHeaders(head);
+    if (bodylessStatus(status)) dropContentLength(out);
     out[':status'] = status;
     try {
       stream.respond(out, responseEnds(flags) ? RESPOND_END : RESPOND_BODY);
@@ -121,7 +123,7 @@ class H2cAttempt extends Attempt {
   }
 
   upstreamTrailers(trailers: IncomingHttpHeaders): void {
-    this.responseTrailers = forwardableHeaders(trailers);
+    this.responseTrailers = forwardableTrailers(trailers);
   }
 
   requestTrailers(): OutgoingHttpHeaders {

@@ -15,6 +15,7 @@ import type { SchemaResult } from '../metrics/traffic.js';
 import { announcesBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { forwardableFieldList } from '../http/raw-headers.js';
+import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
 import { sendError } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
 import { parseRequestTarget, pathOnly } from './router.js';
@@ -78,6 +79,7 @@ class Http1Attempt extends Attempt {
   protected writeHead(status: number, _head: IncomingHttpHeaders, _flags: number | boolean, raw: readonly string[]): boolean {
     // the decoded list straight to node:http, which writes a list as it is (no object in between)
     const out = forwardableFieldList(raw);
+    if (bodylessStatus(status)) dropContentLength(out);
     if (this.ctx.draining) out.push('connection', 'close');
     try {
       this.res.writeHead(status, out);
@@ -99,7 +101,7 @@ class Http1Attempt extends Attempt {
     // sent only if the response is chunked; with a content-length HTTP/1.1 has nowhere to put them
     if (this.res.destroyed) return;
     try {
-      this.res.addTrailers(forwardableHeaders(trailers) as Record<string, string>);
+      this.res.addTrailers(forwardableTrailers(trailers) as Record<string, string>);
     } catch {
       // an invalid trailer from the upstream is dropped, not fatal
     }

@@ -1,11 +1,15 @@
 // An HTTP/1.1 Upgrade request from the app (WebSocket), carried over its own mutual TLS
 // connection: a tunnel is a long-lived byte stream that would pin an HTTP/2 session's flow
 // control, and HTTP/1.1 Upgrade has no HTTP/2 form our inbound peers must support. We dial the
-// chosen endpoint (same SecureContext, ALPN http/1.1, same SPIFFE check), write the request
-// head, relay whatever answers (101 and onward) and pipe both ways until either side ends.
-// With the upstream's OpenAPI spec, the head is held against it first (schema-check.ts).
+// chosen endpoint (same SecureContext, ALPN http/1.1, same SPIFFE check), send the request
+// head (node:http's client on that socket parses the answer) and, on 101 only, relay the
+// handshake answer and pipe both ways until either side ends. Any other answer is relayed with
+// its body and both connections close: joining them anyway would let the app's next bytes
+// reach the upstream raw, past routing, OpenAPI enforcement and x-request-id. The app's bytes
+// sent after its head wait for the 101 for the same reason. With the upstream's OpenAPI spec,
+// the head is held against it first (schema-check.ts).
 
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
@@ -23,20 +27,33 @@ import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 
 /** Connection-scoped headers that are not part of the upgrade handshake itself. */
 const DROPPED = new Set(['host', 'x-request-id', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'http2-settings']);
-const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})/;
+/** Fields of a non-101 answer that describe the upstream connection or the body's framing on it. */
+const ANSWER_DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer']);
 
 function ignore(): void {}
 
-/** The request head as the upstream will read it: Host is the upstream the app named. */
-function requestHead(req: IncomingMessage, path: string, authority: string, requestId: string): string {
-  let head = `${req.method ?? 'GET'} ${path} HTTP/1.1\r\nHost: ${authority}\r\n`;
+/** The request head as the upstream will read it, as a raw list: Host is the upstream the app named. */
+function requestFields(req: IncomingMessage, authority: string, requestId: string): string[] {
+  const fields = ['Host', authority];
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
     if (DROPPED.has(name.toLowerCase())) continue;
-    head += `${name}: ${raw[i + 1] as string}\r\n`;
+    fields.push(name, raw[i + 1] as string);
   }
-  return `${head}x-request-id: ${requestId}\r\n\r\n`;
+  fields.push('x-request-id', requestId);
+  return fields;
+}
+
+/** A response head as the app reads it, from node:http's parse (`except`: names left out, lower-case). */
+function responseHead(res: IncomingMessage, except?: ReadonlySet<string>): string {
+  let head = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
+  const raw = res.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (except?.has(name.toLowerCase()) !== true) head += `${name}: ${raw[i + 1] as string}\r\n`;
+  }
+  return except === undefined ? `${head}\r\n` : `${head}connection: close\r\n\r\n`;
 }
 
 /** `guards`: the upstreams' OpenAPI checks (by upstream name), which hold the Upgrade's head too. */
@@ -113,19 +130,45 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     up.on('error', (err) => fail(upstreamReset(endpointKey, describeError(err))));
     up.once('close', () => {
       if (exchange.status === 0) fail(upstreamReset(endpointKey, 'the connection closed before a response'));
-      else if (!socket.writableEnded) socket.destroy();
+      else if (exchange.status === 101 && !socket.writableEnded) socket.destroy(); // a refusal's relay ends itself
     });
-    up.write(requestHead(req, target.path, authority as string, exchange.requestId));
-    if (head.length > 0) up.write(head);
-    up.once('data', (first: Buffer) => {
+    // node:http's client on the tunnel's socket: it writes the head and parses the answer (101
+    // or not, and a refusal's body framing) as strictly as any other response
+    const handshake = http.request({
+      createConnection: () => up,
+      method: req.method ?? 'GET',
+      path: target.path,
+      headers: requestFields(req, authority as string, exchange.requestId),
+      setHost: false,
+    });
+    handshake.on('error', (err) => fail(upstreamReset(endpointKey, describeError(err))));
+    handshake.on('upgrade', (res: IncomingMessage, _up: Duplex, upHead: Buffer) => {
       if (timer) clearTimeout(timer);
-      const match = STATUS_LINE.exec(first.toString('latin1', 0, Math.min(first.length, 16)));
-      exchange.status = match ? Number(match[1]) : 502;
+      exchange.status = 101;
       exchange.finish(); // the handshake is the request; the tunnel's lifetime is not its duration
-      socket.write(first);
+      socket.write(responseHead(res));
+      if (upHead.length > 0) socket.write(upHead);
+      if (head.length > 0) up.write(head);
       up.pipe(socket);
       socket.pipe(up);
     });
+    handshake.on('response', (res: IncomingMessage) => {
+      // not switching: relay the answer, then close both; the app's further bytes go nowhere
+      if (timer) clearTimeout(timer);
+      exchange.status = res.statusCode ?? 502;
+      exchange.finish();
+      socket.on('data', ignore); // read and dropped, so the app is never stuck writing to us
+      // a body without a length ends with the connection (no chunked framing is kept)
+      socket.write(responseHead(res, ANSWER_DROPPED));
+      res.pipe(socket, { end: false });
+      res.once('error', ignore); // a body cut short: 'close' below, not complete
+      res.once('close', () => {
+        if (res.complete) socket.end();
+        else socket.destroy();
+        up.destroy();
+      });
+    });
+    handshake.end();
   };
 
   const onOpenFailed = (err: unknown) => {

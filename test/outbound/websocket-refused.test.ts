@@ -1,0 +1,112 @@
+// An upstream that does not switch protocols must not get a tunnel. The upstream here is a raw
+// TLS peer with a certificate from our CA for the upstream's SPIFFE ID: it records every byte
+// per connection and answers /ws with 101, anything else with 200 (Content-Length, or chunked)
+// while keeping its connection open. On a 200 the outbound relays the answer to the app and
+// closes both connections: the app's next bytes (a DELETE it would have liked to send past the
+// outbound's routing and policy) never reach the upstream. The app's bytes sent right after its
+// head wait for a 101.
+
+import t from 'tap';
+import net from 'node:net';
+import tls from 'node:tls';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
+import { makePki, startOutbound, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
+import { waitFor } from '../h2/fixtures/h2-helpers.js';
+
+interface PeerConnection {
+  data: string;
+  closed: boolean;
+}
+
+async function startRawUpstream(pki: Awaited<ReturnType<typeof makePki>>) {
+  const leaf = await pki.issue(UPSTREAM_ID);
+  const connections: PeerConnection[] = [];
+  const server = tls.createServer({ key: leaf.privateKeyPem, cert: leaf.chainPem, ca: pki.bundlePem, ...MTLS_SERVER_OPTIONS, ALPNProtocols: ['http/1.1'] }, (socket) => {
+    const conn: PeerConnection = { data: '', closed: false };
+    connections.push(conn);
+    let answered = false;
+    socket.on('error', () => {});
+    socket.on('close', () => (conn.closed = true));
+    socket.on('data', (chunk: Buffer) => {
+      conn.data += chunk.toString('latin1');
+      if (answered || !conn.data.includes('\r\n\r\n')) return;
+      answered = true;
+      const path = conn.data.split(' ')[1];
+      if (path === '/ws') socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      else if (path === '/chunked') socket.write('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\nX-Why: policy\r\n\r\n5\r\nno ws\r\n0\r\n\r\n');
+      else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Plain: yes\r\n\r\nhello');
+      // and the connection stays open, as a keep-alive server's would
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port, connections };
+}
+
+async function appClient(port: number) {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  let text = '';
+  let closed = false;
+  socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  socket.on('error', () => {});
+  socket.on('close', () => (closed = true));
+  return { socket, text: () => text, closed: () => closed };
+}
+
+const upgrade = (path: string) => `GET ${path} HTTP/1.1\r\nHost: payments\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+const SMUGGLED = 'DELETE /admin HTTP/1.1\r\nHost: payments\r\n\r\n';
+
+t.test('WebSocket upgrade answered without 101', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startRawUpstream(pki);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
+  t.teardown(async () => {
+    await fx.close();
+    upstream.server.close();
+  });
+
+  t.test('200 kept open: the answer is relayed, both connections close, the app’s next bytes go nowhere', async (t) => {
+    const app = await appClient(fx.port);
+    t.teardown(() => app.socket.destroy());
+    app.socket.write(upgrade('/plain') + 'EARLY');
+    await waitFor(() => app.text().includes('hello'), 'the answer at the app');
+    app.socket.write(SMUGGLED);
+    const conn = upstream.connections[0]!;
+    await waitFor(() => (conn.closed && app.closed()) || conn.data.includes('DELETE'), 'both connections closed');
+    t.notMatch(conn.data, /DELETE|EARLY/, 'the upstream saw nothing after the upgrade head');
+    t.equal(conn.data.split('\r\n\r\n')[1], '', 'only the head');
+    t.match(app.text(), /^HTTP\/1\.1 200 OK\r\n/);
+    t.match(app.text(), /\r\nX-Plain: yes\r\n/);
+    t.match(app.text(), /\r\nconnection: close\r\n\r\nhello$/, 'the body, then the end');
+    const record = (await fx.observer.waitForRequests(1)).at(-1);
+    t.match(record, { peer: 'payments', status: 200, method: 'GET', path: '/plain' });
+  });
+
+  t.test('a chunked refusal is relayed whole (its body until the close)', async (t) => {
+    const app = await appClient(fx.port);
+    t.teardown(() => app.socket.destroy());
+    app.socket.write(upgrade('/chunked'));
+    await waitFor(() => app.closed(), 'the app connection closed');
+    t.match(app.text(), /^HTTP\/1\.1 403 Forbidden\r\n/);
+    t.notMatch(app.text(), /transfer-encoding/i, 'no chunked framing kept');
+    t.match(app.text(), /\r\nX-Why: policy\r\nconnection: close\r\n\r\nno ws$/);
+    const conn = upstream.connections[1]!;
+    await waitFor(() => conn.closed, 'the upstream connection closed');
+  });
+
+  t.test('101: the bytes the app sent after its head follow the handshake', async (t) => {
+    const app = await appClient(fx.port);
+    t.teardown(() => app.socket.destroy());
+    app.socket.write(upgrade('/ws') + 'EARLY');
+    await waitFor(() => app.text().includes('\r\n\r\n'), 'the 101 at the app');
+    t.match(app.text(), /^HTTP\/1\.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n$/);
+    const conn = upstream.connections[2]!;
+    await waitFor(() => conn.data.endsWith('\r\n\r\nEARLY'), 'the early bytes at the upstream, after the head');
+    app.socket.write('more');
+    await waitFor(() => conn.data.endsWith('EARLYmore'), 'and the tunnel carries on');
+    t.pass('tunnelled');
+  });
+});
