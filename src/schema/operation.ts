@@ -23,6 +23,8 @@ export interface QueryParam {
   readonly name: string;
   /** The schema is an array: every repeated value is kept (a scalar given twice is refused). */
   readonly array: boolean;
+  /** An array with `explode: false`: one value, its items separated by commas (`ids=1,2,3`). */
+  readonly commaSeparated: boolean;
 }
 
 export interface CompiledOperation {
@@ -30,11 +32,15 @@ export interface CompiledOperation {
   /** The path template as written in the spec: the metric route label. */
   readonly template: string;
   readonly pathParams: ValidateFunction | undefined;
+  /** Path parameters whose schema is an array: style simple, items separated by commas. */
+  readonly arrayPathParams: ReadonlySet<string>;
   readonly query: ValidateFunction | undefined;
   readonly queryParams: readonly QueryParam[];
   readonly headers: ValidateFunction | undefined;
   /** Lower-case names of the declared header parameters. */
   readonly headerNames: readonly string[];
+  /** Lower-case names of the header parameters whose schema is an array (comma-separated items). */
+  readonly arrayHeaderNames: ReadonlySet<string>;
   readonly body: BodyRule | undefined;
 }
 
@@ -44,6 +50,7 @@ interface Parameter {
   readonly required?: unknown;
   readonly schema?: unknown;
   readonly style?: unknown;
+  readonly explode?: unknown;
 }
 
 /**
@@ -89,15 +96,22 @@ export function compileOperation(
     return compileAt(file, at('parameters'), () => compilers.params.compile({ type: 'object', properties: g.properties, required: g.required }));
   };
   // only the checked ones: a parameter in another style is left alone, repeated or not
-  const queryParams = params.filter((p) => p.in === 'query' && typeof p.name === 'string' && interpreted(p)).map((p) => ({ name: p.name as string, array: isArraySchema(p.schema) }));
+  const queryParams = params
+    .filter((p) => p.in === 'query' && typeof p.name === 'string' && interpreted(p))
+    .map((p) => ({ name: p.name as string, array: isArraySchema(p.schema), commaSeparated: isArraySchema(p.schema) && p.explode === false }));
+  // style simple (path, header): an array's items are one value separated by commas, exploded or not
+  const arrayNames = (location: string, lower: boolean) =>
+    new Set(params.filter((p) => p.in === location && typeof p.name === 'string' && interpreted(p) && isArraySchema(p.schema)).map((p) => (lower ? (p.name as string).toLowerCase() : (p.name as string))));
   return {
     method,
     template,
     pathParams: compileGroup('path'),
+    arrayPathParams: arrayNames('path', false),
     query: compileGroup('query'),
     queryParams,
     headers: compileGroup('header'),
     headerNames: Object.keys(group('header', true).properties),
+    arrayHeaderNames: arrayNames('header', true),
     body: compileBody(compilers, file, operation.requestBody, at('requestBody')),
   };
 }

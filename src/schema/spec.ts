@@ -85,7 +85,7 @@ export class CompiledSpec {
     const match = this.match(method, path);
     if (match === undefined) return { operation: undefined, violation: { kind: 'undocumented_operation', message: `${method} ${path} is not an operation of the API` }, body: undefined };
     const op = match.value;
-    if (op.pathParams !== undefined && !op.pathParams(match.params ?? {})) return violation(op, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
+    if (op.pathParams !== undefined && !op.pathParams(splitArrays(match.params ?? {}, op.arrayPathParams))) return violation(op, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
     if (op.query !== undefined) {
       const values = queryValues(op, query);
       if (typeof values === 'string') return violation(op, 'query', `query/${values}: must be given once (it is not an array)`);
@@ -94,6 +94,7 @@ export class CompiledSpec {
     if (op.headers !== undefined) {
       const values: Record<string, unknown> = {};
       for (const name of op.headerNames) if (headers[name] !== undefined) values[name] = headers[name];
+      splitArrays(values, op.arrayHeaderNames);
       if (!op.headers(values)) return violation(op, 'header', describeAjvError('header', op.headers.errors?.[0]));
     }
     const body = op.body;
@@ -127,9 +128,27 @@ function queryValues(op: CompiledOperation, query: string): Record<string, unkno
   for (const p of op.queryParams) {
     const all = search.getAll(p.name);
     if (all.length === 0) continue;
-    if (p.array) values[p.name] = all;
+    if (p.commaSeparated) {
+      if (all.length > 1) return p.name; // explode: false: the items come in one value
+      values[p.name] = commaItems(all[0] as string);
+    } else if (p.array) values[p.name] = all;
     else if (all.length > 1) return p.name;
     else values[p.name] = all[0];
+  }
+  return values;
+}
+
+/** `a, b,c` → ['a', 'b', 'c'] (optional whitespace around the commas, as in a header list). */
+function commaItems(value: string): string[] {
+  return value.split(',').map((item) => item.trim());
+}
+
+/** Each named value (style simple: a string, or a header Node already joined) as its comma-separated items. */
+function splitArrays(values: Record<string, unknown>, names: ReadonlySet<string>): Record<string, unknown> {
+  if (names.size === 0) return values;
+  for (const name of names) {
+    const value = values[name];
+    if (typeof value === 'string') values[name] = commaItems(value);
   }
   return values;
 }

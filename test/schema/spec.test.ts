@@ -71,6 +71,27 @@ t.test('a query parameter that is not an array, given more than once, is refused
   t.equal(query('sort=a&sort=b'), undefined, 'a parameter in a style not interpreted is left alone, repeated or not');
 });
 
+t.test('arrays in one value: a query array with explode: false, path and header arrays (style simple) are split at their commas', async (t) => {
+  const dir = t.testdir({
+    'api.yaml':
+      'openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths:\n  /items/{ids}:\n    get:\n      parameters:\n' +
+      '        - {name: ids, in: path, required: true, schema: {type: array, items: {type: integer}, maxItems: 3}}\n' +
+      '        - {name: tags, in: query, explode: false, schema: {type: array, items: {type: string, enum: [a, b, c]}}}\n' +
+      '        - {name: X-Codes, in: header, schema: {type: array, items: {type: integer, maximum: 99}}}\n' +
+      '      responses: {"200": {description: ok}}\n',
+  });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const check = (path: string, query = '', headers: Record<string, string> = {}) => spec.check('GET', path, query, headers, false).violation;
+  t.equal(check('/items/1,2,3'), undefined, 'path: 1,2,3 is three integers');
+  t.same(check('/items/1,x'), { kind: 'path', message: 'path/ids/1: must be integer' }, 'path: every item is checked');
+  t.same(check('/items/1,2,3,4'), { kind: 'path', message: 'path/ids: must NOT have more than 3 items' }, 'path: the items are counted');
+  t.equal(check('/items/1', 'tags=a,b'), undefined, 'query (explode: false): a,b is two items');
+  t.same(check('/items/1', 'tags=a,zz'), { kind: 'query', message: 'query/tags/1: must be one of "a", "b", "c"' }, 'query: every item is checked');
+  t.same(check('/items/1', 'tags=a&tags=b'), { kind: 'query', message: 'query/tags: must be given once (it is not an array)' }, 'query (explode: false): the items come in one value, not repeated');
+  t.equal(check('/items/1', '', { 'x-codes': '1, 2,3' }), undefined, 'header: 1, 2,3 is three integers');
+  t.same(check('/items/1', '', { 'x-codes': '1,100' }), { kind: 'header', message: 'header/x-codes/1: must be <= 99' }, 'header: every item is checked');
+});
+
 t.test('a gRPC method is a POST operation; its framed body (application/grpc+json too) is never validated as one JSON document', async (t) => {
   const dir = t.testdir({
     'api.yaml':
