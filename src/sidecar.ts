@@ -5,7 +5,7 @@
 
 import type { Logger } from 'pino';
 import { loadSidecarConfig, type SidecarConfig } from './config/sidecar-config.js';
-import { planReload, type ReloadPlan } from './config/reload-plan.js';
+import { planReload, type IdentityKey, type ReloadPlan } from './config/reload-plan.js';
 import { redactConfig } from './config/freeze.js';
 import { effectiveYamlView } from './config/effective-yaml.js';
 import { ConfigError, formatIssue } from './config/issues.js';
@@ -37,6 +37,11 @@ async function settledOrThrow<T extends readonly unknown[]>(promises: T): Promis
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
+}
+
+/** Why a reload that changes `trustDomain` or `service` is refused, and what to do instead. */
+function identityChangeMessage(file: string, key: IdentityKey, running: string, next: string): string {
+  return `${file}: ${key}: changed from ${running} to ${next}, which needs a restart, and the live keys in this file (inbound.authorize, outbound.upstreams) are checked against it; nothing was applied. Restart the sidecar to run this file, or put ${key} back to ${running} to reload the rest`;
 }
 
 export interface SidecarAddresses {
@@ -181,7 +186,8 @@ export class Sidecar {
    * issues are logged one per line, as `meshcar check` prints them. A valid one applies the
    * live parts (admin.hosts, inbound.authorize, inbound.rateLimit, outbound.upstreams, log.level, log.access, metrics.requests, drainTimeout) to new
    * requests; requests in flight and open sessions are untouched. Every other change is logged
-   * as needing a restart and keeps its running value. Two reloads never run at once.
+   * as needing a restart and keeps its running value, except a change of trustDomain or service:
+   * that file is refused whole (IDENTITY_KEYS). Two reloads never run at once.
    */
   reload(): Promise<ReloadResult> {
     const run = this.reloads.then(() => this.reloadOnce());
@@ -200,6 +206,8 @@ export class Sidecar {
       return reportRefused(report, err instanceof ConfigError && err.issues.length > 0 ? err.issues.map(formatIssue) : [`${this.configFile}: ${describeError(err)}`]);
     }
     const plan = planReload(this.current, next);
+    // a file for another identity is refused whole (see IDENTITY_KEYS): nothing of it applies
+    if (plan.identityChanged.length > 0) return reportRefused(report, plan.identityChanged.map((key) => identityChangeMessage(this.configFile, key, this.current[key], next[key])));
     // the specs are read again on every reload (a spec file may change while the config does
     // not); one that fails keeps the whole running config, specs included
     let guards: Guards;

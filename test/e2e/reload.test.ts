@@ -122,6 +122,37 @@ t.test('a broken file changes nothing', async (t) => {
   });
 });
 
+t.test('a file for another trust domain or service is refused whole: 400, nothing applied, callers still allowed', async (t) => {
+  const { orders, frontend } = await pair();
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
+  const call = () => request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } });
+  t.equal((await call()).status, 200);
+  const original = await readFile(orders.configFile, 'utf8');
+  const configBefore = (await orders.admin('/config')).body;
+
+  // consistent on its own: the live keys name SPIFFE IDs in the new trust domain
+  await editConfig(orders, 'trustDomain: mesh.local', 'trustDomain: other.local');
+  await editConfig(orders, 'spiffe://mesh.local/svc/frontend', 'spiffe://other.local/svc/frontend');
+  await editConfig(orders, 'level: info', 'level: debug');
+  const res = await postReload(orders.adminPort);
+  t.equal(res.status, 400, res.body);
+  t.match(res.type, /application\/json/);
+  const body = JSON.parse(res.body) as { error: string; message: string };
+  t.equal(body.error, 'config_invalid');
+  t.match(body.message, `${orders.configFile}: trustDomain: changed from mesh.local to other.local, which needs a restart`);
+  t.match(body.message, /nothing was applied/);
+  t.equal((await orders.admin('/config')).body, configBefore, '/config is unchanged: authorize, log level and all');
+  t.equal((await call()).status, 200, 'the caller in the running trust domain is still allowed');
+
+  await writeFile(orders.configFile, original.replace('service: orders', 'service: billing'));
+  const service = await hangUp(orders);
+  t.match(service.msg, /config reload failed/, 'SIGHUP: the same refusal');
+  t.ok(orders.process.lines.some((line) => line.component === 'reload' && String(line.msg).startsWith(`${orders.configFile}: service: changed from orders to billing`)), 'logged, naming service');
+  t.equal((await orders.admin('/config')).body, configBefore);
+  await writeFile(orders.configFile, original);
+  t.equal((await postReload(orders.adminPort)).status, 200, 'the file put back reloads');
+});
+
 t.test('SIGHUP with a new policy: the next request sees it, in-flight requests and sessions carry on', async (t) => {
   const { orders, frontend } = await pair();
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
