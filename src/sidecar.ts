@@ -85,8 +85,10 @@ export class Sidecar {
   private starting: Promise<unknown> | undefined;
   /** The OpenAPI guards in force (for the discovery document's documented operations). */
   private guards: Guards = { inbound: undefined, upstreams: new Map() };
-  /** Reloads run one after the other. */
-  private reloads: Promise<unknown> = Promise.resolve();
+  /** The reload running now, if any. */
+  private reloadRunning: Promise<ReloadResult> | undefined;
+  /** The one reload waiting for it: every request that comes meanwhile shares it (see reload()). */
+  private reloadQueued: Promise<ReloadResult> | undefined;
 
   constructor(config: SidecarConfig, private readonly logger: Logger, readonly metrics = new Metrics(), private readonly options: SidecarOptions = {}) {
     this.current = config;
@@ -187,11 +189,32 @@ export class Sidecar {
    * live parts (admin.hosts, inbound.authorize, inbound.rateLimit, outbound.upstreams, log.level, log.access, metrics.requests, drainTimeout) to new
    * requests; requests in flight and open sessions are untouched. Every other change is logged
    * as needing a restart and keeps its running value, except a change of trustDomain or service:
-   * that file is refused whole (IDENTITY_KEYS). Two reloads never run at once.
+   * that file is refused whole (IDENTITY_KEYS). Two reloads never run at once, and requests
+   * never pile up: one that comes while a reload runs waits for the next one, which starts
+   * when the running one ends and reads the file then; everything asked for meanwhile shares
+   * it and its answer. A storm of N requests costs two reloads, not N (each reads the file and
+   * every spec, and blocks the event loop while it parses them).
    */
   reload(): Promise<ReloadResult> {
-    const run = this.reloads.then(() => this.reloadOnce());
-    this.reloads = run.catch(() => undefined);
+    const running = this.reloadRunning;
+    if (!running && !this.reloadQueued) return this.startReload();
+    this.logger.debug({ component: 'reload' }, 'reload asked for while one runs: joins the next one');
+    this.reloadQueued ??= Promise.resolve(running)
+      .catch(() => undefined)
+      .then(() => {
+        this.reloadQueued = undefined;
+        return this.startReload();
+      });
+    return this.reloadQueued;
+  }
+
+  private startReload(): Promise<ReloadResult> {
+    const run = this.reloadOnce();
+    this.reloadRunning = run;
+    const done = () => {
+      if (this.reloadRunning === run) this.reloadRunning = undefined;
+    };
+    run.then(done, done);
     return run;
   }
 
