@@ -9,7 +9,7 @@ CERTS ?= certs
 SERVICE ?=
 # TTL: lifetime of what make cert or make token makes (defaults: 24h for a certificate, 1h for a token)
 TTL ?=
-# FORCE=1: let make ca and make cert replace what is already there
+# FORCE=1: let make ca and make cert replace what is already there, and make clean remove certs/
 FORCE ?=
 
 .PHONY: setup tools tools-demo build test demo ca cert token clean bench-ca bench-metrics bench-identity image
@@ -127,7 +127,9 @@ bench-ca: build
 bench-metrics: build
 	node bench/metrics-scrape.mjs
 
-## clean: remove build output and generated certificates (keeps certs/README.md)
+## clean: remove build output; $(CERTS)/ (the CA, SVIDs, tokens) is kept, as make ca keeps a CA (FORCE=1 removes it too, but certs/README.md)
 clean:
 	rm -rf dist .tap
-	find certs -mindepth 1 ! -name README.md -exec rm -rf {} +
+	@if [ "$(FORCE)" = 1 ]; then find $(CERTS) -mindepth 1 ! -name README.md -exec rm -rf {} +; \
+	elif [ -n "$$(find $(CERTS) -mindepth 1 ! -name README.md -print -quit 2>/dev/null)" ]; then \
+	  echo "make clean: $(CERTS)/ is kept (it holds the CA and the certificates it issued); FORCE=1 make clean removes it too" >&2; fi

@@ -5,7 +5,7 @@
 
 import type { Logger } from 'pino';
 import { loadSidecarConfig, type SidecarConfig } from './config/sidecar-config.js';
-import { planReload, type ReloadPlan } from './config/reload-plan.js';
+import { planReload, type IdentityKey, type ReloadPlan } from './config/reload-plan.js';
 import { redactConfig } from './config/freeze.js';
 import { effectiveYamlView } from './config/effective-yaml.js';
 import { ConfigError, formatIssue } from './config/issues.js';
@@ -37,6 +37,11 @@ async function settledOrThrow<T extends readonly unknown[]>(promises: T): Promis
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
+}
+
+/** Why a reload that changes `trustDomain` or `service` is refused, and what to do instead. */
+function identityChangeMessage(file: string, key: IdentityKey, running: string, next: string): string {
+  return `${file}: ${key}: changed from ${running} to ${next}, which needs a restart, and the live keys in this file (inbound.authorize, outbound.upstreams) are checked against it; nothing was applied. Restart the sidecar to run this file, or put ${key} back to ${running} to reload the rest`;
 }
 
 export interface SidecarAddresses {
@@ -80,8 +85,10 @@ export class Sidecar {
   private starting: Promise<unknown> | undefined;
   /** The OpenAPI guards in force (for the discovery document's documented operations). */
   private guards: Guards = { inbound: undefined, upstreams: new Map() };
-  /** Reloads run one after the other. */
-  private reloads: Promise<unknown> = Promise.resolve();
+  /** The reload running now, if any. */
+  private reloadRunning: Promise<ReloadResult> | undefined;
+  /** The one reload waiting for it: every request that comes meanwhile shares it (see reload()). */
+  private reloadQueued: Promise<ReloadResult> | undefined;
 
   constructor(config: SidecarConfig, private readonly logger: Logger, readonly metrics = new Metrics(), private readonly options: SidecarOptions = {}) {
     this.current = config;
@@ -181,11 +188,33 @@ export class Sidecar {
    * issues are logged one per line, as `meshcar check` prints them. A valid one applies the
    * live parts (admin.hosts, inbound.authorize, inbound.rateLimit, outbound.upstreams, log.level, log.access, metrics.requests, drainTimeout) to new
    * requests; requests in flight and open sessions are untouched. Every other change is logged
-   * as needing a restart and keeps its running value. Two reloads never run at once.
+   * as needing a restart and keeps its running value, except a change of trustDomain or service:
+   * that file is refused whole (IDENTITY_KEYS). Two reloads never run at once, and requests
+   * never pile up: one that comes while a reload runs waits for the next one, which starts
+   * when the running one ends and reads the file then; everything asked for meanwhile shares
+   * it and its answer. A storm of N requests costs two reloads, not N (each reads the file and
+   * every spec, and blocks the event loop while it parses them).
    */
   reload(): Promise<ReloadResult> {
-    const run = this.reloads.then(() => this.reloadOnce());
-    this.reloads = run.catch(() => undefined);
+    const running = this.reloadRunning;
+    if (!running && !this.reloadQueued) return this.startReload();
+    this.logger.debug({ component: 'reload' }, 'reload asked for while one runs: joins the next one');
+    this.reloadQueued ??= Promise.resolve(running)
+      .catch(() => undefined)
+      .then(() => {
+        this.reloadQueued = undefined;
+        return this.startReload();
+      });
+    return this.reloadQueued;
+  }
+
+  private startReload(): Promise<ReloadResult> {
+    const run = this.reloadOnce();
+    this.reloadRunning = run;
+    const done = () => {
+      if (this.reloadRunning === run) this.reloadRunning = undefined;
+    };
+    run.then(done, done);
     return run;
   }
 
@@ -200,6 +229,8 @@ export class Sidecar {
       return reportRefused(report, err instanceof ConfigError && err.issues.length > 0 ? err.issues.map(formatIssue) : [`${this.configFile}: ${describeError(err)}`]);
     }
     const plan = planReload(this.current, next);
+    // a file for another identity is refused whole (see IDENTITY_KEYS): nothing of it applies
+    if (plan.identityChanged.length > 0) return reportRefused(report, plan.identityChanged.map((key) => identityChangeMessage(this.configFile, key, this.current[key], next[key])));
     // the specs are read again on every reload (a spec file may change while the config does
     // not); one that fails keeps the whole running config, specs included
     let guards: Guards;

@@ -1,16 +1,20 @@
 // The make targets a new user runs for their own services: TTL is honoured by make token and
 // make cert, make cert refuses to overwrite a folder without FORCE=1, and make ca says FORCE=1
-// (make cannot pass --force). `-o build` takes the build as done: the test runs dist/ as built.
+// (make cannot pass --force), and make clean keeps the CA unless FORCE=1. `-o build` takes the
+// build as done: the test runs dist/ as built.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readTokenClaims } from '../src/identity/token-claims.js';
 
-function make(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+const MAKEFILE = new URL('../Makefile', import.meta.url).pathname;
+
+/** `cwd`: run the repository's Makefile in another folder (make clean there removes that folder's dist/, not ours). */
+function make(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('make', ['--no-print-directory', '-o', 'build', ...args], (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+    execFile('make', ['--no-print-directory', '-f', MAKEFILE, '-o', 'build', ...args], { ...(cwd ? { cwd } : {}) }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
   });
 }
 
@@ -43,4 +47,20 @@ t.test('make ca, cert and token for your own services', async (t) => {
   t.equal((await make(['cert', 'SERVICE=orders', 'FORCE=1', ...vars])).code, 0);
   t.not(await readFile(join(dir, 'orders', 'svid.crt'), 'utf8'), cert, 'FORCE=1 replaces it');
   t.ok((await stat(join(dir, 'orders', 'svid.key'))).isFile());
+});
+
+t.test('make clean keeps certs/ (the CA) as make ca does; FORCE=1 removes it but certs/README.md', async (t) => {
+  const dir = t.testdir({ dist: { 'cli.js': '' }, '.tap': { x: '' }, certs: { 'README.md': 'keep', ca: { 'root.key': 'key' }, 'orders.token': 't' } });
+  const exists = (path: string) => access(join(dir, path)).then(() => true, () => false);
+  const clean = await make(['clean'], dir);
+  t.equal(clean.code, 0, clean.stderr);
+  t.same([await exists('dist'), await exists('.tap')], [false, false], 'build output removed');
+  t.same([await exists('certs/ca/root.key'), await exists('certs/orders.token')], [true, true], 'the CA and tokens are kept');
+  t.match(clean.stderr, /certs\/ is kept .*FORCE=1 make clean removes it too/, 'and it says how to remove them');
+  const forced = await make(['clean', 'FORCE=1'], dir);
+  t.equal(forced.code, 0, forced.stderr);
+  t.same([await exists('certs/ca'), await exists('certs/orders.token'), await exists('certs/README.md')], [false, false, true], 'FORCE=1: removed, but certs/README.md');
+  await mkdir(join(dir, 'dist'));
+  await writeFile(join(dir, 'dist', 'cli.js'), '');
+  t.notMatch((await make(['clean'], dir)).stderr, /kept/, 'nothing to keep: nothing said');
 });

@@ -1,6 +1,7 @@
 // What a reload does with a new config: the keys a running sidecar changes live, the effective
 // config (the new file's live parts over the running one), and the key paths, named as in the
-// YAML, that differ between two configs (applied, or waiting for a restart).
+// YAML, that differ between two configs (applied, or waiting for a restart), and whether the
+// file changes the sidecar's identity (then a reload refuses it whole).
 
 import { deepFreeze } from './freeze.js';
 import type { InboundConfig } from './inbound-config.js';
@@ -15,10 +16,24 @@ export interface ReloadPlan {
   readonly applied: readonly string[];
   /** Key paths that changed but keep their running value until a restart. */
   readonly restartRequired: readonly string[];
+  /** IDENTITY_KEYS that changed: the whole file is refused (see IDENTITY_KEYS). */
+  readonly identityChanged: readonly IdentityKey[];
 }
 
 /** The keys a running sidecar can change without a restart (YAML key paths). */
 export const LIVE_RELOAD_KEYS = ['admin.hosts', 'inbound.authorize', 'inbound.rateLimit', 'inbound.timeout', 'inbound.idleTimeout', 'inbound.routes', 'inbound.openapi', 'outbound.upstreams', 'log.level', 'log.access', 'metrics.requests', 'drainTimeout'] as const;
+
+/**
+ * Restart-only keys that live keys are checked against: `trustDomain` (every SPIFFE ID in
+ * `inbound.authorize` and `outbound.upstreams.*.identity` must be in it) and `service` (the
+ * sidecar's own SPIFFE ID). A file that changes one was written for another identity; its live
+ * keys applied under the running one deny every caller or never match an upstream, and /config
+ * would show a config `meshcar check` rejects. So such a file is refused whole, as Envoy NACKs
+ * an xDS update with any invalid part and keeps the last good one, and as Linkerd ties a
+ * proxy's identity to its lifetime: a new identity means a restart, never a half reload.
+ */
+export const IDENTITY_KEYS = ['trustDomain', 'service'] as const;
+export type IdentityKey = (typeof IDENTITY_KEYS)[number];
 
 /**
  * Takes the live parts of `next` (admin host names, authorization rules, rate limits, inbound timeouts, outbound upstreams, log level and
@@ -32,7 +47,8 @@ export function planReload(running: SidecarConfig, next: SidecarConfig): ReloadP
   // admin.hosts is live; admin.listen is not
   const admin = { ...running.admin, hosts: next.admin.hosts };
   const effective = deepFreeze({ ...running, admin, inbound, ...(outbound ? { outbound } : {}), log: next.log, metrics: next.metrics, drainTimeoutMs: next.drainTimeoutMs });
-  return { effective, applied: changedPaths(running, effective), restartRequired: changedPaths(effective, next) };
+  const identityChanged = IDENTITY_KEYS.filter((key) => running[key] !== next[key]);
+  return { effective, applied: changedPaths(running, effective), restartRequired: changedPaths(effective, next), identityChanged };
 }
 
 function liveInbound(running: InboundConfig, next: InboundConfig): InboundConfig {

@@ -1,10 +1,13 @@
 // Reads an OpenAPI 3.0/3.1 spec (YAML or JSON) with the OpenAPI parser: parsed, validated
 // against the OpenAPI schema and every $ref resolved, so the compiler sees one plain tree.
-// Remote $refs are not followed: a sidecar must not fetch anything to start or reload.
+// Remote $refs are not followed: a sidecar must not fetch anything to start or reload. Every
+// file (the spec and the files its $refs name) is read and parsed by spec-file.ts, within its
+// size and YAML alias limits; the OpenAPI parser gets the spec as a parsed object.
 
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { describeError } from '../errors.js';
 import { SpecError } from './spec-error.js';
+import { parseSpecText, readSpecBytes, SpecFileError, specFileReader } from './spec-file.js';
 
 /** The parts of an OpenAPI document the sidecar reads; everything else is kept as is. */
 export interface OpenApiDocument {
@@ -23,10 +26,16 @@ interface ValidationDetail {
 /** The dereferenced document, or a SpecError naming the file and the JSON pointer at fault. */
 export async function loadSpecDocument(file: string): Promise<OpenApiDocument> {
   let api: unknown;
+  const reader = specFileReader();
   try {
-    api = await SwaggerParser.validate(file, { resolve: { http: false }, dereference: { circular: false } } as SwaggerParser.Options);
+    const parsed = parseSpecText(file, await readSpecBytes(file));
+    // not a map: the OpenAPI parser would take a string for a path to read
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return notAnOpenApiDocument(file);
+    // `file` stays the base that relative $refs resolve against
+    api = await SwaggerParser.validate(file, parsed as Parameters<typeof SwaggerParser.validate>[0] & object, { ...reader.plugins, dereference: { circular: false } } as unknown as SwaggerParser.Options);
   } catch (err) {
-    throw asSpecError(file, err);
+    // a file a $ref names, refused by the reader: its own words, naming that file
+    throw asSpecError(file, reader.refusal() ?? err);
   }
   const doc = api as OpenApiDocument;
   if (typeof doc.openapi !== 'string' || !/^3\.[01]\./.test(doc.openapi)) {
@@ -35,7 +44,14 @@ export async function loadSpecDocument(file: string): Promise<OpenApiDocument> {
   return doc;
 }
 
+function notAnOpenApiDocument(file: string): never {
+  throw new SpecError(file, '', 'is not an OpenAPI document (its top level is not a map)');
+}
+
 function asSpecError(file: string, err: unknown): SpecError {
+  if (err instanceof SpecError) return err;
+  // the spec file itself too large, or its YAML refused (aliases, syntax): says so about the whole file
+  if (err instanceof SpecFileError) return new SpecError(file, '', err.message);
   const e = err as { code?: string; parentPath?: string; details?: ValidationDetail[]; message?: string };
   // a $ref to nowhere: the parser names the node that holds it
   if (typeof e.parentPath === 'string') return new SpecError(file, e.parentPath.replace(/^#/, ''), describeError(err));

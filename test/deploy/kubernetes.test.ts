@@ -9,14 +9,14 @@
 
 import t from 'tap';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigMap, PersistentVolumeClaim, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
-import { normalized, readDocuments, renderKustomization, type KubeObject } from '../helpers/kustomize.js';
+import { normalized, podSpec, readDocuments, renderKustomization, type KubeObject } from '../helpers/kustomize.js';
 import { checkCa, checkDiscovery, checkPodMonitor, checkSidecarPod, removeTempFiles, sidecarPods } from '../helpers/kube-sidecars.js';
 
 const ROOT = new URL('../../config/kubernetes/', import.meta.url).pathname;
@@ -172,4 +172,13 @@ t.test('the CA: one replica, its folder on the claim, its Service name in its ce
 t.test('the PodMonitor scrapes the admin port of every pod with a sidecar', async (t) => {
   checkPodMonitor(t, rendered.get('prometheus-operator') as KubeObject[], base);
   checkPodMonitor(t, rendered.get('prometheus-operator') as KubeObject[], files);
+});
+
+t.test('a preStop sleep action in the manifests: the README says which Kubernetes it needs', async (t) => {
+  const containers = [...rendered.values()].flat().flatMap((o) => (podSpec(o)?.containers ?? []) as Array<{ lifecycle?: { preStop?: { sleep?: unknown } } }>);
+  const sleeps = containers.filter((c) => c.lifecycle?.preStop?.sleep !== undefined);
+  t.ok(sleeps.length > 0, `${sleeps.length} containers pause with preStop sleep`);
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## Kubernetes'), readme.indexOf('\n## ', readme.indexOf('\n## Kubernetes') + 5));
+  t.match(section.replace(/\s+/g, ' '), /`preStop` `sleep` action needs Kubernetes 1\.30 or later; on 1\.29 it is alpha, behind the `PodLifecycleSleepAction` feature gate/);
 });

@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
-import { LIVE_RELOAD_KEYS, planReload } from '../../src/config/reload-plan.js';
+import { IDENTITY_KEYS, LIVE_RELOAD_KEYS, planReload } from '../../src/config/reload-plan.js';
 
 const README = new URL('../../README.md', import.meta.url);
 
@@ -70,6 +70,7 @@ t.test('the README lists exactly what the reload planner applies live', async (t
   const restart = [...keysBetween(section, 'Any other change', 'is logged'), 'inbound.listen', 'outbound.listen'];
   t.ok(live.length >= 8 && restart.length >= 6, `lists found (live: ${live.join(', ')}; restart: ${restart.join(', ')})`);
   t.same([...live].sort(), [...LIVE_RELOAD_KEYS].sort(), 'the live list is LIVE_RELOAD_KEYS');
+  t.same(keysBetween(section, 'A file that changes', 'is refused whole').sort(), [...IDENTITY_KEYS].sort(), 'the keys that refuse a reload are IDENTITY_KEYS');
 
   const dir = t.testdir();
   await writeFile(join(dir, 'base.yaml'), stringify(BASE));
@@ -89,5 +90,11 @@ t.test('the README lists exactly what the reload planner applies live', async (t
     const waiting = plan.restartRequired.filter((p) => under(p, key));
     if (expected === 'live') t.ok(applied.length > 0 && waiting.length === 0, `${key}: README says live; planner applied ${JSON.stringify(plan.applied)}, restart ${JSON.stringify(plan.restartRequired)}`);
     else t.ok(waiting.length > 0 && applied.length === 0, `${key}: README says restart; planner applied ${JSON.stringify(plan.applied)}, restart ${JSON.stringify(plan.restartRequired)}`);
+  }
+  for (const key of IDENTITY_KEYS) {
+    const next: Yaml = structuredClone(BASE);
+    CHANGES[key]?.(next);
+    await writeFile(join(dir, 'next.yaml'), stringify(next));
+    t.same(planReload(running, await loadSidecarConfig(join(dir, 'next.yaml'))).identityChanged, [key], `${key}: README says the file is refused; the planner says so`);
   }
 });

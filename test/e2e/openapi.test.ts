@@ -14,6 +14,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import { startOrdersApp } from '../../src/demo/apps.js';
 import { request } from '../helpers/apps.js';
 import { metricValue, startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { ALIAS_BOMB } from '../helpers/specs.js';
 
 const SPEC = resolve('config/orders.openapi.yaml');
 const KEY = 'idem-0001';
@@ -211,6 +212,25 @@ t.test('a reload with a broken spec is refused and keeps the running spec', asyn
   await call(BAD[0] as Call, 'after-broken');
   t.same(received, ['GET /orders/abc'], 'still shadow');
   t.equal(await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'path'), before + 1, 'still checked against the old spec');
+});
+
+t.test('a reload with a YAML alias bomb in the spec answers 400 at once; the sidecar keeps serving', async (t) => {
+  const bomb = join(ca.dir, 'bomb.openapi.yaml');
+  await writeFile(bomb, ALIAS_BOMB);
+  const before = await readFile(orders.configFile, 'utf8');
+  const inboundSpec = /(openapi: \{spec: )[^,]+/;
+  if (!inboundSpec.test(before)) throw new Error('no inbound spec in the orders config');
+  await writeFile(orders.configFile, before.replace(inboundSpec, `$1${bomb}`));
+  t.teardown(() => writeFile(orders.configFile, before));
+  const started = Date.now();
+  // bounded: without the alias limit the sidecar expands 10^9 nodes and never answers
+  const reload = await Promise.race([postReload(orders.adminPort), new Promise<{ status: number; body: string }>((done) => setTimeout(() => done({ status: 0, body: 'no answer within 10 s' }), 10_000).unref())]);
+  t.equal(reload.status, 400, reload.body);
+  t.ok(Date.now() - started < 2_000, `answered in ${Date.now() - started} ms`);
+  t.match(JSON.parse(reload.body).message, `${orders.configFile}: inbound.openapi.spec: ${bomb}: its YAML aliases (*name) expand to far more than the file holds`);
+  t.equal((await orders.admin('/healthz')).status, 200, '/healthz answers');
+  const res = await call(GOOD[0] as Call, 'after-bomb');
+  t.equal(res.status, 200, 'still serving, on the running spec');
 });
 
 t.test('outbound enforce: the call is refused before it leaves; orders never sees it', async (t) => {

@@ -122,6 +122,37 @@ t.test('a broken file changes nothing', async (t) => {
   });
 });
 
+t.test('a file for another trust domain or service is refused whole: 400, nothing applied, callers still allowed', async (t) => {
+  const { orders, frontend } = await pair();
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
+  const call = () => request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } });
+  t.equal((await call()).status, 200);
+  const original = await readFile(orders.configFile, 'utf8');
+  const configBefore = (await orders.admin('/config')).body;
+
+  // consistent on its own: the live keys name SPIFFE IDs in the new trust domain
+  await editConfig(orders, 'trustDomain: mesh.local', 'trustDomain: other.local');
+  await editConfig(orders, 'spiffe://mesh.local/svc/frontend', 'spiffe://other.local/svc/frontend');
+  await editConfig(orders, 'level: info', 'level: debug');
+  const res = await postReload(orders.adminPort);
+  t.equal(res.status, 400, res.body);
+  t.match(res.type, /application\/json/);
+  const body = JSON.parse(res.body) as { error: string; message: string };
+  t.equal(body.error, 'config_invalid');
+  t.match(body.message, `${orders.configFile}: trustDomain: changed from mesh.local to other.local, which needs a restart`);
+  t.match(body.message, /nothing was applied/);
+  t.equal((await orders.admin('/config')).body, configBefore, '/config is unchanged: authorize, log level and all');
+  t.equal((await call()).status, 200, 'the caller in the running trust domain is still allowed');
+
+  await writeFile(orders.configFile, original.replace('service: orders', 'service: billing'));
+  const service = await hangUp(orders);
+  t.match(service.msg, /config reload failed/, 'SIGHUP: the same refusal');
+  t.ok(orders.process.lines.some((line) => line.component === 'reload' && String(line.msg).startsWith(`${orders.configFile}: service: changed from orders to billing`)), 'logged, naming service');
+  t.equal((await orders.admin('/config')).body, configBefore);
+  await writeFile(orders.configFile, original);
+  t.equal((await postReload(orders.adminPort)).status, 200, 'the file put back reloads');
+});
+
 t.test('SIGHUP with a new policy: the next request sees it, in-flight requests and sessions carry on', async (t) => {
   const { orders, frontend } = await pair();
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
@@ -282,6 +313,52 @@ t.test('reloads are counted by result, and two at once are serialized', async (t
   t.equal(await count('failure'), 1);
   const outcomes = orders.process.lines.filter((line) => line.component === 'reload' && (line.msg === 'config reloaded' || String(line.msg).startsWith('config reload failed')));
   t.equal(outcomes.length, 4, 'one outcome per reload');
+});
+
+t.test('a storm of POST /reload costs at most two reloads, and every request gets the answer', async (t) => {
+  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` } });
+  t.teardown(() => orders.stop());
+  const N = 20;
+  const pid = orders.process.child.pid as number;
+  const file = orders.configFile;
+  // debug level: a request that joins a waiting reload says so, the test's evidence that it arrived
+  await editConfig(orders, 'level: info', 'level: debug');
+  await hangUp(orders);
+  const text = await readFile(file, 'utf8');
+  const outcomes = () => orders.process.lines.filter((line) => line.component === 'reload' && (line.msg === 'config reloaded' || String(line.msg).startsWith('config reload failed'))).length;
+  const joined = () => orders.process.lines.filter((line) => line.component === 'reload' && line.msg === 'reload asked for while one runs: joins the next one').length;
+  const before = { outcomes: outcomes(), joined: joined() };
+
+  // the first reload is held while it reads the file: the config file becomes a named pipe
+  await unlink(file);
+  await execFileAsync('mkfifo', [file]);
+  const holder = await open(file, fsConstants.O_RDWR);
+  t.teardown(async () => {
+    await holder.close().catch(() => undefined);
+    await unlink(file).catch(() => undefined);
+    await writeFile(file, text);
+  });
+  const first = postReload(orders.adminPort);
+  await waitFor(async () => (await openCount(pid, file)) === 1, 10_000, 'the first reload reading the file');
+  const rest = Array.from({ length: N - 1 }, () => postReload(orders.adminPort));
+  await waitFor(async () => joined() - before.joined === N - 1, 10_000, `the other ${N - 1} requests waiting`);
+  t.equal(await openCount(pid, file), 1, 'only the first reload reads the file meanwhile');
+  await holder.write(text);
+  await holder.close();
+  t.equal((await first).status, 200, 'the first request: the first reload');
+  // the second reload opens the pipe once the first has ended, and reads what is written now
+  // (this write waits for that reader); bounded, as a third reload would wait for a writer for good
+  const written = writeFile(file, text.replace('level: debug', 'level: info'));
+  const answers = await Promise.race([Promise.all(rest), new Promise<never>((_, fail) => setTimeout(() => fail(new Error('no answer to every request within 10 s')), 10_000).unref())]);
+  await written;
+  t.same(
+    answers.map((a) => [a.status, a.body]),
+    answers.map(() => [200, JSON.stringify({ applied: ['log.level'], restartRequired: [] })]),
+    `all ${N - 1} others: the second reload's answer`,
+  );
+  await waitFor(async () => outcomes() - before.outcomes === 2, 10_000, 'two reload outcomes');
+  t.equal(outcomes() - before.outcomes, 2, `${N} requests, two reloads`);
+  t.equal(metricValue((await orders.admin('/metrics')).body, 'meshcar_config_reloads_total{result="success"}'), 3, 'counted: the SIGHUP and the two');
 });
 
 t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, removed; kept sessions stay up', async (t) => {
