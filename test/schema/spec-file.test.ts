@@ -33,7 +33,7 @@ async function refusal(t: TapTest, file: string): Promise<SpecError> {
   return err as SpecError;
 }
 
-t.test('meshcar check refuses a 13-line alias bomb in a spec within 2 s, naming the spec', async (t) => {
+t.test('meshcar check refuses a 13-line alias bomb in a spec within 10 s (parsing it takes ms), naming the spec', async (t) => {
   const pki = await makePki('mesh.local');
   const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'bomb.openapi.yaml': ALIAS_BOMB });
   t.equal(ALIAS_BOMB.trimEnd().split('\n').length, 13);
@@ -51,7 +51,8 @@ t.test('meshcar check refuses a 13-line alias bomb in a spec within 2 s, naming 
   );
   const elapsed = Date.now() - started;
   t.equal(run.code, 1, `check fails (${run.stdout}${run.stderr})`);
-  t.ok(elapsed < 2_000, `and fast: ${elapsed} ms`);
+  // a generous bound (a loaded CI box starts node slowly): unbounded, the expansion never ends
+  t.ok(elapsed < 10_000, `and fast: ${elapsed} ms`);
   t.match(run.stdout + run.stderr, `inbound.openapi.spec: ${spec}: its YAML aliases (*name) expand to far more than the file holds`);
 });
 
