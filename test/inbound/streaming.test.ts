@@ -14,11 +14,24 @@ const CHUNK = 64 * 1024;
 // a few fixed chunks, reused: the test itself allocates nothing per chunk
 const PATTERNS = [0, 1, 2, 3].map((n) => Buffer.alloc(CHUNK, 0x41 + n));
 
-/** /stall?ms=N: reads nothing for N ms (default 1200), then discards the body; else echoes it. */
+/** Uploads held by /stall?held until the test calls releaseStalled(). */
+const stalled = new Set<IncomingMessage>();
+function releaseStalled(): void {
+  for (const req of stalled) req.resume();
+  stalled.clear();
+}
+
+/**
+ * /stall?ms=N: reads nothing for N ms (default 1200), then discards the body; /stall?held: the
+ * same until releaseStalled() (a timer could end the stall in the middle of a measurement on
+ * a loaded machine); else echoes it.
+ */
 function app(req: IncomingMessage, res: ServerResponse): void {
   if (req.url?.startsWith('/stall')) {
     req.pause();
-    setTimeout(() => req.resume(), Number(new URL(req.url, 'http://x').searchParams.get('ms') ?? 1200)).unref();
+    const query = new URL(req.url, 'http://x').searchParams;
+    if (query.has('held')) stalled.add(req);
+    else setTimeout(() => req.resume(), Number(query.get('ms') ?? 1200)).unref();
     req.on('end', () => res.end());
     return;
   }
@@ -110,7 +123,7 @@ t.test('an app that stops reading stops the caller', async (t) => {
   const fx = await startInbound({ app: { protocol: 'http', handler: app } });
   t.teardown(() => fx.close());
   for (const kind of ['http1', 'http2'] as const) {
-    const { body } = await openUpload(fx, kind, '/stall', t);
+    const { body } = await openUpload(fx, kind, '/stall?held', t);
     const sender = pump(body, 256 * MB);
     // held: nothing more taken for 300 ms (however long the machine needs to get there)
     const first = await heldAt(sender);
@@ -124,6 +137,7 @@ t.test('an app that stops reading stops the caller', async (t) => {
   }
   // HTTP/2: the caller's RST_STREAM ends the exchange at once. HTTP/1.1: a connection held
   // back by backpressure is not read, so its close is noticed once the app reads again.
+  releaseStalled();
   for (let i = 0; i < 60 && fx.inbound.inFlight > 0; i++) await sleep(50);
   t.equal(fx.inbound.inFlight, 0, 'the abandoned uploads were cleaned up');
   const records = await fx.observer.waitForRequests(2);
