@@ -12,7 +12,8 @@ const EMPTY = Buffer.alloc(0);
 /** Sends the head (a server's respond(), a client's request() through the connection). */
 export function sendHead(stream: H2Stream, flat: string[], endStream: boolean): void {
   stream.headersSent = true;
-  stream.host.sendHeaderBlock(stream, flat, endStream);
+  // not sent: the stream was reset instead (above the peer's header list size)
+  if (!stream.host.sendHeaderBlock(stream, flat, endStream)) return;
   if (endStream) {
     stream.localClosed = true;
     stream.end();

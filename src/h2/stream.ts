@@ -16,7 +16,7 @@
 import { Duplex, Readable } from 'node:stream';
 import { ErrorCode } from './constants.js';
 import { ReceiveWindow, SendWindow } from './flow-control.js';
-import { flattenHeaders, type OutgoingHeaders } from './headers.js';
+import { HeadKind, flattenHeaders, type OutgoingHeaders } from './headers.js';
 import { returnConsumedCredit } from './stream-receive-side.js';
 import { dropHeld, releaseHeld, releaseIfLow } from './stream-held-body.js';
 import { dropOutput, localEnded, sendHead } from './stream-send-side.js';
@@ -24,8 +24,8 @@ import { dropOutput, localEnded, sendHead } from './stream-send-side.js';
 /** What a stream needs from its connection (implemented by H2Connection). */
 export interface StreamHost {
   readonly isServer: boolean;
-  /** Encodes and frames a header block (HEADERS + CONTINUATION). */
-  sendHeaderBlock(stream: H2Stream, flat: string[], endStream: boolean): void;
+  /** Encodes and frames a header block (HEADERS + CONTINUATION); false if it was not sent (the stream was reset instead). */
+  sendHeaderBlock(stream: H2Stream, flat: string[], endStream: boolean): boolean;
   /** The stream has DATA (or its end) to send: schedule it. */
   wantsToSend(stream: H2Stream): void;
   /** Small payloads are coalesced in the stream's tail: hand them over when the socket read ends (releaseAfterRead). */
@@ -46,6 +46,8 @@ export interface RespondOptions {
   /** At the end of the body emit 'wantTrailers' and wait for sendTrailers() (gRPC). */
   readonly waitForTrailers?: boolean;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export class H2Stream extends Duplex {
   /** RST_STREAM code, once the stream was reset by either side. */
@@ -119,7 +121,7 @@ export class H2Stream extends Duplex {
   respond(headers: OutgoingHeaders | readonly string[], options?: RespondOptions): void {
     if (this.headersSent) throw new Error('the response head was already sent');
     if (this.localClosed) throw new Error('the stream is closed');
-    const flat = flattenHeaders(headers); // throws on what HTTP/2 cannot carry, before anything changes
+    const flat = flattenHeaders(headers, HeadKind.Response); // throws on what HTTP/2 cannot carry, before anything changes
     const endStream = options?.endStream === true;
     this.waitForTrailers = options?.waitForTrailers === true;
     sendHead(this, flat, endStream);
@@ -133,7 +135,7 @@ export class H2Stream extends Duplex {
   /** An informational (1xx) head before the final one, e.g. 100 Continue. */
   additionalHeaders(headers: OutgoingHeaders | readonly string[]): void {
     if (this.headersSent || this.localClosed) throw new Error('informational headers after the response head');
-    this.host.sendHeaderBlock(this, flattenHeaders(headers), false);
+    this.host.sendHeaderBlock(this, flattenHeaders(headers, HeadKind.Response), false);
   }
 
   /**
@@ -143,7 +145,12 @@ export class H2Stream extends Duplex {
   sendTrailers(trailers: OutgoingHeaders | readonly string[]): void {
     if (this.localClosed) return;
     if (!this.trailersWanted) throw new Error("sendTrailers() before 'wantTrailers': the body has not been sent yet");
-    this.host.sendHeaderBlock(this, flattenHeaders(trailers), true);
+    const flat = flattenHeaders(trailers, HeadKind.Trailers);
+    // no trailers: the stream ends with DATA END_STREAM, not an empty HEADERS frame (Node's
+    // codec does the same: empty trailers break some browsers), on the last DATA frame if it
+    // has not left yet
+    if (flat.length === 0) this.host.frameData(this.id, EMPTY, true);
+    else if (!this.host.sendHeaderBlock(this, flat, true)) return;
     localEnded(this);
   }
 
