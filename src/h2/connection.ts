@@ -206,6 +206,10 @@ export class H2Connection extends EventEmitter implements StreamHost {
     if (!this.destroyed) this.scheduler.add(stream);
   }
 
+  afterWrite(cb: () => void): void {
+    this.writer.afterWrite(cb);
+  }
+
   frameData(streamId: number, payload: Buffer, endStream: boolean): void {
     this.dataFramesSent++;
     if (endStream && payload.length === 0 && this.writer.markEndStream(streamId)) return;

@@ -2,18 +2,21 @@
 // event-loop turn: every frame produced while handling a socket read, a timer or a user's
 // calls in the same turn is appended to a batch that leaves with setImmediate (or at once when
 // the batch grows past FLUSH_BYTES). Small frames are packed into a shared slab; large DATA
-// payloads are not copied but written beside their frame header (cork/uncork → one writev).
+// payloads are not copied but written beside their frame header (cork/uncork → one writev):
+// the write callbacks of those (afterWrite) run only once the socket has taken the batch, as
+// Node's Writable contract lets a writer reuse its buffer after its callback.
 
 import { FRAME_HEADER_LENGTH, Flag, FrameType } from './constants.js';
 
 const SLAB_SIZE = 16_384;
 /** DATA payloads up to this size are copied into the slab (cheaper than another iovec). */
-const COPY_LIMIT = 1_024;
+export const COPY_LIMIT = 1_024;
 /** A batch this large is written without waiting for the end of the turn. */
 const FLUSH_BYTES = 256 * 1024;
 
 export interface FrameSink {
-  write(chunk: Buffer): boolean;
+  /** `cb` runs once the socket is done with the chunk (also when it was destroyed first). */
+  write(chunk: Buffer, cb?: () => void): boolean;
   cork(): void;
   uncork(): void;
   readonly destroyed: boolean;
@@ -36,6 +39,16 @@ export class FrameWriter {
   private readonly flushNow = (): void => {
     this.scheduled = false;
     this.flush();
+  };
+  /** Write callbacks waiting for the current batch to be taken by the socket (afterWrite). */
+  private callbacks: Array<() => void> = [];
+  /** Callbacks of batches the socket has not finished yet, oldest first, and how many each batch has. */
+  private readonly inFlight: Array<() => void> = [];
+  private readonly inFlightCounts: number[] = [];
+  /** The socket finished the oldest batch with callbacks (socket write callbacks come in order). */
+  private readonly batchWritten = (): void => {
+    let n = this.inFlightCounts.shift() ?? 0;
+    while (n-- > 0 && this.inFlight.length > 0) this.inFlight.shift()!();
   };
 
   constructor(private readonly sink: FrameSink) {}
@@ -97,15 +110,42 @@ export class FrameWriter {
       this.slab = Buffer.allocUnsafe(SLAB_SIZE);
       this.pos = this.cut = 0;
     }
-    if (this.sink.destroyed) return;
+    if (this.sink.destroyed) return this.releaseCallbacks();
     this.writes++;
+    let done: (() => void) | undefined;
+    const n = this.callbacks.length;
+    if (n > 0) {
+      const cbs = this.callbacks;
+      for (let i = 0; i < n; i++) this.inFlight.push(cbs[i]!);
+      cbs.length = 0;
+      this.inFlightCounts.push(n);
+      done = this.batchWritten;
+    }
     if (out.length === 1) {
-      this.sink.write(out[0]!);
+      this.sink.write(out[0]!, done);
       return;
     }
     this.sink.cork();
-    for (let i = 0; i < out.length; i++) this.sink.write(out[i]!);
+    const last = out.length - 1;
+    for (let i = 0; i < last; i++) this.sink.write(out[i]!);
+    this.sink.write(out[last]!, done);
     this.sink.uncork();
+  }
+
+  /**
+   * `cb` runs once the socket has taken the batch of the frames framed next (register it before
+   * framing the last payload of a chunk: a batch may be flushed at once when it grows large).
+   */
+  afterWrite(cb: () => void): void {
+    this.callbacks.push(cb);
+  }
+
+  /** Callbacks of a batch that will never be written run now (nothing holds their buffers any more). */
+  private releaseCallbacks(): void {
+    const cbs = this.callbacks;
+    if (cbs.length === 0) return;
+    this.callbacks = [];
+    for (let i = 0; i < cbs.length; i++) cbs[i]!();
   }
 
   /** Drops what was not written yet (the connection is being destroyed). */
@@ -113,6 +153,7 @@ export class FrameWriter {
     this.out = [];
     this.pendingBytes = 0;
     this.cut = this.pos;
+    this.releaseCallbacks();
   }
 
   raw(bytes: Buffer): void {

@@ -5,6 +5,7 @@
 // H2Stream, so no object is made per stream or per frame for them.
 
 import { ErrorCode } from './constants.js';
+import { COPY_LIMIT } from './frame-writer.js';
 import type { H2Stream } from './stream.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -52,11 +53,21 @@ export function sendData(stream: H2Stream, max: number): number {
   stream.chunkOffset += n;
   stream.sendWindow.available -= n;
   stream.bytesSent += n;
-  stream.host.frameData(stream.id, payload, false);
-  if (stream.chunkOffset === chunk.length) {
-    const cb = stream.chunkCb!;
-    stream.chunk = null;
-    stream.chunkCb = null;
+  if (stream.chunkOffset < chunk.length) {
+    stream.host.frameData(stream.id, payload, false);
+    return n;
+  }
+  const cb = stream.chunkCb!;
+  stream.chunk = null;
+  stream.chunkCb = null;
+  if (chunk.length > COPY_LIMIT) {
+    // the writer holds (some of) it by reference until its batch leaves: the writer may reuse
+    // the buffer once its callback ran, so that waits for the socket (registered first: the
+    // frame may flush its batch at once)
+    stream.host.afterWrite(cb);
+    stream.host.frameData(stream.id, payload, false);
+  } else {
+    stream.host.frameData(stream.id, payload, false); // copied
     cb(); // may call _write (next chunk) or _final synchronously
   }
   return n;

@@ -11,7 +11,8 @@
 // while the consumer is behind) and its credit is returned (WINDOW_UPDATE) only as the
 // consumer takes it (_read, or a flowing 'data' listener);
 // each written chunk's callback waits until the chunk has been framed within the stream's and
-// the connection's send windows, so write() returns false while the peer's window is shut.
+// the connection's send windows, so write() returns false while the peer's window is shut, and
+// for a chunk the writer holds by reference, until the socket has it (the buffer may be reused).
 
 import { Duplex, Readable } from 'node:stream';
 import { ErrorCode } from './constants.js';
@@ -36,6 +37,8 @@ export interface StreamHost {
   resetStream(stream: H2Stream, code: number): void;
   /** Both sides ended: forget the stream (it completed). */
   streamCompleted(stream: H2Stream): void;
+  /** `cb` runs once the socket has taken what is framed next (a payload held by reference). */
+  afterWrite(cb: () => void): void;
   /** Frames one DATA frame (flow control already spent). */
   frameData(streamId: number, payload: Buffer, endStream: boolean): void;
 }
