@@ -206,8 +206,9 @@ export class H2Connection extends EventEmitter implements StreamHost {
     if (!this.destroyed) this.scheduler.add(stream);
   }
 
-  afterWrite(cb: () => void): void {
-    this.writer.afterWrite(cb);
+  frameHeldData(stream: H2Stream, payload: Buffer): void {
+    this.dataFramesSent++;
+    this.writer.data(stream.id, payload, false, stream);
   }
 
   frameData(streamId: number, payload: Buffer, endStream: boolean): void {

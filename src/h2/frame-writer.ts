@@ -3,7 +3,7 @@
 // calls in the same turn is appended to a batch that leaves with setImmediate (or at once when
 // the batch grows past FLUSH_BYTES). Small frames are packed into a shared slab; large DATA
 // payloads are not copied but written beside their frame header (cork/uncork → one writev):
-// the write callbacks of those (afterWrite) run only once the socket has taken the batch, as
+// the write callbacks of those (BatchWaiter) run only once the socket has taken the batch, as
 // Node's Writable contract lets a writer reuse its buffer after its callback.
 
 import { FRAME_HEADER_LENGTH, Flag, FrameType } from './constants.js';
@@ -20,6 +20,14 @@ export interface FrameSink {
   cork(): void;
   uncork(): void;
   readonly destroyed: boolean;
+}
+
+/** What waits for the batch holding its DATA to leave (a stream whose write callback waits). */
+export interface BatchWaiter {
+  /** Just before the batch is written: true to set END_STREAM on the waiter's DATA frame (its writer has ended). Frames nothing. */
+  endsWithBatch(): boolean;
+  /** The socket has taken the batch (or it will never be written). */
+  batchWritten(): void;
 }
 
 export class FrameWriter {
@@ -40,15 +48,17 @@ export class FrameWriter {
     this.scheduled = false;
     this.flush();
   };
-  /** Write callbacks waiting for the current batch to be taken by the socket (afterWrite). */
-  private callbacks: Array<() => void> = [];
-  /** Callbacks of batches the socket has not finished yet, oldest first, and how many each batch has. */
-  private readonly inFlight: Array<() => void> = [];
+  /** DATA frames whose payload is held by reference, framed in the current batch: their waiters and where their headers are. */
+  private waiters: BatchWaiter[] = [];
+  private readonly waiterSlabs: Buffer[] = [];
+  private readonly waiterAts: number[] = [];
+  /** Waiters of batches the socket has not finished yet, oldest first, and how many each batch has. */
+  private readonly inFlight: BatchWaiter[] = [];
   private readonly inFlightCounts: number[] = [];
-  /** The socket finished the oldest batch with callbacks (socket write callbacks come in order). */
-  private readonly batchWritten = (): void => {
+  /** The socket finished the oldest batch with waiters (socket write callbacks come in order). */
+  private readonly onBatchWritten = (): void => {
     let n = this.inFlightCounts.shift() ?? 0;
-    while (n-- > 0 && this.inFlight.length > 0) this.inFlight.shift()!();
+    while (n-- > 0 && this.inFlight.length > 0) this.inFlight.shift()!.batchWritten();
   };
 
   constructor(private readonly sink: FrameSink) {}
@@ -99,6 +109,9 @@ export class FrameWriter {
 
   /** Writes the batch now (one socket.write, or one corked writev). */
   flush(): void {
+    const nw = this.waiters.length;
+    // a writer that ended since: END_STREAM rides on its last DATA frame (no frame of its own, a turn later)
+    for (let i = 0; i < nw; i++) if (this.waiters[i]!.endsWithBatch()) this.waiterSlabs[i]![this.waiterAts[i]! + 4]! |= Flag.END_STREAM;
     this.cutSlab();
     this.lastDataSlab = null;
     const out = this.out;
@@ -110,16 +123,15 @@ export class FrameWriter {
       this.slab = Buffer.allocUnsafe(SLAB_SIZE);
       this.pos = this.cut = 0;
     }
-    if (this.sink.destroyed) return this.releaseCallbacks();
+    if (this.sink.destroyed) return this.releaseWaiters();
     this.writes++;
     let done: (() => void) | undefined;
-    const n = this.callbacks.length;
-    if (n > 0) {
-      const cbs = this.callbacks;
-      for (let i = 0; i < n; i++) this.inFlight.push(cbs[i]!);
-      cbs.length = 0;
-      this.inFlightCounts.push(n);
-      done = this.batchWritten;
+    if (nw > 0) {
+      const waiters = this.waiters;
+      for (let i = 0; i < nw; i++) this.inFlight.push(waiters[i]!);
+      waiters.length = this.waiterSlabs.length = this.waiterAts.length = 0;
+      this.inFlightCounts.push(nw);
+      done = this.onBatchWritten;
     }
     if (out.length === 1) {
       this.sink.write(out[0]!, done);
@@ -132,20 +144,13 @@ export class FrameWriter {
     this.sink.uncork();
   }
 
-  /**
-   * `cb` runs once the socket has taken the batch of the frames framed next (register it before
-   * framing the last payload of a chunk: a batch may be flushed at once when it grows large).
-   */
-  afterWrite(cb: () => void): void {
-    this.callbacks.push(cb);
-  }
-
-  /** Callbacks of a batch that will never be written run now (nothing holds their buffers any more). */
-  private releaseCallbacks(): void {
-    const cbs = this.callbacks;
-    if (cbs.length === 0) return;
-    this.callbacks = [];
-    for (let i = 0; i < cbs.length; i++) cbs[i]!();
+  /** Waiters of a batch that will never be written are told now (nothing holds their buffers any more). */
+  private releaseWaiters(): void {
+    const waiters = this.waiters;
+    if (waiters.length === 0) return;
+    this.waiters = [];
+    this.waiterSlabs.length = this.waiterAts.length = 0;
+    for (let i = 0; i < waiters.length; i++) waiters[i]!.batchWritten();
   }
 
   /** Drops what was not written yet (the connection is being destroyed). */
@@ -153,7 +158,7 @@ export class FrameWriter {
     this.out = [];
     this.pendingBytes = 0;
     this.cut = this.pos;
-    this.releaseCallbacks();
+    this.releaseWaiters();
   }
 
   raw(bytes: Buffer): void {
@@ -174,7 +179,12 @@ export class FrameWriter {
     return true;
   }
 
-  data(streamId: number, payload: Buffer, endStream: boolean): void {
+  /**
+   * A DATA frame. With `waiter`, the payload (held by reference if large) stays the caller's
+   * until the socket has taken this batch: the waiter is told then, and asked just before the
+   * batch is written whether END_STREAM may be set on this frame.
+   */
+  data(streamId: number, payload: Buffer, endStream: boolean, waiter?: BatchWaiter): void {
     const n = payload.length;
     const flags = endStream ? Flag.END_STREAM : 0;
     if (n <= COPY_LIMIT) {
@@ -190,6 +200,11 @@ export class FrameWriter {
       this.cutSlab();
       this.out.push(payload);
       this.pendingBytes += n;
+    }
+    if (waiter !== undefined) {
+      this.waiters.push(waiter);
+      this.waiterSlabs.push(this.lastDataSlab!);
+      this.waiterAts.push(this.lastDataAt);
     }
     this.schedule();
   }

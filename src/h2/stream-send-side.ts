@@ -61,16 +61,30 @@ export function sendData(stream: H2Stream, max: number): number {
   stream.chunk = null;
   stream.chunkCb = null;
   if (chunk.length > COPY_LIMIT) {
-    // the writer holds (some of) it by reference until its batch leaves: the writer may reuse
-    // the buffer once its callback ran, so that waits for the socket (registered first: the
-    // frame may flush its batch at once)
-    stream.host.afterWrite(cb);
-    stream.host.frameData(stream.id, payload, false);
+    // held by reference until its batch leaves: the writer may reuse the buffer once its
+    // callback ran, so that waits for the socket (batchWritten)
+    stream.sentCb = cb;
+    stream.sentLength = chunk.length;
+    stream.host.frameHeldData(stream, payload);
   } else {
     stream.host.frameData(stream.id, payload, false); // copied
     cb(); // may call _write (next chunk) or _final synchronously
   }
   return n;
+}
+
+/**
+ * Just before the batch holding the stream's last DATA frame is written: if its writer ended
+ * since (end() after the chunk whose callback waits, nothing else buffered, no trailers to
+ * wait for), END_STREAM goes on that frame and the stream's side is ended here; _final, which
+ * Node calls after the callback, then only completes it. Without this a body ending with a
+ * chunk held by reference would cost an empty END_STREAM frame of its own, in a later write.
+ */
+export function endsWithBatch(stream: H2Stream): boolean {
+  if (stream.localClosed || stream.chunk !== null || stream.waitForTrailers || !stream.writableEnded || stream.destroyed) return false;
+  if (stream.writableLength !== stream.sentLength) return false; // more is buffered behind the chunk
+  stream.localClosed = true;
+  return true;
 }
 
 function finish(stream: H2Stream): void {

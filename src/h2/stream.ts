@@ -17,10 +17,11 @@
 import { Duplex, Readable } from 'node:stream';
 import { ErrorCode } from './constants.js';
 import { ReceiveWindow, SendWindow } from './flow-control.js';
+import type { BatchWaiter } from './frame-writer.js';
 import { HeadKind, flattenHeaders, type OutgoingHeaders } from './headers.js';
 import { returnConsumedCredit } from './stream-receive-side.js';
 import { dropHeld, releaseHeld, releaseIfLow } from './stream-held-body.js';
-import { dropOutput, localEnded, sendHead } from './stream-send-side.js';
+import { checkClosed, dropOutput, endsWithBatch, localEnded, sendHead } from './stream-send-side.js';
 
 /** What a stream needs from its connection (implemented by H2Connection). */
 export interface StreamHost {
@@ -37,8 +38,8 @@ export interface StreamHost {
   resetStream(stream: H2Stream, code: number): void;
   /** Both sides ended: forget the stream (it completed). */
   streamCompleted(stream: H2Stream): void;
-  /** `cb` runs once the socket has taken what is framed next (a payload held by reference). */
-  afterWrite(cb: () => void): void;
+  /** Frames the last DATA frame of a chunk whose callback (stream.sentCb) waits until the socket has it (BatchWaiter). */
+  frameHeldData(stream: H2Stream, payload: Buffer): void;
   /** Frames one DATA frame (flow control already spent). */
   frameData(streamId: number, payload: Buffer, endStream: boolean): void;
 }
@@ -52,7 +53,7 @@ export interface RespondOptions {
 
 const EMPTY = Buffer.alloc(0);
 
-export class H2Stream extends Duplex {
+export class H2Stream extends Duplex implements BatchWaiter {
   /** RST_STREAM code, once the stream was reset by either side. */
   rstCode: number | undefined = undefined;
   headersSent = false;
@@ -86,6 +87,9 @@ export class H2Stream extends Duplex {
   chunk: Buffer | null = null;
   chunkOffset = 0;
   chunkCb: ((err?: Error | null) => void) | null = null;
+  /** The write callback of a chunk framed by reference, and its length: it runs once the socket has it (batchWritten). */
+  sentCb: ((err?: Error | null) => void) | null = null;
+  sentLength = 0;
   /** _final's callback: the end is to be sent. */
   finalCb: ((err?: Error | null) => void) | null = null;
   waitForTrailers = false;
@@ -179,10 +183,26 @@ export class H2Stream extends Duplex {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    if (this.localClosed) return cb();
+    if (this.localClosed) {
+      // ended already: reset, or END_STREAM went with the last DATA frame (endsWithBatch)
+      cb();
+      checkClosed(this);
+      return;
+    }
     if (!this.headersSent) return cb(new Error('end before the head was sent (respond() first)'));
     this.finalCb = cb;
     this.host.wantsToSend(this);
+  }
+
+  // BatchWaiter (frame-writer.ts): a chunk held by reference until its batch is written
+  endsWithBatch(): boolean {
+    return endsWithBatch(this);
+  }
+
+  batchWritten(): void {
+    const cb = this.sentCb;
+    this.sentCb = null;
+    cb?.();
   }
 
   override _read(): void {

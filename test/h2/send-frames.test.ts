@@ -1,8 +1,8 @@
 // What our server sends, frame by frame, seen by a raw HTTP/2 client over mutual TLS
 // (test/helpers/raw-h2.ts): a response without trailers ends with DATA END_STREAM, never an
 // empty HEADERS frame; a buffer a writer reuses once its write callback ran still goes out as
-// it was written (Node's Writable contract); heads that HTTP/2 forbids are refused with a
-// stable error before anything is sent.
+// it was written (Node's Writable contract), and END_STREAM still rides on the last DATA frame
+// of such a body; heads that HTTP/2 forbids are refused with a stable error before anything is sent.
 
 import t from 'tap';
 import type { H2Stream } from '../../src/h2/stream.js';
@@ -35,6 +35,13 @@ function handler(stream: H2Stream, headers: Record<string, unknown>): void {
     }
     const shared = Buffer.alloc(2048, 0x61);
     stream.write(shared, () => shared.fill(0x7a));
+    stream.end();
+  } else if (path === '/end-big') {
+    stream.respond({ ':status': 200 });
+    stream.end(Buffer.alloc(4096, 0x61));
+  } else if (path === '/write-end-big') {
+    stream.respond({ ':status': 200 });
+    stream.write(Buffer.alloc(4096, 0x61));
     stream.end();
   } else if (path === '/bad-heads') {
     refused(() => stream.respond({ 'x-a': '1' }));
@@ -93,6 +100,18 @@ t.test('a buffer reused once its write callback ran goes out as it was written',
   const body = Buffer.concat(ofStream(raw.frames, 1).filter((f) => f.type === FRAME.DATA).map((f) => f.payload));
   t.equal(body.length, 4 * 8192 + 2048, 'the whole body');
   t.equal(body.indexOf(0x7a), -1, 'no byte written after a callback reached the peer');
+});
+
+t.test('a body ending with a chunk held by reference: END_STREAM still rides on its last DATA frame', async (t) => {
+  const server = await startOurServer(handler, { tls: true });
+  t.teardown(server.close);
+  const raw = await rawClientOf(t, server.port);
+  raw.write(requestHeaders(1, GET('/end-big')));
+  raw.write(requestHeaders(3, GET('/write-end-big')));
+  await raw.waitFor((f) => ends(f, 1), 'stream 1 ends');
+  await raw.waitFor((f) => ends(f, 3), 'stream 3 ends');
+  t.same(names(ofStream(raw.frames, 1)), ['HEADERS', 'DATA+END'], 'end(chunk): no empty DATA frame of its own');
+  t.same(names(ofStream(raw.frames, 3)), ['HEADERS', 'DATA+END'], 'write(chunk), end()');
 });
 
 t.test('heads HTTP/2 forbids are refused before anything is sent: a response without :status or with a request pseudo-header, trailers with pseudo-headers', async (t) => {

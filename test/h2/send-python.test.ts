@@ -70,7 +70,7 @@ t.test('SETTINGS raising the window and frame size while a stream is blocked: ou
   t.teardown(server.close);
   const ev = await runPeer(['client', String(server.port), certDir, 'raise']);
   t.notOk(ev.find((e) => e.peer_error), `h2 accepted every frame: ${JSON.stringify(ev.find((e) => e.peer_error))}`);
-  t.same(ev.find((e) => e.order)?.order, ['ACK', 'DATA', 'DATA'], 'after the new SETTINGS: our ACK, then DATA');
+  t.same((ev.find((e) => e.order)?.order as string[]).slice(0, 2), ['ACK', 'DATA'], 'after the new SETTINGS: our ACK, then DATA');
   t.ok(((ev.find((e) => e.order)?.largest as number) ?? 0) > 16384, 'DATA then used the larger frame size');
   t.ok(ev.some((e) => e.ended === 1 && e.body === 400000), 'the whole body arrived');
 });
