@@ -1,12 +1,16 @@
-// http2.codec meshcar on the outbound: a request head above the upstream's
+// http2.codec meshcar on the outbound, the request heads it sends upstream. A head above the upstream's
 // SETTINGS_MAX_HEADER_LIST_SIZE is refused before it is sent (src/h2's request() throws
 // ERR_H2_HEADER_LIST_TOO_LARGE) and the app gets 431 headers_too_large as JSON. Sent, the
 // upstream would refuse it, some peers by ending the connection with every request on it: here
 // a request in flight on the same session and the ones after it are answered, on one session.
 // The upstream is Node's http2 (nghttp2) over mutual TLS, advertising a 2 KiB header list.
+// Credentials (cookies of any length, API and auth tokens) go upstream as never-indexed
+// literals (src/http/sensitive-headers.ts): the session is shared by every app request, so they
+// stay out of its HPACK table. Node lists the fields it received so under http2.sensitiveHeaders.
 
 import t from 'tap';
-import { makePki, request, startOutbound, startUpstream } from '../helpers/outbound-fixture.js';
+import http2 from 'node:http2';
+import { defaultHandler, makePki, request, startOutbound, startUpstream } from '../helpers/outbound-fixture.js';
 
 t.test('a request head over the upstream header list size: 431 to the app, the shared session lives on', async (t) => {
   const pki = await makePki('mesh.test');
@@ -29,4 +33,27 @@ t.test('a request head over the upstream header list size: 431 to the app, the s
   t.equal((await slow).status, 200, 'the request in flight is answered');
   t.equal(upstream.requests, 2, 'the oversized head never reached the upstream');
   t.equal(upstream.connections, 1, 'all on one session');
+});
+
+t.test('credentials go upstream never-indexed, on every request of the shared session', async (t) => {
+  const pki = await makePki('mesh.test');
+  const seen: string[][] = [];
+  const upstream = await startUpstream(pki, {
+    handler: (stream, headers, flags) => {
+      seen.push((headers as Record<symbol, string[]>)[http2.sensitiveHeaders] ?? []);
+      defaultHandler(stream, headers, flags);
+    },
+  });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], { codec: 'meshcar' });
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  const headers = { 'x-api-key': 'key-123', 'x-auth-token': 'tok-456', cookie: 'session=0123456789abcdef0123456789abcdef', 'x-plain': 'visible' };
+  for (let i = 0; i < 2; i++) t.equal((await request(fx.port, { path: '/echo', headers })).status, 200);
+  t.equal(upstream.connections, 1, 'one shared session');
+  for (const [i, names] of seen.entries()) {
+    t.ok(['x-api-key', 'x-auth-token', 'cookie'].every((n) => names.includes(n)), `request ${i + 1}: x-api-key, x-auth-token and the long cookie never indexed (${names.join(', ')})`);
+    t.notOk(names.includes('x-plain'), `request ${i + 1}: other fields indexed as before`);
+  }
 });
