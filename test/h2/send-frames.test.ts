@@ -68,22 +68,26 @@ const ends = (f: Frame, id: number) => f.streamId === id && (f.type === FRAME.DA
 const ofStream = (frames: Frame[], id: number) => frames.filter((f) => f.streamId === id && f.type !== FRAME.WINDOW_UPDATE);
 const names = (frames: Frame[]) => frames.map((f) => `${f.type === FRAME.DATA ? 'DATA' : f.type === FRAME.HEADERS ? 'HEADERS' : f.type}${f.flags & FLAG.END_STREAM ? '+END' : ''}`);
 
-t.test('no trailers: the stream ends with DATA END_STREAM, not an empty HEADERS frame', async (t) => {
+/** GETs `paths` on streams 1, 3, ... of one raw connection to our server; resolves with its frames once every stream ended. */
+async function framesOf(t: { teardown(fn: () => void): void }, ...paths: string[]): Promise<Frame[]> {
   const server = await startOurServer(handler, { tls: true });
   t.teardown(server.close);
   const raw = await rawClientOf(t, server.port);
-  raw.write(requestHeaders(1, GET('/empty-trailers')));
-  raw.write(requestHeaders(3, GET('/empty-trailers-big')));
-  await raw.waitFor((f) => ends(f, 1), 'stream 1 ends');
-  await raw.waitFor((f) => ends(f, 3), 'stream 3 ends');
+  paths.forEach((path, i) => raw.write(requestHeaders(2 * i + 1, GET(path))));
+  for (let i = 0; i < paths.length; i++) await raw.waitFor((f) => ends(f, 2 * i + 1), `stream ${2 * i + 1} ends`);
+  return raw.frames;
+}
+
+t.test('no trailers: the stream ends with DATA END_STREAM, not an empty HEADERS frame', async (t) => {
+  const frames = await framesOf(t, '/empty-trailers', '/empty-trailers-big');
   for (const id of [1, 3]) {
-    const frames = ofStream(raw.frames, id);
-    t.equal(frames.filter((f) => f.type === FRAME.HEADERS).length, 1, `stream ${id}: only the response head is a HEADERS frame (${describe(frames)})`);
-    const last = frames[frames.length - 1]!;
-    t.ok(last.type === FRAME.DATA && (last.flags & FLAG.END_STREAM) !== 0, `stream ${id}: the last frame is DATA END_STREAM (${names(frames).join(' ')})`);
+    const own = ofStream(frames, id);
+    t.equal(own.filter((f) => f.type === FRAME.HEADERS).length, 1, `stream ${id}: only the response head is a HEADERS frame (${describe(own)})`);
+    const last = own[own.length - 1]!;
+    t.ok(last.type === FRAME.DATA && (last.flags & FLAG.END_STREAM) !== 0, `stream ${id}: the last frame is DATA END_STREAM (${names(own).join(' ')})`);
   }
   t.equal(
-    ofStream(raw.frames, 1)
+    ofStream(frames, 1)
       .filter((f) => f.type === FRAME.DATA)
       .map((f) => f.payload.toString())
       .join(''),
@@ -92,35 +96,21 @@ t.test('no trailers: the stream ends with DATA END_STREAM, not an empty HEADERS 
 });
 
 t.test('a buffer reused once its write callback ran goes out as it was written', async (t) => {
-  const server = await startOurServer(handler, { tls: true });
-  t.teardown(server.close);
-  const raw = await rawClientOf(t, server.port);
-  raw.write(requestHeaders(1, GET('/reuse')));
-  await raw.waitFor((f) => ends(f, 1), 'stream 1 ends');
-  const body = Buffer.concat(ofStream(raw.frames, 1).filter((f) => f.type === FRAME.DATA).map((f) => f.payload));
+  const frames = await framesOf(t, '/reuse');
+  const body = Buffer.concat(ofStream(frames, 1).filter((f) => f.type === FRAME.DATA).map((f) => f.payload));
   t.equal(body.length, 4 * 8192 + 2048, 'the whole body');
   t.equal(body.indexOf(0x7a), -1, 'no byte written after a callback reached the peer');
 });
 
 t.test('a body ending with a chunk held by reference: END_STREAM still rides on its last DATA frame', async (t) => {
-  const server = await startOurServer(handler, { tls: true });
-  t.teardown(server.close);
-  const raw = await rawClientOf(t, server.port);
-  raw.write(requestHeaders(1, GET('/end-big')));
-  raw.write(requestHeaders(3, GET('/write-end-big')));
-  await raw.waitFor((f) => ends(f, 1), 'stream 1 ends');
-  await raw.waitFor((f) => ends(f, 3), 'stream 3 ends');
-  t.same(names(ofStream(raw.frames, 1)), ['HEADERS', 'DATA+END'], 'end(chunk): no empty DATA frame of its own');
-  t.same(names(ofStream(raw.frames, 3)), ['HEADERS', 'DATA+END'], 'write(chunk), end()');
+  const frames = await framesOf(t, '/end-big', '/write-end-big');
+  t.same(names(ofStream(frames, 1)), ['HEADERS', 'DATA+END'], 'end(chunk): no empty DATA frame of its own');
+  t.same(names(ofStream(frames, 3)), ['HEADERS', 'DATA+END'], 'write(chunk), end()');
 });
 
 t.test('heads HTTP/2 forbids are refused before anything is sent: a response without :status or with a request pseudo-header, trailers with pseudo-headers', async (t) => {
   refusals.length = 0;
-  const server = await startOurServer(handler, { tls: true });
-  t.teardown(server.close);
-  const raw = await rawClientOf(t, server.port);
-  raw.write(requestHeaders(1, GET('/bad-heads')));
-  await raw.waitFor((f) => ends(f, 1), 'stream 1 ends');
+  const frames = await framesOf(t, '/bad-heads');
   t.same(refusals, ['ERR_H2_INVALID_HEADER', 'ERR_H2_INVALID_HEADER', 'ERR_H2_INVALID_HEADER', 'ERR_H2_INVALID_HEADER', 'ERR_H2_INVALID_HEADER'], 'each refused with the stable code');
-  t.same(names(ofStream(raw.frames, 1)), ['HEADERS', 'DATA', 'HEADERS+END'], 'then the valid head, body and trailers, nothing else');
+  t.same(names(ofStream(frames, 1)), ['HEADERS', 'DATA', 'HEADERS+END'], 'then the valid head, body and trailers, nothing else');
 });

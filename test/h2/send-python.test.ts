@@ -5,23 +5,21 @@
 // would take every other stream of the connection with it.
 
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { H2Stream } from '../../src/h2/stream.js';
-import { connectOurClient, ourRequest, readBody, startOurServer, tlsPair } from './fixtures/h2-helpers.js';
+import { connectOurClient, ourRequest, pythonWithH2, readBody, runPythonPeer, startOurServer, tlsPair, type PeerEvent } from './fixtures/h2-helpers.js';
 
 const PEER = fileURLToPath(new URL('./fixtures/h2send-peer.py', import.meta.url));
-const PYTHON = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import h2'], { stdio: 'ignore' }).status === 0);
+const PYTHON = pythonWithH2();
 if (PYTHON === undefined) {
   t.plan(0, 'python3-h2 is not installed (make tools)');
   process.exit(0);
 }
 
-type Event = Record<string, unknown>;
+type Event = PeerEvent;
 
 const certDir = mkdtempSync(join(tmpdir(), 'h2send-'));
 t.teardown(() => rmSync(certDir, { recursive: true, force: true }));
@@ -32,20 +30,7 @@ writeFileSync(join(certDir, 'srv.key'), m.server.key as string);
 writeFileSync(join(certDir, 'cli.crt'), m.client.cert as string);
 writeFileSync(join(certDir, 'cli.key'), m.client.key as string);
 
-/** Runs the peer; `onLine` sees each event as it comes (the server's port first). */
-function runPeer(args: string[], onLine?: (e: Event) => void): Promise<Event[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON!, [PEER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const events: Event[] = [];
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const e = JSON.parse(line) as Event;
-      events.push(e);
-      onLine?.(e);
-    });
-    child.on('error', reject);
-    child.on('close', () => resolve(events));
-  });
-}
+const runPeer = (args: string[], onLine?: (e: Event) => void) => runPythonPeer(PYTHON!, PEER, args, onLine);
 
 /** /body?n=N: N bytes; /hdr?n=N: a response head with an N-byte field; /trl?n=N: trailers with one. */
 function handler(stream: H2Stream, headers: Record<string, unknown>): void {
