@@ -14,13 +14,14 @@ import { closeGracefully, failConnection, sendGoaway, terminate } from './connec
 import type { H2ConnectionOptions, H2Observer, RequestOptions } from './connection-options.js';
 import { localSettings, startSettingsTimer } from './connection-settings.js';
 import { ConnectionFault, HeaderListTooLargeError, SessionClosingError, StreamLimitError, type ConnectionCloseReason } from './errors.js';
+import { checkRequestHead, checkStreamSlot, headFitsPeer } from './peer-limits.js';
 import { ReceiveWindow, SendWindow } from './flow-control.js';
 import { FrameReader } from './frame-reader.js';
 import { FrameWriter } from './frame-writer.js';
 import { HeaderBlockAssembler } from './header-block.js';
 import { PingTracker } from './pings.js';
 import { SendScheduler } from './send-scheduler.js';
-import { HeadKind, flattenHeaders, headerListSize, type OutgoingHeaders } from './headers.js';
+import { HeadKind, flattenHeaders, type OutgoingHeaders } from './headers.js';
 import { HpackDecoder, HpackEncoder } from './hpack/index.js';
 import { ResetBudget, WindowBudget, resolveLimits, type H2Limits } from './limits.js';
 import { FrameReceiver } from './receive.js';
@@ -138,12 +139,10 @@ export class H2Connection extends EventEmitter implements StreamHost {
   request(headers: OutgoingHeaders | readonly string[], options?: RequestOptions): H2Stream {
     if (this.isServer) throw new Error('request() is for the client role');
     if (this.closing || this.destroyed) throw new SessionClosingError('the HTTP/2 connection is closing');
-    // the peer's limits (RFC 9113 §5.1.2, §6.5.2): over them it would refuse the stream, or end
-    // the whole connection; refused here, before a stream id is taken
-    if (this.streams.size >= this.remoteSettings.maxConcurrentStreams) throw new StreamLimitError(`the peer allows ${this.remoteSettings.maxConcurrentStreams} concurrent streams`);
+    // within the peer's limits, checked before a stream id is taken (peer-limits.ts)
+    checkStreamSlot(this);
     const flat = flattenHeaders(headers, HeadKind.Request);
-    const size = this.overPeerHeaderLimit(flat);
-    if (size > 0) throw new HeaderListTooLargeError(size, this.remoteSettings.maxHeaderListSize);
+    checkRequestHead(this, flat);
     const id = this.nextStreamId;
     if (id > MAX_STREAM_ID) {
       this.close();
@@ -181,25 +180,9 @@ export class H2Connection extends EventEmitter implements StreamHost {
   sendHeaderBlock(stream: H2Stream, flat: string[], endStream: boolean): boolean {
     if (this.destroyed) return false;
     // a client's request head was measured by request(); every other head and trailers here
-    if ((this.isServer || stream.trailersWanted) && this.overPeerHeaderLimit(flat) > 0) {
-      // not sent (the peer would refuse it, python-h2 with the whole connection): the stream is
-      // reset instead, as nghttp2 (Node's codec) resets a stream whose header block it cannot
-      // send; a made-up 500 would hide that the app's response was lost, and cannot replace trailers
-      stream.rstCode = ErrorCode.INTERNAL_ERROR;
-      this.resetStream(stream, ErrorCode.INTERNAL_ERROR);
-      stream.destroy(new HeaderListTooLargeError(headerListSize(flat), this.remoteSettings.maxHeaderListSize));
-      return false;
-    }
+    if ((this.isServer || stream.trailersWanted) && !headFitsPeer(this, stream, flat)) return false;
     this.writer.headers(stream.id, this.encoder.encode(flat), endStream, this.remoteSettings.maxFrameSize);
     return true;
-  }
-
-  /** The RFC 7541 size of `flat` if it is above the peer's SETTINGS_MAX_HEADER_LIST_SIZE, else 0. */
-  private overPeerHeaderLimit(flat: readonly string[]): number {
-    const limit = this.remoteSettings.maxHeaderListSize;
-    if (limit === Infinity) return 0;
-    const size = headerListSize(flat);
-    return size > limit ? size : 0;
   }
 
   wantsToSend(stream: H2Stream): void {

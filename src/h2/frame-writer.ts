@@ -3,9 +3,10 @@
 // calls in the same turn is appended to a batch that leaves with setImmediate (or at once when
 // the batch grows past FLUSH_BYTES). Small frames are packed into a shared slab; large DATA
 // payloads are not copied but written beside their frame header (cork/uncork → one writev):
-// the write callbacks of those (BatchWaiter) run only once the socket has taken the batch, as
-// Node's Writable contract lets a writer reuse its buffer after its callback.
+// the write callbacks of those run only once the socket has taken the batch (batch-waiters.ts),
+// as Node's Writable contract lets a writer reuse its buffer after its callback.
 
+import { BatchWaiters, type BatchWaiter } from './batch-waiters.js';
 import { FRAME_HEADER_LENGTH, Flag, FrameType } from './constants.js';
 
 const SLAB_SIZE = 16_384;
@@ -20,14 +21,6 @@ export interface FrameSink {
   cork(): void;
   uncork(): void;
   readonly destroyed: boolean;
-}
-
-/** What waits for the batch holding its DATA to leave (a stream whose write callback waits). */
-export interface BatchWaiter {
-  /** Just before the batch is written: true to set END_STREAM on the waiter's DATA frame (its writer has ended). Frames nothing. */
-  endsWithBatch(): boolean;
-  /** The socket has taken the batch (or it will never be written). */
-  batchWritten(): void;
 }
 
 export class FrameWriter {
@@ -48,18 +41,8 @@ export class FrameWriter {
     this.scheduled = false;
     this.flush();
   };
-  /** DATA frames whose payload is held by reference, framed in the current batch: their waiters and where their headers are. */
-  private waiters: BatchWaiter[] = [];
-  private readonly waiterSlabs: Buffer[] = [];
-  private readonly waiterAts: number[] = [];
-  /** Waiters of batches the socket has not finished yet, oldest first, and how many each batch has. */
-  private readonly inFlight: BatchWaiter[] = [];
-  private readonly inFlightCounts: number[] = [];
-  /** The socket finished the oldest batch with waiters (socket write callbacks come in order). */
-  private readonly onBatchWritten = (): void => {
-    let n = this.inFlightCounts.shift() ?? 0;
-    while (n-- > 0 && this.inFlight.length > 0) this.inFlight.shift()!.batchWritten();
-  };
+  /** DATA payloads held by reference whose writers wait for their batch to leave. */
+  private readonly waiters = new BatchWaiters();
 
   constructor(private readonly sink: FrameSink) {}
 
@@ -109,9 +92,6 @@ export class FrameWriter {
 
   /** Writes the batch now (one socket.write, or one corked writev). */
   flush(): void {
-    const nw = this.waiters.length;
-    // a writer that ended since: END_STREAM rides on its last DATA frame (no frame of its own, a turn later)
-    for (let i = 0; i < nw; i++) if (this.waiters[i]!.endsWithBatch()) this.waiterSlabs[i]![this.waiterAts[i]! + 4]! |= Flag.END_STREAM;
     this.cutSlab();
     this.lastDataSlab = null;
     const out = this.out;
@@ -123,16 +103,10 @@ export class FrameWriter {
       this.slab = Buffer.allocUnsafe(SLAB_SIZE);
       this.pos = this.cut = 0;
     }
-    if (this.sink.destroyed) return this.releaseWaiters();
+    if (this.sink.destroyed) return this.waiters.release();
     this.writes++;
-    let done: (() => void) | undefined;
-    if (nw > 0) {
-      const waiters = this.waiters;
-      for (let i = 0; i < nw; i++) this.inFlight.push(waiters[i]!);
-      waiters.length = this.waiterSlabs.length = this.waiterAts.length = 0;
-      this.inFlightCounts.push(nw);
-      done = this.onBatchWritten;
-    }
+    // END_STREAM may still be set on held DATA frames here (their headers are in the slab)
+    const done = this.waiters.handOff();
     if (out.length === 1) {
       this.sink.write(out[0]!, done);
       return;
@@ -144,21 +118,12 @@ export class FrameWriter {
     this.sink.uncork();
   }
 
-  /** Waiters of a batch that will never be written are told now (nothing holds their buffers any more). */
-  private releaseWaiters(): void {
-    const waiters = this.waiters;
-    if (waiters.length === 0) return;
-    this.waiters = [];
-    this.waiterSlabs.length = this.waiterAts.length = 0;
-    for (let i = 0; i < waiters.length; i++) waiters[i]!.batchWritten();
-  }
-
   /** Drops what was not written yet (the connection is being destroyed). */
   discard(): void {
     this.out = [];
     this.pendingBytes = 0;
     this.cut = this.pos;
-    this.releaseWaiters();
+    this.waiters.release();
   }
 
   raw(bytes: Buffer): void {
@@ -201,11 +166,7 @@ export class FrameWriter {
       this.out.push(payload);
       this.pendingBytes += n;
     }
-    if (waiter !== undefined) {
-      this.waiters.push(waiter);
-      this.waiterSlabs.push(this.lastDataSlab!);
-      this.waiterAts.push(this.lastDataAt);
-    }
+    if (waiter !== undefined) this.waiters.add(waiter, this.lastDataSlab!, this.lastDataAt);
     this.schedule();
   }
 

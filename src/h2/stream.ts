@@ -17,7 +17,7 @@
 import { Duplex, Readable } from 'node:stream';
 import { ErrorCode } from './constants.js';
 import { ReceiveWindow, SendWindow } from './flow-control.js';
-import type { BatchWaiter } from './frame-writer.js';
+import type { BatchWaiter } from './batch-waiters.js';
 import { HeadKind, flattenHeaders, type OutgoingHeaders } from './headers.js';
 import { returnConsumedCredit } from './stream-receive-side.js';
 import { dropHeld, releaseHeld, releaseIfLow } from './stream-held-body.js';
