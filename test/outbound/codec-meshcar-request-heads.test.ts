@@ -21,11 +21,15 @@ t.test('a request head over the upstream header list size: 431 to the app, the s
     await upstream.close();
   });
 
-  // in flight on the session while the oversized one is refused
+  const oversized = { path: '/echo', headers: { 'x-big': 'b'.repeat(3000) } };
+  // the first request dials the session (the pool's slow path)
+  const first = await request(fx.port, oversized);
+  t.equal(first.status, 431, 'refused with 431 on a new session');
+  // then one in flight on the session while another oversized one is refused (the fast path)
   const slow = request(fx.port, { path: '/slow/300' });
   while (upstream.requests < 1) await new Promise((r) => setTimeout(r, 5));
-  const big = await request(fx.port, { path: '/echo', headers: { 'x-big': 'b'.repeat(3000) } });
-  t.equal(big.status, 431, 'refused with 431');
+  const big = await request(fx.port, oversized);
+  t.equal(big.status, 431, 'refused with 431 on the open session');
   t.equal(big.headers['x-meshcar-error'], 'headers_too_large', 'the stable code in the header');
   t.match(big.json<{ error: string; message: string }>(), { error: 'headers_too_large', message: /over what the upstream accepts/ }, 'and the JSON body');
 
@@ -33,6 +37,18 @@ t.test('a request head over the upstream header list size: 431 to the app, the s
   t.equal((await slow).status, 200, 'the request in flight is answered');
   t.equal(upstream.requests, 2, 'the oversized head never reached the upstream');
   t.equal(upstream.connections, 1, 'all on one session');
+});
+
+t.test('an oversized head is the app\'s fault, not the endpoint\'s: no failover to another endpoint', async (t) => {
+  const pki = await makePki('mesh.test');
+  const ups = [await startUpstream(pki, { settings: { maxHeaderListSize: 2048 } }), await startUpstream(pki, { settings: { maxHeaderListSize: 2048 } })];
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: ups.map((u) => `127.0.0.1:${u.port}`) }], { codec: 'meshcar' });
+  t.teardown(async () => {
+    await fx.close();
+    await Promise.all(ups.map((u) => u.close()));
+  });
+  t.equal((await request(fx.port, { path: '/echo', headers: { 'x-big': 'b'.repeat(3000) } })).status, 431);
+  t.equal(ups[0]!.connections + ups[1]!.connections, 1, 'one endpoint dialled, the other not tried');
 });
 
 t.test('credentials go upstream never-indexed, on every request of the shared session', async (t) => {
