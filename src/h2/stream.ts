@@ -38,7 +38,7 @@ export interface StreamHost {
   resetStream(stream: H2Stream, code: number): void;
   /** Both sides ended: forget the stream (it completed). */
   streamCompleted(stream: H2Stream): void;
-  /** Frames the last DATA frame of a chunk whose callback (stream.sentCb) waits until the socket has it (BatchWaiter). */
+  /** Frames the last DATA frame of a chunk whose callback (stream.sentCb) waits until the socket has it (batch-waiters.ts). */
   frameHeldData(stream: H2Stream, payload: Buffer): void;
   /** Frames one DATA frame (flow control already spent). */
   frameData(streamId: number, payload: Buffer, endStream: boolean): void;
@@ -194,7 +194,7 @@ export class H2Stream extends Duplex implements BatchWaiter {
     this.host.wantsToSend(this);
   }
 
-  // BatchWaiter (frame-writer.ts): a chunk held by reference until its batch is written
+  // BatchWaiter (batch-waiters.ts): a chunk held by reference until its batch is written
   endsWithBatch(): boolean {
     return endsWithBatch(this);
   }
