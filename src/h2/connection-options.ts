@@ -18,6 +18,12 @@ export interface H2ConnectionOptions {
   readonly observer?: H2Observer;
   /** Huffman-code header strings when shorter (default true). */
   readonly huffman?: boolean;
+  /**
+   * More header names to send as never-indexed literals, out of the HPACK dynamic table (RFC
+   * 7541 §7.1.3); the codec always treats authorization, proxy-authorization, set-cookie and
+   * cookie values under 20 octets so (hpack/policy.ts).
+   */
+  readonly sensitiveHeaders?: Iterable<string>;
   /** Bytes already read from the socket (e.g. by a protocol sniffer), processed first. */
   readonly head?: Buffer;
 }

@@ -13,14 +13,15 @@ import { CLIENT_PREFACE, DEFAULT_HEADER_TABLE_SIZE, DEFAULT_MAX_FRAME_SIZE, DEFA
 import { closeGracefully, failConnection, sendGoaway, terminate } from './connection-close.js';
 import type { H2ConnectionOptions, H2Observer, RequestOptions } from './connection-options.js';
 import { localSettings, startSettingsTimer } from './connection-settings.js';
-import { ConnectionFault, SessionClosingError, type ConnectionCloseReason } from './errors.js';
+import { ConnectionFault, HeaderListTooLargeError, SessionClosingError, StreamLimitError, type ConnectionCloseReason } from './errors.js';
+import { checkRequestHead, checkStreamSlot, headFitsPeer } from './peer-limits.js';
 import { ReceiveWindow, SendWindow } from './flow-control.js';
 import { FrameReader } from './frame-reader.js';
 import { FrameWriter } from './frame-writer.js';
 import { HeaderBlockAssembler } from './header-block.js';
 import { PingTracker } from './pings.js';
 import { SendScheduler } from './send-scheduler.js';
-import { flattenHeaders, type OutgoingHeaders } from './headers.js';
+import { HeadKind, flattenHeaders, type OutgoingHeaders } from './headers.js';
 import { HpackDecoder, HpackEncoder } from './hpack/index.js';
 import { ResetBudget, WindowBudget, resolveLimits, type H2Limits } from './limits.js';
 import { FrameReceiver } from './receive.js';
@@ -30,7 +31,7 @@ import { sendHead } from './stream-send-side.js';
 import { releaseReadPieces } from './stream-receive-side.js';
 
 // defined in errors.ts and connection-options.ts; still exported here for whoever imports them from this module
-export { SessionClosingError };
+export { HeaderListTooLargeError, SessionClosingError, StreamLimitError };
 export type { H2ConnectionOptions, H2Observer, RequestOptions };
 
 /**
@@ -101,7 +102,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
     this.blocks = new HeaderBlockAssembler(limits.maxHeaderBlockBytes, limits.maxContinuationFrames);
     // until the peer ACKs a smaller table it may still use the default one
     this.decoder = new HpackDecoder({ maxTableSize: Math.max(DEFAULT_HEADER_TABLE_SIZE, limits.headerTableSize), maxHeaderListSize: limits.maxHeaderListSize });
-    this.encoder = new HpackEncoder({ huffman: options.huffman ?? true });
+    this.encoder = new HpackEncoder({ huffman: options.huffman ?? true, ...(options.sensitiveHeaders ? { sensitiveHeaders: options.sensitiveHeaders } : {}) });
     this.writer = new FrameWriter(socket as unknown as ConstructorParameters<typeof FrameWriter>[0]);
     this.receiver = new FrameReceiver(this);
     this.scheduler = new SendScheduler(socket, this.writer, this.sendWindow, () => this.remoteSettings.maxFrameSize);
@@ -138,7 +139,10 @@ export class H2Connection extends EventEmitter implements StreamHost {
   request(headers: OutgoingHeaders | readonly string[], options?: RequestOptions): H2Stream {
     if (this.isServer) throw new Error('request() is for the client role');
     if (this.closing || this.destroyed) throw new SessionClosingError('the HTTP/2 connection is closing');
-    const flat = flattenHeaders(headers);
+    // within the peer's limits, checked before a stream id is taken (peer-limits.ts)
+    checkStreamSlot(this);
+    const flat = flattenHeaders(headers, HeadKind.Request);
+    checkRequestHead(this, flat);
     const id = this.nextStreamId;
     if (id > MAX_STREAM_ID) {
       this.close();
@@ -173,13 +177,21 @@ export class H2Connection extends EventEmitter implements StreamHost {
 
   // --- StreamHost -----------------------------------------------------------------------------
 
-  sendHeaderBlock(stream: H2Stream, flat: string[], endStream: boolean): void {
-    if (this.destroyed) return;
+  sendHeaderBlock(stream: H2Stream, flat: string[], endStream: boolean): boolean {
+    if (this.destroyed) return false;
+    // a client's request head was measured by request(); every other head and trailers here
+    if ((this.isServer || stream.trailersWanted) && !headFitsPeer(this, stream, flat)) return false;
     this.writer.headers(stream.id, this.encoder.encode(flat), endStream, this.remoteSettings.maxFrameSize);
+    return true;
   }
 
   wantsToSend(stream: H2Stream): void {
     if (!this.destroyed) this.scheduler.add(stream);
+  }
+
+  frameHeldData(stream: H2Stream, payload: Buffer): void {
+    this.dataFramesSent++;
+    this.writer.data(stream.id, payload, false, stream);
   }
 
   frameData(streamId: number, payload: Buffer, endStream: boolean): void {

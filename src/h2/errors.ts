@@ -93,3 +93,23 @@ export function protocolFault(message: string, reason: ConnectionCloseReason = '
 export class SessionClosingError extends Error {
   readonly code = 'ERR_H2_SESSION_CLOSING';
 }
+
+/**
+ * Thrown by request() for a head above the peer's SETTINGS_MAX_HEADER_LIST_SIZE (RFC 7541
+ * sizes), before a stream id is taken: sent, the peer would refuse it, often with the whole
+ * connection (as Go's client, the request is refused locally; the caller answers 431).
+ */
+export class HeaderListTooLargeError extends Error {
+  readonly code = 'ERR_H2_HEADER_LIST_TOO_LARGE';
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(`a header list of ${size} bytes is above the peer's limit of ${limit}`);
+  }
+}
+
+/** Thrown by request() while as many of our streams are open as the peer's SETTINGS_MAX_CONCURRENT_STREAMS allows. */
+export class StreamLimitError extends Error {
+  readonly code = 'ERR_H2_STREAM_LIMIT';
+}

@@ -2,18 +2,22 @@
 // event-loop turn: every frame produced while handling a socket read, a timer or a user's
 // calls in the same turn is appended to a batch that leaves with setImmediate (or at once when
 // the batch grows past FLUSH_BYTES). Small frames are packed into a shared slab; large DATA
-// payloads are not copied but written beside their frame header (cork/uncork → one writev).
+// payloads are not copied but written beside their frame header (cork/uncork → one writev):
+// the write callbacks of those run only once the socket has taken the batch (batch-waiters.ts),
+// as Node's Writable contract lets a writer reuse its buffer after its callback.
 
+import { BatchWaiters, type BatchWaiter } from './batch-waiters.js';
 import { FRAME_HEADER_LENGTH, Flag, FrameType } from './constants.js';
 
 const SLAB_SIZE = 16_384;
 /** DATA payloads up to this size are copied into the slab (cheaper than another iovec). */
-const COPY_LIMIT = 1_024;
+export const COPY_LIMIT = 1_024;
 /** A batch this large is written without waiting for the end of the turn. */
 const FLUSH_BYTES = 256 * 1024;
 
 export interface FrameSink {
-  write(chunk: Buffer): boolean;
+  /** `cb` runs once the socket is done with the chunk (also when it was destroyed first). */
+  write(chunk: Buffer, cb?: () => void): boolean;
   cork(): void;
   uncork(): void;
   readonly destroyed: boolean;
@@ -37,6 +41,8 @@ export class FrameWriter {
     this.scheduled = false;
     this.flush();
   };
+  /** DATA payloads held by reference whose writers wait for their batch to leave. */
+  private readonly waiters = new BatchWaiters();
 
   constructor(private readonly sink: FrameSink) {}
 
@@ -97,14 +103,18 @@ export class FrameWriter {
       this.slab = Buffer.allocUnsafe(SLAB_SIZE);
       this.pos = this.cut = 0;
     }
-    if (this.sink.destroyed) return;
+    if (this.sink.destroyed) return this.waiters.release();
     this.writes++;
+    // END_STREAM may still be set on held DATA frames here (their headers are in the slab)
+    const done = this.waiters.handOff();
     if (out.length === 1) {
-      this.sink.write(out[0]!);
+      this.sink.write(out[0]!, done);
       return;
     }
     this.sink.cork();
-    for (let i = 0; i < out.length; i++) this.sink.write(out[i]!);
+    const last = out.length - 1;
+    for (let i = 0; i < last; i++) this.sink.write(out[i]!);
+    this.sink.write(out[last]!, done);
     this.sink.uncork();
   }
 
@@ -113,6 +123,7 @@ export class FrameWriter {
     this.out = [];
     this.pendingBytes = 0;
     this.cut = this.pos;
+    this.waiters.release();
   }
 
   raw(bytes: Buffer): void {
@@ -133,7 +144,12 @@ export class FrameWriter {
     return true;
   }
 
-  data(streamId: number, payload: Buffer, endStream: boolean): void {
+  /**
+   * A DATA frame. With `waiter`, the payload (held by reference if large) stays the caller's
+   * until the socket has taken this batch: the waiter is told then, and asked just before the
+   * batch is written whether END_STREAM may be set on this frame.
+   */
+  data(streamId: number, payload: Buffer, endStream: boolean, waiter?: BatchWaiter): void {
     const n = payload.length;
     const flags = endStream ? Flag.END_STREAM : 0;
     if (n <= COPY_LIMIT) {
@@ -150,6 +166,7 @@ export class FrameWriter {
       this.out.push(payload);
       this.pendingBytes += n;
     }
+    if (waiter !== undefined) this.waiters.add(waiter, this.lastDataSlab!, this.lastDataAt);
     this.schedule();
   }
 

@@ -191,15 +191,39 @@ export class InvalidHeaderError extends TypeError {
   readonly code = 'ERR_H2_INVALID_HEADER';
 }
 
+/** The pseudo-header bits (pseudoBit) each kind of head may carry. */
+const PSEUDO_ALLOWED = [2 | 4 | 8 | 16, 1, 0];
+
+/**
+ * What `kind` of head may carry: a request its four pseudo-headers, a response (final or 1xx)
+ * :status and nothing else, trailers none (RFC 9113 §8.1, §8.3). The peer would reset the
+ * stream for any of these; refused here, with a stable error, before anything is sent.
+ */
+function checkKind(pseudoSeen: number, kind: HeadKind | undefined): void {
+  if (kind === undefined) return;
+  const extra = pseudoSeen & ~PSEUDO_ALLOWED[kind]!;
+  if (extra !== 0) throw new InvalidHeaderError(kind === HeadKind.Trailers ? 'pseudo-headers are not allowed in trailers' : `a pseudo-header not allowed in a ${kind === HeadKind.Request ? 'request' : 'response'}`);
+  if (kind === HeadKind.Response && pseudoSeen === 0) throw new InvalidHeaderError('a response head without :status');
+}
+
+/** RFC 7541 §4.1's size of a header list: each field's name and value octets plus 32 (what SETTINGS_MAX_HEADER_LIST_SIZE counts). */
+export function headerListSize(flat: readonly string[]): number {
+  let size = 0;
+  for (let i = 0; i < flat.length; i += 2) size += flat[i]!.length + flat[i + 1]!.length + 32;
+  return size;
+}
+
 /**
  * An outgoing header object as a flat list, pseudo-headers first; or a flat list, checked as it
  * is (names already lower-case, pseudo-headers already first) and returned without a copy.
+ * With `kind`, also held to the pseudo-headers that kind of head may carry (checkKind).
  */
-export function flattenHeaders(headers: OutgoingHeaders | readonly string[]): string[] {
-  if (Array.isArray(headers)) return checkedList(headers as string[]);
+export function flattenHeaders(headers: OutgoingHeaders | readonly string[], kind?: HeadKind): string[] {
+  if (Array.isArray(headers)) return checkedList(headers as string[], kind);
   const out: string[] = [];
   /** Where the next pseudo-header goes: they must precede every regular field. */
   let pseudoEnd = 0;
+  let pseudoSeen = 0;
   for (const key in headers) {
     const value = (headers as OutgoingHeaders)[key];
     if (value === undefined || value === null) continue;
@@ -211,7 +235,11 @@ export function flattenHeaders(headers: OutgoingHeaders | readonly string[]): st
     }
     if (nk === Kind.Invalid) throw new InvalidHeaderError(`invalid header name ${JSON.stringify(key)}`);
     if (nk === Kind.ConnectionSpecific) throw new InvalidHeaderError(`connection-specific header ${name} is not allowed in HTTP/2`);
-    if (nk === Kind.Pseudo && pseudoBit(name) === 0) throw new InvalidHeaderError(`unknown pseudo-header ${name}`);
+    if (nk === Kind.Pseudo) {
+      const bit = pseudoBit(name);
+      if (bit === 0) throw new InvalidHeaderError(`unknown pseudo-header ${name}`);
+      pseudoSeen |= bit;
+    }
     if (Array.isArray(value)) {
       if (nk === Kind.Pseudo || nk === Kind.Te) throw new InvalidHeaderError(`${name} takes one value`);
       for (const v of value) {
@@ -228,11 +256,12 @@ export function flattenHeaders(headers: OutgoingHeaders | readonly string[]): st
     else out.push(name, s);
     if (nk === Kind.Pseudo) pseudoEnd += 2;
   }
+  checkKind(pseudoSeen, kind);
   return out;
 }
 
 /** A caller's flat list, held to the rules flattenHeaders applies to an object's fields. */
-function checkedList(list: string[]): string[] {
+function checkedList(list: string[], kind: HeadKind | undefined): string[] {
   if ((list.length & 1) !== 0) throw new InvalidHeaderError('a header list needs a value for every name');
   let regularSeen = false;
   /** The pseudo-headers seen so far, one bit each: a list, unlike an object, can repeat a name. */
@@ -254,5 +283,6 @@ function checkedList(list: string[]): string[] {
     if (typeof value !== 'string' || BAD_VALUE.test(value)) throw new InvalidHeaderError(`invalid value for header ${name}`);
     if (nk === Kind.Te && value !== 'trailers') throw new InvalidHeaderError(TE_REFUSED);
   }
+  checkKind(pseudoSeen, kind);
   return list;
 }

@@ -259,8 +259,12 @@ export class FrameReceiver implements FrameHandler {
         // unknown settings are ignored (RFC 9113 §6.5.2)
       }
     }
-    if (initialHighest !== initialBefore || s.initialWindowSize !== initialBefore) this.initialWindowChanged(initialBefore, initialHighest, s.initialWindowSize);
+    const windowChanged = initialHighest !== initialBefore || s.initialWindowSize !== initialBefore;
+    if (windowChanged) this.initialWindowChanged(initialBefore, initialHighest, s.initialWindowSize);
+    // the ACK goes out before any frame that relies on the new values (RFC 9113 §6.5.3): the
+    // peer applies its larger window or frame size only once it has it
     c.writer.settingsAck();
+    if (windowChanged && s.initialWindowSize > initialBefore) for (const stream of c.streams.values()) c.unblock(stream);
     markConnected(c);
     c.emit('remoteSettings', s);
     c.sendPending();
@@ -270,13 +274,13 @@ export class FrameReceiver implements FrameHandler {
    * The net change of SETTINGS_INITIAL_WINDOW_SIZE over one frame, applied to each open stream
    * once. Entries apply in order (RFC 9113 §6.9.2), so a window that the highest value set on
    * the way would take past 2^31 − 1 is a FLOW_CONTROL_ERROR even if a later entry lowers it.
+   * Nothing is sent here: streams it unblocks resume after our SETTINGS ACK (onSettings).
    */
   private initialWindowChanged(before: number, highest: number, after: number): void {
     const c = this.c;
     for (const stream of c.streams.values()) {
       if (!stream.sendWindow.adjust(highest - before)) throw new ConnectionFault('flow_control_error', ErrorCode.FLOW_CONTROL_ERROR, 'a stream window beyond 2^31 − 1');
       stream.sendWindow.adjust(after - highest); // zero or less: cannot overflow
-      if (after > before) c.unblock(stream);
     }
   }
 

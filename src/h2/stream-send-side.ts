@@ -5,6 +5,7 @@
 // H2Stream, so no object is made per stream or per frame for them.
 
 import { ErrorCode } from './constants.js';
+import { COPY_LIMIT } from './frame-writer.js';
 import type { H2Stream } from './stream.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -12,7 +13,8 @@ const EMPTY = Buffer.alloc(0);
 /** Sends the head (a server's respond(), a client's request() through the connection). */
 export function sendHead(stream: H2Stream, flat: string[], endStream: boolean): void {
   stream.headersSent = true;
-  stream.host.sendHeaderBlock(stream, flat, endStream);
+  // not sent: the stream was reset instead (above the peer's header list size)
+  if (!stream.host.sendHeaderBlock(stream, flat, endStream)) return;
   if (endStream) {
     stream.localClosed = true;
     stream.end();
@@ -51,14 +53,38 @@ export function sendData(stream: H2Stream, max: number): number {
   stream.chunkOffset += n;
   stream.sendWindow.available -= n;
   stream.bytesSent += n;
-  stream.host.frameData(stream.id, payload, false);
-  if (stream.chunkOffset === chunk.length) {
-    const cb = stream.chunkCb!;
-    stream.chunk = null;
-    stream.chunkCb = null;
+  if (stream.chunkOffset < chunk.length) {
+    stream.host.frameData(stream.id, payload, false);
+    return n;
+  }
+  const cb = stream.chunkCb!;
+  stream.chunk = null;
+  stream.chunkCb = null;
+  if (chunk.length > COPY_LIMIT) {
+    // held by reference until its batch leaves: the writer may reuse the buffer once its
+    // callback ran, so that waits for the socket (batchWritten)
+    stream.sentCb = cb;
+    stream.sentLength = chunk.length;
+    stream.host.frameHeldData(stream, payload);
+  } else {
+    stream.host.frameData(stream.id, payload, false); // copied
     cb(); // may call _write (next chunk) or _final synchronously
   }
   return n;
+}
+
+/**
+ * Just before the batch holding the stream's last DATA frame is written: if its writer ended
+ * since (end() after the chunk whose callback waits, nothing else buffered, no trailers to
+ * wait for), END_STREAM goes on that frame and the stream's side is ended here; _final, which
+ * Node calls after the callback, then only completes it. Without this a body ending with a
+ * chunk held by reference would cost an empty END_STREAM frame of its own, in a later write.
+ */
+export function endsWithBatch(stream: H2Stream): boolean {
+  if (stream.localClosed || stream.chunk !== null || stream.waitForTrailers || !stream.writableEnded || stream.destroyed) return false;
+  if (stream.writableLength !== stream.sentLength) return false; // more is buffered behind the chunk
+  stream.localClosed = true;
+  return true;
 }
 
 function finish(stream: H2Stream): void {

@@ -11,21 +11,23 @@
 // while the consumer is behind) and its credit is returned (WINDOW_UPDATE) only as the
 // consumer takes it (_read, or a flowing 'data' listener);
 // each written chunk's callback waits until the chunk has been framed within the stream's and
-// the connection's send windows, so write() returns false while the peer's window is shut.
+// the connection's send windows, so write() returns false while the peer's window is shut, and
+// for a chunk the writer holds by reference, until the socket has it (the buffer may be reused).
 
 import { Duplex, Readable } from 'node:stream';
 import { ErrorCode } from './constants.js';
 import { ReceiveWindow, SendWindow } from './flow-control.js';
-import { flattenHeaders, type OutgoingHeaders } from './headers.js';
+import type { BatchWaiter } from './batch-waiters.js';
+import { HeadKind, flattenHeaders, type OutgoingHeaders } from './headers.js';
 import { returnConsumedCredit } from './stream-receive-side.js';
 import { dropHeld, releaseHeld, releaseIfLow } from './stream-held-body.js';
-import { dropOutput, localEnded, sendHead } from './stream-send-side.js';
+import { checkClosed, dropOutput, endsWithBatch, localEnded, sendHead } from './stream-send-side.js';
 
 /** What a stream needs from its connection (implemented by H2Connection). */
 export interface StreamHost {
   readonly isServer: boolean;
-  /** Encodes and frames a header block (HEADERS + CONTINUATION). */
-  sendHeaderBlock(stream: H2Stream, flat: string[], endStream: boolean): void;
+  /** Encodes and frames a header block (HEADERS + CONTINUATION); false if it was not sent (the stream was reset instead). */
+  sendHeaderBlock(stream: H2Stream, flat: string[], endStream: boolean): boolean;
   /** The stream has DATA (or its end) to send: schedule it. */
   wantsToSend(stream: H2Stream): void;
   /** Small payloads are coalesced in the stream's tail: hand them over when the socket read ends (releaseAfterRead). */
@@ -36,6 +38,8 @@ export interface StreamHost {
   resetStream(stream: H2Stream, code: number): void;
   /** Both sides ended: forget the stream (it completed). */
   streamCompleted(stream: H2Stream): void;
+  /** Frames the last DATA frame of a chunk whose callback (stream.sentCb) waits until the socket has it (batch-waiters.ts). */
+  frameHeldData(stream: H2Stream, payload: Buffer): void;
   /** Frames one DATA frame (flow control already spent). */
   frameData(streamId: number, payload: Buffer, endStream: boolean): void;
 }
@@ -47,7 +51,9 @@ export interface RespondOptions {
   readonly waitForTrailers?: boolean;
 }
 
-export class H2Stream extends Duplex {
+const EMPTY = Buffer.alloc(0);
+
+export class H2Stream extends Duplex implements BatchWaiter {
   /** RST_STREAM code, once the stream was reset by either side. */
   rstCode: number | undefined = undefined;
   headersSent = false;
@@ -81,6 +87,9 @@ export class H2Stream extends Duplex {
   chunk: Buffer | null = null;
   chunkOffset = 0;
   chunkCb: ((err?: Error | null) => void) | null = null;
+  /** The write callback of a chunk framed by reference, and its length: it runs once the socket has it (batchWritten). */
+  sentCb: ((err?: Error | null) => void) | null = null;
+  sentLength = 0;
   /** _final's callback: the end is to be sent. */
   finalCb: ((err?: Error | null) => void) | null = null;
   waitForTrailers = false;
@@ -119,7 +128,7 @@ export class H2Stream extends Duplex {
   respond(headers: OutgoingHeaders | readonly string[], options?: RespondOptions): void {
     if (this.headersSent) throw new Error('the response head was already sent');
     if (this.localClosed) throw new Error('the stream is closed');
-    const flat = flattenHeaders(headers); // throws on what HTTP/2 cannot carry, before anything changes
+    const flat = flattenHeaders(headers, HeadKind.Response); // throws on what HTTP/2 cannot carry, before anything changes
     const endStream = options?.endStream === true;
     this.waitForTrailers = options?.waitForTrailers === true;
     sendHead(this, flat, endStream);
@@ -133,7 +142,7 @@ export class H2Stream extends Duplex {
   /** An informational (1xx) head before the final one, e.g. 100 Continue. */
   additionalHeaders(headers: OutgoingHeaders | readonly string[]): void {
     if (this.headersSent || this.localClosed) throw new Error('informational headers after the response head');
-    this.host.sendHeaderBlock(this, flattenHeaders(headers), false);
+    this.host.sendHeaderBlock(this, flattenHeaders(headers, HeadKind.Response), false);
   }
 
   /**
@@ -143,7 +152,12 @@ export class H2Stream extends Duplex {
   sendTrailers(trailers: OutgoingHeaders | readonly string[]): void {
     if (this.localClosed) return;
     if (!this.trailersWanted) throw new Error("sendTrailers() before 'wantTrailers': the body has not been sent yet");
-    this.host.sendHeaderBlock(this, flattenHeaders(trailers), true);
+    const flat = flattenHeaders(trailers, HeadKind.Trailers);
+    // no trailers: the stream ends with DATA END_STREAM, not an empty HEADERS frame (Node's
+    // codec does the same: empty trailers break some browsers), on the last DATA frame if it
+    // has not left yet
+    if (flat.length === 0) this.host.frameData(this.id, EMPTY, true);
+    else if (!this.host.sendHeaderBlock(this, flat, true)) return;
     localEnded(this);
   }
 
@@ -169,10 +183,26 @@ export class H2Stream extends Duplex {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    if (this.localClosed) return cb();
+    if (this.localClosed) {
+      // ended already: reset, or END_STREAM went with the last DATA frame (endsWithBatch)
+      cb();
+      checkClosed(this);
+      return;
+    }
     if (!this.headersSent) return cb(new Error('end before the head was sent (respond() first)'));
     this.finalCb = cb;
     this.host.wantsToSend(this);
+  }
+
+  // BatchWaiter (batch-waiters.ts): a chunk held by reference until its batch is written
+  endsWithBatch(): boolean {
+    return endsWithBatch(this);
+  }
+
+  batchWritten(): void {
+    const cb = this.sentCb;
+    this.sentCb = null;
+    cb?.();
   }
 
   override _read(): void {

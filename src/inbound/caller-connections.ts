@@ -9,6 +9,7 @@ import http2, { type IncomingHttpHeaders, type ServerHttp2Session } from 'node:h
 import type { TLSSocket } from 'node:tls';
 import { H2Connection, type H2Stream, type IncomingHeaders } from '../h2/index.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
+import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
 import type { Caller } from './caller.js';
 import { ConnectionLifetime } from './connection-lifetime.js';
 import { Http2Exchange } from './http2-exchange.js';
@@ -54,7 +55,7 @@ export function onSession(inbound: InboundListener, session: ServerHttp2Session)
 /** http2.codec meshcar: the caller's h2 connection on meshcar's own codec (the node codec's onSession + onStream). */
 export function onMeshcarConnection(inbound: InboundListener, socket: TLSSocket, caller: Caller): void {
   const observer = h2SessionObserver('inbound', inbound.observer, inbound.logger, caller.id.uri, socket.remoteAddress);
-  const conn = new H2Connection(socket, { role: 'server', limits: inbound.h2Limits, observer });
+  const conn = new H2Connection(socket, { role: 'server', limits: inbound.h2Limits, sensitiveHeaders: SENSITIVE_HEADERS, observer });
   (conn as WithCaller)[kCaller] = caller;
   conn.on('error', (err: Error) => inbound.logger.debug({ err: err.message }, 'inbound HTTP/2 session error'));
   conn.on('stream', (stream: H2Stream, headers: IncomingHeaders, endStream: boolean) => {

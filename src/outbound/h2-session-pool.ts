@@ -24,6 +24,7 @@ import type { SessionPolicy } from './session-lifecycle.js';
 import { dialHttp2 } from './mutual-tls.js';
 import { isSessionClosingError } from './upstream-errors.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
+import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -120,7 +121,7 @@ export class H2SessionPool {
       socket.destroy();
       throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
     }
-    const conn = new H2Connection(socket, { role: 'client', observer: h2SessionObserver('outbound', this.options.observer, this.options.logger, this.options.upstream, key) });
+    const conn = new H2Connection(socket, { role: 'client', sensitiveHeaders: SENSITIVE_HEADERS, observer: h2SessionObserver('outbound', this.options.observer, this.options.logger, this.options.upstream, key) });
     // the peer's SETTINGS tell how many streams a session takes: wait for them, within the budget
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error) => {

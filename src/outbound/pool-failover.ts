@@ -10,11 +10,13 @@ import { MeshcarError, describeError } from '../errors.js';
 import { outboundFailure } from '../tls-failures/describe.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { countStream } from './pool-counting.js';
-import { classifyConnectError, isBadRequestError, isSessionClosingError } from './upstream-errors.js';
+import { classifyConnectError, isBadRequestError, isHeaderListTooLargeError, isSessionClosingError } from './upstream-errors.js';
 import type { OpenedStream, UpstreamPool } from './upstream-pool.js';
 import { adaptH2Stream } from './upstream-stream.js';
 
 export function badRequest(err: unknown): MeshcarError {
+  // a head over the upstream's SETTINGS_MAX_HEADER_LIST_SIZE (src/h2 refuses it before sending): 431
+  if (isHeaderListTooLargeError(err)) return new MeshcarError('headers_too_large', `the request head is over what the upstream accepts: ${describeError(err)}`, { cause: err });
   return new MeshcarError('bad_request', `the request cannot be sent upstream: ${describeError(err)}`, { cause: err });
 }
 
@@ -61,7 +63,7 @@ export async function withFailover<T extends { endpoint: UpstreamEndpoint }>(poo
     try {
       return await attempt(endpoint);
     } catch (err) {
-      if (err instanceof MeshcarError && err.code === 'bad_request') throw err;
+      if (err instanceof MeshcarError && (err.code === 'bad_request' || err.code === 'headers_too_large')) throw err;
       const failure = classifyConnectError(err, endpoint.key);
       if (failure.tlsReason) pool.deps.observer.tlsHandshakeFailed('outbound', failure.tlsReason, outboundFailure(endpoint.key, failure.tlsReason, err));
       const now = Date.now();

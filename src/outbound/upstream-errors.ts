@@ -71,10 +71,18 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
   };
 }
 
-/** session.request() (core http2, or src/h2: ERR_H2_INVALID_HEADER) refused a header the app sent: the app's fault. */
+/**
+ * session.request() (core http2, or src/h2: ERR_H2_INVALID_HEADER, ERR_H2_HEADER_LIST_TOO_LARGE)
+ * refused a header the app sent: the app's fault, nothing was sent, the session lives on.
+ */
 export function isBadRequestError(err: unknown): boolean {
   const code = codeOf(err);
-  return code === 'ERR_INVALID_HTTP_TOKEN' || code === 'ERR_INVALID_CHAR' || code.startsWith('ERR_HTTP2_INVALID_HEADER') || code === 'ERR_HTTP2_HEADER_SINGLE_VALUE' || code === 'ERR_HTTP2_INVALID_CONNECTION_HEADERS' || code === 'ERR_HTTP2_INVALID_PSEUDOHEADER' || code === 'ERR_H2_INVALID_HEADER';
+  return isHeaderListTooLargeError(err) || code === 'ERR_INVALID_HTTP_TOKEN' || code === 'ERR_INVALID_CHAR' || code.startsWith('ERR_HTTP2_INVALID_HEADER') || code === 'ERR_HTTP2_HEADER_SINGLE_VALUE' || code === 'ERR_HTTP2_INVALID_CONNECTION_HEADERS' || code === 'ERR_HTTP2_INVALID_PSEUDOHEADER' || code === 'ERR_H2_INVALID_HEADER';
+}
+
+/** src/h2 refused a request head over the upstream's SETTINGS_MAX_HEADER_LIST_SIZE (never sent): 431 to the app. */
+export function isHeaderListTooLargeError(err: unknown): boolean {
+  return codeOf(err) === 'ERR_H2_HEADER_LIST_TOO_LARGE';
 }
 
 /** The session was closing under us (GOAWAY raced the pick; src/h2: ERR_H2_SESSION_CLOSING): nothing was sent, try again. */

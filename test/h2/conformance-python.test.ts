@@ -5,36 +5,22 @@
 // is checked against RFC 9113, and counted through the observer with the right reason.
 
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode } from '../../src/h2/constants.js';
 import type { IncomingHeaders } from '../../src/h2/headers.js';
 import type { H2Limits } from '../../src/h2/limits.js';
-import { connectOurClient, readBody, startOurServer, waitFor, RecordingH2Observer } from './fixtures/h2-helpers.js';
+import { connectOurClient, pythonWithH2, readBody, runPythonPeer, startOurServer, waitFor, RecordingH2Observer, type PeerEvent } from './fixtures/h2-helpers.js';
 
 const PEER = fileURLToPath(new URL('./fixtures/h2peer.py', import.meta.url));
-const PYTHON = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import h2'], { stdio: 'ignore' }).status === 0);
+const PYTHON = pythonWithH2();
 if (PYTHON === undefined) {
   t.plan(0, 'python3-h2 is not installed (make tools)');
   process.exit(0);
 }
 
-type Event = Record<string, unknown>;
+type Event = PeerEvent;
 
-function runPeer(args: string[], onLine?: (e: Event) => void): Promise<Event[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON!, [PEER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const events: Event[] = [];
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const e = JSON.parse(line) as Event;
-      events.push(e);
-      onLine?.(e);
-    });
-    child.on('error', reject);
-    child.on('close', () => resolve(events));
-  });
-}
+const runPeer = (args: string[], onLine?: (e: Event) => void) => runPythonPeer(PYTHON!, PEER, args, onLine);
 
 const { PROTOCOL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, COMPRESSION_ERROR, ENHANCE_YOUR_CALM } = ErrorCode;
 
