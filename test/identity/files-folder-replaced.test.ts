@@ -47,6 +47,8 @@ t.test('a replaced identity folder is picked up; /identity shows the new serial'
   t.teardown(() => sidecar.stop());
   const line = await sidecar.waitFor((l) => l.msg === 'admin listening');
   const admin = (line.address as { port: number }).port;
+  // the admin port may listen a moment before the identity is loaded (a loaded CI box showed it)
+  await waitFor(async () => (await served(admin)) !== '', 8000, 'an identity on /identity', sidecar);
   t.equal(await served(admin), first.serialHex.toLowerCase(), 'the first set serves');
 
   // as the review did it: the folder moved away (one refusal while it is gone), then a new one
