@@ -155,13 +155,16 @@ t.test('a reload reaches every worker; a worker killed with SIGKILL is restarted
   await waitFor(async () => reloadedBy().length === 3, 10_000, 'the primary and both workers reloading', payments.process);
   t.same(reloadedBy().map((l) => l.worker ?? 'primary').sort(), [1, 2, 'primary'], 'SIGHUP: the primary and both workers reloaded');
 
-  // ten POST /reload at once: coalesced (at most two rounds, here at most two generations), all answered
+  // ten POST /reload at once: coalesced, all answered. How many rounds depends on when each
+  // request is parsed (one that comes while the second round runs waits for a third; a loaded
+  // CI box showed 3): the serial queue before coalescing ran all ten; reload.test.ts holds the
+  // first round to count them exactly
   const generation = async () => (await workersOf(payments)).generation;
   const from = await generation();
   const storm = await Promise.all(Array.from({ length: 10 }, () => httpPost(payments.adminPort, '/reload')));
   t.same(storm.map((r) => r.status), Array(10).fill(200), 'ten reloads at once: every one answered 200');
   const rounds = (await generation()) - from;
-  t.ok(rounds >= 1 && rounds <= 2, `they cost ${rounds} reload rounds in the workers`);
+  t.ok(rounds >= 1 && rounds <= 5, `they cost ${rounds} reload rounds in the workers (at most half of the ten)`);
   t.ok((await workersOf(payments)).workers.every((w) => w.generation === from + rounds), 'both workers run the last one');
 
   // SIGKILL one worker: restarted, counted, /ready 503 until the new one listens
