@@ -40,15 +40,20 @@ export async function readSpecBytes(file: string): Promise<Buffer> {
   try {
     const { size } = await handle.stat();
     if (size > MAX_SPEC_BYTES) throw tooLarge(`is ${size} bytes`);
-    // a file that grows while it is read (or a pipe, size 0) is still stopped at the cap
-    const chunks: Buffer[] = [];
+    // one buffer, the file's size (+1, to see it grow) or growing by doubling for a pipe (size
+    // 0); a file that grows while it is read is still stopped at the cap
+    let buffer = Buffer.allocUnsafe(Math.min(size > 0 ? size + 1 : 64 * 1024, MAX_SPEC_BYTES + 1));
     let total = 0;
     for (;;) {
-      const { bytesRead, buffer } = await handle.read(Buffer.alloc(1024 * 1024), 0, 1024 * 1024, null);
-      if (bytesRead === 0) return Buffer.concat(chunks, total);
+      if (total === buffer.length) {
+        const bigger = Buffer.allocUnsafe(Math.min(buffer.length * 2, MAX_SPEC_BYTES + 1));
+        buffer.copy(bigger, 0, 0, total);
+        buffer = bigger;
+      }
+      const { bytesRead } = await handle.read(buffer, total, buffer.length - total, null);
+      if (bytesRead === 0) return buffer.subarray(0, total);
       total += bytesRead;
       if (total > MAX_SPEC_BYTES) throw tooLarge(`holds more than ${MAX_SPEC_BYTES} bytes`);
-      chunks.push(buffer.subarray(0, bytesRead));
     }
   } finally {
     await handle.close();
@@ -119,6 +124,7 @@ function aliasBomb(): SpecFileError {
  */
 function expandedUnits(root: unknown, budget: number): number {
   const cap = budget + 1;
+  /** Size of each object measured; IN_PROGRESS while its children are (an ancestor of the walk). */
   const sizes = new Map<object, number>();
   const sizeOf = (value: unknown): number => {
     if (typeof value === 'string') return 1 + value.length;
@@ -130,23 +136,34 @@ function expandedUnits(root: unknown, budget: number): number {
   if (root !== null && typeof root === 'object') stack.push({ node: root, expanded: false });
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
-    if (sizes.has(top.node)) {
-      stack.pop();
-      continue;
-    }
-    const entries: Array<[string, unknown]> = Array.isArray(top.node) ? top.node.map((v) => ['', v]) : Object.entries(top.node);
     if (!top.expanded) {
+      const known = sizes.get(top.node);
+      if (known === IN_PROGRESS) return cap; // refers to one of its ancestors: an endless expansion
+      if (known !== undefined) {
+        stack.pop();
+        continue;
+      }
+      sizes.set(top.node, IN_PROGRESS);
       top.expanded = true;
-      for (const [, child] of entries) if (child !== null && typeof child === 'object' && !sizes.has(child)) stack.push({ node: child, expanded: false });
+      for (const child of Array.isArray(top.node) ? top.node : Object.values(top.node)) {
+        if (child === null || typeof child !== 'object') continue;
+        const state = sizes.get(child);
+        if (state === IN_PROGRESS) return cap; // `&a [*a]`: js-yaml makes the cycle, the OpenAPI parser would walk it for ever
+        if (state === undefined) stack.push({ node: child, expanded: false });
+      }
       continue;
     }
     stack.pop();
     let units = 1;
-    for (const [key, child] of entries) units = Math.min(cap, units + key.length + sizeOf(child));
+    if (Array.isArray(top.node)) for (const child of top.node) units = Math.min(cap, units + sizeOf(child));
+    else for (const key in top.node) units = Math.min(cap, units + key.length + sizeOf((top.node as Record<string, unknown>)[key]));
     sizes.set(top.node, units);
   }
   return sizeOf(root);
 }
+
+/** An object's mark in expandedUnits while its children are being measured. */
+const IN_PROGRESS = -1;
 
 /** A $ref's file as the OpenAPI parser names it (an absolute path or a file: URL, percent-encoded) → a path. */
 function pathOfRef(url: string): string {
