@@ -178,7 +178,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
   // --- StreamHost -----------------------------------------------------------------------------
 
   sendHeaderBlock(stream: H2Stream, flat: string[], endStream: boolean): boolean {
-    if (this.destroyed) return false;
+    // a stream reset already (e.g. its 1xx head was over the peer's limit) sends no further head
+    if (this.destroyed || stream.rstCode !== undefined) return false;
     // a client's request head was measured by request(); every other head and trailers here
     if ((this.isServer || stream.trailersWanted) && !headFitsPeer(this, stream, flat)) return false;
     this.writer.headers(stream.id, this.encoder.encode(flat), endStream, this.remoteSettings.maxFrameSize);

@@ -113,7 +113,9 @@ export class NodeHttp1App implements AppForwarder {
     const body = exchange.requestBody;
     bindExchange(body, exchange); // also a body the schema check replaced
     body.pipe(req, KEEP_OPEN);
-    body.on('end', onCallerBodyEnd);
+    // a body that ended already (a replacement the schema check filled) gets no 'end' any more
+    if (body.readableEnded) onCallerBodyEnd.call(body);
+    else body.on('end', onCallerBodyEnd);
   }
 
   close(): void {
