@@ -82,6 +82,18 @@ export function parseSpecText(file: string, data: Buffer | string): unknown {
 }
 
 /**
+ * A spec with its $refs resolved (shared objects, as the OpenAPI parser makes them), measured
+ * like a file's aliases before anything walks it: ten $refs per level repeat a schema as
+ * aliases do, and the parser's validation walks every place it appears (14 lines held the
+ * event loop for good).
+ */
+export function checkDereferenced(document: unknown): void {
+  if (expandedUnits(document, MAX_EXPANDED_UNITS) > MAX_EXPANDED_UNITS) {
+    throw new SpecFileError('its $refs expand to far more than its files hold (a resource exhaustion attack?); a schema used in many places is fine, a tree of schemas each naming the one below many times is not', 'spec_refs');
+  }
+}
+
+/**
  * YAML's core schema (what the `yaml` package and YAML 1.2 read: dates stay strings, no
  * !!binary or other tags) plus merge keys `<<`, which specs use to share responses.
  */

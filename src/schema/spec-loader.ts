@@ -2,12 +2,13 @@
 // against the OpenAPI schema and every $ref resolved, so the compiler sees one plain tree.
 // Remote $refs are not followed: a sidecar must not fetch anything to start or reload. Every
 // file (the spec and the files its $refs name) is read and parsed by spec-file.ts, within its
-// size and YAML alias limits; the OpenAPI parser gets the spec as a parsed object.
+// size and YAML alias limits; the OpenAPI parser gets the spec as a parsed object, and what
+// its $refs expand to is measured before the parser validates (walks) the resolved tree.
 
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { describeError } from '../errors.js';
 import { SpecError } from './spec-error.js';
-import { parseSpecText, readSpecBytes, SpecFileError, specFileReader } from './spec-file.js';
+import { checkDereferenced, parseSpecText, readSpecBytes, SpecFileError, specFileReader } from './spec-file.js';
 
 /** The parts of an OpenAPI document the sidecar reads; everything else is kept as is. */
 export interface OpenApiDocument {
@@ -32,7 +33,11 @@ export async function loadSpecDocument(file: string): Promise<OpenApiDocument> {
     // not a map: the OpenAPI parser would take a string for a path to read
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return notAnOpenApiDocument(file);
     // `file` stays the base that relative $refs resolve against
-    api = await SwaggerParser.validate(file, parsed as Parameters<typeof SwaggerParser.validate>[0] & object, { ...reader.plugins, dereference: { circular: false } } as unknown as SwaggerParser.Options);
+    const options = { ...reader.plugins, dereference: { circular: false } } as unknown as SwaggerParser.Options;
+    // the $refs resolved and what they expand to measured before the validation walks the tree
+    const dereferenced = await new SwaggerParser().dereference(file, parsed as Parameters<typeof SwaggerParser.validate>[0] & object, options);
+    checkDereferenced(dereferenced);
+    api = await SwaggerParser.validate(file, dereferenced, options);
   } catch (err) {
     // a file a $ref names, refused by the reader: its own words, naming that file
     throw asSpecError(file, reader.refusal() ?? err);

@@ -64,6 +64,10 @@ t.test('alias bombs, oversized files and repeated keys are refused, in the spec 
     // a large anchored list copied by 1000 aliases: the alias count only weighs nested aliases, far over the expansion budget
     'wide.yaml': `openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths: {}\nx-big: &big [${'x,'.repeat(12_000)}x]\nx-copies: [${Array(1000).fill('*big').join(', ')}]\n`,
     'repeated.yaml': 'openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths: {}\ninfo: {title: u, version: "2"}\n',
+    // the same bomb with $refs: ten per level, eight levels (10^8 places once resolved)
+    'ref-bomb.yaml':
+      'openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths: {}\ncomponents:\n  schemas:\n    a0: {type: string}\n' +
+      Array.from({ length: 8 }, (_, i) => `    a${i + 1}: {type: object, properties: {${Array.from({ length: 10 }, (_, k) => `p${k}: {$ref: "#/components/schemas/a${i}"}`).join(', ')}}}\n`).join(''),
     // an alias inside its own anchor: js-yaml makes a cycle, which a walk would follow for ever
     'cycle.yaml': 'openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths: {}\nx-a: &a [x, *a]\n',
     'refers-to-large.yaml': REFERRING('large.json'),
@@ -76,6 +80,7 @@ t.test('alias bombs, oversized files and repeated keys are refused, in the spec 
   t.match((await refusal(t, join(dir, 'refers-to-bomb.yaml'))).message, `${join(dir, 'bomb-schemas.yaml')}: its YAML aliases`, 'a file a $ref names: that file is named');
   t.match((await refusal(t, join(dir, 'wide.yaml'))).message, 'its YAML aliases (*name) expand to far more', 'few aliases of a large node: measured by what they expand to');
   t.match((await refusal(t, join(dir, 'cycle.yaml'))).message, 'its YAML aliases (*name) expand to far more', 'an alias inside its own anchor (a cycle)');
+  t.match((await refusal(t, join(dir, 'ref-bomb.yaml'))).message, `${join(dir, 'ref-bomb.yaml')}: its $refs expand to far more than its files hold`, 'a $ref bomb: measured once resolved');
   t.ok(Date.now() - started < 5_000, `all in bounded time (${Date.now() - started} ms)`);
 
   for (const name of ['large.json', 'large.yaml']) {
