@@ -130,12 +130,32 @@ function queryValues(op: CompiledOperation, query: string): Record<string, unkno
     if (all.length === 0) continue;
     if (p.commaSeparated) {
       if (all.length > 1) return p.name; // explode: false: the items come in one value
-      values[p.name] = commaItems(all[0] as string);
+      values[p.name] = encodedCommaItems(query, p.name);
     } else if (p.array) values[p.name] = all;
     else if (all.length > 1) return p.name;
     else values[p.name] = all[0];
   }
   return values;
+}
+
+/**
+ * The items of a query parameter given once with `explode: false`, split at the commas of the
+ * query as sent and then decoded: `a%2Cb,c` is two items, `a,b` and `c` (a comma that is data
+ * is percent-encoded; splitting the decoded value would make it a delimiter).
+ */
+function encodedCommaItems(query: string, name: string): string[] {
+  for (const pair of query.split('&')) {
+    const eq = pair.indexOf('=');
+    const raw = eq === -1 ? pair : pair.slice(0, eq);
+    if (decodeQueryPart(raw) !== name) continue;
+    return (eq === -1 ? '' : pair.slice(eq + 1)).split(',').map(decodeQueryPart);
+  }
+  return [];
+}
+
+/** Decoded as URLSearchParams decodes (`+` a space, lenient with a stray `%`). */
+function decodeQueryPart(text: string): string {
+  return new URLSearchParams(`v=${text}`).get('v') ?? '';
 }
 
 /** `a, b,c` → ['a', 'b', 'c'] (optional whitespace around the commas, as in a header list). */

@@ -88,6 +88,8 @@ t.test('arrays in one value: a query array with explode: false, path and header 
   t.equal(check('/items/1', 'tags=a,b'), undefined, 'query (explode: false): a,b is two items');
   t.same(check('/items/1', 'tags=a,zz'), { kind: 'query', message: 'query/tags/1: must be one of "a", "b", "c"' }, 'query: every item is checked');
   t.same(check('/items/1', 'tags=a&tags=b'), { kind: 'query', message: 'query/tags: must be given once (it is not an array)' }, 'query (explode: false): the items come in one value, not repeated');
+  t.same(check('/items/1', 'tags=a%2Cb'), { kind: 'query', message: 'query/tags/0: must be one of "a", "b", "c"' }, 'query: an encoded comma is data (a,b is one item), not a delimiter');
+  t.equal(check('/items/1', 'x=1&t%61gs=b,c'), undefined, 'query: the name found encoded too');
   t.equal(check('/items/1', '', { 'x-codes': '1, 2,3' }), undefined, 'header: 1, 2,3 is three integers');
   t.same(check('/items/1', '', { 'x-codes': '1,100' }), { kind: 'header', message: 'header/x-codes/1: must be <= 99' }, 'header: every item is checked');
 });
