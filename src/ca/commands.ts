@@ -20,8 +20,8 @@ import { withCaLock } from './ca-state.js';
 import { recordLeafNotAfterLocked, recordServerMaxTtl } from './leaf-lifetime.js';
 import type { CaConnectionLimits, RunningCaServer } from './server.js';
 import type { CaRuntime } from './runtime.js';
+import { DAY_MS } from '../config/duration.js';
 
-const DAY_MS = 86_400_000;
 
 export async function openAuthority(dir: string, limits: { maxTtlMs: number; defaultTtlMs: number }, trustDomain?: string): Promise<Authority> {
   const [material, ledger, tokenKeys] = await Promise.all([loadCaMaterial(dir, trustDomain), TokenLedger.open(dir), TokenKeys.load(dir)]);

@@ -7,8 +7,8 @@ import type { KeyObject } from 'node:crypto';
 import { buildCertificate, keyIdentifier, type BuiltCertificate, type DistinguishedName, type ExtensionSpec } from '../pki/certificate.js';
 import { describePublicKey, publicKeyFromSpki } from '../pki/keys.js';
 import { octetString } from '../pki/der.js';
+import { DAY_MS } from '../config/duration.js';
 
-const DAY_MS = 86_400_000;
 export const ROOT_LIFETIME_MS = 3650 * DAY_MS;
 export const ISSUER_LIFETIME_MS = 365 * DAY_MS;
 export const DEFAULT_LEAF_TTL_MS = DAY_MS;

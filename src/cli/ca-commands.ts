@@ -5,8 +5,8 @@
 import { MeshcarError } from '../errors.js';
 import { isValidTrustDomain } from '../identity/spiffe-id.js';
 import { type Command, durationOption, required, serviceOption, untilSignal } from './command.js';
+import { DAY_MS } from '../config/duration.js';
 
-const DAY_MS = 86_400_000;
 /** `ca issue --ttl`: an issuer lives a year (ca init, rotate-issuer) and a leaf never outlives it. */
 const MAX_LEAF_TTL = { ms: 366 * DAY_MS, why: 'a leaf never outlives its issuer, which lives a year' };
 /** `ca token --ttl`: a join token is for first contact; a month covers any rollout, and a leaked one stops working. */

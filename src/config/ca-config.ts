@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { isServerName, type HostPort } from './address.js';
 import { otherKindMessage } from './config-kind.js';
 import { deepFreeze } from './freeze.js';
-import { formatDuration } from './duration.js';
+import { DAY_MS, formatDuration } from './duration.js';
 import { type LogLevel, MAX_LIFETIME_MS, readDuration, readListenAddress, readLogLevel, readPath, readPositiveInteger, readRate, readTrustDomain } from './fields.js';
 import { ConfigError, sortIssues } from './issues.js';
 import { readYamlSource, type YamlSource, type YamlValue } from './yaml-source.js';
@@ -35,7 +35,6 @@ export interface CaConfig {
   readonly issuerRotation?: { readonly beforeMs: number; readonly ttlMs: number };
 }
 
-const DAY_MS = 86_400_000;
 const KEYS = ['trustDomain', 'dir', 'listen', 'serverNames', 'maxTtl', 'defaultTtl', 'rateLimit', 'log', 'issuerRotation'];
 /** The lifetime of an issuer (a year), as `meshcar ca init` and `rotate-issuer` make it. */
 const ISSUER_TTL_MS = 365 * DAY_MS;

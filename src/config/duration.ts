@@ -1,6 +1,9 @@
 // Durations as people write them in YAML and on the command line: 250ms, 2s, 5m, 24h, 7d, 1h30m.
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** One day in milliseconds (the `d` of a duration; certificate lifetimes and limits count in days). */
+export const DAY_MS = 86_400_000;
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS };
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
 
 /** Milliseconds, or undefined when the text is not a duration. */

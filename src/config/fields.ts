@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { isValidTrustDomain, tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { type HostPort, parseHostPort } from './address.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { DAY_MS, formatDuration, parseDuration } from './duration.js';
 import type { YamlValue } from './yaml-source.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -16,7 +16,6 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
 
 const DURATION_HINT = 'write 250ms, 2s, 5m, 24h or 7d';
 
-const DAY_MS = 86_400_000;
 
 /**
  * The longest duration a setting takes unless it says otherwise: 24 days. Node's timers hold at

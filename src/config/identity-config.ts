@@ -5,6 +5,7 @@
 import { parseHttpsUrl } from './address.js';
 import { MAX_LIFETIME_MS, readDuration, readPath } from './fields.js';
 import type { YamlValue } from './yaml-source.js';
+import { DAY_MS } from './duration.js';
 
 export interface RenewalWindow {
   /** Renew at a random point between these fractions of the certificate's lifetime; 0.1 ≤ from ≤ to ≤ 0.9. */
@@ -50,7 +51,6 @@ export interface FilesIdentityConfig extends IdentityCommon {
 
 export type IdentityConfig = CaIdentityConfig | FilesIdentityConfig;
 
-const DAY_MS = 86_400_000;
 const DEFAULT_RENEWAL: RenewalWindow = { from: 0.5, to: 0.7 };
 
 export function readIdentity(value: YamlValue): IdentityConfig | undefined {
