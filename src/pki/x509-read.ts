@@ -20,7 +20,7 @@ export function uriSans(cert: X509Certificate): string[] {
 }
 
 /** DER length at `at` (short or long form): [length, offset of the contents]. */
-function derLength(der: Buffer, at: number): [number, number] {
+export function derLength(der: Buffer, at: number): [number, number] {
   const first = der[at] ?? 0;
   if (first < 0x80) return [first, at + 1];
   const bytes = first & 0x7f;
