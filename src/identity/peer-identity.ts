@@ -8,7 +8,7 @@ import { MeshcarError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
 import { sessionPeerCertificate } from '../pki/session-peer.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
-import { pathWindow, peerPathValidity, validityProblem } from './peer-validity.js';
+import { pathWindow, peerPathValidity, validityProblem, type ValidityWindow } from './peer-validity.js';
 import type { TlsFailureReason } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 
@@ -65,7 +65,19 @@ export function spiffeIdOfCertificate(cert: X509Certificate, trustDomain: string
  * with its presented path on every connection, as before. Bounded, least recently used out first.
  */
 const LEAF_LIMIT = 1024;
-const leaves = new Map<string, X509Certificate>();
+
+/**
+ * A kept leaf and what every connection presenting it would work out again: its path's
+ * window (its own dates, the condition for being kept) and its SPIFFE ID (or why none) for
+ * the trust domain it was last asked about.
+ */
+interface KnownLeaf {
+  readonly cert: X509Certificate;
+  readonly window: ValidityWindow;
+  trustDomain?: string;
+  id?: SpiffeId | string;
+}
+const leaves = new Map<string, KnownLeaf>();
 
 /** The peer leaf's DER as a map key (latin1: one char per byte), or undefined if not readable from the session. */
 function leafKey(socket: TLSSocket): string | undefined {
@@ -77,27 +89,39 @@ function leafKey(socket: TLSSocket): string | undefined {
   return key;
 }
 
-function peerLeaf(socket: TLSSocket): X509Certificate | undefined {
+/**
+ * The caller's leaf: kept (with its window and ID), or read from the socket with its presented
+ * path. A leaf is kept only at a full handshake: a resumed session shows the leaf alone, whose
+ * own dates would hide an issuer that expires first (peer-validity.ts remembers that window).
+ */
+function peerLeaf(socket: TLSSocket, resumed: boolean): KnownLeaf | X509Certificate | undefined {
   // a session that does not show the certificate (never seen from OpenSSL): Node's object's fingerprint
   const key = leafKey(socket) ?? socket.getPeerCertificate()?.fingerprint256;
   if (!key) return undefined; // no certificate: Node gives an empty object
-  let cert = leaves.get(key);
-  if (cert !== undefined) {
+  const known = leaves.get(key);
+  if (known !== undefined) {
     leaves.delete(key);
-    leaves.set(key, cert);
-    return cert;
+    leaves.set(key, known);
+    return known;
   }
-  cert = socket.getPeerX509Certificate();
-  if (cert === undefined || !issuersLeaveItsDates(cert)) return cert;
+  const cert = socket.getPeerX509Certificate();
+  if (cert === undefined || resumed) return cert;
+  const window = pathWindow(cert);
+  // every issuer the peer presented is valid over the leaf's whole window
+  if (window.notBeforeMs !== Date.parse(cert.validFrom) || window.notAfterMs !== Date.parse(cert.validTo)) return cert;
   if (leaves.size >= LEAF_LIMIT) leaves.delete(leaves.keys().next().value as string);
-  leaves.set(key, cert);
-  return cert;
+  const kept: KnownLeaf = { cert, window };
+  leaves.set(key, kept);
+  return kept;
 }
 
-/** Whether every issuer the peer presented is valid over the leaf's whole window. */
-function issuersLeaveItsDates(leaf: X509Certificate): boolean {
-  const window = pathWindow(leaf);
-  return window.notBeforeMs === Date.parse(leaf.validFrom) && window.notAfterMs === Date.parse(leaf.validTo);
+/** The SPIFFE ID of a kept leaf in `trustDomain`, worked out once per trust domain asked. */
+function knownLeafId(known: KnownLeaf, trustDomain: string): SpiffeId | string {
+  if (known.trustDomain !== trustDomain || known.id === undefined) {
+    known.id = spiffeIdOfCertificate(known.cert, trustDomain);
+    known.trustDomain = trustDomain;
+  }
+  return known.id;
 }
 
 /** Maps Node's chain-verification verdict (socket.authorizationError) to a refusal reason. */
@@ -111,19 +135,22 @@ export function classifyAuthorizationError(error: Error | string | null | undefi
  * this runs on every inbound connection, and a refusal is an ordinary outcome.
  */
 export function peerIdentity(socket: TLSSocket, trustDomain: string, nowMs = Date.now()): PeerIdentityResult {
-  const cert = peerLeaf(socket);
-  if (!cert) return { ok: false, reason: 'no_client_cert', message: 'the peer presented no certificate' };
+  const resumed = socket.isSessionReused();
+  const leaf = peerLeaf(socket, resumed);
+  if (!leaf) return { ok: false, reason: 'no_client_cert', message: 'the peer presented no certificate' };
   // with rejectUnauthorized the handshake already failed; without it we must not trust the chain
   if (!socket.authorized) {
     const error = socket.authorizationError;
     return { ok: false, reason: classifyAuthorizationError(error), message: `the peer certificate is not trusted: ${String(error)}` };
   }
   // `authorized` on a resumed session is the first handshake's verdict: the dates are ours to check
-  const resumed = socket.isSessionReused();
-  const window = peerPathValidity(cert, resumed);
+  const known = leaf instanceof X509Certificate ? undefined : leaf;
+  const cert = known?.cert ?? (leaf as X509Certificate);
+  // a kept leaf's window is its own dates, also on a resumed session
+  const window = known?.window ?? peerPathValidity(cert, resumed);
   const problem = validityProblem(window, nowMs);
   if (problem !== undefined) return { ok: false, reason: problem.startsWith('expired') ? 'expired' : 'not_yet_valid', message: `the peer certificate path ${problem}${resumed ? ' (resumed TLS session)' : ''}` };
-  const id = spiffeIdOfCertificate(cert, trustDomain);
+  const id = known ? knownLeafId(known, trustDomain) : spiffeIdOfCertificate(cert, trustDomain);
   if (typeof id === 'string') return { ok: false, reason: 'bad_identity', message: id };
   return { ok: true, id, certificate: cert, expiresAtMs: window.notAfterMs };
 }

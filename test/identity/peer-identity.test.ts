@@ -14,10 +14,10 @@ const SERVER_ID = `spiffe://${TD}/svc/orders`;
 const CLIENT_ID = `spiffe://${TD}/svc/frontend`;
 
 /** A TLS server that answers every connection with the JSON of peerIdentity(). */
-async function identityEchoServer(material: SvidMaterial, options: tls.TlsOptions) {
+async function identityEchoServer(material: SvidMaterial, options: tls.TlsOptions, trustDomain = TD) {
   const svid = validateSvid(material, SERVER_ID);
   const server = tls.createServer({ ...buildIdentityTls(svid).options, ...options }, (socket) => {
-    const result = peerIdentity(socket, TD);
+    const result = peerIdentity(socket, trustDomain);
     socket.end(JSON.stringify(result.ok ? { ok: true, id: result.id.uri } : result));
   });
   server.listen(0, '127.0.0.1');
@@ -56,6 +56,20 @@ t.test('peer identity over real mutual TLS', async (t) => {
     const { text, error } = await exchange(strict.port, { ...trustServer, ...asClient(client) });
     t.error(error);
     t.same(JSON.parse(text ?? '{}'), { ok: true, id: CLIENT_ID });
+  });
+
+  t.test('the same certificate, once known, is judged again for another trust domain', async (t) => {
+    // a leaf seen before is kept with its ID: the kept ID must be the asked trust domain's
+    const other = await identityEchoServer(serverMaterial, MTLS_SERVER_OPTIONS, 'other.test');
+    t.teardown(() => other.server.close());
+    const client = await pki.issue(CLIENT_ID);
+    for (let round = 0; round < 2; round++) {
+      const accepted = await exchange(strict.port, { ...trustServer, ...asClient(client) });
+      t.same(JSON.parse(accepted.text ?? '{}'), { ok: true, id: CLIENT_ID }, `round ${round}: accepted in ${TD}`);
+      const refused = JSON.parse((await exchange(other.port, { ...trustServer, ...asClient(client) })).text ?? '{}');
+      t.equal(refused.ok, false, `round ${round}: refused in other.test`);
+      t.match(refused.message, /trust domain "mesh\.test", not "other\.test"/);
+    }
   });
 
   t.test('an ID of a foreign trust domain is refused', async (t) => {
