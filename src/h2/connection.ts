@@ -18,6 +18,7 @@ import { checkRequestHead, checkStreamSlot, headFitsPeer } from './peer-limits.j
 import { ReceiveWindow, SendWindow } from './flow-control.js';
 import { FrameReader } from './frame-reader.js';
 import { FrameWriter } from './frame-writer.js';
+import type { BatchWaiter } from './batch-waiters.js';
 import { HeaderBlockAssembler } from './header-block.js';
 import { PingTracker } from './pings.js';
 import { SendScheduler } from './send-scheduler.js';
@@ -190,9 +191,9 @@ export class H2Connection extends EventEmitter implements StreamHost {
     if (!this.destroyed) this.scheduler.add(stream);
   }
 
-  frameHeldData(stream: H2Stream, payload: Buffer): void {
+  frameHeldData(stream: H2Stream, payload: Buffer, waiter: BatchWaiter): void {
     this.dataFramesSent++;
-    this.writer.data(stream.id, payload, false, stream);
+    this.writer.data(stream.id, payload, false, waiter);
   }
 
   frameData(streamId: number, payload: Buffer, endStream: boolean): void {

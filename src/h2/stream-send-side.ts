@@ -7,6 +7,7 @@
 import { ErrorCode } from './constants.js';
 import { COPY_LIMIT } from './frame-writer.js';
 import type { H2Stream } from './stream.js';
+import type { BatchWaiter } from './batch-waiters.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -54,7 +55,12 @@ export function sendData(stream: H2Stream, max: number): number {
   stream.sendWindow.available -= n;
   stream.bytesSent += n;
   if (stream.chunkOffset < chunk.length) {
-    stream.host.frameData(stream.id, payload, false);
+    if (n > COPY_LIMIT) {
+      // held by reference too: should the stream be reset before the rest is framed, the
+      // chunk's callback still waits for this part to leave (dropOutput)
+      stream.heldBatches++;
+      stream.host.frameHeldData(stream, payload, (stream.partWaiter ??= partWaiterOf(stream)));
+    } else stream.host.frameData(stream.id, payload, false);
     return n;
   }
   const cb = stream.chunkCb!;
@@ -65,7 +71,8 @@ export function sendData(stream: H2Stream, max: number): number {
     // callback ran, so that waits for the socket (batchWritten)
     stream.sentCb = cb;
     stream.sentLength = chunk.length;
-    stream.host.frameHeldData(stream, payload);
+    stream.heldBatches++;
+    stream.host.frameHeldData(stream, payload, stream);
   } else {
     stream.host.frameData(stream.id, payload, false); // copied
     cb(); // may call _write (next chunk) or _final synchronously
@@ -134,8 +141,16 @@ export function dropOutput(stream: H2Stream): void {
   const cb = stream.chunkCb;
   stream.chunk = null;
   stream.chunkCb = null;
-  cb?.();
+  // parts of the chunk framed by reference may still wait in a batch: the writer may reuse
+  // its buffer only once they left (batchWritten), even though the rest is never sent
+  if (cb !== null && stream.heldBatches > 0) stream.sentCb = cb;
+  else cb?.();
   const fin = stream.finalCb;
   stream.finalCb = null;
   fin?.();
+}
+
+/** The waiter of a DATA frame that is not its chunk's last: END_STREAM never goes on it. */
+function partWaiterOf(stream: H2Stream): BatchWaiter {
+  return { endsWithBatch: () => false, batchWritten: () => stream.batchWritten() };
 }

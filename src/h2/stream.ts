@@ -39,7 +39,7 @@ export interface StreamHost {
   /** Both sides ended: forget the stream (it completed). */
   streamCompleted(stream: H2Stream): void;
   /** Frames the last DATA frame of a chunk whose callback (stream.sentCb) waits until the socket has it (batch-waiters.ts). */
-  frameHeldData(stream: H2Stream, payload: Buffer): void;
+  frameHeldData(stream: H2Stream, payload: Buffer, waiter: BatchWaiter): void;
   /** Frames one DATA frame (flow control already spent). */
   frameData(streamId: number, payload: Buffer, endStream: boolean): void;
 }
@@ -89,6 +89,10 @@ export class H2Stream extends Duplex implements BatchWaiter {
   chunkCb: ((err?: Error | null) => void) | null = null;
   /** The write callback of a chunk framed by reference, and its length: it runs once the socket has it (batchWritten). */
   sentCb: ((err?: Error | null) => void) | null = null;
+  /** DATA frames of this stream held by reference in batches the socket has not taken yet. */
+  heldBatches = 0;
+  /** Waits with a batch for a DATA frame that is not its chunk's last (made once, for streams whose chunks are split). */
+  partWaiter: BatchWaiter | null = null;
   sentLength = 0;
   /** _final's callback: the end is to be sent. */
   finalCb: ((err?: Error | null) => void) | null = null;
@@ -200,6 +204,8 @@ export class H2Stream extends Duplex implements BatchWaiter {
   }
 
   batchWritten(): void {
+    // every part of the chunk framed by reference has left (the batches leave in order)
+    if (--this.heldBatches > 0) return;
     const cb = this.sentCb;
     this.sentCb = null;
     cb?.();

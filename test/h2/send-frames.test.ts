@@ -1,7 +1,7 @@
 // What our server sends, frame by frame, seen by a raw HTTP/2 client over mutual TLS
 // (test/helpers/raw-h2.ts): a response without trailers ends with DATA END_STREAM, never an
 // empty HEADERS frame; a buffer a writer reuses once its write callback ran still goes out as
-// it was written (Node's Writable contract), and END_STREAM still rides on the last DATA frame
+// it was written (Node's Writable contract), also when the stream is reset with part of it framed, and END_STREAM still rides on the last DATA frame
 // of such a body; heads that HTTP/2 forbids are refused with a stable error before anything is sent.
 
 import t from 'tap';
@@ -36,6 +36,13 @@ function handler(stream: H2Stream, headers: Record<string, unknown>): void {
     const shared = Buffer.alloc(2048, 0x61);
     stream.write(shared, () => shared.fill(0x7a));
     stream.end();
+  } else if (path === '/reuse-reset') {
+    // framed up to the stream's window (four DATA frames held by reference), then reset in the
+    // same turn, before the batch leaves: the buffer is scribbled over in its callback
+    stream.respond({ ':status': 200 });
+    const b = Buffer.alloc(100_000, 0x61);
+    stream.write(b, () => b.fill(0x7a));
+    stream.destroy();
   } else if (path === '/end-big') {
     stream.respond({ ':status': 200 });
     stream.end(Buffer.alloc(4096, 0x61));
@@ -100,6 +107,15 @@ t.test('a buffer reused once its write callback ran goes out as it was written',
   const body = Buffer.concat(ofStream(frames, 1).filter((f) => f.type === FRAME.DATA).map((f) => f.payload));
   t.equal(body.length, 4 * 8192 + 2048, 'the whole body');
   t.equal(body.indexOf(0x7a), -1, 'no byte written after a callback reached the peer');
+});
+
+t.test('a stream reset with part of a chunk framed: the buffer is the writer\'s again only once those frames left', async (t) => {
+  const frames = await framesOf(t, '/reuse-reset');
+  const own = ofStream(frames, 1);
+  const body = Buffer.concat(own.filter((f) => f.type === FRAME.DATA).map((f) => f.payload));
+  t.ok(body.length > 16_384, `part of the chunk went out before the reset (${body.length} bytes)`);
+  t.equal(body.indexOf(0x7a), -1, 'none of it written after the callback');
+  t.equal(own[own.length - 1]?.type, FRAME.RST_STREAM, 'then RST_STREAM');
 });
 
 t.test('a body ending with a chunk held by reference: END_STREAM still rides on its last DATA frame', async (t) => {
