@@ -3,12 +3,12 @@
 // caller's ID from its client certificate, the client pins the server's ID (never a hostname).
 
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
 import { sessionPeerCertificate } from '../pki/session-peer.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
-import { pathWindow, peerPathValidity, validityProblem, type ValidityWindow } from './peer-validity.js';
+import { pathWindow, peerPathValidity, remember, validityProblem, type ValidityWindow } from './peer-validity.js';
 import type { TlsFailureReason } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 
@@ -79,14 +79,22 @@ interface KnownLeaf {
 }
 const leaves = new Map<string, KnownLeaf>();
 
-/** The peer leaf's DER as a map key (latin1: one char per byte), or undefined if not readable from the session. */
+/**
+ * A key for the peer's leaf: the SHA-256 of its DER, read out of the TLS session (2-3 µs to
+ * hash; the DER itself as the key would let a caller with large leaves make every lookup slow,
+ * as V8 hashes strings over 16 K characters by their length alone). Undefined when the session
+ * does not show the certificate (never seen from OpenSSL).
+ */
 function leafKey(socket: TLSSocket): string | undefined {
-  const session = socket.getSession();
-  if (session === undefined) return undefined;
-  const der = sessionPeerCertificate(session);
-  const key = der?.toString('latin1');
-  session.fill(0); // the session's DER holds the master secret
-  return key;
+  // null once the socket's handle is gone
+  const session = socket.getSession() as Buffer | null | undefined;
+  if (!session) return undefined;
+  try {
+    const der = sessionPeerCertificate(session);
+    return der && createHash('sha256').update(der).digest('base64');
+  } finally {
+    session.fill(0); // the session's DER holds the master secret
+  }
 }
 
 /**
@@ -95,9 +103,9 @@ function leafKey(socket: TLSSocket): string | undefined {
  * own dates would hide an issuer that expires first (peer-validity.ts remembers that window).
  */
 function peerLeaf(socket: TLSSocket, resumed: boolean): KnownLeaf | X509Certificate | undefined {
-  // a session that does not show the certificate (never seen from OpenSSL): Node's object's fingerprint
-  const key = leafKey(socket) ?? socket.getPeerCertificate()?.fingerprint256;
-  if (!key) return undefined; // no certificate: Node gives an empty object
+  const key = leafKey(socket);
+  // no key: read as it is, every time (no certificate: undefined)
+  if (key === undefined) return socket.getPeerX509Certificate();
   const known = leaves.get(key);
   if (known !== undefined) {
     leaves.delete(key);
@@ -146,8 +154,10 @@ export function peerIdentity(socket: TLSSocket, trustDomain: string, nowMs = Dat
   // `authorized` on a resumed session is the first handshake's verdict: the dates are ours to check
   const known = leaf instanceof X509Certificate ? undefined : leaf;
   const cert = known?.cert ?? (leaf as X509Certificate);
-  // a kept leaf's window is its own dates, also on a resumed session
+  // a kept leaf's window is its own dates, also on a resumed session; a full handshake's is
+  // remembered for the resumptions of its session, as peerPathValidity() does
   const window = known?.window ?? peerPathValidity(cert, resumed);
+  if (known !== undefined && !resumed) remember(cert.fingerprint256, window);
   const problem = validityProblem(window, nowMs);
   if (problem !== undefined) return { ok: false, reason: problem.startsWith('expired') ? 'expired' : 'not_yet_valid', message: `the peer certificate path ${problem}${resumed ? ' (resumed TLS session)' : ''}` };
   const id = known ? knownLeafId(known, trustDomain) : spiffeIdOfCertificate(cert, trustDomain);

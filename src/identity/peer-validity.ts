@@ -26,8 +26,8 @@ const MAX_PATH = 4;
 const CACHE_LIMIT = 4096;
 const windows = new Map<string, ValidityWindow>();
 
-/** Least recently seen out first: a leaf in use keeps its entry. */
-function remember(fingerprint: string, window: ValidityWindow): void {
+/** The window a full handshake saw for this leaf, for its resumed sessions. Least recently seen out first: a leaf in use keeps its entry. */
+export function remember(fingerprint: string, window: ValidityWindow): void {
   if (!windows.delete(fingerprint) && windows.size >= CACHE_LIMIT) windows.delete(windows.keys().next().value as string);
   windows.set(fingerprint, window);
 }

@@ -103,6 +103,25 @@ t.test('peer identity over real mutual TLS', async (t) => {
     t.match(result, { ok: false, reason: 'no_client_cert' });
   });
 
+  t.test('a socket already destroyed: a refusal, never a throw', async (t) => {
+    // getSession() gives null once the handle is gone; peerIdentity must still answer
+    const results: unknown[] = [];
+    const server = tls.createServer({ ...buildIdentityTls(validateSvid(serverMaterial, SERVER_ID)).options, ...MTLS_SERVER_OPTIONS }, (socket) => {
+      socket.destroy();
+      try {
+        results.push(peerIdentity(socket, TD));
+      } catch (err) {
+        results.push(`threw: ${(err as Error).message}`);
+      }
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.teardown(() => server.close());
+    const client = await pki.issue(CLIENT_ID);
+    await exchange((server.address() as AddressInfo).port, { ...trustServer, ...asClient(client) });
+    t.match(results, [{ ok: false, reason: 'no_client_cert' }]);
+  });
+
   t.test('checkServerIdentity pins the server SPIFFE ID, not its hostname', async (t) => {
     const client = await pki.issue(CLIENT_ID);
     // the server certificate has no IP SAN: Node's own check would refuse 127.0.0.1
