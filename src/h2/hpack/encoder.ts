@@ -57,10 +57,25 @@ function checkTableSize(what: string, size: number): number {
   return size;
 }
 
+// Connections share their list of sensitive names (one constant, or one config): its templates
+// are made once per list, not per connection.
+const templatesByList = new WeakMap<Iterable<string>, ReadonlyMap<string, NameTemplate>>();
+
+function sensitiveTemplatesOf(names: Iterable<string>): ReadonlyMap<string, NameTemplate> | null {
+  let templates = typeof names === 'object' ? templatesByList.get(names) : undefined;
+  if (templates === undefined) {
+    const made = new Map<string, NameTemplate>();
+    for (const name of names) made.set(name.toLowerCase(), sensitiveTemplate(name.toLowerCase()));
+    templates = made;
+    if (typeof names === 'object') templatesByList.set(names, templates);
+  }
+  return templates.size > 0 ? templates : null;
+}
+
 export class HpackEncoder {
   private readonly table: DynamicTable;
   private readonly names = new Map<string, NameInfo>();
-  private readonly extraTemplates: Map<string, NameTemplate> | null = null;
+  private readonly extraTemplates: ReadonlyMap<string, NameTemplate> | null = null;
   private readonly huffman: boolean;
   private readonly tableCap: number;
   /** Pending size update (§6.3): smallest and last effective size since the previous block. */
@@ -80,10 +95,7 @@ export class HpackEncoder {
       this.pendingUpdate = true;
       this.pendingMin = this.pendingFinal = cap;
     }
-    for (const name of options.sensitiveHeaders ?? []) {
-      const lower = name.toLowerCase();
-      (this.extraTemplates ??= new Map()).set(lower, sensitiveTemplate(lower));
-    }
+    if (options.sensitiveHeaders !== undefined) this.extraTemplates = sensitiveTemplatesOf(options.sensitiveHeaders);
   }
 
   /** Current dynamic table size in octets (for tests and metrics). */
