@@ -6,7 +6,7 @@ import { isServerName, type HostPort } from './address.js';
 import { otherKindMessage } from './config-kind.js';
 import { deepFreeze } from './freeze.js';
 import { DAY_MS, formatDuration } from './duration.js';
-import { type LogLevel, MAX_LIFETIME_MS, readDuration, readListenAddress, readLogLevel, readPath, readPositiveInteger, readRate, readTrustDomain } from './fields.js';
+import { type LogLevel, MAX_LIFETIME_MS, readDuration, readListenAddress, readLogLevel, readPath, readPositiveInteger, readRate, MAX_BURST, readTrustDomain } from './fields.js';
 import { ConfigError, sortIssues } from './issues.js';
 import { readYamlSource, type YamlSource, type YamlValue } from './yaml-source.js';
 
@@ -94,7 +94,7 @@ function readRateLimit(value: YamlValue): RateLimitConfig | undefined {
   const map = value.map(['rate', 'burst']);
   if (!map) return undefined;
   const perSecond = map.optional('rate', readRate, 20);
-  const burst = map.optional('burst', readPositiveInteger, 50);
+  const burst = map.optional('burst', (v) => readPositiveInteger(v, MAX_BURST, ' (ten seconds of the largest rate)'), 50);
   return perSecond === undefined || burst === undefined ? undefined : { perSecond, burst };
 }
 

@@ -122,6 +122,10 @@ export function readPositiveInteger(value: YamlValue, max = Number.MAX_SAFE_INTE
   return n;
 }
 
+/** The largest rate a limit may name, per second; its burst may be ten seconds of it. */
+export const MAX_RATE_PER_SECOND = 1_000_000;
+export const MAX_BURST = 10 * MAX_RATE_PER_SECOND;
+
 const RATE_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600 };
 const RATE_HINT = 'write 20/s, 100/m or 1000/h';
 
@@ -132,5 +136,8 @@ export function readRate(value: YamlValue): number | undefined {
   if (text === undefined) return undefined;
   const match = /^(\d+)\/([smh])$/.exec(text);
   if (!match || Number(match[1]) < 1) return value.report(`${JSON.stringify(text)} is not a rate (${RATE_HINT})`);
-  return Number(match[1]) / (RATE_UNITS[match[2] as string] as number);
+  const perSecond = Number(match[1]) / (RATE_UNITS[match[2] as string] as number);
+  // far beyond what one sidecar carries: a limit that never bites would read as one that does
+  if (perSecond > MAX_RATE_PER_SECOND) return value.report(`${JSON.stringify(text)} is too large: at most ${MAX_RATE_PER_SECOND}/s (leave the limit out for none)`);
+  return perSecond;
 }

@@ -4,7 +4,7 @@
 // own slice: src/inbound imports this file, never outbound-config.ts.
 
 import { type AppAddress, formatHostPort, type HostPort, parseAppUrl, reachesListener } from './address.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readPositiveInteger, readRate, readSpiffeId } from './fields.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readPositiveInteger, readRate, MAX_BURST, readSpiffeId } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
 import type { YamlValue } from './yaml-source.js';
 
@@ -156,7 +156,7 @@ function readRateSpec(value: YamlValue): RateSpec | undefined {
   const map = value.map(['rate', 'burst']);
   if (!map) return undefined;
   const perSecond = map.required('rate', readRate);
-  const burst = map.optional('burst', readPositiveInteger, Math.max(1, Math.ceil(perSecond ?? 1)));
+  const burst = map.optional('burst', (v) => readPositiveInteger(v, MAX_BURST, ' (ten seconds of the largest rate)'), Math.max(1, Math.ceil(perSecond ?? 1)));
   return perSecond === undefined || burst === undefined ? undefined : { perSecond, burst };
 }
 

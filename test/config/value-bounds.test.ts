@@ -126,3 +126,24 @@ t.test('inbound.app equal to inbound.listen, or an endpoint equal to outbound.li
   t.ok(await load(t, outbound('127.0.0.1:16443')), 'another port is fine');
   t.ok(await load(t, outbound('dns:payments.svc:15001')), 'another host is not guessed at');
 });
+
+t.test('rate limits are at most 1000000/s, bursts ten seconds of that: beyond, a limit would never bite', async (t) => {
+  const inbound = (spec: string) => `${BASE}  rateLimit: {perIdentity: ${spec}}\n`;
+  t.same(await issuesOf(t, inbound('{rate: 100000000000000000000000/s}')), [
+    'c.yaml:8:29: inbound.rateLimit.perIdentity.rate: "100000000000000000000000/s" is too large: at most 1000000/s (leave the limit out for none)',
+  ]);
+  t.same(await issuesOf(t, inbound('{rate: 1000001/s}')), ['c.yaml:8:29: inbound.rateLimit.perIdentity.rate: "1000001/s" is too large: at most 1000000/s (leave the limit out for none)']);
+  t.same(await issuesOf(t, inbound('{rate: 10/s, burst: 10000001}')), [
+    'c.yaml:8:41: inbound.rateLimit.perIdentity.burst: 10000001 is too large: allowed 1 to 10000000 (ten seconds of the largest rate)',
+  ]);
+  const ok = await load(t, inbound('{rate: 1000000/s, burst: 10000000}'));
+  t.same(ok.inbound?.rateLimit?.perIdentity, { perSecond: 1_000_000, burst: 10_000_000 });
+  t.same((await load(t, inbound('{rate: 60000000/m}'))).inbound?.rateLimit?.perIdentity, { perSecond: 1_000_000, burst: 1_000_000 }, '60000000/m is 1000000/s');
+  const dir = t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: /var/ca\nrateLimit: {rate: 2000000/s}\n' });
+  const caIssues = await loadCaConfig(join(dir, 'ca.yaml')).then(
+    () => [],
+    (err: unknown) => (err instanceof ConfigError ? err.issues.map(formatIssue) : [String(err)]),
+  );
+  t.match(caIssues, [/ca\.yaml:3:13: rateLimit\.rate: "2000000\/s" is too large: at most 1000000\/s/]);
+  t.equal(caIssues.length, 1);
+});
