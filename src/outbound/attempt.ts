@@ -21,7 +21,7 @@ import { hostName } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { markCancelled } from './pool-counting.js';
-import { cancelStream, wasReset, type UpstreamStream } from './upstream-stream.js';
+import { cancelStream, endedEarly, wasReset, type UpstreamStream } from './upstream-stream.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { bindAttempt, listenToUpstream, onDeadline, onUpstreamWantTrailers } from './attempt-events.js';
 import { onKeepBody, reportRetry, tryRetry } from './attempt-retry.js';
@@ -271,8 +271,12 @@ export abstract class Attempt {
 
   /** Node ends a reset stream's readable side like a finished one: an end is checked for a reset code. */
   bodyCut(up: UpstreamStream): boolean {
-    if (!wasReset(up.rstCode)) return false;
-    this.fail(upstreamReset(this.endpointKey, `code ${up.rstCode}`), up.rstCode);
+    if (wasReset(up.rstCode)) {
+      this.fail(upstreamReset(this.endpointKey, `code ${up.rstCode}`), up.rstCode);
+      return true;
+    }
+    if (!endedEarly(up)) return false;
+    this.fail(upstreamReset(this.endpointKey, 'the stream closed before the end of its body (RST_STREAM NO_ERROR)'));
     return true;
   }
 
@@ -284,8 +288,11 @@ export abstract class Attempt {
   streamClosed(up: UpstreamStream): void {
     if (!this.answered && tryRetry(this, 'reset')) return;
     if (!this.answered) this.fail(upstreamReset(this.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
-    else if (!this.answerComplete()) this.bodyCut(up);
-    else this.keepCompleteAnswer();
+    // closed with the answer unfinished: cut, whatever the code (the meshcar codec ends no body
+    // it did not get whole; NO_ERROR mid-body would otherwise leave the app's answer open)
+    else if (!this.answerComplete()) {
+      if (!this.bodyCut(up)) this.fail(upstreamReset(this.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before the end of its body`));
+    } else this.keepCompleteAnswer();
   }
 
   idle(): void {
