@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { endedEarly, watchEarlyEnd } from '../http/early-end.js';
 import { classifyAppError } from './app-errors.js';
 import { bindExchange, DONE, exchangeOf, STREAMING, WAITING, type Exchange } from './exchange.js';
 import { touch } from './exchange-deadlines.js';
@@ -66,7 +67,7 @@ export class H2cApp implements AppForwarder {
     const lease = this.pool.acquire();
     let stream: ClientHttp2Stream;
     try {
-      stream = lease.session.request(headers, exchange.requestHasBody ? WITH_BODY : WITHOUT_BODY);
+      stream = watchEarlyEnd(lease.session.request(headers, exchange.requestHasBody ? WITH_BODY : WITHOUT_BODY));
     } catch (err) {
       this.pool.release(lease);
       const failure = classifyAppError(err);
@@ -150,7 +151,9 @@ function onTrailers(this: ClientHttp2Stream, trailers: IncomingHttpHeaders): voi
 
 function onEnd(this: ClientHttp2Stream): void {
   const exchange = exchangeOf(this);
-  exchange.finish(exchange.appTrailers);
+  // Node's own end for a stream that closed before the app's END_STREAM: a cut body, not a whole one
+  if (endedEarly(this)) exchange.broken();
+  else exchange.finish(exchange.appTrailers);
 }
 
 function onContinue(this: ClientHttp2Stream): void {

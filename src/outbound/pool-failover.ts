@@ -12,7 +12,8 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import { countStream } from './pool-counting.js';
 import { classifyConnectError, isBadRequestError, isHeaderListTooLargeError, isSessionClosingError } from './upstream-errors.js';
 import type { OpenedStream, UpstreamPool } from './upstream-pool.js';
-import { adaptCoreStream, adaptH2Stream } from './upstream-stream.js';
+import { adaptH2Stream } from './upstream-stream.js';
+import { watchEarlyEnd } from '../http/early-end.js';
 
 export function badRequest(err: unknown): MeshcarError {
   // a head over the upstream's SETTINGS_MAX_HEADER_LIST_SIZE (src/h2 refuses it before sending): 431
@@ -36,7 +37,7 @@ export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeader
   return withFailover(pool, first, async (endpoint) => {
     for (;;) {
       try {
-        const stream = pool.own ? adaptH2Stream(await pool.own.request(endpoint, headers, options)) : adaptCoreStream(await pool.agent().request(endpoint.origin, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options));
+        const stream = pool.own ? adaptH2Stream(await pool.own.request(endpoint, headers, options)) : watchEarlyEnd(await pool.agent().request(endpoint.origin, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options));
         countStream(pool, stream, endpoint);
         return { stream, endpoint };
       } catch (err) {

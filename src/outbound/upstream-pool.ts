@@ -24,7 +24,8 @@ import type { UpstreamAgent } from './upstream-agent.js';
 import { connectMutualTls } from './mutual-tls.js';
 import { nodeCodec, type NodeCodec } from './node-codec.js';
 import { H2SessionPool } from './h2-session-pool.js';
-import { adaptCoreStream, adaptH2Stream, type UpstreamStream } from './upstream-stream.js';
+import { adaptH2Stream, type UpstreamStream } from './upstream-stream.js';
+import { watchEarlyEnd } from '../http/early-end.js';
 import { isBadRequestError } from './upstream-errors.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, RetryPolicy } from './retry.js';
 import { BALANCER_DEFAULTS, CIRCUIT_DEFAULTS, EndpointHealth, OUTLIER_DEFAULTS } from './balancer.js';
@@ -216,7 +217,7 @@ export class UpstreamPool {
       return stream && adaptH2Stream(stream);
     }
     const stream = freeSession(this, endpoint)?.request(headers as OutgoingHttpHeaders, options); // an object: see takesHeaderList
-    return stream && adaptCoreStream(stream);
+    return stream && watchEarlyEnd(stream);
   }
 
   /** A dedicated mutual TLS connection speaking HTTP/1.1, for an Upgrade (WebSocket) request. */

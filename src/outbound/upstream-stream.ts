@@ -9,7 +9,7 @@
 
 import { constants as h2 } from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http2';
-import { Readable, addAbortSignal, type Duplex } from 'node:stream';
+import { addAbortSignal, type Duplex } from 'node:stream';
 import type { H2Stream } from '../h2/index.js';
 import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
 
@@ -42,31 +42,6 @@ const ABORTED = AbortSignal.abort();
 export function cancelStream(up: UpstreamStream): void {
   if ('pending' in up) addAbortSignal(ABORTED, up); // core http2 (H2Stream has no `pending`)
   else up.close(h2.NGHTTP2_CANCEL);
-}
-
-const ENDED_EARLY = Symbol('meshcar.endedEarly');
-type Watched = Duplex & { [ENDED_EARLY]?: true; readonly closed: boolean; _readableState: { ended: boolean } };
-
-/**
- * Core http2 ends a stream's readable side itself when the stream closes before the peer's
- * END_STREAM (RST_STREAM NO_ERROR in the middle of a body, which RFC 9113 §8.1 allows only after
- * a complete answer): its 'end' then looks like a whole body's, with rstCode 0. The end Node
- * pushes then is noted (the stream is already closed, where the peer's own END_STREAM comes
- * before the close). One shared function installed on the stream, no closure per request.
- */
-export function adaptCoreStream<S extends Duplex>(stream: S): S {
-  stream.push = pushNotingEarlyEnd;
-  return stream;
-}
-
-function pushNotingEarlyEnd(this: Watched, chunk: unknown, encoding?: BufferEncoding): boolean {
-  if (chunk === null && this.closed && !this._readableState.ended) this[ENDED_EARLY] = true;
-  return Readable.prototype.push.call(this, chunk, encoding);
-}
-
-/** Whether the stream's body ended without the peer's END_STREAM (adaptCoreStream). */
-export function endedEarly(stream: UpstreamStream): boolean {
-  return (stream as unknown as Watched)[ENDED_EARLY] === true;
 }
 
 /** A nonzero RST_STREAM code: the stream was cut, not finished. */
