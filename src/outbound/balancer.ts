@@ -84,12 +84,17 @@ export class EndpointHealth<E extends Ejectable> {
     private readonly logger: Logger,
   ) {}
 
-  /** A response head arrived `rttMs` after the stream opened. */
+  /**
+   * A response head arrived `rttMs` after the stream opened. A 5xx is a failure, as Envoy's
+   * consecutive_5xx and Linkerd's failure accrual count it: fast as a broken endpoint answers,
+   * as a plain latency sample it would make that endpoint the cheapest and draw the traffic.
+   * A 429 sheds load: less traffic, but not broken.
+   */
   responded(e: E, status: number, rttMs: number): void {
     const now = performance.now();
-    if (status === 503 || status === 429) {
+    if (status >= 500 || status === 429) {
       observeLatency(e, Math.max(PENALTY_MS, rttMs), now, this.decayMs);
-      if (status === 503) this.failed(e);
+      if (status !== 429) this.failed(e);
       return;
     }
     observeLatency(e, rttMs, now, this.decayMs);

@@ -86,6 +86,33 @@ t.test('an endpoint answering 503 gets less traffic (outlier ejection off)', asy
   t.equal(fx.observer.ejections, 0, 'nothing ejected with consecutiveFailures 0');
 });
 
+t.test('an endpoint answering 5xx fast is a failing one: it gets little traffic (a 500, a remote sidecar\'s 502 or 504)', async (t) => {
+  const pki = await makePki(TD);
+  const answering = (status: number, extra: http2.OutgoingHttpHeaders = {}): H2Handler => (stream) => {
+    stream.on('error', () => {});
+    stream.resume();
+    stream.respond({ ':status': status, ...extra }, { endStream: true });
+  };
+  for (const [label, handler] of [
+    ['500', answering(500)],
+    ["a remote sidecar's 502 upstream_reset", answering(502, { 'x-meshcar-error': 'upstream_reset' })],
+    ["a remote sidecar's 504 upstream_timeout", answering(504, { 'x-meshcar-error': 'upstream_timeout' })],
+  ] as const) {
+    const broken = await startUpstream(pki, { handler });
+    // the healthy one is slower: a fast failure must not look like the cheaper endpoint
+    const healthy = await startUpstream(pki, { handler: slowBy(10) });
+    const fx = await startBalanced(pki, { ports: [broken.port, healthy.port], outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 } });
+    const results = await load(fx.port, 100, 2);
+    const failed = results.filter((r) => r.status >= 500).length;
+    // its answers cost a 250 ms penalty each: after a try or two the healthy one wins every pick
+    // (5 failures in a row would eject it; it rarely gets that far)
+    t.ok(broken.requests <= 10, `${label}: it served ${broken.requests} of ${broken.requests + healthy.requests} requests`);
+    t.ok(failed <= 10, `${label}: the app saw ${failed} of 100 fail`);
+    await fx.close();
+    await closeAll([broken, healthy]);
+  }
+});
+
 t.test('an endpoint that keeps resetting is ejected, then re-admitted once it recovers', async (t) => {
   const pki = await makePki(TD);
   const state = { broken: true };
