@@ -54,6 +54,8 @@ export abstract class Attempt {
   private trailersOut = false;
   // What the retries (attempt-retry.ts) read and keep (not for users of the controller).
   deadlineMs = 0;
+  /** The deadline is the app's own (grpc-timeout, x-request-timeout), shorter than the upstream's timeout. */
+  private appDeadline = false;
   headers: OutgoingHttpHeaders | string[] | undefined = undefined;
   streamOptions: ClientSessionRequestOptions | undefined = undefined;
   // retries (see retry.ts): nothing here is touched unless an attempt fails before the answer
@@ -154,7 +156,8 @@ export abstract class Attempt {
     this.hasBody = hasBody;
     this.trailersOut = trailersOut;
     const appDeadline = appDeadlineMs(this.reqHeaders['grpc-timeout'], this.reqHeaders['x-request-timeout']);
-    this.deadlineMs = appDeadline !== undefined && appDeadline < pool.timeoutMs ? appDeadline : pool.timeoutMs;
+    this.appDeadline = appDeadline !== undefined && appDeadline < pool.timeoutMs;
+    this.deadlineMs = this.appDeadline ? (appDeadline as number) : pool.timeoutMs;
     pool.retry.budget.requests++;
     this.timer = DEADLINES.add(this, this.deadlineMs);
     pool.openStream(headers, streamOptions, this);
@@ -212,8 +215,9 @@ export abstract class Attempt {
     this.exchange.endpoint = endpoint.key;
     this.lastEndpoint = endpoint;
     if (this.over()) {
-      // no longer wanted; only the app's going away is not held against the endpoint
-      if (this.appGone()) markCancelled(up);
+      // no longer wanted (the app went away, or the deadline passed while it was opened): it
+      // never carried the request, so its end says nothing about the endpoint
+      markCancelled(up);
       // its head may promise a body: a reset alone, never an empty END_STREAM (a whole empty
       // request to the upstream); the AbortError it emits is expected
       up.on('error', ignoreError);
@@ -301,6 +305,10 @@ export abstract class Attempt {
   }
 
   deadline(): void {
+    // the app's own deadline (grpc-timeout, x-request-timeout) is the app giving up, not the
+    // endpoint failing: one caller's tight deadlines would otherwise get healthy endpoints ejected
+    const up = this.upstream;
+    if (this.appDeadline && up !== undefined && !up.closed) markCancelled(up);
     this.fail(upstreamTimeout(this.pool.name, this.deadlineMs));
   }
 }

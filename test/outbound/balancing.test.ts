@@ -113,6 +113,24 @@ t.test('an endpoint answering 5xx fast is a failing one: it gets little traffic 
   }
 });
 
+t.test("an app's own short deadlines (x-request-timeout) are not the endpoints' failures: nothing ejected", async (t) => {
+  const pki = await makePki(TD);
+  const ups = [await startUpstream(pki, { handler: slowBy(40) }), await startUpstream(pki, { handler: slowBy(40) })];
+  const fx = await startBalanced(pki, { ports: ups.map((u) => u.port), outlierDetection: { consecutiveFailures: 3, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 } });
+  t.teardown(async () => {
+    await fx.close();
+    await closeAll(ups);
+  });
+  for (let i = 0; i < 4; i++) t.equal((await request(fx.port)).status, 200, 'warm: answered');
+  const statuses = new Set<number>();
+  for (let i = 0; i < 20; i++) statuses.add((await request(fx.port, { headers: { 'x-request-timeout': '5ms' } })).status);
+  t.same([...statuses], [504], 'each request past its own 5 ms deadline: 504');
+  t.equal(fx.observer.ejections, 0, 'no endpoint ejected for the app giving up');
+  const before = ups.map((u) => u.requests);
+  for (let i = 0; i < 20; i++) await request(fx.port);
+  t.ok(ups.every((u, i) => u.requests - (before[i] as number) > 0), `both endpoints still serve (${ups.map((u, i) => u.requests - (before[i] as number)).join(', ')})`);
+});
+
 t.test('an endpoint that keeps resetting is ejected, then re-admitted once it recovers', async (t) => {
   const pki = await makePki(TD);
   const state = { broken: true };
