@@ -100,7 +100,8 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
    * (ewma × (outstanding + 1)) wins. Endpoints resting after a connect failure, ejected, the
    * one to `avoid` (a retry's last endpoint) and those in `tried` are not candidates; when
    * neither of the two is, the cheapest candidate is searched for; when there is none, any
-   * endpoint not avoided nor tried (better to try than to refuse). No allocation.
+   * endpoint not avoided nor tried (better to try than to refuse), unless the avoided one is
+   * healthy: then none (the caller retries on it, as Envoy does outside panic). No allocation.
    */
   pick(now: number, avoid?: UpstreamEndpoint, tried?: ReadonlySet<UpstreamEndpoint>): UpstreamEndpoint | undefined {
     const list = this.list;
@@ -136,6 +137,9 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
         }
       } else if (fallback === undefined || (fallback.ejected && !c.ejected)) fallback = c;
     }
+    // a retry whose avoided endpoint is the only healthy one: none here, so the caller goes back
+    // to it (pick() without `avoid`) rather than to an ejected or resting one
+    if (best === undefined && avoid !== undefined && !avoid.ejected && avoid.downUntil <= now && !tried?.has(avoid)) return undefined;
     return best ?? fallback;
   }
 

@@ -8,6 +8,8 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { makePki, request, sleep, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
 import type { LookupAll } from '../../src/outbound/index.js';
+import { pino } from 'pino';
+import { EndpointSet, type UpstreamEndpoint } from '../../src/outbound/endpoints.js';
 
 async function closedPort(): Promise<number> {
   const server = http.createServer().listen(0, '127.0.0.1');
@@ -186,4 +188,31 @@ t.test('dns: endpoints follow their records; sessions to a vanished address wind
   records = [];
   await sleep(300);
   t.equal((await request(fx.port)).status, 200, 'an empty answer keeps the last addresses');
+});
+
+t.test('a retry that avoids the endpoint it failed on goes back to it when the other is ejected or resting', async (t) => {
+  const set = new EndpointSet(
+    [
+      { host: '127.0.0.1', port: 1 },
+      { host: '127.0.0.1', port: 2 },
+    ],
+    { refreshMs: 1000, decayMs: 10_000, logger: pino({ level: 'silent' }) },
+  );
+  const [other, failedOn] = set.all() as [UpstreamEndpoint, UpstreamEndpoint];
+  const picks = () => {
+    const seen = new Set<string>();
+    // openStream's rule: pick(now, avoid) ?? pick(now)
+    for (let i = 0; i < 200; i++) seen.add((set.pick(Date.now(), failedOn) ?? set.pick(Date.now()))?.key ?? 'none');
+    return [...seen];
+  };
+  other.ejected = true;
+  t.same(picks(), [failedOn.key], 'the other ejected: the retry goes back to the healthy endpoint');
+  other.ejected = false;
+  other.downUntil = Date.now() + 60_000;
+  t.same(picks(), [failedOn.key], 'the other resting after a refused connect: the same');
+  other.downUntil = 0;
+  t.same(picks(), [other.key], 'the other healthy: the retry goes there');
+  failedOn.ejected = true;
+  other.ejected = true;
+  t.ok(set.pick(Date.now(), failedOn) !== undefined, 'every endpoint ejected: still one to try (better than refusing)');
 });
