@@ -8,7 +8,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { constants as cryptoConstants, createPublicKey } from 'node:crypto';
+import { constants as cryptoConstants, createPublicKey, type X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { MeshcarError, listenFailed } from '../errors.js';
@@ -109,7 +109,11 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     const peer = socket.getPeerX509Certificate();
     if (!peer) throw new MeshcarError('unauthenticated', 'send a join token (Authorization: Bearer ...) or present your current SVID as client certificate');
     if (!socket.authorized) throw new MeshcarError('bad_client_certificate', clientCertificateProblem(socket));
-    // the handshake's verdict is as old as the connection: the dates are checked now
+    // the handshake's verdict is as old as the connection, and was given against the roots of
+    // that moment: a root retired since (an emergency rotation) must not renew its leaves, on a
+    // keep-alive connection or on the first one after the retire, before the TLS context swaps
+    if (!chainsToRoots(peer, authority.material.roots)) throw new MeshcarError('bad_client_certificate', 'the client certificate does not chain to a root this CA still trusts (retired?); request a new SVID with a join token');
+    // and the dates are checked now
     const expired = validityProblem(peerPathValidity(peer, socket.isSessionReused()), Date.now());
     if (expired !== undefined) throw new MeshcarError('bad_client_certificate', `the client certificate ${expired}; request a new SVID with a join token`);
     const uris = uriSans(peer);
@@ -251,3 +255,23 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   };
 }
 
+/** Leaf plus intermediates the client may present; beyond, its path is not ours. */
+const MAX_PRESENTED_PATH = 4;
+
+/**
+ * Whether the path the client presented (leaf, then `issuerCertificate`) is, or ends with a
+ * certificate issued and signed by, one of `roots`. OpenSSL verified the path at the handshake
+ * against the roots of that moment; this asks the roots of now.
+ */
+function chainsToRoots(leaf: X509Certificate, roots: readonly X509Certificate[]): boolean {
+  let cert: X509Certificate | undefined = leaf;
+  for (let depth = 0; cert !== undefined && depth < MAX_PRESENTED_PATH; depth++) {
+    for (const root of roots) {
+      if (cert.fingerprint256 === root.fingerprint256) return true;
+      if (cert.checkIssued(root) && cert.verify(root.publicKey)) return true;
+    }
+    const issuer: X509Certificate | undefined = cert.issuerCertificate;
+    cert = issuer === undefined || issuer.fingerprint256 === cert.fingerprint256 ? undefined : issuer;
+  }
+  return false;
+}

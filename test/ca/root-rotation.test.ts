@@ -7,6 +7,7 @@
 
 import t from 'tap';
 import tls from 'node:tls';
+import https from 'node:https';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -154,4 +155,54 @@ t.test('refusals are one line saying why and what to do; --force goes ahead with
   const retired = await runCli(['ca', 'root', 'retire', '--dir', dir, '--force']);
   t.equal(retired.code, 0, retired.stderr);
   oneLine(t, retired.stderr, /^meshcar: warning: root retire forced: leaves signed under the old root can be valid/);
+});
+
+t.test('after an emergency root retire, a leaf of the retired root renews nothing: on a keep-alive connection made before, or as the first request after', async (t) => {
+  const ca = await startTestCa({ maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
+  t.teardown(() => ca.close());
+  const bundleBefore = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const token = await caToken(ca.dir, 'orders', 3_600_000, false);
+  /** A CSR for orders, and the key it was made with. */
+  const csr = async () => {
+    const keys = await generateWorkloadKey();
+    return { key: keys.privateKeyPem, csr: await buildCsr(createPrivateKey(keys.privateKeyPem), createPublicKey(keys.publicKeyPem), ORDERS) };
+  };
+  const sign = (agent: https.Agent | false, body: { csr: string }, auth: { cert?: string; key?: string; token?: string }, ca2: string) =>
+    new Promise<{ status: number; text: string; port: number | undefined }>((resolve, reject) => {
+      const req = https.request(new URL('/v1/sign', ca.server.url), { method: 'POST', servername: 'localhost', agent, ca: ca2, ...(auth.cert ? { cert: auth.cert, key: auth.key } : {}), headers: { 'content-type': 'application/json', ...(auth.token ? { authorization: `Bearer ${auth.token}` } : {}) } }, (res) => {
+        let text = '';
+        const port = res.socket.localPort; // before the socket goes back to the agent
+        res.on('data', (c: Buffer) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text, port }));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+  // two SVIDs under the first root
+  const a = await csr();
+  const svidA = JSON.parse((await sign(false, a, { token }, bundleBefore)).text) as { chain: string };
+  const b = await csr();
+  const svidB = JSON.parse((await sign(false, b, { token }, bundleBefore)).text) as { chain: string };
+  // A renews over a keep-alive connection that stays open
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const before = await sign(agent, await csr(), { cert: svidA.chain, key: a.key }, bundleBefore);
+  t.equal(before.status, 200, 'a renewal over mTLS before the rotation');
+
+  await rootAdd(ca.dir);
+  await rootActivate(ca.dir, { force: true });
+  await rootRetire(ca.dir, { force: true });
+  const bundleAfter = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  t.notOk(bundleAfter.includes(bundleBefore.trim()), 'the first root is out of the bundle');
+
+  // B, on a new connection, is the first request after the retire (the TLS context still holds the old root)
+  const first = await sign(false, await csr(), { cert: svidB.chain, key: b.key }, bundleBefore + bundleAfter);
+  t.equal(first.status, 401, `the first request after the retire: refused (${first.text.slice(0, 160)})`);
+  t.match(first.text, /bad_client_certificate/);
+  t.match(first.text, /does not chain to a root this CA still trusts/);
+  const kept = await sign(agent, await csr(), { cert: svidA.chain, key: a.key }, bundleBefore);
+  t.equal(kept.port, before.port, 'on the keep-alive connection made before the retire');
+  t.equal(kept.status, 401, `refused there too (${kept.text.slice(0, 160)})`);
+  // a token still works: the way back for a workload cut off
+  t.equal((await sign(false, await csr(), { token: await caToken(ca.dir, 'orders', 3_600_000, false) }, bundleAfter)).status, 200, 'a new token signs under the new root');
 });
