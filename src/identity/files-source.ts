@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { MeshcarError, describeError } from '../errors.js';
-import { validateSvid, type Svid } from './svid.js';
+import { notValidBeforeMs, validateSvid, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
 import { ReplaceableDirWatch } from './dir-watch.js';
 
@@ -56,10 +56,16 @@ export interface FilesWatchOptions {
 }
 
 /** Watches the files and swaps each new valid set into `identity`. */
+/** After a set's notBefore, before it is read again: the clock's second is past. */
+const VALIDITY_MARGIN_MS = 1_000;
+const MAX_VALIDITY_WAIT_MS = 3_600_000;
+
 export class FilesWatcher {
   private readonly options: FilesWatchOptions;
   private readonly watch: ReplaceableDirWatch;
   private timer: NodeJS.Timeout | undefined;
+  /** A look at files refused as not valid yet, once they are. */
+  private validityTimer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
   private again = false;
   private closed = false;
@@ -118,11 +124,27 @@ export class FilesWatcher {
       if (sameMaterial(next, identity.current())) return;
       identity.swap(next);
     } catch (err) {
+      // not valid yet (an issuer's clock a little ahead): the same bytes are taken once they are
+      const validFrom = notValidBeforeMs(err);
+      if (validFrom !== undefined) this.lookAgainAt(validFrom);
       this.refused(err);
       return;
     }
     logger.info({ serial: next.serialHex, notAfter: next.notAfter.toISOString() }, 'identity reloaded from files');
     identity.reportRenewal({ result: 'success' });
+  }
+
+  /** Re-reads the files once `validFromMs` has passed, unchanged bytes included. */
+  private lookAgainAt(validFromMs: number): void {
+    this.lastSeen = undefined;
+    if (this.validityTimer) clearTimeout(this.validityTimer);
+    // at most an hour at a time (a far-off date is looked at again, then waited for again)
+    const wait = Math.min(Math.max(0, validFromMs - Date.now()) + VALIDITY_MARGIN_MS, MAX_VALIDITY_WAIT_MS);
+    this.validityTimer = setTimeout(() => {
+      this.validityTimer = undefined;
+      void this.reload();
+    }, wait);
+    this.validityTimer.unref();
   }
 
   private refused(err: unknown): void {
@@ -137,6 +159,7 @@ export class FilesWatcher {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.validityTimer) clearTimeout(this.validityTimer);
     this.watch.close();
   }
 }

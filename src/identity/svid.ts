@@ -30,6 +30,15 @@ const MAX_CHAIN_DEPTH = 4;
 const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
+/** When a refusal (or its cause) was only about time: the set becomes valid then (ms since the epoch). */
+export function notValidBeforeMs(err: unknown): number | undefined {
+  for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const ms = (e as { notValidBeforeMs?: unknown }).notValidBeforeMs;
+    if (typeof ms === 'number') return ms;
+  }
+  return undefined;
+}
+
 function refuse(reason: string): never {
   throw new MeshcarError('identity_invalid', reason);
 }
@@ -71,7 +80,10 @@ function parsePrivateKey(pem: string): KeyObject {
 
 function checkDates(cert: X509Certificate, now: Date): void {
   if (notAfterOf(cert) <= now) refuse(`${describe(cert)} expired at ${notAfterOf(cert).toISOString()}`);
-  if (notBeforeOf(cert) > now) refuse(`${describe(cert)} is not valid before ${notBeforeOf(cert).toISOString()}`);
+  if (notBeforeOf(cert) > now) {
+    // the time it becomes valid goes with the refusal: a watcher of files can look again then
+    throw Object.assign(new MeshcarError('identity_invalid', `${describe(cert)} is not valid before ${notBeforeOf(cert).toISOString()}`), { notValidBeforeMs: notBeforeOf(cert).getTime() });
+  }
 }
 
 /** Issued by that signer, by name, key identifier and signature (OpenSSL's checks, both). */

@@ -135,6 +135,26 @@ t.test('files mode hot reload', async (t) => {
     t.match(String((result.error as Error).message), /is for spiffe:\/\/mesh\.test\/svc\/payments, expected spiffe:\/\/mesh\.test\/svc\/orders/);
     t.equal(await servedSerial(), kept);
   });
+
+  t.test('a set refused only as not valid yet is taken once it is, with no new write', async (t) => {
+    // an issuer whose clock runs ahead: issued "7.5 s from now" for 60 s, backdated 6 s, so its
+    // notBefore is ~1.5 s ahead of ours
+    const ahead = await pki.issue(ID, { now: new Date(Date.now() + 7_500), lifetimeMs: 60_000 });
+    let event = nextRenewalEvent();
+    await swapIn(ahead);
+    let result = await event;
+    // the writes may land apart (certificate, then key): wait for the verdict on the whole set
+    while (!/is not valid before/.test(String((result.error as Error | undefined)?.message))) {
+      t.equal(result.result, 'failure', 'refused while not valid yet');
+      event = nextRenewalEvent();
+      result = await event;
+    }
+    t.equal(result.result, 'failure', 'refused: not valid yet');
+    t.not(await servedSerial(), ahead.serialHex, 'the old one still served');
+    const taken = await nextRenewalEvent(); // nothing written: the files are looked at again once valid
+    t.equal(taken.result, 'success', 'taken once valid');
+    t.equal(await servedSerial(), ahead.serialHex, 'and served');
+  });
 });
 
 t.test('files mode refuses to start on a broken set', async (t) => {
