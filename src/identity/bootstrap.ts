@@ -102,11 +102,22 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     svid = await bundleBeforeStart(svid, client, persist, logger);
   }
   if (!svid) {
-    svid = await firstIssuance(withToken, options);
-    await store.save(svid).catch((err: unknown) => {
-      logger.error({ dir: options.dir }, `could not persist the new SVID; a restart will need a new join token: ${describeError(err)}`);
+    // one still valid but too close to its end to serve without asking: renewed over mTLS with
+    // it, as the renewal loop would have (a join token is often spent or expired by then: a
+    // restart after a CA outage of a few hours would otherwise need a new one)
+    const nearEnd = await store.load(spiffeId, { minRemainingFraction: 0 });
+    svid = await firstIssuance(nearEnd ? () => obtain(nearEnd) : withToken, options).catch((err: unknown) => {
+      // the CA out of reach: the stored one serves while it lasts, and the renewal loop retries
+      if (nearEnd === undefined || !isMeshcarError(err) || err.code !== 'ca_unreachable' || remainingMs(nearEnd) <= 1000) throw err;
+      logger.warn({ serial: nearEnd.serialHex, notAfter: nearEnd.notAfter.toISOString() }, `the CA is out of reach (${describeError(err)}); starting with the stored SVID, which expires soon`);
+      return nearEnd;
     });
-    logger.info({ serial: svid.serialHex, notAfter: svid.notAfter.toISOString() }, 'SVID issued by the CA');
+    if (svid !== nearEnd) {
+      await store.save(svid).catch((err: unknown) => {
+        logger.error({ dir: options.dir }, `could not persist the new SVID; a restart will need a new join token: ${describeError(err)}`);
+      });
+      logger.info({ serial: svid.serialHex, notAfter: svid.notAfter.toISOString() }, nearEnd ? 'SVID renewed by the CA with the stored one' : 'SVID issued by the CA');
+    }
   }
 
   const identity = new WorkloadIdentity(svid, logger);

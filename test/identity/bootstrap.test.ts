@@ -58,3 +58,29 @@ t.test('obtainIdentity with the real CA', async (t) => {
   await rm(options.dir, { recursive: true });
   await t.rejects(obtainIdentity(options), { code: 'identity_invalid', message: /cannot read the join token file .*orders\.token/ });
 });
+
+t.test('a restart with a stored SVID in its last tenth of life renews it over mTLS: no join token needed', async (t) => {
+  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
+  const work = await mkdtemp(join(tmpdir(), 'meshcar-boot-'));
+  t.teardown(async () => {
+    await ca.close();
+    await rm(work, { recursive: true, force: true });
+  });
+  const tokenPath = join(work, 'orders.token');
+  await writeFile(tokenPath, `${await caToken(ca.dir, 'orders', 600_000, true)}\n`, { mode: 0o600 });
+  // 15 s leaves, backdated 1.5 s; the renewal window late (97%) so the running sidecar does not renew first
+  const options = { spiffeId: ORDERS, trustDomain: 'mesh.local', dir: join(work, 'identity'), ca: { url: ca.server.url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath }, ttlMs: 15_000, renewal: { from: 0.97, to: 0.97 }, logger };
+  const running = await obtainIdentity(options);
+  const stored = running.identity.current();
+  running.stop(); // down, e.g. while the CA was away; the single-use token is spent
+  const lifetime = stored.notAfter.getTime() - stored.notBefore.getTime();
+  // wait until less than a tenth of its life is left (the stored SVID is then not served without asking)
+  while (stored.notAfter.getTime() - Date.now() > lifetime * 0.09) await new Promise((r) => setTimeout(r, 100));
+  t.ok(stored.notAfter.getTime() > Date.now() + 1000, 'still valid at the restart, by more than a second');
+  const restarted = await obtainIdentity(options);
+  t.teardown(() => restarted.stop());
+  const now = restarted.identity.current();
+  t.not(now.serialHex, stored.serialHex, 'a new SVID');
+  t.ok(now.notAfter.getTime() > stored.notAfter.getTime(), 'with a later end');
+  t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'certificate' && l.clientSerial === stored.serialHex.toLowerCase()), 'renewed with the stored SVID as credential');
+});
