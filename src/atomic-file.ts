@@ -1,8 +1,10 @@
 // Writing a file so that readers see the old content or the new, never half: a private temp
-// file beside the target, fsync, rename. Shared by the CA's store (keys, certificates, the
+// file beside the target, fsync, rename, fsync of the folder (without it the rename may not
+// survive a power loss: a spent single-use token could be accepted again). Shared by the CA's store (keys, certificates, the
 // spent-token ledger) and the workload's SVID store, which must not depend on each other.
 
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -25,4 +27,15 @@ export async function writeFileAtomic(target: string, content: string, mode: num
     await unlink(temp).catch(() => undefined);
     throw err;
   });
+  await fsyncDirectory(path.dirname(target));
+}
+
+/** Makes a folder's entries (a rename, a new link) durable. */
+export async function fsyncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

@@ -8,11 +8,11 @@
 // `meshcar ca issue --out` write there are read and migrated.
 
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
+import { fsyncDirectory } from '../atomic-file.js';
 import { lifetimeMs, remainingMs, validateSvid, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
@@ -49,15 +49,6 @@ export interface DiskStoreOptions {
 interface Candidate {
   readonly name: string;
   readonly dir: string;
-}
-
-async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, constants.O_RDONLY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** A new file in a directory nobody reads yet: exclusive create, explicit mode, fsync. */
