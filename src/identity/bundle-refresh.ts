@@ -82,13 +82,16 @@ export class BundleRefresh {
   async refresh(): Promise<void> {
     const { identity, client, logger } = this.options;
     let bundlePem: string;
+    const asked = identity.current();
     try {
-      bundlePem = await client.fetchBundle(identity.current().bundlePem);
+      bundlePem = await client.fetchBundle(asked.bundlePem);
     } catch (err) {
       logger.warn(`could not fetch the CA's trust bundle, keeping the current one: ${describeError(err)}`);
       return;
     }
-    if (this.stopped) return;
+    // a renewal landed while the answer was on its way: its bundle is at least as new as this one
+    // (the older answer would put the roots back as they were, on disk too)
+    if (this.stopped || identity.current() !== asked) return;
     // read and swap with no await in between: a renewal landing meanwhile is not undone
     const outcome = applyBundle(identity.current(), bundlePem);
     if (outcome.kind === 'unchanged') return;

@@ -19,6 +19,10 @@ import { identityFromFiles, obtainIdentity } from '../../src/identity/bootstrap.
 import { STORE_FILES } from '../../src/identity/disk-store.js';
 import { rootCount, type Svid } from '../../src/identity/svid.js';
 import { splitPemCertificates } from '../../src/pki/der.js';
+import net, { type AddressInfo } from 'node:net';
+import { CaClient } from '../../src/identity/ca-client.js';
+import { BundleRefresh } from '../../src/identity/bundle-refresh.js';
+import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
 const logger = pino({ level: 'silent' });
@@ -91,4 +95,56 @@ t.test('identity.files: a bundle file that gains a root is picked up (same certi
   await writeFile(files.bundle, await readFile(join(caDir, 'bundle.pem')));
   const [svid] = (await rotated) as [Svid];
   t.equal(rootCount(svid), 2, 'the new bundle is swapped in');
+});
+
+t.test('a poll answered before a renewal and handled after it does not put the older bundle back', async (t) => {
+  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
+  const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const direct = new CaClient({ url: ca.server.url, trustDomain: 'mesh.local', bundlePem, logger });
+  const svid = await direct.sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, false) } });
+  const identity = new WorkloadIdentity(svid, logger);
+  // a TCP relay that holds the CA's answer (after the TLS handshake) until released: a slow path
+  let release: (() => void) | undefined;
+  const held: Buffer[] = [];
+  let answered = false;
+  const relay = net.createServer((client) => {
+    const upstream = net.connect(new URL(ca.server.url).port as unknown as number, '127.0.0.1');
+    let fromClient = 0;
+    client.on('data', (d: Buffer) => {
+      fromClient++;
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      // the handshake's flights pass; what the CA sends once the request is in is held
+      if (fromClient < 2 || release === undefined) return client.write(d);
+      answered = true;
+      held.push(d);
+    });
+    client.on('error', () => {});
+    upstream.on('error', () => {});
+    client.on('close', () => upstream.destroy());
+    release = () => {
+      for (const d of held.splice(0)) client.write(d);
+      release = undefined;
+      client.end();
+    };
+  });
+  relay.listen(0, '127.0.0.1');
+  await once(relay, 'listening');
+  t.teardown(async () => {
+    relay.close();
+    await ca.close();
+  });
+  const slow = new CaClient({ url: `https://127.0.0.1:${(relay.address() as AddressInfo).port}`, trustDomain: 'mesh.local', bundlePem, logger });
+  const stored: Svid[] = [];
+  const refresh = new BundleRefresh({ identity, client: slow, intervalMs: 1e9, persist: async (s) => void stored.push(s), renewNow: () => {}, logger });
+  const poll = refresh.refresh();
+  while (!answered) await sleep(5); // the CA has answered with today's one-root bundle; it is on its way
+  await rootAdd(ca.dir);
+  identity.swap(await direct.sign({ spiffeId: ORDERS, auth: { svid: identity.current() } }));
+  t.equal(rootCount(identity.current()), 2, 'a renewal brought the added root');
+  release?.();
+  await poll;
+  t.equal(rootCount(identity.current()), 2, 'the older answer, handled after, did not take it away');
+  t.same(stored, [], 'nor was anything stored for it');
 });
