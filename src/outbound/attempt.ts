@@ -264,6 +264,12 @@ export abstract class Attempt {
     this.timer = undefined;
     if (!this.writeHead(status, head, flags, raw)) return;
     this.answered = true;
+    // answered: nothing will be replayed, so the copy kept for it goes (a gRPC or SSE stream
+    // would otherwise hold up to bufferLimit for its whole life)
+    if (this.body !== null) {
+      this.body = null;
+      this.appBody.off('data', onKeepBody);
+    }
     this.exchange.answered(judged, head);
     reportRetry(this, judged >= 500 || judged === 429 ? 'failure' : 'success');
     this.relayBody(up, flags);

@@ -59,18 +59,19 @@ export class RetryBudget {
   private refilledAt: number;
   private readonly earnedCap: number;
 
-  constructor(private readonly ratio: number, private readonly minPerSecond: number, nowMs: number = Date.now()) {
+  // a monotonic clock: a wall clock stepped back would leave the reserve empty for as long as the step
+  constructor(private readonly ratio: number, private readonly minPerSecond: number, nowMs: number = performance.now()) {
     this.reserve = minPerSecond;
     this.refilledAt = nowMs;
     this.earnedCap = Math.max(1, ratio * 100);
   }
 
-  tryWithdraw(nowMs: number = Date.now()): boolean {
+  tryWithdraw(nowMs: number = performance.now()): boolean {
     if (this.requests > 0) {
       this.earned = Math.min(this.earnedCap, this.earned + this.requests * this.ratio);
       this.requests = 0;
     }
-    this.reserve = Math.min(this.minPerSecond, this.reserve + ((nowMs - this.refilledAt) / 1000) * this.minPerSecond);
+    this.reserve = Math.min(this.minPerSecond, this.reserve + (Math.max(0, nowMs - this.refilledAt) / 1000) * this.minPerSecond);
     this.refilledAt = nowMs;
     if (this.earned >= 1) {
       this.earned -= 1;

@@ -460,6 +460,11 @@ t.test('helpers: Retry-After, backoff, budget, app deadlines', async (t) => {
   }
   t.equal(granted, 30, '10 in reserve plus 20% of 100 requests');
   t.ok(budget.tryWithdraw(1000), 'the reserve refills over time');
+  // a clock that steps back (the budget's own clock is monotonic; a given one may not be)
+  const stepped = new RetryBudget(0, 1, 100_000);
+  t.ok(stepped.tryWithdraw(100_000), 'the reserve of 1/s');
+  t.notOk(stepped.tryWithdraw(40_000), 'a minute back: nothing refilled');
+  t.ok(stepped.tryWithdraw(41_000), 'a second later the reserve has refilled, not a minute later');
   t.equal(appDeadlineMs('100m', undefined), 100);
   t.equal(appDeadlineMs('2S', undefined), 2000);
   t.equal(appDeadlineMs('1H', undefined), 3_600_000);
