@@ -75,6 +75,9 @@ export class H2SessionPool {
     withScheme(headers);
     let dials = 0;
     let closingRetries = 0;
+    // waiting on other requests' dials is bounded by time, not rounds: a burst larger than a few
+    // sessions' worth of streams waits its turn (every dial adds a session) instead of failing
+    const giveUpAt = performance.now() + this.options.connectTimeoutMs() * (MAX_DIALS + 1);
     for (;;) {
       // checked and used in one synchronous step: waiters woken together cannot overfill a session
       const conn = this.freeSession(endpoint);
@@ -87,12 +90,14 @@ export class H2SessionPool {
         }
       }
       if (this.closed) throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
-      if (dials++ >= MAX_DIALS) throw new MeshcarError('upstream_unavailable', `${endpoint.key} opened sessions that took no stream`);
       const pending = this.dialling.get(endpoint);
       if (pending) {
+        if (performance.now() > giveUpAt) throw new MeshcarError('upstream_unavailable', `${endpoint.key}: no session with a free stream within ${Math.round(this.options.connectTimeoutMs() * (MAX_DIALS + 1))} ms`);
         await pending; // its failure is ours too: the endpoint cannot be reached
         continue;
       }
+      // only this request's own dials count: sessions it opened that took no stream
+      if (dials++ >= MAX_DIALS) throw new MeshcarError('upstream_unavailable', `${endpoint.key} opened sessions that took no stream`);
       const dial = this.dial(endpoint);
       this.dialling.set(endpoint, dial);
       try {

@@ -68,6 +68,17 @@ t.test('a new session only when the peer allows no more streams', async (t) => {
   t.ok(sessions >= 3 && sessions <= 4, `12 requests at 5 streams per session used ${sessions} sessions (3..4)`);
 });
 
+t.test('a burst on a cold endpoint far beyond its streams per session: every request waits its turn, none fails', async (t) => {
+  // one stream per session: 40 POSTs at once need 40 sessions; waiting on other requests' dials
+  // used to count as this request's own, and after three it gave up (503, the endpoint marked down)
+  const { upstream, fx } = await setup(t, undefined, { maxConcurrentStreams: 1 });
+  const results = await Promise.all(Array.from({ length: 40 }, () => request(fx.port, { method: 'POST', path: '/slow/50', body: 'x' })));
+  const statuses: Record<string, number> = {};
+  for (const r of results) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+  t.same(statuses, { 200: 40 }, 'all 40 answered');
+  t.ok(upstream.handshakes.length >= 2, `over ${upstream.handshakes.length} sessions`);
+});
+
 t.test('large bodies both ways, with backpressure', async (t) => {
   const { upstream, fx } = await setup(t);
   const size = 6 * 1024 * 1024;
