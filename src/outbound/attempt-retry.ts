@@ -54,9 +54,11 @@ function attemptAgain(attempt: Attempt): void {
  * The attempt failed before anything of the response reached the app: schedules another
  * when that is safe, allowed and in time (true), else false and the caller answers as before.
  */
-export function tryRetry(attempt: Attempt, reason: RetryReason, retryAfter?: unknown): boolean {
+export function tryRetry(attempt: Attempt, reason: RetryReason, retryAfter?: unknown, neverProcessed = false): boolean {
   if (attempt.over()) return false;
-  if (!isRetryableRequest(attempt.exchange.method, attempt.reqHeaders) || expectsContinue(attempt.reqHeaders.expect)) return false;
+  // a request the upstream never processed (REFUSED_STREAM, a stream above a GOAWAY's last id:
+  // RFC 9113 §8.7; no stream at all) is safe to send again whatever its method
+  if ((!neverProcessed && !isRetryableRequest(attempt.exchange.method, attempt.reqHeaders)) || expectsContinue(attempt.reqHeaders.expect)) return false;
   if (attempt.piped && (attempt.body === null || !attempt.appBody.readableEnded)) return false;
   const pool = attempt.pool;
   const wait = pool.retry.plan(attempt.retries + 1, retryAfter, attempt.deadlineMs - (performance.now() - attempt.exchange.startedMs));

@@ -8,6 +8,7 @@
 // shared functions (attempt-events.ts, attempt-retry.ts) and timers carry the controller as an
 // argument: no closures per request.
 
+import { constants as h2 } from 'node:http2';
 import type { ClientSessionRequestOptions, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
@@ -28,7 +29,7 @@ import { bindAttempt, listenToUpstream, onDeadline, onUpstreamWantTrailers } fro
 import { onKeepBody, reportRetry, tryRetry } from './attempt-retry.js';
 import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
 
-import { appDeadlineMs, isRetryableRequest, type RetryReason } from './retry.js';
+import { appDeadlineMs, type RetryReason } from './retry.js';
 
 // the request deadlines of all attempts: one timer per duration (src/http/deadline-queue.ts)
 const DEADLINES = new DeadlineQueue<Attempt>(onDeadline);
@@ -234,10 +235,12 @@ export abstract class Attempt {
       this.piped = true;
       this.pipedTo = up;
       this.pipeBody(up);
-      // kept for replay while it goes by (no added latency), if a retry could use it
+      // kept for replay while it goes by (no added latency), if a retry could use it: any
+      // method's, as a stream the upstream refused unprocessed is retried whatever the method
+      // (the copy goes once the answer starts)
       const pool = this.pool;
       const headers = this.reqHeaders;
-      if (pool.retry.attempts > 0 && isRetryableRequest(this.exchange.method, headers) && !expectsContinue(headers.expect) && !(Number(headers['content-length']) > pool.retry.bufferLimit)) {
+      if (pool.retry.attempts > 0 && !expectsContinue(headers.expect) && !(Number(headers['content-length']) > pool.retry.bufferLimit)) {
         this.body = [];
         this.appBody.on('data', onKeepBody);
       }
@@ -250,7 +253,8 @@ export abstract class Attempt {
   /** pool.openStream's callback: no stream could be had. */
   streamFailed(err: unknown): void {
     const error = isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${this.pool.name}: ${describeError(err)}`, { cause: err });
-    if (error.code === 'upstream_unavailable' && tryRetry(this, 'connect_failure')) return;
+    // no stream: nothing reached the upstream
+    if (error.code === 'upstream_unavailable' && tryRetry(this, 'connect_failure', undefined, true)) return;
     this.fail(error);
   }
 
@@ -292,12 +296,12 @@ export abstract class Attempt {
   }
 
   streamError(up: UpstreamStream, err: Error): void {
-    if (!this.answered && tryRetry(this, 'reset')) return;
+    if (!this.answered && tryRetry(this, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
     this.fail(upstreamReset(this.endpointKey, describeError(err)), up.rstCode);
   }
 
   streamClosed(up: UpstreamStream): void {
-    if (!this.answered && tryRetry(this, 'reset')) return;
+    if (!this.answered && tryRetry(this, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
     if (!this.answered) this.fail(upstreamReset(this.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
     // closed with the answer unfinished: cut, whatever the code (the meshcar codec ends no body
     // it did not get whole; NO_ERROR mid-body would otherwise leave the app's answer open)

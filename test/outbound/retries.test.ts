@@ -122,6 +122,40 @@ t.test('first connections refused: retried to success', async (t) => {
   t.equal(fx.observer.retries.at(-1)?.outcome, 'success');
 });
 
+t.test('a POST the upstream refused unprocessed (REFUSED_STREAM) is sent again, body and all; one it reset otherwise is not', async (t) => {
+  const pki = await makePki(TD);
+  const bodies: string[] = [];
+  let seen = 0;
+  const resetFirst = (code: number): H2Handler => (stream, headers, flags) => {
+    seen += 1;
+    if (seen === 1) {
+      stream.on('error', () => {});
+      stream.close(code);
+      return;
+    }
+    let body = '';
+    stream.on('data', (c: Buffer) => (body += c));
+    stream.on('end', () => bodies.push(body));
+    defaultHandler(stream, headers, flags);
+  };
+  const refusing = await startUpstream(pki, { handler: resetFirst(http2.constants.NGHTTP2_REFUSED_STREAM) });
+  t.teardown(() => refusing.close());
+  const fx = await start(t, pki, { endpoints: [refusing.port] });
+  const res = await request(fx.port, { method: 'POST', path: '/echo', body: 'order-1' });
+  t.equal(res.status, 200, 'answered after the refusal');
+  t.equal(refusing.requests, 2, 'sent twice');
+  t.same(bodies, ['order-1'], 'the second time with its whole body');
+  t.same(fx.observer.retries.map((r) => `${r.reason}:${r.outcome}`), ['reset:success'], 'one retry, which succeeded');
+
+  seen = 0;
+  const resetting = await startUpstream(pki, { handler: resetFirst(http2.constants.NGHTTP2_INTERNAL_ERROR) });
+  t.teardown(() => resetting.close());
+  const fx2 = await start(t, pki, { endpoints: [resetting.port] });
+  const cut = await request(fx2.port, { method: 'POST', path: '/echo', body: 'order-2' });
+  t.equal(cut.status, 502, 'a POST reset with INTERNAL_ERROR may have been processed: not sent again');
+  t.equal(resetting.requests, 1);
+});
+
 t.test('a reset before the response is retried', async (t) => {
   const pki = await makePki(TD);
   let seen = 0;
