@@ -61,6 +61,8 @@ export function tryRetry(attempt: Attempt, reason: RetryReason, retryAfter?: unk
   if ((!neverProcessed && !isRetryableRequest(attempt.exchange.method, attempt.reqHeaders)) || expectsContinue(attempt.reqHeaders.expect)) return false;
   if (attempt.piped && (attempt.body === null || !attempt.appBody.readableEnded)) return false;
   const pool = attempt.pool;
+  // a body read ahead for the OpenAPI check is kept whole whatever its size: the limit holds too
+  if (attempt.bodySize > pool.retry.bufferLimit) return false;
   const wait = pool.retry.plan(attempt.retries + 1, retryAfter, attempt.deadlineMs - (performance.now() - attempt.exchange.startedMs));
   reportRetry(attempt, 'failure');
   if (wait < 0) return false;
