@@ -106,7 +106,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       return { grant, who: { auth: 'token', tokenId: grant.via === 'token' ? grant.claims.jti : undefined } };
     }
     const socket = req.socket as TLSSocket;
-    const peer = socket.getPeerX509Certificate();
+    const peer = peerCertificateOf(socket);
     if (!peer) throw new MeshcarError('unauthenticated', 'send a join token (Authorization: Bearer ...) or present your current SVID as client certificate');
     if (!socket.authorized) throw new MeshcarError('bad_client_certificate', clientCertificateProblem(socket));
     // the handshake's verdict is as old as the connection, and was given against the roots of
@@ -274,4 +274,21 @@ function chainsToRoots(leaf: X509Certificate, roots: readonly X509Certificate[])
     cert = issuer === undefined || issuer.fingerprint256 === cert.fingerprint256 ? undefined : issuer;
   }
   return false;
+}
+
+/**
+ * The client's certificate on a connection, read once: Node's getPeerX509Certificate() hands
+ * the presented issuers over to the first object it makes, and later calls on the same
+ * connection get the leaf without them (Node 20), so a keep-alive connection's second request
+ * would present a path that ends at the leaf.
+ */
+const peers = new WeakMap<TLSSocket, X509Certificate>();
+
+function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
+  let cert = peers.get(socket);
+  if (cert === undefined) {
+    cert = socket.getPeerX509Certificate();
+    if (cert !== undefined) peers.set(socket, cert);
+  }
+  return cert;
 }

@@ -134,12 +134,17 @@ t.test('an SVID that expired after its first handshake cannot renew by resuming 
 });
 
 t.test('a keep-alive connection that outlives the client certificate gets no renewal', async (t) => {
-  const [renewalA, renewalB] = await Promise.all([newCsr(), newCsr()]);
+  const [renewalA, renewalA2, renewalB] = await Promise.all([newCsr(), newCsr(), newCsr()]);
   const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(() => agent.destroy());
   const svid = await shortLivedSvid('3s');
   const first = await sign(renewalA.csr, { client: svid.client, agent });
   t.equal(first.status, 200);
+  // a second one on the same connection while valid: its presented path is still whole (Node
+  // hands the issuers to the first certificate object it makes for a connection only)
+  const second = await sign(renewalA2.csr, { client: svid.client, agent });
+  t.ok(second.reusedSocket, 'on the same connection');
+  t.equal(second.status, 200, `a second renewal on it while valid works (${String(second.body.message ?? '')})`);
   t.ok(Date.now() < svid.notAfterMs, 'made before the SVID expired');
 
   await untilExpired(svid.notAfterMs);
