@@ -16,7 +16,8 @@ import type { Svid } from '../../src/identity/svid.js';
 const ORDERS = 'spiffe://mesh.local/svc/orders';
 const logger = pino({ level: 'silent' });
 
-t.test('obtainIdentity with the real CA', async (t) => {
+/** The real CA, a work folder and a single-use join token for orders in it; removed after the test. */
+async function caWithToken(t: Tap.Test) {
   const ca = await startTestCa({ maxTtlMs: 3_600_000 });
   const work = await mkdtemp(join(tmpdir(), 'meshcar-boot-'));
   t.teardown(async () => {
@@ -25,6 +26,11 @@ t.test('obtainIdentity with the real CA', async (t) => {
   });
   const tokenPath = join(work, 'orders.token');
   await writeFile(tokenPath, `${await caToken(ca.dir, 'orders', 600_000, true)}\n`, { mode: 0o600 });
+  return { ca, work, tokenPath };
+}
+
+t.test('obtainIdentity with the real CA', async (t) => {
+  const { ca, work, tokenPath } = await caWithToken(t);
   const options = {
     spiffeId: ORDERS,
     trustDomain: 'mesh.local',
@@ -60,14 +66,7 @@ t.test('obtainIdentity with the real CA', async (t) => {
 });
 
 t.test('a restart with a stored SVID in its last tenth of life renews it over mTLS: no join token needed', async (t) => {
-  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
-  const work = await mkdtemp(join(tmpdir(), 'meshcar-boot-'));
-  t.teardown(async () => {
-    await ca.close();
-    await rm(work, { recursive: true, force: true });
-  });
-  const tokenPath = join(work, 'orders.token');
-  await writeFile(tokenPath, `${await caToken(ca.dir, 'orders', 600_000, true)}\n`, { mode: 0o600 });
+  const { ca, work, tokenPath } = await caWithToken(t);
   // 15 s leaves, backdated 1.5 s; the renewal window late (97%) so the running sidecar does not renew first
   const options = { spiffeId: ORDERS, trustDomain: 'mesh.local', dir: join(work, 'identity'), ca: { url: ca.server.url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath }, ttlMs: 15_000, renewal: { from: 0.97, to: 0.97 }, logger };
   const running = await obtainIdentity(options);
