@@ -25,10 +25,17 @@ export class TokenBucket {
     this.updatedMs = nowMs;
   }
 
-  /** Adds what accrued since the last use. A clock that stepped back adds nothing. */
+  /**
+   * Adds what accrued since the last use. A clock that stepped back adds nothing, and counts
+   * from where it is now (else nothing would accrue until it caught up again, while callers
+   * were told to come back in a second). The clock is monotonic by default.
+   */
   refill(nowMs: number): void {
     const elapsedMs = nowMs - this.updatedMs;
-    if (elapsedMs <= 0) return;
+    if (elapsedMs <= 0) {
+      if (elapsedMs < 0) this.updatedMs = nowMs;
+      return;
+    }
     this.tokens = Math.min(this.spec.burst, this.tokens + (elapsedMs / 1000) * this.spec.perSecond);
     this.updatedMs = nowMs;
   }
@@ -38,7 +45,7 @@ export class TokenBucket {
     return this.tokens >= 1 ? 0 : (1 - this.tokens) / this.spec.perSecond;
   }
 
-  take(nowMs = Date.now()): TakeResult {
+  take(nowMs = performance.now()): TakeResult {
     this.refill(nowMs);
     if (this.tokens >= 1) {
       this.tokens -= 1;
@@ -59,7 +66,7 @@ export class KeyedTokenBuckets {
   }
 
   /** The bucket of `key`, created full if there is none. */
-  bucket(key: string, nowMs = Date.now()): TokenBucket {
+  bucket(key: string, nowMs = performance.now()): TokenBucket {
     let bucket = this.buckets.get(key);
     if (bucket === undefined) {
       this.sweep(nowMs);
@@ -69,7 +76,7 @@ export class KeyedTokenBuckets {
     return bucket;
   }
 
-  take(key: string, nowMs = Date.now()): TakeResult {
+  take(key: string, nowMs = performance.now()): TakeResult {
     return this.bucket(key, nowMs).take(nowMs);
   }
 

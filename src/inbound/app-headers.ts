@@ -10,11 +10,30 @@ import type { Exchange } from './exchange.js';
 
 /** Set by the sidecar below, never passed on from the caller; also the framing undici writes itself. */
 const REPLACED = new Set(['x-forwarded-client-cert', 'x-request-id', 'content-length', 'transfer-encoding']);
+const OURS = new Set(['x-forwarded-client-cert', 'x-request-id']);
+
+/**
+ * A caller's field that is one of ours spelt with `_` for `-` (`x_forwarded_client_cert`): CGI-
+ * style servers (WSGI, PHP) read both spellings as one variable and join them, the caller's
+ * value first, so an app taking the first `URI=` would believe the caller's claim. Such fields
+ * are dropped (Envoy's headers_with_underscores_action does it for all of them).
+ */
+function shadowsOurs(name: string): boolean {
+  return name.indexOf('_') !== -1 && OURS.has(name.replace(/_/g, '-'));
+}
+
+/** REPLACED plus the caller's underscore spellings of our fields, if it sent any (rare: no set made otherwise). */
+function notForwarded(headers: Exchange['requestHeaders']): ReadonlySet<string> {
+  let extra: Set<string> | undefined;
+  for (const name in headers) if (shadowsOurs(name)) (extra ??= new Set(REPLACED)).add(name);
+  return extra ?? REPLACED;
+}
 
 /** The app's request head as an object (the forwarder may add to it: pseudo-headers, Host). */
 export function appHeadersOf(exchange: Exchange): OutgoingHttpHeaders {
   if (exchange.appHeaders !== undefined) return exchange.appHeaders;
   const headers = forwardableHeaders(exchange.requestHeaders);
+  for (const name in headers) if (shadowsOurs(name)) delete headers[name];
   // whatever the caller claimed, the app learns who called from us
   headers['x-forwarded-client-cert'] = exchange.caller.xfcc;
   headers['x-request-id'] = exchange.requestId;
@@ -27,7 +46,7 @@ export function appHeadersOf(exchange: Exchange): OutgoingHttpHeaders {
  * transfer-encoding): the client writes those from the body it sends.
  */
 export function appHeaderListOf(exchange: Exchange): Array<string | string[]> {
-  const list = forwardableHeaderList(exchange.requestHeaders, REPLACED);
+  const list = forwardableHeaderList(exchange.requestHeaders, notForwarded(exchange.requestHeaders));
   list.push('x-forwarded-client-cert', exchange.caller.xfcc, 'x-request-id', exchange.requestId);
   return list;
 }

@@ -25,13 +25,13 @@ export class InboundRateLimiter {
   }
 
   /** undefined when nothing is limited, so the request path can skip the check altogether. */
-  static create(config: InboundRateLimit | undefined, nowMs = Date.now()): InboundRateLimiter | undefined {
+  static create(config: InboundRateLimit | undefined, nowMs = performance.now()): InboundRateLimiter | undefined {
     if (config === undefined || (config.perIdentity === undefined && config.total === undefined)) return undefined;
     return new InboundRateLimiter(config, nowMs);
   }
 
   /** Takes a token for one request of `caller`; undefined when allowed. */
-  take(caller: Caller, nowMs = Date.now()): RateLimitRefusal | undefined {
+  take(caller: Caller, nowMs = performance.now()): RateLimitRefusal | undefined {
     const own = this.perIdentity === undefined ? undefined : caller.bucketIn(this.perIdentity, nowMs);
     const total = this.total;
     let ownWait = 0;

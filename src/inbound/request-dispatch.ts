@@ -68,6 +68,11 @@ export function onStream(inbound: InboundListener, stream: ServerHttp2Stream, he
 
 /** The per-request policy: a plain path, an allowed caller, then the app. */
 export function handle(inbound: InboundListener, exchange: Exchange, forwarder: AppForwarder): void {
+  // the asterisk form is OPTIONS's alone (RFC 9110 §7.1; HTTP/2's codecs reset any other)
+  if (exchange.path === '*' && exchange.method !== 'OPTIONS') {
+    exchange.fail('bad_request', 'the request target * is for OPTIONS only');
+    return;
+  }
   if (!isAcceptablePath(exchange.path)) {
     exchange.fail('bad_request', 'the request path must be a plain absolute path: no dot segments (also with ;params or encoded), no double-encoded dots or slashes, no empty first segment');
     return;

@@ -65,10 +65,18 @@ function hasPlainSegments(text: string): boolean {
   return true;
 }
 
-/** The part of a segment before `;`: its name to Tomcat, Spring and Jetty (`..;x=1` is `..`). */
+/**
+ * The part of a segment before `;`, `?` or `#`: its name to Tomcat, Spring and Jetty (`..;x=1`
+ * is `..`), and to an app that decodes the path and then parses it as a URL (`..%3f` is `..`
+ * and a query to it).
+ */
 function nameOf(segment: string): string {
-  const semicolon = segment.indexOf(';');
-  return semicolon === -1 ? segment : segment.slice(0, semicolon);
+  let end = segment.length;
+  for (const stop of [';', '?', '#']) {
+    const at = segment.indexOf(stop);
+    if (at !== -1 && at < end) end = at;
+  }
+  return end === segment.length ? segment : segment.slice(0, end);
 }
 
 /**

@@ -22,13 +22,13 @@ export class ResetGuard {
   constructor(
     private readonly limit: number,
     private readonly onAbuse: (guard: ResetGuard, resets: number, completed: number) => void,
-    nowMs = Date.now(),
+    nowMs = performance.now(),
   ) {
     this.windowStartMs = nowMs;
   }
 
   private roll(nowMs: number): void {
-    if (nowMs - this.windowStartMs >= RESET_WINDOW_MS) {
+    if (nowMs - this.windowStartMs >= RESET_WINDOW_MS || nowMs < this.windowStartMs) {
       this.windowStartMs = nowMs;
       this.resets = 0;
       this.completed = 0;
@@ -36,7 +36,7 @@ export class ResetGuard {
   }
 
   /** The caller reset a stream before its response ended. */
-  streamReset(nowMs = Date.now()): void {
+  streamReset(nowMs = performance.now()): void {
     if (this.tripped) return;
     this.roll(nowMs);
     this.resets++;
@@ -47,7 +47,7 @@ export class ResetGuard {
   }
 
   /** A stream ended without a reset by the caller. */
-  streamCompleted(nowMs = Date.now()): void {
+  streamCompleted(nowMs = performance.now()): void {
     if (this.tripped) return;
     this.roll(nowMs);
     this.completed++;

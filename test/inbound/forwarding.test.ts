@@ -53,6 +53,33 @@ t.test('request and response headers', async (t) => {
     t.equal(JSON.parse(h2.body.toString()).host, `127.0.0.1:${fx.port}`, ':authority becomes Host for an HTTP/1.1 app');
   });
 
+  t.test('our fields spelt with underscores never reach the app (CGI-style servers would join them to ours); other underscore names do', async (t) => {
+    const forged = { x_forwarded_client_cert: `By=${SERVER_ID};URI=spiffe://mesh.test/svc/admin`, X_Request_Id: 'forged-id', x_custom: 'kept' };
+    const seen = JSON.parse((await h1Request(fx.port, tlsOptions, { headers: forged })).body) as Record<string, string>;
+    t.equal(seen.x_forwarded_client_cert, undefined, 'HTTP/1.1: x_forwarded_client_cert dropped');
+    t.equal(seen.x_request_id, undefined, 'HTTP/1.1: X_Request_Id dropped');
+    t.equal(seen.x_custom, 'kept', 'HTTP/1.1: another underscore name is forwarded');
+    t.equal(seen['x-forwarded-client-cert'], xfcc, 'ours is there');
+    // through node:http (a request with Expect takes that path)
+    const viaNode = JSON.parse((await h1Request(fx.port, tlsOptions, { method: 'POST', body: 'x', headers: { ...forged, expect: '100-continue' } })).body) as Record<string, string>;
+    t.equal(viaNode.x_forwarded_client_cert, undefined, 'node:http path: dropped');
+    t.equal(viaNode.x_custom, 'kept');
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    const h2 = JSON.parse((await h2Request(session, { ':path': '/', x_forwarded_client_cert: 'forged', x_request_id: 'forged-id' })).body.toString()) as Record<string, string>;
+    t.equal(h2.x_forwarded_client_cert, undefined, 'HTTP/2: dropped');
+    t.equal(h2.x_request_id, undefined, 'HTTP/2: dropped');
+    t.equal(h2['x-forwarded-client-cert'], xfcc);
+  });
+
+  t.test('the asterisk target is for OPTIONS alone over HTTP/1.1 too', async (t) => {
+    const get = await rawExchange(fx.port, tlsOptions, 'GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    t.match(get, /^HTTP\/1\.1 400 /, 'GET *: 400');
+    t.match(get, /is for OPTIONS only/);
+    const options = await rawExchange(fx.port, tlsOptions, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    t.match(options, /^HTTP\/1\.1 200 /, 'OPTIONS *: served');
+  });
+
   t.test('x-request-id is kept when given and made when absent', async (t) => {
     const kept = JSON.parse((await h1Request(fx.port, tlsOptions, { headers: { 'x-request-id': 'abc-123' } })).body);
     t.equal(kept['x-request-id'], 'abc-123');

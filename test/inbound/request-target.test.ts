@@ -173,6 +173,9 @@ t.test('refused and accepted examples', async (t) => {
     ['/public\\..\\admin', 'backslashes'],
     ['/public/x%5c..%5cadmin', 'encoded backslashes'],
     ['/public/x%2F..%2Fadmin', 'encoded slashes'],
+    ['/public/..%3f', 'dot segment ending in an encoded ? (an app that decodes, then parses a URL, goes up)'],
+    ['/public/..%3Fx/admin', 'dot segment with an encoded query after it'],
+    ['/public/..%23', 'dot segment ending in an encoded #'],
     ['http://x/public/a', 'absolute form'],
     ['', 'empty'],
   ];
