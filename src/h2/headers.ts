@@ -145,6 +145,10 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
   if (kind === HeadKind.Request) {
     const method = headers[':method'] as string | undefined;
     if (method === undefined) return 'missing :method';
+    // a method is a token; a target holds no whitespace (nghttp2, Node's codec, refuses both)
+    if (!METHOD_TOKEN.test(method)) return `invalid :method ${JSON.stringify(method)}`;
+    const target = headers[':path'];
+    if (typeof target === 'string' && /[\s]/.test(target)) return 'whitespace in :path';
     // (no extended CONNECT, RFC 8441: we never announce SETTINGS_ENABLE_CONNECT_PROTOCOL, so :protocol is unknown)
     if (method === 'CONNECT') {
       if (headers[':scheme'] !== undefined || headers[':path'] !== undefined) return 'CONNECT with :scheme or :path';
@@ -164,6 +168,9 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
   }
   return { headers, contentLength };
 }
+
+/** RFC 9110 §9.1: a method is a token (tchar+). */
+const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** RFC 9113 §8.2.2: `te` may be sent, with no value but "trailers". */
 const TE_REFUSED = 'te other than "trailers" is not allowed in HTTP/2';

@@ -2,7 +2,8 @@
 // caller over mutual TLS: a repeated single-valued field (authorization, content-type,
 // user-agent) keeps its first value, where the meshcar codec used to join them into "a, b", a
 // value neither side sent; other repeats are joined; two Hosts and `:path: *` with anything
-// but OPTIONS (RFC 9113 §8.3.1) are malformed, the stream reset.
+// but OPTIONS (RFC 9113 §8.3.1), a :method that is no token and a :path with whitespace are
+// malformed, the stream reset.
 
 import t from 'tap';
 import { FRONTEND_ID, startInbound } from '../helpers/inbound-fixture.js';
@@ -54,5 +55,12 @@ for (const codec of ['node', 'meshcar'] as const) {
     raw.write(requestHeaders(7, head('OPTIONS', '*')));
     await raw.waitFor(on(7, FRAME.HEADERS), 'an answer for OPTIONS *');
     t.notOk(raw.frames.some(on(7, FRAME.RST_STREAM)), 'OPTIONS * is served');
+    // a method that is no token, a target with whitespace: malformed on both codecs
+    raw.write(requestHeaders(9, head('GE T', '/x')));
+    t.equal(errorCodeOf(await raw.waitFor(on(9, FRAME.RST_STREAM), 'a reset for :method "GE T"')), ERROR.PROTOCOL_ERROR, ':method "GE T" is malformed');
+    raw.write(requestHeaders(11, head('GET', '/a b')));
+    t.equal(errorCodeOf(await raw.waitFor(on(11, FRAME.RST_STREAM), 'a reset for :path "/a b"')), ERROR.PROTOCOL_ERROR, ':path with a space is malformed');
+    raw.write(requestHeaders(13, head('GET', '/a\tb')));
+    t.equal(errorCodeOf(await raw.waitFor(on(13, FRAME.RST_STREAM), 'a reset for a tab in :path')), ERROR.PROTOCOL_ERROR, ':path with a tab is malformed');
   });
 }
