@@ -118,10 +118,14 @@ export const CA_COMMANDS: Record<string, Command> = {
       const [{ loadCaConfig }, { createLogger }, { caServe }] = await Promise.all([import('../config/ca-config.js'), import('../logging.js'), import('../ca/commands.js')]);
       const config = await loadCaConfig(file);
       const logger = createLogger(config.log.level, 'meshcar-ca');
-      const server = await caServe(config, logger);
       // sidecars reload on SIGHUP, so habit sends it here too: say what it does instead of dying
+      // (from before the server starts: its 'listening' line may be read before caServe returns)
       const onHangUp = () => logger.warn(`SIGHUP ignored: the CA server does not reload ${file}; restart it (meshcar ca serve) to apply a change`);
       process.on('SIGHUP', onHangUp);
+      const server = await caServe(config, logger).catch((err: unknown) => {
+        process.off('SIGHUP', onHangUp);
+        throw err;
+      });
       const status = await untilSignal(async () => {
         logger.info('draining: no new connections, requests in flight finish');
         await server.close();
