@@ -261,17 +261,22 @@ const MAX_PRESENTED_PATH = 4;
 /**
  * Whether the path the client presented (leaf, then `issuerCertificate`) is, or ends with a
  * certificate issued and signed by, one of `roots`. OpenSSL verified the path at the handshake
- * against the roots of that moment; this asks the roots of now.
+ * against the roots of that moment; this asks the roots of now. Node lists the presented
+ * certificates in the order sent, whoever signed what, and OpenSSL ignores extra ones: each step
+ * must be the certificate that signed the one before, or any current root's leaf or issuer
+ * appended to a retired root's chain would pass.
  */
 function chainsToRoots(leaf: X509Certificate, roots: readonly X509Certificate[]): boolean {
-  let cert: X509Certificate | undefined = leaf;
-  for (let depth = 0; cert !== undefined && depth < MAX_PRESENTED_PATH; depth++) {
+  let cert = leaf;
+  for (let depth = 0; depth < MAX_PRESENTED_PATH; depth++) {
     for (const root of roots) {
       if (cert.fingerprint256 === root.fingerprint256) return true;
       if (cert.checkIssued(root) && cert.verify(root.publicKey)) return true;
     }
     const issuer: X509Certificate | undefined = cert.issuerCertificate;
-    cert = issuer === undefined || issuer.fingerprint256 === cert.fingerprint256 ? undefined : issuer;
+    if (issuer === undefined || issuer.fingerprint256 === cert.fingerprint256) return false;
+    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) return false;
+    cert = issuer;
   }
   return false;
 }

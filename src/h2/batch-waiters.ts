@@ -3,7 +3,7 @@
 // still be set on it just before the batch is written. A waiter is told once the socket has
 // taken its batch (socket write callbacks come in order, so one count per batch is enough), or
 // at once if the batch will never be written. Arrays reused across batches: nothing is made per
-// frame or per request.
+// frame or per request (a stream whose chunks are split over frames makes one waiter of its own).
 
 import { Flag } from './constants.js';
 

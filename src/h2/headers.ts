@@ -148,7 +148,8 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
     // a method is a token; a target holds no whitespace (nghttp2, Node's codec, refuses both)
     if (!METHOD_TOKEN.test(method)) return `invalid :method ${JSON.stringify(method)}`;
     const target = headers[':path'];
-    if (typeof target === 'string' && /[\s]/.test(target)) return 'whitespace in :path';
+    // ASCII only: header values are read one byte per character, so \s would also refuse 0xA0 (UTF-8 bytes nghttp2 lets through)
+    if (typeof target === 'string' && /[\x00-\x20\x7f]/.test(target)) return 'whitespace or a control character in :path';
     // (no extended CONNECT, RFC 8441: we never announce SETTINGS_ENABLE_CONNECT_PROTOCOL, so :protocol is unknown)
     if (method === 'CONNECT') {
       if (headers[':scheme'] !== undefined || headers[':path'] !== undefined) return 'CONNECT with :scheme or :path';

@@ -96,6 +96,8 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     return save;
   };
   let svid = await store.load(spiffeId);
+  // usable as stored (then possibly refused by the CA's bundle below: not one to renew with)
+  const reusable = svid !== undefined;
   if (svid) {
     logger.info({ serial: svid.serialHex, notAfter: svid.notAfter.toISOString() }, 'reusing the SVID stored on disk');
     // roots may have changed while this sidecar was down: learn them before checking any peer
@@ -105,7 +107,7 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     // one still valid but too close to its end to serve without asking: renewed over mTLS with
     // it, as the renewal loop would have (a join token is often spent or expired by then: a
     // restart after a CA outage of a few hours would otherwise need a new one)
-    const nearEnd = await store.load(spiffeId, { minRemainingFraction: 0 });
+    const nearEnd = reusable ? undefined : await store.load(spiffeId, { minRemainingFraction: 0 });
     svid = await firstIssuance(nearEnd ? () => obtain(nearEnd) : withToken, options).catch((err: unknown) => {
       // the CA out of reach: the stored one serves while it lasts, and the renewal loop retries
       if (nearEnd === undefined || !isMeshcarError(err) || err.code !== 'ca_unreachable' || remainingMs(nearEnd) <= 1000) throw err;

@@ -55,11 +55,11 @@ export interface FilesWatchOptions {
   readonly debounceMs?: number;
 }
 
-/** Watches the files and swaps each new valid set into `identity`. */
 /** After a set's notBefore, before it is read again: the clock's second is past. */
 const VALIDITY_MARGIN_MS = 1_000;
 const MAX_VALIDITY_WAIT_MS = 3_600_000;
 
+/** Watches the files and swaps each new valid set into `identity`. */
 export class FilesWatcher {
   private readonly options: FilesWatchOptions;
   private readonly watch: ReplaceableDirWatch;

@@ -1,6 +1,6 @@
 // The retries of an attempt controller (attempt.ts), for an attempt that failed before any of
-// the response reached the app: whether another is safe (idempotent request, body kept whole,
-// no 100-continue), allowed and in time (the upstream's policy, retry.ts), letting go of the
+// the response reached the app: whether another is safe (idempotent request, or one the upstream
+// never processed; body kept whole; no 100-continue), allowed and in time (the upstream's policy, retry.ts), letting go of the
 // failed attempt's stream, the next attempt after the wait (on another endpoint when there is
 // one), the outcome reported once per retry, and the app's body kept for replay as it goes by.
 // Nothing here runs for a request that goes well but the body keeping, when a retry could use

@@ -67,7 +67,7 @@ export abstract class Attempt {
   lastEndpoint: UpstreamEndpoint | undefined = undefined;
   /** The app's body has been piped to an attempt (later attempts replay `body`). */
   piped: boolean;
-  /** The body as it went by, for replay; null: not kept (not retryable, or over the limit). */
+  /** The body as it went by, for replay; null: not kept (no retries, 100-continue, over the limit, or answered). */
   body: Buffer[] | null;
   bodySize: number;
 
@@ -284,7 +284,7 @@ export abstract class Attempt {
     this.fail(new MeshcarError('bad_gateway', `the upstream answered with a head that cannot be relayed: ${describeError(err)}`));
   }
 
-  /** Node ends a reset stream's readable side like a finished one: an end is checked for a reset code. */
+  /** Whether the body ended cut: a reset code, or an end Node pushed itself before END_STREAM (early-end.ts). */
   bodyCut(up: UpstreamStream): boolean {
     if (wasReset(up.rstCode)) {
       this.fail(upstreamReset(this.endpointKey, `code ${up.rstCode}`), up.rstCode);

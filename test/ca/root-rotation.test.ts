@@ -195,8 +195,11 @@ t.test('after an emergency root retire, a leaf of the retired root renews nothin
   const bundleAfter = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
   t.notOk(bundleAfter.includes(bundleBefore.trim()), 'the first root is out of the bundle');
 
-  // B, on a new connection, is the first request after the retire (the TLS context still holds the old root)
-  const first = await sign(false, await csr(), { cert: svidB.chain, key: b.key }, bundleBefore + bundleAfter);
+  // B, on a new connection, is the first request after the retire (the TLS context still holds
+  // the old root), its chain padded with the new issuer (signed by a current root, but not B's
+  // issuer: a presented list is no path unless each certificate signed the one before)
+  const newIssuer = await readFile(join(ca.dir, 'issuer.crt'), 'utf8');
+  const first = await sign(false, await csr(), { cert: svidB.chain + newIssuer, key: b.key }, bundleBefore + bundleAfter);
   t.equal(first.status, 401, `the first request after the retire: refused (${first.text.slice(0, 160)})`);
   t.match(first.text, /bad_client_certificate/);
   t.match(first.text, /does not chain to a root this CA still trusts/);

@@ -62,5 +62,9 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal(errorCodeOf(await raw.waitFor(on(11, FRAME.RST_STREAM), 'a reset for :path "/a b"')), ERROR.PROTOCOL_ERROR, ':path with a space is malformed');
     raw.write(requestHeaders(13, head('GET', '/a\tb')));
     t.equal(errorCodeOf(await raw.waitFor(on(13, FRAME.RST_STREAM), 'a reset for a tab in :path')), ERROR.PROTOCOL_ERROR, ':path with a tab is malformed');
+    // raw UTF-8 in :path ('à' is C3 A0; 0xA0 is no whitespace for HTTP): answered, not reset
+    raw.write(requestHeaders(15, head('GET', '/caf\u00c3\u00a0')));
+    await raw.waitFor(on(15, FRAME.HEADERS), 'an answer for a UTF-8 :path');
+    t.notOk(raw.frames.some(on(15, FRAME.RST_STREAM)), 'a UTF-8 :path is not malformed');
   });
 }
