@@ -21,7 +21,7 @@ import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/
 import { generateWorkloadKey } from '../pki/keys.js';
 import { uriSans } from '../pki/x509-read.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
-import { peerPathValidity, validityProblem } from '../identity/peer-validity.js';
+import { peerPathValidity, validityProblem, MAX_PATH } from '../identity/peer-validity.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { Authority, Grant } from './authority.js';
 import type { CaRuntime } from './runtime.js';
@@ -255,9 +255,6 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   };
 }
 
-/** Leaf plus intermediates the client may present; beyond, its path is not ours. */
-const MAX_PRESENTED_PATH = 4;
-
 /**
  * Whether the path the client presented (leaf, then `issuerCertificate`) is, or ends with a
  * certificate issued and signed by, one of `roots`. OpenSSL verified the path at the handshake
@@ -268,7 +265,7 @@ const MAX_PRESENTED_PATH = 4;
  */
 function chainsToRoots(leaf: X509Certificate, roots: readonly X509Certificate[]): boolean {
   let cert = leaf;
-  for (let depth = 0; depth < MAX_PRESENTED_PATH; depth++) {
+  for (let depth = 0; depth < MAX_PATH; depth++) {
     for (const root of roots) {
       if (cert.fingerprint256 === root.fingerprint256) return true;
       if (cert.checkIssued(root) && cert.verify(root.publicKey)) return true;

@@ -21,7 +21,7 @@ export interface ValidityWindow {
 }
 
 /** Leaf plus intermediates; a peer that presents a longer path is judged on these. */
-const MAX_PATH = 4;
+export const MAX_PATH = 4;
 // a window is two numbers: room for the current certificates of thousands of peers
 const CACHE_LIMIT = 4096;
 const windows = new Map<string, ValidityWindow>();
