@@ -124,7 +124,7 @@ export class Metrics {
 
   readonly retries = new Counter({
     name: 'meshcar_retries_total',
-    help: 'Outbound retries by upstream, reason (connect_failure, reset, status_503, status_429) and outcome (success, failure).',
+    help: 'Outbound retries by upstream, reason (connect_failure, reset, status_503, status_429) and outcome (success, failure, cancelled: the app left first).',
     labelNames: ['upstream', 'reason', 'outcome'] as const,
     registers: [this.registry],
   });

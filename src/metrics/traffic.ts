@@ -54,7 +54,7 @@ export interface TrafficObserver {
   /** +1 when an HTTP/2 session to an upstream opens, -1 when it closes. */
   upstreamSessionsChanged(upstream: string, delta: number): void;
   upstreamStreamsChanged(upstream: string, delta: number): void;
-  /** Outbound: one retry finished; reason connect_failure|reset|status_503|status_429, outcome success|failure. */
+  /** Outbound: one retry finished; reason connect_failure|reset|status_503|status_429, outcome success|failure|cancelled. */
   retryAttempted?(upstream: string, reason: string, outcome: string): void;
   /** Outbound: a retry was wanted, but the upstream's retry budget was spent. */
   retryBudgetExhausted?(upstream: string): void;

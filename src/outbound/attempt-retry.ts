@@ -47,7 +47,35 @@ function abandon(attempt: Attempt): void {
 function attemptAgain(attempt: Attempt): void {
   attempt.retryTimer = undefined;
   if (attempt.over()) return;
+  const appDeadline = attempt.appDeadlineMs;
+  if (appDeadline !== undefined) {
+    // the app's deadline goes on as the time left of it, as each gRPC hop passes it on: the
+    // original value would give the upstream more time than the caller still waits
+    const left = Math.max(1, Math.floor(appDeadline - (performance.now() - attempt.exchange.startedMs)));
+    attempt.headers = withDeadlineLeft(attempt.headers as OutgoingHttpHeaders | string[], left);
+  }
   attempt.pool.openStream(attempt.headers as OutgoingHttpHeaders | string[], attempt.streamOptions as ClientSessionRequestOptions, attempt, attempt.lastEndpoint);
+}
+
+/** gRPC allows at most 8 digits: beyond them the time left is sent in seconds. */
+const GRPC_MAX_MS = 99_999_999;
+
+/** The request's head with its deadline fields (those it has) saying `leftMs`; a copy, never the original. */
+export function withDeadlineLeft(headers: OutgoingHttpHeaders | string[], leftMs: number): OutgoingHttpHeaders | string[] {
+  const grpc = leftMs <= GRPC_MAX_MS ? `${leftMs}m` : `${Math.ceil(leftMs / 1000)}S`;
+  const own = `${leftMs}ms`;
+  if (Array.isArray(headers)) {
+    const list = headers.slice();
+    for (let i = 0; i < list.length; i += 2) {
+      if (list[i] === 'grpc-timeout') list[i + 1] = grpc;
+      else if (list[i] === 'x-request-timeout') list[i + 1] = own;
+    }
+    return list;
+  }
+  const copy = { ...headers };
+  if (copy['grpc-timeout'] !== undefined) copy['grpc-timeout'] = grpc;
+  if (copy['x-request-timeout'] !== undefined) copy['x-request-timeout'] = own;
+  return copy;
 }
 
 /**

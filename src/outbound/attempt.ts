@@ -57,6 +57,8 @@ export abstract class Attempt {
   deadlineMs = 0;
   /** The deadline is the app's own (grpc-timeout, x-request-timeout), shorter than the upstream's timeout. */
   private appDeadline = false;
+  /** The app's own deadline in ms (whichever is shorter), or undefined: a retry tells the upstream the time left of it. */
+  appDeadlineMs: number | undefined = undefined;
   headers: OutgoingHttpHeaders | string[] | undefined = undefined;
   streamOptions: ClientSessionRequestOptions | undefined = undefined;
   // retries (see retry.ts): nothing here is touched unless an attempt fails before the answer
@@ -157,6 +159,7 @@ export abstract class Attempt {
     this.hasBody = hasBody;
     this.trailersOut = trailersOut;
     const appDeadline = appDeadlineMs(this.reqHeaders['grpc-timeout'], this.reqHeaders['x-request-timeout']);
+    this.appDeadlineMs = appDeadline;
     this.appDeadline = appDeadline !== undefined && appDeadline < pool.timeoutMs;
     this.deadlineMs = this.appDeadline ? (appDeadline as number) : pool.timeoutMs;
     pool.retry.budget.requests++;
@@ -188,6 +191,8 @@ export abstract class Attempt {
 
   /** The app's side closed: the exchange is over (`cancel`: the upstream's work is not wanted). */
   appClosed(cancel: boolean): void {
+    // a retry still waiting or in flight has no outcome of its own: it is counted as cancelled
+    reportRetry(this, 'cancelled');
     this.timer?.cancel();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (cancel) this.cancelUpstream();

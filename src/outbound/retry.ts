@@ -13,7 +13,8 @@ import type { TrafficObserver } from '../metrics/traffic.js';
 export { appDeadlineMs } from '../http/deadline.js';
 
 export type RetryReason = 'connect_failure' | 'reset' | 'status_503' | 'status_429';
-export type RetryOutcome = 'success' | 'failure';
+/** `cancelled`: the app left (or its deadline passed on its side) before the retry had an outcome. */
+export type RetryOutcome = 'success' | 'failure' | 'cancelled';
 
 export const RETRY_DEFAULTS: RetryConfig = Object.freeze({
   attempts: 2,

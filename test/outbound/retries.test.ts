@@ -9,6 +9,7 @@ import { request as httpRequest } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { appIdentity, defaultHandler, echo, makePki, RecordingObserver, request, silent, startUpstream, TD, UPSTREAM_ID, type H2Handler } from '../helpers/outbound-fixture.js';
 import type { TestPki } from '../helpers/pki.js';
+import { waitFor } from '../helpers/mesh.js';
 import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
 import type { RetryConfig } from '../../src/config/upstream-policy-config.js';
 import { createOutbound } from '../../src/outbound/index.js';
@@ -30,6 +31,7 @@ interface Spec {
   endpoints: number[];
   timeoutMs?: number;
   retries?: Partial<RetryConfig>;
+  codec?: 'meshcar' | 'node';
 }
 
 const FAST_BACKOFF: Partial<RetryConfig> = { backoffBaseMs: 1, backoffMaxMs: 5 };
@@ -55,6 +57,7 @@ async function start(t: TapTest, pki: TestPki, spec: Spec) {
     identity: await appIdentity(pki),
     logger: silent,
     observer,
+    ...(spec.codec ? { codec: spec.codec } : {}),
   });
   const bound = await outbound.listen();
   t.teardown(() => outbound.close());
@@ -88,6 +91,53 @@ t.test('a flaky upstream (503s) is retried to success', async (t) => {
   const records = await fx.observer.waitForRequests(1);
   t.equal(records[0]?.status, 200, 'one request record, with the final status');
   t.equal(records.length, 1);
+});
+
+t.test("a retry passes on the time left of the app's deadline, not the deadline as the app sent it (both codecs)", async (t) => {
+  for (const codec of ['node', 'meshcar'] as const) {
+    const pki = await makePki(TD);
+    const seen: Array<{ grpc: unknown; own: unknown }> = [];
+    const first = flaky(1, 503);
+    const up = await startUpstream(pki, {
+      handler: (stream, headers, flags) => {
+        seen.push({ grpc: headers['grpc-timeout'], own: headers['x-request-timeout'] });
+        first(stream, headers, flags);
+      },
+    });
+    t.teardown(() => up.close());
+    const fx = await start(t, pki, { endpoints: [up.port], codec });
+    const res = await request(fx.port, { headers: { 'grpc-timeout': '4S', 'x-request-timeout': '3s' } });
+    t.equal(res.status, 200, `${codec}: retried to success`);
+    t.equal(seen.length, 2);
+    t.same(seen[0], { grpc: '4S', own: '3s' }, `${codec}: the first attempt carries the app's own values`);
+    const grpc = /^(\d+)m$/.exec(String(seen[1]?.grpc));
+    const own = /^(\d+)ms$/.exec(String(seen[1]?.own));
+    t.ok(grpc && Number(grpc[1]) <= 3000 && Number(grpc[1]) > 2000, `${codec}: the retry's grpc-timeout is the time left of the shorter deadline (${String(seen[1]?.grpc)})`);
+    t.ok(own && own[1] === grpc?.[1], `${codec}: x-request-timeout says the same (${String(seen[1]?.own)})`);
+  }
+});
+
+t.test('a retry in flight when the app leaves is counted as cancelled', async (t) => {
+  const pki = await makePki(TD);
+  let seen = 0;
+  const up = await startUpstream(pki, {
+    handler: (stream) => {
+      seen += 1;
+      stream.on('error', () => {});
+      stream.resume();
+      if (seen === 1) stream.respond({ ':status': 503 }, { endStream: true });
+      // the retry is never answered: the app leaves first
+    },
+  });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port] });
+  const req = httpRequest({ host: '127.0.0.1', port: fx.port, path: '/echo', headers: { host: 'payments' }, agent: false });
+  req.on('error', () => {});
+  req.end();
+  await waitFor(async () => seen === 2, 5000, 'the retry reached the upstream');
+  req.destroy();
+  await waitFor(async () => fx.observer.retries.length === 1, 5000, 'the retry reported');
+  t.same(fx.observer.retries.map((r) => `${r.reason}:${r.outcome}`), ['status_503:cancelled'], 'the retry (the first attempt is not one) has an outcome');
 });
 
 t.test('attempts bound the retries: the last 503 reaches the app', async (t) => {
