@@ -129,6 +129,28 @@ export function grpcAnswerType(requestContentType: unknown): string | undefined 
 }
 
 /**
+ * What a gRPC status says about the server that sent it, as an HTTP status for endpoint health
+ * (Envoy's outlier detection maps them the same way): UNAVAILABLE, INTERNAL, UNKNOWN and
+ * DATA_LOSS are the server failing (5xx); RESOURCE_EXHAUSTED is it shedding load (429). The
+ * rest, DEADLINE_EXCEEDED included (the caller's own deadline, passed on), are the call's
+ * outcome, not the server's health: 200.
+ */
+export function grpcHealthStatus(grpcStatus: unknown): number {
+  switch (grpcStatus) {
+    case '14':
+      return 503;
+    case '13':
+    case '2':
+    case '15':
+      return 500;
+    case '8':
+      return 429;
+    default:
+      return 200;
+  }
+}
+
+/**
  * The status an answer stands for. A sidecar's own error (`x-meshcar-error` with a known code)
  * counts as its HTTP status even when a gRPC caller got it as 200 and grpc-status: the
  * outbound's retries, load balancing and outlier ejection, and every sidecar's metrics, judge

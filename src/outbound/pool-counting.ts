@@ -4,11 +4,12 @@
 // its answer's status and latency, or a failure if it closed unanswered, unless it was
 // cancelled because the app went away (no fault of the endpoint's). The stream carries
 // its endpoint and start; its 'response' and 'close' listeners are one pair of functions per
-// pool, made at its construction, not a closure per request.
+// pool, made at its construction, not a closure per request. A gRPC answer's verdict is in its
+// trailers (grpc-status), so its endpoint is judged when they come, with the head's latency.
 
 import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { effectiveStatus } from '../http/status.js';
+import { effectiveStatus, grpcAnswerType, grpcHealthStatus } from '../http/status.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import type { EndpointHealth } from './balancer.js';
 import type { UpstreamEndpoint } from './endpoints.js';
@@ -20,11 +21,14 @@ const ENDPOINT = Symbol('meshcar.endpoint');
 const OPENED = Symbol('meshcar.opened');
 const ANSWERED = Symbol('meshcar.answered');
 const CANCELLED = Symbol('meshcar.cancelled');
+/** A gRPC answer's head came (its latency, ms): the verdict waits for its trailers. */
+const GRPC_PENDING = Symbol('meshcar.grpcPending');
 export interface TrackedStream extends UpstreamStream {
   [ENDPOINT]?: UpstreamEndpoint;
   [OPENED]?: number;
   [ANSWERED]?: boolean;
   [CANCELLED]?: boolean;
+  [GRPC_PENDING]?: number | undefined;
 }
 
 export type StreamResponded = (this: TrackedStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader) => void;
@@ -32,12 +36,31 @@ export type StreamClosed = (this: TrackedStream) => void;
 
 /** The pool's 'response' listener for all its streams: the endpoint's first answer, judged. */
 export function streamRespondedListener(health: EndpointHealth<UpstreamEndpoint>): StreamResponded {
+  /** A gRPC answer's trailers: its endpoint judged by grpc-status, with the head's latency. */
+  function onGrpcTrailers(this: TrackedStream, trailers: IncomingHttpHeaders): void {
+    const latency = this[GRPC_PENDING];
+    const endpoint = this[ENDPOINT];
+    if (latency === undefined || endpoint === undefined) return;
+    this[GRPC_PENDING] = undefined;
+    health.responded(endpoint, grpcHealthStatus(trailers['grpc-status']), latency);
+  }
   return function (head) {
     const endpoint = this[ENDPOINT];
     if (endpoint === undefined || this[ANSWERED]) return;
     this[ANSWERED] = true;
+    const latency = performance.now() - (this[OPENED] as number);
     // a remote sidecar's own error counts as its status, also when a gRPC caller got it as 200
-    health.responded(endpoint, effectiveStatus(Number(head[':status']), head), performance.now() - (this[OPENED] as number));
+    const status = effectiveStatus(Number(head[':status']), head);
+    if (status === 200 && grpcAnswerType(head['content-type']) !== undefined) {
+      // trailers-only: the verdict is in the head; else it comes with the trailers
+      if (head['grpc-status'] !== undefined) health.responded(endpoint, grpcHealthStatus(head['grpc-status']), latency);
+      else {
+        this[GRPC_PENDING] = latency;
+        this.once('trailers', onGrpcTrailers);
+      }
+      return;
+    }
+    health.responded(endpoint, status, latency);
   };
 }
 
@@ -52,7 +75,14 @@ export function streamClosedListener(pool: UpstreamPool, health: EndpointHealth<
     // closed with no response: a reset, a timeout (cancelled by the forwarder), a dead session;
     // an app that gives up on its own request says nothing about the endpoint (an app timing out
     // faster than a healthy endpoint answers would otherwise get it ejected)
-    if (!this[ANSWERED] && !this[CANCELLED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
+    if (this[CANCELLED]) return;
+    if (!this[ANSWERED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
+    else {
+      // a gRPC answer that closed without its trailers has no status: the call failed (INTERNAL
+      // for its client), as a gRPC server's reset or a cut body
+      const latency = this[GRPC_PENDING];
+      if (latency !== undefined) health.responded(endpoint, 500, latency);
+    }
   };
 }
 
@@ -65,6 +95,7 @@ export function countStream(pool: UpstreamPool, stream: TrackedStream, endpoint:
   stream[OPENED] = performance.now();
   stream[ANSWERED] = false;
   stream[CANCELLED] = false;
+  stream[GRPC_PENDING] = undefined;
   stream.on('response', pool.streamResponded);
   stream.on('close', pool.streamClosed);
 }

@@ -113,6 +113,44 @@ t.test('an endpoint answering 5xx fast is a failing one: it gets little traffic 
   }
 });
 
+t.test('a gRPC endpoint failing in its trailers (grpc-status UNAVAILABLE after a 200 head), trailers-only, or with no status at all is a failing one', async (t) => {
+  const pki = await makePki(TD);
+  /** A gRPC answer: 200, a message, then grpc-status in the trailers (or, trailers-only, in the head). */
+  const grpc = (status: string, trailersOnly: boolean, delayMs = 0): H2Handler => (stream) => {
+    stream.on('error', () => {});
+    stream.resume();
+    const answer = () => {
+      if (trailersOnly) return stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': status }, { endStream: true });
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': status }));
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    };
+    if (delayMs === 0) return answer();
+    const timer = setTimeout(answer, delayMs);
+    stream.once('close', () => clearTimeout(timer));
+  };
+  /** A gRPC answer that ends with no trailers at all: no status (its client sees INTERNAL). */
+  const noStatus: H2Handler = (stream) => {
+    stream.on('error', () => {});
+    stream.resume();
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+    stream.end(Buffer.from([0, 0, 0, 0, 0]));
+  };
+  for (const [label, handler] of [
+    ['in the trailers', grpc('14', false)],
+    ['trailers-only', grpc('14', true)],
+    ['ended without trailers', noStatus],
+  ] as const) {
+    const broken = await startUpstream(pki, { handler });
+    const healthy = await startUpstream(pki, { handler: grpc('0', false, 10) });
+    const fx = await startBalanced(pki, { ports: [broken.port, healthy.port], outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 } });
+    await load(fx.port, 100, 2);
+    t.ok(broken.requests <= 10, `${label}: the failing endpoint served ${broken.requests} of ${broken.requests + healthy.requests} requests`);
+    await fx.close();
+    await closeAll([broken, healthy]);
+  }
+});
+
 t.test("an app's own short deadlines (x-request-timeout) are not the endpoints' failures: nothing ejected", async (t) => {
   const pki = await makePki(TD);
   const ups = [await startUpstream(pki, { handler: slowBy(40) }), await startUpstream(pki, { handler: slowBy(40) })];
