@@ -51,7 +51,7 @@ export function streamRespondedListener(health: EndpointHealth<UpstreamEndpoint>
     const latency = performance.now() - (this[OPENED] as number);
     // a remote sidecar's own error counts as its status, also when a gRPC caller got it as 200
     const status = effectiveStatus(Number(head[':status']), head);
-    if (status === 200 && grpcAnswerType(head['content-type']) !== undefined) {
+    if (status === 200 && isGrpc(head['content-type'])) {
       // trailers-only: the verdict is in the head; else it comes with the trailers
       if (head['grpc-status'] !== undefined) health.responded(endpoint, grpcHealthStatus(head['grpc-status']), latency);
       else {
@@ -62,6 +62,12 @@ export function streamRespondedListener(health: EndpointHealth<UpstreamEndpoint>
     }
     health.responded(endpoint, status, latency);
   };
+}
+
+/** A gRPC answer's content type; most answers are ruled out by one character, with no lower-casing. */
+function isGrpc(contentType: unknown): boolean {
+  // 'application/grpc...': index 12 is its 'g' (any case), 'j' in application/json
+  return typeof contentType === 'string' && (contentType.charCodeAt(12) | 0x20) === 0x67 && grpcAnswerType(contentType) !== undefined;
 }
 
 /** The pool's 'close' listener for all its streams: one fewer in flight; unanswered, a failure. */
