@@ -38,6 +38,11 @@ export class ConnectionTracker {
     if (this.draining) session.close();
   }
 
+  /** An HTTP/1.1 connection with a request still unanswered (a later one is pipelined behind it). */
+  busy(socket: Socket): boolean {
+    return (this.http1.get(socket) ?? 0) > 0;
+  }
+
   /** `socket`: the HTTP/1.1 connection the request came on; undefined for HTTP/2 streams. */
   requestStarted(socket: Socket | undefined): void {
     this.inFlight++;

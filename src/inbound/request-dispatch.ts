@@ -39,8 +39,17 @@ export function onHttp1Request(inbound: InboundListener, req: IncomingMessage, r
 }
 
 export function onUpgrade(inbound: InboundListener, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  if (refusePipelined(inbound, socket, 'Upgrade')) return;
   const caller = (socket as WithCaller)[kCaller] as Caller;
-  const exchange = Http1Exchange.forUpgrade(req, socket, head, caller, inbound);
+  let exchange: Http1Exchange;
+  try {
+    exchange = Http1Exchange.forUpgrade(req, socket, head, caller, inbound);
+  } catch (err) {
+    // nothing the caller sends may end the process: a socket Node will not hand over is closed
+    inbound.logger.warn({ err: (err as Error).message, remote: socket.remoteAddress }, 'inbound Upgrade could not take its connection');
+    socket.destroy();
+    return;
+  }
   // h2c over TLS does not exist (RFC 9113), and a tunnel would let later requests skip authorization
   if (offersH2c(req.headers.upgrade)) {
     exchange.fail('bad_request', 'Upgrade: h2c is not supported; use ALPN h2');
@@ -136,8 +145,22 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
   socket.destroySoon();
 }
 
+/**
+ * An Upgrade or CONNECT pipelined behind a request still unanswered on the same connection:
+ * its answer (a 101, a tunnel, or our refusal) cannot come before the earlier one's, and the
+ * earlier response holds the connection (Node's ServerResponse will not give it up), so the
+ * connection is closed, as Node's own server closes one it cannot hand over. True: refused.
+ */
+function refusePipelined(inbound: InboundListener, socket: Socket, what: string): boolean {
+  if (!inbound.tracker.busy(socket)) return false;
+  inbound.logger.debug({ remote: socket.remoteAddress }, `inbound ${what} pipelined behind an unanswered request: connection closed`);
+  socket.destroy();
+  return true;
+}
+
 /** An HTTP/1.1 CONNECT: no tunnels through the inbound side (400 bad_request, as for an HTTP/2 CONNECT), then the connection closes. */
 export function onConnect(inbound: InboundListener, req: IncomingMessage, socket: Socket): void {
+  if (refusePipelined(inbound, socket, 'CONNECT')) return;
   inbound.logger.debug({ remote: socket.remoteAddress, target: req.url }, 'inbound CONNECT refused');
   socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported: the inbound side forwards requests to its app, it opens no tunnels')));
   socket.destroySoon();

@@ -204,3 +204,40 @@ t.test('a caller that resets while the app ponders its upgrade does not bring th
   t.equal(fx.inbound.inFlight, 0);
   t.match((await openWs(fx.port, tlsOptions, '/nows')).head, /^HTTP\/1\.1 400 /, 'still serving');
 });
+
+t.test('an Upgrade or CONNECT pipelined behind an unanswered request closes the connection; the process stays up', async (t) => {
+  const held: Array<{ end(text: string): void }> = [];
+  const fx = await startInbound({
+    app: {
+      protocol: 'http',
+      handler: (req, res) => {
+        if (req.url === '/held') held.push(res);
+        else res.end('plain');
+      },
+      setup: (server) => server.on('upgrade', onAppUpgrade),
+    },
+    authorize: [{ from: [FRONTEND_ID], methods: ['GET'], paths: ['/held', '/ws', '/nows'] }],
+  });
+  t.teardown(() => {
+    for (const res of held) res.end('late');
+    return fx.close();
+  });
+  const tlsOptions = await fx.tlsOptions();
+  for (const [label, second] of [
+    ['Upgrade', 'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n'],
+    ['CONNECT', 'CONNECT example:443 HTTP/1.1\r\nHost: example:443\r\n\r\n'],
+  ] as const) {
+    const text = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const s = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'], ...tlsOptions }, () => s.write(`GET /held HTTP/1.1\r\nHost: x\r\n\r\n${second}`));
+      s.setEncoding('latin1');
+      s.on('data', (c: string) => (out += c));
+      s.on('error', reject);
+      s.on('close', () => resolve(out));
+    });
+    t.equal(text, '', `${label}: the connection closed with nothing written out of order`);
+  }
+  await fx.observer.waitForRequests(2);
+  t.equal(fx.inbound.inFlight, 0, 'the held requests ended with their connections');
+  t.match((await openWs(fx.port, tlsOptions, '/nows')).head, /^HTTP\/1\.1 400 /, 'still serving');
+});
