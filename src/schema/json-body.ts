@@ -7,15 +7,47 @@ import type { Readable } from 'node:stream';
 import type { ValidateFunction } from 'ajv';
 import { describeAjvError, tooLarge, type Violation } from './violations.js';
 
-/** Validates a buffered JSON body; undefined when it passes. */
+/**
+ * How deep a body's arrays and objects may nest. Ajv's checks recurse (uniqueItems compares
+ * items with a recursive deep-equal): 20,000 levels in an 80 KB body overflowed the stack, and
+ * the RangeError, thrown in a stream's 'end' listener, ended the process.
+ */
+export const MAX_JSON_DEPTH = 128;
+
+/** Validates a buffered JSON body; undefined when it passes. Never throws. */
 export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violation | undefined {
+  if (nestsDeeperThan(body, MAX_JSON_DEPTH)) return { kind: 'body', message: `body: nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels` };
   let value: unknown;
   try {
     value = JSON.parse(body.toString('utf8'));
   } catch (err) {
-    return { kind: 'body', message: `body: is not valid JSON (${(err as Error).message})` };
+    // V8's message quotes a piece of the body (which may hold a secret): the position alone
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    return { kind: 'body', message: `body: is not valid JSON${at === undefined ? '' : ` (at position ${at})`}` };
   }
-  return validate(value) ? undefined : { kind: 'body', message: describeAjvError('body', validate.errors?.[0]) };
+  try {
+    return validate(value) ? undefined : { kind: 'body', message: describeAjvError('body', validate.errors?.[0]) };
+  } catch {
+    // a check that cannot finish on this value is a refusal, never the process's end
+    return { kind: 'body', message: 'body: could not be validated against its schema' };
+  }
+}
+
+/** Whether the JSON text opens more than `max` arrays or objects at once (brackets inside strings do not count). */
+export function nestsDeeperThan(body: Buffer, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const byte = body[i] as number;
+    if (inString) {
+      if (byte === 0x5c) i++; // a backslash: the next byte is escaped
+      else if (byte === 0x22) inString = false;
+    } else if (byte === 0x22) inString = true;
+    else if (byte === 0x5b || byte === 0x7b) {
+      if (++depth > max) return true;
+    } else if (byte === 0x5d || byte === 0x7d) depth--;
+  }
+  return false;
 }
 
 /**

@@ -43,5 +43,13 @@ export function describeAjvError(location: 'body' | 'path' | 'query' | 'header',
   } else if (error.keyword === 'enum' && Array.isArray(params.allowedValues)) {
     rule = `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
   }
-  return `${at}: ${rule}`;
+  return `${clip(at)}: ${clip(rule)}`;
+}
+
+/** Longest location or rule quoted: both can carry the caller's own text (property names, values). */
+const MAX_QUOTED = 200;
+
+/** The text, or its first MAX_QUOTED characters and an ellipsis: a 500 KB property name is not echoed into the answer and the log. */
+export function clip(text: string): string {
+  return text.length <= MAX_QUOTED ? text : `${text.slice(0, MAX_QUOTED)}…`;
 }

@@ -1,0 +1,80 @@
+// JSON bodies built to hurt the validator, against a spec whose array must hold unique items
+// (Ajv compares them with a recursive deep-equal): nesting past MAX_JSON_DEPTH is a body
+// violation before any parsing or validation (20,000 levels in 80 KB overflowed the stack and
+// ended the process, in shadow mode as in enforce); a validator that throws is a violation,
+// never the process's end; a caller's long property name or a bad JSON's text is not echoed
+// back whole into the answer and the log. The inbound runs in this process: it must survive.
+
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ValidateFunction } from 'ajv';
+import { loadGuard } from '../../src/schema/guard.js';
+import { checkJsonBody, MAX_JSON_DEPTH, nestsDeeperThan } from '../../src/schema/json-body.js';
+import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
+
+const SPEC = `openapi: 3.0.3
+info: {title: tags, version: 1.0.0}
+paths:
+  /tags:
+    post:
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              properties:
+                tags: {type: array, uniqueItems: true}
+      responses:
+        "200": {description: ok}
+`;
+const HEAD = { 'content-type': 'application/json' };
+const deep = (levels: number) => '['.repeat(levels) + ']'.repeat(levels);
+
+t.test('nesting is measured on the bytes, brackets in strings aside', async (t) => {
+  t.notOk(nestsDeeperThan(Buffer.from(deep(MAX_JSON_DEPTH)), MAX_JSON_DEPTH), 'exactly the limit passes');
+  t.ok(nestsDeeperThan(Buffer.from(deep(MAX_JSON_DEPTH + 1)), MAX_JSON_DEPTH), 'one more is refused');
+  t.notOk(nestsDeeperThan(Buffer.from(JSON.stringify({ s: '['.repeat(500), e: 'a\\"[[[' })), 3), 'brackets inside strings (escaped quotes too) do not count');
+  t.ok(nestsDeeperThan(Buffer.from(`{"a":"\\\\"${'['.repeat(4)}`), 3), 'an escaped backslash ends its escape');
+  const throwing = (() => {
+    throw new RangeError('Maximum call stack size exceeded');
+  }) as unknown as ValidateFunction;
+  t.match(checkJsonBody(throwing, Buffer.from('{"a":1}')), { kind: 'body', message: 'body: could not be validated against its schema' }, 'a validator that throws: a violation');
+  const secret = checkJsonBody(throwing, Buffer.from('{"password":"hunter2" x}'));
+  t.notMatch(secret?.message, /hunter2/, 'a bad JSON body is not quoted back');
+  t.match(secret?.message, /^body: is not valid JSON \(at position \d+\)$/);
+});
+
+t.test('over the inbound, enforce and shadow: a deeply nested body is a violation and the process goes on', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshcar-hostile-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const spec = join(dir, 'tags.yaml');
+  writeFileSync(spec, SPEC);
+  // two equal items, 20,000 levels deep: Ajv's uniqueItems deep-equal would recurse through them
+  const bomb = `{"tags":[${deep(20_000)},${deep(20_000)}]}`;
+  for (const mode of ['enforce', 'shadow'] as const) {
+    const f = await startInbound();
+    t.teardown(() => f.close());
+    f.inbound.setSchema(await loadGuard({ spec, mode, maxBodySize: 1 << 20 }));
+    const tls = await f.tlsOptions();
+    const res = await h1Request(f.port, tls, { method: 'POST', path: '/tags', headers: HEAD, body: bomb });
+    t.equal(res.status, mode === 'enforce' ? 400 : 200, `${mode}: ${mode === 'enforce' ? 'refused' : 'forwarded, as shadow does'}`);
+    const records = await f.observer.waitForRequests(1);
+    t.match(records[0]?.schema?.violation, { kind: 'body', message: `body: nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels` }, `${mode}: the violation is recorded`);
+    // just under the limit, equal items: Ajv runs its deep-equal and answers
+    const twins = `{"tags":[${deep(MAX_JSON_DEPTH - 2)},${deep(MAX_JSON_DEPTH - 2)}]}`;
+    const dup = await h1Request(f.port, tls, { method: 'POST', path: '/tags', headers: HEAD, body: twins });
+    t.equal(dup.status, mode === 'enforce' ? 400 : 200, `${mode}: still serving`);
+    if (mode === 'enforce') t.match(JSON.parse(dup.body).message, /^body\/tags: must NOT have duplicate items/);
+    // a 100 KB property name: the answer names it, cut short
+    const long = await h1Request(f.port, tls, { method: 'POST', path: '/tags', headers: HEAD, body: JSON.stringify({ ['k'.repeat(100_000)]: 1 }) });
+    if (mode === 'enforce') {
+      const message = String(JSON.parse(long.body).message);
+      t.ok(message.length < 300, `the message is ${message.length} characters`);
+      t.match(message, /^body\/k{195}…: is not allowed$/);
+    }
+  }
+});
