@@ -1,7 +1,9 @@
 // Turns request paths into bounded `route` label values: a configured template when one
 // matches; otherwise a learned template where identifier-like segments (numbers, UUIDs, long
 // hex, token-like strings) become {id}; at most `cap` distinct routes per direction and peer,
-// then __other__. Query strings never reach a label.
+// then __other__; a learned template longer than MAX_TEMPLATE is __other__ too (each route is
+// a label value repeated in every series of every request family: 100 routes of 2.7 KB made
+// /metrics 46 MB). Query strings never reach a label.
 
 export const OTHER_ROUTE = '__other__';
 export const DEFAULT_ROUTE_CAP = 100;
@@ -10,6 +12,10 @@ const NUMERIC = /^\d+$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LONG_HEX = /^[0-9a-f]{16,}$/i;
 const MAX_SEGMENT = 64;
+/** The longest learned route label (characters); a longer path's is __other__. */
+export const MAX_TEMPLATE = 128;
+/** Paths longer than this are not remembered in the lookup cache (2,048 of 16 KB would be 32 MB). */
+const MAX_CACHED_PATH = 256;
 
 /** Random-looking: long enough, and mixing letters with digits (base64url ids, hashes, tokens). */
 function isTokenLike(segment: string): boolean {
@@ -74,6 +80,7 @@ export class RouteLabeler {
     const cached = this.cache.get(path);
     if (cached !== undefined) return cached;
     const route = this.resolve(path);
+    if (path.length > MAX_CACHED_PATH) return route;
     if (this.cache.size >= RouteLabeler.CACHE_LIMIT) this.cache.clear();
     this.cache.set(path, route);
     return route;
@@ -87,6 +94,7 @@ export class RouteLabeler {
       for (const configured of this.configured) if (matches(configured, parts)) return configured.template;
     }
     const template = learnedTemplate(bare);
+    if (template.length > MAX_TEMPLATE) return OTHER_ROUTE;
     if (this.learned.has(template)) return template;
     if (this.learned.size >= this.cap) return OTHER_ROUTE;
     this.learned.add(template);

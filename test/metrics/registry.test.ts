@@ -7,7 +7,7 @@ import client from 'prom-client';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Metrics } from '../../src/metrics/registry.js';
 import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
-import { OTHER_ROUTE, RouteLabeler, learnedTemplate, methodLabel } from '../../src/metrics/route-templates.js';
+import { MAX_TEMPLATE, OTHER_ROUTE, RouteLabeler, learnedTemplate, methodLabel } from '../../src/metrics/route-templates.js';
 
 function promtool(text: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
@@ -88,6 +88,19 @@ t.test('learned templates and methods', async (t) => {
   t.equal(labeler.routeOf('/charges/ch_123'), '/charges/{id}', 'configured template wins');
   t.equal(labeler.routeOf('/refunds/9/items/abc'), '/refunds/{id}/items/{item}');
   t.equal(labeler.routeOf('/charges'), '/charges', 'no match → learned');
+});
+
+t.test('a learned route is at most MAX_TEMPLATE characters: a path of many short segments is __other__', async (t) => {
+  const labeler = new RouteLabeler();
+  const segments = (n: number, tag: string) => '/' + Array.from({ length: n }, (_, i) => `${tag}${String.fromCharCode(97 + (i % 26))}`).join('/');
+  const long = segments(100, 'seg'); // 100 short segments, none an identifier: 500 characters
+  t.ok(learnedTemplate(long).length > MAX_TEMPLATE, 'its template would be long');
+  t.equal(labeler.routeOf(long), OTHER_ROUTE);
+  const fits = segments(20, 's'); // 60 characters
+  t.equal(labeler.routeOf(fits), fits, 'a shorter one is learned as before');
+  // 120 long-path routes do not take the learned slots
+  for (let i = 0; i < 120; i++) t.equal(labeler.routeOf(`${long}/${'x'.repeat(i % 50)}`), OTHER_ROUTE, `long path ${i}`);
+  t.equal(labeler.routeOf('/orders/42'), '/orders/{id}', 'slots are left for ordinary routes');
 });
 
 t.test('10,000 distinct random paths keep the series count bounded: 100 routes per direction and peer by default', async (t) => {
