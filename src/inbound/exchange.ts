@@ -21,7 +21,7 @@ import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
 import type { ConnectionTracker } from './connections.js';
 import type { AppForwarder } from './forwarder.js';
-import { pathOf } from './request-target.js';
+import { pathOf } from '../http/request-target.js';
 import type { Deadline } from '../http/deadline-queue.js';
 
 /** What every exchange needs from its listener: one object per Inbound, shared. */

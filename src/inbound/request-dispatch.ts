@@ -21,7 +21,7 @@ import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
 import type { InboundListener } from './inbound.js';
-import { authorityProblem, isAcceptablePath, repeatsHost } from './request-target.js';
+import { authorityProblem, isAcceptablePath, repeatsHost } from '../http/request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
 import { headDeadlineMs } from './timeouts.js';

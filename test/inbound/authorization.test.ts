@@ -3,7 +3,7 @@
 
 import t, { type Test } from 'tap';
 import { AuthorizationPolicy } from '../../src/inbound/authorization.js';
-import { isAcceptablePath, pathOf } from '../../src/inbound/request-target.js';
+import { isAcceptablePath, pathOf } from '../../src/http/request-target.js';
 import { FRONTEND_ID, h1Request, h2Connect, h2Request, startInbound, TD } from '../helpers/inbound-fixture.js';
 
 const ADMIN_ID = `spiffe://${TD}/svc/admin`;

@@ -34,6 +34,12 @@ t.test('the orders spec: each request is matched to its operation and held again
   t.same(check('POST', '/orders', '', KEY, false).violation, { kind: 'body', message: 'body: is required' });
   t.same(check('PATCH', '/orders/1').violation, { kind: 'undocumented_operation', message: 'PATCH /orders/1 is not an operation of the API' });
   t.same(check('GET', '/customers').violation?.kind, 'undocumented_operation');
+  // paths an app may read as another: never the operation they seem to match
+  for (const path of ['/orders/..%2Fadmin', '/orders/%2e%2e%2fadmin%2fusers', '/orders/..;x=1', '/orders/%252e%252e', '//orders/1', '/orders/./1']) {
+    t.equal(check('GET', path).violation?.kind, 'path', `${path}: a path violation`);
+    t.equal(check('GET', path).operation, undefined);
+  }
+  t.same(check('GET', `/${'x'.repeat(10_000)}`).violation?.message.length, 232, 'a long path is quoted cut short');
 
   const post = check('POST', '/orders', '', { ...KEY, 'content-type': 'application/json; charset=utf-8' }, true);
   t.equal(post.violation, undefined);

@@ -6,7 +6,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuthorizationPolicy } from '../../src/inbound/authorization.js';
-import { isAcceptablePath, pathOf } from '../../src/inbound/request-target.js';
+import { isAcceptablePath, pathOf } from '../../src/http/request-target.js';
 import { FRONTEND_ID, h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
 
 const grant = AuthorizationPolicy.compile([{ from: [FRONTEND_ID], methods: undefined, paths: ['/public/*'] }]).grantFor(FRONTEND_ID);

@@ -1,4 +1,4 @@
-// The request target as authorization sees it: the path without its query, and a check that
+// The request target as authorization (and the OpenAPI check) sees it: the path without its query, and a check that
 // the path cannot mean something else to the app than it means to the rules. Rules match the
 // raw path by prefix; the app may strip `;params` from each segment (Tomcat, Spring, Jetty),
 // percent-decode once or twice, read `\` or an encoded slash as `/`, and then resolve dot
