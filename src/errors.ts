@@ -29,6 +29,8 @@ export type ErrorCode =
   | 'bad_gateway'
   | 'upstream_unavailable'
   | 'circuit_open'
+  // the sidecar's own bounded resources are full (the OpenAPI check's buffered bodies)
+  | 'overloaded'
   | 'upstream_timeout'
   // OpenAPI schema checks in enforce mode (src/schema), either side
   | 'undocumented_operation'

@@ -4,6 +4,7 @@
 // that is absent (no inbound, no token, no rules, no routes) is left out rather than shown as
 // null or []: the config readers refuse both, and leaving a key out means the same thing.
 
+import { DEFAULT_MAX_BUFFERED } from '../schema/body-budget.js';
 import { formatDuration } from './duration.js';
 import { formatHostPort, type HostPort } from './address.js';
 import type { OpenApiConfig } from './openapi-config.js';
@@ -30,7 +31,7 @@ function rate(spec: RateSpec | undefined): Record<string, unknown> | undefined {
 
 /** null: no spec, calls are not checked. */
 function openapi(config: OpenApiConfig | undefined): Record<string, unknown> | null {
-  return config ? { spec: config.spec, mode: config.mode, maxBodySize: size(config.maxBodySize) } : null;
+  return config ? { spec: config.spec, mode: config.mode, maxBodySize: size(config.maxBodySize), maxBuffered: size(config.maxBuffered ?? DEFAULT_MAX_BUFFERED) } : null;
 }
 
 function hostPort(address: HostPort): string {

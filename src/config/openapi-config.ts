@@ -3,6 +3,7 @@
 // (enforce). Only the key is read here; the spec file itself is loaded and validated by
 // src/schema (at start, on reload, and by `meshcar check`).
 
+import { DEFAULT_MAX_BUFFERED } from '../schema/body-budget.js';
 import { readPath } from './fields.js';
 import type { YamlValue } from './yaml-source.js';
 
@@ -15,21 +16,26 @@ export interface OpenApiConfig {
   readonly mode: SchemaMode;
   /** JSON request bodies up to this many bytes are validated; a larger one is 413 in enforce mode. */
   readonly maxBodySize: number;
+  /** The bytes of bodies this check holds at once, all requests together (default 64 MiB); past it, 503 overloaded in enforce mode. */
+  readonly maxBuffered?: number;
 }
 
 export const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;
 const MAX_BODY_SIZE_LIMIT = 64 * 1024 * 1024;
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, kb: 1000, mib: 1024 * 1024, mb: 1000 * 1000 };
+const MAX_BUFFERED_LIMIT = 4 * 1024 * 1024 * 1024;
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, kb: 1000, mib: 1024 * 1024, mb: 1000 * 1000, gib: 1024 * 1024 * 1024, gb: 1000 * 1000 * 1000 };
 
-/** `{spec: config/orders.openapi.yaml, mode: shadow, maxBodySize: 1MiB}`; mode defaults to shadow (safe to turn on). */
+/** `{spec: config/orders.openapi.yaml, mode: shadow, maxBodySize: 1MiB, maxBuffered: 64MiB}`; mode defaults to shadow (safe to turn on). */
 export function readOpenApi(value: YamlValue): OpenApiConfig | undefined {
-  const map = value.map(['spec', 'mode', 'maxBodySize']);
+  const map = value.map(['spec', 'mode', 'maxBodySize', 'maxBuffered']);
   if (!map) return undefined;
   const spec = map.required('spec', readPath);
   const mode = map.optional('mode', readMode, 'shadow' as SchemaMode);
   const maxBodySize = map.optional('maxBodySize', readSize, DEFAULT_MAX_BODY_SIZE);
-  if (spec === undefined || mode === undefined || maxBodySize === undefined) return undefined;
-  return { spec, mode, maxBodySize };
+  const maxBuffered = map.optional('maxBuffered', (v) => readSize(v, MAX_BUFFERED_LIMIT, '4GiB'), DEFAULT_MAX_BUFFERED);
+  if (spec === undefined || mode === undefined || maxBodySize === undefined || maxBuffered === undefined) return undefined;
+  if (maxBuffered < maxBodySize) return map.get('maxBuffered').report(`maxBuffered (${maxBuffered} bytes) must be at least maxBodySize (${maxBodySize} bytes): one whole body must fit`);
+  return { spec, mode, maxBodySize, maxBuffered };
 }
 
 function readMode(value: YamlValue): SchemaMode | undefined {
@@ -39,8 +45,8 @@ function readMode(value: YamlValue): SchemaMode | undefined {
   return value.report(`${JSON.stringify(text)} is not a mode: write shadow (count and log, forward) or enforce (refuse)`);
 }
 
-/** A size in bytes: a number, or `64KiB`, `1MiB`, `500kB`; at most 64 MiB (bodies are held in memory). */
-export function readSize(value: YamlValue): number | undefined {
+/** A size in bytes: a number, or `64KiB`, `1MiB`, `500kB`; at most 64 MiB (bodies are held in memory) unless told otherwise. */
+export function readSize(value: YamlValue, max = MAX_BODY_SIZE_LIMIT, maxText = '64MiB'): number | undefined {
   let bytes: number | undefined;
   if (value.kind === 'number') bytes = value.number();
   else {
@@ -52,6 +58,6 @@ export function readSize(value: YamlValue): number | undefined {
     bytes = Number(m[1]) * unit;
   }
   if (bytes === undefined) return undefined;
-  if (!Number.isInteger(bytes) || bytes < 0 || bytes > MAX_BODY_SIZE_LIMIT) return value.report(`${value.display()} must be a whole number of bytes from 0 to 64MiB`);
+  if (!Number.isInteger(bytes) || bytes < 0 || bytes > max) return value.report(`${value.display()} must be a whole number of bytes from 0 to ${maxText}`);
   return bytes;
 }

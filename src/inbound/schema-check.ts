@@ -12,7 +12,7 @@
 import { PassThrough } from 'node:stream';
 import { checkJsonBody, readAll, watchBody } from '../schema/json-body.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
-import { ERROR_OF, tooLarge, type Violation } from '../schema/violations.js';
+import { ERROR_OF, OVER_BUDGET, tooLarge, type Violation } from '../schema/violations.js';
 import { DONE, type Exchange } from './exchange.js';
 import { touch } from './exchange-deadlines.js';
 
@@ -29,7 +29,7 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
   if (check.violation !== undefined || validate === undefined || guard.mode === 'shadow') {
     if (check.violation !== undefined && guard.mode === 'enforce') refuse(exchange, check.violation);
     else {
-      if (check.violation === undefined && validate !== undefined) watchBody(exchange.requestBody, guard.maxBodySize, validate, schema);
+      if (check.violation === undefined && validate !== undefined) watchBody(exchange.requestBody, guard.maxBodySize, guard.budget, validate, schema);
       next(exchange);
     }
     return;
@@ -45,8 +45,13 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
   readAll(
     exchange.requestBody,
     guard.maxBodySize,
-    (body) => {
+    guard.budget,
+    (body, why) => {
       if (exchange.phase === DONE) return; // timed out, or the caller left while the body came
+      if (why === 'overloaded') {
+        exchange.fail('overloaded', OVER_BUDGET);
+        return;
+      }
       const violation = body === undefined ? tooLarge(guard.maxBodySize) : checkJsonBody(validate, body);
       schema.violation = violation;
       if (body === undefined) exchange.fail('body_too_large', (violation as Violation).message);

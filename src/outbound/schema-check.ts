@@ -17,7 +17,7 @@ import { grpcAnswerType, sendError, sendStreamError, statusFor } from '../http/s
 import type { SchemaResult } from '../metrics/traffic.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
 import { checkJsonBody, readAll, watchBody } from '../schema/json-body.js';
-import { ERROR_OF, tooLarge as tooLargeViolation, type Violation } from '../schema/violations.js';
+import { ERROR_OF, OVER_BUDGET, tooLarge as tooLargeViolation, type Violation } from '../schema/violations.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { parseRequestTarget } from './router.js';
 
@@ -70,7 +70,7 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
   }
   const tooLarge = tooLargeViolation(guard.maxBodySize);
   if (guard.mode === 'shadow') {
-    watchBody(call.body, guard.maxBodySize, validate, schema);
+    watchBody(call.body, guard.maxBodySize, guard.budget, validate, schema);
     forward(schema);
     return;
   }
@@ -83,7 +83,8 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
     // continued here: the upstream is not asked again (the forwarder would relay a second 100)
     delete call.headers.expect;
   }
-  readAll(call.body, guard.maxBodySize, (body) => {
+  readAll(call.body, guard.maxBodySize, guard.budget, (body, why) => {
+    if (why === 'overloaded') return refuse({ kind: 'body', message: OVER_BUDGET }, 'overloaded');
     if (body === undefined) return refuse(tooLarge, 'body_too_large');
     const violation = checkJsonBody(validate, body);
     if (violation !== undefined) {

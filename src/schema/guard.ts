@@ -5,16 +5,24 @@
 
 import type { OpenApiConfig, SchemaMode } from '../config/openapi-config.js';
 import type { CompiledSpec } from './spec.js';
+import { BodyBudget, DEFAULT_MAX_BUFFERED } from './body-budget.js';
 
 export interface SchemaGuard {
   readonly spec: CompiledSpec;
   readonly mode: SchemaMode;
   readonly maxBodySize: number;
+  /** The bodies this guard holds at once (body-budget.ts). */
+  readonly budget: BodyBudget;
 }
 
 export async function loadGuard(config: OpenApiConfig): Promise<SchemaGuard> {
   const { CompiledSpec } = await import('./spec.js');
-  return { spec: await CompiledSpec.load(config.spec), mode: config.mode, maxBodySize: config.maxBodySize };
+  return guardOf(config, await CompiledSpec.load(config.spec));
+}
+
+/** The guard of a compiled spec, with the settings `config` gives it. */
+export function guardOf(config: OpenApiConfig, spec: CompiledSpec): SchemaGuard {
+  return { spec, mode: config.mode, maxBodySize: config.maxBodySize, budget: new BodyBudget(config.maxBuffered ?? DEFAULT_MAX_BUFFERED) };
 }
 
 /** `/orders?x=1` → ['/orders', 'x=1']. */

@@ -7,7 +7,7 @@
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import type { OpenApiConfig } from '../config/openapi-config.js';
 import { describeError, MeshcarError } from '../errors.js';
-import { loadGuard, type SchemaGuard } from './guard.js';
+import { guardOf, loadGuard, type SchemaGuard } from './guard.js';
 import type { OpenApiDocument } from './spec-loader.js';
 
 export interface Guards {
@@ -54,7 +54,7 @@ export async function guardsFromDocuments(config: SidecarConfig, documents: Spec
   const { CompiledSpec } = await import('./spec.js');
   const compile = (key: string, openapi: OpenApiConfig, doc: OpenApiDocument | undefined): SchemaGuard => {
     if (doc === undefined) throw new MeshcarError('internal', `${key}.spec: the primary sent no document for ${openapi.spec}`);
-    return { spec: CompiledSpec.compile(openapi.spec, doc), mode: openapi.mode, maxBodySize: openapi.maxBodySize };
+    return guardOf(openapi, CompiledSpec.compile(openapi.spec, doc));
   };
   return {
     inbound: inboundSpec ? compile('inbound.openapi', inboundSpec, documents.inbound) : undefined,

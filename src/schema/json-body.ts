@@ -5,6 +5,7 @@
 
 import type { Readable } from 'node:stream';
 import type { ValidateFunction } from 'ajv';
+import type { BodyBudget } from './body-budget.js';
 import { describeAjvError, tooLarge, type Violation } from './violations.js';
 
 /**
@@ -53,48 +54,67 @@ export function nestsDeeperThan(body: Buffer, max: number): boolean {
 /**
  * Shadow: validates the body as it streams by, setting `result.violation` when it ends (or
  * once it outgrows `limit`). The source is paused first, so the listener does not start the
- * flow before the forwarder pipes it (pipe() resumes it).
+ * flow before the forwarder pipes it (pipe() resumes it). Past the budget the body goes on
+ * unwatched (nothing is recorded of it).
  */
-export function watchBody(source: Readable, limit: number, validate: ValidateFunction, result: { violation: Violation | undefined }): void {
-  const body = new BodyBuffer(limit);
+export function watchBody(source: Readable, limit: number, budget: BodyBudget, validate: ValidateFunction, result: { violation: Violation | undefined }): void {
+  const body = new BodyBuffer(limit, budget);
   source.pause();
-  const onData = (chunk: Buffer) => {
-    if (!body.add(chunk)) {
-      result.violation = tooLarge(limit);
-      source.off('data', onData);
-      source.off('end', onEnd);
-      body.clear();
-    }
-  };
-  const onEnd = () => {
-    result.violation = checkJsonBody(validate, body.bytes());
-  };
-  source.on('data', onData);
-  source.on('end', onEnd);
-}
-
-/** Enforce: the whole body, or undefined once it outgrows `limit` (the rest is not kept). `onChunk`: bytes came. */
-export function readAll(source: Readable, limit: number, done: (body: Buffer | undefined) => void, onChunk?: () => void): void {
-  const body = new BodyBuffer(limit);
   const stop = () => {
     source.off('data', onData);
     source.off('end', onEnd);
+    source.off('close', stop);
+    body.clear();
   };
   const onData = (chunk: Buffer) => {
-    onChunk?.();
-    if (!body.add(chunk)) {
-      stop();
-      body.clear();
-      done(undefined);
-    }
+    const added = body.add(chunk);
+    if (added === ADDED) return;
+    if (added === TOO_LARGE) result.violation = tooLarge(limit);
+    stop();
   };
   const onEnd = () => {
+    result.violation = checkJsonBody(validate, body.bytes());
     stop();
-    done(body.bytes());
   };
   source.on('data', onData);
   source.on('end', onEnd);
+  // a body abandoned before its end gives its bytes back too
+  source.on('close', stop);
 }
+
+/**
+ * Enforce: the whole body (`done(body)`), or `done(undefined, why)` once it outgrows `limit`
+ * or the budget (the rest is not kept). Nothing is called for a body abandoned before its end
+ * (its bytes go back to the budget). `onChunk`: bytes came.
+ */
+export function readAll(source: Readable, limit: number, budget: BodyBudget, done: (body: Buffer | undefined, why?: 'too_large' | 'overloaded') => void, onChunk?: () => void): void {
+  const body = new BodyBuffer(limit, budget);
+  const stop = () => {
+    source.off('data', onData);
+    source.off('end', onEnd);
+    source.off('close', stop);
+    body.clear();
+  };
+  const onData = (chunk: Buffer) => {
+    onChunk?.();
+    const added = body.add(chunk);
+    if (added === ADDED) return;
+    stop();
+    done(undefined, added === TOO_LARGE ? 'too_large' : 'overloaded');
+  };
+  const onEnd = () => {
+    const bytes = body.bytes();
+    stop(); // the budget counts bodies being read; this one is handed over whole
+    done(bytes);
+  };
+  source.on('data', onData);
+  source.on('end', onEnd);
+  source.on('close', stop);
+}
+
+const ADDED = 0;
+const TOO_LARGE = 1;
+const OVER_BUDGET = 2;
 
 /**
  * A body collected into one buffer that doubles as it fills (never past `limit`), not a list
@@ -105,12 +125,16 @@ class BodyBuffer {
   private buffer: Buffer | null = null;
   private size = 0;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly budget: BodyBudget,
+  ) {}
 
-  /** false once the body outgrows the limit (the chunk is not kept). */
-  add(chunk: Buffer): boolean {
+  /** ADDED, or TOO_LARGE / OVER_BUDGET (the chunk is not kept). */
+  add(chunk: Buffer): number {
     const size = this.size + chunk.length;
-    if (size > this.limit) return false;
+    if (size > this.limit) return TOO_LARGE;
+    if (!this.budget.take(chunk.length)) return OVER_BUDGET;
     let buffer = this.buffer;
     if (buffer === null || size > buffer.length) {
       const grown = Buffer.allocUnsafe(Math.min(this.limit, Math.max(size, 2 * (buffer?.length ?? 0), 1024)));
@@ -119,14 +143,16 @@ class BodyBuffer {
     }
     chunk.copy(buffer, this.size);
     this.size = size;
-    return true;
+    return ADDED;
   }
 
   bytes(): Buffer {
     return this.buffer === null ? Buffer.alloc(0) : this.buffer.subarray(0, this.size);
   }
 
+  /** Lets go of the bytes and gives them back to the budget (once). */
   clear(): void {
+    this.budget.give(this.size);
     this.buffer = null;
     this.size = 0;
   }

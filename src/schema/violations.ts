@@ -23,6 +23,9 @@ export const ERROR_OF: Readonly<Record<ViolationKind, ErrorCode>> = {
   body: 'schema_violation',
 };
 
+/** The refusal when the bodies held for checking already fill openapi.maxBuffered. */
+export const OVER_BUDGET = 'the request bodies held for the OpenAPI check fill openapi.maxBuffered; retry later';
+
 /** A JSON body over the limit. */
 export function tooLarge(maxBodySize: number): Violation {
   return { kind: 'body', message: `body: is larger than the ${maxBodySize}-byte limit (openapi.maxBodySize)` };

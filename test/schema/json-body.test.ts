@@ -8,6 +8,7 @@ import v8 from 'node:v8';
 import { Readable } from 'node:stream';
 import { runInNewContext } from 'node:vm';
 import { readAll, watchBody } from '../../src/schema/json-body.js';
+import { BodyBudget } from '../../src/schema/body-budget.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -28,7 +29,7 @@ t.test('200,000 one-byte chunks: collected whole and in order, at about the byte
   const source = trickle();
   const count = 200_000;
   let result: Buffer | undefined | 'pending' = 'pending';
-  readAll(source, 1 * MiB, (body) => (result = body));
+  readAll(source, 1 * MiB, new BodyBudget(64 * MiB), (body) => (result = body));
   const before = heapAfterGc();
   for (let i = 0; i < count; i++) source.push(Buffer.of(i & 0xff));
   await new Promise((resolve) => setImmediate(resolve));
@@ -46,7 +47,7 @@ t.test('200,000 one-byte chunks: collected whole and in order, at about the byte
 t.test('past the limit: undefined, and the shadow check names the limit', async (t) => {
   const source = trickle();
   let result: Buffer | undefined | 'pending' = 'pending';
-  readAll(source, 10, (body) => (result = body));
+  readAll(source, 10, new BodyBudget(64 * MiB), (body) => (result = body));
   source.push(Buffer.from('0123456789'));
   await new Promise((resolve) => setImmediate(resolve));
   t.equal(result, 'pending', 'exactly the limit is still fine');
@@ -56,9 +57,43 @@ t.test('past the limit: undefined, and the shadow check names the limit', async 
 
   const shadowed = trickle();
   const verdict: { violation: unknown } = { violation: undefined };
-  watchBody(shadowed, 4, (() => true) as never, verdict as never);
+  watchBody(shadowed, 4, new BodyBudget(64 * MiB), (() => true) as never, verdict as never);
   shadowed.resume();
   shadowed.push(Buffer.from('{"a":1}'));
   await new Promise((resolve) => setImmediate(resolve));
   t.match(verdict.violation, { kind: 'body', message: /larger than the 4-byte limit/ }, 'watchBody: too large');
+});
+
+t.test('the budget: taken as bytes come, given back when a body ends, outgrows a limit, or is destroyed before its end', async (t) => {
+  const budget = new BodyBudget(100);
+  const ended = trickle();
+  let result: Buffer | undefined | 'pending' = 'pending';
+  readAll(ended, 80, budget, (body) => (result = body));
+  ended.push(Buffer.alloc(60, 0x61));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(budget.used, 60, 'held bytes are counted');
+  const second = trickle();
+  let why: string | undefined;
+  readAll(second, 80, budget, (_body, reason) => (why = reason));
+  second.push(Buffer.alloc(50));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(why, 'overloaded', 'a body that does not fit in what is left: overloaded');
+  t.equal(budget.used, 60, 'and it took nothing');
+  ended.push(null);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal((result as unknown as Buffer).length, 60);
+  t.equal(budget.used, 0, 'an ended body gives its bytes back');
+
+  for (const kind of ['readAll', 'watchBody'] as const) {
+    const abandoned = trickle();
+    if (kind === 'readAll') readAll(abandoned, 80, budget, () => t.fail('nothing is called for an abandoned body'));
+    else watchBody(abandoned, 80, budget, (() => true) as never, { violation: undefined });
+    abandoned.resume();
+    abandoned.push(Buffer.alloc(30));
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(budget.used, 30, `${kind}: held`);
+    abandoned.destroy();
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(budget.used, 0, `${kind}: a body destroyed before its end gives its bytes back`);
+  }
 });
