@@ -12,6 +12,13 @@ export interface MediaRule {
   readonly range: string;
   /** JSON (application/json or +json, not gRPC's) with a schema: the body is buffered and validated. */
   readonly validate: ValidateFunction | undefined;
+  /** A range with `*` (`*\/*`, `application/*`) and a schema: a JSON body it admits is validated by it. */
+  readonly validateJson: ValidateFunction | undefined;
+}
+
+/** application/json or a `+json` type (not gRPC's framing, application/grpc+json); lower-case, no parameters. */
+export function isJsonType(type: string): boolean {
+  return type === 'application/json' || (type.endsWith('+json') && !type.startsWith('application/grpc'));
 }
 
 export interface BodyRule {
@@ -123,9 +130,13 @@ function compileBody(compilers: SchemaCompilers, file: string, requestBody: unkn
   for (const [range, entry] of Object.entries(body.content ?? {})) {
     const lower = range.toLowerCase().split(';')[0]?.trim() ?? '';
     // application/grpc+json is gRPC framing (length-prefixed messages), not one JSON document
-    const json = lower === 'application/json' || (lower.endsWith('+json') && !lower.startsWith('application/grpc'));
-    const validate = json && entry?.schema !== undefined ? compileAt(file, `${at}${pointerOf('content', range, 'schema')}`, () => compilers.body.compile(entry.schema as object)) : undefined;
-    media.push({ range: lower, validate });
+    const json = isJsonType(lower);
+    // a schema under a range (`*/*`, `application/*`) holds the JSON bodies it admits: left
+    // unused, a spec that writes its schema there would check nothing and say nothing
+    const ranged = lower.endsWith('/*');
+    const validate =
+      (json || ranged) && entry?.schema !== undefined ? compileAt(file, `${at}${pointerOf('content', range, 'schema')}`, () => compilers.body.compile(entry.schema as object)) : undefined;
+    media.push({ range: lower, validate: json ? validate : undefined, validateJson: ranged ? validate : undefined });
   }
   return { required: body.required === true, media };
 }

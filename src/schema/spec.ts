@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ValidateFunction } from 'ajv';
 import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
-import { compileOperation, type CompiledOperation, type MediaRule } from './operation.js';
+import { compileOperation, isJsonType, type CompiledOperation, type MediaRule } from './operation.js';
 import { PathMatcher, type PathMatch } from './path-matcher.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
@@ -112,7 +112,8 @@ export class CompiledSpec {
       const sent = contentType === undefined ? 'no Content-Type' : `Content-Type ${contentType.split(';')[0]}`;
       return violation(op, 'content_type', `content_type: ${sent} is not accepted (send ${accepted})`);
     }
-    return { operation: op, violation: undefined, body: media.validate };
+    const validate = media.validate ?? (media.validateJson !== undefined && isJsonType(mediaType(contentType as string)) ? media.validateJson : undefined);
+    return { operation: op, violation: undefined, body: validate };
   }
 }
 
@@ -179,9 +180,14 @@ function splitArrays(values: Record<string, unknown>, names: ReadonlySet<string>
 }
 
 /** The media entry for a Content-Type: exact, then `type/*`, then `*\/*`. */
+/** `Application/JSON; charset=utf-8` → `application/json`. */
+function mediaType(contentType: string): string {
+  return (contentType.split(';')[0] ?? '').trim().toLowerCase();
+}
+
 function mediaFor(media: readonly MediaRule[], contentType: string | undefined): MediaRule | undefined {
   if (contentType === undefined) return undefined;
-  const type = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  const type = mediaType(contentType);
   const wildcard = `${type.split('/')[0]}/*`;
   return media.find((m) => m.range === type) ?? media.find((m) => m.range === wildcard) ?? media.find((m) => m.range === '*/*');
 }

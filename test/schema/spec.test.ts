@@ -115,6 +115,27 @@ t.test('a gRPC method is a POST operation; its framed body (application/grpc+jso
   t.same(spec.check('POST', '/pkg.Svc/Get', '', { 'content-type': 'application/grpc+proto' }, true).violation?.kind, 'content_type', 'a gRPC type the operation does not list');
 });
 
+t.test('a schema under a media range (*/*, application/*) holds the JSON bodies it admits; others stream on unread', async (t) => {
+  const dir = t.testdir({
+    'api.yaml':
+      'openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths:\n  /any:\n    post:\n      requestBody:\n        content:\n' +
+      '          "*/*": {schema: {type: object, required: [id]}}\n' +
+      '      responses: {"200": {description: ok}}\n  /app:\n    post:\n      requestBody:\n        content:\n' +
+      '          "application/*": {schema: {type: object, required: [id]}}\n' +
+      '      responses: {"200": {description: ok}}\n',
+  });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  for (const path of ['/any', '/app']) {
+    for (const type of ['application/json', 'Application/JSON; charset=utf-8', 'application/vnd.x+json']) {
+      const body = spec.check('POST', path, '', { 'content-type': type }, true).body;
+      t.ok(body, `${path}, ${type}: validated`);
+      t.same(checkJsonBody(body!, Buffer.from('{}')), { kind: 'body', message: 'body/id: is required' });
+    }
+    const octets = spec.check('POST', path, '', { 'content-type': 'application/octet-stream' }, true);
+    t.same([octets.violation, octets.body], [undefined, undefined], `${path}: a non-JSON body it admits streams on`);
+  }
+});
+
 t.test('OpenAPI 3.0 exclusiveMinimum: true (a flag on minimum) compiles and holds', async (t) => {
   const dir = t.testdir({
     'api.yaml': 'openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths:\n  /p/{n}:\n    get:\n      parameters:\n        - {name: n, in: path, required: true, schema: {type: number, minimum: 0, exclusiveMinimum: true, maximum: 9, exclusiveMaximum: false}}\n      responses: {"200": {description: ok}}\n',
