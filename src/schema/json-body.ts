@@ -3,6 +3,7 @@
 // or watched as they stream to the app (shadow: no added latency). Light on purpose (types
 // only from Ajv): the spec loader and compiler are loaded only when a spec is configured.
 
+import { isUtf8 } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import type { ValidateFunction } from 'ajv';
 import type { BodyBudget } from './body-budget.js';
@@ -18,6 +19,8 @@ export const MAX_JSON_DEPTH = 128;
 /** Validates a buffered JSON body; undefined when it passes. Never throws. */
 export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violation | undefined {
   if (nestsDeeperThan(body, MAX_JSON_DEPTH)) return { kind: 'body', message: `body: nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels` };
+  // decoding would turn bad bytes into U+FFFD: the app may read the raw bytes otherwise
+  if (!isUtf8(body)) return { kind: 'body', message: 'body: is not valid UTF-8' };
   let value: unknown;
   try {
     value = JSON.parse(body.toString('utf8'));

@@ -113,6 +113,9 @@ export class CompiledSpec {
       return violation(op, 'content_type', `content_type: ${sent} is not accepted (send ${accepted})`);
     }
     const validate = media.validate ?? (media.validateJson !== undefined && isJsonType(mediaType(contentType as string)) ? media.validateJson : undefined);
+    // JSON is UTF-8 (RFC 8259 §8.1): a body validated as UTF-8 but read by the app in another
+    // charset would be another document to it
+    if (validate !== undefined && !isUtf8Charset(contentType as string)) return violation(op, 'content_type', 'content_type: a JSON body must be UTF-8 (charset=utf-8, or no charset)');
     return { operation: op, violation: undefined, body: validate };
   }
 }
@@ -180,6 +183,14 @@ function splitArrays(values: Record<string, unknown>, names: ReadonlySet<string>
 }
 
 /** The media entry for a Content-Type: exact, then `type/*`, then `*\/*`. */
+/** No charset parameter, or utf-8 (any case, quoted or not). */
+function isUtf8Charset(contentType: string): boolean {
+  const at = contentType.indexOf(';');
+  if (at === -1) return true;
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(contentType.slice(at));
+  return charset === null || /^utf-?8$/i.test(charset[1] as string);
+}
+
 /** `Application/JSON; charset=utf-8` → `application/json`. */
 function mediaType(contentType: string): string {
   return (contentType.split(';')[0] ?? '').trim().toLowerCase();

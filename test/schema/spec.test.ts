@@ -52,6 +52,13 @@ t.test('the orders spec: each request is matched to its operation and held again
   t.same(json({ item: 'book' }), { kind: 'body', message: 'body/qty: is required' });
   t.same(json({ item: 'book', qty: 1, price: 3 }), { kind: 'body', message: 'body/price: is not allowed' });
   t.match(json('{"item":'), { kind: 'body', message: /^body: is not valid JSON/ });
+  t.same(checkJsonBody(body, Buffer.from([0x7b, 0x22, 0x69, 0x74, 0x65, 0x6d, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d])), { kind: 'body', message: 'body: is not valid UTF-8' }, 'invalid UTF-8 is refused, not read as U+FFFD');
+  for (const type of ['application/json; charset=utf-8', 'application/json;charset="UTF-8"', 'application/json; charset=utf8', 'application/json; foo=bar']) {
+    t.equal(check('POST', '/orders', '', { ...KEY, 'content-type': type }, true).violation, undefined, `${type}: accepted`);
+  }
+  for (const type of ['application/json; charset=iso-8859-1', 'application/json; charset=utf-16']) {
+    t.same(check('POST', '/orders', '', { ...KEY, 'content-type': type }, true).violation, { kind: 'content_type', message: 'content_type: a JSON body must be UTF-8 (charset=utf-8, or no charset)' }, `${type}: refused`);
+  }
 });
 
 t.test('a query parameter that is not an array, given more than once, is refused; an array keeps every value', async (t) => {
