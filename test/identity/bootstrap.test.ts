@@ -83,3 +83,32 @@ t.test('a restart with a stored SVID in its last tenth of life renews it over mT
   t.ok(now.notAfter.getTime() > stored.notAfter.getTime(), 'with a later end');
   t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'certificate' && l.clientSerial === stored.serialHex.toLowerCase()), 'renewed with the stored SVID as credential');
 });
+
+t.test('the CA out of reach at a restart: a stored SVID serves, also one near its end (renewal retries later)', async (t) => {
+  const { ca, work, tokenPath } = await caWithToken(t);
+  const lines: Array<{ msg?: string }> = [];
+  const recording = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  // the bundle the sidecar is configured with outlives the CA's folder (removed by its close)
+  const bundlePath = join(work, 'bundle.pem');
+  await writeFile(bundlePath, await readFile(join(ca.dir, 'bundle.pem')));
+  const base = { spiffeId: ORDERS, trustDomain: 'mesh.local', dir: join(work, 'identity'), ca: { url: ca.server.url, bundlePath, tokenPath, timeoutMs: 500 }, ttlMs: 15_000, renewal: { from: 0.97, to: 0.97 }, startupTimeoutMs: 200, logger: recording };
+  const running = await obtainIdentity(base);
+  const stored = running.identity.current();
+  running.stop();
+  await ca.close(); // the CA is gone; its port refuses connections
+
+  // plenty of life left: reused as stored, the bundle fetch failing is only a warning
+  const early = await obtainIdentity(base);
+  t.equal(early.identity.current().serialHex, stored.serialHex, 'reused while the CA is away');
+  t.ok(lines.some((l) => /could not fetch the CA's trust bundle at start/.test(l.msg ?? '')), 'the failed bundle fetch is logged');
+  early.stop();
+
+  // in its last tenth: it would be renewed first, but the CA is unreachable: it serves while it lasts
+  const lifetime = stored.notAfter.getTime() - stored.notBefore.getTime();
+  while (stored.notAfter.getTime() - Date.now() > lifetime * 0.099) await new Promise((r) => setTimeout(r, 20));
+  t.ok(stored.notAfter.getTime() > Date.now() + 1300, 'still valid, by more than the start-up retries take');
+  const late = await obtainIdentity(base);
+  t.teardown(() => late.stop());
+  t.equal(late.identity.current().serialHex, stored.serialHex, 'started with the stored SVID near its end');
+  t.ok(lines.some((l) => /the CA is out of reach .*starting with the stored SVID, which expires soon/.test(l.msg ?? '')), 'and says so');
+});
