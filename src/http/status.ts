@@ -106,6 +106,9 @@ const GRPC_STATUS: Readonly<Record<ErrorCode, number>> = {
   internal: INTERNAL,
 };
 
+/** 499, as nginx and Envoy record it: the caller closed the request before an answer was sent. */
+export const CLIENT_CLOSED_STATUS = 499;
+
 export function statusFor(code: ErrorCode): number {
   return STATUS[code];
 }

@@ -13,7 +13,7 @@ import { classifyAppError } from './app-errors.js';
 import { bindExchange, DONE, exchangeOf, STREAMING, WAITING, type Exchange } from './exchange.js';
 import { touch } from './exchange-deadlines.js';
 import type { AppForwarder } from './forwarder.js';
-import { H2cSessionPool, type Lease } from './h2c-pool.js';
+import { H2cSessionPool, type H2cPoolOptions, type Lease } from './h2c-pool.js';
 import { appHeadersOf } from './app-headers.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -38,10 +38,10 @@ export class H2cApp implements AppForwarder {
   readonly pool: H2cSessionPool;
   private readonly authority: string;
 
-  constructor(address: HostPort, logger: Logger) {
+  constructor(address: HostPort, logger: Logger, poolOptions: H2cPoolOptions = {}) {
     this.label = formatHostPort(address);
     this.authority = this.label;
-    this.pool = new H2cSessionPool(`http://${this.label}`, logger);
+    this.pool = new H2cSessionPool(`http://${this.label}`, logger, poolOptions);
   }
 
   forward(exchange: Exchange): void {
@@ -166,8 +166,12 @@ function onStreamError(this: ClientHttp2Stream, err: Error): void {
 
 function onStreamClose(this: ClientHttp2Stream): void {
   const lease = (this as LeasedStream)[kLease];
-  const app = exchangeOf(this).forwarder as H2cApp;
+  const exchange = exchangeOf(this);
+  const app = exchange.forwarder as H2cApp;
   app.pool.release(lease);
+  if (this.rstCode === NGHTTP2_REFUSED_STREAM) app.pool.refused(lease);
+  // timed out with no answer: the app may be slow, or the session dead without a word
+  else if (exchange.errorCode === 'upstream_timeout' && exchange.upstream === this) app.pool.probe(lease);
   // a reset with NO_ERROR, or a close without error, before the end of the response
   if (!this.readableEnded) settle(this, undefined);
 }
@@ -177,6 +181,8 @@ function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
   const exchange = exchangeOf(stream);
   if (exchange.upstream !== stream) return;
   const app = exchange.forwarder as H2cApp;
+  // before any retry: a session that refuses streams on its own is dropped, not picked again
+  if (stream.rstCode === NGHTTP2_REFUSED_STREAM) app.pool.refused((stream as LeasedStream)[kLease]);
   if (exchange.phase === WAITING) {
     // REFUSED_STREAM (also what a GOAWAY implies for streams past its last ID): the app did
     // not process the request, so replaying a bodiless one is safe

@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
-import { grpcAnswerType, statusFor } from '../http/status.js';
+import { CLIENT_CLOSED_STATUS, grpcAnswerType, statusFor } from '../http/status.js';
 import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
 import type { ConnectionTracker } from './connections.js';
@@ -289,7 +289,8 @@ export abstract class Exchange {
       peer: this.caller.peer,
       method: this.method,
       path: this.path,
-      status: this.status,
+      // no status: the caller left before an answer (the outbound records the same as 499)
+      status: this.status === 0 ? CLIENT_CLOSED_STATUS : this.status,
       durationSeconds: (performance.now() - this.startedAt) / 1000,
       errorCode: this.errorCode,
       requestId: this.requestId,

@@ -51,6 +51,8 @@ export interface InboundLimits {
   readonly keepAliveTimeoutMs?: number;
   /** Sockets to an HTTP/1.1 app. Default 256. */
   readonly maxAppSockets?: number;
+  /** h2c app: how long a session has to answer a PING after one of its requests timed out, before it is dropped. Default 5 s. */
+  readonly appPingTimeoutMs?: number;
 }
 
 export interface InboundOptions {
@@ -152,7 +154,7 @@ export class InboundListener implements Inbound, ExchangeContext {
     const appAddress = { host: config.app.host, port: config.app.port };
     this.app =
       config.app.protocol === 'h2c'
-        ? new H2cApp(appAddress, logger)
+        ? new H2cApp(appAddress, logger, limits.appPingTimeoutMs === undefined ? {} : { probeMs: limits.appPingTimeoutMs })
         : new Http1App(appAddress, limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {});
     // Upgrade requests get a connection of their own that is never pooled: after an answer
     // other than 101 the state of that connection is the app's guess, not something to reuse

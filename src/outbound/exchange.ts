@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
-import { isErrorCode } from '../http/status.js';
+import { CLIENT_CLOSED_STATUS, isErrorCode } from '../http/status.js';
 import type { Activity } from './activity.js';
 import type { UpstreamRouter } from './router.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -22,8 +22,6 @@ export interface OutboundContext {
 /** `peer` for requests that matched no upstream: a fixed label, so a stray Host cannot grow metrics. */
 export const UNKNOWN_PEER = 'unknown';
 
-/** 499, as nginx logs it: the app closed the request before an answer was sent. */
-export const CLIENT_CLOSED_STATUS = 499;
 
 const kCounted = Symbol('meshcar.countedExchange');
 type Counted = Readable & { [kCounted]?: { exchange: Exchange; inbound: boolean } };

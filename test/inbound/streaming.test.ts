@@ -157,7 +157,7 @@ t.test("an HTTP/2 caller's reset cancels a stalled upload at once", async (t) =>
   const resetAt = Date.now();
   while (fx.inbound.inFlight > 0 && Date.now() - resetAt < 3000) await sleep(10);
   t.equal(fx.inbound.inFlight, 0, 'the exchange ended although its buffered body was never read');
-  t.same(fx.observer.requests.map((r) => [r.path, r.errorCode]), [['/stall', 'reset']]);
+  t.same(fx.observer.requests.map((r) => [r.path, r.errorCode, r.status]), [['/stall', 'reset', 499]], "recorded as 499, the caller's own leaving (as the outbound records it)");
 });
 
 t.test('a 20 MB echo streams through intact, with modest memory growth', async (t) => {

@@ -1,0 +1,116 @@
+// A pooled h2c session to the app that Node's client ended without a word: on a compression
+// error from the app (here an HPACK block naming index 0; in the field, a header over 64 KiB)
+// it sends GOAWAY itself but neither closes the session nor emits anything, and every stream
+// on it hung to the timeout or was refused, for as long as the app kept the connection open:
+// the app was unreachable until it restarted. Now the session is dropped when it refuses a
+// stream with no GOAWAY from the app, or when a stream times out and a PING goes unanswered;
+// the next request opens a fresh one. The app is a raw TCP server (the broken first connection)
+// in front of Node's http2 server (every later one). Both codecs on the caller's side.
+
+import t from 'tap';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+
+const PREFACE_LENGTH = 24;
+
+/** One HTTP/2 frame: type, flags, stream id, payload. */
+function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/**
+ * The app: its first connection answers every request with a broken HPACK block (`hpack`), or
+ * only SETTINGS and then nothing at all, not even a PING's ACK (`silent`: a hung app); later
+ * ones are a real h2c server.
+ */
+async function brokenThenWell(mode: 'hpack' | 'silent'): Promise<{ port: number; broken: () => number; close: () => Promise<void> }> {
+  const good = http2.createServer();
+  good.on('stream', (stream) => {
+    stream.on('error', () => {});
+    stream.respond({ ':status': 200 });
+    stream.end('well');
+  });
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    if (++connections > 1) {
+      good.emit('connection', socket);
+      return;
+    }
+    socket.write(frame(4, 0, 0)); // our SETTINGS
+    let buffer = Buffer.alloc(0);
+    let prefaceRead = false;
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      if (!prefaceRead) {
+        if (buffer.length < PREFACE_LENGTH) return;
+        buffer = buffer.subarray(PREFACE_LENGTH);
+        prefaceRead = true;
+      }
+      while (buffer.length >= 9) {
+        const length = buffer.readUIntBE(0, 3);
+        if (buffer.length < 9 + length) return;
+        const [type, flags] = [buffer[3] as number, buffer[4] as number];
+        const stream = buffer.readUInt32BE(5) & 0x7fffffff;
+        buffer = buffer.subarray(9 + length);
+        if (type === 4 && (flags & 1) === 0) socket.write(frame(4, 1, 0)); // SETTINGS ACK
+        // a response head whose HPACK block names index 0: a COMPRESSION_ERROR to the client
+        else if (type === 1 && mode === 'hpack') socket.write(frame(1, 0x4, stream, Buffer.from([0x80])));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    broken: () => Math.min(connections, 1),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+for (const codec of ['node', 'meshcar'] as const) {
+  t.test(`codec ${codec}: a session Node's client ended silently is dropped; the app is reachable again`, async (t) => {
+    const app = await brokenThenWell('hpack');
+    t.teardown(() => app.close());
+    const fx = await startInbound({ codec, timeoutMs: 300, externalApp: { protocol: 'h2c', port: app.port } });
+    t.teardown(() => fx.close());
+    const caller = await h2Connect(fx.port, await fx.tlsOptions());
+    t.teardown(() => caller.destroy());
+    const statuses: number[] = [];
+    const started = Date.now();
+    // bounded: at most 12 requests, each answered within the 300 ms timeout
+    for (let i = 0; i < 12 && statuses.at(-1) !== 200; i++) {
+      statuses.push((await h2Request(caller, { ':path': `/r${i}` })).status);
+    }
+    t.equal(statuses.at(-1), 200, `answered again (statuses ${statuses.join(', ')} in ${Date.now() - started} ms)`);
+    t.ok(statuses.length <= 12, 'within the PING probe of the first timeout');
+    t.equal(app.broken(), 1, 'the broken connection was the first');
+  });
+}
+
+t.test('a session that stops answering (a request times out, then a PING goes unanswered for appPingTimeoutMs) is dropped', async (t) => {
+  const app = await brokenThenWell('silent');
+  t.teardown(() => app.close());
+  const fx = await startInbound({ timeoutMs: 300, limits: { appPingTimeoutMs: 1000 }, externalApp: { protocol: 'h2c', port: app.port } });
+  t.teardown(() => fx.close());
+  const caller = await h2Connect(fx.port, await fx.tlsOptions());
+  t.teardown(() => caller.destroy());
+  const statuses: number[] = [];
+  const started = Date.now();
+  // bounded: at most 15 requests of at most 300 ms each; the probe gives up after 1 s
+  for (let i = 0; i < 15 && statuses.at(-1) !== 200; i++) statuses.push((await h2Request(caller, { ':path': `/r${i}` })).status);
+  const took = Date.now() - started;
+  t.equal(statuses.at(-1), 200, `answered again (statuses ${statuses.join(', ')} in ${took} ms)`);
+  t.ok(took >= 1000, 'not before the PING had its second');
+});
