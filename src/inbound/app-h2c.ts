@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { forwardableTrailers } from '../http/response-fields.js';
+import type { Readable } from 'node:stream';
 import { endedEarly, watchEarlyEnd } from '../http/early-end.js';
 import { classifyAppError } from './app-errors.js';
 import { bindExchange, DONE, exchangeOf, STREAMING, WAITING, type Exchange } from './exchange.js';
@@ -84,6 +86,8 @@ export class H2cApp implements AppForwarder {
     if (exchange.expectsContinue) stream.on('continue', onContinue);
     if (exchange.requestHasBody) {
       stream.once('wantTrailers', onWantTrailers);
+      // an HTTP/2 caller's trailers come as an event before its body's end (a retry's listener is the same function)
+      exchange.requestBody.on('trailers', onCallerTrailers);
       exchange.requestBody.pipe(stream);
     }
   }
@@ -136,7 +140,19 @@ function onWantTrailers(this: ClientHttp2Stream): void {
     this.close(NGHTTP2_CANCEL);
     return;
   }
-  this.sendTrailers(NO_TRAILERS);
+  // the caller's trailers go on (valid fields only, as the response's do); an HTTP/1.1 caller's
+  // are on its request once its body ended
+  const trailers = exchange.callerTrailers ?? (exchange.requestBody as { trailers?: IncomingHttpHeaders }).trailers;
+  this.sendTrailers(trailers === undefined || isEmpty(trailers) ? NO_TRAILERS : forwardableTrailers(trailers));
+}
+
+function onCallerTrailers(this: Readable, trailers: IncomingHttpHeaders): void {
+  exchangeOf(this).callerTrailers = trailers;
+}
+
+function isEmpty(fields: IncomingHttpHeaders): boolean {
+  for (const _ in fields) return false;
+  return true;
 }
 
 function onActivity(this: ClientHttp2Stream, chunk: Buffer): void {

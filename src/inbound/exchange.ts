@@ -91,6 +91,8 @@ export abstract class Exchange {
   forwarder: AppForwarder | undefined = undefined;
   /** Trailers the app sent (HTTP/2 delivers them before the end of the body). */
   appTrailers: OutgoingHttpHeaders | undefined = undefined;
+  /** The caller's request trailers (an HTTP/2 caller's; an HTTP/1.1 caller's are on its request), for an h2c app. */
+  callerTrailers: IncomingHttpHeaders | undefined = undefined;
   phase = WAITING;
   /** The app's response body being relayed (see relayBody), resumed when the caller drains. */
   relaySource: Readable | undefined = undefined;
