@@ -4,8 +4,9 @@
 // config issues at the key that names the file. A join token must also grant this config's
 // service in its trust domain (read, not verified: check has no CA key), else the CA refuses it.
 
+import { BoundedReadError, readBoundedText } from '../bounded-file.js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { pemBlocks } from '../pki/pem.js';
 import { readTokenClaims } from '../identity/token-claims.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
@@ -53,6 +54,9 @@ function tokenMismatch(sub: string, expected: string): string {
   return `the join token grants ${sub} (${which}), but service and trustDomain make this sidecar ${expected}; the CA would refuse its SVID request: write a token for ${expected} (meshcar ca token --dir <CA dir> --service NAME), or correct service/trustDomain`;
 }
 
+/** The most of a referenced file read to check it (an OpenAPI spec may be 5 MiB). */
+const MAX_REFERENCED_BYTES = 8 * 1024 * 1024;
+
 /** Why the file at `path` is not usable as `content`, or undefined. */
 export async function fileProblem(path: string, content: Content, grants?: string): Promise<string | undefined> {
   let kind: 'file' | 'directory' | 'other';
@@ -68,8 +72,10 @@ export async function fileProblem(path: string, content: Content, grants?: strin
   if (kind !== 'file') return `${path} is a ${kind}, not a file`;
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // bounded: a named file far larger than any PEM, token or spec is a wrong path
+    text = await readBoundedText(path, MAX_REFERENCED_BYTES);
   } catch (err) {
+    if (err instanceof BoundedReadError) return `${path} ${err.message}`;
     return (err as NodeJS.ErrnoException).code === 'EACCES' ? `cannot read ${path}: permission denied` : `cannot read ${path}: ${describeError(err)}`;
   }
   const problem = contentProblem(text, content, grants);

@@ -2,7 +2,7 @@
 // path and line:column, and every mistake is collected as an issue instead of thrown, so one
 // run of `meshcar check` lists them all.
 
-import { readFile, stat } from 'node:fs/promises';
+import { BoundedReadError, readBoundedText } from '../bounded-file.js';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { ConfigIssue } from './issues.js';
 
@@ -39,20 +39,17 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
 export async function readYamlSource(file: string): Promise<YamlSource> {
   let text: string;
   try {
-    // asked before reading, so a huge file is never read whole
-    const { size } = await stat(file);
-    if (size > MAX_CONFIG_BYTES) return { file, root: undefined, issues: [tooLarge(file, size)] };
-    text = await readFile(file, 'utf8');
+    // a regular file, read up to the cap (a FIFO or a device would block or never end)
+    text = await readBoundedText(file, MAX_CONFIG_BYTES);
   } catch (err) {
-    return { file, root: undefined, issues: [wholeFileIssue(file, `cannot read the config file: ${readFailure(err)}`)] };
+    if (err instanceof BoundedReadError && err.code === 'too_large') return { file, root: undefined, issues: [tooLarge(file)] };
+    return { file, root: undefined, issues: [wholeFileIssue(file, `cannot read the config file: ${err instanceof BoundedReadError ? `it ${err.message}` : readFailure(err)}`)] };
   }
-  const bytes = Buffer.byteLength(text);
-  if (bytes > MAX_CONFIG_BYTES) return { file, root: undefined, issues: [tooLarge(file, bytes)] };
   return parseYamlSource(file, text);
 }
 
-function tooLarge(file: string, bytes: number): ConfigIssue {
-  return wholeFileIssue(file, `the config file is ${(bytes / 1024 / 1024).toFixed(1)} MiB; a config may be at most 1 MiB (is this the right file?)`);
+function tooLarge(file: string): ConfigIssue {
+  return wholeFileIssue(file, 'the config file is larger than 1 MiB, the most a config may be (is this the right file?)');
 }
 
 export function parseYamlSource(file: string, text: string): YamlSource {

@@ -3,7 +3,8 @@
 // keep the bundle current) or from watched files. The one entry
 // point the composition root needs; each returns a running identity and a way to stop it.
 
-import { readFile } from 'node:fs/promises';
+import { readBoundedText } from '../bounded-file.js';
+import { MAX_PEM_FILE_BYTES } from './pem-files.js';
 import type { Logger } from 'pino';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { CaClient, CaRefusedError } from './ca-client.js';
@@ -38,7 +39,7 @@ export interface CaIdentityOptions {
 /** `key` is the config key that names the file, so the message says what to mend and where. */
 async function readConfigFile(file: string, key: string, what: string): Promise<string> {
   try {
-    return await readFile(file, 'utf8');
+    return await readBoundedText(file, MAX_PEM_FILE_BYTES);
   } catch (err) {
     throw new MeshcarError('identity_invalid', `${key}: cannot read the ${what} ${file}: ${describeError(err)}`, { cause: err });
   }

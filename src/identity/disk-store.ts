@@ -7,8 +7,10 @@
 // are symlinks into `current` for people and tools; the plain files that older versions and
 // `meshcar ca issue --out` write there are read and migrated.
 
+import { readBoundedText } from '../bounded-file.js';
+import { MAX_PEM_FILE_BYTES } from './pem-files.js';
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, readFile, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
@@ -199,9 +201,9 @@ export class DiskStore {
   private async read(candidate: Candidate, expectedSpiffeId: string, now: Date): Promise<Svid> {
     const file = (name: keyof typeof STORE_FILES) => path.join(candidate.dir, STORE_FILES[name]);
     const [privateKeyPem, chainPem, bundlePem] = await Promise.all([
-      readFile(file('key'), 'utf8'),
-      readFile(file('chain'), 'utf8'),
-      readFile(file('bundle'), 'utf8'),
+      readBoundedText(file('key'), MAX_PEM_FILE_BYTES),
+      readBoundedText(file('chain'), MAX_PEM_FILE_BYTES),
+      readBoundedText(file('bundle'), MAX_PEM_FILE_BYTES),
     ]);
     const svid = validateSvid({ privateKeyPem, chainPem, bundlePem }, expectedSpiffeId, now);
     const keyMode = (await stat(file('key'))).mode & 0o777;

@@ -4,7 +4,8 @@
 // directories, not the files; a set that does
 // not validate is refused with one warning per attempt and the old identity keeps serving.
 
-import { readFile } from 'node:fs/promises';
+import { readBoundedText } from '../bounded-file.js';
+import { MAX_PEM_FILE_BYTES } from './pem-files.js';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { MeshcarError, describeError } from '../errors.js';
@@ -27,7 +28,7 @@ interface FilesContent {
 async function readFiles(files: IdentityFiles): Promise<FilesContent> {
   // the message names the config key as well as the file: what to mend, and where
   const read = (file: string, key: string) =>
-    readFile(file, 'utf8').catch((err: unknown) => {
+    readBoundedText(file, MAX_PEM_FILE_BYTES).catch((err: unknown) => {
       throw new MeshcarError('identity_invalid', `identity.files.${key}: cannot read ${file}: ${describeError(err)}`, { cause: err });
     });
   const [chainPem, privateKeyPem, bundlePem] = await Promise.all([read(files.cert, 'cert'), read(files.key, 'key'), read(files.bundle, 'bundle')]);

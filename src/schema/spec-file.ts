@@ -5,7 +5,7 @@
 // OpenAPI parser dereferences and copies them: a 13-line "billion laughs" spec froze `check`
 // and a running sidecar's reload). Each refusal names the file.
 
-import { open } from 'node:fs/promises';
+import { BoundedReadError, readBoundedFile } from '../bounded-file.js';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jsyaml from 'js-yaml';
@@ -34,29 +34,13 @@ export class SpecFileError extends Error {
   }
 }
 
-/** The file's bytes, or a SpecFileError when it is larger than MAX_SPEC_BYTES (checked before reading, and while reading). */
+/** The file's bytes, or a SpecFileError when it is larger than MAX_SPEC_BYTES or not a regular file (see bounded-file.ts). */
 export async function readSpecBytes(file: string): Promise<Buffer> {
-  const handle = await open(file, 'r');
   try {
-    const { size } = await handle.stat();
-    if (size > MAX_SPEC_BYTES) throw tooLarge(`is ${size} bytes`);
-    // one buffer, the file's size (+1, to see it grow) or growing by doubling for a pipe (size
-    // 0); a file that grows while it is read is still stopped at the cap
-    let buffer = Buffer.allocUnsafe(Math.min(size > 0 ? size + 1 : 64 * 1024, MAX_SPEC_BYTES + 1));
-    let total = 0;
-    for (;;) {
-      if (total === buffer.length) {
-        const bigger = Buffer.allocUnsafe(Math.min(buffer.length * 2, MAX_SPEC_BYTES + 1));
-        buffer.copy(bigger, 0, 0, total);
-        buffer = bigger;
-      }
-      const { bytesRead } = await handle.read(buffer, total, buffer.length - total, null);
-      if (bytesRead === 0) return buffer.subarray(0, total);
-      total += bytesRead;
-      if (total > MAX_SPEC_BYTES) throw tooLarge(`holds more than ${MAX_SPEC_BYTES} bytes`);
-    }
-  } finally {
-    await handle.close();
+    return await readBoundedFile(file, MAX_SPEC_BYTES);
+  } catch (err) {
+    if (!(err instanceof BoundedReadError)) throw err;
+    throw err.code === 'too_large' ? tooLarge(err.message.replace(/; at most \d+ are read$/, '')) : new SpecFileError(`the spec file ${err.message}`, 'spec_not_a_file');
   }
 }
 

@@ -3,6 +3,7 @@
 // empty value), merge keys (`<<`, inert) and a file of any size. Each is refused where it is.
 
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { formatIssue, type ConfigIssue } from '../../src/config/issues.js';
@@ -42,8 +43,20 @@ t.test('a config file over 1 MiB is refused before it is parsed', async (t) => {
   const dir = t.testdir();
   const big = join(dir, 'big.yaml');
   await writeFile(big, `${BASE}# ${'x'.repeat(1024 * 1024)}\n`);
-  t.same(lines((await readYamlSource(big)).issues), [`${big}: the config file is 1.0 MiB; a config may be at most 1 MiB (is this the right file?)`]);
+  t.same(lines((await readYamlSource(big)).issues), [`${big}: the config file is larger than 1 MiB, the most a config may be (is this the right file?)`]);
   const fits = join(dir, 'fits.yaml');
   await writeFile(fits, `${BASE}# ${'x'.repeat(1000 * 1024)}\n`);
   t.same((await readYamlSource(fits)).issues, []);
+});
+
+t.test('a FIFO, a device or a folder as the config: one clear line at once, nothing read without end', async (t) => {
+  const dir = t.testdir();
+  const fifo = join(dir, 'config.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const started = Date.now();
+  for (const file of [fifo, '/dev/zero', '/dev/urandom']) {
+    t.same(lines((await readYamlSource(file)).issues), [`${file}: cannot read the config file: it is not a regular file (a FIFO, a device or a socket)`]);
+  }
+  t.same(lines((await readYamlSource(dir)).issues), [`${dir}: cannot read the config file: it is a directory`]);
+  t.ok(Date.now() - started < 2000, 'at once: no wait for a writer, no read of an endless device');
 });
