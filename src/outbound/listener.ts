@@ -5,6 +5,9 @@
 // idle (closed at drain), which h2c sessions are open (GOAWAY at drain); and the HTTP/1.1
 // requests refused before any forwarder sees them (unparseable, CONNECT), answered as every
 // error of ours is: a status, x-meshcar-error and a JSON body, not Node's bare status line.
+// What comes pipelined behind a request still unanswered is never answered before it: an
+// Upgrade or CONNECT there closes the connection, an unparseable request closes it once the
+// earlier answers are out.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
@@ -42,14 +45,25 @@ function onResponseClose(this: ServerResponse): void {
   const socket = this.req.socket as TrackedSocket;
   const busy = (socket[kBusy] ?? 1) - 1;
   socket[kBusy] = busy;
-  // draining: a response that began before drain may have promised keep-alive
-  if (busy === 0 && socket[kCloseWhenIdle] && !socket[kUpgraded]) socket.end();
+  // draining (a response that began before drain may have promised keep-alive), or a later
+  // pipelined request was unparseable; destroySoon: an app that keeps its side open holds nothing
+  if (busy === 0 && socket[kCloseWhenIdle] && !socket[kUpgraded]) socket.destroySoon();
+}
+
+function busy(socket: Socket): boolean {
+  return ((socket as TrackedSocket)[kBusy] ?? 0) > 0;
 }
 
 function ignore(): void {}
 
 /** A request Node's parser refused (or that outgrew the head limit, or never finished its head): answer and close. */
 function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderBytes: number): void {
+  if (err.code !== 'ECONNRESET' && socket.writable && busy(socket)) {
+    // a refusal written now would be read as the answer to an earlier request still in flight
+    // (which was forwarded): those answers go out, then the connection closes, nothing more read
+    (socket as TrackedSocket)[kCloseWhenIdle] = true;
+    return;
+  }
   // Node's own guard: write only if nothing of a response is on this connection yet
   const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent) {
@@ -67,6 +81,10 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderByte
 // Without a 'connect' listener Node closes the connection without a word. The outbound is no
 // tunnel: it forwards requests (h2c's CONNECT gets the same answer, from its forwarder).
 function onConnect(_req: IncomingMessage, socket: Socket): void {
+  if (busy(socket)) {
+    socket.destroy(); // our 400 would come before the earlier answer (as for an Upgrade, below)
+    return;
+  }
   socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported on the outbound listener: send the request itself, with Host: <upstream>')));
   socket.destroySoon();
 }
@@ -104,6 +122,13 @@ export class AppListener {
     // announce it once, as the inbound does.
     this.http1.emit('listening');
     this.http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // pipelined behind a request still unanswered: a 101 (or our refusal) cannot come before
+      // that answer, which still holds the connection and would land inside the tunnel, so the
+      // connection closes, as the inbound's does and as Node closes one it cannot hand over
+      if (busy(socket as Socket)) {
+        socket.destroy();
+        return;
+      }
       (socket as TrackedSocket)[kUpgraded] = true;
       handlers.upgrade(req, socket, head);
     });
