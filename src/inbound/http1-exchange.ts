@@ -158,6 +158,8 @@ function destroySelf(this: Socket): void {
   this.destroy();
 }
 
+// destroySoon, not end(): a caller that keeps its side open would hold the connection (and the
+// drain, which waits for every connection) with nothing left to say on it
 function endSocket(this: ServerResponse): void {
-  this.socket?.end();
+  this.socket?.destroySoon();
 }

@@ -20,7 +20,8 @@ import { rawErrorResponse } from '../http/status.js';
 
 export interface AppHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** `socket`: the app's TCP connection, which Node's HTTP server has let go of. */
+  upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
   stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void;
 }
 
@@ -130,7 +131,7 @@ export class AppListener {
         return;
       }
       (socket as TrackedSocket)[kUpgraded] = true;
-      handlers.upgrade(req, socket, head);
+      handlers.upgrade(req, socket as Socket, head);
     });
 
     this.http2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes } });

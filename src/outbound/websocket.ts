@@ -10,6 +10,7 @@
 // the head is held against it first (schema-check.ts).
 
 import http, { type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
@@ -57,7 +58,7 @@ function responseHead(res: IncomingMessage, except?: ReadonlySet<string>): strin
 }
 
 /** `guards`: the upstreams' OpenAPI checks (by upstream name), which hold the Upgrade's head too. */
-export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, req: IncomingMessage, socket: Socket, head: Buffer): void {
   const exchange = new Exchange(ctx.observer, req.method ?? 'GET', requestIdOf(req.headers));
   const target = parseRequestTarget(req.url);
   exchange.path = pathOnly(target.path);
@@ -66,12 +67,20 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
 
   ctx.activity.enter();
   socket.on('error', ignore);
-  (socket as Duplex & { setTimeout?(ms: number): void }).setTimeout?.(0); // a tunnel may idle for long
+  socket.setTimeout(0); // a tunnel may idle for long
 
   let upstream: TLSSocket | undefined;
   let timer: NodeJS.Timeout | undefined;
   let failed = false;
   let endpointKey = '';
+  // in flight (for drain) until the refusal is out, or the tunnel closes: not until an app that
+  // keeps its side of a refused connection open lets go
+  let active = true;
+  const leave = () => {
+    if (!active) return;
+    active = false;
+    ctx.activity.leave();
+  };
 
   const fail = (err: MeshcarError) => {
     if (failed) return;
@@ -85,15 +94,20 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     }
     exchange.status = statusFor(err.code);
     exchange.finish();
+    leave();
     if (socket.destroyed || !socket.writable) socket.destroy();
-    else socket.end(rawErrorResponse(err, exchange.requestId));
+    // end() alone left the connection half-open for as long as the app kept its side open
+    else {
+      socket.end(rawErrorResponse(err, exchange.requestId));
+      socket.destroySoon();
+    }
   };
 
   socket.once('close', () => {
     if (timer) clearTimeout(timer);
     // the app is gone; what it sent has been written already, unless the upstream is stuck
     if (upstream && !upstream.writableEnded) upstream.destroy();
-    ctx.activity.leave();
+    leave();
     exchange.finish();
   });
 
@@ -163,9 +177,10 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       res.pipe(socket, { end: false });
       res.once('error', ignore); // a body cut short: 'close' below, not complete
       res.once('close', () => {
-        if (res.complete) socket.end();
+        if (res.complete) socket.destroySoon(); // not end(): see fail()
         else socket.destroy();
         up.destroy();
+        leave();
       });
     });
     handshake.end();

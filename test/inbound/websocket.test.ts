@@ -241,3 +241,44 @@ t.test('an Upgrade or CONNECT pipelined behind an unanswered request closes the 
   t.equal(fx.inbound.inFlight, 0, 'the held requests ended with their connections');
   t.match((await openWs(fx.port, tlsOptions, '/nows')).head, /^HTTP\/1\.1 400 /, 'still serving');
 });
+
+t.test('a refused Upgrade, then a caller that keeps its side open: the inbound lets go of the connection and of the drain', async (t) => {
+  const fx = await startInbound({
+    app: { protocol: 'http', handler: (_req, res) => res.end('plain'), setup: (server) => server.on('upgrade', onAppUpgrade) },
+    authorize: [{ from: [FRONTEND_ID], methods: ['GET'], paths: ['/ws', '/nows'] }],
+  });
+  t.teardown(() => fx.close());
+  const lingering = async (id: string | undefined, path: string) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'], allowHalfOpen: true, ...(await fx.tlsOptions(id)) });
+    let text = '';
+    let closed = false;
+    socket.setEncoding('latin1');
+    socket.on('data', (c: string) => (text += c));
+    socket.on('error', () => {});
+    socket.on('close', () => (closed = true));
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await new Promise((resolve) => socket.once('end', resolve));
+    t.teardown(() => socket.destroy());
+    return { socket, text: () => text, closed: () => closed };
+  };
+  for (const [label, id, path, status] of [
+    ['our own refusal', `spiffe://${TD}/svc/intruder`, '/ws', /^HTTP\/1\.1 403 /],
+    ["the app's, relayed", undefined, '/nows', /^HTTP\/1\.1 400 /],
+  ] as const) {
+    const caller = await lingering(id, path);
+    t.match(caller.text(), status, `${label}: answered, then the inbound's end of the stream`);
+    // a closed socket answers the next bytes with a reset (seen by a later write); a half-open
+    // one would take and drop them for ever
+    const until = Date.now() + 3_000;
+    while (!caller.closed() && Date.now() < until) {
+      caller.socket.write('anyone there?');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    t.ok(caller.closed(), `${label}: the connection closed`);
+  }
+  await lingering(`spiffe://${TD}/svc/intruder`, '/ws');
+  const started = Date.now();
+  await fx.inbound.drain(10_000);
+  t.ok(Date.now() - started < 2_000, `drain did not wait for the caller's open side (${Date.now() - started} ms)`);
+});
