@@ -9,7 +9,7 @@ import { formatHostPort, type HostPort } from './address.js';
 import type { OpenApiConfig } from './openapi-config.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import { DEFAULT_INBOUND_IDLE_TIMEOUT_MS, DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type InboundConfig, type RateSpec } from './inbound-config.js';
-import type { UpstreamConfig } from './outbound-config.js';
+import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, type UpstreamConfig } from './outbound-config.js';
 import { DEFAULT_CIRCUIT, DEFAULT_DECAY_MS, DEFAULT_OUTLIER, DEFAULT_RETRIES } from './upstream-policy-config.js';
 
 /** Outbound DNS re-resolution when outbound.dnsRefresh is not written (the outbound's default). */
@@ -69,6 +69,7 @@ function upstreamView(u: UpstreamConfig): Record<string, unknown> {
     timeout: duration(u.timeoutMs),
     routes: u.routes,
     idleTimeout: duration(u.idleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS),
+    tunnelIdleTimeout: duration(u.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS),
     retries: {
       attempts: retries.attempts,
       budget: { ratio: retries.budgetRatio, minPerSecond: retries.budgetMinPerSecond },

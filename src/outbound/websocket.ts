@@ -3,7 +3,8 @@
 // control, and HTTP/1.1 Upgrade has no HTTP/2 form our inbound peers must support. We dial the
 // chosen endpoint (same SecureContext, ALPN http/1.1, same SPIFFE check), send the request
 // head (node:http's client on that socket parses the answer) and, on 101 only, relay the
-// handshake answer and pipe both ways until either side ends. Any other answer is relayed with
+// handshake answer and pipe both ways until either side ends, or no byte has moved either way
+// for the upstream's `tunnelIdleTimeout`. Any other answer is relayed with
 // its body and both connections close: joining them anyway would let the app's next bytes
 // reach the upstream raw, past routing, OpenAPI enforcement and x-request-id. The app's bytes
 // sent after its head wait for the 101 for the same reason. With the upstream's OpenAPI spec,
@@ -32,6 +33,11 @@ const DROPPED = new Set(['host', 'x-request-id', 'keep-alive', 'proxy-connection
 const ANSWER_DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer']);
 
 function ignore(): void {}
+
+// a tunnel idle for its upstream's tunnelIdleTimeout: closing the app's side closes both
+function closeIdleTunnel(this: Socket): void {
+  this.destroy();
+}
 
 /** The request head as the upstream will read it, as a raw list: Host is the upstream the app named. */
 function requestFields(req: IncomingMessage, authority: string, requestId: string): string[] {
@@ -67,7 +73,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
 
   ctx.activity.enter();
   socket.on('error', ignore);
-  socket.setTimeout(0); // a tunnel may idle for long
+  socket.setTimeout(0); // no keep-alive timeout: until the 101, the upstream's timeout applies
 
   let upstream: TLSSocket | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -160,6 +166,8 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       if (timer) clearTimeout(timer);
       exchange.status = 101;
       exchange.finish(); // the handshake is the request; the tunnel's lifetime is not its duration
+      // every byte either way passes through the app's socket and re-arms its timer
+      socket.setTimeout(pool.tunnelIdleTimeoutMs, closeIdleTunnel);
       socket.write(responseHead(res));
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) up.write(head);

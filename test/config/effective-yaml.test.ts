@@ -71,7 +71,7 @@ t.test('a minimal config shows its defaults', async (t) => {
     outbound: {
       listen: '127.0.0.1:15001',
       dnsRefresh: '5s',
-      upstreams: { b: { timeout: '15s', idleTimeout: '5m', retries: { attempts: 2, budget: { ratio: 0.2, minPerSecond: 10 }, backoff: { base: '25ms', max: '1s' }, bufferLimit: '64KiB' }, balancer: { decay: '10s' }, circuitBreaker: { maxRequests: 1024, maxPending: 1024 }, outlierDetection: { consecutiveFailures: 5, baseEjection: '30s', maxEjection: '5m', maxEjectionPercent: 50 } } },
+      upstreams: { b: { timeout: '15s', idleTimeout: '5m', tunnelIdleTimeout: '1h', retries: { attempts: 2, budget: { ratio: 0.2, minPerSecond: 10 }, backoff: { base: '25ms', max: '1s' }, bufferLimit: '64KiB' }, balancer: { decay: '10s' }, circuitBreaker: { maxRequests: 1024, maxPending: 1024 }, outlierDetection: { consecutiveFailures: 5, baseEjection: '30s', maxEjection: '5m', maxEjectionPercent: 50 } } },
     },
     admin: { listen: '127.0.0.1:15000' },
     log: { level: 'info', access: false },

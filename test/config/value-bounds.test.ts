@@ -31,6 +31,7 @@ outbound:
       identity: spiffe://mesh.local/svc/payments
       timeout: {upTimeout}
       idleTimeout: {upIdle}
+      tunnelIdleTimeout: {upTunnelIdle}
       balancer: {decay: {decay}}
       outlierDetection: {baseEjection: {baseEjection}, maxEjection: {maxEjection}}
       retries: {backoff: {base: {backoffBase}, max: {backoffMax}}}
@@ -47,6 +48,7 @@ const TIMER_KEYS: Record<string, string> = {
   dnsRefresh: 'outbound.dnsRefresh',
   upTimeout: 'outbound.upstreams.payments.timeout',
   upIdle: 'outbound.upstreams.payments.idleTimeout',
+  upTunnelIdle: 'outbound.upstreams.payments.tunnelIdleTimeout',
   decay: 'outbound.upstreams.payments.balancer.decay',
   baseEjection: 'outbound.upstreams.payments.outlierDetection.baseEjection',
   maxEjection: 'outbound.upstreams.payments.outlierDetection.maxEjection',

@@ -218,6 +218,7 @@ export interface UpstreamSpec {
   readonly endpoints: readonly string[];
   readonly identity?: string;
   readonly timeoutMs?: number;
+  readonly tunnelIdleTimeoutMs?: number;
 }
 
 export interface OutboundFixture {
@@ -257,6 +258,7 @@ export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSp
         }),
         identity: u.identity ?? UPSTREAM_ID,
         timeoutMs: u.timeoutMs ?? 5000,
+        ...(u.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: u.tunnelIdleTimeoutMs } : {}),
         routes: [],
       })),
     },

@@ -91,6 +91,7 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
   const fx = await startOutbound(pki, [
     { name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] },
     { name: 'impostor', endpoints: [`127.0.0.1:${impostor.port}`], identity: UPSTREAM_ID },
+    { name: 'quiet', endpoints: [`127.0.0.1:${upstream.port}`], tunnelIdleTimeoutMs: 300 },
   ]);
   t.teardown(async () => {
     await fx.close();
@@ -151,5 +152,22 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
     t.match(wrong.text(), /^HTTP\/1\.1 502 Bad Gateway\r\n/);
     t.match(wrong.text(), /x-meshcar-error: upstream_identity_mismatch/);
     t.equal(impostor.seen.length, 0, 'the impostor never saw the request');
+  });
+
+  t.test("a tunnel closes after its upstream's tunnelIdleTimeout without a byte either way, not while bytes move", async (t) => {
+    const client = await rawClient(fx.port);
+    t.teardown(() => client.socket.destroy());
+    client.socket.write(upgradeHead('/ws', 'quiet'));
+    t.match(await client.waitFor(/\r\n\r\n/), /^HTTP\/1\.1 101 /);
+    // busy for three times the idle timeout: each message re-arms it
+    for (let i = 0; i < 9; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      client.socket.write(`m${i};`);
+      await client.waitFor(new RegExp(`echo:m${i};`));
+    }
+    const quietFrom = Date.now();
+    await client.closed;
+    const idleMs = Date.now() - quietFrom;
+    t.ok(idleMs >= 150 && idleMs < 2_000, `closed ${idleMs} ms after the last byte (tunnelIdleTimeout 300 ms)`);
   });
 });
