@@ -144,6 +144,11 @@ export class Http1Exchange extends Exchange {
       appSocket.destroy();
       this.tunnelClosed();
     });
+    // half-close carries through, as Envoy's upgrade proxying does: a FIN from either side ends
+    // the write toward the other (pipe) and the other's later bytes still come back. Set on the
+    // tunnel's two sockets only: plain requests keep Node's close-on-FIN.
+    socket.allowHalfOpen = true;
+    appSocket.allowHalfOpen = true;
     socket.pipe(appSocket);
     appSocket.pipe(socket);
     socket.resume();

@@ -168,6 +168,11 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       exchange.finish(); // the handshake is the request; the tunnel's lifetime is not its duration
       // every byte either way passes through the app's socket and re-arms its timer
       socket.setTimeout(pool.tunnelIdleTimeoutMs, closeIdleTunnel);
+      // half-close carries through, as Envoy's upgrade proxying does: the app's FIN ends our
+      // write toward the upstream (pipe), and the upstream's later bytes still reach the app.
+      // Set on these two sockets only, now: plain requests keep Node's close-on-FIN.
+      socket.allowHalfOpen = true;
+      up.allowHalfOpen = true;
       socket.write(responseHead(res));
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) up.write(head);

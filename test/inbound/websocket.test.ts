@@ -73,8 +73,8 @@ function onAppUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void 
     for (const text of texts) socket.write(frame(`echo ${text}`, false));
   });
   socket.on('error', () => {});
-  // HTTP server sockets allow half-open: close when the sidecar closes its side
-  socket.on('end', () => socket.end());
+  // HTTP server sockets allow half-open: one last message after the caller's FIN, then close
+  socket.on('end', () => socket.end(frame('after-fin', false)));
 }
 
 interface WsClient {
@@ -151,6 +151,16 @@ t.test('WebSocket upgrade through the inbound listener', async (t) => {
     const records = await fx.observer.waitForRequests(1);
     t.same(records.map((r) => [r.method, r.path, r.status, r.errorCode]), [['GET', '/ws', 101, undefined]]);
     t.equal(fx.inbound.inFlight, 0);
+  });
+
+  t.test("half-close: the app's bytes after the caller's FIN still reach the caller", async (t) => {
+    const ws = await openWs(fx.port, { ...tlsOptions, allowHalfOpen: true }, '/ws');
+    t.match(await ws.next(), /^xfcc /);
+    ws.socket.write(frame('hello', true));
+    t.equal(await ws.next(), 'echo hello');
+    ws.socket.end();
+    t.equal(await Promise.race([ws.next(), ws.closed.then(() => 'closed without it')]), 'after-fin');
+    await ws.closed;
   });
 
   t.test('an unauthorized upgrade gets 403 forbidden and the connection closes', async (t) => {
