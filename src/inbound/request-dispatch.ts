@@ -11,6 +11,7 @@ import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:ht
 import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
+import { repeatsHost } from '../http/host-field.js';
 import { rawErrorResponse } from '../http/status.js';
 import { offersH2c } from '../http/upgrade.js';
 import type { Caller } from './caller.js';
@@ -21,7 +22,7 @@ import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
 import type { InboundListener } from './inbound.js';
-import { authorityProblem, isAcceptablePath, repeatsHost } from './request-target.js';
+import { authorityProblem, isAcceptablePath } from './request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
 import { headDeadlineMs } from './timeouts.js';

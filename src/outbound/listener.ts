@@ -3,7 +3,8 @@
 // HTTP/2 server (h2c with prior knowledge), by the first bytes (src/http/protocol-dispatch.ts).
 // Also the connection bookkeeping that drain and close need: which HTTP/1.1 connections are
 // idle (closed at drain), which h2c sessions are open (GOAWAY at drain); and the HTTP/1.1
-// requests refused before any forwarder sees them (unparseable, CONNECT), answered as every
+// requests refused before any forwarder sees them (unparseable, CONNECT, an Expect other
+// than 100-continue), answered as every
 // error of ours is: a status, x-meshcar-error and a JSON body, not Node's bare status line.
 // What comes pipelined behind a request still unanswered is never answered before it: an
 // Upgrade or CONNECT there closes the connection, an unparseable request closes it once the
@@ -16,7 +17,8 @@ import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import { listenFailed, MeshcarError } from '../errors.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
-import { rawErrorResponse } from '../http/status.js';
+import { requestIdOf } from '../http/request-id.js';
+import { rawErrorResponse, sendError } from '../http/status.js';
 
 export interface AppHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
@@ -49,6 +51,13 @@ function onResponseClose(this: ServerResponse): void {
   // draining (a response that began before drain may have promised keep-alive), or a later
   // pipelined request was unparseable; destroySoon: an app that keeps its side open holds nothing
   if (busy === 0 && socket[kCloseWhenIdle] && !socket[kUpgraded]) socket.destroySoon();
+}
+
+/** One more answer in progress on the request's connection, until its response closes. */
+function trackResponse(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket as TrackedSocket;
+  socket[kBusy] = (socket[kBusy] ?? 0) + 1;
+  res.on('close', onResponseClose);
 }
 
 function busy(socket: Socket): boolean {
@@ -90,6 +99,13 @@ function onConnect(_req: IncomingMessage, socket: Socket): void {
   socket.destroySoon();
 }
 
+/** An Expect we cannot meet (RFC 9110 §10.1.1: 417); the body, if any, is left unread, so the connection closes. */
+function refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
+  const expect = String(req.headers.expect).slice(0, 100);
+  res.setHeader('connection', 'close');
+  sendError(res, new MeshcarError('expectation_failed', `Expect: ${JSON.stringify(expect)} cannot be met; only 100-continue is supported`), { requestId: requestIdOf(req.headers) });
+}
+
 export class AppListener {
   private readonly server: net.Server;
   private readonly http1: http.Server;
@@ -107,15 +123,20 @@ export class AppListener {
       requestTimeout: 0,
       // how often Node checks headersTimeout: a quarter of it, between 250 ms and 5 s
       connectionsCheckingInterval: Math.min(5_000, Math.max(250, limits.headersTimeoutMs / 4)),
+      // a missing Host is refused by the forwarder, as a JSON error (Node's answer is a bare 400)
+      requireHostHeader: false,
     });
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      const socket = req.socket as TrackedSocket;
-      socket[kBusy] = (socket[kBusy] ?? 0) + 1;
-      res.on('close', onResponseClose);
+      trackResponse(req, res);
       handlers.request(req, res);
     };
     this.http1.on('request', onRequest);
     this.http1.on('checkContinue', onRequest); // relayed: the upstream's 100 becomes ours
+    // any other Expect: our 417 (Node's would be bare), counted like any answer on the connection
+    this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      trackResponse(req, res);
+      refuseExpectation(req, res);
+    });
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes));
     this.http1.on('connect', onConnect);
     // This server never listens itself: the plain listener hands it sockets. Node starts the

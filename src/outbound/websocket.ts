@@ -16,6 +16,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
+import { hostFieldProblem } from '../http/host-field.js';
 import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
 import { rawErrorResponse } from '../http/status.js';
@@ -117,6 +118,11 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     exchange.finish();
   });
 
+  const hostRefused = hostFieldProblem(req);
+  if (hostRefused !== undefined) {
+    fail(new MeshcarError('bad_request', hostRefused));
+    return;
+  }
   if (!pool) {
     const name = authority ? hostName(authority) : '';
     fail(new MeshcarError('no_route', name ? `no upstream is named "${name}"` : 'the request names no host (send Host: <upstream>)'));
