@@ -31,7 +31,7 @@ export interface UpstreamConfig {
   readonly idleTimeoutMs?: number;
   /**
    * A WebSocket (Upgrade) tunnel to this upstream on which no byte moved either way for this long
-   * is closed. Default 1 h (DEFAULT_TUNNEL_IDLE_TIMEOUT_MS).
+   * is closed. Default 1 h (DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, fields.ts).
    */
   readonly tunnelIdleTimeoutMs?: number;
   /** Safe retries; defaults when absent (see RETRY_DEFAULTS in src/outbound/retry.ts). */
@@ -53,9 +53,6 @@ export interface OutboundConfig {
   /** `dns:NAME:PORT` (and host-name) endpoints are looked up again this often. Absent: 5 s (the outbound side's default). */
   readonly dnsRefreshMs?: number;
 }
-
-/** Tunnels idle this long close when `tunnelIdleTimeout` is not written: Envoy's stream idle default. */
-export const DEFAULT_TUNNEL_IDLE_TIMEOUT_MS = 3_600_000;
 
 const UPSTREAM_NAME = /^[A-Za-z0-9.-]{1,253}$/;
 const ROUTE_SEGMENT = /^(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[^{}]*)$/;

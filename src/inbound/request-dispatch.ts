@@ -44,7 +44,7 @@ export function onUpgrade(inbound: InboundListener, req: IncomingMessage, socket
   const caller = (socket as WithCaller)[kCaller] as Caller;
   let exchange: Http1Exchange;
   try {
-    exchange = Http1Exchange.forUpgrade(req, socket, head, caller, inbound);
+    exchange = Http1Exchange.forUpgrade(req, socket, head, caller, inbound, inbound.timeouts.tunnelIdleTimeoutMs);
   } catch (err) {
     // nothing the caller sends may end the process: a socket Node will not hand over is closed
     inbound.logger.warn({ err: (err as Error).message, remote: socket.remoteAddress }, 'inbound Upgrade could not take its connection');

@@ -12,7 +12,8 @@
 import type { ClientHttp2Session, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, type UpstreamConfig } from '../config/outbound-config.js';
+import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from '../config/fields.js';
+import type { UpstreamConfig } from '../config/outbound-config.js';
 import { MeshcarError } from '../errors.js';
 import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';

@@ -20,6 +20,7 @@ inbound:
   app: http://127.0.0.1:8080
   timeout: {inTimeout}
   idleTimeout: {inIdle}
+  tunnelIdleTimeout: {inTunnelIdle}
   limits: {maxSessionAge: {maxSessionAge}}
   routes: [{path: /r, timeout: {routeTimeout}, idleTimeout: {routeIdle}}]
 outbound:
@@ -42,6 +43,7 @@ const TIMER_KEYS: Record<string, string> = {
   bundleRefresh: 'identity.ca.bundleRefresh',
   inTimeout: 'inbound.timeout',
   inIdle: 'inbound.idleTimeout',
+  inTunnelIdle: 'inbound.tunnelIdleTimeout',
   maxSessionAge: 'inbound.limits.maxSessionAge',
   routeTimeout: 'inbound.routes[0].timeout',
   routeIdle: 'inbound.routes[0].idleTimeout',

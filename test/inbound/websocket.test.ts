@@ -163,6 +163,23 @@ t.test('WebSocket upgrade through the inbound listener', async (t) => {
     await ws.closed;
   });
 
+  t.test('a tunnel closes after inbound.tunnelIdleTimeout without a byte either way, not while bytes move', async (t) => {
+    fx.inbound.setTimeouts({ timeoutMs: 5_000, tunnelIdleTimeoutMs: 300 });
+    t.teardown(() => fx.inbound.setTimeouts({ timeoutMs: 5_000 }));
+    const ws = await openWs(fx.port, tlsOptions, '/ws');
+    t.match(await ws.next(), /^xfcc /);
+    // busy for three times the idle timeout: each message re-arms it
+    for (let i = 0; i < 9; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ws.socket.write(frame(`m${i}`, true));
+      t.equal(await ws.next(), `echo m${i}`);
+    }
+    const quietFrom = Date.now();
+    await ws.closed;
+    const idleMs = Date.now() - quietFrom;
+    t.ok(idleMs >= 150 && idleMs < 2_000, `closed ${idleMs} ms after the last byte (tunnelIdleTimeout 300 ms)`);
+  });
+
   t.test('an unauthorized upgrade gets 403 forbidden and the connection closes', async (t) => {
     const ws = await openWs(fx.port, await fx.tlsOptions(`spiffe://${TD}/svc/intruder`), '/ws');
     t.match(ws.head, /^HTTP\/1\.1 403 /);
