@@ -7,7 +7,7 @@
 import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
-import { makePki, request, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
+import { request, startOutboundToUpstream } from '../helpers/outbound-fixture.js';
 
 /** Writes `bytes` on a fresh connection; resolves with everything received until the outbound closes it. */
 async function untilClosed(port: number, bytes: string): Promise<string> {
@@ -25,13 +25,7 @@ async function untilClosed(port: number, bytes: string): Promise<string> {
 const SLOW = 'GET /slow/300 HTTP/1.1\r\nHost: payments\r\n\r\n';
 
 t.test('requests pipelined behind an unanswered one on the outbound', async (t) => {
-  const pki = await makePki(TD);
-  const upstream = await startUpstream(pki);
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
-  t.teardown(async () => {
-    await fx.close();
-    await upstream.close();
-  });
+  const { fx } = await startOutboundToUpstream(t);
 
   for (const [label, second] of [
     ['Upgrade', 'GET /ws HTTP/1.1\r\nHost: payments\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n'],

@@ -45,8 +45,9 @@ async function startRawUpstream(pki: Awaited<ReturnType<typeof makePki>>) {
   return { server, port: (server.address() as AddressInfo).port, connections };
 }
 
-async function appClient(port: number) {
-  const socket = net.connect(port, '127.0.0.1');
+/** `allowHalfOpen`: an app that keeps its side open after the outbound ends its own. */
+async function appClient(port: number, allowHalfOpen = false) {
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen });
   await once(socket, 'connect');
   let text = '';
   let closed = false;
@@ -56,18 +57,12 @@ async function appClient(port: number) {
   return { socket, text: () => text, closed: () => closed };
 }
 
-/** An app that keeps its side of the connection open after the outbound ends its own (half-open). */
+/** An app that keeps its side of the connection open (half-open), once the outbound has ended its own. */
 async function lingeringApp(port: number, bytes: string) {
-  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  await once(socket, 'connect');
-  let text = '';
-  let closed = false;
-  socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
-  socket.on('error', () => {});
-  socket.on('close', () => (closed = true));
-  socket.write(bytes);
-  await once(socket, 'end');
-  return { socket, text: () => text, closed: () => closed };
+  const app = await appClient(port, true);
+  app.socket.write(bytes);
+  await once(app.socket, 'end');
+  return app;
 }
 
 const upgrade = (path: string, host = 'payments') => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
