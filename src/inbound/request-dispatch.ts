@@ -131,6 +131,12 @@ export function toApp(exchange: Exchange, forwarder: AppForwarder): void {
 
 /** A request Node could not parse (or that outgrew the header limit): answer and close. */
 export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code !== 'ECONNRESET' && socket.writable && inbound.tracker.busy(socket)) {
+    // pipelined behind a request still unanswered: a refusal written now would be read as that
+    // (forwarded) request's answer, so its answer goes out first, then the connection closes
+    inbound.tracker.closeWhenIdle(socket);
+    return;
+  }
   // Node's own guard: write only if nothing of a response is on this connection yet
   const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || (inProgress && inProgress.headersSent)) {

@@ -208,3 +208,22 @@ t.test('HTTP/1.1 through the inbound listener', async (t) => {
     t.match(text, /^HTTP\/1\.[01] 204 /);
   });
 });
+
+t.test('an unparseable request pipelined behind an unanswered one: the earlier answer goes out, then the connection closes', async (t) => {
+  const fx = await startInbound({ app: { protocol: 'http', handler: (_req, res) => void setTimeout(() => res.end('slow-ok'), 300) } });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+  const text = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const s = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'], ...tlsOptions }, () =>
+      s.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n'),
+    );
+    s.setEncoding('latin1');
+    s.on('data', (c: string) => (out += c));
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
+  });
+  t.match(text, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nslow-ok$/, 'the first request gets its own answer, and nothing after it');
+  await fx.observer.waitForRequests(1);
+  t.equal(fx.inbound.inFlight, 0);
+});
