@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { FRONTEND_ID, startInbound, TD } from '../helpers/inbound-fixture.js';
+import { rawTlsUntilClosed } from '../helpers/raw-http.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const acceptOf = (key: string) => createHash('sha1').update(key + GUID).digest('base64');
@@ -196,16 +197,7 @@ t.test('WebSocket upgrade through the inbound listener', async (t) => {
   });
 
   t.test('Upgrade: h2c is refused', async (t) => {
-    const text = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const s = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'], ...tlsOptions }, () =>
-        s.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n'),
-      );
-      s.setEncoding('latin1');
-      s.on('data', (c: string) => (out += c));
-      s.on('error', reject);
-      s.on('close', () => resolve(out));
-    });
+    const text = await rawTlsUntilClosed(fx.port, tlsOptions, 'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n');
     t.match(text, /^HTTP\/1\.1 400 /);
     t.match(text, /x-meshcar-error: bad_request/);
   });
@@ -254,14 +246,7 @@ t.test('an Upgrade or CONNECT pipelined behind an unanswered request closes the 
     ['Upgrade', 'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n'],
     ['CONNECT', 'CONNECT example:443 HTTP/1.1\r\nHost: example:443\r\n\r\n'],
   ] as const) {
-    const text = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const s = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'], ...tlsOptions }, () => s.write(`GET /held HTTP/1.1\r\nHost: x\r\n\r\n${second}`));
-      s.setEncoding('latin1');
-      s.on('data', (c: string) => (out += c));
-      s.on('error', reject);
-      s.on('close', () => resolve(out));
-    });
+    const text = await rawTlsUntilClosed(fx.port, tlsOptions, `GET /held HTTP/1.1\r\nHost: x\r\n\r\n${second}`);
     t.equal(text, '', `${label}: the connection closed with nothing written out of order`);
   }
   await fx.observer.waitForRequests(2);
