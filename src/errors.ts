@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'body_too_large'
   | 'headers_too_large'
   | 'request_timeout'
+  | 'expectation_failed'
   | 'rate_limited'
   // sidecar data plane
   | 'no_route'

@@ -280,8 +280,8 @@ export class Sidecar {
       if (plan.applied.includes('inbound.authorize')) this.inbound?.setAuthorization(plan.effective.inbound?.authorize);
       if (plan.applied.some((path) => path.startsWith('inbound.rateLimit'))) this.inbound?.setRateLimit(plan.effective.inbound?.rateLimit);
       const timeouts = plan.effective.inbound;
-      if (timeouts && plan.applied.some((path) => /^inbound\.(timeout|idleTimeout|routes)\b/.test(path))) {
-        this.inbound?.setTimeouts({ timeoutMs: timeouts.timeoutMs, idleTimeoutMs: timeouts.idleTimeoutMs, routes: timeouts.routes });
+      if (timeouts && plan.applied.some((path) => /^inbound\.(timeout|idleTimeout|tunnelIdleTimeout|routes)\b/.test(path))) {
+        this.inbound?.setTimeouts({ timeoutMs: timeouts.timeoutMs, idleTimeoutMs: timeouts.idleTimeoutMs, tunnelIdleTimeoutMs: timeouts.tunnelIdleTimeoutMs, routes: timeouts.routes });
       }
       if (this.outbound && plan.effective.outbound && plan.applied.some((path) => path.startsWith('outbound.upstreams'))) {
         const upstreams = plan.effective.outbound.upstreams;

@@ -10,6 +10,7 @@ import { formatHostPort, type HostPort } from './address.js';
 import type { OpenApiConfig } from './openapi-config.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import { DEFAULT_INBOUND_IDLE_TIMEOUT_MS, DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type InboundConfig, type RateSpec } from './inbound-config.js';
+import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from './fields.js';
 import type { UpstreamConfig } from './outbound-config.js';
 import { DEFAULT_CIRCUIT, DEFAULT_DECAY_MS, DEFAULT_OUTLIER, DEFAULT_RETRIES } from './upstream-policy-config.js';
 
@@ -45,6 +46,7 @@ function inboundView(inbound: InboundConfig): Record<string, unknown> {
     app: `${inbound.app.protocol}://${hostPort(inbound.app)}`,
     timeout: duration(inbound.timeoutMs),
     idleTimeout: duration(inbound.idleTimeoutMs ?? DEFAULT_INBOUND_IDLE_TIMEOUT_MS),
+    tunnelIdleTimeout: duration(inbound.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS),
     routes: (inbound.routes ?? []).map((r) => ({ path: r.path, ...(r.timeoutMs !== undefined ? { timeout: duration(r.timeoutMs) } : {}), ...(r.idleTimeoutMs !== undefined ? { idleTimeout: duration(r.idleTimeoutMs) } : {}) })),
     // null: no rules, so any identity of the trust domain may call
     authorize: inbound.authorize ? inbound.authorize.map((r) => ({ from: r.from, ...(r.methods ? { methods: r.methods } : {}), ...(r.paths ? { paths: r.paths } : {}) })) : null,
@@ -70,6 +72,7 @@ function upstreamView(u: UpstreamConfig): Record<string, unknown> {
     timeout: duration(u.timeoutMs),
     routes: u.routes,
     idleTimeout: duration(u.idleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS),
+    tunnelIdleTimeout: duration(u.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS),
     retries: {
       attempts: retries.attempts,
       budget: { ratio: retries.budgetRatio, minPerSecond: retries.budgetMinPerSecond },

@@ -13,6 +13,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** `timeout` when not written, for the inbound side and for each upstream alike. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
+/** WebSocket tunnels idle this long close, either side, when `tunnelIdleTimeout` is not written: Envoy's stream idle default. */
+export const DEFAULT_TUNNEL_IDLE_TIMEOUT_MS = 3_600_000;
 
 const DURATION_HINT = 'write 250ms, 2s, 5m, 24h or 7d';
 

@@ -31,6 +31,8 @@ export interface InboundConfig {
   readonly idleTimeoutMs?: number;
   /** Per-path timeouts, first match wins; a path matching none uses timeoutMs / idleTimeoutMs. */
   readonly routes?: readonly InboundRouteConfig[];
+  /** A WebSocket tunnel with no bytes either way for this long closes. Absent: DEFAULT_TUNNEL_IDLE_TIMEOUT_MS (fields.ts). */
+  readonly tunnelIdleTimeoutMs?: number;
   /** Requests are held against this OpenAPI spec (src/schema); absent: not checked. */
   readonly openapi?: OpenApiConfig;
   /**
@@ -93,7 +95,7 @@ const METHOD = /^[A-Z][A-Z_-]*$/;
 
 /** `trustDomain` is undefined when the config's own is invalid (already reported). */
 export function readInbound(value: YamlValue, trustDomain: string | undefined): InboundConfig | undefined {
-  const map = value.map(['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits', 'idleTimeout', 'routes', 'openapi', 'sessionResumption']);
+  const map = value.map(['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits', 'idleTimeout', 'routes', 'tunnelIdleTimeout', 'openapi', 'sessionResumption']);
   if (!map) return undefined;
   const listen = map.required('listen', readListenAddress);
   const app = map.required('app', readApp);
@@ -107,6 +109,7 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
   const limits = map.optional('limits', readInboundLimits, undefined);
   const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);
   const routes = map.optional('routes', (v) => v.listOf(readInboundRoute, 'list at least one route, or leave routes out'), undefined);
+  const tunnelIdleTimeoutMs = map.optional('tunnelIdleTimeout', readDuration, undefined);
   const openapi = map.optional('openapi', readOpenApi, undefined);
   if (map.has('openapi') && !openapi) return undefined;
   const sessionResumption = map.optional('sessionResumption', (v) => v.boolean(), false);
@@ -116,6 +119,7 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
   if (reachesListener(listen, app)) return map.get('app').report(`${formatHostPort(app)} is inbound.listen itself: the sidecar would send each request back to itself; give the app's own address`);
   if ((map.has('rateLimit') && !rateLimit) || (map.has('limits') && !limits)) return undefined;
   if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('routes') && !routes)) return undefined;
+  if (map.has('tunnelIdleTimeout') && tunnelIdleTimeoutMs === undefined) return undefined;
   // optional keys are left out of the result when absent (the defaults apply in the listener)
   return {
     listen,
@@ -126,6 +130,7 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
     ...(limits ? { limits } : {}),
     ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
     ...(routes ? { routes } : {}),
+    ...(tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs } : {}),
     ...(openapi ? { openapi } : {}),
     ...(sessionResumption ? { sessionResumption } : {}),
   };

@@ -29,6 +29,11 @@ export interface UpstreamConfig {
   readonly routes: readonly string[];
   /** No bytes either way on a request's stream for this long: 504 (or a cut once the answer started). Default 5 min. */
   readonly idleTimeoutMs?: number;
+  /**
+   * A WebSocket (Upgrade) tunnel to this upstream on which no byte moved either way for this long
+   * is closed. Default 1 h (DEFAULT_TUNNEL_IDLE_TIMEOUT_MS, fields.ts).
+   */
+  readonly tunnelIdleTimeoutMs?: number;
   /** Safe retries; defaults when absent (see RETRY_DEFAULTS in src/outbound/retry.ts). */
   readonly retries?: RetryConfig;
   /** Peak-EWMA balancing; defaults when absent (see src/outbound/balancer.ts). */
@@ -98,7 +103,7 @@ function readUpstreams(value: YamlValue, trustDomain: string | undefined, listen
 }
 
 function readUpstream(value: YamlValue, name: string, trustDomain: string | undefined, listen: HostPort | undefined): UpstreamConfig | undefined {
-  const map = value.map(['endpoints', 'identity', 'timeout', 'routes', 'idleTimeout', 'retries', 'balancer', 'circuitBreaker', 'outlierDetection', 'openapi']);
+  const map = value.map(['endpoints', 'identity', 'timeout', 'routes', 'idleTimeout', 'tunnelIdleTimeout', 'retries', 'balancer', 'circuitBreaker', 'outlierDetection', 'openapi']);
   if (!map) return undefined;
   const endpoints = map.required('endpoints', (v) => v.listOf((e) => readEndpoint(e, listen), 'list at least one endpoint (host:port or dns:NAME:PORT)'));
   const identity = map.required('identity', (v) => readSpiffeId(v, trustDomain));
@@ -106,6 +111,7 @@ function readUpstream(value: YamlValue, name: string, trustDomain: string | unde
   const routes = map.optional('routes', (v) => v.listOf(readRoute), []);
   // left out when not written: the outbound side applies the defaults (idle 5m, retries as below)
   const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);
+  const tunnelIdleTimeoutMs = map.optional('tunnelIdleTimeout', readDuration, undefined);
   const retries = map.optional('retries', readRetries, undefined);
   const balancer = map.optional('balancer', readBalancer, undefined);
   const circuitBreaker = map.optional('circuitBreaker', readCircuitBreaker, undefined);
@@ -114,6 +120,7 @@ function readUpstream(value: YamlValue, name: string, trustDomain: string | unde
   if (map.has('openapi') && !openapi) return undefined;
   if (!endpoints || !identity || timeoutMs === undefined || !routes) return undefined;
   if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('retries') && !retries)) return undefined;
+  if (map.has('tunnelIdleTimeout') && tunnelIdleTimeoutMs === undefined) return undefined;
   if ((map.has('balancer') && !balancer) || (map.has('circuitBreaker') && !circuitBreaker) || (map.has('outlierDetection') && !outlierDetection)) return undefined;
   return {
     name,
@@ -122,6 +129,7 @@ function readUpstream(value: YamlValue, name: string, trustDomain: string | unde
     timeoutMs,
     routes,
     ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
+    ...(tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs } : {}),
     ...(retries ? { retries } : {}),
     ...(balancer ? { balancer } : {}),
     ...(circuitBreaker ? { circuitBreaker } : {}),

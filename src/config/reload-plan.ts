@@ -21,7 +21,7 @@ export interface ReloadPlan {
 }
 
 /** The keys a running sidecar can change without a restart (YAML key paths). */
-export const LIVE_RELOAD_KEYS = ['admin.hosts', 'inbound.authorize', 'inbound.rateLimit', 'inbound.timeout', 'inbound.idleTimeout', 'inbound.routes', 'inbound.openapi', 'outbound.upstreams', 'log.level', 'log.access', 'metrics.requests', 'drainTimeout'] as const;
+export const LIVE_RELOAD_KEYS = ['admin.hosts', 'inbound.authorize', 'inbound.rateLimit', 'inbound.timeout', 'inbound.idleTimeout', 'inbound.tunnelIdleTimeout', 'inbound.routes', 'inbound.openapi', 'outbound.upstreams', 'log.level', 'log.access', 'metrics.requests', 'drainTimeout'] as const;
 
 /**
  * Restart-only keys that live keys are checked against: `trustDomain` (every SPIFFE ID in
@@ -52,13 +52,14 @@ export function planReload(running: SidecarConfig, next: SidecarConfig): ReloadP
 }
 
 function liveInbound(running: InboundConfig, next: InboundConfig): InboundConfig {
-  const { rateLimit: _rateLimit, idleTimeoutMs: _idle, routes: _routes, openapi: _openapi, ...rest } = running;
+  const { rateLimit: _rateLimit, idleTimeoutMs: _idle, tunnelIdleTimeoutMs: _tunnelIdle, routes: _routes, openapi: _openapi, ...rest } = running;
   return {
     ...rest,
     authorize: next.authorize,
     timeoutMs: next.timeoutMs,
     ...(next.rateLimit ? { rateLimit: next.rateLimit } : {}),
     ...(next.idleTimeoutMs !== undefined ? { idleTimeoutMs: next.idleTimeoutMs } : {}),
+    ...(next.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: next.tunnelIdleTimeoutMs } : {}),
     ...(next.routes ? { routes: next.routes } : {}),
     ...(next.openapi ? { openapi: next.openapi } : {}),
   };

@@ -150,16 +150,3 @@ export function authorityProblem(authority: string | undefined, host: string | s
   if (authority !== undefined && host.toLowerCase() !== authority.toLowerCase()) return `the request's Host (${host}) and :authority (${authority}) differ`;
   return undefined;
 }
-
-/** Whether an HTTP/1.1 head carries Host more than once (RFC 9112 §3.2: a 400; Node keeps the first). */
-export function repeatsHost(rawHeaders: readonly string[]): boolean {
-  let seen = false;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') {
-      if (seen) return true;
-      seen = true;
-    }
-  }
-  return false;
-}

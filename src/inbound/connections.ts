@@ -15,6 +15,8 @@ export class ConnectionTracker {
   /** HTTP/1.1 connections → requests in flight on each (0: idle between keep-alive requests). */
   private readonly http1 = new Map<Socket, number>();
   private readonly sessions = new Set<CallerSession>();
+  /** HTTP/1.1 connections to close once their requests in flight are answered (see closeWhenIdle). */
+  private readonly closing = new Set<Socket>();
   private onEmpty: (() => void) | undefined;
 
   get connections(): number {
@@ -27,6 +29,7 @@ export class ConnectionTracker {
     socket.once('close', () => {
       this.sockets.delete(socket);
       this.http1.delete(socket);
+      this.closing.delete(socket);
       if (this.sockets.size === 0) this.onEmpty?.();
     });
   }
@@ -41,6 +44,14 @@ export class ConnectionTracker {
   /** An HTTP/1.1 connection with a request still unanswered (a later one is pipelined behind it). */
   busy(socket: Socket): boolean {
     return (this.http1.get(socket) ?? 0) > 0;
+  }
+
+  /**
+   * Nothing more is read from `socket` (a later pipelined request was unparseable): it closes
+   * once the requests in flight on it are answered, their answers first.
+   */
+  closeWhenIdle(socket: Socket): void {
+    this.closing.add(socket);
   }
 
   /** `socket`: the HTTP/1.1 connection the request came on; undefined for HTTP/2 streams. */
@@ -58,8 +69,10 @@ export class ConnectionTracker {
     const active = this.http1.get(socket);
     if (active === undefined) return;
     this.http1.set(socket, active - 1);
+    if (active !== 1) return;
+    if (this.closing.has(socket)) socket.destroySoon();
     // a response begun before the drain went out without `Connection: close`
-    if (this.draining && active === 1) socket.end();
+    else if (this.draining) socket.end();
   }
 
   /**

@@ -257,7 +257,8 @@ export abstract class Exchange {
   switchProtocols(): boolean {
     if (this.phase !== WAITING) return false;
     this.clearTimer();
-    // a tunnel (WebSocket) may rightly stay quiet for long: no idle timeout on it
+    // a tunnel (WebSocket) may rightly stay quiet for long: the request's idle timeout gives way
+    // to the tunnel's own (inbound.tunnelIdleTimeout, on the caller's socket: see Http1Exchange)
     this.clearIdleTimer();
     this.phase = STREAMING;
     this.status = 101;

@@ -16,6 +16,8 @@ export class Http1Exchange extends Exchange {
   private readonly socket: Socket;
   /** Upgrade requests only: bytes the caller sent after its request head. */
   readonly upgradeHead: Buffer | undefined;
+  /** Upgrade requests only: a tunnel with no bytes either way this long closes (inbound.tunnelIdleTimeout). */
+  tunnelIdleTimeoutMs = 0;
 
   constructor(
     readonly req: IncomingMessage,
@@ -36,7 +38,7 @@ export class Http1Exchange extends Exchange {
   }
 
   /** An Upgrade request: Node hands over the bare socket, so the response is made here. */
-  static forUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, caller: Caller, context: ExchangeContext): Http1Exchange {
+  static forUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, caller: Caller, context: ExchangeContext, tunnelIdleTimeoutMs: number): Http1Exchange {
     // the HTTP server took its error listener off the socket with the upgrade: without one, a
     // caller's reset while the app decides would be thrown
     socket.on('error', destroySelf);
@@ -45,7 +47,9 @@ export class Http1Exchange extends Exchange {
     res.assignSocket(socket);
     // the HTTP server no longer manages this socket: end it once a non-101 answer is written
     res.once('finish', endSocket);
-    return new Http1Exchange(req, res, caller, context, false, head);
+    const exchange = new Http1Exchange(req, res, caller, context, false, head);
+    exchange.tunnelIdleTimeoutMs = tunnelIdleTimeoutMs;
+    return exchange;
   }
 
   get requestHeaders() {
@@ -144,6 +148,14 @@ export class Http1Exchange extends Exchange {
       appSocket.destroy();
       this.tunnelClosed();
     });
+    // half-close carries through, as Envoy's upgrade proxying does: a FIN from either side ends
+    // the write toward the other (pipe) and the other's later bytes still come back. Set on the
+    // tunnel's two sockets only: plain requests keep Node's close-on-FIN.
+    socket.allowHalfOpen = true;
+    appSocket.allowHalfOpen = true;
+    // every byte either way passes through the caller's socket and re-arms its timer; closing
+    // it closes both (below)
+    socket.setTimeout(this.tunnelIdleTimeoutMs, destroySelf);
     socket.pipe(appSocket);
     appSocket.pipe(socket);
     socket.resume();
@@ -158,6 +170,8 @@ function destroySelf(this: Socket): void {
   this.destroy();
 }
 
+// destroySoon, not end(): a caller that keeps its side open would hold the connection (and the
+// drain, which waits for every connection) with nothing left to say on it
 function endSocket(this: ServerResponse): void {
-  this.socket?.end();
+  this.socket?.destroySoon();
 }

@@ -11,6 +11,7 @@ import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:ht
 import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
+import { repeatsHost } from '../http/host-field.js';
 import { rawErrorResponse } from '../http/status.js';
 import { offersH2c } from '../http/upgrade.js';
 import type { Caller } from './caller.js';
@@ -21,7 +22,7 @@ import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
 import type { InboundListener } from './inbound.js';
-import { authorityProblem, isAcceptablePath, repeatsHost } from '../http/request-target.js';
+import { authorityProblem, isAcceptablePath } from '../http/request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
 import { headDeadlineMs } from './timeouts.js';
@@ -43,7 +44,7 @@ export function onUpgrade(inbound: InboundListener, req: IncomingMessage, socket
   const caller = (socket as WithCaller)[kCaller] as Caller;
   let exchange: Http1Exchange;
   try {
-    exchange = Http1Exchange.forUpgrade(req, socket, head, caller, inbound);
+    exchange = Http1Exchange.forUpgrade(req, socket, head, caller, inbound, inbound.timeouts.tunnelIdleTimeoutMs);
   } catch (err) {
     // nothing the caller sends may end the process: a socket Node will not hand over is closed
     inbound.logger.warn({ err: (err as Error).message, remote: socket.remoteAddress }, 'inbound Upgrade could not take its connection');
@@ -130,6 +131,12 @@ export function toApp(exchange: Exchange, forwarder: AppForwarder): void {
 
 /** A request Node could not parse (or that outgrew the header limit): answer and close. */
 export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code !== 'ECONNRESET' && socket.writable && inbound.tracker.busy(socket)) {
+    // pipelined behind a request still unanswered: a refusal written now would be read as that
+    // (forwarded) request's answer, so its answer goes out first, then the connection closes
+    inbound.tracker.closeWhenIdle(socket);
+    return;
+  }
   // Node's own guard: write only if nothing of a response is on this connection yet
   const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || (inProgress && inProgress.headersSent)) {

@@ -1,8 +1,9 @@
 // Per-route inbound timeouts, compiled once: the wait for the app's response head and the
-// idle timeout (no bytes either way). Routes are exact paths or prefixes ending in `*`; the
+// idle timeout (no bytes either way); and the one idle timeout of WebSocket tunnels. Routes are exact paths or prefixes ending in `*`; the
 // first one written that matches wins, a path matching none gets the inbound defaults. A
 // lookup is one Map probe for the exact paths plus a startsWith() per prefix route.
 
+import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from '../config/fields.js';
 import { DEFAULT_INBOUND_IDLE_TIMEOUT_MS, type InboundRouteConfig } from '../config/inbound-config.js';
 import { appDeadlineMs } from '../http/deadline.js';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -13,6 +14,8 @@ export interface InboundTimeoutsConfig {
   /** No bytes either way for this long. Default 5 min. */
   readonly idleTimeoutMs?: number;
   readonly routes?: readonly InboundRouteConfig[];
+  /** No bytes either way on a WebSocket tunnel for this long closes it. Default 1 h. */
+  readonly tunnelIdleTimeoutMs?: number;
 }
 
 export interface RouteTimeouts {
@@ -28,6 +31,8 @@ interface PrefixRoute {
 
 export class InboundTimeouts {
   readonly defaults: RouteTimeouts;
+  /** A tunnel (after its 101) is not a request of any route: one value for all. */
+  readonly tunnelIdleTimeoutMs: number;
   private readonly exact = new Map<string, { order: number; timeouts: RouteTimeouts }>();
   private readonly prefixes: PrefixRoute[] = [];
 
@@ -36,6 +41,8 @@ export class InboundTimeouts {
     const idle = config.idleTimeoutMs ?? DEFAULT_INBOUND_IDLE_TIMEOUT_MS;
     if (!(idle > 0)) throw new RangeError(`the inbound idle timeout must be positive (got ${idle})`);
     this.defaults = Object.freeze({ timeoutMs: config.timeoutMs, idleTimeoutMs: idle });
+    this.tunnelIdleTimeoutMs = config.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
+    if (!(this.tunnelIdleTimeoutMs > 0)) throw new RangeError(`the inbound tunnel idle timeout must be positive (got ${this.tunnelIdleTimeoutMs})`);
     (config.routes ?? []).forEach((route, order) => {
       const timeouts = Object.freeze({ timeoutMs: route.timeoutMs ?? this.defaults.timeoutMs, idleTimeoutMs: route.idleTimeoutMs ?? this.defaults.idleTimeoutMs });
       if (route.path.endsWith('*')) this.prefixes.push({ order, prefix: route.path.slice(0, -1), timeouts });

@@ -10,12 +10,13 @@
 
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { MeshcarError } from '../errors.js';
+import { MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { announcesBody } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { forwardableFieldList } from '../http/raw-headers.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
+import { hostFieldProblem } from '../http/host-field.js';
 import { sendError } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
 import { parseRequestTarget, pathOnly } from './router.js';
@@ -48,6 +49,12 @@ class Http1Attempt extends Attempt {
     bindAttempt(res, this);
     bindAttempt(req, this);
     res.on('close', onResponseClose);
+    // two Host fields (routed by the first, read by the upstream app as it likes) or none
+    const hostRefused = hostFieldProblem(req);
+    if (hostRefused !== undefined) {
+      this.fail(new MeshcarError('bad_request', hostRefused));
+      return;
+    }
     if (!this.route(authority, 'the request names no host (send Host: <upstream>)')) return;
     const headers = this.upstreamHeaders(this.exchange.method, target.path, authority);
     const chunked = reqHeaders['transfer-encoding'] !== undefined;

@@ -4,7 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { formatHostPort, type HostPort } from '../config/address.js';
@@ -149,7 +149,7 @@ class OutboundService implements Outbound, OutboundContext {
           if (this.schemas.size === 0) forwardHttp1(this, req, res);
           else screenHttp1(this, this.schemas, req, res, (schema, preread) => forwardHttp1(this, req, res, schema, preread));
         },
-        upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => tunnelUpgrade(this, this.schemas, req, socket, head),
+        upgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => tunnelUpgrade(this, this.schemas, req, socket, head),
         stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
           if (this.schemas.size === 0) forwardH2c(this, stream, headers);
           else screenH2c(this, this.schemas, stream, headers, (schema, preread) => forwardH2c(this, stream, headers, schema, preread));

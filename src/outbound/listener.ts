@@ -3,8 +3,12 @@
 // HTTP/2 server (h2c with prior knowledge), by the first bytes (src/http/protocol-dispatch.ts).
 // Also the connection bookkeeping that drain and close need: which HTTP/1.1 connections are
 // idle (closed at drain), which h2c sessions are open (GOAWAY at drain); and the HTTP/1.1
-// requests refused before any forwarder sees them (unparseable, CONNECT), answered as every
+// requests refused before any forwarder sees them (unparseable, CONNECT, an Expect other
+// than 100-continue), answered as every
 // error of ours is: a status, x-meshcar-error and a JSON body, not Node's bare status line.
+// What comes pipelined behind a request still unanswered is never answered before it: an
+// Upgrade or CONNECT there closes the connection, an unparseable request closes it once the
+// earlier answers are out.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
@@ -13,11 +17,13 @@ import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import { listenFailed, MeshcarError } from '../errors.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
-import { rawErrorResponse } from '../http/status.js';
+import { requestIdOf } from '../http/request-id.js';
+import { rawErrorResponse, sendError } from '../http/status.js';
 
 export interface AppHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** `socket`: the app's TCP connection, which Node's HTTP server has let go of. */
+  upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
   stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void;
 }
 
@@ -42,14 +48,32 @@ function onResponseClose(this: ServerResponse): void {
   const socket = this.req.socket as TrackedSocket;
   const busy = (socket[kBusy] ?? 1) - 1;
   socket[kBusy] = busy;
-  // draining: a response that began before drain may have promised keep-alive
-  if (busy === 0 && socket[kCloseWhenIdle] && !socket[kUpgraded]) socket.end();
+  // draining (a response that began before drain may have promised keep-alive), or a later
+  // pipelined request was unparseable; destroySoon: an app that keeps its side open holds nothing
+  if (busy === 0 && socket[kCloseWhenIdle] && !socket[kUpgraded]) socket.destroySoon();
+}
+
+/** One more answer in progress on the request's connection, until its response closes. */
+function trackResponse(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket as TrackedSocket;
+  socket[kBusy] = (socket[kBusy] ?? 0) + 1;
+  res.on('close', onResponseClose);
+}
+
+function busy(socket: Socket): boolean {
+  return ((socket as TrackedSocket)[kBusy] ?? 0) > 0;
 }
 
 function ignore(): void {}
 
 /** A request Node's parser refused (or that outgrew the head limit, or never finished its head): answer and close. */
 function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderBytes: number): void {
+  if (err.code !== 'ECONNRESET' && socket.writable && busy(socket)) {
+    // a refusal written now would be read as the answer to an earlier request still in flight
+    // (which was forwarded): those answers go out, then the connection closes, nothing more read
+    (socket as TrackedSocket)[kCloseWhenIdle] = true;
+    return;
+  }
   // Node's own guard: write only if nothing of a response is on this connection yet
   const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent) {
@@ -67,8 +91,19 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderByte
 // Without a 'connect' listener Node closes the connection without a word. The outbound is no
 // tunnel: it forwards requests (h2c's CONNECT gets the same answer, from its forwarder).
 function onConnect(_req: IncomingMessage, socket: Socket): void {
+  if (busy(socket)) {
+    socket.destroy(); // our 400 would come before the earlier answer (as for an Upgrade, below)
+    return;
+  }
   socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported on the outbound listener: send the request itself, with Host: <upstream>')));
   socket.destroySoon();
+}
+
+/** An Expect we cannot meet (RFC 9110 §10.1.1: 417); the body, if any, is left unread, so the connection closes. */
+function refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
+  const expect = String(req.headers.expect).slice(0, 100);
+  res.setHeader('connection', 'close');
+  sendError(res, new MeshcarError('expectation_failed', `Expect: ${JSON.stringify(expect)} cannot be met; only 100-continue is supported`), { requestId: requestIdOf(req.headers) });
 }
 
 export class AppListener {
@@ -88,15 +123,20 @@ export class AppListener {
       requestTimeout: 0,
       // how often Node checks headersTimeout: a quarter of it, between 250 ms and 5 s
       connectionsCheckingInterval: Math.min(5_000, Math.max(250, limits.headersTimeoutMs / 4)),
+      // a missing Host is refused by the forwarder, as a JSON error (Node's answer is a bare 400)
+      requireHostHeader: false,
     });
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      const socket = req.socket as TrackedSocket;
-      socket[kBusy] = (socket[kBusy] ?? 0) + 1;
-      res.on('close', onResponseClose);
+      trackResponse(req, res);
       handlers.request(req, res);
     };
     this.http1.on('request', onRequest);
     this.http1.on('checkContinue', onRequest); // relayed: the upstream's 100 becomes ours
+    // any other Expect: our 417 (Node's would be bare), counted like any answer on the connection
+    this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      trackResponse(req, res);
+      refuseExpectation(req, res);
+    });
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes));
     this.http1.on('connect', onConnect);
     // This server never listens itself: the plain listener hands it sockets. Node starts the
@@ -104,8 +144,15 @@ export class AppListener {
     // announce it once, as the inbound does.
     this.http1.emit('listening');
     this.http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // pipelined behind a request still unanswered: a 101 (or our refusal) cannot come before
+      // that answer, which still holds the connection and would land inside the tunnel, so the
+      // connection closes, as the inbound's does and as Node closes one it cannot hand over
+      if (busy(socket as Socket)) {
+        socket.destroy();
+        return;
+      }
       (socket as TrackedSocket)[kUpgraded] = true;
-      handlers.upgrade(req, socket, head);
+      handlers.upgrade(req, socket as Socket, head);
     });
 
     this.http2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes } });

@@ -12,6 +12,7 @@
 import type { ClientHttp2Session, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from '../config/fields.js';
 import type { UpstreamConfig } from '../config/outbound-config.js';
 import { MeshcarError } from '../errors.js';
 import { verifyServerSpiffeId } from '../identity/peer-identity.js';
@@ -74,6 +75,8 @@ export class UpstreamPool {
   timeoutMs: number;
   /** No bytes either way on a stream for this long ends it (504 before the answer). */
   idleTimeoutMs: number;
+  /** No bytes either way on a WebSocket tunnel for this long closes it. */
+  tunnelIdleTimeoutMs: number;
   retry: RetryPolicy;
   readonly endpoints: EndpointSet;
   /** Load estimate and outlier ejection of the endpoints. */
@@ -112,6 +115,7 @@ export class UpstreamPool {
     this.config = config;
     this.timeoutMs = config.timeoutMs;
     this.idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.tunnelIdleTimeoutMs = config.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
     this.retry = new RetryPolicy(config.name, config.retries, deps.observer);
     this.connectTimeoutMs = Math.min(config.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
     this.checkServerIdentity = verifyServerSpiffeId(config.identity);
@@ -260,6 +264,7 @@ export class UpstreamPool {
     this.config = next;
     this.timeoutMs = next.timeoutMs;
     this.idleTimeoutMs = next.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.tunnelIdleTimeoutMs = next.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
     this.connectTimeoutMs = Math.min(next.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
     this.circuit = next.circuitBreaker ?? CIRCUIT_DEFAULTS;
     if (JSON.stringify(prev.retries) !== JSON.stringify(next.retries)) this.retry = new RetryPolicy(next.name, next.retries, this.deps.observer);

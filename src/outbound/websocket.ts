@@ -3,17 +3,20 @@
 // control, and HTTP/1.1 Upgrade has no HTTP/2 form our inbound peers must support. We dial the
 // chosen endpoint (same SecureContext, ALPN http/1.1, same SPIFFE check), send the request
 // head (node:http's client on that socket parses the answer) and, on 101 only, relay the
-// handshake answer and pipe both ways until either side ends. Any other answer is relayed with
+// handshake answer and pipe both ways until either side ends, or no byte has moved either way
+// for the upstream's `tunnelIdleTimeout`. Any other answer is relayed with
 // its body and both connections close: joining them anyway would let the app's next bytes
 // reach the upstream raw, past routing, OpenAPI enforcement and x-request-id. The app's bytes
 // sent after its head wait for the 101 for the same reason. With the upstream's OpenAPI spec,
 // the head is held against it first (schema-check.ts).
 
 import http, { type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
+import { hostFieldProblem } from '../http/host-field.js';
 import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
 import { rawErrorResponse } from '../http/status.js';
@@ -31,6 +34,11 @@ const DROPPED = new Set(['host', 'x-request-id', 'keep-alive', 'proxy-connection
 const ANSWER_DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer']);
 
 function ignore(): void {}
+
+// a tunnel idle for its upstream's tunnelIdleTimeout: closing the app's side closes both
+function closeIdleTunnel(this: Socket): void {
+  this.destroy();
+}
 
 /** The request head as the upstream will read it, as a raw list: Host is the upstream the app named. */
 function requestFields(req: IncomingMessage, authority: string, requestId: string): string[] {
@@ -57,7 +65,7 @@ function responseHead(res: IncomingMessage, except?: ReadonlySet<string>): strin
 }
 
 /** `guards`: the upstreams' OpenAPI checks (by upstream name), which hold the Upgrade's head too. */
-export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, req: IncomingMessage, socket: Socket, head: Buffer): void {
   const exchange = new Exchange(ctx.observer, req.method ?? 'GET', requestIdOf(req.headers));
   const target = parseRequestTarget(req.url);
   exchange.path = pathOnly(target.path);
@@ -66,12 +74,20 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
 
   ctx.activity.enter();
   socket.on('error', ignore);
-  (socket as Duplex & { setTimeout?(ms: number): void }).setTimeout?.(0); // a tunnel may idle for long
+  socket.setTimeout(0); // no keep-alive timeout: until the 101, the upstream's timeout applies
 
   let upstream: TLSSocket | undefined;
   let timer: NodeJS.Timeout | undefined;
   let failed = false;
   let endpointKey = '';
+  // in flight (for drain) until the refusal is out, or the tunnel closes: not until an app that
+  // keeps its side of a refused connection open lets go
+  let active = true;
+  const leave = () => {
+    if (!active) return;
+    active = false;
+    ctx.activity.leave();
+  };
 
   const fail = (err: MeshcarError) => {
     if (failed) return;
@@ -85,18 +101,28 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     }
     exchange.status = statusFor(err.code);
     exchange.finish();
+    leave();
     if (socket.destroyed || !socket.writable) socket.destroy();
-    else socket.end(rawErrorResponse(err, exchange.requestId));
+    // end() alone left the connection half-open for as long as the app kept its side open
+    else {
+      socket.end(rawErrorResponse(err, exchange.requestId));
+      socket.destroySoon();
+    }
   };
 
   socket.once('close', () => {
     if (timer) clearTimeout(timer);
     // the app is gone; what it sent has been written already, unless the upstream is stuck
     if (upstream && !upstream.writableEnded) upstream.destroy();
-    ctx.activity.leave();
+    leave();
     exchange.finish();
   });
 
+  const hostRefused = hostFieldProblem(req);
+  if (hostRefused !== undefined) {
+    fail(new MeshcarError('bad_request', hostRefused));
+    return;
+  }
   if (!pool) {
     const name = authority ? hostName(authority) : '';
     fail(new MeshcarError('no_route', name ? `no upstream is named "${name}"` : 'the request names no host (send Host: <upstream>)'));
@@ -146,6 +172,13 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       if (timer) clearTimeout(timer);
       exchange.status = 101;
       exchange.finish(); // the handshake is the request; the tunnel's lifetime is not its duration
+      // every byte either way passes through the app's socket and re-arms its timer
+      socket.setTimeout(pool.tunnelIdleTimeoutMs, closeIdleTunnel);
+      // half-close carries through, as Envoy's upgrade proxying does: the app's FIN ends our
+      // write toward the upstream (pipe), and the upstream's later bytes still reach the app.
+      // Set on these two sockets only, now: plain requests keep Node's close-on-FIN.
+      socket.allowHalfOpen = true;
+      up.allowHalfOpen = true;
       socket.write(responseHead(res));
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) up.write(head);
@@ -163,9 +196,10 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       res.pipe(socket, { end: false });
       res.once('error', ignore); // a body cut short: 'close' below, not complete
       res.once('close', () => {
-        if (res.complete) socket.end();
+        if (res.complete) socket.destroySoon(); // not end(): see fail()
         else socket.destroy();
         up.destroy();
+        leave();
       });
     });
     handshake.end();

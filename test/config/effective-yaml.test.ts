@@ -60,7 +60,7 @@ t.test('the view loads back to the same config', async (t) => {
   await writeFile(join(dir, 'again.yaml'), asYaml(view));
   const reloaded = await loadSidecarConfig(join(dir, 'again.yaml'));
   t.same(comparable(reloaded), comparable(loaded), 'same config');
-  t.same(reloaded.inbound, loaded.inbound === undefined ? undefined : { ...loaded.inbound, idleTimeoutMs: 300_000, routes: loaded.inbound.routes, limits: { maxConcurrentStreams: 100, maxHeaderListSize: 16384, maxResetsPer10s: 200, maxSessionAgeMs: 600_000 } }, 'defaults written out');
+  t.same(reloaded.inbound, loaded.inbound === undefined ? undefined : { ...loaded.inbound, idleTimeoutMs: 300_000, tunnelIdleTimeoutMs: 3_600_000, routes: loaded.inbound.routes, limits: { maxConcurrentStreams: 100, maxHeaderListSize: 16384, maxResetsPer10s: 200, maxSessionAgeMs: 600_000 } }, 'defaults written out');
 });
 
 t.test('a minimal config shows its defaults', async (t) => {
@@ -71,7 +71,7 @@ t.test('a minimal config shows its defaults', async (t) => {
     outbound: {
       listen: '127.0.0.1:15001',
       dnsRefresh: '5s',
-      upstreams: { b: { timeout: '15s', idleTimeout: '5m', retries: { attempts: 2, budget: { ratio: 0.2, minPerSecond: 10 }, backoff: { base: '25ms', max: '1s' }, bufferLimit: '64KiB' }, balancer: { decay: '10s' }, circuitBreaker: { maxRequests: 1024, maxPending: 1024 }, outlierDetection: { consecutiveFailures: 5, baseEjection: '30s', maxEjection: '5m', maxEjectionPercent: 50 } } },
+      upstreams: { b: { timeout: '15s', idleTimeout: '5m', tunnelIdleTimeout: '1h', retries: { attempts: 2, budget: { ratio: 0.2, minPerSecond: 10 }, backoff: { base: '25ms', max: '1s' }, bufferLimit: '64KiB' }, balancer: { decay: '10s' }, circuitBreaker: { maxRequests: 1024, maxPending: 1024 }, outlierDetection: { consecutiveFailures: 5, baseEjection: '30s', maxEjection: '5m', maxEjectionPercent: 50 } } },
     },
     admin: { listen: '127.0.0.1:15000' },
     log: { level: 'info', access: false },

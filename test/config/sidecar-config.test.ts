@@ -171,7 +171,7 @@ t.test('metrics.requests turns the request-level families off', async (t) => {
 
 t.test('unknown key', async (t) => {
   t.same(await issuesOf(t, edit({ '  timeout: 15s\n': '  timout: 15s\n' })), [
-    'c.yaml:13:3: inbound.timout: unknown key (did you mean timeout?); allowed here: listen, app, timeout, authorize, rateLimit, limits, idleTimeout, routes, openapi, sessionResumption',
+    'c.yaml:13:3: inbound.timout: unknown key (did you mean timeout?); allowed here: listen, app, timeout, authorize, rateLimit, limits, idleTimeout, routes, tunnelIdleTimeout, openapi, sessionResumption',
   ]);
 });
 
@@ -268,7 +268,7 @@ t.test('authorize rules, renewal window and listener clashes', async (t) => {
   ]);
   t.same(await issuesOf(t, edit({ '  authorize:\n': '  authorize: []\n  x:\n' }).replace(/    - from.*\n.*\n.*\n/, '')), [
     'c.yaml:14:3: inbound.authorize: list at least one rule, or leave authorize out to let any identity of the trust domain call',
-    'c.yaml:15:3: inbound.x: unknown key; allowed here: listen, app, timeout, authorize, rateLimit, limits, idleTimeout, routes, openapi, sessionResumption',
+    'c.yaml:15:3: inbound.x: unknown key; allowed here: listen, app, timeout, authorize, rateLimit, limits, idleTimeout, routes, tunnelIdleTimeout, openapi, sessionResumption',
   ]);
   t.same(await issuesOf(t, edit({ '  ttl: 24h\n': '  renewal: {from: 0.8}\n' })), ['c.yaml:9:3: identity.renewal: from (0.8) must not be greater than to (0.7)']);
   t.same(await issuesOf(t, edit({ '  ttl: 24h\n': '  renewal: {to: 1}\n' })), [

@@ -20,6 +20,7 @@ inbound:
   app: http://127.0.0.1:8080
   timeout: {inTimeout}
   idleTimeout: {inIdle}
+  tunnelIdleTimeout: {inTunnelIdle}
   limits: {maxSessionAge: {maxSessionAge}}
   routes: [{path: /r, timeout: {routeTimeout}, idleTimeout: {routeIdle}}]
 outbound:
@@ -31,6 +32,7 @@ outbound:
       identity: spiffe://mesh.local/svc/payments
       timeout: {upTimeout}
       idleTimeout: {upIdle}
+      tunnelIdleTimeout: {upTunnelIdle}
       balancer: {decay: {decay}}
       outlierDetection: {baseEjection: {baseEjection}, maxEjection: {maxEjection}}
       retries: {backoff: {base: {backoffBase}, max: {backoffMax}}}
@@ -41,12 +43,14 @@ const TIMER_KEYS: Record<string, string> = {
   bundleRefresh: 'identity.ca.bundleRefresh',
   inTimeout: 'inbound.timeout',
   inIdle: 'inbound.idleTimeout',
+  inTunnelIdle: 'inbound.tunnelIdleTimeout',
   maxSessionAge: 'inbound.limits.maxSessionAge',
   routeTimeout: 'inbound.routes[0].timeout',
   routeIdle: 'inbound.routes[0].idleTimeout',
   dnsRefresh: 'outbound.dnsRefresh',
   upTimeout: 'outbound.upstreams.payments.timeout',
   upIdle: 'outbound.upstreams.payments.idleTimeout',
+  upTunnelIdle: 'outbound.upstreams.payments.tunnelIdleTimeout',
   decay: 'outbound.upstreams.payments.balancer.decay',
   baseEjection: 'outbound.upstreams.payments.outlierDetection.baseEjection',
   maxEjection: 'outbound.upstreams.payments.outlierDetection.maxEjection',

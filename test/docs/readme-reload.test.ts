@@ -30,6 +30,7 @@ const CHANGES: Record<string, (c: Yaml) => void> = {
   'inbound.rateLimit': (c) => (c.inbound.rateLimit = { total: { rate: '10/s' } }),
   'inbound.timeout': (c) => (c.inbound.timeout = '3s'),
   'inbound.idleTimeout': (c) => (c.inbound.idleTimeout = '1m'),
+  'inbound.tunnelIdleTimeout': (c) => (c.inbound.tunnelIdleTimeout = '10m'),
   'inbound.routes': (c) => (c.inbound.routes = [{ path: '/slow/*', timeout: '60s' }]),
   'inbound.openapi': (c) => (c.inbound.openapi = { spec: '/tmp/orders.openapi.yaml', mode: 'enforce' }),
   'inbound.app': (c) => (c.inbound.app = 'http://127.0.0.1:8081'),

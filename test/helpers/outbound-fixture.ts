@@ -212,12 +212,25 @@ export async function startUpstream(pki: TestPki, options: UpstreamOptions = {})
   return state;
 }
 
+/** An upstream (`options`) and an outbound routing `payments` to it; both closed at `t`'s teardown. */
+export async function startOutboundToUpstream(t: { teardown(fn: () => unknown): void }, options: UpstreamOptions = {}): Promise<{ upstream: UpstreamServer; fx: OutboundFixture }> {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki, options);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  return { upstream, fx };
+}
+
 export interface UpstreamSpec {
   readonly name: string;
   /** `host:port` or `dns:NAME:PORT` strings, as a config writes them. */
   readonly endpoints: readonly string[];
   readonly identity?: string;
   readonly timeoutMs?: number;
+  readonly tunnelIdleTimeoutMs?: number;
 }
 
 export interface OutboundFixture {
@@ -257,6 +270,7 @@ export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSp
         }),
         identity: u.identity ?? UPSTREAM_ID,
         timeoutMs: u.timeoutMs ?? 5000,
+        ...(u.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: u.tunnelIdleTimeoutMs } : {}),
         routes: [],
       })),
     },

@@ -20,6 +20,18 @@ export function rawTlsRequest(port: number, tlsOptions: tls.ConnectionOptions, b
   return exchange(socket, bytes, 'secureConnect');
 }
 
+/** Sends `bytes` over a fresh mTLS connection (ALPN http/1.1); resolves with all it received once the server closes it. */
+export function rawTlsUntilClosed(port: number, tlsOptions: tls.ConnectionOptions, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const socket = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], ...tlsOptions }, () => socket.write(bytes));
+    socket.setEncoding('latin1');
+    socket.on('data', (c: string) => (out += c));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(out));
+  });
+}
+
 /** Sends `bytes` over a fresh plain TCP connection and reads one response. */
 export function rawTcpRequest(port: number, bytes: string | Buffer): Promise<RawResponse> {
   return exchange(net.connect({ host: '127.0.0.1', port }), bytes, 'connect');

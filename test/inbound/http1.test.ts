@@ -7,6 +7,7 @@ import http2 from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import tls from 'node:tls';
 import { h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { rawTlsUntilClosed } from '../helpers/raw-http.js';
 
 /** Echoes the body as it streams in, with the framing it arrived in noted in headers. */
 function streamingEcho(req: IncomingMessage, res: ServerResponse): void {
@@ -207,4 +208,14 @@ t.test('HTTP/1.1 through the inbound listener', async (t) => {
     });
     t.match(text, /^HTTP\/1\.[01] 204 /);
   });
+});
+
+t.test('an unparseable request pipelined behind an unanswered one: the earlier answer goes out, then the connection closes', async (t) => {
+  const fx = await startInbound({ app: { protocol: 'http', handler: (_req, res) => void setTimeout(() => res.end('slow-ok'), 300) } });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+  const text = await rawTlsUntilClosed(fx.port, tlsOptions, 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n');
+  t.match(text, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nslow-ok$/, 'the first request gets its own answer, and nothing after it');
+  await fx.observer.waitForRequests(1);
+  t.equal(fx.inbound.inFlight, 0);
 });

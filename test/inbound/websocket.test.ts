@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { FRONTEND_ID, startInbound, TD } from '../helpers/inbound-fixture.js';
+import { rawTlsUntilClosed } from '../helpers/raw-http.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const acceptOf = (key: string) => createHash('sha1').update(key + GUID).digest('base64');
@@ -73,8 +74,8 @@ function onAppUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void 
     for (const text of texts) socket.write(frame(`echo ${text}`, false));
   });
   socket.on('error', () => {});
-  // HTTP server sockets allow half-open: close when the sidecar closes its side
-  socket.on('end', () => socket.end());
+  // HTTP server sockets allow half-open: one last message after the caller's FIN, then close
+  socket.on('end', () => socket.end(frame('after-fin', false)));
 }
 
 interface WsClient {
@@ -153,6 +154,33 @@ t.test('WebSocket upgrade through the inbound listener', async (t) => {
     t.equal(fx.inbound.inFlight, 0);
   });
 
+  t.test("half-close: the app's bytes after the caller's FIN still reach the caller", async (t) => {
+    const ws = await openWs(fx.port, { ...tlsOptions, allowHalfOpen: true }, '/ws');
+    t.match(await ws.next(), /^xfcc /);
+    ws.socket.write(frame('hello', true));
+    t.equal(await ws.next(), 'echo hello');
+    ws.socket.end();
+    t.equal(await Promise.race([ws.next(), ws.closed.then(() => 'closed without it')]), 'after-fin');
+    await ws.closed;
+  });
+
+  t.test('a tunnel closes after inbound.tunnelIdleTimeout without a byte either way, not while bytes move', async (t) => {
+    fx.inbound.setTimeouts({ timeoutMs: 5_000, tunnelIdleTimeoutMs: 300 });
+    t.teardown(() => fx.inbound.setTimeouts({ timeoutMs: 5_000 }));
+    const ws = await openWs(fx.port, tlsOptions, '/ws');
+    t.match(await ws.next(), /^xfcc /);
+    // busy for three times the idle timeout: each message re-arms it
+    for (let i = 0; i < 9; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ws.socket.write(frame(`m${i}`, true));
+      t.equal(await ws.next(), `echo m${i}`);
+    }
+    const quietFrom = Date.now();
+    await ws.closed;
+    const idleMs = Date.now() - quietFrom;
+    t.ok(idleMs >= 150 && idleMs < 2_000, `closed ${idleMs} ms after the last byte (tunnelIdleTimeout 300 ms)`);
+  });
+
   t.test('an unauthorized upgrade gets 403 forbidden and the connection closes', async (t) => {
     const ws = await openWs(fx.port, await fx.tlsOptions(`spiffe://${TD}/svc/intruder`), '/ws');
     t.match(ws.head, /^HTTP\/1\.1 403 /);
@@ -169,16 +197,7 @@ t.test('WebSocket upgrade through the inbound listener', async (t) => {
   });
 
   t.test('Upgrade: h2c is refused', async (t) => {
-    const text = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const s = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'], ...tlsOptions }, () =>
-        s.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n'),
-      );
-      s.setEncoding('latin1');
-      s.on('data', (c: string) => (out += c));
-      s.on('error', reject);
-      s.on('close', () => resolve(out));
-    });
+    const text = await rawTlsUntilClosed(fx.port, tlsOptions, 'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n');
     t.match(text, /^HTTP\/1\.1 400 /);
     t.match(text, /x-meshcar-error: bad_request/);
   });
@@ -227,17 +246,51 @@ t.test('an Upgrade or CONNECT pipelined behind an unanswered request closes the 
     ['Upgrade', 'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n'],
     ['CONNECT', 'CONNECT example:443 HTTP/1.1\r\nHost: example:443\r\n\r\n'],
   ] as const) {
-    const text = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const s = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'], ...tlsOptions }, () => s.write(`GET /held HTTP/1.1\r\nHost: x\r\n\r\n${second}`));
-      s.setEncoding('latin1');
-      s.on('data', (c: string) => (out += c));
-      s.on('error', reject);
-      s.on('close', () => resolve(out));
-    });
+    const text = await rawTlsUntilClosed(fx.port, tlsOptions, `GET /held HTTP/1.1\r\nHost: x\r\n\r\n${second}`);
     t.equal(text, '', `${label}: the connection closed with nothing written out of order`);
   }
   await fx.observer.waitForRequests(2);
   t.equal(fx.inbound.inFlight, 0, 'the held requests ended with their connections');
   t.match((await openWs(fx.port, tlsOptions, '/nows')).head, /^HTTP\/1\.1 400 /, 'still serving');
+});
+
+t.test('a refused Upgrade, then a caller that keeps its side open: the inbound lets go of the connection and of the drain', async (t) => {
+  const fx = await startInbound({
+    app: { protocol: 'http', handler: (_req, res) => res.end('plain'), setup: (server) => server.on('upgrade', onAppUpgrade) },
+    authorize: [{ from: [FRONTEND_ID], methods: ['GET'], paths: ['/ws', '/nows'] }],
+  });
+  t.teardown(() => fx.close());
+  const lingering = async (id: string | undefined, path: string) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'], allowHalfOpen: true, ...(await fx.tlsOptions(id)) });
+    let text = '';
+    let closed = false;
+    socket.setEncoding('latin1');
+    socket.on('data', (c: string) => (text += c));
+    socket.on('error', () => {});
+    socket.on('close', () => (closed = true));
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await new Promise((resolve) => socket.once('end', resolve));
+    t.teardown(() => socket.destroy());
+    return { socket, text: () => text, closed: () => closed };
+  };
+  for (const [label, id, path, status] of [
+    ['our own refusal', `spiffe://${TD}/svc/intruder`, '/ws', /^HTTP\/1\.1 403 /],
+    ["the app's, relayed", undefined, '/nows', /^HTTP\/1\.1 400 /],
+  ] as const) {
+    const caller = await lingering(id, path);
+    t.match(caller.text(), status, `${label}: answered, then the inbound's end of the stream`);
+    // a closed socket answers the next bytes with a reset (seen by a later write); a half-open
+    // one would take and drop them for ever
+    const until = Date.now() + 3_000;
+    while (!caller.closed() && Date.now() < until) {
+      caller.socket.write('anyone there?');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    t.ok(caller.closed(), `${label}: the connection closed`);
+  }
+  await lingering(`spiffe://${TD}/svc/intruder`, '/ws');
+  const started = Date.now();
+  await fx.inbound.drain(10_000);
+  t.ok(Date.now() - started < 2_000, `drain did not wait for the caller's open side (${Date.now() - started} ms)`);
 });

@@ -43,3 +43,36 @@ t.test('a request head the app never finishes is answered 408 request_timeout (J
   t.ok(Date.now() - started < 3_000, `cut off after ${Date.now() - started} ms`);
   t.equal(fx.observer.requests.length, 0, 'it never became a request');
 });
+
+t.test('Host given twice or not at all, an Expect other than 100-continue: JSON errors, not Node’s bare ones', async (t) => {
+  const pki = await makePki(TD);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: ['127.0.0.1:9'] }, { name: 'billing', endpoints: ['127.0.0.1:9'] }]);
+  t.teardown(() => fx.close());
+  const json = (res: RawResponse, status: number, code: string, message: RegExp, what: string) => {
+    t.equal(res.status, status, `${what}: ${status}`);
+    t.equal(res.headers['x-meshcar-error'], code, `${what}: x-meshcar-error`);
+    t.match(JSON.parse(res.body), { error: code, message }, `${what}: JSON body`);
+  };
+  json(await rawTcpRequest(fx.port, 'GET /x HTTP/1.1\r\nHost: payments\r\nHost: billing\r\n\r\n'), 400, 'bad_request', /more than one Host header/, 'two Host fields');
+  json(
+    await rawTcpRequest(fx.port, 'GET /x HTTP/1.1\r\nHost: payments\r\nHost: billing\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
+    400,
+    'bad_request',
+    /more than one Host header/,
+    'an Upgrade with two Host fields',
+  );
+  json(await rawTcpRequest(fx.port, 'GET /x HTTP/1.1\r\n\r\n'), 400, 'bad_request', /must carry a Host header/, 'no Host');
+  const expect = await rawTcpRequest(fx.port, 'POST /x HTTP/1.1\r\nHost: payments\r\nExpect: foo\r\nContent-Length: 3\r\n\r\nabc');
+  json(expect, 417, 'expectation_failed', /Expect: "foo" cannot be met/, 'Expect: foo');
+  t.equal(expect.headers.connection, 'close', 'the unread body goes with the connection');
+  await fx.observer.waitForRequests(3);
+  t.same(
+    fx.observer.requests.map((r) => [r.status, r.errorCode]),
+    [
+      [400, 'bad_request'],
+      [400, 'bad_request'],
+      [400, 'bad_request'],
+    ],
+    'the Host refusals are requests like any other (peer unknown)',
+  );
+});

@@ -45,8 +45,9 @@ async function startRawUpstream(pki: Awaited<ReturnType<typeof makePki>>) {
   return { server, port: (server.address() as AddressInfo).port, connections };
 }
 
-async function appClient(port: number) {
-  const socket = net.connect(port, '127.0.0.1');
+/** `allowHalfOpen`: an app that keeps its side open after the outbound ends its own. */
+async function appClient(port: number, allowHalfOpen = false) {
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen });
   await once(socket, 'connect');
   let text = '';
   let closed = false;
@@ -56,7 +57,15 @@ async function appClient(port: number) {
   return { socket, text: () => text, closed: () => closed };
 }
 
-const upgrade = (path: string) => `GET ${path} HTTP/1.1\r\nHost: payments\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+/** An app that keeps its side of the connection open (half-open), once the outbound has ended its own. */
+async function lingeringApp(port: number, bytes: string) {
+  const app = await appClient(port, true);
+  app.socket.write(bytes);
+  await once(app.socket, 'end');
+  return app;
+}
+
+const upgrade = (path: string, host = 'payments') => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
 const SMUGGLED = 'DELETE /admin HTTP/1.1\r\nHost: payments\r\n\r\n';
 
 t.test('WebSocket upgrade answered without 101', async (t) => {
@@ -108,5 +117,27 @@ t.test('WebSocket upgrade answered without 101', async (t) => {
     app.socket.write('more');
     await waitFor(() => conn.data.endsWith('EARLYmore'), 'and the tunnel carries on');
     t.pass('tunnelled');
+  });
+
+  t.test('a refusal, then an app that keeps its side open: the outbound lets go of the connection and of the drain', async (t) => {
+    const apps = [];
+    for (const [label, bytes, status] of [
+      ['our own refusal', upgrade('/ws', 'nowhere'), /^HTTP\/1\.1 404 /],
+      ["the upstream's, relayed", upgrade('/plain'), /^HTTP\/1\.1 200 /],
+    ] as const) {
+      const app = await lingeringApp(fx.port, bytes);
+      t.teardown(() => app.socket.destroy());
+      t.match(app.text(), status, `${label}: answered, then the outbound's FIN`);
+      // once the outbound has closed its socket, bytes sent to it are answered with a reset
+      // (seen by the next write); a half-open socket would take (and drop) them for ever
+      await waitFor(() => app.closed() || (app.socket.write('anyone there?'), false), `${label}: the connection closed`);
+      apps.push(app);
+    }
+    const lingering = await lingeringApp(fx.port, upgrade('/ws', 'nowhere'));
+    t.teardown(() => lingering.socket.destroy());
+    t.equal(fx.outbound.inFlight, 0, 'a refused Upgrade is no longer in flight once its answer is out');
+    const started = Date.now();
+    await fx.outbound.drain(10_000);
+    t.ok(Date.now() - started < 2_000, `drain did not wait for the app's open side (${Date.now() - started} ms)`);
   });
 });

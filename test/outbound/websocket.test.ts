@@ -43,7 +43,8 @@ async function startUpgradeUpstream(pki: TestPki, id: string) {
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptOf(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
     socket.on('data', (chunk: Buffer) => socket.write(Buffer.concat([Buffer.from('echo:'), chunk])));
-    socket.on('end', () => socket.end());
+    // the app's FIN: one last message after it (half-close), then ours
+    socket.on('end', () => socket.end('after-fin'));
     socket.on('error', () => {});
   });
   const h2 = http2.createServer();
@@ -58,8 +59,9 @@ async function startUpgradeUpstream(pki: TestPki, id: string) {
 }
 
 /** A raw client: sends a head, collects bytes, waits for patterns. */
-async function rawClient(port: number) {
-  const socket = net.connect(port, '127.0.0.1');
+/** `allowHalfOpen`: the client may read on after sending its FIN. */
+async function rawClient(port: number, allowHalfOpen = false) {
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen });
   await once(socket, 'connect');
   let received = Buffer.alloc(0);
   socket.on('data', (c: Buffer) => (received = Buffer.concat([received, c])));
@@ -91,6 +93,7 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
   const fx = await startOutbound(pki, [
     { name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] },
     { name: 'impostor', endpoints: [`127.0.0.1:${impostor.port}`], identity: UPSTREAM_ID },
+    { name: 'quiet', endpoints: [`127.0.0.1:${upstream.port}`], tunnelIdleTimeoutMs: 300 },
   ]);
   t.teardown(async () => {
     await fx.close();
@@ -100,7 +103,7 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
 
   t.test('101, then bytes both ways', async (t) => {
     t.equal((await request(fx.port)).status, 200, 'an ordinary request first: it opens the pooled h2 session');
-    const client = await rawClient(fx.port);
+    const client = await rawClient(fx.port, true);
     t.teardown(() => client.socket.destroy());
     client.socket.write(upgradeHead('/ws', 'payments', 'x-request-id: ws-1\r\n'));
     const head = await client.waitFor(/\r\n\r\n/);
@@ -125,6 +128,8 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
       'its own connection: not the pooled HTTP/2 session',
     );
     client.socket.end();
+    await client.waitFor(/after-fin$/);
+    t.pass("the upstream's bytes after the app's FIN still reach the app (half-close)");
     await client.closed;
     const record = (await fx.observer.waitForRequests(2)).find((r) => r.requestId === 'ws-1');
     t.match(record, { peer: 'payments', status: 101, method: 'GET', path: '/ws', endpoint: `127.0.0.1:${upstream.port}` });
@@ -151,5 +156,22 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
     t.match(wrong.text(), /^HTTP\/1\.1 502 Bad Gateway\r\n/);
     t.match(wrong.text(), /x-meshcar-error: upstream_identity_mismatch/);
     t.equal(impostor.seen.length, 0, 'the impostor never saw the request');
+  });
+
+  t.test("a tunnel closes after its upstream's tunnelIdleTimeout without a byte either way, not while bytes move", async (t) => {
+    const client = await rawClient(fx.port);
+    t.teardown(() => client.socket.destroy());
+    client.socket.write(upgradeHead('/ws', 'quiet'));
+    t.match(await client.waitFor(/\r\n\r\n/), /^HTTP\/1\.1 101 /);
+    // busy for three times the idle timeout: each message re-arms it
+    for (let i = 0; i < 9; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      client.socket.write(`m${i};`);
+      await client.waitFor(new RegExp(`echo:m${i};`));
+    }
+    const quietFrom = Date.now();
+    await client.closed;
+    const idleMs = Date.now() - quietFrom;
+    t.ok(idleMs >= 150 && idleMs < 2_000, `closed ${idleMs} ms after the last byte (tunnelIdleTimeout 300 ms)`);
   });
 });

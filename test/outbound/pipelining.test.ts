@@ -1,0 +1,46 @@
+// HTTP/1.1 pipelined behind a request the outbound has not answered yet: whatever comes next
+// is never answered first. An Upgrade or CONNECT there closes the connection (a 101 written
+// first would put the earlier answer inside the tunnel's byte stream); an unparseable request
+// there gets no refusal (it would be read as the earlier request's answer): the earlier
+// answer goes out, then the connection closes. Raw TCP, since only hand-made clients pipeline.
+
+import t from 'tap';
+import net from 'node:net';
+import { once } from 'node:events';
+import { request, startOutboundToUpstream } from '../helpers/outbound-fixture.js';
+
+/** Writes `bytes` on a fresh connection; resolves with everything received until the outbound closes it. */
+async function untilClosed(port: number, bytes: string): Promise<string> {
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  await once(socket, 'connect');
+  let text = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (c: string) => (text += c));
+  socket.on('error', () => {});
+  socket.write(bytes);
+  await once(socket, 'close');
+  return text;
+}
+
+const SLOW = 'GET /slow/300 HTTP/1.1\r\nHost: payments\r\n\r\n';
+
+t.test('requests pipelined behind an unanswered one on the outbound', async (t) => {
+  const { fx } = await startOutboundToUpstream(t);
+
+  for (const [label, second] of [
+    ['Upgrade', 'GET /ws HTTP/1.1\r\nHost: payments\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n'],
+    ['CONNECT', 'CONNECT example:443 HTTP/1.1\r\nHost: example:443\r\n\r\n'],
+  ] as const) {
+    const text = await untilClosed(fx.port, SLOW + second);
+    t.equal(text, '', `${label}: the connection closed with nothing written out of order`);
+  }
+
+  const text = await untilClosed(fx.port, `${SLOW}GET /x HTTP/1.1\r\nHost: payments\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n`);
+  t.match(text, /^HTTP\/1\.1 200 OK\r\n/, 'an unparseable request behind it: the earlier request gets its own answer');
+  t.match(text, /"path":"\/slow\/300"/, 'its body too');
+  t.notMatch(text, /HTTP\/1\.1 400|bad_request/, 'no refusal written after it');
+
+  t.equal((await request(fx.port)).status, 200, 'still serving');
+  await fx.observer.waitForRequests(4);
+  t.equal(fx.outbound.inFlight, 0, 'nothing left in flight');
+});
