@@ -60,3 +60,20 @@ t.test('a FIFO, a device or a folder as the config: one clear line at once, noth
   t.same(lines((await readYamlSource(dir)).issues), [`${dir}: cannot read the config file: it is a directory`]);
   t.ok(Date.now() - started < 2000, 'at once: no wait for a writer, no read of an endless device');
 });
+
+t.test('aliases that expand far beyond what the file writes out (a "billion laughs") are refused before anything reads them', async (t) => {
+  const n = 2000;
+  const ids = Array.from({ length: n }, (_, i) => `"spiffe://mesh.local/svc/a${i}"`).join(',');
+  // one rule of 2,000 IDs, aliased 2,000 times: 4 million values from 100 KB
+  const text = `inbound:\n  authorize:\n    - &r {from: [${ids}], methods: [GET]}\n${'    - *r\n'.repeat(n - 1)}`;
+  const started = Date.now();
+  const source = parseYamlSource('c.yaml', text);
+  t.equal(source.root, undefined, 'nothing is read');
+  t.match(lines(source.issues), [/^c\.yaml: its YAML aliases \(\*name\) expand to more than \d+ values, 4 times what the file writes out/]);
+  t.ok(Date.now() - started < 3000, `at once (${Date.now() - started} ms)`);
+  // a cycle: an alias inside its own anchor
+  t.match(lines(parseYamlSource('c.yaml', 'a: &x [1, *x]\n').issues), [/expand to more than/]);
+  // ordinary reuse of small anchors is fine
+  const reuse = `ids: &ids [${ids.split(',').slice(0, 20).join(',')}]\nrules:\n${'  - {from: *ids}\n'.repeat(100)}`;
+  t.same(parseYamlSource('c.yaml', reuse).issues, [], '100 aliases of a 20-item list');
+});
