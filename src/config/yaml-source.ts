@@ -2,7 +2,8 @@
 // path and line:column, and every mistake is collected as an issue instead of thrown, so one
 // run of `meshcar check` lists them all.
 
-import { BoundedReadError, readBoundedText } from '../bounded-file.js';
+import { isUtf8 } from 'node:buffer';
+import { BoundedReadError, readBoundedFile } from '../bounded-file.js';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { ConfigIssue } from './issues.js';
 
@@ -37,15 +38,38 @@ const KIND_WORDS: Record<YamlKind, string> = {
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
 export async function readYamlSource(file: string): Promise<YamlSource> {
-  let text: string;
+  let bytes: Buffer;
   try {
     // a regular file, read up to the cap (a FIFO or a device would block or never end)
-    text = await readBoundedText(file, MAX_CONFIG_BYTES);
+    bytes = await readBoundedFile(file, MAX_CONFIG_BYTES);
   } catch (err) {
     if (err instanceof BoundedReadError && err.code === 'too_large') return { file, root: undefined, issues: [tooLarge(file)] };
     return { file, root: undefined, issues: [wholeFileIssue(file, `cannot read the config file: ${err instanceof BoundedReadError ? `it ${err.message}` : readFailure(err)}`)] };
   }
-  return parseYamlSource(file, text);
+  // decoding would turn other bytes into U+FFFD silently ("ord\uFFFDrs"), far from the cause
+  if (!isUtf8(bytes)) return { file, root: undefined, issues: [wholeFileIssue(file, `the config file is not UTF-8 text${isUtf16(bytes) ? ' (it is UTF-16: save it as UTF-8)' : ` (the first bad byte is at offset ${firstBadByte(bytes)})`}`)] };
+  return parseYamlSource(file, bytes.toString('utf8'));
+}
+
+/** A UTF-16 byte order mark, either way round. */
+function isUtf16(bytes: Buffer): boolean {
+  return bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff));
+}
+
+/** The offset of the first byte that does not start a valid UTF-8 prefix (found by halving). */
+function firstBadByte(bytes: Buffer): number {
+  let good = 0;
+  let bad = bytes.length;
+  // the longest valid prefix: isUtf8 of [0, mid) may fail only on a character cut at mid, so
+  // a prefix counts as good when one of the next three cut points is valid
+  while (bad - good > 1) {
+    const mid = (good + bad) >>> 1;
+    let ok = false;
+    for (let end = mid; end <= Math.min(mid + 3, bytes.length) && !ok; end++) ok = isUtf8(bytes.subarray(0, end));
+    if (ok) good = mid;
+    else bad = mid;
+  }
+  return good;
 }
 
 function tooLarge(file: string): ConfigIssue {

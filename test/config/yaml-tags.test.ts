@@ -77,3 +77,16 @@ t.test('aliases that expand far beyond what the file writes out (a "billion laug
   const reuse = `ids: &ids [${ids.split(',').slice(0, 20).join(',')}]\nrules:\n${'  - {from: *ids}\n'.repeat(100)}`;
   t.same(parseYamlSource('c.yaml', reuse).issues, [], '100 aliases of a 20-item list');
 });
+
+t.test('a config that is not UTF-8 says so, and where', async (t) => {
+  const dir = t.testdir();
+  const latin1 = join(dir, 'latin1.yaml');
+  await writeFile(latin1, Buffer.concat([Buffer.from('service: ord'), Buffer.from([0xe9]), Buffer.from('rs\n')]));
+  t.same(lines((await readYamlSource(latin1)).issues), [`${latin1}: the config file is not UTF-8 text (the first bad byte is at offset 12)`]);
+  const utf16 = join(dir, 'utf16.yaml');
+  await writeFile(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('service: orders\n', 'utf16le')]));
+  t.same(lines((await readYamlSource(utf16)).issues), [`${utf16}: the config file is not UTF-8 text (it is UTF-16: save it as UTF-8)`]);
+  const fine = join(dir, 'fine.yaml');
+  await writeFile(fine, `\uFEFF${BASE.replace('service: orders', 'service: orders # ünïcödé ✓')}`);
+  t.same((await readYamlSource(fine)).issues, [], 'UTF-8 with a BOM and non-ASCII comments is fine');
+});
