@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'headers_too_large'
   | 'request_timeout'
   | 'expectation_failed'
+  | 'unsupported_transfer_coding'
   | 'rate_limited'
   // sidecar data plane
   | 'no_route'

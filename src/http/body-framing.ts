@@ -22,6 +22,18 @@ export function announcesBody(headers: IncomingHttpHeaders): boolean {
 }
 
 /**
+ * Why an HTTP/1.1 request's Transfer-Encoding cannot be passed on, or undefined: only
+ * `chunked` alone is. Node's parser takes `gzip, chunked` (chunked last) and undoes the
+ * chunking only, so the body would go on still gzip-coded with the coding dropped (the field
+ * is hop-by-hop): the far app would read other bytes than the caller sent. RFC 9112 §6.1: 501.
+ */
+export function transferCodingProblem(headers: IncomingHttpHeaders): string | undefined {
+  const coding = headers['transfer-encoding'];
+  if (coding === undefined || coding.trim().toLowerCase() === 'chunked') return undefined;
+  return `Transfer-Encoding ${JSON.stringify(coding.slice(0, 100))} is not supported: only chunked (send the body without other transfer codings, or as Content-Encoding)`;
+}
+
+/**
  * Sets the framing of a request toward an HTTP/1.1 server so that it matches what will be
  * written, whatever the method: Node's client would otherwise write a GET, HEAD, DELETE,
  * OPTIONS or TRACE body raw after a bodiless head.

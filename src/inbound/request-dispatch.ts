@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
-import { announcesBody } from '../http/body-framing.js';
+import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
 import { repeatsHost } from '../http/host-field.js';
 import { rawErrorResponse } from '../http/status.js';
 import { offersH2c } from '../http/upgrade.js';
@@ -94,6 +94,11 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
       : authorityProblem(exchange.requestHeaders[':authority'] as string | undefined, exchange.requestHeaders.host);
   if (authorityRefused !== undefined) {
     exchange.fail('bad_request', authorityRefused);
+    return;
+  }
+  const codingRefused = exchange instanceof Http1Exchange ? transferCodingProblem(exchange.req.headers) : undefined;
+  if (codingRefused !== undefined) {
+    exchange.fail('unsupported_transfer_coding', codingRefused);
     return;
   }
   if (!exchange.caller.grantUnder(inbound.policy).allows(exchange.method, exchange.path)) {

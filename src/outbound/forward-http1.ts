@@ -12,7 +12,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
-import { announcesBody } from '../http/body-framing.js';
+import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { forwardableFieldList } from '../http/raw-headers.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
@@ -53,6 +53,11 @@ class Http1Attempt extends Attempt {
     const hostRefused = hostFieldProblem(req);
     if (hostRefused !== undefined) {
       this.fail(new MeshcarError('bad_request', hostRefused));
+      return;
+    }
+    const codingRefused = transferCodingProblem(reqHeaders);
+    if (codingRefused !== undefined) {
+      this.fail(new MeshcarError('unsupported_transfer_coding', codingRefused));
       return;
     }
     if (!this.route(authority, 'the request names no host (send Host: <upstream>)')) return;

@@ -91,6 +91,14 @@ for (const protocol of ['http', 'h2c'] as const) {
     t.teardown(() => fx.close());
     const tlsOptions = await fx.tlsOptions();
 
+    t.test('HTTP/1.1 POST with Transfer-Encoding: gzip, chunked: 501, never forwarded with its coding dropped', async (t) => {
+      const before = seen.length;
+      const res = await rawTlsRequest(fx.port, tlsOptions, `POST /public/a HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${chunked(HIDDEN)}`);
+      t.equal(res.status, 501);
+      t.equal(res.headers['x-meshcar-error'], 'unsupported_transfer_coding');
+      t.equal(seen.length, before, 'the app saw nothing');
+    });
+
     t.test('HTTP/1.1 GET with Transfer-Encoding: chunked', async (t) => {
       const first = await attackThenSentinel(t, fx, seen, 'te', async () => {
         const res = await rawTlsRequest(fx.port, tlsOptions, `GET /public/a HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n${chunked(HIDDEN)}`);

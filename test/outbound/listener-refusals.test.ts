@@ -76,3 +76,13 @@ t.test('Host given twice or not at all, an Expect other than 100-continue: JSON 
     'the Host refusals are requests like any other (peer unknown)',
   );
 });
+
+t.test('a transfer coding other than chunked alone is 501 unsupported_transfer_coding (the body would go on still coded, its coding dropped)', async (t) => {
+  const pki = await makePki(TD);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: ['127.0.0.1:9'] }]);
+  t.teardown(() => fx.close());
+  const res = await rawTcpRequest(fx.port, 'POST /x HTTP/1.1\r\nHost: payments\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+  t.equal(res.status, 501);
+  t.equal(res.headers['x-meshcar-error'], 'unsupported_transfer_coding');
+  t.match(JSON.parse(res.body), { error: 'unsupported_transfer_coding', message: /Transfer-Encoding "gzip, chunked" is not supported: only chunked/ });
+});
