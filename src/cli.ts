@@ -13,6 +13,7 @@
 import { parseArgs } from 'node:util';
 import { MeshcarError, describeError } from './errors.js';
 import { ConfigError } from './config/issues.js';
+import { pathProblem } from './user-paths.js';
 import { VERSION } from './version.js';
 import { CA_COMMANDS } from './cli/ca-commands.js';
 import { type Command, type OptionValues, runCommand } from './cli/command.js';
@@ -102,6 +103,12 @@ function reportFailure(err: unknown): number {
     // a listener that cannot bind carries its code, as the log line does, to search for it
     process.stderr.write(`meshcar: ${err.message}${err.code === 'listen_failed' ? ' (listen_failed)' : ''}\n`);
     return err.code === 'usage' ? 2 : 1;
+  }
+  // a file-system error names its path (a listen error does not): one line, not a stack trace
+  const pathError = pathProblem(err);
+  if (pathError) {
+    process.stderr.write(`meshcar: ${pathError.message}\n`);
+    return 1;
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {

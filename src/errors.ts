@@ -41,6 +41,8 @@ export type ErrorCode =
   // local, non-HTTP failures
   | 'usage'
   | 'config_invalid'
+  // a path given on the command line that cannot be used (missing, a file for a folder, no permission)
+  | 'bad_path'
   // workers > 1: a reload no worker applied (one refused it or did not answer in time), or one
   // the workers applied but not every one confirmed (that one is restarted on it)
   | 'reload_aborted'

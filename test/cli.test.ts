@@ -62,7 +62,7 @@ t.test('mistakes are one clear line and a non-zero exit', async (t) => {
     [['ca', 'token', '--service', 'x', '--out', join(dir, 'x.token')], /--dir is required; usage: meshcar ca token --dir/],
     [['ca', 'init', '--dri', dir], /Unknown option '--dri'.*usage/],
     [['ca', 'init', '--dir', dir, '--trust-domain', 'Bad Domain'], /--trust-domain "Bad Domain"/],
-    [['ca', 'token', '--dir', join(dir, 'none'), '--service', 'orders'], /does not exist: run "meshcar ca init/],
+    [['ca', 'token', '--dir', join(dir, 'none'), '--service', 'orders'], /does not exist; run "meshcar ca init/],
     [['ca', 'token', '--dir', dir, '--service', 'a/b'], /--service "a\/b"/],
     [['ca', 'issue', '--dir', dir, '--service', 'x', '--out', dir, '--ttl', 'soon'], /--ttl "soon" is not a duration.*; usage: meshcar ca issue/],
     [['frobnicate'], /unknown command "frobnicate"/],

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
+import { requireFolder } from '../user-paths.js';
 
 export const STATE_FILE = 'state.json';
 export const LEAF_LIFETIME_FILE = 'leaf-lifetime.json';
@@ -77,18 +78,13 @@ export async function stateFingerprint(dir: string): Promise<string> {
 }
 
 /**
- * The CA folder must be its user's alone: whoever else can write to it can replace the keys,
- * the bundle or state.json (a rename needs only the folder's write bit). A missing folder
- * passes: the caller's own read says "run ca init".
+ * The CA folder must exist, be a folder (checked first, so a bad --dir is one line, not the
+ * lock's or a read's errno) and be its user's alone: whoever else can write to it can replace
+ * the keys, the bundle or state.json (a rename needs only the folder's write bit).
  */
 export async function requirePrivateCaFolder(dir: string): Promise<void> {
-  let info;
-  try {
-    info = await stat(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
+  await requireFolder(dir, `run "meshcar ca init --dir ${dir} --trust-domain TD" first, or correct the path`, 'give the CA folder (made by meshcar ca init)');
+  const info = await stat(dir);
   const uid = process.getuid?.();
   if (uid !== undefined && info.uid !== uid) {
     throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}), who could replace its keys; run "chown ${uid} ${dir} && chmod 700 ${dir}" (as root), or run meshcar as its owner`);

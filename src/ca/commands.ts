@@ -3,7 +3,6 @@
 // metrics registry (prom-client) are imported by caServe only: init, issue and token do not
 // load them.
 
-import { mkdir } from 'node:fs/promises';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -14,6 +13,7 @@ import type { Metrics } from '../metrics/registry.js';
 import { Authority } from './authority.js';
 import { initCaDirectory, loadCaMaterial } from './store.js';
 import { writeFileAtomic } from '../atomic-file.js';
+import { prepareOutFolder } from '../user-paths.js';
 import { TokenLedger } from './token-ledger.js';
 import { TokenKeys } from './token-keys.js';
 import { withCaLock } from './ca-state.js';
@@ -39,12 +39,13 @@ export async function caIssue(dir: string, service: string, outDir: string, ttlM
   // signed and counted under the lock, before anything is written: a root rotation step either
   // sees this leaf's notAfter or has run wholly before it was signed
   const issued = await withCaLock(dir, async () => {
+    // --out is made and found writable before the leaf is signed and recorded
+    await prepareOutFolder(outDir);
     const authority = await openAuthority(dir, { maxTtlMs: Math.max(ttlMs, DAY_MS), defaultTtlMs: ttlMs });
     const leaf = await authority.issue(serviceSpiffeId(authority.trustDomain, service), spki, ttlMs);
     await recordLeafNotAfterLocked(dir, Date.parse(leaf.notAfter));
     return leaf;
   });
-  await mkdir(outDir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(join(outDir, 'svid.key'), keys.privateKeyPem, 0o600);
   await writeFileAtomic(join(outDir, 'svid.crt'), issued.chain, 0o644);
   await writeFileAtomic(join(outDir, 'bundle.pem'), issued.bundle, 0o644);

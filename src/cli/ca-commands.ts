@@ -80,7 +80,9 @@ export const CA_COMMANDS: Record<string, Command> = {
     },
     async run(values) {
       const args = [required(values, 'dir'), serviceOption(values), durationOption(values, 'ttl', '1h', MAX_TOKEN_TTL), values['single-use'] === true] as const;
-      const { caToken, writeTokenFile } = await import('../ca/commands.js');
+      const [{ caToken, writeTokenFile }, { prepareOutFile }] = await Promise.all([import('../ca/commands.js'), import('../user-paths.js')]);
+      // before the token is made: a token printed nowhere is a token wasted (and one more to revoke)
+      if (typeof values.out === 'string') await prepareOutFile(values.out);
       const token = await caToken(...args);
       if (typeof values.out === 'string') {
         await writeTokenFile(values.out, token);

@@ -2,26 +2,12 @@
 // names: HTTP/1.1 for http://, HTTP/2 prior knowledge for h2c://), and a running sidecar's admin
 // port (/ready, and the last TLS handshake failures it saw, from /debug/tls).
 
-import http from 'node:http';
 import { formatHostPort } from '../config/address.js';
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { fail, ok, skip, warn, type CheckResult } from './result.js';
-import { dialTcp, http2Ping, networkProblem, PROBE_TIMEOUT_MS } from './probe.js';
+import { dialTcp, http2Ping, httpGet, networkProblem, HTTP_PROBE_LIMITS, type HttpAnswer, type HttpProbeLimits } from './probe.js';
 
-function httpGet(host: string, port: number, path: string): Promise<{ status: number; body: string; version: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path, agent: false, headers: { 'user-agent': 'meshcar-doctor' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), version: res.httpVersion }));
-      res.on('error', reject);
-    });
-    req.setTimeout(PROBE_TIMEOUT_MS, () => req.destroy(Object.assign(new Error('timeout'), { code: 'PROBE_TIMEOUT' })));
-    req.on('error', reject);
-  });
-}
-
-export async function checkApp(config: SidecarConfig): Promise<CheckResult | undefined> {
+export async function checkApp(config: SidecarConfig, limits: HttpProbeLimits = HTTP_PROBE_LIMITS): Promise<CheckResult | undefined> {
   const app = config.inbound?.app;
   if (!app) return undefined;
   const url = `${app.protocol}://${formatHostPort(app)}`;
@@ -33,7 +19,8 @@ export async function checkApp(config: SidecarConfig): Promise<CheckResult | und
   }
   try {
     if (app.protocol === 'h2c') return ok(name, `reachable, speaks HTTP/2 (h2c), PING ${(await http2Ping(`http://${formatHostPort(app)}`)).toFixed(2)} ms`);
-    const answer = await httpGet(app.host, app.port, '/');
+    // the head says the protocol; an app's body (a stream, a download) is none of doctor's business
+    const answer = await httpGet(app.host, app.port, '/', { headOnly: true, limits });
     return ok(name, `reachable, speaks HTTP/${answer.version} (GET / → ${answer.status})`);
   } catch (err) {
     return fail(name, `reachable, but it does not speak ${app.protocol === 'h2c' ? 'HTTP/2 with prior knowledge (h2c)' : 'HTTP/1.1'}: ${networkProblem(err)}`, app.protocol === 'h2c' ? 'use http:// in inbound.app for an HTTP/1.1 app' : 'use h2c:// in inbound.app for an HTTP/2-only (e.g. gRPC) app');
@@ -48,7 +35,36 @@ interface TlsFailureEntry {
   readonly message?: string;
 }
 
-export async function checkAdmin(config: SidecarConfig, now = Date.now()): Promise<CheckResult> {
+/** What answered, in a few words on one line: `200 text/plain: ok`. */
+function described(answer: HttpAnswer): string {
+  const body = answer.body.trim().replace(/\s+/g, ' ');
+  return `${answer.status}${answer.contentType ? ` ${answer.contentType.split(';')[0]}` : ''}: ${body.length > 60 ? `${body.slice(0, 60)}…` : body || '(empty body)'}`;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A meshcar /ready answers 200 {"status":"ready"} or 503 {"status":"starting"} (src/admin/server.ts); anything else is another program. */
+function sidecarReadiness(answer: HttpAnswer): 'ready' | 'starting' | undefined {
+  const status = (parseJson(answer.body) as { status?: unknown } | undefined)?.status;
+  if (answer.status === 200 && status === 'ready') return 'ready';
+  if (answer.status === 503 && status === 'starting') return 'starting';
+  return undefined;
+}
+
+/** The failures of a /debug/tls answer, or why they cannot be read. */
+function tlsFailures(answer: HttpAnswer): TlsFailureEntry[] | string {
+  if (answer.status !== 200) return `/debug/tls answered ${described(answer)}`;
+  const failures = (parseJson(answer.body) as { failures?: unknown } | undefined)?.failures;
+  return Array.isArray(failures) ? (failures as TlsFailureEntry[]) : `/debug/tls answered ${described(answer)}, not {"failures": [...]}`;
+}
+
+export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits: HttpProbeLimits = HTTP_PROBE_LIMITS): Promise<CheckResult> {
   const { host, port } = config.admin.listen;
   const address = formatHostPort(config.admin.listen);
   const name = `admin ${address}`;
@@ -56,18 +72,19 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now()): Promi
   const target = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   let ready;
   try {
-    ready = await httpGet(target, port, '/ready');
+    ready = await httpGet(target, port, '/ready', { limits });
   } catch (err) {
     const problem = networkProblem(err);
     return /ECONNREFUSED/.test(problem) ? skip(name, 'no sidecar is running with this config (nothing listening on admin.listen)') : fail(name, problem);
   }
-  const failures = await httpGet(target, port, '/debug/tls').then(
-    (r) => (r.status === 200 ? ((JSON.parse(r.body) as { failures?: TlsFailureEntry[] }).failures ?? []) : undefined),
-    () => undefined,
-  );
-  const recent = (failures ?? []).filter((f) => now - Date.parse(f.time ?? '') < 10 * 60_000);
-  const tlsNote = failures === undefined ? '' : recent.length === 0 ? '; no TLS handshake failures in the last 10 min' : `; ${recent.length} TLS handshake failure${recent.length === 1 ? '' : 's'} in the last 10 min, latest: ${recent[0]?.direction} ${recent[0]?.peer}: ${recent[0]?.message}`;
-  if (ready.status !== 200) return fail(name, `the running sidecar is not ready (/ready ${ready.status} ${ready.body.trim()})${tlsNote}`, 'its log says what it waits for (identity from the CA, a listener)');
+  const readiness = sidecarReadiness(ready);
+  // a foreign server's 200 is not a ready sidecar, and this sidecar could not bind its admin port
+  if (!readiness) return fail(name, `something other than a meshcar sidecar answers there: GET /ready → ${described(ready)}, expected 200 {"status":"ready"} or 503 {"status":"starting"}`, 'another process holds admin.listen (ss -ltnp names it): stop it or choose another port');
+  const failures = await httpGet(target, port, '/debug/tls', { limits }).then(tlsFailures, (err: unknown) => `/debug/tls: ${networkProblem(err)}`);
+  const recent = typeof failures === 'string' ? [] : failures.filter((f) => now - Date.parse(f?.time ?? '') < 10 * 60_000);
+  const tlsNote = typeof failures === 'string' ? '' : recent.length === 0 ? '; no TLS handshake failures in the last 10 min' : `; ${recent.length} TLS handshake failure${recent.length === 1 ? '' : 's'} in the last 10 min, latest: ${recent[0]?.direction} ${recent[0]?.peer}: ${recent[0]?.message}`;
+  if (readiness === 'starting') return fail(name, `the running sidecar is not ready (/ready ${described(ready)})${tlsNote}`, 'its log says what it waits for (identity from the CA, a listener)');
+  if (typeof failures === 'string') return warn(name, `the running sidecar is ready, but its TLS handshake failures cannot be read: ${failures}`, `curl http://${address}/debug/tls`);
   if (recent.length > 0) return warn(name, `the running sidecar is ready${tlsNote}`, `see curl http://${address}/debug/tls and the troubleshooting section of the README`);
   return ok(name, `the running sidecar is ready${tlsNote}`);
 }

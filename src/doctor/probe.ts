@@ -1,7 +1,9 @@
-// The network probes doctor is built from: a TCP or TLS dial with a deadline, and the peer's
-// SPIFFE ID in words. Errors come back as a sentence (`nothing listening (ECONNREFUSED)`), never
-// thrown: a failed probe is a finding, not a crash.
+// The network probes doctor is built from: a TCP or TLS dial with a deadline, a plain HTTP GET
+// with one deadline for the whole answer and a cap on the body, and the peer's SPIFFE ID in
+// words. Errors come back as a sentence (`nothing listening (ECONNREFUSED)`), never thrown: a
+// failed probe is a finding, not a crash.
 
+import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
@@ -9,13 +11,20 @@ import { describeError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
 
 export const PROBE_TIMEOUT_MS = 3000;
+/** The most of an HTTP body doctor reads: /debug/tls holds at most 100 short entries. */
+export const PROBE_MAX_BODY_BYTES = 1024 * 1024;
+
+function probeTimeout(ms: number): Error {
+  return Object.assign(new Error(`no answer within ${ms} ms`), { code: 'PROBE_TIMEOUT' });
+}
 
 /** A socket error in words a service owner reads, with the code kept for the search engine. */
 export function networkProblem(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ECONNREFUSED') return 'nothing listening (ECONNREFUSED)';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `the name does not resolve (${code})`;
-  if (code === 'ETIMEDOUT' || code === 'PROBE_TIMEOUT') return `no answer within ${PROBE_TIMEOUT_MS} ms`;
+  if (code === 'PROBE_TIMEOUT' || code === 'PROBE_TOO_LARGE') return describeError(err);
+  if (code === 'ETIMEDOUT') return `no answer within ${PROBE_TIMEOUT_MS} ms`;
   if (code === 'ECONNRESET') return 'the connection was reset during the handshake (the peer refused us: often our certificate is not from its CA)';
   if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' || code === 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE') return `the peer refused our certificate (${code})`;
   if (code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'CERT_SIGNATURE_FAILURE') {
@@ -28,7 +37,7 @@ export function networkProblem(err: unknown): string {
 
 function withDeadline<T extends net.Socket>(socket: T, ready: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => socket.destroy(Object.assign(new Error('timeout'), { code: 'PROBE_TIMEOUT' })), PROBE_TIMEOUT_MS);
+    const timer = setTimeout(() => socket.destroy(probeTimeout(PROBE_TIMEOUT_MS)), PROBE_TIMEOUT_MS);
     socket.once(ready, () => {
       clearTimeout(timer);
       resolve(socket);
@@ -111,7 +120,7 @@ export function refusedAfterHandshake(socket: TLSSocket, ms = 150): Promise<Erro
 export function http2Ping(url: string, socket?: TLSSocket): Promise<number> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url, socket ? { createConnection: () => socket } : {});
-    const timer = setTimeout(() => session.destroy(Object.assign(new Error(`no PING answer within ${PROBE_TIMEOUT_MS} ms`), { code: 'PROBE_TIMEOUT' })), PROBE_TIMEOUT_MS);
+    const timer = setTimeout(() => session.destroy(Object.assign(probeTimeout(PROBE_TIMEOUT_MS), { message: `no PING answer within ${PROBE_TIMEOUT_MS} ms` })), PROBE_TIMEOUT_MS);
     session.once('error', (err) => {
       clearTimeout(timer);
       reject(err);
@@ -125,5 +134,58 @@ export function http2Ping(url: string, socket?: TLSSocket): Promise<number> {
         else resolve(duration);
       }),
     );
+  });
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly version: string;
+  readonly contentType: string;
+  /** Empty when only the head was asked for. */
+  readonly body: string;
+}
+
+export interface HttpProbeLimits {
+  /** For the whole answer: an idle timeout alone lets a server trickling a byte a second hold doctor forever. */
+  readonly timeoutMs: number;
+  readonly maxBodyBytes: number;
+}
+
+export const HTTP_PROBE_LIMITS: HttpProbeLimits = { timeoutMs: PROBE_TIMEOUT_MS, maxBodyBytes: PROBE_MAX_BODY_BYTES };
+
+/**
+ * GET `path` over HTTP/1.1; with `headOnly` the answer's head is enough (the app check) and the
+ * body is never read. The connection is closed either way, so nothing keeps doctor running.
+ */
+export function httpGet(host: string, port: number, path: string, options: { headOnly?: boolean; limits?: HttpProbeLimits } = {}): Promise<HttpAnswer> {
+  const limits = options.limits ?? HTTP_PROBE_LIMITS;
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host, port, path, agent: false, headers: { 'user-agent': 'meshcar-doctor' } }, (res) => {
+      const head = { status: res.statusCode ?? 0, version: res.httpVersion, contentType: String(res.headers['content-type'] ?? '') };
+      if (options.headOnly) {
+        clearTimeout(timer);
+        req.destroy();
+        resolve({ ...head, body: '' });
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > limits.maxBodyBytes) req.destroy(Object.assign(new Error(`its answer to GET ${path} is over ${limits.maxBodyBytes} bytes`), { code: 'PROBE_TOO_LARGE' }));
+        else chunks.push(chunk);
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ ...head, body: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.on('error', fail);
+    });
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    const timer = setTimeout(() => req.destroy(probeTimeout(limits.timeoutMs)), limits.timeoutMs);
+    req.on('error', fail);
   });
 }

@@ -52,7 +52,7 @@ t.test('status after init: one active root, the signing issuer, no rotation; tex
   const missing = await runCli(['ca', 'status', '--dir', join(ca.dir, 'nowhere')]);
   t.equal(missing.code, 1);
   t.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
-  t.match(missing.stderr, /does not exist: run "meshcar ca init/);
+  t.match(missing.stderr, /does not exist; run "meshcar ca init/);
 });
 
 t.test('CA /metrics: issuer and root expiry by role, a pending root seen without a restart, promtool clean', async (t) => {

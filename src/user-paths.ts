@@ -1,0 +1,86 @@
+// Paths a person typed (a CA folder, `--out`): checked before any work is done, and a
+// file-system error about a path put in one line, `<path>: <what>; <fix>` (code bad_path),
+// instead of a stack trace. Checking first matters where work leaves a trace: `ca issue` records
+// every leaf it signs in the CA folder, so it must not sign for an --out it cannot write.
+
+import { constants } from 'node:fs';
+import { access, mkdir, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { MeshcarError } from './errors.js';
+
+const PROBLEMS: Record<string, [what: string, fix: string]> = {
+  ENOENT: ['does not exist', 'create it first, or correct the path'],
+  ENOTDIR: ['a part of the path is a file, not a folder', 'correct the path'],
+  EEXIST: ['already exists', 'remove it, or choose another path'],
+  EISDIR: ['is a folder, not a file', 'name a file'],
+  EACCES: ['permission denied', 'run meshcar as a user who may use it, or change its permissions'],
+  EPERM: ['operation not permitted', 'run meshcar as a user who may use it, or change its permissions'],
+  EROFS: ['is on a read-only file system', 'choose a writable place'],
+  ENOSPC: ['no space left on the device', 'free some space'],
+  ELOOP: ['too many symbolic links', 'correct the path'],
+};
+
+/** A file-system error (it names a path) in one line; undefined for any other error. */
+export function pathProblem(err: unknown): MeshcarError | undefined {
+  const { code, path, dest } = (err ?? {}) as NodeJS.ErrnoException & { dest?: string };
+  const problem = code === undefined ? undefined : PROBLEMS[code];
+  // a rename names its temporary source first: the path the person gave is its destination
+  const named = dest ?? path;
+  if (!problem || named === undefined) return undefined;
+  return new MeshcarError('bad_path', `${named}: ${problem[0]}; ${problem[1]}`, { cause: err });
+}
+
+function badPath(path: string, what: string, fix: string): MeshcarError {
+  return new MeshcarError('bad_path', `${path}: ${what}; ${fix}`);
+}
+
+/**
+ * /proc, /sys and /dev are the kernel's: nothing meshcar writes belongs there, and Node 20's
+ * recursive mkdir loops forever on /proc (it never gives up on the EEXIST/ENOENT it gets).
+ */
+export function refuseKernelPath(path: string): void {
+  const top = /^\/(proc|sys|dev)(\/|$)/.exec(resolve(path));
+  if (top) throw badPath(path, `is under /${top[1]}, a file system of the kernel`, 'choose another path');
+}
+
+/** `dir` exists and is a folder; `missing` and `notFolder` are the fixes when it is not. */
+export async function requireFolder(dir: string, missing: string, notFolder = 'give a folder'): Promise<void> {
+  let info;
+  try {
+    info = await stat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badPath(dir, 'does not exist', missing);
+    throw pathProblem(err) ?? err;
+  }
+  if (!info.isDirectory()) throw badPath(dir, 'is a file, not a folder', notFolder);
+}
+
+/** A folder to write files into: made (with its parents, mode 0700) when missing, and writable. */
+export async function prepareOutFolder(dir: string): Promise<void> {
+  refuseKernelPath(dir);
+  try {
+    const info = await stat(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (info && !info.isDirectory()) throw badPath(dir, 'is a file, not a folder', 'give a folder (it is made when missing), or remove the file');
+    if (!info) await mkdir(dir, { recursive: true, mode: 0o700 });
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw pathProblem(err) ?? err;
+  }
+}
+
+/** A file to write (replaced if present): not a folder, in an existing folder we may write to. */
+export async function prepareOutFile(file: string): Promise<void> {
+  refuseKernelPath(file);
+  const info = await stat(file).catch(() => undefined);
+  if (info?.isDirectory()) throw badPath(file, 'is a folder, not a file', `name a file, e.g. ${file.replace(/\/+$/, '')}/NAME`);
+  const folder = dirname(file);
+  await requireFolder(folder, 'create the folder first, or correct the path');
+  try {
+    await access(folder, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    throw pathProblem(err) ?? err;
+  }
+}

@@ -1,0 +1,71 @@
+// `meshcar ca ...` with a path that cannot be used (a CA folder that is missing or a file, an
+// --out that is a file, a folder, in a missing folder, or under /proc): one line `meshcar:
+// <path>: <what>; <fix>` and exit 1, never a stack trace (exit 70) or a hang; and `ca issue`
+// refuses its --out before it signs, so the CA records no leaf it never handed out.
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+
+/** `meshcar ARGS`, killed after 10 s: a hang fails the test instead of stalling it. */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 10_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }));
+  });
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+t.test('bad paths are one line naming the path, and exit 1', async (t) => {
+  const dir = t.testdir({ plainfile: 'not a folder\n', folder: {} });
+  const ca = join(dir, 'ca');
+  const init = await cli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local']);
+  t.equal(init.code, 0, init.stderr);
+  const file = join(dir, 'plainfile');
+  const missing = join(dir, 'nowhere');
+  const notFolder = 'is a file, not a folder; ';
+  const cases: Array<[string[], string, string]> = [
+    [['ca', 'init', '--dir', file, '--trust-domain', 'mesh.local'], file, notFolder],
+    [['ca', 'init', '--dir', join(file, 'sub'), '--trust-domain', 'mesh.local'], join(file, 'sub'), 'a part of the path is a file, not a folder; correct the path'],
+    [['ca', 'issue', '--dir', missing, '--service', 'a', '--out', join(dir, 'out-1')], missing, 'does not exist; run "meshcar ca init'],
+    [['ca', 'issue', '--dir', file, '--service', 'a', '--out', join(dir, 'out-2')], file, notFolder],
+    [['ca', 'token', '--dir', ca, '--service', 'a', '--out', join(missing, 'tok')], missing, 'does not exist; create the folder first'],
+    [['ca', 'token', '--dir', ca, '--service', 'a', '--out', join(dir, 'folder')], join(dir, 'folder'), 'is a folder, not a file; name a file'],
+    [['ca', 'status', '--dir', file], file, notFolder],
+    [['ca', 'status', '--dir', missing], missing, 'does not exist; '],
+    [['ca', 'rotate-issuer', '--dir', missing], missing, 'does not exist; '],
+    [['ca', 'root', 'add', '--dir', file], file, notFolder],
+    [['ca', 'root', 'activate', '--dir', missing], missing, 'does not exist; '],
+    [['ca', 'rotate-token-key', '--dir', file], file, notFolder],
+    // Node 20's recursive mkdir never returns on /proc
+    [['ca', 'init', '--dir', '/proc/meshcar-test/ca', '--trust-domain', 'mesh.local'], '/proc/meshcar-test/ca', 'is under /proc, a file system of the kernel; choose another path'],
+    [['ca', 'issue', '--dir', ca, '--service', 'a', '--out', '/proc/meshcar-test'], '/proc/meshcar-test', 'is under /proc, a file system of the kernel; '],
+  ];
+  const results = await Promise.all(cases.map(([args]) => cli(args)));
+  cases.forEach(([args, path, what], i) => {
+    const result = results[i]!;
+    const command = args.slice(0, args.indexOf(args.find((a) => a.startsWith('--'))!)).join(' ');
+    t.equal(result.code, 1, `${command}: exit 1 (${result.stderr})`);
+    t.equal(result.stderr.split('\n').length, 2, `${command}: one line: ${result.stderr}`);
+    t.match(result.stderr, new RegExp(`^meshcar: ${escape(path)}: ${escape(what)}`), command);
+    t.match(result.stderr, /^meshcar: [^\n]+: [^\n;]+; [^\n]+\n$/, `${command}: <path>: <what>; <fix>`);
+  });
+});
+
+t.test('ca issue refuses an --out that is a file before it signs', async (t) => {
+  const dir = t.testdir({ plainfile: 'not a folder\n' });
+  const ca = join(dir, 'ca');
+  t.equal((await cli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  // a first leaf makes the record; a refused second one must not push it further
+  t.equal((await cli(['ca', 'issue', '--dir', ca, '--service', 'a', '--out', join(dir, 'a'), '--ttl', '1h'])).code, 0);
+  const recorded = join(ca, 'leaf-lifetime.json');
+  const [before, state] = await Promise.all([readFile(recorded, 'utf8'), readFile(join(ca, 'state.json'), 'utf8')]);
+  const refused = await cli(['ca', 'issue', '--dir', ca, '--service', 'a', '--out', join(dir, 'plainfile'), '--ttl', '300d']);
+  t.equal(refused.code, 1, refused.stderr);
+  t.match(refused.stderr, /: is a file, not a folder; /);
+  t.equal(await readFile(recorded, 'utf8'), before, 'leaf-lifetime.json is as it was: no leaf was signed');
+  t.equal(await readFile(join(ca, 'state.json'), 'utf8'), state);
+});
