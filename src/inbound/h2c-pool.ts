@@ -5,8 +5,9 @@
 // request opens a fresh one: that is the reconnect. Node's client can also end a session
 // without a word: on a protocol or compression error from the app (a header field over 64 KiB)
 // it sends GOAWAY itself but neither closes nor tells, and every stream on it then hangs or is
-// refused. Such a session is dropped when it refuses a stream without having received a GOAWAY,
-// and when a stream times out and a PING then gets no answer within PROBE_MS.
+// refused. A session that refuses a stream without having received a GOAWAY leaves the pool
+// (closing once its streams are done), and one that does or whose stream timed out must answer
+// a PING within PROBE_MS or is destroyed.
 
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
@@ -19,6 +20,8 @@ export interface Lease {
   goaway: boolean;
   /** A PING is out to see whether the session still lives. */
   probing: boolean;
+  /** Out of the pool: no new stream goes there; it closes when its last stream is done. */
+  retired: boolean;
 }
 
 /** How long a suspect session has to answer a PING (an app whose event loop is busy that long is as good as gone for new streams). */
@@ -68,20 +71,31 @@ export class H2cSessionPool {
   }
 
   release(lease: Lease): void {
-    lease.active--;
+    // a retired session closes once its streams are done (Node's close() with streams still
+    // open failed a healthy app's answer in flight), unless the app or a failure closed it
+    if (--lease.active === 0 && lease.retired && !lease.session.closed) lease.session.close();
   }
 
-  /** A stream of this lease was refused (REFUSED_STREAM): without a GOAWAY from the app, the session ended itself. */
+  /**
+   * A stream of this lease was refused (REFUSED_STREAM) though the app sent no GOAWAY: either
+   * the app is over its stream limit (allowed: RFC 9113 §8.7), or Node's client ended the
+   * session itself. Either way no new stream goes there: the session leaves the pool and closes
+   * once its streams are done (a healthy one's answers still arrive), and a PING tells the two
+   * apart (a dead one is destroyed, failing its hung streams at once).
+   */
   refused(lease: Lease): void {
-    if (!lease.goaway) this.discard(lease, 'it refused a stream though the app sent no GOAWAY (the client ended the session on an error of the app)');
+    if (lease.goaway) return;
+    this.retire(lease);
+    this.probe(lease);
   }
 
   /** A stream of this lease timed out unanswered: the session must answer a PING in time, or it goes. */
   probe(lease: Lease): void {
     const session = lease.session;
-    if (lease.probing || session.closed || session.destroyed) return;
+    if (lease.probing || session.destroyed) return;
     lease.probing = true;
-    const timer = setTimeout(() => this.discard(lease, `it did not answer a PING within ${this.probeMs} ms after a request timed out`), this.probeMs);
+    const timer = setTimeout(() => this.discard(lease, `it did not answer a PING within ${this.probeMs} ms after a request timed out or was refused`), this.probeMs);
+    timer.unref(); // a probe never holds the process open (the session's socket does, while it lives)
     try {
       session.ping((err) => {
         clearTimeout(timer);
@@ -103,6 +117,7 @@ export class H2cSessionPool {
   }
 
   private retire(lease: Lease): void {
+    lease.retired = true;
     const index = this.leases.indexOf(lease);
     if (index !== -1) this.leases.splice(index, 1);
   }
@@ -121,7 +136,7 @@ export class H2cSessionPool {
 
   private open(): Lease {
     const session = http2.connect(this.url, { settings: { enablePush: false } });
-    const lease: Lease = { session, active: 0, goaway: false, probing: false };
+    const lease: Lease = { session, active: 0, goaway: false, probing: false, retired: false };
     const retire = () => this.retire(lease);
     // streams on a failing session get the error themselves; the session leaves the pool
     session.on('error', (err) => {
