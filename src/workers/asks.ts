@@ -56,6 +56,38 @@ export class Asks {
     else pending.resolve(message.answer);
   }
 
+  /**
+   * Every worker's answer to a view ask. One that does not answer in time is counted as
+   * unresponsive and its `last` answer stands in, so no total goes down; one that died
+   * meanwhile counts as `empty`, as what it last answered is in the departed counts from its
+   * exit on (departed-counts.ts); `saw` is told every answer.
+   */
+  async gather<K extends 'metrics' | 'endpoints'>(
+    workers: readonly Worker[],
+    ask: K,
+    timeoutMs: number,
+    empty: Answers[K],
+    known: { saw(id: number, answer: Answers[K]): void; last(id: number): Answers[K] | undefined },
+  ): Promise<{ answers: Array<Answers[K]>; unresponsive: number }> {
+    let unresponsive = 0;
+    const answers = await Promise.all(
+      workers.map((w) =>
+        this.ask<K>(w, { ask } as Ask & { ask: K }, timeoutMs).then(
+          (answer) => {
+            known.saw(w.id, answer);
+            return answer;
+          },
+          () => {
+            if (w.isDead()) return empty;
+            unresponsive++;
+            return known.last(w.id) ?? empty;
+          },
+        ),
+      ),
+    );
+    return { answers: answers.map((answer, i) => (workers[i]?.isDead() ? empty : answer)), unresponsive };
+  }
+
   /** The worker is gone: what was asked of it is failed at once, not at its deadline. */
   gone(worker: number): void {
     for (const [id, pending] of this.pending) {

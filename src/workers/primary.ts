@@ -1,7 +1,9 @@
 // The primary of a sidecar with workers > 1: forks the workers (node:cluster, which shares
 // their listening sockets), hands each the SVID at start and on every rotation, knows which
 // ones listen, restarts one that dies unexpectedly (bounded, see restart-policy.ts), reloads
-// them (reload-round.ts) or drains them, and collects their metrics and inventories. It holds
+// them (reload-round.ts) or drains them (a worker forked meanwhile is told to at its hello),
+// and collects their metrics and inventories, keeping what dead workers had counted
+// (departed-counts.ts) and not waiting long for a stuck one (asks.ts). It holds
 // the config the workers run (numbered by generation) without reading it: the composition root
 // (src/sidecar.ts) checks it and hands it over; each worker gets it at start, never the file.
 
@@ -123,41 +125,20 @@ export class WorkerPool implements WorkerCluster {
   }
 
   async metrics(accept: string | undefined): Promise<{ contentType: string; body: string }> {
-    const { answers, unresponsive } = await this.gather('metrics', [], (id, answer) => this.departed.sawMetrics(id, answer), (id) => this.departed.lastOf(id));
+    const { answers, unresponsive } = await this.asks.gather(this.greetedLive(), 'metrics', this.viewAskTimeoutMs, [], {
+      saw: (id, answer) => this.departed.sawMetrics(id, answer),
+      last: (id) => this.departed.lastOf(id),
+    });
     // the departed workers' counts last: each family keeps the live workers' help and aggregator
     return this.metricsOf.render([...answers, this.departed.metrics()], accept, unresponsive);
   }
 
   async endpoints(): Promise<WorkerEndpoints> {
-    const { answers } = await this.gather('endpoints', { endpoints: [], discovery: [] }, (id, answer) => this.departed.sawEndpoints(id, answer), (id) => this.departed.lastEndpointsOf(id));
+    const { answers } = await this.asks.gather(this.greetedLive(), 'endpoints', this.viewAskTimeoutMs, { endpoints: [], discovery: [] }, {
+      saw: (id, answer) => this.departed.sawEndpoints(id, answer),
+      last: (id) => this.departed.lastEndpointsOf(id),
+    });
     return mergeEndpoints([...answers, this.departed.endpoints()]);
-  }
-
-  /**
-   * Every greeted worker's answer (one still booting has served nothing and cannot answer
-   * yet). One that does not answer in time is counted as unresponsive and its last answer
-   * stands in, so no total goes down; one that died meanwhile counts as `empty`, as what it
-   * last answered is in the departed counts from its exit on.
-   */
-  private async gather<K extends 'metrics' | 'endpoints'>(ask: K, empty: Answers[K], saw: (id: number, answer: Answers[K]) => void, last: (id: number) => Answers[K] | undefined): Promise<{ answers: Array<Answers[K]>; unresponsive: number }> {
-    const greeted = this.live().filter((w) => this.greeted.has(w.id));
-    let unresponsive = 0;
-    const answers = await Promise.all(
-      greeted.map((w) =>
-        this.askView<K>(w, { ask } as Ask & { ask: K }).then(
-          (answer) => {
-            saw(w.id, answer);
-            return answer;
-          },
-          () => {
-            if (w.isDead()) return empty;
-            unresponsive++;
-            return last(w.id) ?? empty;
-          },
-        ),
-      ),
-    );
-    return { answers: answers.map((answer, i) => (greeted[i]?.isDead() ? empty : answer)), unresponsive };
   }
 
   async status(): Promise<unknown> {
@@ -202,6 +183,11 @@ export class WorkerPool implements WorkerCluster {
     this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `restarting worker ${worker.id}: ${reason}`);
     this.recycling.add(worker.id);
     worker.process.kill('SIGKILL');
+  }
+
+  /** Workers that said hello: one still booting has served nothing and cannot answer yet. */
+  private greetedLive(): Worker[] {
+    return this.live().filter((w) => this.greeted.has(w.id));
   }
 
   private live(): Worker[] {

@@ -3,8 +3,9 @@
 // over, and the config the primary checked (a worker never reads the config file or a spec:
 // what it runs is what the primary holds, generation by generation). It takes no signals
 // itself: the primary tells it to prepare and commit a reload, or to drain (a worker whose
-// primary is gone exits at once: node:cluster does that on an unexpected disconnect). Its
-// metrics are exported for the primary's aggregation.
+// primary is gone exits at once: node:cluster does that on an unexpected disconnect; one told
+// to drain before it got its config exits without starting). It starts on the latest SVID the
+// primary sent. Its metrics are exported for the primary's aggregation.
 
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
