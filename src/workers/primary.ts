@@ -144,9 +144,9 @@ export class WorkerPool implements WorkerCluster {
   async status(): Promise<unknown> {
     const workers = await Promise.all(
       this.live().map(async (w) => {
-        // a worker still booting (no hello yet) cannot answer: said at once, not after the
-        // ask timeout (a restart would otherwise hold GET /workers for 10 s)
-        const status: Partial<WorkerStatus> & { starting?: true; unresponsive?: true } = this.greeted.has(w.id)
+        // a worker still starting (a restart) cannot answer before it has its config, which a
+        // reload round may hold: said at once, not after the ask timeout
+        const status: Partial<WorkerStatus> & { starting?: true; unresponsive?: true } = this.listeningWorkers.has(w.id)
           ? await this.askView(w, { ask: 'status' }).catch(() => ({ pid: w.process.pid ?? 0, ...(w.isDead() ? {} : { unresponsive: true as const }) }))
           : { pid: w.process.pid ?? 0, starting: true };
         return { id: w.id, listening: this.listeningWorkers.has(w.id), ...status };

@@ -33,7 +33,7 @@ export function workersFixture(t: typeof tap): WorkersFixture {
 export interface WorkersView {
   /** The config generation the primary holds. */
   readonly generation: number;
-  readonly workers: Array<{ id: number; pid: number; listening: boolean; serial: string; requests: number; generation: number | null; unresponsive?: boolean }>;
+  readonly workers: Array<{ id: number; pid: number; listening: boolean; serial: string; requests: number; generation: number | null; starting?: boolean; unresponsive?: boolean }>;
   readonly restarts: number;
 }
 

@@ -3,6 +3,7 @@
 // - an SVID rotation that reaches a replacement worker after its hello but before it built its
 //   identity is not lost: once every worker listens, each serves the new certificate (the
 //   replacement used to keep the first SVID it was sent, the old one, until the next rotation);
+//   meanwhile /workers lists the replacement as starting and the stopped worker unresponsive;
 // - SIGTERM while a replacement is forking: it is told to drain at its hello instead of getting
 //   a config, so it never listens, and the primary exits 0 well within the drain timeout (it
 //   used to start, listen mid-drain and be killed at the drain timeout plus the grace).
@@ -48,6 +49,15 @@ t.test('a rotation while a replacement worker starts reaches it: every worker se
   process.kill(one?.pid as number, 'SIGKILL');
   const replacement = (await sidecar.process.waitFor((l) => sidecar.process.lines.indexOf(l) >= mark && l.msg === 'worker said hello', 10_000)).worker;
   t.notOk(said(sidecar, 'worker listening', replacement as number), `the replacement (worker ${String(replacement)}) said hello and waits for its config`);
+  const waiting = (await workersOf(sidecar)).workers;
+  t.same(
+    waiting.map((w) => [w.id, w.starting === true, w.unresponsive === true]),
+    [
+      [two?.id, false, true],
+      [replacement, true, false],
+    ],
+    '/workers meanwhile: the stopped worker unresponsive, the replacement starting (not taken for a stuck one)',
+  );
 
   // the rotation, while the replacement waits
   const second = await writeSvid(certs);
