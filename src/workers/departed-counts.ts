@@ -5,6 +5,9 @@
 // and the counts of /endpoints; gauges describe live processes and are not carried over.
 // The primary knows a worker's counts as of its last answer (a scrape, GET /endpoints): what a
 // worker counted after that and before it died is lost, as nothing asks a worker on a timer.
+// The base is bounded: workers restarted over weeks of changing traffic could each have learned
+// other routes, so past `maxSamples` distinct samples (and as many /endpoints rows, the most
+// used kept) a new one is not kept; the ones kept still add up.
 
 import type { MetricsJson, WorkerEndpoints } from './messages.js';
 import { mergeEndpoints } from './merge-endpoints.js';
@@ -23,6 +26,9 @@ const sampleKey = (sample: Sample): string => {
   return JSON.stringify([(sample as { metricName?: string }).metricName ?? '', labels]);
 };
 
+/** At most this many distinct samples, and /endpoints rows, of departed workers are kept. */
+export const MAX_DEPARTED_SAMPLES = 200_000;
+
 export class DepartedCounts {
   /** Per live worker, its additive families as of its last metrics answer. */
   private readonly lastMetrics = new Map<number, MetricsJson>();
@@ -30,6 +36,9 @@ export class DepartedCounts {
   /** The departed workers' samples, summed: family name -> sample key -> sample. */
   private readonly metricsBase = new Map<string, { family: Omit<Family, 'values'>; samples: Map<string, Sample> }>();
   private endpointsBase: WorkerEndpoints = { endpoints: [], discovery: [] };
+  private sampleCount = 0;
+
+  constructor(private readonly maxSamples = MAX_DEPARTED_SAMPLES) {}
 
   /** A live worker's metrics answer: the counts to carry over should it go. */
   sawMetrics(worker: number, answer: MetricsJson): void {
@@ -60,12 +69,20 @@ export class DepartedCounts {
       for (const sample of values) {
         const key = sampleKey(sample);
         const seen = kept.samples.get(key);
-        kept.samples.set(key, seen ? { ...seen, value: seen.value + sample.value } : { ...sample });
+        if (seen) kept.samples.set(key, { ...seen, value: seen.value + sample.value });
+        else if (this.sampleCount < this.maxSamples) {
+          kept.samples.set(key, { ...sample });
+          this.sampleCount++;
+        }
       }
     }
     const endpoints = this.lastEndpoints.get(worker);
     this.lastEndpoints.delete(worker);
-    if (endpoints) this.endpointsBase = mergeEndpoints([this.endpointsBase, endpoints]);
+    if (endpoints) {
+      const merged = mergeEndpoints([this.endpointsBase, endpoints]);
+      // most used first (mergeEndpoints' order): the rows beyond the bound are the least used
+      this.endpointsBase = { endpoints: merged.endpoints.slice(0, this.maxSamples), discovery: merged.discovery.slice(0, this.maxSamples) };
+    }
   }
 
   /** The departed workers' counts as one more registry's JSON to aggregate with the live ones. */
