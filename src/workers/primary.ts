@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
 import type { Workers } from '../config/sidecar-config.js';
-import { MeshcarError } from '../errors.js';
+import { describeError, MeshcarError } from '../errors.js';
 import type { SvidMaterial } from '../identity/svid.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
@@ -198,6 +198,9 @@ export class WorkerPool implements WorkerCluster {
     // the worker runs this same command line; it tells itself apart by cluster.isWorker
     const worker = cluster.fork();
     this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker forked');
+    // a message to a worker that has just died fails (EPIPE) before its channel is seen closed;
+    // its exit is handled on its own: unheard, this 'error' event would end the primary
+    worker.on('error', (err: Error) => this.logger.debug({ worker: worker.id, workerPid: worker.process.pid, err: describeError(err) }, 'a message to the worker failed'));
   }
 
   private onMessage(worker: Worker, message: ToPrimary): void {

@@ -11,6 +11,7 @@
 //   of another worker is not taken, and a metrics answer beyond the size cap is refused.
 
 import t from 'tap';
+import http from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { startSidecar, metricValue, waitFor, type RunningSidecar } from '../helpers/mesh.js';
@@ -106,4 +107,41 @@ t.test('an answer from another worker than the one asked is not taken; an oversi
   const listed = (await workersOf(sidecar)).workers.find((w) => w.id === two?.id);
   t.not(listed?.serial, 'forged', 'worker 2 is not shown with what worker 1 forged');
   t.equal(listed?.unresponsive, true, 'worker 2 is shown unresponsive');
+});
+
+t.test('a message to a worker that has just died does not end the primary', { timeout: 30_000 }, async (t) => {
+  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
+  t.teardown(() => sidecar.stop('SIGKILL'));
+  const primary = sidecar.process.child.pid as number;
+  const [one] = (await workersOf(sidecar)).workers;
+  // one admin connection, kept open; while the primary is stopped, a GET /workers arrives on it
+  // and then the worker dies: the primary, continued, reads the request before it reads that
+  // its channel to the worker is closed, so it asks the dead worker (EPIPE)
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  /** A GET on that connection: `sent` once the request is handed to the kernel. */
+  const get = (path: string) => {
+    let sent: () => void = () => undefined;
+    const written = new Promise<void>((resolve) => (sent = resolve));
+    const answer = new Promise<number | string>((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port: sidecar.adminPort, path, agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('finish', sent);
+      req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    });
+    return { written, answer };
+  };
+  t.equal(await get('/healthz').answer, 200, 'the admin connection is open');
+  process.kill(primary, 'SIGSTOP');
+  const asked = get('/workers');
+  await asked.written;
+  process.kill(one?.pid as number, 'SIGKILL');
+  // the worker is gone (a zombie: its parent is stopped), its end of the channel closed
+  await waitFor(async () => (await readFile(`/proc/${one?.pid}/stat`, 'utf8')).split(' ')[2] === 'Z', 5_000, 'the worker dead');
+  process.kill(primary, 'SIGCONT');
+  t.equal(await asked.answer, 200, 'GET /workers answers');
+  await waitFor(async () => (await sidecar.admin('/ready')).status === 200, 10_000, 'the worker replaced', sidecar.process);
+  t.equal(sidecar.process.child.exitCode, null, 'the primary runs on');
 });
