@@ -54,11 +54,22 @@ export function serviceOption(values: OptionValues): string {
   return service;
 }
 
-/** Waits for SIGINT/SIGTERM, then runs the stop function. */
-export function untilSignal(stop: () => Promise<void>): Promise<number> {
+/**
+ * Waits for SIGINT/SIGTERM, then runs the stop function. With `onRepeat`, a repeat of either
+ * while it runs is ignored (`onRepeat` is told once, to log it): a sidecar's drain finishes, as
+ * Envoy's and Linkerd's do, instead of the default action ending the process mid-drain and
+ * cutting what is in flight. Without it, a repeat ends the process (the default action).
+ */
+export function untilSignal(stop: () => Promise<void>, onRepeat?: () => void): Promise<number> {
   return new Promise((resolve) => {
+    let repeated = false;
+    const onRepeatSignal = () => {
+      if (!repeated) onRepeat?.();
+      repeated = true;
+    };
     const onSignal = () => {
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      if (onRepeat) process.on('SIGINT', onRepeatSignal).on('SIGTERM', onRepeatSignal);
       stop().then(() => resolve(0), () => resolve(1));
     };
     process.on('SIGINT', onSignal).on('SIGTERM', onSignal);

@@ -39,7 +39,10 @@ export const SIDECAR_COMMANDS: Record<string, Command> = {
         throw err;
       }
       // the drain timeout is read when the signal comes: a reload may have changed it
-      const status = await untilSignal(() => sidecar.drain());
+      const status = await untilSignal(
+        () => sidecar.drain(),
+        () => logger.warn('already draining; the signal is ignored until the drain ends'),
+      );
       process.off('SIGHUP', onHangUp);
       return status;
     },

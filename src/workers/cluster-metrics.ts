@@ -2,7 +2,10 @@
 // registry as JSON (over the same typed IPC as everything else, so a worker still booting is
 // not waited for) and merges them with prom-client's AggregatorRegistry.aggregate, family by
 // family with each metric's `aggregator` (counters and histograms sum; identity expiry is the
-// minimum, build info the first). The few families only the primary knows (renewals, reloads,
+// minimum, build info the first, the fd limit and event-loop lag the maximum). What workers that
+// are gone had counted is carried over by the primary (departed-counts.ts) so no total goes
+// down; a worker that does not answer a scrape in time is counted in meshcar_workers_unresponsive
+// and its last counts stand in. The few families only the primary knows (renewals, reloads,
 // build info, the workers themselves) come from its own registry; every family comes from one
 // side only, so no name appears twice.
 
@@ -16,16 +19,34 @@ const PRIMARY_FAMILIES = ['meshcar_build_info', 'meshcar_identity_renewals_total
 /** In a worker: leave the primary's families out of what it hands over for aggregation. */
 export function exportForAggregation(registry: client.Registry): void {
   for (const name of PRIMARY_FAMILIES) registry.removeSingleMetric(name);
-  // the lag measured at a scrape, per worker: the worst one, not a sum of delays
-  const lag = registry.getSingleMetric('nodejs_eventloop_lag_seconds') as { aggregator?: client.Aggregator } | undefined;
-  if (lag) lag.aggregator = 'max';
+  for (const [name, aggregator] of PER_PROCESS) {
+    const metric = registry.getSingleMetric(name) as { aggregator?: client.Aggregator } | undefined;
+    if (metric) metric.aggregator = aggregator;
+  }
 }
+
+/**
+ * Process gauges that mean nothing summed: the lag measured at a scrape (the worst one, not a
+ * sum of delays), the fd limit each worker has (the same for all: not N times it), the Node
+ * version (one label, value 1).
+ */
+const PER_PROCESS: ReadonlyArray<[string, client.Aggregator]> = [
+  ['nodejs_eventloop_lag_seconds', 'max'],
+  ['process_max_fds', 'max'],
+  ['nodejs_version_info', 'first'],
+];
 
 export class ClusterMetrics {
   private readonly registry = new client.Registry();
   readonly restarts = new client.Counter({
     name: 'meshcar_workers_restarts_total',
     help: 'Worker processes restarted after dying unexpectedly (not during a drain); workers > 1 only.',
+    registers: [this.registry],
+  });
+
+  private readonly unresponsive = new client.Gauge({
+    name: 'meshcar_workers_unresponsive',
+    help: 'Workers alive that did not answer this scrape in time (stopped or stuck); their last counts stand in. workers > 1 only.',
     registers: [this.registry],
   });
 
@@ -43,7 +64,8 @@ export class ClusterMetrics {
   }
 
   /** The page: the primary's families, then the workers' registries (`workers`) aggregated. */
-  async render(workers: readonly MetricsJson[], accept: string | undefined): Promise<{ contentType: string; body: string }> {
+  async render(workers: readonly MetricsJson[], accept: string | undefined, unresponsive: number): Promise<{ contentType: string; body: string }> {
+    this.unresponsive.set(unresponsive);
     const own = PRIMARY_FAMILIES.filter((name) => this.primary.getSingleMetric(name) !== undefined).map((name) => this.primary.getSingleMetricAsString(name));
     const aggregated = client.AggregatorRegistry.aggregate(workers as MetricsJson[]);
     const parts = await Promise.all([this.registry.metrics(), ...own, aggregated.metrics()]);

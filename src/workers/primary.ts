@@ -1,7 +1,9 @@
 // The primary of a sidecar with workers > 1: forks the workers (node:cluster, which shares
 // their listening sockets), hands each the SVID at start and on every rotation, knows which
 // ones listen, restarts one that dies unexpectedly (bounded, see restart-policy.ts), reloads
-// them (reload-round.ts) or drains them, and collects their metrics and inventories. It holds
+// them (reload-round.ts) or drains them (a worker forked meanwhile is told to at its hello),
+// and collects their metrics and inventories, keeping what dead workers had counted
+// (departed-counts.ts) and not waiting long for a stuck one (asks.ts). It holds
 // the config the workers run (numbered by generation) without reading it: the composition root
 // (src/sidecar.ts) checks it and hands it over; each worker gets it at start, never the file.
 
@@ -10,14 +12,16 @@ import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
 import type { Workers } from '../config/sidecar-config.js';
-import { MeshcarError } from '../errors.js';
+import { describeError, MeshcarError } from '../errors.js';
 import type { SvidMaterial } from '../identity/svid.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { mergeEndpoints } from './merge-endpoints.js';
-import { isToPrimary, type Address, type Answers, type Ask, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints, type WorkerStatus } from './messages.js';
-import { AskTimeout, reloadRound, type RoundOutcome } from './reload-round.js';
+import { isToPrimary, type Address, type Answers, type Ask, type MetricsJson, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints, type WorkerStatus } from './messages.js';
+import { reloadRound, type RoundOutcome } from './reload-round.js';
+import { Asks } from './asks.js';
+import { DepartedCounts } from './departed-counts.js';
 import { RestartPolicy, WINDOW_MS } from './restart-policy.js';
 
 /** `workers: auto` is the cores this process may use. */
@@ -25,8 +29,11 @@ export function workerCount(setting: Workers): number {
   return setting === 'auto' ? availableParallelism() : setting;
 }
 
-/** How long an ask (reload, status, endpoints) may take before it is answered with an error. */
-const ASK_TIMEOUT_MS = 10_000;
+/**
+ * How long a scrape, GET /endpoints or GET /workers waits for a worker: one stopped or stuck
+ * worker must not cost the whole answer; the others' are rendered without it.
+ */
+const VIEW_ASK_TIMEOUT_MS = 2_000;
 /** After the drain timeout, how long workers get to exit before they are killed. */
 const EXIT_GRACE_MS = 5_000;
 
@@ -35,10 +42,9 @@ interface Listening {
   readonly outbound?: Address;
 }
 
-interface Pending {
-  readonly worker: number;
-  resolve(answer: unknown): void;
-  reject(err: Error): void;
+export interface WorkerPoolOptions {
+  /** How long /metrics, /endpoints and /workers wait for each worker (default 2 s). */
+  readonly viewAskTimeoutMs?: number;
 }
 
 export class WorkerPool implements WorkerCluster {
@@ -53,20 +59,26 @@ export class WorkerPool implements WorkerCluster {
   private current: WorkerConfig | undefined;
   /** A reload round that has not decided yet: a worker greeting meanwhile waits for its outcome. */
   private deciding: Promise<unknown> | undefined;
-  private readonly pending = new Map<number, Pending>();
+  private readonly asks = new Asks((worker, message) => this.send(worker, message));
+  /** What dead workers counted, so the aggregated counts never go down. */
+  private readonly departed = new DepartedCounts();
   private readonly restarts = new RestartPolicy();
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private readonly exitWaiters = new Set<() => void>();
   private readonly metricsOf: ClusterMetrics;
   private identity: WorkloadIdentity | undefined;
-  private nextAsk = 0;
   private started = false;
   private stopping = false;
+  /** The drain under way (SIGTERM): a worker greeting after it is told to drain too. */
+  private drainTimeoutMs: number | undefined;
   private startFailed: ((err: Error) => void) | undefined;
   private allListening: (() => void) | undefined;
   private addresses: Listening | undefined;
 
-  constructor(private readonly count: number, private readonly logger: Logger, primaryRegistry: client.Registry) {
+  private readonly viewAskTimeoutMs: number;
+
+  constructor(private readonly count: number, private readonly logger: Logger, primaryRegistry: client.Registry, options: WorkerPoolOptions = {}) {
+    this.viewAskTimeoutMs = options.viewAskTimeoutMs ?? VIEW_ASK_TIMEOUT_MS;
     this.metricsOf = new ClusterMetrics(primaryRegistry, () => this.live().length);
   }
 
@@ -105,7 +117,7 @@ export class WorkerPool implements WorkerCluster {
       decided();
     };
     try {
-      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.ask.bind(this), send: this.send.bind(this), recycle: this.recycle.bind(this), adopt });
+      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), adopt });
     } finally {
       decided();
       this.deciding = undefined;
@@ -113,23 +125,30 @@ export class WorkerPool implements WorkerCluster {
   }
 
   async metrics(accept: string | undefined): Promise<{ contentType: string; body: string }> {
-    // a worker still booting (no hello yet) has nothing to count and cannot answer yet
-    const greeted = this.live().filter((w) => this.greeted.has(w.id));
-    return this.metricsOf.render(await Promise.all(greeted.map((w) => this.askLive(w, { ask: 'metrics' }, []))), accept);
+    const { answers, unresponsive } = await this.asks.gather(this.greetedLive(), 'metrics', this.viewAskTimeoutMs, [], {
+      saw: (id, answer) => this.departed.sawMetrics(id, answer),
+      last: (id) => this.departed.lastOf(id),
+    });
+    // the departed workers' counts last: each family keeps the live workers' help and aggregator
+    return this.metricsOf.render([...answers, this.departed.metrics()], accept, unresponsive);
   }
 
   async endpoints(): Promise<WorkerEndpoints> {
-    // as for metrics: a worker still booting has served nothing and cannot answer yet
-    const greeted = this.live().filter((w) => this.greeted.has(w.id));
-    return mergeEndpoints(await Promise.all(greeted.map((w) => this.askLive(w, { ask: 'endpoints' }, { endpoints: [], discovery: [] }))));
+    const { answers } = await this.asks.gather(this.greetedLive(), 'endpoints', this.viewAskTimeoutMs, { endpoints: [], discovery: [] }, {
+      saw: (id, answer) => this.departed.sawEndpoints(id, answer),
+      last: (id) => this.departed.lastEndpointsOf(id),
+    });
+    return mergeEndpoints([...answers, this.departed.endpoints()]);
   }
 
   async status(): Promise<unknown> {
     const workers = await Promise.all(
       this.live().map(async (w) => {
-        // a worker still booting (no hello yet) cannot answer: said at once, not after the
-        // ask timeout (a restart would otherwise hold GET /workers for 10 s)
-        const status: Partial<WorkerStatus> & { starting?: true } = this.greeted.has(w.id) ? await this.ask(w, { ask: 'status' }).catch(() => ({ pid: w.process.pid ?? 0 })) : { pid: w.process.pid ?? 0, starting: true };
+        // a worker still starting (a restart) cannot answer before it has its config, which a
+        // reload round may hold: said at once, not after the ask timeout
+        const status: Partial<WorkerStatus> & { starting?: true; unresponsive?: true } = this.listeningWorkers.has(w.id)
+          ? await this.askView(w, { ask: 'status' }).catch(() => ({ pid: w.process.pid ?? 0, ...(w.isDead() ? {} : { unresponsive: true as const }) }))
+          : { pid: w.process.pid ?? 0, starting: true };
         return { id: w.id, listening: this.listeningWorkers.has(w.id), ...status };
       }),
     );
@@ -140,7 +159,9 @@ export class WorkerPool implements WorkerCluster {
   /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */
   async drain(timeoutMs: number): Promise<void> {
     this.stopRestarting();
-    this.broadcast({ type: 'meshcar:drain', timeoutMs });
+    this.drainTimeoutMs = timeoutMs;
+    // a worker that has not said hello cannot hear it yet: it is told at its hello
+    for (const worker of this.live()) if (this.greeted.has(worker.id)) this.send(worker, { type: 'meshcar:drain', timeoutMs });
     await this.exits(timeoutMs + EXIT_GRACE_MS);
   }
 
@@ -164,6 +185,11 @@ export class WorkerPool implements WorkerCluster {
     worker.process.kill('SIGKILL');
   }
 
+  /** Workers that said hello: one still booting has served nothing and cannot answer yet. */
+  private greetedLive(): Worker[] {
+    return this.live().filter((w) => this.greeted.has(w.id));
+  }
+
   private live(): Worker[] {
     return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
   }
@@ -172,16 +198,23 @@ export class WorkerPool implements WorkerCluster {
     // the worker runs this same command line; it tells itself apart by cluster.isWorker
     const worker = cluster.fork();
     this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker forked');
+    // a message to a worker that has just died fails (EPIPE) before its channel is seen closed;
+    // its exit is handled on its own: unheard, this 'error' event would end the primary
+    worker.on('error', (err: Error) => this.logger.debug({ worker: worker.id, workerPid: worker.process.pid, err: describeError(err) }, 'a message to the worker failed'));
   }
 
   private onMessage(worker: Worker, message: ToPrimary): void {
     switch (message.type) {
       case 'meshcar:hello':
         this.greeted.add(worker.id);
+        this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker said hello');
+        // a worker forked just before a SIGTERM (a restart): it drains (exits) instead of starting
+        if (this.drainTimeoutMs !== undefined) return this.send(worker, { type: 'meshcar:drain', timeoutMs: this.drainTimeoutMs });
         if (this.identity) this.send(worker, { type: 'meshcar:svid', svid: material(this.identity.current()) });
         // during a reload round, the config it decides on (the old one if aborted, else the new)
         void (this.deciding ?? Promise.resolve()).then(() => {
           if (!this.current || worker.isDead()) return;
+          if (this.drainTimeoutMs !== undefined) return this.send(worker, { type: 'meshcar:drain', timeoutMs: this.drainTimeoutMs });
           this.configured.add(worker.id);
           this.send(worker, { type: 'meshcar:config', current: this.current });
         });
@@ -193,12 +226,8 @@ export class WorkerPool implements WorkerCluster {
         // before the sidecar is ready this is the sidecar's failure to start
         if (!this.started) this.startFailed?.(new MeshcarError(message.code === 'config_invalid' ? 'config_invalid' : 'internal', message.message));
         return;
-      case 'meshcar:answer': {
-        const pending = this.pending.get(message.id);
-        this.pending.delete(message.id);
-        if (message.error !== undefined) pending?.reject(new Error(message.error));
-        else pending?.resolve(message.answer);
-      }
+      case 'meshcar:answer':
+        return this.asks.answered(worker, message);
     }
   }
 
@@ -221,11 +250,8 @@ export class WorkerPool implements WorkerCluster {
     this.listeningWorkers.delete(worker.id);
     this.greeted.delete(worker.id);
     this.configured.delete(worker.id);
-    for (const [id, pending] of this.pending) {
-      if (pending.worker !== worker.id) continue;
-      this.pending.delete(id);
-      pending.reject(new Error(`worker ${worker.id} exited before it answered`));
-    }
+    this.asks.gone(worker.id);
+    this.departed.departed(worker.id);
     for (const waiter of this.exitWaiters) waiter();
     if (this.stopping) return;
     const how = signal ? { signal } : { code };
@@ -273,29 +299,9 @@ export class WorkerPool implements WorkerCluster {
     });
   }
 
-  private ask<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }): Promise<Answers[K]> {
-    const id = this.nextAsk++;
-    if (!worker.isConnected()) return Promise.reject(new Error(`worker ${worker.id} is not connected`));
-    return new Promise<Answers[K]>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new AskTimeout(`worker ${worker.id} did not answer ${ask.ask} within ${ASK_TIMEOUT_MS} ms`));
-      }, ASK_TIMEOUT_MS);
-      const settle = <T>(fn: (value: T) => void) => (value: T) => {
-        clearTimeout(timer);
-        fn(value);
-      };
-      this.pending.set(id, { worker: worker.id, resolve: settle((answer) => resolve(answer as Answers[K])), reject: settle(reject) });
-      this.send(worker, { type: 'meshcar:ask', id, ...ask });
-    });
-  }
-
-  /** An ask whose worker may die meanwhile: then what it knew is gone, and `gone` stands for it; any other failure is thrown. */
-  private askLive<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }, gone: Answers[K]): Promise<Answers[K]> {
-    return this.ask<K>(worker, ask).catch((err: unknown) => {
-      if (worker.isDead()) return gone;
-      throw err;
-    });
+  /** An ask for a view (metrics, endpoints, status): a short deadline, see VIEW_ASK_TIMEOUT_MS. */
+  private askView<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }): Promise<Answers[K]> {
+    return this.asks.ask<K>(worker, ask, this.viewAskTimeoutMs);
   }
 
   private send(worker: Worker, message: ToWorker): void {

@@ -3,8 +3,9 @@
 // over, and the config the primary checked (a worker never reads the config file or a spec:
 // what it runs is what the primary holds, generation by generation). It takes no signals
 // itself: the primary tells it to prepare and commit a reload, or to drain (a worker whose
-// primary is gone exits at once: node:cluster does that on an unexpected disconnect). Its
-// metrics are exported for the primary's aggregation.
+// primary is gone exits at once: node:cluster does that on an unexpected disconnect; one told
+// to drain before it got its config exits without starting). It starts on the latest SVID the
+// primary sent. Its metrics are exported for the primary's aggregation.
 
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
@@ -47,10 +48,15 @@ async function serve(file: string, workerId: number): Promise<number> {
   const constructed = new Promise<{ sidecar: Sidecar; started: Promise<unknown> }>((resolve) => (built = resolve));
   let identity: WorkloadIdentity | undefined;
   let logger: Logger | undefined;
-  let firstSvid: ((material: SvidMaterial) => void) | undefined;
-  const svids = new Promise<SvidMaterial>((resolve) => (firstSvid = resolve));
-  let firstConfig: ((current: WorkerConfig) => void) | undefined;
-  const configs = new Promise<WorkerConfig>((resolve) => (firstConfig = resolve));
+  // every SVID that comes before the identity is built is kept, the latest wins: a rotation
+  // between the hello and the build must not leave this worker on the old certificate
+  let latestSvid: SvidMaterial | undefined;
+  let firstSvid: (() => void) | undefined;
+  const svids = new Promise<void>((resolve) => (firstSvid = resolve));
+  let firstConfig: ((current: WorkerConfig | undefined) => void) | undefined;
+  // undefined: told to drain before it had a config (the primary is stopping): nothing to start
+  const configs = new Promise<WorkerConfig | undefined>((resolve) => (firstConfig = resolve));
+  let configured = false;
   const steps = new ReloadSteps(constructed.then(({ sidecar: s }) => s));
   let done: (status: number) => void = ignore;
   const finished = new Promise<number>((resolve) => (done = resolve));
@@ -73,15 +79,25 @@ async function serve(file: string, workerId: number): Promise<number> {
 
   const onMessage = (message: ToWorker) => {
     if (message.type === 'meshcar:svid') {
-      if (!identity) return firstSvid?.(message.svid);
+      if (!identity) {
+        latestSvid = message.svid;
+        return firstSvid?.();
+      }
       try {
         identity.swap(validateSvid(message.svid, identity.spiffeId));
       } catch (err) {
         logger?.error({ err: describeError(err) }, 'the SVID from the primary was refused; the current one is kept');
       }
     } else if (message.type === 'meshcar:drain') {
+      if (!configured) {
+        // nothing listens yet and nothing will: the primary stops
+        firstConfig?.(undefined);
+        done(0);
+        return;
+      }
       void drain(message.timeoutMs);
     } else if (message.type === 'meshcar:config') {
+      configured = true;
       firstConfig?.(message.current);
     } else if (message.type === 'meshcar:abort') {
       steps.abort(message.generation);
@@ -106,11 +122,14 @@ async function serve(file: string, workerId: number): Promise<number> {
 
   try {
     const current = await configs;
+    if (!current) return await finished;
     steps.started(current.generation);
     const { config } = current;
     logger = createLogger(config.log.level).child({ worker: workerId });
     const fromPrimary = async (): Promise<RunningIdentity> => {
-      identity = new WorkloadIdentity(validateSvid(await svids, config.spiffeId), (logger as Logger).child({ component: 'identity' }));
+      await svids;
+      // read after the wait, in the same turn as the build: nothing newer can slip in between
+      identity = new WorkloadIdentity(validateSvid(latestSvid as SvidMaterial, config.spiffeId), (logger as Logger).child({ component: 'identity' }));
       return { identity, nextRenewalAt: () => undefined, stop: ignore };
     };
     sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary, specs: current.specs });

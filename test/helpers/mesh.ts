@@ -104,6 +104,8 @@ export interface SidecarSpec {
   readonly codec?: 'meshcar' | 'node';
   /** Options for node itself (e.g. a test-side `--require` preload, see test/fixtures/loaded-modules.cjs). */
   readonly nodeArgs?: readonly string[];
+  /** log.level (default info). */
+  readonly logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** Instead of identity.ca: identity.files with these paths (no CA contact, no CSR). */
   readonly files?: { readonly cert: string; readonly key: string; readonly bundle: string };
 }
@@ -178,7 +180,7 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
       if (u.openapi) lines.push(`      openapi: ${u.openapi}`);
     }
   }
-  lines.push('admin:', `  listen: 127.0.0.1:${adminListen}`, 'log:', '  level: info', `  access: ${spec.access ?? false}`);
+  lines.push('admin:', `  listen: 127.0.0.1:${adminListen}`, 'log:', `  level: ${spec.logLevel ?? 'info'}`, `  access: ${spec.access ?? false}`);
   if (spec.drainTimeout) lines.push(`drainTimeout: ${spec.drainTimeout}`);
   const codec = spec.codec ?? defaultMeshCodec();
   if (codec) lines.push('http2:', `  codec: ${codec}`);

@@ -1,14 +1,39 @@
-// Test helper for sidecars with `workers` > 1: the primary's GET /workers, and one request on
-// a new mTLS connection straight to an inbound port (the primary hands each new connection to
-// the next worker, so a few of them reach every worker).
+// Test helper for sidecars with `workers` > 1: what a test file of them shares (our CA, an echo
+// app, a probe certificate), the primary's GET /workers, and one request on a new mTLS
+// connection straight to an inbound port (the primary hands each new connection to the next
+// worker, so a few of them reach every worker).
 
 import http2 from 'node:http2';
-import type { RunningSidecar } from './mesh.js';
+import type tap from 'tap';
+import { startMeshCa, type MeshCa, type RunningSidecar } from './mesh.js';
+import { startEchoApp, type TestApp } from './apps.js';
+
+export interface WorkersFixture {
+  readonly ca: MeshCa;
+  readonly app: TestApp;
+  /** A certificate of service `probe` (PEM), trusted by every sidecar of the CA. */
+  readonly probe: { cert: string; key: string; bundle: string };
+}
+
+/** The CA, echo app and probe a test file's tests share: filled in before its first test, stopped after the last. */
+export function workersFixture(t: typeof tap): WorkersFixture {
+  const fixture = {} as { -readonly [K in keyof WorkersFixture]: WorkersFixture[K] };
+  t.before(async () => {
+    fixture.ca = await startMeshCa(t.testdir());
+    fixture.app = await startEchoApp();
+    fixture.probe = await fixture.ca.issue('probe');
+  });
+  t.teardown(async () => {
+    await fixture.ca?.stop();
+    await fixture.app?.close();
+  });
+  return fixture;
+}
 
 export interface WorkersView {
   /** The config generation the primary holds. */
   readonly generation: number;
-  readonly workers: Array<{ id: number; pid: number; listening: boolean; serial: string; requests: number; generation: number | null }>;
+  readonly workers: Array<{ id: number; pid: number; listening: boolean; serial: string; requests: number; generation: number | null; starting?: boolean; unresponsive?: boolean }>;
   readonly restarts: number;
 }
 

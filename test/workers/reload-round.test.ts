@@ -16,23 +16,10 @@ import t from 'tap';
 import http from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startMeshCa, startSidecar, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { startEchoApp, type TestApp } from '../helpers/apps.js';
-import { probeRequest, workersOf } from '../helpers/workers.js';
+import { startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
+import { probeRequest, workersFixture, workersOf } from '../helpers/workers.js';
 
-let ca: MeshCa;
-let app: TestApp;
-let probe: { cert: string; key: string; bundle: string };
-
-t.before(async () => {
-  ca = await startMeshCa(t.testdir());
-  app = await startEchoApp();
-  probe = await ca.issue('probe');
-});
-t.teardown(async () => {
-  await ca?.stop();
-  await app?.close();
-});
+const fx = workersFixture(t);
 
 /**
  * Two workers listening, both on the primary's generation `generation`. /ready first: /workers
@@ -45,7 +32,7 @@ async function agreeOn(sidecar: RunningSidecar, generation: number): Promise<boo
 }
 
 /** The status of one request on a new mTLS connection (the workers take connections in turn). */
-const probeStatus = async (port: number, path?: string) => (await probeRequest(port, probe, path)).status;
+const probeStatus = async (port: number, path?: string) => (await probeRequest(port, fx.probe, path)).status;
 
 /** POST /reload with no client timeout: a worker that does not confirm is waited for 10 s. */
 function reload(port: number): Promise<{ status: number; body: { error?: string; message?: string; applied?: string[] } }> {
@@ -61,7 +48,7 @@ function reload(port: number): Promise<{ status: number; body: { error?: string;
 }
 
 t.test('workers: 2: a reload runs in every worker or in none, and the answer says which', { timeout: 60_000 }, async (t) => {
-  const sidecar = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, extraYaml: 'workers: 2' });
+  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
   t.teardown(() => sidecar.stop('SIGKILL'));
   const statuses = async (path?: string) => Promise.all([0, 1, 2, 3].map(() => probeStatus(sidecar.inboundPort, path)));
   const lines = sidecar.process.lines;

@@ -1,0 +1,119 @@
+// The primary's asks to its workers (workers > 1): each ask gets an id and a deadline, and an
+// answer settles it only when it comes from the worker that was asked (a worker cannot answer,
+// say, a reload's prepare for another one) and, for metrics, only when it has the shape and
+// the size a registry's JSON has (a worker's answer is held and rendered by the primary).
+
+import type { Worker } from 'node:cluster';
+import type { Answers, Ask, MetricsJson, ToWorker } from './messages.js';
+import { AskTimeout } from './reload-round.js';
+
+/** How long an ask (reload, status, endpoints) may take before it is answered with an error. */
+export const ASK_TIMEOUT_MS = 10_000;
+
+/** At most this many samples in one worker's metrics answer (a worker's registry caps its series far below). */
+export const MAX_METRIC_SAMPLES = 200_000;
+/** At most this many characters of names and label text in one metrics answer. */
+const MAX_METRIC_TEXT = 16 * 1024 * 1024;
+
+interface Pending {
+  readonly worker: number;
+  readonly ask: Ask['ask'];
+  resolve(answer: unknown): void;
+  reject(err: Error): void;
+}
+
+export class Asks {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+
+  constructor(private readonly send: (worker: Worker, message: ToWorker) => void) {}
+
+  ask<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }, timeoutMs = ASK_TIMEOUT_MS): Promise<Answers[K]> {
+    const id = this.nextId++;
+    if (!worker.isConnected()) return Promise.reject(new Error(`worker ${worker.id} is not connected`));
+    return new Promise<Answers[K]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new AskTimeout(`worker ${worker.id} did not answer ${ask.ask} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const settle = <T>(fn: (value: T) => void) => (value: T) => {
+        clearTimeout(timer);
+        fn(value);
+      };
+      this.pending.set(id, { worker: worker.id, ask: ask.ask, resolve: settle((answer) => resolve(answer as Answers[K])), reject: settle(reject) });
+      this.send(worker, { type: 'meshcar:ask', id, ...ask });
+    });
+  }
+
+  /** A worker's answer: ignored unless it answers an ask made of that very worker. */
+  answered(worker: Worker, message: { readonly id: number; readonly answer?: unknown; readonly error?: string }): void {
+    const pending = this.pending.get(message.id);
+    if (!pending || pending.worker !== worker.id) return;
+    this.pending.delete(message.id);
+    if (message.error !== undefined) return pending.reject(new Error(String(message.error)));
+    const refused = pending.ask === 'metrics' ? metricsRefusal(message.answer) : undefined;
+    if (refused) pending.reject(new Error(`worker ${worker.id} answered metrics with ${refused}`));
+    else pending.resolve(message.answer);
+  }
+
+  /**
+   * Every worker's answer to a view ask. One that does not answer in time is counted as
+   * unresponsive and its `last` answer stands in, so no total goes down; one that died
+   * meanwhile counts as `empty`, as what it last answered is in the departed counts from its
+   * exit on (departed-counts.ts); `saw` is told every answer.
+   */
+  async gather<K extends 'metrics' | 'endpoints'>(
+    workers: readonly Worker[],
+    ask: K,
+    timeoutMs: number,
+    empty: Answers[K],
+    known: { saw(id: number, answer: Answers[K]): void; last(id: number): Answers[K] | undefined },
+  ): Promise<{ answers: Array<Answers[K]>; unresponsive: number }> {
+    let unresponsive = 0;
+    const answers = await Promise.all(
+      workers.map((w) =>
+        this.ask<K>(w, { ask } as Ask & { ask: K }, timeoutMs).then(
+          (answer) => {
+            known.saw(w.id, answer);
+            return answer;
+          },
+          () => {
+            if (w.isDead()) return empty;
+            unresponsive++;
+            return known.last(w.id) ?? empty;
+          },
+        ),
+      ),
+    );
+    return { answers: answers.map((answer, i) => (workers[i]?.isDead() ? empty : answer)), unresponsive };
+  }
+
+  /** The worker is gone: what was asked of it is failed at once, not at its deadline. */
+  gone(worker: number): void {
+    for (const [id, pending] of this.pending) {
+      if (pending.worker !== worker) continue;
+      this.pending.delete(id);
+      pending.reject(new Error(`worker ${worker} exited before it answered`));
+    }
+  }
+}
+
+/** Why a metrics answer is not a registry's JSON of a sane size, or undefined if it is. */
+function metricsRefusal(answer: unknown): string | undefined {
+  if (!Array.isArray(answer)) return 'something other than a list of families';
+  let samples = 0;
+  let text = 0;
+  for (const family of answer as MetricsJson) {
+    if (typeof family !== 'object' || family === null || typeof family.name !== 'string' || typeof family.type !== 'string' || !Array.isArray(family.values)) return 'a family that is not one';
+    text += family.name.length + (typeof family.help === 'string' ? family.help.length : 0);
+    samples += family.values.length;
+    if (samples > MAX_METRIC_SAMPLES) return `more than ${MAX_METRIC_SAMPLES} samples`;
+    for (const value of family.values as Array<{ value?: unknown; labels?: unknown; metricName?: unknown }>) {
+      if (typeof value !== 'object' || value === null || typeof value.value !== 'number' || typeof value.labels !== 'object' || value.labels === null) return 'a sample that is not one';
+      for (const [name, label] of Object.entries(value.labels)) text += name.length + String(label).length;
+      if (typeof value.metricName === 'string') text += value.metricName.length;
+    }
+    if (text > MAX_METRIC_TEXT) return `more than ${MAX_METRIC_TEXT / (1024 * 1024)} MB of names and labels`;
+  }
+  return undefined;
+}

@@ -1,0 +1,96 @@
+// What workers that are gone had counted (workers > 1), kept by the primary so the totals it
+// shows never go down when a worker dies or is recycled (Prometheus would read a drop as a
+// counter reset, and rate()/increase() would spike), as Envoy keeps a restarted worker's stats
+// in its parent. Only what adds up is kept: counter and summed histogram samples from /metrics
+// and the counts of /endpoints; gauges describe live processes and are not carried over.
+// The primary knows a worker's counts as of its last answer (a scrape, GET /endpoints): what a
+// worker counted after that and before it died is lost, as nothing asks a worker on a timer.
+// The base is bounded: workers restarted over weeks of changing traffic could each have learned
+// other routes, so past `maxSamples` distinct samples (and as many /endpoints rows, the most
+// used kept) a new one is not kept; the ones kept still add up.
+
+import type { MetricsJson, WorkerEndpoints } from './messages.js';
+import { mergeEndpoints } from './merge-endpoints.js';
+
+type Family = MetricsJson[number];
+type Sample = Family['values'][number];
+
+/** Only the families whose samples add up across processes: counters, and histograms summed. */
+function additive(family: Family): boolean {
+  const type = String(family.type);
+  return (type === 'counter' || type === 'histogram') && (family.aggregator ?? 'sum') === 'sum';
+}
+
+const sampleKey = (sample: Sample): string => {
+  const labels = Object.entries(sample.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([(sample as { metricName?: string }).metricName ?? '', labels]);
+};
+
+/** At most this many distinct samples, and /endpoints rows, of departed workers are kept. */
+export const MAX_DEPARTED_SAMPLES = 200_000;
+
+export class DepartedCounts {
+  /** Per live worker, its additive families as of its last metrics answer. */
+  private readonly lastMetrics = new Map<number, MetricsJson>();
+  private readonly lastEndpoints = new Map<number, WorkerEndpoints>();
+  /** The departed workers' samples, summed: family name -> sample key -> sample. */
+  private readonly metricsBase = new Map<string, { family: Omit<Family, 'values'>; samples: Map<string, Sample> }>();
+  private endpointsBase: WorkerEndpoints = { endpoints: [], discovery: [] };
+  private sampleCount = 0;
+
+  constructor(private readonly maxSamples = MAX_DEPARTED_SAMPLES) {}
+
+  /** A live worker's metrics answer: the counts to carry over should it go. */
+  sawMetrics(worker: number, answer: MetricsJson): void {
+    this.lastMetrics.set(worker, answer.filter(additive));
+  }
+
+  sawEndpoints(worker: number, answer: WorkerEndpoints): void {
+    this.lastEndpoints.set(worker, answer);
+  }
+
+  /** The last counts a live worker answered with (for one that does not answer now), if any. */
+  lastOf(worker: number): MetricsJson | undefined {
+    return this.lastMetrics.get(worker);
+  }
+
+  lastEndpointsOf(worker: number): WorkerEndpoints | undefined {
+    return this.lastEndpoints.get(worker);
+  }
+
+  /** The worker is gone: its last counts join the base. */
+  departed(worker: number): void {
+    const metrics = this.lastMetrics.get(worker);
+    this.lastMetrics.delete(worker);
+    for (const family of metrics ?? []) {
+      const { values, ...rest } = family;
+      const kept = this.metricsBase.get(family.name) ?? { family: rest, samples: new Map<string, Sample>() };
+      this.metricsBase.set(family.name, kept);
+      for (const sample of values) {
+        const key = sampleKey(sample);
+        const seen = kept.samples.get(key);
+        if (seen) kept.samples.set(key, { ...seen, value: seen.value + sample.value });
+        else if (this.sampleCount < this.maxSamples) {
+          kept.samples.set(key, { ...sample });
+          this.sampleCount++;
+        }
+      }
+    }
+    const endpoints = this.lastEndpoints.get(worker);
+    this.lastEndpoints.delete(worker);
+    if (endpoints) {
+      const merged = mergeEndpoints([this.endpointsBase, endpoints]);
+      // most used first (mergeEndpoints' order): the rows beyond the bound are the least used
+      this.endpointsBase = { endpoints: merged.endpoints.slice(0, this.maxSamples), discovery: merged.discovery.slice(0, this.maxSamples) };
+    }
+  }
+
+  /** The departed workers' counts as one more registry's JSON to aggregate with the live ones. */
+  metrics(): MetricsJson {
+    return [...this.metricsBase.values()].map(({ family, samples }) => ({ ...family, values: [...samples.values()] }) as Family);
+  }
+
+  endpoints(): WorkerEndpoints {
+    return this.endpointsBase;
+  }
+}
