@@ -142,12 +142,15 @@ export function grpcAnswerType(requestContentType: unknown): string | undefined 
 /**
  * What a gRPC status says about the server that sent it, as an HTTP status for endpoint health
  * (Envoy's outlier detection maps them the same way): UNAVAILABLE, INTERNAL, UNKNOWN and
- * DATA_LOSS are the server failing (5xx); RESOURCE_EXHAUSTED is it shedding load (429). The
+ * DATA_LOSS, or no status at all, are the server failing (5xx); RESOURCE_EXHAUSTED is it
+ * shedding load (429). The
  * rest, DEADLINE_EXCEEDED included (the caller's own deadline, passed on), are the call's
  * outcome, not the server's health: 200.
  */
 export function grpcHealthStatus(grpcStatus: unknown): number {
   switch (grpcStatus) {
+    case undefined: // trailers without a status: the call has none (its client sees INTERNAL)
+      return 500;
     case '14':
       return 503;
     case '13':

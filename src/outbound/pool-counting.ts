@@ -64,10 +64,14 @@ export function streamRespondedListener(health: EndpointHealth<UpstreamEndpoint>
   };
 }
 
-/** A gRPC answer's content type; most answers are ruled out by one character, with no lower-casing. */
+/**
+ * A gRPC answer's content type (application/grpc, +proto, +json: grpc-status in HTTP/2
+ * trailers); gRPC-Web carries its status in the body, so it is judged by its head. Most
+ * answers are ruled out by one character, with no lower-casing.
+ */
 function isGrpc(contentType: unknown): boolean {
   // 'application/grpc...': index 12 is its 'g' (any case), 'j' in application/json
-  return typeof contentType === 'string' && (contentType.charCodeAt(12) | 0x20) === 0x67 && grpcAnswerType(contentType) !== undefined;
+  return typeof contentType === 'string' && (contentType.charCodeAt(12) | 0x20) === 0x67 && grpcAnswerType(contentType) === 'application/grpc';
 }
 
 /** The pool's 'close' listener for all its streams: one fewer in flight; unanswered, a failure. */

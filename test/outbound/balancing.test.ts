@@ -136,10 +136,19 @@ t.test('a gRPC endpoint failing in its trailers (grpc-status UNAVAILABLE after a
     stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
     stream.end(Buffer.from([0, 0, 0, 0, 0]));
   };
+  /** Trailers, but no grpc-status in them. */
+  const noStatusTrailers: H2Handler = (stream) => {
+    stream.on('error', () => {});
+    stream.resume();
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.once('wantTrailers', () => stream.sendTrailers({ 'x-other': '1' }));
+    stream.end(Buffer.from([0, 0, 0, 0, 0]));
+  };
   for (const [label, handler] of [
     ['in the trailers', grpc('14', false)],
     ['trailers-only', grpc('14', true)],
     ['ended without trailers', noStatus],
+    ['trailers without grpc-status', noStatusTrailers],
   ] as const) {
     const broken = await startUpstream(pki, { handler });
     const healthy = await startUpstream(pki, { handler: grpc('0', false, 10) });
@@ -149,6 +158,26 @@ t.test('a gRPC endpoint failing in its trailers (grpc-status UNAVAILABLE after a
     await fx.close();
     await closeAll([broken, healthy]);
   }
+});
+
+t.test('a gRPC-Web answer (its status in the body, no trailers) is judged by its head: a fast healthy one is not a failure', async (t) => {
+  const pki = await makePki(TD);
+  const grpcWeb: H2Handler = (stream) => {
+    stream.on('error', () => {});
+    stream.resume();
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc-web+proto' });
+    stream.end(Buffer.from([0, 0, 0, 0, 0, 0x80, 0, 0, 0, 15, ...Buffer.from('grpc-status:0\r\n')]));
+  };
+  const fast = await startUpstream(pki, { handler: grpcWeb });
+  const slow = await startUpstream(pki, { handler: slowBy(10) });
+  const fx = await startBalanced(pki, { ports: [fast.port, slow.port], outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 } });
+  t.teardown(async () => {
+    await fx.close();
+    await closeAll([fast, slow]);
+  });
+  await load(fx.port, 100, 2);
+  t.ok(fast.requests >= 50, `the fast gRPC-Web endpoint served ${fast.requests} of ${fast.requests + slow.requests}`);
+  t.equal(fx.observer.ejections, 0, 'nothing ejected');
 });
 
 t.test("an app's own short deadlines (x-request-timeout) are not the endpoints' failures: nothing ejected", async (t) => {
