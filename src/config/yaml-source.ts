@@ -77,6 +77,16 @@ function tooLarge(file: string): ConfigIssue {
 }
 
 export function parseYamlSource(file: string, text: string): YamlSource {
+  // the parser recurses per level: thousands of [ or { made it overflow its stack, and a few
+  // such files parsed in one process (reloads) ended it in V8's RegExp compiler
+  const deepAt = flowDeeperThan(text, MAX_FLOW_DEPTH);
+  if (deepAt !== -1) {
+    const at = new LineCounter();
+    at.addNewLine(0);
+    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) at.addNewLine(i + 1);
+    const { line, col } = at.linePos(deepAt);
+    return { file, root: undefined, issues: [{ file, line, column: col, path: '', message: `YAML syntax: [ ] and { } nest more than ${MAX_FLOW_DEPTH} deep here; a config needs a few levels` }] };
+  }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const issues: ConfigIssue[] = doc.errors.map((err) => {
@@ -103,8 +113,12 @@ export function parseYamlSource(file: string, text: string): YamlSource {
   // million authorize entries
   const written = nodeCount(doc.contents);
   const budget = Math.max(MIN_EXPANSION_BUDGET, EXPANSION_FACTOR * written);
-  if (expandedCount(doc, doc.contents, budget, new Map()) > budget) {
-    return { file, root: undefined, issues: [wholeFileIssue(file, `its YAML aliases (*name) expand to more than ${budget} values, ${EXPANSION_FACTOR} times what the file writes out: write the values out, or alias smaller anchors`)] };
+  const measure = { cycle: false };
+  if (expandedCount(doc, doc.contents, budget, new Map(), measure) > budget) {
+    const why = measure.cycle
+      ? 'an alias (*name) stands inside its own anchor (&name): the value would contain itself'
+      : `its YAML aliases (*name) expand to more than ${budget} values (the most is ${MIN_EXPANSION_BUDGET}, or ${EXPANSION_FACTOR} times the values the file writes out): write the values out, or alias smaller anchors`;
+    return { file, root: undefined, issues: [wholeFileIssue(file, why)] };
   }
   const ctx: Context = { file, doc, lines, issues };
   return { file, root: new YamlValue(ctx, doc.contents, '', startOf(doc.contents)), issues };
@@ -139,9 +153,13 @@ function checkTagsAndAliases(doc: Document, node: unknown, path: string, report:
   }
 }
 
-/** Aliases may make a config this many times the values it writes out (a few small anchors reused), and always 10,000. */
+/**
+ * Aliases may make a config this many times the values it writes out, and always 200,000
+ * values (reading one costs ~5 µs: about a second): an anchor of 2,000 IDs reused in a few
+ * rules fits, an N × N expansion of a few hundred KB does not.
+ */
 const EXPANSION_FACTOR = 4;
-const MIN_EXPANSION_BUDGET = 10_000;
+const MIN_EXPANSION_BUDGET = 200_000;
 
 /** Nodes as written (an alias counts as one). */
 function nodeCount(node: unknown): number {
@@ -158,30 +176,65 @@ function nodeCount(node: unknown): number {
   return 1;
 }
 
+/** Flow collections ([ ], { }) nested deeper than this are refused before parsing. */
+const MAX_FLOW_DEPTH = 64;
+
+/**
+ * The offset where [ and { first nest deeper than `max`, or -1. Quoted text and comments are
+ * skipped; a bracket inside a plain value (a route template's {id}) opens and closes its own.
+ */
+function flowDeeperThan(text: string, max: number): number {
+  let depth = 0;
+  let quote = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (quote !== 0) {
+      if (c === 0x5c && quote === 0x22) i++; // an escape inside "..."
+      else if (c === quote) quote = 0;
+      else if (c === 0x0a) quote = 0; // a line break: a stray quote does not swallow the file
+    } else if (c === 0x22 || c === 0x27) quote = c;
+    else if (c === 0x23 && (i === 0 || text.charCodeAt(i - 1) <= 0x20)) {
+      const end = text.indexOf('\n', i);
+      if (end === -1) break;
+      i = end;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return i;
+    } else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
+  }
+  return -1;
+}
+
+/** An anchor being measured: an alias reaching it again is a cycle. */
+const MEASURING = -1;
+
 /**
  * Nodes as a reader sees them, aliases followed; stops counting past `budget`. Each anchored
  * node is measured once (`sizes`); an alias inside its own anchor (a cycle) counts as past it.
  */
-function expandedCount(doc: Document, node: unknown, budget: number, sizes: Map<unknown, number>): number {
+function expandedCount(doc: Document, node: unknown, budget: number, sizes: Map<unknown, number>, found: { cycle: boolean }): number {
   if (isAlias(node)) {
     const target = node.resolve(doc);
     if (target === undefined) return 1;
     const known = sizes.get(target);
+    if (known === MEASURING) {
+      found.cycle = true;
+      return budget + 1;
+    }
     if (known !== undefined) return known;
-    sizes.set(target, budget + 1); // while it is measured: a cycle back to it is past the budget
-    const size = expandedCount(doc, target, budget, sizes);
+    sizes.set(target, MEASURING);
+    const size = expandedCount(doc, target, budget, sizes, found);
     sizes.set(target, size);
     return size;
   }
   let n = 1;
   if (isMap(node)) {
     for (const pair of node.items) {
-      n += expandedCount(doc, pair.key, budget, sizes) + expandedCount(doc, pair.value, budget, sizes);
+      n += expandedCount(doc, pair.key, budget, sizes, found) + expandedCount(doc, pair.value, budget, sizes, found);
       if (n > budget) return n;
     }
   } else if (isSeq(node)) {
     for (const item of node.items) {
-      n += expandedCount(doc, item, budget, sizes);
+      n += expandedCount(doc, item, budget, sizes, found);
       if (n > budget) return n;
     }
   }
