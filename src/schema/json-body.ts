@@ -137,10 +137,12 @@ class BodyBuffer {
   add(chunk: Buffer): number {
     const size = this.size + chunk.length;
     if (size > this.limit) return TOO_LARGE;
-    if (!this.budget.take(chunk.length)) return OVER_BUDGET;
     let buffer = this.buffer;
     if (buffer === null || size > buffer.length) {
-      const grown = Buffer.allocUnsafe(Math.min(this.limit, Math.max(size, 2 * (buffer?.length ?? 0), 1024)));
+      // the budget counts what is allocated (a buffer grows by doubling), not only what is used
+      const length = Math.min(this.limit, Math.max(size, 2 * (buffer?.length ?? 0), 1024));
+      if (!this.budget.take(length - (buffer?.length ?? 0))) return OVER_BUDGET;
+      const grown = Buffer.allocUnsafe(length);
       if (buffer !== null) buffer.copy(grown, 0, 0, this.size);
       this.buffer = buffer = grown;
     }
@@ -155,7 +157,7 @@ class BodyBuffer {
 
   /** Lets go of the bytes and gives them back to the budget (once). */
   clear(): void {
-    this.budget.give(this.size);
+    this.budget.give(this.buffer?.length ?? 0);
     this.buffer = null;
     this.size = 0;
   }

@@ -27,13 +27,13 @@ for (const codec of ['node', 'meshcar'] as const) {
   t.test(`${codec} codec: enforce answers 503 overloaded past maxBuffered; bytes come back`, async (t) => {
     const f = await startInbound({ codec });
     t.teardown(() => f.close());
-    // four held bodies nearly fill it (4 × 182 bytes of 800)
-    const guard = await loadGuard({ spec: SPEC, mode: 'enforce', maxBodySize: 512, maxBuffered: 800 });
+    // four held bodies nearly fill it: each is given maxBodySize (512) to grow in, 2,048 of 2,100
+    const guard = await loadGuard({ spec: SPEC, mode: 'enforce', maxBodySize: 512, maxBuffered: 2100 });
     f.inbound.setSchema(guard);
     const session = await h2Connect(f.port, await f.tlsOptions());
     t.teardown(() => session.close());
     const held = [holdBack(session), holdBack(session), holdBack(session), holdBack(session)];
-    await waitFor(async () => guard.budget.used === 4 * PART.length, 5000, 'four bodies held');
+    await waitFor(async () => guard.budget.used === 4 * 512, 5000, 'four bodies held');
     const refused = await h2Request(session, HEAD, `${PART}}`);
     t.equal(refused.headers[':status'], 503);
     t.equal(refused.headers['x-meshcar-error'], 'overloaded');
@@ -43,7 +43,7 @@ for (const codec of ['node', 'meshcar'] as const) {
     held[0]!.end('}');
     t.equal(await ended, 200, 'a held body that ends is answered');
     held[1]!.close();
-    await waitFor(async () => guard.budget.used === 2 * PART.length, 5000, 'two bodies given back');
+    await waitFor(async () => guard.budget.used === 2 * 512, 5000, 'two bodies given back');
     const ok = await h2Request(session, HEAD, `${PART}}`);
     t.equal(ok.headers[':status'], 200, 'room again');
     for (const s of held.slice(2)) s.close();
@@ -54,12 +54,12 @@ for (const codec of ['node', 'meshcar'] as const) {
 t.test('shadow: past maxBuffered a body goes on unchecked', async (t) => {
   const f = await startInbound();
   t.teardown(() => f.close());
-  const guard = await loadGuard({ spec: SPEC, mode: 'shadow', maxBodySize: 512, maxBuffered: 600 });
+  const guard = await loadGuard({ spec: SPEC, mode: 'shadow', maxBodySize: 512, maxBuffered: 1600 });
   f.inbound.setSchema(guard);
   const session = await h2Connect(f.port, await f.tlsOptions());
   t.teardown(() => session.close());
   const held = [holdBack(session), holdBack(session), holdBack(session)];
-  await waitFor(async () => guard.budget.used === 3 * PART.length, 5000, 'three bodies watched');
+  await waitFor(async () => guard.budget.used === 3 * 512, 5000, 'three bodies watched');
   // an invalid order (qty 0): over the budget it is not watched, so no violation is recorded
   const res = await h2Request(session, HEAD, JSON.stringify({ item: 'book', qty: 0, note: 'y'.repeat(100) }));
   t.equal(res.headers[':status'], 200, 'forwarded');
