@@ -86,6 +86,8 @@ export class H2cSessionPool {
   refused(lease: Lease): void {
     if (lease.goaway) return;
     this.retire(lease);
+    // its streams may all be done already (release() ran first): then it closes now
+    if (lease.active === 0 && !lease.session.closed) lease.session.close();
     this.probe(lease);
   }
 

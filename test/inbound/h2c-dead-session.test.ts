@@ -11,6 +11,7 @@ import t from 'tap';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { waitFor } from '../helpers/mesh.js';
 
 const PREFACE_LENGTH = 24;
 
@@ -168,4 +169,7 @@ t.test('a healthy app refusing one stream (over its stream limit: REFUSED_STREAM
   const answered = await inFlight;
   t.equal(answered.status, 200, `the request in flight on the refusing session is answered (${answered.status} ${answered.body})`);
   t.ok(connections >= 2, 'the refused request went to a new session');
+  // the refusing session left the pool: it closes once its last stream is done, not never
+  await waitFor(async () => sockets.size === connections - 1, 5000, 'the first session closed');
+  t.pass('the first session closed after its answer');
 });
