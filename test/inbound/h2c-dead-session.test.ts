@@ -12,17 +12,34 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
 import { waitFor } from '../helpers/mesh.js';
+import { ERROR, FLAG, FRAME, frame, settingsFrame, type Frame } from '../helpers/raw-h2.js';
 
 const PREFACE_LENGTH = 24;
 
-/** One HTTP/2 frame: type, flags, stream id, payload. */
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
+/**
+ * The app's side of one raw h2c connection: our SETTINGS first, then every frame of the
+ * client's handed to `onFrame` (the preface skipped), with `send` for raw frames.
+ */
+function speakH2c(socket: net.Socket, onFrame: (f: Frame, send: (bytes: Buffer) => void) => void): void {
+  const send = (bytes: Buffer) => void (socket.writable && socket.write(bytes));
+  send(settingsFrame());
+  let buffer = Buffer.alloc(0);
+  let prefaceRead = false;
+  socket.on('data', (chunk: Buffer) => {
+    buffer = Buffer.concat([buffer, chunk]);
+    if (!prefaceRead) {
+      if (buffer.length < PREFACE_LENGTH) return;
+      buffer = buffer.subarray(PREFACE_LENGTH);
+      prefaceRead = true;
+    }
+    while (buffer.length >= 9) {
+      const length = buffer.readUIntBE(0, 3);
+      if (buffer.length < 9 + length) return;
+      const f: Frame = { type: buffer[3] as number, flags: buffer[4] as number, streamId: buffer.readUInt32BE(5) & 0x7fffffff, payload: buffer.subarray(9, 9 + length) };
+      buffer = buffer.subarray(9 + length);
+      onFrame(f, send);
+    }
+  });
 }
 
 /**
@@ -47,26 +64,10 @@ async function brokenThenWell(mode: 'hpack' | 'silent'): Promise<{ port: number;
       good.emit('connection', socket);
       return;
     }
-    socket.write(frame(4, 0, 0)); // our SETTINGS
-    let buffer = Buffer.alloc(0);
-    let prefaceRead = false;
-    socket.on('data', (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      if (!prefaceRead) {
-        if (buffer.length < PREFACE_LENGTH) return;
-        buffer = buffer.subarray(PREFACE_LENGTH);
-        prefaceRead = true;
-      }
-      while (buffer.length >= 9) {
-        const length = buffer.readUIntBE(0, 3);
-        if (buffer.length < 9 + length) return;
-        const [type, flags] = [buffer[3] as number, buffer[4] as number];
-        const stream = buffer.readUInt32BE(5) & 0x7fffffff;
-        buffer = buffer.subarray(9 + length);
-        if (type === 4 && (flags & 1) === 0) socket.write(frame(4, 1, 0)); // SETTINGS ACK
-        // a response head whose HPACK block names index 0: a COMPRESSION_ERROR to the client
-        else if (type === 1 && mode === 'hpack') socket.write(frame(1, 0x4, stream, Buffer.from([0x80])));
-      }
+    speakH2c(socket, (f, send) => {
+      if (f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0) send(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+      // a response head whose HPACK block names index 0: a COMPRESSION_ERROR to the client
+      else if (f.type === FRAME.HEADERS && mode === 'hpack') send(frame(FRAME.HEADERS, FLAG.END_HEADERS, f.streamId, Buffer.from([0x80])));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -126,32 +127,15 @@ t.test('a healthy app refusing one stream (over its stream limit: REFUSED_STREAM
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    socket.write(frame(4, 0, 0));
-    let buffer = Buffer.alloc(0);
-    let prefaceRead = false;
     let streams = 0;
-    socket.on('data', (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      if (!prefaceRead) {
-        if (buffer.length < PREFACE_LENGTH) return;
-        buffer = buffer.subarray(PREFACE_LENGTH);
-        prefaceRead = true;
-      }
-      while (buffer.length >= 9) {
-        const length = buffer.readUIntBE(0, 3);
-        if (buffer.length < 9 + length) return;
-        const [type, flags] = [buffer[3] as number, buffer[4] as number];
-        const stream = buffer.readUInt32BE(5) & 0x7fffffff;
-        const payload = buffer.subarray(9, 9 + length);
-        buffer = buffer.subarray(9 + length);
-        if (type === 4 && (flags & 1) === 0) socket.write(frame(4, 1, 0));
-        else if (type === 6 && (flags & 1) === 0) socket.write(frame(6, 1, 0, Buffer.from(payload)));
-        else if (type === 1 && ++streams === 1) {
-          firstSeen();
-          // :status 200 (static table index 8), END_STREAM | END_HEADERS
-          setTimeout(() => socket.writable && socket.write(frame(1, 0x5, stream, Buffer.from([0x88]))), 400);
-        } else if (type === 1) socket.write(frame(3, 0, stream, Buffer.from([0, 0, 0, 7])));
-      }
+    speakH2c(socket, (f, send) => {
+      if (f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0) send(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+      else if (f.type === FRAME.PING && (f.flags & FLAG.ACK) === 0) send(frame(FRAME.PING, FLAG.ACK, 0, Buffer.from(f.payload)));
+      else if (f.type === FRAME.HEADERS && ++streams === 1) {
+        firstSeen();
+        // :status 200 (static table index 8), END_STREAM | END_HEADERS
+        setTimeout(() => send(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, f.streamId, Buffer.from([0x88]))), 400);
+      } else if (f.type === FRAME.HEADERS) send(frame(FRAME.RST_STREAM, 0, f.streamId, Buffer.from([0, 0, 0, ERROR.REFUSED_STREAM])));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -165,7 +149,7 @@ t.test('a healthy app refusing one stream (over its stream limit: REFUSED_STREAM
   t.teardown(() => caller.destroy());
   const inFlight = h2Request(caller, { ':path': '/slow' });
   await seen;
-  await h2Request(caller, { ':path': '/refused' }); // refused, replayed on a new session (refused there too: its first stream... answered late)
+  await h2Request(caller, { ':path': '/refused' }); // refused, then replayed on a new session (its first stream: answered, 400 ms late)
   const answered = await inFlight;
   t.equal(answered.status, 200, `the request in flight on the refusing session is answered (${answered.status} ${answered.body})`);
   t.ok(connections >= 2, 'the refused request went to a new session');
