@@ -9,7 +9,7 @@ import type { Metrics } from './metrics/registry.js';
 
 /** The answer to a reload: what changed live and what waits for a restart, or why nothing changed. */
 export type ReloadResult =
-  | { readonly ok: true; readonly applied: readonly string[]; readonly restartRequired: readonly string[] }
+  | { readonly ok: true; readonly applied: readonly string[]; readonly restartRequired: readonly string[]; readonly warnings?: readonly string[] }
   | { readonly ok: false; readonly messages: readonly string[]; readonly code?: 'reload_aborted' | 'reload_partial' };
 
 /** Where an outcome is reported: the reload's logger, the config file as the user named it, the counters. */
@@ -50,11 +50,15 @@ export function reportPartial(report: ReloadReport, messages: readonly string[],
   return { ok: false, code: 'reload_partial', messages: [...messages, `generation ${generation} is in force; the workers that did not confirm it are restarted on it`] };
 }
 
-/** A reload applied: each changed key that keeps its running value until a restart, then the summary. */
-export function reportApplied(report: ReloadReport, applied: readonly string[], restartRequired: readonly string[]): ReloadResult {
+/**
+ * A reload applied: each changed key that keeps its running value until a restart, each
+ * problem the next start will meet (`warnings`: a file a restart-only key names), then the summary.
+ */
+export function reportApplied(report: ReloadReport, applied: readonly string[], restartRequired: readonly string[], warnings: readonly string[] = []): ReloadResult {
   const { log, file, metrics } = report;
   for (const path of restartRequired) log.warn({ keyPath: path }, `${path} changed: needs a restart to take effect; the running value is kept`);
+  for (const warning of warnings) log.warn(`${warning}: the next start will fail on it`);
   log.info({ file, applied, restartRequired }, 'config reloaded');
   metrics.configReloads.labels('success').inc();
-  return { ok: true, applied, restartRequired };
+  return warnings.length > 0 ? { ok: true, applied, restartRequired, warnings } : { ok: true, applied, restartRequired };
 }

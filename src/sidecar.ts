@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { loadSidecarConfig, type SidecarConfig } from './config/sidecar-config.js';
 import { planReload, type IdentityKey, type ReloadPlan } from './config/reload-plan.js';
 import { redactConfig } from './config/freeze.js';
+import { identityFileProblems } from './config/referenced-files.js';
 import { effectiveYamlView } from './config/effective-yaml.js';
 import { ConfigError, formatIssue } from './config/issues.js';
 import { describeError, MeshcarError } from './errors.js';
@@ -172,7 +173,7 @@ export class Sidecar {
       reload: async () => {
         const result = await this.reload();
         if (!result.ok) throw new MeshcarError(result.code ?? 'config_invalid', result.messages.join('\n'));
-        return { applied: result.applied, restartRequired: result.restartRequired };
+        return { applied: result.applied, restartRequired: result.restartRequired, ...(result.warnings ? { warnings: result.warnings } : {}) };
       },
       metrics: (accept: string | undefined) => this.options.cluster?.metrics(accept) ?? this.metrics.renderFor(accept),
       views: {
@@ -247,7 +248,12 @@ export class Sidecar {
     if (round?.outcome === 'aborted') return reportAborted(report, round.messages, round.generation);
     commit();
     if (round?.outcome === 'partial') return reportPartial(report, round.messages, round.generation);
-    return reportApplied(report, plan.applied, plan.restartRequired);
+    // a restart-only identity key naming a file that is not there: applied (the running identity
+    // stays), but the next start would fail on it, so the answer says so now
+    const warnings = plan.restartRequired.some((path) => path.startsWith('identity'))
+      ? (await identityFileProblems(next)).map(({ key, problem }) => `${this.configFile}: ${key}: ${problem}`)
+      : [];
+    return reportApplied(report, plan.applied, plan.restartRequired, warnings);
   }
 
   /**

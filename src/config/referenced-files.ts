@@ -12,6 +12,7 @@ import { readTokenClaims } from '../identity/token-claims.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { describeError } from '../errors.js';
 import type { AnyConfig } from './load-any.js';
+import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-source.js';
 
 type Content = 'certificates' | 'private key' | 'join token' | 'directory';
@@ -121,6 +122,21 @@ function specsOf(loaded: AnyConfig): Array<{ keys: string[]; path: string }> {
     if (upstream.openapi) specs.push({ keys: ['outbound', 'upstreams', upstream.name, 'openapi', 'spec'], path: upstream.openapi.spec });
   }
   return specs;
+}
+
+/**
+ * What is wrong with the identity files a sidecar config names (key path and problem): a
+ * reload keeps the running identity, so these only bite at the next start; the reload says so.
+ */
+export async function identityFileProblems(config: SidecarConfig): Promise<Array<{ key: string; problem: string }>> {
+  const refs = referencesOf({ kind: 'sidecar', config });
+  const problems = await Promise.all(
+    refs.map(async (ref) => {
+      if (ref.mayBeAbsent && (await stat(ref.path).catch(() => undefined)) === undefined) return undefined;
+      return fileProblem(ref.path, ref.content, ref.grants);
+    }),
+  );
+  return refs.flatMap((ref, i) => (problems[i] === undefined ? [] : [{ key: ref.keys.join('.'), problem: problems[i] as string }]));
 }
 
 /** Checks every file the config names; each problem becomes an issue at the key naming the file. */

@@ -2,7 +2,8 @@
 // registry as JSON (over the same typed IPC as everything else, so a worker still booting is
 // not waited for) and merges them with prom-client's AggregatorRegistry.aggregate, family by
 // family with each metric's `aggregator` (counters and histograms sum; identity expiry is the
-// minimum, build info the first, the fd limit and event-loop lag the maximum). What workers that
+// minimum, build info the first, the fd limit and event-loop lag the maximum, the start time the
+// oldest worker's). What workers that
 // are gone had counted is carried over by the primary (departed-counts.ts) so no total goes
 // down; a worker that does not answer a scrape in time is counted in meshcar_workers_unresponsive
 // and its last counts stand in. The few families only the primary knows (renewals, reloads,
@@ -28,12 +29,14 @@ export function exportForAggregation(registry: client.Registry): void {
 /**
  * Process gauges that mean nothing summed: the lag measured at a scrape (the worst one, not a
  * sum of delays), the fd limit each worker has (the same for all: not N times it), the Node
- * version (one label, value 1).
+ * version (one label, value 1), the start time (the oldest worker's: a sum of Unix times is a
+ * date centuries ahead).
  */
 const PER_PROCESS: ReadonlyArray<[string, client.Aggregator]> = [
   ['nodejs_eventloop_lag_seconds', 'max'],
   ['process_max_fds', 'max'],
   ['nodejs_version_info', 'first'],
+  ['process_start_time_seconds', 'min'],
 ];
 
 export class ClusterMetrics {

@@ -8,6 +8,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { constants as fsConstants } from 'node:fs';
 import { open, readFile, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileAsync } from '../helpers/ca.js';
 import { freePort } from '../helpers/process.js';
@@ -240,6 +242,17 @@ t.test('POST /reload: a listener address is reported as needing a restart and ke
 
   const again = await postReload(orders.adminPort);
   t.same(JSON.parse(again.body), { applied: [], restartRequired: ['inbound.listen'] }, 'a reload with nothing new applies nothing');
+
+  // a restart-only identity key naming a file that is not there: applied as before, but the
+  // answer warns now of what the next start would fail on
+  const missing = join(tmpdir(), `meshcar-missing-${process.pid}.pem`);
+  await editConfig(orders, `    bundle: ${ca.bundlePath}`, `    bundle: ${missing}`);
+  const warned = await postReload(orders.adminPort);
+  t.equal(warned.status, 200);
+  const body = JSON.parse(warned.body) as { restartRequired: string[]; warnings?: string[] };
+  t.same(body.restartRequired, ['identity.ca.bundle', 'inbound.listen']);
+  t.match(body.warnings, [new RegExp(`identity\\.ca\\.bundle: ${missing.replace(/[.]/g, '\\.')} does not exist`)], 'the missing bundle is named');
+  await editConfig(orders, `    bundle: ${missing}`, `    bundle: ${ca.bundlePath}`);
   const get = await orders.admin('/reload');
   t.equal(get.status, 405, 'GET /reload is refused');
 });

@@ -57,6 +57,8 @@ t.test('counts never go down when a worker dies or stops; per-process gauges are
   const maxFds = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1]);
   t.equal(metricValue(before.metrics, 'process_max_fds'), maxFds, `process_max_fds is one process's limit (${maxFds}), not summed over the workers`);
   t.match(before.metrics, /^nodejs_version_info\{[^}]*\} 1$/m, 'nodejs_version_info is 1');
+  const startTime = metricValue(before.metrics, 'process_start_time_seconds') as number;
+  t.ok(startTime <= Date.now() / 1000 && startTime > Date.now() / 1000 - 600, `process_start_time_seconds is a worker's start (${startTime}), not a sum of them`);
 
   const [one] = (await workersOf(sidecar)).workers;
   t.ok((one?.requests ?? 0) > 0 && (one?.requests ?? 0) < 20, `worker ${one?.id} served ${one?.requests} of them`);
