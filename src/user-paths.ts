@@ -3,9 +3,9 @@
 // instead of a stack trace. Checking first matters where work leaves a trace: `ca issue` records
 // every leaf it signs in the CA folder, so it must not sign for an --out it cannot write.
 
-import { constants } from 'node:fs';
+import { constants, existsSync, realpathSync } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { MeshcarError } from './errors.js';
 
 const PROBLEMS: Record<string, [what: string, fix: string]> = {
@@ -39,8 +39,26 @@ function badPath(path: string, what: string, fix: string): MeshcarError {
  * recursive mkdir loops forever on /proc (it never gives up on the EEXIST/ENOENT it gets).
  */
 export function refuseKernelPath(path: string): void {
-  const top = /^\/(proc|sys|dev)(\/|$)/.exec(resolve(path));
+  const top = /^\/(proc|sys|dev)(\/|$)/.exec(realPathOfExisting(resolve(path)));
   if (top) throw badPath(path, `is under /${top[1]}, a file system of the kernel`, 'choose another path');
+}
+
+/** The path with its deepest existing part's links followed (a link to /proc is /proc); a CLI path, read synchronously. */
+function realPathOfExisting(path: string): string {
+  let existing = path;
+  let rest = '';
+  while (!existsSync(existing)) {
+    const parent = dirname(existing);
+    if (parent === existing) return path;
+    rest = rest === '' ? basename(existing) : `${basename(existing)}/${rest}`;
+    existing = parent;
+  }
+  try {
+    const real = realpathSync(existing);
+    return rest === '' ? real : `${real}/${rest}`;
+  } catch {
+    return path;
+  }
 }
 
 /** `dir` exists and is a folder; `missing` and `notFolder` are the fixes when it is not. */

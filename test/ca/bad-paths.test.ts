@@ -20,7 +20,7 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 t.test('bad paths are one line naming the path, and exit 1', async (t) => {
-  const dir = t.testdir({ plainfile: 'not a folder\n', folder: {} });
+  const dir = t.testdir({ plainfile: 'not a folder\n', folder: {}, 'to-proc': t.fixture('symlink', '/proc') });
   const ca = join(dir, 'ca');
   const init = await cli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local']);
   t.equal(init.code, 0, init.stderr);
@@ -43,6 +43,8 @@ t.test('bad paths are one line naming the path, and exit 1', async (t) => {
     // Node 20's recursive mkdir never returns on /proc
     [['ca', 'init', '--dir', '/proc/meshcar-test/ca', '--trust-domain', 'mesh.local'], '/proc/meshcar-test/ca', 'is under /proc, a file system of the kernel; choose another path'],
     [['ca', 'issue', '--dir', ca, '--service', 'a', '--out', '/proc/meshcar-test'], '/proc/meshcar-test', 'is under /proc, a file system of the kernel; '],
+    // through a link: the path as typed is not under /proc, where it leads is
+    [['ca', 'issue', '--dir', ca, '--service', 'a', '--out', join(dir, 'to-proc', 'x', 'y')], join(dir, 'to-proc', 'x', 'y'), 'is under /proc, a file system of the kernel; '],
   ];
   const results = await Promise.all(cases.map(([args]) => cli(args)));
   cases.forEach(([args, path, what], i) => {
