@@ -117,8 +117,9 @@ t.test('a session that stops answering (a request times out, then a PING goes un
 });
 
 t.test('a healthy app refusing one stream (over its stream limit: REFUSED_STREAM, no GOAWAY) does not fail its session-mates', async (t) => {
-  // the app answers its first stream 400 ms late, refuses every other, and answers PINGs
+  // the app answers its first stream late, refuses every other, and answers PINGs
   let connections = 0;
+  let answerFirst: (() => void) | undefined;
   let firstSeen!: () => void;
   const seen = new Promise<void>((resolve) => (firstSeen = resolve));
   const sockets = new Set<net.Socket>();
@@ -133,9 +134,16 @@ t.test('a healthy app refusing one stream (over its stream limit: REFUSED_STREAM
       else if (f.type === FRAME.PING && (f.flags & FLAG.ACK) === 0) send(frame(FRAME.PING, FLAG.ACK, 0, Buffer.from(f.payload)));
       else if (f.type === FRAME.HEADERS && ++streams === 1) {
         firstSeen();
-        // :status 200 (static table index 8), END_STREAM | END_HEADERS
-        setTimeout(() => send(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, f.streamId, Buffer.from([0x88]))), 400);
-      } else if (f.type === FRAME.HEADERS) send(frame(FRAME.RST_STREAM, 0, f.streamId, Buffer.from([0, 0, 0, ERROR.REFUSED_STREAM])));
+        // :status 200 (static table index 8), END_STREAM | END_HEADERS: held until this
+        // connection has refused a stream (or, on a connection that refuses none, 400 ms)
+        const answer = () => send(frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, f.streamId, Buffer.from([0x88])));
+        if (connections === 1) answerFirst = answer;
+        else setTimeout(answer, 400);
+      } else if (f.type === FRAME.HEADERS) {
+        send(frame(FRAME.RST_STREAM, 0, f.streamId, Buffer.from([0, 0, 0, ERROR.REFUSED_STREAM])));
+        // the refused stream is out before the answer in flight on the same session
+        setImmediate(() => answerFirst?.());
+      }
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -150,6 +158,7 @@ t.test('a healthy app refusing one stream (over its stream limit: REFUSED_STREAM
   const inFlight = h2Request(caller, { ':path': '/slow' });
   await seen;
   await h2Request(caller, { ':path': '/refused' }); // refused, then replayed on a new session (its first stream: answered, 400 ms late)
+  t.ok(answerFirst !== undefined, 'the first answer was held until the refusal');
   const answered = await inFlight;
   t.equal(answered.status, 200, `the request in flight on the refusing session is answered (${answered.status} ${answered.body})`);
   t.ok(connections >= 2, 'the refused request went to a new session');
