@@ -40,8 +40,6 @@ export class H2cSessionPool {
   private readonly maxSessions: number;
   private readonly streamsPerSession: number;
   private readonly probeMs: number;
-  /** Retired sessions not closed yet (their streams finishing). */
-  private retiredOpen = 0;
   private closed = false;
 
   constructor(private readonly url: string, private readonly logger: Logger, options: H2cPoolOptions = {}) {
@@ -67,9 +65,7 @@ export class H2cSessionPool {
       }
       if (best === undefined || lease.active < best.active) best = lease;
     }
-    // sessions retired after a refusal still carry their streams: they count toward the cap,
-    // or an app refusing stream after stream would get a new session for each refusal
-    if (best === undefined || leases.length + this.retiredOpen < this.maxSessions) best = this.open();
+    if (best === undefined || leases.length < this.maxSessions) best = this.open();
     best.active++;
     return best;
   }
@@ -123,10 +119,6 @@ export class H2cSessionPool {
   }
 
   private retire(lease: Lease): void {
-    if (!lease.retired && !lease.session.closed && !lease.session.destroyed) {
-      this.retiredOpen++;
-      lease.session.once('close', () => this.retiredOpen--);
-    }
     lease.retired = true;
     const index = this.leases.indexOf(lease);
     if (index !== -1) this.leases.splice(index, 1);
