@@ -88,15 +88,16 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
     return;
   }
   // (an HTTP/1.1 request has no :authority: Node's parser refuses a ':' in a field name)
+  const http1 = exchange instanceof Http1Exchange ? exchange.req : undefined;
   const authorityRefused =
-    exchange instanceof Http1Exchange && repeatsHost(exchange.req.rawHeaders)
+    http1 !== undefined && repeatsHost(http1.rawHeaders)
       ? 'the request has more than one Host header'
       : authorityProblem(exchange.requestHeaders[':authority'] as string | undefined, exchange.requestHeaders.host);
   if (authorityRefused !== undefined) {
     exchange.fail('bad_request', authorityRefused);
     return;
   }
-  const codingRefused = exchange instanceof Http1Exchange ? transferCodingProblem(exchange.req.headers) : undefined;
+  const codingRefused = http1 === undefined ? undefined : transferCodingProblem(http1.headers);
   if (codingRefused !== undefined) {
     exchange.fail('unsupported_transfer_coding', codingRefused);
     return;
