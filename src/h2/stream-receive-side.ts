@@ -75,8 +75,11 @@ export function receiveReset(stream: H2Stream, code: number, reason: H2StreamErr
   const bodyComplete = stream.remoteClosed;
   stream.localClosed = stream.remoteClosed = stream.protocolClosed = true;
   dropOutput(stream);
-  // RST_STREAM NO_ERROR after a complete answer (RFC 9113 §8.1): the body stays readable
-  if (code === ErrorCode.NO_ERROR && bodyComplete) {
+  // RST_STREAM NO_ERROR after a complete answer (RFC 9113 §8.1): the body stays readable. Only
+  // a client is told this (the server had its say and stops our upload); a server told it by
+  // its client, whose request was complete, still owes an answer nobody will take: that is a
+  // cancel, and keeping the stream would keep the request (and its app call) for ever
+  if (code === ErrorCode.NO_ERROR && bodyComplete && !stream.host.isServer) {
     if (stream.readableEnded) stream.destroy();
     else stream.once('end', () => stream.destroy());
     return;

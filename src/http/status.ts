@@ -258,13 +258,19 @@ export function sendStreamError(stream: H2ServerStream, err: MeshcarError, reque
     stream.close(h2.NGHTTP2_INTERNAL_ERROR);
     return;
   }
-  if (grpcType !== undefined) {
-    stream.respond({ ':status': 200, ...grpcErrorHeaders(err, grpcType, requestId) }, END_STREAM);
-    return;
+  try {
+    if (grpcType !== undefined) {
+      stream.respond({ ':status': 200, ...grpcErrorHeaders(err, grpcType, requestId) }, END_STREAM);
+      return;
+    }
+    const body = errorBody(err, requestId);
+    stream.respond({ ':status': statusFor(err.code), ...errorHeaders(err, body, requestId) });
+    stream.end(body);
+  } catch {
+    // the stream ended in a way neither flag shows (a reset being processed): the error answer
+    // is the last thing that may throw out of a request's handling, so it never does
+    if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
   }
-  const body = errorBody(err, requestId);
-  stream.respond({ ':status': statusFor(err.code), ...errorHeaders(err, body, requestId) });
-  stream.end(body);
 }
 
 /**
