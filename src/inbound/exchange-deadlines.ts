@@ -1,5 +1,6 @@
 // The two deadlines of every inbound exchange (exchange.ts): the app must send its response
-// head within the inbound timeout, and bytes must move (either way) within the idle timeout.
+// head within the inbound timeout, and bytes must move (either way) within the idle timeout,
+// until the caller has taken the whole answer (not only until the app has sent it).
 // Each is an entry in a deadline queue shared by all exchanges (one timer per duration, see
 // src/http/deadline-queue.ts) that carries the exchange as its argument: no timer, closure
 // or object of its own per request. The exchange cancels its entries when it ends.
@@ -29,10 +30,18 @@ export function touch(exchange: Exchange): void {
 /** Called by the idle timer: cut the exchange, or sleep for the rest of the idle time. */
 function checkIdle(exchange: Exchange): void {
   exchange.idleTimer = undefined;
-  if (exchange.phase === DONE) return;
+  if (exchange.phase === DONE) {
+    // the app is done; the caller must still take the answer (or send the rest of its upload):
+    // the answer moving toward it is progress too
+    if (!exchange.awaitingDelivery) return;
+    const delivered = exchange.deliveryMark;
+    if (delivered > exchange.deliveredAtCheck) exchange.lastActivity = performance.now();
+    exchange.deliveredAtCheck = delivered;
+  }
   const quietMs = performance.now() - exchange.lastActivity;
   if (quietMs >= exchange.idleTimeoutMs) {
-    exchange.fail('upstream_timeout', `no bytes moved either way for ${exchange.idleTimeoutMs} ms`);
+    if (exchange.phase === DONE) exchange.callerStalled();
+    else exchange.fail('upstream_timeout', `no bytes moved either way for ${exchange.idleTimeoutMs} ms`);
     return;
   }
   exchange.idleTimer = IDLE_DEADLINES.add(exchange, exchange.idleTimeoutMs - quietMs);

@@ -110,6 +110,8 @@ export abstract class Exchange {
   /** performance.now() of the last body bytes either way (see touch()). */
   lastActivity = 0;
   idleTimer: Deadline<Exchange> | undefined = undefined;
+  /** Once the app's answer is complete: how far the caller had taken it at the last idle check (see deliveryMark). */
+  deliveredAtCheck = 0;
   private finalized = false;
   /** 100 Continue was sent: a second one (the app's, after the schema check sent its own) is dropped. */
   private continued = false;
@@ -202,8 +204,33 @@ export abstract class Exchange {
   finish(trailers?: OutgoingHttpHeaders): void {
     if (this.phase !== STREAMING) return;
     this.phase = DONE;
-    this.clearIdleTimer();
+    // the idle timer runs on until the caller has taken the answer (callerClosed): a caller
+    // whose window stays shut would otherwise hold the stream, its buffered bytes, a
+    // concurrency slot and a graceful close for ever (exchange-deadlines.ts checks progress)
     this.writeEnd(trailers === undefined ? undefined : forwardableTrailers(trailers));
+    this.deliveredAtCheck = this.deliveryMark;
+  }
+
+  /**
+   * Grows as the caller takes the answer once nothing more is written: what the caller's side
+   * holds (its stream's or socket's buffers) going down, and on the meshcar codec the bytes
+   * framed as its window opens (a chunk's buffer is released only when all of it is framed).
+   */
+  get deliveryMark(): number {
+    const sink = this.responseSink as { writableLength?: number; bytesSent?: number };
+    return (sink.bytesSent ?? 0) - (sink.writableLength ?? 0);
+  }
+
+  /** The app's answer is complete, the caller has not taken all of it yet, and nothing failed. */
+  get awaitingDelivery(): boolean {
+    return this.phase === DONE && !this.finalized && this.errorCode === undefined;
+  }
+
+  /** The caller took none of its answer for the idle timeout: reset, as a stalled app is. */
+  callerStalled(): void {
+    this.clearIdleTimer();
+    this.errorCode = 'reset';
+    this.reset();
   }
 
   /** The app sent 100 Continue (or the schema check wants the body): tell the caller to send it, once. */

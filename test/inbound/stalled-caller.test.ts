@@ -1,0 +1,75 @@
+// A caller that never takes its answer (HTTP/2 flow-control window shut, no WINDOW_UPDATE):
+// the app's answer is complete and sits in the caller's stream. The inbound's idle timeout runs
+// until the caller has taken the answer, not only until the app has sent it: the stream is
+// reset, its slot, bytes and in-flight count freed and the request recorded; without this the
+// streams (and a graceful close waiting on them) stayed for ever. A caller taking the answer
+// slowly but steadily is not cut. Raw frames over real mTLS, a real HTTP/1.1 app, both codecs.
+
+import t from 'tap';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { startInbound } from '../helpers/inbound-fixture.js';
+import { connectRawH2, FLAG, frame, FRAME, requestHeaders, settingsFrame } from '../helpers/raw-h2.js';
+
+const GET: Array<readonly [string, string]> = [[':method', 'GET'], [':scheme', 'https'], [':path', '/answer'], [':authority', 'localhost']];
+const INITIAL_WINDOW_SIZE = 0x4;
+
+function windowUpdate(streamId: number, increment: number): Buffer {
+  const payload = Buffer.alloc(4);
+  payload.writeUInt32BE(increment);
+  return frame(FRAME.WINDOW_UPDATE, 0, streamId, payload);
+}
+
+async function until(what: string, ok: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+for (const codec of ['meshcar', 'node'] as const) {
+  t.test(`${codec} codec: answers stuck behind a shut window are reset after the idle timeout`, async (t) => {
+    const fx = await startInbound({ codec, app: { protocol: 'http', handler: (_req: IncomingMessage, res: ServerResponse) => res.end('x'.repeat(2000)) } });
+    t.teardown(() => fx.close());
+    fx.inbound.setTimeouts({ timeoutMs: 5000, idleTimeoutMs: 300 });
+    const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
+    t.teardown(() => raw.destroy());
+    raw.write(settingsFrame([[INITIAL_WINDOW_SIZE, 0]]));
+    const ids = [1, 3, 5, 7, 9];
+    for (const id of ids) raw.write(requestHeaders(id, GET));
+
+    const started = Date.now();
+    for (const id of ids) await raw.waitFor((f) => f.type === FRAME.RST_STREAM && f.streamId === id, `a reset of stream ${id}`, 5000);
+    t.ok(Date.now() - started < 4000, 'each reset within a few idle timeouts');
+    await until('every request to be recorded', () => fx.observer.requests.length === ids.length);
+    t.equal(fx.inbound.inFlight, 0, 'nothing stays in flight');
+    t.same(fx.observer.requests.map((r) => r.errorCode), Array(ids.length).fill('reset'), 'recorded as reset');
+    t.notOk(raw.frames.some((f) => f.type === FRAME.DATA && f.streamId !== 0), 'no answer bytes could go out');
+  });
+}
+
+t.test('meshcar codec: a caller taking its answer slowly but steadily gets all of it', async (t) => {
+  const size = 3000;
+  const fx = await startInbound({ codec: 'meshcar', app: { protocol: 'http', handler: (_req: IncomingMessage, res: ServerResponse) => res.end('y'.repeat(size)) } });
+  t.teardown(() => fx.close());
+  fx.inbound.setTimeouts({ timeoutMs: 5000, idleTimeoutMs: 400 });
+  const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
+  t.teardown(() => raw.destroy());
+  raw.write(settingsFrame([[INITIAL_WINDOW_SIZE, 0]]));
+  raw.write(requestHeaders(1, GET));
+  await raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === 1, 'the response head');
+
+  // 300 bytes every 150 ms: 1.5 s in all, well past the 400 ms idle timeout, never 400 ms still
+  const received = () => raw.frames.filter((f) => f.type === FRAME.DATA && f.streamId === 1).reduce((n, f) => n + f.payload.length, 0);
+  for (let i = 0; i < 20 && received() < size; i++) {
+    const before = received();
+    raw.write(windowUpdate(1, 300));
+    await until(`DATA after window update ${i + 1}`, () => received() > before || received() >= size, 2000);
+    await new Promise((r) => setTimeout(r, 150)); // the caller's pace, the point of this test
+  }
+  await raw.waitFor((f) => f.type === FRAME.DATA && f.streamId === 1 && (f.flags & FLAG.END_STREAM) !== 0, 'the end of the answer');
+  t.equal(received(), size, 'the whole answer arrived');
+  t.notOk(raw.frames.some((f) => f.type === FRAME.RST_STREAM && f.streamId === 1), 'never reset');
+  await until('the request to be recorded', () => fx.observer.requests.length === 1);
+  t.equal(fx.observer.requests[0]!.errorCode, undefined);
+});
