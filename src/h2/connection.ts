@@ -169,10 +169,13 @@ export class H2Connection extends EventEmitter implements StreamHost {
     closeGracefully(this);
   }
 
-  /** Ends the connection now: GOAWAY with `code` (if given), every open stream reset. */
+  /**
+   * Ends the connection now: a last GOAWAY (`code`, NO_ERROR if none is given, as Node's
+   * session.destroy() sends) so the peer learns which streams were processed, every open stream reset.
+   */
   destroy(code?: number, reason: ConnectionCloseReason = 'destroyed'): void {
     if (this.destroyed) return;
-    if (code !== undefined) sendGoaway(this, this.lastPeerStreamId, code);
+    if (this.socket.writable) sendGoaway(this, this.lastPeerStreamId, code ?? ErrorCode.NO_ERROR);
     terminate(this, reason, code ?? ErrorCode.NO_ERROR);
   }
 
