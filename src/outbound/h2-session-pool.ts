@@ -13,6 +13,7 @@
 //   checked against this upstream's identity; Node skips checkServerIdentity on resumption);
 //   a rotation clears them so new sessions present the new certificate.
 
+import { startKeepalive } from './session-keepalive.js';
 import type { Logger } from 'pino';
 import { H2Connection, type H2Stream, type OutgoingHeaders, type RequestOptions } from '../h2/index.js';
 import { MeshcarError } from '../errors.js';
@@ -166,22 +167,10 @@ export class H2SessionPool {
     // opened together do not all roll at once
     const ageTimer = setTimeout(() => conn.close(), Math.max(1, Math.round(policy.maxSessionAgeMs * (0.9 + Math.random() * 0.2))));
     ageTimer.unref();
-    // idle PING: a peer silent for a whole interval is gone; busy sessions prove it with traffic
-    let awaitingPong = false;
-    const pingTimer = setInterval(() => {
-      if (conn.destroyed) return;
-      if (awaitingPong) {
-        conn.destroy(undefined, 'ping_timeout');
-        return;
-      }
-      if (conn.activeStreams > 0) return;
-      awaitingPong = true;
-      conn.ping((err) => {
-        awaitingPong = false;
-        if (err && !conn.destroyed) conn.destroy(undefined, 'ping_timeout');
-      });
-    }, policy.pingIntervalMs);
-    pingTimer.unref();
+    // PING whenever the peer was silent for a whole interval, busy or not (session-keepalive.ts)
+    const pingTimer = startKeepalive(conn, policy.pingIntervalMs, () => {
+      if (!conn.destroyed) conn.destroy(undefined, 'ping_timeout');
+    });
 
     conn.on('error', (err: Error) => logger.debug({ upstream, err: err.message }, 'upstream session error'));
     conn.once('close', (reason: string) => {

@@ -4,11 +4,13 @@
 //   gracefully closing, so streams in flight finish and new requests get a new session.
 // - Maximum age (jittered ±10% so sessions opened together do not all roll at once): the
 //   session is closed gracefully, so long-lived callers spread onto endpoints added since.
-// - PING while idle: a peer that does not answer within one interval is gone (a silent
-//   network drop, a paused VM); the session is destroyed before a request finds out the hard way.
+// - PING when the peer was silent for a whole interval, idle or busy: one that does not answer
+//   by the next tick is gone (a silent network drop, a paused VM); the session is destroyed
+//   before a request finds out the hard way (session-keepalive.ts).
 
 import type { ClientHttp2Session } from 'node:http2';
 import http2wrapper from 'http2-wrapper';
+import { startKeepalive } from './session-keepalive.js';
 
 // http2-wrapper's own bookkeeping on each session (exported as statics, absent from its types)
 const kCurrentStreamCount = (http2wrapper.Agent as unknown as { kCurrentStreamCount: symbol }).kCurrentStreamCount;
@@ -36,7 +38,7 @@ export function closeGracefully(session: ClientHttp2Session): void {
   if (activeStreams(session) === 0) session.close();
 }
 
-/** Installs GOAWAY handling, max age and idle PING on a new session. Timers never hold the process. */
+/** Installs GOAWAY handling, max age and the keepalive PING on a new session. Timers never hold the process. */
 export function manageSession(session: ClientHttp2Session, policy: SessionPolicy): void {
   session.on('goaway', () => {
     // Node closes (NO_ERROR) or destroys (error code) the session itself; this only stops reuse
@@ -47,21 +49,10 @@ export function manageSession(session: ClientHttp2Session, policy: SessionPolicy
   const ageTimer = setTimeout(() => closeGracefully(session), Math.max(1, Math.round(policy.maxSessionAgeMs * jitter)));
   ageTimer.unref();
 
-  let awaitingPong = false;
-  const pingTimer = setInterval(() => {
-    if (session.destroyed || session.closed) return;
-    if (awaitingPong) {
-      session.destroy(new Error('the upstream did not answer a PING'));
-      return;
-    }
-    if (activeStreams(session) > 0) return; // busy sessions prove liveness with their traffic
-    awaitingPong = true;
-    session.ping((err) => {
-      awaitingPong = false;
-      if (err && !session.destroyed) session.destroy(err);
-    });
-  }, policy.pingIntervalMs);
-  pingTimer.unref();
+  // PING whenever the peer was silent for a whole interval, busy or not (session-keepalive.ts)
+  const pingTimer = startKeepalive(session, policy.pingIntervalMs, (err) => {
+    if (!session.destroyed) session.destroy(err);
+  });
 
   session.once('close', () => {
     clearTimeout(ageTimer);
