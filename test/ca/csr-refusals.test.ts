@@ -1,0 +1,73 @@
+// What the CA says when it refuses a CSR, over real HTTPS with a real join token: the answer
+// and the audit line stay small whatever the requester packed into the CSR (counts, not lists;
+// requester-chosen values cut to 256 characters), a CSR with more SAN entries than an SVID could
+// need is bad_csr, and a constructed URI name is bad_csr with a message that says so.
+
+import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startTestCa, callCa, type TestCa } from '../helpers/ca.js';
+import { caToken } from '../../src/ca/commands.js';
+import { dnsName, hostileCsr, tlv, uriName } from '../helpers/hostile-csr.js';
+
+const ORDERS = 'spiffe://mesh.local/svc/orders';
+
+let ca: TestCa;
+let bundle: string;
+let token: string;
+
+t.before(async () => {
+  ca = await startTestCa();
+  bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  token = await caToken(ca.dir, 'orders', 3_600_000, false);
+});
+t.teardown(() => ca.close());
+
+async function sign(csr: string) {
+  const before = ca.logLines.length;
+  const res = await callCa(ca.server.url, { method: 'POST', path: '/v1/sign', body: JSON.stringify({ csr }), headers: { authorization: `Bearer ${token}` }, ca: bundle });
+  const audit = ca.logLines.slice(before).find((line) => line.event === 'ca.deny');
+  return { res, auditBytes: JSON.stringify(audit ?? {}).length, message: String(res.json().message) };
+}
+
+t.test('thousands of empty DNS names: bad_csr, a short answer and audit line', async (t) => {
+  const { res, auditBytes, message } = await sign(hostileCsr({ sans: [uriName(ORDERS), ...Array.from({ length: 9000 }, () => dnsName(''))] }));
+  t.equal(res.status, 400, res.text.slice(0, 200));
+  t.equal(res.json().error, 'bad_csr');
+  t.match(message, /asks for 9001 subject alternative names; at most 16/);
+  t.ok(res.text.length < 1_000, `the answer is ${res.text.length} bytes`);
+  t.ok(auditBytes < 2_000, `the audit line is ${auditBytes} bytes`);
+});
+
+t.test('a few names besides the SPIFFE ID are counted by kind, not listed', async (t) => {
+  const { res, message } = await sign(hostileCsr({ sans: [uriName(ORDERS), dnsName('a.example'), dnsName('b.example'), tlv(0x87, Buffer.from([127, 0, 0, 1]))] }));
+  t.equal(res.status, 403);
+  t.equal(res.json().error, 'identity_not_allowed');
+  t.match(message, /besides the SPIFFE ID \(2 DNS, 1 IP\)/);
+  t.notMatch(message, /a\.example/, 'the names themselves are not repeated');
+});
+
+t.test('a 40,000-character URI is quoted cut to 256 characters', async (t) => {
+  const long = `spiffe://mesh.local/svc/${'a'.repeat(40_000)}`;
+  const { res, auditBytes, message } = await sign(hostileCsr({ sans: [uriName(long)] }));
+  t.equal(res.status, 403);
+  t.equal(res.json().error, 'identity_not_allowed');
+  t.match(message, /asks for "spiffe:\/\/mesh\.local\/svc\/a+"\.\.\. \(40024 characters\) but the join token grants spiffe:\/\/mesh\.local\/svc\/orders/);
+  t.ok(res.text.length < 1_000, `the answer is ${res.text.length} bytes`);
+  t.ok(auditBytes < 2_000, `the audit line is ${auditBytes} bytes`);
+});
+
+t.test('a constructed URI name is bad_csr, said in words', async (t) => {
+  // [6] constructed, holding an IA5String: forge reads it as a list of nodes
+  const constructed = tlv(0xa6, tlv(0x16, Buffer.from(ORDERS)));
+  const { res, message } = await sign(hostileCsr({ sans: [constructed] }));
+  t.equal(res.status, 400);
+  t.equal(res.json().error, 'bad_csr');
+  t.notMatch(message, /object Object/);
+  t.match(message, /URI name .* not a primitive IA5String/);
+});
+
+t.test('the well-formed CSR is still issued', async (t) => {
+  const { res } = await sign(hostileCsr({ sans: [uriName(ORDERS)] }));
+  t.equal(res.status, 200, res.text.slice(0, 300));
+});
