@@ -3,7 +3,7 @@
 // signatures to Node's native crypto. The sidecar builds its CSR without forge (csr-request.ts).
 
 import { verify, type KeyObject } from 'node:crypto';
-import { asn1, fromDer, pemBlocks, toDer, type Asn1, OID, SIGNATURE_DIGEST } from './der.js';
+import { asn1, fromDer, pemBlocks, toDer, type Asn1, OID, SIGNATURE_ALGORITHMS } from './der.js';
 import { publicKeyFromSpki } from './keys.js';
 
 export interface ParsedCsr {
@@ -89,8 +89,8 @@ async function parseAndVerify(pem: string): Promise<ParsedCsr> {
   const spkiNode = infoParts[2];
   if (!spkiNode || !algorithm || !signatureBits) throw new CsrError('the certificate request is missing parts');
   const signatureOid = asn1.derToOid(String(children(algorithm, 'signature algorithm')[0]?.value ?? ''));
-  const digest = SIGNATURE_DIGEST[signatureOid];
-  if (!digest) throw new CsrError(`signature algorithm ${signatureOid} is not accepted (use ECDSA or RSA with SHA-256 or stronger)`);
+  const signer = Object.hasOwn(SIGNATURE_ALGORITHMS, signatureOid) ? SIGNATURE_ALGORITHMS[signatureOid] : undefined;
+  if (!signer) throw new CsrError(`signature algorithm ${signatureOid} is not accepted (use ECDSA or RSA with SHA-256 or stronger)`);
   const spki = toDer(spkiNode);
   let publicKey: KeyObject;
   try {
@@ -98,10 +98,13 @@ async function parseAndVerify(pem: string): Promise<ParsedCsr> {
   } catch {
     throw new CsrError('the public key in the certificate request cannot be read');
   }
+  if (publicKey.asymmetricKeyType !== signer.keyType) {
+    throw new CsrError(`signature algorithm ${signatureOid} is for ${signer.keyType === 'ec' ? 'ECDSA' : 'RSA'} keys, but the certificate request's key is ${publicKey.asymmetricKeyType ?? 'of an unknown type'}`);
+  }
   const signature = Buffer.from(String(signatureBits.value), 'binary').subarray(1);
   const signedBytes = toDer(info as Asn1);
   const valid = await new Promise<boolean>((resolve) => {
-    verify(digest, signedBytes, publicKey, signature, (err, ok) => resolve(!err && ok));
+    verify(signer.digest, signedBytes, publicKey, signature, (err, ok) => resolve(!err && ok));
   });
   if (!valid) throw new CsrError('the certificate request signature does not verify (no proof of possession of the key)');
 

@@ -1,9 +1,12 @@
 // What the CA says when it refuses a CSR, over real HTTPS with a real join token: the answer
 // and the audit line stay small whatever the requester packed into the CSR (counts, not lists;
 // requester-chosen values cut to 256 characters), a CSR with more SAN entries than an SVID could
-// need is bad_csr, and a constructed URI name is bad_csr with a message that says so.
+// need is bad_csr, and a constructed URI name is bad_csr with a message that says so. A CSR
+// whose signature algorithm is for another key type is bad_csr (an RSA signature labelled
+// ecdsa-with-SHA256 verified).
 
 import t from 'tap';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startTestCa, callCa, type TestCa } from '../helpers/ca.js';
@@ -65,6 +68,20 @@ t.test('a constructed URI name is bad_csr, said in words', async (t) => {
   t.equal(res.json().error, 'bad_csr');
   t.notMatch(message, /object Object/);
   t.match(message, /URI name .* not a primitive IA5String/);
+});
+
+t.test('a signature algorithm that does not match the key is bad_csr', async (t) => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  // an RSA signature over SHA-256 verifies whatever the label says: the label is checked
+  const rsaAsEcdsa = await sign(hostileCsr({ sans: [uriName(ORDERS)], keys: rsa, signatureOid: '1.2.840.10045.4.3.2' }));
+  t.equal(rsaAsEcdsa.res.status, 400, rsaAsEcdsa.res.text.slice(0, 200));
+  t.equal(rsaAsEcdsa.res.json().error, 'bad_csr');
+  t.match(rsaAsEcdsa.message, /signature algorithm 1\.2\.840\.10045\.4\.3\.2 is for ECDSA keys, but the certificate request's key is rsa/);
+  const ecAsRsa = await sign(hostileCsr({ sans: [uriName(ORDERS)], signatureOid: '1.2.840.113549.1.1.11' }));
+  t.equal(ecAsRsa.res.status, 400, ecAsRsa.res.text.slice(0, 200));
+  t.match(ecAsRsa.message, /is for RSA keys, but the certificate request's key is ec/);
+  const rsaAsRsa = await sign(hostileCsr({ sans: [uriName(ORDERS)], keys: rsa }));
+  t.equal(rsaAsRsa.res.status, 200, 'the same key under its own label is issued');
 });
 
 t.test('the well-formed CSR is still issued', async (t) => {
