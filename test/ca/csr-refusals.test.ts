@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startTestCa, callCa, type TestCa } from '../helpers/ca.js';
 import { caToken } from '../../src/ca/commands.js';
-import { dnsName, hostileCsr, tlv, uriName } from '../helpers/hostile-csr.js';
+import { dnsName, ecKeys, hostileCsr, tlv, uriName } from '../helpers/hostile-csr.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
 
@@ -82,6 +82,17 @@ t.test('a signature algorithm that does not match the key is bad_csr', async (t)
   t.match(ecAsRsa.message, /is for RSA keys, but the certificate request's key is ec/);
   const rsaAsRsa = await sign(hostileCsr({ sans: [uriName(ORDERS)], keys: rsa }));
   t.equal(rsaAsRsa.res.status, 200, 'the same key under its own label is issued');
+});
+
+t.test('keys: ECDSA on P-256, P-384 or P-521, RSA from 2048 bits; the refusal says so', async (t) => {
+  const k1 = await sign(hostileCsr({ sans: [uriName(ORDERS)], keys: ecKeys('secp256k1') }));
+  t.equal(k1.res.status, 400);
+  t.equal(k1.res.json().error, 'weak_key');
+  t.match(k1.message, /EC curve secp256k1 is not supported \(use P-256, P-384 or P-521\)/, 'the message names every accepted curve');
+  for (const curve of ['P-256', 'P-384', 'P-521']) {
+    const { res } = await sign(hostileCsr({ sans: [uriName(ORDERS)], keys: ecKeys(curve) }));
+    t.equal(res.status, 200, `${curve} is issued`);
+  }
 });
 
 t.test('the well-formed CSR is still issued', async (t) => {
