@@ -119,7 +119,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   async function authenticate(req: IncomingMessage, authority: Authority): Promise<{ grant: Grant; who: Record<string, unknown> }> {
     const authorization = req.headers.authorization;
     if (authorization !== undefined) {
-      const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization);
+      // auth-scheme names are case-insensitive (RFC 9110 11.1, RFC 6750 2.1); the token is checked as it is
+      const match = /^bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(authorization);
       if (!match) throw new MeshcarError('unauthenticated', 'the Authorization header must be "Bearer <join token>"');
       const grant = await authority.grantFromToken(match[1] as string);
       return { grant, who: { auth: 'token', tokenId: grant.via === 'token' ? grant.claims.jti : undefined } };
