@@ -6,16 +6,15 @@
 // path are checked on every request, since a keep-alive connection can outlive its certificate.
 
 import { createServer, type Server } from 'node:https';
-import { maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { constants as cryptoConstants, createPublicKey, type X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { MeshcarError, listenFailed } from '../errors.js';
 import { parseDuration } from '../config/duration.js';
 import { formatHostPort } from '../config/address.js';
-import { asMeshcarError, rawErrorResponse, sendError, sendJson } from '../http/status.js';
-import { mayAnswer, parserRefusal, responseInProgress } from '../http/client-error.js';
+import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { readJsonBody } from '../http/read-body.js';
 import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
@@ -26,6 +25,7 @@ import { peerPathValidity, validityProblem, MAX_PATH } from '../identity/peer-va
 import type { Metrics } from '../metrics/registry.js';
 import type { Authority, Grant } from './authority.js';
 import { guardConnections } from './connection-guard.js';
+import { answerParserRefusals } from './parser-refusals.js';
 import type { CaRuntime } from './runtime.js';
 
 export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
@@ -227,22 +227,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   closeIdleConnections(server, limits.idleTimeoutMs, Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, limits.idleTimeoutMs));
   server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'TLS handshake with CA client failed'));
   // what the parser refuses is answered as JSON like any other CA error (Node's own is bare)
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    // a parse error pipelined behind an unanswered request: a refusal now would be read as
-    // that request's answer (a body that stops arriving is this request's own timeout)
-    if (!mayAnswer(err, socket) || (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT' && responseInProgress(socket))) {
-      socket.destroy();
-      return;
-    }
-    const refusal = parserRefusal(err, {
-      headTooLarge: `the request head is over the CA's limit of ${maxHeaderSize} bytes`,
-      timedOut: `the request did not arrive in time (${limits.headersTimeoutMs / 1000} s for its head, ${limits.requestTimeoutMs / 1000} s in all)`,
-    });
-    metrics.caRequestsDenied.labels(refusal.code).inc();
-    logger.debug({ code: err.code, remoteAddress: socket.remoteAddress }, 'CA request refused by the HTTP parser');
-    socket.end(rawErrorResponse(refusal));
-    socket.destroySoon();
-  });
+  answerParserRefusals(server, limits, metrics, logger);
 
   // the server's own leaf is short-lived like any other; swap it in before it expires, and at
   // once after a rotation (a new issuer, new roots to accept client certificates from)
