@@ -26,6 +26,22 @@ export interface IssuedSvid {
   readonly serial: string;
 }
 
+/** Requester-chosen text in a refusal (the answer and the audit line) is cut to this many characters. */
+export const QUOTED_VALUE_LIMIT = 256;
+
+/** `value` quoted, cut to QUOTED_VALUE_LIMIT characters (saying how long it was). */
+function clipped(value: string): string {
+  if (value.length <= QUOTED_VALUE_LIMIT) return JSON.stringify(value);
+  return `${JSON.stringify(value.slice(0, QUOTED_VALUE_LIMIT))}... (${value.length} characters)`;
+}
+
+/** "2 DNS, 1 IP": counts, never the names. */
+function countByKind(kinds: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const kind of kinds) counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  return [...counts].map(([kind, count]) => `${count} ${kind}`).join(', ');
+}
+
 /** What a caller has proven it may obtain. */
 export type Grant =
   | { readonly via: 'token'; readonly spiffeId: string; readonly claims: JoinTokenClaims }
@@ -79,11 +95,11 @@ export class Authority {
     }
     const weak = weakKeyReason(csr.publicKey);
     if (weak) throw new MeshcarError('weak_key', weak);
-    if (csr.otherNames.length > 0) throw new MeshcarError('identity_not_allowed', `the CSR asks for names besides the SPIFFE ID (${csr.otherNames.join(', ')}); ask for exactly ${grant.spiffeId}`);
+    if (csr.otherNames.length > 0) throw new MeshcarError('identity_not_allowed', `the CSR asks for names besides the SPIFFE ID (${countByKind(csr.otherNames)}); ask for exactly ${grant.spiffeId}`);
     if (csr.uris.length !== 1) throw new MeshcarError('identity_not_allowed', `the CSR asks for ${csr.uris.length} URI names; an SVID has exactly one (${grant.spiffeId})`);
     const asked = csr.uris[0] as string;
     if (asked !== grant.spiffeId) {
-      throw new MeshcarError('identity_not_allowed', `the CSR asks for ${asked} but the ${grant.via === 'token' ? 'join token' : 'client certificate'} grants ${grant.spiffeId}`);
+      throw new MeshcarError('identity_not_allowed', `the CSR asks for ${clipped(asked)} but the ${grant.via === 'token' ? 'join token' : 'client certificate'} grants ${grant.spiffeId}`);
     }
     if (grant.via === 'token' && grant.claims.single) await this.ledger.redeem(grant.claims.jti, grant.claims.exp);
     return this.issue(grant.spiffeId, csr.spki, requestedTtlMs, undefined, describePublicKey(csr.publicKey).type);

@@ -53,26 +53,41 @@ function isClaims(value: unknown): value is JoinTokenClaims {
   return typeof c === 'object' && c !== null && typeof c.sub === 'string' && Number.isInteger(c.exp) && Number.isInteger(c.iat) && typeof c.jti === 'string' && typeof c.single === 'boolean';
 }
 
-/** Checks signature, shape and expiry; the caller checks the ledger for single-use tokens. */
+/**
+ * A token part's bytes, only if it is canonical base64url (RFC 7515 2: no padding, only the URL
+ * alphabet, unused trailing bits zero). Node's decoder skips what it does not know, so `sig==`
+ * or a flipped last bit would decode to the same bytes: one token would have many spellings.
+ */
+function canonicalBase64url(part: string): Buffer | undefined {
+  if (!/^[A-Za-z0-9_-]+$/.test(part)) return undefined;
+  const bytes = Buffer.from(part, 'base64url');
+  return bytes.toString('base64url') === part ? bytes : undefined;
+}
+
 function headerKid(encoded: string): string | undefined {
+  const bytes = canonicalBase64url(encoded);
+  if (bytes === undefined) return undefined;
   try {
-    const header = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const header = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
     return header.alg === 'ES256' && header.typ === TYP && typeof header.kid === 'string' ? header.kid : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** Checks encoding, signature, shape and expiry; the caller checks the ledger for single-use tokens. */
 export async function verifyJoinToken(token: string, keyFor: TokenKeyLookup, now = Date.now()): Promise<JoinTokenClaims> {
   const parts = token.split('.');
   const kid = parts.length === 3 ? headerKid(parts[0] as string) : undefined;
-  if (kid === undefined) throw new MeshcarError('bad_token', 'the join token is not a meshcar join token');
+  const payload = parts.length === 3 ? canonicalBase64url(parts[1] as string) : undefined;
+  const signature = parts.length === 3 ? canonicalBase64url(parts[2] as string) : undefined;
+  if (kid === undefined || payload === undefined || signature === undefined) throw new MeshcarError('bad_token', 'the join token is not a meshcar join token (three canonical base64url parts)');
   const signingInput = `${parts[0]}.${parts[1]}`;
-  const ok = await verifySignature(signingInput, Buffer.from(parts[2] as string, 'base64url'), keyFor(kid));
+  const ok = await verifySignature(signingInput, signature, keyFor(kid));
   if (!ok) throw new MeshcarError('bad_token', 'the join token was not signed by this CA');
   let claims: unknown;
   try {
-    claims = JSON.parse(Buffer.from(parts[1] as string, 'base64url').toString('utf8'));
+    claims = JSON.parse(payload.toString('utf8'));
   } catch {
     throw new MeshcarError('bad_token', 'the join token payload is not JSON');
   }

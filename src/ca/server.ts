@@ -24,6 +24,8 @@ import { caSpiffeId } from '../identity/spiffe-id.js';
 import { peerPathValidity, validityProblem, MAX_PATH } from '../identity/peer-validity.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { Authority, Grant } from './authority.js';
+import { guardConnections } from './connection-guard.js';
+import { answerParserRefusals } from './parser-refusals.js';
 import type { CaRuntime } from './runtime.js';
 
 export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
@@ -51,6 +53,22 @@ export const CA_CONNECTION_LIMITS = {
   requestTimeoutMs: 30_000,
   /** Open connections at once; more are closed as soon as they are accepted. */
   maxConnections: 1024,
+  /**
+   * Open connections from one remote address; more are closed as they are accepted (before
+   * the TLS handshake). Sidecars open one connection per request and close it, so a host
+   * needs few at once; generous enough for a whole test mesh or demo on 127.0.0.1.
+   */
+  maxConnectionsPerAddress: 64,
+  /** Requests on one keep-alive connection; the last answer says `Connection: close`. */
+  maxRequestsPerConnection: 100,
+  /** Age after which a connection's next answer says `Connection: close` (and it closes). */
+  maxConnectionAgeMs: 60_000,
+  /**
+   * /healthz and /metrics, per client address, in a bucket of their own: probes and scrapes
+   * neither spend the sidecars' signing budget (rateLimit) nor go unbounded.
+   */
+  probeRatePerSecond: 10,
+  probeBurst: 50,
 } as const;
 
 export type CaConnectionLimits = { -readonly [K in keyof typeof CA_CONNECTION_LIMITS]: number };
@@ -95,12 +113,14 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   const audit = logger.child({ component: 'ca-audit' });
   const limiter = new KeyedTokenBuckets(options.rateLimit);
   const limits: CaConnectionLimits = { ...CA_CONNECTION_LIMITS, ...options.connectionLimits };
+  const probeLimiter = new KeyedTokenBuckets({ perSecond: limits.probeRatePerSecond, burst: limits.probeBurst });
   let credentials = await serverCredentials(ca.current(), options.serverNames);
 
   async function authenticate(req: IncomingMessage, authority: Authority): Promise<{ grant: Grant; who: Record<string, unknown> }> {
     const authorization = req.headers.authorization;
     if (authorization !== undefined) {
-      const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization);
+      // auth-scheme names are case-insensitive (RFC 9110 11.1, RFC 6750 2.1); the token is checked as it is
+      const match = /^bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(authorization);
       if (!match) throw new MeshcarError('unauthenticated', 'the Authorization header must be "Bearer <join token>"');
       const grant = await authority.grantFromToken(match[1] as string);
       return { grant, who: { auth: 'token', tokenId: grant.via === 'token' ? grant.claims.jti : undefined } };
@@ -155,6 +175,12 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     const client = req.socket.remoteAddress ?? 'unknown';
+    // every path is rate limited, unknown ones too: an answer of any kind costs the CA
+    const probe = path === '/healthz' || path === '/metrics';
+    const verdict = (probe ? probeLimiter : limiter).take(client);
+    if (!verdict.allowed) {
+      throw new MeshcarError('rate_limited', `too many requests from ${client}; retry later`, { retryAfterSeconds: verdict.retryAfterSeconds });
+    }
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/metrics') {
       await ca.fresh(); // the expiry gauges show the folder as it is now
@@ -164,10 +190,6 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       return;
     }
     if (path !== '/v1/sign' && path !== '/v1/bundle') throw new MeshcarError('not_found', `no such endpoint: ${path}`);
-    const verdict = limiter.take(client);
-    if (!verdict.allowed) {
-      throw new MeshcarError('rate_limited', `too many requests from ${client}; retry later`, { retryAfterSeconds: verdict.retryAfterSeconds });
-    }
     if (path === '/v1/bundle') {
       if (req.method !== 'GET') throw new MeshcarError('method_not_allowed', 'use GET /v1/bundle');
       res.writeHead(200, { 'content-type': 'application/x-pem-file' });
@@ -201,10 +223,11 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   );
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
-  server.maxConnections = limits.maxConnections;
+  guardConnections(server, limits, metrics, logger);
   closeIdleConnections(server, limits.idleTimeoutMs, Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, limits.idleTimeoutMs));
-  server.on('drop', (data) => logger.debug({ remoteAddress: data?.remoteAddress }, `CA connection refused: ${limits.maxConnections} connections open already`));
   server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'TLS handshake with CA client failed'));
+  // what the parser refuses is answered as JSON like any other CA error (Node's own is bare)
+  answerParserRefusals(server, limits, metrics, logger);
 
   // the server's own leaf is short-lived like any other; swap it in before it expires, and at
   // once after a rotation (a new issuer, new roots to accept client certificates from)

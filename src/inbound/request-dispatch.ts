@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
 import { repeatsHost } from '../http/host-field.js';
+import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { rawErrorResponse } from '../http/status.js';
 import { offersH2c } from '../http/upgrade.js';
 import type { Caller } from './caller.js';
@@ -143,16 +144,11 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
     inbound.tracker.closeWhenIdle(socket);
     return;
   }
-  // Node's own guard: write only if nothing of a response is on this connection yet
-  const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-  if (err.code === 'ECONNRESET' || !socket.writable || (inProgress && inProgress.headersSent)) {
+  if (!mayAnswer(err, socket)) {
     socket.destroy();
     return;
   }
-  let response: string;
-  if (err.code === 'HPE_HEADER_OVERFLOW') response = rawErrorResponse(new MeshcarError('headers_too_large', 'the request head is larger than this sidecar takes (inbound.limits.maxHeaderListSize)'));
-  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') response = rawErrorResponse(new MeshcarError('request_timeout', 'the request head did not arrive in time'));
-  else response = rawErrorResponse(new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`));
+  const response = rawErrorResponse(parserRefusal(err, { headTooLarge: 'the request head is larger than this sidecar takes (inbound.limits.maxHeaderListSize)' }));
   inbound.logger.debug({ code: err.code, remote: socket.remoteAddress }, 'inbound request refused by the HTTP parser');
   socket.end(response);
   socket.destroySoon();

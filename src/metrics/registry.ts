@@ -79,6 +79,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly caConnectionsRefused = new Counter({
+    name: 'meshcar_ca_connections_refused_total',
+    help: 'Connections to the CA closed as they arrived, by reason (max_connections: the CA\'s cap on open connections; per_address_limit: the client address\'s).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly caIssuerExpiry = new Gauge({
     name: 'meshcar_ca_issuer_expiry_timestamp_seconds',
     help: 'When the CA\'s signing issuer certificate expires (Unix time).',

@@ -18,6 +18,7 @@ import { formatHostPort, type HostPort } from '../config/address.js';
 import { listenFailed, MeshcarError } from '../errors.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { requestIdOf } from '../http/request-id.js';
+import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { rawErrorResponse, sendError } from '../http/status.js';
 
 export interface AppHandlers {
@@ -74,17 +75,11 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderByte
     (socket as TrackedSocket)[kCloseWhenIdle] = true;
     return;
   }
-  // Node's own guard: write only if nothing of a response is on this connection yet
-  const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-  if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent) {
+  if (!mayAnswer(err, socket)) {
     socket.destroy();
     return;
   }
-  let refusal: MeshcarError;
-  if (err.code === 'HPE_HEADER_OVERFLOW') refusal = new MeshcarError('headers_too_large', `the request head is over the outbound listener's limit of ${maxHeaderBytes} bytes`);
-  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') refusal = new MeshcarError('request_timeout', 'the request head did not arrive in time');
-  else refusal = new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
-  socket.end(rawErrorResponse(refusal));
+  socket.end(rawErrorResponse(parserRefusal(err, { headTooLarge: `the request head is over the outbound listener's limit of ${maxHeaderBytes} bytes` })));
   socket.destroySoon();
 }
 

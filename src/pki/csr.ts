@@ -3,13 +3,13 @@
 // signatures to Node's native crypto. The sidecar builds its CSR without forge (csr-request.ts).
 
 import { verify, type KeyObject } from 'node:crypto';
-import { asn1, fromDer, pemBlocks, toDer, type Asn1, OID, SIGNATURE_DIGEST } from './der.js';
+import { asn1, fromDer, pemBlocks, toDer, type Asn1, OID, SIGNATURE_ALGORITHMS } from './der.js';
 import { publicKeyFromSpki } from './keys.js';
 
 export interface ParsedCsr {
   readonly publicKey: KeyObject;
   readonly spki: Buffer;
-  /** SAN entries the requester asked for, by kind. */
+  /** SAN entries the requester asked for (at most MAX_SAN_ENTRIES in all): the URIs, and the kind of each other one (DNS, IP, ...). */
   readonly uris: readonly string[];
   readonly otherNames: readonly string[];
   readonly signatureOid: string;
@@ -26,6 +26,19 @@ function children(node: Asn1 | undefined, what: string): Asn1[] {
   return node.value as Asn1[];
 }
 
+/**
+ * SAN entries read from one request: an SVID asks for one, so more than this is refused before
+ * anything is made of them (thousands of empty names fit in a 64 KiB body).
+ */
+export const MAX_SAN_ENTRIES = 16;
+
+/** GeneralName kinds by context tag (RFC 5280 4.2.1.6), for messages. */
+const SAN_KINDS: Readonly<Record<number, string>> = { 0: 'otherName', 1: 'email', 2: 'DNS', 3: 'x400Address', 4: 'directoryName', 5: 'ediPartyName', 6: 'URI', 7: 'IP', 8: 'registeredID' };
+
+function sanKind(name: Asn1): string {
+  return name.tagClass === asn1.Class.CONTEXT_SPECIFIC ? (SAN_KINDS[name.type] ?? `tag ${name.type}`) : `universal tag ${name.type}`;
+}
+
 function readSans(extensionsAttribute: Asn1, uris: string[], otherNames: string[]): void {
   const valueSet = children(children(extensionsAttribute, 'extension request')[1], 'extension request values');
   for (const extensions of valueSet) {
@@ -35,9 +48,15 @@ function readSans(extensionsAttribute: Asn1, uris: string[], otherNames: string[
       if (extensionOid !== OID.subjectAltName) continue;
       const octets = parts[parts.length - 1] as Asn1;
       const names = children(asn1.fromDer(String(octets.value)), 'subjectAltName');
+      if (uris.length + otherNames.length + names.length > MAX_SAN_ENTRIES) {
+        throw new CsrError(`the certificate request asks for ${uris.length + otherNames.length + names.length} subject alternative names; at most ${MAX_SAN_ENTRIES} are read (an SVID has one)`);
+      }
       for (const name of names) {
-        if (name.tagClass === asn1.Class.CONTEXT_SPECIFIC && name.type === 6) uris.push(String(name.value));
-        else otherNames.push(`SAN type ${name.type}`);
+        const isUri = name.tagClass === asn1.Class.CONTEXT_SPECIFIC && name.type === 6;
+        // a URI is an IA5String: primitive, never a constructed value (forge gives an array)
+        if (isUri && (name.constructed || typeof name.value !== 'string')) throw new CsrError('a URI name in the certificate request is not a primitive IA5String');
+        if (isUri) uris.push(name.value as string);
+        else otherNames.push(sanKind(name));
       }
     }
   }
@@ -70,8 +89,8 @@ async function parseAndVerify(pem: string): Promise<ParsedCsr> {
   const spkiNode = infoParts[2];
   if (!spkiNode || !algorithm || !signatureBits) throw new CsrError('the certificate request is missing parts');
   const signatureOid = asn1.derToOid(String(children(algorithm, 'signature algorithm')[0]?.value ?? ''));
-  const digest = SIGNATURE_DIGEST[signatureOid];
-  if (!digest) throw new CsrError(`signature algorithm ${signatureOid} is not accepted (use ECDSA or RSA with SHA-256 or stronger)`);
+  const signer = Object.hasOwn(SIGNATURE_ALGORITHMS, signatureOid) ? SIGNATURE_ALGORITHMS[signatureOid] : undefined;
+  if (!signer) throw new CsrError(`signature algorithm ${signatureOid} is not accepted (use ECDSA or RSA with SHA-256 or stronger)`);
   const spki = toDer(spkiNode);
   let publicKey: KeyObject;
   try {
@@ -79,10 +98,13 @@ async function parseAndVerify(pem: string): Promise<ParsedCsr> {
   } catch {
     throw new CsrError('the public key in the certificate request cannot be read');
   }
+  if (publicKey.asymmetricKeyType !== signer.keyType) {
+    throw new CsrError(`signature algorithm ${signatureOid} is for ${signer.keyType === 'ec' ? 'ECDSA' : 'RSA'} keys, but the certificate request's key is ${publicKey.asymmetricKeyType ?? 'of an unknown type'}`);
+  }
   const signature = Buffer.from(String(signatureBits.value), 'binary').subarray(1);
   const signedBytes = toDer(info as Asn1);
   const valid = await new Promise<boolean>((resolve) => {
-    verify(digest, signedBytes, publicKey, signature, (err, ok) => resolve(!err && ok));
+    verify(signer.digest, signedBytes, publicKey, signature, (err, ok) => resolve(!err && ok));
   });
   if (!valid) throw new CsrError('the certificate request signature does not verify (no proof of possession of the key)');
 

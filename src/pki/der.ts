@@ -25,14 +25,18 @@ export const OID = {
   organizationName: '2.5.4.10',
 } as const;
 
-/** Signature algorithms a CSR may use, with the digest Node's crypto.verify needs. */
-export const SIGNATURE_DIGEST: Readonly<Record<string, string>> = {
-  [OID.ecdsaWithSha256]: 'sha256',
-  [OID.ecdsaWithSha384]: 'sha384',
-  [OID.ecdsaWithSha512]: 'sha512',
-  [OID.sha256WithRsa]: 'sha256',
-  [OID.sha384WithRsa]: 'sha384',
-  [OID.sha512WithRsa]: 'sha512',
+/**
+ * Signature algorithms a CSR may use: the key type each is defined for, and the digest Node's
+ * crypto.verify needs. Node verifies with whatever key it is given, so the key type is checked
+ * apart (an RSA signature labelled ecdsa-with-SHA256 would verify).
+ */
+export const SIGNATURE_ALGORITHMS: Readonly<Record<string, { readonly keyType: 'ec' | 'rsa'; readonly digest: string }>> = {
+  [OID.ecdsaWithSha256]: { keyType: 'ec', digest: 'sha256' },
+  [OID.ecdsaWithSha384]: { keyType: 'ec', digest: 'sha384' },
+  [OID.ecdsaWithSha512]: { keyType: 'ec', digest: 'sha512' },
+  [OID.sha256WithRsa]: { keyType: 'rsa', digest: 'sha256' },
+  [OID.sha384WithRsa]: { keyType: 'rsa', digest: 'sha384' },
+  [OID.sha512WithRsa]: { keyType: 'rsa', digest: 'sha512' },
 };
 
 export function toDer(node: Asn1): Buffer {

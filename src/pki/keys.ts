@@ -48,12 +48,15 @@ export function describePublicKey(key: KeyObject): KeyDescription {
   return { type: 'other', bits: 0 };
 }
 
-/** Why a public key is too weak or of a kind we do not issue for, or undefined if it is fine. */
+/**
+ * Why a public key is too weak or of a kind we do not issue for, or undefined if it is fine:
+ * ECDSA on the three NIST curves TLS signs with (P-256, P-384, P-521), RSA from 2048 bits.
+ */
 export function weakKeyReason(key: KeyObject): string | undefined {
   const description = describePublicKey(key);
   if (description.type === 'rsa' && description.bits < 2048) return `RSA keys must have at least 2048 bits, this one has ${description.bits}`;
-  if (description.type === 'ec' && description.bits === 0) return `EC curve ${description.curve ?? 'unknown'} is not supported (use P-256 or P-384)`;
-  if (description.type === 'other') return `key type ${key.asymmetricKeyType ?? 'unknown'} is not supported (use ECDSA P-256 or RSA 2048+)`;
+  if (description.type === 'ec' && description.bits === 0) return `EC curve ${description.curve ?? 'unknown'} is not supported (use P-256, P-384 or P-521)`;
+  if (description.type === 'other') return `key type ${key.asymmetricKeyType ?? 'unknown'} is not supported (use ECDSA on P-256, P-384 or P-521, or RSA with 2048 bits or more)`;
   return undefined;
 }
 

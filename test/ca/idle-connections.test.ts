@@ -18,6 +18,8 @@ import { CA_CONNECTION_LIMITS, type CaConnectionLimits } from '../../src/ca/serv
 
 /** The limits the server runs with here: the defaults' shape, at test scale. */
 const limits: CaConnectionLimits = { ...CA_CONNECTION_LIMITS, handshakeTimeoutMs: 1_000, idleTimeoutMs: 1_500, headersTimeoutMs: 1_000, maxConnections: 20 };
+/** For the client that never reads: its 600 pipelined /metrics requests all answered, on one connection. */
+const unreadLimits: CaConnectionLimits = { ...limits, maxRequestsPerConnection: 1_000, probeRatePerSecond: 1_000, probeBurst: 1_000 };
 /** How often the server checks the headers timeout (a 1 s timeout: at most every second). */
 const CHECK_MS = 1_000;
 
@@ -100,7 +102,7 @@ t.test('silent, slow and surplus connections to the CA are closed within the sta
 });
 
 t.test('a client that never reads its answers is let go at the idle timeout', async (t) => {
-  const ca = await startTestCa({}, undefined, limits);
+  const ca = await startTestCa({}, undefined, unreadLimits);
   t.teardown(() => ca.close());
   // pipelined requests for /metrics (~9 KB each), never read: the responses back up until
   // nothing moves either way, the last one ended by its handler but stuck in the buffers

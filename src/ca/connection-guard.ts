@@ -1,0 +1,100 @@
+// What one client may hold of the CA port: the CA is reachable by every workload, and without
+// these one address could take every connection slot with keep-alive connections that ask for
+// /healthz now and then (never idle, never rate limited) while sidecars got ECONNRESET.
+// - open connections per remote address, counted as TCP connections are accepted (before the
+//   TLS handshake, so a refusal costs no crypto);
+// - requests and age per connection: the answer to the last request says `Connection: close`
+//   and the connection closes after it, so no connection holds its slot for good;
+// - every refused connection is counted (meshcar_ca_connections_refused_total{reason}) and
+//   logged at warn, at most one line per address per window (the next says how many were not).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics/registry.js';
+
+export interface ConnectionGuardLimits {
+  readonly maxConnections: number;
+  readonly maxConnectionsPerAddress: number;
+  readonly maxRequestsPerConnection: number;
+  readonly maxConnectionAgeMs: number;
+}
+
+export type RefusalReason = 'max_connections' | 'per_address_limit';
+
+/** Addresses remembered for the log's rate limit; beyond this the oldest are forgotten. */
+const MAX_LOGGED_ADDRESSES = 4096;
+const LOG_WINDOW_MS = 10_000;
+
+/** Warn lines about refused connections, at most one per address per window. */
+class RefusalLog {
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(private readonly logger: Logger) {}
+
+  refused(address: string, reason: RefusalReason, message: string): void {
+    const now = Date.now();
+    const seen = this.last.get(address);
+    if (seen && now - seen.at < LOG_WINDOW_MS) {
+      seen.suppressed += 1;
+      return;
+    }
+    if (!seen && this.last.size >= MAX_LOGGED_ADDRESSES) this.last.delete(this.last.keys().next().value as string);
+    const suppressed = seen?.suppressed ?? 0;
+    this.last.delete(address);
+    this.last.set(address, { at: now, suppressed: 0 });
+    const more = suppressed > 0 ? ` (and ${suppressed} more refused in the last ${Math.round((now - (seen?.at ?? now)) / 1000)} s, not logged)` : '';
+    this.logger.warn({ remoteAddress: address, reason, ...(suppressed > 0 ? { suppressed } : {}) }, `CA connection refused: ${message}${more}`);
+  }
+}
+
+interface ConnectionUse {
+  readonly openedAt: number;
+  requests: number;
+}
+
+const uses = new WeakMap<Socket, ConnectionUse>();
+
+export function guardConnections(server: Server, limits: ConnectionGuardLimits, metrics: Metrics, logger: Logger): void {
+  const log = new RefusalLog(logger);
+  const open = new Map<string, number>();
+  const refuse = (address: string, reason: RefusalReason, message: string) => {
+    metrics.caConnectionsRefused.labels(reason).inc();
+    log.refused(address, reason, message);
+  };
+
+  server.maxConnections = limits.maxConnections;
+  server.on('drop', (data?: { remoteAddress?: string }) => refuse(data?.remoteAddress ?? 'unknown', 'max_connections', `${limits.maxConnections} connections are open already`));
+
+  // 'connection' is the accepted TCP socket: the TLS handshake has not started
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    const count = open.get(address) ?? 0;
+    if (count >= limits.maxConnectionsPerAddress) {
+      socket.destroy();
+      refuse(address, 'per_address_limit', `${address} has ${count} connections open already (at most ${limits.maxConnectionsPerAddress} per address)`);
+      return;
+    }
+    open.set(address, count + 1);
+    uses.set(socket, { openedAt: Date.now(), requests: 0 });
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left <= 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
+
+  // before the handler writes anything (a /healthz answer is written at once)
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    // the TLS socket wraps the accepted one, which is what was counted
+    const socket = req.socket as Socket & { _parent?: Socket | null };
+    const use = uses.get(socket) ?? (socket._parent ? uses.get(socket._parent) : undefined);
+    if (use === undefined) return;
+    use.requests += 1;
+    if (use.requests >= limits.maxRequestsPerConnection || Date.now() - use.openedAt >= limits.maxConnectionAgeMs) {
+      // Node ends the connection once this answer is out
+      res.setHeader('connection', 'close');
+    }
+  });
+}

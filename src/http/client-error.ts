@@ -1,0 +1,36 @@
+// A request Node's HTTP/1.1 parser refused ('clientError'): the JSON refusal every meshcar
+// listener answers it with (Node's own is a bare 400, 408 or 431), and Node's guard on when an
+// answer may still be written. Each listener decides what else to do (a connection busy with an
+// earlier request, logging).
+
+import type { Socket } from 'node:net';
+import { MeshcarError } from '../errors.js';
+
+export interface RefusalTexts {
+  /** Whose head limit was passed. */
+  readonly headTooLarge: string;
+  /** What did not arrive in time (a listener with a requestTimeout bounds bodies too). */
+  readonly timedOut?: string;
+}
+
+/** The refusal for a parser error. */
+export function parserRefusal(err: NodeJS.ErrnoException, texts: RefusalTexts): MeshcarError {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new MeshcarError('headers_too_large', texts.headTooLarge);
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new MeshcarError('request_timeout', texts.timedOut ?? 'the request head did not arrive in time');
+  return new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+}
+
+/**
+ * Whether an answer may be written on the connection: Node's own guard (it is still open, the
+ * client did not reset it, and nothing of a response is on it yet).
+ */
+export function mayAnswer(err: NodeJS.ErrnoException, socket: Socket): boolean {
+  const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  return err.code !== 'ECONNRESET' && socket.writable && !inProgress?.headersSent;
+}
+
+/** A response still unfinished on the connection (an earlier request's, or this one's body). */
+export function responseInProgress(socket: Socket): boolean {
+  const inProgress = (socket as Socket & { _httpMessage?: { writableEnded?: boolean } | null })._httpMessage;
+  return inProgress !== null && inProgress !== undefined && inProgress.writableEnded !== true;
+}

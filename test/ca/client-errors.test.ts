@@ -1,0 +1,46 @@
+// Requests the CA's HTTP parser refuses get the JSON error body every other CA answer has (not
+// Node's bare 400, 431 or 408): a request line that is not HTTP, a 20 KB header, and a body that
+// stops arriving (at the request timeout, short here). Raw TLS sockets against a real CA server.
+
+import t from 'tap';
+import { rawTlsRequest, rawTlsUntilClosed } from '../helpers/raw-http.js';
+import { startTestCa } from '../helpers/ca.js';
+import { caToken } from '../../src/ca/commands.js';
+
+const TLS = { servername: 'localhost', rejectUnauthorized: false };
+
+function assertJsonRefusal(t: Tap.Test, answer: { status: number; headers: Record<string, string>; body: string }, status: number, code: string): void {
+  t.equal(answer.status, status, `status ${status}`);
+  t.match(answer.headers['content-type'], /^application\/json/, 'a JSON body');
+  t.equal(answer.headers['x-meshcar-error'], code);
+  let body: unknown;
+  try {
+    body = JSON.parse(answer.body);
+  } catch {
+    body = answer.body;
+  }
+  t.match(body, { error: code, message: String }, `{"error": "${code}", "message": ...}`);
+}
+
+t.test('parser refusals are JSON with stable codes', async (t) => {
+  const ca = await startTestCa({}, undefined, { headersTimeoutMs: 1_000, requestTimeoutMs: 2_000 });
+  t.teardown(() => ca.close());
+  const port = ca.server.port;
+
+  const garbage = await rawTlsRequest(port, TLS, 'GARBAGE\r\n\r\n');
+  assertJsonRefusal(t, garbage, 400, 'bad_request');
+
+  const huge = await rawTlsRequest(port, TLS, `POST /v1/sign HTTP/1.1\r\nHost: localhost\r\nX-A: ${'a'.repeat(20_000)}\r\n\r\n`);
+  assertJsonRefusal(t, huge, 431, 'headers_too_large');
+
+  // a body announced and never finished: cut at the request timeout (2 s here), with a 408
+  const started = Date.now();
+  // (with a join token: the CA reads the body once the caller is known)
+  const token = await caToken(ca.dir, 'orders', 3_600_000, false);
+  const stalled = await rawTlsUntilClosed(port, TLS, `POST /v1/sign HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`);
+  t.ok(Date.now() - started < 10_000, `cut within the bounds (${Date.now() - started} ms)`);
+  t.match(stalled, /^HTTP\/1\.1 408 /, `408: ${stalled.split('\r\n')[0]}`);
+  t.match(stalled, /x-meshcar-error: request_timeout/);
+  t.match(stalled, /\{"error":"request_timeout","message":"[^"]+"\}/, 'with the JSON body');
+  t.match(await ca.metrics.render(), /meshcar_ca_requests_denied_total\{reason="headers_too_large"\} 1/, 'counted as denied requests');
+});

@@ -1,0 +1,151 @@
+// What one client address may hold of the CA port (connection-guard.ts): connections beyond the
+// per-address cap are closed as they arrive, so a client keeping the cap's worth of keep-alive
+// connections busy with /healthz leaves room for everyone else (here: a client bound to
+// 127.0.0.2); each refusal is counted and logged at warn, rate-limited. Every path, /healthz,
+// /metrics and unknown ones too, is rate limited. A keep-alive connection that keeps asking is
+// closed after its request or age bound, the last answer saying `Connection: close`. Real
+// TLS against a real CA server in this process, with test-sized limits; every loop is bounded.
+
+import t from 'tap';
+import https from 'node:https';
+import tls from 'node:tls';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { callCa, startTestCa } from '../helpers/ca.js';
+import { promtoolCheck } from '../helpers/promtool.js';
+
+const PER_ADDRESS = 8;
+
+/** A handshaken TLS connection from `localAddress`, or the reason there is none. */
+function connectTls(port: number, localAddress = '127.0.0.1'): Promise<tls.TLSSocket | 'closed'> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, localAddress, servername: 'localhost', rejectUnauthorized: false });
+    socket.on('error', () => undefined);
+    socket.once('secureConnect', () => resolve(socket));
+    socket.once('close', () => resolve('closed'));
+  });
+}
+
+/** One GET on a held connection; resolves with the status line. */
+async function healthz(socket: tls.TLSSocket): Promise<string> {
+  socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  const [data] = (await once(socket, 'data')) as [Buffer];
+  return data.toString('latin1').split('\r\n')[0] as string;
+}
+
+function get(port: number, path: string, options: https.RequestOptions = {}): Promise<{ status: number; connection: string | undefined; localPort: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', port, path, servername: 'localhost', rejectUnauthorized: false, ...options }, (res) => {
+      const localPort = res.socket.localPort ?? 0;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, localPort, body }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer in 10 s')));
+  });
+}
+
+t.test('one address holding its cap of busy connections does not shut others out', async (t) => {
+  // the whole CA takes PER_ADDRESS + 2: without a per-address cap the surplus below fills it
+  const ca = await startTestCa({}, undefined, { maxConnectionsPerAddress: PER_ADDRESS, maxConnections: PER_ADDRESS + 2 });
+  t.teardown(() => ca.close());
+  const port = ca.server.port;
+
+  const held: tls.TLSSocket[] = [];
+  t.teardown(() => held.forEach((socket) => socket.destroy()));
+  for (let i = 0; i < PER_ADDRESS; i++) {
+    const socket = await connectTls(port);
+    if (socket === 'closed') return t.fail(`connection ${i + 1} of the cap was refused`);
+    held.push(socket);
+  }
+  // keep-alive and busy: each asks for /healthz (the idle sweep sees bytes move)
+  t.same(await Promise.all(held.map(healthz)), held.map(() => 'HTTP/1.1 200 OK'), 'the cap\'s worth of connections are served');
+
+  const surplus = await Promise.all(Array.from({ length: 4 }, () => connectTls(port)));
+  t.same(
+    surplus.map((s) => (s === 'closed' ? 'closed' : 'open')),
+    ['closed', 'closed', 'closed', 'closed'],
+    `connections beyond ${PER_ADDRESS} from one address are closed before the handshake`,
+  );
+  t.teardown(() => surplus.forEach((s) => s !== 'closed' && s.destroy()));
+  t.same(await Promise.all(held.map(healthz)), held.map(() => 'HTTP/1.1 200 OK'), 'while the first ones are still served');
+
+  const other = await get(port, '/v1/bundle', { localAddress: '127.0.0.2', agent: false }).catch((err: Error) => ({ status: err.message, body: '' }));
+  t.equal(other.status, 200, 'a client from another address is served meanwhile');
+  t.match(other.body, /BEGIN CERTIFICATE/);
+
+  const text = await ca.metrics.render();
+  t.match(text, /^meshcar_ca_connections_refused_total\{reason="per_address_limit"\} 4$/m, 'each refusal is counted');
+  t.equal((await promtoolCheck(text)).code, 0, 'the metrics page stays promtool-clean');
+  const warns = ca.logLines.filter((line) => line.level === 40 && String(line.msg).startsWith('CA connection refused'));
+  t.equal(warns.length, 1, 'and logged at warn, one line per address per window');
+  t.match(warns[0], { remoteAddress: '127.0.0.1', reason: 'per_address_limit' });
+
+  // the cap counts open connections: once some close, the address may open new ones
+  held.pop()?.destroy();
+  let again: tls.TLSSocket | 'closed' = 'closed';
+  for (let i = 0; i < 50 && again === 'closed'; i++) again = await connectTls(port);
+  t.not(again, 'closed', 'a connection closed frees its place');
+  if (again !== 'closed') again.destroy();
+});
+
+t.test('/healthz, /metrics and unknown paths are rate limited too', async (t) => {
+  const ca = await startTestCa({ rateLimit: { perSecond: 0.05, burst: 3 } });
+  t.teardown(() => ca.close());
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) statuses.push((await get(ca.server.port, '/no-such-path', { agent: false })).status);
+  t.same(statuses, [404, 404, 404, 429, 429], 'unknown paths spend the client\'s tokens');
+
+  // probes have a bucket of their own (50, then 10/s): a flood of them gets 429 as JSON
+  let refused: { status: number; body: string } | undefined;
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const firstProbe = await get(ca.server.port, '/healthz', { agent });
+  t.equal(firstProbe.status, 200, 'probes are answered while the signing bucket is empty: a bucket of their own');
+  for (let i = 0; i < 200 && refused === undefined; i++) {
+    const res = await get(ca.server.port, i % 2 ? '/healthz' : '/metrics', { agent });
+    if (res.status !== 200) refused = res;
+  }
+  t.equal(refused?.status, 429, '/healthz and /metrics are refused once their bucket is empty');
+  t.match(JSON.parse(refused?.body ?? '{}'), { error: 'rate_limited' });
+});
+
+t.test('a busy keep-alive connection is closed after its request bound', async (t) => {
+  const ca = await startTestCa({}, undefined, { maxRequestsPerConnection: 5 });
+  t.teardown(() => ca.close());
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+
+  const answers = [];
+  for (let i = 0; i < 6; i++) answers.push(await get(ca.server.port, '/healthz', { agent }));
+  t.same(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200]);
+  t.same(answers.slice(0, 5).map((a) => a.connection), ['keep-alive', 'keep-alive', 'keep-alive', 'keep-alive', 'close'], 'the 5th answer says Connection: close');
+  t.equal(new Set(answers.slice(0, 5).map((a) => a.localPort)).size, 1, 'the first 5 share one connection');
+  t.not(answers[5]?.localPort, answers[4]?.localPort, 'the 6th comes on a new one');
+});
+
+t.test('a busy keep-alive connection is closed after its age bound', async (t) => {
+  const AGE_MS = 1_000;
+  const ca = await startTestCa({}, undefined, { maxConnectionAgeMs: AGE_MS });
+  t.teardown(() => ca.close());
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+
+  // one connection, asking every 100 ms (well inside the keep-alive timeout) until told to close
+  const first = await get(ca.server.port, '/healthz', { agent });
+  const opened = Date.now();
+  const ports = new Set([first.localPort]);
+  let last = first;
+  for (let i = 0; i < 100 && last.connection !== 'close' && Date.now() - opened < 10_000; i++) {
+    await sleep(100);
+    last = await get(ca.server.port, '/healthz', { agent });
+    ports.add(last.localPort);
+  }
+  t.equal(last.connection, 'close', 'an answer says Connection: close');
+  t.equal(ports.size, 1, 'on the connection that asked all along');
+  t.ok(Date.now() - opened >= AGE_MS - 100, `once the connection is older than ${AGE_MS} ms`);
+  const next = await get(ca.server.port, '/healthz', { agent });
+  t.not(next.localPort, first.localPort, 'the next request comes on a new connection');
+});
