@@ -2,28 +2,39 @@
 // group) while traffic runs ends the demo as asked, exit 0 with the full summary, and not as a
 // crash of its children (they run in process groups of their own and are stopped in order);
 // SIGTERM to the runner during start-up leaves none of the processes it started running.
-// Ports: every demo port moved with DEMO_PORT_BASE, from a port bound here on port 0.
+// Ports: every demo port moved with DEMO_PORT_BASE, to a base whose ports are free (checked).
 
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { httpGet, waitFor } from '../helpers/mesh.js';
 import { demoPorts } from '../../src/demo/ports.js';
 
 const RUNNER = fileURLToPath(new URL('../../dist/demo/run-demo.js', import.meta.url));
 
-/** A demo port base whose CA port (base+3443) was free a moment ago. */
-async function freeBase(): Promise<number> {
-  for (let i = 0; i < 20; i++) {
+/** Whether 127.0.0.1:`port` can be bound now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as AddressInfo).port;
-    await new Promise((resolve) => server.close(resolve));
-    if (port - 3443 >= 1024) return port - 3443;
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A demo port base whose eight ports were all free a moment ago. Drawn below the ephemeral
+ * range (32768 and up here): the demo's ports are fixed, and a client socket of a test running
+ * beside this one may take an ephemeral port at any time; the demo tests' own bases (15000,
+ * and those derived from port 0 in demo-ports.test.ts, 29325 and up) stay clear of 20000-29243 too.
+ */
+async function freeBase(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const base = 20_000 + Math.floor(Math.random() * 5_800);
+    if ((await Promise.all(Object.values(demoPorts(base)).map(bindable))).every(Boolean)) return base;
   }
-  throw new Error('no port base found');
+  throw new Error('no demo port base with all eight ports free');
 }
 
 interface Runner {
@@ -100,10 +111,15 @@ t.test('Ctrl-C while traffic runs: exit 0, the full summary, every process stopp
   const ports = demoPorts(base);
   // traffic has run once the orders sidecar has counted a direct call (the runner's loop)
   await waitFor(
-    async () => /route="\/orders\/\{id\}",code="200"\} [1-9]/.test((await httpGet(ports.ordersAdmin, '/metrics').catch(() => ({ body: '' }))).body) && runner.out.stdout.includes('driving traffic'),
+    async () => {
+      if (runner.child.exitCode !== null) throw new Error(`the runner exited ${runner.child.exitCode}: ${runner.out.stderr}${runner.out.stdout.slice(-500)}`);
+      return runner.out.stdout.includes('driving traffic') && /route="\/orders\/\{id\}",code="200"\} [1-9]/.test((await httpGet(ports.ordersAdmin, '/metrics').catch(() => ({ body: '' }))).body);
+    },
     25_000,
     'traffic through the demo mesh',
-  );
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; runner stdout: ${runner.out.stdout.slice(-800)}; stderr: ${runner.out.stderr.slice(-800)}`);
+  });
   seen = (await childrenOf(runner.child.pid as number)).map((c) => c.pid);
   t.equal(seen.length, 3, 'the CA and two sidecars run');
   // what a terminal does on Ctrl-C: SIGINT to every process of the foreground group
@@ -126,6 +142,7 @@ t.test('SIGTERM to the runner during start-up: none of its processes is left run
   // the CA and both sidecars have been started (the sidecars are not ready yet, or only just)
   await waitFor(
     async () => {
+      if (runner.child.exitCode !== null) throw new Error(`the runner exited ${runner.child.exitCode}: ${runner.out.stderr}`);
       seen = await childrenOf(runner.child.pid as number);
       return seen.filter((c) => c.cmdline.includes(' run --config ')).length === 2;
     },
