@@ -15,6 +15,7 @@ import { MeshcarError, describeError } from './errors.js';
 import { ConfigError } from './config/issues.js';
 import { pathProblem } from './user-paths.js';
 import { VERSION } from './version.js';
+import { closeLogs } from './log-output.js';
 import { CA_COMMANDS } from './cli/ca-commands.js';
 import { type Command, type OptionValues, runCommand } from './cli/command.js';
 import { commandHelp, groupHelp, helpText } from './cli/help.js';
@@ -119,11 +120,20 @@ function reportFailure(err: unknown): number {
   return 70;
 }
 
-main(process.argv.slice(2)).then(
-  (status) => {
-    process.exitCode = status;
-  },
-  (err: unknown) => {
-    process.exitCode = reportFailure(err);
-  },
-);
+/** The longest the last log lines may take once a command is done (`run` bounds its own by the drain budget first). */
+const LOG_FLUSH_MS = 1000;
+
+main(process.argv.slice(2))
+  .then(
+    (status) => {
+      process.exitCode = status;
+    },
+    (err: unknown) => {
+      process.exitCode = reportFailure(err);
+    },
+  )
+  .then(async () => {
+    // a stdout that never takes the last lines (a pipe nobody reads) would keep the process
+    // alive for ever (a write retried, a write pending): they are dropped and the process ends
+    if (!(await closeLogs(Date.now() + LOG_FLUSH_MS))) process.exit();
+  });

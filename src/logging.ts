@@ -1,15 +1,123 @@
 // The process logger: pino, JSON lines on stdout. Built once by the command that runs and
 // passed down; nothing below imports a global logger.
+//
+// stdout is written asynchronously through one bounded buffer per process (sonic-boom, as
+// pino's own default, but with maxLength): a stdout that is slow or never read (a stalled log
+// shipper, a pipe nobody drains) costs at most MAX_BUFFERED_BYTES; a line that does not fit is
+// dropped whole and counted (src/log-output.ts → meshcar_log_lines_dropped_total) instead of
+// queued without bound. At exit the buffer gets until a deadline to drain (closeLogs), then
+// the rest is dropped: a shutdown never waits on a reader that does not read.
 
 import { pino, type Logger } from 'pino';
+import { logLineDropped, setLogCloser } from './log-output.js';
+
+/** The most log output held in memory while stdout does not keep up. */
+export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** At exit without closeLogs (an error path, process.exit elsewhere): the longest the last lines may take. */
+const EXIT_FLUSH_MS = 1000;
+
+interface Output {
+  write(line: string): void;
+}
+
+let output: Output | undefined;
+
+/** The process's stdout, opened once for every logger of the process. */
+function stdoutOutput(): Output {
+  if (output) return output;
+  let pendingBytes = 0;
+  let closed = false;
+  let gaveUp = false;
+  // until when a write stdout refuses (EAGAIN) is tried again: for ever while running, up to a
+  // deadline once the process is closing
+  let retryUntil = Infinity;
+  const waiters = new Set<() => void>();
+  // registered before pino.destination's own exit hook (a synchronous flush with no bound), so
+  // this one runs first: it flushes within EXIT_FLUSH_MS, else drops the rest (destroy, which
+  // pino's hook then skips)
+  process.on('exit', () => {
+    if (closed || pendingBytes === 0) return;
+    retryUntil = Date.now() + EXIT_FLUSH_MS;
+    try {
+      dest.flushSync();
+    } catch {
+      dest.destroy();
+    }
+  });
+  const dest = pino.destination({
+    // process.stdout, not the bare fd 1: opening it makes a pipe's fd non-blocking (libuv's
+    // uv_pipe_open), so a full pipe answers EAGAIN (retried from a timer) instead of blocking a
+    // libuv thread for ever in write(2), which process.exit then waits for
+    dest: process.stdout.fd,
+    sync: false,
+    maxLength: MAX_BUFFERED_BYTES,
+    retryEAGAIN: () => Date.now() < retryUntil,
+  });
+  let droppedNow = false;
+  dest.on('drop', () => {
+    droppedNow = true;
+    logLineDropped();
+  });
+  dest.on('write', (n: number) => {
+    pendingBytes = Math.max(0, pendingBytes - n);
+    if (pendingBytes === 0) for (const wake of [...waiters]) wake();
+  });
+  // a write that failed for good never ends the process; stdout closed by its reader (EPIPE:
+  // pino.destination stops writing) drops every line from then on, and holds no exit back
+  dest.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') return;
+    closed = true;
+    pendingBytes = 0;
+    for (const wake of [...waiters]) wake();
+  });
+  setLogCloser(async (deadline) => {
+    if (gaveUp) return false;
+    if (!closed && pendingBytes > 0) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+        waiters.add(done);
+      });
+      if (pendingBytes > 0) {
+        // given up: what is buffered is dropped, and so is every later line (the process is ending)
+        closed = true;
+        gaveUp = true;
+        retryUntil = 0;
+        dest.destroy();
+        return false;
+      }
+    }
+    return true;
+  });
+  output = {
+    write(line: string) {
+      if (closed) {
+        logLineDropped();
+        return;
+      }
+      droppedNow = false;
+      dest.write(line);
+      // counted only when it was taken: a dropped line is never written
+      if (!droppedNow) pendingBytes += Buffer.byteLength(line);
+    },
+  };
+  return output;
+}
 
 export function createLogger(level: string, name = 'meshcar'): Logger {
-  return pino({
-    name,
-    level,
-    base: { pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    // secrets never belong in a log line, even by accident through an error object
-    redact: { paths: ['token', '*.token', 'privateKey', '*.privateKey', 'key', 'authorization', '*.authorization'], censor: '[redacted]' },
-  });
+  return pino(
+    {
+      name,
+      level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // secrets never belong in a log line, even by accident through an error object
+      redact: { paths: ['token', '*.token', 'privateKey', '*.privateKey', 'key', 'authorization', '*.authorization'], censor: '[redacted]' },
+    },
+    stdoutOutput(),
+  );
 }

@@ -5,6 +5,10 @@
 import { describeError } from '../errors.js';
 import { formatIssues } from '../config/issues.js';
 import { type Command, required, untilSignal } from './command.js';
+import { closeLogs } from '../log-output.js';
+
+/** After a drain that used its whole budget, the least time the last log lines get to be written. */
+const LOG_FLUSH_MIN_MS = 500;
 
 export const SIDECAR_COMMANDS: Record<string, Command> = {
   run: {
@@ -39,11 +43,18 @@ export const SIDECAR_COMMANDS: Record<string, Command> = {
         throw err;
       }
       // the drain timeout is read when the signal comes: a reload may have changed it
+      let logsDeadline = 0;
       const status = await untilSignal(
-        () => sidecar.drain(),
+        () => {
+          logsDeadline = Date.now() + sidecar.config.drainTimeoutMs;
+          return sidecar.drain();
+        },
         () => logger.warn('already draining; the signal is ignored until the drain ends'),
       );
       process.off('SIGHUP', onHangUp);
+      // the last log lines get what is left of the drain budget (at least LOG_FLUSH_MIN_MS): a
+      // stdout nobody reads must not hold the exit back (src/cli.ts ends the process if it did)
+      await closeLogs(Math.max(logsDeadline, Date.now() + LOG_FLUSH_MIN_MS));
       return status;
     },
   },

@@ -7,6 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import tls from 'node:tls';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -22,21 +24,39 @@ const stopping = new AbortController();
 /** The CA servers among them: stopped last, so no sidecar still running finds its CA gone. */
 const cas = new Set<ChildProcess>();
 
-/** A long-running meshcar command (ca serve, run), stopped by stopAll. */
+/**
+ * A long-running meshcar command (ca serve, run), stopped by stopAll. Each runs in a process
+ * group of its own (detached): a terminal's Ctrl-C reaches the whole foreground group, and the
+ * children would stop on their own, in no order, and look like crashes; only the runner gets
+ * it, and stops them in order (sidecars, then the CA). Refused once stopAll has begun: a
+ * start-up step that ends after a stop signal must not start what nothing would stop.
+ */
 export function startMeshcar(args: string[], label: string): ChildProcess {
-  const child = spawn(process.execPath, [...LAUNCHER_FLAGS, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    process.stderr.write(`[${label}] ${chunk.toString()}`);
-    const line = chunk.toString().trim().split('\n').pop();
-    if (line) lastError.set(child, line);
-  });
+  if (stopping.signal.aborted) throw new Error(`the demo is stopping: ${label} is not started`);
+  const child = spawn(process.execPath, [...LAUNCHER_FLAGS, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  if (child.stderr) {
+    eachLine(child.stderr, (line) => {
+      process.stderr.write(`[${label}] ${line}\n`);
+      if (line.trim()) lastError.set(child, line.trim());
+    });
+  }
   // sidecar logs are JSON lines; the demo shows its own summary instead, but warnings matter
-  child.stdout?.on('data', (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) if (/"level":(40|50|60)/.test(line)) process.stdout.write(`[${label}] ${line}\n`);
-  });
+  if (child.stdout) showWarnings(child.stdout, label, process.stdout);
   children.push(child);
   if (args[0] === 'ca') cas.add(child);
   return child;
+}
+
+/** Calls `onLine` with each whole line of `stream` (a line split across chunks is joined first). */
+export function eachLine(stream: Readable, onLine: (line: string) => void): void {
+  createInterface({ input: stream, crlfDelay: Infinity }).on('line', onLine);
+}
+
+/** Writes each warning-or-worse JSON log line of `stream` (levels 40, 50, 60) to `out`, prefixed with `[label]`. */
+export function showWarnings(stream: Readable, label: string, out: Writable): void {
+  eachLine(stream, (line) => {
+    if (/"level":(40|50|60)\b/.test(line)) out.write(`[${label}] ${line}\n`);
+  });
 }
 
 /**
@@ -118,7 +138,11 @@ const isCertificateError = (err: NodeJS.ErrnoException) => err.code === 'ERR_TLS
 
 const pause = () => sleep(100, undefined, { signal: stopping.signal }).catch(() => undefined);
 
-/** SIGTERM to every process started here (SIGKILL after 12 s), and the given servers closed. */
+/**
+ * SIGTERM to every process started here (SIGKILL after 12 s), and the given servers closed.
+ * Safe to call again (a stop signal during start-up, then the runner's own clean-up): each
+ * process is signalled once, and the last line is printed once, when every process has exited.
+ */
 export async function stopAll(servers: readonly http.Server[] = []): Promise<void> {
   stopping.abort();
   keepAlive.destroy();
@@ -129,23 +153,47 @@ export async function stopAll(servers: readonly http.Server[] = []): Promise<voi
   // the sidecars first: one that outlived the CA would warn it cannot fetch the CA's bundle
   await stopEach(children.filter((child) => !cas.has(child)));
   await stopEach([...cas]);
-  console.log('stopped every process the demo started');
+  if (!saidStopped) console.log('stopped every process the demo started');
+  saidStopped = true;
 }
+
+let saidStopped = false;
+/** Each process's exit once stopEach has signalled it. */
+const exits = new WeakMap<ChildProcess, Promise<void>>();
 
 /** SIGTERM to each, SIGKILL to one that has not exited 12 s later; resolves when all exited. */
 function stopEach(list: ChildProcess[]): Promise<unknown> {
-  return Promise.all(
-    list.map(
-      (child) =>
-        new Promise<void>((done) => {
-          if (child.exitCode !== null || child.signalCode !== null) return done();
-          const timer = setTimeout(() => child.kill('SIGKILL'), 12_000);
-          child.once('exit', () => {
-            clearTimeout(timer);
-            done();
-          });
-          child.kill('SIGTERM');
-        }),
-    ),
-  );
+  return Promise.all(list.map((child) => exits.get(child) ?? stopOne(child)));
+}
+
+function stopOne(child: ChildProcess): Promise<void> {
+  const exited = new Promise<void>((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) return done();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 12_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      done();
+    });
+    child.kill('SIGTERM');
+  });
+  exits.set(child, exited);
+  return exited;
+}
+
+/**
+ * SIGINT (a terminal's Ctrl-C) and SIGTERM call `onSignal` with the signal, the first time;
+ * a repeat is reported and ignored (the stop under way ends every process, SIGKILL after 12 s).
+ * Installed first thing: a signal at any time stops what the demo started.
+ */
+export function onStopSignal(onSignal: (signal: NodeJS.Signals) => void): void {
+  let first: NodeJS.Signals | undefined;
+  const handle = (signal: NodeJS.Signals) => {
+    if (first) {
+      console.log(`${signal}: already stopping (after ${first}); every process gets SIGKILL 12 s after its SIGTERM`);
+      return;
+    }
+    first = signal;
+    onSignal(signal);
+  };
+  process.on('SIGINT', handle).on('SIGTERM', handle);
 }

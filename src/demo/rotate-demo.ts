@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFrontendApp, startOrdersApp } from './apps.js';
-import { httpCall, meshcarCommand, startMeshcar, stopAll, waitReady, waitTls } from './processes.js';
+import { httpCall, meshcarCommand, onStopSignal, startMeshcar, stopAll, waitReady, waitTls } from './processes.js';
 
 const CONFIG_DIR = resolve(fileURLToPath(new URL('../../config/demo-rotate', import.meta.url)));
 const DIR = 'certs/rotate-demo';
@@ -49,6 +49,12 @@ async function until(check: () => Promise<boolean>, what: string): Promise<void>
 }
 
 async function main(): Promise<void> {
+  // the children run in process groups of their own (processes.ts): Ctrl-C reaches only this
+  // runner, which stops them in order and ends (the rotation's own waits are not cut short)
+  onStopSignal((signal) => {
+    console.log(`${signal}: stopping the rotate-demo`);
+    void stopAll(appServers).then(() => process.exit(0));
+  });
   await rm(DIR, { recursive: true, force: true });
   await meshcarCommand(['ca', 'init', '--dir', CA_DIR, '--trust-domain', 'mesh.local']);
   for (const service of ['orders', 'frontend']) await meshcarCommand(['ca', 'token', '--dir', CA_DIR, '--service', service, '--ttl', '1h', '--out', `${DIR}/${service}.token`], { capture: true });

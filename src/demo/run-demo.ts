@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFrontendApp, startOrdersApp } from './apps.js';
 import { demoConfigDir, demoPortBase, demoPorts, portAdvice } from './ports.js';
-import { exitedEarly, httpCall as get, meshcarCommand as cli, startMeshcar as run, stopAll, waitReady, waitTls } from './processes.js';
+import { exitedEarly, httpCall as get, meshcarCommand as cli, onStopSignal, startMeshcar as run, stopAll, waitReady, waitTls } from './processes.js';
 import { LatencyRecorder, printDiscoveredApi, printRouteTable, printTrafficSummary } from './summary.js';
 
 const CONFIG_DIR = resolve(fileURLToPath(new URL('../../config/demo', import.meta.url)));
@@ -35,6 +35,10 @@ let BASE = 15000;
 let PORTS = demoPorts(BASE);
 /** The demo apps' servers: stopped with the processes, on success and on failure alike. */
 const servers: http.Server[] = [];
+/** The stop signal (Ctrl-C, SIGTERM) once one came: what ends after it ends as asked, not as a failure. */
+let signalled: NodeJS.Signals | undefined;
+/** Set once traffic runs: a signal then ends the traffic, the summary prints, and everything stops. */
+let trafficRunning = false;
 
 /** A TLS connection with no client certificate: the inbound listener must refuse it. */
 function connectWithoutCertificate(): Promise<string> {
@@ -49,6 +53,12 @@ function connectWithoutCertificate(): Promise<string> {
 }
 
 async function main(): Promise<void> {
+  // first thing: a signal during start-up stops at once what is already running (the waits
+  // then end); one during traffic ends the traffic, and the summary still prints
+  onStopSignal((signal) => {
+    signalled = signal;
+    if (!trafficRunning) void stopAll(servers);
+  });
   const seconds = Number(process.env.DEMO_SECONDS ?? 0);
   BASE = demoPortBase(process.env.DEMO_PORT_BASE);
   PORTS = demoPorts(BASE);
@@ -83,6 +93,8 @@ async function main(): Promise<void> {
 
 /** The traffic and the summary; raced against our processes exiting. */
 async function traffic(seconds: number): Promise<void> {
+  trafficRunning = true;
+  if (signalled) return; // stopped between the last start-up step and here: nothing to sum up
   console.log(seconds > 0 ? `driving traffic for ${seconds} s…\n` : 'driving traffic; the mesh stays up until Ctrl-C (then the summary, and everything stops)…\n');
 
   const recorder = new LatencyRecorder();
@@ -95,15 +107,10 @@ async function traffic(seconds: number): Promise<void> {
     invalid.push(`  ${`${c.method} ${c.path}`.padEnd(22)} → ${answer.status} ${parsed.error ?? ''}: ${parsed.message ?? answer.body.slice(0, 60)}`);
   }
 
-  let stopping = false;
-  const stop = () => {
-    stopping = true;
-  };
-  process.once('SIGINT', stop).once('SIGTERM', stop);
   const until = seconds > 0 ? Date.now() + seconds * 1000 : Number.POSITIVE_INFINITY;
   let lastReport = Date.now();
   let n = 0;
-  while (!stopping && Date.now() < until) {
+  while (signalled === undefined && Date.now() < until) {
     n++;
     const calls = [
       recorder.time('GET frontend /checkout/{id}', () => get(PORTS.frontendApp, `/checkout/${n}`)),
@@ -145,6 +152,12 @@ function printUrls(configs: string): void {
 }
 
 main().catch(async (err: unknown) => {
+  if (signalled) {
+    // a start-up step cut short by the stop (a wait aborted, a command killed by the same Ctrl-C)
+    console.log(`${signalled}: the demo stopped before the mesh was up`);
+    await stopAll(servers);
+    return;
+  }
   const message = err instanceof Error ? err.message : String(err);
   // a port clash, ours (EADDRINUSE from an app) or a child's (its last line), says how to move
   const clash = /EADDRINUSE|EACCES|something else answers/.test(message) ? `; ${portAdvice(BASE)}` : '';

@@ -14,6 +14,7 @@ import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
 import { repeatsHost } from '../http/host-field.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { rawErrorResponse } from '../http/status.js';
+import { requestIdOf } from '../http/request-id.js';
 import { offersH2c } from '../http/upgrade.js';
 import type { Caller } from './caller.js';
 import { bindExchange, DONE, type Exchange } from './exchange.js';
@@ -171,6 +172,7 @@ function refusePipelined(inbound: InboundListener, socket: Socket, what: string)
 export function onConnect(inbound: InboundListener, req: IncomingMessage, socket: Socket): void {
   if (refusePipelined(inbound, socket, 'CONNECT')) return;
   inbound.logger.debug({ remote: socket.remoteAddress, target: req.url }, 'inbound CONNECT refused');
-  socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported: the inbound side forwards requests to its app, it opens no tunnels')));
+  // a CONNECT head was read: its x-request-id (or one made for it), as every answer to a request carries
+  socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported: the inbound side forwards requests to its app, it opens no tunnels'), requestIdOf(req.headers)));
   socket.destroySoon();
 }

@@ -11,7 +11,9 @@ export class AccessLog implements TrafficObserver {
   private readonly log: Logger;
 
   constructor(logger: Logger, private readonly routeOf: (record: RequestRecord) => string | undefined = () => undefined) {
-    this.log = logger.child({ component: 'access' });
+    // fixed at info: log.access alone turns the access log on and off; log.level (warn, error,
+    // silent) sets what else is logged, it must not silently hide every access line
+    this.log = logger.child({ component: 'access' }, { level: 'info' });
   }
 
   requestFinished(record: RequestRecord): void {

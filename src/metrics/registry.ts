@@ -4,6 +4,7 @@
 
 import { Counter, Gauge, Registry, collectProcessMetrics } from './prom-parts.js';
 import { VERSION } from '../version.js';
+import { logLinesDropped } from '../log-output.js';
 import { RequestCounter, RequestGauge, RequestHistogram } from './request-families.js';
 
 /** 0.5 ms to 10 s: sidecar overhead lives in the first buckets, app latency in the rest. */
@@ -185,6 +186,17 @@ export class Metrics {
     help: 'Requests that broke the OpenAPI spec (counted in shadow and enforce mode), by direction, peer, route and kind (undocumented_operation, path, query, header, content_type, body).',
     labelNames: ['direction', 'peer', 'route', 'kind'] as const,
     registers: [this.registry],
+  });
+
+  readonly logLinesDropped = new Counter({
+    name: 'meshcar_log_lines_dropped_total',
+    help: 'Log lines dropped because stdout did not take them in time (4 MiB buffered at most: a slow or unread stdout).',
+    registers: [this.registry],
+    // the process has one stdout: the count is the process's (src/log-output.ts), read at each scrape
+    collect() {
+      this.reset();
+      this.inc(logLinesDropped());
+    },
   });
 
   readonly buildInfo = new Gauge({

@@ -85,12 +85,13 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderByte
 
 // Without a 'connect' listener Node closes the connection without a word. The outbound is no
 // tunnel: it forwards requests (h2c's CONNECT gets the same answer, from its forwarder).
-function onConnect(_req: IncomingMessage, socket: Socket): void {
+function onConnect(req: IncomingMessage, socket: Socket): void {
   if (busy(socket)) {
     socket.destroy(); // our 400 would come before the earlier answer (as for an Upgrade, below)
     return;
   }
-  socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported on the outbound listener: send the request itself, with Host: <upstream>')));
+  // a CONNECT head was read: its x-request-id (or one made for it), as every answer to a request carries
+  socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported on the outbound listener: send the request itself, with Host: <upstream>'), requestIdOf(req.headers)));
   socket.destroySoon();
 }
 

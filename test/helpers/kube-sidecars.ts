@@ -132,6 +132,7 @@ export async function checkSidecarPod(t: Tap, objects: readonly KubeObject[], po
   t.equal(adminHost, '0.0.0.0', 'admin listens on the pod address too (probes and scrapes come from outside the pod)');
   t.equal(portNamed(meshcar, 'admin'), adminPort, 'container port "admin" is admin.listen\'s');
   t.same([meshcar.readinessProbe?.httpGet, meshcar.livenessProbe?.httpGet], [{ path: '/ready', port: 'admin' }, { path: '/healthz', port: 'admin' }], 'readiness on /ready, liveness on /healthz, both on the admin port');
+  probeTolerates(t, meshcar.readinessProbe, `${pod.metadata.name}'s readiness probe`);
   const annotations = (pod.spec as Obj).template.metadata.annotations as Obj;
   t.same([annotations['prometheus.io/scrape'], Number(annotations['prometheus.io/port']), annotations['prometheus.io/path']], ['true', adminPort, '/metrics'], 'scrape annotations name the admin port and /metrics');
   t.equal((pod.spec as Obj).template.metadata.labels['meshcar.io/sidecar'], 'true', 'labelled for the PodMonitor');
@@ -197,12 +198,23 @@ export async function checkDiscovery(t: Tap, objects: readonly KubeObject[]): Pr
   }
 }
 
+/**
+ * A probe one slow answer does not fail: a timeout of at least 2 s and at least 3 failures in a
+ * row (Kubernetes' defaults are 1 s and 3; failureThreshold 1 took a pod out of its Service
+ * on a single answer over 1 s, a GC pause or a busy node).
+ */
+function probeTolerates(t: Tap, probe: Obj | undefined, what: string): void {
+  t.ok((probe?.timeoutSeconds ?? 1) >= 2, `${what}: timeoutSeconds ${probe?.timeoutSeconds ?? '1 (default)'} ≥ 2`);
+  t.ok((probe?.failureThreshold ?? 3) >= 3, `${what}: failureThreshold ${probe?.failureThreshold ?? '3 (default)'} ≥ 3`);
+}
+
 export async function checkCa(t: Tap, objects: readonly KubeObject[]): Promise<void> {
   const deployment = find(objects, 'Deployment', 'meshcar-ca') as Obj;
   const spec = deployment.spec.template.spec as Obj;
   t.same([deployment.spec.replicas, deployment.spec.strategy?.type], [1, 'Recreate'], 'one replica, never two on the volume');
   const caYaml = parse(String(find(objects, 'ConfigMap', 'meshcar-ca-config')?.data?.['ca.yaml'])) as Obj;
   const server = spec.containers.find((c: Obj) => c.name === 'ca') as Obj;
+  probeTolerates(t, server.readinessProbe, 'the CA\'s readiness probe');
   const where = mountOf(spec, server, `${caYaml.dir}/bundle.pem`);
   t.ok(where?.volume.persistentVolumeClaim && find(objects, 'PersistentVolumeClaim', where.volume.persistentVolumeClaim.claimName), `the CA folder ${caYaml.dir} is on the claim`);
   t.match(spec.initContainers[0].args.join(' '), new RegExp(`meshcar ca init --dir ${caYaml.dir} --trust-domain ${caYaml.trustDomain}`), 'the init container makes that folder');

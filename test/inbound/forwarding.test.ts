@@ -224,10 +224,11 @@ t.test('the sidecar answers when the app cannot', async (t) => {
     t.match(text, /"error":"bad_request"/);
     const smuggle = await rawExchange(fx.port, tlsOptions, 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
     t.match(smuggle, /^HTTP\/1\.1 400 /, 'content-length with transfer-encoding is refused');
-    const connect = await rawExchange(fx.port, tlsOptions, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
+    const connect = await rawExchange(fx.port, tlsOptions, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nX-Request-Id: tunnel-in-1\r\n\r\n');
     t.match(connect, /^HTTP\/1\.1 400 /, 'CONNECT is answered 400, not dropped');
     t.match(connect, /x-meshcar-error: bad_request/);
     t.match(connect, /"error":"bad_request","message":"CONNECT is not supported/);
+    t.match(connect, /"requestId":"tunnel-in-1"/, 'with the request id, as every answer to a request that was read');
     t.equal((await h1Request(fx.port, tlsOptions)).status, 200, 'still serving');
   });
 });

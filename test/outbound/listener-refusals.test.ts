@@ -27,8 +27,15 @@ t.test('HTTP/1.1 refused by the outbound listener: JSON errors with stable codes
   const oversized = await rawTcpRequest(fx.port, `GET /x HTTP/1.1\r\nHost: payments\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
   assertRefusal(t, oversized, 431, 'headers_too_large', /request head is over the outbound listener's limit of 16384 bytes/);
 
-  const connect = await rawTcpRequest(fx.port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
+  const connect = await rawTcpRequest(fx.port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nX-Request-Id: tunnel-1\r\n\r\n');
   assertRefusal(t, connect, 400, 'bad_request', /CONNECT is not supported/);
+  // a request was read: its id, in the body and the header, as for every other error answer
+  t.equal(JSON.parse(connect.body).requestId, 'tunnel-1', 'the CONNECT 400 carries the caller\'s request id');
+  t.equal(connect.headers['x-request-id'], 'tunnel-1');
+  const anonymous = await rawTcpRequest(fx.port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
+  t.match(JSON.parse(anonymous.body).requestId, /^[0-9a-f-]{36}$/, 'or one made for it');
+  // no request was read (the head never parsed): no id to give
+  t.notOk('requestId' in JSON.parse(oversized.body), 'the 431 has none: its head was never read');
 
   t.equal(fx.observer.requests.length, 0, 'none of them became a request');
 });

@@ -1,0 +1,161 @@
+// The demo runner and stop signals: a terminal's Ctrl-C (SIGINT to the whole foreground process
+// group) while traffic runs ends the demo as asked, exit 0 with the full summary, and not as a
+// crash of its children (they run in process groups of their own and are stopped in order);
+// SIGTERM to the runner during start-up leaves none of the processes it started running.
+// Ports: every demo port moved with DEMO_PORT_BASE, to a base whose ports are free (checked).
+
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { httpGet, waitFor } from '../helpers/mesh.js';
+import { demoPorts } from '../../src/demo/ports.js';
+
+const RUNNER = fileURLToPath(new URL('../../dist/demo/run-demo.js', import.meta.url));
+
+/** Whether 127.0.0.1:`port` can be bound now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A demo port base whose eight ports were all free a moment ago. Drawn below the ephemeral
+ * range (32768 and up here): the demo's ports are fixed, and a client socket of a test running
+ * beside this one may take an ephemeral port at any time; the demo tests' own bases (15000,
+ * and those derived from port 0 in demo-ports.test.ts, 29325 and up) stay clear of 20000-29243 too.
+ */
+async function freeBase(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const base = 20_000 + Math.floor(Math.random() * 5_800);
+    if ((await Promise.all(Object.values(demoPorts(base)).map(bindable))).every(Boolean)) return base;
+  }
+  throw new Error('no demo port base with all eight ports free');
+}
+
+interface Runner {
+  readonly child: ChildProcess;
+  readonly out: { stdout: string; stderr: string };
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** The runner, as `make demo` starts it, in a process group of its own (a terminal's foreground group). */
+function startRunner(cwd: string, base: number): Runner {
+  const child = spawn(process.execPath, [RUNNER], { cwd, env: { ...process.env, DEMO_PORT_BASE: String(base), DEMO_SECONDS: '' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const out = { stdout: '', stderr: '' };
+  child.stdout?.on('data', (c: Buffer) => (out.stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out.stderr += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return { child, out, exited };
+}
+
+/** The pids whose parent is `parent` (Linux /proc), with their command lines. */
+async function childrenOf(parent: number): Promise<Array<{ pid: number; cmdline: string }>> {
+  const found: Array<{ pid: number; cmdline: string }> = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      // the fields after the command name (which may hold spaces), "pid (comm) state ppid ..."
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) found.push({ pid: Number(entry), cmdline: (await readFile(`/proc/${entry}/cmdline`, 'utf8')).replace(/\0/g, ' ') });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** Alive and not a zombie. */
+async function running(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** `promise`, or a failure saying `why` after `ms` (the timer cleared either way). */
+async function within<T>(promise: Promise<T>, ms: number, why: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_r, fail) => (timer = setTimeout(() => fail(new Error(why())), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Ends a runner and anything it left, whatever the test did (teardown). */
+function cleanUp(runner: Runner, pids: () => number[]): () => void {
+  return () => {
+    for (const pid of [runner.child.pid as number, ...pids()]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
+}
+
+t.test('Ctrl-C while traffic runs: exit 0, the full summary, every process stopped', async (t) => {
+  const base = await freeBase();
+  const runner = startRunner(t.testdir(), base);
+  let seen: number[] = [];
+  t.teardown(cleanUp(runner, () => seen));
+  const ports = demoPorts(base);
+  // traffic has run once the orders sidecar has counted a direct call (the runner's loop)
+  await waitFor(
+    async () => {
+      if (runner.child.exitCode !== null) throw new Error(`the runner exited ${runner.child.exitCode}: ${runner.out.stderr}${runner.out.stdout.slice(-500)}`);
+      return runner.out.stdout.includes('driving traffic') && /route="\/orders\/\{id\}",code="200"\} [1-9]/.test((await httpGet(ports.ordersAdmin, '/metrics').catch(() => ({ body: '' }))).body);
+    },
+    25_000,
+    'traffic through the demo mesh',
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; runner stdout: ${runner.out.stdout.slice(-800)}; stderr: ${runner.out.stderr.slice(-800)}`);
+  });
+  seen = (await childrenOf(runner.child.pid as number)).map((c) => c.pid);
+  t.equal(seen.length, 3, 'the CA and two sidecars run');
+  // what a terminal does on Ctrl-C: SIGINT to every process of the foreground group
+  process.kill(-(runner.child.pid as number), 'SIGINT');
+  const { code, signal } = await within(runner.exited, 20_000, () => `no exit 20 s after Ctrl-C; ${runner.out.stdout.slice(-500)}`);
+  t.equal(code, 0, `exit 0 (signal ${signal}); stderr: ${runner.out.stderr}`);
+  t.notMatch(runner.out.stderr, /demo failed|exited .* before the demo ended/, 'no child taken for crashed');
+  t.match(runner.out.stdout, /GET frontend \/checkout\/\{id\}\s+\d+\s+200×\d+/, 'the traffic summary');
+  t.match(runner.out.stdout, /per route, from the sidecars' own \/metrics/, 'the per-route table (the sidecars were still up for it)');
+  t.match(runner.out.stdout, /the orders API as discovered/);
+  t.match(runner.out.stdout, /stopped every process the demo started/);
+  for (const pid of seen) t.notOk(await running(pid), `process ${pid} stopped`);
+});
+
+t.test('SIGTERM to the runner during start-up: none of its processes is left running', async (t) => {
+  const base = await freeBase();
+  const runner = startRunner(t.testdir(), base);
+  let seen: Array<{ pid: number; cmdline: string }> = [];
+  t.teardown(cleanUp(runner, () => seen.map((c) => c.pid)));
+  // the CA and both sidecars have been started (the sidecars are not ready yet, or only just)
+  await waitFor(
+    async () => {
+      if (runner.child.exitCode !== null) throw new Error(`the runner exited ${runner.child.exitCode}: ${runner.out.stderr}`);
+      seen = await childrenOf(runner.child.pid as number);
+      return seen.filter((c) => c.cmdline.includes(' run --config ')).length === 2;
+    },
+    25_000,
+    'the demo starting its sidecars',
+  );
+  t.ok(seen.some((c) => c.cmdline.includes(' ca serve ')), 'the CA runs');
+  const traffic = runner.out.stdout.includes('driving traffic');
+  process.kill(runner.child.pid as number, 'SIGTERM');
+  const { code } = await within(runner.exited, 20_000, () => 'no exit 20 s after SIGTERM');
+  t.equal(code, 0, `exit 0; stderr: ${runner.out.stderr}`);
+  if (!traffic) t.match(runner.out.stdout, /SIGTERM: the demo stopped before the mesh was up/);
+  t.match(runner.out.stdout, /stopped every process the demo started/);
+  await waitFor(async () => (await Promise.all(seen.map((c) => running(c.pid)))).every((alive) => !alive), 5000, `processes ${seen.map((c) => c.pid).join(', ')} gone`);
+  t.pass('the CA and both sidecars are gone');
+});

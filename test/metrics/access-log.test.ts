@@ -1,0 +1,34 @@
+// The access log does not depend on log.level: with log.access: true every request is logged,
+// whatever level the rest of the log is at (a sidecar at warn kept none before).
+
+import t from 'tap';
+import { readFile, writeFile } from 'node:fs/promises';
+import { startMeshCa, startSidecar, httpPost, type MeshCa } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
+
+let ca: MeshCa;
+
+t.before(async () => {
+  ca = await startMeshCa(t.testdir());
+});
+t.teardown(() => ca?.stop());
+
+t.test('log: {level: warn, access: true}: access lines appear, other info lines do not', async (t) => {
+  const sidecar = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: ['127.0.0.1:9'], identity: 'spiffe://mesh.local/svc/orders' }], access: false });
+  t.teardown(() => sidecar.stop('SIGKILL'));
+  // live, as an operator turns it on: level warn and the access log in one reload
+  const text = await readFile(sidecar.configFile, 'utf8');
+  await writeFile(sidecar.configFile, text.replace('  level: info\n', '  level: warn\n').replace('  access: false\n', '  access: true\n'));
+  const reloaded = await httpPost(sidecar.adminPort, '/reload');
+  t.equal(reloaded.status, 200, reloaded.body);
+  const seen = sidecar.process.lines.length;
+  for (let i = 0; i < 3; i++) {
+    const res = await request(sidecar.outboundPort, { path: `/orders/${i}`, headers: { host: 'nowhere', 'x-request-id': `warn-${i}` } });
+    t.ok(res.status >= 400, `answered ${res.status}`);
+  }
+  const line = await sidecar.process.waitFor((l) => l.component === 'access' && l.requestId === 'warn-2', 5000);
+  t.match(line, { direction: 'outbound', method: 'GET', path: '/orders/2', level: 30 });
+  const later = sidecar.process.lines.slice(seen);
+  t.equal(later.filter((l) => l.component === 'access').length, 3, 'one access line per request');
+  t.same(later.filter((l) => l.component !== 'access' && Number(l.level) < 40), [], 'no other info line at level warn');
+});
