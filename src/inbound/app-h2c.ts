@@ -8,7 +8,6 @@ import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
-import { forwardableTrailers } from '../http/response-fields.js';
 import type { Readable } from 'node:stream';
 import { endedEarly, watchEarlyEnd } from '../http/early-end.js';
 import { classifyAppError } from './app-errors.js';
@@ -16,7 +15,7 @@ import { bindExchange, DONE, exchangeOf, STREAMING, WAITING, type Exchange } fro
 import { touch } from './exchange-deadlines.js';
 import type { AppForwarder } from './forwarder.js';
 import { H2cSessionPool, type H2cPoolOptions, type Lease } from './h2c-pool.js';
-import { appHeadersOf } from './app-headers.js';
+import { appHeadersOf, appTrailersOf } from './app-headers.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -140,10 +139,10 @@ function onWantTrailers(this: ClientHttp2Stream): void {
     this.close(NGHTTP2_CANCEL);
     return;
   }
-  // the caller's trailers go on (valid fields only, as the response's do); an HTTP/1.1 caller's
-  // are on its request once its body ended
+  // the caller's trailers go on (valid fields only, as the response's do, and none of ours); an
+  // HTTP/1.1 caller's are on its request once its body ended
   const trailers = exchange.callerTrailers ?? (exchange.requestBody as { trailers?: IncomingHttpHeaders }).trailers;
-  this.sendTrailers(trailers === undefined || isEmpty(trailers) ? NO_TRAILERS : forwardableTrailers(trailers));
+  this.sendTrailers(trailers === undefined || isEmpty(trailers) ? NO_TRAILERS : appTrailersOf(trailers));
 }
 
 function onCallerTrailers(this: Readable, trailers: IncomingHttpHeaders): void {

@@ -4,8 +4,9 @@
 // As an object for the forwarders that take one (node:http, h2c), built once per exchange;
 // or straight as the flat list undici writes, with no object in between (the common path).
 
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { forwardableHeaderList, forwardableHeaders } from '../http/hop-by-hop.js';
+import { forwardableTrailers } from '../http/response-fields.js';
 import type { Exchange } from './exchange.js';
 
 /** Set by the sidecar below, never passed on from the caller; also the framing undici writes itself. */
@@ -49,4 +50,16 @@ export function appHeaderListOf(exchange: Exchange): Array<string | string[]> {
   const list = forwardableHeaderList(exchange.requestHeaders, notForwarded(exchange.requestHeaders));
   list.push('x-forwarded-client-cert', exchange.caller.xfcc, 'x-request-id', exchange.requestId);
   return list;
+}
+
+/**
+ * The caller's request trailers as the app is sent them (an h2c app; HTTP/1.1 apps get none):
+ * valid trailer fields only, and never one of ours or its `_` spelling. An app that merges
+ * trailers into its headers (gRPC metadata, Go's r.Trailer) must not read a caller's
+ * x-forwarded-client-cert there as the identity this sidecar verified.
+ */
+export function appTrailersOf(trailers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out = forwardableTrailers(trailers);
+  for (const name in out) if (OURS.has(name) || shadowsOurs(name)) delete out[name];
+  return out;
 }

@@ -1,12 +1,15 @@
 // A caller's request trailers reach an h2c app (they were replaced by an empty END_STREAM):
 // from an HTTP/2 caller on both codecs and from a chunked HTTP/1.1 caller; fields that may not
-// be trailers (pseudo-headers, hop-by-hop, framing) stay behind, as in response trailers.
+// be trailers (pseudo-headers, hop-by-hop, framing) stay behind, as in response trailers, and
+// so do the fields the sidecar sets (x-forwarded-client-cert, x-request-id, their `_`
+// spellings): a caller's forged identity in a trailer must not reach an app merging trailers.
 
 import t from 'tap';
 import https from 'node:https';
 import type http2 from 'node:http2';
 import { h2Connect, startInbound } from '../helpers/inbound-fixture.js';
 
+const FORGED = 'URI=spiffe://mesh.test/svc/admin';
 type Seen = { body: string; trailers: http2.IncomingHttpHeaders | undefined };
 
 async function fixture(t: Tap, codec: 'node' | 'meshcar') {
@@ -41,7 +44,9 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.teardown(() => caller.destroy());
     const status = await new Promise<number>((resolve, reject) => {
       const stream = caller.request({ ':method': 'POST', ':path': '/up' }, { waitForTrailers: true });
-      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc123', 'grpc-status': '0' }));
+      stream.on('wantTrailers', () =>
+        stream.sendTrailers({ 'x-checksum': 'abc123', 'grpc-status': '0', 'x-forwarded-client-cert': FORGED, x_forwarded_client_cert: FORGED, 'x-request-id': 'forged-id' }),
+      );
       stream.on('response', (h) => resolve(Number(h[':status'])));
       stream.on('error', reject);
       stream.resume();
@@ -50,6 +55,7 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal(status, 200);
     t.equal(seen[0]?.body, 'payload');
     t.match(seen[0]?.trailers, { 'x-checksum': 'abc123', 'grpc-status': '0' }, 'the trailers arrived');
+    for (const name of ['x-forwarded-client-cert', 'x_forwarded_client_cert', 'x-request-id']) t.equal(seen[0]?.trailers?.[name], undefined, `no ${name} from the caller`);
   });
 }
 
@@ -67,11 +73,12 @@ t.test('a chunked HTTP/1.1 caller\'s trailers reach the h2c app; fields that may
     });
     req.on('error', reject);
     req.write('pay');
-    req.addTrailers({ 'x-checksum': 'def456', authorization: 'Bearer t' });
+    req.addTrailers({ 'x-checksum': 'def456', authorization: 'Bearer t', 'x-forwarded-client-cert': FORGED });
     req.end('load');
   });
   t.equal(status, 200);
   t.equal(seen[0]?.body, 'payload');
   t.equal(seen[0]?.trailers?.['x-checksum'], 'def456', 'the trailer arrived');
   t.equal(seen[0]?.trailers?.authorization, undefined, 'a field that may not be a trailer did not');
+  t.equal(seen[0]?.trailers?.['x-forwarded-client-cert'], undefined, 'nor a forged identity');
 });
