@@ -157,6 +157,12 @@ export class H2SessionPool {
       conn.destroy();
       throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
     }
+    // a peer that allows no stream: the session could never carry a request (it was adopted
+    // and left idle until its max age, MAX_DIALS of them per request); a failed dial instead
+    if (conn.remoteSettings.maxConcurrentStreams === 0) {
+      conn.destroy();
+      throw new MeshcarError('upstream_unavailable', `${key} allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)`);
+    }
     this.adopt(conn, endpoint);
     return conn;
   }

@@ -24,6 +24,8 @@
 //   the session's waiting requests (an endpoint that completes TLS and then says nothing).
 // - Waiting requests can be given up (StreamWait): a cancelled one is never handed a session
 //   nor queued for another one.
+// - A session whose peer allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0) is closed and
+//   fails its waiting requests, instead of being re-dialled in an endless loop.
 
 import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
@@ -32,7 +34,7 @@ import { MeshcarError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
-import { dialHttp2, markEndpoint, type TlsConnectOptions } from './mutual-tls.js';
+import { dialHttp2, endpointOfSocket, markEndpoint, type TlsConnectOptions } from './mutual-tls.js';
 import type { StreamWait } from './stream-wait.js';
 
 export interface UpstreamAgentOptions {
@@ -127,6 +129,18 @@ export class UpstreamAgent extends http2wrapper.Agent {
 
   /** http2-wrapper's hand-out of a session to its waiting requests: those given up are dropped first (never re-queued for a new session). */
   _accept(session: ClientHttp2Session, listeners: WaitingListener[], normalizedOrigin: string, options: unknown): void {
+    if (session.remoteSettings.maxConcurrentStreams === 0) {
+      // a peer that allows no stream: http2-wrapper would re-queue the listeners, dial again at
+      // once and meet the same, in an endless loop (hundreds of connections a second, all left
+      // open). The session is unusable: closed, and its waiting requests fail as a failed dial
+      // (the endpoint rests for the backoff, see pool-failover.ts).
+      const endpoint = endpointOfSocket(session.socket);
+      const err = new MeshcarError('upstream_unavailable', `${endpoint?.key ?? normalizedOrigin} allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)`);
+      session.destroy();
+      if (endpoint) this.dialFailed(endpoint, err);
+      for (const l of listeners.splice(0)) l.reject(err);
+      return;
+    }
     let kept = 0;
     for (let i = 0; i < listeners.length; i++) {
       const l = listeners[i] as WaitingListener;
