@@ -38,23 +38,37 @@ const AGENT_OPTIONS = Object.freeze({ settings: Object.freeze({ enablePush: fals
 
 /** A stream through the agent (or the meshcar codec's pool), on `first` if given, with failover. */
 export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, first: UpstreamEndpoint | undefined, wait: StreamWait): Promise<OpenedStream> {
-  let closingRetries = 0;
   return withFailover(pool, first, async (endpoint) => {
-    for (;;) {
-      try {
-        const limitMs = pool.connectTimeoutMs * WAIT_BOUND_CONNECT_TIMEOUTS;
-        const stream = pool.own
-          ? adaptH2Stream(await wait.bound(endpoint, pool.own.request(endpoint, headers, options, wait), limitMs, dropLate))
-          : watchEarlyEnd(await wait.bound(endpoint, pool.agent().requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, wait), limitMs, dropLate));
-        countStream(pool, stream, endpoint);
-        return { stream, endpoint };
-      } catch (err) {
-        if (isSessionClosingError(err) && closingRetries++ < MAX_CLOSING_RETRIES) continue;
-        if (isBadRequestError(err)) throw badRequest(err);
-        throw err;
-      }
+    // counted against its endpoint from the pick, not from its stream: a new or re-admitted
+    // endpoint (no latency yet, nothing outstanding: cost 0) would otherwise draw every request
+    // into its dial, ~2/3 of the traffic with power of two choices over three endpoints; with a
+    // request waiting its cost is the balancer's unknown-endpoint penalty (balancer.ts)
+    endpoint.outstanding += 1;
+    try {
+      return await openOn(pool, endpoint, headers, options, wait);
+    } finally {
+      endpoint.outstanding -= 1;
     }
   });
+}
+
+/** One endpoint's stream: the agent's or the meshcar pool's, within the wait's bound; a session found closing is retried. */
+async function openOn(pool: UpstreamPool, endpoint: UpstreamEndpoint, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, wait: StreamWait): Promise<OpenedStream> {
+  let closingRetries = 0;
+  for (;;) {
+    try {
+      const limitMs = pool.connectTimeoutMs * WAIT_BOUND_CONNECT_TIMEOUTS;
+      const stream = pool.own
+        ? adaptH2Stream(await wait.bound(endpoint, pool.own.request(endpoint, headers, options, wait), limitMs, dropLate))
+        : watchEarlyEnd(await wait.bound(endpoint, pool.agent().requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, wait), limitMs, dropLate));
+      countStream(pool, stream, endpoint);
+      return { stream, endpoint };
+    } catch (err) {
+      if (isSessionClosingError(err) && closingRetries++ < MAX_CLOSING_RETRIES) continue;
+      if (isBadRequestError(err)) throw badRequest(err);
+      throw err;
+    }
+  }
 }
 
 /** Tries `attempt` on endpoints in turn (`first`, if given, then round-robin) while they cannot be reached. */
