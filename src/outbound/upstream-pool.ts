@@ -287,6 +287,11 @@ export class UpstreamPool {
     this.closeSessionsGracefully();
   }
 
+  /** No stream open or awaited and no session: a retired pool in this state holds nothing and can go. */
+  isIdle(): boolean {
+    return this.active === 0 && this.pending === 0 && this.sessionCount() === 0;
+  }
+
   /** Open HTTP/2 sessions (connected, SETTINGS received, not yet closed). */
   sessionCount(): number {
     return this.own ? this.own.size : this.sessions.size;
