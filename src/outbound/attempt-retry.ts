@@ -54,7 +54,7 @@ function attemptAgain(attempt: Attempt): void {
     const left = Math.max(1, Math.floor(appDeadline - (performance.now() - attempt.exchange.startedMs)));
     attempt.headers = withDeadlineLeft(attempt.headers as OutgoingHttpHeaders | string[], left);
   }
-  attempt.pool.openStream(attempt.headers as OutgoingHttpHeaders | string[], attempt.streamOptions as ClientSessionRequestOptions, attempt, attempt.lastEndpoint);
+  attempt.waiting = attempt.pool.openStream(attempt.headers as OutgoingHttpHeaders | string[], attempt.streamOptions as ClientSessionRequestOptions, attempt, attempt.lastEndpoint);
 }
 
 /** gRPC allows at most 8 digits: beyond them the time left is sent in seconds. */

@@ -23,6 +23,7 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { markCancelled } from './pool-counting.js';
 import { cancelStream, wasReset, type UpstreamStream } from './upstream-stream.js';
+import type { StreamWait } from './stream-wait.js';
 import { endedEarly } from '../http/early-end.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { bindAttempt, listenToUpstream, onDeadline, onUpstreamWantTrailers } from './attempt-events.js';
@@ -50,6 +51,8 @@ export abstract class Attempt {
   /** The stream the app's body is piped to (the first attempt's). */
   pipedTo: UpstreamStream | undefined = undefined;
   private timer: Deadline<Attempt> | undefined = undefined;
+  /** The pool's slow path is getting this attempt a stream: cancelled if the attempt ends first. */
+  waiting: StreamWait | undefined = undefined;
   private hasBody = false;
   /** The request ends with trailers (sent on the upstream's 'wantTrailers'). */
   private trailersOut = false;
@@ -164,13 +167,14 @@ export abstract class Attempt {
     this.deadlineMs = this.appDeadline ? (appDeadline as number) : pool.timeoutMs;
     pool.retry.budget.requests++;
     this.timer = DEADLINES.add(this, this.deadlineMs);
-    pool.openStream(headers, streamOptions, this);
+    this.waiting = pool.openStream(headers, streamOptions, this);
   }
 
   fail(err: MeshcarError, rstCode?: number): void {
     if (this.failed) return;
     this.failed = true;
     this.stopTimers();
+    this.stopWaiting();
     reportRetry(this, 'failure');
     const up = this.upstream;
     // CANCEL alone: an upload still being sent must not end first (END_STREAM would make a
@@ -195,6 +199,7 @@ export abstract class Attempt {
     reportRetry(this, 'cancelled');
     this.timer?.cancel();
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.stopWaiting();
     if (cancel) this.cancelUpstream();
     this.ctx.activity.leave();
     this.exchange.finish();
@@ -208,6 +213,13 @@ export abstract class Attempt {
     cancelStream(up);
   }
 
+  /** No stream is wanted any more: a wait on the pool's slow path ends now (its pending slot with it). */
+  private stopWaiting(): void {
+    const wait = this.waiting;
+    this.waiting = undefined;
+    wait?.cancel();
+  }
+
   private stopTimers(): void {
     this.timer?.cancel();
     this.timer = undefined;
@@ -217,6 +229,7 @@ export abstract class Attempt {
 
   /** pool.openStream's callback: an attempt's stream exists. */
   streamOpened(up: UpstreamStream, endpoint: UpstreamEndpoint): void {
+    this.waiting = undefined;
     this.endpointKey = endpoint.key;
     this.exchange.endpoint = endpoint.key;
     this.lastEndpoint = endpoint;
@@ -257,6 +270,7 @@ export abstract class Attempt {
 
   /** pool.openStream's callback: no stream could be had. */
   streamFailed(err: unknown): void {
+    this.waiting = undefined;
     const error = isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${this.pool.name}: ${describeError(err)}`, { cause: err });
     // no stream: nothing reached the upstream
     if (error.code === 'upstream_unavailable' && tryRetry(this, 'connect_failure', undefined, true)) return;

@@ -26,6 +26,7 @@ import { dialHttp2 } from './mutual-tls.js';
 import { isSessionClosingError } from './upstream-errors.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
 import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
+import type { StreamWait } from './stream-wait.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -33,6 +34,8 @@ export interface H2SessionPoolOptions {
   readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
   /** Read per dial: a reload may change it. Bounds TCP + TLS, and then the peer's SETTINGS. */
   readonly connectTimeoutMs: () => number;
+  /** A dial failed: recorded once per dial, here, not by each request that waited on it. */
+  readonly dialFailed: (endpoint: UpstreamEndpoint, err: unknown) => void;
   readonly policy: SessionPolicy;
   readonly observer: TrafficObserver;
   readonly logger: Logger;
@@ -72,7 +75,7 @@ export class H2SessionPool {
   }
 
   /** A stream on this endpoint, dialling a session if none has a free slot. Connect errors are thrown as they are. */
-  async request(endpoint: UpstreamEndpoint, headers: OutgoingHeaders | string[], options: RequestOptions): Promise<H2Stream> {
+  async request(endpoint: UpstreamEndpoint, headers: OutgoingHeaders | string[], options: RequestOptions, wait?: StreamWait): Promise<H2Stream> {
     withScheme(headers);
     let dials = 0;
     let closingRetries = 0;
@@ -80,6 +83,8 @@ export class H2SessionPool {
     // sessions' worth of streams waits its turn (every dial adds a session) instead of failing
     const giveUpAt = performance.now() + this.options.connectTimeoutMs() * (MAX_DIALS + 1);
     for (;;) {
+      // given up (its requester went away, or its bound passed: stream-wait.ts): no stream for it
+      if (wait?.cancelled) throw new MeshcarError('upstream_unavailable', 'the request no longer waits for a stream');
       // checked and used in one synchronous step: waiters woken together cannot overfill a session
       const conn = this.freeSession(endpoint);
       if (conn) {
@@ -100,6 +105,8 @@ export class H2SessionPool {
       // only this request's own dials count: sessions it opened that took no stream
       if (dials++ >= MAX_DIALS) throw new MeshcarError('upstream_unavailable', `${endpoint.key} opened sessions that took no stream`);
       const dial = this.dial(endpoint);
+      // recorded whether or not anyone still waits for it; the waiters' copies are not counted again
+      dial.catch((err: unknown) => this.options.dialFailed(endpoint, err));
       this.dialling.set(endpoint, dial);
       try {
         await dial;
@@ -150,6 +157,12 @@ export class H2SessionPool {
     if (this.closed) {
       conn.destroy();
       throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
+    }
+    // a peer that allows no stream: the session could never carry a request (it was adopted
+    // and left idle until its max age, MAX_DIALS of them per request); a failed dial instead
+    if (conn.remoteSettings.maxConcurrentStreams === 0) {
+      conn.destroy();
+      throw new MeshcarError('upstream_unavailable', `${key} allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)`);
     }
     this.adopt(conn, endpoint);
     return conn;

@@ -110,7 +110,11 @@ class OutboundService implements Outbound, OutboundContext {
   readonly activity = new Activity();
   draining = false;
   private pools: UpstreamPool[];
-  /** Pools a reload took out of routing; closed with the rest on close(). */
+  /**
+   * Pools a reload took out of routing, until they are idle (checked at each reload: one that
+   * has no streams and no sessions left is closed and dropped; 2,000 reloads used to keep
+   * 2,000 pools); the rest are closed on close().
+   */
   private readonly retired = new Set<UpstreamPool>();
   private readonly settings: PoolSettings;
   private listening = false;
@@ -237,6 +241,12 @@ class OutboundService implements Outbound, OutboundContext {
     this.router = new UpstreamRouter(pools.map((pool) => [pool.name, pool] as const));
     const previous = this.pools;
     this.pools = pools;
+    // those retired by an earlier reload have had their time: the idle ones go now
+    for (const pool of this.retired) {
+      if (!pool.isIdle()) continue;
+      pool.close();
+      this.retired.delete(pool);
+    }
     for (const pool of previous) {
       if (kept.has(pool)) continue;
       this.retired.add(pool);
@@ -251,6 +261,11 @@ class OutboundService implements Outbound, OutboundContext {
 
   idleForMs(): number {
     return this.activity.idleForMs();
+  }
+
+  /** Pools taken out by reloads and not yet idle (tests, diagnostics). */
+  get retiredPools(): number {
+    return this.retired.size;
   }
 
   sessionCount(upstream: string): number {

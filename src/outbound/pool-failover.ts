@@ -3,7 +3,9 @@
 // opens a session or queues for one; a session found closing is retried), and the failover
 // under it and under tunnels: endpoints that cannot be reached (nothing sent yet) are marked
 // down for the backoff, penalised in the balancer, logged once, and the next one is tried, up
-// to three distinct endpoints. Plain functions of the pool.
+// to three distinct endpoints. Each endpoint's wait is bounded (connectTimeoutMs × 4, as the
+// meshcar pool bounds its dials): its expiry is that endpoint's failure, so a silent endpoint
+// stops being picked; a requester that goes away cancels its wait. Plain functions of the pool.
 
 import type { ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import { MeshcarError, describeError } from '../errors.js';
@@ -12,7 +14,8 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import { countStream } from './pool-counting.js';
 import { classifyConnectError, isBadRequestError, isHeaderListTooLargeError, isSessionClosingError } from './upstream-errors.js';
 import type { OpenedStream, UpstreamPool } from './upstream-pool.js';
-import { adaptH2Stream } from './upstream-stream.js';
+import { adaptH2Stream, cancelStream, type UpstreamStream } from './upstream-stream.js';
+import { isWaitCancelled, type StreamWait } from './stream-wait.js';
 import { watchEarlyEnd } from '../http/early-end.js';
 
 export function badRequest(err: unknown): MeshcarError {
@@ -25,6 +28,8 @@ export function badRequest(err: unknown): MeshcarError {
 const MAX_CONNECT_ATTEMPTS = 3;
 /** Retries when a session turned out to be closing between the pick and the request. */
 const MAX_CLOSING_RETRIES = 2;
+/** A request waits for a stream on one endpoint at most this many connect timeouts (the meshcar pool's MAX_DIALS + 1). */
+const WAIT_BOUND_CONNECT_TIMEOUTS = 4;
 
 // Fixed for every request of every pool: http2-wrapper copies it when opening a session.
 // A 1 MiB stream window (http2-wrapper's default is 32 MiB) keeps a slow app from making us
@@ -32,21 +37,38 @@ const MAX_CLOSING_RETRIES = 2;
 const AGENT_OPTIONS = Object.freeze({ settings: Object.freeze({ enablePush: false, initialWindowSize: 1 << 20 }) });
 
 /** A stream through the agent (or the meshcar codec's pool), on `first` if given, with failover. */
-export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, first: UpstreamEndpoint | undefined): Promise<OpenedStream> {
-  let closingRetries = 0;
+export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, first: UpstreamEndpoint | undefined, wait: StreamWait): Promise<OpenedStream> {
   return withFailover(pool, first, async (endpoint) => {
-    for (;;) {
-      try {
-        const stream = pool.own ? adaptH2Stream(await pool.own.request(endpoint, headers, options)) : watchEarlyEnd(await pool.agent().request(endpoint.origin, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options));
-        countStream(pool, stream, endpoint);
-        return { stream, endpoint };
-      } catch (err) {
-        if (isSessionClosingError(err) && closingRetries++ < MAX_CLOSING_RETRIES) continue;
-        if (isBadRequestError(err)) throw badRequest(err);
-        throw err;
-      }
+    // counted against its endpoint from the pick, not from its stream: a new or re-admitted
+    // endpoint (no latency yet, nothing outstanding: cost 0) would otherwise draw every request
+    // into its dial, ~2/3 of the traffic with power of two choices over three endpoints; with a
+    // request waiting its cost is the balancer's unknown-endpoint penalty (balancer.ts)
+    endpoint.outstanding += 1;
+    try {
+      return await openOn(pool, endpoint, headers, options, wait);
+    } finally {
+      endpoint.outstanding -= 1;
     }
   });
+}
+
+/** One endpoint's stream: the agent's or the meshcar pool's, within the wait's bound; a session found closing is retried. */
+async function openOn(pool: UpstreamPool, endpoint: UpstreamEndpoint, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, wait: StreamWait): Promise<OpenedStream> {
+  let closingRetries = 0;
+  for (;;) {
+    try {
+      const limitMs = pool.connectTimeoutMs * WAIT_BOUND_CONNECT_TIMEOUTS;
+      const stream = pool.own
+        ? adaptH2Stream(await wait.bound(endpoint, pool.own.request(endpoint, headers, options, wait), limitMs, dropLate))
+        : watchEarlyEnd(await wait.bound(endpoint, pool.agent().requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, wait), limitMs, dropLate));
+      countStream(pool, stream, endpoint);
+      return { stream, endpoint };
+    } catch (err) {
+      if (isSessionClosingError(err) && closingRetries++ < MAX_CLOSING_RETRIES) continue;
+      if (isBadRequestError(err)) throw badRequest(err);
+      throw err;
+    }
+  }
 }
 
 /** Tries `attempt` on endpoints in turn (`first`, if given, then round-robin) while they cannot be reached. */
@@ -65,17 +87,46 @@ export async function withFailover<T extends { endpoint: UpstreamEndpoint }>(poo
       return await attempt(endpoint);
     } catch (err) {
       if (err instanceof MeshcarError && (err.code === 'bad_request' || err.code === 'headers_too_large')) throw err;
-      const failure = classifyConnectError(err, endpoint.key);
-      if (failure.tlsReason) pool.deps.observer.tlsHandshakeFailed('outbound', failure.tlsReason, outboundFailure(endpoint.key, failure.tlsReason, err));
-      const now = Date.now();
-      if (endpoint.downUntil <= now) {
-        pool.deps.logger.warn({ upstream: pool.name, endpoint: endpoint.key, code: failure.error.code, err: failure.error.message }, 'upstream endpoint failed');
-      }
-      endpoint.downUntil = now + pool.deps.settings.endpointBackoffMs;
-      pool.health.failedWithPenalty(endpoint, 0);
-      lastError = failure.error;
+      // the requester gave up: nothing is known of the endpoint
+      if (isWaitCancelled(err)) throw err;
+      lastError = endpointFailed(pool, endpoint, err);
       (tried ??= new Set()).add(endpoint);
       if (tried.size >= attempts) throw lastError;
     }
   }
+}
+
+/** A stream made after its wait ended (a race the session layers' `cancelled` checks leave open): reset, never used. */
+function dropLate(stream: unknown): void {
+  const up = stream as UpstreamStream;
+  up.on('error', ignore);
+  cancelStream(up);
+}
+
+function ignore(): void {}
+
+/** The failure each dial's error was recorded as: a dial that fails every request waiting on it is one failure. */
+const RECORDED = new WeakMap<object, MeshcarError>();
+
+/**
+ * An endpoint could not give a stream: it rests for the backoff, takes a penalty in the
+ * balancer, is logged (once per outage) and, for a TLS failure, counted. Called where the dial
+ * fails (upstream-agent.ts, h2-session-pool.ts), so a dial nobody waits for any more still
+ * counts, and again by each request that waited on it (withFailover): the same error object is
+ * recorded once, so N waiters do not make N consecutive failures (an ejection).
+ */
+export function endpointFailed(pool: UpstreamPool, endpoint: UpstreamEndpoint, err: unknown): MeshcarError {
+  const key = typeof err === 'object' && err !== null ? err : undefined;
+  const known = key && RECORDED.get(key);
+  if (known) return known;
+  const failure = classifyConnectError(err, endpoint.key);
+  if (key) RECORDED.set(key, failure.error);
+  if (failure.tlsReason) pool.deps.observer.tlsHandshakeFailed('outbound', failure.tlsReason, outboundFailure(endpoint.key, failure.tlsReason, err));
+  const now = Date.now();
+  if (endpoint.downUntil <= now) {
+    pool.deps.logger.warn({ upstream: pool.name, endpoint: endpoint.key, code: failure.error.code, err: failure.error.message }, 'upstream endpoint failed');
+  }
+  endpoint.downUntil = now + pool.deps.settings.endpointBackoffMs;
+  pool.health.failedWithPenalty(endpoint, 0);
+  return failure.error;
 }

@@ -18,14 +18,24 @@
 // - Loaded only with the `node` codec, when the outbound starts (node-codec.ts).
 // - Pool keys: http2-wrapper keys sessions by a string built from ~40 options on every
 //   request; this agent serves one upstream with fixed options, so the key is constant.
+// - SETTINGS within the connect timeout: http2-wrapper (timeout 0) waits for the peer's first
+//   SETTINGS for ever, and every request queued on that session with it. A socket whose
+//   session has not got them connectTimeoutMs after the handshake is destroyed, which rejects
+//   the session's waiting requests (an endpoint that completes TLS and then says nothing).
+// - Waiting requests can be given up (StreamWait): a cancelled one is never handed a session
+//   nor queued for another one.
+// - A session whose peer allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0) is closed and
+//   fails its waiting requests, instead of being re-dialled in an endless loop.
 
+import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import http2wrapper from 'http2-wrapper';
 import { MeshcarError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
-import { dialHttp2, markEndpoint, type TlsConnectOptions } from './mutual-tls.js';
+import { dialHttp2, endpointOfSocket, markEndpoint, type TlsConnectOptions } from './mutual-tls.js';
+import type { StreamWait } from './stream-wait.js';
 
 export interface UpstreamAgentOptions {
   readonly identity: WorkloadIdentity;
@@ -34,18 +44,26 @@ export interface UpstreamAgentOptions {
   /** Bounds TCP connect + TLS handshake. */
   readonly connectTimeoutMs: number;
   readonly endpointFor: (originHost: string) => UpstreamEndpoint | undefined;
+  /** A dial failed (connect, TLS, no SETTINGS, closed before them): recorded once per dial, where it happens. */
+  readonly dialFailed: (endpoint: UpstreamEndpoint, err: unknown) => void;
 }
 
 export class UpstreamAgent extends http2wrapper.Agent {
   private readonly tickets = new Map<string, Buffer>();
   private readonly tlsOptions: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn'>;
   private readonly endpointFor: UpstreamAgentOptions['endpointFor'];
+  private readonly settingsTimeoutMs: number;
+  private readonly dialFailed: UpstreamAgentOptions['dialFailed'];
 
   constructor(options: UpstreamAgentOptions) {
     // idle sessions are bounded by the session lifecycle (max age), not by a count that
     // would make round-robin over many endpoints churn connections
     super({ maxEmptySessions: Number.POSITIVE_INFINITY });
     this.endpointFor = options.endpointFor;
+    this.settingsTimeoutMs = options.connectTimeoutMs;
+    this.dialFailed = options.dialFailed;
+    // emitted when a session's first SETTINGS came: its socket's SETTINGS timer is done
+    this.on('session', (session: ClientHttp2Session) => settled(session.socket));
     this.tlsOptions = {
       identity: options.identity,
       checkServerIdentity: verifyServerSpiffeId(options.expectedId),
@@ -65,7 +83,72 @@ export class UpstreamAgent extends http2wrapper.Agent {
     markEndpoint(socket, endpoint);
     // HTTP/2 installs its own handler; this one only stops a late second error from throwing
     socket.on('error', ignore);
+    const ms = this.settingsTimeoutMs;
+    const timer = setTimeout(() => {
+      // the session sees its socket fail with this error and rejects the requests waiting on it
+      socket.destroy(Object.assign(new Error(`${endpoint.key} sent no HTTP/2 SETTINGS within ${ms} ms`), { code: 'ETIMEDOUT' }));
+    }, ms);
+    timer.unref();
+    (socket as SocketWithTimer)[kSettingsTimer] = timer;
+    socket.once('close', () => settled(socket));
     return socket;
+  }
+
+  /**
+   * agent.request() for a waiting request that may be given up: the stream is made only if
+   * `wait` is still wanted when a session comes. Each rejection is settled once (a session
+   * that fails rejects its listeners on 'error' and again on 'close').
+   */
+  requestFor(endpoint: UpstreamEndpoint, options: object, headers: OutgoingHttpHeaders, streamOptions: ClientSessionRequestOptions, wait: StreamWait): Promise<ClientHttp2Stream> {
+    return new Promise((resolve, reject) => {
+      let settledOnce = false;
+      const listener: WaitingListener = {
+        wait,
+        resolve: (session: ClientHttp2Session) => {
+          if (settledOnce || wait.cancelled) return;
+          settledOnce = true;
+          try {
+            resolve(session.request(headers, streamOptions));
+          } catch (err) {
+            reject(err);
+          }
+        },
+        // http2-wrapper rejects a listener only when the dial it waits on fails (its session's
+        // error or close before SETTINGS, or createConnection's error), with one error object
+        // for all of them: the dial's failure is recorded here, also when its requester is gone
+        reject: (err: unknown) => {
+          if (settledOnce) return;
+          settledOnce = true;
+          this.dialFailed(endpoint, err);
+          reject(err);
+        },
+      };
+      void (this as unknown as AgentInternals).getSession(endpoint.origin, options, [listener]);
+    });
+  }
+
+  /** http2-wrapper's hand-out of a session to its waiting requests: those given up are dropped first (never re-queued for a new session). */
+  _accept(session: ClientHttp2Session, listeners: WaitingListener[], normalizedOrigin: string, options: unknown): void {
+    if (session.remoteSettings.maxConcurrentStreams === 0) {
+      // a peer that allows no stream: http2-wrapper would re-queue the listeners, dial again at
+      // once and meet the same, in an endless loop (hundreds of connections a second, all left
+      // open). The session is unusable: closed, and its waiting requests fail as a failed dial
+      // (the endpoint rests for the backoff, see pool-failover.ts).
+      const endpoint = endpointOfSocket(session.socket);
+      const err = new MeshcarError('upstream_unavailable', `${endpoint?.key ?? normalizedOrigin} allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)`);
+      session.destroy();
+      if (endpoint) this.dialFailed(endpoint, err);
+      for (const l of listeners.splice(0)) l.reject(err);
+      return;
+    }
+    let kept = 0;
+    for (let i = 0; i < listeners.length; i++) {
+      const l = listeners[i] as WaitingListener;
+      if (!l.wait?.cancelled) listeners[kept++] = l;
+    }
+    listeners.length = kept;
+    if (kept === 0) return;
+    (http2wrapper.Agent.prototype as unknown as AgentInternals)._accept.call(this, session, listeners, normalizedOrigin, options);
   }
 
   /** After a rotation: new sessions must do a full handshake with the new certificate. */
@@ -73,6 +156,29 @@ export class UpstreamAgent extends http2wrapper.Agent {
     if (endpointKey === undefined) this.tickets.clear();
     else this.tickets.delete(endpointKey);
   }
+}
+
+interface WaitingListener {
+  readonly wait?: StreamWait;
+  resolve(session: ClientHttp2Session): void;
+  reject(err: unknown): void;
+}
+
+/** What this subclass calls of http2-wrapper's Agent that its types do not declare. */
+interface AgentInternals {
+  getSession(origin: URL, options: object, listeners: WaitingListener[]): Promise<void>;
+  _accept(session: ClientHttp2Session, listeners: WaitingListener[], normalizedOrigin: string, options: unknown): void;
+}
+
+const kSettingsTimer = Symbol('meshcar.settingsTimer');
+type SocketWithTimer = TLSSocket & { [kSettingsTimer]?: NodeJS.Timeout | undefined };
+
+/** The socket's session got its SETTINGS, or the socket closed: its SETTINGS timer stops. */
+function settled(socket: unknown): void {
+  const s = socket as SocketWithTimer | undefined;
+  if (s?.[kSettingsTimer] === undefined) return;
+  clearTimeout(s[kSettingsTimer]);
+  s[kSettingsTimer] = undefined;
 }
 
 function hiddenPeerX509(): undefined {

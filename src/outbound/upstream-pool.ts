@@ -32,8 +32,9 @@ import { DEFAULT_IDLE_TIMEOUT_MS, RetryPolicy } from './retry.js';
 import { BALANCER_DEFAULTS, CIRCUIT_DEFAULTS, EndpointHealth, OUTLIER_DEFAULTS } from './balancer.js';
 import type { CircuitBreakerConfig } from '../config/upstream-policy-config.js';
 import { countStream, streamClosedListener, streamRespondedListener, type StreamClosed, type StreamResponded } from './pool-counting.js';
-import { badRequest, openSlowly, withFailover } from './pool-failover.js';
+import { badRequest, endpointFailed, openSlowly, withFailover } from './pool-failover.js';
 import { adopt, freeSession, retire } from './pool-sessions.js';
+import { StreamWait } from './stream-wait.js';
 
 export interface PoolSettings extends SessionPolicy {
   readonly dnsRefreshMs: number;
@@ -108,7 +109,8 @@ export class UpstreamPool {
   /** The config this pool runs now (what reload compares against). */
   private config: UpstreamConfig;
   private readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
-  private connectTimeoutMs: number;
+  /** Bounds TCP connect + TLS, then the peer's SETTINGS (min(timeoutMs, 10 s)). */
+  connectTimeoutMs: number;
 
   constructor(config: UpstreamConfig, readonly deps: PoolDependencies) {
     this.name = config.name;
@@ -135,6 +137,7 @@ export class UpstreamPool {
             identity: deps.identity,
             checkServerIdentity: this.checkServerIdentity,
             connectTimeoutMs: () => this.connectTimeoutMs,
+            dialFailed: (endpoint, err) => this.dialFailed(endpoint, err),
             policy: settings,
             observer: deps.observer,
             logger: deps.logger,
@@ -157,6 +160,7 @@ export class UpstreamPool {
       expectedId: this.config.identity,
       connectTimeoutMs: this.connectTimeoutMs,
       endpointFor: (host) => this.endpoints.forOriginHost(host),
+      dialFailed: (endpoint, err) => this.dialFailed(endpoint, err),
     });
     this.nodeKit = kit;
     this.nodeAgent = agent;
@@ -178,8 +182,8 @@ export class UpstreamPool {
    * upstream_identity_mismatch, bad_gateway, bad_request. A retry passes the endpoint that
    * failed as `avoid`: another one is used when there is one.
    */
-  openStream(headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, requester: StreamRequester, avoid?: UpstreamEndpoint): void {
-    if (!this.closed && this.active + this.pending >= this.circuit.maxRequests) return requester.streamFailed(this.circuitOpen(`${this.active + this.pending} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
+  openStream(headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, requester: StreamRequester, avoid?: UpstreamEndpoint): StreamWait | undefined {
+    if (!this.closed && this.active + this.pending >= this.circuit.maxRequests) return void requester.streamFailed(this.circuitOpen(`${this.active + this.pending} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
     const now = Date.now();
     const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(now) : (this.endpoints.pick(now, avoid) ?? this.endpoints.pick(now));
     if (endpoint) {
@@ -187,26 +191,35 @@ export class UpstreamPool {
       try {
         stream = this.requestNow(endpoint, headers, options);
       } catch (err) {
-        if (isBadRequestError(err)) return requester.streamFailed(badRequest(err));
+        if (isBadRequestError(err)) return void requester.streamFailed(badRequest(err));
         // the session was closing under us: the slow path finds or makes another
       }
       if (stream) {
         countStream(this, stream, endpoint);
-        return requester.streamOpened(stream, endpoint);
+        return void requester.streamOpened(stream, endpoint);
       }
     }
-    if (!this.closed && this.pending >= this.circuit.maxPending) return requester.streamFailed(this.circuitOpen(`${this.pending} requests are waiting for a stream (circuitBreaker.maxPending ${this.circuit.maxPending})`));
+    if (!this.closed && this.pending >= this.circuit.maxPending) return void requester.streamFailed(this.circuitOpen(`${this.pending} requests are waiting for a stream (circuitBreaker.maxPending ${this.circuit.maxPending})`));
     this.pending += 1;
-    openSlowly(this, headers, options, endpoint).then(
+    // the requester cancels it when it goes away (the app left, its deadline passed): the
+    // request stops waiting at once, and `pending` goes down with it
+    const wait = new StreamWait();
+    openSlowly(this, headers, options, endpoint, wait).then(
       (opened) => {
         this.pending -= 1;
         requester.streamOpened(opened.stream, opened.endpoint);
       },
       (err: MeshcarError) => {
         this.pending -= 1;
-        requester.streamFailed(err);
+        if (!wait.cancelled) requester.streamFailed(err);
       },
     );
+    return wait;
+  }
+
+  /** A dial of this pool's agent or session pool failed: the endpoint's failure, unless the pool is closing (its own doing). */
+  private dialFailed(endpoint: UpstreamEndpoint, err: unknown): void {
+    if (!this.closed) endpointFailed(this, endpoint, err);
   }
 
   private circuitOpen(why: string): MeshcarError {
@@ -277,6 +290,11 @@ export class UpstreamPool {
   retireAll(): void {
     this.endpoints.stop();
     this.closeSessionsGracefully();
+  }
+
+  /** No stream open or awaited and no session: a retired pool in this state holds nothing and can go. */
+  isIdle(): boolean {
+    return this.active === 0 && this.pending === 0 && this.sessionCount() === 0;
   }
 
   /** Open HTTP/2 sessions (connected, SETTINGS received, not yet closed). */
