@@ -41,7 +41,11 @@ function checkIdle(exchange: Exchange): void {
   const quietMs = performance.now() - exchange.lastActivity;
   if (quietMs >= exchange.idleTimeoutMs) {
     if (exchange.phase === DONE) exchange.callerStalled();
-    else exchange.fail('upstream_timeout', `no bytes moved either way for ${exchange.idleTimeoutMs} ms`);
+    else {
+      exchange.fail('upstream_timeout', `no bytes moved either way for ${exchange.idleTimeoutMs} ms`);
+      // the 504 must be taken as any answer is
+      if (exchange.awaitingDelivery) exchange.idleTimer = IDLE_DEADLINES.add(exchange, exchange.idleTimeoutMs);
+    }
     return;
   }
   exchange.idleTimer = IDLE_DEADLINES.add(exchange, exchange.idleTimeoutMs - quietMs);

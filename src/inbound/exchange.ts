@@ -212,18 +212,18 @@ export abstract class Exchange {
   }
 
   /**
-   * Grows as the caller takes the answer once nothing more is written: what the caller's side
-   * holds (its stream's or socket's buffers) going down, and on the meshcar codec the bytes
-   * framed as its window opens (a chunk's buffer is released only when all of it is framed).
+   * Grows as the caller takes the answer once nothing more is written: here what the caller's
+   * side holds going down (an HTTP/1.1 response's buffers include its socket's); HTTP/2
+   * exchanges add the bytes sent (http2-exchange.ts), as a chunk's buffer is released only
+   * once all of it went out.
    */
   get deliveryMark(): number {
-    const sink = this.responseSink as { writableLength?: number; bytesSent?: number };
-    return (sink.bytesSent ?? 0) - (sink.writableLength ?? 0);
+    return -((this.responseSink as { writableLength?: number }).writableLength ?? 0);
   }
 
-  /** The app's answer is complete, the caller has not taken all of it yet, and nothing failed. */
+  /** The answer (the app's, or the sidecar's own) is all written, and the caller has not taken all of it yet. */
   get awaitingDelivery(): boolean {
-    return this.phase === DONE && !this.finalized && this.errorCode === undefined;
+    return this.phase === DONE && !this.finalized && this.errorCode !== 'reset';
   }
 
   /** The caller took none of its answer for the idle timeout: reset, as a stalled app is. */
@@ -249,15 +249,16 @@ export abstract class Exchange {
     if (this.phase === DONE) return;
     this.phase = DONE;
     this.clearTimer();
-    this.clearIdleTimer();
     cancel(this.upstream);
     if (this.callerGone) {
       // the caller went first (e.g. a drain that ran out of time): that is the story, not
       // whatever the app connection reported after it
+      this.clearIdleTimer();
       this.errorCode = 'reset';
       return;
     }
     if (this.headersSent) {
+      this.clearIdleTimer();
       this.errorCode = 'reset';
       this.reset();
       return;
@@ -267,6 +268,9 @@ export abstract class Exchange {
     // a gRPC caller gets 200 and grpc-status on the wire; metrics count the status the error stands for
     this.status = statusFor(code);
     this.writeError(code, message, retryAfterSeconds, grpcType);
+    // our own answer must be taken too: the idle clock runs on from now (exchange-deadlines.ts)
+    this.lastActivity = performance.now();
+    this.deliveredAtCheck = this.deliveryMark;
   }
 
   /** The app reset or vanished mid-response: the caller must see the failure, not a short body. */

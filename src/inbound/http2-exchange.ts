@@ -65,6 +65,24 @@ export class Http2Exchange extends Exchange {
     return this.stream;
   }
 
+  /**
+   * The bytes sent toward the caller count as it takes the answer: on the meshcar codec this
+   * stream's (bytesSent, as each DATA frame is framed); Node's streams release a chunk only once
+   * all of it went out and count nothing of their own, so there the connection's bytes written.
+   */
+  override get deliveryMark(): number {
+    const stream = this.stream as H2ServerStream & { bytesSent?: number };
+    let sent = stream.bytesSent;
+    if (sent === undefined) {
+      try {
+        sent = (stream as { session?: { socket?: { bytesWritten?: number } } }).session?.socket?.bytesWritten;
+      } catch {
+        // Node's session socket proxy throws once the session is gone
+      }
+    }
+    return (sent ?? 0) - stream.writableLength;
+  }
+
   get callerGone(): boolean {
     return this.stream.destroyed;
   }

@@ -80,6 +80,11 @@ export function onStream(inbound: InboundListener, stream: ServerHttp2Stream, he
 
 /** The per-request policy: a plain path, an allowed caller, then the app. */
 export function handle(inbound: InboundListener, exchange: Exchange, forwarder: AppForwarder): void {
+  const route = inbound.timeouts.forPath(exchange.path);
+  // the caller's own deadline (grpc-timeout, x-request-timeout) may shorten the wait, never lengthen it
+  // (started before the checks: a refusal's answer must be taken within the idle timeout too;
+  // and before the schema check: a body read for validation is within the same deadline)
+  startTimers(exchange, headDeadlineMs(route.timeoutMs, exchange.requestHeaders), route.idleTimeoutMs);
   // the asterisk form is OPTIONS's alone (RFC 9110 §7.1; HTTP/2's codecs reset any other)
   if (exchange.path === '*' && exchange.method !== 'OPTIONS') {
     exchange.fail('bad_request', 'the request target * is for OPTIONS only');
@@ -116,10 +121,6 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
       return;
     }
   }
-  const route = inbound.timeouts.forPath(exchange.path);
-  // the caller's own deadline (grpc-timeout, x-request-timeout) may shorten the wait, never lengthen it
-  // (started before the schema check: a body read for validation is within the same deadline)
-  startTimers(exchange, headDeadlineMs(route.timeoutMs, exchange.requestHeaders), route.idleTimeoutMs);
   if (inbound.schema === undefined) toApp(exchange, forwarder);
   else if (forwarder === inbound.app) screenRequest(exchange, inbound.schema, inbound.toApp);
   // an Upgrade's head is checked too (it has no body): an app without an upgrade handler

@@ -48,9 +48,26 @@ for (const codec of ['meshcar', 'node'] as const) {
   });
 }
 
-t.test('meshcar codec: a caller taking its answer slowly but steadily gets all of it', async (t) => {
+for (const codec of ['meshcar', 'node'] as const) {
+  t.test(`${codec} codec: the sidecar's own answer (a 504) stuck behind a shut window is reset too`, async (t) => {
+    const fx = await startInbound({ codec, app: { protocol: 'http', handler: () => {} } }); // never answers
+    t.teardown(() => fx.close());
+    fx.inbound.setTimeouts({ timeoutMs: 200, idleTimeoutMs: 300 });
+    const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
+    t.teardown(() => raw.destroy());
+    raw.write(settingsFrame([[INITIAL_WINDOW_SIZE, 0]]));
+    raw.write(requestHeaders(1, GET));
+    const head = await raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === 1, 'the 504 head');
+    t.ok(head, 'the 504 head went out; its JSON body cannot');
+    await raw.waitFor((f) => f.type === FRAME.RST_STREAM && f.streamId === 1, 'a reset of the stalled 504', 5000);
+    await until('the request to be recorded', () => fx.observer.requests.length === 1);
+    t.equal(fx.inbound.inFlight, 0, 'nothing stays in flight');
+  });
+}
+
+for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: a caller taking its answer slowly but steadily gets all of it`, async (t) => {
   const size = 3000;
-  const fx = await startInbound({ codec: 'meshcar', app: { protocol: 'http', handler: (_req: IncomingMessage, res: ServerResponse) => res.end('y'.repeat(size)) } });
+  const fx = await startInbound({ codec, app: { protocol: 'http', handler: (_req: IncomingMessage, res: ServerResponse) => res.end('y'.repeat(size)) } });
   t.teardown(() => fx.close());
   fx.inbound.setTimeouts({ timeoutMs: 5000, idleTimeoutMs: 400 });
   const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
