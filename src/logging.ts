@@ -34,13 +34,15 @@ function stdoutOutput(): Output {
   const waiters = new Set<() => void>();
   // registered before pino.destination's own exit hook (a synchronous flush with no bound), so
   // this one runs first: it flushes within EXIT_FLUSH_MS, else drops the rest (destroy, which
-  // pino's hook then skips)
+  // pino's hook then skips). Closed first, as the closer does: a line logged by a later exit
+  // listener is then a counted drop, not a "SonicBoom destroyed" thrown out of that listener
   process.on('exit', () => {
     if (closed || pendingBytes === 0) return;
     retryUntil = Date.now() + EXIT_FLUSH_MS;
     try {
       dest.flushSync();
     } catch {
+      closed = true;
       dest.destroy();
     }
   });
@@ -95,6 +97,8 @@ function stdoutOutput(): Output {
   });
   output = {
     write(line: string) {
+      // a destroyed sonic-boom throws on write: every destroy above sets closed first, so a
+      // line after it is a counted drop, never a throw into the code that logged it
       if (closed) {
         logLineDropped();
         return;
