@@ -9,7 +9,7 @@
 // the rest is dropped: a shutdown never waits on a reader that does not read.
 
 import { pino, type Logger } from 'pino';
-import { logLineDropped, setLogCloser } from './log-output.js';
+import { logLineDropped, logLinesDropped, setLogCloser } from './log-output.js';
 
 /** The most log output held in memory while stdout does not keep up. */
 export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
@@ -25,22 +25,30 @@ let output: Output | undefined;
 /** The process's stdout, opened once for every logger of the process. */
 function stdoutOutput(): Output {
   if (output) return output;
-  let pendingBytes = 0;
+  // whether sonic-boom's buffer is empty: false from a line taken until its 'drain' (emitted
+  // once a write leaves nothing buffered: minLength is 0). One flag instead of counting each
+  // line's bytes here: sonic-boom already measures every line against maxLength
+  let idle = true;
   let closed = false;
   let gaveUp = false;
   // until when a write stdout refuses (EAGAIN) is tried again: for ever while running, up to a
   // deadline once the process is closing
   let retryUntil = Infinity;
   const waiters = new Set<() => void>();
+  const wakeAll = () => {
+    for (const wake of [...waiters]) wake();
+  };
   // registered before pino.destination's own exit hook (a synchronous flush with no bound), so
   // this one runs first: it flushes within EXIT_FLUSH_MS, else drops the rest (destroy, which
-  // pino's hook then skips)
+  // pino's hook then skips). Closed first, as the closer does: a line logged by a later exit
+  // listener is then a counted drop, not a "SonicBoom destroyed" thrown out of that listener
   process.on('exit', () => {
-    if (closed || pendingBytes === 0) return;
+    if (closed || idle) return;
     retryUntil = Date.now() + EXIT_FLUSH_MS;
     try {
       dest.flushSync();
     } catch {
+      closed = true;
       dest.destroy();
     }
   });
@@ -53,26 +61,22 @@ function stdoutOutput(): Output {
     maxLength: MAX_BUFFERED_BYTES,
     retryEAGAIN: () => Date.now() < retryUntil,
   });
-  let droppedNow = false;
-  dest.on('drop', () => {
-    droppedNow = true;
-    logLineDropped();
-  });
-  dest.on('write', (n: number) => {
-    pendingBytes = Math.max(0, pendingBytes - n);
-    if (pendingBytes === 0) for (const wake of [...waiters]) wake();
+  // a line that does not fit is dropped by sonic-boom before it is buffered
+  dest.on('drop', () => logLineDropped());
+  dest.on('drain', () => {
+    idle = true;
+    wakeAll();
   });
   // a write that failed for good never ends the process; stdout closed by its reader (EPIPE:
   // pino.destination stops writing) drops every line from then on, and holds no exit back
   dest.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') return;
     closed = true;
-    pendingBytes = 0;
-    for (const wake of [...waiters]) wake();
+    wakeAll();
   });
   setLogCloser(async (deadline) => {
     if (gaveUp) return false;
-    if (!closed && pendingBytes > 0) {
+    if (!closed && !idle) {
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timer);
@@ -82,7 +86,7 @@ function stdoutOutput(): Output {
         const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
         waiters.add(done);
       });
-      if (pendingBytes > 0) {
+      if (!closed && !idle) {
         // given up: what is buffered is dropped, and so is every later line (the process is ending)
         closed = true;
         gaveUp = true;
@@ -95,14 +99,23 @@ function stdoutOutput(): Output {
   });
   output = {
     write(line: string) {
+      // a destroyed sonic-boom throws on write: every destroy above sets closed first, so a
+      // line after it is a counted drop, never a throw into the code that logged it
       if (closed) {
         logLineDropped();
         return;
       }
-      droppedNow = false;
+      // sonic-boom writes asynchronously: its 'drain' for this line comes later, never from
+      // inside write. A line it drops leaves the buffer as it was (emptiness included), so
+      // only a line into an empty buffer needs to know whether it was taken
+      if (!idle) {
+        dest.write(line);
+        return;
+      }
+      idle = false;
+      const before = logLinesDropped();
       dest.write(line);
-      // counted only when it was taken: a dropped line is never written
-      if (!droppedNow) pendingBytes += Buffer.byteLength(line);
+      if (logLinesDropped() !== before) idle = true;
     },
   };
   return output;

@@ -2,6 +2,7 @@
 // CSR prove possession and ask for exactly that → sign under the SVID profile. Transport-free:
 // the CA server and the offline `ca issue` command both call it.
 
+import { clip } from '../clip.js';
 import { MeshcarError } from '../errors.js';
 import { parseAndVerifyCsr, CsrError } from '../pki/csr.js';
 import { describePublicKey, weakKeyReason, type KeyDescription } from '../pki/keys.js';
@@ -26,14 +27,8 @@ export interface IssuedSvid {
   readonly serial: string;
 }
 
-/** Requester-chosen text in a refusal (the answer and the audit line) is cut to this many characters. */
+/** Requester-chosen text in a refusal (the answer and the audit line) is cut to this many characters (saying how long it was). */
 export const QUOTED_VALUE_LIMIT = 256;
-
-/** `value` quoted, cut to QUOTED_VALUE_LIMIT characters (saying how long it was). */
-function clipped(value: string): string {
-  if (value.length <= QUOTED_VALUE_LIMIT) return JSON.stringify(value);
-  return `${JSON.stringify(value.slice(0, QUOTED_VALUE_LIMIT))}... (${value.length} characters)`;
-}
 
 /** "2 DNS, 1 IP": counts, never the names. */
 function countByKind(kinds: readonly string[]): string {
@@ -99,7 +94,7 @@ export class Authority {
     if (csr.uris.length !== 1) throw new MeshcarError('identity_not_allowed', `the CSR asks for ${csr.uris.length} URI names; an SVID has exactly one (${grant.spiffeId})`);
     const asked = csr.uris[0] as string;
     if (asked !== grant.spiffeId) {
-      throw new MeshcarError('identity_not_allowed', `the CSR asks for ${clipped(asked)} but the ${grant.via === 'token' ? 'join token' : 'client certificate'} grants ${grant.spiffeId}`);
+      throw new MeshcarError('identity_not_allowed', `the CSR asks for ${JSON.stringify(clip(asked, QUOTED_VALUE_LIMIT))} but the ${grant.via === 'token' ? 'join token' : 'client certificate'} grants ${grant.spiffeId}`);
     }
     if (grant.via === 'token' && grant.claims.single) await this.ledger.redeem(grant.claims.jti, grant.claims.exp);
     return this.issue(grant.spiffeId, csr.spki, requestedTtlMs, undefined, describePublicKey(csr.publicKey).type);

@@ -13,6 +13,7 @@ import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/registry.js';
+import { LogPerKey, leftOut } from '../log-per-key.js';
 
 export interface ConnectionGuardLimits {
   readonly maxConnections: number;
@@ -23,29 +24,17 @@ export interface ConnectionGuardLimits {
 
 export type RefusalReason = 'max_connections' | 'per_address_limit';
 
-/** Addresses remembered for the log's rate limit; beyond this the oldest are forgotten. */
-const MAX_LOGGED_ADDRESSES = 4096;
-const LOG_WINDOW_MS = 10_000;
-
 /** Warn lines about refused connections, at most one per address per window. */
 class RefusalLog {
-  private readonly last = new Map<string, { at: number; suppressed: number }>();
+  private readonly perAddress = new LogPerKey();
 
   constructor(private readonly logger: Logger) {}
 
   refused(address: string, reason: RefusalReason, message: string): void {
-    const now = Date.now();
-    const seen = this.last.get(address);
-    if (seen && now - seen.at < LOG_WINDOW_MS) {
-      seen.suppressed += 1;
-      return;
-    }
-    if (!seen && this.last.size >= MAX_LOGGED_ADDRESSES) this.last.delete(this.last.keys().next().value as string);
-    const suppressed = seen?.suppressed ?? 0;
-    this.last.delete(address);
-    this.last.set(address, { at: now, suppressed: 0 });
-    const more = suppressed > 0 ? ` (and ${suppressed} more refused in the last ${Math.round((now - (seen?.at ?? now)) / 1000)} s, not logged)` : '';
-    this.logger.warn({ remoteAddress: address, reason, ...(suppressed > 0 ? { suppressed } : {}) }, `CA connection refused: ${message}${more}`);
+    const through = this.perAddress.take(address);
+    if (through === undefined) return;
+    const { suppressed } = through;
+    this.logger.warn({ remoteAddress: address, reason, ...(suppressed > 0 ? { suppressed } : {}) }, `CA connection refused: ${message}${leftOut(through, 'refused')}`);
   }
 }
 

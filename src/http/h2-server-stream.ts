@@ -21,4 +21,9 @@ export interface H2ServerStream extends Duplex {
   sendTrailers(headers: OutgoingHttpHeaders): void;
   /** RST_STREAM with `code`. */
   close(code?: number): void;
+  /**
+   * meshcar's codec only: our side ended (END_STREAM or RST_STREAM sent, or a reset received),
+   * set at once, while Node's `closed` waits for the 'close' event. Node's streams lack it.
+   */
+  readonly localClosed?: boolean;
 }

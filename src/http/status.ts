@@ -251,25 +251,33 @@ export function sendError(res: ServerResponse | Http2ServerResponse, err: Meshca
 
 const END_STREAM = { endStream: true } as const;
 
-/** The same answer on an HTTP/2 stream (core API); a reset once the response has started. */
-export function sendStreamError(stream: H2ServerStream, err: MeshcarError, requestId?: string, grpcType?: string): void {
-  if (stream.destroyed || stream.closed) return;
+/**
+ * The same answer on an HTTP/2 stream (core API); a reset once the response has started.
+ * A stream that can take no answer any more (the caller reset it or went away, on either
+ * codec) is expected and left alone. Anything else that throws is a fault of ours (a header the
+ * answer cannot carry): the error answer is the last thing a request's handling does, so it
+ * never throws out of it (that would end the process); the stream is reset (INTERNAL_ERROR)
+ * and the error returned for the caller to log. Undefined otherwise.
+ */
+export function sendStreamError(stream: H2ServerStream, err: MeshcarError, requestId?: string, grpcType?: string): unknown {
+  // meshcar's codec marks a received reset at once (localClosed), before 'close' sets closed
+  if (stream.destroyed || stream.closed || stream.localClosed === true) return undefined;
   if (stream.headersSent) {
     stream.close(h2.NGHTTP2_INTERNAL_ERROR);
-    return;
+    return undefined;
   }
   try {
     if (grpcType !== undefined) {
       stream.respond({ ':status': 200, ...grpcErrorHeaders(err, grpcType, requestId) }, END_STREAM);
-      return;
+      return undefined;
     }
     const body = errorBody(err, requestId);
     stream.respond({ ':status': statusFor(err.code), ...errorHeaders(err, body, requestId) });
     stream.end(body);
-  } catch {
-    // the stream ended in a way neither flag shows (a reset being processed): the error answer
-    // is the last thing that may throw out of a request's handling, so it never does
+    return undefined;
+  } catch (fault) {
     if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    return fault;
   }
 }
 

@@ -13,6 +13,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
@@ -28,6 +29,8 @@ import type { Deadline } from '../http/deadline-queue.js';
 export interface ExchangeContext {
   readonly tracker: ConnectionTracker;
   readonly observer: TrafficObserver;
+  /** For what must not end the process yet must be seen (an error answer that failed for a reason of ours). */
+  readonly logger: Logger;
 }
 
 /** The request toward the app (http.ClientRequest or ClientHttp2Stream). */

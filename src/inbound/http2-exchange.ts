@@ -11,7 +11,7 @@ import { H2Stream } from '../h2/index.js';
 import type { ErrorCode } from '../errors.js';
 import type { Caller } from './caller.js';
 import { sendStreamError } from '../http/status.js';
-import { MeshcarError } from '../errors.js';
+import { describeError, MeshcarError } from '../errors.js';
 import { bindExchange, DONE, Exchange, exchangeOf, type ExchangeContext } from './exchange.js';
 import type { ResetGuard } from './reset-guard.js';
 
@@ -131,7 +131,8 @@ export class Http2Exchange extends Exchange {
   }
 
   protected writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined, grpcType: string | undefined): void {
-    sendStreamError(this.stream, new MeshcarError(code, message, { retryAfterSeconds }), this.requestId, grpcType);
+    const fault = sendStreamError(this.stream, new MeshcarError(code, message, { retryAfterSeconds }), this.requestId, grpcType);
+    if (fault !== undefined) this.context.logger.error({ code, err: describeError(fault) }, 'the error answer could not be sent (the stream was reset instead)');
   }
 
   protected reset(): void {

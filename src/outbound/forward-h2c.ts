@@ -7,7 +7,7 @@
 // client expects it. A trailers-only answer (HEADERS with END_STREAM) is relayed as exactly that.
 
 import { constants as h2, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { MeshcarError } from '../errors.js';
+import { describeError, MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
@@ -89,7 +89,8 @@ class H2cAttempt extends Attempt {
   }
 
   protected sendError(err: MeshcarError, grpcType: string | undefined): void {
-    sendStreamError(this.stream, err, this.exchange.requestId, grpcType);
+    const fault = sendStreamError(this.stream, err, this.exchange.requestId, grpcType);
+    if (fault !== undefined) this.ctx.logger.error({ code: err.code, err: describeError(fault) }, 'the error answer could not be sent (the stream was reset instead)');
   }
 
   protected writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean): boolean {

@@ -10,7 +10,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
-import { MeshcarError } from '../errors.js';
+import { describeError, MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { requestIdOf } from '../http/request-id.js';
 import { grpcAnswerType, sendError, sendStreamError, statusFor } from '../http/status.js';
@@ -154,7 +154,8 @@ export function screenH2c(ctx: OutboundContext, guards: ReadonlyMap<string, Sche
         stream.on('close', done);
         // the app's upload (if any) is not wanted: read and drop it so the stream can complete
         stream.resume();
-        sendStreamError(stream, error, requestId, grpcAnswerType(headers['content-type']));
+        const fault = sendStreamError(stream, error, requestId, grpcAnswerType(headers['content-type']));
+        if (fault !== undefined) ctx.logger.error({ code: error.code, err: describeError(fault) }, 'the error answer could not be sent (the stream was reset instead)');
       },
       sendContinue: () => stream.additionalHeaders({ ':status': 100 }),
     },

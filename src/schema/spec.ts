@@ -12,7 +12,8 @@ import { PathMatcher, type PathMatch } from './path-matcher.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { isAcceptablePath } from '../http/request-target.js';
-import { clip, describeAjvError, type Violation } from './violations.js';
+import { clip } from '../clip.js';
+import { describeAjvError, MAX_QUOTED, type Violation } from './violations.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
@@ -86,9 +87,9 @@ export class CompiledSpec {
     // a path an app could read as another (`/orders/..%2Fadmin` matches `/orders/{id}`, and a
     // normalising upstream serves /admin) is not the operation it seems to be: the inbound
     // refuses such paths before this, the outbound's calls only meet them here
-    if (!isAcceptablePath(path)) return { operation: undefined, violation: { kind: 'path', message: `path: ${clip(path)} is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, or an empty first segment)` }, body: undefined };
+    if (!isAcceptablePath(path)) return { operation: undefined, violation: { kind: 'path', message: `path: ${clip(path, MAX_QUOTED)} is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, or an empty first segment)` }, body: undefined };
     const match = this.match(method, path);
-    if (match === undefined) return { operation: undefined, violation: { kind: 'undocumented_operation', message: `${clip(`${method} ${path}`)} is not an operation of the API` }, body: undefined };
+    if (match === undefined) return { operation: undefined, violation: { kind: 'undocumented_operation', message: `${clip(`${method} ${path}`, MAX_QUOTED)} is not an operation of the API` }, body: undefined };
     const op = match.value;
     if (op.pathParams !== undefined && !op.pathParams(splitArrays(match.params ?? {}, op.arrayPathParams))) return violation(op, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
     if (op.query !== undefined) {

@@ -3,6 +3,7 @@
 
 import type { ErrorObject } from 'ajv';
 import type { ErrorCode } from '../errors.js';
+import { clip } from '../clip.js';
 
 /** The `kind` label of meshcar_schema_violations_total; a fixed set. */
 export type ViolationKind = 'undocumented_operation' | 'path' | 'query' | 'header' | 'content_type' | 'body';
@@ -46,13 +47,8 @@ export function describeAjvError(location: 'body' | 'path' | 'query' | 'header',
   } else if (error.keyword === 'enum' && Array.isArray(params.allowedValues)) {
     rule = `must be one of ${params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
   }
-  return `${clip(at)}: ${clip(rule)}`;
+  return `${clip(at, MAX_QUOTED)}: ${clip(rule, MAX_QUOTED)}`;
 }
 
-/** Longest location or rule quoted: both can carry the caller's own text (property names, values). */
-const MAX_QUOTED = 200;
-
-/** The text, or its first MAX_QUOTED characters and an ellipsis: a 500 KB property name is not echoed into the answer and the log. */
-export function clip(text: string): string {
-  return text.length <= MAX_QUOTED ? text : `${text.slice(0, MAX_QUOTED)}…`;
-}
+/** Longest location or rule quoted: both can carry the caller's own text (property names, values); a 500 KB property name is not echoed into the answer and the log. */
+export const MAX_QUOTED = 200;

@@ -5,6 +5,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
+import { clip } from '../clip.js';
 import { describeError } from '../errors.js';
 import type { TlsFailureDetail, TlsFailureReason } from '../metrics/traffic.js';
 import { uriSans } from '../pki/x509-read.js';
@@ -22,22 +23,18 @@ function oneLine(text: string): string {
   return text.split('\n')[0]?.trim() ?? '';
 }
 
-/** The most of one certificate field or error text a failure's words carry. */
-export const MAX_DESCRIBED = 256;
-
 /**
- * `text`, or its first MAX_DESCRIBED characters and how long it was: what an unauthenticated
- * peer's certificate says (a URI SAN, a subject, an issuer, an error quoting them) reaches the
- * warn log and /debug/tls, and a peer must not size those (a 30 KB URI SAN made a 30 KB line).
+ * The most of one certificate field or error text a failure's words carry: what an
+ * unauthenticated peer's certificate says (a URI SAN, a subject, an issuer, an error quoting
+ * them) reaches the warn log and /debug/tls, and a peer must not size those (a 30 KB URI SAN
+ * made a 30 KB line).
  */
-export function clip(text: string): string {
-  return text.length <= MAX_DESCRIBED ? text : `${text.slice(0, MAX_DESCRIBED)}…(${Buffer.byteLength(text)} bytes)`;
-}
+export const MAX_DESCRIBED = 256;
 
 /** `spiffe://mesh.local/svc/x` or, without one URI SAN, the subject. */
 function whoseCertificate(cert: X509Certificate): string {
   const uris = uriSans(cert);
-  return uris.length === 1 ? clip(uris[0] as string) : `subject "${clip(cert.subject.replace(/\n/g, ', '))}"`;
+  return uris.length === 1 ? clip(uris[0] as string, MAX_DESCRIBED) : `subject "${clip(cert.subject.replace(/\n/g, ', '), MAX_DESCRIBED)}"`;
 }
 
 function iso(date: string): string {
@@ -55,7 +52,7 @@ function protocolWords(code: string | undefined, fallback: string): string {
 /** The words for one failure; `cert` is the peer's certificate when it was seen. */
 export function failureWords(reason: TlsFailureReason, who: Who, cert: X509Certificate | undefined, cause: unknown): string {
   const code = codeOf(cause);
-  const said = cause === undefined ? '' : clip(oneLine(typeof cause === 'string' ? cause : describeError(cause)));
+  const said = cause === undefined ? '' : clip(oneLine(typeof cause === 'string' ? cause : describeError(cause)), MAX_DESCRIBED);
   const its = `the ${who}'s certificate${cert ? ` (${whoseCertificate(cert)})` : ''}`;
   switch (reason) {
     case 'no_client_cert':
@@ -63,7 +60,7 @@ export function failureWords(reason: TlsFailureReason, who: Who, cert: X509Certi
     case 'unknown_ca': {
       if (!cert) return `certificate from an unknown CA: ${its} does not chain to our trust bundle${code ? ` (${code})` : ''}`;
       const keyId = authorityKeyId(cert);
-      return `certificate from an unknown CA: ${its} was issued by "${clip(cert.issuer.replace(/\n/g, ', '))}"${keyId ? ` (key id ${keyId})` : ''}, which is not in our trust bundle`;
+      return `certificate from an unknown CA: ${its} was issued by "${clip(cert.issuer.replace(/\n/g, ', '), MAX_DESCRIBED)}"${keyId ? ` (key id ${keyId})` : ''}, which is not in our trust bundle`;
     }
     case 'expired':
       // the path's own verdict first: on a resumed session it may be the issuer that expired

@@ -4,6 +4,7 @@
 // rate-limited, so a scanner or a misconfigured client cannot flood it.
 
 import type { Logger } from 'pino';
+import { LogPerKey, leftOut } from '../log-per-key.js';
 import type { Direction, TlsFailureDetail, TlsFailureReason } from '../metrics/traffic.js';
 
 export interface TlsFailureEntry {
@@ -21,21 +22,17 @@ export interface FailureLogOptions {
   readonly capacity?: number;
 }
 
-/** Peer addresses remembered for the rate limit; beyond this the oldest are forgotten. */
-const MAX_PEERS = 4096;
-
 export class TlsFailureLog {
   private readonly entries: TlsFailureEntry[] = [];
   private next = 0;
-  private readonly lastLogged = new Map<string, { at: number; suppressed: number }>();
-  private readonly windowMs: number;
+  private readonly perPeer: LogPerKey;
   private readonly capacity: number;
 
   constructor(
     private readonly logger: Logger,
     options: FailureLogOptions = {},
   ) {
-    this.windowMs = options.windowMs ?? 10_000;
+    this.perPeer = new LogPerKey(options.windowMs ?? 10_000);
     this.capacity = options.capacity ?? 100;
   }
 
@@ -56,20 +53,12 @@ export class TlsFailureLog {
   private maybeLog(entry: TlsFailureEntry): void {
     // the address without the port: each connection comes from a new port
     const address = entry.peer.replace(/:\d+$/, '');
-    const now = Date.now();
-    const seen = this.lastLogged.get(address);
-    if (seen && now - seen.at < this.windowMs) {
-      seen.suppressed += 1;
-      return;
-    }
-    if (!seen && this.lastLogged.size >= MAX_PEERS) this.lastLogged.delete(this.lastLogged.keys().next().value as string);
-    const suppressed = seen?.suppressed ?? 0;
-    this.lastLogged.delete(address);
-    this.lastLogged.set(address, { at: now, suppressed: 0 });
-    const more = suppressed > 0 ? ` (and ${suppressed} more from ${address} in the last ${Math.round((now - (seen?.at ?? now)) / 1000)} s, not logged)` : '';
+    const through = this.perPeer.take(address);
+    if (through === undefined) return;
+    const { suppressed } = through;
     this.logger.warn(
       { direction: entry.direction, peer: entry.peer, reason: entry.reason, ...(suppressed > 0 ? { suppressed } : {}) },
-      `TLS handshake failed, ${entry.direction} ${entry.direction === 'inbound' ? 'from' : 'to'} ${entry.peer}: ${entry.message}${more}`,
+      `TLS handshake failed, ${entry.direction} ${entry.direction === 'inbound' ? 'from' : 'to'} ${entry.peer}: ${entry.message}${leftOut(through, `from ${address}`)}`,
     );
   }
 

@@ -91,7 +91,7 @@ t.test('a self-signed certificate with a 30 KB URI SAN: clipped to 256 character
   t.match(await openssl(['x509', '-noout', '-ext', 'subjectAltName', '-in', certFile]), uri, 'the certificate carries the whole URI');
   await attempt('127.0.0.31', await readFile(certFile, 'utf8'), await readFile(keyFile, 'utf8'));
   const { logged, entry } = await described('127.0.0.31');
-  t.match(entry, `(${uri.slice(0, 256)}…(${LONG} bytes))`, 'the first 256 characters, then the length');
+  t.match(entry, `(${uri.slice(0, 256)}… (${LONG} characters))`, 'the first 256 characters, then the length');
   t.match(entry, /certificate from an unknown CA/);
   t.ok(entry.length < 1000, `the /debug/tls message is ${entry.length} characters`);
   t.ok(logged.length < 1500, `the warn line is ${logged.length} characters`);
@@ -102,7 +102,7 @@ t.test('a certificate from our CA naming another trust domain in a 30 KB URI: th
   const other = await pki.issueWithUris([uri]);
   await attempt('127.0.0.32', other.chainPem, other.privateKeyPem);
   const { logged, entry } = await described('127.0.0.32');
-  t.match(entry, /^no usable SPIFFE ID: .*spiffe:\/\/acme\.internal\/svc\/b+…\(\d+ bytes\)$/);
+  t.match(entry, /^no usable SPIFFE ID: .*spiffe:\/\/acme\.internal\/svc\/b+… \(\d+ characters\)$/);
   t.ok(entry.length < 1000, `the /debug/tls message is ${entry.length} characters`);
   t.ok(logged.length < 1500, `the warn line is ${logged.length} characters`);
 });
