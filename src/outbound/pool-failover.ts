@@ -58,9 +58,12 @@ async function openOn(pool: UpstreamPool, endpoint: UpstreamEndpoint, headers: O
   for (;;) {
     try {
       const limitMs = pool.connectTimeoutMs * WAIT_BOUND_CONNECT_TIMEOUTS;
-      const stream = pool.own
-        ? adaptH2Stream(await wait.bound(endpoint, pool.own.request(endpoint, headers, options, wait), limitMs, dropLate))
-        : watchEarlyEnd(await wait.bound(endpoint, pool.agent().requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, wait), limitMs, dropLate));
+      // the session layers get this bound's own token: its expiry stops them too (no dial on,
+      // no request head sent to an endpoint the failover has left)
+      const own = pool.own;
+      const stream = own
+        ? adaptH2Stream(await wait.bound(endpoint, limitMs, (token) => own.request(endpoint, headers, options, token), dropLate))
+        : watchEarlyEnd(await wait.bound(endpoint, limitMs, (token) => pool.agent().requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, token), dropLate));
       countStream(pool, stream, endpoint);
       return { stream, endpoint };
     } catch (err) {

@@ -22,8 +22,8 @@
 //   SETTINGS for ever, and every request queued on that session with it. A socket whose
 //   session has not got them connectTimeoutMs after the handshake is destroyed, which rejects
 //   the session's waiting requests (an endpoint that completes TLS and then says nothing).
-// - Waiting requests can be given up (StreamWait): a cancelled one is never handed a session
-//   nor queued for another one.
+// - Waiting requests can be given up (a StreamWait's token: the requester went away, or the
+//   wait's bound passed): a cancelled one is never handed a session nor queued for another one.
 // - A session whose peer allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0) is closed and
 //   fails its waiting requests, instead of being re-dialled in an endless loop.
 
@@ -35,7 +35,7 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { dialHttp2, endpointOfSocket, markEndpoint, type TlsConnectOptions } from './mutual-tls.js';
-import type { StreamWait } from './stream-wait.js';
+import type { WaitToken } from './stream-wait.js';
 
 export interface UpstreamAgentOptions {
   readonly identity: WorkloadIdentity;
@@ -99,7 +99,7 @@ export class UpstreamAgent extends http2wrapper.Agent {
    * `wait` is still wanted when a session comes. Each rejection is settled once (a session
    * that fails rejects its listeners on 'error' and again on 'close').
    */
-  requestFor(endpoint: UpstreamEndpoint, options: object, headers: OutgoingHttpHeaders, streamOptions: ClientSessionRequestOptions, wait: StreamWait): Promise<ClientHttp2Stream> {
+  requestFor(endpoint: UpstreamEndpoint, options: object, headers: OutgoingHttpHeaders, streamOptions: ClientSessionRequestOptions, wait: WaitToken): Promise<ClientHttp2Stream> {
     return new Promise((resolve, reject) => {
       let settledOnce = false;
       const listener: WaitingListener = {
@@ -159,7 +159,7 @@ export class UpstreamAgent extends http2wrapper.Agent {
 }
 
 interface WaitingListener {
-  readonly wait?: StreamWait;
+  readonly wait?: WaitToken;
   resolve(session: ClientHttp2Session): void;
   reject(err: unknown): void;
 }
