@@ -116,13 +116,16 @@ const RECORDED = new WeakMap<object, MeshcarError>();
  * balancer, is logged (once per outage) and, for a TLS failure, counted. Called where the dial
  * fails (upstream-agent.ts, h2-session-pool.ts), so a dial nobody waits for any more still
  * counts, and again by each request that waited on it (withFailover): the same error object is
- * recorded once, so N waiters do not make N consecutive failures (an ejection).
+ * recorded once, so N waiters do not make N consecutive failures (an ejection). Nothing is
+ * recorded once the pool is closing: what fails then (the agent destroyed, the session pool
+ * shutting down) is the pool's own doing, at every call site.
  */
 export function endpointFailed(pool: UpstreamPool, endpoint: UpstreamEndpoint, err: unknown): MeshcarError {
   const key = typeof err === 'object' && err !== null ? err : undefined;
   const known = key && RECORDED.get(key);
   if (known) return known;
   const failure = classifyConnectError(err, endpoint.key);
+  if (pool.closed) return failure.error;
   if (key) RECORDED.set(key, failure.error);
   if (failure.tlsReason) pool.deps.observer.tlsHandshakeFailed('outbound', failure.tlsReason, outboundFailure(endpoint.key, failure.tlsReason, err));
   const now = Date.now();

@@ -137,7 +137,7 @@ export class UpstreamPool {
             identity: deps.identity,
             checkServerIdentity: this.checkServerIdentity,
             connectTimeoutMs: () => this.connectTimeoutMs,
-            dialFailed: (endpoint, err) => this.dialFailed(endpoint, err),
+            dialFailed: (endpoint, err) => void endpointFailed(this, endpoint, err),
             policy: settings,
             observer: deps.observer,
             logger: deps.logger,
@@ -160,7 +160,7 @@ export class UpstreamPool {
       expectedId: this.config.identity,
       connectTimeoutMs: this.connectTimeoutMs,
       endpointFor: (host) => this.endpoints.forOriginHost(host),
-      dialFailed: (endpoint, err) => this.dialFailed(endpoint, err),
+      dialFailed: (endpoint, err) => void endpointFailed(this, endpoint, err),
     });
     this.nodeKit = kit;
     this.nodeAgent = agent;
@@ -215,11 +215,6 @@ export class UpstreamPool {
       },
     );
     return wait;
-  }
-
-  /** A dial of this pool's agent or session pool failed: the endpoint's failure, unless the pool is closing (its own doing). */
-  private dialFailed(endpoint: UpstreamEndpoint, err: unknown): void {
-    if (!this.closed) endpointFailed(this, endpoint, err);
   }
 
   private circuitOpen(why: string): MeshcarError {

@@ -1,6 +1,6 @@
 // Test helper: a TCP gate in front of an upstream whose mode the test switches (tcp-gate.ts is
 // the open/closed one): `relay` pipes each connection to the target, `reset` resets it on
-// accept, `hold` keeps it unanswered (its bytes buffered) until the test resets the held ones
+// accept, `hold` keeps it unanswered (what it sends kept) until the test resets the held ones
 // or relays them to the target. A dial through a held connection is one that is slow to
 // connect, for as long as the test likes.
 
@@ -27,8 +27,9 @@ export async function startModeGate(target: number, mode: GateMode = 'relay'): P
   let accepted = 0;
   const live = new Set<net.Socket>();
   const held = new Set<net.Socket>();
-  const relay = (client: net.Socket) => {
+  const relay = (client: net.Socket, early: Buffer[] = []) => {
     const upstream = net.connect(target, '127.0.0.1');
+    for (const chunk of early) upstream.write(chunk);
     live.add(upstream);
     upstream.on('error', () => {});
     upstream.on('close', () => {
@@ -37,6 +38,18 @@ export async function startModeGate(target: number, mode: GateMode = 'relay'): P
     });
     client.on('close', () => upstream.destroy());
     client.pipe(upstream).pipe(client);
+    client.resume();
+  };
+  // read (so a peer giving up is seen: \`held\` goes down) and kept for a later relay
+  const early = new Map<net.Socket, Buffer[]>();
+  const keep = function (this: net.Socket, chunk: Buffer) {
+    early.get(this)?.push(chunk);
+  };
+  const hold = (client: net.Socket) => {
+    held.add(client);
+    early.set(client, []);
+    client.on('data', keep);
+    client.on('close', () => early.delete(client));
     client.resume();
   };
   const server = net.createServer({ pauseOnConnect: true }, (client) => {
@@ -48,7 +61,7 @@ export async function startModeGate(target: number, mode: GateMode = 'relay'): P
       held.delete(client);
     });
     if (gate.mode === 'reset') client.resetAndDestroy();
-    else if (gate.mode === 'hold') held.add(client);
+    else if (gate.mode === 'hold') hold(client);
     else relay(client);
   });
   server.listen(0, '127.0.0.1');
@@ -69,7 +82,13 @@ export async function startModeGate(target: number, mode: GateMode = 'relay'): P
     releaseHeld() {
       const list = [...held];
       held.clear();
-      for (const s of list) relay(s);
+      for (const s of list) {
+        s.off('data', keep);
+        s.pause();
+        const chunks = early.get(s) ?? [];
+        early.delete(s);
+        relay(s, chunks);
+      }
     },
     async close() {
       for (const s of live) s.destroy();
