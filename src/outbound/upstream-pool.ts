@@ -102,6 +102,8 @@ export class UpstreamPool {
   active = 0;
   /** Requests waiting for a session or a stream slot (the slow path). */
   pending = 0;
+  /** Requests waiting out a retry's backoff: they come back to this pool (attempt-retry.ts). */
+  retrying = 0;
   /** One function for every stream's 'response' and 'close', not a closure per request. */
   readonly streamResponded: StreamResponded;
   readonly streamClosed: StreamClosed;
@@ -287,9 +289,9 @@ export class UpstreamPool {
     this.closeSessionsGracefully();
   }
 
-  /** No stream open or awaited and no session: a retired pool in this state holds nothing and can go. */
+  /** No stream open or awaited, no retry waiting to come back, no session: a retired pool in this state holds nothing and can go. */
   isIdle(): boolean {
-    return this.active === 0 && this.pending === 0 && this.sessionCount() === 0;
+    return this.active === 0 && this.pending === 0 && this.retrying === 0 && this.sessionCount() === 0;
   }
 
   /** Open HTTP/2 sessions (connected, SETTINGS received, not yet closed). */
