@@ -111,8 +111,8 @@ export class UpstreamPool {
   /** The config this pool runs now (what reload compares against). */
   private config: UpstreamConfig;
   private readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
-  /** Bounds TCP connect + TLS, then the peer's SETTINGS (min(timeoutMs, 10 s)). */
-  connectTimeoutMs: number;
+  /** Bounds TCP connect + TLS, then the peer's SETTINGS (min(timeoutMs, 10 s)); reconfigure() changes it. */
+  private connectMs: number;
 
   constructor(config: UpstreamConfig, readonly deps: PoolDependencies) {
     this.name = config.name;
@@ -121,7 +121,7 @@ export class UpstreamPool {
     this.idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.tunnelIdleTimeoutMs = config.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
     this.retry = new RetryPolicy(config.name, config.retries, deps.observer);
-    this.connectTimeoutMs = Math.min(config.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
+    this.connectMs = Math.min(config.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
     this.checkServerIdentity = verifyServerSpiffeId(config.identity);
     const settings = deps.settings;
     const decayMs = config.balancer?.decayMs ?? BALANCER_DEFAULTS.decayMs;
@@ -138,7 +138,7 @@ export class UpstreamPool {
             upstream: config.name,
             identity: deps.identity,
             checkServerIdentity: this.checkServerIdentity,
-            connectTimeoutMs: () => this.connectTimeoutMs,
+            connectTimeoutMs: () => this.connectMs,
             dialFailed: (endpoint, err) => void endpointFailed(this, endpoint, err),
             policy: settings,
             observer: deps.observer,
@@ -153,6 +153,11 @@ export class UpstreamPool {
     this.endpoints.on('removed', (endpoint) => retire(this, endpoint));
   }
 
+  /** Bounds TCP connect + TLS, then the peer's SETTINGS: read per dial and per wait (a reload may change it). */
+  get connectTimeoutMs(): number {
+    return this.connectMs;
+  }
+
   /** http2-wrapper's agent (codec `node`), made at the first request that needs a new session. */
   agent(): UpstreamAgent {
     if (this.nodeAgent) return this.nodeAgent;
@@ -160,7 +165,7 @@ export class UpstreamPool {
     const agent = new kit.UpstreamAgent({
       identity: this.deps.identity,
       expectedId: this.config.identity,
-      connectTimeoutMs: this.connectTimeoutMs,
+      connectTimeoutMs: () => this.connectMs,
       endpointFor: (host) => this.endpoints.forOriginHost(host),
       dialFailed: (endpoint, err) => void endpointFailed(this, endpoint, err),
     });
@@ -275,7 +280,7 @@ export class UpstreamPool {
     this.timeoutMs = next.timeoutMs;
     this.idleTimeoutMs = next.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.tunnelIdleTimeoutMs = next.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
-    this.connectTimeoutMs = Math.min(next.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
+    this.connectMs = Math.min(next.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
     this.circuit = next.circuitBreaker ?? CIRCUIT_DEFAULTS;
     if (JSON.stringify(prev.retries) !== JSON.stringify(next.retries)) this.retry = new RetryPolicy(next.name, next.retries, this.deps.observer);
   }
