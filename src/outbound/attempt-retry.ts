@@ -46,6 +46,7 @@ function abandon(attempt: Attempt): void {
 /** The retry timer's callback: the next attempt, avoiding the endpoint that failed. */
 function attemptAgain(attempt: Attempt): void {
   attempt.retryTimer = undefined;
+  attempt.pool.retrying -= 1;
   if (attempt.over()) return;
   const appDeadline = attempt.appDeadlineMs;
   if (appDeadline !== undefined) {
@@ -97,6 +98,16 @@ export function tryRetry(attempt: Attempt, reason: RetryReason, retryAfter?: unk
   attempt.retries += 1;
   attempt.retryReason = reason;
   abandon(attempt);
+  // counted on the pool while it waits: a pool retired by a reload is kept for it (isIdle)
+  attempt.pool.retrying += 1;
   attempt.retryTimer = setTimeout(attemptAgain, wait, attempt);
   return true;
+}
+
+/** The attempt is over: a retry still waiting out its backoff will not be made. */
+export function stopRetryTimer(attempt: Attempt): void {
+  if (attempt.retryTimer === undefined) return;
+  clearTimeout(attempt.retryTimer);
+  attempt.retryTimer = undefined;
+  attempt.pool.retrying -= 1;
 }

@@ -27,7 +27,7 @@ import type { StreamWait } from './stream-wait.js';
 import { endedEarly } from '../http/early-end.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { bindAttempt, listenToUpstream, onDeadline, onUpstreamWantTrailers } from './attempt-events.js';
-import { onKeepBody, reportRetry, tryRetry } from './attempt-retry.js';
+import { onKeepBody, reportRetry, stopRetryTimer, tryRetry } from './attempt-retry.js';
 import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
 
 import { appDeadlineMs, type RetryReason } from './retry.js';
@@ -198,7 +198,7 @@ export abstract class Attempt {
     // a retry still waiting or in flight has no outcome of its own: it is counted as cancelled
     reportRetry(this, 'cancelled');
     this.timer?.cancel();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    stopRetryTimer(this);
     this.stopWaiting();
     if (cancel) this.cancelUpstream();
     this.ctx.activity.leave();
@@ -223,8 +223,7 @@ export abstract class Attempt {
   private stopTimers(): void {
     this.timer?.cancel();
     this.timer = undefined;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    stopRetryTimer(this);
   }
 
   /** pool.openStream's callback: an attempt's stream exists. */

@@ -26,7 +26,7 @@ import { dialHttp2 } from './mutual-tls.js';
 import { isSessionClosingError } from './upstream-errors.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
 import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
-import type { StreamWait } from './stream-wait.js';
+import { cancelledError, type WaitToken } from './stream-wait.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -75,7 +75,7 @@ export class H2SessionPool {
   }
 
   /** A stream on this endpoint, dialling a session if none has a free slot. Connect errors are thrown as they are. */
-  async request(endpoint: UpstreamEndpoint, headers: OutgoingHeaders | string[], options: RequestOptions, wait?: StreamWait): Promise<H2Stream> {
+  async request(endpoint: UpstreamEndpoint, headers: OutgoingHeaders | string[], options: RequestOptions, wait?: WaitToken): Promise<H2Stream> {
     withScheme(headers);
     let dials = 0;
     let closingRetries = 0;
@@ -84,7 +84,7 @@ export class H2SessionPool {
     const giveUpAt = performance.now() + this.options.connectTimeoutMs() * (MAX_DIALS + 1);
     for (;;) {
       // given up (its requester went away, or its bound passed: stream-wait.ts): no stream for it
-      if (wait?.cancelled) throw new MeshcarError('upstream_unavailable', 'the request no longer waits for a stream');
+      if (wait?.cancelled) throw cancelledError();
       // checked and used in one synchronous step: waiters woken together cannot overfill a session
       const conn = this.freeSession(endpoint);
       if (conn) {

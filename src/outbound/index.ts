@@ -112,8 +112,8 @@ class OutboundService implements Outbound, OutboundContext {
   private pools: UpstreamPool[];
   /**
    * Pools a reload took out of routing, until they are idle (checked at each reload: one that
-   * has no streams and no sessions left is closed and dropped; 2,000 reloads used to keep
-   * 2,000 pools); the rest are closed on close().
+   * has no streams, waits, retries waiting or sessions left is closed and dropped; 2,000
+   * reloads used to keep 2,000 pools); the rest are closed on close().
    */
   private readonly retired = new Set<UpstreamPool>();
   private readonly settings: PoolSettings;
@@ -241,16 +241,17 @@ class OutboundService implements Outbound, OutboundContext {
     this.router = new UpstreamRouter(pools.map((pool) => [pool.name, pool] as const));
     const previous = this.pools;
     this.pools = pools;
-    // those retired by an earlier reload have had their time: the idle ones go now
-    for (const pool of this.retired) {
-      if (!pool.isIdle()) continue;
-      pool.close();
-      this.retired.delete(pool);
-    }
     for (const pool of previous) {
       if (kept.has(pool)) continue;
       this.retired.add(pool);
       pool.retireAll();
+    }
+    // the retired pools that are idle go now, those just retired included (one never used, or
+    // with nothing left, is not kept until the next reload)
+    for (const pool of this.retired) {
+      if (!pool.isIdle()) continue;
+      pool.close();
+      this.retired.delete(pool);
     }
     this.logger.info({ upstreams: pools.map((p) => p.name), kept: [...kept].map((p) => p.name) }, 'outbound upstreams reloaded');
   }

@@ -58,9 +58,12 @@ async function openOn(pool: UpstreamPool, endpoint: UpstreamEndpoint, headers: O
   for (;;) {
     try {
       const limitMs = pool.connectTimeoutMs * WAIT_BOUND_CONNECT_TIMEOUTS;
-      const stream = pool.own
-        ? adaptH2Stream(await wait.bound(endpoint, pool.own.request(endpoint, headers, options, wait), limitMs, dropLate))
-        : watchEarlyEnd(await wait.bound(endpoint, pool.agent().requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, wait), limitMs, dropLate));
+      // the session layers get this bound's own token: its expiry stops them too (no dial on,
+      // no request head sent to an endpoint the failover has left)
+      const own = pool.own;
+      const stream = own
+        ? adaptH2Stream(await wait.bound(endpoint, limitMs, (token) => own.request(endpoint, headers, options, token), dropLate))
+        : watchEarlyEnd(await wait.bound(endpoint, limitMs, (token) => pool.agent().requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, token), dropLate));
       countStream(pool, stream, endpoint);
       return { stream, endpoint };
     } catch (err) {
@@ -113,13 +116,16 @@ const RECORDED = new WeakMap<object, MeshcarError>();
  * balancer, is logged (once per outage) and, for a TLS failure, counted. Called where the dial
  * fails (upstream-agent.ts, h2-session-pool.ts), so a dial nobody waits for any more still
  * counts, and again by each request that waited on it (withFailover): the same error object is
- * recorded once, so N waiters do not make N consecutive failures (an ejection).
+ * recorded once, so N waiters do not make N consecutive failures (an ejection). Nothing is
+ * recorded once the pool is closing: what fails then (the agent destroyed, the session pool
+ * shutting down) is the pool's own doing, at every call site.
  */
 export function endpointFailed(pool: UpstreamPool, endpoint: UpstreamEndpoint, err: unknown): MeshcarError {
   const key = typeof err === 'object' && err !== null ? err : undefined;
   const known = key && RECORDED.get(key);
   if (known) return known;
   const failure = classifyConnectError(err, endpoint.key);
+  if (pool.closed) return failure.error;
   if (key) RECORDED.set(key, failure.error);
   if (failure.tlsReason) pool.deps.observer.tlsHandshakeFailed('outbound', failure.tlsReason, outboundFailure(endpoint.key, failure.tlsReason, err));
   const now = Date.now();

@@ -1,58 +1,72 @@
 // One request waiting on an upstream pool's slow path (a session being dialled, or a stream
 // slot): bounded in time, and cancellable by its requester. Without a bound, an endpoint that
 // completes TLS but never sends SETTINGS (or a dial that never ends) held the request, its
-// `pool.pending` count and its circuit-breaker slot for ever. The session layers below (the
-// agent's listeners, H2SessionPool.request) read `cancelled` before they make a stream, so a
-// wait that ended never leaves a stream nobody owns.
+// `pool.pending` count and its circuit-breaker slot for ever. Each bounded piece of work (one
+// endpoint's wait) gets its own token, cancelled when the requester cancels or when the bound
+// passes: the session layers below (the agent's listeners, H2SessionPool.request) read the
+// token before they dial or make a stream, so a wait that ended never dials on, and never sends
+// a request head to an endpoint it has left (the failover sent it to the next one already: a
+// POST would have been delivered twice).
 
+import { performance } from 'node:perf_hooks';
 import { MeshcarError } from '../errors.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 
 /** Why a wait was given up by its requester (not the endpoint's fault: never counted against it). */
 export const WAIT_CANCELLED = Symbol('meshcar.waitCancelled');
 
-export class StreamWait {
-  /** The requester went away, or the bound passed: nothing more may be made for this wait. */
+/** What the session layers read of one bounded wait: whether it still wants a stream. */
+export interface WaitToken {
+  readonly cancelled: boolean;
+}
+
+class BoundToken implements WaitToken {
   cancelled = false;
-  private timer: NodeJS.Timeout | undefined = undefined;
-  private rejectNow: ((err: unknown) => void) | undefined = undefined;
+}
+
+export class StreamWait {
+  /** The requester went away: nothing more may be made for this request. */
+  cancelled = false;
+  /** Ends the bounded wait in progress (the requester cancelled). */
+  private endNow: ((err: unknown) => void) | undefined = undefined;
 
   /**
-   * `work`, given up after `limitMs` (an endpoint failure: the caller marks it) or when the
-   * requester cancels. A result that comes after the wait ended is handed to `orphan`.
+   * `work(token)`, given up after `limitMs` (an endpoint failure: the caller marks it) or when
+   * the requester cancels; either cancels `token`. A result that comes after the wait ended is
+   * handed to `orphan`.
    */
-  bound<T>(endpoint: UpstreamEndpoint, work: Promise<T>, limitMs: number, orphan: (late: T) => void): Promise<T> {
-    if (this.cancelled) {
-      work.then(orphan, ignore);
-      return Promise.reject(cancelledError());
-    }
+  bound<T>(endpoint: UpstreamEndpoint, limitMs: number, work: (token: WaitToken) => Promise<T>, orphan: (late: T) => void): Promise<T> {
+    if (this.cancelled) return Promise.reject(cancelledError());
+    const token = new BoundToken();
     return new Promise<T>((resolve, reject) => {
       let done = false;
-      const finish = () => {
+      const end = (err: unknown) => {
+        if (done) return;
         done = true;
-        if (this.timer) clearTimeout(this.timer);
-        this.timer = undefined;
-        this.rejectNow = undefined;
-      };
-      this.rejectNow = (err) => {
-        finish();
+        token.cancelled = true;
+        clearTimeout(timer);
+        if (this.endNow === end) this.endNow = undefined;
         reject(err);
       };
-      this.timer = setTimeout(() => {
-        finish();
-        reject(Object.assign(new Error(`${endpoint.key}: no stream within ${limitMs} ms (no session, or no SETTINGS from it)`), { code: 'ETIMEDOUT' }));
-      }, limitMs);
-      work.then(
+      const timer = setTimeout(() => end(boundExpired(endpoint, limitMs)), limitMs);
+      // like every outbound timer: a wait in progress never keeps the process alive
+      timer.unref();
+      this.endNow = end;
+      let promise: Promise<T>;
+      try {
+        promise = work(token);
+      } catch (err) {
+        promise = Promise.reject(err);
+      }
+      promise.then(
         (value) => {
           if (done) return orphan(value);
-          finish();
+          done = true;
+          clearTimeout(timer);
+          if (this.endNow === end) this.endNow = undefined;
           resolve(value);
         },
-        (err: unknown) => {
-          if (done) return;
-          finish();
-          reject(err);
-        },
+        (err: unknown) => end(err),
       );
     });
   }
@@ -61,16 +75,32 @@ export class StreamWait {
   cancel(): void {
     if (this.cancelled) return;
     this.cancelled = true;
-    this.rejectNow?.(cancelledError());
+    this.endNow?.(cancelledError());
   }
 }
 
-function cancelledError(): MeshcarError {
+/**
+ * The bound expiry of waits on one endpoint, one error object per bound's length: the waiters
+ * that gave up on the same dial together are one failure of the endpoint (pool-failover.ts
+ * records each error object once), not one per waiter (5 waiters used to be 5 consecutive
+ * failures, an outlier ejection).
+ */
+const EXPIRED = new WeakMap<UpstreamEndpoint, { readonly error: Error; readonly until: number }>();
+
+function boundExpired(endpoint: UpstreamEndpoint, limitMs: number): Error {
+  const now = performance.now();
+  const known = EXPIRED.get(endpoint);
+  if (known !== undefined && now < known.until) return known.error;
+  const error = Object.assign(new Error(`${endpoint.key}: no stream within ${limitMs} ms (no session, or no SETTINGS from it)`), { code: 'ETIMEDOUT' });
+  EXPIRED.set(endpoint, { error, until: now + limitMs });
+  return error;
+}
+
+/** The error of a wait its requester gave up (isWaitCancelled holds for it). */
+export function cancelledError(): MeshcarError {
   return Object.assign(new MeshcarError('upstream_unavailable', 'the request no longer waits for a stream'), { [WAIT_CANCELLED]: true });
 }
 
 export function isWaitCancelled(err: unknown): boolean {
   return (err as { [WAIT_CANCELLED]?: boolean } | null)?.[WAIT_CANCELLED] === true;
 }
-
-function ignore(): void {}

@@ -22,8 +22,8 @@
 //   SETTINGS for ever, and every request queued on that session with it. A socket whose
 //   session has not got them connectTimeoutMs after the handshake is destroyed, which rejects
 //   the session's waiting requests (an endpoint that completes TLS and then says nothing).
-// - Waiting requests can be given up (StreamWait): a cancelled one is never handed a session
-//   nor queued for another one.
+// - Waiting requests can be given up (a StreamWait's token: the requester went away, or the
+//   wait's bound passed): a cancelled one is never handed a session nor queued for another one.
 // - A session whose peer allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0) is closed and
 //   fails its waiting requests, instead of being re-dialled in an endless loop.
 
@@ -35,14 +35,14 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { dialHttp2, endpointOfSocket, markEndpoint, type TlsConnectOptions } from './mutual-tls.js';
-import type { StreamWait } from './stream-wait.js';
+import type { WaitToken } from './stream-wait.js';
 
 export interface UpstreamAgentOptions {
   readonly identity: WorkloadIdentity;
   /** The SPIFFE ID the upstream's certificate must carry. */
   readonly expectedId: string;
-  /** Bounds TCP connect + TLS handshake. */
-  readonly connectTimeoutMs: number;
+  /** Read per dial (a reload may change it): bounds TCP connect + TLS, and then the peer's SETTINGS. */
+  readonly connectTimeoutMs: () => number;
   readonly endpointFor: (originHost: string) => UpstreamEndpoint | undefined;
   /** A dial failed (connect, TLS, no SETTINGS, closed before them): recorded once per dial, where it happens. */
   readonly dialFailed: (endpoint: UpstreamEndpoint, err: unknown) => void;
@@ -50,9 +50,9 @@ export interface UpstreamAgentOptions {
 
 export class UpstreamAgent extends http2wrapper.Agent {
   private readonly tickets = new Map<string, Buffer>();
-  private readonly tlsOptions: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn'>;
+  private readonly tlsOptions: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn' | 'timeoutMs'>;
   private readonly endpointFor: UpstreamAgentOptions['endpointFor'];
-  private readonly settingsTimeoutMs: number;
+  private readonly connectTimeoutMs: () => number;
   private readonly dialFailed: UpstreamAgentOptions['dialFailed'];
 
   constructor(options: UpstreamAgentOptions) {
@@ -60,14 +60,13 @@ export class UpstreamAgent extends http2wrapper.Agent {
     // would make round-robin over many endpoints churn connections
     super({ maxEmptySessions: Number.POSITIVE_INFINITY });
     this.endpointFor = options.endpointFor;
-    this.settingsTimeoutMs = options.connectTimeoutMs;
+    this.connectTimeoutMs = options.connectTimeoutMs;
     this.dialFailed = options.dialFailed;
     // emitted when a session's first SETTINGS came: its socket's SETTINGS timer is done
     this.on('session', (session: ClientHttp2Session) => settled(session.socket));
     this.tlsOptions = {
       identity: options.identity,
       checkServerIdentity: verifyServerSpiffeId(options.expectedId),
-      timeoutMs: options.connectTimeoutMs,
     };
   }
 
@@ -78,12 +77,13 @@ export class UpstreamAgent extends http2wrapper.Agent {
   override async createConnection(origin: URL): Promise<TLSSocket> {
     const endpoint = this.endpointFor(origin.host);
     if (!endpoint) throw new MeshcarError('upstream_unavailable', `${origin.host} is no longer an endpoint`);
-    const socket = await dialHttp2(endpoint, this.tlsOptions, this.tickets);
+    // the pool's current value, as the meshcar codec reads it: a reloaded `timeout` reaches new dials
+    const ms = this.connectTimeoutMs();
+    const socket = await dialHttp2(endpoint, { ...this.tlsOptions, timeoutMs: ms }, this.tickets);
     Object.defineProperty(socket, 'getPeerX509Certificate', { value: hiddenPeerX509, configurable: true });
     markEndpoint(socket, endpoint);
     // HTTP/2 installs its own handler; this one only stops a late second error from throwing
     socket.on('error', ignore);
-    const ms = this.settingsTimeoutMs;
     const timer = setTimeout(() => {
       // the session sees its socket fail with this error and rejects the requests waiting on it
       socket.destroy(Object.assign(new Error(`${endpoint.key} sent no HTTP/2 SETTINGS within ${ms} ms`), { code: 'ETIMEDOUT' }));
@@ -99,7 +99,7 @@ export class UpstreamAgent extends http2wrapper.Agent {
    * `wait` is still wanted when a session comes. Each rejection is settled once (a session
    * that fails rejects its listeners on 'error' and again on 'close').
    */
-  requestFor(endpoint: UpstreamEndpoint, options: object, headers: OutgoingHttpHeaders, streamOptions: ClientSessionRequestOptions, wait: StreamWait): Promise<ClientHttp2Stream> {
+  requestFor(endpoint: UpstreamEndpoint, options: object, headers: OutgoingHttpHeaders, streamOptions: ClientSessionRequestOptions, wait: WaitToken): Promise<ClientHttp2Stream> {
     return new Promise((resolve, reject) => {
       let settledOnce = false;
       const listener: WaitingListener = {
@@ -133,12 +133,14 @@ export class UpstreamAgent extends http2wrapper.Agent {
       // a peer that allows no stream: http2-wrapper would re-queue the listeners, dial again at
       // once and meet the same, in an endless loop (hundreds of connections a second, all left
       // open). The session is unusable: closed, and its waiting requests fail as a failed dial
-      // (the endpoint rests for the backoff, see pool-failover.ts).
+      // (the endpoint rests for the backoff, see pool-failover.ts), recorded where every failed
+      // dial is: the listeners' rejection (requestFor), here only when none is left to reject.
       const endpoint = endpointOfSocket(session.socket);
       const err = new MeshcarError('upstream_unavailable', `${endpoint?.key ?? normalizedOrigin} allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)`);
       session.destroy();
-      if (endpoint) this.dialFailed(endpoint, err);
-      for (const l of listeners.splice(0)) l.reject(err);
+      const waiting = listeners.splice(0);
+      if (waiting.length === 0 && endpoint) this.dialFailed(endpoint, err);
+      for (const l of waiting) l.reject(err);
       return;
     }
     let kept = 0;
@@ -159,7 +161,7 @@ export class UpstreamAgent extends http2wrapper.Agent {
 }
 
 interface WaitingListener {
-  readonly wait?: StreamWait;
+  readonly wait?: WaitToken;
   resolve(session: ClientHttp2Session): void;
   reject(err: unknown): void;
 }

@@ -102,6 +102,8 @@ export class UpstreamPool {
   active = 0;
   /** Requests waiting for a session or a stream slot (the slow path). */
   pending = 0;
+  /** Requests waiting out a retry's backoff: they come back to this pool (attempt-retry.ts). */
+  retrying = 0;
   /** One function for every stream's 'response' and 'close', not a closure per request. */
   readonly streamResponded: StreamResponded;
   readonly streamClosed: StreamClosed;
@@ -109,8 +111,8 @@ export class UpstreamPool {
   /** The config this pool runs now (what reload compares against). */
   private config: UpstreamConfig;
   private readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
-  /** Bounds TCP connect + TLS, then the peer's SETTINGS (min(timeoutMs, 10 s)). */
-  connectTimeoutMs: number;
+  /** Bounds TCP connect + TLS, then the peer's SETTINGS (min(timeoutMs, 10 s)); reconfigure() changes it. */
+  private connectMs: number;
 
   constructor(config: UpstreamConfig, readonly deps: PoolDependencies) {
     this.name = config.name;
@@ -119,7 +121,7 @@ export class UpstreamPool {
     this.idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.tunnelIdleTimeoutMs = config.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
     this.retry = new RetryPolicy(config.name, config.retries, deps.observer);
-    this.connectTimeoutMs = Math.min(config.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
+    this.connectMs = Math.min(config.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
     this.checkServerIdentity = verifyServerSpiffeId(config.identity);
     const settings = deps.settings;
     const decayMs = config.balancer?.decayMs ?? BALANCER_DEFAULTS.decayMs;
@@ -136,8 +138,8 @@ export class UpstreamPool {
             upstream: config.name,
             identity: deps.identity,
             checkServerIdentity: this.checkServerIdentity,
-            connectTimeoutMs: () => this.connectTimeoutMs,
-            dialFailed: (endpoint, err) => this.dialFailed(endpoint, err),
+            connectTimeoutMs: () => this.connectMs,
+            dialFailed: (endpoint, err) => void endpointFailed(this, endpoint, err),
             policy: settings,
             observer: deps.observer,
             logger: deps.logger,
@@ -151,6 +153,11 @@ export class UpstreamPool {
     this.endpoints.on('removed', (endpoint) => retire(this, endpoint));
   }
 
+  /** Bounds TCP connect + TLS, then the peer's SETTINGS: read per dial and per wait (a reload may change it). */
+  get connectTimeoutMs(): number {
+    return this.connectMs;
+  }
+
   /** http2-wrapper's agent (codec `node`), made at the first request that needs a new session. */
   agent(): UpstreamAgent {
     if (this.nodeAgent) return this.nodeAgent;
@@ -158,9 +165,9 @@ export class UpstreamPool {
     const agent = new kit.UpstreamAgent({
       identity: this.deps.identity,
       expectedId: this.config.identity,
-      connectTimeoutMs: this.connectTimeoutMs,
+      connectTimeoutMs: () => this.connectMs,
       endpointFor: (host) => this.endpoints.forOriginHost(host),
-      dialFailed: (endpoint, err) => this.dialFailed(endpoint, err),
+      dialFailed: (endpoint, err) => void endpointFailed(this, endpoint, err),
     });
     this.nodeKit = kit;
     this.nodeAgent = agent;
@@ -215,11 +222,6 @@ export class UpstreamPool {
       },
     );
     return wait;
-  }
-
-  /** A dial of this pool's agent or session pool failed: the endpoint's failure, unless the pool is closing (its own doing). */
-  private dialFailed(endpoint: UpstreamEndpoint, err: unknown): void {
-    if (!this.closed) endpointFailed(this, endpoint, err);
   }
 
   private circuitOpen(why: string): MeshcarError {
@@ -278,7 +280,7 @@ export class UpstreamPool {
     this.timeoutMs = next.timeoutMs;
     this.idleTimeoutMs = next.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.tunnelIdleTimeoutMs = next.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
-    this.connectTimeoutMs = Math.min(next.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
+    this.connectMs = Math.min(next.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
     this.circuit = next.circuitBreaker ?? CIRCUIT_DEFAULTS;
     if (JSON.stringify(prev.retries) !== JSON.stringify(next.retries)) this.retry = new RetryPolicy(next.name, next.retries, this.deps.observer);
   }
@@ -292,9 +294,9 @@ export class UpstreamPool {
     this.closeSessionsGracefully();
   }
 
-  /** No stream open or awaited and no session: a retired pool in this state holds nothing and can go. */
+  /** No stream open or awaited, no retry waiting to come back, no session: a retired pool in this state holds nothing and can go. */
   isIdle(): boolean {
-    return this.active === 0 && this.pending === 0 && this.sessionCount() === 0;
+    return this.active === 0 && this.pending === 0 && this.retrying === 0 && this.sessionCount() === 0;
   }
 
   /** Open HTTP/2 sessions (connected, SETTINGS received, not yet closed). */

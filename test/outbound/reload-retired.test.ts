@@ -1,7 +1,8 @@
 // Reloads that re-point an upstream retire its old pool; a retired pool is dropped (and
-// closed) once it has no streams and no sessions left, checked at each reload, both codecs.
-// Kept for ever they added up: 2,000 reloads held 2,000 pools (~8 MB). A pool retired while a
-// request runs on it is kept until that request is done.
+// closed) once it has no streams, no waits, no retries waiting and no sessions left, checked
+// at each reload, both codecs. Kept for ever they added up: 2,000 reloads held 2,000 pools
+// (~8 MB). A pool retired while a request runs on it, or waits out a retry's backoff on it, is
+// kept until that request is done.
 
 import t from 'tap';
 import type { ServerHttp2Stream } from 'node:http2';
@@ -66,5 +67,51 @@ for (const codec of ['node', 'meshcar'] as const) {
     fx.outbound.setUpstreams(payments(other.port));
     held[0]?.respond({ ':status': 200 }, { endStream: true });
     t.equal((await running).status, 200, 'the request on the retired pool was answered');
+  });
+
+  t.test(`${codec} codec: a pool retired while a request waits out its retry's backoff is kept for the retry`, async (t) => {
+    const pki = await makePki(TD);
+    let seen = 0;
+    // the first answer is a 503 asking for a retry in 1 s: the window for two reloads
+    const flaky = await startUpstream(pki, {
+      handler: (stream) => {
+        seen += 1;
+        stream.on('error', () => {});
+        stream.resume();
+        if (seen === 1) stream.respond({ ':status': 503, 'retry-after': '1' }, { endStream: true });
+        else stream.respond({ ':status': 200 }, { endStream: true });
+      },
+    });
+    const other = await startUpstream(pki);
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${flaky.port}`] }], { codec });
+    t.teardown(async () => {
+      await fx.close();
+      await flaky.close();
+      await other.close();
+    });
+    const retried = request(fx.port, { path: '/echo' });
+    const until = Date.now() + 5000;
+    while (seen === 0 && Date.now() < until) await sleep(5);
+    t.equal(seen, 1, 'the first attempt was answered 503');
+    fx.outbound.setUpstreams(payments(other.port));
+    // the retired pool's session closes (nothing runs on it): only the waiting retry is left
+    while (flaky.sessions.size > 0 && Date.now() < until) await sleep(5);
+    t.equal(flaky.sessions.size, 0, "the retired pool's session closed");
+    fx.outbound.setUpstreams(payments(other.port));
+    t.equal(retiredOf(fx.outbound), 1, 'the retired pool is kept for its waiting retry');
+    t.equal((await retried).status, 200, 'the retry was made on the retired pool and answered');
+    t.equal(seen, 2, 'by the same upstream');
+  });
+
+  t.test(`${codec} codec: a pool idle when it is retired goes at once`, async (t) => {
+    const pki = await makePki(TD);
+    const a = await startUpstream(pki);
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${a.port}`] }], { codec });
+    t.teardown(async () => {
+      await fx.close();
+      await a.close();
+    });
+    fx.outbound.setUpstreams(payments(a.port + 1)); // never used: no stream, no session
+    t.equal(retiredOf(fx.outbound), 0, 'not kept until the next reload');
   });
 }
