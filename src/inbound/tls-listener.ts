@@ -2,7 +2,8 @@
 // a client certificate required and verified against the trust bundle, ALPN h2 and
 // http/1.1. After the handshake, the caller's certificate path must be within its dates (also
 // on a resumed session, where Node reports the first handshake's verdict) and carry exactly
-// one SPIFFE ID of our trust domain, or the connection is closed. Every refusal is counted by
+// one SPIFFE ID of our trust domain, or the connection is closed. A connection whose handshake
+// does not finish within the handshake timeout is closed too. Every refusal is counted by
 // reason; none can throw.
 //
 // No session tickets unless `inbound.sessionResumption` asks for them: every caller then makes
@@ -70,9 +71,13 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
 
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
     const reason = handshakeFailureReason(err, socket);
-    if (reason === undefined) return; // the client left before saying anything: not a TLS failure
-    observer.tlsHandshakeFailed('inbound', reason, inboundFailure(socket, reason, err));
-    logger.debug({ reason, code: err.code, authorizationError: socket.authorizationError, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
+    if (reason !== undefined) {
+      observer.tlsHandshakeFailed('inbound', reason, inboundFailure(socket, reason, err));
+      logger.debug({ reason, code: err.code, authorizationError: socket.authorizationError, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
+    }
+    // Node only reports a handshake timeout (ERR_TLS_HANDSHAKE_TIMEOUT), leaving the socket
+    // open: a peer that connects and never sends a ClientHello would hold a descriptor for ever
+    socket.destroy();
   });
 
   return server;
