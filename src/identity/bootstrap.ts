@@ -1,6 +1,7 @@
 // Brings a workload identity up from configuration: from the CA (reuse the SVID on disk while
 // valid and still trusted by the CA's bundle, else spend the join token; then keep renewing and
-// keep the bundle current) or from watched files. The one entry
+// keep the bundle current; one that starts a little in the future, from a CA whose clock is
+// ahead, is stored at once and served from its start) or from watched files. The one entry
 // point the composition root needs; each returns a running identity and a way to stop it.
 
 import { readBoundedText } from '../bounded-file.js';
@@ -14,6 +15,7 @@ import { FilesWatcher, loadSvidFiles, type IdentityFiles } from './files-source.
 import { backoffDelayMs, Renewal, type BackoffPolicy, type RenewalWindow } from './renewal.js';
 import { remainingMs, type Svid } from './svid.js';
 import { WorkloadIdentity } from './workload-identity.js';
+import { untilServable, warnNotYetValid } from './valid-soon.js';
 
 export interface RunningIdentity {
   readonly identity: WorkloadIdentity;
@@ -121,6 +123,12 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
       });
       logger.info({ serial: svid.serialHex, notAfter: svid.notAfter.toISOString() }, nearEnd ? 'SVID renewed by the CA with the stored one' : 'SVID issued by the CA');
     }
+  }
+  if (svid.validFrom.getTime() > Date.now()) {
+    // from a CA whose clock is ahead (now, or at the start that stored it): on disk already,
+    // so the join token it cost is not lost; the listeners open once peers will accept it
+    warnNotYetValid(logger, svid, 'no listener opens');
+    await untilServable(svid);
   }
 
   const identity = new WorkloadIdentity(svid, logger);
