@@ -15,6 +15,7 @@ import { FilesWatcher, loadSvidFiles, type IdentityFiles } from './files-source.
 import { backoffDelayMs, Renewal, type BackoffPolicy, type RenewalWindow } from './renewal.js';
 import { remainingMs, type Svid } from './svid.js';
 import { WorkloadIdentity } from './workload-identity.js';
+import { SvidSaver } from './svid-saver.js';
 import { untilServable, warnNotYetValid } from './valid-soon.js';
 
 export interface RunningIdentity {
@@ -35,6 +36,8 @@ export interface CaIdentityOptions {
   readonly backoff?: BackoffPolicy;
   /** How long the first issuance keeps retrying an unreachable CA (e.g. started alongside); default 30 s. */
   readonly startupTimeoutMs?: number;
+  /** Each failed save of an SVID under `dir` (retries included): the sidecar counts them. */
+  readonly onPersistFailure?: (err: unknown) => void;
   readonly logger: Logger;
 }
 
@@ -91,13 +94,10 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     }
   };
 
-  // renewal and bundle refresh both store: one save at a time (the store has a single writer)
-  let saving: Promise<void> = Promise.resolve();
-  const persist = (next: Svid): Promise<void> => {
-    const save = saving.then(() => store.save(next));
-    saving = save.catch(() => undefined);
-    return save;
-  };
+  // first issuance, renewal and bundle refresh all store: one save at a time (the store has a
+  // single writer); one that fails is counted, logged and tried again until it lands
+  const saver = new SvidSaver({ store, logger, ...(options.onPersistFailure ? { onFailure: options.onPersistFailure } : {}) });
+  const persist = (next: Svid): Promise<void> => saver.save(next).then(() => undefined);
   let svid = await store.load(spiffeId);
   // usable as stored (then possibly refused by the CA's bundle below: not one to renew with)
   const reusable = svid !== undefined;
@@ -118,9 +118,7 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
       return nearEnd;
     });
     if (svid !== nearEnd) {
-      await store.save(svid).catch((err: unknown) => {
-        logger.error({ dir: options.dir }, `could not persist the new SVID; a restart will need a new join token: ${describeError(err)}`);
-      });
+      await persist(svid);
       logger.info({ serial: svid.serialHex, notAfter: svid.notAfter.toISOString() }, nearEnd ? 'SVID renewed by the CA with the stored one' : 'SVID issued by the CA');
     }
   }
@@ -149,6 +147,7 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     stop: () => {
       renewal.stop();
       bundles.stop();
+      saver.stop();
     },
   };
 }

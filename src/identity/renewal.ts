@@ -32,7 +32,7 @@ export interface RenewalOptions {
   readonly identity: WorkloadIdentity;
   /** Gets a new validated SVID, e.g. from the CA over mTLS with `current`. */
   readonly obtain: (current: Svid) => Promise<Svid>;
-  /** Stores the new SVID before it is swapped in (failures are logged, the swap goes ahead). */
+  /** Stores the new SVID before it is swapped in (the swap goes ahead whatever the outcome: bootstrap's retries failed saves). */
   readonly persist?: (svid: Svid) => Promise<void>;
   readonly window?: RenewalWindow;
   readonly backoff?: BackoffPolicy;

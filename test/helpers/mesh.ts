@@ -87,6 +87,8 @@ export interface SidecarSpec {
   readonly caUrl?: string;
   /** identity.ca.bundle (default: the CA's own bundle.pem), e.g. a copy made at install time. */
   readonly bundle?: string;
+  /** identity.dir (default: a new folder under the CA's test folder). */
+  readonly identityDir?: string;
   /** identity.ca.token (default: the service's reusable token, shared by its sidecars), e.g. a single-use one. */
   readonly token?: string;
   /** identity.ca.bundleRefresh (default: the sidecar's, 5m). */
@@ -165,7 +167,7 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
         `    bundle: ${spec.bundle ?? ca.bundlePath}`,
         `    token: ${spec.token ?? (await ca.tokenFile(spec.service))}`,
         ...(spec.bundleRefresh ? [`    bundleRefresh: ${spec.bundleRefresh}`] : []),
-        `  dir: ${join(ca.dir, `id-${name}`)}`,
+        `  dir: ${spec.identityDir ?? join(ca.dir, `id-${name}`)}`,
         `  ttl: ${spec.ttl ?? '1h'}`,
         ...(spec.renewal ? [`  renewal: ${spec.renewal}`] : []),
       ];
