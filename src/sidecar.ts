@@ -135,7 +135,7 @@ export class Sidecar {
       // the bound address (port 0 picks one): /healthz and /ready answer from here on
       logger.info({ component: 'admin', address: { host: this.admin.host, port: this.admin.port } }, 'admin listening');
     }
-    this.running = await (fromPrimary ? fromPrimary() : startIdentity(config.identity, config.spiffeId, config.trustDomain, logger.child({ component: 'identity' })));
+    this.running = await (fromPrimary ? fromPrimary() : startIdentity(config.identity, config.spiffeId, config.trustDomain, logger.child({ component: 'identity' }), this.metrics));
     watchIdentityMetrics(this.metrics, this.running);
 
     const identity = this.running.identity;

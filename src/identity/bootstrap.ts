@@ -1,6 +1,7 @@
 // Brings a workload identity up from configuration: from the CA (reuse the SVID on disk while
 // valid and still trusted by the CA's bundle, else spend the join token; then keep renewing and
-// keep the bundle current) or from watched files. The one entry
+// keep the bundle current; one that starts a little in the future, from a CA whose clock is
+// ahead, is stored at once and served from its start) or from watched files. The one entry
 // point the composition root needs; each returns a running identity and a way to stop it.
 
 import { readBoundedText } from '../bounded-file.js';
@@ -14,6 +15,8 @@ import { FilesWatcher, loadSvidFiles, type IdentityFiles } from './files-source.
 import { backoffDelayMs, Renewal, type BackoffPolicy, type RenewalWindow } from './renewal.js';
 import { remainingMs, type Svid } from './svid.js';
 import { WorkloadIdentity } from './workload-identity.js';
+import { SvidSaver } from './svid-saver.js';
+import { untilServable, warnNotYetValid } from './valid-soon.js';
 
 export interface RunningIdentity {
   readonly identity: WorkloadIdentity;
@@ -33,6 +36,8 @@ export interface CaIdentityOptions {
   readonly backoff?: BackoffPolicy;
   /** How long the first issuance keeps retrying an unreachable CA (e.g. started alongside); default 30 s. */
   readonly startupTimeoutMs?: number;
+  /** Each failed save of an SVID under `dir` (retries included): the sidecar counts them. */
+  readonly onPersistFailure?: (err: unknown) => void;
   readonly logger: Logger;
 }
 
@@ -89,13 +94,10 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     }
   };
 
-  // renewal and bundle refresh both store: one save at a time (the store has a single writer)
-  let saving: Promise<void> = Promise.resolve();
-  const persist = (next: Svid): Promise<void> => {
-    const save = saving.then(() => store.save(next));
-    saving = save.catch(() => undefined);
-    return save;
-  };
+  // first issuance, renewal and bundle refresh all store: one save at a time (the store has a
+  // single writer); one that fails is counted, logged and tried again until it lands
+  const saver = new SvidSaver({ store, logger, ...(options.onPersistFailure ? { onFailure: options.onPersistFailure } : {}) });
+  const persist = (next: Svid): Promise<void> => saver.save(next).then(() => undefined);
   let svid = await store.load(spiffeId);
   // usable as stored (then possibly refused by the CA's bundle below: not one to renew with)
   const reusable = svid !== undefined;
@@ -116,11 +118,15 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
       return nearEnd;
     });
     if (svid !== nearEnd) {
-      await store.save(svid).catch((err: unknown) => {
-        logger.error({ dir: options.dir }, `could not persist the new SVID; a restart will need a new join token: ${describeError(err)}`);
-      });
+      await persist(svid);
       logger.info({ serial: svid.serialHex, notAfter: svid.notAfter.toISOString() }, nearEnd ? 'SVID renewed by the CA with the stored one' : 'SVID issued by the CA');
     }
+  }
+  if (svid.validFrom.getTime() > Date.now()) {
+    // from a CA whose clock is ahead (now, or at the start that stored it): on disk already,
+    // so the join token it cost is not lost; the listeners open once peers will accept it
+    warnNotYetValid(logger, svid, 'no listener opens');
+    await untilServable(svid);
   }
 
   const identity = new WorkloadIdentity(svid, logger);
@@ -141,6 +147,7 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     stop: () => {
       renewal.stop();
       bundles.stop();
+      saver.stop();
     },
   };
 }

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { splitPemCertificates } from '../pki/pem.js';
 import type { CaClient } from './ca-client.js';
-import { rootCount, validateSvid, type Svid } from './svid.js';
+import { rootCount, validateSvidSoon, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
 
 export const DEFAULT_BUNDLE_REFRESH_MS = 5 * 60_000;
@@ -34,7 +34,8 @@ export type BundleOutcome =
 export function applyBundle(svid: Svid, bundlePem: string): BundleOutcome {
   if (rootsKey(bundlePem) === rootsKey(svid.bundlePem)) return { kind: 'unchanged' };
   try {
-    return { kind: 'changed', svid: validateSvid({ privateKeyPem: svid.privateKeyPem, chainPem: svid.chainPem, bundlePem }, svid.spiffeId) };
+    // Soon: a stored SVID that starts in a moment (a CA clock ahead) is no less trusted for it
+    return { kind: 'changed', svid: validateSvidSoon({ privateKeyPem: svid.privateKeyPem, chainPem: svid.chainPem, bundlePem }, svid.spiffeId) };
   } catch (err) {
     return { kind: 'leaf_untrusted', reason: describeError(err) };
   }

@@ -14,7 +14,7 @@ import { generateWorkloadKey } from '../pki/keys.js';
 import { caSpiffeId } from './spiffe-id.js';
 import { spiffeIdOfCertificate, verifyServerSpiffeId } from './peer-identity.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
-import { validateSvid, type Svid } from './svid.js';
+import { validateSvidSoon, type Svid } from './svid.js';
 import { buildCsr } from '../pki/csr-request.js'; // DER by hand: a sidecar never loads node-forge
 
 export const DEFAULT_CA_TIMEOUT_MS = 10_000;
@@ -86,7 +86,10 @@ export class CaClient {
     this.caId = caSpiffeId(options.trustDomain);
   }
 
-  /** A new SVID for request.spiffeId, validated; throws ca_unreachable, ca_refused or identity_invalid. */
+  /**
+   * A new SVID for request.spiffeId, validated, possibly starting a few minutes ahead (see
+   * validateSvidSoon: check validFrom); throws ca_unreachable, ca_refused or identity_invalid.
+   */
   async sign(request: SignRequest): Promise<Svid> {
     const keyPair = await generateWorkloadKey();
     const csr = await buildCsr(createPrivateKey(keyPair.privateKeyPem), createPublicKey(keyPair.publicKeyPem), request.spiffeId);
@@ -108,7 +111,9 @@ export class CaClient {
       throw new MeshcarError('identity_invalid', `the CA issued ${spiffeId}, but ${request.spiffeId} was asked for`);
     }
     try {
-      return validateSvid({ privateKeyPem: keyPair.privateKeyPem, chainPem: chain, bundlePem: bundle }, request.spiffeId);
+      // a CA whose clock runs ahead issues certificates that start in our future: kept (the
+      // join token that paid for it may be single-use), served once valid (validFrom)
+      return validateSvidSoon({ privateKeyPem: keyPair.privateKeyPem, chainPem: chain, bundlePem: bundle }, request.spiffeId);
     } catch (err) {
       throw new MeshcarError('identity_invalid', `the CA's new SVID is not usable: ${describeError(err)}`, { cause: err });
     }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { fsyncDirectory } from '../atomic-file.js';
-import { lifetimeMs, remainingMs, validateSvid, type Svid } from './svid.js';
+import { lifetimeMs, remainingMs, validateSvidSoon, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
 export const STORE_FILES = Object.freeze({ key: 'svid.key', chain: 'svid.crt', bundle: 'bundle.pem' });
@@ -132,6 +132,8 @@ export class DiskStore {
    * The stored SVID if it is valid for expectedSpiffeId and has life left; otherwise undefined.
    * Tries the plain top-level files (only when all three are plain files), then `current`,
    * then older generations, newest first: a broken current set falls back to the previous one.
+   * A set that starts within minutes (MAX_NOT_YET_VALID_MS: issued by a CA whose clock is
+   * ahead) is returned only when none is valid now; its validFrom says when it may be served.
    */
   async load(expectedSpiffeId: string, options: LoadOptions = {}): Promise<Svid | undefined> {
     const { minRemainingFraction = 0.1, now = new Date() } = options;
@@ -149,6 +151,15 @@ export class DiskStore {
 
     const refused: string[] = [];
     let broken = false;
+    /** The first set that starts within minutes (a CA clock ahead): used only if none is valid now. */
+    let soon: { candidate: Candidate; svid: Svid } | undefined;
+    const use = async (candidate: Candidate, svid: Svid): Promise<Svid> => {
+      if (refused.length > 0) {
+        this.logger.warn({ dir: this.dir, using: candidate.name }, `using the stored SVID in ${candidate.name}; refused ${refused.join('; ')}`);
+      }
+      if (candidate.dir === this.dir) await this.migrate(svid);
+      return svid;
+    };
     for (const candidate of candidates) {
       let svid: Svid;
       try {
@@ -162,12 +173,14 @@ export class DiskStore {
         refused.push(`${candidate.name}: expires at ${svid.notAfter.toISOString()}, too soon to reuse`);
         continue;
       }
-      if (refused.length > 0) {
-        this.logger.warn({ dir: this.dir, using: candidate.name }, `using the stored SVID in ${candidate.name}; refused ${refused.join('; ')}`);
+      if (svid.validFrom > now) {
+        // saved as soon as issued (a spent join token must not be lost), served from its start
+        soon ??= { candidate, svid };
+        continue;
       }
-      if (candidate.dir === this.dir) await this.migrate(svid);
-      return svid;
+      return use(candidate, svid);
     }
+    if (soon) return use(soon.candidate, soon.svid);
     // all expired is what a long stop looks like; anything else is worth a warning
     const message = `no usable stored SVID, requesting a new one: ${refused.join('; ')}`;
     if (broken) this.logger.warn({ dir: this.dir }, message);
@@ -205,7 +218,7 @@ export class DiskStore {
       readBoundedText(file('chain'), MAX_PEM_FILE_BYTES),
       readBoundedText(file('bundle'), MAX_PEM_FILE_BYTES),
     ]);
-    const svid = validateSvid({ privateKeyPem, chainPem, bundlePem }, expectedSpiffeId, now);
+    const svid = validateSvidSoon({ privateKeyPem, chainPem, bundlePem }, expectedSpiffeId, now);
     const keyMode = (await stat(file('key'))).mode & 0o777;
     if (keyMode & 0o077) {
       this.logger.warn({ file: file('key') }, `the stored private key is readable by others (mode ${keyMode.toString(8)}); chmod 600 it`);

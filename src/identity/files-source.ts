@@ -3,12 +3,15 @@
 // symlinked directory (or the whole folder: dir-watch.ts), so we watch the containing
 // directories, not the files; a set that does
 // not validate is refused with one warning per attempt and the old identity keeps serving.
+// Files that cannot be read at all (EMFILE, a chmod under way, a link dangling for a moment) are
+// read again with backoff, since the change that made them may have been the last event.
 
 import { readBoundedText } from '../bounded-file.js';
 import { MAX_PEM_FILE_BYTES } from './pem-files.js';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { MeshcarError, describeError } from '../errors.js';
+import { formatApproxDuration } from '../config/duration.js';
 import { notValidBeforeMs, validateSvid, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
 import { ReplaceableDirWatch } from './dir-watch.js';
@@ -59,6 +62,13 @@ export interface FilesWatchOptions {
 /** After a set's notBefore, before it is read again: the clock's second is past. */
 const VALIDITY_MARGIN_MS = 1_000;
 const MAX_VALIDITY_WAIT_MS = 3_600_000;
+/**
+ * After a failed read: 1 s, doubling to 30 s, until a read works. Only while reads fail: a
+ * sidecar whose files read fine sets no timer (an idle sidecar stays asleep); a path that stays
+ * unreadable costs one read every 30 s.
+ */
+export const READ_RETRY_FIRST_MS = 1_000;
+export const READ_RETRY_MAX_MS = 30_000;
 
 /** Watches the files and swaps each new valid set into `identity`. */
 export class FilesWatcher {
@@ -67,6 +77,12 @@ export class FilesWatcher {
   private timer: NodeJS.Timeout | undefined;
   /** A look at files refused as not valid yet, once they are. */
   private validityTimer: NodeJS.Timeout | undefined;
+  /** The next read after one that failed: at most one. */
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Failed reads in a row; the backoff grows with them. */
+  private readFailures = 0;
+  /** The last failed read's reason: the same again is logged at debug (a retry every 30 s is no news). */
+  private readError: string | undefined;
   private reloading: Promise<void> | undefined;
   private again = false;
   private closed = false;
@@ -112,9 +128,10 @@ export class FilesWatcher {
     try {
       content = await readFiles(files);
     } catch (err) {
-      this.refused(err);
+      this.readFailed(err);
       return;
     }
+    this.readWorked();
     const seen = fingerprint(content);
     if (seen === this.lastSeen || this.closed) return;
     this.lastSeen = seen;
@@ -148,19 +165,48 @@ export class FilesWatcher {
     this.validityTimer.unref();
   }
 
-  private refused(err: unknown): void {
+  private refused(err: unknown, retryInMs?: number): void {
     const { identity, logger } = this.options;
     logger.warn(
-      { keeping: identity.current().serialHex },
-      `refused the new identity files, keeping the current SVID: ${describeError(err)}`,
+      { keeping: identity.current().serialHex, ...(retryInMs === undefined ? {} : { retryInMs }) },
+      `refused the new identity files, keeping the current SVID: ${describeError(err)}${retryInMs === undefined ? '' : `; reading them again in ${formatApproxDuration(retryInMs)}`}`,
     );
     identity.reportRenewal({ result: 'failure', error: err });
+  }
+
+  /**
+   * The files could not be read (not: they were read and refused). The change that is on its
+   * way may have sent its last event already: read again with backoff until a read works.
+   */
+  private readFailed(err: unknown): void {
+    if (this.closed) return;
+    const delay = Math.min(READ_RETRY_MAX_MS, READ_RETRY_FIRST_MS * 2 ** Math.min(this.readFailures, 16));
+    this.readFailures += 1;
+    const reason = describeError(err);
+    if (reason !== this.readError) this.refused(err, delay);
+    else this.options.logger.debug({ failures: this.readFailures, retryInMs: delay }, `the identity files still cannot be read: ${reason}`);
+    this.readError = reason;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.reload();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  private readWorked(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.readFailures > 0) this.options.logger.info({ failures: this.readFailures }, 'the identity files can be read again');
+    this.readFailures = 0;
+    this.readError = undefined;
   }
 
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.validityTimer) clearTimeout(this.validityTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.watch.close();
   }
 }

@@ -1,11 +1,13 @@
 // Renews the SVID before it expires: at a random point in a window of its lifetime (so a fleet
 // started together does not renew together), retrying with exponential backoff and full jitter
-// while the current SVID keeps serving, persisting and swapping in each new one.
+// while the current SVID keeps serving, persisting and swapping in each new one. A new one that
+// starts in the future (the CA's clock ahead) is stored at once and swapped in when it starts.
 
 import type { Logger } from 'pino';
 import { describeError, isMeshcarError } from '../errors.js';
 import { lifetimeMs, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
+import { servableAtMs, warnNotYetValid } from './valid-soon.js';
 
 export interface RenewalWindow {
   /** Fractions of the lifetime (notBefore → notAfter); default 0.5 to 0.7. */
@@ -30,7 +32,7 @@ export interface RenewalOptions {
   readonly identity: WorkloadIdentity;
   /** Gets a new validated SVID, e.g. from the CA over mTLS with `current`. */
   readonly obtain: (current: Svid) => Promise<Svid>;
-  /** Stores the new SVID before it is swapped in (failures are logged, the swap goes ahead). */
+  /** Stores the new SVID before it is swapped in (the swap goes ahead whatever the outcome: bootstrap's retries failed saves). */
   readonly persist?: (svid: Svid) => Promise<void>;
   readonly window?: RenewalWindow;
   readonly backoff?: BackoffPolicy;
@@ -79,7 +81,7 @@ export class Renewal {
     }
   }
 
-  /** When the next attempt is due, for /identity; undefined when stopped. */
+  /** When the next attempt (or the swap of an SVID that starts later) is due, for /identity; undefined when stopped. */
   get nextRenewalAt(): Date | undefined {
     return this.dueAt === undefined ? undefined : new Date(this.dueAt);
   }
@@ -109,14 +111,15 @@ export class Renewal {
     this.dueAt = undefined;
   }
 
-  private schedule(at: number): void {
+  /** One timer: the next attempt, or (`run`) the swap of an SVID obtained before it starts. */
+  private schedule(at: number, run: () => void = () => void this.attempt()): void {
     if (this.timer) clearTimeout(this.timer);
     this.dueAt = at;
     const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now()));
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (Date.now() < at) this.schedule(at); // a long wait taken in int32 steps
-      else void this.attempt();
+      if (Date.now() < at) this.schedule(at, run); // a long wait taken in int32 steps
+      else run();
     }, delay);
     // not unref'd: a scheduled renewal is work pending; stop() releases the event loop
   }
@@ -135,15 +138,38 @@ export class Renewal {
         });
       }
       if (generation !== this.generation) return;
+      if (next.validFrom.getTime() > Date.now()) {
+        // the CA's clock is ahead: peers would refuse it before its start, so the current one
+        // serves until then (stored already: a restart meanwhile finds both)
+        warnNotYetValid(logger, next, `the current SVID (serial ${current.serialHex})`);
+        this.schedule(servableAtMs(next), () => this.swapIn(next));
+        return;
+      }
       identity.swap(next);
     } catch (err) {
       if (generation !== this.generation) return;
       this.failed(current, err);
       return;
     }
+    this.succeeded(next);
+  }
+
+  /** The SVID obtained before it started, now that it has. */
+  private swapIn(next: Svid): void {
+    const { identity } = this.options;
+    try {
+      identity.swap(next);
+    } catch (err) {
+      this.failed(identity.current(), err);
+      return;
+    }
+    this.succeeded(next);
+  }
+
+  private succeeded(next: Svid): void {
     this.failures = 0;
     this.mismatchReported = false;
-    identity.reportRenewal({ result: 'success' });
+    this.options.identity.reportRenewal({ result: 'success' });
     this.schedule(renewalTime(next, this.window, this.random).getTime());
   }
 

@@ -8,8 +8,8 @@ import type { Metrics } from '../metrics/registry.js';
 import { identityFromFiles, obtainIdentity, type RunningIdentity } from './bootstrap.js';
 import { rootCount, type Svid } from './svid.js';
 
-/** Brings the identity up from the config's `identity` section, for `spiffeId` of `trustDomain`. */
-export function startIdentity(identity: IdentityConfig, spiffeId: string, trustDomain: string, logger: Logger): Promise<RunningIdentity> {
+/** Brings the identity up from the config's `identity` section, for `spiffeId` of `trustDomain`; failed SVID saves count in `metrics`. */
+export function startIdentity(identity: IdentityConfig, spiffeId: string, trustDomain: string, logger: Logger, metrics?: Metrics): Promise<RunningIdentity> {
   if (identity.source === 'files') return identityFromFiles({ spiffeId, files: identity.files, logger });
   return obtainIdentity({
     spiffeId,
@@ -18,6 +18,8 @@ export function startIdentity(identity: IdentityConfig, spiffeId: string, trustD
     ca: { url: identity.ca.url, bundlePath: identity.ca.bundle, tokenPath: identity.ca.token, bundleRefreshMs: identity.ca.bundleRefreshMs },
     ttlMs: identity.ttlMs,
     renewal: identity.renewal,
+    // counted from the first save on, before the identity (and watchIdentityMetrics) exists
+    ...(metrics ? { onPersistFailure: () => metrics.identityPersistFailures.inc() } : {}),
     logger,
   });
 }

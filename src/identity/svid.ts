@@ -3,7 +3,8 @@
 // does not hold together is refused here with a one-line reason, never discovered at handshake.
 
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { MeshcarError } from '../errors.js';
+import { MeshcarError, describeError } from '../errors.js';
+import { formatApproxDuration } from '../config/duration.js';
 import { pemBlocks, splitPemCertificates } from '../pki/pem.js';
 import { uriSans } from '../pki/x509-read.js';
 
@@ -21,8 +22,21 @@ export interface Svid extends SvidMaterial {
   readonly serialHex: string;
   readonly notBefore: Date;
   readonly notAfter: Date;
+  /**
+   * When the whole set is valid: the latest notBefore of the leaf and its signers. In the past
+   * for anything validateSvid returns; may be ahead for validateSvidSoon's (served from then).
+   */
+  readonly validFrom: Date;
   readonly leaf: X509Certificate;
 }
+
+/**
+ * How far ahead of this host's clock a new SVID may start and still be kept, to be served once
+ * it is valid: a CA host whose clock runs ahead by more than the CA's backdating (60 s, or a
+ * tenth of a short lifetime) issues certificates that start in our future. Five minutes covers
+ * a host whose NTP is late or briefly broken; a clock off by more is a fault to fix, said as such.
+ */
+export const MAX_NOT_YET_VALID_MS = 5 * 60_000;
 
 /** Signers above a leaf: a two-tier CA needs 2; a little slack, but never an unbounded walk. */
 const MAX_CHAIN_DEPTH = 4;
@@ -95,15 +109,16 @@ function issuedBy(cert: X509Certificate, signer: X509Certificate): boolean {
  * Walks leaf → intermediates → a root of the bundle. Intermediates may arrive in any order;
  * each step must verify by signature, and every signer must be a CA and within its dates.
  */
-function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], roots: X509Certificate[], now: Date): void {
+function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], roots: X509Certificate[], now: Date): Date {
   const unused = [...intermediates];
   let current = leaf;
+  let validFrom = notBeforeOf(leaf);
   for (let depth = 0; depth <= MAX_CHAIN_DEPTH; depth++) {
     const root = roots.find((r) => issuedBy(current, r));
     if (root) {
       if (!root.ca) refuse(`the bundle certificate ${describe(root)} is not a CA certificate`);
       checkDates(root, now);
-      return;
+      return notBeforeOf(root) > validFrom ? notBeforeOf(root) : validFrom;
     }
     const index = unused.findIndex((c) => issuedBy(current, c));
     if (index === -1) {
@@ -112,9 +127,10 @@ function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], ro
     const signer = unused.splice(index, 1)[0] as X509Certificate;
     if (!signer.ca) refuse(`${describe(signer)} signs ${describe(current)} but is not a CA certificate`);
     checkDates(signer, now);
+    if (notBeforeOf(signer) > validFrom) validFrom = notBeforeOf(signer);
     current = signer;
   }
-  refuse(`the chain is longer than ${MAX_CHAIN_DEPTH} signers without reaching the bundle`);
+  return refuse(`the chain is longer than ${MAX_CHAIN_DEPTH} signers without reaching the bundle`);
 }
 
 /**
@@ -140,7 +156,7 @@ export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, n
   if (uris[0] !== expectedSpiffeId) refuse(`${describe(leaf)} is for ${uris[0]}, expected ${expectedSpiffeId}`);
 
   checkDates(leaf, now);
-  verifyChain(leaf, chain.slice(1), roots, now);
+  const validFrom = verifyChain(leaf, chain.slice(1), roots, now);
 
   return Object.freeze({
     // normalised PEM: exactly the blocks we validated, nothing a TLS stack could read differently
@@ -151,8 +167,35 @@ export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, n
     serialHex: leaf.serialNumber.toLowerCase(),
     notBefore: notBeforeOf(leaf),
     notAfter: notAfterOf(leaf),
+    validFrom,
     leaf,
   });
+}
+
+/**
+ * validateSvid, except that a set refused only for starting in the future, at most `aheadMs`
+ * from `now`, is returned (its validFrom ahead): the caller keeps it and serves it from then.
+ * One starting later is refused with the distance named, as a clock to fix.
+ */
+export function validateSvidSoon(material: SvidMaterial, expectedSpiffeId: string, now: Date = new Date(), aheadMs: number = MAX_NOT_YET_VALID_MS): Svid {
+  let at = now;
+  // each turn moves `at` to a later notBefore (leaf, then its signers): bounded by the chain
+  for (let turn = 0; ; turn++) {
+    try {
+      return validateSvid(material, expectedSpiffeId, at);
+    } catch (err) {
+      const from = notValidBeforeMs(err);
+      if (from === undefined || from <= at.getTime() || turn > MAX_CHAIN_DEPTH) throw err;
+      if (from - now.getTime() > aheadMs) {
+        throw new MeshcarError(
+          'identity_invalid',
+          `${describeError(err)}, ${formatApproxDuration(from - now.getTime())} ahead of this host's clock (meshcar waits at most ${formatApproxDuration(aheadMs)} for a certificate to start): the issuer's clock or this host's is wrong; set both right (NTP)`,
+          { cause: err },
+        );
+      }
+      at = new Date(from);
+    }
+  }
 }
 
 export function lifetimeMs(svid: Svid): number {

@@ -123,6 +123,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly identityPersistFailures = new Counter({
+    name: 'meshcar_identity_persist_failures_total',
+    help: 'Failed saves of the SVID to identity.dir (a full or read-only disk), retries included; until one succeeds a restart may need a new join token.',
+    registers: [this.registry],
+  });
+
   readonly configReloads = new Counter({
     name: 'meshcar_config_reloads_total',
     help: 'Config reloads (SIGHUP or POST /reload) by result: success, or failure (the running config was kept).',

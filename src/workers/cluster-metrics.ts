@@ -14,8 +14,8 @@ import client from 'prom-client';
 import { negotiateMetrics } from '../metrics/registry.js';
 import type { MetricsJson } from './messages.js';
 
-/** Counted in the primary only: its renewal loop and reloads; the workers' copies are not exported. */
-const PRIMARY_FAMILIES = ['meshcar_build_info', 'meshcar_identity_renewals_total', 'meshcar_config_reloads_total'] as const;
+/** Counted in the primary only: its renewal loop, its SVID saves and reloads; the workers' copies are not exported. */
+const PRIMARY_FAMILIES = ['meshcar_build_info', 'meshcar_identity_renewals_total', 'meshcar_identity_persist_failures_total', 'meshcar_config_reloads_total'] as const;
 
 /** In a worker: leave the primary's families out of what it hands over for aggregation. */
 export function exportForAggregation(registry: client.Registry): void {

@@ -25,13 +25,14 @@ export interface MeshCa {
   stop(): Promise<void>;
 }
 
-export async function startMeshCa(dir: string, options: { maxTtl?: string } = {}): Promise<MeshCa> {
+/** `nodeArgs` and `env`: for the CA process only, e.g. a preload that moves its clock (clock-ahead.cjs). */
+export async function startMeshCa(dir: string, options: { maxTtl?: string; nodeArgs?: readonly string[]; env?: Readonly<Record<string, string>> } = {}): Promise<MeshCa> {
   const caDir = join(dir, 'ca');
   await execFileAsync(process.execPath, [CLI, 'ca', 'init', '--dir', caDir, '--trust-domain', 'mesh.local']);
   const config = join(dir, 'ca.yaml');
   // log level info: the CA's 'CA server listening' line says which port it bound
   await writeFile(config, `trustDomain: mesh.local\ndir: ${caDir}\nlisten: 127.0.0.1:0\nmaxTtl: ${options.maxTtl ?? '24h'}\nrateLimit: {rate: 1000/s, burst: 1000}\nlog: {level: info}\n`);
-  const proc = startMeshcar(['ca', 'serve', '--config', config]);
+  const proc = startMeshcar(['ca', 'serve', '--config', config], { ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}), ...(options.env ? { env: options.env } : {}) });
   const listening = await proc.waitFor((line) => line.msg === 'CA server listening', 15_000);
   // one reusable join token per service (1 h), shared by every sidecar of that service the
   // test starts, as an operator hands one token to a service's replicas
@@ -86,6 +87,10 @@ export interface SidecarSpec {
   readonly caUrl?: string;
   /** identity.ca.bundle (default: the CA's own bundle.pem), e.g. a copy made at install time. */
   readonly bundle?: string;
+  /** identity.dir (default: a new folder under the CA's test folder). */
+  readonly identityDir?: string;
+  /** identity.ca.token (default: the service's reusable token, shared by its sidecars), e.g. a single-use one. */
+  readonly token?: string;
   /** identity.ca.bundleRefresh (default: the sidecar's, 5m). */
   readonly bundleRefresh?: string;
   /** identity.renewal as YAML flow text, e.g. `{from: 0.25, to: 0.35}` (default: the sidecar's, 0.5 to 0.7 of the lifetime). */
@@ -160,9 +165,9 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
         '  ca:',
         `    url: ${spec.caUrl ?? ca.url}`,
         `    bundle: ${spec.bundle ?? ca.bundlePath}`,
-        `    token: ${await ca.tokenFile(spec.service)}`,
+        `    token: ${spec.token ?? (await ca.tokenFile(spec.service))}`,
         ...(spec.bundleRefresh ? [`    bundleRefresh: ${spec.bundleRefresh}`] : []),
-        `  dir: ${join(ca.dir, `id-${name}`)}`,
+        `  dir: ${spec.identityDir ?? join(ca.dir, `id-${name}`)}`,
         `  ttl: ${spec.ttl ?? '1h'}`,
         ...(spec.renewal ? [`  renewal: ${spec.renewal}`] : []),
       ];

@@ -19,10 +19,11 @@ const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 /**
  * `prefix`: a command the process runs under, e.g. ['ip', 'netns', 'exec', NS] (it execs node in place, so the pid is meshcar's).
  * `nodeArgs`: options for node itself, before the script (e.g. a test-side `--require` preload).
+ * `env`: variables added to this process's environment for the child (e.g. the preload's setting).
  */
-export function startMeshcar(args: string[], options: { cwd?: string; prefix?: readonly string[]; nodeArgs?: readonly string[] } = {}): MeshcarProcess {
+export function startMeshcar(args: string[], options: { cwd?: string; prefix?: readonly string[]; nodeArgs?: readonly string[]; env?: Readonly<Record<string, string>> } = {}): MeshcarProcess {
   const [command, ...before] = options.prefix && options.prefix.length > 0 ? [...options.prefix, process.execPath] : [process.execPath];
-  const child = spawn(command as string, [...before, ...(options.nodeArgs ?? []), CLI, ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command as string, [...before, ...(options.nodeArgs ?? []), CLI, ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: { ...process.env, ...options.env } } : {}) });
   const lines: Array<Record<string, unknown>> = [];
   const stderr: string[] = [];
   const waiters: Array<{ predicate: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }> = [];

@@ -1,0 +1,72 @@
+// identity.files: a rotation whose files cannot be read for a moment (EMFILE, a chmod under way,
+// a link that dangles while its target is replaced) is not lost. The read is tried again with
+// backoff (1 s, 2 s, ... 30 s) until it works, with no further write for the watcher to see.
+// The unreadable moment is made real for root too: the certificate path is a link into a folder
+// nobody watches (as with Kubernetes' ..data links), whose target is gone, then back.
+
+import t from 'tap';
+import { once } from 'node:events';
+import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makePki } from '../helpers/pki.js';
+import { memoryLogger } from '../helpers/ca.js';
+import { identityFromFiles } from '../../src/identity/bootstrap.js';
+import type { RenewalEvent } from '../../src/identity/workload-identity.js';
+
+const ID = 'spiffe://mesh.test/svc/orders';
+
+const until = async (condition: () => boolean, what: string, timeoutMs: number) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+};
+
+t.test('a rotation read while the certificate is unreadable lands once it can be read, with no new write', async (t) => {
+  const pki = await makePki();
+  const base = t.testdir();
+  const certs = join(base, 'certs'); // watched: the folder the config names
+  const store = join(base, 'store'); // not watched: where the certificate link points
+  await mkdir(certs);
+  await mkdir(store);
+  const [first, second] = [await pki.issue(ID), await pki.issue(ID)];
+  const files = { cert: join(certs, 'tls.crt'), key: join(certs, 'tls.key'), bundle: join(certs, 'ca.crt') };
+  await writeFile(join(store, 'tls.crt'), first.chainPem);
+  await symlink('../store/tls.crt', files.cert);
+  await writeFile(files.key, first.privateKeyPem, { mode: 0o600 });
+  await writeFile(files.bundle, first.bundlePem);
+
+  const lines: Array<Record<string, unknown>> = [];
+  const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 100, logger: memoryLogger(lines, 'debug') });
+  t.teardown(() => running.stop());
+  const { identity } = running;
+  t.equal(identity.current().serialHex, first.serialHex);
+  const events: RenewalEvent[] = [];
+  identity.on('renewal', (e) => events.push(e));
+
+  // the certificate's target is gone for a moment, and the new key is renamed in: the watcher's
+  // last event comes while the certificate cannot be read
+  await rm(join(store, 'tls.crt'));
+  const temp = join(certs, '.tls.key.new');
+  await writeFile(temp, second.privateKeyPem, { mode: 0o600 });
+  await rename(temp, files.key);
+  await until(() => events.some((e) => e.result === 'failure'), 'the rotation refused as unreadable', 5000);
+  const refusal = lines.find((l) => l.level === 40);
+  t.match(String(refusal?.msg), /refused the new identity files, keeping the current SVID: identity\.files\.cert: cannot read .*tls\.crt: .*ENOENT.*; reading them again in 1s$/, 'one warning, saying it reads again');
+  // still unreadable at the first retry: the next one is 2 s later, and it is not news (debug)
+  await until(() => lines.some((l) => l.level === 20 && /still cannot be read/.test(String(l.msg))), 'a second failed read', 3000);
+  t.equal(lines.find((l) => /still cannot be read/.test(String(l.msg)))?.retryInMs, 2000, 'backoff doubles');
+  t.equal(lines.filter((l) => l.level === 40).length, 1, 'the same failure is warned once');
+  t.equal(identity.current().serialHex, first.serialHex, 'the current SVID is kept meanwhile');
+
+  // the new certificate arrives where nobody watches: only a retry can find it
+  const rotated = once(identity, 'rotated');
+  await writeFile(join(store, '.tls.crt.new'), second.chainPem);
+  await rename(join(store, '.tls.crt.new'), join(store, 'tls.crt'));
+  await until(() => identity.current().serialHex === second.serialHex, 'the rotation lands after the read works', 4000);
+  await rotated;
+  t.equal(events.at(-1)?.result, 'success', 'counted as a success');
+  t.ok(lines.some((l) => l.msg === 'the identity files can be read again'), 'the recovery is logged');
+  t.equal(identity.tls().options.cert, second.chainPem, 'the new certificate is what TLS presents');
+});
