@@ -33,7 +33,11 @@ export interface AppListenerLimits {
   readonly maxHeaderBytes: number;
   /** Idle time before an HTTP/1.1 keep-alive connection is closed. */
   readonly keepAliveTimeoutMs: number;
-  /** An HTTP/1.1 request head that has not arrived in full this long after its first byte: 408. */
+  /**
+   * An HTTP/1.1 request head that has not arrived in full this long after its first byte: 408.
+   * Also the bound on a connection's first bytes: one that has sent nothing, or part of the h2c
+   * preface, this long after it opened is closed.
+   */
   readonly headersTimeoutMs: number;
 }
 
@@ -166,7 +170,7 @@ export class AppListener {
     this.server = net.createServer({ noDelay: true }, (socket: TrackedSocket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
-      dispatchPlainSocket(socket, { http1: this.http1, http2: this.http2 });
+      dispatchPlainSocket(socket, { http1: this.http1, http2: this.http2 }, limits.headersTimeoutMs);
     });
   }
 
