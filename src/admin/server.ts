@@ -17,6 +17,7 @@ import { BrowserGuard } from './browser-guard.js';
 import { remoteRefusal } from './remote-access.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
 import { LogPerKey, leftOut } from '../log-per-key.js';
+import { logListenerErrors } from '../http/listener-errors.js';
 import { ADMIN_MAX_PIPELINED, PipelineBound } from './pipeline-bound.js';
 import { METRICS_MIN_GAP_MS, SharedRenders } from './shared-renders.js';
 
@@ -158,6 +159,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     server.once('error', onError);
     server.listen(listen.port, listen.host, () => {
       server.off('error', onError);
+      // after binding, an error (an accept that fails) is logged, never thrown
+      logListenerErrors(server, logger, 'admin');
       resolve();
     });
   });

@@ -20,6 +20,8 @@ import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { requestIdOf } from '../http/request-id.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { rawErrorResponse, sendError } from '../http/status.js';
+import { logListenerErrors } from '../http/listener-errors.js';
+import type { Logger } from 'pino';
 
 export interface AppHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
@@ -114,7 +116,7 @@ export class AppListener {
   private readonly h2Sessions = new Set<ServerHttp2Session>();
   private addressValue: HostPort | undefined;
 
-  constructor(handlers: AppHandlers, limits: AppListenerLimits) {
+  constructor(handlers: AppHandlers, limits: AppListenerLimits, private readonly logger: Logger) {
     this.http1 = http.createServer({
       maxHeaderSize: limits.maxHeaderBytes,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
@@ -189,6 +191,8 @@ export class AppListener {
       this.server.once('error', onError);
       this.server.listen(at.port, at.host, () => {
         this.server.off('error', onError);
+        // after binding, an error (an accept that fails) is logged, never thrown
+        logListenerErrors(this.server, this.logger, 'outbound');
         const bound = this.server.address() as AddressInfo;
         this.addressValue = { host: bound.address, port: bound.port };
         resolve(this.addressValue);
