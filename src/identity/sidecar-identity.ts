@@ -8,8 +8,8 @@ import type { Metrics } from '../metrics/registry.js';
 import { identityFromFiles, obtainIdentity, type RunningIdentity } from './bootstrap.js';
 import { rootCount, type Svid } from './svid.js';
 
-/** Brings the identity up from the config's `identity` section, for `spiffeId` of `trustDomain`. */
-export function startIdentity(identity: IdentityConfig, spiffeId: string, trustDomain: string, logger: Logger): Promise<RunningIdentity> {
+/** Brings the identity up from the config's `identity` section, for `spiffeId` of `trustDomain`; `signal` ends a wait for the CA (the sidecar stops). */
+export function startIdentity(identity: IdentityConfig, spiffeId: string, trustDomain: string, logger: Logger, signal?: AbortSignal): Promise<RunningIdentity> {
   if (identity.source === 'files') return identityFromFiles({ spiffeId, files: identity.files, logger });
   return obtainIdentity({
     spiffeId,
@@ -19,6 +19,7 @@ export function startIdentity(identity: IdentityConfig, spiffeId: string, trustD
     ttlMs: identity.ttlMs,
     renewal: identity.renewal,
     logger,
+    ...(signal ? { signal } : {}),
   });
 }
 
