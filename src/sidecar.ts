@@ -84,6 +84,9 @@ export class Sidecar {
   /** The config file as the user named it, so reload messages read like `meshcar check`'s. */
   private readonly configFile: string;
   private starting: Promise<unknown> | undefined;
+  /** Set by stop(): a start still under way ends at its next step, and its waits for the CA end at once. */
+  private stopped = false;
+  private readonly startAbort = new AbortController();
   /** The OpenAPI guards in force (for the discovery document's documented operations). */
   private guards: Guards = { inbound: undefined, upstreams: new Map() };
   /** The reload running now, if any. */
@@ -129,17 +132,24 @@ export class Sidecar {
     const { cluster, identity: fromPrimary, specs } = this.options;
     const guards = specs ? await guardsFromDocuments(config, specs) : await loadGuards(config);
     this.guards = guards;
+    await this.unlessStopped();
     // admin first: /healthz answers and /ready says 503 while the identity is fetched
     if (!fromPrimary) {
-      this.admin = await startAdminServer(config.admin.listen, this.adminState(), logger.child({ component: 'admin' }), { hosts: config.admin.hosts });
+      const admin = await startAdminServer(config.admin.listen, this.adminState(), logger.child({ component: 'admin' }), { hosts: config.admin.hosts });
+      await this.unlessStopped(() => admin.close());
+      this.admin = admin;
       // the bound address (port 0 picks one): /healthz and /ready answer from here on
-      logger.info({ component: 'admin', address: { host: this.admin.host, port: this.admin.port } }, 'admin listening');
+      logger.info({ component: 'admin', address: { host: admin.host, port: admin.port } }, 'admin listening');
     }
-    this.running = await (fromPrimary ? fromPrimary() : startIdentity(config.identity, config.spiffeId, config.trustDomain, logger.child({ component: 'identity' }), this.metrics));
-    watchIdentityMetrics(this.metrics, this.running);
+    const running = await (fromPrimary ? fromPrimary() : startIdentity(config.identity, config.spiffeId, config.trustDomain, logger.child({ component: 'identity' }), this.metrics, this.startAbort.signal));
+    await this.unlessStopped(() => running.stop());
+    this.running = running;
+    watchIdentityMetrics(this.metrics, running);
 
-    const identity = this.running.identity;
+    const identity = running.identity;
     const [inbound, outbound] = cluster ? await cluster.start(identity, { config, specs: specDocuments(guards) }).then((a) => [a.inbound, a.outbound]) : await this.listen(identity, guards);
+    // stop() closed whatever had been built by then (the listeners are built before they bind)
+    await this.unlessStopped();
     const admin = this.admin ? { admin: { host: this.admin.host, port: this.admin.port } } : {};
     this.addressesValue = { ...admin, ...(inbound ? { inbound } : {}), ...(outbound ? { outbound } : {}) };
     this.ready = true;
@@ -147,6 +157,16 @@ export class Sidecar {
     // a worker's own line: the primary says 'sidecar ready' once every worker listens
     logger.info({ spiffeId: config.spiffeId, ...this.addressesValue, readyAfterMs: Math.round(this.readyAfterMs) }, fromPrimary ? 'worker ready' : 'sidecar ready');
     return this.addressesValue;
+  }
+
+  /**
+   * A start that stop() overtook goes no further: what the step just built (`undo`) is let go,
+   * since stop() ran before it existed, and the start rejects with the reason stop() gave.
+   */
+  private async unlessStopped(undo?: () => unknown): Promise<void> {
+    if (!this.stopped) return;
+    await undo?.();
+    throw this.startAbort.signal.reason;
   }
 
   /** Builds the inbound and outbound sides in this process and binds them. */
@@ -222,6 +242,8 @@ export class Sidecar {
   private async reloadOnce(): Promise<ReloadResult> {
     // a reload asked for while starting applies to what start() built
     await this.starting?.catch(() => undefined);
+    // asked for (SIGHUP) while starting, and the sidecar was stopped meanwhile: nothing to apply to
+    if (this.stopped) return { ok: false, messages: ['the sidecar stopped before the reload could run'] };
     const report = this.reportTo();
     let next: SidecarConfig;
     try {
@@ -330,6 +352,8 @@ export class Sidecar {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    this.startAbort.abort(new Error('the sidecar stopped before it had started'));
     this.ready = false;
     this.running?.stop();
     await Promise.all([this.inbound?.close(), this.outbound?.close(), this.options.cluster?.close()]);

@@ -2,12 +2,13 @@
 // effective config, Prometheus metrics, and POST /reload. It reads state (and asks for a
 // reload) through the AdminState interface and never reaches into the data plane. Requests a
 // web page could make (rebound Host names, cross-origin POSTs) are refused first; a peer on
-// another host gets only liveness, readiness and metrics (remote-access.ts).
+// another host gets only liveness, readiness and metrics (remote-access.ts). The port may be
+// open to every host (Prometheus in Kubernetes), so what one client can cost is bounded: a few
+// requests in flight per connection (pipeline-bound.ts), one /metrics render shared by the
+// scrapes that come together (shared-renders.ts), and at most ADMIN_MAX_CONNECTIONS connections.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { MeshcarError, listenFailed } from '../errors.js';
 import { formatHostPort } from '../config/address.js';
@@ -15,9 +16,16 @@ import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { BrowserGuard } from './browser-guard.js';
 import { remoteRefusal } from './remote-access.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
+import { LogPerKey, leftOut } from '../log-per-key.js';
+import { logListenerErrors } from '../http/listener-errors.js';
+import { ADMIN_MAX_PIPELINED, PipelineBound } from './pipeline-bound.js';
+import { METRICS_MIN_GAP_MS, SharedRenders } from './shared-renders.js';
 
 /** A connection with no request in flight and no bytes for this long is closed. */
 export const ADMIN_IDLE_TIMEOUT_MS = 15_000;
+
+/** Connections open at once; more are closed as they come (Node's server.maxConnections). */
+export const ADMIN_MAX_CONNECTIONS = 256;
 
 export interface AdminState {
   /** True once the identity is loaded and every listener is bound, false again while draining. */
@@ -34,8 +42,6 @@ export interface AdminState {
   /** Extra read-only JSON views (e.g. /endpoints), by path; given the query (e.g. ?format=openapi). May throw a MeshcarError. */
   readonly views?: Readonly<Record<string, (query: URLSearchParams) => unknown>>;
 }
-
-const gzipAsync = promisify(gzip);
 
 /** True when Accept-Encoding lists gzip (or *) without q=0. */
 export function acceptsGzip(header: string | undefined): boolean {
@@ -60,10 +66,21 @@ export interface AdminOptions {
   readonly hosts?: readonly string[];
   /** A connection with no request in flight and no bytes moving for this long is closed (default ADMIN_IDLE_TIMEOUT_MS). */
   readonly idleTimeoutMs?: number;
+  /** Renders of /metrics start at least this far apart while scrapes keep coming (default METRICS_MIN_GAP_MS). */
+  readonly metricsMinGapMs?: number;
+  /** Connections open at once (default ADMIN_MAX_CONNECTIONS). */
+  readonly maxConnections?: number;
 }
 
 export async function startAdminServer(listen: { host: string; port: number }, state: AdminState, logger: Logger, options: AdminOptions = {}): Promise<RunningAdmin> {
   const guard = new BrowserGuard(options.hosts);
+  const pages = new SharedRenders((accept) => state.metrics(accept), options.metricsMinGapMs ?? METRICS_MIN_GAP_MS);
+  const cuts = new LogPerKey();
+  const pipelining = new PipelineBound(ADMIN_MAX_PIPELINED, (socket: Socket) => {
+    const remote = socket.remoteAddress ?? 'unknown';
+    const through = cuts.take(remote);
+    if (through) logger.warn({ remote }, `admin connection closed: more than ${ADMIN_MAX_PIPELINED} requests pipelined without reading the answers${leftOut(through, `from ${remote}`)}`);
+  });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const refusal = guard.refusal(req.method, req.headers);
@@ -97,15 +114,12 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       case '/config':
         return sendJson(res, 200, state.config());
       case '/metrics': {
-        const { contentType, body } = await state.metrics(req.headers.accept);
+        const page = await pages.page(req.headers.accept);
         // Prometheus asks for gzip; a page of a few hundred routes shrinks about tenfold
-        if (acceptsGzip(req.headers['accept-encoding'])) {
-          const zipped = await gzipAsync(body);
-          res.writeHead(200, { 'content-type': contentType, 'content-encoding': 'gzip', vary: 'accept-encoding', 'content-length': zipped.length });
-          res.end(zipped);
-          return;
-        }
-        res.writeHead(200, { 'content-type': contentType, vary: 'accept-encoding', 'content-length': Buffer.byteLength(body) });
+        const gzipped = acceptsGzip(req.headers['accept-encoding']);
+        const body = gzipped ? await page.gzipped() : page.body;
+        if (res.destroyed) return; // the client left while the page was made
+        res.writeHead(200, { 'content-type': page.contentType, ...(gzipped ? { 'content-encoding': 'gzip' } : {}), vary: 'accept-encoding', 'content-length': body.length });
         res.end(body);
         return;
       }
@@ -122,6 +136,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   // sidecar each second); a silent or stalled connection is closed by the idle sweep below,
   // which runs only while a connection is open
   const server: Server = createServer((req, res) => {
+    if (!pipelining.admit(req, res)) return;
     route(req, res).catch((err: unknown) => {
       const error = asMeshcarError(err);
       if (error.code === 'internal') logger.error({ err }, 'admin request failed');
@@ -130,6 +145,13 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  const maxConnections = options.maxConnections ?? ADMIN_MAX_CONNECTIONS;
+  server.maxConnections = maxConnections;
+  const drops = new LogPerKey();
+  server.on('drop', (data?: { remoteAddress?: string }) => {
+    const through = drops.take('drop');
+    if (through) logger.warn({ remote: data?.remoteAddress }, `admin connection refused: ${maxConnections} already open${leftOut(through, 'refused')}`);
+  });
   const idleTimeoutMs = options.idleTimeoutMs ?? ADMIN_IDLE_TIMEOUT_MS;
   closeIdleConnections(server, idleTimeoutMs, Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, idleTimeoutMs));
   await new Promise<void>((resolve, reject) => {
@@ -137,6 +159,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     server.once('error', onError);
     server.listen(listen.port, listen.host, () => {
       server.off('error', onError);
+      // after binding, an error (an accept that fails) is logged, never thrown
+      logListenerErrors(server, logger, 'admin');
       resolve();
     });
   });

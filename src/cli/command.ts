@@ -59,8 +59,9 @@ export function serviceOption(values: OptionValues): string {
  * while it runs is ignored (`onRepeat` is told once, to log it): a sidecar's drain finishes, as
  * Envoy's and Linkerd's do, instead of the default action ending the process mid-drain and
  * cutting what is in flight. Without it, a repeat ends the process (the default action).
+ * `signalled`: one already came (while the caller was starting): stop now.
  */
-export function untilSignal(stop: () => Promise<void>, onRepeat?: () => void): Promise<number> {
+export function untilSignal(stop: () => Promise<void>, onRepeat?: () => void, signalled = false): Promise<number> {
   return new Promise((resolve) => {
     let repeated = false;
     const onRepeatSignal = () => {
@@ -73,5 +74,6 @@ export function untilSignal(stop: () => Promise<void>, onRepeat?: () => void): P
       stop().then(() => resolve(0), () => resolve(1));
     };
     process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+    if (signalled) onSignal();
   });
 }

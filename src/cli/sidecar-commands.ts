@@ -6,6 +6,7 @@ import { describeError } from '../errors.js';
 import { formatIssues } from '../config/issues.js';
 import { type Command, required, untilSignal } from './command.js';
 import { closeLogs } from '../log-output.js';
+import { StartupSignals } from './startup-signals.js';
 
 /** After a drain that used its whole budget, the least time the last log lines get to be written. */
 const LOG_FLUSH_MIN_MS = 500;
@@ -16,46 +17,14 @@ export const SIDECAR_COMMANDS: Record<string, Command> = {
     summary: 'run a sidecar: identity, inbound and outbound listeners, admin (SIGHUP reloads FILE)',
     options: { config: { type: 'string', help: 'sidecar configuration YAML' } },
     async run(values) {
-      const file = required(values, 'config');
-      // workers > 1: each worker runs this same command line (node:cluster forks it)
-      const { default: cluster } = await import('node:cluster');
-      if (cluster.isWorker) return (await import('../workers/worker.js')).runWorker(file, cluster.worker?.id ?? 0);
-      const [{ loadSidecarConfig }, { createLogger }, { Sidecar }, { Metrics }] = await Promise.all([import('../config/sidecar-config.js'), import('../logging.js'), import('../sidecar.js'), import('../metrics/registry.js')]);
-      const config = await loadSidecarConfig(file);
-      const logger = createLogger(config.log.level);
-      const workers = config.workers === 1 ? undefined : await import('../workers/primary.js');
-      const count = workers?.workerCount(config.workers) ?? 1;
-      // one worker is today's single process: no cluster, no IPC
-      const metrics = new Metrics();
-      const pool = workers && count > 1 ? new workers.WorkerPool(count, logger.child({ component: 'workers' }), metrics.registry) : undefined;
-      const sidecar = new Sidecar(config, logger, metrics, { configFile: file, ...(pool ? { cluster: pool } : {}) });
-      // SIGHUP re-reads the config (the sidecar waits for start-up to finish, and logs the outcome)
-      const onHangUp = () => void sidecar.reload().catch((err: unknown) => logger.error({ err: describeError(err) }, 'config reload failed unexpectedly; the running config is kept'));
-      process.on('SIGHUP', onHangUp);
+      // first of all: a signal while modules load, the config is read or the CA is waited for
+      // must neither end the process (SIGHUP) nor skip the "stopped" line (SIGTERM)
+      const signals = new StartupSignals();
       try {
-        await sidecar.start();
-      } catch (err) {
-        process.off('SIGHUP', onHangUp);
-        // the log says why before it says stopped (stderr gets the same line from reportFailure);
-        // error, not fatal: pino flushes a fatal line at once, ahead of lines still buffered
-        logger.error({ code: (err as { code?: unknown }).code }, `could not start: ${describeError(err)}`);
-        await sidecar.stop();
-        throw err;
+        return await runSidecar(required(values, 'config'), signals);
+      } finally {
+        signals.close();
       }
-      // the drain timeout is read when the signal comes: a reload may have changed it
-      let logsDeadline = 0;
-      const status = await untilSignal(
-        () => {
-          logsDeadline = Date.now() + sidecar.config.drainTimeoutMs;
-          return sidecar.drain();
-        },
-        () => logger.warn('already draining; the signal is ignored until the drain ends'),
-      );
-      process.off('SIGHUP', onHangUp);
-      // the last log lines get what is left of the drain budget (at least LOG_FLUSH_MIN_MS): a
-      // stdout nobody reads must not hold the exit back (src/cli.ts ends the process if it did)
-      await closeLogs(Math.max(logsDeadline, Date.now() + LOG_FLUSH_MIN_MS));
-      return status;
     },
   },
   doctor: {
@@ -91,3 +60,61 @@ export const SIDECAR_COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+/** `meshcar run`: the sidecar (or, with workers > 1, a worker of it) until SIGTERM/SIGINT. */
+async function runSidecar(file: string, signals: StartupSignals): Promise<number> {
+  // workers > 1: each worker runs this same command line (node:cluster forks it)
+  const { default: cluster } = await import('node:cluster');
+  if (cluster.isWorker) return (await import('../workers/worker.js')).runWorker(file, cluster.worker?.id ?? 0);
+  const [{ loadSidecarConfig }, { createLogger }, { Sidecar }, { Metrics }] = await Promise.all([import('../config/sidecar-config.js'), import('../logging.js'), import('../sidecar.js'), import('../metrics/registry.js')]);
+  const config = await loadSidecarConfig(file);
+  const logger = createLogger(config.log.level);
+  const workers = config.workers === 1 ? undefined : await import('../workers/primary.js');
+  const count = workers?.workerCount(config.workers) ?? 1;
+  // one worker is today's single process: no cluster, no IPC
+  const metrics = new Metrics();
+  const pool = workers && count > 1 ? new workers.WorkerPool(count, logger.child({ component: 'workers' }), metrics.registry) : undefined;
+  const sidecar = new Sidecar(config, logger, metrics, { configFile: file, ...(pool ? { cluster: pool } : {}) });
+  // SIGTERM/SIGINT before or during start-up: what started stops (the start goes no further,
+  // its wait for the CA ends), "stopped" is logged, exit 0, as after a drain with nothing in flight
+  const stopWhileStarting = async (starting?: Promise<unknown>) => {
+    logger.info('stop asked for while starting');
+    await sidecar.stop();
+    // the start unwinds at its next step, so its last lines go out with the rest; a step that
+    // never settled would not be waited for beyond the drain budget
+    await Promise.race([starting?.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, config.drainTimeoutMs).unref())]);
+    await closeLogs(Date.now() + LOG_FLUSH_MIN_MS);
+    return 0;
+  };
+  if (signals.stopRequested) return stopWhileStarting();
+  const starting = sidecar.start();
+  // SIGHUP re-reads the config (the sidecar waits for start-up to finish, and logs the outcome);
+  // after start(), so that one kept from earlier is a reload of what start() builds
+  signals.reloadWith(() => void sidecar.reload().catch((err: unknown) => logger.error({ err: describeError(err) }, 'config reload failed unexpectedly; the running config is kept')));
+  let stoppedFirst: boolean;
+  try {
+    stoppedFirst = await Promise.race([starting.then(() => false), signals.stopAsked.then(() => true)]);
+  } catch (err) {
+    // the log says why before it says stopped (stderr gets the same line from reportFailure);
+    // error, not fatal: pino flushes a fatal line at once, ahead of lines still buffered
+    logger.error({ code: (err as { code?: unknown }).code }, `could not start: ${describeError(err)}`);
+    await sidecar.stop();
+    throw err;
+  }
+  if (stoppedFirst) return stopWhileStarting(starting);
+  // the drain timeout is read when the signal comes: a reload may have changed it
+  let logsDeadline = 0;
+  const status = await untilSignal(
+    () => {
+      logsDeadline = Date.now() + sidecar.config.drainTimeoutMs;
+      return sidecar.drain();
+    },
+    () => logger.warn('already draining; the signal is ignored until the drain ends'),
+    // one that came as start-up finished
+    signals.handOverStop(),
+  );
+  // the last log lines get what is left of the drain budget (at least LOG_FLUSH_MIN_MS): a
+  // stdout nobody reads must not hold the exit back (src/cli.ts ends the process if it did)
+  await closeLogs(Math.max(logsDeadline, Date.now() + LOG_FLUSH_MIN_MS));
+  return status;
+}

@@ -1,6 +1,6 @@
 // One listener, two protocols: hands each accepted connection to an HTTP/1.1 server or an
 // HTTP/2 server. On TLS the ALPN result decides; on plain TCP the client's first bytes do
-// (an h2c client with prior knowledge opens with the fixed connection preface).
+// (an h2c client with prior knowledge opens with the fixed connection preface), within a bound.
 // Using two ordinary Node servers, rather than http2's allowHTTP1, keeps HTTP/1.1 features
 // such as Upgrade and Expect: 100-continue working as Node's http module implements them.
 
@@ -26,14 +26,26 @@ function resumeUnlessDestroyed(socket: Socket): void {
   if (!socket.destroyed) socket.resume();
 }
 
-/** For a plain TCP socket: waits for enough bytes to tell the h2c preface from HTTP/1.x. */
-export function dispatchPlainSocket(socket: Socket, servers: ProtocolServers): void {
+function destroyUndecided(socket: Socket): void {
+  socket.destroy();
+}
+
+/**
+ * For a plain TCP socket: waits for enough bytes to tell the h2c preface from HTTP/1.x. One
+ * that has not told within `firstBytesTimeoutMs` (sent nothing, or part of the preface) is
+ * closed: neither server has it yet, so none of their timeouts would ever let it go.
+ */
+export function dispatchPlainSocket(socket: Socket, servers: ProtocolServers, firstBytesTimeoutMs: number): void {
   let buffered: Buffer = Buffer.alloc(0);
+  // unref'd: a connection that has said nothing does not keep the process up
+  const timer = setTimeout(destroyUndecided, firstBytesTimeoutMs, socket).unref();
+  socket.once('close', () => clearTimeout(timer));
   const onData = (chunk: Buffer) => {
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
     const compared = Math.min(buffered.length, H2_PREFACE.length);
     const isH2 = buffered.subarray(0, compared).equals(H2_PREFACE.subarray(0, compared));
     if (isH2 && buffered.length < H2_PREFACE.length) return; // could still be the preface
+    clearTimeout(timer); // from here on the server's own timeouts apply
     socket.off('data', onData);
     socket.pause();
     socket.unshift(buffered);

@@ -39,6 +39,8 @@ export interface CaIdentityOptions {
   /** Each failed save of an SVID under `dir` (retries included): the sidecar counts them. */
   readonly onPersistFailure?: (err: unknown) => void;
   readonly logger: Logger;
+  /** Aborted when the sidecar stops: the first issuance stops retrying, a CA request under way ends. */
+  readonly signal?: AbortSignal;
 }
 
 /** `key` is the config key that names the file, so the message says what to mend and where. */
@@ -50,7 +52,20 @@ async function readConfigFile(file: string, key: string, what: string): Promise<
   }
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms`, or rejects with the signal's reason once it is aborted. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
 
 /**
  * Waiting for a CA that is not up yet (started alongside, or restarting): retries stay short so
@@ -68,6 +83,7 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     bundlePem: await readConfigFile(options.ca.bundlePath, 'identity.ca.bundle', 'CA bundle'),
     logger,
     ...(options.ca.timeoutMs === undefined ? {} : { timeoutMs: options.ca.timeoutMs }),
+    ...(options.signal ? { signal: options.signal } : {}),
   });
   const ttl = options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs };
 
@@ -159,10 +175,12 @@ async function firstIssuance(request: () => Promise<Svid>, options: CaIdentityOp
     try {
       return await request();
     } catch (err) {
+      // stopped while waiting for the CA: no retry, no warning
+      if (options.signal?.aborted) throw options.signal.reason;
       const delay = backoffDelayMs(attempt, options.backoff ?? FIRST_CONTACT_BACKOFF);
       if (!isMeshcarError(err) || err.code !== 'ca_unreachable' || Date.now() + delay > deadline) throw err;
       options.logger.warn({ retryInMs: delay }, `first SVID request failed, retrying: ${describeError(err)}`);
-      await sleep(delay);
+      await sleep(delay, options.signal);
     }
   }
 }

@@ -29,6 +29,8 @@ export interface CaClientOptions {
   readonly bundlePem: string;
   readonly timeoutMs?: number;
   readonly logger: Logger;
+  /** Aborted when the sidecar stops: a request under way ends at once (ca_unreachable). */
+  readonly signal?: AbortSignal;
 }
 
 export type CaAuth = { readonly token: string } | { readonly svid: Svid };
@@ -193,6 +195,7 @@ export class CaClient {
         // a fresh agent per request: no pooled socket and no resumed TLS session, so every
         // request runs the full chain and SPIFFE ID check above
         agent: false,
+        ...(this.options.signal ? { signal: this.options.signal } : {}),
       });
       // one deadline for connect, handshake, request and response together
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);

@@ -8,8 +8,11 @@ import type { Metrics } from '../metrics/registry.js';
 import { identityFromFiles, obtainIdentity, type RunningIdentity } from './bootstrap.js';
 import { rootCount, type Svid } from './svid.js';
 
-/** Brings the identity up from the config's `identity` section, for `spiffeId` of `trustDomain`; failed SVID saves count in `metrics`. */
-export function startIdentity(identity: IdentityConfig, spiffeId: string, trustDomain: string, logger: Logger, metrics?: Metrics): Promise<RunningIdentity> {
+/**
+ * Brings the identity up from the config's `identity` section, for `spiffeId` of `trustDomain`;
+ * failed SVID saves count in `metrics`; `signal` ends a wait for the CA (the sidecar stops).
+ */
+export function startIdentity(identity: IdentityConfig, spiffeId: string, trustDomain: string, logger: Logger, metrics?: Metrics, signal?: AbortSignal): Promise<RunningIdentity> {
   if (identity.source === 'files') return identityFromFiles({ spiffeId, files: identity.files, logger });
   return obtainIdentity({
     spiffeId,
@@ -21,6 +24,7 @@ export function startIdentity(identity: IdentityConfig, spiffeId: string, trustD
     // counted from the first save on, before the identity (and watchIdentityMetrics) exists
     ...(metrics ? { onPersistFailure: () => metrics.identityPersistFailures.inc() } : {}),
     logger,
+    ...(signal ? { signal } : {}),
   });
 }
 

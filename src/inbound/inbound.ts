@@ -16,6 +16,7 @@ import { formatHostPort } from '../config/address.js';
 import { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/inbound-config.js';
 import { listenFailed } from '../errors.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
+import { logListenerErrors } from '../http/listener-errors.js';
 import type { H2Limits } from '../h2/index.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
@@ -262,8 +263,8 @@ export class InboundListener implements Inbound, ExchangeContext {
       this.tlsServer.once('error', onError);
       this.tlsServer.listen(port, host, () => {
         this.tlsServer.off('error', onError);
-        // after binding, a server error (e.g. EMFILE on accept) is logged, never thrown
-        this.tlsServer.on('error', (err) => this.logger.error({ err: err.message }, 'inbound listener error'));
+        // after binding, a server error (e.g. EMFILE on accept) is logged, never thrown, at most once per code per 10 s
+        logListenerErrors(this.tlsServer, this.logger, 'inbound');
         const address = this.tlsServer.address() as AddressInfo;
         this.bound = { host: address.address, port: address.port };
         this.logger.info({ address: formatHostPort(this.bound), app: `${this.config.app.protocol}://${formatHostPort(this.config.app)}` }, 'inbound listening');

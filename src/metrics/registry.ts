@@ -238,9 +238,14 @@ export class Metrics {
   }
 }
 
+/** Whether the scraper asked for OpenMetrics: the one thing a /metrics page depends on besides the counts. */
+export function wantsOpenMetrics(accept: string | undefined): boolean {
+  return accept !== undefined && accept.includes('application/openmetrics-text');
+}
+
 /** Prometheus text as the scraper asked for it: OpenMetrics for Accept: application/openmetrics-text, else as it is. */
 export function negotiateMetrics(text: string, accept: string | undefined): { contentType: string; body: string } {
-  if (accept !== undefined && accept.includes('application/openmetrics-text')) {
+  if (wantsOpenMetrics(accept)) {
     return { contentType: Registry.OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(text) };
   }
   return { contentType: Registry.PROMETHEUS_CONTENT_TYPE, body: text };

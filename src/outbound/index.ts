@@ -164,6 +164,7 @@ class OutboundService implements Outbound, OutboundContext {
         keepAliveTimeoutMs: tuning.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs,
         headersTimeoutMs: tuning.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
       },
+      this.logger,
     );
   }
 

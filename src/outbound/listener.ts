@@ -20,6 +20,8 @@ import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { requestIdOf } from '../http/request-id.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { rawErrorResponse, sendError } from '../http/status.js';
+import { logListenerErrors } from '../http/listener-errors.js';
+import type { Logger } from 'pino';
 
 export interface AppHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
@@ -33,7 +35,11 @@ export interface AppListenerLimits {
   readonly maxHeaderBytes: number;
   /** Idle time before an HTTP/1.1 keep-alive connection is closed. */
   readonly keepAliveTimeoutMs: number;
-  /** An HTTP/1.1 request head that has not arrived in full this long after its first byte: 408. */
+  /**
+   * An HTTP/1.1 request head that has not arrived in full this long after its first byte: 408.
+   * Also the bound on a connection's first bytes: one that has sent nothing, or part of the h2c
+   * preface, this long after it opened is closed.
+   */
   readonly headersTimeoutMs: number;
 }
 
@@ -110,7 +116,7 @@ export class AppListener {
   private readonly h2Sessions = new Set<ServerHttp2Session>();
   private addressValue: HostPort | undefined;
 
-  constructor(handlers: AppHandlers, limits: AppListenerLimits) {
+  constructor(handlers: AppHandlers, limits: AppListenerLimits, private readonly logger: Logger) {
     this.http1 = http.createServer({
       maxHeaderSize: limits.maxHeaderBytes,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
@@ -166,7 +172,7 @@ export class AppListener {
     this.server = net.createServer({ noDelay: true }, (socket: TrackedSocket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
-      dispatchPlainSocket(socket, { http1: this.http1, http2: this.http2 });
+      dispatchPlainSocket(socket, { http1: this.http1, http2: this.http2 }, limits.headersTimeoutMs);
     });
   }
 
@@ -185,6 +191,8 @@ export class AppListener {
       this.server.once('error', onError);
       this.server.listen(at.port, at.host, () => {
         this.server.off('error', onError);
+        // after binding, an error (an accept that fails) is logged, never thrown
+        logListenerErrors(this.server, this.logger, 'outbound');
         const bound = this.server.address() as AddressInfo;
         this.addressValue = { host: bound.address, port: bound.port };
         resolve(this.addressValue);

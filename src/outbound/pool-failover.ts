@@ -17,6 +17,7 @@ import type { OpenedStream, UpstreamPool } from './upstream-pool.js';
 import { adaptH2Stream, cancelStream, type UpstreamStream } from './upstream-stream.js';
 import { isWaitCancelled, type StreamWait } from './stream-wait.js';
 import { watchEarlyEnd } from '../http/early-end.js';
+import { LogPerKey, leftOut } from '../log-per-key.js';
 
 export function badRequest(err: unknown): MeshcarError {
   // a head over the upstream's SETTINGS_MAX_HEADER_LIST_SIZE (src/h2 refuses it before sending): 431
@@ -108,6 +109,9 @@ function dropLate(stream: unknown): void {
 
 function ignore(): void {}
 
+/** One process, one shortage: the log line about it is shared by every pool. */
+const LOCAL_SHORTAGE_LOG = new LogPerKey();
+
 /** The failure each dial's error was recorded as: a dial that fails every request waiting on it is one failure. */
 const RECORDED = new WeakMap<object, MeshcarError>();
 
@@ -116,7 +120,9 @@ const RECORDED = new WeakMap<object, MeshcarError>();
  * balancer, is logged (once per outage) and, for a TLS failure, counted. Called where the dial
  * fails (upstream-agent.ts, h2-session-pool.ts), so a dial nobody waits for any more still
  * counts, and again by each request that waited on it (withFailover): the same error object is
- * recorded once, so N waiters do not make N consecutive failures (an ejection). Nothing is
+ * recorded once, so N waiters do not make N consecutive failures (an ejection). A shortage of
+ * this host's (EMFILE, ENFILE, EADDRNOTAVAIL, ENOBUFS) is no failure of the endpoint: it is
+ * logged and the request fails (503 naming it), the endpoint keeps its standing. Nothing is
  * recorded once the pool is closing: what fails then (the agent destroyed, the session pool
  * shutting down) is the pool's own doing, at every call site.
  */
@@ -128,6 +134,12 @@ export function endpointFailed(pool: UpstreamPool, endpoint: UpstreamEndpoint, e
   if (pool.closed) return failure.error;
   if (key) RECORDED.set(key, failure.error);
   if (failure.tlsReason) pool.deps.observer.tlsHandshakeFailed('outbound', failure.tlsReason, outboundFailure(endpoint.key, failure.tlsReason, err));
+  if (failure.local) {
+    // this host ran short (EMFILE...): the endpoint keeps its standing; logged at most once per cause per 10 s
+    const through = LOCAL_SHORTAGE_LOG.take(String((err as { code?: unknown }).code));
+    if (through) pool.deps.logger.warn({ upstream: pool.name, endpoint: endpoint.key, err: failure.error.message }, `cannot connect upstream: a local shortage, not held against the endpoint${leftOut(through, 'like it')}`);
+    return failure.error;
+  }
   const now = Date.now();
   if (endpoint.downUntil <= now) {
     pool.deps.logger.warn({ upstream: pool.name, endpoint: endpoint.key, code: failure.error.code, err: failure.error.message }, 'upstream endpoint failed');

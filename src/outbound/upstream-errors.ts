@@ -26,7 +26,21 @@ export interface ConnectFailure {
   readonly error: MeshcarError;
   /** Set when the TLS handshake itself failed, for meshcar_tls_handshake_failures_total. */
   readonly tlsReason: TlsFailureReason | undefined;
+  /** This host ran short (LOCAL_SHORTAGES), not the endpoint: not held against it. */
+  readonly local?: boolean;
 }
+
+/**
+ * Connect errors that say this host is short of something, whatever the endpoint: backing
+ * the endpoint off or ejecting it would only turn a local shortage into an upstream outage
+ * that outlasts it.
+ */
+const LOCAL_SHORTAGES: Readonly<Record<string, string>> = {
+  EMFILE: 'this process has no file descriptor left',
+  ENFILE: 'the system has no file descriptor left',
+  EADDRNOTAVAIL: 'this host has no local port (or address) left for the connection',
+  ENOBUFS: 'this host has no socket buffer space left',
+};
 
 function codeOf(err: unknown): string {
   return String((err as { code?: unknown } | null)?.code ?? '');
@@ -56,6 +70,14 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
     return {
       error: new MeshcarError('upstream_identity_mismatch', `${endpoint} presented a certificate we cannot trust: ${describeError(err)}`, { cause: err }),
       tlsReason,
+    };
+  }
+  const shortage = LOCAL_SHORTAGES[code];
+  if (shortage !== undefined) {
+    return {
+      error: new MeshcarError('upstream_unavailable', `could not connect to ${endpoint}: ${shortage} (${code}); the endpoint is not at fault`, { cause: err }),
+      tlsReason: undefined,
+      local: true,
     };
   }
   if (closedBeforeSettings(err)) {

@@ -1,5 +1,6 @@
 // Connections to the admin port that do nothing are closed at the idle timeout (ADMIN_IDLE_TIMEOUT_MS
 // by default, a short one here): one that sends no request, and a client that pipelines requests
+// (as many as the server answers on one connection: more close it at once, pipelining.test.ts)
 // and never reads the answers (the server no longer holds its socket). The sweep runs only while
 // a connection is open: an idle sidecar's admin port sets no timer.
 // Raw sockets and a python3 client against a real admin server in this process; every wait is
@@ -10,6 +11,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { pino } from 'pino';
 import { startAdminServer, type AdminState } from '../../src/admin/server.js';
+import { ADMIN_MAX_PIPELINED } from '../../src/admin/pipeline-bound.js';
 import { serverLetGoWithin } from '../helpers/connections.js';
 import { startUnreadClient } from '../helpers/unread-client.js';
 
@@ -24,7 +26,7 @@ const state: AdminState = {
   identity: () => ({}),
   config: () => ({}),
   // a page big enough that a few unread answers fill the buffers
-  metrics: async () => ({ contentType: 'text/plain', body: `# ${'x'.repeat(64 * 1024)}\n` }),
+  metrics: async () => ({ contentType: 'text/plain', body: `# ${'x'.repeat(256 * 1024)}\n` }),
 };
 
 t.test('silent and unread connections to the admin port are let go', async (t) => {
@@ -39,7 +41,7 @@ t.test('silent and unread connections to the admin port are let go', async (t) =
   const quietPort = quiet.localPort as number;
   quiet.resume();
   const since = Date.now();
-  const unread = await startUnreadClient(admin.port, { tls: false, path: '/metrics', count: 200 });
+  const unread = await startUnreadClient(admin.port, { tls: false, path: '/metrics', count: ADMIN_MAX_PIPELINED });
   t.teardown(() => unread.stop());
   t.ok(timers() > idleTimers, 'the sweep runs while connections are open');
 

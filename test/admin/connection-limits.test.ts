@@ -1,0 +1,101 @@
+// What one client can cost the admin port, which may be open to every host (Prometheus in
+// Kubernetes): a connection that pipelines many GET /metrics and never reads the answers is
+// closed once more than ADMIN_MAX_PIPELINED are in flight, so the server neither renders nor
+// holds a page per request (this process's RSS stays bounded), and other scrapes are answered
+// meanwhile; and connections beyond maxConnections are closed as they come.
+// Raw sockets against a real admin server in this process; every wait is bounded.
+
+import t from 'tap';
+import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
+import { pino } from 'pino';
+import { startAdminServer, type AdminState } from '../../src/admin/server.js';
+import { ADMIN_MAX_PIPELINED } from '../../src/admin/pipeline-bound.js';
+import { heldConnectionsOn, serverLetGoWithin } from '../helpers/connections.js';
+
+/** Scheduling on a loaded 2-core machine, on top of each bound. */
+const SLACK_MS = 3_000;
+const PAGE_BYTES = 1024 * 1024;
+const PIPELINED = 200;
+const MB = 1024 * 1024;
+
+let renders = 0;
+const state: AdminState = {
+  ready: () => true,
+  draining: () => false,
+  identity: () => ({}),
+  config: () => ({}),
+  // a fresh 1 MiB page per render, ready a moment later, as a large registry's would be
+  metrics: async () => {
+    renders += 1;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return { contentType: 'text/plain; version=0.0.4', body: `# render ${String(renders).padEnd(PAGE_BYTES, '.')}\n` };
+  },
+};
+
+function scrape(port: number): Promise<{ status: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
+        let bytes = 0;
+        res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
+      })
+      .on('error', reject);
+  });
+}
+
+t.test(`${PIPELINED} GET /metrics pipelined and never read: the connection is closed, memory stays bounded, other scrapes are answered`, async (t) => {
+  // the idle sweep is far off: only the pipelining bound can close the connection in time
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }), { idleTimeoutMs: 60_000 });
+  t.teardown(() => admin.close());
+  t.equal((await scrape(admin.port)).status, 200, 'a scrape before');
+  let peak = process.memoryUsage().rss;
+  const before = peak;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  t.teardown(() => clearInterval(sampler));
+
+  const client = net.connect(admin.port, '127.0.0.1');
+  client.on('error', () => undefined);
+  t.teardown(() => client.destroy());
+  await once(client, 'connect');
+  client.pause(); // never reads
+  const since = Date.now();
+  client.write('GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(PIPELINED));
+  const meanwhile = await scrape(admin.port);
+  t.equal(meanwhile.status, 200, 'a scrape on another connection meanwhile is answered');
+  t.ok(meanwhile.bytes > PAGE_BYTES, 'in full');
+
+  const letGo = await serverLetGoWithin(admin.port, client.localPort as number, since, SLACK_MS);
+  t.type(letGo, 'number', `the pipelining connection is closed (${String(letGo)})`);
+  t.ok(renders <= 2 + ADMIN_MAX_PIPELINED + 1, `a few pages rendered, not one per request (${renders})`);
+  t.equal((await scrape(admin.port)).status, 200, 'a scrape after');
+  clearInterval(sampler);
+  peak = Math.max(peak, process.memoryUsage().rss);
+  t.ok(peak - before < 60 * MB, `RSS grew ${Math.round((peak - before) / MB)} MB (bound 60 MB; a page per request is ${Math.round((PIPELINED * PAGE_BYTES) / MB)} MB)`);
+});
+
+t.test('connections beyond maxConnections are closed as they come', async (t) => {
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }), { maxConnections: 2 });
+  t.teardown(() => admin.close());
+  const open: net.Socket[] = [];
+  t.teardown(() => open.forEach((s) => s.destroy()));
+  for (let i = 0; i < 2; i++) {
+    const socket = net.connect(admin.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    open.push(socket);
+    await once(socket, 'connect');
+  }
+  // the server has taken both: the third is the one over the limit
+  const held = async () => (await heldConnectionsOn(process.pid, admin.port)).length;
+  for (let i = 0; i < 100 && (await held()) < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  const third = net.connect(admin.port, '127.0.0.1');
+  third.on('error', () => undefined);
+  open.push(third);
+  const closed = await Promise.race([once(third, 'close').then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), SLACK_MS))]);
+  t.ok(closed, 'the third connection is closed by the server');
+  open[0]?.destroy();
+  for (let i = 0; i < 100 && (await held()) > 1; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.equal((await scrape(admin.port)).status, 200, 'with one closed, a new connection is served');
+});
