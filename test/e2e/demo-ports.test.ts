@@ -1,7 +1,9 @@
 // The demo on a port another process holds (review finding 3): it must not take a foreign CA
 // for its own nor hang; it exits 1 promptly with one line naming the port and DEMO_PORT_BASE,
 // and leaves nothing listening. Every demo port is moved with DEMO_PORT_BASE, derived from a
-// port bound here on port 0, so these runs never meet `make demo` or the other demo tests.
+// port bound here on port 0, so these runs never meet `make demo` or the other demo tests; the
+// demo's other ports, derived from it, must be free too (checked, else another port is drawn):
+// a client socket of a test running beside this one may hold one of them.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -62,12 +64,36 @@ const holders: Record<string, () => Promise<net.Server>> = {
   'a plain TCP listener': () => listening(net.createServer()),
 };
 
+/** Whether 127.0.0.1:`port` can be bound now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A holder on a port 0 gave, as the demo port at `offset` from the base: drawn again until
+ * every other port of that base is free (a port of another test's client may be among them).
+ */
+async function holdDemoPort(hold: () => Promise<net.Server>, offset: number): Promise<{ holder: net.Server; port: number; base: number }> {
+  for (let i = 0; i < 20; i++) {
+    const holder = await hold();
+    const port = (holder.address() as AddressInfo).port;
+    const base = port - offset;
+    const others = base >= 1024 && base + 3443 <= 65535 ? Object.values(demoPorts(base)).filter((p) => p !== port) : [];
+    if (others.length > 0 && (await Promise.all(others.map(bindable))).every(Boolean)) return { holder, port, base };
+    holder.close();
+  }
+  throw new Error('no held port whose other demo ports are all free');
+}
+
 for (const [name, hold] of Object.entries(holders)) {
   t.test(`${name} already on the demo CA port: not taken for ours, exits 1 at once`, async (t) => {
-    const holder = await hold();
+    // the CA is base+3443 (src/demo/ports.ts)
+    const { holder, port, base } = await holdDemoPort(hold, 3443);
     t.teardown(() => void holder.close());
-    const port = (holder.address() as AddressInfo).port;
-    const base = port - 3443; // the CA is base+3443 (src/demo/ports.ts)
     const result = await runDemo(t.testdir(), base);
     t.equal(result.code, 1, `exit code 1; stderr: ${result.stderr}`);
     t.ok(result.ms < PROMPT_MS, `exited promptly (${result.ms} ms)`);
@@ -79,10 +105,9 @@ for (const [name, hold] of Object.entries(holders)) {
 }
 
 t.test('an app port held: the app that did start and the CA are stopped too, exits 1', async (t) => {
-  const holder = await listening(net.createServer());
+  // the orders app is base+3080
+  const { holder, port, base } = await holdDemoPort(() => listening(net.createServer()), 3080);
   t.teardown(() => void holder.close());
-  const port = (holder.address() as AddressInfo).port;
-  const base = port - 3080; // the orders app is base+3080
   const result = await runDemo(t.testdir(), base);
   t.equal(result.code, 1, `exit code 1; stderr: ${result.stderr}`);
   t.ok(result.ms < PROMPT_MS, `exited promptly (${result.ms} ms)`);
