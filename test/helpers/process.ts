@@ -80,16 +80,26 @@ export function startMeshcar(args: string[], options: { cwd?: string; prefix?: r
  * A port that was free a moment ago on 127.0.0.1, and is released again: only for a port that
  * must stay closed (an app or upstream that is down, an address a reload names but never binds)
  * or one a config must name before anything can report a port back. Anything that listens is
- * started on port 0 and its bound port read back instead: under tap's parallel jobs a released
- * port can be taken by another test before it is bound again.
+ * started on port 0 and its bound port read back instead where it can be.
+ *
+ * Drawn at random from 10000-14999, below the ephemeral range (32768 and up here) and clear of
+ * the demo's ports (15000-18443, and the demo tests' moved bases from 20000): a port-0 bind
+ * would hand out an ephemeral port, which any client socket of a test running beside this one
+ * may take before the port is bound again (a CI run lost a sidecar start to exactly that:
+ * EADDRINUSE on its named inbound port). Only another caller of this function draws here.
  */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * 5_000);
+    if (await bindable(port)) return port;
+  }
+  throw new Error('no free port in 10000-14999 after 100 draws');
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
