@@ -19,7 +19,7 @@
 // BENCH_DIRECT_ONLY=1 (app only, no CA or sidecars), BENCH_KEEP=1 (keep the temp dir and logs),
 // BENCH_STRICT=1 (exit 1 when a target is missed), BENCH_SIDECAR_NODE_ARGS (node flags for the
 // sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_CODEC=node|meshcar (the
-// sidecars' http2.codec; unset: the default), BENCH_IDLE_SECONDS (20; 0 skips): the idle pair's
+// sidecars' http2.codec; unset: the default, meshcar), BENCH_IDLE_SECONDS (20; 0 skips): the idle pair's
 // wake-ups per second (context switches, /proc/PID/status) and CPU, after one call crossed it,
 // after BENCH_IDLE_SETTLE_SECONDS (20; reported on their own rows) of settling after the start;
 // BENCH_OPENAPI=shadow|enforce (both sidecars check the calls against config/orders.openapi.yaml),

@@ -13,6 +13,7 @@ import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
+import { DEFAULT_HTTP2 } from '../config/http2-config.js';
 import { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/inbound-config.js';
 import { listenFailed } from '../errors.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
@@ -65,7 +66,7 @@ export interface InboundOptions {
   readonly logger: Logger;
   readonly observer?: TrafficObserver;
   readonly limits?: InboundLimits;
-  /** HTTP/2 from callers: Node's core http2 server (`node`, default) or meshcar's own codec in src/h2 (`meshcar`). */
+  /** HTTP/2 from callers: meshcar's own codec in src/h2 (`meshcar`, default: DEFAULT_HTTP2) or Node's core http2 server (`node`). */
   readonly codec?: 'meshcar' | 'node';
   /** The OpenAPI spec requests are held against (inbound.openapi), loaded by the caller. */
   readonly schema?: SchemaGuard;
@@ -191,7 +192,7 @@ export class InboundListener implements Inbound, ExchangeContext {
     });
     this.http2.on('session', (session: ServerHttp2Session) => onSession(this, session));
     this.http2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => onStream(this, stream, headers, flags));
-    this.codec = options.codec ?? 'node';
+    this.codec = options.codec ?? DEFAULT_HTTP2.codec;
     this.h2Limits = {
       maxConcurrentStreams: limits.maxConcurrentStreams ?? configured.maxConcurrentStreams,
       maxHeaderListSize: maxHeaderBytes,

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { formatHostPort, type HostPort } from '../config/address.js';
+import { DEFAULT_HTTP2 } from '../config/http2-config.js';
 import type { OutboundConfig, UpstreamConfig } from '../config/outbound-config.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
@@ -51,7 +52,7 @@ export interface OutboundOptions {
   readonly logger: Logger;
   readonly observer?: TrafficObserver;
   readonly options?: OutboundTuning;
-  /** HTTP/2 toward upstream sidecars: core http2 + http2-wrapper (`node`, default) or src/h2 (`meshcar`). */
+  /** HTTP/2 toward upstream sidecars: src/h2 (`meshcar`, default: DEFAULT_HTTP2) or core http2 + http2-wrapper (`node`). */
   readonly codec?: 'meshcar' | 'node';
   /** OpenAPI guards by upstream name (lower-case): the app's calls are checked before they leave. */
   readonly schemas?: ReadonlyMap<string, SchemaGuard>;
@@ -178,7 +179,7 @@ class OutboundService implements Outbound, OutboundContext {
 
   async listen(): Promise<HostPort> {
     // the node codec's http2-wrapper is loaded now, before any request can arrive (node-codec.ts)
-    if ((this.options.codec ?? 'node') === 'node') await loadNodeCodec();
+    if ((this.options.codec ?? DEFAULT_HTTP2.codec) === 'node') await loadNodeCodec();
     // names resolved before the port opens, but a slow resolver does not hold up readiness:
     // requests that come before the first answer wait for it
     await Promise.race([Promise.all(this.pools.map((pool) => pool.start())), delay(INITIAL_RESOLVE_WAIT_MS, undefined, { ref: false })]);
@@ -219,7 +220,7 @@ class OutboundService implements Outbound, OutboundContext {
   }
 
   private newPool(upstream: UpstreamConfig): UpstreamPool {
-    return new UpstreamPool(upstream, { identity: this.options.identity, logger: this.logger, observer: this.observer, settings: this.settings, codec: this.options.codec ?? 'node' });
+    return new UpstreamPool(upstream, { identity: this.options.identity, logger: this.logger, observer: this.observer, settings: this.settings, codec: this.options.codec ?? DEFAULT_HTTP2.codec });
   }
 
   setUpstreams(upstreams: readonly UpstreamConfig[]): void {

@@ -48,8 +48,8 @@ export interface PoolDependencies {
   readonly logger: Logger;
   readonly observer: TrafficObserver;
   readonly settings: PoolSettings;
-  /** Which HTTP/2 codec carries the sessions: http2-wrapper + core http2 (default) or src/h2. */
-  readonly codec?: 'meshcar' | 'node';
+  /** Which HTTP/2 codec carries the sessions: src/h2 or http2-wrapper + core http2 (the outbound passes its own, defaulted there). */
+  readonly codec: 'meshcar' | 'node';
 }
 
 export interface OpenedStream {

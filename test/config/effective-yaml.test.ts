@@ -77,7 +77,7 @@ t.test('a minimal config shows its defaults', async (t) => {
     log: { level: 'info', access: false },
     metrics: { requests: true },
     drainTimeout: '10s',
-    http2: { codec: 'node' },
+    http2: { codec: 'meshcar' },
   });
   // left out, not null or []: check refuses both (the view must paste back into a file)
   t.notOk('inbound' in view, 'no inbound');

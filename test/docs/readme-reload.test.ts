@@ -51,7 +51,7 @@ const CHANGES: Record<string, (c: Yaml) => void> = {
     c.outbound.upstreams.payments.identity = 'spiffe://acme.internal/svc/payments';
   },
   identity: (c) => (c.identity.ttl = '2h'),
-  'http2.codec': (c) => (c.http2 = { codec: 'meshcar' }),
+  'http2.codec': (c) => (c.http2 = { codec: 'node' }),
   workers: (c) => (c.workers = 2),
 };
 

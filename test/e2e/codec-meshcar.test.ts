@@ -6,8 +6,9 @@
 //   SETTINGS_MAX_HEADER_LIST_SIZE (src/h2 DEFAULT_LIMITS: 250, 64 KiB); http2-wrapper over core
 //   http2 sends neither, so its peer reads the defaults (2^32-1). A core http2 upstream that
 //   impersonates orders with an SVID from the mesh CA records what its caller sent.
-// The codec comes from MESHCAR_TEST_H2_CODEC, the same way the re-run files
-// codec-meshcar-mesh-*.test.ts run the existing mesh suites on it, so this proves their path too.
+// The codec is named explicitly (MESHCAR_TEST_H2_CODEC, read by the mesh helper), not left to
+// the default; the mesh suites (mesh-*.test.ts) run with no `http2` key, on the default,
+// meshcar, so this proves their path too.
 
 import t from 'tap';
 import http2 from 'node:http2';

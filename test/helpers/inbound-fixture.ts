@@ -62,9 +62,9 @@ export interface FixtureOptions {
   /** inbound.sessionResumption (default false: no session tickets). */
   readonly sessionResumption?: boolean;
   /**
-   * http2.codec of the inbound. Default: MESHCAR_TEST_H2_CODEC if set (a test file re-runs a
-   * whole existing file with the meshcar codec by setting it before importing that file),
-   * else the inbound's own default (node).
+   * http2.codec of the inbound. Default: MESHCAR_TEST_H2_CODEC if set (a codec-node-*.test.ts
+   * file re-runs a whole existing file with the node codec by setting it before importing that
+   * file), else the inbound's own default (meshcar).
    */
   readonly codec?: 'meshcar' | 'node';
 }

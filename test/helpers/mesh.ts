@@ -103,8 +103,9 @@ export interface SidecarSpec {
   readonly namedPorts?: boolean;
   /**
    * http2.codec of the sidecar (both its inbound and its outbound sessions). Default:
-   * MESHCAR_TEST_H2_CODEC if set (a test file re-runs a whole existing e2e file with the meshcar
-   * codec by setting it before importing that file), else no `http2` key (the sidecar's default).
+   * MESHCAR_TEST_H2_CODEC if set (a codec-node-*.test.ts file re-runs a whole existing e2e file
+   * with the node codec by setting it before importing that file), else no `http2` key (the
+   * sidecar's default, meshcar).
    */
   readonly codec?: 'meshcar' | 'node';
   /** Options for node itself (e.g. a test-side `--require` preload, see test/fixtures/loaded-modules.cjs). */

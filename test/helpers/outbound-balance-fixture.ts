@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
 import type { BalancerConfig, CircuitBreakerConfig, OutlierDetectionConfig } from '../../src/config/upstream-policy-config.js';
 import { createOutbound, type OutboundTuning } from '../../src/outbound/index.js';
-import { appIdentity, RecordingObserver, request, silent, UPSTREAM_ID, type Http1Result } from './outbound-fixture.js';
+import { appIdentity, envTestCodec, RecordingObserver, request, silent, UPSTREAM_ID, type Http1Result } from './outbound-fixture.js';
 import type { TestPki } from './pki.js';
 
 export class HealthObserver extends RecordingObserver {
@@ -39,13 +39,13 @@ export interface BalanceSpec {
   tuning?: OutboundTuning;
   /** Where the outbound logs (default: nowhere). */
   logger?: Logger;
-  /** Which HTTP/2 codec carries the upstream sessions (default: MESHCAR_TEST_H2_CODEC, else the outbound's own). */
+  /** Which HTTP/2 codec carries the upstream sessions (default: MESHCAR_TEST_H2_CODEC, else the outbound's own, meshcar). */
   codec?: 'meshcar' | 'node';
 }
 
 export async function startBalanced(pki: TestPki, spec: BalanceSpec) {
   const observer = new HealthObserver();
-  const codec = spec.codec ?? (process.env.MESHCAR_TEST_H2_CODEC === 'meshcar' ? 'meshcar' : undefined);
+  const codec = spec.codec ?? envTestCodec();
   const outbound = createOutbound({
     config: {
       listen: { host: '127.0.0.1', port: 0 },

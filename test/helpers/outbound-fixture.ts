@@ -248,14 +248,14 @@ export async function appIdentity(pki: TestPki, lifetimeMs = 3_600_000): Promise
 
 /**
  * Tuning, plus which HTTP/2 codec carries the upstream sessions. Default: MESHCAR_TEST_H2_CODEC
- * if set (a test file re-runs a whole existing file on meshcar's codec by setting it before
- * importing that file), else the outbound's own default, `node`.
+ * if set (a codec-node-*.test.ts file re-runs a whole existing file on the node codec by setting
+ * it before importing that file), else the outbound's own default, `meshcar`.
  */
 export type OutboundTestOptions = OutboundTuning & { readonly codec?: 'meshcar' | 'node' };
 
 export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSpec[], testOptions: OutboundTestOptions = {}, identity?: WorkloadIdentity): Promise<OutboundFixture> {
   const { codec: named, ...options } = testOptions;
-  const codec = named ?? (process.env.MESHCAR_TEST_H2_CODEC === 'meshcar' ? 'meshcar' : undefined);
+  const codec = named ?? envTestCodec();
   const id = identity ?? (await appIdentity(pki));
   const observer = new RecordingObserver();
   const outbound = createOutbound({
@@ -285,6 +285,12 @@ export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSp
 }
 
 export { makePki };
+
+/** MESHCAR_TEST_H2_CODEC, if it names a codec: what a re-run file asks every outbound of the file it imports to use. */
+export function envTestCodec(): 'meshcar' | 'node' | undefined {
+  const value = process.env.MESHCAR_TEST_H2_CODEC;
+  return value === 'meshcar' || value === 'node' ? value : undefined;
+}
 
 export interface Http1Result {
   status: number;

@@ -1,8 +1,9 @@
 // http2.codec picks the HTTP/2 server the inbound's callers meet (issue 9): with meshcar an h2
 // caller gets meshcar's own codec (its SETTINGS show it: a 256 KiB stream window where Node's
-// core server keeps 65535), with node (or nothing) Node's core http2 as before, and HTTP/1.1
-// on the same listener is untouched either way. The behaviours themselves run on the meshcar
-// codec in the codec-meshcar-*.test.ts files, which re-run whole existing inbound files.
+// core server keeps 65535), with node Node's core http2, and HTTP/1.1 on the same listener is
+// untouched either way. The behaviours themselves run on meshcar's codec, the default, in the
+// inbound test files, and on the node codec in the codec-node-*.test.ts files, which re-run
+// whole existing inbound files with it.
 
 import t from 'tap';
 import { DEFAULT_LIMITS } from '../../src/h2/index.js';

@@ -68,7 +68,7 @@ async function setup(t: Tap.Test, limits?: InboundLimitsConfig): Promise<Setup> 
     ownSpiffeId: SERVER_ID,
     logger: memoryLogger(logLines, 'debug'),
     observer: new TrafficMetrics(metrics),
-    // codec-meshcar-connection-lifetime.test.ts re-runs this file on the meshcar codec
+    // codec-node-connection-lifetime.test.ts re-runs this file on the node codec
     ...(defaultTestCodec() ? { codec: defaultTestCodec() } : {}),
   });
   const { port } = await inbound.listen();

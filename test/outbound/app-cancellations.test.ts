@@ -5,8 +5,9 @@
 //   holding a circuit-breaker slot, the endpoint's load and the active-streams gauge;
 // - requests the app gives up on before the answer (its own timeout, shorter than a healthy
 //   endpoint's answer): each counted as an endpoint failure, so enough of them ejected it.
-// The upstream is a Node core http2 mTLS server; codec-meshcar-app-cancellations.test.ts runs
-// this file again with the outbound's sessions on meshcar's codec.
+// The upstream is a Node core http2 mTLS server; codec-node-app-cancellations.test.ts runs
+// this file again with the outbound's sessions on the node codec (http2-wrapper) instead of the
+// default, meshcar's own.
 
 import t from 'tap';
 import http from 'node:http';

@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
-import { appIdentity, makePki, RecordingObserver, request, silent, startUpstream, TD, UPSTREAM_ID, type H2Handler } from '../helpers/outbound-fixture.js';
+import { appIdentity, envTestCodec, makePki, RecordingObserver, request, silent, startUpstream, TD, UPSTREAM_ID, type H2Handler } from '../helpers/outbound-fixture.js';
 import type { TestPki } from '../helpers/pki.js';
 import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
 import { createOutbound } from '../../src/outbound/index.js';
@@ -30,8 +30,8 @@ async function start(t: TapTest, pki: TestPki, port: number, timeoutMs: number, 
     identity: await appIdentity(pki),
     logger: silent,
     observer,
-    // codec-meshcar-timeouts.test.ts runs this file again on meshcar's own HTTP/2 codec
-    ...(process.env.MESHCAR_TEST_H2_CODEC === 'meshcar' ? { codec: 'meshcar' as const } : {}),
+    // codec-node-timeouts.test.ts runs this file again on the node codec (Node's Http2Stream#setTimeout)
+    ...(envTestCodec() ? { codec: envTestCodec() } : {}),
   });
   const bound = await outbound.listen();
   t.teardown(() => outbound.close());

@@ -1,0 +1,6 @@
+// access-log.test.ts again, with every sidecar on http2.codec node (Node's core http2 server,
+// http2-wrapper's sessions): the e2e files that cross the sidecar hop run on both codecs; the
+// original file runs on the default, meshcar.
+
+process.env.MESHCAR_TEST_H2_CODEC = 'node';
+await import('./access-log.test.js');

@@ -1,0 +1,7 @@
+// abuse.test.ts again, with the inbound on http2.codec node: every HTTP/2 caller in that file then
+// talks to Node's core http2 server instead of meshcar's own codec (the default, which the original
+// file runs on). There the ResetGuard (src/inbound), not the codec's own reset budget, faces the
+// abusive callers.
+
+process.env.MESHCAR_TEST_H2_CODEC = 'node';
+await import('./abuse.test.js');

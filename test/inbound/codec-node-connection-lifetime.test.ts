@@ -1,0 +1,7 @@
+// connection-lifetime.test.ts again, with the inbound on http2.codec node: every HTTP/2 caller in
+// that file then talks to Node's core http2 server instead of meshcar's own codec (the default,
+// which the original file runs on). GOAWAY at the maximum session age and destruction at
+// certificate expiry on Node's session.
+
+process.env.MESHCAR_TEST_H2_CODEC = 'node';
+await import('./connection-lifetime.test.js');

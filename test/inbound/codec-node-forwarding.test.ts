@@ -1,0 +1,7 @@
+// forwarding.test.ts again, with the inbound on http2.codec node: every HTTP/2 caller in that file
+// then talks to Node's core http2 server instead of meshcar's own codec (the default, which the
+// original file runs on). What an HTTP/2 caller is sent (the app's head, the app's own
+// x-meshcar-error dropped) goes through core http2.
+
+process.env.MESHCAR_TEST_H2_CODEC = 'node';
+await import('./forwarding.test.js');
