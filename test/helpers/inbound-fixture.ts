@@ -15,6 +15,7 @@ import { validateSvid } from '../../src/identity/svid.js';
 import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { createInbound, type Inbound, type InboundLimits } from '../../src/inbound/index.js';
 import type { AuthorizeRule } from '../../src/config/inbound-config.js';
+import { DEFAULT_HTTP2 } from '../../src/config/http2-config.js';
 import type { RequestRecord, TlsFailureReason, TrafficObserver } from '../../src/metrics/traffic.js';
 
 export const TD = 'mesh.test';
@@ -73,6 +74,11 @@ export interface FixtureOptions {
 export function defaultTestCodec(): 'meshcar' | 'node' | undefined {
   const value = process.env.MESHCAR_TEST_H2_CODEC;
   return value === 'meshcar' || value === 'node' ? value : undefined;
+}
+
+/** The codec an inbound the fixture starts really runs: the one named, else defaultTestCodec(), else the sidecar's default. */
+export function effectiveTestCodec(named?: 'meshcar' | 'node'): 'meshcar' | 'node' {
+  return named ?? defaultTestCodec() ?? DEFAULT_HTTP2.codec;
 }
 
 export interface InboundFixture {
