@@ -1,8 +1,9 @@
 // The top-level `http2` key: which HTTP/2 implementation carries the sidecar-to-sidecar hop
 // (issue 9). `meshcar` is the own codec in src/h2/, the default since every test passes with it
-// (the issue's rule for flipping it): about half the CPU and memory per request of the other.
-// `node` is Node's core http2 (inbound server) and http2-wrapper (outbound sessions, loaded only
-// with this codec), still selectable as `http2: {codec: node}` and tested as fully.
+// (the issue's rule for flipping it); it costs about 0.6 of the other's CPU per request and peak
+// memory (README, Benchmarks). `node` is Node's core http2 (inbound server) and http2-wrapper
+// (outbound sessions, loaded only with this codec), still selectable as `http2: {codec: node}`
+// and re-run over the same tests (the codec-node-*.test.ts files).
 
 import type { YamlValue } from './yaml-source.js';
 
