@@ -85,12 +85,13 @@ export class H2cApp implements AppForwarder {
     }
     // every session is at the app's stream limit: wait for a slot, within the request's own deadline
     const waiter = new WaitingRequest(exchange, startWaiting, failWaiting, leaveQueue);
+    exchange.upstream = waiter; // the exchange's end (deadline, caller gone) cancels it: it leaves the queue
     if (!this.pool.wait(waiter)) {
+      exchange.upstream = undefined;
       this.observer?.appStreamWaited?.('queue_full');
       exchange.fail('overloaded', `the app's stream limit is reached on every session and ${this.pool.waiters.max} requests already wait for it`);
       return;
     }
-    exchange.upstream = waiter; // the exchange's end (deadline, caller gone) cancels it: it leaves the queue
     // held until a stream takes it (pipe() resumes it): the byte counter's 'data' listener
     // (request-dispatch.ts) would have it flowing meanwhile, and those bytes would be lost
     if (exchange.requestHasBody) exchange.requestBody.pause();

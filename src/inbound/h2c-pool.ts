@@ -57,6 +57,10 @@ export interface H2cPoolOptions {
   readonly probeMs?: number;
 }
 
+function closing(): Error {
+  return Object.assign(new Error('the sidecar is closing its sessions to the app'), { code: 'ERR_HTTP2_SESSION_CLOSED' });
+}
+
 export class H2cSessionPool {
   private leases: Lease[] = [];
   private readonly maxSessions: number;
@@ -106,6 +110,10 @@ export class H2cSessionPool {
 
   /** Queues a request for the next free slot; false: the queue is full. */
   wait(waiter: PoolWaiter): boolean {
+    if (this.closed) {
+      waiter.failed(closing());
+      return true;
+    }
     return this.waiters.add(waiter);
   }
 
@@ -176,7 +184,7 @@ export class H2cSessionPool {
     this.closed = true;
     for (const lease of this.leases) lease.session.close();
     this.leases = [];
-    this.waiters.failAll(Object.assign(new Error('the sidecar is closing its sessions to the app'), { code: 'ERR_HTTP2_SESSION_CLOSED' }));
+    this.waiters.failAll(closing());
   }
 
   /** Hands free slots to waiting requests, oldest first. */

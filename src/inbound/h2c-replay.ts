@@ -70,15 +70,22 @@ export class WaitingRequest implements PoolWaiter, UpstreamRequest {
     private readonly leave: (waiter: WaitingRequest) => void,
   ) {}
 
+  /** Out of the queue (granted, failed or left): a second cancel (fail(), then callerClosed()) does nothing. */
+  private over = false;
+
   granted(lease: Lease): void {
+    this.over = true;
     this.start(this.exchange, lease);
   }
 
   failed(err: Error): void {
+    this.over = true;
     this.fail(this.exchange, err);
   }
 
   destroy(): void {
+    if (this.over) return;
+    this.over = true;
     this.leave(this);
   }
 }

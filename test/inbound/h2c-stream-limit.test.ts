@@ -184,3 +184,50 @@ t.test('a stream refused after more body went out than is kept for a replay: 503
   t.equal(stats.refused, 2);
   t.same(fx.observer.appStreamEvents.filter((e) => e.startsWith('refused:')), ['refused:answered', 'refused:replayed']);
 });
+
+t.test('requests wait for a stream within their own deadline, and only so many wait', async (t) => {
+  // the app allows one stream at a time and holds each request until the test lets it go
+  const held: Array<() => void> = [];
+  const server = http2.createServer({ settings: { maxConcurrentStreams: 1 } });
+  server.on('stream', (stream, headers) => {
+    stream.on('error', () => {});
+    stream.resume();
+    held.push(() => {
+      if (!stream.closed) stream.respond({ ':status': 200 });
+      stream.end(String(headers[':path']));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const fx = await startInbound({ timeoutMs: 10_000, limits: { appMaxWaiting: 2 }, externalApp: { protocol: 'h2c', port: (server.address() as { port: number }).port } });
+  t.teardown(() => fx.close());
+  const pool = (fx.inbound.app as unknown as { pool: { waiters: { size: number } } }).pool;
+  const caller = await h2Connect(fx.port, await fx.tlsOptions());
+  t.teardown(() => caller.destroy());
+  const waitUntil = async (what: string, ok: () => boolean) => {
+    for (const until = Date.now() + 5000; !ok(); ) {
+      if (Date.now() > until) throw new Error(`not reached: ${what}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  const first = h2Request(caller, { ':path': '/first' });
+  await waitUntil('the app holds the first request', () => held.length === 1);
+  // the caller's own deadline bounds its wait for a stream
+  const hurried = await h2Request(caller, { ':path': '/hurried', 'x-request-timeout': '200ms' });
+  t.equal(hurried.status, 504, 'a request whose deadline passed while it waited: 504');
+  t.equal(hurried.headers['x-meshcar-error'], 'upstream_timeout');
+  t.equal(pool.waiters.size, 0, 'and it left the queue');
+  const second = h2Request(caller, { ':path': '/second' });
+  const third = h2Request(caller, { ':path': '/third' });
+  await waitUntil('two requests wait', () => pool.waiters.size === 2);
+  const fourth = await h2Request(caller, { ':path': '/fourth' });
+  t.equal(fourth.status, 503, 'past maxWaiting: 503 at once');
+  t.equal(fourth.headers['x-meshcar-error'], 'overloaded');
+  // one at a time, in order: each freed stream goes to the oldest waiting request
+  for (let i = 1; i <= 3; i++) {
+    await waitUntil(`the app holds request ${i}`, () => held.length >= i);
+    held[i - 1]?.();
+  }
+  t.same((await Promise.all([first, second, third])).map((r) => `${r.status} ${r.body.toString()}`), ['200 /first', '200 /second', '200 /third']);
+  t.same(fx.observer.appStreamEvents.filter((e) => e.startsWith('waited:')).sort(), ['waited:gave_up', 'waited:granted', 'waited:granted', 'waited:queue_full']);
+});
