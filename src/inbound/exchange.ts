@@ -103,7 +103,7 @@ export abstract class Exchange {
   bodyReplacement: Readable | undefined = undefined;
   /** What the OpenAPI check found (undefined: no spec, or not checked). */
   schema: SchemaResult | undefined = undefined;
-  /** Attempts made toward the app (a bodiless request may be retried once on a stale connection). */
+  /** Attempts made toward the app (a bodiless request may be retried once on a stale connection; an h2c app's refused stream is sent again, see h2c-replay.ts). */
   attempts = 0;
   // the deadlines' books, kept by exchange-deadlines.ts (startTimers, touch)
   /** The app's response head is due (undefined: not started, or cancelled). */

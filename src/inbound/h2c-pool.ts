@@ -1,21 +1,39 @@
-// A few cleartext HTTP/2 sessions to the local app, multiplexing every forwarded request. A
-// session is used until the app's stream limit (capped) is reached, then another is opened,
-// up to a small maximum; past that the least busy one takes the stream (nghttp2 queues it).
-// A session that closes, errors or receives GOAWAY leaves the pool at once, so the next
-// request opens a fresh one: that is the reconnect. Node's client can also end a session
-// without a word: on a protocol or compression error from the app (a header field over 64 KiB)
-// it sends GOAWAY itself but neither closes nor tells, and every stream on it then hangs or is
-// refused. A session that refuses a stream without having received a GOAWAY leaves the pool
-// (closing once its streams are done), and one that does or whose stream timed out must answer
-// a PING within PROBE_MS or is destroyed.
+// A few cleartext HTTP/2 sessions to the local app, multiplexing every forwarded request, within
+// the app's own stream limit. A session is used up to the app's SETTINGS_MAX_CONCURRENT_STREAMS
+// (capped by streamsPerSession); a new session carries only coldStreams streams until the app's
+// SETTINGS arrive (a burst sent before them is refused past the app's limit). A request that
+// finds every session full WAITS here (h2c-waiters.ts: bounded, until its own deadline) rather
+// than overloading the app: another session is opened only when the sessions are full by our
+// cap, never when the app itself set the lower limit (an app that allows 10 streams means 10 at
+// once, as a Linkerd or Envoy user expects; opening more sessions would get around it).
+//
+// A session that closes, errors or receives GOAWAY leaves the pool at once, so the next request
+// opens a fresh one: that is the reconnect. Node's client can also end a session without a word:
+// on a protocol or compression error from the app (a header field over 64 KiB) it sends GOAWAY
+// itself but neither closes nor tells, and every stream on it is refused. A REFUSED_STREAM is
+// not held against a session, though: the app may enforce a limit lower than announced, or
+// lower it (RFC 9113 §8.7). A stream refused on a session whose limit was known when it went
+// out makes the session take no more streams than it then had, and none until it answers a
+// PING (PROBE_MS; a dead one is destroyed, failing its hung streams at once; meanwhile another
+// session may be opened). A stream refused before the limit was known costs nothing. A session
+// whose stream timed out must answer a PING too.
 
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
+import { WaitQueue, type PoolWaiter } from './h2c-waiters.js';
+
+export type { PoolWaiter } from './h2c-waiters.js';
 
 export interface Lease {
   readonly session: ClientHttp2Session;
   /** Streams open on the session through this pool. */
   active: number;
+  /** The app's SETTINGS arrived: its stream limit is known. */
+  settled: boolean;
+  /** Streams the app took at most when it refused one within its announced limit (Infinity: none refused since its last SETTINGS). */
+  learned: number;
+  /** A stream was refused within the limit: no new stream until a PING is answered. */
+  suspect: boolean;
   /** The app sent GOAWAY: its refusals are its own, not a dead session's. */
   goaway: boolean;
   /** A PING is out to see whether the session still lives. */
@@ -31,31 +49,48 @@ export interface H2cPoolOptions {
   readonly maxSessions?: number;
   /** Streams per session before another is opened, even if the app allows more. */
   readonly streamsPerSession?: number;
+  /** Streams a session carries before the app's SETTINGS say its limit (default 1: SETTINGS come first, within a round trip). */
+  readonly coldStreams?: number;
+  /** Requests that may wait for a stream slot (default 1000); more are answered 503 at once. */
+  readonly maxWaiting?: number;
   /** How long a suspect session has to answer a PING (default 5 s). */
   readonly probeMs?: number;
+}
+
+function closing(): Error {
+  return Object.assign(new Error('the sidecar is closing its sessions to the app'), { code: 'ERR_HTTP2_SESSION_CLOSED' });
 }
 
 export class H2cSessionPool {
   private leases: Lease[] = [];
   private readonly maxSessions: number;
   private readonly streamsPerSession: number;
+  private readonly coldStreams: number;
   private readonly probeMs: number;
+  readonly waiters: WaitQueue;
   private closed = false;
+  private pumping = false;
+  /** What refusals taught and a PING confirmed (the session lived: the app enforces a lower limit than it announces): new sessions start with it. */
+  private learned = Infinity;
+  /** Sessions opened over the pool's life (tests and logs). */
+  opened = 0;
 
   constructor(private readonly url: string, private readonly logger: Logger, options: H2cPoolOptions = {}) {
     this.maxSessions = options.maxSessions ?? 4;
     this.streamsPerSession = options.streamsPerSession ?? 100;
+    this.coldStreams = options.coldStreams ?? 1;
     this.probeMs = options.probeMs ?? PROBE_MS;
+    this.waiters = new WaitQueue(options.maxWaiting ?? 1000);
   }
 
   get sessions(): number {
     return this.leases.length;
   }
 
-  /** A session for one more stream; the caller must call release() when the stream closes. */
-  acquire(): Lease {
-    let best: Lease | undefined;
+  /** A session with a free stream slot (the caller must call release() when the stream closes), or undefined: wait(). */
+  acquire(): Lease | undefined {
     const leases = this.leases;
+    let growthBlocked = false;
     for (let i = 0; i < leases.length; i++) {
       const lease = leases[i] as Lease;
       if (lease.session.closed || lease.session.destroyed) continue; // its 'close' is on the way
@@ -63,31 +98,43 @@ export class H2cSessionPool {
         lease.active++;
         return lease;
       }
-      if (best === undefined || lease.active < best.active) best = lease;
+      // full by the app's own (or not yet known) limit: more sessions would get around it
+      if (!lease.suspect && (!lease.settled || this.appLimitOf(lease) < this.streamsPerSession)) growthBlocked = true;
     }
-    if (best === undefined || leases.length < this.maxSessions) best = this.open();
-    best.active++;
-    return best;
+    if (this.closed || growthBlocked || leases.length >= this.maxSessions) return undefined;
+    const lease = this.open();
+    if (this.limitOf(lease) < 1) return undefined;
+    lease.active++;
+    return lease;
+  }
+
+  /** Queues a request for the next free slot; false: the queue is full. */
+  wait(waiter: PoolWaiter): boolean {
+    if (this.closed) {
+      waiter.failed(closing());
+      return true;
+    }
+    return this.waiters.add(waiter);
   }
 
   release(lease: Lease): void {
     // a retired session closes once its streams are done (Node's close() with streams still
     // open failed a healthy app's answer in flight), unless the app or a failure closed it
     if (--lease.active === 0 && lease.retired && !lease.session.closed) lease.session.close();
+    this.pump();
   }
 
   /**
-   * A stream of this lease was refused (REFUSED_STREAM) though the app sent no GOAWAY: either
-   * the app is over its stream limit (allowed: RFC 9113 §8.7), or Node's client ended the
-   * session itself. Either way no new stream goes there: the session leaves the pool and closes
-   * once its streams are done (a healthy one's answers still arrive), and a PING tells the two
-   * apart (a dead one is destroyed, failing its hung streams at once).
+   * A stream of this lease was refused (REFUSED_STREAM) though the app sent no GOAWAY.
+   * `knownLimit`: the app's SETTINGS had arrived when the stream went out. Before them the
+   * refusal is the app enforcing the limit we did not know yet (now we do): nothing to learn.
+   * After them the app enforced a lower limit than announced, or Node's client ended the
+   * session itself: the session takes at most `others` streams, none until it answers a PING.
    */
-  refused(lease: Lease): void {
-    if (lease.goaway) return;
-    this.retire(lease);
-    // its streams may all be done already (release() ran first): then it closes now
-    if (lease.active === 0 && !lease.session.closed) lease.session.close();
+  refused(lease: Lease, knownLimit: boolean, others: number): void {
+    if (lease.goaway || lease.retired || !knownLimit) return;
+    lease.learned = Math.max(1, Math.min(lease.learned, others));
+    lease.suspect = true;
     this.probe(lease);
   }
 
@@ -103,6 +150,13 @@ export class H2cSessionPool {
         clearTimeout(timer);
         lease.probing = false;
         if (err) this.discard(lease, `its PING failed (${err.message})`);
+        else if (lease.suspect) {
+          // alive: the refusal was the app's limit, true of its other sessions too
+          lease.suspect = false;
+          this.learned = Math.min(this.learned, lease.learned);
+          for (const other of this.leases) other.learned = Math.min(other.learned, this.learned);
+          this.pump();
+        }
       });
     } catch (err) {
       clearTimeout(timer);
@@ -121,35 +175,75 @@ export class H2cSessionPool {
   private retire(lease: Lease): void {
     lease.retired = true;
     const index = this.leases.indexOf(lease);
-    if (index !== -1) this.leases.splice(index, 1);
+    if (index === -1) return;
+    this.leases.splice(index, 1);
+    this.pump(); // the waiting requests may now open a session of their own
   }
 
   close(): void {
     this.closed = true;
     for (const lease of this.leases) lease.session.close();
     this.leases = [];
+    this.waiters.failAll(closing());
+  }
+
+  /** Hands free slots to waiting requests, oldest first. */
+  private pump(): void {
+    if (this.pumping) return; // a waiter's start may release a slot (a request that throws): the loop takes it
+    this.pumping = true;
+    try {
+      while (this.waiters.size > 0) {
+        const lease = this.acquire();
+        if (lease === undefined) break;
+        const waiter = this.waiters.shift();
+        if (waiter === undefined) this.release(lease);
+        else waiter.granted(lease);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** The app's own limit on this session: its SETTINGS, and what a refusal taught. */
+  private appLimitOf(lease: Lease): number {
+    // before the app's SETTINGS arrive remoteSettings holds the protocol defaults (unlimited)
+    const remote = lease.session.remoteSettings?.maxConcurrentStreams ?? Infinity;
+    return Math.min(remote, lease.learned);
   }
 
   private limitOf(lease: Lease): number {
-    // before the app's SETTINGS arrive remoteSettings holds the protocol defaults (unlimited)
-    const remote = lease.session.remoteSettings?.maxConcurrentStreams ?? this.streamsPerSession;
-    return Math.min(remote, this.streamsPerSession);
+    if (lease.suspect) return 0;
+    if (!lease.settled) return Math.min(this.coldStreams, this.streamsPerSession);
+    return Math.min(this.appLimitOf(lease), this.streamsPerSession);
   }
 
   private open(): Lease {
     const session = http2.connect(this.url, { settings: { enablePush: false } });
-    const lease: Lease = { session, active: 0, goaway: false, probing: false, retired: false };
-    const retire = () => this.retire(lease);
+    this.opened++;
+    const lease: Lease = { session, active: 0, settled: false, learned: this.learned, suspect: false, goaway: false, probing: false, retired: false };
+    let announced: number | undefined;
+    // every SETTINGS from the app (it may change its limit at any time): the slots it allows go
+    // to waiting requests, and a changed limit replaces what refusals taught
+    session.on('remoteSettings', (settings) => {
+      const limit = settings.maxConcurrentStreams;
+      if (lease.settled && limit !== announced) lease.learned = this.learned = Infinity;
+      announced = limit;
+      lease.settled = true;
+      this.pump();
+    });
     // streams on a failing session get the error themselves; the session leaves the pool
     session.on('error', (err) => {
       this.logger.debug({ err: err.message, app: this.url }, 'h2c session to the app failed');
-      retire();
+      // never reached the app (refused, not there): the requests waiting for a slot fail with it,
+      // rather than each opening one more connection that fails the same way
+      if (!lease.settled && !this.leases.some((l) => l !== lease && l.settled && !l.retired)) this.waiters.failAll(err);
+      this.retire(lease);
     });
     session.once('goaway', () => {
       lease.goaway = true;
-      retire();
+      this.retire(lease);
     });
-    session.once('close', retire);
+    session.once('close', () => this.retire(lease));
     if (this.closed) session.close();
     else this.leases.push(lease);
     return lease;

@@ -22,6 +22,7 @@ import type { H2Limits } from '../h2/index.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { H2cApp } from './app-h2c.js';
+import type { H2cPoolOptions } from './h2c-pool.js';
 import { Http1App } from './app-http1.js';
 import { NodeHttp1App } from './app-http1-node.js';
 import { AuthorizationPolicy } from './authorization.js';
@@ -55,6 +56,18 @@ export interface InboundLimits {
   readonly maxAppSockets?: number;
   /** h2c app: how long a session has to answer a PING after one of its requests timed out, before it is dropped. Default 5 s. */
   readonly appPingTimeoutMs?: number;
+  /** h2c app: streams a new session carries before the app's SETTINGS say its limit. Default 1. */
+  readonly appColdStreams?: number;
+  /** h2c app: requests that may wait for a stream slot when every session is at the app's limit. Default 1000. */
+  readonly appMaxWaiting?: number;
+}
+
+function h2cPoolOptions(limits: InboundLimits): H2cPoolOptions {
+  return {
+    ...(limits.appPingTimeoutMs === undefined ? {} : { probeMs: limits.appPingTimeoutMs }),
+    ...(limits.appColdStreams === undefined ? {} : { coldStreams: limits.appColdStreams }),
+    ...(limits.appMaxWaiting === undefined ? {} : { maxWaiting: limits.appMaxWaiting }),
+  };
 }
 
 export interface InboundOptions {
@@ -156,7 +169,7 @@ export class InboundListener implements Inbound, ExchangeContext {
     const appAddress = { host: config.app.host, port: config.app.port };
     this.app =
       config.app.protocol === 'h2c'
-        ? new H2cApp(appAddress, logger, limits.appPingTimeoutMs === undefined ? {} : { probeMs: limits.appPingTimeoutMs })
+        ? new H2cApp(appAddress, logger, h2cPoolOptions(limits), this.observer)
         : new Http1App(appAddress, limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {});
     // Upgrade requests get a connection of their own that is never pooled: after an answer
     // other than 101 the state of that connection is the app's guess, not something to reuse

@@ -143,6 +143,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly appStreamWaits = new Counter({
+    name: 'meshcar_app_stream_waits_total',
+    help: 'Inbound requests to an h2c app that waited for a stream slot (every session at the app\'s stream limit), by result (granted, gave_up: deadline or caller gone, queue_full, failed: app unreachable).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly appStreamsRefused = new Counter({
+    name: 'meshcar_app_streams_refused_total',
+    help: 'Inbound streams an h2c app refused (REFUSED_STREAM: not processed), by result (replayed, answered: 503).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   readonly retryBudgetExhausted = new Counter({
     name: 'meshcar_retry_budget_exhausted_total',
     help: 'Outbound retries not made because the upstream\'s retry budget was spent.',

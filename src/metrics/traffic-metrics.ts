@@ -210,6 +210,14 @@ export class TrafficMetrics implements TrafficObserver {
     this.metrics.retries.labels(upstream, reason, outcome).inc();
   }
 
+  appStreamWaited(result: string): void {
+    this.metrics.appStreamWaits.labels(result).inc();
+  }
+
+  appStreamRefused(result: string): void {
+    this.metrics.appStreamsRefused.labels(result).inc();
+  }
+
   retryBudgetExhausted(upstream: string): void {
     this.metrics.retryBudgetExhausted.labels(upstream).inc();
   }

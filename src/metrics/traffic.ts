@@ -58,6 +58,10 @@ export interface TrafficObserver {
   retryAttempted?(upstream: string, reason: string, outcome: string): void;
   /** Outbound: a retry was wanted, but the upstream's retry budget was spent. */
   retryBudgetExhausted?(upstream: string): void;
+  /** Inbound, h2c app: a request that found the app's sessions at their stream limit; result granted|gave_up (its deadline, or the caller left)|queue_full|failed (the app unreachable). */
+  appStreamWaited?(result: string): void;
+  /** Inbound, h2c app: the app refused a stream (REFUSED_STREAM); result replayed|answered (503: refused too often, or too much body sent to replay). */
+  appStreamRefused?(result: string): void;
   /** Outbound: an endpoint of the upstream was ejected after consecutive failures. */
   outlierEjected?(upstream: string): void;
   /** Outbound: endpoints of the upstream ejected now (after every ejection and re-admission). */

@@ -33,6 +33,14 @@ export class RecordingObserver implements TrafficObserver {
   }
   upstreamSessionsChanged(): void {}
   upstreamStreamsChanged(): void {}
+  /** h2c app: waits for a stream slot and refused streams, as `waited:<result>` and `refused:<result>`. */
+  readonly appStreamEvents: string[] = [];
+  appStreamWaited(result: string): void {
+    this.appStreamEvents.push(`waited:${result}`);
+  }
+  appStreamRefused(result: string): void {
+    this.appStreamEvents.push(`refused:${result}`);
+  }
   /** Resolves once `n` requests have been reported (records arrive when the exchange closes). */
   async waitForRequests(n: number, timeoutMs = 3000): Promise<RequestRecord[]> {
     const until = Date.now() + timeoutMs;

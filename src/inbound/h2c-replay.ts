@@ -1,0 +1,91 @@
+// What lets a request to the h2c app wait for a stream slot and be sent again after a refusal
+// (app-h2c.ts): the handle a waiting request holds in the pool's queue (the exchange's end, a
+// timeout or the caller gone, takes it out), and the request body as it went by, kept up to
+// BODY_KEEP_LIMIT bytes so that a stream the app refused (REFUSED_STREAM: it did not process it,
+// RFC 9113 §8.7) can be replayed with its body, as the outbound's retries keep theirs.
+
+import type { Readable } from 'node:stream';
+import type { Exchange, UpstreamRequest } from './exchange.js';
+import { exchangeOf } from './exchange.js';
+import type { Lease, PoolWaiter } from './h2c-pool.js';
+
+/** Request body bytes kept for a replay (as the outbound's retry.bufferLimit); past it a refused request is answered 503. */
+export const BODY_KEEP_LIMIT = 64 * 1024;
+
+/** How many times a request is sent at most when the app keeps refusing its stream. */
+export const MAX_SENDS = 4;
+
+const kKept = Symbol('meshcar.inbound.keptBody');
+
+interface KeptBody {
+  chunks: Buffer[] | null;
+  size: number;
+}
+
+interface WithKept {
+  [kKept]?: KeptBody;
+}
+
+/** Starts keeping the body that goes by (first send only). */
+export function keepBody(exchange: Exchange): void {
+  (exchange as unknown as WithKept)[kKept] = { chunks: [], size: 0 };
+  exchange.requestBody.on('data', onKeepBody);
+}
+
+function onKeepBody(this: Readable, chunk: Buffer): void {
+  const kept = (exchangeOf(this) as unknown as WithKept)[kKept];
+  if (kept === undefined || kept.chunks === null) return;
+  kept.size += chunk.length;
+  if (kept.size > BODY_KEEP_LIMIT) {
+    kept.chunks = null; // too large to replay: a refusal from now on is answered 503
+    this.off('data', onKeepBody);
+  } else kept.chunks.push(chunk);
+}
+
+/** The app answered: nothing will be replayed, so the copy goes (a long upload would hold it for its whole life). */
+export function dropKeptBody(exchange: Exchange): void {
+  const kept = (exchange as unknown as WithKept)[kKept];
+  if (kept === undefined || kept.chunks === null) return;
+  kept.chunks = null;
+  exchange.requestBody.off('data', onKeepBody);
+}
+
+/** The body that went out so far, for a replay; null: more went out than was kept. */
+export function keptBody(exchange: Exchange): Buffer[] | null {
+  const kept = (exchange as unknown as WithKept)[kKept];
+  return kept === undefined ? [] : kept.chunks;
+}
+
+/**
+ * A request waiting in the pool's queue, as the exchange's `upstream` meanwhile: the exchange's
+ * cancel (its deadline, the caller gone) calls destroy(), which leaves the queue.
+ */
+export class WaitingRequest implements PoolWaiter, UpstreamRequest {
+  readonly writableFinished = false;
+
+  constructor(
+    readonly exchange: Exchange,
+    private readonly start: (exchange: Exchange, lease: Lease) => void,
+    private readonly fail: (exchange: Exchange, err: Error) => void,
+    private readonly leave: (waiter: WaitingRequest) => void,
+  ) {}
+
+  /** Out of the queue (granted, failed or left): a second cancel (fail(), then callerClosed()) does nothing. */
+  private over = false;
+
+  granted(lease: Lease): void {
+    this.over = true;
+    this.start(this.exchange, lease);
+  }
+
+  failed(err: Error): void {
+    this.over = true;
+    this.fail(this.exchange, err);
+  }
+
+  destroy(): void {
+    if (this.over) return;
+    this.over = true;
+    this.leave(this);
+  }
+}
