@@ -55,7 +55,7 @@ const SINK_SLACK_BYTES = 128 * 1024;
 const CONNECTION_BROKE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
 /** undici's UND_ERR_SOCKET messages for an answer it refused (an unasked 100 or 101): the app answered, nothing broke. */
-const REFUSED_ANSWER = new Set(['bad response', 'bad upgrade']);
+const REFUSED_INTERIM = new Set(['bad response', 'bad upgrade']);
 
 export class Http1App implements AppForwarder {
   readonly label: string;
@@ -219,7 +219,7 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
       // a pooled connection the app had closed: most likely nothing reached the app, but the
       // break may also have come after the app read the request, so only a request that is
       // safe to repeat (and has no body to replay) is sent once more
-      if (!this.answered && !exchange.requestHasBody && exchange.attempts < 2 && code !== undefined && CONNECTION_BROKE.has(code) && !REFUSED_ANSWER.has(err.message) && isRepeatableRequest(exchange.method, exchange.requestHeaders)) {
+      if (!this.answered && !exchange.requestHasBody && exchange.attempts < 2 && code !== undefined && CONNECTION_BROKE.has(code) && !REFUSED_INTERIM.has(err.message) && isRepeatableRequest(exchange.method, exchange.requestHeaders)) {
         this.app.send(exchange);
         return;
       }

@@ -25,8 +25,10 @@ const ANSWERS: Record<string, string> = {
 };
 
 t.test("an app's odd or forbidden answers", async (t) => {
+  const hits: Record<string, number> = {};
   const app = await startRawApp(({ line }, socket) => {
     const path = line.split(' ')[1] as string;
+    hits[path] = (hits[path] ?? 0) + 1;
     // a coding the client cannot undo, framed by the close
     if (path === '/gzip-close') {
       socket.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nGZIPBYTES');
@@ -96,6 +98,7 @@ t.test("an app's odd or forbidden answers", async (t) => {
   t.test('unasked interim answers and impossible statuses are 502 bad_gateway', async (t) => {
     await badGateway(t, '/unasked-101', 'a 101 to a request that asked no upgrade');
     await badGateway(t, '/unasked-100', 'a 100 Continue to a request without Expect');
+    t.equal(hits['/unasked-100'], 2, 'sent once per request: an answer refused is no broken connection to retry on');
     await badGateway(t, '/status-000', 'status 000');
     const h2 = await h2Request(session, { ':method': 'GET', ':path': '/status-999' });
     t.equal(h2.status, 502, 'HTTP/2: status 999 (HTTP/2 carries 3 digits 100-599 only) is 502');
