@@ -26,6 +26,19 @@ export interface H2ConnectionOptions {
   readonly sensitiveHeaders?: Iterable<string>;
   /** Bytes already read from the socket (e.g. by a protocol sniffer), processed first. */
   readonly head?: Buffer;
+  /**
+   * Server: the answer to a request whose header block is over the limits (size or field
+   * count), sent with :status 431 in place of a bare one: its fields (names lower-case,
+   * content-length included) and body. The body goes out only if the peer's windows take it
+   * at once (the stream is never opened); else the 431 goes out bare.
+   */
+  readonly headersTooLargeAnswer?: HeadersTooLargeAnswer;
+}
+
+export interface HeadersTooLargeAnswer {
+  /** Regular fields, flat: `[name, value, ...]`, no :status. */
+  readonly fields: readonly string[];
+  readonly body: Buffer;
 }
 
 export interface RequestOptions {

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { CLIENT_PREFACE, DEFAULT_HEADER_TABLE_SIZE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, ErrorCode, MAX_STREAM_ID, defaultSettings, type Settings } from './constants.js';
 import { closeGracefully, failConnection, sendGoaway, terminate } from './connection-close.js';
-import type { H2ConnectionOptions, H2Observer, RequestOptions } from './connection-options.js';
+import type { H2ConnectionOptions, H2Observer, HeadersTooLargeAnswer, RequestOptions } from './connection-options.js';
 import { localSettings, startSettingsTimer } from './connection-settings.js';
 import { ConnectionFault, HeaderListTooLargeError, SessionClosingError, StreamLimitError, type ConnectionCloseReason } from './errors.js';
 import { checkRequestHead, checkStreamSlot, headFitsPeer } from './peer-limits.js';
@@ -73,6 +73,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
   readonly pingBudget: WindowBudget;
   readonly resetBudget: ResetBudget;
   readonly observer: H2Observer;
+  /** What a request over the header limits is answered with (431 and these), if given. */
+  readonly headersTooLargeAnswer: HeadersTooLargeAnswer | undefined;
   readonly blocks: HeaderBlockAssembler;
   // Internal state the connection-*.ts and stream-registry.ts functions keep (not for users).
   /** What the peer may still send on streams we closed before its END_STREAM (stream-registry.ts). */
@@ -97,6 +99,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
     this.nextStreamId = this.isServer ? 2 : 1;
     const limits = (this.limits = resolveLimits(options.limits));
     this.observer = options.observer ?? {};
+    this.headersTooLargeAnswer = options.headersTooLargeAnswer;
     this.settingsBudget = new WindowBudget(limits.maxSettingsPerWindow, limits.budgetWindowMs);
     this.pingBudget = new WindowBudget(limits.maxPingsPerWindow, limits.budgetWindowMs);
     this.resetBudget = new ResetBudget(limits.maxResetsPerWindow, limits.budgetWindowMs);

@@ -2,6 +2,7 @@
 // role; H2Stream per request. See connection.ts for the events and stream.ts for the stream API.
 
 export { H2Connection, SessionClosingError, type H2ConnectionOptions, type H2Observer, type RequestOptions } from './connection.js';
+export type { HeadersTooLargeAnswer } from './connection-options.js';
 export { H2Stream, type RespondOptions } from './stream.js';
 export { ErrorCode, errorCodeName, type Settings } from './constants.js';
 export { H2ConnectionError, H2StreamError, type ConnectionCloseReason, type StreamErrorReason } from './errors.js';

@@ -14,7 +14,7 @@ import { HeadKind, parseHead } from './headers.js';
 import { HpackError } from './hpack/index.js';
 import { H2Stream } from './stream.js';
 import { receiveData, receiveEnd, receiveHead, receiveInformational, receiveReset, receiveTrailers } from './stream-receive-side.js';
-import { forgetStream, isIdle, streamError } from './stream-registry.js';
+import { forgetStream, isIdle, streamError, tooLargeAnswer } from './stream-registry.js';
 
 function calm(reason: ConstructorParameters<typeof ConnectionFault>[0], message: string): ConnectionFault {
   return new ConnectionFault(reason, ErrorCode.ENHANCE_YOUR_CALM, message);
@@ -133,7 +133,7 @@ export class FrameReceiver implements FrameHandler {
     if (tooLarge) {
       // the block was decoded in full: answer 431 rather than a bare reset
       this.notTaken(endStream);
-      c.writer.headers(streamId, c.encoder.encode([':status', '431']), true, c.remoteSettings.maxFrameSize);
+      tooLargeAnswer(c, streamId);
       if (!endStream) c.writer.rstStream(streamId, ErrorCode.NO_ERROR);
       c.observer.streamError?.('header_list_too_large', ErrorCode.NO_ERROR);
       return;

@@ -91,3 +91,20 @@ export function streamError(c: H2Connection, streamId: number, code: number, rea
     if (abuse) throw new ConnectionFault(abuse, ErrorCode.ENHANCE_YOUR_CALM, 'the peer keeps making us reset streams');
   }
 }
+
+/**
+ * The 431 for a request over the header limits, on a stream never opened: the user's answer
+ * (connection option headersTooLargeAnswer) when its body fits the peer's windows as they
+ * stand (the stream's initial one, the connection's), so no flow control is owed later; else
+ * a bare 431.
+ */
+export function tooLargeAnswer(c: H2Connection, streamId: number): void {
+  const answer = c.headersTooLargeAnswer;
+  const n = answer === undefined ? 0 : answer.body.length;
+  const sendsBody = answer !== undefined && n > 0 && n <= c.sendWindow.available && n <= c.remoteSettings.initialWindowSize && n <= c.remoteSettings.maxFrameSize;
+  const head = sendsBody ? [':status', '431', ...answer.fields] : [':status', '431'];
+  c.writer.headers(streamId, c.encoder.encode(head), !sendsBody, c.remoteSettings.maxFrameSize);
+  if (!sendsBody) return;
+  c.sendWindow.available -= n;
+  c.writer.data(streamId, answer.body, true);
+}

@@ -18,7 +18,7 @@ import { Duplex, Readable } from 'node:stream';
 import { ErrorCode } from './constants.js';
 import { ReceiveWindow, SendWindow } from './flow-control.js';
 import type { BatchWaiter } from './batch-waiters.js';
-import { HeadKind, flattenHeaders, type OutgoingHeaders } from './headers.js';
+import { HeadKind, InvalidHeaderError, flattenHeaders, type OutgoingHeaders } from './headers.js';
 import { returnConsumedCredit } from './stream-receive-side.js';
 import { dropHeld, releaseHeld, releaseIfLow } from './stream-held-body.js';
 import { checkClosed, dropOutput, endsWithBatch, localEnded, sendHead } from './stream-send-side.js';
@@ -52,6 +52,9 @@ export interface RespondOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** A final response status (1xx heads go out through additionalHeaders). */
+const FINAL_STATUS = /^[2-5][0-9][0-9]$/;
 
 export class H2Stream extends Duplex implements BatchWaiter {
   /** RST_STREAM code, once the stream was reset by either side. */
@@ -133,6 +136,10 @@ export class H2Stream extends Duplex implements BatchWaiter {
     if (this.headersSent) throw new Error('the response head was already sent');
     if (this.localClosed) throw new Error('the stream is closed');
     const flat = flattenHeaders(headers, HeadKind.Response); // throws on what HTTP/2 cannot carry, before anything changes
+    // a final status, as Node's respond() demands (ERR_HTTP2_STATUS_INVALID, _INFO): a peer
+    // resets a stream whose :status is not three digits, and 1xx heads are additionalHeaders'
+    // (pseudo-headers come first, and a response carries :status alone)
+    if (!FINAL_STATUS.test(flat[1]!)) throw new InvalidHeaderError(`:status ${JSON.stringify(flat[1])} is not a final status (200-599)`);
     const endStream = options?.endStream === true;
     this.waitForTrailers = options?.waitForTrailers === true;
     sendHead(this, flat, endStream);

@@ -34,6 +34,17 @@ export function transferCodingProblem(headers: IncomingHttpHeaders): string | un
 }
 
 /**
+ * Why an app's response Transfer-Encoding (all its fields joined) cannot be relayed, or
+ * undefined: none, or `chunked` alone. The field is hop-by-hop and the client undoes only the
+ * chunking (`gzip, chunked`), or reads to the close (`gzip`): relayed, the caller would get
+ * the coded bytes with the coding dropped, a silently corrupt body. The sidecar answers 502.
+ */
+export function responseCodingProblem(coding: string | undefined): string | undefined {
+  if (coding === undefined || coding.trim().toLowerCase() === 'chunked') return undefined;
+  return `the app's response has Transfer-Encoding ${JSON.stringify(coding.slice(0, 100))}: only chunked can be relayed`;
+}
+
+/**
  * Sets the framing of a request toward an HTTP/1.1 server so that it matches what will be
  * written, whatever the method: Node's client would otherwise write a GET, HEAD, DELETE,
  * OPTIONS or TRACE body raw after a bodiless head.

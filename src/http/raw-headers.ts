@@ -3,6 +3,8 @@
 // repeated fields combined the way node:http's IncomingMessage combines them, so a response
 // read by undici is forwarded exactly as one read by node:http was. The single-valued set
 // (a repeat dropped, the first wins) is the one our HTTP/2 codec applies to what it decodes.
+// Values lose the optional whitespace around them (SP and HTAB, RFC 9110 §5.5): undici's
+// parser keeps what follows a value, which is legal HTTP/1.1 but no valid HTTP/2 field value.
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { SINGLE_VALUED } from '../h2/index.js';
@@ -17,6 +19,8 @@ export function headersOfRaw(raw: readonly (Buffer | string)[]): IncomingHttpHea
 export interface ForwardableHead {
   readonly headers: OutgoingHttpHeaders;
   readonly chunked: boolean;
+  /** The app's Transfer-Encoding, all its fields joined (undefined: none), for responseCodingProblem. */
+  readonly transferEncoding: string | undefined;
 }
 
 /**
@@ -25,16 +29,18 @@ export interface ForwardableHead {
  * Connection names are left out. `Trailer` stays: it announces trailers the caller should expect.
  */
 export function forwardableResponseHead(raw: readonly (Buffer | string)[]): ForwardableHead {
-  const { headers, connection, chunked } = collect(raw, true);
+  const { headers, connection, transferEncoding } = collect(raw, true);
   const named = connection === undefined ? undefined : connectionScoped(connection);
   if (named !== undefined) for (const name of named) delete headers[name];
-  return { headers: headers as OutgoingHttpHeaders, chunked };
+  return { headers: headers as OutgoingHttpHeaders, chunked: transferEncoding !== undefined, transferEncoding };
 }
 
 /** An app's response head as a list: `[':status', <the writer's>, name, value, ...]`. */
 export interface ForwardableList {
   readonly list: string[];
   readonly chunked: boolean;
+  /** As ForwardableHead's. */
+  readonly transferEncoding: string | undefined;
 }
 
 /**
@@ -47,13 +53,13 @@ export interface ForwardableList {
 export function forwardableResponseList(raw: readonly (Buffer | string)[]): ForwardableList {
   const list: string[] = [':status', ''];
   let connection: string | undefined;
-  let chunked = false;
+  let transferEncoding: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as Buffer | string).toString('latin1').toLowerCase();
-    const value = (raw[i + 1] as Buffer | string).toString('latin1');
+    const value = owsTrimmed((raw[i + 1] as Buffer | string).toString('latin1'));
     if (name !== 'trailer' && isHopByHop(name)) {
       if (name === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
-      else if (name === 'transfer-encoding') chunked = true;
+      else if (name === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
       continue;
     }
     if (name === 'x-meshcar-error' || (SINGLE_VALUED.has(name) && listHas(list, name))) continue;
@@ -61,7 +67,7 @@ export function forwardableResponseList(raw: readonly (Buffer | string)[]): Forw
   }
   const named = connection === undefined ? undefined : connectionScoped(connection);
   // slots 0 and 1 (:status) stay whatever Connection names
-  return { list: named === undefined ? list : list.filter((_, i) => i < 2 || ((i & 1) === 1 ? !named.has(list[i - 1]!) : !named.has(list[i]!))), chunked };
+  return { list: named === undefined ? list : list.filter((_, i) => i < 2 || ((i & 1) === 1 ? !named.has(list[i - 1]!) : !named.has(list[i]!))), chunked: transferEncoding !== undefined, transferEncoding };
 }
 
 /**
@@ -88,17 +94,30 @@ function listHas(list: readonly string[], name: string, from = 2): boolean {
   return false;
 }
 
-function collect(raw: readonly (Buffer | string)[], forwardable: boolean): { headers: IncomingHttpHeaders; connection: string | undefined; chunked: boolean } {
+/** `value` without leading and trailing SP and HTAB (only those: obs-text such as 0xA0 is a value's own). */
+export function owsTrimmed(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isOws(value.charCodeAt(start))) start++;
+  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+function isOws(code: number): boolean {
+  return code === 0x20 || code === 0x09;
+}
+
+function collect(raw: readonly (Buffer | string)[], forwardable: boolean): { headers: IncomingHttpHeaders; connection: string | undefined; transferEncoding: string | undefined } {
   // no prototype: a field named __proto__ is a header like any other, not a prototype swap
   const headers = Object.create(null) as IncomingHttpHeaders;
   let connection: string | undefined;
-  let chunked = false;
+  let transferEncoding: string | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as Buffer | string).toString('latin1').toLowerCase();
-    const value = (raw[i + 1] as Buffer | string).toString('latin1');
+    const value = owsTrimmed((raw[i + 1] as Buffer | string).toString('latin1'));
     if (forwardable && name !== 'trailer' && isHopByHop(name)) {
       if (name === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
-      else if (name === 'transfer-encoding') chunked = true;
+      else if (name === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
       continue;
     }
     const seen = headers[name];
@@ -110,5 +129,5 @@ function collect(raw: readonly (Buffer | string)[], forwardable: boolean): { hea
       headers[name] = `${seen as string}, ${value}`;
     }
   }
-  return { headers, connection, chunked };
+  return { headers, connection, transferEncoding };
 }

@@ -218,6 +218,18 @@ function errorHeaders(err: MeshcarError, body: string, requestId: string | undef
   return headers;
 }
 
+/**
+ * The JSON error answer as a flat field list (names lower-case, no :status) and its body, made
+ * once, for a writer that sends it without a request at hand: our HTTP/2 codec's 431 to a
+ * request whose head it did not keep (h2 connection option headersTooLargeAnswer).
+ */
+export function errorAnswerList(err: MeshcarError): { fields: string[]; body: Buffer } {
+  const body = errorBody(err);
+  const fields: string[] = [];
+  for (const [name, value] of Object.entries(errorHeaders(err, body, undefined))) fields.push(name, String(value));
+  return { fields, body: Buffer.from(body) };
+}
+
 /** A trailers-only gRPC answer: the status and message ride in the one header block, no body. */
 function grpcErrorHeaders(err: MeshcarError, grpcType: string, requestId: string | undefined): Record<string, string | number> {
   const headers: Record<string, string | number> = {

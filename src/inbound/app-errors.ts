@@ -1,6 +1,6 @@
 // What went wrong with the local app, in the sidecar's error codes: could not reach it at
 // all (503, retrying elsewhere makes sense), it hung up or reset before answering (502), or
-// it answered with something that is not HTTP (502 bad_gateway). The message goes to the
+// it answered with something that is not HTTP or that it may not send (502 bad_gateway). The message goes to the
 // remote caller, another service: it says what happened, never where the app listens (its
 // address is this sidecar's config, `app`, which `meshcar doctor` checks).
 
@@ -8,6 +8,24 @@ import type { ErrorCode } from '../errors.js';
 
 /** Failures to open a connection: the app is not there (not started, crashed, wrong port). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EACCES', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * undici's errors for an answer it read and refused, which are the app's fault, not a broken
+ * connection: a body longer or shorter than its Content-Length (or `Content-Length: 2, 2`),
+ * and a status it cannot take (`000` trips an assertion of its parser).
+ */
+const REFUSED_ANSWER: Readonly<Record<string, string>> = {
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'a response whose Content-Length is malformed, repeated or not its body length',
+  ERR_ASSERTION: 'a response that cannot be read',
+};
+
+/** undici's UND_ERR_SOCKET messages for an interim answer it refuses (it drops the connection). */
+const REFUSED_INTERIM: Readonly<Record<string, string>> = {
+  // a 100 Continue to a request without Expect: 100-continue
+  'bad response': 'an interim response nobody asked for (100 Continue without Expect)',
+  // a 101 to a request that asked for no upgrade
+  'bad upgrade': 'a protocol switch (101) nobody asked for',
+};
 
 export interface AppFailure {
   readonly code: ErrorCode;
@@ -29,6 +47,8 @@ export function classifyAppError(err: unknown): AppFailure {
   if (code !== undefined) {
     if (UNREACHABLE.has(code)) return { code: 'upstream_unavailable', message: `the app is unreachable (${code})` };
     if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: `the app sent a malformed response (${code})` };
+    const refused = Object.hasOwn(REFUSED_ANSWER, code) ? REFUSED_ANSWER[code] : code === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message) ? REFUSED_INTERIM[err.message] : undefined;
+    if (refused !== undefined) return { code: 'bad_gateway', message: `the app sent ${refused} (${code})` };
   }
   return { code: 'upstream_reset', message: `the app closed the connection before answering (${text})` };
 }

@@ -10,7 +10,7 @@
 import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { frameRequestBody } from '../http/body-framing.js';
+import { frameRequestBody, responseCodingProblem } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { isRepeatableRequest } from '../http/idempotency.js';
 import type { HostPort } from '../config/address.js';
@@ -166,6 +166,13 @@ function onResponse(this: ClientRequest, appRes: IncomingMessage): void {
   // the app answers before the whole body reached it (an Expect refused, an early error): this
   // connection is not reused, whatever the app makes of the rest of the body
   if (exchange.requestHasBody && !this.writableEnded) this.shouldKeepAlive = false;
+  const codingProblem = responseCodingProblem(appRes.headers['transfer-encoding']);
+  if (codingProblem !== undefined) {
+    // fail() destroys this request, and the connection with the coded body still on it
+    exchange.fail('bad_gateway', codingProblem);
+    appRes.resume();
+    return;
+  }
   const headers = forwardableHeaders(appRes.headers);
   // `Trailer` is listed as hop-by-hop, but it announces trailers the caller should expect
   if (appRes.headers.trailer !== undefined) headers.trailer = appRes.headers.trailer;

@@ -16,6 +16,7 @@ import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { appHeaderListOf } from './app-headers.js';
 import { forwardableResponseHead, forwardableResponseList, headersOfRaw } from '../http/raw-headers.js';
 import { isRepeatableRequest } from '../http/idempotency.js';
+import { responseCodingProblem } from '../http/body-framing.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { classifyAppError } from './app-errors.js';
@@ -52,6 +53,9 @@ const SINK_SLACK_BYTES = 128 * 1024;
 
 /** Errors of a connection that broke under a request before its answer began. */
 const CONNECTION_BROKE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+
+/** undici's UND_ERR_SOCKET messages for an answer it refused (an unasked 100 or 101): the app answered, nothing broke. */
+const REFUSED_INTERIM = new Set(['bad response', 'bad upgrade']);
 
 export class Http1App implements AppForwarder {
   readonly label: string;
@@ -169,13 +173,14 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
     this.resumeResponse = resume;
     const exchange = this.exchange;
     // HTTP/1.1 carries trailers only after a chunked body
-    if (exchange.takesHeaderList) {
-      const { list, chunked } = forwardableResponseList(rawHeaders);
-      exchange.respond(statusCode, list, false, statusText, chunked);
-    } else {
-      const { headers, chunked } = forwardableResponseHead(rawHeaders);
-      exchange.respond(statusCode, headers, false, statusText, chunked);
+    const head = exchange.takesHeaderList ? forwardableResponseList(rawHeaders) : forwardableResponseHead(rawHeaders);
+    const codingProblem = responseCodingProblem(head.transferEncoding);
+    if (codingProblem !== undefined) {
+      // fail() cancels this attempt: the connection goes, with whatever coded body follows
+      exchange.fail('bad_gateway', codingProblem);
+      return true;
     }
+    exchange.respond(statusCode, 'list' in head ? head.list : head.headers, false, statusText, head.chunked);
     return true;
   }
 
@@ -214,7 +219,7 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
       // a pooled connection the app had closed: most likely nothing reached the app, but the
       // break may also have come after the app read the request, so only a request that is
       // safe to repeat (and has no body to replay) is sent once more
-      if (!this.answered && !exchange.requestHasBody && exchange.attempts < 2 && code !== undefined && CONNECTION_BROKE.has(code) && isRepeatableRequest(exchange.method, exchange.requestHeaders)) {
+      if (!this.answered && !exchange.requestHasBody && exchange.attempts < 2 && code !== undefined && CONNECTION_BROKE.has(code) && !REFUSED_INTERIM.has(err.message) && isRepeatableRequest(exchange.method, exchange.requestHeaders)) {
         this.app.send(exchange);
         return;
       }

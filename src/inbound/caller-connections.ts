@@ -55,7 +55,7 @@ export function onSession(inbound: InboundListener, session: ServerHttp2Session)
 /** http2.codec meshcar: the caller's h2 connection on meshcar's own codec (the node codec's onSession + onStream). */
 export function onMeshcarConnection(inbound: InboundListener, socket: TLSSocket, caller: Caller): void {
   const observer = h2SessionObserver('inbound', inbound.observer, inbound.logger, caller.id.uri, socket.remoteAddress);
-  const conn = new H2Connection(socket, { role: 'server', limits: inbound.h2Limits, sensitiveHeaders: SENSITIVE_HEADERS, observer });
+  const conn = new H2Connection(socket, { role: 'server', limits: inbound.h2Limits, sensitiveHeaders: SENSITIVE_HEADERS, observer, headersTooLargeAnswer: inbound.headersTooLargeAnswer });
   (conn as WithCaller)[kCaller] = caller;
   conn.on('error', (err: Error) => inbound.logger.debug({ err: err.message }, 'inbound HTTP/2 session error'));
   conn.on('stream', (stream: H2Stream, headers: IncomingHeaders, endStream: boolean) => {

@@ -19,6 +19,7 @@ import type { ResetGuard } from './reset-guard.js';
 const END_STREAM = Object.freeze({ endStream: true });
 const WAIT_FOR_TRAILERS = Object.freeze({ waitForTrailers: true });
 const NO_TRAILERS: OutgoingHttpHeaders = Object.freeze({});
+const NGHTTP2_NO_ERROR = 0;
 
 export class Http2Exchange extends Exchange {
   readonly requestHasBody: boolean;
@@ -30,6 +31,10 @@ export class Http2Exchange extends Exchange {
   readonly guard: ResetGuard | undefined;
   /** The caller reset the stream before the response ended (counted once). */
   resetByCaller = false;
+  /** 'wantTrailers' is awaited: the answer ends with the trailers, not at 'finish' (onResponseFinished). */
+  trailersPending = false;
+  /** The answer's body was all written while trailers were pending: onResponseFinished runs after them. */
+  finishedBeforeTrailers = false;
 
   /**
    * `requestHasBody`: the request HEADERS lacked END_STREAM. `guard`: the session's reset
@@ -51,6 +56,9 @@ export class Http2Exchange extends Exchange {
     // a stream error (the caller reset it, the session died) ends in 'close'; without a
     // listener it would be thrown
     stream.on('error', ignore);
+    // a request with a body may be answered before the body ends (an early 413, an app that did
+    // not read it): see onResponseFinished
+    if (requestHasBody) stream.on('finish', onResponseFinished);
   }
 
   get authority(): string | undefined {
@@ -116,6 +124,7 @@ export class Http2Exchange extends Exchange {
     }
     // the app may send trailers (gRPC always does); whether it did is known only at the end
     this.stream.once('wantTrailers', onWantTrailers);
+    this.trailersPending = true;
     this.stream.respond(headers, WAIT_FOR_TRAILERS);
     // HEAD, 204, 205 and 304 end at once
     return !this.stream.writableEnded;
@@ -143,8 +152,12 @@ export class Http2Exchange extends Exchange {
   }
 
   sendTrailers(): void {
+    this.trailersPending = false;
     if (this.stream.destroyed || this.stream.closed) return;
     this.stream.sendTrailers(this.trailers ?? NO_TRAILERS);
+    // Node's codec puts a reset submitted now ahead of the trailers it is about to send: the
+    // reset waits for this send round to end (as Node's own unread-body close does)
+    if (this.finishedBeforeTrailers) setImmediate(closeUnfinished, this.stream);
   }
 }
 
@@ -161,6 +174,32 @@ function onStreamAborted(this: H2ServerStream): void {
   exchange.resetByCaller = true;
   exchange.guard?.streamReset();
   this.destroy();
+}
+
+/**
+ * Our side of the stream ended (the app's answer or the sidecar's own, END_STREAM included). A
+ * request body the caller is still sending is wanted by nobody now: RST_STREAM(NO_ERROR) asks
+ * the caller to stop without error (RFC 9113 §8.1) and closes the stream at once. Without it
+ * the stream stayed open until the idle timeout: a caller's upload stalled by backpressure
+ * held its sidecar's upstream stream and our exchange for 60 s. Neither codec does it for a
+ * body that was being read (Node's rule, and ours: only for a body nobody started reading).
+ */
+function onResponseFinished(this: H2ServerStream): void {
+  const exchange = exchangeOf<Http2Exchange>(this);
+  // Node's stream finishes when the body is written, before 'wantTrailers': a reset now would
+  // go out before the trailers, and the answer would end without them
+  if (exchange.trailersPending) {
+    exchange.finishedBeforeTrailers = true;
+    return;
+  }
+  closeUnfinished(this);
+}
+
+function closeUnfinished(stream: H2ServerStream): void {
+  // a body that came whole but was left unread (the app's client gave up on it) would hold the
+  // stream as well: closed too (no RST_STREAM then, the stream being closed both ways)
+  if (stream.destroyed || stream.readableEnded) return;
+  stream.close(NGHTTP2_NO_ERROR);
 }
 
 function onWantTrailers(this: H2ServerStream): void {

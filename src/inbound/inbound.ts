@@ -15,10 +15,11 @@ import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { DEFAULT_HTTP2 } from '../config/http2-config.js';
 import { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/inbound-config.js';
-import { listenFailed } from '../errors.js';
+import { listenFailed, MeshcarError } from '../errors.js';
+import { errorAnswerList } from '../http/status.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
 import { logListenerErrors } from '../http/listener-errors.js';
-import type { H2Limits } from '../h2/index.js';
+import type { H2Limits, HeadersTooLargeAnswer } from '../h2/index.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { H2cApp } from './app-h2c.js';
@@ -134,6 +135,8 @@ export class InboundListener implements Inbound, ExchangeContext {
   readonly logger: Logger;
   /** meshcar codec: the limits of every caller connection (its own reset budget included). */
   readonly h2Limits: Partial<H2Limits>;
+  /** meshcar codec: the 431 to a request head over h2Limits, the JSON error answer as every other. */
+  readonly headersTooLargeAnswer: HeadersTooLargeAnswer;
   readonly app: AppForwarder;
   /** WebSocket and other Upgrade requests always go to the app over HTTP/1.1. */
   readonly upgrades: NodeHttp1App;
@@ -213,6 +216,10 @@ export class InboundListener implements Inbound, ExchangeContext {
       // the codec's budget replaces the ResetGuard: same limit, same 10 s window
       maxResetsPerWindow: this.maxResetsPer10s,
     };
+    // Node's codec resets such a stream (ENHANCE_YOUR_CALM): a caller's sidecar says 431 itself
+    this.headersTooLargeAnswer = errorAnswerList(
+      new MeshcarError('headers_too_large', `the request head is larger than this sidecar takes (over ${maxHeaderBytes} bytes or ${this.h2Limits.maxHeaderFields} fields: inbound.limits.maxHeaderListSize)`),
+    );
 
     this.tlsServer = createTlsListener({
       identity,

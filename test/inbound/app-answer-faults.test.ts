@@ -1,0 +1,107 @@
+// Answers an HTTP/1.1 app may not send, or sends with legal oddities, from an app written as
+// raw TCP, as an HTTP/1.1 and an HTTP/2 caller receive them: whitespace around a field value
+// (legal OWS) is trimmed, not a 502 or a field dropped; a Transfer-Encoding other than chunked
+// alone is 502 bad_gateway (relayed, the coding would be dropped and the body corrupt); and a
+// Content-Length that is not the body's, an unasked 100 or 101, status 000 or 999 are the
+// app's fault (502 bad_gateway), not a connection that broke (upstream_reset).
+
+import t from 'tap';
+import { h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { waitFor } from '../helpers/mesh.js';
+import { startRawApp } from '../helpers/raw-http.js';
+
+const ANSWERS: Record<string, string> = {
+  '/ows': 'HTTP/1.1 200 OK\r\nX-Ws: b   \r\nX-Lead:  \t c\r\nX-Tab: d\t\r\nX-Inner: e  f\r\nContent-Length: 2\r\n\r\nok',
+  '/ows-trailer': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-t\r\n\r\n2\r\nok\r\n0\r\nX-T: v  \t\r\n\r\n',
+  '/gzip-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\nGZIP\r\n0\r\n\r\n',
+  '/two-codings': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nGZIP\r\n0\r\n\r\n',
+  '/chunked-upper': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+  '/cl-differs': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!',
+  '/cl-list': 'HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok',
+  '/unasked-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello',
+  '/unasked-100': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+  '/status-000': 'HTTP/1.1 000 Odd\r\nContent-Length: 2\r\n\r\nok',
+  '/status-999': 'HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok',
+};
+
+t.test("an app's odd or forbidden answers", async (t) => {
+  const hits: Record<string, number> = {};
+  const app = await startRawApp(({ line }, socket) => {
+    const path = line.split(' ')[1] as string;
+    hits[path] = (hits[path] ?? 0) + 1;
+    // a coding the client cannot undo, framed by the close
+    if (path === '/gzip-close') {
+      socket.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nGZIPBYTES');
+      return;
+    }
+    socket.write(ANSWERS[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+  });
+  const fx = await startInbound({ externalApp: { protocol: 'http', port: app.port } });
+  t.teardown(async () => {
+    await fx.close();
+    await app.close();
+  });
+  const tlsOptions = await fx.tlsOptions();
+  const session = await h2Connect(fx.port, tlsOptions);
+  t.teardown(() => session.close());
+
+  t.test('whitespace around a value is trimmed (HTTP/1.1 and HTTP/2 callers)', async (t) => {
+    const h1 = await h1Request(fx.port, tlsOptions, { path: '/ows' });
+    t.equal(h1.status, 200);
+    t.same([h1.headers['x-ws'], h1.headers['x-lead'], h1.headers['x-tab'], h1.headers['x-inner']], ['b', 'c', 'd', 'e  f'], 'HTTP/1.1: trimmed, inner whitespace kept');
+    const h2 = await h2Request(session, { ':method': 'GET', ':path': '/ows' });
+    t.equal(h2.status, 200, 'HTTP/2: relayed, not a 502');
+    t.same([h2.headers['x-ws'], h2.headers['x-lead'], h2.headers['x-tab'], h2.headers['x-inner']], ['b', 'c', 'd', 'e  f'], 'HTTP/2: no field dropped');
+    t.equal(h2.body.toString(), 'ok');
+  });
+
+  t.test('and around a trailer value', async (t) => {
+    const h2 = await h2Request(session, { ':method': 'GET', ':path': '/ows-trailer', te: 'trailers' });
+    t.equal(h2.status, 200);
+    t.equal(h2.body.toString(), 'ok');
+    t.equal(h2.trailers?.['x-t'], 'v', 'HTTP/2: the trailer, trimmed');
+    const h1 = await h1Request(fx.port, tlsOptions, { path: '/ows-trailer', headers: { te: 'trailers' } });
+    t.equal(h1.trailers['x-t'], 'v', 'HTTP/1.1: the trailer, trimmed');
+  });
+
+  t.test('chunked alone, in any case, is relayed', async (t) => {
+    const h2 = await h2Request(session, { ':method': 'GET', ':path': '/chunked-upper' });
+    t.equal(h2.status, 200);
+    t.equal(h2.body.toString(), 'ok');
+  });
+
+  const badGateway = async (t: Tap.Test, path: string, what: string, headers: Record<string, string> = {}) => {
+    const h1 = await h1Request(fx.port, tlsOptions, { path, headers });
+    t.equal(h1.status, 502, `HTTP/1.1: ${what} is 502`);
+    t.equal(h1.headers['x-meshcar-error'], 'bad_gateway', 'bad_gateway, the app answered wrong (not upstream_reset)');
+    t.equal(JSON.parse(h1.body).error, 'bad_gateway', 'with the JSON error body');
+    const h2 = await h2Request(session, { ':method': 'GET', ':path': path, ...headers });
+    t.equal(h2.status, 502, `HTTP/2: ${what} is 502`);
+    t.equal(h2.headers['x-meshcar-error'], 'bad_gateway');
+    t.equal(JSON.parse(h2.body.toString()).error, 'bad_gateway');
+    await waitFor(async () => fx.inbound.inFlight === 0, 2000, 'the exchanges to end');
+  };
+
+  t.test('a transfer coding other than chunked is 502 bad_gateway, never relayed without it', async (t) => {
+    await badGateway(t, '/gzip-chunked', 'gzip, chunked');
+    await badGateway(t, '/two-codings', 'gzip and chunked in two fields');
+    await badGateway(t, '/gzip-close', 'gzip framed by the close');
+    // an Expect request goes to the app through node:http, whose relay checks the same
+    await badGateway(t, '/gzip-chunked', 'gzip, chunked (node:http path)', { expect: '100-continue' });
+  });
+
+  t.test("a Content-Length that is not the body's is 502 bad_gateway", async (t) => {
+    await badGateway(t, '/cl-differs', 'two Content-Lengths');
+    await badGateway(t, '/cl-list', 'Content-Length: 2, 2');
+  });
+
+  t.test('unasked interim answers and impossible statuses are 502 bad_gateway', async (t) => {
+    await badGateway(t, '/unasked-101', 'a 101 to a request that asked no upgrade');
+    await badGateway(t, '/unasked-100', 'a 100 Continue to a request without Expect');
+    t.equal(hits['/unasked-100'], 2, 'sent once per request: an answer refused is no broken connection to retry on');
+    await badGateway(t, '/status-000', 'status 000');
+    const h2 = await h2Request(session, { ':method': 'GET', ':path': '/status-999' });
+    t.equal(h2.status, 502, 'HTTP/2: status 999 (HTTP/2 carries 3 digits 100-599 only) is 502');
+    t.equal(h2.headers['x-meshcar-error'], 'bad_gateway');
+  });
+});
