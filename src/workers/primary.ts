@@ -8,10 +8,8 @@
 // (src/sidecar.ts) checks it and hands it over; each worker gets it at start, never the file.
 
 import cluster, { type Worker } from 'node:cluster';
-import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
-import type { Workers } from '../config/sidecar-config.js';
 import { describeError, MeshcarError } from '../errors.js';
 import type { SvidMaterial } from '../identity/svid.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
@@ -24,10 +22,8 @@ import { Asks } from './asks.js';
 import { DepartedCounts } from './departed-counts.js';
 import { RestartPolicy, WINDOW_MS } from './restart-policy.js';
 
-/** `workers: auto` is the cores this process may use. */
-export function workerCount(setting: Workers): number {
-  return setting === 'auto' ? availableParallelism() : setting;
-}
+// `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
+export { workerCount } from './worker-count.js';
 
 /**
  * How long a scrape, GET /endpoints or GET /workers waits for a worker: one stopped or stuck
