@@ -30,8 +30,18 @@ export { workerCount } from './worker-count.js';
  * worker must not cost the whole answer; the others' are rendered without it.
  */
 const VIEW_ASK_TIMEOUT_MS = 2_000;
-/** After the drain timeout, how long workers get to exit before they are killed. */
+/** After close()'s SIGKILL, how long the workers' exits are waited for. */
 const EXIT_GRACE_MS = 5_000;
+
+/**
+ * Of a drain timeout, the last part a worker has to exit in (close its IPC channel, flush its
+ * last log lines) once its drain is over: a tenth, at most 1 s. A worker still alive at the
+ * drain timeout (stopped, stuck) is killed then, so the whole shutdown fits in drainTimeout,
+ * which is what terminationGracePeriodSeconds is sized from.
+ */
+export function workerExitGrace(timeoutMs: number): number {
+  return Math.min(1_000, Math.floor(timeoutMs / 10));
+}
 
 interface Listening {
   readonly inbound?: Address;
@@ -155,10 +165,12 @@ export class WorkerPool implements WorkerCluster {
   /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */
   async drain(timeoutMs: number): Promise<void> {
     this.stopRestarting();
-    this.drainTimeoutMs = timeoutMs;
+    // the workers drain in the budget less their exit grace; the stragglers are killed at the budget's end
+    const workerTimeoutMs = timeoutMs - workerExitGrace(timeoutMs);
+    this.drainTimeoutMs = workerTimeoutMs;
     // a worker that has not said hello cannot hear it yet: it is told at its hello
-    for (const worker of this.live()) if (this.greeted.has(worker.id)) this.send(worker, { type: 'meshcar:drain', timeoutMs });
-    await this.exits(timeoutMs + EXIT_GRACE_MS);
+    for (const worker of this.live()) if (this.greeted.has(worker.id)) this.send(worker, { type: 'meshcar:drain', timeoutMs: workerTimeoutMs });
+    await this.exits(timeoutMs);
   }
 
   async close(): Promise<void> {
