@@ -27,7 +27,7 @@ t.test('log lines the primary drops count in meshcar_log_lines_dropped_total', {
   let dropped = 0;
   const started = Date.now();
   for (let round = 1; round <= 10 && dropped === 0 && Date.now() - started < 15_000; round++) {
-    const res = await httpPost(sidecar.adminPort, '/reload', '');
+    const res = await httpPost(sidecar.adminPort, '/reload');
     t.equal(res.status, 400, `reload ${round}: refused (400)`);
     dropped = metricValue((await sidecar.admin('/metrics')).body, 'meshcar_log_lines_dropped_total') ?? 0;
   }
