@@ -3,7 +3,8 @@
 // ones listen, restarts one that dies unexpectedly (bounded, see restart-policy.ts), reloads
 // them (reload-round.ts) or drains them (a worker forked meanwhile is told to at its hello),
 // and collects their metrics and inventories, keeping what dead workers had counted
-// (departed-counts.ts) and not waiting long for a stuck one (asks.ts). It holds
+// (departed-counts.ts), not waiting long for a stuck one (asks.ts) and replacing one that stops
+// answering its health checks (health-checks.ts). It holds
 // the config the workers run (numbered by generation) without reading it: the composition root
 // (src/sidecar.ts) checks it and hands it over; each worker gets it at start, never the file.
 
@@ -20,6 +21,7 @@ import { isToPrimary, type Address, type Answers, type Ask, type MetricsJson, ty
 import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
 import { DepartedCounts } from './departed-counts.js';
+import { HealthChecks } from './health-checks.js';
 import { RestartPolicy, WINDOW_MS } from './restart-policy.js';
 
 // `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
@@ -82,6 +84,17 @@ export class WorkerPool implements WorkerCluster {
   private addresses: Listening | undefined;
 
   private readonly viewAskTimeoutMs: number;
+  /** Replaces a worker that stops answering (stopped, stuck): see health-checks.ts. */
+  private readonly health = new HealthChecks({
+    workers: () => this.live().filter((w) => this.listeningWorkers.has(w.id)),
+    ping: (worker) => this.asks.ask(worker, { ask: 'ping' }, this.viewAskTimeoutMs),
+    paused: () => this.stopping || this.deciding !== undefined,
+    stuck: (worker, misses) => {
+      // counted as a restart: the worker was lost without a reload asking for it
+      this.metricsOf.restarts.inc();
+      this.recycle(worker, `it did not answer ${misses} health checks in a row (stopped or stuck)`);
+    },
+  });
 
   constructor(private readonly count: number, private readonly logger: Logger, primaryRegistry: client.Registry, options: WorkerPoolOptions = {}) {
     this.viewAskTimeoutMs = options.viewAskTimeoutMs ?? VIEW_ASK_TIMEOUT_MS;
@@ -101,6 +114,7 @@ export class WorkerPool implements WorkerCluster {
       this.allListening = () => resolve(this.addresses ?? {});
     });
     for (let i = 0; i < this.count; i++) this.fork();
+    this.health.start();
     this.logger.info({ workers: this.count }, `starting ${this.count} workers`);
     return ready;
   }
@@ -181,6 +195,7 @@ export class WorkerPool implements WorkerCluster {
 
   private stopRestarting(): void {
     this.stopping = true;
+    this.health.stop();
     for (const timer of this.restartTimers) clearTimeout(timer);
     this.restartTimers.clear();
   }
@@ -190,6 +205,8 @@ export class WorkerPool implements WorkerCluster {
     if (worker.isDead()) return;
     this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `restarting worker ${worker.id}: ${reason}`);
     this.recycling.add(worker.id);
+    // not ready from now on, not only once its exit is seen
+    this.listeningWorkers.delete(worker.id);
     worker.process.kill('SIGKILL');
   }
 
@@ -259,6 +276,7 @@ export class WorkerPool implements WorkerCluster {
     this.greeted.delete(worker.id);
     this.configured.delete(worker.id);
     this.asks.gone(worker.id);
+    this.health.forget(worker.id);
     this.departed.departed(worker.id);
     for (const waiter of this.exitWaiters) waiter();
     if (this.stopping) return;
