@@ -59,7 +59,7 @@ export interface SidecarConfig {
   readonly workers: Workers;
 }
 
-/** `workers`: a count of at least 1, or `auto` (os.availableParallelism() when the sidecar starts). */
+/** `workers`: a count of at least 1, or `auto` (the cores this process may use, its CPU limit and 64, when the sidecar starts: src/workers/worker-count.ts). */
 export type Workers = number | 'auto';
 
 const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log', 'metrics', 'drainTimeout', 'http2', 'workers'];

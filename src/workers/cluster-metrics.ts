@@ -8,7 +8,9 @@
 // down; a worker that does not answer a scrape in time is counted in meshcar_workers_unresponsive
 // and its last counts stand in. The few families only the primary knows (renewals, reloads,
 // build info, the workers themselves) come from its own registry; every family comes from one
-// side only, so no name appears twice.
+// side only, so no name appears twice. One family is both sides': the log lines dropped, which
+// each process (the primary too: its reload errors, renewals) counts of its own stdout; the
+// primary's count is one more input to the workers' sum.
 
 import client from 'prom-client';
 import { negotiateMetrics } from '../metrics/registry.js';
@@ -16,6 +18,9 @@ import type { MetricsJson } from './messages.js';
 
 /** Counted in the primary only: its renewal loop, its SVID saves and reloads; the workers' copies are not exported. */
 const PRIMARY_FAMILIES = ['meshcar_build_info', 'meshcar_identity_renewals_total', 'meshcar_identity_persist_failures_total', 'meshcar_config_reloads_total'] as const;
+
+/** Counted by every process, the primary included: the primary's value is summed with the workers'. */
+const SHARED_FAMILIES = ['meshcar_log_lines_dropped_total'] as const;
 
 /** In a worker: leave the primary's families out of what it hands over for aggregation. */
 export function exportForAggregation(registry: client.Registry): void {
@@ -70,7 +75,11 @@ export class ClusterMetrics {
   async render(workers: readonly MetricsJson[], accept: string | undefined, unresponsive: number): Promise<{ contentType: string; body: string }> {
     this.unresponsive.set(unresponsive);
     const own = PRIMARY_FAMILIES.filter((name) => this.primary.getSingleMetric(name) !== undefined).map((name) => this.primary.getSingleMetricAsString(name));
-    const aggregated = client.AggregatorRegistry.aggregate(workers as MetricsJson[]);
+    // the primary's share of the shared families: one more registry in the sum (its help and
+    // aggregator are the workers' too, so the merge is the same)
+    const shared = await Promise.all(SHARED_FAMILIES.map((name) => this.primary.getSingleMetric(name)?.get()));
+    const mine = shared.filter((metric) => metric !== undefined) as MetricsJson;
+    const aggregated = client.AggregatorRegistry.aggregate([...(workers as MetricsJson[]), mine]);
     const parts = await Promise.all([this.registry.metrics(), ...own, aggregated.metrics()]);
     return negotiateMetrics(`${parts.map((p) => p.trimEnd()).filter((p) => p !== '').join('\n\n')}\n`, accept);
   }

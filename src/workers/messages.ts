@@ -35,6 +35,8 @@ export type Ask =
   | { readonly ask: 'prepare'; readonly next: WorkerConfig }
   | { readonly ask: 'commit'; readonly generation: number }
   | { readonly ask: 'status' }
+  /** The primary's health check (health-checks.ts): answered at once by a worker whose event loop turns. */
+  | { readonly ask: 'ping' }
   | { readonly ask: 'endpoints' }
   | { readonly ask: 'metrics' };
 
@@ -60,6 +62,7 @@ export interface Answers {
   prepare: { readonly generation: number };
   commit: { readonly generation: number };
   status: WorkerStatus;
+  ping: true;
   endpoints: WorkerEndpoints;
   metrics: MetricsJson;
 }

@@ -3,15 +3,14 @@
 // ones listen, restarts one that dies unexpectedly (bounded, see restart-policy.ts), reloads
 // them (reload-round.ts) or drains them (a worker forked meanwhile is told to at its hello),
 // and collects their metrics and inventories, keeping what dead workers had counted
-// (departed-counts.ts) and not waiting long for a stuck one (asks.ts). It holds
+// (departed-counts.ts), not waiting long for a stuck one (asks.ts) and replacing one that stops
+// answering its health checks (health-checks.ts). It holds
 // the config the workers run (numbered by generation) without reading it: the composition root
 // (src/sidecar.ts) checks it and hands it over; each worker gets it at start, never the file.
 
 import cluster, { type Worker } from 'node:cluster';
-import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
-import type { Workers } from '../config/sidecar-config.js';
 import { describeError, MeshcarError } from '../errors.js';
 import type { SvidMaterial } from '../identity/svid.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
@@ -22,20 +21,29 @@ import { isToPrimary, type Address, type Answers, type Ask, type MetricsJson, ty
 import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
 import { DepartedCounts } from './departed-counts.js';
+import { HealthChecks } from './health-checks.js';
 import { RestartPolicy, WINDOW_MS } from './restart-policy.js';
 
-/** `workers: auto` is the cores this process may use. */
-export function workerCount(setting: Workers): number {
-  return setting === 'auto' ? availableParallelism() : setting;
-}
+// `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
+export { workerCount } from './worker-count.js';
 
 /**
  * How long a scrape, GET /endpoints or GET /workers waits for a worker: one stopped or stuck
  * worker must not cost the whole answer; the others' are rendered without it.
  */
 const VIEW_ASK_TIMEOUT_MS = 2_000;
-/** After the drain timeout, how long workers get to exit before they are killed. */
+/** After close()'s SIGKILL, how long the workers' exits are waited for. */
 const EXIT_GRACE_MS = 5_000;
+
+/**
+ * Of a drain timeout, the last part a worker has to exit in (close its IPC channel, flush its
+ * last log lines) once its drain is over: a tenth, at most 1 s. A worker still alive at the
+ * drain timeout (stopped, stuck) is killed then, so the whole shutdown fits in drainTimeout,
+ * which is what terminationGracePeriodSeconds is sized from.
+ */
+export function workerExitGrace(timeoutMs: number): number {
+  return Math.min(1_000, Math.floor(timeoutMs / 10));
+}
 
 interface Listening {
   readonly inbound?: Address;
@@ -76,6 +84,17 @@ export class WorkerPool implements WorkerCluster {
   private addresses: Listening | undefined;
 
   private readonly viewAskTimeoutMs: number;
+  /** Replaces a worker that stops answering (stopped, stuck): see health-checks.ts. */
+  private readonly health = new HealthChecks({
+    workers: () => this.live().filter((w) => this.listeningWorkers.has(w.id)),
+    ping: (worker) => this.asks.ask(worker, { ask: 'ping' }, this.viewAskTimeoutMs),
+    paused: () => this.stopping || this.deciding !== undefined,
+    stuck: (worker, misses) => {
+      // counted as a restart: the worker was lost without a reload asking for it
+      this.metricsOf.restarts.inc();
+      this.recycle(worker, `it did not answer ${misses} health checks in a row (stopped or stuck)`);
+    },
+  });
 
   constructor(private readonly count: number, private readonly logger: Logger, primaryRegistry: client.Registry, options: WorkerPoolOptions = {}) {
     this.viewAskTimeoutMs = options.viewAskTimeoutMs ?? VIEW_ASK_TIMEOUT_MS;
@@ -95,6 +114,7 @@ export class WorkerPool implements WorkerCluster {
       this.allListening = () => resolve(this.addresses ?? {});
     });
     for (let i = 0; i < this.count; i++) this.fork();
+    this.health.start();
     this.logger.info({ workers: this.count }, `starting ${this.count} workers`);
     return ready;
   }
@@ -159,10 +179,12 @@ export class WorkerPool implements WorkerCluster {
   /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */
   async drain(timeoutMs: number): Promise<void> {
     this.stopRestarting();
-    this.drainTimeoutMs = timeoutMs;
+    // the workers drain in the budget less their exit grace; the stragglers are killed at the budget's end
+    const workerTimeoutMs = timeoutMs - workerExitGrace(timeoutMs);
+    this.drainTimeoutMs = workerTimeoutMs;
     // a worker that has not said hello cannot hear it yet: it is told at its hello
-    for (const worker of this.live()) if (this.greeted.has(worker.id)) this.send(worker, { type: 'meshcar:drain', timeoutMs });
-    await this.exits(timeoutMs + EXIT_GRACE_MS);
+    for (const worker of this.live()) if (this.greeted.has(worker.id)) this.send(worker, { type: 'meshcar:drain', timeoutMs: workerTimeoutMs });
+    await this.exits(timeoutMs);
   }
 
   async close(): Promise<void> {
@@ -173,6 +195,7 @@ export class WorkerPool implements WorkerCluster {
 
   private stopRestarting(): void {
     this.stopping = true;
+    this.health.stop();
     for (const timer of this.restartTimers) clearTimeout(timer);
     this.restartTimers.clear();
   }
@@ -182,6 +205,8 @@ export class WorkerPool implements WorkerCluster {
     if (worker.isDead()) return;
     this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `restarting worker ${worker.id}: ${reason}`);
     this.recycling.add(worker.id);
+    // not ready from now on, not only once its exit is seen
+    this.listeningWorkers.delete(worker.id);
     worker.process.kill('SIGKILL');
   }
 
@@ -251,6 +276,7 @@ export class WorkerPool implements WorkerCluster {
     this.greeted.delete(worker.id);
     this.configured.delete(worker.id);
     this.asks.gone(worker.id);
+    this.health.forget(worker.id);
     this.departed.departed(worker.id);
     for (const waiter of this.exitWaiters) waiter();
     if (this.stopping) return;

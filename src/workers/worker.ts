@@ -70,6 +70,7 @@ async function serve(file: string, workerId: number): Promise<number> {
   const answer = async (ask: Ask): Promise<Answers[keyof Answers]> => {
     // answered from the first moment: a scrape does not wait for a worker that is starting
     if (ask.ask === 'metrics') return metrics.registry.getMetricsAsJSON();
+    if (ask.ask === 'ping') return true;
     const { sidecar: current } = await constructed;
     if (ask.ask === 'prepare' || ask.ask === 'commit') return steps.run(ask);
     if (ask.ask === 'endpoints') return { endpoints: current.traffic.endpoints(), discovery: current.traffic.discoveryRows() };

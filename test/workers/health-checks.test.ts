@@ -1,0 +1,57 @@
+// The primary's health checks (src/workers/health-checks.ts) as logic, on a 20 ms interval with
+// stand-in workers whose pings answer or fail as each test says: a worker is handed to `stuck`
+// after two missed pings in a row, not after one followed by an answer; nothing is counted
+// while the checks are paused (a reload round), and a ping not yet settled is not sent again.
+
+import t from 'tap';
+import type { Worker } from 'node:cluster';
+import { HealthChecks, MISSES_TO_REPLACE } from '../../src/workers/health-checks.js';
+
+const worker = (id: number) => ({ id, isDead: () => false }) as unknown as Worker;
+
+/** Resolves once `check` holds (polled every 5 ms), or rejects after 2 s. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within 2 s`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+t.test('two missed pings in a row make a worker stuck; an answer in between starts over', async (t) => {
+  t.equal(MISSES_TO_REPLACE, 2);
+  // worker 1 never answers; worker 2 fails every other ping
+  let pings2 = 0;
+  const stuck: number[] = [];
+  const checks = new HealthChecks({
+    workers: () => [worker(1), worker(2)],
+    ping: (w) => (w.id === 1 || pings2++ % 2 === 0 ? Promise.reject(new Error('timeout')) : Promise.resolve(true)),
+    paused: () => false,
+    stuck: (w) => stuck.push(w.id),
+  }, 20);
+  checks.start();
+  t.teardown(() => checks.stop());
+  await until(() => stuck.length >= 2 && pings2 >= 8, 'worker 1 stuck twice, worker 2 pinged 8 times');
+  checks.stop();
+  t.same([...new Set(stuck)], [1], 'only the worker that missed two in a row');
+});
+
+t.test('paused: nothing counts; a ping in flight is not sent again', async (t) => {
+  let paused = true;
+  let pings = 0;
+  const stuck: number[] = [];
+  const checks = new HealthChecks({ workers: () => [worker(1)], ping: () => (pings++, Promise.reject(new Error('timeout'))), paused: () => paused, stuck: (w) => stuck.push(w.id) }, 20);
+  checks.start();
+  t.teardown(() => checks.stop());
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  t.equal(pings, 0, 'no ping while paused');
+  paused = false;
+  await until(() => stuck.length === 1, 'stuck once unpaused');
+  checks.stop();
+  let hanging = 0;
+  const slow = new HealthChecks({ workers: () => [worker(3)], ping: () => (hanging++, new Promise(() => undefined)), paused: () => false, stuck: () => undefined }, 20);
+  slow.start();
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  slow.stop();
+  t.equal(hanging, 1, 'one ping at a time per worker');
+});
