@@ -19,7 +19,7 @@ import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/
 import { hostFieldProblem } from '../http/host-field.js';
 import { sendError } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
-import { parseRequestTarget, pathOnly } from './router.js';
+import { parseRequestTarget, pathOnly, routableAuthorityProblem } from './router.js';
 import type { UpstreamStream } from './upstream-stream.js';
 import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
@@ -53,6 +53,12 @@ class Http1Attempt extends Attempt {
     const hostRefused = hostFieldProblem(req);
     if (hostRefused !== undefined) {
       this.fail(new MeshcarError('bad_request', hostRefused));
+      return;
+    }
+    // checked before routing: what routes is the name before the last ':', what goes upstream is all of it
+    const authorityRefused = routableAuthorityProblem(authority);
+    if (authorityRefused !== undefined) {
+      this.fail(new MeshcarError('bad_request', authorityRefused));
       return;
     }
     const codingRefused = transferCodingProblem(reqHeaders);
