@@ -134,6 +134,21 @@ class Http1Attempt extends Attempt {
     countBody(this.req, this.exchange, 'in');
   }
 
+  /**
+   * The app's body broke mid-way (listener.ts): the upstream's work is not wanted, and its end
+   * is no fault of the endpoint's (markCancelled); a 400 if nothing was answered yet, else the
+   * connection goes, as nothing more of it can be read.
+   */
+  bodyBroken(err: MeshcarError): void {
+    this.cancelUpstream();
+    if (!this.over()) {
+      this.res.setHeader('connection', 'close');
+      this.fail(err);
+      return;
+    }
+    this.req.socket.destroy();
+  }
+
   sendContinue(): void {
     if (!this.res.headersSent) this.res.writeContinue();
   }
@@ -193,6 +208,14 @@ function onResponseDrain(this: ServerResponse): void {
 function onUpstreamEnd(this: UpstreamStream): void {
   const attempt = attemptOf<Http1Attempt>(this);
   if (!attempt.bodyCut(this)) attempt.res.end();
+}
+
+/** listener.ts's brokenBody: false when no attempt holds `req` (still being screened against a schema). */
+export function http1BodyBroken(req: IncomingMessage, err: MeshcarError): boolean {
+  const attempt = attemptOf(req) as Http1Attempt | undefined;
+  if (attempt === undefined) return false;
+  attempt.bodyBroken(err);
+  return true;
 }
 
 export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: ServerResponse, schema?: SchemaResult, preread?: Buffer): void {

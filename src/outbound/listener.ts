@@ -28,6 +28,12 @@ export interface AppHandlers {
   /** `socket`: the app's TCP connection, which Node's HTTP server has let go of. */
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
   stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void;
+  /**
+   * The body of a request already handed to request() broke mid-way (invalid chunked framing):
+   * its forwarder answers or cuts it and stops the upstream's work; false: nobody took it (the
+   * connection is destroyed).
+   */
+  brokenBody(req: IncomingMessage, err: MeshcarError): boolean;
 }
 
 export interface AppListenerLimits {
@@ -48,7 +54,9 @@ const kBusy = Symbol('meshcar.busy');
 const kUpgraded = Symbol('meshcar.upgraded');
 const kHttp2 = Symbol('meshcar.http2');
 const kCloseWhenIdle = Symbol('meshcar.closeWhenIdle');
-type TrackedSocket = Socket & { [kBusy]?: number; [kUpgraded]?: boolean; [kHttp2]?: boolean; [kCloseWhenIdle]?: boolean };
+// the connection's latest request: the one whose body the parser reads until it is complete
+const kReading = Symbol('meshcar.reading');
+type TrackedSocket = Socket & { [kBusy]?: number; [kUpgraded]?: boolean; [kHttp2]?: boolean; [kCloseWhenIdle]?: boolean; [kReading]?: IncomingMessage };
 
 // a shared function (not a closure per request), called with the response as `this`
 function onResponseClose(this: ServerResponse): void {
@@ -64,6 +72,7 @@ function onResponseClose(this: ServerResponse): void {
 function trackResponse(req: IncomingMessage, res: ServerResponse): void {
   const socket = req.socket as TrackedSocket;
   socket[kBusy] = (socket[kBusy] ?? 0) + 1;
+  socket[kReading] = req;
   res.on('close', onResponseClose);
 }
 
@@ -74,7 +83,18 @@ function busy(socket: Socket): boolean {
 function ignore(): void {}
 
 /** A request Node's parser refused (or that outgrew the head limit, or never finished its head): answer and close. */
-function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderBytes: number): void {
+function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderBytes: number, handlers: AppHandlers): void {
+  const headTooLarge = `the request head is over the outbound listener's limit of ${maxHeaderBytes} bytes`;
+  const reading = (socket as TrackedSocket)[kReading];
+  if (err.code !== 'ECONNRESET' && reading !== undefined && !reading.complete) {
+    // not a request behind: the body of the one in flight broke (a bad chunk size, a bare LF,
+    // a trailer Node refuses). Node tells that request nothing, so it would wait for its
+    // upstream's timeout and be counted against the endpoint: its forwarder is told instead,
+    // and nothing more is read from the connection
+    (socket as TrackedSocket)[kCloseWhenIdle] = true;
+    if (!handlers.brokenBody(reading, parserRefusal(err, { headTooLarge }))) socket.destroy();
+    return;
+  }
   if (err.code !== 'ECONNRESET' && socket.writable && busy(socket)) {
     // a refusal written now would be read as the answer to an earlier request still in flight
     // (which was forwarded): those answers go out, then the connection closes, nothing more read
@@ -85,7 +105,7 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderByte
     socket.destroy();
     return;
   }
-  socket.end(rawErrorResponse(parserRefusal(err, { headTooLarge: `the request head is over the outbound listener's limit of ${maxHeaderBytes} bytes` })));
+  socket.end(rawErrorResponse(parserRefusal(err, { headTooLarge })));
   socket.destroySoon();
 }
 
@@ -139,7 +159,7 @@ export class AppListener {
       trackResponse(req, res);
       refuseExpectation(req, res);
     });
-    this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes));
+    this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes, handlers));
     this.http1.on('connect', onConnect);
     // This server never listens itself: the plain listener hands it sockets. Node starts the
     // headersTimeout checks on 'listening' (without them an unfinished head is never cut), so
