@@ -21,6 +21,7 @@ import { requestIdOf } from '../http/request-id.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { rawErrorResponse, sendError } from '../http/status.js';
 import { logListenerErrors } from '../http/listener-errors.js';
+import { expectsContinue } from './expect-continue.js';
 import type { Logger } from 'pino';
 
 export interface AppHandlers {
@@ -152,8 +153,23 @@ export class AppListener {
       trackResponse(req, res);
       handlers.request(req, res);
     };
-    this.http1.on('request', onRequest);
-    this.http1.on('checkContinue', onRequest); // relayed: the upstream's 100 becomes ours
+    this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored (no 1xx
+      // may go to an HTTP/1.0 client): not relayed, not sent after the grace, not passed on
+      // (Node emits checkContinue for HTTP/1.1 only)
+      if (req.httpVersionMinor === 0 && expectsContinue(req.headers.expect)) delete req.headers.expect;
+      onRequest(req, res);
+    });
+    this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      // relayed: the upstream's 100 becomes ours. Node fires this for any Expect naming
+      // 100-continue (`100-continue, foo` too); one that also holds another expectation is
+      // refused as any unknown expectation is (417, as Envoy does), not half-met
+      if (expectsContinue(req.headers.expect)) onRequest(req, res);
+      else {
+        trackResponse(req, res);
+        refuseExpectation(req, res);
+      }
+    });
     // any other Expect: our 417 (Node's would be bare), counted like any answer on the connection
     this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
       trackResponse(req, res);
