@@ -193,7 +193,9 @@ export class AppListener {
       handlers.upgrade(req, socket as Socket, head);
     });
 
-    this.http2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes } });
+    // maxHeaderListPairs as HTTP/1.1's maxHeadersCount (2000; Node's h2 default is 128): a head
+    // with more fields than an upstream takes gets our 431 (attempt.ts), not a bare reset
+    this.http2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes }, maxHeaderListPairs: 2000 });
     this.http2.on('connection', (socket: TrackedSocket) => {
       socket[kHttp2] = true; // its session gets GOAWAY at drain, not a cut
     });
