@@ -6,7 +6,9 @@
 // responses; `Expect: 100-continue` is relayed (the upstream's 100 becomes ours). Failures
 // before the response head become JSON errors (x-meshcar-error); after it, the connection is
 // cut, since a status was already promised. An upload still going when the answer is complete
-// is watched to its end: the app's connection closing first cancels the upstream stream.
+// is watched to its end: the app's connection closing first cancels the upstream stream, and
+// so does an upload held by the upstream's backpressure (or left with no stream) that moves no
+// byte for UPLOAD_STALL_MS: paused, the app's socket is not read, so its close is never seen.
 
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -32,8 +34,18 @@ const NO_BODY = Object.freeze({ endStream: true });
 const FIXED_BODY = Object.freeze({ endStream: false });
 const CHUNKED_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
 
+/**
+ * After a complete answer, how long an unfinished upload may stand still while paused (the
+ * upstream not taking it) before it is given up: a paused socket is not read, so an app that
+ * went away meanwhile (its FIN or RST unread) would hold the stream until the idle timeout.
+ */
+const UPLOAD_STALL_MS = 1000;
+
 class Http1Attempt extends Attempt {
   readonly appBody: IncomingMessage;
+  /** While an upload outlives the complete answer: its progress, checked every UPLOAD_STALL_MS. */
+  private uploadTimer: NodeJS.Timeout | undefined = undefined;
+  private uploadSeen = 0;
 
   constructor(ctx: OutboundContext, private readonly req: IncomingMessage, readonly res: ServerResponse, schema: SchemaResult | undefined, preread: Buffer | undefined) {
     super(ctx, req.headers, req.method ?? 'GET', schema, preread);
@@ -171,6 +183,31 @@ class Http1Attempt extends Attempt {
     bindAttempt(socket, this);
     socket.on('close', onUploadConnectionClose);
     this.req.on('end', onUploadEnd);
+    this.uploadSeen = this.exchange.bytesIn;
+    this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
+  }
+
+  /** The watched upload: still moving, ended, or stalled while paused (given up). */
+  checkUpload(): void {
+    this.uploadTimer = undefined;
+    const { req } = this;
+    if (req.complete || req.socket.destroyed) return;
+    const up = this.upstream;
+    const moved = this.exchange.bytesIn !== this.uploadSeen;
+    this.uploadSeen = this.exchange.bytesIn;
+    // paused by the pipe (the upstream's window is full), or nowhere left to go: unread, the
+    // socket would never show the app leaving; an upload still flowing shows its close itself
+    if (up === undefined || up.destroyed || (!moved && req.readableFlowing === false)) {
+      this.cancelUpstream();
+      req.socket.destroy();
+      return;
+    }
+    this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
+  }
+
+  stopWatchingUpload(): void {
+    clearTimeout(this.uploadTimer);
+    this.uploadTimer = undefined;
   }
 }
 
@@ -180,12 +217,19 @@ function onResponseClose(this: ServerResponse): void {
   if (this.writableFinished && !attempt.appBody.complete) attempt.watchUpload();
 }
 
+function checkUpload(attempt: Http1Attempt): void {
+  attempt.checkUpload();
+}
+
 function onUploadConnectionClose(this: Socket): void {
-  attemptOf(this).cancelUpstream();
+  const attempt = attemptOf<Http1Attempt>(this);
+  attempt.stopWatchingUpload();
+  attempt.cancelUpstream();
 }
 
 // the upload is whole: the connection may serve other requests, and is no longer watched for this one
 function onUploadEnd(this: IncomingMessage): void {
+  attemptOf<Http1Attempt>(this).stopWatchingUpload();
   this.socket.off('close', onUploadConnectionClose);
   bindAttempt(this.socket, undefined);
 }
