@@ -62,6 +62,7 @@ for (const codec of ['node', 'meshcar'] as const) {
       if (stalled) break;
     }
     t.ok(stalled, `the upload stalled (sent ${sent} bytes)`);
+    await waitUntil(() => parseResponse(received, false) !== undefined, 'the early answer', 3000).catch(() => {});
     t.equal(parseResponse(received, false)?.status, 413, 'the early answer reached the caller');
     t.equal(streams(), 1, 'the upstream stream is open while the upload is pending');
     socket.destroy();
@@ -82,6 +83,7 @@ for (const codec of ['node', 'meshcar'] as const) {
       await sleep(300); // 1.8 s in all, past the stall bound
       steady.write('abcde');
     }
+    await waitUntil(() => steadyText.length > 0, 'the early answer', 3000).catch(() => {});
     t.match(steadyText, /^HTTP\/1\.1 413/, 'answered early');
     t.notOk(steady.destroyed, 'the slow upload was not cut');
     steady.write('POST /next HTTP/1.1\r\nHost: orders\r\nContent-Length: 1\r\n\r\nx');
