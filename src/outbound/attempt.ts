@@ -22,6 +22,7 @@ import { hostName } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { markCancelled } from './pool-counting.js';
+import { headFieldCount, UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { cancelStream, wasReset, type UpstreamStream } from './upstream-stream.js';
 import type { StreamWait } from './stream-wait.js';
 import { endedEarly } from '../http/early-end.js';
@@ -157,6 +158,12 @@ export abstract class Attempt {
   /** Starts the deadline and the first attempt. */
   protected send(headers: OutgoingHttpHeaders | string[], streamOptions: ClientSessionRequestOptions, hasBody: boolean, trailersOut: boolean): void {
     const pool = this.pool;
+    // the upstream sidecar would refuse it (a reset held against a healthy endpoint): ours to answer
+    const fields = headFieldCount(headers);
+    if (fields > UPSTREAM_MAX_HEAD_FIELDS) {
+      this.fail(new MeshcarError('headers_too_large', `the request head has ${fields} fields upstream (pseudo-headers included), over the ${UPSTREAM_MAX_HEAD_FIELDS} an upstream sidecar accepts`));
+      return;
+    }
     this.headers = headers;
     this.streamOptions = streamOptions;
     this.hasBody = hasBody;
@@ -313,12 +320,28 @@ export abstract class Attempt {
     return true;
   }
 
+  /**
+   * A reset with ENHANCE_YOUR_CALM before the answer: our client refused the answer's head (over
+   * 256 fields or the header list size; Node's codec and ours both reset it so), or the peer
+   * calls our traffic abusive. Neither says the endpoint is failing, and a retry would meet the
+   * same head: 502 bad_gateway, the stream not held against its endpoint. Marked on 'error',
+   * which both codecs emit for this code before 'close' (the pool judges the endpoint on 'close').
+   */
+  private headOverLimits(up: UpstreamStream): boolean {
+    if (this.answered || up.rstCode !== h2.NGHTTP2_ENHANCE_YOUR_CALM) return false;
+    markCancelled(up);
+    this.fail(new MeshcarError('bad_gateway', `the upstream's answer head is over the limits (${UPSTREAM_MAX_HEAD_FIELDS} fields, the header list size), or the stream was reset with ENHANCE_YOUR_CALM`));
+    return true;
+  }
+
   streamError(up: UpstreamStream, err: Error): void {
+    if (this.headOverLimits(up)) return;
     if (!this.answered && tryRetry(this, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
     this.fail(upstreamReset(this.endpointKey, describeError(err)), up.rstCode);
   }
 
   streamClosed(up: UpstreamStream): void {
+    if (this.headOverLimits(up)) return;
     if (!this.answered && tryRetry(this, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
     if (!this.answered) this.fail(upstreamReset(this.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
     // closed with the answer unfinished: cut, whatever the code (the meshcar codec ends no body

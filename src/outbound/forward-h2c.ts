@@ -13,7 +13,7 @@ import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
 import { sendStreamError } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
-import { pathOnly } from './router.js';
+import { pathOnly, routableAuthorityProblem } from './router.js';
 import { responseEnds, wasReset, type UpstreamStream } from './upstream-stream.js';
 import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
@@ -49,6 +49,11 @@ class H2cAttempt extends Attempt {
     stream.on('error', ignore); // a reset by the app surfaces as 'close'; nothing to add
     bindAttempt(stream, this);
     stream.on('close', onAppClose);
+    const authorityRefused = routableAuthorityProblem(authority);
+    if (authorityRefused !== undefined) {
+      this.fail(new MeshcarError('bad_request', authorityRefused));
+      return;
+    }
     if (!this.route(authority, 'the request names no :authority')) return;
     if (path === undefined || method === 'CONNECT') {
       this.fail(new MeshcarError('bad_request', 'CONNECT is not supported on the outbound listener'));

@@ -6,7 +6,9 @@
 // responses; `Expect: 100-continue` is relayed (the upstream's 100 becomes ours). Failures
 // before the response head become JSON errors (x-meshcar-error); after it, the connection is
 // cut, since a status was already promised. An upload still going when the answer is complete
-// is watched to its end: the app's connection closing first cancels the upstream stream.
+// is watched to its end: the app's connection closing first cancels the upstream stream, and
+// so does an upload held by the upstream's backpressure (or left with no stream) that moves no
+// byte for UPLOAD_STALL_MS: paused, the app's socket is not read, so its close is never seen.
 
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -19,7 +21,7 @@ import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/
 import { hostFieldProblem } from '../http/host-field.js';
 import { sendError } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
-import { parseRequestTarget, pathOnly } from './router.js';
+import { parseRequestTarget, pathOnly, routableAuthorityProblem } from './router.js';
 import type { UpstreamStream } from './upstream-stream.js';
 import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
@@ -32,8 +34,18 @@ const NO_BODY = Object.freeze({ endStream: true });
 const FIXED_BODY = Object.freeze({ endStream: false });
 const CHUNKED_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
 
+/**
+ * After a complete answer, how long an unfinished upload may stand still while paused (the
+ * upstream not taking it) before it is given up: a paused socket is not read, so an app that
+ * went away meanwhile (its FIN or RST unread) would hold the stream until the idle timeout.
+ */
+const UPLOAD_STALL_MS = 1000;
+
 class Http1Attempt extends Attempt {
   readonly appBody: IncomingMessage;
+  /** While an upload outlives the complete answer: its progress, checked every UPLOAD_STALL_MS. */
+  private uploadTimer: NodeJS.Timeout | undefined = undefined;
+  private uploadSeen = 0;
 
   constructor(ctx: OutboundContext, private readonly req: IncomingMessage, readonly res: ServerResponse, schema: SchemaResult | undefined, preread: Buffer | undefined) {
     super(ctx, req.headers, req.method ?? 'GET', schema, preread);
@@ -53,6 +65,12 @@ class Http1Attempt extends Attempt {
     const hostRefused = hostFieldProblem(req);
     if (hostRefused !== undefined) {
       this.fail(new MeshcarError('bad_request', hostRefused));
+      return;
+    }
+    // checked before routing: what routes is the name before the last ':', what goes upstream is all of it
+    const authorityRefused = routableAuthorityProblem(authority);
+    if (authorityRefused !== undefined) {
+      this.fail(new MeshcarError('bad_request', authorityRefused));
       return;
     }
     const codingRefused = transferCodingProblem(reqHeaders);
@@ -128,6 +146,21 @@ class Http1Attempt extends Attempt {
     countBody(this.req, this.exchange, 'in');
   }
 
+  /**
+   * The app's body broke mid-way (listener.ts): the upstream's work is not wanted, and its end
+   * is no fault of the endpoint's (markCancelled); a 400 if nothing was answered yet, else the
+   * connection goes, as nothing more of it can be read.
+   */
+  bodyBroken(err: MeshcarError): void {
+    this.cancelUpstream();
+    if (!this.over()) {
+      this.res.setHeader('connection', 'close');
+      this.fail(err);
+      return;
+    }
+    this.req.socket.destroy();
+  }
+
   sendContinue(): void {
     if (!this.res.headersSent) this.res.writeContinue();
   }
@@ -150,6 +183,31 @@ class Http1Attempt extends Attempt {
     bindAttempt(socket, this);
     socket.on('close', onUploadConnectionClose);
     this.req.on('end', onUploadEnd);
+    this.uploadSeen = this.exchange.bytesIn;
+    this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
+  }
+
+  /** The watched upload: still moving, ended, or stalled while paused (given up). */
+  checkUpload(): void {
+    this.uploadTimer = undefined;
+    const { req } = this;
+    if (req.complete || req.socket.destroyed) return;
+    const up = this.upstream;
+    const moved = this.exchange.bytesIn !== this.uploadSeen;
+    this.uploadSeen = this.exchange.bytesIn;
+    // paused by the pipe (the upstream's window is full), or nowhere left to go: unread, the
+    // socket would never show the app leaving; an upload still flowing shows its close itself
+    if (up === undefined || up.destroyed || (!moved && req.readableFlowing === false)) {
+      this.cancelUpstream();
+      req.socket.destroy();
+      return;
+    }
+    this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
+  }
+
+  stopWatchingUpload(): void {
+    clearTimeout(this.uploadTimer);
+    this.uploadTimer = undefined;
   }
 }
 
@@ -159,12 +217,19 @@ function onResponseClose(this: ServerResponse): void {
   if (this.writableFinished && !attempt.appBody.complete) attempt.watchUpload();
 }
 
+function checkUpload(attempt: Http1Attempt): void {
+  attempt.checkUpload();
+}
+
 function onUploadConnectionClose(this: Socket): void {
-  attemptOf(this).cancelUpstream();
+  const attempt = attemptOf<Http1Attempt>(this);
+  attempt.stopWatchingUpload();
+  attempt.cancelUpstream();
 }
 
 // the upload is whole: the connection may serve other requests, and is no longer watched for this one
 function onUploadEnd(this: IncomingMessage): void {
+  attemptOf<Http1Attempt>(this).stopWatchingUpload();
   this.socket.off('close', onUploadConnectionClose);
   bindAttempt(this.socket, undefined);
 }
@@ -187,6 +252,14 @@ function onResponseDrain(this: ServerResponse): void {
 function onUpstreamEnd(this: UpstreamStream): void {
   const attempt = attemptOf<Http1Attempt>(this);
   if (!attempt.bodyCut(this)) attempt.res.end();
+}
+
+/** listener.ts's brokenBody: false when no attempt holds `req` (still being screened against a schema). */
+export function http1BodyBroken(req: IncomingMessage, err: MeshcarError): boolean {
+  const attempt = attemptOf(req) as Http1Attempt | undefined;
+  if (attempt === undefined) return false;
+  attempt.bodyBroken(err);
+  return true;
 }
 
 export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: ServerResponse, schema?: SchemaResult, preread?: Buffer): void {

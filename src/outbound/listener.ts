@@ -21,6 +21,7 @@ import { requestIdOf } from '../http/request-id.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { rawErrorResponse, sendError } from '../http/status.js';
 import { logListenerErrors } from '../http/listener-errors.js';
+import { expectsContinue } from './expect-continue.js';
 import type { Logger } from 'pino';
 
 export interface AppHandlers {
@@ -28,6 +29,12 @@ export interface AppHandlers {
   /** `socket`: the app's TCP connection, which Node's HTTP server has let go of. */
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void;
   stream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void;
+  /**
+   * The body of a request already handed to request() broke mid-way (invalid chunked framing):
+   * its forwarder answers or cuts it and stops the upstream's work; false: nobody took it (the
+   * connection is destroyed).
+   */
+  brokenBody(req: IncomingMessage, err: MeshcarError): boolean;
 }
 
 export interface AppListenerLimits {
@@ -48,7 +55,9 @@ const kBusy = Symbol('meshcar.busy');
 const kUpgraded = Symbol('meshcar.upgraded');
 const kHttp2 = Symbol('meshcar.http2');
 const kCloseWhenIdle = Symbol('meshcar.closeWhenIdle');
-type TrackedSocket = Socket & { [kBusy]?: number; [kUpgraded]?: boolean; [kHttp2]?: boolean; [kCloseWhenIdle]?: boolean };
+// the connection's latest request: the one whose body the parser reads until it is complete
+const kReading = Symbol('meshcar.reading');
+type TrackedSocket = Socket & { [kBusy]?: number; [kUpgraded]?: boolean; [kHttp2]?: boolean; [kCloseWhenIdle]?: boolean; [kReading]?: IncomingMessage };
 
 // a shared function (not a closure per request), called with the response as `this`
 function onResponseClose(this: ServerResponse): void {
@@ -64,6 +73,7 @@ function onResponseClose(this: ServerResponse): void {
 function trackResponse(req: IncomingMessage, res: ServerResponse): void {
   const socket = req.socket as TrackedSocket;
   socket[kBusy] = (socket[kBusy] ?? 0) + 1;
+  socket[kReading] = req;
   res.on('close', onResponseClose);
 }
 
@@ -74,7 +84,18 @@ function busy(socket: Socket): boolean {
 function ignore(): void {}
 
 /** A request Node's parser refused (or that outgrew the head limit, or never finished its head): answer and close. */
-function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderBytes: number): void {
+function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderBytes: number, handlers: AppHandlers): void {
+  const headTooLarge = `the request head is over the outbound listener's limit of ${maxHeaderBytes} bytes`;
+  const reading = (socket as TrackedSocket)[kReading];
+  if (err.code !== 'ECONNRESET' && reading !== undefined && !reading.complete) {
+    // not a request behind: the body of the one in flight broke (a bad chunk size, a bare LF,
+    // a trailer Node refuses). Node tells that request nothing, so it would wait for its
+    // upstream's timeout and be counted against the endpoint: its forwarder is told instead,
+    // and nothing more is read from the connection
+    (socket as TrackedSocket)[kCloseWhenIdle] = true;
+    if (!handlers.brokenBody(reading, parserRefusal(err, { headTooLarge }))) socket.destroy();
+    return;
+  }
   if (err.code !== 'ECONNRESET' && socket.writable && busy(socket)) {
     // a refusal written now would be read as the answer to an earlier request still in flight
     // (which was forwarded): those answers go out, then the connection closes, nothing more read
@@ -85,7 +106,7 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderByte
     socket.destroy();
     return;
   }
-  socket.end(rawErrorResponse(parserRefusal(err, { headTooLarge: `the request head is over the outbound listener's limit of ${maxHeaderBytes} bytes` })));
+  socket.end(rawErrorResponse(parserRefusal(err, { headTooLarge })));
   socket.destroySoon();
 }
 
@@ -132,14 +153,29 @@ export class AppListener {
       trackResponse(req, res);
       handlers.request(req, res);
     };
-    this.http1.on('request', onRequest);
-    this.http1.on('checkContinue', onRequest); // relayed: the upstream's 100 becomes ours
+    this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored (no 1xx
+      // may go to an HTTP/1.0 client): not relayed, not sent after the grace, not passed on
+      // (Node emits checkContinue for HTTP/1.1 only)
+      if (req.httpVersionMinor === 0 && expectsContinue(req.headers.expect)) delete req.headers.expect;
+      onRequest(req, res);
+    });
+    this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      // relayed: the upstream's 100 becomes ours. Node fires this for any Expect naming
+      // 100-continue (`100-continue, foo` too); one that also holds another expectation is
+      // refused as any unknown expectation is (417, as Envoy does), not half-met
+      if (expectsContinue(req.headers.expect)) onRequest(req, res);
+      else {
+        trackResponse(req, res);
+        refuseExpectation(req, res);
+      }
+    });
     // any other Expect: our 417 (Node's would be bare), counted like any answer on the connection
     this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
       trackResponse(req, res);
       refuseExpectation(req, res);
     });
-    this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes));
+    this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes, handlers));
     this.http1.on('connect', onConnect);
     // This server never listens itself: the plain listener hands it sockets. Node starts the
     // headersTimeout checks on 'listening' (without them an unfinished head is never cut), so
@@ -157,7 +193,9 @@ export class AppListener {
       handlers.upgrade(req, socket as Socket, head);
     });
 
-    this.http2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes } });
+    // maxHeaderListPairs as HTTP/1.1's maxHeadersCount (2000; Node's h2 default is 128): a head
+    // with more fields than an upstream takes gets our 431 (attempt.ts), not a bare reset
+    this.http2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes }, maxHeaderListPairs: 2000 });
     this.http2.on('connection', (socket: TrackedSocket) => {
       socket[kHttp2] = true; // its session gets GOAWAY at drain, not a cut
     });

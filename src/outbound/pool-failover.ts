@@ -12,6 +12,7 @@ import { MeshcarError, describeError } from '../errors.js';
 import { outboundFailure } from '../tls-failures/describe.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { countStream } from './pool-counting.js';
+import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { classifyConnectError, isBadRequestError, isHeaderListTooLargeError, isSessionClosingError } from './upstream-errors.js';
 import type { OpenedStream, UpstreamPool } from './upstream-pool.js';
 import { adaptH2Stream, cancelStream, type UpstreamStream } from './upstream-stream.js';
@@ -35,7 +36,8 @@ const WAIT_BOUND_CONNECT_TIMEOUTS = 4;
 // Fixed for every request of every pool: http2-wrapper copies it when opening a session.
 // A 1 MiB stream window (http2-wrapper's default is 32 MiB) keeps a slow app from making us
 // hold much of a fast upstream's body: flow control is the backpressure across the hop.
-const AGENT_OPTIONS = Object.freeze({ settings: Object.freeze({ enablePush: false, initialWindowSize: 1 << 20 }) });
+// maxHeaderListPairs: as many fields per answer as the upstream sidecar accepts per request (head-limits.ts).
+const AGENT_OPTIONS = Object.freeze({ maxHeaderListPairs: UPSTREAM_MAX_HEAD_FIELDS, settings: Object.freeze({ enablePush: false, initialWindowSize: 1 << 20 }) });
 
 /** A stream through the agent (or the meshcar codec's pool), on `first` if given, with failover. */
 export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, first: UpstreamEndpoint | undefined, wait: StreamWait): Promise<OpenedStream> {

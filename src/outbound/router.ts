@@ -3,6 +3,8 @@
 // configured names. The table is a Map built once; the common case (the app writes the name
 // exactly as configured, no port) is a single lookup with no string work.
 
+import { authorityProblem } from '../http/request-target.js';
+
 export interface RequestTarget {
   /** The authority of an absolute-form URI (`GET http://payments/x`), else undefined. */
   readonly authority: string | undefined;
@@ -40,6 +42,26 @@ export function hostName(authority: string): string {
   }
   if (host.endsWith('.')) host = host.slice(0, -1);
   return host.toLowerCase();
+}
+
+/**
+ * Why the app's authority (Host, or an absolute-form target's) cannot be routed and passed on,
+ * or undefined: the inbound's check (request-target.ts: no userinfo, slash, space...) and a port,
+ * if any, of digits only. Routing reads the name before the last ':', so `orders:1/../x` or
+ * `orders:abc` would otherwise reach `orders` with an :authority its peer refuses (a reset held
+ * against the endpoint) or its app reads as it likes.
+ */
+export function routableAuthorityProblem(authority: string | undefined): string | undefined {
+  if (authority === undefined || authority === '') return undefined; // no host: routing says so
+  const problem = authorityProblem(authority, undefined);
+  if (problem !== undefined) return problem;
+  const close = authority.charCodeAt(0) === 91 /* [ */ ? authority.indexOf(']') : -1;
+  const rest = close === -1 ? authority : authority.slice(close + 1);
+  const colon = rest.indexOf(':');
+  const port = colon === -1 ? '' : rest.slice(colon + 1);
+  const valid = close === -1 ? !/[[\]]/.test(rest) : rest === '' || colon === 0;
+  if (!valid || !/^\d{0,5}$/.test(port)) return `the request's authority ${JSON.stringify(authority)} is not a host and a numeric port`;
+  return undefined;
 }
 
 const ORIGIN_FORM: RequestTarget = Object.freeze({ authority: undefined, path: '/' });

@@ -24,7 +24,7 @@ import { offersH2c } from '../http/upgrade.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
-import { hostName, parseRequestTarget, pathOnly } from './router.js';
+import { hostName, parseRequestTarget, pathOnly, routableAuthorityProblem } from './router.js';
 import type { OpenedTunnel } from './upstream-pool.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 
@@ -121,6 +121,12 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
   const hostRefused = hostFieldProblem(req);
   if (hostRefused !== undefined) {
     fail(new MeshcarError('bad_request', hostRefused));
+    return;
+  }
+  // before routing, as for requests (forward-http1.ts): the whole authority becomes the upstream's Host
+  const authorityRefused = routableAuthorityProblem(authority);
+  if (authorityRefused !== undefined) {
+    fail(new MeshcarError('bad_request', authorityRefused));
     return;
   }
   if (!pool) {

@@ -1,0 +1,24 @@
+// How many fields a request head toward an upstream sidecar may carry, and how many its answer
+// may: the inbound's limit (Node's maxHeaderListPairs, src/h2's maxHeaderFields: 256, pseudo-
+// headers included). A request over it would be reset by the peer (ENHANCE_YOUR_CALM on Node's
+// codec, a bare 431 on ours) and held against a healthy endpoint: the outbound answers 431
+// headers_too_large itself instead, as it does for a head over its byte limit. Node's HTTP/2
+// client is given the same limit for answers (its default is 128, so 150 Set-Cookie fields
+// the inbound relays were reset), as src/h2's client has by default.
+
+import type { OutgoingHttpHeaders } from 'node:http2';
+
+export const UPSTREAM_MAX_HEAD_FIELDS = 256;
+
+/** Fields on the wire of a head given as an object (an array value is one field each; Node adds :scheme) or a flat list. */
+export function headFieldCount(headers: OutgoingHttpHeaders | readonly string[]): number {
+  if (Array.isArray(headers)) return headers.length / 2;
+  // Node's client adds :scheme to an object that has none
+  let count = (headers as OutgoingHttpHeaders)[':scheme'] === undefined ? 1 : 0;
+  for (const name in headers as OutgoingHttpHeaders) {
+    const value = (headers as OutgoingHttpHeaders)[name];
+    if (value === undefined) continue;
+    count += Array.isArray(value) ? value.length : 1;
+  }
+  return count;
+}

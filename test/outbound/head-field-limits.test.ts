@@ -1,0 +1,116 @@
+// Header field counts across the hop, where a legal HTTP/1.1 message used to become a 502
+// blamed on the endpoint:
+// - a request head: an upstream sidecar takes 256 fields per head, pseudo-headers included
+//   (Node's maxHeaderListPairs, src/h2's maxHeaderFields); the outbound answers a head over it
+//   431 headers_too_large itself (JSON), as for its byte limit, instead of sending it to be reset
+//   (Node's peer: ENHANCE_YOUR_CALM, 502; ours: a bare 431 with no JSON);
+// - an answer: Node's client took 128 fields by default, so 150 Set-Cookie fields the inbound
+//   relays were reset; now 256, as the meshcar codec; an answer over it is 502 bad_gateway and
+//   not held against the endpoint.
+// Both HTTP/2 codecs, with a real inbound peer for the exact limit.
+
+import t from 'tap';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { SERVER_ID, startInbound } from '../helpers/inbound-fixture.js';
+import { makePki, request, startOutbound, startUpstream, TD, defaultHandler } from '../helpers/outbound-fixture.js';
+import { startBalanced } from '../helpers/outbound-balance-fixture.js';
+
+/** `n` distinct fields x0..x(n-1). */
+function fields(n: number): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (let i = 0; i < n; i++) out[`x${i}`] = 'v';
+  return out;
+}
+
+function setCookies(res: { rawHeaders: string[] }): number {
+  return res.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'set-cookie').length;
+}
+
+for (const codec of ['node', 'meshcar'] as const) {
+  t.test(`codec ${codec}: through a real inbound`, async (t) => {
+    let appRequests = 0;
+    let lastFieldCount = 0;
+    const peer = await startInbound({
+      codec,
+      app: {
+        protocol: 'http',
+        handler: (req, res) => {
+          appRequests += 1;
+          lastFieldCount = req.rawHeaders.length / 2;
+          const cookies = /^\/cookies\/(\d+)$/.exec(req.url ?? '');
+          const head: string[] = ['content-length', '2'];
+          for (let i = 0; i < Number(cookies?.[1] ?? 0); i++) head.push('set-cookie', `c${i}=1`);
+          res.writeHead(200, head).end('ok');
+        },
+      },
+    });
+    t.teardown(() => peer.close());
+    const fx = await startOutbound(peer.pki, [{ name: 'orders', endpoints: [`127.0.0.1:${peer.port}`], identity: SERVER_ID }], { codec });
+    t.teardown(() => fx.close());
+
+    // 4 pseudo-headers + the app's fields (Host becomes :authority) + x-request-id
+    const most = await request(fx.port, { path: '/x', headers: { host: 'orders', ...fields(251) } });
+    t.equal(most.status, 200, "251 fields of the app's (256 upstream): through");
+    t.ok(lastFieldCount >= 251, `the app got them (${lastFieldCount})`);
+
+    const before = appRequests;
+    const over = await request(fx.port, { path: '/x', headers: { host: 'orders', 'x-request-id': 'many-fields', ...fields(252) } });
+    t.equal(over.status, 431, "252 of the app's (257 upstream): 431");
+    t.equal(over.headers['x-meshcar-error'], 'headers_too_large');
+    t.match(over.json(), { error: 'headers_too_large', requestId: 'many-fields', message: /257 fields/ }, 'our JSON body');
+
+    const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+    t.teardown(() => session.close());
+    const h2 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':path': '/x', ':authority': 'orders', ...fields(300) } as http2.OutgoingHttpHeaders);
+      let status = 0;
+      let body = '';
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.setEncoding('utf8');
+      stream.on('data', (c: string) => (body += c));
+      stream.on('end', () => resolve({ status, body }));
+      stream.on('error', reject);
+    });
+    t.equal(h2.status, 431, 'h2c, 300 fields: 431, not a reset');
+    t.match(JSON.parse(h2.body), { error: 'headers_too_large' });
+    t.equal(appRequests, before, 'nothing over the limit reached the peer');
+
+    const many = await request(fx.port, { path: '/cookies/150', headers: { host: 'orders' } });
+    t.equal(many.status, 200, '150 Set-Cookie fields in the answer: relayed');
+    t.equal(setCookies(many), 150, 'all of them');
+    const tooMany = await request(fx.port, { path: '/cookies/400', headers: { host: 'orders' } });
+    t.equal(tooMany.status, 502, '400 Set-Cookie fields: 502');
+    t.equal(tooMany.headers['x-meshcar-error'], 'bad_gateway', 'bad_gateway, not upstream_reset');
+  });
+
+  t.test(`codec ${codec}: an answer over the limit is not the endpoint failing`, async (t) => {
+    const pki = await makePki(TD);
+    const upstream = await startUpstream(pki, {
+      handler: (stream, headers, flags) => {
+        if (headers[':path'] !== '/cookies') return defaultHandler(stream, headers, flags);
+        stream.on('error', () => {});
+        stream.resume();
+        const head: Record<string, string | string[] | number> = { ':status': 200, 'set-cookie': Array.from({ length: 400 }, (_, i) => `c${i}=1`) };
+        stream.respond(head);
+        stream.end('ok');
+      },
+    });
+    const fx = await startBalanced(pki, {
+      codec,
+      ports: [upstream.port],
+      outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 30_000, maxEjectionMs: 30_000, maxEjectionPercent: 100 },
+    });
+    t.teardown(async () => {
+      await fx.close();
+      await upstream.close();
+    });
+    for (let i = 1; i <= 4; i++) {
+      const res = await request(fx.port, { path: '/cookies' });
+      t.equal(res.status, 502, `answer ${i}: 502`);
+      t.equal(res.headers['x-meshcar-error'], 'bad_gateway', `answer ${i}: bad_gateway`);
+    }
+    t.equal(fx.observer.ejections, 0, 'no ejection (2 endpoint failures would have)');
+    t.equal((await request(fx.port, { path: '/echo' })).status, 200, 'the endpoint still serves');
+  });
+}
