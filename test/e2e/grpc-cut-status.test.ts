@@ -3,7 +3,8 @@
 // reconnect). The inbound sidecar dies (SIGKILL) or ends its drain (SIGTERM, short
 // drainTimeout) with a stream open: Node's codec marks the calling sidecar's upstream streams
 // CANCEL when the socket closes, and that code must not be passed on to the app as if the peer
-// had reset the stream. The client reads INTERNAL or UNAVAILABLE. Runs on the default codec;
+// had reset the stream. The calling sidecar ends the cut answer with trailers instead:
+// UNAVAILABLE and x-meshcar-error upstream_reset. Runs on the default codec;
 // codec-node-grpc-cut-status.test.ts re-runs it on http2.codec node.
 
 import t from 'tap';
@@ -71,24 +72,28 @@ function withinMs<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
   return Promise.race([p, new Promise<T>((_resolve, reject) => setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms).unref())]);
 }
 
-const MESH_CUT = [grpc.status.INTERNAL, grpc.status.UNAVAILABLE];
+function meshcarErrorOf(err: grpc.ServiceError | 'ok'): unknown {
+  return err === 'ok' ? undefined : err.metadata?.get('x-meshcar-error')[0];
+}
 
-t.test('the inbound sidecar is killed mid-stream: INTERNAL or UNAVAILABLE, never CANCELLED', async (t) => {
+t.test('the inbound sidecar is killed mid-stream: UNAVAILABLE, never CANCELLED', async (t) => {
   const { end } = await openWatch('killed');
   await killed.stop('SIGKILL');
   const err = await withinMs(10_000, end, 'the watch after the kill');
   t.not(err, 'ok', 'the stream did not end as if whole');
   const code = err === 'ok' ? -1 : err.code;
   t.not(code, grpc.status.CANCELLED, `not CANCELLED (${err === 'ok' ? 'ok' : `${err.code} ${err.details}`})`);
-  t.ok(MESH_CUT.includes(code), `INTERNAL or UNAVAILABLE (got ${code})`);
+  t.equal(code, grpc.status.UNAVAILABLE, 'UNAVAILABLE, in the trailers the calling sidecar ended the answer with');
+  t.equal(meshcarErrorOf(err), 'upstream_reset', 'with x-meshcar-error');
 });
 
-t.test('the inbound sidecar ends its drain with a stream open: INTERNAL or UNAVAILABLE, never CANCELLED', async (t) => {
+t.test('the inbound sidecar ends its drain with a stream open: UNAVAILABLE, never CANCELLED', async (t) => {
   const { end } = await openWatch('drained');
   const exited = drained.stop('SIGTERM');
   const err = await withinMs(10_000, end, 'the watch at the end of the drain');
   await exited;
   const code = err === 'ok' ? -1 : err.code;
   t.not(code, grpc.status.CANCELLED, `not CANCELLED (${err === 'ok' ? 'ok' : `${err.code} ${err.details}`})`);
-  t.ok(MESH_CUT.includes(code), `INTERNAL or UNAVAILABLE (got ${code})`);
+  t.equal(code, grpc.status.UNAVAILABLE, 'UNAVAILABLE, in the trailers the calling sidecar ended the answer with');
+  t.equal(meshcarErrorOf(err), 'upstream_reset', 'with x-meshcar-error');
 });
