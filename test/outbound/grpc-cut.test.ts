@@ -42,6 +42,7 @@ t.test('gRPC answers cut after their head end with the sidecar status in trailer
         if (how === 'quiet') return; // the idle timeout cuts it
         if (how === 'cancel') stream.close(NGHTTP2_CANCEL);
         else if (how === 'half-message') stream.write(message('second').subarray(0, 7), () => stream.close(NGHTTP2_CANCEL));
+        else if (how === 'unread') stream.write(message('second'), () => stream.close(NGHTTP2_CANCEL));
         else if (how === 'calm') {
           stream.session?.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
           stream.session?.destroy();
@@ -90,4 +91,19 @@ t.test('gRPC answers cut after their head end with the sidecar status in trailer
   const half = await watch('half-message');
   t.not(half.code, grpc.status.OK, `a message cut in its middle fails the call (${half.code})`);
   t.equal(half.messages, 1, 'and is not delivered');
+
+  // an app that reads nothing: its stream window (10 bytes: the first message) stays shut, the
+  // rest of the answer and the trailers wait behind it; the cut stream is reset after a grace
+  // period instead of being held open for ever
+  const app = http2.connect(`http://127.0.0.1:${bound.port}`, { settings: { initialWindowSize: 10 } });
+  t.teardown(() => app.destroy());
+  const stream = app.request({ ':method': 'POST', ':path': '/meshcar.test.W/Watch', ':authority': 'payments', 'content-type': 'application/grpc', te: 'trailers', 'x-test-how': 'unread' });
+  stream.on('error', () => {});
+  stream.end(message('x'));
+  const started = Date.now();
+  const rstCode = await new Promise<number | undefined>((resolve, reject) => {
+    stream.once('close', () => resolve(stream.rstCode));
+    setTimeout(() => reject(new Error('the unread cut stream was never closed')), 15_000).unref();
+  });
+  t.equal(rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, `reset with INTERNAL_ERROR after ${Date.now() - started} ms`);
 });
