@@ -128,6 +128,19 @@ export class WindowBudget {
   }
 }
 
+/**
+ * Rapid reset (CVE-2023-44487) counts only premature resets, as Envoy's premature-reset check
+ * defines them: reset before the response head was sent, and within a second of opening. A
+ * caller cancelling a watch or a download it already has an answer for, or a call it waited on
+ * for longer, does what busy clients do; counting those let one app's cancellations close its
+ * caller's whole connection, with every other stream on it.
+ */
+export const PREMATURE_RESET_MS = 1_000;
+
+export function isPrematureReset(answered: boolean, ageMs: number): boolean {
+  return !answered && ageMs <= PREMATURE_RESET_MS;
+}
+
 /** Rapid reset and MadeYouReset, one window: resets caused by the peer against completed streams. */
 export class ResetBudget {
   private startMs = 0;
@@ -149,6 +162,13 @@ export class ResetBudget {
   completedStream(nowMs: number): void {
     this.roll(nowMs);
     this.completed++;
+  }
+
+  /** The peer reset a stream we had not ended: a premature reset is counted (see reset()), any other is an ordinary end. */
+  peerReset(answered: boolean, ageMs: number, nowMs: number): 'rapid_reset' | 'made_you_reset' | undefined {
+    if (isPrematureReset(answered, ageMs)) return this.reset(true, nowMs);
+    this.completedStream(nowMs);
+    return undefined;
   }
 
   /** Returns the abuse reason when the budget is exhausted, else undefined. */

@@ -207,8 +207,10 @@ export class FrameReceiver implements FrameHandler {
       return;
     }
     forgetStream(c, stream);
-    // rapid reset (CVE-2023-44487): a server counts requests reset before they were answered
-    const abuse = c.isServer && !stream.localClosed ? c.resetBudget.reset(true, Date.now()) : undefined;
+    // rapid reset (CVE-2023-44487): a server counts requests reset before they were answered,
+    // within a second of opening (limits.ts: isPrematureReset); a cancelled answered stream is an ordinary end
+    const now = Date.now();
+    const abuse = c.isServer && !stream.localClosed ? c.resetBudget.peerReset(stream.headersSent, now - stream.openedMs, now) : undefined;
     // REFUSED_STREAM: the peer did not process it, so it is safe to retry elsewhere
     receiveReset(stream, code, code === ErrorCode.REFUSED_STREAM ? 'refused' : 'reset_by_peer');
     if (abuse) throw calm(abuse, 'the peer resets streams faster than allowed');

@@ -243,6 +243,15 @@ function grpcErrorHeaders(err: MeshcarError, grpcType: string, requestId: string
   return headers;
 }
 
+/**
+ * The trailers that end a gRPC answer the sidecar cut after its head (the upstream broke off
+ * or went quiet): the status the error stands for (UNAVAILABLE, DEADLINE_EXCEEDED), its
+ * message and x-meshcar-error, where a gRPC client reads them, rather than a bare reset.
+ */
+export function grpcErrorTrailers(err: MeshcarError): Record<string, string | number> {
+  return { 'grpc-status': GRPC_STATUS[err.code], 'grpc-message': grpcMessage(err.message), 'x-meshcar-error': err.code };
+}
+
 /** Writes the JSON error answer; once the response has started, cutting it is the only signal left. */
 export function sendError(res: ServerResponse | Http2ServerResponse, err: MeshcarError, extras: ErrorBodyExtras = {}): void {
   if (res.headersSent) {

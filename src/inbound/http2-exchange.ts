@@ -172,7 +172,7 @@ function onStreamAborted(this: H2ServerStream): void {
   const exchange = exchangeOf<Http2Exchange>(this);
   if (exchange.phase === DONE) return;
   exchange.resetByCaller = true;
-  exchange.guard?.streamReset();
+  exchange.guard?.streamReset(this.headersSent, performance.now() - exchange.startedAt);
   this.destroy();
 }
 

@@ -23,7 +23,7 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { markCancelled } from './pool-counting.js';
 import { headFieldCount, UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
-import { cancelStream, wasReset, type UpstreamStream } from './upstream-stream.js';
+import { cancelStream, peerResetCode, wasReset, type UpstreamStream } from './upstream-stream.js';
 import type { StreamWait } from './stream-wait.js';
 import { endedEarly } from '../http/early-end.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
@@ -312,7 +312,7 @@ export abstract class Attempt {
   /** Whether the body ended cut: a reset code, or an end Node pushed itself before END_STREAM (early-end.ts). */
   bodyCut(up: UpstreamStream): boolean {
     if (wasReset(up.rstCode)) {
-      this.fail(upstreamReset(this.endpointKey, `code ${up.rstCode}`), up.rstCode);
+      this.fail(upstreamReset(this.endpointKey, `code ${up.rstCode}`), peerResetCode(up, undefined));
       return true;
     }
     if (!endedEarly(up)) return false;
@@ -337,7 +337,7 @@ export abstract class Attempt {
   streamError(up: UpstreamStream, err: Error): void {
     if (this.headOverLimits(up)) return;
     if (!this.answered && tryRetry(this, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
-    this.fail(upstreamReset(this.endpointKey, describeError(err)), up.rstCode);
+    this.fail(upstreamReset(this.endpointKey, describeError(err)), peerResetCode(up, err));
   }
 
   streamClosed(up: UpstreamStream): void {

@@ -11,7 +11,7 @@ import { describeError, MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
-import { sendStreamError } from '../http/status.js';
+import { grpcAnswerType, grpcErrorTrailers, sendStreamError } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
 import { pathOnly, routableAuthorityProblem } from './router.js';
 import { responseEnds, wasReset, type UpstreamStream } from './upstream-stream.js';
@@ -86,11 +86,24 @@ class H2cAttempt extends Attempt {
     stream.resume();
   }
 
-  // the head is out: pass the reset on, so the app sees an incomplete response as one
+  // the head is out: a gRPC answer ends with our status in its trailers (UNAVAILABLE when the
+  // upstream broke off, DEADLINE_EXCEEDED when it went quiet) and x-meshcar-error, which a gRPC
+  // client reads as the call's status (a bare reset reads as INTERNAL, or CANCELLED); a message
+  // cut in its middle still fails the call. Any other answer is reset, so the app sees it
+  // incomplete (never as whole).
   protected cutAnswer(err: MeshcarError, rstCode: number | undefined): void {
-    if (this.stream.closed) return;
+    const stream = this.stream;
+    if (stream.closed) return;
     this.exchange.errorCode = err.code;
-    this.stream.close(rstCode || h2.NGHTTP2_INTERNAL_ERROR);
+    if (!stream.writableEnded && !stream.destroyed && grpcAnswerType(this.reqHeaders['content-type']) === 'application/grpc') {
+      if (this.upstream) this.upstream.unpipe(stream);
+      this.responseTrailers = grpcErrorTrailers(err);
+      stream.end();
+      // an app that does not read would hold the stream open behind flow control: reset it then
+      setTimeout(resetUnfinished, CUT_TRAILERS_GRACE_MS, stream).unref();
+      return;
+    }
+    stream.close(rstCode || h2.NGHTTP2_INTERNAL_ERROR);
   }
 
   protected sendError(err: MeshcarError, grpcType: string | undefined): void {
@@ -146,6 +159,13 @@ class H2cAttempt extends Attempt {
   sendContinue(): void {
     if (!this.stream.headersSent && !this.stream.closed) this.stream.additionalHeaders(CONTINUE);
   }
+}
+
+/** How long a cut gRPC answer may take to deliver its trailers to an app that reads slowly. */
+const CUT_TRAILERS_GRACE_MS = 5_000;
+
+function resetUnfinished(stream: ServerHttp2Stream): void {
+  if (!stream.closed && !stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
 }
 
 function onAppClose(this: ServerHttp2Stream): void {

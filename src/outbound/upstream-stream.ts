@@ -49,6 +49,37 @@ export function wasReset(code: number | undefined): code is number {
   return code !== undefined && code !== h2.NGHTTP2_NO_ERROR;
 }
 
+// The codes a peer's RST_STREAM may carry that are passed on to the app as they are, once its
+// answer is cut after the head (attempt.ts): what the stream's own failure was. Never CANCEL
+// (the app would read "you cancelled", and a gRPC watch loop would not reconnect),
+// ENHANCE_YOUR_CALM (the app did nothing to calm down: it is about the mesh hop), REFUSED_STREAM
+// (its head was relayed: the request was taken), nor codes of the connection or of TLS.
+const PASSED_ON = new Set<number>([
+  h2.NGHTTP2_PROTOCOL_ERROR,
+  h2.NGHTTP2_INTERNAL_ERROR,
+  h2.NGHTTP2_FLOW_CONTROL_ERROR,
+  h2.NGHTTP2_STREAM_CLOSED,
+  h2.NGHTTP2_FRAME_SIZE_ERROR,
+  h2.NGHTTP2_CONNECT_ERROR,
+]);
+
+/**
+ * The code to pass on to the app when the upstream stream broke after its head (`err`: the
+ * stream's error, if it emitted one): a code the peer sent in RST_STREAM for this very stream,
+ * or undefined (the app's answer is then reset with INTERNAL_ERROR, as on a lost connection).
+ * Node sets rstCode itself when a stream goes down with its session: CANCEL when the socket
+ * closed, the GOAWAY's code when the peer sent one with an error; neither is the peer's reset
+ * of the stream. Its own reset (the peer's RST_STREAM, or nghttp2's stream error) ends a Node
+ * stream with ERR_HTTP2_STREAM_ERROR, its session's end with the session's error. src/h2 sets
+ * rstCode only for a reset of the stream itself (a lost connection leaves it undefined).
+ */
+export function peerResetCode(up: UpstreamStream, err: unknown): number | undefined {
+  const code = up.rstCode;
+  if (code === undefined || !PASSED_ON.has(code)) return undefined;
+  if ('pending' in up && (err as { code?: unknown } | undefined)?.code !== 'ERR_HTTP2_STREAM_ERROR') return undefined;
+  return code;
+}
+
 const IDLE = Symbol('meshcar.idleTimer');
 
 interface IdleTimer {

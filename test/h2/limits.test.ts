@@ -117,6 +117,46 @@ t.test('rapid reset: a peer that completes streams too may cancel some; one that
   await waitFor(() => conn.destroyed, 'the client saw the GOAWAY');
 });
 
+t.test('rapid reset counts premature resets only: streams cancelled after their answer started are ordinary ends', async (t) => {
+  const server = await startOurServer(
+    (stream, headers) => {
+      stream.on('error', () => {});
+      // answered (head and some body), then held open: a watch the caller will cancel
+      if (headers[':path'] === '/watch') {
+        stream.respond({ ':status': 200 });
+        stream.write('first');
+      }
+    },
+    { limits: { maxResetsPerWindow: 20 } },
+  );
+  t.teardown(server.close);
+  const conn = await connectOurClient(server.port);
+  // one long stream the caller keeps, then 60 answered ones it cancels (three times the limit)
+  const keep = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/watch' }, { endStream: true });
+  await once(keep, 'response');
+  const watches = await Promise.all(
+    Array.from({ length: 60 }, async () => {
+      const s = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/watch' }, { endStream: true });
+      s.on('error', () => {});
+      await once(s, 'response');
+      return s;
+    }),
+  );
+  for (const s of watches) s.close(ErrorCode.CANCEL);
+  await new Promise<void>((r) => conn.ping(() => r()));
+  t.same(server.observer.closed, [], 'answered streams cancelled: no GOAWAY');
+  t.notOk(keep.destroyed, 'the long stream is still open');
+  // the budget still guards: unanswered streams reset at once trip it as before
+  for (let i = 0; i < 120; i++) {
+    const s = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/hold' }, { endStream: true });
+    s.on('error', () => {});
+    s.close(ErrorCode.CANCEL);
+  }
+  await waitFor(() => server.observer.closed.length > 0, 'GOAWAY for rapid reset');
+  t.same(server.observer.closed[0], { reason: 'rapid_reset', code: ErrorCode.ENHANCE_YOUR_CALM });
+  keep.on('error', () => {});
+});
+
 t.test('credit goes back as the consumer reads, not as DATA arrives (our pair)', async (t) => {
   const window = 64 * 1024;
   let held: H2Stream | undefined;

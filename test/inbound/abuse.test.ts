@@ -27,15 +27,29 @@ t.test('reset guard: counts per 10 s window, ignores a busy peer with a few canc
   const trips: number[] = [];
   const guard = new ResetGuard(10, (_g, resets) => trips.push(resets), 0);
   for (let i = 0; i < 100; i++) guard.streamCompleted(1);
-  for (let i = 0; i < 50; i++) guard.streamReset(2);
+  for (let i = 0; i < 50; i++) guard.streamReset(false, 0, 2);
   t.same(trips, [], 'resets past the limit, but fewer than completed streams');
   const fresh = new ResetGuard(10, (_g, resets) => trips.push(resets), 0);
-  for (let i = 0; i < 10; i++) fresh.streamReset(5);
-  for (let i = 0; i < 10; i++) fresh.streamReset(10_005);
+  for (let i = 0; i < 10; i++) fresh.streamReset(false, 0, 5);
+  for (let i = 0; i < 10; i++) fresh.streamReset(false, 0, 10_005);
   t.same(trips, [], 'the count starts again each window');
-  for (let i = 0; i < 5; i++) fresh.streamReset(10_006);
+  for (let i = 0; i < 5; i++) fresh.streamReset(false, 0, 10_006);
   t.same(trips, [11], 'tripped once, at limit + 1');
   t.ok(fresh.tripped);
+});
+
+t.test('reset guard: only premature resets count (before the response head, within a second of opening)', async (t) => {
+  const trips: number[] = [];
+  const guard = new ResetGuard(10, (_g, resets) => trips.push(resets), 0);
+  // cancelled after their head was sent (a watch, a download), or after waiting over a second
+  for (let i = 0; i < 50; i++) guard.streamReset(true, 5, 1);
+  for (let i = 0; i < 50; i++) guard.streamReset(false, 1_500, 1);
+  t.same(trips, [], 'answered or long-lived streams reset: ordinary ends');
+  // and they count as completed streams against the premature ones, as Envoy's ratio does
+  for (let i = 0; i < 60; i++) guard.streamReset(false, 10, 2);
+  t.same(trips, [], '60 premature resets among 100 other ends: left alone');
+  for (let i = 0; i < 41; i++) guard.streamReset(false, 10, 3);
+  t.same(trips, [101], 'premature resets outnumbering the other ends: tripped');
 });
 
 t.test('advertised limits and an oversized request head', async (t) => {
