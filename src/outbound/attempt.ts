@@ -372,6 +372,11 @@ export abstract class Attempt {
   }
 
   idle(): void {
+    // a quiet stream whose head came (a watch, a server stream between messages) says nothing
+    // about its endpoint's health: its cut is not scored against it (a gRPC answer cut before its
+    // trailers would otherwise count as a 500 and quiet streams would get healthy endpoints ejected)
+    const up = this.upstream;
+    if (this.answered && up !== undefined && !up.closed) markCancelled(up);
     this.fail(upstreamTimeout(this.endpointKey, this.pool.idleTimeoutMs, 'sent or received nothing'));
   }
 
