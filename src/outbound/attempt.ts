@@ -291,7 +291,7 @@ export abstract class Attempt {
       if (!this.bodyDone) {
         // the upload may take longer than the timeout: it runs once the body has ended; until
         // then only the app's own deadline (and the idle timeout) holds
-        this.appBody.once('end', onAppBodyEnd);
+        this.appBody.on('end', onAppBodyEnd); // 'end' comes once: no once() wrapper per request
         this.armDeadline(false);
       }
       this.pipeBody(up);
