@@ -71,9 +71,10 @@ t.before(async () => {
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))));
   ca = await startMeshCa(t.testdir());
   // two sidecars of the same service: one with a short head timeout, one with none
-  [timed, open] = await Promise.all([
-    startSidecar(ca, { service: 'files', inbound: { app: `h2c://127.0.0.1:${port}`, timeout: '600ms' } }),
-    startSidecar(ca, { service: 'files', inbound: { app: `h2c://127.0.0.1:${port}`, timeout: '0' } }),
+  // (each noted as soon as it runs: one that starts while the other fails is still stopped)
+  await Promise.all([
+    startSidecar(ca, { service: 'files', inbound: { app: `h2c://127.0.0.1:${port}`, timeout: '600ms' } }).then((s) => (timed = s)),
+    startSidecar(ca, { service: 'files', inbound: { app: `h2c://127.0.0.1:${port}`, timeout: '0' } }).then((s) => (open = s)),
   ]);
   const identity = 'spiffe://mesh.local/svc/files';
   frontend = await startSidecar(ca, {
