@@ -60,6 +60,20 @@ export function readDuration(value: YamlValue, bounds: DurationBounds = {}): num
   return ms;
 }
 
+/**
+ * A response-head timeout (`timeout` of the inbound side, its routes and each upstream): a
+ * duration as readDuration takes, or zero (`0`, `0s`) for none, as Envoy's 0s disables its
+ * route timeout: long-lived streams and quiet watches, guarded by the idle timeout alone.
+ */
+export function readTimeout(value: YamlValue): number | undefined {
+  if (value.kind === 'number' && value.number('a duration') === 0) return 0;
+  if (value.kind === 'string') {
+    const text = value.string('a duration');
+    if (text !== undefined && parseDuration(text) === 0) return 0;
+  }
+  return readDuration(value);
+}
+
 /** host:port to listen on; port 0 lets the OS pick one, which tests rely on. */
 export function readListenAddress(value: YamlValue): HostPort | undefined {
   const text = value.string('host:port');

@@ -4,7 +4,7 @@
 // own slice: src/inbound imports this file, never outbound-config.ts.
 
 import { type AppAddress, formatHostPort, type HostPort, parseAppUrl, reachesListener } from './address.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readPositiveInteger, readRate, MAX_BURST, readSpiffeId } from './fields.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readPositiveInteger, readTimeout, readRate, MAX_BURST, readSpiffeId } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
 import type { YamlValue } from './yaml-source.js';
 
@@ -20,6 +20,7 @@ export interface AuthorizeRule {
 export interface InboundConfig {
   readonly listen: HostPort;
   readonly app: AppAddress;
+  /** The wait for the response head, from the end of the request body; 0: none (the idle timeout alone). */
   readonly timeoutMs: number;
   /** undefined: any identity of the trust domain may call. A call must match one rule. */
   readonly authorize: readonly AuthorizeRule[] | undefined;
@@ -45,7 +46,7 @@ export interface InboundConfig {
 export interface InboundRouteConfig {
   /** An exact path, or a prefix ending in `*`. */
   readonly path: string;
-  /** Time until the app's response head; absent: the inbound timeout. */
+  /** Time until the app's response head, from the end of the request body (0: none); absent: the inbound timeout. */
   readonly timeoutMs?: number;
   /** Absent: the inbound idle timeout. */
   readonly idleTimeoutMs?: number;
@@ -99,7 +100,7 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
   if (!map) return undefined;
   const listen = map.required('listen', readListenAddress);
   const app = map.required('app', readApp);
-  const timeoutMs = map.optional('timeout', readDuration, DEFAULT_REQUEST_TIMEOUT_MS);
+  const timeoutMs = map.optional('timeout', readTimeout, DEFAULT_REQUEST_TIMEOUT_MS);
   const authorize = map.optional(
     'authorize',
     (v) => v.listOf((rule) => readRule(rule, trustDomain), 'list at least one rule, or leave authorize out to let any identity of the trust domain call'),
@@ -141,7 +142,7 @@ function readInboundRoute(value: YamlValue): InboundRouteConfig | undefined {
   const map = value.map(['path', 'timeout', 'idleTimeout']);
   if (!map) return undefined;
   const path = map.required('path', readPathPattern);
-  const timeoutMs = map.optional('timeout', readDuration, undefined);
+  const timeoutMs = map.optional('timeout', readTimeout, undefined);
   const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);
   if (path === undefined || (map.has('timeout') && timeoutMs === undefined) || (map.has('idleTimeout') && idleTimeoutMs === undefined)) return undefined;
   return { path, ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}) };

@@ -4,7 +4,7 @@
 // balanced, retried and cut off is read in upstream-policy-config.ts.
 
 import { type Endpoint, formatHostPort, type HostPort, parseEndpoint, reachesListener } from './address.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readSpiffeId } from './fields.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readSpiffeId, readTimeout } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
 import {
   type BalancerConfig,
@@ -24,6 +24,7 @@ export interface UpstreamConfig {
   readonly endpoints: readonly Endpoint[];
   /** The SPIFFE ID the upstream's certificate must carry. */
   readonly identity: string;
+  /** The wait for the response head, from the end of the request body; 0: none (the idle timeout alone). */
   readonly timeoutMs: number;
   /** Route templates such as `/charges/{id}`, for metric labels. */
   readonly routes: readonly string[];
@@ -107,7 +108,7 @@ function readUpstream(value: YamlValue, name: string, trustDomain: string | unde
   if (!map) return undefined;
   const endpoints = map.required('endpoints', (v) => v.listOf((e) => readEndpoint(e, listen), 'list at least one endpoint (host:port or dns:NAME:PORT)'));
   const identity = map.required('identity', (v) => readSpiffeId(v, trustDomain));
-  const timeoutMs = map.optional('timeout', readDuration, DEFAULT_REQUEST_TIMEOUT_MS);
+  const timeoutMs = map.optional('timeout', readTimeout, DEFAULT_REQUEST_TIMEOUT_MS);
   const routes = map.optional('routes', (v) => v.listOf(readRoute), []);
   // left out when not written: the outbound side applies the defaults (idle 5m, retries as below)
   const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);

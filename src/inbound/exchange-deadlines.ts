@@ -1,25 +1,60 @@
 // The two deadlines of every inbound exchange (exchange.ts): the app must send its response
-// head within the inbound timeout, and bytes must move (either way) within the idle timeout,
-// until the caller has taken the whole answer (not only until the app has sent it).
+// head in time, and bytes must move (either way) within the idle timeout, until the caller has
+// taken the whole answer (not only until the app has sent it). The head's time is the route's
+// timeout counted from the end of the request body (at once for a bodiless request), as
+// Envoy's route timeout: an upload slower than the timeout is the idle timeout's to guard;
+// the caller's own deadline (grpc-timeout, x-request-timeout) counts from the request's
+// arrival, and the sooner of the two holds. A timeout of 0 sets none.
 // Each is an entry in a deadline queue shared by all exchanges (one timer per duration, see
 // src/http/deadline-queue.ts) that carries the exchange as its argument: no timer, closure
 // or object of its own per request. The exchange cancels its entries when it ends.
 
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import { DeadlineQueue } from '../http/deadline-queue.js';
-import { DONE, WAITING, type Exchange } from './exchange.js';
+import { bindExchange, DONE, exchangeOf, WAITING, type Exchange } from './exchange.js';
 
 /**
- * Starts the per-request timers: the app must send its response head within `headMs`, and
- * bytes must move (either way) at least every `idleMs` until the exchange is over.
+ * Starts the per-request timers: the app must send its response head within `timeoutMs` of the
+ * end of the request body (0: no limit) and within the caller's own `callerDeadlineMs` of its
+ * arrival (undefined: none), and bytes must move (either way) at least every `idleMs` until the
+ * exchange is over.
  */
-export function startTimers(exchange: Exchange, headMs: number, idleMs: number): void {
-  if (exchange.timer === undefined) exchange.timer = HEAD_DEADLINES.add(exchange, headMs);
+export function startTimers(exchange: Exchange, timeoutMs: number, callerDeadlineMs: number | undefined, idleMs: number): void {
+  if (exchange.timer === undefined) {
+    exchange.headTimeoutMs = timeoutMs;
+    exchange.callerDeadlineMs = callerDeadlineMs;
+    armHead(exchange, !exchange.requestHasBody);
+    if (exchange.requestHasBody) {
+      // a listener for 'end' leaves the body's flow as it is; one shared function, no closure
+      bindExchange(exchange.requestBody, exchange);
+      exchange.requestBody.on('end', onRequestEnd);
+    }
+  }
   if (exchange.idleTimer === undefined && idleMs > 0) {
     exchange.idleTimeoutMs = idleMs;
     exchange.lastActivity = performance.now();
     exchange.idleTimer = IDLE_DEADLINES.add(exchange, idleMs);
   }
+}
+
+/** (Re)arms the head deadline: the caller's, and once the body has ended (`withTimeout`) the route's from now. */
+function armHead(exchange: Exchange, withTimeout: boolean): void {
+  exchange.timer?.cancel();
+  exchange.timer = undefined;
+  const now = performance.now();
+  const caller = exchange.callerDeadlineMs;
+  const callerAt = caller === undefined ? Infinity : exchange.startedAt + caller;
+  const ownAt = withTimeout && exchange.headTimeoutMs > 0 ? now + exchange.headTimeoutMs : Infinity;
+  if (callerAt === Infinity && ownAt === Infinity) return;
+  exchange.headLimitMs = callerAt < ownAt ? (caller as number) : exchange.headTimeoutMs;
+  exchange.timer = HEAD_DEADLINES.add(exchange, Math.max(1, Math.min(callerAt, ownAt) - now));
+}
+
+/** The caller's request body ended: the route's timeout for the app's head starts now. */
+function onRequestEnd(this: Readable): void {
+  const exchange = exchangeOf(this);
+  if (exchange.phase === WAITING) armHead(exchange, true);
 }
 
 /** Body bytes moved (either way): the idle clock starts again. */
@@ -51,8 +86,8 @@ function checkIdle(exchange: Exchange): void {
   exchange.idleTimer = IDLE_DEADLINES.add(exchange, exchange.idleTimeoutMs - quietMs);
 }
 
-function onTimeout(exchange: Exchange, ms: number): void {
-  if (exchange.phase === WAITING) exchange.fail('upstream_timeout', `the app did not answer within ${ms} ms`);
+function onTimeout(exchange: Exchange): void {
+  if (exchange.phase === WAITING) exchange.fail('upstream_timeout', `the app did not answer within ${exchange.headLimitMs} ms`);
 }
 
 // one timer per duration for all exchanges, not one per exchange (src/http/deadline-queue.ts)

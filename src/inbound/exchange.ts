@@ -106,8 +106,14 @@ export abstract class Exchange {
   /** Attempts made toward the app (a bodiless request may be retried once on a stale connection; an h2c app's refused stream is sent again, see h2c-replay.ts). */
   attempts = 0;
   // the deadlines' books, kept by exchange-deadlines.ts (startTimers, touch)
-  /** The app's response head is due (undefined: not started, or cancelled). */
+  /** The app's response head is due (undefined: not started, none runs, or cancelled). */
   timer: Deadline<Exchange> | undefined = undefined;
+  /** The route's wait for the app's head, from the end of the request body (0: none). */
+  headTimeoutMs = 0;
+  /** The caller's own deadline (grpc-timeout, x-request-timeout), from the request's arrival. */
+  callerDeadlineMs: number | undefined = undefined;
+  /** The limit the armed head deadline stands for, for its message. */
+  headLimitMs = 0;
   /** No bytes either way for this long: 504, or a reset once the head went out (0: off). */
   idleTimeoutMs = 0;
   /** performance.now() of the last body bytes either way (see touch()). */

@@ -27,7 +27,7 @@ import type { InboundListener } from './inbound.js';
 import { authorityProblem, isAcceptablePath } from '../http/request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
-import { headDeadlineMs } from './timeouts.js';
+import { callerDeadlineMs } from './timeouts.js';
 
 /** The caller of a connection, noted on its socket (and HTTP/2 session) when it was verified. */
 export const kCaller = Symbol('meshcar.inbound.caller');
@@ -81,10 +81,11 @@ export function onStream(inbound: InboundListener, stream: ServerHttp2Stream, he
 /** The per-request policy: a plain path, an allowed caller, then the app. */
 export function handle(inbound: InboundListener, exchange: Exchange, forwarder: AppForwarder): void {
   const route = inbound.timeouts.forPath(exchange.path);
-  // the caller's own deadline (grpc-timeout, x-request-timeout) may shorten the wait, never lengthen it
+  // the route's timeout runs from the end of the request body; the caller's own deadline
+  // (grpc-timeout, x-request-timeout) from now: it may shorten the wait, never lengthen it
   // (started before the checks: a refusal's answer must be taken within the idle timeout too;
-  // and before the schema check: a body read for validation is within the same deadline)
-  startTimers(exchange, headDeadlineMs(route.timeoutMs, exchange.requestHeaders), route.idleTimeoutMs);
+  // and before the schema check: a body read for validation ends the request like any other)
+  startTimers(exchange, route.timeoutMs, callerDeadlineMs(exchange.requestHeaders), route.idleTimeoutMs);
   // the asterisk form is OPTIONS's alone (RFC 9110 §7.1; HTTP/2's codecs reset any other)
   if (exchange.path === '*' && exchange.method !== 'OPTIONS') {
     exchange.fail('bad_request', 'the request target * is for OPTIONS only');

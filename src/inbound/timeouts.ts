@@ -1,5 +1,5 @@
-// Per-route inbound timeouts, compiled once: the wait for the app's response head and the
-// idle timeout (no bytes either way); and the one idle timeout of WebSocket tunnels. Routes are exact paths or prefixes ending in `*`; the
+// Per-route inbound timeouts, compiled once: the wait for the app's response head (from the
+// end of the request body; 0: none) and the idle timeout (no bytes either way); and the one idle timeout of WebSocket tunnels. Routes are exact paths or prefixes ending in `*`; the
 // first one written that matches wins, a path matching none gets the inbound defaults. A
 // lookup is one Map probe for the exact paths plus a startsWith() per prefix route.
 
@@ -9,7 +9,7 @@ import { appDeadlineMs } from '../http/deadline.js';
 import type { IncomingHttpHeaders } from 'node:http';
 
 export interface InboundTimeoutsConfig {
-  /** Time until the app's response head. */
+  /** Time until the app's response head, from the end of the request body; 0: no limit. */
   readonly timeoutMs: number;
   /** No bytes either way for this long. Default 5 min. */
   readonly idleTimeoutMs?: number;
@@ -37,7 +37,8 @@ export class InboundTimeouts {
   private readonly prefixes: PrefixRoute[] = [];
 
   constructor(config: InboundTimeoutsConfig) {
-    if (!(config.timeoutMs > 0)) throw new RangeError(`the inbound timeout must be positive (got ${config.timeoutMs})`);
+    // 0: no deadline for the app's head (long-lived streams), the idle timeout alone
+    if (!(config.timeoutMs >= 0)) throw new RangeError(`the inbound timeout must be zero or positive (got ${config.timeoutMs})`);
     const idle = config.idleTimeoutMs ?? DEFAULT_INBOUND_IDLE_TIMEOUT_MS;
     if (!(idle > 0)) throw new RangeError(`the inbound idle timeout must be positive (got ${idle})`);
     this.defaults = Object.freeze({ timeoutMs: config.timeoutMs, idleTimeoutMs: idle });
@@ -63,11 +64,10 @@ export class InboundTimeouts {
   }
 }
 
-/** The wait for the response head: the route's, or the caller's own deadline header when shorter. */
-export function headDeadlineMs(configuredMs: number, headers: IncomingHttpHeaders): number {
+/** The caller's own deadline (grpc-timeout, x-request-timeout) in ms, or undefined: read only when one is sent. */
+export function callerDeadlineMs(headers: IncomingHttpHeaders): number | undefined {
   const grpc = headers['grpc-timeout'];
   const own = headers['x-request-timeout'];
-  if (grpc === undefined && own === undefined) return configuredMs;
-  const app = appDeadlineMs(grpc, own);
-  return app !== undefined && app < configuredMs ? app : configuredMs;
+  if (grpc === undefined && own === undefined) return undefined;
+  return appDeadlineMs(grpc, own);
 }

@@ -36,6 +36,11 @@ export function onDeadline(attempt: Attempt): void {
   attempt.deadline();
 }
 
+/** The app's request body ended: the upstream's timeout starts (attempt.ts armDeadline). */
+export function onAppBodyEnd(this: unknown): void {
+  attemptOf(this).bodyEnded();
+}
+
 // flags: Node's frame flags, or the meshcar codec's endStream boolean (upstream-stream.ts)
 // raw: the head as decoded, a flat list (both codecs give it)
 function onUpstreamResponse(this: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean, raw: readonly string[]): void {

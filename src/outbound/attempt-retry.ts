@@ -48,14 +48,28 @@ function attemptAgain(attempt: Attempt): void {
   attempt.retryTimer = undefined;
   attempt.pool.retrying -= 1;
   if (attempt.over()) return;
-  const appDeadline = attempt.appDeadlineMs;
-  if (appDeadline !== undefined) {
-    // the app's deadline goes on as the time left of it, as each gRPC hop passes it on: the
-    // original value would give the upstream more time than the caller still waits
-    const left = Math.max(1, Math.floor(appDeadline - (performance.now() - attempt.exchange.startedMs)));
-    attempt.headers = withDeadlineLeft(attempt.headers as OutgoingHttpHeaders | string[], left);
-  }
+  passDeadline(attempt);
   attempt.waiting = attempt.pool.openStream(attempt.headers as OutgoingHttpHeaders | string[], attempt.streamOptions as ClientSessionRequestOptions, attempt, attempt.lastEndpoint);
+}
+
+/**
+ * The deadline the upstream is told, in the request's own field (grpc-timeout,
+ * x-request-timeout; none is added): the time left before the sidecar gives up, when shorter
+ * than the app's own deadline, as Envoy does with its route timeout and each gRPC hop passes on
+ * the time left. The first attempt's head is changed only when that shortens it (no copy per
+ * request otherwise); a retry's always says the time left (the original would give the
+ * upstream more time than the caller still waits).
+ */
+export function passDeadline(attempt: Attempt): void {
+  const appDeadline = attempt.appDeadlineMs;
+  if (appDeadline === undefined) return;
+  const now = performance.now();
+  const appLeft = appDeadline - (now - attempt.exchange.startedMs);
+  // the head deadline armed (the app's, or ours once the body ended, or the wait for a stream):
+  // the sidecar's limit for an answer from now
+  const left = Math.max(1, Math.floor(Math.min(appLeft, attempt.deadlineAt - now)));
+  if (attempt.retries === 0 && left >= Math.floor(appLeft)) return;
+  attempt.headers = withDeadlineLeft(attempt.headers as OutgoingHttpHeaders | string[], left);
 }
 
 /** gRPC allows at most 8 digits: beyond them the time left is sent in seconds. */
@@ -92,7 +106,7 @@ export function tryRetry(attempt: Attempt, reason: RetryReason, retryAfter?: unk
   const pool = attempt.pool;
   // a body read ahead for the OpenAPI check is kept whole whatever its size: the limit holds too
   if (attempt.bodySize > pool.retry.bufferLimit) return false;
-  const wait = pool.retry.plan(attempt.retries + 1, retryAfter, attempt.deadlineMs - (performance.now() - attempt.exchange.startedMs));
+  const wait = pool.retry.plan(attempt.retries + 1, retryAfter, attempt.deadlineAt - performance.now());
   reportRetry(attempt, 'failure');
   if (wait < 0) return false;
   attempt.retries += 1;

@@ -1,6 +1,8 @@
 // The outbound attempt/retry controller, written once for HTTP/1.1 and h2c: one object per
-// app request owns what does not depend on the app's protocol: the deadline (grpc-timeout /
-// x-request-timeout or the upstream's timeout, the shorter), the attempts on pooled upstream
+// app request owns what does not depend on the app's protocol: the deadline (the app's own
+// grpc-timeout / x-request-timeout, counted from the request's arrival, and the upstream's
+// timeout, counted from the end of the request body as Envoy's route timeout is: the shorter
+// wins), the attempts on pooled upstream
 // streams, the idle timeout, failure, cancellation and the report into Exchange; its safe
 // retries (their metrics, the body kept for replay) are in attempt-retry.ts. How the app's
 // request is read and its answer written (head, body, trailers, 100-continue, error) is the
@@ -10,6 +12,7 @@
 
 import { constants as h2 } from 'node:http2';
 import type { ClientSessionRequestOptions, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
@@ -27,8 +30,8 @@ import { cancelStream, peerResetCode, wasReset, type UpstreamStream } from './up
 import type { StreamWait } from './stream-wait.js';
 import { endedEarly } from '../http/early-end.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
-import { bindAttempt, listenToUpstream, onDeadline, onUpstreamWantTrailers } from './attempt-events.js';
-import { onKeepBody, reportRetry, stopRetryTimer, tryRetry } from './attempt-retry.js';
+import { bindAttempt, listenToUpstream, onAppBodyEnd, onDeadline, onUpstreamWantTrailers } from './attempt-events.js';
+import { onKeepBody, passDeadline, reportRetry, stopRetryTimer, tryRetry } from './attempt-retry.js';
 import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
 
 import { appDeadlineMs, type RetryReason } from './retry.js';
@@ -58,9 +61,14 @@ export abstract class Attempt {
   /** The request ends with trailers (sent on the upstream's 'wantTrailers'). */
   private trailersOut = false;
   // What the retries (attempt-retry.ts) read and keep (not for users of the controller).
+  /** The limit the armed deadline stands for (the app's deadline or the upstream's timeout), for its message. */
   deadlineMs = 0;
-  /** The deadline is the app's own (grpc-timeout, x-request-timeout), shorter than the upstream's timeout. */
+  /** performance.now() at which the sidecar gives up waiting for the head; Infinity: no deadline runs (yet). */
+  deadlineAt = Infinity;
+  /** The armed deadline is the app's own (grpc-timeout, x-request-timeout), shorter than the upstream's timeout. */
   private appDeadline = false;
+  /** The app's request body has ended (or there is none): the upstream's timeout runs. */
+  private bodyDone = false;
   /** The app's own deadline in ms (whichever is shorter), or undefined: a retry tells the upstream the time left of it. */
   appDeadlineMs: number | undefined = undefined;
   headers: OutgoingHttpHeaders | string[] | undefined = undefined;
@@ -168,13 +176,42 @@ export abstract class Attempt {
     this.streamOptions = streamOptions;
     this.hasBody = hasBody;
     this.trailersOut = trailersOut;
-    const appDeadline = appDeadlineMs(this.reqHeaders['grpc-timeout'], this.reqHeaders['x-request-timeout']);
-    this.appDeadlineMs = appDeadline;
-    this.appDeadline = appDeadline !== undefined && appDeadline < pool.timeoutMs;
-    this.deadlineMs = this.appDeadline ? (appDeadline as number) : pool.timeoutMs;
+    this.appDeadlineMs = appDeadlineMs(this.reqHeaders['grpc-timeout'], this.reqHeaders['x-request-timeout']);
+    // a body read ahead (the OpenAPI check) is whole already
+    this.bodyDone = !hasBody || this.piped;
     pool.retry.budget.requests++;
-    this.timer = DEADLINES.add(this, this.deadlineMs);
-    this.waiting = pool.openStream(headers, streamOptions, this);
+    // the wait for a stream to carry the request is bounded by the timeout as well, body or not:
+    // the upload, once it flows, is the idle timeout's to guard (streamOpened re-arms)
+    this.armDeadline(true);
+    // the upstream is told the shorter of the app's deadline and ours (attempt-retry.ts)
+    passDeadline(this);
+    this.waiting = pool.openStream(this.headers, streamOptions, this);
+  }
+
+  /**
+   * (Re)arms the response-head deadline: the app's own, from the request's arrival, and, once
+   * the body has ended (`withTimeout`), the upstream's timeout from now (0: none); the sooner.
+   * With neither, no deadline runs: only the idle timeout guards the stream.
+   */
+  private armDeadline(withTimeout: boolean): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    const now = performance.now();
+    const app = this.appDeadlineMs;
+    const appAt = app === undefined ? Infinity : this.exchange.startedMs + app;
+    const timeout = this.pool.timeoutMs;
+    const ownAt = withTimeout && timeout > 0 ? now + timeout : Infinity;
+    this.appDeadline = appAt < ownAt;
+    this.deadlineAt = Math.min(appAt, ownAt);
+    this.deadlineMs = this.appDeadline ? (app as number) : timeout;
+    if (this.deadlineAt !== Infinity) this.timer = DEADLINES.add(this, Math.max(1, this.deadlineAt - now));
+  }
+
+  /** The app's request body ended (a shared 'end' listener): the upstream's timeout starts now. */
+  bodyEnded(): void {
+    if (this.bodyDone || this.over()) return;
+    this.bodyDone = true;
+    this.armDeadline(true);
   }
 
   fail(err: MeshcarError, rstCode?: number): void {
@@ -258,6 +295,12 @@ export abstract class Attempt {
     if (!this.piped) {
       this.piped = true;
       this.pipedTo = up;
+      if (!this.bodyDone) {
+        // the upload may take longer than the timeout: it runs once the body has ended; until
+        // then only the app's own deadline (and the idle timeout) holds
+        this.appBody.on('end', onAppBodyEnd); // 'end' comes once: no once() wrapper per request
+        this.armDeadline(false);
+      }
       this.pipeBody(up);
       // kept for replay while it goes by (no added latency), if a retry could use it: any
       // method's, as a stream the upstream refused unprocessed is retried whatever the method
@@ -352,6 +395,11 @@ export abstract class Attempt {
   }
 
   idle(): void {
+    // a quiet stream whose head came (a watch, a server stream between messages) says nothing
+    // about its endpoint's health: its cut is not scored against it (a gRPC answer cut before its
+    // trailers would otherwise count as a 500 and quiet streams would get healthy endpoints ejected)
+    const up = this.upstream;
+    if (this.answered && up !== undefined && !up.closed) markCancelled(up);
     this.fail(upstreamTimeout(this.endpointKey, this.pool.idleTimeoutMs, 'sent or received nothing'));
   }
 

@@ -9,7 +9,9 @@ import type { UpstreamStream } from './upstream-stream.js';
 
 const CONTINUE_GRACE_MS = 1000;
 
+/** `upstreamTimeoutMs` 0: no response-head deadline, the full grace. */
 export function continueGraceMs(upstreamTimeoutMs: number): number {
+  if (upstreamTimeoutMs <= 0) return CONTINUE_GRACE_MS;
   return Math.min(CONTINUE_GRACE_MS, Math.floor(upstreamTimeoutMs / 2));
 }
 

@@ -111,7 +111,7 @@ export class UpstreamPool {
   /** The config this pool runs now (what reload compares against). */
   private config: UpstreamConfig;
   private readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
-  /** Bounds TCP connect + TLS, then the peer's SETTINGS (min(timeoutMs, 10 s)); reconfigure() changes it. */
+  /** Bounds TCP connect + TLS, then the peer's SETTINGS (min(timeoutMs, 10 s); 10 s with timeout 0); reconfigure() changes it. */
   private connectMs: number;
 
   constructor(config: UpstreamConfig, readonly deps: PoolDependencies) {
@@ -121,7 +121,7 @@ export class UpstreamPool {
     this.idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.tunnelIdleTimeoutMs = config.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
     this.retry = new RetryPolicy(config.name, config.retries, deps.observer);
-    this.connectMs = Math.min(config.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
+    this.connectMs = connectMsOf(config.timeoutMs);
     this.checkServerIdentity = verifyServerSpiffeId(config.identity);
     const settings = deps.settings;
     const decayMs = config.balancer?.decayMs ?? BALANCER_DEFAULTS.decayMs;
@@ -280,7 +280,7 @@ export class UpstreamPool {
     this.timeoutMs = next.timeoutMs;
     this.idleTimeoutMs = next.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.tunnelIdleTimeoutMs = next.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
-    this.connectMs = Math.min(next.timeoutMs, CONNECT_TIMEOUT_CAP_MS);
+    this.connectMs = connectMsOf(next.timeoutMs);
     this.circuit = next.circuitBreaker ?? CIRCUIT_DEFAULTS;
     if (JSON.stringify(prev.retries) !== JSON.stringify(next.retries)) this.retry = new RetryPolicy(next.name, next.retries, this.deps.observer);
   }
@@ -325,4 +325,9 @@ export class UpstreamPool {
     for (const session of this.sessions) session.destroy();
     this.own?.close();
   }
+}
+
+/** The connect bound of an upstream: its timeout, at most 10 s; timeout 0 (no response-head deadline) still dials within 10 s. */
+function connectMsOf(timeoutMs: number): number {
+  return timeoutMs > 0 ? Math.min(timeoutMs, CONNECT_TIMEOUT_CAP_MS) : CONNECT_TIMEOUT_CAP_MS;
 }

@@ -215,6 +215,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     fail(isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${pool.name}: ${describeError(err)}`, { cause: err }));
   };
 
-  timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs)), pool.timeoutMs);
+  // timeout 0: no deadline for the upstream's 101 (the dial has its own bound)
+  if (pool.timeoutMs > 0) timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs)), pool.timeoutMs);
   pool.openTunnel().then(onOpened, onOpenFailed);
 }

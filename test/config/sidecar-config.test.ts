@@ -191,6 +191,20 @@ t.test('bad duration', async (t) => {
   t.same(await issuesOf(t, edit({ 'ttl: 24h': 'ttl: 0s' })), ['c.yaml:9:3: identity.ttl: "0s" must be longer than zero']);
 });
 
+t.test('timeout 0: no response-head deadline, on the inbound side, its routes and each upstream; idle timeouts stay positive', async (t) => {
+  for (const zero of ['0', '0s', '0ms']) {
+    const yaml = edit({ 'timeout: 15s': `timeout: ${zero}\n  routes:\n    - {path: /watch/*, timeout: ${zero}}`, 'timeout: 2s': `timeout: ${zero}` });
+    const config = await loadSidecarConfig(join(t.testdir({ 'c.yaml': yaml }), 'c.yaml'));
+    t.equal(config.inbound.timeoutMs, 0, `inbound timeout: ${zero}`);
+    t.same(config.inbound.routes, [{ path: '/watch/*', timeoutMs: 0 }], `route timeout: ${zero}`);
+    t.equal(config.outbound?.upstreams.find((u) => u.name === 'payments')?.timeoutMs, 0, `upstream timeout: ${zero}`);
+  }
+  t.same(await issuesOf(t, edit({ 'timeout: 15s': 'timeout: 15s\n  idleTimeout: 0s' })), ['c.yaml:14:3: inbound.idleTimeout: "0s" must be longer than zero']);
+  t.same(await issuesOf(t, edit({ 'timeout: 2s': 'timeout: 1' })), [
+    'c.yaml:24:7: outbound.upstreams.payments.timeout: 1 is not a duration: give a unit (write 250ms, 2s, 5m, 24h or 7d)',
+  ]);
+});
+
 t.test('bad address', async (t) => {
   t.same(await issuesOf(t, edit({ '0.0.0.0:15443': '0.0.0.0:99999' })), [
     'c.yaml:11:3: inbound.listen: "0.0.0.0:99999" is not a host:port address: port 99999 is out of range (0-65535)',
@@ -306,7 +320,7 @@ t.test('inbound idle timeout and routes', async (t) => {
   const config = await loadSidecarConfig(join(t.testdir({ 'c.yaml': yaml }), 'c.yaml'));
   t.equal(config.inbound.idleTimeoutMs, 120_000);
   t.same(config.inbound.routes, [{ path: '/reports/*', timeoutMs: 60_000, idleTimeoutMs: 600_000 }, { path: '/health' }]);
-  const bad = edit({ '  timeout: 15s\n': '  timeout: 15s\n  routes:\n    - {path: reports, timeout: 0s}\n' });
+  const bad = edit({ '  timeout: 15s\n': '  timeout: 15s\n  routes:\n    - {path: reports, timeout: 0x}\n' });
   const issues = await issuesOf(t, bad);
   t.equal(issues.length, 2, issues.join('\n'));
 });

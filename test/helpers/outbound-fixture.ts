@@ -230,6 +230,7 @@ export interface UpstreamSpec {
   readonly endpoints: readonly string[];
   readonly identity?: string;
   readonly timeoutMs?: number;
+  readonly idleTimeoutMs?: number;
   readonly tunnelIdleTimeoutMs?: number;
 }
 
@@ -270,6 +271,7 @@ export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSp
         }),
         identity: u.identity ?? UPSTREAM_ID,
         timeoutMs: u.timeoutMs ?? 5000,
+        ...(u.idleTimeoutMs !== undefined ? { idleTimeoutMs: u.idleTimeoutMs } : {}),
         ...(u.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: u.tunnelIdleTimeoutMs } : {}),
         routes: [],
       })),

@@ -60,7 +60,9 @@ t.test('route matching: exact or prefix, first match wins, defaults otherwise', 
   t.same(timeouts.forPath('/exact/more'), { timeoutMs: 1000, idleTimeoutMs: 9000 }, 'an exact route is no prefix');
   t.same(timeouts.forPath('/reports'), { timeoutMs: 1000, idleTimeoutMs: 9000 });
   t.same(new InboundTimeouts({ timeoutMs: 5 }).forPath('/'), { timeoutMs: 5, idleTimeoutMs: 300_000 }, 'idle default 5 min');
-  t.throws(() => new InboundTimeouts({ timeoutMs: 0 }));
+  t.same(new InboundTimeouts({ timeoutMs: 0 }).forPath('/'), { timeoutMs: 0, idleTimeoutMs: 300_000 }, 'timeout 0: no head deadline');
+  t.throws(() => new InboundTimeouts({ timeoutMs: -1 }));
+  t.throws(() => new InboundTimeouts({ timeoutMs: 5, idleTimeoutMs: 0 }));
 });
 
 t.test('per-route timeouts', async (t) => {
@@ -176,14 +178,16 @@ t.test('setTimeouts() applies to the next request', async (t) => {
 });
 
 t.test('a caller whose upload stops short gets its 504, and the sidecar carries on', async (t) => {
-  // the timeout cancels the request toward the app while the caller's body is still open: the
-  // caller's own request stream must survive that (undici once took its socket away, and the
-  // 504 that followed threw in the timer, ending the process)
+  // the idle timeout cancels the request toward the app while the caller's body is still open
+  // (the head timeout runs only once the body has ended): the caller's own request stream must
+  // survive that (undici once took its socket away, and the 504 that followed threw in the
+  // timer, ending the process)
   const fx = await startInbound({ app: { protocol: 'http', handler: app }, timeoutMs: 200 });
   t.teardown(() => fx.close());
+  fx.inbound.setTimeouts({ timeoutMs: 200, idleTimeoutMs: 300 });
   const tlsOptions = await fx.tlsOptions();
   const res = await rawTlsRequest(fx.port, tlsOptions, 'POST /upload HTTP/1.1\r\nHost: orders\r\nContent-Length: 100\r\n\r\n0123456789');
-  t.equal(res.status, 504, 'the inbound timeout answers the caller');
+  t.equal(res.status, 504, 'the inbound idle timeout answers the caller');
   t.equal(res.headers['x-meshcar-error'], 'upstream_timeout');
   t.equal((await h1Request(fx.port, tlsOptions, { path: '/slow/1' })).status, 200, 'and the next request is served');
   t.equal(fx.inbound.inFlight, 0, 'nothing is left in flight');

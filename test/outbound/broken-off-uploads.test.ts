@@ -2,7 +2,8 @@
 // NO_ERROR (what Node's client sends on destroy()) ends the app's body inside Node as a clean
 // end would, and the outbound must pass it on as RST_STREAM, not END_STREAM. The upstream is
 // written as raw frames over mutual TLS, so the test sees which one it got; both codecs. The
-// same holds for an upload cut by a deadline and for a stream that opens only after its
+// same holds for an upload cut by a timeout (the idle timeout: the head timeout waits for the
+// end of the body) and for a stream that opens only after its
 // request is over (it waited for the session): reset, never a complete (empty) request.
 
 import t from 'tap';
@@ -44,21 +45,21 @@ for (const codec of ['node', 'meshcar'] as const) {
 }
 
 for (const codec of ['node', 'meshcar'] as const) {
-  t.test(`codec ${codec}: an upload cut by the upstream's timeout is reset, never ended`, async (t) => {
+  t.test(`codec ${codec}: an upload cut by the upstream's idle timeout is reset, never ended`, async (t) => {
     const pki = await makePki();
     const leaf = await pki.issue(UPSTREAM_ID);
     let done: (s: RecordedStream) => void = () => {};
     const settled = new Promise<RecordedStream>((resolve) => (done = resolve));
     const upstream = await startFrameRecorder((s) => done(s), { key: leaf.privateKeyPem, cert: leaf.chainPem, ca: pki.bundlePem, requestCert: true, rejectUnauthorized: true });
     t.teardown(() => upstream.close());
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 300 }], { codec });
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 300, idleTimeoutMs: 300 }], { codec });
     t.teardown(() => fx.close());
     const session = http2.connect(`http://127.0.0.1:${fx.port}`);
     t.teardown(() => session.close());
     const stream = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'payments' });
     stream.on('error', () => {});
     const status = new Promise<number>((resolve) => stream.on('response', (h) => resolve(Number(h[':status']))));
-    stream.write('partial-'); // and nothing more: the upstream never answers, the deadline fires
+    stream.write('partial-'); // and nothing more: the upstream never answers, the idle timeout fires
     t.equal(await status, 504, 'the app gets 504 upstream_timeout');
     const seen = await settled;
     t.same(seen.frames, ['HEADERS', 'DATA', 'RST'], 'the upstream got RST_STREAM, never END_STREAM');
