@@ -174,10 +174,13 @@ class Http1Attempt extends Attempt {
    */
   watchUpload(): void {
     const up = this.upstream;
-    if (up === undefined || up.closed) return;
     const socket = this.req.socket;
     if (socket.destroyed) {
       this.cancelUpstream();
+      return;
+    }
+    if (up === undefined || up.closed) {
+      this.discardUpload();
       return;
     }
     bindAttempt(socket, this);
@@ -195,14 +198,30 @@ class Http1Attempt extends Attempt {
     const up = this.upstream;
     const moved = this.exchange.bytesIn !== this.uploadSeen;
     this.uploadSeen = this.exchange.bytesIn;
-    // paused by the pipe (the upstream's window is full), or nowhere left to go: unread, the
-    // socket would never show the app leaving; an upload still flowing shows its close itself
-    if (up === undefined || up.destroyed || (!moved && req.readableFlowing === false)) {
+    // the upstream is done with it: a peer that answered in full ends the stream with
+    // RST_STREAM(NO_ERROR) (RFC 9113 §8.1), as meshcar's inbound does after an early answer
+    if (up === undefined || up.destroyed) {
+      this.discardUpload();
+      return;
+    }
+    // paused by the pipe (the upstream's window is full): unread, the socket would never show
+    // the app leaving; an upload still flowing shows its close itself
+    if (!moved && req.readableFlowing === false) {
       this.cancelUpstream();
       req.socket.destroy();
       return;
     }
     this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
+  }
+
+  /**
+   * Nobody upstream wants the rest of the upload: it is read and dropped, as Node's server does
+   * with a body nobody reads, so the keep-alive connection serves its next request once the
+   * body ends (and an app that stops sending is seen leaving, its socket being read).
+   */
+  private discardUpload(): void {
+    this.req.unpipe();
+    this.req.resume();
   }
 
   stopWatchingUpload(): void {
