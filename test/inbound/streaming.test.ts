@@ -89,7 +89,16 @@ function pump(body: Writable, total: number) {
       const chunk = PATTERNS[i % PATTERNS.length] as Buffer;
       hash.update(chunk);
       accepted += chunk.length;
-      if (!body.write(chunk)) await new Promise((r) => body.once('drain', r).once('close', r));
+      if (!body.write(chunk)) {
+        // one wait's listeners go with it: a 'close' left behind per 'drain' piles up
+        await new Promise<void>((resolve) => {
+          const settle = () => {
+            body.off('drain', settle).off('close', settle);
+            resolve();
+          };
+          body.once('drain', settle).once('close', settle);
+        });
+      }
     }
     if (!stop) body.end();
     return hash.digest('hex');
