@@ -7,6 +7,11 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 const DECIMAL = /^\d+$/;
 
+/** `chunked` alone (in any case, whitespace around it): the only transfer coding passed on either way. */
+function chunkedAlone(coding: string): boolean {
+  return coding === 'chunked' || coding.trim().toLowerCase() === 'chunked';
+}
+
 /** Methods that define no meaning for a request body: bodiless, they carry no framing at all. */
 const NO_CONTENT_MEANING: ReadonlySet<string> = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
 
@@ -29,7 +34,7 @@ export function announcesBody(headers: IncomingHttpHeaders): boolean {
  */
 export function transferCodingProblem(headers: IncomingHttpHeaders): string | undefined {
   const coding = headers['transfer-encoding'];
-  if (coding === undefined || coding.trim().toLowerCase() === 'chunked') return undefined;
+  if (coding === undefined || chunkedAlone(coding)) return undefined;
   return `Transfer-Encoding ${JSON.stringify(coding.slice(0, 100))} is not supported: only chunked (send the body without other transfer codings, or as Content-Encoding)`;
 }
 
@@ -40,7 +45,7 @@ export function transferCodingProblem(headers: IncomingHttpHeaders): string | un
  * the coded bytes with the coding dropped, a silently corrupt body. The sidecar answers 502.
  */
 export function responseCodingProblem(coding: string | undefined): string | undefined {
-  if (coding === undefined || coding.trim().toLowerCase() === 'chunked') return undefined;
+  if (coding === undefined || chunkedAlone(coding)) return undefined;
   return `the app's response has Transfer-Encoding ${JSON.stringify(coding.slice(0, 100))}: only chunked can be relayed`;
 }
 

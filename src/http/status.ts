@@ -232,12 +232,7 @@ export function errorAnswerList(err: MeshcarError): { fields: string[]; body: Bu
 
 /** A trailers-only gRPC answer: the status and message ride in the one header block, no body. */
 function grpcErrorHeaders(err: MeshcarError, grpcType: string, requestId: string | undefined): Record<string, string | number> {
-  const headers: Record<string, string | number> = {
-    'content-type': grpcType,
-    'grpc-status': GRPC_STATUS[err.code],
-    'grpc-message': grpcMessage(err.message),
-    'x-meshcar-error': err.code,
-  };
+  const headers: Record<string, string | number> = { 'content-type': grpcType, ...grpcErrorTrailers(err) };
   if (requestId !== undefined) headers['x-request-id'] = requestId;
   if (err.retryAfterSeconds !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(err.retryAfterSeconds));
   return headers;

@@ -27,6 +27,11 @@ const REFUSED_INTERIM: Readonly<Record<string, string>> = {
   'bad upgrade': 'a protocol switch (101) nobody asked for',
 };
 
+/** An UND_ERR_SOCKET of an interim answer undici refused: the app answered, nothing broke (no retry). */
+export function isRefusedInterim(err: unknown): boolean {
+  return codeOf(err) === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message);
+}
+
 export interface AppFailure {
   readonly code: ErrorCode;
   readonly message: string;

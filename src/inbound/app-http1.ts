@@ -19,7 +19,7 @@ import { isRepeatableRequest } from '../http/idempotency.js';
 import { responseCodingProblem } from '../http/body-framing.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
-import { classifyAppError } from './app-errors.js';
+import { classifyAppError, isRefusedInterim } from './app-errors.js';
 import { NodeHttp1App } from './app-http1-node.js';
 import { exchangeOf, STREAMING, WAITING, type Exchange, type UpstreamRequest } from './exchange.js';
 import { touch } from './exchange-deadlines.js';
@@ -54,8 +54,6 @@ const SINK_SLACK_BYTES = 128 * 1024;
 /** Errors of a connection that broke under a request before its answer began. */
 const CONNECTION_BROKE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
-/** undici's UND_ERR_SOCKET messages for an answer it refused (an unasked 100 or 101): the app answered, nothing broke. */
-const REFUSED_INTERIM = new Set(['bad response', 'bad upgrade']);
 
 export class Http1App implements AppForwarder {
   readonly label: string;
@@ -219,7 +217,7 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
       // a pooled connection the app had closed: most likely nothing reached the app, but the
       // break may also have come after the app read the request, so only a request that is
       // safe to repeat (and has no body to replay) is sent once more
-      if (!this.answered && !exchange.requestHasBody && exchange.attempts < 2 && code !== undefined && CONNECTION_BROKE.has(code) && !REFUSED_INTERIM.has(err.message) && isRepeatableRequest(exchange.method, exchange.requestHeaders)) {
+      if (!this.answered && !exchange.requestHasBody && exchange.attempts < 2 && code !== undefined && CONNECTION_BROKE.has(code) && !isRefusedInterim(err) && isRepeatableRequest(exchange.method, exchange.requestHeaders)) {
         this.app.send(exchange);
         return;
       }

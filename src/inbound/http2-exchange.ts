@@ -185,6 +185,9 @@ function onStreamAborted(this: H2ServerStream): void {
  * body that was being read (Node's rule, and ours: only for a body nobody started reading).
  */
 function onResponseFinished(this: H2ServerStream): void {
+  // the usual case (a unary gRPC call, an upload read to its end): nothing left to close, and
+  // no round after the trailers to schedule
+  if (this.readableEnded) return;
   const exchange = exchangeOf<Http2Exchange>(this);
   // Node's stream finishes when the body is written, before 'wantTrailers': a reset now would
   // go out before the trailers, and the answer would end without them
