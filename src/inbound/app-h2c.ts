@@ -16,7 +16,7 @@ import { endedEarly, watchEarlyEnd } from '../http/early-end.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import { classifyAppError } from './app-errors.js';
 import { bindExchange, DONE, exchangeOf, STREAMING, WAITING, type Exchange } from './exchange.js';
-import { touch } from './exchange-deadlines.js';
+import { awaitBodyEnd, startHeadTimeout, touch } from './exchange-deadlines.js';
 import type { AppForwarder } from './forwarder.js';
 import { H2cSessionPool, type H2cPoolOptions, type Lease } from './h2c-pool.js';
 import { BODY_KEEP_LIMIT, dropKeptBody, keepBody, keptBody, MAX_SENDS, WaitingRequest } from './h2c-replay.js';
@@ -83,7 +83,8 @@ export class H2cApp implements AppForwarder {
       this.start(exchange, lease);
       return;
     }
-    // every session is at the app's stream limit: wait for a slot, within the request's own deadline
+    // every session is at the app's stream limit: wait for a slot, within the request's own
+    // deadline and the route's timeout, body or not (startHeadTimeout)
     const waiter = new WaitingRequest(exchange, startWaiting, failWaiting, leaveQueue);
     exchange.upstream = waiter; // the exchange's end (deadline, caller gone) cancels it: it leaves the queue
     if (!this.pool.wait(waiter)) {
@@ -95,6 +96,9 @@ export class H2cApp implements AppForwarder {
     // held until a stream takes it (pipe() resumes it): the byte counter's 'data' listener
     // (request-dispatch.ts) would have it flowing meanwhile, and those bytes would be lost
     if (exchange.requestHasBody) exchange.requestBody.pause();
+    // the held body cannot end, so the route's timeout must start now (an upload would wait for
+    // a slot unbounded but for the idle timeout; gRPC calls always have a body)
+    startHeadTimeout(exchange);
   }
 
   /** The stream toward the app, on a slot of `lease`. */
@@ -164,6 +168,8 @@ function startWaiting(exchange: Exchange, lease: Lease): void {
   const app = exchange.forwarder as H2cApp;
   exchange.upstream = undefined; // out of the queue: nothing to leave any more
   app.observer?.appStreamWaited?.('granted');
+  // the body flows now: the route's timeout starts again at its end (the caller's still holds)
+  awaitBodyEnd(exchange);
   app.start(exchange, lease);
 }
 

@@ -4,7 +4,11 @@
 // timeout counted from the end of the request body (at once for a bodiless request), as
 // Envoy's route timeout: an upload slower than the timeout is the idle timeout's to guard;
 // the caller's own deadline (grpc-timeout, x-request-timeout) counts from the request's
-// arrival, and the sooner of the two holds. A timeout of 0 sets none.
+// arrival, and the sooner of the two holds. A timeout of 0 sets none. The wait for a stream
+// to the app (app-h2c.ts: the app's stream limit reached) is bounded by the route's timeout as
+// well, body or not, as the outbound's (src/outbound/attempt.ts): a waiting request's body is
+// held, so its end cannot come to start the timer; once the request has its stream, the body
+// flows and the timer waits for its end again.
 // Each is an entry in a deadline queue shared by all exchanges (one timer per duration, see
 // src/http/deadline-queue.ts) that carries the exchange as its argument: no timer, closure
 // or object of its own per request. The exchange cancels its entries when it ends.
@@ -36,6 +40,24 @@ export function startTimers(exchange: Exchange, timeoutMs: number, callerDeadlin
     exchange.lastActivity = performance.now();
     exchange.idleTimer = IDLE_DEADLINES.add(exchange, idleMs);
   }
+}
+
+/**
+ * The request waits for a stream to the app with its body still to come: the route's timeout
+ * runs from now (its body is held meanwhile: its end would never start it). A bodiless request
+ * or an ended body has it running already (and a replay's must not be pushed back).
+ */
+export function startHeadTimeout(exchange: Exchange): void {
+  if (exchange.phase === WAITING && bodyPending(exchange)) armHead(exchange, true);
+}
+
+/** The request has its stream: while its body still comes, only the caller's deadline holds (the route's starts at the body's end). */
+export function awaitBodyEnd(exchange: Exchange): void {
+  if (exchange.phase === WAITING && bodyPending(exchange)) armHead(exchange, false);
+}
+
+function bodyPending(exchange: Exchange): boolean {
+  return exchange.requestHasBody && !exchange.requestBody.readableEnded;
 }
 
 /** (Re)arms the head deadline: the caller's, and once the body has ended (`withTimeout`) the route's from now. */

@@ -1,6 +1,7 @@
 // The primary of a sidecar with workers > 1: forks the workers (node:cluster, which shares
 // their listening sockets), hands each the SVID at start and on every rotation, knows which
-// ones listen, restarts one that dies unexpectedly (bounded, see restart-policy.ts), reloads
+// ones listen, restarts one that dies unexpectedly or is killed for missing its health checks
+// (bounded, see replacements.ts and restart-policy.ts), reloads
 // them (reload-round.ts) or drains them (a worker forked meanwhile is told to at its hello),
 // and collects their metrics and inventories, keeping what dead workers had counted
 // (departed-counts.ts), not waiting long for a stuck one (asks.ts) and replacing one that stops
@@ -22,7 +23,8 @@ import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
 import { DepartedCounts } from './departed-counts.js';
 import { HealthChecks } from './health-checks.js';
-import { RestartPolicy, WINDOW_MS } from './restart-policy.js';
+import { Replacements, type KillCause } from './replacements.js';
+import { WINDOW_MS } from './restart-policy.js';
 
 // `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
 export { workerCount } from './worker-count.js';
@@ -61,8 +63,6 @@ export class WorkerPool implements WorkerCluster {
   private readonly greeted = new Set<number>();
   /** Workers sent their config: the ones a reload round asks (the others get the round's result at hello). */
   private readonly configured = new Set<number>();
-  /** Workers being restarted on purpose (a reload they did not confirm): not a crash. */
-  private readonly recycling = new Set<number>();
   /** The config every worker runs or starts on; undefined until start(). */
   private current: WorkerConfig | undefined;
   /** A reload round that has not decided yet: a worker greeting meanwhile waits for its outcome. */
@@ -70,7 +70,8 @@ export class WorkerPool implements WorkerCluster {
   private readonly asks = new Asks((worker, message) => this.send(worker, message));
   /** What dead workers counted, so the aggregated counts never go down. */
   private readonly departed = new DepartedCounts();
-  private readonly restarts = new RestartPolicy();
+  /** Why each worker the primary kills is killed; when a dead worker's replacement starts (crash-loop bound). */
+  private readonly replacements = new Replacements();
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private readonly exitWaiters = new Set<() => void>();
   private readonly metricsOf: ClusterMetrics;
@@ -92,7 +93,9 @@ export class WorkerPool implements WorkerCluster {
     stuck: (worker, misses) => {
       // counted as a restart: the worker was lost without a reload asking for it
       this.metricsOf.restarts.inc();
-      this.recycle(worker, `it did not answer ${misses} health checks in a row (stopped or stuck)`);
+      // and replaced as a crashed one is, within the crash-loop bound: a worker starved again and
+      // again is not killed and re-forked every few seconds
+      this.recycle(worker, `it did not answer ${misses} health checks in a row (stopped or stuck)`, 'health');
     },
   });
 
@@ -201,10 +204,10 @@ export class WorkerPool implements WorkerCluster {
   }
 
   /** A worker whose state is unknown is replaced: SIGKILL works on a stopped or stuck process too. */
-  private recycle(worker: Worker, reason: string): void {
+  private recycle(worker: Worker, reason: string, cause: KillCause = 'reload'): void {
     if (worker.isDead()) return;
     this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `restarting worker ${worker.id}: ${reason}`);
-    this.recycling.add(worker.id);
+    this.replacements.kill(worker.id, cause);
     // not ready from now on, not only once its exit is seen
     this.listeningWorkers.delete(worker.id);
     worker.process.kill('SIGKILL');
@@ -281,23 +284,26 @@ export class WorkerPool implements WorkerCluster {
     for (const waiter of this.exitWaiters) waiter();
     if (this.stopping) return;
     const how = signal ? { signal } : { code };
-    if (this.recycling.delete(worker.id)) {
+    const replacement = this.replacements.exited(worker.id, this.started);
+    if (replacement.cause === 'reload') {
       this.logger.warn({ worker: worker.id, workerPid: worker.process.pid, generation: this.generation() }, `worker recycled; its replacement starts on config generation ${this.generation()}`);
       this.fork();
       return;
     }
-    if (!this.started) {
+    if (replacement.cause === 'start-up') {
       this.startFailed?.(new MeshcarError('internal', `worker ${worker.id} exited during start-up (${signal ? `signal ${signal}` : `exit code ${code}`})`));
       return;
     }
-    this.metricsOf.restarts.inc();
-    const delay = this.restarts.next();
+    // a health kill was counted when it was decided (health checks above)
+    if (replacement.cause === 'crash') this.metricsOf.restarts.inc();
+    const what = replacement.cause === 'health' ? 'worker killed for missing its health checks' : 'worker exited unexpectedly';
+    const delay = replacement.delayMs;
     if (delay === 0) {
-      this.logger.warn({ worker: worker.id, workerPid: worker.process.pid, ...how }, 'worker exited unexpectedly; restarting it');
+      this.logger.warn({ worker: worker.id, workerPid: worker.process.pid, ...how }, `${what}; restarting it`);
       this.fork();
       return;
     }
-    this.logger.error({ worker: worker.id, workerPid: worker.process.pid, ...how, restartInMs: delay }, `worker exited unexpectedly; crash loop: ${this.restarts.recent()} restarts in the last ${WINDOW_MS / 1000} s, the next one in ${Math.ceil(delay / 1000)} s`);
+    this.logger.error({ worker: worker.id, workerPid: worker.process.pid, ...how, restartInMs: delay }, `${what}; crash loop: ${this.replacements.policy.recent()} restarts in the last ${WINDOW_MS / 1000} s, the next one in ${Math.ceil(delay / 1000)} s`);
     const timer = setTimeout(() => {
       this.restartTimers.delete(timer);
       if (!this.stopping) this.fork();
