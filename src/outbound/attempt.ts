@@ -67,8 +67,8 @@ export abstract class Attempt {
   deadlineAt = Infinity;
   /** The armed deadline is the app's own (grpc-timeout, x-request-timeout), shorter than the upstream's timeout. */
   private appDeadline = false;
-  /** The app's request body has ended (or there is none): the upstream's timeout runs. */
-  private bodyDone = false;
+  /** The app's request body has ended (or there is none): the upstream's timeout runs (passDeadline reads it). */
+  bodyDone = false;
   /** The app's own deadline in ms (whichever is shorter), or undefined: a retry tells the upstream the time left of it. */
   appDeadlineMs: number | undefined = undefined;
   headers: OutgoingHttpHeaders | string[] | undefined = undefined;
@@ -183,7 +183,8 @@ export abstract class Attempt {
     // the wait for a stream to carry the request is bounded by the timeout as well, body or not:
     // the upload, once it flows, is the idle timeout's to guard (streamOpened re-arms)
     this.armDeadline(true);
-    // the upstream is told the shorter of the app's deadline and ours (attempt-retry.ts)
+    // the upstream is told the shorter of the app's deadline and ours, or the app's alone while
+    // its body is still to come (attempt-retry.ts)
     passDeadline(this);
     this.waiting = pool.openStream(this.headers, streamOptions, this);
   }
