@@ -59,6 +59,10 @@ function attemptAgain(attempt: Attempt): void {
  * the time left. The first attempt's head is changed only when that shortens it (no copy per
  * request otherwise); a retry's always says the time left (the original would give the
  * upstream more time than the caller still waits).
+ * While the app's body is still to come, only the app's own deadline is passed on: our timeout
+ * then starts at the body's end (attempt.ts streamOpened), but the upstream sidecar counts the
+ * field from the head's arrival, and a limit of ours in it would cut a slow upload (a
+ * client-streaming gRPC call longer than our timeout) that we ourselves let run.
  */
 export function passDeadline(attempt: Attempt): void {
   const appDeadline = attempt.appDeadlineMs;
@@ -66,8 +70,9 @@ export function passDeadline(attempt: Attempt): void {
   const now = performance.now();
   const appLeft = appDeadline - (now - attempt.exchange.startedMs);
   // the head deadline armed (the app's, or ours once the body ended, or the wait for a stream):
-  // the sidecar's limit for an answer from now
-  const left = Math.max(1, Math.floor(Math.min(appLeft, attempt.deadlineAt - now)));
+  // the sidecar's limit for an answer from now; not yet ours while the body is unfinished
+  const ours = attempt.bodyDone ? attempt.deadlineAt - now : Infinity;
+  const left = Math.max(1, Math.floor(Math.min(appLeft, ours)));
   if (attempt.retries === 0 && left >= Math.floor(appLeft)) return;
   attempt.headers = withDeadlineLeft(attempt.headers as OutgoingHttpHeaders | string[], left);
 }

@@ -26,7 +26,7 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { markCancelled } from './pool-counting.js';
 import { headFieldCount, UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
-import { cancelStream, peerResetCode, wasReset, type UpstreamStream } from './upstream-stream.js';
+import { cancelStream, peerResetCode, resetItself, wasReset, type UpstreamStream } from './upstream-stream.js';
 import type { StreamWait } from './stream-wait.js';
 import { endedEarly } from '../http/early-end.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
@@ -67,8 +67,8 @@ export abstract class Attempt {
   deadlineAt = Infinity;
   /** The armed deadline is the app's own (grpc-timeout, x-request-timeout), shorter than the upstream's timeout. */
   private appDeadline = false;
-  /** The app's request body has ended (or there is none): the upstream's timeout runs. */
-  private bodyDone = false;
+  /** The app's request body has ended (or there is none): the upstream's timeout runs (passDeadline reads it). */
+  bodyDone = false;
   /** The app's own deadline in ms (whichever is shorter), or undefined: a retry tells the upstream the time left of it. */
   appDeadlineMs: number | undefined = undefined;
   headers: OutgoingHttpHeaders | string[] | undefined = undefined;
@@ -183,7 +183,8 @@ export abstract class Attempt {
     // the wait for a stream to carry the request is bounded by the timeout as well, body or not:
     // the upload, once it flows, is the idle timeout's to guard (streamOpened re-arms)
     this.armDeadline(true);
-    // the upstream is told the shorter of the app's deadline and ours (attempt-retry.ts)
+    // the upstream is told the shorter of the app's deadline and ours, or the app's alone while
+    // its body is still to come (attempt-retry.ts)
     passDeadline(this);
     this.waiting = pool.openStream(this.headers, streamOptions, this);
   }
@@ -355,7 +356,8 @@ export abstract class Attempt {
   /** Whether the body ended cut: a reset code, or an end Node pushed itself before END_STREAM (early-end.ts). */
   bodyCut(up: UpstreamStream): boolean {
     if (wasReset(up.rstCode)) {
-      this.fail(upstreamReset(this.endpointKey, `code ${up.rstCode}`), peerResetCode(up, undefined));
+      // the error the stream recorded: a Node stream's own reset passes its code on, as in streamError
+      this.fail(upstreamReset(this.endpointKey, `code ${up.rstCode}`), peerResetCode(up, up.errored));
       return true;
     }
     if (!endedEarly(up)) return false;
@@ -369,16 +371,19 @@ export abstract class Attempt {
    * calls our traffic abusive. Neither says the endpoint is failing, and a retry would meet the
    * same head: 502 bad_gateway, the stream not held against its endpoint. Marked on 'error',
    * which both codecs emit for this code before 'close' (the pool judges the endpoint on 'close').
+   * Only a reset of this stream itself: a session's GOAWAY(ENHANCE_YOUR_CALM) leaves that code
+   * on every Node stream of the session, and those go the way of any lost stream (retried, or
+   * upstream_reset; review-diff-s7 B3).
    */
-  private headOverLimits(up: UpstreamStream): boolean {
-    if (this.answered || up.rstCode !== h2.NGHTTP2_ENHANCE_YOUR_CALM) return false;
+  private headOverLimits(up: UpstreamStream, err?: unknown): boolean {
+    if (this.answered || up.rstCode !== h2.NGHTTP2_ENHANCE_YOUR_CALM || !resetItself(up, err)) return false;
     markCancelled(up);
     this.fail(new MeshcarError('bad_gateway', `the upstream's answer head is over the limits (${UPSTREAM_MAX_HEAD_FIELDS} fields, the header list size), or the stream was reset with ENHANCE_YOUR_CALM`));
     return true;
   }
 
   streamError(up: UpstreamStream, err: Error): void {
-    if (this.headOverLimits(up)) return;
+    if (this.headOverLimits(up, err)) return;
     if (!this.answered && tryRetry(this, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
     this.fail(upstreamReset(this.endpointKey, describeError(err)), peerResetCode(up, err));
   }

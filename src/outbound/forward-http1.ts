@@ -9,6 +9,8 @@
 // is watched to its end: the app's connection closing first cancels the upstream stream, and
 // so does an upload held by the upstream's backpressure (or left with no stream) that moves no
 // byte for UPLOAD_STALL_MS: paused, the app's socket is not read, so its close is never seen.
+// An upload nobody upstream wants any more is read and dropped, and its connection closed once
+// it moves no byte for UPLOAD_STALL_MS (an app that stops mid-body would hold it for ever).
 
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -38,6 +40,8 @@ const CHUNKED_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
  * After a complete answer, how long an unfinished upload may stand still while paused (the
  * upstream not taking it) before it is given up: a paused socket is not read, so an app that
  * went away meanwhile (its FIN or RST unread) would hold the stream until the idle timeout.
+ * The same for an upload being discarded: the listener sets no request timeout, so an app that
+ * stops sending mid-body, its socket open, would otherwise hold the connection for ever.
  */
 const UPLOAD_STALL_MS = 1000;
 
@@ -46,6 +50,8 @@ class Http1Attempt extends Attempt {
   /** While an upload outlives the complete answer: its progress, checked every UPLOAD_STALL_MS. */
   private uploadTimer: NodeJS.Timeout | undefined = undefined;
   private uploadSeen = 0;
+  /** The upload is read and dropped (discardUpload): its connection goes when it stops moving. */
+  private discarding = false;
 
   constructor(ctx: OutboundContext, private readonly req: IncomingMessage, readonly res: ServerResponse, schema: SchemaResult | undefined, preread: Buffer | undefined) {
     super(ctx, req.headers, req.method ?? 'GET', schema, preread);
@@ -179,18 +185,18 @@ class Http1Attempt extends Attempt {
       this.cancelUpstream();
       return;
     }
+    bindAttempt(socket, this);
+    this.req.on('end', onUploadEnd);
+    this.uploadSeen = this.exchange.bytesIn;
     if (up === undefined || up.closed) {
       this.discardUpload();
       return;
     }
-    bindAttempt(socket, this);
     socket.on('close', onUploadConnectionClose);
-    this.req.on('end', onUploadEnd);
-    this.uploadSeen = this.exchange.bytesIn;
     this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
   }
 
-  /** The watched upload: still moving, ended, or stalled while paused (given up). */
+  /** The watched upload: still moving, ended, stalled while paused, or stalled while discarded (given up). */
   checkUpload(): void {
     this.uploadTimer = undefined;
     const { req } = this;
@@ -198,6 +204,13 @@ class Http1Attempt extends Attempt {
     const up = this.upstream;
     const moved = this.exchange.bytesIn !== this.uploadSeen;
     this.uploadSeen = this.exchange.bytesIn;
+    if (this.discarding) {
+      // read and dropped, so the socket shows the app leaving; an app that stops sending and
+      // keeps its socket open is the one left: nothing else would end it (no request timeout)
+      if (moved) this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
+      else req.socket.destroy();
+      return;
+    }
     // the upstream is done with it: a peer that answered in full ends the stream with
     // RST_STREAM(NO_ERROR) (RFC 9113 §8.1), as meshcar's inbound does after an early answer
     if (up === undefined || up.destroyed) {
@@ -217,11 +230,15 @@ class Http1Attempt extends Attempt {
   /**
    * Nobody upstream wants the rest of the upload: it is read and dropped, as Node's server does
    * with a body nobody reads, so the keep-alive connection serves its next request once the
-   * body ends (and an app that stops sending is seen leaving, its socket being read).
+   * body ends (and an app that stops sending is seen leaving, its socket being read). Still
+   * checked every UPLOAD_STALL_MS: an upload that stops moving has its connection closed.
    */
   private discardUpload(): void {
+    this.discarding = true;
     this.req.unpipe();
     this.req.resume();
+    clearTimeout(this.uploadTimer);
+    this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
   }
 
   stopWatchingUpload(): void {

@@ -64,9 +64,21 @@ function onResponseClose(this: ServerResponse): void {
   const socket = this.req.socket as TrackedSocket;
   const busy = (socket[kBusy] ?? 1) - 1;
   socket[kBusy] = busy;
+  // answered: a keep-alive socket no longer holds the request (its body, its attempt) until the
+  // next one; an upload still going is let go when it ends (its broken body is still told to it)
+  if (socket[kReading] === this.req) {
+    if (this.req.complete) socket[kReading] = undefined;
+    else this.req.on('end', onReadingEnd);
+  }
   // draining (a response that began before drain may have promised keep-alive), or a later
   // pipelined request was unparseable; destroySoon: an app that keeps its side open holds nothing
   if (busy === 0 && socket[kCloseWhenIdle] && !socket[kUpgraded]) socket.destroySoon();
+}
+
+/** The body of a request answered before its end has ended: its socket lets it go (unless a later one is read). */
+function onReadingEnd(this: IncomingMessage): void {
+  const socket = this.socket as TrackedSocket | null;
+  if (socket && socket[kReading] === this) socket[kReading] = undefined;
 }
 
 /** One more answer in progress on the request's connection, until its response closes. */

@@ -64,19 +64,31 @@ const PASSED_ON = new Set<number>([
 ]);
 
 /**
- * The code to pass on to the app when the upstream stream broke after its head (`err`: the
- * stream's error, if it emitted one): a code the peer sent in RST_STREAM for this very stream,
- * or undefined (the app's answer is then reset with INTERNAL_ERROR, as on a lost connection).
- * Node sets rstCode itself when a stream goes down with its session: CANCEL when the socket
- * closed, the GOAWAY's code when the peer sent one with an error; neither is the peer's reset
- * of the stream. Its own reset (the peer's RST_STREAM, or nghttp2's stream error) ends a Node
- * stream with ERR_HTTP2_STREAM_ERROR, its session's end with the session's error. src/h2 sets
- * rstCode only for a reset of the stream itself (a lost connection leaves it undefined).
+ * Whether `up` was reset itself (the peer's RST_STREAM for it, or the codec's stream error on
+ * what the peer sent for it), rather than taken down with its session (`err`: the error the
+ * stream was destroyed with; by default the one it recorded). Node sets rstCode itself when a
+ * stream goes down with its session: CANCEL when the socket closed, the GOAWAY's code when the
+ * peer sent one with an error (GOAWAY(ENHANCE_YOUR_CALM) leaves every stream of the session
+ * with rstCode ENHANCE_YOUR_CALM); its own reset ends a Node stream with ERR_HTTP2_STREAM_ERROR,
+ * its session's end with the session's error. src/h2 sets rstCode only for a reset of the
+ * stream itself (a lost connection leaves it undefined; a GOAWAY resets only the streams above
+ * its last id, with REFUSED_STREAM).
  */
-export function peerResetCode(up: UpstreamStream, err: unknown): number | undefined {
+export function resetItself(up: UpstreamStream, err: unknown = up.errored): boolean {
+  if (up.rstCode === undefined) return false;
+  if ('pending' in up) return (err as { code?: unknown } | null | undefined)?.code === 'ERR_HTTP2_STREAM_ERROR'; // core http2 (H2Stream has no `pending`)
+  return true;
+}
+
+/**
+ * The code to pass on to the app when the upstream stream broke after its head (`err`: the
+ * stream's error, by default the one it recorded): a code the peer sent in RST_STREAM for this
+ * very stream (resetItself), or undefined (the app's answer is then reset with INTERNAL_ERROR,
+ * as on a lost connection).
+ */
+export function peerResetCode(up: UpstreamStream, err: unknown = up.errored): number | undefined {
   const code = up.rstCode;
-  if (code === undefined || !PASSED_ON.has(code)) return undefined;
-  if ('pending' in up && (err as { code?: unknown } | undefined)?.code !== 'ERR_HTTP2_STREAM_ERROR') return undefined;
+  if (code === undefined || !PASSED_ON.has(code) || !resetItself(up, err)) return undefined;
   return code;
 }
 

@@ -7,7 +7,8 @@
 // - an answer: Node's client took 128 fields by default, so 150 Set-Cookie fields the inbound
 //   relays were reset; now 256, as the meshcar codec; an answer over it is 502 bad_gateway and
 //   not held against the endpoint.
-// Both HTTP/2 codecs, with a real inbound peer for the exact limit.
+// Both HTTP/2 codecs, with a real inbound peer for the exact limit; and (Node codec) a session
+// GOAWAY(ENHANCE_YOUR_CALM) is a lost stream, not an answer head over the limits.
 
 import t from 'tap';
 import http from 'node:http';
@@ -114,3 +115,31 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal((await request(fx.port, { path: '/echo' })).status, 200, 'the endpoint still serves');
   });
 }
+
+// review-diff-s7 B3: Node's client destroys a session on a GOAWAY with an error code and leaves
+// that code on every stream of it, so GOAWAY(ENHANCE_YOUR_CALM) looked like our refusal of an
+// answer head: 502, never retried. Node codec only: meshcar's keeps the streams up to the
+// GOAWAY's last id (Node's server names the stream in flight) waiting for their answers.
+t.test('codec node: a session GOAWAY(ENHANCE_YOUR_CALM) is not an answer head over the limits', async (t) => {
+  const pki = await makePki(TD);
+  let goaways = 0;
+  const upstream = await startUpstream(pki, {
+    handler: (stream, headers, flags) => {
+      if (headers[':path'] !== '/calm' || goaways > 0) return defaultHandler(stream, headers, flags);
+      goaways += 1;
+      stream.on('error', () => {});
+      // the request in flight, unanswered: Node's client drops the whole session on this code
+      stream.session?.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 0);
+    },
+  });
+  const fx = await startBalanced(pki, { codec: 'node', ports: [upstream.port] });
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  const res = await request(fx.port, { path: '/calm' });
+  t.equal(goaways, 1, 'the first attempt met the GOAWAY');
+  t.not(res.headers['x-meshcar-error'], 'bad_gateway', `not bad_gateway (${res.status} ${String(res.headers['x-meshcar-error'] ?? '')})`);
+  t.notMatch(res.text, /over the limits/, 'no "head over the limits" message');
+  t.equal(res.status, 200, 'retried on a new session and answered, as any lost stream of a GET');
+});

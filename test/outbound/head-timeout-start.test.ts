@@ -1,9 +1,11 @@
 // When the upstream's `timeout` runs (review-grpc finding 2, 7): from the end of the app's
 // request body, as Envoy's route timeout, not from its arrival; an upload slower than the
 // timeout is the idle timeout's to guard. `timeout` 0 sets no response-head deadline. The
-// upstream is told the shorter of the app's own deadline and the sidecar's limit, on the first
-// attempt as on retries. HTTP/1.1 and h2c apps (both forwarders); codec-meshcar-head-timeout-
-// start.test.ts runs this file again on meshcar's own HTTP/2 codec toward the upstream.
+// upstream is told the shorter of the app's own deadline and the sidecar's limit when the
+// request has no body or its body has ended (and on retries); while the upload is still in
+// progress, the app's own deadline alone. HTTP/1.1 and h2c apps (both forwarders);
+// codec-node-head-timeout-start.test.ts runs this file again on Node's HTTP/2 codec toward the
+// upstream (this one runs on the default, meshcar's own).
 
 import t from 'tap';
 import http from 'node:http';
@@ -156,32 +158,86 @@ t.test('timeout 0: no response-head deadline; the idle timeout still cuts a sile
   t.equal((await request(port, { path: '/echo', headers: { 'x-request-timeout': '60s' } })).json<Echo>().headers['x-request-timeout'], '60s', 'with no limit of ours, the app deadline passes on as it came');
 });
 
-t.test("the first attempt tells the upstream the shorter of the app's deadline and the sidecar's limit", async (t) => {
+/** A handler that notes each request's deadline fields as its head arrives, then echoes it. */
+function noteDeadlines(seen: Map<string, string | undefined>): H2Handler {
+  return (stream, headers, flags) => {
+    const path = String(headers[':path']);
+    if (!path.startsWith('/note/')) return defaultHandler(stream, headers, flags);
+    seen.set(path, (headers['grpc-timeout'] ?? headers['x-request-timeout']) as string | undefined);
+    echo(stream, headers);
+  };
+}
+
+/** Resolves once `seen` has `path` (the upstream has the request's head), within 5 s. */
+async function headSeen(seen: Map<string, string | undefined>, path: string): Promise<string | undefined> {
+  const until = Date.now() + 5_000;
+  while (!seen.has(path)) {
+    if (Date.now() > until) throw new Error(`the upstream never saw ${path}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return seen.get(path);
+}
+
+t.test("a request with no body tells the upstream the shorter of the app's deadline and the sidecar's limit", async (t) => {
   const pki = await makePki(TD);
-  let grpcSeen: string | undefined;
-  const up = await startUpstream(pki, {
-    handler: (stream, headers, flags) => {
-      if (headers[':path'] !== '/grpc') return defaultHandler(stream, headers, flags);
-      grpcSeen = headers['grpc-timeout'] as string | undefined;
-      echo(stream, headers);
-    },
-  });
+  const seen = new Map<string, string | undefined>();
+  const up = await startUpstream(pki, { handler: noteDeadlines(seen) });
   t.teardown(() => up.close());
   const port = await start(t, pki, up.port, 1000);
-  const seen = (await request(port, { path: '/echo', headers: { 'x-request-timeout': '60s' } })).json<Echo>().headers['x-request-timeout'];
-  t.match(seen, /^\d+ms$/, `x-request-timeout rewritten: ${seen}`);
-  t.ok(Number(String(seen).slice(0, -2)) <= 1000, `the upstream is told at most the sidecar's 1000 ms (${seen})`);
-  t.equal((await request(port, { path: '/echo', headers: { 'x-request-timeout': '500ms' } })).json<Echo>().headers['x-request-timeout'], '500ms', 'a shorter app deadline goes as it came');
+  await request(port, { path: '/note/h1', headers: { 'x-request-timeout': '60s' } });
+  const h1 = seen.get('/note/h1');
+  t.match(h1, /^\d+ms$/, `x-request-timeout rewritten: ${h1}`);
+  t.ok(Number(String(h1).slice(0, -2)) <= 1000, `the upstream is told at most the sidecar's 1000 ms (${h1})`);
+  await request(port, { path: '/note/short', headers: { 'x-request-timeout': '500ms' } });
+  t.equal(seen.get('/note/short'), '500ms', 'a shorter app deadline goes as it came');
 
+  // a gRPC call with no body (END_STREAM on its HEADERS)
   const session = http2.connect(`http://127.0.0.1:${port}`);
   t.teardown(() => session.close());
   await new Promise<void>((resolve, reject) => {
-    const s = session.request({ ':method': 'POST', ':authority': 'payments', ':path': '/grpc', 'grpc-timeout': '60S', 'content-type': 'application/grpc' });
+    const s = session.request({ ':method': 'POST', ':authority': 'payments', ':path': '/note/grpc', 'grpc-timeout': '60S', 'content-type': 'application/grpc' }, { endStream: true });
     s.on('error', reject);
     s.on('end', resolve);
     s.resume();
-    s.end(Buffer.from([0, 0, 0, 0, 0]));
   });
-  t.match(grpcSeen, /^\d+m$/, `grpc-timeout rewritten: ${grpcSeen}`);
-  t.ok(Number(String(grpcSeen).slice(0, -1)) <= 1000, `the gRPC upstream is told at most 1000 ms (${grpcSeen})`);
+  const grpc = seen.get('/note/grpc');
+  t.match(grpc, /^\d+m$/, `grpc-timeout rewritten: ${grpc}`);
+  t.ok(Number(String(grpc).slice(0, -1)) <= 1000, `the gRPC upstream is told at most 1000 ms (${grpc})`);
+});
+
+// review-diff-s7 B2: our timeout starts at the end of the body, but the upstream sidecar counts
+// the field from the head's arrival: a limit of ours in it would cut an upload we let run
+t.test("a request whose upload is still in progress passes the app's deadline on unchanged", async (t) => {
+  const pki = await makePki(TD);
+  const seen = new Map<string, string | undefined>();
+  const up = await startUpstream(pki, { handler: noteDeadlines(seen) });
+  t.teardown(() => up.close());
+  const port = await start(t, pki, up.port, 1000);
+
+  // gRPC client-streaming over h2c: the head goes, the body follows once the upstream has it
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  t.teardown(() => session.close());
+  const s = session.request({ ':method': 'POST', ':authority': 'payments', ':path': '/note/grpc-upload', 'grpc-timeout': '60S', 'content-type': 'application/grpc' });
+  const grpcDone = new Promise<void>((resolve, reject) => {
+    s.on('error', reject);
+    s.on('end', resolve);
+  });
+  s.resume();
+  s.write(Buffer.from([0, 0, 0, 0, 1, 120]));
+  t.equal(await headSeen(seen, '/note/grpc-upload'), '60S', "the gRPC upstream is told the caller's 60S, not the sidecar's 1000 ms");
+  s.end(Buffer.from([0, 0, 0, 0, 0]));
+  await grpcDone;
+
+  // HTTP/1.1 with a chunked upload in progress
+  const http1Done = new Promise<number>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/note/h1-upload', headers: { host: 'payments', 'x-request-timeout': '60s' }, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.write(CHUNK);
+    headSeen(seen, '/note/h1-upload').then(() => req.end(CHUNK), reject);
+  });
+  t.equal(await headSeen(seen, '/note/h1-upload'), '60s', "the HTTP/1.1 upstream is told the caller's 60s");
+  t.equal(await http1Done, 200, 'answered once the upload ended');
 });

@@ -4,7 +4,8 @@
 // Toward meshcar's inbound, the peer ends the stream with RST_STREAM(NO_ERROR) after its
 // complete answer (RFC 9113 §8.1): the outbound then reads and drops the rest of the upload,
 // so the upstream stream is released at once and the caller's keep-alive connection serves
-// its next request once the body has ended.
+// its next request once the body has ended; a caller that stops sending mid-body, its socket
+// open, has its connection closed once the dropped upload stands still for a second.
 //
 // Toward a peer that keeps the stream open without reading (its window shuts), the outbound's
 // pipe pauses the caller's socket, and a paused socket is not read, so its FIN or RST went
@@ -94,6 +95,21 @@ for (const codec of ['node', 'meshcar'] as const) {
     caller.socket.write('POST /next HTTP/1.1\r\nHost: orders\r\nContent-Length: 1\r\n\r\nx');
     await waitUntil(() => /200 OK[\s\S]*done/.test(caller.text()), 'the next request on the connection is answered', 3000);
     caller.socket.destroy();
+
+    // review-diff-s7 B6: a caller that sends part of the body, then stops without closing: the
+    // upload being dropped stands still, and its connection is closed (the listener has no
+    // request timeout: it was held for ever)
+    const stopper = await connect(fx.port);
+    let closed = false;
+    stopper.socket.on('close', () => (closed = true));
+    stopper.socket.write('POST /early HTTP/1.1\r\nHost: orders\r\nContent-Length: 100000\r\n\r\n');
+    stopper.socket.write(Buffer.alloc(1000, 97));
+    await waitUntil(() => parseResponse(stopper.bytes(), false) !== undefined, 'the early answer', 3000);
+    t.equal(parseResponse(stopper.bytes(), false)?.status, 413, 'answered early');
+    const ms = await waitUntil(() => closed, "the stopped upload's connection is closed", 4000).catch(() => -1);
+    t.ok(ms >= 0 && ms < 3000, `the connection of an upload that stopped is closed (${ms < 0 ? 'not within 4 s' : `${ms} ms after the answer`})`);
+    await waitUntil(() => streams() === 0 && fx.outbound.inFlight === 0, 'nothing in flight', 3000);
+    stopper.socket.destroy();
   });
 
   t.test(`codec ${codec}: a stalled upload after an early answer from a peer that stops reading, then the caller gone`, async (t) => {
