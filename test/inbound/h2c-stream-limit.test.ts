@@ -8,7 +8,7 @@
 // how many connections. Also: an app that enforces a lower limit than it announces (refusing
 // streams), and one that refuses after more body went out than is kept for a replay.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import http2 from 'node:http2';
 import grpc from '@grpc/grpc-js';
 import { h2Connect, h2Request, startInbound, type InboundFixture } from '../helpers/inbound-fixture.js';
@@ -145,14 +145,20 @@ function refusingApp(limit: number) {
   return { server, stats };
 }
 
-t.test('an app refusing streams over a lower limit than it announces: every request is sent again with its body and answered', async (t) => {
-  const { server, stats } = refusingApp(2);
+/** An inbound (route timeout 10 s, `limits`) in front of an h2c `server`, and a caller over mTLS; all closed at `t`'s teardown. */
+async function inboundBefore(t: Test, server: http2.Http2Server, limits?: InboundLimits) {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => server.close());
-  const fx = await startInbound({ timeoutMs: 10_000, externalApp: { protocol: 'h2c', port: (server.address() as { port: number }).port } });
+  const fx = await startInbound({ timeoutMs: 10_000, ...(limits ? { limits } : {}), externalApp: { protocol: 'h2c', port: (server.address() as { port: number }).port } });
   t.teardown(() => fx.close());
   const caller = await h2Connect(fx.port, await fx.tlsOptions());
   t.teardown(() => caller.destroy());
+  return { fx, caller };
+}
+
+t.test('an app refusing streams over a lower limit than it announces: every request is sent again with its body and answered', async (t) => {
+  const { server, stats } = refusingApp(2);
+  const { fx, caller } = await inboundBefore(t, server);
   const body = Buffer.alloc(8000, 1);
   const results = await Promise.all(Array.from({ length: 12 }, (_, i) => h2Request(caller, { ':method': 'POST', ':path': `/r${i}`, 'x-id': String(i) }, body)));
   t.same(results.map((r) => `${r.status} ${r.body.toString()}`), Array(12).fill(`200 got ${body.length}`), 'all answered with their whole body');
@@ -164,12 +170,7 @@ t.test('an app refusing streams over a lower limit than it announces: every requ
 
 t.test('a stream refused after more body went out than is kept for a replay: 503 upstream_unavailable, not upstream_reset; one refused within the kept bytes is replayed', async (t) => {
   const { server, stats } = refusingApp(100);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => server.close());
-  const fx = await startInbound({ timeoutMs: 10_000, externalApp: { protocol: 'h2c', port: (server.address() as { port: number }).port } });
-  t.teardown(() => fx.close());
-  const caller = await h2Connect(fx.port, await fx.tlsOptions());
-  t.teardown(() => caller.destroy());
+  const { fx, caller } = await inboundBefore(t, server);
   // refused once 70 KiB arrived: more than the 64 KiB kept had gone out
   const big = await h2Request(caller, { ':method': 'POST', ':path': '/big', 'x-id': 'big', 'x-refuse-after': String(70 * 1024) }, Buffer.alloc(200 * 1024, 2));
   t.equal(big.status, 503);
@@ -197,13 +198,8 @@ t.test('requests wait for a stream within their own deadline, and only so many w
       stream.end(String(headers[':path']));
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => server.close());
-  const fx = await startInbound({ timeoutMs: 10_000, limits: { appMaxWaiting: 2 }, externalApp: { protocol: 'h2c', port: (server.address() as { port: number }).port } });
-  t.teardown(() => fx.close());
+  const { fx, caller } = await inboundBefore(t, server, { appMaxWaiting: 2 });
   const pool = (fx.inbound.app as unknown as { pool: { waiters: { size: number } } }).pool;
-  const caller = await h2Connect(fx.port, await fx.tlsOptions());
-  t.teardown(() => caller.destroy());
   const waitUntil = async (what: string, ok: () => boolean) => {
     for (const until = Date.now() + 5000; !ok(); ) {
       if (Date.now() > until) throw new Error(`not reached: ${what}`);

@@ -11,6 +11,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type tls from 'node:tls';
 import { h1Request, h2Connect, startInbound } from '../helpers/inbound-fixture.js';
+import { trickle } from '../helpers/trickle.js';
 
 /** /upload: answers once the whole body arrived; /late/<ms>: <ms> after it arrived; /slow/<ms>: after <ms>, body or not. */
 function app(req: IncomingMessage, res: ServerResponse): void {
@@ -47,15 +48,7 @@ function trickleH1(port: number, tlsOptions: tls.ConnectionOptions, path: string
     });
     // an answer before the end of the upload may cut it: the answer says what happened
     req.on('error', (err) => (req.writableEnded ? undefined : reject(err)));
-    let sent = 0;
-    const timer = setInterval(() => {
-      if (req.destroyed) return clearInterval(timer);
-      req.write(CHUNK);
-      if (++sent === chunks) {
-        clearInterval(timer);
-        req.end(() => (bodyEndedAt = Date.now()));
-      }
-    }, everyMs);
+    trickle(req, chunks, everyMs, () => (bodyEndedAt = Date.now()));
   });
 }
 
@@ -72,15 +65,7 @@ function trickleH2(session: http2.ClientHttp2Session, path: string, chunks: numb
     stream.on('data', (c: string) => (body += c));
     stream.on('end', () => resolve({ status: Number(head[':status']), body, error: head['x-meshcar-error'] as string | undefined, bodyEndedAt, answeredAt: Date.now(), startedAt }));
     stream.on('error', reject);
-    let sent = 0;
-    const timer = setInterval(() => {
-      if (stream.destroyed || stream.writableEnded) return clearInterval(timer);
-      stream.write(CHUNK);
-      if (++sent === chunks) {
-        clearInterval(timer);
-        stream.end(() => (bodyEndedAt = Date.now()));
-      }
-    }, everyMs);
+    trickle(stream, chunks, everyMs, () => (bodyEndedAt = Date.now()));
   });
 }
 

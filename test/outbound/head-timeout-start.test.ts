@@ -14,6 +14,7 @@ import { appIdentity, defaultHandler, echo, makePki, RecordingObserver, request,
 import type { TestPki } from '../helpers/pki.js';
 import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
 import { createOutbound } from '../../src/outbound/index.js';
+import { trickle } from '../helpers/trickle.js';
 
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -65,15 +66,7 @@ function trickleHttp1(port: number, path: string, chunks: number, everyMs: numbe
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, bodyEndedAt, answeredAt: Date.now() }));
     });
     req.on('error', reject);
-    let sent = 0;
-    const timer = setInterval(() => {
-      if (req.destroyed) return clearInterval(timer);
-      req.write(CHUNK);
-      if (++sent === chunks) {
-        clearInterval(timer);
-        req.end(() => (bodyEndedAt = Date.now()));
-      }
-    }, everyMs);
+    trickle(req, chunks, everyMs, () => (bodyEndedAt = Date.now()));
   });
 }
 
@@ -97,15 +90,7 @@ function trickleH2c(port: number, path: string, chunks: number, everyMs: number)
       session.close();
       reject(err);
     });
-    let sent = 0;
-    const timer = setInterval(() => {
-      if (stream.destroyed) return clearInterval(timer);
-      stream.write(CHUNK);
-      if (++sent === chunks) {
-        clearInterval(timer);
-        stream.end(() => (bodyEndedAt = Date.now()));
-      }
-    }, everyMs);
+    trickle(stream, chunks, everyMs, () => (bodyEndedAt = Date.now()));
   });
 }
 
