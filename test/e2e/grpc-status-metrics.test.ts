@@ -5,7 +5,7 @@
 // the outbound's own UNAVAILABLE on an answer cut when the app is killed mid-stream (`none` on
 // the inbound, whose caller got a reset), the inbound's own UNAVAILABLE once the app is gone,
 // and the outbound's own UNIMPLEMENTED for an upstream it does not know. meshcar_requests_total keeps its labels; a plain HTTP request makes no gRPC series;
-// promtool accepts both pages; the access lines carry grpc_status for gRPC requests only.
+// promtool accepts both pages; the access lines carry grpcStatus for gRPC requests only.
 // codec-node-grpc-status-metrics.test.ts runs it again on http2.codec node.
 
 import t from 'tap';
@@ -197,15 +197,15 @@ t.test('statuses counted per grpc_code on both sides, the sidecars\' own include
   }
 });
 
-t.test('the access lines carry grpc_status for gRPC requests only', async (t) => {
+t.test('the access lines carry grpcStatus for gRPC requests only', async (t) => {
   const line = (sidecar: RunningSidecar, id: string) => sidecar.process.waitFor((l) => l.component === 'access' && l.requestId === id, 5_000);
-  t.match(await line(shop, 'g-ok'), { direction: 'inbound', status: 200, grpc_status: 0 });
-  t.match(await line(shop, 'g-missing'), { direction: 'inbound', status: 200, grpc_status: 5 });
-  t.match(await line(frontend, 'g-list-missing'), { direction: 'outbound', grpc_status: 5 });
-  t.match(await line(frontend, 'g-slow'), { direction: 'outbound', grpc_status: 4, error: 'upstream_timeout' });
-  t.match(await line(frontend, 'g-cut'), { direction: 'outbound', grpc_status: 14 });
+  t.match(await line(shop, 'g-ok'), { direction: 'inbound', status: 200, grpcStatus: 0 });
+  t.match(await line(shop, 'g-missing'), { direction: 'inbound', status: 200, grpcStatus: 5 });
+  t.match(await line(frontend, 'g-list-missing'), { direction: 'outbound', grpcStatus: 5 });
+  t.match(await line(frontend, 'g-slow'), { direction: 'outbound', grpcStatus: 4, error: 'upstream_timeout' });
+  t.match(await line(frontend, 'g-cut'), { direction: 'outbound', grpcStatus: 14 });
   const cutInbound = await line(gone, 'g-cut');
-  t.equal(cutInbound.grpc_status, null, 'the inbound cut the answer: no status (null)');
+  t.equal(cutInbound.grpcStatus, null, 'the inbound cut the answer: no status (null)');
   const plain = await line(frontend, 'g-plain');
-  t.notOk('grpc_status' in plain, 'a plain request has no grpc_status');
+  t.notOk('grpcStatus' in plain, 'a plain request has no grpcStatus');
 });

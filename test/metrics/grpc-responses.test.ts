@@ -2,7 +2,7 @@
 // direction, peer, route and grpc_code, with the peer and route meshcar_requests_total gives the
 // same request (its caps included), none for a request that is not gRPC, `none` and UNKNOWN
 // where gRPC has them, at most 18 series per direction, peer and route, none at all with
-// metrics.requests off (the access log's grpc_status stays); and the grpc-status parsing the
+// metrics.requests off (the access log's grpcStatus stays); and the grpc-status parsing the
 // data plane feeds it with.
 // The whole path through real sidecars is test/e2e/grpc-status-metrics.test.ts.
 
@@ -98,7 +98,7 @@ t.test('bounded: 10,000 calls to random methods with random statuses make at mos
   t.equal(values.reduce((sum, v) => sum + v.value, 0), 10_000, 'every call counted');
 });
 
-t.test('metrics.requests: false: no gRPC series; the access line still has grpc_status', async (t) => {
+t.test('metrics.requests: false: no gRPC series; the access line still has grpcStatus', async (t) => {
   const metrics = new Metrics({ processMetrics: false });
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
@@ -106,8 +106,8 @@ t.test('metrics.requests: false: no gRPC series; the access line still has grpc_
   live.observer.requestFinished(record({ grpcStatus: 5, requestId: 'off' }));
   live.observer.requestFinished(record({ method: 'GET', path: '/health', requestId: 'plain' }));
   t.same(grpcLines(await metrics.render()), [], 'no series');
-  t.match(lines.find((l) => l.requestId === 'off'), { grpc_status: 5 });
-  t.notOk('grpc_status' in (lines.find((l) => l.requestId === 'plain') ?? {}), 'not gRPC: no field');
+  t.match(lines.find((l) => l.requestId === 'off'), { grpcStatus: 5 });
+  t.notOk('grpcStatus' in (lines.find((l) => l.requestId === 'plain') ?? {}), 'not gRPC: no field');
   live.switchTo({ requests: true, access: false });
   live.observer.requestFinished(record({ grpcStatus: 5 }));
   t.same(grpcLines(await metrics.render()), ['meshcar_grpc_responses_total{direction="inbound",peer="frontend",route="/shop.Orders/Get",grpc_code="NOT_FOUND"} 1'], 'counted once metrics.requests is turned on (a reload)');
