@@ -8,7 +8,8 @@ import { deepFreeze } from './freeze.js';
 import { DAY_MS, formatDuration } from './duration.js';
 import { type LogLevel, MAX_LIFETIME_MS, readDuration, readListenAddress, readLogLevel, readPath, readPositiveInteger, readRate, MAX_BURST, readTrustDomain } from './fields.js';
 import { ConfigError, sortIssues } from './issues.js';
-import { readYamlSource, type YamlSource, type YamlValue } from './yaml-source.js';
+import { readYamlSource, type YamlSource } from './yaml-source.js';
+import type { YamlValue } from './yaml-value.js';
 
 export interface RateLimitConfig {
   /** Tokens added per second (from `20/s`, `60/m` or `3600/h`). */

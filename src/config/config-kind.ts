@@ -2,7 +2,7 @@
 // picks the checks with it, and `run` / `ca serve` refuse the other kind in one line instead
 // of listing each of its keys as unknown.
 
-import type { YamlValue } from './yaml-source.js';
+import type { YamlValue } from './yaml-value.js';
 
 export type ConfigKind = 'ca' | 'sidecar';
 

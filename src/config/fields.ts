@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { isValidTrustDomain, tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { type HostPort, parseHostPort } from './address.js';
 import { DAY_MS, formatDuration, parseDuration } from './duration.js';
-import type { YamlValue } from './yaml-source.js';
+import type { YamlValue } from './yaml-value.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

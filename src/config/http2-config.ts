@@ -5,7 +5,7 @@
 // (outbound sessions, loaded only with this codec), still selectable as `http2: {codec: node}`
 // and re-run over the same tests (the codec-node-*.test.ts files).
 
-import type { YamlValue } from './yaml-source.js';
+import type { YamlValue } from './yaml-value.js';
 
 export const HTTP2_CODECS = ['meshcar', 'node'] as const;
 export type Http2Codec = (typeof HTTP2_CODECS)[number];

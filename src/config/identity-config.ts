@@ -4,7 +4,7 @@
 
 import { parseHttpsUrl } from './address.js';
 import { MAX_LIFETIME_MS, readDuration, readPath } from './fields.js';
-import type { YamlValue } from './yaml-source.js';
+import type { YamlValue } from './yaml-value.js';
 import { DAY_MS } from './duration.js';
 
 export interface RenewalWindow {

@@ -6,7 +6,7 @@
 import { type AppAddress, formatHostPort, type HostPort, parseAppUrl, reachesListener } from './address.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readPositiveInteger, readTimeout, readRate, MAX_BURST, readSpiffeId } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
-import type { YamlValue } from './yaml-source.js';
+import type { YamlValue } from './yaml-value.js';
 
 export interface AuthorizeRule {
   /** Exact SPIFFE IDs, or prefixes ending in `/*` that match every ID below them. */

@@ -6,7 +6,8 @@ import { type ConfigKind, detectConfigKind } from './config-kind.js';
 import { ConfigError, sortIssues, type ConfigIssue } from './issues.js';
 import { checkReferencedFiles } from './referenced-files.js';
 import { type SidecarConfig, validateSidecarConfig } from './sidecar-config.js';
-import { readYamlSource, type YamlValue } from './yaml-source.js';
+import { readYamlSource } from './yaml-source.js';
+import type { YamlValue } from './yaml-value.js';
 
 export type AnyConfig = { readonly kind: 'ca'; readonly config: CaConfig } | { readonly kind: 'sidecar'; readonly config: SidecarConfig };
 

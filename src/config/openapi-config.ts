@@ -5,7 +5,7 @@
 
 import { DEFAULT_MAX_BUFFERED } from '../schema/body-budget.js';
 import { readPath } from './fields.js';
-import type { YamlValue } from './yaml-source.js';
+import type { YamlValue } from './yaml-value.js';
 
 export type SchemaMode = 'shadow' | 'enforce';
 

@@ -16,7 +16,7 @@ import {
   readRetries,
   type RetryConfig,
 } from './upstream-policy-config.js';
-import type { YamlValue } from './yaml-source.js';
+import type { YamlValue } from './yaml-value.js';
 
 export interface UpstreamConfig {
   /** Lower-case; the app's Host header (port left off) is matched against it case-insensitively. */

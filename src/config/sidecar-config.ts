@@ -16,7 +16,8 @@ import { type IdentityConfig, readIdentity } from './identity-config.js';
 import { type InboundConfig, readInbound } from './inbound-config.js';
 import { ConfigError, sortIssues } from './issues.js';
 import { type OutboundConfig, readOutbound } from './outbound-config.js';
-import { readYamlSource, type YamlMap, type YamlSource, type YamlValue } from './yaml-source.js';
+import { readYamlSource, type YamlSource } from './yaml-source.js';
+import type { YamlMap, YamlValue } from './yaml-value.js';
 
 export type { AuthorizeRule, InboundConfig } from './inbound-config.js';
 export type { OutboundConfig, UpstreamConfig } from './outbound-config.js';

@@ -4,7 +4,7 @@
 
 import { readDuration, readPositiveInteger } from './fields.js';
 import { readSize } from './openapi-config.js';
-import type { YamlValue } from './yaml-source.js';
+import type { YamlValue } from './yaml-value.js';
 
 /** `balancer: {decay: 10s}`: how fast the latency estimate forgets. */
 export interface BalancerConfig {

@@ -2,11 +2,14 @@
 // controller is noted on each emitter it listens to (app request, response or stream, and
 // each attempt's upstream stream) under one symbol, and every listener and timer callback is
 // one shared function that finds it there (those of the retries, the body kept for replay and
-// the retry timer, are in attempt-retry.ts).
+// the retry timer, are in attempt-retry.ts; the deadline queue's, in attempt-deadline.ts). What
+// an error or an idle stream means is judged in attempt-stream-ends.ts.
 
 import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
 import type { UpstreamStream } from './upstream-stream.js';
 import type { Attempt } from './attempt.js';
+import { bodyEnded } from './attempt-deadline.js';
+import { streamError, streamIdle } from './attempt-stream-ends.js';
 
 const kAttempt = Symbol('meshcar.outbound.attempt');
 type Bound = { [kAttempt]: Attempt };
@@ -32,13 +35,9 @@ export function listenToUpstream(up: UpstreamStream, idleTimeoutMs: number): voi
 // Shared listeners and timer callbacks. An upstream stream's events count only while it is
 // the controller's current attempt: an abandoned attempt's are echoes.
 
-export function onDeadline(attempt: Attempt): void {
-  attempt.deadline();
-}
-
-/** The app's request body ended: the upstream's timeout starts (attempt.ts armDeadline). */
+/** The app's request body ended: the upstream's timeout starts (attempt-deadline.ts). */
 export function onAppBodyEnd(this: unknown): void {
-  attemptOf(this).bodyEnded();
+  bodyEnded(attemptOf(this));
 }
 
 // flags: Node's frame flags, or the meshcar codec's endStream boolean (upstream-stream.ts)
@@ -57,7 +56,7 @@ function onUpstreamTrailers(this: UpstreamStream, trailers: IncomingHttpHeaders)
 
 function onUpstreamError(this: UpstreamStream, err: Error): void {
   const attempt = attemptOf(this);
-  if (attempt.upstream === this) attempt.streamError(this, err);
+  if (attempt.upstream === this) streamError(attempt, this, err);
 }
 
 function onUpstreamClose(this: UpstreamStream): void {
@@ -67,7 +66,7 @@ function onUpstreamClose(this: UpstreamStream): void {
 
 function onUpstreamIdle(this: UpstreamStream): void {
   const attempt = attemptOf(this);
-  if (attempt.upstream === this) attempt.idle();
+  if (attempt.upstream === this) streamIdle(attempt);
 }
 
 export function onUpstreamWantTrailers(this: UpstreamStream): void {

@@ -13,7 +13,7 @@ import type { Attempt } from './attempt.js';
 import { attemptOf } from './attempt-events.js';
 import { expectsContinue } from './expect-continue.js';
 import { isRetryableRequest, type RetryOutcome, type RetryReason } from './retry.js';
-import { cancelStream } from './upstream-stream.js';
+import { cancelStream, type UpstreamStream } from './upstream-stream.js';
 
 /** The outcome of the attempt in progress, when it is a retry (reported once). */
 export function reportRetry(attempt: Attempt, outcome: RetryOutcome): void {
@@ -31,6 +31,37 @@ export function onKeepBody(this: Readable, chunk: Buffer): void {
     attempt.body = null; // too large to replay: this request will not be retried
     attempt.appBody.off('data', onKeepBody);
   } else attempt.body.push(chunk);
+}
+
+/**
+ * The first attempt's stream now carries the app's body: kept for replay while it goes by (no
+ * added latency), if a retry could use it: any method's, as a stream the upstream refused
+ * unprocessed is retried whatever the method (the copy goes once the answer starts).
+ */
+export function keepBodyForReplay(attempt: Attempt): void {
+  const pool = attempt.pool;
+  const headers = attempt.reqHeaders;
+  if (pool.retry.attempts > 0 && !expectsContinue(headers.expect) && !(Number(headers['content-length']) > pool.retry.bufferLimit)) {
+    attempt.body = [];
+    attempt.appBody.on('data', onKeepBody);
+  }
+}
+
+/** A later attempt's stream: the body kept is sent whole. */
+export function replayBody(attempt: Attempt, up: UpstreamStream): void {
+  const kept = attempt.body ?? [];
+  up.end(kept.length === 1 ? kept[0] : Buffer.concat(kept));
+}
+
+/**
+ * Answered: nothing will be replayed, so the copy kept for it goes (a gRPC or SSE stream would
+ * otherwise hold up to bufferLimit for its whole life).
+ */
+export function dropKeptBody(attempt: Attempt): void {
+  if (attempt.body !== null) {
+    attempt.body = null;
+    attempt.appBody.off('data', onKeepBody);
+  }
 }
 
 /** Lets go of the current attempt's stream: its listeners see it is no longer `upstream`. */

@@ -1,18 +1,16 @@
 // The outbound attempt/retry controller, written once for HTTP/1.1 and h2c: one object per
-// app request owns what does not depend on the app's protocol: the deadline (the app's own
-// grpc-timeout / x-request-timeout, counted from the request's arrival, and the upstream's
-// timeout, counted from the end of the request body as Envoy's route timeout is: the shorter
-// wins), the attempts on pooled upstream
-// streams, the idle timeout, failure, cancellation and the report into Exchange; its safe
-// retries (their metrics, the body kept for replay) are in attempt-retry.ts. How the app's
-// request is read and its answer written (head, body, trailers, 100-continue, error) is the
-// small abstract part, implemented by forward-http1.ts and forward-h2c.ts. Listeners are
-// shared functions (attempt-events.ts, attempt-retry.ts) and timers carry the controller as an
-// argument: no closures per request.
+// app request owns what does not depend on the app's protocol: the attempts on pooled upstream
+// streams, the idle timeout, failure, cancellation and the report into Exchange. Its parts that
+// are plain functions of it live beside it: the response-head deadline (attempt-deadline.ts),
+// the judging of a stream's error, idle or refused head (attempt-stream-ends.ts), and its safe
+// retries (their metrics, the body kept for replay: attempt-retry.ts). How the app's request is
+// read and its answer written (head, body, trailers, 100-continue, error) is the small abstract
+// part, implemented by forward-http1.ts and forward-h2c.ts. Listeners are shared functions
+// (attempt-events.ts, attempt-retry.ts) and timers carry the controller as an argument: no
+// closures per request.
 
 import { constants as h2 } from 'node:http2';
 import type { ClientSessionRequestOptions, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
-import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
@@ -27,18 +25,18 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { markCancelled } from './pool-counting.js';
 import { headFieldCount, UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
-import { cancelStream, peerResetCode, resetItself, wasReset, type UpstreamStream } from './upstream-stream.js';
+import { cancelStream, peerResetCode, wasReset, type UpstreamStream } from './upstream-stream.js';
 import type { StreamWait } from './stream-wait.js';
 import { endedEarly } from '../http/early-end.js';
-import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
-import { bindAttempt, listenToUpstream, onAppBodyEnd, onDeadline, onUpstreamWantTrailers } from './attempt-events.js';
-import { onKeepBody, passDeadline, reportRetry, stopRetryTimer, tryRetry } from './attempt-retry.js';
-import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
+import { upstreamReset } from './upstream-errors.js';
+import { bindAttempt, listenToUpstream, onAppBodyEnd, onUpstreamWantTrailers } from './attempt-events.js';
+import { armDeadline } from './attempt-deadline.js';
+import { dropKeptBody, keepBodyForReplay, passDeadline, replayBody, reportRetry, stopRetryTimer, tryRetry } from './attempt-retry.js';
+import { discardStream, headOverLimits } from './attempt-stream-ends.js';
+import type { Deadline } from '../http/deadline-queue.js';
 
 import { appDeadlineMs, type RetryReason } from './retry.js';
 
-// the request deadlines of all attempts: one timer per duration (src/http/deadline-queue.ts)
-const DEADLINES = new DeadlineQueue<Attempt>(onDeadline);
 /** The app's fields the upstream head gets from us instead: Host becomes :authority. */
 const REPLACED_UPSTREAM = new Set(['host', 'x-request-id']);
 
@@ -55,7 +53,8 @@ export abstract class Attempt {
   endpointKey = '';
   /** The stream the app's body is piped to (the first attempt's). */
   pipedTo: UpstreamStream | undefined = undefined;
-  private timer: Deadline<Attempt> | undefined = undefined;
+  /** The armed response-head deadline (attempt-deadline.ts). */
+  timer: Deadline<Attempt> | undefined = undefined;
   /** The pool's slow path is getting this attempt a stream: cancelled if the attempt ends first. */
   waiting: StreamWait | undefined = undefined;
   private hasBody = false;
@@ -67,7 +66,7 @@ export abstract class Attempt {
   /** performance.now() at which the sidecar gives up waiting for the head; Infinity: no deadline runs (yet). */
   deadlineAt = Infinity;
   /** The armed deadline is the app's own (grpc-timeout, x-request-timeout), shorter than the upstream's timeout. */
-  private appDeadline = false;
+  appDeadline = false;
   /** The app's request body has ended (or there is none): the upstream's timeout runs (passDeadline reads it). */
   bodyDone = false;
   /** The app's own deadline in ms (whichever is shorter), or undefined: a retry tells the upstream the time left of it. */
@@ -184,37 +183,11 @@ export abstract class Attempt {
     pool.retry.budget.requests++;
     // the wait for a stream to carry the request is bounded by the timeout as well, body or not:
     // the upload, once it flows, is the idle timeout's to guard (streamOpened re-arms)
-    this.armDeadline(true);
+    armDeadline(this, true);
     // the upstream is told the shorter of the app's deadline and ours, or the app's alone while
     // its body is still to come (attempt-retry.ts)
     passDeadline(this);
     this.waiting = pool.openStream(this.headers, streamOptions, this);
-  }
-
-  /**
-   * (Re)arms the response-head deadline: the app's own, from the request's arrival, and, once
-   * the body has ended (`withTimeout`), the upstream's timeout from now (0: none); the sooner.
-   * With neither, no deadline runs: only the idle timeout guards the stream.
-   */
-  private armDeadline(withTimeout: boolean): void {
-    this.timer?.cancel();
-    this.timer = undefined;
-    const now = performance.now();
-    const app = this.appDeadlineMs;
-    const appAt = app === undefined ? Infinity : this.exchange.startedMs + app;
-    const timeout = this.pool.timeoutMs;
-    const ownAt = withTimeout && timeout > 0 ? now + timeout : Infinity;
-    this.appDeadline = appAt < ownAt;
-    this.deadlineAt = Math.min(appAt, ownAt);
-    this.deadlineMs = this.appDeadline ? (app as number) : timeout;
-    if (this.deadlineAt !== Infinity) this.timer = DEADLINES.add(this, Math.max(1, this.deadlineAt - now));
-  }
-
-  /** The app's request body ended (a shared 'end' listener): the upstream's timeout starts now. */
-  bodyEnded(): void {
-    if (this.bodyDone || this.over()) return;
-    this.bodyDone = true;
-    this.armDeadline(true);
   }
 
   fail(err: MeshcarError, rstCode?: number): void {
@@ -282,13 +255,7 @@ export abstract class Attempt {
     this.exchange.endpoint = endpoint.key;
     this.lastEndpoint = endpoint;
     if (this.over()) {
-      // no longer wanted (the app went away, or the deadline passed while it was opened): it
-      // never carried the request, so its end says nothing about the endpoint
-      markCancelled(up);
-      // its head may promise a body: a reset alone, never an empty END_STREAM (a whole empty
-      // request to the upstream); the AbortError it emits is expected
-      up.on('error', ignoreError);
-      cancelStream(up);
+      discardStream(up);
       return;
     }
     this.upstream = up;
@@ -304,22 +271,11 @@ export abstract class Attempt {
         // the upload may take longer than the timeout: it runs once the body has ended; until
         // then only the app's own deadline (and the idle timeout) holds
         this.appBody.on('end', onAppBodyEnd); // 'end' comes once: no once() wrapper per request
-        this.armDeadline(false);
+        armDeadline(this, false);
       }
       this.pipeBody(up);
-      // kept for replay while it goes by (no added latency), if a retry could use it: any
-      // method's, as a stream the upstream refused unprocessed is retried whatever the method
-      // (the copy goes once the answer starts)
-      const pool = this.pool;
-      const headers = this.reqHeaders;
-      if (pool.retry.attempts > 0 && !expectsContinue(headers.expect) && !(Number(headers['content-length']) > pool.retry.bufferLimit)) {
-        this.body = [];
-        this.appBody.on('data', onKeepBody);
-      }
-    } else {
-      const kept = this.body ?? [];
-      up.end(kept.length === 1 ? kept[0] : Buffer.concat(kept));
-    }
+      keepBodyForReplay(this);
+    } else replayBody(this, up);
   }
 
   /** pool.openStream's callback: no stream could be had. */
@@ -341,12 +297,7 @@ export abstract class Attempt {
     this.timer = undefined;
     if (!this.writeHead(status, head, flags, raw)) return;
     this.answered = true;
-    // answered: nothing will be replayed, so the copy kept for it goes (a gRPC or SSE stream
-    // would otherwise hold up to bufferLimit for its whole life)
-    if (this.body !== null) {
-      this.body = null;
-      this.appBody.off('data', onKeepBody);
-    }
+    dropKeptBody(this);
     this.exchange.answered(judged, head);
     reportRetry(this, judged >= 500 || judged === 429 ? 'failure' : 'success');
     this.relayBody(up, flags);
@@ -369,31 +320,8 @@ export abstract class Attempt {
     return true;
   }
 
-  /**
-   * A reset with ENHANCE_YOUR_CALM before the answer: our client refused the answer's head (over
-   * 256 fields or the header list size; Node's codec and ours both reset it so), or the peer
-   * calls our traffic abusive. Neither says the endpoint is failing, and a retry would meet the
-   * same head: 502 bad_gateway, the stream not held against its endpoint. Marked on 'error',
-   * which both codecs emit for this code before 'close' (the pool judges the endpoint on 'close').
-   * Only a reset of this stream itself: a session's GOAWAY(ENHANCE_YOUR_CALM) leaves that code
-   * on every Node stream of the session, and those go the way of any lost stream (retried, or
-   * upstream_reset; review-diff-s7 B3).
-   */
-  private headOverLimits(up: UpstreamStream, err?: unknown): boolean {
-    if (this.answered || up.rstCode !== h2.NGHTTP2_ENHANCE_YOUR_CALM || !resetItself(up, err)) return false;
-    markCancelled(up);
-    this.fail(new MeshcarError('bad_gateway', `the upstream's answer head is over the limits (${UPSTREAM_MAX_HEAD_FIELDS} fields, the header list size), or the stream was reset with ENHANCE_YOUR_CALM`));
-    return true;
-  }
-
-  streamError(up: UpstreamStream, err: Error): void {
-    if (this.headOverLimits(up, err)) return;
-    if (!this.answered && tryRetry(this, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
-    this.fail(upstreamReset(this.endpointKey, describeError(err)), peerResetCode(up, err));
-  }
-
   streamClosed(up: UpstreamStream): void {
-    if (this.headOverLimits(up)) return;
+    if (headOverLimits(this, up)) return;
     if (!this.answered && tryRetry(this, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
     if (!this.answered) this.fail(upstreamReset(this.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
     // closed with the answer unfinished: cut, whatever the code (the meshcar codec ends no body
@@ -402,23 +330,4 @@ export abstract class Attempt {
       if (!this.bodyCut(up)) this.fail(upstreamReset(this.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before the end of its body`));
     } else this.keepCompleteAnswer();
   }
-
-  idle(): void {
-    // a quiet stream whose head came (a watch, a server stream between messages) says nothing
-    // about its endpoint's health: its cut is not scored against it (a gRPC answer cut before its
-    // trailers would otherwise count as a 500 and quiet streams would get healthy endpoints ejected)
-    const up = this.upstream;
-    if (this.answered && up !== undefined && !up.closed) markCancelled(up);
-    this.fail(upstreamTimeout(this.endpointKey, this.pool.idleTimeoutMs, 'sent or received nothing'));
-  }
-
-  deadline(): void {
-    // the app's own deadline (grpc-timeout, x-request-timeout) is the app giving up, not the
-    // endpoint failing: one caller's tight deadlines would otherwise get healthy endpoints ejected
-    const up = this.upstream;
-    if (this.appDeadline && up !== undefined && !up.closed) markCancelled(up);
-    this.fail(upstreamTimeout(this.pool.name, this.deadlineMs));
-  }
 }
-
-function ignoreError(): void {}

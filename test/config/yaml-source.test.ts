@@ -1,7 +1,8 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { ConfigError, formatIssue, formatIssues, type ConfigIssue } from '../../src/config/issues.js';
-import { childPath, parseYamlSource, readYamlSource } from '../../src/config/yaml-source.js';
+import { parseYamlSource, readYamlSource } from '../../src/config/yaml-source.js';
+import { childPath } from '../../src/config/yaml-value.js';
 
 const lines = (issues: ConfigIssue[]): string[] => issues.map(formatIssue);
 

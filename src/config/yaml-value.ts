@@ -1,0 +1,233 @@
+// The checked view of a parsed config: one value of the syntax tree with its key path and
+// line:column, and the typed readers (map, list, string, number...) that report a wrong value as
+// an issue instead of throwing. Separate from yaml-source.ts, which reads and vets the file: this
+// is what every config section reader walks, once the document is known to be safe to walk.
+
+import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import type { ConfigIssue } from './issues.js';
+
+/** What every value of one document shares: where to blame, and the list issues go to. */
+export interface Context {
+  readonly file: string;
+  readonly doc: Document;
+  readonly lines: LineCounter;
+  readonly issues: ConfigIssue[];
+}
+
+export type YamlKind = 'map' | 'list' | 'string' | 'number' | 'boolean' | 'nothing' | 'missing';
+
+const KIND_WORDS: Record<YamlKind, string> = {
+  map: 'a map',
+  list: 'a list',
+  string: 'a string',
+  number: 'a number',
+  boolean: 'a boolean',
+  nothing: 'nothing',
+  missing: 'nothing',
+};
+
+/** Where a node starts in the text (0 when it has no range), the offset issues are blamed at. */
+export function startOf(node: Node | null | undefined): number {
+  return node?.range?.[0] ?? 0;
+}
+
+/** `a.b`, `a[0]`, and `a["x.y"]` for keys a dot would make ambiguous. */
+export function childPath(parent: string, key: string | number): string {
+  if (typeof key === 'number') return `${parent}[${key}]`;
+  if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(key)) return `${parent}[${JSON.stringify(key)}]`;
+  return parent === '' ? key : `${parent}.${key}`;
+}
+
+/**
+ * One value in the tree, or the absence of one (kind 'missing'), with the place to blame.
+ * Values of map entries are blamed at their key, where a reader's eye finds the path.
+ */
+export class YamlValue {
+  readonly path: string;
+  /** Aliases already followed; null is an entry with no value, undefined a key not given. */
+  readonly node: Node | null | undefined;
+  readonly #ctx: Context;
+  readonly #at: number;
+
+  constructor(ctx: Context, node: Node | null | undefined, path: string, at: number) {
+    this.#ctx = ctx;
+    this.node = isAlias(node) ? (node.resolve(ctx.doc) ?? null) : node;
+    this.path = path;
+    this.#at = at;
+  }
+
+  get present(): boolean {
+    return this.node !== undefined;
+  }
+
+  get kind(): YamlKind {
+    const node = this.node;
+    if (node === undefined) return 'missing';
+    if (node === null) return 'nothing';
+    if (isMap(node)) return 'map';
+    if (isSeq(node)) return 'list';
+    if (isScalar(node)) {
+      const value = node.value;
+      if (value === null || value === undefined) return 'nothing';
+      if (typeof value === 'number' || typeof value === 'bigint') return 'number';
+      if (typeof value === 'boolean') return 'boolean';
+    }
+    return 'string';
+  }
+
+  /** The value as written, for messages: strings quoted, other scalars bare. */
+  display(): string {
+    const node = this.node;
+    if (isScalar(node)) return typeof node.value === 'string' ? JSON.stringify(node.value) : String(node.source ?? node.value);
+    return KIND_WORDS[this.kind];
+  }
+
+  report(message: string): undefined {
+    const { line, col } = this.#ctx.lines.linePos(this.#at);
+    this.#ctx.issues.push({ file: this.#ctx.file, line: Math.max(line, 1), column: col, path: this.path, message });
+    return undefined;
+  }
+
+  /** "expected a string, got a list" */
+  expected(what: string): undefined {
+    return this.report(`expected ${what}, got ${KIND_WORDS[this.kind]}`);
+  }
+
+  /** The map, after reporting each key not in `allowed` (omit `allowed` for free-form maps). */
+  map(allowed?: readonly string[]): YamlMap | undefined {
+    const node = this.node;
+    if (!isMap(node)) return this.expected('a map');
+    const entries = new Map<string, YamlValue>();
+    for (const pair of node.items) {
+      const keyNode = pair.key as Node | null;
+      const at = keyNode ? startOf(keyNode) : this.#at;
+      if (!isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === 'object') {
+        new YamlValue(this.#ctx, keyNode, this.path, at).report('keys must be plain names');
+        continue;
+      }
+      const key = typeof keyNode.value === 'string' ? keyNode.value : String(keyNode.source ?? keyNode.value);
+      const value = new YamlValue(this.#ctx, pair.value as Node | null, childPath(this.path, key), at);
+      if (key === '<<' && keyNode.type === 'PLAIN') {
+        value.report('merge keys (<<) are not supported: write the keys out, or use an anchor and alias for a whole value');
+        continue;
+      }
+      if (allowed && !allowed.includes(key)) {
+        value.report(`unknown key${suggestion(key, allowed)}; allowed here: ${allowed.join(', ')}`);
+        continue;
+      }
+      entries.set(key, value);
+    }
+    return new YamlMap(this, entries);
+  }
+
+  /** The value under `key` if this is a map holding it; checks and reports nothing (for cross-field checks). */
+  peek(key: string): YamlValue | undefined {
+    const node = this.node;
+    if (!isMap(node)) return undefined;
+    const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+    return pair && new YamlValue(this.#ctx, pair.value as Node | null, childPath(this.path, key), startOf(pair.key as Node));
+  }
+
+  /** A key this map does not have: blamed where the map is, since there is nothing else to point at. */
+  absentChild(key: string): YamlValue {
+    return new YamlValue(this.#ctx, undefined, childPath(this.path, key), this.#at);
+  }
+
+  list(): YamlValue[] | undefined {
+    const node = this.node;
+    if (!isSeq(node)) return this.expected('a list');
+    return node.items.map((item, i) => {
+      const child = item as Node | null;
+      return new YamlValue(this.#ctx, child, childPath(this.path, i), child ? startOf(child) : this.#at);
+    });
+  }
+
+  /**
+   * Every item read by `read`; undefined if the list or any item is wrong (all reported).
+   * `emptyMessage` makes an empty list an issue.
+   */
+  listOf<T>(read: (item: YamlValue) => T | undefined, emptyMessage?: string): T[] | undefined {
+    const items = this.list();
+    if (!items) return undefined;
+    if (items.length === 0 && emptyMessage !== undefined) return this.report(emptyMessage);
+    const out: T[] = [];
+    let ok = true;
+    for (const item of items) {
+      const value = read(item);
+      if (value === undefined) ok = false;
+      else out.push(value);
+    }
+    return ok ? out : undefined;
+  }
+
+  string(what = 'a string'): string | undefined {
+    return this.kind === 'string' && isScalar(this.node) ? String(this.node.value) : this.expected(what);
+  }
+
+  number(what = 'a number'): number | undefined {
+    return this.kind === 'number' && isScalar(this.node) ? Number(this.node.value) : this.expected(what);
+  }
+
+  boolean(): boolean | undefined {
+    return this.kind === 'boolean' && isScalar(this.node) ? Boolean(this.node.value) : this.expected('true or false');
+  }
+}
+
+/** A map's entries by key; keys not given come back as 'missing' values blamed at the map. */
+export class YamlMap {
+  readonly value: YamlValue;
+  readonly #entries: Map<string, YamlValue>;
+
+  constructor(value: YamlValue, entries: Map<string, YamlValue>) {
+    this.value = value;
+    this.#entries = entries;
+  }
+
+  has(key: string): boolean {
+    return this.#entries.has(key);
+  }
+
+  get(key: string): YamlValue {
+    return this.#entries.get(key) ?? this.value.absentChild(key);
+  }
+
+  entries(): [string, YamlValue][] {
+    return [...this.#entries];
+  }
+
+  /** The key's value read by `read`, or a "missing" issue at the parent map. */
+  required<T>(key: string, read: (value: YamlValue) => T | undefined): T | undefined {
+    const value = this.get(key);
+    if (!value.present) return value.report('required key is missing');
+    return read(value);
+  }
+
+  /** The key's value read by `read`, or `fallback` when the key is not given. */
+  optional<T>(key: string, read: (value: YamlValue) => T | undefined, fallback: T): T | undefined {
+    const value = this.get(key);
+    return value.present ? read(value) : fallback;
+  }
+}
+
+function suggestion(key: string, allowed: readonly string[]): string {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of allowed) {
+    const d = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best === undefined ? '' : ` (did you mean ${best}?)`;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}

@@ -1,0 +1,65 @@
+// How an attempt's upstream stream ends when not by its answer's own end, for the attempt
+// controller (attempt.ts): a reset or error (retried when safe, else upstream_reset), an answer
+// head over our limits (bad_gateway), a stream quiet past the idle timeout, and a stream that
+// came too late to be wanted; and for each, whether the end is held against its endpoint
+// (markCancelled: not). Separate from the controller's flow, as it is the judging of failures,
+// not the carrying of a request. The stream's 'close' (Attempt.streamClosed) stays in attempt.ts:
+// it asks the protocol's part whether the answer was complete. Plain functions, called by the
+// shared listeners of attempt-events.ts: no closure per request.
+
+import { constants as h2 } from 'node:http2';
+import { describeError, MeshcarError } from '../errors.js';
+import type { Attempt } from './attempt.js';
+import { tryRetry } from './attempt-retry.js';
+import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
+import { markCancelled } from './pool-counting.js';
+import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
+import { cancelStream, peerResetCode, resetItself, type UpstreamStream } from './upstream-stream.js';
+
+/**
+ * A reset with ENHANCE_YOUR_CALM before the answer: our client refused the answer's head (over
+ * 256 fields or the header list size; Node's codec and ours both reset it so), or the peer
+ * calls our traffic abusive. Neither says the endpoint is failing, and a retry would meet the
+ * same head: 502 bad_gateway, the stream not held against its endpoint. Marked on 'error',
+ * which both codecs emit for this code before 'close' (the pool judges the endpoint on 'close').
+ * Only a reset of this stream itself: a session's GOAWAY(ENHANCE_YOUR_CALM) leaves that code
+ * on every Node stream of the session, and those go the way of any lost stream (retried, or
+ * upstream_reset; review-diff-s7 B3).
+ */
+export function headOverLimits(attempt: Attempt, up: UpstreamStream, err?: unknown): boolean {
+  if (attempt.answered || up.rstCode !== h2.NGHTTP2_ENHANCE_YOUR_CALM || !resetItself(up, err)) return false;
+  markCancelled(up);
+  attempt.fail(new MeshcarError('bad_gateway', `the upstream's answer head is over the limits (${UPSTREAM_MAX_HEAD_FIELDS} fields, the header list size), or the stream was reset with ENHANCE_YOUR_CALM`));
+  return true;
+}
+
+/** The current attempt's stream emitted 'error'. */
+export function streamError(attempt: Attempt, up: UpstreamStream, err: Error): void {
+  if (headOverLimits(attempt, up, err)) return;
+  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
+  attempt.fail(upstreamReset(attempt.endpointKey, describeError(err)), peerResetCode(up, err));
+}
+
+/** The current attempt's stream sent and received nothing for the idle timeout. */
+export function streamIdle(attempt: Attempt): void {
+  // a quiet stream whose head came (a watch, a server stream between messages) says nothing
+  // about its endpoint's health: its cut is not scored against it (a gRPC answer cut before its
+  // trailers would otherwise count as a 500 and quiet streams would get healthy endpoints ejected)
+  const up = attempt.upstream;
+  if (attempt.answered && up !== undefined && !up.closed) markCancelled(up);
+  attempt.fail(upstreamTimeout(attempt.endpointKey, attempt.pool.idleTimeoutMs, 'sent or received nothing'));
+}
+
+/**
+ * A stream opened for an attempt no longer wanted (the app went away, or the deadline passed
+ * while it was opened): it never carried the request, so its end says nothing about the endpoint.
+ */
+export function discardStream(up: UpstreamStream): void {
+  markCancelled(up);
+  // its head may promise a body: a reset alone, never an empty END_STREAM (a whole empty
+  // request to the upstream); the AbortError it emits is expected
+  up.on('error', ignoreError);
+  cancelStream(up);
+}
+
+function ignoreError(): void {}
