@@ -166,9 +166,7 @@ function onResponse(this: ClientRequest, appRes: IncomingMessage): void {
   // the app answers before the whole body reached it (an Expect refused, an early error): this
   // connection is not reused, whatever the app makes of the rest of the body
   if (exchange.requestHasBody && !this.writableEnded) this.shouldKeepAlive = false;
-  // Node's client takes any three digits; RFC 9110 §15 defines 100-599 (as app-http1.ts)
-  const status = appRes.statusCode ?? 502;
-  const codingProblem = status > 599 ? `the app answered with status ${status}, outside 100-599` : responseCodingProblem(appRes.headers['transfer-encoding']);
+  const codingProblem = responseCodingProblem(appRes.headers['transfer-encoding']);
   if (codingProblem !== undefined) {
     // fail() destroys this request, and the connection with the coded body still on it
     exchange.fail('bad_gateway', codingProblem);
@@ -182,7 +180,7 @@ function onResponse(this: ClientRequest, appRes: IncomingMessage): void {
   appRes.on('close', onAppResponseClose); // on(): once() wraps each listener in a closure
   // HTTP/1.1 carries trailers only after a chunked body
   const mayHaveTrailers = appRes.headers['transfer-encoding'] !== undefined;
-  if (!exchange.respond(status, headers, false, appRes.statusMessage, mayHaveTrailers)) {
+  if (!exchange.respond(appRes.statusCode ?? 502, headers, false, appRes.statusMessage, mayHaveTrailers)) {
     appRes.resume();
     return;
   }

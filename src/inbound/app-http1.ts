@@ -170,12 +170,6 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
     this.answered = true;
     this.resumeResponse = resume;
     const exchange = this.exchange;
-    // undici takes any three digits; RFC 9110 §15 defines 100-599, and HTTP/2 carries nothing
-    // else: a caller must not get 999 over HTTP/1.1 that its HTTP/2 twin would get as a 502
-    if (statusCode > 599) {
-      exchange.fail('bad_gateway', `the app answered with status ${statusCode}, outside 100-599`);
-      return true;
-    }
     // HTTP/1.1 carries trailers only after a chunked body
     const head = exchange.takesHeaderList ? forwardableResponseList(rawHeaders) : forwardableResponseHead(rawHeaders);
     const codingProblem = responseCodingProblem(head.transferEncoding);

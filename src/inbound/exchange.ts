@@ -188,6 +188,13 @@ export abstract class Exchange {
    */
   respond(status: number, headers: OutgoingHttpHeaders | string[], endStream: boolean, statusMessage?: string, mayHaveTrailers = true): boolean {
     if (this.phase !== WAITING) return false;
+    // undici, Node's HTTP/1.1 client and nghttp2 take any three digits; RFC 9110 §15 defines
+    // 100-599 and HTTP/2 carries nothing else: an HTTP/1.1 caller must not get a 999 that its
+    // HTTP/2 twin would get as a 502
+    if (status > 599) {
+      this.fail('bad_gateway', `the app answered with status ${status}, outside 100-599`);
+      return false;
+    }
     this.clearTimer();
     // the header says "a sidecar answered this" (the outbound judges the endpoint by it): never
     // the app's word (a list from forwardableResponseList comes without it)
