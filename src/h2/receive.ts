@@ -152,6 +152,8 @@ export class FrameReceiver implements FrameHandler {
     stream.contentLength = parsed.contentLength;
     stream.headReceived = true;
     stream.endAfterHeaders = endStream;
+    // its answer has no body (respond() ends the stream with the head, as Node's does)
+    stream.isHeadRequest = parsed.headers[':method'] === 'HEAD';
     c.streams.set(streamId, stream);
     // ended before the user sees it: a response sent in the 'stream' handler completes it
     if (endStream) receiveEnd(stream);

@@ -4,6 +4,7 @@
 import t from 'tap';
 import https from 'node:https';
 import net from 'node:net';
+import { execFile } from 'node:child_process';
 import type { IncomingHttpHeaders, RequestListener } from 'node:http';
 import { startMeshCa, startSidecar, metricValue, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
@@ -139,6 +140,20 @@ t.test('response trailers survive', async (t) => {
   const res = await out({ path: '/trailers', headers: { te: 'trailers' } });
   t.equal(res.body.toString(), 'body');
   t.equal(res.trailers['x-checksum'], 'abc123');
+});
+
+t.test('an error the far sidecar answers to a HEAD reaches curl -I whole (its head, no body)', async (t) => {
+  // review 28: the inbound's own error answers to HEAD carried their JSON body, which the
+  // outbound refused (content-length mismatch, reset), retried twice, then answered 503; curl
+  // over the pair saw an empty reply
+  const { code, out: text } = await new Promise<{ code: number; out: string }>((resolve) =>
+    execFile('curl', ['-sS', '-I', '--max-time', '10', '-H', 'Host: orders', `http://127.0.0.1:${frontend.outboundPort}/admin`], (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+    ),
+  );
+  t.equal(code, 0, `curl exits 0: ${text}`);
+  t.match(text, /^HTTP\/1\.1 403 /, 'the 403 the inbound answered');
+  t.match(text, /x-meshcar-error: forbidden/i);
 });
 
 t.test('errors the sidecars answer themselves', async (t) => {
