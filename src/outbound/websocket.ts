@@ -35,6 +35,22 @@ const ANSWER_DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding',
 
 function ignore(): void {}
 
+/**
+ * A tunnel whose app is gone: what is still queued toward the upstream gets this long to leave
+ * (a stuck upstream that reads nothing must not hold the connection), then it is destroyed.
+ */
+const TUNNEL_FLUSH_MS = 5_000;
+
+function closeWhenFlushed(upstream: Socket): void {
+  if (upstream.destroyed) return;
+  if (upstream.writableLength === 0) {
+    upstream.destroy();
+    return;
+  }
+  upstream.once('drain', () => upstream.destroy());
+  setTimeout(() => upstream.destroy(), TUNNEL_FLUSH_MS).unref();
+}
+
 // a tunnel idle for its upstream's tunnelIdleTimeout: closing the app's side closes both
 function closeIdleTunnel(this: Socket): void {
   this.destroy();
@@ -112,8 +128,10 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
 
   socket.once('close', () => {
     if (timer) clearTimeout(timer);
-    // the app is gone; what it sent has been written already, unless the upstream is stuck
-    if (upstream && !upstream.writableEnded) upstream.destroy();
+    // the app is gone, so nothing the upstream sends can be delivered: close the tunnel once
+    // what the app sent has left (its FIN relayed, the upstream may still be reading). Left
+    // open after that FIN, it stayed half-open until the far sidecar's tunnelIdleTimeout.
+    if (upstream) closeWhenFlushed(upstream);
     leave();
     exchange.finish();
   });

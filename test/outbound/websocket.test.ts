@@ -32,11 +32,27 @@ async function startUpgradeUpstream(pki: TestPki, id: string) {
   const leaf = await pki.issue(id);
   const seen: SeenTunnel[] = [];
   const connections: Array<{ alpn: string }> = [];
+  /** /ws-hold tunnels: they keep their side open after the app's FIN, and resolve when their socket closes. */
+  const held: Array<Promise<void>> = [];
   const http1 = http.createServer((_req, res) => res.end('plain'));
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
     const tlsSocket = socket as TLSSocket;
     const caller = peerIdentity(tlsSocket, TD);
     seen.push({ alpn: String(tlsSocket.alpnProtocol), callerId: caller.ok ? caller.id.uri : '', head: req.headers, url: req.url ?? '' });
+    if (req.url === '/ws-hold') {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptOf(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
+      socket.on('error', () => {});
+      // a far end that stays after the app's FIN (Node would otherwise end its side at once)
+      // and goes on sending: a tick every 50 ms, 100 at most, until its connection closes
+      (socket as TLSSocket).allowHalfOpen = true;
+      socket.once('end', () => {
+        let ticks = 0;
+        const tick = setInterval(() => (++ticks > 100 || socket.destroyed ? clearInterval(tick) : socket.write('tick')), 50);
+        socket.once('close', () => clearInterval(tick));
+      });
+      held.push(new Promise((resolve) => socket.once('close', () => resolve())));
+      return;
+    }
     if (req.url !== '/ws') {
       socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 6\r\nconnection: close\r\n\r\nno ws\n');
       return;
@@ -55,7 +71,7 @@ async function startUpgradeUpstream(pki: TestPki, id: string) {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { server, port: (server.address() as AddressInfo).port, seen, connections };
+  return { server, port: (server.address() as AddressInfo).port, seen, connections, held };
 }
 
 /** A raw client: sends a head, collects bytes, waits for patterns. */
@@ -133,6 +149,24 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
     await client.closed;
     const record = (await fx.observer.waitForRequests(2)).find((r) => r.requestId === 'ws-1');
     t.match(record, { peer: 'payments', status: 101, method: 'GET', path: '/ws', endpoint: `127.0.0.1:${upstream.port}` });
+  });
+
+  t.test('the app half-closes, then goes: the tunnel toward the upstream is closed, not left half-open', async (t) => {
+    // review 28 M4: once the app's FIN had been relayed, its socket's close (here: the upstream
+    // sends on, the gone app's side answers with a reset) left the upstream connection open
+    // until the far sidecar's tunnelIdleTimeout (1 h by default), or for ever
+    const client = await rawClient(fx.port, true);
+    client.socket.write(upgradeHead('/ws-hold'));
+    t.match(await client.waitFor(/\r\n\r\n/), /^HTTP\/1\.1 101 /);
+    t.equal(upstream.held.length, 1, 'the upstream took the tunnel (before its 101)');
+    const upstreamClosed = upstream.held[0]!;
+    client.socket.end(); // the app's FIN: the upstream keeps its side open and sends on
+    await client.waitFor(/tick/); // the FIN crossed
+    client.socket.destroy();
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([upstreamClosed.then(() => 'closed'), new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still open'), 3000)))]);
+    clearTimeout(timer);
+    t.equal(outcome, 'closed', "the upstream's tunnel connection closes once the app is gone");
   });
 
   t.test("the upstream's refusal is relayed as it is", async (t) => {
