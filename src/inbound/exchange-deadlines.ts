@@ -16,7 +16,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { DeadlineQueue } from '../http/deadline-queue.js';
-import { bindExchange, DONE, exchangeOf, WAITING, type Exchange } from './exchange.js';
+import { DONE, WAITING, type Exchange } from './exchange.js';
+import { bindExchange, exchangeOf } from './exchange-links.js';
 
 /**
  * Starts the per-request timers: the app must send its response head within `timeoutMs` of the

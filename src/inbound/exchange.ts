@@ -3,7 +3,8 @@
 // subclasses translate. It owns the request's phases, the sidecar's own error answers, and
 // the single report to the observer; its deadlines (the app must answer within the inbound
 // timeout; bytes must move within the idle timeout) are in exchange-deadlines.ts, the shared
-// listeners that move its body bytes in exchange-relay.ts.
+// listeners that move its body bytes in exchange-relay.ts, and what it is linked to (context,
+// app request, sink, the symbol listeners find it by) in exchange-links.ts.
 //
 // Phases: WAITING for the app's response head → STREAMING its body → DONE. Every failure
 // path first checks and sets the phase, so a late event (an app error after a timeout, a
@@ -13,63 +14,16 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
-import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
 import { CLIENT_CLOSED_STATUS, grpcAnswerType, statusFor } from '../http/status.js';
-import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
+import type { SchemaResult } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
-import type { ConnectionTracker } from './connections.js';
+import { cancelAppRequest, type ExchangeContext, type ResponseSink, type UpstreamRequest } from './exchange-links.js';
 import type { AppForwarder } from './forwarder.js';
 import { pathOf } from '../http/request-target.js';
 import type { Deadline } from '../http/deadline-queue.js';
-
-/** What every exchange needs from its listener: one object per Inbound, shared. */
-export interface ExchangeContext {
-  readonly tracker: ConnectionTracker;
-  readonly observer: TrafficObserver;
-  /** For what must not end the process yet must be seen (an error answer that failed for a reason of ours). */
-  readonly logger: Logger;
-}
-
-/** The request toward the app (http.ClientRequest or ClientHttp2Stream). */
-export interface UpstreamRequest {
-  destroy(error?: Error): unknown;
-  readonly writableFinished: boolean;
-  /** HTTP/2 streams: reset with a code (a plain destroy() would send NO_ERROR, not CANCEL). */
-  close?(code?: number): void;
-}
-
-const NGHTTP2_CANCEL = 8;
-
-/** Stops the request to the app: HTTP/1.1 drops the connection, HTTP/2 resets the stream. */
-function cancel(upstream: UpstreamRequest | undefined): void {
-  if (upstream === undefined) return;
-  if (typeof upstream.close === 'function') upstream.close(NGHTTP2_CANCEL);
-  else upstream.destroy();
-}
-
-/** Where the app's response body is written: a ServerResponse or a ServerHttp2Stream. */
-export type ResponseSink = NodeJS.WritableStream;
-
-/**
- * The exchange an emitter (response, stream, upstream request) belongs to. Listeners are
- * shared module-level functions that find their exchange here, so a request costs no closures.
- */
-export const kExchange = Symbol('meshcar.inbound.exchange');
-
-export interface HasExchange<E extends Exchange = Exchange> {
-  [kExchange]: E;
-}
-
-export function exchangeOf<E extends Exchange = Exchange>(emitter: unknown): E {
-  return (emitter as HasExchange<E>)[kExchange];
-}
-
-export function bindExchange(emitter: object, exchange: Exchange): void {
-  (emitter as HasExchange)[kExchange] = exchange;
-}
 
 export const WAITING = 0;
 export const STREAMING = 1;
@@ -258,7 +212,7 @@ export abstract class Exchange {
     if (this.phase === DONE) return;
     this.phase = DONE;
     this.clearTimer();
-    cancel(this.upstream);
+    cancelAppRequest(this.upstream);
     if (this.callerGone) {
       // the caller went first (e.g. a drain that ran out of time): that is the story, not
       // whatever the app connection reported after it
@@ -289,7 +243,7 @@ export abstract class Exchange {
     this.clearTimer();
     this.clearIdleTimer();
     this.errorCode = 'reset';
-    cancel(this.upstream);
+    cancelAppRequest(this.upstream);
     this.reset();
   }
 
@@ -321,10 +275,10 @@ export abstract class Exchange {
       // the caller hung up (or its stream was reset) before the exchange completed
       this.phase = DONE;
       this.errorCode ??= 'reset';
-      cancel(this.upstream);
+      cancelAppRequest(this.upstream);
     } else if (this.upstream !== undefined && !this.upstream.writableFinished) {
       // the app answered before the caller's upload ended; nobody will finish that upload
-      cancel(this.upstream);
+      cancelAppRequest(this.upstream);
     }
     this.context.tracker.requestDone(this.http1Socket);
     this.context.observer.requestFinished({
