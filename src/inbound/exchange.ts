@@ -17,7 +17,8 @@ import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
-import { CLIENT_CLOSED_STATUS, grpcAnswerType, statusFor } from '../http/status.js';
+import { CLIENT_CLOSED_STATUS, grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
+import { grpcStatusIn, grpcStatusStart } from '../http/grpc-status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
 import { cancelAppRequest, type ExchangeContext, type ResponseSink, type UpstreamRequest } from './exchange-links.js';
@@ -38,6 +39,8 @@ export abstract class Exchange {
   status = 0;
   /** Set when the sidecar answered itself, or 'reset' when the exchange broke off. */
   errorCode: string | undefined = undefined;
+  /** gRPC requests: the grpc-status sent to the caller (null: none yet); undefined otherwise (src/http/grpc-status.ts). */
+  grpcStatus: number | null | undefined;
   /** Body bytes: from the caller (request) and to it (response), for the access log. */
   bytesIn = 0;
   bytesOut = 0;
@@ -89,6 +92,7 @@ export abstract class Exchange {
   ) {
     this.path = pathOf(target);
     this.requestId = requestIdOf(headers);
+    this.grpcStatus = grpcStatusStart(headers['content-type']);
   }
 
   abstract readonly requestHeaders: IncomingHttpHeaders;
@@ -138,6 +142,13 @@ export abstract class Exchange {
    */
   respond(status: number, headers: OutgoingHttpHeaders | string[], endStream: boolean, statusMessage?: string, mayHaveTrailers = true): boolean {
     if (this.phase !== WAITING) return false;
+    // undici, Node's HTTP/1.1 client and nghttp2 take any three digits; RFC 9110 §15 defines
+    // 100-599 and HTTP/2 carries nothing else: an HTTP/1.1 caller must not get a 999 that its
+    // HTTP/2 twin would get as a 502
+    if (status > 599) {
+      this.fail('bad_gateway', `the app answered with status ${status}, outside 100-599`);
+      return false;
+    }
     this.clearTimer();
     // the header says "a sidecar answered this" (the outbound judges the endpoint by it): never
     // the app's word (a list from forwardableResponseList comes without it)
@@ -155,6 +166,8 @@ export abstract class Exchange {
       return false;
     }
     this.status = status;
+    // a trailers-only answer (NOT_FOUND before any message) has its grpc-status in the head
+    if (this.grpcStatus === null) this.grpcStatus = grpcStatusIn(headers);
     if (body) this.phase = STREAMING;
     else this.phase = DONE;
     return body;
@@ -167,6 +180,7 @@ export abstract class Exchange {
   finish(trailers?: OutgoingHttpHeaders): void {
     if (this.phase !== STREAMING) return;
     this.phase = DONE;
+    if (this.grpcStatus === null) this.grpcStatus = grpcStatusIn(trailers);
     // the idle timer runs on until the caller has taken the answer (callerClosed): a caller
     // whose window stays shut would otherwise hold the stream, its buffered bytes, a
     // concurrency slot and a graceful close for ever (exchange-deadlines.ts checks progress)
@@ -193,6 +207,8 @@ export abstract class Exchange {
   callerStalled(): void {
     this.clearIdleTimer();
     this.errorCode = 'reset';
+    // whatever status the answer ended with, the caller never got it
+    if (this.grpcStatus !== undefined) this.grpcStatus = null;
     this.reset();
   }
 
@@ -230,6 +246,8 @@ export abstract class Exchange {
     const grpcType = grpcAnswerType(this.requestHeaders['content-type']);
     // a gRPC caller gets 200 and grpc-status on the wire; metrics count the status the error stands for
     this.status = statusFor(code);
+    // our own trailers-only gRPC answer (gRPC-Web callers get one too, but are not counted as gRPC)
+    if (this.grpcStatus !== undefined) this.grpcStatus = grpcStatusFor(code);
     this.writeError(code, message, retryAfterSeconds, grpcType);
     // our own answer must be taken too: the idle clock runs on from now (exchange-deadlines.ts)
     this.lastActivity = performance.now();
@@ -294,6 +312,7 @@ export abstract class Exchange {
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
       schema: this.schema,
+      grpcStatus: this.grpcStatus,
     });
   }
 }

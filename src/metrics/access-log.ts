@@ -1,6 +1,6 @@
 // The access log: one JSON line per request on stdout through pino (time, direction, peer,
 // method, route, path without query, status, duration, bytes, endpoint, request id, error, and
-// the first OpenAPI violation as `schema`).
+// the first OpenAPI violation as `schema`; for gRPC requests `grpcStatus`).
 // Never a certificate, key or token: only the fields of a RequestRecord are written.
 
 import type { Logger } from 'pino';
@@ -33,6 +33,8 @@ export class AccessLog implements TrafficObserver {
       error: record.errorCode,
       // the first OpenAPI violation, {kind, message}; absent when the request passed or no spec applies
       schema: record.schema?.violation,
+      // gRPC requests only: the grpc-status the caller was given (null: its answer carried none)
+      grpcStatus: record.grpcStatus,
     });
   }
 

@@ -39,6 +39,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // gRPC statuses, which meshcar_requests_total cannot show (a gRPC NOT_FOUND is HTTP 200 there,
+  // and its labels are a fixed contract): a family of its own, bounded like it (same peer and
+  // route values, 18 grpc_code values), touched only by gRPC requests (src/metrics/grpc-codes.ts)
+  readonly grpcResponses = new RequestCounter({
+    name: 'meshcar_grpc_responses_total',
+    help: 'gRPC requests answered, by direction, peer, route template and the grpc-status the caller was given (none: the answer carried no grpc-status, cut or reset).',
+    labelNames: ['direction', 'peer', 'route', 'grpc_code'] as const,
+    registers: [this.registry],
+  });
+
   readonly requestErrors = new Counter({
     name: 'meshcar_request_errors_total',
     help: 'Requests that failed or were refused by the sidecar, by reason.',

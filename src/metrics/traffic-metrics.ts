@@ -9,6 +9,7 @@ import type { Metrics } from './registry.js';
 import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP } from './route-templates.js';
 import { codeLabel, statusClass } from './status-labels.js';
+import { countGrpc, type GrpcChildren } from './grpc-codes.js';
 import type { Direction, Http2StreamErrorReason, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
 
 interface StatusChildren {
@@ -34,6 +35,8 @@ interface EndpointEntry {
   readonly byCode: Map<string, StatusChildren>;
   readonly errorsByReason: Map<string, Counter.Internal>;
   readonly violationsByKind: Map<string, Counter.Internal>;
+  /** meshcar_grpc_responses_total's children by grpc_code slot; undefined until a gRPC request comes. */
+  grpc: GrpcChildren | undefined;
 }
 
 interface PeerEntry {
@@ -125,7 +128,7 @@ export class TrafficMetrics implements TrafficObserver {
     const method = methodLabel(record.method);
     let endpoint = methods.get(method);
     if (endpoint === undefined) {
-      endpoint = { direction: record.direction, peer: peer.name, method, route, count: 0, errors: 0, violations: 0, documented: undefined, lastSeenMs: 0, byStatus: new Map(), byCode: new Map(), errorsByReason: new Map(), violationsByKind: new Map() };
+      endpoint = { direction: record.direction, peer: peer.name, method, route, count: 0, errors: 0, violations: 0, documented: undefined, lastSeenMs: 0, byStatus: new Map(), byCode: new Map(), errorsByReason: new Map(), violationsByKind: new Map(), grpc: undefined };
       methods.set(method, endpoint);
     }
     return endpoint;
@@ -160,6 +163,8 @@ export class TrafficMetrics implements TrafficObserver {
       }
       errors.inc();
     }
+    // the one check a request that is not gRPC pays
+    if (record.grpcStatus !== undefined) countGrpc(this.metrics.grpcResponses, (endpoint.grpc ??= []), endpoint.direction, endpoint.peer, endpoint.route, record.grpcStatus);
     const schema = record.schema;
     if (schema !== undefined) this.schemaChecked(endpoint, schema.route !== undefined, schema.violation?.kind);
   }

@@ -22,6 +22,11 @@ export interface RequestRecord {
   readonly bytesOut?: number;
   /** Set when the request was held against an OpenAPI spec (src/schema). */
   readonly schema?: SchemaResult;
+  /**
+   * gRPC requests only (src/http/grpc-status.ts): the grpc-status the caller was given, or null
+   * when its answer carried none (cut, reset); undefined for any other request.
+   */
+  readonly grpcStatus?: number | null | undefined;
 }
 
 /** What the OpenAPI check of one request found. */

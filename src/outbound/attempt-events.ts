@@ -49,7 +49,9 @@ function onUpstreamResponse(this: UpstreamStream, head: IncomingHttpHeaders & In
 
 function onUpstreamTrailers(this: UpstreamStream, trailers: IncomingHttpHeaders): void {
   const attempt = attemptOf(this);
-  if (attempt.upstream === this) attempt.upstreamTrailers(trailers);
+  if (attempt.upstream !== this) return;
+  attempt.exchange.trailers(trailers);
+  attempt.upstreamTrailers(trailers);
 }
 
 function onUpstreamError(this: UpstreamStream, err: Error): void {

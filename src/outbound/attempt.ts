@@ -16,7 +16,8 @@ import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { appendForwardableFields, forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
-import { effectiveStatus, grpcAnswerType, statusFor } from '../http/status.js';
+import { effectiveStatus, grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
+import { grpcStatusStart } from '../http/grpc-status.js';
 import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName } from './router.js';
@@ -94,6 +95,7 @@ export abstract class Attempt {
   ) {
     this.exchange = new Exchange(ctx.observer, method, requestIdOf(reqHeaders));
     this.exchange.schema = schema;
+    this.exchange.grpcStatus = grpcStatusStart(reqHeaders['content-type']);
     this.exchange.bytesIn = preread?.length ?? 0;
     this.piped = preread !== undefined;
     this.body = preread !== undefined ? [preread] : null;
@@ -208,6 +210,8 @@ export abstract class Attempt {
     const grpcType = grpcAnswerType(this.reqHeaders['content-type']);
     // a gRPC caller gets 200 and grpc-status on the wire; metrics count the status the error stands for
     this.exchange.status = statusFor(err.code);
+    // our own trailers-only gRPC answer (gRPC-Web callers get one too, but are not counted as gRPC)
+    if (this.exchange.grpcStatus !== undefined) this.exchange.grpcStatus = grpcStatusFor(err.code);
     this.sendError(err, grpcType);
   }
 

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
 import { CLIENT_CLOSED_STATUS, isErrorCode } from '../http/status.js';
+import { grpcStatusIn } from '../http/grpc-status.js';
 import type { Activity } from './activity.js';
 import type { UpstreamRouter } from './router.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -52,6 +53,8 @@ export class Exchange {
   endpoint: string | undefined = undefined;
   /** What the upstream's OpenAPI check found (src/outbound/schema-check.ts); undefined: none. */
   schema: SchemaResult | undefined = undefined;
+  /** gRPC requests: the grpc-status sent to the app (null: none yet); undefined otherwise (src/http/grpc-status.ts). */
+  grpcStatus: number | null | undefined = undefined;
   private reported = false;
 
   constructor(
@@ -69,6 +72,13 @@ export class Exchange {
     this.status = status;
     const code = head['x-meshcar-error'];
     if (isErrorCode(code)) this.errorCode ??= code;
+    // trailers-only (a NOT_FOUND before any message, a remote sidecar's own status): in the head
+    if (this.grpcStatus === null) this.grpcStatus = grpcStatusIn(head);
+  }
+
+  /** The upstream's trailers, passed on to the app: where a gRPC answer with a body has its status. */
+  trailers(trailers: Readonly<Record<string, unknown>>): void {
+    if (this.grpcStatus === null) this.grpcStatus = grpcStatusIn(trailers);
   }
 
   finish(): void {
@@ -87,6 +97,7 @@ export class Exchange {
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
       schema: this.schema,
+      grpcStatus: this.grpcStatus,
     });
   }
 }

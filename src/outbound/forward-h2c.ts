@@ -11,7 +11,7 @@ import { describeError, MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
-import { grpcAnswerType, grpcErrorTrailers, sendStreamError } from '../http/status.js';
+import { grpcAnswerType, grpcErrorTrailers, grpcStatusFor, sendStreamError } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
 import { pathOnly, routableAuthorityProblem } from './router.js';
 import { responseEnds, wasReset, type UpstreamStream } from './upstream-stream.js';
@@ -98,11 +98,14 @@ class H2cAttempt extends Attempt {
     if (!stream.writableEnded && !stream.destroyed && grpcAnswerType(this.reqHeaders['content-type']) === 'application/grpc') {
       if (this.upstream) this.upstream.unpipe(stream);
       this.responseTrailers = grpcErrorTrailers(err);
+      this.exchange.grpcStatus = grpcStatusFor(err.code);
       stream.end();
       // an app that does not read would hold the stream open behind flow control: reset it then
       setTimeout(resetUnfinished, CUT_TRAILERS_GRACE_MS, stream).unref();
       return;
     }
+    // reset: whatever status the upstream's trailers had, the app gets none
+    if (this.exchange.grpcStatus !== undefined) this.exchange.grpcStatus = null;
     stream.close(rstCode || h2.NGHTTP2_INTERNAL_ERROR);
   }
 

@@ -105,6 +105,8 @@ class Http1Attempt extends Attempt {
   // the head is out, and a cut is the only way to say the body is incomplete
   protected cutAnswer(err: MeshcarError): void {
     this.exchange.errorCode = err.code;
+    // cut: whatever status the upstream's trailers had, the app gets none
+    if (this.exchange.grpcStatus !== undefined) this.exchange.grpcStatus = null;
     this.res.destroy();
   }
 

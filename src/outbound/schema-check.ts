@@ -13,7 +13,8 @@ import type { Readable } from 'node:stream';
 import { describeError, MeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { requestIdOf } from '../http/request-id.js';
-import { grpcAnswerType, sendError, sendStreamError, statusFor } from '../http/status.js';
+import { grpcAnswerType, grpcStatusFor, sendError, sendStreamError, statusFor } from '../http/status.js';
+import { isGrpcRequest } from '../http/grpc-status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
 import { checkJsonBody, readAll, watchBody } from '../schema/json-body.js';
@@ -56,6 +57,8 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
     exchange.schema = schema;
     exchange.errorCode = code;
     exchange.status = statusFor(code);
+    // a gRPC call gets the refusal as a gRPC status (refuse() below)
+    if (isGrpcRequest(call.headers['content-type'])) exchange.grpcStatus = grpcStatusFor(code);
     call.refuse(new MeshcarError(code, violation.message), exchange.requestId, () => exchange.finish());
   };
   if (check.violation !== undefined) {

@@ -2,7 +2,8 @@
 // raw TCP, as an HTTP/1.1 and an HTTP/2 caller receive them: whitespace around a field value
 // (legal OWS) is trimmed, not a 502 or a field dropped; a Transfer-Encoding other than chunked
 // alone is 502 bad_gateway (relayed, the coding would be dropped and the body corrupt); and a
-// Content-Length that is not the body's, an unasked 100 or 101, status 000 or 999 are the
+// Content-Length that is not the body's, an unasked 100 or 101, status 000 or 999 (to HTTP/1.1
+// and HTTP/2 callers alike) are the
 // app's fault (502 bad_gateway), not a connection that broke (upstream_reset).
 
 import t from 'tap';
@@ -103,5 +104,13 @@ t.test("an app's odd or forbidden answers", async (t) => {
     const h2 = await h2Request(session, { ':method': 'GET', ':path': '/status-999' });
     t.equal(h2.status, 502, 'HTTP/2: status 999 (HTTP/2 carries 3 digits 100-599 only) is 502');
     t.equal(h2.headers['x-meshcar-error'], 'bad_gateway');
+    const h1 = await h1Request(fx.port, tlsOptions, { path: '/status-999' });
+    t.equal(h1.status, 502, 'HTTP/1.1: status 999 is 502 as well, not relayed');
+    t.equal(h1.headers['x-meshcar-error'], 'bad_gateway');
+    t.match(JSON.parse(h1.body.toString()), { error: 'bad_gateway', message: /status 999, outside 100-599/ });
+    // an Expect request goes to the app over node:http (app-http1-node.ts), not undici
+    const expecting = await h1Request(fx.port, tlsOptions, { path: '/status-999', headers: { expect: '100-continue' } });
+    t.equal(expecting.status, 502, 'with Expect (the node:http path): 502 too');
+    t.match(JSON.parse(expecting.body.toString()), { error: 'bad_gateway', message: /status 999, outside 100-599/ });
   });
 });

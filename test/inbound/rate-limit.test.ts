@@ -99,12 +99,14 @@ t.test('per identity: burst, then 429 with Retry-After; other identities unaffec
 t.test('per identity: tokens come back at the rate', async (t) => {
   const fx = await startInbound();
   t.teardown(() => fx.close());
-  fx.inbound.setRateLimit({ perIdentity: { perSecond: 20, burst: 2 }, total: undefined });
+  // 4/s: a token every 250 ms, so the three requests sent together meet two tokens even on a
+  // loaded box (at 20/s a 50 ms stall between them refilled one and the third passed)
+  fx.inbound.setRateLimit({ perIdentity: { perSecond: 4, burst: 2 }, total: undefined });
   const session = await h2Connect(fx.port, await fx.tlsOptions(FRONTEND_ID));
   t.teardown(() => session.destroy());
   const statuses = (await Promise.all([1, 2, 3].map(() => h2Request(session, GET)))).map((r) => r.status).sort();
   t.same(statuses, [200, 200, 429]);
-  await new Promise((r) => setTimeout(r, 120));
+  await new Promise((r) => setTimeout(r, 300));
   t.equal((await h2Request(session, GET)).status, 200, 'a token came back after 1/rate');
   fx.inbound.setRateLimit(undefined);
   const after = await Promise.all([1, 2, 3, 4, 5].map(() => h2Request(session, GET)));
@@ -133,10 +135,11 @@ t.test('total limit across identities; a refusal spends no identity token', asyn
   }
 
   // both limits: the total refuses while the caller still has tokens, which it keeps
-  fx.inbound.setRateLimit({ perIdentity: { perSecond: 0.01, burst: 3 }, total: { perSecond: 20, burst: 2 } });
+  fx.inbound.setRateLimit({ perIdentity: { perSecond: 0.01, burst: 3 }, total: { perSecond: 4, burst: 2 } });
   const first = (await Promise.all([1, 2, 3].map(() => h2Request(frontend, GET)))).map((r) => r.status).sort();
   t.same(first, [200, 200, 429], 'total (burst 2) refuses the third');
-  await new Promise((r) => setTimeout(r, 150));
+  // the total refills to its burst (2 tokens in 500 ms), so the next two requests meet it with tokens to spare
+  await new Promise((r) => setTimeout(r, 550));
   t.equal((await h2Request(frontend, GET)).status, 200, 'the identity still had its third token');
   const own = await h2Request(frontend, GET);
   t.equal(own.status, 429, 'now the identity limit refuses');

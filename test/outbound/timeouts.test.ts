@@ -84,7 +84,7 @@ t.test('a busy stream is not idle: a slow trickle under the idle timeout complet
       const tick = setInterval(() => {
         n += 1;
         if (stream.destroyed) return clearInterval(tick);
-        if (n === 6) {
+        if (n === 10) {
           clearInterval(tick);
           stream.end('end');
         } else stream.write('tick ');
@@ -92,10 +92,12 @@ t.test('a busy stream is not idle: a slow trickle under the idle timeout complet
     },
   });
   t.teardown(() => up.close());
-  const fx = await start(t, pki, up.port, 5000, 300);
+  // 1 s of answer in 100 ms gaps against a 600 ms idle timeout: longer than the timeout in
+  // all, each gap a sixth of it (room for a loaded test box, which delays both timers)
+  const fx = await start(t, pki, up.port, 5000, 600);
   const res = await request(fx.port);
   t.equal(res.status, 200);
-  t.equal(res.text, 'tick tick tick tick tick end');
+  t.equal(res.text, 'tick '.repeat(9) + 'end');
 });
 
 t.test('grpc-timeout shorter than the configured timeout → the timeout answer sooner', async (t) => {
