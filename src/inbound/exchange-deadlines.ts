@@ -80,6 +80,22 @@ function onRequestEnd(this: Readable): void {
   if (exchange.phase === WAITING) armHead(exchange, true);
 }
 
+/** The response head's deadline is over (the head came, or the exchange ended): its entry goes. */
+export function stopHeadDeadline(exchange: Exchange): void {
+  if (exchange.timer !== undefined) {
+    exchange.timer.cancel();
+    exchange.timer = undefined;
+  }
+}
+
+/** The idle deadline is over (the exchange ended, or became a tunnel with its own): its entry goes. */
+export function stopIdleDeadline(exchange: Exchange): void {
+  if (exchange.idleTimer !== undefined) {
+    exchange.idleTimer.cancel();
+    exchange.idleTimer = undefined;
+  }
+}
+
 /** Body bytes moved (either way): the idle clock starts again. */
 export function touch(exchange: Exchange): void {
   if (exchange.idleTimer !== undefined) exchange.lastActivity = performance.now();
