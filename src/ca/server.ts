@@ -2,14 +2,14 @@
 // SPIFFE ID spiffe://<td>/meshcar/ca, asks for (but does not demand) a client certificate so
 // the same port serves first issuance by join token and renewal over mTLS. A renewal is only
 // for a certificate valid at the moment of the request: TLS sessions are never resumed here
-// (a resumed session reports the first handshake's verdict), and the dates of the presented
-// path are checked on every request, since a keep-alive connection can outlive its certificate.
+// (a resumed session reports the first handshake's verdict), and the presented path is judged
+// again on every request (client-auth.ts), since a keep-alive connection can outlive its
+// certificate.
 
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { constants as cryptoConstants, createPublicKey, type X509Certificate } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
+import { constants as cryptoConstants, createPublicKey } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MeshcarError, listenFailed } from '../errors.js';
 import { parseDuration } from '../config/duration.js';
@@ -19,11 +19,10 @@ import { readJsonBody } from '../http/read-body.js';
 import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
 import { generateWorkloadKey } from '../pki/keys.js';
-import { uriSans } from '../pki/x509-read.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
-import { peerPathValidity, validityProblem, MAX_PATH } from '../identity/peer-validity.js';
 import type { Metrics } from '../metrics/registry.js';
-import type { Authority, Grant } from './authority.js';
+import type { Authority } from './authority.js';
+import { authenticate } from './client-auth.js';
 import { guardConnections } from './connection-guard.js';
 import { answerParserRefusals } from './parser-refusals.js';
 import type { CaRuntime } from './runtime.js';
@@ -92,14 +91,6 @@ export interface RunningCaServer {
   close(): Promise<void>;
 }
 
-/** Why a presented client certificate is not accepted, in words a person can act on. */
-function clientCertificateProblem(socket: TLSSocket): string {
-  const reason = String(socket.authorizationError ?? 'unknown');
-  if (reason === 'CERT_HAS_EXPIRED') return 'the client certificate has expired; request a new SVID with a join token';
-  if (reason === 'CERT_NOT_YET_VALID') return 'the client certificate is not valid yet';
-  return `the client certificate is not issued by this CA (${reason})`;
-}
-
 /** The CA server's own leaf from the signing issuer, and the roots client certificates must chain to. */
 async function serverCredentials(authority: Authority, serverNames: readonly string[]): Promise<{ key: string; cert: string; ca: string; notAfter: Date }> {
   const keys = await generateWorkloadKey();
@@ -115,31 +106,6 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   const limits: CaConnectionLimits = { ...CA_CONNECTION_LIMITS, ...options.connectionLimits };
   const probeLimiter = new KeyedTokenBuckets({ perSecond: limits.probeRatePerSecond, burst: limits.probeBurst });
   let credentials = await serverCredentials(ca.current(), options.serverNames);
-
-  async function authenticate(req: IncomingMessage, authority: Authority): Promise<{ grant: Grant; who: Record<string, unknown> }> {
-    const authorization = req.headers.authorization;
-    if (authorization !== undefined) {
-      // auth-scheme names are case-insensitive (RFC 9110 11.1, RFC 6750 2.1); the token is checked as it is
-      const match = /^bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(authorization);
-      if (!match) throw new MeshcarError('unauthenticated', 'the Authorization header must be "Bearer <join token>"');
-      const grant = await authority.grantFromToken(match[1] as string);
-      return { grant, who: { auth: 'token', tokenId: grant.via === 'token' ? grant.claims.jti : undefined } };
-    }
-    const socket = req.socket as TLSSocket;
-    const peer = peerCertificateOf(socket);
-    if (!peer) throw new MeshcarError('unauthenticated', 'send a join token (Authorization: Bearer ...) or present your current SVID as client certificate');
-    if (!socket.authorized) throw new MeshcarError('bad_client_certificate', clientCertificateProblem(socket));
-    // the handshake's verdict is as old as the connection, and was given against the roots of
-    // that moment: a root retired since (an emergency rotation) must not renew its leaves, on a
-    // keep-alive connection or on the first one after the retire, before the TLS context swaps
-    if (!chainsToRoots(peer, authority.material.roots)) throw new MeshcarError('bad_client_certificate', 'the client certificate does not chain to a root this CA still trusts (retired?); request a new SVID with a join token');
-    // and the dates are checked now
-    const expired = validityProblem(peerPathValidity(peer, socket.isSessionReused()), Date.now());
-    if (expired !== undefined) throw new MeshcarError('bad_client_certificate', `the client certificate ${expired}; request a new SVID with a join token`);
-    const uris = uriSans(peer);
-    if (uris.length !== 1) throw new MeshcarError('bad_client_certificate', `the client certificate has ${uris.length} URI names; an SVID has exactly one`);
-    return { grant: authority.grantFromCertificate(uris[0] as string), who: { auth: 'certificate', clientSerial: peer.serialNumber.toLowerCase() } };
-  }
 
   async function handleSign(req: IncomingMessage, res: ServerResponse, client: string): Promise<void> {
     let who: Record<string, unknown> = { client };
@@ -276,44 +242,4 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
         server.closeAllConnections();
       }),
   };
-}
-
-/**
- * Whether the path the client presented (leaf, then `issuerCertificate`) is, or ends with a
- * certificate issued and signed by, one of `roots`. OpenSSL verified the path at the handshake
- * against the roots of that moment; this asks the roots of now. Node lists the presented
- * certificates in the order sent, whoever signed what, and OpenSSL ignores extra ones: each step
- * must be the certificate that signed the one before, or any current root's leaf or issuer
- * appended to a retired root's chain would pass.
- */
-function chainsToRoots(leaf: X509Certificate, roots: readonly X509Certificate[]): boolean {
-  let cert = leaf;
-  for (let depth = 0; depth < MAX_PATH; depth++) {
-    for (const root of roots) {
-      if (cert.fingerprint256 === root.fingerprint256) return true;
-      if (cert.checkIssued(root) && cert.verify(root.publicKey)) return true;
-    }
-    const issuer: X509Certificate | undefined = cert.issuerCertificate;
-    if (issuer === undefined || issuer.fingerprint256 === cert.fingerprint256) return false;
-    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) return false;
-    cert = issuer;
-  }
-  return false;
-}
-
-/**
- * The client's certificate on a connection, read once: Node's getPeerX509Certificate() hands
- * the presented issuers over to the first object it makes, and later calls on the same
- * connection get the leaf without them (Node 20), so a keep-alive connection's second request
- * would present a path that ends at the leaf.
- */
-const peers = new WeakMap<TLSSocket, X509Certificate>();
-
-function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
-  let cert = peers.get(socket);
-  if (cert === undefined) {
-    cert = socket.getPeerX509Certificate();
-    if (cert !== undefined) peers.set(socket, cert);
-  }
-  return cert;
 }

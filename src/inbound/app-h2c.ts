@@ -3,47 +3,33 @@
 // trailers-only answer (HEADERS with END_STREAM) stays one to an HTTP/2 caller. A request that
 // finds the app's sessions full waits in the pool (h2c-pool.ts) for a slot, and one whose stream
 // the app refused (REFUSED_STREAM: not processed) is sent again, with the body kept so far
-// (h2c-replay.ts).
+// (h2c-replay.ts). What happens on the stream once it exists (its shared listeners: the answer
+// relayed, resets and refusals judged) is in app-h2c-stream.ts.
 
 import { validateHeaderName, validateHeaderValue } from 'node:http';
-import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
-import { forwardableHeaders } from '../http/hop-by-hop.js';
-import type { Readable } from 'node:stream';
-import { endedEarly, watchEarlyEnd } from '../http/early-end.js';
+import { watchEarlyEnd } from '../http/early-end.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import { classifyAppError } from './app-errors.js';
-import { bindExchange, DONE, exchangeOf, STREAMING, WAITING, type Exchange } from './exchange.js';
-import { awaitBodyEnd, startHeadTimeout, touch } from './exchange-deadlines.js';
+import { kKnownLimit, kLease, onCallerTrailers, onContinue, onResponse, onStreamClose, onStreamError, onTrailers, onWantTrailers, type LeasedStream } from './app-h2c-stream.js';
+import type { Exchange } from './exchange.js';
+import { bindExchange } from './exchange-links.js';
+import { awaitBodyEnd, startHeadTimeout } from './exchange-deadlines.js';
 import type { AppForwarder } from './forwarder.js';
 import { H2cSessionPool, type H2cPoolOptions, type Lease } from './h2c-pool.js';
-import { BODY_KEEP_LIMIT, dropKeptBody, keepBody, keptBody, MAX_SENDS, WaitingRequest } from './h2c-replay.js';
-import { appHeadersOf, appTrailersOf } from './app-headers.js';
-
-const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
+import { BODY_KEEP_LIMIT, keepBody, keptBody, MAX_SENDS, WaitingRequest } from './h2c-replay.js';
+import { appHeadersOf } from './app-headers.js';
 
 // A body's end goes out as (empty) trailers once the caller's body really ended, never from
 // end(): Node's close(code) ends the writable side before its RST_STREAM, and without
 // waitForTrailers that end is a clean END_STREAM, so an upload the caller broke off would
 // reach the app as a complete request (gRPC and chunked uploads carry no length to catch it).
+// The trailers are sent by onWantTrailers (app-h2c-stream.ts).
 const WITH_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
-const NO_TRAILERS = Object.freeze({});
 const WITHOUT_BODY = Object.freeze({ endStream: true });
-const KEEP_OPEN = Object.freeze({ end: false });
-
-const kLease = Symbol('meshcar.inbound.lease');
-/** The app's stream limit was known (its SETTINGS had arrived) when the stream went out. */
-const kKnownLimit = Symbol('meshcar.inbound.knownLimit');
-/** The stream's refusal was told to the pool (once, from 'error' or 'close', whichever comes first). */
-const kRefusalTold = Symbol('meshcar.inbound.refusalTold');
-
-interface LeasedStream extends ClientHttp2Stream {
-  [kLease]: Lease;
-  [kKnownLimit]: boolean;
-  [kRefusalTold]?: boolean;
-}
 
 export class H2cApp implements AppForwarder {
   readonly label: string;
@@ -205,110 +191,4 @@ function unsendableField(headers: OutgoingHttpHeaders): string | undefined {
     }
   }
   return undefined;
-}
-
-function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders, flags: number): void {
-  const exchange = exchangeOf(this);
-  if (exchange.upstream !== this || exchange.phase !== WAITING) return;
-  const status = Number(headers[':status']);
-  const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
-  dropKeptBody(exchange); // answered: no replay any more
-  if (!exchange.respond(status, forwardableHeaders(headers), endStream)) {
-    if (!endStream) this.resume();
-    return;
-  }
-  this.once('end', onEnd);
-  this.pipe(exchange.responseSink, KEEP_OPEN);
-  this.on('data', onActivity);
-}
-
-/** The caller's body ended: END_STREAM now, unless the exchange was cancelled meanwhile. */
-function onWantTrailers(this: ClientHttp2Stream): void {
-  if (this.closed || this.destroyed) return; // cancelled: the RST_STREAM follows, no END_STREAM
-  const exchange = exchangeOf(this);
-  if (exchange.callerGone && exchange.phase !== DONE) {
-    this.close(NGHTTP2_CANCEL);
-    return;
-  }
-  // the caller's trailers go on (valid fields only, as the response's do, and none of ours); an
-  // HTTP/1.1 caller's are on its request once its body ended
-  const trailers = exchange.callerTrailers ?? (exchange.requestBody as { trailers?: IncomingHttpHeaders }).trailers;
-  this.sendTrailers(trailers === undefined || isEmpty(trailers) ? NO_TRAILERS : appTrailersOf(trailers));
-}
-
-function onCallerTrailers(this: Readable, trailers: IncomingHttpHeaders): void {
-  exchangeOf(this).callerTrailers = trailers;
-}
-
-function isEmpty(fields: IncomingHttpHeaders): boolean {
-  for (const _ in fields) return false;
-  return true;
-}
-
-function onActivity(this: ClientHttp2Stream, chunk: Buffer): void {
-  const exchange = exchangeOf(this);
-  touch(exchange);
-  exchange.bytesOut += chunk.length;
-}
-
-function onTrailers(this: ClientHttp2Stream, trailers: IncomingHttpHeaders): void {
-  exchangeOf(this).appTrailers = trailers as OutgoingHttpHeaders;
-}
-
-function onEnd(this: ClientHttp2Stream): void {
-  const exchange = exchangeOf(this);
-  // Node's own end for a stream that closed before the app's END_STREAM: a cut body, not a whole one
-  if (endedEarly(this)) exchange.broken();
-  else exchange.finish(exchange.appTrailers);
-}
-
-function onContinue(this: ClientHttp2Stream): void {
-  exchangeOf(this).continue();
-}
-
-function onStreamError(this: ClientHttp2Stream, err: Error): void {
-  settle(this, err);
-}
-
-function onStreamClose(this: ClientHttp2Stream): void {
-  const lease = (this as LeasedStream)[kLease];
-  const exchange = exchangeOf(this);
-  const app = exchange.forwarder as H2cApp;
-  // told before the slot is freed: a waiting request must not be given it on a suspect session
-  if (this.rstCode === NGHTTP2_REFUSED_STREAM) tellRefusal(this as LeasedStream, app);
-  app.pool.release(lease);
-  // timed out with no answer: the app may be slow, or the session dead without a word
-  if (this.rstCode !== NGHTTP2_REFUSED_STREAM && exchange.errorCode === 'upstream_timeout' && exchange.upstream === this) app.pool.probe(lease);
-  // a reset with NO_ERROR, or a close without error, before the end of the response
-  if (!this.readableEnded) settle(this, undefined);
-}
-
-/** Tells the pool once that the app refused this stream (its other streams: the open ones less this one, until it is released). */
-function tellRefusal(stream: LeasedStream, app: H2cApp): void {
-  if (stream[kRefusalTold] === true) return;
-  stream[kRefusalTold] = true;
-  const lease = stream[kLease];
-  app.pool.refused(lease, stream[kKnownLimit], lease.active - 1);
-}
-
-/** The stream failed or closed early: replay, answer an error, or break off the response. */
-function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
-  const exchange = exchangeOf(stream);
-  if (exchange.upstream !== stream) return;
-  const app = exchange.forwarder as H2cApp;
-  const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM;
-  // before any replay: the pool learns from the refusal, so the replay does not land the same way
-  if (refused) tellRefusal(stream as LeasedStream, app);
-  if (exchange.phase === WAITING) {
-    // REFUSED_STREAM (also what a GOAWAY implies for streams past its last ID): the app did
-    // not process the request (RFC 9113 §8.7), so it is sent again, body and all
-    if (refused) {
-      app.replay(exchange, stream);
-      return;
-    }
-    const failure = classifyAppError(err ?? Object.assign(new Error(`stream reset with code ${stream.rstCode}`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
-    exchange.fail(failure.code, failure.message);
-  } else if (exchange.phase === STREAMING) {
-    exchange.broken();
-  }
 }

@@ -21,7 +21,8 @@ import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { classifyAppError, isRefusedInterim } from './app-errors.js';
 import { NodeHttp1App } from './app-http1-node.js';
-import { exchangeOf, STREAMING, WAITING, type Exchange, type UpstreamRequest } from './exchange.js';
+import { STREAMING, WAITING, type Exchange } from './exchange.js';
+import { exchangeOf, type UpstreamRequest } from './exchange-links.js';
 import { touch } from './exchange-deadlines.js';
 import type { AppForwarder } from './forwarder.js';
 

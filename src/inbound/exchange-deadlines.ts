@@ -16,7 +16,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { DeadlineQueue } from '../http/deadline-queue.js';
-import { bindExchange, DONE, exchangeOf, WAITING, type Exchange } from './exchange.js';
+import { DONE, WAITING, type Exchange } from './exchange.js';
+import { bindExchange, exchangeOf } from './exchange-links.js';
 
 /**
  * Starts the per-request timers: the app must send its response head within `timeoutMs` of the
@@ -77,6 +78,22 @@ function armHead(exchange: Exchange, withTimeout: boolean): void {
 function onRequestEnd(this: Readable): void {
   const exchange = exchangeOf(this);
   if (exchange.phase === WAITING) armHead(exchange, true);
+}
+
+/** The response head's deadline is over (the head came, or the exchange ended): its entry goes. */
+export function stopHeadDeadline(exchange: Exchange): void {
+  if (exchange.timer !== undefined) {
+    exchange.timer.cancel();
+    exchange.timer = undefined;
+  }
+}
+
+/** The idle deadline is over (the exchange ended, or became a tunnel with its own): its entry goes. */
+export function stopIdleDeadline(exchange: Exchange): void {
+  if (exchange.idleTimer !== undefined) {
+    exchange.idleTimer.cancel();
+    exchange.idleTimer = undefined;
+  }
 }
 
 /** Body bytes moved (either way): the idle clock starts again. */

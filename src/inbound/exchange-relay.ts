@@ -5,7 +5,8 @@
 
 import type { Readable, Writable } from 'node:stream';
 import { touch } from './exchange-deadlines.js';
-import { exchangeOf, type Exchange } from './exchange.js';
+import type { Exchange } from './exchange.js';
+import { exchangeOf } from './exchange-links.js';
 
 /**
  * Copies the app's response body to the caller, as pipe() would (backpressure included) but

@@ -3,7 +3,9 @@
 // subclasses translate. It owns the request's phases, the sidecar's own error answers, and
 // the single report to the observer; its deadlines (the app must answer within the inbound
 // timeout; bytes must move within the idle timeout) are in exchange-deadlines.ts, the shared
-// listeners that move its body bytes in exchange-relay.ts.
+// listeners that move its body bytes in exchange-relay.ts, what it is linked to (context, app
+// request, sink, the symbol listeners find it by) in exchange-links.ts, and the record its
+// report carries in exchange-report.ts.
 //
 // Phases: WAITING for the app's response head → STREAMING its body → DONE. Every failure
 // path first checks and sets the phase, so a late event (an app error after a timeout, a
@@ -13,64 +15,19 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
-import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
-import { CLIENT_CLOSED_STATUS, grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
+import { grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
 import { grpcStatusIn, grpcStatusStart } from '../http/grpc-status.js';
-import type { SchemaResult, TrafficObserver } from '../metrics/traffic.js';
+import type { SchemaResult } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
-import type { ConnectionTracker } from './connections.js';
+import { stopHeadDeadline, stopIdleDeadline } from './exchange-deadlines.js';
+import { cancelAppRequest, type ExchangeContext, type ResponseSink, type UpstreamRequest } from './exchange-links.js';
+import { reportFinished } from './exchange-report.js';
 import type { AppForwarder } from './forwarder.js';
 import { pathOf } from '../http/request-target.js';
 import type { Deadline } from '../http/deadline-queue.js';
-
-/** What every exchange needs from its listener: one object per Inbound, shared. */
-export interface ExchangeContext {
-  readonly tracker: ConnectionTracker;
-  readonly observer: TrafficObserver;
-  /** For what must not end the process yet must be seen (an error answer that failed for a reason of ours). */
-  readonly logger: Logger;
-}
-
-/** The request toward the app (http.ClientRequest or ClientHttp2Stream). */
-export interface UpstreamRequest {
-  destroy(error?: Error): unknown;
-  readonly writableFinished: boolean;
-  /** HTTP/2 streams: reset with a code (a plain destroy() would send NO_ERROR, not CANCEL). */
-  close?(code?: number): void;
-}
-
-const NGHTTP2_CANCEL = 8;
-
-/** Stops the request to the app: HTTP/1.1 drops the connection, HTTP/2 resets the stream. */
-function cancel(upstream: UpstreamRequest | undefined): void {
-  if (upstream === undefined) return;
-  if (typeof upstream.close === 'function') upstream.close(NGHTTP2_CANCEL);
-  else upstream.destroy();
-}
-
-/** Where the app's response body is written: a ServerResponse or a ServerHttp2Stream. */
-export type ResponseSink = NodeJS.WritableStream;
-
-/**
- * The exchange an emitter (response, stream, upstream request) belongs to. Listeners are
- * shared module-level functions that find their exchange here, so a request costs no closures.
- */
-export const kExchange = Symbol('meshcar.inbound.exchange');
-
-export interface HasExchange<E extends Exchange = Exchange> {
-  [kExchange]: E;
-}
-
-export function exchangeOf<E extends Exchange = Exchange>(emitter: unknown): E {
-  return (emitter as HasExchange<E>)[kExchange];
-}
-
-export function bindExchange(emitter: object, exchange: Exchange): void {
-  (emitter as HasExchange)[kExchange] = exchange;
-}
 
 export const WAITING = 0;
 export const STREAMING = 1;
@@ -167,20 +124,6 @@ export abstract class Exchange {
   /** Breaks off a response whose head is already sent (the caller sees a reset, not a short body). */
   protected abstract reset(): void;
 
-  private clearTimer(): void {
-    if (this.timer !== undefined) {
-      this.timer.cancel();
-      this.timer = undefined;
-    }
-  }
-
-  private clearIdleTimer(): void {
-    if (this.idleTimer !== undefined) {
-      this.idleTimer.cancel();
-      this.idleTimer = undefined;
-    }
-  }
-
   /**
    * Relays the app's response head. Returns whether to stream a body after it.
    * `mayHaveTrailers` false: the app's framing cannot carry trailers (an HTTP/1.1 body with a
@@ -195,7 +138,7 @@ export abstract class Exchange {
       this.fail('bad_gateway', `the app answered with status ${status}, outside 100-599`);
       return false;
     }
-    this.clearTimer();
+    stopHeadDeadline(this);
     // the header says "a sidecar answered this" (the outbound judges the endpoint by it): never
     // the app's word (a list from forwardableResponseList comes without it)
     if (!Array.isArray(headers) && headers['x-meshcar-error'] !== undefined) delete headers['x-meshcar-error'];
@@ -251,7 +194,7 @@ export abstract class Exchange {
 
   /** The caller took none of its answer for the idle timeout: reset, as a stalled app is. */
   callerStalled(): void {
-    this.clearIdleTimer();
+    stopIdleDeadline(this);
     this.errorCode = 'reset';
     // whatever status the answer ended with, the caller never got it
     if (this.grpcStatus !== undefined) this.grpcStatus = null;
@@ -273,17 +216,17 @@ export abstract class Exchange {
   fail(code: ErrorCode, message: string, retryAfterSeconds?: number): void {
     if (this.phase === DONE) return;
     this.phase = DONE;
-    this.clearTimer();
-    cancel(this.upstream);
+    stopHeadDeadline(this);
+    cancelAppRequest(this.upstream);
     if (this.callerGone) {
       // the caller went first (e.g. a drain that ran out of time): that is the story, not
       // whatever the app connection reported after it
-      this.clearIdleTimer();
+      stopIdleDeadline(this);
       this.errorCode = 'reset';
       return;
     }
     if (this.headersSent) {
-      this.clearIdleTimer();
+      stopIdleDeadline(this);
       this.errorCode = 'reset';
       this.reset();
       return;
@@ -304,20 +247,20 @@ export abstract class Exchange {
   broken(): void {
     if (this.phase === DONE) return;
     this.phase = DONE;
-    this.clearTimer();
-    this.clearIdleTimer();
+    stopHeadDeadline(this);
+    stopIdleDeadline(this);
     this.errorCode = 'reset';
-    cancel(this.upstream);
+    cancelAppRequest(this.upstream);
     this.reset();
   }
 
   /** The app agreed to switch protocols (101): from now on the exchange is a byte tunnel. */
   switchProtocols(): boolean {
     if (this.phase !== WAITING) return false;
-    this.clearTimer();
+    stopHeadDeadline(this);
     // a tunnel (WebSocket) may rightly stay quiet for long: the request's idle timeout gives way
     // to the tunnel's own (inbound.tunnelIdleTimeout, on the caller's socket: see Http1Exchange)
-    this.clearIdleTimer();
+    stopIdleDeadline(this);
     this.phase = STREAMING;
     this.status = 101;
     return true;
@@ -333,32 +276,18 @@ export abstract class Exchange {
   callerClosed(): void {
     if (this.finalized) return;
     this.finalized = true;
-    this.clearTimer();
-    this.clearIdleTimer();
+    stopHeadDeadline(this);
+    stopIdleDeadline(this);
     if (this.phase !== DONE) {
       // the caller hung up (or its stream was reset) before the exchange completed
       this.phase = DONE;
       this.errorCode ??= 'reset';
-      cancel(this.upstream);
+      cancelAppRequest(this.upstream);
     } else if (this.upstream !== undefined && !this.upstream.writableFinished) {
       // the app answered before the caller's upload ended; nobody will finish that upload
-      cancel(this.upstream);
+      cancelAppRequest(this.upstream);
     }
     this.context.tracker.requestDone(this.http1Socket);
-    this.context.observer.requestFinished({
-      direction: 'inbound',
-      peer: this.caller.peer,
-      method: this.method,
-      path: this.path,
-      // no status: the caller left before an answer (the outbound records the same as 499)
-      status: this.status === 0 ? CLIENT_CLOSED_STATUS : this.status,
-      durationSeconds: (performance.now() - this.startedAt) / 1000,
-      errorCode: this.errorCode,
-      requestId: this.requestId,
-      bytesIn: this.bytesIn,
-      bytesOut: this.bytesOut,
-      schema: this.schema,
-      grpcStatus: this.grpcStatus,
-    });
+    reportFinished(this, this.context.observer);
   }
 }

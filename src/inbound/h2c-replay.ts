@@ -5,8 +5,8 @@
 // RFC 9113 §8.7) can be replayed with its body, as the outbound's retries keep theirs.
 
 import type { Readable } from 'node:stream';
-import type { Exchange, UpstreamRequest } from './exchange.js';
-import { exchangeOf } from './exchange.js';
+import type { Exchange } from './exchange.js';
+import { exchangeOf, type UpstreamRequest } from './exchange-links.js';
 import type { Lease, PoolWaiter } from './h2c-pool.js';
 
 /** Request body bytes kept for a replay (as the outbound's retry.bufferLimit); past it a refused request is answered 503. */

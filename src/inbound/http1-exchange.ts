@@ -8,7 +8,8 @@ import { MeshcarError, type ErrorCode } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { sendError } from '../http/status.js';
 import type { Caller } from './caller.js';
-import { bindExchange, Exchange, exchangeOf, type ExchangeContext } from './exchange.js';
+import { Exchange } from './exchange.js';
+import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
 
 export class Http1Exchange extends Exchange {
   readonly requestHasBody: boolean;

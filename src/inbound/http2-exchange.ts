@@ -12,7 +12,8 @@ import type { ErrorCode } from '../errors.js';
 import type { Caller } from './caller.js';
 import { sendStreamError } from '../http/status.js';
 import { describeError, MeshcarError } from '../errors.js';
-import { bindExchange, DONE, Exchange, exchangeOf, type ExchangeContext } from './exchange.js';
+import { DONE, Exchange } from './exchange.js';
+import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
 import type { ResetGuard } from './reset-guard.js';
 
 // respond() copies its options, so these may be shared by every request

@@ -20,6 +20,7 @@ import { forwardHttp1, http1BodyBroken } from './forward-http1.js';
 import { AppListener } from './listener.js';
 import { UpstreamRouter } from './router.js';
 import { UpstreamPool, type PoolSettings } from './upstream-pool.js';
+import { canReuse, reconfigure } from './pool-reload.js';
 import { loadNodeCodec } from './node-codec.js';
 import { tunnelUpgrade } from './websocket.js';
 import { screenH2c, screenHttp1 } from './schema-check.js';
@@ -230,8 +231,8 @@ class OutboundService implements Outbound, OutboundContext {
     const kept = new Set<UpstreamPool>();
     const pools = upstreams.map((upstream) => {
       const old = byName.get(upstream.name.toLowerCase());
-      if (old && old.canReuse(upstream)) {
-        old.reconfigure(upstream);
+      if (old && canReuse(old, upstream)) {
+        reconfigure(old, upstream);
         kept.add(old);
         return old;
       }

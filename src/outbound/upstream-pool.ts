@@ -3,11 +3,12 @@
 // pick an endpoint (power of two choices over peak-EWMA load, see balancer.ts); use an open
 // session there with a free stream slot at once (the fast path, here), else the slow path with
 // failover (pool-failover.ts: the agent opens a session or queues for one, and an endpoint that
-// cannot be reached makes way for the next). Also reload, retirement and close. The node
-// codec's session books are in pool-sessions.ts, what is counted per stream (load, endpoint
-// health) in pool-counting.ts. With `codec: 'meshcar'` the sessions are src/h2 connections kept
-// by H2SessionPool (h2-session-pool.ts) instead of http2-wrapper's; everything above the session
-// (balancing, failover, circuit, counting) is shared.
+// cannot be reached makes way for the next). Also retirement and close; a reload's reuse check
+// and in-place changes are in pool-reload.ts. The node codec's session books are in
+// pool-sessions.ts, what is counted per stream (load, endpoint health) in pool-counting.ts.
+// With `codec: 'meshcar'` the sessions are src/h2 connections kept by H2SessionPool
+// (h2-session-pool.ts) instead of http2-wrapper's; everything above the session (balancing,
+// failover, circuit, counting) is shared.
 
 import type { ClientHttp2Session, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
@@ -33,6 +34,7 @@ import { BALANCER_DEFAULTS, CIRCUIT_DEFAULTS, EndpointHealth, OUTLIER_DEFAULTS }
 import type { CircuitBreakerConfig } from '../config/upstream-policy-config.js';
 import { countStream, streamClosedListener, streamRespondedListener, type StreamClosed, type StreamResponded } from './pool-counting.js';
 import { badRequest, endpointFailed, openSlowly, withFailover } from './pool-failover.js';
+import { connectMsOf } from './pool-reload.js';
 import { adopt, freeSession, retire } from './pool-sessions.js';
 import { StreamWait } from './stream-wait.js';
 
@@ -67,8 +69,6 @@ export interface OpenedTunnel {
   readonly socket: TLSSocket;
   readonly endpoint: UpstreamEndpoint;
 }
-
-const CONNECT_TIMEOUT_CAP_MS = 10_000;
 
 export class UpstreamPool {
   readonly name: string;
@@ -108,11 +108,11 @@ export class UpstreamPool {
   readonly streamResponded: StreamResponded;
   readonly streamClosed: StreamClosed;
   closed = false;
-  /** The config this pool runs now (what reload compares against). */
-  private config: UpstreamConfig;
+  /** The config this pool runs now (what reload compares against: pool-reload.ts). */
+  config: UpstreamConfig;
   private readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
   /** Bounds TCP connect + TLS, then the peer's SETTINGS (min(timeoutMs, 10 s); 10 s with timeout 0); reconfigure() changes it. */
-  private connectMs: number;
+  connectMs: number;
 
   constructor(config: UpstreamConfig, readonly deps: PoolDependencies) {
     this.name = config.name;
@@ -257,35 +257,6 @@ export class UpstreamPool {
   }
 
   /**
-   * Whether a reloaded config for this upstream can run on this pool (and keep its sessions):
-   * same name, endpoints, identity, balancer and outlier detection. Timeouts, retries and the
-   * circuit breaker are then changed in place by reconfigure().
-   */
-  canReuse(next: UpstreamConfig): boolean {
-    const a = this.config;
-    return (
-      !this.closed &&
-      a.name === next.name &&
-      a.identity === next.identity &&
-      JSON.stringify(a.endpoints) === JSON.stringify(next.endpoints) &&
-      JSON.stringify(a.balancer) === JSON.stringify(next.balancer) &&
-      JSON.stringify(a.outlierDetection) === JSON.stringify(next.outlierDetection)
-    );
-  }
-
-  /** Applies a reloaded config that canReuse() accepted; requests already started keep what they read. */
-  reconfigure(next: UpstreamConfig): void {
-    const prev = this.config;
-    this.config = next;
-    this.timeoutMs = next.timeoutMs;
-    this.idleTimeoutMs = next.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    this.tunnelIdleTimeoutMs = next.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
-    this.connectMs = connectMsOf(next.timeoutMs);
-    this.circuit = next.circuitBreaker ?? CIRCUIT_DEFAULTS;
-    if (JSON.stringify(prev.retries) !== JSON.stringify(next.retries)) this.retry = new RetryPolicy(next.name, next.retries, this.deps.observer);
-  }
-
-  /**
    * Taken out of routing by a reload: its sessions finish their streams and close, DNS refresh
    * stops. Requests still running on it (and their retries) keep working.
    */
@@ -325,9 +296,4 @@ export class UpstreamPool {
     for (const session of this.sessions) session.destroy();
     this.own?.close();
   }
-}
-
-/** The connect bound of an upstream: its timeout, at most 10 s; timeout 0 (no response-head deadline) still dials within 10 s. */
-function connectMsOf(timeoutMs: number): number {
-  return timeoutMs > 0 ? Math.min(timeoutMs, CONNECT_TIMEOUT_CAP_MS) : CONNECT_TIMEOUT_CAP_MS;
 }

@@ -1,12 +1,11 @@
 // The primary of a sidecar with workers > 1: forks the workers (node:cluster, which shares
 // their listening sockets), hands each the SVID at start and on every rotation, knows which
 // ones listen, restarts one that dies unexpectedly or is killed for missing its health checks
-// (bounded, see replacements.ts and restart-policy.ts), reloads
-// them (reload-round.ts) or drains them (a worker forked meanwhile is told to at its hello),
-// and collects their metrics and inventories, keeping what dead workers had counted
-// (departed-counts.ts), not waiting long for a stuck one (asks.ts) and replacing one that stops
-// answering its health checks (health-checks.ts). It holds
-// the config the workers run (numbered by generation) without reading it: the composition root
+// (bounded, see replacements.ts and restart-policy.ts; health-checks.ts), reloads them
+// (reload-round.ts) or drains them (a worker forked meanwhile is told to at its hello; the
+// bounded wait for their exits is worker-exits.ts). What the admin server shows of them
+// (metrics, inventories, status) is gathered in cluster-views.ts. It holds the config the
+// workers run (numbered by generation) without reading it: the composition root
 // (src/sidecar.ts) checks it and hands it over; each worker gets it at start, never the file.
 
 import cluster, { type Worker } from 'node:cluster';
@@ -17,35 +16,18 @@ import type { SvidMaterial } from '../identity/svid.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
-import { mergeEndpoints } from './merge-endpoints.js';
-import { isToPrimary, type Address, type Answers, type Ask, type MetricsJson, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints, type WorkerStatus } from './messages.js';
+import { ClusterViews, VIEW_ASK_TIMEOUT_MS } from './cluster-views.js';
+import { isToPrimary, type Address, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
 import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
 import { DepartedCounts } from './departed-counts.js';
 import { HealthChecks } from './health-checks.js';
 import { Replacements, type KillCause } from './replacements.js';
 import { WINDOW_MS } from './restart-policy.js';
+import { EXIT_GRACE_MS, ExitWaits, workerExitGrace } from './worker-exits.js';
 
 // `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
 export { workerCount } from './worker-count.js';
-
-/**
- * How long a scrape, GET /endpoints or GET /workers waits for a worker: one stopped or stuck
- * worker must not cost the whole answer; the others' are rendered without it.
- */
-const VIEW_ASK_TIMEOUT_MS = 2_000;
-/** After close()'s SIGKILL, how long the workers' exits are waited for. */
-const EXIT_GRACE_MS = 5_000;
-
-/**
- * Of a drain timeout, the last part a worker has to exit in (close its IPC channel, flush its
- * last log lines) once its drain is over: a tenth, at most 1 s. A worker still alive at the
- * drain timeout (stopped, stuck) is killed then, so the whole shutdown fits in drainTimeout,
- * which is what terminationGracePeriodSeconds is sized from.
- */
-export function workerExitGrace(timeoutMs: number): number {
-  return Math.min(1_000, Math.floor(timeoutMs / 10));
-}
 
 interface Listening {
   readonly inbound?: Address;
@@ -73,8 +55,11 @@ export class WorkerPool implements WorkerCluster {
   /** Why each worker the primary kills is killed; when a dead worker's replacement starts (crash-loop bound). */
   private readonly replacements = new Replacements();
   private readonly restartTimers = new Set<NodeJS.Timeout>();
-  private readonly exitWaiters = new Set<() => void>();
   private readonly metricsOf: ClusterMetrics;
+  /** The drain's and close()'s bounded wait for the workers' exits: see worker-exits.ts. */
+  private readonly exitWaits: ExitWaits;
+  /** /metrics, /endpoints and /workers: see cluster-views.ts. */
+  private readonly views: ClusterViews;
   private identity: WorkloadIdentity | undefined;
   private started = false;
   private stopping = false;
@@ -101,7 +86,15 @@ export class WorkerPool implements WorkerCluster {
 
   constructor(private readonly count: number, private readonly logger: Logger, primaryRegistry: client.Registry, options: WorkerPoolOptions = {}) {
     this.viewAskTimeoutMs = options.viewAskTimeoutMs ?? VIEW_ASK_TIMEOUT_MS;
+    this.exitWaits = new ExitWaits(() => this.live(), logger);
     this.metricsOf = new ClusterMetrics(primaryRegistry, () => this.live().length);
+    this.views = new ClusterViews(
+      { live: () => this.live(), greetedLive: () => this.greetedLive(), listening: (id) => this.listeningWorkers.has(id), generation: () => this.generation() },
+      this.asks,
+      this.departed,
+      this.metricsOf,
+      this.viewAskTimeoutMs,
+    );
   }
 
   start(identity: WorkloadIdentity, config: ConfigToRun): Promise<Listening> {
@@ -147,36 +140,16 @@ export class WorkerPool implements WorkerCluster {
     }
   }
 
-  async metrics(accept: string | undefined): Promise<{ contentType: string; body: string }> {
-    const { answers, unresponsive } = await this.asks.gather(this.greetedLive(), 'metrics', this.viewAskTimeoutMs, [], {
-      saw: (id, answer) => this.departed.sawMetrics(id, answer),
-      last: (id) => this.departed.lastOf(id),
-    });
-    // the departed workers' counts last: each family keeps the live workers' help and aggregator
-    return this.metricsOf.render([...answers, this.departed.metrics()], accept, unresponsive);
+  metrics(accept: string | undefined): Promise<{ contentType: string; body: string }> {
+    return this.views.metrics(accept);
   }
 
-  async endpoints(): Promise<WorkerEndpoints> {
-    const { answers } = await this.asks.gather(this.greetedLive(), 'endpoints', this.viewAskTimeoutMs, { endpoints: [], discovery: [] }, {
-      saw: (id, answer) => this.departed.sawEndpoints(id, answer),
-      last: (id) => this.departed.lastEndpointsOf(id),
-    });
-    return mergeEndpoints([...answers, this.departed.endpoints()]);
+  endpoints(): Promise<WorkerEndpoints> {
+    return this.views.endpoints();
   }
 
-  async status(): Promise<unknown> {
-    const workers = await Promise.all(
-      this.live().map(async (w) => {
-        // a worker still starting (a restart) cannot answer before it has its config, which a
-        // reload round may hold: said at once, not after the ask timeout
-        const status: Partial<WorkerStatus> & { starting?: true; unresponsive?: true } = this.listeningWorkers.has(w.id)
-          ? await this.askView(w, { ask: 'status' }).catch(() => ({ pid: w.process.pid ?? 0, ...(w.isDead() ? {} : { unresponsive: true as const }) }))
-          : { pid: w.process.pid ?? 0, starting: true };
-        return { id: w.id, listening: this.listeningWorkers.has(w.id), ...status };
-      }),
-    );
-    // each worker's generation next to the primary's: an operator sees at once that they agree
-    return { generation: this.generation(), workers, restarts: (await this.metricsOf.restarts.get()).values[0]?.value ?? 0 };
+  status(): Promise<unknown> {
+    return this.views.status();
   }
 
   /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */
@@ -187,13 +160,13 @@ export class WorkerPool implements WorkerCluster {
     this.drainTimeoutMs = workerTimeoutMs;
     // a worker that has not said hello cannot hear it yet: it is told at its hello
     for (const worker of this.live()) if (this.greeted.has(worker.id)) this.send(worker, { type: 'meshcar:drain', timeoutMs: workerTimeoutMs });
-    await this.exits(timeoutMs);
+    await this.exitWaits.until(timeoutMs);
   }
 
   async close(): Promise<void> {
     this.stopRestarting();
     for (const worker of this.live()) worker.process.kill('SIGKILL');
-    await this.exits(EXIT_GRACE_MS);
+    await this.exitWaits.until(EXIT_GRACE_MS);
   }
 
   private stopRestarting(): void {
@@ -281,7 +254,7 @@ export class WorkerPool implements WorkerCluster {
     this.asks.gone(worker.id);
     this.health.forget(worker.id);
     this.departed.departed(worker.id);
-    for (const waiter of this.exitWaiters) waiter();
+    this.exitWaits.exited();
     if (this.stopping) return;
     const how = signal ? { signal } : { code };
     const replacement = this.replacements.exited(worker.id, this.started);
@@ -309,31 +282,6 @@ export class WorkerPool implements WorkerCluster {
       if (!this.stopping) this.fork();
     }, delay);
     this.restartTimers.add(timer);
-  }
-
-  /** Resolves once no worker is alive; kills the ones left after `withinMs`. */
-  private exits(withinMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const check = () => {
-        if (this.live().length > 0) return;
-        clearTimeout(timer);
-        this.exitWaiters.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        for (const worker of this.live()) {
-          this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, 'worker still running after the drain timeout; killing it');
-          worker.process.kill('SIGKILL');
-        }
-      }, withinMs);
-      this.exitWaiters.add(check);
-      check();
-    });
-  }
-
-  /** An ask for a view (metrics, endpoints, status): a short deadline, see VIEW_ASK_TIMEOUT_MS. */
-  private askView<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }): Promise<Answers[K]> {
-    return this.asks.ask<K>(worker, ask, this.viewAskTimeoutMs);
   }
 
   private send(worker: Worker, message: ToWorker): void {

@@ -1,0 +1,145 @@
+// The shared listeners of a stream toward an h2c app (app-h2c.ts): the app's answer relayed to
+// the exchange (head, body, trailers, 100 Continue, a cut body), the caller's trailers and the
+// end of its body sent on, and what a reset or an early close means: the request sent again when
+// the app refused it (REFUSED_STREAM, told to the pool once), else an error answer or a
+// broken-off response. Separate from app-h2c.ts, which sends a request (now, or once a stream
+// slot is free): this is what happens on the stream once it exists. One module-level function
+// per event, finding its exchange on the stream (exchange-links.ts): no closures per request.
+
+import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { Readable } from 'node:stream';
+import { forwardableHeaders } from '../http/hop-by-hop.js';
+import { endedEarly } from '../http/early-end.js';
+import { classifyAppError } from './app-errors.js';
+import type { H2cApp } from './app-h2c.js';
+import { appTrailersOf } from './app-headers.js';
+import { DONE, STREAMING, WAITING } from './exchange.js';
+import { exchangeOf } from './exchange-links.js';
+import { touch } from './exchange-deadlines.js';
+import type { Lease } from './h2c-pool.js';
+import { dropKeptBody } from './h2c-replay.js';
+
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
+
+// the caller's body ended with no trailers: its END_STREAM goes out as empty trailers (why never
+// from end(): see WITH_BODY in app-h2c.ts)
+const NO_TRAILERS = Object.freeze({});
+const KEEP_OPEN = Object.freeze({ end: false });
+
+export const kLease = Symbol('meshcar.inbound.lease');
+/** The app's stream limit was known (its SETTINGS had arrived) when the stream went out. */
+export const kKnownLimit = Symbol('meshcar.inbound.knownLimit');
+/** The stream's refusal was told to the pool (once, from 'error' or 'close', whichever comes first). */
+const kRefusalTold = Symbol('meshcar.inbound.refusalTold');
+
+export interface LeasedStream extends ClientHttp2Stream {
+  [kLease]: Lease;
+  [kKnownLimit]: boolean;
+  [kRefusalTold]?: boolean;
+}
+
+export function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders, flags: number): void {
+  const exchange = exchangeOf(this);
+  if (exchange.upstream !== this || exchange.phase !== WAITING) return;
+  const status = Number(headers[':status']);
+  const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+  dropKeptBody(exchange); // answered: no replay any more
+  if (!exchange.respond(status, forwardableHeaders(headers), endStream)) {
+    if (!endStream) this.resume();
+    return;
+  }
+  this.once('end', onEnd);
+  this.pipe(exchange.responseSink, KEEP_OPEN);
+  this.on('data', onActivity);
+}
+
+/** The caller's body ended: END_STREAM now, unless the exchange was cancelled meanwhile. */
+export function onWantTrailers(this: ClientHttp2Stream): void {
+  if (this.closed || this.destroyed) return; // cancelled: the RST_STREAM follows, no END_STREAM
+  const exchange = exchangeOf(this);
+  if (exchange.callerGone && exchange.phase !== DONE) {
+    this.close(NGHTTP2_CANCEL);
+    return;
+  }
+  // the caller's trailers go on (valid fields only, as the response's do, and none of ours); an
+  // HTTP/1.1 caller's are on its request once its body ended
+  const trailers = exchange.callerTrailers ?? (exchange.requestBody as { trailers?: IncomingHttpHeaders }).trailers;
+  this.sendTrailers(trailers === undefined || isEmpty(trailers) ? NO_TRAILERS : appTrailersOf(trailers));
+}
+
+export function onCallerTrailers(this: Readable, trailers: IncomingHttpHeaders): void {
+  exchangeOf(this).callerTrailers = trailers;
+}
+
+function isEmpty(fields: IncomingHttpHeaders): boolean {
+  for (const _ in fields) return false;
+  return true;
+}
+
+function onActivity(this: ClientHttp2Stream, chunk: Buffer): void {
+  const exchange = exchangeOf(this);
+  touch(exchange);
+  exchange.bytesOut += chunk.length;
+}
+
+export function onTrailers(this: ClientHttp2Stream, trailers: IncomingHttpHeaders): void {
+  exchangeOf(this).appTrailers = trailers as OutgoingHttpHeaders;
+}
+
+function onEnd(this: ClientHttp2Stream): void {
+  const exchange = exchangeOf(this);
+  // Node's own end for a stream that closed before the app's END_STREAM: a cut body, not a whole one
+  if (endedEarly(this)) exchange.broken();
+  else exchange.finish(exchange.appTrailers);
+}
+
+export function onContinue(this: ClientHttp2Stream): void {
+  exchangeOf(this).continue();
+}
+
+export function onStreamError(this: ClientHttp2Stream, err: Error): void {
+  settle(this, err);
+}
+
+export function onStreamClose(this: ClientHttp2Stream): void {
+  const lease = (this as LeasedStream)[kLease];
+  const exchange = exchangeOf(this);
+  const app = exchange.forwarder as H2cApp;
+  // told before the slot is freed: a waiting request must not be given it on a suspect session
+  if (this.rstCode === NGHTTP2_REFUSED_STREAM) tellRefusal(this as LeasedStream, app);
+  app.pool.release(lease);
+  // timed out with no answer: the app may be slow, or the session dead without a word
+  if (this.rstCode !== NGHTTP2_REFUSED_STREAM && exchange.errorCode === 'upstream_timeout' && exchange.upstream === this) app.pool.probe(lease);
+  // a reset with NO_ERROR, or a close without error, before the end of the response
+  if (!this.readableEnded) settle(this, undefined);
+}
+
+/** Tells the pool once that the app refused this stream (its other streams: the open ones less this one, until it is released). */
+function tellRefusal(stream: LeasedStream, app: H2cApp): void {
+  if (stream[kRefusalTold] === true) return;
+  stream[kRefusalTold] = true;
+  const lease = stream[kLease];
+  app.pool.refused(lease, stream[kKnownLimit], lease.active - 1);
+}
+
+/** The stream failed or closed early: replay, answer an error, or break off the response. */
+function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
+  const exchange = exchangeOf(stream);
+  if (exchange.upstream !== stream) return;
+  const app = exchange.forwarder as H2cApp;
+  const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM;
+  // before any replay: the pool learns from the refusal, so the replay does not land the same way
+  if (refused) tellRefusal(stream as LeasedStream, app);
+  if (exchange.phase === WAITING) {
+    // REFUSED_STREAM (also what a GOAWAY implies for streams past its last ID): the app did
+    // not process the request (RFC 9113 §8.7), so it is sent again, body and all
+    if (refused) {
+      app.replay(exchange, stream);
+      return;
+    }
+    const failure = classifyAppError(err ?? Object.assign(new Error(`stream reset with code ${stream.rstCode}`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
+    exchange.fail(failure.code, failure.message);
+  } else if (exchange.phase === STREAMING) {
+    exchange.broken();
+  }
+}

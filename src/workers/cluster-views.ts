@@ -1,0 +1,78 @@
+// What the primary's admin server shows of its workers (workers > 1): /metrics, GET /endpoints
+// and GET /workers, each gathered from the workers over IPC (asks.ts) with a short deadline, so
+// one stopped or stuck worker does not cost the whole answer, and with what dead workers had
+// counted carried over (departed-counts.ts). Separate from primary.ts, which forks, starts,
+// reloads, drains and replaces the workers: this only reads them, on an operator's request.
+
+import type { Worker } from 'node:cluster';
+import type { Asks } from './asks.js';
+import type { ClusterMetrics } from './cluster-metrics.js';
+import type { DepartedCounts } from './departed-counts.js';
+import { mergeEndpoints } from './merge-endpoints.js';
+import type { Answers, Ask, WorkerEndpoints, WorkerStatus } from './messages.js';
+
+/**
+ * How long a scrape, GET /endpoints or GET /workers waits for a worker: one stopped or stuck
+ * worker must not cost the whole answer; the others' are rendered without it.
+ */
+export const VIEW_ASK_TIMEOUT_MS = 2_000;
+
+/** What the views read of the primary's own state, at the moment they need it. */
+export interface ClusterMembers {
+  /** The live workers. */
+  live(): Worker[];
+  /** Workers that said hello: one still booting has served nothing and cannot answer yet. */
+  greetedLive(): Worker[];
+  /** The worker reported its listeners. */
+  listening(id: number): boolean;
+  /** The config generation the primary runs. */
+  generation(): number;
+}
+
+export class ClusterViews {
+  constructor(
+    private readonly members: ClusterMembers,
+    private readonly asks: Asks,
+    /** What dead workers counted, so the aggregated counts never go down. */
+    private readonly departed: DepartedCounts,
+    private readonly metricsOf: ClusterMetrics,
+    private readonly viewAskTimeoutMs: number,
+  ) {}
+
+  async metrics(accept: string | undefined): Promise<{ contentType: string; body: string }> {
+    const { answers, unresponsive } = await this.asks.gather(this.members.greetedLive(), 'metrics', this.viewAskTimeoutMs, [], {
+      saw: (id, answer) => this.departed.sawMetrics(id, answer),
+      last: (id) => this.departed.lastOf(id),
+    });
+    // the departed workers' counts last: each family keeps the live workers' help and aggregator
+    return this.metricsOf.render([...answers, this.departed.metrics()], accept, unresponsive);
+  }
+
+  async endpoints(): Promise<WorkerEndpoints> {
+    const { answers } = await this.asks.gather(this.members.greetedLive(), 'endpoints', this.viewAskTimeoutMs, { endpoints: [], discovery: [] }, {
+      saw: (id, answer) => this.departed.sawEndpoints(id, answer),
+      last: (id) => this.departed.lastEndpointsOf(id),
+    });
+    return mergeEndpoints([...answers, this.departed.endpoints()]);
+  }
+
+  async status(): Promise<unknown> {
+    const workers = await Promise.all(
+      this.members.live().map(async (w) => {
+        // a worker still starting (a restart) cannot answer before it has its config, which a
+        // reload round may hold: said at once, not after the ask timeout
+        const status: Partial<WorkerStatus> & { starting?: true; unresponsive?: true } = this.members.listening(w.id)
+          ? await this.askView(w, { ask: 'status' }).catch(() => ({ pid: w.process.pid ?? 0, ...(w.isDead() ? {} : { unresponsive: true as const }) }))
+          : { pid: w.process.pid ?? 0, starting: true };
+        return { id: w.id, listening: this.members.listening(w.id), ...status };
+      }),
+    );
+    // each worker's generation next to the primary's: an operator sees at once that they agree
+    return { generation: this.members.generation(), workers, restarts: (await this.metricsOf.restarts.get()).values[0]?.value ?? 0 };
+  }
+
+  /** An ask for a view (metrics, endpoints, status): a short deadline, see VIEW_ASK_TIMEOUT_MS. */
+  private askView<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }): Promise<Answers[K]> {
+    return this.asks.ask<K>(worker, ask, this.viewAskTimeoutMs);
+  }
+}
