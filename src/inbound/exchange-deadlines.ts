@@ -58,7 +58,7 @@ export function awaitBodyEnd(exchange: Exchange): void {
 }
 
 function bodyPending(exchange: Exchange): boolean {
-  return exchange.requestHasBody && !exchange.requestBody.readableEnded;
+  return exchange.requestHasBody && !exchange.requestBodyEnded;
 }
 
 /** (Re)arms the head deadline: the caller's, and once the body has ended (`withTimeout`) the route's from now. */
@@ -77,6 +77,7 @@ function armHead(exchange: Exchange, withTimeout: boolean): void {
 /** The caller's request body ended: the route's timeout for the app's head starts now. */
 function onRequestEnd(this: Readable): void {
   const exchange = exchangeOf(this);
+  exchange.requestBodyEnded = true;
   if (exchange.phase === WAITING) armHead(exchange, true);
 }
 

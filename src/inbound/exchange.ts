@@ -70,6 +70,12 @@ export abstract class Exchange {
   timer: Deadline<Exchange> | undefined = undefined;
   /** The route's wait for the app's head, from the end of the request body (0: none). */
   headTimeoutMs = 0;
+  /**
+   * The caller's request body has ended (exchange-deadlines.ts: onRequestEnd). Not
+   * requestBody.readableEnded: a schema check that read the body hands the app a replacement
+   * (bodyReplacement) that has not been read yet, though the caller is done.
+   */
+  requestBodyEnded = false;
   /** The caller's own deadline (grpc-timeout, x-request-timeout), from the request's arrival. */
   callerDeadlineMs: number | undefined = undefined;
   /** The limit the armed head deadline stands for, for its message. */
