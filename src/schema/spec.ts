@@ -8,7 +8,7 @@ import type { ValidateFunction } from 'ajv';
 import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
 import { compileOperation, isJsonType, type CompiledOperation, type MediaRule } from './operation.js';
-import { PathMatcher, type PathMatch } from './path-matcher.js';
+import { canonicalPath, PathMatcher, type PathMatch } from './path-matcher.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { isAcceptablePath } from '../http/request-target.js';
@@ -68,7 +68,9 @@ export class CompiledSpec {
   }
 
   /** Under the servers' base path, if any; HEAD falls back to GET (HTTP: HEAD is GET without a body). */
-  private match(method: string, path: string): PathMatch<CompiledOperation> | undefined {
+  private match(method: string, raw: string): PathMatch<CompiledOperation> | undefined {
+    // the base path is compared as the templates are (`/%761/orders` is under `/v1`)
+    const path = canonicalPath(raw);
     let relative = path;
     if (this.basePaths.length > 0) {
       const base = this.basePaths.find((b) => path.startsWith(b) && (path.length === b.length || path.charCodeAt(b.length) === 47 /* / */));
@@ -222,7 +224,7 @@ function basePathsOf(servers: unknown): string[] {
     }
     // a server at the root serves the paths as written: no prefix is required
     if (path === '') return [];
-    bases.add(path);
+    bases.add(canonicalPath(path));
   }
   // longest first, so /api/v1 is tried before /api
   return [...bases].sort((a, b) => b.length - a.length);
