@@ -99,6 +99,20 @@ export function canonicalPath(path: string): string {
   });
 }
 
+/**
+ * What other apps read a path (canonical form) as: each segment without its `;params`
+ * (Tomcat, Spring and Jetty drop them: `/orders/mine;x=1` is /orders/mine to them, an id to
+ * others), and the path up to a decoded `?` or `#` (an app that decodes the path and then parses
+ * it as a URL: `/orders/mine%3F` is /orders/mine to it). None for a path that has neither.
+ */
+export function otherReadings(path: string): string[] {
+  const readings: string[] = [];
+  if (path.indexOf(';') !== -1) readings.push(path.replace(/;[^/]*/g, ''));
+  const cut = path.search(/[?#]/);
+  if (cut !== -1) readings.push(path.slice(0, cut));
+  return readings;
+}
+
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

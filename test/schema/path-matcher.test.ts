@@ -8,7 +8,7 @@
 
 import t from 'tap';
 import { join } from 'node:path';
-import { canonicalPath, PathMatcher } from '../../src/schema/path-matcher.js';
+import { canonicalPath, otherReadings, PathMatcher } from '../../src/schema/path-matcher.js';
 import { CompiledSpec } from '../../src/schema/spec.js';
 import { loadGuard } from '../../src/schema/guard.js';
 import { h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
@@ -53,6 +53,25 @@ t.test('PathMatcher: literals compare decoded, parameters decoded once', async (
   t.equal(m.match('GET', '/orders%2Fmine'), undefined, 'an encoded slash is not a segment boundary');
   t.same(m.match('GET', '/files/a%2Etxt'), { value: 'file', params: { name: 'a', ext: 'txt' } }, 'a literal inside a segment, encoded');
   t.same(m.match('POST', '/v1/job%3Acancel'), { value: 'cancel', params: { name: 'job' } }, 'a reserved literal, encoded');
+});
+
+t.test('otherReadings: without ;params, and up to a decoded ? or #', async (t) => {
+  t.same(otherReadings('/orders/mine'), []);
+  t.same(otherReadings('/orders/mine;x=1/a;b'), ['/orders/mine/a']);
+  t.same(otherReadings(canonicalPath('/orders/mine%3F/x')), ['/orders/mine']);
+  t.same(otherReadings(canonicalPath('/orders/mine%3Bv%23y')), ['/orders/mine', '/orders/mine;v']);
+});
+
+t.test('the spec: a path that reads as another operation once ;params are dropped or a decoded ? cuts it is refused', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const check = (path: string) => spec.check('GET', path, '', {}, false);
+  for (const path of ['/v1/orders/mine;x=1', '/v1/orders/%6Dine;x', '/v1/orders/mine%3Bx', '/v1/orders/mine%3F', '/v1/orders/mine%23top']) {
+    t.same(check(path).violation, { kind: 'path', message: `path: ${path} reads as /orders/mine to an app that drops ;params or decodes ? and #` }, `${path}: refused`);
+  }
+  t.equal(check('/v1/orders;a/mine').violation?.kind, 'undocumented_operation', 'a literal segment with ;params matches nothing here: refused too');
+  t.equal(check('/v1/orders/42;v=1').violation, undefined, 'an id with ;params is an id either way');
+  t.equal(check('/v1/orders/a%3Fb').violation, undefined, 'read as /orders/a: still an id');
 });
 
 t.test('the spec: GET /v1/orders/%6Dine is /orders/mine and needs its header; encoded dot segments stay refused', async (t) => {
