@@ -42,7 +42,6 @@ export function countBody(body: Readable, exchange: Exchange, direction: 'in' | 
 
 /** One request as the outbound side saw it; reported exactly once. */
 export class Exchange {
-  readonly startedMs = performance.now();
   peer = UNKNOWN_PEER;
   path = '/';
   status = 0;
@@ -61,6 +60,8 @@ export class Exchange {
     private readonly observer: TrafficObserver,
     readonly method: string,
     readonly requestId: string,
+    /** When the request arrived: a refusal made after its body was read (schema-check.ts) counts from then. */
+    readonly startedMs = performance.now(),
   ) {}
 
   /**

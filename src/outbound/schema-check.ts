@@ -1,16 +1,18 @@
 // The outbound OpenAPI layer: the app's call to an upstream that has `openapi:` configured is
 // held against that upstream's spec before it leaves (operation, path, query, headers,
 // content type, JSON body). enforce: a violation is answered here with the JSON error and
-// never reaches the upstream; a JSON body is read first (up to maxBodySize, else 413) and
-// then sent as one piece. shadow: the call leaves at once, streaming; its JSON body is
-// validated as it goes by and the result recorded when it ends. Every call is held, whatever
+// never reaches the upstream; a JSON body is read first (up to maxBodySize, else 413; no byte
+// for the upstream's idleTimeout, 408: schema-body-read.ts) and then sent as one piece.
+// shadow: the call leaves at once, streaming; its JSON body is validated as it goes by and
+// the result recorded when it ends. Every call is held, whatever
 // its Content-Type claims (a gRPC method is a POST operation of the spec; its framed body is
 // never a JSON document, see operation.ts), and so is a WebSocket upgrade's head.
 
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
-import { describeError, MeshcarError } from '../errors.js';
+import { describeError, MeshcarError, type ErrorCode } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { requestIdOf } from '../http/request-id.js';
 import { grpcAnswerType, grpcStatusFor, sendError, sendStreamError, statusFor } from '../http/status.js';
@@ -21,6 +23,11 @@ import { checkJsonBody, readAll, watchBody } from '../schema/json-body.js';
 import { ERROR_OF, OVER_BUDGET, tooLarge as tooLargeViolation, type Violation } from '../schema/violations.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { parseRequestTarget } from './router.js';
+import { BodyRead } from './schema-body-read.js';
+import { wasReset } from './upstream-stream.js';
+
+// RST_STREAM(NO_ERROR): stop sending, without error (RFC 9113 §8.1)
+const NGHTTP2_NO_ERROR = 0;
 
 /** Forwards the call: with what the check found, and the body when it was read here. */
 export type Forward = (schema: SchemaResult | undefined, preread?: Buffer) => void;
@@ -33,10 +40,19 @@ interface AppCall {
   readonly headers: IncomingHttpHeaders;
   readonly hasBody: boolean;
   readonly body: Readable;
-  /** Answers with the JSON error; `done` once the answer is over (for the record). */
-  refuse(error: MeshcarError, requestId: string, done: () => void): void;
+  /**
+   * Answers with the JSON error; `done` once the answer is over (for the record). `endBody`: the
+   * rest of the app's body will not come (it stopped): the exchange ends with the answer
+   * (HTTP/1.1: the connection closes; h2c: RST_STREAM NO_ERROR after it, RFC 9113 §8.1).
+   */
+  refuse(error: MeshcarError, requestId: string, done: () => void, endBody: boolean): void;
   /** Sends 100 Continue (the body is about to be read here). */
   sendContinue(): void;
+  /**
+   * The body ended because the app reset its stream, not with END_STREAM (Node pushes an end
+   * then): what was read is not the whole body and must neither be validated nor forwarded.
+   */
+  cutShort(): boolean;
 }
 
 function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, call: AppCall, forward: Forward): void {
@@ -46,20 +62,25 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
     forward(undefined);
     return;
   }
+  const startedMs = performance.now();
   const [path, query] = splitTarget(call.target);
   const check = guard.spec.check(call.method, path, query, call.headers, call.hasBody);
   const schema: { route: string | undefined; violation: Violation | undefined } = { route: check.operation?.template, violation: check.violation };
-  const refuse = (violation: Violation, code = ERROR_OF[violation.kind]) => {
-    // refused here: the one record of this call is made here too
-    const exchange = new Exchange(ctx.observer, call.method, requestIdOf(call.headers));
+  /** The one record of a call that ends here (refused, or the app gone); `code` undefined: the app went away (499). */
+  const record = (code: ErrorCode | undefined) => {
+    const exchange = new Exchange(ctx.observer, call.method, requestIdOf(call.headers), startedMs);
     exchange.peer = pool.name;
     exchange.path = path;
     exchange.schema = schema;
     exchange.errorCode = code;
-    exchange.status = statusFor(code);
+    if (code !== undefined) exchange.status = statusFor(code);
     // a gRPC call gets the refusal as a gRPC status (refuse() below)
-    if (isGrpcRequest(call.headers['content-type'])) exchange.grpcStatus = grpcStatusFor(code);
-    call.refuse(new MeshcarError(code, violation.message), exchange.requestId, () => exchange.finish());
+    if (code !== undefined && isGrpcRequest(call.headers['content-type'])) exchange.grpcStatus = grpcStatusFor(code);
+    return exchange;
+  };
+  const refuse = (violation: Violation, code = ERROR_OF[violation.kind], endBody = false) => {
+    const exchange = record(code);
+    call.refuse(new MeshcarError(code, violation.message), exchange.requestId, () => exchange.finish(), endBody);
   };
   if (check.violation !== undefined) {
     if (guard.mode === 'enforce') refuse(check.violation);
@@ -86,15 +107,33 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
     // continued here: the upstream is not asked again (the forwarder would relay a second 100)
     delete call.headers.expect;
   }
-  readAll(call.body, guard.maxBodySize, guard.budget, (body, why) => {
-    if (why === 'overloaded') return refuse({ kind: 'body', message: OVER_BUDGET }, 'overloaded');
-    if (body === undefined) return refuse(tooLarge, 'body_too_large');
-    const violation = checkJsonBody(validate, body);
-    if (violation !== undefined) {
-      schema.violation = violation;
-      refuse(violation);
-    } else forward(schema, body);
+  // bounded by the upstream's idleTimeout and counted in flight until forwarded (schema-body-read.ts)
+  const read = new BodyRead(ctx.activity, pool.idleTimeoutMs, (quiet) => {
+    // the app stopped sending: its bytes go back to the budget now, not when it goes away
+    giveUp();
+    const message = `the request body stopped coming: no byte for ${quiet.idleMs} ms (the upstream's idleTimeout) while it was read for the OpenAPI check`;
+    quiet.finish(() => refuse({ kind: 'body', message }, 'request_timeout', true));
   });
+  // gone before its end: nothing is forwarded or answered, but the call is recorded (499)
+  call.body.once('close', () => read.finish(() => record(undefined).finish()));
+  const giveUp = readAll(
+    call.body,
+    guard.maxBodySize,
+    guard.budget,
+    (body, why) =>
+      read.finish(() => {
+        // the app broke off: a valid prefix must not go upstream as a whole body (nor a broken one be judged)
+        if (why === undefined && call.cutShort()) return record(undefined).finish();
+        if (why === 'overloaded') return refuse({ kind: 'body', message: OVER_BUDGET }, 'overloaded');
+        if (body === undefined) return refuse(tooLarge, 'body_too_large');
+        const violation = checkJsonBody(validate, body);
+        if (violation !== undefined) {
+          schema.violation = violation;
+          refuse(violation);
+        } else forward(schema, body);
+      }),
+    () => read.moved(),
+  );
 }
 
 /**
@@ -125,12 +164,16 @@ export function screenHttp1(ctx: OutboundContext, guards: ReadonlyMap<string, Sc
       headers: req.headers,
       hasBody: announcesBody(req.headers),
       body: req,
-      refuse(error, requestId, done) {
+      refuse(error, requestId, done, endBody) {
         res.on('close', done);
+        // the body's rest would be waited for before the next request: the connection goes instead
+        if (endBody) res.setHeader('connection', 'close');
         // a gRPC call (now held like any other) gets its refusal as a gRPC status, as from the forwarders
         sendError(res, error, { requestId, grpcType: grpcAnswerType(req.headers['content-type']) });
       },
       sendContinue: () => res.writeContinue(),
+      // an aborted HTTP/1.1 body never ends: 'close' comes instead
+      cutShort: () => false,
     },
     forward,
   );
@@ -153,14 +196,19 @@ export function screenH2c(ctx: OutboundContext, guards: ReadonlyMap<string, Sche
       headers,
       hasBody: !stream.endAfterHeaders,
       body: stream,
-      refuse(error, requestId, done) {
+      refuse(error, requestId, done, endBody) {
         stream.on('close', done);
         // the app's upload (if any) is not wanted: read and drop it so the stream can complete
         stream.resume();
         const fault = sendStreamError(stream, error, requestId, grpcAnswerType(headers['content-type']));
         if (fault !== undefined) ctx.logger.error({ code: error.code, err: describeError(fault) }, 'the error answer could not be sent (the stream was reset instead)');
+        // a body that stopped never ends the stream: closed once the answer is out (Node sends
+        // a NO_ERROR reset after the stream's last frame), else it and its record waited for ever
+        else if (endBody && !stream.destroyed && !stream.readableEnded) stream.close(NGHTTP2_NO_ERROR);
       },
       sendContinue: () => stream.additionalHeaders({ ':status': 100 }),
+      // as forward-h2c.ts tells a reset from an end (a NO_ERROR reset mid-body marks the stream aborted)
+      cutShort: () => stream.aborted || wasReset(stream.rstCode),
     },
     forward,
   );

@@ -88,9 +88,11 @@ export function watchBody(source: Readable, limit: number, budget: BodyBudget, v
 /**
  * Enforce: the whole body (`done(body)`), or `done(undefined, why)` once it outgrows `limit`
  * or the budget (the rest is not kept). Nothing is called for a body abandoned before its end
- * (its bytes go back to the budget). `onChunk`: bytes came.
+ * (its bytes go back to the budget). `onChunk`: bytes came. Returns a function that gives up
+ * the read (nothing more is kept, nothing is called, its bytes go back to the budget at once):
+ * the caller's deadline for a body that stopped coming.
  */
-export function readAll(source: Readable, limit: number, budget: BodyBudget, done: (body: Buffer | undefined, why?: 'too_large' | 'overloaded') => void, onChunk?: () => void): void {
+export function readAll(source: Readable, limit: number, budget: BodyBudget, done: (body: Buffer | undefined, why?: 'too_large' | 'overloaded') => void, onChunk?: () => void): () => void {
   const body = new BodyBuffer(limit, budget);
   const stop = () => {
     source.off('data', onData);
@@ -113,6 +115,7 @@ export function readAll(source: Readable, limit: number, budget: BodyBudget, don
   source.on('data', onData);
   source.on('end', onEnd);
   source.on('close', stop);
+  return stop;
 }
 
 const ADDED = 0;

@@ -1,6 +1,10 @@
 // Finds the operation of a request: method + path against the spec's path templates. Templates
 // without parameters are one Map lookup; the others are regular expressions tried most
 // literal first (OpenAPI: `/orders/mine` wins over `/orders/{id}`). Built once per spec.
+// Both sides are compared in one canonical form (canonicalPath): the literal parts of a
+// template must match what the app behind will read, not the bytes as sent, or
+// `/orders/%6Dine` was checked as `/orders/{id}` and reached an app that serves it as
+// `/orders/mine`, past that operation's own rules.
 
 export interface Template<T> {
   readonly template: string;
@@ -30,7 +34,9 @@ export class PathMatcher<T> {
   private readonly patterns = new Map<string, Pattern<T>[]>();
 
   constructor(templates: Iterable<Template<T>>) {
-    for (const { template, method, value } of templates) {
+    for (const { template: written, method, value } of templates) {
+      // a template's own escapes compare as a request's do (`/a%2fb` is `/a%2Fb`)
+      const template = canonicalPath(written);
       const names: string[] = [];
       let source = '';
       let last = 0;
@@ -54,7 +60,9 @@ export class PathMatcher<T> {
     for (const list of this.patterns.values()) list.sort((a, b) => b.literalLength - a.literalLength);
   }
 
-  match(method: string, path: string): PathMatch<T> | undefined {
+  /** `path` as sent (raw, percent-encoded); parameters come back decoded once. */
+  match(method: string, raw: string): PathMatch<T> | undefined {
+    const path = canonicalPath(raw);
     const exact = this.exact.get(path)?.get(method);
     if (exact !== undefined) return { value: exact, params: undefined };
     const list = this.patterns.get(method);
@@ -69,6 +77,40 @@ export class PathMatcher<T> {
     }
     return undefined;
   }
+}
+
+const ESCAPE = /%([0-9A-Fa-f]{2})/g;
+
+/**
+ * The path as the matcher compares it (RFC 3986 §6.2.2). A `%XX` that spells a printable
+ * ASCII character is decoded, hex in either case: §6.2.2.2 makes that so for unreserved
+ * characters (`%6D` is `m`), and apps decode the others as well. Kept encoded, with
+ * upper-case hex (§6.2.2.1): `/` and `%` (decoded, they would split a segment or start another
+ * escape, and a parameter would be decoded twice), the space, control characters and bytes
+ * above 0x7F. So every escape left is decoded exactly once, into a parameter's value; and the
+ * form is its own canonical form. A path without `%` is returned as it is.
+ */
+export function canonicalPath(path: string): string {
+  if (path.indexOf('%') === -1) return path;
+  return path.replace(ESCAPE, (_escape, hex: string) => {
+    const byte = parseInt(hex, 16);
+    if (byte <= 0x20 || byte >= 0x7f || byte === 0x2f || byte === 0x25) return `%${hex.toUpperCase()}`;
+    return String.fromCharCode(byte);
+  });
+}
+
+/**
+ * What other apps read a path (canonical form) as: each segment without its `;params`
+ * (Tomcat, Spring and Jetty drop them: `/orders/mine;x=1` is /orders/mine to them, an id to
+ * others), and the path up to a decoded `?` or `#` (an app that decodes the path and then parses
+ * it as a URL: `/orders/mine%3F` is /orders/mine to it). None for a path that has neither.
+ */
+export function otherReadings(path: string): string[] {
+  const readings: string[] = [];
+  if (path.indexOf(';') !== -1) readings.push(path.replace(/;[^/]*/g, ''));
+  const cut = path.search(/[?#]/);
+  if (cut !== -1) readings.push(path.slice(0, cut));
+  return readings;
 }
 
 function escape(text: string): string {

@@ -8,7 +8,7 @@ import type { ValidateFunction } from 'ajv';
 import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
 import { compileOperation, isJsonType, type CompiledOperation, type MediaRule } from './operation.js';
-import { PathMatcher, type PathMatch } from './path-matcher.js';
+import { canonicalPath, otherReadings, PathMatcher, type PathMatch } from './path-matcher.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { isAcceptablePath } from '../http/request-target.js';
@@ -68,7 +68,9 @@ export class CompiledSpec {
   }
 
   /** Under the servers' base path, if any; HEAD falls back to GET (HTTP: HEAD is GET without a body). */
-  private match(method: string, path: string): PathMatch<CompiledOperation> | undefined {
+  private match(method: string, raw: string): PathMatch<CompiledOperation> | undefined {
+    // the base path is compared as the templates are (`/%761/orders` is under `/v1`)
+    const path = canonicalPath(raw);
     let relative = path;
     if (this.basePaths.length > 0) {
       const base = this.basePaths.find((b) => path.startsWith(b) && (path.length === b.length || path.charCodeAt(b.length) === 47 /* / */));
@@ -91,6 +93,14 @@ export class CompiledSpec {
     const match = this.match(method, path);
     if (match === undefined) return { operation: undefined, violation: { kind: 'undocumented_operation', message: `${clip(`${method} ${path}`, MAX_QUOTED)} is not an operation of the API` }, body: undefined };
     const op = match.value;
+    // a path that another app behind reads as another operation (its `;params` dropped, or cut
+    // at a decoded `?`) would pass this one's rules and be served by that one's: refused
+    if (path.indexOf(';') !== -1 || path.indexOf('%') !== -1) {
+      for (const other of otherReadings(canonicalPath(path))) {
+        const read = this.match(method, other)?.value;
+        if (read !== undefined && read !== op) return violation(op, 'path', `path: ${clip(path, MAX_QUOTED)} reads as ${read.template} to an app that drops ;params or decodes ? and #`);
+      }
+    }
     if (op.pathParams !== undefined && !op.pathParams(splitArrays(match.params ?? {}, op.arrayPathParams))) return violation(op, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
     if (op.query !== undefined) {
       const values = queryValues(op, query);
@@ -222,7 +232,7 @@ function basePathsOf(servers: unknown): string[] {
     }
     // a server at the root serves the paths as written: no prefix is required
     if (path === '') return [];
-    bases.add(path);
+    bases.add(canonicalPath(path));
   }
   // longest first, so /api/v1 is tried before /api
   return [...bases].sort((a, b) => b.length - a.length);

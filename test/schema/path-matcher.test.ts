@@ -1,0 +1,114 @@
+// src/schema/path-matcher.ts: templates are matched against the path as the app behind will
+// read it. A literal segment sent percent-encoded (`/orders/%6Dine`, either hex case) is that
+// literal, not a value of `/orders/{id}`: it was checked as {id} and reached an app that
+// serves it as /orders/mine, past that operation's own rules (a required header). An encoded
+// `/` stays a character of its segment, a parameter is decoded exactly once, and encoded dot
+// segments stay refused by the spec's path check. Also through a real inbound (HTTP/1.1 and
+// HTTP/2): `%6Dine` now needs the header.
+
+import t from 'tap';
+import { join } from 'node:path';
+import { canonicalPath, otherReadings, PathMatcher } from '../../src/schema/path-matcher.js';
+import { CompiledSpec } from '../../src/schema/spec.js';
+import { loadGuard } from '../../src/schema/guard.js';
+import { h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+
+const SPEC = `openapi: 3.0.3
+info: {title: orders, version: "1"}
+servers: [{url: /v1}]
+paths:
+  /orders/mine:
+    get:
+      parameters:
+        - {name: token, in: header, required: true, schema: {type: string, minLength: 8}}
+      responses: {"200": {description: ok}}
+  /orders/{id}:
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
+    get:
+      responses: {"200": {description: ok}}
+`;
+
+t.test('canonicalPath: printable ASCII escapes decoded (any hex case), the rest kept with upper-case hex', async (t) => {
+  t.equal(canonicalPath('/orders/mine'), '/orders/mine', 'no escape: as it is');
+  t.equal(canonicalPath('/orders/%6Dine'), '/orders/mine');
+  t.equal(canonicalPath('/orders/%6dine'), '/orders/mine', 'lower-case hex');
+  t.equal(canonicalPath('/%6F%72ders/%2e%2E'), '/orders/..', 'dots are decoded too (the spec check refuses dot segments before matching)');
+  t.equal(canonicalPath('/a%2fb%2F%25%20%00%C3%A9'), '/a%2Fb%2F%25%20%00%C3%A9', 'slash, percent, space, controls, non-ASCII stay encoded');
+  t.equal(canonicalPath('/x%2541'), '/x%2541', 'an escaped percent is not a second escape');
+  t.equal(canonicalPath(canonicalPath('/a%2fb%6D%2541')), canonicalPath('/a%2fb%6D%2541'), 'its own canonical form');
+});
+
+t.test('PathMatcher: literals compare decoded, parameters decoded once', async (t) => {
+  const m = new PathMatcher([
+    { template: '/orders/mine', method: 'GET', value: 'mine' },
+    { template: '/orders/{id}', method: 'GET', value: 'id' },
+    { template: '/files/{name}.{ext}', method: 'GET', value: 'file' },
+    { template: '/v1/{name}:cancel', method: 'POST', value: 'cancel' },
+  ]);
+  for (const path of ['/orders/mine', '/orders/%6Dine', '/orders/%6dine', '/%6Frders/%6D%69%6E%65']) t.same(m.match('GET', path), { value: 'mine', params: undefined }, `${path} is /orders/mine`);
+  t.same(m.match('GET', '/orders/a%2Fb'), { value: 'id', params: { id: 'a/b' } }, 'an encoded slash is part of the value');
+  t.same(m.match('GET', '/orders/%2541'), { value: 'id', params: { id: '%41' } }, 'decoded once, not twice');
+  t.same(m.match('GET', '/orders/caf%C3%A9'), { value: 'id', params: { id: 'café' } });
+  t.equal(m.match('GET', '/orders%2Fmine'), undefined, 'an encoded slash is not a segment boundary');
+  t.same(m.match('GET', '/files/a%2Etxt'), { value: 'file', params: { name: 'a', ext: 'txt' } }, 'a literal inside a segment, encoded');
+  t.same(m.match('POST', '/v1/job%3Acancel'), { value: 'cancel', params: { name: 'job' } }, 'a reserved literal, encoded');
+});
+
+t.test('otherReadings: without ;params, and up to a decoded ? or #', async (t) => {
+  t.same(otherReadings('/orders/mine'), []);
+  t.same(otherReadings('/orders/mine;x=1/a;b'), ['/orders/mine/a']);
+  t.same(otherReadings(canonicalPath('/orders/mine%3F/x')), ['/orders/mine']);
+  t.same(otherReadings(canonicalPath('/orders/mine%3Bv%23y')), ['/orders/mine', '/orders/mine;v']);
+});
+
+t.test('the spec: a path that reads as another operation once ;params are dropped or a decoded ? cuts it is refused', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const check = (path: string) => spec.check('GET', path, '', {}, false);
+  for (const path of ['/v1/orders/mine;x=1', '/v1/orders/%6Dine;x', '/v1/orders/mine%3Bx', '/v1/orders/mine%3F', '/v1/orders/mine%23top']) {
+    t.same(check(path).violation, { kind: 'path', message: `path: ${path} reads as /orders/mine to an app that drops ;params or decodes ? and #` }, `${path}: refused`);
+  }
+  t.equal(check('/v1/orders;a/mine').violation?.kind, 'undocumented_operation', 'a literal segment with ;params matches nothing here: refused too');
+  t.equal(check('/v1/orders/42;v=1').violation, undefined, 'an id with ;params is an id either way');
+  t.equal(check('/v1/orders/a%3Fb').violation, undefined, 'read as /orders/a: still an id');
+});
+
+t.test('the spec: GET /v1/orders/%6Dine is /orders/mine and needs its header; encoded dot segments stay refused', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const check = (path: string, headers: Record<string, string> = {}) => spec.check('GET', path, '', headers, false);
+  for (const path of ['/v1/orders/%6Dine', '/v1/orders/%6dine', '/%761/orders/mine']) {
+    t.same(check(path).violation, { kind: 'header', message: 'header/token: is required' }, `${path}: the header is required`);
+    t.equal(check(path).operation?.template, '/orders/mine', `${path}: its route is /orders/mine`);
+    t.equal(check(path, { token: 'k-12345678' }).violation, undefined, `${path}: with the header it passes`);
+  }
+  t.equal(check('/v1/orders/42').operation?.template, '/orders/{id}', 'other ids are still ids');
+  for (const path of ['/v1/orders/%2e%2e/orders/mine', '/v1/orders/%2E%2e', '/v1/orders/%2e/mine', '/v1/orders/mine/%2e%2e/x']) {
+    t.equal(check(path).violation?.kind, 'path', `${path}: refused as a path violation`);
+    t.equal(check(path).operation, undefined);
+  }
+});
+
+t.test('through the inbound (enforce): GET /v1/orders/%6Dine without its header never reaches the app', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const f = await startInbound();
+  t.teardown(() => f.close());
+  f.inbound.setSchema(await loadGuard({ spec: join(dir, 'api.yaml'), mode: 'enforce', maxBodySize: 1024 }));
+  const tls = await f.tlsOptions();
+  const session = await h2Connect(f.port, tls);
+  t.teardown(() => session.close());
+  for (const path of ['/v1/orders/%6Dine', '/v1/orders/%6dine']) {
+    const h1 = await h1Request(f.port, tls, { path });
+    t.equal(h1.status, 400, `HTTP/1.1 ${path}: refused`);
+    t.match(JSON.parse(h1.body), { error: 'schema_violation', message: 'header/token: is required' });
+    const h2 = await h2Request(session, { ':method': 'GET', ':path': path });
+    t.equal(h2.status, 400, `HTTP/2 ${path}: refused`);
+    t.equal(h2.headers['x-meshcar-error'], 'schema_violation');
+    const ok = await h2Request(session, { ':method': 'GET', ':path': path, token: 'k-12345678' });
+    t.equal(ok.status, 200, `HTTP/2 ${path} with its header: forwarded`);
+    t.equal(JSON.parse(ok.body.toString()).url, path, 'the app gets the path as sent');
+  }
+  const records = await f.observer.waitForRequests(6);
+  t.ok(records.filter((r) => r.schema?.route === '/orders/mine').length >= 6, 'recorded under the /orders/mine route');
+});
