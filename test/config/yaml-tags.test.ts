@@ -6,7 +6,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { open, writeFile } from 'node:fs/promises';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, readdirSync, readlinkSync } from 'node:fs';
 import { readBoundedFile } from '../../src/bounded-file.js';
 import { formatIssue, type ConfigIssue } from '../../src/config/issues.js';
 import { parseYamlSource, readYamlSource } from '../../src/config/yaml-source.js';
@@ -51,6 +51,22 @@ t.test('a config file over 1 MiB is refused before it is parsed', async (t) => {
   t.same((await readYamlSource(fits)).issues, []);
 });
 
+/** Resolves once two descriptors of this process point at `path` (the test's writer and the reader under test). */
+async function waitForSecondOpen(path: string): Promise<void> {
+  const opens = () =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === path;
+      } catch {
+        return false; // closed meanwhile
+      }
+    }).length;
+  for (const until = Date.now() + 5000; opens() < 2; ) {
+    if (Date.now() > until) throw new Error(`the reader never opened ${path}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 t.test('a device or a folder as the config: one clear line at once; a pipe is read as its writer writes, never blocking, for a bounded time', async (t) => {
   const dir = t.testdir();
   const started = Date.now();
@@ -68,6 +84,9 @@ t.test('a device or a folder as the config: one clear line at once; a pipe is re
   const reading = readYamlSource(fifo);
   await writer.write(BASE.slice(0, 20));
   await writer.write(BASE.slice(20));
+  // the writer goes only once the reader holds the pipe: a FIFO's bytes are dropped when its
+  // last descriptor closes, and under load the reader's open can come after the writer's close
+  await waitForSecondOpen(fifo);
   await writer.close();
   t.same((await reading).issues, [], 'a config from a pipe');
 });
