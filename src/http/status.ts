@@ -289,7 +289,9 @@ export function sendStreamError(stream: H2ServerStream, err: MeshcarError, reque
     }
     const body = errorBody(err, requestId);
     stream.respond({ ':status': statusFor(err.code), ...errorHeaders(err, body, requestId) });
-    stream.end(body);
+    // the answer to a HEAD: both codecs' respond() ended the stream with the head, and a body
+    // written now would be an 'error' (write after end) on a stream nobody may be listening to
+    if (!stream.writableEnded) stream.end(body);
     return undefined;
   } catch (fault) {
     if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
