@@ -150,9 +150,11 @@ export abstract class Exchange {
     if (!Array.isArray(headers) && headers['x-meshcar-error'] !== undefined) delete headers['x-meshcar-error'];
     // a 204 announcing content: an HTTP/2 caller's codec would reset the stream
     if (bodylessStatus(status)) dropContentLength(headers);
-    // 204 and 304 have no body whatever they announce (RFC 9110 §6.4.1): the answer is complete
-    // now, whatever the app's client makes of a length it announced and never sent
-    if (status === 204 || status === 304) endStream = true;
+    // the answer to HEAD, 204, 205 and 304 have no body whatever they announce (RFC 9110
+    // §6.4.1): the answer is complete now, whatever the app's client makes of a length it
+    // announced and never sent (and the HTTP/2 codecs end such a stream with its head: a
+    // stream left waiting for trailers would be held until the upload or the idle timeout ends)
+    if (status === 204 || status === 205 || status === 304 || this.method === 'HEAD') endStream = true;
     let body: boolean;
     try {
       body = this.writeHead(status, headers, endStream, statusMessage, mayHaveTrailers);
