@@ -79,8 +79,6 @@ export class H2Stream extends Duplex implements BatchWaiter {
   dataReceived = 0;
   /** The request is HEAD: a client's response announces no body; a server's respond() sends none. */
   isHeadRequest = false;
-  /** Server: the response can have no body (HEAD, 204, 205, 304): respond() ended the stream, body writes are dropped. */
-  bodyless = false;
   /** Client: bytes of the 1xx heads received (RFC 7541 sizes), bounded like one header list. */
   informationalBytes = 0;
   /** DATA payload bytes framed toward the peer so far. */
@@ -145,12 +143,12 @@ export class H2Stream extends Duplex implements BatchWaiter {
     // (pseudo-headers come first, and a response carries :status alone)
     if (!FINAL_STATUS.test(flat[1]!)) throw new InvalidHeaderError(`:status ${JSON.stringify(flat[1])} is not a final status (200-599)`);
     // a HEAD answer, 204, 205 and 304 have no body (RFC 9110 §6.4.1): the head ends the stream
-    // and a body written anyway is dropped, as Node's respond() does, so a caller writing one
-    // (an error's JSON) does not send DATA the peer must refuse as a content-length mismatch
+    // (its writable side too), as Node's respond() does, so no DATA follows that the peer must
+    // refuse as a content-length mismatch; a body written after it is a write after end
     const status = flat[1]!;
-    this.bodyless = this.isHeadRequest || status === '204' || status === '205' || status === '304';
-    const endStream = options?.endStream === true || this.bodyless;
-    this.waitForTrailers = options?.waitForTrailers === true && !this.bodyless;
+    const bodyless = this.isHeadRequest || status === '204' || status === '205' || status === '304';
+    const endStream = options?.endStream === true || bodyless;
+    this.waitForTrailers = options?.waitForTrailers === true && !bodyless;
     sendHead(this, flat, endStream);
   }
 
@@ -193,7 +191,7 @@ export class H2Stream extends Duplex implements BatchWaiter {
   // --- Node's stream hooks -------------------------------------------------------------------
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.localClosed) return cb(this.rstCode === undefined && !this.bodyless ? new Error('write after the stream ended') : null);
+    if (this.localClosed) return cb(this.rstCode === undefined ? new Error('write after the stream ended') : null);
     if (!this.headersSent) return cb(new Error('write before the head was sent (respond() first)'));
     if (chunk.length === 0) return cb();
     this.chunk = chunk;

@@ -1,5 +1,6 @@
 // Answers that have no body (RFC 9110 §6.4.1: the answer to HEAD, 204, 205, 304): our server
-// stream ends with the head and drops a body written anyway, as Node's respond() does. Found
+// stream ends with the head, as Node's respond() does, and a body written after it never
+// reaches the peer (a write after end, an 'error' on the stream, as on Node's codec). Found
 // by review 28: every error the inbound made for a HEAD request (403, 429, 503, 504, a schema
 // refusal) went out as HEADERS + DATA, which Node's client and ours refuse as a content-length
 // mismatch (RST_STREAM PROTOCOL_ERROR) and curl -I through the pair saw as an empty reply.
@@ -33,9 +34,10 @@ function request(session: http2.ClientHttp2Session, method: string, path: string
   });
 }
 
-t.test('HEAD, 204, 205 and 304 answers end with their head; a body written anyway is dropped', async (t) => {
+t.test('HEAD, 204, 205 and 304 answers end with their head; a body written anyway never leaves', async (t) => {
+  const writeErrors: string[] = [];
   const server = await startOurServer((stream, headers) => {
-    stream.on('error', () => {});
+    stream.on('error', (e: NodeJS.ErrnoException) => writeErrors.push(String(e.code)));
     const path = String(headers[':path']);
     // what an error answer does: a head announcing the JSON, then the JSON (204 and 205 may
     // announce no length: nghttp2 refuses one, as RFC 9110 §8.6 forbids it on 204)
@@ -59,4 +61,5 @@ t.test('HEAD, 204, 205 and 304 answers end with their head; a body written anywa
   const get = await request(session, 'GET', '/error');
   t.same(get, { status: 503, dataBytes: JSON_BODY.length, rstCode: http2.constants.NGHTTP2_NO_ERROR, streamError: undefined }, 'GET: the body is sent');
   t.equal(server.connections[0]!.streams.size, 0, 'no stream left open on our side');
+  t.same(writeErrors, Array(4).fill('ERR_STREAM_WRITE_AFTER_END'), "the body written after a bodyless head: a write after end on our side, as Node's respond() makes it");
 });
