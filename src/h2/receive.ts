@@ -133,7 +133,7 @@ export class FrameReceiver implements FrameHandler {
     if (tooLarge) {
       // the block was decoded in full: answer 431 rather than a bare reset
       this.notTaken(endStream);
-      tooLargeAnswer(c, streamId);
+      tooLargeAnswer(c, streamId, flat !== undefined && methodIsHead(flat));
       if (!endStream) c.writer.rstStream(streamId, ErrorCode.NO_ERROR);
       c.observer.streamError?.('header_list_too_large', ErrorCode.NO_ERROR);
       return;
@@ -333,3 +333,9 @@ export class FrameReceiver implements FrameHandler {
 
 /** Credit for bytes no stream will hold (closed streams, errors): connection level only. */
 const DISCARD = { remoteClosed: true, id: 0 } as H2Stream;
+
+/** The request head's :method is HEAD (pseudo-headers come first, so the scan is short). */
+function methodIsHead(flat: readonly string[]): boolean {
+  for (let i = 0; i < flat.length && flat[i]!.charCodeAt(0) === 0x3a; i += 2) if (flat[i] === ':method') return flat[i + 1] === 'HEAD';
+  return false;
+}

@@ -98,11 +98,12 @@ export function streamError(c: H2Connection, streamId: number, code: number, rea
  * stand (the stream's initial one, the connection's), so no flow control is owed later; else
  * a bare 431.
  */
-export function tooLargeAnswer(c: H2Connection, streamId: number): void {
+export function tooLargeAnswer(c: H2Connection, streamId: number, headRequest: boolean): void {
   const answer = c.headersTooLargeAnswer;
   const n = answer === undefined ? 0 : answer.body.length;
-  const sendsBody = answer !== undefined && n > 0 && n <= c.sendWindow.available && n <= c.remoteSettings.initialWindowSize && n <= c.remoteSettings.maxFrameSize;
-  const head = sendsBody ? [':status', '431', ...answer.fields] : [':status', '431'];
+  // the answer to a HEAD is the head alone (RFC 9110 §9.3.2): DATA after it is a content-length mismatch to the peer
+  const sendsBody = !headRequest && answer !== undefined && n > 0 && n <= c.sendWindow.available && n <= c.remoteSettings.initialWindowSize && n <= c.remoteSettings.maxFrameSize;
+  const head = sendsBody || (headRequest && answer !== undefined) ? [':status', '431', ...answer!.fields] : [':status', '431'];
   c.writer.headers(streamId, c.encoder.encode(head), !sendsBody, c.remoteSettings.maxFrameSize);
   if (!sendsBody) return;
   c.sendWindow.available -= n;

@@ -48,3 +48,19 @@ t.test('no answer given: a bare 431', async (t) => {
   t.equal(res.headers[':status'], '431');
   t.equal(res.body.length, 0);
 });
+
+t.test('to a HEAD: the 431 head with its fields, no body (DATA would be a content-length mismatch to the peer)', async (t) => {
+  const server = await startOurServer((stream) => stream.respond({ ':status': 200 }, { endStream: true }), {
+    limits: { maxHeaderFields: 20 },
+    connectionOptions: { headersTooLargeAnswer: ANSWER },
+  });
+  t.teardown(server.close);
+  const conn = await connectOurClient(server.port);
+  t.teardown(() => conn.destroy());
+  const res = await ourRequest(conn, { ...GET, ':method': 'HEAD', ...MANY });
+  t.equal(res.headers[':status'], '431');
+  t.equal(res.headers['x-why'], 'too-large', 'the fields of the answer');
+  t.equal(res.body.length, 0, 'no body');
+  t.equal(res.stream.rstCode, undefined, 'no reset: the answer ended with its head');
+  t.equal((await ourRequest(conn, GET)).headers[':status'], '200', 'the connection keeps serving');
+});
