@@ -47,8 +47,14 @@ function closeWhenFlushed(upstream: Socket): void {
     upstream.destroy();
     return;
   }
-  upstream.once('drain', () => upstream.destroy());
-  setTimeout(() => upstream.destroy(), TUNNEL_FLUSH_MS).unref();
+  // 'drain' does not come once the writable side is ending (the app's FIN relayed): 'finish' does
+  upstream.once(upstream.writableEnded ? 'finish' : 'drain', destroyTunnelSocket);
+  const timer = setTimeout(destroyTunnelSocket.bind(upstream), TUNNEL_FLUSH_MS);
+  upstream.once('close', () => clearTimeout(timer));
+}
+
+function destroyTunnelSocket(this: Socket): void {
+  this.destroy();
 }
 
 // a tunnel idle for its upstream's tunnelIdleTimeout: closing the app's side closes both
