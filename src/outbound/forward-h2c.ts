@@ -26,8 +26,6 @@ const CONTINUE = Object.freeze({ ':status': 100 });
 const PIPE_NO_END = Object.freeze({ end: false });
 const NO_TRAILERS: OutgoingHttpHeaders = Object.freeze({}) as OutgoingHttpHeaders;
 
-function ignore(): void {}
-
 class H2cAttempt extends Attempt {
   readonly appBody: ServerHttp2Stream;
   /** The app's request trailers (read as they come: the app may finish before an upstream stream exists). */
@@ -46,7 +44,6 @@ class H2cAttempt extends Attempt {
     const path = reqHeaders[':path'];
     if (path !== undefined) this.exchange.path = pathOnly(path);
     const authority = reqHeaders[':authority'] ?? reqHeaders.host;
-    stream.on('error', ignore); // a reset by the app surfaces as 'close'; nothing to add
     bindAttempt(stream, this);
     stream.on('close', onAppClose);
     const authorityRefused = routableAuthorityProblem(authority);

@@ -211,7 +211,12 @@ export class AppListener {
     this.http2.on('connection', (socket: TrackedSocket) => {
       socket[kHttp2] = true; // its session gets GOAWAY at drain, not a cut
     });
-    this.http2.on('stream', (stream, headers) => handlers.stream(stream, headers));
+    this.http2.on('stream', (stream, headers) => {
+      // from its first moment: an 'error' on a stream nobody listens to ends the process (a
+      // refusal written after a HEAD's head did); a reset by the app surfaces as 'close'
+      stream.on('error', ignore);
+      handlers.stream(stream, headers);
+    });
     this.http2.on('session', (session: ServerHttp2Session) => {
       this.h2Sessions.add(session);
       session.on('error', ignore);
