@@ -10,6 +10,7 @@ import http2 from 'node:http2';
 import { resolve } from 'node:path';
 import { loadGuard } from '../../src/schema/guard.js';
 import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { waitFor } from '../h2/fixtures/h2-helpers.js';
 
 const SPEC = resolve('config/orders.openapi.yaml');
 const TIMEOUT_MS = 300;
@@ -39,21 +40,15 @@ for (const codec of ['meshcar', 'node'] as const) {
     fx.inbound.setSchema(await loadGuard({ spec: SPEC, mode: 'enforce', maxBodySize: 1024 }));
     const caller = await h2Connect(fx.port, await fx.tlsOptions());
     t.teardown(() => caller.destroy());
-    const waitUntil = async (what: string, ok: () => boolean, ms = 5000) => {
-      for (const until = Date.now() + ms; !ok(); ) {
-        if (Date.now() > until) throw new Error(`not reached: ${what}`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
 
     const first = h2Request(caller, { ':method': 'GET', ':path': '/orders/1' });
-    await waitUntil('the app holds the first request', () => held.length === 1);
+    await waitFor(() => held.length === 1, 'the app holds the first request');
     const pool = (fx.inbound.app as unknown as { pool: { waiters: { size: number } } }).pool;
     const started = Date.now();
     const order = h2Request(caller, { ':method': 'POST', ':path': '/orders', 'content-type': 'application/json', 'idempotency-key': 'idem-0001' }, ORDER);
-    await waitUntil('the order waits for a stream', () => pool.waiters.size === 1);
+    await waitFor(() => pool.waiters.size === 1, 'the order waits for a stream');
     held[0]!(); // the slot frees well within the route timeout: the order gets its stream
-    await waitUntil('the app has the order', () => seen.includes('/orders'));
+    await waitFor(() => seen.includes('/orders'), 'the app has the order');
     const answer = await Promise.race([order, new Promise<undefined>((done) => setTimeout(done, 3000))]);
     const tookMs = Date.now() - started;
     t.equal(answer?.status, 504, `504 (after ${tookMs} ms), not left to the idle timeout`);

@@ -76,20 +76,26 @@ async function resetH2c(port: number, t: { teardown(fn: () => void): void }): Pr
   return { stop: () => socket.write(frame(FRAME.RST_STREAM, 0, 1, cancel)) };
 }
 
+/** An outbound enforcing the spec on `payments` (a real upstream behind it), and an h2c session to its listener. */
+async function enforcingOutbound(t: { teardown(fn: () => unknown): void }, codec?: 'node' | 'meshcar') {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki);
+  t.teardown(() => upstream.close());
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 500, idleTimeoutMs: IDLE_MS }], codec ? { codec } : {});
+  t.teardown(() => fx.close());
+  // room for one held body (each is given maxBodySize, 512, to grow in), not two
+  const guard = await loadGuard({ spec: SPEC, mode: 'enforce', maxBodySize: 512, maxBuffered: 700 });
+  fx.outbound.setSchemas(new Map([['payments', guard]]));
+  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+  session.on('error', () => {});
+  t.teardown(() => session.destroy());
+  return { fx, upstream, session, guard };
+}
+
 for (const codec of ['node', 'meshcar'] as const) {
   for (const app of ['http1', 'h2c'] as const) {
     t.test(`codec ${codec}, ${app} app: a JSON body that stops is 408 at the upstream's idleTimeout; the budget comes back`, async (t) => {
-      const pki = await makePki(TD);
-      const upstream = await startUpstream(pki);
-      t.teardown(() => upstream.close());
-      const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 500, idleTimeoutMs: IDLE_MS }], { codec });
-      t.teardown(() => fx.close());
-      // room for one held body (each is given maxBodySize, 512, to grow in), not two
-      const guard = await loadGuard({ spec: SPEC, mode: 'enforce', maxBodySize: 512, maxBuffered: 700 });
-      fx.outbound.setSchemas(new Map([['payments', guard]]));
-      const session = http2.connect(`http://127.0.0.1:${fx.port}`);
-      session.on('error', () => {});
-      t.teardown(() => session.destroy());
+      const { fx, upstream, session, guard } = await enforcingOutbound(t, codec);
       const call = () => (app === 'h2c' ? h2cRequest(session, { ':method': 'POST', ':path': '/orders', ...JSON_HEAD }, WHOLE) : request(fx.port, { method: 'POST', path: '/orders', headers: JSON_HEAD, body: WHOLE }));
 
       const stalled = app === 'h2c' ? stallH2c(session) : stallHttp1(fx.port);
@@ -119,16 +125,7 @@ for (const codec of ['node', 'meshcar'] as const) {
 
 for (const app of ['http1', 'h2c'] as const) {
   t.test(`${app} app: a JSON body that keeps moving, slower than the idleTimeout in all, is not cut; one abandoned is recorded`, async (t) => {
-    const pki = await makePki(TD);
-    const upstream = await startUpstream(pki);
-    t.teardown(() => upstream.close());
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 500, idleTimeoutMs: IDLE_MS }]);
-    t.teardown(() => fx.close());
-    const guard = await loadGuard({ spec: SPEC, mode: 'enforce', maxBodySize: 512, maxBuffered: 700 });
-    fx.outbound.setSchemas(new Map([['payments', guard]]));
-    const session = http2.connect(`http://127.0.0.1:${fx.port}`);
-    session.on('error', () => {});
-    t.teardown(() => session.destroy());
+    const { fx, upstream, session, guard } = await enforcingOutbound(t);
 
     // 4 pieces, 400 ms apart: 1.6 s in all, never 1 s without a byte
     const pieces = [WHOLE.slice(0, 50), WHOLE.slice(50, 100), WHOLE.slice(100, 150), WHOLE.slice(150)];
