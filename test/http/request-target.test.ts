@@ -105,11 +105,14 @@ const safeName = fc.string({ unit: fc.constantFrom(...SAFE), minLength: 1, maxLe
 /**
  * Any text without `%`, slashes or control characters, percent-encoded as a client would (an
  * encoded slash next to a dot, "/." → %2F., is a dot segment to an app that decodes first, and
- * rightly refused: not an ordinary name).
+ * rightly refused: not an ordinary name; so is ".#x" → .%23x, which an app that decodes and
+ * then parses the path as a URL reads as "." and a fragment: fast-check found it in a CI run,
+ * "ordinary generated paths pass" failing on /public/.%23%20).
  */
 const encodedName = fc
   .string({ unit: 'grapheme', minLength: 1, maxLength: 8 })
   .filter((s) => !/[%/\\\u0000-\u001f\u007f]/.test(s))
+  .filter((s) => !isDotName(s.split(/[;?#]/)[0] as string))
   .map((s) => encodeURIComponent(s))
   .filter((s) => !isDotName(s));
 const matrixParam = fc.option(fc.tuple(safeName, safeName).map(([k, v]) => `;${k}=${v}`), { nil: '' });
