@@ -8,27 +8,12 @@
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-
-const raw = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
-const SERVICE: grpc.ServiceDefinition = { Slow: { path: '/meshcar.test.Limit/Slow', requestStream: false, responseStream: false, ...raw } };
+import { LIMIT_SERVICE, limitedGrpcApp } from '../helpers/limited-grpc-app.js';
 
 for (const codec of ['node', 'meshcar'] as const) {
   t.test(`codec ${codec}: 60 concurrent calls to an app allowing 10 streams`, async (t) => {
-    const stats = { now: 0, peak: 0, calls: 0, peers: new Set<string>() };
-    const server = new grpc.Server({ 'grpc.max_concurrent_streams': 10 });
-    server.addService(SERVICE, {
-      Slow: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
-        stats.calls++;
-        stats.peak = Math.max(stats.peak, ++stats.now);
-        stats.peers.add(call.getPeer());
-        setTimeout(() => {
-          stats.now--;
-          done(null, Buffer.from(`got ${call.request.length}`));
-        }, 100);
-      },
-    });
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-    t.teardown(() => server.forceShutdown());
+    const { port, stats, close } = await limitedGrpcApp();
+    t.teardown(close);
     const ca: MeshCa = await startMeshCa(t.testdir());
     t.teardown(() => ca.stop());
     const inbound: RunningSidecar = await startSidecar(ca, { service: 'limited', codec, inbound: { app: `h2c://127.0.0.1:${port}`, timeout: '30s' } });
@@ -39,7 +24,7 @@ for (const codec of ['node', 'meshcar'] as const) {
       upstreams: [{ name: 'limited', endpoints: [`127.0.0.1:${inbound.inboundPort}`], identity: 'spiffe://mesh.local/svc/limited', timeout: '30s' }],
     });
     t.teardown(() => outbound.stop('SIGKILL'));
-    const Client = grpc.makeGenericClientConstructor(SERVICE, 'Limit');
+    const Client = grpc.makeGenericClientConstructor(LIMIT_SERVICE, 'Limit');
     const client = new Client(`127.0.0.1:${outbound.outboundPort}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'limited' }) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
     t.teardown(() => client.close());
     const body = Buffer.alloc(4096, 5);

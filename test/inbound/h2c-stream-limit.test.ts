@@ -13,39 +13,13 @@ import http2 from 'node:http2';
 import grpc from '@grpc/grpc-js';
 import { h2Connect, h2Request, startInbound, type InboundFixture } from '../helpers/inbound-fixture.js';
 import type { InboundLimits } from '../../src/inbound/index.js';
+import { LIMIT_SERVICE, limitedGrpcApp } from '../helpers/limited-grpc-app.js';
 
 const { NGHTTP2_REFUSED_STREAM } = http2.constants;
-const raw = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
-const service = { Slow: { path: '/test.Limit/Slow', requestStream: false, responseStream: false, ...raw } };
-
-interface LimitedApp {
-  port: number;
-  stats: { now: number; peak: number; calls: number; peers: Set<string> };
-  close(): void;
-}
-
-/** grpc-js with grpc.max_concurrent_streams: 10; each call answers its body's length after 100 ms. */
-async function limitedGrpcApp(): Promise<LimitedApp> {
-  const stats = { now: 0, peak: 0, calls: 0, peers: new Set<string>() };
-  const server = new grpc.Server({ 'grpc.max_concurrent_streams': 10 });
-  server.addService(service, {
-    Slow: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
-      stats.calls++;
-      stats.peak = Math.max(stats.peak, ++stats.now);
-      stats.peers.add(call.getPeer()); // the sidecar's address and port: one per session
-      setTimeout(() => {
-        stats.now--;
-        done(null, Buffer.from(`got ${call.request.length}`));
-      }, 100);
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  return { port, stats, close: () => server.forceShutdown() };
-}
 
 async function grpcClient(fx: InboundFixture): Promise<grpc.Client & Record<string, (...args: unknown[]) => unknown>> {
   const leaf = await fx.client();
-  const Client = grpc.makeGenericClientConstructor(service, 'Limit');
+  const Client = grpc.makeGenericClientConstructor(LIMIT_SERVICE, 'Limit');
   return new Client(
     `127.0.0.1:${fx.port}`,
     grpc.credentials.createSsl(Buffer.from(fx.pki.bundlePem), Buffer.from(leaf.privateKeyPem), Buffer.from(leaf.chainPem), { checkServerIdentity: () => undefined }),
