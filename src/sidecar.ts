@@ -173,7 +173,7 @@ export class Sidecar {
   private async listen(identity: WorkloadIdentity, guards: Guards) {
     const { config, logger } = this;
     if (config.inbound) {
-      this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observers.observer, codec: config.http2.codec, ...(guards.inbound ? { schema: guards.inbound } : {}) });
+      this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observers.observer, codec: config.http2.codec, appClient: config.http1.appClient, ...(guards.inbound ? { schema: guards.inbound } : {}) });
     }
     if (config.outbound) {
       const tuning = config.outbound.dnsRefreshMs !== undefined ? { options: { dnsRefreshMs: config.outbound.dnsRefreshMs } } : {};

@@ -124,6 +124,7 @@ function fullView(config: SidecarConfig): Record<string, unknown> {
     metrics: { requests: config.metrics.requests },
     drainTimeout: duration(config.drainTimeoutMs),
     http2: { codec: config.http2.codec },
+    http1: { appClient: config.http1.appClient },
     workers: config.workers,
   };
 }

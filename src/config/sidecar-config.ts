@@ -1,7 +1,7 @@
 // The sidecar's config: YAML file → checked, typed, frozen SidecarConfig (contract: DESIGN.md,
 // "Sidecar configuration"). The top level lives here (service, admin, log, metrics, workers,
 // and the check that no two listeners share a port); each section with a file of its own is
-// read there: identity-config.ts, inbound-config.ts, outbound-config.ts, http2-config.ts.
+// read there: identity-config.ts, inbound-config.ts, outbound-config.ts, http2-config.ts, http1-config.ts.
 // What a reload may change is decided in reload-plan.ts.
 
 import { isIP } from 'node:net';
@@ -12,6 +12,7 @@ import { otherKindMessage } from './config-kind.js';
 import { deepFreeze } from './freeze.js';
 import { type LogLevel, readDuration, readListenAddress, readLogLevel, readTrustDomain } from './fields.js';
 import { DEFAULT_HTTP2, type Http2Config, readHttp2 } from './http2-config.js';
+import { DEFAULT_HTTP1, type Http1Config, readHttp1 } from './http1-config.js';
 import { type IdentityConfig, readIdentity } from './identity-config.js';
 import { type InboundConfig, readInbound } from './inbound-config.js';
 import { ConfigError, sortIssues } from './issues.js';
@@ -22,6 +23,7 @@ import type { YamlMap, YamlValue } from './yaml-value.js';
 export type { AuthorizeRule, InboundConfig } from './inbound-config.js';
 export type { OutboundConfig, UpstreamConfig } from './outbound-config.js';
 export type { Http2Codec, Http2Config } from './http2-config.js';
+export type { Http1AppClient, Http1Config } from './http1-config.js';
 
 export interface MetricsConfig {
   /** Record meshcar_requests_total, meshcar_request_duration_seconds, meshcar_request_errors_total and the rest of the traffic families. */
@@ -56,6 +58,7 @@ export interface SidecarConfig {
   readonly drainTimeoutMs: number;
   /** Which HTTP/2 implementation the sidecar hop uses (both directions); a change needs a restart. */
   readonly http2: Http2Config;
+  readonly http1: Http1Config;
   /** Processes carrying traffic (Envoy's --concurrency): 1 (default) runs in this process, `auto` one per core; a change needs a restart. */
   readonly workers: Workers;
 }
@@ -63,7 +66,7 @@ export interface SidecarConfig {
 /** `workers`: a count of at least 1, or `auto` (the cores this process may use, its CPU limit and 64, when the sidecar starts: src/workers/worker-count.ts). */
 export type Workers = number | 'auto';
 
-const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log', 'metrics', 'drainTimeout', 'http2', 'workers'];
+const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log', 'metrics', 'drainTimeout', 'http2', 'http1', 'workers'];
 const DEFAULT_METRICS: MetricsConfig = { requests: true };
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 const DEFAULT_ADMIN_LISTEN: HostPort = { host: '127.0.0.1', port: 15000 };
@@ -103,12 +106,13 @@ function check(source: YamlSource): SidecarConfig | undefined {
   const metrics = root.optional('metrics', readMetrics, DEFAULT_METRICS);
   const drainTimeoutMs = root.optional('drainTimeout', readDuration, DEFAULT_DRAIN_TIMEOUT_MS);
   const http2 = root.optional('http2', readHttp2, DEFAULT_HTTP2);
+  const http1 = root.optional('http1', readHttp1, DEFAULT_HTTP1);
   const workers = root.optional('workers', readWorkers, 1);
   checkListenersDistinct(root);
-  if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined || metrics === undefined || drainTimeoutMs === undefined || http2 === undefined || workers === undefined) return undefined;
+  if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined || metrics === undefined || drainTimeoutMs === undefined || http2 === undefined || http1 === undefined || workers === undefined) return undefined;
   if ((root.has('inbound') && !inbound) || (root.has('outbound') && !outbound)) return undefined;
   const spiffeId = serviceSpiffeId(trustDomain, service);
-  return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log, metrics, drainTimeoutMs, http2, workers });
+  return deepFreeze({ file: resolve(source.file), service, trustDomain, spiffeId, identity, inbound, outbound, admin, log, metrics, drainTimeoutMs, http2, http1, workers });
 }
 
 /**

@@ -5,19 +5,27 @@
 // address is this sidecar's config, `app`, which `meshcar doctor` checks).
 
 import type { ErrorCode } from '../errors.js';
+import { APP_CLIENT_ERRORS } from './app-dispatch.js';
 
 /** Failures to open a connection: the app is not there (not started, crashed, wrong port). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EACCES', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /**
- * undici's errors for an answer it read and refused, which are the app's fault, not a broken
- * connection: a body longer or shorter than its Content-Length (or `Content-Length: 2, 2`),
- * and a status it cannot take (`000` trips an assertion of its parser).
+ * The clients' errors for an answer they read and refused, which are the app's fault, not a
+ * broken connection: undici's for a body longer or shorter than its Content-Length (or
+ * `Content-Length: 2, 2`) and a status it cannot take (`000` trips an assertion of its
+ * parser); the own client's (app-dispatch.ts) for interim answers nobody asked for. (llhttp's
+ * own, HPE_ codes, are read below.)
  */
 const REFUSED_ANSWER: Readonly<Record<string, string>> = {
   UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'a response whose Content-Length is malformed, repeated or not its body length',
   ERR_ASSERTION: 'a response that cannot be read',
+  [APP_CLIENT_ERRORS.unaskedContinue]: 'an interim response nobody asked for (100 Continue without Expect)',
+  [APP_CLIENT_ERRORS.unaskedUpgrade]: 'a protocol switch (101) nobody asked for',
 };
+
+/** The own client's refused interim answers: the app answered, nothing broke (no retry). */
+const OWN_REFUSED_INTERIM = new Set<string>([APP_CLIENT_ERRORS.unaskedContinue, APP_CLIENT_ERRORS.unaskedUpgrade]);
 
 /** undici's UND_ERR_SOCKET messages for an interim answer it refuses (it drops the connection). */
 const REFUSED_INTERIM: Readonly<Record<string, string>> = {
@@ -27,9 +35,11 @@ const REFUSED_INTERIM: Readonly<Record<string, string>> = {
   'bad upgrade': 'a protocol switch (101) nobody asked for',
 };
 
-/** An UND_ERR_SOCKET of an interim answer undici refused: the app answered, nothing broke (no retry). */
+/** An interim answer a client refused (undici: an UND_ERR_SOCKET): the app answered, nothing broke (no retry). */
 export function isRefusedInterim(err: unknown): boolean {
-  return codeOf(err) === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message);
+  const code = codeOf(err);
+  if (code !== undefined && OWN_REFUSED_INTERIM.has(code)) return true;
+  return code === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message);
 }
 
 export interface AppFailure {

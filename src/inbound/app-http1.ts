@@ -1,17 +1,15 @@
-// Forwards exchanges to an HTTP/1.1 app over undici's connection pool (dispatch with a handler
-// object: no ClientRequest, IncomingMessage or agent bookkeeping per request, which cost the
-// inbound ~15 µs a request on node:http). Bounded sockets, keep-alive, backpressure both
-// ways: undici pauses the caller's upload when the app's socket is full, and this handler
-// pauses the app's response while the caller's side is full.
+// Forwards exchanges to an HTTP/1.1 app through a pooled client with a handler object (no
+// ClientRequest, IncomingMessage or agent bookkeeping per request, which cost the inbound ~15 µs
+// a request on node:http): meshcar's own pool over Node's llhttp (app-pool.ts, the default) or
+// undici's (`http1: {appClient: undici}`), behind one dispatcher (app-dispatch.ts). Bounded
+// sockets, keep-alive, backpressure both ways: the client pauses the caller's upload when the
+// app's socket is full, and this handler pauses the app's response while the caller's side is full.
 //
-// Two kinds of request stay on node:http (app-http1-node.ts): `Expect` requests (undici refuses
-// them; the app, not the sidecar, decides whether to continue) and request targets undici does
-// not take (`OPTIONS *`). Upgrade requests have a forwarder of their own there.
+// Two kinds of request stay on node:http (app-http1-node.ts): `Expect` requests (the app, not
+// the sidecar, decides whether to continue) and request targets other than origin form
+// (`OPTIONS *`). Upgrade requests have a forwarder of their own there.
 
-import { PassThrough } from 'node:stream';
-import { createRequire } from 'node:module';
-import v8 from 'node:v8';
-import type { Dispatcher, Pool as PoolType } from 'undici';
+import type { Readable } from 'node:stream';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { appHeaderListOf } from './app-headers.js';
 import { forwardableResponseHead, forwardableResponseList, headersOfRaw } from '../http/raw-headers.js';
@@ -21,44 +19,39 @@ import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { classifyAppError, isRefusedInterim } from './app-errors.js';
 import { NodeHttp1App } from './app-http1-node.js';
+import { APP_CLIENT_ERRORS, type AppDispatchHandler, type AppDispatcher } from './app-dispatch.js';
+import { AppPool } from './app-pool.js';
+import { UndiciAppPool } from './app-undici-pool.js';
 import { STREAMING, WAITING, type Exchange } from './exchange.js';
 import { exchangeOf, type UpstreamRequest } from './exchange-links.js';
 import { touch } from './exchange-deadlines.js';
 import type { AppForwarder } from './forwarder.js';
 
+/** Which client carries requests to an HTTP/1.1 app (config `http1.appClient`). */
+export type AppClientKind = 'meshcar' | 'undici';
+
 export interface Http1AppOptions {
   /** Connections to the app at most; requests beyond wait in the pool's queue. Default 256. */
   readonly maxSockets?: number;
+  /** Default meshcar. */
+  readonly client?: AppClientKind;
 }
-
-/**
- * undici's Pool alone: the package's index also loads fetch, WebSocket, caches and mocks,
- * some 10 MB of resident memory a sidecar never uses (measured: RSS +28 MB through the index,
- * +15 MB through the pool, llhttp's WebAssembly included).
- */
-const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof PoolType;
-
-// undici parses with llhttp compiled to WebAssembly. Once that parser is hot, V8 recompiles it
-// with TurboFan on background threads, and the compiler's memory stays with the allocator: the
-// inbound's resident memory rose by ~30 MB (make bench: 78 → 107 MB; 100 MB streamed: growth
-// 47 → 82 MB). Liftoff, the baseline compiler, costs no measurable CPU here (inbound 84.9 µs a
-// request saturated either way). The flag is read when a module is compiled, which undici does
-// on its first connection, after this line; llhttp is the only WebAssembly a sidecar runs.
-v8.setFlagsFromString('--liftoff-only');
 
 /** Idle pooled connections close after this (or sooner, when the app's Keep-Alive hint says so). */
 const IDLE_CONNECTION_MS = 30_000;
 
-/** The caller's side may queue this much of the app's response before undici is paused. */
+/** The caller's side may queue this much of the app's response before the client is paused. */
 const SINK_SLACK_BYTES = 128 * 1024;
 
 /** Errors of a connection that broke under a request before its answer began. */
-const CONNECTION_BROKE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
+const CONNECTION_BROKE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', APP_CLIENT_ERRORS.closed]);
 
+/** A request the client refused to write (a field value that would break its line). */
+const REFUSED_REQUEST = new Set(['UND_ERR_INVALID_ARG', APP_CLIENT_ERRORS.invalidField]);
 
 export class Http1App implements AppForwarder {
   readonly label: string;
-  private readonly pool: PoolType;
+  private readonly pool: AppDispatcher;
   /** node:http, made on first use, for the requests undici does not carry (see the header). */
   private nodeApp: NodeHttp1App | undefined;
 
@@ -67,18 +60,8 @@ export class Http1App implements AppForwarder {
     private readonly options: Http1AppOptions = {},
   ) {
     this.label = formatHostPort(address);
-    const host = address.host.includes(':') ? `[${address.host}]` : address.host;
-    this.pool = new Pool(`http://${host}:${address.port}`, {
-      connections: options.maxSockets ?? 256,
-      pipelining: 1,
-      keepAliveTimeout: IDLE_CONNECTION_MS,
-      keepAliveMaxTimeout: IDLE_CONNECTION_MS,
-      // the exchange owns the deadlines (inbound timeout, idle timeout): no second set of timers
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      // a request body longer or shorter than its Content-Length is an error, never a warning
-      strictContentLength: true,
-    });
+    const poolOptions = { host: address.host, port: address.port, maxConnections: options.maxSockets ?? 256, idleTimeoutMs: IDLE_CONNECTION_MS };
+    this.pool = options.client === 'undici' ? new UndiciAppPool(poolOptions) : new AppPool(poolOptions);
   }
 
   forward(exchange: Exchange): void {
@@ -95,38 +78,29 @@ export class Http1App implements AppForwarder {
   /** One attempt; a second only for a bodiless, repeatable request whose connection broke first. */
   send(exchange: Exchange): void {
     exchange.attempts++;
-    // a flat [name, value, ...] list; the framing is undici's to write, from the body it sends:
-    // the caller's declared length (checked against the bytes, strictContentLength), else chunked
-    const list = appHeaderListOf(exchange);
+    // a flat [name, value, ...] list; the framing is the client's to write, from the body it
+    // sends: the caller's declared length (held to the bytes), else chunked
+    const headers = appHeaderListOf(exchange);
     // an HTTP/2 caller sends :authority, an HTTP/1.0 one maybe nothing; HTTP/1.1 requires Host
     // (Connection can never name Host away: src/http/hop-by-hop.ts)
-    if (exchange.requestHeaders.host === undefined) list.push('host', exchange.authority ?? this.label);
-    const hasBody = exchange.requestHasBody;
-    if (hasBody) {
-      const declared = exchange.requestHeaders['content-length'];
-      if (exchange.requestHeaders['transfer-encoding'] === undefined && typeof declared === 'string' && /^\d+$/.test(declared)) list.push('content-length', declared);
-    }
+    if (exchange.requestHeaders.host === undefined) headers.push('host', exchange.authority ?? this.label);
     const attempt = new AppAttempt(exchange, this);
     exchange.upstream = attempt;
-    // a repeated field goes as an array value (undici writes one line each); the types say string[]
-    // servername: TLS only, and the app is plain HTTP; given, undici skips deriving it from the
-    // Host header on every request (a net.isIP regular expression, ~1.5 µs)
-    const options = { method: exchange.method as Dispatcher.HttpMethod, path: exchange.target, headers: list as string[], servername: this.label } as Dispatcher.DispatchOptions;
-    if (hasBody) {
-      // held until undici has a connection and listens: the byte counter's 'data' listener has
-      // the body flowing already, and bytes that flow before undici's listener would be lost
-      const body = exchange.requestBody;
-      body.pause();
-      // undici destroys the body stream it sent or gave up on, and takes an IncomingMessage's
-      // socket away first: the caller's own request (or HTTP/2 stream, which is also its
-      // response) must never be that stream, so undici gets a PassThrough of its own
-      options.body = body.pipe(new PassThrough());
+    if (!exchange.requestHasBody) {
+      this.pool.dispatch({ method: exchange.method, path: exchange.target, headers }, attempt);
+      return;
     }
-    this.pool.dispatch(options, attempt);
+    const declared = exchange.requestHeaders['content-length'];
+    const contentLength = exchange.requestHeaders['transfer-encoding'] === undefined && typeof declared === 'string' && /^\d+$/.test(declared) ? Number(declared) : undefined;
+    // held until the client has a connection and listens: the byte counter's 'data' listener
+    // has the body flowing already, and bytes that flow before the client's would be lost
+    const body = exchange.requestBody;
+    body.pause();
+    this.pool.dispatch({ method: exchange.method, path: exchange.target, headers, body, ...(contentLength === undefined ? {} : { contentLength }) }, attempt);
   }
 
   close(): void {
-    void this.pool.destroy().catch(() => undefined);
+    this.pool.close();
     this.nodeApp?.close();
   }
 }
@@ -135,7 +109,7 @@ export class Http1App implements AppForwarder {
  * One attempt toward the app: undici's handler for it, and the exchange's handle on it (to
  * cancel it). Stops acting the moment the exchange has moved on to another attempt.
  */
-class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
+class AppAttempt implements UpstreamRequest, AppDispatchHandler {
   private abortRequest: ((reason?: Error) => void) | undefined = undefined;
   private resumeResponse: (() => void) | undefined = undefined;
   private cancelled = false;
@@ -165,7 +139,7 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
     this.writableFinished = true;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(statusCode: number, rawHeaders: Array<Buffer | string>, resume: () => void, statusText: string): boolean {
     // 1xx interim answers (103 Early Hints...) are not relayed
     if (statusCode < 200 || this.cancelled) return true;
     this.answered = true;
@@ -222,7 +196,7 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
         this.app.send(exchange);
         return;
       }
-      if (code === 'UND_ERR_INVALID_ARG') {
+      if (code !== undefined && REFUSED_REQUEST.has(code)) {
         exchange.fail('bad_request', `the request cannot be forwarded: ${err.message}`);
         return;
       }
@@ -233,7 +207,23 @@ class AppAttempt implements UpstreamRequest, Dispatcher.DispatchHandler {
     }
   }
 
-  /** The caller's side drained: let undici read the app's socket again. */
+  /**
+   * At the end of the caller's body: whether it came whole. Node's HTTP/2 stream ends its body
+   * like a finished one when the caller resets it once our answer is complete (RST_STREAM
+   * NO_ERROR); finished as whole, a connection short of its Content-Length would go back to
+   * the pool, its app reading the next caller's request as the rest of this body (a smuggled
+   * request). A body that was reset (its stream `closed` by the time it ends), or that is not
+   * its Content-Length, is not whole: the client cuts the connection instead.
+   */
+  bodyWhole(body: Readable): boolean {
+    const stream = body as Readable & { aborted?: boolean };
+    if (stream.aborted === true || stream.closed) return false;
+    const headers = this.exchange.requestHeaders;
+    const declared = headers['content-length'];
+    return declared === undefined || headers['transfer-encoding'] !== undefined || Number(declared) === this.exchange.bytesIn;
+  }
+
+  /** The caller's side drained: let the client read the app's socket again. */
   resume(): void {
     if (!this.cancelled) this.resumeResponse?.();
   }
@@ -243,3 +233,4 @@ function onSinkDrain(this: NodeJS.WritableStream): void {
   const upstream = exchangeOf(this).upstream;
   if (upstream instanceof AppAttempt) upstream.resume();
 }
+

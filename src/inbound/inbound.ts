@@ -83,6 +83,8 @@ export interface InboundOptions {
   readonly limits?: InboundLimits;
   /** HTTP/2 from callers: meshcar's own codec in src/h2 (`meshcar`, default: DEFAULT_HTTP2) or Node's core http2 server (`node`). */
   readonly codec?: 'meshcar' | 'node';
+  /** HTTP/1.1 toward an http:// app: meshcar's own pool (default) or undici's (config http1.appClient). */
+  readonly appClient?: 'meshcar' | 'undici';
   /** The OpenAPI spec requests are held against (inbound.openapi), loaded by the caller. */
   readonly schema?: SchemaGuard;
 }
@@ -174,7 +176,7 @@ export class InboundListener implements Inbound, ExchangeContext {
     this.app =
       config.app.protocol === 'h2c'
         ? new H2cApp(appAddress, logger, h2cPoolOptions(limits), this.observer)
-        : new Http1App(appAddress, limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {});
+        : new Http1App(appAddress, { ...(limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {}), ...(options.appClient ? { client: options.appClient } : {}) });
     // Upgrade requests get a connection of their own that is never pooled: after an answer
     // other than 101 the state of that connection is the app's guess, not something to reuse
     // for another caller's request.

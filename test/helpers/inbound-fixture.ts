@@ -16,6 +16,7 @@ import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { createInbound, type Inbound, type InboundLimits } from '../../src/inbound/index.js';
 import type { AuthorizeRule } from '../../src/config/inbound-config.js';
 import { DEFAULT_HTTP2 } from '../../src/config/http2-config.js';
+import { defaultTestAppClient } from './app-client-switch.js';
 import type { RequestRecord, TlsFailureReason, TrafficObserver } from '../../src/metrics/traffic.js';
 
 export const TD = 'mesh.test';
@@ -165,6 +166,7 @@ export async function startInbound(options: FixtureOptions = {}): Promise<Inboun
     observer,
     ...(options.limits ? { limits: options.limits } : {}),
     ...((options.codec ?? defaultTestCodec()) ? { codec: options.codec ?? defaultTestCodec() } : {}),
+    ...(defaultTestAppClient() ? { appClient: defaultTestAppClient() } : {}),
   });
   const { port } = await inbound.listen();
 

@@ -10,6 +10,7 @@ import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileAsync } from './ca.js';
 import { freePort, startMeshcar, type MeshcarProcess } from './process.js';
+import { defaultTestAppClient } from './app-client-switch.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 
@@ -190,6 +191,8 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
   if (spec.drainTimeout) lines.push(`drainTimeout: ${spec.drainTimeout}`);
   const codec = spec.codec ?? defaultMeshCodec();
   if (codec) lines.push('http2:', `  codec: ${codec}`);
+  const appClient = defaultTestAppClient();
+  if (appClient) lines.push('http1:', `  appClient: ${appClient}`);
   if (spec.extraYaml) lines.push(spec.extraYaml);
   const configFile = join(ca.dir, `${name}.yaml`);
   await writeFile(configFile, `${lines.join('\n')}\n`);

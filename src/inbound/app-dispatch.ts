@@ -1,0 +1,79 @@
+// The one dispatcher abstraction between the inbound's HTTP/1.1 forwarder (app-http1.ts) and a
+// client that carries its requests to the app: meshcar's own pool over Node's llhttp
+// (app-pool.ts, the default) or undici's Pool (app-undici-pool.ts, `http1: {appClient: undici}`).
+// The handler is undici's dispatch handler, so both clients take the same one; and the error
+// codes the own client gives its failures, which app-errors.ts turns into answers.
+
+import type { Readable } from 'node:stream';
+
+/** One request for the app. The framing fields are the client's to write, from `body` and `contentLength`. */
+export interface AppRequest {
+  readonly method: string;
+  /** The request target, origin form (starts with `/`). */
+  readonly path: string;
+  /** A flat [name, value, ...] list (a repeated field as an array value), without Content-Length or Transfer-Encoding. */
+  readonly headers: ReadonlyArray<string | readonly string[]>;
+  /** The body, paused; undefined: the request has none. */
+  readonly body?: Readable;
+  /** The body's declared length (sent as Content-Length and held to it); undefined: chunked. */
+  readonly contentLength?: number;
+}
+
+/** undici's dispatch handler, as much of it as the forwarder uses. */
+export interface AppDispatchHandler {
+  /** The request has a connection; `abort` cuts it (no more calls to this handler after). */
+  onConnect(abort: () => void): void;
+  /** The whole request (head and body) has been written. */
+  onRequestSent?(): void;
+  /** The final answer's head (interim answers are not handed on). `resume` undoes a false from onData. */
+  onHeaders(statusCode: number, rawHeaders: Array<Buffer | string>, resume: () => void, statusText: string): boolean;
+  /** A piece of the body; false: the client stops reading the app until `resume`. */
+  onData(chunk: Buffer): boolean;
+  /** The answer is complete; its trailers as a flat raw list, if any. */
+  onComplete(rawTrailers: Array<Buffer | string> | null): void;
+  onError(err: Error): void;
+  /**
+   * Asked when the request's body ends: whether that end is the caller's whole body, and not
+   * the end a stream reports when it was reset (Node's Http2Stream does). If not, the request
+   * is not finished: its connection is cut, so the app never takes a cut body for a whole one.
+   */
+  bodyWhole?(body: Readable): boolean;
+}
+
+export interface AppPoolOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Connections at most; default 256. */
+  readonly maxConnections?: number;
+  /** An idle connection closes after this (or sooner when the app's Keep-Alive hint says so); default 30 s. */
+  readonly idleTimeoutMs?: number;
+}
+
+export interface AppDispatcher {
+  dispatch(request: AppRequest, handler: AppDispatchHandler): void;
+  /** Closes every connection; requests still waiting for one fail. */
+  close(): void;
+}
+
+/**
+ * Stable codes of the own client's failures (each also says what happened in its message).
+ * Errors of the socket itself keep Node's codes (ECONNREFUSED, ECONNRESET, EPIPE...).
+ */
+export const APP_CLIENT_ERRORS = Object.freeze({
+  /** The app closed the connection before its answer was complete (FIN; a reset is ECONNRESET). */
+  closed: 'APP_CONNECTION_CLOSED',
+  /** The caller's body ended short of, or beyond, its Content-Length, or was reset: the request was cut. */
+  bodyIncomplete: 'APP_REQUEST_BODY_INCOMPLETE',
+  /** A field value holds CR, LF or NUL: nothing was sent. */
+  invalidField: 'APP_INVALID_FIELD',
+  /** A 100 Continue nobody asked for (the own client never sends Expect). */
+  unaskedContinue: 'APP_UNASKED_CONTINUE',
+  /** A 101 Switching Protocols to a request that asked for no upgrade. */
+  unaskedUpgrade: 'APP_UNASKED_UPGRADE',
+  /** The pool was closed (reload, shutdown) before the request had a connection. */
+  poolClosed: 'APP_POOL_CLOSED',
+});
+
+export function appClientError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}

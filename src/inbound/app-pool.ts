@@ -1,0 +1,125 @@
+// meshcar's own pool of keep-alive connections to an HTTP/1.1 app (the default client toward
+// the app; `http1: {appClient: undici}` chooses undici's Pool instead). Connections at most
+// `maxConnections`, then requests wait in order; the most recently used idle connection
+// serves next (LIFO), so under light load a few warm connections carry it and the rest idle
+// out. One timer for all idle connections, armed only while some are idle: an idle sidecar
+// is not woken for a pool it does not use.
+//
+// Per request: no agent bookkeeping, no request or response objects, no timers; the head is
+// one string written once, the answer parsed by Node's llhttp (app-connection.ts).
+
+import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
+import { AppConnection, type ConnectionOwner } from './app-connection.js';
+
+/**
+ * A connection the app says it keeps for N s is closed by us this much earlier, so a request
+ * is never sent on one the app is closing at that moment (undici's keepAliveTimeoutThreshold).
+ */
+const HINT_MARGIN_MS = 1000;
+
+interface Waiting {
+  readonly request: AppRequest;
+  readonly handler: AppDispatchHandler;
+}
+
+export class AppPool implements AppDispatcher, ConnectionOwner {
+  private readonly connections = new Set<AppConnection>();
+  /** Idle connections, the most recently used last. */
+  private readonly idle: AppConnection[] = [];
+  private readonly waiting: Waiting[] = [];
+  private readonly maxConnections: number;
+  private readonly idleTimeoutMs: number;
+  private sweepTimer: NodeJS.Timeout | undefined = undefined;
+  private isClosed = false;
+
+  constructor(private readonly options: AppPoolOptions) {
+    this.maxConnections = options.maxConnections ?? 256;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+  }
+
+  dispatch(request: AppRequest, handler: AppDispatchHandler): void {
+    if (this.isClosed) {
+      handler.onError(appClientError(APP_CLIENT_ERRORS.poolClosed, 'the connection pool to the app is closed'));
+      return;
+    }
+    const now = Date.now();
+    let connection: AppConnection | undefined;
+    while ((connection = this.idle.pop()) !== undefined) {
+      // one whose time ran out before the sweep came by, or that the app is closing, is not used
+      if (connection.idleUntil > now && !connection.socket.destroyed) break;
+      connection.destroy();
+    }
+    if (connection === undefined) {
+      if (this.connections.size >= this.maxConnections) {
+        this.waiting.push({ request, handler });
+        return;
+      }
+      connection = this.open();
+    }
+    connection.assign(request, handler);
+  }
+
+  released(connection: AppConnection): void {
+    const next = this.waiting.shift();
+    if (next !== undefined) {
+      connection.assign(next.request, next.handler);
+      return;
+    }
+    const hint = connection.keepAliveHintMs;
+    const idleMs = hint === undefined ? this.idleTimeoutMs : Math.min(this.idleTimeoutMs, hint - HINT_MARGIN_MS);
+    if (idleMs <= 0) {
+      connection.destroy();
+      return;
+    }
+    connection.idleUntil = Date.now() + idleMs;
+    this.idle.push(connection);
+    this.sweepTimer ??= this.armSweep(idleMs);
+  }
+
+  closed(connection: AppConnection): void {
+    this.connections.delete(connection);
+    const at = this.idle.indexOf(connection);
+    if (at !== -1) this.idle.splice(at, 1);
+    // a waiting request takes the freed place
+    if (!this.isClosed && this.waiting.length > 0 && this.connections.size < this.maxConnections) {
+      const next = this.waiting.shift() as Waiting;
+      this.open().assign(next.request, next.handler);
+    }
+  }
+
+  close(): void {
+    this.isClosed = true;
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    for (const connection of this.connections) connection.destroy();
+    const waiting = this.waiting.splice(0);
+    for (const { handler } of waiting) handler.onError(appClientError(APP_CLIENT_ERRORS.poolClosed, 'the connection pool to the app is closed'));
+  }
+
+  private open(): AppConnection {
+    const connection = new AppConnection(this.options.host, this.options.port, this);
+    this.connections.add(connection);
+    return connection;
+  }
+
+  private armSweep(delayMs: number): NodeJS.Timeout {
+    const timer = setTimeout(() => this.sweep(), delayMs);
+    timer.unref();
+    return timer;
+  }
+
+  /** Closes the idle connections whose time is up; re-armed for the next one due, if any. */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    const now = Date.now();
+    let nextDue = Infinity;
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const connection = this.idle[i] as AppConnection;
+      if (connection.idleUntil <= now) {
+        this.idle.splice(i, 1);
+        connection.destroy();
+      } else if (connection.idleUntil < nextDue) nextDue = connection.idleUntil;
+    }
+    if (nextDue !== Infinity) this.sweepTimer = this.armSweep(nextDue - now);
+  }
+}
