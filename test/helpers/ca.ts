@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,8 +43,19 @@ export function memoryLogger(lines: Array<Record<string, unknown>>, level = 'inf
   return pino({ level }, sink);
 }
 
+/**
+ * CA directories this test process made: removed when it exits, also those of a test that
+ * failed before its teardown or never closed its CA (128 were left in the system's temporary
+ * directory over a day of runs).
+ */
+const caDirs = new Set<string>();
+process.once('exit', () => {
+  for (const dir of caDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 export async function makeCaDir(trustDomain = 'mesh.local'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'meshcar-ca-'));
+  caDirs.add(dir);
   await initCaDirectory(join(dir, 'ca'), trustDomain, { force: false });
   return join(dir, 'ca');
 }
