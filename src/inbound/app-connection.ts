@@ -45,12 +45,15 @@ export class AppConnection {
   private readingPaused = false;
   private trailers: string[] | null = null;
   private closed = false;
+  /** Inside assign()'s onConnect: an abort then leaves the connection unused, not cut. */
+  private assigning = false;
   /** The app's Keep-Alive: timeout hint in ms (undefined: none given). */
   keepAliveHintMs: number | undefined = undefined;
   /** When an idle connection should be closed (Date.now() ms); set by the pool. */
   idleUntil = 0;
 
-  constructor(host: string, port: number, private readonly owner: ConnectionOwner) {
+  /** `connectTimeoutMs`: a new connection must be up within this (undici's default is 10 s), else 503 upstream_unavailable. */
+  constructor(host: string, port: number, private readonly owner: ConnectionOwner, private readonly connectTimeoutMs: number) {
     const socket = (this.socket = net.connect({ host, port, noDelay: true }));
     const parser = (this.parser = new LlhttpParser());
     parser.initialize(LlhttpParser.RESPONSE, PARSER_RESOURCE, 0, LlhttpParser.kLenientNone);
@@ -64,6 +67,10 @@ export class AppConnection {
     socket.on('error', this.onSocketError);
     socket.on('close', this.onSocketClose);
     socket.on('drain', this.onSocketDrain);
+    // an app that drops SYNs (backlog full, host down) must not hold the request and its pool
+    // slot for the kernel's two minutes of retries; one timer per new connection, gone once up
+    socket.setTimeout(connectTimeoutMs, this.onConnectTimeout);
+    socket.once('connect', this.onConnected);
   }
 
   /** Carries `request`; the connection is new, or idle and reusable. */
@@ -79,13 +86,21 @@ export class AppConnection {
       this.readingPaused = false;
       this.socket.resume();
     }
+    this.assigning = true;
     handler.onConnect(() => {
-      if (this.handler === handler) this.cut();
+      if (this.handler !== handler) return;
+      if (this.assigning) this.detach();
+      else this.cut();
     });
-    if (this.handler !== handler) return; // aborted at once
+    this.assigning = false;
+    if (this.handler !== handler) {
+      // cancelled while it waited for a connection: nothing was written, so this one stays good
+      if (!this.closed) this.owner.released(this);
+      return;
+    }
     const head = requestHead(request);
     if (head === undefined) {
-      this.fail(appClientError(APP_CLIENT_ERRORS.invalidField, 'a request field holds a line break or NUL'));
+      this.fail(appClientError(APP_CLIENT_ERRORS.invalidField, 'the request has a method, target or field that cannot be written (a line break, NUL, space or non-token character)'));
       return;
     }
     this.socket.write(head, 'latin1');
@@ -128,16 +143,35 @@ export class AppConnection {
     this.destroy();
   }
 
-  private fail(err: Error): void {
+  private fail(err: unknown): void {
     const handler = this.detach();
     this.destroy();
-    handler?.onError(err);
+    try {
+      handler?.onError(err instanceof Error ? err : new Error(String(err)));
+    } catch {
+      // a handler that throws on its own error: the connection is gone, the process must stay
+    }
   }
 
   private sent(): void {
     this.requestSent = true;
-    this.handler?.onRequestSent?.();
+    try {
+      this.handler?.onRequestSent?.();
+    } catch (err) {
+      this.fail(err);
+    }
   }
+
+  private readonly onConnected = (): void => {
+    this.socket.setTimeout(0);
+  };
+
+  private readonly onConnectTimeout = (): void => {
+    if (!this.socket.connecting) return;
+    const err = appClientError('ETIMEDOUT', `no connection to the app within ${this.connectTimeoutMs} ms`);
+    if (this.handler !== undefined) this.fail(err);
+    else this.destroy();
+  };
 
   private readonly onBodyData = (chunk: Buffer | string): void => {
     const request = this.request as AppRequest;
@@ -197,7 +231,15 @@ export class AppConnection {
       this.destroy();
       return;
     }
-    const result = this.parser.execute(data);
+    // a handler's exception comes out of execute() (llhttp calls it): it fails this request and
+    // its connection, never the process
+    let result: number | Error;
+    try {
+      result = this.parser.execute(data);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
     if (result instanceof Error) {
       // bytes after a complete answer: relay that answer, but never reuse the connection
       if (this.responseDone) this.stray = true;
@@ -214,7 +256,13 @@ export class AppConnection {
   private readonly onSocketEnd = (): void => {
     if (this.handler !== undefined && this.finalHead && !this.responseDone) {
       // a body delimited by the close completes now; a short one is an error
-      const result = this.parser.finish();
+      let result: Error | undefined;
+      try {
+        result = this.parser.finish();
+      } catch (err) {
+        this.fail(err);
+        return;
+      }
       if (result === undefined && this.responseDone) {
         this.keepAlive = false;
         this.complete();
@@ -240,11 +288,25 @@ export class AppConnection {
 
   /** The answer is whole and the request sent (or the connection is lost anyway): hand it on. */
   private complete(): void {
-    const reusable = this.keepAlive && this.requestSent && !this.stray && !this.closed;
+    let reusable = this.keepAlive && this.requestSent && !this.stray && !this.closed;
+    if (this.readingPaused) {
+      // paused for a slow caller when the answer ended: bytes already held in the socket came
+      // after the answer (not seen by the stray check, nor would a FIN behind them be), so
+      // such a connection is not reused; an empty one reads again, to see what the app sends
+      if (this.socket.readableLength > 0) reusable = false;
+      else {
+        this.readingPaused = false;
+        this.socket.resume();
+      }
+    }
     const trailers = this.trailers;
     const handler = this.detach();
     if (!reusable) this.destroy();
-    handler?.onComplete(trailers);
+    try {
+      handler?.onComplete(trailers);
+    } catch {
+      // the answer was whole; what the handler did with it is not this connection's state
+    }
     if (reusable && !this.closed) this.owner.released(this);
   }
 

@@ -47,6 +47,8 @@ export interface AppPoolOptions {
   readonly maxConnections?: number;
   /** An idle connection closes after this (or sooner when the app's Keep-Alive hint says so); default 30 s. */
   readonly idleTimeoutMs?: number;
+  /** A new connection must be up within this, else the request fails with ETIMEDOUT (503); default 10 s. */
+  readonly connectTimeoutMs?: number;
 }
 
 export interface AppDispatcher {

@@ -60,6 +60,8 @@ export function classifyAppError(err: unknown): AppFailure {
   // undici's parser errors do not always carry an HPE_ code (an invalid header token has none)
   if (err instanceof Error && err.name === 'HTTPParserError') return { code: 'bad_gateway', message: `the app sent a malformed response (${code ?? err.message})` };
   if (code !== undefined) {
+    // only at shutdown or a restart of the pool: the app did nothing wrong
+    if (code === APP_CLIENT_ERRORS.poolClosed) return { code: 'upstream_unavailable', message: 'the sidecar is closing its connections to the app' };
     if (UNREACHABLE.has(code)) return { code: 'upstream_unavailable', message: `the app is unreachable (${code})` };
     if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: `the app sent a malformed response (${code})` };
     const refused = Object.hasOwn(REFUSED_ANSWER, code) ? REFUSED_ANSWER[code] : code === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message) ? REFUSED_INTERIM[err.message] : undefined;

@@ -30,6 +30,8 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
   private readonly maxConnections: number;
   private readonly idleTimeoutMs: number;
   private sweepTimer: NodeJS.Timeout | undefined = undefined;
+  /** When the armed sweep fires (Date.now() ms). */
+  private sweepDue = 0;
   private isClosed = false;
 
   constructor(private readonly options: AppPoolOptions) {
@@ -73,7 +75,11 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
     }
     connection.idleUntil = Date.now() + idleMs;
     this.idle.push(connection);
-    this.sweepTimer ??= this.armSweep(idleMs);
+    // an earlier deadline than the armed one (an app's short Keep-Alive hint) re-arms the timer
+    if (this.sweepTimer === undefined || connection.idleUntil < this.sweepDue) {
+      if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
+      this.sweepTimer = this.armSweep(idleMs);
+    }
   }
 
   closed(connection: AppConnection): void {
@@ -97,12 +103,13 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
   }
 
   private open(): AppConnection {
-    const connection = new AppConnection(this.options.host, this.options.port, this);
+    const connection = new AppConnection(this.options.host, this.options.port, this, this.options.connectTimeoutMs ?? 10_000);
     this.connections.add(connection);
     return connection;
   }
 
   private armSweep(delayMs: number): NodeJS.Timeout {
+    this.sweepDue = Date.now() + delayMs;
     const timer = setTimeout(() => this.sweep(), delayMs);
     timer.unref();
     return timer;

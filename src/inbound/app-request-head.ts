@@ -4,18 +4,26 @@
 
 import type { AppRequest } from './app-dispatch.js';
 
-/** A head or trailer value that would end its line early. Callers' values were checked by their parsers already. */
+// What callers send was checked by their parsers (Node's HTTP/1.1, the HTTP/2 codecs) already;
+// these checks keep the head one request whatever a future path hands in (undici made them too).
+/** A value that would end its line early. */
 const LINE_BREAKING = /[\r\n\0]/;
+/** A method or field name: an RFC 9110 token. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A request target: no controls, spaces or DEL (the line would read as something else). */
+const TARGET_BREAKING = /[\x00-\x20\x7f]/;
 /** Methods whose bodiless request still says `Content-Length: 0` (as Node and undici send them). */
 const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH']);
 
-/** The request head, or undefined if a value would break its line. */
+/** The request head, or undefined if its method, target or a field could not be written as one request. */
 export function requestHead(request: AppRequest): string | undefined {
+  if (!TOKEN.test(request.method) || TARGET_BREAKING.test(request.path)) return undefined;
   let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
   const fields = request.headers;
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i] as string;
     const value = fields[i + 1] as string | readonly string[];
+    if (!TOKEN.test(name)) return undefined;
     if (typeof value === 'string') {
       if (LINE_BREAKING.test(value)) return undefined;
       head += `${name}: ${value}\r\n`;
