@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { LlhttpParser, type Llhttp, type OnBody, type OnHeaders, type OnHeadersComplete } from '../http/llhttp.js';
 import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppRequest } from './app-dispatch.js';
 import { keepAliveHint, requestHead } from './app-request-head.js';
+import { RequestBodyWriter, type BodyWriterOwner } from './app-request-body.js';
 
 /** The pool's side of a connection. */
 export interface ConnectionOwner {
@@ -27,9 +28,10 @@ const PARSER_RESOURCE = Object.freeze({});
 /** llhttp: read no body for this head. */
 const SKIP_BODY = 1;
 
-export class AppConnection {
+export class AppConnection implements BodyWriterOwner {
   readonly socket: net.Socket;
   private readonly parser: Llhttp;
+  private readonly bodyWriter: RequestBodyWriter;
   private request: AppRequest | undefined = undefined;
   private handler: AppDispatchHandler | undefined = undefined;
   /** Field lines llhttp handed out in parts (a head of over 32 fields, or trailers). */
@@ -40,8 +42,6 @@ export class AppConnection {
   private stray = false;
   private requestSent = false;
   private keepAlive = false;
-  private bodyBytes = 0;
-  private bodyPaused = false;
   private readingPaused = false;
   private trailers: string[] | null = null;
   private closed = false;
@@ -55,6 +55,7 @@ export class AppConnection {
   /** `connectTimeoutMs`: a new connection must be up within this (undici's default is 10 s), else 503 upstream_unavailable. */
   constructor(host: string, port: number, private readonly owner: ConnectionOwner, private readonly connectTimeoutMs: number) {
     const socket = (this.socket = net.connect({ host, port, noDelay: true }));
+    this.bodyWriter = new RequestBodyWriter(socket, this);
     const parser = (this.parser = new LlhttpParser());
     parser.initialize(LlhttpParser.RESPONSE, PARSER_RESOURCE, 0, LlhttpParser.kLenientNone);
     parser[LlhttpParser.kOnMessageBegin] = this.onMessageBegin;
@@ -66,7 +67,6 @@ export class AppConnection {
     socket.on('end', this.onSocketEnd);
     socket.on('error', this.onSocketError);
     socket.on('close', this.onSocketClose);
-    socket.on('drain', this.onSocketDrain);
     // an app that drops SYNs (backlog full, host down) must not hold the request and its pool
     // slot for the kernel's two minutes of retries; one timer per new connection, gone once up
     socket.setTimeout(connectTimeoutMs, this.onConnectTimeout);
@@ -79,7 +79,6 @@ export class AppConnection {
     this.handler = handler;
     this.fields = [];
     this.finalHead = this.responseDone = this.requestSent = this.keepAlive = false;
-    this.bodyBytes = 0;
     this.trailers = null;
     this.keepAliveHintMs = undefined;
     if (this.readingPaused) {
@@ -109,10 +108,7 @@ export class AppConnection {
       this.sent();
       return;
     }
-    body.on('data', this.onBodyData);
-    body.on('end', this.onBodyEnd);
-    body.on('error', this.onBodyError);
-    body.resume();
+    this.bodyWriter.start(body, request.contentLength);
   }
 
   /** Closes the connection (idle timeout, pool closed). */
@@ -124,16 +120,8 @@ export class AppConnection {
   /** The request is over for this connection: its handler and body are let go. */
   private detach(): AppDispatchHandler | undefined {
     const handler = this.handler;
-    const body = this.request?.body;
-    if (body !== undefined && !this.requestSent) {
-      body.off('data', this.onBodyData);
-      body.off('end', this.onBodyEnd);
-      body.off('error', this.onBodyError);
-      // as undici left it: the exchange decides what becomes of the rest of the caller's body
-      body.pause();
-    }
+    if (this.request?.body !== undefined && !this.requestSent) this.bodyWriter.stop();
     this.request = this.handler = undefined;
-    this.bodyPaused = false;
     return handler;
   }
 
@@ -151,6 +139,21 @@ export class AppConnection {
     } catch {
       // a handler that throws on its own error: the connection is gone, the process must stay
     }
+  }
+
+  /** @internal RequestBodyWriter's: the body is written. */
+  bodySent(): void {
+    this.sent();
+  }
+
+  /** @internal RequestBodyWriter's: the body failed; the request is cut. */
+  bodyFailed(err: Error): void {
+    this.fail(err);
+  }
+
+  /** @internal RequestBodyWriter's: asks the handler whether an ended body is whole. */
+  bodyWhole(body: Readable): boolean {
+    return this.handler?.bodyWhole?.(body) ?? true;
   }
 
   private sent(): void {
@@ -171,58 +174,6 @@ export class AppConnection {
     const err = appClientError('ETIMEDOUT', `no connection to the app within ${this.connectTimeoutMs} ms`);
     if (this.handler !== undefined) this.fail(err);
     else this.destroy();
-  };
-
-  private readonly onBodyData = (chunk: Buffer | string): void => {
-    const request = this.request as AppRequest;
-    if (typeof chunk === 'string') chunk = Buffer.from(chunk);
-    if (chunk.length === 0) return; // a chunk of size 0 would end a chunked body
-    this.bodyBytes += chunk.length;
-    const socket = this.socket;
-    let flowing: boolean;
-    if (request.contentLength !== undefined) {
-      if (this.bodyBytes > request.contentLength) {
-        this.fail(appClientError(APP_CLIENT_ERRORS.bodyIncomplete, 'the request body ran past its Content-Length'));
-        return;
-      }
-      flowing = socket.write(chunk);
-    } else {
-      socket.cork();
-      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      socket.write(chunk);
-      flowing = socket.write('\r\n', 'latin1');
-      socket.uncork();
-    }
-    if (!flowing) {
-      this.bodyPaused = true;
-      request.body?.pause();
-    }
-  };
-
-  private readonly onBodyEnd = (): void => {
-    const request = this.request as AppRequest;
-    const body = request.body as Readable;
-    body.off('data', this.onBodyData);
-    body.off('end', this.onBodyEnd);
-    body.off('error', this.onBodyError);
-    const whole = (request.contentLength === undefined || this.bodyBytes === request.contentLength) && (this.handler?.bodyWhole?.(body) ?? true);
-    if (!whole) {
-      this.requestSent = true; // the listeners are off already
-      this.fail(appClientError(APP_CLIENT_ERRORS.bodyIncomplete, 'the request body ended short of its Content-Length, or was reset'));
-      return;
-    }
-    if (request.contentLength === undefined) this.socket.write('0\r\n\r\n', 'latin1');
-    this.sent();
-  };
-
-  private readonly onBodyError = (err: Error): void => {
-    this.fail(appClientError(APP_CLIENT_ERRORS.bodyIncomplete, `the request body failed (${err.message})`));
-  };
-
-  private readonly onSocketDrain = (): void => {
-    if (!this.bodyPaused) return;
-    this.bodyPaused = false;
-    this.request?.body?.resume();
   };
 
   private readonly onSocketData = (data: Buffer): void => {
