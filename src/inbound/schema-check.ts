@@ -7,14 +7,18 @@
 // access log, /endpoints). Everything else goes on at once, streaming as before. Every
 // request is held, whatever its Content-Type or Upgrade claims: a header the caller picks
 // decides nothing. gRPC methods are POST operations of the spec like any other; their
-// framed bodies are never JSON documents (see operation.ts), so they stream unread.
+// framed bodies are never JSON documents (see operation.ts), so they stream unread. A body
+// read here keeps its trailers: the caller's come on its own stream (or request), which the app
+// forwarder no longer sees, so they are taken while reading (exchange.callerTrailers).
 
-import { PassThrough } from 'node:stream';
+import type { IncomingHttpHeaders } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
 import { checkJsonBody, readAll, watchBody } from '../schema/json-body.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
 import { ERROR_OF, OVER_BUDGET, tooLarge, type Violation } from '../schema/violations.js';
 import { DONE, type Exchange } from './exchange.js';
 import { touch } from './exchange-deadlines.js';
+import { bindExchange, exchangeOf } from './exchange-links.js';
 
 /**
  * Checks the request; calls `next(exchange)` when it may go to the app (at once, or after its
@@ -42,8 +46,13 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
   }
   // the caller waits for 100 Continue before it sends the body we are about to read
   if (exchange.expectsContinue) exchange.continue();
+  // the body the app gets is a replay of what is read here: an HTTP/2 caller's trailers come as
+  // an event on its stream during this read, before its end (an h2c app sends them on)
+  const original = exchange.requestBody;
+  bindExchange(original, exchange);
+  original.on('trailers', onCallerTrailers);
   readAll(
-    exchange.requestBody,
+    original,
     guard.maxBodySize,
     guard.budget,
     (body, why) => {
@@ -57,12 +66,18 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
       if (body === undefined) exchange.fail('body_too_large', (violation as Violation).message);
       else if (violation !== undefined) refuse(exchange, violation);
       else {
+        // an HTTP/1.1 caller's trailers are on its request once its body ended
+        if (exchange.callerTrailers === undefined) exchange.callerTrailers = (original as { trailers?: IncomingHttpHeaders }).trailers;
         exchange.bodyReplacement = new PassThrough().end(body);
         next(exchange);
       }
     },
     () => touch(exchange),
   );
+}
+
+function onCallerTrailers(this: Readable, trailers: IncomingHttpHeaders): void {
+  exchangeOf(this).callerTrailers = trailers;
 }
 
 function refuse(exchange: Exchange, violation: Violation): void {

@@ -33,9 +33,11 @@ class H2cAttempt extends Attempt {
   /** The upstream's response trailers, sent on the app stream's 'wantTrailers'. */
   responseTrailers: OutgoingHttpHeaders = NO_TRAILERS;
 
-  constructor(ctx: OutboundContext, readonly stream: ServerHttp2Stream, reqHeaders: IncomingHttpHeaders, schema: SchemaResult | undefined, preread: Buffer | undefined) {
+  constructor(ctx: OutboundContext, readonly stream: ServerHttp2Stream, reqHeaders: IncomingHttpHeaders, schema: SchemaResult | undefined, preread: Buffer | undefined, prereadTrailers: IncomingHttpHeaders | undefined) {
     super(ctx, reqHeaders, reqHeaders[':method'] ?? 'GET', schema, preread);
     this.appBody = stream;
+    // the body was read whole by the OpenAPI check (schema-check.ts): its trailers came then
+    if (prereadTrailers !== undefined) this.requestTrailersIn = forwardableHeaders(prereadTrailers);
   }
 
   start(): void {
@@ -199,6 +201,6 @@ function onUpstreamEnd(this: UpstreamStream): void {
   if (!attempt.bodyCut(this)) attempt.stream.end();
 }
 
-export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqHeaders: IncomingHttpHeaders, schema?: SchemaResult, preread?: Buffer): void {
-  new H2cAttempt(ctx, stream, reqHeaders, schema, preread).start();
+export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqHeaders: IncomingHttpHeaders, schema?: SchemaResult, preread?: Buffer, prereadTrailers?: IncomingHttpHeaders): void {
+  new H2cAttempt(ctx, stream, reqHeaders, schema, preread, prereadTrailers).start();
 }

@@ -159,7 +159,7 @@ class OutboundService implements Outbound, OutboundContext {
         upgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => tunnelUpgrade(this, this.schemas, req, socket, head),
         stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
           if (this.schemas.size === 0) forwardH2c(this, stream, headers);
-          else screenH2c(this, this.schemas, stream, headers, (schema, preread) => forwardH2c(this, stream, headers, schema, preread));
+          else screenH2c(this, this.schemas, stream, headers, (schema, preread, trailers) => forwardH2c(this, stream, headers, schema, preread, trailers));
         },
       },
       {

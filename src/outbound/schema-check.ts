@@ -2,7 +2,8 @@
 // held against that upstream's spec before it leaves (operation, path, query, headers,
 // content type, JSON body). enforce: a violation is answered here with the JSON error and
 // never reaches the upstream; a JSON body is read first (up to maxBodySize, else 413; no byte
-// for the upstream's idleTimeout, 408: schema-body-read.ts) and then sent as one piece.
+// for the upstream's idleTimeout, 408: schema-body-read.ts) and then sent as one piece, with
+// the trailers that came during the read (an h2c app's: see Forward).
 // shadow: the call leaves at once, streaming; its JSON body is validated as it goes by and
 // the result recorded when it ends. Every call is held, whatever
 // its Content-Type claims (a gRPC method is a POST operation of the spec; its framed body is
@@ -29,8 +30,11 @@ import { wasReset } from './upstream-stream.js';
 // RST_STREAM(NO_ERROR): stop sending, without error (RFC 9113 §8.1)
 const NGHTTP2_NO_ERROR = 0;
 
-/** Forwards the call: with what the check found, and the body when it was read here. */
-export type Forward = (schema: SchemaResult | undefined, preread?: Buffer) => void;
+/**
+ * Forwards the call: with what the check found, and the body when it was read here, with the
+ * trailers that came as an event while it was (an h2c app's; an HTTP/1.1 app's stay on its request).
+ */
+export type Forward = (schema: SchemaResult | undefined, preread?: Buffer, prereadTrailers?: IncomingHttpHeaders) => void;
 
 /** One app call, whatever its protocol: what the check needs, and how to answer or continue it. */
 interface AppCall {
@@ -116,6 +120,9 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
   });
   // gone before its end: nothing is forwarded or answered, but the call is recorded (499)
   call.body.once('close', () => read.finish(() => record(undefined).finish()));
+  // an h2c app's trailers come during the read, before its end: the forwarder, later, would miss them
+  let trailers: IncomingHttpHeaders | undefined;
+  call.body.once('trailers', (fields: IncomingHttpHeaders) => (trailers = fields));
   const giveUp = readAll(
     call.body,
     guard.maxBodySize,
@@ -130,7 +137,7 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
         if (violation !== undefined) {
           schema.violation = violation;
           refuse(violation);
-        } else forward(schema, body);
+        } else forward(schema, body, trailers);
       }),
     () => read.moved(),
   );
