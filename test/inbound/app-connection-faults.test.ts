@@ -7,101 +7,38 @@
 // waited leaves the connection it was given in the pool; a method, target or field name that
 // would not stay one request is never written; an app's short Keep-Alive hint closes its
 // connection on time though a later timer was armed; a closed pool is upstream_unavailable.
+// Apps and the recording handler: test/helpers/app-client.ts.
 
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import t from 'tap';
 import { AppPool } from '../../src/inbound/app-pool.js';
-import type { AppDispatchHandler } from '../../src/inbound/app-dispatch.js';
 import { classifyAppError } from '../../src/inbound/app-errors.js';
+import { RecordingHandler, exchange, get, settled, startHeadApp } from '../helpers/app-client.js';
 import { waitFor } from '../helpers/mesh.js';
 
-interface RawApp {
-  readonly port: number;
-  /** Every accepted connection, in order, with what it received. */
-  readonly connections: Array<{ socket: net.Socket; received: string; closed: boolean }>;
-  close(): Promise<void>;
-}
+/** A handler with a bug: it throws from one of its callbacks. */
+class ThrowingHandler extends RecordingHandler {
+  constructor(private readonly where: 'onHeaders' | 'onData') {
+    super();
+  }
 
-/** A raw app: `onRequest(socket, n, head)` runs for each complete request head (n counts from 1 across the app). */
-async function rawApp(onRequest: (socket: net.Socket, n: number, head: string) => void): Promise<RawApp> {
-  const connections: RawApp['connections'] = [];
-  let requests = 0;
-  const server = net.createServer((socket) => {
-    const record = { socket, received: '', closed: false };
-    connections.push(record);
-    let pending = '';
-    socket.on('data', (data) => {
-      record.received += data.toString('latin1');
-      pending += data.toString('latin1');
-      let end: number;
-      while ((end = pending.indexOf('\r\n\r\n')) !== -1) {
-        const head = pending.slice(0, end);
-        pending = pending.slice(end + 4);
-        onRequest(socket, ++requests, head);
-      }
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => (record.closed = true));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    connections,
-    close: async () => {
-      for (const { socket } of connections) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
+  override onHeaders(statusCode: number, rawHeaders: Array<Buffer | string>, resume: () => void): boolean {
+    super.onHeaders(statusCode, rawHeaders, resume);
+    if (this.where === 'onHeaders') throw new Error('a handler bug in onHeaders');
+    return true;
+  }
 
-interface Recorded extends AppDispatchHandler {
-  readonly events: string[];
-  body: string;
-  error: (Error & { code?: string }) | undefined;
-  readonly settled: Promise<'complete' | 'error'>;
+  override onData(chunk: Buffer): boolean {
+    super.onData(chunk);
+    if (this.where === 'onData') throw new Error('a handler bug in onData');
+    return true;
+  }
 }
-
-function recorder(options: { onData?: () => boolean; throwIn?: 'onHeaders' | 'onData'; abortAtConnect?: boolean } = {}): Recorded {
-  let settle: (how: 'complete' | 'error') => void = () => undefined;
-  const settled = new Promise<'complete' | 'error'>((resolve) => (settle = resolve));
-  const handler: Recorded = {
-    events: [],
-    body: '',
-    error: undefined,
-    settled,
-    onConnect(abort) {
-      handler.events.push('connect');
-      if (options.abortAtConnect) abort();
-    },
-    onHeaders(status) {
-      handler.events.push(`headers ${status}`);
-      if (options.throwIn === 'onHeaders') throw new Error('a handler bug in onHeaders');
-      return true;
-    },
-    onData(chunk) {
-      handler.body += chunk.toString('latin1');
-      if (options.throwIn === 'onData') throw new Error('a handler bug in onData');
-      return options.onData ? options.onData() : true;
-    },
-    onComplete() {
-      handler.events.push('complete');
-      settle('complete');
-    },
-    onError(err) {
-      handler.events.push(`error ${(err as { code?: string }).code}`);
-      handler.error = err;
-      settle('error');
-    },
-  };
-  return handler;
-}
-
-const GET = (path: string) => ({ method: 'GET', path, headers: ['host', 'app'] });
 
 t.test("bytes an app sends after an answer a slow caller paused never reach the next caller", async (t) => {
-  const app = await rawApp((socket, n) => {
-    if (n === 1) {
+  const app = await startHeadApp((path, { socket }) => {
+    if (path === '/a') {
       socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello');
       // later, on the idle connection: an answer meant for nobody (an app bug)
       setTimeout(() => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\nFOR-CALLER-A-ONLY!'), 50);
@@ -113,36 +50,31 @@ t.test("bytes an app sends after an answer a slow caller paused never reach the 
     await app.close();
   });
   // the caller's side is full at the answer's last byte: the client pauses reading
-  const a = recorder({ onData: () => false });
-  pool.dispatch(GET('/a'), a);
-  t.equal(await a.settled, 'complete');
-  t.equal(a.body, 'hello');
+  const a = new RecordingHandler();
+  a.paused = true;
+  await exchange(pool, get('/a'), a);
+  t.same([a.calls.at(-1), a.body], ['complete', 'hello']);
   // the stray answer has reached the sidecar's side by the time the first connection is seen closed
   await waitFor(async () => app.connections[0]?.closed === true, 3000, 'the connection the stray bytes came on is closed');
-  const b = recorder();
-  pool.dispatch(GET('/b'), b);
-  t.equal(await b.settled, 'complete');
+  const b = await exchange(pool, get('/b'));
   t.equal(b.body, 'B!', "the next caller gets its own answer, not the stray bytes");
   t.equal(app.connections.length, 2, 'on a new connection');
 });
 
 t.test('a handler that throws inside the parser fails its request, not the process', async (t) => {
-  const app = await rawApp((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello'));
+  const app = await startHeadApp((_path, { socket }) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello'));
   const pool = new AppPool({ host: '127.0.0.1', port: app.port });
   t.teardown(async () => {
     pool.close();
     await app.close();
   });
   for (const where of ['onHeaders', 'onData'] as const) {
-    const handler = recorder({ throwIn: where });
-    pool.dispatch(GET(`/${where}`), handler);
-    t.equal(await handler.settled, 'error', `thrown in ${where}: the request fails`);
+    const handler = await exchange(pool, get(`/${where}`), new ThrowingHandler(where));
+    t.equal(handler.calls.at(-1), 'error', `thrown in ${where}: the request fails`);
     t.match(handler.error?.message, `a handler bug in ${where}`);
   }
   // the pool still serves
-  const after = recorder();
-  pool.dispatch(GET('/after'), after);
-  t.equal(await after.settled, 'complete');
+  t.equal((await exchange(pool, get('/after'))).calls.at(-1), 'complete');
 });
 
 t.test('an app that never completes the handshake fails the request after the connect timeout', async (t) => {
@@ -157,10 +89,11 @@ t.test('an app that never completes the handshake fails the request after the co
   const pool = new AppPool({ host: '127.0.0.1', port, connectTimeoutMs: 400 });
   t.teardown(() => pool.close());
   const started = Date.now();
-  const handler = recorder();
-  pool.dispatch(GET('/'), handler);
+  const handler = new RecordingHandler();
+  pool.dispatch(get('/'), handler);
   // bounded: without a connect timeout the kernel retries its SYN for about two minutes
-  t.equal(await Promise.race([handler.settled, new Promise((resolve) => setTimeout(resolve, 5000, 'still connecting'))]), 'error');
+  await settled(handler);
+  t.equal(handler.calls.at(-1), 'error');
   const tookMs = Date.now() - started;
   t.equal(handler.error?.code, 'ETIMEDOUT');
   t.ok(tookMs >= 350 && tookMs < 3000, `after the connect timeout (${tookMs} ms)`);
@@ -168,21 +101,20 @@ t.test('an app that never completes the handshake fails the request after the co
 });
 
 t.test('a request cancelled while it waited leaves its connection in the pool', async (t) => {
-  const app = await rawApp((socket) => setTimeout(() => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 20));
+  const app = await startHeadApp((_path, { socket }) => setTimeout(() => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 20));
   const pool = new AppPool({ host: '127.0.0.1', port: app.port, maxConnections: 2 });
   t.teardown(async () => {
     pool.close();
     await app.close();
   });
-  const busy = [recorder(), recorder()];
-  for (const handler of busy) pool.dispatch(GET('/busy'), handler);
+  const busy = [new RecordingHandler(), new RecordingHandler()];
+  for (const handler of busy) pool.dispatch(get('/busy'), handler);
   // cancelled while queued: the forwarder aborts when the connection is handed to it
-  const gone = Array.from({ length: 10 }, () => recorder({ abortAtConnect: true }));
-  for (const handler of gone) pool.dispatch(GET('/gone'), handler);
-  const last = recorder();
-  pool.dispatch(GET('/last'), last);
-  t.equal(await last.settled, 'complete');
-  t.same(await Promise.all(busy.map((handler) => handler.settled)), ['complete', 'complete']);
+  for (let i = 0; i < 10; i++) pool.dispatch(get('/gone'), new RecordingHandler({ connect: (abort) => abort() }));
+  const last = await exchange(pool, get('/last'));
+  t.equal(last.calls.at(-1), 'complete');
+  await Promise.all(busy.map((handler) => settled(handler)));
+  t.same(busy.map((handler) => handler.calls.at(-1)), ['complete', 'complete']);
   t.equal(app.connections.length, 2, 'the two connections carried everything');
   t.ok(
     app.connections.every((connection) => !connection.received.includes('/gone')),
@@ -191,7 +123,7 @@ t.test('a request cancelled while it waited leaves its connection in the pool', 
 });
 
 t.test('a method, target or field name that would not stay one request is never written', async (t) => {
-  const app = await rawApp((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+  const app = await startHeadApp((_path, { socket }) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
   const pool = new AppPool({ host: '127.0.0.1', port: app.port, maxConnections: 1 });
   t.teardown(async () => {
     pool.close();
@@ -207,23 +139,19 @@ t.test('a method, target or field name that would not stay one request is never 
     { method: 'GET', path: '/', headers: ['host', 'app', 'x-a', ['ok', 'v\nx']] },
   ];
   for (const request of refused) {
-    const handler = recorder();
-    pool.dispatch(request, handler);
-    t.equal(await handler.settled, 'error', JSON.stringify(request));
-    t.equal(handler.error?.code, 'APP_INVALID_FIELD');
+    const handler = await exchange(pool, request);
+    t.equal(handler.error?.code, 'APP_INVALID_FIELD', JSON.stringify(request));
   }
-  const fine = recorder();
-  pool.dispatch(GET('/fine'), fine);
-  t.equal(await fine.settled, 'complete');
-  const written = app.connections.map((connection) => connection.received).join('');
+  t.equal((await exchange(pool, get('/fine'))).calls.at(-1), 'complete');
+  const written = app.connections.map((connection) => connection.received.toString('latin1')).join('');
   t.equal(written.split('HTTP/1.1\r\n').length - 1, 1, 'one request reached the app: the fine one');
   t.notMatch(written, /injected/);
 });
 
 t.test("an app's short Keep-Alive hint closes its connection on time, a longer timer armed or not", async (t) => {
-  const app = await rawApp((socket, _n, head) => {
+  const app = await startHeadApp((path, { socket }) => {
     // /first is answered (and its connection idled, arming the 30 s timer) before /second
-    const second = head.startsWith('GET /second');
+    const second = path === '/second';
     const hint = second ? 'Keep-Alive: timeout=2\r\n' : '';
     setTimeout(() => socket.write(`HTTP/1.1 200 OK\r\n${hint}Content-Length: 2\r\n\r\nok`), second ? 100 : 0);
   });
@@ -233,11 +161,7 @@ t.test("an app's short Keep-Alive hint closes its connection on time, a longer t
     await app.close();
   });
   // two at once: two connections; the first answer arms the 30 s timer, the second's hint says 2 s
-  const first = recorder();
-  const second = recorder();
-  pool.dispatch(GET('/first'), first);
-  pool.dispatch(GET('/second'), second);
-  await Promise.all([first.settled, second.settled]);
+  await Promise.all([exchange(pool, get('/first')), exchange(pool, get('/second'))]);
   const hinted = app.connections.find((connection) => connection.received.includes('/second'));
   const started = Date.now();
   await waitFor(async () => hinted?.closed === true, 5000, 'the hinted connection is closed');
@@ -247,14 +171,13 @@ t.test("an app's short Keep-Alive hint closes its connection on time, a longer t
 });
 
 t.test('a closed pool is upstream_unavailable, not the app closing a connection', async (t) => {
-  const app = await rawApp(() => undefined); // never answers
+  const app = await startHeadApp(() => undefined); // never answers
   const pool = new AppPool({ host: '127.0.0.1', port: app.port, maxConnections: 1 });
   t.teardown(() => app.close());
-  const inFlight = recorder();
-  const waiting = recorder();
-  pool.dispatch(GET('/in-flight'), inFlight);
-  pool.dispatch(GET('/waiting'), waiting);
+  const waiting = new RecordingHandler();
+  pool.dispatch(get('/in-flight'), new RecordingHandler());
+  pool.dispatch(get('/waiting'), waiting);
   pool.close();
-  t.equal(await waiting.settled, 'error');
+  await settled(waiting);
   t.same(classifyAppError(waiting.error), { code: 'upstream_unavailable', message: 'the sidecar is closing its connections to the app' });
 });
