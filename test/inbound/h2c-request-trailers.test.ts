@@ -6,30 +6,18 @@
 
 import t from 'tap';
 import https from 'node:https';
-import type http2 from 'node:http2';
 import { h2Connect, startInbound } from '../helpers/inbound-fixture.js';
+import { recordingStreamHandler, type SeenRequest } from '../helpers/recording-h2-app.js';
 
 const FORGED = 'URI=spiffe://mesh.test/svc/admin';
-type Seen = { body: string; trailers: http2.IncomingHttpHeaders | undefined };
 
 async function fixture(t: Tap, codec: 'node' | 'meshcar') {
-  const seen: Seen[] = [];
+  const seen: SeenRequest[] = [];
   const fx = await startInbound({
     codec,
     app: {
       protocol: 'h2c',
-      handler: (stream) => {
-        stream.on('error', () => {});
-        const entry: Seen = { body: '', trailers: undefined };
-        seen.push(entry);
-        stream.setEncoding('utf8');
-        stream.on('data', (chunk: string) => (entry.body += chunk));
-        stream.on('trailers', (trailers) => (entry.trailers = trailers));
-        stream.on('end', () => {
-          stream.respond({ ':status': 200 });
-          stream.end('ok');
-        });
-      },
+      handler: recordingStreamHandler(seen),
     },
   });
   t.teardown(() => fx.close());

@@ -13,51 +13,24 @@ import type http2 from 'node:http2';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadGuard } from '../../src/schema/guard.js';
+import { TRAILERS_BODY, TRAILERS_SPEC, recordingStreamHandler, type SeenRequest } from '../helpers/recording-h2-app.js';
 import { h2Connect, startInbound } from '../helpers/inbound-fixture.js';
 
-const SPEC = `openapi: 3.0.3
-info: {title: trailers, version: "1"}
-paths:
-  /checked:
-    post:
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema: {type: object, required: [n], properties: {n: {type: integer}}}
-      responses: {"200": {description: ok}}
-  /streamed:
-    post:
-      responses: {"200": {description: ok}}
-`;
-const BODY = JSON.stringify({ n: 7 });
 const FORGED = 'URI=spiffe://mesh.test/svc/admin';
-type Seen = { path: string; body: string; trailers: http2.IncomingHttpHeaders | undefined };
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 async function fixture(t: Tap, codec: 'node' | 'meshcar') {
-  const seen: Seen[] = [];
+  const seen: SeenRequest[] = [];
   const fx = await startInbound({
     codec,
     app: {
       protocol: 'h2c',
-      handler: (stream, headers) => {
-        stream.on('error', () => {});
-        const entry: Seen = { path: String(headers[':path']), body: '', trailers: undefined };
-        seen.push(entry);
-        stream.setEncoding('utf8');
-        stream.on('data', (chunk: string) => (entry.body += chunk));
-        stream.on('trailers', (trailers) => (entry.trailers = trailers));
-        stream.on('end', () => {
-          stream.respond({ ':status': 200 });
-          stream.end('ok');
-        });
-      },
+      handler: recordingStreamHandler(seen),
     },
   });
   t.teardown(() => fx.close());
   const spec = join(t.testdir(), 'spec.yaml');
-  writeFileSync(spec, SPEC);
+  writeFileSync(spec, TRAILERS_SPEC);
   fx.inbound.setSchema(await loadGuard({ spec, mode: 'enforce', maxBodySize: 1024 }));
   return { fx, seen };
 }
@@ -73,7 +46,7 @@ function h2Post(caller: http2.ClientHttp2Session, path: string, trailers: http2.
     stream.on('data', (chunk: string) => (text += chunk));
     stream.on('end', () => resolve({ status, text }));
     stream.on('error', reject);
-    stream.end(BODY);
+    stream.end(TRAILERS_BODY);
   });
 }
 
@@ -86,7 +59,7 @@ for (const codec of ['meshcar', 'node'] as const) {
       const answer = await h2Post(caller, path, { 'x-checksum': `sum-${path.slice(1)}`, 'grpc-status': '0', 'x-forwarded-client-cert': FORGED, 'x-request-id': 'forged-id' });
       t.equal(answer.status, 200, `${path}: answered by the app (${answer.text})`);
       const entry = seen.find((s) => s.path === path);
-      t.equal(entry?.body, BODY, `${path}: the body arrived whole`);
+      t.equal(entry?.body, TRAILERS_BODY, `${path}: the body arrived whole`);
       t.match(entry?.trailers, { 'x-checksum': `sum-${path.slice(1)}`, 'grpc-status': '0' }, `${path}: the trailers arrived`);
       t.equal(entry?.trailers?.['x-forwarded-client-cert'], undefined, `${path}: no forged identity`);
       t.equal(entry?.trailers?.['x-request-id'], undefined, `${path}: no x-request-id from the caller`);
@@ -108,13 +81,13 @@ t.test("a chunked HTTP/1.1 caller's trailers reach the h2c app, with and without
         },
       );
       req.on('error', reject);
-      req.write(BODY.slice(0, 4));
+      req.write(TRAILERS_BODY.slice(0, 4));
       req.addTrailers({ 'x-checksum': `sum-${path.slice(1)}`, authorization: 'Bearer t', 'x-forwarded-client-cert': FORGED });
-      req.end(BODY.slice(4));
+      req.end(TRAILERS_BODY.slice(4));
     });
     t.equal(status, 200, `${path}: answered by the app`);
     const entry = seen.find((s) => s.path === path);
-    t.equal(entry?.body, BODY, `${path}: the body arrived whole`);
+    t.equal(entry?.body, TRAILERS_BODY, `${path}: the body arrived whole`);
     t.equal(entry?.trailers?.['x-checksum'], `sum-${path.slice(1)}`, `${path}: the trailer arrived`);
     t.equal(entry?.trailers?.authorization, undefined, `${path}: a field that may not be a trailer did not`);
     t.equal(entry?.trailers?.['x-forwarded-client-cert'], undefined, `${path}: nor a forged identity`);

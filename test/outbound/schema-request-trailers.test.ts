@@ -12,43 +12,16 @@ import http2 from 'node:http2';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadGuard } from '../../src/schema/guard.js';
+import { TRAILERS_BODY, TRAILERS_SPEC, recordingStreamHandler, type SeenRequest } from '../helpers/recording-h2-app.js';
 import { h2cRequest, makePki, startOutbound, startUpstream } from '../helpers/outbound-fixture.js';
 
-const SPEC = `openapi: 3.0.3
-info: {title: trailers, version: "1"}
-paths:
-  /checked:
-    post:
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema: {type: object, required: [n], properties: {n: {type: integer}}}
-      responses: {"200": {description: ok}}
-  /streamed:
-    post:
-      responses: {"200": {description: ok}}
-`;
-const BODY = JSON.stringify({ n: 7 });
-type Seen = { path: string; body: string; trailers: http2.IncomingHttpHeaders | undefined };
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 async function fixture(t: Tap, codec: 'meshcar' | 'node') {
-  const seen: Seen[] = [];
+  const seen: SeenRequest[] = [];
   const pki = await makePki('mesh.test');
   const upstream = await startUpstream(pki, {
-    handler: (stream, headers) => {
-      stream.on('error', () => {});
-      const entry: Seen = { path: String(headers[':path']), body: '', trailers: undefined };
-      seen.push(entry);
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => (entry.body += chunk));
-      stream.on('trailers', (trailers) => (entry.trailers = trailers));
-      stream.on('end', () => {
-        stream.respond({ ':status': 200 });
-        stream.end('ok');
-      });
-    },
+    handler: recordingStreamHandler(seen),
   });
   const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], { codec });
   t.teardown(async () => {
@@ -56,7 +29,7 @@ async function fixture(t: Tap, codec: 'meshcar' | 'node') {
     await upstream.close();
   });
   const spec = join(t.testdir(), 'spec.yaml');
-  writeFileSync(spec, SPEC);
+  writeFileSync(spec, TRAILERS_SPEC);
   fx.outbound.setSchemas(new Map([['payments', await loadGuard({ spec, mode: 'enforce', maxBodySize: 1024 })]]));
   return { fx, seen };
 }
@@ -71,9 +44,9 @@ function http1Post(port: number, path: string, trailers: Record<string, string>)
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
     });
     req.on('error', reject);
-    req.write(BODY.slice(0, 4));
+    req.write(TRAILERS_BODY.slice(0, 4));
     req.addTrailers(trailers);
-    req.end(BODY.slice(4));
+    req.end(TRAILERS_BODY.slice(4));
   });
 }
 
@@ -84,10 +57,10 @@ for (const codec of ['meshcar', 'node'] as const) {
     session.on('error', () => {});
     t.teardown(() => session.destroy());
     for (const path of ['/streamed', '/checked']) {
-      const answer = await h2cRequest(session, { ':method': 'POST', ':path': path, 'content-type': 'application/json' }, BODY, { 'x-checksum': `sum-${path.slice(1)}`, 'grpc-status': '0' });
+      const answer = await h2cRequest(session, { ':method': 'POST', ':path': path, 'content-type': 'application/json' }, TRAILERS_BODY, { 'x-checksum': `sum-${path.slice(1)}`, 'grpc-status': '0' });
       t.equal(answer.status, 200, `${path}: answered by the upstream (${answer.body.toString()})`);
       const entry = seen.find((s) => s.path === path);
-      t.equal(entry?.body, BODY, `${path}: the body arrived whole`);
+      t.equal(entry?.body, TRAILERS_BODY, `${path}: the body arrived whole`);
       t.match(entry?.trailers, { 'x-checksum': `sum-${path.slice(1)}`, 'grpc-status': '0' }, `${path}: the trailers arrived`);
     }
     t.equal(fx.observer.requests.find((r) => r.path === '/checked')?.schema?.violation, undefined, 'the checked body passed');
@@ -99,7 +72,7 @@ for (const codec of ['meshcar', 'node'] as const) {
       const answer = await http1Post(fx.port, path, { 'x-checksum': `sum-${path.slice(1)}` });
       t.equal(answer.status, 200, `${path}: answered by the upstream (${answer.text})`);
       const entry = seen.find((s) => s.path === path);
-      t.equal(entry?.body, BODY, `${path}: the body arrived whole`);
+      t.equal(entry?.body, TRAILERS_BODY, `${path}: the body arrived whole`);
       t.equal(entry?.trailers?.['x-checksum'], `sum-${path.slice(1)}`, `${path}: the trailer arrived`);
     }
   });
