@@ -1,6 +1,6 @@
 // The top-level `http1` key: which HTTP/1.1 client carries the inbound's requests to an
 // `http://` app. `meshcar` is the own pool over Node's llhttp (src/inbound/app-pool.ts), the
-// default: about 3 µs less CPU per request than undici's, and undici (with its WebAssembly
+// default: about 2-3 µs less CPU per request than undici's, and undici (with its WebAssembly
 // parser) never loaded. `undici` is undici's Pool, as before, selectable as
 // `http1: {appClient: undici}` and re-run over the same tests (the app-client-undici-*.test.ts
 // files). Requests with `Expect`, `Upgrade` or a target other than a path go over node:http
