@@ -1,9 +1,11 @@
 // An HTTP/2 stream handler for test apps and upstreams that records each request it gets (its
-// path, body and trailers) and answers 200 `ok` once the body has ended: what the request
-// trailer tests compare. Also the OpenAPI spec those tests check against: /checked has a JSON
+// path, body and trailers) and answers 200 `ok` once the body has ended, and an inbound in front
+// of such an app: what the request trailer tests compare. Also the OpenAPI spec those tests check against: /checked has a JSON
 // body schema (an enforcing check reads the body first), /streamed has none (it streams).
 
 import type http2 from 'node:http2';
+import type t from 'tap';
+import { startInbound, type InboundFixture } from './inbound-fixture.js';
 
 export interface SeenRequest {
   path: string;
@@ -25,6 +27,16 @@ export function recordingStreamHandler(seen: SeenRequest[]): (stream: http2.Serv
       stream.end('ok');
     });
   };
+}
+
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+
+/** An inbound on `codec` in front of an h2c app that records what it gets (closed at the test's end). */
+export async function inboundWithRecordingApp(t: Tap, codec: 'node' | 'meshcar'): Promise<{ fx: InboundFixture; seen: SeenRequest[] }> {
+  const seen: SeenRequest[] = [];
+  const fx = await startInbound({ codec, app: { protocol: 'h2c', handler: recordingStreamHandler(seen) } });
+  t.teardown(() => fx.close());
+  return { fx, seen };
 }
 
 export const TRAILERS_SPEC = `openapi: 3.0.3

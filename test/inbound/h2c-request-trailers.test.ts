@@ -6,24 +6,12 @@
 
 import t from 'tap';
 import https from 'node:https';
-import { h2Connect, startInbound } from '../helpers/inbound-fixture.js';
-import { recordingStreamHandler, type SeenRequest } from '../helpers/recording-h2-app.js';
+import { h2Connect } from '../helpers/inbound-fixture.js';
+import { inboundWithRecordingApp } from '../helpers/recording-h2-app.js';
 
 const FORGED = 'URI=spiffe://mesh.test/svc/admin';
 
-async function fixture(t: Tap, codec: 'node' | 'meshcar') {
-  const seen: SeenRequest[] = [];
-  const fx = await startInbound({
-    codec,
-    app: {
-      protocol: 'h2c',
-      handler: recordingStreamHandler(seen),
-    },
-  });
-  t.teardown(() => fx.close());
-  return { fx, seen };
-}
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+const fixture = inboundWithRecordingApp;
 
 for (const codec of ['node', 'meshcar'] as const) {
   t.test(`${codec} codec: an HTTP/2 caller's request trailers reach the h2c app`, async (t) => {

@@ -13,22 +13,14 @@ import type http2 from 'node:http2';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadGuard } from '../../src/schema/guard.js';
-import { TRAILERS_BODY, TRAILERS_SPEC, recordingStreamHandler, type SeenRequest } from '../helpers/recording-h2-app.js';
+import { TRAILERS_BODY, TRAILERS_SPEC, inboundWithRecordingApp } from '../helpers/recording-h2-app.js';
 import { h2Connect, startInbound } from '../helpers/inbound-fixture.js';
 
 const FORGED = 'URI=spiffe://mesh.test/svc/admin';
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
 async function fixture(t: Tap, codec: 'node' | 'meshcar') {
-  const seen: SeenRequest[] = [];
-  const fx = await startInbound({
-    codec,
-    app: {
-      protocol: 'h2c',
-      handler: recordingStreamHandler(seen),
-    },
-  });
-  t.teardown(() => fx.close());
+  const { fx, seen } = await inboundWithRecordingApp(t, codec);
   const spec = join(t.testdir(), 'spec.yaml');
   writeFileSync(spec, TRAILERS_SPEC);
   fx.inbound.setSchema(await loadGuard({ spec, mode: 'enforce', maxBodySize: 1024 }));
