@@ -140,11 +140,18 @@ function onCallerBodyEnd(this: Readable): void {
   const exchange = exchangeOf(this);
   const req = exchange.upstream;
   if (!(req instanceof http.ClientRequest) || req.destroyed || req.writableEnded) return;
-  // Node's Http2Stream: reset or not, `closed` by now means the end came from the stream's
-  // close, not from an END_STREAM (its rstCode is 0 until a reset, so says nothing about NO_ERROR)
-  const stream = this as Readable & { aborted?: boolean };
-  if (stream.aborted === true || stream.closed || !wholeBody(exchange)) req.destroy();
+  if (!isWholeCallerBody(this, exchange)) req.destroy();
   else req.end();
+}
+
+/**
+ * At the end of the caller's body (both HTTP/1.1 app clients ask): whether it came whole. Node's
+ * Http2Stream, reset or not, is `closed` by now when the end came from the stream's close, not
+ * from an END_STREAM (its rstCode is 0 until a reset, so says nothing about NO_ERROR).
+ */
+export function isWholeCallerBody(body: Readable, exchange: Exchange): boolean {
+  const stream = body as Readable & { aborted?: boolean };
+  return stream.aborted !== true && !stream.closed && wholeBody(exchange);
 }
 
 /**

@@ -16,9 +16,10 @@ import { forwardableResponseHead, forwardableResponseList, headersOfRaw } from '
 import { isRepeatableRequest } from '../http/idempotency.js';
 import { responseCodingProblem } from '../http/body-framing.js';
 import type { HostPort } from '../config/address.js';
+import type { Http1AppClient } from '../config/http1-config.js';
 import { formatHostPort } from '../config/address.js';
 import { classifyAppError, isRefusedInterim } from './app-errors.js';
-import { NodeHttp1App } from './app-http1-node.js';
+import { isWholeCallerBody, NodeHttp1App } from './app-http1-node.js';
 import { APP_CLIENT_ERRORS, type AppDispatchHandler, type AppDispatcher } from './app-dispatch.js';
 import { AppPool } from './app-pool.js';
 import { UndiciAppPool } from './app-undici-pool.js';
@@ -27,14 +28,11 @@ import { exchangeOf, type UpstreamRequest } from './exchange-links.js';
 import { touch } from './exchange-deadlines.js';
 import type { AppForwarder } from './forwarder.js';
 
-/** Which client carries requests to an HTTP/1.1 app (config `http1.appClient`). */
-export type AppClientKind = 'meshcar' | 'undici';
-
 export interface Http1AppOptions {
   /** Connections to the app at most; requests beyond wait in the pool's queue. Default 256. */
   readonly maxSockets?: number;
   /** Default meshcar. */
-  readonly client?: AppClientKind;
+  readonly client?: Http1AppClient;
 }
 
 /** Idle pooled connections close after this (or sooner, when the app's Keep-Alive hint says so). */
@@ -216,11 +214,7 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
    * its Content-Length, is not whole: the client cuts the connection instead.
    */
   bodyWhole(body: Readable): boolean {
-    const stream = body as Readable & { aborted?: boolean };
-    if (stream.aborted === true || stream.closed) return false;
-    const headers = this.exchange.requestHeaders;
-    const declared = headers['content-length'];
-    return declared === undefined || headers['transfer-encoding'] !== undefined || Number(declared) === this.exchange.bytesIn;
+    return isWholeCallerBody(body, this.exchange);
   }
 
   /** The caller's side drained: let the client read the app's socket again. */

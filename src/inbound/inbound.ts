@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { DEFAULT_HTTP2 } from '../config/http2-config.js';
+import type { Http1AppClient } from '../config/http1-config.js';
 import { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/inbound-config.js';
 import { listenFailed, MeshcarError } from '../errors.js';
 import { errorAnswerList } from '../http/status.js';
@@ -84,7 +85,7 @@ export interface InboundOptions {
   /** HTTP/2 from callers: meshcar's own codec in src/h2 (`meshcar`, default: DEFAULT_HTTP2) or Node's core http2 server (`node`). */
   readonly codec?: 'meshcar' | 'node';
   /** HTTP/1.1 toward an http:// app: meshcar's own pool (default) or undici's (config http1.appClient). */
-  readonly appClient?: 'meshcar' | 'undici';
+  readonly appClient?: Http1AppClient;
   /** The OpenAPI spec requests are held against (inbound.openapi), loaded by the caller. */
   readonly schema?: SchemaGuard;
 }
