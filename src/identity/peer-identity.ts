@@ -59,21 +59,25 @@ export function spiffeIdOfCertificate(cert: X509Certificate, trustDomain: string
  * getPeerX509Certificate() also copies the issuer the peer presented, and on OpenSSL 3.0 that
  * copy decodes its public key again (~0.3-0.4 ms of a ~3-4 ms handshake, measured side by
  * side); the leaf's DER, read out of the TLS session (session-peer.ts: ~40 µs, where
- * getPeerCertificate() took 150-240 µs), names the entry. Only a leaf whose own dates are its
- * whole path's window is kept (our CA never lets a leaf outlive its issuer): then the window
- * does not depend on which issuer copy the caller presents. A leaf an issuer cuts short is read
- * with its presented path on every connection, as before. Bounded, least recently used out first.
+ * getPeerCertificate() took 150-240 µs), names the entry. A leaf whose own dates are its whole
+ * path's window is kept whatever the trust bundle. A leaf an issuer cuts short (a CA made
+ * with the same lifetime a second before its leaves, as openssl-made PKIs often are) is kept
+ * with its path's window for the trust bundle that verified it: that path proves the leaf
+ * certified over that window, whichever issuer copy a later connection presents, so the
+ * window never outlasts a path we accepted. Once it no longer holds (past its end, or another
+ * bundle), the leaf is read with its presented path again. Bounded, least recently used out first.
  */
 const LEAF_LIMIT = 1024;
 
 /**
  * A kept leaf and what every connection presenting it would work out again: its path's
- * window (its own dates, the condition for being kept) and its SPIFFE ID (or why none) for
- * the trust domain it was last asked about.
+ * window and its SPIFFE ID (or why none) for the trust domain it was last asked about.
  */
 interface KnownLeaf {
   readonly cert: X509Certificate;
   readonly window: ValidityWindow;
+  /** A window an issuer cut short: the bundle it holds for. Undefined: the leaf's own dates, for any bundle. */
+  readonly anchorsPem: string | undefined;
   trustDomain?: string;
   id?: SpiffeId | string;
 }
@@ -97,28 +101,38 @@ function leafKey(socket: TLSSocket): string | undefined {
   }
 }
 
+/** Whether a kept leaf's window may stand for this connection (`anchorsPem`: the bundle verifying it). */
+function stillHolds(known: KnownLeaf, anchorsPem: string | undefined, nowMs: number): boolean {
+  if (known.anchorsPem === undefined) return true;
+  return known.anchorsPem === anchorsPem && validityProblem(known.window, nowMs) === undefined;
+}
+
 /**
  * The caller's leaf: kept (with its window and ID), or read from the socket with its presented
  * path. A leaf is kept only at a full handshake: a resumed session shows the leaf alone, whose
- * own dates would hide an issuer that expires first (peer-validity.ts remembers that window).
+ * own dates would hide an issuer that expires first (peer-validity.ts remembers that window);
+ * one an issuer cuts short, only when OpenSSL verified its path under a bundle we know.
  */
-function peerLeaf(socket: TLSSocket, resumed: boolean): KnownLeaf | X509Certificate | undefined {
+function peerLeaf(socket: TLSSocket, resumed: boolean, anchorsPem: string | undefined, nowMs: number): KnownLeaf | X509Certificate | undefined {
   const key = leafKey(socket);
   // no key: read as it is, every time (no certificate: undefined)
   if (key === undefined) return socket.getPeerX509Certificate();
   const known = leaves.get(key);
   if (known !== undefined) {
     leaves.delete(key);
-    leaves.set(key, known);
-    return known;
+    if (stillHolds(known, anchorsPem, nowMs)) {
+      leaves.set(key, known);
+      return known;
+    }
   }
   const cert = socket.getPeerX509Certificate();
   if (cert === undefined || resumed) return cert;
   const window = pathWindow(cert);
-  // every issuer the peer presented is valid over the leaf's whole window
-  if (window.notBeforeMs !== Date.parse(cert.validFrom) || window.notAfterMs !== Date.parse(cert.validTo)) return cert;
+  const ownDates = window.notBeforeMs === Date.parse(cert.validFrom) && window.notAfterMs === Date.parse(cert.validTo);
+  // cut short: the window is the verified path's, so only a verified path under a known bundle
+  if (!ownDates && (anchorsPem === undefined || !socket.authorized)) return cert;
   if (leaves.size >= LEAF_LIMIT) leaves.delete(leaves.keys().next().value as string);
-  const kept: KnownLeaf = { cert, window };
+  const kept: KnownLeaf = { cert, window, anchorsPem: ownDates ? undefined : anchorsPem };
   leaves.set(key, kept);
   return kept;
 }
@@ -140,11 +154,13 @@ export function classifyAuthorizationError(error: Error | string | null | undefi
 
 /**
  * The caller's identity on an accepted TLS socket (after 'secureConnection'). Never throws:
- * this runs on every inbound connection, and a refusal is an ordinary outcome.
+ * this runs on every inbound connection, and a refusal is an ordinary outcome. `anchorsPem`:
+ * the trust bundle the server verifies callers against (IdentityTls.anchorsPem); without it, a
+ * leaf its issuer cuts short is read with its path on every connection.
  */
-export function peerIdentity(socket: TLSSocket, trustDomain: string, nowMs = Date.now()): PeerIdentityResult {
+export function peerIdentity(socket: TLSSocket, trustDomain: string, nowMs = Date.now(), anchorsPem?: string): PeerIdentityResult {
   const resumed = socket.isSessionReused();
-  const leaf = peerLeaf(socket, resumed);
+  const leaf = peerLeaf(socket, resumed, anchorsPem, nowMs);
   if (!leaf) return { ok: false, reason: 'no_client_cert', message: 'the peer presented no certificate' };
   // with rejectUnauthorized the handshake already failed; without it we must not trust the chain
   if (!socket.authorized) {
@@ -154,8 +170,9 @@ export function peerIdentity(socket: TLSSocket, trustDomain: string, nowMs = Dat
   // `authorized` on a resumed session is the first handshake's verdict: the dates are ours to check
   const known = leaf instanceof X509Certificate ? undefined : leaf;
   const cert = known?.cert ?? (leaf as X509Certificate);
-  // a kept leaf's window is its own dates, also on a resumed session; a full handshake's is
-  // remembered for the resumptions of its session, as peerPathValidity() does
+  // a kept leaf's window (its own dates, or its verified path's under this bundle) stands also
+  // on a resumed session; a full handshake's is remembered for the resumptions of its
+  // session, as peerPathValidity() does
   const window = known?.window ?? peerPathValidity(cert, resumed);
   if (known !== undefined && !resumed) remember(cert.fingerprint256, window);
   const problem = validityProblem(window, nowMs);

@@ -24,6 +24,11 @@ export interface IdentityTls {
   readonly options: Readonly<tls.SecureContextOptions>;
   /** For tls.connect / http2.connect ({ secureContext }): one shared context per identity version. */
   readonly secureContext: tls.SecureContext;
+  /**
+   * The trust bundle these verify peers against (PEM): what a window worked out for a peer's
+   * path holds under (peer-identity.ts keeps such windows per bundle).
+   */
+  readonly anchorsPem: string;
 }
 
 export function secureContextOptions(svid: Svid): tls.SecureContextOptions {
@@ -43,5 +48,5 @@ export function secureContextOptions(svid: Svid): tls.SecureContextOptions {
 /** Throws if OpenSSL rejects the material (callers validate first, so that means a bug). */
 export function buildIdentityTls(svid: Svid): IdentityTls {
   const options = Object.freeze(secureContextOptions(svid));
-  return Object.freeze({ options, secureContext: tls.createSecureContext(options) });
+  return Object.freeze({ options, secureContext: tls.createSecureContext(options), anchorsPem: svid.bundlePem });
 }

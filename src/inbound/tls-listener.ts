@@ -59,7 +59,9 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
   watchServerPeerCertificates(server);
 
   server.on('secureConnection', (socket: TLSSocket) => {
-    const result = peerIdentity(socket, trustDomain);
+    // the bundle of the current identity version: a rotation's new bundle takes effect for new
+    // handshakes at the same moment (attachServer)
+    const result = peerIdentity(socket, trustDomain, Date.now(), identity.tls().anchorsPem);
     if (!result.ok) {
       observer.tlsHandshakeFailed('inbound', result.reason, inboundFailure(socket, result.reason, result.message));
       logger.debug({ reason: result.reason, remote: socket.remoteAddress, resumed: socket.isSessionReused(), detail: result.message }, 'inbound connection refused');

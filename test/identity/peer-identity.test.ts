@@ -179,7 +179,8 @@ t.test("a caller's leaf is copied once, and a new leaf is read afresh", async (t
   t.ok((seen[2]?.expiresAtMs ?? Infinity) < (seen[0]?.expiresAtMs ?? 0), "and its own dates bound the connection's life");
 
   // a leaf that outlives the issuer it presents (no CA of ours makes one; another CA may): its
-  // window depends on the issuer copy presented, so it is read with its path every time
+  // window depends on its path, so without the server's bundle named it is read with its path
+  // every time (with it: the next test)
   const outliving = await pki.issueWithUris([CLIENT_ID], { lifetimeMs: 400 * 86_400_000 });
   for (let i = 0; i < 2; i++) {
     const { text, error } = await exchange(port, { ...trustServer, key: outliving.privateKeyPem, cert: outliving.chainPem });
@@ -189,4 +190,43 @@ t.test("a caller's leaf is copied once, and a new leaf is read afresh", async (t
   t.equal(seen.length, 5);
   t.not(seen[4]?.cert, seen[3]?.cert, 'a leaf its issuer cuts short is not kept: read with its presented path on each connection');
   t.equal(seen[4]?.expiresAtMs, Date.parse(new X509Certificate(pki.issuerPem).validTo), "the presented issuer's end bounds the connection");
+});
+
+t.test('a leaf its issuer cuts short is kept for the trust bundle that verified its path, and its window still bounds', async (t) => {
+  const pki = await makePki(TD);
+  const svid = validateSvid(await pki.issue(SERVER_ID), SERVER_ID);
+  // the bundle a server verifies with; the test swaps it to stand for a rotation's new bundle
+  let anchorsPem = buildIdentityTls(svid).anchorsPem;
+  let nowMs: number | undefined;
+  const seen: Array<{ cert?: unknown; expiresAtMs?: number; reason?: string }> = [];
+  const server = tls.createServer({ ...buildIdentityTls(svid).options, ...MTLS_SERVER_OPTIONS }, (socket) => {
+    const result = peerIdentity(socket, TD, nowMs ?? Date.now(), anchorsPem);
+    seen.push(result.ok ? { cert: result.certificate, expiresAtMs: result.expiresAtMs } : { reason: result.reason });
+    socket.end(result.ok ? result.id.uri : 'refused');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const trustServer = { ca: pki.bundlePem, checkServerIdentity: verifyServerSpiffeId(SERVER_ID) };
+  // outlives the issuer it presents, as a leaf made with its CA's lifetime a moment later does
+  const outliving = await pki.issueWithUris([CLIENT_ID], { lifetimeMs: 400 * 86_400_000 });
+  const connect = () => exchange(port, { ...trustServer, key: outliving.privateKeyPem, cert: outliving.chainPem });
+  const issuerEnd = Date.parse(new X509Certificate(pki.issuerPem).validTo);
+
+  for (let i = 0; i < 2; i++) t.equal((await connect()).text, CLIENT_ID);
+  t.equal(seen[1]?.cert, seen[0]?.cert, 'kept: the object made at its first connection, no copy per handshake');
+  t.equal(seen[1]?.expiresAtMs, issuerEnd, "the kept window is its path's: the issuer's end still bounds the connection");
+
+  nowMs = issuerEnd + 1000;
+  t.equal((await connect()).text, 'refused', 'past the issuer end, a kept leaf is refused');
+  t.equal(seen[2]?.reason, 'expired', 'as expired (read again with its path, which has expired too)');
+  nowMs = undefined;
+
+  t.equal((await connect()).text, CLIENT_ID);
+  const beforeSwap = seen[3]?.cert;
+  anchorsPem = `${anchorsPem}\n`; // another bundle (a rotation's)
+  t.equal((await connect()).text, CLIENT_ID);
+  t.not(seen[4]?.cert, beforeSwap, 'under another trust bundle the leaf is read with its path again');
+  t.equal(seen[4]?.expiresAtMs, issuerEnd, "and bounded by its path's end");
 });
