@@ -4,6 +4,7 @@
 // tickets resumed per endpoint. Kept apart from upstream-agent.ts, which subclasses
 // http2-wrapper's Agent, so the `meshcar` codec never loads http2-wrapper.
 
+import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
@@ -13,6 +14,9 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-certificate.js';
 
 const kEndpoint = Symbol('meshcar.endpoint');
+// the TCP connection under a TLS socket dialled `resettable` (resetConnection)
+const kTcp = Symbol('meshcar.tcp');
+type ResettableSocket = TLSSocket & { [kTcp]?: net.Socket };
 const realPeerX509 = tls.TLSSocket.prototype.getPeerX509Certificate;
 
 export interface TlsConnectOptions {
@@ -22,6 +26,11 @@ export interface TlsConnectOptions {
   readonly timeoutMs: number;
   readonly session?: Buffer | undefined;
   readonly onTicket?: (ticket: Buffer) => void;
+  /**
+   * Dial the TCP connection first and keep hold of it, so that resetConnection() can end it
+   * with a reset (a TLS socket cannot send one itself). For the WebSocket tunnels.
+   */
+  readonly resettable?: boolean;
 }
 
 /**
@@ -30,9 +39,9 @@ export interface TlsConnectOptions {
  */
 export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnectOptions): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({
-      host: endpoint.address,
-      port: endpoint.port,
+    const tcp = options.resettable ? net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true }) : undefined;
+    const socket: ResettableSocket = tls.connect({
+      ...(tcp ? { socket: tcp } : { host: endpoint.address, port: endpoint.port }),
       // the ONE context of the current identity version, never built per connection
       secureContext: options.identity.tls().secureContext,
       ALPNProtocols: options.alpn as string[],
@@ -43,6 +52,7 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
       session: options.session,
     });
     socket.setNoDelay(true);
+    if (tcp) socket[kTcp] = tcp; // its errors reach the TLS socket as well
     // the server's certificate, should the handshake fail: the failure is described with it
     watchPeerCertificate(socket);
     if (options.onTicket) socket.on('session', options.onTicket);
@@ -66,6 +76,17 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
     socket.once('error', fail);
     socket.setTimeout(options.timeoutMs, onTimeout);
   });
+}
+
+/**
+ * Cuts a connection: a TCP reset when it was dialled `resettable`, so the far side sees an
+ * abort at once; a FIN would read as a half-close there, which a tunnel's far end may sit on
+ * (an upgraded connection carries half-closes through). Otherwise destroyed.
+ */
+export function resetConnection(socket: TLSSocket): void {
+  const tcp = (socket as ResettableSocket)[kTcp];
+  if (tcp !== undefined && !tcp.destroyed) tcp.resetAndDestroy();
+  socket.destroy();
 }
 
 /** The upstream's certificate on a session or tunnel socket made here. */

@@ -247,6 +247,7 @@ export class UpstreamPool {
         checkServerIdentity: this.checkServerIdentity,
         alpn: ['http/1.1'],
         timeoutMs: this.connectTimeoutMs,
+        resettable: true, // an idle tunnel is cut with a reset (websocket.ts)
       });
       if (socket.alpnProtocol !== 'http/1.1') {
         socket.destroy();

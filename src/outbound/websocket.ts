@@ -25,6 +25,7 @@ import type { SchemaGuard } from '../schema/guard.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
 import { hostName, parseRequestTarget, pathOnly, routableAuthorityProblem } from './router.js';
+import { resetConnection } from './mutual-tls.js';
 import type { OpenedTunnel } from './upstream-pool.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 
@@ -57,10 +58,6 @@ function destroyTunnelSocket(this: Socket): void {
   this.destroy();
 }
 
-// a tunnel idle for its upstream's tunnelIdleTimeout: closing the app's side closes both
-function closeIdleTunnel(this: Socket): void {
-  this.destroy();
-}
 
 /** The request head as the upstream will read it, as a raw list: Host is the upstream the app named. */
 function requestFields(req: IncomingMessage, authority: string, requestId: string): string[] {
@@ -202,8 +199,13 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       if (timer) clearTimeout(timer);
       exchange.status = 101;
       exchange.finish(); // the handshake is the request; the tunnel's lifetime is not its duration
-      // every byte either way passes through the app's socket and re-arms its timer
-      socket.setTimeout(pool.tunnelIdleTimeoutMs, closeIdleTunnel);
+      // every byte either way passes through the app's socket and re-arms its timer. Idle for
+      // the upstream's tunnelIdleTimeout: both sides cut, the upstream's with a reset (a FIN
+      // would reach the far app as a half-close, to sit on until the far sidecar's own limit)
+      socket.setTimeout(pool.tunnelIdleTimeoutMs, () => {
+        resetConnection(up);
+        socket.destroy();
+      });
       // half-close carries through, as Envoy's upgrade proxying does: the app's FIN ends our
       // write toward the upstream (pipe), and the upstream's later bytes still reach the app.
       // Set on these two sockets only, now: plain requests keep Node's close-on-FIN.

@@ -34,6 +34,8 @@ async function startUpgradeUpstream(pki: TestPki, id: string) {
   const connections: Array<{ alpn: string }> = [];
   /** /ws-hold tunnels: they keep their side open after the app's FIN, and resolve when their socket closes. */
   const held: Array<Promise<void>> = [];
+  /** /ws-quiet tunnels: a far app that keeps its side open after a FIN; resolves with what its socket saw, once closed. */
+  const quiet: Array<Promise<string[]>> = [];
   const http1 = http.createServer((_req, res) => res.end('plain'));
   http1.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
     const tlsSocket = socket as TLSSocket;
@@ -51,6 +53,15 @@ async function startUpgradeUpstream(pki: TestPki, id: string) {
         socket.once('close', () => clearInterval(tick));
       });
       held.push(new Promise((resolve) => socket.once('close', () => resolve())));
+      return;
+    }
+    if (req.url === '/ws-quiet') {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptOf(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
+      (socket as TLSSocket).allowHalfOpen = true;
+      const events: string[] = [];
+      socket.on('end', () => events.push('end'));
+      socket.on('error', (err: NodeJS.ErrnoException) => events.push(String(err.code)));
+      quiet.push(new Promise((resolve) => socket.once('close', () => resolve(events))));
       return;
     }
     if (req.url !== '/ws') {
@@ -71,7 +82,7 @@ async function startUpgradeUpstream(pki: TestPki, id: string) {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { server, port: (server.address() as AddressInfo).port, seen, connections, held };
+  return { server, port: (server.address() as AddressInfo).port, seen, connections, held, quiet };
 }
 
 /** A raw client: sends a head, collects bytes, waits for patterns. */
@@ -208,5 +219,18 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
     await client.closed;
     const idleMs = Date.now() - quietFrom;
     t.ok(idleMs >= 500 && idleMs < 3_000, `closed ${idleMs} ms after the last byte (tunnelIdleTimeout 1000 ms)`);
+  });
+
+  t.test('an idle tunnel is cut toward the upstream too: a reset, not a half-close its far end could sit on', async (t) => {
+    const client = await rawClient(fx.port);
+    t.teardown(() => client.socket.destroy());
+    const before = upstream.quiet.length;
+    client.socket.write(upgradeHead('/ws-quiet', 'quiet'));
+    t.match(await client.waitFor(/\r\n\r\n/), /^HTTP\/1\.1 101 /);
+    await client.closed;
+    // a FIN would leave this far end (which stays after one) open until its own idle limit
+    const far = upstream.quiet[before] as Promise<string[]>;
+    const seen = await Promise.race([far, new Promise<string>((r) => setTimeout(r, 5_000, 'still open 5 s after the app side closed')).then((s) => [s])]);
+    t.same(seen, ['ECONNRESET'], 'the upstream connection was reset, and so closed');
   });
 });
