@@ -79,6 +79,9 @@ export function streamClosedListener(pool: UpstreamPool, health: EndpointHealth<
   return function () {
     observer.upstreamStreamsChanged(name, -1);
     pool.active -= 1;
+    // a retired pool keeps no session past its last stream: one a late retry opened would
+    // otherwise live to its maximum age
+    if (pool.retired && pool.active === 0) pool.closeSessionsGracefully();
     const endpoint = this[ENDPOINT];
     if (endpoint === undefined) return;
     endpoint.outstanding -= 1;

@@ -108,6 +108,8 @@ export class UpstreamPool {
   readonly streamResponded: StreamResponded;
   readonly streamClosed: StreamClosed;
   closed = false;
+  /** Taken out of routing by a reload (retireAll): a session is closed once no stream runs on the pool. */
+  retired = false;
   /** The config this pool runs now (what reload compares against: pool-reload.ts). */
   config: UpstreamConfig;
   private readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
@@ -262,6 +264,7 @@ export class UpstreamPool {
    * stops. Requests still running on it (and their retries) keep working.
    */
   retireAll(): void {
+    this.retired = true;
     this.endpoints.stop();
     this.closeSessionsGracefully();
   }

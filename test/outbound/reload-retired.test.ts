@@ -2,7 +2,8 @@
 // closed) once it has no streams, no waits, no retries waiting and no sessions left, checked
 // at each reload, both codecs. Kept for ever they added up: 2,000 reloads held 2,000 pools
 // (~8 MB). A pool retired while a request runs on it, or waits out a retry's backoff on it, is
-// kept until that request is done.
+// kept until that request is done, and its sessions close once that request is (a retry's
+// new session included).
 
 import t from 'tap';
 import type { ServerHttp2Stream } from 'node:http2';
@@ -101,6 +102,13 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal(retiredOf(fx.outbound), 1, 'the retired pool is kept for its waiting retry');
     t.equal((await retried).status, 200, 'the retry was made on the retired pool and answered');
     t.equal(seen, 2, 'by the same upstream');
+    // the retry opened a session on the retired pool: it closes once the retry is done, not at
+    // the session's maximum age (an hour)
+    const closedBy = Date.now() + 5000;
+    while (flaky.sessions.size > 0 && Date.now() < closedBy) await sleep(5);
+    t.equal(flaky.sessions.size, 0, "the retry's session on the retired pool closed after it");
+    fx.outbound.setUpstreams(payments(other.port));
+    t.equal(retiredOf(fx.outbound), 0, 'and the next reload let that pool go');
   });
 
   t.test(`${codec} codec: a pool idle when it is retired goes at once`, async (t) => {
