@@ -1,12 +1,12 @@
-import t from 'tap';
-import tls from 'node:tls';
+import t, { type Test } from 'tap';
+import tls, { type TLSSocket } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { makePki } from '../helpers/pki.js';
-import { validateSvid } from '../../src/identity/svid.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
+import { validateSvid, type Svid } from '../../src/identity/svid.js';
 import { buildIdentityTls, MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
-import { peerIdentity, verifyServerSpiffeId } from '../../src/identity/peer-identity.js';
+import { peerIdentity, verifyServerSpiffeId, type PeerIdentityResult } from '../../src/identity/peer-identity.js';
 import type { SvidMaterial } from '../../src/identity/svid.js';
 
 const TD = 'mesh.test';
@@ -35,6 +35,22 @@ function exchange(port: number, options: tls.ConnectionOptions): Promise<{ text?
     socket.on('end', () => resolve({ text }));
     socket.on('error', (error) => resolve({ error }));
   });
+}
+
+/**
+ * A TLS server of `svid` (strict mutual TLS) that judges each caller with `judge` and answers
+ * its ID, or 'refused'; resolves with its port and the trust options a client needs.
+ */
+async function judgingServer(t: Test, pki: TestPki, svid: Svid, judge: (socket: TLSSocket) => PeerIdentityResult) {
+  const server = tls.createServer({ ...buildIdentityTls(svid).options, ...MTLS_SERVER_OPTIONS }, (socket) => {
+    const result = judge(socket);
+    socket.end(result.ok ? result.id.uri : 'refused');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  return { port, trustServer: { ca: pki.bundlePem, checkServerIdentity: verifyServerSpiffeId(SERVER_ID) } };
 }
 
 t.test('peer identity over real mutual TLS', async (t) => {
@@ -156,16 +172,11 @@ t.test("a caller's leaf is copied once, and a new leaf is read afresh", async (t
   const pki = await makePki(TD);
   const svid = validateSvid(await pki.issue(SERVER_ID), SERVER_ID);
   const seen: Array<{ serial: string; cert: unknown; expiresAtMs: number }> = [];
-  const server = tls.createServer({ ...buildIdentityTls(svid).options, ...MTLS_SERVER_OPTIONS }, (socket) => {
+  const { port, trustServer } = await judgingServer(t, pki, svid, (socket) => {
     const result = peerIdentity(socket, TD);
     if (result.ok) seen.push({ serial: result.certificate.serialNumber, cert: result.certificate, expiresAtMs: result.expiresAtMs });
-    socket.end(result.ok ? result.id.uri : 'refused');
+    return result;
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => server.close());
-  const port = (server.address() as AddressInfo).port;
-  const trustServer = { ca: pki.bundlePem, checkServerIdentity: verifyServerSpiffeId(SERVER_ID) };
   const first = await pki.issue(CLIENT_ID);
   const second = await pki.issue(CLIENT_ID, { lifetimeMs: 600_000 });
   for (const leaf of [first, first, second]) {
@@ -199,16 +210,11 @@ t.test('a leaf its issuer cuts short is kept for the trust bundle that verified 
   let anchorsPem = buildIdentityTls(svid).anchorsPem;
   let nowMs: number | undefined;
   const seen: Array<{ cert?: unknown; expiresAtMs?: number; reason?: string }> = [];
-  const server = tls.createServer({ ...buildIdentityTls(svid).options, ...MTLS_SERVER_OPTIONS }, (socket) => {
+  const { port, trustServer } = await judgingServer(t, pki, svid, (socket) => {
     const result = peerIdentity(socket, TD, nowMs ?? Date.now(), anchorsPem);
     seen.push(result.ok ? { cert: result.certificate, expiresAtMs: result.expiresAtMs } : { reason: result.reason });
-    socket.end(result.ok ? result.id.uri : 'refused');
+    return result;
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => server.close());
-  const port = (server.address() as AddressInfo).port;
-  const trustServer = { ca: pki.bundlePem, checkServerIdentity: verifyServerSpiffeId(SERVER_ID) };
   // outlives the issuer it presents, as a leaf made with its CA's lifetime a moment later does
   const outliving = await pki.issueWithUris([CLIENT_ID], { lifetimeMs: 400 * 86_400_000 });
   const connect = () => exchange(port, { ...trustServer, key: outliving.privateKeyPem, cert: outliving.chainPem });
