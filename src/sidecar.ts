@@ -1,36 +1,38 @@
 // The composition root: the only module that sees the whole config. It builds each part from
 // its own slice (identity → listeners → ready), wires metrics and logs in, applies a reloaded
 // config to the parts that can change live, and runs the shutdown sequence (drain inbound,
-// keep outbound serving the app, then stop).
+// keep outbound serving the app, then stop: the order is in sidecar-drain.ts). A reload's
+// parts: how requests for one are queued (reload-queue.ts), how the file is read and checked
+// (reload-read.ts), what it changes in the live parts (reload-apply.ts), how its outcome is
+// told (reload-outcome.ts). Its options and addresses are typed in sidecar-options.ts.
 
 import type { Logger } from 'pino';
-import { loadSidecarConfig, type SidecarConfig } from './config/sidecar-config.js';
-import { planReload, type IdentityKey, type ReloadPlan } from './config/reload-plan.js';
+import type { SidecarConfig } from './config/sidecar-config.js';
+import { planReload, type ReloadPlan } from './config/reload-plan.js';
 import { redactConfig } from './config/freeze.js';
 import { identityFileProblems } from './config/referenced-files.js';
 import { effectiveYamlView } from './config/effective-yaml.js';
-import { ConfigError, formatIssue } from './config/issues.js';
 import { describeError, MeshcarError } from './errors.js';
 import type { RunningIdentity } from './identity/bootstrap.js';
 import { identityView, startIdentity, watchIdentityMetrics } from './identity/sidecar-identity.js';
 import type { WorkloadIdentity } from './identity/workload-identity.js';
-import type { WorkerCluster } from './workers/contract.js';
 import { Metrics } from './metrics/registry.js';
-import { LiveObservers, type ObserverSettings } from './metrics/live-observers.js';
+import { LiveObservers } from './metrics/live-observers.js';
 import { TlsFailureLog } from './tls-failures/failure-log.js';
 import { TrafficMetrics } from './metrics/traffic-metrics.js';
 import { startAdminServer, type RunningAdmin } from './admin/server.js';
-import { checkLiveInbound, createInbound, type Inbound } from './inbound/index.js';
+import { createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
 import { guardsFromDocuments, loadGuards, specDocuments, type Guards, type SpecDocuments } from './schema/guards.js';
 import { endpointsView } from './metrics/endpoints-view.js';
 import { reportAborted, reportApplied, reportPartial, reportRefused, type ReloadResult } from './reload-outcome.js';
+import { ReloadQueue } from './reload-queue.js';
+import { applyLiveReload, checkLiveReload, observerSettings } from './reload-apply.js';
+import { readReload } from './reload-read.js';
+import type { SidecarAddresses, SidecarOptions } from './sidecar-options.js';
+import { drainInOrder } from './sidecar-drain.js';
 
-/** After the inbound side has drained, the outbound side stops once the app has been quiet this long. */
-const OUTBOUND_QUIET_MS = 1_000;
-
-/** What the observers follow in the config. */
-const observerSettings = (config: SidecarConfig): ObserverSettings => ({ requests: config.metrics.requests, access: config.log.access });
+export type { SidecarAddresses, SidecarOptions } from './sidecar-options.js';
 
 /** Like Promise.all, but waits for every promise to settle before throwing the first failure. */
 async function settledOrThrow<T extends readonly unknown[]>(promises: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
@@ -38,29 +40,6 @@ async function settledOrThrow<T extends readonly unknown[]>(promises: T): Promis
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
-}
-
-/** Why a reload that changes `trustDomain` or `service` is refused, and what to do instead. */
-function identityChangeMessage(file: string, key: IdentityKey, running: string, next: string): string {
-  return `${file}: ${key}: changed from ${running} to ${next}, which needs a restart, and the live keys in this file (inbound.authorize, outbound.upstreams) are checked against it; nothing was applied. Restart the sidecar to run this file, or put ${key} back to ${running} to reload the rest`;
-}
-
-export interface SidecarAddresses {
-  /** Absent in a worker (workers > 1): the primary serves the admin port. */
-  readonly admin?: { host: string; port: number };
-  readonly inbound?: { host: string; port: number };
-  readonly outbound?: { host: string; port: number };
-}
-
-export interface SidecarOptions {
-  /** The config file as the user named it. */
-  readonly configFile?: string;
-  /** workers > 1, in the primary: the workers carry the traffic; this process keeps identity and admin. */
-  readonly cluster?: WorkerCluster;
-  /** workers > 1, in a worker: the identity the primary hands over; no admin port here. */
-  readonly identity?: () => Promise<RunningIdentity>;
-  /** workers > 1, in a worker: the OpenAPI documents the primary loaded (a worker reads no spec file). */
-  readonly specs?: SpecDocuments;
 }
 
 export class Sidecar {
@@ -89,10 +68,8 @@ export class Sidecar {
   private readonly startAbort = new AbortController();
   /** The OpenAPI guards in force (for the discovery document's documented operations). */
   private guards: Guards = { inbound: undefined, upstreams: new Map() };
-  /** The reload running now, if any. */
-  private reloadRunning: Promise<ReloadResult> | undefined;
-  /** The one reload waiting for it: every request that comes meanwhile shares it (see reload()). */
-  private reloadQueued: Promise<ReloadResult> | undefined;
+  /** Reloads one at a time, requests meanwhile sharing the next one (see reload()). */
+  private readonly reloads: ReloadQueue;
 
   constructor(config: SidecarConfig, private readonly logger: Logger, readonly metrics = new Metrics(), private readonly options: SidecarOptions = {}) {
     this.current = config;
@@ -101,6 +78,7 @@ export class Sidecar {
     this.traffic = new TrafficMetrics(metrics, { routesByUpstream });
     this.tlsFailures = new TlsFailureLog(logger.child({ component: 'tls' }));
     this.observers = new LiveObservers({ tlsFailures: this.tlsFailures, traffic: this.traffic, logger }, observerSettings(config));
+    this.reloads = new ReloadQueue(() => this.reloadOnce(), logger);
     for (const result of ['success', 'failure']) metrics.configReloads.labels(result).inc(0);
     // the CA's families (meshcar_ca_*) belong to the CA server; a sidecar exporting
     // meshcar_ca_certificates_issued_total 0 would only mislead dashboards and alerts
@@ -211,32 +189,10 @@ export class Sidecar {
    * requests; requests in flight and open sessions are untouched. Every other change is logged
    * as needing a restart and keeps its running value, except a change of trustDomain or service:
    * that file is refused whole (IDENTITY_KEYS). Two reloads never run at once, and requests
-   * never pile up: one that comes while a reload runs waits for the next one, which starts
-   * when the running one ends and reads the file then; everything asked for meanwhile shares
-   * it and its answer. A storm of N requests costs two reloads, not N (each reads the file and
-   * every spec, and blocks the event loop while it parses them).
+   * never pile up: one that comes while a reload runs shares the next one (reload-queue.ts).
    */
   reload(): Promise<ReloadResult> {
-    const running = this.reloadRunning;
-    if (!running && !this.reloadQueued) return this.startReload();
-    this.logger.debug({ component: 'reload' }, 'reload asked for while one runs: joins the next one');
-    this.reloadQueued ??= Promise.resolve(running)
-      .catch(() => undefined)
-      .then(() => {
-        this.reloadQueued = undefined;
-        return this.startReload();
-      });
-    return this.reloadQueued;
-  }
-
-  private startReload(): Promise<ReloadResult> {
-    const run = this.reloadOnce();
-    this.reloadRunning = run;
-    const done = () => {
-      if (this.reloadRunning === run) this.reloadRunning = undefined;
-    };
-    run.then(done, done);
-    return run;
+    return this.reloads.next();
   }
 
   private async reloadOnce(): Promise<ReloadResult> {
@@ -245,21 +201,12 @@ export class Sidecar {
     // asked for (SIGHUP) while starting, and the sidecar was stopped meanwhile: nothing to apply to
     if (this.stopped) return { ok: false, messages: ['the sidecar stopped before the reload could run'] };
     const report = this.reportTo();
-    let next: SidecarConfig;
-    try {
-      next = await loadSidecarConfig(this.configFile);
-    } catch (err) {
-      return reportRefused(report, err instanceof ConfigError && err.issues.length > 0 ? err.issues.map(formatIssue) : [`${this.configFile}: ${describeError(err)}`]);
-    }
-    const plan = planReload(this.current, next);
-    // a file for another identity is refused whole (see IDENTITY_KEYS): nothing of it applies
-    if (plan.identityChanged.length > 0) return reportRefused(report, plan.identityChanged.map((key) => identityChangeMessage(this.configFile, key, this.current[key], next[key])));
-    // the specs are read again on every reload (a spec file may change while the config does
-    // not); one that fails keeps the whole running config, specs included
-    let guards: Guards;
+    // the file read, planned against the running config, its specs read again (reload-read.ts)
+    const read = await readReload(this.configFile, () => this.current);
+    if ('refused' in read) return reportRefused(report, read.refused);
+    const { plan, next, guards } = read;
     let commit: () => void;
     try {
-      guards = await loadGuards(plan.effective);
       commit = this.prepare(plan, guards);
     } catch (err) {
       return reportRefused(report, [`${this.configFile}: ${describeError(err)}`]);
@@ -297,35 +244,14 @@ export class Sidecar {
     return { log: this.logger.child({ component: 'reload' }), file: this.configFile, metrics: this.metrics };
   }
 
-  /** Throws now what applying `plan` could fail on (nothing changed then); the returned function applies it and cannot fail. */
+  /** Throws now what applying `plan` could fail on (nothing changed then); the returned function applies it and cannot fail (reload-apply.ts). */
   private prepare(plan: ReloadPlan, guards: Guards): () => void {
-    try {
-      if (plan.effective.inbound) checkLiveInbound(plan.effective.inbound);
-    } catch (err) {
-      throw new Error(`inbound.authorize: ${describeError(err)}`, { cause: err });
-    }
+    checkLiveReload(plan);
     return () => {
-      if (plan.applied.includes('inbound.authorize')) this.inbound?.setAuthorization(plan.effective.inbound?.authorize);
-      if (plan.applied.some((path) => path.startsWith('inbound.rateLimit'))) this.inbound?.setRateLimit(plan.effective.inbound?.rateLimit);
-      const timeouts = plan.effective.inbound;
-      if (timeouts && plan.applied.some((path) => /^inbound\.(timeout|idleTimeout|tunnelIdleTimeout|routes)\b/.test(path))) {
-        this.inbound?.setTimeouts({ timeoutMs: timeouts.timeoutMs, idleTimeoutMs: timeouts.idleTimeoutMs, tunnelIdleTimeoutMs: timeouts.tunnelIdleTimeoutMs, routes: timeouts.routes });
-      }
-      if (this.outbound && plan.effective.outbound && plan.applied.some((path) => path.startsWith('outbound.upstreams'))) {
-        const upstreams = plan.effective.outbound.upstreams;
-        for (const name of new Set([...(this.current.outbound?.upstreams ?? []).map((u) => u.name), ...upstreams.map((u) => u.name)])) {
-          this.traffic.setRoutes(name, upstreams.find((u) => u.name === name)?.routes);
-        }
-        this.outbound.setUpstreams(upstreams);
-      }
+      // the parts as they are when it applies, and the config in force until then
+      const parts = { inbound: this.inbound, outbound: this.outbound, admin: this.admin, traffic: this.traffic, observers: this.observers, logger: this.logger };
+      applyLiveReload(parts, this.current, plan, guards);
       this.guards = guards;
-      this.inbound?.setSchema(guards.inbound);
-      this.outbound?.setSchemas(guards.upstreams);
-      if (plan.applied.includes('admin.hosts')) this.admin?.setHosts(plan.effective.admin.hosts);
-      if (plan.effective.log.level !== this.current.log.level) this.logger.level = plan.effective.log.level;
-      if (plan.effective.log.access !== this.current.log.access || plan.effective.metrics.requests !== this.current.metrics.requests) {
-        this.observers.switchTo(observerSettings(plan.effective));
-      }
       this.current = plan.effective;
     };
   }
@@ -333,21 +259,13 @@ export class Sidecar {
   /**
    * Graceful shutdown: /ready turns 503; inbound stops accepting and finishes what is in
    * flight; outbound keeps serving the app (which may be shutting down too and still need its
-   * calls) until it has been quiet for a moment; everything is bounded by the drain timeout.
+   * calls) until it has been quiet for a moment; everything is bounded by the drain timeout
+   * (the order: sidecar-drain.ts). Then stop().
    */
   async drain(timeoutMs = this.current.drainTimeoutMs): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    const deadline = Date.now() + timeoutMs;
-    this.logger.info({ timeoutMs }, 'draining');
-    await this.options.cluster?.drain(timeoutMs);
-    await this.inbound?.drain(timeoutMs);
-    if (this.outbound) {
-      while (Date.now() < deadline && (this.outbound.idleForMs?.() ?? OUTBOUND_QUIET_MS) < OUTBOUND_QUIET_MS) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      await this.outbound.drain(Math.max(0, deadline - Date.now()));
-    }
+    await drainInOrder({ cluster: this.options.cluster, inbound: () => this.inbound, outbound: () => this.outbound }, timeoutMs, this.logger);
     await this.stop();
   }
 

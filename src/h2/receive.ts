@@ -1,8 +1,10 @@
 // What each received frame means (RFC 9113 §5.1 stream states, §6 frame semantics, §8 HTTP
-// semantics) for one connection: streams opened, answered, ended and reset; flow-control
-// accounting; SETTINGS, PING, GOAWAY; and the per-frame limits (floods, concurrency, header
-// rules, content-length). Connection errors are thrown as ConnectionFault for H2Connection to
-// turn into GOAWAY; stream errors go through streamError() (stream-registry.ts: RST_STREAM, counted).
+// semantics) for one connection: DATA and its flow-control accounting, resets, PRIORITY,
+// SETTINGS, PING, GOAWAY, WINDOW_UPDATE, and the per-frame limits (floods, content-length).
+// What a complete header block means (streams opened, answered, trailers; concurrency and
+// header rules) is in receive-headers.ts. Connection errors are thrown as ConnectionFault for
+// H2Connection to turn into GOAWAY; stream errors go through streamError() (stream-registry.ts:
+// RST_STREAM, counted).
 
 import { ErrorCode, MAX_MAX_FRAME_SIZE, MAX_WINDOW, DEFAULT_MAX_FRAME_SIZE, SettingId } from './constants.js';
 import type { H2Connection } from './connection.js';
@@ -10,11 +12,10 @@ import { goawayFromPeer } from './connection-close.js';
 import { markConnected, settingsAcked } from './connection-settings.js';
 import { ConnectionFault, protocolFault } from './errors.js';
 import type { FrameHandler } from './frame-reader.js';
-import { HeadKind, parseHead } from './headers.js';
-import { HpackError } from './hpack/index.js';
-import { H2Stream } from './stream.js';
-import { receiveData, receiveEnd, receiveHead, receiveInformational, receiveReset, receiveTrailers } from './stream-receive-side.js';
-import { forgetStream, isIdle, streamError, tooLargeAnswer } from './stream-registry.js';
+import type { H2Stream } from './stream.js';
+import { receiveData, receiveReset } from './stream-receive-side.js';
+import { forgetStream, isIdle, streamError } from './stream-registry.js';
+import { endOfStream, headerBlock } from './receive-headers.js';
 
 function calm(reason: ConstructorParameters<typeof ConnectionFault>[0], message: string): ConnectionFault {
   return new ConnectionFault(reason, ErrorCode.ENHANCE_YOUR_CALM, message);
@@ -60,129 +61,17 @@ export class FrameReceiver implements FrameHandler {
       return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
     }
     receiveData(stream, data);
-    if (endStream) this.endOfStream(stream);
-  }
-
-  private endOfStream(stream: H2Stream): void {
-    if (stream.contentLength >= 0 && stream.dataReceived !== stream.contentLength) {
-      return streamError(this.c, stream.id, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
-    }
-    receiveEnd(stream);
+    if (endStream) endOfStream(c, stream);
   }
 
   onHeaders(streamId: number, fragment: Buffer, endStream: boolean, endHeaders: boolean, dependency: number): void {
     const block = this.c.blocks.begin(streamId, fragment, endStream, endHeaders, dependency === streamId);
-    if (block !== null) this.headerBlock(block);
+    if (block !== null) headerBlock(this.c, block);
   }
 
   onContinuation(_streamId: number, fragment: Buffer, endHeaders: boolean): void {
     const block = this.c.blocks.continue(fragment, endHeaders);
-    if (block !== null) this.headerBlock(block);
-  }
-
-  /** A complete header block: decoded first (the HPACK state must stay in step), then judged. */
-  private headerBlock(block: Buffer): void {
-    const c = this.c;
-    const { streamId, endStream, selfDependent } = c.blocks;
-    let flat: string[] | undefined;
-    let tooLarge = false;
-    try {
-      flat = c.decoder.decode(block);
-    } catch (err) {
-      if (!(err instanceof HpackError)) throw err;
-      if (err.code !== 'HEADER_LIST_TOO_LARGE') throw new ConnectionFault('compression_error', ErrorCode.COMPRESSION_ERROR, err.message);
-      tooLarge = true;
-    }
-    if (flat !== undefined && flat.length > 2 * c.limits.maxHeaderFields) tooLarge = true;
-    const peerParity = (streamId & 1) === (c.isServer ? 1 : 0);
-    if (c.isServer ? !peerParity : peerParity) throw protocolFault(`HEADERS on stream ${streamId}, whose id the peer may not use`, 'stream_id_error');
-    const stream = c.streams.get(streamId);
-    if (stream === undefined) {
-      if (c.isServer && streamId > c.highestPeerStreamId) return this.openStream(streamId, flat, tooLarge, endStream, selfDependent);
-      if (isIdle(c, streamId)) throw protocolFault(`HEADERS on idle stream ${streamId}`, 'stream_id_error');
-      // closed: a response or trailers sent before our RST_STREAM (or our final GOAWAY) reached
-      // the peer: decoded above (HPACK state), dropped here, within what closed streams may carry
-      if (c.lateFrames.headers()) return;
-      if (c.isServer) throw protocolFault(`HEADERS on stream ${streamId}, not above ${c.highestPeerStreamId} (reused or going backwards)`, 'stream_id_error');
-      throw new ConnectionFault('stream_closed', ErrorCode.STREAM_CLOSED, `HEADERS on closed stream ${streamId}`);
-    }
-    if (stream.remoteClosed) return streamError(c, streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
-    if (tooLarge) return streamError(c, streamId, ErrorCode.ENHANCE_YOUR_CALM, 'header_list_too_large');
-    if (selfDependent) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
-    if (!c.isServer && !stream.headReceived) return this.responseHead(stream, flat!, endStream);
-    // trailers
-    if (!endStream) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'trailers_without_end_stream');
-    const parsed = parseHead(flat!, HeadKind.Trailers);
-    if (typeof parsed === 'string') return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
-    receiveTrailers(stream, parsed.headers);
-    this.endOfStream(stream);
-  }
-
-  private openStream(streamId: number, flat: string[] | undefined, tooLarge: boolean, endStream: boolean, selfDependent: boolean): void {
-    const c = this.c;
-    c.highestPeerStreamId = streamId;
-    c.streamsOpenedByPeer++;
-    // after our final GOAWAY: never processed (the peer may retry it elsewhere), and the last
-    // stream id we name in any GOAWAY stays where the final one put it
-    if (streamId > c.lastAcceptedStreamId) return this.notTaken(endStream);
-    c.lastPeerStreamId = streamId;
-    if (c.streams.size >= c.limits.maxConcurrentStreams || c.destroyed) {
-      this.notTaken(endStream);
-      return streamError(c, streamId, ErrorCode.REFUSED_STREAM, 'refused_stream', false);
-    }
-    if (tooLarge) {
-      // the block was decoded in full: answer 431 rather than a bare reset
-      this.notTaken(endStream);
-      tooLargeAnswer(c, streamId, flat !== undefined && methodIsHead(flat));
-      if (!endStream) c.writer.rstStream(streamId, ErrorCode.NO_ERROR);
-      c.observer.streamError?.('header_list_too_large', ErrorCode.NO_ERROR);
-      return;
-    }
-    if (selfDependent) {
-      this.notTaken(endStream);
-      return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'priority_self_dependency');
-    }
-    const parsed = parseHead(flat!, HeadKind.Request);
-    if (typeof parsed === 'string') {
-      this.notTaken(endStream);
-      return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
-    }
-    if (endStream && parsed.contentLength > 0) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
-    const stream = new H2Stream(streamId, c, c.remoteSettings.initialWindowSize, c.limits.initialWindowSize);
-    stream.contentLength = parsed.contentLength;
-    stream.headReceived = true;
-    stream.endAfterHeaders = endStream;
-    // its answer has no body (respond() ends the stream with the head, as Node's does)
-    stream.isHeadRequest = parsed.headers[':method'] === 'HEAD';
-    c.streams.set(streamId, stream);
-    // ended before the user sees it: a response sent in the 'stream' handler completes it
-    if (endStream) receiveEnd(stream);
-    c.emit('stream', stream, parsed.headers, endStream);
-  }
-
-  /** A new stream we do not take: the body the peer may have sent behind its head is ignored when it comes. */
-  private notTaken(endStream: boolean): void {
-    if (!endStream) this.c.lateFrames.expect(this.c.limits.initialWindowSize);
-  }
-
-  private responseHead(stream: H2Stream, flat: string[], endStream: boolean): void {
-    const c = this.c;
-    const parsed = parseHead(flat, HeadKind.Response);
-    if (typeof parsed === 'string') return streamError(c, stream.id, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
-    const status = parsed.headers[':status'] as string;
-    if (status.charCodeAt(0) === 0x31 /* 1xx */) {
-      if (endStream) return streamError(c, stream.id, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
-      // their number is bounded by their size, as Go's client bounds it: all 1xx heads of a
-      // stream together within one header list (at least 42 bytes each: 1,560 at 64 KiB)
-      for (let i = 0; i < flat.length; i += 2) stream.informationalBytes += flat[i]!.length + flat[i + 1]!.length + 32;
-      if (stream.informationalBytes > c.limits.maxHeaderListSize) return streamError(c, stream.id, ErrorCode.PROTOCOL_ERROR, 'header_list_too_large');
-      return receiveInformational(stream, parsed.headers);
-    }
-    // a HEAD response, 204 and 304 have no body whatever length they announce (RFC 9110 §6.4.1):
-    // DATA with any payload is a content-length mismatch, as nghttp2 holds them to length 0
-    stream.contentLength = stream.isHeadRequest || status === '204' || status === '304' ? 0 : parsed.contentLength;
-    receiveHead(stream, parsed.headers, endStream, flat);
-    if (endStream && !stream.remoteClosed) this.endOfStream(stream);
+    if (block !== null) headerBlock(this.c, block);
   }
 
   onPriority(streamId: number, dependency: number): void {
@@ -333,9 +222,3 @@ export class FrameReceiver implements FrameHandler {
 
 /** Credit for bytes no stream will hold (closed streams, errors): connection level only. */
 const DISCARD = { remoteClosed: true, id: 0 } as H2Stream;
-
-/** The request head's :method is HEAD (pseudo-headers come first, so the scan is short). */
-function methodIsHead(flat: readonly string[]): boolean {
-  for (let i = 0; i < flat.length && flat[i]!.charCodeAt(0) === 0x3a; i += 2) if (flat[i] === ':method') return flat[i + 1] === 'HEAD';
-  return false;
-}

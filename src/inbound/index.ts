@@ -5,7 +5,8 @@ import type { InboundConfig } from '../config/inbound-config.js';
 import { AuthorizationPolicy } from './authorization.js';
 import { InboundTimeouts } from './timeouts.js';
 
-export { createInbound, type Inbound, type InboundLimits, type InboundOptions } from './inbound.js';
+export { createInbound } from './inbound.js';
+export type { Inbound, InboundLimits, InboundOptions } from './inbound-contract.js';
 export { AuthorizationPolicy, type Grant } from './authorization.js';
 
 /**

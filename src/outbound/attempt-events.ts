@@ -3,13 +3,15 @@
 // each attempt's upstream stream) under one symbol, and every listener and timer callback is
 // one shared function that finds it there (those of the retries, the body kept for replay and
 // the retry timer, are in attempt-retry.ts; the deadline queue's, in attempt-deadline.ts). What
-// an error or an idle stream means is judged in attempt-stream-ends.ts.
+// an error or an idle stream means is judged in attempt-stream-ends.ts; the answer's head and
+// the stream's close, in attempt-answer.ts.
 
 import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
 import type { UpstreamStream } from './upstream-stream.js';
 import type { Attempt } from './attempt.js';
 import { bodyEnded } from './attempt-deadline.js';
 import { streamError, streamIdle } from './attempt-stream-ends.js';
+import { streamClosed, upstreamResponse } from './attempt-answer.js';
 
 const kAttempt = Symbol('meshcar.outbound.attempt');
 type Bound = { [kAttempt]: Attempt };
@@ -44,7 +46,7 @@ export function onAppBodyEnd(this: unknown): void {
 // raw: the head as decoded, a flat list (both codecs give it)
 function onUpstreamResponse(this: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean, raw: readonly string[]): void {
   const attempt = attemptOf(this);
-  if (attempt.upstream === this) attempt.response(this, head, flags, raw);
+  if (attempt.upstream === this) upstreamResponse(attempt, this, head, flags, raw);
 }
 
 function onUpstreamTrailers(this: UpstreamStream, trailers: IncomingHttpHeaders): void {
@@ -61,7 +63,7 @@ function onUpstreamError(this: UpstreamStream, err: Error): void {
 
 function onUpstreamClose(this: UpstreamStream): void {
   const attempt = attemptOf(this);
-  if (attempt.upstream === this) attempt.streamClosed(this);
+  if (attempt.upstream === this) streamClosed(attempt, this);
 }
 
 function onUpstreamIdle(this: UpstreamStream): void {

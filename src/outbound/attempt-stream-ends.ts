@@ -3,7 +3,7 @@
 // head over our limits (bad_gateway), a stream quiet past the idle timeout, and a stream that
 // came too late to be wanted; and for each, whether the end is held against its endpoint
 // (markCancelled: not). Separate from the controller's flow, as it is the judging of failures,
-// not the carrying of a request. The stream's 'close' (Attempt.streamClosed) stays in attempt.ts:
+// not the carrying of a request. The stream's 'close' (streamClosed) is in attempt-answer.ts:
 // it asks the protocol's part whether the answer was complete. Plain functions, called by the
 // shared listeners of attempt-events.ts: no closure per request.
 

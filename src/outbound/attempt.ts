@@ -2,21 +2,21 @@
 // app request owns what does not depend on the app's protocol: the attempts on pooled upstream
 // streams, the idle timeout, failure, cancellation and the report into Exchange. Its parts that
 // are plain functions of it live beside it: the response-head deadline (attempt-deadline.ts),
-// the judging of a stream's error, idle or refused head (attempt-stream-ends.ts), and its safe
-// retries (their metrics, the body kept for replay: attempt-retry.ts). How the app's request is
+// the judging of a stream's error, idle or refused head (attempt-stream-ends.ts), its safe
+// retries (their metrics, the body kept for replay: attempt-retry.ts), the upstream's answer
+// head and the end of its stream (attempt-answer.ts), and the request's head toward the upstream
+// (attempt-head.ts). How the app's request is
 // read and its answer written (head, body, trailers, 100-continue, error) is the small abstract
 // part, implemented by forward-http1.ts and forward-h2c.ts. Listeners are shared functions
 // (attempt-events.ts, attempt-retry.ts) and timers carry the controller as an argument: no
 // closures per request.
 
-import { constants as h2 } from 'node:http2';
-import type { ClientSessionRequestOptions, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
+import type { ClientSessionRequestOptions, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
-import { appendForwardableFields, forwardableHeaders } from '../http/hop-by-hop.js';
 import { requestIdOf } from '../http/request-id.js';
-import { effectiveStatus, grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
+import { grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
 import { grpcStatusStart } from '../http/grpc-status.js';
 import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
 import { Exchange, type OutboundContext } from './exchange.js';
@@ -25,20 +25,15 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { markCancelled } from './pool-counting.js';
 import { headFieldCount, UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
-import { cancelStream, peerResetCode, wasReset, type UpstreamStream } from './upstream-stream.js';
+import { cancelStream, type UpstreamStream } from './upstream-stream.js';
 import type { StreamWait } from './stream-wait.js';
-import { endedEarly } from '../http/early-end.js';
-import { upstreamReset } from './upstream-errors.js';
 import { bindAttempt, listenToUpstream, onAppBodyEnd, onUpstreamWantTrailers } from './attempt-events.js';
 import { armDeadline } from './attempt-deadline.js';
-import { dropKeptBody, keepBodyForReplay, passDeadline, replayBody, reportRetry, stopRetryTimer, tryRetry } from './attempt-retry.js';
-import { discardStream, headOverLimits } from './attempt-stream-ends.js';
+import { keepBodyForReplay, passDeadline, replayBody, reportRetry, stopRetryTimer, tryRetry } from './attempt-retry.js';
+import { discardStream } from './attempt-stream-ends.js';
 import type { Deadline } from '../http/deadline-queue.js';
 
 import { appDeadlineMs, type RetryReason } from './retry.js';
-
-/** The app's fields the upstream head gets from us instead: Host becomes :authority. */
-const REPLACED_UPSTREAM = new Set(['host', 'x-request-id']);
 
 export abstract class Attempt {
   readonly exchange: Exchange;
@@ -103,21 +98,21 @@ export abstract class Attempt {
     ctx.activity.enter();
   }
 
-  // ---- the protocol's part (forward-http1.ts, forward-h2c.ts) ----
+  // ---- the protocol's part (forward-http1.ts, forward-h2c.ts); the answer's, public for attempt-answer.ts ----
 
   abstract readonly appBody: Readable; // the app's request body
   protected abstract appGone(): boolean; // nothing more can be answered
-  protected abstract answerComplete(): boolean; // the answer was written to its end
+  abstract answerComplete(): boolean; // the answer was written to its end
   /** The answer is complete, but the upstream stream broke (an upstream may reset an upload it answered). */
-  protected abstract keepCompleteAnswer(): void;
+  abstract keepCompleteAnswer(): void;
   /** The head is out but the body is not: tell the app the response is incomplete. */
   protected abstract cutAnswer(err: MeshcarError, rstCode: number | undefined): void;
   /** The sidecar's own error answer (JSON, or gRPC trailers-only when `grpcType`). */
   protected abstract sendError(err: MeshcarError, grpcType: string | undefined): void;
   /** The upstream's response head to the app; false: not written (and handled). */
   /** `raw`: the same head as the flat list it was decoded from (for a writer that takes a list). */
-  protected abstract writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean, raw: readonly string[]): boolean;
-  protected abstract relayBody(up: UpstreamStream, flags: number | boolean): void; // and its end
+  abstract writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean, raw: readonly string[]): boolean;
+  abstract relayBody(up: UpstreamStream, flags: number | boolean): void; // and its end
   protected abstract pipeBody(up: UpstreamStream): void; // the app's body to the first attempt
   abstract upstreamTrailers(trailers: IncomingHttpHeaders): void; // the current attempt's
   abstract requestTrailers(): OutgoingHttpHeaders; // end the request body upstream
@@ -141,27 +136,6 @@ export abstract class Attempt {
     this.pool = pool;
     this.exchange.peer = pool.name;
     return pool;
-  }
-
-  /**
-   * The request's HTTP/2 head toward the upstream: for meshcar's codec the flat list it encodes
-   * as it is (pseudo-headers first), with no object to copy and flatten again; for Node's, an object.
-   */
-  protected upstreamHeaders(method: string, path: string, authority: string | undefined): OutgoingHttpHeaders | string[] {
-    if (this.pool.takesHeaderList) {
-      const list = [':method', method, ':scheme', 'https', ':path', path];
-      if (authority !== undefined) list.push(':authority', authority);
-      appendForwardableFields(list, this.reqHeaders, REPLACED_UPSTREAM);
-      list.push('x-request-id', this.exchange.requestId);
-      return list;
-    }
-    const headers = forwardableHeaders(this.reqHeaders);
-    headers.host = undefined; // HTTP/2 carries it as :authority; undefined values are not sent
-    headers[':method'] = method;
-    headers[':path'] = path;
-    headers[':authority'] = authority;
-    headers['x-request-id'] = this.exchange.requestId;
-    return headers;
   }
 
   /** Starts the deadline and the first attempt. */
@@ -287,47 +261,8 @@ export abstract class Attempt {
     this.fail(error);
   }
 
-  response(up: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean, raw: readonly string[]): void {
-    if (this.answered) return;
-    const status = Number(head[':status']);
-    // judged by what it stands for: the remote sidecar answers a gRPC caller's errors as 200
-    const judged = effectiveStatus(status, head);
-    if ((judged === 503 || judged === 429) && tryRetry(this, judged === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
-    this.timer?.cancel();
-    this.timer = undefined;
-    if (!this.writeHead(status, head, flags, raw)) return;
-    this.answered = true;
-    dropKeptBody(this);
-    this.exchange.answered(judged, head);
-    reportRetry(this, judged >= 500 || judged === 429 ? 'failure' : 'success');
-    this.relayBody(up, flags);
-  }
-
   /** For writeHead(): the upstream's head could not be written to the app. */
   protected headUnrelayable(err: unknown): void {
     this.fail(new MeshcarError('bad_gateway', `the upstream answered with a head that cannot be relayed: ${describeError(err)}`));
-  }
-
-  /** Whether the body ended cut: a reset code, or an end Node pushed itself before END_STREAM (early-end.ts). */
-  bodyCut(up: UpstreamStream): boolean {
-    if (wasReset(up.rstCode)) {
-      // the error the stream recorded: a Node stream's own reset passes its code on, as in streamError
-      this.fail(upstreamReset(this.endpointKey, `code ${up.rstCode}`), peerResetCode(up, up.errored));
-      return true;
-    }
-    if (!endedEarly(up)) return false;
-    this.fail(upstreamReset(this.endpointKey, 'the stream closed before the end of its body (RST_STREAM NO_ERROR)'));
-    return true;
-  }
-
-  streamClosed(up: UpstreamStream): void {
-    if (headOverLimits(this, up)) return;
-    if (!this.answered && tryRetry(this, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
-    if (!this.answered) this.fail(upstreamReset(this.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
-    // closed with the answer unfinished: cut, whatever the code (the meshcar codec ends no body
-    // it did not get whole; NO_ERROR mid-body would otherwise leave the app's answer open)
-    else if (!this.answerComplete()) {
-      if (!this.bodyCut(up)) this.fail(upstreamReset(this.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before the end of its body`));
-    } else this.keepCompleteAnswer();
   }
 }

@@ -17,6 +17,8 @@ import { pathOnly, routableAuthorityProblem } from './router.js';
 import { responseEnds, wasReset, type UpstreamStream } from './upstream-stream.js';
 import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
+import { bodyCut } from './attempt-answer.js';
+import { upstreamHeaders } from './attempt-head.js';
 
 const NO_BODY = Object.freeze({ endStream: true });
 const WITH_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
@@ -58,7 +60,7 @@ class H2cAttempt extends Attempt {
       this.fail(new MeshcarError('bad_request', 'CONNECT is not supported on the outbound listener'));
       return;
     }
-    const headers = this.upstreamHeaders(method, path, authority);
+    const headers = upstreamHeaders(this, method, path, authority);
     const hasBody = !stream.endAfterHeaders;
     // listened for now: the app may finish its body and trailers before the upstream stream exists
     if (hasBody) stream.on('trailers', onAppTrailers);
@@ -69,7 +71,7 @@ class H2cAttempt extends Attempt {
     return this.stream.closed || this.stream.destroyed;
   }
 
-  protected answerComplete(): boolean {
+  answerComplete(): boolean {
     return this.stream.writableEnded;
   }
 
@@ -78,7 +80,7 @@ class H2cAttempt extends Attempt {
    * rest of the upload and drop it, so the app's stream completes normally instead of waiting
    * on flow control forever (what Node's HTTP/1.1 server does with an unread body).
    */
-  protected keepCompleteAnswer(): void {
+  keepCompleteAnswer(): void {
     const stream = this.stream;
     if (stream.readableEnded || stream.closed) return;
     if (this.upstream) stream.unpipe(this.upstream);
@@ -113,7 +115,7 @@ class H2cAttempt extends Attempt {
     if (fault !== undefined) this.ctx.logger.error({ code: err.code, err: describeError(fault) }, 'the error answer could not be sent (the stream was reset instead)');
   }
 
-  protected writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean): boolean {
+  writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean): boolean {
     const stream = this.stream;
     if (stream.destroyed || stream.closed) {
       this.upstream?.close(h2.NGHTTP2_CANCEL);
@@ -131,7 +133,7 @@ class H2cAttempt extends Attempt {
     return true;
   }
 
-  protected relayBody(up: UpstreamStream, flags: number | boolean): void {
+  relayBody(up: UpstreamStream, flags: number | boolean): void {
     if (responseEnds(flags)) {
       up.resume();
       return;
@@ -198,7 +200,7 @@ function onAppEnd(this: ServerHttp2Stream): void {
 
 function onUpstreamEnd(this: UpstreamStream): void {
   const attempt = attemptOf<H2cAttempt>(this);
-  if (!attempt.bodyCut(this)) attempt.stream.end();
+  if (!bodyCut(attempt, this)) attempt.stream.end();
 }
 
 export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqHeaders: IncomingHttpHeaders, schema?: SchemaResult, preread?: Buffer, prereadTrailers?: IncomingHttpHeaders): void {

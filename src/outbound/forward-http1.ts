@@ -27,6 +27,8 @@ import { parseRequestTarget, pathOnly, routableAuthorityProblem } from './router
 import type { UpstreamStream } from './upstream-stream.js';
 import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
+import { bodyCut } from './attempt-answer.js';
+import { upstreamHeaders } from './attempt-head.js';
 
 // Events that fire once are listened to with on(): once() wraps every listener in another
 // closure, and this runs on every request.
@@ -85,7 +87,7 @@ class Http1Attempt extends Attempt {
       return;
     }
     if (!this.route(authority, 'the request names no host (send Host: <upstream>)')) return;
-    const headers = this.upstreamHeaders(this.exchange.method, target.path, authority);
+    const headers = upstreamHeaders(this, this.exchange.method, target.path, authority);
     const chunked = reqHeaders['transfer-encoding'] !== undefined;
     const hasBody = announcesBody(reqHeaders);
     this.send(headers, hasBody ? (chunked ? CHUNKED_BODY : FIXED_BODY) : NO_BODY, hasBody, hasBody && chunked);
@@ -95,12 +97,12 @@ class Http1Attempt extends Attempt {
     return this.res.destroyed;
   }
 
-  protected answerComplete(): boolean {
+  answerComplete(): boolean {
     return this.res.writableEnded;
   }
 
   // a complete answer stays complete (an upstream may reset an upload it has answered)
-  protected keepCompleteAnswer(): void {}
+  keepCompleteAnswer(): void {}
 
   // the head is out, and a cut is the only way to say the body is incomplete
   protected cutAnswer(err: MeshcarError): void {
@@ -114,7 +116,7 @@ class Http1Attempt extends Attempt {
     sendError(this.res, err, { requestId: this.exchange.requestId, grpcType });
   }
 
-  protected writeHead(status: number, _head: IncomingHttpHeaders, _flags: number | boolean, raw: readonly string[]): boolean {
+  writeHead(status: number, _head: IncomingHttpHeaders, _flags: number | boolean, raw: readonly string[]): boolean {
     // the decoded list straight to node:http, which writes a list as it is (no object in between)
     const out = forwardableFieldList(raw);
     if (bodylessStatus(status)) dropContentLength(out);
@@ -128,7 +130,7 @@ class Http1Attempt extends Attempt {
     return true;
   }
 
-  protected relayBody(up: UpstreamStream): void {
+  relayBody(up: UpstreamStream): void {
     // pipe() without its per-request set of listeners on both streams; same backpressure
     up.on('data', onUpstreamData);
     up.on('end', onUpstreamEnd);
@@ -289,7 +291,7 @@ function onResponseDrain(this: ServerResponse): void {
 // plain pipe would close a truncated chunked response as if it were whole: check the code.
 function onUpstreamEnd(this: UpstreamStream): void {
   const attempt = attemptOf<Http1Attempt>(this);
-  if (!attempt.bodyCut(this)) attempt.res.end();
+  if (!bodyCut(attempt, this)) attempt.res.end();
 }
 
 /** listener.ts's brokenBody: false when no attempt holds `req` (still being screened against a schema). */

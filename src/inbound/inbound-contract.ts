@@ -1,0 +1,83 @@
+// What the inbound side (inbound.ts) offers the composition root and is given by it: the
+// Inbound interface (listen, drain, close, the live setters a reload calls, what is in flight),
+// its options, and the limits the config sets and tests tune. Types only; index.ts exports them.
+
+import type { Logger } from 'pino';
+import type { HostPort } from '../config/address.js';
+import type { Http1AppClient } from '../config/http1-config.js';
+import type { AuthorizeRule, InboundConfig, InboundRateLimit } from '../config/inbound-config.js';
+import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { TrafficObserver } from '../metrics/traffic.js';
+import type { SchemaGuard } from '../schema/guard.js';
+import type { InboundTimeoutsConfig } from './timeouts.js';
+
+export interface InboundLimits {
+  /** Request head size limit in bytes (HTTP/1.1 → 431; HTTP/2 → SETTINGS_MAX_HEADER_LIST_SIZE). Default: config inbound.limits.maxHeaderListSize (16 KiB). */
+  readonly maxHeaderBytes?: number;
+  /** Concurrent streams per HTTP/2 connection. Default: config inbound.limits.maxConcurrentStreams (250). */
+  readonly maxConcurrentStreams?: number;
+  /** Streams an HTTP/2 caller may reset per 10 s (while resets outnumber completed streams) before GOAWAY. Default: config inbound.limits.maxResetsPer10s (200). */
+  readonly maxResetsPer10s?: number;
+  /** Age at which an HTTP/2 session gets GOAWAY (±10%; streams in flight finish). Default: config inbound.limits.maxSessionAge (10 min). */
+  readonly maxSessionAgeMs?: number;
+  /** Time to complete the TLS handshake. Default 10 s. */
+  readonly handshakeTimeoutMs?: number;
+  /** Time to receive a complete HTTP/1.1 request head. Default 20 s. */
+  readonly headersTimeoutMs?: number;
+  /** Idle time between HTTP/1.1 keep-alive requests. Default 60 s. */
+  readonly keepAliveTimeoutMs?: number;
+  /** Sockets to an HTTP/1.1 app. Default 256. */
+  readonly maxAppSockets?: number;
+  /** h2c app: how long a session has to answer a PING after one of its requests timed out, before it is dropped. Default 5 s. */
+  readonly appPingTimeoutMs?: number;
+  /** h2c app: streams a new session carries before the app's SETTINGS say its limit. Default 1. */
+  readonly appColdStreams?: number;
+  /** h2c app: requests that may wait for a stream slot when every session is at the app's limit. Default 1000. */
+  readonly appMaxWaiting?: number;
+}
+
+export interface InboundOptions {
+  readonly config: InboundConfig;
+  readonly identity: WorkloadIdentity;
+  readonly trustDomain: string;
+  /** Our own SPIFFE ID, for x-forwarded-client-cert `By=`. Default: the identity's. */
+  readonly ownSpiffeId?: string;
+  readonly logger: Logger;
+  readonly observer?: TrafficObserver;
+  readonly limits?: InboundLimits;
+  /** HTTP/2 from callers: meshcar's own codec in src/h2 (`meshcar`, default: DEFAULT_HTTP2) or Node's core http2 server (`node`). */
+  readonly codec?: 'meshcar' | 'node';
+  /** HTTP/1.1 toward an http:// app: meshcar's own pool (default) or undici's (config http1.appClient). */
+  readonly appClient?: Http1AppClient;
+  /** The OpenAPI spec requests are held against (inbound.openapi), loaded by the caller. */
+  readonly schema?: SchemaGuard;
+}
+
+export interface Inbound {
+  /** Binds the listener (port 0: any free port) and resolves with the bound address. */
+  listen(): Promise<HostPort>;
+  /**
+   * Stops accepting, lets requests in flight finish (HTTP/2: GOAWAY; HTTP/1.1: `Connection:
+   * close` on the remaining responses) for up to `timeoutMs`, then destroys what is left.
+   */
+  drain(timeoutMs: number): Promise<void>;
+  /** Stops at once: the listener, every connection, the pools toward the app. */
+  close(): Promise<void>;
+  /** Replaces the authorization rules (undefined: any identity of the trust domain). */
+  setAuthorization(rules: readonly AuthorizeRule[] | undefined): void;
+  /** Replaces the rate limits (undefined: none); the buckets start full. */
+  setRateLimit(rateLimit: InboundRateLimit | undefined): void;
+  /**
+   * Replaces the timeouts (response head, idle, per-route) for the requests that arrive from
+   * now on; requests in flight keep theirs. Throws, changing nothing, on a non-positive value.
+   */
+  setTimeouts(config: InboundTimeoutsConfig): void;
+  /** Replaces the OpenAPI spec and mode (undefined: no checks) for the requests that arrive from now on. */
+  setSchema(guard: SchemaGuard | undefined): void;
+  readonly address: HostPort | undefined;
+  /** Requests (and WebSocket tunnels) in flight. */
+  readonly inFlight: number;
+  /** Verified connections open. */
+  readonly connections: number;
+  readonly draining: boolean;
+}

@@ -1,0 +1,59 @@
+// The upstream's answer, for the attempt controller (attempt.ts): its head (a 503 or 429 is
+// retried when that is safe, attempt-retry.ts; else it is written to the app through the
+// protocol's part and the retry's outcome reported) and how the current stream's end ends it:
+// closed with the answer complete, cut mid-body (a reset, or an end Node pushed itself before
+// END_STREAM: early-end.ts), or closed before any answer (retried when safe, else
+// upstream_reset). A stream's other ends (error, idle, a head over our limits) are judged in
+// attempt-stream-ends.ts. Plain functions of the controller, called by the shared listeners of
+// attempt-events.ts and the forwarders' end listeners: no closure per request.
+
+import { constants as h2 } from 'node:http2';
+import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
+import { effectiveStatus } from '../http/status.js';
+import { endedEarly } from '../http/early-end.js';
+import type { Attempt } from './attempt.js';
+import { dropKeptBody, reportRetry, tryRetry } from './attempt-retry.js';
+import { headOverLimits } from './attempt-stream-ends.js';
+import { upstreamReset } from './upstream-errors.js';
+import { peerResetCode, wasReset, type UpstreamStream } from './upstream-stream.js';
+
+/** The current attempt's stream brought the response head. */
+export function upstreamResponse(attempt: Attempt, up: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean, raw: readonly string[]): void {
+  if (attempt.answered) return;
+  const status = Number(head[':status']);
+  // judged by what it stands for: the remote sidecar answers a gRPC caller's errors as 200
+  const judged = effectiveStatus(status, head);
+  if ((judged === 503 || judged === 429) && tryRetry(attempt, judged === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;
+  attempt.timer?.cancel();
+  attempt.timer = undefined;
+  if (!attempt.writeHead(status, head, flags, raw)) return;
+  attempt.answered = true;
+  dropKeptBody(attempt);
+  attempt.exchange.answered(judged, head);
+  reportRetry(attempt, judged >= 500 || judged === 429 ? 'failure' : 'success');
+  attempt.relayBody(up, flags);
+}
+
+/** Whether the body ended cut: a reset code, or an end Node pushed itself before END_STREAM (early-end.ts). */
+export function bodyCut(attempt: Attempt, up: UpstreamStream): boolean {
+  if (wasReset(up.rstCode)) {
+    // the error the stream recorded: a Node stream's own reset passes its code on, as in streamError
+    attempt.fail(upstreamReset(attempt.endpointKey, `code ${up.rstCode}`), peerResetCode(up, up.errored));
+    return true;
+  }
+  if (!endedEarly(up)) return false;
+  attempt.fail(upstreamReset(attempt.endpointKey, 'the stream closed before the end of its body (RST_STREAM NO_ERROR)'));
+  return true;
+}
+
+/** The current attempt's stream closed. */
+export function streamClosed(attempt: Attempt, up: UpstreamStream): void {
+  if (headOverLimits(attempt, up)) return;
+  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
+  if (!attempt.answered) attempt.fail(upstreamReset(attempt.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
+  // closed with the answer unfinished: cut, whatever the code (the meshcar codec ends no body
+  // it did not get whole; NO_ERROR mid-body would otherwise leave the app's answer open)
+  else if (!attempt.answerComplete()) {
+    if (!bodyCut(attempt, up)) attempt.fail(upstreamReset(attempt.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before the end of its body`));
+  } else attempt.keepCompleteAnswer();
+}

@@ -1,0 +1,39 @@
+// The first step of a reload in the process that reads the config file (sidecar.ts): the file
+// read again and validated (an invalid one's issues one per message, as `meshcar check` prints
+// them), planned against the running config (config/reload-plan.ts), refused whole when it is
+// for another identity, and its OpenAPI specs read again (a spec file may change while the
+// config does not). Nothing is applied here; any refusal keeps the whole running config.
+
+import { loadSidecarConfig, type SidecarConfig } from './config/sidecar-config.js';
+import { planReload, type IdentityKey, type ReloadPlan } from './config/reload-plan.js';
+import { ConfigError, formatIssue } from './config/issues.js';
+import { describeError } from './errors.js';
+import { loadGuards, type Guards } from './schema/guards.js';
+
+/** A file read for a reload: refused (its messages), or its plan, the config as read and its specs' guards. */
+export type ReloadRead = { readonly refused: readonly string[] } | { readonly plan: ReloadPlan; readonly next: SidecarConfig; readonly guards: Guards };
+
+/** Why a reload that changes `trustDomain` or `service` is refused, and what to do instead. */
+function identityChangeMessage(file: string, key: IdentityKey, running: string, next: string): string {
+  return `${file}: ${key}: changed from ${running} to ${next}, which needs a restart, and the live keys in this file (inbound.authorize, outbound.upstreams) are checked against it; nothing was applied. Restart the sidecar to run this file, or put ${key} back to ${running} to reload the rest`;
+}
+
+/** Reads `file` (as the user named it) for a reload; `running` gives the config in force once it has been read. */
+export async function readReload(file: string, running: () => SidecarConfig): Promise<ReloadRead> {
+  let next: SidecarConfig;
+  try {
+    next = await loadSidecarConfig(file);
+  } catch (err) {
+    return { refused: err instanceof ConfigError && err.issues.length > 0 ? err.issues.map(formatIssue) : [`${file}: ${describeError(err)}`] };
+  }
+  const current = running();
+  const plan = planReload(current, next);
+  // a file for another identity is refused whole (see IDENTITY_KEYS): nothing of it applies
+  if (plan.identityChanged.length > 0) return { refused: plan.identityChanged.map((key) => identityChangeMessage(file, key, current[key], next[key])) };
+  // the specs are read again on every reload; one that fails keeps the whole running config, specs included
+  try {
+    return { plan, next, guards: await loadGuards(plan.effective) };
+  } catch (err) {
+    return { refused: [`${file}: ${describeError(err)}`] };
+  }
+}
