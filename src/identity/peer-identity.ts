@@ -127,10 +127,10 @@ function peerLeaf(socket: TLSSocket, resumed: boolean, anchorsPem: string | unde
   }
   const cert = socket.getPeerX509Certificate();
   if (cert === undefined || resumed) return cert;
-  const window = pathWindow(cert);
+  const window = pathWindow(cert, nowMs);
   const ownDates = window.notBeforeMs === Date.parse(cert.validFrom) && window.notAfterMs === Date.parse(cert.validTo);
   // cut short: the window is the verified path's, so only a verified path under a known bundle
-  if (!ownDates && (anchorsPem === undefined || !socket.authorized)) return cert;
+  if (window.problem !== undefined || (!ownDates && (anchorsPem === undefined || !socket.authorized))) return cert;
   if (leaves.size >= LEAF_LIMIT) leaves.delete(leaves.keys().next().value as string);
   const kept: KnownLeaf = { cert, window, anchorsPem: ownDates ? undefined : anchorsPem };
   leaves.set(key, kept);
@@ -173,10 +173,10 @@ export function peerIdentity(socket: TLSSocket, trustDomain: string, nowMs = Dat
   // a kept leaf's window (its own dates, or its verified path's under this bundle) stands also
   // on a resumed session; a full handshake's is remembered for the resumptions of its
   // session, as peerPathValidity() does
-  const window = known?.window ?? peerPathValidity(cert, resumed);
+  const window = known?.window ?? peerPathValidity(cert, resumed, nowMs);
   if (known !== undefined && !resumed) remember(cert.fingerprint256, window);
   const problem = validityProblem(window, nowMs);
-  if (problem !== undefined) return { ok: false, reason: problem.startsWith('expired') ? 'expired' : 'not_yet_valid', message: `the peer certificate path ${problem}${resumed ? ' (resumed TLS session)' : ''}` };
+  if (problem !== undefined) return { ok: false, reason: window.problem !== undefined ? 'other' : problem.startsWith('expired') ? 'expired' : 'not_yet_valid', message: `the peer certificate path ${problem}${resumed ? ' (resumed TLS session)' : ''}` };
   const id = known ? knownLeafId(known, trustDomain) : spiffeIdOfCertificate(cert, trustDomain);
   if (typeof id === 'string') return { ok: false, reason: 'bad_identity', message: id };
   return { ok: true, id, certificate: cert, expiresAtMs: window.notAfterMs };

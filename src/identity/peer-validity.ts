@@ -1,5 +1,6 @@
-// When a peer's certificate path is valid: the window in which its leaf and every issuer it
-// presented are all within their notBefore/notAfter. Checked by us on every connection,
+// When a peer's certificate path is valid: the window in which its leaf and every other
+// certificate it presented that was valid at the handshake are all within their
+// notBefore/notAfter (pathWindow: the order sent is not trusted). Checked by us on every connection,
 // because Node's `socket.authorized` on a resumed TLS session is the first handshake's verdict
 // (OpenSSL keeps it in the session), so a leaf that expired since would otherwise pass.
 //
@@ -18,10 +19,23 @@ export interface ValidityWindow {
   readonly notBeforeMs: number;
   /** The earliest notAfter on the path: from then on the path is expired. */
   readonly notAfterMs: number;
+  /** Set when the presented certificates could not be judged at all: the path is refused. */
+  readonly problem?: string;
 }
 
 /** Leaf plus intermediates; a peer that presents a longer path is judged on these. */
 export const MAX_PATH = 4;
+/**
+ * Certificates a peer may present (its leaf included) for its window to be worked out: one
+ * that sends more is refused (OpenSSL's own verification goes no deeper than 100; real paths
+ * are two to four long).
+ */
+export const MAX_PRESENTED = 10;
+/**
+ * How long before the handshake's `nowMs` a presented certificate may have expired and still
+ * count: OpenSSL checked the path a moment earlier, when one just expired was still valid.
+ */
+const EXPIRED_SLACK_MS = 10 * 60_000;
 // a window is two numbers: room for the current certificates of thousands of peers
 const CACHE_LIMIT = 4096;
 const windows = new Map<string, ValidityWindow>();
@@ -32,18 +46,36 @@ export function remember(fingerprint: string, window: ValidityWindow): void {
   windows.set(fingerprint, window);
 }
 
-/** The window of the path the peer presented (leaf first, issuers through `issuerCertificate`). */
-export function pathWindow(leaf: X509Certificate): ValidityWindow {
-  let notBeforeMs = -Infinity;
-  let notAfterMs = Infinity;
-  let cert: X509Certificate | undefined = leaf;
-  for (let depth = 0; cert !== undefined && depth < MAX_PATH; depth++) {
-    notBeforeMs = Math.max(notBeforeMs, Date.parse(cert.validFrom));
-    notAfterMs = Math.min(notAfterMs, Date.parse(cert.validTo));
-    const issuer: X509Certificate | undefined = cert.issuerCertificate;
-    // a self-signed certificate is its own issuer: the path ends there
-    cert = issuer === undefined || issuer.fingerprint256 === cert.fingerprint256 ? undefined : issuer;
+/**
+ * The window of the path a peer's leaf was accepted on at a full handshake (`nowMs`): the
+ * leaf's own dates, narrowed by every other certificate it presented that is valid now. Node
+ * links the presented certificates (`issuerCertificate`) in the order sent, whoever signed
+ * what, and OpenSSL builds its path from them in any order: walking the links as a path let a
+ * caller hide its issuer behind a repeated leaf ([L, L, I]: the walk stopped at the repeat) and
+ * keep its connection past the issuer's end. Whichever presented certificates OpenSSL used,
+ * each was valid at this handshake, so the path's window lies within theirs; one that is not
+ * yet valid, or expired well before (an old intermediate sent beside its successor), is no
+ * part of an accepted path and is passed over. Extra valid certificates can only narrow the
+ * window.
+ */
+export function pathWindow(leaf: X509Certificate, nowMs: number): ValidityWindow {
+  let notBeforeMs = Date.parse(leaf.validFrom);
+  let notAfterMs = Date.parse(leaf.validTo);
+  let cert: X509Certificate | undefined = leaf.issuerCertificate;
+  let count = 1;
+  for (; cert !== undefined && count < MAX_PRESENTED; count++) {
+    const from = Date.parse(cert.validFrom);
+    const to = Date.parse(cert.validTo);
+    if (from <= nowMs && to > nowMs - EXPIRED_SLACK_MS) {
+      notBeforeMs = Math.max(notBeforeMs, from);
+      notAfterMs = Math.min(notAfterMs, to);
+    }
+    const next: X509Certificate | undefined = cert.issuerCertificate;
+    // a self-signed certificate is its own issuer: nothing was sent after it
+    if (next !== undefined && next.fingerprint256 === cert.fingerprint256 && cert.checkIssued(cert)) break;
+    cert = next;
   }
+  if (count >= MAX_PRESENTED && cert !== undefined) return { notBeforeMs, notAfterMs, problem: `presented more than ${MAX_PRESENTED} certificates` };
   return { notBeforeMs, notAfterMs };
 }
 
@@ -51,16 +83,17 @@ export function pathWindow(leaf: X509Certificate): ValidityWindow {
  * The validity window of the peer's certificate path on a TLS connection whose chain OpenSSL
  * has verified. `leaf`: socket.getPeerX509Certificate(); `resumed`: socket.isSessionReused().
  */
-export function peerPathValidity(leaf: X509Certificate, resumed: boolean): ValidityWindow {
+export function peerPathValidity(leaf: X509Certificate, resumed: boolean, nowMs = Date.now()): ValidityWindow {
   const fingerprint = leaf.fingerprint256;
   const known = resumed ? windows.get(fingerprint) : undefined;
-  const window = known ?? pathWindow(leaf);
+  const window = known ?? pathWindow(leaf, nowMs);
   remember(fingerprint, window);
   return window;
 }
 
 /** Why the path is not valid at `nowMs` (OpenSSL's rule: expired from notAfter on), or undefined. */
 export function validityProblem(window: ValidityWindow, nowMs: number): string | undefined {
+  if (window.problem !== undefined) return window.problem;
   if (nowMs >= window.notAfterMs) return `expired at ${new Date(window.notAfterMs).toISOString()}`;
   if (nowMs < window.notBeforeMs) return `is not valid before ${new Date(window.notBeforeMs).toISOString()}`;
   return undefined;

@@ -236,3 +236,55 @@ t.test('a leaf its issuer cuts short is kept for the trust bundle that verified 
   t.not(seen[4]?.cert, beforeSwap, 'under another trust bundle the leaf is read with its path again');
   t.equal(seen[4]?.expiresAtMs, issuerEnd, "and bounded by its path's end");
 });
+
+t.test('the window is every presented certificate valid now, whatever order they were sent in', async (t) => {
+  const pki = await makePki(TD);
+  const svid = validateSvid(await pki.issue(SERVER_ID), SERVER_ID);
+  const judged: Array<{ expiresAtMs?: number; reason?: string; message?: string }> = [];
+  let nowMs: number | undefined;
+  // no bundle named (every connection read with its path) and then the bundle named (kept)
+  for (const anchorsPem of [undefined, buildIdentityTls(svid).anchorsPem]) {
+    const { port, trustServer } = await judgingServer(t, pki, svid, (socket) => {
+      const result = peerIdentity(socket, TD, nowMs ?? Date.now(), anchorsPem);
+      judged.push(result.ok ? { expiresAtMs: result.expiresAtMs } : { reason: result.reason, message: result.message });
+      return result;
+    });
+    const label = anchorsPem === undefined ? 'read every time' : 'kept per bundle';
+    const issuerEnd = Date.parse(new X509Certificate(pki.issuerPem).validTo);
+    // outlives its issuer; sent as [L, L, I], the issuer hides behind the repeated leaf
+    const outliving = await pki.issueWithUris([CLIENT_ID], { lifetimeMs: 400 * 86_400_000 });
+    const repeated = outliving.certificatePem + outliving.certificatePem + pki.issuerPem;
+    let ticket: Buffer | undefined;
+    const connect = (cert: string, session?: Buffer, key = outliving.privateKeyPem) =>
+      new Promise<string>((resolve) => {
+        let text = '';
+        const socket = tls.connect({ host: '127.0.0.1', port, ...trustServer, key, cert, session });
+        socket.on('session', (s: Buffer) => (ticket = s));
+        socket.setEncoding('utf8');
+        socket.on('data', (c: string) => (text += c));
+        socket.on('close', () => resolve(text));
+        socket.on('error', () => {});
+      });
+    nowMs = undefined;
+    for (let i = 0; i < 2; i++) {
+      t.equal(await connect(repeated), CLIENT_ID, `${label}: [L, L, I] is accepted (OpenSSL finds I)`);
+      t.equal(judged.at(-1)?.expiresAtMs, issuerEnd, `${label}: bounded by the issuer's end, not the leaf's`);
+    }
+    nowMs = issuerEnd + 1000; // the issuer has expired since; a resumption is not verified again by OpenSSL
+    t.equal(await connect(repeated, ticket), 'refused', `${label}: a resumption past the issuer's end is refused`);
+    t.equal(judged.at(-1)?.reason, 'expired');
+    nowMs = undefined;
+
+    // an expired extra certificate (an old intermediate sent beside its successor) is no part of the path
+    const expired = await pki.issueWithUris([CLIENT_ID], { now: new Date(Date.now() - 10 * 86_400_000), lifetimeMs: 86_400_000 });
+    t.equal(await connect(outliving.chainPem + expired.certificatePem), CLIENT_ID, `${label}: an expired extra certificate does not refuse the caller`);
+    t.equal(judged.at(-1)?.expiresAtMs, issuerEnd, `${label}: nor changes its window`);
+
+    // more certificates than are judged: refused, however they would chain
+    // (a leaf not seen before: a kept one is judged on the path it was kept with)
+    const fresh = await pki.issueWithUris([CLIENT_ID], { lifetimeMs: 400 * 86_400_000 });
+    const many = fresh.certificatePem.repeat(10) + pki.issuerPem;
+    t.equal(await connect(many, undefined, fresh.privateKeyPem), 'refused', `${label}: a path of 11 certificates is refused`);
+    t.match(judged.at(-1), { reason: 'other', message: /more than 10 certificates/ });
+  }
+});
