@@ -13,6 +13,7 @@
 // OpenSSL 3.0 decode the peer's certificate twice more: ~0.7-0.85 ms of a ~4.8 ms handshake.
 
 import { constants } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { X509Certificate } from 'node:crypto';
@@ -58,10 +59,24 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
   // a refused caller's certificate, for the words of the failure (issuer, dates, ID)
   watchServerPeerCertificates(server);
 
+  // The trust bundle a handshake was verified under, for the leaves peerIdentity keeps with
+  // their path's window: a connection's context is fixed when it is accepted, so a handshake
+  // that began before the bundle changed was verified under the old one. Within a handshake's
+  // time of a change, no bundle is named (such leaves are read with their path, not kept).
+  let anchorsPem = identity.tls().anchorsPem;
+  let anchorsChangedAt = -Infinity;
+  const onRotated = () => {
+    const next = identity.tls().anchorsPem;
+    if (next === anchorsPem) return;
+    anchorsPem = next;
+    anchorsChangedAt = performance.now();
+  };
+  identity.on('rotated', onRotated);
+  server.once('close', () => identity.off('rotated', onRotated));
+  const verifiedUnder = () => (performance.now() - anchorsChangedAt > options.handshakeTimeoutMs ? anchorsPem : undefined);
+
   server.on('secureConnection', (socket: TLSSocket) => {
-    // the bundle of the current identity version: a rotation's new bundle takes effect for new
-    // handshakes at the same moment (attachServer)
-    const result = peerIdentity(socket, trustDomain, Date.now(), identity.tls().anchorsPem);
+    const result = peerIdentity(socket, trustDomain, Date.now(), verifiedUnder());
     if (!result.ok) {
       observer.tlsHandshakeFailed('inbound', result.reason, inboundFailure(socket, result.reason, result.message));
       logger.debug({ reason: result.reason, remote: socket.remoteAddress, resumed: socket.isSessionReused(), detail: result.message }, 'inbound connection refused');
