@@ -10,7 +10,7 @@
 
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
-import { wantsOpenMetrics } from '../metrics/registry.js';
+import { wantsOpenMetrics } from '../metrics/openmetrics.js';
 
 /** Renders of one variant start at least this far apart while scrapes keep coming. */
 export const METRICS_MIN_GAP_MS = 1_000;

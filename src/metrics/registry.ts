@@ -1,11 +1,13 @@
 // Every metric family meshcar exports, declared once with its labels. Components receive the
 // Metrics object they need (never a global registry), so tests and several sidecars in one
-// process stay independent.
+// process stay independent. A scrape's text format (Prometheus or OpenMetrics) is chosen in
+// openmetrics.ts.
 
 import { Counter, Gauge, Registry, collectProcessMetrics } from './prom-parts.js';
 import { VERSION } from '../version.js';
 import { logLinesDropped } from '../log-output.js';
 import { RequestCounter, RequestGauge, RequestHistogram } from './request-families.js';
+import { negotiateMetrics } from './openmetrics.js';
 
 /** 0.5 ms to 10 s: sidecar overhead lives in the first buckets, app latency in the rest. */
 export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -260,53 +262,4 @@ export class Metrics {
   async renderFor(accept: string | undefined): Promise<{ contentType: string; body: string }> {
     return negotiateMetrics(await this.registry.metrics(), accept);
   }
-}
-
-/** Whether the scraper asked for OpenMetrics: the one thing a /metrics page depends on besides the counts. */
-export function wantsOpenMetrics(accept: string | undefined): boolean {
-  return accept !== undefined && accept.includes('application/openmetrics-text');
-}
-
-/** Prometheus text as the scraper asked for it: OpenMetrics for Accept: application/openmetrics-text, else as it is. */
-export function negotiateMetrics(text: string, accept: string | undefined): { contentType: string; body: string } {
-  if (wantsOpenMetrics(accept)) {
-    return { contentType: Registry.OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(text) };
-  }
-  return { contentType: Registry.PROMETHEUS_CONTENT_TYPE, body: text };
-}
-
-/**
- * Prometheus text → OpenMetrics text, as prom-client would write it: a counter family is named
- * without `_total` while its samples keep it, no blank lines, `# EOF` at the end. Done on the
- * text because prom-client's own OpenMetrics rendering renames the shared counter objects
- * (metric.name loses `_total` for good), after which every plain-text scrape showed
- * `meshcar_requests{...}` instead of `meshcar_requests_total{...}`.
- */
-export function toOpenMetrics(text: string): string {
-  const lines = text.split('\n');
-  const counters = new Set<string>();
-  for (const line of lines) {
-    if (line.startsWith('# TYPE ') && line.endsWith(' counter')) counters.add(line.slice(7, -8));
-  }
-  const out: string[] = [];
-  for (const line of lines) {
-    if (line === '') continue;
-    if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) {
-      const end = line.indexOf(' ', 7);
-      const name = line.slice(7, end === -1 ? undefined : end);
-      if (counters.has(name) && name.endsWith('_total')) out.push(`${line.slice(0, 7)}${name.slice(0, -6)}${end === -1 ? '' : line.slice(end)}`);
-      else out.push(line);
-      continue;
-    }
-    if (!line.startsWith('#')) {
-      const end = line.search(/[{ ]/);
-      const name = end === -1 ? line : line.slice(0, end);
-      if (counters.has(name) && !name.endsWith('_total')) {
-        out.push(`${name}_total${line.slice(name.length)}`);
-        continue;
-      }
-    }
-    out.push(line);
-  }
-  return `${out.join('\n')}\n# EOF\n`;
 }

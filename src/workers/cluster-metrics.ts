@@ -13,7 +13,7 @@
 // primary's count is one more input to the workers' sum.
 
 import client from 'prom-client';
-import { negotiateMetrics } from '../metrics/registry.js';
+import { negotiateMetrics } from '../metrics/openmetrics.js';
 import type { MetricsJson } from './messages.js';
 
 /** Counted in the primary only: its renewal loop, its SVID saves and reloads; the workers' copies are not exported. */
