@@ -10,11 +10,13 @@
 // lookups. Dynamic entries are remembered by insertion number, which stays valid while newer
 // entries shift the indices; eviction removes them, so the maps never point at a dead entry and
 // names learnt from traffic leave with their last entry (the map stays bounded).
+//
+// The integers and string literals themselves are written by encode-primitives.ts.
 
 import { Buffer } from 'node:buffer';
 import { DynamicTable } from './dynamic-table.js';
 import { DEFAULT_HEADER_TABLE_SIZE } from './decoder.js';
-import { huffmanEncode, huffmanEncodedLength } from './huffman.js';
+import { writeInteger, writeString } from './encode-primitives.js';
 import { NAME_TEMPLATES, type NameTemplate, type Policy, INDEX, isNeverIndexed, mayIndex, sensitiveTemplate } from './policy.js';
 import { STATIC_TABLE_LENGTH } from './static-table.js';
 
@@ -143,25 +145,25 @@ export class HpackEncoder {
       if (!never) {
         // A full match is one index. Never-indexed fields skip this: they never enter the table.
         const full = this.fieldIndex(info, value);
-        if (full !== 0) return this.writeInteger(0x80, 7, full, pos);
+        if (full !== 0) return writeInteger(this.buf, 0x80, 7, full, pos);
       }
       nameIndex = info.staticIndex;
       if (nameIndex === 0 && info.dynamicName !== 0) nameIndex = STATIC_TABLE_LENGTH + this.table.indexOfSeq(info.dynamicName);
     }
 
     if (never) {
-      pos = this.writeInteger(0x10, 4, nameIndex, pos);
+      pos = writeInteger(this.buf, 0x10, 4, nameIndex, pos);
     } else if (mayIndex(policy, value) && (name.length + value.length + 32) * 4 <= this.table.maxSize * 3) {
       // (An entry over 3/4 of the table would flush most of it for one field.)
-      pos = this.writeInteger(0x40, 6, nameIndex, pos);
+      pos = writeInteger(this.buf, 0x40, 6, nameIndex, pos);
       if (nameIndex === 0) pos = this.writeName(info, name, pos);
       this.insert(name, value);
-      return this.writeString(value, pos);
+      return writeString(this.buf, value, pos, this.huffman);
     } else {
-      pos = this.writeInteger(0x00, 4, nameIndex, pos);
+      pos = writeInteger(this.buf, 0x00, 4, nameIndex, pos);
     }
     if (nameIndex === 0) pos = this.writeName(info, name, pos);
-    return this.writeString(value, pos);
+    return writeString(this.buf, value, pos, this.huffman);
   }
 
   /** The map entry for a name, created from its template on first use; undefined if unknown. */
@@ -237,70 +239,25 @@ export class HpackEncoder {
     this.pendingUpdate = false;
     // The decoder may have shrunk its table to the smallest value in between: signal it first.
     if (this.pendingMin < this.pendingFinal) {
-      pos = this.writeInteger(0x20, 5, this.pendingMin, pos);
+      pos = writeInteger(this.buf, 0x20, 5, this.pendingMin, pos);
       this.table.setMaxSize(this.pendingMin);
     }
-    pos = this.writeInteger(0x20, 5, this.pendingFinal, pos);
+    pos = writeInteger(this.buf, 0x20, 5, this.pendingFinal, pos);
     this.table.setMaxSize(this.pendingFinal);
-    return pos;
-  }
-
-  /** Integer with an N-bit prefix (§5.1); `bits` are the representation's pattern bits. */
-  private writeInteger(bits: number, prefixBits: number, value: number, pos: number): number {
-    const buf = this.buf;
-    const mask = (1 << prefixBits) - 1;
-    if (value < mask) {
-      buf[pos++] = bits | value;
-      return pos;
-    }
-    buf[pos++] = bits | mask;
-    value -= mask;
-    while (value >= 128) {
-      buf[pos++] = (value & 0x7f) | 0x80;
-      value = Math.floor(value / 128);
-    }
-    buf[pos++] = value;
     return pos;
   }
 
   /** A literal name; for names with a map entry the encoded bytes are computed once. */
   private writeName(info: NameInfo | undefined, name: string, pos: number): number {
-    if (info === undefined) return this.writeString(name, pos);
+    if (info === undefined) return writeString(this.buf, name, pos, this.huffman);
     let literal = info.literal;
     if (literal === null) {
-      const end = this.writeString(name, pos);
+      const end = writeString(this.buf, name, pos, this.huffman);
       literal = info.literal = Buffer.from(this.buf.subarray(pos, end));
       return end;
     }
     literal.copy(this.buf, pos);
     return pos + literal.length;
-  }
-
-  /** String literal (§5.2), Huffman-coded when that is strictly shorter. */
-  private writeString(str: string, pos: number): number {
-    const length = str.length;
-    const buf = this.buf;
-    if (this.huffman) {
-      if (length < 127) {
-        // One pass: Huffman-code after a 1-octet length prefix (the result must be < 127 octets
-        // to be chosen), and fall back to raw octets if it did not come out shorter.
-        const end = huffmanEncode(str, buf, pos + 1);
-        if (end - pos - 1 < length) {
-          buf[pos] = 0x80 | (end - pos - 1);
-          return end;
-        }
-      } else {
-        const huffmanLength = huffmanEncodedLength(str);
-        if (huffmanLength < length) return huffmanEncode(str, buf, this.writeInteger(0x80, 7, huffmanLength, pos));
-      }
-    }
-    pos = this.writeInteger(0x00, 7, length, pos);
-    for (let i = 0; i < length; i++) {
-      const c = str.charCodeAt(i);
-      if (c > 0xff) throw new TypeError(`HPACK: header string has a character above U+00FF at ${i}`);
-      buf[pos + i] = c;
-    }
-    return pos + length;
   }
 
   private ensure(bytes: number): void {
