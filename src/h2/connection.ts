@@ -1,19 +1,20 @@
 // One HTTP/2 connection over a socket, either role (RFC 9113): the object that owns its state
 // and wires its parts together, its public API (request, ping, close, destroy), what a stream
-// asks of it (StreamHost: header blocks, DATA, credit, resets), and the socket's events. The
-// parts: SETTINGS exchange in connection-settings.ts, graceful close, GOAWAY and teardown in
-// connection-close.ts, the books of open and reset streams in stream-registry.ts, what each
-// received frame means in receive.ts, DATA scheduling in send-scheduler.ts, framing in
-// frame-reader.ts / frame-writer.ts. No error escapes: a peer's violation becomes GOAWAY or
+// asks of it (StreamHost: header blocks, DATA, credit, resets). The parts: what it sends first
+// and what the socket's events mean in connection-socket.ts, the SETTINGS exchange in
+// connection-settings.ts, graceful close, GOAWAY and teardown in connection-close.ts, the books
+// of open and reset streams in stream-registry.ts, what each received frame means in
+// receive.ts, DATA scheduling in send-scheduler.ts, framing in frame-reader.ts /
+// frame-writer.ts. No error escapes: a peer's violation becomes GOAWAY or
 // RST_STREAM, is counted through the observer, and the socket is closed.
 
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { CLIENT_PREFACE, DEFAULT_HEADER_TABLE_SIZE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, ErrorCode, MAX_STREAM_ID, defaultSettings, type Settings } from './constants.js';
-import { closeGracefully, failConnection, sendGoaway, terminate } from './connection-close.js';
+import { closeGracefully, sendGoaway, terminate } from './connection-close.js';
 import type { H2ConnectionOptions, H2Observer, HeadersTooLargeAnswer, RequestOptions } from './connection-options.js';
-import { localSettings, startSettingsTimer } from './connection-settings.js';
-import { ConnectionFault, HeaderListTooLargeError, SessionClosingError, StreamLimitError, type ConnectionCloseReason } from './errors.js';
+import { openOnSocket, socketDataHandler } from './connection-socket.js';
+import { HeaderListTooLargeError, SessionClosingError, StreamLimitError, type ConnectionCloseReason } from './errors.js';
 import { checkRequestHead, checkStreamSlot, headFitsPeer } from './peer-limits.js';
 import { ReceiveWindow, SendWindow } from './flow-control.js';
 import { FrameReader } from './frame-reader.js';
@@ -29,7 +30,6 @@ import { FrameReceiver } from './receive.js';
 import { H2Stream, type StreamHost } from './stream.js';
 import { LateFrameAllowance, expectLateFrames, forgetStream } from './stream-registry.js';
 import { sendHead } from './stream-send-side.js';
-import { releaseReadPieces } from './stream-receive-side.js';
 
 // defined in errors.ts and connection-options.ts; still exported here for whoever imports them from this module
 export { HeaderListTooLargeError, SessionClosingError, StreamLimitError };
@@ -88,6 +88,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
   closeCode = 0;
   /** Not private: the teardown (connection-close.ts) stops it mid-chunk. */
   readonly reader: FrameReader;
+  /** The socket's 'data' listener (connection-socket.ts); the teardown takes it off the socket. */
+  readonly onSocketData: (chunk: Buffer) => void;
   private readonly receiver: FrameReceiver;
 
   constructor(
@@ -115,21 +117,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
       ...(this.isServer ? { preface: CLIENT_PREFACE } : {}),
     });
 
-    socket.on('data', this.onSocketData);
-    socket.on('drain', this.onSocketDrain);
-    socket.on('error', this.onSocketError);
-    socket.on('end', this.onSocketEnd);
-    socket.on('close', this.onSocketClose);
-    (socket as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
-
-    if (!this.isServer) this.writer.raw(CLIENT_PREFACE);
-    this.writer.settings(localSettings(limits, this.isServer));
-    const increment = this.recvWindow.growTo(limits.connectionWindowSize);
-    if (increment > 0) this.writer.windowUpdate(0, increment);
-    startSettingsTimer(this);
-    if (options.head !== undefined && options.head.length > 0) this.onSocketData(options.head);
-    // a socket paused by whoever handed it over would never deliver a frame
-    socket.resume();
+    this.onSocketData = socketDataHandler(this);
+    openOnSocket(this, options.head);
   }
 
   /** Streams open now (both directions). */
@@ -208,8 +197,11 @@ export class H2Connection extends EventEmitter implements StreamHost {
     this.writer.data(streamId, payload, endStream);
   }
 
-  /** Streams whose small payloads of the current socket read wait in their tails (releaseAfterRead). */
-  private releases: H2Stream[] = [];
+  /**
+   * Streams whose small payloads of the current socket read wait in their tails
+   * (releaseAfterRead); released once the chunk is read (connection-socket.ts).
+   */
+  releases: H2Stream[] = [];
 
   releaseAfterRead(stream: H2Stream): void {
     this.releases.push(stream);
@@ -266,47 +258,6 @@ export class H2Connection extends EventEmitter implements StreamHost {
   sendPending(): void {
     if (!this.destroyed) this.scheduler.run();
   }
-
-  // --- socket ---------------------------------------------------------------------------------
-
-  /** Not private: the teardown (connection-close.ts) takes it off the socket. */
-  readonly onSocketData = (chunk: Buffer): void => {
-    if (this.destroyed) return;
-    try {
-      this.reader.push(chunk);
-    } catch (err) {
-      failConnection(this, err instanceof ConnectionFault ? err : new ConnectionFault('internal_error', ErrorCode.INTERNAL_ERROR, `internal error: ${(err as Error)?.message}`));
-      return;
-    }
-    // destroyed by a user callback (or a GOAWAY) while the chunk was read: the reader stopped there
-    if (this.destroyed) return;
-    if (this.releases.length > 0) {
-      const released = this.releases;
-      this.releases = [];
-      releaseReadPieces(released);
-    }
-    // a peer that floods us with frames needing an answer while never reading its socket
-    if (this.socket.writableLength + this.writer.pending > this.limits.maxOutboundBuffer) {
-      this.writer.discard();
-      failConnection(this, new ConnectionFault('outbound_flood', ErrorCode.ENHANCE_YOUR_CALM, 'the peer does not read what it makes us send'));
-    }
-  };
-
-  private readonly onSocketDrain = (): void => this.sendPending();
-
-  private readonly onSocketError = (): void => terminate(this, 'socket_error', ErrorCode.INTERNAL_ERROR);
-
-  private readonly onSocketEnd = (): void => {
-    // the peer leaving with nothing in flight (idle, or after its GOAWAY) is an ordinary end
-    const clean = this.goawayReceived || this.streams.size === 0;
-    if (!this.destroyed) this.writer.flush();
-    (this.socket as Duplex).end();
-    terminate(this, clean ? 'normal' : 'socket_error', ErrorCode.NO_ERROR);
-  };
-
-  private readonly onSocketClose = (): void => {
-    terminate(this, this.streams.size === 0 ? 'normal' : 'socket_error', ErrorCode.NO_ERROR);
-  };
 }
 
 function noop(): void {}
