@@ -6,7 +6,8 @@
 // A connection goes back to its pool only when it is in a known state: the answer complete by
 // its own framing, the whole request written, the app willing (keep-alive), and not one byte
 // more from the app. Anything else (an early answer, bytes after the answer or while idle, an
-// error) closes it, so no caller ever reads a byte meant for another.
+// error) closes it, so no caller ever reads a byte meant for another. What the socket's end,
+// errors, close and a connect timeout do to the request on it is in app-connection-socket.ts.
 
 import net from 'node:net';
 import type { Readable } from 'node:stream';
@@ -14,6 +15,7 @@ import { LlhttpParser, type Llhttp, type OnBody, type OnHeaders, type OnHeadersC
 import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppRequest } from './app-dispatch.js';
 import { keepAliveHint, requestHead } from './app-request-head.js';
 import { RequestBodyWriter, type BodyWriterOwner } from './app-request-body.js';
+import { listenToAppSocket } from './app-connection-socket.js';
 
 /** The pool's side of a connection. */
 export interface ConnectionOwner {
@@ -30,21 +32,24 @@ const SKIP_BODY = 1;
 
 export class AppConnection implements BodyWriterOwner {
   readonly socket: net.Socket;
-  private readonly parser: Llhttp;
+  // parser, handler, finalHead, responseDone, keepAlive, closed, owner, fail() and complete() are
+  // not private only because the socket's listeners (app-connection-socket.ts) use them: internal.
+  readonly parser: Llhttp;
   private readonly bodyWriter: RequestBodyWriter;
   private request: AppRequest | undefined = undefined;
-  private handler: AppDispatchHandler | undefined = undefined;
+  handler: AppDispatchHandler | undefined = undefined;
   /** Field lines llhttp handed out in parts (a head of over 32 fields, or trailers). */
   private fields: string[] = [];
-  private finalHead = false;
-  private responseDone = false;
+  /** A final (non-1xx) head came. */
+  finalHead = false;
+  responseDone = false;
   /** Bytes came after the answer was complete: the connection is out of step. */
   private stray = false;
   private requestSent = false;
-  private keepAlive = false;
+  keepAlive = false;
   private readingPaused = false;
   private trailers: string[] | null = null;
-  private closed = false;
+  closed = false;
   /** Inside assign()'s onConnect: an abort then leaves the connection unused, not cut. */
   private assigning = false;
   /** The app's Keep-Alive: timeout hint in ms (undefined: none given). */
@@ -53,7 +58,7 @@ export class AppConnection implements BodyWriterOwner {
   idleUntil = 0;
 
   /** `connectTimeoutMs`: a new connection must be up within this (undici's default is 10 s), else 503 upstream_unavailable. */
-  constructor(host: string, port: number, private readonly owner: ConnectionOwner, private readonly connectTimeoutMs: number) {
+  constructor(host: string, port: number, readonly owner: ConnectionOwner, connectTimeoutMs: number) {
     const socket = (this.socket = net.connect({ host, port, noDelay: true }));
     this.bodyWriter = new RequestBodyWriter(socket, this);
     const parser = (this.parser = new LlhttpParser());
@@ -64,13 +69,8 @@ export class AppConnection implements BodyWriterOwner {
     parser[LlhttpParser.kOnBody] = this.onBody;
     parser[LlhttpParser.kOnMessageComplete] = this.onMessageComplete;
     socket.on('data', this.onSocketData);
-    socket.on('end', this.onSocketEnd);
-    socket.on('error', this.onSocketError);
-    socket.on('close', this.onSocketClose);
-    // an app that drops SYNs (backlog full, host down) must not hold the request and its pool
-    // slot for the kernel's two minutes of retries; one timer per new connection, gone once up
-    socket.setTimeout(connectTimeoutMs, this.onConnectTimeout);
-    socket.once('connect', this.onConnected);
+    // 'end', 'error', 'close' and the connect timeout (app-connection-socket.ts)
+    listenToAppSocket(this, socket, connectTimeoutMs);
   }
 
   /** Carries `request`; the connection is new, or idle and reusable. */
@@ -131,7 +131,8 @@ export class AppConnection implements BodyWriterOwner {
     this.destroy();
   }
 
-  private fail(err: unknown): void {
+  /** @internal The request fails with `err` and the connection is closed. */
+  fail(err: unknown): void {
     const handler = this.detach();
     this.destroy();
     try {
@@ -165,17 +166,6 @@ export class AppConnection implements BodyWriterOwner {
     }
   }
 
-  private readonly onConnected = (): void => {
-    this.socket.setTimeout(0);
-  };
-
-  private readonly onConnectTimeout = (): void => {
-    if (!this.socket.connecting) return;
-    const err = appClientError('ETIMEDOUT', `no connection to the app within ${this.connectTimeoutMs} ms`);
-    if (this.handler !== undefined) this.fail(err);
-    else this.destroy();
-  };
-
   private readonly onSocketData = (data: Buffer): void => {
     if (this.handler === undefined) {
       // nothing was asked: bytes from an idle app, or after an answer whose handler went
@@ -204,41 +194,8 @@ export class AppConnection implements BodyWriterOwner {
     if (this.responseDone) this.complete();
   };
 
-  private readonly onSocketEnd = (): void => {
-    if (this.handler !== undefined && this.finalHead && !this.responseDone) {
-      // a body delimited by the close completes now; a short one is an error
-      let result: Error | undefined;
-      try {
-        result = this.parser.finish();
-      } catch (err) {
-        this.fail(err);
-        return;
-      }
-      if (result === undefined && this.responseDone) {
-        this.keepAlive = false;
-        this.complete();
-        return;
-      }
-    }
-    if (this.handler !== undefined) this.fail(appClientError(APP_CLIENT_ERRORS.closed, this.finalHead ? 'the app closed the connection before its answer was complete' : 'the app closed the connection'));
-    this.destroy();
-  };
-
-  private readonly onSocketError = (err: Error): void => {
-    if (this.handler !== undefined) this.fail(err);
-    else this.destroy();
-  };
-
-  private readonly onSocketClose = (): void => {
-    if (this.handler !== undefined) this.fail(appClientError(APP_CLIENT_ERRORS.closed, 'the app closed the connection'));
-    this.closed = true;
-    // never inside execute(): 'close' comes on a later tick than the destroy()
-    this.parser.close();
-    this.owner.closed(this);
-  };
-
-  /** The answer is whole and the request sent (or the connection is lost anyway): hand it on. */
-  private complete(): void {
+  /** @internal The answer is whole and the request sent (or the connection is lost anyway): hand it on. */
+  complete(): void {
     let reusable = this.keepAlive && this.requestSent && !this.stray && !this.closed;
     if (this.readingPaused) {
       // paused for a slow caller when the answer ended: bytes already held in the socket came
