@@ -6,14 +6,10 @@
 // responses; `Expect: 100-continue` is relayed (the upstream's 100 becomes ours). Failures
 // before the response head become JSON errors (x-meshcar-error); after it, the connection is
 // cut, since a status was already promised. An upload still going when the answer is complete
-// is watched to its end: the app's connection closing first cancels the upstream stream, and
-// so does an upload held by the upstream's backpressure (or left with no stream) that moves no
-// byte for UPLOAD_STALL_MS: paused, the app's socket is not read, so its close is never seen.
-// An upload nobody upstream wants any more is read and dropped, and its connection closed once
-// it moves no byte for UPLOAD_STALL_MS (an app that stops mid-body would hold it for ever).
+// is watched to its end (forward-http1-upload.ts): the app's connection closing first, or the
+// upload standing still, cancels the upstream stream.
 
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
@@ -29,6 +25,7 @@ import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
 import { bodyCut } from './attempt-answer.js';
 import { upstreamHeaders } from './attempt-head.js';
+import { watchUpload, type UploadAttempt } from './forward-http1-upload.js';
 
 // Events that fire once are listened to with on(): once() wraps every listener in another
 // closure, and this runs on every request.
@@ -38,22 +35,12 @@ const NO_BODY = Object.freeze({ endStream: true });
 const FIXED_BODY = Object.freeze({ endStream: false });
 const CHUNKED_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
 
-/**
- * After a complete answer, how long an unfinished upload may stand still while paused (the
- * upstream not taking it) before it is given up: a paused socket is not read, so an app that
- * went away meanwhile (its FIN or RST unread) would hold the stream until the idle timeout.
- * The same for an upload being discarded: the listener sets no request timeout, so an app that
- * stops sending mid-body, its socket open, would otherwise hold the connection for ever.
- */
-const UPLOAD_STALL_MS = 1000;
-
-class Http1Attempt extends Attempt {
+class Http1Attempt extends Attempt implements UploadAttempt {
   readonly appBody: IncomingMessage;
-  /** While an upload outlives the complete answer: its progress, checked every UPLOAD_STALL_MS. */
-  private uploadTimer: NodeJS.Timeout | undefined = undefined;
-  private uploadSeen = 0;
-  /** The upload is read and dropped (discardUpload): its connection goes when it stops moving. */
-  private discarding = false;
+  // the watch of an upload that outlives the complete answer (forward-http1-upload.ts)
+  uploadTimer: NodeJS.Timeout | undefined = undefined;
+  uploadSeen = 0;
+  discarding = false;
 
   constructor(ctx: OutboundContext, private readonly req: IncomingMessage, readonly res: ServerResponse, schema: SchemaResult | undefined, preread: Buffer | undefined) {
     super(ctx, req.headers, req.method ?? 'GET', schema, preread);
@@ -174,104 +161,12 @@ class Http1Attempt extends Attempt {
   sendContinue(): void {
     if (!this.res.headersSent) this.res.writeContinue();
   }
-
-  /**
-   * The answer is complete, the app's upload is not, and it stays piped upstream. If the app's
-   * connection closes now, Node's HTTP/1.1 server tells the request nothing (it is no longer the
-   * connection's current one), so the connection itself is watched until the upload ends: closed
-   * first, the upstream stream is cancelled, or it would stay half-open (a circuit-breaker slot
-   * and the endpoint's load held) until the idle timeout.
-   */
-  watchUpload(): void {
-    const up = this.upstream;
-    const socket = this.req.socket;
-    if (socket.destroyed) {
-      this.cancelUpstream();
-      return;
-    }
-    bindAttempt(socket, this);
-    this.req.on('end', onUploadEnd);
-    this.uploadSeen = this.exchange.bytesIn;
-    if (up === undefined || up.closed) {
-      this.discardUpload();
-      return;
-    }
-    socket.on('close', onUploadConnectionClose);
-    this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
-  }
-
-  /** The watched upload: still moving, ended, stalled while paused, or stalled while discarded (given up). */
-  checkUpload(): void {
-    this.uploadTimer = undefined;
-    const { req } = this;
-    if (req.complete || req.socket.destroyed) return;
-    const up = this.upstream;
-    const moved = this.exchange.bytesIn !== this.uploadSeen;
-    this.uploadSeen = this.exchange.bytesIn;
-    if (this.discarding) {
-      // read and dropped, so the socket shows the app leaving; an app that stops sending and
-      // keeps its socket open is the one left: nothing else would end it (no request timeout)
-      if (moved) this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
-      else req.socket.destroy();
-      return;
-    }
-    // the upstream is done with it: a peer that answered in full ends the stream with
-    // RST_STREAM(NO_ERROR) (RFC 9113 §8.1), as meshcar's inbound does after an early answer
-    if (up === undefined || up.destroyed) {
-      this.discardUpload();
-      return;
-    }
-    // paused by the pipe (the upstream's window is full): unread, the socket would never show
-    // the app leaving; an upload still flowing shows its close itself
-    if (!moved && req.readableFlowing === false) {
-      this.cancelUpstream();
-      req.socket.destroy();
-      return;
-    }
-    this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
-  }
-
-  /**
-   * Nobody upstream wants the rest of the upload: it is read and dropped, as Node's server does
-   * with a body nobody reads, so the keep-alive connection serves its next request once the
-   * body ends (and an app that stops sending is seen leaving, its socket being read). Still
-   * checked every UPLOAD_STALL_MS: an upload that stops moving has its connection closed.
-   */
-  private discardUpload(): void {
-    this.discarding = true;
-    this.req.unpipe();
-    this.req.resume();
-    clearTimeout(this.uploadTimer);
-    this.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, this);
-  }
-
-  stopWatchingUpload(): void {
-    clearTimeout(this.uploadTimer);
-    this.uploadTimer = undefined;
-  }
 }
 
 function onResponseClose(this: ServerResponse): void {
   const attempt = attemptOf<Http1Attempt>(this);
   attempt.appClosed(!this.writableFinished);
-  if (this.writableFinished && !attempt.appBody.complete) attempt.watchUpload();
-}
-
-function checkUpload(attempt: Http1Attempt): void {
-  attempt.checkUpload();
-}
-
-function onUploadConnectionClose(this: Socket): void {
-  const attempt = attemptOf<Http1Attempt>(this);
-  attempt.stopWatchingUpload();
-  attempt.cancelUpstream();
-}
-
-// the upload is whole: the connection may serve other requests, and is no longer watched for this one
-function onUploadEnd(this: IncomingMessage): void {
-  attemptOf<Http1Attempt>(this).stopWatchingUpload();
-  this.socket.off('close', onUploadConnectionClose);
-  bindAttempt(this.socket, undefined);
+  if (this.writableFinished && !attempt.appBody.complete) watchUpload(attempt);
 }
 
 function onUpstreamData(this: UpstreamStream, chunk: Buffer): void {
