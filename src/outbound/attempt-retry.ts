@@ -78,7 +78,10 @@ function abandon(attempt: Attempt): void {
 function attemptAgain(attempt: Attempt): void {
   attempt.retryTimer = undefined;
   attempt.pool.retrying -= 1;
-  if (attempt.over()) return;
+  if (attempt.over()) {
+    attempt.pool.closeIfUnused();
+    return;
+  }
   passDeadline(attempt);
   attempt.waiting = attempt.pool.openStream(attempt.headers as OutgoingHttpHeaders | string[], attempt.streamOptions as ClientSessionRequestOptions, attempt, attempt.lastEndpoint);
 }
@@ -160,4 +163,5 @@ export function stopRetryTimer(attempt: Attempt): void {
   clearTimeout(attempt.retryTimer);
   attempt.retryTimer = undefined;
   attempt.pool.retrying -= 1;
+  attempt.pool.closeIfUnused();
 }

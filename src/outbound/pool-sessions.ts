@@ -50,6 +50,7 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
     }
     pool.deps.observer.upstreamSessionsChanged(pool.name, -1);
   });
+  pool.closeIfUnused();
 }
 
 /** An address left DNS: its sessions wind down, its TLS ticket goes. */

@@ -142,6 +142,7 @@ export class UpstreamPool {
             checkServerIdentity: this.checkServerIdentity,
             connectTimeoutMs: () => this.connectMs,
             dialFailed: (endpoint, err) => void endpointFailed(this, endpoint, err),
+            sessionAdopted: () => this.closeIfUnused(),
             policy: settings,
             observer: deps.observer,
             logger: deps.logger,
@@ -267,6 +268,14 @@ export class UpstreamPool {
     this.retired = true;
     this.endpoints.stop();
     this.closeSessionsGracefully();
+  }
+
+  /**
+   * A retired pool's sessions close once nothing could use them: called when a session opens
+   * (a dial outlives the request that started it) and when a waiting retry is dropped.
+   */
+  closeIfUnused(): void {
+    if (this.retired && this.active === 0 && this.pending === 0 && this.retrying === 0) this.closeSessionsGracefully();
   }
 
   /** No stream open or awaited, no retry waiting to come back, no session: a retired pool in this state holds nothing and can go. */

@@ -311,12 +311,14 @@ export interface Http1Request {
   headers?: http.OutgoingHttpHeaders;
   body?: string | Buffer;
   agent?: http.Agent | false;
+  /** Aborting it destroys the request (the app gives up). */
+  signal?: AbortSignal;
 }
 
 /** One HTTP/1.1 request to the outbound port, collected whole. */
 export function request(port: number, options: Http1Request = {}): Promise<Http1Result> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/echo', headers: { host: 'payments', ...options.headers }, agent: options.agent ?? false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/echo', headers: { host: 'payments', ...options.headers }, agent: options.agent ?? false, ...(options.signal ? { signal: options.signal } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

@@ -10,6 +10,7 @@ import type { ServerHttp2Stream } from 'node:http2';
 import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
 import type { UpstreamConfig } from '../../src/config/outbound-config.js';
 import { makePki, request, sleep, startOutbound, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
+import { startTcpGate } from '../helpers/tcp-gate.js';
 
 const payments = (port: number): UpstreamConfig[] => [{ name: 'payments', endpoints: [parseEndpoint(`127.0.0.1:${port}`) as Endpoint], identity: UPSTREAM_ID, timeoutMs: 5000, routes: [] }];
 const retiredOf = (outbound: unknown) => (outbound as { retiredPools: number }).retiredPools;
@@ -109,6 +110,56 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal(flaky.sessions.size, 0, "the retry's session on the retired pool closed after it");
     fx.outbound.setUpstreams(payments(other.port));
     t.equal(retiredOf(fx.outbound), 0, 'and the next reload let that pool go');
+  });
+
+  t.test(`${codec} codec: a session a retired pool dials for a request that then left is closed`, async (t) => {
+    const pki = await makePki(TD);
+    let seen = 0;
+    const flaky = await startUpstream(pki, {
+      handler: (stream) => {
+        seen += 1;
+        stream.on('error', () => {});
+        stream.resume();
+        stream.respond({ ':status': seen === 1 ? 503 : 200, 'retry-after': '1' }, { endStream: true });
+      },
+    });
+    const other = await startUpstream(pki);
+    // the upstream is reached through a gate, which holds the retry's dial
+    const gate = await startTcpGate();
+    gate.open(flaky.port);
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${gate.port}`] }], { codec });
+    t.teardown(async () => {
+      await fx.close();
+      await gate.stop();
+      await flaky.close();
+      await other.close();
+    });
+    const app = new AbortController();
+    const retried = request(fx.port, { path: '/echo', signal: app.signal }).catch((err: Error) => err);
+    const until = Date.now() + 8000;
+    while (seen === 0 && Date.now() < until) await sleep(5);
+    t.equal(seen, 1, 'the first attempt was answered 503 (its retry waits 1 s)');
+    fx.outbound.setUpstreams(payments(other.port));
+    while (flaky.sessions.size > 0 && Date.now() < until) await sleep(5);
+    t.equal(flaky.sessions.size, 0, "the retired pool's session closed");
+    gate.hold();
+    await gate.waitForConnections(2, 5000);
+    // the retry is dialling; the app gives up on its request meanwhile
+    app.abort();
+    t.type(await retried, Error, 'the app left');
+    while (fx.outbound.inFlight > 0 && Date.now() < until) await sleep(5);
+    t.equal(fx.outbound.inFlight, 0, 'the request is over');
+    const handshakes = flaky.handshakes.length;
+    gate.open(flaky.port);
+    while (flaky.handshakes.length === handshakes && Date.now() < until) await sleep(5);
+    t.equal(flaky.handshakes.length, handshakes + 1, 'the dial went through after the request had left');
+    // nothing will run on it: it closes now, not at its maximum age
+    const closedBy = Date.now() + 5000;
+    while (flaky.sessions.size > 0 && Date.now() < closedBy) await sleep(5);
+    t.equal(flaky.sessions.size, 0, 'that session closed');
+    t.equal(seen, 1, 'no request went on it');
+    fx.outbound.setUpstreams(payments(other.port));
+    t.equal(retiredOf(fx.outbound), 0, 'and the next reload let the pool go');
   });
 
   t.test(`${codec} codec: a pool idle when it is retired goes at once`, async (t) => {
