@@ -11,7 +11,6 @@
 // failover, circuit, counting) is shared.
 
 import type { ClientHttp2Session, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from '../config/fields.js';
 import type { UpstreamConfig } from '../config/outbound-config.js';
@@ -23,7 +22,6 @@ import { EndpointSet, type LookupAll, type UpstreamEndpoint } from './endpoints.
 import type { SessionPolicy } from './session-lifecycle.js';
 import './async-bind.js'; // cheaper AsyncResource#bind for every session.request()
 import type { UpstreamAgent } from './upstream-agent.js';
-import { connectMutualTls } from './mutual-tls.js';
 import { nodeCodec, type NodeCodec } from './node-codec.js';
 import { H2SessionPool } from './h2-session-pool.js';
 import { adaptH2Stream, type UpstreamStream } from './upstream-stream.js';
@@ -33,7 +31,7 @@ import { DEFAULT_IDLE_TIMEOUT_MS, RetryPolicy } from './retry.js';
 import { BALANCER_DEFAULTS, CIRCUIT_DEFAULTS, EndpointHealth, OUTLIER_DEFAULTS } from './balancer.js';
 import type { CircuitBreakerConfig } from '../config/upstream-policy-config.js';
 import { countStream, streamClosedListener, streamRespondedListener, type StreamClosed, type StreamResponded } from './pool-counting.js';
-import { badRequest, endpointFailed, openSlowly, withFailover } from './pool-failover.js';
+import { badRequest, endpointFailed, openSlowly } from './pool-failover.js';
 import { connectMsOf } from './pool-reload.js';
 import { adopt, freeSession, retire } from './pool-sessions.js';
 import { StreamWait } from './stream-wait.js';
@@ -63,11 +61,6 @@ export interface OpenedStream {
 export interface StreamRequester {
   streamOpened(stream: UpstreamStream, endpoint: UpstreamEndpoint): void;
   streamFailed(err: MeshcarError): void;
-}
-
-export interface OpenedTunnel {
-  readonly socket: TLSSocket;
-  readonly endpoint: UpstreamEndpoint;
 }
 
 export class UpstreamPool {
@@ -112,7 +105,8 @@ export class UpstreamPool {
   retired = false;
   /** The config this pool runs now (what reload compares against: pool-reload.ts). */
   config: UpstreamConfig;
-  private readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
+  /** Checks an upstream's SPIFFE ID on every dial (sessions here, tunnels in pool-tunnel.ts). */
+  readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
   /** Bounds TCP connect + TLS, then the peer's SETTINGS (min(timeoutMs, 10 s); 10 s with timeout 0); reconfigure() changes it. */
   connectMs: number;
 
@@ -240,24 +234,6 @@ export class UpstreamPool {
     }
     const stream = freeSession(this, endpoint)?.request(headers as OutgoingHttpHeaders, options); // an object: see takesHeaderList
     return stream && watchEarlyEnd(stream);
-  }
-
-  /** A dedicated mutual TLS connection speaking HTTP/1.1, for an Upgrade (WebSocket) request. */
-  openTunnel(): Promise<OpenedTunnel> {
-    return withFailover(this, undefined, async (endpoint) => {
-      const socket = await connectMutualTls(endpoint, {
-        identity: this.deps.identity,
-        checkServerIdentity: this.checkServerIdentity,
-        alpn: ['http/1.1'],
-        timeoutMs: this.connectTimeoutMs,
-        resettable: true, // an idle tunnel is cut with a reset (websocket.ts)
-      });
-      if (socket.alpnProtocol !== 'http/1.1') {
-        socket.destroy();
-        throw new MeshcarError('bad_gateway', `${endpoint.key} did not accept HTTP/1.1 for an upgrade (ALPN ${String(socket.alpnProtocol)})`);
-      }
-      return { socket, endpoint };
-    });
   }
 
   /**

@@ -26,7 +26,7 @@ import { Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
 import { hostName, parseRequestTarget, pathOnly, routableAuthorityProblem } from './router.js';
 import { resetConnection } from './mutual-tls.js';
-import type { OpenedTunnel } from './upstream-pool.js';
+import { openTunnel, type OpenedTunnel } from './pool-tunnel.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 
 /** Connection-scoped headers that are not part of the upgrade handshake itself. */
@@ -243,5 +243,5 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
 
   // timeout 0: no deadline for the upstream's 101 (the dial has its own bound)
   if (pool.timeoutMs > 0) timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs)), pool.timeoutMs);
-  pool.openTunnel().then(onOpened, onOpenFailed);
+  openTunnel(pool).then(onOpened, onOpenFailed);
 }
