@@ -117,8 +117,12 @@ function checkIdle(exchange: Exchange): void {
   if (quietMs >= exchange.idleTimeoutMs) {
     if (exchange.phase === DONE) exchange.callerStalled();
     else {
-      exchange.fail('upstream_timeout', `no bytes moved either way for ${exchange.idleTimeoutMs} ms`);
-      // the 504 must be taken as any answer is
+      // nothing went to the app yet and the caller's body is unfinished (the OpenAPI check
+      // reads it first): the caller stalled, 408 as the outbound answers its app's stalled
+      // body (and Envoy a stream idle timeout); a 504 would blame an app nobody asked
+      if (exchange.forwarder === undefined && !exchange.requestBodyEnded) exchange.fail('request_timeout', `no body bytes came from the caller for ${exchange.idleTimeoutMs} ms`);
+      else exchange.fail('upstream_timeout', `no bytes moved either way for ${exchange.idleTimeoutMs} ms`);
+      // the answer must be taken as any answer is
       if (exchange.awaitingDelivery) exchange.idleTimer = IDLE_DEADLINES.add(exchange, exchange.idleTimeoutMs);
     }
     return;

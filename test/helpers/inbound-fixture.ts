@@ -66,6 +66,8 @@ export interface FixtureOptions {
   readonly externalApp?: { protocol: 'http' | 'h2c'; port: number };
   readonly authorize?: readonly AuthorizeRule[];
   readonly timeoutMs?: number;
+  /** inbound.idleTimeout (default: the sidecar's, 5 min). */
+  readonly idleTimeoutMs?: number;
   readonly limits?: InboundLimits;
   readonly pki?: TestPki;
   readonly serverLifetimeMs?: number;
@@ -156,6 +158,7 @@ export async function startInbound(options: FixtureOptions = {}): Promise<Inboun
       listen: { host: '127.0.0.1', port: 0 },
       app: { protocol, host: '127.0.0.1', port: appPort },
       timeoutMs: options.timeoutMs ?? 5000,
+      ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
       authorize: options.authorize,
       ...(options.sessionResumption ? { sessionResumption: true } : {}),
     },
