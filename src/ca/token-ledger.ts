@@ -1,44 +1,73 @@
 // Remembers which single-use join tokens have been spent, on disk, so a token is refused the
 // second time even after a CA restart. Entries are dropped once their token has expired.
+// The file is the record, not this process's copy: every spend reads it, adds the token and
+// writes it back under the CA folder's lock, so two servers on one folder (an overlapping
+// restart, a second port, two replicas on one volume) spend a token once between them and
+// never write over each other's entries.
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
+import { withCaLock } from './ca-state.js';
 
 export const LEDGER_FILE = 'used-tokens.json';
 
+const tokenUsed = () => new MeshcarError('token_used', 'this single-use join token has already been used');
+
 export class TokenLedger {
-  private spent = new Map<string, number>(); // jti → expiry (epoch seconds)
+  /** Tokens this process has seen spent (jti → expiry, epoch seconds): a fast refusal, and the reservation of one being spent. */
+  private spent = new Map<string, number>();
+  /** Spends one after another within the process: the folder's lock is a file polled every 100 ms. */
   private writes: Promise<void> = Promise.resolve();
 
-  private constructor(private readonly path: string) {}
+  private constructor(
+    private readonly dir: string,
+    private readonly path: string,
+  ) {}
 
   static async open(dir: string): Promise<TokenLedger> {
-    const ledger = new TokenLedger(join(dir, LEDGER_FILE));
+    const ledger = new TokenLedger(dir, join(dir, LEDGER_FILE));
+    ledger.spent = await ledger.read();
+    return ledger;
+  }
+
+  private async read(): Promise<Map<string, number>> {
+    const spent = new Map<string, number>();
     try {
-      const entries = JSON.parse(await readFile(ledger.path, 'utf8')) as Record<string, number>;
-      for (const [jti, exp] of Object.entries(entries)) ledger.spent.set(jti, exp);
+      const entries = JSON.parse(await readFile(this.path, 'utf8')) as Record<string, number>;
+      for (const [jti, exp] of Object.entries(entries)) spent.set(jti, exp);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new MeshcarError('ca_missing', `${ledger.path} cannot be read (${(err as Error).message}); it records spent single-use tokens and must not be lost`);
+        throw new MeshcarError('ca_missing', `${this.path} cannot be read (${(err as Error).message}); it records spent single-use tokens and must not be lost`);
       }
     }
-    return ledger;
+    return spent;
   }
 
   /**
    * Marks a token spent, durably, before the certificate is signed: a crash after this point
-   * wastes the token, the safe way round. Throws token_used if it was spent already.
+   * wastes the token, the safe way round. Throws token_used if it was spent already, here or
+   * by another process on the same folder.
    */
   async redeem(jti: string, expSeconds: number, nowMs = Date.now()): Promise<void> {
-    // the check-and-set is synchronous, so two concurrent requests cannot both pass
-    if (this.spent.has(jti)) throw new MeshcarError('token_used', 'this single-use join token has already been used');
+    // the check-and-set is synchronous, so two concurrent requests here cannot both pass; the
+    // token stays marked whatever happens next (a failed write wastes it, the safe way round)
+    if (this.spent.has(jti)) throw tokenUsed();
     this.spent.set(jti, expSeconds);
-    for (const [id, exp] of this.spent) if (exp * 1000 <= nowMs) this.spent.delete(id);
-    const snapshot = JSON.stringify(Object.fromEntries(this.spent));
-    const write = this.writes.then(() => writeFileAtomic(this.path, snapshot, 0o600));
+    const write = this.writes.then(() => withCaLock(this.dir, () => this.record(jti, expSeconds, nowMs)));
     this.writes = write.catch(() => undefined);
     await write;
+  }
+
+  /** Under the folder's lock: the file as it is now, plus this token, less what has expired. */
+  private async record(jti: string, expSeconds: number, nowMs: number): Promise<void> {
+    const onDisk = await this.read();
+    if (onDisk.has(jti)) throw tokenUsed(); // spent by another server on this folder
+    onDisk.set(jti, expSeconds);
+    for (const [id, exp] of onDisk) if (exp * 1000 <= nowMs) onDisk.delete(id);
+    for (const [id, exp] of onDisk) this.spent.set(id, exp);
+    for (const [id, exp] of this.spent) if (exp * 1000 <= nowMs) this.spent.delete(id);
+    await writeFileAtomic(this.path, JSON.stringify(Object.fromEntries(onDisk)), 0o600);
   }
 }
