@@ -20,6 +20,7 @@ import { formatApproxDuration, formatDuration } from '../config/duration.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { CA_FILES, ROTATION_FILES, readCaFile, readOptionalCert, spkiOf } from './store.js';
 import { readCaState, withCaLock, writeCaState, type CaState } from './ca-state.js';
+import { installIssuerPair } from './issuer-switch.js';
 import { leavesExpireBy, nextRotationStepAt, readLeafLifetime } from './leaf-lifetime.js';
 import { TokenKeys } from './token-keys.js';
 import { ISSUER_LIFETIME_MS, issueCrossCertificate, issueIssuerCertificate, issueRootCertificate, rootName, type Signer } from './x509-profile.js';
@@ -68,8 +69,8 @@ async function installIssuer(dir: string, root: LoadedRoot, lifetimeMs: number, 
   const key: KeyObject = createPrivateKey(keys.privateKeyPem);
   const built = await issueIssuerCertificate(root.signer, new Date(root.cert.validTo), spkiOf(key), trustDomainOf(root), now, lifetimeMs);
   await archiveIssuer(dir);
-  await writeFileAtomic(join(dir, CA_FILES.issuerKey), keys.privateKeyPem, 0o600);
-  await writeFileAtomic(join(dir, CA_FILES.issuerCert), built.pem, 0o644);
+  // staged, then renamed in: a crash between the two files is finished at the next load
+  await installIssuerPair(dir, keys.privateKeyPem, built.pem);
   return new X509Certificate(built.pem);
 }
 

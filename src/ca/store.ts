@@ -15,6 +15,7 @@ import { splitPemCertificates } from '../pki/pem.js';
 import { issueIssuerCertificate, issueRootCertificate, issuerName, rootName, type Signer } from './x509-profile.js';
 import { readCaState, requirePrivateCaFolder, writeCaState, type CaState } from './ca-state.js';
 import { TOKEN_KEY_FILE, TOKEN_KEYS_FILE, TokenKeys } from './token-keys.js';
+import { finishIssuerSwitch } from './issuer-switch.js';
 
 export const CA_FILES = {
   rootCert: 'root.crt',
@@ -119,7 +120,7 @@ export async function readOptionalCert(dir: string, file: string): Promise<X509C
 export async function loadCaMaterial(dir: string, expectedTrustDomain?: string): Promise<CaMaterial> {
   // serve, issue, token and status all load through here: none trusts keys others could swap
   await requirePrivateCaFolder(dir);
-  const [issuerPem, issuerKeyPem, bundlePem, state] = await Promise.all([
+  const [readIssuerPem, issuerKeyPem, bundlePem, state] = await Promise.all([
     readCaFile(dir, CA_FILES.issuerCert),
     readCaFile(dir, CA_FILES.issuerKey),
     readCaFile(dir, CA_FILES.bundle),
@@ -136,6 +137,7 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string):
   } catch (err) {
     throw new MeshcarError('ca_missing', `${dir}: root certificates cannot be read: ${(err as Error).message}`);
   }
+  let issuerPem = readIssuerPem;
   let issuerCert: X509Certificate;
   let issuerKey: KeyObject;
   let roots: X509Certificate[];
@@ -146,7 +148,13 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string):
   } catch (err) {
     throw new MeshcarError('ca_missing', `${dir}: CA files cannot be read: ${(err as Error).message}`);
   }
-  if (!issuerCert.checkPrivateKey(issuerKey)) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerKey)} does not belong to ${join(dir, CA_FILES.issuerCert)}`);
+  if (!issuerCert.checkPrivateKey(issuerKey)) {
+    // an issuer switch that stopped between its two renames (issuer-switch.ts) is finished here
+    const finished = await finishIssuerSwitch(dir, issuerKey);
+    if (finished === undefined) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerKey)} does not belong to ${join(dir, CA_FILES.issuerCert)} (a new issuer pair can be made with: meshcar ca rotate-issuer --dir ${dir})`);
+    issuerPem = finished;
+    issuerCert = new X509Certificate(finished);
+  }
   if (!roots.some((root) => issuerCert.checkIssued(root) && issuerCert.verify(root.publicKey))) {
     throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerCert)} is not signed by any root in ${join(dir, CA_FILES.bundle)}`);
   }
