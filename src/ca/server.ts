@@ -22,6 +22,8 @@ import { generateWorkloadKey } from '../pki/keys.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { Authority } from './authority.js';
+import { QUOTED_VALUE_LIMIT } from './authority.js';
+import { clip } from '../clip.js';
 import { authenticate } from './client-auth.js';
 import { guardConnections } from './connection-guard.js';
 import { answerParserRefusals } from './parser-refusals.js';
@@ -122,7 +124,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       let ttlMs: number | undefined;
       if (ttl !== undefined) {
         ttlMs = typeof ttl === 'string' ? parseDuration(ttl) : undefined;
-        if (ttlMs === undefined || ttlMs < 1000) throw new MeshcarError('bad_request', `"ttl" must be a duration of at least 1s such as "24h", got ${JSON.stringify(ttl)}`);
+        if (ttlMs === undefined || ttlMs < 1000) throw new MeshcarError('bad_request', `"ttl" must be a duration of at least 1s such as "24h", got ${clip(JSON.stringify(ttl), QUOTED_VALUE_LIMIT)}`);
       }
       const issued = await authority.sign(authenticated.grant, csr, ttlMs);
       metrics.caCertificatesIssued.inc();

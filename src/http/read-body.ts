@@ -3,6 +3,10 @@
 
 import type { IncomingMessage } from 'node:http';
 import { MeshcarError } from '../errors.js';
+import { clip } from '../clip.js';
+
+/** A Content-Type quoted in a refusal is cut here: the sender does not size our answer or log line. */
+const QUOTE_LIMIT = 256;
 
 export async function readLimitedBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
@@ -22,7 +26,7 @@ export async function readLimitedBody(req: IncomingMessage, limitBytes: number):
 export async function readJsonBody(req: IncomingMessage, limitBytes: number): Promise<unknown> {
   const body = await readLimitedBody(req, limitBytes);
   const type = String(req.headers['content-type'] ?? 'application/json');
-  if (!/^application\/json\b/i.test(type)) throw new MeshcarError('bad_request', `content-type must be application/json, got ${type}`);
+  if (!/^application\/json\b/i.test(type)) throw new MeshcarError('bad_request', `content-type must be application/json, got ${clip(type, QUOTE_LIMIT)}`);
   try {
     return JSON.parse(body.toString('utf8'));
   } catch {

@@ -5,6 +5,10 @@
 import { verify, type KeyObject } from 'node:crypto';
 import { asn1, fromDer, pemBlocks, toDer, type Asn1, OID, SIGNATURE_ALGORITHMS } from './der.js';
 import { publicKeyFromSpki } from './keys.js';
+import { clip } from '../clip.js';
+
+/** An OID a requester made up is quoted this far (dotted numbers: a real one is under 60 characters). */
+const OID_QUOTE_LIMIT = 128;
 
 export interface ParsedCsr {
   readonly publicKey: KeyObject;
@@ -90,7 +94,7 @@ async function parseAndVerify(pem: string): Promise<ParsedCsr> {
   if (!spkiNode || !algorithm || !signatureBits) throw new CsrError('the certificate request is missing parts');
   const signatureOid = asn1.derToOid(String(children(algorithm, 'signature algorithm')[0]?.value ?? ''));
   const signer = Object.hasOwn(SIGNATURE_ALGORITHMS, signatureOid) ? SIGNATURE_ALGORITHMS[signatureOid] : undefined;
-  if (!signer) throw new CsrError(`signature algorithm ${signatureOid} is not accepted (use ECDSA or RSA with SHA-256 or stronger)`);
+  if (!signer) throw new CsrError(`signature algorithm ${clip(signatureOid, OID_QUOTE_LIMIT)} is not accepted (use ECDSA or RSA with SHA-256 or stronger)`);
   const spki = toDer(spkiNode);
   let publicKey: KeyObject;
   try {
