@@ -137,6 +137,12 @@ export class DiskStore {
    */
   async load(expectedSpiffeId: string, options: LoadOptions = {}): Promise<Svid | undefined> {
     const { minRemainingFraction = 0.1, now = new Date() } = options;
+    // a set others could have planted is not served (save() makes the folder ours and 0700)
+    const unsafe = await this.othersCanWrite();
+    if (unsafe !== undefined) {
+      this.logger.warn({ dir: this.dir }, `not using a stored SVID: ${unsafe}, so its contents may not be ours; requesting a new one (chmod 700 the folder, owned by the user running meshcar)`);
+      return undefined;
+    }
     let candidates: Candidate[];
     try {
       candidates = await this.candidates();
@@ -185,6 +191,20 @@ export class DiskStore {
     const message = `no usable stored SVID, requesting a new one: ${refused.join('; ')}`;
     if (broken) this.logger.warn({ dir: this.dir }, message);
     else this.logger.info({ dir: this.dir }, message);
+    return undefined;
+  }
+
+  /**
+   * Why someone other than this user may have written the folder (owned by another user, or
+   * group- or world-writable), or undefined. A set planted there would otherwise be served
+   * and its bundle trusted whenever the CA cannot be reached at start.
+   */
+  private async othersCanWrite(): Promise<string | undefined> {
+    const info = await stat(this.dir).catch(() => undefined);
+    if (info === undefined) return undefined; // missing (nothing stored) or unreadable: candidates() says so
+    const uid = process.getuid?.();
+    if (uid !== undefined && info.uid !== uid) return `${this.dir} is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid})`;
+    if ((info.mode & 0o022) !== 0) return `${this.dir} is writable by ${(info.mode & 0o002) !== 0 ? 'others' : 'its group'} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')})`;
     return undefined;
   }
 
