@@ -3,7 +3,7 @@
 // instead of a stack trace. Checking first matters where work leaves a trace: `ca issue` records
 // every leaf it signs in the CA folder, so it must not sign for an --out it cannot write.
 
-import { constants, existsSync, realpathSync } from 'node:fs';
+import { constants, existsSync, realpathSync, type Stats } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { MeshcarError } from './errors.js';
@@ -101,4 +101,18 @@ export async function prepareOutFile(file: string): Promise<void> {
   } catch (err) {
     throw pathProblem(err) ?? err;
   }
+}
+
+/**
+ * Who besides the user running meshcar could change a folder of keys: its owner, when that is
+ * another user, or its group or everyone, when the mode lets them write; undefined when no one.
+ */
+export type OtherWriters = { readonly owner: number; readonly uid: number } | { readonly who: 'group and others' | 'its group' | 'others'; readonly mode: string };
+
+export function otherWriters(info: Stats): OtherWriters | undefined {
+  const uid = process.getuid?.();
+  if (uid !== undefined && info.uid !== uid) return { owner: info.uid, uid };
+  if ((info.mode & 0o022) === 0) return undefined;
+  const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
+  return { who, mode: (info.mode & 0o7777).toString(8).padStart(4, '0') };
 }

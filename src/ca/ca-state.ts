@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
-import { requireFolder } from '../user-paths.js';
+import { otherWriters, requireFolder } from '../user-paths.js';
 
 export const STATE_FILE = 'state.json';
 export const LEAF_LIFETIME_FILE = 'leaf-lifetime.json';
@@ -84,15 +84,12 @@ export async function stateFingerprint(dir: string): Promise<string> {
  */
 export async function requirePrivateCaFolder(dir: string): Promise<void> {
   await requireFolder(dir, `run "meshcar ca init --dir ${dir} --trust-domain TD" first, or correct the path`, 'give the CA folder (made by meshcar ca init)');
-  const info = await stat(dir);
-  const uid = process.getuid?.();
-  if (uid !== undefined && info.uid !== uid) {
-    throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid}), who could replace its keys; run "chown ${uid} ${dir} && chmod 700 ${dir}" (as root), or run meshcar as its owner`);
+  const others = otherWriters(await stat(dir));
+  if (others === undefined) return;
+  if ('owner' in others) {
+    throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}), who could replace its keys; run "chown ${others.uid} ${dir} && chmod 700 ${dir}" (as root), or run meshcar as its owner`);
   }
-  if ((info.mode & 0o022) !== 0) {
-    const who = (info.mode & 0o020) !== 0 ? ((info.mode & 0o002) !== 0 ? 'group and others' : 'its group') : 'others';
-    throw new MeshcarError('forbidden', `the CA folder ${dir} is writable by ${who} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}), who could replace its keys; run "chmod 700 ${dir}"`);
-  }
+  throw new MeshcarError('forbidden', `the CA folder ${dir} is writable by ${others.who} (mode ${others.mode}), who could replace its keys; run "chmod 700 ${dir}"`);
 }
 
 export const LOCK_FILE = '.lock';

@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { fsyncDirectory } from '../atomic-file.js';
+import { otherWriters } from '../user-paths.js';
 import { lifetimeMs, remainingMs, validateSvidSoon, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
@@ -194,18 +195,13 @@ export class DiskStore {
     return undefined;
   }
 
-  /**
-   * Why someone other than this user may have written the folder (owned by another user, or
-   * group- or world-writable), or undefined. A set planted there would otherwise be served
-   * and its bundle trusted whenever the CA cannot be reached at start.
-   */
+  /** Why someone other than this user may have written the folder, or undefined (see load()). */
   private async othersCanWrite(): Promise<string | undefined> {
     const info = await stat(this.dir).catch(() => undefined);
-    if (info === undefined) return undefined; // missing (nothing stored) or unreadable: candidates() says so
-    const uid = process.getuid?.();
-    if (uid !== undefined && info.uid !== uid) return `${this.dir} is owned by uid ${info.uid}, not by the user running meshcar (uid ${uid})`;
-    if ((info.mode & 0o022) !== 0) return `${this.dir} is writable by ${(info.mode & 0o002) !== 0 ? 'others' : 'its group'} (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')})`;
-    return undefined;
+    const others = info && otherWriters(info); // missing (nothing stored) or unreadable: candidates() says so
+    if (others === undefined) return undefined;
+    if ('owner' in others) return `${this.dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid})`;
+    return `${this.dir} is writable by ${others.who} (mode ${others.mode})`;
   }
 
   private async candidates(): Promise<Candidate[]> {

@@ -28,7 +28,7 @@ t.test('a folder others can write is not trusted for a stored SVID', async (t) =
   t.equal((await store.load(ID))?.serialHex, svid.serialHex, 'a 0700 folder of ours: the stored set is used');
 
   for (const [mode, who] of [
-    [0o777, 'others'],
+    [0o777, 'group and others'],
     [0o770, 'its group'],
     [0o702, 'others'],
   ] as const) {
