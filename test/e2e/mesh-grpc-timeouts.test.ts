@@ -144,6 +144,10 @@ function watch(client: Client, first: number, then: number) {
   });
 }
 
+// The tests share the sidecars but each calls its own upstreams (authorities) and methods, and
+// most of their time is waiting out timeouts: they run side by side.
+t.jobs = 5;
+
 t.test('a client-streaming upload slower than both timeouts, with steady progress, succeeds', async (t) => {
   // 1 KiB every 150 ms for 1.8 s: three times the outbound's and the inbound's 600 ms
   const r = await upload(clientFor('files'), 12, 150, 0);

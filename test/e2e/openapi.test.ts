@@ -140,8 +140,16 @@ async function editConfig(sidecar: RunningSidecar, from: string, to: string): Pr
   await writeFile(sidecar.configFile, before.replace(from, to));
 }
 
-async function violations(sidecar: RunningSidecar, direction: string, peer: string, route: string, kind: string): Promise<number> {
-  const text = (await sidecar.admin('/metrics')).body;
+/**
+ * One /metrics page of a sidecar. Scrapes of one sidecar start at least 1 s apart (the admin
+ * server coalesces renders, src/admin/shared-renders.ts), so a check reads all it needs from
+ * one page taken after the calls it counts, not a scrape per number.
+ */
+async function scrape(sidecar: RunningSidecar): Promise<string> {
+  return (await sidecar.admin('/metrics')).body;
+}
+
+function violations(text: string, direction: string, peer: string, route: string, kind: string): number {
   return metricValue(text, `meshcar_schema_violations_total{direction="${direction}",peer="${peer}",route="${route}",kind="${kind}"}`) ?? 0;
 }
 
@@ -158,16 +166,16 @@ t.test('enforce: each violation is refused with its JSON error; the app receives
   }
   t.same(received, ['GET /orders/42', 'GET /orders?status=open&limit=5', 'POST /orders'], 'the app never received a bad call');
 
-  for (const c of BAD) t.equal(await violations(orders, 'inbound', 'frontend', c.route, c.kind) >= 1, true, `inbound counts ${c.kind} on ${c.route}`);
-  t.equal(await violations(orders, 'inbound', 'frontend', '/orders', 'body'), 2, 'qty 0 and the oversized body');
+  const [ordersPage, frontendPage] = await Promise.all([scrape(orders), scrape(frontend)]);
+  for (const c of BAD) t.equal(violations(ordersPage, 'inbound', 'frontend', c.route, c.kind) >= 1, true, `inbound counts ${c.kind} on ${c.route}`);
+  t.equal(violations(ordersPage, 'inbound', 'frontend', '/orders', 'body'), 2, 'qty 0 and the oversized body');
   // frontend's sidecar, in shadow mode, counted the head violations (bodies are not checked outbound) and let them through
   for (const kind of ['path', 'query', 'header', 'content_type', 'undocumented_operation']) {
-    t.equal(await violations(frontend, 'outbound', 'orders', kind === 'path' || kind === 'undocumented_operation' ? '/orders/{id}' : '/orders', kind), 1, `outbound (shadow) counts ${kind}`);
+    t.equal(violations(frontendPage, 'outbound', 'orders', kind === 'path' || kind === 'undocumented_operation' ? '/orders/{id}' : '/orders', kind), 1, `outbound (shadow) counts ${kind}`);
   }
-  t.equal(await violations(frontend, 'outbound', 'orders', '/orders', 'body'), 2, 'outbound (shadow) validates bodies as they stream by: qty 0, oversized');
+  t.equal(violations(frontendPage, 'outbound', 'orders', '/orders', 'body'), 2, 'outbound (shadow) validates bodies as they stream by: qty 0, oversized');
 
-  const metrics = (await orders.admin('/metrics')).body;
-  t.equal(metricValue(metrics, 'meshcar_requests_total{direction="inbound",peer="frontend",method="GET",route="/orders/{id}",code="200"}'), 1, "the spec's template is the route label");
+  t.equal(metricValue(ordersPage, 'meshcar_requests_total{direction="inbound",peer="frontend",method="GET",route="/orders/{id}",code="200"}'), 1, "the spec's template is the route label");
 
   const rows = JSON.parse((await orders.admin('/endpoints')).body).endpoints as Array<Record<string, unknown>>;
   const row = (method: string, route: string) => rows.find((r) => r.method === method && r.route === route);
@@ -187,14 +195,14 @@ t.test('shadow after a reload: the bad calls reach the app and are counted', asy
   t.equal(reload.status, 200, reload.body);
   t.match(JSON.parse(reload.body).applied, ['inbound.openapi.mode']);
   received.length = 0;
-  const before = await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'path');
+  const before = violations(await scrape(orders), 'inbound', 'frontend', '/orders/{id}', 'path');
   for (const c of BAD) {
     const res = await call(c, `shadow-${c.name}`);
     t.not(res.headers['x-meshcar-error'], c.error, `${c.name}: forwarded (${res.status})`);
   }
   t.equal(received.length, BAD.length, 'the app received every call');
   t.ok(received.includes('PATCH /orders/1') && received.includes('GET /orders/abc'));
-  t.equal(await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'path'), before + 1, 'and the counter moved');
+  t.equal(violations(await scrape(orders), 'inbound', 'frontend', '/orders/{id}', 'path'), before + 1, 'and the counter moved');
   // the access line is written after the response: wait for it rather than read at once
   const big = await orders.process.waitFor((l) => l.component === 'access' && l.requestId === 'shadow-a-body-over-maxBodySize', 5000);
   t.match(big, { status: 201, schema: { kind: 'body' } }, 'an oversized body is forwarded whole in shadow mode');
@@ -207,11 +215,11 @@ t.test('a reload with a broken spec is refused and keeps the running spec', asyn
   const reload = await postReload(orders.adminPort);
   t.equal(reload.status, 400);
   t.match(JSON.parse(reload.body).message, `${orders.configFile}: inbound.openapi.spec: ${broken}#/paths/~1orders/post/requestBody/content/application~1json/schema: Missing $ref pointer`);
-  const before = await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'path');
+  const before = violations(await scrape(orders), 'inbound', 'frontend', '/orders/{id}', 'path');
   received.length = 0;
   await call(BAD[0] as Call, 'after-broken');
   t.same(received, ['GET /orders/abc'], 'still shadow');
-  t.equal(await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'path'), before + 1, 'still checked against the old spec');
+  t.equal(violations(await scrape(orders), 'inbound', 'frontend', '/orders/{id}', 'path'), before + 1, 'still checked against the old spec');
 });
 
 t.test('a reload with a YAML alias bomb in the spec answers 400 at once; the sidecar keeps serving', async (t) => {
@@ -236,14 +244,16 @@ t.test('a reload with a YAML alias bomb in the spec answers 400 at once; the sid
 t.test('outbound enforce: the call is refused before it leaves; orders never sees it', async (t) => {
   await editConfig(frontend, 'mode: shadow', 'mode: enforce');
   t.equal((await postReload(frontend.adminPort)).status, 200);
-  const before = await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'undocumented_operation');
+  // orders' counts before any of this test's calls: none of them may move them
+  const ordersBefore = await scrape(orders);
+  const before = violations(ordersBefore, 'inbound', 'frontend', '/orders/{id}', 'undocumented_operation');
+  const bodyBefore = violations(ordersBefore, 'inbound', 'frontend', '/orders', 'body');
   received.length = 0;
   const res = await call({ name: 'patch', method: 'PATCH', path: '/orders/7' }, 'outbound-enforce');
   t.equal(res.status, 404);
   t.same(JSON.parse(res.body.toString()), { error: 'undocumented_operation', message: 'PATCH /orders/7 is not an operation of the API', requestId: 'outbound-enforce' });
   const good = await call(GOOD[0] as Call, 'outbound-enforce-good');
   t.equal(good.status, 200);
-  const bodyBefore = await violations(orders, 'inbound', 'frontend', '/orders', 'body');
   for (const c of BAD.filter((b) => b.kind === 'body')) {
     const res = await call(c, `outbound-${c.name}`);
     t.equal(res.status, c.status, `${c.name}: ${c.status} before it leaves`);
@@ -269,10 +279,11 @@ t.test('outbound enforce: the call is refused before it leaves; orders never see
   t.same([h2Bad.status, JSON.parse(h2Bad.body).message], [400, 'body/qty: must be >= 1'], 'h2c: refused before it leaves');
   t.equal((await h2c(json({ item: 'pen', qty: 1 }))).status, 201, 'h2c: a valid body goes on');
   t.same(received, ['GET /orders/42', 'POST /orders', 'POST /orders'], 'only the valid calls left');
-  t.equal(await violations(orders, 'inbound', 'frontend', '/orders/{id}', 'undocumented_operation'), before, 'orders saw nothing of it');
-  t.equal(await violations(orders, 'inbound', 'frontend', '/orders', 'body'), bodyBefore, 'nor of the bad bodies');
+  const ordersAfter = await scrape(orders);
+  t.equal(violations(ordersAfter, 'inbound', 'frontend', '/orders/{id}', 'undocumented_operation'), before, 'orders saw nothing of it');
+  t.equal(violations(ordersAfter, 'inbound', 'frontend', '/orders', 'body'), bodyBefore, 'nor of the bad bodies');
   // once in each earlier test (shadow there), and this one
-  t.equal(await violations(frontend, 'outbound', 'orders', '/orders/{id}', 'undocumented_operation'), 3, 'frontend counted it');
+  t.equal(violations(await scrape(frontend), 'outbound', 'orders', '/orders/{id}', 'undocumented_operation'), 3, 'frontend counted it');
 });
 
 t.test('discovery: GET /endpoints?format=openapi is a valid OpenAPI 3.1 document of the traffic seen', async (t) => {

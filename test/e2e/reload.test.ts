@@ -77,6 +77,11 @@ async function pair(namedPorts = false): Promise<{ orders: RunningSidecar; front
   return { orders, frontend };
 }
 
+// Every test starts its own sidecars (port 0, own config files, own request ids at the shared
+// echo app), so they run side by side: most of their time is waiting (a held request, a
+// timeout, /metrics, whose renders start at least 1 s apart), not work.
+t.jobs = 3;
+
 // the two broken-file cases share one pair: a refused reload leaves the sidecar as it was (what
 // the first case checks), and the file is put back before the second
 t.test('a broken file changes nothing', async (t) => {
@@ -378,10 +383,10 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   const [{ orders, frontend }, payments] = await Promise.all([pair(), startSidecar(ca, { service: 'payments', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s', authorize: AUTHORIZE } })]);
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop(), payments.stop()]));
   const call = (host: string, path = '/headers') => request(frontend.outboundPort, { path, headers: { host } });
+  // one page of frontend's /metrics per check (its renders start at least 1 s apart), read twice
   const metrics = async () => (await frontend.admin('/metrics')).body;
-  const sessions = async (upstream: string) => metricValue(await metrics(), `meshcar_upstream_sessions{upstream="${upstream}"}`);
-  const closedSessions = async () => {
-    const text = await metrics();
+  const sessions = (text: string, upstream: string) => metricValue(text, `meshcar_upstream_sessions{upstream="${upstream}"}`);
+  const closedSessions = (text: string) => {
     if (!/^# TYPE meshcar_http2_sessions_closed_total counter$/m.test(text)) throw new Error('no meshcar_http2_sessions_closed_total family in /metrics');
     let sum = 0;
     for (const line of text.split('\n')) if (line.startsWith('meshcar_http2_sessions_closed_total')) sum += Number(line.split(' ').pop());
@@ -394,10 +399,11 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   };
 
   t.equal((await call('orders')).status, 200);
-  t.equal(await sessions('orders'), 1, 'one session to orders');
   const ordersSession = await onlyConnectionTo(frontend.process.child.pid as number, orders.inboundPort);
   t.equal((await call('payments')).status, 404, 'payments is not configured yet');
-  const closedBefore = await closedSessions();
+  const first = await metrics();
+  t.equal(sessions(first, 'orders'), 1, 'one session to orders');
+  const closedBefore = closedSessions(first);
 
   // 1. a second upstream, added by POST /reload; orders is untouched and keeps its session
   await editConfig(frontend, '      timeout: 10s', `      timeout: 10s\n    payments:\n      endpoints: [127.0.0.1:${payments.inboundPort}]\n      identity: spiffe://mesh.local/svc/payments\n      timeout: 10s`);
@@ -406,9 +412,10 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   t.same(JSON.parse(added.body), { applied: ['outbound.upstreams.payments'], restartRequired: [] });
   t.equal((await call('payments')).status, 200, 'the new Host routes without a restart');
   t.equal((await call('orders')).status, 200);
-  t.equal(await sessions('orders'), 1, 'the unchanged upstream has one session');
+  const afterAdd = await metrics();
+  t.equal(sessions(afterAdd, 'orders'), 1, 'the unchanged upstream has one session');
   t.same(await connectionsTo(frontend.process.child.pid as number, orders.inboundPort), [ordersSession], 'the same one: the unchanged upstream kept its HTTP/2 session');
-  t.equal(await closedSessions(), closedBefore, 'no session was closed');
+  t.equal(closedSessions(afterAdd), closedBefore, 'no session was closed');
 
   // 2. orders re-pointed to the payments sidecar while a slow request runs on the old session
   // held at the app until the re-pointed upstream has served the next request
@@ -420,8 +427,7 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   t.equal(repointed.msg, 'config reloaded');
   t.same(repointed.applied, ['outbound.upstreams.orders.endpoints', 'outbound.upstreams.orders.identity']);
   t.same(repointed.restartRequired, []);
-  const paymentsBefore = await servedBy(payments);
-  const ordersBefore = await servedBy(orders);
+  const [paymentsBefore, ordersBefore] = await Promise.all([servedBy(payments), servedBy(orders)]);
   t.equal((await call('orders')).status, 200);
   t.equal(await servedBy(payments), paymentsBefore + 1, 'the next request went to the new endpoint');
   app.release('reload-repoint-slow');

@@ -45,6 +45,10 @@ const alive = (pid: number): boolean => {
   }
 };
 
+// Each test runs sidecars of its own service (port 0, its own config and identity folders):
+// the first, which waits for a renewal, runs beside the other two, which run one after the other.
+t.jobs = 2;
+
 t.test('workers: 2 share the listeners, carry the traffic, take every rotation and drain on SIGTERM', async (t) => {
   // 4 s SVIDs: the primary renews about every 2.5 s while the test runs
   const launched = await launchSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, ttl: '4s', extraYaml: 'workers: 2' });

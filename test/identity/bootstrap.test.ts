@@ -29,6 +29,11 @@ async function caWithToken(t: Tap.Test) {
   return { ca, work, tokenPath };
 }
 
+// The last two tests spend most of their time waiting for a stored SVID to reach its last tenth
+// of life (about 12 s each); every test has its own CA, work folder and token, so the three run
+// side by side rather than one wait after another.
+t.jobs = 3;
+
 t.test('obtainIdentity with the real CA', async (t) => {
   const { ca, work, tokenPath } = await caWithToken(t);
   const options = {

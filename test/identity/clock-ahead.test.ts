@@ -63,6 +63,10 @@ const until = async (condition: () => boolean | Promise<boolean>, what: string, 
   }
 };
 
+// Each test has its own single-use token and identity folder (the third needs no CA at all), and
+// most of their time is waiting for a certificate to start: they run side by side.
+t.jobs = 3;
+
 t.test('first issuance: the sidecar stays up, stores the SVID at once, listens from its start; a restart needs no token', async (t) => {
   const token = await singleUseToken('orders-once');
   const [launched, client, bundle] = await Promise.all([

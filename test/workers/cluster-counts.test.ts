@@ -47,6 +47,10 @@ const send = async (sidecar: RunningSidecar, n: number) => {
   for (let i = 0; i < n; i++) await probeRequest(sidecar.inboundPort, fx.probe);
 };
 
+// Each test runs its own two-worker sidecar: the first (a restart, a stop, /metrics read again
+// and again, each render at least 1 s after the last) runs beside the other two.
+t.jobs = 2;
+
 t.test('counts never go down when a worker dies or stops; per-process gauges are not summed', { timeout: 40_000 }, async (t) => {
   const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
   t.teardown(() => sidecar.stop('SIGKILL'));

@@ -11,6 +11,11 @@
 //   the document the primary loaded (a worker reads no file), so both enforce the same spec;
 // - a worker stopped before the prepare, which it never answers: 503 reload_aborted, that
 //   worker is restarted on the kept generation, and the same reload then applies everywhere.
+// The last case runs on a sidecar of its own, beside the first: a worker that does not confirm
+// the commit and one that does not answer the prepare are each waited for the workers' whole
+// ask timeout (10 s, src/workers/asks.ts), and the two waits overlap instead of adding up. Its
+// sidecar first applies one reload, so the kept generation it is restarted on is not the one
+// it started with.
 
 import t from 'tap';
 import http from 'node:http';
@@ -47,18 +52,35 @@ function reload(port: number): Promise<{ status: number; body: { error?: string;
   });
 }
 
-t.test('workers: 2: a reload runs in every worker or in none, and the answer says which', { timeout: 60_000 }, async (t) => {
+/** A sidecar with two workers in front of the echo app, stopped with the test; its config text and a variant that refuses the probe. */
+async function twoWorkers(t: Tap.Test) {
   const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
   t.teardown(() => sidecar.stop('SIGKILL'));
   const statuses = async (path?: string) => Promise.all([0, 1, 2, 3].map(() => probeStatus(sidecar.inboundPort, path)));
+  const original = await readFile(sidecar.configFile, 'utf8');
+  // a policy that leaves the probe out
+  const denying = original.replace('  timeout: 5s\n', '  timeout: 5s\n  authorize:\n    - from: [spiffe://mesh.local/svc/nobody]\n');
+  return { sidecar, statuses, original, denying };
+}
+
+/** An OpenAPI spec that documents GET /headers only, in the test's folder. */
+async function headersSpec(t: Tap.Test): Promise<string> {
+  const spec = join(t.testdir(), 'orders.openapi.yaml');
+  await writeFile(spec, "openapi: 3.0.3\ninfo: {title: orders, version: '1'}\npaths:\n  /headers:\n    get:\n      responses:\n        '200': {description: ok}\n");
+  return spec;
+}
+
+// the two tests each run their own sidecar: side by side, their ask timeouts overlap
+t.jobs = 2;
+
+t.test('workers: 2: a reload runs in every worker or in none, and the answer says which', { timeout: 60_000 }, async (t) => {
+  const { sidecar, statuses, original, denying } = await twoWorkers(t);
   const lines = sidecar.process.lines;
   const after = (mark: number, msg: string, worker?: number) => (l: Record<string, unknown>) => lines.indexOf(l) >= mark && l.msg === msg && (worker === undefined || l.worker === worker);
   t.same(await statuses(), [200, 200, 200, 200], 'the probe may call');
   t.ok(await agreeOn(sidecar, 1), '/workers: the primary and both workers on config generation 1');
 
-  // a policy that leaves the probe out; one worker dies while the round waits for the other
-  const original = await readFile(sidecar.configFile, 'utf8');
-  const denying = original.replace('  timeout: 5s\n', '  timeout: 5s\n  authorize:\n    - from: [spiffe://mesh.local/svc/nobody]\n');
+  // the policy that leaves the probe out; one worker dies while the round waits for the other
   await writeFile(sidecar.configFile, denying);
   let [first, second] = (await workersOf(sidecar)).workers;
   process.kill(second?.pid as number, 'SIGSTOP');
@@ -84,8 +106,7 @@ t.test('workers: 2: a reload runs in every worker or in none, and the answer say
 
   // the old policy back and a spec that documents GET /headers only; the second worker
   // prepares it, then stops before it can confirm
-  const spec = join(t.testdir(), 'orders.openapi.yaml');
-  await writeFile(spec, "openapi: 3.0.3\ninfo: {title: orders, version: '1'}\npaths:\n  /headers:\n    get:\n      responses:\n        '200': {description: ok}\n");
+  const spec = await headersSpec(t);
   await writeFile(sidecar.configFile, original.replace('  timeout: 5s\n', `  timeout: 5s\n  openapi: {spec: ${spec}, mode: enforce}\n`));
   [first, second] = (await workersOf(sidecar)).workers;
   process.kill(first?.pid as number, 'SIGSTOP');
@@ -109,18 +130,30 @@ t.test('workers: 2: a reload runs in every worker or in none, and the answer say
   t.ok(now.some((w) => w.pid === first?.pid), 'the one that confirmed kept running');
   t.same(await statuses(), [200, 200, 200, 200], 'both workers run generation 3: the probe may call again');
   t.same(await statuses('/undocumented'), [404, 404, 404, 404], 'both enforce the spec the primary loaded, the replacement too (the file is broken now)');
+  t.equal(await sidecar.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
+});
+
+t.test('workers: 2: a worker stuck for the whole prepare is restarted on the kept generation; the same reload then applies', { timeout: 60_000 }, async (t) => {
+  const { sidecar, statuses, original, denying } = await twoWorkers(t);
+  // one reload first (the spec that documents GET /headers, the probe's path): generation 2 is
+  // the one to keep, not the one the sidecar started with
+  await writeFile(sidecar.configFile, original.replace('  timeout: 5s\n', `  timeout: 5s\n  openapi: {spec: ${await headersSpec(t)}, mode: enforce}\n`));
+  const toTwo = await reload(sidecar.adminPort);
+  t.equal(toTwo.status, 200, `a first reload: 200 (${toTwo.body.message ?? ''})`);
+  t.ok(await agreeOn(sidecar, 2), '/workers: the primary and both workers on generation 2');
 
   // a worker stuck for the whole prepare (stopped: it never answers): the reload is aborted
-  // and that worker restarted on generation 3, so the next reload is not aborted the same way
-  [first, second] = (await workersOf(sidecar)).workers;
+  // and that worker restarted on generation 2, so the next reload is not aborted the same way
+  const [first, second] = (await workersOf(sidecar)).workers;
   await writeFile(sidecar.configFile, denying);
   process.kill(first?.pid as number, 'SIGSTOP');
   const stuck = await reload(sidecar.adminPort);
   t.equal(stuck.status, 503, `a worker that never answered the prepare: 503 (${stuck.body.message ?? ''})`);
   t.match(stuck.body.message, new RegExp(`worker ${first?.id} \\(pid ${first?.pid}\\) did not prepare the reload: .*did not answer prepare`), 'naming the worker');
-  await waitFor(async () => (await agreeOn(sidecar, 3)) && !(await workersOf(sidecar)).workers.some((w) => w.pid === first?.pid), 10_000, 'the stuck worker replaced, every worker on generation 3', sidecar.process);
+  await waitFor(async () => (await agreeOn(sidecar, 2)) && !(await workersOf(sidecar)).workers.some((w) => w.pid === first?.pid), 10_000, 'the stuck worker replaced, every worker on generation 2', sidecar.process);
   t.ok((await workersOf(sidecar)).workers.some((w) => w.pid === second?.pid), 'the worker that answered kept running');
   t.same(await statuses(), [200, 200, 200, 200], 'the old policy everywhere');
+  t.same(await statuses('/undocumented'), [404, 404, 404, 404], 'the replacement too enforces the spec of generation 2');
   const again = await reload(sidecar.adminPort);
   t.equal(again.status, 200, `the same reload again: 200 (${again.body.message ?? ''})`);
   t.same(await statuses(), [403, 403, 403, 403], 'both workers run it');

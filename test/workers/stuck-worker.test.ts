@@ -29,6 +29,10 @@ async function stopOne(t: { teardown(fn: () => void): void }, sidecar: RunningSi
   return pid;
 }
 
+// Each test runs its own sidecar; the second spends most of its time waiting for two missed
+// health checks, so the first runs within that wait.
+t.jobs = 2;
+
 t.test('SIGTERM with a stopped worker: exit 0 within drainTimeout', { timeout: 30_000 }, async (t) => {
   const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, drainTimeout: '2s', extraYaml: 'workers: 2' });
   t.teardown(() => sidecar.stop('SIGKILL'));
