@@ -12,8 +12,11 @@ export class AccessLog implements TrafficObserver {
 
   constructor(logger: Logger, private readonly routeOf: (record: RequestRecord) => string | undefined = () => undefined) {
     // fixed at info: log.access alone turns the access log on and off; log.level (warn, error,
-    // silent) sets what else is logged, it must not silently hide every access line
-    this.log = logger.child({ component: 'access' }, { level: 'info' });
+    // silent) sets what else is logged, it must not silently hide every access line. Set after
+    // the child is made: pino gives a child its own level only when the option differs from
+    // its parent's, so one made while the root was at info followed the root's later level.
+    this.log = logger.child({ component: 'access' });
+    this.log.level = 'info';
   }
 
   requestFinished(record: RequestRecord): void {

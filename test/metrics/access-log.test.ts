@@ -32,3 +32,20 @@ t.test('log: {level: warn, access: true}: access lines appear, other info lines 
   t.equal(later.filter((l) => l.component === 'access').length, 3, 'one access line per request');
   t.same(later.filter((l) => l.component !== 'access' && Number(l.level) < 40), [], 'no other info line at level warn');
 });
+
+t.test('access on at level info, then a reload of log.level alone to warn: access lines go on', async (t) => {
+  const sidecar = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: ['127.0.0.1:9'], identity: 'spiffe://mesh.local/svc/orders' }], access: true });
+  t.teardown(() => sidecar.stop('SIGKILL'));
+  // the access logger made at level info, the root's level then: pino gives a child its own
+  // level only when it differs from its parent's, so it followed the root down to warn
+  const text = await readFile(sidecar.configFile, 'utf8');
+  t.match(text, /  level: info\n[\s\S]*  access: true\n/, 'started at info with the access log on');
+  await writeFile(sidecar.configFile, text.replace('  level: info\n', '  level: warn\n'));
+  const reloaded = await httpPost(sidecar.adminPort, '/reload');
+  t.equal(reloaded.status, 200, reloaded.body);
+  t.match(reloaded.body, /"applied":\["log\.level"\]/, 'only log.level changed');
+  const res = await request(sidecar.outboundPort, { path: '/orders/9', headers: { host: 'nowhere', 'x-request-id': 'level-only' } });
+  t.ok(res.status >= 400, `answered ${res.status}`);
+  const line = await sidecar.process.waitFor((l) => l.component === 'access' && l.requestId === 'level-only', 5000).catch(() => undefined);
+  t.ok(line, 'the request has its access line');
+});
