@@ -27,7 +27,16 @@ function size(bytes: number): string | number {
 }
 
 function rate(spec: RateSpec | undefined): Record<string, unknown> | undefined {
-  return spec && { rate: `${spec.perSecond}/s`, burst: spec.burst };
+  return spec && { rate: rateText(spec.perSecond), burst: spec.burst };
+}
+
+/** A rate as it can be written: whole requests per second, else per minute, else per hour (100/m, not 1.666…/s). */
+function rateText(perSecond: number): string {
+  for (const [unit, seconds] of [['s', 1], ['m', 60]] as const) {
+    const count = Math.round(perSecond * seconds);
+    if (Math.abs(count - perSecond * seconds) < 1e-6) return `${count}/${unit}`;
+  }
+  return `${Math.round(perSecond * 3600)}/h`;
 }
 
 /** null: no spec, calls are not checked. */
@@ -106,7 +115,7 @@ export function effectiveYamlView(config: SidecarConfig): Record<string, unknown
 
 function fullView(config: SidecarConfig): Record<string, unknown> {
   const { identity } = config;
-  const source = identity.source === 'ca' ? { ca: { url: identity.ca.url, bundle: identity.ca.bundle, token: identity.ca.token ?? null } } : { files: { ...identity.files } };
+  const source = identity.source === 'ca' ? { ca: { url: identity.ca.url, bundle: identity.ca.bundle, token: identity.ca.token ?? null, bundleRefresh: duration(identity.ca.bundleRefreshMs) } } : { files: { ...identity.files } };
   return {
     service: config.service,
     trustDomain: config.trustDomain,

@@ -90,7 +90,7 @@ function readCaSource(value: YamlValue): CaSourceConfig | undefined {
   const url = map.required('url', readCaUrl);
   const bundle = map.required('bundle', readPath);
   const token = map.optional('token', readPath, undefined);
-  const bundleRefreshMs = map.optional('bundleRefresh', readDuration, 5 * 60_000);
+  const bundleRefreshMs = map.optional('bundleRefresh', readBundleRefresh, 5 * 60_000);
   if (!url || !bundle || (map.has('token') && token === undefined) || bundleRefreshMs === undefined) return undefined;
   return { url, bundle, token, bundleRefreshMs };
 }
@@ -130,4 +130,13 @@ function readFraction(value: YamlValue): number | undefined {
   const n = value.number('a fraction of the lifetime, e.g. 0.5');
   if (n === undefined) return undefined;
   return n >= 0.1 && n <= 0.9 ? n : value.report(`${value.display()} must be from 0.1 to 0.9 (a fraction of the certificate's lifetime: renew neither at once nor at the last moment)`);
+}
+
+/** Asking the CA for its bundle back to back only loads it (and the log, while it is down): as outbound.dnsRefresh's floor. */
+const MIN_BUNDLE_REFRESH_MS = 100;
+
+function readBundleRefresh(value: YamlValue): number | undefined {
+  const ms = readDuration(value);
+  if (ms === undefined) return undefined;
+  return ms < MIN_BUNDLE_REFRESH_MS ? value.report(`${value.display()} is too short: ask the CA for its bundle at most every ${MIN_BUNDLE_REFRESH_MS}ms`) : ms;
 }

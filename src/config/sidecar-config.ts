@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { isValidServiceName, serviceSpiffeId } from '../identity/spiffe-id.js';
-import { formatHostPort, type HostPort, isHostname, parseHostPort } from './address.js';
+import { formatHostPort, type HostPort, isHostname, parseHostPort, reachesListener } from './address.js';
 import { otherKindMessage } from './config-kind.js';
 import { deepFreeze } from './freeze.js';
 import { type LogLevel, readDuration, readListenAddress, readLogLevel, readTrustDomain } from './fields.js';
@@ -109,6 +109,12 @@ function check(source: YamlSource): SidecarConfig | undefined {
   const http1 = root.optional('http1', readHttp1, DEFAULT_HTTP1);
   const workers = root.optional('workers', readWorkers, 1);
   checkListenersDistinct(root);
+  // the app's address must not be this sidecar's own outbound port: each request the inbound
+  // passes on would go out again through the outbound, to an upstream that may be this inbound
+  if (inbound && outbound && reachesListener(outbound.listen, inbound.app)) {
+    root.get('inbound').peek('app')?.report(`${formatHostPort(inbound.app)} is outbound.listen: the sidecar would send each request it receives out again through itself; give the app's own address`);
+    return undefined;
+  }
   if (service === undefined || trustDomain === undefined || identity === undefined || admin === undefined || log === undefined || metrics === undefined || drainTimeoutMs === undefined || http2 === undefined || http1 === undefined || workers === undefined) return undefined;
   if ((root.has('inbound') && !inbound) || (root.has('outbound') && !outbound)) return undefined;
   const spiffeId = serviceSpiffeId(trustDomain, service);

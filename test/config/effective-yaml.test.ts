@@ -11,7 +11,7 @@ import { effectiveYamlView } from '../../src/config/effective-yaml.js';
 const FULL = `service: orders
 trustDomain: mesh.local
 identity:
-  ca: {url: "https://127.0.0.1:8443", bundle: /tmp/bundle.pem, token: /tmp/orders.token}
+  ca: {url: "https://127.0.0.1:8443", bundle: /tmp/bundle.pem, token: /tmp/orders.token, bundleRefresh: 90s}
   dir: /tmp/orders
   ttl: 2h
   renewal: {from: 0.4, to: 0.6}
@@ -24,7 +24,7 @@ inbound:
     - from: [spiffe://mesh.local/svc/frontend]
       methods: [GET]
       paths: [/orders/*]
-  rateLimit: {perIdentity: {rate: 100/s, burst: 200}}
+  rateLimit: {perIdentity: {rate: 100/m, burst: 200}, total: {rate: 7/h, burst: 3}}
   limits: {maxConcurrentStreams: 100}
   openapi: {spec: /tmp/orders.openapi.yaml, mode: enforce, maxBodySize: 64KiB}
 outbound:

@@ -131,6 +131,22 @@ t.test('inbound.app equal to inbound.listen, or an endpoint equal to outbound.li
   t.ok(await load(t, outbound('dns:payments.svc:15001')), 'another host is not guessed at');
 });
 
+t.test("inbound.app equal to the sidecar's own outbound.listen is a loop too", async (t) => {
+  const both = (app: string) => `${BASE.replace('http://127.0.0.1:8080', app)}outbound:\n  listen: 127.0.0.1:15001\n  upstreams:\n    orders: {endpoints: ["127.0.0.1:15443"], identity: spiffe://mesh.local/svc/orders}\n`;
+  t.same(await issuesOf(t, both('http://127.0.0.1:15001')), [
+    "c.yaml:7:3: inbound.app: 127.0.0.1:15001 is outbound.listen: the sidecar would send each request it receives out again through itself; give the app's own address",
+  ]);
+  t.match(await issuesOf(t, both('h2c://127.0.0.1:15001').replace('listen: 127.0.0.1:15001', 'listen: 0.0.0.0:15001')), [/inbound\.app: .*:15001 is outbound\.listen/], 'a wildcard outbound listener takes it too');
+  t.ok(await load(t, both('http://127.0.0.1:8080')), "the app's own port is fine");
+});
+
+t.test('identity.ca.bundleRefresh is at least 100ms: shorter, the CA would be asked back to back', async (t) => {
+  const loaded = await load(t, full({ bundleRefresh: '100ms' }));
+  t.equal(loaded.identity.source === 'ca' ? loaded.identity.ca.bundleRefreshMs : undefined, 100);
+  t.match(await issuesOf(t, full({ bundleRefresh: '1ms' })), [/identity\.ca\.bundleRefresh: "1ms" is too short: ask the CA for its bundle at most every 100ms$/]);
+  t.match(await issuesOf(t, full({ bundleRefresh: '99ms' })), [/bundleRefresh: "99ms" is too short/]);
+});
+
 t.test('rate limits are at most 1000000/s, bursts ten seconds of that: beyond, a limit would never bite', async (t) => {
   const inbound = (spec: string) => `${BASE}  rateLimit: {perIdentity: ${spec}}\n`;
   t.same(await issuesOf(t, inbound('{rate: 100000000000000000000000/s}')), [
