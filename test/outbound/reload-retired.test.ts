@@ -158,8 +158,14 @@ for (const codec of ['node', 'meshcar'] as const) {
     while (flaky.sessions.size > 0 && Date.now() < closedBy) await sleep(5);
     t.equal(flaky.sessions.size, 0, 'that session closed');
     t.equal(seen, 1, 'no request went on it');
+    // the upstream sees the close first: the pool counts its session until its own side closes
+    const goneBy = Date.now() + 5000;
     fx.outbound.setUpstreams(payments(other.port));
-    t.equal(retiredOf(fx.outbound), 0, 'and the next reload let the pool go');
+    while (retiredOf(fx.outbound) > 0 && Date.now() < goneBy) {
+      await sleep(5);
+      fx.outbound.setUpstreams(payments(other.port));
+    }
+    t.equal(retiredOf(fx.outbound), 0, 'and a reload then let the pool go');
   });
 
   t.test(`${codec} codec: a pool idle when it is retired goes at once`, async (t) => {
