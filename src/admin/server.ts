@@ -7,12 +7,13 @@
 // requests in flight per connection (pipeline-bound.ts), one /metrics render shared by the
 // scrapes that come together (shared-renders.ts), and at most ADMIN_MAX_CONNECTIONS connections.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { MeshcarError, listenFailed } from '../errors.js';
 import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
+import { refuseAndClose } from '../http/client-error.js';
 import { BrowserGuard } from './browser-guard.js';
 import { remoteRefusal } from './remote-access.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
@@ -145,6 +146,13 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  // what the parser refuses gets the JSON error of every other admin answer (Node's is bare)
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    refuseAndClose(err, socket, {
+      headTooLarge: `the request head is over the admin port's limit of ${maxHeaderSize} bytes`,
+      timedOut: `the request did not arrive in time (${server.headersTimeout / 1000} s for its head, ${server.requestTimeout / 1000} s in all)`,
+    });
+  });
   const maxConnections = options.maxConnections ?? ADMIN_MAX_CONNECTIONS;
   server.maxConnections = maxConnections;
   const drops = new LogPerKey();

@@ -7,8 +7,7 @@ import { maxHeaderSize } from 'node:http';
 import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { rawErrorResponse } from '../http/status.js';
-import { mayAnswer, parserRefusal, responseInProgress } from '../http/client-error.js';
+import { refuseAndClose } from '../http/client-error.js';
 import type { Metrics } from '../metrics/registry.js';
 
 export function answerParserRefusals(server: Server, limits: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number }, metrics: Metrics, logger: Logger): void {
@@ -16,20 +15,17 @@ export function answerParserRefusals(server: Server, limits: { readonly headersT
   server.on('secureConnection', (socket: Socket) => handshaken.add(socket));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // https.Server passes failed TLS handshakes on as client errors too: there is no HTTP to
-    // answer in (an answer would wait for a handshake that never ends), so close, as Node does.
-    // And a parse error pipelined behind an unanswered request: a refusal now would be read as
-    // that request's answer (a body that stops arriving is this request's own timeout).
-    if (!handshaken.has(socket) || !mayAnswer(err, socket) || (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT' && responseInProgress(socket))) {
+    // answer in (an answer would wait for a handshake that never ends), so close, as Node does
+    if (!handshaken.has(socket)) {
       socket.destroy();
       return;
     }
-    const refusal = parserRefusal(err, {
+    const refusal = refuseAndClose(err, socket, {
       headTooLarge: `the request head is over the CA's limit of ${maxHeaderSize} bytes`,
       timedOut: `the request did not arrive in time (${limits.headersTimeoutMs / 1000} s for its head, ${limits.requestTimeoutMs / 1000} s in all)`,
     });
+    if (refusal === undefined) return;
     metrics.caRequestsDenied.labels(refusal.code).inc();
     logger.debug({ code: err.code, remoteAddress: socket.remoteAddress }, 'CA request refused by the HTTP parser');
-    socket.end(rawErrorResponse(refusal));
-    socket.destroySoon();
   });
 }

@@ -5,6 +5,7 @@
 
 import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
+import { rawErrorResponse } from './status.js';
 
 export interface RefusalTexts {
   /** Whose head limit was passed. */
@@ -33,4 +34,22 @@ export function mayAnswer(err: NodeJS.ErrnoException, socket: Socket): boolean {
 export function responseInProgress(socket: Socket): boolean {
   const inProgress = (socket as Socket & { _httpMessage?: { writableEnded?: boolean } | null })._httpMessage;
   return inProgress !== null && inProgress !== undefined && inProgress.writableEnded !== true;
+}
+
+/**
+ * For a server that answers nothing else on a refused connection (the CA, the admin port): the
+ * JSON refusal, written and the connection closed; or, when no answer may be written (the
+ * peer reset it, a response is already under way, or a parse error is pipelined behind an
+ * unanswered request, where a refusal would read as that request's answer), the connection
+ * destroyed and undefined.
+ */
+export function refuseAndClose(err: NodeJS.ErrnoException, socket: Socket, texts: RefusalTexts): MeshcarError | undefined {
+  if (!mayAnswer(err, socket) || (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT' && responseInProgress(socket))) {
+    socket.destroy();
+    return undefined;
+  }
+  const refusal = parserRefusal(err, texts);
+  socket.end(rawErrorResponse(refusal));
+  socket.destroySoon();
+  return refusal;
 }
