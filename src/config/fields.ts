@@ -40,6 +40,9 @@ export interface DurationBounds {
   readonly maxMs?: number;
 }
 
+/** A duration written as zero (`0s`, `0ms`, `0.0s`), not one that only rounds to it. */
+const ZERO_DURATION = /^(?:0+(?:\.0+)?(?:ms|s|m|h|d))+$/;
+
 /**
  * A positive duration in milliseconds; zero would mean "never" or "at once", neither of which a
  * setting wants. At most `maxMs` (24 days unless the key is a date offset: see MAX_TIMER_DURATION_MS).
@@ -50,7 +53,7 @@ export function readDuration(value: YamlValue, bounds: DurationBounds = {}): num
   if (text === undefined) return undefined;
   const ms = parseDuration(text);
   if (ms === undefined) return value.report(`${JSON.stringify(text)} is not a duration (${DURATION_HINT})`);
-  if (ms <= 0) return value.report(`${JSON.stringify(text)} must be longer than zero`);
+  if (ms <= 0) return value.report(ZERO_DURATION.test(text) ? `${JSON.stringify(text)} must be longer than zero` : `${JSON.stringify(text)} is shorter than 1ms: durations count whole milliseconds`);
   const { minMs, maxMs = MAX_TIMER_DURATION_MS } = bounds;
   if (minMs !== undefined && ms < minMs) return value.report(`${JSON.stringify(text)} is too short: the least allowed is ${formatDuration(minMs)}`);
   if (ms > maxMs) {
@@ -69,7 +72,8 @@ export function readTimeout(value: YamlValue): number | undefined {
   if (value.kind === 'number' && value.number('a duration') === 0) return 0;
   if (value.kind === 'string') {
     const text = value.string('a duration');
-    if (text !== undefined && parseDuration(text) === 0) return 0;
+    // only a zero as written: 0.4ms rounds to 0 ms, and must not read as "no timeout"
+    if (text !== undefined && ZERO_DURATION.test(text)) return 0;
   }
   return readDuration(value);
 }

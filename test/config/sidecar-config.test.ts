@@ -200,6 +200,11 @@ t.test('timeout 0: no response-head deadline, on the inbound side, its routes an
     t.equal(config.outbound?.upstreams.find((u) => u.name === 'payments')?.timeoutMs, 0, `upstream timeout: ${zero}`);
   }
   t.same(await issuesOf(t, edit({ 'timeout: 15s': 'timeout: 15s\n  idleTimeout: 0s' })), ['c.yaml:14:3: inbound.idleTimeout: "0s" must be longer than zero']);
+  // only a zero as written is "no deadline": one that rounds to 0 ms is refused, not read as none
+  t.same(await issuesOf(t, edit({ 'timeout: 15s': 'timeout: 0.4ms' })), ['c.yaml:13:3: inbound.timeout: "0.4ms" is shorter than 1ms: durations count whole milliseconds']);
+  t.same(await issuesOf(t, edit({ 'timeout: 2s': 'timeout: 0.0001s' })), ['c.yaml:24:7: outbound.upstreams.payments.timeout: "0.0001s" is shorter than 1ms: durations count whole milliseconds']);
+  t.same(await issuesOf(t, edit({ 'timeout: 15s': 'timeout: 15s\n  idleTimeout: 0.2ms' })), ['c.yaml:14:3: inbound.idleTimeout: "0.2ms" is shorter than 1ms: durations count whole milliseconds']);
+  t.equal((await loadSidecarConfig(join(t.testdir({ 'c.yaml': edit({ 'timeout: 15s': 'timeout: 0.0s' }) }), 'c.yaml'))).inbound.timeoutMs, 0, '0.0s is a zero as written');
   t.same(await issuesOf(t, edit({ 'timeout: 2s': 'timeout: 1' })), [
     'c.yaml:24:7: outbound.upstreams.payments.timeout: 1 is not a duration: give a unit (write 250ms, 2s, 5m, 24h or 7d)',
   ]);
