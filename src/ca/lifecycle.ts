@@ -142,24 +142,49 @@ async function rootActivateUnlocked(dir: string, options: { force?: boolean; now
     const within = waitReason(allowedAt, state.rootRotation.addedAt, leafTtl, `within one leaf lifetime, ${formatDuration(leafTtl)}`, `before its current one expires, and a leaf issued before the add is valid until ${new Date(allowedAt).toISOString()}`);
     warning = refuse(`root activate refused: the new root was added at ${state.rootRotation.addedAt} and may not have reached every sidecar yet (each gets it with its next certificate, ${within})`, `wait until ${new Date(allowedAt).toISOString()} (${formatApproxDuration(allowedAt - now.getTime())} from now), or pass --force once every sidecar shows meshcar_identity_bundle_roots 2`, options.force === true);
   }
-  const pending = await loadRoot(dir, ROTATION_FILES.pendingCert, ROTATION_FILES.pendingKey);
-  const old = await readCaFile(dir, CA_FILES.rootCert);
-  await writeFileAtomic(join(dir, ROTATION_FILES.retiringCert), old, 0o644);
-  const issuer = await installIssuer(dir, pending, ISSUER_LIFETIME_MS, now);
-  // root.key becomes the new root's: the old root's key is gone, nothing signs with it again
-  await writeFileAtomic(join(dir, CA_FILES.rootKey), pending.signer.key.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
-  await writeFileAtomic(join(dir, CA_FILES.rootCert), pending.cert.toString(), 0o644);
+  let issuer: X509Certificate | undefined;
+  let newRoot: X509Certificate | undefined;
+  if (!(await newRootActive(dir))) {
+    const pending = await loadRoot(dir, ROTATION_FILES.pendingCert, ROTATION_FILES.pendingKey);
+    const old = await readCaFile(dir, CA_FILES.rootCert);
+    await writeFileAtomic(join(dir, ROTATION_FILES.retiringCert), old, 0o644);
+    issuer = await installIssuer(dir, pending, ISSUER_LIFETIME_MS, now);
+    // root.key becomes the new root's: the old root's key is gone, nothing signs with it again
+    await writeFileAtomic(join(dir, CA_FILES.rootKey), pending.signer.key.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+    await writeFileAtomic(join(dir, CA_FILES.rootCert), pending.cert.toString(), 0o644);
+    newRoot = pending.cert;
+  } else {
+    // a run killed after the new root became root.crt: its issuer is installed already
+    // (before root.crt), and root-retiring.crt holds the old root; the rest is finished here
+    [newRoot, issuer] = await Promise.all([readOptionalCert(dir, CA_FILES.rootCert), readOptionalCert(dir, CA_FILES.issuerCert)]);
+    if (!newRoot || !issuer) throw new MeshcarError('ca_missing', `${dir}: ${newRoot ? CA_FILES.issuerCert : CA_FILES.rootCert} is missing`);
+  }
   await rm(join(dir, ROTATION_FILES.pendingKey), { force: true });
   await rm(join(dir, ROTATION_FILES.pendingCert), { force: true });
-  await TokenKeys.rotate(dir, 'rotate', now);
+  // once per activation: a second rotation would retire the key that signed the tokens made
+  // before it, which keep working until root retire
+  if (!(await TokenKeys.rotatedSince(dir, Date.parse(state.rootRotation.addedAt)))) await TokenKeys.rotate(dir, 'rotate', now);
   // fixed now, under the lock: every leaf of the old root is counted in it (leaf-lifetime.ts)
   const retireFrom = new Date(leavesExpireBy(await readLeafLifetime(dir), now.getTime())).toISOString();
   const rotation = { step: 'activated' as const, addedAt: state.rootRotation.addedAt, activatedAt: now.toISOString(), leafMaxTtlMs: leafTtl, retireFrom };
   await writeCaState(dir, { ...state, rootRotation: rotation }, state);
   return {
-    summary: `activated root serial ${serialOf(pending.cert)}: new ${describeIssuer(issuer)} signs from the CA server's next signing; a new token key signs tokens (older tokens keep working until "root retire"); "root retire" is allowed from ${retireFrom}`,
+    summary: `activated root serial ${serialOf(newRoot)}: new ${describeIssuer(issuer)} signs from the CA server's next signing; a new token key signs tokens (older tokens keep working until "root retire"); "root retire" is allowed from ${retireFrom}`,
     ...(warning ? { warning } : {}),
   };
+}
+
+/**
+ * Whether an earlier `root activate` got as far as making the pending root root.crt, and was
+ * stopped before it recorded the step: the pending certificate is root.crt (its key may be gone
+ * already), or both pending files are gone and root-retiring.crt holds another root. Re-doing
+ * the step from the start would then write the new root as the retiring one.
+ */
+async function newRootActive(dir: string): Promise<boolean> {
+  const [active, pending, retiring] = await Promise.all([readOptionalCert(dir, CA_FILES.rootCert), readOptionalCert(dir, ROTATION_FILES.pendingCert), readOptionalCert(dir, ROTATION_FILES.retiringCert)]);
+  if (!active) return false;
+  if (pending) return pending.fingerprint256 === active.fingerprint256;
+  return retiring !== undefined && retiring.fingerprint256 !== active.fingerprint256;
 }
 
 /** Step 3: the old root leaves the bundle, with its issuers and the previous token key. */

@@ -81,12 +81,20 @@ export class TokenKeys {
    * 'rotate' makes a new current key, keeps the one it replaces verifying and retires any
    * before that; 'retire-previous' (root retire) retires every key but the current one.
    */
+  /** Whether the current token key was made at or after `sinceMs` (a rotation already done, read from the list alone). */
+  static async rotatedSince(dir: string, sinceMs: number): Promise<boolean> {
+    const list = await readKeyList(dir);
+    return list?.keys.some((k) => k.state === 'current' && Date.parse(k.createdAt) >= sinceMs) ?? false;
+  }
+
   static async rotate(dir: string, mode: 'rotate' | 'retire-previous', now = new Date()): Promise<TokenKeys> {
-    // a broken pair is replaced by a rotation (the way out the error message names)
-    const existing = await TokenKeys.read(dir).catch((err: unknown) => (mode === 'rotate' ? undefined : Promise.reject(err)));
+    // a broken pair is replaced by a rotation (the way out the error message names); the list
+    // alone is enough to go on from: a rotation killed between the new key and the list leaves
+    // a key the list does not name, and the list's current key must still become the previous
+    const existing = mode === 'rotate' ? ((await TokenKeys.read(dir).catch(() => undefined))?.info ?? (await readKeyList(dir))) : (await TokenKeys.read(dir))?.info;
     const keys: TokenKeyInfo[] = [];
-    const retired = [...(existing?.info.retired ?? [])];
-    for (const k of existing?.info.keys ?? []) {
+    const retired = [...(existing?.retired ?? [])];
+    for (const k of existing?.keys ?? []) {
       if (mode === 'rotate' && k.state === 'current') keys.push({ ...k, state: 'previous' });
       else if (mode === 'retire-previous' && k.state === 'current') keys.push(k);
       else retired.push(k.kid);
@@ -103,5 +111,15 @@ export class TokenKeys {
     const rotated = await TokenKeys.read(dir);
     if (!rotated) throw new MeshcarError('ca_missing', `the token keys just written to ${dir} cannot be read back`);
     return rotated;
+  }
+}
+
+/** token-keys.json as it is, whatever the key file beside it holds; undefined when it is missing or unreadable. */
+async function readKeyList(dir: string): Promise<TokenKeysFile | undefined> {
+  try {
+    const list = JSON.parse(await readFile(join(dir, TOKEN_KEYS_FILE), 'utf8')) as TokenKeysFile;
+    return Array.isArray(list.keys) && Array.isArray(list.retired) ? list : undefined;
+  } catch {
+    return undefined;
   }
 }
