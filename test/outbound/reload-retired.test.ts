@@ -15,6 +15,21 @@ import { startTcpGate } from '../helpers/tcp-gate.js';
 const payments = (port: number): UpstreamConfig[] => [{ name: 'payments', endpoints: [parseEndpoint(`127.0.0.1:${port}`) as Endpoint], identity: UPSTREAM_ID, timeoutMs: 5000, routes: [] }];
 const retiredOf = (outbound: unknown) => (outbound as { retiredPools: number }).retiredPools;
 
+/** An upstream whose first answer is a 503 asking for a retry in 1 s, and 200 after; `seen` counts the requests. */
+async function startFlaky(pki: Awaited<ReturnType<typeof makePki>>) {
+  let seen = 0;
+  const server = await startUpstream(pki, {
+    handler: (stream) => {
+      seen += 1;
+      stream.on('error', () => {});
+      stream.resume();
+      stream.respond(seen === 1 ? { ':status': 503, 'retry-after': '1' } : { ':status': 200 }, { endStream: true });
+    },
+  });
+  // a getter, not a copy: Object.assign would take the count once
+  return Object.defineProperty(server, 'seen', { get: () => seen }) as typeof server & { readonly seen: number };
+}
+
 for (const codec of ['node', 'meshcar'] as const) {
   t.test(`${codec} codec: 200 reloads keep only the retired pools still in use`, async (t) => {
     const pki = await makePki(TD);
@@ -73,17 +88,8 @@ for (const codec of ['node', 'meshcar'] as const) {
 
   t.test(`${codec} codec: a pool retired while a request waits out its retry's backoff is kept for the retry`, async (t) => {
     const pki = await makePki(TD);
-    let seen = 0;
     // the first answer is a 503 asking for a retry in 1 s: the window for two reloads
-    const flaky = await startUpstream(pki, {
-      handler: (stream) => {
-        seen += 1;
-        stream.on('error', () => {});
-        stream.resume();
-        if (seen === 1) stream.respond({ ':status': 503, 'retry-after': '1' }, { endStream: true });
-        else stream.respond({ ':status': 200 }, { endStream: true });
-      },
-    });
+    const flaky = await startFlaky(pki);
     const other = await startUpstream(pki);
     const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${flaky.port}`] }], { codec });
     t.teardown(async () => {
@@ -93,8 +99,8 @@ for (const codec of ['node', 'meshcar'] as const) {
     });
     const retried = request(fx.port, { path: '/echo' });
     const until = Date.now() + 5000;
-    while (seen === 0 && Date.now() < until) await sleep(5);
-    t.equal(seen, 1, 'the first attempt was answered 503');
+    while (flaky.seen === 0 && Date.now() < until) await sleep(5);
+    t.equal(flaky.seen, 1, 'the first attempt was answered 503');
     fx.outbound.setUpstreams(payments(other.port));
     // the retired pool's session closes (nothing runs on it): only the waiting retry is left
     while (flaky.sessions.size > 0 && Date.now() < until) await sleep(5);
@@ -102,7 +108,7 @@ for (const codec of ['node', 'meshcar'] as const) {
     fx.outbound.setUpstreams(payments(other.port));
     t.equal(retiredOf(fx.outbound), 1, 'the retired pool is kept for its waiting retry');
     t.equal((await retried).status, 200, 'the retry was made on the retired pool and answered');
-    t.equal(seen, 2, 'by the same upstream');
+    t.equal(flaky.seen, 2, 'by the same upstream');
     // the retry opened a session on the retired pool: it closes once the retry is done, not at
     // the session's maximum age (an hour)
     const closedBy = Date.now() + 5000;
@@ -114,15 +120,7 @@ for (const codec of ['node', 'meshcar'] as const) {
 
   t.test(`${codec} codec: a session a retired pool dials for a request that then left is closed`, async (t) => {
     const pki = await makePki(TD);
-    let seen = 0;
-    const flaky = await startUpstream(pki, {
-      handler: (stream) => {
-        seen += 1;
-        stream.on('error', () => {});
-        stream.resume();
-        stream.respond({ ':status': seen === 1 ? 503 : 200, 'retry-after': '1' }, { endStream: true });
-      },
-    });
+    const flaky = await startFlaky(pki);
     const other = await startUpstream(pki);
     // the upstream is reached through a gate, which holds the retry's dial
     const gate = await startTcpGate();
@@ -137,8 +135,8 @@ for (const codec of ['node', 'meshcar'] as const) {
     const app = new AbortController();
     const retried = request(fx.port, { path: '/echo', signal: app.signal }).catch((err: Error) => err);
     const until = Date.now() + 8000;
-    while (seen === 0 && Date.now() < until) await sleep(5);
-    t.equal(seen, 1, 'the first attempt was answered 503 (its retry waits 1 s)');
+    while (flaky.seen === 0 && Date.now() < until) await sleep(5);
+    t.equal(flaky.seen, 1, 'the first attempt was answered 503 (its retry waits 1 s)');
     fx.outbound.setUpstreams(payments(other.port));
     while (flaky.sessions.size > 0 && Date.now() < until) await sleep(5);
     t.equal(flaky.sessions.size, 0, "the retired pool's session closed");
@@ -157,7 +155,7 @@ for (const codec of ['node', 'meshcar'] as const) {
     const closedBy = Date.now() + 5000;
     while (flaky.sessions.size > 0 && Date.now() < closedBy) await sleep(5);
     t.equal(flaky.sessions.size, 0, 'that session closed');
-    t.equal(seen, 1, 'no request went on it');
+    t.equal(flaky.seen, 1, 'no request went on it');
     // the upstream sees the close first: the pool counts its session until its own side closes
     const goneBy = Date.now() + 5000;
     fx.outbound.setUpstreams(payments(other.port));
