@@ -6,6 +6,7 @@
 import { Ajv } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
+import { specRegExp } from './linear-regexps.js';
 
 export interface SchemaCompilers {
   readonly params: Ajv;
@@ -17,7 +18,8 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
 
 export function compilersFor(openapiVersion: string): SchemaCompilers {
   const make = (coerceTypes: boolean | 'array'): Ajv => {
-    const options = { strict: false, allErrors: false, coerceTypes, validateFormats: true };
+    // patterns on the linear-time fallback (linear-regexps.ts)
+    const options = { strict: false, allErrors: false, coerceTypes, validateFormats: true, code: { regExp: specRegExp } };
     const ajv = openapiVersion.startsWith('3.1') ? (new Ajv2020(options) as unknown as Ajv) : new Ajv(options);
     addFormats(ajv);
     return ajv;

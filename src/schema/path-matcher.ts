@@ -6,6 +6,8 @@
 // `/orders/%6Dine` was checked as `/orders/{id}` and reached an app that serves it as
 // `/orders/mine`, past that operation's own rules.
 
+import './linear-regexps.js'; // templates' regexes fall back to V8's linear-time engine too
+
 export interface Template<T> {
   readonly template: string;
   readonly method: string;
