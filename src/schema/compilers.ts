@@ -7,6 +7,7 @@ import { Ajv } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { specRegExp } from './linear-regexps.js';
+import { linearUniqueItems } from './unique-items.js';
 
 export interface SchemaCompilers {
   readonly params: Ajv;
@@ -22,6 +23,7 @@ export function compilersFor(openapiVersion: string): SchemaCompilers {
     const options = { strict: false, allErrors: false, coerceTypes, validateFormats: true, code: { regExp: specRegExp } };
     const ajv = openapiVersion.startsWith('3.1') ? (new Ajv2020(options) as unknown as Ajv) : new Ajv(options);
     addFormats(ajv);
+    linearUniqueItems(ajv); // Ajv's compares every pair of items (unique-items.ts)
     return ajv;
   };
   return { params: make('array'), body: make(false) };
