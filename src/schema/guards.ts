@@ -52,12 +52,14 @@ export async function guardsFromDocuments(config: SidecarConfig, documents: Spec
   if (!inboundSpec && upstreams.length === 0) return { inbound: undefined, upstreams: new Map() };
   // the compiler (Ajv) is imported only when a spec is configured, as loadGuard does
   const { CompiledSpec } = await import('./spec.js');
-  const compile = (key: string, openapi: OpenApiConfig, doc: OpenApiDocument | undefined): SchemaGuard => {
+  const compile = async (key: string, openapi: OpenApiConfig, doc: OpenApiDocument | undefined): Promise<SchemaGuard> => {
     if (doc === undefined) throw new MeshcarError('internal', `${key}.spec: the primary sent no document for ${openapi.spec}`);
-    return guardOf(openapi, CompiledSpec.compile(openapi.spec, doc));
+    return guardOf(openapi, await CompiledSpec.compile(openapi.spec, doc));
   };
+  const upstreamGuards: Array<readonly [string, SchemaGuard]> = [];
+  for (const u of upstreams) upstreamGuards.push([u.name, await compile(`outbound.upstreams.${u.name}.openapi`, u.openapi as OpenApiConfig, documents.upstreams[u.name])]);
   return {
-    inbound: inboundSpec ? compile('inbound.openapi', inboundSpec, documents.inbound) : undefined,
-    upstreams: new Map(upstreams.map((u) => [u.name, compile(`outbound.upstreams.${u.name}.openapi`, u.openapi as OpenApiConfig, documents.upstreams[u.name])] as const)),
+    inbound: inboundSpec ? await compile('inbound.openapi', inboundSpec, documents.inbound) : undefined,
+    upstreams: new Map(upstreamGuards),
   };
 }

@@ -25,6 +25,9 @@ export interface SchemaCheck {
   readonly body: ValidateFunction | undefined;
 }
 
+/** The longest the compiler holds the event loop at a time. */
+const COMPILE_SLICE_MS = 20;
+
 export class CompiledSpec {
   private readonly matcher: PathMatcher<CompiledOperation>;
 
@@ -44,11 +47,17 @@ export class CompiledSpec {
     return CompiledSpec.compile(file, await loadSpecDocument(file));
   }
 
-  static compile(file: string, doc: OpenApiDocument): CompiledSpec {
+  /**
+   * Compiles every operation. Ajv compiles synchronously, and a spec of thousands of operations
+   * takes seconds (20,000: ~17 s): the event loop gets a turn every COMPILE_SLICE_MS, so traffic
+   * and the admin port go on while a reload (or a worker) compiles.
+   */
+  static async compile(file: string, doc: OpenApiDocument): Promise<CompiledSpec> {
     const version = doc.openapi ?? '3.0.0';
     if (version.startsWith('3.0')) draft07Bounds(doc.paths);
     const compilers = compilersFor(version);
     const operations: CompiledOperation[] = [];
+    let sliceStart = performance.now();
     for (const [template, item] of Object.entries(doc.paths ?? {})) {
       if (item === undefined || item === null) continue;
       if (!template.startsWith('/')) throw new SpecError(file, pointerOf('paths', template), 'a path template must start with /');
@@ -57,6 +66,10 @@ export class CompiledSpec {
         const operation = item[method];
         if (operation === undefined || operation === null || typeof operation !== 'object') continue;
         operations.push(compileOperation(compilers, file, template, method.toUpperCase(), operation as Record<string, unknown>, shared));
+        if (performance.now() - sliceStart >= COMPILE_SLICE_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          sliceStart = performance.now();
+        }
       }
     }
     return new CompiledSpec(file, doc, operations, basePathsOf(doc.servers));
