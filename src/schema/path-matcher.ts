@@ -25,6 +25,18 @@ interface Pattern<T> {
   readonly names: readonly string[];
   readonly value: T;
   readonly literalLength: number;
+  /** Its place among its method's templates, most literal first: the order they are tried in. */
+  rank: number;
+}
+
+/**
+ * One method's templates with parameters, by their first segment when it is literal (most
+ * are: `/orders/{id}`), the rest (`/{tenant}/orders`) apart: a path tries only those that can
+ * match its first segment, not every template (10,000 of them cost an unmatched request 3.4 ms).
+ */
+interface MethodPatterns<T> {
+  readonly byFirstSegment: Map<string, Pattern<T>[]>;
+  readonly anyFirstSegment: Pattern<T>[];
 }
 
 const PARAM = /\{([^}/]+)\}/g;
@@ -32,10 +44,12 @@ const PARAM = /\{([^}/]+)\}/g;
 export class PathMatcher<T> {
   /** path → method → value, for templates without parameters. */
   private readonly exact = new Map<string, Map<string, T>>();
-  /** method → patterns, most literal first. */
-  private readonly patterns = new Map<string, Pattern<T>[]>();
+  /** method → patterns, by first segment; each list most literal first. */
+  private readonly patterns = new Map<string, MethodPatterns<T>>();
 
   constructor(templates: Iterable<Template<T>>) {
+    const all = new Map<string, Pattern<T>[]>();
+    const firstSegments = new Map<Pattern<T>, string>();
     for (const { template: written, method, value } of templates) {
       // a template's own escapes compare as a request's do (`/a%2fb` is `/a%2Fb`)
       const template = canonicalPath(written);
@@ -55,11 +69,26 @@ export class PathMatcher<T> {
         continue;
       }
       source += escape(template.slice(last));
-      const list = this.patterns.get(method) ?? [];
-      list.push({ regex: new RegExp(`^${source}$`), names, value, literalLength: template.replace(PARAM, '').length });
-      this.patterns.set(method, list);
+      const list = all.get(method) ?? [];
+      list.push({ regex: new RegExp(`^${source}$`), names, value, literalLength: template.replace(PARAM, '').length, rank: 0 });
+      all.set(method, list);
+      firstSegments.set(list[list.length - 1] as Pattern<T>, firstSegmentOf(template));
     }
-    for (const list of this.patterns.values()) list.sort((a, b) => b.literalLength - a.literalLength);
+    for (const [method, list] of all) {
+      list.sort((a, b) => b.literalLength - a.literalLength); // stable: ties keep the spec's order
+      const indexed: MethodPatterns<T> = { byFirstSegment: new Map(), anyFirstSegment: [] };
+      list.forEach((pattern, rank) => {
+        pattern.rank = rank;
+        const first = firstSegments.get(pattern) as string;
+        if (first.includes('{')) indexed.anyFirstSegment.push(pattern);
+        else {
+          const bucket = indexed.byFirstSegment.get(first);
+          if (bucket) bucket.push(pattern);
+          else indexed.byFirstSegment.set(first, [pattern]);
+        }
+      });
+      this.patterns.set(method, indexed);
+    }
   }
 
   /** `path` as sent (raw, percent-encoded); parameters come back decoded once. */
@@ -67,18 +96,33 @@ export class PathMatcher<T> {
     const path = canonicalPath(raw);
     const exact = this.exact.get(path)?.get(method);
     if (exact !== undefined) return { value: exact, params: undefined };
-    const list = this.patterns.get(method);
-    if (list === undefined) return undefined;
-    for (let i = 0; i < list.length; i++) {
-      const pattern = list[i] as Pattern<T>;
+    const indexed = this.patterns.get(method);
+    if (indexed === undefined) return undefined;
+    // the two candidate lists, merged in rank order: the same order as trying all of them
+    const literal = indexed.byFirstSegment.get(firstSegmentOf(path)) ?? NONE;
+    const any = indexed.anyFirstSegment;
+    let i = 0;
+    let j = 0;
+    while (i < literal.length || j < any.length) {
+      const a = literal[i];
+      const b = any[j];
+      const pattern = (b === undefined || (a !== undefined && a.rank < b.rank) ? literal[i++] : any[j++]) as Pattern<T>;
       const m = pattern.regex.exec(path);
       if (m === null) continue;
       const params: Record<string, string> = {};
-      for (let j = 0; j < pattern.names.length; j++) params[pattern.names[j] as string] = decode(m[j + 1] as string);
+      for (let k = 0; k < pattern.names.length; k++) params[pattern.names[k] as string] = decode(m[k + 1] as string);
       return { value: pattern.value, params };
     }
     return undefined;
   }
+}
+
+const NONE: readonly never[] = [];
+
+/** The first segment of a canonical path or template: `orders` of `/orders/42` ('' for `/`). */
+function firstSegmentOf(path: string): string {
+  const end = path.indexOf('/', 1);
+  return end === -1 ? path.slice(1) : path.slice(1, end);
 }
 
 const ESCAPE = /%([0-9A-Fa-f]{2})/g;
