@@ -112,6 +112,8 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
   private resumeResponse: (() => void) | undefined = undefined;
   private cancelled = false;
   private answered = false;
+  /** A 'drain' listener on the caller's side is set: one per wait (a read can hold many chunks). */
+  private awaitingDrain = false;
   /** The whole request (head and body) has gone to the app. */
   writableFinished = false;
 
@@ -171,7 +173,12 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
     // through per drain while 64 KB arrived, and the socket's buffer grew with the transfer
     // (a 20 MB echo held 40 MB). With this much slack a resume moves more than arrives.
     if (sink.write(chunk) || (sink as unknown as { writableLength: number }).writableLength <= SINK_SLACK_BYTES) return true;
-    sink.once('drain', onSinkDrain);
+    // llhttp hands every chunk of the read it is parsing to us, paused or not: one listener
+    // for all of them (one per chunk went past ten on a chunked answer of small pieces)
+    if (!this.awaitingDrain) {
+      this.awaitingDrain = true;
+      sink.once('drain', onSinkDrain);
+    }
     return false;
   }
 
@@ -219,6 +226,7 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
 
   /** The caller's side drained: let the client read the app's socket again. */
   resume(): void {
+    this.awaitingDrain = false;
     if (!this.cancelled) this.resumeResponse?.();
   }
 }
