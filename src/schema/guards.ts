@@ -8,7 +8,7 @@ import type { SidecarConfig } from '../config/sidecar-config.js';
 import type { OpenApiConfig } from '../config/openapi-config.js';
 import { describeError, MeshcarError } from '../errors.js';
 import { guardOf, loadGuard, type SchemaGuard } from './guard.js';
-import type { OpenApiDocument } from './spec-loader.js';
+import type { OpenApiDocument } from './spec-document.js';
 
 export interface Guards {
   readonly inbound: SchemaGuard | undefined;

@@ -1,0 +1,71 @@
+// Reads an OpenAPI 3.0/3.1 spec (YAML or JSON) with the OpenAPI parser: parsed, validated
+// against the OpenAPI schema and every $ref resolved, so the compiler sees one plain tree.
+// Remote $refs are not followed: a sidecar must not fetch anything to start or reload. Every
+// file (the spec and the files its $refs name) is read and parsed by spec-file.ts, within its
+// size and YAML alias limits; the OpenAPI parser gets the spec as a parsed object, and what
+// its $refs expand to is measured before the parser validates (walks) the resolved tree.
+// This runs in a worker thread (spec-loader.ts): the parser's validation is synchronous.
+
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { describeError } from '../errors.js';
+import { SpecError } from './spec-error.js';
+import { checkDereferenced, parseSpecText, readSpecBytes, SpecFileError, specFileReader } from './spec-file.js';
+
+/** The parts of an OpenAPI document the sidecar reads; everything else is kept as is. */
+export interface OpenApiDocument {
+  readonly openapi?: string;
+  readonly swagger?: string;
+  readonly paths?: Record<string, Record<string, unknown> | undefined>;
+  readonly servers?: unknown;
+  readonly [key: string]: unknown;
+}
+
+interface ValidationDetail {
+  readonly instancePath?: string;
+  readonly message?: string;
+}
+
+/** The dereferenced document, or a SpecError naming the file and the JSON pointer at fault. */
+export async function readSpecDocument(file: string): Promise<OpenApiDocument> {
+  let api: unknown;
+  const reader = specFileReader();
+  try {
+    const parsed = parseSpecText(file, await readSpecBytes(file));
+    // not a map: the OpenAPI parser would take a string for a path to read
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return notAnOpenApiDocument(file);
+    // `file` stays the base that relative $refs resolve against
+    const options = { ...reader.plugins, dereference: { circular: false } } as unknown as SwaggerParser.Options;
+    // the $refs resolved and what they expand to measured before the validation walks the tree
+    const dereferenced = await new SwaggerParser().dereference(file, parsed as Parameters<typeof SwaggerParser.validate>[0] & object, options);
+    checkDereferenced(dereferenced);
+    api = await SwaggerParser.validate(file, dereferenced, options);
+  } catch (err) {
+    // a file a $ref names, refused by the reader: its own words, naming that file
+    throw asSpecError(file, reader.refusal() ?? err);
+  }
+  const doc = api as OpenApiDocument;
+  if (typeof doc.openapi !== 'string' || !/^3\.[01]\./.test(doc.openapi)) {
+    throw new SpecError(file, doc.swagger !== undefined ? '/swagger' : '/openapi', `OpenAPI ${String(doc.openapi ?? doc.swagger)} is not supported: give an OpenAPI 3.0 or 3.1 document`);
+  }
+  return doc;
+}
+
+function notAnOpenApiDocument(file: string): never {
+  throw new SpecError(file, '', 'is not an OpenAPI document (its top level is not a map)');
+}
+
+function asSpecError(file: string, err: unknown): SpecError {
+  if (err instanceof SpecError) return err;
+  // the spec file itself too large, or its YAML refused (aliases, syntax): says so about the whole file
+  if (err instanceof SpecFileError) return new SpecError(file, '', err.message);
+  const e = err as { code?: string; parentPath?: string; details?: ValidationDetail[]; message?: string };
+  // a $ref to nowhere: the parser names the node that holds it
+  if (typeof e.parentPath === 'string') return new SpecError(file, e.parentPath.replace(/^#/, ''), describeError(err));
+  // the spec breaks the OpenAPI schema: the deepest place named is the most useful one
+  const details = Array.isArray(e.details) ? e.details : [];
+  const first = details.reduce<ValidationDetail | undefined>((deepest, d) => ((d.instancePath?.length ?? -1) > (deepest?.instancePath?.length ?? -1) ? d : deepest), undefined);
+  if (first && typeof first.instancePath === 'string') return new SpecError(file, first.instancePath, `does not follow the OpenAPI schema: ${first.message ?? 'invalid'}`);
+  if (e.code === 'ENOENT' || /ENOENT|no such file/i.test(String(e.message))) return new SpecError(file, '', 'the spec file does not exist (relative paths are resolved against the working directory)');
+  if (/circular/i.test(String(e.message))) return new SpecError(file, '', `${describeError(err)}: circular $refs are not supported`);
+  return new SpecError(file, '', describeError(err).split('\n')[0] ?? 'cannot be read');
+}
