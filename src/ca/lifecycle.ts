@@ -202,28 +202,36 @@ async function rootRetireUnlocked(dir: string, options: { force?: boolean; now?:
     const longer = waitReason(allowedAt, state.rootRotation.activatedAt, leafTtl, '', '; a longer leaf signed before, offline or under a larger maxTtl, until then');
     warning = refuse(`root retire refused: leaves signed under the old root can be valid until ${new Date(allowedAt).toISOString()} (activated at ${state.rootRotation.activatedAt}, leaf lifetime ${formatDuration(leafTtl)}${longer}), and peers would stop trusting them`, `wait ${formatApproxDuration(allowedAt - now.getTime())}, or pass --force if no such leaf is in use`, options.force === true);
   }
+  // each write below is whole or absent, and none depends on a file removed before it, so a
+  // run stopped anywhere is finished by running the step again (state.json still says activated)
   const retiring = await readOptionalCert(dir, ROTATION_FILES.retiringCert);
-  const active = await readCaFile(dir, CA_FILES.rootCert);
-  await writeFileAtomic(join(dir, CA_FILES.bundle), new X509Certificate(active).toString(), 0o644);
-  await rm(join(dir, ROTATION_FILES.retiringCert), { force: true });
-  await rm(join(dir, ROTATION_FILES.cross), { force: true });
-  if (retiring) await pruneIssuers(dir, retiring);
+  const active = new X509Certificate(await readCaFile(dir, CA_FILES.rootCert));
+  await writeFileAtomic(join(dir, CA_FILES.bundle), active.toString(), 0o644);
+  await pruneIssuers(dir, active);
   await TokenKeys.rotate(dir, 'retire-previous', now);
+  await rm(join(dir, ROTATION_FILES.cross), { force: true });
+  // last of the files: until it is gone, a second run can still name the root it retires
+  await rm(join(dir, ROTATION_FILES.retiringCert), { force: true });
   const { rootRotation: _done, ...rest } = state;
   await writeCaState(dir, { ...rest, rootRetiredAt: now.toISOString() }, state);
   return {
-    summary: `retired root serial ${retiring ? serialOf(retiring) : '(unknown)'}: bundle.pem holds only root serial ${serialOf(new X509Certificate(active))}; tokens made before "root activate" are refused from now on`,
+    summary: `retired root serial ${retiring ? serialOf(retiring) : '(its certificate removed by an earlier run that stopped part way)'}: bundle.pem holds only root serial ${serialOf(active)}; tokens made before "root activate" are refused from now on`,
     ...(warning ? { warning } : {}),
   };
 }
 
-/** Archived issuers of a retired root are of no more use to anyone. */
-async function pruneIssuers(dir: string, retiredRoot: X509Certificate): Promise<void> {
+/**
+ * Archived issuers of a retired root are of no more use to anyone: those the active root did not
+ * sign. Told by the root that stays, not by root-retiring.crt: a folder left by a run stopped
+ * after that file was removed (earlier versions removed it first) is pruned by the next run.
+ */
+async function pruneIssuers(dir: string, activeRoot: X509Certificate): Promise<void> {
   const archive = join(dir, ROTATION_FILES.issuersDir);
   const entries = await readdir(archive).catch(() => [] as string[]);
   for (const entry of entries) {
     const cert = await readOptionalCert(archive, entry).catch(() => undefined);
-    if (cert && cert.checkIssued(retiredRoot)) await rm(join(archive, entry), { force: true });
+    // both roots carry the same name: the signature tells them apart
+    if (cert && !(cert.checkIssued(activeRoot) && cert.verify(activeRoot.publicKey))) await rm(join(archive, entry), { force: true });
   }
 }
 

@@ -6,28 +6,19 @@
 // belong to issuer.crt"). The crash is a real SIGKILL of a child process at that rename.
 
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { loadCaMaterial } from '../../src/ca/store.js';
 import { makeCaDir } from '../helpers/ca.js';
-
-const CHILD = new URL('./fixtures/crash-before-rename.mjs', import.meta.url).pathname;
-
-async function rotateAndCrashAt(dir: string, file: string): Promise<NodeJS.Signals | null> {
-  const child = spawn(process.execPath, [CHILD, dir], { env: { ...process.env, CRASH_AT: file }, stdio: 'ignore' });
-  const [, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
-  return signal;
-}
+import { runStepKilledAt } from '../helpers/ca-crash.js';
 
 const serialOf = async (dir: string) => new X509Certificate(await readFile(join(dir, 'issuer.crt'), 'utf8')).serialNumber;
 
 t.test('killed between the key and the certificate: the next load finishes the switch', async (t) => {
   const dir = await makeCaDir();
   const before = await serialOf(dir);
-  t.equal(await rotateAndCrashAt(dir, 'issuer.crt'), 'SIGKILL', 'the rotation was killed at the rename of issuer.crt');
+  t.equal(await runStepKilledAt(dir, 'rotate-issuer', 'issuer.crt'), 'SIGKILL', 'the rotation was killed at the rename of issuer.crt');
   const material = await loadCaMaterial(dir, 'mesh.local');
   t.not(material.issuerCert.serialNumber, before, 'the new issuer signs');
   t.ok(material.issuerCert.checkPrivateKey(material.issuer.key), 'with its own key');
@@ -39,7 +30,7 @@ t.test('killed between the key and the certificate: the next load finishes the s
 t.test('killed before the key: the old pair signs on', async (t) => {
   const dir = await makeCaDir();
   const before = await serialOf(dir);
-  t.equal(await rotateAndCrashAt(dir, 'issuer.key'), 'SIGKILL', 'the rotation was killed at the rename of issuer.key');
+  t.equal(await runStepKilledAt(dir, 'rotate-issuer', 'issuer.key'), 'SIGKILL', 'the rotation was killed at the rename of issuer.key');
   const material = await loadCaMaterial(dir, 'mesh.local');
   t.equal(material.issuerCert.serialNumber, before, 'the old issuer signs');
   t.ok(material.issuerCert.checkPrivateKey(material.issuer.key), 'with its own key');

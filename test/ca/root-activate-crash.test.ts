@@ -7,8 +7,6 @@
 // process at each rename or removal.
 
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -16,14 +14,7 @@ import { rootActivate, rootAdd } from '../../src/ca/lifecycle.js';
 import { loadCaMaterial } from '../../src/ca/store.js';
 import { readCaState } from '../../src/ca/ca-state.js';
 import { makeCaDir } from '../helpers/ca.js';
-
-const CHILD = new URL('./fixtures/crash-before-rename.mjs', import.meta.url).pathname;
-
-async function activateAndCrashAt(dir: string, file: string): Promise<NodeJS.Signals | null> {
-  const child = spawn(process.execPath, [CHILD, dir], { env: { ...process.env, CRASH_AT: file, STEP: 'activate' }, stdio: 'ignore' });
-  const [, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
-  return signal;
-}
+import { runStepKilledAt } from '../helpers/ca-crash.js';
 
 const serialIn = async (dir: string, file: string) => new X509Certificate(await readFile(join(dir, file), 'utf8')).serialNumber;
 const tokenKeys = async (dir: string) => (JSON.parse(await readFile(join(dir, 'token-keys.json'), 'utf8')) as { keys: Array<{ kid: string; state: string }>; retired: string[] });
@@ -39,7 +30,7 @@ for (const point of CRASH_POINTS) {
     const tokenKid = (await tokenKeys(dir)).keys.find((k) => k.state === 'current')?.kid;
     await rootAdd(dir);
     const newRoot = await serialIn(dir, 'root-pending.crt');
-    t.equal(await activateAndCrashAt(dir, point), 'SIGKILL', `killed at ${point}`);
+    t.equal(await runStepKilledAt(dir, 'activate', point), 'SIGKILL', `killed at ${point}`);
     await t.resolves(loadCaMaterial(dir, 'mesh.local'), 'the CA can load its signing material');
     await rootActivate(dir, { force: true });
     t.equal(await serialIn(dir, 'root.crt'), newRoot, 'the new root is active');
