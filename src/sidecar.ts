@@ -23,7 +23,7 @@ import { TrafficMetrics } from './metrics/traffic-metrics.js';
 import { startAdminServer, type RunningAdmin } from './admin/server.js';
 import { createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
-import { guardsFromDocuments, loadGuards, specDocuments, type Guards, type SpecDocuments } from './schema/guards.js';
+import { guardsFromDocuments, loadGuards, specDocuments, warnBacktrackingPatterns, type Guards, type SpecDocuments } from './schema/guards.js';
 import { endpointsView } from './metrics/endpoints-view.js';
 import { reportAborted, reportApplied, reportPartial, reportRefused, type ReloadResult } from './reload-outcome.js';
 import { ReloadQueue } from './reload-queue.js';
@@ -109,6 +109,7 @@ export class Sidecar {
     // every OpenAPI spec loaded and compiled first: a broken one stops the start, with its place
     const { cluster, identity: fromPrimary, specs } = this.options;
     const guards = specs ? await guardsFromDocuments(config, specs) : await loadGuards(config);
+    if (!specs) warnBacktrackingPatterns(guards, logger.child({ component: 'openapi' }));
     this.guards = guards;
     await this.unlessStopped();
     // admin first: /healthz answers and /ready says 503 while the identity is fetched
@@ -205,6 +206,7 @@ export class Sidecar {
     const read = await readReload(this.configFile, () => this.current);
     if ('refused' in read) return reportRefused(report, read.refused);
     const { plan, next, guards } = read;
+    warnBacktrackingPatterns(guards, this.logger.child({ component: 'openapi' }));
     let commit: () => void;
     try {
       commit = this.prepare(plan, guards);

@@ -4,7 +4,8 @@
 
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { describeError } from '../errors.js';
-import { fail, ok, type CheckResult } from './result.js';
+import { clip } from '../clip.js';
+import { fail, ok, warn, type CheckResult } from './result.js';
 
 export async function checkSpecs(config: SidecarConfig): Promise<CheckResult[]> {
   const specs = [
@@ -18,7 +19,15 @@ export async function checkSpecs(config: SidecarConfig): Promise<CheckResult[]> 
       const name = `openapi ${key}`;
       try {
         const loaded = await CompiledSpec.load(spec);
-        return ok(name, `${spec}: ${loaded.operations.length} operations, ${mode} mode`);
+        const summary = `${spec}: ${loaded.operations.length} operations, ${mode} mode`;
+        const slow = loaded.backtracking;
+        if (slow.length === 0) return ok(name, summary);
+        const listed = slow.slice(0, 5).map((p) => `#${p.pointer} /${clip(p.pattern, 80)}/`).join(', ');
+        return warn(
+          name,
+          `${summary}; ${slow.length} pattern${slow.length === 1 ? '' : 's'} only the backtracking regex engine can run (a lookaround, a backreference or a unicode property): ${listed}${slow.length > 5 ? `, and ${slow.length - 5} more` : ''}`,
+          'rewrite each without lookarounds or backreferences, or make sure it has no nested or overlapping repetition (such as (a+)+): a caller\'s input could otherwise hold the sidecar for seconds',
+        );
       } catch (err) {
         return fail(name, describeError(err), `mend the spec at that JSON pointer (or point ${key}.spec at the right file), then reload`);
       }

@@ -4,6 +4,7 @@
 // workers compile the documents it sends (specDocuments / guardsFromDocuments), so every
 // process runs the spec the primary checked even if the file changes meanwhile.
 
+import type { Logger } from 'pino';
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import type { OpenApiConfig } from '../config/openapi-config.js';
 import { describeError, MeshcarError } from '../errors.js';
@@ -62,4 +63,21 @@ export async function guardsFromDocuments(config: SidecarConfig, documents: Spec
     inbound: inboundSpec ? await compile('inbound.openapi', inboundSpec, documents.inbound) : undefined,
     upstreams: new Map(upstreamGuards),
   };
+}
+
+/**
+ * Logs, at warn, each pattern of the guards' specs that only the backtracking regex engine can
+ * run (backtracking-patterns.ts): once where the specs are read (a start, a reload), not in
+ * every worker.
+ */
+export function warnBacktrackingPatterns(guards: Guards, logger: Logger): void {
+  const all = [...(guards.inbound ? [['inbound.openapi', guards.inbound] as const] : []), ...[...guards.upstreams].map(([name, guard]) => [`outbound.upstreams.${name}.openapi`, guard] as const)];
+  for (const [key, guard] of all) {
+    for (const { pointer, pattern } of guard.spec.backtracking) {
+      logger.warn(
+        { setting: key, spec: guard.spec.file, pointer, pattern },
+        `${key}: ${guard.spec.file}#${pointer}: the pattern can only run on the backtracking regex engine (a lookaround, a backreference or a unicode property); if it repeats within a repetition, a caller's input can hold the sidecar for seconds: rewrite it`,
+      );
+    }
+  }
 }

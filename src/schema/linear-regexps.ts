@@ -14,9 +14,12 @@ import v8 from 'node:v8';
 import type { RegExpEngine } from 'ajv/dist/types/index.js';
 
 v8.setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+// the `l` flag, by which backtracking-patterns.ts asks the linear engine whether it can run a
+// pattern (nothing here compiles a pattern with it)
+v8.setFlagsFromString('--enable-experimental-regexp-engine');
 
 /** Escapes only unicode mode understands: without `u`, \p{L} would mean the letters "p{L}". */
-const NEEDS_UNICODE = /\\[pP]\{|\\u\{/;
+export const NEEDS_UNICODE = /\\[pP]\{|\\u\{/;
 
 /** Ajv's `code.regExp`: a spec pattern as a RegExp, in unicode mode only when it needs it. */
 export const specRegExp: RegExpEngine = Object.assign((pattern: string, flags: string) => new RegExp(pattern, NEEDS_UNICODE.test(pattern) ? flags : flags.replace('u', '')), {

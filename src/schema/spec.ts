@@ -5,6 +5,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ValidateFunction } from 'ajv';
+import { backtrackingPatterns, type BacktrackingPattern } from './backtracking-patterns.js';
 import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
 import { compileOperation, isJsonType, type CompiledOperation, type MediaRule } from './operation.js';
@@ -38,6 +39,8 @@ export class CompiledSpec {
     readonly operations: readonly CompiledOperation[],
     /** Path prefixes of the spec's `servers` (`/v1`); empty: paths are served from the root. */
     private readonly basePaths: readonly string[],
+    /** Patterns the linear-time engine cannot run: named for review (backtracking-patterns.ts). */
+    readonly backtracking: readonly BacktrackingPattern[],
   ) {
     this.matcher = new PathMatcher(operations.map((op) => ({ template: op.template, method: op.method, value: op })));
   }
@@ -72,7 +75,7 @@ export class CompiledSpec {
         }
       }
     }
-    return new CompiledSpec(file, doc, operations, basePathsOf(doc.servers));
+    return new CompiledSpec(file, doc, operations, basePathsOf(doc.servers), backtrackingPatterns(doc));
   }
 
   /** The operation a request is for, with no validation (the route label). */
