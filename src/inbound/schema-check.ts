@@ -27,7 +27,7 @@ import { bindExchange, exchangeOf } from './exchange-links.js';
 export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exchange: Exchange) => void): void {
   const [path, query] = splitTarget(exchange.target);
   const check = guard.spec.check(exchange.method, path, query, exchange.requestHeaders, exchange.requestHasBody);
-  const schema: { route: string | undefined; violation: Violation | undefined } = { route: check.operation?.template, violation: check.violation };
+  const schema: { route: string | undefined; violation: Violation | undefined } = { route: check.route, violation: check.violation };
   exchange.schema = schema;
   const validate = check.body;
   if (check.violation !== undefined || validate === undefined || guard.mode === 'shadow') {

@@ -3,7 +3,11 @@
 // methods, path parameters, the status codes answered and the callers (x-meshcar-callers).
 // With a spec configured, documented operations never called are listed too
 // (x-meshcar-calls: 0). The calls this service makes go under x-meshcar-upstreams, one paths
-// object per upstream.
+// object per upstream. Each operation is listed once: templates that differ only in their
+// parameters' names are one path (OpenAPI forbids both), under the spec's template when one
+// is documented, so calls counted under a learned `/orders/{id}` (before a reload brought the
+// spec, or by a method it lacks) join its `/orders/{orderId}`. Paths are as requested, with
+// the spec's base path (routes are: src/schema/spec.ts), so the document needs no `servers`.
 
 export interface DiscoveryRow {
   readonly direction: 'inbound' | 'outbound';
@@ -42,35 +46,79 @@ export function discoveryDocument(service: string, rows: readonly DiscoveryRow[]
   };
 }
 
-function pathsOf(rows: readonly DiscoveryRow[], documented: readonly DocumentedOperation[] | undefined): Paths {
+/** A parameter in a template, `{name}`, or `{}` with no name (a spec may have one). */
+const PARAM = /\{([^}/]*)\}/g;
+
+/** What makes templates one path in OpenAPI: the literal text, each parameter as `{}` (`/orders/{id}` is `/orders/{orderId}`). */
+const shapeOf = (template: string): string => template.replace(PARAM, '{}');
+
+const namesOf = (template: string): string[] => [...template.matchAll(PARAM)].map((m) => m[1] as string);
+
+/**
+ * The one template each shape is listed under: a documented one (the spec's first) over a
+ * learned one (the least, so the document does not depend on the order rows come in). Its
+ * parameters keep their names; one with no name (`{}`) takes another template's name at that
+ * place, else `param`; then names are made unique, as OpenAPI requires.
+ */
+function templatesByShape(routes: readonly string[], documented: readonly string[]): Map<string, string> {
+  const groups = new Map<string, { chosen: string; documented: boolean; members: Set<string> }>();
+  const add = (template: string, isDocumented: boolean) => {
+    const shape = shapeOf(template);
+    const group = groups.get(shape);
+    if (group === undefined) groups.set(shape, { chosen: template, documented: isDocumented, members: new Set([template]) });
+    else {
+      group.members.add(template);
+      if (!group.documented && (isDocumented || template < group.chosen)) Object.assign(group, { chosen: template, documented: isDocumented });
+    }
+  };
+  for (const template of documented) add(template, true);
+  for (const template of routes) add(template, false);
+  const named = new Map<string, string>();
+  for (const [shape, { chosen, members }] of groups) {
+    const names = namesOf(chosen).map((name, i) => name || [...members].map((t) => namesOf(t)[i]).find((n) => n) || 'param');
+    const unique: string[] = [];
+    for (const name of names) {
+      let candidate = name;
+      for (let n = 2; unique.includes(candidate); n++) candidate = `${name}${n}`;
+      unique.push(candidate);
+    }
+    let i = 0;
+    named.set(shape, chosen.replace(PARAM, () => `{${unique[i++] as string}}`));
+  }
+  return named;
+}
+
+function pathsOf(rows: readonly DiscoveryRow[], documented: readonly DocumentedOperation[] = []): Paths {
+  // __other__ (beyond the route cap) and unknown methods have no place in an OpenAPI document
+  const listed = rows.filter((r) => r.route.startsWith('/') && OPERATION_METHODS.has(r.method.toLowerCase()));
+  const specOps = documented.filter((d) => d.template.startsWith('/') && OPERATION_METHODS.has(d.method.toLowerCase()));
+  const templates = templatesByShape(
+    listed.map((r) => r.route),
+    specOps.map((d) => d.template),
+  );
   const paths: Paths = {};
-  const add = (route: string, method: string): Operation | undefined => {
-    const lower = method.toLowerCase();
-    // __other__ (beyond the route cap) and unknown methods have no place in an OpenAPI document
-    if (!route.startsWith('/') || !OPERATION_METHODS.has(lower)) return undefined;
-    const { template, params } = distinctParameters(route);
+  const add = (route: string, method: string): Operation => {
+    const template = templates.get(shapeOf(route)) as string;
     const item = (paths[template] ??= {});
-    return (item[lower] ??= {
-      parameters: params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
+    return (item[method.toLowerCase()] ??= {
+      parameters: namesOf(template).map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
       responses: {},
       'x-meshcar-callers': [],
       'x-meshcar-calls': 0,
     });
   };
-  for (const row of rows) {
+  // a call and the documented operation it matches are one operation, under the spec's template
+  for (const row of listed) {
     const op = add(row.route, row.method);
-    if (!op) continue;
     op['x-meshcar-calls'] = (op['x-meshcar-calls'] as number) + row.count;
     const callers = op['x-meshcar-callers'] as string[];
     if (!callers.includes(row.peer)) callers.push(row.peer);
     const responses = op.responses as Record<string, unknown>;
     for (const status of row.statuses) responses[String(status)] = { description: `answered ${status}` };
-    if (row.documented !== undefined) op['x-meshcar-documented'] = row.documented;
+    // documented by any of its rows (one may be from before a reload brought the spec)
+    if (row.documented !== undefined && op['x-meshcar-documented'] !== true) op['x-meshcar-documented'] = row.documented;
   }
-  for (const d of documented ?? []) {
-    const op = add(d.template, d.method);
-    if (op) op['x-meshcar-documented'] = true;
-  }
+  for (const d of specOps) add(d.template, d.method)['x-meshcar-documented'] = true;
   for (const item of Object.values(paths)) {
     for (const op of Object.values(item)) {
       const responses = op.responses as Record<string, unknown>;
@@ -80,16 +128,4 @@ function pathsOf(rows: readonly DiscoveryRow[], documented: readonly DocumentedO
     }
   }
   return paths;
-}
-
-/** `/a/{id}/b/{id}` → `/a/{id}/b/{id2}`: path parameter names must be unique in OpenAPI. */
-function distinctParameters(route: string): { template: string; params: string[] } {
-  const params: string[] = [];
-  const template = route.replace(/\{([^}/]+)\}/g, (_m, name: string) => {
-    let unique = name;
-    for (let n = 2; params.includes(unique); n++) unique = `${name}${n}`;
-    params.push(unique);
-    return `{${unique}}`;
-  });
-  return { template, params };
 }

@@ -22,7 +22,8 @@ export async function endpointsView(format: string | null, sources: EndpointsSou
   const { cluster, traffic, guards } = sources;
   if (format === null || format === 'json') return { endpoints: cluster ? (await cluster.endpoints()).endpoints : traffic.endpoints() };
   if (format !== 'openapi') throw new MeshcarError('bad_request', `unknown format ${JSON.stringify(format)}: use format=openapi, or leave it out for JSON rows`);
-  const operations = (guard: Guards['inbound']) => guard?.spec.operations.map((op) => ({ method: op.method, template: op.template }));
+  // each operation by the route its calls are counted under (its template under the spec's base path)
+  const operations = (guard: Guards['inbound']) => guard?.spec.routes().map(({ method, route }) => ({ method, template: route }));
   const upstreams = new Map([...guards.upstreams].map(([name, guard]) => [name, operations(guard) ?? []] as const));
   const inbound = operations(guards.inbound);
   const rows = cluster ? (await cluster.endpoints()).discovery : traffic.discoveryRows();

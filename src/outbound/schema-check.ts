@@ -69,7 +69,7 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
   const startedMs = performance.now();
   const [path, query] = splitTarget(call.target);
   const check = guard.spec.check(call.method, path, query, call.headers, call.hasBody);
-  const schema: { route: string | undefined; violation: Violation | undefined } = { route: check.operation?.template, violation: check.violation };
+  const schema: { route: string | undefined; violation: Violation | undefined } = { route: check.route, violation: check.violation };
   /** The one record of a call that ends here (refused, or the app gone); `code` undefined: the app went away (499). */
   const record = (code: ErrorCode | undefined) => {
     const exchange = new Exchange(ctx.observer, call.method, requestIdOf(call.headers), startedMs);
@@ -153,7 +153,7 @@ export function checkUpgrade(guards: ReadonlyMap<string, SchemaGuard>, pool: str
   if (guard === undefined) return undefined;
   const [path, query] = splitTarget(target);
   const check = guard.spec.check(req.method ?? 'GET', path, query, req.headers, false);
-  exchange.schema = { route: check.operation?.template, violation: check.violation };
+  exchange.schema = { route: check.route, violation: check.violation };
   if (check.violation === undefined || guard.mode !== 'enforce') return undefined;
   return new MeshcarError(ERROR_OF[check.violation.kind], check.violation.message);
 }

@@ -22,6 +22,12 @@ const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'tr
 export interface SchemaCheck {
   /** undefined: no operation matches (the violation says undocumented_operation). */
   readonly operation: CompiledOperation | undefined;
+  /**
+   * The route label: the operation's template under the servers' base path the request came
+   * by (`/v1/orders/{id}`), a path as a learned route is, so `/v1/health` and an unmatched
+   * `/health` are two routes; undefined when no operation matches.
+   */
+  readonly route: string | undefined;
   readonly violation: Violation | undefined;
   readonly body: ValidateFunction | undefined;
 }
@@ -78,22 +84,31 @@ export class CompiledSpec {
     return new CompiledSpec(file, doc, operations, basePathsOf(doc.servers), backtrackingPatterns(doc));
   }
 
-  /** The operation a request is for, with no validation (the route label). */
+  /** The operation a request is for, with no validation. */
   operationOf(method: string, path: string): CompiledOperation | undefined {
     return this.match(method, path)?.value;
   }
 
+  /** Every operation by the route its calls get: its template under each of the servers' base paths. */
+  routes(): Array<{ readonly method: string; readonly route: string }> {
+    const bases = this.basePaths.length > 0 ? this.basePaths : [''];
+    return bases.flatMap((base) => this.operations.map((op) => ({ method: op.method, route: base + op.template })));
+  }
+
   /** Under the servers' base path, if any; HEAD falls back to GET (HTTP: HEAD is GET without a body). */
-  private match(method: string, raw: string): PathMatch<CompiledOperation> | undefined {
+  private match(method: string, raw: string): (PathMatch<CompiledOperation> & { readonly base: string }) | undefined {
     // the base path is compared as the templates are (`/%761/orders` is under `/v1`)
     const path = canonicalPath(raw);
     let relative = path;
+    let base = '';
     if (this.basePaths.length > 0) {
-      const base = this.basePaths.find((b) => path.startsWith(b) && (path.length === b.length || path.charCodeAt(b.length) === 47 /* / */));
-      if (base === undefined) return undefined;
+      const found = this.basePaths.find((b) => path.startsWith(b) && (path.length === b.length || path.charCodeAt(b.length) === 47 /* / */));
+      if (found === undefined) return undefined;
+      base = found;
       relative = path.length === base.length ? '/' : path.slice(base.length);
     }
-    return this.matcher.match(method, relative) ?? (method === 'HEAD' ? this.matcher.match('GET', relative) : undefined);
+    const match = this.matcher.match(method, relative) ?? (method === 'HEAD' ? this.matcher.match('GET', relative) : undefined);
+    return match === undefined ? undefined : { ...match, base };
   }
 
   /**
@@ -105,50 +120,51 @@ export class CompiledSpec {
     // a path an app could read as another (`/orders/..%2Fadmin` matches `/orders/{id}`, and a
     // normalising upstream serves /admin) is not the operation it seems to be: the inbound
     // refuses such paths before this, the outbound's calls only meet them here
-    if (!isAcceptablePath(path)) return { operation: undefined, violation: { kind: 'path', message: `path: ${clip(path, MAX_QUOTED)} is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, or an empty first segment)` }, body: undefined };
+    if (!isAcceptablePath(path)) return { operation: undefined, route: undefined, violation: { kind: 'path', message: `path: ${clip(path, MAX_QUOTED)} is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, or an empty first segment)` }, body: undefined };
     const match = this.match(method, path);
-    if (match === undefined) return { operation: undefined, violation: { kind: 'undocumented_operation', message: `${clip(`${method} ${path}`, MAX_QUOTED)} is not an operation of the API` }, body: undefined };
+    if (match === undefined) return { operation: undefined, route: undefined, violation: { kind: 'undocumented_operation', message: `${clip(`${method} ${path}`, MAX_QUOTED)} is not an operation of the API` }, body: undefined };
     const op = match.value;
+    const route = match.base + op.template;
     // a path that another app behind reads as another operation (its `;params` dropped, or cut
     // at a decoded `?`) would pass this one's rules and be served by that one's: refused
     if (path.indexOf(';') !== -1 || path.indexOf('%') !== -1) {
       for (const other of otherReadings(canonicalPath(path))) {
         const read = this.match(method, other)?.value;
-        if (read !== undefined && read !== op) return violation(op, 'path', `path: ${clip(path, MAX_QUOTED)} reads as ${read.template} to an app that drops ;params or decodes ? and #`);
+        if (read !== undefined && read !== op) return violation(op, route, 'path', `path: ${clip(path, MAX_QUOTED)} reads as ${read.template} to an app that drops ;params or decodes ? and #`);
       }
     }
-    if (op.pathParams !== undefined && !op.pathParams(splitArrays(match.params ?? {}, op.arrayPathParams))) return violation(op, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
+    if (op.pathParams !== undefined && !op.pathParams(splitArrays(match.params ?? {}, op.arrayPathParams))) return violation(op, route, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
     if (op.query !== undefined) {
       const values = queryValues(op, query);
-      if (typeof values === 'string') return violation(op, 'query', `query/${values}: must be given once (it is not an array)`);
-      if (!op.query(values)) return violation(op, 'query', describeAjvError('query', op.query.errors?.[0]));
+      if (typeof values === 'string') return violation(op, route, 'query', `query/${values}: must be given once (it is not an array)`);
+      if (!op.query(values)) return violation(op, route, 'query', describeAjvError('query', op.query.errors?.[0]));
     }
     if (op.headers !== undefined) {
       const values: Record<string, unknown> = {};
       for (const name of op.headerNames) if (headers[name] !== undefined) values[name] = headers[name];
       splitArrays(values, op.arrayHeaderNames);
-      if (!op.headers(values)) return violation(op, 'header', describeAjvError('header', op.headers.errors?.[0]));
+      if (!op.headers(values)) return violation(op, route, 'header', describeAjvError('header', op.headers.errors?.[0]));
     }
     const body = op.body;
-    if (body === undefined) return { operation: op, violation: undefined, body: undefined };
-    if (!hasBody) return body.required ? violation(op, 'body', 'body: is required') : { operation: op, violation: undefined, body: undefined };
+    if (body === undefined) return { operation: op, route, violation: undefined, body: undefined };
+    if (!hasBody) return body.required ? violation(op, route, 'body', 'body: is required') : { operation: op, route, violation: undefined, body: undefined };
     const contentType = headers['content-type'];
     const media = mediaFor(body.media, contentType);
     if (media === undefined) {
       const accepted = body.media.map((m) => m.range).join(', ');
       const sent = contentType === undefined ? 'no Content-Type' : `Content-Type ${contentType.split(';')[0]}`;
-      return violation(op, 'content_type', `content_type: ${sent} is not accepted (send ${accepted})`);
+      return violation(op, route, 'content_type', `content_type: ${sent} is not accepted (send ${accepted})`);
     }
     const validate = media.validate ?? (media.validateJson !== undefined && isJsonType(mediaType(contentType as string)) ? media.validateJson : undefined);
     // JSON is UTF-8 (RFC 8259 §8.1): a body validated as UTF-8 but read by the app in another
     // charset would be another document to it
-    if (validate !== undefined && !isUtf8Charset(contentType as string)) return violation(op, 'content_type', 'content_type: a JSON body must be UTF-8 (charset=utf-8, or no charset)');
-    return { operation: op, violation: undefined, body: validate };
+    if (validate !== undefined && !isUtf8Charset(contentType as string)) return violation(op, route, 'content_type', 'content_type: a JSON body must be UTF-8 (charset=utf-8, or no charset)');
+    return { operation: op, route, violation: undefined, body: validate };
   }
 }
 
-function violation(operation: CompiledOperation, kind: Violation['kind'], message: string): SchemaCheck {
-  return { operation, violation: { kind, message }, body: undefined };
+function violation(operation: CompiledOperation, route: string, kind: Violation['kind'], message: string): SchemaCheck {
+  return { operation, route, violation: { kind, message }, body: undefined };
 }
 
 /**

@@ -110,5 +110,5 @@ t.test('through the inbound (enforce): GET /v1/orders/%6Dine without its header 
     t.equal(JSON.parse(ok.body.toString()).url, path, 'the app gets the path as sent');
   }
   const records = await f.observer.waitForRequests(6);
-  t.ok(records.filter((r) => r.schema?.route === '/orders/mine').length >= 6, 'recorded under the /orders/mine route');
+  t.ok(records.filter((r) => r.schema?.route === '/v1/orders/mine').length >= 6, 'recorded under the /v1/orders/mine route (the template under the base path)');
 });

@@ -18,8 +18,9 @@ const KEY = { 'idempotency-key': 'k-12345678' };
 t.test('the orders spec: each request is matched to its operation and held against it', async (t) => {
   const spec = await CompiledSpec.load(ORDERS);
   const check = (method: string, path: string, query = '', headers: Record<string, string> = {}, hasBody = false) => spec.check(method, path, query, headers, hasBody);
-  t.same(check('GET', '/orders/42'), { operation: spec.operationOf('GET', '/orders/42'), violation: undefined, body: undefined }, 'a valid call passes');
+  t.same(check('GET', '/orders/42'), { operation: spec.operationOf('GET', '/orders/42'), route: '/orders/{id}', violation: undefined, body: undefined }, 'a valid call passes');
   t.equal(check('GET', '/orders/42').operation?.template, '/orders/{id}', 'the template is the route');
+  t.same([check('GET', '/orders/abc').route, check('PATCH', '/orders/1').route], ['/orders/{id}', undefined], 'a violation keeps the route; no operation, none');
   t.same(check('GET', '/orders/abc').violation, { kind: 'path', message: 'path/id: must be integer' });
   t.same(check('GET', '/orders/0').violation, { kind: 'path', message: 'path/id: must be >= 1' });
   t.same(check('GET', '/orders').violation, { kind: 'query', message: 'query/status: is required' });
@@ -165,6 +166,9 @@ t.test("servers' base paths prefix every path; HEAD is checked as GET", async (t
   t.same(check('GET', '/v1items/3').violation?.kind, 'undocumented_operation', 'a prefix is a whole segment');
   t.equal(check('HEAD', '/v1/items/3').violation, undefined, 'HEAD is GET without the body');
   t.same(check('PUT', '/v1/items/3').violation?.kind, 'undocumented_operation');
+  // the route is the path as called: /v1/health and an unmatched /health are two routes, not one
+  t.same([check('GET', '/v1/items/3').route, check('GET', '/api/v1/items/x').route, check('HEAD', '/v1/items/3').route, check('GET', '/items/3').route], ['/v1/items/{id}', '/api/v1/items/{id}', '/v1/items/{id}', undefined], 'the route is under the base path the call came by');
+  t.same(spec.routes(), [{ method: 'GET', route: '/api/v1/items/{id}' }, { method: 'GET', route: '/v1/items/{id}' }], 'each operation under each base path');
 });
 
 t.test('templates: a literal path wins over a parameter; path-level and operation parameters merge; OpenAPI 3.1', async (t) => {
