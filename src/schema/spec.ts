@@ -70,6 +70,8 @@ export class CompiledSpec {
     for (const [template, item] of Object.entries(doc.paths ?? {})) {
       if (item === undefined || item === null) continue;
       if (!template.startsWith('/')) throw new SpecError(file, pointerOf('paths', template), 'a path template must start with /');
+      // OpenAPI reads {} as a parameter, our matcher would read it as text: neither is what was meant
+      if (template.includes('{}')) throw new SpecError(file, pointerOf('paths', template), 'a path parameter without a name ({}): name it, as in /items/{id}');
       const shared = Array.isArray(item.parameters) ? item.parameters : [];
       for (const method of METHODS) {
         const operation = item[method];

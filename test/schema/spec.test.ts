@@ -220,6 +220,8 @@ t.test('a broken spec is a SpecError with its file and the JSON pointer of the n
     'ref.yaml': BROKEN_REF,
     'where.yaml': 'openapi: 3.0.3\ninfo: {title: t, version: "1"}\npaths:\n  /a/{id}:\n    get:\n      parameters:\n        - {name: id, in: body, required: true}\n      responses: {"200": {description: ok}}\n',
     'swagger.yaml': 'swagger: "2.0"\ninfo: {title: t, version: "1"}\npaths: {}\n',
+    // the parser lets an unnamed parameter through; OpenAPI would read it as one, the matcher as text
+    'unnamed.yaml': 'openapi: 3.1.0\ninfo: {title: t, version: "1"}\npaths:\n  /items/{}:\n    get:\n      responses: {"200": {description: ok}}\n',
     'schema.yaml': 'openapi: 3.1.0\ninfo: {title: t, version: "1"}\npaths:\n  /a:\n    post:\n      requestBody:\n        content:\n          application/json:\n            schema: {type: object, required: 3}\n      responses: {"200": {description: ok}}\n',
   });
   const failure = async (file: string) => {
@@ -232,6 +234,7 @@ t.test('a broken spec is a SpecError with its file and the JSON pointer of the n
   t.match(ref.message, `${join(dir, 'ref.yaml')}#/paths/~1orders/post/requestBody/content/application~1json/schema: Missing $ref pointer "#/components/schemas/Missing"`);
   t.equal((await failure('where.yaml')).pointer, '/paths/~1a~1{id}/get/parameters/0/in', 'the first place that breaks the OpenAPI schema');
   t.match((await failure('swagger.yaml')).message, /give an OpenAPI 3.0 or 3.1 document/);
+  t.match(await failure('unnamed.yaml'), { pointer: '/paths/~1items~1{}', detail: /a path parameter without a name \(\{\}\): name it/ }, 'an unnamed path parameter');
   const schema = await failure('schema.yaml');
   t.equal(schema.pointer, '/paths/~1a/post/requestBody/content/application~1json/schema');
   t.match(schema.detail, /the schema does not compile/);
