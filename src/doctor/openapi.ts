@@ -20,12 +20,12 @@ export async function checkSpecs(config: SidecarConfig): Promise<CheckResult[]> 
       try {
         const loaded = await CompiledSpec.load(spec);
         const summary = `${spec}: ${loaded.operations.length} operations, ${mode} mode`;
-        const slow = loaded.backtracking;
-        if (slow.length === 0) return ok(name, summary);
-        const listed = slow.slice(0, 5).map((p) => `#${p.pointer} /${clip(p.pattern, 80)}/`).join(', ');
+        const { listed, total } = loaded.backtracking;
+        if (total === 0) return ok(name, summary);
+        const named = listed.slice(0, 5).map((p) => `#${p.pointer} /${clip(p.pattern, 80)}/`).join(', ');
         return warn(
           name,
-          `${summary}; ${slow.length} pattern${slow.length === 1 ? '' : 's'} only the backtracking regex engine can run (a lookaround, a backreference or a unicode property): ${listed}${slow.length > 5 ? `, and ${slow.length - 5} more` : ''}`,
+          `${summary}; ${total} pattern${total === 1 ? '' : 's'} only the backtracking regex engine can run (a lookaround, a backreference, a unicode property, or large nested counted repetitions): ${named}${total > 5 ? `, and ${total - 5} more` : ''}`,
           'rewrite each without lookarounds or backreferences, or make sure it has no nested or overlapping repetition (such as (a+)+): a caller\'s input could otherwise hold the sidecar for seconds',
         );
       } catch (err) {

@@ -66,18 +66,20 @@ export async function guardsFromDocuments(config: SidecarConfig, documents: Spec
 }
 
 /**
- * Logs, at warn, each pattern of the guards' specs that only the backtracking regex engine can
- * run (backtracking-patterns.ts): once where the specs are read (a start, a reload), not in
- * every worker.
+ * Logs, at warn, the patterns of the guards' specs that only the backtracking regex engine can
+ * run (backtracking-patterns.ts; the first 20 of each spec, then how many in all): where the
+ * specs are read (a start, a reload), not in every worker.
  */
 export function warnBacktrackingPatterns(guards: Guards, logger: Logger): void {
   const all = [...(guards.inbound ? [['inbound.openapi', guards.inbound] as const] : []), ...[...guards.upstreams].map(([name, guard]) => [`outbound.upstreams.${name}.openapi`, guard] as const)];
   for (const [key, guard] of all) {
-    for (const { pointer, pattern } of guard.spec.backtracking) {
-      logger.warn(
-        { setting: key, spec: guard.spec.file, pointer, pattern },
-        `${key}: ${guard.spec.file}#${pointer}: the pattern can only run on the backtracking regex engine (a lookaround, a backreference or a unicode property); if it repeats within a repetition, a caller's input can hold the sidecar for seconds: rewrite it`,
-      );
+    const { listed, total } = guard.spec.backtracking;
+    for (const { pointer, pattern } of listed) {
+      logger.warn({ setting: key, spec: guard.spec.file, pointer, pattern }, `${key}: ${guard.spec.file}#${pointer}: ${BACKTRACKING_WORDS}; if it repeats within a repetition, a caller's input can hold the sidecar for seconds: rewrite it`);
     }
+    if (total > listed.length) logger.warn({ setting: key, spec: guard.spec.file, total }, `${key}: ${guard.spec.file}: ${total - listed.length} more patterns of this kind (${total} in all; meshcar doctor names the first)`);
   }
 }
+
+/** Why a pattern is named, in the log and in doctor's warning. */
+export const BACKTRACKING_WORDS = "the pattern can only run on the backtracking regex engine (a lookaround, a backreference, a unicode property, or large nested counted repetitions: V8's linear-time engine takes none of them)";

@@ -5,7 +5,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ValidateFunction } from 'ajv';
-import { backtrackingPatterns, type BacktrackingPattern } from './backtracking-patterns.js';
+import { NO_BACKTRACKING_PATTERNS, type BacktrackingPatterns } from './backtracking-patterns.js';
 import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
 import { compileOperation, isJsonType, type CompiledOperation, type MediaRule } from './operation.js';
@@ -45,15 +45,16 @@ export class CompiledSpec {
     readonly operations: readonly CompiledOperation[],
     /** Path prefixes of the spec's `servers` (`/v1`); empty: paths are served from the root. */
     private readonly basePaths: readonly string[],
-    /** Patterns the linear-time engine cannot run: named for review (backtracking-patterns.ts). */
-    readonly backtracking: readonly BacktrackingPattern[],
+    /** Patterns the linear-time engine cannot run, found when the file was read (backtracking-patterns.ts); none for a document compiled as received. */
+    readonly backtracking: BacktrackingPatterns,
   ) {
     this.matcher = new PathMatcher(operations.map((op) => ({ template: op.template, method: op.method, value: op })));
   }
 
   /** Reads, validates, dereferences and compiles the spec; a SpecError says where it is wrong. */
   static async load(file: string): Promise<CompiledSpec> {
-    return CompiledSpec.compile(file, await loadSpecDocument(file));
+    const { document, backtracking } = await loadSpecDocument(file);
+    return CompiledSpec.compile(file, document, backtracking);
   }
 
   /**
@@ -61,7 +62,7 @@ export class CompiledSpec {
    * takes seconds (20,000: ~17 s): the event loop gets a turn every COMPILE_SLICE_MS, so traffic
    * and the admin port go on while a reload (or a worker) compiles.
    */
-  static async compile(file: string, doc: OpenApiDocument): Promise<CompiledSpec> {
+  static async compile(file: string, doc: OpenApiDocument, backtracking: BacktrackingPatterns = NO_BACKTRACKING_PATTERNS): Promise<CompiledSpec> {
     const version = doc.openapi ?? '3.0.0';
     if (version.startsWith('3.0')) draft07Bounds(doc.paths);
     const compilers = compilersFor(version);
@@ -83,7 +84,7 @@ export class CompiledSpec {
         }
       }
     }
-    return new CompiledSpec(file, doc, operations, basePathsOf(doc.servers), backtrackingPatterns(doc));
+    return new CompiledSpec(file, doc, operations, basePathsOf(doc.servers), backtracking);
   }
 
   /** The operation a request is for, with no validation. */
