@@ -196,6 +196,10 @@ export class WorkerPool implements WorkerCluster {
   }
 
   private fork(): void {
+    // structured clone, not JSON, on the IPC channel: a spec's document keeps its shared $ref
+    // targets shared (JSON copied each use: a 238 KB spec with one schema used everywhere went
+    // to each worker as 11.7 MB), and a worker compiles the same objects the primary checked
+    cluster.setupPrimary({ serialization: 'advanced' });
     // the worker runs this same command line; it tells itself apart by cluster.isWorker
     const worker = cluster.fork();
     this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker forked');
