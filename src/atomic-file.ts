@@ -5,8 +5,32 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
+
+/** writeFileAtomic's temp names: `.NAME.<12 hex digits>.tmp`. */
+const TEMP_NAME = /^\..+\.[0-9a-f]{12}\.tmp$/;
+
+/** Older than this, no write is under way on a temp file any more (one takes milliseconds). */
+export const STALE_TEMP_MS = 10 * 60_000;
+
+/**
+ * Removes the temp files that writers killed mid-write left in `dir` (a SIGKILL between the
+ * write and the rename): they hold what was being written, a private key among them, and
+ * nothing ever reads them. Only those older than STALE_TEMP_MS, so a write in flight in
+ * another process is never touched. Returns the names removed.
+ */
+export async function removeStaleTemps(dir: string, now: number = Date.now()): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!TEMP_NAME.test(name)) continue;
+    const file = path.join(dir, name);
+    const info = await stat(file).catch(() => undefined);
+    if (info === undefined || !info.isFile() || now - info.mtimeMs < STALE_TEMP_MS) continue;
+    if (await unlink(file).then(() => true, () => false)) removed.push(name);
+  }
+  return removed;
+}
 
 /** Writes `content` to `target` atomically with the given mode (applied explicitly, not via umask). */
 export async function writeFileAtomic(target: string, content: string, mode: number): Promise<void> {

@@ -8,7 +8,7 @@ import { open, readFile, rm, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
-import { writeFileAtomic } from '../atomic-file.js';
+import { removeStaleTemps, writeFileAtomic } from '../atomic-file.js';
 import { otherWriters, requireFolder } from '../user-paths.js';
 
 export const STATE_FILE = 'state.json';
@@ -110,6 +110,10 @@ function alive(pid: number): boolean {
  * issuer by itself, may otherwise interleave their writes): DIR/.lock holds the pid of the
  * process changing it; a lock whose process is gone is taken over.
  */
+/** When this process last removed stale temp files from each CA folder. */
+const lastSweep = new Map<string, number>();
+const SWEEP_EVERY_MS = 60_000;
+
 export async function withCaLock<T>(dir: string, change: () => Promise<T>): Promise<T> {
   // every command that changes the folder comes through here: none writes keys into a shared one
   await requirePrivateCaFolder(dir);
@@ -133,6 +137,12 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>): Prom
     }
   }
   try {
+    // what a step killed mid-write left (an unused private key among them): gone at the next
+    // one; a server takes the lock per signing, so once a minute at most
+    if (Date.now() - (lastSweep.get(dir) ?? -Infinity) >= SWEEP_EVERY_MS) {
+      lastSweep.set(dir, Date.now());
+      await removeStaleTemps(dir);
+    }
     return await change();
   } finally {
     await rm(path, { force: true });
