@@ -12,7 +12,7 @@ import { describeError, MeshcarError } from '../errors.js';
 import type { Attempt } from './attempt.js';
 import { tryRetry } from './attempt-retry.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
-import { markCancelled } from './pool-counting.js';
+import { markCancelled, markPenalized } from './pool-counting.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { cancelStream, peerResetCode, resetItself, type UpstreamStream } from './upstream-stream.js';
 
@@ -20,7 +20,9 @@ import { cancelStream, peerResetCode, resetItself, type UpstreamStream } from '.
  * A reset with ENHANCE_YOUR_CALM before the answer: our client refused the answer's head (over
  * 256 fields or the header list size; Node's codec and ours both reset it so), or the peer
  * calls our traffic abusive. Neither says the endpoint is failing, and a retry would meet the
- * same head: 502 bad_gateway, the stream not held against its endpoint. Marked on 'error',
+ * same head: 502 bad_gateway, the stream not held against its endpoint as a failure (a
+ * latency penalty only: an endpoint answering everything so drew all the traffic, its cost
+ * decaying to 0 without samples; review-up M1). Marked on 'error',
  * which both codecs emit for this code before 'close' (the pool judges the endpoint on 'close').
  * Only a reset of this stream itself: a session's GOAWAY(ENHANCE_YOUR_CALM) leaves that code
  * on every Node stream of the session, and those go the way of any lost stream (retried, or
@@ -28,7 +30,8 @@ import { cancelStream, peerResetCode, resetItself, type UpstreamStream } from '.
  */
 export function headOverLimits(attempt: Attempt, up: UpstreamStream, err?: unknown): boolean {
   if (attempt.answered || up.rstCode !== h2.NGHTTP2_ENHANCE_YOUR_CALM || !resetItself(up, err)) return false;
-  markCancelled(up);
+  // no failure toward ejection, but a latency penalty: the balancer turns to other endpoints
+  markPenalized(attempt.pool, up);
   attempt.fail(new MeshcarError('bad_gateway', `the upstream's answer head is over the limits (${UPSTREAM_MAX_HEAD_FIELDS} fields, the header list size), or the stream was reset with ENHANCE_YOUR_CALM`));
   return true;
 }

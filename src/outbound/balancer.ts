@@ -102,6 +102,16 @@ export class EndpointHealth<E extends Ejectable> {
     if (!e.ejected) e.ejections = 0;
   }
 
+  /**
+   * An answer this endpoint gave that is no use (a head over our limits, a reset with
+   * ENHANCE_YOUR_CALM), or SETTINGS that refuse a head another endpoint may take: the latency
+   * sample is a penalty, so the balancer turns to the others, but it is no failure toward
+   * ejection (the request itself may be what is over the limits).
+   */
+  penalized(e: E): void {
+    observeLatency(e, PENALTY_MS, performance.now(), this.decayMs);
+  }
+
   /** A connect failure, a reset or a timeout before the response (the latency sample is a penalty). */
   failedWithPenalty(e: E, rttMs: number): void {
     observeLatency(e, Math.max(PENALTY_MS, rttMs), performance.now(), this.decayMs);

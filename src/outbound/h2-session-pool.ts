@@ -123,7 +123,12 @@ export class H2SessionPool {
     if (list === undefined) return undefined;
     for (let i = 0; i < list.length; i++) {
       const conn = list[i] as H2Connection;
-      if (!conn.closing && !conn.destroyed && conn.activeStreams < conn.remoteSettings.maxConcurrentStreams) return conn;
+      if (conn.closing || conn.destroyed) continue;
+      if (conn.activeStreams < conn.remoteSettings.maxConcurrentStreams) return conn;
+      // the peer lowered SETTINGS_MAX_CONCURRENT_STREAMS to 0 and nothing is open on it: it can
+      // carry no request; kept, a peer doing so after each answer had us open a session per
+      // request, each kept to its maximum age (descriptors and memory)
+      if (conn.remoteSettings.maxConcurrentStreams === 0 && conn.activeStreams === 0) conn.close();
     }
     return undefined;
   }

@@ -113,6 +113,17 @@ export function countStream(pool: UpstreamPool, stream: TrackedStream, endpoint:
   stream.on('close', pool.streamClosed);
 }
 
+/**
+ * A stream whose answer was no use (over our limits, reset with ENHANCE_YOUR_CALM): not a
+ * failure of its endpoint (markCancelled), but the balancer turns away from it; left uncharged,
+ * an endpoint answering every request so drew them all (its cost decays to 0 without samples).
+ */
+export function markPenalized(pool: UpstreamPool, stream: UpstreamStream): void {
+  markCancelled(stream);
+  const endpoint = (stream as TrackedStream)[ENDPOINT];
+  if (endpoint !== undefined) pool.health.penalized(endpoint);
+}
+
 /** Before closing a stream the app no longer wants: its end is not counted against its endpoint. */
 export function markCancelled(stream: UpstreamStream): void {
   (stream as TrackedStream)[CANCELLED] = true;

@@ -92,7 +92,18 @@ export async function withFailover<T extends { endpoint: UpstreamEndpoint }>(poo
     try {
       return await attempt(endpoint);
     } catch (err) {
-      if (err instanceof MeshcarError && (err.code === 'bad_request' || err.code === 'headers_too_large')) throw err;
+      if (err instanceof MeshcarError && err.code === 'bad_request') throw err;
+      if (err instanceof MeshcarError && err.code === 'headers_too_large') {
+        // over this endpoint's SETTINGS_MAX_HEADER_LIST_SIZE (nothing sent): another endpoint may
+        // take the head, and this one is turned away from (a penalty, no failure: the head may be
+        // the app's doing). A peer announcing a tiny limit otherwise had every request answered
+        // 431, blamed on the app, while it drew the traffic. 431 once none takes it.
+        pool.health.penalized(endpoint);
+        lastError = err;
+        (tried ??= new Set()).add(endpoint);
+        if (tried.size >= attempts) throw err;
+        continue;
+      }
       // the requester gave up: nothing is known of the endpoint
       if (isWaitCancelled(err)) throw err;
       lastError = endpointFailed(pool, endpoint, err);

@@ -17,10 +17,16 @@ export function freeSession(pool: UpstreamPool, endpoint: UpstreamEndpoint): Cli
   const sessions = pool.byEndpoint.get(endpoint);
   if (sessions === undefined) return undefined;
   // a session exists, so the agent that made it loaded the kit
-  const { isGracefullyClosing, activeStreams } = pool.nodeKit as NodeCodec;
+  const { isGracefullyClosing, activeStreams, closeGracefully } = pool.nodeKit as NodeCodec;
   for (let i = 0; i < sessions.length; i++) {
     const session = sessions[i] as ClientHttp2Session;
-    if (!isGracefullyClosing(session) && activeStreams(session) < session.remoteSettings.maxConcurrentStreams!) return session;
+    if (isGracefullyClosing(session)) continue;
+    const open = activeStreams(session);
+    const limit = session.remoteSettings.maxConcurrentStreams!;
+    if (open < limit) return session;
+    // SETTINGS_MAX_CONCURRENT_STREAMS lowered to 0 with nothing open: it can carry no request
+    // (as h2-session-pool.ts: a session per request otherwise, each kept to its maximum age)
+    if (limit === 0 && open === 0) closeGracefully(session);
   }
   return undefined;
 }

@@ -26,7 +26,7 @@ import { nodeCodec, type NodeCodec } from './node-codec.js';
 import { H2SessionPool } from './h2-session-pool.js';
 import { adaptH2Stream, type UpstreamStream } from './upstream-stream.js';
 import { watchEarlyEnd } from '../http/early-end.js';
-import { isBadRequestError } from './upstream-errors.js';
+import { isBadRequestError, isHeaderListTooLargeError } from './upstream-errors.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, RetryPolicy } from './retry.js';
 import { BALANCER_DEFAULTS, CIRCUIT_DEFAULTS, EndpointHealth, OUTLIER_DEFAULTS } from './balancer.js';
 import type { CircuitBreakerConfig } from '../config/upstream-policy-config.js';
@@ -195,7 +195,8 @@ export class UpstreamPool {
       try {
         stream = this.requestNow(endpoint, headers, options);
       } catch (err) {
-        if (isBadRequestError(err)) return void requester.streamFailed(badRequest(err));
+        // over this endpoint's SETTINGS_MAX_HEADER_LIST_SIZE: the slow path tries the others (withFailover)
+        if (isBadRequestError(err) && !isHeaderListTooLargeError(err)) return void requester.streamFailed(badRequest(err));
         // the session was closing under us: the slow path finds or makes another
       }
       if (stream) {

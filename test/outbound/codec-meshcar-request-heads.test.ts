@@ -39,7 +39,10 @@ t.test('a request head over the upstream header list size: 431 to the app, the s
   t.equal(upstream.connections, 1, 'all on one session');
 });
 
-t.test('an oversized head is the app\'s fault, not the endpoint\'s: no failover to another endpoint', async (t) => {
+// Another endpoint may take a head one refuses (a peer announcing a tiny limit would otherwise
+// have every request routed to it answered 431, blamed on the app: hostile-endpoint.test.ts);
+// a head over every endpoint's limit is 431 once each has refused it, and nothing is sent.
+t.test('a head over every endpoint\'s limit: 431 once each refused it, nothing sent', async (t) => {
   const pki = await makePki('mesh.test');
   const ups = [await startUpstream(pki, { settings: { maxHeaderListSize: 2048 } }), await startUpstream(pki, { settings: { maxHeaderListSize: 2048 } })];
   const fx = await startOutbound(pki, [{ name: 'payments', endpoints: ups.map((u) => `127.0.0.1:${u.port}`) }], { codec: 'meshcar' });
@@ -48,7 +51,9 @@ t.test('an oversized head is the app\'s fault, not the endpoint\'s: no failover 
     await Promise.all(ups.map((u) => u.close()));
   });
   t.equal((await request(fx.port, { path: '/echo', headers: { 'x-big': 'b'.repeat(3000) } })).status, 431);
-  t.equal(ups[0]!.connections + ups[1]!.connections, 1, 'one endpoint dialled, the other not tried');
+  t.equal(ups[0]!.connections + ups[1]!.connections, 2, 'both endpoints tried, once each');
+  t.equal(ups[0]!.requests + ups[1]!.requests, 0, 'the head reached neither');
+  t.equal((await request(fx.port, { path: '/echo' })).status, 200, 'a head within the limits is answered');
 });
 
 t.test('credentials go upstream never-indexed, on every request of the shared session', async (t) => {

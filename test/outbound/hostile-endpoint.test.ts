@@ -1,0 +1,105 @@
+// An upstream endpoint that holds a valid mesh certificate but answers so that nothing it says
+// is a failure the balancer counted (from a read-only review, "review-up" M1-M3):
+// - it resets every stream with ENHANCE_YOUR_CALM, or answers heads over our limits: those are
+//   502 and no failure toward ejection, and with no latency sample its cost decayed to 0, so
+//   the power-of-two pick sent it 99 of 100 requests beside a healthy endpoint. Now each such
+//   answer is a latency penalty: the healthy endpoint takes the traffic, and still no ejection;
+// - it announces SETTINGS_MAX_HEADER_LIST_SIZE 1 (meshcar codec, which honours it): every
+//   request routed to it was answered 431 headers_too_large, blamed on the app, and never sent.
+//   Now another endpoint is tried (this one penalized); 431 only when none takes the head;
+// - it lowers SETTINGS_MAX_CONCURRENT_STREAMS to 0 after each answer: the outbound opened a new
+//   session per request and kept each to its maximum age. Now a session that can take no
+//   stream and carries none is closed.
+
+import t from 'tap';
+import { makePki, request, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
+import { waitFor } from '../helpers/mesh.js';
+import { startHostileUpstream } from '../helpers/hostile-upstream.js';
+import { ERROR, FLAG, frame, FRAME, settingsFrame } from '../helpers/raw-h2.js';
+
+const CODECS = ['meshcar', 'node'] as const;
+const STATUS_200 = Buffer.from([0x88]); // HPACK: :status 200, static table index 8
+const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
+const SETTINGS_MAX_HEADER_LIST_SIZE = 0x6;
+
+function rst(streamId: number, code: number): Buffer {
+  const payload = Buffer.alloc(4);
+  payload.writeUInt32BE(code);
+  return frame(FRAME.RST_STREAM, 0, streamId, payload);
+}
+
+/** 300 fields: over the 256 an answer head may have. */
+function headOverLimits(): Buffer {
+  const parts = [STATUS_200];
+  for (let i = 0; i < 300; i++) parts.push(Buffer.from([0x00, 3, 0x78, 0x2d, 0x66, String(i).length, ...Buffer.from(String(i))]));
+  return Buffer.concat(parts);
+}
+
+const REQUESTS = 40;
+
+for (const codec of CODECS) {
+  for (const how of ['reset ENHANCE_YOUR_CALM', 'head over the limits'] as const) {
+    t.test(`codec ${codec}: an endpoint that answers every request with ${how} does not draw the traffic`, async (t) => {
+      const pki = await makePki(TD);
+      const hostile = await startHostileUpstream(pki, (c, id) => c.write(how === 'reset ENHANCE_YOUR_CALM' ? rst(id, ERROR.ENHANCE_YOUR_CALM) : frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, headOverLimits())));
+      const healthy = await startUpstream(pki);
+      const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${healthy.port}`, `127.0.0.1:${hostile.port}`] }], { codec });
+      t.teardown(async () => {
+        await fx.close();
+        await hostile.close();
+        await healthy.close();
+      });
+      const statuses: number[] = [];
+      for (let i = 0; i < REQUESTS; i++) statuses.push((await request(fx.port, { path: '/echo' })).status);
+      t.ok(hostile.requests <= 8, `the hostile endpoint got ${hostile.requests} of ${REQUESTS} requests (99 of 100 before)`);
+      t.equal(statuses.filter((s) => s === 200).length, REQUESTS - hostile.requests, 'every other one answered by the healthy endpoint');
+      t.ok(statuses.every((s) => s === 200 || s === 502), 'the hostile answers are 502');
+    });
+  }
+}
+
+t.test('codec meshcar: an endpoint announcing SETTINGS_MAX_HEADER_LIST_SIZE 1 does not turn requests into 431s', async (t) => {
+  const pki = await makePki(TD);
+  const hostile = await startHostileUpstream(pki, (c, id) => c.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, STATUS_200)), [[SETTINGS_MAX_HEADER_LIST_SIZE, 1]]);
+  const healthy = await startUpstream(pki);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${healthy.port}`, `127.0.0.1:${hostile.port}`] }], { codec: 'meshcar' });
+  t.teardown(async () => {
+    await fx.close();
+    await hostile.close();
+    await healthy.close();
+  });
+  const statuses: number[] = [];
+  for (let i = 0; i < REQUESTS; i++) statuses.push((await request(fx.port, { path: '/echo' })).status);
+  t.same([...new Set(statuses)], [200], `all ${REQUESTS} answered by the healthy endpoint (431 for each routed to the other before)`);
+  t.equal(hostile.requests, 0, 'nothing was sent to the endpoint that refuses every head');
+
+  // alone, it is what there is: 431, as before
+  const alone = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${hostile.port}`] }], { codec: 'meshcar' });
+  t.teardown(() => alone.close());
+  const res = await request(alone.port, { path: '/echo' });
+  t.equal(res.status, 431, 'a single endpoint that takes no head: 431');
+  t.equal(res.headers['x-meshcar-error'], 'headers_too_large');
+});
+
+for (const codec of CODECS) {
+  t.test(`codec ${codec}: an endpoint that allows no more streams after each answer does not get a session per request`, async (t) => {
+    const pki = await makePki(TD);
+    const hostile = await startHostileUpstream(
+      pki,
+      (c, id) => {
+        c.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, STATUS_200));
+        c.write(settingsFrame([[SETTINGS_MAX_CONCURRENT_STREAMS, 0]]));
+      },
+      [[SETTINGS_MAX_CONCURRENT_STREAMS, 100]],
+    );
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${hostile.port}`] }], { codec });
+    t.teardown(async () => {
+      await fx.close();
+      await hostile.close();
+    });
+    for (let i = 0; i < 30; i++) t.equal((await request(fx.port, { path: '/echo' })).status, 200, `request ${i + 1}`);
+    // each request needs a new session (the peer allows no stream on the last one); the spent ones close
+    await waitFor(async () => hostile.open() <= 2, 5_000, 'spent sessions closed').catch(() => undefined);
+    t.ok(hostile.open() <= 2, `${hostile.open()} of ${hostile.connections.length} sessions still open (30 before)`);
+  });
+}
