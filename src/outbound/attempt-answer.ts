@@ -9,6 +9,7 @@
 
 import { constants as h2 } from 'node:http2';
 import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
+import { MeshcarError } from '../errors.js';
 import { effectiveStatus } from '../http/status.js';
 import { endedEarly } from '../http/early-end.js';
 import type { Attempt } from './attempt.js';
@@ -21,6 +22,12 @@ import { peerResetCode, wasReset, type UpstreamStream } from './upstream-stream.
 export function upstreamResponse(attempt: Attempt, up: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean, raw: readonly string[]): void {
   if (attempt.answered) return;
   const status = Number(head[':status']);
+  // Node's codec hands on any three digits; 600-999 is no HTTP status (an HTTP/1.1 app would
+  // get `HTTP/1.1 600 unknown`): refused as the meshcar codec and the inbound refuse it
+  if (!(status >= 200 && status <= 599)) {
+    attempt.fail(new MeshcarError('bad_gateway', `the upstream answered with status ${String(head[':status'])}, not an HTTP status of 200-599`));
+    return;
+  }
   // judged by what it stands for: the remote sidecar answers a gRPC caller's errors as 200
   const judged = effectiveStatus(status, head);
   if ((judged === 503 || judged === 429) && tryRetry(attempt, judged === 503 ? 'status_503' : 'status_429', head['retry-after'])) return;

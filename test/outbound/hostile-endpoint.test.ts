@@ -9,7 +9,9 @@
 //   Now another endpoint is tried (this one penalized); 431 only when none takes the head;
 // - it lowers SETTINGS_MAX_CONCURRENT_STREAMS to 0 after each answer: the outbound opened a new
 //   session per request and kept each to its maximum age. Now a session that can take no
-//   stream and carries none is closed.
+//   stream and carries none is closed;
+// - it answers :status 600 (Node's codec hands on any three digits): an HTTP/1.1 app got
+//   `HTTP/1.1 600 unknown`. Now 502 bad_gateway on both codecs.
 
 import t from 'tap';
 import { makePki, request, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
@@ -101,5 +103,26 @@ for (const codec of CODECS) {
     // each request needs a new session (the peer allows no stream on the last one); the spent ones close
     await waitFor(async () => hostile.open() <= 2, 5_000, 'spent sessions closed').catch(() => undefined);
     t.ok(hostile.open() <= 2, `${hostile.open()} of ${hostile.connections.length} sessions still open (30 before)`);
+  });
+}
+
+for (const codec of CODECS) {
+  t.test(`codec ${codec}: an answer with :status 600 or 999 is 502, never relayed`, async (t) => {
+    const pki = await makePki(TD);
+    let status = '600';
+    // HPACK: :status (static name 8) as a literal value, not indexed: any three digits
+    const hostile = await startHostileUpstream(pki, (c, id) => c.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, Buffer.from([0x08, 3, ...Buffer.from(status)]))));
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${hostile.port}`] }], { codec });
+    t.teardown(async () => {
+      await fx.close();
+      await hostile.close();
+    });
+    for (const s of ['600', '999']) {
+      status = s;
+      const res = await request(fx.port, { path: '/echo' });
+      t.equal(res.status, 502, `:status ${s}: 502`);
+      // Node's codec hands the head on (bad_gateway here); meshcar's refuses it as a malformed stream
+      t.match(res.headers['x-meshcar-error'], codec === 'node' ? 'bad_gateway' : /^(bad_gateway|upstream_reset)$/);
+    }
   });
 }

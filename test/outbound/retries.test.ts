@@ -30,6 +30,7 @@ class RetryObserver extends RecordingObserver {
 interface Spec {
   endpoints: number[];
   timeoutMs?: number;
+  idleTimeoutMs?: number;
   retries?: Partial<RetryConfig>;
   codec?: 'meshcar' | 'node';
 }
@@ -49,6 +50,7 @@ async function start(t: TapTest, pki: TestPki, spec: Spec) {
           endpoints: spec.endpoints.map((port) => parseEndpoint(`127.0.0.1:${port}`) as Endpoint),
           identity: UPSTREAM_ID,
           timeoutMs: spec.timeoutMs ?? 5000,
+          ...(spec.idleTimeoutMs !== undefined ? { idleTimeoutMs: spec.idleTimeoutMs } : {}),
           routes: [],
           retries: { ...RETRY_DEFAULTS, ...FAST_BACKOFF, ...spec.retries },
         },
@@ -457,6 +459,20 @@ t.test('a Retry-After beyond the deadline returns the 429 at once', async (t) =>
   const fx2 = await start(t, pki, { endpoints: [date.port], timeoutMs: 2000 });
   t.equal((await request(fx2.port)).status, 503, 'an HTTP date a minute away: same');
   t.equal(date.requests, 1);
+});
+
+t.test('without a deadline, a Retry-After longer than the idleTimeout returns the 503 at once', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(1, 503, { 'retry-after': '3600' }) });
+  t.teardown(() => up.close());
+  // timeout 0: no deadline; the wait was bounded by nothing (an hour, review-up L3)
+  const fx = await start(t, pki, { endpoints: [up.port], timeoutMs: 0, idleTimeoutMs: 2000 });
+  const started = Date.now();
+  const res = await request(fx.port);
+  t.equal(res.status, 503);
+  t.equal(res.headers['retry-after'], '3600', 'relayed as the upstream sent it');
+  t.ok(Date.now() - started < 1000, `no wait (${Date.now() - started} ms)`);
+  t.equal(up.requests, 1);
 });
 
 t.test('a retry goes to the other endpoint', async (t) => {
