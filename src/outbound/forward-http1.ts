@@ -10,17 +10,17 @@
 // upload standing still, cancels the upstream stream.
 
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { MeshcarError } from '../errors.js';
+import { describeError, MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { forwardableFieldList } from '../http/raw-headers.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
 import { hostFieldProblem } from '../http/host-field.js';
-import { sendError } from '../http/status.js';
+import { grpcAnswerType, grpcStatusFor, sendError, statusFor } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
 import { parseRequestTarget, pathOnly, routableAuthorityProblem } from './router.js';
-import type { UpstreamStream } from './upstream-stream.js';
+import { responseEnds, type UpstreamStream } from './upstream-stream.js';
 import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
 import { bodyCut } from './attempt-answer.js';
@@ -41,6 +41,14 @@ class Http1Attempt extends Attempt implements UploadAttempt {
   uploadTimer: NodeJS.Timeout | undefined = undefined;
   uploadSeen = 0;
   discarding = false;
+  /**
+   * The upstream's head, held until the first byte of its body, its end or its cut: node:http
+   * writes a head only with the first body bytes anyway, and one cut before them can still be
+   * answered with our error instead of an empty reply (a reset between an upstream's head and
+   * its body; from the review against a hostile upstream). Undefined once written (or never held).
+   */
+  heldStatus = 0;
+  heldFields: string[] | undefined = undefined;
 
   constructor(ctx: OutboundContext, private readonly req: IncomingMessage, readonly res: ServerResponse, schema: SchemaResult | undefined, preread: Buffer | undefined) {
     super(ctx, req.headers, req.method ?? 'GET', schema, preread);
@@ -94,6 +102,14 @@ class Http1Attempt extends Attempt implements UploadAttempt {
   // the head is out, and a cut is the only way to say the body is incomplete
   protected cutAnswer(err: MeshcarError): void {
     this.exchange.errorCode = err.code;
+    if (this.heldFields !== undefined) {
+      // nothing of the answer has reached the app: it gets our error, and the record says so
+      this.heldFields = undefined;
+      this.exchange.status = statusFor(err.code);
+      if (this.exchange.grpcStatus !== undefined) this.exchange.grpcStatus = grpcStatusFor(err.code);
+      this.sendError(err, grpcAnswerType(this.reqHeaders['content-type']));
+      return;
+    }
     // cut: whatever status the upstream's trailers had, the app gets none
     if (this.exchange.grpcStatus !== undefined) this.exchange.grpcStatus = null;
     this.res.destroy();
@@ -103,15 +119,37 @@ class Http1Attempt extends Attempt implements UploadAttempt {
     sendError(this.res, err, { requestId: this.exchange.requestId, grpcType });
   }
 
-  writeHead(status: number, _head: IncomingHttpHeaders, _flags: number | boolean, raw: readonly string[]): boolean {
+  writeHead(status: number, _head: IncomingHttpHeaders, flags: number | boolean, raw: readonly string[]): boolean {
     // the decoded list straight to node:http, which writes a list as it is (no object in between)
     const out = forwardableFieldList(raw);
     if (bodylessStatus(status)) dropContentLength(out);
     if (this.ctx.draining) out.push('connection', 'close');
+    if (!responseEnds(flags)) {
+      // a body follows: held until its first byte (heldFields)
+      this.heldStatus = status;
+      this.heldFields = out;
+      return true;
+    }
     try {
       this.res.writeHead(status, out);
     } catch (err) {
       this.headUnrelayable(err);
+      return false;
+    }
+    return true;
+  }
+
+  /** The held head to node:http, before the first body byte, the end or the trailers; false: it could not be (the answer failed, nothing sent). */
+  releaseHead(): boolean {
+    const fields = this.heldFields;
+    if (fields === undefined) return true;
+    this.heldFields = undefined;
+    try {
+      this.res.writeHead(this.heldStatus, fields);
+    } catch (err) {
+      // nothing of it reached the app: still held, so fail() answers our error (cutAnswer)
+      this.heldFields = fields;
+      this.fail(new MeshcarError('bad_gateway', `the upstream answered with a head that cannot be relayed: ${describeError(err)}`));
       return false;
     }
     return true;
@@ -170,8 +208,10 @@ function onResponseClose(this: ServerResponse): void {
 }
 
 function onUpstreamData(this: UpstreamStream, chunk: Buffer): void {
-  const res = attemptOf<Http1Attempt>(this).res;
+  const attempt = attemptOf<Http1Attempt>(this);
+  const res = attempt.res;
   if (res.destroyed || res.writableEnded) return; // the app is gone; 'close' cancels the stream
+  if (attempt.heldFields !== undefined && !attempt.releaseHead()) return;
   if (!res.write(chunk)) {
     this.pause();
     res.once('drain', onResponseDrain);
@@ -186,7 +226,7 @@ function onResponseDrain(this: ServerResponse): void {
 // plain pipe would close a truncated chunked response as if it were whole: check the code.
 function onUpstreamEnd(this: UpstreamStream): void {
   const attempt = attemptOf<Http1Attempt>(this);
-  if (!bodyCut(attempt, this)) attempt.res.end();
+  if (!bodyCut(attempt, this) && attempt.releaseHead()) attempt.res.end();
 }
 
 /** listener.ts's brokenBody: false when no attempt holds `req` (still being screened against a schema). */

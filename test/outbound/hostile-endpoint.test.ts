@@ -11,7 +11,11 @@
 //   session per request and kept each to its maximum age. Now a session that can take no
 //   stream and carries none is closed;
 // - it answers :status 600 (Node's codec hands on any three digits): an HTTP/1.1 app got
-//   `HTTP/1.1 600 unknown`. Now 502 bad_gateway on both codecs.
+//   `HTTP/1.1 600 unknown`. Now 502 bad_gateway on both codecs;
+// - it sends an answer's head, then resets the stream before any body: node:http writes a head
+//   only with the first byte of body, so the HTTP/1.1 app got an empty reply (the connection
+//   closed, no status) while the record said 200. The head is now held until the body's first
+//   byte: the app gets the 502 JSON, and the record says so.
 
 import t from 'tap';
 import { makePki, request, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
@@ -124,5 +128,26 @@ for (const codec of CODECS) {
       // Node's codec hands the head on (bad_gateway here); meshcar's refuses it as a malformed stream
       t.match(res.headers['x-meshcar-error'], codec === 'node' ? 'bad_gateway' : /^(bad_gateway|upstream_reset)$/);
     }
+  });
+}
+
+for (const codec of CODECS) {
+  t.test(`codec ${codec}: a head then a reset before any body is a 502 to an HTTP/1.1 app, not an empty reply`, async (t) => {
+    const pki = await makePki(TD);
+    const hostile = await startHostileUpstream(pki, (c, id) => {
+      c.write(frame(FRAME.HEADERS, FLAG.END_HEADERS, id, STATUS_200));
+      setTimeout(() => c.write(rst(id, ERROR.PROTOCOL_ERROR)), 100);
+    });
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${hostile.port}`] }], { codec });
+    t.teardown(async () => {
+      await fx.close();
+      await hostile.close();
+    });
+    const res = await request(fx.port, { path: '/echo' });
+    t.equal(res.status, 502, 'a 502');
+    t.equal(res.headers['x-meshcar-error'], 'upstream_reset');
+    t.match(res.json<{ error: string }>(), { error: 'upstream_reset' }, 'with the JSON body');
+    const record = (await fx.observer.waitForRequests(1))[0];
+    t.match(record, { status: 502, errorCode: 'upstream_reset' }, 'recorded as the 502 it was');
   });
 }
