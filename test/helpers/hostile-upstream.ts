@@ -8,9 +8,8 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { TestPki } from './pki.js';
 import { UPSTREAM_ID } from './outbound-fixture.js';
-import { FLAG, frame, FRAME, settingsFrame } from './raw-h2.js';
+import { FRAME, readClientFrames, settingsFrame } from './raw-h2.js';
 
-const PREFACE_LENGTH = 24;
 
 /** One accepted connection: write frames to it. */
 export interface HostileConnection {
@@ -42,31 +41,15 @@ export async function startHostileUpstream(pki: TestPki, onRequest: (c: HostileC
     const c: HostileConnection = { socket, write: (bytes) => void (socket.destroyed || socket.write(bytes)) };
     connections.push(c);
     socket.write(settingsFrame(settings));
-    let buffered = Buffer.alloc(0);
-    let prefaceSeen = false;
-    socket.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      if (!prefaceSeen) {
-        if (buffered.length < PREFACE_LENGTH) return;
-        buffered = buffered.subarray(PREFACE_LENGTH);
-        prefaceSeen = true;
-      }
-      while (buffered.length >= 9) {
-        const length = buffered.readUIntBE(0, 3);
-        if (buffered.length < 9 + length) return;
-        const type = buffered[3] as number;
-        const flags = buffered[4] as number;
-        const streamId = buffered.readUInt32BE(5) & 0x7fffffff;
-        const payload = buffered.subarray(9, 9 + length);
-        buffered = buffered.subarray(9 + length);
-        if (type === FRAME.SETTINGS && !(flags & FLAG.ACK)) c.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
-        if (type === FRAME.PING && !(flags & FLAG.ACK)) c.write(frame(FRAME.PING, FLAG.ACK, 0, payload));
-        if (type === FRAME.HEADERS) {
-          requests += 1;
-          onRequest(c, streamId);
-        }
-      }
-    });
+    readClientFrames(
+      socket,
+      (f) => {
+        if (f.type !== FRAME.HEADERS) return;
+        requests += 1;
+        onRequest(c, f.streamId);
+      },
+      { answerPings: true },
+    );
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -190,6 +190,35 @@ export function lastStreamOf(goaway: Frame): number {
   return goaway.payload.readUInt32BE(0) & 0x7fffffff;
 }
 
+/**
+ * The server side of a connection spoken by hand: skips the client's preface, cuts what arrives
+ * into frames, acknowledges the client's SETTINGS (and answers its PINGs, if asked), and hands
+ * every frame to `onFrame`. Shared by the raw servers of the tests (frame recorder, the codec's
+ * client-role server, the hostile upstream).
+ */
+export function readClientFrames(socket: net.Socket, onFrame: (f: Frame) => void, options: { answerPings?: boolean } = {}): void {
+  let buffered = Buffer.alloc(0);
+  let prefaceSeen = false;
+  const send = (bytes: Buffer) => void (socket.destroyed || socket.write(bytes));
+  socket.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    if (!prefaceSeen) {
+      if (buffered.length < PREFACE.length) return;
+      buffered = buffered.subarray(PREFACE.length);
+      prefaceSeen = true;
+    }
+    while (buffered.length >= 9) {
+      const length = buffered.readUIntBE(0, 3);
+      if (buffered.length < 9 + length) return;
+      const f: Frame = { type: buffered[3] as number, flags: buffered[4] as number, streamId: buffered.readUInt32BE(5) & 0x7fffffff, payload: buffered.subarray(9, 9 + length) };
+      buffered = buffered.subarray(9 + length);
+      if (f.type === FRAME.SETTINGS && !(f.flags & FLAG.ACK)) send(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+      if (options.answerPings && f.type === FRAME.PING && !(f.flags & FLAG.ACK)) send(frame(FRAME.PING, FLAG.ACK, 0, f.payload));
+      onFrame(f);
+    }
+  });
+}
+
 export interface RecordedStream {
   /** Frame types and flags as the server received them, e.g. `HEADERS`, `DATA+END`, `RST`. */
   readonly frames: string[];
@@ -208,36 +237,19 @@ export async function startFrameRecorder(onStreamDone: (s: RecordedStream) => vo
   const serve = (socket: net.Socket) => {
     socket.on('error', () => {});
     socket.write(frame(FRAME.SETTINGS, 0, 0));
-    let buffered = Buffer.alloc(0);
-    let prefaceSeen = false;
     const streams = new Map<number, RecordedStream>();
-    socket.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      if (!prefaceSeen) {
-        if (buffered.length < PREFACE.length) return;
-        buffered = buffered.subarray(PREFACE.length);
-        prefaceSeen = true;
+    readClientFrames(socket, ({ type, flags, streamId: id, payload }) => {
+      if (id === 0 || (type !== FRAME.HEADERS && type !== FRAME.DATA && type !== FRAME.RST_STREAM)) return;
+      let s = streams.get(id);
+      if (s === undefined) {
+        streams.set(id, (s = { frames: [], body: '' }));
+        all.push(s);
       }
-      while (buffered.length >= 9 && buffered.length >= 9 + buffered.readUIntBE(0, 3)) {
-        const length = buffered.readUIntBE(0, 3);
-        const type = buffered[3]!;
-        const flags = buffered[4]!;
-        const id = buffered.readUInt32BE(5) & 0x7fffffff;
-        const payload = buffered.subarray(9, 9 + length);
-        buffered = buffered.subarray(9 + length);
-        if (type === FRAME.SETTINGS && (flags & FLAG.ACK) === 0) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
-        if (id === 0 || (type !== FRAME.HEADERS && type !== FRAME.DATA && type !== FRAME.RST_STREAM)) continue;
-        let s = streams.get(id);
-        if (s === undefined) {
-          streams.set(id, (s = { frames: [], body: '' }));
-          all.push(s);
-        }
-        const ends = type !== FRAME.RST_STREAM && (flags & FLAG.END_STREAM) !== 0;
-        s.frames.push(({ [FRAME.HEADERS]: 'HEADERS', [FRAME.DATA]: 'DATA', [FRAME.RST_STREAM]: 'RST' } as Record<number, string>)[type]! + (ends ? '+END' : ''));
-        if (type === FRAME.DATA) s.body += payload.toString();
-        if (ends) socket.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, Buffer.from([0x88])));
-        if (ends || type === FRAME.RST_STREAM) onStreamDone(s);
-      }
+      const ends = type !== FRAME.RST_STREAM && (flags & FLAG.END_STREAM) !== 0;
+      s.frames.push(({ [FRAME.HEADERS]: 'HEADERS', [FRAME.DATA]: 'DATA', [FRAME.RST_STREAM]: 'RST' } as Record<number, string>)[type]! + (ends ? '+END' : ''));
+      if (type === FRAME.DATA) s.body += payload.toString();
+      if (ends) socket.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, Buffer.from([0x88])));
+      if (ends || type === FRAME.RST_STREAM) onStreamDone(s);
     });
   };
   const server = tlsOptions ? tls.createServer({ ...tlsOptions, ALPNProtocols: ['h2'] }, serve) : net.createServer(serve);

@@ -17,10 +17,11 @@
 //   closed, no status) while the record said 200. The head is now held until the body's first
 //   byte: the app gets the 502 JSON, and the record says so.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { makePki, request, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
 import { waitFor } from '../helpers/mesh.js';
-import { startHostileUpstream } from '../helpers/hostile-upstream.js';
+import { startHostileUpstream, type HostileUpstream } from '../helpers/hostile-upstream.js';
+import type { TestPki } from '../helpers/pki.js';
 import { ERROR, FLAG, frame, FRAME, settingsFrame } from '../helpers/raw-h2.js';
 
 const CODECS = ['meshcar', 'node'] as const;
@@ -43,20 +44,26 @@ function headOverLimits(): Buffer {
 
 const REQUESTS = 40;
 
+/** An outbound whose upstream has a healthy endpoint and `hostile`; REQUESTS calls through it, one at a time: their statuses. */
+async function callsBeside(t: Test, pki: TestPki, hostile: HostileUpstream, codec: (typeof CODECS)[number]): Promise<number[]> {
+  const healthy = await startUpstream(pki);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${healthy.port}`, `127.0.0.1:${hostile.port}`] }], { codec });
+  t.teardown(async () => {
+    await fx.close();
+    await hostile.close();
+    await healthy.close();
+  });
+  const statuses: number[] = [];
+  for (let i = 0; i < REQUESTS; i++) statuses.push((await request(fx.port, { path: '/echo' })).status);
+  return statuses;
+}
+
 for (const codec of CODECS) {
   for (const how of ['reset ENHANCE_YOUR_CALM', 'head over the limits'] as const) {
     t.test(`codec ${codec}: an endpoint that answers every request with ${how} does not draw the traffic`, async (t) => {
       const pki = await makePki(TD);
       const hostile = await startHostileUpstream(pki, (c, id) => c.write(how === 'reset ENHANCE_YOUR_CALM' ? rst(id, ERROR.ENHANCE_YOUR_CALM) : frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, headOverLimits())));
-      const healthy = await startUpstream(pki);
-      const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${healthy.port}`, `127.0.0.1:${hostile.port}`] }], { codec });
-      t.teardown(async () => {
-        await fx.close();
-        await hostile.close();
-        await healthy.close();
-      });
-      const statuses: number[] = [];
-      for (let i = 0; i < REQUESTS; i++) statuses.push((await request(fx.port, { path: '/echo' })).status);
+      const statuses = await callsBeside(t, pki, hostile, codec);
       t.ok(hostile.requests <= 8, `the hostile endpoint got ${hostile.requests} of ${REQUESTS} requests (99 of 100 before)`);
       t.equal(statuses.filter((s) => s === 200).length, REQUESTS - hostile.requests, 'every other one answered by the healthy endpoint');
       t.ok(statuses.every((s) => s === 200 || s === 502), 'the hostile answers are 502');
@@ -67,15 +74,7 @@ for (const codec of CODECS) {
 t.test('codec meshcar: an endpoint announcing SETTINGS_MAX_HEADER_LIST_SIZE 1 does not turn requests into 431s', async (t) => {
   const pki = await makePki(TD);
   const hostile = await startHostileUpstream(pki, (c, id) => c.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, STATUS_200)), [[SETTINGS_MAX_HEADER_LIST_SIZE, 1]]);
-  const healthy = await startUpstream(pki);
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${healthy.port}`, `127.0.0.1:${hostile.port}`] }], { codec: 'meshcar' });
-  t.teardown(async () => {
-    await fx.close();
-    await hostile.close();
-    await healthy.close();
-  });
-  const statuses: number[] = [];
-  for (let i = 0; i < REQUESTS; i++) statuses.push((await request(fx.port, { path: '/echo' })).status);
+  const statuses = await callsBeside(t, pki, hostile, 'meshcar');
   t.same([...new Set(statuses)], [200], `all ${REQUESTS} answered by the healthy endpoint (431 for each routed to the other before)`);
   t.equal(hostile.requests, 0, 'nothing was sent to the endpoint that refuses every head');
 
