@@ -121,6 +121,7 @@ export class H2SessionPool {
   private freeSession(endpoint: UpstreamEndpoint): H2Connection | undefined {
     const list = this.byEndpoint.get(endpoint);
     if (list === undefined) return undefined;
+    let spent: H2Connection | undefined;
     for (let i = 0; i < list.length; i++) {
       const conn = list[i] as H2Connection;
       if (conn.closing || conn.destroyed) continue;
@@ -128,8 +129,10 @@ export class H2SessionPool {
       // the peer lowered SETTINGS_MAX_CONCURRENT_STREAMS to 0 and nothing is open on it: it can
       // carry no request; kept, a peer doing so after each answer had us open a session per
       // request, each kept to its maximum age (descriptors and memory)
-      if (conn.remoteSettings.maxConcurrentStreams === 0 && conn.activeStreams === 0) conn.close();
+      if (conn.remoteSettings.maxConcurrentStreams === 0 && conn.activeStreams === 0) spent = conn;
     }
+    // closed after the walk: a close may finish at once, and its 'close' takes it out of `list`
+    spent?.close();
     return undefined;
   }
 
