@@ -3,7 +3,7 @@
 
 import t from 'tap';
 import { forwardableHeaders } from '../../src/http/hop-by-hop.js';
-import { requestIdOf } from '../../src/http/request-id.js';
+import { randomRequestId, requestIdOf } from '../../src/http/request-id.js';
 import { KeyedTokenBuckets } from '../../src/http/token-bucket.js';
 import { errorBody, rawErrorResponse, statusFor } from '../../src/http/status.js';
 import { MeshcarError } from '../../src/errors.js';
@@ -19,6 +19,27 @@ t.test('x-request-id kept when sane, made otherwise', async (t) => {
   t.match(requestIdOf({}), /^[0-9a-f-]{36}$/);
   t.not(requestIdOf({ 'x-request-id': 'bad id\nwith newline' }), 'bad id\nwith newline');
   t.match(requestIdOf({ 'x-request-id': 'x'.repeat(500) }), /^[0-9a-f-]{36}$/, 'overlong ids are replaced');
+});
+
+t.test('made request ids are random version 4 UUIDs, never repeated across refills of the random pool', async (t) => {
+  const V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const seen = new Set<string>();
+  // 2,000 ids: the pool of random bytes (256 ids) is refilled seven times
+  const digits = Array.from({ length: 36 }, () => new Set<string>());
+  let malformed = 0;
+  for (let i = 0; i < 2000; i++) {
+    const id = randomRequestId();
+    if (!V4.test(id)) malformed++;
+    seen.add(id);
+    for (let at = 0; at < 36; at++) digits[at]!.add(id[at]!);
+  }
+  t.equal(malformed, 0, 'every id has the version and variant bits');
+  t.equal(seen.size, 2000, 'no id repeats');
+  // every random digit takes many values (a digit fed from a fixed or reused byte would not)
+  const fixed = [8, 13, 14, 18, 19, 23]; // dashes, the version digit, the variant digit
+  const narrow = digits.flatMap((values, at) => (!fixed.includes(at) && values.size < 16 ? [`${at}: ${values.size}`] : []));
+  t.same(narrow, [], 'all 16 hex digits appear at each random position');
+  t.same([...digits[19]!].sort(), ['8', '9', 'a', 'b'], 'the variant digit spans its four values');
 });
 
 t.test('token buckets: burst, then refusals with a retry hint, per key', async (t) => {
