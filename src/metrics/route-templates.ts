@@ -3,7 +3,13 @@
 // hex, token-like strings) become {id}; at most `cap` distinct routes per direction and peer,
 // then __other__; a learned template longer than MAX_TEMPLATE is __other__ too (each route is
 // a label value repeated in every series of every request family: 100 routes of 2.7 KB made
-// /metrics 46 MB). Query strings never reach a label.
+// /metrics 46 MB). Query strings never reach a label. A path is labelled in its canonical form
+// (src/http/canonical-path.ts), as the OpenAPI matcher reads it: `/orders/%6Dine` is the
+// `/orders/mine` its app serves, not a route of its own (nor 100 spellings of one route filling
+// the cap). A brace the path itself carries stays encoded (`%7B`): only {id} and a configured
+// template's parameters read as parameters, in labels and in the discovery document.
+
+import { canonicalPath } from '../http/canonical-path.js';
 
 export const OTHER_ROUTE = '__other__';
 export const DEFAULT_ROUTE_CAP = 100;
@@ -30,16 +36,23 @@ function isTokenLike(segment: string): boolean {
   return digits > 0 && letters > 0;
 }
 
+const BRACES = /[{}]/g;
+
 function templateSegment(segment: string): string {
   if (segment === '') return segment;
   if (NUMERIC.test(segment) || UUID.test(segment) || LONG_HEX.test(segment) || isTokenLike(segment) || segment.length > MAX_SEGMENT) return '{id}';
-  return segment;
+  return segment.indexOf('{') === -1 && segment.indexOf('}') === -1 ? segment : segment.replace(BRACES, (brace) => (brace === '{' ? '%7B' : '%7D'));
 }
 
-/** The learned template of a path (no query string, identifiers replaced). */
-export function learnedTemplate(path: string): string {
+/** The path without its query string, in canonical form. */
+function barePath(path: string): string {
   const query = path.indexOf('?');
-  const bare = query === -1 ? path : path.slice(0, query);
+  return canonicalPath(query === -1 ? path : path.slice(0, query));
+}
+
+/** The learned template of a path (no query string, canonical form, identifiers replaced). */
+export function learnedTemplate(path: string): string {
+  const bare = barePath(path);
   if (bare === '/' || bare === '') return '/';
   return bare.split('/').map(templateSegment).join('/');
 }
@@ -51,7 +64,8 @@ interface ConfiguredTemplate {
 }
 
 function compile(template: string): ConfiguredTemplate {
-  return { template, segments: template.split('/').map((s) => (/^\{[^}]*\}$/.test(s) ? null : s)) };
+  // its literal parts in the canonical form the paths are compared in
+  return { template, segments: template.split('/').map((s) => (/^\{[^}]*\}$/.test(s) ? null : canonicalPath(s))) };
 }
 
 function matches(configured: ConfiguredTemplate, parts: readonly string[]): boolean {
@@ -87,8 +101,7 @@ export class RouteLabeler {
   }
 
   private resolve(path: string): string {
-    const query = path.indexOf('?');
-    const bare = query === -1 ? path : path.slice(0, query);
+    const bare = barePath(path);
     if (this.configured.length > 0) {
       const parts = bare.split('/');
       for (const configured of this.configured) if (matches(configured, parts)) return configured.template;

@@ -7,6 +7,7 @@
 // `/orders/mine`, past that operation's own rules.
 
 import './linear-regexps.js'; // templates' regexes fall back to V8's linear-time engine too
+import { canonicalPath } from '../http/canonical-path.js';
 
 export interface Template<T> {
   readonly template: string;
@@ -123,26 +124,6 @@ const NONE: readonly never[] = [];
 function firstSegmentOf(path: string): string {
   const end = path.indexOf('/', 1);
   return end === -1 ? path.slice(1) : path.slice(1, end);
-}
-
-const ESCAPE = /%([0-9A-Fa-f]{2})/g;
-
-/**
- * The path as the matcher compares it (RFC 3986 §6.2.2). A `%XX` that spells a printable
- * ASCII character is decoded, hex in either case: §6.2.2.2 makes that so for unreserved
- * characters (`%6D` is `m`), and apps decode the others as well. Kept encoded, with
- * upper-case hex (§6.2.2.1): `/` and `%` (decoded, they would split a segment or start another
- * escape, and a parameter would be decoded twice), the space, control characters and bytes
- * above 0x7F. So every escape left is decoded exactly once, into a parameter's value; and the
- * form is its own canonical form. A path without `%` is returned as it is.
- */
-export function canonicalPath(path: string): string {
-  if (path.indexOf('%') === -1) return path;
-  return path.replace(ESCAPE, (_escape, hex: string) => {
-    const byte = parseInt(hex, 16);
-    if (byte <= 0x20 || byte >= 0x7f || byte === 0x2f || byte === 0x25) return `%${hex.toUpperCase()}`;
-    return String.fromCharCode(byte);
-  });
 }
 
 /**

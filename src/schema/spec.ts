@@ -9,7 +9,8 @@ import { NO_BACKTRACKING_PATTERNS, type BacktrackingPatterns } from './backtrack
 import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
 import { compileOperation, isJsonType, type CompiledOperation, type MediaRule } from './operation.js';
-import { canonicalPath, otherReadings, PathMatcher, type PathMatch } from './path-matcher.js';
+import { canonicalPath } from '../http/canonical-path.js';
+import { otherReadings, PathMatcher, type PathMatch } from './path-matcher.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { isAcceptablePath } from '../http/request-target.js';

@@ -90,6 +90,23 @@ t.test('learned templates and methods', async (t) => {
   t.equal(labeler.routeOf('/charges'), '/charges', 'no match → learned');
 });
 
+t.test('a path is labelled in its canonical form, and braces it carries stay encoded', async (t) => {
+  t.equal(learnedTemplate('/orders/%6Dine'), '/orders/mine', 'an escaped unreserved character is the character');
+  t.equal(learnedTemplate('/%6frders/%6d%69ne?x=%41'), '/orders/mine', 'any hex case; the query never counts');
+  t.equal(learnedTemplate('/files/a%2fb'), '/files/a%2Fb', 'an escaped slash stays one segment, upper-case hex');
+  t.equal(learnedTemplate('/x/{y}'), '/x/%7By%7D', 'a literal brace is not a parameter');
+  t.equal(learnedTemplate('/x/%7By%7D'), '/x/%7By%7D', 'nor an escaped one');
+  t.equal(learnedTemplate('/x/{y}/42'), '/x/%7By%7D/{id}', 'only identifiers become {id}');
+  // one route, one learned slot: with a cap of 2, a second route still gets its own label
+  const labeler = new RouteLabeler([], 2);
+  for (const path of ['/orders/mine', '/orders/%6Dine', '/%6Frders/mine', '/orders/%6d%69%6e%65']) t.equal(labeler.routeOf(path), '/orders/mine', path);
+  t.equal(labeler.routeOf('/health'), '/health', 'the spellings took one slot');
+  t.equal(labeler.routeOf('/other'), OTHER_ROUTE, 'the cap still holds');
+  const configured = new RouteLabeler(['/files/a%2fb/{id}', '/orders/mine']);
+  t.equal(configured.routeOf('/files/a%2Fb/7'), '/files/a%2fb/{id}', "a configured template's literal compares in canonical form too");
+  t.equal(configured.routeOf('/orders/%6Dine'), '/orders/mine');
+});
+
 t.test('a learned route is at most MAX_TEMPLATE characters: a path of many short segments is __other__', async (t) => {
   const labeler = new RouteLabeler();
   const segments = (n: number, tag: string) => '/' + Array.from({ length: n }, (_, i) => `${tag}${String.fromCharCode(97 + (i % 26))}`).join('/');
