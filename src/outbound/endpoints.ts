@@ -6,6 +6,8 @@
 // Selection is power of two choices over each endpoint's peak-EWMA load (see balancer.ts);
 // an endpoint that just failed to connect is skipped for a while (passive health), and one
 // ejected as an outlier is skipped until re-admitted, unless no other endpoint is left.
+// A reload may change the configured list in place (reconfigure()): endpoints that stay keep
+// their object, and with it their sessions, load estimate and ejection.
 
 import { EventEmitter } from 'node:events';
 import { promises as dns } from 'node:dns';
@@ -50,8 +52,10 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   private readonly byOriginHost = new Map<string, UpstreamEndpoint>();
   private timer: NodeJS.Timeout | undefined;
   private resolving: Promise<void> | undefined;
-  private readonly fixed: UpstreamEndpoint[];
-  private readonly names: ReadonlyArray<{ host: string; port: number }>;
+  private fixed: UpstreamEndpoint[];
+  private names: ReadonlyArray<{ host: string; port: number }>;
+  /** start() was called: a name a reload adds is resolved at once, and then every refreshMs. */
+  private started = false;
   private readonly lookup: LookupAll;
   /** Last good addresses per name: a failed lookup keeps them rather than emptying the set. */
   private readonly lastResolved = new Map<string, UpstreamEndpoint[]>();
@@ -66,11 +70,38 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
 
   /** Resolves names once now, then every refreshMs. Never rejects. */
   start(): Promise<void> {
+    this.started = true;
     if (this.names.length === 0) return Promise.resolve();
     const first = this.refresh();
+    this.startTimer();
+    return first;
+  }
+
+  private startTimer(): void {
+    if (this.timer) return;
     this.timer = setInterval(() => void this.refresh(), this.options.refreshMs);
     this.timer.unref();
-    return first;
+  }
+
+  /**
+   * A reload's endpoint list for the same upstream. An endpoint that stays keeps its object
+   * (the pool's sessions to it, its load estimate, its ejection: replacing the whole pool
+   * redialled every endpoint and let an ejected one straight back in); one that goes is
+   * 'removed' (its sessions finish their streams and close); a new one starts fresh. Names
+   * still configured keep their last addresses until resolved again, which starts now.
+   */
+  reconfigure(configured: readonly Endpoint[]): void {
+    this.fixed = configured.filter((e) => isIP(e.host) !== 0).map((e) => this.existing(e.host, e.port) ?? makeEndpoint(e.host, e.port));
+    this.names = configured.filter((e) => isIP(e.host) === 0).map((e) => ({ host: e.host, port: e.port }));
+    const keys = new Set(this.names.map(({ host, port }) => `${host}:${port}`));
+    for (const key of [...this.lastResolved.keys()]) if (!keys.has(key)) this.lastResolved.delete(key);
+    this.publish([...this.fixed, ...[...keys].flatMap((key) => this.lastResolved.get(key) ?? [])]);
+    if (this.names.length === 0) return this.stop();
+    if (!this.started) return;
+    this.startTimer();
+    // a lookup of the old names still running publishes nothing (resolveNames): resolve the new ones now
+    this.resolving = undefined;
+    void this.refresh();
   }
 
   stop(): void {
@@ -145,26 +176,31 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
 
   private refresh(): Promise<void> {
     if (this.resolving) return this.resolving;
-    this.resolving = this.resolveNames().finally(() => {
-      this.resolving = undefined;
+    const resolving = this.resolveNames().finally(() => {
+      // a reload may have started another one meanwhile (reconfigure): that one stays
+      if (this.resolving === resolving) this.resolving = undefined;
     });
-    return this.resolving;
+    this.resolving = resolving;
+    return resolving;
   }
 
   private async resolveNames(): Promise<void> {
+    const names = this.names;
     const results = await Promise.all(
-      this.names.map(async ({ host, port }) => {
+      names.map(async ({ host, port }) => {
         const key = `${host}:${port}`;
         try {
           const records = await this.lookup(host);
           const resolved = records.map((r) => this.existing(r.address, port) ?? makeEndpoint(r.address, port));
-          if (resolved.length > 0) this.lastResolved.set(key, resolved);
+          if (resolved.length > 0 && names === this.names) this.lastResolved.set(key, resolved);
         } catch (err) {
           this.options.logger.warn({ host, err: describeError(err) }, 'could not resolve an upstream endpoint; keeping its last addresses');
         }
         return this.lastResolved.get(key) ?? [];
       }),
     );
+    // the names a reload replaced meanwhile: their addresses would bring back what it removed
+    if (names !== this.names) return;
     this.publish([...this.fixed, ...results.flat()]);
   }
 

@@ -1,6 +1,6 @@
 // A live reload of one upstream's pool (upstream-pool.ts): whether a reloaded config can run on
 // the pool as it is (keeping its sessions, endpoint health and load estimates), and the settings
-// then changed in place (timeouts, the connect bound, retries, circuit breaker). Separate from
+// then changed in place (endpoints, timeouts, the connect bound, retries, circuit breaker). Separate from
 // the pool's request path: this runs once per reload, never per request. Plain functions of the
 // pool, as the other pool-*.ts.
 
@@ -14,8 +14,10 @@ const CONNECT_TIMEOUT_CAP_MS = 10_000;
 
 /**
  * Whether a reloaded config for this upstream can run on this pool (and keep its sessions):
- * same name, endpoints, identity, balancer and outlier detection. Timeouts, retries and the
- * circuit breaker are then changed in place by reconfigure().
+ * same name, identity, balancer and outlier detection. Endpoints, timeouts, retries and the
+ * circuit breaker are then changed in place by reconfigure(): an endpoint added or removed
+ * used to replace the pool, redialling every endpoint that stayed and forgetting which were
+ * ejected.
  */
 export function canReuse(pool: UpstreamPool, next: UpstreamConfig): boolean {
   const a = pool.config;
@@ -23,7 +25,6 @@ export function canReuse(pool: UpstreamPool, next: UpstreamConfig): boolean {
     !pool.closed &&
     a.name === next.name &&
     a.identity === next.identity &&
-    JSON.stringify(a.endpoints) === JSON.stringify(next.endpoints) &&
     JSON.stringify(a.balancer) === JSON.stringify(next.balancer) &&
     JSON.stringify(a.outlierDetection) === JSON.stringify(next.outlierDetection)
   );
@@ -33,6 +34,8 @@ export function canReuse(pool: UpstreamPool, next: UpstreamConfig): boolean {
 export function reconfigure(pool: UpstreamPool, next: UpstreamConfig): void {
   const prev = pool.config;
   pool.config = next;
+  // those that stay keep their sessions and health; those removed wind down (endpoints.ts)
+  if (JSON.stringify(prev.endpoints) !== JSON.stringify(next.endpoints)) pool.endpoints.reconfigure(next.endpoints);
   pool.timeoutMs = next.timeoutMs;
   pool.idleTimeoutMs = next.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   pool.tunnelIdleTimeoutMs = next.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;

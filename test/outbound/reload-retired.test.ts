@@ -1,4 +1,6 @@
-// Reloads that re-point an upstream retire its old pool; a retired pool is dropped (and
+// Reloads that replace an upstream's pool retire the old one (here each reload gives a new
+// balancer decay, which replaces the pool; an endpoint change alone is applied in place:
+// reload-endpoints.test.ts); a retired pool is dropped (and
 // closed) once it has no streams, no waits, no retries waiting and no sessions left, checked
 // at each reload, both codecs. Kept for ever they added up: 2,000 reloads held 2,000 pools
 // (~8 MB). A pool retired while a request runs on it, or waits out a retry's backoff on it, is
@@ -12,7 +14,9 @@ import type { UpstreamConfig } from '../../src/config/outbound-config.js';
 import { makePki, request, sleep, startOutbound, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
 import { startTcpGate } from '../helpers/tcp-gate.js';
 
-const payments = (port: number): UpstreamConfig[] => [{ name: 'payments', endpoints: [parseEndpoint(`127.0.0.1:${port}`) as Endpoint], identity: UPSTREAM_ID, timeoutMs: 5000, routes: [] }];
+/** A reload's upstream list: the pool is replaced every time (a balancer decay it never had), whatever the port. */
+let reloads = 0;
+const payments = (port: number): UpstreamConfig[] => [{ name: 'payments', endpoints: [parseEndpoint(`127.0.0.1:${port}`) as Endpoint], identity: UPSTREAM_ID, timeoutMs: 5000, routes: [], balancer: { decayMs: 10_000 + ++reloads } }];
 const retiredOf = (outbound: unknown) => (outbound as { retiredPools: number }).retiredPools;
 
 /** An upstream whose first answer is a 503 asking for a retry in 1 s, and 200 after; `seen` counts the requests. */
