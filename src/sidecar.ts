@@ -177,7 +177,8 @@ export class Sidecar {
       metrics: (accept: string | undefined) => this.options.cluster?.metrics(accept) ?? this.metrics.renderFor(accept),
       views: {
         '/endpoints': (query: URLSearchParams) => endpointsView(query.get('format'), { service: this.config.service, traffic: this.traffic, guards: this.guards, cluster: this.options.cluster }),
-        '/debug/tls': () => ({ failures: this.tlsFailures.recent() }),
+        // workers > 1: the handshakes happen in the workers, not here
+        '/debug/tls': async () => ({ failures: this.options.cluster ? await this.options.cluster.tlsFailures() : this.tlsFailures.recent() }),
         ...(this.options.cluster ? { '/workers': () => this.options.cluster?.status() } : {}),
       },
     };

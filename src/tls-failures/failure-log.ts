@@ -7,6 +7,9 @@ import type { Logger } from 'pino';
 import { LogPerKey, leftOut } from '../log-per-key.js';
 import type { Direction, TlsFailureDetail, TlsFailureReason } from '../metrics/traffic.js';
 
+/** Failures kept for GET /debug/tls (with workers > 1: in each worker, and in the merged answer). */
+export const TLS_FAILURES_KEPT = 100;
+
 export interface TlsFailureEntry {
   readonly time: string;
   readonly direction: Direction;
@@ -33,7 +36,7 @@ export class TlsFailureLog {
     options: FailureLogOptions = {},
   ) {
     this.perPeer = new LogPerKey(options.windowMs ?? 10_000);
-    this.capacity = options.capacity ?? 100;
+    this.capacity = options.capacity ?? TLS_FAILURES_KEPT;
   }
 
   tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason, detail?: TlsFailureDetail): void {

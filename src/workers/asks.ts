@@ -62,7 +62,7 @@ export class Asks {
    * meanwhile counts as `empty`, as what it last answered is in the departed counts from its
    * exit on (departed-counts.ts); `saw` is told every answer.
    */
-  async gather<K extends 'metrics' | 'endpoints'>(
+  async gather<K extends 'metrics' | 'endpoints' | 'tls'>(
     workers: readonly Worker[],
     ask: K,
     timeoutMs: number,

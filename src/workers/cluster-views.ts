@@ -1,7 +1,7 @@
-// What the primary's admin server shows of its workers (workers > 1): /metrics, GET /endpoints
-// and GET /workers, each gathered from the workers over IPC (asks.ts) with a short deadline, so
-// one stopped or stuck worker does not cost the whole answer, and with what dead workers had
-// counted carried over (departed-counts.ts). Separate from primary.ts, which forks, starts,
+// What the primary's admin server shows of its workers (workers > 1): /metrics, GET /endpoints,
+// GET /debug/tls and GET /workers, each gathered from the workers over IPC (asks.ts) with a
+// short deadline, so one stopped or stuck worker does not cost the whole answer, and with what
+// dead workers had counted carried over (departed-counts.ts). Separate from primary.ts, which forks, starts,
 // reloads, drains and replaces the workers: this only reads them, on an operator's request.
 
 import type { Worker } from 'node:cluster';
@@ -10,6 +10,7 @@ import type { ClusterMetrics } from './cluster-metrics.js';
 import type { DepartedCounts } from './departed-counts.js';
 import { mergeEndpoints } from './merge-endpoints.js';
 import type { Answers, Ask, WorkerEndpoints, WorkerStatus } from './messages.js';
+import { TLS_FAILURES_KEPT, type TlsFailureEntry } from '../tls-failures/failure-log.js';
 
 /**
  * How long a scrape, GET /endpoints or GET /workers waits for a worker: one stopped or stuck
@@ -54,6 +55,18 @@ export class ClusterViews {
       last: (id) => this.departed.lastEndpointsOf(id),
     });
     return mergeEndpoints([...answers, this.departed.endpoints()]);
+  }
+
+  /**
+   * GET /debug/tls: the handshakes fail in the workers (the primary serves no TLS), so each
+   * worker that said hello is asked for its last failures, and the newest TLS_FAILURES_KEPT of
+   * them all are shown, as one process shows its own. Not carried over a worker's death: a
+   * troubleshooting list of recent events, not a count (what a dead or silent worker saw is left out).
+   */
+  async tlsFailures(): Promise<TlsFailureEntry[]> {
+    const { answers } = await this.asks.gather(this.members.greetedLive(), 'tls', this.viewAskTimeoutMs, [], { saw: () => undefined, last: () => undefined });
+    // ISO times of one clock: their text order is their time order
+    return answers.flat().sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0)).slice(0, TLS_FAILURES_KEPT);
   }
 
   async status(): Promise<unknown> {

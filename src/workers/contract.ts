@@ -7,6 +7,7 @@ import type { SidecarConfig } from '../config/sidecar-config.js';
 import type { SpecDocuments } from '../schema/guards.js';
 import type { WorkerEndpoints } from './messages.js';
 import type { RoundOutcome } from './reload-round.js';
+import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 
 /** A config the primary has checked, with the OpenAPI documents it loaded for it: what the workers run, as is. */
 export interface ConfigToRun {
@@ -27,6 +28,8 @@ export interface WorkerCluster {
   metrics(accept: string | undefined): Promise<{ contentType: string; body: string }>;
   /** The workers' endpoint inventories, merged. */
   endpoints(): Promise<WorkerEndpoints>;
+  /** GET /debug/tls: the failed handshakes the workers (where handshakes happen) recorded last, newest first. */
+  tlsFailures(): Promise<TlsFailureEntry[]>;
   /** GET /workers: the primary's config generation; each worker's pid, state, served serial, generation and request count. */
   status(): Promise<unknown>;
   drain(timeoutMs: number): Promise<void>;

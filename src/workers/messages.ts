@@ -10,6 +10,7 @@ import type { SidecarConfig } from '../config/sidecar-config.js';
 import type { SpecDocuments } from '../schema/guards.js';
 import type { EndpointView } from '../metrics/traffic-metrics.js';
 import type { DiscoveryRow } from '../metrics/discovery.js';
+import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 
 export interface Address {
   readonly host: string;
@@ -38,6 +39,8 @@ export type Ask =
   /** The primary's health check (health-checks.ts): answered at once by a worker whose event loop turns. */
   | { readonly ask: 'ping' }
   | { readonly ask: 'endpoints' }
+  /** The worker's recent failed TLS handshakes (GET /debug/tls): the handshakes happen in the workers. */
+  | { readonly ask: 'tls' }
   | { readonly ask: 'metrics' };
 
 /** A worker's registry as prom-client's aggregation takes it (Registry.getMetricsAsJSON()). */
@@ -65,6 +68,7 @@ export interface Answers {
   ping: true;
   endpoints: WorkerEndpoints;
   metrics: MetricsJson;
+  tls: readonly TlsFailureEntry[];
 }
 
 export type ToWorker =

@@ -14,6 +14,7 @@ import type client from 'prom-client';
 import { describeError, MeshcarError } from '../errors.js';
 import type { SvidMaterial } from '../identity/svid.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { ClusterViews, VIEW_ASK_TIMEOUT_MS } from './cluster-views.js';
@@ -150,6 +151,10 @@ export class WorkerPool implements WorkerCluster {
 
   status(): Promise<unknown> {
     return this.views.status();
+  }
+
+  tlsFailures(): Promise<TlsFailureEntry[]> {
+    return this.views.tlsFailures();
   }
 
   /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */
