@@ -21,6 +21,7 @@ import { FrameReader } from './frame-reader.js';
 import { FrameWriter } from './frame-writer.js';
 import type { BatchWaiter } from './batch-waiters.js';
 import { HeaderBlockAssembler } from './header-block.js';
+import { OpenStreams } from './open-streams.js';
 import { PingTracker } from './pings.js';
 import { SendScheduler } from './send-scheduler.js';
 import { HeadKind, flattenHeaders, type OutgoingHeaders } from './headers.js';
@@ -44,8 +45,8 @@ export class H2Connection extends EventEmitter implements StreamHost {
   readonly isServer: boolean;
   readonly limits: H2Limits;
   readonly remoteSettings: Settings = defaultSettings();
-  /** Open streams by id (both directions). */
-  readonly streams = new Map<number, H2Stream>();
+  /** Open streams by id (both directions); not a bare Map: see open-streams.ts. */
+  readonly streams = new OpenStreams<H2Stream>();
   readonly writer: FrameWriter;
   readonly decoder: HpackDecoder;
   readonly encoder: HpackEncoder;
