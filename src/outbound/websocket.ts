@@ -21,6 +21,7 @@ import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
 import { rawErrorResponse } from '../http/status.js';
 import { offersH2c } from '../http/upgrade.js';
+import { resetTunnelSide } from '../http/tunnel-reset.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
@@ -115,7 +116,10 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     exchange.errorCode = err.code;
     upstream?.destroy();
     if (exchange.status !== 0) {
-      socket.destroy();
+      // a tunnel's upstream broke (reset): the app is reset too, never sent a FIN, which in a
+      // tunnel that carries half-closes reads as the far app's clean end (tunnel-reset.ts)
+      if (exchange.status === 101) resetTunnelSide(socket);
+      else socket.destroy();
       return;
     }
     exchange.status = statusFor(err.code);
@@ -211,6 +215,9 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       // Set on these two sockets only, now: plain requests keep Node's close-on-FIN.
       socket.allowHalfOpen = true;
       up.allowHalfOpen = true;
+      // the app reset its connection: the upstream is reset as well (before 'close', which
+      // would otherwise flush and close it with a FIN: a clean end for the far app)
+      socket.on('error', () => resetConnection(up));
       socket.write(responseHead(res));
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) up.write(head);

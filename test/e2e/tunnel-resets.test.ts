@@ -1,0 +1,60 @@
+// WebSocket tunnels through a real sidecar pair: an abort on one hop reaches the far app as an
+// abort (a TCP reset), never as a FIN. A tunnel carries half-closes through, so a FIN reads as
+// the peer's clean end of its stream: a transfer cut in its middle would be taken for whole,
+// and a peer that half-closes keeps its own side open. Also the inbound's tunnelIdleTimeout:
+// both apps' connections close (before: the calling app got a FIN and its connection stayed
+// open on the outbound until the outbound's own, longer, tunnelIdleTimeout).
+
+import t from 'tap';
+import type net from 'node:net';
+import { closedWithin, endings, openTunnel, startTunnelPair, SWITCHING } from '../helpers/tunnel-pair.js';
+
+t.test('the far app resets its connection mid-tunnel: the calling app is reset', async (t) => {
+  let far: net.Socket | undefined;
+  const pair = await startTunnelPair((socket) => {
+    far = socket;
+    socket.write(SWITCHING);
+    socket.resume();
+  });
+  t.teardown(() => pair.close());
+  const tunnel = await openTunnel(pair.outbound.port);
+  t.teardown(() => tunnel.socket.destroy());
+  t.ok(far, 'the far app holds the tunnel');
+  far?.resetAndDestroy();
+  const seen = await closedWithin(tunnel, 5000);
+  t.same(seen, ['error:ECONNRESET', 'close'], 'a reset, not a FIN (was: end, then still open)');
+});
+
+t.test('the calling app resets its connection mid-tunnel: the far app is reset', async (t) => {
+  let farSeen: { events: string[]; closed: Promise<void> } | undefined;
+  const pair = await startTunnelPair((socket) => {
+    farSeen = endings(socket);
+    socket.write(SWITCHING);
+    socket.resume();
+  });
+  t.teardown(() => pair.close());
+  const tunnel = await openTunnel(pair.outbound.port);
+  t.ok(farSeen, 'the far app holds the tunnel');
+  tunnel.socket.resetAndDestroy();
+  const seen = await closedWithin(farSeen as { events: string[]; closed: Promise<void> }, 5000);
+  t.same(seen, ['error:ECONNRESET', 'close'], 'a reset, not a FIN (was: end, then still open)');
+});
+
+t.test("the inbound's tunnelIdleTimeout closes both apps' connections", async (t) => {
+  let farSeen: { events: string[]; closed: Promise<void> } | undefined;
+  const pair = await startTunnelPair(
+    (socket) => {
+      farSeen = endings(socket);
+      socket.write(SWITCHING);
+      socket.resume();
+    },
+    { inboundTunnelIdleTimeoutMs: 300 },
+  );
+  t.teardown(() => pair.close());
+  const tunnel = await openTunnel(pair.outbound.port);
+  t.teardown(() => tunnel.socket.destroy());
+  const seen = await closedWithin(tunnel, 5000);
+  t.same(seen, ['error:ECONNRESET', 'close'], 'the calling app is reset (was: a FIN, its connection left open on the outbound)');
+  t.equal((await closedWithin(farSeen as { events: string[]; closed: Promise<void> }, 5000)).at(-1), 'close', 'the far app is closed');
+  t.equal(pair.outbound.outbound.inFlight, 0, 'nothing left in flight on the outbound');
+});
