@@ -225,6 +225,12 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       socket.pipe(up);
     });
     handshake.on('response', (res: IncomingMessage) => {
+      // a 101 without an Upgrade field (RFC 9110 §15.2.2 requires one) is no switch node:http
+      // would make: relayed, the app read "Switching Protocols" on a connection that closed
+      if (res.statusCode === 101) {
+        fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 Switching Protocols without an Upgrade field`));
+        return;
+      }
       // not switching: relay the answer, then close both; the app's further bytes go nowhere
       if (timer) clearTimeout(timer);
       exchange.status = res.statusCode ?? 502;

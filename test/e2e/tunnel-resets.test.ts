@@ -6,8 +6,8 @@
 // open on the outbound until the outbound's own, longer, tunnelIdleTimeout).
 
 import t from 'tap';
-import type net from 'node:net';
-import { closedWithin, endings, openTunnel, startTunnelPair, SWITCHING } from '../helpers/tunnel-pair.js';
+import net from 'node:net';
+import { closedWithin, endings, openTunnel, startTunnelPair, SWITCHING, UPGRADE_HEAD } from '../helpers/tunnel-pair.js';
 
 t.test('the far app resets its connection mid-tunnel: the calling app is reset', async (t) => {
   let far: net.Socket | undefined;
@@ -57,4 +57,27 @@ t.test("the inbound's tunnelIdleTimeout closes both apps' connections", async (t
   t.same(seen, ['error:ECONNRESET', 'close'], 'the calling app is reset (was: a FIN, its connection left open on the outbound)');
   t.equal((await closedWithin(farSeen as { events: string[]; closed: Promise<void> }, 5000)).at(-1), 'close', 'the far app is closed');
   t.equal(pair.outbound.outbound.inFlight, 0, 'nothing left in flight on the outbound');
+});
+
+t.test('the far app answers 101 without an Upgrade field: the calling app gets 502 bad_gateway', async (t) => {
+  // review of tunnels M3: the inbound relayed it as a plain answer, so the calling app read
+  // "101 Switching Protocols" on a connection that then closed, and both records said 101
+  const pair = await startTunnelPair((socket) => {
+    socket.resume();
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\nRAW');
+  });
+  t.teardown(() => pair.close());
+  const caller = net.connect({ port: pair.outbound.port, host: '127.0.0.1' });
+  t.teardown(() => caller.destroy());
+  caller.on('error', () => {});
+  let text = '';
+  caller.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  caller.write(UPGRADE_HEAD);
+  const seen = await closedWithin({ events: [], closed: new Promise<void>((resolve) => caller.once('close', () => resolve())) }, 5000);
+  t.same(seen, ['close'], 'answered, then closed');
+  t.match(text, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+  t.match(text, /\r\nx-meshcar-error: bad_gateway\r\n/);
+  t.notMatch(text, /RAW/, 'nothing of what followed');
+  const record = (await pair.inbound.observer.waitForRequests(1)).at(-1);
+  t.match(record, { status: 502, errorCode: 'bad_gateway' });
 });
