@@ -22,3 +22,22 @@ function tcpOf(socket: net.Socket): net.Socket | undefined {
   // a plain TCP socket (an app's connection): its own handle is the TCP one
   return socket.constructor === net.Socket ? socket : undefined;
 }
+
+const kCutTunnel = Symbol('meshcar.cutTunnel');
+type TunnelSocket = net.Socket & { [kCutTunnel]?: () => void };
+
+/** Notes how to cut the tunnel this (app or caller) socket carries, both its sides with a reset. */
+export function markTunnel(socket: net.Socket, cut: () => void): void {
+  (socket as TunnelSocket)[kCutTunnel] = cut;
+}
+
+/**
+ * Closes a listener's connection at the end of a drain (or at close): a tunnel is cut with
+ * resets on both its sides, as at its idle timeout; a FIN would reach each app as the other's
+ * clean end, and the calling sidecar would keep its app's connection half-open.
+ */
+export function destroyConnection(socket: net.Socket): void {
+  const cut = (socket as TunnelSocket)[kCutTunnel];
+  if (cut !== undefined) cut();
+  else socket.destroy();
+}

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { MeshcarError, type ErrorCode } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { sendError } from '../http/status.js';
-import { resetTunnelSide } from '../http/tunnel-reset.js';
+import { markTunnel, resetTunnelSide } from '../http/tunnel-reset.js';
 import type { Caller } from './caller.js';
 import { Exchange } from './exchange.js';
 import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
@@ -166,10 +166,12 @@ export class Http1Exchange extends Exchange {
     // every byte either way passes through the caller's socket and re-arms its timer. Idle:
     // both sides reset, as the outbound does at its own limit; closed with a FIN, the calling
     // sidecar read a half-close and kept its app's connection open (review of tunnels, M2)
-    socket.setTimeout(this.tunnelIdleTimeoutMs, () => {
+    const cut = () => {
       resetTunnelSide(appSocket);
       resetTunnelSide(socket);
-    });
+    };
+    socket.setTimeout(this.tunnelIdleTimeoutMs, cut);
+    markTunnel(socket, cut); // a drain that runs out cuts it alike (connections.ts)
     socket.pipe(appSocket);
     appSocket.pipe(socket);
     socket.resume();

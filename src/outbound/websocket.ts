@@ -21,7 +21,7 @@ import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
 import { rawErrorResponse } from '../http/status.js';
 import { offersH2c } from '../http/upgrade.js';
-import { resetTunnelSide } from '../http/tunnel-reset.js';
+import { markTunnel, resetTunnelSide } from '../http/tunnel-reset.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
@@ -209,6 +209,12 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       socket.setTimeout(pool.tunnelIdleTimeoutMs, () => {
         resetConnection(up);
         socket.destroy();
+      });
+      // a drain that runs out (listener.ts) resets both sides: a FIN would read as a clean end.
+      // The app's first: reset after the upstream's, the app's connection went out with a FIN
+      markTunnel(socket, () => {
+        resetTunnelSide(socket);
+        resetConnection(up);
       });
       // half-close carries through, as Envoy's upgrade proxying does: the app's FIN ends our
       // write toward the upstream (pipe), and the upstream's later bytes still reach the app.

@@ -81,3 +81,25 @@ t.test('the far app answers 101 without an Upgrade field: the calling app gets 5
   const record = (await pair.inbound.observer.waitForRequests(1)).at(-1);
   t.match(record, { status: 502, errorCode: 'bad_gateway' });
 });
+
+for (const side of ['outbound', 'inbound'] as const) {
+  t.test(`a drain of the ${side} that runs out cuts a tunnel with resets on both sides`, async (t) => {
+    // before: each app got a FIN, read as the other's clean end; after the inbound's, the
+    // outbound kept the calling app's connection half-open and in flight
+    let farSeen: { events: string[]; closed: Promise<void> } | undefined;
+    const pair = await startTunnelPair((socket) => {
+      farSeen = endings(socket);
+      socket.write(SWITCHING);
+      socket.resume();
+    });
+    t.teardown(() => pair.close());
+    const tunnel = await openTunnel(pair.outbound.port);
+    t.teardown(() => tunnel.socket.destroy());
+    if (side === 'outbound') await pair.outbound.outbound.drain(200);
+    else await pair.inbound.inbound.drain(200);
+    t.same(await closedWithin(tunnel, 5000), ['error:ECONNRESET', 'close'], 'the calling app is reset');
+    t.equal((await closedWithin(farSeen as { events: string[]; closed: Promise<void> }, 5000)).at(-1), 'close', 'the far app is closed');
+    t.notOk(farSeen?.events.includes('end'), 'with no FIN first');
+    t.equal(pair.outbound.outbound.inFlight, 0, 'nothing left in flight on the outbound');
+  });
+}
