@@ -1,9 +1,11 @@
 // Aborting one side of an upgraded (WebSocket) tunnel with a TCP reset. A tunnel carries
 // half-closes through (an app's FIN is a clean end of its stream), so a hop whose other side
-// was reset, or that a tunnel idle timeout cuts, must not close with a FIN: the far app would
-// read an abort as a clean end of the stream (a transfer cut in its middle taken for whole),
-// or sit on a half-open connection. Works on a plain TCP socket and on a TLS socket the
-// server side accepted (its TCP connection is the socket Node wrapped, `_parent`).
+// was reset, or that a tunnel idle timeout or a drain running out cuts, must not close with a
+// FIN: the far app would read an abort as a clean end of the stream (a transfer cut in its
+// middle taken for whole), or sit on a half-open connection. Works on a plain TCP socket and on a TLS socket the
+// server side accepted (its TCP connection is the socket Node wrapped, `_parent`). Only once
+// the handshake is over: Node 20 crashed (SIGSEGV) resetting `_parent` inside the
+// secureConnection callback, which no tunnel reaches (a tunnel follows an HTTP exchange).
 
 import net from 'node:net';
 
