@@ -174,6 +174,14 @@ function onResponse(this: ClientRequest, appRes: IncomingMessage): void {
   // the app answers before the whole body reached it (an Expect refused, an early error): this
   // connection is not reused, whatever the app makes of the rest of the body
   if (exchange.requestHasBody && !this.writableEnded) this.shouldKeepAlive = false;
+  // a 101 that node:http did not take for a switch (no Upgrade field, which RFC 9110 §15.2.2
+  // requires): relayed, the caller read "Switching Protocols" on a connection that then closed,
+  // recorded as a success (review of tunnels, M3)
+  if (appRes.statusCode === 101) {
+    exchange.fail('bad_gateway', 'the app answered 101 Switching Protocols without an Upgrade field');
+    appRes.resume();
+    return;
+  }
   const codingProblem = responseCodingProblem(appRes.headers['transfer-encoding']);
   if (codingProblem !== undefined) {
     // fail() destroys this request, and the connection with the coded body still on it

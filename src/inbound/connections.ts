@@ -5,6 +5,7 @@
 
 import type { Socket } from 'node:net';
 import type { CallerSession } from './caller-session.js';
+import { destroyConnection } from '../http/tunnel-reset.js';
 
 export class ConnectionTracker {
   /** Requests (and WebSocket tunnels) started and not yet finished. */
@@ -98,6 +99,7 @@ export class ConnectionTracker {
   destroyAll(): void {
     this.draining = true;
     for (const session of this.sessions) session.destroy();
-    for (const socket of this.sockets) socket.destroy();
+    // a tunnel's socket is cut with resets on both of its sides (tunnel-reset.ts)
+    for (const socket of this.sockets) destroyConnection(socket);
   }
 }

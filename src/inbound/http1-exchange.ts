@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { MeshcarError, type ErrorCode } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { sendError } from '../http/status.js';
+import { markTunnel, resetTunnelSide } from '../http/tunnel-reset.js';
 import type { Caller } from './caller.js';
 import { Exchange } from './exchange.js';
 import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
@@ -142,8 +143,16 @@ export class Http1Exchange extends Exchange {
       socket.destroy();
       appSocket.destroy();
     };
-    socket.on('error', closeBoth);
-    appSocket.on('error', closeBoth);
+    // a reset on one side is relayed as a reset, not a FIN: the tunnel carries half-closes, so
+    // a FIN would tell the other app its peer ended cleanly (tunnel-reset.ts)
+    socket.on('error', () => {
+      resetTunnelSide(appSocket);
+      socket.destroy();
+    });
+    appSocket.on('error', () => {
+      resetTunnelSide(socket);
+      appSocket.destroy();
+    });
     appSocket.once('close', closeBoth);
     socket.once('close', () => {
       appSocket.destroy();
@@ -154,9 +163,15 @@ export class Http1Exchange extends Exchange {
     // tunnel's two sockets only: plain requests keep Node's close-on-FIN.
     socket.allowHalfOpen = true;
     appSocket.allowHalfOpen = true;
-    // every byte either way passes through the caller's socket and re-arms its timer; closing
-    // it closes both (below)
-    socket.setTimeout(this.tunnelIdleTimeoutMs, destroySelf);
+    // every byte either way passes through the caller's socket and re-arms its timer. Idle:
+    // both sides reset, as the outbound does at its own limit; closed with a FIN, the calling
+    // sidecar read a half-close and kept its app's connection open (review of tunnels, M2)
+    const cut = () => {
+      resetTunnelSide(appSocket);
+      resetTunnelSide(socket);
+    };
+    socket.setTimeout(this.tunnelIdleTimeoutMs, cut);
+    markTunnel(socket, cut); // a drain that runs out cuts it alike (connections.ts)
     socket.pipe(appSocket);
     appSocket.pipe(socket);
     socket.resume();

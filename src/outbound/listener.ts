@@ -20,6 +20,7 @@ import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { requestIdOf } from '../http/request-id.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { rawErrorResponse, sendError } from '../http/status.js';
+import { destroyConnection } from '../http/tunnel-reset.js';
 import { logListenerErrors } from '../http/listener-errors.js';
 import { expectsContinue } from './expect-continue.js';
 import type { Logger } from 'pino';
@@ -278,6 +279,7 @@ export class AppListener {
   destroyAll(): void {
     this.stopAccepting();
     for (const session of this.h2Sessions) session.destroy();
-    for (const socket of this.sockets) socket.destroy();
+    // a tunnel's app socket is cut with resets on both of its sides (tunnel-reset.ts)
+    for (const socket of this.sockets) destroyConnection(socket);
   }
 }

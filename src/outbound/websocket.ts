@@ -21,6 +21,7 @@ import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
 import { rawErrorResponse } from '../http/status.js';
 import { offersH2c } from '../http/upgrade.js';
+import { markTunnel, resetTunnelSide } from '../http/tunnel-reset.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
@@ -115,7 +116,10 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     exchange.errorCode = err.code;
     upstream?.destroy();
     if (exchange.status !== 0) {
-      socket.destroy();
+      // a tunnel's upstream broke (reset): the app is reset too, never sent a FIN, which in a
+      // tunnel that carries half-closes reads as the far app's clean end (tunnel-reset.ts)
+      if (exchange.status === 101) resetTunnelSide(socket);
+      else socket.destroy();
       return;
     }
     exchange.status = statusFor(err.code);
@@ -206,11 +210,20 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
         resetConnection(up);
         socket.destroy();
       });
+      // a drain that runs out (listener.ts) resets both sides: a FIN would read as a clean end.
+      // The app's first: reset after the upstream's, the app's connection went out with a FIN
+      markTunnel(socket, () => {
+        resetTunnelSide(socket);
+        resetConnection(up);
+      });
       // half-close carries through, as Envoy's upgrade proxying does: the app's FIN ends our
       // write toward the upstream (pipe), and the upstream's later bytes still reach the app.
       // Set on these two sockets only, now: plain requests keep Node's close-on-FIN.
       socket.allowHalfOpen = true;
       up.allowHalfOpen = true;
+      // the app reset its connection: the upstream is reset as well (before 'close', which
+      // would otherwise flush and close it with a FIN: a clean end for the far app)
+      socket.on('error', () => resetConnection(up));
       socket.write(responseHead(res));
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) up.write(head);
@@ -218,6 +231,12 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       socket.pipe(up);
     });
     handshake.on('response', (res: IncomingMessage) => {
+      // a 101 without an Upgrade field (RFC 9110 §15.2.2 requires one) is no switch node:http
+      // would make: relayed, the app read "Switching Protocols" on a connection that closed
+      if (res.statusCode === 101) {
+        fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 Switching Protocols without an Upgrade field`));
+        return;
+      }
       // not switching: relay the answer, then close both; the app's further bytes go nowhere
       if (timer) clearTimeout(timer);
       exchange.status = res.statusCode ?? 502;

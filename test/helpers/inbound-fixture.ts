@@ -68,6 +68,8 @@ export interface FixtureOptions {
   readonly timeoutMs?: number;
   /** inbound.idleTimeout (default: the sidecar's, 5 min). */
   readonly idleTimeoutMs?: number;
+  /** inbound.tunnelIdleTimeout (default: the sidecar's, 1 h). */
+  readonly tunnelIdleTimeoutMs?: number;
   readonly limits?: InboundLimits;
   readonly pki?: TestPki;
   readonly serverLifetimeMs?: number;
@@ -159,6 +161,7 @@ export async function startInbound(options: FixtureOptions = {}): Promise<Inboun
       app: { protocol, host: '127.0.0.1', port: appPort },
       timeoutMs: options.timeoutMs ?? 5000,
       ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+      ...(options.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.tunnelIdleTimeoutMs } : {}),
       authorize: options.authorize,
       ...(options.sessionResumption ? { sessionResumption: true } : {}),
     },

@@ -35,6 +35,7 @@ async function startRawUpstream(pki: Awaited<ReturnType<typeof makePki>>) {
       answered = true;
       const path = conn.data.split(' ')[1];
       if (path === '/ws') socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      else if (path === '/no-upgrade') socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\nRAW');
       else if (path === '/chunked') socket.write('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\nX-Why: policy\r\n\r\n5\r\nno ws\r\n0\r\n\r\n');
       else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Plain: yes\r\n\r\nhello');
       // and the connection stays open, as a keep-alive server's would
@@ -140,4 +141,27 @@ t.test('WebSocket upgrade answered without 101', async (t) => {
     await fx.outbound.drain(10_000);
     t.ok(Date.now() - started < 2_000, `drain did not wait for the app's open side (${Date.now() - started} ms)`);
   });
+});
+
+t.test('a 101 without an Upgrade field is no switch: 502 bad_gateway, never relayed as a 101', async (t) => {
+  // review of tunnels M3: node:http reads it as a plain answer, which was relayed: the app read
+  // "101 Switching Protocols" on a connection that then closed, and the record said 101
+  const pki = await makePki(TD);
+  const upstream = await startRawUpstream(pki);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
+  t.teardown(async () => {
+    await fx.close();
+    upstream.server.close();
+  });
+  const app = await appClient(fx.port);
+  t.teardown(() => app.socket.destroy());
+  app.socket.write(upgrade('/no-upgrade'));
+  await waitFor(() => app.closed(), 'the app connection closed');
+  t.match(app.text(), /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+  t.match(app.text(), /\r\nx-meshcar-error: bad_gateway\r\n/);
+  t.match(app.text(), /without an Upgrade field/);
+  t.notMatch(app.text(), /RAW/, 'nothing of what followed');
+  const record = (await fx.observer.waitForRequests(1)).at(-1);
+  t.match(record, { peer: 'payments', status: 502, errorCode: 'bad_gateway' });
+  await waitFor(() => upstream.connections[0]?.closed === true, 'the upstream connection closed');
 });

@@ -1,0 +1,105 @@
+// WebSocket tunnels through a real sidecar pair: an abort on one hop reaches the far app as an
+// abort (a TCP reset), never as a FIN. A tunnel carries half-closes through, so a FIN reads as
+// the peer's clean end of its stream: a transfer cut in its middle would be taken for whole,
+// and a peer that half-closes keeps its own side open. Also the inbound's tunnelIdleTimeout:
+// both apps' connections close (before: the calling app got a FIN and its connection stayed
+// open on the outbound until the outbound's own, longer, tunnelIdleTimeout).
+
+import t from 'tap';
+import net from 'node:net';
+import { closedWithin, endings, openTunnel, startTunnelPair, SWITCHING, UPGRADE_HEAD } from '../helpers/tunnel-pair.js';
+
+t.test('the far app resets its connection mid-tunnel: the calling app is reset', async (t) => {
+  let far: net.Socket | undefined;
+  const pair = await startTunnelPair((socket) => {
+    far = socket;
+    socket.write(SWITCHING);
+    socket.resume();
+  });
+  t.teardown(() => pair.close());
+  const tunnel = await openTunnel(pair.outbound.port);
+  t.teardown(() => tunnel.socket.destroy());
+  t.ok(far, 'the far app holds the tunnel');
+  far?.resetAndDestroy();
+  const seen = await closedWithin(tunnel, 5000);
+  t.same(seen, ['error:ECONNRESET', 'close'], 'a reset, not a FIN (was: end, then still open)');
+});
+
+t.test('the calling app resets its connection mid-tunnel: the far app is reset', async (t) => {
+  let farSeen: { events: string[]; closed: Promise<void> } | undefined;
+  const pair = await startTunnelPair((socket) => {
+    farSeen = endings(socket);
+    socket.write(SWITCHING);
+    socket.resume();
+  });
+  t.teardown(() => pair.close());
+  const tunnel = await openTunnel(pair.outbound.port);
+  t.ok(farSeen, 'the far app holds the tunnel');
+  tunnel.socket.resetAndDestroy();
+  const seen = await closedWithin(farSeen as { events: string[]; closed: Promise<void> }, 5000);
+  t.same(seen, ['error:ECONNRESET', 'close'], 'a reset, not a FIN (was: end, then still open)');
+});
+
+t.test("the inbound's tunnelIdleTimeout closes both apps' connections", async (t) => {
+  let farSeen: { events: string[]; closed: Promise<void> } | undefined;
+  const pair = await startTunnelPair(
+    (socket) => {
+      farSeen = endings(socket);
+      socket.write(SWITCHING);
+      socket.resume();
+    },
+    { inboundTunnelIdleTimeoutMs: 300 },
+  );
+  t.teardown(() => pair.close());
+  const tunnel = await openTunnel(pair.outbound.port);
+  t.teardown(() => tunnel.socket.destroy());
+  const seen = await closedWithin(tunnel, 5000);
+  t.same(seen, ['error:ECONNRESET', 'close'], 'the calling app is reset (was: a FIN, its connection left open on the outbound)');
+  t.equal((await closedWithin(farSeen as { events: string[]; closed: Promise<void> }, 5000)).at(-1), 'close', 'the far app is closed');
+  t.equal(pair.outbound.outbound.inFlight, 0, 'nothing left in flight on the outbound');
+});
+
+t.test('the far app answers 101 without an Upgrade field: the calling app gets 502 bad_gateway', async (t) => {
+  // review of tunnels M3: the inbound relayed it as a plain answer, so the calling app read
+  // "101 Switching Protocols" on a connection that then closed, and both records said 101
+  const pair = await startTunnelPair((socket) => {
+    socket.resume();
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\nRAW');
+  });
+  t.teardown(() => pair.close());
+  const caller = net.connect({ port: pair.outbound.port, host: '127.0.0.1' });
+  t.teardown(() => caller.destroy());
+  caller.on('error', () => {});
+  let text = '';
+  caller.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  caller.write(UPGRADE_HEAD);
+  const seen = await closedWithin({ events: [], closed: new Promise<void>((resolve) => caller.once('close', () => resolve())) }, 5000);
+  t.same(seen, ['close'], 'answered, then closed');
+  t.match(text, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+  t.match(text, /\r\nx-meshcar-error: bad_gateway\r\n/);
+  t.notMatch(text, /RAW/, 'nothing of what followed');
+  const record = (await pair.inbound.observer.waitForRequests(1)).at(-1);
+  t.match(record, { status: 502, errorCode: 'bad_gateway' });
+});
+
+for (const side of ['outbound', 'inbound'] as const) {
+  t.test(`a drain of the ${side} that runs out cuts a tunnel with resets on both sides`, async (t) => {
+    // before: each app got a FIN, read as the other's clean end; after the inbound's, the
+    // outbound kept the calling app's connection half-open and in flight
+    let farSeen: { events: string[]; closed: Promise<void> } | undefined;
+    const pair = await startTunnelPair((socket) => {
+      farSeen = endings(socket);
+      socket.write(SWITCHING);
+      socket.resume();
+    });
+    t.teardown(() => pair.close());
+    const tunnel = await openTunnel(pair.outbound.port);
+    t.teardown(() => tunnel.socket.destroy());
+    if (side === 'outbound') await pair.outbound.outbound.drain(200);
+    else await pair.inbound.inbound.drain(200);
+    t.same(await closedWithin(tunnel, 5000), ['error:ECONNRESET', 'close'], 'the calling app is reset');
+    t.equal((await closedWithin(farSeen as { events: string[]; closed: Promise<void> }, 5000)).at(-1), 'close', 'the far app is closed');
+    t.notOk(farSeen?.events.includes('end'), 'with no FIN first');
+    t.equal(pair.outbound.outbound.inFlight, 0, 'nothing left in flight on the outbound');
+  });
+}
