@@ -7,7 +7,7 @@
 
 import t from 'tap';
 import net from 'node:net';
-import { closedWithin, endings, openTunnel, startTunnelPair, SWITCHING, UPGRADE_HEAD } from '../helpers/tunnel-pair.js';
+import { closedWithin, openTunnel, startTunnelPair, switchingFarApp, SWITCHING, UPGRADE_HEAD } from '../helpers/tunnel-pair.js';
 
 t.test('the far app resets its connection mid-tunnel: the calling app is reset', async (t) => {
   let far: net.Socket | undefined;
@@ -26,36 +26,24 @@ t.test('the far app resets its connection mid-tunnel: the calling app is reset',
 });
 
 t.test('the calling app resets its connection mid-tunnel: the far app is reset', async (t) => {
-  let farSeen: { events: string[]; closed: Promise<void> } | undefined;
-  const pair = await startTunnelPair((socket) => {
-    farSeen = endings(socket);
-    socket.write(SWITCHING);
-    socket.resume();
-  });
+  const farApp = switchingFarApp();
+  const pair = await startTunnelPair(farApp.far);
   t.teardown(() => pair.close());
   const tunnel = await openTunnel(pair.outbound.port);
-  t.ok(farSeen, 'the far app holds the tunnel');
   tunnel.socket.resetAndDestroy();
-  const seen = await closedWithin(farSeen as { events: string[]; closed: Promise<void> }, 5000);
+  const seen = await closedWithin(farApp.seen(), 5000);
   t.same(seen, ['error:ECONNRESET', 'close'], 'a reset, not a FIN (was: end, then still open)');
 });
 
 t.test("the inbound's tunnelIdleTimeout closes both apps' connections", async (t) => {
-  let farSeen: { events: string[]; closed: Promise<void> } | undefined;
-  const pair = await startTunnelPair(
-    (socket) => {
-      farSeen = endings(socket);
-      socket.write(SWITCHING);
-      socket.resume();
-    },
-    { inboundTunnelIdleTimeoutMs: 300 },
-  );
+  const farApp = switchingFarApp();
+  const pair = await startTunnelPair(farApp.far, { inboundTunnelIdleTimeoutMs: 300 });
   t.teardown(() => pair.close());
   const tunnel = await openTunnel(pair.outbound.port);
   t.teardown(() => tunnel.socket.destroy());
   const seen = await closedWithin(tunnel, 5000);
   t.same(seen, ['error:ECONNRESET', 'close'], 'the calling app is reset (was: a FIN, its connection left open on the outbound)');
-  t.equal((await closedWithin(farSeen as { events: string[]; closed: Promise<void> }, 5000)).at(-1), 'close', 'the far app is closed');
+  t.equal((await closedWithin(farApp.seen(), 5000)).at(-1), 'close', 'the far app is closed');
   t.equal(pair.outbound.outbound.inFlight, 0, 'nothing left in flight on the outbound');
 });
 
@@ -86,20 +74,16 @@ for (const side of ['outbound', 'inbound'] as const) {
   t.test(`a drain of the ${side} that runs out cuts a tunnel with resets on both sides`, async (t) => {
     // before: each app got a FIN, read as the other's clean end; after the inbound's, the
     // outbound kept the calling app's connection half-open and in flight
-    let farSeen: { events: string[]; closed: Promise<void> } | undefined;
-    const pair = await startTunnelPair((socket) => {
-      farSeen = endings(socket);
-      socket.write(SWITCHING);
-      socket.resume();
-    });
+    const farApp = switchingFarApp();
+    const pair = await startTunnelPair(farApp.far);
     t.teardown(() => pair.close());
     const tunnel = await openTunnel(pair.outbound.port);
     t.teardown(() => tunnel.socket.destroy());
     if (side === 'outbound') await pair.outbound.outbound.drain(200);
     else await pair.inbound.inbound.drain(200);
     t.same(await closedWithin(tunnel, 5000), ['error:ECONNRESET', 'close'], 'the calling app is reset');
-    t.equal((await closedWithin(farSeen as { events: string[]; closed: Promise<void> }, 5000)).at(-1), 'close', 'the far app is closed');
-    t.notOk(farSeen?.events.includes('end'), 'with no FIN first');
+    t.equal((await closedWithin(farApp.seen(), 5000)).at(-1), 'close', 'the far app is closed');
+    t.notOk(farApp.seen().events.includes('end'), 'with no FIN first');
     t.equal(pair.outbound.outbound.inFlight, 0, 'nothing left in flight on the outbound');
   });
 }

@@ -95,3 +95,20 @@ export async function closedWithin(tunnel: { events: string[]; closed: Promise<v
   clearTimeout(timer);
   return [...tunnel.events, outcome];
 }
+
+/** A far app that switches at once and reads on; `seen()`: how its connection ended (once it has one). */
+export function switchingFarApp(): { far: FarApp; seen: () => { events: string[]; closed: Promise<void> } } {
+  let seen: { events: string[]; closed: Promise<void> } | undefined;
+  const far: FarApp = (socket) => {
+    seen = endings(socket);
+    socket.write(SWITCHING);
+    socket.resume();
+  };
+  return {
+    far,
+    seen: () => {
+      if (seen === undefined) throw new Error('the far app has no tunnel yet');
+      return seen;
+    },
+  };
+}
