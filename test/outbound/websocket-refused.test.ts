@@ -6,7 +6,7 @@
 // outbound's routing and policy) never reach the upstream. The app's bytes sent right after its
 // head wait for a 101.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
@@ -69,7 +69,8 @@ async function lingeringApp(port: number, bytes: string) {
 const upgrade = (path: string, host = 'payments') => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
 const SMUGGLED = 'DELETE /admin HTTP/1.1\r\nHost: payments\r\n\r\n';
 
-t.test('WebSocket upgrade answered without 101', async (t) => {
+/** A raw upstream (its answers scripted per test) behind an outbound named `payments`; both closed at teardown. */
+async function rawUpstreamBehindOutbound(t: Test) {
   const pki = await makePki(TD);
   const upstream = await startRawUpstream(pki);
   const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
@@ -77,6 +78,11 @@ t.test('WebSocket upgrade answered without 101', async (t) => {
     await fx.close();
     upstream.server.close();
   });
+  return { upstream, fx };
+}
+
+t.test('WebSocket upgrade answered without 101', async (t) => {
+  const { upstream, fx } = await rawUpstreamBehindOutbound(t);
 
   t.test('200 kept open: the answer is relayed, both connections close, the app’s next bytes go nowhere', async (t) => {
     const app = await appClient(fx.port);
@@ -146,13 +152,7 @@ t.test('WebSocket upgrade answered without 101', async (t) => {
 t.test('a 101 without an Upgrade field is no switch: 502 bad_gateway, never relayed as a 101', async (t) => {
   // review of tunnels M3: node:http reads it as a plain answer, which was relayed: the app read
   // "101 Switching Protocols" on a connection that then closed, and the record said 101
-  const pki = await makePki(TD);
-  const upstream = await startRawUpstream(pki);
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
-  t.teardown(async () => {
-    await fx.close();
-    upstream.server.close();
-  });
+  const { upstream, fx } = await rawUpstreamBehindOutbound(t);
   const app = await appClient(fx.port);
   t.teardown(() => app.socket.destroy());
   app.socket.write(upgrade('/no-upgrade'));
