@@ -66,6 +66,26 @@ function readSans(extensionsAttribute: Asn1, uris: string[], otherNames: string[
   }
 }
 
+/**
+ * An EC key must name its curve (RFC 5480 2.1.1) and be a point on it, encoded compressed or
+ * uncompressed. Checked on the DER, before Node decodes the key: OpenSSL decodes the point at
+ * infinity (one zero byte) without a word, every ECDSA signature of it can be forged without a
+ * private key, and reading the decoded key's details (asymmetricKeyDetails) then aborts the
+ * whole process in a native assertion (Node 20), which no try/catch stops.
+ */
+function ecPointCheck(spkiNode: Asn1): void {
+  const [algorithm, key] = children(spkiNode, 'subjectPublicKeyInfo');
+  const [keyOid, parameters] = children(algorithm, 'public key algorithm');
+  if (asn1.derToOid(String(keyOid?.value ?? '')) !== OID.ecPublicKey) return;
+  if (parameters?.tagClass !== asn1.Class.UNIVERSAL || parameters.type !== asn1.Type.OID) throw new CsrError('the EC public key in the certificate request must name its curve (RFC 5480: no explicit or implicit curve parameters)');
+  // a BIT STRING's value: the unused-bits byte, then the encoded point
+  const bits = typeof key?.value === 'string' ? key.value : '';
+  const form = bits.charCodeAt(1);
+  const coordinates = bits.length - 2;
+  const encodedAsPoint = bits.charCodeAt(0) === 0 && (form === 0x04 ? coordinates > 0 && coordinates % 2 === 0 : (form === 0x02 || form === 0x03) && coordinates > 0);
+  if (!encodedAsPoint) throw new CsrError('the EC public key in the certificate request is not a point on its curve (the point at infinity, or not encoded as 04|X|Y or 02/03|X)');
+}
+
 /** Parses a PEM CSR and verifies its signature (proof of possession of the private key). */
 export async function parseAndVerifyCsr(pem: string): Promise<ParsedCsr> {
   try {
@@ -95,6 +115,7 @@ async function parseAndVerify(pem: string): Promise<ParsedCsr> {
   const signatureOid = asn1.derToOid(String(children(algorithm, 'signature algorithm')[0]?.value ?? ''));
   const signer = Object.hasOwn(SIGNATURE_ALGORITHMS, signatureOid) ? SIGNATURE_ALGORITHMS[signatureOid] : undefined;
   if (!signer) throw new CsrError(`signature algorithm ${clip(signatureOid, OID_QUOTE_LIMIT)} is not accepted (use ECDSA or RSA with SHA-256 or stronger)`);
+  ecPointCheck(spkiNode);
   const spki = toDer(spkiNode);
   let publicKey: KeyObject;
   try {

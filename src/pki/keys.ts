@@ -55,8 +55,28 @@ export function describePublicKey(key: KeyObject): KeyDescription {
 export function weakKeyReason(key: KeyObject): string | undefined {
   const description = describePublicKey(key);
   if (description.type === 'rsa' && description.bits < 2048) return `RSA keys must have at least 2048 bits, this one has ${description.bits}`;
+  if (description.type === 'rsa') return rsaExponentProblem(key);
   if (description.type === 'ec' && description.bits === 0) return `EC curve ${description.curve ?? 'unknown'} is not supported (use P-256, P-384 or P-521)`;
   if (description.type === 'other') return `key type ${key.asymmetricKeyType ?? 'unknown'} is not supported (use ECDSA on P-256, P-384 or P-521, or RSA with 2048 bits or more)`;
+  return undefined;
+}
+
+/** The largest public exponent taken (CA/Browser Forum Baseline Requirements 6.1.6). */
+const MAX_RSA_EXPONENT = 2n ** 256n - 1n;
+
+/**
+ * An RSA key's exponent, which OpenSSL decodes without judging: with an exponent of 1 a
+ * signature is its own padded digest, so anyone "proves possession" of a key nobody holds and
+ * anyone can sign as its certificate. It must be odd, from 65537 to 2^256-1 (Baseline
+ * Requirements 6.1.6). An even modulus needs no check here: OpenSSL's verification cannot use
+ * one, so such a CSR never proves possession.
+ */
+function rsaExponentProblem(key: KeyObject): string | undefined {
+  const exponent = key.asymmetricKeyDetails?.publicExponent ?? 0n;
+  if (exponent % 2n === 0n || exponent < 65537n || exponent > MAX_RSA_EXPONENT) {
+    const shown = exponent > MAX_RSA_EXPONENT ? `a ${exponent.toString(2).length}-bit number` : String(exponent);
+    return `the RSA public exponent must be odd and from 65537 to 2^256-1, this one is ${shown}`;
+  }
   return undefined;
 }
 

@@ -3,7 +3,7 @@
 // the key). Signed for real with the given key, so the CA's proof-of-possession check passes
 // and what is tested is the check after it.
 
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 
 /** One DER TLV. */
 export function tlv(tag: number, content: Buffer): Buffer {
@@ -58,4 +58,66 @@ export function hostileCsr(options: HostileCsrOptions): string {
   const signature = sign(options.digest ?? 'sha256', info, keys.privateKey);
   const der = seq(info, algorithm, tlv(0x03, Buffer.concat([Buffer.from([0]), signature])));
   return `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE REQUEST-----\n`;
+}
+
+// Keys nobody holds, with CSRs that still "prove possession" of them: the signature is forged
+// from the public numbers alone. For the CA's key checks (test/ca/forged-keys.test.ts).
+
+const P256_ORDER = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+
+const toBytes = (x: bigint, length?: number): Buffer => {
+  const hex = x.toString(16);
+  const bytes = Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex');
+  return length === undefined ? bytes : Buffer.concat([Buffer.alloc(length - bytes.length), bytes]);
+};
+const fromBytes = (bytes: Buffer): bigint => BigInt(`0x${bytes.toString('hex') || '0'}`);
+const modPow = (base: bigint, exponent: bigint, modulus: bigint): bigint => {
+  let result = 1n;
+  let b = base % modulus;
+  for (let e = exponent; e > 0n; e >>= 1n) {
+    if (e & 1n) result = (result * b) % modulus;
+    b = (b * b) % modulus;
+  }
+  return result;
+};
+const derInteger = (x: bigint): Buffer => {
+  const bytes = toBytes(x);
+  return tlv(0x02, (bytes[0] as number) & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes);
+};
+
+function csrPem(spki: Buffer, uri: string, algorithm: Buffer, signInfo: (info: Buffer) => Buffer): string {
+  const san = seq(oid('2.5.29.17'), tlv(0x04, seq(uriName(uri))));
+  const info = seq(Buffer.from([2, 1, 0]), seq(), spki, tlv(0xa0, seq(oid('1.2.840.113549.1.9.14'), tlv(0x31, seq(san)))));
+  const der = seq(info, algorithm, tlv(0x03, Buffer.concat([Buffer.from([0]), signInfo(info)])));
+  return `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE REQUEST-----\n`;
+}
+
+/**
+ * A P-256 "key" that is the point at infinity (one zero byte) and an ECDSA signature that
+ * verifies against it: with Q = O, R = u1·G, so any k gives r = x(k·G), s = e/k.
+ */
+export function infinityPointCsr(uri: string): string {
+  const spki = seq(seq(oid('1.2.840.10045.2.1'), oid('1.2.840.10045.3.1.7')), tlv(0x03, Buffer.from([0, 0])));
+  return csrPem(spki, uri, seq(oid('1.2.840.10045.4.3.2')), (info) => {
+    const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+    const k = fromBytes(Buffer.from(String(jwk.d), 'base64url'));
+    const r = fromBytes(Buffer.from(String(jwk.x), 'base64url')) % P256_ORDER;
+    const e = fromBytes(createHash('sha256').update(info).digest()) % P256_ORDER;
+    const s = (e * modPow(k, P256_ORDER - 2n, P256_ORDER)) % P256_ORDER;
+    return seq(derInteger(r), derInteger(s));
+  });
+}
+
+/**
+ * An RSA key of the given numbers and a sha256WithRSAEncryption signature made by `raise`
+ * (the padded digest, an integer, to the private power: for e = 1 that is the digest itself).
+ */
+export function rsaNumbersCsr(uri: string, modulus: bigint, exponent: bigint, raise: (padded: bigint) => bigint): string {
+  const spki = seq(seq(oid('1.2.840.113549.1.1.1'), Buffer.from([5, 0])), tlv(0x03, Buffer.concat([Buffer.from([0]), seq(derInteger(modulus), derInteger(exponent))])));
+  const size = toBytes(modulus).length;
+  return csrPem(spki, uri, seq(oid('1.2.840.113549.1.1.11'), Buffer.from([5, 0])), (info) => {
+    const digestInfo = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), createHash('sha256').update(info).digest()]);
+    const padded = Buffer.concat([Buffer.from([0, 1]), Buffer.alloc(size - 3 - digestInfo.length, 0xff), Buffer.from([0]), digestInfo]);
+    return toBytes(raise(fromBytes(padded)), size);
+  });
 }
