@@ -4,7 +4,7 @@
 
 import { verify, type KeyObject } from 'node:crypto';
 import { asn1, fromDer, pemBlocks, toDer, type Asn1, OID, SIGNATURE_ALGORITHMS } from './der.js';
-import { publicKeyFromSpki } from './keys.js';
+import { publicKeyFromSpki, spkiDerOf } from './keys.js';
 import { clip } from '../clip.js';
 
 /** An OID a requester made up is quoted this far (dotted numbers: a real one is under 60 characters). */
@@ -12,6 +12,11 @@ const OID_QUOTE_LIMIT = 128;
 
 export interface ParsedCsr {
   readonly publicKey: KeyObject;
+  /**
+   * The key as Node decoded it, encoded afresh: what a certificate for it carries. Never the
+   * requester's own bytes: OpenSSL takes an RSA key whose algorithm parameters (NULL, RFC 3279)
+   * are any value at all, and the CA signed 40 KB of the requester's choosing into a leaf.
+   */
   readonly spki: Buffer;
   /** SAN entries the requester asked for (at most MAX_SAN_ENTRIES in all): the URIs, and the kind of each other one (DNS, IP, ...). */
   readonly uris: readonly string[];
@@ -142,5 +147,5 @@ async function parseAndVerify(pem: string): Promise<ParsedCsr> {
       if (attributeOid === OID.extensionRequest) readSans(attribute, uris, otherNames);
     }
   }
-  return { publicKey, spki, uris, otherNames, signatureOid };
+  return { publicKey, spki: spkiDerOf(publicKey), uris, otherNames, signatureOid };
 }

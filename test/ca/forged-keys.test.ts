@@ -3,15 +3,16 @@
 // details aborted the CA process in a native assertion), an EC key with explicit curve
 // parameters (RFC 5480 forbids them), and RSA numbers no key pair has (exponent 1, whose
 // "signature" is the padded digest itself; exponent 3, refused by policy). Each is refused, no
-// certificate is issued, and the CA keeps serving.
+// certificate is issued, and the CA keeps serving. An RSA key whose algorithm parameters are
+// not NULL (OpenSSL decodes any) is certified as the key, never as the requester's bytes.
 
 import t from 'tap';
-import { generateKeyPairSync } from 'node:crypto';
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startTestCa, callCa, openssl, type TestCa } from '../helpers/ca.js';
 import { caToken } from '../../src/ca/commands.js';
-import { hostileCsr, infinityPointCsr, rsaNumbersCsr, uriName } from '../helpers/hostile-csr.js';
+import { hostileCsr, infinityPointCsr, rsaNumbersCsr, tlv, uriName } from '../helpers/hostile-csr.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
 
@@ -77,4 +78,17 @@ t.test('RSA numbers no key pair has: weak_key, nothing issued', async (t) => {
   t.match(three.message, /this one is 3$/);
 
   await stillServes(t);
+});
+
+t.test("an RSA key with 40 KB of the requester's bytes as its parameters: the certificate carries the key, not the bytes", async (t) => {
+  const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const blob = Buffer.alloc(40_000, 0x41);
+  const { res, issued } = await sign(hostileCsr({ sans: [uriName(ORDERS)], keys, rsaKeyParameters: tlv(0x04, blob) }));
+  t.equal(res.status, 200, res.text.slice(0, 300));
+  t.equal(issued, 1);
+  const leaf = new X509Certificate(String(res.json().certificate));
+  t.ok(leaf.raw.length < 2000, `a leaf of ${leaf.raw.length} bytes`);
+  t.notOk(leaf.raw.includes(blob.subarray(0, 64)), 'none of the bytes sent is signed');
+  t.same(leaf.publicKey.export({ type: 'spki', format: 'der' }), keys.publicKey.export({ type: 'spki', format: 'der' }), 'the key certified is the requester\'s, NULL parameters');
+  t.ok(leaf.raw.includes(keys.publicKey.export({ type: 'spki', format: 'der' })), 'encoded as RFC 3279 has it');
 });

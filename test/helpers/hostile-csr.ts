@@ -39,6 +39,8 @@ export interface HostileCsrOptions {
   readonly signatureOid?: string;
   /** The digest actually signed with (default sha256). */
   readonly digest?: string;
+  /** An RSA key's AlgorithmIdentifier parameters, DER, in place of NULL (RFC 3279). */
+  readonly rsaKeyParameters?: Buffer;
 }
 
 export function ecKeys(namedCurve = 'P-256'): { publicKey: KeyObject; privateKey: KeyObject } {
@@ -47,7 +49,12 @@ export function ecKeys(namedCurve = 'P-256'): { publicKey: KeyObject; privateKey
 
 export function hostileCsr(options: HostileCsrOptions): string {
   const keys = options.keys ?? ecKeys();
-  const spki = keys.publicKey.export({ type: 'spki', format: 'der' });
+  let spki = keys.publicKey.export({ type: 'spki', format: 'der' });
+  if (options.rsaKeyParameters) {
+    // SEQUENCE { SEQUENCE { rsaEncryption, NULL }, BIT STRING }: keep the BIT STRING, swap the NULL
+    const afterAlgorithm = 4 + 2 + (spki[5] as number);
+    spki = seq(seq(oid('1.2.840.113549.1.1.1'), options.rsaKeyParameters), spki.subarray(afterAlgorithm));
+  }
   const san = seq(oid('2.5.29.17'), tlv(0x04, seq(...options.sans)));
   const extensionRequest = seq(oid('1.2.840.113549.1.9.14'), tlv(0x31, seq(san)));
   const info = seq(Buffer.from([2, 1, 0]), seq(), spki, tlv(0xa0, extensionRequest));
