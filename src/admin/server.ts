@@ -1,8 +1,8 @@
 // The admin listener (loopback by default): liveness, readiness, the current identity, the
 // effective config, Prometheus metrics, and POST /reload. It reads state (and asks for a
 // reload) through the AdminState interface and never reaches into the data plane. Requests a
-// web page could make (rebound Host names, cross-origin POSTs) are refused first; a peer on
-// another host gets only liveness, readiness and metrics (remote-access.ts). The port may be
+// web page could make (rebound Host names, cross-origin POSTs, cross-site fetches) are refused
+// first; a peer on another host gets only liveness, readiness and metrics (remote-access.ts). The port may be
 // open to every host (Prometheus in Kubernetes), so what one client can cost is bounded: a few
 // requests in flight per connection (pipeline-bound.ts), one /metrics render shared by the
 // scrapes that come together (shared-renders.ts), and at most ADMIN_MAX_CONNECTIONS connections,
