@@ -1,11 +1,12 @@
 // The admin listener (loopback by default): liveness, readiness, the current identity, the
 // effective config, Prometheus metrics, and POST /reload. It reads state (and asks for a
 // reload) through the AdminState interface and never reaches into the data plane. Requests a
-// web page could make (rebound Host names, cross-origin POSTs) are refused first; a peer on
-// another host gets only liveness, readiness and metrics (remote-access.ts). The port may be
+// web page could make (rebound Host names, cross-origin POSTs, cross-site fetches) are refused
+// first; a peer on another host gets only liveness, readiness and metrics (remote-access.ts). The port may be
 // open to every host (Prometheus in Kubernetes), so what one client can cost is bounded: a few
 // requests in flight per connection (pipeline-bound.ts), one /metrics render shared by the
-// scrapes that come together (shared-renders.ts), and at most ADMIN_MAX_CONNECTIONS connections.
+// scrapes that come together (shared-renders.ts), and at most ADMIN_MAX_CONNECTIONS connections,
+// ADMIN_MAX_CONNECTIONS_PER_PEER of them from one address (peer-connections.ts).
 
 import { createServer, maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -21,6 +22,7 @@ import { LogPerKey, leftOut } from '../log-per-key.js';
 import { logListenerErrors } from '../http/listener-errors.js';
 import { ADMIN_MAX_PIPELINED, PipelineBound } from './pipeline-bound.js';
 import { METRICS_MIN_GAP_MS, SharedRenders } from './shared-renders.js';
+import { ADMIN_MAX_CONNECTIONS_PER_PEER, boundConnectionsPerPeer } from './peer-connections.js';
 
 /** A connection with no request in flight and no bytes for this long is closed. */
 export const ADMIN_IDLE_TIMEOUT_MS = 15_000;
@@ -71,6 +73,8 @@ export interface AdminOptions {
   readonly metricsMinGapMs?: number;
   /** Connections open at once (default ADMIN_MAX_CONNECTIONS). */
   readonly maxConnections?: number;
+  /** Connections open at once from one peer address (default ADMIN_MAX_CONNECTIONS_PER_PEER). */
+  readonly maxConnectionsPerPeer?: number;
 }
 
 export async function startAdminServer(listen: { host: string; port: number }, state: AdminState, logger: Logger, options: AdminOptions = {}): Promise<RunningAdmin> {
@@ -160,6 +164,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     const through = drops.take('drop');
     if (through) logger.warn({ remote: data?.remoteAddress }, `admin connection refused: ${maxConnections} already open${leftOut(through, 'refused')}`);
   });
+  boundConnectionsPerPeer(server, options.maxConnectionsPerPeer ?? ADMIN_MAX_CONNECTIONS_PER_PEER, logger);
   const idleTimeoutMs = options.idleTimeoutMs ?? ADMIN_IDLE_TIMEOUT_MS;
   closeIdleConnections(server, idleTimeoutMs, Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, idleTimeoutMs));
   await new Promise<void>((resolve, reject) => {

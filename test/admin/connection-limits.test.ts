@@ -2,7 +2,8 @@
 // Kubernetes): a connection that pipelines many GET /metrics and never reads the answers is
 // closed once more than ADMIN_MAX_PIPELINED are in flight, so the server neither renders nor
 // holds a page per request (this process's RSS stays bounded), and other scrapes are answered
-// meanwhile; and connections beyond maxConnections are closed as they come.
+// meanwhile; connections beyond maxConnections are closed as they come; and one peer address
+// holding keep-alive connections cannot take every slot from the others (a liveness probe).
 // Raw sockets against a real admin server in this process; every wait is bounded.
 
 import t from 'tap';
@@ -12,6 +13,8 @@ import { once } from 'node:events';
 import { pino } from 'pino';
 import { startAdminServer, type AdminState } from '../../src/admin/server.js';
 import { ADMIN_MAX_PIPELINED } from '../../src/admin/pipeline-bound.js';
+import { ADMIN_MAX_CONNECTIONS } from '../../src/admin/server.js';
+import { ADMIN_MAX_CONNECTIONS_PER_PEER } from '../../src/admin/peer-connections.js';
 import { heldConnectionsOn, serverLetGoWithin } from '../helpers/connections.js';
 
 /** Scheduling on a loaded 2-core machine, on top of each bound. */
@@ -99,3 +102,41 @@ t.test('connections beyond maxConnections are closed as they come', async (t) =>
   for (let i = 0; i < 100 && (await held()) > 1; i++) await new Promise((resolve) => setTimeout(resolve, 20));
   t.equal((await scrape(admin.port)).status, 200, 'with one closed, a new connection is served');
 });
+
+t.test(`one peer with ${ADMIN_MAX_CONNECTIONS} keep-alive connections asking /healthz holds ${ADMIN_MAX_CONNECTIONS_PER_PEER}; another peer's probe is answered`, async (t) => {
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }));
+  t.teardown(() => admin.close());
+  // the flooding peer is 127.0.0.2, the probe comes from 127.0.0.1: two addresses, one host
+  const flood: net.Socket[] = [];
+  t.teardown(() => flood.forEach((s) => s.destroy()));
+  let answered = 0;
+  let closed = 0;
+  const ask = (s: net.Socket) => s.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  for (let i = 0; i < ADMIN_MAX_CONNECTIONS; i++) {
+    const s = net.connect({ port: admin.port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+    s.on('error', () => undefined);
+    s.once('data', () => (answered += 1));
+    s.once('close', () => (closed += 1));
+    s.once('connect', () => ask(s));
+    flood.push(s);
+  }
+  // as the attack does: each connection asks again every second, so none is idle
+  const again = setInterval(() => flood.forEach((s) => !s.destroyed && ask(s)), 1_000);
+  t.teardown(() => clearInterval(again));
+  for (let i = 0; i < 250 && answered + closed < ADMIN_MAX_CONNECTIONS; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.equal(answered, ADMIN_MAX_CONNECTIONS_PER_PEER, `${ADMIN_MAX_CONNECTIONS_PER_PEER} of the flooding peer's connections are answered`);
+  t.equal(closed, ADMIN_MAX_CONNECTIONS - ADMIN_MAX_CONNECTIONS_PER_PEER, 'the rest are closed as they come');
+  const probe = await Promise.race([scrapeHealthz(admin.port), new Promise<number>((resolve) => setTimeout(() => resolve(0), SLACK_MS))]);
+  t.equal(probe, 200, "another peer's probe on a new connection is answered");
+});
+
+function scrapeHealthz(port: number): Promise<number> {
+  return new Promise((resolve) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/healthz', agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      })
+      .on('error', () => resolve(-1));
+  });
+}
