@@ -60,12 +60,15 @@ export class MeshcarError extends Error {
   readonly code: ErrorCode;
   /** Seconds a client should wait before retrying (rate limits). */
   readonly retryAfterSeconds: number | undefined;
+  /** The methods the resource takes, for a 405's Allow field (RFC 9110 §15.5.6: it must be sent). */
+  readonly allow: string | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryAfterSeconds?: number } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryAfterSeconds?: number; allow?: string } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'MeshcarError';
     this.code = code;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.allow = options.allow;
   }
 }
 

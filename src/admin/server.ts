@@ -103,10 +103,10 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     }
     if (path === '/reload' && state.reload) {
       req.resume(); // a body, if any, is not read
-      if (req.method !== 'POST') throw new MeshcarError('method_not_allowed', 'use POST /reload');
+      if (req.method !== 'POST') throw new MeshcarError('method_not_allowed', 'use POST /reload', { allow: 'POST' });
       return sendJson(res, 200, await state.reload());
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD') throw new MeshcarError('method_not_allowed', `use GET ${path}`);
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new MeshcarError('method_not_allowed', `use GET ${path}`, { allow: 'GET, HEAD' });
     switch (path) {
       case '/healthz':
         // the same word as the CA's /healthz: the process is up and answering

@@ -136,12 +136,23 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       if (error.code === 'internal') logger.error({ err }, 'signing failed');
       metrics.caRequestsDenied.labels(error.code).inc();
       audit.warn({ event: 'ca.deny', result: 'denied', ...who, spiffeId: asked, reason: error.code, message: error.message }, 'request denied');
-      sendError(res, error);
+      answerError(req, res, error);
     }
   }
 
+  /**
+   * A refusal written before the request's body was read in full (a 413 on its declared length,
+   * a 401 before it) also closes the connection: kept alive, Node would read the rest of the
+   * body only to throw it away, and a body that never comes would end in a second answer (408)
+   * on a connection its client may be reusing for the next request.
+   */
+  function answerError(req: IncomingMessage, res: ServerResponse, error: MeshcarError): void {
+    if (!req.complete && !res.headersSent) res.setHeader('connection', 'close');
+    sendError(res, error);
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] as string;
     const client = req.socket.remoteAddress ?? 'unknown';
     // every path is rate limited, unknown ones too: an answer of any kind costs the CA
     const probe = path === '/healthz' || path === '/metrics';
@@ -149,6 +160,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     if (!verdict.allowed) {
       throw new MeshcarError('rate_limited', `too many requests from ${client}; retry later`, { retryAfterSeconds: verdict.retryAfterSeconds });
     }
+    if (probe && req.method !== 'GET' && req.method !== 'HEAD') throw new MeshcarError('method_not_allowed', `use GET ${path}`, { allow: 'GET, HEAD' });
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/metrics') {
       await ca.fresh(); // the expiry gauges show the folder as it is now
@@ -157,14 +169,14 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       res.end(text);
       return;
     }
-    if (path !== '/v1/sign' && path !== '/v1/bundle') throw new MeshcarError('not_found', `no such endpoint: ${path}`);
+    if (path !== '/v1/sign' && path !== '/v1/bundle') throw new MeshcarError('not_found', `no such endpoint: ${clip(path, QUOTED_VALUE_LIMIT)}`);
     if (path === '/v1/bundle') {
-      if (req.method !== 'GET') throw new MeshcarError('method_not_allowed', 'use GET /v1/bundle');
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new MeshcarError('method_not_allowed', 'use GET /v1/bundle', { allow: 'GET, HEAD' });
       res.writeHead(200, { 'content-type': 'application/x-pem-file' });
       res.end((await ca.fresh()).material.bundlePem);
       return;
     }
-    if (req.method !== 'POST') throw new MeshcarError('method_not_allowed', 'use POST /v1/sign');
+    if (req.method !== 'POST') throw new MeshcarError('method_not_allowed', 'use POST /v1/sign', { allow: 'POST' });
     await handleSign(req, res, client);
   }
 
@@ -185,7 +197,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
         const error = asMeshcarError(err);
         if (error.code === 'rate_limited') metrics.caRequestsDenied.labels(error.code).inc();
         if (error.code === 'internal') logger.error({ err }, 'CA request failed');
-        sendError(res, error);
+        answerError(req, res, error);
       });
     },
   );

@@ -64,6 +64,7 @@ function errorHeaders(err: MeshcarError, body: string, requestId: string | undef
   };
   if (requestId !== undefined) headers['x-request-id'] = requestId;
   if (err.retryAfterSeconds !== undefined) headers['retry-after'] = Math.max(1, Math.ceil(err.retryAfterSeconds));
+  if (err.allow !== undefined) headers.allow = err.allow;
   return headers;
 }
 

@@ -156,6 +156,9 @@ t.test('unknown paths and methods get JSON errors', async (t) => {
   const post = await admin(orders.adminPort, '/ready', { method: 'POST' });
   t.equal(post.status, 405);
   t.equal(JSON.parse(post.body).error, 'method_not_allowed');
+  const refused = await fetch(`http://127.0.0.1:${orders.adminPort}/ready`, { method: 'POST' });
+  await refused.arrayBuffer();
+  t.equal(refused.headers.get('allow'), 'GET, HEAD', 'a 405 names the methods allowed (RFC 9110: it must)');
 });
 
 interface RawAnswer {

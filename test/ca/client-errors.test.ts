@@ -44,3 +44,34 @@ t.test('parser refusals are JSON with stable codes', async (t) => {
   t.match(stalled, /\{"error":"request_timeout","message":"[^"]+"\}/, 'with the JSON body');
   t.match(await ca.metrics.render(), /meshcar_ca_requests_denied_total\{reason="headers_too_large"\} 1/, 'counted as denied requests');
 });
+
+t.test('a refusal before the body is read closes the connection: one answer, never a second', async (t) => {
+  // a request timeout of 2 s: kept alive, the connection would get a 408 after the 413
+  const ca = await startTestCa({}, undefined, { headersTimeoutMs: 1_000, requestTimeoutMs: 2_000 });
+  t.teardown(() => ca.close());
+  const token = await caToken(ca.dir, 'orders', 3_600_000, false);
+  const started = Date.now();
+  const all = await rawTlsUntilClosed(ca.server.port, TLS, `POST /v1/sign HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{"csr":`);
+  t.match(all, /^HTTP\/1\.1 413 /, `413: ${all.split('\r\n')[0]}`);
+  t.match(all, /\r\nconnection: close\r\n/i, 'it says the connection closes');
+  t.equal(all.match(/HTTP\/1\.1 \d{3} /g)?.length, 1, 'one answer on the connection, no 408 after it');
+  t.ok(Date.now() - started < 1_500, `closed at once, not at the request timeout (${Date.now() - started} ms)`);
+});
+
+t.test('405 names the methods allowed; probes take GET and HEAD only; a 404 quotes a long path cut', async (t) => {
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const port = ca.server.port;
+  const ask = (method: string, path: string) => rawTlsRequest(port, TLS, `${method} ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+  for (const [method, path, allow] of [['GET', '/v1/sign', 'POST'], ['DELETE', '/v1/bundle', 'GET, HEAD'], ['POST', '/healthz', 'GET, HEAD'], ['TRACE', '/metrics', 'GET, HEAD']] as const) {
+    const answer = await ask(method, path);
+    assertJsonRefusal(t, answer, 405, 'method_not_allowed');
+    t.equal(answer.headers.allow, allow, `${method} ${path}: Allow: ${allow}`);
+  }
+  const head = await ask('HEAD', '/v1/bundle');
+  t.equal(head.status, 200, 'HEAD /v1/bundle: 200');
+  t.equal((await ask('GET', '/healthz')).status, 200, 'GET /healthz: 200');
+  const long = await ask('GET', `/${'a'.repeat(10_000)}`);
+  assertJsonRefusal(t, long, 404, 'not_found');
+  t.ok(long.body.length < 600, `the 404's body is ${long.body.length} bytes for a 10,001-character path`);
+});

@@ -260,6 +260,9 @@ t.test('POST /reload: a listener address is reported as needing a restart and ke
   await editConfig(orders, `    bundle: ${missing}`, `    bundle: ${ca.bundlePath}`);
   const get = await orders.admin('/reload');
   t.equal(get.status, 405, 'GET /reload is refused');
+  const refused = await fetch(`http://127.0.0.1:${orders.adminPort}/reload`);
+  await refused.arrayBuffer();
+  t.equal(refused.headers.get('allow'), 'POST', 'with Allow: POST');
 });
 
 t.test('reloads are counted by result, and two at once are serialized', async (t) => {
