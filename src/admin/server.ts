@@ -124,7 +124,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
         const gzipped = acceptsGzip(req.headers['accept-encoding']);
         const body = gzipped ? await page.gzipped() : page.body;
         if (res.destroyed) return; // the client left while the page was made
-        res.writeHead(200, { 'content-type': page.contentType, ...(gzipped ? { 'content-encoding': 'gzip' } : {}), vary: 'accept-encoding', 'content-length': body.length });
+        res.writeHead(200, { 'content-type': page.contentType, ...(gzipped ? { 'content-encoding': 'gzip' } : {}), vary: 'accept, accept-encoding', 'content-length': body.length });
         res.end(body);
         return;
       }

@@ -4,9 +4,25 @@
 
 import { Registry } from './prom-parts.js';
 
-/** Whether the scraper asked for OpenMetrics: the one thing a /metrics page depends on besides the counts. */
+/**
+ * Whether the scraper asked for OpenMetrics: the one thing a /metrics page depends on besides the
+ * counts. Yes when an application/openmetrics-text range has a weight (q, RFC 9110 §12.4.2) above
+ * 0 and at least that of any text/plain range: Prometheus sends OpenMetrics first (q=1) and
+ * text/plain at q=0.5; `;q=0` refuses it; `*` ranges alone keep the Prometheus text.
+ */
 export function wantsOpenMetrics(accept: string | undefined): boolean {
-  return accept !== undefined && accept.includes('application/openmetrics-text');
+  if (accept === undefined || !accept.toLowerCase().includes('application/openmetrics-text')) return false;
+  let openMetrics = 0;
+  let text = 0;
+  for (const range of accept.toLowerCase().split(',')) {
+    const [type, ...parameters] = range.split(';').map((part) => part.trim());
+    const q = parameters.find((p) => /^q\s*=/.test(p));
+    const weight = q === undefined ? 1 : Number(q.slice(q.indexOf('=') + 1).trim());
+    if (!Number.isFinite(weight)) continue;
+    if (type === 'application/openmetrics-text') openMetrics = Math.max(openMetrics, weight);
+    else if (type === 'text/plain') text = Math.max(text, weight);
+  }
+  return openMetrics > 0 && openMetrics >= text;
 }
 
 /** Prometheus text as the scraper asked for it: OpenMetrics for Accept: application/openmetrics-text, else as it is. */

@@ -121,6 +121,21 @@ t.test('/metrics in Prometheus text and OpenMetrics', async (t) => {
   t.notMatch(again.body, /meshcar_ca_/, 'the CA families are the CA server\'s, not a sidecar\'s');
 });
 
+t.test('/metrics: OpenMetrics by the Accept weights; the page varies on Accept', async (t) => {
+  const cases: Array<[string, RegExp]> = [
+    // Prometheus 2.x's scrape header
+    ['application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1', /application\/openmetrics-text/],
+    ['application/openmetrics-text;q=0', /^text\/plain/],
+    ['text/plain, application/openmetrics-text;q=0.5', /^text\/plain/],
+    ['application/openmetrics-text; q=0.9, text/plain; q=0.3', /application\/openmetrics-text/],
+    ['*/*', /^text\/plain/],
+  ];
+  for (const [accept, type] of cases) t.match((await admin(orders.adminPort, '/metrics', { accept })).type, type, `Accept: ${accept}`);
+  const answer = await fetch(`http://127.0.0.1:${orders.adminPort}/metrics`);
+  await answer.arrayBuffer();
+  t.equal(answer.headers.get('vary'), 'accept, accept-encoding', 'Vary names both fields the page depends on');
+});
+
 t.test('/metrics gzip-encoded when the scraper accepts it, the same text decoded', async (t) => {
   const fetchMetrics = (encoding: string | undefined) =>
     new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
