@@ -202,6 +202,12 @@ export class Sidecar {
     await this.starting?.catch(() => undefined);
     // asked for (SIGHUP) while starting, and the sidecar was stopped meanwhile: nothing to apply to
     if (this.stopped) return { ok: false, messages: ['the sidecar stopped before the reload could run'] };
+    // shutting down: what a reload would change (new requests, new sessions) no longer comes,
+    // and with workers > 1 the draining workers could not take part (an abort, logged as errors)
+    if (this.draining) {
+      this.logger.warn({ component: 'reload' }, 'config reload asked for while draining: not run, the sidecar is shutting down');
+      return { ok: false, code: 'reload_aborted', messages: ['the sidecar is draining (shutting down): the reload is not run'] };
+    }
     const report = this.reportTo();
     // the file read, planned against the running config, its specs read again (reload-read.ts)
     const read = await readReload(this.configFile, () => this.current);

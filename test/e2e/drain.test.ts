@@ -47,6 +47,14 @@ t.test('inbound: in-flight requests finish, new connections are refused, exit 0 
   await orders.process.waitFor((line) => orders.process.lines.indexOf(line) >= seen && line.msg === 'inbound draining');
   const ready = await orders.admin('/ready').catch(() => ({ status: 0, body: '' }));
   t.equal(ready.status, 503, '/ready says 503 while draining');
+  // a reload asked for now has nothing to apply to that will last: refused, said so, nothing run
+  const reload = await fetch(`http://127.0.0.1:${orders.adminPort}/reload`, { method: 'POST' });
+  const refusal = (await reload.json()) as { error: string; message: string };
+  t.equal(reload.status, 503, 'POST /reload while draining: 503');
+  t.match(refusal, { error: 'reload_aborted', message: /draining/ }, 'the reason is the drain');
+  await orders.process.waitFor((line) => /reload asked for while draining/.test(String(line.msg)));
+  t.pass('the refusal is logged');
+  t.notOk(orders.process.lines.some((line) => /^config reload(ed$| failed| aborted)/.test(String(line.msg))), 'no reload ran (none logged)');
   t.ok(await refused(orders.inboundPort), 'the inbound listener no longer accepts');
   t.equal(orders.process.child.exitCode, null, 'still running while the request is in flight');
   app.release('drain-slow');
