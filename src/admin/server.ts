@@ -88,6 +88,11 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+      // Node's own refusal (requireHostHeader) is a bare 400: ours is JSON, as the others
+      res.setHeader('connection', 'close');
+      throw new MeshcarError('bad_request', 'an HTTP/1.1 request must carry Host (RFC 9112 §3.2)');
+    }
     const refusal = guard.refusal(req.method, req.headers);
     if (refusal !== undefined) {
       req.resume();
@@ -140,7 +145,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   // Node's own connection check stays at its 30 s default (a 1 s one would wake every idle
   // sidecar each second); a silent or stalled connection is closed by the idle sweep below,
   // which runs only while a connection is open
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer({ requireHostHeader: false }, (req, res) => {
     if (!pipelining.admit(req, res)) return;
     route(req, res).catch((err: unknown) => {
       const error = asMeshcarError(err);
