@@ -24,6 +24,7 @@ import { startAdminServer, type RunningAdmin } from './admin/server.js';
 import { createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
 import { guardsFromDocuments, loadGuards, specDocuments, warnBacktrackingPatterns, type Guards, type SpecDocuments } from './schema/guards.js';
+import { appliedWithSpecs } from './schema/spec-changes.js';
 import { endpointsView } from './metrics/endpoints-view.js';
 import { reportAborted, reportApplied, reportPartial, reportRefused, type ReloadResult } from './reload-outcome.js';
 import { ReloadQueue } from './reload-queue.js';
@@ -214,6 +215,8 @@ export class Sidecar {
     if ('refused' in read) return reportRefused(report, read.refused);
     const { plan, next, guards } = read;
     warnBacktrackingPatterns(guards, this.logger.child({ component: 'openapi' }));
+    // a spec file changed under an unchanged key is applied too, and named (spec-changes.ts)
+    const applied = appliedWithSpecs(plan.applied, this.guards, guards);
     let commit: () => void;
     try {
       commit = this.prepare(plan, guards);
@@ -231,7 +234,7 @@ export class Sidecar {
     const warnings = plan.restartRequired.some((path) => path.startsWith('identity'))
       ? (await identityFileProblems(next)).map(({ key, problem }) => `${this.configFile}: ${key}: ${problem}`)
       : [];
-    return reportApplied(report, plan.applied, plan.restartRequired, warnings);
+    return reportApplied(report, applied, plan.restartRequired, warnings);
   }
 
   /**
@@ -242,10 +245,12 @@ export class Sidecar {
   async prepareFromPrimary(config: SidecarConfig, specs: SpecDocuments): Promise<() => ReloadResult> {
     await this.starting?.catch(() => undefined);
     const plan = planReload(this.current, config);
-    const commit = this.prepare(plan, await guardsFromDocuments(plan.effective, specs));
+    const guards = await guardsFromDocuments(plan.effective, specs);
+    const applied = appliedWithSpecs(plan.applied, this.guards, guards);
+    const commit = this.prepare(plan, guards);
     return () => {
       commit();
-      return reportApplied(this.reportTo(), plan.applied, plan.restartRequired);
+      return reportApplied(this.reportTo(), applied, plan.restartRequired);
     };
   }
 

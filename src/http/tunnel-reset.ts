@@ -6,19 +6,50 @@
 // server side accepted (its TCP connection is the socket Node wrapped, `_parent`). Only once
 // the handshake is over: Node 20 crashed (SIGSEGV) resetting `_parent` inside the
 // secureConnection callback, which no tunnel reaches (a tunnel follows an HTTP exchange).
+// Also tells a reset from a FIN when libuv reported a plain end (relayEnd).
 
 import net from 'node:net';
 
 /** Resets `socket`'s TCP connection (RST), then destroys it; a socket with no TCP under it is just destroyed. */
 export function resetTunnelSide(socket: net.Socket): void {
   if (socket.destroyed) return;
-  const tcp = tcpOf(socket);
+  const tcp = tcpUnder(socket);
   // after the handshake only: a tunnel exists once an HTTP exchange went over the connection
   if (tcp !== undefined && !tcp.destroyed) tcp.resetAndDestroy();
   socket.destroy();
 }
 
-function tcpOf(socket: net.Socket): net.Socket | undefined {
+/**
+ * `from`'s peer ended its side: relays the end to `to` as what it was. libuv reports a reset
+ * that arrives right behind data (an app that writes and resets in one turn: a 101, a last
+ * message) as a plain end of stream, never as ECONNRESET (with POLLHUP after a partial read it
+ * stops at EOF without reading the error), so a reset would go on as a FIN: a clean end of
+ * the peer's stream to the other app, whose connection a half-close-carrying tunnel then
+ * keeps open. A zero-length write on `from`'s TCP connection asks the kernel: it fails on a
+ * reset connection (ECONNRESET/EPIPE) and succeeds, sending nothing, on a half-closed one.
+ * Only asked while `from` can still write with nothing queued (else the answer would wait
+ * for the queue, behind a peer that may not read); otherwise the end goes on as a FIN, as
+ * before, and a reset still shows when the queue fails. `tcp`: `from` itself for a plain
+ * socket, the TCP connection under it for TLS (tcpUnder, or the one dialled).
+ */
+export function relayEnd(from: net.Socket, tcp: net.Socket | undefined, to: net.Socket, onReset: () => void): void {
+  const fin = () => {
+    if (!to.destroyed && !to.writableEnded) to.end();
+  };
+  if (tcp === undefined || tcp.destroyed || from.writableEnded || from.writableLength > 0 || tcp.writableEnded || tcp.writableLength > 0) {
+    fin();
+    return;
+  }
+  tcp.write(EMPTY, (err) => {
+    if (err) onReset();
+    else fin();
+  });
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** The TCP connection a (TLS, or plain) socket is carried on; undefined when there is none. */
+export function tcpUnder(socket: net.Socket): net.Socket | undefined {
   const parent = (socket as net.Socket & { _parent?: unknown })._parent;
   if (parent instanceof net.Socket) return parent;
   // a plain TCP socket (an app's connection): its own handle is the TCP one

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { MeshcarError, type ErrorCode } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { sendError } from '../http/status.js';
-import { markTunnel, resetTunnelSide } from '../http/tunnel-reset.js';
+import { markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
 import type { Caller } from './caller.js';
 import { Exchange } from './exchange.js';
 import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
@@ -172,11 +172,21 @@ export class Http1Exchange extends Exchange {
     };
     socket.setTimeout(this.tunnelIdleTimeoutMs, cut);
     markTunnel(socket, cut); // a drain that runs out cuts it alike (connections.ts)
-    socket.pipe(appSocket);
-    appSocket.pipe(socket);
+    // each side's end is relayed once it is known to be a FIN: libuv reads a reset that came
+    // right behind data (an app that writes its 101 and resets in one turn, the calling
+    // sidecar resetting behind an app's last bytes) as an end, which piped on reached the other
+    // side as a clean end and left the calling app's connection half-open on the outbound
+    // (relayEnd)
+    socket.pipe(appSocket, KEEP_OPEN);
+    appSocket.pipe(socket, KEEP_OPEN);
+    socket.once('end', () => relayEnd(socket, tcpUnder(socket), appSocket, cut));
+    appSocket.once('end', () => relayEnd(appSocket, appSocket, socket, cut));
     socket.resume();
   }
 }
+
+/** pipe() options: a tunnel side's end is relayed by relayEnd, not by the pipe. */
+const KEEP_OPEN = Object.freeze({ end: false });
 
 function onResponseClose(this: ServerResponse): void {
   exchangeOf(this).callerClosed();

@@ -21,7 +21,7 @@ import { requestIdOf } from '../http/request-id.js';
 import { statusFor } from '../http/status.js';
 import { rawErrorResponse } from '../http/status.js';
 import { offersH2c } from '../http/upgrade.js';
-import { markTunnel, resetTunnelSide } from '../http/tunnel-reset.js';
+import { markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
@@ -36,6 +36,9 @@ const DROPPED = new Set(['host', 'x-request-id', 'keep-alive', 'proxy-connection
 const ANSWER_DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer']);
 
 function ignore(): void {}
+
+/** pipe() options: the upstream's end is relayed by relayEnd, not by the pipe. */
+const KEEP_OPEN = Object.freeze({ end: false });
 
 /**
  * A tunnel whose app is gone: what is still queued toward the upstream gets this long to leave
@@ -227,8 +230,14 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       socket.write(responseHead(res));
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
+      // each side's end goes on once it is known to be a FIN: libuv reads a reset that came
+      // right behind data (the far sidecar resetting just after the 101, an app that writes
+      // and resets in one turn) as an end, which piped on reached the other side as a clean
+      // end and left the app's connection half-open here, in flight (relayEnd)
+      up.pipe(socket, KEEP_OPEN);
+      socket.pipe(up, KEEP_OPEN);
+      up.once('end', () => relayEnd(up, tcpUnder(up), socket, () => fail(upstreamReset(endpointKey, 'the connection was reset'))));
+      socket.once('end', () => relayEnd(socket, socket, up, () => resetConnection(up)));
     });
     handshake.on('response', (res: IncomingMessage) => {
       // a 101 without an Upgrade field (RFC 9110 §15.2.2 requires one) is no switch node:http

@@ -17,7 +17,13 @@ export interface TunnelPair {
   close(): Promise<void>;
 }
 
-export async function startTunnelPair(far: FarApp, options: { inboundTunnelIdleTimeoutMs?: number } = {}): Promise<TunnelPair> {
+export interface TunnelPairOptions {
+  readonly inboundTunnelIdleTimeoutMs?: number;
+  /** http2.codec of both sidecars (default: the fixtures' own, MESHCAR_TEST_H2_CODEC or meshcar). */
+  readonly codec?: 'meshcar' | 'node';
+}
+
+export async function startTunnelPair(far: FarApp, options: TunnelPairOptions = {}): Promise<TunnelPair> {
   const sockets = new Set<net.Socket>();
   // allowHalfOpen: the far app decides when its side ends, as a WebSocket server may
   const app = net.createServer({ allowHalfOpen: true }, (socket) => {
@@ -40,8 +46,9 @@ export async function startTunnelPair(far: FarApp, options: { inboundTunnelIdleT
   const inbound = await startInbound({
     externalApp: { protocol: 'http', port: (app.address() as AddressInfo).port },
     ...(options.inboundTunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.inboundTunnelIdleTimeoutMs } : {}),
+    ...(options.codec !== undefined ? { codec: options.codec } : {}),
   });
-  const outbound = await startOutbound(inbound.pki, [{ name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID }]);
+  const outbound = await startOutbound(inbound.pki, [{ name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID }], options.codec !== undefined ? { codec: options.codec } : {});
   return {
     inbound,
     outbound,
