@@ -8,10 +8,8 @@
 
 import t from 'tap';
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startTestCa, callCa, openssl, type TestCa } from '../helpers/ca.js';
-import { caToken } from '../../src/ca/commands.js';
+import { startSigningCa, callCa, openssl, type TestCa } from '../helpers/ca.js';
 import { hostileCsr, infinityPointCsr, rsaNumbersCsr, tlv, uriName } from '../helpers/hostile-csr.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
@@ -20,11 +18,7 @@ let ca: TestCa;
 let bundle: string;
 let token: string;
 
-t.before(async () => {
-  ca = await startTestCa();
-  bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
-  token = await caToken(ca.dir, 'orders', 3_600_000, false);
-});
+t.before(async () => ({ ca, bundle, token } = await startSigningCa()));
 t.teardown(() => ca.close());
 
 async function sign(csr: string) {

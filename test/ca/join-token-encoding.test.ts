@@ -4,10 +4,7 @@
 // the same signature under Node's lenient decoder and is refused (bad_token).
 
 import t from 'tap';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { startTestCa, callCa, type TestCa } from '../helpers/ca.js';
-import { caToken } from '../../src/ca/commands.js';
+import { startSigningCa, callCa, type TestCa } from '../helpers/ca.js';
 import { hostileCsr, uriName } from '../helpers/hostile-csr.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
@@ -17,11 +14,7 @@ let ca: TestCa;
 let bundle: string;
 let token: string;
 
-t.before(async () => {
-  ca = await startTestCa();
-  bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
-  token = await caToken(ca.dir, 'orders', 3_600_000, false);
-});
+t.before(async () => ({ ca, bundle, token } = await startSigningCa()));
 t.teardown(() => ca.close());
 
 async function signWith(authorization: string) {

@@ -9,12 +9,12 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
 import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { initCaDirectory } from '../../src/ca/store.js';
-import { caServe, openAuthority } from '../../src/ca/commands.js';
+import { caServe, caToken, openAuthority } from '../../src/ca/commands.js';
 import { generateWorkloadKey } from '../../src/pki/keys.js';
 import type { CaConfig } from '../../src/config/ca-config.js';
 import { Metrics } from '../../src/metrics/registry.js';
@@ -93,6 +93,14 @@ export async function startTestCa(overrides: Partial<CaConfig> = {}, dir?: strin
     },
   };
   return ca;
+}
+
+/** A CA ready to sign for one service: the CA, its bundle (to trust its server) and a multi-use join token (an hour). */
+export async function startSigningCa(service = 'orders'): Promise<{ ca: TestCa; bundle: string; token: string }> {
+  const ca = await startTestCa();
+  const bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const token = await caToken(ca.dir, service, 3_600_000, false);
+  return { ca, bundle, token };
 }
 
 export interface ApiResponse {
