@@ -18,6 +18,9 @@ t.test('meshcar --version and --help say the version in package.json', async (t)
   const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   t.match(pkg.version, /^\d+\.\d+\.\d+/);
   t.equal(await run(join(ROOT, 'dist/cli.js'), ['--version']), `${pkg.version}\n`);
+  const help = await run(join(ROOT, 'dist/cli.js'), ['--help']);
+  t.match(help, `meshcar ${pkg.version}:`, '--help names the version');
+  t.match(help, '"meshcar --version"', '--help says how to print it');
 });
 
 t.test('a build next to a package.json with another version reports that version', async (t) => {

@@ -15,7 +15,7 @@ function commandLine(command: Command): string {
 export function helpText(commands: Record<string, Command>): string {
   const lines = [`meshcar ${VERSION}: a service-mesh sidecar with mutual TLS and a built-in CA`, '', 'Commands:'];
   for (const command of Object.values(commands)) lines.push(commandLine(command));
-  lines.push('', 'Run "meshcar <command> --help" for the options of one command.');
+  lines.push('', 'Run "meshcar <command> --help" for the options of one command; "meshcar --version" prints the version.');
   return `${lines.join('\n')}\n`;
 }
 

@@ -29,6 +29,38 @@ t.test('links stay inside the repository and resolve', async (t) => {
   }
 });
 
+/** The anchors GitHub gives a Markdown file's headings: lower-cased, punctuation dropped, spaces to '-', repeats numbered. */
+function headingAnchors(markdown: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  let fenced = false;
+  for (const line of markdown.split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced;
+    const heading = fenced ? null : /^#{1,6} +(.+?) *$/.exec(line);
+    if (heading === null) continue;
+    const base = (heading[1] as string).toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-');
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    anchors.add(n === 0 ? base : `${base}-${n}`);
+  }
+  return anchors;
+}
+
+t.test('links to a heading name one that exists', async (t) => {
+  let checked = 0;
+  for (const file of await docs()) {
+    for (const [, target] of (await read(file)).matchAll(/\]\(([^)\s]*#[^)\s]+)\)/g)) {
+      if (/^(https?:|mailto:)/.test(target as string)) continue;
+      const [path, anchor] = (target as string).split('#') as [string, string];
+      const into = path === '' ? file : relative(ROOT, resolve(ROOT, dirname(file), path));
+      if (!into.endsWith('.md')) continue;
+      t.ok(headingAnchors(await read(into)).has(anchor), `${file}: ${target} names a heading of ${into}`);
+      checked++;
+    }
+  }
+  t.ok(checked >= 10, `${checked} links to headings checked`);
+});
+
 t.test('every command is in the README', async (t) => {
   const help = await new Promise<string>((done) => execFile(process.execPath, [join(ROOT, 'dist/cli.js'), '--help'], (_err, stdout) => done(stdout)));
   const readme = await read('README.md');
