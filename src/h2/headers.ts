@@ -16,7 +16,12 @@ export const enum HeadKind {
   Trailers,
 }
 
-const DIGITS = /^[0-9]{1,15}$/;
+/**
+ * A content-length: 1*DIGIT (RFC 9110 §8.6), leading zeros allowed as nghttp2 and llhttp allow
+ * them (an HTTP/1.1 app's `Content-Length: 0000000000000005` is relayed as it came), at most
+ * 15 significant digits so that the number is exact.
+ */
+const DIGITS = /^0*[0-9]{1,15}$/;
 const STATUS = /^[1-5][0-9][0-9]$/;
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 /**

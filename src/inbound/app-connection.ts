@@ -268,7 +268,24 @@ export class AppConnection implements BodyWriterOwner {
   private readonly onMessageComplete = (): void => {
     if (this.stray || this.handler === undefined || !this.finalHead) return; // an interim answer's end
     this.responseDone = true;
-    if (this.fields.length > 0) this.trailers = this.fields;
+    if (this.fields.length > 0) {
+      this.trailers = this.fields;
+      if (namesConnection(this.fields)) this.keepAlive = false;
+    }
     this.fields = [];
   };
+}
+
+/**
+ * Whether trailer field lines hold a Connection (or Proxy-Connection) field. llhttp reads its
+ * `close` there as in the head and then refuses every later byte on the connection
+ * (HPE_CLOSED_CONNECTION), so the next request on it would reach the app and be answered 502:
+ * such a connection is never reused, whatever the value (a harmless close when it says less).
+ */
+function namesConnection(fields: readonly string[]): boolean {
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = (fields[i] as string).toLowerCase();
+    if (name === 'connection' || name === 'proxy-connection') return true;
+  }
+  return false;
 }

@@ -34,6 +34,7 @@ import type { Exchange } from './exchange.js';
 import type { ExchangeContext } from './exchange-links.js';
 import type { AppForwarder } from './forwarder.js';
 import { InboundRateLimiter } from './rate-limit.js';
+import { inTurn } from '../http/pipelined-turns.js';
 import { kCaller, onClientError, onConnect, onHttp1Request, onStream, onUpgrade, toApp, type WithCaller } from './request-dispatch.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { createTlsListener } from './tls-listener.js';
@@ -124,9 +125,12 @@ export class InboundListener implements Inbound, ExchangeContext {
       connectionsCheckingInterval: Math.min(5_000, Math.max(250, headersTimeout / 4)),
       noDelay: true,
     });
-    this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, false));
+    // a request pipelined behind another waits for its answer (src/http/pipelined-turns.ts)
+    const request = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, false);
+    this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => inTurn(req, res, request));
     // an `Expect: 100-continue` request: the app, not the sidecar, decides whether to continue
-    this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, true));
+    const continued = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, true);
+    this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => inTurn(req, res, continued));
     this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(this, req, socket, head));
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(this, err, socket));
     // without a listener Node drops a CONNECT's connection with no answer at all

@@ -8,7 +8,7 @@
 // error of ours is: a status, x-meshcar-error and a JSON body, not Node's bare status line.
 // What comes pipelined behind a request still unanswered is never answered before it: an
 // Upgrade or CONNECT there closes the connection, an unparseable request closes it once the
-// earlier answers are out.
+// earlier answers are out, and any other waits for the answer before it (src/http/pipelined-turns.ts).
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
@@ -17,6 +17,7 @@ import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import { listenFailed, MeshcarError } from '../errors.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
+import { inTurn } from '../http/pipelined-turns.js';
 import { requestIdOf } from '../http/request-id.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { rawErrorResponse, sendError } from '../http/status.js';
@@ -164,7 +165,7 @@ export class AppListener {
     });
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       trackResponse(req, res);
-      handlers.request(req, res);
+      inTurn(req, res, handlers.request);
     };
     this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored (no 1xx
@@ -180,13 +181,13 @@ export class AppListener {
       if (expectsContinue(req.headers.expect)) onRequest(req, res);
       else {
         trackResponse(req, res);
-        refuseExpectation(req, res);
+        inTurn(req, res, refuseExpectation);
       }
     });
     // any other Expect: our 417 (Node's would be bare), counted like any answer on the connection
     this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
       trackResponse(req, res);
-      refuseExpectation(req, res);
+      inTurn(req, res, refuseExpectation);
     });
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes, handlers));
     this.http1.on('connect', onConnect);

@@ -140,3 +140,30 @@ export async function startRawApp(answer: (request: RawRequestSeen, socket: net.
   await once(server, 'listening');
   return { port: (server.address() as net.AddressInfo).port, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
+
+/** A raw app: answers every request as soon as its head is in (no 100 Continue), records request lines in order; bodies by Content-Length only. */
+export async function startEagerApp(seen: string[]) {
+  const server = net.createServer((socket) => {
+    let buffered = '';
+    let skip = 0;
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('latin1');
+      for (;;) {
+        const skipped = Math.min(skip, buffered.length);
+        buffered = buffered.slice(skipped);
+        skip -= skipped;
+        const end = buffered.indexOf('\r\n\r\n');
+        if (skip > 0 || end === -1) return;
+        const head = buffered.slice(0, end);
+        buffered = buffered.slice(end + 4);
+        skip = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? '0');
+        seen.push(head.slice(0, head.indexOf(' HTTP/1.1')));
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as net.AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}

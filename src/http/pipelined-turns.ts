@@ -1,0 +1,50 @@
+// HTTP/1.1 requests pipelined on one connection (the outbound's app listener, the inbound's
+// callers) are handled one at a time, each once the answer before it on the connection is
+// out. Node's server hands a pipelined request over as soon as it has parsed it and writes the
+// answers in order, but an answer that ends the connection (an Expect: 100-continue answered
+// without a 100, a 417, a refusal with `Connection: close`, a body that broke, drain) makes
+// Node drop the answers queued behind it: a request forwarded meanwhile had reached the far app
+// and been acted on, with no answer to whoever sent it (a POST pipelined behind an eager
+// Expect body even arrived first). Requests waiting behind an answer that ends the connection
+// are never forwarded. A request alone on its connection starts at once, as before.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+type Start = (req: IncomingMessage, res: ServerResponse) => void;
+
+// the response being answered on the connection, and what waits behind it (only when pipelined)
+const kCurrent = Symbol('meshcar.turnCurrent');
+const kWaiting = Symbol('meshcar.turnWaiting');
+type Turns = Socket & { [kCurrent]?: ServerResponse | undefined; [kWaiting]?: Array<[IncomingMessage, ServerResponse, Start]> };
+
+/** Runs `start` now if nothing else on the request's connection is being answered, else in its turn. */
+export function inTurn(req: IncomingMessage, res: ServerResponse, start: Start): void {
+  res.on('close', onTurnOver); // a shared function: no closure per request
+  const socket = req.socket as Turns;
+  if (socket[kCurrent] === undefined) {
+    socket[kCurrent] = res;
+    start(req, res);
+    return;
+  }
+  (socket[kWaiting] ??= []).push([req, res, start]);
+}
+
+/**
+ * A response is over: the next request waiting on its connection starts, unless this answer
+ * ended the connection (Node writes nothing more on it), in which case none ever does.
+ */
+function onTurnOver(this: ServerResponse): void {
+  const socket = this.req.socket as Turns | null;
+  if (socket === null || socket[kCurrent] !== this) return;
+  socket[kCurrent] = undefined;
+  const waiting = socket[kWaiting];
+  if (waiting === undefined || waiting.length === 0) return;
+  if (!this.shouldKeepAlive || socket.destroyed || !socket.writable) {
+    waiting.length = 0;
+    return;
+  }
+  const [req, next, start] = waiting.shift() as [IncomingMessage, ServerResponse, Start];
+  socket[kCurrent] = next;
+  start(req, next);
+}

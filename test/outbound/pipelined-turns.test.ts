@@ -1,0 +1,65 @@
+// HTTP/1.1 requests an app pipelines to the outbound go upstream one at a time, each after the
+// answer before it. Node's server writes answers in order but drops those queued behind an
+// answer that ends the connection; a pipelined request forwarded meanwhile reached the far app
+// and was acted on, and the app that sent it never had an answer (seen: a POST pipelined behind
+// an Expect: 100-continue request whose body came at once, answered without a 100, which Node
+// closes; and behind a request refused 417). Raw TCP toward the outbound, a real inbound over
+// mutual TLS, and a raw far app that answers each head at once and records what it got.
+
+import t from 'tap';
+import net from 'node:net';
+import { once } from 'node:events';
+import { SERVER_ID, startInbound } from '../helpers/inbound-fixture.js';
+import { startOutbound } from '../helpers/outbound-fixture.js';
+import { startEagerApp } from '../helpers/raw-http.js';
+
+/** Writes `bytes` on a new connection; everything received until the outbound closes it (or `ms` pass). */
+async function exchange(port: number, bytes: string, ms = 3000): Promise<{ text: string; closed: boolean }> {
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  await once(socket, 'connect');
+  let text = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (c: string) => (text += c));
+  socket.on('error', () => {});
+  socket.write(bytes);
+  const closed = await Promise.race([once(socket, 'close').then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, ms, false))]);
+  socket.destroy();
+  return { text, closed };
+}
+
+const answers = (text: string) => text.match(/HTTP\/1\.1 \d{3}/g) ?? [];
+const B = 'POST /b HTTP/1.1\r\nHost: orders\r\nContent-Length: 0\r\n\r\n';
+
+for (const codec of ['meshcar', 'node'] as const) {
+  t.test(`codec ${codec}: pipelined requests wait for the answer before them`, async (t) => {
+    const seen: string[] = [];
+    const app = await startEagerApp(seen);
+    const inbound = await startInbound({ externalApp: { protocol: 'http', port: app.port }, codec });
+    const outbound = await startOutbound(inbound.pki, [{ name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID }], { codec });
+    t.teardown(async () => {
+      await outbound.close();
+      await inbound.close();
+      await app.close();
+    });
+
+    // Expect: 100-continue with the body sent at once: the far app answers before any 100, so
+    // Node ends the connection with that answer; the POST behind it must never be sent
+    seen.length = 0;
+    let got = await exchange(outbound.port, `POST /a HTTP/1.1\r\nHost: orders\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nHELLO${B}`);
+    t.same(answers(got.text), ['HTTP/1.1 200'], 'Expect then POST: one answer');
+    t.ok(got.closed, 'and the connection closed');
+    t.same(seen, ['POST /a'], 'the far app got only the request that was answered');
+
+    // an expectation refused (417, the connection closes): the POST behind it is never sent
+    seen.length = 0;
+    got = await exchange(outbound.port, `POST /a HTTP/1.1\r\nHost: orders\r\nExpect: something-else\r\nContent-Length: 5\r\n\r\nHELLO${B}`);
+    t.same(answers(got.text), ['HTTP/1.1 417'], '417 then POST: one answer');
+    t.same(seen, [], 'the far app got nothing');
+
+    // ordinary pipelining still answers everything, in order, each after the one before
+    seen.length = 0;
+    got = await exchange(outbound.port, `GET /one HTTP/1.1\r\nHost: orders\r\n\r\nPOST /two HTTP/1.1\r\nHost: orders\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n`);
+    t.same(answers(got.text), ['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200'], 'three pipelined requests, three answers');
+    t.same(seen, ['GET /one', 'POST /two', 'GET /three'], 'the far app got each once, in order');
+  });
+}
