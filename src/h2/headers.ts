@@ -176,6 +176,8 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
       if (headers[':authority'] === undefined) return 'CONNECT without :authority';
     } else {
       if (headers[':scheme'] === undefined) return 'missing :scheme';
+      // RFC 3986 §3.1 (nghttp2 and Node's codec refuse any other :scheme)
+      if (!SCHEME.test(headers[':scheme'] as string)) return `invalid :scheme ${JSON.stringify(headers[':scheme'])}`;
       const path = headers[':path'] as string | undefined;
       if (path === undefined || path === '') return 'missing or empty :path';
       // RFC 9113 §8.3.1: an http(s) target is a path, or `*` for OPTIONS only (nghttp2's rule too)
@@ -189,6 +191,9 @@ export function parseHead(flat: readonly string[], kind: HeadKind): ParsedHead |
   }
   return { headers, contentLength };
 }
+
+/** RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). */
+const SCHEME = /^[A-Za-z][A-Za-z0-9+\-.]*$/;
 
 /** RFC 9110 §9.1: a method is a token (tchar+). */
 const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

@@ -1,7 +1,8 @@
 // What our codec lets through as a request head, over mutual TLS from a raw client: names that
 // are not RFC 9110 tokens (x"a, x(a, x/a, x{a) and values with control characters other than
 // HTAB are stream errors (PROTOCOL_ERROR, counted as malformed_headers) and never reach the
-// handler; `:path: *` goes only with OPTIONS (RFC 9113 §8.3.1); two Hosts are malformed (as
+// handler; `:path: *` goes only with OPTIONS (RFC 9113 §8.3.1); a `:scheme` that is not an RFC 3986
+// scheme (`ja va`, `1http`) is malformed; two Hosts are malformed (as
 // nghttp2 has it); a repeated single-valued field (authorization, content-type) keeps its first
 // value, as Node's codec does, where other repeats are joined.
 
@@ -34,11 +35,14 @@ t.test('non-token names, control characters, `*` for GET: stream errors; the val
     [':path * with GET', [[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '*']]],
     [':path not a path', [[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', 'orders']]],
     ['two Hosts', [...GET, ['host', 'localhost'], ['host', 'b.example']]],
+    [':scheme with a space', [[':method', 'GET'], [':scheme', 'ja va'], [':authority', 'localhost'], [':path', '/']]],
+    [':scheme starting with a digit', [[':method', 'GET'], [':scheme', '1http'], [':authority', 'localhost'], [':path', '/']]],
   ];
   const good: Array<[string, Array<[string, string]>]> = [
     ['every tchar', [...GET, ["x-!#$%&'*+.^_`|~09az", 'v']]],
     ['HTAB and obs-text inside a value', [...GET, ['x-a', 'a\tb\xffc']]],
     ['OPTIONS *', [[':method', 'OPTIONS'], [':scheme', 'https'], [':authority', 'localhost'], [':path', '*']]],
+    [':scheme with + - .', [[':method', 'GET'], [':scheme', 'svn+ssh.x-y'], [':authority', 'localhost'], [':path', '/']]],
   ];
   let id = 1;
   const badIds = bad.map(([, fields]) => {
