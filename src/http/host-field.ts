@@ -18,10 +18,10 @@ export function repeatsHost(rawHeaders: readonly string[]): boolean {
   return false;
 }
 
-/** Why an HTTP/1.x request's Host cannot be taken (two of them, or none on HTTP/1.1), or undefined. */
-export function hostFieldProblem(req: IncomingMessage): string | undefined {
+/** Why an HTTP/1.x request's Host cannot be taken (two of them, or none on HTTP/1.1), or undefined; `hint` follows the missing one's message. */
+export function hostFieldProblem(req: IncomingMessage, hint = ''): string | undefined {
   if (req.headers.host === undefined) {
-    return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 ? 'an HTTP/1.1 request must carry a Host header (send Host: <upstream>)' : undefined;
+    return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 ? `an HTTP/1.1 request must carry a Host header${hint}` : undefined;
   }
   return repeatsHost(req.rawHeaders) ? 'the request has more than one Host header' : undefined;
 }

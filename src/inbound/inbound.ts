@@ -124,6 +124,8 @@ export class InboundListener implements Inbound, ExchangeContext {
       // how often Node checks headersTimeout: a quarter of it, between 250 ms and 5 s
       connectionsCheckingInterval: Math.min(5_000, Math.max(250, headersTimeout / 4)),
       noDelay: true,
+      // a missing Host is refused by request-dispatch.ts, as a JSON error (Node's answer is a bare 400)
+      requireHostHeader: false,
     });
     // a request pipelined behind another waits for its answer (src/http/pipelined-turns.ts)
     const request = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, false);

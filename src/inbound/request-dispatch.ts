@@ -11,7 +11,7 @@ import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:ht
 import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
-import { repeatsHost } from '../http/host-field.js';
+import { hostFieldProblem } from '../http/host-field.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { rawErrorResponse } from '../http/status.js';
 import { requestIdOf } from '../http/request-id.js';
@@ -98,10 +98,8 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
   }
   // (an HTTP/1.1 request has no :authority: Node's parser refuses a ':' in a field name)
   const http1 = exchange instanceof Http1Exchange ? exchange.req : undefined;
-  const authorityRefused =
-    http1 !== undefined && repeatsHost(http1.rawHeaders)
-      ? 'the request has more than one Host header'
-      : authorityProblem(exchange.requestHeaders[':authority'] as string | undefined, exchange.requestHeaders.host);
+  // (Node's own check of a missing Host is off: its answer is a bare 400, ours JSON)
+  const authorityRefused = (http1 === undefined ? undefined : hostFieldProblem(http1)) ?? authorityProblem(exchange.requestHeaders[':authority'] as string | undefined, exchange.requestHeaders.host);
   if (authorityRefused !== undefined) {
     exchange.fail('bad_request', authorityRefused);
     return;

@@ -65,7 +65,7 @@ class Http1Attempt extends Attempt implements UploadAttempt {
     bindAttempt(req, this);
     res.on('close', onResponseClose);
     // two Host fields (routed by the first, read by the upstream app as it likes) or none
-    const hostRefused = hostFieldProblem(req);
+    const hostRefused = hostFieldProblem(req, ' (send Host: <upstream>)');
     if (hostRefused !== undefined) {
       this.fail(new MeshcarError('bad_request', hostRefused));
       return;

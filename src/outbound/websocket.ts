@@ -146,7 +146,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     exchange.finish();
   });
 
-  const hostRefused = hostFieldProblem(req);
+  const hostRefused = hostFieldProblem(req, ' (send Host: <upstream>)');
   if (hostRefused !== undefined) {
     fail(new MeshcarError('bad_request', hostRefused));
     return;

@@ -136,6 +136,13 @@ for (const codec of CODECS) {
     t.equal(twice.status, 400, 'HTTP/1.1 with two Host lines: 400');
     t.match(twice.body, /more than one Host/, 'the JSON error says why');
     t.equal(hosts.length, 2, 'and the app never saw it');
+    const none = await rawTlsRequest(fx.port, tlsOptions, 'GET /who HTTP/1.1\r\nConnection: close\r\n\r\n');
+    t.equal(none.status, 400, 'HTTP/1.1 without Host: 400');
+    t.equal(none.headers['x-meshcar-error'], 'bad_request');
+    t.match(none.body, /"error":"bad_request".*must carry a Host header/, 'as JSON saying why (Node\'s own answer is bare)');
+    t.equal(hosts.length, 2, 'and the app never saw that one either');
+    const old = await rawTlsRequest(fx.port, tlsOptions, 'GET /who HTTP/1.0\r\n\r\n');
+    t.equal(old.status, 200, 'HTTP/1.0 without Host passes (it has none to give)');
   });
 }
 
