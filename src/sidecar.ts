@@ -168,6 +168,11 @@ export class Sidecar {
       // workers > 1: every worker listens (a restarted one is waited for)
       ready: () => this.ready && (this.options.cluster?.listening() ?? true),
       draining: () => this.draining,
+      // the primary's (or the one process's) SVID: workers serve what it hands them
+      expiredAt: () => {
+        const svid = this.running?.identity.current();
+        return svid && svid.notAfter.getTime() <= Date.now() ? svid.notAfter : undefined;
+      },
       identity: () => identityView(this.running, this.config.spiffeId, this.config.identity.source),
       config: () => redactConfig(effectiveYamlView(this.current)),
       reload: async () => {

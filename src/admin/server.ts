@@ -34,6 +34,11 @@ export interface AdminState {
   /** True once the identity is loaded and every listener is bound, false again while draining. */
   ready(): boolean;
   draining(): boolean;
+  /**
+   * The SVID served has expired (renewal failing past its end): every peer refuses it, so the
+   * sidecar is not ready whatever else holds; /ready says so (503 expired), with when it ended.
+   */
+  expiredAt?(): Date | undefined;
   identity(): Record<string, unknown>;
   config(): Record<string, unknown>;
   metrics(acceptHeader: string | undefined): Promise<{ contentType: string; body: string }>;
@@ -116,9 +121,12 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       case '/healthz':
         // the same word as the CA's /healthz: the process is up and answering
         return sendJson(res, 200, { status: 'ok' });
-      case '/ready':
+      case '/ready': {
         if (state.draining()) return sendJson(res, 503, { status: 'draining' });
+        const expiredAt = state.expiredAt?.();
+        if (expiredAt) return sendJson(res, 503, { status: 'expired', notAfter: expiredAt.toISOString() });
         return state.ready() ? sendJson(res, 200, { status: 'ready' }) : sendJson(res, 503, { status: 'starting' });
+      }
       case '/identity':
         return sendJson(res, 200, state.identity());
       case '/config':

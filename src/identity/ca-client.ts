@@ -4,7 +4,7 @@
 // ID; whatever it answers is accepted only after validateSvid.
 
 import https from 'node:https';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
@@ -16,10 +16,41 @@ import { spiffeIdOfCertificate, verifyServerSpiffeId } from './peer-identity.js'
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { validateSvidSoon, type Svid } from './svid.js';
 import { buildCsr } from '../pki/csr-request.js'; // DER by hand: a sidecar never loads node-forge
+import { splitPemCertificates } from '../pki/pem.js';
 
 export const DEFAULT_CA_TIMEOUT_MS = 10_000;
 /** A chain and a bundle are a few kilobytes; anything near this is not a signing response. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
+/** Certificates of the CA server's presented path looked at (leaf, issuer, a cross-signed root: 3). */
+const MAX_PRESENTED = 8;
+
+/**
+ * Whether the CA server's own path, as it presented it on the connection that brought
+ * `bundlePem`, leads into that bundle: one of its certificates is a root of it or was signed by
+ * one. Every bundle a working meshcar CA hands out holds the root its server certificate chains
+ * to (at each step of a root rotation too: both roots, then the new one once the server's
+ * certificate is under it). One that does not is a broken CA (another CA's bundle.pem in its
+ * folder), and taking it would make the sidecar refuse every peer it trusts today.
+ */
+export function bundleVouchedFor(presented: readonly X509Certificate[], bundlePem: string): boolean {
+  let roots: X509Certificate[];
+  try {
+    roots = splitPemCertificates(bundlePem).map((pem) => new X509Certificate(pem));
+  } catch {
+    return false;
+  }
+  return presented.some((cert) => roots.some((root) => cert.fingerprint256 === root.fingerprint256 || (cert.checkIssued(root) && cert.verify(root.publicKey))));
+}
+
+/** The certificates the server presented, leaf first, as Node links them (bounded). */
+function presentedPath(leaf: X509Certificate | undefined): X509Certificate[] {
+  const path: X509Certificate[] = [];
+  for (let cert = leaf; cert !== undefined && path.length < MAX_PRESENTED; cert = cert.issuerCertificate) {
+    if (path.some((seen) => seen.fingerprint256 === cert?.fingerprint256)) break; // a root links to itself
+    path.push(cert);
+  }
+  return path;
+}
 
 export interface CaClientOptions {
   /** https://host:port of the CA server. */
@@ -58,6 +89,8 @@ interface RawResponse {
   readonly status: number;
   readonly headers: IncomingMessage['headers'];
   readonly body: string;
+  /** The CA server's certificates as presented on this connection (see bundleVouchedFor). */
+  readonly presented: readonly X509Certificate[];
 }
 
 function parseRetryAfter(value: string | undefined): number | undefined {
@@ -112,6 +145,8 @@ export class CaClient {
     if (spiffeId !== request.spiffeId) {
       throw new MeshcarError('identity_invalid', `the CA issued ${spiffeId}, but ${request.spiffeId} was asked for`);
     }
+    // the bundle becomes all this workload trusts: it must hold the root the CA itself answered under
+    if (!bundleVouchedFor(response.presented, bundle)) throw this.unvouched('new SVID');
     try {
       // a CA whose clock runs ahead issues certificates that start in our future: kept (the
       // join token that paid for it may be single-use), served once valid (validFrom)
@@ -119,6 +154,10 @@ export class CaClient {
     } catch (err) {
       throw new MeshcarError('identity_invalid', `the CA's new SVID is not usable: ${describeError(err)}`, { cause: err });
     }
+  }
+
+  private unvouched(what: string): MeshcarError {
+    return new MeshcarError('identity_invalid', `the CA at ${this.options.url} sent a ${what} whose trust bundle does not hold the root its own certificate chains to; refused (it would make this sidecar refuse every peer it trusts now): the CA's bundle.pem is not its own`);
   }
 
   private refusal(response: RawResponse): CaRefusedError {
@@ -144,6 +183,7 @@ export class CaClient {
   async fetchBundle(knownBundlePem: string): Promise<string> {
     const response = await this.exchange(this.bundleUrl, undefined, { trust: knownBundlePem });
     if (response.status !== 200) throw this.refusal(response);
+    if (!bundleVouchedFor(response.presented, response.body)) throw this.unvouched('trust bundle');
     this.learned = response.body;
     return response.body;
   }
@@ -220,7 +260,7 @@ export class CaClient {
           clearTimeout(timer);
           if (settled) return;
           settled = true;
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), presented: presentedPath(peer) });
         });
         res.on('error', unreachable);
       });

@@ -27,6 +27,8 @@ export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 500, capMs
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Never spin: even a zero draw of the jitter waits this long. */
 const MIN_RETRY_MS = 10;
+/** The least wait after a renewal whose SVID arrived with its renewal time past (see afterStale). */
+export const MIN_STALE_RENEWAL_MS = 1_000;
 
 export interface RenewalOptions {
   readonly identity: WorkloadIdentity;
@@ -64,6 +66,8 @@ export class Renewal {
   private readonly backoff: BackoffPolicy;
   /** A trust-domain mismatch was logged (at error) since the last success. */
   private mismatchReported = false;
+  /** An SVID arriving already due for renewal was logged (at warn) since the last that did not. */
+  private staleReported = false;
   private readonly random: () => number;
   private timer: NodeJS.Timeout | undefined;
   private dueAt: number | undefined;
@@ -170,7 +174,32 @@ export class Renewal {
     this.failures = 0;
     this.mismatchReported = false;
     this.options.identity.reportRenewal({ result: 'success' });
-    this.schedule(renewalTime(next, this.window, this.random).getTime());
+    const at = renewalTime(next, this.window, this.random).getTime();
+    if (at > Date.now()) {
+      this.staleReported = false;
+      this.schedule(at);
+    } else {
+      this.schedule(this.afterStale(next));
+    }
+  }
+
+  /**
+   * When to renew an SVID that arrived due for renewal already: more than the window's start of
+   * its lifetime was gone (its notBefore far in our past: the CA's clock behind ours). Renewing
+   * at its renewal time, i.e. at once, got another such SVID, in a loop: 214 renewals in 5 s
+   * from a CA 40 s behind with 60 s SVIDs (a key, a CSR, a TLS handshake and a signature each).
+   * Instead the window applies to what is left, and never sooner than a second. Said once.
+   */
+  private afterStale(next: Svid): number {
+    const now = Date.now();
+    const left = next.notAfter.getTime() - now;
+    const fraction = this.window.from + (this.window.to - this.window.from) * this.random();
+    const fields = { serial: next.serialHex, notBefore: next.notBefore.toISOString(), notAfter: next.notAfter.toISOString(), leftMs: left };
+    const message = `the new SVID (serial ${next.serialHex}) arrived with ${Math.max(0, Math.round(left / 1000))} s of its ${Math.round(lifetimeMs(next) / 1000)} s left (notBefore ${fields.notBefore}): the CA's clock is behind this host's; renewing within what is left; set both clocks right (NTP)`;
+    if (!this.staleReported) this.options.logger.warn(fields, message);
+    else this.options.logger.debug(fields, message);
+    this.staleReported = true;
+    return now + Math.max(MIN_STALE_RENEWAL_MS, left * fraction);
   }
 
   private failed(current: Svid, err: unknown): void {

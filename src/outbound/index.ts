@@ -11,6 +11,7 @@ import { formatHostPort, type HostPort } from '../config/address.js';
 import { DEFAULT_HTTP2 } from '../config/http2-config.js';
 import type { OutboundConfig, UpstreamConfig } from '../config/outbound-config.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { Svid } from '../identity/svid.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { Activity } from './activity.js';
 import type { LookupAll } from './endpoints.js';
@@ -121,7 +122,7 @@ class OutboundService implements Outbound, OutboundContext {
   private readonly settings: PoolSettings;
   private listening = false;
   private readonly listener: AppListener;
-  private readonly onRotated: () => void;
+  private readonly onRotated: (current: Svid, previous: Svid) => void;
   private drained: Promise<void> | undefined;
   private closed = false;
   /** Empty (the common case): every call goes straight to its forwarder. */
@@ -143,9 +144,11 @@ class OutboundService implements Outbound, OutboundContext {
     this.pools = options.config.upstreams.map((upstream) => this.newPool(upstream));
     this.router = new UpstreamRouter(this.pools.map((pool) => [pool.name, pool] as const));
 
-    // open sessions keep their certificate; new ones must not resume the old one's TLS session
-    this.onRotated = () => {
-      for (const pool of this.pools) pool.identityRotated();
+    // new sessions must not resume the old certificate's TLS session; and with a new certificate
+    // the open ones wind down (see UpstreamPool.identityRotated). A bundle-only change keeps them
+    this.onRotated = (current, previous) => {
+      const newCertificate = current.chainPem !== previous.chainPem || current.privateKeyPem !== previous.privateKeyPem;
+      for (const pool of this.pools) pool.identityRotated(newCertificate);
     };
     options.identity.on('rotated', this.onRotated);
 

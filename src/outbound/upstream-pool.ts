@@ -265,10 +265,18 @@ export class UpstreamPool {
     return this.own ? this.own.size : this.sessions.size;
   }
 
-  /** New sessions after a rotation do a full handshake, presenting the new certificate. */
-  identityRotated(): void {
+  /**
+   * New sessions after a rotation do a full handshake, presenting the new certificate. With a new
+   * certificate the open sessions also take no new streams and close once theirs are done: the
+   * callee destroys a connection when the certificate it was opened with expires, streams in
+   * flight and all, so sessions kept busy past that moment lost their requests (a POST in flight
+   * answered 502 upstream_reset, its app having run it). The old certificate outlives the
+   * rotation by the renewal's margin, which the streams in flight now have to finish.
+   */
+  identityRotated(newCertificate: boolean): void {
     this.nodeAgent?.forgetTlsSessions();
     this.own?.forgetTlsSessions();
+    if (newCertificate) this.closeSessionsGracefully();
   }
 
   /** Every session finishes its streams and closes; new requests would open new ones. */

@@ -11,7 +11,9 @@ import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { createLogger } from '../logging.js';
 import { describeError } from '../errors.js';
-import { validateSvid, type SvidMaterial } from '../identity/svid.js';
+import { X509Certificate } from 'node:crypto';
+import { validateSvid, type Svid, type SvidMaterial } from '../identity/svid.js';
+import { splitPemCertificates } from '../pki/pem.js';
 import { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { RunningIdentity } from '../identity/bootstrap.js';
 import { Metrics } from '../metrics/registry.js';
@@ -26,6 +28,29 @@ function send(message: ToPrimary): Promise<void> {
     if (process.send) process.send(message, undefined, {}, () => resolve());
     else resolve();
   });
+}
+
+/**
+ * The SVID the primary hands over, checked as any SVID is, but as of its last valid second
+ * once it has expired: the primary keeps serving an expired one while its renewal retries (the
+ * CA away; /ready says expired), and a worker restarted meanwhile refusing it exited at once,
+ * again and again, into the crash-loop wait: the pod stayed unready for up to a minute after
+ * the renewal had landed. It is what every other worker serves; the next one replaces it.
+ */
+export function checkFromPrimary(material: SvidMaterial, spiffeId: string, now: number = Date.now()): Svid {
+  try {
+    return validateSvid(material, spiffeId, new Date(now));
+  } catch (err) {
+    let leafEnd: number;
+    try {
+      leafEnd = Date.parse(new X509Certificate(splitPemCertificates(material.chainPem)[0] ?? '').validTo);
+    } catch {
+      throw err;
+    }
+    if (!(leafEnd <= now)) throw err;
+    // a second before its end (OpenSSL's dates are in whole seconds): every other check still applies
+    return validateSvid(material, spiffeId, new Date(leafEnd - 1000));
+  }
 }
 
 /** Runs until drained; resolves with the exit status, and lets the process end. */
@@ -86,7 +111,7 @@ async function serve(file: string, workerId: number): Promise<number> {
         return firstSvid?.();
       }
       try {
-        identity.swap(validateSvid(message.svid, identity.spiffeId));
+        identity.swap(checkFromPrimary(message.svid, identity.spiffeId));
       } catch (err) {
         logger?.error({ err: describeError(err) }, 'the SVID from the primary was refused; the current one is kept');
       }
@@ -131,7 +156,7 @@ async function serve(file: string, workerId: number): Promise<number> {
     const fromPrimary = async (): Promise<RunningIdentity> => {
       await svids;
       // read after the wait, in the same turn as the build: nothing newer can slip in between
-      identity = new WorkloadIdentity(validateSvid(latestSvid as SvidMaterial, config.spiffeId), (logger as Logger).child({ component: 'identity' }));
+      identity = new WorkloadIdentity(checkFromPrimary(latestSvid as SvidMaterial, config.spiffeId), (logger as Logger).child({ component: 'identity' }));
       return { identity, nextRenewalAt: () => undefined, stop: ignore };
     };
     sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary, specs: current.specs });

@@ -1,0 +1,108 @@
+// A renewal that keeps failing until after the SVID's end, for real: a CA behind a TCP gate
+// that the test closes, sidecars with 6 s SVIDs. Past the end the sidecar still holds (and
+// serves) its SVID, but every peer refuses it: /ready says 503 {"status":"expired"}, the
+// metrics show the failures and the end, and once the CA is back the renewal lands and /ready
+// is 200 again. With workers: 2, a worker restarted meanwhile starts on the SVID every other
+// worker serves (it refused it as expired and crash-looped into a minute's wait), so the pod
+// is ready as soon as the renewal lands.
+
+import t from 'tap';
+import { launchSidecar, metricValue, startMeshCa, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { startEchoApp, type TestApp } from '../helpers/apps.js';
+import { startTcpGate, type TcpGate } from '../helpers/tcp-gate.js';
+import { workersOf } from '../helpers/workers.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+import { checkAdmin } from '../../src/doctor/local.js';
+import { formatResult } from '../../src/doctor/result.js';
+
+let ca: MeshCa;
+let app: TestApp;
+
+t.before(async () => {
+  ca = await startMeshCa(t.testdir(), { maxTtl: '24h' });
+  app = await startEchoApp();
+});
+t.teardown(async () => {
+  await ca?.stop();
+  await app?.close();
+});
+t.jobs = 2;
+
+interface Identity {
+  serial: string;
+  notAfter: string;
+}
+
+/** A sidecar whose CA is reached through a gate the test holds open, then closes. */
+async function gatedSidecar(t: Tap.Test, service: string, workers: number, namedPorts = false): Promise<{ sidecar: RunningSidecar; gate: TcpGate; caPort: number }> {
+  const gate = await startTcpGate();
+  t.teardown(() => gate.stop());
+  const caPort = Number(new URL(ca.url).port);
+  gate.open(caPort);
+  const launched = await launchSidecar(ca, { service, ttl: '6s', caUrl: `https://127.0.0.1:${gate.port}`, inbound: { app: `http://127.0.0.1:${app.port}` }, extraYaml: `workers: ${workers}`, namedPorts });
+  const sidecar = await launched.ready();
+  t.teardown(() => sidecar.stop('SIGKILL'));
+  return { sidecar, gate, caPort };
+}
+
+const identityOf = async (sidecar: RunningSidecar): Promise<Identity> => JSON.parse((await sidecar.admin('/identity')).body) as Identity;
+
+/** Cuts the CA off and waits for the SVID's end: /ready must say so then. */
+async function expireWithCaAway(t: Tap.Test, sidecar: RunningSidecar, gate: TcpGate): Promise<Identity> {
+  t.equal((await sidecar.admin('/ready')).status, 200, '/ready 200 while the SVID is valid');
+  gate.close({ cut: true });
+  const held = await identityOf(sidecar);
+  const end = Date.parse(held.notAfter);
+  await waitFor(async () => (await sidecar.admin('/ready')).status === 503, end - Date.now() + 5_000, '/ready 503 once the SVID has expired', sidecar.process);
+  t.ok(Date.now() >= end, `not before the SVID's end (${held.notAfter})`);
+  const ready = await sidecar.admin('/ready');
+  t.same({ status: ready.status, body: JSON.parse(ready.body) }, { status: 503, body: { status: 'expired', notAfter: held.notAfter } }, '/ready: 503 expired, with when');
+  t.equal((await identityOf(sidecar)).serial, held.serial, 'the old SVID is kept (nothing better to hold)');
+  const metrics = (await sidecar.admin('/metrics')).body;
+  t.ok((metricValue(metrics, 'meshcar_identity_renewals_total{result="failure"}') ?? 0) >= 1, 'failed renewals counted');
+  t.ok(metrics.includes(` ${end / 1000}\n`) && metrics.includes('meshcar_identity_cert_expiry_timestamp_seconds{'), 'the expiry gauge shows the past end');
+  return held;
+}
+
+/** Opens the gate again: the renewal lands (backoff is at most 30 s) and /ready is 200. */
+async function caBack(t: Tap.Test, sidecar: RunningSidecar, gate: TcpGate, caPort: number, held: Identity): Promise<void> {
+  gate.open(caPort);
+  await waitFor(async () => (await sidecar.admin('/ready')).status === 200, 45_000, '/ready 200 once the renewal lands', sidecar.process);
+  t.not((await identityOf(sidecar)).serial, held.serial, 'a new SVID serves');
+}
+
+t.test('one process: /ready 503 expired while the renewal fails past the end, 200 once it lands', async (t) => {
+  // an admin port named in the file: doctor finds the running sidecar by its config
+  const { sidecar, gate, caPort } = await gatedSidecar(t, 'expiring', 1, true);
+  const held = await expireWithCaAway(t, sidecar, gate);
+  const doctor = formatResult(await checkAdmin(await loadSidecarConfig(sidecar.configFile)));
+  t.match(doctor, /^✗ admin .*: the running sidecar's SVID has expired and its renewal keeps failing; peers refuse it \(\/ready 503 .*"status":"expired".*\).* — fix: its log says why the renewal fails/, `doctor says so: ${doctor}`);
+  await caBack(t, sidecar, gate, caPort, held);
+});
+
+t.test('workers: 2: a worker restarted while the SVID has expired starts on it; ready as soon as the renewal lands', async (t) => {
+  const { sidecar, gate, caPort } = await gatedSidecar(t, 'expiring-workers', 2);
+  const held = await expireWithCaAway(t, sidecar, gate);
+  const before = (await workersOf(sidecar)).workers;
+  const victim = before[0]?.pid as number;
+  process.kill(victim, 'SIGKILL');
+  // its replacement listens on the SVID the other worker serves, within a start's time
+  await waitFor(
+    async () => {
+      const now = (await workersOf(sidecar)).workers;
+      return now.length === 2 && now.every((w) => w.listening && w.pid !== victim);
+    },
+    10_000,
+    'the replacement listening',
+    sidecar.process,
+  );
+  const after = await workersOf(sidecar);
+  t.ok(after.workers.every((w) => w.serial === held.serial), 'both serve the SVID the primary holds');
+  t.equal(after.restarts, 1, 'one restart, no crash loop');
+  t.notOk(sidecar.process.lines.some((l) => /^worker could not start/.test(String(l.msg))), 'no worker refused the SVID');
+  t.equal(JSON.parse((await sidecar.admin('/ready')).body).status, 'expired', '/ready still says expired');
+  await caBack(t, sidecar, gate, caPort, held);
+  const renewed = await identityOf(sidecar);
+  await waitFor(async () => (await workersOf(sidecar)).workers.every((w) => w.serial === renewed.serial), 5_000, 'both workers on the new SVID', sidecar.process);
+  t.pass('both workers serve the renewed SVID');
+});
