@@ -49,12 +49,13 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** A meshcar /ready answers 200 {"status":"ready"}, 503 {"status":"starting"} or 503 {"status":"expired"} (src/admin/server.ts); anything else is another program. */
-function sidecarReadiness(answer: HttpAnswer): 'ready' | 'starting' | 'expired' | undefined {
+/** A meshcar /ready answers 200 {"status":"ready"}, 503 {"status":"starting"}, {"status":"expired"} or {"status":"draining"} (src/admin/server.ts); anything else is another program. */
+function sidecarReadiness(answer: HttpAnswer): 'ready' | 'starting' | 'expired' | 'draining' | undefined {
   const status = (parseJson(answer.body) as { status?: unknown } | undefined)?.status;
   if (answer.status === 200 && status === 'ready') return 'ready';
   if (answer.status === 503 && status === 'starting') return 'starting';
   if (answer.status === 503 && status === 'expired') return 'expired';
+  if (answer.status === 503 && status === 'draining') return 'draining';
   return undefined;
 }
 
@@ -80,11 +81,12 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits
   }
   const readiness = sidecarReadiness(ready);
   // a foreign server's 200 is not a ready sidecar, and this sidecar could not bind its admin port
-  if (!readiness) return fail(name, `something other than a meshcar sidecar answers there: GET /ready → ${described(ready)}, expected 200 {"status":"ready"} or 503 {"status":"starting"}`, 'another process holds admin.listen (ss -ltnp names it): stop it or choose another port');
+  if (!readiness) return fail(name, `something other than a meshcar sidecar answers there: GET /ready → ${described(ready)}, expected 200 {"status":"ready"} or 503 {"status":"starting" | "expired" | "draining"}`, 'another process holds admin.listen (ss -ltnp names it): stop it or choose another port');
   const failures = await httpGet(target, port, '/debug/tls', { limits }).then(tlsFailures, (err: unknown) => `/debug/tls: ${networkProblem(err)}`);
   const recent = typeof failures === 'string' ? [] : failures.filter((f) => now - Date.parse(f?.time ?? '') < 10 * 60_000);
   const tlsNote = typeof failures === 'string' ? '' : recent.length === 0 ? '; no TLS handshake failures in the last 10 min' : `; ${recent.length} TLS handshake failure${recent.length === 1 ? '' : 's'} in the last 10 min, latest: ${recent[0]?.direction} ${recent[0]?.peer}: ${recent[0]?.message}`;
   if (readiness === 'expired') return fail(name, `the running sidecar's SVID has expired and its renewal keeps failing; peers refuse it (/ready ${described(ready)})${tlsNote}`, 'its log says why the renewal fails (CA unreachable, a refusal); bring the CA back, or restart it with a fresh join token');
+  if (readiness === 'draining') return warn(name, `the running sidecar is draining: it was told to stop (SIGTERM) and finishes what is in flight (/ready ${described(ready)})${tlsNote}`, 'nothing, if a stop was meant; otherwise see its log for who sent the signal');
   if (readiness === 'starting') return fail(name, `the running sidecar is not ready (/ready ${described(ready)})${tlsNote}`, 'its log says what it waits for (identity from the CA, a listener)');
   if (typeof failures === 'string') return warn(name, `the running sidecar is ready, but its TLS handshake failures cannot be read: ${failures}`, `curl http://${address}/debug/tls`);
   if (recent.length > 0) return warn(name, `the running sidecar is ready${tlsNote}`, `see curl http://${address}/debug/tls and the troubleshooting section of the README`);

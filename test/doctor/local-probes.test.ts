@@ -13,6 +13,8 @@ import { makePki } from '../helpers/pki.js';
 import { freePort } from '../helpers/process.js';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { checkAdmin, checkApp } from '../../src/doctor/local.js';
+import { startAdminServer } from '../../src/admin/server.js';
+import { pino } from 'pino';
 import { formatResult } from '../../src/doctor/result.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
@@ -121,4 +123,11 @@ t.test('the admin port: 200 from a foreign server, a body that never ends, one t
   t.match(await check(endless), /^✗ admin .*: no answer within 300 ms$/);
   t.match(await check(huge), /^✗ admin .*: its answer to GET \/ready is over 65536 bytes$/);
   t.match(await check(textTls), /^! admin .*: the running sidecar is ready, but its TLS handshake failures cannot be read: \/debug\/tls answered 200: <html>tls<\/html>, not \{"failures": \[\.\.\.\]\}/);
+});
+
+t.test('the admin port of a sidecar that drains: a warning that says so, not a foreign program', async (t) => {
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, { ready: () => true, draining: () => true, identity: () => ({}), config: () => ({}), metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: '' }), views: { '/debug/tls': () => ({ failures: [] }) } }, pino({ level: 'silent' }));
+  t.teardown(() => admin.close());
+  const result = formatResult(await within(3000, checkAdmin(await loadSidecarConfig(await config(t, admin.port, admin.port)), Date.now(), LIMITS)));
+  t.match(result, /^! admin .*: the running sidecar is draining: it was told to stop \(SIGTERM\)/);
 });
