@@ -207,8 +207,9 @@ export class Renewal {
     const attempt = this.failures;
     this.failures += 1;
     let delay = backoffDelayMs(attempt, this.backoff, this.random);
-    // honour a CA's Retry-After, but the deadline below still wins
-    if (isMeshcarError(err) && err.retryAfterSeconds !== undefined) delay = Math.max(delay, err.retryAfterSeconds * 1000);
+    // honour a CA's Retry-After up to the backoff's cap (a CA, or something posing as one, must not
+    // park an expired sidecar for a day); before expiry the deadline below still wins
+    if (isMeshcarError(err) && err.retryAfterSeconds !== undefined) delay = Math.max(delay, Math.min(err.retryAfterSeconds * 1000, this.backoff.capMs));
     const now = Date.now();
     const deadline = retryDeadline(current);
     // keep the last retries before expiry; past the deadline, plain backoff (the SVID is lost anyway)

@@ -19,7 +19,7 @@ import { WorkloadIdentity, type RenewalEvent } from '../../src/identity/workload
 import { MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
 import { verifyServerSpiffeId } from '../../src/identity/peer-identity.js';
 import { backoffDelayMs, Renewal, retryDeadline } from '../../src/identity/renewal.js';
-import { isMeshcarError } from '../../src/errors.js';
+import { isMeshcarError, MeshcarError } from '../../src/errors.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
 const logger = pino({ level: 'silent' });
@@ -54,6 +54,27 @@ t.test('a retry is never scheduled later than shortly before expiry', async (t) 
   const next = renewal.nextRenewalAt?.getTime() ?? Infinity;
   t.ok(next <= retryDeadline(identity.current()), 'clamped to the deadline');
   t.ok(next < identity.current().notAfter.getTime(), 'before expiry');
+});
+
+t.test("past expiry, a CA's Retry-After is honoured up to the backoff's cap", async (t) => {
+  const pki = await makePki('mesh.local');
+  const identity = new WorkloadIdentity(validateSvid(await pki.issue(ORDERS, { lifetimeMs: 1000 }), ORDERS), logger);
+  const notAfter = identity.current().notAfter.getTime();
+  while (Date.now() <= notAfter) await new Promise((resolve) => setTimeout(resolve, 20));
+  const failed = once(identity, 'renewal');
+  const renewal = new Renewal({
+    identity,
+    obtain: async () => Promise.reject(new MeshcarError('rate_limited', 'come back tomorrow', { retryAfterSeconds: 86_400 })),
+    window: { from: 0, to: 0 },
+    backoff: { baseMs: 500, capMs: 30_000 },
+    random: () => 1,
+    logger,
+  });
+  renewal.start();
+  t.teardown(() => renewal.stop());
+  await failed;
+  const wait = (renewal.nextRenewalAt?.getTime() ?? Infinity) - Date.now();
+  t.ok(wait > 500 && wait <= 30_000, `the next attempt in ${Math.round(wait / 1000)} s: Retry-After honoured up to the 30 s cap, not a day`);
 });
 
 t.test('CA down: keep serving, back off, renew when it returns', async (t) => {
