@@ -143,7 +143,8 @@ export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, n
   const leaf = chain[0] as X509Certificate;
   const key = parsePrivateKey(material.privateKeyPem);
 
-  if (!leaf.checkPrivateKey(key)) refuse(`the private key does not match the certificate ${describe(leaf)}`);
+  // (describe names a certificate without a CN 'certificate (serial …)': said once here)
+  if (!leaf.checkPrivateKey(key)) refuse(`the private key does not match ${/CN=/.test(leaf.subject) ? `the certificate ${describe(leaf)}` : `the ${describe(leaf)}`}`);
   if (leaf.ca) refuse(`${describe(leaf)} is a CA certificate; an X509-SVID leaf must have cA=false`);
   // absent EKU means any purpose; present, it must allow both directions of mutual TLS
   const eku = leaf.keyUsage;
