@@ -35,6 +35,7 @@ import type { ExchangeContext } from './exchange-links.js';
 import type { AppForwarder } from './forwarder.js';
 import { InboundRateLimiter } from './rate-limit.js';
 import { inTurn } from '../http/pipelined-turns.js';
+import { refuseExpectation } from '../http/expectation.js';
 import { kCaller, onClientError, onConnect, onHttp1Request, onStream, onUpgrade, toApp, type WithCaller } from './request-dispatch.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { createTlsListener } from './tls-listener.js';
@@ -133,6 +134,8 @@ export class InboundListener implements Inbound, ExchangeContext {
     // an `Expect: 100-continue` request: the app, not the sidecar, decides whether to continue
     const continued = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, true);
     this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => inTurn(req, res, continued));
+    // any other Expect: our 417, as the outbound's (Node's would be bare)
+    this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => inTurn(req, res, refuseExpectation));
     this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(this, req, socket, head));
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(this, err, socket));
     // without a listener Node drops a CONNECT's connection with no answer at all

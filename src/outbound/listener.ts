@@ -18,9 +18,10 @@ import { formatHostPort, type HostPort } from '../config/address.js';
 import { listenFailed, MeshcarError } from '../errors.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { inTurn } from '../http/pipelined-turns.js';
+import { refuseExpectation } from '../http/expectation.js';
 import { requestIdOf } from '../http/request-id.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
-import { rawErrorResponse, sendError } from '../http/status.js';
+import { rawErrorResponse } from '../http/status.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
 import { logListenerErrors } from '../http/listener-errors.js';
 import { expectsContinue } from './expect-continue.js';
@@ -134,13 +135,6 @@ function onConnect(req: IncomingMessage, socket: Socket): void {
   // a CONNECT head was read: its x-request-id (or one made for it), as every answer to a request carries
   socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported on the outbound listener: send the request itself, with Host: <upstream>'), requestIdOf(req.headers)));
   socket.destroySoon();
-}
-
-/** An Expect we cannot meet (RFC 9110 §10.1.1: 417); the body, if any, is left unread, so the connection closes. */
-function refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
-  const expect = String(req.headers.expect).slice(0, 100);
-  res.setHeader('connection', 'close');
-  sendError(res, new MeshcarError('expectation_failed', `Expect: ${JSON.stringify(expect)} cannot be met; only 100-continue is supported`), { requestId: requestIdOf(req.headers) });
 }
 
 export class AppListener {

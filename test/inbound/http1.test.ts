@@ -203,6 +203,16 @@ t.test('HTTP/1.1 through the inbound listener', async (t) => {
     t.equal(fx.observer.requests.filter((r) => r.status === 200 && r.path === '/' && r.method === 'GET').length, 1, 'only the small one reached the app');
   });
 
+  t.test('an Expect other than 100-continue: our JSON 417, the connection closed, the app never asked', async (t) => {
+    const before = fx.observer.requests.length;
+    const text = await rawTlsUntilClosed(fx.port, tlsOptions, 'POST /echo HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Length: 5\r\n\r\n');
+    t.match(text, /^HTTP\/1\.1 417 /, '417');
+    t.match(text, /\r\nx-meshcar-error: expectation_failed\r\n/i, 'x-meshcar-error');
+    t.match(text, /\r\nconnection: close\r\n/i, 'the connection closes (the body is not read)');
+    t.match(text, /\r\n\r\n\{"error":"expectation_failed","message":"Expect: \\"something-else\\" cannot be met/, 'a JSON body saying which');
+    t.equal(fx.observer.requests.length, before, 'the app saw nothing');
+  });
+
   t.test('raw HTTP/1.0 request without Host still works', async (t) => {
     const text = await new Promise<string>((resolve, reject) => {
       let out = '';
