@@ -9,8 +9,14 @@ import { forwardableHeaderList, forwardableHeaders } from '../http/hop-by-hop.js
 import { forwardableTrailers } from '../http/response-fields.js';
 import type { Exchange } from './exchange.js';
 
-/** Set by the sidecar below, never passed on from the caller; also the framing undici writes itself. */
-const REPLACED = new Set(['x-forwarded-client-cert', 'x-request-id', 'content-length', 'transfer-encoding']);
+/**
+ * Not passed on to an HTTP/1.1 app (the flat list): set by the sidecar below; the framing the
+ * client writes itself; and `te`, which is hop-by-hop and on HTTP/1.1 must come with a
+ * `Connection: TE` option (RFC 9110 §10.1.4) that undici refuses to send: a caller's
+ * `te: trailers` (HTTP/2 requires it of gRPC) means nothing to an HTTP/1.1 app, whose trailers
+ * the sidecar relays anyway. An h2c app still gets it (appHeadersOf).
+ */
+const REPLACED = new Set(['x-forwarded-client-cert', 'x-request-id', 'content-length', 'transfer-encoding', 'te']);
 const OURS = new Set(['x-forwarded-client-cert', 'x-request-id']);
 
 /**

@@ -61,6 +61,8 @@ export class NodeHttp1App implements AppForwarder {
     const headers = appHeadersOf(exchange);
     // an HTTP/2 caller sends :authority, an HTTP/1.0 one maybe nothing; HTTP/1.1 requires Host
     if (headers.host === undefined) headers.host = exchange.authority ?? this.label;
+    // hop-by-hop, and on HTTP/1.1 it would need `Connection: TE` (see REPLACED in app-headers.ts)
+    delete headers.te;
     const upgrade = exchange instanceof Http1Exchange && exchange.upgradeHead !== undefined ? exchange.req.headers.upgrade : undefined;
     if (upgrade !== undefined) {
       headers.connection = 'Upgrade';

@@ -235,3 +235,17 @@ t.test('an unparseable request pipelined behind an unanswered one: the earlier a
   await fx.observer.waitForRequests(1);
   t.equal(fx.inbound.inFlight, 0);
 });
+
+t.test('te is not passed to an HTTP/1.1 app (hop-by-hop; it would need Connection: TE there)', async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+  const session = await h2Connect(fx.port, tlsOptions);
+  t.teardown(() => session.close());
+  const seenBy = (body: string | Buffer) => (JSON.parse(body.toString()) as { headers: Record<string, string> }).headers;
+  const h2 = seenBy((await h2Request(session, { ':path': '/te', te: 'trailers', 'x-keep': 'yes' })).body);
+  t.equal(h2['x-keep'], 'yes', 'the other fields arrive');
+  t.notOk('te' in h2, `an HTTP/2 caller's te: trailers is not (app saw ${JSON.stringify(h2.te)})`);
+  const h1 = seenBy((await h1Request(fx.port, tlsOptions, { path: '/te', headers: { te: 'trailers', connection: 'te' } })).body);
+  t.notOk('te' in h1, `nor an HTTP/1.1 caller's (app saw ${JSON.stringify(h1.te)})`);
+});
