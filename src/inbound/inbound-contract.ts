@@ -20,6 +20,12 @@ export interface InboundLimits {
   readonly maxResetsPer10s?: number;
   /** Age at which an HTTP/2 session gets GOAWAY (±10%; streams in flight finish). Default: config inbound.limits.maxSessionAge (10 min). */
   readonly maxSessionAgeMs?: number;
+  /**
+   * meshcar codec: request body bytes all HTTP/2 connections of one caller identity may hold
+   * at once, waiting for the app to read them (beyond: the stream that would exceed it is
+   * reset, ENHANCE_YOUR_CALM). Default 64 MiB, one connection's whole receive window.
+   */
+  readonly maxBufferedPerCaller?: number;
   /** Time to complete the TLS handshake. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
   /** Time to receive a complete HTTP/1.1 request head. Default 20 s. */

@@ -30,6 +30,7 @@ import { AuthorizationPolicy } from './authorization.js';
 import { CallerCache } from './caller.js';
 import { kLifetime, lifetimeOf, onMeshcarConnection, onSession, type WithLifetime } from './caller-connections.js';
 import { ConnectionTracker } from './connections.js';
+import { DEFAULT_MAX_BUFFERED_PER_CALLER, ReceiveBudgets } from './receive-budgets.js';
 import type { Exchange } from './exchange.js';
 import type { ExchangeContext } from './exchange-links.js';
 import type { AppForwarder } from './forwarder.js';
@@ -68,6 +69,8 @@ export class InboundListener implements Inbound, ExchangeContext {
   readonly logger: Logger;
   /** meshcar codec: the limits of every caller connection (its own reset budget included). */
   readonly h2Limits: Partial<H2Limits>;
+  /** meshcar codec: request body bytes held per caller identity, all its connections together. */
+  readonly receiveBudgets: ReceiveBudgets;
   /** meshcar codec: the 431 to a request head over h2Limits, the JSON error answer as every other. */
   readonly headersTooLargeAnswer: HeadersTooLargeAnswer;
   readonly app: AppForwarder;
@@ -149,6 +152,7 @@ export class InboundListener implements Inbound, ExchangeContext {
       // the codec's budget replaces the ResetGuard: same limit, same 10 s window
       maxResetsPerWindow: this.maxResetsPer10s,
     };
+    this.receiveBudgets = new ReceiveBudgets(limits.maxBufferedPerCaller ?? DEFAULT_MAX_BUFFERED_PER_CALLER);
     // Node's codec resets such a stream (ENHANCE_YOUR_CALM): a caller's sidecar says 431 itself
     this.headersTooLargeAnswer = errorAnswerList(
       new MeshcarError('headers_too_large', `the request head is larger than this sidecar takes (over ${maxHeaderBytes} bytes or ${this.h2Limits.maxHeaderFields} fields: inbound.limits.maxHeaderListSize)`),

@@ -119,7 +119,8 @@ export type Http2StreamErrorReason =
   | 'priority_self_dependency'
   | 'frame_size_error'
   | 'window_update_zero'
-  | 'trailers_without_end_stream';
+  | 'trailers_without_end_stream'
+  | 'buffer_limit';
 
 export const NO_OBSERVER: TrafficObserver = Object.freeze({
   requestFinished() {},
