@@ -26,6 +26,10 @@ export interface InboundLimits {
    * reset, ENHANCE_YOUR_CALM). Default 64 MiB, one connection's whole receive window.
    */
   readonly maxBufferedPerCaller?: number;
+  /** TLS handshakes in progress from one remote address; more are closed as they are accepted. Default 256. */
+  readonly maxHandshakesPerAddress?: number;
+  /** Verified connections open at once per caller SPIFFE ID (HTTP/2 and HTTP/1.1); more are closed before a request is read. Default 1024. */
+  readonly maxConnectionsPerCaller?: number;
   /** Time to complete the TLS handshake. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
   /** Time to receive a complete HTTP/1.1 request head. Default 20 s. */

@@ -31,6 +31,7 @@ import { CallerCache } from './caller.js';
 import { kLifetime, lifetimeOf, onMeshcarConnection, onSession, type WithLifetime } from './caller-connections.js';
 import { ConnectionTracker } from './connections.js';
 import { DEFAULT_MAX_BUFFERED_PER_CALLER, ReceiveBudgets } from './receive-budgets.js';
+import { ConnectionCaps, DEFAULT_MAX_CONNECTIONS_PER_CALLER, DEFAULT_MAX_HANDSHAKES_PER_ADDRESS } from './connection-caps.js';
 import type { Exchange } from './exchange.js';
 import type { ExchangeContext } from './exchange-links.js';
 import type { AppForwarder } from './forwarder.js';
@@ -158,6 +159,14 @@ export class InboundListener implements Inbound, ExchangeContext {
       new MeshcarError('headers_too_large', `the request head is larger than this sidecar takes (over ${maxHeaderBytes} bytes or ${this.h2Limits.maxHeaderFields} fields: inbound.limits.maxHeaderListSize)`),
     );
 
+    const caps = new ConnectionCaps(
+      {
+        maxHandshakesPerAddress: limits.maxHandshakesPerAddress ?? DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
+        maxConnectionsPerCaller: limits.maxConnectionsPerCaller ?? DEFAULT_MAX_CONNECTIONS_PER_CALLER,
+      },
+      logger,
+      this.observer,
+    );
     this.tlsServer = createTlsListener({
       identity,
       trustDomain: options.trustDomain,
@@ -166,7 +175,7 @@ export class InboundListener implements Inbound, ExchangeContext {
       handshakeTimeoutMs: limits.handshakeTimeoutMs ?? 10_000,
       sessionResumption: config.sessionResumption === true,
       onCaller: (socket, id, certificate, expiresAtMs) => {
-        if (this.tracker.draining) {
+        if (this.tracker.draining || !caps.admitCaller(socket, id.uri)) {
           socket.destroy();
           return;
         }
@@ -178,6 +187,7 @@ export class InboundListener implements Inbound, ExchangeContext {
         else dispatchTlsSocket(socket, { http1: this.http1, http2: this.http2 });
       },
     });
+    caps.watchHandshakes(this.tlsServer);
   }
 
   get address(): HostPort | undefined {

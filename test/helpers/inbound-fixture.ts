@@ -34,6 +34,11 @@ export class RecordingObserver implements TrafficObserver {
   }
   upstreamSessionsChanged(): void {}
   upstreamStreamsChanged(): void {}
+  /** Connections the inbound closed as they came (connection-caps.ts), by reason. */
+  readonly connectionRefusals: string[] = [];
+  inboundConnectionRefused(reason: string): void {
+    this.connectionRefusals.push(reason);
+  }
   /** meshcar codec: streams reset for the caller's fault, by reason. */
   readonly streamErrors: string[] = [];
   streamError(_direction: 'inbound' | 'outbound', reason: string): void {
