@@ -30,6 +30,8 @@ export interface InboundLimits {
   readonly maxHandshakesPerAddress?: number;
   /** Verified connections open at once per caller SPIFFE ID (HTTP/2 and HTTP/1.1); more are closed before a request is read. Default 1024. */
   readonly maxConnectionsPerCaller?: number;
+  /** HTTP/1.1 requests in flight on one caller connection (pipelined); beyond, the connection is closed. Default 32. */
+  readonly maxPipelined?: number;
   /** Time to complete the TLS handshake. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
   /** Time to receive a complete HTTP/1.1 request head. Default 20 s. */

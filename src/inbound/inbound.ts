@@ -31,6 +31,7 @@ import { CallerCache } from './caller.js';
 import { kLifetime, lifetimeOf, onMeshcarConnection, onSession, type WithLifetime } from './caller-connections.js';
 import { ConnectionTracker } from './connections.js';
 import { DEFAULT_MAX_BUFFERED_PER_CALLER, ReceiveBudgets } from './receive-budgets.js';
+import { LogPerKey } from '../log-per-key.js';
 import { ConnectionCaps, DEFAULT_MAX_CONNECTIONS_PER_CALLER, DEFAULT_MAX_HANDSHAKES_PER_ADDRESS } from './connection-caps.js';
 import type { Exchange } from './exchange.js';
 import type { ExchangeContext } from './exchange-links.js';
@@ -41,6 +42,9 @@ import type { SchemaGuard } from '../schema/guard.js';
 import { createTlsListener } from './tls-listener.js';
 import { InboundTimeouts, type InboundTimeoutsConfig } from './timeouts.js';
 import type { Inbound, InboundLimits, InboundOptions } from './inbound-contract.js';
+
+/** HTTP/1.1 requests one caller connection may have in flight (pipelined); see request-dispatch.ts. */
+const DEFAULT_MAX_PIPELINED = 32;
 
 function h2cPoolOptions(limits: InboundLimits): H2cPoolOptions {
   return {
@@ -70,6 +74,10 @@ export class InboundListener implements Inbound, ExchangeContext {
   readonly logger: Logger;
   /** meshcar codec: the limits of every caller connection (its own reset budget included). */
   readonly h2Limits: Partial<H2Limits>;
+  /** HTTP/1.1 requests in flight on one connection beyond which it is closed (request-dispatch.ts). */
+  readonly maxPipelined: number;
+  /** Warn lines about connections closed for pipelining, one per address per window. */
+  readonly pipelineCuts = new LogPerKey();
   /** meshcar codec: request body bytes held per caller identity, all its connections together. */
   readonly receiveBudgets: ReceiveBudgets;
   /** meshcar codec: the 431 to a request head over h2Limits, the JSON error answer as every other. */
@@ -153,6 +161,7 @@ export class InboundListener implements Inbound, ExchangeContext {
       // the codec's budget replaces the ResetGuard: same limit, same 10 s window
       maxResetsPerWindow: this.maxResetsPer10s,
     };
+    this.maxPipelined = limits.maxPipelined ?? DEFAULT_MAX_PIPELINED;
     this.receiveBudgets = new ReceiveBudgets(limits.maxBufferedPerCaller ?? DEFAULT_MAX_BUFFERED_PER_CALLER);
     // Node's codec resets such a stream (ENHANCE_YOUR_CALM): a caller's sidecar says 431 itself
     this.headersTooLargeAnswer = errorAnswerList(

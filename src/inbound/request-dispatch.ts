@@ -29,6 +29,7 @@ import { authorityProblem, isAcceptablePath } from '../http/request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
 import { callerDeadlineMs } from './timeouts.js';
+import { leftOut } from '../log-per-key.js';
 
 /** The caller of a connection, noted on its socket (and HTTP/2 session) when it was verified. */
 export const kCaller = Symbol('meshcar.inbound.caller');
@@ -38,6 +39,16 @@ export interface WithCaller {
 }
 
 export function onHttp1Request(inbound: InboundListener, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+  // the rest of a pipelined write Node parses after a cut (below): not answered
+  if (req.socket.destroyed) return;
+  // Node hands over every request a caller pipelines at once, each forwarded to the app and its
+  // answer queued until the caller reads the earlier ones: one connection writing 20,000 GETs
+  // and reading nothing held them all (+105 MB RSS), past any stream limit. Beyond the bound the
+  // connection is closed, as on the admin port; no sidecar pipelines, few clients do.
+  if (inbound.tracker.inFlightOn(req.socket) >= inbound.maxPipelined) {
+    cutPipelining(inbound, req.socket);
+    return;
+  }
   const caller = (req.socket as WithCaller)[kCaller] as Caller;
   handle(inbound, new Http1Exchange(req, res, caller, inbound, expectsContinue), inbound.app);
 }
@@ -164,6 +175,14 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
  * earlier response holds the connection (Node's ServerResponse will not give it up), so the
  * connection is closed, as Node's own server closes one it cannot hand over. True: refused.
  */
+function cutPipelining(inbound: InboundListener, socket: Socket): void {
+  const remote = socket.remoteAddress ?? 'unknown';
+  inbound.observer.inboundConnectionRefused?.('pipelined');
+  const through = inbound.pipelineCuts.take(remote);
+  if (through) inbound.logger.warn({ remote, peer: (socket as WithCaller)[kCaller]?.id.uri }, `inbound connection closed: more than ${inbound.maxPipelined} requests pipelined without reading the answers${leftOut(through, `from ${remote}`)}`);
+  socket.destroy();
+}
+
 function refusePipelined(inbound: InboundListener, socket: Socket, what: string): boolean {
   if (!inbound.tracker.busy(socket)) return false;
   inbound.logger.debug({ remote: socket.remoteAddress }, `inbound ${what} pipelined behind an unanswered request: connection closed`);

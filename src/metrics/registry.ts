@@ -208,7 +208,7 @@ export class Metrics {
 
   readonly inboundConnectionsRefused = new Counter({
     name: 'meshcar_inbound_connections_refused_total',
-    help: "Connections to the inbound closed as they came, by reason (handshake_limit: TLS handshakes in progress from the address at inbound.limits' cap; caller_limit: the caller identity's open connections at its cap).",
+    help: 'Connections to the inbound closed over a cap, by reason (handshake_limit: TLS handshakes in progress from the address; caller_limit: the caller identity\'s open connections; pipelined: HTTP/1.1 requests pipelined on the connection without reading the answers).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
