@@ -99,6 +99,11 @@ export function terminate(c: H2Connection, reason: ConnectionCloseReason, code: 
   c.pings.failAll(new SessionClosingError('the HTTP/2 connection closed'));
   for (const stream of [...c.streams.values()]) loseStream(stream, new H2StreamError('connection_lost', code, `the HTTP/2 connection closed (${c.closeReason})`));
   c.streams.clear();
+  // what its streams held is gone with them (returnCredit gives nothing back once destroyed)
+  if (c.receiveBudget !== undefined) {
+    c.receiveBudget.held -= c.budgetHeld;
+    c.budgetHeld = 0;
+  }
   c.scheduler.clear();
   c.writer.flush();
   const socket = c.socket;

@@ -4,6 +4,7 @@
 
 import type { ConnectionCloseReason, StreamErrorReason } from './errors.js';
 import type { H2Limits } from './limits.js';
+import type { ReceiveBudget } from './receive-budget.js';
 
 export interface H2Observer {
   /** Once per connection, when it is gone. */
@@ -33,6 +34,8 @@ export interface H2ConnectionOptions {
    * at once (the stream is never opened); else the 431 goes out bare.
    */
   readonly headersTooLargeAnswer?: HeadersTooLargeAnswer;
+  /** Peer bytes held by this connection and the others given the same budget, together (receive-budget.ts). */
+  readonly receiveBudget?: ReceiveBudget;
 }
 
 export interface HeadersTooLargeAnswer {

@@ -28,6 +28,7 @@ import { HeadKind, flattenHeaders, type OutgoingHeaders } from './headers.js';
 import { HpackDecoder, HpackEncoder } from './hpack/index.js';
 import { ResetBudget, WindowBudget, resolveLimits, type H2Limits } from './limits.js';
 import { FrameReceiver } from './receive.js';
+import type { ReceiveBudget } from './receive-budget.js';
 import { H2Stream, type StreamHost } from './stream.js';
 import { LateFrameAllowance, expectLateFrames, forgetStream } from './stream-registry.js';
 import { sendHead } from './stream-send-side.js';
@@ -76,6 +77,9 @@ export class H2Connection extends EventEmitter implements StreamHost {
   readonly observer: H2Observer;
   /** What a request over the header limits is answered with (431 and these), if given. */
   readonly headersTooLargeAnswer: HeadersTooLargeAnswer | undefined;
+  /** Shared with other connections, if given; `budgetHeld`: this connection's part of it. */
+  readonly receiveBudget: ReceiveBudget | undefined;
+  budgetHeld = 0;
   readonly blocks: HeaderBlockAssembler;
   // Internal state the connection-*.ts and stream-registry.ts functions keep (not for users).
   /** What the peer may still send on streams we closed before its END_STREAM (stream-registry.ts). */
@@ -103,6 +107,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
     const limits = (this.limits = resolveLimits(options.limits));
     this.observer = options.observer ?? {};
     this.headersTooLargeAnswer = options.headersTooLargeAnswer;
+    this.receiveBudget = options.receiveBudget;
     this.settingsBudget = new WindowBudget(limits.maxSettingsPerWindow, limits.budgetWindowMs);
     this.pingBudget = new WindowBudget(limits.maxPingsPerWindow, limits.budgetWindowMs);
     this.resetBudget = new ResetBudget(limits.maxResetsPerWindow, limits.budgetWindowMs);
@@ -208,8 +213,14 @@ export class H2Connection extends EventEmitter implements StreamHost {
     this.releases.push(stream);
   }
 
-  returnCredit(stream: H2Stream, n: number): void {
+  /** `counted`: false for bytes given back on arrival, before a stream took them (never held). */
+  returnCredit(stream: H2Stream, n: number, counted = true): void {
     if (this.destroyed) return;
+    if (counted && this.receiveBudget !== undefined) {
+      const released = Math.min(n, this.budgetHeld);
+      this.budgetHeld -= released;
+      this.receiveBudget.held -= released;
+    }
     const increment = this.recvWindow.consume(n);
     if (increment > 0) this.writer.windowUpdate(0, increment);
     if (!stream.remoteClosed) {

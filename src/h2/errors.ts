@@ -43,7 +43,8 @@ export type StreamErrorReason =
   | 'priority_self_dependency'
   | 'frame_size_error'
   | 'window_update_zero'
-  | 'trailers_without_end_stream';
+  | 'trailers_without_end_stream'
+  | 'buffer_limit'; // the peers sharing a ReceiveBudget hold all it allows (receive-budget.ts)
 
 /** A connection error: the connection is gone (GOAWAY with `h2Code` was sent or received). */
 export class H2ConnectionError extends Error {

@@ -8,3 +8,4 @@ export { ErrorCode, errorCodeName, type Settings } from './constants.js';
 export { H2ConnectionError, H2StreamError, type ConnectionCloseReason, type StreamErrorReason } from './errors.js';
 export { InvalidHeaderError, SINGLE_VALUED, type IncomingHeaders, type OutgoingHeaders } from './headers.js';
 export { DEFAULT_LIMITS, type H2Limits } from './limits.js';
+export { ReceiveBudget } from './receive-budget.js';

@@ -37,7 +37,7 @@ export class FrameReceiver implements FrameHandler {
     const stream = c.streams.get(streamId);
     if (stream === undefined || stream.remoteClosed) {
       // bytes nobody will read: their connection credit goes back at once
-      c.returnCredit(DISCARD, flowLength);
+      c.returnCredit(DISCARD, flowLength, false);
       if (stream === undefined) {
         if (isIdle(c, streamId)) throw protocolFault(`DATA on idle stream ${streamId}`);
         // closed: sent before our RST_STREAM (or our final GOAWAY) reached the peer; ignored
@@ -47,12 +47,22 @@ export class FrameReceiver implements FrameHandler {
       return streamError(c, streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
     }
     if (!stream.recvWindow.receive(flowLength)) {
-      c.returnCredit(DISCARD, flowLength);
+      c.returnCredit(DISCARD, flowLength, false);
       return streamError(c, streamId, ErrorCode.FLOW_CONTROL_ERROR, 'flow_control_error');
     }
     if (!c.isServer && !stream.headReceived) {
-      c.returnCredit(DISCARD, flowLength);
+      c.returnCredit(DISCARD, flowLength, false);
       return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+    }
+    const budget = c.receiveBudget;
+    if (budget !== undefined && flowLength > 0) {
+      if (!budget.fits(flowLength)) {
+        c.returnCredit(DISCARD, flowLength, false);
+        return streamError(c, streamId, ErrorCode.ENHANCE_YOUR_CALM, 'buffer_limit');
+      }
+      // given back with the stream's credit (connection.ts: returnCredit) or at the connection's end
+      budget.held += flowLength;
+      c.budgetHeld += flowLength;
     }
     const padding = flowLength - data.length;
     if (padding > 0) c.returnCredit(stream, padding);

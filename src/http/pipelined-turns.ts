@@ -18,16 +18,25 @@ const kCurrent = Symbol('meshcar.turnCurrent');
 const kWaiting = Symbol('meshcar.turnWaiting');
 type Turns = Socket & { [kCurrent]?: ServerResponse | undefined; [kWaiting]?: Array<[IncomingMessage, ServerResponse, Start]> };
 
-/** Runs `start` now if nothing else on the request's connection is being answered, else in its turn. */
-export function inTurn(req: IncomingMessage, res: ServerResponse, start: Start): void {
-  res.on('close', onTurnOver); // a shared function: no closure per request
+/**
+ * Runs `start` now if nothing else on the request's connection is being answered, else in its
+ * turn; false, with nothing started or queued, when `limit` requests (the one answered and those
+ * waiting) are already there: the caller closes the connection (Node parses every request of a
+ * pipelined write at once, and each waiting one holds its request and response objects).
+ */
+export function inTurn(req: IncomingMessage, res: ServerResponse, start: Start, limit = Infinity): boolean {
   const socket = req.socket as Turns;
   if (socket[kCurrent] === undefined) {
+    res.on('close', onTurnOver); // a shared function: no closure per request
     socket[kCurrent] = res;
     start(req, res);
-    return;
+    return true;
   }
-  (socket[kWaiting] ??= []).push([req, res, start]);
+  const waiting = (socket[kWaiting] ??= []);
+  if (waiting.length + 1 >= limit) return false;
+  res.on('close', onTurnOver);
+  waiting.push([req, res, start]);
+  return true;
 }
 
 /**

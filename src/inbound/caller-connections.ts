@@ -55,7 +55,10 @@ export function onSession(inbound: InboundListener, session: ServerHttp2Session)
 /** http2.codec meshcar: the caller's h2 connection on meshcar's own codec (the node codec's onSession + onStream). */
 export function onMeshcarConnection(inbound: InboundListener, socket: TLSSocket, caller: Caller): void {
   const observer = h2SessionObserver('inbound', inbound.observer, inbound.logger, caller.id.uri, socket.remoteAddress);
-  const conn = new H2Connection(socket, { role: 'server', limits: inbound.h2Limits, sensitiveHeaders: SENSITIVE_HEADERS, observer, headersTooLargeAnswer: inbound.headersTooLargeAnswer });
+  // one budget for all the caller identity's connections: more connections, no more memory
+  const receiveBudget = inbound.receiveBudgets.take(caller.id.uri);
+  const conn = new H2Connection(socket, { role: 'server', limits: inbound.h2Limits, sensitiveHeaders: SENSITIVE_HEADERS, observer, headersTooLargeAnswer: inbound.headersTooLargeAnswer, receiveBudget });
+  conn.once('close', () => inbound.receiveBudgets.release(caller.id.uri));
   (conn as WithCaller)[kCaller] = caller;
   conn.on('error', (err: Error) => inbound.logger.debug({ err: err.message }, 'inbound HTTP/2 session error'));
   conn.on('stream', (stream: H2Stream, headers: IncomingHeaders, endStream: boolean) => {

@@ -20,6 +20,18 @@ export interface InboundLimits {
   readonly maxResetsPer10s?: number;
   /** Age at which an HTTP/2 session gets GOAWAY (±10%; streams in flight finish). Default: config inbound.limits.maxSessionAge (10 min). */
   readonly maxSessionAgeMs?: number;
+  /**
+   * meshcar codec: request body bytes all HTTP/2 connections of one caller identity may hold
+   * at once, waiting for the app to read them (beyond: the stream that would exceed it is
+   * reset, ENHANCE_YOUR_CALM). Default 64 MiB, one connection's whole receive window.
+   */
+  readonly maxBufferedPerCaller?: number;
+  /** TLS handshakes in progress from one remote address; more are closed as they are accepted. Default 256. */
+  readonly maxHandshakesPerAddress?: number;
+  /** Verified connections open at once per caller SPIFFE ID (HTTP/2 and HTTP/1.1); more are closed before a request is read. Default 1024. */
+  readonly maxConnectionsPerCaller?: number;
+  /** HTTP/1.1 requests in flight on one caller connection (pipelined); beyond, the connection is closed. Default 32. */
+  readonly maxPipelined?: number;
   /** Time to complete the TLS handshake. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
   /** Time to receive a complete HTTP/1.1 request head. Default 20 s. */

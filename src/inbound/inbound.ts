@@ -30,17 +30,23 @@ import { AuthorizationPolicy } from './authorization.js';
 import { CallerCache } from './caller.js';
 import { kLifetime, lifetimeOf, onMeshcarConnection, onSession, type WithLifetime } from './caller-connections.js';
 import { ConnectionTracker } from './connections.js';
+import { DEFAULT_MAX_BUFFERED_PER_CALLER, ReceiveBudgets } from './receive-budgets.js';
+import { LogPerKey } from '../log-per-key.js';
+import { ConnectionCaps, DEFAULT_MAX_CONNECTIONS_PER_CALLER, DEFAULT_MAX_HANDSHAKES_PER_ADDRESS } from './connection-caps.js';
 import type { Exchange } from './exchange.js';
 import type { ExchangeContext } from './exchange-links.js';
 import type { AppForwarder } from './forwarder.js';
 import { InboundRateLimiter } from './rate-limit.js';
 import { inTurn } from '../http/pipelined-turns.js';
 import { refuseExpectation } from '../http/expectation.js';
-import { kCaller, onClientError, onConnect, onHttp1Request, onStream, onUpgrade, toApp, type WithCaller } from './request-dispatch.js';
+import { cutPipelining, kCaller, onClientError, onConnect, onHttp1Request, onStream, onUpgrade, toApp, type WithCaller } from './request-dispatch.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { createTlsListener } from './tls-listener.js';
 import { InboundTimeouts, type InboundTimeoutsConfig } from './timeouts.js';
 import type { Inbound, InboundLimits, InboundOptions } from './inbound-contract.js';
+
+/** HTTP/1.1 requests one caller connection may have in flight (pipelined); see request-dispatch.ts. */
+const DEFAULT_MAX_PIPELINED = 32;
 
 function h2cPoolOptions(limits: InboundLimits): H2cPoolOptions {
   return {
@@ -70,6 +76,12 @@ export class InboundListener implements Inbound, ExchangeContext {
   readonly logger: Logger;
   /** meshcar codec: the limits of every caller connection (its own reset budget included). */
   readonly h2Limits: Partial<H2Limits>;
+  /** HTTP/1.1 requests in flight on one connection beyond which it is closed (request-dispatch.ts). */
+  readonly maxPipelined: number;
+  /** Warn lines about connections closed for pipelining, one per address per window. */
+  readonly pipelineCuts = new LogPerKey();
+  /** meshcar codec: request body bytes held per caller identity, all its connections together. */
+  readonly receiveBudgets: ReceiveBudgets;
   /** meshcar codec: the 431 to a request head over h2Limits, the JSON error answer as every other. */
   readonly headersTooLargeAnswer: HeadersTooLargeAnswer;
   readonly app: AppForwarder;
@@ -130,12 +142,12 @@ export class InboundListener implements Inbound, ExchangeContext {
     });
     // a request pipelined behind another waits for its answer (src/http/pipelined-turns.ts)
     const request = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, false);
-    this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => inTurn(req, res, request));
+    this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => this.inTurn(req, res, request));
     // an `Expect: 100-continue` request: the app, not the sidecar, decides whether to continue
     const continued = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, true);
-    this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => inTurn(req, res, continued));
+    this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.inTurn(req, res, continued));
     // any other Expect: our 417, as the outbound's (Node's would be bare)
-    this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => inTurn(req, res, refuseExpectation));
+    this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.inTurn(req, res, refuseExpectation));
     this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(this, req, socket, head));
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(this, err, socket));
     // without a listener Node drops a CONNECT's connection with no answer at all
@@ -158,11 +170,21 @@ export class InboundListener implements Inbound, ExchangeContext {
       // the codec's budget replaces the ResetGuard: same limit, same 10 s window
       maxResetsPerWindow: this.maxResetsPer10s,
     };
+    this.maxPipelined = limits.maxPipelined ?? DEFAULT_MAX_PIPELINED;
+    this.receiveBudgets = new ReceiveBudgets(limits.maxBufferedPerCaller ?? DEFAULT_MAX_BUFFERED_PER_CALLER);
     // Node's codec resets such a stream (ENHANCE_YOUR_CALM): a caller's sidecar says 431 itself
     this.headersTooLargeAnswer = errorAnswerList(
       new MeshcarError('headers_too_large', `the request head is larger than this sidecar takes (over ${maxHeaderBytes} bytes or ${this.h2Limits.maxHeaderFields} fields: inbound.limits.maxHeaderListSize)`),
     );
 
+    const caps = new ConnectionCaps(
+      {
+        maxHandshakesPerAddress: limits.maxHandshakesPerAddress ?? DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
+        maxConnectionsPerCaller: limits.maxConnectionsPerCaller ?? DEFAULT_MAX_CONNECTIONS_PER_CALLER,
+      },
+      logger,
+      this.observer,
+    );
     this.tlsServer = createTlsListener({
       identity,
       trustDomain: options.trustDomain,
@@ -171,7 +193,7 @@ export class InboundListener implements Inbound, ExchangeContext {
       handshakeTimeoutMs: limits.handshakeTimeoutMs ?? 10_000,
       sessionResumption: config.sessionResumption === true,
       onCaller: (socket, id, certificate, expiresAtMs) => {
-        if (this.tracker.draining) {
+        if (this.tracker.draining || !caps.admitCaller(socket, id.uri)) {
           socket.destroy();
           return;
         }
@@ -183,6 +205,12 @@ export class InboundListener implements Inbound, ExchangeContext {
         else dispatchTlsSocket(socket, { http1: this.http1, http2: this.http2 });
       },
     });
+    caps.watchHandshakes(this.tlsServer);
+  }
+
+  /** An HTTP/1.1 request in its connection's turn, or the connection closed past maxPipelined (pipelined-turns.ts). */
+  private inTurn(req: IncomingMessage, res: ServerResponse, start: (req: IncomingMessage, res: ServerResponse) => void): void {
+    if (!inTurn(req, res, start, this.maxPipelined)) cutPipelining(this, req.socket);
   }
 
   get address(): HostPort | undefined {

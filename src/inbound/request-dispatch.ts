@@ -29,6 +29,7 @@ import { authorityProblem, isAcceptablePath } from '../http/request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
 import { callerDeadlineMs } from './timeouts.js';
+import { leftOut } from '../log-per-key.js';
 
 /** The caller of a connection, noted on its socket (and HTTP/2 session) when it was verified. */
 export const kCaller = Symbol('meshcar.inbound.caller');
@@ -38,6 +39,8 @@ export interface WithCaller {
 }
 
 export function onHttp1Request(inbound: InboundListener, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+  // the rest of a pipelined write Node parses after a cut (cutPipelining): not answered
+  if (req.socket.destroyed) return;
   const caller = (req.socket as WithCaller)[kCaller] as Caller;
   handle(inbound, new Http1Exchange(req, res, caller, inbound, expectsContinue), inbound.app);
 }
@@ -154,6 +157,22 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
   inbound.logger.debug({ code: err.code, remote: socket.remoteAddress }, 'inbound request refused by the HTTP parser');
   socket.end(response);
   socket.destroySoon();
+}
+
+/**
+ * Node hands over every request a caller pipelines at once, each held until its turn
+ * (src/http/pipelined-turns.ts): one connection writing 20,000 GETs and reading nothing held
+ * them all (+105 MB RSS, each forwarded before the turns), past any stream limit. Beyond
+ * inbound.maxPipelined the connection is closed, as on the admin port; no sidecar pipelines,
+ * few clients do.
+ */
+export function cutPipelining(inbound: InboundListener, socket: Socket): void {
+  if (socket.destroyed) return;
+  const remote = socket.remoteAddress ?? 'unknown';
+  inbound.observer.inboundConnectionRefused?.('pipelined');
+  const through = inbound.pipelineCuts.take(remote);
+  if (through) inbound.logger.warn({ remote, peer: (socket as WithCaller)[kCaller]?.id.uri }, `inbound connection closed: more than ${inbound.maxPipelined} requests pipelined without reading the answers${leftOut(through, `from ${remote}`)}`);
+  socket.destroy();
 }
 
 /**

@@ -206,6 +206,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly inboundConnectionsRefused = new Counter({
+    name: 'meshcar_inbound_connections_refused_total',
+    help: 'Connections to the inbound closed over a cap, by reason (handshake_limit: TLS handshakes in progress from the address; caller_limit: the caller identity\'s open connections; pipelined: HTTP/1.1 requests pipelined on the connection without reading the answers).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly http2StreamErrors = new Counter({
     name: 'meshcar_http2_stream_errors_total',
     help: 'HTTP/2 streams the sidecar reset (RST_STREAM) because the peer broke a stream rule, with http2.codec meshcar, by direction and reason (malformed_headers, content_length_mismatch, refused_stream, ...).',

@@ -10,7 +10,7 @@ import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP } from './route-templates.js';
 import { codeLabel, statusClass } from './status-labels.js';
 import { countGrpc, type GrpcChildren } from './grpc-codes.js';
-import type { Direction, Http2StreamErrorReason, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
+import type { Direction, Http2StreamErrorReason, InboundConnectionRefusal, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
 
 interface StatusChildren {
   readonly count: RequestCounterChild;
@@ -187,6 +187,10 @@ export class TrafficMetrics implements TrafficObserver {
 
   sessionRejected(direction: Direction, reason: SessionRejectReason): void {
     this.metrics.http2SessionsClosed.labels(direction, reason).inc();
+  }
+
+  inboundConnectionRefused(reason: InboundConnectionRefusal): void {
+    this.metrics.inboundConnectionsRefused.labels(reason).inc();
   }
 
   streamError(direction: Direction, reason: Http2StreamErrorReason): void {

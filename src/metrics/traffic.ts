@@ -75,9 +75,18 @@ export interface TrafficObserver {
   circuitOpened?(upstream: string): void;
   /** Inbound: an HTTP/2 session the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM). */
   sessionRejected?(direction: Direction, reason: SessionRejectReason): void;
+  /** Inbound: a connection closed over a cap (src/inbound/connection-caps.ts; pipelined requests: request-dispatch.ts). */
+  inboundConnectionRefused?(reason: InboundConnectionRefusal): void;
   /** Inbound, http2.codec meshcar: a stream the codec reset (RST_STREAM) because the peer broke a stream rule. */
   streamError?(direction: Direction, reason: Http2StreamErrorReason): void;
 }
+
+/**
+ * Why the inbound closed a caller's connection: as it came, handshakes in progress from its
+ * address or its caller's open connections at their cap; later, more HTTP/1.1 requests pipelined
+ * on it than answered.
+ */
+export type InboundConnectionRefusal = 'handshake_limit' | 'caller_limit' | 'pipelined';
 
 /**
  * Why the sidecar closed an HTTP/2 session: rapid_reset (CVE-2023-44487 pattern); with
@@ -119,7 +128,8 @@ export type Http2StreamErrorReason =
   | 'priority_self_dependency'
   | 'frame_size_error'
   | 'window_update_zero'
-  | 'trailers_without_end_stream';
+  | 'trailers_without_end_stream'
+  | 'buffer_limit';
 
 export const NO_OBSERVER: TrafficObserver = Object.freeze({
   requestFinished() {},

@@ -8,7 +8,9 @@
 // error of ours is: a status, x-meshcar-error and a JSON body, not Node's bare status line.
 // What comes pipelined behind a request still unanswered is never answered before it: an
 // Upgrade or CONNECT there closes the connection, an unparseable request closes it once the
-// earlier answers are out, and any other waits for the answer before it (src/http/pipelined-turns.ts).
+// earlier answers are out, any other waits for the answer before it (src/http/pipelined-turns.ts),
+// and a connection with more than MAX_PIPELINED answers in progress (an app pipelining
+// without reading them) is closed.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
@@ -26,6 +28,7 @@ import { destroyConnection } from '../http/tunnel-reset.js';
 import { logListenerErrors } from '../http/listener-errors.js';
 import { expectsContinue } from './expect-continue.js';
 import type { Logger } from 'pino';
+import { LogPerKey, leftOut } from '../log-per-key.js';
 
 export interface AppHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
@@ -84,12 +87,30 @@ function onReadingEnd(this: IncomingMessage): void {
   if (socket && socket[kReading] === this) socket[kReading] = undefined;
 }
 
-/** One more answer in progress on the request's connection, until its response closes. */
-function trackResponse(req: IncomingMessage, res: ServerResponse): void {
+/** Answers in progress on one app connection (pipelined, unread) beyond which it is closed. */
+export const MAX_PIPELINED = 32;
+const pipelineCuts = new LogPerKey();
+
+/**
+ * One more answer in progress on the request's connection, until its response closes; false
+ * (the request not to be answered) when the connection is gone or has MAX_PIPELINED already.
+ * Node hands over every request of a pipelined write at once: an app writing 20,000 and
+ * reading nothing had them all forwarded or refused, their answers held (+57 MB RSS).
+ */
+function trackResponse(req: IncomingMessage, res: ServerResponse, logger: Logger): boolean {
   const socket = req.socket as TrackedSocket;
+  // the rest of a pipelined write Node parses after a cut: not answered
+  if (socket.destroyed) return false;
+  if ((socket[kBusy] ?? 0) >= MAX_PIPELINED) {
+    const through = pipelineCuts.take(socket.remoteAddress ?? 'unknown');
+    if (through) logger.warn({ remote: socket.remoteAddress, remotePort: socket.remotePort }, `outbound connection closed: more than ${MAX_PIPELINED} requests pipelined without reading the answers${leftOut(through, 'closed')}`);
+    socket.destroy();
+    return false;
+  }
   socket[kBusy] = (socket[kBusy] ?? 0) + 1;
   socket[kReading] = req;
   res.on('close', onResponseClose);
+  return true;
 }
 
 function busy(socket: Socket): boolean {
@@ -158,8 +179,7 @@ export class AppListener {
       requireHostHeader: false,
     });
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      trackResponse(req, res);
-      inTurn(req, res, handlers.request);
+      if (trackResponse(req, res, logger)) inTurn(req, res, handlers.request);
     };
     this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored (no 1xx
@@ -173,15 +193,11 @@ export class AppListener {
       // 100-continue (`100-continue, foo` too); one that also holds another expectation is
       // refused as any unknown expectation is (417, as Envoy does), not half-met
       if (expectsContinue(req.headers.expect)) onRequest(req, res);
-      else {
-        trackResponse(req, res);
-        inTurn(req, res, refuseExpectation);
-      }
+      else if (trackResponse(req, res, logger)) inTurn(req, res, refuseExpectation);
     });
     // any other Expect: our 417 (Node's would be bare), counted like any answer on the connection
     this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-      trackResponse(req, res);
-      inTurn(req, res, refuseExpectation);
+      if (trackResponse(req, res, logger)) inTurn(req, res, refuseExpectation);
     });
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes, handlers));
     this.http1.on('connect', onConnect);

@@ -34,6 +34,16 @@ export class RecordingObserver implements TrafficObserver {
   }
   upstreamSessionsChanged(): void {}
   upstreamStreamsChanged(): void {}
+  /** Connections the inbound closed as they came (connection-caps.ts), by reason. */
+  readonly connectionRefusals: string[] = [];
+  inboundConnectionRefused(reason: string): void {
+    this.connectionRefusals.push(reason);
+  }
+  /** meshcar codec: streams reset for the caller's fault, by reason. */
+  readonly streamErrors: string[] = [];
+  streamError(_direction: 'inbound' | 'outbound', reason: string): void {
+    this.streamErrors.push(reason);
+  }
   /** h2c app: waits for a stream slot and refused streams, as `waited:<result>` and `refused:<result>`. */
   readonly appStreamEvents: string[] = [];
   appStreamWaited(result: string): void {
