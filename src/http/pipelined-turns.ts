@@ -23,33 +23,39 @@ type Turns = Socket & { [kCurrent]?: ServerResponse | undefined; [kWaiting]?: Ar
  * turn; false, with nothing started or queued, when `limit` requests (the one answered and those
  * waiting) are already there: the caller closes the connection (Node parses every request of a
  * pipelined write at once, and each waiting one holds its request and response objects).
+ * `listen` false: the caller's own 'close' listener on every response calls turnOver (one
+ * listener per response instead of two: a second makes each emit copy a listener array).
  */
-export function inTurn(req: IncomingMessage, res: ServerResponse, start: Start, limit = Infinity): boolean {
+export function inTurn(req: IncomingMessage, res: ServerResponse, start: Start, limit = Infinity, listen = true): boolean {
   const socket = req.socket as Turns;
   if (socket[kCurrent] === undefined) {
-    res.on('close', onTurnOver); // a shared function: no closure per request
+    if (listen) res.on('close', onTurnOver); // a shared function: no closure per request
     socket[kCurrent] = res;
     start(req, res);
     return true;
   }
   const waiting = (socket[kWaiting] ??= []);
   if (waiting.length + 1 >= limit) return false;
-  res.on('close', onTurnOver);
+  if (listen) res.on('close', onTurnOver);
   waiting.push([req, res, start]);
   return true;
+}
+
+function onTurnOver(this: ServerResponse): void {
+  turnOver(this);
 }
 
 /**
  * A response is over: the next request waiting on its connection starts, unless this answer
  * ended the connection (Node writes nothing more on it), in which case none ever does.
  */
-function onTurnOver(this: ServerResponse): void {
-  const socket = this.req.socket as Turns | null;
-  if (socket === null || socket[kCurrent] !== this) return;
+export function turnOver(res: ServerResponse): void {
+  const socket = res.req.socket as Turns | null;
+  if (socket === null || socket[kCurrent] !== res) return;
   socket[kCurrent] = undefined;
   const waiting = socket[kWaiting];
   if (waiting === undefined || waiting.length === 0) return;
-  if (!this.shouldKeepAlive || socket.destroyed || !socket.writable) {
+  if (!res.shouldKeepAlive || socket.destroyed || !socket.writable) {
     waiting.length = 0;
     return;
   }

@@ -47,11 +47,6 @@ export class ConnectionTracker {
     return (this.http1.get(socket) ?? 0) > 0;
   }
 
-  /** Requests in flight on an HTTP/1.1 connection: more than one when the caller pipelines. */
-  inFlightOn(socket: Socket): number {
-    return this.http1.get(socket) ?? 0;
-  }
-
   /**
    * Nothing more is read from `socket` (a later pipelined request was unparseable): it closes
    * once the requests in flight on it are answered, their answers first.

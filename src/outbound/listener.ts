@@ -19,7 +19,7 @@ import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import { listenFailed, MeshcarError } from '../errors.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
-import { inTurn } from '../http/pipelined-turns.js';
+import { inTurn, turnOver } from '../http/pipelined-turns.js';
 import { refuseExpectation } from '../http/expectation.js';
 import { requestIdOf } from '../http/request-id.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
@@ -79,6 +79,8 @@ function onResponseClose(this: ServerResponse): void {
   // draining (a response that began before drain may have promised keep-alive), or a later
   // pipelined request was unparseable; destroySoon: an app that keeps its side open holds nothing
   if (busy === 0 && socket[kCloseWhenIdle] && !socket[kUpgraded]) socket.destroySoon();
+  // the next pipelined request's turn (inTurn below is told this listener calls it)
+  turnOver(this);
 }
 
 /** The body of a request answered before its end has ended: its socket lets it go (unless a later one is read). */
@@ -179,7 +181,7 @@ export class AppListener {
       requireHostHeader: false,
     });
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      if (trackResponse(req, res, logger)) inTurn(req, res, handlers.request);
+      if (trackResponse(req, res, logger)) inTurn(req, res, handlers.request, Infinity, false);
     };
     this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored (no 1xx
@@ -193,11 +195,11 @@ export class AppListener {
       // 100-continue (`100-continue, foo` too); one that also holds another expectation is
       // refused as any unknown expectation is (417, as Envoy does), not half-met
       if (expectsContinue(req.headers.expect)) onRequest(req, res);
-      else if (trackResponse(req, res, logger)) inTurn(req, res, refuseExpectation);
+      else if (trackResponse(req, res, logger)) inTurn(req, res, refuseExpectation, Infinity, false);
     });
     // any other Expect: our 417 (Node's would be bare), counted like any answer on the connection
     this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-      if (trackResponse(req, res, logger)) inTurn(req, res, refuseExpectation);
+      if (trackResponse(req, res, logger)) inTurn(req, res, refuseExpectation, Infinity, false);
     });
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes, handlers));
     this.http1.on('connect', onConnect);
