@@ -87,7 +87,8 @@ export class BundleRefresh {
     try {
       bundlePem = await client.fetchBundle(asked.bundlePem);
     } catch (err) {
-      logger.warn(`could not fetch the CA's trust bundle, keeping the current one: ${describeError(err)}`);
+      // stopped meanwhile: the poll was cut by the sidecar's own stop (its abort signal), not the CA
+      if (!this.stopped) logger.warn(`could not fetch the CA's trust bundle, keeping the current one: ${describeError(err)}`);
       return;
     }
     // a renewal landed while the answer was on its way: its bundle is at least as new as this one

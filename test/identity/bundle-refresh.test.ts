@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeCaDir, startTestCa } from '../helpers/ca.js';
+import { makeCaDir, memoryLogger, startTestCa } from '../helpers/ca.js';
 import { caIssue, caToken } from '../../src/ca/commands.js';
 import { rootActivate, rootAdd, rootRetire } from '../../src/ca/lifecycle.js';
 import { identityFromFiles, obtainIdentity } from '../../src/identity/bootstrap.js';
@@ -147,4 +147,32 @@ t.test('a poll answered before a renewal and handled after it does not put the o
   await poll;
   t.equal(rootCount(identity.current()), 2, 'the older answer, handled after, did not take it away');
   t.same(stored, [], 'nor was anything stored for it');
+});
+
+t.test('a poll cut by the sidecar stopping is not logged as the CA failing', async (t) => {
+  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
+  t.teardown(() => ca.close());
+  const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const direct = new CaClient({ url: ca.server.url, trustDomain: 'mesh.local', bundlePem, logger });
+  const identity = new WorkloadIdentity(await direct.sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, false) } }), logger);
+  // a CA address that accepts and never answers: the poll is in flight when the stop comes
+  const accepted: net.Socket[] = [];
+  const silent = net.createServer((socket) => void accepted.push(socket));
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  t.teardown(() => {
+    for (const socket of accepted) socket.destroy();
+    silent.close();
+  });
+  const stopping = new AbortController();
+  const lines: Array<Record<string, unknown>> = [];
+  const client = new CaClient({ url: `https://127.0.0.1:${(silent.address() as AddressInfo).port}`, trustDomain: 'mesh.local', bundlePem, logger, signal: stopping.signal });
+  const refresh = new BundleRefresh({ identity, client, intervalMs: 1e9, persist: async () => {}, renewNow: () => {}, logger: memoryLogger(lines) });
+  const poll = refresh.refresh();
+  while (accepted.length === 0) await sleep(5);
+  // the sidecar's stop: the abort first, then the parts stop (src/sidecar.ts)
+  stopping.abort(new Error('the sidecar stopped'));
+  refresh.stop();
+  await poll;
+  t.same(lines.filter((line) => /could not fetch/.test(String(line.msg))), [], 'no warning for a poll the stop cut');
 });
