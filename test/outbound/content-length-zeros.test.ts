@@ -9,8 +9,7 @@
 import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
-import { SERVER_ID, startInbound } from '../helpers/inbound-fixture.js';
-import { startOutbound } from '../helpers/outbound-fixture.js';
+import { startPairToApp } from '../helpers/pair-to-app.js';
 import { rawTcpRequest } from '../helpers/raw-http.js';
 
 const ZEROS = '0'.repeat(15);
@@ -41,13 +40,8 @@ for (const codec of ['meshcar', 'node'] as const) {
   t.test(`codec ${codec}: zero-padded Content-Length both ways through the pair`, async (t) => {
     const seen: string[] = [];
     const app = await startZeroPaddingApp(seen);
-    const inbound = await startInbound({ externalApp: { protocol: 'http', port: app.port }, codec });
-    const outbound = await startOutbound(inbound.pki, [{ name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID }], { codec });
-    t.teardown(async () => {
-      await outbound.close();
-      await inbound.close();
-      await app.close();
-    });
+    const { outbound } = await startPairToApp(t, app.port, codec);
+    t.teardown(() => app.close()); // after the pair's own
 
     const post = await rawTcpRequest(outbound.port, `POST /orders HTTP/1.1\r\nHost: orders\r\nContent-Length: ${ZEROS}5\r\n\r\nHELLO`);
     t.equal(post.status, 200, 'the request with a zero-padded length is answered');

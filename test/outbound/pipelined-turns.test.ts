@@ -9,8 +9,7 @@
 import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
-import { SERVER_ID, startInbound } from '../helpers/inbound-fixture.js';
-import { startOutbound } from '../helpers/outbound-fixture.js';
+import { startPairToApp } from '../helpers/pair-to-app.js';
 import { startEagerApp } from '../helpers/raw-http.js';
 
 /** Writes `bytes` on a new connection; everything received until the outbound closes it (or `ms` pass). */
@@ -34,13 +33,8 @@ for (const codec of ['meshcar', 'node'] as const) {
   t.test(`codec ${codec}: pipelined requests wait for the answer before them`, async (t) => {
     const seen: string[] = [];
     const app = await startEagerApp(seen);
-    const inbound = await startInbound({ externalApp: { protocol: 'http', port: app.port }, codec });
-    const outbound = await startOutbound(inbound.pki, [{ name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID }], { codec });
-    t.teardown(async () => {
-      await outbound.close();
-      await inbound.close();
-      await app.close();
-    });
+    const { outbound } = await startPairToApp(t, app.port, codec);
+    t.teardown(() => app.close()); // after the pair's own
 
     // Expect: 100-continue with the body sent at once: the far app answers before any 100, so
     // Node ends the connection with that answer; the POST behind it must never be sent
