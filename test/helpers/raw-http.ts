@@ -32,6 +32,25 @@ export function rawTlsUntilClosed(port: number, tlsOptions: tls.ConnectionOption
   });
 }
 
+/**
+ * Sends `bytes` over a fresh plain TCP connection; resolves with all it received once the server
+ * closes it, or once `ms` have passed (`closed` false then; the connection is closed by us).
+ */
+export async function rawTcpUntilClosed(port: number, bytes: string, ms = 30_000): Promise<{ text: string; closed: boolean }> {
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  await once(socket, 'connect');
+  let text = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (c: string) => (text += c));
+  socket.on('error', () => {});
+  socket.write(bytes);
+  let timer: NodeJS.Timeout | undefined;
+  const closed = await Promise.race([once(socket, 'close').then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, ms, false)))]);
+  clearTimeout(timer);
+  socket.destroy();
+  return { text, closed };
+}
+
 /** Sends `bytes` over a fresh plain TCP connection and reads one response. */
 export function rawTcpRequest(port: number, bytes: string | Buffer): Promise<RawResponse> {
   return exchange(net.connect({ host: '127.0.0.1', port }), bytes, 'connect');

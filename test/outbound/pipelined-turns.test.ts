@@ -7,24 +7,11 @@
 // mutual TLS, and a raw far app that answers each head at once and records what it got.
 
 import t from 'tap';
-import net from 'node:net';
-import { once } from 'node:events';
 import { startPairToApp } from '../helpers/pair-to-app.js';
-import { startEagerApp } from '../helpers/raw-http.js';
+import { rawTcpUntilClosed, startEagerApp } from '../helpers/raw-http.js';
 
-/** Writes `bytes` on a new connection; everything received until the outbound closes it (or `ms` pass). */
-async function exchange(port: number, bytes: string, ms = 3000): Promise<{ text: string; closed: boolean }> {
-  const socket = net.connect({ port, host: '127.0.0.1' });
-  await once(socket, 'connect');
-  let text = '';
-  socket.setEncoding('latin1');
-  socket.on('data', (c: string) => (text += c));
-  socket.on('error', () => {});
-  socket.write(bytes);
-  const closed = await Promise.race([once(socket, 'close').then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, ms, false))]);
-  socket.destroy();
-  return { text, closed };
-}
+/** What the outbound writes on a new connection given `bytes`, until it closes it (or 3 s pass). */
+const exchange = (port: number, bytes: string) => rawTcpUntilClosed(port, bytes, 3000);
 
 const answers = (text: string) => text.match(/HTTP\/1\.1 \d{3}/g) ?? [];
 const B = 'POST /b HTTP/1.1\r\nHost: orders\r\nContent-Length: 0\r\n\r\n';

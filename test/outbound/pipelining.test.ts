@@ -5,22 +5,11 @@
 // answer goes out, then the connection closes. Raw TCP, since only hand-made clients pipeline.
 
 import t from 'tap';
-import net from 'node:net';
-import { once } from 'node:events';
 import { request, startOutboundToUpstream } from '../helpers/outbound-fixture.js';
+import { rawTcpUntilClosed } from '../helpers/raw-http.js';
 
 /** Writes `bytes` on a fresh connection; resolves with everything received until the outbound closes it. */
-async function untilClosed(port: number, bytes: string): Promise<string> {
-  const socket = net.connect({ port, host: '127.0.0.1' });
-  await once(socket, 'connect');
-  let text = '';
-  socket.setEncoding('latin1');
-  socket.on('data', (c: string) => (text += c));
-  socket.on('error', () => {});
-  socket.write(bytes);
-  await once(socket, 'close');
-  return text;
-}
+const untilClosed = async (port: number, bytes: string): Promise<string> => (await rawTcpUntilClosed(port, bytes)).text;
 
 const SLOW = 'GET /slow/300 HTTP/1.1\r\nHost: payments\r\n\r\n';
 
