@@ -229,7 +229,15 @@ function procSample(pid) {
     const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
     const count = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)$`, 'm').exec(status)?.[1] ?? NaN);
     const switches = count('voluntary_ctxt_switches') + count('nonvoluntary_ctxt_switches');
-    return { ticks, schedNs, hwmKb: kb('VmHWM'), rssKb: kb('VmRSS'), switches };
+    // read and write system calls (any fd): per request, how well reads and writes are batched
+    let syscr = NaN;
+    let syscw = NaN;
+    try {
+      const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+      syscr = Number(/^syscr:\s+(\d+)$/m.exec(io)?.[1] ?? NaN);
+      syscw = Number(/^syscw:\s+(\d+)$/m.exec(io)?.[1] ?? NaN);
+    } catch { /* /proc/PID/io needs the same user or root */ }
+    return { ticks, schedNs, hwmKb: kb('VmHWM'), rssKb: kb('VmRSS'), switches, syscr, syscw };
   } catch {
     return null;
   }
@@ -244,6 +252,8 @@ function procDelta(before, after, requests) {
     cpu_us_per_request: requests > 0 ? round((cpuS * 1e6) / requests, 1) : null,
     sched_cpu_s: round(schedS, 3),
     sched_cpu_us_per_request: requests > 0 ? round((schedS * 1e6) / requests, 1) : null,
+    reads_per_request: requests > 0 ? round((after.syscr - before.syscr) / requests, 2) : null,
+    writes_per_request: requests > 0 ? round((after.syscw - before.syscw) / requests, 2) : null,
     rss_mb: round(after.rssKb / 1024, 1),
     peak_rss_mb: round(after.hwmKb / 1024, 1),
   };
