@@ -17,6 +17,12 @@ export interface AppRequest {
   readonly body?: Readable;
   /** The body's declared length (sent as Content-Length and held to it); undefined: chunked. */
   readonly contentLength?: number;
+  /**
+   * Who asks (the caller's SPIFFE ID): requests waiting for a connection are served caller by
+   * caller in turn (src/http/fair-queue.ts); undefined: all share one turn. undici's pool
+   * serves its queue in arrival order whatever this says.
+   */
+  readonly caller?: string;
 }
 
 /** undici's dispatch handler, as much of it as the forwarder uses. */

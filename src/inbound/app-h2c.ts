@@ -73,11 +73,12 @@ export class H2cApp implements AppForwarder {
     // deadline and the route's timeout, body or not (startHeadTimeout)
     const waiter = new WaitingRequest(exchange, startWaiting, failWaiting, leaveQueue);
     exchange.upstream = waiter; // the exchange's end (deadline, caller gone) cancels it: it leaves the queue
-    if (!this.pool.wait(waiter)) {
-      exchange.upstream = undefined;
+    const refused = this.pool.wait(waiter) as WaitingRequest | undefined;
+    if (refused !== undefined) {
+      refused.exchange.upstream = undefined; // not in the queue: nothing to leave
       this.observer?.appStreamWaited?.('queue_full');
-      exchange.fail('overloaded', `the app's stream limit is reached on every session and ${this.pool.waiters.max} requests already wait for it`);
-      return;
+      refused.exchange.fail('overloaded', `the app's stream limit is reached on every session and ${this.pool.waiters.max} requests already wait for it`);
+      if (refused === waiter) return;
     }
     // held until a stream takes it (pipe() resumes it): the byte counter's 'data' listener
     // (request-dispatch.ts) would have it flowing meanwhile, and those bytes would be lost

@@ -85,7 +85,7 @@ export class Http1App implements AppForwarder {
     const attempt = new AppAttempt(exchange, this);
     exchange.upstream = attempt;
     if (!exchange.requestHasBody) {
-      this.pool.dispatch({ method: exchange.method, path: exchange.target, headers }, attempt);
+      this.pool.dispatch({ method: exchange.method, path: exchange.target, headers, caller: exchange.caller.id.uri }, attempt);
       return;
     }
     const declared = exchange.requestHeaders['content-length'];
@@ -94,7 +94,7 @@ export class Http1App implements AppForwarder {
     // has the body flowing already, and bytes that flow before the client's would be lost
     const body = exchange.requestBody;
     body.pause();
-    this.pool.dispatch({ method: exchange.method, path: exchange.target, headers, body, ...(contentLength === undefined ? {} : { contentLength }) }, attempt);
+    this.pool.dispatch({ method: exchange.method, path: exchange.target, headers, body, caller: exchange.caller.id.uri, ...(contentLength === undefined ? {} : { contentLength }) }, attempt);
   }
 
   close(): void {

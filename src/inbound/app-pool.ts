@@ -1,6 +1,7 @@
 // meshcar's own pool of keep-alive connections to an HTTP/1.1 app (the default client toward
 // the app; `http1: {appClient: undici}` chooses undici's Pool instead). Connections at most
-// `maxConnections`, then requests wait in order; the most recently used idle connection
+// `maxConnections`, then requests wait, served caller by caller in turn and each caller's in
+// the order they came (src/http/fair-queue.ts); the most recently used idle connection
 // serves next (LIFO), so under light load a few warm connections carry it and the rest idle
 // out. One timer for all idle connections, armed only while some are idle: an idle sidecar
 // is not woken for a pool it does not use.
@@ -10,6 +11,7 @@
 
 import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
 import { AppConnection, type ConnectionOwner } from './app-connection.js';
+import { FairQueue } from '../http/fair-queue.js';
 
 /**
  * A connection the app says it keeps for N s is closed by us this much earlier, so a request
@@ -26,7 +28,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
   private readonly connections = new Set<AppConnection>();
   /** Idle connections, the most recently used last. */
   private readonly idle: AppConnection[] = [];
-  private readonly waiting: Waiting[] = [];
+  private readonly waiting = new FairQueue<Waiting>();
   private readonly maxConnections: number;
   private readonly idleTimeoutMs: number;
   private sweepTimer: NodeJS.Timeout | undefined = undefined;
@@ -53,7 +55,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
     }
     if (connection === undefined) {
       if (this.connections.size >= this.maxConnections) {
-        this.waiting.push({ request, handler });
+        this.waiting.add(request.caller ?? '', { request, handler });
         return;
       }
       connection = this.open();
@@ -87,7 +89,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
     const at = this.idle.indexOf(connection);
     if (at !== -1) this.idle.splice(at, 1);
     // a waiting request takes the freed place
-    if (!this.isClosed && this.waiting.length > 0 && this.connections.size < this.maxConnections) {
+    if (!this.isClosed && this.waiting.size > 0 && this.connections.size < this.maxConnections) {
       const next = this.waiting.shift() as Waiting;
       this.open().assign(next.request, next.handler);
     }
@@ -98,7 +100,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
     if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer);
     this.sweepTimer = undefined;
     for (const connection of this.connections) connection.destroy();
-    const waiting = this.waiting.splice(0);
+    const waiting = this.waiting.drain();
     for (const { handler } of waiting) handler.onError(appClientError(APP_CLIENT_ERRORS.poolClosed, 'the connection pool to the app is closed'));
   }
 

@@ -108,11 +108,11 @@ export class H2cSessionPool {
     return lease;
   }
 
-  /** Queues a request for the next free slot; false: the queue is full. */
-  wait(waiter: PoolWaiter): boolean {
+  /** Queues a request for the next free slot; the queue being full, the waiter refused (this one or one it crowded out, h2c-waiters.ts). */
+  wait(waiter: PoolWaiter): PoolWaiter | undefined {
     if (this.closed) {
       waiter.failed(closing());
-      return true;
+      return undefined;
     }
     return this.waiters.add(waiter);
   }

@@ -70,6 +70,10 @@ export class WaitingRequest implements PoolWaiter, UpstreamRequest {
     private readonly leave: (waiter: WaitingRequest) => void,
   ) {}
 
+  get caller(): string {
+    return this.exchange.caller.id.uri;
+  }
+
   /** Out of the queue (granted, failed or left): a second cancel (fail(), then callerClosed()) does nothing. */
   private over = false;
 

@@ -1,12 +1,19 @@
-// Requests waiting for a stream slot on the h2c app's sessions (h2c-pool.ts), oldest first. The
-// queue is bounded (past maxWaiting a request is answered 503 at once: a queue without bound
-// holds memory and time for an app that will not catch up), and a request waits no longer than
+// Requests waiting for a stream slot on the h2c app's sessions (h2c-pool.ts): callers take
+// turns, each caller's requests oldest first (src/http/fair-queue.ts), so one caller's burst
+// does not put everyone else's requests behind it. The queue is bounded (past maxWaiting a
+// request is answered 503: a queue without bound holds memory and time for an app that will
+// not catch up); when it is full, the caller with the most waiting loses its newest request to
+// a caller with fewer, so a flood fills the queue with the flooder's requests only until
+// another caller asks. A request waits no longer than
 // its own deadline: the exchange's timers still run, and its end (timeout, the caller gone)
 // takes it out of the queue (app-h2c.ts hands the exchange a handle whose cancel does that).
 
 import type { Lease } from './h2c-pool.js';
+import { FairQueue } from '../http/fair-queue.js';
 
 export interface PoolWaiter {
+  /** Whose request it is (the caller's SPIFFE ID): the key callers take turns by. */
+  readonly caller: string;
   /** A slot on `lease` is this request's now (release() it when its stream closes). */
   granted(lease: Lease): void;
   /** No slot will come: the app could not be reached, or the sidecar is closing. */
@@ -14,8 +21,7 @@ export interface PoolWaiter {
 }
 
 export class WaitQueue {
-  // a Set keeps insertion order and drops a cancelled waiter in O(1)
-  private readonly queue = new Set<PoolWaiter>();
+  private readonly queue = new FairQueue<PoolWaiter>();
   /** Requests that waited for a slot, over the pool's life (tests; meshcar_app_stream_waits_total counts them by result). */
   total = 0;
   /** The most that waited at once. */
@@ -27,12 +33,17 @@ export class WaitQueue {
     return this.queue.size;
   }
 
-  add(waiter: PoolWaiter): boolean {
-    if (this.queue.size >= this.max) return false;
-    this.queue.add(waiter);
+  /** Queues `waiter`; the waiter that gets no place when the queue is full (`waiter`, or one it crowded out), else undefined. */
+  add(waiter: PoolWaiter): PoolWaiter | undefined {
+    let refused: PoolWaiter | undefined = undefined;
+    if (this.queue.size >= this.max) {
+      refused = this.queue.evictNewestOfLargest(waiter.caller);
+      if (refused === undefined) return waiter;
+    }
+    this.queue.add(waiter.caller, waiter);
     this.total++;
     if (this.queue.size > this.peak) this.peak = this.queue.size;
-    return true;
+    return refused;
   }
 
   delete(waiter: PoolWaiter): void {
@@ -40,16 +51,11 @@ export class WaitQueue {
   }
 
   shift(): PoolWaiter | undefined {
-    for (const waiter of this.queue) {
-      this.queue.delete(waiter);
-      return waiter;
-    }
-    return undefined;
+    return this.queue.shift();
   }
 
   failAll(err: Error): void {
-    const waiting = [...this.queue];
-    this.queue.clear();
+    const waiting = this.queue.drain();
     for (const waiter of waiting) waiter.failed(err);
   }
 }

@@ -1,0 +1,145 @@
+// Requests that wait for the app are served caller by caller in turn (src/http/fair-queue.ts),
+// not in arrival order: a caller that queues ten requests while the app is busy does not put
+// another caller's one request behind all ten. Through a real inbound (mTLS, two caller
+// identities from the test CA), toward an HTTP/1.1 app held to one connection (the own pool's
+// queue, inbound/app-pool.ts) and an h2c app allowing one stream (the h2c pool's bounded queue,
+// inbound/h2c-waiters.ts, where a full queue also gives up the flooding caller's newest
+// request, not the newcomer's). The apps hold every request until the test answers it.
+
+import t from 'tap';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { h2Connect, h2Request, startInbound, TD, type H2Response } from '../helpers/inbound-fixture.js';
+import { waitFor } from '../helpers/mesh.js';
+
+const BATCH_ID = `spiffe://${TD}/svc/batch`;
+
+/** Answers held at the app, in arrival order, and the paths in the order they arrived. */
+interface HeldApp {
+  readonly port: number;
+  readonly arrived: string[];
+  /** Answers the oldest held request. */
+  answerOne(): void;
+  readonly heldCount: () => number;
+  close(): Promise<void>;
+}
+
+async function holdingHttpApp(): Promise<HeldApp> {
+  const held: Array<() => void> = [];
+  const arrived: string[] = [];
+  const server = http.createServer((req, res) => {
+    arrived.push(req.url as string);
+    held.push(() => res.end(req.url));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    arrived,
+    answerOne: () => held.shift()?.(),
+    heldCount: () => held.length,
+    close: () => {
+      for (const answer of held.splice(0)) answer();
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function holdingH2cApp(): Promise<HeldApp> {
+  const held: Array<() => void> = [];
+  const arrived: string[] = [];
+  const server = http2.createServer({ settings: { maxConcurrentStreams: 1 } }, (req, res) => {
+    arrived.push(req.url);
+    held.push(() => res.end(req.url));
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    arrived,
+    answerOne: () => held.shift()?.(),
+    heldCount: () => held.length,
+    close: () => {
+      for (const answer of held.splice(0)) answer();
+      for (const s of sessions) s.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Answers the held requests one at a time until `want` have arrived (bounded). */
+async function serveUntil(app: HeldApp, want: number): Promise<void> {
+  for (let i = 0; i < want + 5 && app.arrived.length < want; i++) {
+    await waitFor(async () => app.heldCount() > 0, 5000, 'a request held at the app');
+    const before = app.arrived.length;
+    app.answerOne();
+    await waitFor(async () => app.arrived.length > before || app.arrived.length >= want, 5000, `request ${before + 1} at the app`);
+  }
+  // the last to arrive is answered too
+  while (app.heldCount() > 0) app.answerOne();
+}
+
+t.test('HTTP/1.1 app, one connection: the second caller is served after one more of the first caller\'s ten, not after all of them', async (t) => {
+  const app = await holdingHttpApp();
+  const fx = await startInbound({ externalApp: { protocol: 'http', port: app.port }, limits: { maxAppSockets: 1 }, timeoutMs: 20_000 });
+  t.teardown(async () => {
+    await fx.close();
+    await app.close();
+  });
+  const frontend = await h2Connect(fx.port, await fx.tlsOptions());
+  const batch = await h2Connect(fx.port, await fx.tlsOptions(BATCH_ID));
+  t.teardown(() => {
+    frontend.destroy();
+    batch.destroy();
+  });
+  const answers: Array<Promise<H2Response>> = [];
+  for (let i = 0; i < 10; i++) answers.push(h2Request(frontend, { ':path': `/frontend/${i}` }));
+  await waitFor(async () => app.arrived.length === 1, 5000, 'the first request at the app');
+  // the other nine wait in the pool's queue before the second caller asks: the inbound reads
+  // a connection's frames in order, so once a PING sent after the ten is answered, all ten
+  // HEADERS have been taken in
+  await new Promise<void>((resolve, reject) => frontend.ping((err) => (err ? reject(err) : resolve())));
+  answers.push(h2Request(batch, { ':path': '/batch/0' }));
+  await new Promise<void>((resolve, reject) => batch.ping((err) => (err ? reject(err) : resolve())));
+  await serveUntil(app, 11);
+  const at = app.arrived.indexOf('/batch/0');
+  t.ok(at >= 1 && at <= 2, `the second caller's request arrived at position ${at + 1} of 11 (${app.arrived.join(' ')})`);
+  for (const answer of await Promise.all(answers)) t.equal(answer.status, 200);
+});
+
+t.test('h2c app allowing one stream, queue of 4: the flooding caller loses its newest waiting request to a newcomer, who is served next but one', async (t) => {
+  const app = await holdingH2cApp();
+  const fx = await startInbound({ externalApp: { protocol: 'h2c', port: app.port }, limits: { appMaxWaiting: 4 }, timeoutMs: 20_000 });
+  t.teardown(async () => {
+    await fx.close();
+    await app.close();
+  });
+  const frontend = await h2Connect(fx.port, await fx.tlsOptions());
+  const batch = await h2Connect(fx.port, await fx.tlsOptions(BATCH_ID));
+  t.teardown(() => {
+    frontend.destroy();
+    batch.destroy();
+  });
+  // one at the app, four waiting, the sixth refused at once
+  const flood: Array<Promise<H2Response>> = [];
+  for (let i = 0; i < 6; i++) flood.push(h2Request(frontend, { ':path': `/frontend/${i}` }));
+  await new Promise<void>((resolve, reject) => frontend.ping((err) => (err ? reject(err) : resolve())));
+  const sixth = await flood[5];
+  t.equal(sixth?.status, 503, 'the sixth of the flood: the queue is full');
+  await waitFor(async () => app.arrived.length === 1, 5000, 'the first request at the app');
+  // the newcomer takes the place of the flood's newest waiting request (/frontend/4)
+  const newcomer = h2Request(batch, { ':path': '/batch/0' });
+  await new Promise<void>((resolve, reject) => batch.ping((err) => (err ? reject(err) : resolve())));
+  const crowdedOut = await flood[4];
+  t.equal(crowdedOut?.status, 503, 'the flooding caller\'s newest waiting request gives its place up');
+  t.equal(crowdedOut?.headers['x-meshcar-error'], 'overloaded');
+  await serveUntil(app, 5);
+  t.same(app.arrived, ['/frontend/0', '/frontend/1', '/batch/0', '/frontend/2', '/frontend/3'], 'callers in turn');
+  t.equal((await newcomer).status, 200);
+  for (const i of [0, 1, 2, 3]) t.equal((await flood[i])?.status, 200, `/frontend/${i}`);
+});
