@@ -7,6 +7,9 @@ import { type AppAddress, formatHostPort, type HostPort, parseAppUrl, reachesLis
 import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readPositiveInteger, readTimeout, readRate, MAX_BURST, readSpiffeId } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
 import type { YamlValue } from './yaml-value.js';
+import { type InboundLimitsConfig, readInboundLimits } from './inbound-limits-config.js';
+
+export { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, MAX_CONCURRENT_STREAMS, type InboundLimitsConfig } from './inbound-limits-config.js';
 
 export interface AuthorizeRule {
   /** Exact SPIFFE IDs, or prefixes ending in `/*` that match every ID below them. */
@@ -66,31 +69,6 @@ export interface InboundRateLimit {
   /** One bucket for every caller together. */
   readonly total: RateSpec | undefined;
 }
-
-export interface InboundLimitsConfig {
-  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
-  readonly maxConcurrentStreams: number;
-  /** Request head size in bytes (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE; HTTP/1.1 431 beyond it). */
-  readonly maxHeaderListSize: number;
-  /** Streams an HTTP/2 caller may reset within 10 s (while resets outnumber completed streams) before GOAWAY. */
-  readonly maxResetsPer10s: number;
-  /** An HTTP/2 session older than this (±10%) gets GOAWAY and closes once its streams are done. Absent: DEFAULT_INBOUND_MAX_SESSION_AGE_MS. */
-  readonly maxSessionAgeMs?: number;
-}
-
-export const DEFAULT_INBOUND_LIMITS: InboundLimitsConfig = Object.freeze({ maxConcurrentStreams: 250, maxHeaderListSize: 16 * 1024, maxResetsPer10s: 200 });
-/** As the outbound side: a caller connects again (with a current certificate) at least this often. */
-export const DEFAULT_INBOUND_MAX_SESSION_AGE_MS = 10 * 60_000;
-
-/**
- * The most `limits.maxConcurrentStreams` takes. The value goes out as HTTP/2's
- * SETTINGS_MAX_CONCURRENT_STREAMS, a 32-bit field: beyond 2^32-1 both codecs throw on the first
- * HTTP/2 caller (Node: ERR_HTTP2_INVALID_SETTING_VALUE; meshcar: ERR_OUT_OF_RANGE), which killed
- * the sidecar. Well below that, 10000 streams on one connection is already 40 times the default
- * and more than any app behind one sidecar serves at once; a larger value only lets one caller
- * hold more of the app.
- */
-export const MAX_CONCURRENT_STREAMS = 10_000;
 
 const METHOD = /^[A-Z][A-Z_-]*$/;
 
@@ -164,33 +142,6 @@ function readRateSpec(value: YamlValue): RateSpec | undefined {
   const perSecond = map.required('rate', readRate);
   const burst = map.optional('burst', (v) => readPositiveInteger(v, MAX_BURST, ' (ten seconds of the largest rate)'), Math.max(1, Math.ceil(perSecond ?? 1)));
   return perSecond === undefined || burst === undefined ? undefined : { perSecond, burst };
-}
-
-function readInboundLimits(value: YamlValue): InboundLimitsConfig | undefined {
-  const map = value.map(['maxConcurrentStreams', 'maxHeaderListSize', 'maxResetsPer10s', 'maxSessionAge']);
-  if (!map) return undefined;
-  const d = DEFAULT_INBOUND_LIMITS;
-  const maxConcurrentStreams = map.optional('maxConcurrentStreams', (v) => readPositiveInteger(v, MAX_CONCURRENT_STREAMS, ' streams per HTTP/2 connection'), d.maxConcurrentStreams);
-  const maxHeaderListSize = map.optional('maxHeaderListSize', readHeaderListSize, d.maxHeaderListSize);
-  const maxResetsPer10s = map.optional('maxResetsPer10s', readPositiveInteger, d.maxResetsPer10s);
-  const maxSessionAgeMs = map.optional('maxSessionAge', readDuration, undefined);
-  if (maxConcurrentStreams === undefined || maxHeaderListSize === undefined || maxResetsPer10s === undefined) return undefined;
-  if (map.has('maxSessionAge') && maxSessionAgeMs === undefined) return undefined;
-  return { maxConcurrentStreams, maxHeaderListSize, maxResetsPer10s, ...(maxSessionAgeMs !== undefined ? { maxSessionAgeMs } : {}) };
-}
-
-const HEADER_SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 * 1024 };
-
-/** Bytes: a whole number, or `16KiB` / `1MiB`; between 1 KiB and 1 MiB, sane for a request head. */
-function readHeaderListSize(value: YamlValue): number | undefined {
-  const hint = 'write 16384, 16KiB or 1MiB';
-  const text = value.kind === 'number' ? value.display() : value.string(`a size (${hint})`);
-  if (text === undefined) return undefined;
-  const match = /^(\d+)\s*(B|KiB|MiB)?$/.exec(text);
-  if (!match) return value.report(`${JSON.stringify(text)} is not a size (${hint})`);
-  const bytes = Number(match[1]) * (HEADER_SIZE_UNITS[match[2] ?? ''] as number);
-  if (bytes < 1024 || bytes > 1024 * 1024) return value.report(`${JSON.stringify(text)} must be between 1KiB and 1MiB`);
-  return bytes;
 }
 
 function readApp(value: YamlValue): AppAddress | undefined {

@@ -18,10 +18,9 @@ import type { Logger } from 'pino';
 import { LogPerKey, leftOut } from '../log-per-key.js';
 import type { InboundConnectionRefusal, TrafficObserver } from '../metrics/traffic.js';
 
-/** Handshakes at once from one address: callers are sidecars that dial a few sessions (one per worker and endpoint) and a connection per WebSocket. */
-export const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 256;
-/** Verified connections of one identity: its replicas' sessions (one per worker) and WebSocket tunnels. */
-export const DEFAULT_MAX_CONNECTIONS_PER_CALLER = 1024;
+// The caps' values: inbound.limits.maxHandshakesPerAddress (default 256: callers are sidecars
+// that dial a few sessions, one per worker and endpoint, and a connection per WebSocket) and
+// maxConnectionsPerCaller (default 1024: an identity's replicas' sessions and tunnels).
 
 export interface ConnectionCapLimits {
   readonly maxHandshakesPerAddress: number;

@@ -23,14 +23,14 @@ export interface InboundLimits {
   /**
    * meshcar codec: request body bytes all HTTP/2 connections of one caller identity may hold
    * at once, waiting for the app to read them (beyond: the stream that would exceed it is
-   * reset, ENHANCE_YOUR_CALM). Default 64 MiB, one connection's whole receive window.
+   * reset, ENHANCE_YOUR_CALM). Default: config inbound.limits.maxBufferedPerCaller (64 MiB).
    */
   readonly maxBufferedPerCaller?: number;
-  /** TLS handshakes in progress from one remote address; more are closed as they are accepted. Default 256. */
+  /** TLS handshakes in progress from one remote address; more are closed as they are accepted. Default: config inbound.limits.maxHandshakesPerAddress (256). */
   readonly maxHandshakesPerAddress?: number;
-  /** Verified connections open at once per caller SPIFFE ID (HTTP/2 and HTTP/1.1); more are closed before a request is read. Default 1024. */
+  /** Verified connections open at once per caller SPIFFE ID (HTTP/2 and HTTP/1.1); more are closed before a request is read. Default: config inbound.limits.maxConnectionsPerCaller (1024). */
   readonly maxConnectionsPerCaller?: number;
-  /** HTTP/1.1 requests in flight on one caller connection (pipelined); beyond, the connection is closed. Default 32. */
+  /** HTTP/1.1 requests in flight on one caller connection (pipelined); beyond, the connection is closed. Default: config inbound.limits.maxPipelined (32). */
   readonly maxPipelined?: number;
   /** Time to complete the TLS handshake. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
@@ -38,13 +38,13 @@ export interface InboundLimits {
   readonly headersTimeoutMs?: number;
   /** Idle time between HTTP/1.1 keep-alive requests. Default 60 s. */
   readonly keepAliveTimeoutMs?: number;
-  /** Sockets to an HTTP/1.1 app. Default 256. */
+  /** Sockets to an HTTP/1.1 app. Default: config inbound.limits.maxAppConnections (256). */
   readonly maxAppSockets?: number;
   /** h2c app: how long a session has to answer a PING after one of its requests timed out, before it is dropped. Default 5 s. */
   readonly appPingTimeoutMs?: number;
   /** h2c app: streams a new session carries before the app's SETTINGS say its limit. Default 1. */
   readonly appColdStreams?: number;
-  /** h2c app: requests that may wait for a stream slot when every session is at the app's limit. Default 1000. */
+  /** h2c app: requests that may wait for a stream slot when every session is at the app's limit. Default: config inbound.limits.maxAppWaiting (1000). */
   readonly appMaxWaiting?: number;
 }
 

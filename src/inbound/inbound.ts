@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { DEFAULT_HTTP2 } from '../config/http2-config.js';
-import { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/inbound-config.js';
+import { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type InboundLimitsConfig, type AuthorizeRule, type InboundConfig, type InboundRateLimit } from '../config/inbound-config.js';
 import { listenFailed, MeshcarError } from '../errors.js';
 import { errorAnswerList } from '../http/status.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
@@ -30,9 +30,9 @@ import { AuthorizationPolicy } from './authorization.js';
 import { CallerCache } from './caller.js';
 import { kLifetime, lifetimeOf, onMeshcarConnection, onSession, type WithLifetime } from './caller-connections.js';
 import { ConnectionTracker } from './connections.js';
-import { DEFAULT_MAX_BUFFERED_PER_CALLER, ReceiveBudgets } from './receive-budgets.js';
+import { ReceiveBudgets } from './receive-budgets.js';
 import { LogPerKey } from '../log-per-key.js';
-import { ConnectionCaps, DEFAULT_MAX_CONNECTIONS_PER_CALLER, DEFAULT_MAX_HANDSHAKES_PER_ADDRESS } from './connection-caps.js';
+import { ConnectionCaps } from './connection-caps.js';
 import type { Exchange } from './exchange.js';
 import type { ExchangeContext } from './exchange-links.js';
 import type { AppForwarder } from './forwarder.js';
@@ -45,14 +45,11 @@ import { createTlsListener } from './tls-listener.js';
 import { InboundTimeouts, type InboundTimeoutsConfig } from './timeouts.js';
 import type { Inbound, InboundLimits, InboundOptions } from './inbound-contract.js';
 
-/** HTTP/1.1 requests one caller connection may have in flight (pipelined); see request-dispatch.ts. */
-const DEFAULT_MAX_PIPELINED = 32;
-
-function h2cPoolOptions(limits: InboundLimits): H2cPoolOptions {
+function h2cPoolOptions(limits: InboundLimits, configured: InboundLimitsConfig): H2cPoolOptions {
   return {
     ...(limits.appPingTimeoutMs === undefined ? {} : { probeMs: limits.appPingTimeoutMs }),
     ...(limits.appColdStreams === undefined ? {} : { coldStreams: limits.appColdStreams }),
-    ...(limits.appMaxWaiting === undefined ? {} : { maxWaiting: limits.appMaxWaiting }),
+    maxWaiting: limits.appMaxWaiting ?? configured.maxAppWaiting,
   };
 }
 
@@ -119,8 +116,8 @@ export class InboundListener implements Inbound, ExchangeContext {
     const appAddress = { host: config.app.host, port: config.app.port };
     this.app =
       config.app.protocol === 'h2c'
-        ? new H2cApp(appAddress, logger, h2cPoolOptions(limits), this.observer)
-        : new Http1App(appAddress, { ...(limits.maxAppSockets ? { maxSockets: limits.maxAppSockets } : {}), ...(options.appClient ? { client: options.appClient } : {}) });
+        ? new H2cApp(appAddress, logger, h2cPoolOptions(limits, configured), this.observer)
+        : new Http1App(appAddress, { maxSockets: limits.maxAppSockets ?? configured.maxAppConnections, ...(options.appClient ? { client: options.appClient } : {}) });
     // Upgrade requests get a connection of their own that is never pooled: after an answer
     // other than 101 the state of that connection is the app's guess, not something to reuse
     // for another caller's request.
@@ -170,8 +167,8 @@ export class InboundListener implements Inbound, ExchangeContext {
       // the codec's budget replaces the ResetGuard: same limit, same 10 s window
       maxResetsPerWindow: this.maxResetsPer10s,
     };
-    this.maxPipelined = limits.maxPipelined ?? DEFAULT_MAX_PIPELINED;
-    this.receiveBudgets = new ReceiveBudgets(limits.maxBufferedPerCaller ?? DEFAULT_MAX_BUFFERED_PER_CALLER);
+    this.maxPipelined = limits.maxPipelined ?? configured.maxPipelined;
+    this.receiveBudgets = new ReceiveBudgets(limits.maxBufferedPerCaller ?? configured.maxBufferedPerCaller);
     // Node's codec resets such a stream (ENHANCE_YOUR_CALM): a caller's sidecar says 431 itself
     this.headersTooLargeAnswer = errorAnswerList(
       new MeshcarError('headers_too_large', `the request head is larger than this sidecar takes (over ${maxHeaderBytes} bytes or ${this.h2Limits.maxHeaderFields} fields: inbound.limits.maxHeaderListSize)`),
@@ -179,8 +176,8 @@ export class InboundListener implements Inbound, ExchangeContext {
 
     const caps = new ConnectionCaps(
       {
-        maxHandshakesPerAddress: limits.maxHandshakesPerAddress ?? DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
-        maxConnectionsPerCaller: limits.maxConnectionsPerCaller ?? DEFAULT_MAX_CONNECTIONS_PER_CALLER,
+        maxHandshakesPerAddress: limits.maxHandshakesPerAddress ?? configured.maxHandshakesPerAddress,
+        maxConnectionsPerCaller: limits.maxConnectionsPerCaller ?? configured.maxConnectionsPerCaller,
       },
       logger,
       this.observer,

@@ -5,8 +5,8 @@
 
 import { ReceiveBudget } from '../h2/index.js';
 
-/** One connection's whole receive window (250 streams × 256 KiB = 62.5 MiB) and a little more. */
-export const DEFAULT_MAX_BUFFERED_PER_CALLER = 64 * 1024 * 1024;
+// The budget's size: inbound.limits.maxBufferedPerCaller (default 64 MiB, one connection's
+// whole receive window: 250 streams × 256 KiB = 62.5 MiB, and a little more).
 
 export class ReceiveBudgets {
   private readonly byIdentity = new Map<string, { budget: ReceiveBudget; connections: number }>();

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadSidecarConfig, type SidecarConfig } from '../../src/config/sidecar-config.js';
 import { effectiveYamlView } from '../../src/config/effective-yaml.js';
+import { DEFAULT_INBOUND_LIMITS } from '../../src/config/inbound-config.js';
 
 const FULL = `service: orders
 trustDomain: mesh.local
@@ -60,7 +61,7 @@ t.test('the view loads back to the same config', async (t) => {
   await writeFile(join(dir, 'again.yaml'), asYaml(view));
   const reloaded = await loadSidecarConfig(join(dir, 'again.yaml'));
   t.same(comparable(reloaded), comparable(loaded), 'same config');
-  t.same(reloaded.inbound, loaded.inbound === undefined ? undefined : { ...loaded.inbound, idleTimeoutMs: 300_000, tunnelIdleTimeoutMs: 3_600_000, routes: loaded.inbound.routes, limits: { maxConcurrentStreams: 100, maxHeaderListSize: 16384, maxResetsPer10s: 200, maxSessionAgeMs: 600_000 } }, 'defaults written out');
+  t.same(reloaded.inbound, loaded.inbound === undefined ? undefined : { ...loaded.inbound, idleTimeoutMs: 300_000, tunnelIdleTimeoutMs: 3_600_000, routes: loaded.inbound.routes, limits: { ...DEFAULT_INBOUND_LIMITS, maxConcurrentStreams: 100, maxSessionAgeMs: 600_000 } }, 'defaults written out');
 });
 
 t.test('a minimal config shows its defaults', async (t) => {

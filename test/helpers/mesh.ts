@@ -78,7 +78,7 @@ export interface UpstreamSpec {
 
 export interface SidecarSpec {
   readonly service: string;
-  readonly inbound?: { readonly app: string; readonly timeout?: string; readonly authorize?: string; readonly openapi?: string };
+  readonly inbound?: { readonly app: string; readonly timeout?: string; readonly authorize?: string; readonly openapi?: string; /** inbound.limits as YAML flow text. */ readonly limits?: string };
   readonly upstreams?: readonly UpstreamSpec[];
   readonly ttl?: string;
   readonly access?: boolean;
@@ -178,6 +178,7 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
     lines.push('inbound:', `  listen: 127.0.0.1:${inboundListen}`, `  app: ${spec.inbound.app}`, `  timeout: ${spec.inbound.timeout ?? '5s'}`);
     if (spec.inbound.authorize) lines.push(spec.inbound.authorize);
     if (spec.inbound.openapi) lines.push(`  openapi: ${spec.inbound.openapi}`);
+    if (spec.inbound.limits) lines.push(`  limits: ${spec.inbound.limits}`);
   }
   if (spec.upstreams) {
     lines.push('outbound:', `  listen: 127.0.0.1:${outboundListen}`, '  upstreams:');

@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { parseYamlSource } from '../../src/config/yaml-source.js';
-import { readInbound } from '../../src/config/inbound-config.js';
+import { DEFAULT_INBOUND_LIMITS, readInbound } from '../../src/config/inbound-config.js';
 import { KeyedTokenBuckets, TokenBucket } from '../../src/http/token-bucket.js';
 import { FRONTEND_ID, h1Request, h2Connect, h2Request, startInbound, TD } from '../helpers/inbound-fixture.js';
 
@@ -20,12 +20,12 @@ t.test('config: inbound.rateLimit and inbound.limits', async (t) => {
   const plain = parse('');
   t.equal(plain.config?.rateLimit, undefined, 'no rateLimit: no limit');
   t.equal(plain.config?.limits, undefined, 'no limits: the listener applies the defaults');
-  t.same(parse('limits: {maxResetsPer10s: 50}').config?.limits, { maxConcurrentStreams: 250, maxHeaderListSize: 16384, maxResetsPer10s: 50 }, 'unset limits default');
+  t.same(parse('limits: {maxResetsPer10s: 50}').config?.limits, { ...DEFAULT_INBOUND_LIMITS, maxResetsPer10s: 50 }, 'unset limits default');
 
   const full = parse('rateLimit:\n  perIdentity: {rate: 100/s, burst: 200}\n  total: {rate: 600/m}\nlimits:\n  maxConcurrentStreams: 100\n  maxHeaderListSize: 32KiB\n  maxResetsPer10s: 50\n');
   t.same(full.issues, []);
   t.same(full.config?.rateLimit, { perIdentity: { perSecond: 100, burst: 200 }, total: { perSecond: 10, burst: 10 } }, 'burst defaults to one second of rate');
-  t.same(full.config?.limits, { maxConcurrentStreams: 100, maxHeaderListSize: 32768, maxResetsPer10s: 50 });
+  t.same(full.config?.limits, { ...DEFAULT_INBOUND_LIMITS, maxConcurrentStreams: 100, maxHeaderListSize: 32768, maxResetsPer10s: 50 });
 
   const bad = parse('rateLimit:\n  perIdentity: {rate: 100, burst: 0}\n  everyone: {rate: 1/s}\nlimits:\n  maxHeaderListSize: 10\n');
   t.equal(bad.config, undefined);
