@@ -118,6 +118,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       const authenticated = await authenticate(req, authority);
       who = { client, ...authenticated.who };
       asked = authenticated.grant.spiffeId;
+      // the client waiting to send its body hears "go on" only now that it may (checkContinue)
+      if (awaitingContinue.delete(req)) res.writeContinue();
       const body = await readJsonBody(req, SIGN_BODY_LIMIT_BYTES);
       const { csr, ttl } = (body ?? {}) as { csr?: unknown; ttl?: unknown };
       if (typeof csr !== 'string') throw new MeshcarError('bad_request', 'the body must be JSON {"csr": "<PEM PKCS#10>"}');
@@ -180,6 +182,11 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     await handleSign(req, res, client);
   }
 
+  // Requests sent with Expect: 100-continue whose 100 is not sent yet. Node sends it at once
+  // unless 'checkContinue' is listened to; the CA sends it once the caller is authenticated,
+  // so an unauthenticated client is refused before it uploads its body, as RFC 9110 10.1.1
+  // intends (a server may answer the final status instead of 100)
+  const awaitingContinue = new WeakSet<IncomingMessage>();
   const server: Server = createServer(
     {
       key: credentials.key,
@@ -201,6 +208,10 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       });
     },
   );
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    awaitingContinue.add(req);
+    server.emit('request', req, res);
+  });
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
   guardConnections(server, limits, metrics, logger);
