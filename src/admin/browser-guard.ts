@@ -25,16 +25,21 @@ export function parseHostHeader(value: string): { readonly host: string; readonl
     host = value.slice(1, close);
     port = value.slice(close + 1);
     if (!isIPv6(host)) return undefined;
-    if (port !== '' && !/^:\d{1,5}$/.test(port)) return undefined;
+    if (!validPort(port)) return undefined;
     return { host: host.toLowerCase(), ip: true };
   }
   const colon = value.indexOf(':');
   host = colon === -1 ? value : value.slice(0, colon);
   port = colon === -1 ? '' : value.slice(colon);
-  if (host === '' || (port !== '' && !/^:\d{1,5}$/.test(port))) return undefined;
+  if (host === '' || !validPort(port)) return undefined;
   if (isIPv4(host)) return { host, ip: true };
   // `localhost.` is `localhost`: a trailing dot makes a name absolute, it does not change it
   return { host: host.toLowerCase().replace(/\.$/, ''), ip: false };
+}
+
+/** `''` (no port) or `:N` with N a TCP port (0 to 65535; `:99999` names no port anyone listens on). */
+function validPort(port: string): boolean {
+  return port === '' || (/^:\d{1,5}$/.test(port) && Number(port.slice(1)) <= 65535);
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD']);

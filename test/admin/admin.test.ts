@@ -242,10 +242,12 @@ t.test('Host and Origin checks (admin server with admin.hosts: [admin.mesh.test]
     refused(t, await rawAdmin(port, { path: '/identity', host: `admin.mesh.test.evil.example:${port}` }), 'a listed name as a prefix of another');
     refused(t, await rawAdmin(port, { path: '/metrics', host: 'localhost.evil.example' }), 'localhost as a prefix');
     refused(t, await rawAdmin(port, { path: '/config', host: '::1' }), 'IPv6 without brackets is not a Host');
+    refused(t, await rawAdmin(port, { path: '/config', host: 'localhost:99999' }), 'a port past 65535 is no port');
+    refused(t, await rawAdmin(port, { path: '/config', host: '[::1]:65536' }), 'nor for an IPv6 literal');
   });
 
   t.test('localhost, IP literals and listed names pass', async (t) => {
-    for (const host of [`localhost:${port}`, 'localhost', 'LocalHost.', `127.0.0.1:${port}`, `[::1]:${port}`, '[::1]', '10.1.2.3:15000', `admin.mesh.test:${port}`, 'ADMIN.mesh.test']) {
+    for (const host of [`localhost:${port}`, 'localhost', 'LocalHost.', `127.0.0.1:${port}`, `[::1]:${port}`, '[::1]', '10.1.2.3:15000', 'localhost:65535', `admin.mesh.test:${port}`, 'ADMIN.mesh.test']) {
       const res = await rawAdmin(port, { path: '/config', host });
       t.equal(res.status, 200, host);
       t.match(res.body, /shown only/);
