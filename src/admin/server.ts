@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { MeshcarError, listenFailed } from '../errors.js';
 import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
-import { refuseAndClose } from '../http/client-error.js';
+import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
 import { BrowserGuard } from './browser-guard.js';
 import { remoteRefusal } from './remote-access.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
@@ -170,6 +170,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       timedOut: `the request did not arrive in time (${server.headersTimeout / 1000} s for its head, ${server.requestTimeout / 1000} s in all)`,
     });
   });
+  refuseConnectMethod(server, 'GET, HEAD, POST');
   const maxConnections = options.maxConnections ?? ADMIN_MAX_CONNECTIONS;
   server.maxConnections = maxConnections;
   const drops = new LogPerKey();

@@ -1,13 +1,14 @@
 // Requests the CA's HTTP parser refuses (a request line that is not HTTP, a head over Node's
 // limit, a head or body that stops arriving) get the JSON error body of every other CA answer,
 // with a stable code (400 bad_request, 431 headers_too_large, 408 request_timeout); Node's own
-// answers are bare. Counted in meshcar_ca_requests_denied_total like any refused request.
+// answers are bare. Counted in meshcar_ca_requests_denied_total like any refused request. So
+// does a CONNECT (405), which Node drops without an answer.
 
 import { maxHeaderSize } from 'node:http';
 import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { refuseAndClose } from '../http/client-error.js';
+import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
 import type { Metrics } from '../metrics/registry.js';
 
 export function answerParserRefusals(server: Server, limits: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number }, metrics: Metrics, logger: Logger): void {
@@ -28,4 +29,5 @@ export function answerParserRefusals(server: Server, limits: { readonly headersT
     metrics.caRequestsDenied.labels(refusal.code).inc();
     logger.debug({ code: err.code, remoteAddress: socket.remoteAddress }, 'CA request refused by the HTTP parser');
   });
+  refuseConnectMethod(server, 'GET, HEAD, POST', (refusal) => metrics.caRequestsDenied.labels(refusal.code).inc());
 }

@@ -53,3 +53,17 @@ export function refuseAndClose(err: NodeJS.ErrnoException, socket: Socket, texts
   socket.destroySoon();
   return refusal;
 }
+
+/**
+ * CONNECT on a server that tunnels nothing (the CA, the admin port): a JSON 405 naming the
+ * methods it takes, and the connection closed. Node's server hands CONNECT to 'connect'
+ * listeners only, and with none it drops the connection without a word.
+ */
+export function refuseConnectMethod(server: { on(event: 'connect', listener: (req: unknown, socket: Socket) => void): unknown }, allow: string, refused?: (refusal: MeshcarError) => void): void {
+  server.on('connect', (_req, socket) => {
+    const refusal = new MeshcarError('method_not_allowed', `CONNECT is not served here; use ${allow}`, { allow });
+    if (socket.writable) socket.end(rawErrorResponse(refusal));
+    socket.destroySoon();
+    refused?.(refusal);
+  });
+}

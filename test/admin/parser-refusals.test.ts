@@ -44,6 +44,8 @@ t.test('parser refusals on the admin port: JSON, coded, closed', async (t) => {
     ['a head over the limit', `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nx-big: ${'a'.repeat(25_000)}\r\n\r\n`, 431, 'headers_too_large'],
     ['an HTTP/1.1 request without Host', 'GET /healthz HTTP/1.1\r\n\r\n', 400, 'bad_request'],
     ['Content-Length beside Transfer-Encoding', 'POST /reload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'bad_request'],
+    // Node drops a CONNECT without a word when nothing listens for 'connect'
+    ['CONNECT', 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n', 405, 'method_not_allowed'],
   ];
   for (const [what, bytes, status, code] of cases) {
     const { text, closed } = await exchange(admin.port, bytes);
