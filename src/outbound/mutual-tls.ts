@@ -9,6 +9,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
+import type { SvidMaterial } from '../identity/svid.js';
 import type { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-certificate.js';
@@ -89,6 +90,11 @@ export function resetConnection(socket: TLSSocket): void {
   socket.destroy();
 }
 
+/** Whether a rotation between two SVIDs changed the certificate (not only the bundle). */
+function certificateChanged(before: SvidMaterial, after: SvidMaterial): boolean {
+  return before !== after && (before.chainPem !== after.chainPem || before.privateKeyPem !== after.privateKeyPem);
+}
+
 /** The upstream's certificate on a session or tunnel socket made here. */
 export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
   return realPeerX509.call(socket);
@@ -107,11 +113,24 @@ export function endpointOfSocket(socket: unknown): UpstreamEndpoint | undefined 
 export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn'>, tickets: Map<string, Buffer>): Promise<TLSSocket> {
   const key = endpoint.key;
   let socket: TLSSocket;
-  try {
-    socket = await connectMutualTls(endpoint, { ...options, alpn: H2_ONLY, session: tickets.get(key), onTicket: (ticket) => tickets.set(key, ticket) });
-  } catch (err) {
-    tickets.delete(key);
-    throw err;
+  for (let attempt = 1; ; attempt++) {
+    const presented = options.identity.current();
+    try {
+      socket = await connectMutualTls(endpoint, { ...options, alpn: H2_ONLY, session: tickets.get(key), onTicket: (ticket) => tickets.set(key, ticket) });
+    } catch (err) {
+      tickets.delete(key);
+      throw err;
+    }
+    // A certificate rotated while this handshake ran: the session would carry the old one,
+    // which the pool's sessions shed at a rotation (UpstreamPool.identityRotated) because the
+    // callee cuts a connection when its certificate expires, streams and all. Dialled again
+    // with the new one, once (a second rotation within one handshake is not worth a loop).
+    if (attempt === 1 && certificateChanged(presented, options.identity.current())) {
+      socket.destroy();
+      tickets.delete(key);
+      continue;
+    }
+    break;
   }
   if (socket.alpnProtocol !== 'h2') {
     socket.destroy();
