@@ -21,6 +21,12 @@ export interface BackoffPolicy {
 }
 
 export const DEFAULT_WINDOW: RenewalWindow = Object.freeze({ from: 0.5, to: 0.7 });
+/**
+ * The swap waits this long for the new SVID's save. A save that never ends (a hung network
+ * filesystem, a stalled disk) must not hold the new certificate back until the one serving
+ * expires; the save carries on, and is retried, without it.
+ */
+export const PERSIST_WAIT_MS = 10_000;
 export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 500, capMs: 30_000 });
 
 /** setTimeout keeps delays in an int32; longer waits are taken in several steps. */
@@ -36,6 +42,8 @@ export interface RenewalOptions {
   readonly obtain: (current: Svid) => Promise<Svid>;
   /** Stores the new SVID before it is swapped in (the swap goes ahead whatever the outcome: bootstrap's retries failed saves). */
   readonly persist?: (svid: Svid) => Promise<void>;
+  /** How long the swap waits for `persist` before going ahead (the save carries on); default PERSIST_WAIT_MS. */
+  readonly persistWaitMs?: number;
   readonly window?: RenewalWindow;
   readonly backoff?: BackoffPolicy;
   readonly logger: Logger;
@@ -137,9 +145,18 @@ export class Renewal {
       next = await obtain(current);
       if (generation !== this.generation) return;
       if (persist) {
-        await persist(next).catch((err: unknown) => {
-          logger.error({ err: describeError(err) }, 'could not persist the renewed SVID; a restart will need a new join token');
-        });
+        const saved = persist(next).then(
+          () => true,
+          (err: unknown) => {
+            logger.error({ err: describeError(err) }, 'could not persist the renewed SVID; a restart will need a new join token');
+            return true;
+          },
+        );
+        const waitMs = this.options.persistWaitMs ?? PERSIST_WAIT_MS;
+        let timer: NodeJS.Timeout | undefined;
+        const inTime = await Promise.race([saved, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMs)))]);
+        clearTimeout(timer);
+        if (!inTime) logger.warn({ serial: next.serialHex, waitedMs: waitMs }, `saving the renewed SVID takes over ${waitMs / 1000} s; it is swapped in meanwhile and the save carries on`);
       }
       if (generation !== this.generation) return;
       if (next.validFrom.getTime() > Date.now()) {
