@@ -157,7 +157,7 @@ export async function startRawApp(answer: (request: RawRequestSeen, socket: net.
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { port: (server.address() as net.AddressInfo).port, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return { port: (server.address() as net.AddressInfo).port, close: closer(server) };
 }
 
 /** A raw app: answers every request as soon as its head is in (no 100 Continue), records request lines in order; bodies by Content-Length only. */
@@ -184,5 +184,23 @@ export async function startEagerApp(seen: string[]) {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { port: (server.address() as net.AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { port: (server.address() as net.AddressInfo).port, close: closer(server) };
+}
+
+/**
+ * Closes a raw app's server and every connection still open to it: a sidecar's pooled
+ * keep-alive connection would otherwise hold server.close() until its idle timeout (30 s),
+ * which is how long two tests each spent in their teardown.
+ */
+export function closer(server: net.Server): () => Promise<void> {
+  const open = new Set<net.Socket>();
+  server.on('connection', (socket: net.Socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+  });
+  return () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const socket of open) socket.destroy();
+    });
 }

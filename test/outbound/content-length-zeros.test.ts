@@ -10,7 +10,7 @@ import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { startPairToApp } from '../helpers/pair-to-app.js';
-import { rawTcpRequest } from '../helpers/raw-http.js';
+import { closer, rawTcpRequest } from '../helpers/raw-http.js';
 
 const ZEROS = '0'.repeat(15);
 
@@ -33,7 +33,7 @@ async function startZeroPaddingApp(seen: string[]) {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { port: (server.address() as net.AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { port: (server.address() as net.AddressInfo).port, close: closer(server) };
 }
 
 for (const codec of ['meshcar', 'node'] as const) {
