@@ -43,7 +43,7 @@ class H2cAttempt extends Attempt implements HeldRequest {
     super(ctx, reqHeaders, reqHeaders[':method'] ?? 'GET', schema, preread);
     this.appBody = stream;
     // the body was read whole by the OpenAPI check (schema-check.ts): its trailers came then
-    if (prereadTrailers !== undefined) this.requestTrailersIn = forwardableHeaders(prereadTrailers);
+    if (prereadTrailers !== undefined) this.requestTrailersIn = requestTrailersOf(prereadTrailers);
   }
 
   start(): void {
@@ -198,7 +198,16 @@ function onAppClose(this: ServerHttp2Stream): void {
 }
 
 function onAppTrailers(this: ServerHttp2Stream, trailers: IncomingHttpHeaders): void {
-  attemptOf<H2cAttempt>(this).requestTrailersIn = forwardableHeaders(trailers);
+  attemptOf<H2cAttempt>(this).requestTrailersIn = requestTrailersOf(trailers);
+}
+
+/**
+ * The app's request trailers as they go upstream: fields that may not be trailers (RFC 9110
+ * §6.5.1: content-length, host, authorization...) dropped as from response trailers, so an
+ * upstream that is not a meshcar inbound (which drops them too) never reads them.
+ */
+function requestTrailersOf(trailers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  return forwardableTrailers(forwardableHeaders(trailers));
 }
 
 function onAppWantTrailers(this: ServerHttp2Stream): void {
