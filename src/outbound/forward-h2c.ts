@@ -19,6 +19,7 @@ import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
 import { bodyCut } from './attempt-answer.js';
 import { upstreamHeaders } from './attempt-head.js';
+import { declaresEmptyBody, holdUntilEnd, type HeldRequest } from './empty-body-hold.js';
 
 const NO_BODY = Object.freeze({ endStream: true });
 const WITH_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
@@ -27,19 +28,22 @@ const RESPOND_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
 const CONTINUE = Object.freeze({ ':status': 100 });
 const PIPE_NO_END = Object.freeze({ end: false });
 const NO_TRAILERS: OutgoingHttpHeaders = Object.freeze({}) as OutgoingHttpHeaders;
+const EMPTY = Buffer.alloc(0);
 
-class H2cAttempt extends Attempt {
+class H2cAttempt extends Attempt implements HeldRequest {
   readonly appBody: ServerHttp2Stream;
   /** The app's request trailers (read as they come: the app may finish before an upstream stream exists). */
   requestTrailersIn: OutgoingHttpHeaders = NO_TRAILERS;
   /** The upstream's response trailers, sent on the app stream's 'wantTrailers'. */
   responseTrailers: OutgoingHttpHeaders = NO_TRAILERS;
+  /** The upstream head of a request held until its stream ends (empty-body-hold.ts). */
+  private heldHead: OutgoingHttpHeaders | string[] | undefined = undefined;
 
   constructor(ctx: OutboundContext, readonly stream: ServerHttp2Stream, reqHeaders: IncomingHttpHeaders, schema: SchemaResult | undefined, preread: Buffer | undefined, prereadTrailers: IncomingHttpHeaders | undefined) {
     super(ctx, reqHeaders, reqHeaders[':method'] ?? 'GET', schema, preread);
     this.appBody = stream;
     // the body was read whole by the OpenAPI check (schema-check.ts): its trailers came then
-    if (prereadTrailers !== undefined) this.requestTrailersIn = forwardableHeaders(prereadTrailers);
+    if (prereadTrailers !== undefined) this.requestTrailersIn = requestTrailersOf(prereadTrailers);
   }
 
   start(): void {
@@ -64,7 +68,24 @@ class H2cAttempt extends Attempt {
     const hasBody = !stream.endAfterHeaders;
     // listened for now: the app may finish its body and trailers before the upstream stream exists
     if (hasBody) stream.on('trailers', onAppTrailers);
+    // content-length: 0 with the stream left open: sent once it ends (its body read ahead, empty)
+    if (hasBody && !this.piped && declaresEmptyBody(reqHeaders['content-length'])) {
+      this.heldHead = headers;
+      holdUntilEnd(stream);
+      return;
+    }
     this.send(headers, hasBody ? WITH_BODY : NO_BODY, hasBody, hasBody);
+  }
+
+  sendHeld(): void {
+    const headers = this.heldHead;
+    if (headers === undefined) return;
+    this.heldHead = undefined;
+    // as a body read ahead (the OpenAPI check): whole, replayed as is; trailers need a body to end
+    this.piped = true;
+    this.body = [EMPTY];
+    const trailers = this.requestTrailersIn !== NO_TRAILERS;
+    this.send(headers, trailers ? WITH_BODY : NO_BODY, trailers, trailers);
   }
 
   protected appGone(): boolean {
@@ -177,7 +198,16 @@ function onAppClose(this: ServerHttp2Stream): void {
 }
 
 function onAppTrailers(this: ServerHttp2Stream, trailers: IncomingHttpHeaders): void {
-  attemptOf<H2cAttempt>(this).requestTrailersIn = forwardableHeaders(trailers);
+  attemptOf<H2cAttempt>(this).requestTrailersIn = requestTrailersOf(trailers);
+}
+
+/**
+ * The app's request trailers as they go upstream: fields that may not be trailers (RFC 9110
+ * §6.5.1: content-length, host, authorization...) dropped as from response trailers, so an
+ * upstream that is not a meshcar inbound (which drops them too) never reads them.
+ */
+function requestTrailersOf(trailers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  return forwardableTrailers(forwardableHeaders(trailers));
 }
 
 function onAppWantTrailers(this: ServerHttp2Stream): void {

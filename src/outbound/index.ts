@@ -42,6 +42,8 @@ export interface OutboundTuning {
   readonly maxHeaderBytes?: number;
   /** Idle HTTP/1.1 keep-alive connections from the app close after this. Default 65 s. */
   readonly keepAliveTimeoutMs?: number;
+  /** Streams open at once on one h2c connection from the app (its SETTINGS_MAX_CONCURRENT_STREAMS). Default 1,024. */
+  readonly maxAppStreams?: number;
   /** An HTTP/1.1 request head from the app not in full this long after its first byte: 408. Default 20 s. */
   readonly headersTimeoutMs?: number;
   /** Resolver for host-name endpoints (tests; default dns.promises.lookup, all addresses). */
@@ -98,6 +100,8 @@ const DEFAULTS = {
   dnsRefreshMs: 5_000,
   endpointBackoffMs: 5_000,
   maxHeaderBytes: 16 * 1024,
+  // as the circuit breaker's default maxRequests: one app connection may fill it, never hold more
+  maxAppStreams: 1024,
   keepAliveTimeoutMs: 65_000,
   headersTimeoutMs: 20_000,
 } as const;
@@ -168,6 +172,7 @@ class OutboundService implements Outbound, OutboundContext {
       {
         maxHeaderBytes: tuning.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
         keepAliveTimeoutMs: tuning.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs,
+        maxAppStreams: tuning.maxAppStreams ?? DEFAULTS.maxAppStreams,
         headersTimeoutMs: tuning.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
       },
       this.logger,

@@ -49,6 +49,12 @@ export interface AppListenerLimits {
   /** Idle time before an HTTP/1.1 keep-alive connection is closed. */
   readonly keepAliveTimeoutMs: number;
   /**
+   * h2c: streams one app connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS;
+   * HTTP/1.1's counterpart is MAX_PIPELINED). Node's server sets none: one connection opening
+   * 20,000 streams without reading had every one forwarded or refused, +122 MB RSS held.
+   */
+  readonly maxAppStreams: number;
+  /**
    * An HTTP/1.1 request head that has not arrived in full this long after its first byte: 408.
    * Also the bound on a connection's first bytes: one that has sent nothing, or part of the h2c
    * preface, this long after it opened is closed.
@@ -220,8 +226,10 @@ export class AppListener {
     });
 
     // maxHeaderListPairs as HTTP/1.1's maxHeadersCount (2000; Node's h2 default is 128): a head
-    // with more fields than an upstream takes gets our 431 (attempt.ts), not a bare reset
-    this.http2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes }, maxHeaderListPairs: 2000 });
+    // with more fields than an upstream takes gets our 431 (attempt.ts), not a bare reset.
+    // maxConcurrentStreams: an HTTP/2 client (grpc-js, Go, nghttp2) queues its calls beyond it;
+    // a stream opened past it anyway is refused unprocessed (RST_STREAM), never forwarded
+    this.http2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: limits.maxAppStreams }, maxHeaderListPairs: 2000 });
     this.http2.on('connection', (socket: TrackedSocket) => {
       socket[kHttp2] = true; // its session gets GOAWAY at drain, not a cut
     });

@@ -53,7 +53,7 @@ t.test('an answered request is not held by its idle keep-alive connection', asyn
       stream: (stream) => stream.close(),
       brokenBody: () => false,
     },
-    { maxHeaderBytes: 16384, keepAliveTimeoutMs: 60_000, headersTimeoutMs: 10_000 },
+    { maxHeaderBytes: 16384, keepAliveTimeoutMs: 60_000, maxAppStreams: 1024, headersTimeoutMs: 10_000 },
     silent,
   );
   const bound = await listener.listen({ host: '127.0.0.1', port: 0 });
