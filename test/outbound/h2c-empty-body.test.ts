@@ -13,6 +13,7 @@ import { once } from 'node:events';
 import { startPairToApp } from '../helpers/pair-to-app.js';
 import { inboundWithRecordingApp } from '../helpers/recording-h2-app.js';
 import { startOutbound } from '../helpers/outbound-fixture.js';
+import { closer } from '../helpers/raw-http.js';
 import { SERVER_ID } from '../helpers/inbound-fixture.js';
 
 /** A raw HTTP/1.1 app: records each request line it gets and answers 200 `ok` at once. */
@@ -26,7 +27,7 @@ async function startLineApp(lines: string[]) {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { port: (server.address() as net.AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { port: (server.address() as net.AddressInfo).port, close: closer(server) };
 }
 
 interface Outcome {
