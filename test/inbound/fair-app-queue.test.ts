@@ -12,6 +12,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { h2Connect, h2Request, startInbound, TD, type H2Response } from '../helpers/inbound-fixture.js';
 import { waitFor } from '../helpers/mesh.js';
+import type { InboundLimits } from '../../src/inbound/index.js';
 
 const BATCH_ID = `spiffe://${TD}/svc/batch`;
 
@@ -72,6 +73,22 @@ async function holdingH2cApp(): Promise<HeldApp> {
   };
 }
 
+/** An inbound in front of `app` and an HTTP/2 connection from each of two callers (frontend and batch), all closed when the test ends. */
+async function twoCallers(t: Tap.Test, app: HeldApp, protocol: 'http' | 'h2c', limits: InboundLimits) {
+  const fx = await startInbound({ externalApp: { protocol, port: app.port }, limits, timeoutMs: 20_000 });
+  t.teardown(async () => {
+    await fx.close();
+    await app.close();
+  });
+  const frontend = await h2Connect(fx.port, await fx.tlsOptions());
+  const batch = await h2Connect(fx.port, await fx.tlsOptions(BATCH_ID));
+  t.teardown(() => {
+    frontend.destroy();
+    batch.destroy();
+  });
+  return { frontend, batch };
+}
+
 /** Answers the held requests one at a time until `want` have arrived (bounded). */
 async function serveUntil(app: HeldApp, want: number): Promise<void> {
   for (let i = 0; i < want + 5 && app.arrived.length < want; i++) {
@@ -86,17 +103,7 @@ async function serveUntil(app: HeldApp, want: number): Promise<void> {
 
 t.test('HTTP/1.1 app, one connection: the second caller is served after one more of the first caller\'s ten, not after all of them', async (t) => {
   const app = await holdingHttpApp();
-  const fx = await startInbound({ externalApp: { protocol: 'http', port: app.port }, limits: { maxAppSockets: 1 }, timeoutMs: 20_000 });
-  t.teardown(async () => {
-    await fx.close();
-    await app.close();
-  });
-  const frontend = await h2Connect(fx.port, await fx.tlsOptions());
-  const batch = await h2Connect(fx.port, await fx.tlsOptions(BATCH_ID));
-  t.teardown(() => {
-    frontend.destroy();
-    batch.destroy();
-  });
+  const { frontend, batch } = await twoCallers(t, app, 'http', { maxAppSockets: 1 });
   const answers: Array<Promise<H2Response>> = [];
   for (let i = 0; i < 10; i++) answers.push(h2Request(frontend, { ':path': `/frontend/${i}` }));
   await waitFor(async () => app.arrived.length === 1, 5000, 'the first request at the app');
@@ -114,17 +121,7 @@ t.test('HTTP/1.1 app, one connection: the second caller is served after one more
 
 t.test('h2c app allowing one stream, queue of 4: the flooding caller loses its newest waiting request to a newcomer, who is served next but one', async (t) => {
   const app = await holdingH2cApp();
-  const fx = await startInbound({ externalApp: { protocol: 'h2c', port: app.port }, limits: { appMaxWaiting: 4 }, timeoutMs: 20_000 });
-  t.teardown(async () => {
-    await fx.close();
-    await app.close();
-  });
-  const frontend = await h2Connect(fx.port, await fx.tlsOptions());
-  const batch = await h2Connect(fx.port, await fx.tlsOptions(BATCH_ID));
-  t.teardown(() => {
-    frontend.destroy();
-    batch.destroy();
-  });
+  const { frontend, batch } = await twoCallers(t, app, 'h2c', { appMaxWaiting: 4 });
   // one at the app, four waiting, the sixth refused at once
   const flood: Array<Promise<H2Response>> = [];
   for (let i = 0; i < 6; i++) flood.push(h2Request(frontend, { ':path': `/frontend/${i}` }));
