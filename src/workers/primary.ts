@@ -18,9 +18,10 @@ import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { ClusterViews, VIEW_ASK_TIMEOUT_MS } from './cluster-views.js';
-import { isToPrimary, type Address, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
+import { isOurs, isToPrimary, type Address, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
 import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
+import { LogPerKey } from '../log-per-key.js';
 import { DepartedCounts } from './departed-counts.js';
 import { HealthChecks } from './health-checks.js';
 import { Replacements, type KillCause } from './replacements.js';
@@ -56,6 +57,7 @@ export class WorkerPool implements WorkerCluster {
   /** Why each worker the primary kills is killed; when a dead worker's replacement starts (crash-loop bound). */
   private readonly replacements = new Replacements();
   private readonly restartTimers = new Set<NodeJS.Timeout>();
+  private readonly malformed = new LogPerKey();
   private readonly metricsOf: ClusterMetrics;
   /** The drain's and close()'s bounded wait for the workers' exits: see worker-exits.ts. */
   private readonly exitWaits: ExitWaits;
@@ -104,6 +106,8 @@ export class WorkerPool implements WorkerCluster {
     identity.on('rotated', (svid) => this.broadcast({ type: 'meshcar:svid', svid: material(svid) }));
     cluster.on('message', (worker, message: unknown) => {
       if (isToPrimary(message)) this.onMessage(worker, message);
+      // a worker's bug: dropped (it was sent with the wrong fields), said once per worker per 10 s
+      else if (isOurs(message) && this.malformed.take(String(worker.id))) this.logger.error({ worker: worker.id, workerPid: worker.process.pid, type: message.type }, 'a message from the worker without the fields its type has was dropped');
     });
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
     const ready = new Promise<Listening>((resolve, reject) => {
@@ -216,6 +220,9 @@ export class WorkerPool implements WorkerCluster {
   private onMessage(worker: Worker, message: ToPrimary): void {
     switch (message.type) {
       case 'meshcar:hello':
+        // one per worker: each hello is answered with the SVID and the config (specs included),
+        // so a worker repeating it in a loop (a bug) had the primary queue copies without bound
+        if (this.greeted.has(worker.id)) return;
         this.greeted.add(worker.id);
         this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker said hello');
         // a worker forked just before a SIGTERM (a restart): it drains (exits) instead of starting
