@@ -1,7 +1,8 @@
 // The primary of a sidecar with workers > 1: forks the workers (node:cluster, which shares
 // their listening sockets), hands each the SVID at start and on every rotation, knows which
 // ones listen, restarts one that dies unexpectedly or is killed for missing its health checks
-// (bounded, see replacements.ts and restart-policy.ts; health-checks.ts), reloads them
+// (bounded, see replacements.ts and restart-policy.ts; health-checks.ts; a connection handed to
+// a worker that never took it is closed at its exit, untaken-connections.ts), reloads them
 // (reload-round.ts) or drains them (a worker forked meanwhile is told to at its hello; the
 // bounded wait for their exits is worker-exits.ts). What the admin server shows of them
 // (metrics, inventories, status) is gathered in cluster-views.ts. It holds the config the
@@ -27,6 +28,7 @@ import { HealthChecks } from './health-checks.js';
 import { Replacements, type KillCause } from './replacements.js';
 import { WINDOW_MS } from './restart-policy.js';
 import { EXIT_GRACE_MS, ExitWaits, workerExitGrace } from './worker-exits.js';
+import { closeUntakenConnections } from './untaken-connections.js';
 
 // `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
 export { workerCount } from './worker-count.js';
@@ -211,6 +213,8 @@ export class WorkerPool implements WorkerCluster {
     cluster.setupPrimary({ serialization: 'advanced' });
     // the worker runs this same command line; it tells itself apart by cluster.isWorker
     const worker = cluster.fork();
+    // a connection handed to it that it never takes (it dies, or is stopped and killed) is closed at its exit
+    closeUntakenConnections(worker);
     this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker forked');
     // a message to a worker that has just died fails (EPIPE) before its channel is seen closed;
     // its exit is handled on its own: unheard, this 'error' event would end the primary
