@@ -176,7 +176,7 @@ export class WorkerPool implements WorkerCluster {
 
   async close(): Promise<void> {
     this.stopRestarting();
-    for (const worker of this.live()) worker.process.kill('SIGKILL');
+    for (const worker of this.live()) this.exitWaits.kill(worker);
     await this.exitWaits.until(EXIT_GRACE_MS);
   }
 
@@ -274,7 +274,7 @@ export class WorkerPool implements WorkerCluster {
     this.asks.gone(worker.id);
     this.health.forget(worker.id);
     this.departed.departed(worker.id);
-    this.exitWaits.exited();
+    this.exitWaits.exited(worker, code, signal);
     if (this.stopping) return;
     const how = signal ? { signal } : { code };
     const replacement = this.replacements.exited(worker.id, this.started);
