@@ -4,7 +4,10 @@
 // the primary: a GET /endpoints answer without its lists was kept as the worker's last counts
 // and merged when the worker died, in the primary's 'exit' listener, where the TypeError ended
 // the primary (and with it every worker); a BigInt port in a second worker's 'listening'
-// ended it in JSON.stringify. Sizes are bounded too, as a worker's registry caps its series.
+// ended it in JSON.stringify. Sizes are bounded too, as a worker's registry caps its series
+// (a message is read whole before it can be looked at: the bounds keep it from being held,
+// rendered and sent on; what one message costs to read is Node's channel's to bound, and it
+// does not).
 
 import type { Ask } from './messages.js';
 
@@ -16,6 +19,10 @@ export const MAX_ENDPOINT_ROWS = 200_000;
 const MAX_ANSWER_TEXT = 16 * 1024 * 1024;
 /** A worker keeps its last 100 failed handshakes (TLS_FAILURES_KEPT); a few more are not refused. */
 const MAX_TLS_ENTRIES = 1_000;
+/** Of their text: a few hundred bytes each (a peer's name, a reason, a message); what is shown is sent on as JSON. */
+const MAX_TLS_TEXT = 1024 * 1024;
+/** A status's serial: a certificate serial in hex (at most 20 bytes: RFC 5280 §4.1.2.2). */
+const MAX_SERIAL_TEXT = 64;
 
 /** prom-client's aggregators (metricAggregators.js): an own name, not one a plain object inherits. */
 const AGGREGATORS = new Set<unknown>(['sum', 'first', 'min', 'max', 'average', 'omit']);
@@ -95,7 +102,7 @@ function endpointsRefusal(answer: unknown): string | undefined {
 
 function statusRefusal(answer: unknown): string | undefined {
   if (!isObject(answer) || !isCount(answer.pid) || !isCount(answer.requests)) return 'a status that is not one';
-  if (!(answer.serial === null || isText(answer.serial)) || !(answer.generation === null || isCount(answer.generation))) return 'a status that is not one';
+  if (!(answer.serial === null || (isText(answer.serial) && answer.serial.length <= MAX_SERIAL_TEXT)) || !(answer.generation === null || isCount(answer.generation))) return 'a status that is not one';
   return undefined;
 }
 
@@ -103,5 +110,8 @@ function tlsRefusal(answer: unknown): string | undefined {
   if (!Array.isArray(answer)) return 'something other than a list of failed handshakes';
   if (answer.length > MAX_TLS_ENTRIES) return `more than ${MAX_TLS_ENTRIES} failed handshakes`;
   const fields = ['time', 'direction', 'peer', 'reason', 'message'] as const;
-  return (answer as unknown[]).every((entry) => isObject(entry) && fields.every((f) => isText(entry[f]))) ? undefined : 'a failed handshake that is not one';
+  if (!(answer as unknown[]).every((entry) => isObject(entry) && fields.every((f) => isText(entry[f])))) return 'a failed handshake that is not one';
+  // a 200 MB text in one entry was rendered into GET /debug/tls whole (the primary at 1.3 GB)
+  const text = (answer as Fields[]).reduce((sum, entry) => sum + fields.reduce((n, f) => n + (entry[f] as string).length, 0), 0);
+  return text > MAX_TLS_TEXT ? `more than ${MAX_TLS_TEXT / (1024 * 1024)} MB of failed handshakes` : undefined;
 }

@@ -4,7 +4,8 @@
 // (src/workers/answer-shapes.ts, messages.ts):
 // - /metrics, /endpoints, /workers and /debug/tls answer 200 with the other worker's counts,
 //   the malformed one counted or listed as not answering (an unknown aggregator made /metrics
-//   500, a row-less /endpoints answer 500, a BigInt in a status 500 on /workers);
+//   500, a row-less /endpoints answer 500, a BigInt in a status 500 on /workers; a 2 MB failed
+//   handshake was sent on whole);
 // - the malformed worker killed, the primary runs on and replaces it (its /endpoints answer,
 //   kept as its last counts, was merged at its exit in the primary's 'exit' listener, and the
 //   TypeError ended the primary and every worker with it); a BigInt port in its 'listening'
@@ -38,6 +39,8 @@ t.test('a worker sending malformed messages costs its own answers, never the pri
   const tls = await sidecar.admin('/debug/tls');
   t.equal(tls.status, 200, `/debug/tls: 200 (${tls.body.slice(0, 120)})`);
   t.same(JSON.parse(tls.body), { failures: [] }, "worker 1's numbers are not listed as failed handshakes");
+  const long = await sidecar.admin('/debug/tls');
+  t.same([long.status, long.body.length < 1000], [200, true], `nor its 2 MB one (/debug/tls: ${long.status}, ${long.body.length} bytes)`);
   const listed = await sidecar.admin('/workers');
   t.equal(listed.status, 200, `/workers: 200 (${listed.body.slice(0, 120)})`);
   const view = (listed.status === 200 ? JSON.parse(listed.body) : { workers: [] }) as Awaited<ReturnType<typeof workersOf>>;
