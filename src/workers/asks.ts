@@ -1,19 +1,15 @@
 // The primary's asks to its workers (workers > 1): each ask gets an id and a deadline, and an
 // answer settles it only when it comes from the worker that was asked (a worker cannot answer,
-// say, a reload's prepare for another one) and, for metrics, only when it has the shape and
-// the size a registry's JSON has (a worker's answer is held and rendered by the primary).
+// say, a reload's prepare for another one) and only when it has the shape and a sane size
+// (answer-shapes.ts: a worker's answer is held and rendered by the primary).
 
 import type { Worker } from 'node:cluster';
-import type { Answers, Ask, MetricsJson, ToWorker } from './messages.js';
+import type { Answers, Ask, ToWorker } from './messages.js';
 import { AskTimeout } from './reload-round.js';
+import { answerRefusal } from './answer-shapes.js';
 
 /** How long an ask (reload, status, endpoints) may take before it is answered with an error. */
 export const ASK_TIMEOUT_MS = 10_000;
-
-/** At most this many samples in one worker's metrics answer (a worker's registry caps its series far below). */
-export const MAX_METRIC_SAMPLES = 200_000;
-/** At most this many characters of names and label text in one metrics answer. */
-const MAX_METRIC_TEXT = 16 * 1024 * 1024;
 
 interface Pending {
   readonly worker: number;
@@ -51,8 +47,8 @@ export class Asks {
     if (!pending || pending.worker !== worker.id) return;
     this.pending.delete(message.id);
     if (message.error !== undefined) return pending.reject(new Error(String(message.error)));
-    const refused = pending.ask === 'metrics' ? metricsRefusal(message.answer) : undefined;
-    if (refused) pending.reject(new Error(`worker ${worker.id} answered metrics with ${refused}`));
+    const refused = answerRefusal(pending.ask, message.answer);
+    if (refused) pending.reject(new Error(`worker ${worker.id} answered ${pending.ask} with ${refused}`));
     else pending.resolve(message.answer);
   }
 
@@ -96,24 +92,4 @@ export class Asks {
       pending.reject(new Error(`worker ${worker} exited before it answered`));
     }
   }
-}
-
-/** Why a metrics answer is not a registry's JSON of a sane size, or undefined if it is. */
-function metricsRefusal(answer: unknown): string | undefined {
-  if (!Array.isArray(answer)) return 'something other than a list of families';
-  let samples = 0;
-  let text = 0;
-  for (const family of answer as MetricsJson) {
-    if (typeof family !== 'object' || family === null || typeof family.name !== 'string' || typeof family.type !== 'string' || !Array.isArray(family.values)) return 'a family that is not one';
-    text += family.name.length + (typeof family.help === 'string' ? family.help.length : 0);
-    samples += family.values.length;
-    if (samples > MAX_METRIC_SAMPLES) return `more than ${MAX_METRIC_SAMPLES} samples`;
-    for (const value of family.values as Array<{ value?: unknown; labels?: unknown; metricName?: unknown }>) {
-      if (typeof value !== 'object' || value === null || typeof value.value !== 'number' || typeof value.labels !== 'object' || value.labels === null) return 'a sample that is not one';
-      for (const [name, label] of Object.entries(value.labels)) text += name.length + String(label).length;
-      if (typeof value.metricName === 'string') text += value.metricName.length;
-    }
-    if (text > MAX_METRIC_TEXT) return `more than ${MAX_METRIC_TEXT / (1024 * 1024)} MB of names and labels`;
-  }
-  return undefined;
 }

@@ -75,7 +75,11 @@ export class ClusterViews {
         // a worker still starting (a restart) cannot answer before it has its config, which a
         // reload round may hold: said at once, not after the ask timeout
         const status: Partial<WorkerStatus> & { starting?: true; unresponsive?: true } = this.members.listening(w.id)
-          ? await this.askView(w, { ask: 'status' }).catch(() => ({ pid: w.process.pid ?? 0, ...(w.isDead() ? {} : { unresponsive: true as const }) }))
+          ? await this.askView(w, { ask: 'status' }).then(
+              // its four fields only: the answer's other keys never stand for the primary's (id, listening)
+              ({ pid, serial, requests, generation }) => ({ pid, serial, requests, generation }),
+              () => ({ pid: w.process.pid ?? 0, ...(w.isDead() ? {} : { unresponsive: true as const }) }),
+            )
           : { pid: w.process.pid ?? 0, starting: true };
         return { id: w.id, listening: this.members.listening(w.id), ...status };
       }),

@@ -3,6 +3,8 @@
 // it again and swaps it in); it also owns the config: a worker never reads the config file or
 // a spec, it runs the generation the primary sends (at start, then by a two-phase reload:
 // prepare, then commit or abort). A worker says when it listens and answers the primary's asks.
+// The primary takes a message only with the fields its type has: a worker's bug must not
+// reach the primary's handlers as a TypeError (which would end the primary and every worker).
 
 import type client from 'prom-client';
 import type { SvidMaterial } from '../identity/svid.js';
@@ -97,6 +99,31 @@ export function isToWorker(message: unknown): message is ToWorker {
   return isTyped(message);
 }
 
-export function isToPrimary(message: unknown): message is ToPrimary {
-  return isTyped(message);
+/** A listener's address as a worker reports it: a host and a TCP port. */
+function isAddress(value: unknown): boolean {
+  if (value === undefined) return true;
+  const { host, port } = (typeof value === 'object' && value !== null ? value : {}) as { host?: unknown; port?: unknown };
+  return typeof host === 'string' && Number.isInteger(port) && (port as number) >= 0 && (port as number) <= 65535;
 }
+
+/** One of ours (meshcar:...) with the fields its type has: the primary reads nothing else from a worker. */
+export function isToPrimary(message: unknown): message is ToPrimary {
+  if (!isTyped(message)) return false;
+  const m = message as { type: string } & Record<string, unknown>;
+  switch (m.type) {
+    case 'meshcar:hello':
+      return true;
+    case 'meshcar:listening':
+      return isAddress(m.inbound) && isAddress(m.outbound);
+    case 'meshcar:failed':
+      return typeof m.message === 'string' && (m.code === undefined || typeof m.code === 'string');
+    case 'meshcar:answer':
+      // the answer itself is checked against what was asked (answer-shapes.ts)
+      return Number.isSafeInteger(m.id) && (m.error === undefined || typeof m.error === 'string');
+    default:
+      return false;
+  }
+}
+
+/** Typed as ours (meshcar:...), whatever its fields: one isToPrimary refuses is a worker's bug, logged. */
+export const isOurs = isTyped;

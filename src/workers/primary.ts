@@ -1,7 +1,8 @@
 // The primary of a sidecar with workers > 1: forks the workers (node:cluster, which shares
 // their listening sockets), hands each the SVID at start and on every rotation, knows which
 // ones listen, restarts one that dies unexpectedly or is killed for missing its health checks
-// (bounded, see replacements.ts and restart-policy.ts; health-checks.ts), reloads them
+// (bounded, see replacements.ts and restart-policy.ts; health-checks.ts; a connection handed to
+// a worker that never took it is closed at its exit, untaken-connections.ts), reloads them
 // (reload-round.ts) or drains them (a worker forked meanwhile is told to at its hello; the
 // bounded wait for their exits is worker-exits.ts). What the admin server shows of them
 // (metrics, inventories, status) is gathered in cluster-views.ts. It holds the config the
@@ -18,14 +19,16 @@ import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { ClusterViews, VIEW_ASK_TIMEOUT_MS } from './cluster-views.js';
-import { isToPrimary, type Address, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
+import { isOurs, isToPrimary, type Address, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
 import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
+import { LogPerKey } from '../log-per-key.js';
 import { DepartedCounts } from './departed-counts.js';
 import { HealthChecks } from './health-checks.js';
 import { Replacements, type KillCause } from './replacements.js';
 import { WINDOW_MS } from './restart-policy.js';
 import { EXIT_GRACE_MS, ExitWaits, workerExitGrace } from './worker-exits.js';
+import { closeUntakenConnections } from './untaken-connections.js';
 
 // `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
 export { workerCount } from './worker-count.js';
@@ -56,6 +59,7 @@ export class WorkerPool implements WorkerCluster {
   /** Why each worker the primary kills is killed; when a dead worker's replacement starts (crash-loop bound). */
   private readonly replacements = new Replacements();
   private readonly restartTimers = new Set<NodeJS.Timeout>();
+  private readonly malformed = new LogPerKey();
   private readonly metricsOf: ClusterMetrics;
   /** The drain's and close()'s bounded wait for the workers' exits: see worker-exits.ts. */
   private readonly exitWaits: ExitWaits;
@@ -104,6 +108,8 @@ export class WorkerPool implements WorkerCluster {
     identity.on('rotated', (svid) => this.broadcast({ type: 'meshcar:svid', svid: material(svid) }));
     cluster.on('message', (worker, message: unknown) => {
       if (isToPrimary(message)) this.onMessage(worker, message);
+      // a worker's bug: dropped (it was sent with the wrong fields), said once per worker per 10 s
+      else if (isOurs(message) && this.malformed.take(String(worker.id))) this.logger.error({ worker: worker.id, workerPid: worker.process.pid, type: message.type }, 'a message from the worker without the fields its type has was dropped');
     });
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
     const ready = new Promise<Listening>((resolve, reject) => {
@@ -170,7 +176,7 @@ export class WorkerPool implements WorkerCluster {
 
   async close(): Promise<void> {
     this.stopRestarting();
-    for (const worker of this.live()) worker.process.kill('SIGKILL');
+    for (const worker of this.live()) this.exitWaits.kill(worker);
     await this.exitWaits.until(EXIT_GRACE_MS);
   }
 
@@ -207,6 +213,8 @@ export class WorkerPool implements WorkerCluster {
     cluster.setupPrimary({ serialization: 'advanced' });
     // the worker runs this same command line; it tells itself apart by cluster.isWorker
     const worker = cluster.fork();
+    // a connection handed to it that it never takes (it dies, or is stopped and killed) is closed at its exit
+    closeUntakenConnections(worker);
     this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker forked');
     // a message to a worker that has just died fails (EPIPE) before its channel is seen closed;
     // its exit is handled on its own: unheard, this 'error' event would end the primary
@@ -216,6 +224,9 @@ export class WorkerPool implements WorkerCluster {
   private onMessage(worker: Worker, message: ToPrimary): void {
     switch (message.type) {
       case 'meshcar:hello':
+        // one per worker: each hello is answered with the SVID and the config (specs included),
+        // so a worker repeating it in a loop (a bug) had the primary queue copies without bound
+        if (this.greeted.has(worker.id)) return;
         this.greeted.add(worker.id);
         this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker said hello');
         // a worker forked just before a SIGTERM (a restart): it drains (exits) instead of starting
@@ -263,7 +274,7 @@ export class WorkerPool implements WorkerCluster {
     this.asks.gone(worker.id);
     this.health.forget(worker.id);
     this.departed.departed(worker.id);
-    this.exitWaits.exited();
+    this.exitWaits.exited(worker, code, signal);
     if (this.stopping) return;
     const how = signal ? { signal } : { code };
     const replacement = this.replacements.exited(worker.id, this.started);

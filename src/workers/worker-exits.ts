@@ -2,7 +2,8 @@
 // worker gets to exit, and the wait until no worker is alive, killing the ones still running
 // when it is up (a stopped or stuck worker never exits by itself). Separate from primary.ts,
 // which decides when to drain or close: this is only the bounded wait, so a shutdown always
-// fits in its budget.
+// fits in its budget. A worker that dies otherwise during that wait (killed from outside, its
+// drain failed) is said: the requests it had in flight were cut, and the primary still exits 0.
 
 import type { Worker } from 'node:cluster';
 import type { Logger } from 'pino';
@@ -22,6 +23,8 @@ export function workerExitGrace(timeoutMs: number): number {
 
 export class ExitWaits {
   private readonly waiters = new Set<() => void>();
+  /** Workers this wait killed (or close() did): their end is no surprise. */
+  private readonly killed = new Set<number>();
 
   constructor(
     /** The live workers. */
@@ -30,8 +33,18 @@ export class ExitWaits {
   ) {}
 
   /** A worker exited: each wait looks whether it was the last. */
-  exited(): void {
+  exited(worker: Worker, code: number | null, signal: string | null): void {
+    // a drained worker exits 0; during a wait, any other end but our own kill cut its requests
+    if (!this.killed.delete(worker.id) && this.waiters.size > 0 && (signal !== null || code !== 0)) {
+      this.logger.warn({ worker: worker.id, workerPid: worker.process.pid, ...(signal ? { signal } : { code }) }, `worker exited during the drain (${signal ? `signal ${signal}` : `exit code ${code}`}); the requests it had in flight were cut`);
+    }
     for (const waiter of this.waiters) waiter();
+  }
+
+  /** SIGKILL, known as ours: works on a stopped or stuck process too. */
+  kill(worker: Worker): void {
+    this.killed.add(worker.id);
+    worker.process.kill('SIGKILL');
   }
 
   /** Resolves once no worker is alive; kills the ones left after `withinMs`. */
@@ -46,7 +59,7 @@ export class ExitWaits {
       const timer = setTimeout(() => {
         for (const worker of this.live()) {
           this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, 'worker still running after the drain timeout; killing it');
-          worker.process.kill('SIGKILL');
+          this.kill(worker);
         }
       }, withinMs);
       this.waiters.add(check);
