@@ -124,7 +124,7 @@ export class CompiledSpec {
     // a path an app could read as another (`/orders/..%2Fadmin` matches `/orders/{id}`, and a
     // normalising upstream serves /admin) is not the operation it seems to be: the inbound
     // refuses such paths before this, the outbound's calls only meet them here
-    if (!isAcceptablePath(path)) return { operation: undefined, route: undefined, violation: { kind: 'path', message: `path: ${clip(path, MAX_QUOTED)} is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, or an empty first segment)` }, body: undefined };
+    if (!isAcceptablePath(path)) return { operation: undefined, route: undefined, violation: { kind: 'path', message: `path: ${clip(path, MAX_QUOTED)} is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, an empty first segment, or a #)` }, body: undefined };
     const match = this.match(method, path);
     if (match === undefined) return { operation: undefined, route: undefined, violation: { kind: 'undocumented_operation', message: `${clip(`${method} ${path}`, MAX_QUOTED)} is not an operation of the API` }, body: undefined };
     const op = match.value;
@@ -138,6 +138,9 @@ export class CompiledSpec {
       }
     }
     if (op.pathParams !== undefined && !op.pathParams(splitArrays(match.params ?? {}, op.arrayPathParams))) return violation(op, route, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
+    // a fragment hides the rest of the query from an app that drops it (`?x#&status=open`):
+    // what is checked here would not be what it reads
+    if (query.indexOf('#') !== -1) return violation(op, route, 'query', 'query: a # (a fragment) is not sent in a request; send it encoded, as %23');
     if (op.query !== undefined) {
       const values = queryValues(op, query);
       if (typeof values === 'string') return violation(op, route, 'query', `query/${values}: must be given once (it is not an array)`);

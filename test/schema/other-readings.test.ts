@@ -1,0 +1,67 @@
+// src/schema: requests that a server behind reads otherwise than the check does are refused, not
+// passed as the operation they seem to be: a raw `#` (an app that parses the target as a URL
+// drops it and all after it).
+// What reads the same everywhere still passes.
+
+import t from 'tap';
+import { join } from 'node:path';
+import { CompiledSpec } from '../../src/schema/spec.js';
+
+const SPEC = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /orders/mine:
+    get:
+      parameters:
+        - {name: x-owner, in: header, required: true, schema: {type: string, enum: [me]}}
+      responses: {"200": {description: ok}}
+  /orders/{id}:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string, maxLength: 40}}
+      responses: {"200": {description: ok}}
+  /orders/{id}/refund:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+        - {name: x-owner, in: header, required: true, schema: {type: string, enum: [me]}}
+      responses: {"200": {description: ok}}
+  /Reports/{name}:
+    get:
+      parameters:
+        - {name: name, in: path, required: true, schema: {type: string}}
+      responses: {"200": {description: ok}}
+  /reports/daily:
+    get:
+      parameters:
+        - {name: x-owner, in: header, required: true, schema: {type: string, enum: [me]}}
+      responses: {"200": {description: ok}}
+  /search:
+    get:
+      parameters:
+        - {name: q, in: query, schema: {type: string, maxLength: 20}}
+        - {name: limit, in: query, schema: {type: integer, maximum: 100}}
+        - {name: tag, in: query, schema: {type: array, items: {type: string}}}
+        - {name: filter, in: query, style: deepObject, schema: {type: object}}
+      responses: {"200": {description: ok}}
+`;
+
+t.test('a path another server reads as another operation is a path violation', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const check = (path: string) => spec.check('GET', path, '', {}, false).violation;
+  // a raw # (Node's parser and both HTTP/2 codecs pass it): Express reads /orders/mine
+  t.same(check('/orders/mine#x'), { kind: 'path', message: 'path: /orders/mine#x is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, an empty first segment, or a #)' }, 'a raw #');
+  t.equal(check('/orders/7%23x'), undefined, 'an encoded # is data: the id 7#x');
+  t.same(spec.check('GET', '/orders/mine', '', { 'x-owner': 'me' }, false).violation, undefined, 'the literal operation itself passes');
+  t.same(check('/orders/mine')?.kind, 'header', 'and is held to its own rules');
+});
+
+t.test('a raw # in the query is refused: an app that drops the fragment reads no further', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const query = (q: string) => spec.check('GET', '/search', q, {}, false).violation;
+  t.equal(query('q=books&limit=5&tag=a&tag=b'), undefined, 'as declared: passes');
+  t.same(query('q=books#&limit=1000'), { kind: 'query', message: 'query: a # (a fragment) is not sent in a request; send it encoded, as %23' }, 'a raw # in the query');
+  t.equal(query('q=a%23b'), undefined, 'an encoded # is data');
+});
