@@ -11,6 +11,7 @@ import { draft07Bounds } from './openapi30.js';
 import { compileOperation, isJsonType, type CompiledOperation, type MediaRule } from './operation.js';
 import { canonicalPath } from '../http/canonical-path.js';
 import { otherReadings, PathMatcher, type PathMatch } from './path-matcher.js';
+import { queryReadings, queryValues } from './query-values.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { isAcceptablePath } from '../http/request-target.js';
@@ -142,9 +143,11 @@ export class CompiledSpec {
     // what is checked here would not be what it reads
     if (query.indexOf('#') !== -1) return violation(op, route, 'query', 'query: a # (a fragment) is not sent in a request; send it encoded, as %23');
     if (op.query !== undefined) {
-      const values = queryValues(op, query);
-      if (typeof values === 'string') return violation(op, route, 'query', `query/${values}: must be given once (it is not an array)`);
-      if (!op.query(values)) return violation(op, route, 'query', describeAjvError('query', op.query.errors?.[0]));
+      for (const reading of queryReadings(query)) {
+        const values = queryValues(op, reading.query);
+        if (typeof values === 'string') return violation(op, route, 'query', values + reading.note);
+        if (!op.query(values)) return violation(op, route, 'query', describeAjvError('query', op.query.errors?.[0]) + reading.note);
+      }
     }
     if (op.headers !== undefined) {
       const values: Record<string, unknown> = {};
@@ -172,49 +175,6 @@ export class CompiledSpec {
 
 function violation(operation: CompiledOperation, route: string, kind: Violation['kind'], message: string): SchemaCheck {
   return { operation, route, violation: { kind, message }, body: undefined };
-}
-
-/**
- * The declared query parameters' values (every value of an array one); a string: the name of a
- * scalar parameter given more than once. Frameworks disagree on which copy counts (Django and
- * Rails read the last, Express makes an array), so checking one copy would let the other
- * through unchecked: a repeated scalar is refused instead.
- */
-function queryValues(op: CompiledOperation, query: string): Record<string, unknown> | string {
-  const values: Record<string, unknown> = {};
-  if (query === '') return values;
-  const search = new URLSearchParams(query);
-  for (const p of op.queryParams) {
-    const all = search.getAll(p.name);
-    if (all.length === 0) continue;
-    if (p.commaSeparated) {
-      if (all.length > 1) return p.name; // explode: false: the items come in one value
-      values[p.name] = encodedCommaItems(query, p.name);
-    } else if (p.array) values[p.name] = all;
-    else if (all.length > 1) return p.name;
-    else values[p.name] = all[0];
-  }
-  return values;
-}
-
-/**
- * The items of a query parameter given once with `explode: false`, split at the commas of the
- * query as sent and then decoded: `a%2Cb,c` is two items, `a,b` and `c` (a comma that is data
- * is percent-encoded; splitting the decoded value would make it a delimiter).
- */
-function encodedCommaItems(query: string, name: string): string[] {
-  for (const pair of query.split('&')) {
-    const eq = pair.indexOf('=');
-    const raw = eq === -1 ? pair : pair.slice(0, eq);
-    if (decodeQueryPart(raw) !== name) continue;
-    return (eq === -1 ? '' : pair.slice(eq + 1)).split(',').map(decodeQueryPart);
-  }
-  return [];
-}
-
-/** Decoded as URLSearchParams decodes (`+` a space, lenient with a stray `%`). */
-function decodeQueryPart(text: string): string {
-  return new URLSearchParams(`v=${text}`).get('v') ?? '';
 }
 
 /** `a, b,c` → ['a', 'b', 'c'] (optional whitespace around the commas, as in a header list). */

@@ -2,7 +2,8 @@
 // sidecars in enforce mode, inbound (HTTP/1.1 and HTTP/2 over mTLS, as frontend) and outbound
 // (the app's plain HTTP/1.1 calls to an upstream whose own sidecar has no spec): a raw `#`
 // (`/orders/mine#x` was checked as /orders/{id}; Express, which parses the target as a URL,
-// serves /orders/mine, past its required header) and a
+// serves /orders/mine, past its required header), query keys qs, PHP, Rack or ASP.NET
+// read as a declared parameter (`limit[]`, `LIMIT`), `;` as a query separator (Rack 2) and a
 // fragment in the query. Each is refused with the JSON error, and the app sees
 // none; what reads the same everywhere still passes.
 
@@ -88,6 +89,9 @@ const refusal = (r: RawResponse) => ({ status: r.status, error: r.headers['x-mes
 /** Each target, its refusal: status, error code and the start of the message. */
 const REFUSED: ReadonlyArray<[string, number, string, RegExp]> = [
   ['/orders/mine#x', 400, 'bad_request', /no # \(a fragment is not sent\)/],
+  ['/search?limit[]=1000', 400, 'schema_violation', /^query\/limit: is given as limit\[\]/],
+  ['/search?LIMIT=1000', 400, 'schema_violation', /^query\/limit: is given as LIMIT/],
+  ['/search?q=x;limit=1000', 400, 'schema_violation', /^query\/limit: must be <= 100 \(with ; read as &/],
   ['/search?q=a#&limit=1000', 400, 'schema_violation', /^query: a # \(a fragment\)/],
 ];
 
@@ -107,6 +111,7 @@ t.test('inbound, HTTP/2: a raw # is refused too', async (t) => {
   t.teardown(() => session.close());
   const get = (path: string) => h2Request(session, { ':method': 'GET', ':path': path, ':authority': 'orders' });
   t.match((await get('/orders/mine#x')).headers, { ':status': 400, 'x-meshcar-error': 'bad_request' }, '/orders/mine#x');
+  t.match((await get('/search?limit[]=1000')).headers, { ':status': 400, 'x-meshcar-error': 'schema_violation' }, '/search?limit[]=1000');
   t.same(served, []);
   t.equal((await get('/orders/7')).headers[':status'], 200);
 });

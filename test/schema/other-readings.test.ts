@@ -1,6 +1,7 @@
 // src/schema: requests that a server behind reads otherwise than the check does are refused, not
 // passed as the operation they seem to be: a raw `#` (an app that parses the target as a URL
-// drops it and all after it).
+// drops it and all after it), and query keys that some servers read as a declared
+// parameter (`limit[]` to qs, PHP and Rack, `LIMIT` to ASP.NET, `;` as a separator to Rack 2).
 // What reads the same everywhere still passes.
 
 import t from 'tap';
@@ -57,11 +58,24 @@ t.test('a path another server reads as another operation is a path violation', a
   t.same(check('/orders/mine')?.kind, 'header', 'and is held to its own rules');
 });
 
-t.test('a raw # in the query is refused: an app that drops the fragment reads no further', async (t) => {
+t.test('query keys and separators another server reads as a declared parameter are refused or checked too', async (t) => {
   const dir = t.testdir({ 'api.yaml': SPEC });
   const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
   const query = (q: string) => spec.check('GET', '/search', q, {}, false).violation;
   t.equal(query('q=books&limit=5&tag=a&tag=b'), undefined, 'as declared: passes');
+  const spelled = (key: string) => ({ kind: 'query', message: `query/limit: is given as ${key}, which some servers read as limit (brackets: qs, PHP, Rack; another case: ASP.NET); send it as limit` });
+  // Express's default query parser (qs) makes req.query.limit ['1000']: parseInt reads 1000
+  t.same(query('limit[]=1000'), spelled('limit[]'), 'brackets: qs, PHP, Rack');
+  t.same(query('limit%5B%5D=1000'), spelled('limit[]'), 'encoded brackets');
+  t.same(query('limit[x]=1000'), spelled('limit[x]'), 'an object key');
+  t.same(query('LIMIT=1000'), spelled('LIMIT'), 'another case: ASP.NET binds it to limit');
+  t.same(query('limit=5&Limit=1000'), spelled('Limit'));
+  t.equal(query('filter[color]=red'), undefined, "a deepObject parameter's keys (not checked) pass");
+  t.equal(query('other[]=1&Other=2'), undefined, 'keys of no declared parameter pass');
+  // Rack 2 (Rails 6), Go before 1.17 and Python before 3.9.2 split at ; as at &
+  t.same(query('q=x;limit=1000'), { kind: 'query', message: 'query/limit: must be <= 100 (with ; read as &, as Rack 2 and Go before 1.17 read it)' }, '; as a separator: the other reading is checked too');
+  t.same(query('q=x;q=y')?.message, 'query/q: must be given once (it is not an array) (with ; read as &, as Rack 2 and Go before 1.17 read it)');
+  t.equal(query('q=a;b'), undefined, 'a ; that hides no parameter passes');
   t.same(query('q=books#&limit=1000'), { kind: 'query', message: 'query: a # (a fragment) is not sent in a request; send it encoded, as %23' }, 'a raw # in the query');
   t.equal(query('q=a%23b'), undefined, 'an encoded # is data');
 });
