@@ -10,7 +10,7 @@ import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
 import { compileOperation, isJsonType, type CompiledOperation, type MediaRule } from './operation.js';
 import { canonicalPath } from '../http/canonical-path.js';
-import { otherReadings, PathMatcher, type PathMatch } from './path-matcher.js';
+import { otherReadings, PathMatcher, slashReading, type PathMatch } from './path-matcher.js';
 import { queryReadings, queryValues } from './query-values.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
@@ -39,6 +39,9 @@ const COMPILE_SLICE_MS = 20;
 
 export class CompiledSpec {
   private readonly matcher: PathMatcher<CompiledOperation>;
+  private readonly foldedMatcher: PathMatcher<CompiledOperation>;
+  private readonly foldedBasePaths: readonly string[];
+  private readonly templatesHaveUpperCase: boolean;
 
   private constructor(
     readonly file: string,
@@ -51,6 +54,10 @@ export class CompiledSpec {
     readonly backtracking: BacktrackingPatterns,
   ) {
     this.matcher = new PathMatcher(operations.map((op) => ({ template: op.template, method: op.method, value: op })));
+    // the same templates as a case-insensitive app routes them (misreading)
+    this.foldedMatcher = new PathMatcher(operations.map((op) => ({ template: op.template.toLowerCase(), method: op.method, value: op })));
+    this.foldedBasePaths = basePaths.map((base) => base.toLowerCase());
+    this.templatesHaveUpperCase = operations.some((op) => /[A-Z]/.test(op.template)) || basePaths.some((base) => /[A-Z]/.test(base));
   }
 
   /** Reads, validates, dereferences and compiles the spec; a SpecError says where it is wrong. */
@@ -100,19 +107,25 @@ export class CompiledSpec {
     return bases.flatMap((base) => this.operations.map((op) => ({ method: op.method, route: base + op.template })));
   }
 
-  /** Under the servers' base path, if any; HEAD falls back to GET (HTTP: HEAD is GET without a body). */
-  private match(method: string, raw: string): (PathMatch<CompiledOperation> & { readonly base: string }) | undefined {
+  /**
+   * Under the servers' base path, if any; HEAD falls back to GET (HTTP: HEAD is GET without a
+   * body). `folded`: as an app that ignores case matches it (path, templates and base paths in
+   * lower case).
+   */
+  private match(method: string, raw: string, folded = false): (PathMatch<CompiledOperation> & { readonly base: string }) | undefined {
     // the base path is compared as the templates are (`/%761/orders` is under `/v1`)
-    const path = canonicalPath(raw);
+    const path = folded ? canonicalPath(raw).toLowerCase() : canonicalPath(raw);
+    const basePaths = folded ? this.foldedBasePaths : this.basePaths;
+    const matcher = folded ? this.foldedMatcher : this.matcher;
     let relative = path;
     let base = '';
-    if (this.basePaths.length > 0) {
-      const found = this.basePaths.find((b) => path.startsWith(b) && (path.length === b.length || path.charCodeAt(b.length) === 47 /* / */));
+    if (basePaths.length > 0) {
+      const found = basePaths.find((b) => path.startsWith(b) && (path.length === b.length || path.charCodeAt(b.length) === 47 /* / */));
       if (found === undefined) return undefined;
       base = found;
       relative = path.length === base.length ? '/' : path.slice(base.length);
     }
-    const match = this.matcher.match(method, relative) ?? (method === 'HEAD' ? this.matcher.match('GET', relative) : undefined);
+    const match = matcher.match(method, relative) ?? (method === 'HEAD' ? matcher.match('GET', relative) : undefined);
     return match === undefined ? undefined : { ...match, base };
   }
 
@@ -130,14 +143,8 @@ export class CompiledSpec {
     if (match === undefined) return { operation: undefined, route: undefined, violation: { kind: 'undocumented_operation', message: `${clip(`${method} ${path}`, MAX_QUOTED)} is not an operation of the API` }, body: undefined };
     const op = match.value;
     const route = match.base + op.template;
-    // a path that another app behind reads as another operation (its `;params` dropped, or cut
-    // at a decoded `?`) would pass this one's rules and be served by that one's: refused
-    if (path.indexOf(';') !== -1 || path.indexOf('%') !== -1) {
-      for (const other of otherReadings(canonicalPath(path))) {
-        const read = this.match(method, other)?.value;
-        if (read !== undefined && read !== op) return violation(op, route, 'path', `path: ${clip(path, MAX_QUOTED)} reads as ${read.template} to an app that drops ;params or decodes ? and #`);
-      }
-    }
+    const misread = this.misreading(method, path, op);
+    if (misread !== undefined) return violation(op, route, 'path', misread);
     if (op.pathParams !== undefined && !op.pathParams(splitArrays(match.params ?? {}, op.arrayPathParams))) return violation(op, route, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
     // a fragment hides the rest of the query from an app that drops it (`?x#&status=open`):
     // what is checked here would not be what it reads
@@ -170,6 +177,34 @@ export class CompiledSpec {
     // charset would be another document to it
     if (validate !== undefined && !isUtf8Charset(contentType as string)) return violation(op, route, 'content_type', 'content_type: a JSON body must be UTF-8 (charset=utf-8, or no charset)');
     return { operation: op, route, violation: undefined, body: validate };
+  }
+
+  /**
+   * Why an app behind could read the path as another operation than `op`, which would pass this
+   * one's rules and be served by that one's; undefined when none can. The readings: `;params`
+   * dropped or cut at a decoded `?` or `#` (otherReadings), an encoded slash or a backslash
+   * read as `/` (slashReading), and the path's case ignored (Express's default routing,
+   * ASP.NET's): `/orders/MINE` matches `/orders/{id}` here and is `/orders/mine` to them.
+   */
+  private misreading(method: string, path: string, op: CompiledOperation): string | undefined {
+    const quoted = clip(path, MAX_QUOTED);
+    if (path.indexOf(';') !== -1 || path.indexOf('%') !== -1 || path.indexOf('\\') !== -1) {
+      const canonical = canonicalPath(path);
+      for (const other of otherReadings(canonical)) {
+        const read = this.match(method, other)?.value;
+        if (read !== undefined && read !== op) return `path: ${quoted} reads as ${read.template} to an app that drops ;params or decodes ? and #`;
+      }
+      const slashed = slashReading(canonical);
+      const read = slashed === undefined ? undefined : this.match(method, slashed)?.value;
+      if (read !== undefined && read !== op) return `path: ${quoted} reads as ${read.template} to an app that decodes %2F or reads \\ as /`;
+    }
+    // only a path or a template with an upper-case letter can read otherwise without case
+    if (this.templatesHaveUpperCase || /[A-Z]/.test(path)) {
+      const read = this.match(method, path, true)?.value;
+      // templates that differ in case alone are one route to such an app: not another operation
+      if (read !== undefined && read.template.toLowerCase() !== op.template.toLowerCase()) return `path: ${quoted} reads as ${read.template} to an app that routes paths without regard to case`;
+    }
+    return undefined;
   }
 }
 

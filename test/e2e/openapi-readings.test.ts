@@ -2,9 +2,10 @@
 // sidecars in enforce mode, inbound (HTTP/1.1 and HTTP/2 over mTLS, as frontend) and outbound
 // (the app's plain HTTP/1.1 calls to an upstream whose own sidecar has no spec): a raw `#`
 // (`/orders/mine#x` was checked as /orders/{id}; Express, which parses the target as a URL,
-// serves /orders/mine, past its required header), query keys qs, PHP, Rack or ASP.NET
-// read as a declared parameter (`limit[]`, `LIMIT`), `;` as a query separator (Rack 2) and a
-// fragment in the query. Each is refused with the JSON error, and the app sees
+// serves /orders/mine, past its required header), another case (Express routes without regard
+// to it), an encoded slash (Flask and Django are handed it decoded), query keys qs, PHP, Rack
+// or ASP.NET read as a declared parameter (`limit[]`, `LIMIT`), `;` as a query separator
+// (Rack 2) and a fragment in the query. Each is refused with the JSON error, and the app sees
 // none; what reads the same everywhere still passes.
 
 import t from 'tap';
@@ -89,6 +90,8 @@ const refusal = (r: RawResponse) => ({ status: r.status, error: r.headers['x-mes
 /** Each target, its refusal: status, error code and the start of the message. */
 const REFUSED: ReadonlyArray<[string, number, string, RegExp]> = [
   ['/orders/mine#x', 400, 'bad_request', /no # \(a fragment is not sent\)/],
+  ['/orders/MINE', 400, 'schema_violation', /^path: \/orders\/MINE reads as \/orders\/mine to an app that routes paths without regard to case$/],
+  ['/orders/1%2Frefund', 400, 'schema_violation', /reads as \/orders\/\{id\}\/refund to an app that decodes %2F/],
   ['/search?limit[]=1000', 400, 'schema_violation', /^query\/limit: is given as limit\[\]/],
   ['/search?LIMIT=1000', 400, 'schema_violation', /^query\/limit: is given as LIMIT/],
   ['/search?q=x;limit=1000', 400, 'schema_violation', /^query\/limit: must be <= 100 \(with ; read as &/],
@@ -105,12 +108,13 @@ t.test('inbound, HTTP/1.1: each reading refused with the JSON error; the app see
   t.same(served, ['GET /orders/mine', 'GET /orders/group%2Fproject', 'GET /search?q=a;b&limit=5&filter[color]=red']);
 });
 
-t.test('inbound, HTTP/2: a raw # is refused too', async (t) => {
+t.test('inbound, HTTP/2: a raw # and another case are refused too', async (t) => {
   served.length = 0;
   const session = await h2Connect(orders.inboundPort, { ...mtls, ALPNProtocols: ['h2'] });
   t.teardown(() => session.close());
   const get = (path: string) => h2Request(session, { ':method': 'GET', ':path': path, ':authority': 'orders' });
   t.match((await get('/orders/mine#x')).headers, { ':status': 400, 'x-meshcar-error': 'bad_request' }, '/orders/mine#x');
+  t.match((await get('/orders/MINE')).headers, { ':status': 400, 'x-meshcar-error': 'schema_violation' }, '/orders/MINE');
   t.match((await get('/search?limit[]=1000')).headers, { ':status': 400, 'x-meshcar-error': 'schema_violation' }, '/search?limit[]=1000');
   t.same(served, []);
   t.equal((await get('/orders/7')).headers[':status'], 200);

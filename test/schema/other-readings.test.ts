@@ -1,8 +1,9 @@
 // src/schema: requests that a server behind reads otherwise than the check does are refused, not
 // passed as the operation they seem to be: a raw `#` (an app that parses the target as a URL
-// drops it and all after it), and query keys that some servers read as a declared
-// parameter (`limit[]` to qs, PHP and Rack, `LIMIT` to ASP.NET, `;` as a separator to Rack 2).
-// What reads the same everywhere still passes.
+// drops it and all after it), an encoded slash or backslash (WSGI apps get the path decoded),
+// another case (Express and ASP.NET route without regard to it), and query keys that some
+// servers read as a declared parameter (`limit[]` to qs, PHP and Rack, `LIMIT` to ASP.NET,
+// `;` as a separator to Rack 2). What reads the same everywhere still passes.
 
 import t from 'tap';
 import { join } from 'node:path';
@@ -54,6 +55,18 @@ t.test('a path another server reads as another operation is a path violation', a
   // a raw # (Node's parser and both HTTP/2 codecs pass it): Express reads /orders/mine
   t.same(check('/orders/mine#x'), { kind: 'path', message: 'path: /orders/mine#x is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, an empty first segment, or a #)' }, 'a raw #');
   t.equal(check('/orders/7%23x'), undefined, 'an encoded # is data: the id 7#x');
+  // an encoded slash: Flask and Django are handed /orders/1/refund
+  t.same(check('/orders/1%2Frefund'), { kind: 'path', message: 'path: /orders/1%2Frefund reads as /orders/{id}/refund to an app that decodes %2F or reads \\ as /' }, 'an encoded slash');
+  t.same(check('/orders/1%2frefund')?.kind, 'path', 'in lower-case hex too');
+  t.same(check('/orders/1\\refund')?.kind, 'path', 'a backslash');
+  t.same(check('/orders/1%5Crefund')?.kind, 'path', 'an encoded backslash');
+  t.equal(check('/orders/group%2Fproject'), undefined, 'an encoded slash that reads as no other operation is a value (GitLab-style ids)');
+  // another case: Express (by default) and ASP.NET serve /orders/MINE as /orders/mine
+  t.same(check('/orders/MINE'), { kind: 'path', message: 'path: /orders/MINE reads as /orders/mine to an app that routes paths without regard to case' }, 'another case');
+  t.same(check('/orders/Mine')?.kind, 'path');
+  t.equal(check('/orders/Mine2'), undefined, 'an id with capitals that is no literal path stays an id');
+  t.same(check('/Reports/DAILY')?.message, 'path: /Reports/DAILY reads as /reports/daily to an app that routes paths without regard to case', 'a template with capitals');
+  t.equal(check('/Reports/weekly'), undefined);
   t.same(spec.check('GET', '/orders/mine', '', { 'x-owner': 'me' }, false).violation, undefined, 'the literal operation itself passes');
   t.same(check('/orders/mine')?.kind, 'header', 'and is held to its own rules');
 });
