@@ -12,6 +12,7 @@ import { compileOperation, isJsonType, type CompiledOperation, type MediaRule } 
 import { canonicalPath } from '../http/canonical-path.js';
 import { otherReadings, PathMatcher, slashReading, type PathMatch } from './path-matcher.js';
 import { queryReadings, queryValues } from './query-values.js';
+import { methodOverride } from './method-override.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { isAcceptablePath } from '../http/request-target.js';
@@ -145,6 +146,8 @@ export class CompiledSpec {
     const route = match.base + op.template;
     const misread = this.misreading(method, path, op);
     if (misread !== undefined) return violation(op, route, 'path', misread);
+    const override = methodOverride(method, query, headers, op);
+    if (override !== undefined) return violation(op, route, override.kind, override.message);
     if (op.pathParams !== undefined && !op.pathParams(splitArrays(match.params ?? {}, op.arrayPathParams))) return violation(op, route, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
     // a fragment hides the rest of the query from an app that drops it (`?x#&status=open`):
     // what is checked here would not be what it reads

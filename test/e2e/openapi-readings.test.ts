@@ -5,8 +5,9 @@
 // serves /orders/mine, past its required header), another case (Express routes without regard
 // to it), an encoded slash (Flask and Django are handed it decoded), query keys qs, PHP, Rack
 // or ASP.NET read as a declared parameter (`limit[]`, `LIMIT`), `;` as a query separator
-// (Rack 2) and a fragment in the query. Each is refused with the JSON error, and the app sees
-// none; what reads the same everywhere still passes.
+// (Rack 2), a fragment in the query, and a method override the spec does not declare. Each
+// is refused with the JSON error, and the app sees none; what reads the same everywhere still
+// passes.
 
 import t from 'tap';
 import http from 'node:http';
@@ -87,6 +88,9 @@ const inbound = (target: string, extra?: string) => rawTlsRequest(orders.inbound
 const outbound = (target: string, extra?: string) => rawTcpRequest(frontend.outboundPort, head(target, 'billing', extra));
 const refusal = (r: RawResponse) => ({ status: r.status, error: r.headers['x-meshcar-error'], message: r.headers['content-type']?.startsWith('application/json') ? (JSON.parse(r.body) as { message: string }).message : r.body });
 
+/** Express's method-override middleware would run DELETE /orders/7, which the spec lacks. */
+const OVERRIDE = 'X-HTTP-Method-Override: DELETE\r\n';
+
 /** Each target, its refusal: status, error code and the start of the message. */
 const REFUSED: ReadonlyArray<[string, number, string, RegExp]> = [
   ['/orders/mine#x', 400, 'bad_request', /no # \(a fragment is not sent\)/],
@@ -101,6 +105,7 @@ const REFUSED: ReadonlyArray<[string, number, string, RegExp]> = [
 t.test('inbound, HTTP/1.1: each reading refused with the JSON error; the app sees none', async (t) => {
   served.length = 0;
   for (const [target, status, error, message] of REFUSED) t.match(refusal(await inbound(target)), { status, error, message }, target);
+  t.match(refusal(await inbound('/orders/7', OVERRIDE)), { status: 400, error: 'schema_violation', message: /^header\/x-http-method-override: asks for DELETE/ }, 'a method override');
   t.same(served, [], 'the app served none of them');
   t.equal((await inbound('/orders/mine', 'x-owner: me\r\n')).status, 200, 'the literal operation, as documented');
   t.equal((await inbound('/orders/group%2Fproject')).status, 200, 'an encoded slash that reads as no other operation is an id');
@@ -127,6 +132,7 @@ t.test("outbound: the app's calls are held the same way before they leave", asyn
     const wanted = target.startsWith('/orders/mine#') ? { status: 400, error: 'schema_violation', message: /is not a plain absolute path \(.*or a #\)/ } : { status: 400, error: 'schema_violation', message };
     t.match(refusal(await outbound(target)), wanted, target);
   }
+  t.match(refusal(await outbound('/orders/7', OVERRIDE)), { status: 400, error: 'schema_violation', message: /^header\/x-http-method-override: asks for DELETE/ }, 'a method override');
   t.same(served, [], 'billing (whose sidecar has no spec) served none of them');
   t.equal((await outbound('/orders/mine', 'x-owner: me\r\n')).status, 200);
   t.same(served, ['GET /orders/mine']);
