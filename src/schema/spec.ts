@@ -179,6 +179,10 @@ export class CompiledSpec {
     // JSON is UTF-8 (RFC 8259 §8.1): a body validated as UTF-8 but read by the app in another
     // charset would be another document to it
     if (validate !== undefined && !isUtf8Charset(contentType as string)) return violation(op, route, 'content_type', 'content_type: a JSON body must be UTF-8 (charset=utf-8, or no charset)');
+    // the check reads the bytes as sent; an app that undoes a content coding (Express's
+    // body-parser inflates gzip, deflate and br) would parse another document than the one checked
+    const coding = headers['content-encoding'];
+    if (validate !== undefined && coding !== undefined && coding.trim().toLowerCase() !== 'identity') return violation(op, route, 'content_type', `content_type: a JSON body is checked as sent, so it cannot have a Content-Encoding (${clip(coding, MAX_QUOTED)})`);
     return { operation: op, route, violation: undefined, body: validate };
   }
 

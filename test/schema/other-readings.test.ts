@@ -3,8 +3,9 @@
 // drops it and all after it), an encoded slash or backslash (WSGI apps get the path decoded),
 // another case (Express and ASP.NET route without regard to it), and query keys that some
 // servers read as a declared parameter (`limit[]` to qs, PHP and Rack, `LIMIT` to ASP.NET,
-// `;` as a separator to Rack 2), and a method override (`X-HTTP-Method-Override: DELETE` on a
-// POST) the spec does not declare. What reads the same everywhere still passes.
+// `;` as a separator to Rack 2), a method override (`X-HTTP-Method-Override: DELETE` on a
+// POST) the spec does not declare, and a JSON body with a Content-Encoding (checked as sent,
+// inflated by the app). What reads the same everywhere still passes.
 
 import t from 'tap';
 import { join } from 'node:path';
@@ -123,4 +124,15 @@ t.test('a method override the operation does not declare is refused: the app wou
   t.equal(post('/orders/1', '_method=post', { 'x-http-method-override': 'POST' }), undefined, 'the method itself is no override');
   t.equal(post('/legacy', '_method=PATCH', { 'x-http-method-override': 'PATCH' }), undefined, 'an override the operation declares passes');
   t.same(post('/legacy', '', { 'x-http-method-override': 'DELETE' }), { kind: 'header', message: 'header/x-http-method-override: must be one of "PATCH"' }, "and is held to the declared parameter's schema");
+});
+
+t.test('a JSON body with a content coding is refused: an app that decodes it would parse another document', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC.replace('paths:\n', 'paths:\n  /items:\n    post:\n      requestBody: {content: {application/json: {schema: {type: object}}}}\n      responses: {"200": {description: ok}}\n') });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const post = (headers: Record<string, string>) => spec.check('POST', '/items', '', { 'content-type': 'application/json', ...headers }, true);
+  for (const coding of ['gzip', 'deflate', 'br', 'GZIP ', 'identity, gzip']) {
+    t.same(post({ 'content-encoding': coding }).violation, { kind: 'content_type', message: `content_type: a JSON body is checked as sent, so it cannot have a Content-Encoding (${coding})` }, `Content-Encoding: ${coding}`);
+  }
+  t.equal(post({ 'content-encoding': 'identity' }).violation, undefined, 'identity is no coding');
+  t.ok(post({}).body, 'without one, the body is validated as before');
 });
