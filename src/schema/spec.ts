@@ -13,6 +13,7 @@ import { canonicalPath } from '../http/canonical-path.js';
 import { otherReadings, PathMatcher, slashReading, type PathMatch } from './path-matcher.js';
 import { queryReadings, queryValues } from './query-values.js';
 import { methodOverride } from './method-override.js';
+import { underscoreAlias } from './header-aliases.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { isAcceptablePath } from '../http/request-target.js';
@@ -160,6 +161,8 @@ export class CompiledSpec {
       }
     }
     if (op.headers !== undefined) {
+      const alias = underscoreAlias(headers, op.headerNames);
+      if (alias !== undefined) return violation(op, route, 'header', alias);
       const values: Record<string, unknown> = {};
       for (const name of op.headerNames) if (headers[name] !== undefined) values[name] = headers[name];
       splitArrays(values, op.arrayHeaderNames);

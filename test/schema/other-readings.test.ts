@@ -4,8 +4,9 @@
 // another case (Express and ASP.NET route without regard to it), and query keys that some
 // servers read as a declared parameter (`limit[]` to qs, PHP and Rack, `LIMIT` to ASP.NET,
 // `;` as a separator to Rack 2), a method override (`X-HTTP-Method-Override: DELETE` on a
-// POST) the spec does not declare, and a JSON body with a Content-Encoding (checked as sent,
-// inflated by the app). What reads the same everywhere still passes.
+// POST) the spec does not declare, a JSON body with a Content-Encoding (checked as sent,
+// inflated by the app), and a declared header spelled with `_` (CGI and WSGI read `X_Owner` as
+// X-Owner). What reads the same everywhere still passes.
 
 import t from 'tap';
 import { join } from 'node:path';
@@ -135,4 +136,15 @@ t.test('a JSON body with a content coding is refused: an app that decodes it wou
   }
   t.equal(post({ 'content-encoding': 'identity' }).violation, undefined, 'identity is no coding');
   t.ok(post({}).body, 'without one, the body is validated as before');
+});
+
+t.test('a declared header spelled with _ for - is refused: CGI and WSGI servers read it as the declared one', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const check = (headers: Record<string, string>) => spec.check('GET', '/orders/mine', '', headers, false).violation;
+  const message = 'header/x-owner: is given as x_owner, which CGI and WSGI servers read as x-owner; send it as x-owner';
+  t.same(check({ 'x-owner': 'me', x_owner: 'evil' }), { kind: 'header', message }, 'both spellings: the server picks one');
+  t.same(check({ x_owner: 'me' }), { kind: 'header', message }, 'the _ spelling alone');
+  t.equal(check({ 'x-owner': 'me', x_other: '1' }), undefined, 'a name with _ that is no declared header passes');
+  t.equal(spec.check('GET', '/orders/7', '', { x_owner: 'evil' }, false).violation, undefined, 'an operation without header parameters is not concerned');
 });
