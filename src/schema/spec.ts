@@ -56,10 +56,11 @@ export class CompiledSpec {
     readonly backtracking: BacktrackingPatterns,
   ) {
     this.matcher = new PathMatcher(operations.map((op) => ({ template: op.template, method: op.method, value: op })));
-    // the same templates as a case-insensitive app routes them (misreading)
-    this.foldedMatcher = new PathMatcher(operations.map((op) => ({ template: op.template.toLowerCase(), method: op.method, value: op })));
+    // the templates as a case-insensitive app routes them (misreading): most specs write their
+    // literal parts in lower case, and share the matcher (a second one costs ~150 ms at 20,000 operations)
+    this.templatesHaveUpperCase = operations.some((op) => /[A-Z]/.test(op.template.replace(/\{[^}]*\}/g, ''))) || basePaths.some((base) => /[A-Z]/.test(base));
+    this.foldedMatcher = this.templatesHaveUpperCase ? new PathMatcher(operations.map((op) => ({ template: op.template.toLowerCase(), method: op.method, value: op }))) : this.matcher;
     this.foldedBasePaths = basePaths.map((base) => base.toLowerCase());
-    this.templatesHaveUpperCase = operations.some((op) => /[A-Z]/.test(op.template)) || basePaths.some((base) => /[A-Z]/.test(base));
   }
 
   /** Reads, validates, dereferences and compiles the spec; a SpecError says where it is wrong. */
