@@ -1,8 +1,9 @@
 // A request's query as the OpenAPI check reads it: the declared parameters' values, ready for
 // the operation's query validator (src/schema/spec.ts), read the way every server behind might
 // read them. Servers disagree: which copy of a repeated parameter counts (Django and Rails the
-// last, Express an array), whether `limit[]` or `LIMIT` is `limit` (Express's default query
-// parser qs, PHP and Rack read brackets; ASP.NET ignores case), and whether `;` separates
+// last, Express an array), whether `limit[]`, `LIMIT` or `per.page` is a declared `limit` or
+// `per_page` (Express's default query parser qs, PHP and Rack read brackets; ASP.NET ignores
+// case; PHP reads `.` and spaces as `_`), and whether `;` separates
 // parameters (Rack 2, Go before 1.17, Python before 3.9.2). Any reading the check does not
 // hold would let a value the spec forbids reach such an app unchecked, so each is either
 // refused (a spelling with no meaning in OpenAPI) or checked too (the `;` reading).
@@ -55,31 +56,37 @@ function onceOnly(name: string): string {
   return `query/${name}: must be given once (it is not an array)`;
 }
 
-/** Each operation's checked parameter names, as declared and by their lower-case form (built on first use). */
+/** Each operation's checked parameter names, as declared and by their folded form (built on first use). */
 const NAMES = new WeakMap<CompiledOperation, { readonly exact: ReadonlySet<string>; readonly folded: ReadonlyMap<string, string> }>();
 
 /**
  * A key that is not a checked parameter's name but that some server reads as one: the name
- * in another case (ASP.NET binds `LIMIT` to `limit`), or followed by brackets (`limit[]=1000`,
+ * in another case (ASP.NET binds `LIMIT` to `limit`), followed by brackets (`limit[]=1000`,
  * `limit[x]=1000`: qs, Express's default, makes req.query.limit an array or object of them;
- * PHP and Rack as well). Neither spelling means anything in the styles checked here, so the
- * check cannot hold its value: refused. Keys of parameters left alone (deepObject's
- * `filter[color]`) are not checked names, and pass.
+ * PHP and Rack as well), or with `.` or a space for `_` (PHP, so Laravel and Symfony, reads
+ * `per.page` and `per page` as per_page). None of these spellings means anything in the styles
+ * checked here, so the check cannot hold its value: refused. Keys of parameters left alone
+ * (deepObject's `filter[color]`) are not checked names, and pass.
  */
 function misspelledParameter(op: CompiledOperation, search: URLSearchParams): string | undefined {
   if (op.queryParams.length === 0) return undefined;
   let names = NAMES.get(op);
   if (names === undefined) {
-    names = { exact: new Set(op.queryParams.map((p) => p.name)), folded: new Map(op.queryParams.map((p) => [p.name.toLowerCase(), p.name])) };
+    names = { exact: new Set(op.queryParams.map((p) => p.name)), folded: new Map(op.queryParams.map((p) => [fold(p.name), p.name])) };
     NAMES.set(op, names);
   }
   for (const key of search.keys()) {
     if (names.exact.has(key)) continue;
     const bracket = key.indexOf('[');
-    const name = names.folded.get((bracket > 0 ? key.slice(0, bracket) : key).toLowerCase());
-    if (name !== undefined) return `query/${name}: is given as ${clip(key, MAX_QUOTED)}, which some servers read as ${name} (brackets: qs, PHP, Rack; another case: ASP.NET); send it as ${name}`;
+    const name = names.folded.get(fold(bracket > 0 ? key.slice(0, bracket) : key));
+    if (name !== undefined) return `query/${name}: is given as ${clip(key, MAX_QUOTED)}, which some servers read as ${name} (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _: PHP); send it as ${name}`;
   }
   return undefined;
+}
+
+/** A name as the most lenient of those servers compares it: lower case, leading spaces dropped, `.` and spaces read as `_` (PHP). */
+function fold(name: string): string {
+  return name.toLowerCase().replace(/^ +/, '').replace(/[. ]/g, '_');
 }
 
 /**

@@ -58,6 +58,7 @@ paths:
         - {name: limit, in: query, schema: {type: integer, maximum: 100}}
         - {name: tag, in: query, schema: {type: array, items: {type: string}}}
         - {name: filter, in: query, style: deepObject, schema: {type: object}}
+        - {name: per_page, in: query, schema: {type: integer, maximum: 100}}
       responses: {"200": {description: ok}}
 `;
 
@@ -89,13 +90,18 @@ t.test('query keys and separators another server reads as a declared parameter a
   const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
   const query = (q: string) => spec.check('GET', '/search', q, {}, false).violation;
   t.equal(query('q=books&limit=5&tag=a&tag=b'), undefined, 'as declared: passes');
-  const spelled = (key: string) => ({ kind: 'query', message: `query/limit: is given as ${key}, which some servers read as limit (brackets: qs, PHP, Rack; another case: ASP.NET); send it as limit` });
+  const spelled = (key: string) => ({ kind: 'query', message: `query/limit: is given as ${key}, which some servers read as limit (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _: PHP); send it as limit` });
   // Express's default query parser (qs) makes req.query.limit ['1000']: parseInt reads 1000
   t.same(query('limit[]=1000'), spelled('limit[]'), 'brackets: qs, PHP, Rack');
   t.same(query('limit%5B%5D=1000'), spelled('limit[]'), 'encoded brackets');
   t.same(query('limit[x]=1000'), spelled('limit[x]'), 'an object key');
   t.same(query('LIMIT=1000'), spelled('LIMIT'), 'another case: ASP.NET binds it to limit');
   t.same(query('limit=5&Limit=1000'), spelled('Limit'));
+  // PHP (Laravel, Symfony) reads . and spaces in a key as _: per.page is per_page to it
+  t.same(query('per.page=1000')?.message, 'query/per_page: is given as per.page, which some servers read as per_page (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _: PHP); send it as per_page', '. for _: PHP');
+  t.same(query('per+page=1000')?.kind, 'query', 'a space for _ (+ in a query)');
+  t.same(query('%20per_page=1000')?.kind, 'query', 'a leading space, which PHP drops');
+  t.equal(query('per_page=50'), undefined);
   t.equal(query('filter[color]=red'), undefined, "a deepObject parameter's keys (not checked) pass");
   t.equal(query('other[]=1&Other=2'), undefined, 'keys of no declared parameter pass');
   // Rack 2 (Rails 6), Go before 1.17 and Python before 3.9.2 split at ; as at &
