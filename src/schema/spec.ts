@@ -209,8 +209,9 @@ export class CompiledSpec {
       const read = slashed === undefined ? undefined : this.match(method, slashed)?.value;
       if (read !== undefined && read !== op) return `path: ${quoted} reads as ${read.template} to an app that decodes %2F or reads \\ as /`;
     }
-    // only a path or a template with an upper-case letter can read otherwise without case
-    if (this.templatesHaveUpperCase || /[A-Z]/.test(path)) {
+    // only a path or a template with an upper-case letter can read otherwise without case; the
+    // path's letters as the app reads them (`%4d%49%4e%45` is MINE, with no capital as sent)
+    if (this.templatesHaveUpperCase || /[A-Z]/.test(canonicalPath(path))) {
       const read = this.match(method, path, true)?.value;
       // templates that differ in case alone are one route to such an app: not another operation
       if (read !== undefined && read.template.toLowerCase() !== op.template.toLowerCase()) return `path: ${quoted} reads as ${read.template} to an app that routes paths without regard to case`;

@@ -78,6 +78,11 @@ t.test('a path another server reads as another operation is a path violation', a
   // another case: Express (by default) and ASP.NET serve /orders/MINE as /orders/mine
   t.same(check('/orders/MINE'), { kind: 'path', message: 'path: /orders/MINE reads as /orders/mine to an app that routes paths without regard to case' }, 'another case');
   t.same(check('/orders/Mine')?.kind, 'path');
+  // a spec whose templates are all lower case: the path's capitals alone call for the case reading
+  const lowerOnly = SPEC.replace(/  \/Reports\/\{name\}:[\s\S]*?(?=  \/reports\/daily:)/, '');
+  const lower = await CompiledSpec.load(join(t.testdir({ 'lower.yaml': lowerOnly }), 'lower.yaml'));
+  t.same(lower.check('GET', '/orders/MINE', '', {}, false).violation?.kind, 'path');
+  t.same(lower.check('GET', '/orders/%4d%49%4e%45', '', {}, false).violation?.kind, 'path', 'capitals spelled as escapes, with no capital as sent');
   t.equal(check('/orders/Mine2'), undefined, 'an id with capitals that is no literal path stays an id');
   t.same(check('/Reports/DAILY')?.message, 'path: /Reports/DAILY reads as /reports/daily to an app that routes paths without regard to case', 'a template with capitals');
   t.equal(check('/Reports/weekly'), undefined);
