@@ -4,7 +4,7 @@
 // percent-decode once or twice, read `\` or an encoded slash as `/`, and then resolve dot
 // segments. Any path on which those readings could move it out of the prefix it matched
 // (`/public/..;/admin`, `/public/%2e%2e/admin`, `/public/%252e%252e/admin`) is refused outright,
-// and so is anything a lenient decoder could turn into a dot or a slash.
+// and so is anything a lenient decoder could turn into a dot or a slash, and a raw `#`.
 
 /** The path of an origin-form target (`/a/b?q` → `/a/b`); the asterisk form stays `*`. */
 export function pathOf(target: string): string {
@@ -14,10 +14,10 @@ export function pathOf(target: string): string {
 
 /**
  * What sends a path down the slow path: a dot after a slash, a percent sign, a backslash, a
- * semicolon, a non-ASCII character (HTTP/2 lets raw bytes through as latin1), or a leading `//`.
+ * semicolon, a `#`, a non-ASCII character (HTTP/2 lets raw bytes through as latin1), or a leading `//`.
  * One regular expression costs what three indexOf calls cost, and most paths match none of it.
  */
-const NEEDS_A_CLOSER_LOOK = /[%\\;\u0080-\uffff]|\/\.|^\/\//;
+const NEEDS_A_CLOSER_LOOK = /[%\\;#\u0080-\uffff]|\/\.|^\/\//;
 
 /**
  * `%25` (an encoded `%`) in front of an encoded dot, slash or backslash: double encoding, which
@@ -36,6 +36,11 @@ const MAX_DECODES = 3;
 export function isAcceptablePath(path: string): boolean {
   if (path.charCodeAt(0) !== 47 /* '/' */) return path === '*';
   if (!NEEDS_A_CLOSER_LOOK.test(path)) return true;
+  // a fragment is never part of a request target (RFC 9112 §3.2), yet Node's parser and both
+  // HTTP/2 codecs pass a raw `#` on, and an app that parses the target as a URL (Express,
+  // `new URL`) drops it and all that follows: `/orders/mine#x` was checked as `/orders/{id}`
+  // (and matched rules as written) and served as `/orders/mine`
+  if (path.indexOf('#') !== -1) return false;
   if (DOUBLE_ENCODED.test(path)) return false;
   // the path as an app sees it after decoding once, and again for an app that decodes twice
   // (`%253b` is `;` to it, `%2500` NUL): every reading must be plain

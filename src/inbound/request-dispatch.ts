@@ -96,7 +96,7 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
     return;
   }
   if (!isAcceptablePath(exchange.path)) {
-    exchange.fail('bad_request', 'the request path must be a plain absolute path: no dot segments (also with ;params or encoded), no double-encoded dots or slashes, no empty first segment');
+    exchange.fail('bad_request', 'the request path must be a plain absolute path: no dot segments (also with ;params or encoded), no double-encoded dots or slashes, no empty first segment, no # (a fragment is not sent)');
     return;
   }
   // (an HTTP/1.1 request has no :authority: Node's parser refuses a ':' in a field name)

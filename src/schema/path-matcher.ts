@@ -140,6 +140,17 @@ export function otherReadings(path: string): string[] {
   return readings;
 }
 
+/**
+ * The path (canonical form) as an app reads it that takes an encoded slash, or a backslash, for
+ * a `/`: WSGI and CGI apps (Flask, Django) are handed the path decoded, gorilla/mux routes on
+ * the decoded path, some read `\` as `/`. `/orders/1%2Fcancel` is `/orders/1/cancel` to them,
+ * one `{id}` to the matcher. Undefined for a path that has neither.
+ */
+export function slashReading(path: string): string | undefined {
+  if (path.indexOf('%2F') === -1 && path.indexOf('\\') === -1) return undefined;
+  return path.replace(/%2F|\\/g, '/');
+}
+
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -10,7 +10,10 @@ import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
 import { compileOperation, isJsonType, type CompiledOperation, type MediaRule } from './operation.js';
 import { canonicalPath } from '../http/canonical-path.js';
-import { otherReadings, PathMatcher, type PathMatch } from './path-matcher.js';
+import { otherReadings, PathMatcher, slashReading, type PathMatch } from './path-matcher.js';
+import { queryReadings, queryValues } from './query-values.js';
+import { methodOverride } from './method-override.js';
+import { underscoreAlias } from './header-aliases.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { isAcceptablePath } from '../http/request-target.js';
@@ -38,6 +41,9 @@ const COMPILE_SLICE_MS = 20;
 
 export class CompiledSpec {
   private readonly matcher: PathMatcher<CompiledOperation>;
+  private readonly foldedMatcher: PathMatcher<CompiledOperation>;
+  private readonly foldedBasePaths: readonly string[];
+  private readonly templatesHaveUpperCase: boolean;
 
   private constructor(
     readonly file: string,
@@ -50,6 +56,11 @@ export class CompiledSpec {
     readonly backtracking: BacktrackingPatterns,
   ) {
     this.matcher = new PathMatcher(operations.map((op) => ({ template: op.template, method: op.method, value: op })));
+    // the templates as a case-insensitive app routes them (misreading): most specs write their
+    // literal parts in lower case, and share the matcher (a second one costs ~150 ms at 20,000 operations)
+    this.templatesHaveUpperCase = operations.some((op) => /[A-Z]/.test(op.template.replace(/\{[^}]*\}/g, ''))) || basePaths.some((base) => /[A-Z]/.test(base));
+    this.foldedMatcher = this.templatesHaveUpperCase ? new PathMatcher(operations.map((op) => ({ template: op.template.toLowerCase(), method: op.method, value: op }))) : this.matcher;
+    this.foldedBasePaths = basePaths.map((base) => base.toLowerCase());
   }
 
   /** Reads, validates, dereferences and compiles the spec; a SpecError says where it is wrong. */
@@ -99,19 +110,25 @@ export class CompiledSpec {
     return bases.flatMap((base) => this.operations.map((op) => ({ method: op.method, route: base + op.template })));
   }
 
-  /** Under the servers' base path, if any; HEAD falls back to GET (HTTP: HEAD is GET without a body). */
-  private match(method: string, raw: string): (PathMatch<CompiledOperation> & { readonly base: string }) | undefined {
+  /**
+   * Under the servers' base path, if any; HEAD falls back to GET (HTTP: HEAD is GET without a
+   * body). `folded`: as an app that ignores case matches it (path, templates and base paths in
+   * lower case).
+   */
+  private match(method: string, raw: string, folded = false): (PathMatch<CompiledOperation> & { readonly base: string }) | undefined {
     // the base path is compared as the templates are (`/%761/orders` is under `/v1`)
-    const path = canonicalPath(raw);
+    const path = folded ? canonicalPath(raw).toLowerCase() : canonicalPath(raw);
+    const basePaths = folded ? this.foldedBasePaths : this.basePaths;
+    const matcher = folded ? this.foldedMatcher : this.matcher;
     let relative = path;
     let base = '';
-    if (this.basePaths.length > 0) {
-      const found = this.basePaths.find((b) => path.startsWith(b) && (path.length === b.length || path.charCodeAt(b.length) === 47 /* / */));
+    if (basePaths.length > 0) {
+      const found = basePaths.find((b) => path.startsWith(b) && (path.length === b.length || path.charCodeAt(b.length) === 47 /* / */));
       if (found === undefined) return undefined;
       base = found;
       relative = path.length === base.length ? '/' : path.slice(base.length);
     }
-    const match = this.matcher.match(method, relative) ?? (method === 'HEAD' ? this.matcher.match('GET', relative) : undefined);
+    const match = matcher.match(method, relative) ?? (method === 'HEAD' ? matcher.match('GET', relative) : undefined);
     return match === undefined ? undefined : { ...match, base };
   }
 
@@ -124,26 +141,29 @@ export class CompiledSpec {
     // a path an app could read as another (`/orders/..%2Fadmin` matches `/orders/{id}`, and a
     // normalising upstream serves /admin) is not the operation it seems to be: the inbound
     // refuses such paths before this, the outbound's calls only meet them here
-    if (!isAcceptablePath(path)) return { operation: undefined, route: undefined, violation: { kind: 'path', message: `path: ${clip(path, MAX_QUOTED)} is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, or an empty first segment)` }, body: undefined };
+    if (!isAcceptablePath(path)) return { operation: undefined, route: undefined, violation: { kind: 'path', message: `path: ${clip(path, MAX_QUOTED)} is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, an empty first segment, or a #)` }, body: undefined };
     const match = this.match(method, path);
     if (match === undefined) return { operation: undefined, route: undefined, violation: { kind: 'undocumented_operation', message: `${clip(`${method} ${path}`, MAX_QUOTED)} is not an operation of the API` }, body: undefined };
     const op = match.value;
     const route = match.base + op.template;
-    // a path that another app behind reads as another operation (its `;params` dropped, or cut
-    // at a decoded `?`) would pass this one's rules and be served by that one's: refused
-    if (path.indexOf(';') !== -1 || path.indexOf('%') !== -1) {
-      for (const other of otherReadings(canonicalPath(path))) {
-        const read = this.match(method, other)?.value;
-        if (read !== undefined && read !== op) return violation(op, route, 'path', `path: ${clip(path, MAX_QUOTED)} reads as ${read.template} to an app that drops ;params or decodes ? and #`);
+    const misread = this.misreading(method, path, op);
+    if (misread !== undefined) return violation(op, route, 'path', misread);
+    const override = methodOverride(method, query, headers, op);
+    if (override !== undefined) return violation(op, route, override.kind, override.message);
+    if (op.pathParams !== undefined && !op.pathParams(splitArrays(match.params ?? {}, op.arrayPathParams))) return violation(op, route, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
+    // a fragment hides the rest of the query from an app that drops it (`?x#&status=open`):
+    // what is checked here would not be what it reads
+    if (query.indexOf('#') !== -1) return violation(op, route, 'query', 'query: a # (a fragment) is not sent in a request; send it encoded, as %23');
+    if (op.query !== undefined) {
+      for (const reading of queryReadings(query)) {
+        const values = queryValues(op, reading.query);
+        if (typeof values === 'string') return violation(op, route, 'query', values + reading.note);
+        if (!op.query(values)) return violation(op, route, 'query', describeAjvError('query', op.query.errors?.[0]) + reading.note);
       }
     }
-    if (op.pathParams !== undefined && !op.pathParams(splitArrays(match.params ?? {}, op.arrayPathParams))) return violation(op, route, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
-    if (op.query !== undefined) {
-      const values = queryValues(op, query);
-      if (typeof values === 'string') return violation(op, route, 'query', `query/${values}: must be given once (it is not an array)`);
-      if (!op.query(values)) return violation(op, route, 'query', describeAjvError('query', op.query.errors?.[0]));
-    }
     if (op.headers !== undefined) {
+      const alias = underscoreAlias(headers, op.headerNames);
+      if (alias !== undefined) return violation(op, route, 'header', alias);
       const values: Record<string, unknown> = {};
       for (const name of op.headerNames) if (headers[name] !== undefined) values[name] = headers[name];
       splitArrays(values, op.arrayHeaderNames);
@@ -163,55 +183,45 @@ export class CompiledSpec {
     // JSON is UTF-8 (RFC 8259 §8.1): a body validated as UTF-8 but read by the app in another
     // charset would be another document to it
     if (validate !== undefined && !isUtf8Charset(contentType as string)) return violation(op, route, 'content_type', 'content_type: a JSON body must be UTF-8 (charset=utf-8, or no charset)');
+    // the check reads the bytes as sent; an app that undoes a content coding (Express's
+    // body-parser inflates gzip, deflate and br) would parse another document than the one checked
+    const coding = headers['content-encoding'];
+    if (validate !== undefined && coding !== undefined && coding.trim().toLowerCase() !== 'identity') return violation(op, route, 'content_type', `content_type: a JSON body is checked as sent, so it cannot have a Content-Encoding (${clip(coding, MAX_QUOTED)})`);
     return { operation: op, route, violation: undefined, body: validate };
+  }
+
+  /**
+   * Why an app behind could read the path as another operation than `op`, which would pass this
+   * one's rules and be served by that one's; undefined when none can. The readings: `;params`
+   * dropped or cut at a decoded `?` or `#` (otherReadings), an encoded slash or a backslash
+   * read as `/` (slashReading), and the path's case ignored (Express's default routing,
+   * ASP.NET's): `/orders/MINE` matches `/orders/{id}` here and is `/orders/mine` to them.
+   */
+  private misreading(method: string, path: string, op: CompiledOperation): string | undefined {
+    const quoted = clip(path, MAX_QUOTED);
+    if (path.indexOf(';') !== -1 || path.indexOf('%') !== -1 || path.indexOf('\\') !== -1) {
+      const canonical = canonicalPath(path);
+      for (const other of otherReadings(canonical)) {
+        const read = this.match(method, other)?.value;
+        if (read !== undefined && read !== op) return `path: ${quoted} reads as ${read.template} to an app that drops ;params or decodes ? and #`;
+      }
+      const slashed = slashReading(canonical);
+      const read = slashed === undefined ? undefined : this.match(method, slashed)?.value;
+      if (read !== undefined && read !== op) return `path: ${quoted} reads as ${read.template} to an app that decodes %2F or reads \\ as /`;
+    }
+    // only a path or a template with an upper-case letter can read otherwise without case; the
+    // path's letters as the app reads them (`%4d%49%4e%45` is MINE, with no capital as sent)
+    if (this.templatesHaveUpperCase || /[A-Z]/.test(canonicalPath(path))) {
+      const read = this.match(method, path, true)?.value;
+      // templates that differ in case alone are one route to such an app: not another operation
+      if (read !== undefined && read.template.toLowerCase() !== op.template.toLowerCase()) return `path: ${quoted} reads as ${read.template} to an app that routes paths without regard to case`;
+    }
+    return undefined;
   }
 }
 
 function violation(operation: CompiledOperation, route: string, kind: Violation['kind'], message: string): SchemaCheck {
   return { operation, route, violation: { kind, message }, body: undefined };
-}
-
-/**
- * The declared query parameters' values (every value of an array one); a string: the name of a
- * scalar parameter given more than once. Frameworks disagree on which copy counts (Django and
- * Rails read the last, Express makes an array), so checking one copy would let the other
- * through unchecked: a repeated scalar is refused instead.
- */
-function queryValues(op: CompiledOperation, query: string): Record<string, unknown> | string {
-  const values: Record<string, unknown> = {};
-  if (query === '') return values;
-  const search = new URLSearchParams(query);
-  for (const p of op.queryParams) {
-    const all = search.getAll(p.name);
-    if (all.length === 0) continue;
-    if (p.commaSeparated) {
-      if (all.length > 1) return p.name; // explode: false: the items come in one value
-      values[p.name] = encodedCommaItems(query, p.name);
-    } else if (p.array) values[p.name] = all;
-    else if (all.length > 1) return p.name;
-    else values[p.name] = all[0];
-  }
-  return values;
-}
-
-/**
- * The items of a query parameter given once with `explode: false`, split at the commas of the
- * query as sent and then decoded: `a%2Cb,c` is two items, `a,b` and `c` (a comma that is data
- * is percent-encoded; splitting the decoded value would make it a delimiter).
- */
-function encodedCommaItems(query: string, name: string): string[] {
-  for (const pair of query.split('&')) {
-    const eq = pair.indexOf('=');
-    const raw = eq === -1 ? pair : pair.slice(0, eq);
-    if (decodeQueryPart(raw) !== name) continue;
-    return (eq === -1 ? '' : pair.slice(eq + 1)).split(',').map(decodeQueryPart);
-  }
-  return [];
-}
-
-/** Decoded as URLSearchParams decodes (`+` a space, lenient with a stray `%`). */
-function decodeQueryPart(text: string): string {
-  return new URLSearchParams(`v=${text}`).get('v') ?? '';
 }
 
 /** `a, b,c` → ['a', 'b', 'c'] (optional whitespace around the commas, as in a header list). */

@@ -1,0 +1,161 @@
+// src/schema: requests that a server behind reads otherwise than the check does are refused, not
+// passed as the operation they seem to be: a raw `#` (an app that parses the target as a URL
+// drops it and all after it), an encoded slash or backslash (WSGI apps get the path decoded),
+// another case (Express and ASP.NET route without regard to it), and query keys that some
+// servers read as a declared parameter (`limit[]` to qs, PHP and Rack, `LIMIT` to ASP.NET,
+// `;` as a separator to Rack 2), a method override (`X-HTTP-Method-Override: DELETE` on a
+// POST) the spec does not declare, a JSON body with a Content-Encoding (checked as sent,
+// inflated by the app), and a declared header spelled with `_` (CGI and WSGI read `X_Owner` as
+// X-Owner). What reads the same everywhere still passes.
+
+import t from 'tap';
+import { join } from 'node:path';
+import { CompiledSpec } from '../../src/schema/spec.js';
+
+const SPEC = `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /orders/mine:
+    get:
+      parameters:
+        - {name: x-owner, in: header, required: true, schema: {type: string, enum: [me]}}
+      responses: {"200": {description: ok}}
+  /orders/{id}:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string, maxLength: 40}}
+      responses: {"200": {description: ok}}
+    post:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+      responses: {"200": {description: ok}}
+  /legacy:
+    post:
+      parameters:
+        - {name: X-HTTP-Method-Override, in: header, schema: {type: string, enum: [PATCH]}}
+        - {name: _method, in: query, schema: {type: string, enum: [PATCH]}}
+      responses: {"200": {description: ok}}
+  /orders/{id}/refund:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+        - {name: x-owner, in: header, required: true, schema: {type: string, enum: [me]}}
+      responses: {"200": {description: ok}}
+  /Reports/{name}:
+    get:
+      parameters:
+        - {name: name, in: path, required: true, schema: {type: string}}
+      responses: {"200": {description: ok}}
+  /reports/daily:
+    get:
+      parameters:
+        - {name: x-owner, in: header, required: true, schema: {type: string, enum: [me]}}
+      responses: {"200": {description: ok}}
+  /search:
+    get:
+      parameters:
+        - {name: q, in: query, schema: {type: string, maxLength: 20}}
+        - {name: limit, in: query, schema: {type: integer, maximum: 100}}
+        - {name: tag, in: query, schema: {type: array, items: {type: string}}}
+        - {name: filter, in: query, style: deepObject, schema: {type: object}}
+        - {name: per_page, in: query, schema: {type: integer, maximum: 100}}
+      responses: {"200": {description: ok}}
+`;
+
+t.test('a path another server reads as another operation is a path violation', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const check = (path: string) => spec.check('GET', path, '', {}, false).violation;
+  // a raw # (Node's parser and both HTTP/2 codecs pass it): Express reads /orders/mine
+  t.same(check('/orders/mine#x'), { kind: 'path', message: 'path: /orders/mine#x is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, an empty first segment, or a #)' }, 'a raw #');
+  t.equal(check('/orders/7%23x'), undefined, 'an encoded # is data: the id 7#x');
+  // an encoded slash: Flask and Django are handed /orders/1/refund
+  t.same(check('/orders/1%2Frefund'), { kind: 'path', message: 'path: /orders/1%2Frefund reads as /orders/{id}/refund to an app that decodes %2F or reads \\ as /' }, 'an encoded slash');
+  t.same(check('/orders/1%2frefund')?.kind, 'path', 'in lower-case hex too');
+  t.same(check('/orders/1\\refund')?.kind, 'path', 'a backslash');
+  t.same(check('/orders/1%5Crefund')?.kind, 'path', 'an encoded backslash');
+  t.equal(check('/orders/group%2Fproject'), undefined, 'an encoded slash that reads as no other operation is a value (GitLab-style ids)');
+  // another case: Express (by default) and ASP.NET serve /orders/MINE as /orders/mine
+  t.same(check('/orders/MINE'), { kind: 'path', message: 'path: /orders/MINE reads as /orders/mine to an app that routes paths without regard to case' }, 'another case');
+  t.same(check('/orders/Mine')?.kind, 'path');
+  // a spec whose templates are all lower case: the path's capitals alone call for the case reading
+  const lowerOnly = SPEC.replace(/  \/Reports\/\{name\}:[\s\S]*?(?=  \/reports\/daily:)/, '');
+  const lower = await CompiledSpec.load(join(t.testdir({ 'lower.yaml': lowerOnly }), 'lower.yaml'));
+  t.same(lower.check('GET', '/orders/MINE', '', {}, false).violation?.kind, 'path');
+  t.same(lower.check('GET', '/orders/%4d%49%4e%45', '', {}, false).violation?.kind, 'path', 'capitals spelled as escapes, with no capital as sent');
+  t.equal(check('/orders/Mine2'), undefined, 'an id with capitals that is no literal path stays an id');
+  t.same(check('/Reports/DAILY')?.message, 'path: /Reports/DAILY reads as /reports/daily to an app that routes paths without regard to case', 'a template with capitals');
+  t.equal(check('/Reports/weekly'), undefined);
+  t.same(spec.check('GET', '/orders/mine', '', { 'x-owner': 'me' }, false).violation, undefined, 'the literal operation itself passes');
+  t.same(check('/orders/mine')?.kind, 'header', 'and is held to its own rules');
+});
+
+t.test('query keys and separators another server reads as a declared parameter are refused or checked too', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const query = (q: string) => spec.check('GET', '/search', q, {}, false).violation;
+  t.equal(query('q=books&limit=5&tag=a&tag=b'), undefined, 'as declared: passes');
+  const spelled = (key: string) => ({ kind: 'query', message: `query/limit: is given as ${key}, which some servers read as limit (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _: PHP); send it as limit` });
+  // Express's default query parser (qs) makes req.query.limit ['1000']: parseInt reads 1000
+  t.same(query('limit[]=1000'), spelled('limit[]'), 'brackets: qs, PHP, Rack');
+  t.same(query('limit%5B%5D=1000'), spelled('limit[]'), 'encoded brackets');
+  t.same(query('limit[x]=1000'), spelled('limit[x]'), 'an object key');
+  t.same(query('LIMIT=1000'), spelled('LIMIT'), 'another case: ASP.NET binds it to limit');
+  t.same(query('limit=5&Limit=1000'), spelled('Limit'));
+  // PHP (Laravel, Symfony) reads . and spaces in a key as _: per.page is per_page to it
+  t.same(query('per.page=1000')?.message, 'query/per_page: is given as per.page, which some servers read as per_page (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _: PHP); send it as per_page', '. for _: PHP');
+  t.same(query('per+page=1000')?.kind, 'query', 'a space for _ (+ in a query)');
+  t.same(query('%20per_page=1000')?.kind, 'query', 'a leading space, which PHP drops');
+  t.equal(query('per_page=50'), undefined);
+  t.equal(query('filter[color]=red'), undefined, "a deepObject parameter's keys (not checked) pass");
+  t.equal(query('other[]=1&Other=2'), undefined, 'keys of no declared parameter pass');
+  // Rack 2 (Rails 6), Go before 1.17 and Python before 3.9.2 split at ; as at &
+  t.same(query('q=x;limit=1000'), { kind: 'query', message: 'query/limit: must be <= 100 (with ; read as &, as Rack 2 and Go before 1.17 read it)' }, '; as a separator: the other reading is checked too');
+  t.same(query('q=x;q=y')?.message, 'query/q: must be given once (it is not an array) (with ; read as &, as Rack 2 and Go before 1.17 read it)');
+  t.equal(query('q=a;b'), undefined, 'a ; that hides no parameter passes');
+  t.same(query('q=books#&limit=1000'), { kind: 'query', message: 'query: a # (a fragment) is not sent in a request; send it encoded, as %23' }, 'a raw # in the query');
+  t.equal(query('q=a%23b'), undefined, 'an encoded # is data');
+});
+
+t.test('a method override the operation does not declare is refused: the app would run another operation', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const post = (path: string, query: string, headers: Record<string, string>) => spec.check('POST', path, query, headers, false).violation;
+  // Express's method-override (and Google's APIs, Symfony, Laravel) run DELETE /orders/1: not in the spec
+  t.same(post('/orders/1', '', { 'x-http-method-override': 'DELETE' }), {
+    kind: 'header',
+    message: 'header/x-http-method-override: asks for DELETE, which an app with a method override runs instead of POST, unchecked: send the DELETE request itself',
+  });
+  t.same(post('/orders/1', '', { 'x-http-method': 'delete' })?.kind, 'header', 'X-HTTP-Method, in any case');
+  t.same(post('/orders/1', '', { 'x-method-override': 'PUT' })?.kind, 'header', 'X-Method-Override');
+  t.same(post('/orders/1', '_method=DELETE', {}), {
+    kind: 'query',
+    message: 'query/_method: asks for DELETE, which an app with a method override runs instead of POST, unchecked: send the DELETE request itself',
+  }, "?_method (Spring's HiddenHttpMethodFilter reads the query too)");
+  t.same(post('/orders/1', '%5Fmethod=DELETE', {})?.kind, 'query', 'also spelled with escapes');
+  t.equal(post('/orders/1', '_method=post', { 'x-http-method-override': 'POST' }), undefined, 'the method itself is no override');
+  t.equal(post('/legacy', '_method=PATCH', { 'x-http-method-override': 'PATCH' }), undefined, 'an override the operation declares passes');
+  t.same(post('/legacy', '', { 'x-http-method-override': 'DELETE' }), { kind: 'header', message: 'header/x-http-method-override: must be one of "PATCH"' }, "and is held to the declared parameter's schema");
+});
+
+t.test('a JSON body with a content coding is refused: an app that decodes it would parse another document', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC.replace('paths:\n', 'paths:\n  /items:\n    post:\n      requestBody: {content: {application/json: {schema: {type: object}}}}\n      responses: {"200": {description: ok}}\n') });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const post = (headers: Record<string, string>) => spec.check('POST', '/items', '', { 'content-type': 'application/json', ...headers }, true);
+  for (const coding of ['gzip', 'deflate', 'br', 'GZIP ', 'identity, gzip']) {
+    t.same(post({ 'content-encoding': coding }).violation, { kind: 'content_type', message: `content_type: a JSON body is checked as sent, so it cannot have a Content-Encoding (${coding})` }, `Content-Encoding: ${coding}`);
+  }
+  t.equal(post({ 'content-encoding': 'identity' }).violation, undefined, 'identity is no coding');
+  t.ok(post({}).body, 'without one, the body is validated as before');
+});
+
+t.test('a declared header spelled with _ for - is refused: CGI and WSGI servers read it as the declared one', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const check = (headers: Record<string, string>) => spec.check('GET', '/orders/mine', '', headers, false).violation;
+  const message = 'header/x-owner: is given as x_owner, which CGI and WSGI servers read as x-owner; send it as x-owner';
+  t.same(check({ 'x-owner': 'me', x_owner: 'evil' }), { kind: 'header', message }, 'both spellings: the server picks one');
+  t.same(check({ x_owner: 'me' }), { kind: 'header', message }, 'the _ spelling alone');
+  t.equal(check({ 'x-owner': 'me', x_other: '1' }), undefined, 'a name with _ that is no declared header passes');
+  t.equal(spec.check('GET', '/orders/7', '', { x_owner: 'evil' }, false).violation, undefined, 'an operation without header parameters is not concerned');
+});
