@@ -27,6 +27,7 @@ import { rawErrorResponse } from '../http/status.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
 import { logListenerErrors } from '../http/listener-errors.js';
 import { expectsContinue } from './expect-continue.js';
+import { closeWhenIdle, countOpenStream } from './h2c-idle.js';
 import type { Logger } from 'pino';
 import { LogPerKey, leftOut } from '../log-per-key.js';
 
@@ -46,7 +47,7 @@ export interface AppHandlers {
 export interface AppListenerLimits {
   /** Request head limit: HTTP/1.1 answers 431 beyond it; h2c advertises it as SETTINGS_MAX_HEADER_LIST_SIZE. */
   readonly maxHeaderBytes: number;
-  /** Idle time before an HTTP/1.1 keep-alive connection is closed. */
+  /** Idle time before an HTTP/1.1 keep-alive connection, or an h2c one with no stream open, is closed. */
   readonly keepAliveTimeoutMs: number;
   /**
    * h2c: streams one app connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS;
@@ -237,11 +238,13 @@ export class AppListener {
       // from its first moment: an 'error' on a stream nobody listens to ends the process (a
       // refusal written after a HEAD's head did); a reset by the app surfaces as 'close'
       stream.on('error', ignore);
+      countOpenStream(stream);
       handlers.stream(stream, headers);
     });
     this.http2.on('session', (session: ServerHttp2Session) => {
       this.h2Sessions.add(session);
       session.on('error', ignore);
+      closeWhenIdle(session, limits.keepAliveTimeoutMs);
       session.once('close', () => this.h2Sessions.delete(session));
     });
     this.http2.on('sessionError', ignore);
