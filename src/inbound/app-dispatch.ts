@@ -19,8 +19,7 @@ export interface AppRequest {
   readonly contentLength?: number;
   /**
    * Who asks (the caller's SPIFFE ID): requests waiting for a connection are served caller by
-   * caller in turn (src/http/fair-queue.ts); undefined: all share one turn. undici's pool
-   * serves its queue in arrival order whatever this says.
+   * caller in turn (src/http/fair-queue.ts), with either client; undefined: all share one turn.
    */
   readonly caller?: string;
 }

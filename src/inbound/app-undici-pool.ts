@@ -2,15 +2,30 @@
 // the default is meshcar's own, app-pool.ts): the same dispatch handler, its options made from
 // an AppRequest. Loaded only when chosen: undici and its WebAssembly parser cost ~15 MB of
 // resident memory a sidecar on the own client never pays.
+//
+// undici serves its queue in arrival order; callers take turns here instead, as in the own
+// pool: at most `connections` requests are in undici at once, the rest wait in a per-caller
+// round-robin queue (src/http/fair-queue.ts) and go in as requests finish.
 
 import { PassThrough } from 'node:stream';
 import { createRequire } from 'node:module';
 import v8 from 'node:v8';
 import type { Dispatcher, Pool as PoolType } from 'undici';
-import type { AppDispatchHandler, AppDispatcher, AppPoolOptions, AppRequest } from './app-dispatch.js';
+import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
+import { FairQueue } from '../http/fair-queue.js';
+
+interface Queued {
+  readonly request: AppRequest;
+  readonly handler: AppDispatchHandler;
+}
 
 export class UndiciAppPool implements AppDispatcher {
   private readonly pool: PoolType;
+  /** Requests in undici (connected, or in its own queue for a moment); at most `maxInFlight`. */
+  private inFlight = 0;
+  private readonly maxInFlight: number;
+  private readonly waiting = new FairQueue<Queued>();
+  private closed = false;
   /** TLS only, and the app is plain HTTP; given, undici skips deriving it from Host per request (~1.5 µs). */
   private readonly servername: string;
 
@@ -25,8 +40,9 @@ export class UndiciAppPool implements AppDispatcher {
     v8.setFlagsFromString('--liftoff-only');
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     this.servername = `${options.host}:${options.port}`;
+    this.maxInFlight = options.maxConnections ?? 256;
     this.pool = new Pool(`http://${host}:${options.port}`, {
-      connections: options.maxConnections ?? 256,
+      connections: this.maxInFlight,
       pipelining: 1,
       keepAliveTimeout: options.idleTimeoutMs ?? 30_000,
       keepAliveMaxTimeout: options.idleTimeoutMs ?? 30_000,
@@ -39,6 +55,22 @@ export class UndiciAppPool implements AppDispatcher {
   }
 
   dispatch(request: AppRequest, handler: AppDispatchHandler): void {
+    if (this.closed) {
+      handler.onError(appClientError(APP_CLIENT_ERRORS.poolClosed, 'the connection pool to the app is closed'));
+      return;
+    }
+    if (this.inFlight >= this.maxInFlight) {
+      const queued: Queued = { request, handler };
+      this.waiting.add(request.caller ?? '', queued);
+      // the attempt's cancel takes it out of the queue (undici's own abort comes once it is sent)
+      handler.onConnect(() => void this.waiting.delete(queued));
+      return;
+    }
+    this.send(request, handler);
+  }
+
+  private send(request: AppRequest, handler: AppDispatchHandler): void {
+    this.inFlight++;
     const headers = request.headers as string[];
     if (request.contentLength !== undefined) headers.push('content-length', String(request.contentLength));
     // a repeated field goes as an array value (undici writes one line each); the types say string[]
@@ -47,10 +79,69 @@ export class UndiciAppPool implements AppDispatcher {
     // socket away first: the caller's own request (or HTTP/2 stream, which is also its
     // response) must never be that stream, so undici gets a PassThrough of its own
     if (request.body !== undefined) options.body = request.body.pipe(new PassThrough());
-    this.pool.dispatch(options, handler as unknown as Dispatcher.DispatchHandler);
+    this.pool.dispatch(options, new Slot(this, handler) as unknown as Dispatcher.DispatchHandler);
+  }
+
+  /** @internal A request undici carried is over (answered or failed): the next caller's turn. */
+  finished(): void {
+    this.inFlight--;
+    if (this.closed) return;
+    const next = this.waiting.shift();
+    if (next !== undefined) this.send(next.request, next.handler);
   }
 
   close(): void {
+    this.closed = true;
+    for (const { handler } of this.waiting.drain()) handler.onError(appClientError(APP_CLIENT_ERRORS.poolClosed, 'the connection pool to the app is closed'));
     void this.pool.destroy().catch(() => undefined);
+  }
+}
+
+/** The handler undici gets: the attempt's own, and the pool told when the request is over. */
+class Slot {
+  private over = false;
+
+  constructor(
+    private readonly pool: UndiciAppPool,
+    private readonly handler: AppDispatchHandler,
+  ) {}
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.handler.onConnect(abort);
+  }
+
+  onRequestSent(): void {
+    this.handler.onRequestSent?.();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Array<Buffer | string>, resume: () => void, statusText: string): boolean {
+    return this.handler.onHeaders(statusCode, rawHeaders, resume, statusText);
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.handler.onData(chunk);
+  }
+
+  // the next request goes in once this one's handler is done with its end (not from within it)
+  onComplete(rawTrailers: Array<Buffer | string> | null): void {
+    try {
+      this.handler.onComplete(rawTrailers);
+    } finally {
+      this.release();
+    }
+  }
+
+  onError(err: Error): void {
+    try {
+      this.handler.onError(err);
+    } finally {
+      this.release();
+    }
+  }
+
+  private release(): void {
+    if (this.over) return;
+    this.over = true;
+    this.pool.finished();
   }
 }
