@@ -61,3 +61,22 @@ export function probeRequest(port: number, client: { cert: string; key: string; 
     req.end();
   });
 }
+
+/** A request held by the app until released, on a new mTLS connection: its status, or the error that ended it. */
+export function heldRequest(probe: { cert: string; key: string; bundle: string }, port: number, id: string): Promise<number | string> {
+  return new Promise((resolve) => {
+    const session = http2.connect(`https://127.0.0.1:${port}`, { cert: probe.cert, key: probe.key, ca: probe.bundle, checkServerIdentity: () => undefined });
+    session.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
+    const req = session.request({ ':path': '/slow?hold', 'x-request-id': id });
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
+    req.on('close', () => resolve(`closed before an answer`));
+    req.on('response', (headers) => {
+      req.resume();
+      req.on('end', () => {
+        session.close();
+        resolve(Number(headers[':status']));
+      });
+    });
+    req.end();
+  });
+}

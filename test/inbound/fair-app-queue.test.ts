@@ -26,39 +26,33 @@ interface HeldApp {
   close(): Promise<void>;
 }
 
-async function holdingHttpApp(): Promise<HeldApp> {
+/**
+ * An app, HTTP/1.1 or h2c (allowing one stream per connection), that holds every request until
+ * answerOne(); close() answers what it holds and cuts the connections.
+ */
+async function holdingApp(protocol: 'http' | 'h2c'): Promise<HeldApp> {
   const held: Array<() => void> = [];
   const arrived: string[] = [];
-  const server = http.createServer((req, res) => {
+  const hold = (req: { url?: string }, res: { end(text: string): unknown }) => {
     arrived.push(req.url as string);
-    held.push(() => res.end(req.url));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    arrived,
-    answerOne: () => held.shift()?.(),
-    heldCount: () => held.length,
-    close: () => {
-      for (const answer of held.splice(0)) answer();
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
+    held.push(() => res.end(req.url as string));
   };
-}
-
-async function holdingH2cApp(): Promise<HeldApp> {
-  const held: Array<() => void> = [];
-  const arrived: string[] = [];
-  const server = http2.createServer({ settings: { maxConcurrentStreams: 1 } }, (req, res) => {
-    arrived.push(req.url);
-    held.push(() => res.end(req.url));
-  });
   const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-  });
+  let cutConnections: () => void;
+  let server: http.Server | http2.Http2Server;
+  if (protocol === 'http') {
+    const h1 = http.createServer(hold);
+    cutConnections = () => h1.closeAllConnections();
+    server = h1;
+  } else {
+    const h2 = http2.createServer({ settings: { maxConcurrentStreams: 1 } }, hold);
+    h2.on('session', (s) => {
+      sessions.add(s);
+      s.on('close', () => sessions.delete(s));
+    });
+    cutConnections = () => sessions.forEach((s) => s.destroy());
+    server = h2;
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
@@ -67,7 +61,7 @@ async function holdingH2cApp(): Promise<HeldApp> {
     heldCount: () => held.length,
     close: () => {
       for (const answer of held.splice(0)) answer();
-      for (const s of sessions) s.destroy();
+      cutConnections();
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
@@ -102,7 +96,7 @@ async function serveUntil(app: HeldApp, want: number): Promise<void> {
 }
 
 t.test('HTTP/1.1 app, one connection: the second caller is served after one more of the first caller\'s ten, not after all of them', async (t) => {
-  const app = await holdingHttpApp();
+  const app = await holdingApp('http');
   const { frontend, batch } = await twoCallers(t, app, 'http', { maxAppSockets: 1 });
   const answers: Array<Promise<H2Response>> = [];
   for (let i = 0; i < 10; i++) answers.push(h2Request(frontend, { ':path': `/frontend/${i}` }));
@@ -120,7 +114,7 @@ t.test('HTTP/1.1 app, one connection: the second caller is served after one more
 });
 
 t.test('h2c app allowing one stream, queue of 4: the flooding caller loses its newest waiting request to a newcomer, who is served next but one', async (t) => {
-  const app = await holdingH2cApp();
+  const app = await holdingApp('h2c');
   const { frontend, batch } = await twoCallers(t, app, 'h2c', { appMaxWaiting: 4 });
   // one at the app, four waiting, the sixth refused at once
   const flood: Array<Promise<H2Response>> = [];

@@ -5,32 +5,12 @@
 // a clean drain). The worker that drained and exited 0 is not named.
 
 import t from 'tap';
-import http2 from 'node:http2';
 import { startSidecar, waitFor } from '../helpers/mesh.js';
-import { workersFixture, workersOf } from '../helpers/workers.js';
+import { heldRequest, workersFixture, workersOf } from '../helpers/workers.js';
 
 const fx = workersFixture(t);
 
 const CUT = /^worker exited during the drain \(signal SIGKILL\); the requests it had in flight were cut$/;
-
-/** A request held by the app until released, on a new mTLS connection: its status, or the error that ended it. */
-function held(port: number, id: string): Promise<number | string> {
-  return new Promise((resolve) => {
-    const session = http2.connect(`https://127.0.0.1:${port}`, { cert: fx.probe.cert, key: fx.probe.key, ca: fx.probe.bundle, checkServerIdentity: () => undefined });
-    session.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
-    const req = session.request({ ':path': '/slow?hold', 'x-request-id': id });
-    req.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
-    req.on('close', () => resolve(`closed before an answer`));
-    req.on('response', (headers) => {
-      req.resume();
-      req.on('end', () => {
-        session.close();
-        resolve(Number(headers[':status']));
-      });
-    });
-    req.end();
-  });
-}
 
 t.test('a worker killed during the drain: its requests cut and said so, the others finish, exit 0', { timeout: 30_000 }, async (t) => {
   const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, drainTimeout: '10s', extraYaml: 'workers: 2' });
@@ -41,7 +21,7 @@ t.test('a worker killed during the drain: its requests cut and said so, the othe
   const ids = [0, 1, 2, 3].map((i) => `drain-exit-${i}`);
   const answers: Array<Promise<number | string>> = [];
   for (const id of ids) {
-    answers.push(held(sidecar.inboundPort, id));
+    answers.push(heldRequest(fx.probe, sidecar.inboundPort, id));
     await waitFor(async () => fx.app.seen.some((h) => h['x-request-id'] === id), 5_000, `${id} at the app`, sidecar.process);
   }
 

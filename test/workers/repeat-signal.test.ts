@@ -4,36 +4,17 @@
 // signal's default action: exit by signal, in-flight requests cut. For workers 1 and 2.
 
 import t from 'tap';
-import http2 from 'node:http2';
 import { startSidecar, waitFor } from '../helpers/mesh.js';
-import { workersFixture } from '../helpers/workers.js';
+import { heldRequest, workersFixture } from '../helpers/workers.js';
 
 const fx = workersFixture(t);
-
-/** A request held by the app until released, on a new mTLS connection: its status, or the error that ended it. */
-function held(port: number, id: string): Promise<number | string> {
-  return new Promise((resolve) => {
-    const session = http2.connect(`https://127.0.0.1:${port}`, { cert: fx.probe.cert, key: fx.probe.key, ca: fx.probe.bundle, checkServerIdentity: () => undefined });
-    session.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
-    const req = session.request({ ':path': '/slow?hold', 'x-request-id': id });
-    req.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
-    req.on('response', (headers) => {
-      req.resume();
-      req.on('end', () => {
-        session.close();
-        resolve(Number(headers[':status']));
-      });
-    });
-    req.end();
-  });
-}
 
 for (const workers of [1, 2]) {
   t.test(`workers: ${workers}: a repeated SIGTERM and a SIGINT during the drain are ignored; in-flight requests finish; exit 0`, { timeout: 30_000 }, async (t) => {
     const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, drainTimeout: '10s', extraYaml: `workers: ${workers}` });
     t.teardown(() => sidecar.stop('SIGKILL'));
     const ids = [0, 1].map((i) => `repeat-${workers}-${i}`);
-    const answers = ids.map((id) => held(sidecar.inboundPort, id));
+    const answers = ids.map((id) => heldRequest(fx.probe, sidecar.inboundPort, id));
     const arrived = () => ids.every((id) => fx.app.seen.some((h) => h['x-request-id'] === id));
     await waitFor(async () => arrived(), 5_000, 'both requests at the app', sidecar.process);
 
