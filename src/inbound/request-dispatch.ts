@@ -28,6 +28,7 @@ import type { InboundListener } from './inbound.js';
 import { authorityProblem, isAcceptablePath } from '../http/request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
+import { declaresEmptyBody, holdUntilEnd } from './empty-body-hold.js';
 import { callerDeadlineMs } from './timeouts.js';
 import { leftOut } from '../log-per-key.js';
 
@@ -124,6 +125,13 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
       return;
     }
   }
+  // content-length: 0 with the stream left open: nothing goes on until it ends (empty-body-hold.ts)
+  if (declaresEmptyBody(exchange)) holdUntilEnd(exchange, (held) => toAppChecked(inbound, held, forwarder));
+  else toAppChecked(inbound, exchange, forwarder);
+}
+
+/** The request, allowed, to the app: through the OpenAPI check when there is one. */
+function toAppChecked(inbound: InboundListener, exchange: Exchange, forwarder: AppForwarder): void {
   if (inbound.schema === undefined) toApp(exchange, forwarder);
   else if (forwarder === inbound.app) screenRequest(exchange, inbound.schema, inbound.toApp);
   // an Upgrade's head is checked too (it has no body): an app without an upgrade handler
