@@ -18,6 +18,9 @@ const PROBLEMS: Record<string, [what: string, fix: string]> = {
   EROFS: ['is on a read-only file system', 'choose a writable place'],
   ENOSPC: ['no space left on the device', 'free some space'],
   ELOOP: ['too many symbolic links', 'correct the path'],
+  // a part of the path over 255 bytes, or the whole over 4096: the kernel refuses it before
+  // looking; without an entry here it was a stack trace and exit 70
+  ENAMETOOLONG: ['the name is too long (at most 255 bytes a part, 4096 in all)', 'use a shorter path'],
 };
 
 /** A file-system error (it names a path) in one line; undefined for any other error. */
@@ -89,9 +92,15 @@ export async function prepareOutFolder(dir: string): Promise<void> {
   }
 }
 
+/** A name's most bytes (255) less what the temp file beside it adds: `.NAME.<12 hex digits>.tmp`. */
+const MAX_OUT_NAME_BYTES = 255 - '..123456789abc.tmp'.length;
+
 /** A file to write (replaced if present): not a folder, in an existing folder we may write to. */
 export async function prepareOutFile(file: string): Promise<void> {
   refuseKernelPath(file);
+  // written through a temp file beside it (atomic-file.ts), whose name is longer: the kernel's
+  // refusal of that one would name the temp file, not the path typed
+  if (Buffer.byteLength(basename(file)) > MAX_OUT_NAME_BYTES) throw badPath(file, `the file name is too long (at most ${MAX_OUT_NAME_BYTES} bytes here)`, 'use a shorter name');
   const info = await stat(file).catch(() => undefined);
   if (info?.isDirectory()) throw badPath(file, 'is a folder, not a file', `name a file, e.g. ${file.replace(/\/+$/, '')}/NAME`);
   const folder = dirname(file);
