@@ -7,6 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { BoundedReadError, readBoundedFile } from '../bounded-file.js';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { ConfigIssue } from './issues.js';
+import { syntaxMessage } from './yaml-syntax.js';
 import { childPath, startOf, YamlValue, type Context } from './yaml-value.js';
 
 export interface YamlSource {
@@ -74,16 +75,13 @@ export function parseYamlSource(file: string, text: string): YamlSource {
   // duplicate keys are found below, in one pass: the parser's own check compares each key with
   // every earlier one of its map (a file of 15,000 keys took 4 s to refuse, a reload as long)
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
-  const issues: ConfigIssue[] = doc.errors.map((err) => {
+  const issues: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  for (const err of doc.errors) {
     const { line, col } = lines.linePos(err.pos[0]);
-    // The parser's own wording for this one names an API, not the fix.
-    let message = err.code === 'MULTIPLE_DOCS' ? 'the file holds more than one YAML document (---); a config is one document' : err.message;
-    // Route templates like /charges/{id} in a [...] list are the usual cause: braces end a bare value there.
-    if (/flow/.test(message) && /[{}]/.test(text.split('\n')[line - 1] ?? '')) {
-      message += ' (inside [...] quote values holding { } [ ] or commas: ["/charges/{id}"])';
-    }
-    return { file, line: Math.max(line, 1), column: col, path: '', message: `YAML syntax: ${message}` };
-  });
+    const message = syntaxMessage(err, lineAt(text, err.pos[0]), seen);
+    if (message !== undefined) issues.push({ file, line: Math.max(line, 1), column: col, path: '', message: `YAML syntax: ${message}` });
+  }
   // A tree with syntax errors is a guess; checking it would bury the real mistake in noise.
   if (issues.length > 0) return { file, root: undefined, issues };
   if (doc.contents === null) return { file, root: undefined, issues: [wholeFileIssue(file, 'the config file is empty')] };
@@ -250,6 +248,13 @@ function expandedCount(doc: Document, node: unknown, budget: number, sizes: Map<
     }
   }
   return n;
+}
+
+/** The line of `text` holding `offset`, without its line break. */
+function lineAt(text: string, offset: number): string {
+  const start = text.lastIndexOf('\n', offset - 1) + 1;
+  const end = text.indexOf('\n', offset);
+  return text.slice(start, end === -1 ? text.length : end);
 }
 
 function wholeFileIssue(file: string, message: string): ConfigIssue {

@@ -91,3 +91,29 @@ t.test('ConfigError carries the issues and prints one per line', async (t) => {
   t.same(err.issues, issues);
   t.ok(Object.isFrozen(err.issues));
 });
+
+t.test('lists and maps nested hundreds deep in block style: one line that says so, not the stack overflow', async (t) => {
+  // `- - - ...` on one line, `? ? ...`, and keys indented one more each line: the parser
+  // overflows its stack and reported "Maximum call stack size exceeded" once per level it unwound
+  const texts = {
+    dashes: `service: orders\nx:\n  ${'- '.repeat(50_000)}a\n`,
+    keys: `service: orders\nx:\n  ${'? '.repeat(50_000)}a\n`,
+    indented: `x:\n${Array.from({ length: 3000 }, (_, i) => `${' '.repeat(i + 1)}k:`).join('\n')}\n`,
+  };
+  for (const [name, text] of Object.entries(texts)) {
+    const issues = lines(parseYamlSource('c.yaml', text).issues);
+    t.equal(issues.length, 1, `${name}: one issue: ${issues.join(' | ').slice(0, 300)}`);
+    t.match(issues[0], /^c\.yaml:\d+:\d+: YAML syntax: lists and maps nest hundreds deep here, more than the YAML parser can read; a config needs a few levels$/, name);
+  }
+});
+
+t.test('an IPv6 address with its port, unquoted, gets a hint to quote it', async (t) => {
+  // `[` starts a YAML list: the parser's "Unexpected scalar at node end" alone does not say why
+  for (const address of ['[::]:15443', '[::1]:8080', '[::ffff:127.0.0.1]:80', '[fe80::1%eth0]:80']) {
+    for (const text of [`inbound:\n  listen: ${address}\n`, `endpoints:\n  - ${address}\n`]) {
+      t.match(lines(parseYamlSource('c.yaml', text).issues), [/^c\.yaml:2:\d+: YAML syntax: .* \(quote an IPv6 address with its port: "\[::1\]:8080"\)$/], text);
+    }
+  }
+  t.same(parseYamlSource('c.yaml', 'inbound:\n  listen: "[::]:15443"\n').issues, [], 'quoted, it is a string');
+  t.notMatch(lines(parseYamlSource('c.yaml', 'a: [1, 2\nb: 3\n').issues), [/IPv6/], 'other list mistakes get no such hint');
+});
