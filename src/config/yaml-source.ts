@@ -82,6 +82,13 @@ export function parseYamlSource(file: string, text: string): YamlSource {
     const message = syntaxMessage(err, lineAt(text, err.pos[0]), seen);
     if (message !== undefined) issues.push({ file, line: Math.max(line, 1), column: col, path: '', message: `YAML syntax: ${message}` });
   }
+  // lines ending in CR alone (classic Mac) are one long line to the parser: a flood of errors
+  // on line 1, or a file that reads as one comment. One line says why instead
+  const loneCr = issues.length > 0 || doc.contents === null ? text.search(/\r(?!\n)/) : -1;
+  if (loneCr !== -1) {
+    const { line, col } = lines.linePos(loneCr);
+    return { file, root: undefined, issues: [{ file, line: Math.max(line, 1), column: col, path: '', message: LONE_CR }] };
+  }
   // A tree with syntax errors is a guess; checking it would bury the real mistake in noise.
   if (issues.length > 0) return { file, root: undefined, issues };
   if (doc.contents === null) return { file, root: undefined, issues: [wholeFileIssue(file, 'the config file is empty')] };
@@ -184,6 +191,8 @@ function nodeCount(node: unknown): number {
   }
   return 1;
 }
+
+const LONE_CR = 'YAML syntax: this line ends in a carriage return alone (CR, as classic Mac OS wrote), which the parser does not read as a line break: save the file with LF (or CRLF) line ends';
 
 /** Flow collections ([ ], { }) nested deeper than this are refused before parsing. */
 const MAX_FLOW_DEPTH = 64;

@@ -117,3 +117,12 @@ t.test('an IPv6 address with its port, unquoted, gets a hint to quote it', async
   t.same(parseYamlSource('c.yaml', 'inbound:\n  listen: "[::]:15443"\n').issues, [], 'quoted, it is a string');
   t.notMatch(lines(parseYamlSource('c.yaml', 'a: [1, 2\nb: 3\n').issues), [/IPv6/], 'other list mistakes get no such hint');
 });
+
+t.test('lines ending in CR alone: one line that says so, not a flood on line 1', async (t) => {
+  const text = 'service: orders\ntrustDomain: mesh.local\ninbound:\n  listen: 127.0.0.1:15443\n  app: http://127.0.0.1:8080\n';
+  const expected = /^c\.yaml:1:16: YAML syntax: this line ends in a carriage return alone \(CR, as classic Mac OS wrote\), .*save the file with LF \(or CRLF\) line ends$/;
+  t.match(lines(parseYamlSource('c.yaml', text.replace(/\n/g, '\r')).issues), [expected], 'every line');
+  t.match(lines(parseYamlSource('c.yaml', `# settings\r${text.replace(/\n/g, '\r')}`).issues), [/^c\.yaml:1:11: YAML syntax: this line ends in a carriage return alone/], 'a file that read as one comment');
+  t.same(parseYamlSource('c.yaml', text.replace(/\n/g, '\r\n')).issues, [], 'CRLF is fine');
+  t.same(parseYamlSource('c.yaml', `${text}# a stray \r in a comment\n`).issues, [], 'a stray CR the parser reads past is left alone');
+});
