@@ -23,6 +23,15 @@ const PROBLEMS: Record<string, [what: string, fix: string]> = {
   ENAMETOOLONG: ['the name is too long (at most 255 bytes a part, 4096 in all)', 'use a shorter path'],
 };
 
+/**
+ * For a path that does not exist: a hint when a part of it is `~`, which only a shell expands,
+ * and only at the start of a word (`--config=~/x.yaml` and a config's `cert: ~/svid.crt` keep
+ * it); '' otherwise.
+ */
+export function tildeHint(path: string): string {
+  return /(?:^|\/)~(?:\/|$)/.test(path) ? '; ~ is not expanded here (only a shell does, at the start of a word): write the home folder out' : '';
+}
+
 /** A file-system error (it names a path) in one line; undefined for any other error. */
 export function pathProblem(err: unknown): MeshcarError | undefined {
   const { code, path, dest } = (err ?? {}) as NodeJS.ErrnoException & { dest?: string };

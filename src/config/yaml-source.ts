@@ -5,6 +5,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { BoundedReadError, readBoundedFile } from '../bounded-file.js';
+import { tildeHint } from '../user-paths.js';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { ConfigIssue } from './issues.js';
 import { syntaxMessage } from './yaml-syntax.js';
@@ -28,7 +29,7 @@ export async function readYamlSource(file: string): Promise<YamlSource> {
     bytes = await readBoundedFile(file, MAX_CONFIG_BYTES);
   } catch (err) {
     if (err instanceof BoundedReadError && err.code === 'too_large') return { file, root: undefined, issues: [tooLarge(file)] };
-    return { file, root: undefined, issues: [wholeFileIssue(file, `cannot read the config file: ${err instanceof BoundedReadError ? `it ${err.message}` : readFailure(err)}`)] };
+    return { file, root: undefined, issues: [wholeFileIssue(file, `cannot read the config file: ${err instanceof BoundedReadError ? `it ${err.message}` : readFailure(err, file)}`)] };
   }
   // decoding would turn other bytes into U+FFFD silently ("ord\uFFFDrs"), far from the cause
   if (!isUtf8(bytes)) return { file, root: undefined, issues: [wholeFileIssue(file, `the config file is not UTF-8 text${isUtf16(bytes) ? ' (it is UTF-16: save it as UTF-8)' : ` (the first bad byte is at offset ${firstBadByte(bytes)})`}`)] };
@@ -270,9 +271,9 @@ function wholeFileIssue(file: string, message: string): ConfigIssue {
   return { file, line: 0, column: 0, path: '', message };
 }
 
-function readFailure(err: unknown): string {
+function readFailure(err: unknown, file: string): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT') return 'no such file';
+  if (code === 'ENOENT') return `no such file${tildeHint(file)}`;
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'EISDIR') return 'it is a directory';
   return err instanceof Error ? err.message : String(err);
