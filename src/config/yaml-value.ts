@@ -6,6 +6,7 @@
 import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
 import type { ConfigIssue } from './issues.js';
 import { suggestKey } from './key-suggestion.js';
+import { clipBare, clipQuotedValues } from './quoted-values.js';
 
 /** What every value of one document shares: where to blame, and the list issues go to. */
 export interface Context {
@@ -79,13 +80,14 @@ export class YamlValue {
   /** The value as written, for messages: strings quoted, other scalars bare. */
   display(): string {
     const node = this.node;
-    if (isScalar(node)) return typeof node.value === 'string' ? JSON.stringify(node.value) : String(node.source ?? node.value);
+    if (isScalar(node)) return typeof node.value === 'string' ? JSON.stringify(node.value) : clipBare(String(node.source ?? node.value));
     return KIND_WORDS[this.kind];
   }
 
   report(message: string): undefined {
     const { line, col } = this.#ctx.lines.linePos(this.#at);
-    this.#ctx.issues.push({ file: this.#ctx.file, line: Math.max(line, 1), column: col, path: this.path, message });
+    // the values and keys it quotes are the config's: cut, so the line stays a line
+    this.#ctx.issues.push({ file: this.#ctx.file, line: Math.max(line, 1), column: col, path: clipBare(this.path), message: clipQuotedValues(message) });
     return undefined;
   }
 
