@@ -118,6 +118,12 @@ export class YamlValue {
         value.report(`unknown key${suggestion(key, allowed)}; allowed here: ${allowed.join(', ')}`);
         continue;
       }
+      // YAML's keys 8443 and "8443" (or true and "true") differ, so the parser lets both be;
+      // read as names they are one, and the later replaced the earlier without a word
+      if (entries.has(key)) {
+        value.report(`the name ${key} is given twice in this map (once quoted, once not: YAML reads two keys, the config one name); give it once`);
+        continue;
+      }
       entries.set(key, value);
     }
     return new YamlMap(this, entries);

@@ -126,3 +126,15 @@ t.test('lines ending in CR alone: one line that says so, not a flood on line 1',
   t.same(parseYamlSource('c.yaml', text.replace(/\n/g, '\r\n')).issues, [], 'CRLF is fine');
   t.same(parseYamlSource('c.yaml', `${text}# a stray \r in a comment\n`).issues, [], 'a stray CR the parser reads past is left alone');
 });
+
+t.test('keys YAML tells apart but a name does not (8443 and "8443"): the later is an issue, not a silent replacement', async (t) => {
+  const source = parseYamlSource('c.yaml', 'upstreams:\n  8443: first\n  "8443": second\n  true: x\n  "true": y\n  1.0: z\n  "1.0": w\n  other: v\n');
+  t.same(source.issues, [], 'YAML itself has no repeat here');
+  const upstreams = source.root?.map()?.get('upstreams').map();
+  t.same(lines(source.issues), [
+    'c.yaml:3:3: upstreams["8443"]: the name 8443 is given twice in this map (once quoted, once not: YAML reads two keys, the config one name); give it once',
+    'c.yaml:5:3: upstreams.true: the name true is given twice in this map (once quoted, once not: YAML reads two keys, the config one name); give it once',
+    'c.yaml:7:3: upstreams["1.0"]: the name 1.0 is given twice in this map (once quoted, once not: YAML reads two keys, the config one name); give it once',
+  ]);
+  t.same(upstreams?.entries().map(([key, value]) => [key, value.string()]), [['8443', 'first'], ['true', 'x'], ['1.0', 'z'], ['other', 'v']], 'the first of each is kept');
+});
