@@ -4,6 +4,7 @@
 // file:line:column in front.
 
 import type { YAMLError } from 'yaml';
+import { invisibleCharacters } from './odd-characters.js';
 
 /** An IPv6 address (a zone too: fe80::1%eth0) with a port, written bare after a key or a dash: `listen: [::]:15443`. */
 const BARE_IPV6_PORT = /(?:^|[\s:,-])\[[0-9A-Fa-f:.]*:[0-9A-Za-z:.%_-]*\]:\d/;
@@ -22,6 +23,9 @@ export function syntaxMessage(err: YAMLError, lineText: string, seen: Set<string
   // exceeded", said neither what nor how to mend it, once per level it unwound through
   if (err.code === 'RESOURCE_EXHAUSTION') return repeat ? undefined : 'lists and maps nest hundreds deep here, more than the YAML parser can read; a config needs a few levels';
   let message = err.message;
+  // a no-break space pasted from a web page looks like a space and is none to YAML
+  const invisible = invisibleCharacters(lineText);
+  if (invisible !== '') return `${message}${invisible}`;
   // `[` starts a YAML list: [::1]:8080 bare reads as a list and then a stray :8080
   if (BARE_IPV6_PORT.test(lineText)) return `${message} (quote an IPv6 address with its port: "[::1]:8080")`;
   // Route templates like /charges/{id} in a [...] list are the usual cause: braces end a bare value there.

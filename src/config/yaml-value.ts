@@ -6,6 +6,7 @@
 import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
 import type { ConfigIssue } from './issues.js';
 import { suggestKey } from './key-suggestion.js';
+import { nonAsciiCharacters } from './odd-characters.js';
 import { clipBare, clipQuotedValues } from './quoted-values.js';
 
 /** What every value of one document shares: where to blame, and the list issues go to. */
@@ -115,7 +116,7 @@ export class YamlValue {
         continue;
       }
       if (allowed && !allowed.includes(key)) {
-        value.report(`unknown key${suggestion(key, allowed)}; allowed here: ${allowed.join(', ')}`);
+        value.report(`unknown key${suggestion(key, allowed)}${nonAsciiCharacters(key)}; allowed here: ${allowed.join(', ')}`);
         continue;
       }
       // YAML's keys 8443 and "8443" (or true and "true") differ, so the parser lets both be;

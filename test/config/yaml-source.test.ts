@@ -138,3 +138,16 @@ t.test('keys YAML tells apart but a name does not (8443 and "8443"): the later i
   ]);
   t.same(upstreams?.entries().map(([key, value]) => [key, value.string()]), [['8443', 'first'], ['true', 'x'], ['1.0', 'z'], ['other', 'v']], 'the first of each is kept');
 });
+
+t.test('characters a reader cannot see are named: a no-break space in a syntax error, a zero-width or foreign letter in an unknown key', async (t) => {
+  // pasted from a web page: `timeout:<NBSP>15s` is no key to YAML
+  t.same(lines(parseYamlSource('c.yaml', 'inbound:\n  listen: 127.0.0.1:1\n  timeout:\u00a015s\n').issues), [
+    'c.yaml:3:3: YAML syntax: Implicit map keys need to be followed by map values (the line holds U+00A0, which YAML does not read as a space: type a plain space, or remove it)',
+  ]);
+  const source = parseYamlSource('c.yaml', 'servic\u200be: orders\nserv\u0456ce: orders\n');
+  source.root?.map(['service']);
+  t.same(lines(source.issues), [
+    'c.yaml:1:1: ["servic\u200be"]: unknown key (did you mean service?) (it holds U+200B: config keys are plain ASCII); allowed here: service',
+    'c.yaml:2:1: ["serv\u0456ce"]: unknown key (did you mean service?) (it holds U+0456: config keys are plain ASCII); allowed here: service',
+  ]);
+});
