@@ -9,6 +9,7 @@ import { tildeHint } from '../user-paths.js';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { ConfigIssue } from './issues.js';
 import { syntaxMessage } from './yaml-syntax.js';
+import { nestingTooDeep } from './nesting-depth.js';
 import { childPath, startOf, YamlValue, type Context } from './yaml-value.js';
 
 export interface YamlSource {
@@ -62,15 +63,16 @@ function tooLarge(file: string): ConfigIssue {
 }
 
 export function parseYamlSource(file: string, text: string): YamlSource {
-  // the parser recurses per level: thousands of [ or { made it overflow its stack, and a few
-  // such files parsed in one process (reloads) ended it in V8's RegExp compiler
-  const deepAt = flowDeeperThan(text, MAX_FLOW_DEPTH);
-  if (deepAt !== -1) {
+  // the parser recurses per level: thousands of [ or { or of block levels made it overflow its
+  // stack (a few such files parsed in one process, as reloads do, ended it in V8's RegExp
+  // compiler; some block ones escaped its own catch): refused before it runs (nesting-depth.ts)
+  const deep = nestingTooDeep(text);
+  if (deep !== undefined) {
     const at = new LineCounter();
     at.addNewLine(0);
     for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) at.addNewLine(i + 1);
-    const { line, col } = at.linePos(deepAt);
-    return { file, root: undefined, issues: [{ file, line, column: col, path: '', message: `YAML syntax: [ ] and { } nest more than ${MAX_FLOW_DEPTH} deep here; a config needs a few levels` }] };
+    const { line, col } = at.linePos(deep.at);
+    return { file, root: undefined, issues: [{ file, line, column: col, path: '', message: `YAML syntax: ${deep.message}` }] };
   }
   const lines = new LineCounter();
   // duplicate keys are found below, in one pass: the parser's own check compares each key with
@@ -194,34 +196,6 @@ function nodeCount(node: unknown): number {
 }
 
 const LONE_CR = 'YAML syntax: this line ends in a carriage return alone (CR, as classic Mac OS wrote), which the parser does not read as a line break: save the file with LF (or CRLF) line ends';
-
-/** Flow collections ([ ], { }) nested deeper than this are refused before parsing. */
-const MAX_FLOW_DEPTH = 64;
-
-/**
- * The offset where [ and { first nest deeper than `max`, or -1. Quoted text and comments are
- * skipped; a bracket inside a plain value (a route template's {id}) opens and closes its own.
- */
-function flowDeeperThan(text: string, max: number): number {
-  let depth = 0;
-  let quote = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (quote !== 0) {
-      if (c === 0x5c && quote === 0x22) i++; // an escape inside "..."
-      else if (c === quote) quote = 0;
-      else if (c === 0x0a) quote = 0; // a line break: a stray quote does not swallow the file
-    } else if (c === 0x22 || c === 0x27) quote = c;
-    else if (c === 0x23 && (i === 0 || text.charCodeAt(i - 1) <= 0x20)) {
-      const end = text.indexOf('\n', i);
-      if (end === -1) break;
-      i = end;
-    } else if (c === 0x5b || c === 0x7b) {
-      if (++depth > max) return i;
-    } else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
-  }
-  return -1;
-}
 
 /** An anchor being measured: an alias reaching it again is a cycle. */
 const MEASURING = -1;
