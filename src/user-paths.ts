@@ -47,6 +47,17 @@ function badPath(path: string, what: string, fix: string): MeshcarError {
 }
 
 /**
+ * A path to write to whose first part is `~` (or `~user`), which only a shell expands, and only
+ * at the start of a word: `--dir=~/ca` made a folder named ~ in the working directory and said
+ * "created CA ... in ~/ca", the keys where nobody looks (and a later `rm -rf ~` meant for it
+ * takes the home folder).
+ */
+export function refuseUnexpandedTilde(path: string): void {
+  const tilde = /^~[A-Za-z0-9._-]*(?:\/|$)/.exec(path);
+  if (tilde) throw badPath(path, `starts with ${tilde[0].replace(/\/$/, '')}, which only a shell expands, at the start of a word (not after --option=)`, 'write the home folder out, or put a space between the option and the path');
+}
+
+/**
  * /proc, /sys and /dev are the kernel's: nothing meshcar writes belongs there, and Node 20's
  * recursive mkdir loops forever on /proc (it never gives up on the EEXIST/ENOENT it gets).
  */
@@ -79,7 +90,7 @@ export async function requireFolder(dir: string, missing: string, notFolder = 'g
   try {
     info = await stat(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badPath(dir, 'does not exist', missing);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badPath(dir, 'does not exist', `${missing}${tildeHint(dir)}`);
     throw pathProblem(err) ?? err;
   }
   if (!info.isDirectory()) throw badPath(dir, 'is a file, not a folder', notFolder);
@@ -87,6 +98,7 @@ export async function requireFolder(dir: string, missing: string, notFolder = 'g
 
 /** A folder to write files into: made (with its parents, mode 0700) when missing, and writable. */
 export async function prepareOutFolder(dir: string): Promise<void> {
+  refuseUnexpandedTilde(dir);
   refuseKernelPath(dir);
   try {
     const info = await stat(dir).catch((err: NodeJS.ErrnoException) => {
@@ -106,6 +118,7 @@ const MAX_OUT_NAME_BYTES = 255 - '..123456789abc.tmp'.length;
 
 /** A file to write (replaced if present): not a folder, in an existing folder we may write to. */
 export async function prepareOutFile(file: string): Promise<void> {
+  refuseUnexpandedTilde(file);
   refuseKernelPath(file);
   // written through a temp file beside it (atomic-file.ts), whose name is longer: the kernel's
   // refusal of that one would name the temp file, not the path typed
