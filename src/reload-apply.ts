@@ -48,8 +48,11 @@ export function applyLiveReload(parts: LiveParts, running: SidecarConfig, plan: 
   }
   if (outbound && plan.effective.outbound && plan.applied.some((path) => path.startsWith('outbound.upstreams'))) {
     const upstreams = plan.effective.outbound.upstreams;
-    for (const name of new Set([...(running.outbound?.upstreams ?? []).map((u) => u.name), ...upstreams.map((u) => u.name)])) {
-      parts.traffic.setRoutes(name, upstreams.find((u) => u.name === name)?.routes);
+    // by name in one map: a find() per name was quadratic, and 8,000 upstreams (a 900 KB
+    // config) held the event loop for seconds
+    const routes = new Map(upstreams.map((u) => [u.name, u.routes]));
+    for (const name of new Set([...(running.outbound?.upstreams ?? []).map((u) => u.name), ...routes.keys()])) {
+      parts.traffic.setRoutes(name, routes.get(name));
     }
     outbound.setUpstreams(upstreams);
   }

@@ -18,7 +18,19 @@ const PROBLEMS: Record<string, [what: string, fix: string]> = {
   EROFS: ['is on a read-only file system', 'choose a writable place'],
   ENOSPC: ['no space left on the device', 'free some space'],
   ELOOP: ['too many symbolic links', 'correct the path'],
+  // a part of the path over 255 bytes, or the whole over 4096: the kernel refuses it before
+  // looking; without an entry here it was a stack trace and exit 70
+  ENAMETOOLONG: ['the name is too long (at most 255 bytes a part, 4096 in all)', 'use a shorter path'],
 };
+
+/**
+ * For a path that does not exist: a hint when a part of it is `~`, which only a shell expands,
+ * and only at the start of a word (`--config=~/x.yaml` and a config's `cert: ~/svid.crt` keep
+ * it); '' otherwise.
+ */
+export function tildeHint(path: string): string {
+  return /(?:^|\/)~(?:\/|$)/.test(path) ? '; ~ is not expanded here (only a shell does, at the start of a word): write the home folder out' : '';
+}
 
 /** A file-system error (it names a path) in one line; undefined for any other error. */
 export function pathProblem(err: unknown): MeshcarError | undefined {
@@ -32,6 +44,17 @@ export function pathProblem(err: unknown): MeshcarError | undefined {
 
 function badPath(path: string, what: string, fix: string): MeshcarError {
   return new MeshcarError('bad_path', `${path}: ${what}; ${fix}`);
+}
+
+/**
+ * A path to write to whose first part is `~` (or `~user`), which only a shell expands, and only
+ * at the start of a word: `--dir=~/ca` made a folder named ~ in the working directory and said
+ * "created CA ... in ~/ca", the keys where nobody looks (and a later `rm -rf ~` meant for it
+ * takes the home folder).
+ */
+export function refuseUnexpandedTilde(path: string): void {
+  const tilde = /^~[A-Za-z0-9._-]*(?:\/|$)/.exec(path);
+  if (tilde) throw badPath(path, `starts with ${tilde[0].replace(/\/$/, '')}, which only a shell expands, at the start of a word (not after --option=)`, 'write the home folder out, or put a space between the option and the path');
 }
 
 /**
@@ -67,7 +90,7 @@ export async function requireFolder(dir: string, missing: string, notFolder = 'g
   try {
     info = await stat(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badPath(dir, 'does not exist', missing);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badPath(dir, 'does not exist', `${missing}${tildeHint(dir)}`);
     throw pathProblem(err) ?? err;
   }
   if (!info.isDirectory()) throw badPath(dir, 'is a file, not a folder', notFolder);
@@ -75,6 +98,7 @@ export async function requireFolder(dir: string, missing: string, notFolder = 'g
 
 /** A folder to write files into: made (with its parents, mode 0700) when missing, and writable. */
 export async function prepareOutFolder(dir: string): Promise<void> {
+  refuseUnexpandedTilde(dir);
   refuseKernelPath(dir);
   try {
     const info = await stat(dir).catch((err: NodeJS.ErrnoException) => {
@@ -89,9 +113,16 @@ export async function prepareOutFolder(dir: string): Promise<void> {
   }
 }
 
+/** A name's most bytes (255) less what the temp file beside it adds: `.NAME.<12 hex digits>.tmp`. */
+const MAX_OUT_NAME_BYTES = 255 - '..123456789abc.tmp'.length;
+
 /** A file to write (replaced if present): not a folder, in an existing folder we may write to. */
 export async function prepareOutFile(file: string): Promise<void> {
+  refuseUnexpandedTilde(file);
   refuseKernelPath(file);
+  // written through a temp file beside it (atomic-file.ts), whose name is longer: the kernel's
+  // refusal of that one would name the temp file, not the path typed
+  if (Buffer.byteLength(basename(file)) > MAX_OUT_NAME_BYTES) throw badPath(file, `the file name is too long (at most ${MAX_OUT_NAME_BYTES} bytes here)`, 'use a shorter name');
   const info = await stat(file).catch(() => undefined);
   if (info?.isDirectory()) throw badPath(file, 'is a folder, not a file', `name a file, e.g. ${file.replace(/\/+$/, '')}/NAME`);
   const folder = dirname(file);

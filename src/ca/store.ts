@@ -9,7 +9,7 @@ import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
-import { refuseKernelPath } from '../user-paths.js';
+import { refuseKernelPath, refuseUnexpandedTilde } from '../user-paths.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { splitPemCertificates } from '../pki/pem.js';
 import { issueIssuerCertificate, issueRootCertificate, issuerName, rootName, type Signer } from './x509-profile.js';
@@ -68,6 +68,7 @@ export function spkiOf(key: KeyObject): Buffer {
 }
 
 export async function initCaDirectory(dir: string, trustDomain: string, options: { force: boolean }): Promise<void> {
+  refuseUnexpandedTilde(dir);
   refuseKernelPath(dir);
   // an existing --dir must be a folder (mkdir would say only EEXIST)
   if ((await stat(dir).catch(() => undefined))?.isDirectory() === false) throw new MeshcarError('bad_path', `${dir}: is a file, not a folder; give a new folder or an existing one for the CA`);

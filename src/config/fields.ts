@@ -86,12 +86,21 @@ export function readListenAddress(value: YamlValue): HostPort | undefined {
   return typeof address === 'string' ? value.report(`${JSON.stringify(text)} is not a host:port address: ${address}`) : address;
 }
 
+/** Linux's PATH_MAX, the terminating NUL included. */
+const MAX_PATH_BYTES = 4096;
+
 /** A file or directory path, made absolute against the working directory so later chdirs cannot move it. */
 export function readPath(value: YamlValue): string | undefined {
   const text = value.string('a file path');
   if (text === undefined) return undefined;
   if (text.trim() === '') return value.report('the path is empty');
   if (text.includes('\0')) return value.report('the path holds a NUL character');
+  // no file has such a path (Linux's PATH_MAX); the system's refusal would quote it whole, twice
+  if (Buffer.byteLength(text) >= MAX_PATH_BYTES) return value.report(`the path is ${Buffer.byteLength(text)} bytes long; a path is at most ${MAX_PATH_BYTES - 1}`);
+  // no shell reads a config: ~/svid was a folder named ~ under the working directory, which
+  // identity.dir is made as at the first start (the workload's private key in it)
+  const tilde = /^~[A-Za-z0-9._-]*(?:\/|$)/.exec(text);
+  if (tilde) return value.report(`${JSON.stringify(text)} starts with ${tilde[0].replace(/\/$/, '')}, which only a shell expands: write the home folder out`);
   return resolve(process.cwd(), text);
 }
 

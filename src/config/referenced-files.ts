@@ -11,6 +11,7 @@ import { pemBlocks } from '../pki/pem.js';
 import { readTokenClaims } from '../identity/token-claims.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { describeError } from '../errors.js';
+import { tildeHint } from '../user-paths.js';
 import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-value.js';
@@ -60,17 +61,18 @@ const MAX_REFERENCED_BYTES = 8 * 1024 * 1024;
 
 /** Why the file at `path` is not usable as `content`, or undefined. */
 export async function fileProblem(path: string, content: Content, grants?: string): Promise<string | undefined> {
-  let kind: 'file' | 'directory' | 'other';
+  let kind: 'a file' | 'a directory' | 'a pipe' | 'a socket' | 'a device';
   try {
     const info = await stat(path);
-    kind = info.isFile() ? 'file' : info.isDirectory() ? 'directory' : 'other';
+    kind = info.isFile() ? 'a file' : info.isDirectory() ? 'a directory' : info.isFIFO() ? 'a pipe' : info.isSocket() ? 'a socket' : 'a device';
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return `${path} does not exist (relative paths are resolved against the working directory, ${process.cwd()})`;
+    if (code === 'ENOENT') return `${path} does not exist (relative paths are resolved against the working directory, ${process.cwd()})${tildeHint(path)}`;
     return `cannot read ${path}: ${describeError(err)}`;
   }
-  if (content === 'directory') return kind === 'directory' ? undefined : `${path} is not a directory`;
-  if (kind !== 'file') return `${path} is a ${kind}, not a file`;
+  if (content === 'directory') return kind === 'a directory' ? undefined : `${path} is not a directory`;
+  // (it said "is a other" for a device, a pipe or a socket)
+  if (kind !== 'a file') return `${path} is ${kind}, not a file`;
   let text: string;
   try {
     // bounded: a named file far larger than any PEM, token or spec is a wrong path

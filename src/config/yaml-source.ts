@@ -5,8 +5,11 @@
 
 import { isUtf8 } from 'node:buffer';
 import { BoundedReadError, readBoundedFile } from '../bounded-file.js';
+import { tildeHint } from '../user-paths.js';
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { ConfigIssue } from './issues.js';
+import { syntaxMessage } from './yaml-syntax.js';
+import { nestingTooDeep } from './nesting-depth.js';
 import { childPath, startOf, YamlValue, type Context } from './yaml-value.js';
 
 export interface YamlSource {
@@ -27,7 +30,7 @@ export async function readYamlSource(file: string): Promise<YamlSource> {
     bytes = await readBoundedFile(file, MAX_CONFIG_BYTES);
   } catch (err) {
     if (err instanceof BoundedReadError && err.code === 'too_large') return { file, root: undefined, issues: [tooLarge(file)] };
-    return { file, root: undefined, issues: [wholeFileIssue(file, `cannot read the config file: ${err instanceof BoundedReadError ? `it ${err.message}` : readFailure(err)}`)] };
+    return { file, root: undefined, issues: [wholeFileIssue(file, `cannot read the config file: ${err instanceof BoundedReadError ? `it ${err.message}` : readFailure(err, file)}`)] };
   }
   // decoding would turn other bytes into U+FFFD silently ("ord\uFFFDrs"), far from the cause
   if (!isUtf8(bytes)) return { file, root: undefined, issues: [wholeFileIssue(file, `the config file is not UTF-8 text${isUtf16(bytes) ? ' (it is UTF-16: save it as UTF-8)' : ` (the first bad byte is at offset ${firstBadByte(bytes)})`}`)] };
@@ -60,30 +63,35 @@ function tooLarge(file: string): ConfigIssue {
 }
 
 export function parseYamlSource(file: string, text: string): YamlSource {
-  // the parser recurses per level: thousands of [ or { made it overflow its stack, and a few
-  // such files parsed in one process (reloads) ended it in V8's RegExp compiler
-  const deepAt = flowDeeperThan(text, MAX_FLOW_DEPTH);
-  if (deepAt !== -1) {
+  // the parser recurses per level: thousands of [ or { or of block levels made it overflow its
+  // stack (a few such files parsed in one process, as reloads do, ended it in V8's RegExp
+  // compiler; some block ones escaped its own catch): refused before it runs (nesting-depth.ts)
+  const deep = nestingTooDeep(text);
+  if (deep !== undefined) {
     const at = new LineCounter();
     at.addNewLine(0);
     for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) at.addNewLine(i + 1);
-    const { line, col } = at.linePos(deepAt);
-    return { file, root: undefined, issues: [{ file, line, column: col, path: '', message: `YAML syntax: [ ] and { } nest more than ${MAX_FLOW_DEPTH} deep here; a config needs a few levels` }] };
+    const { line, col } = at.linePos(deep.at);
+    return { file, root: undefined, issues: [{ file, line, column: col, path: '', message: `YAML syntax: ${deep.message}` }] };
   }
   const lines = new LineCounter();
   // duplicate keys are found below, in one pass: the parser's own check compares each key with
   // every earlier one of its map (a file of 15,000 keys took 4 s to refuse, a reload as long)
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
-  const issues: ConfigIssue[] = doc.errors.map((err) => {
+  const issues: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  for (const err of doc.errors) {
     const { line, col } = lines.linePos(err.pos[0]);
-    // The parser's own wording for this one names an API, not the fix.
-    let message = err.code === 'MULTIPLE_DOCS' ? 'the file holds more than one YAML document (---); a config is one document' : err.message;
-    // Route templates like /charges/{id} in a [...] list are the usual cause: braces end a bare value there.
-    if (/flow/.test(message) && /[{}]/.test(text.split('\n')[line - 1] ?? '')) {
-      message += ' (inside [...] quote values holding { } [ ] or commas: ["/charges/{id}"])';
-    }
-    return { file, line: Math.max(line, 1), column: col, path: '', message: `YAML syntax: ${message}` };
-  });
+    const message = syntaxMessage(err, lineAt(text, err.pos[0]), seen);
+    if (message !== undefined) issues.push({ file, line: Math.max(line, 1), column: col, path: '', message: `YAML syntax: ${message}` });
+  }
+  // lines ending in CR alone (classic Mac) are one long line to the parser: a flood of errors
+  // on line 1, or a file that reads as one comment. One line says why instead
+  const loneCr = issues.length > 0 || doc.contents === null ? text.search(/\r(?!\n)/) : -1;
+  if (loneCr !== -1) {
+    const { line, col } = lines.linePos(loneCr);
+    return { file, root: undefined, issues: [{ file, line: Math.max(line, 1), column: col, path: '', message: LONE_CR }] };
+  }
   // A tree with syntax errors is a guess; checking it would bury the real mistake in noise.
   if (issues.length > 0) return { file, root: undefined, issues };
   if (doc.contents === null) return { file, root: undefined, issues: [wholeFileIssue(file, 'the config file is empty')] };
@@ -187,33 +195,7 @@ function nodeCount(node: unknown): number {
   return 1;
 }
 
-/** Flow collections ([ ], { }) nested deeper than this are refused before parsing. */
-const MAX_FLOW_DEPTH = 64;
-
-/**
- * The offset where [ and { first nest deeper than `max`, or -1. Quoted text and comments are
- * skipped; a bracket inside a plain value (a route template's {id}) opens and closes its own.
- */
-function flowDeeperThan(text: string, max: number): number {
-  let depth = 0;
-  let quote = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (quote !== 0) {
-      if (c === 0x5c && quote === 0x22) i++; // an escape inside "..."
-      else if (c === quote) quote = 0;
-      else if (c === 0x0a) quote = 0; // a line break: a stray quote does not swallow the file
-    } else if (c === 0x22 || c === 0x27) quote = c;
-    else if (c === 0x23 && (i === 0 || text.charCodeAt(i - 1) <= 0x20)) {
-      const end = text.indexOf('\n', i);
-      if (end === -1) break;
-      i = end;
-    } else if (c === 0x5b || c === 0x7b) {
-      if (++depth > max) return i;
-    } else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
-  }
-  return -1;
-}
+const LONE_CR = 'YAML syntax: this line ends in a carriage return alone (CR, as classic Mac OS wrote), which the parser does not read as a line break: save the file with LF (or CRLF) line ends';
 
 /** An anchor being measured: an alias reaching it again is a cycle. */
 const MEASURING = -1;
@@ -252,13 +234,20 @@ function expandedCount(doc: Document, node: unknown, budget: number, sizes: Map<
   return n;
 }
 
+/** The line of `text` holding `offset`, without its line break. */
+function lineAt(text: string, offset: number): string {
+  const start = text.lastIndexOf('\n', offset - 1) + 1;
+  const end = text.indexOf('\n', offset);
+  return text.slice(start, end === -1 ? text.length : end);
+}
+
 function wholeFileIssue(file: string, message: string): ConfigIssue {
   return { file, line: 0, column: 0, path: '', message };
 }
 
-function readFailure(err: unknown): string {
+function readFailure(err: unknown, file: string): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT') return 'no such file';
+  if (code === 'ENOENT') return `no such file${tildeHint(file)}`;
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'EISDIR') return 'it is a directory';
   return err instanceof Error ? err.message : String(err);

@@ -5,6 +5,9 @@
 
 import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
 import type { ConfigIssue } from './issues.js';
+import { suggestKey } from './key-suggestion.js';
+import { nonAsciiCharacters } from './odd-characters.js';
+import { clipBare, clipQuotedValues } from './quoted-values.js';
 
 /** What every value of one document shares: where to blame, and the list issues go to. */
 export interface Context {
@@ -78,13 +81,14 @@ export class YamlValue {
   /** The value as written, for messages: strings quoted, other scalars bare. */
   display(): string {
     const node = this.node;
-    if (isScalar(node)) return typeof node.value === 'string' ? JSON.stringify(node.value) : String(node.source ?? node.value);
+    if (isScalar(node)) return typeof node.value === 'string' ? JSON.stringify(node.value) : clipBare(String(node.source ?? node.value));
     return KIND_WORDS[this.kind];
   }
 
   report(message: string): undefined {
     const { line, col } = this.#ctx.lines.linePos(this.#at);
-    this.#ctx.issues.push({ file: this.#ctx.file, line: Math.max(line, 1), column: col, path: this.path, message });
+    // the values and keys it quotes are the config's: cut, so the line stays a line
+    this.#ctx.issues.push({ file: this.#ctx.file, line: Math.max(line, 1), column: col, path: clipBare(this.path), message: clipQuotedValues(message) });
     return undefined;
   }
 
@@ -112,7 +116,13 @@ export class YamlValue {
         continue;
       }
       if (allowed && !allowed.includes(key)) {
-        value.report(`unknown key${suggestion(key, allowed)}; allowed here: ${allowed.join(', ')}`);
+        value.report(`unknown key${suggestion(key, allowed)}${nonAsciiCharacters(key)}; allowed here: ${allowed.join(', ')}`);
+        continue;
+      }
+      // YAML's keys 8443 and "8443" (or true and "true") differ, so the parser lets both be;
+      // read as names they are one, and the later replaced the earlier without a word
+      if (entries.has(key)) {
+        value.report(`the name ${key} is given twice in this map (once quoted, once not: YAML reads two keys, the config one name); give it once`);
         continue;
       }
       entries.set(key, value);
@@ -210,24 +220,6 @@ export class YamlMap {
 }
 
 function suggestion(key: string, allowed: readonly string[]): string {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of allowed) {
-    const d = editDistance(key.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
+  const best = suggestKey(key, allowed);
   return best === undefined ? '' : ` (did you mean ${best}?)`;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + cost);
-    }
-    previous = current;
-  }
-  return previous[b.length] as number;
 }

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFrontendApp, startOrdersApp } from './apps.js';
 import { demoConfigDir, demoPortBase, demoPorts, portAdvice } from './ports.js';
+import { demoSeconds } from './demo-seconds.js';
 import { exitedEarly, httpCall as get, meshcarCommand as cli, onStopSignal, startMeshcar as run, stopAll, waitReady, waitTls } from './processes.js';
 import { LatencyRecorder, printDiscoveredApi, printRouteTable, printTrafficSummary } from './summary.js';
 
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
     signalled = signal;
     if (!trafficRunning) void stopAll(servers);
   });
-  const seconds = Number(process.env.DEMO_SECONDS ?? 0);
+  const seconds = demoSeconds(process.env.DEMO_SECONDS);
   BASE = demoPortBase(process.env.DEMO_PORT_BASE);
   PORTS = demoPorts(BASE);
   await mkdir('certs', { recursive: true });

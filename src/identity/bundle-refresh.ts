@@ -16,6 +16,9 @@ import type { WorkloadIdentity } from './workload-identity.js';
 
 export const DEFAULT_BUNDLE_REFRESH_MS = 5 * 60_000;
 
+/** setTimeout keeps delays in an int32 (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The set of roots, order and PEM formatting aside. */
 function rootsKey(bundlePem: string): string {
   return splitPemCertificates(bundlePem)
@@ -71,8 +74,10 @@ export class BundleRefresh {
 
   private schedule(): void {
     if (this.stopped) return;
-    // ±10 %: a fleet started together does not poll together
-    const delay = this.options.intervalMs * (0.9 + 0.2 * Math.random());
+    // ±10 %: a fleet started together does not poll together. Capped at what a timer holds:
+    // bundleRefresh may be 24d, and 10 % more (26.4 days) is past 2^31-1 ms, which Node turns
+    // into 1 ms: a third of the waits ended at once, a poll then another
+    const delay = Math.min(MAX_TIMER_MS, this.options.intervalMs * (0.9 + 0.2 * Math.random()));
     this.timer = setTimeout(() => {
       void this.refresh().finally(() => this.schedule());
     }, delay);

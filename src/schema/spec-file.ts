@@ -9,10 +9,11 @@ import { BoundedReadError, readBoundedFile } from '../bounded-file.js';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jsyaml from 'js-yaml';
+import { nestsDeeperThan } from './json-body.js';
 
 /** A spec file larger than this is refused before it is read (JSON and YAML alike). */
 export const MAX_SPEC_BYTES = 5 * 1024 * 1024;
-/** Nesting deeper than this is refused (js-yaml's default; a spec is a few tens deep). */
+/** Nesting deeper than this is refused (js-yaml's default; a spec is a few tens deep), JSON's too. */
 const MAX_YAML_DEPTH = 100;
 /** Keys copied by merges (`<<`) in one file, at most (js-yaml's default); chained merges cannot grow past it. */
 const MAX_MERGE_KEYS = 10_000;
@@ -53,6 +54,9 @@ export function parseSpecText(file: string, data: Buffer | string): unknown {
   const text = (typeof data === 'string' ? data : data.toString('utf8')).replace(/^\uFEFF/, '');
   let value: unknown;
   if (extname(file).toLowerCase() === '.json') {
+    // JSON.parse takes any depth, the OpenAPI parser's walk does not: 200,000 levels of [ was
+    // refused only as "Maximum call stack size exceeded"; YAML has js-yaml's maxDepth
+    if (nestsDeeperThan(Buffer.from(text), MAX_YAML_DEPTH)) throw new SpecFileError(`its JSON nests arrays and objects more than ${MAX_YAML_DEPTH} deep; a spec needs a few tens`);
     try {
       value = JSON.parse(text);
     } catch (err) {

@@ -1,7 +1,7 @@
 // `meshcar ca ...` with a path that cannot be used (a CA folder that is missing or a file, an
-// --out that is a file, a folder, in a missing folder, or under /proc): one line `meshcar:
-// <path>: <what>; <fix>` and exit 1, never a stack trace (exit 70) or a hang; and `ca issue`
-// refuses its --out before it signs, so the CA records no leaf it never handed out.
+// --out that is a file, a folder, in a missing folder or under /proc, a name too long): one
+// line `meshcar: <path>: <what>; <fix>` and exit 1, never a stack trace (exit 70) or a hang;
+// and `ca issue` refuses its --out before it signs, so the CA records no leaf it never handed out.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -10,12 +10,18 @@ import { join } from 'node:path';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 
-/** `meshcar ARGS`, killed after 10 s: a hang fails the test instead of stalling it. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** `meshcar ARGS` (in `cwd`), killed after 10 s: a hang fails the test instead of stalling it. */
+function cli(args: string[], cwd?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 10_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }));
+    execFile(process.execPath, [CLI, ...args], { timeout: 10_000, cwd }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }));
   });
 }
+
+/** A path part longer than a file name may be (255 bytes). */
+const LONG = 'a'.repeat(300);
+const TOO_LONG = 'the name is too long (at most 255 bytes a part, 4096 in all); use a shorter path';
+
+const TILDE = 'starts with ~, which only a shell expands, at the start of a word (not after --option=); write the home folder out, or put a space between the option and the path';
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -45,8 +51,22 @@ t.test('bad paths are one line naming the path, and exit 1', async (t) => {
     [['ca', 'issue', '--dir', ca, '--service', 'a', '--out', '/proc/meshcar-test'], '/proc/meshcar-test', 'is under /proc, a file system of the kernel; '],
     // through a link: the path as typed is not under /proc, where it leads is
     [['ca', 'issue', '--dir', ca, '--service', 'a', '--out', join(dir, 'to-proc', 'x', 'y')], join(dir, 'to-proc', 'x', 'y'), 'is under /proc, a file system of the kernel; '],
+    // a part over 255 bytes: the kernel's ENAMETOOLONG, which was a stack trace and exit 70
+    [['ca', 'init', '--dir', join(dir, LONG), '--trust-domain', 'mesh.local'], join(dir, LONG), TOO_LONG],
+    [['ca', 'status', '--dir', join(dir, LONG)], join(dir, LONG), TOO_LONG],
+    [['ca', 'rotate-issuer', '--dir', join(dir, LONG, 'ca')], join(dir, LONG, 'ca'), TOO_LONG],
+    [['ca', 'issue', '--dir', ca, '--service', 'a', '--out', join(dir, LONG)], join(dir, LONG), TOO_LONG],
+    [['ca', 'token', '--dir', join(dir, LONG), '--service', 'a'], join(dir, LONG), TOO_LONG],
+    // ~ after --option= is not expanded: it made a folder named ~ in the working directory
+    [['ca', 'init', '--dir=~/meshcar-test-ca', '--trust-domain', 'mesh.local'], '~/meshcar-test-ca', TILDE],
+    [['ca', 'issue', '--dir', ca, '--service', 'a', '--out=~/meshcar-test-out'], '~/meshcar-test-out', TILDE],
+    [['ca', 'token', '--dir', ca, '--service', 'a', '--out=~nobody/t.token'], '~nobody/t.token', 'starts with ~nobody, which only a shell expands'],
+    [['ca', 'status', '--dir=~/meshcar-test-ca'], '~/meshcar-test-ca', 'does not exist; run "meshcar ca init --dir ~/meshcar-test-ca --trust-domain TD" first, or correct the path; ~ is not expanded here'],
+    // a name the kernel takes, but not with the temp file's decoration: named as typed
+    [['ca', 'token', '--dir', ca, '--service', 'a', '--out', join(dir, 'b'.repeat(250))], join(dir, 'b'.repeat(250)), 'the file name is too long (at most 237 bytes here); use a shorter name'],
   ];
-  const results = await Promise.all(cases.map(([args]) => cli(args)));
+  // in the test folder: a ~ path that is not refused lands there, not in the checkout
+  const results = await Promise.all(cases.map(([args]) => cli(args, dir)));
   cases.forEach(([args, path, what], i) => {
     const result = results[i]!;
     const command = args.slice(0, args.indexOf(args.find((a) => a.startsWith('--'))!)).join(' ');

@@ -96,3 +96,30 @@ t.test('a CA config: its folder must exist; meshcar check prints the line and ex
   t.equal(result.code, 1);
   t.match(result.stderr, /^.*ca\.yaml:2:1: dir: \/nonexistent\/meshcar-ca does not exist/);
 });
+
+t.test('a device, a pipe or a ~ path named as a file: said as it is', async (t) => {
+  const pki = await makePki('mesh.local');
+  const leaf = await pki.issue('spiffe://mesh.local/svc/orders');
+  const dir = t.testdir({ 'svid.crt': leaf.chainPem, 'svid.key': leaf.privateKeyPem, 'bundle.pem': pki.bundlePem });
+  const fifo = join(dir, 'pipe.pem');
+  await new Promise<void>((resolve, reject) => execFile('mkfifo', [fifo], (err) => (err ? reject(err) : resolve())));
+  // ~ is the shell's: in a config it is a folder named ~ (here, inside a path)
+  const yaml = `  files: {cert: /dev/null, key: ${fifo}, bundle: ${join(dir, '~', 'bundle.pem')}}\n`;
+  await writeFile(join(dir, 'odd.yaml'), sidecarYaml(yaml));
+  t.match(await check(join(dir, 'odd.yaml')), [
+    /identity\.files\.cert: \/dev\/null is a device, not a file$/,
+    /identity\.files\.key: .*pipe\.pem is a pipe, not a file$/,
+    /identity\.files\.bundle: .*\/~\/bundle\.pem does not exist \(relative paths .*\); ~ is not expanded here \(only a shell does, at the start of a word\): write the home folder out$/,
+  ]);
+  // a path that starts with ~ is refused as it is read: identity.dir is made at the first start,
+  // and ~/svid made a folder named ~ under the working directory, the private key in it
+  await writeFile(join(dir, 'tilde.yaml'), sidecarYaml('  ca: {url: "https://127.0.0.1:1", bundle: ~/bundle.pem}\n  dir: ~/svid\n'));
+  t.same(await check(join(dir, 'tilde.yaml')), [
+    `${join(dir, 'tilde.yaml')}:4:36: identity.ca.bundle: "~/bundle.pem" starts with ~, which only a shell expands: write the home folder out`,
+    `${join(dir, 'tilde.yaml')}:5:3: identity.dir: "~/svid" starts with ~, which only a shell expands: write the home folder out`,
+  ]);
+  // the config file itself: `--config=~/sidecar.yaml` keeps its ~
+  const cli = await checkCli('~/meshcar-no-such-config.yaml');
+  t.equal(cli.code, 1);
+  t.equal(cli.stderr, '~/meshcar-no-such-config.yaml: cannot read the config file: no such file; ~ is not expanded here (only a shell does, at the start of a word): write the home folder out\n');
+});

@@ -91,3 +91,69 @@ t.test('ConfigError carries the issues and prints one per line', async (t) => {
   t.same(err.issues, issues);
   t.ok(Object.isFrozen(err.issues));
 });
+
+t.test('lists and maps nested hundreds deep in block style: one line that says so, before the parser overflows its stack', async (t) => {
+  // `- - - ...` on one line, `? ? ...`, `-<tab>-<tab>...`, and keys indented one more each line:
+  // the parser overflows its stack; followed by a line less indented, outside its own catch
+  // (check: a stack trace, exit 70; a reload: "Maximum call stack size exceeded", no line)
+  const texts = {
+    dashes: `service: orders\nx:\n  ${'- '.repeat(50_000)}a\n`,
+    'dashes, then a line less indented': `service: orders\nx:\n  ${'- '.repeat(3000)}a\nworkers: 2\n`,
+    keys: `service: orders\nx:\n  ${'? '.repeat(50_000)}a\n`,
+    tabs: `service: orders\nx:\n  ${'-\t'.repeat(3000)}a\nworkers: 2\n`,
+    indented: `x:\n${Array.from({ length: 3000 }, (_, i) => `${' '.repeat(i + 1)}k:`).join('\n')}\nworkers: 2\n`,
+  };
+  const started = Date.now();
+  for (const [name, text] of Object.entries(texts)) {
+    const issues = lines(parseYamlSource('c.yaml', text).issues);
+    t.same(issues, [`c.yaml:${name === 'indented' ? '258:258' : '3:258'}: YAML syntax: lists and maps nest too deep here: the line's content starts more than 256 columns in (spaces and - ? : indicators); a config needs a few levels`], name);
+  }
+  t.ok(Date.now() - started < 2000, 'at once');
+  // 120 levels, as deep as the bound lets the compact form go, parse
+  t.same(parseYamlSource('c.yaml', `x:\n  ${'- '.repeat(120)}a\nworkers: 2\n`).issues, []);
+});
+
+t.test('an IPv6 address with its port, unquoted, gets a hint to quote it', async (t) => {
+  // `[` starts a YAML list: the parser's "Unexpected scalar at node end" alone does not say why
+  for (const address of ['[::]:15443', '[::1]:8080', '[::ffff:127.0.0.1]:80', '[fe80::1%eth0]:80']) {
+    for (const text of [`inbound:\n  listen: ${address}\n`, `endpoints:\n  - ${address}\n`]) {
+      t.match(lines(parseYamlSource('c.yaml', text).issues), [/^c\.yaml:2:\d+: YAML syntax: .* \(quote an IPv6 address with its port: "\[::1\]:8080"\)$/], text);
+    }
+  }
+  t.same(parseYamlSource('c.yaml', 'inbound:\n  listen: "[::]:15443"\n').issues, [], 'quoted, it is a string');
+  t.notMatch(lines(parseYamlSource('c.yaml', 'a: [1, 2\nb: 3\n').issues), [/IPv6/], 'other list mistakes get no such hint');
+});
+
+t.test('lines ending in CR alone: one line that says so, not a flood on line 1', async (t) => {
+  const text = 'service: orders\ntrustDomain: mesh.local\ninbound:\n  listen: 127.0.0.1:15443\n  app: http://127.0.0.1:8080\n';
+  const expected = /^c\.yaml:1:16: YAML syntax: this line ends in a carriage return alone \(CR, as classic Mac OS wrote\), .*save the file with LF \(or CRLF\) line ends$/;
+  t.match(lines(parseYamlSource('c.yaml', text.replace(/\n/g, '\r')).issues), [expected], 'every line');
+  t.match(lines(parseYamlSource('c.yaml', `# settings\r${text.replace(/\n/g, '\r')}`).issues), [/^c\.yaml:1:11: YAML syntax: this line ends in a carriage return alone/], 'a file that read as one comment');
+  t.same(parseYamlSource('c.yaml', text.replace(/\n/g, '\r\n')).issues, [], 'CRLF is fine');
+  t.same(parseYamlSource('c.yaml', `${text}# a stray \r in a comment\n`).issues, [], 'a stray CR the parser reads past is left alone');
+});
+
+t.test('keys YAML tells apart but a name does not (8443 and "8443"): the later is an issue, not a silent replacement', async (t) => {
+  const source = parseYamlSource('c.yaml', 'upstreams:\n  8443: first\n  "8443": second\n  true: x\n  "true": y\n  1.0: z\n  "1.0": w\n  other: v\n');
+  t.same(source.issues, [], 'YAML itself has no repeat here');
+  const upstreams = source.root?.map()?.get('upstreams').map();
+  t.same(lines(source.issues), [
+    'c.yaml:3:3: upstreams["8443"]: the name 8443 is given twice in this map (once quoted, once not: YAML reads two keys, the config one name); give it once',
+    'c.yaml:5:3: upstreams.true: the name true is given twice in this map (once quoted, once not: YAML reads two keys, the config one name); give it once',
+    'c.yaml:7:3: upstreams["1.0"]: the name 1.0 is given twice in this map (once quoted, once not: YAML reads two keys, the config one name); give it once',
+  ]);
+  t.same(upstreams?.entries().map(([key, value]) => [key, value.string()]), [['8443', 'first'], ['true', 'x'], ['1.0', 'z'], ['other', 'v']], 'the first of each is kept');
+});
+
+t.test('characters a reader cannot see are named: a no-break space in a syntax error, a zero-width or foreign letter in an unknown key', async (t) => {
+  // pasted from a web page: `timeout:<NBSP>15s` is no key to YAML
+  t.same(lines(parseYamlSource('c.yaml', 'inbound:\n  listen: 127.0.0.1:1\n  timeout:\u00a015s\n').issues), [
+    'c.yaml:3:3: YAML syntax: Implicit map keys need to be followed by map values (the line holds U+00A0, which YAML does not read as a space: type a plain space, or remove it)',
+  ]);
+  const source = parseYamlSource('c.yaml', 'servic\u200be: orders\nserv\u0456ce: orders\n');
+  source.root?.map(['service']);
+  t.same(lines(source.issues), [
+    'c.yaml:1:1: ["servic\u200be"]: unknown key (did you mean service?) (it holds U+200B: config keys are plain ASCII); allowed here: service',
+    'c.yaml:2:1: ["serv\u0456ce"]: unknown key (did you mean service?) (it holds U+0456: config keys are plain ASCII); allowed here: service',
+  ]);
+});

@@ -176,3 +176,28 @@ t.test('a poll cut by the sidecar stopping is not logged as the CA failing', asy
   await poll;
   t.same(lines.filter((line) => /could not fetch/.test(String(line.msg))), [], 'no warning for a poll the stop cut');
 });
+
+t.test('the longest bundleRefresh (24d) with its +10 % jitter still waits: it is not cut to 1 ms', async (t) => {
+  // 24d × 1.1 is past 2^31-1 ms, which Node's timers turn into 1 ms (TimeoutOverflowWarning)
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => void warnings.push(warning.name);
+  process.on('warning', onWarning);
+  const random = Math.random;
+  Math.random = () => 0.999;
+  let polls = 0;
+  const client = { fetchBundle: async () => void polls++ } as unknown as CaClient;
+  const identity = { current: () => ({}) } as unknown as WorkloadIdentity;
+  const refresh = new BundleRefresh({ identity, client, intervalMs: 24 * 86_400_000, persist: async () => {}, renewNow: () => {}, logger });
+  t.teardown(() => {
+    refresh.stop();
+    Math.random = random;
+    process.off('warning', onWarning);
+  });
+  refresh.start();
+  Math.random = random;
+  // a wait cut to 1 ms has polled (and warned) well within this
+  const until = Date.now() + 200;
+  while (polls === 0 && Date.now() < until) await sleep(10);
+  t.equal(polls, 0, 'no poll');
+  t.same(warnings.filter((name) => name === 'TimeoutOverflowWarning'), [], 'no timer overflow');
+});

@@ -112,3 +112,16 @@ t.test('$refs to other files, in YAML and JSON, and YAML anchors and merge keys 
   const merged = await CompiledSpec.load(join(dir, 'merge.yaml'));
   t.same((merged.document.paths?.['/a']?.get as { responses: unknown }).responses, { 200: { description: 'ok', headers: {} }, 201: { description: 'ok' } });
 });
+
+t.test('a JSON spec nested deeper than a YAML one may be is refused by name, not by the stack it overflowed', async (t) => {
+  const head = '{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{},"x-deep":';
+  const dir = t.testdir({
+    'deep.json': `${head}${'['.repeat(200_000)}${']'.repeat(200_000)}}`,
+    'deep-101.json': `${head}${'['.repeat(100)}${']'.repeat(100)}}`,
+    'fine.json': `${head}${'['.repeat(90)}${']'.repeat(90)}}`,
+  });
+  for (const name of ['deep.json', 'deep-101.json']) {
+    t.equal((await refusal(t, join(dir, name))).message, `${join(dir, name)}: its JSON nests arrays and objects more than 100 deep; a spec needs a few tens`, name);
+  }
+  await t.resolves(CompiledSpec.load(join(dir, 'fine.json')), 'brackets 91 deep with the spec object around them: fine');
+});

@@ -1,0 +1,43 @@
+// "did you mean timeout?" for an unknown config key: the allowed key within two edits of it
+// (case aside), if any. Bounded: a config may hold tens of thousands of unknown keys (1 MiB of
+// them took 1.5 s to check, on every reload, with the event loop held), so a candidate is
+// dropped as soon as it cannot come closer than the best so far.
+
+/** More edits than this and the key is not a typo of the candidate. */
+const MAX_EDITS = 2;
+
+/** The first of `allowed` nearest to `key` within MAX_EDITS, ignoring case; undefined if none. */
+export function suggestKey(key: string, allowed: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  let best: string | undefined;
+  let bound = MAX_EDITS + 1;
+  for (const candidate of allowed) {
+    const distance = distanceBelow(lower, candidate.toLowerCase(), bound);
+    if (distance < bound) [best, bound] = [candidate, distance];
+  }
+  return best;
+}
+
+/**
+ * The edit distance (Levenshtein) of `a` and `b` when it is below `bound`, else `bound`. A
+ * length difference is that many edits at least; a row of the table never has a smaller
+ * minimum than the row before it, so once a row's minimum reaches the bound the rest cannot
+ * bring it back under.
+ */
+function distanceBelow(a: string, b: string, bound: number): number {
+  if (Math.abs(a.length - b.length) >= bound) return bound;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      const cell = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + cost);
+      current[j] = cell;
+      if (cell < rowMin) rowMin = cell;
+    }
+    if (rowMin >= bound) return bound;
+    previous = current;
+  }
+  return Math.min(previous[b.length] as number, bound);
+}
