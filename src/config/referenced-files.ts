@@ -5,6 +5,7 @@
 // service in its trust domain (read, not verified: check has no CA key), else the CA refuses it.
 
 import { BoundedReadError, readBoundedText } from '../bounded-file.js';
+import { MAX_PEM_FILE_BYTES } from '../identity/pem-files.js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { pemBlocks } from '../pki/pem.js';
@@ -56,8 +57,6 @@ function tokenMismatch(sub: string, expected: string): string {
   return `the join token grants ${sub} (${which}), but service and trustDomain make this sidecar ${expected}; the CA would refuse its SVID request: write a token for ${expected} (meshcar ca token --dir <CA dir> --service NAME), or correct service/trustDomain`;
 }
 
-/** The most of a referenced file read to check it (an OpenAPI spec may be 5 MiB). */
-const MAX_REFERENCED_BYTES = 8 * 1024 * 1024;
 
 /** Why the file at `path` is not usable as `content`, or undefined. */
 export async function fileProblem(path: string, content: Content, grants?: string): Promise<string | undefined> {
@@ -75,8 +74,9 @@ export async function fileProblem(path: string, content: Content, grants?: strin
   if (kind !== 'a file') return `${path} is ${kind}, not a file`;
   let text: string;
   try {
-    // bounded: a named file far larger than any PEM, token or spec is a wrong path
-    text = await readBoundedText(path, MAX_REFERENCED_BYTES);
+    // as `run` reads them (identity/pem-files.ts): a PEM file or token `check` passed must not
+    // be one `run` refuses (it read up to 8 MiB here against run's 1 MiB)
+    text = await readBoundedText(path, MAX_PEM_FILE_BYTES);
   } catch (err) {
     if (err instanceof BoundedReadError) return `${path} ${err.message}`;
     return (err as NodeJS.ErrnoException).code === 'EACCES' ? `cannot read ${path}: permission denied` : `cannot read ${path}: ${describeError(err)}`;

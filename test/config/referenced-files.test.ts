@@ -123,3 +123,14 @@ t.test('a device, a pipe or a ~ path named as a file: said as it is', async (t) 
   t.equal(cli.code, 1);
   t.equal(cli.stderr, '~/meshcar-no-such-config.yaml: cannot read the config file: no such file; ~ is not expanded here (only a shell does, at the start of a word): write the home folder out\n');
 });
+
+t.test('a PEM file over 1 MiB is refused by check, as run refuses it', async (t) => {
+  const pki = await makePki('mesh.local');
+  // a real bundle padded with PEM-legal comment lines past 1 MiB: run reads at most 1 MiB
+  const padded = `${pki.bundlePem}${'# padding\n'.repeat(110_000)}`;
+  const dir = t.testdir({ 'big.pem': padded, 'orders.token': `${TOKEN_SHAPED}\n` });
+  await writeFile(join(dir, 'big.yaml'), sidecarYaml(`  ca: {url: "https://127.0.0.1:8443", bundle: ${join(dir, 'big.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, 'identity')}\n`));
+  const issues = await check(join(dir, 'big.yaml'));
+  t.equal(issues.length, 1, issues.join('\n'));
+  t.match(issues[0], /identity\.ca\.bundle: .*big\.pem .*1 ?MiB|identity\.ca\.bundle: .*big\.pem .*1048576/);
+});
