@@ -65,7 +65,7 @@ const KEEP = process.env.BENCH_KEEP === '1';
 const STRICT = process.env.BENCH_STRICT === '1';
 // extra node flags for the two sidecars only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 // the sidecars run with the flags the `meshcar` launcher uses (see src/cli.ts's first line)
-const SIDECAR_NODE_ARGS = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '--max-semi-space-size=4').split(/\s+/).filter(Boolean);
+const SIDECAR_NODE_ARGS = (process.env.BENCH_SIDECAR_NODE_ARGS ?? '--max-semi-space-size=4 --heap-growing-percent=50').split(/\s+/).filter(Boolean);
 /** An optional choice from the environment: '' when unset, else one of `choices` (exit 2 otherwise). */
 function envChoice(name, choices) {
   const text = process.env[name] ?? '';

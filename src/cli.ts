@@ -1,9 +1,13 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50
 // meshcar's command line: argv → one command. The only module that reads process.argv and
 // sets the command's exit code (a `workers` child ends itself: src/workers/worker.ts); user
 // errors print one line (what, where, how to mend), never a stack trace. The launcher line
 // caps V8's young generation at 4 MB per semi-space: measured, it cuts a busy sidecar's peak
-// RSS by 15-25 MB at no measurable CPU cost (`node dist/cli.js` users pass the flag themselves).
+// RSS by 15-25 MB at no measurable CPU cost. And it fixes V8's old-generation growth at 1.5×
+// what survived the last full GC: left to V8, a busy outbound's next full GC came at anything
+// from 21 to 52 MB of heap (13 MB live), so its peak RSS was 78 MB in one run and 113 MB in
+// the next (make bench, 4 runs each: 79-114 MB, with the flag 80-82 MB, CPU alike within
+// 0.6 µs). `node dist/cli.js` users pass the flags themselves.
 //
 // The commands themselves are in src/cli/ (ca-commands.ts, sidecar-commands.ts). Only the small
 // modules every command shares are imported up front; each command imports what it uses when it

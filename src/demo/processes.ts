@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 /** The node flags of the `meshcar` launcher (src/cli.ts's first line), for `node dist/cli.js`. */
-const LAUNCHER_FLAGS = ['--max-semi-space-size=4'];
+const LAUNCHER_FLAGS = ['--max-semi-space-size=4', '--heap-growing-percent=50'];
 
 const children: ChildProcess[] = [];
 /** Each child's last stderr line: why it exited, for the demo's one line. */
