@@ -131,3 +131,14 @@ function collect(raw: readonly (Buffer | string)[], forwardable: boolean): { hea
   }
   return { headers, connection, transferEncoding };
 }
+
+/**
+ * The size of a field section as HTTP/2 counts it against SETTINGS_MAX_HEADER_LIST_SIZE
+ * (RFC 9113 §6.5.2): each field's name and value length plus 32. Node hands HTTP/2 fields over
+ * as one character per byte, so `length` is the octet count.
+ */
+export function headerListSize(raw: readonly string[]): number {
+  let size = 0;
+  for (const part of raw) size += part.length;
+  return size + 16 * raw.length;
+}

@@ -23,7 +23,8 @@ import { inTurn, turnOver } from '../http/pipelined-turns.js';
 import { refuseExpectation } from '../http/expectation.js';
 import { requestIdOf } from '../http/request-id.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
-import { rawErrorResponse } from '../http/status.js';
+import { grpcAnswerType, rawErrorResponse, sendStreamError } from '../http/status.js';
+import { headerListSize } from '../http/raw-headers.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
 import { logListenerErrors } from '../http/listener-errors.js';
 import { expectsContinue } from './expect-continue.js';
@@ -45,7 +46,7 @@ export interface AppHandlers {
 }
 
 export interface AppListenerLimits {
-  /** Request head limit: HTTP/1.1 answers 431 beyond it; h2c advertises it as SETTINGS_MAX_HEADER_LIST_SIZE. */
+  /** Request head limit: 431 beyond it; h2c also advertises it (SETTINGS_MAX_HEADER_LIST_SIZE), which Node applies only once acknowledged. */
   readonly maxHeaderBytes: number;
   /** Idle time before an HTTP/1.1 keep-alive connection, or an h2c one with no stream open, is closed. */
   readonly keepAliveTimeoutMs: number;
@@ -234,11 +235,18 @@ export class AppListener {
     this.http2.on('connection', (socket: TrackedSocket) => {
       socket[kHttp2] = true; // its session gets GOAWAY at drain, not a cut
     });
-    this.http2.on('stream', (stream, headers) => {
+    this.http2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
       // from its first moment: an 'error' on a stream nobody listens to ends the process (a
       // refusal written after a HEAD's head did); a reset by the app surfaces as 'close'
       stream.on('error', ignore);
       countOpenStream(stream);
+      // Node advertises SETTINGS_MAX_HEADER_LIST_SIZE but takes a larger head anyway (nghttp2
+      // only bounds each field): refused here, as HTTP/1.1's head over maxHeaderBytes is
+      const size = headerListSize(rawHeaders);
+      if (size > limits.maxHeaderBytes) {
+        sendStreamError(stream, new MeshcarError('headers_too_large', `the request head is ${size} bytes (RFC 9113 field-section size), over the outbound listener's limit of ${limits.maxHeaderBytes}`), requestIdOf(headers), grpcAnswerType(headers['content-type']));
+        return;
+      }
       handlers.stream(stream, headers);
     });
     this.http2.on('session', (session: ServerHttp2Session) => {
