@@ -18,6 +18,7 @@ import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
 import { BrowserGuard } from './browser-guard.js';
 import { remoteRefusal } from './remote-access.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
+import { gracefulCloser } from '../http/graceful-close.js';
 import { LogPerKey, leftOut } from '../log-per-key.js';
 import { logListenerErrors } from '../http/listener-errors.js';
 import { ADMIN_MAX_PIPELINED, PipelineBound } from './pipeline-bound.js';
@@ -29,6 +30,9 @@ export const ADMIN_IDLE_TIMEOUT_MS = 15_000;
 
 /** Connections open at once; more are closed as they come (Node's server.maxConnections). */
 export const ADMIN_MAX_CONNECTIONS = 256;
+
+/** At close, how long answers in flight are waited for before their connections are cut. */
+const ADMIN_CLOSE_GRACE_MS = 2_000;
 
 export interface AdminState {
   /** True once the identity is loaded and every listener is bound, false again while draining. */
@@ -161,6 +165,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       sendError(res, error);
     });
   });
+  const closeGracefully = gracefulCloser(server);
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   // what the parser refuses gets the JSON error of every other admin answer (Node's is bare)
@@ -196,10 +201,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     host: listen.host,
     port: address.port,
     setHosts: (hosts) => guard.setHosts(hosts),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    // an answer in flight (a POST /reload ending while the sidecar stops) is still written
+    close: () => closeGracefully(ADMIN_CLOSE_GRACE_MS),
   };
 }
