@@ -2,20 +2,11 @@
 // duration and request id; off with log.access: false; never a key, certificate or token.
 
 import t from 'tap';
-import { startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { startSidecar, type RunningSidecar } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
-let ca: MeshCa;
-let app: TestApp;
-
-t.before(async () => {
-  ca = await startMeshCa(t.testdir());
-  app = await startEchoApp();
-});
-t.teardown(async () => {
-  await ca?.stop();
-  await app?.close();
-});
+const mesh = meshFixture(t);
 
 /**
  * Resolves once everything the sidecar logged before this call has reached us: it asks for a
@@ -29,8 +20,8 @@ async function logFlushed(sidecar: RunningSidecar): Promise<void> {
 }
 
 t.test('one line per request in each direction, and none when turned off', async (t) => {
-  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, access: true });
-  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{size}'] }], access: false });
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` }, access: true });
+  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{size}'] }], access: false });
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   for (let i = 0; i < 3; i++) {
     const res = await request(frontend.outboundPort, { path: `/bytes/${100 + i}?secret=no`, headers: { host: 'orders', 'x-request-id': `access-${i}` } });
@@ -53,8 +44,8 @@ t.test('one line per request in each direction, and none when turned off', async
 });
 
 t.test('bytesIn and bytesOut: the body bytes each way, on both sidecars', async (t) => {
-  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, access: true });
-  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], access: true });
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` }, access: true });
+  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], access: true });
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const upload = await request(frontend.outboundPort, { method: 'POST', path: '/sink', body: Buffer.alloc(70_000, 1), headers: { host: 'orders', 'x-request-id': 'bytes-up' } });
   t.equal(upload.body.toString(), '{"bytes":70000}');

@@ -7,26 +7,17 @@
 // answered 502 upstream_reset (8 in 14 s, seen), after the app had run them. Both codecs.
 
 import t from 'tap';
-import { startMeshCa, startSidecar, metricValue, type MeshCa } from '../helpers/mesh.js';
-import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { startSidecar, metricValue } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
-let ca: MeshCa;
-let app: TestApp;
-
-t.before(async () => {
-  ca = await startMeshCa(t.testdir(), { maxTtl: '24h' });
-  app = await startEchoApp();
-});
-t.teardown(async () => {
-  await ca?.stop();
-  await app?.close();
-});
+const mesh = meshFixture(t);
 
 for (const codec of ['meshcar', 'node'] as const) {
   t.test(`${codec} codec: a caller's renewals lose no request in flight`, async (t) => {
-    const orders = await startSidecar(ca, { service: `orders-${codec}`, inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s' }, ttl: '1h', codec });
+    const orders = await startSidecar(mesh.ca, { service: `orders-${codec}`, inbound: { app: `http://127.0.0.1:${mesh.app.port}`, timeout: '10s' }, ttl: '1h', codec });
     t.teardown(() => orders.stop('SIGKILL'));
-    const billing = await startSidecar(ca, {
+    const billing = await startSidecar(mesh.ca, {
       service: `billing-${codec}`,
       upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: `spiffe://mesh.local/svc/orders-${codec}`, timeout: '10s' }],
       ttl: '6s',

@@ -13,23 +13,21 @@
 import t from 'tap';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { startSidecar, type RunningSidecar } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
 import { DEFAULT_LIMITS } from '../../src/h2/index.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
 process.env.MESHCAR_TEST_H2_CODEC = 'meshcar';
 
-let ca: MeshCa;
-let app: TestApp;
+const mesh = meshFixture(t);
 let orders: RunningSidecar;
 let frontend: RunningSidecar;
 let recorder: http2.Http2SecureServer;
 const callerSettings: http2.Settings[] = [];
 
 t.before(async () => {
-  ca = await startMeshCa(t.testdir());
-  app = await startEchoApp();
-  const ordersSvid = await ca.issue('orders');
+  const ordersSvid = await mesh.ca.issue('orders');
   recorder = http2.createSecureServer({ cert: ordersSvid.cert, key: ordersSvid.key, ca: ordersSvid.bundle, requestCert: true, rejectUnauthorized: true });
   recorder.on('stream', (stream) => {
     callerSettings.push({ ...stream.session?.remoteSettings });
@@ -38,8 +36,8 @@ t.before(async () => {
   });
   await new Promise<void>((resolve) => recorder.listen(0, '127.0.0.1', resolve));
   const recorderPort = (recorder.address() as AddressInfo).port;
-  orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` } });
-  frontend = await startSidecar(ca, {
+  orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
+  frontend = await startSidecar(mesh.ca, {
     service: 'frontend',
     upstreams: [
       { name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' },
@@ -49,13 +47,11 @@ t.before(async () => {
 });
 t.teardown(async () => {
   await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
-  await ca?.stop();
-  await app?.close();
   await new Promise((resolve) => recorder?.close(resolve));
 });
 
 t.test('inbound: a core http2 caller sees the 256 KiB initial stream window only our server codec sends', async (t) => {
-  const client = await ca.issue('frontend');
+  const client = await mesh.ca.issue('frontend');
   const session = http2.connect(`https://127.0.0.1:${orders.inboundPort}`, { cert: client.cert, key: client.key, ca: client.bundle, checkServerIdentity: () => undefined });
   t.teardown(() => session.close());
   session.on('error', () => {});

@@ -5,20 +5,11 @@
 import t from 'tap';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startMeshCa, startSidecar, httpGet, waitFor, type MeshCa } from '../helpers/mesh.js';
-import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { startSidecar, httpGet, waitFor } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
-let ca: MeshCa;
-let app: TestApp;
-
-t.before(async () => {
-  ca = await startMeshCa(t.testdir());
-  app = await startEchoApp();
-});
-t.teardown(async () => {
-  await ca?.stop();
-  await app?.close();
-});
+const mesh = meshFixture(t);
 
 function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -33,14 +24,14 @@ function refused(port: number): Promise<boolean> {
 
 t.test('inbound: in-flight requests finish, new connections are refused, exit 0 as soon as they have', async (t) => {
   // a drain timeout far beyond the work: a drain that waited for it would be seen
-  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s' }, drainTimeout: '30s' });
-  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '10s' }] });
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}`, timeout: '10s' }, drainTimeout: '30s' });
+  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '10s' }] });
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200, 'the session is up');
 
   // held at the app until the drain has been seen to refuse new connections
   const slow = request(frontend.outboundPort, { path: '/slow?hold', headers: { host: 'orders', 'x-request-id': 'drain-slow' } });
-  await waitFor(async () => app.seen.some((h) => h['x-request-id'] === 'drain-slow'), 10_000, 'the slow request at the app');
+  await waitFor(async () => mesh.app.seen.some((h) => h['x-request-id'] === 'drain-slow'), 10_000, 'the slow request at the app');
   const exited = orders.process.exited();
   const seen = orders.process.lines.length;
   orders.process.child.kill('SIGTERM');
@@ -57,7 +48,7 @@ t.test('inbound: in-flight requests finish, new connections are refused, exit 0 
   t.notOk(orders.process.lines.some((line) => /^config reload(ed$| failed| aborted)/.test(String(line.msg))), 'no reload ran (none logged)');
   t.ok(await refused(orders.inboundPort), 'the inbound listener no longer accepts');
   t.equal(orders.process.child.exitCode, null, 'still running while the request is in flight');
-  app.release('drain-slow');
+  mesh.app.release('drain-slow');
   const answer = await slow;
   const answeredAt = Date.now();
   t.equal(answer.status, 200, 'the in-flight request finished');
@@ -68,9 +59,9 @@ t.test('inbound: in-flight requests finish, new connections are refused, exit 0 
 });
 
 t.test('outbound keeps serving the app while the sidecar drains', async (t) => {
-  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` } });
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
   // a drain timeout far beyond the work: a drain that waited for it would be seen
-  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '30s' });
+  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], drainTimeout: '30s' });
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
   const exited = frontend.process.exited();
   const seen = frontend.process.lines.length;

@@ -7,25 +7,15 @@
 // is ready as soon as the renewal lands.
 
 import t from 'tap';
-import { launchSidecar, metricValue, startMeshCa, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { startEchoApp, type TestApp } from '../helpers/apps.js';
+import { launchSidecar, metricValue, waitFor, type RunningSidecar } from '../helpers/mesh.js';
 import { startTcpGate, type TcpGate } from '../helpers/tcp-gate.js';
 import { workersOf } from '../helpers/workers.js';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { checkAdmin } from '../../src/doctor/local.js';
 import { formatResult } from '../../src/doctor/result.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
-let ca: MeshCa;
-let app: TestApp;
-
-t.before(async () => {
-  ca = await startMeshCa(t.testdir(), { maxTtl: '24h' });
-  app = await startEchoApp();
-});
-t.teardown(async () => {
-  await ca?.stop();
-  await app?.close();
-});
+const mesh = meshFixture(t);
 t.jobs = 2;
 
 interface Identity {
@@ -37,9 +27,9 @@ interface Identity {
 async function gatedSidecar(t: Tap.Test, service: string, workers: number, namedPorts = false): Promise<{ sidecar: RunningSidecar; gate: TcpGate; caPort: number }> {
   const gate = await startTcpGate();
   t.teardown(() => gate.stop());
-  const caPort = Number(new URL(ca.url).port);
+  const caPort = Number(new URL(mesh.ca.url).port);
   gate.open(caPort);
-  const launched = await launchSidecar(ca, { service, ttl: '6s', caUrl: `https://127.0.0.1:${gate.port}`, inbound: { app: `http://127.0.0.1:${app.port}` }, extraYaml: `workers: ${workers}`, namedPorts });
+  const launched = await launchSidecar(mesh.ca, { service, ttl: '6s', caUrl: `https://127.0.0.1:${gate.port}`, inbound: { app: `http://127.0.0.1:${mesh.app.port}` }, extraYaml: `workers: ${workers}`, namedPorts });
   const sidecar = await launched.ready();
   t.teardown(() => sidecar.stop('SIGKILL'));
   return { sidecar, gate, caPort };

@@ -7,25 +7,18 @@
 import t from 'tap';
 import http from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { startMeshCa, startSidecar, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { startEchoApp, type TestApp } from '../helpers/apps.js';
+import { startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
-let ca: MeshCa;
-let app: TestApp;
+const mesh = meshFixture(t);
 let orders: RunningSidecar;
 let frontend: RunningSidecar;
 
 t.before(async () => {
-  ca = await startMeshCa(t.testdir());
-  app = await startEchoApp();
-  orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}`, authorize: '  authorize:\n    - from: [spiffe://mesh.local/svc/frontend]' } });
-  frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }] });
+  orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}`, authorize: '  authorize:\n    - from: [spiffe://mesh.local/svc/frontend]' } });
+  frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }] });
 });
-t.teardown(async () => {
-  await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
-  await ca?.stop();
-  await app?.close();
-});
+t.teardown(() => Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]));
 
 async function switches(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');

@@ -9,9 +9,10 @@ import t from 'tap';
 import { join } from 'node:path';
 import { spawn, execFile } from 'node:child_process';
 import { writeFile, readFile } from 'node:fs/promises';
-import { startMeshCa, startSidecar, waitFor, metricValue, type MeshCa } from '../helpers/mesh.js';
-import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { startSidecar, waitFor, metricValue } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
 import { freePort } from '../helpers/process.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
 function run(cmd: string, args: string[], timeout = 30_000): Promise<{ code: number; out: string; stdout: string }> {
   return new Promise((resolve) => {
@@ -19,25 +20,16 @@ function run(cmd: string, args: string[], timeout = 30_000): Promise<{ code: num
   });
 }
 
-let ca: MeshCa;
-let app: TestApp;
-t.before(async () => {
-  ca = await startMeshCa(t.testdir());
-  app = await startEchoApp();
-});
-t.teardown(async () => {
-  await ca?.stop();
-  await app?.close();
-});
+const mesh = meshFixture(t);
 
 const ALLOW_FRONTEND = ['  authorize:', '    - from: [spiffe://mesh.local/svc/frontend]'].join('\n');
 
 for (const codec of ['node', 'meshcar'] as const) {
   t.test(`codec ${codec}: nghttp against the inbound with a client certificate from our CA; h2load through the pair`, async (t) => {
     // the offline SVID is issued while orders starts, and frontend starts while nghttp runs
-    const [orders, svid] = await Promise.all([startSidecar(ca, { service: 'orders', codec, inbound: { app: `http://127.0.0.1:${app.port}`, authorize: ALLOW_FRONTEND } }), ca.issue('frontend')]);
+    const [orders, svid] = await Promise.all([startSidecar(mesh.ca, { service: 'orders', codec, inbound: { app: `http://127.0.0.1:${mesh.app.port}`, authorize: ALLOW_FRONTEND } }), mesh.ca.issue('frontend')]);
     t.teardown(() => orders.stop());
-    const frontendStarted = startSidecar(ca, { service: 'frontend', codec, upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }] });
+    const frontendStarted = startSidecar(mesh.ca, { service: 'frontend', codec, upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }] });
     t.teardown(async () => (await frontendStarted.catch(() => undefined))?.stop('SIGKILL'));
     const tlsArgs = [`--cert=${join(svid.dir, 'svid.crt')}`, `--key=${join(svid.dir, 'svid.key')}`];
     const base = `https://127.0.0.1:${orders.inboundPort}`;
@@ -61,26 +53,26 @@ for (const codec of ['node', 'meshcar'] as const) {
     // h2load (which cannot present a client certificate) drives the pair: h2c into the outbound,
     // 2000 requests over 4 connections of 16 streams each, carried by the codec on the mTLS hop
     const frontend = await frontendStarted;
-    const seenBefore = app.seen.length;
+    const seenBefore = mesh.app.seen.length;
     const load = await run('h2load', ['-n', '2000', '-c', '4', '-m', '16', '-H', ':authority: orders', `http://127.0.0.1:${frontend.outboundPort}/headers`], 60_000);
     t.equal(load.code, 0, 'h2load exits 0');
     t.match(load.out, /requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed, 0 errored/, load.out.split('\n').find((l) => l.startsWith('requests:')) ?? load.out);
     t.match(load.out, /status codes: 2000 2xx/);
     t.match(load.out, /Application protocol: h2c/);
     t.equal(metricValue((await frontend.admin('/metrics')).body, 'meshcar_upstream_sessions{upstream="orders"}'), 1, 'one session carried them all');
-    t.equal(app.seen.length - seenBefore, 2000, 'the app received each of the 2000 requests once');
+    t.equal(mesh.app.seen.length - seenBefore, 2000, 'the app received each of the 2000 requests once');
   });
 
   t.test(`codec ${codec}: HAProxy as the upstream HTTP/2 server of an outbound`, async (t) => {
     const port = await freePort();
     // frontend starts while HAProxy's files are made (its first calls wait for HAProxy below)
-    const frontendStarted = startSidecar(ca, {
+    const frontendStarted = startSidecar(mesh.ca, {
       service: 'frontend',
       codec,
       upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${port}`], identity: 'spiffe://mesh.local/svc/orders' }],
     });
     t.teardown(async () => (await frontendStarted.catch(() => undefined))?.stop('SIGKILL'));
-    const svid = await ca.issue('orders');
+    const svid = await mesh.ca.issue('orders');
     const dir = t.testdir();
     const pem = join(dir, 'haproxy.pem');
     // HAProxy wants leaf, chain and key in one file
@@ -101,7 +93,7 @@ for (const codec of ['node', 'meshcar'] as const) {
         '  http-response set-header x-served-by haproxy',
         '  default_backend app',
         'backend app',
-        `  server app 127.0.0.1:${app.port}`,
+        `  server app 127.0.0.1:${mesh.app.port}`,
         '',
       ].join('\n'),
     );

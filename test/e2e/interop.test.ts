@@ -6,12 +6,11 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
-import { startMeshCa, startSidecar, metricValue, httpGet, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { startEchoApp, type TestApp } from '../helpers/apps.js';
+import { startSidecar, metricValue, httpGet, type RunningSidecar } from '../helpers/mesh.js';
 import { execFileAsync } from '../helpers/ca.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
-let ca: MeshCa;
-let app: TestApp;
+const mesh = meshFixture(t);
 let orders: RunningSidecar;
 
 function run(cmd: string, args: string[], input = ''): Promise<{ code: number; out: string }> {
@@ -24,37 +23,31 @@ function run(cmd: string, args: string[], input = ''): Promise<{ code: number; o
 }
 
 t.before(async () => {
-  ca = await startMeshCa(t.testdir());
-  app = await startEchoApp();
-  orders = await startSidecar(ca, {
+  orders = await startSidecar(mesh.ca, {
     service: 'orders',
     inbound: {
-      app: `http://127.0.0.1:${app.port}`,
+      app: `http://127.0.0.1:${mesh.app.port}`,
       authorize: ['  authorize:', '    - from: [spiffe://mesh.local/svc/frontend]', '      paths: [/headers]'].join('\n'),
     },
   });
 });
-t.teardown(async () => {
-  await orders?.stop();
-  await ca?.stop();
-  await app?.close();
-});
+t.teardown(() => orders?.stop());
 
 t.test('curl --http2 with a certificate from our CA', async (t) => {
-  const svid = await ca.issue('frontend');
+  const svid = await mesh.ca.issue('frontend');
   const res = await run('curl', ['-sS', '--http2', '-k', '--cert', join(svid.dir, 'svid.crt'), '--key', join(svid.dir, 'svid.key'), '-w', '\n%{http_code} %{http_version}', `https://127.0.0.1:${orders.inboundPort}/headers`]);
   t.equal(res.code, 0, res.out);
   t.match(res.out, /\n200 2$/, 'HTTP/2 over mTLS, 200');
   t.match(res.out, /URI=spiffe:\/\/mesh\.local\/svc\/frontend/);
   // and the server's own certificate verifies against the bundle (curl checks the chain; the
   // name is an IP the SVID does not carry, so -k skips only the host-name match)
-  const verified = await run('openssl', ['s_client', '-connect', `127.0.0.1:${orders.inboundPort}`, '-CAfile', ca.bundlePath, '-cert', join(svid.dir, 'svid.crt'), '-key', join(svid.dir, 'svid.key'), '-verify_return_error', '-brief'], 'Q\n');
+  const verified = await run('openssl', ['s_client', '-connect', `127.0.0.1:${orders.inboundPort}`, '-CAfile', mesh.ca.bundlePath, '-cert', join(svid.dir, 'svid.crt'), '-key', join(svid.dir, 'svid.key'), '-verify_return_error', '-brief'], 'Q\n');
   t.match(verified.out, /Verification: OK/, verified.out);
   t.match(verified.out, /TLSv1\.3/, 'TLS 1.3 negotiated');
 });
 
 t.test('a valid certificate the policy does not allow gets 403', async (t) => {
-  const svid = await ca.issue('intruder');
+  const svid = await mesh.ca.issue('intruder');
   const res = await run('curl', ['-sS', '--http2', '-k', '--cert', join(svid.dir, 'svid.crt'), '--key', join(svid.dir, 'svid.key'), '-D', '-', `https://127.0.0.1:${orders.inboundPort}/headers`]);
   t.match(res.out, /^HTTP\/2 403/m);
   t.match(res.out, /x-meshcar-error: forbidden/);
@@ -62,7 +55,7 @@ t.test('a valid certificate the policy does not allow gets 403', async (t) => {
 });
 
 t.test('openssl s_client without a certificate is refused', async (t) => {
-  const res = await run('openssl', ['s_client', '-connect', `127.0.0.1:${orders.inboundPort}`, '-CAfile', ca.bundlePath, '-brief', '-ign_eof'], 'GET /headers HTTP/1.1\r\nHost: orders\r\n\r\n');
+  const res = await run('openssl', ['s_client', '-connect', `127.0.0.1:${orders.inboundPort}`, '-CAfile', mesh.ca.bundlePath, '-brief', '-ign_eof'], 'GET /headers HTTP/1.1\r\nHost: orders\r\n\r\n');
   t.notMatch(res.out, /HTTP\/1\.1 200/, 'no answer from the app');
   t.match(res.out, /alert|certificate required|error/i, res.out);
 });
@@ -82,7 +75,7 @@ t.test('a certificate from another CA is refused', async (t) => {
 
 t.test('an upstream presenting the wrong identity gets 502', async (t) => {
   // the frontend expects "payments" at the orders sidecar's address
-  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'payments', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/payments' }] });
+  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'payments', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/payments' }] });
   t.teardown(() => frontend.stop('SIGKILL'));
   for (let attempt = 0; attempt < 2; attempt++) {
     const res = await httpGet(frontend.outboundPort, '/headers', { host: 'payments' });

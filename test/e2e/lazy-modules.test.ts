@@ -8,39 +8,32 @@
 //   are meshcar's own, so it is not loaded, and the families are still there.
 
 import t from 'tap';
-import { httpGet, startMeshCa, startSidecar, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { startEchoApp, type TestApp } from '../helpers/apps.js';
+import { httpGet, startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
 const PRELOAD = ['--require', new URL('../fixtures/loaded-modules.cjs', import.meta.url).pathname];
 
-let ca: MeshCa;
-let app: TestApp;
+const mesh = meshFixture(t);
 let orders: RunningSidecar;
 let frontend: RunningSidecar;
 
 t.before(async () => {
-  ca = await startMeshCa(t.testdir());
-  app = await startEchoApp();
-  const files = await ca.issue('orders');
-  orders = await startSidecar(ca, {
+  const files = await mesh.ca.issue('orders');
+  orders = await startSidecar(mesh.ca, {
     service: 'orders',
     codec: 'meshcar',
     files: { cert: `${files.dir}/svid.crt`, key: `${files.dir}/svid.key`, bundle: `${files.dir}/bundle.pem` },
     nodeArgs: PRELOAD,
-    inbound: { app: `http://127.0.0.1:${app.port}`, authorize: '  authorize:\n    - from: [spiffe://mesh.local/svc/frontend]' },
+    inbound: { app: `http://127.0.0.1:${mesh.app.port}`, authorize: '  authorize:\n    - from: [spiffe://mesh.local/svc/frontend]' },
   });
-  frontend = await startSidecar(ca, {
+  frontend = await startSidecar(mesh.ca, {
     service: 'frontend',
     codec: 'node',
     nodeArgs: PRELOAD,
     upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }],
   });
 });
-t.teardown(async () => {
-  await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
-  await ca?.stop();
-  await app?.close();
-});
+t.teardown(() => Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]));
 
 /** The packages (node_modules/NAME) a sidecar has loaded, asked through the preload. */
 async function loadedPackages(sidecar: RunningSidecar): Promise<Set<string>> {

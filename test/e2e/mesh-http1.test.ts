@@ -6,30 +6,28 @@ import https from 'node:https';
 import net from 'node:net';
 import { execFile } from 'node:child_process';
 import type { IncomingHttpHeaders, RequestListener } from 'node:http';
-import { startMeshCa, startSidecar, metricValue, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { startSidecar, metricValue, type RunningSidecar } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
 import { freePort } from '../helpers/process.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
-let ca: MeshCa;
-let app: TestApp;
+const mesh = meshFixture(t);
 let orders: RunningSidecar;
 let frontend: RunningSidecar;
 
 t.before(async () => {
-  ca = await startMeshCa(t.testdir());
-  app = await startEchoApp();
   // one more path on the echo app: an answer full of connection-scoped headers
-  const echo = app.server.listeners('request')[0] as RequestListener;
-  app.server.removeAllListeners('request');
-  app.server.on('request', (req, res) => {
+  const echo = mesh.app.server.listeners('request')[0] as RequestListener;
+  mesh.app.server.removeAllListeners('request');
+  mesh.app.server.on('request', (req, res) => {
     if (req.url !== '/hop-by-hop') return echo(req, res);
     res.writeHead(200, { 'content-type': 'text/plain', connection: 'x-app-hop', 'x-app-hop': 'leaked', 'keep-alive': 'timeout=77, max=9', 'proxy-connection': 'keep-alive', 'x-app': 'echo' });
     res.end('ok');
   });
-  orders = await startSidecar(ca, {
+  orders = await startSidecar(mesh.ca, {
     service: 'orders',
     inbound: {
-      app: `http://127.0.0.1:${app.port}`,
+      app: `http://127.0.0.1:${mesh.app.port}`,
       timeout: '1s',
       authorize: [
         '  authorize:',
@@ -41,7 +39,7 @@ t.before(async () => {
   });
   // an upstream endpoint nothing listens on (ghost): it must stay closed, so it cannot be bound
   const closedPort = await freePort();
-  frontend = await startSidecar(ca, {
+  frontend = await startSidecar(mesh.ca, {
     service: 'frontend',
     upstreams: [
       { name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{n}'] },
@@ -49,11 +47,7 @@ t.before(async () => {
     ],
   });
 });
-t.teardown(async () => {
-  await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
-  await ca?.stop();
-  await app?.close();
-});
+t.teardown(() => Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]));
 
 const out = (options: Parameters<typeof request>[1]) => request(frontend.outboundPort, { ...options, headers: { host: 'orders', ...options.headers } });
 
@@ -72,7 +66,7 @@ t.test('a plain call crosses the mesh with mTLS identities', async (t) => {
 
 /** An HTTP/1.1 caller straight to the inbound sidecar over mTLS, as frontend. */
 async function directHttp1(path: string): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
-  const client = await ca.issue('frontend');
+  const client = await mesh.ca.issue('frontend');
   return new Promise((resolve, reject) => {
     const req = https.request(
       { host: '127.0.0.1', port: orders.inboundPort, path, cert: client.cert, key: client.key, ca: client.bundle, ALPNProtocols: ['http/1.1'], checkServerIdentity: () => undefined, headers: { connection: 'keep-alive' }, agent: false },

@@ -7,33 +7,27 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
-import { startMeshCa, startSidecar, rssOf, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { request, startEchoApp, type TestApp } from '../helpers/apps.js';
+import { startSidecar, rssOf, type RunningSidecar } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
 const MB = 1024 * 1024;
-let ca: MeshCa;
-let app: TestApp;
+const mesh = meshFixture(t);
 let orders: RunningSidecar;
 let frontend: RunningSidecar;
 
 t.before(async () => {
-  ca = await startMeshCa(t.testdir());
-  app = await startEchoApp();
   // WebSocket-style upgrades: answer 101 and echo raw bytes
-  app.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+  mesh.app.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
     const key = String(req.headers['sec-websocket-key'] ?? '');
     const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nX-Caller: ${String(req.headers['x-forwarded-client-cert'] ?? '').replace(/.*URI=/, '')}\r\n\r\n`);
     socket.pipe(socket);
   });
-  orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '30s' } });
-  frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '30s' }] });
+  orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}`, timeout: '30s' } });
+  frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '30s' }] });
 });
-t.teardown(async () => {
-  await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
-  await ca?.stop();
-  await app?.close();
-});
+t.teardown(() => Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]));
 
 t.test('100 MB each way, streamed: each sidecar grows by less than 50 MB', async (t) => {
   const pids = [frontend.process.child.pid as number, orders.process.child.pid as number];

@@ -13,24 +13,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileAsync } from '../helpers/ca.js';
 import { freePort } from '../helpers/process.js';
-import { metricValue, startMeshCa, startSidecar, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { request, startEchoApp, type TestApp } from '../helpers/apps.js';
+import { metricValue, startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
 import { connectionsTo, onlyConnectionTo, openCount } from '../helpers/connections.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 const AUTHORIZE = ['  authorize:', '    - from: [spiffe://mesh.local/svc/frontend]', '      paths: [/headers, /slow]'].join('\n');
 
-let ca: MeshCa;
-let app: TestApp;
-
-t.before(async () => {
-  ca = await startMeshCa(t.testdir());
-  app = await startEchoApp();
-});
-t.teardown(async () => {
-  await ca?.stop();
-  await app?.close();
-});
+const mesh = meshFixture(t);
 
 function postReload(port: number): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
@@ -72,8 +63,8 @@ function connects(port: number): Promise<boolean> {
 
 /** `namedPorts`: the orders config names its listen ports (for a test that edits one in the file). */
 async function pair(namedPorts = false): Promise<{ orders: RunningSidecar; frontend: RunningSidecar }> {
-  const orders = await startSidecar(ca, { service: 'orders', namedPorts, inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s', authorize: AUTHORIZE } });
-  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '10s' }] });
+  const orders = await startSidecar(mesh.ca, { service: 'orders', namedPorts, inbound: { app: `http://127.0.0.1:${mesh.app.port}`, timeout: '10s', authorize: AUTHORIZE } });
+  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '10s' }] });
   return { orders, frontend };
 }
 
@@ -172,7 +163,7 @@ t.test('SIGHUP with a new policy: the next request sees it, in-flight requests a
 
   // held at the app until the reload has been seen to apply
   const slow = request(frontend.outboundPort, { path: '/slow?hold', headers: { host: 'orders', 'x-request-id': 'reload-policy-slow' } });
-  await waitFor(async () => app.seen.some((h) => h['x-request-id'] === 'reload-policy-slow'), 10_000, 'the slow request at the app');
+  await waitFor(async () => mesh.app.seen.some((h) => h['x-request-id'] === 'reload-policy-slow'), 10_000, 'the slow request at the app');
   await editConfig(orders, 'paths: [/headers, /slow]', 'paths: [/slow]');
   const outcome = await hangUp(orders);
   t.equal(outcome.msg, 'config reloaded');
@@ -182,7 +173,7 @@ t.test('SIGHUP with a new policy: the next request sees it, in-flight requests a
   const denied = await call('/headers');
   t.equal(denied.status, 403, 'the next request meets the new policy');
   t.equal(denied.headers['x-meshcar-error'], 'forbidden');
-  app.release('reload-policy-slow');
+  mesh.app.release('reload-policy-slow');
   const late = await slow;
   t.equal(late.status, 200, 'the in-flight request finished');
   t.equal(late.body.toString(), 'late');
@@ -251,13 +242,13 @@ t.test('POST /reload: a listener address is reported as needing a restart and ke
   // a restart-only identity key naming a file that is not there: applied as before, but the
   // answer warns now of what the next start would fail on
   const missing = join(tmpdir(), `meshcar-missing-${process.pid}.pem`);
-  await editConfig(orders, `    bundle: ${ca.bundlePath}`, `    bundle: ${missing}`);
+  await editConfig(orders, `    bundle: ${mesh.ca.bundlePath}`, `    bundle: ${missing}`);
   const warned = await postReload(orders.adminPort);
   t.equal(warned.status, 200);
   const body = JSON.parse(warned.body) as { restartRequired: string[]; warnings?: string[] };
   t.same(body.restartRequired, ['identity.ca.bundle', 'inbound.listen']);
   t.match(body.warnings, [new RegExp(`identity\\.ca\\.bundle: ${missing.replace(/[.]/g, '\\.')} does not exist`)], 'the missing bundle is named');
-  await editConfig(orders, `    bundle: ${missing}`, `    bundle: ${ca.bundlePath}`);
+  await editConfig(orders, `    bundle: ${missing}`, `    bundle: ${mesh.ca.bundlePath}`);
   const get = await orders.admin('/reload');
   t.equal(get.status, 405, 'GET /reload is refused');
   const refused = await fetch(`http://127.0.0.1:${orders.adminPort}/reload`);
@@ -266,7 +257,7 @@ t.test('POST /reload: a listener address is reported as needing a restart and ke
 });
 
 t.test('reloads are counted by result, and two at once are serialized', async (t) => {
-  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` } });
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
   t.teardown(() => orders.stop());
   const count = async (result: string) => metricValue((await orders.admin('/metrics')).body, `meshcar_config_reloads_total{result="${result}"}`);
   t.equal(await count('success'), 0);
@@ -337,7 +328,7 @@ t.test('reloads are counted by result, and two at once are serialized', async (t
 });
 
 t.test('a storm of POST /reload costs at most two reloads, and every request gets the answer', async (t) => {
-  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` } });
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
   t.teardown(() => orders.stop());
   const N = 20;
   const pid = orders.process.child.pid as number;
@@ -383,7 +374,7 @@ t.test('a storm of POST /reload costs at most two reloads, and every request get
 });
 
 t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, removed; kept sessions stay up', async (t) => {
-  const [{ orders, frontend }, payments] = await Promise.all([pair(), startSidecar(ca, { service: 'payments', inbound: { app: `http://127.0.0.1:${app.port}`, timeout: '10s', authorize: AUTHORIZE } })]);
+  const [{ orders, frontend }, payments] = await Promise.all([pair(), startSidecar(mesh.ca, { service: 'payments', inbound: { app: `http://127.0.0.1:${mesh.app.port}`, timeout: '10s', authorize: AUTHORIZE } })]);
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop(), payments.stop()]));
   const call = (host: string, path = '/headers') => request(frontend.outboundPort, { path, headers: { host } });
   // one page of frontend's /metrics per check (its renders start at least 1 s apart), read twice
@@ -423,7 +414,7 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   // 2. orders re-pointed to the payments sidecar while a slow request runs on the old session
   // held at the app until the re-pointed upstream has served the next request
   const slow = request(frontend.outboundPort, { path: '/slow?hold', headers: { host: 'orders', 'x-request-id': 'reload-repoint-slow' } });
-  await waitFor(async () => app.seen.some((h) => h['x-request-id'] === 'reload-repoint-slow'), 10_000, 'the slow request at the app');
+  await waitFor(async () => mesh.app.seen.some((h) => h['x-request-id'] === 'reload-repoint-slow'), 10_000, 'the slow request at the app');
   await editConfig(frontend, `endpoints: [127.0.0.1:${orders.inboundPort}]`, `endpoints: [127.0.0.1:${payments.inboundPort}]`);
   await editConfig(frontend, 'identity: spiffe://mesh.local/svc/orders', 'identity: spiffe://mesh.local/svc/payments');
   const repointed = await hangUp(frontend);
@@ -433,7 +424,7 @@ t.test('SIGHUP changes outbound upstreams live: added, re-pointed, re-timed, rem
   const [paymentsBefore, ordersBefore] = await Promise.all([servedBy(payments), servedBy(orders)]);
   t.equal((await call('orders')).status, 200);
   t.equal(await servedBy(payments), paymentsBefore + 1, 'the next request went to the new endpoint');
-  app.release('reload-repoint-slow');
+  mesh.app.release('reload-repoint-slow');
   const late = await slow;
   t.equal(late.status, 200, 'the in-flight request on the old endpoint completed');
   t.equal(late.body.toString(), 'late');

@@ -20,26 +20,18 @@ import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startMeshCa, startSidecar, launchSidecar, metricValue, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { startSidecar, launchSidecar, metricValue, waitFor, type RunningSidecar } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
 import { callCa, openssl, promtoolCheck, runCli } from '../helpers/ca.js';
 import { openAuthority } from '../../src/ca/commands.js';
 import { generateWorkloadKey } from '../../src/pki/keys.js';
 import { buildCsr } from '../../src/pki/csr.js';
 import { splitPemCertificates } from '../../src/pki/der.js';
 import { caStatus } from '../../src/ca/status.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
 const PROBE = 'spiffe://mesh.local/svc/probe';
-let ca: MeshCa;
-let app: TestApp;
-t.before(async () => {
-  ca = await startMeshCa(t.testdir(), { maxTtl: '5s' });
-  app = await startEchoApp();
-});
-t.teardown(async () => {
-  await ca?.stop();
-  await app?.close();
-});
+const mesh = meshFixture(t, { maxTtl: '5s' });
 
 /** A workload in the test: certificates from the CA (token, then renewal over mTLS), a fresh handshake per call. */
 class Probe {
@@ -51,9 +43,9 @@ class Probe {
     if (c && c.notAfter - Date.now() > c.lifetime / 2) return c;
     const keys = await generateWorkloadKey();
     const csr = await buildCsr(createPrivateKey(keys.privateKeyPem), createPublicKey(keys.publicKeyPem), PROBE);
-    const trust = c?.bundle ?? (await readFile(ca.bundlePath, 'utf8'));
+    const trust = c?.bundle ?? (await readFile(mesh.ca.bundlePath, 'utf8'));
     const auth = c ? { cert: c.chain, key: c.key } : { headers: { authorization: `Bearer ${this.token}` } };
-    const res = await callCa(ca.url, { method: 'POST', path: '/v1/sign', body: JSON.stringify({ csr }), ca: trust, ...auth });
+    const res = await callCa(mesh.ca.url, { method: 'POST', path: '/v1/sign', body: JSON.stringify({ csr }), ca: trust, ...auth });
     if (res.status !== 200) throw new Error(`probe certificate: ${res.status} ${res.text}`);
     const body = res.json() as Record<string, string>;
     const leaf = new X509Certificate(body.certificate as string);
@@ -78,32 +70,32 @@ class Probe {
   }
 }
 
-const identityDir = (s: { configFile: string }) => join(ca.dir, `id-${basename(s.configFile, '.yaml')}`);
+const identityDir = (s: { configFile: string }) => join(mesh.ca.dir, `id-${basename(s.configFile, '.yaml')}`);
 const leafOf = async (s: { configFile: string }) => readFile(join(identityDir(s), 'svid.crt'), 'utf8');
 const bundleRoots = async (s: RunningSidecar) => metricValue((await s.admin('/metrics')).body, 'meshcar_identity_bundle_roots');
 const chainsTo = (chainPem: string, rootPem: string) => new X509Certificate(splitPemCertificates(chainPem)[1] as string).checkIssued(new X509Certificate(rootPem));
 
 async function untilAllowed(): Promise<void> {
   // read in-process, as `meshcar ca status --json` does: a CLI process would only add its start-up to the wait
-  const status = await caStatus(ca.caDir);
+  const status = await caStatus(mesh.ca.caDir);
   const wait = Date.parse(status.rootRotation.next?.allowedFrom ?? '') - Date.now();
   if (wait > 0) await sleep(wait + 50);
 }
 
 t.test('rotate-issuer and a full root rotation under traffic: zero failed requests', async (t) => {
-  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, bundleRefresh: '500ms' });
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` }, bundleRefresh: '500ms' });
   const toOrders = [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }];
   // billing's configured bundle is a copy made now: the old root only, for good
-  const installedBundle = join(ca.dir, 'installed-bundle.pem');
-  await copyFile(ca.bundlePath, installedBundle);
+  const installedBundle = join(mesh.ca.dir, 'installed-bundle.pem');
+  await copyFile(mesh.ca.bundlePath, installedBundle);
   const billingSpec = { service: 'billing', upstreams: toOrders, bundleRefresh: '500ms', bundle: installedBundle };
-  const [frontend, firstBilling] = await Promise.all([startSidecar(ca, { service: 'frontend', upstreams: toOrders, bundleRefresh: '500ms' }), startSidecar(ca, billingSpec)]);
+  const [frontend, firstBilling] = await Promise.all([startSidecar(mesh.ca, { service: 'frontend', upstreams: toOrders, bundleRefresh: '500ms' }), startSidecar(mesh.ca, billingSpec)]);
   let billing: RunningSidecar | undefined = firstBilling;
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop(), billing?.stop('SIGKILL')]));
-  const oldRoot = await readFile(join(ca.caDir, 'root.crt'), 'utf8');
+  const oldRoot = await readFile(join(mesh.ca.caDir, 'root.crt'), 'utf8');
 
   // the long-lived HTTP/2 session, from a client with an hour-long certificate of the old root
-  const authority = await openAuthority(ca.caDir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
+  const authority = await openAuthority(mesh.ca.caDir, { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 });
   const sessionKeys = await generateWorkloadKey();
   const sessionCert = await authority.issue('spiffe://mesh.local/svc/dashboard', createPublicKey(sessionKeys.publicKeyPem).export({ type: 'spki', format: 'der' }), 3_600_000);
   const session = http2.connect(`https://127.0.0.1:${orders.inboundPort}`, { key: sessionKeys.privateKeyPem, cert: sessionCert.chain, ca: oldRoot, checkServerIdentity: () => undefined });
@@ -140,7 +132,7 @@ t.test('rotate-issuer and a full root rotation under traffic: zero failed reques
       stream.on('error', reject);
       stream.end();
     });
-  const probe = new Probe((await readFile(await ca.tokenFile('probe'), 'utf8')).trim());
+  const probe = new Probe((await readFile(await mesh.ca.tokenFile('probe'), 'utf8')).trim());
   let lastServedIssuer: X509Certificate | undefined;
   const loops = [
     loop(100, 'mesh', meshCall(frontend.outboundPort)),
@@ -150,7 +142,7 @@ t.test('rotate-issuer and a full root rotation under traffic: zero failed reques
   const steps: Array<{ step: string; commandMs: number; doneMs: number }> = [];
   const step = async (name: string, args: string[], done: () => Promise<boolean>) => {
     const started = Date.now();
-    const result = await runCli(['ca', ...args, '--dir', ca.caDir]);
+    const result = await runCli(['ca', ...args, '--dir', mesh.ca.caDir]);
     t.equal(result.code, 0, `${name}: ${result.stdout}${result.stderr}`);
     const commandMs = Date.now() - started;
     await waitFor(done, 15_000, `${name} taking effect`);
@@ -162,21 +154,21 @@ t.test('rotate-issuer and a full root rotation under traffic: zero failed reques
   // rotate-issuer, then root add without waiting for the sidecars' renewals (they come within
   // 3.5 s, well before activation may follow add): the two are watched side by side
   const issuerStarted = Date.now();
-  t.equal((await runCli(['ca', 'rotate-issuer', '--dir', ca.caDir])).code, 0);
+  t.equal((await runCli(['ca', 'rotate-issuer', '--dir', mesh.ca.caDir])).code, 0);
   const issuerCommandMs = Date.now() - issuerStarted;
-  const issuer = new X509Certificate(await readFile(join(ca.caDir, 'issuer.crt'), 'utf8')).toString();
+  const issuer = new X509Certificate(await readFile(join(mesh.ca.caDir, 'issuer.crt'), 'utf8')).toString();
   const issuedBy = (chain: string) => splitPemCertificates(chain)[1] === issuer;
   const issuerEffect = waitFor(async () => issuedBy(await leafOf(orders)) && issuedBy(await leafOf(frontend)), 15_000, 'rotate-issuer taking effect').then(() => {
     steps.unshift({ step: 'rotate-issuer', commandMs: issuerCommandMs, doneMs: Date.now() - issuerStarted });
   });
   await step('root add', ['root', 'add'], async () => (await bundleRoots(orders)) === 2 && (await bundleRoots(frontend)) === 2);
-  const newRoot = await readFile(join(ca.caDir, 'root-pending.crt'), 'utf8');
+  const newRoot = await readFile(join(mesh.ca.caDir, 'root-pending.crt'), 'utf8');
   await issuerEffect;
   await untilAllowed();
   await step('root activate', ['root', 'activate'], async () => chainsTo(await leafOf(orders), newRoot) && chainsTo(await leafOf(frontend), newRoot));
 
   // billing comes back: its certificate has expired, its configured bundle knows the old root only
-  const back = await launchSidecar(ca, billingSpec);
+  const back = await launchSidecar(mesh.ca, billingSpec);
   billing = await back.ready();
   t.equal(await bundleRoots(billing), 2, 'billing rejoined with both roots');
   loops.push(loop(100, 'billing', meshCall(billing.outboundPort)));
@@ -196,7 +188,7 @@ t.test('rotate-issuer and a full root rotation under traffic: zero failed reques
   t.same(failures, [], 'zero failed requests, handshakes or sessions');
   t.ok(!session.closed && !session.destroyed && session.socket.localPort === sessionPort, 'the long-lived session is the same connection it was before the rotation');
 
-  const bundle = await readFile(ca.bundlePath, 'utf8');
+  const bundle = await readFile(mesh.ca.bundlePath, 'utf8');
   t.equal(bundle, newRoot, 'bundle.pem holds only the new root');
   t.ok(lastServedIssuer?.checkIssued(new X509Certificate(newRoot)), 'the last handshake got a leaf of the new root');
   const copies = t.testdir();
@@ -210,10 +202,10 @@ t.test('rotate-issuer and a full root rotation under traffic: zero failed reques
     await writeFile(chainFile, chain);
     const leaf = new X509Certificate(splitPemCertificates(chain)[0] as string);
     const midway = Math.floor((Date.parse(leaf.validFrom) + Date.parse(leaf.validTo)) / 2000);
-    t.match(await openssl(['verify', '-attime', String(midway), '-CAfile', ca.bundlePath, '-untrusted', chainFile, chainFile]), /: OK/, `openssl verifies ${basename(s.configFile, '.yaml')}'s leaf against the new root alone`);
+    t.match(await openssl(['verify', '-attime', String(midway), '-CAfile', mesh.ca.bundlePath, '-untrusted', chainFile, chainFile]), /: OK/, `openssl verifies ${basename(s.configFile, '.yaml')}'s leaf against the new root alone`);
     t.equal(await bundleRoots(s), 1);
   }
-  const caMetrics = (await callCa(ca.url, { path: '/metrics', ca: bundle })).text;
+  const caMetrics = (await callCa(mesh.ca.url, { path: '/metrics', ca: bundle })).text;
   t.ok(metricValue(caMetrics, 'meshcar_ca_root_expiry_timestamp_seconds{role="active"}'), 'the CA exports the root expiry');
   t.equal(metricValue(caMetrics, 'meshcar_ca_root_expiry_timestamp_seconds{role="retiring"}'), undefined, 'no retiring root any more');
   for (const [who, text] of [['CA', caMetrics], ['orders', (await orders.admin('/metrics')).body]] as const) {

@@ -10,21 +10,12 @@ import t from 'tap';
 import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startMeshCa, startSidecar, metricValue, type MeshCa } from '../helpers/mesh.js';
-import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { startSidecar, metricValue } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
 import { connectionsTo, onlyConnectionTo } from '../helpers/connections.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
 
-let ca: MeshCa;
-let app: TestApp;
-
-t.before(async () => {
-  ca = await startMeshCa(t.testdir(), { maxTtl: '24h' });
-  app = await startEchoApp();
-});
-t.teardown(async () => {
-  await ca?.stop();
-  await app?.close();
-});
+const mesh = meshFixture(t);
 
 function servedSerial(port: number, cert: string, key: string, bundle: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -41,13 +32,13 @@ t.test('4 s SVIDs renew at least twice without a failed handshake, a failed requ
   // renewing at 25-35 % of the 4 s lifetime (not the default 50-70 %): two renewals come in about
   // 2.5 s instead of 5 s, and each certificate still outlives the next renewal by seconds
   const RENEWAL = '{from: 0.25, to: 0.35}';
-  const [orders, client] = await Promise.all([startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, ttl: '4s', renewal: RENEWAL }), ca.issue('probe')]);
+  const [orders, client] = await Promise.all([startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` }, ttl: '4s', renewal: RENEWAL }), mesh.ca.issue('probe')]);
   const toOrders = [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }];
   // frontend's own certificate outlives the test, so its session may live as long as orders renews
   // (the two callers start side by side: each needs only orders' port)
-  const [frontend, billing] = await Promise.all([startSidecar(ca, { service: 'frontend', upstreams: toOrders, ttl: '1h' }), startSidecar(ca, { service: 'billing', upstreams: toOrders, ttl: '4s', renewal: RENEWAL })]);
+  const [frontend, billing] = await Promise.all([startSidecar(mesh.ca, { service: 'frontend', upstreams: toOrders, ttl: '1h' }), startSidecar(mesh.ca, { service: 'billing', upstreams: toOrders, ttl: '4s', renewal: RENEWAL })]);
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), billing.stop('SIGKILL'), orders.stop()]));
-  const bundle = await readFile(ca.bundlePath, 'utf8');
+  const bundle = await readFile(mesh.ca.bundlePath, 'utf8');
 
   // the HTTP/2 session between the sidecars, known by its TCP connection
   t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200);

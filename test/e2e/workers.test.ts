@@ -9,27 +9,15 @@
 
 import t from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
-import { httpPost, launchSidecar, startMeshCa, startSidecar, metricValue, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
-import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
+import { httpPost, launchSidecar, startSidecar, metricValue, waitFor, type RunningSidecar } from '../helpers/mesh.js';
+import { request } from '../helpers/apps.js';
 import { promtoolCheck } from '../helpers/promtool.js';
-import { probeRequest as probeWith, workersOf } from '../helpers/workers.js';
+import { probeRequest as probeWith, workersFixture, workersOf } from '../helpers/workers.js';
 
-let ca: MeshCa;
-let app: TestApp;
-let probe: { cert: string; key: string; bundle: string };
-
-t.before(async () => {
-  ca = await startMeshCa(t.testdir(), { maxTtl: '24h' });
-  app = await startEchoApp();
-  probe = await ca.issue('probe');
-});
-t.teardown(async () => {
-  await ca?.stop();
-  await app?.close();
-});
+const fx = workersFixture(t);
 
 /** One request on a new mTLS connection straight to an inbound port: the status and the serial the server presented. */
-const probeRequest = (port: number, path = '/headers') => probeWith(port, probe, path);
+const probeRequest = (port: number, path = '/headers') => probeWith(port, fx.probe, path);
 
 /** Sum of every sample of a family whose labels contain `match` (e.g. 'direction="inbound"'). */
 function total(text: string, family: string, match: string): number {
@@ -51,11 +39,11 @@ t.jobs = 2;
 
 t.test('workers: 2 share the listeners, carry the traffic, take every rotation and drain on SIGTERM', async (t) => {
   // 4 s SVIDs: the primary renews about every 2.5 s while the test runs
-  const launched = await launchSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${app.port}` }, ttl: '4s', extraYaml: 'workers: 2' });
+  const launched = await launchSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, ttl: '4s', extraYaml: 'workers: 2' });
   t.equal((await launched.admin('/ready')).status, 503, '/ready: 503 before the workers listen');
   const orders = await launched.ready();
   const toOrders = [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }];
-  const frontend = await startSidecar(ca, { service: 'frontend', upstreams: toOrders, extraYaml: 'workers: 2' });
+  const frontend = await startSidecar(fx.ca, { service: 'frontend', upstreams: toOrders, extraYaml: 'workers: 2' });
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop('SIGKILL')]));
   t.equal((await orders.admin('/ready')).status, 200, '/ready: 200 once both workers listen');
   t.ok(orders.inboundPort > 0 && frontend.outboundPort > 0, `the 'sidecar ready' line names the shared ports (inbound ${orders.inboundPort}, outbound ${frontend.outboundPort})`);
@@ -130,7 +118,7 @@ t.test('workers: 2 share the listeners, carry the traffic, take every rotation a
 });
 
 t.test('a reload reaches every worker; a worker killed with SIGKILL is restarted and counted, /ready 503 until it listens', async (t) => {
-  const payments = await startSidecar(ca, { service: 'payments', inbound: { app: `http://127.0.0.1:${app.port}` }, extraYaml: 'workers: 2' });
+  const payments = await startSidecar(fx.ca, { service: 'payments', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
   t.teardown(() => payments.stop('SIGKILL'));
   const statuses = async () => Promise.all([0, 1, 2, 3].map(async () => (await probeRequest(payments.inboundPort)).status));
   t.same(await statuses(), [200, 200, 200, 200], 'the probe may call');
@@ -202,7 +190,7 @@ t.test('a reload reaches every worker; a worker killed with SIGKILL is restarted
 });
 
 t.test('a crash loop is bounded: the sixth restart within a minute waits, and the log says so', async (t) => {
-  const loop = await startSidecar(ca, { service: 'loop', inbound: { app: `http://127.0.0.1:${app.port}` }, extraYaml: 'workers: 2' });
+  const loop = await startSidecar(fx.ca, { service: 'loop', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
   t.teardown(() => loop.stop('SIGKILL'));
   const lines = loop.process.lines;
   let victim = (await workersOf(loop)).workers[0]?.pid as number;
