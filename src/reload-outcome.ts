@@ -22,10 +22,23 @@ export interface ReloadReport {
 /** A reload refused as a whole: each message on its line, as `meshcar check` prints them, then the summary. */
 export function reportRefused(report: ReloadReport, messages: readonly string[]): ReloadResult {
   const { log, file, metrics } = report;
-  for (const message of messages) log.error(message);
+  const told = toldIssues(messages, file);
+  for (const message of told) log.error(message);
   log.error({ file, issues: messages.length }, 'config reload failed; the running config is kept');
   metrics.configReloads.labels('failure').inc();
-  return { ok: false, messages };
+  return { ok: false, messages: told };
+}
+
+/**
+ * Mistakes told one by one, in the log and in the answer; a file with more gets the first ones
+ * and a count of the rest (20,000 of them answered 4.6 MB of JSON, each one a log line too).
+ */
+export const TOLD_ISSUES = 100;
+
+function toldIssues(messages: readonly string[], file: string): readonly string[] {
+  if (messages.length <= TOLD_ISSUES) return messages;
+  const rest = (messages.length - TOLD_ISSUES).toLocaleString('en-US');
+  return [...messages.slice(0, TOLD_ISSUES), `… and ${rest} more issues (meshcar check --config ${file} lists them all)`];
 }
 
 /** workers > 1: a checked config that some worker refused or did not prepare in time; every worker dropped it. */
