@@ -95,6 +95,12 @@ export function parseYamlSource(file: string, text: string): YamlSource {
   // A tree with syntax errors is a guess; checking it would bury the real mistake in noise.
   if (issues.length > 0) return { file, root: undefined, issues };
   if (doc.contents === null) return { file, root: undefined, issues: [wholeFileIssue(file, 'the config file is empty')] };
+  // `%YAML 1.1` switches the parser to 1.1's values (`no` is false, `0755` is 493): every key
+  // and the README read YAML 1.2, so such a file is refused rather than read another way
+  if (doc.directives?.yaml.explicit && doc.directives.yaml.version !== '1.2') {
+    const { line, col } = lines.linePos(Math.max(0, text.indexOf('%YAML')));
+    return { file, root: undefined, issues: [{ file, line: Math.max(line, 1), column: col, path: '', message: `YAML syntax: %YAML ${doc.directives.yaml.version} is not read here: a config is YAML 1.2 (remove the directive, or write %YAML 1.2)` }] };
+  }
   checkUniqueKeys(doc.contents, (at) => {
     const { line, col } = lines.linePos(at);
     issues.push({ file, line: Math.max(line, 1), column: col, path: '', message: 'YAML syntax: Map keys must be unique' });

@@ -10,7 +10,7 @@ import { constants as fsConstants, readdirSync, readlinkSync } from 'node:fs';
 import { readBoundedFile } from '../../src/bounded-file.js';
 import { formatIssue, type ConfigIssue } from '../../src/config/issues.js';
 import { parseYamlSource, readYamlSource } from '../../src/config/yaml-source.js';
-import { BASE_CONFIG as BASE, configIssues as issuesOf } from '../helpers/config-text.js';
+import { BASE_CONFIG as BASE, configIssues as issuesOf, loadConfigText } from '../helpers/config-text.js';
 
 const lines = (issues: ConfigIssue[]): string[] => issues.map(formatIssue);
 
@@ -146,4 +146,12 @@ t.test('[ ] and { } nested thousands deep are refused before the parser recurses
   // brackets in quotes, comments and route templates do not count
   const fine = `a: "${'['.repeat(100)}"\nb: '${'{'.repeat(100)}'\n# ${'['.repeat(100)}\nroutes: ["/charges/{id}", "/a/{b}/c/{d}"]\nc: /plain/{id}\n`;
   t.same(parseYamlSource('c.yaml', fine).issues, []);
+});
+
+t.test('a %YAML directive other than 1.2 is refused: 1.1 would read no as false and 0755 as 493', async (t) => {
+  const source = parseYamlSource('c.yaml', '%YAML 1.1\n---\nservice: orders\nlog: {access: no}\n');
+  t.equal(source.root, undefined, 'nothing is checked on a guess');
+  t.same(lines(source.issues), ['c.yaml:1:1: YAML syntax: %YAML 1.1 is not read here: a config is YAML 1.2 (remove the directive, or write %YAML 1.2)']);
+  t.match(await issuesOf(t, `%YAML 1.1\n---\n${BASE}`), [/^c\.yaml:1:1: YAML syntax: %YAML 1\.1 is not read here/], 'through the sidecar reader');
+  t.equal((await loadConfigText(t, `%YAML 1.2\n---\n${BASE}`)).service, 'orders', '%YAML 1.2 is read as without it');
 });
