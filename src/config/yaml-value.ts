@@ -94,7 +94,7 @@ export class YamlValue {
 
   /** "expected a string, got a list" */
   expected(what: string): undefined {
-    return this.report(`expected ${what}, got ${KIND_WORDS[this.kind]}`);
+    return this.report(`expected ${what}, got ${KIND_WORDS[this.kind]}${bracketedAddressHint(this.node)}`);
   }
 
   /** The map, after reporting each key not in `allowed` (omit `allowed` for free-form maps). */
@@ -222,4 +222,17 @@ export class YamlMap {
 function suggestion(key: string, allowed: readonly string[]): string {
   const best = suggestKey(key, allowed);
   return best === undefined ? '' : ` (did you mean ${best}?)`;
+}
+
+/**
+ * `[::1]:8443` unquoted (in a `[ ]` list, or as any value) is YAML for a map from the list
+ * [::1] to 8443, not the text: said so, with the quoted form, instead of a bare "got a map".
+ */
+function bracketedAddressHint(node: Node | null | undefined): string {
+  if (!isMap(node) || node.items.length !== 1) return '';
+  const pair = node.items[0];
+  if (pair === undefined || !isSeq(pair.key) || !isScalar(pair.value)) return '';
+  const host = pair.key.items.map((item) => (isScalar(item) ? String(item.source ?? item.value) : '…')).join(', ');
+  const written = `[${host}]:${String(pair.value.source ?? pair.value.value)}`;
+  return ` (YAML reads ${clipBare(written)} unquoted as a map: quote a bracketed IPv6 address, e.g. "${clipBare(written)}")`;
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ConfigError, formatIssue, formatIssues, type ConfigIssue } from '../../src/config/issues.js';
 import { parseYamlSource, readYamlSource } from '../../src/config/yaml-source.js';
 import { childPath } from '../../src/config/yaml-value.js';
+import { BASE_CONFIG as BASE, configIssues } from '../helpers/config-text.js';
 
 const lines = (issues: ConfigIssue[]): string[] => issues.map(formatIssue);
 
@@ -122,6 +123,14 @@ t.test('an IPv6 address with its port, unquoted, gets a hint to quote it', async
   }
   t.same(parseYamlSource('c.yaml', 'inbound:\n  listen: "[::]:15443"\n').issues, [], 'quoted, it is a string');
   t.notMatch(lines(parseYamlSource('c.yaml', 'a: [1, 2\nb: 3\n').issues), [/IPv6/], 'other list mistakes get no such hint');
+});
+
+t.test('an IPv6 address with its port, unquoted inside a [ ] list, is named and the quoted form given', async (t) => {
+  // inside a flow list the parser finds no syntax error: `[::1]:8443` is a map from [::1] to 8443
+  const issues = await configIssues(t, `${BASE}outbound:\n  listen: 127.0.0.1:15001\n  upstreams:\n    payments:\n      identity: spiffe://mesh.local/svc/payments\n      endpoints: [[::1]:8443, 127.0.0.1:8443]\n`);
+  t.match(issues, [/endpoints\[0\]: expected an endpoint \(host:port or dns:NAME:PORT\), got a map \(YAML reads \[::1\]:8443 unquoted as a map: quote a bracketed IPv6 address, e\.g\. "\[::1\]:8443"\)$/]);
+  t.equal(issues.length, 1, 'one issue');
+  t.match(await configIssues(t, `${BASE}outbound:\n  listen: 127.0.0.1:15001\n  upstreams:\n    payments:\n      identity: spiffe://mesh.local/svc/payments\n      endpoints: [{a: 1}]\n`), [/got a map$/], 'another map: no hint');
 });
 
 t.test('lines ending in CR alone: one line that says so, not a flood on line 1', async (t) => {
