@@ -1,7 +1,8 @@
 // meshcar doctor against the wrong program on a port it checks, each a real server on loopback:
 // a plain HTTP server where the CA or an upstream sidecar should speak TLS, an upstream with a
 // self-signed certificate, an admin port that answers no HTTP, cuts its answer short, or sends
-// terminal escape sequences, and an OpenAPI spec file that is missing. Each is one ✗ line (one
+// terminal escape sequences, an OpenAPI spec file that is missing, and a CA that accepts and
+// never answers (one probe deadline, not two). Each is one ✗ line (one
 // line of output, no OpenSSL source paths, no escape codes) that names what answered and the fix.
 
 import t from 'tap';
@@ -16,6 +17,8 @@ import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { checkAdmin } from '../../src/doctor/local.js';
 import { checkCa } from '../../src/doctor/ca.js';
 import { checkSpecs } from '../../src/doctor/openapi.js';
+import { runDoctor } from '../../src/doctor/index.js';
+import { PROBE_TIMEOUT_MS } from '../../src/doctor/probe.js';
 import { formatResult } from '../../src/doctor/result.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
@@ -114,4 +117,19 @@ t.test('a missing spec file: the fix names the file, not a JSON pointer it has n
   const line = formatResult(result!);
   t.match(line, /^✗ openapi outbound\.upstreams\.orders\.openapi: \/nonexistent\/orders\.openapi\.yaml: the spec file does not exist .* — fix: point outbound\.upstreams\.orders\.openapi\.spec at a readable OpenAPI/);
   t.notMatch(line, /JSON pointer/);
+});
+
+t.test('a CA that accepts and never answers costs one probe deadline, not two (identity and ca probe it side by side)', async (t) => {
+  const caPort = await listening(t, net.createServer(() => undefined));
+  const pki = await makePki('mesh.local');
+  const leaf = await pki.issue('spiffe://mesh.local/svc/frontend');
+  const dir = t.testdir({ svid: { 'svid.crt': leaf.chainPem, 'svid.key': leaf.privateKeyPem, 'bundle.pem': pki.bundlePem }, 'frontend.token': 'x' });
+  await chmod(join(dir, 'svid', 'svid.key'), 0o600);
+  const file = join(dir, 'frontend.yaml');
+  await writeFile(file, `service: frontend\ntrustDomain: mesh.local\nidentity:\n  ca: {url: "https://127.0.0.1:${caPort}", bundle: ${join(dir, 'svid', 'bundle.pem')}, token: ${join(dir, 'frontend.token')}}\n  dir: ${join(dir, 'svid')}\noutbound: {listen: "127.0.0.1:0", upstreams: {orders: {endpoints: ["127.0.0.1:1"], identity: "spiffe://mesh.local/svc/orders"}}}\nadmin: {listen: "127.0.0.1:0"}\n`);
+  const started = Date.now();
+  const results = await runDoctor(file);
+  const took = Date.now() - started;
+  t.match(formatResult(results.find((r) => r.name.startsWith('ca '))!), /^✗ ca .*: unreachable: no answer within 3000 ms/);
+  t.ok(took < PROBE_TIMEOUT_MS * 1.6, `one deadline: ${took} ms (two in a row would be over ${2 * PROBE_TIMEOUT_MS})`);
 });
