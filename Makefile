@@ -12,7 +12,7 @@ TTL ?=
 # FORCE=1: let make ca and make cert replace what is already there, and make clean remove certs/
 FORCE ?=
 
-.PHONY: setup tools tools-demo build test demo ca cert token clean bench-ca bench-metrics bench-identity image
+.PHONY: setup tools tools-demo build test demo ca cert token clean bench-ca bench-metrics bench-identity image help
 
 ## setup: install the locked npm dependencies (npm ci) when the lockfile changed
 setup: $(NODE_MODULES_STAMP)
@@ -20,6 +20,10 @@ setup: $(NODE_MODULES_STAMP)
 $(NODE_MODULES_STAMP): package-lock.json package.json
 	npm ci --no-audit --no-fund
 	@touch $(NODE_MODULES_STAMP)
+
+## help: this list: every target, from the ## lines above each in this Makefile (plain `make` is setup)
+help:
+	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
 
 ## tools: the command-line programs the tests drive as real clients (openssl, curl, and Debian's
 ## prometheus package for prometheus + promtool: test/e2e/prometheus.test.ts scrapes for real,

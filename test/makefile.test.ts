@@ -1,7 +1,7 @@
 // The make targets a new user runs for their own services: TTL is honoured by make token and
 // make cert, make cert refuses to overwrite a folder without FORCE=1, and make ca says FORCE=1
 // (make cannot pass --force), and make clean keeps the CA unless FORCE=1. `-o build` takes the
-// build as done: the test runs dist/ as built.
+// build as done: the test runs dist/ as built. make help lists every .PHONY target with its text.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -63,4 +63,15 @@ t.test('make clean keeps certs/ (the CA) as make ca does; FORCE=1 removes it but
   await mkdir(join(dir, 'dist'));
   await writeFile(join(dir, 'dist', 'cli.js'), '');
   t.notMatch((await make(['clean'], dir)).stderr, /kept/, 'nothing to keep: nothing said');
+});
+
+t.test('make help lists every target a person can run, each with what it does', async (t) => {
+  const help = await make(['help']);
+  t.equal(help.code, 0, help.stderr);
+  const makefile = await readFile(MAKEFILE, 'utf8');
+  // every .PHONY target but the internal ones is a command a person runs
+  const targets = [...makefile.matchAll(/^\.PHONY: (.+)$/gm)].flatMap((m) => (m[1] as string).split(/\s+/));
+  t.ok(targets.length > 10, `targets read: ${targets.join(' ')}`);
+  for (const target of targets) t.match(help.stdout, new RegExp(`^${target}( [A-Z]+=\\S+)*( \\[[^\\]]+\\])*: \\S`, 'm'), `${target} is listed with a description`);
+  t.notMatch(help.stdout, /^## /m, 'the ## markers are not shown');
 });

@@ -36,7 +36,12 @@ export function demoPorts(base: number): DemoPorts {
 
 /** What to say after a port clash: which variable moves the demo, and where it is now. */
 export function portAdvice(base: number): string {
-  return `stop the process that holds it, or move every demo port with DEMO_PORT_BASE=N (ports N to N+${SPAN}; now ${base})`;
+  return `stop the process that holds it, or ${moveAdvice(base)}`;
+}
+
+/** How to run the demo elsewhere: `move every demo port with DEMO_PORT_BASE=N (ports N to N+3443; now 15000)`. */
+export function moveAdvice(base: number): string {
+  return `move every demo port with DEMO_PORT_BASE=N (ports N to N+${SPAN}; now ${base})`;
 }
 
 /**

@@ -2,8 +2,10 @@
 // starts the CA, the two demo apps and their sidecars, drives real traffic through the mesh
 // (including one call the policy refuses and one TLS connection without a certificate), and
 // prints a summary. Runs until Ctrl-C, or DEMO_SECONDS seconds; stops everything it started.
-// Its ports come from DEMO_PORT_BASE (ports.ts). A process of its own that exits early (a port
-// clash) fails it at once with one line naming why; every process and server is then stopped.
+// Its ports come from DEMO_PORT_BASE (ports.ts); one already answering (another demo, another
+// program) stops it before it writes anything (preflight.ts). A process of its own that exits
+// early (a port clash) fails it at once with one line naming why; every process and server is
+// then stopped.
 
 import { existsSync } from 'node:fs';
 import type http from 'node:http';
@@ -13,8 +15,9 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFrontendApp, startOrdersApp } from './apps.js';
-import { demoConfigDir, demoPortBase, demoPorts, portAdvice } from './ports.js';
+import { demoConfigDir, demoPortBase, demoPorts, moveAdvice, portAdvice } from './ports.js';
 import { demoSeconds } from './demo-seconds.js';
+import { refuseTakenPorts } from './preflight.js';
 import { exitedEarly, httpCall as get, meshcarCommand as cli, onStopSignal, startMeshcar as run, stopAll, waitReady, waitTls } from './processes.js';
 import { LatencyRecorder, printDiscoveredApi, printRouteTable, printTrafficSummary } from './summary.js';
 
@@ -63,6 +66,8 @@ async function main(): Promise<void> {
   const seconds = demoSeconds(process.env.DEMO_SECONDS);
   BASE = demoPortBase(process.env.DEMO_PORT_BASE);
   PORTS = demoPorts(BASE);
+  // before anything is written: a running demo's tokens and config copies are left alone
+  await refuseTakenPorts(PORTS, join('certs', 'ca', 'bundle.pem'));
   await mkdir('certs', { recursive: true });
   if (!existsSync(join('certs', 'ca', 'issuer.key'))) await cli(['ca', 'init', '--dir', 'certs/ca', '--trust-domain', 'mesh.local']);
   if (!existsSync(SPEC_IN_CWD)) {
@@ -161,7 +166,7 @@ main().catch(async (err: unknown) => {
   }
   const message = err instanceof Error ? err.message : String(err);
   // a port clash, ours (EADDRINUSE from an app) or a child's (its last line), says how to move
-  const clash = /EADDRINUSE|EACCES|something else answers/.test(message) ? `; ${portAdvice(BASE)}` : '';
+  const clash = /EADDRINUSE|EACCES|something else answers|is taken by another process/.test(message) ? `; ${portAdvice(BASE)}` : /^another demo is running here/.test(message) ? `, or ${moveAdvice(BASE)} to run this one beside it` : '';
   console.error(`demo failed: ${message}${clash}`);
   process.exitCode = 1;
   await stopAll(servers);

@@ -30,6 +30,8 @@ export async function checkCa(config: SidecarConfig): Promise<CheckResult | unde
     if (/not from a CA in our bundle/.test(problem)) {
       return fail(name, `the CA's certificate does not chain to identity.ca.bundle ${bundle}: ${problem}`, `use the bundle.pem of the CA that serves ${url}`);
     }
+    // a server answered, but not with TLS: starting the CA is not the fix, its address is
+    if (/does not speak TLS/.test(problem)) return fail(name, `reachable, but not the meshcar CA: ${problem}`, `identity.ca.url must name the CA's listen address (meshcar ca serve), with https://`);
     return fail(name, `unreachable: ${problem}`, `start the CA (meshcar ca serve --config FILE) or correct identity.ca.url; a running sidecar keeps its SVID meanwhile`);
   }
   const rtt = performance.now() - started;

@@ -23,11 +23,15 @@ export async function runDoctor(file: string): Promise<CheckResult[]> {
   if (kind !== 'sidecar') return [fail('config', `${file} is a CA config; doctor checks a sidecar's config (meshcar check checks a CA config)`)];
   const config = await loadSidecarConfig(file);
   const results: CheckResult[] = [ok('config', `${file}: valid sidecar configuration for ${config.spiffeId}`)];
+  // the checks that need no SVID start now, beside the identity check: a CA that accepts and
+  // never answers would otherwise cost its 3 s twice (the identity's bundle fetch, then this)
+  const independent = Promise.all([checkCa(config), checkApp(config), checkAdmin(config), checkSpecs(config)]);
+  independent.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
   const identity = await checkIdentity(config);
   results.push(identity.result);
   const token = await checkToken(config, identity.needsToken);
   if (token) results.push(token);
-  const [ca, upstreams, app, admin, specs] = await Promise.all([checkCa(config), checkUpstreams(config, identity.svid), checkApp(config), checkAdmin(config), checkSpecs(config)]);
+  const [[ca, app, admin, specs], upstreams] = await Promise.all([independent, checkUpstreams(config, identity.svid)]);
   if (ca) results.push(ca);
   results.push(...specs);
   results.push(...upstreams);

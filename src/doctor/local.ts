@@ -15,7 +15,7 @@ export async function checkApp(config: SidecarConfig, limits: HttpProbeLimits = 
   try {
     (await dialTcp(app.host, app.port)).destroy();
   } catch (err) {
-    return fail(name, `not reachable: ${networkProblem(err)}`, `start the app on ${formatHostPort(app)}, or correct inbound.app`);
+    return fail(name, `not reachable: ${networkProblem(err, 'http')}`, `start the app on ${formatHostPort(app)}, or correct inbound.app`);
   }
   try {
     if (app.protocol === 'h2c') return ok(name, `reachable, speaks HTTP/2 (h2c), PING ${(await http2Ping(`http://${formatHostPort(app)}`)).toFixed(2)} ms`);
@@ -23,7 +23,7 @@ export async function checkApp(config: SidecarConfig, limits: HttpProbeLimits = 
     const answer = await httpGet(app.host, app.port, '/', { headOnly: true, limits });
     return ok(name, `reachable, speaks HTTP/${answer.version} (GET / → ${answer.status})`);
   } catch (err) {
-    return fail(name, `reachable, but it does not speak ${app.protocol === 'h2c' ? 'HTTP/2 with prior knowledge (h2c)' : 'HTTP/1.1'}: ${networkProblem(err)}`, app.protocol === 'h2c' ? 'use http:// in inbound.app for an HTTP/1.1 app' : 'use h2c:// in inbound.app for an HTTP/2-only (e.g. gRPC) app');
+    return fail(name, `reachable, but it does not speak ${app.protocol === 'h2c' ? 'HTTP/2 with prior knowledge (h2c)' : 'HTTP/1.1'}: ${networkProblem(err, 'http')}`, app.protocol === 'h2c' ? 'use http:// in inbound.app for an HTTP/1.1 app' : 'use h2c:// in inbound.app for an HTTP/2-only (e.g. gRPC) app');
   }
 }
 
@@ -76,19 +76,22 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits
   try {
     ready = await httpGet(target, port, '/ready', { limits });
   } catch (err) {
-    const problem = networkProblem(err);
-    return /ECONNREFUSED/.test(problem) ? skip(name, 'no sidecar is running with this config (nothing listening on admin.listen)') : fail(name, problem);
+    const problem = networkProblem(err, 'http');
+    if (/ECONNREFUSED/.test(problem)) return skip(name, 'no sidecar is running with this config (nothing listening on admin.listen)');
+    // something accepted the connection but gave no answer a meshcar admin port gives: name it
+    // as a foreign program, as a foreign 200 is below (a hung sidecar is the other reading)
+    return fail(name, `something other than a ready meshcar sidecar answers there: GET /ready: ${problem}`, `another process holds admin.listen (ss -ltnp names it): stop it or choose another port; if it is this sidecar, it is stuck: its log says why`);
   }
   const readiness = sidecarReadiness(ready);
   // a foreign server's 200 is not a ready sidecar, and this sidecar could not bind its admin port
   if (!readiness) return fail(name, `something other than a meshcar sidecar answers there: GET /ready → ${described(ready)}, expected 200 {"status":"ready"} or 503 {"status":"starting" | "expired" | "draining"}`, 'another process holds admin.listen (ss -ltnp names it): stop it or choose another port');
-  const failures = await httpGet(target, port, '/debug/tls', { limits }).then(tlsFailures, (err: unknown) => `/debug/tls: ${networkProblem(err)}`);
+  const failures = await httpGet(target, port, '/debug/tls', { limits }).then(tlsFailures, (err: unknown) => `/debug/tls: ${networkProblem(err, 'http')}`);
   const recent = typeof failures === 'string' ? [] : failures.filter((f) => now - Date.parse(f?.time ?? '') < 10 * 60_000);
   const tlsNote = typeof failures === 'string' ? '' : recent.length === 0 ? '; no TLS handshake failures in the last 10 min' : `; ${recent.length} TLS handshake failure${recent.length === 1 ? '' : 's'} in the last 10 min, latest: ${recent[0]?.direction} ${recent[0]?.peer}: ${recent[0]?.message}`;
   if (readiness === 'expired') return fail(name, `the running sidecar's SVID has expired and its renewal keeps failing; peers refuse it (/ready ${described(ready)})${tlsNote}`, 'its log says why the renewal fails (CA unreachable, a refusal); bring the CA back, or restart it with a fresh join token');
   if (readiness === 'draining') return warn(name, `the running sidecar is draining: it was told to stop (SIGTERM) and finishes what is in flight (/ready ${described(ready)})${tlsNote}`, 'nothing, if a stop was meant; otherwise see its log for who sent the signal');
   if (readiness === 'starting') return fail(name, `the running sidecar is not ready (/ready ${described(ready)})${tlsNote}`, 'its log says what it waits for (identity from the CA, a listener)');
   if (typeof failures === 'string') return warn(name, `the running sidecar is ready, but its TLS handshake failures cannot be read: ${failures}`, `curl http://${address}/debug/tls`);
-  if (recent.length > 0) return warn(name, `the running sidecar is ready${tlsNote}`, `see curl http://${address}/debug/tls and the troubleshooting section of the README`);
+  if (recent.length > 0) return warn(name, `the running sidecar is ready${tlsNote}`, `see curl http://${address}/debug/tls and "TLS handshake failures" in docs/troubleshooting.md`);
   return ok(name, `the running sidecar is ready${tlsNote}`);
 }

@@ -5,6 +5,7 @@
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { describeError } from '../errors.js';
 import { clip } from '../clip.js';
+import { SpecError } from '../schema/spec-error.js';
 import { fail, ok, warn, type CheckResult } from './result.js';
 
 export async function checkSpecs(config: SidecarConfig): Promise<CheckResult[]> {
@@ -29,7 +30,10 @@ export async function checkSpecs(config: SidecarConfig): Promise<CheckResult[]> 
           'rewrite each without lookarounds or backreferences, or make sure it has no nested or overlapping repetition (such as (a+)+): a caller\'s input could otherwise hold the sidecar for seconds',
         );
       } catch (err) {
-        return fail(name, describeError(err), `mend the spec at that JSON pointer (or point ${key}.spec at the right file), then reload`);
+        // a pointer names a node to mend; without one the file itself is at fault (missing, a
+        // folder, not YAML or JSON), and "that JSON pointer" would send the reader looking
+        const pointer = err instanceof SpecError && err.pointer !== '';
+        return fail(name, describeError(err), pointer ? `mend the spec at that JSON pointer (or point ${key}.spec at the right file), then reload` : `point ${key}.spec at a readable OpenAPI 3.0/3.1 file (YAML or JSON), or mend that file, then reload`);
       }
     }),
   );

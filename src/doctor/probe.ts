@@ -18,21 +18,36 @@ function probeTimeout(ms: number): Error {
   return Object.assign(new Error(`no answer within ${ms} ms`), { code: 'PROBE_TIMEOUT' });
 }
 
-/** A socket error in words a service owner reads, with the code kept for the search engine. */
-export function networkProblem(err: unknown): string {
+/**
+ * A socket error in words a service owner reads, with the code kept for the search engine.
+ * `over`: what was spoken on the connection; a reset means a refused certificate only in TLS.
+ * Always one line: OpenSSL's messages end in a newline and name its source files.
+ */
+export function networkProblem(err: unknown, over: 'tls' | 'http' = 'tls'): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ECONNREFUSED') return 'nothing listening (ECONNREFUSED)';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `the name does not resolve (${code})`;
   if (code === 'PROBE_TIMEOUT' || code === 'PROBE_TOO_LARGE') return describeError(err);
   if (code === 'ETIMEDOUT') return `no answer within ${PROBE_TIMEOUT_MS} ms`;
+  if (code === 'ECONNRESET' && over === 'http') return 'the connection was closed before a whole HTTP answer (ECONNRESET)';
   if (code === 'ECONNRESET') return 'the connection was reset during the handshake (the peer refused us: often our certificate is not from its CA)';
+  // the first bytes back were not a TLS record: a plain-text server (HTTP, often) on that port
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_HTTP_REQUEST' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return `it does not speak TLS: what answered is not a TLS server (a plain HTTP port?) (${code})`;
+  // llhttp's refusals: what answered is not an HTTP/1.1 server
+  if (typeof code === 'string' && code.startsWith('HPE_')) return `its answer is not HTTP/1.1: ${oneLine(describeError(err))}${describeError(err).includes(code) ? '' : ` (${code})`}`;
   if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' || code === 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE') return `the peer refused our certificate (${code})`;
   if (code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'CERT_SIGNATURE_FAILURE') {
     return `its certificate is not from a CA in our bundle (${code})`;
   }
   if (code === 'CERT_HAS_EXPIRED') return 'its certificate has expired (CERT_HAS_EXPIRED)';
   if (code === 'CERT_NOT_YET_VALID') return 'its certificate is not valid yet (CERT_NOT_YET_VALID)';
-  return describeError(err) + (code && !describeError(err).includes(code) ? ` (${code})` : '');
+  const message = oneLine(describeError(err));
+  return message + (code && !message.includes(code) ? ` (${code})` : '');
+}
+
+/** OpenSSL's `806C...:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/...c:350:\n` as one line. */
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
 }
 
 function withDeadline<T extends net.Socket>(socket: T, ready: string): Promise<T> {

@@ -20,9 +20,18 @@ export const skip = (name: string, message: string): CheckResult => ({ name, sta
 
 const MARK: Record<CheckStatus, string> = { ok: '✓', warn: '!', fail: '✗', skip: '-' };
 
+/**
+ * One line a terminal shows as written: messages quote what a peer sent (a foreign server's
+ * body, an OpenSSL error), so line breaks become spaces and other control characters (an
+ * escape sequence that recolours or rewrites the screen) are shown as \xNN.
+ */
+function printable(text: string): string {
+  return text.replace(/[\r\n\t]+/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /** `✗ upstream payments 10.0.0.7:15443: peer is X, expected Y — fix: ...` */
 export function formatResult(result: CheckResult): string {
-  return `${MARK[result.status]} ${result.name}: ${result.message}${result.fix ? ` — fix: ${result.fix}` : ''}`;
+  return printable(`${MARK[result.status]} ${result.name}: ${result.message}${result.fix ? ` — fix: ${result.fix}` : ''}`);
 }
 
 export function formatReport(results: readonly CheckResult[]): string {

@@ -10,6 +10,16 @@ import type { Svid } from '../identity/svid.js';
 import { fail, ok, skip, type CheckResult } from './result.js';
 import { dialTls, http2Ping, networkProblem, peerSpiffeId, refusedAfterHandshake } from './probe.js';
 
+/** What to do about a failed dial: every ✗ says, as the docs promise. */
+function dialFix(problem: string, upstream: string): string {
+  const endpoints = `outbound.upstreams.${upstream}.endpoints`;
+  if (/ECONNREFUSED/.test(problem)) return `start the ${upstream} sidecar, or correct ${endpoints}`;
+  if (/not from a CA in our bundle/.test(problem)) return `the endpoint is not a sidecar of this mesh (or of another CA): correct ${endpoints}, or give both sides the same CA bundle`;
+  if (/does not speak TLS/.test(problem)) return `the endpoint is not a meshcar inbound listener (maybe the app's own port): correct ${endpoints}`;
+  if (/expired|not valid yet/.test(problem)) return 'that sidecar is not renewing (is its CA reachable?), or a clock is wrong: run meshcar doctor on it';
+  return `check what listens there (ss -ltnp on its host); ${endpoints} must name meshcar inbound listeners`;
+}
+
 async function checkAddress(upstream: UpstreamConfig, label: string, host: string, port: number, svid: Svid): Promise<CheckResult> {
   const name = `upstream ${upstream.name} ${label}`;
   let socket: TLSSocket;
@@ -17,7 +27,7 @@ async function checkAddress(upstream: UpstreamConfig, label: string, host: strin
     socket = await dialTls({ host, port, ca: svid.bundlePem, cert: svid.chainPem, key: svid.privateKeyPem, alpn: ['h2'] });
   } catch (err) {
     const problem = networkProblem(err);
-    return fail(name, problem, /ECONNREFUSED/.test(problem) ? `start the ${upstream.name} sidecar, or correct outbound.upstreams.${upstream.name}.endpoints` : undefined);
+    return fail(name, problem, dialFix(problem, upstream.name));
   }
   try {
     const peer = peerSpiffeId(socket);
@@ -31,7 +41,8 @@ async function checkAddress(upstream: UpstreamConfig, label: string, host: strin
     const rtt = await http2Ping(`https://${formatHostPort({ host, port })}`, socket);
     return ok(name, `${peer.id}, mutual TLS ${socket.getProtocol() ?? ''}, ALPN h2, PING ${rtt.toFixed(2)} ms`);
   } catch (err) {
-    return fail(name, networkProblem(err));
+    const problem = networkProblem(err);
+    return fail(name, problem, dialFix(problem, upstream.name));
   } finally {
     socket.destroy();
   }
