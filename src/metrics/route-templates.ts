@@ -103,6 +103,11 @@ export class RouteLabeler {
     this.configured = templates.map(compile);
   }
 
+  /** Whether `route` is one of the configured templates (the operator bounds those, not the cap). */
+  isConfigured(route: string): boolean {
+    return this.configured.some((c) => c.template === route);
+  }
+
   routeOf(path: string): string {
     const cached = this.cache.get(path);
     if (cached !== undefined) return cached;

@@ -132,8 +132,8 @@ export class TrafficMetrics implements TrafficObserver {
     const method = methodLabel(record.method);
     const known = peer.routes.get(route)?.get(method);
     if (known !== undefined) return known;
-    // a spec's operations are bounded by the spec: only other routes count against the cap
-    const capped = record.schema?.route === undefined && peer.endpoints >= (this.options.endpointCap ?? DEFAULT_ENDPOINT_CAP);
+    // a spec's operations and configured templates are bounded by the operator: never folded
+    const capped = record.schema?.route === undefined && !peer.labeler.isConfigured(route) && peer.endpoints >= (this.options.endpointCap ?? DEFAULT_ENDPOINT_CAP);
     return this.newEndpoint(record.direction, peer, capped ? OTHER_ROUTE : route, method);
   }
 

@@ -14,7 +14,8 @@ import { pino } from 'pino';
 import type http2 from 'node:http2';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { Sidecar } from '../../src/sidecar.js';
-import { DEFAULT_ENDPOINT_CAP } from '../../src/metrics/traffic-metrics.js';
+import { DEFAULT_ENDPOINT_CAP, TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
+import { Metrics } from '../../src/metrics/registry.js';
 import { makePki, type TestPki } from '../helpers/pki.js';
 import { h2Connect, h2Request } from '../helpers/inbound-fixture.js';
 
@@ -101,4 +102,16 @@ t.test('an app answering 800 distinct statuses: code labels stay within the regi
   const codes = new Set(requestSeries(await get(adminPort, '/metrics')).filter((s) => s.peer === 'frontend').map((s) => s.code));
   t.ok(codes.size <= 70, `${codes.size} code values for 800 statuses`);
   t.ok(codes.has('2xx') && codes.has('5xx'), 'unregistered statuses by their class');
+});
+
+t.test('configured route templates and spec operations are never folded into __other__', async (t) => {
+  const traffic = new TrafficMetrics(new Metrics({ processMetrics: false }), { endpointCap: 10, routesByUpstream: new Map([['orders', ['/orders/{id}']]]) });
+  const record = (method: string, path: string, schemaRoute?: string) => ({ direction: 'outbound' as const, peer: 'orders', method, path, status: 200, durationSeconds: 0.001, ...(schemaRoute ? { schema: { route: schemaRoute, violation: undefined } } : {}) });
+  for (let i = 0; i < 20; i++) traffic.requestFinished(record('GET', `/learned${i}x`));
+  traffic.requestFinished(record('DELETE', '/orders/7'));
+  traffic.requestFinished(record('PATCH', '/anything', '/items/{itemId}'));
+  const routes = traffic.endpoints().map((e) => `${e.method} ${e.route}`);
+  t.ok(routes.includes('GET __other__'), 'learned routes past the cap: __other__');
+  t.ok(routes.includes('DELETE /orders/{id}'), 'a configured template keeps its route past the cap');
+  t.ok(routes.includes('PATCH /items/{itemId}'), "a spec's operation keeps its route past the cap");
 });
