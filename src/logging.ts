@@ -10,6 +10,7 @@
 
 import { pino, type Logger } from 'pino';
 import { logLineDropped, logLinesDropped, setLogCloser } from './log-output.js';
+import { escapeUnsafe } from './log-escape.js';
 
 /** The most log output held in memory while stdout does not keep up. */
 export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
@@ -130,6 +131,8 @@ export function createLogger(level: string, name = 'meshcar'): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       // secrets never belong in a log line, even by accident through an error object
       redact: { paths: ['token', '*.token', 'privateKey', '*.privateKey', 'key', 'authorization', '*.authorization'], censor: '[redacted]' },
+      // C1 controls and bidi overrides a peer put in a path or a certificate: escaped (log-escape.ts)
+      hooks: { streamWrite: escapeUnsafe },
     },
     stdoutOutput(),
   );

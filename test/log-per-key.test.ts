@@ -29,3 +29,19 @@ t.test('keys beyond the cap: the oldest is forgotten', async (t) => {
   t.ok(limit.take('a'), 'a was forgotten: logged again');
   t.equal(limit.take('c'), undefined, 'c is remembered');
 });
+
+t.test('at most maxLinesPerWindow lines for all keys together; a line held back is said by its key next', async (t) => {
+  const limit = new LogPerKey(200, 4096, 3);
+  t.ok(limit.take('a'));
+  t.ok(limit.take('b'));
+  t.ok(limit.take('c'));
+  t.equal(limit.take('d'), undefined, 'a fourth key within the window: over the budget, not logged');
+  t.equal(limit.take('e'), undefined);
+  const start = Date.now();
+  while (Date.now() - start < 250) await new Promise((resolve) => setImmediate(resolve));
+  const d = limit.take('d');
+  t.equal(d?.suppressed, 1, 'the next window: d is logged, saying the line held back');
+  t.ok(limit.take('e'));
+  t.ok(limit.take('a'));
+  t.equal(limit.take('f'), undefined, 'the new window has its budget of 3 too');
+});

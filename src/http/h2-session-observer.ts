@@ -5,9 +5,13 @@
 // the peer's abuse or protocol violation is counted in
 // meshcar_http2_sessions_closed_total{direction,reason} as the ResetGuard's closes are on the
 // node codec. Stream errors (RST_STREAM we sent because of the peer) are counted in
-// meshcar_http2_stream_errors_total{direction,reason} and logged at debug.
+// meshcar_http2_stream_errors_total{direction,reason} and logged at debug. The warn line of a
+// closed session is rate-limited per peer (`closes`, one per window, the next says how many
+// were left out): a caller (or upstream) breaking the protocol on a new connection each time
+// would otherwise write a warn line per connection, as fast as it can handshake.
 
 import type { Logger } from 'pino';
+import { leftOut, type LogPerKey } from '../log-per-key.js';
 import type { H2Observer } from '../h2/index.js';
 import type { Direction, SessionRejectReason, TrafficObserver } from '../metrics/traffic.js';
 
@@ -37,13 +41,17 @@ const PEER_FAULTS: ReadonlySet<string> = new Set<SessionRejectReason>([
 /** The other side, as log lines name it. */
 const PEER_ROLE: Readonly<Record<Direction, string>> = { inbound: 'the caller', outbound: 'the upstream' };
 
-export function h2SessionObserver(direction: Direction, traffic: TrafficObserver, logger: Logger, peer: string, remote: string | undefined): H2Observer {
+/** `closes`: the warn lines' limiter, one per listener or pool (every connection of a peer shares its key). */
+export function h2SessionObserver(direction: Direction, traffic: TrafficObserver, logger: Logger, peer: string, remote: string | undefined, closes: LogPerKey): H2Observer {
   const closed = `${direction} HTTP/2 session closed: ${PEER_ROLE[direction]} broke the protocol or its limits`;
   const reset = `${direction} HTTP/2 stream reset: ${PEER_ROLE[direction]} broke a stream rule`;
   return {
     connectionClosed(reason, h2Code) {
       if (!PEER_FAULTS.has(reason)) return;
-      logger.warn({ peer, remote, reason, h2Code }, closed);
+      // counted every time; logged once per peer and window (its identity or upstream, not
+      // its address: one peer's connections come from any port and address)
+      const through = closes.take(peer);
+      if (through) logger.warn({ peer, remote, reason, h2Code, ...(through.suppressed > 0 ? { suppressed: through.suppressed } : {}) }, `${closed}${leftOut(through, `sessions of ${peer} closed`)}`);
       traffic.sessionRejected?.(direction, reason as SessionRejectReason);
     },
     streamError(reason, h2Code) {

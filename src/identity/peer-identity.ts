@@ -5,6 +5,7 @@
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { X509Certificate, createHash } from 'node:crypto';
 import { MeshcarError } from '../errors.js';
+import { clip } from '../clip.js';
 import { uriSans } from '../pki/x509-read.js';
 import { sessionPeerCertificate } from '../pki/session-peer.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
@@ -40,12 +41,16 @@ function cachedUriSans(fingerprint: string, certificate: () => X509Certificate):
   return sans;
 }
 
+/** The most of a peer's URI SAN (or the parser's words quoting it) an error message carries. */
+const MAX_QUOTED_SAN = 256;
+
 /** The single SPIFFE ID a certificate asserts, or why it asserts none we accept. */
 export function spiffeIdOfUris(uris: readonly string[], trustDomain: string): SpiffeId | string {
   if (uris.length === 0) return 'the certificate has no URI SAN, so no SPIFFE ID';
   if (uris.length > 1) return `the certificate has ${uris.length} URI SANs; an X509-SVID has exactly one`;
   const id = tryParseSpiffeId(uris[0] as string);
-  if (typeof id === 'string') return `the URI SAN "${uris[0]}" is not a SPIFFE ID: ${id}`;
+  // the peer chose the SAN (up to the certificate's size): quoted clipped, as tls-failures/describe.ts does
+  if (typeof id === 'string') return `the URI SAN "${clip(uris[0] as string, MAX_QUOTED_SAN)}" is not a SPIFFE ID: ${clip(id, MAX_QUOTED_SAN)}`;
   if (id.trustDomain !== trustDomain) return `${id.uri} belongs to trust domain "${id.trustDomain}", not "${trustDomain}"`;
   return id;
 }

@@ -10,6 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { H2Connection, type H2Stream, type IncomingHeaders } from '../h2/index.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
 import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
+import { leftOut } from '../log-per-key.js';
 import type { Caller } from './caller.js';
 import { ConnectionLifetime } from './connection-lifetime.js';
 import { Http2Exchange } from './http2-exchange.js';
@@ -54,7 +55,7 @@ export function onSession(inbound: InboundListener, session: ServerHttp2Session)
 
 /** http2.codec meshcar: the caller's h2 connection on meshcar's own codec (the node codec's onSession + onStream). */
 export function onMeshcarConnection(inbound: InboundListener, socket: TLSSocket, caller: Caller): void {
-  const observer = h2SessionObserver('inbound', inbound.observer, inbound.logger, caller.id.uri, socket.remoteAddress);
+  const observer = h2SessionObserver('inbound', inbound.observer, inbound.logger, caller.id.uri, socket.remoteAddress, inbound.abuseCloses);
   // one budget for all the caller identity's connections: more connections, no more memory
   const receiveBudget = inbound.receiveBudgets.take(caller.id.uri);
   const conn = new H2Connection(socket, { role: 'server', limits: inbound.h2Limits, sensitiveHeaders: SENSITIVE_HEADERS, observer, headersTooLargeAnswer: inbound.headersTooLargeAnswer, receiveBudget });
@@ -83,10 +84,14 @@ function onRapidReset(inbound: InboundListener, session: ServerHttp2Session, res
   // streams aborted because the session is going anyway (connection lost, drain) are no abuse
   if (session.destroyed || session.closed) return;
   const caller = (session as WithCaller)[kCaller];
-  inbound.logger.warn(
-    { peer: caller?.id.uri, remote: session.socket?.remoteAddress, resets, completed, windowSeconds: 10 },
-    'inbound HTTP/2 session closed: the caller resets streams faster than allowed (rapid reset)',
-  );
+  // one warn line per caller identity and window: a caller doing it on connection after connection is counted, not logged each time
+  const through = inbound.abuseCloses.take(caller?.id.uri ?? 'unknown');
+  if (through) {
+    inbound.logger.warn(
+      { peer: caller?.id.uri, remote: session.socket?.remoteAddress, resets, completed, windowSeconds: 10, ...(through.suppressed > 0 ? { suppressed: through.suppressed } : {}) },
+      `inbound HTTP/2 session closed: the caller resets streams faster than allowed (rapid reset)${leftOut(through, 'sessions of the caller closed')}`,
+    );
+  }
   inbound.observer.sessionRejected?.('inbound', 'rapid_reset');
   // out of nghttp2's receive callback, which this runs inside
   setImmediate(closeAbusive, session);

@@ -4,12 +4,13 @@
 // opens few connections and sends many requests on each.
 
 import type { X509Certificate } from 'node:crypto';
-import { serviceNameOf, type SpiffeId } from '../identity/spiffe-id.js';
+import type { SpiffeId } from '../identity/spiffe-id.js';
+import { peerLabel } from '../metrics/peer-label.js';
 import type { KeyedTokenBuckets, TokenBucket } from '../http/token-bucket.js';
 import type { AuthorizationPolicy, Grant } from './authorization.js';
 
 export class Caller {
-  /** The `peer` label: the service name of a /svc/ ID, else the whole SPIFFE ID. */
+  /** The `peer` label: the service name of a /svc/ ID, else the whole SPIFFE ID; a long one clipped (peer-label.ts). */
   readonly peer: string;
   /** Envoy's format, so apps written for Envoy read it unchanged. */
   readonly xfcc: string;
@@ -19,7 +20,7 @@ export class Caller {
   private bucket: TokenBucket | undefined;
 
   constructor(readonly id: SpiffeId, certificate: X509Certificate, ownSpiffeId: string) {
-    this.peer = serviceNameOf(id) ?? id.uri;
+    this.peer = peerLabel(id);
     // fingerprint256 is the SHA-256 of the DER, as "AB:CD:..."; Envoy writes plain lower-case hex
     const hash = certificate.fingerprint256.replace(/:/g, '').toLowerCase();
     this.xfcc = `By=${ownSpiffeId};Hash=${hash};URI=${id.uri}`;

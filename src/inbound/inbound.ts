@@ -77,6 +77,8 @@ export class InboundListener implements Inbound, ExchangeContext {
   readonly maxPipelined: number;
   /** Warn lines about connections closed for pipelining, one per address per window. */
   readonly pipelineCuts = new LogPerKey();
+  /** Warn lines about HTTP/2 sessions closed for the caller's abuse, one per caller identity per window. */
+  readonly abuseCloses = new LogPerKey();
   /** meshcar codec: request body bytes held per caller identity, all its connections together. */
   readonly receiveBudgets: ReceiveBudgets;
   /** meshcar codec: the 431 to a request head over h2Limits, the JSON error answer as every other. */

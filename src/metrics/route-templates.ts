@@ -7,7 +7,8 @@
 // (src/http/canonical-path.ts), as the OpenAPI matcher reads it: `/orders/%6Dine` is the
 // `/orders/mine` its app serves, not a route of its own (nor 100 spellings of one route filling
 // the cap). A brace the path itself carries stays encoded (`%7B`): only {id} and a configured
-// template's parameters read as parameters, in labels and in the discovery document.
+// template's parameters read as parameters, in labels and in the discovery document. A label
+// is printable ASCII: any other character (a raw byte an HTTP/2 :path carries) is written %XX.
 
 import { canonicalPath } from '../http/canonical-path.js';
 
@@ -37,11 +38,23 @@ function isTokenLike(segment: string): boolean {
 }
 
 const BRACES = /[{}]/g;
+/** Not printable ASCII: a raw byte an HTTP/2 :path may carry (0x80-0xFF, C1 controls among them). */
+const NOT_PRINTABLE = /[^\x21-\x7e]/;
+const NOT_PRINTABLE_ALL = /[^\x21-\x7e]/g;
+
+/** `%XX` of each byte: the char's latin1 byte (as HPACK carried it), else its UTF-8 bytes. */
+function escapeChar(c: string): string {
+  const code = c.charCodeAt(0);
+  return code <= 0xff ? `%${code.toString(16).toUpperCase().padStart(2, '0')}` : encodeURIComponent(c);
+}
 
 function templateSegment(segment: string): string {
   if (segment === '') return segment;
   if (NUMERIC.test(segment) || UUID.test(segment) || LONG_HEX.test(segment) || isTokenLike(segment) || segment.length > MAX_SEGMENT) return '{id}';
-  return segment.indexOf('{') === -1 && segment.indexOf('}') === -1 ? segment : segment.replace(BRACES, (brace) => (brace === '{' ? '%7B' : '%7D'));
+  // a label is printable ASCII, as the canonical form writes such a byte: a raw 0x9B (CSI)
+  // would reach /metrics and every dashboard as a terminal control
+  const printable = NOT_PRINTABLE.test(segment) ? segment.replace(NOT_PRINTABLE_ALL, escapeChar) : segment;
+  return printable.indexOf('{') === -1 && printable.indexOf('}') === -1 ? printable : printable.replace(BRACES, (brace) => (brace === '{' ? '%7B' : '%7D'));
 }
 
 /** The path without its query string, in canonical form. */
@@ -88,6 +101,11 @@ export class RouteLabeler {
 
   constructor(templates: readonly string[] = [], private readonly cap = DEFAULT_ROUTE_CAP) {
     this.configured = templates.map(compile);
+  }
+
+  /** Whether `route` is one of the configured templates (the operator bounds those, not the cap). */
+  isConfigured(route: string): boolean {
+    return this.configured.some((c) => c.template === route);
   }
 
   routeOf(path: string): string {

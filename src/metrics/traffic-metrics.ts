@@ -1,13 +1,15 @@
 // The Prometheus side of the TrafficObserver: request counts, durations and errors per
 // direction, peer, method and route, plus the /endpoints inventory. Label children are
 // resolved once per route and status and kept, so a request costs a few map lookups and
-// two increments, never a label-string join.
+// two increments, never a label-string join. Endpoints (route and method) are capped per
+// direction and peer: one caller sending every method to 101 routes made 1,010 endpoints (36,000
+// /metrics lines); past the cap a new endpoint is counted under route __other__ (method kept).
 
 import type { Counter } from 'prom-client';
 import type { RequestCounterChild, RequestHistogramChild } from './request-families.js';
 import type { Metrics } from './registry.js';
 import type { DiscoveryRow } from './discovery.js';
-import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP } from './route-templates.js';
+import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP, OTHER_ROUTE } from './route-templates.js';
 import { codeLabel, statusClass } from './status-labels.js';
 import { countGrpc, type GrpcChildren } from './grpc-codes.js';
 import type { Direction, Http2StreamErrorReason, InboundConnectionRefusal, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
@@ -45,6 +47,8 @@ interface PeerEntry {
   labeler: RouteLabeler;
   /** route → method → endpoint */
   readonly routes: Map<string, Map<string, EndpointEntry>>;
+  /** Endpoints made for this peer (at most the endpoint cap, plus one per method under __other__). */
+  endpoints: number;
 }
 
 export interface EndpointView {
@@ -66,7 +70,12 @@ export interface TrafficMetricsOptions {
   readonly routeCap?: number;
   /** Distinct peers per direction before they share one __other__ peer label. */
   readonly peerCap?: number;
+  /** Endpoints (route and method) per direction and peer before new ones are counted under route __other__. */
+  readonly endpointCap?: number;
 }
+
+/** Endpoints per direction and peer: 100 routes with three methods each (GET, PUT, DELETE) fit. */
+export const DEFAULT_ENDPOINT_CAP = 300;
 
 
 /** The peer label of every peer beyond the cap (the one entry made past it). */
@@ -105,7 +114,7 @@ export class TrafficMetrics implements TrafficObserver {
       // but a cap keeps a misbehaving mesh from exploding the series
       if (peers.size >= (this.options.peerCap ?? 1000) && peer !== OTHER_PEER) return this.peerEntry(direction, OTHER_PEER);
       const templates = direction === 'outbound' ? this.routesByUpstream.get(peer) : undefined;
-      entry = { name: peer, labeler: new RouteLabeler(templates, this.options.routeCap ?? DEFAULT_ROUTE_CAP), routes: new Map() };
+      entry = { name: peer, labeler: new RouteLabeler(templates, this.options.routeCap ?? DEFAULT_ROUTE_CAP), routes: new Map(), endpoints: 0 };
       peers.set(peer, entry);
     }
     return entry;
@@ -120,16 +129,25 @@ export class TrafficMetrics implements TrafficObserver {
   private endpoint(record: RequestRecord): EndpointEntry {
     const peer = this.peerEntry(record.direction, record.peer);
     const route = record.schema?.route ?? peer.labeler.routeOf(record.path);
+    const method = methodLabel(record.method);
+    const known = peer.routes.get(route)?.get(method);
+    if (known !== undefined) return known;
+    // a spec's operations and configured templates are bounded by the operator: never folded
+    const capped = record.schema?.route === undefined && !peer.labeler.isConfigured(route) && peer.endpoints >= (this.options.endpointCap ?? DEFAULT_ENDPOINT_CAP);
+    return this.newEndpoint(record.direction, peer, capped ? OTHER_ROUTE : route, method);
+  }
+
+  private newEndpoint(direction: Direction, peer: PeerEntry, route: string, method: string): EndpointEntry {
     let methods = peer.routes.get(route);
     if (methods === undefined) {
       methods = new Map();
       peer.routes.set(route, methods);
     }
-    const method = methodLabel(record.method);
     let endpoint = methods.get(method);
     if (endpoint === undefined) {
-      endpoint = { direction: record.direction, peer: peer.name, method, route, count: 0, errors: 0, violations: 0, documented: undefined, lastSeenMs: 0, byStatus: new Map(), byCode: new Map(), errorsByReason: new Map(), violationsByKind: new Map(), grpc: undefined };
+      endpoint = { direction, peer: peer.name, method, route, count: 0, errors: 0, violations: 0, documented: undefined, lastSeenMs: 0, byStatus: new Map(), byCode: new Map(), errorsByReason: new Map(), violationsByKind: new Map(), grpc: undefined };
       methods.set(method, endpoint);
+      peer.endpoints++;
     }
     return endpoint;
   }

@@ -27,6 +27,7 @@ import { isSessionClosingError } from './upstream-errors.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
 import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
 import { cancelledError, type WaitToken } from './stream-wait.js';
+import { LogPerKey } from '../log-per-key.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -44,6 +45,8 @@ export interface H2SessionPoolOptions {
 }
 
 /** Dials per request before giving up on an endpoint whose sessions never take a stream. */
+/** Warn lines about sessions closed for an upstream's abuse: one per upstream per window (h2-session-observer.ts). */
+const ABUSE_CLOSES = new LogPerKey();
 const MAX_DIALS = 3;
 const MAX_CLOSING_RETRIES = 2;
 
@@ -144,7 +147,7 @@ export class H2SessionPool {
       socket.destroy();
       throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
     }
-    const conn = new H2Connection(socket, { role: 'client', sensitiveHeaders: SENSITIVE_HEADERS, observer: h2SessionObserver('outbound', this.options.observer, this.options.logger, this.options.upstream, key) });
+    const conn = new H2Connection(socket, { role: 'client', sensitiveHeaders: SENSITIVE_HEADERS, observer: h2SessionObserver('outbound', this.options.observer, this.options.logger, this.options.upstream, key, ABUSE_CLOSES) });
     // the peer's SETTINGS tell how many streams a session takes: wait for them, within the budget
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error) => {

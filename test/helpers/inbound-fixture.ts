@@ -8,7 +8,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { makePki, type IssuedLeaf, type TestPki } from './pki.js';
 import { freePort } from './process.js';
 import { validateSvid } from '../../src/identity/svid.js';
@@ -91,6 +91,8 @@ export interface FixtureOptions {
    * file), else the inbound's own default (meshcar).
    */
   readonly codec?: 'meshcar' | 'node';
+  /** The inbound's logger (default: silent); a test reading its warn lines passes its own. */
+  readonly logger?: Logger;
 }
 
 /** The codec the fixture gives an inbound when the test names none. */
@@ -178,7 +180,7 @@ export async function startInbound(options: FixtureOptions = {}): Promise<Inboun
     identity,
     trustDomain: TD,
     ownSpiffeId: SERVER_ID,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     observer,
     ...(options.limits ? { limits: options.limits } : {}),
     ...((options.codec ?? defaultTestCodec()) ? { codec: options.codec ?? defaultTestCodec() } : {}),

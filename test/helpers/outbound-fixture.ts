@@ -8,7 +8,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { once } from 'node:events';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { makePki, type IssuedLeaf, type TestPki } from './pki.js';
 import { validateSvid } from '../../src/identity/svid.js';
 import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
@@ -252,10 +252,10 @@ export async function appIdentity(pki: TestPki, lifetimeMs = 3_600_000): Promise
  * if set (a codec-node-*.test.ts file re-runs a whole existing file on the node codec by setting
  * it before importing that file), else the outbound's own default, `meshcar`.
  */
-export type OutboundTestOptions = OutboundTuning & { readonly codec?: 'meshcar' | 'node' };
+export type OutboundTestOptions = OutboundTuning & { readonly codec?: 'meshcar' | 'node'; /** The outbound's logger (default: silent). */ readonly logger?: Logger };
 
 export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSpec[], testOptions: OutboundTestOptions = {}, identity?: WorkloadIdentity): Promise<OutboundFixture> {
-  const { codec: named, ...options } = testOptions;
+  const { codec: named, logger, ...options } = testOptions;
   const codec = named ?? envTestCodec();
   const id = identity ?? (await appIdentity(pki));
   const observer = new RecordingObserver();
@@ -277,7 +277,7 @@ export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSp
       })),
     },
     identity: id,
-    logger: silent,
+    logger: logger ?? silent,
     observer,
     options,
     ...(codec ? { codec } : {}),

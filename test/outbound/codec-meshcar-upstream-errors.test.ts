@@ -4,6 +4,7 @@
 // content-length are stream errors (meshcar_http2_stream_errors_total{direction="outbound"});
 // DATA on stream 0 is a connection error (meshcar_http2_sessions_closed_total{direction=
 // "outbound",reason="protocol_error"}). The real TrafficMetrics and registry render the counts.
+// An upstream doing it on every session is logged once per window, every close counted.
 
 import t from 'tap';
 import tls from 'node:tls';
@@ -14,6 +15,7 @@ import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
 import type { Direction, Http2StreamErrorReason, SessionRejectReason } from '../../src/metrics/traffic.js';
 import { makePki, request, startOutbound, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
 import { FLAG, frame, FRAME, headerBlock, settingsFrame } from '../helpers/raw-h2.js';
+import { memoryLogger } from '../helpers/ca.js';
 
 type Misbehaviour = 'upper-case header' | 'short body' | 'DATA on stream 0';
 
@@ -107,6 +109,23 @@ t.test('an upstream breaking HTTP/2 on the meshcar codec: 502 to the app, counte
   t.match(text, /^meshcar_http2_sessions_closed_total\{direction="outbound",reason="protocol_error"\} 1$/m);
   // and the outbound keeps serving: a fresh session for the next call
   t.equal((await call('stream0')).status, 502, 'still answering, on a new session');
+});
+
+t.test('an upstream breaking HTTP/2 on session after session: every close counted, one warn line', async (t) => {
+  const pki = await makePki(TD);
+  const hostile = await startHostileUpstream(pki, 'DATA on stream 0');
+  const lines: Array<Record<string, unknown>> = [];
+  const fx = await startOutbound(pki, [{ name: 'breaker', endpoints: [`127.0.0.1:${hostile.port}`] }], { codec: 'meshcar', logger: memoryLogger(lines) });
+  t.teardown(async () => {
+    await fx.close();
+    await hostile.close();
+  });
+  const closed: SessionRejectReason[] = [];
+  Object.assign(fx.observer, { sessionRejected: (_d: Direction, reason: SessionRejectReason) => closed.push(reason) });
+  for (let i = 0; i < 8; i++) t.equal((await request(fx.port, { method: 'POST', path: '/x', body: 'x', headers: { host: 'breaker' } })).status, 502);
+  await waitUntil(() => closed.length === 8, '8 sessions closed');
+  const warned = lines.filter((l) => l.level === 40 && String(l.msg).startsWith('outbound HTTP/2 session closed'));
+  t.equal(warned.length, 1, `8 sessions closed for protocol_error, ${warned.length} warn line`);
 });
 
 async function waitUntil(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {

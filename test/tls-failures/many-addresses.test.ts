@@ -1,0 +1,84 @@
+// Failed TLS handshakes from many addresses: a real sidecar's inbound refuses 150 callers without
+// a client certificate, each from its own loopback address (127.0.0.2 ... 127.0.0.151, as an
+// IPv6 client could use a new address of its /64 for each), so the per-address rate limit never
+// applies. Every failure is counted in meshcar_tls_handshake_failures_total; the warn lines
+// stay within the limiter's budget for all addresses together (100 per 10 s).
+
+import t from 'tap';
+import tls from 'node:tls';
+import http from 'node:http';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makePki } from '../helpers/pki.js';
+import { memoryLogger } from '../helpers/ca.js';
+import { startEchoApp } from '../helpers/apps.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+import { Sidecar } from '../../src/sidecar.js';
+
+const TD = 'mesh.local';
+const ORDERS = `spiffe://${TD}/svc/orders`;
+const ADDRESSES = 150;
+
+function adminGet(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      })
+      .on('error', reject);
+  });
+}
+
+/** A TLS client without a certificate from `localAddress`; resolves once the server has closed it. */
+function refusedFrom(port: number, localAddress: string, ca: string): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, localAddress, ca, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+    socket.on('error', () => {});
+    socket.on('close', () => resolve());
+    // TLS 1.3: the refusal comes after the client's Finished, as an alert on the first read
+    socket.setTimeout(5_000, () => socket.destroy());
+  });
+}
+
+t.test(`${ADDRESSES} refused handshakes from ${ADDRESSES} addresses: all counted, at most 100 warn lines`, async (t) => {
+  const pki = await makePki(TD);
+  const own = await pki.issue(ORDERS);
+  const app = await startEchoApp();
+  t.teardown(() => app.close());
+  const dir = t.testdir({ 'svid.crt': own.chainPem, 'svid.key': own.privateKeyPem, 'bundle.pem': pki.bundlePem });
+  await writeFile(
+    join(dir, 'orders.yaml'),
+    [
+      'service: orders',
+      `trustDomain: ${TD}`,
+      `identity: {files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}}`,
+      `inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:${app.port}"}`,
+      'admin: {listen: "127.0.0.1:0"}',
+      'log: {level: info, access: false}',
+    ].join('\n'),
+  );
+  const lines: Array<Record<string, unknown>> = [];
+  const sidecar = new Sidecar(await loadSidecarConfig(join(dir, 'orders.yaml')), memoryLogger(lines));
+  t.teardown(() => sidecar.stop());
+  const addresses = await sidecar.start();
+  const port = addresses.inbound!.port;
+
+  // ten at a time: the inbound's per-address handshake cap never applies, each address is new
+  for (let i = 0; i < ADDRESSES; i += 10) {
+    await Promise.all(Array.from({ length: 10 }, (_, j) => refusedFrom(port, `127.0.0.${2 + i + j}`, pki.bundlePem)));
+  }
+  const counted = async () => {
+    const text = await adminGet(addresses.admin.port, '/metrics');
+    return Number(/^meshcar_tls_handshake_failures_total\{direction="inbound",reason="no_client_cert"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+  };
+  const deadline = Date.now() + 10_000;
+  while ((await counted()) < ADDRESSES && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.equal(await counted(), ADDRESSES, 'every refused handshake counted');
+  const warned = lines.filter((l) => l.level === 40 && String(l.msg).startsWith('TLS handshake failed'));
+  const from = new Set(warned.map((l) => String(l.peer).replace(/:\d+$/, '')));
+  t.equal(from.size, warned.length, 'one line per address at most');
+  t.ok(warned.length <= 100, `${warned.length} warn lines for ${ADDRESSES} addresses`);
+  t.ok(warned.length >= 90, 'the budget is used: the first addresses are logged');
+});
