@@ -44,9 +44,9 @@ export interface H2SessionPoolOptions {
   readonly logger: Logger;
 }
 
-/** Dials per request before giving up on an endpoint whose sessions never take a stream. */
 /** Warn lines about sessions closed for an upstream's abuse: one per upstream per window (h2-session-observer.ts). */
 const ABUSE_CLOSES = new LogPerKey();
+/** Dials per request before giving up on an endpoint whose sessions never take a stream. */
 const MAX_DIALS = 3;
 const MAX_CLOSING_RETRIES = 2;
 

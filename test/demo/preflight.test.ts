@@ -11,29 +11,10 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { makePki } from '../helpers/pki.js';
 import { demoPorts } from '../../src/demo/ports.js';
+import { DEMO_RUNNER, freeDemoBase } from '../helpers/demo-base.js';
 import { refuseTakenPorts } from '../../src/demo/preflight.js';
-
-const RUNNER = fileURLToPath(new URL('../../dist/demo/run-demo.js', import.meta.url));
-
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** A base in 20000-25800 whose eight demo ports were all free a moment ago. */
-async function freeBase(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 5_800);
-    if ((await Promise.all(Object.values(demoPorts(base)).map(bindable))).every(Boolean)) return base;
-  }
-  throw new Error('no demo port base with all eight ports free');
-}
 
 /** `server` listening on 127.0.0.1:`port` until the test ends. */
 async function hold(t: Tap.Test, server: net.Server, port: number): Promise<void> {
@@ -50,7 +31,7 @@ async function tlsServer(pki: Awaited<ReturnType<typeof makePki>>): Promise<tls.
 }
 
 t.test('nothing answering: it passes; a plain listener on an app port: named with what the port is for', async (t) => {
-  const base = await freeBase();
+  const base = await freeDemoBase();
   const ports = demoPorts(base);
   const dir = t.testdir();
   await t.resolves(refuseTakenPorts(ports, join(dir, 'bundle.pem')), 'every port free');
@@ -62,23 +43,23 @@ t.test("a TLS server on the CA port: another demo when it chains to this folder'
   const ours = await makePki('mesh.local');
   const dir = t.testdir();
   await writeFile(join(dir, 'bundle.pem'), ours.bundlePem);
-  const base = await freeBase();
+  const base = await freeDemoBase();
   const ports = demoPorts(base);
   await hold(t, await tlsServer(ours), ports.ca);
   await t.rejects(refuseTakenPorts(ports, join(dir, 'bundle.pem')), { message: new RegExp(`^another demo is running here \\(its CA answers on 127\\.0\\.0\\.1:${ports.ca} with this folder's CA\\): wait for it to end or stop it`) });
 
-  const other = demoPorts(await freeBase());
+  const other = demoPorts(await freeDemoBase());
   await hold(t, await tlsServer(await makePki('mesh.local')), other.ca);
   await t.rejects(refuseTakenPorts(other, join(dir, 'bundle.pem')), { message: `127.0.0.1:${other.ca} (the demo CA's port) is taken by another process` });
 });
 
 t.test('the runner: one line, exit 1, and the folder left as it was (no CA made, nothing written)', async (t) => {
-  const base = await freeBase();
+  const base = await freeDemoBase();
   const ports = demoPorts(base);
   await hold(t, net.createServer(), ports.frontendAdmin);
   const cwd = t.testdir();
   const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    execFile(process.execPath, [RUNNER], { cwd, timeout: 20_000, env: { ...process.env, DEMO_PORT_BASE: String(base), DEMO_SECONDS: '5' } }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr })),
+    execFile(process.execPath, [DEMO_RUNNER], { cwd, timeout: 20_000, env: { ...process.env, DEMO_PORT_BASE: String(base), DEMO_SECONDS: '5' } }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr })),
   );
   t.equal(run.code, 1, run.stdout + run.stderr);
   t.equal(run.stderr, `demo failed: 127.0.0.1:${ports.frontendAdmin} (the frontend sidecar's admin port) is taken by another process; stop the process that holds it, or move every demo port with DEMO_PORT_BASE=N (ports N to N+3443; now ${base})\n`);

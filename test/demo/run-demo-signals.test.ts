@@ -7,35 +7,9 @@
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { httpGet, waitFor } from '../helpers/mesh.js';
 import { demoPorts } from '../../src/demo/ports.js';
-
-const RUNNER = fileURLToPath(new URL('../../dist/demo/run-demo.js', import.meta.url));
-
-/** Whether 127.0.0.1:`port` can be bound now. */
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/**
- * A demo port base whose eight ports were all free a moment ago. Drawn below the ephemeral
- * range (32768 and up here): the demo's ports are fixed, and a client socket of a test running
- * beside this one may take an ephemeral port at any time; the demo tests' own bases (15000,
- * and those derived from port 0 in demo-ports.test.ts, 29325 and up) stay clear of 20000-29243 too.
- */
-async function freeBase(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 5_800);
-    if ((await Promise.all(Object.values(demoPorts(base)).map(bindable))).every(Boolean)) return base;
-  }
-  throw new Error('no demo port base with all eight ports free');
-}
+import { DEMO_RUNNER, freeDemoBase } from '../helpers/demo-base.js';
 
 interface Runner {
   readonly child: ChildProcess;
@@ -45,7 +19,7 @@ interface Runner {
 
 /** The runner, as `make demo` starts it, in a process group of its own (a terminal's foreground group). */
 function startRunner(cwd: string, base: number): Runner {
-  const child = spawn(process.execPath, [RUNNER], { cwd, env: { ...process.env, DEMO_PORT_BASE: String(base), DEMO_SECONDS: '' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [DEMO_RUNNER], { cwd, env: { ...process.env, DEMO_PORT_BASE: String(base), DEMO_SECONDS: '' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const out = { stdout: '', stderr: '' };
   child.stdout?.on('data', (c: Buffer) => (out.stdout += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (out.stderr += c.toString()));
@@ -104,7 +78,7 @@ function cleanUp(runner: Runner, pids: () => number[]): () => void {
 }
 
 t.test('Ctrl-C while traffic runs: exit 0, the full summary, every process stopped', async (t) => {
-  const base = await freeBase();
+  const base = await freeDemoBase();
   const runner = startRunner(t.testdir(), base);
   let seen: number[] = [];
   t.teardown(cleanUp(runner, () => seen));
@@ -135,7 +109,7 @@ t.test('Ctrl-C while traffic runs: exit 0, the full summary, every process stopp
 });
 
 t.test('SIGTERM to the runner during start-up: none of its processes is left running', async (t) => {
-  const base = await freeBase();
+  const base = await freeDemoBase();
   const runner = startRunner(t.testdir(), base);
   let seen: Array<{ pid: number; cmdline: string }> = [];
   t.teardown(cleanUp(runner, () => seen.map((c) => c.pid)));

@@ -6,6 +6,7 @@
 // line of output, no OpenSSL source paths, no escape codes) that names what answered and the fix.
 
 import t from 'tap';
+import { listening } from '../helpers/raw-http.js';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
@@ -23,22 +24,6 @@ import { formatResult } from '../../src/doctor/result.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 const LIMITS = { timeoutMs: 2000, maxBodyBytes: 64 * 1024 };
-
-/** A server bound to a loopback port 0, closed (with its connections) at the end of the test. */
-async function listening(t: Tap.Test, server: net.Server): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return (server.address() as net.AddressInfo).port;
-}
 
 /** A raw TCP server that answers the first bytes it reads with `answer`, then closes. */
 const answering = (answer: string) => net.createServer((socket) => socket.once('data', () => socket.end(answer)));

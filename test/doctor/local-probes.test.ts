@@ -4,6 +4,7 @@
 // admin port answering 200 with text (one ✗ naming what answered, never a stack trace or a ✓).
 
 import t from 'tap';
+import { listening } from '../helpers/raw-http.js';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
@@ -19,21 +20,6 @@ import { formatResult } from '../../src/doctor/result.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 const LIMITS = { timeoutMs: 300, maxBodyBytes: 64 * 1024 };
-
-/** A server bound to a loopback port 0, closed (with its connections) at the end of the test. */
-async function listening<T extends net.Server>(t: Tap.Test, server: T): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return (server.address() as net.AddressInfo).port;
-}
 
 /** Writes one byte every 50 ms for as long as the connection lives. */
 function trickle(write: (byte: string) => void, onClose: (stop: () => void) => void): void {

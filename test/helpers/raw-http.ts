@@ -204,3 +204,14 @@ export function closer(server: net.Server): () => Promise<void> {
       for (const socket of open) socket.destroy();
     });
 }
+
+/**
+ * `server` bound to a loopback port 0 (its port returned), closed with every connection still
+ * open to it at the end of the test; connection errors (a client's reset) are ignored.
+ */
+export async function listening(t: { teardown(fn: () => unknown): void }, server: net.Server): Promise<number> {
+  server.on('connection', (socket: net.Socket) => socket.on('error', () => undefined));
+  t.teardown(closer(server));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return (server.address() as net.AddressInfo).port;
+}

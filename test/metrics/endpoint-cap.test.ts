@@ -18,21 +18,13 @@ import { DEFAULT_ENDPOINT_CAP, TrafficMetrics } from '../../src/metrics/traffic-
 import { Metrics } from '../../src/metrics/registry.js';
 import { makePki, type TestPki } from '../helpers/pki.js';
 import { h2Connect, h2Request } from '../helpers/inbound-fixture.js';
+import { httpGet } from '../helpers/mesh.js';
 
 const TD = 'mesh.test';
 const silent = pino({ level: 'silent' });
 
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks).toString()));
-      })
-      .on('error', reject);
-  });
-}
+/** The body of GET `path` on an admin port. */
+const get = async (port: number, path: string): Promise<string> => (await httpGet(port, path)).body;
 
 /** A sidecar for service orders in front of `handler`; its caller `frontend` connected over h2. */
 async function start(t: Tap.Test, handler: http.RequestListener): Promise<{ session: http2.ClientHttp2Session; adminPort: number }> {

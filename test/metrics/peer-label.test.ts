@@ -16,22 +16,14 @@ import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
 import { MAX_PEER_LABEL, peerLabel } from '../../src/metrics/peer-label.js';
 import { makePki } from '../helpers/pki.js';
 import { h2Connect, h2Request } from '../helpers/inbound-fixture.js';
+import { httpGet } from '../helpers/mesh.js';
 
 const TD = 'mesh.test';
 const SERVER_ID = `spiffe://${TD}/svc/orders`;
 const silent = pino({ level: 'silent' });
 
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks).toString()));
-      })
-      .on('error', reject);
-  });
-}
+/** The body of GET `path` on an admin port. */
+const get = async (port: number, path: string): Promise<string> => (await httpGet(port, path)).body;
 
 t.test('peerLabel: short IDs as they are, long ones clipped with a hash of the whole ID', async (t) => {
   t.equal(peerLabel(parseSpiffeId(`spiffe://${TD}/svc/billing`)), 'billing');
