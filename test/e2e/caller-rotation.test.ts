@@ -12,6 +12,8 @@ import { request } from '../helpers/apps.js';
 import { meshFixture } from '../helpers/mesh-fixture.js';
 
 const mesh = meshFixture(t);
+// the two codecs' runs side by side: each mostly waits for its renewals (6 s SVIDs)
+t.jobs = 2;
 
 for (const codec of ['meshcar', 'node'] as const) {
   t.test(`${codec} codec: a caller's renewals lose no request in flight`, async (t) => {

@@ -26,6 +26,8 @@ t.before(async () => {
   ca = await startMeshCa(t.testdir(), { maxTtl: '1h' });
 });
 t.teardown(() => ca?.stop());
+// the two cases side by side: each mostly waits for save retries and renewals
+t.jobs = 2;
 
 async function singleUseToken(name: string): Promise<string> {
   const file = join(ca.dir, `${name}.token`);
