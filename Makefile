@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 NODE_MODULES_STAMP := node_modules/.package-lock.json
 TAP_BUILT_STAMP := node_modules/.tap-plugins-built
+BUILD_STAMP := dist/.built
 TRUST_DOMAIN ?= mesh.local
 CA_DIR ?= certs/ca
 CERTS ?= certs
@@ -56,10 +57,16 @@ tools-demo:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
 	fi
 
-## build: compile TypeScript to dist/
-build: setup
+## build: compile TypeScript to dist/ (only when a file under src/, tsconfig.json or the packages changed)
+build: $(BUILD_STAMP)
+
+# every make target that runs meshcar builds first; a full tsc run takes ~7 s even when nothing
+# changed, so dist/ is rebuilt only when a source file (or a folder of them: a file added or
+# removed), the compiler settings or the installed packages are newer than the last build
+$(BUILD_STAMP): $(shell find src -name '*.ts' -o -type d) tsconfig.json $(NODE_MODULES_STAMP)
 	npx tsc -p tsconfig.json
 	@chmod +x dist/cli.js
+	@touch $(BUILD_STAMP)
 
 ## test: every test (tap), after setup and build
 test: build tools $(TAP_BUILT_STAMP)

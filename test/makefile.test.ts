@@ -5,7 +5,7 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readTokenClaims } from '../src/identity/token-claims.js';
 
@@ -74,4 +74,36 @@ t.test('make help lists every target a person can run, each with what it does', 
   t.ok(targets.length > 10, `targets read: ${targets.join(' ')}`);
   for (const target of targets) t.match(help.stdout, new RegExp(`^${target}( [A-Z]+=\\S+)*( \\[[^\\]]+\\])*: \\S`, 'm'), `${target} is listed with a description`);
   t.notMatch(help.stdout, /^## /m, 'the ## markers are not shown');
+});
+
+t.test('make build compiles only when a source, the compiler settings or the packages changed', async (t) => {
+  // a project of the Makefile's shape, dry-run (-n: the commands are printed, not run)
+  const dir = t.testdir({ src: { 'a.ts': '', http: { 'b.ts': '' } }, 'tsconfig.json': '{}', 'package.json': '{}', 'package-lock.json': '{}', node_modules: { '.package-lock.json': '' }, dist: { '.built': '' } });
+  const at = async (path: string, secondsAgo: number) => {
+    const when = new Date(Date.now() - secondsAgo * 1000);
+    await utimes(join(dir, path), when, when);
+  };
+  for (const path of ['src/a.ts', 'src/http/b.ts', 'src/http', 'src', 'tsconfig.json', 'package.json', 'package-lock.json']) await at(path, 300);
+  await at('node_modules/.package-lock.json', 200);
+  await at('dist/.built', 100);
+  const compiles = async () => {
+    const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile('make', ['--no-print-directory', '-f', MAKEFILE, '-n', 'build'], { cwd: dir }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr })),
+    );
+    t.equal(run.code, 0, run.stderr);
+    return /tsc -p tsconfig\.json/.test(run.stdout);
+  };
+  t.equal(await compiles(), false, 'nothing newer than the last build: no tsc');
+  await at('src/http/b.ts', 10);
+  t.equal(await compiles(), true, 'a source edited: tsc');
+  await at('src/http/b.ts', 300);
+  t.equal(await compiles(), false);
+  await at('src/http', 10);
+  t.equal(await compiles(), true, 'a file added to or removed from a source folder: tsc');
+  await at('src/http', 300);
+  await at('tsconfig.json', 10);
+  t.equal(await compiles(), true, 'the compiler settings changed: tsc');
+  await at('tsconfig.json', 300);
+  await at('node_modules/.package-lock.json', 10);
+  t.equal(await compiles(), true, 'the packages installed again: tsc');
 });
