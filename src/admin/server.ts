@@ -27,6 +27,8 @@ import { ADMIN_MAX_CONNECTIONS_PER_PEER, boundConnectionsPerPeer } from './peer-
 
 /** A connection with no request in flight and no bytes for this long is closed. */
 export const ADMIN_IDLE_TIMEOUT_MS = 15_000;
+/** A request head must be whole this long after its first bytes (408 otherwise). */
+export const ADMIN_HEADERS_TIMEOUT_MS = 10_000;
 
 /** Connections open at once; more are closed as they come (Node's server.maxConnections). */
 export const ADMIN_MAX_CONNECTIONS = 256;
@@ -80,6 +82,8 @@ export interface AdminOptions {
   readonly idleTimeoutMs?: number;
   /** Renders of /metrics start at least this far apart while scrapes keep coming (default METRICS_MIN_GAP_MS). */
   readonly metricsMinGapMs?: number;
+  /** A request head not whole this long after its first bytes gets 408 (default ADMIN_HEADERS_TIMEOUT_MS). */
+  readonly headersTimeoutMs?: number;
   /** Connections open at once (default ADMIN_MAX_CONNECTIONS). */
   readonly maxConnections?: number;
   /** Connections open at once from one peer address (default ADMIN_MAX_CONNECTIONS_PER_PEER). */
@@ -155,8 +159,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   }
 
   // Node's own connection check stays at its 30 s default (a 1 s one would wake every idle
-  // sidecar each second); a silent or stalled connection is closed by the idle sweep below,
-  // which runs only while a connection is open
+  // sidecar each second); a silent or stalled connection is closed, and a head that takes over
+  // headersTimeout answered 408, by the idle sweep below, which runs only while a connection is open
   const server: Server = createServer({ requireHostHeader: false }, (req, res) => {
     if (!pipelining.admit(req, res)) return;
     route(req, res).catch((err: unknown) => {
@@ -166,7 +170,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     });
   });
   const closeGracefully = gracefulCloser(server);
-  server.headersTimeout = 10_000;
+  server.headersTimeout = options.headersTimeoutMs ?? ADMIN_HEADERS_TIMEOUT_MS;
   server.requestTimeout = 30_000;
   // what the parser refuses gets the JSON error of every other admin answer (Node's is bare)
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -185,7 +189,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   });
   boundConnectionsPerPeer(server, options.maxConnectionsPerPeer ?? ADMIN_MAX_CONNECTIONS_PER_PEER, logger);
   const idleTimeoutMs = options.idleTimeoutMs ?? ADMIN_IDLE_TIMEOUT_MS;
-  closeIdleConnections(server, idleTimeoutMs, Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, idleTimeoutMs));
+  // the head's 10 s is enforced by the idle sweep (Node's own check comes every 30 s, above)
+  closeIdleConnections(server, idleTimeoutMs, Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, idleTimeoutMs), server.headersTimeout);
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(listenFailed(`admin cannot listen on ${formatHostPort(listen)} (admin.listen)`, err));
     server.once('error', onError);

@@ -6,6 +6,12 @@
 // request after the first on a keep-alive connection. So each connection's byte counters are
 // compared once a second, while any connection is open. A handler still at work is left alone however long it takes (a
 // config reload).
+//
+// With `headersTimeoutMs`, the same sweep also answers 408 to a request head that has not come
+// whole that long after its first bytes were seen. Node checks headersTimeout on a timer of its
+// own that runs for the server's whole life (connectionsCheckingInterval, 30 s by default): a
+// server that must not wake an idle process (the admin port) keeps that at its default and lets
+// this sweep, which runs only while a connection is open, bound the head in time.
 
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -19,15 +25,34 @@ interface Watched {
   since: number;
   /** The response a handler is working on (the latest request's). */
   res?: ServerResponse;
+  /** bytesRead when the connection last had no request in flight (accepted, or its latest answer sent). */
+  readBetween: number;
+  /** When the sweep first saw bytes of a next request head (0: none yet). */
+  headSince: number;
 }
 
-export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: number, checkEveryMs = CONNECTIONS_CHECKING_INTERVAL_MS): void {
+/** Node's own error for a head that took too long, so the server's 'clientError' answers it as it answers Node's. */
+function headTimeout(): NodeJS.ErrnoException {
+  return Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+}
+
+export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: number, checkEveryMs = CONNECTIONS_CHECKING_INTERVAL_MS, headersTimeoutMs = 0): void {
   const watched = new Map<Socket, Watched>();
   // the sweep runs only while a connection is open: an idle server wakes for nothing
   let timer: NodeJS.Timeout | undefined;
   const sweep = () => {
     const now = Date.now();
     for (const [socket, entry] of watched) {
+      if (headersTimeoutMs > 0 && (entry.res === undefined || entry.res.writableFinished) && socket.bytesRead > entry.readBetween) {
+        // bytes since the last answer and no request yet: a head on its way (seen up to one sweep late)
+        if (entry.headSince === 0) entry.headSince = now;
+        else if (now - entry.headSince >= headersTimeoutMs) {
+          entry.headSince = 0;
+          entry.readBetween = socket.bytesRead;
+          server.emit('clientError', headTimeout(), socket);
+          continue;
+        }
+      }
       // bytesWritten counts what is queued too: a stuck response does not move it
       const moved = socket.bytesRead + socket.bytesWritten;
       if (moved !== entry.moved) {
@@ -41,7 +66,7 @@ export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: n
   // on HTTPS the handshake has its own timeout; the idle clock starts once it is done
   const event = 'setSecureContext' in server ? 'secureConnection' : 'connection';
   server.on(event, (socket: Socket) => {
-    watched.set(socket, { moved: socket.bytesRead + socket.bytesWritten, since: Date.now() });
+    watched.set(socket, { moved: socket.bytesRead + socket.bytesWritten, since: Date.now(), readBetween: socket.bytesRead, headSince: 0 });
     // not unref'd: it lives only as long as an open connection, which holds the loop anyway
     if (timer === undefined) timer = setInterval(sweep, checkEveryMs);
     socket.once('close', () => {
@@ -54,7 +79,16 @@ export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: n
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const entry = watched.get(req.socket);
-    if (entry) entry.res = res;
+    if (!entry) return;
+    entry.res = res;
+    entry.headSince = 0;
+    if (headersTimeoutMs > 0) {
+      const socket = req.socket;
+      // what the connection reads after this answer is the next request's
+      res.once('finish', () => {
+        if (entry.res === res) entry.readBetween = socket.bytesRead;
+      });
+    }
   });
   server.once('close', () => {
     if (timer !== undefined) clearInterval(timer);
