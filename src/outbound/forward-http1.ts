@@ -19,7 +19,7 @@ import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/
 import { hostFieldProblem } from '../http/host-field.js';
 import { grpcAnswerType, grpcStatusFor, sendError, statusFor } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
-import { parseRequestTarget, pathOnly, routableAuthorityProblem } from './router.js';
+import { parseRequestTarget, pathOnly, routableAuthorityProblem, targetFormProblem } from './router.js';
 import { responseEnds, type UpstreamStream } from './upstream-stream.js';
 import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
@@ -68,6 +68,11 @@ class Http1Attempt extends Attempt implements UploadAttempt {
     const hostRefused = hostFieldProblem(req, ' (send Host: <upstream>)');
     if (hostRefused !== undefined) {
       this.fail(new MeshcarError('bad_request', hostRefused));
+      return;
+    }
+    const targetRefused = targetFormProblem(this.exchange.method, target.path);
+    if (targetRefused !== undefined) {
+      this.fail(new MeshcarError('bad_request', targetRefused));
       return;
     }
     // checked before routing: what routes is the name before the last ':', what goes upstream is all of it

@@ -94,6 +94,18 @@ export function parseRequestTarget(url: string | undefined): RequestTarget {
   return { authority, path };
 }
 
+/**
+ * Why a request target (as parseRequestTarget leaves it) cannot go upstream as HTTP/2's :path,
+ * or undefined: it must be a path, or `*` for OPTIONS alone (RFC 9110 §7.1; RFC 9113 §8.3.1).
+ * The peer's codec resets anything else (`GET *`, `GET ftp://payments/x`), a reset the attempt
+ * retried and held against the endpoint toward ejection; so it is the app's 400, sent nowhere.
+ */
+export function targetFormProblem(method: string, path: string): string | undefined {
+  if (path.charCodeAt(0) === 47 /* / */) return undefined;
+  if (path === '*') return method === 'OPTIONS' ? undefined : 'the request target * is for OPTIONS only';
+  return 'the request target must be a path (/...), an http:// or https:// URI, or * for OPTIONS';
+}
+
 /** The path without its query string, for metrics and logs (never label a query). */
 export function pathOnly(path: string): string {
   const q = path.indexOf('?');

@@ -25,7 +25,7 @@ import { markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-
 import type { SchemaGuard } from '../schema/guard.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
-import { hostName, parseRequestTarget, pathOnly, routableAuthorityProblem } from './router.js';
+import { hostName, parseRequestTarget, pathOnly, routableAuthorityProblem, targetFormProblem } from './router.js';
 import { resetConnection } from './mutual-tls.js';
 import { openTunnel, type OpenedTunnel } from './pool-tunnel.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
@@ -149,6 +149,11 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
   const hostRefused = hostFieldProblem(req, ' (send Host: <upstream>)');
   if (hostRefused !== undefined) {
     fail(new MeshcarError('bad_request', hostRefused));
+    return;
+  }
+  const targetRefused = targetFormProblem(req.method ?? 'GET', target.path);
+  if (targetRefused !== undefined) {
+    fail(new MeshcarError('bad_request', targetRefused));
     return;
   }
   // before routing, as for requests (forward-http1.ts): the whole authority becomes the upstream's Host

@@ -1,0 +1,47 @@
+// A request target that cannot become an HTTP/2 :path is the app's 400, sent nowhere: `*`
+// with any method but OPTIONS (RFC 9110 §7.1), and an absolute URI of another scheme than
+// http or https, on requests and Upgrades alike. The peer's codec resets such a stream: the
+// attempt used to retry it twice and answer 502 upstream_reset, each reset held against the
+// endpoint toward ejection. OPTIONS * and http(s) absolute-form still go upstream.
+
+import t from 'tap';
+import { rawTcpRequest } from '../helpers/raw-http.js';
+import { startOutboundToUpstream } from '../helpers/outbound-fixture.js';
+import { targetFormProblem } from '../../src/outbound/router.js';
+
+const upgrade = (target: string) => `GET ${target} HTTP/1.1\r\nHost: payments\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
+
+t.test('targets no HTTP/2 peer takes are refused before any attempt', async (t) => {
+  const { upstream, fx } = await startOutboundToUpstream(t);
+  const refused = [
+    ['GET *', 'GET * HTTP/1.1\r\nHost: payments\r\n\r\n'],
+    ['DELETE *', 'DELETE * HTTP/1.1\r\nHost: payments\r\n\r\n'],
+    ['POST * with a body', 'POST * HTTP/1.1\r\nHost: payments\r\nContent-Length: 2\r\n\r\nhi'],
+    ['an ftp:// absolute URI', 'GET ftp://payments/x HTTP/1.1\r\nHost: payments\r\n\r\n'],
+    ['OPTIONS with an ftp:// absolute URI', 'OPTIONS ftp://payments/x HTTP/1.1\r\nHost: payments\r\n\r\n'],
+    ['an Upgrade to *', upgrade('*')],
+  ] as const;
+  for (const [name, bytes] of refused) {
+    const before = fx.observer.requests.length;
+    const res = await rawTcpRequest(fx.port, bytes);
+    t.equal(res.status, 400, `${name}: 400`);
+    t.equal(res.headers['x-meshcar-error'], 'bad_request', `${name}: bad_request`);
+    t.match(JSON.parse(res.body).message, /request target/, `${name}: the message names the target`);
+    await fx.observer.waitForRequests(before + 1);
+    const record = fx.observer.requests[before];
+    t.equal(record?.errorCode, 'bad_request', `${name}: recorded as bad_request`);
+    t.equal(record?.endpoint, undefined, `${name}: no endpoint was tried`);
+  }
+  t.equal(upstream.requests, 0, 'nothing went upstream');
+
+  const options = await rawTcpRequest(fx.port, 'OPTIONS * HTTP/1.1\r\nHost: payments\r\n\r\n');
+  t.equal(options.status, 200, 'OPTIONS * goes upstream');
+  const absolute = await rawTcpRequest(fx.port, 'GET HTTP://payments/echo HTTP/1.1\r\nHost: payments\r\n\r\n');
+  t.equal(absolute.status, 200, 'an http:// absolute URI (any case) goes upstream as its path');
+  t.equal(upstream.requests, 2, 'both reached the upstream');
+});
+
+t.test('targetFormProblem', async (t) => {
+  for (const [method, path] of [['GET', '/'], ['GET', '/a?b'], ['OPTIONS', '*'], ['OPTIONS', '/x'], ['GET', '//x']]) t.equal(targetFormProblem(method!, path!), undefined, `${method} ${path}`);
+  for (const [method, path] of [['GET', '*'], ['POST', '*'], ['options', '*'], ['GET', 'ftp://a/b'], ['GET', 'a'], ['OPTIONS', 'ftp://a/b']]) t.type(targetFormProblem(method!, path!), 'string', `${method} ${path}`);
+});
