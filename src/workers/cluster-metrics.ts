@@ -48,7 +48,7 @@ export class ClusterMetrics {
   private readonly registry = new client.Registry();
   readonly restarts = new client.Counter({
     name: 'meshcar_workers_restarts_total',
-    help: 'Worker processes restarted after dying unexpectedly (not during a drain); workers > 1 only.',
+    help: 'Worker processes restarted after dying unexpectedly or being killed for missing their health checks (not during a drain or a reload); workers > 1 only.',
     registers: [this.registry],
   });
 
