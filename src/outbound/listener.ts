@@ -133,6 +133,14 @@ function ignore(): void {}
 function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderBytes: number, handlers: AppHandlers): void {
   const headTooLarge = `the request head is over the outbound listener's limit of ${maxHeaderBytes} bytes`;
   const reading = (socket as TrackedSocket)[kReading];
+  if (err.code === 'HPE_INVALID_EOF_STATE' && reading !== undefined && !reading.complete) {
+    // the app closed its connection before the body was whole: it left, as one that resets it
+    // does (ECONNRESET, below), and nothing it could read is owed. Closed the same way, so the
+    // request is recorded as left (499) and its upstream stream cancelled, not as a malformed
+    // body (400 bad_request, an error the app never saw)
+    socket.destroy();
+    return;
+  }
   if (err.code !== 'ECONNRESET' && reading !== undefined && !reading.complete) {
     // not a request behind: the body of the one in flight broke (a bad chunk size, a bare LF,
     // a trailer Node refuses). Node tells that request nothing, so it would wait for its
