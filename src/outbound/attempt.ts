@@ -179,8 +179,11 @@ export abstract class Attempt {
       else this.cutAnswer(err, rstCode);
       return;
     }
-    this.exchange.errorCode = err.code;
     this.answered = true;
+    // nobody to answer: the app left first (an h2c stream it reset with NO_ERROR ends its body
+    // before it closes), so the record says it left (499, no error), not our answer's status
+    if (this.appGone()) return;
+    this.exchange.errorCode = err.code;
     const grpcType = grpcAnswerType(this.reqHeaders['content-type']);
     // a gRPC caller gets 200 and grpc-status on the wire; metrics count the status the error stands for
     this.exchange.status = statusFor(err.code);
