@@ -18,7 +18,7 @@ import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
-import { grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
+import { errorBodyBytes, grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
 import { grpcStatusIn, grpcStatusStart } from '../http/grpc-status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
@@ -245,6 +245,7 @@ export abstract class Exchange {
     this.status = statusFor(code);
     // our own trailers-only gRPC answer (gRPC-Web callers get one too, but are not counted as gRPC)
     if (this.grpcStatus !== undefined) this.grpcStatus = grpcStatusFor(code);
+    this.bytesOut += errorBodyBytes({ code, message }, this.requestId, grpcType, this.method);
     this.writeError(code, message, retryAfterSeconds, grpcType);
     // our own answer must be taken too: the idle clock runs on from now (exchange-deadlines.ts)
     this.lastActivity = performance.now();

@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { requestIdOf } from '../http/request-id.js';
-import { grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
+import { errorBodyBytes, grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
 import { grpcStatusStart } from '../http/grpc-status.js';
 import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
 import { Exchange, type OutboundContext } from './exchange.js';
@@ -189,6 +189,7 @@ export abstract class Attempt {
     this.exchange.status = statusFor(err.code);
     // our own trailers-only gRPC answer (gRPC-Web callers get one too, but are not counted as gRPC)
     if (this.exchange.grpcStatus !== undefined) this.exchange.grpcStatus = grpcStatusFor(err.code);
+    this.exchange.bytesOut += errorBodyBytes(err, this.exchange.requestId, grpcType, this.exchange.method);
     this.sendError(err, grpcType);
   }
 

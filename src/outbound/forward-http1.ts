@@ -17,7 +17,7 @@ import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { forwardableFieldList } from '../http/raw-headers.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
 import { hostFieldProblem } from '../http/host-field.js';
-import { grpcAnswerType, grpcStatusFor, sendError, statusFor } from '../http/status.js';
+import { errorBodyBytes, grpcAnswerType, grpcStatusFor, sendError, statusFor } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
 import { parseRequestTarget, pathOnly, routableAuthorityProblem } from './router.js';
 import { responseEnds, type UpstreamStream } from './upstream-stream.js';
@@ -107,7 +107,9 @@ class Http1Attempt extends Attempt implements UploadAttempt {
       this.heldFields = undefined;
       this.exchange.status = statusFor(err.code);
       if (this.exchange.grpcStatus !== undefined) this.exchange.grpcStatus = grpcStatusFor(err.code);
-      this.sendError(err, grpcAnswerType(this.reqHeaders['content-type']));
+      const grpcType = grpcAnswerType(this.reqHeaders['content-type']);
+      this.exchange.bytesOut += errorBodyBytes(err, this.exchange.requestId, grpcType, this.exchange.method);
+      this.sendError(err, grpcType);
       return;
     }
     // cut: whatever status the upstream's trailers had, the app gets none
