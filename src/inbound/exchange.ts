@@ -88,6 +88,7 @@ export abstract class Exchange {
   /** Once the app's answer is complete: how far the caller had taken it at the last idle check (see deliveryMark). */
   deliveredAtCheck = 0;
   private finalized = false;
+  private reported = false;
   /** 100 Continue was sent: a second one (the app's, after the schema check sent its own) is dropped. */
   private continued = false;
 
@@ -272,6 +273,8 @@ export abstract class Exchange {
     stopIdleDeadline(this);
     this.phase = STREAMING;
     this.status = 101;
+    // recorded now, as on the outbound: the tunnel's lifetime is not the request's duration
+    this.report();
     return true;
   }
 
@@ -297,6 +300,12 @@ export abstract class Exchange {
       cancelAppRequest(this.upstream);
     }
     this.context.tracker.requestDone(this.http1Socket);
-    reportFinished(this, this.context.observer);
+    this.report();
+  }
+
+  /** The one record (exchange-report.ts): at the caller's close, a tunnel's at its 101. */
+  private report(): void {
+    if (!this.reported) reportFinished(this, this.context.observer);
+    this.reported = true;
   }
 }
