@@ -135,6 +135,12 @@ export abstract class Attempt {
     }
     this.pool = pool;
     this.exchange.peer = pool.name;
+    // the asterisk form is OPTIONS's alone (RFC 9110 §7.1), as on the inbound: the upstream's
+    // codec resets any other, which read as the endpoint's reset (retried, held against it)
+    if (this.exchange.path === '*' && this.exchange.method !== 'OPTIONS') {
+      this.fail(new MeshcarError('bad_request', 'the request target * is for OPTIONS only'));
+      return undefined;
+    }
     return pool;
   }
 

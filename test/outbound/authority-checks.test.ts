@@ -45,3 +45,20 @@ t.test('routableAuthorityProblem', async (t) => {
   for (const good of ['payments', 'payments:80', 'payments:', '[::1]:443', '[::1]', '127.0.0.1:9', 'a.b.c']) t.equal(routableAuthorityProblem(good), undefined, good);
   for (const bad of ['payments:abc', 'payments:1:2', 'a/b', 'a@b', '[::1]x', '[::1]:8x', 'a]b:1', 'a b', 'payments:123456']) t.type(routableAuthorityProblem(bad), 'string', bad);
 });
+
+// The asterisk form is OPTIONS's alone (RFC 9110 §7.1), refused on the inbound too. Sent on, a
+// meshcar inbound's codec resets the stream: the app got 502 upstream_reset after two retries,
+// and each try counted as a failure of a healthy endpoint (found driving outcomes through a pair).
+t.test('the request target * with another method than OPTIONS: 400 here, nothing sent', async (t) => {
+  const { upstream, fx } = await startOutboundToUpstream(t);
+  const res = await rawTcpRequest(fx.port, 'GET * HTTP/1.1\r\nHost: payments\r\nx-request-id: star\r\n\r\n');
+  t.equal(res.status, 400);
+  t.equal(res.headers['x-meshcar-error'], 'bad_request');
+  // (an h2c app's `:path: *` with another method never reaches the forwarder: Node's server
+  // resets that stream with PROTOCOL_ERROR)
+  t.equal(upstream.requests, 0, 'nothing went upstream');
+  t.match(fx.observer.requests.find((r) => r.requestId === 'star'), { peer: 'payments', status: 400, errorCode: 'bad_request' }, 'recorded as our refusal');
+  const options = await rawTcpRequest(fx.port, 'OPTIONS * HTTP/1.1\r\nHost: payments\r\n\r\n');
+  t.equal(options.status, 200, 'OPTIONS * goes upstream');
+  t.equal(upstream.requests, 1);
+});
