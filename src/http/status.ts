@@ -51,8 +51,17 @@ export interface ErrorBodyExtras {
 }
 
 /** The JSON body of every error meshcar answers: `{"error","message","requestId"}`. */
-export function errorBody(err: MeshcarError, requestId?: string): string {
+export function errorBody(err: Pick<MeshcarError, 'code' | 'message'>, requestId?: string): string {
   return JSON.stringify(requestId === undefined ? { error: err.code, message: err.message } : { error: err.code, message: err.message, requestId });
+}
+
+/**
+ * The body bytes of the answer sendError / sendStreamError give this request, for the record's
+ * bytesOut (the access log says what reached the caller): none to a gRPC caller (trailers-only)
+ * or to a HEAD, else the JSON body.
+ */
+export function errorBodyBytes(err: Pick<MeshcarError, 'code' | 'message'>, requestId: string | undefined, grpcType: string | undefined, method: string): number {
+  return grpcType !== undefined || method === 'HEAD' ? 0 : Buffer.byteLength(errorBody(err, requestId));
 }
 
 function errorHeaders(err: MeshcarError, body: string, requestId: string | undefined): Record<string, string | number> {

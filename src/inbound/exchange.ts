@@ -18,7 +18,7 @@ import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
-import { grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
+import { errorBodyBytes, grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
 import { grpcStatusIn, grpcStatusStart } from '../http/grpc-status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
@@ -88,6 +88,7 @@ export abstract class Exchange {
   /** Once the app's answer is complete: how far the caller had taken it at the last idle check (see deliveryMark). */
   deliveredAtCheck = 0;
   private finalized = false;
+  private reported = false;
   /** 100 Continue was sent: a second one (the app's, after the schema check sent its own) is dropped. */
   private continued = false;
 
@@ -245,6 +246,7 @@ export abstract class Exchange {
     this.status = statusFor(code);
     // our own trailers-only gRPC answer (gRPC-Web callers get one too, but are not counted as gRPC)
     if (this.grpcStatus !== undefined) this.grpcStatus = grpcStatusFor(code);
+    this.bytesOut += errorBodyBytes({ code, message }, this.requestId, grpcType, this.method);
     this.writeError(code, message, retryAfterSeconds, grpcType);
     // our own answer must be taken too: the idle clock runs on from now (exchange-deadlines.ts)
     this.lastActivity = performance.now();
@@ -271,6 +273,8 @@ export abstract class Exchange {
     stopIdleDeadline(this);
     this.phase = STREAMING;
     this.status = 101;
+    // recorded now, as on the outbound: the tunnel's lifetime is not the request's duration
+    this.report();
     return true;
   }
 
@@ -296,6 +300,12 @@ export abstract class Exchange {
       cancelAppRequest(this.upstream);
     }
     this.context.tracker.requestDone(this.http1Socket);
-    reportFinished(this, this.context.observer);
+    this.report();
+  }
+
+  /** The one record (exchange-report.ts): at the caller's close, a tunnel's at its 101. */
+  private report(): void {
+    if (!this.reported) reportFinished(this, this.context.observer);
+    this.reported = true;
   }
 }

@@ -38,8 +38,7 @@ import type { ExchangeContext } from './exchange-links.js';
 import type { AppForwarder } from './forwarder.js';
 import { InboundRateLimiter } from './rate-limit.js';
 import { inTurn } from '../http/pipelined-turns.js';
-import { refuseExpectation } from '../http/expectation.js';
-import { cutPipelining, kCaller, onClientError, onConnect, onHttp1Request, onStream, onUpgrade, toApp, type WithCaller } from './request-dispatch.js';
+import { cutPipelining, kCaller, onClientError, onConnect, onHttp1Request, onStream, onUnmetExpectation, onUpgrade, toApp, type WithCaller } from './request-dispatch.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { createTlsListener } from './tls-listener.js';
 import { InboundTimeouts, type InboundTimeoutsConfig } from './timeouts.js';
@@ -146,7 +145,8 @@ export class InboundListener implements Inbound, ExchangeContext {
     const continued = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, true);
     this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.inTurn(req, res, continued));
     // any other Expect: our 417, as the outbound's (Node's would be bare)
-    this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.inTurn(req, res, refuseExpectation));
+    const unmet = (req: IncomingMessage, res: ServerResponse) => onUnmetExpectation(this, req, res);
+    this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.inTurn(req, res, unmet));
     this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(this, req, socket, head));
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(this, err, socket));
     // without a listener Node drops a CONNECT's connection with no answer at all

@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
 import { hostFieldProblem } from '../http/host-field.js';
+import { expectationError } from '../http/expectation.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { rawErrorResponse } from '../http/status.js';
 import { requestIdOf } from '../http/request-id.js';
@@ -44,6 +45,17 @@ export function onHttp1Request(inbound: InboundListener, req: IncomingMessage, r
   if (req.socket.destroyed) return;
   const caller = (req.socket as WithCaller)[kCaller] as Caller;
   handle(inbound, new Http1Exchange(req, res, caller, inbound, expectsContinue), inbound.app);
+}
+
+/** An Expect this listener cannot meet: 417 before authorization, recorded as any refusal; the connection closes (the body is not read). */
+export function onUnmetExpectation(inbound: InboundListener, req: IncomingMessage, res: ServerResponse): void {
+  if (req.socket.destroyed) return;
+  const exchange = new Http1Exchange(req, res, (req.socket as WithCaller)[kCaller] as Caller, inbound, false);
+  // as handle(): the refusal's answer must be taken within the idle timeout too
+  const route = inbound.timeouts.forPath(exchange.path);
+  startTimers(exchange, route.timeoutMs, callerDeadlineMs(exchange.requestHeaders), route.idleTimeoutMs);
+  res.setHeader('connection', 'close');
+  exchange.fail('expectation_failed', expectationError(req).message);
 }
 
 export function onUpgrade(inbound: InboundListener, req: IncomingMessage, socket: Socket, head: Buffer): void {

@@ -16,11 +16,11 @@ import type { Readable } from 'node:stream';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { requestIdOf } from '../http/request-id.js';
-import { grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
+import { errorBodyBytes, grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
 import { grpcStatusStart } from '../http/grpc-status.js';
 import { continueGraceMs, expectsContinue, relayContinue } from './expect-continue.js';
 import { Exchange, type OutboundContext } from './exchange.js';
-import { hostName } from './router.js';
+import { hostName, targetFormProblem } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { markCancelled } from './pool-counting.js';
@@ -135,6 +135,13 @@ export abstract class Attempt {
     }
     this.pool = pool;
     this.exchange.peer = pool.name;
+    // a target no HTTP/2 peer takes (`GET *`, `ftp://...`): the upstream's codec would reset it,
+    // which reads as the endpoint's reset (retried, held against it)
+    const targetRefused = targetFormProblem(this.exchange.method, this.exchange.path);
+    if (targetRefused !== undefined) {
+      this.fail(new MeshcarError('bad_request', targetRefused));
+      return undefined;
+    }
     return pool;
   }
 
@@ -179,13 +186,17 @@ export abstract class Attempt {
       else this.cutAnswer(err, rstCode);
       return;
     }
-    this.exchange.errorCode = err.code;
     this.answered = true;
+    // nobody to answer: the app left first (an h2c stream it reset with NO_ERROR ends its body
+    // before it closes), so the record says it left (499, no error), not our answer's status
+    if (this.appGone()) return;
+    this.exchange.errorCode = err.code;
     const grpcType = grpcAnswerType(this.reqHeaders['content-type']);
     // a gRPC caller gets 200 and grpc-status on the wire; metrics count the status the error stands for
     this.exchange.status = statusFor(err.code);
     // our own trailers-only gRPC answer (gRPC-Web callers get one too, but are not counted as gRPC)
     if (this.exchange.grpcStatus !== undefined) this.exchange.grpcStatus = grpcStatusFor(err.code);
+    this.exchange.bytesOut += errorBodyBytes(err, this.exchange.requestId, grpcType, this.exchange.method);
     this.sendError(err, grpcType);
   }
 

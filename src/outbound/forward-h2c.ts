@@ -218,13 +218,15 @@ function onAppWantTrailers(this: ServerHttp2Stream): void {
  * The app's body ended: the upstream's request ends too, unless the app reset it. A reset with
  * NO_ERROR also ends the body (Node pushes its end) and marks the stream aborted when our answer
  * was not complete: that is the app breaking off, and the peer's app must not take the upload
- * as whole.
+ * as whole. This comes before the app stream's 'close': the cancelled upstream's end must not
+ * read as the endpoint failing, nor the record as our 502 (attempt.ts fail(): the app is gone).
  */
 function onAppEnd(this: ServerHttp2Stream): void {
   const attempt = attemptOf(this);
   const up = attempt.pipedTo;
   if (up === undefined || up !== attempt.upstream) return;
-  if (wasReset(this.rstCode) || this.aborted) up.close(h2.NGHTTP2_CANCEL);
+  // broken off: the app left (cancelUpstream: the stream's end is no failure of its endpoint)
+  if (wasReset(this.rstCode) || this.aborted) attempt.cancelUpstream();
   else if (!up.destroyed) up.end();
 }
 

@@ -17,9 +17,10 @@ import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { forwardableFieldList } from '../http/raw-headers.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
 import { hostFieldProblem } from '../http/host-field.js';
-import { grpcAnswerType, grpcStatusFor, sendError, statusFor } from '../http/status.js';
+import { expectationError } from '../http/expectation.js';
+import { errorBodyBytes, grpcAnswerType, grpcStatusFor, sendError, statusFor } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
-import { parseRequestTarget, pathOnly, routableAuthorityProblem, targetFormProblem } from './router.js';
+import { parseRequestTarget, pathOnly, routableAuthorityProblem } from './router.js';
 import { responseEnds, type UpstreamStream } from './upstream-stream.js';
 import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
@@ -56,23 +57,13 @@ class Http1Attempt extends Attempt implements UploadAttempt {
   }
 
   start(): void {
-    const { req, res, reqHeaders } = this;
-    const target = parseRequestTarget(req.url);
-    this.exchange.path = pathOnly(target.path);
+    const { req, reqHeaders } = this;
+    const target = this.begin();
     const authority = target.authority ?? reqHeaders.host;
-    if (this.ctx.draining) res.setHeader('connection', 'close');
-    bindAttempt(res, this);
-    bindAttempt(req, this);
-    res.on('close', onResponseClose);
     // two Host fields (routed by the first, read by the upstream app as it likes) or none
     const hostRefused = hostFieldProblem(req, ' (send Host: <upstream>)');
     if (hostRefused !== undefined) {
       this.fail(new MeshcarError('bad_request', hostRefused));
-      return;
-    }
-    const targetRefused = targetFormProblem(this.exchange.method, target.path);
-    if (targetRefused !== undefined) {
-      this.fail(new MeshcarError('bad_request', targetRefused));
       return;
     }
     // checked before routing: what routes is the name before the last ':', what goes upstream is all of it
@@ -91,6 +82,27 @@ class Http1Attempt extends Attempt implements UploadAttempt {
     const chunked = reqHeaders['transfer-encoding'] !== undefined;
     const hasBody = announcesBody(reqHeaders);
     this.send(headers, hasBody ? (chunked ? CHUNKED_BODY : FIXED_BODY) : NO_BODY, hasBody, hasBody && chunked);
+  }
+
+  /** What every request's handling starts with; returns its target. */
+  private begin(): ReturnType<typeof parseRequestTarget> {
+    const { req, res } = this;
+    const target = parseRequestTarget(req.url);
+    this.exchange.path = pathOnly(target.path);
+    if (this.ctx.draining) res.setHeader('connection', 'close');
+    bindAttempt(res, this);
+    bindAttempt(req, this);
+    res.on('close', onResponseClose);
+    return target;
+  }
+
+  /** An Expect the listener cannot meet: 417, recorded as any refusal (the body left unread: the connection goes). */
+  refuseExpectation(): void {
+    const target = this.begin();
+    const pool = this.ctx.router.lookup(target.authority ?? this.reqHeaders.host);
+    if (pool) this.exchange.peer = pool.name;
+    this.res.setHeader('connection', 'close');
+    this.fail(expectationError(this.req));
   }
 
   protected appGone(): boolean {
@@ -112,7 +124,9 @@ class Http1Attempt extends Attempt implements UploadAttempt {
       this.heldFields = undefined;
       this.exchange.status = statusFor(err.code);
       if (this.exchange.grpcStatus !== undefined) this.exchange.grpcStatus = grpcStatusFor(err.code);
-      this.sendError(err, grpcAnswerType(this.reqHeaders['content-type']));
+      const grpcType = grpcAnswerType(this.reqHeaders['content-type']);
+      this.exchange.bytesOut += errorBodyBytes(err, this.exchange.requestId, grpcType, this.exchange.method);
+      this.sendError(err, grpcType);
       return;
     }
     // cut: whatever status the upstream's trailers had, the app gets none
@@ -240,6 +254,11 @@ export function http1BodyBroken(req: IncomingMessage, err: MeshcarError): boolea
   if (attempt === undefined) return false;
   attempt.bodyBroken(err);
   return true;
+}
+
+/** The listener's 417 for an Expect it cannot meet (listener.ts), with the request's record. */
+export function refuseHttp1Expectation(ctx: OutboundContext, req: IncomingMessage, res: ServerResponse): void {
+  new Http1Attempt(ctx, req, res, undefined, undefined).refuseExpectation();
 }
 
 export function forwardHttp1(ctx: OutboundContext, req: IncomingMessage, res: ServerResponse, schema?: SchemaResult, preread?: Buffer): void {

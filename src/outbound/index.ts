@@ -17,7 +17,7 @@ import { Activity } from './activity.js';
 import type { LookupAll } from './endpoints.js';
 import type { OutboundContext } from './exchange.js';
 import { forwardH2c } from './forward-h2c.js';
-import { forwardHttp1, http1BodyBroken } from './forward-http1.js';
+import { forwardHttp1, http1BodyBroken, refuseHttp1Expectation } from './forward-http1.js';
 import { AppListener } from './listener.js';
 import { UpstreamRouter } from './router.js';
 import { UpstreamPool, type PoolSettings } from './upstream-pool.js';
@@ -163,6 +163,7 @@ class OutboundService implements Outbound, OutboundContext {
           else screenHttp1(this, this.schemas, req, res, (schema, preread) => forwardHttp1(this, req, res, schema, preread));
         },
         brokenBody: http1BodyBroken,
+        expectationFailed: (req: IncomingMessage, res: ServerResponse) => refuseHttp1Expectation(this, req, res),
         upgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => tunnelUpgrade(this, this.schemas, req, socket, head),
         stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
           if (this.schemas.size === 0) forwardH2c(this, stream, headers);

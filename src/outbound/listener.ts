@@ -20,7 +20,6 @@ import { formatHostPort, type HostPort } from '../config/address.js';
 import { listenFailed, MeshcarError } from '../errors.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { inTurn, turnOver } from '../http/pipelined-turns.js';
-import { refuseExpectation } from '../http/expectation.js';
 import { requestIdOf } from '../http/request-id.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { grpcAnswerType, rawErrorResponse, sendStreamError } from '../http/status.js';
@@ -43,6 +42,8 @@ export interface AppHandlers {
    * connection is destroyed).
    */
   brokenBody(req: IncomingMessage, err: MeshcarError): boolean;
+  /** An Expect this listener cannot meet: the forwarder answers 417 and records it. */
+  expectationFailed(req: IncomingMessage, res: ServerResponse): void;
 }
 
 export interface AppListenerLimits {
@@ -133,6 +134,14 @@ function ignore(): void {}
 function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderBytes: number, handlers: AppHandlers): void {
   const headTooLarge = `the request head is over the outbound listener's limit of ${maxHeaderBytes} bytes`;
   const reading = (socket as TrackedSocket)[kReading];
+  if (err.code === 'HPE_INVALID_EOF_STATE' && reading !== undefined && !reading.complete) {
+    // the app closed its connection before the body was whole: it left, as one that resets it
+    // does (ECONNRESET, below), and nothing it could read is owed. Closed the same way, so the
+    // request is recorded as left (499) and its upstream stream cancelled, not as a malformed
+    // body (400 bad_request, an error the app never saw)
+    socket.destroy();
+    return;
+  }
   if (err.code !== 'ECONNRESET' && reading !== undefined && !reading.complete) {
     // not a request behind: the body of the one in flight broke (a bad chunk size, a bare LF,
     // a trailer Node refuses). Node tells that request nothing, so it would wait for its
@@ -203,11 +212,11 @@ export class AppListener {
       // 100-continue (`100-continue, foo` too); one that also holds another expectation is
       // refused as any unknown expectation is (417, as Envoy does), not half-met
       if (expectsContinue(req.headers.expect)) onRequest(req, res);
-      else if (trackResponse(req, res, logger)) inTurn(req, res, refuseExpectation, Infinity, false);
+      else if (trackResponse(req, res, logger)) inTurn(req, res, handlers.expectationFailed, Infinity, false);
     });
     // any other Expect: our 417 (Node's would be bare), counted like any answer on the connection
     this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-      if (trackResponse(req, res, logger)) inTurn(req, res, refuseExpectation, Infinity, false);
+      if (trackResponse(req, res, logger)) inTurn(req, res, handlers.expectationFailed, Infinity, false);
     });
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes, handlers));
     this.http1.on('connect', onConnect);

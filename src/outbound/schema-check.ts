@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { describeError, MeshcarError, type ErrorCode } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { requestIdOf } from '../http/request-id.js';
-import { grpcAnswerType, grpcStatusFor, sendError, sendStreamError, statusFor } from '../http/status.js';
+import { errorBodyBytes, grpcAnswerType, grpcStatusFor, sendError, sendStreamError, statusFor } from '../http/status.js';
 import { isGrpcRequest } from '../http/grpc-status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
@@ -84,7 +84,9 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
   };
   const refuse = (violation: Violation, code = ERROR_OF[violation.kind], endBody = false) => {
     const exchange = record(code);
-    call.refuse(new MeshcarError(code, violation.message), exchange.requestId, () => exchange.finish(), endBody);
+    const error = new MeshcarError(code, violation.message);
+    exchange.bytesOut = errorBodyBytes(error, exchange.requestId, grpcAnswerType(call.headers['content-type']), call.method);
+    call.refuse(error, exchange.requestId, () => exchange.finish(), endBody);
   };
   if (check.violation !== undefined) {
     if (guard.mode === 'enforce') refuse(check.violation);

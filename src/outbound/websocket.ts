@@ -18,12 +18,11 @@ import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { hostFieldProblem } from '../http/host-field.js';
 import { requestIdOf } from '../http/request-id.js';
-import { statusFor } from '../http/status.js';
-import { rawErrorResponse } from '../http/status.js';
+import { errorBodyBytes, rawErrorResponse, statusFor } from '../http/status.js';
 import { offersH2c } from '../http/upgrade.js';
 import { markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
 import type { SchemaGuard } from '../schema/guard.js';
-import { Exchange, type OutboundContext } from './exchange.js';
+import { countBody, Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
 import { hostName, parseRequestTarget, pathOnly, routableAuthorityProblem, targetFormProblem } from './router.js';
 import { resetConnection } from './mutual-tls.js';
@@ -126,6 +125,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       return;
     }
     exchange.status = statusFor(err.code);
+    if (!socket.destroyed && socket.writable) exchange.bytesOut = errorBodyBytes(err, exchange.requestId, undefined, exchange.method);
     exchange.finish();
     leave();
     if (socket.destroyed || !socket.writable) socket.destroy();
@@ -253,14 +253,17 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       }
       // not switching: relay the answer, then close both; the app's further bytes go nowhere
       if (timer) clearTimeout(timer);
-      exchange.status = res.statusCode ?? 502;
-      exchange.finish();
+      // as any answer: a remote sidecar's refusal (its x-meshcar-error) is this request's error
+      // too, and the record, made once the answer is relayed, carries its body's bytes
+      exchange.answered(res.statusCode ?? 502, res.headers);
       socket.on('data', ignore); // read and dropped, so the app is never stuck writing to us
       // a body without a length ends with the connection (no chunked framing is kept)
       socket.write(responseHead(res, ANSWER_DROPPED));
       res.pipe(socket, { end: false });
+      countBody(res, exchange, 'out');
       res.once('error', ignore); // a body cut short: 'close' below, not complete
       res.once('close', () => {
+        exchange.finish();
         if (res.complete) socket.destroySoon(); // not end(): see fail()
         else socket.destroy();
         up.destroy();

@@ -58,3 +58,29 @@ t.test('bytesIn and bytesOut: the body bytes each way, on both sidecars', async 
     t.match(down, { bytesIn: 0, bytesOut: 150_000 }, `${String(down.direction)}: the download`);
   }
 });
+
+// bytesOut is what reached the caller, so the sidecars' own error answers count too: the
+// inbound's 403 (its JSON body, on both sidecars' lines) and the outbound's no_route. They were
+// written 0 while an app's error body counted, so an access log summed for bandwidth or read
+// per request said the caller got nothing. A HEAD is answered with no body: 0.
+t.test('bytesOut: the sidecars own error answers count as what the caller got', async (t) => {
+  const authorize = ['  authorize:', '    - from: [spiffe://mesh.local/svc/frontend]', '      paths: [/bytes/*]'].join('\n');
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}`, authorize }, access: true });
+  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], access: true });
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop()]));
+  const denied = await request(frontend.outboundPort, { path: '/admin', headers: { host: 'orders', 'x-request-id': 'own-403' } });
+  t.equal(denied.headers['x-meshcar-error'], 'forbidden');
+  const nowhere = await request(frontend.outboundPort, { path: '/x', headers: { host: 'nowhere', 'x-request-id': 'own-404' } });
+  t.equal(nowhere.headers['x-meshcar-error'], 'no_route');
+  const head = await request(frontend.outboundPort, { method: 'HEAD', path: '/admin', headers: { host: 'orders', 'x-request-id': 'own-head' } });
+  t.equal(head.status, 403);
+  for (const sidecar of [orders, frontend]) {
+    const line = await sidecar.process.waitFor((l) => l.component === 'access' && l.requestId === 'own-403');
+    t.match(line, { status: 403, error: 'forbidden', bytesOut: denied.body.length }, `${String(line.direction)}: the 403's ${denied.body.length} bytes`);
+    const headLine = await sidecar.process.waitFor((l) => l.component === 'access' && l.requestId === 'own-head');
+    t.match(headLine, { status: 403, bytesOut: 0 }, `${String(headLine.direction)}: a HEAD's 403 has no body`);
+  }
+  const noRoute = await frontend.process.waitFor((l) => l.component === 'access' && l.requestId === 'own-404');
+  t.match(noRoute, { status: 404, error: 'no_route', bytesOut: nowhere.body.length }, `the no_route answer's ${nowhere.body.length} bytes`);
+  t.ok(denied.body.length > 0 && nowhere.body.length > 0, 'both answers have a body');
+});

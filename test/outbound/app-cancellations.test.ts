@@ -131,3 +131,36 @@ t.test('requests the app cancels before the answer do not eject the endpoint', a
   t.equal(after.status, 200, 'the endpoint still serves');
   t.equal(fx.observer.ejections, 0);
 });
+
+// Node's h2 client resets with NO_ERROR on destroy(), which ends the app's body inside Node as
+// a clean end would (broken-off-uploads.test.ts: the upstream gets RST_STREAM, not END_STREAM).
+// That reset is the app leaving too: its record said 502 upstream_reset (an answer the app never
+// saw, an error that was not the upstream's) and the cancelled stream counted as a failure of
+// the endpoint, so an app breaking off uploads ejected a healthy one.
+t.test('h2c uploads the app breaks off with NO_ERROR: recorded as left, the endpoint not ejected', async (t) => {
+  const pki = await makePki(TD);
+  const { upstream, held } = await startTestUpstream(pki);
+  const fx = await startBalanced(pki, {
+    ports: [upstream.port],
+    outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 30_000, maxEjectionMs: 30_000, maxEjectionPercent: 100 },
+  });
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  const active = () => fx.observer.streams.get('payments') ?? 0;
+  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+  t.teardown(() => session.close());
+  for (let i = 1; i <= 3; i++) {
+    const stream = session.request({ ':method': 'POST', ':path': '/hold', ':authority': 'payments', 'x-request-id': `broken-off-${i}` });
+    stream.on('error', () => {});
+    stream.write('partial');
+    await waitUntil(() => held.length === i, `upload ${i}: the request reached the upstream`);
+    stream.destroy(); // RST_STREAM(NO_ERROR)
+    await waitUntil(() => active() === 0 && fx.observer.requests.length === i, `upload ${i}: recorded, the upstream stream released`);
+    t.match(fx.observer.requests[i - 1], { requestId: `broken-off-${i}`, status: 499, errorCode: undefined }, `upload ${i}: recorded as left (499), no upstream_reset`);
+  }
+  t.equal(fx.observer.ejections, 0, 'no ejection (2 failures would have)');
+  const after = await request(fx.port, { path: '/echo' });
+  t.equal(after.status, 200, 'the endpoint still serves');
+});

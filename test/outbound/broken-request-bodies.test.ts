@@ -100,3 +100,47 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal(records.length, BROKEN.length + 1, 'each recorded as bad_request');
   });
 }
+
+// An app that closes its connection (FIN) before its body is whole has left, as one that resets
+// it has: recorded as 499 with no error, as the sidecar on the other side records the same
+// request, not as a 400 bad_request it never read (an operator would look for malformed
+// requests). Found by driving each outcome through a sidecar pair and reading both /metrics.
+for (const codec of ['node', 'meshcar'] as const) {
+  t.test(`codec ${codec}: an upload the app stops by closing its connection is a request it left`, async (t) => {
+    const pki = await makePki(TD);
+    const resetCodes: number[] = [];
+    let opened = 0;
+    const upstream = await startUpstream(pki, {
+      handler: (stream, headers, flags) => {
+        if (headers[':path'] !== '/upload') return defaultHandler(stream, headers, flags);
+        opened += 1;
+        stream.on('error', () => {});
+        stream.on('close', () => resetCodes.push(stream.rstCode ?? -1));
+        stream.resume(); // reads the body, never answers
+      },
+    });
+    const fx = await startBalanced(pki, { codec, ports: [upstream.port], timeoutMs: 3000 });
+    t.teardown(async () => {
+      await fx.close();
+      await upstream.close();
+    });
+    const head = 'POST /upload HTTP/1.1\r\nHost: payments\r\nContent-Length: 100\r\nx-request-id: left-mid-body\r\n\r\n0123456789';
+    const answer = await new Promise<string>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port: fx.port }, async () => {
+        socket.write(head);
+        await waitUntil(() => opened === 1, 'the request reached the upstream').catch(() => {});
+        socket.end(); // FIN: 90 bytes of the body never come
+      });
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(received));
+    });
+    t.equal(answer, '', 'nothing answered on a connection the app closed');
+    await waitUntil(() => fx.observer.requests.length === 1 && resetCodes.length === 1, 'recorded, the upstream stream released');
+    t.match(fx.observer.requests[0], { peer: 'payments', path: '/upload', status: 499, errorCode: undefined, requestId: 'left-mid-body' }, 'recorded as left (499), no bad_request');
+    t.equal(resetCodes[0], http2.constants.NGHTTP2_CANCEL, 'the upstream got RST_STREAM CANCEL');
+    const after = await request(fx.port, { path: '/echo' });
+    t.equal(after.status, 200, 'the endpoint still serves');
+  });
+}

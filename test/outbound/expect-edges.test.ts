@@ -64,6 +64,13 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.match(JSON.parse(compound.body), { error: 'expectation_failed', message: /100-continue, foo/ }, 'our JSON body');
     t.equal(compound.headers.connection, 'close', 'the unread body goes with the connection');
     t.equal(upstream.requests, before, 'nothing went upstream');
+    // counted as any refusal the sidecar answers (it was in no metric and no access line)
+    const unknown = await rawTcpRequest(fx.port, 'POST /echo HTTP/1.1\r\nHost: payments\r\nExpect: foo\r\nx-request-id: expect-foo\r\nContent-Length: 3\r\n\r\nabc');
+    t.equal(unknown.status, 417, 'Expect: foo: 417');
+    await fx.observer.waitForRequests(4);
+    const refusals = fx.observer.requests.filter((r) => r.status === 417);
+    t.equal(refusals.length, 2, 'both 417s recorded');
+    t.match(refusals.find((r) => r.requestId === 'expect-foo'), { peer: 'payments', path: '/echo', errorCode: 'expectation_failed', bytesOut: unknown.body.length }, 'as our refusal to the upstream it named, with its body bytes');
 
     t.equal((await request(fx.port, { method: 'POST', path: '/echo', body: 'x' })).status, 200, 'an ordinary request still goes');
   });

@@ -72,15 +72,16 @@ t.test('Host given twice or not at all, an Expect other than 100-continue: JSON 
   const expect = await rawTcpRequest(fx.port, 'POST /x HTTP/1.1\r\nHost: payments\r\nExpect: foo\r\nContent-Length: 3\r\n\r\nabc');
   json(expect, 417, 'expectation_failed', /Expect: "foo" cannot be met/, 'Expect: foo');
   t.equal(expect.headers.connection, 'close', 'the unread body goes with the connection');
-  await fx.observer.waitForRequests(3);
+  await fx.observer.waitForRequests(4);
   t.same(
     fx.observer.requests.map((r) => [r.status, r.errorCode]),
     [
       [400, 'bad_request'],
       [400, 'bad_request'],
       [400, 'bad_request'],
+      [417, 'expectation_failed'],
     ],
-    'the Host refusals are requests like any other (peer unknown)',
+    'the Host refusals and the 417 are requests like any other',
   );
 });
 

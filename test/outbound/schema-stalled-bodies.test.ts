@@ -104,6 +104,9 @@ for (const codec of ['node', 'meshcar'] as const) {
       t.equal(fx.outbound.inFlight, 1, 'the read is in flight (a drain waits for it)');
       const meanwhile = await call();
       t.equal(meanwhile.status, 503, 'while it is held, the budget is full');
+      // the record's bytesOut is the refusal's JSON body the app read (it was 0)
+      await waitFor(async () => fx.observer.requests.some((r) => r.status === 503), 3000, 'the refusal is recorded');
+      t.equal(fx.observer.requests.find((r) => r.status === 503)?.bytesOut, meanwhile.body.length, `the refusal's ${meanwhile.body.length} body bytes in its record`);
 
       // bounded: without the bound on the read there is never an answer
       const answer = await Promise.race([stalled.answered, sleep(IDLE_MS + 4000).then(() => ({ status: 0, error: 'no answer within 5 s', atMs: -1 }))]);

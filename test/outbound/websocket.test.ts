@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
 import { peerIdentity } from '../../src/identity/peer-identity.js';
 import { dispatchTlsSocket } from '../../src/http/protocol-dispatch.js';
-import { APP_ID, defaultHandler, makePki, request, startOutbound, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
+import { APP_ID, defaultHandler, makePki, request, sleep, startOutbound, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
 import type { TestPki } from '../helpers/pki.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -62,6 +62,12 @@ async function startUpgradeUpstream(pki: TestPki, id: string) {
       socket.on('end', () => events.push('end'));
       socket.on('error', (err: NodeJS.ErrnoException) => events.push(String(err.code)));
       quiet.push(new Promise((resolve) => socket.once('close', () => resolve(events))));
+      return;
+    }
+    if (req.url === '/denied') {
+      // as a meshcar inbound refuses an upgrade its policy does not allow
+      const body = '{"error":"forbidden","message":"not allowed"}';
+      socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\nx-meshcar-error: forbidden\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
       return;
     }
     if (req.url !== '/ws') {
@@ -185,6 +191,20 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
     client.socket.write(upgradeHead('/not-ws'));
     await client.closed;
     t.match(client.text(), /^HTTP\/1\.1 403 Forbidden\r\n[\s\S]*no ws/);
+    // recorded as any answer: the app's own 403 is no error, its 6 body bytes are bytesOut
+    for (let i = 0; i < 300 && !fx.observer.requests.some((r) => r.path === '/not-ws'); i++) await sleep(10);
+    t.match(fx.observer.requests.find((r) => r.path === '/not-ws'), { status: 403, errorCode: undefined, bytesOut: 6 }, "the app's refusal: 403, no error, its body's bytes");
+  });
+
+  t.test("a remote sidecar's refusal counts as its error, with its body's bytes", async (t) => {
+    const client = await rawClient(fx.port);
+    client.socket.write(upgradeHead('/denied'));
+    await client.closed;
+    const body = client.text().split('\r\n\r\n')[1] ?? '';
+    t.match(body, /"error":"forbidden"/);
+    for (let i = 0; i < 300 && !fx.observer.requests.some((r) => r.path === '/denied'); i++) await sleep(10);
+    // it was 403 without a reason (the callee's inbound counts forbidden) and 0 bytes
+    t.match(fx.observer.requests.find((r) => r.path === '/denied'), { status: 403, errorCode: 'forbidden', bytesOut: body.length }, 'forbidden, as on the callee');
   });
 
   t.test('no route → 404; wrong upstream identity → 502, on the raw socket', async (t) => {
@@ -194,6 +214,9 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
     t.match(nowhere.text(), /^HTTP\/1\.1 404 Not Found\r\n/);
     t.match(nowhere.text(), /x-meshcar-error: no_route/);
     t.match(nowhere.text(), /"error":"no_route"/);
+    for (let i = 0; i < 300 && !fx.observer.requests.some((r) => r.errorCode === 'no_route'); i++) await sleep(10);
+    const noRouteBody = nowhere.text().split('\r\n\r\n')[1] ?? '';
+    t.match(fx.observer.requests.find((r) => r.errorCode === 'no_route'), { status: 404, bytesOut: noRouteBody.length }, "the record has the refusal's body bytes");
 
     const wrong = await rawClient(fx.port);
     wrong.socket.write(upgradeHead('/ws', 'impostor'));
