@@ -95,7 +95,8 @@ t.test('an upload answered before its end, then the app gone: the stream and its
   t.equal(resetCodes[2], http2.constants.NGHTTP2_CANCEL, 'h2c: the upstream got RST_STREAM CANCEL');
 });
 
-t.test('requests the app cancels before the answer do not eject the endpoint', async (t) => {
+/** One endpoint that two failures in a row would eject, an h2c session to the outbound, and the upstream's held streams. */
+async function oneEndpointEjectingAfterTwo(t: Tap.Test) {
   const pki = await makePki(TD);
   const { upstream, held } = await startTestUpstream(pki);
   const fx = await startBalanced(pki, {
@@ -109,6 +110,11 @@ t.test('requests the app cancels before the answer do not eject the endpoint', a
   const active = () => fx.observer.streams.get('payments') ?? 0;
   const session = http2.connect(`http://127.0.0.1:${fx.port}`);
   t.teardown(() => session.close());
+  return { held, fx, active, session };
+}
+
+t.test('requests the app cancels before the answer do not eject the endpoint', async (t) => {
+  const { held, fx, active, session } = await oneEndpointEjectingAfterTwo(t);
   // twice the failures that would eject it: HTTP/1.1 apps that close, h2c apps that reset
   for (let i = 1; i <= 4; i++) {
     let cancel: () => void;
@@ -138,19 +144,7 @@ t.test('requests the app cancels before the answer do not eject the endpoint', a
 // saw, an error that was not the upstream's) and the cancelled stream counted as a failure of
 // the endpoint, so an app breaking off uploads ejected a healthy one.
 t.test('h2c uploads the app breaks off with NO_ERROR: recorded as left, the endpoint not ejected', async (t) => {
-  const pki = await makePki(TD);
-  const { upstream, held } = await startTestUpstream(pki);
-  const fx = await startBalanced(pki, {
-    ports: [upstream.port],
-    outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 30_000, maxEjectionMs: 30_000, maxEjectionPercent: 100 },
-  });
-  t.teardown(async () => {
-    await fx.close();
-    await upstream.close();
-  });
-  const active = () => fx.observer.streams.get('payments') ?? 0;
-  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
-  t.teardown(() => session.close());
+  const { held, fx, active, session } = await oneEndpointEjectingAfterTwo(t);
   for (let i = 1; i <= 3; i++) {
     const stream = session.request({ ':method': 'POST', ':path': '/hold', ':authority': 'payments', 'x-request-id': `broken-off-${i}` });
     stream.on('error', () => {});
