@@ -189,6 +189,8 @@ export interface FilesIdentityOptions {
   readonly spiffeId: string;
   readonly files: IdentityFiles;
   readonly debounceMs?: number;
+  /** Test hook (FilesWatchOptions.followLinks). */
+  readonly followLinks?: boolean;
   readonly logger: Logger;
 }
 
@@ -199,6 +201,7 @@ export async function identityFromFiles(options: FilesIdentityOptions): Promise<
     identity,
     logger: options.logger,
     ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }),
+    ...(options.followLinks === undefined ? {} : { followLinks: options.followLinks }),
   });
   return { identity, nextRenewalAt: () => undefined, stop: () => watcher.close() };
 }
