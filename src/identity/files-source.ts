@@ -99,6 +99,12 @@ export class FilesWatcher {
   private closed = false;
   /** What the files held at the last attempt: unchanged bytes are not re-tried nor re-logged. */
   private lastSeen: string | undefined;
+  /**
+   * Why the last attempt failed, until one works: `read` (the files could not be read) or
+   * `refused` (they did not validate). A read that works again on the files already in use ends
+   * it too, as a success: /identity's renewalFailing and doctor stop saying the files fail.
+   */
+  private failing: 'read' | 'refused' | undefined;
 
   constructor(options: FilesWatchOptions) {
     this.options = options;
@@ -164,21 +170,31 @@ export class FilesWatcher {
     }
     this.readWorked();
     const seen = fingerprint(content);
-    if (seen === this.lastSeen || this.closed) return;
+    // unchanged bytes after a failed read are looked at again: they may be the set in use (a recovery)
+    if ((seen === this.lastSeen && this.failing !== 'read') || this.closed) return;
     this.lastSeen = seen;
     let next: Svid;
     try {
       next = validateFiles(content, files, identity.spiffeId);
       // the first event after start, or a writer touching files without changing them
-      if (sameMaterial(next, identity.current())) return;
+      if (sameMaterial(next, identity.current())) {
+        if (this.failing !== undefined) {
+          this.failing = undefined;
+          logger.info({ serial: next.serialHex }, 'the identity files hold the SVID in use again');
+          identity.reportRenewal({ result: 'success' });
+        }
+        return;
+      }
       identity.swap(next);
     } catch (err) {
       // not valid yet (an issuer's clock a little ahead): the same bytes are taken once they are
       const validFrom = notValidBeforeMs(err);
       if (validFrom !== undefined) this.lookAgainAt(validFrom);
+      this.failing = 'refused';
       this.refused(err);
       return;
     }
+    this.failing = undefined;
     logger.info({ serial: next.serialHex, notAfter: next.notAfter.toISOString() }, 'identity reloaded from files');
     identity.reportRenewal({ result: 'success' });
   }
@@ -211,6 +227,7 @@ export class FilesWatcher {
    */
   private readFailed(err: unknown): void {
     if (this.closed) return;
+    this.failing = 'read';
     const delay = Math.min(READ_RETRY_MAX_MS, READ_RETRY_FIRST_MS * 2 ** Math.min(this.readFailures, 16));
     this.readFailures += 1;
     const reason = describeError(err);
