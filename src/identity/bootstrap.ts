@@ -154,7 +154,7 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     ...(options.renewal ? { window: options.renewal } : {}),
     ...(options.backoff ? { backoff: options.backoff } : {}),
   });
-  const bundles = new BundleRefresh({ identity, client, intervalMs: options.ca.bundleRefreshMs ?? DEFAULT_BUNDLE_REFRESH_MS, persist, renewNow: () => renewal.renewNow(), logger });
+  const bundles = new BundleRefresh({ identity, client, intervalMs: options.ca.bundleRefreshMs ?? DEFAULT_BUNDLE_REFRESH_MS, persist, renewNow: () => renewal.renewNow(), renewalHoldsNewer: () => renewal.holdsNewer, logger });
   renewal.start();
   bundles.start();
   return {

@@ -90,6 +90,8 @@ export class Renewal {
   private dueAt: number | undefined;
   private failures = 0;
   private running = false;
+  /** A new SVID obtained and not swapped in yet (being saved, or waiting for its start). */
+  private holding: Svid | undefined;
   private generation = 0;
 
   constructor(options: RenewalOptions) {
@@ -105,6 +107,15 @@ export class Renewal {
   /** When the next attempt (or the swap of an SVID that starts later) is due, for /identity; undefined when stopped. */
   get nextRenewalAt(): Date | undefined {
     return this.dueAt === undefined ? undefined : new Date(this.dueAt);
+  }
+
+  /**
+   * Whether a new SVID has been obtained and is not in use yet (its save under way, or its start
+   * ahead). The bundle refresh leaves the current one alone meanwhile: the new one brings the
+   * CA's bundle, and a rebundled current one saved after it would put the older leaf on disk.
+   */
+  get holdsNewer(): boolean {
+    return this.holding !== undefined;
   }
 
   /** Failed attempts since the last success. */
@@ -126,6 +137,7 @@ export class Renewal {
 
   stop(): void {
     this.running = false;
+    this.holding = undefined;
     this.generation += 1; // an attempt in flight finds itself outdated and drops its result
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -162,6 +174,7 @@ export class Renewal {
     try {
       next = await obtain(current);
       if (generation !== this.generation) return;
+      this.holding = next;
       if (persist) {
         const saved = persist(next).then(
           () => true,
@@ -187,15 +200,18 @@ export class Renewal {
       identity.swap(next);
     } catch (err) {
       if (generation !== this.generation) return;
+      this.holding = undefined;
       this.failed(current, err);
       return;
     }
+    this.holding = undefined;
     this.succeeded(next);
   }
 
   /** The SVID obtained before it started, now that it has. */
   private swapIn(next: Svid): void {
     const { identity } = this.options;
+    this.holding = undefined;
     try {
       identity.swap(next);
     } catch (err) {
