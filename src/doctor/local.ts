@@ -66,6 +66,15 @@ function tlsFailures(answer: HttpAnswer): TlsFailureEntry[] | string {
   return Array.isArray(failures) ? (failures as TlsFailureEntry[]) : `/debug/tls answered ${described(answer)}, not {"failures": [...]}`;
 }
 
+/** Why the running sidecar's renewals fail, from GET /identity's renewalFailing: '' when none fail (or it cannot say). */
+async function renewalTrouble(target: string, port: number, limits: HttpProbeLimits): Promise<string> {
+  const answer = await httpGet(target, port, '/identity', { limits }).catch(() => undefined);
+  if (answer?.status !== 200) return '';
+  const failing = (parseJson(answer.body) as { renewalFailing?: { failures?: unknown; since?: unknown; lastError?: unknown } | null } | undefined)?.renewalFailing;
+  if (!failing || typeof failing.lastError !== 'string' || typeof failing.failures !== 'number') return '';
+  return `; ${failing.failures} renewal attempt${failing.failures === 1 ? '' : 's'} failed since ${String(failing.since)}, the latest: ${failing.lastError}`;
+}
+
 export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits: HttpProbeLimits = HTTP_PROBE_LIMITS): Promise<CheckResult> {
   const { host, port } = config.admin.listen;
   const address = formatHostPort(config.admin.listen);
@@ -88,9 +97,12 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits
   const failures = await httpGet(target, port, '/debug/tls', { limits }).then(tlsFailures, (err: unknown) => `/debug/tls: ${networkProblem(err, 'http')}`);
   const recent = typeof failures === 'string' ? [] : failures.filter((f) => now - Date.parse(f?.time ?? '') < 10 * 60_000);
   const tlsNote = typeof failures === 'string' ? '' : recent.length === 0 ? '; no TLS handshake failures in the last 10 min' : `; ${recent.length} TLS handshake failure${recent.length === 1 ? '' : 's'} in the last 10 min, latest: ${recent[0]?.direction} ${recent[0]?.peer}: ${recent[0]?.message}`;
-  if (readiness === 'expired') return fail(name, `the running sidecar's SVID has expired and its renewal keeps failing; peers refuse it (/ready ${described(ready)})${tlsNote}`, 'its log says why the renewal fails (CA unreachable, a refusal); bring the CA back, or restart it with a fresh join token');
+  // the reason, as the sidecar saw it (its log says so too)
+  const trouble = readiness === 'draining' ? '' : await renewalTrouble(target, port, limits);
+  if (readiness === 'expired') return fail(name, `the running sidecar's SVID has expired and its renewal keeps failing; peers refuse it (/ready ${described(ready)})${trouble}${tlsNote}`, 'its log says why the renewal fails (CA unreachable, a refusal); bring the CA back, or restart it with a fresh join token');
   if (readiness === 'draining') return warn(name, `the running sidecar is draining: it was told to stop (SIGTERM) and finishes what is in flight (/ready ${described(ready)})${tlsNote}`, 'nothing, if a stop was meant; otherwise see its log for who sent the signal');
   if (readiness === 'starting') return fail(name, `the running sidecar is not ready (/ready ${described(ready)})${tlsNote}`, 'its log says what it waits for (identity from the CA, a listener)');
+  if (trouble !== '') return warn(name, `the running sidecar is ready, but its certificate is not being renewed${trouble}${tlsNote}`, `mend what the latest failure names (curl http://${address}/identity shows it); the current SVID serves until it expires`);
   if (typeof failures === 'string') return warn(name, `the running sidecar is ready, but its TLS handshake failures cannot be read: ${failures}`, `curl http://${address}/debug/tls`);
   if (recent.length > 0) return warn(name, `the running sidecar is ready${tlsNote}`, `see curl http://${address}/debug/tls and "TLS handshake failures" in docs/troubleshooting.md`);
   return ok(name, `the running sidecar is ready${tlsNote}`);

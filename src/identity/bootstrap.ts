@@ -154,7 +154,7 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     ...(options.renewal ? { window: options.renewal } : {}),
     ...(options.backoff ? { backoff: options.backoff } : {}),
   });
-  const bundles = new BundleRefresh({ identity, client, intervalMs: options.ca.bundleRefreshMs ?? DEFAULT_BUNDLE_REFRESH_MS, persist, renewNow: () => renewal.renewNow(), logger });
+  const bundles = new BundleRefresh({ identity, client, intervalMs: options.ca.bundleRefreshMs ?? DEFAULT_BUNDLE_REFRESH_MS, persist, renewNow: () => renewal.renewNow(), renewalHoldsNewer: () => renewal.holdsNewer, logger });
   renewal.start();
   bundles.start();
   return {
@@ -189,6 +189,8 @@ export interface FilesIdentityOptions {
   readonly spiffeId: string;
   readonly files: IdentityFiles;
   readonly debounceMs?: number;
+  /** Test hook (FilesWatchOptions.followLinks). */
+  readonly followLinks?: boolean;
   readonly logger: Logger;
 }
 
@@ -199,6 +201,7 @@ export async function identityFromFiles(options: FilesIdentityOptions): Promise<
     identity,
     logger: options.logger,
     ...(options.debounceMs === undefined ? {} : { debounceMs: options.debounceMs }),
+    ...(options.followLinks === undefined ? {} : { followLinks: options.followLinks }),
   });
   return { identity, nextRenewalAt: () => undefined, stop: () => watcher.close() };
 }

@@ -52,6 +52,8 @@ export interface BundleRefreshOptions {
   readonly persist: (svid: Svid) => Promise<void>;
   /** Called when the current leaf no longer chains to the CA's bundle. */
   readonly renewNow: () => void;
+  /** True while a renewal holds a new SVID not swapped in yet (Renewal.holdsNewer): this poll then changes nothing. */
+  readonly renewalHoldsNewer?: () => boolean;
   readonly logger: Logger;
 }
 
@@ -99,6 +101,9 @@ export class BundleRefresh {
     // a renewal landed while the answer was on its way: its bundle is at least as new as this one
     // (the older answer would put the roots back as they were, on disk too)
     if (this.stopped || identity.current() !== asked) return;
+    // a renewal has its new SVID and is saving it (or waiting for its start): that one carries the
+    // CA's bundle; the current one rebundled and saved after it would leave the older leaf on disk
+    if (this.options.renewalHoldsNewer?.()) return;
     // read and swap with no await in between: a renewal landing meanwhile is not undone
     const outcome = applyBundle(identity.current(), bundlePem);
     if (outcome.kind === 'unchanged') return;

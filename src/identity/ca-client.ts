@@ -9,7 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
-import { formatDuration } from '../config/duration.js';
+import { formatApproxDuration, formatDuration } from '../config/duration.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { caSpiffeId } from './spiffe-id.js';
 import { spiffeIdOfCertificate, verifyServerSpiffeId } from './peer-identity.js';
@@ -40,6 +40,24 @@ export function bundleVouchedFor(presented: readonly X509Certificate[], bundlePe
     return false;
   }
   return presented.some((cert) => roots.some((root) => cert.fingerprint256 === root.fingerprint256 || (cert.checkIssued(root) && cert.verify(root.publicKey))));
+}
+
+/**
+ * Why a leaf fresh from the CA has expired already, when it has: the CA's clock runs behind this
+ * host's by more than the lifetime it signed. Said with the refusal, or "expired at" reads like
+ * a stale certificate rather than a clock to set.
+ */
+function expiredOnArrival(chainPem: string): string {
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(splitPemCertificates(chainPem)[0] ?? '');
+  } catch {
+    return '';
+  }
+  const notBefore = Date.parse(leaf.validFrom);
+  const notAfter = Date.parse(leaf.validTo);
+  if (!(notAfter <= Date.now())) return '';
+  return `: it arrived expired by this host's clock, so the CA's clock is behind this host's by more than the ${formatApproxDuration(notAfter - notBefore)} the SVID lasts; set both clocks right (NTP)`;
 }
 
 /** The certificates the server presented, leaf first, as Node links them (bounded). */
@@ -152,7 +170,7 @@ export class CaClient {
       // join token that paid for it may be single-use), served once valid (validFrom)
       return validateSvidSoon({ privateKeyPem: keyPair.privateKeyPem, chainPem: chain, bundlePem: bundle }, request.spiffeId);
     } catch (err) {
-      throw new MeshcarError('identity_invalid', `the CA's new SVID is not usable: ${describeError(err)}`, { cause: err });
+      throw new MeshcarError('identity_invalid', `the CA's new SVID is not usable: ${describeError(err)}${expiredOnArrival(chain)}`, { cause: err });
     }
   }
 

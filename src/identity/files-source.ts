@@ -1,7 +1,7 @@
 // identity.files: certificates managed by someone else (cert-manager, SPIRE, Vault agent),
 // loaded, validated and hot-reloaded. Their writers replace files by rename or by swapping a
 // symlinked directory (or the whole folder: dir-watch.ts), so we watch the containing
-// directories, not the files; a set that does
+// directories, not the files (and the folders their symlinks lead into); a set that does
 // not validate is refused with one warning per attempt and the old identity keeps serving.
 // Files that cannot be read at all (EMFILE, a chmod under way, a link dangling for a moment) are
 // read again with backoff, since the change that made them may have been the last event.
@@ -15,6 +15,7 @@ import { formatApproxDuration } from '../config/duration.js';
 import { notValidBeforeMs, validateSvid, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
 import { ReplaceableDirWatch } from './dir-watch.js';
+import { linkedDirs } from './link-dirs.js';
 
 export interface IdentityFiles {
   readonly cert: string;
@@ -57,6 +58,11 @@ export interface FilesWatchOptions {
   readonly logger: Logger;
   /** Writers replace cert and key one after the other; wait for the burst to settle. */
   readonly debounceMs?: number;
+  /**
+   * Test hook, true in production: false leaves the folders the files' links lead into
+   * unwatched, so a test can make a change that only the read retries find.
+   */
+  readonly followLinks?: boolean;
 }
 
 /** After a set's notBefore, before it is read again: the clock's second is past. */
@@ -74,6 +80,11 @@ export const READ_RETRY_MAX_MS = 30_000;
 export class FilesWatcher {
   private readonly options: FilesWatchOptions;
   private readonly watch: ReplaceableDirWatch;
+  /** The files' own folders (watched by `watch`). */
+  private readonly dirs: ReadonlySet<string>;
+  /** The folders the files' symlinks lead into, when any do; followed anew after each read. */
+  private linked: ReplaceableDirWatch | undefined;
+  private linkedKey: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** A look at files refused as not valid yet, once they are. */
   private validityTimer: NodeJS.Timeout | undefined;
@@ -88,13 +99,39 @@ export class FilesWatcher {
   private closed = false;
   /** What the files held at the last attempt: unchanged bytes are not re-tried nor re-logged. */
   private lastSeen: string | undefined;
+  /**
+   * Why the last attempt failed, until one works: `read` (the files could not be read) or
+   * `refused` (they did not validate). A read that works again on the files already in use ends
+   * it too, as a success: /identity's renewalFailing and doctor stop saying the files fail.
+   */
+  private failing: 'read' | 'refused' | undefined;
 
   constructor(options: FilesWatchOptions) {
     this.options = options;
     const dirs = new Set(Object.values(options.files).map((f: string) => path.dirname(path.resolve(f))));
+    this.dirs = dirs;
     // any event in the directory counts: a Kubernetes secret update renames "..data", not our
     // names; and a folder replaced whole (mv away, a new one written) is watched anew
     this.watch = new ReplaceableDirWatch(dirs, () => this.changed(), options.logger);
+    void this.followLinks();
+  }
+
+  /**
+   * Watches the folders the files' symlinks lead into (link-dirs.ts): a target rewritten there
+   * sends no event here. Looked at after every read, since a writer may point a link elsewhere.
+   */
+  private async followLinks(): Promise<void> {
+    if (this.options.followLinks === false) return;
+    const found = await Promise.all(Object.values(this.options.files).map((f: string) => linkedDirs(f)));
+    const dirs = [...new Set(found.flat())].filter((d) => !this.dirs.has(d)).sort();
+    const key = dirs.join('\n');
+    if (this.closed || key === this.linkedKey) return;
+    const first = this.linkedKey === undefined;
+    this.linkedKey = key;
+    this.linked?.close();
+    this.linked = dirs.length > 0 ? new ReplaceableDirWatch(dirs, () => this.changed(), this.options.logger) : undefined;
+    // a change in a newly followed folder may have landed before its watch began
+    if (!first) this.changed();
   }
 
   private changed(): void {
@@ -112,7 +149,7 @@ export class FilesWatcher {
       this.again = true;
       return this.reloading;
     }
-    this.reloading = this.reloadOnce().finally(() => {
+    this.reloading = this.reloadOnce().then(() => this.followLinks()).finally(() => {
       this.reloading = undefined;
       if (this.again && !this.closed) {
         this.again = false;
@@ -133,21 +170,31 @@ export class FilesWatcher {
     }
     this.readWorked();
     const seen = fingerprint(content);
-    if (seen === this.lastSeen || this.closed) return;
+    // unchanged bytes after a failed read are looked at again: they may be the set in use (a recovery)
+    if ((seen === this.lastSeen && this.failing !== 'read') || this.closed) return;
     this.lastSeen = seen;
     let next: Svid;
     try {
       next = validateFiles(content, files, identity.spiffeId);
       // the first event after start, or a writer touching files without changing them
-      if (sameMaterial(next, identity.current())) return;
+      if (sameMaterial(next, identity.current())) {
+        if (this.failing !== undefined) {
+          this.failing = undefined;
+          logger.info({ serial: next.serialHex }, 'the identity files hold the SVID in use again');
+          identity.reportRenewal({ result: 'success' });
+        }
+        return;
+      }
       identity.swap(next);
     } catch (err) {
       // not valid yet (an issuer's clock a little ahead): the same bytes are taken once they are
       const validFrom = notValidBeforeMs(err);
       if (validFrom !== undefined) this.lookAgainAt(validFrom);
+      this.failing = 'refused';
       this.refused(err);
       return;
     }
+    this.failing = undefined;
     logger.info({ serial: next.serialHex, notAfter: next.notAfter.toISOString() }, 'identity reloaded from files');
     identity.reportRenewal({ result: 'success' });
   }
@@ -180,6 +227,7 @@ export class FilesWatcher {
    */
   private readFailed(err: unknown): void {
     if (this.closed) return;
+    this.failing = 'read';
     const delay = Math.min(READ_RETRY_MAX_MS, READ_RETRY_FIRST_MS * 2 ** Math.min(this.readFailures, 16));
     this.readFailures += 1;
     const reason = describeError(err);
@@ -208,6 +256,7 @@ export class FilesWatcher {
     if (this.validityTimer) clearTimeout(this.validityTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.watch.close();
+    this.linked?.close();
   }
 }
 

@@ -29,8 +29,15 @@ export const DEFAULT_WINDOW: RenewalWindow = Object.freeze({ from: 0.5, to: 0.7 
 export const PERSIST_WAIT_MS = 10_000;
 export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 500, capMs: 30_000 });
 
-/** setTimeout keeps delays in an int32; longer waits are taken in several steps. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * The longest single wait: the wall clock is looked at again after it. Timers count the
+ * process's running time, certificates the wall clock's: after a suspended VM or laptop resumes,
+ * or a clock stepped ahead, a 12 h timer still waits its 12 h, past an expiry the wall clock has
+ * reached meanwhile. One look every 30 s costs nothing and renews within 30 s of such a jump.
+ */
+export const CLOCK_CHECK_MS = 30_000;
+/** A look this much later by the wall clock than by the process's running time: the clock moved ahead. */
+const CLOCK_JUMP_MS = 60_000;
 /** Never spin: even a zero draw of the jitter waits this long. */
 const MIN_RETRY_MS = 10;
 /** The least wait after a renewal whose SVID arrived with its renewal time past (see afterStale). */
@@ -49,6 +56,8 @@ export interface RenewalOptions {
   readonly logger: Logger;
   /** Defaults to Math.random; tests make jitter deterministic with it. */
   readonly random?: () => number;
+  /** The longest wait before the wall clock is looked at again; default CLOCK_CHECK_MS. */
+  readonly clockCheckMs?: number;
 }
 
 /** When to renew `svid`: uniformly within the window of its lifetime. */
@@ -81,6 +90,8 @@ export class Renewal {
   private dueAt: number | undefined;
   private failures = 0;
   private running = false;
+  /** A new SVID obtained and not swapped in yet (being saved, or waiting for its start). */
+  private holding: Svid | undefined;
   private generation = 0;
 
   constructor(options: RenewalOptions) {
@@ -96,6 +107,15 @@ export class Renewal {
   /** When the next attempt (or the swap of an SVID that starts later) is due, for /identity; undefined when stopped. */
   get nextRenewalAt(): Date | undefined {
     return this.dueAt === undefined ? undefined : new Date(this.dueAt);
+  }
+
+  /**
+   * Whether a new SVID has been obtained and is not in use yet (its save under way, or its start
+   * ahead). The bundle refresh leaves the current one alone meanwhile: the new one brings the
+   * CA's bundle, and a rebundled current one saved after it would put the older leaf on disk.
+   */
+  get holdsNewer(): boolean {
+    return this.holding !== undefined;
   }
 
   /** Failed attempts since the last success. */
@@ -117,20 +137,30 @@ export class Renewal {
 
   stop(): void {
     this.running = false;
+    this.holding = undefined;
     this.generation += 1; // an attempt in flight finds itself outdated and drops its result
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.dueAt = undefined;
   }
 
-  /** One timer: the next attempt, or (`run`) the swap of an SVID obtained before it starts. */
+  /**
+   * One timer: the next attempt, or (`run`) the swap of an SVID obtained before it starts. A
+   * long wait is taken in steps of clockCheckMs, each comparing the wall clock with `at`.
+   */
   private schedule(at: number, run: () => void = () => void this.attempt()): void {
     if (this.timer) clearTimeout(this.timer);
     this.dueAt = at;
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now()));
+    const wallFrom = Date.now();
+    const monoFrom = performance.now();
+    const delay = Math.min(this.options.clockCheckMs ?? CLOCK_CHECK_MS, Math.max(0, at - wallFrom));
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (Date.now() < at) this.schedule(at, run); // a long wait taken in int32 steps
+      const jumpMs = Date.now() - wallFrom - (performance.now() - monoFrom);
+      if (jumpMs > CLOCK_JUMP_MS) {
+        this.options.logger.warn({ jumpMs: Math.round(jumpMs), dueAt: new Date(at).toISOString() }, `the wall clock moved ahead by ${Math.round(jumpMs / 1000)} s more than this process ran (a suspend and resume, or the clock set): ${Date.now() < at ? 'the renewal is still ahead' : 'the renewal due meanwhile runs now'}`);
+      }
+      if (Date.now() < at) this.schedule(at, run); // not due yet: look again
       else run();
     }, delay);
     // not unref'd: a scheduled renewal is work pending; stop() releases the event loop
@@ -144,6 +174,7 @@ export class Renewal {
     try {
       next = await obtain(current);
       if (generation !== this.generation) return;
+      this.holding = next;
       if (persist) {
         const saved = persist(next).then(
           () => true,
@@ -169,15 +200,18 @@ export class Renewal {
       identity.swap(next);
     } catch (err) {
       if (generation !== this.generation) return;
+      this.holding = undefined;
       this.failed(current, err);
       return;
     }
+    this.holding = undefined;
     this.succeeded(next);
   }
 
   /** The SVID obtained before it started, now that it has. */
   private swapIn(next: Svid): void {
     const { identity } = this.options;
+    this.holding = undefined;
     try {
       identity.swap(next);
     } catch (err) {

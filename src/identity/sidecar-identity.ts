@@ -1,12 +1,23 @@
 // The workload identity as the composition root runs it: brought up from the config's identity
 // section (the meshcar CA, or files managed elsewhere), its certificate and renewals shown as
-// metrics, and the admin's view of it (GET /identity).
+// metrics, and the admin's view of it (GET /identity, with why renewals fail while they do).
 
 import type { Logger } from 'pino';
 import type { IdentityConfig } from '../config/identity-config.js';
 import type { Metrics } from '../metrics/registry.js';
 import { identityFromFiles, obtainIdentity, type RunningIdentity } from './bootstrap.js';
 import { rootCount, type Svid } from './svid.js';
+import { describeError } from '../errors.js';
+import type { WorkloadIdentity } from './workload-identity.js';
+
+/** Renewals (or, with files, reads of the files) failed since the last success: for /identity. */
+interface RenewalTrouble {
+  readonly failures: number;
+  /** The first failure of the run (ISO). */
+  readonly since: string;
+  readonly lastError: string;
+}
+const troubles = new WeakMap<WorkloadIdentity, RenewalTrouble>();
 
 /**
  * Brings the identity up from the config's `identity` section, for `spiffeId` of `trustDomain`;
@@ -28,7 +39,11 @@ export function startIdentity(identity: IdentityConfig, spiffeId: string, trustD
   });
 }
 
-/** The certificate's expiry and the bundle's root count follow every rotation; each renewal is counted by result. */
+/**
+ * The certificate's expiry and the bundle's root count follow every rotation; each renewal is
+ * counted by result, and the failures since the last success are kept for /identity (a log
+ * line and a counter say that renewals fail; an operator at the admin port sees why too).
+ */
 export function watchIdentityMetrics(metrics: Metrics, running: RunningIdentity): void {
   const { identityCertExpiry, identityRenewals, identityBundleRoots } = metrics;
   const expiry = identityCertExpiry.labels(running.identity.spiffeId);
@@ -38,7 +53,15 @@ export function watchIdentityMetrics(metrics: Metrics, running: RunningIdentity)
   };
   show(running.identity.current());
   running.identity.on('rotated', show);
-  running.identity.on('renewal', (event) => identityRenewals.labels(event.result).inc());
+  running.identity.on('renewal', (event) => {
+    identityRenewals.labels(event.result).inc();
+    const { identity } = running;
+    if (event.result === 'success') troubles.delete(identity);
+    else {
+      const before = troubles.get(identity);
+      troubles.set(identity, { failures: (before?.failures ?? 0) + 1, since: before?.since ?? new Date().toISOString(), lastError: describeError(event.error) });
+    }
+  });
 }
 
 /** GET /identity: the SVID in use, or `starting` until there is one. */
@@ -52,5 +75,6 @@ export function identityView(running: RunningIdentity | undefined, spiffeId: str
     notAfter: svid.notAfter.toISOString(),
     nextRenewal: running.nextRenewalAt()?.toISOString() ?? null,
     source,
+    renewalFailing: troubles.get(running.identity) ?? null,
   };
 }

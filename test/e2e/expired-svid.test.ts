@@ -1,8 +1,8 @@
 // A renewal that keeps failing until after the SVID's end, for real: a CA behind a TCP gate
 // that the test closes, sidecars with 6 s SVIDs. Past the end the sidecar still holds (and
 // serves) its SVID, but every peer refuses it: /ready says 503 {"status":"expired"}, the
-// metrics show the failures and the end, and once the CA is back the renewal lands and /ready
-// is 200 again. With workers: 2, a worker restarted meanwhile starts on the SVID every other
+// metrics show the failures and the end, /identity says why the renewals fail, and once the CA
+// is back the renewal lands and /ready is 200 again. With workers: 2, a worker restarted meanwhile starts on the SVID every other
 // worker serves (it refused it as expired and crash-looped into a minute's wait), so the pod
 // is ready as soon as the renewal lands.
 
@@ -21,15 +21,16 @@ t.jobs = 2;
 interface Identity {
   serial: string;
   notAfter: string;
+  renewalFailing: { failures: number; since: string; lastError: string } | null;
 }
 
 /** A sidecar whose CA is reached through a gate the test holds open, then closes. */
-async function gatedSidecar(t: Tap.Test, service: string, workers: number, namedPorts = false): Promise<{ sidecar: RunningSidecar; gate: TcpGate; caPort: number }> {
+async function gatedSidecar(t: Tap.Test, service: string, workers: number, namedPorts = false, ttl = '6s'): Promise<{ sidecar: RunningSidecar; gate: TcpGate; caPort: number }> {
   const gate = await startTcpGate();
   t.teardown(() => gate.stop());
   const caPort = Number(new URL(mesh.ca.url).port);
   gate.open(caPort);
-  const launched = await launchSidecar(mesh.ca, { service, ttl: '6s', caUrl: `https://127.0.0.1:${gate.port}`, inbound: { app: `http://127.0.0.1:${mesh.app.port}` }, extraYaml: `workers: ${workers}`, namedPorts });
+  const launched = await launchSidecar(mesh.ca, { service, ttl, caUrl: `https://127.0.0.1:${gate.port}`, inbound: { app: `http://127.0.0.1:${mesh.app.port}` }, extraYaml: `workers: ${workers}`, namedPorts });
   const sidecar = await launched.ready();
   t.teardown(() => sidecar.stop('SIGKILL'));
   return { sidecar, gate, caPort };
@@ -47,7 +48,11 @@ async function expireWithCaAway(t: Tap.Test, sidecar: RunningSidecar, gate: TcpG
   t.ok(Date.now() >= end, `not before the SVID's end (${held.notAfter})`);
   const ready = await sidecar.admin('/ready');
   t.same({ status: ready.status, body: JSON.parse(ready.body) }, { status: 503, body: { status: 'expired', notAfter: held.notAfter } }, '/ready: 503 expired, with when');
-  t.equal((await identityOf(sidecar)).serial, held.serial, 'the old SVID is kept (nothing better to hold)');
+  t.equal(held.renewalFailing, null, '/identity: no renewal failing before the CA was cut off');
+  const failing = await identityOf(sidecar);
+  t.equal(failing.serial, held.serial, 'the old SVID is kept (nothing better to hold)');
+  t.ok((failing.renewalFailing?.failures ?? 0) >= 1 && Date.parse(failing.renewalFailing?.since ?? '') <= Date.now(), `/identity: the failures since the last success (${JSON.stringify(failing.renewalFailing)})`);
+  t.match(failing.renewalFailing?.lastError, /^the CA at https:\/\/127\.0\.0\.1:\d+ is unreachable: /, '/identity: and why they fail');
   const metrics = (await sidecar.admin('/metrics')).body;
   t.ok((metricValue(metrics, 'meshcar_identity_renewals_total{result="failure"}') ?? 0) >= 1, 'failed renewals counted');
   t.ok(metrics.includes(` ${end / 1000}\n`) && metrics.includes('meshcar_identity_cert_expiry_timestamp_seconds{'), 'the expiry gauge shows the past end');
@@ -58,7 +63,9 @@ async function expireWithCaAway(t: Tap.Test, sidecar: RunningSidecar, gate: TcpG
 async function caBack(t: Tap.Test, sidecar: RunningSidecar, gate: TcpGate, caPort: number, held: Identity): Promise<void> {
   gate.open(caPort);
   await waitFor(async () => (await sidecar.admin('/ready')).status === 200, 45_000, '/ready 200 once the renewal lands', sidecar.process);
-  t.not((await identityOf(sidecar)).serial, held.serial, 'a new SVID serves');
+  const renewed = await identityOf(sidecar);
+  t.not(renewed.serial, held.serial, 'a new SVID serves');
+  t.equal(renewed.renewalFailing, null, '/identity: nothing failing once the renewal landed');
 }
 
 t.test('one process: /ready 503 expired while the renewal fails past the end, 200 once it lands', async (t) => {
@@ -66,7 +73,7 @@ t.test('one process: /ready 503 expired while the renewal fails past the end, 20
   const { sidecar, gate, caPort } = await gatedSidecar(t, 'expiring', 1, true);
   const held = await expireWithCaAway(t, sidecar, gate);
   const doctor = formatResult(await checkAdmin(await loadSidecarConfig(sidecar.configFile)));
-  t.match(doctor, /^✗ admin .*: the running sidecar's SVID has expired and its renewal keeps failing; peers refuse it \(\/ready 503 .*"status":"expired".*\).* — fix: its log says why the renewal fails/, `doctor says so: ${doctor}`);
+  t.match(doctor, /^✗ admin .*: the running sidecar's SVID has expired and its renewal keeps failing; peers refuse it \(\/ready 503 .*"status":"expired".*\); \d+ renewal attempts? failed since \S+, the latest: the CA at https:\/\/127\.0\.0\.1:\d+ is unreachable: .* — fix: its log says why the renewal fails/, `doctor says so, and why: ${doctor}`);
   await caBack(t, sidecar, gate, caPort, held);
 });
 
@@ -95,4 +102,19 @@ t.test('workers: 2: a worker restarted while the SVID has expired starts on it; 
   const renewed = await identityOf(sidecar);
   await waitFor(async () => (await workersOf(sidecar)).workers.every((w) => w.serial === renewed.serial), 5_000, 'both workers on the new SVID', sidecar.process);
   t.pass('both workers serve the renewed SVID');
+});
+
+t.test('renewals failing while the SVID is still valid: /identity and doctor say why, the SVID serves on', async (t) => {
+  // 20 s SVIDs: renewal due at 10-14 s, some 6 s of failing renewals before the end
+  const { sidecar, gate, caPort } = await gatedSidecar(t, 'failing-early', 1, true, '20s');
+  gate.close({ cut: true });
+  let failing: Identity | undefined;
+  await waitFor(async () => (failing = await identityOf(sidecar)).renewalFailing !== null, 20_000, '/identity: a renewal failing', sidecar.process);
+  t.match(failing?.renewalFailing?.lastError, /^the CA at https:\/\/127\.0\.0\.1:\d+ is unreachable: /, '/identity: why');
+  const doctor = formatResult(await checkAdmin(await loadSidecarConfig(sidecar.configFile)));
+  t.ok(Date.parse(failing?.notAfter ?? '') > Date.now(), 'checked before the SVID ends');
+  t.match(doctor, /^! admin .*: the running sidecar is ready, but its certificate is not being renewed; \d+ renewal attempts? failed since \S+, the latest: the CA at https:\/\/127\.0\.0\.1:\d+ is unreachable: .* — fix: mend what the latest failure names/, `doctor warns, with why: ${doctor}`);
+  gate.open(caPort);
+  await waitFor(async () => (await identityOf(sidecar)).renewalFailing === null, 45_000, '/identity: nothing failing once the CA is back', sidecar.process);
+  t.not((await identityOf(sidecar)).serial, failing?.serial, 'a new SVID serves');
 });

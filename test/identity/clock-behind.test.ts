@@ -4,11 +4,15 @@
 // time meant renewal at once, and the next SVID was the same again: a loop (214 renewals in 5 s,
 // seen). The real CA process runs with its JS clock behind (helpers/clock-ahead.cjs, a negative
 // offset); the sidecar is a real `meshcar run`. It now renews within what is left (never
-// sooner than a second after), and says once what is wrong.
+// sooner than a second after), and says once what is wrong. A CA behind by more than the whole
+// lifetime hands out SVIDs expired on arrival: refused, and the refusal says it is the clock.
 
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readFile } from 'node:fs/promises';
 import { startMeshCa, startSidecar, metricValue, type MeshCa } from '../helpers/mesh.js';
+import { memoryLogger } from '../helpers/ca.js';
+import { CaClient } from '../../src/identity/ca-client.js';
 
 const BEHIND_MS = 40_000;
 
@@ -41,4 +45,16 @@ t.test('SVIDs that arrive past their renewal time are renewed within what is lef
   const warnings = sidecar.process.lines.filter((l) => /arrived with \d+ s of its \d+ s left .*the CA's clock is behind this host's; renewing within what is left; set both clocks right \(NTP\)/.test(String(l.msg)));
   t.equal(warnings.length, 1, 'said once, at warn');
   t.equal(warnings[0]?.level, 40);
+});
+
+t.test('an SVID expired on arrival (the CA behind by more than its lifetime): the refusal names the clock', async (t) => {
+  const client = new CaClient({ url: ca.url, trustDomain: 'mesh.local', bundlePem: await readFile(ca.bundlePath, 'utf8'), logger: memoryLogger([]) });
+  const token = (await readFile(await ca.tokenFile('short'), 'utf8')).trim();
+  // 20 s from a CA 40 s behind: over 15 s before this host's now
+  const refused = await client.sign({ spiffeId: 'spiffe://mesh.local/svc/short', auth: { token }, ttlMs: 20_000 }).then(
+    () => undefined,
+    (err: unknown) => err as Error & { code?: string },
+  );
+  t.equal(refused?.code, 'identity_invalid');
+  t.match(refused?.message, /^the CA's new SVID is not usable: .* expired at \S+: it arrived expired by this host's clock, so the CA's clock is behind this host's by more than the 2\ds the SVID lasts; set both clocks right \(NTP\)$/, 'it says which clock to set');
 });

@@ -2,7 +2,9 @@
 // a link that dangles while its target is replaced) is not lost. The read is tried again with
 // backoff (1 s, 2 s, ... 30 s) until it works, with no further write for the watcher to see.
 // The unreadable moment is made real for root too: the certificate path is a link into a folder
-// nobody watches (as with Kubernetes' ..data links), whose target is gone, then back.
+// nobody watches, whose target is gone, then back. (meshcar watches the folders links lead into,
+// files-linked.test.ts; followLinks: false leaves this one unwatched, as a folder that cannot be
+// watched would be, so only the retries can find the change.)
 
 import t from 'tap';
 import { once } from 'node:events';
@@ -12,6 +14,8 @@ import { makePki } from '../helpers/pki.js';
 import { memoryLogger } from '../helpers/ca.js';
 import { identityFromFiles } from '../../src/identity/bootstrap.js';
 import type { RenewalEvent } from '../../src/identity/workload-identity.js';
+import { identityView, watchIdentityMetrics } from '../../src/identity/sidecar-identity.js';
+import { Metrics } from '../../src/metrics/registry.js';
 
 const ID = 'spiffe://mesh.test/svc/orders';
 
@@ -38,7 +42,7 @@ t.test('a rotation read while the certificate is unreadable lands once it can be
   await writeFile(files.bundle, first.bundlePem);
 
   const lines: Array<Record<string, unknown>> = [];
-  const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 100, logger: memoryLogger(lines, 'debug') });
+  const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 100, followLinks: false, logger: memoryLogger(lines, 'debug') });
   t.teardown(() => running.stop());
   const { identity } = running;
   t.equal(identity.current().serialHex, first.serialHex);
@@ -69,4 +73,44 @@ t.test('a rotation read while the certificate is unreadable lands once it can be
   t.equal(events.at(-1)?.result, 'success', 'counted as a success');
   t.ok(lines.some((l) => l.msg === 'the identity files can be read again'), 'the recovery is logged');
   t.equal(identity.tls().options.cert, second.chainPem, 'the new certificate is what TLS presents');
+});
+
+t.test('files that fail, then hold the set in use again: a success, and /identity stops saying they fail', async (t) => {
+  const pki = await makePki();
+  const certs = t.testdir();
+  const [inUse, other] = [await pki.issue(ID), await pki.issue(ID)];
+  const files = { cert: join(certs, 'tls.crt'), key: join(certs, 'tls.key'), bundle: join(certs, 'ca.crt') };
+  await writeFile(files.cert, inUse.chainPem);
+  await writeFile(files.key, inUse.privateKeyPem, { mode: 0o600 });
+  await writeFile(files.bundle, inUse.bundlePem);
+  const lines: Array<Record<string, unknown>> = [];
+  const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 50, logger: memoryLogger(lines) });
+  t.teardown(() => running.stop());
+  const metrics = new Metrics();
+  watchIdentityMetrics(metrics, running);
+  const failing = () => identityView(running, ID, 'files').renewalFailing as { failures: number; lastError: string } | null;
+  const events: RenewalEvent[] = [];
+  running.identity.on('renewal', (e) => events.push(e));
+  const replace = async (file: string, content: string) => {
+    await writeFile(`${file}.new`, content, { mode: 0o600 });
+    await rename(`${file}.new`, file);
+  };
+
+  // the key cannot be read for a while (moved away), then is back as it was: no new set, no swap
+  await rename(files.key, join(certs, 'away'));
+  await until(() => failing() !== null, 'the unreadable key shown as failing', 5000);
+  t.match(failing()?.lastError, /^identity\.files\.key: cannot read .*tls\.key: .*ENOENT/, '/identity: why');
+  await rename(join(certs, 'away'), files.key);
+  await until(() => failing() === null, 'readable again: nothing failing', 5000);
+  t.equal(events.at(-1)?.result, 'success', 'counted as a success');
+  t.ok(lines.some((l) => l.msg === 'the identity files hold the SVID in use again'), 'said so');
+
+  // a key that does not match is refused, then the key in use is written back
+  await replace(files.key, other.privateKeyPem);
+  await until(() => failing() !== null, 'the mismatched key shown as failing', 5000);
+  t.match(failing()?.lastError, /private key does not match/, '/identity: why');
+  await replace(files.key, inUse.privateKeyPem);
+  await until(() => failing() === null, 'the key in use back: nothing failing', 5000);
+  t.equal(running.identity.current().serialHex, inUse.serialHex, 'the SVID in use all along');
+  t.same(events.map((e) => e.result), ['failure', 'success', 'failure', 'success'], 'each failure and each recovery counted once');
 });
