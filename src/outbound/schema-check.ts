@@ -104,8 +104,13 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
     forward(schema);
     return;
   }
-  if (Number(call.headers['content-length']) > guard.maxBodySize) {
+  // a body over maxBodySize is a body violation (counted, logged) as on the inbound and in shadow mode
+  const refuseTooLarge = () => {
+    schema.violation = tooLarge;
     refuse(tooLarge, 'body_too_large');
+  };
+  if (Number(call.headers['content-length']) > guard.maxBodySize) {
+    refuseTooLarge();
     return;
   }
   if (call.headers.expect !== undefined && call.headers.expect.toLowerCase() === '100-continue') {
@@ -134,7 +139,7 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
         // the app broke off: a valid prefix must not go upstream as a whole body (nor a broken one be judged)
         if (why === undefined && call.cutShort()) return record(undefined).finish();
         if (why === 'overloaded') return refuse({ kind: 'body', message: OVER_BUDGET }, 'overloaded');
-        if (body === undefined) return refuse(tooLarge, 'body_too_large');
+        if (body === undefined) return refuseTooLarge();
         const violation = checkJsonBody(validate, body);
         if (violation !== undefined) {
           schema.violation = violation;
