@@ -152,6 +152,9 @@ export function callCa(url: string, req: ApiRequest): Promise<ApiResponse> {
 export function openssl(args: string[], input = ''): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile('openssl', args, (err, stdout, stderr) => (err ? reject(new Error(`openssl ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
+    // openssl may exit before reading its input (verify reads files only): the pipe's EPIPE is
+    // not the command's failure, its exit code says that (seen under load as an uncaught EPIPE)
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(input);
   });
 }

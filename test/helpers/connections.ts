@@ -33,6 +33,9 @@ async function socketsOf(pid: number): Promise<SocketRow[]> {
     if (m) inodes.add(m[1] as string);
   }
   const rows: SocketRow[] = [];
+  // the kernel writes these tables a chunk at a time while connections come and go, and may then
+  // print a socket twice (seen under load: one connection listed twice): each inode counts once
+  const listed = new Set<string>();
   for (const table of ['tcp', 'tcp6']) {
     const text = await readFile(`/proc/${pid}/net/${table}`, 'utf8').catch(() => '');
     for (const line of text.split('\n').slice(1)) {
@@ -40,7 +43,8 @@ async function socketsOf(pid: number): Promise<SocketRow[]> {
       if (fields.length < 10) continue;
       const [, local, remote, state] = fields;
       const inode = fields[9] as string;
-      if (!inodes.has(inode)) continue;
+      if (!inodes.has(inode) || listed.has(inode)) continue;
+      listed.add(inode);
       const port = (address: string | undefined) => parseInt(address?.split(':')[1] ?? '', 16);
       rows.push({ localPort: port(local), remotePort: port(remote), state: state as string, inode });
     }
