@@ -1,6 +1,7 @@
 // Every accepted connection and every request in flight, so the listener can drain: HTTP/2
 // sessions (either codec) get GOAWAY (session.close), idle HTTP/1.1 connections are closed at once and busy
-// ones after their current response (which then carries `Connection: close`), and whatever
+// ones after their current response (which then carries `Connection: close`), both without
+// waiting for the caller's own close, and whatever
 // is still open when the drain time runs out is destroyed.
 
 import type { Socket } from 'node:net';
@@ -72,8 +73,9 @@ export class ConnectionTracker {
     this.http1.set(socket, active - 1);
     if (active !== 1) return;
     if (this.closing.has(socket)) socket.destroySoon();
-    // a response begun before the drain went out without `Connection: close`
-    else if (this.draining) socket.end();
+    // a response begun before the drain went out without `Connection: close`; destroySoon, not
+    // end: a caller that keeps its side open (see drain) must not hold the drain
+    else if (this.draining) socket.destroySoon();
   }
 
   /**
@@ -83,7 +85,10 @@ export class ConnectionTracker {
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
     for (const session of this.sessions) session.close();
-    for (const [socket, active] of this.http1) if (active === 0) socket.end();
+    // destroySoon, not end: the caller gets its FIN all the same, and one whose pool reads
+    // nothing from an idle connection (so closes it only at its next use) does not hold the
+    // drain until its timeout with nothing in flight
+    for (const [socket, active] of this.http1) if (active === 0) socket.destroySoon();
     if (this.sockets.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {

@@ -316,10 +316,16 @@ export class AppListener {
     }
   }
 
-  /** Everything, at once. */
+  /**
+   * Everything, at once. An h2c session is ended with GOAWAY(INTERNAL_ERROR): a plain destroy
+   * sends NO_ERROR naming the streams in flight as processed, and a Node client then sees its
+   * cut stream end with no answer and no error (a drain that ran out of time, close()).
+   */
   destroyAll(): void {
     this.stopAccepting();
-    for (const session of this.h2Sessions) session.destroy();
+    // with an error (destroy(undefined, code) sends NO_ERROR whatever the code); the session and
+    // every stream on it have an 'error' listener
+    for (const session of this.h2Sessions) session.destroy(new Error('the outbound listener is closing'), http2.constants.NGHTTP2_INTERNAL_ERROR);
     // a tunnel's app socket is cut with resets on both of its sides (tunnel-reset.ts)
     for (const socket of this.sockets) destroyConnection(socket);
   }

@@ -95,6 +95,42 @@ t.test('drain cuts what is still running at the timeout', async (t) => {
   t.equal(records[0]?.errorCode, 'reset');
 });
 
+t.test('an HTTP/1.1 caller that keeps its side open after the close does not hold the drain', async (t) => {
+  // Many client pools read nothing from an idle connection, so they notice the sidecar's FIN
+  // only at its next use: the drain used to wait for their close, up to the drain timeout,
+  // with nothing in flight. Raw TLS sockets with allowHalfOpen stand in for such callers: one
+  // idle at the drain, one whose answer began before it (no `Connection: close`) and ends during it.
+  const headFirst: Http1Handler = (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/plain' }).write('begun ');
+    setTimeout(() => res.end('and ended'), 300).unref();
+  };
+  const fx = await startInbound({ app: { protocol: 'http', handler: headFirst } });
+  t.teardown(() => fx.close());
+  const tlsOptions = await fx.tlsOptions();
+  const open = async (path: string): Promise<TLSSocket> => {
+    const socket = tls.connect({ host: '127.0.0.1', port: fx.port, ...tlsOptions, ALPNProtocols: ['http/1.1'], allowHalfOpen: true });
+    t.teardown(() => socket.destroy());
+    socket.on('error', () => {});
+    socket.resume(); // reads the answer and the FIN (readableEnded), never closes its own side
+    await once(socket, 'secureConnect');
+    socket.write(`GET ${path} HTTP/1.1\r\nhost: orders\r\n\r\n`);
+    return socket;
+  };
+  const idle = await open('/');
+  await once(idle, 'data'); // its answer
+  await until(() => fx.inbound.inFlight === 0, 'the first answer ended');
+  const busy = await open('/');
+  await once(busy, 'data'); // the head of its answer
+  const started = Date.now();
+  await fx.inbound.drain(5000);
+  const took = Date.now() - started;
+  t.ok(took < 2000, `drain finished once the answer ended (${took} ms), not at the 5 s timeout`);
+  t.equal(fx.inbound.connections, 0, 'both connections closed');
+  await until(() => idle.readableEnded && busy.readableEnded, 'each caller told with a FIN');
+  t.pass('each caller was told with a FIN');
+});
+
 t.test('rotation: new handshakes get the new certificate, an open HTTP/2 session keeps working', async (t) => {
   const fx = await startInbound({ app: { protocol: 'http', handler: slowApp } });
   t.teardown(() => fx.close());

@@ -100,6 +100,28 @@ t.test('a drain that times out cuts what is left', async (t) => {
   t.equal(fx.outbound.inFlight, 0);
 });
 
+t.test('a drain that times out cuts an h2c stream with an error, not a clean end', async (t) => {
+  // A stream cut at the drain timeout used to close under a GOAWAY(NO_ERROR) naming it as
+  // processed: a Node client saw its stream end without an answer and no error at all.
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki, { handler: (stream) => stream.on('error', () => {}) }); // never answers
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 60_000 }]);
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  const h2c = http2.connect(`http://127.0.0.1:${fx.port}`);
+  t.teardown(() => h2c.destroy());
+  h2c.on('error', () => {});
+  const hanging = h2cRequest(h2c, { ':path': '/hang' }).then(
+    (r) => `ended cleanly, status ${r.status}`,
+    (err: NodeJS.ErrnoException) => String(err.code),
+  );
+  await until(() => fx.outbound.inFlight === 1, 'the request in flight');
+  await fx.outbound.drain(300);
+  t.match(await hanging, /^ERR_HTTP2_(STREAM|SESSION)_ERROR$/, "the app's stream fails");
+});
+
 t.test('close() stops at once', async (t) => {
   const pki = await makePki(TD);
   const upstream = await startUpstream(pki);
