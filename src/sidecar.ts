@@ -14,7 +14,7 @@ import { identityFileProblems } from './config/referenced-files.js';
 import { effectiveYamlView } from './config/effective-yaml.js';
 import { describeError, MeshcarError } from './errors.js';
 import type { RunningIdentity } from './identity/bootstrap.js';
-import { identityView, startIdentity, watchIdentityMetrics } from './identity/sidecar-identity.js';
+import { IdentityStart, identityView, startIdentity, watchIdentityMetrics } from './identity/sidecar-identity.js';
 import type { WorkloadIdentity } from './identity/workload-identity.js';
 import { Metrics } from './metrics/registry.js';
 import { LiveObservers } from './metrics/live-observers.js';
@@ -49,6 +49,7 @@ export class Sidecar {
   private inbound: Inbound | undefined;
   private outbound: Outbound | undefined;
   private running: RunningIdentity | undefined;
+  private readonly identityStart = new IdentityStart();
   private admin: RunningAdmin | undefined;
   private addressesValue: SidecarAddresses | undefined;
   readonly startedAt = Date.now();
@@ -121,7 +122,7 @@ export class Sidecar {
       // the bound address (port 0 picks one): /healthz and /ready answer from here on
       logger.info({ component: 'admin', address: { host: admin.host, port: admin.port } }, 'admin listening');
     }
-    const running = await (fromPrimary ? fromPrimary() : startIdentity(config.identity, config.spiffeId, config.trustDomain, logger.child({ component: 'identity' }), this.metrics, this.startAbort.signal));
+    const running = await (fromPrimary ? fromPrimary() : startIdentity(config.identity, config.spiffeId, config.trustDomain, logger.child({ component: 'identity' }), this.metrics, this.startAbort.signal, this.identityStart));
     await this.unlessStopped(() => running.stop());
     this.running = running;
     watchIdentityMetrics(this.metrics, running);
@@ -173,7 +174,7 @@ export class Sidecar {
         const svid = this.running?.identity.current();
         return svid && svid.notAfter.getTime() <= Date.now() ? svid.notAfter : undefined;
       },
-      identity: () => identityView(this.running, this.config.spiffeId, this.config.identity.source),
+      identity: () => identityView(this.running, this.config.spiffeId, this.config.identity.source, this.identityStart),
       config: () => redactConfig(effectiveYamlView(this.current)),
       reload: async () => {
         const result = await this.reload();

@@ -3,7 +3,9 @@
 // the server compares state.json's identity (one stat) with the one it loaded, so a rotation
 // takes effect from the very next signing, with no signal needed. A reload that fails keeps
 // the running material. Also rotates the issuer by itself when
-// issuerRotation is configured, and keeps the expiry gauges current.
+// issuerRotation is configured (by the wall clock: a host suspended and resumed, or a clock
+// stepped ahead, rotates within 30 s of it, see wall-clock-timer.ts), and keeps the expiry
+// gauges current.
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -15,6 +17,7 @@ import { rotateIssuer } from './lifecycle.js';
 import { loadCaMaterial } from './store.js';
 import { TokenKeys } from './token-keys.js';
 import { TokenLedger } from './token-ledger.js';
+import { CLOCK_JUMP_MS, clockJumpMessage, WallClockTimer } from '../wall-clock-timer.js';
 
 export interface IssuerRotationPolicy {
   /** Rotate when the signing issuer has less than this left. */
@@ -32,8 +35,6 @@ export interface CaRuntimeOptions {
   readonly logger?: Logger;
 }
 
-/** setTimeout keeps delays in an int32. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** After a failed automatic rotation, try again this much later. */
 const ROTATION_RETRY_MS = 60_000;
 
@@ -41,7 +42,12 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
   private authority: Authority;
   private fingerprint: string;
   private reloading: Promise<Authority> | undefined;
-  private rotationTimer: NodeJS.Timeout | undefined;
+  private readonly rotationTimer = new WallClockTimer({
+    unref: true,
+    onJump: (jumpMs, due) => {
+      if (jumpMs >= CLOCK_JUMP_MS) this.options.logger?.warn({ jumpMs: Math.round(jumpMs) }, clockJumpMessage(jumpMs, 'issuer rotation', due));
+    },
+  });
   /** An automatic rotation under way: close() waits for it, so no write outlives the server. */
   private rotating: Promise<void> | undefined;
   private closed = false;
@@ -120,10 +126,8 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
   private scheduleIssuerRotation(): void {
     const policy = this.options.issuerRotation;
     if (!policy || this.closed) return;
-    if (this.rotationTimer) clearTimeout(this.rotationTimer);
     const due = Date.parse(this.authority.material.issuerCert.validTo) - policy.beforeMs;
-    this.rotationTimer = setTimeout(() => this.runRotation(policy), Math.min(MAX_TIMER_MS, Math.max(0, due - Date.now())));
-    this.rotationTimer.unref();
+    this.rotationTimer.set(due, () => this.runRotation(policy));
   }
 
   private runRotation(policy: IssuerRotationPolicy): void {
@@ -151,15 +155,14 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
     } catch (err) {
       this.options.logger?.error({ retryInMs: ROTATION_RETRY_MS }, `automatic issuer rotation failed: ${describeError(err)}`);
       if (this.closed) return;
-      this.rotationTimer = setTimeout(() => this.runRotation(policy), ROTATION_RETRY_MS);
-      this.rotationTimer.unref();
+      this.rotationTimer.set(Date.now() + ROTATION_RETRY_MS, () => this.runRotation(policy));
     }
   }
 
   /** Stops rotating; resolves once a rotation already under way has written its last file. */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.rotationTimer) clearTimeout(this.rotationTimer);
+    this.rotationTimer.cancel();
     await this.rotating;
   }
 }

@@ -28,6 +28,7 @@ import { authenticate } from './client-auth.js';
 import { guardConnections } from './connection-guard.js';
 import { answerParserRefusals } from './parser-refusals.js';
 import type { CaRuntime } from './runtime.js';
+import { WallClockTimer } from '../wall-clock-timer.js';
 
 export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
 const SERVER_CERT_TTL_MS = 24 * 3_600_000;
@@ -221,10 +222,11 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   answerParserRefusals(server, limits, metrics, logger);
 
   // the server's own leaf is short-lived like any other; swap it in before it expires, and at
-  // once after a rotation (a new issuer, new roots to accept client certificates from)
-  let renewTimer: NodeJS.Timeout | undefined;
+  // once after a rotation (a new issuer, new roots to accept client certificates from); by the
+  // wall clock, so a host suspended and resumed renews it within 30 s, not after a timer's length
+  const renewTimer = new WallClockTimer({ unref: true });
   const renewNow = () => {
-    if (renewTimer) clearTimeout(renewTimer);
+    renewTimer.cancel();
     // fresh(): a CA whose certificate has lapsed gets no request that would show it a rotation
     return ca
       .fresh()
@@ -238,8 +240,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   };
   const scheduleRenewal = () => {
     const delay = Math.max(1000, (credentials.notAfter.getTime() - Date.now()) / 2);
-    renewTimer = setTimeout(() => void renewNow(), delay);
-    renewTimer.unref();
+    renewTimer.set(Date.now() + delay, () => void renewNow());
   };
   scheduleRenewal();
   const onReloaded = () => void renewNow();
@@ -261,7 +262,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     port,
     close: () =>
       new Promise<void>((resolve) => {
-        if (renewTimer) clearTimeout(renewTimer);
+        renewTimer.cancel();
         ca.off('reloaded', onReloaded);
         server.close(() => resolve());
         server.closeAllConnections();

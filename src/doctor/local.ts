@@ -66,13 +66,19 @@ function tlsFailures(answer: HttpAnswer): TlsFailureEntry[] | string {
   return Array.isArray(failures) ? (failures as TlsFailureEntry[]) : `/debug/tls answered ${described(answer)}, not {"failures": [...]}`;
 }
 
-/** Why the running sidecar's renewals fail, from GET /identity's renewalFailing: '' when none fail (or it cannot say). */
+/**
+ * Why the running sidecar's renewals fail, from GET /identity's renewalFailing: '' when none fail
+ * (or it cannot say). While it starts (`status: starting`) the same field holds its failed
+ * requests for the first SVID.
+ */
 async function renewalTrouble(target: string, port: number, limits: HttpProbeLimits): Promise<string> {
   const answer = await httpGet(target, port, '/identity', { limits }).catch(() => undefined);
   if (answer?.status !== 200) return '';
-  const failing = (parseJson(answer.body) as { renewalFailing?: { failures?: unknown; since?: unknown; lastError?: unknown } | null } | undefined)?.renewalFailing;
+  const view = parseJson(answer.body) as { status?: unknown; renewalFailing?: { failures?: unknown; since?: unknown; lastError?: unknown } | null } | undefined;
+  const failing = view?.renewalFailing;
   if (!failing || typeof failing.lastError !== 'string' || typeof failing.failures !== 'number') return '';
-  return `; ${failing.failures} renewal attempt${failing.failures === 1 ? '' : 's'} failed since ${String(failing.since)}, the latest: ${failing.lastError}`;
+  const what = view?.status === 'starting' ? `request${failing.failures === 1 ? '' : 's'} for its first SVID` : `renewal attempt${failing.failures === 1 ? '' : 's'}`;
+  return `; ${failing.failures} ${what} failed since ${String(failing.since)}, the latest: ${failing.lastError}`;
 }
 
 export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits: HttpProbeLimits = HTTP_PROBE_LIMITS): Promise<CheckResult> {
@@ -101,7 +107,7 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits
   const trouble = readiness === 'draining' ? '' : await renewalTrouble(target, port, limits);
   if (readiness === 'expired') return fail(name, `the running sidecar's SVID has expired and its renewal keeps failing; peers refuse it (/ready ${described(ready)})${trouble}${tlsNote}`, 'its log says why the renewal fails (CA unreachable, a refusal); bring the CA back, or restart it with a fresh join token');
   if (readiness === 'draining') return warn(name, `the running sidecar is draining: it was told to stop (SIGTERM) and finishes what is in flight (/ready ${described(ready)})${tlsNote}`, 'nothing, if a stop was meant; otherwise see its log for who sent the signal');
-  if (readiness === 'starting') return fail(name, `the running sidecar is not ready (/ready ${described(ready)})${tlsNote}`, 'its log says what it waits for (identity from the CA, a listener)');
+  if (readiness === 'starting') return fail(name, `the running sidecar is not ready (/ready ${described(ready)})${trouble}${tlsNote}`, trouble === '' ? 'its log says what it waits for (identity from the CA, a listener)' : `mend what the latest failure names (curl http://${address}/identity shows it); it keeps asking, at most a second apart, for 30 s from its start`);
   if (trouble !== '') return warn(name, `the running sidecar is ready, but its certificate is not being renewed${trouble}${tlsNote}`, `mend what the latest failure names (curl http://${address}/identity shows it); the current SVID serves until it expires`);
   if (typeof failures === 'string') return warn(name, `the running sidecar is ready, but its TLS handshake failures cannot be read: ${failures}`, `curl http://${address}/debug/tls`);
   if (recent.length > 0) return warn(name, `the running sidecar is ready${tlsNote}`, `see curl http://${address}/debug/tls and "TLS handshake failures" in docs/troubleshooting.md`);

@@ -36,6 +36,8 @@ export interface CaIdentityOptions {
   readonly backoff?: BackoffPolicy;
   /** How long the first issuance keeps retrying an unreachable CA (e.g. started alongside); default 30 s. */
   readonly startupTimeoutMs?: number;
+  /** Each failed request for the first SVID (while the CA is out of reach): /identity says why it is not ready. */
+  readonly onFirstRequestFailed?: (err: unknown) => void;
   /** Each failed save of an SVID under `dir` (retries included): the sidecar counts them. */
   readonly onPersistFailure?: (err: unknown) => void;
   readonly logger: Logger;
@@ -177,6 +179,7 @@ async function firstIssuance(request: () => Promise<Svid>, options: CaIdentityOp
     } catch (err) {
       // stopped while waiting for the CA: no retry, no warning
       if (options.signal?.aborted) throw options.signal.reason;
+      options.onFirstRequestFailed?.(err);
       const delay = backoffDelayMs(attempt, options.backoff ?? FIRST_CONTACT_BACKOFF);
       if (!isMeshcarError(err) || err.code !== 'ca_unreachable' || Date.now() + delay > deadline) throw err;
       options.logger.warn({ retryInMs: delay }, `first SVID request failed, retrying: ${describeError(err)}`);

@@ -16,6 +16,7 @@ import { notValidBeforeMs, validateSvid, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
 import { ReplaceableDirWatch } from './dir-watch.js';
 import { linkedDirs } from './link-dirs.js';
+import { WallClockTimer } from '../wall-clock-timer.js';
 
 export interface IdentityFiles {
   readonly cert: string;
@@ -87,7 +88,8 @@ export class FilesWatcher {
   private linkedKey: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** A look at files refused as not valid yet, once they are. */
-  private validityTimer: NodeJS.Timeout | undefined;
+  /** By the wall clock: a clock stepped ahead to the start reads them within 30 s. */
+  private readonly validityTimer = new WallClockTimer({ unref: true });
   /** The next read after one that failed: at most one. */
   private retryTimer: NodeJS.Timeout | undefined;
   /** Failed reads in a row; the backoff grows with them. */
@@ -202,14 +204,8 @@ export class FilesWatcher {
   /** Re-reads the files once `validFromMs` has passed, unchanged bytes included. */
   private lookAgainAt(validFromMs: number): void {
     this.lastSeen = undefined;
-    if (this.validityTimer) clearTimeout(this.validityTimer);
     // at most an hour at a time (a far-off date is looked at again, then waited for again)
-    const wait = Math.min(Math.max(0, validFromMs - Date.now()) + VALIDITY_MARGIN_MS, MAX_VALIDITY_WAIT_MS);
-    this.validityTimer = setTimeout(() => {
-      this.validityTimer = undefined;
-      void this.reload();
-    }, wait);
-    this.validityTimer.unref();
+    this.validityTimer.set(Math.min(validFromMs + VALIDITY_MARGIN_MS, Date.now() + MAX_VALIDITY_WAIT_MS), () => void this.reload());
   }
 
   private refused(err: unknown, retryInMs?: number): void {
@@ -253,7 +249,7 @@ export class FilesWatcher {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.validityTimer) clearTimeout(this.validityTimer);
+    this.validityTimer.cancel();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.watch.close();
     this.linked?.close();

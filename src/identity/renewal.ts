@@ -8,6 +8,7 @@ import { describeError, isMeshcarError } from '../errors.js';
 import { lifetimeMs, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
 import { servableAtMs, warnNotYetValid } from './valid-soon.js';
+import { ClockWatch, CLOCK_JUMP_MS, clockJumpMessage, WallClockTimer } from '../wall-clock-timer.js';
 
 export interface RenewalWindow {
   /** Fractions of the lifetime (notBefore → notAfter); default 0.5 to 0.7. */
@@ -29,15 +30,6 @@ export const DEFAULT_WINDOW: RenewalWindow = Object.freeze({ from: 0.5, to: 0.7 
 export const PERSIST_WAIT_MS = 10_000;
 export const DEFAULT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 500, capMs: 30_000 });
 
-/**
- * The longest single wait: the wall clock is looked at again after it. Timers count the
- * process's running time, certificates the wall clock's: after a suspended VM or laptop resumes,
- * or a clock stepped ahead, a 12 h timer still waits its 12 h, past an expiry the wall clock has
- * reached meanwhile. One look every 30 s costs nothing and renews within 30 s of such a jump.
- */
-export const CLOCK_CHECK_MS = 30_000;
-/** A look this much later by the wall clock than by the process's running time: the clock moved ahead. */
-const CLOCK_JUMP_MS = 60_000;
 /** Never spin: even a zero draw of the jitter waits this long. */
 const MIN_RETRY_MS = 10;
 /** The least wait after a renewal whose SVID arrived with its renewal time past (see afterStale). */
@@ -56,7 +48,7 @@ export interface RenewalOptions {
   readonly logger: Logger;
   /** Defaults to Math.random; tests make jitter deterministic with it. */
   readonly random?: () => number;
-  /** The longest wait before the wall clock is looked at again; default CLOCK_CHECK_MS. */
+  /** How often the wall clock is looked at (a watch of its own); default the process's, every CLOCK_CHECK_MS. */
   readonly clockCheckMs?: number;
 }
 
@@ -86,7 +78,7 @@ export class Renewal {
   /** An SVID arriving already due for renewal was logged (at warn) since the last that did not. */
   private staleReported = false;
   private readonly random: () => number;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timer: WallClockTimer;
   private dueAt: number | undefined;
   private failures = 0;
   private running = false;
@@ -99,6 +91,14 @@ export class Renewal {
     this.window = options.window ?? DEFAULT_WINDOW;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
     this.random = options.random ?? Math.random;
+    const watch = options.clockCheckMs === undefined ? undefined : new ClockWatch(options.clockCheckMs);
+    this.timer = new WallClockTimer({
+      ...(watch ? { watch } : {}),
+      onJump: (jumpMs, due) => {
+        if (jumpMs < CLOCK_JUMP_MS) return;
+        options.logger.warn({ jumpMs: Math.round(jumpMs), dueAt: new Date(this.dueAt ?? 0).toISOString() }, clockJumpMessage(jumpMs, 'renewal', due));
+      },
+    });
     if (!(this.window.from >= 0 && this.window.from <= this.window.to && this.window.to < 1)) {
       throw new RangeError(`renewal window must satisfy 0 <= from <= to < 1, got ${this.window.from}..${this.window.to}`);
     }
@@ -132,38 +132,26 @@ export class Renewal {
 
   /** Renews at once, unless an attempt is under way (its result is as new as this one would be). */
   renewNow(): void {
-    if (this.running && this.timer) this.schedule(Date.now());
+    if (this.running && this.timer.pending) this.schedule(Date.now());
   }
 
   stop(): void {
     this.running = false;
     this.holding = undefined;
     this.generation += 1; // an attempt in flight finds itself outdated and drops its result
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timer.cancel();
     this.dueAt = undefined;
   }
 
   /**
-   * One timer: the next attempt, or (`run`) the swap of an SVID obtained before it starts. A
-   * long wait is taken in steps of clockCheckMs, each comparing the wall clock with `at`.
+   * One timer: the next attempt, or (`run`) the swap of an SVID obtained before it starts. It
+   * fires by the wall clock (see wall-clock-timer.ts): a host suspended and resumed, or a clock
+   * stepped ahead, renews within clockCheckMs of it, with one warning naming the jump.
    */
   private schedule(at: number, run: () => void = () => void this.attempt()): void {
-    if (this.timer) clearTimeout(this.timer);
     this.dueAt = at;
-    const wallFrom = Date.now();
-    const monoFrom = performance.now();
-    const delay = Math.min(this.options.clockCheckMs ?? CLOCK_CHECK_MS, Math.max(0, at - wallFrom));
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      const jumpMs = Date.now() - wallFrom - (performance.now() - monoFrom);
-      if (jumpMs > CLOCK_JUMP_MS) {
-        this.options.logger.warn({ jumpMs: Math.round(jumpMs), dueAt: new Date(at).toISOString() }, `the wall clock moved ahead by ${Math.round(jumpMs / 1000)} s more than this process ran (a suspend and resume, or the clock set): ${Date.now() < at ? 'the renewal is still ahead' : 'the renewal due meanwhile runs now'}`);
-      }
-      if (Date.now() < at) this.schedule(at, run); // not due yet: look again
-      else run();
-    }, delay);
     // not unref'd: a scheduled renewal is work pending; stop() releases the event loop
+    this.timer.set(at, run);
   }
 
   private async attempt(): Promise<void> {

@@ -1,6 +1,7 @@
 // The workload identity as the composition root runs it: brought up from the config's identity
 // section (the meshcar CA, or files managed elsewhere), its certificate and renewals shown as
-// metrics, and the admin's view of it (GET /identity, with why renewals fail while they do).
+// metrics, and the admin's view of it (GET /identity, with why renewals fail while they do, and
+// while it starts, why the first SVID has not come yet).
 
 import type { Logger } from 'pino';
 import type { IdentityConfig } from '../config/identity-config.js';
@@ -19,11 +20,26 @@ interface RenewalTrouble {
 }
 const troubles = new WeakMap<WorkloadIdentity, RenewalTrouble>();
 
+/** One more failure after `before` (none: the first, now). */
+function oneMore(before: RenewalTrouble | undefined, err: unknown): RenewalTrouble {
+  return { failures: (before?.failures ?? 0) + 1, since: before?.since ?? new Date().toISOString(), lastError: describeError(err) };
+}
+
+/**
+ * The requests for the first SVID while the sidecar starts (the CA out of reach: retried until
+ * identity.ca's startup wait ends). /identity shows them as it shows failing renewals, so
+ * `status: starting` comes with why, not only in the log.
+ */
+export class IdentityStart {
+  trouble: RenewalTrouble | undefined;
+  readonly failed = (err: unknown): void => void (this.trouble = oneMore(this.trouble, err));
+}
+
 /**
  * Brings the identity up from the config's `identity` section, for `spiffeId` of `trustDomain`;
  * failed SVID saves count in `metrics`; `signal` ends a wait for the CA (the sidecar stops).
  */
-export function startIdentity(identity: IdentityConfig, spiffeId: string, trustDomain: string, logger: Logger, metrics?: Metrics, signal?: AbortSignal): Promise<RunningIdentity> {
+export function startIdentity(identity: IdentityConfig, spiffeId: string, trustDomain: string, logger: Logger, metrics?: Metrics, signal?: AbortSignal, start?: IdentityStart): Promise<RunningIdentity> {
   if (identity.source === 'files') return identityFromFiles({ spiffeId, files: identity.files, logger });
   return obtainIdentity({
     spiffeId,
@@ -36,6 +52,7 @@ export function startIdentity(identity: IdentityConfig, spiffeId: string, trustD
     ...(metrics ? { onPersistFailure: () => metrics.identityPersistFailures.inc() } : {}),
     logger,
     ...(signal ? { signal } : {}),
+    ...(start ? { onFirstRequestFailed: start.failed } : {}),
   });
 }
 
@@ -57,16 +74,13 @@ export function watchIdentityMetrics(metrics: Metrics, running: RunningIdentity)
     identityRenewals.labels(event.result).inc();
     const { identity } = running;
     if (event.result === 'success') troubles.delete(identity);
-    else {
-      const before = troubles.get(identity);
-      troubles.set(identity, { failures: (before?.failures ?? 0) + 1, since: before?.since ?? new Date().toISOString(), lastError: describeError(event.error) });
-    }
+    else troubles.set(identity, oneMore(troubles.get(identity), event.error));
   });
 }
 
-/** GET /identity: the SVID in use, or `starting` until there is one. */
-export function identityView(running: RunningIdentity | undefined, spiffeId: string, source: IdentityConfig['source']): Record<string, unknown> {
-  if (!running) return { spiffeId, status: 'starting' };
+/** GET /identity: the SVID in use, or `starting` until there is one (with the failed requests for it so far). */
+export function identityView(running: RunningIdentity | undefined, spiffeId: string, source: IdentityConfig['source'], start?: IdentityStart): Record<string, unknown> {
+  if (!running) return { spiffeId, status: 'starting', renewalFailing: start?.trouble ?? null };
   const svid = running.identity.current();
   return {
     spiffeId: svid.spiffeId,

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { formatApproxDuration } from '../config/duration.js';
 import type { Svid } from './svid.js';
+import { WallClockTimer } from '../wall-clock-timer.js';
 
 /** Past the start, before it is served: the clock's second is over (peers compare in seconds). */
 export const VALIDITY_MARGIN_MS = 1_000;
@@ -28,8 +29,9 @@ export function warnNotYetValid(logger: Logger, svid: Svid, keeping: string, now
 
 /** Resolves once `svid` may be served (at once if it may now). */
 export function untilServable(svid: Svid): Promise<void> {
-  const wait = servableAtMs(svid) - Date.now();
-  if (wait <= 0) return Promise.resolve();
-  // a pending start is work to do: not unref'd (a stop during it ends the process anyway)
-  return new Promise((resolve) => setTimeout(resolve, wait));
+  const at = servableAtMs(svid);
+  if (at <= Date.now()) return Promise.resolve();
+  // a pending start is work to do: not unref'd (a stop during it ends the process anyway); by
+  // the wall clock, as the peers judging the start see it
+  return new Promise((resolve) => new WallClockTimer().set(at, resolve));
 }

@@ -6,13 +6,14 @@
 // the outbound side, so sessions opened together do not all roll at once): then it gets
 // GOAWAY, takes no new streams, and closes once those in flight are done, and the caller
 // connects again, proving a current certificate. One unref'd timer per connection, re-armed
-// at most a few times over its life; nothing per request.
+// at most a few times over its life; nothing per request. The expiry is a wall-clock instant:
+// the timer is a WallClockTimer, so after a host suspended and resumed (or a clock stepped
+// ahead) the connection ends within 30 s by the wall clock, not a whole timer's length later;
+// the process's one ClockWatch looks at the clock for all connections together.
 
 import { isWindingDown, type CallerSession } from './caller-session.js';
 import type { Socket } from 'node:net';
-
-// setTimeout holds at most 2^31-1 ms (24.8 days; longer wraps to 1 ms): longer waits go in steps
-const MAX_TIMER_MS = 2 ** 31 - 1;
+import { WallClockTimer } from '../wall-clock-timer.js';
 
 export interface LifetimeEvents {
   /** The certificate path has expired; the connection is destroyed right after. */
@@ -22,7 +23,7 @@ export interface LifetimeEvents {
 }
 
 export class ConnectionLifetime {
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timer = new WallClockTimer({ unref: true });
   private session: CallerSession | undefined;
   private retireAtMs = Infinity;
   private retired = false;
@@ -30,7 +31,7 @@ export class ConnectionLifetime {
   /** Starts the clock on `socket`: destroyed at `expiresAtMs` (ms since the epoch) at the latest. */
   constructor(private readonly socket: Socket, private readonly expiresAtMs: number, private readonly events: LifetimeEvents) {
     this.arm();
-    socket.once('close', () => clearTimeout(this.timer));
+    socket.once('close', () => this.timer.cancel());
   }
 
   /** HTTP/2: the session on this socket is also retired (GOAWAY) after `maxAgeMs`. */
@@ -41,13 +42,11 @@ export class ConnectionLifetime {
   }
 
   private arm(): void {
-    clearTimeout(this.timer);
     const next = this.retired ? this.expiresAtMs : Math.min(this.retireAtMs, this.expiresAtMs);
-    this.timer = setTimeout(this.fire, Math.min(MAX_TIMER_MS, Math.max(0, next - Date.now())));
-    this.timer.unref();
+    this.timer.set(next, this.fire);
   }
 
-  // an arrow: handed to setTimeout without a bind per arming
+  // an arrow: handed to the timer without a bind per arming
   private readonly fire = (): void => {
     if (this.socket.destroyed) return;
     const now = Date.now();
@@ -67,7 +66,7 @@ export class ConnectionLifetime {
         session.close();
       }
     }
-    // early (the wall clock moved) or a wait longer than one timer holds: arm again
+    // the session retired: the expiry is next
     this.arm();
   };
 }

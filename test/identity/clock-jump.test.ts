@@ -4,8 +4,8 @@
 // clock said, so after a long suspend the SVID expired by the wall clock (peers refused it) while
 // the renewal still waited. The renewal looks at the wall clock at least every clockCheckMs and
 // runs once it is due, with one warning naming the jump. The test moves this process's JS clock
-// (Date), as clock-ahead.cjs does for a child: the in-process CA's view moves with it, as a whole
-// host's does after a resume.
+// (Date, helpers/movable-clock.ts), as clock-ahead.cjs does for a child: the in-process CA's
+// view moves with it, as a whole host's does after a resume.
 
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
@@ -15,27 +15,13 @@ import { caToken } from '../../src/ca/commands.js';
 import { CaClient } from '../../src/identity/ca-client.js';
 import { Renewal } from '../../src/identity/renewal.js';
 import { WorkloadIdentity, type RenewalEvent } from '../../src/identity/workload-identity.js';
+import { lookOftenAtTheClock, movableClock, waitFor } from '../helpers/movable-clock.js';
+import { untilServable } from '../../src/identity/valid-soon.js';
+import type { Svid } from '../../src/identity/svid.js';
 
 const TD = 'mesh.local';
 const ORDERS = `spiffe://${TD}/svc/orders`;
 const HOUR = 3_600_000;
-
-/** This process's Date runs `offset.ms` ahead of the host's from now on, until restored. */
-function movableClock(): { offset: { ms: number }; restore: () => void } {
-  const RealDate = Date;
-  const offset = { ms: 0 };
-  class MovedDate extends RealDate {
-    constructor(...args: unknown[]) {
-      if (args.length === 0) super(RealDate.now() + offset.ms);
-      else super(...(args as [string]));
-    }
-    static override now(): number {
-      return RealDate.now() + offset.ms;
-    }
-  }
-  globalThis.Date = MovedDate as DateConstructor;
-  return { offset, restore: () => void (globalThis.Date = RealDate) };
-}
 
 t.test('the wall clock jumping past the renewal time: renewed at the next look, not a timer length later', async (t) => {
   const ca = await startTestCa({ maxTtlMs: 2 * HOUR });
@@ -67,4 +53,17 @@ t.test('the wall clock jumping past the renewal time: renewed at the next look, 
   const warned = lines.filter((l) => l.level === 40 && /wall clock moved ahead by \d+ s/.test(String(l.msg)));
   t.equal(warned.length, 1, 'one warning names the jump');
   t.match(String(warned[0]?.msg), /suspend.*the renewal due meanwhile runs now/, 'and what it means');
+});
+
+t.test('a first SVID that starts later (the CA clock ahead) is served once the wall clock reaches its start, jump or not', async (t) => {
+  t.teardown(lookOftenAtTheClock(100));
+  // what bootstrap waits on before serving an SVID from a CA whose clock is 20 min ahead
+  const svid = { validFrom: new Date(Date.now() + 20 * 60_000) } as Svid;
+  let served = false;
+  void untilServable(svid).then(() => (served = true));
+  t.notOk(await waitFor(() => served, 500), 'not before its start');
+  const clock = movableClock();
+  t.teardown(clock.restore);
+  clock.offset.ms = 21 * 60_000;
+  t.ok(await waitFor(() => served, 5000), 'served within seconds of the clock reaching its start');
 });
