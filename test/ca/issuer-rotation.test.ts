@@ -4,7 +4,8 @@
 // issuer stay valid (openssl agrees, and they still renew over mTLS). Join tokens are signed by
 // a key of their own: a token made before the rotation is still accepted after it, and one
 // whose key was retired is refused with bad_token. With `issuerRotation` the server rotates by
-// itself; here with 3-second issuers, while a client keeps signing without one failure. CA
+// itself; here with 3-second issuers, while a client keeps signing without one failure, and at
+// start when its issuer expired while it was down (the start does not fail on it). CA
 // commands take the folder's lock, so two never interleave their writes.
 
 import t from 'tap';
@@ -176,4 +177,15 @@ t.test('an expired issuer: issuing is refused saying how to mend it; rotate-issu
     if (status !== 200) await sleep(100);
   }
   t.equal(status, 200, 'the running CA signs again, with no restart');
+});
+
+t.test('issuerRotation: an issuer that expired while the CA was down is rotated before the server starts', async (t) => {
+  const dir = await makeCaDir();
+  const short = await rotateIssuer(dir, { lifetimeMs: 1500 });
+  await sleep(Math.max(0, Date.parse(short.issuer.validTo) - Date.now()) + 50);
+  const ca = await startTestCa({ issuerRotation: { beforeMs: 2000, ttlMs: 3_600_000 } }, dir);
+  t.teardown(() => ca.close());
+  const issued = await sign(ca, { token: await caToken(dir, 'orders', 3_600_000, false) });
+  t.equal(issued.status, 200, 'the CA started and signs');
+  t.ok(ca.logLines.some((l) => l.event === 'ca.issuer_rotated' && l.automatic === true), 'with a new issuer, rotated at start');
 });
