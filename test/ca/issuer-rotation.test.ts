@@ -6,13 +6,14 @@
 // whose key was retired is refused with bad_token. With `issuerRotation` the server rotates by
 // itself; here with 3-second issuers, while a client keeps signing without one failure, and at
 // start when its issuer expired while it was down (the start does not fail on it). CA
-// commands take the folder's lock, so two never interleave their writes.
+// commands take the folder's lock, so two never interleave their writes; a lock naming this
+// process's pid that it does not hold (a restarted container's pid 1) is taken over.
 
 import t from 'tap';
 import tls from 'node:tls';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callCa, makeCaDir, openssl, runCli, startTestCa, type TestCa } from '../helpers/ca.js';
@@ -155,6 +156,17 @@ t.test('one change of the CA folder at a time: a step waits for a live lock, tak
   await released;
   t.equal(cli.code, 0, cli.stderr);
   t.ok(Date.now() - started >= 300, 'the command waited for the holder');
+  // our own pid, not held by us: an earlier process with this pid (a container's pid 1, killed
+  // holding the lock and restarted as pid 1 again) left it
+  await writeFile(lock, String(process.pid));
+  const before = Date.now();
+  await rotateIssuer(dir);
+  t.ok(Date.now() - before < 5_000, 'a lock naming this process, which it does not hold, is taken over at once');
+  t.notOk(existsSync(lock), 'and released');
+  // two changes in this one process still take turns
+  const kept = (await readdir(join(dir, 'issuers'))).length;
+  await Promise.all([rotateIssuer(dir), rotateIssuer(dir)]);
+  t.equal((await readdir(join(dir, 'issuers'))).length, kept + 2, 'two rotations, each replacing the issuer the other made');
 });
 
 t.test('an expired issuer: issuing is refused saying how to mend it; rotate-issuer mends a running CA', async (t) => {
