@@ -95,6 +95,8 @@ export async function requirePrivateCaFolder(dir: string): Promise<void> {
 export const LOCK_FILE = '.lock';
 /** How long a CA command waits for another one to finish before it gives up. */
 const LOCK_WAIT_MS = 10_000;
+/** A lock file still empty this long after it was made was left by a holder that died making it. */
+const EMPTY_LOCK_STALE_MS = 2_000;
 
 function alive(pid: number): boolean {
   try {
@@ -130,7 +132,14 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>): Prom
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number(await readFile(path, 'utf8').catch(() => ''));
+      const text = await readFile(path, 'utf8').catch(() => '');
+      // empty: its holder made it and has not written its pid yet (or died right then); only
+      // one left empty for longer than any write takes is stale
+      if (text === '' && Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? 0) < EMPTY_LOCK_STALE_MS) {
+        await sleep(10);
+        continue;
+      }
+      const holder = Number(text);
       // our own pid without a hold here: a process before us had it (a container's pid 1,
       // killed holding the lock and restarted), not a live holder
       const ours = holder === process.pid && !heldHere.has(path);

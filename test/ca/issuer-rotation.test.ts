@@ -7,13 +7,14 @@
 // itself; here with 3-second issuers, while a client keeps signing without one failure, and at
 // start when its issuer expired while it was down (the start does not fail on it). CA
 // commands take the folder's lock, so two never interleave their writes; a lock naming this
-// process's pid that it does not hold (a restarted container's pid 1) is taken over.
+// process's pid that it does not hold (a restarted container's pid 1) is taken over, and an
+// empty one (its holder still writing its pid) is waited for until it is 2 s old.
 
 import t from 'tap';
 import tls from 'node:tls';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callCa, makeCaDir, openssl, runCli, startTestCa, type TestCa } from '../helpers/ca.js';
@@ -163,6 +164,18 @@ t.test('one change of the CA folder at a time: a step waits for a live lock, tak
   await rotateIssuer(dir);
   t.ok(Date.now() - before < 5_000, 'a lock naming this process, which it does not hold, is taken over at once');
   t.notOk(existsSync(lock), 'and released');
+  // empty: made by a holder that has not written its pid yet, so waited for; one left empty
+  // by a holder that died making it is taken over once it is older than any write takes
+  await writeFile(lock, '');
+  const emptySince = Date.now();
+  const emptied = sleep(300).then(() => rm(lock, { force: true }));
+  const doneAt = await rotateIssuer(dir).then(() => Date.now());
+  await emptied;
+  t.ok(doneAt - emptySince >= 300, 'a fresh empty lock is a holder writing its pid: waited for');
+  await writeFile(lock, '');
+  await utimes(lock, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+  await rotateIssuer(dir);
+  t.notOk(existsSync(lock), 'an empty lock a minute old is taken over');
   // two changes in this one process still take turns
   const kept = (await readdir(join(dir, 'issuers'))).length;
   await Promise.all([rotateIssuer(dir), rotateIssuer(dir)]);
