@@ -95,6 +95,8 @@ export async function requirePrivateCaFolder(dir: string): Promise<void> {
 export const LOCK_FILE = '.lock';
 /** How long a CA command waits for another one to finish before it gives up. */
 const LOCK_WAIT_MS = 10_000;
+/** A lock file still empty this long after it was made was left by a holder that died making it. */
+const EMPTY_LOCK_STALE_MS = 2_000;
 
 function alive(pid: number): boolean {
   try {
@@ -112,6 +114,8 @@ function alive(pid: number): boolean {
  */
 /** When this process last removed stale temp files from each CA folder. */
 const lastSweep = new Map<string, number>();
+/** The folders whose lock this process holds now (a lock naming our pid that is not here is a past life's). */
+const heldHere = new Set<string>();
 const SWEEP_EVERY_MS = 60_000;
 
 export async function withCaLock<T>(dir: string, change: () => Promise<T>): Promise<T> {
@@ -122,13 +126,24 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>): Prom
   for (;;) {
     try {
       const handle = await open(path, 'wx', 0o600);
+      heldHere.add(path);
       await handle.writeFile(String(process.pid));
       await handle.close();
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number(await readFile(path, 'utf8').catch(() => ''));
-      if (!(holder > 0 && alive(holder))) {
+      const text = await readFile(path, 'utf8').catch(() => '');
+      // empty: its holder made it and has not written its pid yet (or died right then); only
+      // one left empty for longer than any write takes is stale
+      if (text === '' && Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? 0) < EMPTY_LOCK_STALE_MS) {
+        await sleep(10);
+        continue;
+      }
+      const holder = Number(text);
+      // our own pid without a hold here: a process before us had it (a container's pid 1,
+      // killed holding the lock and restarted), not a live holder
+      const ours = holder === process.pid && !heldHere.has(path);
+      if (!(holder > 0 && alive(holder)) || ours) {
         await rm(path, { force: true });
         continue;
       }
@@ -145,6 +160,7 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>): Prom
     }
     return await change();
   } finally {
+    heldHere.delete(path);
     await rm(path, { force: true });
   }
 }

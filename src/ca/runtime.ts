@@ -63,6 +63,14 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
     const fingerprint = await stateFingerprint(options.dir);
     const runtime = new CaRuntime(options, await CaRuntime.build(options, ledger), fingerprint, ledger);
     runtime.loaded();
+    // an issuer already due (it may have expired while the CA was down) is rotated before the
+    // server builds its own certificate from it: an expired one would fail the start
+    const policy = options.issuerRotation;
+    if (policy && Date.parse(runtime.authority.material.issuerCert.validTo) - Date.now() <= policy.beforeMs) {
+      if (runtime.rotationTimer) clearTimeout(runtime.rotationTimer);
+      runtime.runRotation(policy);
+      await runtime.rotating;
+    }
     return runtime;
   }
 

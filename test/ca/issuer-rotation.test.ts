@@ -4,14 +4,17 @@
 // issuer stay valid (openssl agrees, and they still renew over mTLS). Join tokens are signed by
 // a key of their own: a token made before the rotation is still accepted after it, and one
 // whose key was retired is refused with bad_token. With `issuerRotation` the server rotates by
-// itself; here with 3-second issuers, while a client keeps signing without one failure. CA
-// commands take the folder's lock, so two never interleave their writes.
+// itself; here with 3-second issuers, while a client keeps signing without one failure, and at
+// start when its issuer expired while it was down (the start does not fail on it). CA
+// commands take the folder's lock, so two never interleave their writes; a lock naming this
+// process's pid that it does not hold (a restarted container's pid 1) is taken over, and an
+// empty one (its holder still writing its pid) is waited for until it is 2 s old.
 
 import t from 'tap';
 import tls from 'node:tls';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { callCa, makeCaDir, openssl, runCli, startTestCa, type TestCa } from '../helpers/ca.js';
@@ -154,6 +157,29 @@ t.test('one change of the CA folder at a time: a step waits for a live lock, tak
   await released;
   t.equal(cli.code, 0, cli.stderr);
   t.ok(Date.now() - started >= 300, 'the command waited for the holder');
+  // our own pid, not held by us: an earlier process with this pid (a container's pid 1, killed
+  // holding the lock and restarted as pid 1 again) left it
+  await writeFile(lock, String(process.pid));
+  const before = Date.now();
+  await rotateIssuer(dir);
+  t.ok(Date.now() - before < 5_000, 'a lock naming this process, which it does not hold, is taken over at once');
+  t.notOk(existsSync(lock), 'and released');
+  // empty: made by a holder that has not written its pid yet, so waited for; one left empty
+  // by a holder that died making it is taken over once it is older than any write takes
+  await writeFile(lock, '');
+  const emptySince = Date.now();
+  const emptied = sleep(300).then(() => rm(lock, { force: true }));
+  const doneAt = await rotateIssuer(dir).then(() => Date.now());
+  await emptied;
+  t.ok(doneAt - emptySince >= 300, 'a fresh empty lock is a holder writing its pid: waited for');
+  await writeFile(lock, '');
+  await utimes(lock, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+  await rotateIssuer(dir);
+  t.notOk(existsSync(lock), 'an empty lock a minute old is taken over');
+  // two changes in this one process still take turns
+  const kept = (await readdir(join(dir, 'issuers'))).length;
+  await Promise.all([rotateIssuer(dir), rotateIssuer(dir)]);
+  t.equal((await readdir(join(dir, 'issuers'))).length, kept + 2, 'two rotations, each replacing the issuer the other made');
 });
 
 t.test('an expired issuer: issuing is refused saying how to mend it; rotate-issuer mends a running CA', async (t) => {
@@ -176,4 +202,15 @@ t.test('an expired issuer: issuing is refused saying how to mend it; rotate-issu
     if (status !== 200) await sleep(100);
   }
   t.equal(status, 200, 'the running CA signs again, with no restart');
+});
+
+t.test('issuerRotation: an issuer that expired while the CA was down is rotated before the server starts', async (t) => {
+  const dir = await makeCaDir();
+  const short = await rotateIssuer(dir, { lifetimeMs: 1500 });
+  await sleep(Math.max(0, Date.parse(short.issuer.validTo) - Date.now()) + 50);
+  const ca = await startTestCa({ issuerRotation: { beforeMs: 2000, ttlMs: 3_600_000 } }, dir);
+  t.teardown(() => ca.close());
+  const issued = await sign(ca, { token: await caToken(dir, 'orders', 3_600_000, false) });
+  t.equal(issued.status, 200, 'the CA started and signs');
+  t.ok(ca.logLines.some((l) => l.event === 'ca.issuer_rotated' && l.automatic === true), 'with a new issuer, rotated at start');
 });

@@ -2,7 +2,7 @@
 // of Kubernetes objects and meshcar's own configs inside them. A sidecar's config (from its
 // ConfigMap) is run through `meshcar check` with every file it names put
 // under a temporary root at the path its pod mounts there, so a path no volume provides, a
-// wrong Secret or ConfigMap key, or a config error fails; ports, probes, env, drain timing,
+// wrong Secret or ConfigMap key, or a config error fails; ports, probes, drain timing,
 // Prometheus annotations, security settings and the image are compared with the config too.
 
 import { execFile } from 'node:child_process';
