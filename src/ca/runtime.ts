@@ -67,7 +67,7 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
     // server builds its own certificate from it: an expired one would fail the start
     const policy = options.issuerRotation;
     if (policy && Date.parse(runtime.authority.material.issuerCert.validTo) - Date.now() <= policy.beforeMs) {
-      if (runtime.rotationTimer) clearTimeout(runtime.rotationTimer);
+      runtime.rotationTimer.cancel();
       runtime.runRotation(policy);
       await runtime.rotating;
     }
