@@ -27,6 +27,11 @@ function onSessionTimeout(this: Counted): void {
   if ((this[kOpen] ?? 0) === 0 && !this.closed && !this.destroyed) this.close();
 }
 
+/** The streams open on `session` (counted by countOpenStream). */
+export function openStreams(session: ServerHttp2Session): number {
+  return (session as Counted)[kOpen] ?? 0;
+}
+
 /** Counts `stream` as open on its session until it closes. */
 export function countOpenStream(stream: ServerHttp2Stream): void {
   const session = stream.session as Counted | undefined;

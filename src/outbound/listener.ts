@@ -27,7 +27,7 @@ import { headerListSize } from '../http/raw-headers.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
 import { logListenerErrors } from '../http/listener-errors.js';
 import { expectsContinue } from './expect-continue.js';
-import { closeWhenIdle, countOpenStream } from './h2c-idle.js';
+import { closeWhenIdle, countOpenStream, openStreams } from './h2c-idle.js';
 import type { Logger } from 'pino';
 import { LogPerKey, leftOut } from '../log-per-key.js';
 
@@ -317,15 +317,20 @@ export class AppListener {
   }
 
   /**
-   * Everything, at once. An h2c session is ended with GOAWAY(INTERNAL_ERROR): a plain destroy
-   * sends NO_ERROR naming the streams in flight as processed, and a Node client then sees its
-   * cut stream end with no answer and no error (a drain that ran out of time, close()).
+   * Everything, at once. An h2c session with streams in flight is ended with
+   * GOAWAY(INTERNAL_ERROR): a plain destroy sends NO_ERROR naming them as processed, and a Node
+   * client then sees its cut stream end with no answer and no error (a drain that ran out of
+   * time, close()). An idle one gets NO_ERROR: nothing of it failed, and a client that keeps
+   * idle sessions would count an error for each.
    */
   destroyAll(): void {
     this.stopAccepting();
     // with an error (destroy(undefined, code) sends NO_ERROR whatever the code); the session and
     // every stream on it have an 'error' listener
-    for (const session of this.h2Sessions) session.destroy(new Error('the outbound listener is closing'), http2.constants.NGHTTP2_INTERNAL_ERROR);
+    for (const session of this.h2Sessions) {
+      if (openStreams(session) === 0) session.destroy();
+      else session.destroy(new Error('the outbound listener is closing'), http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
     // a tunnel's app socket is cut with resets on both of its sides (tunnel-reset.ts)
     for (const socket of this.sockets) destroyConnection(socket);
   }

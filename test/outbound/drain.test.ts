@@ -122,6 +122,32 @@ t.test('a drain that times out cuts an h2c stream with an error, not a clean end
   t.match(await hanging, /^ERR_HTTP2_(STREAM|SESSION)_ERROR$/, "the app's stream fails");
 });
 
+t.test('close() ends an idle h2c session with GOAWAY(NO_ERROR), one with a stream in flight with INTERNAL_ERROR', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki, { handler: (stream, headers) => (headers[':path'] === '/hang' ? stream.on('error', () => {}) : stream.respond({ ':status': 200 }, { endStream: true })) });
+  t.teardown(() => upstream.close());
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 60_000 }]);
+  const idle = http2.connect(`http://127.0.0.1:${fx.port}`);
+  const busy = http2.connect(`http://127.0.0.1:${fx.port}`);
+  const goaways = new Map<string, number>();
+  const errors: string[] = [];
+  for (const [name, session] of [['idle', idle], ['busy', busy]] as const) {
+    session.on('goaway', (code: number) => goaways.set(name, code));
+    session.on('error', () => errors.push(name));
+    t.teardown(() => session.destroy());
+  }
+  t.equal((await h2cRequest(idle, { ':path': '/' })).status, 200, 'the idle session served a request first');
+  const hanging = h2cRequest(busy, { ':path': '/hang' }).catch(() => 'failed');
+  for (let i = 0; i < 500 && fx.outbound.inFlight !== 1; i++) await sleep(10);
+  t.equal(fx.outbound.inFlight, 1, 'a request in flight on the other');
+  await fx.close();
+  t.equal(await hanging, 'failed', 'the cut stream fails');
+  // Node's client emits a session's 'error' as it closes
+  for (let i = 0; i < 500 && !(idle.closed && busy.closed && idle.destroyed && busy.destroyed); i++) await sleep(10);
+  t.same(Object.fromEntries(goaways), { idle: http2.constants.NGHTTP2_NO_ERROR, busy: http2.constants.NGHTTP2_INTERNAL_ERROR });
+  t.same(errors, ['busy'], 'only the session whose stream was cut has an error');
+});
+
 t.test('close() stops at once', async (t) => {
   const pki = await makePki(TD);
   const upstream = await startUpstream(pki);
