@@ -70,7 +70,12 @@ $(BUILD_STAMP): $(shell find src -name '*.ts' -o -type d) tsconfig.json $(NODE_M
 
 ## test: every test (tap), after setup and build
 test: build tools $(TAP_BUILT_STAMP)
-	npx tap -R terse
+	npx tap -R terse $(TEST_FILES)
+
+# every test file (package.json's tap.include), the whole-mesh ones first: they are the longest
+# (10-25 s each on two cores), and in tap's alphabetical order test/workers came last, so the run
+# ended with a few long files on an otherwise idle machine
+TEST_FILES = $(sort $(wildcard test/e2e/*.test.ts test/workers/*.test.ts)) $(sort $(filter-out test/e2e/% test/workers/% test/helpers/% %/fixtures/%,$(shell find test -name '*.test.ts')))
 
 # tap compiles its plugin set (package.json "tap.plugin": ours drops @tapjs/typescript, .ts
 # loads with tsx) into node_modules; a run that finds the set out of date rebuilds it but
