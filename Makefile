@@ -70,7 +70,8 @@ $(BUILD_STAMP): $(shell find src -name '*.ts' -o -type d) tsconfig.json $(NODE_M
 
 ## test: every test (tap), after setup and build
 test: build tools $(TAP_BUILT_STAMP)
-	npx tap -R terse $(TEST_FILES)
+	@echo "npx tap -R terse <the $(words $(TEST_FILES)) test files, test/e2e and test/workers first>"
+	@npx tap -R terse $(TEST_FILES)
 
 # every test file (package.json's tap.include), the whole-mesh ones first: they are the longest
 # (10-25 s each on two cores), and in tap's alphabetical order test/workers came last, so the run
