@@ -78,14 +78,20 @@ t.test('drain lets requests in flight finish, then closes', async (t) => {
   t.ok(fx.outbound.idleForMs() > 0);
 });
 
-t.test('a drain that times out cuts what is left', async (t) => {
+/** An outbound whose one upstream never answers (its requests stay in flight until cut). */
+async function outboundToSilentUpstream(t: Tap.Test) {
   const pki = await makePki(TD);
-  const upstream = await startUpstream(pki, { handler: (stream) => stream.on('error', () => {}) }); // never answers
+  const upstream = await startUpstream(pki, { handler: (stream) => stream.on('error', () => {}) });
   const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 60_000 }]);
   t.teardown(async () => {
     await fx.close();
     await upstream.close();
   });
+  return fx;
+}
+
+t.test('a drain that times out cuts what is left', async (t) => {
+  const fx = await outboundToSilentUpstream(t);
   const hanging = request(fx.port, { path: '/hang' }).then(
     (r) => `status ${r.status}`,
     (err: NodeJS.ErrnoException) => String(err.code),
@@ -103,13 +109,7 @@ t.test('a drain that times out cuts what is left', async (t) => {
 t.test('a drain that times out cuts an h2c stream with an error, not a clean end', async (t) => {
   // A stream cut at the drain timeout used to close under a GOAWAY(NO_ERROR) naming it as
   // processed: a Node client saw its stream end without an answer and no error at all.
-  const pki = await makePki(TD);
-  const upstream = await startUpstream(pki, { handler: (stream) => stream.on('error', () => {}) }); // never answers
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 60_000 }]);
-  t.teardown(async () => {
-    await fx.close();
-    await upstream.close();
-  });
+  const fx = await outboundToSilentUpstream(t);
   const h2c = http2.connect(`http://127.0.0.1:${fx.port}`);
   t.teardown(() => h2c.destroy());
   h2c.on('error', () => {});
