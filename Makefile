@@ -70,17 +70,16 @@ $(BUILD_STAMP): $(shell find src -name '*.ts' -o -type d) tsconfig.json $(NODE_M
 
 ## test: every test (tap), after setup and build
 test: build tools $(TAP_BUILT_STAMP)
-	@echo "npx tap -R terse <the $(words $(TEST_FILES)) test files, test/e2e and test/workers first>"
-	@npx tap -R terse $(TEST_FILES)
+	@files="$$(node test/helpers/plan-test-run.mjs)" && \
+	  echo "npx tap -R terse <$$(echo $$files | wc -w) files: test/e2e and test/workers first, then the rest, a folder's unit tests grouped in test/.groups/>" && \
+	  npx tap -R terse $$files
 
-# every test file (package.json's tap.include), the whole-mesh ones first: they are the longest
-# (10-25 s each on two cores), and in tap's alphabetical order test/workers came last, so the run
-# ended with a few long files on an otherwise idle machine
-TEST_FILES = $(sort $(wildcard test/e2e/*.test.ts test/workers/*.test.ts)) $(sort $(filter-out test/e2e/% test/workers/% test/helpers/% %/fixtures/%,$(shell find test -name '*.test.ts')))
+# test/helpers/plan-test-run.mjs says which files share a process and why: tap starts a process
+# per file at ~0.85 s of CPU each, and most unit test files take less than that themselves
 
 # tap compiles its plugin set (package.json "tap.plugin": ours drops @tapjs/typescript, .ts
-# loads with tsx) into node_modules; a run that finds the set out of date rebuilds it but
-# still runs with the old loaders, so it is built once here, before the first run
+# loads with test/helpers/ts-loader.mjs) into node_modules; a run that finds the set out of
+# date rebuilds it but still runs with the old loaders, so it is built once here, first
 $(TAP_BUILT_STAMP): package.json $(NODE_MODULES_STAMP)
 	npx tap build >/dev/null
 	@touch $(TAP_BUILT_STAMP)

@@ -6,6 +6,7 @@
 // holding keep-alive connections cannot take every slot from the others (a liveness probe).
 // Raw sockets against a real admin server in this process; every wait is bounded.
 
+// test-run: own process (it measures this process's RSS)
 import t from 'tap';
 import http from 'node:http';
 import net from 'node:net';

@@ -6,6 +6,7 @@
 // Raw sockets and a python3 client against a real admin server in this process; every wait is
 // bounded.
 
+// test-run: own process (it counts this process's timers)
 import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';

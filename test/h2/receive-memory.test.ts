@@ -7,6 +7,7 @@
 // of mixed sizes arriving intact and in order once the consumer reads; and stream credit
 // going back only as the consumer takes the bytes, never for what is merely held.
 
+// test-run: own process (it measures this process's heap)
 import t from 'tap';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';

@@ -3,6 +3,7 @@
 // (2) A 20 MB echo arrives byte for byte while the process holds little of it alive at any
 // time. Both caller protocols.
 
+// test-run: own process (it measures this process's heap)
 import t, { type Test } from 'tap';
 import https from 'node:https';
 import { createHash } from 'node:crypto';

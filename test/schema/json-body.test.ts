@@ -3,6 +3,7 @@
 // a Buffer object, ~100 bytes of heap, per byte, up to the spec's maxBodySize), in order, and
 // refused past its limit; the same for the shadow check (watchBody).
 
+// test-run: own process (it measures this process's heap)
 import t from 'tap';
 import v8 from 'node:v8';
 import { Readable } from 'node:stream';

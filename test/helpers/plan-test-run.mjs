@@ -1,0 +1,92 @@
+// Plans `make test`'s run and prints the files tap is to run, in order. tap starts a process per
+// test file, and each costs ~0.85 s of CPU before its first assertion (tap's own module hooks
+// and imports: measured with --cpu-prof), ~330 s of a ~950 s suite on two cores. So the unit
+// tests of one folder run together: a group file under test/.groups/ (written here, git-ignored)
+// imports them one after another in one process, each inside a subtest named after it, so one
+// file's tests end before the next file's module is loaded. A file runs in a process of its own:
+// - in test/e2e and test/workers (whole meshes: they run first, being the longest);
+// - when it imports another test file, or another imports it (a variant that re-runs a file
+//   with a setting: a module loads once per process, so the two cannot share one);
+// - when it sets process.env or the root test's `t.jobs` (a group would run the next files'
+//   tests in parallel too), or says `// test-run: own process` (it measures the process:
+//   memory, open timers).
+// `npx tap FILE` and a bare `npx tap` still run every file on its own.
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const TEST = join(ROOT, 'test');
+// where the group files go: test/.groups, or the folder given (test/test-plan.test.ts)
+const GROUPS = process.argv[2] ? resolve(process.argv[2]) : join(TEST, '.groups');
+const GROUP_SIZE = 12; // small enough that tap's four jobs stay busy to the end
+const WHOLE_MESH = ['e2e', 'workers'];
+
+function testFiles(dir) {
+  const out = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (!['helpers', 'fixtures', '.groups'].includes(entry.name)) out.push(...testFiles(path));
+    } else if (entry.name.endsWith('.test.ts')) out.push(relative(ROOT, path));
+  }
+  return out.sort();
+}
+
+const files = testFiles(TEST);
+const source = new Map(files.map((f) => [f, readFileSync(join(ROOT, f), 'utf8')]));
+const imported = new Set();
+for (const [file, text] of source) {
+  for (const m of text.matchAll(/['"](\.{1,2}\/[^'"]+)\.test\.js['"]/g)) {
+    imported.add(relative(ROOT, join(ROOT, file, '..', `${m[1]}.test.ts`)));
+  }
+}
+const ownProcess = (file) => {
+  const text = source.get(file);
+  return (
+    WHOLE_MESH.includes(file.split('/')[1]) ||
+    imported.has(file) ||
+    /['"]\.{1,2}\/[^'"]+\.test\.js['"]/.test(text) ||
+    /process\.env(\.\w+|\[[^\]]+\])\s*=[^=]|delete process\.env/.test(text) ||
+    /^t\.jobs\s*=/m.test(text) ||
+    text.includes('// test-run: own process')
+  );
+};
+
+const alone = files.filter(ownProcess);
+const byFolder = new Map();
+for (const file of files.filter((f) => !ownProcess(f))) {
+  const folder = file.split('/').slice(1, -1).join('-') || 'top';
+  byFolder.set(folder, [...(byFolder.get(folder) ?? []), file]);
+}
+
+rmSync(GROUPS, { recursive: true, force: true });
+mkdirSync(GROUPS, { recursive: true });
+const groups = [];
+for (const [folder, members] of byFolder) {
+  const count = Math.ceil(members.length / GROUP_SIZE);
+  for (let i = 0; i < count; i++) {
+    // every count-th file, so each group of a big folder gets a share of its slow files
+    const chunk = members.filter((_, n) => n % count === i);
+    const file = join(GROUPS, `${folder}${count > 1 ? `-${i + 1}` : ''}.test.ts`);
+    writeFileSync(file, groupSource(chunk));
+    groups.push(relative(ROOT, file));
+  }
+}
+
+function groupSource(chunk) {
+  return [
+    '// Written by test/helpers/plan-test-run.mjs for `make test`: runs these files in one process.',
+    "import t from 'tap';",
+    `t.setTimeout(${120_000 * chunk.length});`,
+    `for (const file of ${JSON.stringify(chunk.map((f) => relative(GROUPS, join(ROOT, f)).replace(/\.ts$/, '.js')))}) {`,
+    '  // an import inside a subtest: its tests queue behind it, and run before the next import',
+    '  await t.test(file, async () => { await import(file); });',
+    '}',
+    '',
+  ].join('\n');
+}
+
+const first = alone.filter((f) => WHOLE_MESH.includes(f.split('/')[1]));
+const rest = [...alone.filter((f) => !first.includes(f)), ...groups].sort();
+process.stdout.write(`${[...first, ...rest].join(' ')}\n`);

@@ -1,0 +1,65 @@
+// `make test`'s plan (test/helpers/plan-test-run.mjs), run into a folder of the test's own:
+// every test file runs exactly once, alone or in one group; the whole-mesh files come first;
+// the files a group would change keep a process of their own (a variant and the file it
+// re-runs, a file that sets process.env or the root's t.jobs, one marked `test-run: own
+// process`); and no group holds more than a dozen files.
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PLANNER = join(ROOT, 'test/helpers/plan-test-run.mjs');
+
+async function testFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory() && !['helpers', 'fixtures', '.groups'].includes(entry.name)) out.push(...(await testFiles(path)));
+    else if (entry.isFile() && entry.name.endsWith('.test.ts')) out.push(relative(ROOT, path));
+  }
+  return out;
+}
+
+t.test('every test file runs once, in the order and the company the rules say', async (t) => {
+  const out = t.testdir();
+  const printed = await new Promise<string>((done, fail) =>
+    execFile(process.execPath, [PLANNER, out], { cwd: ROOT }, (err, stdout) => (err ? fail(err) : done(stdout))),
+  );
+  const entries = printed.trim().split(' ');
+  const groupPaths = entries.filter((e) => resolve(ROOT, e).startsWith(out));
+  const alone = entries.filter((e) => !groupPaths.includes(e));
+  t.ok(groupPaths.length > 10, `${groupPaths.length} groups`);
+
+  const grouped: string[] = [];
+  for (const group of groupPaths) {
+    const text = await readFile(resolve(ROOT, group), 'utf8');
+    const members = JSON.parse(/for \(const file of (\[.*\])\)/.exec(text)?.[1] ?? '[]') as string[];
+    t.ok(members.length >= 1 && members.length <= 12, `${group}: ${members.length} files`);
+    grouped.push(...members.map((m) => relative(ROOT, resolve(resolve(ROOT, group), '..', m)).replace(/\.js$/, '.ts')));
+  }
+
+  const all = await testFiles(join(ROOT, 'test'));
+  const planned = [...alone, ...grouped];
+  t.same([...planned].sort(), [...all].sort(), 'each test file once: none missing, none twice');
+
+  const wholeMesh = all.filter((f) => /^test\/(e2e|workers)\//.test(f));
+  t.same(alone.slice(0, wholeMesh.length).sort(), wholeMesh.sort(), 'the whole-mesh files first, each alone');
+
+  // the rules, read back from the files themselves
+  for (const file of ['test/outbound/codec-node-balancing.test.ts', 'test/outbound/balancing.test.ts'])
+    t.ok(alone.includes(file), `${file} alone (a variant and the file it re-runs)`);
+  const offenders: Record<string, string[]> = { env: [], jobs: [], marked: [], variant: [] };
+  for (const file of grouped) {
+    const text = await readFile(join(ROOT, file), 'utf8');
+    if (/process\.env(\.\w+|\[[^\]]+\])\s*=[^=]/.test(text)) offenders.env!.push(file);
+    if (/^t\.jobs\s*=/m.test(text)) offenders.jobs!.push(file);
+    if (text.includes('// test-run: own process')) offenders.marked!.push(file);
+    if (/['"]\.{1,2}\/[^'"]+\.test\.js['"]/.test(text)) offenders.variant!.push(file);
+  }
+  t.same(offenders, { env: [], jobs: [], marked: [], variant: [] }, 'no grouped file sets process.env or t.jobs, asks to be alone, or imports a test file');
+  t.ok(alone.includes('test/admin/idle-connections.test.ts'), 'a file marked `test-run: own process` is alone');
+  t.ok(alone.includes('test/ca/root-add-crash.test.ts'), 'a file that sets t.jobs is alone');
+});
