@@ -128,7 +128,8 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     // one still valid but too close to its end to serve without asking: renewed over mTLS with
     // it, as the renewal loop would have (a join token is often spent or expired by then: a
     // restart after a CA outage of a few hours would otherwise need a new one)
-    const nearEnd = reusable ? undefined : await store.load(spiffeId, { minRemainingFraction: 0 });
+    // (the first load has said why no set is used as stored: this one says nothing more)
+    const nearEnd = reusable ? undefined : await store.load(spiffeId, { minRemainingFraction: 0, quiet: true });
     svid = await firstIssuance(nearEnd ? () => obtain(nearEnd) : withToken, options).catch((err: unknown) => {
       // the CA out of reach: the stored one serves while it lasts, and the renewal loop retries
       if (nearEnd === undefined || !isMeshcarError(err) || err.code !== 'ca_unreachable' || remainingMs(nearEnd) <= 1000) throw err;

@@ -38,6 +38,8 @@ export interface LoadOptions {
   /** Reuse only while at least this fraction of the lifetime is left (default 0.1). */
   readonly minRemainingFraction?: number;
   readonly now?: Date;
+  /** Why sets were refused goes to debug: for a second look that would say it all again. */
+  readonly quiet?: boolean;
 }
 
 export interface DiskStoreOptions {
@@ -138,17 +140,18 @@ export class DiskStore {
    */
   async load(expectedSpiffeId: string, options: LoadOptions = {}): Promise<Svid | undefined> {
     const { minRemainingFraction = 0.1, now = new Date() } = options;
+    const [warn, info] = options.quiet ? [this.logger.debug, this.logger.debug] : [this.logger.warn, this.logger.info];
     // a set others could have planted is not served (save() makes the folder ours and 0700)
     const unsafe = await this.othersCanWrite();
     if (unsafe !== undefined) {
-      this.logger.warn({ dir: this.dir }, `not using a stored SVID: ${unsafe}, so its contents may not be ours; requesting a new one (chmod 700 the folder, owned by the user running meshcar)`);
+      warn.call(this.logger, { dir: this.dir }, `not using a stored SVID: ${unsafe}, so its contents may not be ours; requesting a new one (chmod 700 the folder, owned by the user running meshcar)`);
       return undefined;
     }
     let candidates: Candidate[];
     try {
       candidates = await this.candidates();
     } catch (err) {
-      this.logger.warn({ dir: this.dir }, `cannot read the stored SVID: ${describeError(err)}`);
+      warn.call(this.logger, { dir: this.dir }, `cannot read the stored SVID: ${describeError(err)}`);
       return undefined;
     }
     if (candidates.length === 0) {
@@ -162,7 +165,7 @@ export class DiskStore {
     let soon: { candidate: Candidate; svid: Svid } | undefined;
     const use = async (candidate: Candidate, svid: Svid): Promise<Svid> => {
       if (refused.length > 0) {
-        this.logger.warn({ dir: this.dir, using: candidate.name }, `using the stored SVID in ${candidate.name}; refused ${refused.join('; ')}`);
+        warn.call(this.logger, { dir: this.dir, using: candidate.name }, `using the stored SVID in ${candidate.name}; refused ${refused.join('; ')}`);
       }
       if (candidate.dir === this.dir) await this.migrate(svid);
       return svid;
@@ -190,8 +193,7 @@ export class DiskStore {
     if (soon) return use(soon.candidate, soon.svid);
     // all expired is what a long stop looks like; anything else is worth a warning
     const message = `no usable stored SVID, requesting a new one: ${refused.join('; ')}`;
-    if (broken) this.logger.warn({ dir: this.dir }, message);
-    else this.logger.info({ dir: this.dir }, message);
+    (broken ? warn : info).call(this.logger, { dir: this.dir }, message);
     return undefined;
   }
 
