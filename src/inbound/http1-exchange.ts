@@ -5,12 +5,29 @@
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { MeshcarError, type ErrorCode } from '../errors.js';
+import { parseRequestTarget } from '../http/absolute-form.js';
 import { announcesBody } from '../http/body-framing.js';
 import { sendError } from '../http/status.js';
 import { markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
 import type { Caller } from './caller.js';
 import { Exchange } from './exchange.js';
 import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
+
+/**
+ * The target in origin-form. An absolute-form one (`GET http://orders/x`: RFC 9112 §3.2.2 has
+ * every server accept it) becomes its path, and its authority replaces Host for the policy and
+ * the app, as the RFC has a server do (an HTTP/1.1 request without Host stays without, for the
+ * 400 it gets all the same). One with userinfo or a fragment is left as it came, for the path
+ * check to refuse.
+ */
+function originTarget(req: IncomingMessage): string {
+  const url = req.url as string;
+  if (url.charCodeAt(0) === 47 /* / */ || url.includes('#')) return url;
+  const { authority, path } = parseRequestTarget(url);
+  if (authority === undefined || /^[a-z]+:\/\/[^/?]*@/i.test(url)) return url;
+  if (req.headers.host !== undefined || req.httpVersionMinor === 0) req.headers.host = authority;
+  return path;
+}
 
 export class Http1Exchange extends Exchange {
   readonly requestHasBody: boolean;
@@ -29,7 +46,7 @@ export class Http1Exchange extends Exchange {
     readonly expectsContinue: boolean,
     upgradeHead?: Buffer,
   ) {
-    super(caller, context, req.method as string, req.url as string, req.headers);
+    super(caller, context, req.method as string, originTarget(req), req.headers);
     this.upgradeHead = upgradeHead;
     this.socket = req.socket;
     // an Upgrade request never forwards a body (the caller's body is refused before that)

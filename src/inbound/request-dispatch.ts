@@ -109,6 +109,10 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
     return;
   }
   if (!isAcceptablePath(exchange.path)) {
+    if (/^https?:\/\//i.test(exchange.path)) {
+      exchange.fail('bad_request', 'an absolute-form request target must carry no userinfo (user@) and no fragment (#)');
+      return;
+    }
     exchange.fail('bad_request', 'the request path must be a plain absolute path: no dot segments (also with ;params or encoded), no double-encoded dots or slashes, no empty first segment, no # (a fragment is not sent)');
     return;
   }

@@ -5,12 +5,7 @@
 
 import { authorityProblem } from '../http/request-target.js';
 
-export interface RequestTarget {
-  /** The authority of an absolute-form URI (`GET http://payments/x`), else undefined. */
-  readonly authority: string | undefined;
-  /** Origin-form path with query, always starting with `/` (or `*`). */
-  readonly path: string;
-}
+export { parseRequestTarget, type RequestTarget } from '../http/absolute-form.js';
 
 export class UpstreamRouter<T> {
   private readonly byName = new Map<string, T>();
@@ -62,36 +57,6 @@ export function routableAuthorityProblem(authority: string | undefined): string 
   const valid = close === -1 ? !/[[\]]/.test(rest) : rest === '' || colon === 0;
   if (!valid || !/^\d{0,5}$/.test(port)) return `the request's authority ${JSON.stringify(authority)} is not a host and a numeric port`;
   return undefined;
-}
-
-const ORIGIN_FORM: RequestTarget = Object.freeze({ authority: undefined, path: '/' });
-
-/**
- * Splits an HTTP/1.1 request target. Origin-form (`/x?y`) is returned as is; absolute-form
- * (`http://payments:80/x?y`, what HTTP proxies receive) yields its authority and path.
- */
-export function parseRequestTarget(url: string | undefined): RequestTarget {
-  if (url === undefined || url === '') return ORIGIN_FORM;
-  const first = url.charCodeAt(0);
-  if (first === 47 /* / */ || first === 42 /* * */) return { authority: undefined, path: url };
-  const scheme = url.indexOf('://');
-  if (scheme === -1 || !/^https?$/i.test(url.slice(0, scheme))) return { authority: undefined, path: url };
-  const start = scheme + 3;
-  let end = start;
-  while (end < url.length) {
-    const c = url.charCodeAt(end);
-    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */) break;
-    end += 1;
-  }
-  let authority = url.slice(start, end);
-  const at = authority.lastIndexOf('@'); // userinfo never reaches the upstream
-  if (at !== -1) authority = authority.slice(at + 1);
-  let path = url.slice(end);
-  const hash = path.indexOf('#');
-  if (hash !== -1) path = path.slice(0, hash);
-  if (path === '') path = '/';
-  else if (path.charCodeAt(0) === 63 /* ? */) path = `/${path}`;
-  return { authority, path };
 }
 
 /**
