@@ -12,6 +12,11 @@ export class ConnectionTracker {
   /** Requests (and WebSocket tunnels) started and not yet finished. */
   inFlight = 0;
   draining = false;
+  /**
+   * Why the sidecar cut what was still open, once it has (destroyAll): the record of a request
+   * cut then says so (exchange-report.ts), where it would read as the caller leaving (499).
+   */
+  cutBy: 'drain_timeout' | 'shutdown' | undefined = undefined;
   /** Every verified connection, until it closes. */
   private readonly sockets = new Set<Socket>();
   /** HTTP/1.1 connections → requests in flight on each (0: idle between keep-alive requests). */
@@ -97,12 +102,14 @@ export class ConnectionTracker {
       });
       clearTimeout(timer);
       this.onEmpty = undefined;
+      this.cutBy ??= 'drain_timeout';
     }
     this.destroyAll();
   }
 
   destroyAll(): void {
     this.draining = true;
+    this.cutBy ??= 'shutdown';
     for (const session of this.sessions) session.destroy();
     // a tunnel's socket is cut with resets on both of its sides (tunnel-reset.ts)
     for (const socket of this.sockets) destroyConnection(socket);

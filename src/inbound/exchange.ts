@@ -305,7 +305,7 @@ export abstract class Exchange {
 
   /** The one record (exchange-report.ts): at the caller's close, a tunnel's at its 101. */
   private report(): void {
-    if (!this.reported) reportFinished(this, this.context.observer);
+    if (!this.reported) reportFinished(this, this.context.observer, this.context.tracker.cutBy);
     this.reported = true;
   }
 }

@@ -88,7 +88,7 @@ export abstract class Attempt {
     schema: SchemaResult | undefined,
     preread: Buffer | undefined,
   ) {
-    this.exchange = new Exchange(ctx.observer, method, requestIdOf(reqHeaders));
+    this.exchange = new Exchange(ctx, method, requestIdOf(reqHeaders));
     this.exchange.schema = schema;
     this.exchange.grpcStatus = grpcStatusStart(reqHeaders['content-type']);
     this.exchange.bytesIn = preread?.length ?? 0;

@@ -18,7 +18,14 @@ export interface OutboundContext {
   readonly activity: Activity;
   /** Set once drain() starts: HTTP/1.1 answers carry `Connection: close`. */
   readonly draining: boolean;
+  /**
+   * Why the sidecar cut every connection still open, once it has (the drain timeout, or a
+   * close): a request that broke off then is recorded as cut (503), not as the app leaving (499).
+   */
+  readonly cutBy: 'drain_timeout' | 'shutdown' | undefined;
 }
+
+const SERVICE_UNAVAILABLE = 503;
 
 /** `peer` for requests that matched no upstream: a fixed label, so a stray Host cannot grow metrics. */
 export const UNKNOWN_PEER = 'unknown';
@@ -57,7 +64,7 @@ export class Exchange {
   private reported = false;
 
   constructor(
-    private readonly observer: TrafficObserver,
+    private readonly ctx: Pick<OutboundContext, 'observer' | 'cutBy'>,
     readonly method: string,
     readonly requestId: string,
     /** When the request arrived: a refusal made after its body was read (schema-check.ts) counts from then. */
@@ -85,14 +92,16 @@ export class Exchange {
   finish(): void {
     if (this.reported) return;
     this.reported = true;
-    this.observer.requestFinished({
+    const cutBy = this.ctx.cutBy;
+    const cut = cutBy !== undefined && (this.status === 0 || this.errorCode === 'reset');
+    this.ctx.observer.requestFinished({
       direction: 'outbound',
       peer: this.peer,
       method: this.method,
       path: this.path,
-      status: this.status === 0 ? CLIENT_CLOSED_STATUS : this.status,
+      status: this.status !== 0 ? this.status : cut ? SERVICE_UNAVAILABLE : CLIENT_CLOSED_STATUS,
       durationSeconds: (performance.now() - this.startedMs) / 1000,
-      errorCode: this.errorCode,
+      errorCode: cut ? cutBy : this.errorCode,
       requestId: this.requestId,
       endpoint: this.endpoint,
       bytesIn: this.bytesIn,

@@ -116,6 +116,7 @@ class OutboundService implements Outbound, OutboundContext {
   readonly logger: Logger;
   readonly activity = new Activity();
   draining = false;
+  cutBy: 'drain_timeout' | 'shutdown' | undefined = undefined;
   private pools: UpstreamPool[];
   /**
    * Pools a reload took out of routing, until they are idle (checked at each reload: one that
@@ -213,6 +214,7 @@ class OutboundService implements Outbound, OutboundContext {
     const idle = await this.activity.whenIdle(timeoutMs);
     if (!idle) {
       this.logger.warn({ inFlight: this.activity.inFlight }, 'outbound drain timed out; closing what is left');
+      this.cutBy ??= 'drain_timeout';
       this.listener.destroyAll();
     }
     for (const pool of this.pools) pool.closeSessionsGracefully();
@@ -224,6 +226,7 @@ class OutboundService implements Outbound, OutboundContext {
     this.closed = true;
     this.draining = true;
     this.options.identity.off('rotated', this.onRotated);
+    this.cutBy ??= 'shutdown';
     this.listener.destroyAll();
     for (const pool of this.pools) pool.close();
     for (const pool of this.retired) pool.close();

@@ -72,7 +72,7 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
   const schema: { route: string | undefined; violation: Violation | undefined } = { route: check.route, violation: check.violation };
   /** The one record of a call that ends here (refused, or the app gone); `code` undefined: the app went away (499). */
   const record = (code: ErrorCode | undefined) => {
-    const exchange = new Exchange(ctx.observer, call.method, requestIdOf(call.headers), startedMs);
+    const exchange = new Exchange(ctx, call.method, requestIdOf(call.headers), startedMs);
     exchange.peer = pool.name;
     exchange.path = path;
     exchange.schema = schema;

@@ -88,7 +88,7 @@ function responseHead(res: IncomingMessage, except?: ReadonlySet<string>): strin
 
 /** `guards`: the upstreams' OpenAPI checks (by upstream name), which hold the Upgrade's head too. */
 export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, req: IncomingMessage, socket: Socket, head: Buffer): void {
-  const exchange = new Exchange(ctx.observer, req.method ?? 'GET', requestIdOf(req.headers));
+  const exchange = new Exchange(ctx, req.method ?? 'GET', requestIdOf(req.headers));
   const target = parseRequestTarget(req.url);
   exchange.path = pathOnly(target.path);
   const authority = target.authority ?? req.headers.host;

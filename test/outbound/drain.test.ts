@@ -104,6 +104,9 @@ t.test('a drain that times out cuts what is left', async (t) => {
   t.equal(await hanging, 'ECONNRESET', 'the request left in flight was cut');
   await until(() => fx.outbound.inFlight === 0, 'nothing in flight');
   t.equal(fx.outbound.inFlight, 0);
+  // cut by the sidecar: not the app leaving (499, reset), which it used to be recorded as
+  const [record] = await fx.observer.waitForRequests(1);
+  t.same({ status: record?.status, errorCode: record?.errorCode }, { status: 503, errorCode: 'drain_timeout' }, 'recorded as cut at the drain timeout');
 });
 
 t.test('a drain that times out cuts an h2c stream with an error, not a clean end', async (t) => {
@@ -120,6 +123,8 @@ t.test('a drain that times out cuts an h2c stream with an error, not a clean end
   await until(() => fx.outbound.inFlight === 1, 'the request in flight');
   await fx.outbound.drain(300);
   t.match(await hanging, /^ERR_HTTP2_(STREAM|SESSION)_ERROR$/, "the app's stream fails");
+  const [record] = await fx.observer.waitForRequests(1);
+  t.same({ status: record?.status, errorCode: record?.errorCode }, { status: 503, errorCode: 'drain_timeout' }, 'recorded as cut at the drain timeout');
 });
 
 t.test('close() ends an idle h2c session with GOAWAY(NO_ERROR), one with a stream in flight with INTERNAL_ERROR', async (t) => {
