@@ -28,6 +28,14 @@ export interface ClusterMembers {
   listening(id: number): boolean;
   /** The config generation the primary runs. */
   generation(): number;
+  /** Workers lost in a crash loop whose replacement waits (restart-policy.ts). */
+  pendingRestarts(): PendingRestart[];
+}
+
+/** A lost worker's replacement, forked at `at` (epoch ms). */
+export interface PendingRestart {
+  readonly at: number;
+  readonly cause: 'crash' | 'health';
 }
 
 export class ClusterViews {
@@ -85,7 +93,9 @@ export class ClusterViews {
       }),
     );
     // each worker's generation next to the primary's: an operator sees at once that they agree
-    return { generation: this.members.generation(), workers, restarts: (await this.metricsOf.restarts.get()).values[0]?.value ?? 0 };
+    // a worker waiting out the crash-loop delay has no process to list: its slot says when it comes back
+    const waiting = this.members.pendingRestarts().map((p) => ({ restartsAt: new Date(p.at).toISOString(), cause: p.cause }));
+    return { generation: this.members.generation(), workers, ...(waiting.length > 0 ? { waiting } : {}), restarts: (await this.metricsOf.restarts.get()).values[0]?.value ?? 0 };
   }
 
   /** An ask for a view (metrics, endpoints, status): a short deadline, see VIEW_ASK_TIMEOUT_MS. */

@@ -18,7 +18,7 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
-import { ClusterViews, VIEW_ASK_TIMEOUT_MS } from './cluster-views.js';
+import { ClusterViews, VIEW_ASK_TIMEOUT_MS, type PendingRestart } from './cluster-views.js';
 import { isOurs, isToPrimary, type Address, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
 import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
@@ -58,7 +58,8 @@ export class WorkerPool implements WorkerCluster {
   private readonly departed = new DepartedCounts();
   /** Why each worker the primary kills is killed; when a dead worker's replacement starts (crash-loop bound). */
   private readonly replacements = new Replacements();
-  private readonly restartTimers = new Set<NodeJS.Timeout>();
+  /** Replacements waiting out the crash-loop delay: when each starts and why (GET /workers lists them). */
+  private readonly restartTimers = new Map<NodeJS.Timeout, PendingRestart>();
   private readonly malformed = new LogPerKey();
   private readonly metricsOf: ClusterMetrics;
   /** The drain's and close()'s bounded wait for the workers' exits: see worker-exits.ts. */
@@ -94,7 +95,7 @@ export class WorkerPool implements WorkerCluster {
     this.exitWaits = new ExitWaits(() => this.live(), logger);
     this.metricsOf = new ClusterMetrics(primaryRegistry, () => this.live().length);
     this.views = new ClusterViews(
-      { live: () => this.live(), greetedLive: () => this.greetedLive(), listening: (id) => this.listeningWorkers.has(id), generation: () => this.generation() },
+      { live: () => this.live(), greetedLive: () => this.greetedLive(), listening: (id) => this.listeningWorkers.has(id), generation: () => this.generation(), pendingRestarts: () => [...this.restartTimers.values()] },
       this.asks,
       this.departed,
       this.metricsOf,
@@ -183,7 +184,7 @@ export class WorkerPool implements WorkerCluster {
   private stopRestarting(): void {
     this.stopping = true;
     this.health.stop();
-    for (const timer of this.restartTimers) clearTimeout(timer);
+    for (const timer of this.restartTimers.keys()) clearTimeout(timer);
     this.restartTimers.clear();
   }
 
@@ -301,7 +302,7 @@ export class WorkerPool implements WorkerCluster {
       this.restartTimers.delete(timer);
       if (!this.stopping) this.fork();
     }, delay);
-    this.restartTimers.add(timer);
+    this.restartTimers.set(timer, { at: Date.now() + delay, cause: replacement.cause });
   }
 
   private send(worker: Worker, message: ToWorker): void {
