@@ -57,13 +57,30 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
     pool.deps.observer.upstreamSessionsChanged(pool.name, -1);
   });
   pool.closeIfUnused();
+  if (endpoint) closeIfRemoved(pool, endpoint);
 }
 
-/** An address left DNS: its sessions wind down, its TLS ticket goes. */
+/** An address left DNS or the config (a reload): its sessions wind down, its TLS ticket goes. */
 export function retire(pool: UpstreamPool, endpoint: UpstreamEndpoint): void {
   pool.health.forget(endpoint);
   pool.nodeAgent?.forgetTlsSessions(endpoint.key);
   pool.own?.forgetTlsSessions(endpoint.key);
+  closeSessionsOf(pool, endpoint);
+}
+
+/**
+ * A removed endpoint's sessions close once no request runs on it or waits for it. Called when
+ * a session is adopted, a stream closes and a wait for a stream ends: a dial the removal
+ * overtook (TCP or TLS still under way) adopts its session after retire() ran, and that
+ * session was kept, pinged, to its maximum age, though no request would pick its endpoint
+ * again. The request that started the dial is served on it first (closing at adoption would
+ * have sent it to dial again).
+ */
+export function closeIfRemoved(pool: UpstreamPool, endpoint: UpstreamEndpoint): void {
+  if (endpoint.outstanding === 0 && !pool.endpoints.has(endpoint)) closeSessionsOf(pool, endpoint);
+}
+
+function closeSessionsOf(pool: UpstreamPool, endpoint: UpstreamEndpoint): void {
   pool.own?.closeGracefully(endpoint);
   const kit = pool.nodeKit;
   if (!kit) return;
