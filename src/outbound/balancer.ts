@@ -123,6 +123,9 @@ export class EndpointHealth<E extends Ejectable> {
     const threshold = this.outlier.consecutiveFailures;
     if (threshold === 0 || e.ejected || this.closed || e.failures < threshold) return;
     const list = this.endpoints();
+    // removed by a reload or DNS (forget() ran) while requests were in flight on it: their
+    // failures eject nothing (it was logged, counted and added to the gauge beside the set)
+    if (!list.includes(e)) return;
     const max = Math.floor((list.length * this.outlier.maxEjectionPercent) / 100);
     const ejected = this.ejectedCount(list);
     if (ejected >= max) return;
