@@ -247,6 +247,7 @@ export class UpstreamPool {
   retireAll(): void {
     this.retired = true;
     this.endpoints.stop();
+    this.health.retire();
     this.closeSessionsGracefully();
   }
 
