@@ -2,7 +2,8 @@
 // agent over core http2; the meshcar codec keeps its own in h2-session-pool.ts): each session
 // the agent opens is adopted (counted, its lifecycle managed by session-lifecycle.ts, listed
 // under its endpoint for the fast path) and dropped when it closes; a session with a free
-// stream slot is found per endpoint; an endpoint that left DNS has its sessions wound down.
+// stream slot is found per endpoint; an endpoint that left DNS or the config has its sessions
+// wound down, with both codecs, those a dial still under way at its removal opens included.
 // Plain functions of the pool (upstream-pool.ts).
 
 import type { ClientHttp2Session } from 'node:http2';
