@@ -74,6 +74,8 @@ interface Ejectable extends LoadState {
 /** Outcomes of requests, per endpoint of one upstream: the load estimate and outlier ejection. */
 export class EndpointHealth<E extends Ejectable> {
   private closed = false;
+  /** The pool was retired by a reload: the upstream's metrics are the pool now routing's. */
+  private retired = false;
 
   constructor(
     private readonly upstream: string,
@@ -123,6 +125,9 @@ export class EndpointHealth<E extends Ejectable> {
     const threshold = this.outlier.consecutiveFailures;
     if (threshold === 0 || e.ejected || this.closed || e.failures < threshold) return;
     const list = this.endpoints();
+    // removed by a reload or DNS (forget() ran) while requests were in flight on it: their
+    // failures eject nothing (it was logged, counted and added to the gauge beside the set)
+    if (!list.includes(e)) return;
     const max = Math.floor((list.length * this.outlier.maxEjectionPercent) / 100);
     const ejected = this.ejectedCount(list);
     if (ejected >= max) return;
@@ -132,6 +137,7 @@ export class EndpointHealth<E extends Ejectable> {
     e.ejectTimer = setTimeout(() => this.readmit(e), ms);
     e.ejectTimer.unref();
     this.logger.warn({ upstream: this.upstream, endpoint: e.key, failures: e.failures, ejectedForMs: ms }, 'upstream endpoint ejected after consecutive failures');
+    if (this.retired) return;
     this.observer.outlierEjected?.(this.upstream);
     this.observer.ejectedEndpointsChanged?.(this.upstream, ejected + 1);
   }
@@ -146,7 +152,7 @@ export class EndpointHealth<E extends Ejectable> {
     e.ewma = 0;
     e.stamp = 0;
     this.logger.info({ upstream: this.upstream, endpoint: e.key }, 'ejected upstream endpoint re-admitted');
-    this.observer.ejectedEndpointsChanged?.(this.upstream, this.ejectedCount(this.endpoints()));
+    if (!this.retired) this.observer.ejectedEndpointsChanged?.(this.upstream, this.ejectedCount(this.endpoints()));
   }
 
   /** An endpoint left the set (DNS): its ejection, if any, ends with it. */
@@ -155,8 +161,20 @@ export class EndpointHealth<E extends Ejectable> {
     e.ejectTimer = undefined;
     if (e.ejected) {
       e.ejected = false;
-      this.observer.ejectedEndpointsChanged?.(this.upstream, this.ejectedCount(this.endpoints()));
+      if (!this.retired) this.observer.ejectedEndpointsChanged?.(this.upstream, this.ejectedCount(this.endpoints()));
     }
+  }
+
+  /**
+   * A reload replaced or removed the pool: it goes on ejecting for its own requests still in
+   * flight, but reports nothing more, and the gauge it set goes to 0 (what a new pool of the
+   * same name starts with; for a removed upstream, none ejected). Left as it was, the gauge kept
+   * the retired pool's count, for good once that pool was let go before re-admitting them.
+   */
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    if (this.ejectedCount(this.endpoints()) > 0) this.observer.ejectedEndpointsChanged?.(this.upstream, 0);
   }
 
   close(): void {

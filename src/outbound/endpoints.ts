@@ -126,6 +126,11 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     return this.byOriginHost.get(host);
   }
 
+  /** Still one of the set's endpoints (not removed by a reload or a DNS refresh). */
+  has(endpoint: UpstreamEndpoint): boolean {
+    return this.byOriginHost.get(endpoint.origin.host) === endpoint;
+  }
+
   /**
    * Power of two choices: two distinct endpoints at random, the one with the lower load cost
    * (ewma × (outstanding + 1)) wins. Endpoints resting after a connect failure, ejected, the

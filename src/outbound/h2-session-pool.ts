@@ -37,8 +37,8 @@ export interface H2SessionPoolOptions {
   readonly connectTimeoutMs: () => number;
   /** A dial failed: recorded once per dial, here, not by each request that waited on it. */
   readonly dialFailed: (endpoint: UpstreamEndpoint, err: unknown) => void;
-  /** A new session is in the pool (a retired upstream pool closes it if nothing waits for it). */
-  readonly sessionAdopted?: () => void;
+  /** A new session is in the pool (a retired upstream pool, or a removed endpoint, closes it if nothing waits for it). */
+  readonly sessionAdopted?: (endpoint: UpstreamEndpoint) => void;
   readonly policy: SessionPolicy;
   readonly observer: TrafficObserver;
   readonly logger: Logger;
@@ -211,7 +211,7 @@ export class H2SessionPool {
       observer.upstreamSessionsChanged(upstream, -1);
       logger.debug({ upstream, endpoint: endpoint.key, reason }, 'upstream session closed');
     });
-    this.options.sessionAdopted?.();
+    this.options.sessionAdopted?.(endpoint);
   }
 
   /** After a rotation: new sessions do a full handshake with the new certificate. */

@@ -14,6 +14,7 @@ import type { TrafficObserver } from '../metrics/traffic.js';
 import type { EndpointHealth } from './balancer.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
+import { closeIfRemoved } from './pool-sessions.js';
 import type { UpstreamStream } from './upstream-stream.js';
 
 // what the pool notes on each of its streams, read by its shared 'response' and 'close' listeners
@@ -85,6 +86,8 @@ export function streamClosedListener(pool: UpstreamPool, health: EndpointHealth<
     const endpoint = this[ENDPOINT];
     if (endpoint === undefined) return;
     endpoint.outstanding -= 1;
+    // the last stream on an endpoint a reload or DNS removed meanwhile: its sessions go too
+    if (endpoint.outstanding === 0) closeIfRemoved(pool, endpoint);
     // closed with no response: a reset, a timeout (cancelled by the forwarder), a dead session;
     // an app that gives up on its own request says nothing about the endpoint (an app timing out
     // faster than a healthy endpoint answers would otherwise get it ejected)

@@ -12,6 +12,7 @@ import { MeshcarError, describeError } from '../errors.js';
 import { outboundFailure } from '../tls-failures/describe.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { countStream } from './pool-counting.js';
+import { closeIfRemoved } from './pool-sessions.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { classifyConnectError, isBadRequestError, isHeaderListTooLargeError, isSessionClosingError } from './upstream-errors.js';
 import type { OpenedStream, UpstreamPool } from './upstream-pool.js';
@@ -51,6 +52,8 @@ export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeader
       return await openOn(pool, endpoint, headers, options, wait);
     } finally {
       endpoint.outstanding -= 1;
+      // a request that left while a removed endpoint's dial ran: its late session goes
+      closeIfRemoved(pool, endpoint);
     }
   });
 }

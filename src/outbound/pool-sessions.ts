@@ -2,7 +2,8 @@
 // agent over core http2; the meshcar codec keeps its own in h2-session-pool.ts): each session
 // the agent opens is adopted (counted, its lifecycle managed by session-lifecycle.ts, listed
 // under its endpoint for the fast path) and dropped when it closes; a session with a free
-// stream slot is found per endpoint; an endpoint that left DNS has its sessions wound down.
+// stream slot is found per endpoint; an endpoint that left DNS or the config has its sessions
+// wound down, with both codecs, those a dial still under way at its removal opens included.
 // Plain functions of the pool (upstream-pool.ts).
 
 import type { ClientHttp2Session } from 'node:http2';
@@ -57,13 +58,30 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
     pool.deps.observer.upstreamSessionsChanged(pool.name, -1);
   });
   pool.closeIfUnused();
+  if (endpoint) closeIfRemoved(pool, endpoint);
 }
 
-/** An address left DNS: its sessions wind down, its TLS ticket goes. */
+/** An address left DNS or the config (a reload): its sessions wind down, its TLS ticket goes. */
 export function retire(pool: UpstreamPool, endpoint: UpstreamEndpoint): void {
   pool.health.forget(endpoint);
   pool.nodeAgent?.forgetTlsSessions(endpoint.key);
   pool.own?.forgetTlsSessions(endpoint.key);
+  closeSessionsOf(pool, endpoint);
+}
+
+/**
+ * A removed endpoint's sessions close once no request runs on it or waits for it. Called when
+ * a session is adopted, a stream closes and a wait for a stream ends: a dial the removal
+ * overtook (TCP or TLS still under way) adopts its session after retire() ran, and that
+ * session was kept, pinged, to its maximum age, though no request would pick its endpoint
+ * again. The request that started the dial is served on it first (closing at adoption would
+ * have sent it to dial again).
+ */
+export function closeIfRemoved(pool: UpstreamPool, endpoint: UpstreamEndpoint): void {
+  if (endpoint.outstanding === 0 && !pool.endpoints.has(endpoint)) closeSessionsOf(pool, endpoint);
+}
+
+function closeSessionsOf(pool: UpstreamPool, endpoint: UpstreamEndpoint): void {
   pool.own?.closeGracefully(endpoint);
   const kit = pool.nodeKit;
   if (!kit) return;

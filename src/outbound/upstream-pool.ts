@@ -33,7 +33,7 @@ import type { CircuitBreakerConfig } from '../config/upstream-policy-config.js';
 import { countStream, streamClosedListener, streamRespondedListener, type StreamClosed, type StreamResponded } from './pool-counting.js';
 import { badRequest, endpointFailed, openSlowly } from './pool-failover.js';
 import { connectMsOf } from './pool-reload.js';
-import { adopt, freeSession, retire } from './pool-sessions.js';
+import { adopt, closeIfRemoved, freeSession, retire } from './pool-sessions.js';
 import { StreamWait } from './stream-wait.js';
 
 export interface PoolSettings extends SessionPolicy {
@@ -136,7 +136,10 @@ export class UpstreamPool {
             checkServerIdentity: this.checkServerIdentity,
             connectTimeoutMs: () => this.connectMs,
             dialFailed: (endpoint, err) => void endpointFailed(this, endpoint, err),
-            sessionAdopted: () => this.closeIfUnused(),
+            sessionAdopted: (endpoint) => {
+              this.closeIfUnused();
+              closeIfRemoved(this, endpoint);
+            },
             policy: settings,
             observer: deps.observer,
             logger: deps.logger,
@@ -244,6 +247,7 @@ export class UpstreamPool {
   retireAll(): void {
     this.retired = true;
     this.endpoints.stop();
+    this.health.retire();
     this.closeSessionsGracefully();
   }
 
