@@ -80,8 +80,11 @@ export interface ObserverSettings {
 
 export class LiveObservers {
   private readonly forwarding: ForwardingObserver;
+  /** metrics.requests as the running config has it. */
+  private requests: boolean;
 
   constructor(private readonly parts: { readonly tlsFailures: TrafficObserver; readonly traffic: TrafficMetrics; readonly logger: Logger }, settings: ObserverSettings) {
+    this.requests = settings.requests;
     // every method of the observer interface: the ones all observers have, and the optional
     // ones the request metrics implement
     const methods = new Set([...Object.keys(NO_OBSERVER), ...Object.getOwnPropertyNames(TrafficMetrics.prototype)]);
@@ -95,6 +98,9 @@ export class LiveObservers {
 
   switchTo(settings: ObserverSettings): void {
     this.forwarding.swap(this.build(settings));
+    // turned off: the families go empty, as they are when off from the start
+    if (this.requests && !settings.requests) this.parts.traffic.clear();
+    this.requests = settings.requests;
   }
 
   /**

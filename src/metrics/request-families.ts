@@ -62,6 +62,11 @@ abstract class Family<L extends string, C> {
   }
 
   protected abstract newChild(labels: Record<L, string>): C;
+
+  /** Drops every series (metrics.requests turned off); children held by callers are dropped with them. */
+  clear(): void {
+    this.children.clear();
+  }
 }
 
 export class RequestCounterChild<L extends string = string> {

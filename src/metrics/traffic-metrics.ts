@@ -96,6 +96,19 @@ export class TrafficMetrics implements TrafficObserver {
     this.routesByUpstream = new Map(options.routesByUpstream ?? []);
   }
 
+  /**
+   * metrics.requests turned off by a reload: every family this feeds is emptied, as if it had
+   * been off from the start (a frozen last value would read as live), and /endpoints with them.
+   * Turned on again, they count from zero (a counter reset, which Prometheus takes in its stride).
+   */
+  clear(): void {
+    const m = this.metrics;
+    for (const family of [m.requests, m.requestDuration, m.grpcResponses, m.upstreamActiveStreams]) family.clear();
+    // prom-client's reset() drops a labelled family's series
+    for (const family of [m.requestErrors, m.schemaViolations, m.tlsHandshakeFailures, m.http2SessionsClosed, m.inboundConnectionsRefused, m.http2StreamErrors, m.upstreamSessions, m.retries, m.appStreamWaits, m.appStreamsRefused, m.retryBudgetExhausted, m.outlierEjections, m.ejectedEndpoints, m.circuitOpen]) family.reset();
+    for (const cache of [this.peers.inbound, this.peers.outbound, this.sessionGauges, this.streamGauges, this.ejectionCounters, this.ejectedGauges, this.circuitCounters]) cache.clear();
+  }
+
   /** New route templates for an upstream (live reload): paths seen from now on are labelled by them. */
   setRoutes(upstream: string, templates: readonly string[] | undefined): void {
     const before = this.routesByUpstream.get(upstream);

@@ -1,0 +1,45 @@
+// metrics.requests turned off by a reload empties the request families and /endpoints, as they
+// are when it is off from the start; they used to keep their last values for good, read by a
+// dashboard as live. Turned on again: open sessions are handed over exactly, counts start from
+// zero. The real registry (GET /metrics's text), the observer the data plane is given.
+
+import t from 'tap';
+import { pino } from 'pino';
+import { Metrics } from '../../src/metrics/registry.js';
+import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
+import { LiveObservers } from '../../src/metrics/live-observers.js';
+import { NO_OBSERVER, type RequestRecord } from '../../src/metrics/traffic.js';
+
+const request: RequestRecord = { direction: 'outbound', peer: 'payments', method: 'GET', path: '/charges', status: 503, durationSeconds: 0.002, errorCode: 'upstream_unavailable' };
+
+const samples = (text: string, family: string) => text.split('\n').filter((l) => l.startsWith(`${family}{`) || l.startsWith(`${family} `));
+
+t.test('off by reload: the families empty; on again: from zero, sessions handed over', async (t) => {
+  const metrics = new Metrics({ processMetrics: false });
+  const traffic = new TrafficMetrics(metrics);
+  const live = new LiveObservers({ tlsFailures: NO_OBSERVER, traffic, logger: pino({ level: 'silent' }) }, { requests: true, access: false });
+  const observer = live.observer as typeof live.observer & { outlierEjected(u: string): void; ejectedEndpointsChanged(u: string, n: number): void };
+  observer.requestFinished(request);
+  observer.upstreamSessionsChanged('payments', 2);
+  observer.outlierEjected('payments');
+  observer.ejectedEndpointsChanged('payments', 1);
+  observer.tlsHandshakeFailed('inbound', 'unknown_ca');
+  const families = ['meshcar_requests_total', 'meshcar_request_duration_seconds_count', 'meshcar_request_errors_total', 'meshcar_upstream_sessions', 'meshcar_outlier_ejections_total', 'meshcar_upstream_ejected_endpoints', 'meshcar_tls_handshake_failures_total'];
+  const on = await metrics.render();
+  for (const family of families) t.equal(samples(on, family).length, 1, `on: ${family} has its sample`);
+  t.equal(traffic.endpoints().length, 1, 'and /endpoints its row');
+
+  live.switchTo({ requests: false, access: false });
+  const off = await metrics.render();
+  for (const family of families) t.same(samples(off, family), [], `off: no ${family} sample`);
+  t.same(traffic.endpoints(), [], '/endpoints is empty');
+  observer.requestFinished(request);
+  t.same(samples(await metrics.render(), 'meshcar_requests_total'), [], 'nor does a request made while off count');
+
+  live.switchTo({ requests: true, access: false });
+  const again = await metrics.render();
+  t.same(samples(again, 'meshcar_upstream_sessions'), ['meshcar_upstream_sessions{upstream="payments"} 2'], 'on again: the sessions still open, exactly');
+  t.same(samples(again, 'meshcar_requests_total'), [], 'no request counted yet');
+  observer.requestFinished(request);
+  t.match(samples(await metrics.render(), 'meshcar_requests_total'), [/ 1$/], 'then each counts from zero');
+});
