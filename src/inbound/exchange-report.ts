@@ -5,10 +5,10 @@
 
 import { performance } from 'node:perf_hooks';
 import { CLIENT_CLOSED_STATUS } from '../http/status.js';
-
-const SERVICE_UNAVAILABLE = 503;
 import type { TrafficObserver } from '../metrics/traffic.js';
 import type { Exchange } from './exchange.js';
+
+const SERVICE_UNAVAILABLE = 503;
 
 /**
  * `cutBy`: set once the sidecar has cut every connection still open (at the drain timeout, or a
