@@ -1,7 +1,8 @@
 // The single report of an inbound exchange (exchange.ts), made once when the caller's side has
 // closed: the record the metrics and the access log get of it (src/metrics/traffic.ts), with
-// the status the caller got, 499 when it left before an answer, or 503 when the sidecar cut it at its drain timeout. Separate from exchange.ts,
-// which decides the exchange's course: this only says, once, how it went.
+// the status the caller got, 499 when it left before an answer, or 503 when the sidecar cut it
+// at the drain timeout. Separate from exchange.ts, which decides the exchange's course: this
+// only says, once, how it went.
 
 import { performance } from 'node:perf_hooks';
 import { CLIENT_CLOSED_STATUS } from '../http/status.js';
