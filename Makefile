@@ -143,9 +143,9 @@ bench-ca: build
 bench-metrics: build
 	node bench/metrics-scrape.mjs
 
-## clean: remove build output; $(CERTS)/ (the CA, SVIDs, tokens) is kept, as make ca keeps a CA (FORCE=1 removes it too, but certs/README.md)
+## clean: remove build output (and the test run's group files); $(CERTS)/ (the CA, SVIDs, tokens) is kept, as make ca keeps a CA (FORCE=1 removes it too, but certs/README.md)
 clean:
-	rm -rf dist .tap
+	rm -rf dist .tap test/.groups
 	@if [ "$(FORCE)" = 1 ]; then find $(CERTS) -mindepth 1 ! -name README.md -exec rm -rf {} +; \
 	elif [ -n "$$(find $(CERTS) -mindepth 1 ! -name README.md -print -quit 2>/dev/null)" ]; then \
 	  echo "make clean: $(CERTS)/ is kept (it holds the CA and the certificates it issued); FORCE=1 make clean removes it too" >&2; fi
