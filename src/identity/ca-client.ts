@@ -17,6 +17,7 @@ import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { validateSvidSoon, type Svid } from './svid.js';
 import { buildCsr } from '../pki/csr-request.js'; // DER by hand: a sidecar never loads node-forge
 import { splitPemCertificates } from '../pki/pem.js';
+import { clip } from '../clip.js';
 
 export const DEFAULT_CA_TIMEOUT_MS = 10_000;
 /** A chain and a bundle are a few kilobytes; anything near this is not a signing response. */
@@ -180,13 +181,20 @@ export class CaClient {
 
   private refusal(response: RawResponse): CaRefusedError {
     let code = 'http_error';
-    let message = response.body.slice(0, 200);
+    // a proxy's HTML page spans lines: one line of it, as /identity's lastError and doctor show it
+    let message = response.body.slice(0, 200).replace(/\s+/g, ' ').trim() || '(an empty body)';
     try {
       const json = JSON.parse(response.body) as { error?: unknown; message?: unknown };
       if (typeof json.error === 'string') code = json.error;
       if (typeof json.message === 'string') message = json.message;
     } catch {
       // not JSON (a proxy's error page?): keep the start of the text
+    }
+    const location = response.headers.location;
+    if (response.status >= 300 && response.status < 400) {
+      // never followed (the target would have to pass the same checks, and a CA API never
+      // moves): an empty 302 said only "refused (302 http_error): " before
+      message = `it redirects${typeof location === 'string' ? ` to ${clip(location, 200)}` : ''}, and the CA's API never does: point identity.ca.url at the meshcar CA itself`;
     }
     const retryAfter = parseRetryAfter(response.headers['retry-after'] as string | undefined);
     return new CaRefusedError(response.status, code, `the CA at ${this.options.url} refused (${response.status} ${code}): ${message}`, retryAfter);
