@@ -165,7 +165,7 @@ export class CaClient {
       throw new MeshcarError('identity_invalid', `the CA issued ${spiffeId}, but ${request.spiffeId} was asked for`);
     }
     // the bundle becomes all this workload trusts: it must hold the root the CA itself answered under
-    if (!bundleVouchedFor(response.presented, bundle)) throw this.unvouched('new SVID');
+    if (!bundleVouchedFor(response.presented, bundle)) throw this.unvouched('new SVID', bundle);
     try {
       // a CA whose clock runs ahead issues certificates that start in our future: kept (the
       // join token that paid for it may be single-use), served once valid (validFrom)
@@ -175,8 +175,14 @@ export class CaClient {
     }
   }
 
-  private unvouched(what: string): MeshcarError {
-    return new MeshcarError('identity_invalid', `the CA at ${this.options.url} sent a ${what} whose trust bundle does not hold the root its own certificate chains to; refused (it would make this sidecar refuse every peer it trusts now): the CA's bundle.pem is not its own`);
+  private unvouched(what: 'new SVID' | 'trust bundle', bundlePem: string): MeshcarError {
+    // a body with no certificate at all (empty, an HTML page, a proxy's text) is no wrong
+    // bundle.pem: said as what it is, with its start, not as the CA's folder mixed up
+    if (splitPemCertificates(bundlePem).length === 0) {
+      const start = bundlePem.slice(0, 100).replace(/\s+/g, ' ').trim();
+      return new MeshcarError('identity_invalid', `the CA at ${this.options.url} sent a ${what === 'new SVID' ? 'new SVID whose trust bundle' : 'trust bundle that'} holds no PEM certificate (${bundlePem.length === 0 ? 'an empty body' : `${bundlePem.length} bytes: ${JSON.stringify(start)}`}); refused`);
+    }
+    return new MeshcarError('identity_invalid', `the CA at ${this.options.url} sent a ${what === 'new SVID' ? 'new SVID whose trust bundle' : 'trust bundle that'} does not hold the root its own certificate chains to; refused (it would make this sidecar refuse every peer it trusts now): the CA's bundle.pem is not its own`);
   }
 
   private refusal(response: RawResponse): CaRefusedError {
@@ -209,7 +215,7 @@ export class CaClient {
   async fetchBundle(knownBundlePem: string): Promise<string> {
     const response = await this.exchange(this.bundleUrl, undefined, { trust: knownBundlePem });
     if (response.status !== 200) throw this.refusal(response);
-    if (!bundleVouchedFor(response.presented, response.body)) throw this.unvouched('trust bundle');
+    if (!bundleVouchedFor(response.presented, response.body)) throw this.unvouched('trust bundle', response.body);
     this.learned = response.body;
     return response.body;
   }
