@@ -172,12 +172,14 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
 
 /**
  * A CA answer that says "not now" rather than "no": its rate limit (429: a fleet starting
- * together on one host, or behind one NAT address, shares one bucket), or a 5xx (a proxy in
- * front of a CA that is not ready, an issuer being rotated). Final at first contact, every
- * sidecar past the CA's burst exited at once; renewals always retried them.
+ * together on one host, or behind one NAT address, shares one bucket), or a proxy in front of
+ * a CA that is not ready (502, 503, 504). Final at first contact, every sidecar past the CA's
+ * burst exited at once; renewals always retried them. A 500 is not among them: the CA's own
+ * failure (an expired issuer) comes after a single-use token was spent, and a retry would
+ * hide it behind "token_used".
  */
 function notNow(err: unknown): err is CaRefusedError {
-  return err instanceof CaRefusedError && (err.status === 429 || (err.status >= 500 && err.status <= 599));
+  return err instanceof CaRefusedError && [429, 502, 503, 504].includes(err.status);
 }
 
 /**

@@ -2,9 +2,9 @@
 // Retry-After, a fleet starting together on one host or behind one NAT address), or a proxy in
 // front of it that is not ready (502/503, an HTML page). Each is retried within the start-up
 // wait, Retry-After honoured, one warning per retry naming the answer; a refusal of the request
-// itself (401 token_used) stays final, said at once. The CA is the real one (rate limit) or a
-// real HTTPS server with the CA's SPIFFE ID and a certificate from our CA that signs through
-// our authority once it is "ready".
+// itself (401 token_used) stays final, said at once, and so does a 500 (the CA's own failure).
+// The CA is the real one (rate limit) or a real HTTPS server with the CA's SPIFFE ID and a
+// certificate from our CA that signs through our authority once it is "ready".
 
 import t from 'tap';
 import https from 'node:https';
@@ -93,15 +93,24 @@ t.test('a proxy answering 502/503 HTML before the CA is ready: retried, then the
   t.same(retries(lines).map((l) => /refused \((\d+) http_error\)/.exec(String(l.msg))?.[1]), ['502', '503'], 'one warning per retry, naming the status');
 });
 
-t.test('a CA answering 500 for good: retried at most a second apart, then the start fails with the answer', async (t) => {
-  const fake = await proxiedCa(t, () => ({ status: 500, body: '<html><body>Internal Server Error</body></html>' }));
+t.test('a proxy answering 503 for good: retried at most a second apart, then the start fails with the answer', async (t) => {
+  const fake = await proxiedCa(t, () => ({ status: 503, body: PAGE }));
   const { work, tokenPath } = await tokenFile(t, fake.caDir);
   const lines: Array<Record<string, unknown>> = [];
   const started = Date.now();
-  await t.rejects(obtainIdentity({ spiffeId: ORDERS, trustDomain: TD, dir: join(work, 'identity'), ca: { url: fake.url, bundlePath: join(fake.caDir, 'bundle.pem'), tokenPath }, logger: memoryLogger(lines), startupTimeoutMs: 2000 }), { code: 'ca_refused', message: /refused \(500 http_error\): <html>/ });
+  await t.rejects(obtainIdentity({ spiffeId: ORDERS, trustDomain: TD, dir: join(work, 'identity'), ca: { url: fake.url, bundlePath: join(fake.caDir, 'bundle.pem'), tokenPath }, logger: memoryLogger(lines), startupTimeoutMs: 2000 }), { code: 'ca_refused', message: /refused \(503 http_error\): <html>/ });
   const took = Date.now() - started;
   t.ok(took < 4000, `ends with the start-up wait (${took} ms)`);
   t.ok(fake.requests() >= 2 && fake.requests() <= 20, `${fake.requests()} requests: retried, no tight loop`);
+});
+
+t.test("a 500 stays final (the CA's own failure, after a single-use token may be spent): said at once", async (t) => {
+  const fake = await proxiedCa(t, () => ({ status: 500, body: '{"error":"ca_missing","message":"the CA\'s issuer expired at ..."}' }));
+  const { work, tokenPath } = await tokenFile(t, fake.caDir);
+  const lines: Array<Record<string, unknown>> = [];
+  await t.rejects(obtainIdentity({ spiffeId: ORDERS, trustDomain: TD, dir: join(work, 'identity'), ca: { url: fake.url, bundlePath: join(fake.caDir, 'bundle.pem'), tokenPath }, logger: memoryLogger(lines) }), { code: 'ca_refused', message: /refused \(500 ca_missing\): the CA's issuer expired/ });
+  t.equal(fake.requests(), 1, 'one request, not retried into a token_used');
+  t.same(retries(lines), [], 'no retries');
 });
 
 t.test('a refusal of the request itself (401 token_used) stays final: said at once, not retried', async (t) => {
