@@ -5,13 +5,19 @@
 // would be refused. It says so at warn, once per poll, asks for a renewal instead, and keeps
 // what it has. The same at start: the stored SVID is not served with it; a new one is asked
 // for. The CA is a real HTTPS server with the CA's SPIFFE ID, its certificate under the second
-// root; the sidecar side is the real CaClient, BundleRefresh and bundleBeforeStart.
+// root; the sidecar side is the real CaClient, BundleRefresh and bundleBeforeStart. A renewal
+// whose answer drops the old root (its new leaf under the new one) is taken, as a rotation's
+// last step is, and says which root it dropped.
 
 import t from 'tap';
 import https from 'node:https';
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { memoryLogger } from '../helpers/ca.js';
+import { issueLeafCertificate } from '../../src/ca/x509-profile.js';
+import { parseAndVerifyCsr } from '../../src/pki/csr.js';
+import { Renewal } from '../../src/identity/renewal.js';
 import { makePki } from '../helpers/pki.js';
 import { CaClient } from '../../src/identity/ca-client.js';
 import { BundleRefresh, bundleBeforeStart } from '../../src/identity/bundle-refresh.js';
@@ -32,9 +38,20 @@ t.test("a bundle without the current certificate's root is not taken: said, a re
   const own = await next.issue(caSpiffeId(TD), { serverNames: ['127.0.0.1'] });
   let polls = 0;
   const server = https.createServer({ key: own.privateKeyPem, cert: own.chainPem }, (req, res) => {
-    req.resume();
-    polls += 1;
-    res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(next.bundlePem);
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      if (req.url === '/v1/bundle') {
+        polls += 1;
+        return void res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(next.bundlePem);
+      }
+      void (async () => {
+        // a renewal: a leaf under the new root, and the new root alone
+        const csr = await parseAndVerifyCsr((JSON.parse(Buffer.concat(chunks).toString()) as { csr: string }).csr);
+        const built = await issueLeafCertificate(next.issuer, next.issuerNotAfter, { spiffeId: ORDERS, subjectPublicKeySpki: csr.spki, lifetimeMs: 600_000 });
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ spiffeId: ORDERS, chain: built.pem + next.issuerPem, bundle: next.bundlePem }));
+      })();
+    });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -66,4 +83,21 @@ t.test("a bundle without the current certificate's root is not taken: said, a re
   t.equal(await bundleBeforeStart(current, startClient, async () => void (persisted += 1), memoryLogger(startLines)), undefined, 'at start: a new SVID is asked for');
   t.ok(startLines.some((l) => /the stored SVID is no longer trusted by the CA's bundle .*; requesting a new one/.test(String(l.msg))), 'and it says why');
   t.equal(persisted, 0, 'nothing stored');
+  t.notOk(lines.some((l) => /the trust bundle no longer holds/.test(String(l.msg))), 'no root was dropped meanwhile');
+
+  // a renewal's answer under the new root with the new root alone: taken, and the dropped root named
+  const renewal = new Renewal({ identity, obtain: (svid) => client.sign({ spiffeId: ORDERS, auth: { svid } }), logger, window: { from: 0, to: 0 } });
+  t.teardown(() => renewal.stop());
+  renewal.start();
+  const until = Date.now() + 10_000;
+  while (identity.current() === current && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+  renewal.stop();
+  t.not(identity.current(), current, 'the renewal swapped in the new SVID');
+  t.equal(rootCount(identity.current()), 1, 'with the new root alone');
+  const oldRoot = new X509Certificate(old.rootPem).serialNumber.toLowerCase();
+  const dropped = lines.filter((l) => /the trust bundle no longer holds/.test(String(l.msg)));
+  t.equal(dropped.length, 1, 'one line says so');
+  t.equal(dropped[0]?.level, 40, 'at warn');
+  t.match(String(dropped[0]?.msg), new RegExp(`^the trust bundle no longer holds "meshcar root CA" \\(serial ${oldRoot}\\): peers whose certificates chain only to it are refused from now on`), 'naming the root dropped');
+  t.same(dropped[0]?.rootsRemoved, [`"meshcar root CA" (serial ${oldRoot})`], 'in a field too');
 });
