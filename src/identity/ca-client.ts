@@ -22,6 +22,8 @@ import { clip } from '../clip.js';
 export const DEFAULT_CA_TIMEOUT_MS = 10_000;
 /** A chain and a bundle are a few kilobytes; anything near this is not a signing response. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
+/** What the CA chose (an error code and message, a SPIFFE ID) is quoted cut to this many characters. */
+const QUOTED_LIMIT = 200;
 /** Certificates of the CA server's presented path looked at (leaf, issuer, a cross-signed root: 3). */
 const MAX_PRESENTED = 8;
 
@@ -162,7 +164,7 @@ export class CaClient {
       throw new CaRefusedError(200, 'bad_response', `the CA at ${this.options.url} answered 200 without string "spiffeId", "chain" and "bundle"`);
     }
     if (spiffeId !== request.spiffeId) {
-      throw new MeshcarError('identity_invalid', `the CA issued ${spiffeId}, but ${request.spiffeId} was asked for`);
+      throw new MeshcarError('identity_invalid', `the CA issued ${clip(spiffeId, QUOTED_LIMIT)}, but ${request.spiffeId} was asked for`);
     }
     // the bundle becomes all this workload trusts: it must hold the root the CA itself answered under
     if (!bundleVouchedFor(response.presented, bundle)) throw this.unvouched('new SVID', bundle);
@@ -191,8 +193,9 @@ export class CaClient {
     let message = response.body.slice(0, 200).replace(/\s+/g, ' ').trim() || '(an empty body)';
     try {
       const json = JSON.parse(response.body) as { error?: unknown; message?: unknown };
-      if (typeof json.error === 'string') code = json.error;
-      if (typeof json.message === 'string') message = json.message;
+      // cut: the reason is logged on every retry and kept for /identity (a CA's 900 KB message was)
+      if (typeof json.error === 'string') code = clip(json.error, QUOTED_LIMIT);
+      if (typeof json.message === 'string') message = clip(json.message, QUOTED_LIMIT);
     } catch {
       // not JSON (a proxy's error page?): keep the start of the text
     }
@@ -200,7 +203,7 @@ export class CaClient {
     if (response.status >= 300 && response.status < 400) {
       // never followed (the target would have to pass the same checks, and a CA API never
       // moves): an empty 302 said only "refused (302 http_error): " before
-      message = `it redirects${typeof location === 'string' ? ` to ${clip(location, 200)}` : ''}, and the CA's API never does: point identity.ca.url at the meshcar CA itself`;
+      message = `it redirects${typeof location === 'string' ? ` to ${clip(location, QUOTED_LIMIT)}` : ''}, and the CA's API never does: point identity.ca.url at the meshcar CA itself`;
     }
     const retryAfter = parseRetryAfter(response.headers['retry-after'] as string | undefined);
     return new CaRefusedError(response.status, code, `the CA at ${this.options.url} refused (${response.status} ${code}): ${message}`, retryAfter);

@@ -29,7 +29,7 @@ const TD = 'mesh.local';
 const ORDERS = `spiffe://${TD}/svc/orders`;
 const spki = (pem: string) => createPublicKey(pem).export({ type: 'spki', format: 'der' });
 
-type Mode = 'other-id' | 'other-key' | 'expired' | 'hour-ahead' | 'other-root' | 'huge' | 'garbage' | 'html-500' | 'redirect' | 'trickle';
+type Mode = 'other-id' | 'other-key' | 'expired' | 'hour-ahead' | 'other-root' | 'huge' | 'garbage' | 'html-500' | 'redirect' | 'trickle' | 'long-error' | 'long-id' | 'long-uri';
 
 /** What each answer must be refused with: the error's code and its one-line reason. */
 const EXPECTED: Record<Mode, { code: string; reason: RegExp }> = {
@@ -43,6 +43,10 @@ const EXPECTED: Record<Mode, { code: string; reason: RegExp }> = {
   'html-500': { code: 'ca_refused', reason: /refused \(500 http_error\): <html><head><title>500 Internal Server Error<\/title><\/head> <body> <h1>Internal Server Error<\/h1> <\/body><\/html>$/ },
   redirect: { code: 'ca_refused', reason: /refused \(302 http_error\): it redirects to https:\/\/ca\.example\.invalid\/v1\/sign, and the CA's API never does: point identity\.ca\.url at the meshcar CA itself$/ },
   trickle: { code: 'ca_unreachable', reason: /no answer within 1000 ms/ },
+  // what the CA chose, quoted cut: a reason is logged on every retry and kept for /identity
+  'long-error': { code: 'ca_refused', reason: /refused \(503 E{200}… \(300000 characters\)\): M{200}… \(600000 characters\)$/ },
+  'long-id': { code: 'identity_invalid', reason: /^the CA issued spiffe:\/\/mesh\.local\/svc\/pppp\S{100,300}… \(900024 characters\), but spiffe:\/\/mesh\.local\/svc\/orders was asked for$/ },
+  'long-uri': { code: 'identity_invalid', reason: /is for spiffe:\/\/mesh\.local\/svc\/pppp\S{200,260}… \(\d+ characters\), expected spiffe:\/\/mesh\.local\/svc\/orders$/ },
 };
 
 t.test('each wrong answer is refused with its reason; the renewal keeps the SVID and its backoff', async (t) => {
@@ -68,6 +72,9 @@ t.test('each wrong answer is refused with its reason; the renewal keeps the SVID
     'html-500': async () => '',
     redirect: async () => '',
     trickle: async () => '',
+    'long-error': async () => '',
+    'long-id': async (key) => (await authority.issue(ORDERS, key, 600_000)).chain,
+    'long-uri': async (key) => (await authority.issue(`spiffe://${TD}/svc/${'p'.repeat(60_000)}`, key, 600_000)).chain,
   };
   const server = https.createServer({ key: keys.privateKeyPem, cert: own.chain }, (req, res) => {
     const chunks: Buffer[] = [];
@@ -76,6 +83,7 @@ t.test('each wrong answer is refused with its reason; the renewal keeps the SVID
       if (mode === 'huge') return void res.writeHead(200, { 'content-type': 'application/json' }).end(`{"chain":"${'A'.repeat(5 * 1024 * 1024)}"}`);
       if (mode === 'garbage') return void res.writeHead(200, { 'content-type': 'application/json' }).end('\u0000{chain: <html>');
       if (mode === 'html-500') return void res.writeHead(500, { 'content-type': 'text/html' }).end('<html><head><title>500 Internal Server Error</title></head>\n<body>\n<h1>Internal Server Error</h1>\n</body></html>\n');
+      if (mode === 'long-error') return void res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'E'.repeat(300_000), message: 'M'.repeat(600_000) }));
       if (mode === 'redirect') return void res.writeHead(302, { location: 'https://ca.example.invalid/v1/sign' }).end();
       if (mode === 'trickle') {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -85,7 +93,8 @@ t.test('each wrong answer is refused with its reason; the renewal keeps the SVID
       void (async () => {
         const csr = await parseAndVerifyCsr((JSON.parse(Buffer.concat(chunks).toString()) as { csr: string }).csr);
         const chain = await answers[mode](csr.spki);
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ spiffeId: ORDERS, chain, bundle: bundlePem }));
+        const spiffeId = mode === 'long-id' ? `spiffe://${TD}/svc/${'p'.repeat(900_000)}` : ORDERS;
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ spiffeId, chain, bundle: bundlePem }));
       })();
     });
   });
@@ -115,6 +124,7 @@ t.test('each wrong answer is refused with its reason; the renewal keeps the SVID
     t.ok(events.length >= 3 && events.every((e) => e.result === 'failure'), `${each}: ${events.length} renewals, each a failure`);
     t.match({ code: (last as { code?: string } | undefined)?.code, reason }, { code: EXPECTED[each].code, reason: EXPECTED[each].reason }, `${each}: refused as ${EXPECTED[each].code}: ${reason}`);
     t.notMatch(reason, /\n/, `${each}: the reason is one line`);
+    t.ok(reason.length < 1000, `${each}: the reason is short (${reason.length} characters)`);
     t.equal(identity.current(), first, `${each}: the current SVID serves on`);
     const failed = lines.filter((l) => /SVID renewal failed/.test(String(l.msg)));
     t.equal(failed.length, events.length, `${each}: one log line per failed renewal`);
