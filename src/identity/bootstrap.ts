@@ -196,8 +196,10 @@ async function firstIssuance(request: () => Promise<Svid>, options: CaIdentityOp
       if (options.signal?.aborted) throw options.signal.reason;
       options.onFirstRequestFailed?.(err);
       let delay = backoffDelayMs(attempt, options.backoff ?? FIRST_CONTACT_BACKOFF);
-      // a Retry-After past the start-up wait ends it now, with the CA's answer (below)
-      if (notNow(err) && err.retryAfterSeconds !== undefined) delay = Math.max(delay, err.retryAfterSeconds * 1000);
+      // the jittered step on top of the CA's Retry-After: the sidecars it turned away together
+      // (same whole second) come back spread, not as one burst; one past the start-up wait
+      // ends it now, with the CA's answer (below)
+      if (notNow(err) && err.retryAfterSeconds !== undefined) delay += err.retryAfterSeconds * 1000;
       const retried = isMeshcarError(err) && (err.code === 'ca_unreachable' || notNow(err));
       if (!retried || Date.now() + delay > deadline) throw err;
       options.logger.warn({ retryInMs: delay }, `first SVID request failed, retrying: ${describeError(err)}`);
