@@ -131,8 +131,8 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     // (the first load has said why no set is used as stored: this one says nothing more)
     const nearEnd = reusable ? undefined : await store.load(spiffeId, { minRemainingFraction: 0, quiet: true });
     svid = await firstIssuance(nearEnd ? () => obtain(nearEnd) : withToken, options).catch((err: unknown) => {
-      // the CA out of reach: the stored one serves while it lasts, and the renewal loop retries
-      if (nearEnd === undefined || !isMeshcarError(err) || err.code !== 'ca_unreachable' || remainingMs(nearEnd) <= 1000) throw err;
+      // the CA out of reach (or saying "not now" all along): the stored one serves while it lasts, and the renewal loop retries
+      if (nearEnd === undefined || !isMeshcarError(err) || !(err.code === 'ca_unreachable' || notNow(err)) || remainingMs(nearEnd) <= 1000) throw err;
       logger.warn({ serial: nearEnd.serialHex, notAfter: nearEnd.notAfter.toISOString() }, `the CA is out of reach (${describeError(err)}); starting with the stored SVID, which expires soon`);
       return nearEnd;
     });
@@ -171,7 +171,22 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
   };
 }
 
-/** Retries only an unreachable CA (it may be starting too); a refusal or a mismatch (ca_mismatch) is final and clear. */
+/**
+ * A CA answer that says "not now" rather than "no": its rate limit (429: a fleet starting
+ * together on one host, or behind one NAT address, shares one bucket), or a proxy in front of
+ * a CA that is not ready (502, 503, 504). Final at first contact, every sidecar past the CA's
+ * burst exited at once; renewals always retried them. A 500 is not among them: the CA's own
+ * failure (an expired issuer) comes after a single-use token was spent, and a retry would
+ * hide it behind "token_used".
+ */
+function notNow(err: unknown): err is CaRefusedError {
+  return err instanceof CaRefusedError && [429, 502, 503, 504].includes(err.status);
+}
+
+/**
+ * Retries an unreachable CA (it may be starting too) and a CA that answers "not now" (notNow,
+ * its Retry-After waited); a refusal of the request or a mismatch (ca_mismatch) is final and clear.
+ */
 async function firstIssuance(request: () => Promise<Svid>, options: CaIdentityOptions): Promise<Svid> {
   const deadline = Date.now() + (options.startupTimeoutMs ?? 30_000);
   for (let attempt = 0; ; attempt++) {
@@ -181,8 +196,13 @@ async function firstIssuance(request: () => Promise<Svid>, options: CaIdentityOp
       // stopped while waiting for the CA: no retry, no warning
       if (options.signal?.aborted) throw options.signal.reason;
       options.onFirstRequestFailed?.(err);
-      const delay = backoffDelayMs(attempt, options.backoff ?? FIRST_CONTACT_BACKOFF);
-      if (!isMeshcarError(err) || err.code !== 'ca_unreachable' || Date.now() + delay > deadline) throw err;
+      let delay = backoffDelayMs(attempt, options.backoff ?? FIRST_CONTACT_BACKOFF);
+      // the jittered step on top of the CA's Retry-After: the sidecars it turned away together
+      // (same whole second) come back spread, not as one burst; one past the start-up wait
+      // ends it now, with the CA's answer (below)
+      if (notNow(err) && err.retryAfterSeconds !== undefined) delay += err.retryAfterSeconds * 1000;
+      const retried = isMeshcarError(err) && (err.code === 'ca_unreachable' || notNow(err));
+      if (!retried || Date.now() + delay > deadline) throw err;
       options.logger.warn({ retryInMs: delay }, `first SVID request failed, retrying: ${describeError(err)}`);
       await sleep(delay, options.signal);
     }

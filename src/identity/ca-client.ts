@@ -17,10 +17,13 @@ import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { validateSvidSoon, type Svid } from './svid.js';
 import { buildCsr } from '../pki/csr-request.js'; // DER by hand: a sidecar never loads node-forge
 import { splitPemCertificates } from '../pki/pem.js';
+import { clip } from '../clip.js';
 
 export const DEFAULT_CA_TIMEOUT_MS = 10_000;
 /** A chain and a bundle are a few kilobytes; anything near this is not a signing response. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
+/** What the CA chose (an error code and message, a SPIFFE ID) is quoted cut to this many characters. */
+const QUOTED_LIMIT = 200;
 /** Certificates of the CA server's presented path looked at (leaf, issuer, a cross-signed root: 3). */
 const MAX_PRESENTED = 8;
 
@@ -161,10 +164,10 @@ export class CaClient {
       throw new CaRefusedError(200, 'bad_response', `the CA at ${this.options.url} answered 200 without string "spiffeId", "chain" and "bundle"`);
     }
     if (spiffeId !== request.spiffeId) {
-      throw new MeshcarError('identity_invalid', `the CA issued ${spiffeId}, but ${request.spiffeId} was asked for`);
+      throw new MeshcarError('identity_invalid', `the CA issued ${clip(spiffeId, QUOTED_LIMIT)}, but ${request.spiffeId} was asked for`);
     }
     // the bundle becomes all this workload trusts: it must hold the root the CA itself answered under
-    if (!bundleVouchedFor(response.presented, bundle)) throw this.unvouched('new SVID');
+    if (!bundleVouchedFor(response.presented, bundle)) throw this.unvouched('new SVID', bundle);
     try {
       // a CA whose clock runs ahead issues certificates that start in our future: kept (the
       // join token that paid for it may be single-use), served once valid (validFrom)
@@ -174,19 +177,33 @@ export class CaClient {
     }
   }
 
-  private unvouched(what: string): MeshcarError {
-    return new MeshcarError('identity_invalid', `the CA at ${this.options.url} sent a ${what} whose trust bundle does not hold the root its own certificate chains to; refused (it would make this sidecar refuse every peer it trusts now): the CA's bundle.pem is not its own`);
+  private unvouched(what: 'new SVID' | 'trust bundle', bundlePem: string): MeshcarError {
+    // a body with no certificate at all (empty, an HTML page, a proxy's text) is no wrong
+    // bundle.pem: said as what it is, with its start, not as the CA's folder mixed up
+    if (splitPemCertificates(bundlePem).length === 0) {
+      const start = bundlePem.slice(0, 100).replace(/\s+/g, ' ').trim();
+      return new MeshcarError('identity_invalid', `the CA at ${this.options.url} sent a ${what === 'new SVID' ? 'new SVID whose trust bundle' : 'trust bundle that'} holds no PEM certificate (${bundlePem.length === 0 ? 'an empty body' : `${bundlePem.length} bytes: ${JSON.stringify(start)}`}); refused`);
+    }
+    return new MeshcarError('identity_invalid', `the CA at ${this.options.url} sent a ${what === 'new SVID' ? 'new SVID whose trust bundle' : 'trust bundle that'} does not hold the root its own certificate chains to; refused (it would make this sidecar refuse every peer it trusts now): the CA's bundle.pem is not its own`);
   }
 
   private refusal(response: RawResponse): CaRefusedError {
     let code = 'http_error';
-    let message = response.body.slice(0, 200);
+    // a proxy's HTML page spans lines: one line of it, as /identity's lastError and doctor show it
+    let message = response.body.slice(0, 200).replace(/\s+/g, ' ').trim() || '(an empty body)';
     try {
       const json = JSON.parse(response.body) as { error?: unknown; message?: unknown };
-      if (typeof json.error === 'string') code = json.error;
-      if (typeof json.message === 'string') message = json.message;
+      // cut: the reason is logged on every retry and kept for /identity (a CA's 900 KB message was)
+      if (typeof json.error === 'string') code = clip(json.error, QUOTED_LIMIT);
+      if (typeof json.message === 'string') message = clip(json.message, QUOTED_LIMIT);
     } catch {
       // not JSON (a proxy's error page?): keep the start of the text
+    }
+    const location = response.headers.location;
+    if (response.status >= 300 && response.status < 400) {
+      // never followed (the target would have to pass the same checks, and a CA API never
+      // moves): an empty 302 said only "refused (302 http_error): " before
+      message = `it redirects${typeof location === 'string' ? ` to ${clip(location, QUOTED_LIMIT)}` : ''}, and the CA's API never does: point identity.ca.url at the meshcar CA itself`;
     }
     const retryAfter = parseRetryAfter(response.headers['retry-after'] as string | undefined);
     return new CaRefusedError(response.status, code, `the CA at ${this.options.url} refused (${response.status} ${code}): ${message}`, retryAfter);
@@ -201,7 +218,7 @@ export class CaClient {
   async fetchBundle(knownBundlePem: string): Promise<string> {
     const response = await this.exchange(this.bundleUrl, undefined, { trust: knownBundlePem });
     if (response.status !== 200) throw this.refusal(response);
-    if (!bundleVouchedFor(response.presented, response.body)) throw this.unvouched('trust bundle');
+    if (!bundleVouchedFor(response.presented, response.body)) throw this.unvouched('trust bundle', response.body);
     this.learned = response.body;
     return response.body;
   }

@@ -7,6 +7,7 @@ import { MeshcarError, describeError } from '../errors.js';
 import { formatApproxDuration } from '../config/duration.js';
 import { pemBlocks, splitPemCertificates } from '../pki/pem.js';
 import { uriSans } from '../pki/x509-read.js';
+import { clip } from '../clip.js';
 
 export interface SvidMaterial {
   readonly privateKeyPem: string;
@@ -65,9 +66,15 @@ export function notAfterOf(cert: X509Certificate): Date {
   return new Date(cert.validTo);
 }
 
+/**
+ * Names and URIs from a certificate are quoted cut to this: whoever made it chose them (a CA's
+ * answer, a file), and a refusal is logged on every retry and kept for /identity.
+ */
+const QUOTED_LIMIT = 256;
+
 function describe(cert: X509Certificate): string {
   const cn = /CN=([^\n]+)/.exec(cert.subject)?.[1];
-  return `${cn ? `"${cn}"` : 'certificate'} (serial ${cert.serialNumber.toLowerCase()})`;
+  return `${cn ? `"${clip(cn, QUOTED_LIMIT)}"` : 'certificate'} (serial ${cert.serialNumber.toLowerCase()})`;
 }
 
 function parseCertificates(pem: string, what: string): X509Certificate[] {
@@ -122,7 +129,7 @@ function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], ro
     }
     const index = unused.findIndex((c) => issuedBy(current, c));
     if (index === -1) {
-      return refuse(`${describe(current)} was not issued by any certificate of the chain or the bundle (issuer ${current.issuer.replace(/\n/g, ', ')})`);
+      return refuse(`${describe(current)} was not issued by any certificate of the chain or the bundle (issuer ${clip(current.issuer.replace(/\n/g, ', '), QUOTED_LIMIT)})`);
     }
     const signer = unused.splice(index, 1)[0] as X509Certificate;
     if (!signer.ca) refuse(`${describe(signer)} signs ${describe(current)} but is not a CA certificate`);
@@ -154,7 +161,7 @@ export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, n
 
   const uris = uriSans(leaf);
   if (uris.length !== 1) refuse(`${describe(leaf)} carries ${uris.length} URI SANs; an X509-SVID carries exactly one`);
-  if (uris[0] !== expectedSpiffeId) refuse(`${describe(leaf)} is for ${uris[0]}, expected ${expectedSpiffeId}`);
+  if (uris[0] !== expectedSpiffeId) refuse(`${describe(leaf)} is for ${clip(uris[0] as string, QUOTED_LIMIT)}, expected ${expectedSpiffeId}`);
 
   checkDates(leaf, now);
   const validFrom = verifyChain(leaf, chain.slice(1), roots, now);

@@ -3,6 +3,7 @@
 // told to use it for new handshakes while open connections carry on with the old one.
 
 import { EventEmitter } from 'node:events';
+import { X509Certificate } from 'node:crypto';
 import type tls from 'node:tls';
 import type https from 'node:https';
 import type http2 from 'node:http2';
@@ -10,6 +11,7 @@ import type { Logger } from 'pino';
 import { MeshcarError, describeError } from '../errors.js';
 import type { Svid } from './svid.js';
 import { buildIdentityTls, type IdentityTls } from './tls-contexts.js';
+import { splitPemCertificates } from '../pki/pem.js';
 
 export interface RenewalEvent {
   readonly result: 'success' | 'failure';
@@ -66,7 +68,31 @@ export class WorkloadIdentity extends EventEmitter<WorkloadIdentityEvents> {
     const previous = this.state.svid;
     this.state = { svid: next, tls: material };
     this.logger.info({ spiffeId: this.spiffeId, serial: next.serialHex, notAfter: next.notAfter.toISOString() }, 'identity rotated');
+    this.sayRootChanges(previous.bundlePem, next.bundlePem);
     this.emit('rotated', next, previous);
+  }
+
+  /**
+   * The roots a swap adds or drops, said: a renewal's answer (or a bundle file) replaces the
+   * bundle whole, and one that drops a root cuts every peer whose certificate chains only to
+   * it. That is a root rotation's last step, or a CA handing out the wrong roots; before, the
+   * swap said only "identity rotated" (a renewal's bundle was never named).
+   */
+  private sayRootChanges(before: string, after: string): void {
+    if (before === after) return;
+    const roots = (pem: string) => new Map(splitPemCertificates(pem).map((text) => {
+      const cert = new X509Certificate(text);
+      return [cert.fingerprint256, `"${/CN=([^\n]+)/.exec(cert.subject)?.[1] ?? 'root'}" (serial ${cert.serialNumber.toLowerCase()})`] as const;
+    }));
+    const was = roots(before);
+    const now = roots(after);
+    const added = [...now].filter(([fp]) => !was.has(fp)).map(([, name]) => name);
+    const removed = [...was].filter(([fp]) => !now.has(fp)).map(([, name]) => name);
+    if (removed.length > 0) {
+      this.logger.warn({ rootsAdded: added, rootsRemoved: removed, roots: now.size }, `the trust bundle no longer holds ${removed.join(', ')}: peers whose certificates chain only to ${removed.length === 1 ? 'it' : 'them'} are refused from now on (a root rotation's retire step, or a CA handing out the wrong roots)`);
+    } else if (added.length > 0) {
+      this.logger.info({ rootsAdded: added, roots: now.size }, `the trust bundle now holds ${added.join(', ')} too`);
+    }
   }
 
   /** For the renewal and file-watch loops, so a metrics layer can count outcomes. */

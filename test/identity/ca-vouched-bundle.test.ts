@@ -4,7 +4,7 @@
 // to. The CA here is a real HTTPS server with the CA's SPIFFE ID, its certificate from our CA
 // (openAuthority), answering what the test sets; the sidecar side is the real CaClient,
 // Renewal and BundleRefresh. A bundle that adds a root beside ours (root rotation's first step)
-// is still taken.
+// is still taken. One with no certificate at all (empty, a proxy's page) is said as that.
 
 import t from 'tap';
 import https from 'node:https';
@@ -33,7 +33,7 @@ const ORDERS = `spiffe://${TD}/svc/orders`;
 /** What the fake CA signs with and hands out: our issuer or another root's, and which roots. */
 interface Answer {
   signer: 'ours' | 'other';
-  bundle: 'ours' | 'other' | 'both';
+  bundle: 'ours' | 'other' | 'both' | 'empty' | 'html';
 }
 
 interface Fixture {
@@ -54,7 +54,7 @@ async function fakeCa(t: Tap.Test): Promise<Fixture> {
   const keys = await generateWorkloadKey();
   const own = await authority.issue(caSpiffeId(TD), createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' }), undefined, ['127.0.0.1', 'localhost']);
   const fixture: Fixture = { url: '', bundlePem, first, answer: { signer: 'ours', bundle: 'ours' } };
-  const roots = () => ({ ours: bundlePem, other: other.bundlePem, both: bundlePem + other.bundlePem })[fixture.answer.bundle];
+  const roots = () => ({ ours: bundlePem, other: other.bundlePem, both: bundlePem + other.bundlePem, empty: '', html: '<html>\n<body>Bad Gateway</body>\n</html>' })[fixture.answer.bundle];
   const server = https.createServer({ key: keys.privateKeyPem, cert: own.chain }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -118,7 +118,7 @@ t.test('a /v1/bundle answer that leaves out the root the CA answered under is re
   const refresh = new BundleRefresh({ identity, client, intervalMs: 3_600_000, persist: async () => undefined, renewNow: () => (renewAsked += 1), logger });
 
   fake.answer = { signer: 'ours', bundle: 'other' };
-  await t.rejects(client.fetchBundle(fake.bundlePem), { code: 'identity_invalid', message: /trust bundle does not hold the root its own certificate chains to/ }, 'fetchBundle refuses it');
+  await t.rejects(client.fetchBundle(fake.bundlePem), { code: 'identity_invalid', message: /sent a trust bundle that does not hold the root its own certificate chains to/ }, 'fetchBundle refuses it');
   await refresh.refresh();
   t.equal(identity.current(), fake.first, 'the bundle in use stays');
   t.equal(renewAsked, 0, 'and no renewal is asked for (which would fetch a leaf under that root)');
@@ -127,4 +127,27 @@ t.test('a /v1/bundle answer that leaves out the root the CA answered under is re
   fake.answer = { signer: 'ours', bundle: 'both' };
   await refresh.refresh();
   t.equal(rootCount(identity.current()), 2, 'a bundle adding a root beside ours is taken');
+});
+
+t.test('a /v1/bundle answer with no certificate (empty, a page) is refused as that, not as a wrong bundle.pem; the bundle stays', async (t) => {
+  const fake = await fakeCa(t);
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = memoryLogger(lines);
+  const client = new CaClient({ url: fake.url, trustDomain: TD, bundlePem: fake.bundlePem, logger });
+  const identity = new WorkloadIdentity(fake.first, logger);
+  let renewAsked = 0;
+  const refresh = new BundleRefresh({ identity, client, intervalMs: 3_600_000, persist: async () => undefined, renewNow: () => (renewAsked += 1), logger });
+  fake.answer = { signer: 'ours', bundle: 'empty' };
+  await refresh.refresh();
+  fake.answer = { signer: 'ours', bundle: 'html' };
+  await refresh.refresh();
+  const said = lines.map((l) => String(l.msg)).filter((m) => /could not fetch the CA's trust bundle/.test(m));
+  t.equal(said.length, 2, 'one line per poll');
+  t.match(said[0], /keeping the current one: the CA at https:\/\/127\.0\.0\.1:\d+ sent a trust bundle that holds no PEM certificate \(an empty body\); refused$/, 'the empty one, said as empty');
+  t.match(said[1], /holds no PEM certificate \(39 bytes: "<html> <body>Bad Gateway<\/body> <\/html>"\); refused$/, 'the page, its start quoted on one line');
+  t.equal(identity.current(), fake.first, 'the bundle in use stays');
+  t.equal(renewAsked, 0, 'no renewal asked for');
+  // the same in a sign answer
+  fake.answer = { signer: 'ours', bundle: 'empty' };
+  await t.rejects(client.sign({ spiffeId: ORDERS, auth: { svid: fake.first } }), { code: 'identity_invalid', message: /sent a new SVID whose trust bundle holds no PEM certificate \(an empty body\); refused$/ });
 });
