@@ -2,11 +2,14 @@
 // sessions (either codec) get GOAWAY (session.close), idle HTTP/1.1 connections are closed at once and busy
 // ones after their current response (which then carries `Connection: close`), both without
 // waiting for the caller's own close, and whatever
-// is still open when the drain time runs out is destroyed.
+// is still open when the drain time runs out is destroyed, gRPC calls given a status first
+// (drain-grpc.ts).
 
 import type { Socket } from 'node:net';
 import type { CallerSession } from './caller-session.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
+import type { Exchange } from './exchange.js';
+import { endGrpcCallForDrain, GRPC_CUT_GRACE_MS } from './drain-grpc.js';
 
 export class ConnectionTracker {
   /** Requests (and WebSocket tunnels) started and not yet finished. */
@@ -24,6 +27,8 @@ export class ConnectionTracker {
   private readonly sessions = new Set<CallerSession>();
   /** HTTP/1.1 connections to close once their requests in flight are answered (see closeWhenIdle). */
   private readonly closing = new Set<Socket>();
+  /** HTTP/2 gRPC calls in flight: a drain out of time ends them with a status (drain-grpc.ts). */
+  private readonly grpcCalls = new Set<Exchange>();
   private onEmpty: (() => void) | undefined;
 
   get connections(): number {
@@ -70,6 +75,14 @@ export class ConnectionTracker {
     }
   }
 
+  grpcCallStarted(exchange: Exchange): void {
+    this.grpcCalls.add(exchange);
+  }
+
+  grpcCallDone(exchange: Exchange): void {
+    this.grpcCalls.delete(exchange);
+  }
+
   requestDone(socket: Socket | undefined): void {
     this.inFlight--;
     if (socket === undefined) return;
@@ -94,17 +107,27 @@ export class ConnectionTracker {
     // nothing from an idle connection (so closes it only at its next use) does not hold the
     // drain until its timeout with nothing in flight
     for (const [socket, active] of this.http1) if (active === 0) socket.destroySoon();
-    if (this.sockets.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.onEmpty = resolve;
-        timer = setTimeout(resolve, Math.max(0, timeoutMs));
-      });
-      clearTimeout(timer);
-      this.onEmpty = undefined;
-      this.cutBy ??= 'drain_timeout';
+    await this.untilEmpty(timeoutMs);
+    // what is still open now is cut by us: its records say so (exchange-report.ts)
+    if (this.sockets.size > 0) this.cutBy ??= 'drain_timeout';
+    if (this.sockets.size > 0 && this.grpcCalls.size > 0) {
+      for (const exchange of [...this.grpcCalls]) endGrpcCallForDrain(exchange);
+      // their sessions close once the statuses are out (GOAWAY was sent at the start)
+      await this.untilEmpty(GRPC_CUT_GRACE_MS);
     }
     this.destroyAll();
+  }
+
+  /** Resolves once every connection has closed, or after `timeoutMs`. */
+  private async untilEmpty(timeoutMs: number): Promise<void> {
+    if (this.sockets.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.onEmpty = resolve;
+      timer = setTimeout(resolve, Math.max(0, timeoutMs));
+    });
+    clearTimeout(timer);
+    this.onEmpty = undefined;
   }
 
   destroyAll(): void {

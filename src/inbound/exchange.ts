@@ -300,6 +300,7 @@ export abstract class Exchange {
       cancelAppRequest(this.upstream);
     }
     this.context.tracker.requestDone(this.http1Socket);
+    if (this.grpcStatus !== undefined) this.context.tracker.grpcCallDone(this);
     this.report();
   }
 

@@ -47,6 +47,7 @@ export class Http2Exchange extends Exchange {
     const expect = requestHeaders.expect;
     this.expectsContinue = this.requestHasBody && expect !== undefined && expect.toLowerCase() === '100-continue';
     context.tracker.requestStarted(undefined);
+    if (this.grpcStatus !== undefined) context.tracker.grpcCallStarted(this);
     this.guard = guard;
     bindExchange(stream, this);
     stream.on('close', onStreamClose); // fires once; once() would add a closure per request

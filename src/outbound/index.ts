@@ -17,6 +17,7 @@ import { Activity } from './activity.js';
 import type { LookupAll } from './endpoints.js';
 import type { OutboundContext } from './exchange.js';
 import { forwardH2c } from './forward-h2c.js';
+import { endGrpcCalls, GRPC_CUT_GRACE_MS } from './drain-grpc.js';
 import { forwardHttp1, http1BodyBroken, refuseHttp1Expectation } from './forward-http1.js';
 import { AppListener } from './listener.js';
 import { UpstreamRouter } from './router.js';
@@ -213,9 +214,14 @@ class OutboundService implements Outbound, OutboundContext {
     this.listener.windDown();
     const idle = await this.activity.whenIdle(timeoutMs);
     if (!idle) {
-      this.logger.warn({ inFlight: this.activity.inFlight }, 'outbound drain timed out; closing what is left');
+      const inFlight = this.activity.inFlight;
+      // what is still open is cut by us: its records say so (exchange.ts)
       this.cutBy ??= 'drain_timeout';
-      this.listener.destroyAll();
+      // gRPC calls get a status first, and a moment for it to reach the app (drain-grpc.ts)
+      const grpcEnded = endGrpcCalls(this.listener.openH2cStreams());
+      const gone = grpcEnded > 0 && (await this.activity.whenIdle(GRPC_CUT_GRACE_MS));
+      if (!gone) this.listener.destroyAll();
+      this.logger.warn({ inFlight, grpcEnded }, 'outbound drain timed out; closing what is left');
     }
     for (const pool of this.pools) pool.closeSessionsGracefully();
     for (const pool of this.retired) pool.closeSessionsGracefully();

@@ -18,7 +18,7 @@ import { headerListSize } from '../http/raw-headers.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
 import { logListenerErrors } from '../http/listener-errors.js';
 import { expectsContinue } from './expect-continue.js';
-import { closeWhenIdle, countOpenStream, openStreams } from './h2c-idle.js';
+import { closeWhenIdle, countOpenStream, openStreams, streamsOpenOn } from './h2c-idle.js';
 import type { Logger } from 'pino';
 import { requestIdOf } from '../http/request-id.js';
 import { busy, ignore, kBusy, kCloseWhenIdle, kHttp2, kUpgraded, onClientError, onConnect, trackResponse, type TrackedSocket } from './app-connections.js';
@@ -194,6 +194,11 @@ export class AppListener {
       if ((socket[kBusy] ?? 0) === 0) socket.destroy();
       else socket[kCloseWhenIdle] = true;
     }
+  }
+
+  /** The app's h2c streams still open (a drain out of time ends its gRPC calls first: drain-grpc.ts). */
+  openH2cStreams(): ServerHttp2Stream[] {
+    return [...this.h2Sessions].flatMap(streamsOpenOn);
   }
 
   /**
