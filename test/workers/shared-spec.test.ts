@@ -8,12 +8,18 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { launchSidecar } from '../helpers/mesh.js';
 import { workersFixture, workersOf } from '../helpers/workers.js';
 
 const fx = workersFixture(t);
+
+/** CPU seconds (user + system) a process has used, from /proc: what a busy machine does not inflate, as it does wall time. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 function sharedSchemaSpec(operations: number, properties: number): string {
   const props = Object.fromEntries(Array.from({ length: properties }, (_, i) => [`f${i}`, { type: 'string', maxLength: 40 }]));
@@ -33,9 +39,13 @@ t.test('workers: 2 are ready promptly on a spec whose one schema 400 operations 
   t.teardown(() => launched.stop('SIGKILL'));
   const orders = await launched.ready(30_000);
   const readyMs = performance.now() - started;
-  t.equal((await workersOf(orders)).workers.filter((w) => w.listening).length, 2, 'both workers listen');
-  // each worker compiled the schema once: a spec-less start takes ~1-2 s here; copied per use, ~15 s
-  t.ok(readyMs < 8_000, `ready ${Math.round(readyMs)} ms after the launch`);
+  const workers = (await workersOf(orders)).workers;
+  t.equal(workers.filter((w) => w.listening).length, 2, 'both workers listen');
+  // each worker compiled the schema once: a spec-less start takes ~1-2 s here; copied per use,
+  // ~15 s of one core each. Judged on the workers' CPU: the wall time also counts whatever else
+  // the machine runs (10.1 s once, in a run beside another)
+  const cpu = await Promise.all(workers.map((w) => cpuSeconds(w.pid)));
+  t.ok(cpu.every((s) => s < 5), `each worker used ${cpu.map((s) => s.toFixed(1)).join(' and ')} s of CPU to get ready (${Math.round(readyMs)} ms after the launch)`);
 
   const session = http2.connect(`https://127.0.0.1:${orders.inboundPort}`, { cert: fx.probe.cert, key: fx.probe.key, ca: fx.probe.bundle, checkServerIdentity: () => undefined });
   t.teardown(() => session.close());
