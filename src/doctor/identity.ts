@@ -16,6 +16,7 @@ import type { SidecarConfig } from '../config/sidecar-config.js';
 import { STORE_FILES } from '../identity/disk-store.js';
 import { lifetimeMs, remainingMs, validateSvid, type Svid } from '../identity/svid.js';
 import { readTokenClaims } from '../identity/token-claims.js';
+import { identityDirProblem } from './identity-dir.js';
 import { PROBE_TIMEOUT_MS } from './probe.js';
 import { fail, humanDuration, ok, skip, warn, type CheckResult } from './result.js';
 
@@ -63,6 +64,19 @@ function pathsOf(config: SidecarConfig): Paths {
 }
 
 export async function checkIdentity(config: SidecarConfig, now = new Date()): Promise<IdentityOutcome> {
+  const outcome = await checkSvid(config, now);
+  const folder = config.identity.source === 'ca' ? await identityDirProblem(config.identity.dir) : undefined;
+  if (!folder) return outcome;
+  // the folder is the cause to mend first: the SVID in it may read fine and still not be used
+  const held = outcome.result.status === 'ok' || outcome.result.status === 'warn' ? `; it holds ${outcome.result.message}` : '';
+  // a folder others can write costs the token once (the sidecar then makes it 0700): a warning,
+  // and the token check below says whether that token will do; one it cannot write fails
+  const result = (folder.refusesStored ? warn : fail)('identity', `${folder.message}${held}`, folder.fix);
+  return { result, svid: outcome.svid, needsToken: outcome.needsToken || folder.refusesStored };
+}
+
+/** The SVID files: readable, 0600 key, verified chain, this service's SPIFFE ID, time left. */
+async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutcome> {
   const name = 'identity';
   const paths = pathsOf(config);
   const fromCa = config.identity.source === 'ca';

@@ -1,0 +1,86 @@
+// `meshcar doctor` on identity.dir itself, through the real CLI against our CA: a folder its
+// group can write holds a valid SVID, which the sidecar will not use (DiskStore.load refuses a
+// set others could have planted) and so needs its join token; with that token expired, doctor
+// must not say ✓ identity and "token not needed" while `meshcar run` fails to start. And an
+// identity.dir under a plain file, which the sidecar can never store an SVID in.
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execFileAsync } from '../helpers/ca.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
+import type { CheckResult } from '../../src/doctor/index.js';
+
+const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+const mesh = meshFixture(t);
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The CLI to its end (bounded: killed after 20 s). */
+const cli = (args: string[]): Promise<Run> =>
+  new Promise((resolve) =>
+    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? -1) : 0, stdout, stderr })),
+  );
+
+/** An orders config: identity from the CA with `dir` and `token`, the fixture's app, admin on port 0 (doctor skips it). */
+async function config(name: string, dir: string, token: string): Promise<string> {
+  const file = join(mesh.ca.dir, `${name}.yaml`);
+  const yaml = ['service: orders', 'trustDomain: mesh.local', 'identity:', '  ca:', `    url: ${mesh.ca.url}`, `    bundle: ${mesh.ca.bundlePath}`, `    token: ${token}`, `  dir: ${dir}`, '  ttl: 1h', 'inbound:', '  listen: 127.0.0.1:0', `  app: http://127.0.0.1:${mesh.app.port}`, 'admin:', '  listen: 127.0.0.1:0', 'log:', '  level: info'];
+  await writeFile(file, `${yaml.join('\n')}\n`);
+  return file;
+}
+
+/** A join token for orders that has expired (made with a 1 s lifetime, then waited out). */
+async function expiredToken(): Promise<string> {
+  const file = join(mesh.ca.dir, 'orders-expired.token');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', mesh.ca.caDir, '--service', 'orders', '--ttl', '1s', '--out', file]);
+  // its exp is whole seconds: 2.5 s later it is past, whatever the rounding
+  const until = Date.now() + 2500;
+  for (let i = 0; i < 100 && Date.now() < until; i++) await sleep(Math.max(1, Math.min(100, until - Date.now())));
+  return file;
+}
+
+t.test('a group-writable identity.dir with a valid SVID, and an expired token: the token is needed, doctor says so', async (t) => {
+  const dir = join(mesh.ca.dir, 'id-group-writable');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', mesh.ca.caDir, '--service', 'orders', '--out', dir]);
+  await chmod(dir, 0o775);
+  const file = await config('group-writable', dir, await expiredToken());
+
+  const text = await cli(['doctor', '--config', file]);
+  const lines = text.stdout.split('\n');
+  t.equal(text.code, 1, `exit 1:\n${text.stdout}`);
+  t.match(lines.find((l) => l.includes(' identity: ')), new RegExp(`^! identity: identity\\.dir ${dir} is writable by its group \\(mode 0775\\): the sidecar will not use an SVID stored there .* and asks the CA for a new one with the join token; it holds spiffe://mesh\\.local/svc/orders, .* — fix: chmod 700 ${dir}$`));
+  t.match(lines.find((l) => l.includes(' join token: ')), /^✗ join token: .*orders-expired\.token: the token expired at \S+ — fix: write a new token with meshcar ca token/);
+  t.equal(lines.filter((l) => l.startsWith('✗')).length, 1, 'one ✗: the token');
+
+  const json = await cli(['doctor', '--config', file, '--json']);
+  t.equal(json.code, 1);
+  const report = JSON.parse(json.stdout) as { ok: boolean; checks: CheckResult[] };
+  t.equal(report.ok, false);
+  t.match(report.checks.find((c) => c.name === 'identity'), { status: 'warn', fix: `chmod 700 ${dir}` });
+  t.match(report.checks.find((c) => c.name === 'join token'), { status: 'fail' });
+
+  // what doctor foretells: the sidecar passes the stored SVID over and the CA refuses the token
+  const run = await cli(['run', '--config', file]);
+  t.equal(run.code, 1, 'meshcar run fails to start');
+  t.match(run.stdout + run.stderr, /not using a stored SVID: .* writable by its group/);
+  t.match(run.stdout + run.stderr, /token_expired/);
+});
+
+t.test('an identity.dir under a plain file: the sidecar could never store its SVID', async (t) => {
+  const parent = join(mesh.ca.dir, 'not-a-folder');
+  await mkdir(mesh.ca.dir, { recursive: true });
+  await writeFile(parent, 'a file\n');
+  const dir = join(parent, 'identity');
+  const file = await config('under-a-file', dir, await mesh.ca.tokenFile('orders'));
+  const text = await cli(['doctor', '--config', file]);
+  t.equal(text.code, 1);
+  t.match(text.stdout, new RegExp(`^✗ identity: identity\\.dir ${dir} cannot be created: ${parent} is not a folder, so the sidecar cannot store an SVID: each start spends the join token again — fix: point identity\\.dir at a folder`, 'm'));
+  t.equal(text.stdout.split('\n').filter((l) => l.startsWith('✗')).length, 1, `one ✗:\n${text.stdout}`);
+});
