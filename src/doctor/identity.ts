@@ -102,7 +102,11 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
       ? fromCa
         ? 'the sidecar renews before expiry; it was not running or could not reach the CA: start it with a fresh join token (identity.ca.token)'
         : 'whoever writes identity.files must renew it'
-      : /private key does not match/.test(message)
+      : / is for spiffe:\/\/\S+, expected /.test(message)
+        ? fromCa // a folder or files shared by two services, or the wrong `service`
+          ? `identity.dir holds another service's SVID: give each service its own identity.dir (or correct service); the sidecar replaces it using the join token (identity.ca.token)`
+          : `identity.files names another service's certificate: point it at this service's (or correct service)`
+        : /private key does not match/.test(message)
         ? 'the key and certificate come from different issuances: put the key that belongs to the certificate next to it'
         : /bundle|chain|signer|issuer/i.test(message)
           ? 'the certificate was issued by a CA the bundle does not hold: use the bundle.pem of the CA that issued it'

@@ -2,7 +2,8 @@
 // group can write holds a valid SVID, which the sidecar will not use (DiskStore.load refuses a
 // set others could have planted) and so needs its join token; with that token expired, doctor
 // must not say ✓ identity and "token not needed" while `meshcar run` fails to start. And an
-// identity.dir under a plain file, which the sidecar can never store an SVID in.
+// identity.dir under a plain file, which the sidecar can never store an SVID in. And one holding
+// another service's SVID: the ✗ says what to do about it.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -83,4 +84,19 @@ t.test('an identity.dir under a plain file: the sidecar could never store its SV
   t.equal(text.code, 1);
   t.match(text.stdout, new RegExp(`^✗ identity: identity\\.dir ${dir} cannot be created: ${parent} is not a folder, so the sidecar cannot store an SVID: each start spends the join token again — fix: point identity\\.dir at a folder`, 'm'));
   t.equal(text.stdout.split('\n').filter((l) => l.startsWith('✗')).length, 1, `one ✗:\n${text.stdout}`);
+});
+
+t.test("an identity.dir holding another service's SVID: the ✗ names the fix", async (t) => {
+  const dir = join(mesh.ca.dir, 'id-billing');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', mesh.ca.caDir, '--service', 'billing', '--out', dir]);
+  const file = await config('another-service', dir, await mesh.ca.tokenFile('orders'));
+  const json = await cli(['doctor', '--config', file, '--json']);
+  t.equal(json.code, 1);
+  const report = JSON.parse(json.stdout) as { ok: boolean; checks: CheckResult[] };
+  t.match(report.checks.find((c) => c.name === 'identity'), {
+    status: 'fail',
+    message: /svid\.crt: certificate \(serial [0-9a-f]+\) is for spiffe:\/\/mesh\.local\/svc\/billing, expected spiffe:\/\/mesh\.local\/svc\/orders$/,
+    fix: /^identity\.dir holds another service's SVID: give each service its own identity\.dir/,
+  });
+  t.same(report.checks.filter((c) => c.status === 'fail').map((c) => c.name), ['identity'], 'one ✗');
 });
