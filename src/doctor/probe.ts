@@ -50,7 +50,7 @@ function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
 }
 
-function withDeadline<T extends net.Socket>(socket: T, ready: string): Promise<T> {
+export function withDeadline<T extends net.Socket>(socket: T, ready: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => socket.destroy(probeTimeout(PROBE_TIMEOUT_MS)), PROBE_TIMEOUT_MS);
     socket.once(ready, () => {
@@ -93,6 +93,19 @@ export function dialTls(options: TlsDial): Promise<TLSSocket> {
     checkServerIdentity: () => undefined,
   });
   return withDeadline(socket, 'secureConnect');
+}
+
+/** Whether a TLS server answers at all (nothing verified): to say "it speaks TLS" of a port that should not. */
+export async function speaksTls(host: string, port: number): Promise<boolean> {
+  const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
+  try {
+    await withDeadline(socket, 'secureConnect');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    socket.destroy();
+  }
 }
 
 /** The peer's single URI SAN, or a sentence saying why there is none. */
