@@ -157,6 +157,10 @@ export async function checkToken(config: SidecarConfig, needsToken: boolean, now
   if (claims.sub !== config.spiffeId) return bad(`the token is for ${claims.sub}, expected ${config.spiffeId}`);
   if (claims.expMs <= now) return bad(`the token expired at ${new Date(claims.expMs).toISOString()}`);
   // the CA publishes no token keys, so whether it still accepts the signing key shows only on use
-  const keyNote = 'its signing key is checked by the CA only when the token is used';
+  // nor which single-use tokens are spent: a pod whose identity.dir was lost (an emptyDir) holds
+  // a token its first start spent, and the CA refuses it (401 token_used) only when it is used
+  const keyNote = claims.single
+    ? 'its signing key, and whether a sidecar already spent it, are checked by the CA only when it is used: a spent one is refused with 401 token_used'
+    : 'its signing key is checked by the CA only when the token is used';
   return ok(name, `${file}: for ${claims.sub}, valid until ${new Date(claims.expMs).toISOString()}${claims.single ? ', single use' : ''} (${needsToken ? keyNote : `not needed while the SVID on disk is valid; ${keyNote}`})`);
 }

@@ -3,7 +3,9 @@
 // set others could have planted) and so needs its join token; with that token expired, doctor
 // must not say ✓ identity and "token not needed" while `meshcar run` fails to start. And an
 // identity.dir under a plain file, which the sidecar can never store an SVID in. And one holding
-// another service's SVID: the ✗ says what to do about it.
+// another service's SVID: the ✗ says what to do about it. And a single-use token a first start
+// spent, needed again after identity.dir was lost: doctor cannot see that (the CA publishes no
+// spent tokens), and its line says so instead of a bare ✓.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -99,4 +101,24 @@ t.test("an identity.dir holding another service's SVID: the ✗ names the fix", 
     fix: /^identity\.dir holds another service's SVID: give each service its own identity\.dir/,
   });
   t.same(report.checks.filter((c) => c.status === 'fail').map((c) => c.name), ['identity'], 'one ✗');
+});
+
+t.test('a single-use token spent by a first start, needed again after identity.dir was lost: the line says a spent one shows only on use', async (t) => {
+  const token = join(mesh.ca.dir, 'orders-single.token');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', mesh.ca.caDir, '--service', 'orders', '--single-use', '--out', token]);
+  const first = await config('single-first', join(mesh.ca.dir, 'id-single-first'), token);
+  // the first start spends it: SIGTERM once it is ready (execFile's own kill, bounded at 20 s)
+  const spent = await new Promise<void>((resolve) => {
+    const child = execFile(process.execPath, [CLI, 'run', '--config', first], { timeout: 20_000 }, () => resolve());
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('sidecar ready')) child.kill('SIGTERM');
+    });
+  });
+  await spent;
+  const lost = await config('single-again', join(mesh.ca.dir, 'id-single-again'), token);
+  const text = await cli(['doctor', '--config', lost]);
+  t.match(text.stdout, /^✓ join token: .*orders-single\.token: for spiffe:\/\/mesh\.local\/svc\/orders, valid until \S+, single use \(its signing key, and whether a sidecar already spent it, are checked by the CA only when it is used: a spent one is refused with 401 token_used\)$/m);
+  const run = await cli(['run', '--config', lost]);
+  t.equal(run.code, 1);
+  t.match(run.stdout + run.stderr, /401 token_used/, 'as the line warned');
 });
