@@ -98,10 +98,13 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
     svid = validateSvid(material, config.spiffeId, now);
   } catch (err) {
     const message = describeError(err);
+    if (fromCa && /expired/.test(message)) {
+      // what a sidecar stopped for longer than its SVID's lifetime finds: it passes the set over
+      // (DiskStore.load, an info line) and asks with its join token; the token line says if it can
+      return { result: warn(name, `${paths.cert}: ${message}: the sidecar passes it over at start and asks the CA for a new one with the join token`, 'nothing if the join token below is valid; the sidecar renews before expiry, so it was not running (or could not reach the CA) for that long'), svid: undefined, needsToken: true };
+    }
     const fix = /expired/.test(message)
-      ? fromCa
-        ? 'the sidecar renews before expiry; it was not running or could not reach the CA: start it with a fresh join token (identity.ca.token)'
-        : 'whoever writes identity.files must renew it'
+      ? 'whoever writes identity.files must renew it' // (identity.ca: the warning above)
       : / is for spiffe:\/\/\S+, expected /.test(message)
         ? fromCa // a folder or files shared by two services, or the wrong `service`
           ? `identity.dir holds another service's SVID: give each service its own identity.dir (or correct service); the sidecar replaces it using the join token (identity.ca.token)`

@@ -31,7 +31,7 @@ export async function runDoctor(file: string): Promise<CheckResult[]> {
   results.push(identity.result);
   const token = await checkToken(config, identity.needsToken);
   if (token) results.push(token);
-  const [[ca, app, admin, specs], upstreams] = await Promise.all([independent, checkUpstreams(config, identity.svid, identity.result.status === 'skip')]);
+  const [[ca, app, admin, specs], upstreams] = await Promise.all([independent, checkUpstreams(config, identity.svid, identity.result.status !== 'fail')]);
   if (ca) results.push(ca);
   results.push(...specs);
   results.push(...upstreams);

@@ -59,8 +59,9 @@ async function checkAddress(upstream: UpstreamConfig, label: string, host: strin
 }
 
 /**
- * `firstStart`: no SVID on disk yet and nothing wrong with that (the identity check's `-`): the
- * endpoints are dialled with identity.ca.bundle alone.
+ * `firstStart`: no usable SVID on disk and nothing wrong with that (the identity check's `-`, or
+ * `!` for one expired, which the token replaces): the endpoints are dialled with
+ * identity.ca.bundle alone.
  */
 export async function checkUpstreams(config: SidecarConfig, svid: Svid | undefined, firstStart = false): Promise<CheckResult[]> {
   const upstreams = config.outbound?.upstreams ?? [];

@@ -5,11 +5,14 @@
 // identity.dir under a plain file, which the sidecar can never store an SVID in. And one holding
 // another service's SVID: the ✗ says what to do about it. And a single-use token a first start
 // spent, needed again after identity.dir was lost: doctor cannot see that (the CA publishes no
-// spent tokens), and its line says so instead of a bare ✓.
+// spent tokens), and its line says so instead of a bare ✓. And an SVID that expired while the
+// sidecar was stopped, with a valid token: the sidecar starts (it asks with the token), so it is
+// a `!`, exit 0, where it was a ✗ telling to get a fresh token the config already had.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execFileAsync } from '../helpers/ca.js';
@@ -121,4 +124,30 @@ t.test('a single-use token spent by a first start, needed again after identity.d
   const run = await cli(['run', '--config', lost]);
   t.equal(run.code, 1);
   t.match(run.stdout + run.stderr, /401 token_used/, 'as the line warned');
+});
+
+t.test('an SVID that expired while the sidecar was stopped, and a valid token: a warning, exit 0, and the sidecar starts', async (t) => {
+  const dir = join(mesh.ca.dir, 'id-expired');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', mesh.ca.caDir, '--service', 'orders', '--ttl', '1s', '--out', dir]);
+  const notAfter = Date.parse(new X509Certificate(await readFile(join(dir, 'svid.crt'))).validTo);
+  for (let i = 0; i < 100 && Date.now() <= notAfter; i++) await sleep(Math.max(10, Math.min(500, notAfter - Date.now() + 5)));
+  const file = await config('expired-stored', dir, await mesh.ca.tokenFile('orders'));
+  const json = await cli(['doctor', '--config', file, '--json']);
+  const report = JSON.parse(json.stdout) as { ok: boolean; checks: CheckResult[] };
+  t.equal(json.code, 0, json.stdout);
+  t.equal(report.ok, true);
+  t.match(report.checks.find((c) => c.name === 'identity'), { status: 'warn', message: /svid\.crt: certificate .* expired at \S+: the sidecar passes it over at start and asks the CA for a new one with the join token$/, fix: /^nothing if the join token below is valid/ });
+  t.match(report.checks.find((c) => c.name === 'join token'), { status: 'ok', message: /valid until .*\(its signing key is checked by the CA only when the token is used\)$/ }, 'checked as needed');
+
+  const started = await new Promise<boolean>((resolve) => {
+    let ready = false;
+    const child = execFile(process.execPath, [CLI, 'run', '--config', file], { timeout: 20_000 }, () => resolve(ready));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (!ready && chunk.toString().includes('sidecar ready')) {
+        ready = true;
+        child.kill('SIGTERM');
+      }
+    });
+  });
+  t.ok(started, 'meshcar run gets a new SVID and is ready, as doctor said');
 });
