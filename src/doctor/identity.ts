@@ -1,6 +1,9 @@
 // doctor's identity checks: the workload's SVID (files readable with the right modes, key matches
 // certificate, chain verifies against the bundle, SPIFFE ID is this service's, time left,
-// next renewal) and, on the CA source, the join token (well-formed, unexpired, for this identity).
+// next renewal) and, on the CA source, the join token (well-formed, unexpired, for this identity)
+// and identity.dir itself (identity-dir.ts). On the CA source a stored SVID the sidecar will pass
+// over but replace with its token (expired, in a folder others can write) is a warning, and the
+// token is then checked as needed: the token line says whether the start will work.
 // The SVID is checked against the CA's live bundle as well as the one on disk: after a root
 // rotation retired the root it chains to, the sidecar's first bundle fetch throws it away, so
 // doctor must not call it usable. The CA publishes no token keys: a token's signature is only

@@ -1,8 +1,8 @@
 // `meshcar doctor --config FILE`: every check a sidecar's health depends on, in the order a
 // person would look: the config, the identity and join token, the CA, each upstream endpoint,
 // the OpenAPI specs, the inbound app, and a running sidecar's admin port. Checks that need
-// something an earlier one found missing (an SVID to handshake with) are skipped, so one
-// broken thing is one ✗.
+// something an earlier one found broken (an SVID to handshake with) are skipped, so one broken
+// thing is one ✗; with no SVID yet (a first start) the upstreams are dialled with the bundle alone.
 
 import { checkConfigFile } from '../config/load-any.js';
 import { formatIssue } from '../config/issues.js';
