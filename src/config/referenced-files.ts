@@ -58,6 +58,17 @@ function tokenMismatch(sub: string, expected: string): string {
 }
 
 
+/**
+ * Missing, and creatable as far as the path goes: only ENOENT. A path under a plain file
+ * (ENOTDIR) can never be created, and the sidecar's mkdir of identity.dir fails at start.
+ */
+async function absent(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => false,
+    (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+  );
+}
+
 /** Why the file at `path` is not usable as `content`, or undefined. */
 export async function fileProblem(path: string, content: Content, grants?: string): Promise<string | undefined> {
   let kind: 'a file' | 'a directory' | 'a pipe' | 'a socket' | 'a device';
@@ -67,6 +78,7 @@ export async function fileProblem(path: string, content: Content, grants?: strin
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return `${path} does not exist (relative paths are resolved against the working directory, ${process.cwd()})${tildeHint(path)}`;
+    if (code === 'ENOTDIR') return `${path} cannot be ${content === 'directory' ? 'created' : 'read'}: a part of its path is a file, not a directory`;
     return `cannot read ${path}: ${describeError(err)}`;
   }
   if (content === 'directory') return kind === 'a directory' ? undefined : `${path} is not a directory`;
@@ -134,7 +146,7 @@ export async function identityFileProblems(config: SidecarConfig): Promise<Array
   const refs = referencesOf({ kind: 'sidecar', config });
   const problems = await Promise.all(
     refs.map(async (ref) => {
-      if (ref.mayBeAbsent && (await stat(ref.path).catch(() => undefined)) === undefined) return undefined;
+      if (ref.mayBeAbsent && (await absent(ref.path))) return undefined;
       return fileProblem(ref.path, ref.content, ref.grants);
     }),
   );
@@ -146,7 +158,7 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   const refs = referencesOf(loaded);
   const problems = await Promise.all(
     refs.map(async (ref) => {
-      if (ref.mayBeAbsent && (await stat(ref.path).catch(() => undefined)) === undefined) return undefined;
+      if (ref.mayBeAbsent && (await absent(ref.path))) return undefined;
       return fileProblem(ref.path, ref.content, ref.grants);
     }),
   );

@@ -1,6 +1,9 @@
 // doctor's identity checks: the workload's SVID (files readable with the right modes, key matches
 // certificate, chain verifies against the bundle, SPIFFE ID is this service's, time left,
-// next renewal) and, on the CA source, the join token (well-formed, unexpired, for this identity).
+// next renewal) and, on the CA source, the join token (well-formed, unexpired, for this identity)
+// and identity.dir itself (identity-dir.ts). On the CA source a stored SVID the sidecar will pass
+// over but replace with its token (expired, in a folder others can write) is a warning, and the
+// token is then checked as needed: the token line says whether the start will work.
 // The SVID is checked against the CA's live bundle as well as the one on disk: after a root
 // rotation retired the root it chains to, the sidecar's first bundle fetch throws it away, so
 // doctor must not call it usable. The CA publishes no token keys: a token's signature is only
@@ -16,6 +19,7 @@ import type { SidecarConfig } from '../config/sidecar-config.js';
 import { STORE_FILES } from '../identity/disk-store.js';
 import { lifetimeMs, remainingMs, validateSvid, type Svid } from '../identity/svid.js';
 import { readTokenClaims } from '../identity/token-claims.js';
+import { identityDirProblem } from './identity-dir.js';
 import { PROBE_TIMEOUT_MS } from './probe.js';
 import { fail, humanDuration, ok, skip, warn, type CheckResult } from './result.js';
 
@@ -63,6 +67,19 @@ function pathsOf(config: SidecarConfig): Paths {
 }
 
 export async function checkIdentity(config: SidecarConfig, now = new Date()): Promise<IdentityOutcome> {
+  const outcome = await checkSvid(config, now);
+  const folder = config.identity.source === 'ca' ? await identityDirProblem(config.identity.dir) : undefined;
+  if (!folder) return outcome;
+  // the folder is the cause to mend first: the SVID in it may read fine and still not be used
+  const held = outcome.result.status === 'ok' || outcome.result.status === 'warn' ? `; it holds ${outcome.result.message}` : '';
+  // a folder others can write costs the token once (the sidecar then makes it 0700): a warning,
+  // and the token check below says whether that token will do; one it cannot write fails
+  const result = (folder.refusesStored ? warn : fail)('identity', `${folder.message}${held}`, folder.fix);
+  return { result, svid: outcome.svid, needsToken: outcome.needsToken || folder.refusesStored };
+}
+
+/** The SVID files: readable, 0600 key, verified chain, this service's SPIFFE ID, time left. */
+async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutcome> {
   const name = 'identity';
   const paths = pathsOf(config);
   const fromCa = config.identity.source === 'ca';
@@ -84,11 +101,18 @@ export async function checkIdentity(config: SidecarConfig, now = new Date()): Pr
     svid = validateSvid(material, config.spiffeId, now);
   } catch (err) {
     const message = describeError(err);
+    if (fromCa && /expired/.test(message)) {
+      // what a sidecar stopped for longer than its SVID's lifetime finds: it passes the set over
+      // (DiskStore.load, an info line) and asks with its join token; the token line says if it can
+      return { result: warn(name, `${paths.cert}: ${message}: the sidecar passes it over at start and asks the CA for a new one with the join token`, 'nothing if the join token below is valid; the sidecar renews before expiry, so it was not running (or could not reach the CA) for that long'), svid: undefined, needsToken: true };
+    }
     const fix = /expired/.test(message)
-      ? fromCa
-        ? 'the sidecar renews before expiry; it was not running or could not reach the CA: start it with a fresh join token (identity.ca.token)'
-        : 'whoever writes identity.files must renew it'
-      : /private key does not match/.test(message)
+      ? 'whoever writes identity.files must renew it' // (identity.ca: the warning above)
+      : / is for spiffe:\/\/\S+, expected /.test(message)
+        ? fromCa // a folder or files shared by two services, or the wrong `service`
+          ? `identity.dir holds another service's SVID: give each service its own identity.dir (or correct service); the sidecar replaces it using the join token (identity.ca.token)`
+          : `identity.files names another service's certificate: point it at this service's (or correct service)`
+        : /private key does not match/.test(message)
         ? 'the key and certificate come from different issuances: put the key that belongs to the certificate next to it'
         : /bundle|chain|signer|issuer/i.test(message)
           ? 'the certificate was issued by a CA the bundle does not hold: use the bundle.pem of the CA that issued it'
@@ -139,6 +163,10 @@ export async function checkToken(config: SidecarConfig, needsToken: boolean, now
   if (claims.sub !== config.spiffeId) return bad(`the token is for ${claims.sub}, expected ${config.spiffeId}`);
   if (claims.expMs <= now) return bad(`the token expired at ${new Date(claims.expMs).toISOString()}`);
   // the CA publishes no token keys, so whether it still accepts the signing key shows only on use
-  const keyNote = 'its signing key is checked by the CA only when the token is used';
+  // nor which single-use tokens are spent: a pod whose identity.dir was lost (an emptyDir) holds
+  // a token its first start spent, and the CA refuses it (401 token_used) only when it is used
+  const keyNote = claims.single
+    ? 'its signing key, and whether a sidecar already spent it, are checked by the CA only when it is used: a spent one is refused with 401 token_used'
+    : 'its signing key is checked by the CA only when the token is used';
   return ok(name, `${file}: for ${claims.sub}, valid until ${new Date(claims.expMs).toISOString()}${claims.single ? ', single use' : ''} (${needsToken ? keyNote : `not needed while the SVID on disk is valid; ${keyNote}`})`);
 }

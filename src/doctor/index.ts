@@ -1,8 +1,8 @@
 // `meshcar doctor --config FILE`: every check a sidecar's health depends on, in the order a
 // person would look: the config, the identity and join token, the CA, each upstream endpoint,
 // the OpenAPI specs, the inbound app, and a running sidecar's admin port. Checks that need
-// something an earlier one found missing (an SVID to handshake with) are skipped, so one
-// broken thing is one ✗.
+// something an earlier one found broken (an SVID to handshake with) are skipped, so one broken
+// thing is one ✗; with no SVID yet (a first start) the upstreams are dialled with the bundle alone.
 
 import { checkConfigFile } from '../config/load-any.js';
 import { formatIssue } from '../config/issues.js';
@@ -31,7 +31,7 @@ export async function runDoctor(file: string): Promise<CheckResult[]> {
   results.push(identity.result);
   const token = await checkToken(config, identity.needsToken);
   if (token) results.push(token);
-  const [[ca, app, admin, specs], upstreams] = await Promise.all([independent, checkUpstreams(config, identity.svid)]);
+  const [[ca, app, admin, specs], upstreams] = await Promise.all([independent, checkUpstreams(config, identity.svid, identity.result.status !== 'fail')]);
   if (ca) results.push(ca);
   results.push(...specs);
   results.push(...upstreams);

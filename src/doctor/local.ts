@@ -5,7 +5,7 @@
 import { formatHostPort } from '../config/address.js';
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { fail, ok, skip, warn, type CheckResult } from './result.js';
-import { dialTcp, http2Ping, httpGet, networkProblem, HTTP_PROBE_LIMITS, type HttpAnswer, type HttpProbeLimits } from './probe.js';
+import { dialTcp, http2Ping, httpGet, networkProblem, speaksTls, HTTP_PROBE_LIMITS, type HttpAnswer, type HttpProbeLimits } from './probe.js';
 
 export async function checkApp(config: SidecarConfig, limits: HttpProbeLimits = HTTP_PROBE_LIMITS): Promise<CheckResult | undefined> {
   const app = config.inbound?.app;
@@ -23,8 +23,29 @@ export async function checkApp(config: SidecarConfig, limits: HttpProbeLimits = 
     const answer = await httpGet(app.host, app.port, '/', { headOnly: true, limits });
     return ok(name, `reachable, speaks HTTP/${answer.version} (GET / → ${answer.status})`);
   } catch (err) {
-    return fail(name, `reachable, but it does not speak ${app.protocol === 'h2c' ? 'HTTP/2 with prior knowledge (h2c)' : 'HTTP/1.1'}: ${networkProblem(err, 'http')}`, app.protocol === 'h2c' ? 'use http:// in inbound.app for an HTTP/1.1 app' : 'use h2c:// in inbound.app for an HTTP/2-only (e.g. gRPC) app');
+    const wanted = app.protocol === 'h2c' ? 'HTTP/2 with prior knowledge (h2c)' : 'HTTP/1.1';
+    const problem = networkProblem(err, 'http');
+    // a silent server would say nothing more to other probes: one deadline is enough
+    if ((err as { code?: unknown }).code === 'PROBE_TIMEOUT') return fail(name, `reachable, but it does not speak ${wanted}: ${problem}`, `it accepts connections but gives no whole answer: see whether the app is stuck, and that ${formatHostPort(app)} is its port`);
+    const found = await otherProtocol(app.host, app.port, app.protocol, limits);
+    if (found === 'tls') return fail(name, `reachable, but it speaks TLS, not ${wanted}: ${problem}`, `the sidecar does the TLS: have the app serve plain ${app.protocol === 'h2c' ? 'h2c' : 'HTTP'} on ${formatHostPort(app)} (loopback), or point inbound.app at a port that does`);
+    if (found) return fail(name, `reachable, but it does not speak ${wanted}, it speaks ${found}: ${problem}`, app.protocol === 'h2c' ? 'use http:// in inbound.app for an HTTP/1.1 app' : 'use h2c:// in inbound.app for an HTTP/2-only (e.g. gRPC) app');
+    // neither protocol: switching inbound.app would not help, what listens there is the question
+    return fail(name, `reachable, but it speaks neither HTTP/1.1 nor h2c nor TLS: ${problem}`, `check what listens on ${formatHostPort(app)} (ss -ltnp names it): inbound.app must name the app's plain HTTP port`);
   }
+}
+
+/**
+ * What an app that failed its protocol speaks instead, so the fix is the right one: the other
+ * of http/h2c (in words), 'tls' for an https server, undefined for none of them.
+ */
+async function otherProtocol(host: string, port: number, configured: 'http' | 'h2c', limits: HttpProbeLimits): Promise<string | undefined> {
+  const other =
+    configured === 'h2c'
+      ? httpGet(host, port, '/', { headOnly: true, limits }).then((a) => `HTTP/${a.version} (GET / → ${a.status})`)
+      : http2Ping(`http://${formatHostPort({ host, port })}`).then(() => 'HTTP/2 (h2c)');
+  const [plain, tls] = await Promise.all([other.catch(() => undefined), speaksTls(host, port)]);
+  return plain ?? (tls ? 'tls' : undefined);
 }
 
 interface TlsFailureEntry {

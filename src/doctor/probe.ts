@@ -35,6 +35,8 @@ export function networkProblem(err: unknown, over: 'tls' | 'http' = 'tls'): stri
   if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_HTTP_REQUEST' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return `it does not speak TLS: what answered is not a TLS server (a plain HTTP port?) (${code})`;
   // llhttp's refusals: what answered is not an HTTP/1.1 server
   if (typeof code === 'string' && code.startsWith('HPE_')) return `its answer is not HTTP/1.1: ${oneLine(describeError(err))}${describeError(err).includes(code) ? '' : ` (${code})`}`;
+  // a TLS server with no h2 to offer (the CA's port, an HTTPS/1.1 server): OpenSSL's own words name its source files
+  if (code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL') return `a TLS server that does not speak HTTP/2 (no ALPN h2): not a meshcar inbound listener (${code})`;
   if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' || code === 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE') return `the peer refused our certificate (${code})`;
   if (code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'CERT_SIGNATURE_FAILURE') {
     return `its certificate is not from a CA in our bundle (${code})`;
@@ -50,7 +52,7 @@ function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
 }
 
-function withDeadline<T extends net.Socket>(socket: T, ready: string): Promise<T> {
+export function withDeadline<T extends net.Socket>(socket: T, ready: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => socket.destroy(probeTimeout(PROBE_TIMEOUT_MS)), PROBE_TIMEOUT_MS);
     socket.once(ready, () => {
@@ -93,6 +95,19 @@ export function dialTls(options: TlsDial): Promise<TLSSocket> {
     checkServerIdentity: () => undefined,
   });
   return withDeadline(socket, 'secureConnect');
+}
+
+/** Whether a TLS server answers at all (nothing verified): to say "it speaks TLS" of a port that should not. */
+export async function speaksTls(host: string, port: number): Promise<boolean> {
+  const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
+  try {
+    await withDeadline(socket, 'secureConnect');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    socket.destroy();
+  }
 }
 
 /** The peer's single URI SAN, or a sentence saying why there is none. */

@@ -1,8 +1,12 @@
 // doctor's upstream checks: every endpoint of every outbound upstream (dns: names resolved to
 // each address), dialled as the sidecar would: TCP, TLS with our SVID, the peer's SPIFFE ID
-// against the upstream's `identity`, ALPN h2, and an HTTP/2 PING round trip.
+// against the upstream's `identity`, ALPN h2, and an HTTP/2 PING round trip. Before the first
+// start (no SVID yet, the token will get one) the endpoints are still dialled, without a client
+// certificate: the peer's certificate, SPIFFE ID and ALPN come before the server asks for ours,
+// so a wrong endpoint shows before the sidecar starts, not in its first failed call.
 
 import { lookup } from 'node:dns/promises';
+import { readFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { formatHostPort } from '../config/address.js';
 import type { SidecarConfig, UpstreamConfig } from '../config/sidecar-config.js';
@@ -20,11 +24,15 @@ function dialFix(problem: string, upstream: string): string {
   return `check what listens there (ss -ltnp on its host); ${endpoints} must name meshcar inbound listeners`;
 }
 
-async function checkAddress(upstream: UpstreamConfig, label: string, host: string, port: number, svid: Svid): Promise<CheckResult> {
+/** What the dial proves the peer with: our SVID (mutual TLS), or before the first start only the bundle. */
+type Credentials = { readonly svid: Svid } | { readonly bundlePem: string };
+
+async function checkAddress(upstream: UpstreamConfig, label: string, host: string, port: number, creds: Credentials): Promise<CheckResult> {
   const name = `upstream ${upstream.name} ${label}`;
+  const svid = 'svid' in creds ? creds.svid : undefined;
   let socket: TLSSocket;
   try {
-    socket = await dialTls({ host, port, ca: svid.bundlePem, cert: svid.chainPem, key: svid.privateKeyPem, alpn: ['h2'] });
+    socket = await dialTls({ host, port, ca: svid ? svid.bundlePem : (creds as { bundlePem: string }).bundlePem, ...(svid ? { cert: svid.chainPem, key: svid.privateKeyPem } : {}), alpn: ['h2'] });
   } catch (err) {
     const problem = networkProblem(err);
     return fail(name, problem, dialFix(problem, upstream.name));
@@ -35,9 +43,11 @@ async function checkAddress(upstream: UpstreamConfig, label: string, host: strin
     if (peer.id !== upstream.identity) {
       return fail(name, `peer is ${peer.id}, expected ${upstream.identity}`, `the endpoint serves another service: correct outbound.upstreams.${upstream.name}.endpoints or .identity`);
     }
+    if (socket.alpnProtocol !== 'h2') return fail(name, `${peer.id} did not agree to HTTP/2 (ALPN ${socket.alpnProtocol || 'none'}), expected h2`, 'the endpoint is not a meshcar inbound listener');
+    // with no certificate to show, the peer refuses us now: what it showed is all there is to see
+    if (!svid) return ok(name, `${peer.id}, TLS ${socket.getProtocol() ?? ''}, ALPN h2; its side only: no SVID yet, so mutual TLS and PING are checked once the sidecar has one`);
     const refused = await refusedAfterHandshake(socket);
     if (refused) return fail(name, `${peer.id} refused our certificate after the handshake: ${networkProblem(refused)}`, 'both sidecars must trust the same CA (bundle) and trust domain');
-    if (socket.alpnProtocol !== 'h2') return fail(name, `${peer.id} did not agree to HTTP/2 (ALPN ${socket.alpnProtocol || 'none'}), expected h2`, 'the endpoint is not a meshcar inbound listener');
     const rtt = await http2Ping(`https://${formatHostPort({ host, port })}`, socket);
     return ok(name, `${peer.id}, mutual TLS ${socket.getProtocol() ?? ''}, ALPN h2, PING ${rtt.toFixed(2)} ms`);
   } catch (err) {
@@ -48,23 +58,30 @@ async function checkAddress(upstream: UpstreamConfig, label: string, host: strin
   }
 }
 
-export async function checkUpstreams(config: SidecarConfig, svid: Svid | undefined): Promise<CheckResult[]> {
+/**
+ * `firstStart`: no usable SVID on disk and nothing wrong with that (the identity check's `-`, or
+ * `!` for one expired, which the token replaces): the endpoints are dialled with
+ * identity.ca.bundle alone.
+ */
+export async function checkUpstreams(config: SidecarConfig, svid: Svid | undefined, firstStart = false): Promise<CheckResult[]> {
   const upstreams = config.outbound?.upstreams ?? [];
+  const bundlePem = !svid && firstStart && config.identity.source === 'ca' ? await readFile(config.identity.ca.bundle, 'utf8').catch(() => undefined) : undefined;
+  const creds: Credentials | undefined = svid ? { svid } : bundlePem !== undefined ? { bundlePem } : undefined;
   const probes: Array<Promise<CheckResult[]>> = [];
   for (const upstream of upstreams) {
     for (const endpoint of upstream.endpoints) {
       const label = endpoint.kind === 'dns' ? `dns:${endpoint.host}:${endpoint.port}` : formatHostPort(endpoint);
-      if (!svid) {
+      if (!creds) {
         probes.push(Promise.resolve([skip(`upstream ${upstream.name} ${label}`, 'not checked: no usable SVID to handshake with (see identity)')]));
         continue;
       }
       if (endpoint.kind !== 'dns') {
-        probes.push(checkAddress(upstream, label, endpoint.host, endpoint.port, svid).then((r) => [r]));
+        probes.push(checkAddress(upstream, label, endpoint.host, endpoint.port, creds).then((r) => [r]));
         continue;
       }
       probes.push(
         lookup(endpoint.host, { all: true }).then(
-          (addresses) => Promise.all(addresses.map((a) => checkAddress(upstream, `${label} → ${formatHostPort({ host: a.address, port: endpoint.port })}`, a.address, endpoint.port, svid))),
+          (addresses) => Promise.all(addresses.map((a) => checkAddress(upstream, `${label} → ${formatHostPort({ host: a.address, port: endpoint.port })}`, a.address, endpoint.port, creds))),
           (err: unknown) => [fail(`upstream ${upstream.name} ${label}`, networkProblem(err), 'check the DNS name (it is resolved again every outbound.dnsRefresh)')],
         ),
       );

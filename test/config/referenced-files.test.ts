@@ -134,3 +134,14 @@ t.test('a PEM file over 1 MiB is refused by check, as run refuses it', async (t)
   t.equal(issues.length, 1, issues.join('\n'));
   t.match(issues[0], /identity\.ca\.bundle: .*big\.pem .*1 ?MiB|identity\.ca\.bundle: .*big\.pem .*1048576/);
 });
+
+t.test('an identity.dir under a plain file can never be created: check says so, exit 1 (it passed as "not made yet")', async (t) => {
+  const pki = await makePki('mesh.local');
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${TOKEN_SHAPED}\n`, 'a-file': 'x' });
+  const file = join(dir, 'under-a-file.yaml');
+  await writeFile(file, sidecarYaml(`  ca: {url: "https://127.0.0.1:8443", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, 'a-file', 'identity')}\n`));
+  t.same(await check(file), [`${file}:5:3: identity.dir: ${join(dir, 'a-file', 'identity')} cannot be created: a part of its path is a file, not a directory`]);
+  const cli = await checkCli(file);
+  t.equal(cli.code, 1);
+  t.match(cli.stderr, /identity\.dir: .*cannot be created: a part of its path is a file/);
+});

@@ -144,7 +144,7 @@ t.test('the app speaks the protocol inbound.app names', async (t) => {
   const asH2c = await variant(ordersYaml, `app: http://127.0.0.1:${app.port}`, `app: h2c://127.0.0.1:${h2cPort}`);
   t.match(formatResult((await runDoctor(asH2c)).find((r) => r.name.startsWith('app')) as CheckResult), /^✓ app h2c:\/\/127\.0\.0\.1:\d+: reachable, speaks HTTP\/2 \(h2c\), PING/);
   const wrong = await variant(ordersYaml, `app: http://127.0.0.1:${app.port}`, `app: h2c://127.0.0.1:${app.port}`);
-  oneFailure(t, await runDoctor(wrong), /^✗ app h2c:\/\/127\.0\.0\.1:\d+: reachable, but it does not speak HTTP\/2 with prior knowledge \(h2c\): .* — fix: use http:\/\/ in inbound\.app/);
+  oneFailure(t, await runDoctor(wrong), /^✗ app h2c:\/\/127\.0\.0\.1:\d+: reachable, but it does not speak HTTP\/2 with prior knowledge \(h2c\), it speaks HTTP\/1\.1 \(GET \/ → 404\): .* — fix: use http:\/\/ in inbound\.app/);
 });
 
 t.test('an SVID whose root a rotation retired: trusted by the bundle on disk, not by the CA', async (t) => {

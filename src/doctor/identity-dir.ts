@@ -1,0 +1,64 @@
+// doctor's look at identity.dir itself, beside the SVID in it: what the sidecar's DiskStore will
+// do with the folder. A folder others can write makes it pass the stored SVID over (it may have
+// been planted) and spend the join token instead; a folder it cannot create or write makes it
+// spend the token on an SVID it cannot keep, so the next start needs another. Reading the SVID
+// files says neither: they read fine through a group-writable folder.
+
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { describeError } from '../errors.js';
+import { otherWriters } from '../user-paths.js';
+
+export interface DirProblem {
+  readonly message: string;
+  readonly fix: string;
+  /**
+   * True when the sidecar will not use a stored SVID from this folder but can keep the one it
+   * gets with its token (it makes the folder 0700): a warning, the token check says if it can.
+   */
+  readonly refusesStored: boolean;
+}
+
+/** The nearest folder that exists on the way up from `path` (the one mkdir -p would write in), or what stands in its way. */
+async function nearestExisting(path: string): Promise<{ path: string; isDirectory: boolean } | undefined> {
+  let current = path;
+  // bounded by the path's depth: dirname of the root is the root
+  for (let depth = 0; depth < 256; depth++) {
+    const info = await stat(current).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' || err.code === 'ENOTDIR' ? undefined : err));
+    if (info instanceof Error) return { path: current, isDirectory: false };
+    if (info) return { path: current, isDirectory: info.isDirectory() };
+    const parent = dirname(current);
+    if (parent === current) return undefined;
+    current = parent;
+  }
+  return undefined;
+}
+
+/** Why the sidecar cannot keep (or will not reuse) an SVID in `dir`, or undefined when it can. */
+export async function identityDirProblem(dir: string): Promise<DirProblem | undefined> {
+  const found = await nearestExisting(dir);
+  if (!found) return undefined;
+  const missing = found.path !== dir;
+  if (!found.isDirectory) {
+    const what = missing ? `identity.dir ${dir} cannot be created: ${found.path} is not a folder` : `identity.dir ${dir} is not a folder`;
+    return { message: `${what}, so the sidecar cannot store an SVID: each start spends the join token again`, fix: 'point identity.dir at a folder (or a path the sidecar can create one at)', refusesStored: false };
+  }
+  try {
+    // write to add its files, search (x) to reach them
+    await access(found.path, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    const what = missing ? `identity.dir ${dir} cannot be created: ${found.path} is not writable` : `identity.dir ${dir} is not writable`;
+    return { message: `${what} (${describeError(err)}), so the sidecar cannot store an SVID: each start spends the join token again`, fix: `let the user running meshcar write ${found.path} (chown it to that user), or point identity.dir elsewhere`, refusesStored: false };
+  }
+  if (missing) return undefined;
+  const others = otherWriters(await stat(dir));
+  // another owner is DiskStore's refusal too, but doctor is often run by another user (root)
+  // than the sidecar's: only the mode says the same thing whoever asks
+  if (others === undefined || 'owner' in others) return undefined;
+  return {
+    message: `identity.dir ${dir} is writable by ${others.who} (mode ${others.mode}): the sidecar will not use an SVID stored there (someone else could have put it there) and asks the CA for a new one with the join token`,
+    fix: `chmod 700 ${dir}`,
+    refusesStored: true,
+  };
+}

@@ -1,0 +1,153 @@
+// `meshcar doctor` on identity.dir itself, through the real CLI against our CA: a folder its
+// group can write holds a valid SVID, which the sidecar will not use (DiskStore.load refuses a
+// set others could have planted) and so needs its join token; with that token expired, doctor
+// must not say ✓ identity and "token not needed" while `meshcar run` fails to start. And an
+// identity.dir under a plain file, which the sidecar can never store an SVID in. And one holding
+// another service's SVID: the ✗ says what to do about it. And a single-use token a first start
+// spent, needed again after identity.dir was lost: doctor cannot see that (the CA publishes no
+// spent tokens), and its line says so instead of a bare ✓. And an SVID that expired while the
+// sidecar was stopped, with a valid token: the sidecar starts (it asks with the token), so it is
+// a `!`, exit 0, where it was a ✗ telling to get a fresh token the config already had.
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execFileAsync } from '../helpers/ca.js';
+import { meshFixture } from '../helpers/mesh-fixture.js';
+import type { CheckResult } from '../../src/doctor/index.js';
+
+const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+const mesh = meshFixture(t);
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The CLI to its end (bounded: killed after 20 s). */
+const cli = (args: string[]): Promise<Run> =>
+  new Promise((resolve) =>
+    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? -1) : 0, stdout, stderr })),
+  );
+
+/** An orders config: identity from the CA with `dir` and `token`, the fixture's app, admin on port 0 (doctor skips it). */
+async function config(name: string, dir: string, token: string): Promise<string> {
+  const file = join(mesh.ca.dir, `${name}.yaml`);
+  const yaml = ['service: orders', 'trustDomain: mesh.local', 'identity:', '  ca:', `    url: ${mesh.ca.url}`, `    bundle: ${mesh.ca.bundlePath}`, `    token: ${token}`, `  dir: ${dir}`, '  ttl: 1h', 'inbound:', '  listen: 127.0.0.1:0', `  app: http://127.0.0.1:${mesh.app.port}`, 'admin:', '  listen: 127.0.0.1:0', 'log:', '  level: info'];
+  await writeFile(file, `${yaml.join('\n')}\n`);
+  return file;
+}
+
+/** A join token for orders that has expired (made with a 1 s lifetime, then waited out). */
+async function expiredToken(): Promise<string> {
+  const file = join(mesh.ca.dir, 'orders-expired.token');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', mesh.ca.caDir, '--service', 'orders', '--ttl', '1s', '--out', file]);
+  // its exp is whole seconds: 2.5 s later it is past, whatever the rounding
+  const until = Date.now() + 2500;
+  for (let i = 0; i < 100 && Date.now() < until; i++) await sleep(Math.max(1, Math.min(100, until - Date.now())));
+  return file;
+}
+
+t.test('a group-writable identity.dir with a valid SVID, and an expired token: the token is needed, doctor says so', async (t) => {
+  const dir = join(mesh.ca.dir, 'id-group-writable');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', mesh.ca.caDir, '--service', 'orders', '--out', dir]);
+  await chmod(dir, 0o775);
+  const file = await config('group-writable', dir, await expiredToken());
+
+  const text = await cli(['doctor', '--config', file]);
+  const lines = text.stdout.split('\n');
+  t.equal(text.code, 1, `exit 1:\n${text.stdout}`);
+  t.match(lines.find((l) => l.includes(' identity: ')), new RegExp(`^! identity: identity\\.dir ${dir} is writable by its group \\(mode 0775\\): the sidecar will not use an SVID stored there .* and asks the CA for a new one with the join token; it holds spiffe://mesh\\.local/svc/orders, .* — fix: chmod 700 ${dir}$`));
+  t.match(lines.find((l) => l.includes(' join token: ')), /^✗ join token: .*orders-expired\.token: the token expired at \S+ — fix: write a new token with meshcar ca token/);
+  t.equal(lines.filter((l) => l.startsWith('✗')).length, 1, 'one ✗: the token');
+
+  const json = await cli(['doctor', '--config', file, '--json']);
+  t.equal(json.code, 1);
+  const report = JSON.parse(json.stdout) as { ok: boolean; checks: CheckResult[] };
+  t.equal(report.ok, false);
+  t.match(report.checks.find((c) => c.name === 'identity'), { status: 'warn', fix: `chmod 700 ${dir}` });
+  t.match(report.checks.find((c) => c.name === 'join token'), { status: 'fail' });
+
+  // what doctor foretells: the sidecar passes the stored SVID over and the CA refuses the token
+  const run = await cli(['run', '--config', file]);
+  t.equal(run.code, 1, 'meshcar run fails to start');
+  t.match(run.stdout + run.stderr, /not using a stored SVID: .* writable by its group/);
+  t.match(run.stdout + run.stderr, /token_expired/);
+});
+
+t.test('an identity.dir under a plain file: the sidecar could never store its SVID', async (t) => {
+  const parent = join(mesh.ca.dir, 'not-a-folder');
+  await mkdir(mesh.ca.dir, { recursive: true });
+  await writeFile(parent, 'a file\n');
+  const dir = join(parent, 'identity');
+  const file = await config('under-a-file', dir, await mesh.ca.tokenFile('orders'));
+  const text = await cli(['doctor', '--config', file]);
+  t.equal(text.code, 1);
+  t.match(text.stdout, new RegExp(`^✗ identity: identity\\.dir ${dir} cannot be created: ${parent} is not a folder, so the sidecar cannot store an SVID: each start spends the join token again — fix: point identity\\.dir at a folder`, 'm'));
+  t.equal(text.stdout.split('\n').filter((l) => l.startsWith('✗')).length, 1, `one ✗:\n${text.stdout}`);
+});
+
+t.test("an identity.dir holding another service's SVID: the ✗ names the fix", async (t) => {
+  const dir = join(mesh.ca.dir, 'id-billing');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', mesh.ca.caDir, '--service', 'billing', '--out', dir]);
+  const file = await config('another-service', dir, await mesh.ca.tokenFile('orders'));
+  const json = await cli(['doctor', '--config', file, '--json']);
+  t.equal(json.code, 1);
+  const report = JSON.parse(json.stdout) as { ok: boolean; checks: CheckResult[] };
+  t.match(report.checks.find((c) => c.name === 'identity'), {
+    status: 'fail',
+    message: /svid\.crt: certificate \(serial [0-9a-f]+\) is for spiffe:\/\/mesh\.local\/svc\/billing, expected spiffe:\/\/mesh\.local\/svc\/orders$/,
+    fix: /^identity\.dir holds another service's SVID: give each service its own identity\.dir/,
+  });
+  t.same(report.checks.filter((c) => c.status === 'fail').map((c) => c.name), ['identity'], 'one ✗');
+});
+
+t.test('a single-use token spent by a first start, needed again after identity.dir was lost: the line says a spent one shows only on use', async (t) => {
+  const token = join(mesh.ca.dir, 'orders-single.token');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', mesh.ca.caDir, '--service', 'orders', '--single-use', '--out', token]);
+  const first = await config('single-first', join(mesh.ca.dir, 'id-single-first'), token);
+  // the first start spends it: SIGTERM once it is ready (execFile's own kill, bounded at 20 s)
+  const spent = await new Promise<void>((resolve) => {
+    const child = execFile(process.execPath, [CLI, 'run', '--config', first], { timeout: 20_000 }, () => resolve());
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('sidecar ready')) child.kill('SIGTERM');
+    });
+  });
+  await spent;
+  const lost = await config('single-again', join(mesh.ca.dir, 'id-single-again'), token);
+  const text = await cli(['doctor', '--config', lost]);
+  t.match(text.stdout, /^✓ join token: .*orders-single\.token: for spiffe:\/\/mesh\.local\/svc\/orders, valid until \S+, single use \(its signing key, and whether a sidecar already spent it, are checked by the CA only when it is used: a spent one is refused with 401 token_used\)$/m);
+  const run = await cli(['run', '--config', lost]);
+  t.equal(run.code, 1);
+  t.match(run.stdout + run.stderr, /401 token_used/, 'as the line warned');
+});
+
+t.test('an SVID that expired while the sidecar was stopped, and a valid token: a warning, exit 0, and the sidecar starts', async (t) => {
+  const dir = join(mesh.ca.dir, 'id-expired');
+  await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', mesh.ca.caDir, '--service', 'orders', '--ttl', '1s', '--out', dir]);
+  const notAfter = Date.parse(new X509Certificate(await readFile(join(dir, 'svid.crt'))).validTo);
+  for (let i = 0; i < 100 && Date.now() <= notAfter; i++) await sleep(Math.max(10, Math.min(500, notAfter - Date.now() + 5)));
+  const file = await config('expired-stored', dir, await mesh.ca.tokenFile('orders'));
+  const json = await cli(['doctor', '--config', file, '--json']);
+  const report = JSON.parse(json.stdout) as { ok: boolean; checks: CheckResult[] };
+  t.equal(json.code, 0, json.stdout);
+  t.equal(report.ok, true);
+  t.match(report.checks.find((c) => c.name === 'identity'), { status: 'warn', message: /svid\.crt: certificate .* expired at \S+: the sidecar passes it over at start and asks the CA for a new one with the join token$/, fix: /^nothing if the join token below is valid/ });
+  t.match(report.checks.find((c) => c.name === 'join token'), { status: 'ok', message: /valid until .*\(its signing key is checked by the CA only when the token is used\)$/ }, 'checked as needed');
+
+  const started = await new Promise<boolean>((resolve) => {
+    let ready = false;
+    const child = execFile(process.execPath, [CLI, 'run', '--config', file], { timeout: 20_000 }, () => resolve(ready));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (!ready && chunk.toString().includes('sidecar ready')) {
+        ready = true;
+        child.kill('SIGTERM');
+      }
+    });
+  });
+  t.ok(started, 'meshcar run gets a new SVID and is ready, as doctor said');
+});
