@@ -1,8 +1,9 @@
 // `make test`'s plan (test/helpers/plan-test-run.mjs), run into a folder of the test's own:
 // every test file runs exactly once, alone or in one group; the whole-mesh files come first;
-// the files a group would change keep a process of their own (a variant and the file it
-// re-runs, a file that sets process.env or the root's t.jobs, one marked `test-run: own
-// process`); and no group holds more than a dozen files.
+// the files a group would change keep a process of their own (one that sets process.env or the
+// root's t.jobs, one marked `test-run: own process`); a variant shares a process only with
+// variants that set the same, never with the file it re-runs; and no group holds more than a
+// dozen files.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -34,11 +35,13 @@ t.test('every test file runs once, in the order and the company the rules say', 
   t.ok(groupPaths.length > 10, `${groupPaths.length} groups`);
 
   const grouped: string[] = [];
+  const groups: string[][] = [];
   for (const group of groupPaths) {
     const text = await readFile(resolve(ROOT, group), 'utf8');
-    const members = JSON.parse(/for \(const file of (\[.*\])\)/.exec(text)?.[1] ?? '[]') as string[];
+    const members = (JSON.parse(/for \(const file of (\[.*\])\)/.exec(text)?.[1] ?? '[]') as string[]).map((m) => relative(ROOT, resolve(resolve(ROOT, group), '..', m)).replace(/\.js$/, '.ts'));
     t.ok(members.length >= 1 && members.length <= 12, `${group}: ${members.length} files`);
-    grouped.push(...members.map((m) => relative(ROOT, resolve(resolve(ROOT, group), '..', m)).replace(/\.js$/, '.ts')));
+    grouped.push(...members);
+    groups.push(members);
   }
 
   const all = await testFiles(join(ROOT, 'test'));
@@ -49,17 +52,29 @@ t.test('every test file runs once, in the order and the company the rules say', 
   t.same(alone.slice(0, wholeMesh.length).sort(), wholeMesh.sort(), 'the whole-mesh files first, each alone');
 
   // the rules, read back from the files themselves
-  for (const file of ['test/outbound/codec-node-balancing.test.ts', 'test/outbound/balancing.test.ts'])
-    t.ok(alone.includes(file), `${file} alone (a variant and the file it re-runs)`);
-  const offenders: Record<string, string[]> = { env: [], jobs: [], marked: [], variant: [] };
-  for (const file of grouped) {
-    const text = await readFile(join(ROOT, file), 'utf8');
-    if (/process\.env(\.\w+|\[[^\]]+\])\s*=[^=]/.test(text)) offenders.env!.push(file);
-    if (/^t\.jobs\s*=/m.test(text)) offenders.jobs!.push(file);
-    if (text.includes('// test-run: own process')) offenders.marked!.push(file);
-    if (/['"]\.{1,2}\/[^'"]+\.test\.js['"]/.test(text)) offenders.variant!.push(file);
+  const VARIANT_IMPORT = /['"](\.{1,2}\/[^'"]+)\.test\.js['"]/;
+  const ENV = /^process\.env\.(\w+) = '([^']*)';$/gm;
+  const offenders: Record<string, string[]> = { env: [], jobs: [], marked: [], mixed: [], withBase: [] };
+  for (const members of groups) {
+    const texts = await Promise.all(members.map((f) => readFile(join(ROOT, f), 'utf8')));
+    const variants = members.filter((_, i) => VARIANT_IMPORT.test(texts[i]!));
+    // a group is plain files, or variants that all set the same variables to the same values
+    const settings = new Set(texts.map((text) => [...text.matchAll(ENV)].map((m) => `${m[1]}=${m[2]}`).sort().join(' ')));
+    if (variants.length > 0 && (variants.length !== members.length || settings.size !== 1)) offenders.mixed!.push(members.join(', '));
+    members.forEach((file, i) => {
+      const text = texts[i]!;
+      if (variants.length === 0 && /process\.env(\.\w+|\[[^\]]+\])\s*=[^=]/.test(text)) offenders.env!.push(file);
+      if (/^t\.jobs\s*=/m.test(text)) offenders.jobs!.push(file);
+      if (text.includes('// test-run: own process')) offenders.marked!.push(file);
+      const base = VARIANT_IMPORT.exec(text)?.[1];
+      if (base !== undefined && members.includes(relative(ROOT, join(ROOT, file, '..', `${base}.test.ts`)))) offenders.withBase!.push(file);
+    });
   }
-  t.same(offenders, { env: [], jobs: [], marked: [], variant: [] }, 'no grouped file sets process.env or t.jobs, asks to be alone, or imports a test file');
+  t.same(offenders, { env: [], jobs: [], marked: [], mixed: [], withBase: [] }, 'no group holds a file that sets process.env or t.jobs or asks to be alone, mixes variants with others or different settings, or a variant with the file it re-runs');
+  const groupOf = (file: string) => groups.findIndex((members) => members.includes(file));
+  t.ok(groupOf('test/outbound/balancing.test.ts') !== -1 && groupOf('test/outbound/codec-node-balancing.test.ts') !== -1, 'a variant and the file it re-runs are grouped');
+  t.not(groupOf('test/outbound/balancing.test.ts'), groupOf('test/outbound/codec-node-balancing.test.ts'), 'in different processes');
+  t.not(groupOf('test/inbound/codec-node-http1.test.ts'), groupOf('test/inbound/app-client-undici-http1.test.ts'), 'variants of different settings apart');
   t.ok(alone.includes('test/admin/idle-connections.test.ts'), 'a file marked `test-run: own process` is alone');
   t.ok(alone.includes('test/ca/root-add-crash.test.ts'), 'a file that sets t.jobs is alone');
 });

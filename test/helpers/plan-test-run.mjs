@@ -3,13 +3,14 @@
 // and imports: measured with --cpu-prof), ~330 s of a ~950 s suite on two cores. So the unit
 // tests of one folder run together: a group file under test/.groups/ (written here, git-ignored)
 // imports them one after another in one process, each inside a subtest named after it, so one
-// file's tests end before the next file's module is loaded. A file runs in a process of its own:
+// file's tests end before the next file's module is loaded. A variant (a file that re-runs
+// another with a setting: `process.env.MESHCAR_TEST_H2_CODEC = 'node'`, then the import) goes
+// with the variants of its folder that set the same, never with the file it re-runs (a module
+// loads once per process), which goes with the plain files. A file runs in a process of its own:
 // - in test/e2e and test/workers (whole meshes: they run first, being the longest);
-// - when it imports another test file, or another imports it (a variant that re-runs a file
-//   with a setting: a module loads once per process, so the two cannot share one);
-// - when it sets process.env or the root test's `t.jobs` (a group would run the next files'
-//   tests in parallel too), or says `// test-run: own process` (it measures the process:
-//   memory, open timers).
+// - when it sets process.env (other than as a variant) or the root test's `t.jobs` (a group
+//   would run the next files' tests in parallel too), or says `// test-run: own process` (it
+//   measures the process: memory, open timers); and a variant of such a file.
 // `npx tap FILE` and a bare `npx tap` still run every file on its own.
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -35,28 +36,42 @@ function testFiles(dir) {
 
 const files = testFiles(TEST);
 const source = new Map(files.map((f) => [f, readFileSync(join(ROOT, f), 'utf8')]));
-const imported = new Set();
+/** What each test file imports of other test files (a variant re-runs another with a setting). */
+const importsOf = new Map();
 for (const [file, text] of source) {
-  for (const m of text.matchAll(/['"](\.{1,2}\/[^'"]+)\.test\.js['"]/g)) {
-    imported.add(relative(ROOT, join(ROOT, file, '..', `${m[1]}.test.ts`)));
-  }
+  const bases = [...text.matchAll(/['"](\.{1,2}\/[^'"]+)\.test\.js['"]/g)].map((m) => relative(ROOT, join(ROOT, file, '..', `${m[1]}.test.ts`)));
+  if (bases.length > 0) importsOf.set(file, bases);
 }
+const imported = new Set([...importsOf.values()].flat());
+const SETS_ENV = /process\.env(\.\w+|\[[^\]]+\])\s*=[^=]|delete process\.env/;
+/** A file that changes the whole process for the files after it: its own process. */
+const changesProcess = (text) => /^t\.jobs\s*=/m.test(text) || text.includes('// test-run: own process');
+const wholeMesh = (file) => WHOLE_MESH.includes(file.split('/')[1]);
+/**
+ * A variant that may share a process with other variants setting the same variables: neither
+ * it nor its base changes the process otherwise, and its base is no variant itself. (A module
+ * loads once per process: a variant never shares one with the file it re-runs, which goes with
+ * the plain files.)
+ */
+const variantKey = (file) => {
+  const bases = importsOf.get(file);
+  if (!bases || wholeMesh(file) || imported.has(file)) return undefined;
+  if (changesProcess(source.get(file)) || bases.some((b) => !source.has(b) || importsOf.has(b) || changesProcess(source.get(b)) || SETS_ENV.test(source.get(b)))) return undefined;
+  return [...source.get(file).matchAll(/^process\.env\.(\w+) = '([^']*)';$/gm)].map((m) => `${m[1]}=${m[2]}`).sort().join(' ');
+};
 const ownProcess = (file) => {
   const text = source.get(file);
-  return (
-    WHOLE_MESH.includes(file.split('/')[1]) ||
-    imported.has(file) ||
-    /['"]\.{1,2}\/[^'"]+\.test\.js['"]/.test(text) ||
-    /process\.env(\.\w+|\[[^\]]+\])\s*=[^=]|delete process\.env/.test(text) ||
-    /^t\.jobs\s*=/m.test(text) ||
-    text.includes('// test-run: own process')
-  );
+  if (wholeMesh(file)) return true;
+  if (importsOf.has(file)) return variantKey(file) === undefined;
+  // a base its variants re-run stays with the plain files unless it changes the process itself
+  return SETS_ENV.test(text) || changesProcess(text);
 };
 
 const alone = files.filter(ownProcess);
 const byFolder = new Map();
 for (const file of files.filter((f) => !ownProcess(f))) {
-  const folder = file.split('/').slice(1, -1).join('-') || 'top';
+  const key = variantKey(file);
+  const folder = (file.split('/').slice(1, -1).join('-') || 'top') + (key === undefined ? '' : `-${key.replace(/MESHCAR_TEST_/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-')}`);
   byFolder.set(folder, [...(byFolder.get(folder) ?? []), file]);
 }
 
