@@ -108,20 +108,26 @@ t.test('a sign answer whose bundle leaves out the root the CA answered under is 
   t.equal(rootCount(await client.sign({ spiffeId: ORDERS, auth: { svid: fake.first } })), 2, 'a leaf under the added root, both roots: taken');
 });
 
-t.test('a /v1/bundle answer that leaves out the root the CA answered under is refused; the bundle in use stays', async (t) => {
+/** A fake CA, a client of it, the identity it issued first, and a bundle poll of that identity counting the renewals it asks for. */
+async function pollingSetup(t: Tap.Test) {
   const fake = await fakeCa(t);
   const lines: Array<Record<string, unknown>> = [];
   const logger = memoryLogger(lines);
   const client = new CaClient({ url: fake.url, trustDomain: TD, bundlePem: fake.bundlePem, logger });
   const identity = new WorkloadIdentity(fake.first, logger);
-  let renewAsked = 0;
-  const refresh = new BundleRefresh({ identity, client, intervalMs: 3_600_000, persist: async () => undefined, renewNow: () => (renewAsked += 1), logger });
+  let asked = 0;
+  const refresh = new BundleRefresh({ identity, client, intervalMs: 3_600_000, persist: async () => undefined, renewNow: () => (asked += 1), logger });
+  return { fake, lines, client, identity, refresh, renewAsked: () => asked };
+}
+
+t.test('a /v1/bundle answer that leaves out the root the CA answered under is refused; the bundle in use stays', async (t) => {
+  const { fake, lines, client, identity, refresh, renewAsked } = await pollingSetup(t);
 
   fake.answer = { signer: 'ours', bundle: 'other' };
   await t.rejects(client.fetchBundle(fake.bundlePem), { code: 'identity_invalid', message: /sent a trust bundle that does not hold the root its own certificate chains to/ }, 'fetchBundle refuses it');
   await refresh.refresh();
   t.equal(identity.current(), fake.first, 'the bundle in use stays');
-  t.equal(renewAsked, 0, 'and no renewal is asked for (which would fetch a leaf under that root)');
+  t.equal(renewAsked(), 0, 'and no renewal is asked for (which would fetch a leaf under that root)');
   t.ok(lines.some((l) => /could not fetch the CA's trust bundle, keeping the current one: .*does not hold the root/.test(String(l.msg))), 'the log says why');
 
   fake.answer = { signer: 'ours', bundle: 'both' };
@@ -130,13 +136,7 @@ t.test('a /v1/bundle answer that leaves out the root the CA answered under is re
 });
 
 t.test('a /v1/bundle answer with no certificate (empty, a page) is refused as that, not as a wrong bundle.pem; the bundle stays', async (t) => {
-  const fake = await fakeCa(t);
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = memoryLogger(lines);
-  const client = new CaClient({ url: fake.url, trustDomain: TD, bundlePem: fake.bundlePem, logger });
-  const identity = new WorkloadIdentity(fake.first, logger);
-  let renewAsked = 0;
-  const refresh = new BundleRefresh({ identity, client, intervalMs: 3_600_000, persist: async () => undefined, renewNow: () => (renewAsked += 1), logger });
+  const { fake, lines, client, identity, refresh, renewAsked } = await pollingSetup(t);
   fake.answer = { signer: 'ours', bundle: 'empty' };
   await refresh.refresh();
   fake.answer = { signer: 'ours', bundle: 'html' };
@@ -146,7 +146,7 @@ t.test('a /v1/bundle answer with no certificate (empty, a page) is refused as th
   t.match(said[0], /keeping the current one: the CA at https:\/\/127\.0\.0\.1:\d+ sent a trust bundle that holds no PEM certificate \(an empty body\); refused$/, 'the empty one, said as empty');
   t.match(said[1], /holds no PEM certificate \(39 bytes: "<html> <body>Bad Gateway<\/body> <\/html>"\); refused$/, 'the page, its start quoted on one line');
   t.equal(identity.current(), fake.first, 'the bundle in use stays');
-  t.equal(renewAsked, 0, 'no renewal asked for');
+  t.equal(renewAsked(), 0, 'no renewal asked for');
   // the same in a sign answer
   fake.answer = { signer: 'ours', bundle: 'empty' };
   await t.rejects(client.sign({ spiffeId: ORDERS, auth: { svid: fake.first } }), { code: 'identity_invalid', message: /sent a new SVID whose trust bundle holds no PEM certificate \(an empty body\); refused$/ });
