@@ -258,7 +258,7 @@ export class CaClient {
           reject(new MeshcarError('ca_mismatch', `the CA's certificate at ${url} does not chain to identity.ca.bundle (${code}); this will not mend itself: use the bundle.pem of the CA that serves ${url}`, { cause: err }));
           return;
         }
-        reject(new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));
+        reject(isMeshcarError(err) && err.code === 'ca_unreachable' ? err : new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));
       };
       const req = https.request(target, {
         method: body === undefined ? 'GET' : 'POST',
@@ -288,7 +288,8 @@ export class CaClient {
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > MAX_RESPONSE_BYTES) req.destroy(new Error(`the response exceeds ${MAX_RESPONSE_BYTES} bytes`));
+          // retried as an outage is, but said as what it is: the CA did answer
+          if (size > MAX_RESPONSE_BYTES) req.destroy(new MeshcarError('ca_unreachable', `the CA at ${url} answered more than ${MAX_RESPONSE_BYTES} bytes, which no answer of its API comes near; refused`));
           else chunks.push(chunk);
         });
         res.on('end', () => {
