@@ -135,6 +135,16 @@ t.test('a bad join token, needed because no SVID is on disk yet', async (t) => {
   t.match(json.checks.find((c) => c.status === 'fail'), { name: 'join token', status: 'fail', fix: /meshcar ca token/ });
 });
 
+t.test('a CA config: one failure, with the fix in --json too', async (t) => {
+  const file = join(ca.dir, 'doctor-ca.yaml');
+  await writeFile(file, `trustDomain: mesh.local\ndir: ${join(ca.dir, 'ca')}\nmaxTtl: 1h\n`);
+  const cli = await new Promise<{ code: number; stdout: string }>((resolve) => execFile(process.execPath, [CLI, 'doctor', '--config', file, '--json'], (err, stdout) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout })));
+  t.equal(cli.code, 1);
+  const json = JSON.parse(cli.stdout) as { ok: boolean; checks: CheckResult[] };
+  t.same(json.checks.map((c) => [c.name, c.status]), [['config', 'fail']], 'the config check alone, failed');
+  t.match(json.checks[0], { message: /doctor-ca\.yaml is a CA config; doctor checks a sidecar's config$/, fix: /^run doctor on the sidecar's config; meshcar check --config \S+doctor-ca\.yaml checks this one$/ });
+});
+
 t.test('the app speaks the protocol inbound.app names', async (t) => {
   const { createServer: createH2c } = await import('node:http2');
   const h2c = createH2c((_req, res) => res.end('ok'));
