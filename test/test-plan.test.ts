@@ -1,5 +1,6 @@
 // `make test`'s plan (test/helpers/plan-test-run.mjs), run into a folder of the test's own:
-// every test file runs exactly once, alone or in one group; the whole-mesh files come first;
+// every test file runs exactly once, alone or in one group; the whole-mesh files come first, at
+// most three to a process;
 // the files a group would change keep a process of their own (one that sets process.env or the
 // root's t.jobs, one marked `test-run: own process`); a variant shares a process only with
 // variants that set the same, never with the file it re-runs; and no group holds more than a
@@ -48,8 +49,14 @@ t.test('every test file runs once, in the order and the company the rules say', 
   const planned = [...alone, ...grouped];
   t.same([...planned].sort(), [...all].sort(), 'each test file once: none missing, none twice');
 
-  const wholeMesh = all.filter((f) => /^test\/(e2e|workers)\//.test(f));
-  t.same(alone.slice(0, wholeMesh.length).sort(), wholeMesh.sort(), 'the whole-mesh files first, each alone');
+  // the whole-mesh files first, alone or three to a group
+  const isMesh = (f: string) => /^test\/(e2e|workers)\//.test(f);
+  const membersOf = new Map(groupPaths.map((g, i) => [g, groups[i]!]));
+  const entryFiles = (e: string) => membersOf.get(e) ?? [e];
+  const firstPlain = entries.findIndex((e) => !entryFiles(e).every(isMesh));
+  t.same(entries.slice(0, firstPlain).flatMap(entryFiles).sort(), all.filter(isMesh).sort(), 'the whole-mesh files first');
+  t.ok(entries.every((e) => entryFiles(e).every(isMesh) || entryFiles(e).every((f) => !isMesh(f))), 'never with other files');
+  t.ok([...membersOf.values()].every((m) => !isMesh(m[0]!) || m.length <= 3), 'at most three to a process');
 
   // the rules, read back from the files themselves
   const VARIANT_IMPORT = /['"](\.{1,2}\/[^'"]+)\.test\.js['"]/;

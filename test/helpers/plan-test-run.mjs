@@ -6,8 +6,9 @@
 // file's tests end before the next file's module is loaded. A variant (a file that re-runs
 // another with a setting: `process.env.MESHCAR_TEST_H2_CODEC = 'node'`, then the import) goes
 // with the variants of its folder that set the same, never with the file it re-runs (a module
-// loads once per process), which goes with the plain files. A file runs in a process of its own:
-// - in test/e2e and test/workers (whole meshes: they run first, being the longest);
+// loads once per process), which goes with the plain files. The whole-mesh files (test/e2e,
+// test/workers: 10-25 s each) go three to a process, and run first. A file runs in a process
+// of its own:
 // - when it sets process.env (other than as a variant) or the root test's `t.jobs` (a group
 //   would run the next files' tests in parallel too), or says `// test-run: own process` (it
 //   measures the process: memory, open timers); and a variant of such a file.
@@ -21,6 +22,8 @@ const TEST = join(ROOT, 'test');
 // where the group files go: test/.groups, or the folder given (test/test-plan.test.ts)
 const GROUPS = process.argv[2] ? resolve(process.argv[2]) : join(TEST, '.groups');
 const GROUP_SIZE = 12; // small enough that tap's four jobs stay busy to the end
+// whole-mesh files take 10-25 s each: three to a process keeps the run's tail short
+const WHOLE_MESH_GROUP_SIZE = 3;
 const WHOLE_MESH = ['e2e', 'workers'];
 
 function testFiles(dir) {
@@ -55,13 +58,12 @@ const wholeMesh = (file) => WHOLE_MESH.includes(file.split('/')[1]);
  */
 const variantKey = (file) => {
   const bases = importsOf.get(file);
-  if (!bases || wholeMesh(file) || imported.has(file)) return undefined;
+  if (!bases || imported.has(file)) return undefined;
   if (changesProcess(source.get(file)) || bases.some((b) => !source.has(b) || importsOf.has(b) || changesProcess(source.get(b)) || SETS_ENV.test(source.get(b)))) return undefined;
   return [...source.get(file).matchAll(/^process\.env\.(\w+) = '([^']*)';$/gm)].map((m) => `${m[1]}=${m[2]}`).sort().join(' ');
 };
 const ownProcess = (file) => {
   const text = source.get(file);
-  if (wholeMesh(file)) return true;
   if (importsOf.has(file)) return variantKey(file) === undefined;
   // a base its variants re-run stays with the plain files unless it changes the process itself
   return SETS_ENV.test(text) || changesProcess(text);
@@ -78,14 +80,15 @@ for (const file of files.filter((f) => !ownProcess(f))) {
 rmSync(GROUPS, { recursive: true, force: true });
 mkdirSync(GROUPS, { recursive: true });
 const groups = [];
+const meshGroups = [];
 for (const [folder, members] of byFolder) {
-  const count = Math.ceil(members.length / GROUP_SIZE);
+  const count = Math.ceil(members.length / (wholeMesh(members[0]) ? WHOLE_MESH_GROUP_SIZE : GROUP_SIZE));
   for (let i = 0; i < count; i++) {
     // every count-th file, so each group of a big folder gets a share of its slow files
     const chunk = members.filter((_, n) => n % count === i);
     const file = join(GROUPS, `${folder}${count > 1 ? `-${i + 1}` : ''}.test.ts`);
     writeFileSync(file, groupSource(chunk));
-    groups.push(relative(ROOT, file));
+    (wholeMesh(members[0]) ? meshGroups : groups).push(relative(ROOT, file));
   }
 }
 
@@ -102,6 +105,6 @@ function groupSource(chunk) {
   ].join('\n');
 }
 
-const first = alone.filter((f) => WHOLE_MESH.includes(f.split('/')[1]));
+const first = [...alone.filter(wholeMesh), ...meshGroups].sort();
 const rest = [...alone.filter((f) => !first.includes(f)), ...groups].sort();
 process.stdout.write(`${[...first, ...rest].join(' ')}\n`);
