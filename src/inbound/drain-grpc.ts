@@ -7,14 +7,12 @@
 // was not. The calling side's outbound relays the status as the app's own (forward-h2c.ts).
 
 import { MeshcarError } from '../errors.js';
+import { GRPC_CUT_REASON as REASON } from '../http/grpc-drain-cut.js';
 import { grpcErrorTrailers } from '../http/status.js';
 import { DONE, WAITING, type Exchange } from './exchange.js';
 import { cancelAppRequest } from './exchange-links.js';
 
-/** How long the statuses get to reach the callers, past the drainTimeout, when a call was cut. */
-export const GRPC_CUT_GRACE_MS = 250;
-
-const REASON = 'the sidecar is shutting down and its drain ran out of time (drainTimeout) with this call in flight';
+export { GRPC_CUT_GRACE_MS } from '../http/grpc-drain-cut.js';
 
 export function endGrpcCallForDrain(exchange: Exchange): void {
   if (exchange.phase === DONE || exchange.callerGone) return;

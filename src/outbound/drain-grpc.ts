@@ -9,16 +9,13 @@
 
 import type { ServerHttp2Stream } from 'node:http2';
 import { MeshcarError } from '../errors.js';
+import { GRPC_CUT_REASON } from '../http/grpc-drain-cut.js';
 import { grpcAnswerType } from '../http/status.js';
 import { attemptOf } from './attempt-events.js';
 
-/**
- * How long the cut calls' statuses get to reach the app before the sessions are destroyed. The
- * drain has run out by then (sidecar-drain.ts gives the outbound what is left of the
- * drainTimeout, often nothing: it waits for the app to be quiet until the deadline), so this
- * is time past it, only when a call was cut; trailers to a loopback app take well under 1 ms.
- */
-export const GRPC_CUT_GRACE_MS = 250;
+// the grace: the drain has run out by then (sidecar-drain.ts gives the outbound what is left of
+// the drainTimeout, often nothing), so it is time past it, only when a call was cut
+export { GRPC_CUT_GRACE_MS } from '../http/grpc-drain-cut.js';
 
 /** Ends every gRPC call among `streams` with UNAVAILABLE; returns how many it ended. */
 export function endGrpcCalls(streams: readonly ServerHttp2Stream[]): number {
@@ -28,7 +25,7 @@ export function endGrpcCalls(streams: readonly ServerHttp2Stream[]): number {
     const attempt = attemptOf(stream);
     if (attempt === undefined || attempt.failed || stream.closed) continue;
     if (grpcAnswerType(attempt.reqHeaders['content-type']) !== 'application/grpc') continue;
-    attempt.fail(new MeshcarError('upstream_unavailable', 'the sidecar is shutting down and its drain ran out of time (drainTimeout) with this call in flight'));
+    attempt.fail(new MeshcarError('upstream_unavailable', GRPC_CUT_REASON));
     ended++;
   }
   return ended;
