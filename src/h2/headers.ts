@@ -1,11 +1,12 @@
-// Header blocks as users see them, and the rules RFC 9113 §8.2–8.3 puts on them. Incoming
-// flat [name, value, ...] lists from HPACK become null-prototype objects (duplicates joined
-// as Node does: set-cookie an array, cookie with "; ", single-valued fields first wins, others
-// with ", "), after checking the
-// field-name and field-value characters, the pseudo-headers (known, required, no duplicates,
-// none after a regular field, none in trailers), connection-specific fields and `te`. A
-// malformed block is a stream error (PROTOCOL_ERROR), reported as a reason string.
-// Outgoing objects become flat lists with pseudo-headers first and names lower-cased.
+// Incoming heads as users see them, and the rules RFC 9113 §8.2–8.3 puts on them. Flat
+// [name, value, ...] lists from HPACK become null-prototype objects (duplicates joined as Node
+// does: set-cookie an array, cookie with "; ", single-valued fields first wins, others with
+// ", "), after checking the field-name and field-value characters (field-rules.ts), the
+// pseudo-headers (known, required, no duplicates, none after a regular field, none in
+// trailers), connection-specific fields and `te`. A malformed block is a stream error
+// (PROTOCOL_ERROR), reported as a reason string. Outgoing heads: headers-outgoing.ts.
+
+import { BAD_VALUE, Kind, nameKind } from './field-rules.js';
 
 export type IncomingHeaders = Record<string, string | string[] | undefined>;
 export type OutgoingHeaders = Record<string, string | number | readonly string[] | undefined | null>;
@@ -23,7 +24,6 @@ export const enum HeadKind {
  */
 const DIGITS = /^0*[0-9]{1,15}$/;
 const STATUS = /^[1-5][0-9][0-9]$/;
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 /**
  * Fields that carry one value: a repeat is dropped (the first wins), as node:http's
  * IncomingMessage and Node's http2 do. Joining two with ", " would forge a value neither side
@@ -49,61 +49,6 @@ export const SINGLE_VALUED: ReadonlySet<string> = new Set([
   'server',
   'user-agent',
 ]);
-
-/** What a field name is, once checked (see nameKind). */
-const enum Kind {
-  Invalid,
-  Regular,
-  Pseudo,
-  ConnectionSpecific,
-  Te,
-  ContentLength,
-}
-
-/**
- * Names already checked (the same few dozen recur on every request): a bounded cache, so a
- * peer sending endless distinct names costs us a check each, not memory.
- */
-const KINDS = new Map<string, Kind>();
-const KINDS_MAX = 1024;
-
-function nameKind(name: string): Kind {
-  let kind = KINDS.get(name);
-  if (kind !== undefined) return kind;
-  kind = !validName(name) ? Kind.Invalid : name.charCodeAt(0) === 0x3a ? Kind.Pseudo : CONNECTION_SPECIFIC.has(name) ? Kind.ConnectionSpecific : name === 'te' ? Kind.Te : name === 'content-length' ? Kind.ContentLength : Kind.Regular;
-  if (kind !== Kind.Invalid && KINDS.size < KINDS_MAX) KINDS.set(name, kind);
-  return kind;
-}
-
-/**
- * The characters of a field name: RFC 9110 §5.1's token (tchar), less upper case (RFC 9113
- * §8.2.1). RFC 9113 itself only bars 0x00–0x20, upper case, 0x7f–0xff and colons, but a name
- * such as `x"a` or `x/a` fits no HTTP/1.1 message, nghttp2 refuses it, and Node's http2 client,
- * asked to send one, destroys its whole session (every other stream on it too).
- */
-const TCHAR = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
-
-/** A lower-case token, or a colon followed by one (a pseudo-header's name). */
-function validName(name: string): boolean {
-  const n = name.length;
-  const start = name.charCodeAt(0) === 0x3a ? 1 : 0;
-  if (n === start) return false;
-  for (let i = start; i < n; i++) {
-    const c = name.charCodeAt(i);
-    if (c >= 0x80 || TCHAR[c] === 0) return false;
-  }
-  return true;
-}
-
-/**
- * RFC 9113 §8.2.1: no NUL, CR or LF, no leading or trailing space or tab; no other control
- * character but HTAB either (RFC 9110 §5.5's field-vchar, as nghttp2 checks: an HTTP/1.1 app
- * or a Node http2 peer would refuse the field, or drop it unseen); and nothing above U+00FF,
- * which HPACK's latin1 strings cannot carry (the encoder would throw mid-block, its table then
- * out of step with the peer's).
- */
-const BAD_VALUE = /[\0-\x08\n-\x1f\x7f\u0100-\uffff]|^[ \t]|[ \t]$/;
 
 export interface ParsedHead {
   headers: IncomingHeaders;
@@ -197,125 +142,3 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+\-.]*$/;
 
 /** RFC 9110 §9.1: a method is a token (tchar+). */
 const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-/** RFC 9113 §8.2.2: `te` may be sent, with no value but "trailers". */
-const TE_REFUSED = 'te other than "trailers" is not allowed in HTTP/2';
-
-/** The pseudo-headers a request or response may carry (none other may be sent), one bit each; 0 for any other name. */
-function pseudoBit(name: string): number {
-  switch (name) {
-    case ':status':
-      return 1;
-    case ':method':
-      return 2;
-    case ':scheme':
-      return 4;
-    case ':path':
-      return 8;
-    case ':authority':
-      return 16;
-    default:
-      return 0;
-  }
-}
-
-export class InvalidHeaderError extends TypeError {
-  override readonly name = 'InvalidHeaderError';
-  readonly code = 'ERR_H2_INVALID_HEADER';
-}
-
-/** The pseudo-header bits (pseudoBit) each kind of head may carry. */
-const PSEUDO_ALLOWED = [2 | 4 | 8 | 16, 1, 0];
-
-/**
- * What `kind` of head may carry: a request its four pseudo-headers, a response (final or 1xx)
- * :status and nothing else, trailers none (RFC 9113 §8.1, §8.3). The peer would reset the
- * stream for any of these; refused here, with a stable error, before anything is sent.
- */
-function checkKind(pseudoSeen: number, kind: HeadKind | undefined): void {
-  if (kind === undefined) return;
-  const extra = pseudoSeen & ~PSEUDO_ALLOWED[kind]!;
-  if (extra !== 0) throw new InvalidHeaderError(kind === HeadKind.Trailers ? 'pseudo-headers are not allowed in trailers' : `a pseudo-header not allowed in a ${kind === HeadKind.Request ? 'request' : 'response'}`);
-  if (kind === HeadKind.Response && pseudoSeen === 0) throw new InvalidHeaderError('a response head without :status');
-}
-
-/** RFC 7541 §4.1's size of a header list: each field's name and value octets plus 32 (what SETTINGS_MAX_HEADER_LIST_SIZE counts). */
-export function headerListSize(flat: readonly string[]): number {
-  let size = 0;
-  for (let i = 0; i < flat.length; i += 2) size += flat[i]!.length + flat[i + 1]!.length + 32;
-  return size;
-}
-
-/**
- * An outgoing header object as a flat list, pseudo-headers first; or a flat list, checked as it
- * is (names already lower-case, pseudo-headers already first) and returned without a copy.
- * With `kind`, also held to the pseudo-headers that kind of head may carry (checkKind).
- */
-export function flattenHeaders(headers: OutgoingHeaders | readonly string[], kind?: HeadKind): string[] {
-  if (Array.isArray(headers)) return checkedList(headers as string[], kind);
-  const out: string[] = [];
-  /** Where the next pseudo-header goes: they must precede every regular field. */
-  let pseudoEnd = 0;
-  let pseudoSeen = 0;
-  for (const key in headers) {
-    const value = (headers as OutgoingHeaders)[key];
-    if (value === undefined || value === null) continue;
-    let name = key;
-    let nk = KINDS.get(key);
-    if (nk === undefined) {
-      name = key.toLowerCase();
-      nk = nameKind(name);
-    }
-    if (nk === Kind.Invalid) throw new InvalidHeaderError(`invalid header name ${JSON.stringify(key)}`);
-    if (nk === Kind.ConnectionSpecific) throw new InvalidHeaderError(`connection-specific header ${name} is not allowed in HTTP/2`);
-    if (nk === Kind.Pseudo) {
-      const bit = pseudoBit(name);
-      if (bit === 0) throw new InvalidHeaderError(`unknown pseudo-header ${name}`);
-      pseudoSeen |= bit;
-    }
-    if (Array.isArray(value)) {
-      if (nk === Kind.Pseudo || nk === Kind.Te) throw new InvalidHeaderError(`${name} takes one value`);
-      for (const v of value) {
-        const s = String(v);
-        if (BAD_VALUE.test(s)) throw new InvalidHeaderError(`invalid value for header ${name}`);
-        out.push(name, s);
-      }
-      continue;
-    }
-    const s = typeof value === 'string' ? value : String(value);
-    if (BAD_VALUE.test(s)) throw new InvalidHeaderError(`invalid value for header ${name}`);
-    if (nk === Kind.Te && s !== 'trailers') throw new InvalidHeaderError(TE_REFUSED);
-    if (nk === Kind.Pseudo && pseudoEnd !== out.length) out.splice(pseudoEnd, 0, name, s);
-    else out.push(name, s);
-    if (nk === Kind.Pseudo) pseudoEnd += 2;
-  }
-  checkKind(pseudoSeen, kind);
-  return out;
-}
-
-/** A caller's flat list, held to the rules flattenHeaders applies to an object's fields. */
-function checkedList(list: string[], kind: HeadKind | undefined): string[] {
-  if ((list.length & 1) !== 0) throw new InvalidHeaderError('a header list needs a value for every name');
-  let regularSeen = false;
-  /** The pseudo-headers seen so far, one bit each: a list, unlike an object, can repeat a name. */
-  let pseudoSeen = 0;
-  for (let i = 0; i < list.length; i += 2) {
-    const name = list[i]!;
-    const value = list[i + 1]!;
-    const nk = typeof name === 'string' ? nameKind(name) : Kind.Invalid;
-    // nameKind also refuses upper case: a list is sent as it is, not lower-cased for the caller
-    if (nk === Kind.Invalid) throw new InvalidHeaderError(`invalid header name ${JSON.stringify(name)}`);
-    if (nk === Kind.ConnectionSpecific) throw new InvalidHeaderError(`connection-specific header ${name} is not allowed in HTTP/2`);
-    if (nk === Kind.Pseudo) {
-      if (regularSeen) throw new InvalidHeaderError(`pseudo-header ${name} after a regular header`);
-      const bit = pseudoBit(name);
-      if (bit === 0) throw new InvalidHeaderError(`unknown pseudo-header ${name}`);
-      if ((pseudoSeen & bit) !== 0) throw new InvalidHeaderError(`duplicate pseudo-header ${name}`);
-      pseudoSeen |= bit;
-    } else regularSeen = true;
-    if (typeof value !== 'string' || BAD_VALUE.test(value)) throw new InvalidHeaderError(`invalid value for header ${name}`);
-    if (nk === Kind.Te && value !== 'trailers') throw new InvalidHeaderError(TE_REFUSED);
-  }
-  checkKind(pseudoSeen, kind);
-  return list;
-}

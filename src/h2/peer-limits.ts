@@ -7,7 +7,7 @@
 import { ErrorCode } from './constants.js';
 import type { H2Connection } from './connection.js';
 import { HeaderListTooLargeError, StreamLimitError } from './errors.js';
-import { headerListSize } from './headers.js';
+import { headerListSize } from './headers-outgoing.js';
 import type { H2Stream } from './stream.js';
 
 /** request(): throws while as many of our streams are open as the peer allows. */

@@ -16,7 +16,8 @@ import { FrameReader, type FrameHandler } from '../../src/h2/frame-reader.js';
 import { FrameWriter, type FrameSink } from '../../src/h2/frame-writer.js';
 import { H2Connection } from '../../src/h2/connection.js';
 import { HpackEncoder } from '../../src/h2/hpack/index.js';
-import { HeadKind, flattenHeaders, parseHead } from '../../src/h2/headers.js';
+import { HeadKind, parseHead } from '../../src/h2/headers.js';
+import { flattenHeaders } from '../../src/h2/headers-outgoing.js';
 import { frame } from '../helpers/raw-h2.js';
 
 class Sink implements FrameSink {
