@@ -1,31 +1,24 @@
 // Asks the meshcar CA for an SVID: a fresh key made here (it never leaves the process), a CSR
 // for our SPIFFE ID, POST /v1/sign with a join token or over mutual TLS with the current SVID.
 // The CA is trusted only if its certificate chains to the bundle AND names the CA's SPIFFE
-// ID; whatever it answers is accepted only after validateSvid.
+// ID (the transport: ca-exchange.ts); whatever it answers is accepted only after validateSvid.
 
-import https from 'node:https';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
-import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
-import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
+import { MeshcarError, describeError } from '../errors.js';
 import { formatApproxDuration, formatDuration } from '../config/duration.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { caSpiffeId } from './spiffe-id.js';
-import { spiffeIdOfCertificate, verifyServerSpiffeId } from './peer-identity.js';
-import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { validateSvidSoon, type Svid } from './svid.js';
 import { buildCsr } from '../pki/csr-request.js'; // DER by hand: a sidecar never loads node-forge
 import { splitPemCertificates } from '../pki/pem.js';
 import { clip } from '../clip.js';
+import { caExchange, type RawResponse } from './ca-exchange.js';
 
-export const DEFAULT_CA_TIMEOUT_MS = 10_000;
-/** A chain and a bundle are a few kilobytes; anything near this is not a signing response. */
-const MAX_RESPONSE_BYTES = 1024 * 1024;
+export { DEFAULT_CA_TIMEOUT_MS } from './ca-exchange.js';
+
 /** What the CA chose (an error code and message, a SPIFFE ID) is quoted cut to this many characters. */
 const QUOTED_LIMIT = 200;
-/** Certificates of the CA server's presented path looked at (leaf, issuer, a cross-signed root: 3). */
-const MAX_PRESENTED = 8;
 
 /**
  * Whether the CA server's own path, as it presented it on the connection that brought
@@ -63,16 +56,6 @@ function expiredOnArrival(chainPem: string): string {
   return `: it arrived expired by this host's clock, so the CA's clock is behind this host's by more than the ${formatApproxDuration(notAfter - notBefore)} the SVID lasts; set both clocks right (NTP)`;
 }
 
-/** The certificates the server presented, leaf first, as Node links them (bounded). */
-function presentedPath(leaf: X509Certificate | undefined): X509Certificate[] {
-  const path: X509Certificate[] = [];
-  for (let cert = leaf; cert !== undefined && path.length < MAX_PRESENTED; cert = cert.issuerCertificate) {
-    if (path.some((seen) => seen.fingerprint256 === cert?.fingerprint256)) break; // a root links to itself
-    path.push(cert);
-  }
-  return path;
-}
-
 export interface CaClientOptions {
   /** https://host:port of the CA server. */
   readonly url: string;
@@ -106,23 +89,12 @@ export class CaRefusedError extends MeshcarError {
   }
 }
 
-interface RawResponse {
-  readonly status: number;
-  readonly headers: IncomingMessage['headers'];
-  readonly body: string;
-  /** The CA server's certificates as presented on this connection (see bundleVouchedFor). */
-  readonly presented: readonly X509Certificate[];
-}
-
 function parseRetryAfter(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim());
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }
-
-/** How a request to the CA authenticates: a token, the current SVID, or not at all (GET /v1/bundle, trusting `trust` too). */
-type Credentials = CaAuth | { readonly trust: string };
 
 export class CaClient {
   private readonly signUrl: URL;
@@ -150,7 +122,7 @@ export class CaClient {
     const keyPair = await generateWorkloadKey();
     const csr = await buildCsr(createPrivateKey(keyPair.privateKeyPem), createPublicKey(keyPair.publicKeyPem), request.spiffeId);
     const body = JSON.stringify(request.ttlMs === undefined ? { csr } : { csr, ttl: formatDuration(request.ttlMs) });
-    const response = await this.exchange(this.signUrl, body, request.auth);
+    const response = await caExchange(this.options, this.caId, this.learned, this.signUrl, body, request.auth);
 
     if (response.status !== 200) throw this.refusal(response);
     let parsed: Record<string, unknown>;
@@ -216,91 +188,10 @@ export class CaClient {
    * the configured bundle names was retired.
    */
   async fetchBundle(knownBundlePem: string): Promise<string> {
-    const response = await this.exchange(this.bundleUrl, undefined, { trust: knownBundlePem });
+    const response = await caExchange(this.options, this.caId, this.learned, this.bundleUrl, undefined, { trust: knownBundlePem });
     if (response.status !== 200) throw this.refusal(response);
     if (!bundleVouchedFor(response.presented, response.body)) throw this.unvouched('trust bundle', response.body);
     this.learned = response.body;
     return response.body;
-  }
-
-  /** POST `body` (or GET without one) over TLS to the CA, verified by bundle and SPIFFE ID. */
-  private exchange(target: URL, body: string | undefined, auth: Credentials): Promise<RawResponse> {
-    const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = this.options;
-    const headers: Record<string, string | number> = body === undefined ? {} : {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-      accept: 'application/json',
-    };
-    const renewal = 'svid' in auth;
-    // the current SVID's bundle is as trusted as the configured one (the CA sent it to us over
-    // a verified channel) and keeps renewal working after the CA adds a root
-    const known = renewal ? auth.svid.bundlePem : 'trust' in auth ? auth.trust : undefined;
-    const ca = [this.options.bundlePem, this.learned, known ?? ''].join('\n');
-    if ('token' in auth) headers.authorization = `Bearer ${auth.token}`;
-
-    this.options.logger.debug({ url, path: target.pathname, renewal }, 'calling the CA');
-    return new Promise<RawResponse>((resolve, reject) => {
-      let settled = false;
-      const unreachable = (err: unknown) => {
-        clearTimeout(timer);
-        if (settled) return;
-        settled = true;
-        if (isMeshcarError(err) && err.code === 'upstream_identity_mismatch') {
-          // a server that chains to our bundle but is another trust domain's CA (or no CA) will
-          // not change by itself: a config mistake, not an outage, so it is never retried
-          reject(new MeshcarError('ca_mismatch', `the server at ${url} is not the meshcar CA of trust domain "${this.options.trustDomain}" (${err.message}); this will not mend itself: set trustDomain to the CA's trust domain, or point identity.ca.url and identity.ca.bundle at the CA of "${this.options.trustDomain}"`, { cause: err }));
-          return;
-        }
-        const code = (err as NodeJS.ErrnoException).code;
-        if (classifyTlsErrorCode(code) === 'unknown_ca') {
-          // the CA answered, with a certificate our bundle does not vouch for: a wrong bundle
-          // (or another CA on the address) stays wrong, so it is never retried; doctor's words
-          reject(new MeshcarError('ca_mismatch', `the CA's certificate at ${url} does not chain to identity.ca.bundle (${code}); this will not mend itself: use the bundle.pem of the CA that serves ${url}`, { cause: err }));
-          return;
-        }
-        reject(isMeshcarError(err) && err.code === 'ca_unreachable' ? err : new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));
-      };
-      const req = https.request(target, {
-        method: body === undefined ? 'GET' : 'POST',
-        headers,
-        ca,
-        ...(renewal ? { key: auth.svid.privateKeyPem, cert: auth.svid.chainPem } : {}),
-        minVersion: 'TLSv1.2',
-        checkServerIdentity: verifyServerSpiffeId(this.caId),
-        // a fresh agent per request: no pooled socket and no resumed TLS session, so every
-        // request runs the full chain and SPIFFE ID check above
-        agent: false,
-        ...(this.options.signal ? { signal: this.options.signal } : {}),
-      });
-      // one deadline for connect, handshake, request and response together
-      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      // before a response, failures arrive here; after it, on the response (Node's http rules)
-      req.on('error', unreachable);
-      req.on('response', (res) => {
-        // belt and braces: the check above is skipped on resumed sessions, this one never is
-        const peer = (res.socket as TLSSocket).getPeerX509Certificate();
-        const id = peer ? spiffeIdOfCertificate(peer, this.options.trustDomain) : 'no certificate';
-        if (typeof id === 'string' || id.uri !== this.caId) {
-          req.destroy(new MeshcarError('upstream_identity_mismatch', `expected ${this.caId}: ${typeof id === 'string' ? id : id.uri}`));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          // retried as an outage is, but said as what it is: the CA did answer
-          if (size > MAX_RESPONSE_BYTES) req.destroy(new MeshcarError('ca_unreachable', `the CA at ${url} answered more than ${MAX_RESPONSE_BYTES} bytes, which no answer of its API comes near; refused`));
-          else chunks.push(chunk);
-        });
-        res.on('end', () => {
-          clearTimeout(timer);
-          if (settled) return;
-          settled = true;
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), presented: presentedPath(peer) });
-        });
-        res.on('error', unreachable);
-      });
-      req.end(body);
-    });
   }
 }
