@@ -1,5 +1,5 @@
 # meshcar's container image: the sidecar (and the CA: `meshcar ca serve`), built in two stages.
-# Build: every dependency (npm ci) and tsc → dist/. Runtime: a slim Node 20, production
+# Build: every dependency (npm ci), tsc → dist/ and the command's bundle (npm run build). Runtime: a slim Node 20, production
 # dependencies and dist/ only, a non-root user, `meshcar` as the entrypoint. Nothing secret is
 # copied in (.dockerignore keeps certs/ and every key out): identities come at run time from
 # the CA with a join token, or from mounted files. `make image` builds it with docker or podman.
@@ -12,7 +12,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.json && chmod +x dist/cli.js
+RUN npx tsc -p tsconfig.json && npm run -s bundle
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production

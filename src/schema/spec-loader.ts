@@ -123,9 +123,11 @@ function ended(reader: Worker, detail: string): void {
 }
 
 /**
- * The worker's module. Built (dist/), the .js beside this one; run from the TypeScript sources
- * (the tests, under tsx), a worker does not inherit the parent's loader: a bootstrap registers
- * tsx in it first.
+ * The worker's module. Built (dist/), the .js beside this one: dist/schema/spec-load-worker.js
+ * for tsc's module per file, dist/spec-load-worker.js for the command's bundle (this code then
+ * runs from a dist/chunk-*.js, and make build writes the worker's bundle there). Run from the
+ * TypeScript sources (the tests, under tsx), a worker does not inherit the parent's loader: a
+ * bootstrap registers tsx in it first.
  */
 function workerEntry(): URL {
   if (!import.meta.url.endsWith('.ts')) return new URL('./spec-load-worker.js', import.meta.url);
