@@ -25,6 +25,7 @@ import { createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
 import { guardsFromDocuments, loadGuards, specDocuments, warnBacktrackingPatterns, type Guards, type SpecDocuments } from './schema/guards.js';
 import { appliedWithSpecs } from './schema/spec-changes.js';
+import { carryBudgets } from './schema/budget-carry.js';
 import { endpointsView } from './metrics/endpoints-view.js';
 import { reportAborted, reportApplied, reportPartial, reportRefused, type ReloadResult } from './reload-outcome.js';
 import { ReloadQueue } from './reload-queue.js';
@@ -270,8 +271,10 @@ export class Sidecar {
     return () => {
       // the parts as they are when it applies, and the config in force until then
       const parts = { inbound: this.inbound, outbound: this.outbound, admin: this.admin, traffic: this.traffic, observers: this.observers, logger: this.logger };
-      applyLiveReload(parts, this.current, plan, guards);
-      this.guards = guards;
+      // the new checks go on with the running ones' body budgets: bodies in flight still count
+      const carried = carryBudgets(this.guards, guards);
+      applyLiveReload(parts, this.current, plan, carried);
+      this.guards = carried;
       this.current = plan.effective;
     };
   }
