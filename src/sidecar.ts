@@ -207,9 +207,13 @@ export class Sidecar {
 
   private async reloadOnce(): Promise<ReloadResult> {
     // a reload asked for while starting applies to what start() built
-    await this.starting?.catch(() => undefined);
-    // asked for (SIGHUP) while starting, and the sidecar was stopped meanwhile: nothing to apply to
-    if (this.stopped) return { ok: false, messages: ['the sidecar stopped before the reload could run'] };
+    const startFailed = await this.starting?.then(() => false, () => true);
+    // a failed start or a stop left nothing to apply to (run, it answered 200 after "could not start")
+    if (startFailed || this.stopped) {
+      const why = startFailed ? 'the sidecar did not start' : 'the sidecar has stopped';
+      this.logger.warn({ component: 'reload' }, `config reload asked for, not run: ${why}`);
+      return { ok: false, code: 'reload_aborted', messages: [`${why}: the reload is not run`] };
+    }
     // shutting down: what a reload would change (new requests, new sessions) no longer comes,
     // and with workers > 1 the draining workers could not take part (an abort, logged as errors)
     if (this.draining) {
