@@ -25,6 +25,7 @@ import { createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
 import { guardsFromDocuments, loadGuards, specDocuments, warnBacktrackingPatterns, type Guards, type SpecDocuments } from './schema/guards.js';
 import { appliedWithSpecs } from './schema/spec-changes.js';
+import { carryBudgets } from './schema/budget-carry.js';
 import { endpointsView } from './metrics/endpoints-view.js';
 import { reportAborted, reportApplied, reportPartial, reportRefused, type ReloadResult } from './reload-outcome.js';
 import { ReloadQueue } from './reload-queue.js';
@@ -206,9 +207,13 @@ export class Sidecar {
 
   private async reloadOnce(): Promise<ReloadResult> {
     // a reload asked for while starting applies to what start() built
-    await this.starting?.catch(() => undefined);
-    // asked for (SIGHUP) while starting, and the sidecar was stopped meanwhile: nothing to apply to
-    if (this.stopped) return { ok: false, messages: ['the sidecar stopped before the reload could run'] };
+    const startFailed = await this.starting?.then(() => false, () => true);
+    // a failed start or a stop left nothing to apply to (run, it answered 200 after "could not start")
+    if (startFailed || this.stopped) {
+      const why = startFailed ? 'the sidecar did not start' : 'the sidecar has stopped';
+      this.logger.warn({ component: 'reload' }, `config reload asked for, not run: ${why}`);
+      return { ok: false, code: 'reload_aborted', messages: [`${why}: the reload is not run`] };
+    }
     // shutting down: what a reload would change (new requests, new sessions) no longer comes,
     // and with workers > 1 the draining workers could not take part (an abort, logged as errors)
     if (this.draining) {
@@ -270,8 +275,10 @@ export class Sidecar {
     return () => {
       // the parts as they are when it applies, and the config in force until then
       const parts = { inbound: this.inbound, outbound: this.outbound, admin: this.admin, traffic: this.traffic, observers: this.observers, logger: this.logger };
-      applyLiveReload(parts, this.current, plan, guards);
-      this.guards = guards;
+      // the new checks go on with the running ones' body budgets: bodies in flight still count
+      const carried = carryBudgets(this.guards, guards);
+      applyLiveReload(parts, this.current, plan, carried);
+      this.guards = carried;
       this.current = plan.effective;
     };
   }

@@ -13,13 +13,16 @@ type ObserverMethod = (...args: unknown[]) => unknown;
 /**
  * The one observer the data plane is given for its whole life; a reload swaps the observers it
  * forwards to (request metrics on or off, access log on or off), so no listener or session is
- * rebuilt. It counts open upstream sessions and streams itself, so a swap hands the gauges over
- * exactly. Methods beyond the four every observer has (the optional ones, such as retry and
- * abuse counters) are forwarded by name to whichever targets implement them.
+ * rebuilt. It counts open upstream sessions and streams itself, and keeps each upstream's
+ * ejected endpoints, so a swap hands the gauges over exactly. Methods beyond the four every
+ * observer has (the optional ones, such as retry and abuse counters) are forwarded by name to
+ * whichever targets implement them.
  */
 export class ForwardingObserver {
   private readonly sessions = new Map<string, number>();
   private readonly streams = new Map<string, number>();
+  /** Endpoints ejected now, per upstream (an absolute count, as the balancer reports it). */
+  private readonly ejected = new Map<string, number>();
 
   constructor(private targets: readonly TrafficObserver[], methodNames: Iterable<string>) {
     for (const key of methodNames) {
@@ -50,6 +53,11 @@ export class ForwardingObserver {
       for (const target of previous) target.upstreamStreamsChanged(upstream, -n);
       for (const target of next) target.upstreamStreamsChanged(upstream, n);
     }
+    // ejected endpoints stay out across a swap: the new targets hear the count at once (turned
+    // on again, the gauge read nothing until the balancer's next change, maybe minutes later)
+    for (const [upstream, n] of this.ejected) {
+      for (const target of next) target.ejectedEndpointsChanged?.(upstream, n);
+    }
     this.targets = next;
   }
 
@@ -64,6 +72,12 @@ export class ForwardingObserver {
   upstreamSessionsChanged(upstream: string, delta: number): void {
     this.sessions.set(upstream, (this.sessions.get(upstream) ?? 0) + delta);
     for (const target of this.targets) target.upstreamSessionsChanged(upstream, delta);
+  }
+
+  ejectedEndpointsChanged(upstream: string, ejected: number): void {
+    if (ejected === 0) this.ejected.delete(upstream);
+    else this.ejected.set(upstream, ejected);
+    for (const target of this.targets) target.ejectedEndpointsChanged?.(upstream, ejected);
   }
 
   upstreamStreamsChanged(upstream: string, delta: number): void {

@@ -10,7 +10,8 @@ export const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
 export class BodyBudget {
   used = 0;
 
-  constructor(readonly limit: number) {}
+  /** Bytes it may hold; a reload moves it (budget-carry.ts), the bytes held still counted. */
+  constructor(public limit: number) {}
 
   /** Takes `bytes` from the budget; false (nothing taken) when that would pass the limit. */
   take(bytes: number): boolean {

@@ -1,7 +1,8 @@
 // metrics.requests turned off by a reload empties the request families and /endpoints, as they
 // are when it is off from the start; they used to keep their last values for good, read by a
 // dashboard as live. Turned on again: open sessions are handed over exactly, counts start from
-// zero. The real registry (GET /metrics's text), the observer the data plane is given.
+// zero; the gauges of what is open or out now (sessions, streams, ejected endpoints) are handed
+// over as they stand. The real registry (GET /metrics's text), the observer the data plane is given.
 
 import t from 'tap';
 import { pino } from 'pino';
@@ -39,6 +40,8 @@ t.test('off by reload: the families empty; on again: from zero, sessions handed 
   live.switchTo({ requests: true, access: false });
   const again = await metrics.render();
   t.same(samples(again, 'meshcar_upstream_sessions'), ['meshcar_upstream_sessions{upstream="payments"} 2'], 'on again: the sessions still open, exactly');
+  // an endpoint ejected before the switch is still out: the gauge says so at once, not from its next change
+  t.same(samples(again, 'meshcar_upstream_ejected_endpoints'), ['meshcar_upstream_ejected_endpoints{upstream="payments"} 1'], 'and the endpoints still ejected');
   t.same(samples(again, 'meshcar_requests_total'), [], 'no request counted yet');
   observer.requestFinished(request);
   t.match(samples(await metrics.render(), 'meshcar_requests_total'), [/ 1$/], 'then each counts from zero');
