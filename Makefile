@@ -130,8 +130,11 @@ cert: build
 	node dist/cli.js ca issue --dir $(CA_DIR) --service $(SERVICE) --out $(CERTS)/$(SERVICE) --ttl $(or $(TTL),24h)
 
 ## token SERVICE=name [TTL=1h]: a join token for one service into $(CERTS)/<name>.token
+# CERTS is made when missing, 0700 (it holds tokens), as make cert makes it: the command itself
+# refuses an --out in a missing folder (a mistyped path), but this folder is the target's own
 token: build
 	@if [ -z "$(SERVICE)" ]; then echo "make token: say which service, e.g. make token SERVICE=orders" >&2; exit 2; fi
+	@test -d $(CERTS) || mkdir -p -m 700 $(CERTS)
 	node dist/cli.js ca token --dir $(CA_DIR) --service $(SERVICE) --ttl $(or $(TTL),1h) --out $(CERTS)/$(SERVICE).token
 
 ## bench: sidecar overhead: the same load direct to an app and through an outbound+inbound pair (bench/README.md)

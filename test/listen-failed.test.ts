@@ -30,7 +30,7 @@ t.test('the inbound port in use: exit 1, listen_failed in the line and the log',
   const proc = startMeshcar(['run', '--config', join(dir, 'orders.yaml')]);
   t.equal(await proc.exited(), 1, 'exit 1');
   t.equal(proc.stderr.length, 1, proc.stderr.join('\n'));
-  t.match(proc.stderr[0], new RegExp(`^meshcar: inbound cannot listen on 127\\.0\\.0\\.1:${taken}: listen EADDRINUSE.*another process holds the port.*\\(listen_failed\\)$`));
+  t.match(proc.stderr[0], new RegExp(`^meshcar: inbound cannot listen on 127\\.0\\.0\\.1:${taken} \\(inbound\\.listen\\): listen EADDRINUSE.*another process holds the port.*\\(listen_failed\\)$`));
   const why = proc.lines.find((line) => /could not start/.test(String(line.msg)));
   t.equal(why?.code, 'listen_failed', `the log line's code: ${JSON.stringify(why)}`);
 });

@@ -1,7 +1,8 @@
 // The make targets a new user runs for their own services: TTL is honoured by make token and
-// make cert, make cert refuses to overwrite a folder without FORCE=1, and make ca says FORCE=1
-// (make cannot pass --force), and make clean keeps the CA unless FORCE=1. `-o build` takes the
-// build as done: the test runs dist/ as built. make help lists every .PHONY target with its text.
+// make cert, make cert refuses to overwrite a folder without FORCE=1, make token makes a missing
+// CERTS folder as make cert does, make ca says FORCE=1 (make cannot pass --force), and make
+// clean keeps the CA unless FORCE=1. `-o build` takes the build as done: the test runs dist/ as
+// built. make help lists every .PHONY target with its text.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -37,6 +38,12 @@ t.test('make ca, cert and token for your own services', async (t) => {
   await make(['token', 'SERVICE=billing', ...vars]);
   const plain = readTokenClaims(await readFile(join(dir, 'billing.token'), 'utf8'));
   t.ok(typeof plain === 'object' && Math.abs(plain.expMs - Date.now() - 3_600_000) < 60_000, 'without TTL: 1 h');
+  // CERTS naming a folder that does not exist yet: made (0700, as make cert makes it), not refused
+  const fresh = join(dir, 'fresh', 'certs');
+  const first = await make(['token', 'SERVICE=orders', `CA_DIR=${join(dir, 'ca')}`, `CERTS=${fresh}`]);
+  t.equal(first.code, 0, first.stderr);
+  t.equal((await stat(fresh)).mode & 0o777, 0o700, 'the new CERTS folder is 0700');
+  t.equal((await stat(join(fresh, 'orders.token'))).mode & 0o777, 0o600);
 
   t.equal((await make(['cert', 'SERVICE=orders', 'TTL=2h', ...vars])).code, 0);
   const cert = await readFile(join(dir, 'orders', 'svid.crt'), 'utf8');

@@ -249,7 +249,7 @@ export class InboundListener implements Inbound, ExchangeContext {
   listen(): Promise<HostPort> {
     const { host, port } = this.config.listen;
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(listenFailed(`inbound cannot listen on ${formatHostPort({ host, port })}`, err));
+      const onError = (err: Error) => reject(listenFailed(`inbound cannot listen on ${formatHostPort({ host, port })} (inbound.listen)`, err));
       this.tlsServer.once('error', onError);
       this.tlsServer.listen(port, host, () => {
         this.tlsServer.off('error', onError);
