@@ -1,8 +1,9 @@
 // The primary of a sidecar with workers > 1: forks the workers (node:cluster, which shares
 // their listening sockets), hands each the SVID at start and on every rotation, knows which
 // ones listen, restarts one that dies unexpectedly or is killed for missing its health checks
-// (bounded, see replacements.ts and restart-policy.ts; health-checks.ts; a connection handed to
-// a worker that never took it is closed at its exit, untaken-connections.ts), reloads them
+// (bounded: worker-restarts.ts, replacements.ts, restart-policy.ts; health-checks.ts; a
+// connection handed to a worker that never took it is closed at its exit,
+// untaken-connections.ts), reloads them
 // (reload-round.ts) or drains them (a worker forked meanwhile is told to at its hello; the
 // bounded wait for their exits is worker-exits.ts). What the admin server shows of them
 // (metrics, inventories, status) is gathered in cluster-views.ts. It holds the config the
@@ -18,15 +19,15 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
-import { ClusterViews, VIEW_ASK_TIMEOUT_MS, type PendingRestart } from './cluster-views.js';
+import { ClusterViews, VIEW_ASK_TIMEOUT_MS } from './cluster-views.js';
 import { isOurs, isToPrimary, type Address, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
 import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
 import { LogPerKey } from '../log-per-key.js';
 import { DepartedCounts } from './departed-counts.js';
 import { HealthChecks } from './health-checks.js';
-import { Replacements, type KillCause } from './replacements.js';
-import { WINDOW_MS } from './restart-policy.js';
+import type { KillCause } from './replacements.js';
+import { WorkerRestarts } from './worker-restarts.js';
 import { EXIT_GRACE_MS, ExitWaits, workerExitGrace } from './worker-exits.js';
 import { closeUntakenConnections } from './untaken-connections.js';
 
@@ -56,10 +57,8 @@ export class WorkerPool implements WorkerCluster {
   private readonly asks = new Asks((worker, message) => this.send(worker, message));
   /** What dead workers counted, so the aggregated counts never go down. */
   private readonly departed = new DepartedCounts();
-  /** Why each worker the primary kills is killed; when a dead worker's replacement starts (crash-loop bound). */
-  private readonly replacements = new Replacements();
-  /** Replacements waiting out the crash-loop delay: when each starts and why (GET /workers lists them). */
-  private readonly restartTimers = new Map<NodeJS.Timeout, PendingRestart>();
+  /** What a worker's exit leads to (a replacement now, after a crash-loop delay, or a failed start): see worker-restarts.ts. */
+  private readonly restarts: WorkerRestarts;
   private readonly malformed = new LogPerKey();
   private readonly metricsOf: ClusterMetrics;
   /** The drain's and close()'s bounded wait for the workers' exits: see worker-exits.ts. */
@@ -94,8 +93,15 @@ export class WorkerPool implements WorkerCluster {
     this.viewAskTimeoutMs = options.viewAskTimeoutMs ?? VIEW_ASK_TIMEOUT_MS;
     this.exitWaits = new ExitWaits(() => this.live(), logger);
     this.metricsOf = new ClusterMetrics(primaryRegistry, () => this.live().length);
+    this.restarts = new WorkerRestarts({
+      logger,
+      fork: () => this.fork(),
+      generation: () => this.generation(),
+      countRestart: () => this.metricsOf.restarts.inc(),
+      startFailed: (err) => this.startFailed?.(err),
+    });
     this.views = new ClusterViews(
-      { live: () => this.live(), greetedLive: () => this.greetedLive(), listening: (id) => this.listeningWorkers.has(id), generation: () => this.generation(), pendingRestarts: () => [...this.restartTimers.values()] },
+      { live: () => this.live(), greetedLive: () => this.greetedLive(), listening: (id) => this.listeningWorkers.has(id), generation: () => this.generation(), pendingRestarts: () => this.restarts.pending() },
       this.asks,
       this.departed,
       this.metricsOf,
@@ -184,15 +190,14 @@ export class WorkerPool implements WorkerCluster {
   private stopRestarting(): void {
     this.stopping = true;
     this.health.stop();
-    for (const timer of this.restartTimers.keys()) clearTimeout(timer);
-    this.restartTimers.clear();
+    this.restarts.stop();
   }
 
   /** A worker whose state is unknown is replaced: SIGKILL works on a stopped or stuck process too. */
   private recycle(worker: Worker, reason: string, cause: KillCause = 'reload'): void {
     if (worker.isDead()) return;
     this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `restarting worker ${worker.id}: ${reason}`);
-    this.replacements.kill(worker.id, cause);
+    this.restarts.killing(worker.id, cause);
     // not ready from now on, not only once its exit is seen
     this.listeningWorkers.delete(worker.id);
     worker.process.kill('SIGKILL');
@@ -276,33 +281,7 @@ export class WorkerPool implements WorkerCluster {
     this.health.forget(worker.id);
     this.departed.departed(worker.id);
     this.exitWaits.exited(worker, code, signal);
-    if (this.stopping) return;
-    const how = signal ? { signal } : { code };
-    const replacement = this.replacements.exited(worker.id, this.started);
-    if (replacement.cause === 'reload') {
-      this.logger.warn({ worker: worker.id, workerPid: worker.process.pid, generation: this.generation() }, `worker recycled; its replacement starts on config generation ${this.generation()}`);
-      this.fork();
-      return;
-    }
-    if (replacement.cause === 'start-up') {
-      this.startFailed?.(new MeshcarError('internal', `worker ${worker.id} exited during start-up (${signal ? `signal ${signal}` : `exit code ${code}`})`));
-      return;
-    }
-    // a health kill was counted when it was decided (health checks above)
-    if (replacement.cause === 'crash') this.metricsOf.restarts.inc();
-    const what = replacement.cause === 'health' ? 'worker killed for missing its health checks' : 'worker exited unexpectedly';
-    const delay = replacement.delayMs;
-    if (delay === 0) {
-      this.logger.warn({ worker: worker.id, workerPid: worker.process.pid, ...how }, `${what}; restarting it`);
-      this.fork();
-      return;
-    }
-    this.logger.error({ worker: worker.id, workerPid: worker.process.pid, ...how, restartInMs: delay }, `${what}; crash loop: ${this.replacements.policy.recent()} restarts in the last ${WINDOW_MS / 1000} s, the next one in ${Math.ceil(delay / 1000)} s`);
-    const timer = setTimeout(() => {
-      this.restartTimers.delete(timer);
-      if (!this.stopping) this.fork();
-    }, delay);
-    this.restartTimers.set(timer, { at: Date.now() + delay, cause: replacement.cause });
+    this.restarts.exited(worker, code, signal, this.started);
   }
 
   private send(worker: Worker, message: ToWorker): void {
