@@ -232,6 +232,11 @@ t.test('bad SPIFFE ID', async (t) => {
   t.same(await issuesOf(t, edit({ 'spiffe://mesh.local/jobs/*': 'spiffe://mesh.local/jobs*' })), [
     'c.yaml:15:48: inbound.authorize[0].from[1]: "spiffe://mesh.local/jobs*": * may only be a whole last segment, as in spiffe://mesh.local/svc/*',
   ]);
+  // a peer with the trust domain's own ID is refused, so a rule or upstream naming it could never match
+  t.same(await issuesOf(t, edit({ 'identity: spiffe://mesh.local/svc/payments': 'identity: spiffe://mesh.local', 'spiffe://mesh.local/svc/frontend': 'spiffe://mesh.local' })), [
+    'c.yaml:15:14: inbound.authorize[0].from[0]: "spiffe://mesh.local" is the trust domain\'s own ID, which names no workload (no SVID carries it); give a workload\'s ID, as spiffe://mesh.local/svc/NAME',
+    'c.yaml:23:7: outbound.upstreams.payments.identity: "spiffe://mesh.local" is the trust domain\'s own ID, which names no workload (no SVID carries it); give a workload\'s ID, as spiffe://mesh.local/svc/NAME',
+  ]);
 });
 
 t.test('foreign trust domain', async (t) => {
