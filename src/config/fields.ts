@@ -132,6 +132,8 @@ export function readSpiffeId(value: YamlValue, trustDomain: string | undefined, 
   if (trustDomain !== undefined && parsed.trustDomain !== trustDomain) {
     return value.report(`${quoted} belongs to trust domain ${parsed.trustDomain}, but this config's trustDomain is ${trustDomain}`);
   }
+  // a peer with that ID is refused (peer-identity.ts, X509-SVID §5.2): the rule or upstream could never match
+  if (!wildcard && parsed.path === '') return value.report(`${quoted} is the trust domain's own ID, which names no workload (no SVID carries it); give a workload's ID, as spiffe://${parsed.trustDomain}/svc/NAME`);
   return text;
 }
 

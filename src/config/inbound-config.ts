@@ -7,6 +7,7 @@ import { type AppAddress, formatHostPort, type HostPort, parseAppUrl, reachesLis
 import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readPositiveInteger, readTimeout, readRate, MAX_BURST, readSpiffeId } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
 import type { YamlValue } from './yaml-value.js';
+import { readPathPattern } from './path-pattern.js';
 import { type InboundLimitsConfig, readInboundLimits } from './inbound-limits-config.js';
 
 export { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, MAX_CONCURRENT_STREAMS, type InboundLimitsConfig } from './inbound-limits-config.js';
@@ -170,12 +171,3 @@ function readMethod(value: YamlValue): string | undefined {
   return value.report(`${JSON.stringify(text)} is not an HTTP method`);
 }
 
-function readPathPattern(value: YamlValue): string | undefined {
-  const text = value.string('a path (/orders, or /orders/* for a prefix)');
-  if (text === undefined) return undefined;
-  const quoted = JSON.stringify(text);
-  if (!text.startsWith('/')) return value.report(`${quoted} must start with /`);
-  if (/[?#\s]/.test(text)) return value.report(`${quoted} may not hold a query, fragment or spaces`);
-  if (text.slice(0, -1).includes('*')) return value.report(`${quoted}: * may only come last, as in /orders/*`);
-  return text;
-}

@@ -9,6 +9,7 @@ import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { describeError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
+import { signingCertificateProblem } from '../identity/svid-leaf.js';
 
 export const PROBE_TIMEOUT_MS = 3000;
 /** The most of an HTTP body doctor reads: /debug/tls holds at most 100 short entries. */
@@ -114,6 +115,9 @@ export async function speaksTls(host: string, port: number): Promise<boolean> {
 export function peerSpiffeId(socket: TLSSocket): { id: string } | { problem: string } {
   const cert = socket.getPeerX509Certificate();
   if (!cert) return { problem: 'it presented no certificate' };
+  // judged as the sidecar judges a peer (peer-identity.ts), or doctor would pass one it refuses
+  const signing = signingCertificateProblem(cert.raw, cert.ca);
+  if (signing !== undefined) return { problem: signing };
   const uris = uriSans(cert);
   if (uris.length !== 1) return { problem: `its certificate carries ${uris.length} URI SANs, an SVID exactly one` };
   return { id: uris[0] as string };

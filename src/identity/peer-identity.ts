@@ -9,6 +9,7 @@ import { clip } from '../clip.js';
 import { uriSans } from '../pki/x509-read.js';
 import { sessionPeerCertificate } from '../pki/session-peer.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
+import { signingCertificateProblem } from './svid-leaf.js';
 import { pathWindow, peerPathValidity, remember, validityProblem, type ValidityWindow } from './peer-validity.js';
 import type { TlsFailureReason } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
@@ -27,18 +28,26 @@ export type PeerIdentityResult =
   | { readonly ok: false; readonly reason: PeerRefusalReason; readonly message: string };
 
 // A busy listener sees the same few peer certificates on every connection; reading the SANs
-// once per certificate keeps the hot path to a fingerprint lookup. Bounded, oldest out first.
+// (and whether it is a signing certificate) once per certificate keeps the hot path to a
+// fingerprint lookup. Bounded, oldest out first.
 const CACHE_LIMIT = 1024;
-const uriCache = new Map<string, string[]>();
 
-function cachedUriSans(fingerprint: string, certificate: () => X509Certificate): string[] {
-  let sans = uriCache.get(fingerprint);
-  if (sans === undefined) {
-    sans = uriSans(certificate());
-    if (uriCache.size >= CACHE_LIMIT) uriCache.delete(uriCache.keys().next().value as string);
-    uriCache.set(fingerprint, sans);
+/** What a peer certificate asserts: its URI SANs, and why it is no leaf (svid-leaf.ts), if it is none. */
+interface PeerReading {
+  readonly uris: string[];
+  readonly signing: string | undefined;
+}
+const readings = new Map<string, PeerReading>();
+
+function cachedReading(fingerprint: string, certificate: () => X509Certificate): PeerReading {
+  let reading = readings.get(fingerprint);
+  if (reading === undefined) {
+    const cert = certificate();
+    reading = { uris: uriSans(cert), signing: signingCertificateProblem(cert.raw, cert.ca) };
+    if (readings.size >= CACHE_LIMIT) readings.delete(readings.keys().next().value as string);
+    readings.set(fingerprint, reading);
   }
-  return sans;
+  return reading;
 }
 
 /** The most of a peer's URI SAN (or the parser's words quoting it) an error message carries. */
@@ -52,11 +61,18 @@ export function spiffeIdOfUris(uris: readonly string[], trustDomain: string): Sp
   // the peer chose the SAN (up to the certificate's size): quoted clipped, as tls-failures/describe.ts does
   if (typeof id === 'string') return `the URI SAN "${clip(uris[0] as string, MAX_QUOTED_SAN)}" is not a SPIFFE ID: ${clip(id, MAX_QUOTED_SAN)}`;
   if (id.trustDomain !== trustDomain) return `${id.uri} belongs to trust domain "${id.trustDomain}", not "${trustDomain}"`;
+  // spiffe://td names the trust domain (a signing certificate's ID), never a workload (X509-SVID §3.1, §5.2)
+  if (id.path === '') return `${id.uri} is the trust domain's own ID, which names no workload: an SVID leaf's ID has a path`;
   return id;
 }
 
+/** A certificate's SPIFFE ID as a leaf: a signing certificate has none, whatever its URI SAN. */
+function spiffeIdOfReading(reading: PeerReading, trustDomain: string): SpiffeId | string {
+  return reading.signing ?? spiffeIdOfUris(reading.uris, trustDomain);
+}
+
 export function spiffeIdOfCertificate(cert: X509Certificate, trustDomain: string): SpiffeId | string {
-  return spiffeIdOfUris(cachedUriSans(cert.fingerprint256, () => cert), trustDomain);
+  return spiffeIdOfReading(cachedReading(cert.fingerprint256, () => cert), trustDomain);
 }
 
 /**
@@ -202,7 +218,7 @@ export function verifyServerSpiffeId(expectedId: string): (hostname: string, cer
     // tlsReason: the handshake failure's label (no usable ID, or a valid one that is not the expected)
     const refuse = (message: string, tlsReason: TlsFailureReason) => Object.assign(new MeshcarError('upstream_identity_mismatch', message), { tlsReason });
     if (!cert || !cert.raw) return refuse(`expected ${expectedId}, but the server presented no certificate`, 'bad_identity');
-    const id = spiffeIdOfUris(cachedUriSans(cert.fingerprint256, () => new X509Certificate(cert.raw)), expected.trustDomain);
+    const id = spiffeIdOfReading(cachedReading(cert.fingerprint256, () => new X509Certificate(cert.raw)), expected.trustDomain);
     if (typeof id === 'string') return refuse(`expected ${expectedId}: ${id}`, 'bad_identity');
     if (id.uri !== expectedId) return refuse(`expected ${expectedId}, but the server is ${id.uri}`, 'identity_mismatch');
     return undefined;

@@ -7,6 +7,7 @@ import { MeshcarError, describeError } from '../errors.js';
 import { formatApproxDuration } from '../config/duration.js';
 import { pemBlocks, splitPemCertificates } from '../pki/pem.js';
 import { uriSans } from '../pki/x509-read.js';
+import { signingCertificateProblem } from './svid-leaf.js';
 import { clip } from '../clip.js';
 
 export interface SvidMaterial {
@@ -153,6 +154,9 @@ export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, n
   // (describe names a certificate without a CN 'certificate (serial …)': said once here)
   if (!leaf.checkPrivateKey(key)) refuse(`the private key does not match ${/CN=/.test(leaf.subject) ? `the certificate ${describe(leaf)}` : `the ${describe(leaf)}`}`);
   if (leaf.ca) refuse(`${describe(leaf)} is a CA certificate; an X509-SVID leaf must have cA=false`);
+  // a leaf that may sign is refused by every peer (peer-identity.ts): say so here, at load
+  const signing = signingCertificateProblem(leaf.raw, false);
+  if (signing !== undefined) refuse(`${describe(leaf)} is no X509-SVID leaf: ${signing}`);
   // absent EKU means any purpose; present, it must allow both directions of mutual TLS
   const eku = leaf.keyUsage;
   if (eku && !(eku.includes(EKU_SERVER_AUTH) && eku.includes(EKU_CLIENT_AUTH))) {

@@ -232,6 +232,11 @@ t.test('bad SPIFFE ID', async (t) => {
   t.same(await issuesOf(t, edit({ 'spiffe://mesh.local/jobs/*': 'spiffe://mesh.local/jobs*' })), [
     'c.yaml:15:48: inbound.authorize[0].from[1]: "spiffe://mesh.local/jobs*": * may only be a whole last segment, as in spiffe://mesh.local/svc/*',
   ]);
+  // a peer with the trust domain's own ID is refused, so a rule or upstream naming it could never match
+  t.same(await issuesOf(t, edit({ 'identity: spiffe://mesh.local/svc/payments': 'identity: spiffe://mesh.local', 'spiffe://mesh.local/svc/frontend': 'spiffe://mesh.local' })), [
+    'c.yaml:15:14: inbound.authorize[0].from[0]: "spiffe://mesh.local" is the trust domain\'s own ID, which names no workload (no SVID carries it); give a workload\'s ID, as spiffe://mesh.local/svc/NAME',
+    'c.yaml:23:7: outbound.upstreams.payments.identity: "spiffe://mesh.local" is the trust domain\'s own ID, which names no workload (no SVID carries it); give a workload\'s ID, as spiffe://mesh.local/svc/NAME',
+  ]);
 });
 
 t.test('foreign trust domain', async (t) => {
@@ -284,6 +289,14 @@ t.test('authorize rules, renewal window and listener clashes', async (t) => {
     'c.yaml:16:17: inbound.authorize[0].methods[0]: write HTTP methods in upper case: GET',
     'c.yaml:17:15: inbound.authorize[0].paths[0]: "orders" must start with /',
     'c.yaml:17:23: inbound.authorize[0].paths[1]: "/a*b": * may only come last, as in /orders/*',
+  ]);
+  // patterns no request can match: every caller of the rule would be denied in silence
+  t.same(await issuesOf(t, edit({ 'paths: [/orders, /orders/*]': 'paths: [/café/*, /orders/../admin, "//orders/*", /a/%2e%2e/*, /%zz, /.well-known/*, /a;b, /a%2*, /caf%C3%A9]' })), [
+    'c.yaml:17:15: inbound.authorize[0].paths[0]: "/café/*" holds characters a request path carries percent-encoded; write it as clients send it: /caf%C3%A9/*',
+    'c.yaml:17:24: inbound.authorize[0].paths[1]: "/orders/../admin" can match no request: the inbound refuses such paths (dot segments, // first, malformed or double percent-encoding) with 400 before the rules',
+    'c.yaml:17:42: inbound.authorize[0].paths[2]: "//orders/*" can match no request: the inbound refuses such paths (dot segments, // first, malformed or double percent-encoding) with 400 before the rules',
+    'c.yaml:17:56: inbound.authorize[0].paths[3]: "/a/%2e%2e/*" can match no request: the inbound refuses such paths (dot segments, // first, malformed or double percent-encoding) with 400 before the rules',
+    'c.yaml:17:69: inbound.authorize[0].paths[4]: "/%zz" can match no request: the inbound refuses such paths (dot segments, // first, malformed or double percent-encoding) with 400 before the rules',
   ]);
   t.same(await issuesOf(t, edit({ '  authorize:\n': '  authorize: []\n  x:\n' }).replace(/    - from.*\n.*\n.*\n/, '')), [
     'c.yaml:14:3: inbound.authorize: list at least one rule, or leave authorize out to let any identity of the trust domain call',

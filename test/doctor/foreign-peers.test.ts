@@ -13,7 +13,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makePki } from '../helpers/pki.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { checkAdmin } from '../../src/doctor/local.js';
 import { checkCa } from '../../src/doctor/ca.js';
@@ -30,8 +30,8 @@ const answering = (answer: string) => net.createServer((socket) => socket.once('
 const plainHttp = () => http.createServer((_req, res) => res.end('hello\n'));
 
 /** A sidecar config with SVID files from a throwaway PKI, an upstream, an admin port and more YAML. */
-async function config(t: Tap.Test, opts: { upstreamPort: number; adminPort: number; extra?: string }): Promise<string> {
-  const pki = await makePki('mesh.local');
+async function config(t: Tap.Test, opts: { upstreamPort: number; adminPort: number; extra?: string; pki?: TestPki }): Promise<string> {
+  const pki = opts.pki ?? (await makePki('mesh.local'));
   const leaf = await pki.issue('spiffe://mesh.local/svc/frontend');
   const dir = t.testdir({ 'svid.crt': leaf.chainPem, 'svid.key': leaf.privateKeyPem, 'bundle.pem': pki.bundlePem });
   const file = join(dir, 'frontend.yaml');
@@ -71,6 +71,16 @@ t.test('an upstream presenting a self-signed certificate: the ✗ says what to d
   const run = await doctor(await config(t, { upstreamPort, adminPort: 0 }));
   t.equal(run.code, 1, run.stdout + run.stderr);
   t.match(run.stdout, new RegExp(`^✗ upstream orders 127\\.0\\.0\\.1:${upstreamPort}: its certificate is not from a CA in our bundle \\(\\w+\\) — fix: the endpoint is not a sidecar of this mesh`, 'm'));
+});
+
+t.test('an upstream presenting a CA certificate with the right SPIFFE ID: ✗ as the sidecar refuses it', async (t) => {
+  const pki = await makePki('mesh.local');
+  // chains to our bundle and names orders, but signs SVIDs: the outbound refuses it (bad_identity)
+  const signer = await pki.issueWithUris(['spiffe://mesh.local/svc/orders'], { ca: true, keyUsage: { digitalSignature: true, keyCertSign: true, cRLSign: true } });
+  const upstreamPort = await listening(t, tls.createServer({ cert: signer.chainPem, key: signer.privateKeyPem, ALPNProtocols: ['h2'] }));
+  const run = await doctor(await config(t, { upstreamPort, adminPort: 0, pki }));
+  t.equal(run.code, 1, run.stdout + run.stderr);
+  t.match(run.stdout, new RegExp(`^✗ upstream orders 127\\.0\\.0\\.1:${upstreamPort}: not a meshcar sidecar: the certificate is a CA certificate`, 'm'));
 });
 
 t.test('a plain HTTP server at identity.ca.url: reachable but not the CA, not "start the CA"', async (t) => {

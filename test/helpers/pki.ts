@@ -21,6 +21,10 @@ export interface LeafOptions {
   readonly key?: KeyPairPem;
   /** Issue as if at this time (an expired leaf: a past `now` and a short lifetime). */
   readonly now?: Date;
+  /** issueWithUris: basicConstraints cA (a signing certificate presented as a peer). */
+  readonly ca?: boolean;
+  /** issueWithUris: keyUsage bits in place of digitalSignature alone (node-forge's names: keyCertSign, cRLSign...). */
+  readonly keyUsage?: Readonly<Record<string, boolean>>;
 }
 
 export interface TestPki {
@@ -34,7 +38,7 @@ export interface TestPki {
   readonly issuerNotAfter: Date;
   /** A well-formed SVID: chain = leaf + issuer. */
   issue(spiffeId: string, options?: LeafOptions): Promise<IssuedLeaf>;
-  /** A leaf with exactly these URI SANs (zero, two, ...), otherwise profile-like. */
+  /** A leaf with exactly these URI SANs (zero, two, ...), otherwise profile-like (or a signing certificate: options.ca, options.keyUsage). */
   issueWithUris(uris: readonly string[], options?: LeafOptions): Promise<IssuedLeaf>;
 }
 
@@ -90,8 +94,8 @@ export async function makePki(trustDomain = 'mesh.test'): Promise<TestPki> {
       const spki = spkiDerOf(createPublicKey(key.publicKeyPem));
       const now = options.now ?? new Date();
       const extensions: Array<Record<string, unknown>> = [
-        { name: 'basicConstraints', cA: false, critical: true },
-        { name: 'keyUsage', digitalSignature: true, critical: true },
+        { name: 'basicConstraints', cA: options.ca ?? false, critical: true },
+        { name: 'keyUsage', ...(options.keyUsage ?? { digitalSignature: true }), critical: true },
         { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
         { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(spki)) },
         { name: 'authorityKeyIdentifier', keyIdentifier: keyIdentifier(issuer.spki).toString('binary') },

@@ -61,6 +61,17 @@ t.test('validateSvid', async (t) => {
     t.match(refusal(() => validateSvid(none, ID)), /carries 0 URI SANs/);
   });
 
+  t.test('a signing certificate is no SVID, as peers judge it (X509-SVID §5.2)', async (t) => {
+    const ca = await pki.issueWithUris([ID], { ca: true, keyUsage: { digitalSignature: true, keyCertSign: true, cRLSign: true } });
+    t.match(refusal(() => validateSvid(ca, ID)), /is a CA certificate/);
+    // cA false, but it may sign: every peer refuses it (bad_identity), so it is refused here first
+    const signer = await pki.issueWithUris([ID], { keyUsage: { digitalSignature: true, keyCertSign: true } });
+    t.match(refusal(() => validateSvid(signer, ID)), /is no X509-SVID leaf: the certificate's keyUsage has keyCertSign/);
+    const crl = await pki.issueWithUris([ID], { keyUsage: { digitalSignature: true, cRLSign: true } });
+    t.match(refusal(() => validateSvid(crl, ID)), /keyUsage has cRLSign/);
+    t.equal(validateSvid(await pki.issueWithUris([ID]), ID).spiffeId, ID, 'a leaf passes');
+  });
+
   t.test('expired', async (t) => {
     // issued 30 s ago for 10 s (the issuer itself is backdated a minute, so it was valid then)
     const expired = await pki.issue(ID, { lifetimeMs: 10_000, now: new Date(Date.now() - 30_000) });

@@ -19,6 +19,7 @@ t.test('compiled rules', async (t) => {
   t.ok(frontend.allows('GET', '/orders'));
   t.ok(frontend.allows('POST', '/orders/42'));
   t.notOk(frontend.allows('DELETE', '/orders/42'), 'method not listed');
+  t.notOk(frontend.allows('HEAD', '/orders'), 'methods are exact: HEAD is not GET (README: list it too)');
   t.notOk(frontend.allows('GET', '/ordersx'), 'exact path is exact');
   t.notOk(frontend.allows('GET', '/admin'), 'path not listed');
   const batch = policy.grantFor(BATCH_ID);
