@@ -20,6 +20,7 @@ import { Metrics } from './metrics/registry.js';
 import { LiveObservers } from './metrics/live-observers.js';
 import { TlsFailureLog } from './tls-failures/failure-log.js';
 import { TrafficMetrics } from './metrics/traffic-metrics.js';
+import { trafficFamilyNames } from './metrics/traffic-families.js';
 import { startAdminServer, type RunningAdmin } from './admin/server.js';
 import { createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound, type Outbound } from './outbound/index.js';
@@ -278,6 +279,8 @@ export class Sidecar {
       // the new checks go on with the running ones' body budgets: bodies in flight still count
       const carried = carryBudgets(this.guards, guards);
       applyLiveReload(parts, this.current, plan, carried);
+      // workers > 1: each worker empties its request families; the primary, what dead ones counted
+      if (this.current.metrics.requests && !plan.effective.metrics.requests) this.options.cluster?.forgetRequestCounts(trafficFamilyNames(this.metrics));
       this.guards = carried;
       this.current = plan.effective;
     };

@@ -13,6 +13,7 @@ import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP, OTHER_ROUTE } from './rou
 import { codeLabel, statusClass } from './status-labels.js';
 import { countGrpc, type GrpcChildren } from './grpc-codes.js';
 import type { Direction, Http2StreamErrorReason, InboundConnectionRefusal, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
+import { trafficFamilies } from './traffic-families.js';
 
 interface StatusChildren {
   readonly count: RequestCounterChild;
@@ -102,10 +103,10 @@ export class TrafficMetrics implements TrafficObserver {
    * Turned on again, they count from zero (a counter reset, which Prometheus takes in its stride).
    */
   clear(): void {
-    const m = this.metrics;
-    for (const family of [m.requests, m.requestDuration, m.grpcResponses, m.upstreamActiveStreams]) family.clear();
+    const { own, labelled } = trafficFamilies(this.metrics);
+    for (const family of own) family.clear();
     // prom-client's reset() drops a labelled family's series
-    for (const family of [m.requestErrors, m.schemaViolations, m.tlsHandshakeFailures, m.http2SessionsClosed, m.inboundConnectionsRefused, m.http2StreamErrors, m.upstreamSessions, m.retries, m.appStreamWaits, m.appStreamsRefused, m.retryBudgetExhausted, m.outlierEjections, m.ejectedEndpoints, m.circuitOpen]) family.reset();
+    for (const family of labelled) family.reset();
     for (const cache of [this.peers.inbound, this.peers.outbound, this.sessionGauges, this.streamGauges, this.ejectionCounters, this.ejectedGauges, this.circuitCounters]) cache.clear();
   }
 

@@ -26,6 +26,8 @@ export interface WorkerCluster {
   /** Every worker runs `config` or none does (reload-round.ts); the outcome says which, honestly. */
   reload(config: ConfigToRun): Promise<RoundOutcome>;
   metrics(accept: string | undefined): Promise<{ contentType: string; body: string }>;
+  /** metrics.requests turned off: the counts of workers gone in these families (and /endpoints) are dropped too. */
+  forgetRequestCounts(families: ReadonlySet<string>): void;
   /** The workers' endpoint inventories, merged. */
   endpoints(): Promise<WorkerEndpoints>;
   /** GET /debug/tls: the failed handshakes the workers (where handshakes happen) recorded last, newest first. */

@@ -85,6 +85,22 @@ export class DepartedCounts {
     }
   }
 
+  /**
+   * `metrics.requests` turned off by a reload: the request families (`names`) and /endpoints'
+   * rows are dropped from the departed workers' counts and from the live ones' last answers (a
+   * worker that dies before its next answer would carry them back), as every worker empties
+   * its own. Turned on again, they count from zero everywhere.
+   */
+  forget(names: ReadonlySet<string>): void {
+    for (const name of names) {
+      this.sampleCount -= this.metricsBase.get(name)?.samples.size ?? 0;
+      this.metricsBase.delete(name);
+    }
+    for (const [worker, families] of this.lastMetrics) this.lastMetrics.set(worker, families.filter((f) => !names.has(f.name)));
+    this.lastEndpoints.clear();
+    this.endpointsBase = { endpoints: [], discovery: [] };
+  }
+
   /** The departed workers' counts as one more registry's JSON to aggregate with the live ones. */
   metrics(): MetricsJson {
     return [...this.metricsBase.values()].map(({ family, samples }) => ({ ...family, values: [...samples.values()] }) as Family);

@@ -158,6 +158,10 @@ export class WorkerPool implements WorkerCluster {
     return this.views.metrics(accept);
   }
 
+  forgetRequestCounts(families: ReadonlySet<string>): void {
+    this.departed.forget(families);
+  }
+
   endpoints(): Promise<WorkerEndpoints> {
     return this.views.endpoints();
   }
