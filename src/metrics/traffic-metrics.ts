@@ -4,76 +4,19 @@
 // two increments, never a label-string join. Endpoints (route and method) are capped per
 // direction and peer: one caller sending every method to 101 routes made 1,010 endpoints (36,000
 // /metrics lines); past the cap a new endpoint is counted under route __other__ (method kept).
+// What it keeps per peer and endpoint: traffic-entries.ts.
 
 import type { Counter } from 'prom-client';
-import type { RequestCounterChild, RequestHistogramChild } from './request-families.js';
 import type { Metrics } from './registry.js';
 import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP, OTHER_ROUTE } from './route-templates.js';
 import { codeLabel, statusClass } from './status-labels.js';
-import { countGrpc, type GrpcChildren } from './grpc-codes.js';
+import { countGrpc } from './grpc-codes.js';
 import type { Direction, Http2StreamErrorReason, InboundConnectionRefusal, RequestRecord, SessionRejectReason, TlsFailureReason, TrafficObserver } from './traffic.js';
 import { trafficFamilies } from './traffic-families.js';
+import type { EndpointEntry, EndpointView, PeerEntry, StatusChildren, TrafficMetricsOptions } from './traffic-entries.js';
 
-interface StatusChildren {
-  readonly count: RequestCounterChild;
-  readonly duration: RequestHistogramChild;
-}
-
-/** One API endpoint: direction, peer, method and route. Also a row of /endpoints. */
-interface EndpointEntry {
-  readonly direction: Direction;
-  readonly peer: string;
-  readonly method: string;
-  readonly route: string;
-  count: number;
-  errors: number;
-  /** Requests that broke the OpenAPI spec. */
-  violations: number;
-  /** undefined: no spec held against this traffic; else whether the route is an operation of the spec. */
-  documented: boolean | undefined;
-  lastSeenMs: number;
-  /** By the status as answered (what /endpoints lists); statuses with one code label share children. */
-  readonly byStatus: Map<number, StatusChildren>;
-  readonly byCode: Map<string, StatusChildren>;
-  readonly errorsByReason: Map<string, Counter.Internal>;
-  readonly violationsByKind: Map<string, Counter.Internal>;
-  /** meshcar_grpc_responses_total's children by grpc_code slot; undefined until a gRPC request comes. */
-  grpc: GrpcChildren | undefined;
-}
-
-interface PeerEntry {
-  /** The peer label: the peer's name, or __other__ beyond the peer cap. */
-  readonly name: string;
-  labeler: RouteLabeler;
-  /** route → method → endpoint */
-  readonly routes: Map<string, Map<string, EndpointEntry>>;
-  /** Endpoints made for this peer (at most the endpoint cap, plus one per method under __other__). */
-  endpoints: number;
-}
-
-export interface EndpointView {
-  readonly direction: Direction;
-  readonly peer: string;
-  readonly method: string;
-  readonly route: string;
-  readonly count: number;
-  readonly errors: number;
-  readonly lastSeen: string;
-  /** Present when an OpenAPI spec is configured for this traffic. */
-  readonly documented?: boolean;
-  readonly violations?: number;
-}
-
-export interface TrafficMetricsOptions {
-  /** Configured route templates per outbound upstream name. */
-  readonly routesByUpstream?: ReadonlyMap<string, readonly string[]>;
-  readonly routeCap?: number;
-  /** Distinct peers per direction before they share one __other__ peer label. */
-  readonly peerCap?: number;
-  /** Endpoints (route and method) per direction and peer before new ones are counted under route __other__. */
-  readonly endpointCap?: number;
-}
+export type { EndpointView, TrafficMetricsOptions } from './traffic-entries.js';
 
 /** Endpoints per direction and peer: 100 routes with three methods each (GET, PUT, DELETE) fit. */
 export const DEFAULT_ENDPOINT_CAP = 300;
