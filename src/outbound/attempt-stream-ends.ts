@@ -11,6 +11,7 @@ import { constants as h2 } from 'node:http2';
 import { describeError, MeshcarError } from '../errors.js';
 import type { Attempt } from './attempt.js';
 import { tryRetry } from './attempt-retry.js';
+import { neverProcessed } from './goaway-refused.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { markCancelled, markPenalized } from './pool-counting.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
@@ -39,7 +40,7 @@ export function headOverLimits(attempt: Attempt, up: UpstreamStream, err?: unkno
 /** The current attempt's stream emitted 'error'. */
 export function streamError(attempt: Attempt, up: UpstreamStream, err: Error): void {
   if (headOverLimits(attempt, up, err)) return;
-  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
+  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, neverProcessed(up))) return;
   attempt.fail(upstreamReset(attempt.endpointKey, describeError(err)), peerResetCode(up, err));
 }
 
