@@ -2,7 +2,8 @@
 // it: streams in flight (per pool for the circuit breaker, per endpoint for the balancer, and
 // the observer's gauge), and each stream's outcome for its endpoint's health (balancer.ts):
 // its answer's status and latency, or a failure if it closed unanswered, unless it was
-// cancelled because the app went away (no fault of the endpoint's). The stream carries
+// cancelled because the app went away (no fault of the endpoint's; the time it waited is
+// still a latency the endpoint had at least). The stream carries
 // its endpoint and start; its 'response' and 'close' listeners are one pair of functions per
 // pool, made at its construction, not a closure per request. A gRPC answer's verdict is in its
 // trailers (grpc-status), so its endpoint is judged when they come, with the head's latency.
@@ -89,9 +90,14 @@ export function streamClosedListener(pool: UpstreamPool, health: EndpointHealth<
     // the last stream on an endpoint a reload or DNS removed meanwhile: its sessions go too
     if (endpoint.outstanding === 0) closeIfRemoved(pool, endpoint);
     // closed with no response: a reset, a timeout (cancelled by the forwarder), a dead session;
-    // an app that gives up on its own request says nothing about the endpoint (an app timing out
-    // faster than a healthy endpoint answers would otherwise get it ejected)
-    if (this[CANCELLED]) return;
+    // an app that gives up on its own request is no failure of the endpoint (an app timing out
+    // faster than a healthy endpoint answers would otherwise get it ejected), but the endpoint
+    // did take that long: a latency it had at least (an endpoint that never answers drew every
+    // request of apps with deadlines, each cut by its app, its cost left at nothing)
+    if (this[CANCELLED]) {
+      if (!this[ANSWERED]) health.tookAtLeast(endpoint, performance.now() - (this[OPENED] as number));
+      return;
+    }
     if (!this[ANSWERED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
     else {
       // a gRPC answer that closed without its trailers has no status: the call failed (INTERNAL
