@@ -15,6 +15,7 @@ import type { Attempt } from './attempt.js';
 import { dropKeptBody, reportRetry, tryRetry } from './attempt-retry.js';
 import { headOverLimits } from './attempt-stream-ends.js';
 import { neverProcessed } from './goaway-refused.js';
+import { markAnswerCut } from './pool-counting.js';
 import { upstreamReset } from './upstream-errors.js';
 import { peerResetCode, wasReset, type UpstreamStream } from './upstream-stream.js';
 
@@ -61,6 +62,8 @@ export function streamClosed(attempt: Attempt, up: UpstreamStream): void {
   // closed with the answer unfinished: cut, whatever the code (the meshcar codec ends no body
   // it did not get whole; NO_ERROR mid-body would otherwise leave the app's answer open)
   else if (!attempt.answerComplete()) {
+    // the endpoint broke its answer off (our own cut ran fail() first: nothing more then)
+    if (!attempt.failed) markAnswerCut(attempt.pool, up);
     if (!bodyCut(attempt, up)) attempt.fail(upstreamReset(attempt.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before the end of its body`));
   } else attempt.keepCompleteAnswer();
 }

@@ -1,7 +1,8 @@
 // What an upstream pool (upstream-pool.ts) notes on each stream it hands out, and counts by
 // it: streams in flight (per pool for the circuit breaker, per endpoint for the balancer, and
 // the observer's gauge), and each stream's outcome for its endpoint's health (balancer.ts):
-// its answer's status and latency, or a failure if it closed unanswered, unless it was
+// its answer's status and latency, or a failure if it closed unanswered or its endpoint cut
+// the answer after the head (the attempt controller tells: markAnswerCut), unless it was
 // cancelled because the app went away (no fault of the endpoint's; the time it waited is
 // still a latency the endpoint had at least). The stream carries
 // its endpoint and start; its 'response' and 'close' listeners are one pair of functions per
@@ -25,12 +26,15 @@ const ANSWERED = Symbol('meshcar.answered');
 const CANCELLED = Symbol('meshcar.cancelled');
 /** A gRPC answer's head came (its latency, ms): the verdict waits for its trailers. */
 const GRPC_PENDING = Symbol('meshcar.grpcPending');
+/** Its answer was cut after the head, and counted so (markAnswerCut). */
+const CUT = Symbol('meshcar.cut');
 export interface TrackedStream extends UpstreamStream {
   [ENDPOINT]?: UpstreamEndpoint;
   [OPENED]?: number;
   [ANSWERED]?: boolean;
   [CANCELLED]?: boolean;
   [GRPC_PENDING]?: number | undefined;
+  [CUT]?: boolean;
 }
 
 export type StreamResponded = (this: TrackedStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader) => void;
@@ -118,8 +122,25 @@ export function countStream(pool: UpstreamPool, stream: TrackedStream, endpoint:
   stream[ANSWERED] = false;
   stream[CANCELLED] = false;
   stream[GRPC_PENDING] = undefined;
+  stream[CUT] = false;
   stream.on('response', pool.streamResponded);
   stream.on('close', pool.streamClosed);
+}
+
+/**
+ * An answer its endpoint cut after the head (a reset, or a session lost, before the end of its
+ * body; the attempt controller judges it: attempt-answer.ts, attempt-stream-ends.ts): a failure
+ * with the time it took (at least the penalty) as its latency. Its head was counted a fast
+ * success, so an endpoint that answers every request with a head and then a reset was the
+ * cheapest one and drew most requests (28-38 of 40 beside a healthy endpoint), each one broken.
+ * Once per stream; a gRPC answer's own verdict (no trailers: 500, at its close) stands instead.
+ */
+export function markAnswerCut(pool: UpstreamPool, stream: UpstreamStream): void {
+  const s = stream as TrackedStream;
+  const endpoint = s[ENDPOINT];
+  if (endpoint === undefined || s[CANCELLED] || !s[ANSWERED] || s[GRPC_PENDING] !== undefined || s[CUT]) return;
+  s[CUT] = true;
+  pool.health.failedWithPenalty(endpoint, performance.now() - (s[OPENED] as number));
 }
 
 /**
