@@ -4,7 +4,7 @@
 // with time (`decayMs`) and jumps to a higher sample at once (peaks count immediately); its
 // cost is ewma × (outstanding + 1). A 429, a 503 or a failure is taken as a high latency sample,
 // so an endpoint that sheds load, or fails, is picked less. Outlier ejection: an endpoint with
-// `consecutiveFailures` failures in a row (connect failure, reset, timeout, 503; not a request
+// `consecutiveFailures` failures in a row (connect failure, reset, timeout, any 5xx; not a request
 // the app cancelled, see pool-counting.ts, though the time it waited still raises the
 // endpoint's latency estimate) is left out for baseEjection × (its ejection
 // count), capped; then it re-enters on probation (one more failure ejects it again for longer;
