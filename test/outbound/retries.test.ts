@@ -578,6 +578,12 @@ t.test('helpers: Retry-After, backoff, budget, app deadlines', async (t) => {
   }
   t.equal(granted, 30, '10 in reserve plus 20% of 100 requests');
   t.ok(budget.tryWithdraw(1000), 'the reserve refills over time');
+  // the README's figure: a long healthy spell banks at most ratio × 100, so a sudden outage gets 30 at once
+  const banked = new RetryBudget(0.2, 10, 0);
+  banked.requests = 1000;
+  let burst = 0;
+  for (let i = 0; i < 100; i++) if (banked.tryWithdraw(0)) burst += 1;
+  t.equal(burst, 30, 'after 1,000 healthy requests, a burst of failures gets 20 banked plus the reserve of 10');
   // a clock that steps back (the budget's own clock is monotonic; a given one may not be)
   const stepped = new RetryBudget(0, 1, 100_000);
   t.ok(stepped.tryWithdraw(100_000), 'the reserve of 1/s');
