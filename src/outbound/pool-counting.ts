@@ -22,6 +22,8 @@ import type { UpstreamStream } from './upstream-stream.js';
 // what the pool notes on each of its streams, read by its shared 'response' and 'close' listeners
 const ENDPOINT = Symbol('meshcar.endpoint');
 const OPENED = Symbol('meshcar.opened');
+/** performance.now() when the request was whole on the stream (its head, and its body if any). */
+const SENT = Symbol('meshcar.sent');
 const ANSWERED = Symbol('meshcar.answered');
 const CANCELLED = Symbol('meshcar.cancelled');
 /** A gRPC answer's head came (its latency, ms): the verdict waits for its trailers. */
@@ -31,6 +33,7 @@ const CUT = Symbol('meshcar.cut');
 export interface TrackedStream extends UpstreamStream {
   [ENDPOINT]?: UpstreamEndpoint;
   [OPENED]?: number;
+  [SENT]?: number | undefined;
   [ANSWERED]?: boolean;
   [CANCELLED]?: boolean;
   [GRPC_PENDING]?: number | undefined;
@@ -98,8 +101,11 @@ export function streamClosedListener(pool: UpstreamPool, health: EndpointHealth<
     // faster than a healthy endpoint answers would otherwise get it ejected), but the endpoint
     // did take that long: a latency it had at least (an endpoint that never answers drew every
     // request of apps with deadlines, each cut by its app, its cost left at nothing)
+    // counted from the request's end: while the app's upload was still coming, the time was the
+    // app's, and an upload it abandoned says nothing of the endpoint
     if (this[CANCELLED]) {
-      if (!this[ANSWERED]) health.tookAtLeast(endpoint, performance.now() - (this[OPENED] as number));
+      const sent = this[SENT];
+      if (!this[ANSWERED] && sent !== undefined) health.tookAtLeast(endpoint, performance.now() - sent);
       return;
     }
     if (!this[ANSWERED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
@@ -119,6 +125,7 @@ export function countStream(pool: UpstreamPool, stream: TrackedStream, endpoint:
   endpoint.outstanding += 1;
   stream[ENDPOINT] = endpoint;
   stream[OPENED] = performance.now();
+  stream[SENT] = undefined;
   stream[ANSWERED] = false;
   stream[CANCELLED] = false;
   stream[GRPC_PENDING] = undefined;
@@ -141,6 +148,11 @@ export function markAnswerCut(pool: UpstreamPool, stream: UpstreamStream): void 
   if (endpoint === undefined || s[CANCELLED] || !s[ANSWERED] || s[GRPC_PENDING] !== undefined || s[CUT]) return;
   s[CUT] = true;
   pool.health.failedWithPenalty(endpoint, performance.now() - (s[OPENED] as number));
+}
+
+/** The request is whole on `stream` (the attempt controller tells: a bodiless request or a replay at once, an upload at its end). */
+export function markRequestSent(stream: UpstreamStream): void {
+  (stream as TrackedStream)[SENT] = performance.now();
 }
 
 /**

@@ -6,6 +6,7 @@
 // answering one, and it drew every request. Both codecs (the counting is shared).
 
 import t from 'tap';
+import http from 'node:http';
 import { makePki, request, startUpstream, TD, type H2Handler } from '../helpers/outbound-fixture.js';
 import { startBalanced } from '../helpers/outbound-balance-fixture.js';
 
@@ -36,3 +37,31 @@ for (const codec of ['meshcar', 'node'] as const) {
     t.equal(fx.observer.ejections, 0, "no ejection: the app's deadline is no failure of the endpoint");
   });
 }
+
+t.test('an upload the app gives up on before its end says nothing of the endpoint: it still serves', async (t) => {
+  const pki = await makePki(TD);
+  const ups = [await startUpstream(pki), await startUpstream(pki)];
+  const fx = await startBalanced(pki, { ports: ups.map((u) => u.port) });
+  t.teardown(async () => {
+    await fx.close();
+    for (const u of ups) await u.close();
+  });
+  for (let i = 0; i < 4; i++) await request(fx.port);
+  // a slow upload, abandoned by its app after 600 ms: that time was the app's, not the endpoint's
+  const before = ups.map((u) => u.requests);
+  await new Promise<void>((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port: fx.port, method: 'PUT', path: '/echo', headers: { host: 'payments', 'transfer-encoding': 'chunked' }, agent: false });
+    req.on('error', () => resolve());
+    req.write('part of it');
+    setTimeout(() => {
+      req.destroy();
+      resolve();
+    }, 600);
+  });
+  const uploadedTo = ups.findIndex((u, i) => u.requests > (before[i] as number));
+  t.ok(uploadedTo >= 0, 'the upload reached an endpoint');
+  const after = (ups[uploadedTo] as (typeof ups)[number]).requests;
+  // its estimate is left as it was: it is picked again (with a 600 ms sample it was not, for a minute)
+  for (let i = 0; i < 100 && (ups[uploadedTo] as (typeof ups)[number]).requests === after; i++) await request(fx.port);
+  t.ok((ups[uploadedTo] as (typeof ups)[number]).requests > after, 'the endpoint of the abandoned upload serves again');
+});
