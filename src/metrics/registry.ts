@@ -178,7 +178,7 @@ export class Metrics {
 
   readonly outlierEjections = new Counter({
     name: 'meshcar_outlier_ejections_total',
-    help: 'Outbound endpoints ejected after consecutive failures (connect failure, reset, timeout, 503), by upstream.',
+    help: 'Outbound endpoints ejected after consecutive failures (connect failure, reset, timeout, any 5xx answer; a gRPC answer by its grpc-status), by upstream.',
     labelNames: ['upstream'] as const,
     registers: [this.registry],
   });

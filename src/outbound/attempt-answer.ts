@@ -7,7 +7,6 @@
 // attempt-stream-ends.ts. Plain functions of the controller, called by the shared listeners of
 // attempt-events.ts and the forwarders' end listeners: no closure per request.
 
-import { constants as h2 } from 'node:http2';
 import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
 import { MeshcarError } from '../errors.js';
 import { effectiveStatus } from '../http/status.js';
@@ -15,6 +14,8 @@ import { endedEarly } from '../http/early-end.js';
 import type { Attempt } from './attempt.js';
 import { dropKeptBody, reportRetry, tryRetry } from './attempt-retry.js';
 import { headOverLimits } from './attempt-stream-ends.js';
+import { neverProcessed } from './goaway-refused.js';
+import { markAnswerCut } from './pool-counting.js';
 import { upstreamReset } from './upstream-errors.js';
 import { peerResetCode, wasReset, type UpstreamStream } from './upstream-stream.js';
 
@@ -56,11 +57,13 @@ export function bodyCut(attempt: Attempt, up: UpstreamStream): boolean {
 /** The current attempt's stream closed. */
 export function streamClosed(attempt: Attempt, up: UpstreamStream): void {
   if (headOverLimits(attempt, up)) return;
-  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
+  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, neverProcessed(up))) return;
   if (!attempt.answered) attempt.fail(upstreamReset(attempt.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
   // closed with the answer unfinished: cut, whatever the code (the meshcar codec ends no body
   // it did not get whole; NO_ERROR mid-body would otherwise leave the app's answer open)
   else if (!attempt.answerComplete()) {
+    // the endpoint broke its answer off (our own cut ran fail() first: nothing more then)
+    if (!attempt.failed) markAnswerCut(attempt.pool, up);
     if (!bodyCut(attempt, up)) attempt.fail(upstreamReset(attempt.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before the end of its body`));
   } else attempt.keepCompleteAnswer();
 }

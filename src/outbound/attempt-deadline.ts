@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { DeadlineQueue } from '../http/deadline-queue.js';
 import type { Attempt } from './attempt.js';
-import { markCancelled } from './pool-counting.js';
+import { markCancelled, markRequestSent } from './pool-counting.js';
 import { upstreamTimeout } from './upstream-errors.js';
 
 // the request deadlines of all attempts: one timer per duration (src/http/deadline-queue.ts)
@@ -38,6 +38,8 @@ export function armDeadline(attempt: Attempt, withTimeout: boolean): void {
 export function bodyEnded(attempt: Attempt): void {
   if (attempt.bodyDone || attempt.over()) return;
   attempt.bodyDone = true;
+  // the stream carrying it now has the whole request: a wait the app gives up on counts from here
+  if (attempt.upstream !== undefined) markRequestSent(attempt.upstream);
   armDeadline(attempt, true);
 }
 

@@ -11,8 +11,9 @@ import { constants as h2 } from 'node:http2';
 import { describeError, MeshcarError } from '../errors.js';
 import type { Attempt } from './attempt.js';
 import { tryRetry } from './attempt-retry.js';
+import { neverProcessed } from './goaway-refused.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
-import { markCancelled, markPenalized } from './pool-counting.js';
+import { markAnswerCut, markCancelled, markPenalized } from './pool-counting.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { cancelStream, peerResetCode, resetItself, type UpstreamStream } from './upstream-stream.js';
 
@@ -39,7 +40,9 @@ export function headOverLimits(attempt: Attempt, up: UpstreamStream, err?: unkno
 /** The current attempt's stream emitted 'error'. */
 export function streamError(attempt: Attempt, up: UpstreamStream, err: Error): void {
   if (headOverLimits(attempt, up, err)) return;
-  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, up.rstCode === h2.NGHTTP2_REFUSED_STREAM)) return;
+  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, neverProcessed(up))) return;
+  // the answer began and the endpoint broke it off (not our own cancel: fail() ran first then)
+  if (attempt.answered && !attempt.failed) markAnswerCut(attempt.pool, up);
   attempt.fail(upstreamReset(attempt.endpointKey, describeError(err)), peerResetCode(up, err));
 }
 

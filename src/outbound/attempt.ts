@@ -23,7 +23,7 @@ import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, targetFormProblem } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
-import { markCancelled } from './pool-counting.js';
+import { markCancelled, markRequestSent } from './pool-counting.js';
 import { headFieldCount, UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { cancelStream, type UpstreamStream } from './upstream-stream.js';
 import type { StreamWait } from './stream-wait.js';
@@ -247,6 +247,9 @@ export abstract class Attempt {
     bindAttempt(up, this);
     listenToUpstream(up, this.pool.idleTimeoutMs);
     if (expectsContinue(this.reqHeaders.expect)) relayContinue(up, continueGraceMs(this.pool.timeoutMs), this);
+    // the request is whole on the stream now unless the app's upload is still to come (then at
+    // its end, attempt-deadline.ts): a wait the app gives up on counts from then (pool-counting.ts)
+    if (this.bodyDone) markRequestSent(up);
     if (!this.hasBody) return;
     if (this.trailersOut) up.on('wantTrailers', onUpstreamWantTrailers);
     if (!this.piped) {

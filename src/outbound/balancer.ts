@@ -4,8 +4,9 @@
 // with time (`decayMs`) and jumps to a higher sample at once (peaks count immediately); its
 // cost is ewma × (outstanding + 1). A 429, a 503 or a failure is taken as a high latency sample,
 // so an endpoint that sheds load, or fails, is picked less. Outlier ejection: an endpoint with
-// `consecutiveFailures` failures in a row (connect failure, reset, timeout, 503; not a request
-// the app cancelled, see pool-counting.ts) is left out for baseEjection × (its ejection
+// `consecutiveFailures` failures in a row (connect failure, reset, timeout, any 5xx; not a request
+// the app cancelled, see pool-counting.ts, though the time it waited still raises the
+// endpoint's latency estimate) is left out for baseEjection × (its ejection
 // count), capped; then it re-enters on probation (one more failure ejects it again for longer;
 // one success clears its record). At most maxEjectionPercent of an upstream's endpoints are
 // out at a time.
@@ -112,6 +113,22 @@ export class EndpointHealth<E extends Ejectable> {
    */
   penalized(e: E): void {
     observeLatency(e, PENALTY_MS, performance.now(), this.decayMs);
+  }
+
+  /**
+   * A stream given up with no answer by the app (its deadline, or it left): no failure, but
+   * the endpoint's latency is at least `waitedMs`. A bound, not a sample: it raises the
+   * estimate as a peak does and never lowers it (a stream dropped at once, never used, says
+   * nothing). Ignored, an endpoint that accepts streams and never answers kept the cost of a
+   * fresh one (0) while every caller with a deadline cut its own request: it drew them all.
+   */
+  tookAtLeast(e: E, waitedMs: number): void {
+    const now = performance.now();
+    // the estimate as it stands now (decayed since its last sample), as loadCost reads it
+    const current = e.ewma === 0 ? 0 : e.ewma * Math.exp(-Math.max(0, now - e.stamp) / this.decayMs);
+    if (waitedMs <= current) return;
+    e.ewma = waitedMs;
+    e.stamp = now;
   }
 
   /** A connect failure, a reset or a timeout before the response (the latency sample is a penalty). */

@@ -1,8 +1,10 @@
 // What an upstream pool (upstream-pool.ts) notes on each stream it hands out, and counts by
 // it: streams in flight (per pool for the circuit breaker, per endpoint for the balancer, and
 // the observer's gauge), and each stream's outcome for its endpoint's health (balancer.ts):
-// its answer's status and latency, or a failure if it closed unanswered, unless it was
-// cancelled because the app went away (no fault of the endpoint's). The stream carries
+// its answer's status and latency, or a failure if it closed unanswered or its endpoint cut
+// the answer after the head (the attempt controller tells: markAnswerCut), unless it was
+// cancelled because the app went away (no fault of the endpoint's; the time it waited is
+// still a latency the endpoint had at least). The stream carries
 // its endpoint and start; its 'response' and 'close' listeners are one pair of functions per
 // pool, made at its construction, not a closure per request. A gRPC answer's verdict is in its
 // trailers (grpc-status), so its endpoint is judged when they come, with the head's latency.
@@ -20,16 +22,22 @@ import type { UpstreamStream } from './upstream-stream.js';
 // what the pool notes on each of its streams, read by its shared 'response' and 'close' listeners
 const ENDPOINT = Symbol('meshcar.endpoint');
 const OPENED = Symbol('meshcar.opened');
+/** performance.now() when the request was whole on the stream (its head, and its body if any). */
+const SENT = Symbol('meshcar.sent');
 const ANSWERED = Symbol('meshcar.answered');
 const CANCELLED = Symbol('meshcar.cancelled');
 /** A gRPC answer's head came (its latency, ms): the verdict waits for its trailers. */
 const GRPC_PENDING = Symbol('meshcar.grpcPending');
+/** Its answer was cut after the head, and counted so (markAnswerCut). */
+const CUT = Symbol('meshcar.cut');
 export interface TrackedStream extends UpstreamStream {
   [ENDPOINT]?: UpstreamEndpoint;
   [OPENED]?: number;
+  [SENT]?: number | undefined;
   [ANSWERED]?: boolean;
   [CANCELLED]?: boolean;
   [GRPC_PENDING]?: number | undefined;
+  [CUT]?: boolean;
 }
 
 export type StreamResponded = (this: TrackedStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader) => void;
@@ -89,9 +97,17 @@ export function streamClosedListener(pool: UpstreamPool, health: EndpointHealth<
     // the last stream on an endpoint a reload or DNS removed meanwhile: its sessions go too
     if (endpoint.outstanding === 0) closeIfRemoved(pool, endpoint);
     // closed with no response: a reset, a timeout (cancelled by the forwarder), a dead session;
-    // an app that gives up on its own request says nothing about the endpoint (an app timing out
-    // faster than a healthy endpoint answers would otherwise get it ejected)
-    if (this[CANCELLED]) return;
+    // an app that gives up on its own request is no failure of the endpoint (an app timing out
+    // faster than a healthy endpoint answers would otherwise get it ejected), but the endpoint
+    // did take that long: a latency it had at least (an endpoint that never answers drew every
+    // request of apps with deadlines, each cut by its app, its cost left at nothing)
+    // counted from the request's end: while the app's upload was still coming, the time was the
+    // app's, and an upload it abandoned says nothing of the endpoint
+    if (this[CANCELLED]) {
+      const sent = this[SENT];
+      if (!this[ANSWERED] && sent !== undefined) health.tookAtLeast(endpoint, performance.now() - sent);
+      return;
+    }
     if (!this[ANSWERED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
     else {
       // a gRPC answer that closed without its trailers has no status: the call failed (INTERNAL
@@ -109,11 +125,34 @@ export function countStream(pool: UpstreamPool, stream: TrackedStream, endpoint:
   endpoint.outstanding += 1;
   stream[ENDPOINT] = endpoint;
   stream[OPENED] = performance.now();
+  stream[SENT] = undefined;
   stream[ANSWERED] = false;
   stream[CANCELLED] = false;
   stream[GRPC_PENDING] = undefined;
+  stream[CUT] = false;
   stream.on('response', pool.streamResponded);
   stream.on('close', pool.streamClosed);
+}
+
+/**
+ * An answer its endpoint cut after the head (a reset, or a session lost, before the end of its
+ * body; the attempt controller judges it: attempt-answer.ts, attempt-stream-ends.ts): a failure
+ * with the time it took (at least the penalty) as its latency. Its head was counted a fast
+ * success, so an endpoint that answers every request with a head and then a reset was the
+ * cheapest one and drew most requests (28-38 of 40 beside a healthy endpoint), each one broken.
+ * Once per stream; a gRPC answer's own verdict (no trailers: 500, at its close) stands instead.
+ */
+export function markAnswerCut(pool: UpstreamPool, stream: UpstreamStream): void {
+  const s = stream as TrackedStream;
+  const endpoint = s[ENDPOINT];
+  if (endpoint === undefined || s[CANCELLED] || !s[ANSWERED] || s[GRPC_PENDING] !== undefined || s[CUT]) return;
+  s[CUT] = true;
+  pool.health.failedWithPenalty(endpoint, performance.now() - (s[OPENED] as number));
+}
+
+/** The request is whole on `stream` (the attempt controller tells: a bodiless request or a replay at once, an upload at its end). */
+export function markRequestSent(stream: UpstreamStream): void {
+  (stream as TrackedStream)[SENT] = performance.now();
 }
 
 /**

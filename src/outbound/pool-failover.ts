@@ -18,6 +18,7 @@ import { classifyConnectError, isBadRequestError, isHeaderListTooLargeError, isS
 import type { OpenedStream, UpstreamPool } from './upstream-pool.js';
 import { adaptH2Stream, cancelStream, type UpstreamStream } from './upstream-stream.js';
 import { isWaitCancelled, type StreamWait } from './stream-wait.js';
+import { noteSession } from './goaway-refused.js';
 import { watchEarlyEnd } from '../http/early-end.js';
 import { LogPerKey, leftOut } from '../log-per-key.js';
 
@@ -69,7 +70,7 @@ async function openOn(pool: UpstreamPool, endpoint: UpstreamEndpoint, headers: O
       const own = pool.own;
       const stream = own
         ? adaptH2Stream(await wait.bound(endpoint, limitMs, (token) => own.request(endpoint, headers, options, token), dropLate))
-        : watchEarlyEnd(await wait.bound(endpoint, limitMs, (token) => pool.agent().requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, token), dropLate));
+        : watchEarlyEnd(noteSession(await wait.bound(endpoint, limitMs, (token) => pool.agent().requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, token), dropLate)));
       countStream(pool, stream, endpoint);
       return { stream, endpoint };
     } catch (err) {

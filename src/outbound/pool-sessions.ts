@@ -12,6 +12,7 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import { endpointOfSocket } from './mutual-tls.js';
 import type { NodeCodec } from './node-codec.js';
 import type { UpstreamPool } from './upstream-pool.js';
+import { watchGoaway } from './goaway-refused.js';
 
 /** A session to this endpoint that takes another stream now, if any. */
 export function freeSession(pool: UpstreamPool, endpoint: UpstreamEndpoint): ClientHttp2Session | undefined {
@@ -47,6 +48,8 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
   }
   pool.deps.observer.upstreamSessionsChanged(pool.name, 1);
   (pool.nodeKit as NodeCodec).manageSession(session, pool.deps.settings);
+  // streams above a GOAWAY's last id were never processed: retried whatever their method
+  watchGoaway(session);
   session.on('error', (err) => pool.deps.logger.debug({ upstream: pool.name, err: describeError(err) }, 'upstream session error'));
   session.once('close', () => {
     pool.sessions.delete(session);

@@ -8,6 +8,7 @@
 
 import type { RetryConfig } from '../config/upstream-policy-config.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
+import { retryAfterMs } from '../http/retry-after.js';
 
 // moved to src/http/deadline.ts (shared with the inbound side); re-exported for the forwarders
 export { appDeadlineMs } from '../http/deadline.js';
@@ -31,14 +32,8 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 /** May this request be sent again? Idempotent by method, or made so by the app's Idempotency-Key. */
 export { isRepeatableRequest as isRetryableRequest } from '../http/idempotency.js';
 
-/** `Retry-After` in ms: delay-seconds or an HTTP date; undefined when absent or unreadable. */
-export function retryAfterMs(value: unknown, nowMs: number = Date.now()): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (typeof text !== 'string' || text === '') return undefined;
-  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
-}
+/** `Retry-After` in ms, only in the RFC's forms (src/http/retry-after.ts): anything else leaves the backoff to apply. */
+export { retryAfterMs };
 
 /** Full jitter: uniform in [0, min(max, base·2^(retry-1))]. */
 export function backoffMs(retry: number, baseMs: number, maxMs: number): number {

@@ -35,6 +35,7 @@ import { badRequest, endpointFailed, openSlowly } from './pool-failover.js';
 import { connectMsOf } from './pool-reload.js';
 import { adopt, closeIfRemoved, freeSession, retire } from './pool-sessions.js';
 import { StreamWait } from './stream-wait.js';
+import { noteSession } from './goaway-refused.js';
 
 export interface PoolSettings extends SessionPolicy {
   readonly dnsRefreshMs: number;
@@ -237,7 +238,7 @@ export class UpstreamPool {
       return stream && adaptH2Stream(stream);
     }
     const stream = freeSession(this, endpoint)?.request(headers as OutgoingHttpHeaders, options); // an object: see takesHeaderList
-    return stream && watchEarlyEnd(stream);
+    return stream && watchEarlyEnd(noteSession(stream));
   }
 
   /**

@@ -178,6 +178,8 @@ t.test('resilience families as GET /metrics renders them', async (t) => {
     t.match(text, /^# TYPE meshcar_retries_total counter$/m);
     t.match(text, /^# TYPE meshcar_retry_budget_exhausted_total counter$/m);
     t.match(text, /^# TYPE meshcar_outlier_ejections_total counter$/m);
+    // what counts toward an ejection, as the README says it: any 5xx, not only a 503
+    t.match(text, /^# HELP meshcar_outlier_ejections_total .*\(connect failure, reset, timeout, any 5xx answer; a gRPC answer by its grpc-status\)/m);
     t.match(text, /^# TYPE meshcar_upstream_ejected_endpoints gauge$/m);
     t.match(text, /^# TYPE meshcar_circuit_open_total counter$/m);
     const ejectingRetries = up.bad.requests; // each 503 of the bad endpoint was retried once, on the good one

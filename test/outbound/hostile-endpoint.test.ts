@@ -15,7 +15,10 @@
 // - it sends an answer's head, then resets the stream before any body: node:http writes a head
 //   only with the first byte of body, so the HTTP/1.1 app got an empty reply (the connection
 //   closed, no status) while the record said 200. The head is now held until the body's first
-//   byte: the app gets the 502 JSON, and the record says so.
+//   byte: the app gets the 502 JSON, and the record says so;
+// - it answers every request with a head (and maybe a first chunk), then resets the stream: the
+//   head counted as a fast success and nothing counted the cut, so it drew 6-38 of 40 requests,
+//   each one broken. Now the cut is a failure with the latency penalty.
 
 import t, { type Test } from 'tap';
 import { makePki, request, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
@@ -44,7 +47,7 @@ function headOverLimits(): Buffer {
 
 const REQUESTS = 40;
 
-/** An outbound whose upstream has a healthy endpoint and `hostile`; REQUESTS calls through it, one at a time: their statuses. */
+/** An outbound whose upstream has a healthy endpoint and `hostile`; REQUESTS calls through it, one at a time: their statuses (0: cut). */
 async function callsBeside(t: Test, pki: TestPki, hostile: HostileUpstream, codec: (typeof CODECS)[number]): Promise<number[]> {
   const healthy = await startUpstream(pki);
   const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${healthy.port}`, `127.0.0.1:${hostile.port}`] }], { codec });
@@ -54,7 +57,8 @@ async function callsBeside(t: Test, pki: TestPki, hostile: HostileUpstream, code
     await healthy.close();
   });
   const statuses: number[] = [];
-  for (let i = 0; i < REQUESTS; i++) statuses.push((await request(fx.port, { path: '/echo' })).status);
+  // 0: an answer cut after its head (the helper rejects it)
+  for (let i = 0; i < REQUESTS; i++) statuses.push(await request(fx.port, { path: '/echo' }).then((r) => r.status, () => 0));
   return statuses;
 }
 
@@ -67,6 +71,37 @@ for (const codec of CODECS) {
       t.ok(hostile.requests <= 8, `the hostile endpoint got ${hostile.requests} of ${REQUESTS} requests (99 of 100 before)`);
       t.equal(statuses.filter((s) => s === 200).length, REQUESTS - hostile.requests, 'every other one answered by the healthy endpoint');
       t.ok(statuses.every((s) => s === 200 || s === 502), 'the hostile answers are 502');
+    });
+  }
+}
+
+for (const codec of CODECS) {
+  for (const body of ['no body', 'a first chunk'] as const) {
+    t.test(`codec ${codec}: an endpoint that answers every request with a head, ${body}, then a reset does not draw the traffic`, async (t) => {
+      const pki = await makePki(TD);
+      // a well-behaved HTTP/2 server otherwise (SETTINGS, PINGs, window updates all answered)
+      const cutting = await startUpstream(pki, {
+        handler: (stream) => {
+          stream.on('error', () => {});
+          stream.resume();
+          stream.respond({ ':status': 200 });
+          if (body === 'a first chunk') stream.write('partial');
+          // a moment later (the head has reached the balancer as a fast answer), RST_STREAM
+          // INTERNAL_ERROR: destroy, as close() would end the body first
+          setTimeout(() => stream.destroy(new Error('cut')), 5);
+        },
+      });
+      const healthy = await startUpstream(pki);
+      const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${healthy.port}`, `127.0.0.1:${cutting.port}`] }], { codec });
+      t.teardown(async () => {
+        await fx.close();
+        await cutting.close();
+        await healthy.close();
+      });
+      for (let i = 0; i < REQUESTS; i++) await request(fx.port, { path: '/echo' }).catch(() => undefined);
+      t.ok(cutting.requests <= 4, `the cutting endpoint got ${cutting.requests} of ${REQUESTS} requests (6-38 of 40 before)`);
+      const cut = (await fx.observer.waitForRequests(REQUESTS)).filter((r) => r.errorCode === 'upstream_reset').length;
+      t.equal(cut, cutting.requests, 'each of its answers recorded as cut (upstream_reset)');
     });
   }
 }

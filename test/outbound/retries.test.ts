@@ -443,6 +443,18 @@ t.test('Retry-After: 1 on a 429 delays the retry by about a second', async (t) =
   t.same(fx.observer.retries.map((r) => `${r.reason}:${r.outcome}`), ['status_429:success']);
 });
 
+t.test('a Retry-After in none of the RFC forms is no Retry-After: the backoff applies, and the request is retried', async (t) => {
+  const pki = await makePki(TD);
+  // Date.parse reads this as 1 Jan 2099: a wait past any deadline, so the 503 went back at once
+  const up = await startUpstream(pki, { handler: flaky(1, 503, { 'retry-after': '2099-01-01' }) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port], timeoutMs: 2000 });
+  const res = await request(fx.port);
+  t.equal(res.status, 200, 'retried after the backoff');
+  t.equal(up.requests, 2);
+  t.same(fx.observer.retries.map((r) => `${r.reason}:${r.outcome}`), ['status_503:success']);
+});
+
 t.test('a Retry-After beyond the deadline returns the 429 at once', async (t) => {
   const pki = await makePki(TD);
   const up = await startUpstream(pki, { handler: flaky(1, 429, { 'retry-after': '10' }) });
@@ -548,6 +560,11 @@ t.test('helpers: Retry-After, backoff, budget, app deadlines', async (t) => {
   t.equal(retryAfterMs('Wed, 21 Oct 2015 07:27:00 GMT', now), 0, 'a date in the past: no wait');
   t.equal(retryAfterMs(' 7 ', now), 7000, 'delay-seconds, whitespace trimmed');
   t.equal(retryAfterMs('soon'), undefined);
+  t.equal(retryAfterMs('Sunday, 06-Nov-94 08:49:37 GMT', Date.parse('Sun, 06 Nov 1994 08:49:30 GMT')), 7000, 'the RFC 850 form');
+  t.equal(retryAfterMs('Sun Nov  6 08:49:37 1994', Date.parse('Sun, 06 Nov 1994 08:49:30 GMT')), 7000, 'the asctime form, in GMT');
+  // none of the RFC's forms: no Retry-After (the backoff applies); Date.parse read each as a past
+  // date (no wait at all) or, for the last two, as one decades away
+  for (const hostile of ['-5', '1.5', '+5', '5, 10', '0x10', '2099-01-01', '12/31/2099']) t.equal(retryAfterMs(hostile, now), undefined, `'${hostile}' is not a Retry-After`);
   for (let i = 0; i < 50; i++) {
     const b = backoffMs(3, 25, 1000);
     t.ok(b >= 0 && b <= 100);
@@ -561,6 +578,12 @@ t.test('helpers: Retry-After, backoff, budget, app deadlines', async (t) => {
   }
   t.equal(granted, 30, '10 in reserve plus 20% of 100 requests');
   t.ok(budget.tryWithdraw(1000), 'the reserve refills over time');
+  // the README's figure: a long healthy spell banks at most ratio × 100, so a sudden outage gets 30 at once
+  const banked = new RetryBudget(0.2, 10, 0);
+  banked.requests = 1000;
+  let burst = 0;
+  for (let i = 0; i < 100; i++) if (banked.tryWithdraw(0)) burst += 1;
+  t.equal(burst, 30, 'after 1,000 healthy requests, a burst of failures gets 20 banked plus the reserve of 10');
   // a clock that steps back (the budget's own clock is monotonic; a given one may not be)
   const stepped = new RetryBudget(0, 1, 100_000);
   t.ok(stepped.tryWithdraw(100_000), 'the reserve of 1/s');
