@@ -14,6 +14,7 @@ import { buildCsr } from '../pki/csr-request.js'; // DER by hand: a sidecar neve
 import { splitPemCertificates } from '../pki/pem.js';
 import { clip } from '../clip.js';
 import { caExchange, type RawResponse } from './ca-exchange.js';
+import { retryAfterMs } from '../http/retry-after.js';
 
 export { DEFAULT_CA_TIMEOUT_MS } from './ca-exchange.js';
 
@@ -87,13 +88,6 @@ export class CaRefusedError extends MeshcarError {
     this.status = status;
     this.caError = caError;
   }
-}
-
-function parseRetryAfter(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim());
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }
 
 export class CaClient {
@@ -177,7 +171,9 @@ export class CaClient {
       // moves): an empty 302 said only "refused (302 http_error): " before
       message = `it redirects${typeof location === 'string' ? ` to ${clip(location, QUOTED_LIMIT)}` : ''}, and the CA's API never does: point identity.ca.url at the meshcar CA itself`;
     }
-    const retryAfter = parseRetryAfter(response.headers['retry-after'] as string | undefined);
+    // RFC 9110's forms only (src/http/retry-after.ts), as the outbound reads an upstream's
+    const waitMs = retryAfterMs(response.headers['retry-after']);
+    const retryAfter = waitMs === undefined ? undefined : Math.ceil(waitMs / 1000);
     return new CaRefusedError(response.status, code, `the CA at ${this.options.url} refused (${response.status} ${code}): ${message}`, retryAfter);
   }
 

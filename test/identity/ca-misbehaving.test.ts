@@ -29,7 +29,7 @@ const TD = 'mesh.local';
 const ORDERS = `spiffe://${TD}/svc/orders`;
 const spki = (pem: string) => createPublicKey(pem).export({ type: 'spki', format: 'der' });
 
-type Mode = 'other-id' | 'other-key' | 'expired' | 'hour-ahead' | 'other-root' | 'huge' | 'garbage' | 'html-500' | 'redirect' | 'trickle' | 'long-error' | 'long-id' | 'long-uri';
+type Mode = 'other-id' | 'other-key' | 'expired' | 'hour-ahead' | 'other-root' | 'huge' | 'garbage' | 'html-500' | 'redirect' | 'trickle' | 'long-error' | 'long-id' | 'long-uri' | 'odd-retry-after';
 
 /** What each answer must be refused with: the error's code and its one-line reason. */
 const EXPECTED: Record<Mode, { code: string; reason: RegExp }> = {
@@ -48,6 +48,8 @@ const EXPECTED: Record<Mode, { code: string; reason: RegExp }> = {
   'long-error': { code: 'ca_refused', reason: /refused \(503 E{200}… \(300000 characters\)\): M{200}… \(600000 characters\)$/ },
   'long-id': { code: 'identity_invalid', reason: /^the CA issued spiffe:\/\/mesh\.local\/svc\/pppp\S{100,300}… \(900024 characters\), but spiffe:\/\/mesh\.local\/svc\/orders was asked for$/ },
   'long-uri': { code: 'identity_invalid', reason: /is for spiffe:\/\/mesh\.local\/svc\/pppp\S{200,260}… \(\d+ characters\), expected spiffe:\/\/mesh\.local\/svc\/orders$/ },
+  // a Retry-After of none of RFC 9110's forms is none (the backoff applies): Date.parse read it as a date
+  'odd-retry-after': { code: 'ca_refused', reason: /refused \(503 busy\): later$/ },
 };
 
 t.test('each wrong answer is refused with its reason; the renewal keeps the SVID and its backoff', async (t) => {
@@ -75,6 +77,7 @@ t.test('each wrong answer is refused with its reason; the renewal keeps the SVID
     trickle: async () => '',
     'long-error': async () => '',
     'long-id': async (key) => (await authority.issue(ORDERS, key, 600_000)).chain,
+    'odd-retry-after': async () => '',
     'long-uri': async (key) => (await authority.issue(`spiffe://${TD}/svc/${'p'.repeat(60_000)}`, key, 600_000)).chain,
   };
   const server = https.createServer({ key: keys.privateKeyPem, cert: own.chain }, (req, res) => {
@@ -85,6 +88,7 @@ t.test('each wrong answer is refused with its reason; the renewal keeps the SVID
       if (mode === 'garbage') return void res.writeHead(200, { 'content-type': 'application/json' }).end('\u0000{chain: <html>');
       if (mode === 'html-500') return void res.writeHead(500, { 'content-type': 'text/html' }).end('<html><head><title>500 Internal Server Error</title></head>\n<body>\n<h1>Internal Server Error</h1>\n</body></html>\n');
       if (mode === 'long-error') return void res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'E'.repeat(300_000), message: 'M'.repeat(600_000) }));
+      if (mode === 'odd-retry-after') return void res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '2099-01-01' }).end('{"error":"busy","message":"later"}');
       if (mode === 'redirect') return void res.writeHead(302, { location: 'https://ca.example.invalid/v1/sign' }).end();
       if (mode === 'trickle') {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -125,6 +129,7 @@ t.test('each wrong answer is refused with its reason; the renewal keeps the SVID
     t.ok(events.length >= 3 && events.every((e) => e.result === 'failure'), `${each}: ${events.length} renewals, each a failure`);
     t.match({ code: (last as { code?: string } | undefined)?.code, reason }, { code: EXPECTED[each].code, reason: EXPECTED[each].reason }, `${each}: refused as ${EXPECTED[each].code}: ${reason}`);
     t.notMatch(reason, /\n/, `${each}: the reason is one line`);
+    if (each === 'odd-retry-after') t.equal((last as { retryAfterSeconds?: number }).retryAfterSeconds, undefined, 'Retry-After: 2099-01-01 is no Retry-After');
     t.ok(reason.length < 1000, `${each}: the reason is short (${reason.length} characters)`);
     t.equal(identity.current(), first, `${each}: the current SVID serves on`);
     const failed = lines.filter((l) => /SVID renewal failed/.test(String(l.msg)));
