@@ -16,6 +16,7 @@ import { isRepeatableRequest } from '../http/idempotency.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { classifyAppError } from './app-errors.js';
+import { APP_CLIENT_ERRORS, appClientError } from './app-dispatch.js';
 import { STREAMING, WAITING, type Exchange } from './exchange.js';
 import { bindExchange, exchangeOf } from './exchange-links.js';
 import { relayBody } from './exchange-relay.js';
@@ -103,6 +104,10 @@ export class NodeHttp1App implements AppForwarder {
       req.end();
       return;
     }
+    // a 101 with Upgrade and Connection: upgrade to a request that asked for none: without a
+    // listener node:http drops the socket and emits neither 'response' nor 'error', so the
+    // caller waited for the route's timeout (an Expect request: its idle timeout) for a 504
+    req.on('upgrade', onUnaskedUpgrade);
     if (exchange.expectsContinue) {
       req.on('continue', onContinue);
       // the caller waits for 100 before sending its body, so the head must go out now
@@ -247,4 +252,13 @@ function onContinue(this: ClientRequest): void {
 function onUpgrade(this: ClientRequest, appRes: IncomingMessage, appSocket: Socket, appHead: Buffer): void {
   const exchange = exchangeOf<Http1Exchange>(this);
   exchange.tunnel(appRes.statusMessage, appRes.rawHeaders, appSocket, appHead);
+}
+
+/** The app switched protocols on a request that asked for no upgrade: 502, never a tunnel. */
+function onUnaskedUpgrade(this: ClientRequest, _appRes: IncomingMessage, appSocket: Socket): void {
+  appSocket.destroy();
+  const exchange = exchangeOf(this);
+  if (exchange.upstream !== this || exchange.phase !== WAITING) return;
+  const failure = classifyAppError(appClientError(APP_CLIENT_ERRORS.unaskedUpgrade, 'a 101 to a request that asked for no upgrade'));
+  exchange.fail(failure.code, failure.message);
 }

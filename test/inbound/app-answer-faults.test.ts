@@ -98,6 +98,9 @@ t.test("an app's odd or forbidden answers", async (t) => {
 
   t.test('unasked interim answers and impossible statuses are 502 bad_gateway', async (t) => {
     await badGateway(t, '/unasked-101', 'a 101 to a request that asked no upgrade');
+    // an Expect request goes over node:http, which answered neither 'response' nor 'error' to
+    // a 101 it took for a switch: the caller waited for the route's timeout (504)
+    await badGateway(t, '/unasked-101', 'a 101 to an Expect request (node:http path)', { expect: '100-continue' });
     await badGateway(t, '/unasked-100', 'a 100 Continue to a request without Expect');
     t.equal(hits['/unasked-100'], 2, 'sent once per request: an answer refused is no broken connection to retry on');
     await badGateway(t, '/status-000', 'status 000');
