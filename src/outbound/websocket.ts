@@ -75,7 +75,11 @@ function requestFields(req: IncomingMessage, authority: string, requestId: strin
   return fields;
 }
 
-/** A response head as the app reads it, from node:http's parse (`except`: names left out, lower-case). */
+/**
+ * A response head as the app reads it, from node:http's parse (`except`: names left out,
+ * lower-case). node:http reads a head as latin1, one character a byte: written back as latin1,
+ * a value's bytes above 0x7f (obs-text) go on as they came, where UTF-8 made two of each.
+ */
 function responseHead(res: IncomingMessage, except?: ReadonlySet<string>): string {
   let head = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
   const raw = res.rawHeaders;
@@ -232,7 +236,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       // the app reset its connection: the upstream is reset as well (before 'close', which
       // would otherwise flush and close it with a FIN: a clean end for the far app)
       socket.on('error', () => resetConnection(up));
-      socket.write(responseHead(res));
+      socket.write(responseHead(res), 'latin1');
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) up.write(head);
       // each side's end goes on once it is known to be a FIN: libuv reads a reset that came
@@ -258,7 +262,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       exchange.answered(res.statusCode ?? 502, res.headers);
       socket.on('data', ignore); // read and dropped, so the app is never stuck writing to us
       // a body without a length ends with the connection (no chunked framing is kept)
-      socket.write(responseHead(res, ANSWER_DROPPED));
+      socket.write(responseHead(res, ANSWER_DROPPED), 'latin1');
       res.pipe(socket, { end: false });
       countBody(res, exchange, 'out');
       res.once('error', ignore); // a body cut short: 'close' below, not complete
