@@ -19,7 +19,7 @@ import { announcesBody } from '../http/body-framing.js';
 import { hostFieldProblem } from '../http/host-field.js';
 import { requestIdOf } from '../http/request-id.js';
 import { errorBodyBytes, rawErrorResponse, statusFor } from '../http/status.js';
-import { offersH2c } from '../http/upgrade.js';
+import { offersH2c, switchFieldsMissing } from '../http/upgrade.js';
 import { markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { countBody, Exchange, type OutboundContext } from './exchange.js';
@@ -249,10 +249,11 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       socket.once('end', () => relayEnd(socket, socket, up, () => resetConnection(up)));
     });
     handshake.on('response', (res: IncomingMessage) => {
-      // a 101 without an Upgrade field (RFC 9110 §15.2.2 requires one) is no switch node:http
+      // a 101 without an Upgrade field (RFC 9110 §15.2.2 requires one), or without the Connection
+      // option that goes with it (§7.8), is no switch node:http
       // would make: relayed, the app read "Switching Protocols" on a connection that closed
       if (res.statusCode === 101) {
-        fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 Switching Protocols without an Upgrade field`));
+        fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 Switching Protocols ${switchFieldsMissing(res.headers)}`));
         return;
       }
       // not switching: relay the answer, then close both; the app's further bytes go nowhere

@@ -47,28 +47,35 @@ t.test("the inbound's tunnelIdleTimeout closes both apps' connections", async (t
   t.equal(pair.outbound.outbound.inFlight, 0, 'nothing left in flight on the outbound');
 });
 
-t.test('the far app answers 101 without an Upgrade field: the calling app gets 502 bad_gateway', async (t) => {
-  // review of tunnels M3: the inbound relayed it as a plain answer, so the calling app read
-  // "101 Switching Protocols" on a connection that then closed, and both records said 101
-  const pair = await startTunnelPair((socket) => {
-    socket.resume();
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\nRAW');
+for (const [what, answer, said] of [
+  ['without an Upgrade field', 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\nRAW', 'without an Upgrade field'],
+  // said "without an Upgrade field" too, which sent whoever read it looking at the wrong field
+  ['with Upgrade but without `upgrade` in Connection', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nRAW', 'without `upgrade` in its Connection field'],
+] as const) {
+  t.test(`the far app answers 101 ${what}: the calling app gets 502 bad_gateway, the message names what the 101 lacked`, async (t) => {
+    // review of tunnels M3: the inbound relayed it as a plain answer, so the calling app read
+    // "101 Switching Protocols" on a connection that then closed, and both records said 101
+    const pair = await startTunnelPair((socket) => {
+      socket.resume();
+      socket.write(answer);
+    });
+    t.teardown(() => pair.close());
+    const caller = net.connect({ port: pair.outbound.port, host: '127.0.0.1' });
+    t.teardown(() => caller.destroy());
+    caller.on('error', () => {});
+    let text = '';
+    caller.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    caller.write(UPGRADE_HEAD);
+    const seen = await closedWithin({ events: [], closed: new Promise<void>((resolve) => caller.once('close', () => resolve())) }, 5000);
+    t.same(seen, ['close'], 'answered, then closed');
+    t.match(text, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+    t.match(text, /\r\nx-meshcar-error: bad_gateway\r\n/);
+    t.match(text, `the app answered 101 Switching Protocols ${said}`);
+    t.notMatch(text, /RAW/, 'nothing of what followed');
+    const record = (await pair.inbound.observer.waitForRequests(1)).at(-1);
+    t.match(record, { status: 502, errorCode: 'bad_gateway' });
   });
-  t.teardown(() => pair.close());
-  const caller = net.connect({ port: pair.outbound.port, host: '127.0.0.1' });
-  t.teardown(() => caller.destroy());
-  caller.on('error', () => {});
-  let text = '';
-  caller.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-  caller.write(UPGRADE_HEAD);
-  const seen = await closedWithin({ events: [], closed: new Promise<void>((resolve) => caller.once('close', () => resolve())) }, 5000);
-  t.same(seen, ['close'], 'answered, then closed');
-  t.match(text, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
-  t.match(text, /\r\nx-meshcar-error: bad_gateway\r\n/);
-  t.notMatch(text, /RAW/, 'nothing of what followed');
-  const record = (await pair.inbound.observer.waitForRequests(1)).at(-1);
-  t.match(record, { status: 502, errorCode: 'bad_gateway' });
-});
+}
 
 for (const side of ['outbound', 'inbound'] as const) {
   t.test(`a drain of the ${side} that runs out cuts a tunnel with resets on both sides`, async (t) => {

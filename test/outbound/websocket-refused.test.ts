@@ -35,6 +35,7 @@ async function startRawUpstream(pki: Awaited<ReturnType<typeof makePki>>) {
       answered = true;
       const path = conn.data.split(' ')[1];
       if (path === '/ws') socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      else if (path === '/no-connection') socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nRAW');
       else if (path === '/no-upgrade') socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\nRAW');
       // obs-text (RFC 9110 §5.5): a byte above 0x7f in a field value, sent as that byte
       else if (path === '/obs-text-101') socket.write(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Name: caf\xe9\r\n\r\n', 'latin1'));
@@ -181,4 +182,16 @@ t.test("a field value's bytes above 0x7f reach the app as they came, in a 101 an
     t.match(app.text(), new RegExp(`^HTTP/1\\.1 ${status}\r\n`));
     t.match(app.text(), /\r\nX-Name: caf\xe9\r\n/, `${path}: the byte 0xe9 as it came`);
   }
+});
+
+t.test('a 101 with Upgrade but without `upgrade` in Connection is no switch either, and the message says which field it lacks', async (t) => {
+  // it said "without an Upgrade field", which sent whoever read it looking at the wrong field
+  const { fx } = await rawUpstreamBehindOutbound(t);
+  const app = await appClient(fx.port);
+  t.teardown(() => app.socket.destroy());
+  app.socket.write(upgrade('/no-connection'));
+  await waitFor(() => app.closed(), 'the app connection closed');
+  t.match(app.text(), /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+  t.match(app.text(), /answered 101 Switching Protocols without `upgrade` in its Connection field/);
+  t.notMatch(app.text(), /RAW/, 'nothing of what followed');
 });
