@@ -7,7 +7,8 @@
 
 import t from 'tap';
 import net from 'node:net';
-import { closedWithin, openTunnel, startTunnelPair, switchingFarApp, SWITCHING, UPGRADE_HEAD } from '../helpers/tunnel-pair.js';
+import { closedWithin, endings, openTunnel, startTunnelPair, switchingFarApp, SWITCHING, UPGRADE_HEAD } from '../helpers/tunnel-pair.js';
+import { waitFor } from '../helpers/mesh.js';
 
 t.test('the far app resets its connection mid-tunnel: the calling app is reset', async (t) => {
   let far: net.Socket | undefined;
@@ -45,6 +46,53 @@ t.test("the inbound's tunnelIdleTimeout closes both apps' connections", async (t
   t.same(seen, ['error:ECONNRESET', 'close'], 'the calling app is reset (was: a FIN, its connection left open on the outbound)');
   t.equal((await closedWithin(farApp.seen(), 5000)).at(-1), 'close', 'the far app is closed');
   t.equal(pair.outbound.outbound.inFlight, 0, 'nothing left in flight on the outbound');
+});
+
+/** Writes until the socket fails (a reset answered to a write); what it then saw. */
+async function writeUntilRefused(tunnel: { socket: net.Socket; events: string[]; closed: Promise<void> }): Promise<string[]> {
+  for (let i = 0; i < 20 && !tunnel.socket.destroyed; i++) {
+    tunnel.socket.write('more');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return closedWithin(tunnel, 2000);
+}
+
+t.test("the far app ends its side, then the inbound's tunnelIdleTimeout runs out: the outbound lets the calling app go at once", async (t) => {
+  // the outbound had relayed the far app's FIN and read no more from the inbound's connection,
+  // so the inbound's reset at its idle timeout went unseen: the calling app's connection stayed
+  // half-open and in flight on the outbound (its drain waiting) until the outbound's own
+  // tunnelIdleTimeout. (A reset after a FIN reaches a Node or libuv reader at its next write.)
+  const pair = await startTunnelPair((socket) => {
+    socket.on('error', () => {});
+    socket.end(SWITCHING);
+  }, { inboundTunnelIdleTimeoutMs: 300 });
+  t.teardown(() => pair.close());
+  const tunnel = await openTunnel(pair.outbound.port);
+  t.teardown(() => tunnel.socket.destroy());
+  await waitFor(async () => pair.outbound.outbound.inFlight === 0, 4000, 'the outbound to let go of the tunnel (was: in flight until its own tunnelIdleTimeout)');
+  const seen = await writeUntilRefused(tunnel);
+  t.equal(seen[0], 'end', "the far app's FIN first");
+  t.match(seen.slice(1), [/^error:(EPIPE|ECONNRESET)$/, 'close'], 'then a write is refused with a reset');
+});
+
+t.test("the calling app ends its side, then the outbound's tunnelIdleTimeout runs out: the inbound lets the far app go at once", async (t) => {
+  // the mirror: the inbound had relayed the calling app's FIN and read no more from the
+  // outbound's connection, so the outbound's reset went unseen and the far app's connection
+  // stayed half-open and in flight on the inbound until the inbound's own tunnelIdleTimeout
+  let far: { socket: net.Socket; events: string[]; closed: Promise<void> } | undefined;
+  const pair = await startTunnelPair((socket) => {
+    far = { socket, ...endings(socket) };
+    socket.write(SWITCHING);
+    socket.resume();
+  }, { outboundTunnelIdleTimeoutMs: 300 });
+  t.teardown(() => pair.close());
+  const tunnel = await openTunnel(pair.outbound.port);
+  t.teardown(() => tunnel.socket.destroy());
+  tunnel.socket.end();
+  await waitFor(async () => pair.inbound.inbound.inFlight === 0, 4000, 'the inbound to let go of the tunnel (was: in flight until its own tunnelIdleTimeout)');
+  const seen = await writeUntilRefused(far as NonNullable<typeof far>);
+  t.equal(seen[0], 'end', "the calling app's FIN first");
+  t.match(seen.slice(1), [/^error:(EPIPE|ECONNRESET)$/, 'close'], 'then a write is refused with a reset');
 });
 
 for (const [what, answer, said] of [
