@@ -59,9 +59,15 @@ const HALF_CLOSED_CHECK_MS = 1_000;
  * tunnelIdleTimeout or drain cutting the tunnel, an app that resets after its FIN) went unseen:
  * the other app's connection stayed half-open, and in flight, until this sidecar's own idle
  * timeout. So `from` is asked, as relayEnd asks it, every HALF_CLOSED_CHECK_MS while nothing is
- * queued on it (a write in progress sees a reset by itself) until it closes.
+ * queued on it (a write in progress sees a reset by itself) until it closes. The connection
+ * between the two sidecars is watched so on both; an app's socket only where no idle timer
+ * is set on it (the inbound's: its timer is on the caller's socket).
  */
 function watchHalfClosed(from: net.Socket, tcp: net.Socket, onReset: () => void): void {
+  // not a socket with an idle timer of its own (the outbound's app socket carries the tunnel's
+  // tunnelIdleTimeout): Node re-arms it on any write, one of no bytes too, so the look every
+  // second kept an idle tunnel from ever timing out. Such a side is left as before.
+  if ((tcp.timeout ?? 0) > 0) return;
   const timer = setInterval(() => {
     if (from.destroyed || tcp.destroyed) {
       clearInterval(timer);

@@ -84,12 +84,14 @@ t.test("the calling app ends its side, then the outbound's tunnelIdleTimeout run
     far = { socket, ...endings(socket) };
     socket.write(SWITCHING);
     socket.resume();
-  }, { outboundTunnelIdleTimeoutMs: 300 });
+  // longer than the sidecars' one-second look at a half-closed side: that look writes nothing,
+  // yet a write of nothing re-armed the idle timer of the socket it went to (the app's, here)
+  }, { outboundTunnelIdleTimeoutMs: 1500 });
   t.teardown(() => pair.close());
   const tunnel = await openTunnel(pair.outbound.port);
   t.teardown(() => tunnel.socket.destroy());
   tunnel.socket.end();
-  await waitFor(async () => pair.inbound.inbound.inFlight === 0, 4000, 'the inbound to let go of the tunnel (was: in flight until its own tunnelIdleTimeout)');
+  await waitFor(async () => pair.inbound.inbound.inFlight === 0, 6000, 'the inbound to let go of the tunnel (was: in flight until its own tunnelIdleTimeout)');
   const seen = await writeUntilRefused(far as NonNullable<typeof far>);
   t.equal(seen[0], 'end', "the calling app's FIN first");
   t.match(seen.slice(1), [/^error:(EPIPE|ECONNRESET)$/, 'close'], 'then a write is refused with a reset');
