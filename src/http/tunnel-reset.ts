@@ -60,13 +60,14 @@ const HALF_CLOSED_CHECK_MS = 1_000;
  * the other app's connection stayed half-open, and in flight, until this sidecar's own idle
  * timeout. So `from` is asked, as relayEnd asks it, every HALF_CLOSED_CHECK_MS while nothing is
  * queued on it (a write in progress sees a reset by itself) until it closes. The connection
- * between the two sidecars is watched so on both; an app's socket only where no idle timer
- * is set on it (the inbound's: its timer is on the caller's socket).
+ * between the two sidecars is watched so on both sides; an app's socket carries an idle timer
+ * (the outbound's: the tunnelIdleTimeout; the inbound's: its node:http agent's) and is left
+ * as before.
  */
 function watchHalfClosed(from: net.Socket, tcp: net.Socket, onReset: () => void): void {
   // not a socket with an idle timer of its own (the outbound's app socket carries the tunnel's
   // tunnelIdleTimeout): Node re-arms it on any write, one of no bytes too, so the look every
-  // second kept an idle tunnel from ever timing out. Such a side is left as before.
+  // second kept an idle tunnel from ever timing out
   if ((tcp.timeout ?? 0) > 0) return;
   const timer = setInterval(() => {
     if (from.destroyed || tcp.destroyed) {
