@@ -216,18 +216,17 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       exchange.status = 101;
       exchange.finish(); // the handshake is the request; the tunnel's lifetime is not its duration
       // every byte either way passes through the app's socket and re-arms its timer. Idle for
-      // the upstream's tunnelIdleTimeout: both sides cut, the upstream's with a reset (a FIN
-      // would reach the far app as a half-close, to sit on until the far sidecar's own limit)
-      socket.setTimeout(pool.tunnelIdleTimeoutMs, () => {
-        resetConnection(up);
-        socket.destroy();
-      });
-      // a drain that runs out (listener.ts) resets both sides: a FIN would read as a clean end.
-      // The app's first: reset after the upstream's, the app's connection went out with a FIN
-      markTunnel(socket, () => {
+      // the upstream's tunnelIdleTimeout, or a drain that runs out (listener.ts): both sides
+      // reset, as the inbound cuts them. A FIN would reach the far app as a half-close, to sit
+      // on until the far sidecar's own limit, and the app as the far app's clean end, on which
+      // it kept its side open. The app's first: reset after the upstream's, the app's
+      // connection went out with a FIN
+      const cut = () => {
         resetTunnelSide(socket);
         resetConnection(up);
-      });
+      };
+      socket.setTimeout(pool.tunnelIdleTimeoutMs, cut);
+      markTunnel(socket, cut);
       // half-close carries through, as Envoy's upgrade proxying does: the app's FIN ends our
       // write toward the upstream (pipe), and the upstream's later bytes still reach the app.
       // Set on these two sockets only, now: plain requests keep Node's close-on-FIN.

@@ -48,6 +48,20 @@ t.test("the inbound's tunnelIdleTimeout closes both apps' connections", async (t
   t.equal(pair.outbound.outbound.inFlight, 0, 'nothing left in flight on the outbound');
 });
 
+t.test("the outbound's tunnelIdleTimeout resets both apps' connections, as the inbound's does", async (t) => {
+  // the calling app's connection was closed with a FIN, the far app's clean end of its stream
+  // to it, while the inbound's own idle timeout (and either drain) resets it: which of the two
+  // timers ran out first decided what the calling app read
+  const farApp = switchingFarApp();
+  const pair = await startTunnelPair(farApp.far, { outboundTunnelIdleTimeoutMs: 300 });
+  t.teardown(() => pair.close());
+  const tunnel = await openTunnel(pair.outbound.port);
+  t.teardown(() => tunnel.socket.destroy());
+  t.same(await closedWithin(tunnel, 5000), ['error:ECONNRESET', 'close'], 'the calling app is reset (was: a FIN)');
+  t.same(await closedWithin(farApp.seen(), 5000), ['error:ECONNRESET', 'close'], 'the far app is reset');
+  t.equal(pair.outbound.outbound.inFlight, 0, 'nothing left in flight on the outbound');
+});
+
 /** Writes until the socket fails (a reset answered to a write); what it then saw. */
 async function writeUntilRefused(tunnel: { socket: net.Socket; events: string[]; closed: Promise<void> }): Promise<string[]> {
   for (let i = 0; i < 20 && !tunnel.socket.destroyed; i++) {
