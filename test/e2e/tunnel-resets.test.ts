@@ -1,9 +1,10 @@
 // WebSocket tunnels through a real sidecar pair: an abort on one hop reaches the far app as an
 // abort (a TCP reset), never as a FIN. A tunnel carries half-closes through, so a FIN reads as
 // the peer's clean end of its stream: a transfer cut in its middle would be taken for whole,
-// and a peer that half-closes keeps its own side open. Also the inbound's tunnelIdleTimeout:
-// both apps' connections close (before: the calling app got a FIN and its connection stayed
-// open on the outbound until the outbound's own, longer, tunnelIdleTimeout).
+// and a peer that half-closes keeps its own side open. Also either sidecar's tunnelIdleTimeout:
+// both apps' connections are reset (before: the calling app got a FIN and its connection stayed
+// open on the outbound until the outbound's own, longer, tunnelIdleTimeout), also once one app
+// has half-closed; a 101 that is no switch; a drain that runs out.
 
 import t from 'tap';
 import net from 'node:net';
