@@ -6,7 +6,8 @@
 // server side accepted (its TCP connection is the socket Node wrapped, `_parent`). Only once
 // the handshake is over: Node 20 crashed (SIGSEGV) resetting `_parent` inside the
 // secureConnection callback, which no tunnel reaches (a tunnel follows an HTTP exchange).
-// Also tells a reset from a FIN when libuv reported a plain end (relayEnd).
+// Also tells a reset from a FIN when libuv reported a plain end (relayEnd), and keeps asking
+// after a half-close, when Node reads no more (watchHalfClosed).
 
 import net from 'node:net';
 
@@ -35,6 +36,7 @@ export function resetTunnelSide(socket: net.Socket): void {
 export function relayEnd(from: net.Socket, tcp: net.Socket | undefined, to: net.Socket, onReset: () => void): void {
   const fin = () => {
     if (!to.destroyed && !to.writableEnded) to.end();
+    if (tcp !== undefined) watchHalfClosed(from, tcp, onReset);
   };
   if (tcp === undefined || tcp.destroyed || from.writableEnded || from.writableLength > 0 || tcp.writableEnded || tcp.writableLength > 0) {
     fin();
@@ -47,6 +49,41 @@ export function relayEnd(from: net.Socket, tcp: net.Socket | undefined, to: net.
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** How often a half-closed tunnel side is asked whether it has been reset since (watchHalfClosed). */
+const HALF_CLOSED_CHECK_MS = 1_000;
+
+/**
+ * `from`'s peer has half-closed (its FIN relayed), and `from` stays open for the other way. Node
+ * reads no more from a socket after its end, so a reset that comes later (the far sidecar's
+ * tunnelIdleTimeout or drain cutting the tunnel, an app that resets after its FIN) went unseen:
+ * the other app's connection stayed half-open, and in flight, until this sidecar's own idle
+ * timeout. So `from` is asked, as relayEnd asks it, every HALF_CLOSED_CHECK_MS while nothing is
+ * queued on it (a write in progress sees a reset by itself) until it closes. The connection
+ * between the two sidecars is watched so on both sides; an app's socket carries an idle timer
+ * (the outbound's: the tunnelIdleTimeout; the inbound's: its node:http agent's) and is left
+ * as before.
+ */
+function watchHalfClosed(from: net.Socket, tcp: net.Socket, onReset: () => void): void {
+  // not a socket with an idle timer of its own (the outbound's app socket carries the tunnel's
+  // tunnelIdleTimeout): Node re-arms it on any write, one of no bytes too, so the look every
+  // second kept an idle tunnel from ever timing out
+  if ((tcp.timeout ?? 0) > 0) return;
+  const timer = setInterval(() => {
+    if (from.destroyed || tcp.destroyed) {
+      clearInterval(timer);
+      return;
+    }
+    if (from.writableEnded || from.writableLength > 0 || tcp.writableEnded || tcp.writableLength > 0) return;
+    tcp.write(EMPTY, (err) => {
+      if (!err) return;
+      clearInterval(timer);
+      onReset();
+    });
+  }, HALF_CLOSED_CHECK_MS);
+  timer.unref();
+  from.once('close', () => clearInterval(timer));
+}
 
 /** The TCP connection a (TLS, or plain) socket is carried on; undefined when there is none. */
 export function tcpUnder(socket: net.Socket): net.Socket | undefined {

@@ -1,7 +1,8 @@
 // The protocols an Upgrade header offers (RFC 9110 §7.8: a comma-separated list, each a name
 // with an optional /version). Both sidecars refuse an upgrade to h2c wherever it is listed:
 // the app would switch on `Upgrade: websocket, h2c` as readily as on `Upgrade: h2c`, and an h2c
-// tunnel would carry later requests past the per-request policy.
+// tunnel would carry later requests past the per-request policy. Also says what a 101 that is no
+// switch lacks.
 
 /** Whether `upgrade` lists h2c among its protocols (any case, any version, any position). */
 export function offersH2c(upgrade: string | string[] | undefined): boolean {
@@ -12,4 +13,19 @@ export function offersH2c(upgrade: string | string[] | undefined): boolean {
     if (name === 'h2c' || name.startsWith('h2c/')) return true;
   }
   return false;
+}
+
+/**
+ * What a 101 that node:http did not take for a switch lacks, in words for the error message:
+ * RFC 9110 §15.2.2 has a 101 name the new protocol in Upgrade, and §7.8 has whoever sends
+ * Upgrade list `upgrade` in Connection; node:http switches only with both. Said as it is, so
+ * that a 101 with Upgrade but without the Connection option is not reported as one without
+ * Upgrade.
+ */
+export function switchFieldsMissing(headers: { readonly upgrade?: string | string[]; readonly connection?: string | string[] }): string {
+  if (headers.upgrade === undefined) return 'without an Upgrade field';
+  const connection = headers.connection;
+  const options = (Array.isArray(connection) ? connection.join(',') : (connection ?? '')).split(',');
+  if (!options.some((option) => option.trim().toLowerCase() === 'upgrade')) return 'without `upgrade` in its Connection field';
+  return 'that was no protocol switch';
 }

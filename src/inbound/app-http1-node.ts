@@ -16,6 +16,8 @@ import { isRepeatableRequest } from '../http/idempotency.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { classifyAppError } from './app-errors.js';
+import { APP_CLIENT_ERRORS, appClientError } from './app-dispatch.js';
+import { switchFieldsMissing } from '../http/upgrade.js';
 import { STREAMING, WAITING, type Exchange } from './exchange.js';
 import { bindExchange, exchangeOf } from './exchange-links.js';
 import { relayBody } from './exchange-relay.js';
@@ -103,6 +105,10 @@ export class NodeHttp1App implements AppForwarder {
       req.end();
       return;
     }
+    // a 101 with Upgrade and Connection: upgrade to a request that asked for none: without a
+    // listener node:http drops the socket and emits neither 'response' nor 'error', so the
+    // caller waited for the route's timeout (an Expect request: its idle timeout) for a 504
+    req.on('upgrade', onUnaskedUpgrade);
     if (exchange.expectsContinue) {
       req.on('continue', onContinue);
       // the caller waits for 100 before sending its body, so the head must go out now
@@ -177,10 +183,12 @@ function onResponse(this: ClientRequest, appRes: IncomingMessage): void {
   // connection is not reused, whatever the app makes of the rest of the body
   if (exchange.requestHasBody && !this.writableEnded) this.shouldKeepAlive = false;
   // a 101 that node:http did not take for a switch (no Upgrade field, which RFC 9110 §15.2.2
-  // requires): relayed, the caller read "Switching Protocols" on a connection that then closed,
-  // recorded as a success (review of tunnels, M3)
+  // requires, or no `upgrade` in Connection, §7.8): relayed, the caller read "Switching
+  // Protocols" on a connection that then closed, recorded as a success (review of tunnels, M3).
+  // To a request that asked for no upgrade (Expect, OPTIONS *) it is one nobody asked for.
   if (appRes.statusCode === 101) {
-    exchange.fail('bad_gateway', 'the app answered 101 Switching Protocols without an Upgrade field');
+    if (exchange instanceof Http1Exchange && exchange.upgradeHead !== undefined) exchange.fail('bad_gateway', `the app answered 101 Switching Protocols ${switchFieldsMissing(appRes.headers)}`);
+    else failUnasked(exchange);
     appRes.resume();
     return;
   }
@@ -247,4 +255,18 @@ function onContinue(this: ClientRequest): void {
 function onUpgrade(this: ClientRequest, appRes: IncomingMessage, appSocket: Socket, appHead: Buffer): void {
   const exchange = exchangeOf<Http1Exchange>(this);
   exchange.tunnel(appRes.statusMessage, appRes.rawHeaders, appSocket, appHead);
+}
+
+/** The app switched protocols on a request that asked for no upgrade: 502, never a tunnel. */
+function onUnaskedUpgrade(this: ClientRequest, _appRes: IncomingMessage, appSocket: Socket): void {
+  appSocket.destroy();
+  const exchange = exchangeOf(this);
+  if (exchange.upstream !== this || exchange.phase !== WAITING) return;
+  failUnasked(exchange);
+}
+
+/** A 101 to a request that asked for no upgrade, in the own client's words (app-errors.ts): one message whichever client carried the request. */
+function failUnasked(exchange: Exchange): void {
+  const failure = classifyAppError(appClientError(APP_CLIENT_ERRORS.unaskedUpgrade, 'a 101 to a request that asked for no upgrade'));
+  exchange.fail(failure.code, failure.message);
 }

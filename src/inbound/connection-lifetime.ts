@@ -9,11 +9,13 @@
 // at most a few times over its life; nothing per request. The expiry is a wall-clock instant:
 // the timer is a WallClockTimer, so after a host suspended and resumed (or a clock stepped
 // ahead) the connection ends within 30 s by the wall clock, not a whole timer's length later;
-// the process's one ClockWatch looks at the clock for all connections together.
+// the process's one ClockWatch looks at the clock for all connections together. A WebSocket
+// tunnel on it is cut with resets (tunnel-reset.ts).
 
 import { isWindingDown, type CallerSession } from './caller-session.js';
 import type { Socket } from 'node:net';
 import { WallClockTimer } from '../wall-clock-timer.js';
+import { destroyConnection } from '../http/tunnel-reset.js';
 
 export interface LifetimeEvents {
   /** The certificate path has expired; the connection is destroyed right after. */
@@ -54,7 +56,10 @@ export class ConnectionLifetime {
       this.events.onExpired();
       // the session's destroy sends a last GOAWAY (best effort) before the socket goes
       this.session?.destroy();
-      this.socket.destroy();
+      // a WebSocket tunnel's connection is cut with resets on both its sides, as a drain that
+      // runs out cuts it: destroyed plainly, the far app read a FIN as the calling app's clean
+      // end, and the calling sidecar a half-close it carried on
+      destroyConnection(this.socket);
       return;
     }
     const session = this.session;

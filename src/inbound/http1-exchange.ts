@@ -140,7 +140,7 @@ export class Http1Exchange extends Exchange {
   }
 
   /**
-   * The app answered 101: relay its head verbatim, then splice the two sockets together.
+   * The app answered 101: relay its head (all but an x-meshcar-error), then splice the two sockets together.
    * Backpressure both ways comes from pipe(); either side closing closes the other.
    */
   tunnel(appStatusMessage: string | undefined, appRawHeaders: readonly string[], appSocket: Socket, appHead: Buffer): void {
@@ -152,7 +152,12 @@ export class Http1Exchange extends Exchange {
     this.res.detachSocket(socket);
     this.res.off('finish', endSocket);
     let head = `HTTP/1.1 101 ${appStatusMessage || 'Switching Protocols'}\r\n`;
-    for (let i = 0; i < appRawHeaders.length; i += 2) head += `${appRawHeaders[i]}: ${appRawHeaders[i + 1]}\r\n`;
+    for (let i = 0; i < appRawHeaders.length; i += 2) {
+      // an app's own x-meshcar-error is dropped from every answer (only a sidecar says it
+      // answered): the 101's too, which went on verbatim
+      if ((appRawHeaders[i] as string).toLowerCase() === 'x-meshcar-error') continue;
+      head += `${appRawHeaders[i]}: ${appRawHeaders[i + 1]}\r\n`;
+    }
     socket.write(`${head}\r\n`, 'latin1');
     if (appHead.length > 0) socket.write(appHead);
     if (this.upgradeHead !== undefined && this.upgradeHead.length > 0) appSocket.write(this.upgradeHead);

@@ -26,6 +26,7 @@ import { H2cApp } from './app-h2c.js';
 import type { H2cPoolOptions } from './h2c-pool.js';
 import { Http1App } from './app-http1.js';
 import { NodeHttp1App } from './app-http1-node.js';
+import { H2C_UPGRADE_REFUSAL } from './h2c-upgrade-refusal.js';
 import { AuthorizationPolicy } from './authorization.js';
 import { CallerCache } from './caller.js';
 import { kLifetime, lifetimeOf, onMeshcarConnection, onSession, type WithLifetime } from './caller-connections.js';
@@ -83,8 +84,8 @@ export class InboundListener implements Inbound, ExchangeContext {
   /** meshcar codec: the 431 to a request head over h2Limits, the JSON error answer as every other. */
   readonly headersTooLargeAnswer: HeadersTooLargeAnswer;
   readonly app: AppForwarder;
-  /** WebSocket and other Upgrade requests always go to the app over HTTP/1.1. */
-  readonly upgrades: NodeHttp1App;
+  /** WebSocket and other Upgrade requests go to the app over HTTP/1.1 (refused for an h2c app). */
+  readonly upgrades: AppForwarder;
   /** After the schema check: on to the app (one function for every request, no closure each). */
   readonly toApp = (exchange: Exchange) => toApp(exchange, this.app);
   private readonly callers: CallerCache;
@@ -122,7 +123,8 @@ export class InboundListener implements Inbound, ExchangeContext {
     // Upgrade requests get a connection of their own that is never pooled: after an answer
     // other than 101 the state of that connection is the app's guess, not something to reuse
     // for another caller's request.
-    this.upgrades = new NodeHttp1App(appAddress, { keepAlive: false });
+    // An h2c app has no Upgrade to take them: refused (h2c-upgrade-refusal.ts).
+    this.upgrades = config.app.protocol === 'h2c' ? H2C_UPGRADE_REFUSAL : new NodeHttp1App(appAddress, { keepAlive: false });
 
     const headersTimeout = limits.headersTimeoutMs ?? 20_000;
     this.http1 = http.createServer({

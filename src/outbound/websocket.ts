@@ -19,7 +19,7 @@ import { announcesBody } from '../http/body-framing.js';
 import { hostFieldProblem } from '../http/host-field.js';
 import { requestIdOf } from '../http/request-id.js';
 import { errorBodyBytes, rawErrorResponse, statusFor } from '../http/status.js';
-import { offersH2c } from '../http/upgrade.js';
+import { offersH2c, switchFieldsMissing } from '../http/upgrade.js';
 import { markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { countBody, Exchange, type OutboundContext } from './exchange.js';
@@ -75,7 +75,11 @@ function requestFields(req: IncomingMessage, authority: string, requestId: strin
   return fields;
 }
 
-/** A response head as the app reads it, from node:http's parse (`except`: names left out, lower-case). */
+/**
+ * A response head as the app reads it, from node:http's parse (`except`: names left out,
+ * lower-case). node:http reads a head as latin1, one character a byte: written back as latin1,
+ * a value's bytes above 0x7f (obs-text) go on as they came, where UTF-8 made two of each.
+ */
 function responseHead(res: IncomingMessage, except?: ReadonlySet<string>): string {
   let head = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
   const raw = res.rawHeaders;
@@ -212,18 +216,17 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       exchange.status = 101;
       exchange.finish(); // the handshake is the request; the tunnel's lifetime is not its duration
       // every byte either way passes through the app's socket and re-arms its timer. Idle for
-      // the upstream's tunnelIdleTimeout: both sides cut, the upstream's with a reset (a FIN
-      // would reach the far app as a half-close, to sit on until the far sidecar's own limit)
-      socket.setTimeout(pool.tunnelIdleTimeoutMs, () => {
-        resetConnection(up);
-        socket.destroy();
-      });
-      // a drain that runs out (listener.ts) resets both sides: a FIN would read as a clean end.
-      // The app's first: reset after the upstream's, the app's connection went out with a FIN
-      markTunnel(socket, () => {
+      // the upstream's tunnelIdleTimeout, or a drain that runs out (listener.ts): both sides
+      // reset, as the inbound cuts them. A FIN would reach the far app as a half-close, to sit
+      // on until the far sidecar's own limit, and the app as the far app's clean end, on which
+      // it kept its side open. The app's first: reset after the upstream's, the app's
+      // connection went out with a FIN
+      const cut = () => {
         resetTunnelSide(socket);
         resetConnection(up);
-      });
+      };
+      socket.setTimeout(pool.tunnelIdleTimeoutMs, cut);
+      markTunnel(socket, cut);
       // half-close carries through, as Envoy's upgrade proxying does: the app's FIN ends our
       // write toward the upstream (pipe), and the upstream's later bytes still reach the app.
       // Set on these two sockets only, now: plain requests keep Node's close-on-FIN.
@@ -232,7 +235,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       // the app reset its connection: the upstream is reset as well (before 'close', which
       // would otherwise flush and close it with a FIN: a clean end for the far app)
       socket.on('error', () => resetConnection(up));
-      socket.write(responseHead(res));
+      socket.write(responseHead(res), 'latin1');
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) up.write(head);
       // each side's end goes on once it is known to be a FIN: libuv reads a reset that came
@@ -245,10 +248,11 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       socket.once('end', () => relayEnd(socket, socket, up, () => resetConnection(up)));
     });
     handshake.on('response', (res: IncomingMessage) => {
-      // a 101 without an Upgrade field (RFC 9110 §15.2.2 requires one) is no switch node:http
+      // a 101 without an Upgrade field (RFC 9110 §15.2.2 requires one), or without the Connection
+      // option that goes with it (§7.8), is no switch node:http
       // would make: relayed, the app read "Switching Protocols" on a connection that closed
       if (res.statusCode === 101) {
-        fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 Switching Protocols without an Upgrade field`));
+        fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 Switching Protocols ${switchFieldsMissing(res.headers)}`));
         return;
       }
       // not switching: relay the answer, then close both; the app's further bytes go nowhere
@@ -258,7 +262,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       exchange.answered(res.statusCode ?? 502, res.headers);
       socket.on('data', ignore); // read and dropped, so the app is never stuck writing to us
       // a body without a length ends with the connection (no chunked framing is kept)
-      socket.write(responseHead(res, ANSWER_DROPPED));
+      socket.write(responseHead(res, ANSWER_DROPPED), 'latin1');
       res.pipe(socket, { end: false });
       countBody(res, exchange, 'out');
       res.once('error', ignore); // a body cut short: 'close' below, not complete

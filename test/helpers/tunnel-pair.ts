@@ -19,6 +19,8 @@ export interface TunnelPair {
 
 export interface TunnelPairOptions {
   readonly inboundTunnelIdleTimeoutMs?: number;
+  /** The outbound's upstream `tunnelIdleTimeout` (default: the sidecar's, 1 h). */
+  readonly outboundTunnelIdleTimeoutMs?: number;
   /** http2.codec of both sidecars (default: the fixtures' own, MESHCAR_TEST_H2_CODEC or meshcar). */
   readonly codec?: 'meshcar' | 'node';
 }
@@ -48,7 +50,8 @@ export async function startTunnelPair(far: FarApp, options: TunnelPairOptions = 
     ...(options.inboundTunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.inboundTunnelIdleTimeoutMs } : {}),
     ...(options.codec !== undefined ? { codec: options.codec } : {}),
   });
-  const outbound = await startOutbound(inbound.pki, [{ name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID }], options.codec !== undefined ? { codec: options.codec } : {});
+  const upstream = { name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID, ...(options.outboundTunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.outboundTunnelIdleTimeoutMs } : {}) };
+  const outbound = await startOutbound(inbound.pki, [upstream], options.codec !== undefined ? { codec: options.codec } : {});
   return {
     inbound,
     outbound,

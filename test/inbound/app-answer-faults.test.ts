@@ -20,6 +20,7 @@ const ANSWERS: Record<string, string> = {
   '/cl-differs': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!',
   '/cl-list': 'HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok',
   '/unasked-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello',
+  '/bare-101': 'HTTP/1.1 101 Switching Protocols\r\n\r\nhello',
   '/unasked-100': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
   '/status-000': 'HTTP/1.1 000 Odd\r\nContent-Length: 2\r\n\r\nok',
   '/status-999': 'HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok',
@@ -98,6 +99,14 @@ t.test("an app's odd or forbidden answers", async (t) => {
 
   t.test('unasked interim answers and impossible statuses are 502 bad_gateway', async (t) => {
     await badGateway(t, '/unasked-101', 'a 101 to a request that asked no upgrade');
+    // an Expect request goes over node:http, which answered neither 'response' nor 'error' to
+    // a 101 it took for a switch: the caller waited for the route's timeout (504)
+    await badGateway(t, '/unasked-101', 'a 101 to an Expect request (node:http path)', { expect: '100-continue' });
+    // one without Upgrade (no switch to node:http either) was said to lack its Upgrade field, as
+    // if one had been asked for
+    const bare = await h1Request(fx.port, tlsOptions, { path: '/bare-101', headers: { expect: '100-continue' } });
+    t.equal(bare.status, 502, 'a bare 101 to an Expect request is 502');
+    t.match(JSON.parse(bare.body.toString()), { error: 'bad_gateway', message: /^the app sent a protocol switch \(101\) nobody asked for/ });
     await badGateway(t, '/unasked-100', 'a 100 Continue to a request without Expect');
     t.equal(hits['/unasked-100'], 2, 'sent once per request: an answer refused is no broken connection to retry on');
     await badGateway(t, '/status-000', 'status 000');

@@ -35,7 +35,11 @@ async function startRawUpstream(pki: Awaited<ReturnType<typeof makePki>>) {
       answered = true;
       const path = conn.data.split(' ')[1];
       if (path === '/ws') socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      else if (path === '/no-connection') socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nRAW');
       else if (path === '/no-upgrade') socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\nRAW');
+      // obs-text (RFC 9110 §5.5): a byte above 0x7f in a field value, sent as that byte
+      else if (path === '/obs-text-101') socket.write(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Name: caf\xe9\r\n\r\n', 'latin1'));
+      else if (path === '/obs-text-403') socket.write(Buffer.from('HTTP/1.1 403 Forbidden\r\nX-Name: caf\xe9\r\nContent-Length: 2\r\n\r\nno', 'latin1'));
       else if (path === '/chunked') socket.write('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\nX-Why: policy\r\n\r\n5\r\nno ws\r\n0\r\n\r\n');
       else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Plain: yes\r\n\r\nhello');
       // and the connection stays open, as a keep-alive server's would
@@ -164,4 +168,30 @@ t.test('a 101 without an Upgrade field is no switch: 502 bad_gateway, never rela
   const record = (await fx.observer.waitForRequests(1)).at(-1);
   t.match(record, { peer: 'payments', status: 502, errorCode: 'bad_gateway' });
   await waitFor(() => upstream.connections[0]?.closed === true, 'the upstream connection closed');
+});
+
+t.test("a field value's bytes above 0x7f reach the app as they came, in a 101 and in a refusal", async (t) => {
+  // the head was written as UTF-8 from node:http's latin1 reading: 0xe9 reached the app as
+  // 0xc3 0xa9, another value than the upstream sent
+  const { fx } = await rawUpstreamBehindOutbound(t);
+  for (const [path, status] of [['/obs-text-101', '101 Switching Protocols'], ['/obs-text-403', '403 Forbidden']] as const) {
+    const app = await appClient(fx.port);
+    t.teardown(() => app.socket.destroy());
+    app.socket.write(upgrade(path));
+    await waitFor(() => app.text().includes('\r\n\r\n'), `${path}: the answer at the app`);
+    t.match(app.text(), new RegExp(`^HTTP/1\\.1 ${status}\r\n`));
+    t.match(app.text(), /\r\nX-Name: caf\xe9\r\n/, `${path}: the byte 0xe9 as it came`);
+  }
+});
+
+t.test('a 101 with Upgrade but without `upgrade` in Connection is no switch either, and the message says which field it lacks', async (t) => {
+  // it said "without an Upgrade field", which sent whoever read it looking at the wrong field
+  const { fx } = await rawUpstreamBehindOutbound(t);
+  const app = await appClient(fx.port);
+  t.teardown(() => app.socket.destroy());
+  app.socket.write(upgrade('/no-connection'));
+  await waitFor(() => app.closed(), 'the app connection closed');
+  t.match(app.text(), /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+  t.match(app.text(), /answered 101 Switching Protocols without `upgrade` in its Connection field/);
+  t.notMatch(app.text(), /RAW/, 'nothing of what followed');
 });
