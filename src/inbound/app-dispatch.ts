@@ -79,6 +79,8 @@ export const APP_CLIENT_ERRORS = Object.freeze({
   unaskedUpgrade: 'APP_UNASKED_UPGRADE',
   /** The pool was closed (reload, shutdown) before the request had a connection. */
   poolClosed: 'APP_POOL_CLOSED',
+  /** ECONNRESET on a socket of undici's pool, renamed so undici fails the answer (undici-reset-connector.ts). */
+  reset: 'APP_CONNECTION_RESET',
 });
 
 export function appClientError(code: string, message: string): Error {

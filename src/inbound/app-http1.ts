@@ -42,7 +42,7 @@ const IDLE_CONNECTION_MS = 30_000;
 const SINK_SLACK_BYTES = 128 * 1024;
 
 /** Errors of a connection that broke under a request before its answer began. */
-const CONNECTION_BROKE = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', APP_CLIENT_ERRORS.closed]);
+const CONNECTION_BROKE = new Set(['ECONNRESET', APP_CLIENT_ERRORS.reset, 'EPIPE', 'UND_ERR_SOCKET', APP_CLIENT_ERRORS.closed]);
 
 /** A request the client refused to write (a field value that would break its line). */
 const REFUSED_REQUEST = new Set(['UND_ERR_INVALID_ARG', APP_CLIENT_ERRORS.invalidField]);

@@ -13,6 +13,7 @@ import v8 from 'node:v8';
 import type { Dispatcher, Pool as PoolType } from 'undici';
 import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
 import { FairQueue } from '../http/fair-queue.js';
+import { resetRenamingConnector } from './undici-reset-connector.js';
 
 interface Queued {
   readonly request: AppRequest;
@@ -51,6 +52,8 @@ export class UndiciAppPool implements AppDispatcher {
       bodyTimeout: 0,
       // a request body longer or shorter than its Content-Length is an error, never a warning
       strictContentLength: true,
+      // a reset mid-answer is a cut, never the end of an answer framed by the close
+      connect: resetRenamingConnector(),
     });
   }
 

@@ -205,6 +205,11 @@ function closeUnfinished(stream: H2ServerStream): void {
   // stream as well: closed too (no RST_STREAM then, the stream being closed both ways)
   if (stream.destroyed || stream.readableEnded) return;
   stream.close(NGHTTP2_NO_ERROR);
+  // Node's stream emits 'close' only once its readable side has ended, and that needs what is
+  // buffered of the body read: a body the app's client stopped reading (its connection cut
+  // after an early answer) held the stream and this exchange until the idle timeout (Node's
+  // own drain of an unread body is only for one never read). Nobody wants the rest of it now.
+  stream.resume();
 }
 
 function onWantTrailers(this: H2ServerStream): void {

@@ -74,6 +74,10 @@ class Http1Attempt extends Attempt implements UploadAttempt {
     }
     const codingRefused = transferCodingProblem(reqHeaders);
     if (codingRefused !== undefined) {
+      // the body is left unread, and with chunked not the last coding it has no length at all
+      // (RFC 9112 §6.3): Node's parser fails the connection right after this head, so the
+      // refusal must not promise keep-alive (the inbound's closes too)
+      this.res.setHeader('connection', 'close');
       this.fail(new MeshcarError('unsupported_transfer_coding', codingRefused));
       return;
     }

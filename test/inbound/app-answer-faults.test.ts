@@ -19,6 +19,7 @@ const ANSWERS: Record<string, string> = {
   '/chunked-upper': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
   '/cl-differs': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!',
   '/cl-list': 'HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok',
+  '/cl-same': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok',
   '/unasked-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello',
   '/bare-101': 'HTTP/1.1 101 Switching Protocols\r\n\r\nhello',
   '/unasked-100': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
@@ -95,6 +96,7 @@ t.test("an app's odd or forbidden answers", async (t) => {
   t.test("a Content-Length that is not the body's is 502 bad_gateway", async (t) => {
     await badGateway(t, '/cl-differs', 'two Content-Lengths');
     await badGateway(t, '/cl-list', 'Content-Length: 2, 2');
+    await badGateway(t, '/cl-same', 'the same Content-Length twice');
   });
 
   t.test('unasked interim answers and impossible statuses are 502 bad_gateway', async (t) => {
