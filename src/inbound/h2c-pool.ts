@@ -36,6 +36,8 @@ export interface Lease {
   suspect: boolean;
   /** The app sent GOAWAY: its refusals are its own, not a dead session's. */
   goaway: boolean;
+  /** The lowest last stream id of the app's GOAWAYs: a stream above it was never processed (h2c-replay.ts). */
+  goawayLastStreamId?: number;
   /** A PING is out to see whether the session still lives. */
   probing: boolean;
   /** Out of the pool: no new stream goes there; it closes when its last stream is done. */
@@ -239,8 +241,10 @@ export class H2cSessionPool {
       if (!lease.settled && !this.leases.some((l) => l !== lease && l.settled && !l.retired)) this.waiters.failAll(err);
       this.retire(lease);
     });
-    session.once('goaway', () => {
+    // every GOAWAY (a later one may lower the last id); Node emits it before it fails the streams
+    session.on('goaway', (_code: number, lastStreamId: number) => {
       lease.goaway = true;
+      lease.goawayLastStreamId = Math.min(lease.goawayLastStreamId ?? lastStreamId, lastStreamId);
       this.retire(lease);
     });
     session.once('close', () => this.retire(lease));
