@@ -220,7 +220,10 @@ export class H2cSessionPool {
   }
 
   private open(): Lease {
-    const session = http2.connect(this.url, { settings: { enablePush: false } });
+    // maxHeaderListPairs as the outbound listener's and Node's HTTP/1.1 maxHeadersCount (2000):
+    // Node's http2 client takes 128 fields by default and resets the stream beyond, so an answer
+    // an http:// app gets through was 502 upstream_reset from an h2c app
+    const session = http2.connect(this.url, { settings: { enablePush: false }, maxHeaderListPairs: 2000 });
     this.opened++;
     const lease: Lease = { session, active: 0, settled: false, learned: this.learned, suspect: false, goaway: false, probing: false, retired: false };
     let announced: number | undefined;
