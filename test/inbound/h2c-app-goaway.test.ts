@@ -9,7 +9,7 @@
 import t from 'tap';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { h1Request, startInbound, type SimpleResponse } from '../helpers/inbound-fixture.js';
+import { h1Request, h2Connect, h2Request, startInbound, type SimpleResponse } from '../helpers/inbound-fixture.js';
 import { ERROR, FLAG, FRAME, frame, headerBlock, readClientFrames, settingsFrame } from '../helpers/raw-h2.js';
 
 interface GoawayApp {
@@ -112,5 +112,29 @@ for (const [name, code] of [
     else t.equal(one.status, 502, `stream 1 (may have run) not sent again: ${one.status}`);
     t.equal(app.streams.size, 2, 'two connections, stream 1 never sent twice');
     t.same(fx.observer.appStreamEvents, ['refused:replayed'], 'counted in meshcar_app_streams_refused_total{result="replayed"}');
+  });
+}
+
+// the caller's body as the inbound's HTTP/2 codecs hand it over (their stream, not node:http's
+// message): the replay takes it off the dead stream and sends what was kept, then the rest
+for (const codec of ['meshcar', 'node'] as const) {
+  t.test(`codec ${codec}, HTTP/2 caller: GOAWAY ENHANCE_YOUR_CALM, the POST above the last id sent again with its body`, async (t) => {
+    const app = await startGoawayApp(ERROR.ENHANCE_YOUR_CALM);
+    const fx = await startInbound({ externalApp: { protocol: 'h2c', port: app.port }, codec });
+    const session = await h2Connect(fx.port, await fx.tlsOptions());
+    t.teardown(async () => {
+      session.close();
+      await fx.close();
+      await app.close();
+    });
+    const post = (path: string) => h2Request(session, { ':method': 'POST', ':path': path }, 'y'.repeat(100));
+    const first = post('/one');
+    await until(() => (app.streams.get(1)?.size ?? 0) >= 1, 'the first request at the app');
+    const second = post('/two');
+    const [one, two] = await Promise.all([first, second]);
+    t.equal(two.status, 200, `stream 3 sent again: ${two.status} ${two.body.toString()}`);
+    t.match(two.body.toString(), /^conn 2 /);
+    t.same([...(app.streams.get(2)?.values() ?? [])], [100], 'with its whole body, once');
+    t.equal(one.status, 502, 'stream 1 (may have run) not sent again');
   });
 }
