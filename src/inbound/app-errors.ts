@@ -66,6 +66,18 @@ export function classifyAppError(err: unknown): AppFailure {
     if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: `the app sent a malformed response (${code})` };
     const refused = Object.hasOwn(REFUSED_ANSWER, code) ? REFUSED_ANSWER[code] : code === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message) ? REFUSED_INTERIM[err.message] : undefined;
     if (refused !== undefined) return { code: 'bad_gateway', message: `the app sent ${refused} (${code})` };
+    // h2c: Node's client names what broke. Its session error is nghttp2's refusal of the app's
+    // bytes (more than 8 CONTINUATIONs, a frame nghttp2 cannot take), not a connection the app
+    // closed; a stream error is a reset, the app's or the client's own of an answer HTTP/2
+    // forbids (nghttp2 resets a field name in capitals or a head without :status PROTOCOL_ERROR).
+    // Still upstream_reset (gRPC UNAVAILABLE): the session's other requests, cut with it, did
+    // nothing wrong, and a client may send them again
+    const detail = err instanceof Error ? err.message : text;
+    if (code === 'ERR_HTTP2_ERROR') return { code: 'upstream_reset', message: `the app's connection was closed before an answer: the app broke the HTTP/2 protocol on it (${detail})` };
+    if (code === 'ERR_HTTP2_STREAM_ERROR') {
+      const forbidden = /PROTOCOL_ERROR/.test(detail) ? ', by the app or for an answer HTTP/2 does not allow (a field name in capitals, no :status)' : '';
+      return { code: 'upstream_reset', message: `the app's stream was reset before an answer (${detail})${forbidden}` };
+    }
   }
   return { code: 'upstream_reset', message: `the app closed the connection before answering (${text})` };
 }

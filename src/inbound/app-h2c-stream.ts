@@ -17,7 +17,7 @@ import { DONE, STREAMING, WAITING } from './exchange.js';
 import { exchangeOf } from './exchange-links.js';
 import { touch } from './exchange-deadlines.js';
 import type { Lease } from './h2c-pool.js';
-import { dropKeptBody } from './h2c-replay.js';
+import { dropKeptBody, neverProcessed } from './h2c-replay.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -131,9 +131,9 @@ function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
   // before any replay: the pool learns from the refusal, so the replay does not land the same way
   if (refused) tellRefusal(stream as LeasedStream, app);
   if (exchange.phase === WAITING) {
-    // REFUSED_STREAM (also what a GOAWAY implies for streams past its last ID): the app did
+    // REFUSED_STREAM, or above the last id of the app's GOAWAY (whatever its code): the app did
     // not process the request (RFC 9113 §8.7), so it is sent again, body and all
-    if (refused) {
+    if (neverProcessed(stream, (stream as LeasedStream)[kLease])) {
       app.replay(exchange, stream);
       return;
     }

@@ -7,6 +7,7 @@
 // relayed, resets and refusals judged) is in app-h2c-stream.ts.
 
 import { validateHeaderName, validateHeaderValue } from 'node:http';
+import { constants as h2 } from 'node:http2';
 import type { ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
@@ -30,6 +31,7 @@ import { appHeadersOf } from './app-headers.js';
 // The trailers are sent by onWantTrailers (app-h2c-stream.ts).
 const WITH_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
 const WITHOUT_BODY = Object.freeze({ endStream: true });
+const REFUSED_STREAM = h2.NGHTTP2_REFUSED_STREAM;
 
 export class H2cApp implements AppForwarder {
   readonly label: string;
@@ -128,7 +130,7 @@ export class H2cApp implements AppForwarder {
     }
   }
 
-  /** The app refused a stream: sent again, or answered 503 (never "closed the connection": the app only declined it). */
+  /** The app refused a stream, or went away before it (never processed): sent again, or answered 503 (never "closed the connection": the app only declined it). */
   replay(exchange: Exchange, stream: ClientHttp2Stream): void {
     const kept = exchange.requestHasBody ? keptBody(exchange) : [];
     if (kept !== null && exchange.attempts < MAX_SENDS) {
@@ -138,11 +140,13 @@ export class H2cApp implements AppForwarder {
       return;
     }
     this.observer?.appStreamRefused?.('answered');
+    // the last send's cause: a refusal, or a GOAWAY whose last stream id it was above
+    const how = stream.rstCode === REFUSED_STREAM ? 'REFUSED_STREAM' : "above the last stream id of its GOAWAY";
     exchange.fail(
       'upstream_unavailable',
       kept === null
-        ? `the app refused the request's stream (REFUSED_STREAM: it did not process it) after more of its body than the ${BODY_KEEP_LIMIT} bytes the sidecar keeps to send again had gone out; it may be retried`
-        : `the app refused the request's stream ${exchange.attempts} times (REFUSED_STREAM: it did not process it); it may be retried`,
+        ? `the app refused the request's stream (${how}: it did not process it) after more of its body than the ${BODY_KEEP_LIMIT} bytes the sidecar keeps to send again had gone out; it may be retried`
+        : `the app refused the request's stream ${exchange.attempts} times (the last time ${how}: it did not process it); it may be retried`,
     );
   }
 

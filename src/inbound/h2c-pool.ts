@@ -36,6 +36,8 @@ export interface Lease {
   suspect: boolean;
   /** The app sent GOAWAY: its refusals are its own, not a dead session's. */
   goaway: boolean;
+  /** The lowest last stream id of the app's GOAWAYs: a stream above it was never processed (h2c-replay.ts). */
+  goawayLastStreamId?: number;
   /** A PING is out to see whether the session still lives. */
   probing: boolean;
   /** Out of the pool: no new stream goes there; it closes when its last stream is done. */
@@ -218,7 +220,10 @@ export class H2cSessionPool {
   }
 
   private open(): Lease {
-    const session = http2.connect(this.url, { settings: { enablePush: false } });
+    // maxHeaderListPairs as the outbound listener's and Node's HTTP/1.1 maxHeadersCount (2000):
+    // Node's http2 client takes 128 fields by default and resets the stream beyond, so an answer
+    // an http:// app gets through was 502 upstream_reset from an h2c app
+    const session = http2.connect(this.url, { settings: { enablePush: false }, maxHeaderListPairs: 2000 });
     this.opened++;
     const lease: Lease = { session, active: 0, settled: false, learned: this.learned, suspect: false, goaway: false, probing: false, retired: false };
     let announced: number | undefined;
@@ -239,8 +244,10 @@ export class H2cSessionPool {
       if (!lease.settled && !this.leases.some((l) => l !== lease && l.settled && !l.retired)) this.waiters.failAll(err);
       this.retire(lease);
     });
-    session.once('goaway', () => {
+    // every GOAWAY (a later one may lower the last id); Node emits it before it fails the streams
+    session.on('goaway', (_code: number, lastStreamId: number) => {
       lease.goaway = true;
+      lease.goawayLastStreamId = Math.min(lease.goawayLastStreamId ?? lastStreamId, lastStreamId);
       this.retire(lease);
     });
     session.once('close', () => this.retire(lease));

@@ -2,8 +2,10 @@
 // (app-h2c.ts): the handle a waiting request holds in the pool's queue (the exchange's end, a
 // timeout or the caller gone, takes it out), and the request body as it went by, kept up to
 // BODY_KEEP_LIMIT bytes so that a stream the app refused (REFUSED_STREAM: it did not process it,
-// RFC 9113 §8.7) can be replayed with its body, as the outbound's retries keep theirs.
+// RFC 9113 §8.7) can be replayed with its body, as the outbound's retries keep theirs; and
+// which streams the app never processed (neverProcessed).
 
+import http2, { type ClientHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { Exchange } from './exchange.js';
 import { exchangeOf, type UpstreamRequest } from './exchange-links.js';
@@ -92,4 +94,19 @@ export class WaitingRequest implements PoolWaiter, UpstreamRequest {
     this.over = true;
     this.leave(this);
   }
+}
+
+/**
+ * The app never processed this stream, so its request may be sent again whatever its method
+ * (RFC 9113 §8.7): it refused it (REFUSED_STREAM), or the stream is above the last stream id
+ * of a GOAWAY the app sent. nghttp2 resets the streams above the id REFUSED_STREAM only for a
+ * GOAWAY with NO_ERROR; one with an error code has Node destroy the whole session, every stream
+ * with that code, those the app never saw among them (a POST it never read was answered 502).
+ */
+export function neverProcessed(stream: ClientHttp2Stream, lease: Lease): boolean {
+  if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) return true;
+  const last = lease.goawayLastStreamId;
+  if (last === undefined) return false;
+  const id = stream.id;
+  return id === undefined || id > last; // no id: it never left
 }
