@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { startOrdersApp } from '../../src/demo/apps.js';
 import { request } from '../helpers/apps.js';
-import { metricValue, startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
+import { httpPost, metricValue, startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { ALIAS_BOMB } from '../helpers/specs.js';
 
 const SPEC = resolve('config/orders.openapi.yaml');
@@ -122,17 +122,8 @@ function call(c: Call, id: string) {
   return request(frontend.outboundPort, { method: c.method, path: c.path, headers: { host: 'orders', 'x-request-id': requestId, ...(c.headers ?? {}) }, ...(c.body !== undefined ? { body: c.body } : {}) });
 }
 
-function postReload(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((done, fail) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/reload', method: 'POST', agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', fail);
-    req.end();
-  });
-}
+/** POST /reload on an admin port. */
+const postReload = (port: number) => httpPost(port, '/reload');
 
 async function editConfig(sidecar: RunningSidecar, from: string, to: string): Promise<void> {
   const before = await readFile(sidecar.configFile, 'utf8');

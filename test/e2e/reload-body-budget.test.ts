@@ -6,11 +6,10 @@
 // changes maxBuffered moves the limit, the bytes held still counted against it.
 
 import t from 'tap';
-import http from 'node:http';
 import net from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { startSidecar, waitFor } from '../helpers/mesh.js';
+import { httpPost, startSidecar, waitFor } from '../helpers/mesh.js';
 import { freePort } from '../helpers/process.js';
 import { parseResponse } from '../helpers/raw-http.js';
 import { meshFixture } from '../helpers/mesh-fixture.js';
@@ -47,17 +46,8 @@ function whole(port: number): Promise<string> {
   });
 }
 
-function postReload(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((done, fail) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/reload', method: 'POST', agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', fail);
-    req.end();
-  });
-}
+/** POST /reload on an admin port. */
+const postReload = (port: number) => httpPost(port, '/reload');
 
 t.test('a reload keeps the spec check\'s body budget: bodies held before it still count', async (t) => {
   // nothing listens there: a call that passes the check fails upstream, never 'overloaded'

@@ -6,26 +6,16 @@
 // or, a moment later, 400 config_invalid for a file with nothing wrong in it.
 
 import t from 'tap';
-import http from 'node:http';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { launchSidecar, startMeshCa } from '../helpers/mesh.js';
+import { httpPost, launchSidecar, startMeshCa } from '../helpers/mesh.js';
 import { startTcpGate } from '../helpers/tcp-gate.js';
 import { meshFixture } from '../helpers/mesh-fixture.js';
 
 const mesh = meshFixture(t);
 
-function postReload(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((done, fail) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/reload', method: 'POST', agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => done({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', fail);
-    req.end();
-  });
-}
+/** POST /reload on an admin port. */
+const postReload = (port: number) => httpPost(port, '/reload');
 
 t.test('a reload waiting for a start that fails is not run: 503 reload_aborted', async (t) => {
   const other = await startMeshCa(join(t.testdir(), 'other'));

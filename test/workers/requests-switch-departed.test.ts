@@ -5,9 +5,8 @@
 // again, the counts start from zero. A sidecar with two workers, real mTLS requests.
 
 import t from 'tap';
-import http from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
-import { startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
+import { httpPost, startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
 import { probeRequest, workersFixture, workersOf } from '../helpers/workers.js';
 
 const fx = workersFixture(t);
@@ -18,17 +17,6 @@ const inboundRequests = (text: string) => text.split('\n').filter((l) => l.start
 async function counts(sidecar: RunningSidecar): Promise<{ requests: number; rows: number }> {
   const [metrics, endpoints] = await Promise.all([sidecar.admin('/metrics'), sidecar.admin('/endpoints')]);
   return { requests: inboundRequests(metrics.body), rows: (JSON.parse(endpoints.body) as { endpoints: unknown[] }).endpoints.length };
-}
-
-function reload(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/reload', method: 'POST', agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 const bothListening = async (sidecar: RunningSidecar) => (await sidecar.admin('/ready')).status === 200 && (await workersOf(sidecar)).workers.every((w) => w.listening);
@@ -47,11 +35,11 @@ t.test('a dead worker\'s request counts go with metrics.requests off, and start 
 
   const original = await readFile(sidecar.configFile, 'utf8');
   await writeFile(sidecar.configFile, `${original}\nmetrics:\n  requests: false\n`);
-  t.equal(await reload(sidecar.adminPort), 200, 'reload turning metrics.requests off: 200');
+  t.equal((await httpPost(sidecar.adminPort, '/reload')).status, 200, 'reload turning metrics.requests off: 200');
   t.same(await counts(sidecar), { requests: 0, rows: 0 }, 'off: no request sample and no /endpoints row, the dead worker\'s included');
 
   await writeFile(sidecar.configFile, original);
-  t.equal(await reload(sidecar.adminPort), 200, 'reload turning it on again: 200');
+  t.equal((await httpPost(sidecar.adminPort, '/reload')).status, 200, 'reload turning it on again: 200');
   for (let i = 0; i < 3; i++) await probeRequest(sidecar.inboundPort, fx.probe);
   t.same(await counts(sidecar), { requests: 3, rows: 1 }, 'on again: the counts start from zero (3 requests since)');
 });
