@@ -257,3 +257,26 @@ export async function startFrameRecorder(onStreamDone: (s: RecordedStream) => vo
   await once(server, 'listening');
   return { streams: all, port: (server.address() as net.AddressInfo).port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
+
+/** A raw h2c app (cleartext, prior knowledge) on loopback: its SETTINGS, then `answer(streamId)`'s frames for each request's HEADERS. */
+export async function startRawH2cApp(answer: (id: number) => Buffer[]): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.write(settingsFrame());
+    readClientFrames(socket, (f) => {
+      if (f.type === FRAME.HEADERS) for (const bytes of answer(f.streamId)) socket.write(bytes);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

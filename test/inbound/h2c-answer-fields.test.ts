@@ -6,35 +6,13 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { h1Request, h2Connect, startInbound } from '../helpers/inbound-fixture.js';
-import { FLAG, FRAME, frame, headerBlock, readClientFrames, settingsFrame } from '../helpers/raw-h2.js';
+import { FLAG, FRAME, frame, headerBlock, startRawH2cApp } from '../helpers/raw-h2.js';
 
 /** A raw h2c app answering every request 200 with `fields` extra fields x-f0: v ... and the body `hello`. */
-async function startManyFieldsApp(fields: number): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
+function startManyFieldsApp(fields: number) {
   const head = headerBlock([[':status', '200'], ...Array.from({ length: fields }, (_, i) => [`x-f${i}`, 'v'] as const)]);
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    socket.write(settingsFrame());
-    readClientFrames(socket, (f) => {
-      if (f.type !== FRAME.HEADERS) return;
-      socket.write(frame(FRAME.HEADERS, FLAG.END_HEADERS, f.streamId, head));
-      socket.write(frame(FRAME.DATA, FLAG.END_STREAM, f.streamId, Buffer.from('hello')));
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
+  return startRawH2cApp((id) => [frame(FRAME.HEADERS, FLAG.END_HEADERS, id, head), frame(FRAME.DATA, FLAG.END_STREAM, id, Buffer.from('hello'))]);
 }
 
 t.test('an h2c app answering with 200 fields: the answer reaches HTTP/1.1 and HTTP/2 callers whole', async (t) => {

@@ -8,35 +8,10 @@
 // The app is raw frames over TCP.
 
 import t from 'tap';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
-import { FLAG, FRAME, frame, headerBlock, readClientFrames, settingsFrame } from '../helpers/raw-h2.js';
+import { FLAG, FRAME, frame, headerBlock, startRawH2cApp } from '../helpers/raw-h2.js';
 
 const CONTINUATION = 9;
-
-/** A raw h2c app writing `answer(streamId)` for each request. */
-async function startRawApp(answer: (id: number) => Buffer[]): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    socket.write(settingsFrame());
-    readClientFrames(socket, (f) => {
-      if (f.type === FRAME.HEADERS) for (const bytes of answer(f.streamId)) socket.write(bytes);
-    });
-  });
-  server.listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 /** A head cut into a HEADERS frame and nine CONTINUATIONs of 10 bytes each. */
 function nineContinuations(id: number): Buffer[] {
@@ -53,7 +28,7 @@ for (const [label, answer, code, message] of [
   ['a head in more than 8 CONTINUATIONs', nineContinuations, 'upstream_reset', /^the app's connection was closed before an answer: the app broke the HTTP\/2 protocol on it \(.+\)$/],
 ] as const) {
   t.test(`an h2c app's answer with ${label}: 502 ${code}, saying what happened`, async (t) => {
-    const app = await startRawApp(answer);
+    const app = await startRawH2cApp(answer);
     const fx = await startInbound({ externalApp: { protocol: 'h2c', port: app.port } });
     t.teardown(async () => {
       await fx.close();
