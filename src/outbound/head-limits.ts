@@ -20,13 +20,6 @@ export const UPSTREAM_MAX_HEAD_FIELDS = 256;
  */
 export const UPSTREAM_MAX_HEAD_BYTES = 64 * 1024;
 
-/** The RFC 7541 size of a flat [name, value, ...] list, as the codecs give a head. */
-export function headListBytes(raw: readonly string[]): number {
-  let bytes = 0;
-  for (let i = 0; i < raw.length; i++) bytes += (raw[i] as string).length;
-  return bytes + 16 * raw.length; // 32 per field: 2 entries each
-}
-
 /** Fields on the wire of a head given as an object (an array value is one field each; Node adds :scheme) or a flat list. */
 export function headFieldCount(headers: OutgoingHttpHeaders | readonly string[]): number {
   if (Array.isArray(headers)) return headers.length / 2;
