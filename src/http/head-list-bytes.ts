@@ -10,3 +10,15 @@ export function headListBytes(raw: readonly string[]): number {
   for (let i = 0; i < raw.length; i++) bytes += (raw[i] as string).length;
   return bytes + 16 * raw.length; // 32 per field: two entries each
 }
+
+/** The same size for a head Node gives as an object (trailers come only so): an array value is a field each. */
+export function headObjectBytes(head: Readonly<Record<string, string | string[] | number | undefined>>): number {
+  let bytes = 0;
+  for (const name in head) {
+    const value = head[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const one of value) bytes += name.length + one.length + 32;
+    else bytes += name.length + String(value).length + 32;
+  }
+  return bytes;
+}

@@ -4,9 +4,12 @@
 // decoded (a stream error, 502 bad_gateway); Node's client holds an answer to 256 fields but
 // not in bytes, and on http2.codec node the outbound relayed the whole 800 KB head to the app,
 // 200 times its size on the wire, per answer. Now both refuse it: the app gets 502, and the
-// next request on the same session is answered.
+// next request on the same session is answered. Trailers that are such a bomb (after a head
+// and a first byte of body) cut the answer instead of reaching the app (before: 800 KB of
+// chunked trailers on node).
 
 import t from 'tap';
+import net from 'node:net';
 import { makePki, request, startOutbound, TD } from '../helpers/outbound-fixture.js';
 import { startHostileUpstream } from '../helpers/hostile-upstream.js';
 import { FLAG, frame, FRAME } from '../helpers/raw-h2.js';
@@ -35,5 +38,34 @@ for (const codec of ['meshcar', 'node'] as const) {
     const first = await request(fx.port, { path: '/orders' }).then((r) => r.status, () => 0);
     t.equal(first, 502, `the bomb is answered 502 (${first === 0 ? 'an 800 KB head relayed' : first})`);
     t.equal((await request(fx.port, { path: '/orders' })).status, 200, 'the next answer is relayed');
+  });
+}
+
+for (const codec of ['meshcar', 'node'] as const) {
+  t.test(`${codec} codec: trailers that decode to 800 KB cut the answer, never reach the app`, async (t) => {
+    const pki = await makePki(TD);
+    const hostile = await startHostileUpstream(pki, (c, id) => {
+      c.write(frame(FRAME.HEADERS, FLAG.END_HEADERS, id, Buffer.from([STATUS_200])));
+      c.write(frame(FRAME.DATA, 0, id, Buffer.from('x')));
+      c.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, Buffer.concat([INSERT, Buffer.alloc(REFERENCES, REFERENCE)])));
+    });
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${hostile.port}`] }], { codec });
+    t.teardown(async () => {
+      await fx.close();
+      await hostile.close();
+    });
+    // raw bytes: what the app is sent, whatever it is
+    const app = net.connect(fx.port, '127.0.0.1');
+    t.teardown(() => app.destroy());
+    app.write('GET /orders HTTP/1.1\r\nHost: payments\r\nConnection: close\r\nTE: trailers\r\n\r\n');
+    let received = '';
+    app.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    await new Promise((resolve) => {
+      app.once('close', resolve);
+      setTimeout(resolve, 2000).unref();
+    });
+    t.ok(received.length < 16 * 1024, `the app was sent ${received.length} bytes`);
+    t.notOk(received.includes('x-bomb'), 'no trailer of the bomb reached it');
+    t.ok(app.destroyed || received.startsWith('HTTP/1.1 502'), 'the answer is cut (connection closed) or a 502');
   });
 }
