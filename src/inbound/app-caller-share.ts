@@ -1,5 +1,6 @@
-// How many of the HTTP/1.1 app's connections each caller holds, and the most one caller may
-// hold: all of them but an eighth (224 of the default 256), so that one caller can never take
+// How many of the HTTP/1.1 app's connections each caller holds (the own pool's connections,
+// or the requests in undici's pool, one connection each), and the most one caller may hold:
+// all of them but an eighth (224 of the default 256), so that one caller can never take
 // them all. Taking turns (src/http/fair-queue.ts) only orders the waiting; a request keeps its
 // connection until its exchange ends, and an upload kept trickling (a byte now and then, within
 // idleTimeout; the request timeout starts at the body's end) keeps it for as long as the caller
@@ -9,12 +10,11 @@
 // single caller using the whole pool at once gets 7/8 of it, the rest of its requests wait
 // their turn. Pools under 8 connections keep no reserve (an eighth of them is none).
 
-import type { AppConnection } from './app-connection.js';
-
 export class CallerShare {
   /** The connections each caller holds now (callers holding none are not kept). */
   private readonly held = new Map<string, number>();
-  private readonly holder = new Map<AppConnection, string>();
+  /** What holds a connection (the own pool's connection, undici's request slot) → its caller. */
+  private readonly holder = new Map<object, string>();
   readonly maxPerCaller: number;
 
   constructor(maxConnections: number) {
@@ -25,13 +25,13 @@ export class CallerShare {
   readonly mayTake = (caller: string): boolean => (this.held.get(caller) ?? 0) < this.maxPerCaller;
 
   /** `connection` now carries a request of `caller`. */
-  take(connection: AppConnection, caller: string): void {
+  take(connection: object, caller: string): void {
     this.holder.set(connection, caller);
     this.held.set(caller, (this.held.get(caller) ?? 0) + 1);
   }
 
   /** `connection` finished its request, or is gone (a no-op for one that carried none). */
-  release(connection: AppConnection): void {
+  release(connection: object): void {
     const caller = this.holder.get(connection);
     if (caller === undefined) return;
     this.holder.delete(connection);

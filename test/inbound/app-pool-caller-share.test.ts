@@ -4,7 +4,8 @@
 // request timeout never starts (it counts from the body's end) and the idle timeout never
 // fires. Before, it held all of them and another caller's GET waited until its deadline (504);
 // now it holds at most 7 of 8, and the other caller is answered at once. Real mTLS, raw frames
-// from the attacker, the own pool (http1.appClient meshcar), both codecs on the caller's hop.
+// from the attacker, the own pool (app-client-undici-app-pool-caller-share re-runs it on
+// undici's), both codecs on the caller's hop.
 
 import t from 'tap';
 import type { IncomingMessage, ServerResponse } from 'node:http';
