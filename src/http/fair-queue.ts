@@ -50,6 +50,24 @@ export class FairQueue<T> {
   }
 
   /**
+   * As shift(), but only among the keys `eligible` lets through (a caller already holding its
+   * share of the app's connections waits on): the oldest item of the first such key in turn;
+   * the keys passed over keep their places. O(keys passed over).
+   */
+  shiftWhere(eligible: (key: string) => boolean): T | undefined {
+    for (const [key, items] of this.byKey) {
+      if (!eligible(key)) continue;
+      const first = items.values().next().value as T;
+      items.delete(first);
+      this.keyOf.delete(first);
+      this.byKey.delete(key);
+      if (items.size > 0) this.byKey.set(key, items);
+      return first;
+    }
+    return undefined;
+  }
+
+  /**
    * For a bounded queue that is full when `key` wants in: takes out and returns the newest item
    * of the key with the most waiting, if that key has more waiting than `key` would with one
    * more; else undefined (the newcomer is the one to refuse). So a caller filling the queue

@@ -107,7 +107,7 @@ export function onStreamClose(this: ClientHttp2Stream): void {
   const app = exchange.forwarder as H2cApp;
   // told before the slot is freed: a waiting request must not be given it on a suspect session
   if (this.rstCode === NGHTTP2_REFUSED_STREAM) tellRefusal(this as LeasedStream, app);
-  app.pool.release(lease);
+  app.pool.release(lease, exchange.caller.id.uri);
   // timed out with no answer: the app may be slow, or the session dead without a word
   if (this.rstCode !== NGHTTP2_REFUSED_STREAM && exchange.errorCode === 'upstream_timeout' && exchange.upstream === this) app.pool.probe(lease);
   // a reset with NO_ERROR, or a close without error, before the end of the response

@@ -66,7 +66,7 @@ export class H2cApp implements AppForwarder {
       exchange.fail('bad_request', `header ${JSON.stringify(unsendable)} is not a valid HTTP field (name or value)`);
       return;
     }
-    const lease = this.pool.acquire();
+    const lease = this.pool.acquire(exchange.caller.id.uri);
     if (lease !== undefined) {
       this.start(exchange, lease);
       return;
@@ -97,7 +97,7 @@ export class H2cApp implements AppForwarder {
     try {
       stream = watchEarlyEnd(lease.session.request(appHeadersOf(exchange), exchange.requestHasBody ? WITH_BODY : WITHOUT_BODY));
     } catch (err) {
-      this.pool.release(lease);
+      this.pool.release(lease, exchange.caller.id.uri);
       const failure = classifyAppError(err);
       exchange.fail(failure.code, failure.message);
       return;

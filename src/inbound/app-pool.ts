@@ -1,7 +1,8 @@
 // meshcar's own pool of keep-alive connections to an HTTP/1.1 app (the default client toward
 // the app; `http1: {appClient: undici}` chooses undici's Pool instead). Connections at most
 // `maxConnections`, then requests wait, served caller by caller in turn and each caller's in
-// the order they came (src/http/fair-queue.ts); the most recently used idle connection
+// the order they came (src/http/fair-queue.ts), and no caller holds more than 7/8 of them
+// (app-caller-share.ts: one caller's trickling uploads cannot hold them all); the most recently used idle connection
 // serves next (LIFO), so under light load a few warm connections carry it and the rest idle
 // out. One timer for all idle connections, armed only while some are idle: an idle sidecar
 // is not woken for a pool it does not use.
@@ -12,6 +13,7 @@
 import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
 import { AppConnection, type ConnectionOwner } from './app-connection.js';
 import { FairQueue } from '../http/fair-queue.js';
+import { CallerShare } from './app-caller-share.js';
 
 /**
  * A connection the app says it keeps for N s is closed by us this much earlier, so a request
@@ -35,15 +37,23 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
   /** When the armed sweep fires (Date.now() ms). */
   private sweepDue = 0;
   private isClosed = false;
+  private readonly share: CallerShare;
 
   constructor(private readonly options: AppPoolOptions) {
     this.maxConnections = options.maxConnections ?? 256;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+    this.share = new CallerShare(this.maxConnections);
   }
 
   dispatch(request: AppRequest, handler: AppDispatchHandler): void {
     if (this.isClosed) {
       handler.onError(appClientError(APP_CLIENT_ERRORS.poolClosed, 'the connection pool to the app is closed'));
+      return;
+    }
+    const caller = request.caller ?? '';
+    // a caller holding its share waits for one of its own to come back, idle connections or not
+    if (!this.share.mayTake(caller)) {
+      this.waiting.add(caller, { request, handler });
       return;
     }
     const now = Date.now();
@@ -55,18 +65,24 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
     }
     if (connection === undefined) {
       if (this.connections.size >= this.maxConnections) {
-        this.waiting.add(request.caller ?? '', { request, handler });
+        this.waiting.add(caller, { request, handler });
         return;
       }
       connection = this.open();
     }
+    this.assign(connection, request, handler);
+  }
+
+  private assign(connection: AppConnection, request: AppRequest, handler: AppDispatchHandler): void {
+    this.share.take(connection, request.caller ?? '');
     connection.assign(request, handler);
   }
 
   released(connection: AppConnection): void {
-    const next = this.waiting.shift();
+    this.share.release(connection);
+    const next = this.waiting.shiftWhere(this.share.mayTake);
     if (next !== undefined) {
-      connection.assign(next.request, next.handler);
+      this.assign(connection, next.request, next.handler);
       return;
     }
     const hint = connection.keepAliveHintMs;
@@ -85,13 +101,14 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
   }
 
   closed(connection: AppConnection): void {
+    this.share.release(connection);
     this.connections.delete(connection);
     const at = this.idle.indexOf(connection);
     if (at !== -1) this.idle.splice(at, 1);
     // a waiting request takes the freed place
     if (!this.isClosed && this.waiting.size > 0 && this.connections.size < this.maxConnections) {
-      const next = this.waiting.shift() as Waiting;
-      this.open().assign(next.request, next.handler);
+      const next = this.waiting.shiftWhere(this.share.mayTake);
+      if (next !== undefined) this.assign(this.open(), next.request, next.handler);
     }
   }
 

@@ -5,7 +5,9 @@
 //
 // undici serves its queue in arrival order; callers take turns here instead, as in the own
 // pool: at most `connections` requests are in undici at once, the rest wait in a per-caller
-// round-robin queue (src/http/fair-queue.ts) and go in as requests finish.
+// round-robin queue (src/http/fair-queue.ts) and go in as requests finish; no caller has more
+// than 7/8 of them in at once (app-caller-share.ts), so one caller's trickling uploads cannot
+// take every connection.
 
 import { PassThrough } from 'node:stream';
 import { createRequire } from 'node:module';
@@ -14,6 +16,7 @@ import type { Dispatcher, Pool as PoolType } from 'undici';
 import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
 import { FairQueue } from '../http/fair-queue.js';
 import { resetRenamingConnector } from './undici-reset-connector.js';
+import { CallerShare } from './app-caller-share.js';
 
 interface Queued {
   readonly request: AppRequest;
@@ -26,6 +29,8 @@ export class UndiciAppPool implements AppDispatcher {
   private inFlight = 0;
   private readonly maxInFlight: number;
   private readonly waiting = new FairQueue<Queued>();
+  /** No caller has more than 7/8 of maxInFlight in undici (app-caller-share.ts). */
+  private readonly share: CallerShare;
   private closed = false;
   /** TLS only, and the app is plain HTTP; given, undici skips deriving it from Host per request (~1.5 µs). */
   private readonly servername: string;
@@ -42,6 +47,7 @@ export class UndiciAppPool implements AppDispatcher {
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     this.servername = `${options.host}:${options.port}`;
     this.maxInFlight = options.maxConnections ?? 256;
+    this.share = new CallerShare(this.maxInFlight);
     this.pool = new Pool(`http://${host}:${options.port}`, {
       connections: this.maxInFlight,
       pipelining: 1,
@@ -62,7 +68,7 @@ export class UndiciAppPool implements AppDispatcher {
       handler.onError(appClientError(APP_CLIENT_ERRORS.poolClosed, 'the connection pool to the app is closed'));
       return;
     }
-    if (this.inFlight >= this.maxInFlight) {
+    if (this.inFlight >= this.maxInFlight || !this.share.mayTake(request.caller ?? '')) {
       const queued: Queued = { request, handler };
       this.waiting.add(request.caller ?? '', queued);
       // the attempt's cancel takes it out of the queue (undici's own abort comes once it is sent)
@@ -74,6 +80,8 @@ export class UndiciAppPool implements AppDispatcher {
 
   private send(request: AppRequest, handler: AppDispatchHandler): void {
     this.inFlight++;
+    const slot = new Slot(this, handler);
+    this.share.take(slot, request.caller ?? '');
     const headers = request.headers as string[];
     if (request.contentLength !== undefined) headers.push('content-length', String(request.contentLength));
     // a repeated field goes as an array value (undici writes one line each); the types say string[]
@@ -82,14 +90,15 @@ export class UndiciAppPool implements AppDispatcher {
     // socket away first: the caller's own request (or HTTP/2 stream, which is also its
     // response) must never be that stream, so undici gets a PassThrough of its own
     if (request.body !== undefined) options.body = request.body.pipe(new PassThrough());
-    this.pool.dispatch(options, new Slot(this, handler) as unknown as Dispatcher.DispatchHandler);
+    this.pool.dispatch(options, slot as unknown as Dispatcher.DispatchHandler);
   }
 
   /** @internal A request undici carried is over (answered or failed): the next caller's turn. */
-  finished(): void {
+  finished(slot: Slot): void {
     this.inFlight--;
+    this.share.release(slot);
     if (this.closed) return;
-    const next = this.waiting.shift();
+    const next = this.waiting.shiftWhere(this.share.mayTake);
     if (next !== undefined) this.send(next.request, next.handler);
   }
 
@@ -145,6 +154,6 @@ class Slot {
   private release(): void {
     if (this.over) return;
     this.over = true;
-    this.pool.finished();
+    this.pool.finished(this);
   }
 }

@@ -14,6 +14,7 @@ import { leftOut } from '../log-per-key.js';
 import type { Caller } from './caller.js';
 import { ConnectionLifetime } from './connection-lifetime.js';
 import { Http2Exchange } from './http2-exchange.js';
+import { nodeSessionFault } from './node-session-faults.js';
 import type { InboundListener } from './inbound.js';
 import { handle, kCaller, type WithCaller } from './request-dispatch.js';
 import { attachGuard, ResetGuard } from './reset-guard.js';
@@ -47,10 +48,33 @@ function destroySession(session: ServerHttp2Session): void {
 export function onSession(inbound: InboundListener, session: ServerHttp2Session): void {
   // the proxy session.socket reaches the TLS socket's properties; read the caller once
   (session as WithCaller)[kCaller] = (session.socket as WithCaller)[kCaller];
-  session.on('error', (err) => inbound.logger.debug({ err: err.message }, 'inbound HTTP/2 session error'));
+  session.on('error', (err) => onSessionError(inbound, session, err));
   attachGuard(session, new ResetGuard(inbound.maxResetsPer10s, (_guard, resets, completed) => onRapidReset(inbound, session, resets, completed)));
   (session.socket as WithLifetime)[kLifetime]?.limitSession(session, inbound.maxSessionAgeMs);
   inbound.tracker.addSession(session);
+}
+
+/**
+ * http2.codec node: a session error. One nghttp2 raised for the caller's flood or protocol
+ * violation (node-session-faults.ts) is counted and warned about as the meshcar codec's are
+ * (the same warn line, one per caller and window); the rest stay at debug.
+ */
+function onSessionError(inbound: InboundListener, session: ServerHttp2Session, err: Error): void {
+  const reason = nodeSessionFault(err);
+  if (reason === undefined) {
+    inbound.logger.debug({ err: err.message }, 'inbound HTTP/2 session error');
+    return;
+  }
+  const peer = (session as WithCaller)[kCaller]?.id.uri ?? 'unknown';
+  // counted every time; logged once per caller identity and window (the meshcar codec's line)
+  const through = inbound.abuseCloses.take(peer);
+  if (through) {
+    inbound.logger.warn(
+      { peer, remote: session.socket?.remoteAddress, reason, err: err.message, ...(through.suppressed > 0 ? { suppressed: through.suppressed } : {}) },
+      `inbound HTTP/2 session closed: the caller broke the protocol or its limits${leftOut(through, `sessions of ${peer} closed`)}`,
+    );
+  }
+  inbound.observer.sessionRejected?.('inbound', reason);
 }
 
 /** http2.codec meshcar: the caller's h2 connection on meshcar's own codec (the node codec's onSession + onStream). */

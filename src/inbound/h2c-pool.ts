@@ -21,6 +21,7 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
 import { WaitQueue, type PoolWaiter } from './h2c-waiters.js';
+import { H2cCallerShare } from './h2c-caller-share.js';
 
 export type { PoolWaiter } from './h2c-waiters.js';
 
@@ -70,6 +71,9 @@ export class H2cSessionPool {
   private readonly coldStreams: number;
   private readonly probeMs: number;
   readonly waiters: WaitQueue;
+  /** No caller holds more than 7/8 of the slots (h2c-caller-share.ts). */
+  private readonly share = new H2cCallerShare();
+  private readonly mayTake = (caller: string): boolean => this.share.mayTake(caller, this.capacity());
   private closed = false;
   private pumping = false;
   /** What refusals taught and a PING confirmed (the session lived: the app enforces a lower limit than it announces): new sessions start with it. */
@@ -89,8 +93,31 @@ export class H2cSessionPool {
     return this.leases.length;
   }
 
-  /** A session with a free stream slot (the caller must call release() when the stream closes), or undefined: wait(). */
-  acquire(): Lease | undefined {
+  /**
+   * A session with a free stream slot for a request of `caller` (release() it with the same
+   * caller when the stream closes), or undefined: wait(). Undefined too while the caller holds
+   * its share of the slots.
+   */
+  acquire(caller?: string): Lease | undefined {
+    if (caller !== undefined && !this.mayTake(caller)) return undefined;
+    const lease = this.freeSlot();
+    if (lease !== undefined && caller !== undefined) this.share.take(caller);
+    return lease;
+  }
+
+  /** The slots the sessions allow now, and those sessions still to open would. */
+  private capacity(): number {
+    let slots = 0;
+    let growthBlocked = false;
+    for (const lease of this.leases) {
+      if (lease.session.closed || lease.session.destroyed) continue;
+      slots += this.limitOf(lease);
+      if (!lease.suspect && (!lease.settled || this.appLimitOf(lease) < this.streamsPerSession)) growthBlocked = true;
+    }
+    return growthBlocked ? slots : slots + Math.max(0, this.maxSessions - this.leases.length) * this.streamsPerSession;
+  }
+
+  private freeSlot(): Lease | undefined {
     const leases = this.leases;
     let growthBlocked = false;
     for (let i = 0; i < leases.length; i++) {
@@ -119,7 +146,8 @@ export class H2cSessionPool {
     return this.waiters.add(waiter);
   }
 
-  release(lease: Lease): void {
+  release(lease: Lease, caller?: string): void {
+    if (caller !== undefined) this.share.release(caller);
     // a retired session closes once its streams are done (Node's close() with streams still
     // open failed a healthy app's answer in flight), unless the app or a failure closed it
     if (--lease.active === 0 && lease.retired && !lease.session.closed) lease.session.close();
@@ -195,11 +223,16 @@ export class H2cSessionPool {
     this.pumping = true;
     try {
       while (this.waiters.size > 0) {
-        const lease = this.acquire();
+        const lease = this.freeSlot();
         if (lease === undefined) break;
-        const waiter = this.waiters.shift();
-        if (waiter === undefined) this.release(lease);
-        else waiter.granted(lease);
+        // the oldest request of the next caller in turn not holding its share
+        const waiter = this.waiters.shiftWhere(this.mayTake);
+        if (waiter === undefined) {
+          this.release(lease);
+          break;
+        }
+        this.share.take(waiter.caller);
+        waiter.granted(lease);
       }
     } finally {
       this.pumping = false;

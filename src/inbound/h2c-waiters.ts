@@ -54,6 +54,11 @@ export class WaitQueue {
     return this.queue.shift();
   }
 
+  /** The next waiter in turn whose caller `eligible` lets through (not holding its share of the slots). */
+  shiftWhere(eligible: (caller: string) => boolean): PoolWaiter | undefined {
+    return this.queue.shiftWhere(eligible);
+  }
+
   failAll(err: Error): void {
     const waiting = this.queue.drain();
     for (const waiter of waiting) waiter.failed(err);

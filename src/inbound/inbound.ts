@@ -162,7 +162,7 @@ export class InboundListener implements Inbound, ExchangeContext {
       maxHeaderListPairs: 256,
     });
     this.http2.on('session', (session: ServerHttp2Session) => onSession(this, session));
-    this.http2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => onStream(this, stream, headers, flags));
+    this.http2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => onStream(this, stream, headers, flags, rawHeaders));
     this.codec = options.codec ?? DEFAULT_HTTP2.codec;
     this.h2Limits = {
       maxConcurrentStreams: limits.maxConcurrentStreams ?? configured.maxConcurrentStreams,

@@ -11,6 +11,7 @@ import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:ht
 import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
+import { headListBytes } from '../http/head-list-bytes.js';
 import { hostFieldProblem } from '../http/host-field.js';
 import { expectationError } from '../http/expectation.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
@@ -85,15 +86,26 @@ export function onUpgrade(inbound: InboundListener, req: IncomingMessage, socket
 }
 
 /** http2.codec node: a stream of a session onSession (caller-connections.ts) took in. */
-export function onStream(inbound: InboundListener, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number): void {
+export function onStream(inbound: InboundListener, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: readonly string[]): void {
   const caller = (stream.session as WithCaller | undefined)?.[kCaller];
   if (caller === undefined) {
     stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     return;
   }
+  // Node holds a head to 256 fields but, on streams opened before the caller acknowledged our
+  // SETTINGS, not to maxHeaderListSize: a caller's HPACK bomb reached the app as a 1 MB head
+  // (head-list-bytes.ts). Reset as Node resets a head over its limits.
+  if (headListBytes(rawHeaders) > (inbound.h2Limits.maxHeaderListSize ?? Infinity)) {
+    // Node emits our own reset code as 'error' on the stream: unheard, it would end the process
+    stream.on('error', ignoreError);
+    stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    return;
+  }
   const requestHasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
   handle(inbound, new Http2Exchange(stream, headers, requestHasBody, caller, inbound, guardOf(stream.session)), inbound.app);
 }
+
+function ignoreError(): void {}
 
 /** The per-request policy: a plain path, an allowed caller, then the app. */
 export function handle(inbound: InboundListener, exchange: Exchange, forwarder: AppForwarder): void {

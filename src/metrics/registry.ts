@@ -201,7 +201,7 @@ export class Metrics {
 
   readonly http2SessionsClosed = new Counter({
     name: 'meshcar_http2_sessions_closed_total',
-    help: 'HTTP/2 sessions the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM) or, with http2.codec meshcar, a protocol violation, by direction and reason (rapid_reset, made_you_reset, *_flood, protocol_error, ...).',
+    help: 'HTTP/2 sessions the sidecar closed for the peer\'s abuse or protocol violation, by direction and reason (rapid_reset, made_you_reset, *_flood, protocol_error, ...); with http2.codec node, the inbound\'s closes by Node\'s codec (floods, protocol errors) and its rapid-reset guard, none on the outbound.',
     labelNames: ['direction', 'reason'] as const,
     registers: [this.registry],
   });

@@ -91,7 +91,8 @@ export type InboundConnectionRefusal = 'handshake_limit' | 'caller_limit' | 'pip
 /**
  * Why the sidecar closed an HTTP/2 session: rapid_reset (CVE-2023-44487 pattern); with
  * http2.codec meshcar also the codec's own reasons for a peer's abuse or protocol violation
- * (src/h2/errors.ts names them; the label values are never renamed).
+ * (src/h2/errors.ts names them; the label values are never renamed); with http2.codec node on
+ * the inbound, those nghttp2's errors map to (src/inbound/node-session-faults.ts).
  */
 export type SessionRejectReason =
   | 'rapid_reset'

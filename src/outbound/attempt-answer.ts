@@ -11,11 +11,13 @@ import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
 import { MeshcarError } from '../errors.js';
 import { effectiveStatus } from '../http/status.js';
 import { endedEarly } from '../http/early-end.js';
+import { headListBytes } from '../http/head-list-bytes.js';
 import type { Attempt } from './attempt.js';
 import { dropKeptBody, reportRetry, tryRetry } from './attempt-retry.js';
 import { headOverLimits } from './attempt-stream-ends.js';
 import { neverProcessed } from './goaway-refused.js';
-import { markAnswerCut } from './pool-counting.js';
+import { UPSTREAM_MAX_HEAD_BYTES } from './head-limits.js';
+import { markAnswerCut, markPenalized } from './pool-counting.js';
 import { upstreamReset } from './upstream-errors.js';
 import { peerResetCode, wasReset, type UpstreamStream } from './upstream-stream.js';
 
@@ -27,6 +29,13 @@ export function upstreamResponse(attempt: Attempt, up: UpstreamStream, head: Inc
   // get `HTTP/1.1 600 unknown`): refused as the meshcar codec and the inbound refuse it
   if (!(status >= 200 && status <= 599)) {
     attempt.fail(new MeshcarError('bad_gateway', `the upstream answered with status ${String(head[':status'])}, not an HTTP status of 200-599`));
+    return;
+  }
+  // Node's codec decodes any number of bytes within 256 fields (head-limits.ts); the meshcar
+  // codec has refused a longer one already
+  if (headListBytes(raw) > UPSTREAM_MAX_HEAD_BYTES) {
+    markPenalized(attempt.pool, up);
+    attempt.fail(new MeshcarError('bad_gateway', `the upstream's answer head is over ${UPSTREAM_MAX_HEAD_BYTES} bytes decoded`));
     return;
   }
   // judged by what it stands for: the remote sidecar answers a gRPC caller's errors as 200

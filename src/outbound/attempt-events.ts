@@ -9,7 +9,10 @@
 import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
 import type { UpstreamStream } from './upstream-stream.js';
 import type { Attempt } from './attempt.js';
+import { MeshcarError } from '../errors.js';
+import { headObjectBytes } from '../http/head-list-bytes.js';
 import { bodyEnded } from './attempt-deadline.js';
+import { UPSTREAM_MAX_HEAD_BYTES } from './head-limits.js';
 import { streamError, streamIdle } from './attempt-stream-ends.js';
 import { streamClosed, upstreamResponse } from './attempt-answer.js';
 
@@ -52,6 +55,12 @@ function onUpstreamResponse(this: UpstreamStream, head: IncomingHttpHeaders & In
 function onUpstreamTrailers(this: UpstreamStream, trailers: IncomingHttpHeaders): void {
   const attempt = attemptOf(this);
   if (attempt.upstream !== this) return;
+  // Node's codec decodes trailers of any size within 256 fields (an HPACK bomb: head-list-bytes.ts);
+  // the meshcar codec has refused longer ones already. The answer is cut, not relayed whole
+  if (headObjectBytes(trailers) > UPSTREAM_MAX_HEAD_BYTES) {
+    attempt.fail(new MeshcarError('bad_gateway', `the upstream's trailers are over ${UPSTREAM_MAX_HEAD_BYTES} bytes decoded`));
+    return;
+  }
   attempt.exchange.trailers(trailers);
   attempt.upstreamTrailers(trailers);
 }

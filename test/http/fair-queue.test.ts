@@ -84,3 +84,11 @@ t.test('a burst of one caller does not delay another: turns alternate while both
   queue.add('other', 'o1');
   t.same(queue.drain(), ['f0', 'o0', 'f1', 'o1', 'f2', 'f3', 'f4']);
 });
+
+t.test('shiftWhere: keys not eligible are passed over and keep their places in turn', async (t) => {
+  const queue = new FairQueue<string>();
+  for (const [key, item] of [['a', 'a0'], ['b', 'b0'], ['a', 'a1'], ['c', 'c0']] as const) queue.add(key, item);
+  t.equal(queue.shiftWhere((key) => key !== 'a'), 'b0', 'a (at its share) passed over');
+  t.equal(queue.shiftWhere(() => false), undefined, 'none eligible: nothing taken');
+  t.same(queue.drain(), ['a0', 'c0', 'a1'], 'a still first in turn');
+});
