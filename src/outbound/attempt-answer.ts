@@ -32,8 +32,8 @@ export function upstreamResponse(attempt: Attempt, up: UpstreamStream, head: Inc
     return;
   }
   // Node's codec decodes any number of bytes within 256 fields (head-limits.ts); the meshcar
-  // codec has refused a longer one already
-  if (headListBytes(raw) > UPSTREAM_MAX_HEAD_BYTES) {
+  // codec has refused a longer one already, so its answers are not measured twice (own: its pool)
+  if (attempt.pool.own === undefined && headListBytes(raw) > UPSTREAM_MAX_HEAD_BYTES) {
     markPenalized(attempt.pool, up);
     attempt.fail(new MeshcarError('bad_gateway', `the upstream's answer head is over ${UPSTREAM_MAX_HEAD_BYTES} bytes decoded`));
     return;

@@ -56,8 +56,9 @@ function onUpstreamTrailers(this: UpstreamStream, trailers: IncomingHttpHeaders)
   const attempt = attemptOf(this);
   if (attempt.upstream !== this) return;
   // Node's codec decodes trailers of any size within 256 fields (an HPACK bomb: head-list-bytes.ts);
-  // the meshcar codec has refused longer ones already. The answer is cut, not relayed whole
-  if (headObjectBytes(trailers) > UPSTREAM_MAX_HEAD_BYTES) {
+  // the meshcar codec has refused longer ones already (not measured twice). The answer is cut,
+  // not relayed whole
+  if (attempt.pool.own === undefined && headObjectBytes(trailers) > UPSTREAM_MAX_HEAD_BYTES) {
     attempt.fail(new MeshcarError('bad_gateway', `the upstream's trailers are over ${UPSTREAM_MAX_HEAD_BYTES} bytes decoded`));
     return;
   }
