@@ -38,14 +38,7 @@ export class FairQueue<T> {
 
   /** The oldest item of the key whose turn it is; that key goes to the back of the turns. */
   shift(): T | undefined {
-    for (const [key, items] of this.byKey) {
-      const first = items.values().next().value as T;
-      items.delete(first);
-      this.keyOf.delete(first);
-      this.byKey.delete(key);
-      if (items.size > 0) this.byKey.set(key, items);
-      return first;
-    }
+    for (const [key, items] of this.byKey) return this.takeFirst(key, items);
     return undefined;
   }
 
@@ -55,16 +48,18 @@ export class FairQueue<T> {
    * the keys passed over keep their places. O(keys passed over).
    */
   shiftWhere(eligible: (key: string) => boolean): T | undefined {
-    for (const [key, items] of this.byKey) {
-      if (!eligible(key)) continue;
-      const first = items.values().next().value as T;
-      items.delete(first);
-      this.keyOf.delete(first);
-      this.byKey.delete(key);
-      if (items.size > 0) this.byKey.set(key, items);
-      return first;
-    }
+    for (const [key, items] of this.byKey) if (eligible(key)) return this.takeFirst(key, items);
     return undefined;
+  }
+
+  /** Takes `key`'s oldest item; the key goes to the back of the turns (or leaves them, emptied). */
+  private takeFirst(key: string, items: Set<T>): T {
+    const first = items.values().next().value as T;
+    items.delete(first);
+    this.keyOf.delete(first);
+    this.byKey.delete(key);
+    if (items.size > 0) this.byKey.set(key, items);
+    return first;
   }
 
   /**
