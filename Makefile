@@ -69,8 +69,7 @@ build: $(BUILD_STAMP)
 # meshcar's own modules (chunks dist/chunk-*.js for what loads only when used: the CA, the node
 # codec, the spec worker's code), the packages left to node_modules. Loading ~300 small modules
 # one by one cost a sidecar's start ~80 ms of CPU (330 -> 250 ms to ready, median of 7; RSS
-# 67.4 -> 62.8 MB), and each request about a third of its CPU (peer harness, pair saturated:
-# 116-124 -> 80-88 µs). dist/spec-load-worker.js is the worker's bundle, next to the chunks, so the
+# 67.4 -> 62.8 MB). Per request it changes nothing measurable (make bench, interleaved runs). dist/spec-load-worker.js is the worker's bundle, next to the chunks, so the
 # path a chunk asks for (./spec-load-worker.js) is there as it is for the module per file.
 $(BUILD_STAMP): $(shell find src -name '*.ts' -o -type d) tsconfig.json package.json $(NODE_MODULES_STAMP)
 	npx tsc -p tsconfig.json
