@@ -66,7 +66,9 @@ t.test('first start on a read-only identity.dir: serves, counts the failure, sav
   await disk.unblock();
   await until(async () => (await storedSerial(disk.path)) === serving, 'the SVID saved by a retry', 8000);
   t.pass('saved by a retry, with no renewal (1 h lifetime)');
-  t.ok(sidecar.process.lines.some((l) => /saved the SVID in .* after \d+ failed attempts?/.test(String(l.msg))), 'the recovery is logged');
+  // the line may reach us a moment after the file is there (the child's stdout is a pipe)
+  await until(async () => sidecar.process.lines.some((l) => /saved the SVID in .* after \d+ failed attempts?/.test(String(l.msg))), 'the recovery log line', 5000);
+  t.pass('the recovery is logged');
   t.ok((metricValue((await sidecar.admin('/metrics')).body, FAILURES) ?? 0) >= 1, 'the count stays (a counter)');
 
   // the single-use token is spent: the saved SVID is what a restart runs on
