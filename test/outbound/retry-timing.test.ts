@@ -1,0 +1,191 @@
+// Retry timing and spread: the budget that keeps an outage from multiplying load, Retry-After
+// (delays, bounds, forms that are not one), a retry sent to the other endpoint, h2c callers,
+// and the pure helpers (backoff, budget, Retry-After, the app's deadline headers). Real mTLS
+// upstreams on loopback, counting what they saw (test/helpers/retry-fixture.ts).
+
+import t from 'tap';
+import http2 from 'node:http2';
+import { makePki, request, startUpstream, TD } from '../helpers/outbound-fixture.js';
+import { appDeadlineMs, backoffMs, retryAfterMs, RetryBudget } from '../../src/outbound/retry.js';
+import { flaky, h2, startRetryOutbound as start } from '../helpers/retry-fixture.js';
+
+t.test('a full outage: the extra load stays within the budget', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(1e9, 503) });
+  t.teardown(() => up.close());
+  // no time-based reserve (budgetMinPerSecond 0): the bound is 20% of the requests, however
+  // long the run takes on a loaded machine
+  const fx = await start(t, pki, { endpoints: [up.port], retries: { attempts: 2, budgetRatio: 0.2, budgetMinPerSecond: 0 } });
+  const total = 200;
+  let next = 0;
+  const statuses: number[] = [];
+  await Promise.all(
+    Array.from({ length: 10 }, async () => {
+      while (next < total) {
+        next += 1;
+        statuses.push((await request(fx.port)).status);
+      }
+    }),
+  );
+  t.equal(statuses.length, total);
+  t.ok(statuses.every((s) => s === 503));
+  const extra = up.requests - total;
+  // every request earns 0.2 of a retry and the budget is spent as soon as a whole one is there:
+  // 40 in all, less what was still unspent when the last requests came (under 2)
+  t.ok(extra <= 0.2 * total, `retries ${extra} ≤ 20% of ${total} (unbudgeted: ${2 * total})`);
+  t.ok(extra >= 0.2 * total - 2, `and the budget was used (${extra} retries)`);
+  t.equal(fx.observer.retries.length, extra, 'each retry reported');
+  // a request asks for a second retry only if its first was granted: every request whose first
+  // retry was refused counted one exhaustion, at most one per request
+  t.ok(fx.observer.exhausted >= total - extra && fx.observer.exhausted <= total, `budget exhaustion counted (${fx.observer.exhausted})`);
+});
+
+t.test('Retry-After: 1 on a 429 delays the retry by about a second', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(1, 429, { 'retry-after': '1' }) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port] });
+  const started = Date.now();
+  const res = await request(fx.port);
+  const took = Date.now() - started;
+  t.equal(res.status, 200);
+  t.equal(up.requests, 2);
+  t.ok(took >= 950 && took < 2500, `waited ${took} ms`);
+  t.same(fx.observer.retries.map((r) => `${r.reason}:${r.outcome}`), ['status_429:success']);
+});
+
+t.test('a Retry-After in none of the RFC forms is no Retry-After: the backoff applies, and the request is retried', async (t) => {
+  const pki = await makePki(TD);
+  // Date.parse reads this as 1 Jan 2099: a wait past any deadline, so the 503 went back at once
+  const up = await startUpstream(pki, { handler: flaky(1, 503, { 'retry-after': '2099-01-01' }) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port], timeoutMs: 2000 });
+  const res = await request(fx.port);
+  t.equal(res.status, 200, 'retried after the backoff');
+  t.equal(up.requests, 2);
+  t.same(fx.observer.retries.map((r) => `${r.reason}:${r.outcome}`), ['status_503:success']);
+});
+
+t.test('a Retry-After beyond the deadline returns the 429 at once', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(1, 429, { 'retry-after': '10' }) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port], timeoutMs: 2000 });
+  const started = Date.now();
+  const res = await request(fx.port);
+  t.equal(res.status, 429);
+  t.equal(res.headers['retry-after'], '10', 'relayed as the upstream sent it');
+  t.ok(Date.now() - started < 500, 'no wait');
+  t.equal(up.requests, 1);
+  const date = await startUpstream(pki, { handler: flaky(1, 503, { 'retry-after': new Date(Date.now() + 60_000).toUTCString() }) });
+  t.teardown(() => date.close());
+  const fx2 = await start(t, pki, { endpoints: [date.port], timeoutMs: 2000 });
+  t.equal((await request(fx2.port)).status, 503, 'an HTTP date a minute away: same');
+  t.equal(date.requests, 1);
+});
+
+t.test('without a deadline, a Retry-After longer than the idleTimeout returns the 503 at once', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(1, 503, { 'retry-after': '3600' }) });
+  t.teardown(() => up.close());
+  // timeout 0: no deadline; the wait was bounded by nothing (an hour, review-up L3)
+  const fx = await start(t, pki, { endpoints: [up.port], timeoutMs: 0, idleTimeoutMs: 2000 });
+  const started = Date.now();
+  const res = await request(fx.port);
+  t.equal(res.status, 503);
+  t.equal(res.headers['retry-after'], '3600', 'relayed as the upstream sent it');
+  t.ok(Date.now() - started < 1000, `no wait (${Date.now() - started} ms)`);
+  t.equal(up.requests, 1);
+});
+
+t.test('a retry goes to the other endpoint', async (t) => {
+  const pki = await makePki(TD);
+  const bad = await startUpstream(pki, { handler: flaky(1e9, 503) });
+  const good = await startUpstream(pki);
+  t.teardown(async () => {
+    await bad.close();
+    await good.close();
+  });
+  const fx = await start(t, pki, { endpoints: [bad.port, good.port], retries: { attempts: 1, budgetMinPerSecond: 1000 } });
+  // concurrent requests: plain round-robin would send some retries back to the bad endpoint
+  const results = await Promise.all(Array.from({ length: 20 }, () => request(fx.port)));
+  t.same(
+    results.map((r) => r.status),
+    Array(20).fill(200),
+  );
+  t.equal(good.requests, 20, 'every request was answered by the good endpoint');
+  t.ok(bad.requests >= 1 && bad.requests <= 20);
+});
+
+t.test('h2c: retried on 503, and a keyed POST replays its body', async (t) => {
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki, { handler: flaky(2, 503) });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port] });
+  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+  t.teardown(() => session.close());
+  const get = await h2(session, { ':method': 'GET', ':path': '/echo' });
+  t.equal(get.status, 200);
+  t.equal(up.requests, 3);
+  const plain = await h2(session, { ':method': 'POST', ':path': '/echo' }, 'once');
+  t.equal(plain.status, 200, 'a POST is not retried, but the upstream is healthy again');
+  const upFlaky = await startUpstream(pki, { handler: flaky(1, 503) });
+  t.teardown(() => upFlaky.close());
+  const fx2 = await start(t, pki, { endpoints: [upFlaky.port] });
+  const s2 = http2.connect(`http://127.0.0.1:${fx2.port}`);
+  t.teardown(() => s2.close());
+  const noKey = await h2(s2, { ':method': 'POST', ':path': '/echo' }, 'hello');
+  t.equal(noKey.status, 503);
+  t.equal(upFlaky.requests, 1);
+  const keyed = await h2(s2, { ':method': 'POST', ':path': '/echo', 'idempotency-key': 'abc' }, 'hello');
+  t.equal(keyed.status, 200);
+  t.equal(JSON.parse(keyed.body).body, 'hello');
+});
+
+t.test('helpers: Retry-After, backoff, budget, app deadlines', async (t) => {
+  t.equal(retryAfterMs('3'), 3000);
+  const now = Date.parse('Wed, 21 Oct 2015 07:28:00 GMT');
+  t.equal(retryAfterMs('Wed, 21 Oct 2015 07:28:05 GMT', now), 5000, 'an HTTP date: the time until then');
+  t.equal(retryAfterMs(['Wed, 21 Oct 2015 07:30:00 GMT'], now), 120_000, 'the first of repeated headers');
+  t.equal(retryAfterMs('Wed, 21 Oct 2015 07:27:00 GMT', now), 0, 'a date in the past: no wait');
+  t.equal(retryAfterMs(' 7 ', now), 7000, 'delay-seconds, whitespace trimmed');
+  t.equal(retryAfterMs('soon'), undefined);
+  t.equal(retryAfterMs('Sunday, 06-Nov-94 08:49:37 GMT', Date.parse('Sun, 06 Nov 1994 08:49:30 GMT')), 7000, 'the RFC 850 form');
+  t.equal(retryAfterMs('Sun Nov  6 08:49:37 1994', Date.parse('Sun, 06 Nov 1994 08:49:30 GMT')), 7000, 'the asctime form, in GMT');
+  // none of the RFC's forms: no Retry-After (the backoff applies); Date.parse read each as a past
+  // date (no wait at all) or, for the last two, as one decades away
+  for (const hostile of ['-5', '1.5', '+5', '5, 10', '0x10', '2099-01-01', '12/31/2099']) t.equal(retryAfterMs(hostile, now), undefined, `'${hostile}' is not a Retry-After`);
+  for (let i = 0; i < 50; i++) {
+    const b = backoffMs(3, 25, 1000);
+    t.ok(b >= 0 && b <= 100);
+  }
+  t.ok(backoffMs(20, 25, 1000) <= 1000, 'capped');
+  const budget = new RetryBudget(0.2, 10, 0);
+  let granted = 0;
+  for (let i = 0; i < 100; i++) {
+    budget.requests += 1;
+    if (budget.tryWithdraw(0)) granted += 1;
+  }
+  t.equal(granted, 30, '10 in reserve plus 20% of 100 requests');
+  t.ok(budget.tryWithdraw(1000), 'the reserve refills over time');
+  // the README's figure: a long healthy spell banks at most ratio × 100, so a sudden outage gets 30 at once
+  const banked = new RetryBudget(0.2, 10, 0);
+  banked.requests = 1000;
+  let burst = 0;
+  for (let i = 0; i < 100; i++) if (banked.tryWithdraw(0)) burst += 1;
+  t.equal(burst, 30, 'after 1,000 healthy requests, a burst of failures gets 20 banked plus the reserve of 10');
+  // a clock that steps back (the budget's own clock is monotonic; a given one may not be)
+  const stepped = new RetryBudget(0, 1, 100_000);
+  t.ok(stepped.tryWithdraw(100_000), 'the reserve of 1/s');
+  t.notOk(stepped.tryWithdraw(40_000), 'a minute back: nothing refilled');
+  t.ok(stepped.tryWithdraw(41_000), 'a second later the reserve has refilled, not a minute later');
+  t.equal(appDeadlineMs('100m', undefined), 100);
+  t.equal(appDeadlineMs('2S', undefined), 2000);
+  t.equal(appDeadlineMs('1H', undefined), 3_600_000);
+  t.equal(appDeadlineMs('5000u', undefined), 5);
+  t.equal(appDeadlineMs('1n', undefined), 1);
+  t.equal(appDeadlineMs(undefined, '250ms'), 250);
+  t.equal(appDeadlineMs(undefined, '1.5'), 1500);
+  t.equal(appDeadlineMs('1S', '250ms'), 250, 'the shorter wins');
+  t.equal(appDeadlineMs('x', 'y'), undefined);
+});
