@@ -176,6 +176,17 @@ t.test('POST: never retried without Idempotency-Key; retried (body replayed) wit
   t.equal(keyed.status, 200);
   t.equal(up2.requests, 2);
   t.equal(keyed.json().body, 'charge me once', 'the body was replayed whole');
+
+  // an empty key (or blanks) names no operation the app could recognise a second time: the
+  // POST stays once-only
+  for (const blank of ['', '   ']) {
+    const up3 = await startUpstream(pki, { handler: flaky(1, 503) });
+    t.teardown(() => up3.close());
+    const fx3 = await start(t, pki, { endpoints: [up3.port] });
+    const empty = await request(fx3.port, { method: 'POST', body: 'charge me once', headers: { 'idempotency-key': blank } });
+    t.equal(empty.status, 503, `Idempotency-Key '${blank}': the 503 goes back to the app`);
+    t.equal(up3.requests, 1, `Idempotency-Key '${blank}': the upstream saw it once`);
+  }
 });
 
 t.test('a chunked PUT is retried with its body replayed whole', async (t) => {
