@@ -104,7 +104,7 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
     if (fromCa && /expired/.test(message)) {
       // what a sidecar stopped for longer than its SVID's lifetime finds: it passes the set over
       // (DiskStore.load, an info line) and asks with its join token; the token line says if it can
-      return { result: warn(name, `${paths.cert}: ${message}: the sidecar passes it over at start and asks the CA for a new one with the join token`, 'nothing if the join token below is valid; the sidecar renews before expiry, so it was not running (or could not reach the CA) for that long'), svid: undefined, needsToken: true };
+      return { result: warn(name, `${paths.cert}: ${message}: the sidecar passes it over at start and asks the CA for a new one with the join token`, 'nothing if the join token below is valid. The sidecar renews before expiry: if it is running, its renewals are failing (the admin line below and its log say why); if not, it was stopped for longer than the SVID lived'), svid: undefined, needsToken: true };
     }
     const fix = /expired/.test(message)
       ? 'whoever writes identity.files must renew it' // (identity.ca: the warning above)
