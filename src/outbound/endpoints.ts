@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { formatHostPort, type Endpoint } from '../config/address.js';
 import { describeError } from '../errors.js';
 import { initialLoad, loadCost, type LoadState } from './balancer.js';
+import { usableFamilies } from './address-families.js';
 
 export interface UpstreamEndpoint extends LoadState {
   /** `host:port` (IPv6 in brackets): the endpoint label in logs and metrics. */
@@ -59,6 +60,8 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   private readonly lookup: LookupAll;
   /** Last good addresses per name: a failed lookup keeps them rather than emptying the set. */
   private readonly lastResolved = new Map<string, UpstreamEndpoint[]>();
+  /** Names whose answers had addresses of a family this host has none of (logged once each). */
+  private readonly toldUnusable = new Set<string>();
 
   constructor(configured: readonly Endpoint[], private readonly options: EndpointSetOptions) {
     super();
@@ -195,9 +198,9 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
       names.map(async ({ host, port }) => {
         const key = `${host}:${port}`;
         try {
-          const records = await this.lookup(host);
+          const records = this.reachable(host, await this.lookup(host));
           const resolved = records.map((r) => this.existing(r.address, port) ?? makeEndpoint(r.address, port));
-          if (resolved.length > 0 && names === this.names) this.lastResolved.set(key, resolved);
+          if (names === this.names) this.lastResolved.set(key, resolved);
         } catch (err) {
           this.options.logger.warn({ host, err: describeError(err) }, 'could not resolve an upstream endpoint; keeping its last addresses');
         }
@@ -207,6 +210,20 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     // the names a reload replaced meanwhile: their addresses would bring back what it removed
     if (names !== this.names) return;
     this.publish([...this.fixed, ...results.flat()]);
+  }
+
+  /** The answers this host can connect to (address-families.ts); none is a failed lookup. */
+  private reachable(host: string, records: Awaited<ReturnType<LookupAll>>): Awaited<ReturnType<LookupAll>> {
+    const families = usableFamilies();
+    const usable = records.filter((r) => families.has(r.family as 4 | 6));
+    if (usable.length < records.length && !this.toldUnusable.has(host)) {
+      this.toldUnusable.add(host);
+      const left = records.filter((r) => !families.has(r.family as 4 | 6));
+      const addresses = left.slice(0, 10).map((r) => r.address);
+      this.options.logger.info({ host, addresses, count: left.length }, `left out addresses of an upstream endpoint: this host has no IPv${left[0]?.family} address to connect to them from`);
+    }
+    if (usable.length === 0) throw new Error(records.length === 0 ? 'the lookup answered no address' : `every address is IPv${records[0]?.family}, and this host has none of that family`);
+    return usable;
   }
 
   private existing(address: string, port: number): UpstreamEndpoint | undefined {
