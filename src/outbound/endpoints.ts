@@ -18,6 +18,7 @@ import { formatHostPort, type Endpoint } from '../config/address.js';
 import { describeError } from '../errors.js';
 import { initialLoad, loadCost, type LoadState } from './balancer.js';
 import { usableFamilies } from './address-families.js';
+import { LookupOutages } from './lookup-outages.js';
 
 export interface UpstreamEndpoint extends LoadState {
   /** `host:port` (IPv6 in brackets): the endpoint label in logs and metrics. */
@@ -62,10 +63,13 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   private readonly lastResolved = new Map<string, UpstreamEndpoint[]>();
   /** Names whose answers had addresses of a family this host has none of (logged once each). */
   private readonly toldUnusable = new Set<string>();
+  /** Names whose lookups fail now: logged when that starts and ends, not at every refresh. */
+  private readonly outages: LookupOutages;
 
   constructor(configured: readonly Endpoint[], private readonly options: EndpointSetOptions) {
     super();
     this.lookup = options.lookup ?? defaultLookup;
+    this.outages = new LookupOutages(options.logger);
     this.fixed = configured.filter((e) => isIP(e.host) !== 0).map((e) => makeEndpoint(e.host, e.port));
     this.names = configured.filter((e) => isIP(e.host) === 0).map((e) => ({ host: e.host, port: e.port }));
     this.publish(this.fixed);
@@ -98,6 +102,7 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     this.names = configured.filter((e) => isIP(e.host) === 0).map((e) => ({ host: e.host, port: e.port }));
     const keys = new Set(this.names.map(({ host, port }) => `${host}:${port}`));
     for (const key of [...this.lastResolved.keys()]) if (!keys.has(key)) this.lastResolved.delete(key);
+    this.outages.keepOnly(new Set(this.names.map(({ host }) => host)));
     this.publish([...this.fixed, ...[...keys].flatMap((key) => this.lastResolved.get(key) ?? [])]);
     if (this.names.length === 0) return this.stop();
     if (!this.started) return;
@@ -201,8 +206,9 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
           const records = this.reachable(host, await this.lookup(host));
           const resolved = records.map((r) => this.existing(r.address, port) ?? makeEndpoint(r.address, port));
           if (names === this.names) this.lastResolved.set(key, resolved);
+          this.outages.resolved(host);
         } catch (err) {
-          this.options.logger.warn({ host, err: describeError(err) }, 'could not resolve an upstream endpoint; keeping its last addresses');
+          this.outages.failed(host, describeError(err));
         }
         return this.lastResolved.get(key) ?? [];
       }),
