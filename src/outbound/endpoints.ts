@@ -130,7 +130,15 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     return this.resolving;
   }
 
-  forOriginHost(host: string): UpstreamEndpoint | undefined {
+  /** Why no address is known, for the answer to a request that found none (first-addresses.ts). */
+  noAddressReason(): string | undefined {
+    const failing = this.outages.describe();
+    if (failing !== undefined) return failing;
+    if (this.resolving) return `the lookup of ${this.names.map(({ host }) => host).join(', ')} has not answered yet`;
+    return undefined;
+  }
+
+    forOriginHost(host: string): UpstreamEndpoint | undefined {
     return this.byOriginHost.get(host);
   }
 

@@ -13,6 +13,7 @@ interface Outage {
   readonly since: number;
   failures: number;
   loggedAt: number;
+  lastError: string;
 }
 
 export class LookupOutages {
@@ -28,11 +29,12 @@ export class LookupOutages {
     const now = Date.now();
     const outage = this.failing.get(host);
     if (outage === undefined) {
-      this.failing.set(host, { since: now, failures: 1, loggedAt: now });
+      this.failing.set(host, { since: now, failures: 1, loggedAt: now, lastError: err });
       this.logger.warn({ host, err }, 'could not resolve an upstream endpoint; keeping its last addresses');
       return;
     }
     outage.failures += 1;
+    outage.lastError = err;
     if (now - outage.loggedAt < this.repeatMs) return;
     outage.loggedAt = now;
     this.logger.warn({ host, err, failures: outage.failures, sinceSeconds: Math.round((now - outage.since) / 1000) }, 'still cannot resolve an upstream endpoint; keeping its last addresses');
@@ -44,6 +46,12 @@ export class LookupOutages {
     if (outage === undefined) return;
     this.failing.delete(host);
     this.logger.info({ host, failures: outage.failures, afterSeconds: Math.round((Date.now() - outage.since) / 1000) }, 'upstream endpoint resolves again');
+  }
+
+  /** The failing lookups, as a request refused for want of an address says them; undefined when none fails. */
+  describe(): string | undefined {
+    if (this.failing.size === 0) return undefined;
+    return [...this.failing].map(([host, outage]) => `the lookup of ${host} failed: ${outage.lastError}`).join('; ');
   }
 
   /** Names no longer configured (a reload): their outages end without a line. */
