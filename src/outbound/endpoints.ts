@@ -213,10 +213,12 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
         try {
           const records = this.reachable(host, await this.lookup(host));
           const resolved = records.map((r) => this.existing(r.address, port) ?? makeEndpoint(r.address, port));
-          if (names === this.names) this.lastResolved.set(key, resolved);
+          // a lookup of names a reload replaced meanwhile records nothing (nor is it published, below)
+          if (names !== this.names) return [];
+          this.lastResolved.set(key, resolved);
           this.outages.resolved(host);
         } catch (err) {
-          this.outages.failed(host, describeError(err));
+          if (names === this.names) this.outages.failed(host, describeError(err));
         }
         return this.lastResolved.get(key) ?? [];
       }),

@@ -77,3 +77,25 @@ t.test('while the failures go on, a reminder at most once per period, with the c
   t.match(warns[1]?.msg, /still cannot resolve/);
   t.ok((warns[1]?.failures ?? 0) > 1, 'the reminder counts the failures');
 });
+
+t.test('a lookup of a name a reload replaced records nothing when it ends: no warning, no reason given for the new name', async (t) => {
+  const { lines, logger } = captured();
+  let failOld: (err: Error) => void = () => {};
+  const lookup: LookupAll = (name) => {
+    if (name === 'old.internal') return new Promise((_resolve, reject) => (failOld = reject));
+    return Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' }));
+  };
+  const set = new EndpointSet([{ host: 'old.internal', port: 443 }], { refreshMs: 60_000, decayMs: 10_000, logger, lookup });
+  t.teardown(() => set.stop());
+  const first = set.start();
+  set.reconfigure([{ host: 'new.internal', port: 443 }]);
+  t.ok(await waitFor(() => lines.length === 1, 2000), 'the new name failed');
+  failOld(Object.assign(new Error('getaddrinfo EAI_AGAIN old.internal'), { code: 'EAI_AGAIN' }));
+  await first;
+  t.same(
+    lines.map((l) => l.msg),
+    ['could not resolve an upstream endpoint; keeping its last addresses'],
+    'one warning, for the new name',
+  );
+  t.equal(set.noAddressReason(), 'the lookup of new.internal failed: getaddrinfo ENOTFOUND new.internal');
+});
