@@ -30,7 +30,8 @@ help:
 ## prometheus package for prometheus + promtool: test/e2e/prometheus.test.ts scrapes for real,
 ## test/e2e/workers.test.ts checks the aggregated page with promtool;
 ## python3-h2, the independent HTTP/2 peer of test/h2/conformance-python.test.ts; iproute2 and
-## dnsmasq-base for test/e2e/multihost.test.ts: network namespaces and a real DNS server;
+## dnsmasq-base for test/e2e/multihost.test.ts: network namespaces and a real DNS server (iproute2
+## also for test/outbound/dns-no-ipv6.test.ts);
 ## nghttp2-client (nghttp, h2load) and haproxy: the HTTP/2 peers of test/e2e/interop-h2-peers.test.ts)
 tools:
 	@missing=""; \

@@ -9,6 +9,7 @@ import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { formatHostPort } from '../config/address.js';
+import { usableFamilies } from '../outbound/address-families.js';
 import type { SidecarConfig, UpstreamConfig } from '../config/sidecar-config.js';
 import type { Svid } from '../identity/svid.js';
 import { fail, ok, skip, type CheckResult } from './result.js';
@@ -81,7 +82,19 @@ export async function checkUpstreams(config: SidecarConfig, svid: Svid | undefin
       }
       probes.push(
         lookup(endpoint.host, { all: true }).then(
-          (addresses) => Promise.all(addresses.map((a) => checkAddress(upstream, `${label} → ${formatHostPort({ host: a.address, port: endpoint.port })}`, a.address, endpoint.port, creds))),
+          (addresses) => {
+            // as the sidecar does (address-families.ts): an address of a family this host has
+            // none of is left out there, so it is not dialled here (a ✗ EADDRNOTAVAIL for an AAAA
+            // answer on a host without IPv6 blamed an endpoint the sidecar never uses)
+            const families = usableFamilies();
+            return Promise.all(
+              addresses.map((a) => {
+                const where = `${label} → ${formatHostPort({ host: a.address, port: endpoint.port })}`;
+                if (!families.has(a.family as 4 | 6)) return skip(`upstream ${upstream.name} ${where}`, `not checked: this host has no IPv${a.family} address, and the sidecar leaves this address out`);
+                return checkAddress(upstream, where, a.address, endpoint.port, creds);
+              }),
+            );
+          },
           (err: unknown) => [fail(`upstream ${upstream.name} ${label}`, networkProblem(err), 'check the DNS name (it is resolved again every outbound.dnsRefresh)')],
         ),
       );

@@ -17,6 +17,8 @@ import type { Logger } from 'pino';
 import { formatHostPort, type Endpoint } from '../config/address.js';
 import { describeError } from '../errors.js';
 import { initialLoad, loadCost, type LoadState } from './balancer.js';
+import { usableFamilies } from './address-families.js';
+import { LookupOutages } from './lookup-outages.js';
 
 export interface UpstreamEndpoint extends LoadState {
   /** `host:port` (IPv6 in brackets): the endpoint label in logs and metrics. */
@@ -59,10 +61,15 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   private readonly lookup: LookupAll;
   /** Last good addresses per name: a failed lookup keeps them rather than emptying the set. */
   private readonly lastResolved = new Map<string, UpstreamEndpoint[]>();
+  /** Names whose answers had addresses of a family this host has none of (logged once each). */
+  private readonly toldUnusable = new Set<string>();
+  /** Names whose lookups fail now: logged when that starts and ends, not at every refresh. */
+  private readonly outages: LookupOutages;
 
   constructor(configured: readonly Endpoint[], private readonly options: EndpointSetOptions) {
     super();
     this.lookup = options.lookup ?? defaultLookup;
+    this.outages = new LookupOutages(options.logger);
     this.fixed = configured.filter((e) => isIP(e.host) !== 0).map((e) => makeEndpoint(e.host, e.port));
     this.names = configured.filter((e) => isIP(e.host) === 0).map((e) => ({ host: e.host, port: e.port }));
     this.publish(this.fixed);
@@ -95,6 +102,7 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     this.names = configured.filter((e) => isIP(e.host) === 0).map((e) => ({ host: e.host, port: e.port }));
     const keys = new Set(this.names.map(({ host, port }) => `${host}:${port}`));
     for (const key of [...this.lastResolved.keys()]) if (!keys.has(key)) this.lastResolved.delete(key);
+    this.outages.keepOnly(new Set(this.names.map(({ host }) => host)));
     this.publish([...this.fixed, ...[...keys].flatMap((key) => this.lastResolved.get(key) ?? [])]);
     if (this.names.length === 0) return this.stop();
     if (!this.started) return;
@@ -122,7 +130,15 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     return this.resolving;
   }
 
-  forOriginHost(host: string): UpstreamEndpoint | undefined {
+  /** Why no address is known, for the answer to a request that found none (first-addresses.ts). */
+  noAddressReason(): string | undefined {
+    const failing = this.outages.describe();
+    if (failing !== undefined) return failing;
+    if (this.resolving) return `the lookup of ${this.names.map(({ host }) => host).join(', ')} has not answered yet`;
+    return undefined;
+  }
+
+    forOriginHost(host: string): UpstreamEndpoint | undefined {
     return this.byOriginHost.get(host);
   }
 
@@ -195,11 +211,14 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
       names.map(async ({ host, port }) => {
         const key = `${host}:${port}`;
         try {
-          const records = await this.lookup(host);
+          const records = this.reachable(host, await this.lookup(host));
           const resolved = records.map((r) => this.existing(r.address, port) ?? makeEndpoint(r.address, port));
-          if (resolved.length > 0 && names === this.names) this.lastResolved.set(key, resolved);
+          // a lookup of names a reload replaced meanwhile records nothing (nor is it published, below)
+          if (names !== this.names) return [];
+          this.lastResolved.set(key, resolved);
+          this.outages.resolved(host);
         } catch (err) {
-          this.options.logger.warn({ host, err: describeError(err) }, 'could not resolve an upstream endpoint; keeping its last addresses');
+          if (names === this.names) this.outages.failed(host, describeError(err));
         }
         return this.lastResolved.get(key) ?? [];
       }),
@@ -207,6 +226,20 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     // the names a reload replaced meanwhile: their addresses would bring back what it removed
     if (names !== this.names) return;
     this.publish([...this.fixed, ...results.flat()]);
+  }
+
+  /** The answers this host can connect to (address-families.ts); none is a failed lookup. */
+  private reachable(host: string, records: Awaited<ReturnType<LookupAll>>): Awaited<ReturnType<LookupAll>> {
+    const families = usableFamilies();
+    const usable = records.filter((r) => families.has(r.family as 4 | 6));
+    if (usable.length < records.length && !this.toldUnusable.has(host)) {
+      this.toldUnusable.add(host);
+      const left = records.filter((r) => !families.has(r.family as 4 | 6));
+      const addresses = left.slice(0, 10).map((r) => r.address);
+      this.options.logger.info({ host, addresses, count: left.length }, `left out addresses of an upstream endpoint: this host has no IPv${left[0]?.family} address to connect to them from`);
+    }
+    if (usable.length === 0) throw new Error(records.length === 0 ? 'the lookup answered no address' : `every address is IPv${records[0]?.family}, and this host has none of that family`);
+    return usable;
   }
 
   private existing(address: string, port: number): UpstreamEndpoint | undefined {

@@ -21,6 +21,7 @@ import { isWaitCancelled, type StreamWait } from './stream-wait.js';
 import { noteSession } from './goaway-refused.js';
 import { watchEarlyEnd } from '../http/early-end.js';
 import { LogPerKey, leftOut } from '../log-per-key.js';
+import { firstAddresses } from './first-addresses.js';
 
 export function badRequest(err: unknown): MeshcarError {
   // a head over the upstream's SETTINGS_MAX_HEADER_LIST_SIZE (src/h2 refuses it before sending): 431
@@ -43,7 +44,7 @@ const AGENT_OPTIONS = Object.freeze({ maxHeaderListPairs: UPSTREAM_MAX_HEAD_FIEL
 
 /** A stream through the agent (or the meshcar codec's pool), on `first` if given, with failover. */
 export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, first: UpstreamEndpoint | undefined, wait: StreamWait): Promise<OpenedStream> {
-  return withFailover(pool, first, async (endpoint) => {
+  const attempt = async (endpoint: UpstreamEndpoint): Promise<OpenedStream> => {
     // counted against its endpoint from the pick, not from its stream: a new or re-admitted
     // endpoint (no latency yet, nothing outstanding: cost 0) would otherwise draw every request
     // into its dial, ~2/3 of the traffic with power of two choices over three endpoints; with a
@@ -56,7 +57,8 @@ export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeader
       // a request that left while a removed endpoint's dial ran: its late session goes
       closeIfRemoved(pool, endpoint);
     }
-  });
+  };
+  return withFailover(pool, first, attempt, wait);
 }
 
 /** One endpoint's stream: the agent's or the meshcar pool's, within the wait's bound; a session found closing is retried. */
@@ -81,10 +83,10 @@ async function openOn(pool: UpstreamPool, endpoint: UpstreamEndpoint, headers: O
   }
 }
 
-/** Tries `attempt` on endpoints in turn (`first`, if given, then round-robin) while they cannot be reached. */
-export async function withFailover<T extends { endpoint: UpstreamEndpoint }>(pool: UpstreamPool, first: UpstreamEndpoint | undefined, attempt: (endpoint: UpstreamEndpoint) => Promise<T>): Promise<T> {
+/** Tries `attempt` on endpoints in turn (`first`, if given, then round-robin) while they cannot be reached; with no address known yet, waits for one first (first-addresses.ts). */
+export async function withFailover<T extends { endpoint: UpstreamEndpoint }>(pool: UpstreamPool, first: UpstreamEndpoint | undefined, attempt: (endpoint: UpstreamEndpoint) => Promise<T>, wait?: StreamWait): Promise<T> {
   if (pool.closed) throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
-  if (pool.endpoints.size === 0) await pool.endpoints.pending();
+  if (pool.endpoints.size === 0) await firstAddresses(pool, wait);
   const attempts = Math.max(1, Math.min(pool.endpoints.size, MAX_CONNECT_ATTEMPTS));
   let tried: Set<UpstreamEndpoint> | undefined;
   let lastError: MeshcarError | undefined;

@@ -71,6 +71,30 @@ export class StreamWait {
     });
   }
 
+  /**
+   * Waits for `promise` (whichever way it settles) at most `limitMs`, and no longer than the
+   * requester does: cancel() rejects it with the cancelled error. For waits that are no
+   * endpoint's (the first lookup of the upstream's names: first-addresses.ts).
+   */
+  upTo(promise: Promise<unknown>, limitMs: number): Promise<void> {
+    if (this.cancelled) return Promise.reject(cancelledError());
+    return new Promise<void>((resolve, reject) => {
+      const end = (err: unknown) => {
+        clearTimeout(timer);
+        if (this.endNow === end) this.endNow = undefined;
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const timer = setTimeout(() => end(undefined), limitMs);
+      timer.unref();
+      this.endNow = end;
+      promise.then(
+        () => end(undefined),
+        () => end(undefined),
+      );
+    });
+  }
+
   /** The requester no longer wants a stream: the wait ends now, nothing is counted against the endpoint. */
   cancel(): void {
     if (this.cancelled) return;
