@@ -240,7 +240,7 @@ export class Sidecar {
     const round = await this.options.cluster?.reload({ config: plan.effective, specs: specDocuments(guards) });
     if (round?.outcome === 'aborted') return reportAborted(report, round.messages, round.generation);
     commit();
-    if (round?.outcome === 'partial') return reportPartial(report, round.messages, round.generation);
+    if (round?.outcome === 'partial') return reportPartial(report, round.messages, round.generation, round.stopping === true);
     // a restart-only identity key naming a file that is not there: applied (the running identity
     // stays), but the next start would fail on it, so the answer says so now
     const warnings = plan.restartRequired.some((path) => path.startsWith('identity'))

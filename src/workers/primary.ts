@@ -147,7 +147,7 @@ export class WorkerPool implements WorkerCluster {
       decided();
     };
     try {
-      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), adopt });
+      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), adopt, stopping: () => this.stopping });
     } finally {
       decided();
       this.deciding = undefined;
@@ -199,7 +199,10 @@ export class WorkerPool implements WorkerCluster {
 
   /** A worker whose state is unknown is replaced: SIGKILL works on a stopped or stuck process too. */
   private recycle(worker: Worker, reason: string, cause: KillCause = 'reload'): void {
-    if (worker.isDead()) return;
+    // stopping: a worker that drained has closed its channel (it answers nothing more) and is on
+    // its way out; killing it cut its drain and no replacement comes. The drain's own wait kills
+    // the ones still running at its end (worker-exits.ts)
+    if (worker.isDead() || this.stopping) return;
     this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `restarting worker ${worker.id}: ${reason}`);
     this.restarts.killing(worker.id, cause);
     // not ready from now on, not only once its exit is seen
