@@ -138,6 +138,11 @@ export class WorkerPool implements WorkerCluster {
     return live.length === this.count && live.every((w) => this.listeningWorkers.has(w.id));
   }
 
+  /** Some worker listens (it may be serving before the others do: the start is not over). */
+  serving(): boolean {
+    return this.listeningWorkers.size > 0;
+  }
+
   generation(): number {
     return this.current?.generation ?? 0;
   }
