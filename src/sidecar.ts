@@ -217,10 +217,7 @@ export class Sidecar {
     }
     // shutting down: what a reload would change (new requests, new sessions) no longer comes,
     // and with workers > 1 the draining workers could not take part (an abort, logged as errors)
-    if (this.draining) {
-      this.logger.warn({ component: 'reload' }, 'config reload asked for while draining: not run, the sidecar is shutting down');
-      return { ok: false, code: 'reload_aborted', messages: ['the sidecar is draining (shutting down): the reload is not run'] };
-    }
+    if (this.draining) return this.notRunWhileDraining(['the sidecar is draining (shutting down): the reload is not run']);
     const report = this.reportTo();
     // the file read, planned against the running config, its specs read again (reload-read.ts)
     const read = await readReload(this.configFile, () => this.current);
@@ -238,6 +235,9 @@ export class Sidecar {
     // workers > 1: they run exactly what was read and checked here (the file is read once),
     // all of them or none (src/workers/reload-round.ts); the primary's view follows the outcome
     const round = await this.options.cluster?.reload({ config: plan.effective, specs: specDocuments(guards) });
+    // the stop overtook the round: told as one process tells a reload during its drain (a
+    // warning, not a failed reload), with what the workers said
+    if (round?.outcome === 'aborted' && round.stopping) return this.notRunWhileDraining(round.messages);
     if (round?.outcome === 'aborted') return reportAborted(report, round.messages, round.generation);
     commit();
     if (round?.outcome === 'partial') return reportPartial(report, round.messages, round.generation, round.stopping === true);
@@ -247,6 +247,11 @@ export class Sidecar {
       ? (await identityFileProblems(next)).map(({ key, problem }) => `${this.configFile}: ${key}: ${problem}`)
       : [];
     return reportApplied(report, applied, plan.restartRequired, warnings);
+  }
+
+  private notRunWhileDraining(messages: readonly string[]): ReloadResult {
+    this.logger.warn({ component: 'reload' }, 'config reload asked for while draining: not run, the sidecar is shutting down');
+    return { ok: false, code: 'reload_aborted', messages };
   }
 
   /**

@@ -36,13 +36,13 @@ export const STOPPING_MESSAGE = 'the sidecar is draining (shutting down): the re
 /** How a round ended: `messages` name each worker that refused, did not answer or did not confirm. */
 export type RoundOutcome =
   | { readonly outcome: 'applied'; readonly generation: number }
-  | { readonly outcome: 'aborted'; readonly generation: number; readonly messages: readonly string[] }
+  | { readonly outcome: 'aborted'; readonly generation: number; readonly messages: readonly string[]; readonly stopping?: true }
   | { readonly outcome: 'partial'; readonly generation: number; readonly messages: readonly string[]; readonly stopping?: true };
 
 /** Runs one round over `workers` (the ones running `next.generation - 1`); `kept` is that generation. */
 export async function reloadRound(workers: readonly Worker[], next: WorkerConfig, io: RoundIo): Promise<RoundOutcome> {
   const kept = next.generation - 1;
-  if (io.stopping()) return { outcome: 'aborted', generation: kept, messages: [STOPPING_MESSAGE] };
+  if (io.stopping()) return { outcome: 'aborted', generation: kept, messages: [STOPPING_MESSAGE], stopping: true };
   const failedTo = (phase: string, worker: Worker) => (err: Error) => `worker ${worker.id} (pid ${worker.process.pid ?? '?'}) did not ${phase}: ${err.message}`;
   const notPrepared = (worker: Worker) => (err: Error) => {
     if (err instanceof AskTimeout) io.recycle(worker, `it did not answer the prepare of config generation ${next.generation}`);
@@ -51,12 +51,13 @@ export async function reloadRound(workers: readonly Worker[], next: WorkerConfig
   const prepared = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }).then(() => undefined, notPrepared(w))));
   const refusals = prepared.filter((m): m is string => m !== undefined);
   // the stop came while the workers prepared: they drain (or have drained and exited) instead
-  if (io.stopping()) refusals.push(STOPPING_MESSAGE);
+  const stopping = io.stopping();
+  if (stopping) refusals.push(STOPPING_MESSAGE);
   if (refusals.length > 0) {
     // a worker that did not answer gets the abort after the prepare (one channel, in order):
     // when it runs again it prepares, then drops it, and never commits it
     for (const worker of workers) io.send(worker, { type: 'meshcar:abort', generation: next.generation });
-    return { outcome: 'aborted', generation: kept, messages: refusals };
+    return stopping ? { outcome: 'aborted', generation: kept, messages: refusals, stopping: true } : { outcome: 'aborted', generation: kept, messages: refusals };
   }
   io.adopt(next);
   const unconfirmed: string[] = [];

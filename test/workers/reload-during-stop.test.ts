@@ -3,8 +3,9 @@
 // the round must not go on to commit a config into a sidecar that is shutting down, count the
 // drained worker as one that "did not confirm", kill the held worker while it drains ('restarting
 // worker N', and nothing restarts: the primary is stopping) and answer 500 reload_partial. It
-// answers 503 reload_aborted saying the sidecar is shutting down, as one process does, and
-// every worker ends by its own drain (no kill, no 'worker exited during the drain' warning).
+// answers 503 reload_aborted saying the sidecar is shutting down, and logs it at warn, as one
+// process does (not as a failed reload), and every worker ends by its own drain (no kill, no
+// 'worker exited during the drain' warning).
 // Deterministic: the order is held by SIGSTOP/SIGCONT and log lines, not by timing; the drain
 // timeout (20 s) is far beyond what the test takes, so no kill at its end comes into it.
 
@@ -53,4 +54,7 @@ t.test('a reload held across SIGTERM: 503 shutting down, no worker killed', { ti
   t.notOk(messages.some((m) => m.startsWith('restarting worker')), 'no worker "restarted" (killed) while the sidecar stops');
   t.notOk(messages.some((m) => m.startsWith('worker exited during the drain')), 'every worker ended by its own drain');
   t.notOk(messages.some((m) => m.startsWith('config reload partly confirmed')), 'not told as a partly confirmed reload');
+  // as one process tells a reload during its drain: a warning, not a failed reload (nor counted as one)
+  t.ok(lines.some((l) => l.level === 40 && l.msg === 'config reload asked for while draining: not run, the sidecar is shutting down'), 'the drain\'s warning');
+  t.notOk(messages.some((m) => m.startsWith('config reload aborted')), 'not logged as an aborted reload');
 });
