@@ -216,7 +216,8 @@ export class Sidecar {
       return { ok: false, code: 'reload_aborted', messages: [`${why}: the reload is not run`] };
     }
     // shutting down: what a reload would change (new requests, new sessions) no longer comes,
-    // and with workers > 1 the draining workers could not take part (an abort, logged as errors)
+    // and with workers > 1 the draining workers could not take part (a round under way when the
+    // drain starts is told the same way: src/workers/reload-round.ts)
     if (this.draining) return this.notRunWhileDraining(['the sidecar is draining (shutting down): the reload is not run']);
     const report = this.reportTo();
     // the file read, planned against the running config, its specs read again (reload-read.ts)
