@@ -55,12 +55,14 @@ export function reportAborted(report: ReloadReport, messages: readonly string[],
  * did not confirm it; that worker is restarted and comes back on it. Counted as a success:
  * the config that runs is the new one, as /config shows.
  */
-export function reportPartial(report: ReloadReport, messages: readonly string[], generation: number): ReloadResult {
+export function reportPartial(report: ReloadReport, messages: readonly string[], generation: number, stopping = false): ReloadResult {
   const { log, file, metrics } = report;
   for (const message of messages) log.error(message);
-  log.error({ file, generation }, `config reload partly confirmed: generation ${generation} is in force; the workers that did not confirm it are restarted on it`);
+  // a stop (SIGTERM) that came while the workers committed: nothing is restarted any more
+  const rest = stopping ? 'the sidecar is shutting down: they are not restarted' : 'the workers that did not confirm it are restarted on it';
+  log.error({ file, generation }, `config reload partly confirmed: generation ${generation} is in force; ${rest}`);
   metrics.configReloads.labels('success').inc();
-  return { ok: false, code: 'reload_partial', messages: [...messages, `generation ${generation} is in force; the workers that did not confirm it are restarted on it`] };
+  return { ok: false, code: 'reload_partial', messages: [...messages, `generation ${generation} is in force; ${rest}`] };
 }
 
 /**

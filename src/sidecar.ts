@@ -216,11 +216,9 @@ export class Sidecar {
       return { ok: false, code: 'reload_aborted', messages: [`${why}: the reload is not run`] };
     }
     // shutting down: what a reload would change (new requests, new sessions) no longer comes,
-    // and with workers > 1 the draining workers could not take part (an abort, logged as errors)
-    if (this.draining) {
-      this.logger.warn({ component: 'reload' }, 'config reload asked for while draining: not run, the sidecar is shutting down');
-      return { ok: false, code: 'reload_aborted', messages: ['the sidecar is draining (shutting down): the reload is not run'] };
-    }
+    // and with workers > 1 the draining workers could not take part (a round under way when the
+    // drain starts is told the same way: src/workers/reload-round.ts)
+    if (this.draining) return this.notRunWhileDraining(['the sidecar is draining (shutting down): the reload is not run']);
     const report = this.reportTo();
     // the file read, planned against the running config, its specs read again (reload-read.ts)
     const read = await readReload(this.configFile, () => this.current);
@@ -238,15 +236,23 @@ export class Sidecar {
     // workers > 1: they run exactly what was read and checked here (the file is read once),
     // all of them or none (src/workers/reload-round.ts); the primary's view follows the outcome
     const round = await this.options.cluster?.reload({ config: plan.effective, specs: specDocuments(guards) });
+    // the stop overtook the round: told as one process tells a reload during its drain (a
+    // warning, not a failed reload), with what the workers said
+    if (round?.outcome === 'aborted' && round.stopping) return this.notRunWhileDraining(round.messages);
     if (round?.outcome === 'aborted') return reportAborted(report, round.messages, round.generation);
     commit();
-    if (round?.outcome === 'partial') return reportPartial(report, round.messages, round.generation);
+    if (round?.outcome === 'partial') return reportPartial(report, round.messages, round.generation, round.stopping === true);
     // a restart-only identity key naming a file that is not there: applied (the running identity
     // stays), but the next start would fail on it, so the answer says so now
     const warnings = plan.restartRequired.some((path) => path.startsWith('identity'))
       ? (await identityFileProblems(next)).map(({ key, problem }) => `${this.configFile}: ${key}: ${problem}`)
       : [];
     return reportApplied(report, applied, plan.restartRequired, warnings);
+  }
+
+  private notRunWhileDraining(messages: readonly string[]): ReloadResult {
+    this.logger.warn({ component: 'reload' }, 'config reload asked for while draining: not run, the sidecar is shutting down');
+    return { ok: false, code: 'reload_aborted', messages };
   }
 
   /**

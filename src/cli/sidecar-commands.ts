@@ -79,7 +79,11 @@ async function runSidecar(file: string, signals: StartupSignals): Promise<number
   // its wait for the CA ends), "stopped" is logged, exit 0, as after a drain with nothing in flight
   const stopWhileStarting = async (starting?: Promise<unknown>) => {
     logger.info('stop asked for while starting');
-    await sidecar.stop();
+    // workers > 1: a worker that already listens serves while the others start (a slow or
+    // replaced one can take seconds): it drains as after the start, and its requests finish
+    // (they were cut: every worker was killed); the ones still starting are told to stop
+    if (pool?.serving()) await sidecar.drain();
+    else await sidecar.stop();
     // the start unwinds at its next step, so its last lines go out with the rest; a step that
     // never settled would not be waited for beyond the drain budget
     await Promise.race([starting?.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, config.drainTimeoutMs).unref())]);

@@ -5,6 +5,10 @@
 // its share of the new connections (node:cluster keeps handing them to it) while /ready said 200.
 // No per-request cost: one message per worker per interval. Paused during a reload round (a
 // worker preparing a large OpenAPI spec may be busy for a while; the round has its own timeout).
+// A worker is pinged from its hello on, starting or listening (it answers pings from the first
+// moment, and a spec's compile yields to its event loop): one stopped or stuck while it started
+// stayed "starting" and kept /ready at 503 for good. One that never says hello (stopped or stuck
+// while it loads, before it can hear a ping) is stuck once HELLO_TIMEOUT_MS have passed.
 
 import type { Worker } from 'node:cluster';
 
@@ -12,21 +16,27 @@ import type { Worker } from 'node:cluster';
 export const HEALTH_CHECK_INTERVAL_MS = 3_000;
 /** Missed pings in a row that make a worker stuck: one slow moment (a GC pause, a big scrape) is not enough. */
 export const MISSES_TO_REPLACE = 2;
+/** From its fork, how long a worker has to say hello: it does so once its code is loaded, before any work (well under a second). */
+export const HELLO_TIMEOUT_MS = 10_000;
 
 export interface HealthCheckDeps {
-  /** The workers to check now (the ones listening). */
+  /** The workers to ping now (the ones that said hello). */
   workers(): readonly Worker[];
+  /** The workers forked more than HELLO_TIMEOUT_MS ago that have not said hello. */
+  unheard(): readonly Worker[];
   /** Asks `worker` a ping; rejects when it did not answer in time. */
   ping(worker: Worker): Promise<unknown>;
   /** Checks are off (a reload round, the drain): misses are not counted. */
   paused(): boolean;
-  /** `worker` missed MISSES_TO_REPLACE checks in a row. */
-  stuck(worker: Worker, misses: number): void;
+  /** `worker` missed MISSES_TO_REPLACE checks in a row, or never said hello: `why` says which. */
+  stuck(worker: Worker, why: string): void;
 }
 
 export class HealthChecks {
   private readonly misses = new Map<number, number>();
   private readonly inFlight = new Set<number>();
+  /** Workers handed to `stuck`: once each (it is killed; its exit comes a moment later). */
+  private readonly handedOver = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: HealthCheckDeps, private readonly intervalMs = HEALTH_CHECK_INTERVAL_MS) {}
@@ -43,6 +53,7 @@ export class HealthChecks {
   /** The worker exited: its count starts over with its replacement (a new id). */
   forget(worker: number): void {
     this.misses.delete(worker);
+    this.handedOver.delete(worker);
   }
 
   private round(): void {
@@ -50,6 +61,7 @@ export class HealthChecks {
       this.misses.clear();
       return;
     }
+    for (const worker of this.deps.unheard()) this.handOver(worker, `it did not say hello within ${HELLO_TIMEOUT_MS / 1000} s of its start (stopped or stuck)`);
     for (const worker of this.deps.workers()) {
       // a ping not answered yet is this check's miss already (or answers late): one at a time
       if (this.inFlight.has(worker.id)) continue;
@@ -62,9 +74,15 @@ export class HealthChecks {
           this.misses.set(worker.id, misses);
           if (misses < MISSES_TO_REPLACE) return;
           this.misses.delete(worker.id);
-          this.deps.stuck(worker, misses);
+          this.handOver(worker, `it did not answer ${misses} health checks in a row (stopped or stuck)`);
         },
       ).finally(() => this.inFlight.delete(worker.id));
     }
+  }
+
+  private handOver(worker: Worker, why: string): void {
+    if (this.handedOver.has(worker.id)) return;
+    this.handedOver.add(worker.id);
+    this.deps.stuck(worker, why);
   }
 }

@@ -25,7 +25,7 @@ import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
 import { LogPerKey } from '../log-per-key.js';
 import { DepartedCounts } from './departed-counts.js';
-import { HealthChecks } from './health-checks.js';
+import { HealthChecks, HELLO_TIMEOUT_MS } from './health-checks.js';
 import type { KillCause } from './replacements.js';
 import { WorkerRestarts } from './worker-restarts.js';
 import { EXIT_GRACE_MS, ExitWaits, workerExitGrace } from './worker-exits.js';
@@ -48,6 +48,8 @@ export class WorkerPool implements WorkerCluster {
   private readonly listeningWorkers = new Map<number, Listening>();
   /** Workers whose message listener is in place (they said hello). */
   private readonly greeted = new Set<number>();
+  /** When each live worker was forked: one that says no hello in HELLO_TIMEOUT_MS is stuck (health-checks.ts). */
+  private readonly forkedAt = new Map<number, number>();
   /** Workers sent their config: the ones a reload round asks (the others get the round's result at hello). */
   private readonly configured = new Set<number>();
   /** The config every worker runs or starts on; undefined until start(). */
@@ -77,15 +79,17 @@ export class WorkerPool implements WorkerCluster {
   private readonly viewAskTimeoutMs: number;
   /** Replaces a worker that stops answering (stopped, stuck): see health-checks.ts. */
   private readonly health = new HealthChecks({
-    workers: () => this.live().filter((w) => this.listeningWorkers.has(w.id)),
+    // starting ones too: one stopped or stuck before it listened kept /ready at 503 for good
+    workers: () => this.greetedLive(),
+    unheard: () => this.live().filter((w) => !this.greeted.has(w.id) && Date.now() - (this.forkedAt.get(w.id) ?? Date.now()) >= HELLO_TIMEOUT_MS),
     ping: (worker) => this.asks.ask(worker, { ask: 'ping' }, this.viewAskTimeoutMs),
     paused: () => this.stopping || this.deciding !== undefined,
-    stuck: (worker, misses) => {
+    stuck: (worker, why) => {
       // counted as a restart: the worker was lost without a reload asking for it
       this.metricsOf.restarts.inc();
       // and replaced as a crashed one is, within the crash-loop bound: a worker starved again and
       // again is not killed and re-forked every few seconds
-      this.recycle(worker, `it did not answer ${misses} health checks in a row (stopped or stuck)`, 'health');
+      this.recycle(worker, why, 'health');
     },
   });
 
@@ -134,6 +138,11 @@ export class WorkerPool implements WorkerCluster {
     return live.length === this.count && live.every((w) => this.listeningWorkers.has(w.id));
   }
 
+  /** Some worker listens (it may be serving before the others do: the start is not over). */
+  serving(): boolean {
+    return this.listeningWorkers.size > 0;
+  }
+
   generation(): number {
     return this.current?.generation ?? 0;
   }
@@ -147,7 +156,7 @@ export class WorkerPool implements WorkerCluster {
       decided();
     };
     try {
-      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), adopt });
+      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), adopt, stopping: () => this.stopping });
     } finally {
       decided();
       this.deciding = undefined;
@@ -199,7 +208,10 @@ export class WorkerPool implements WorkerCluster {
 
   /** A worker whose state is unknown is replaced: SIGKILL works on a stopped or stuck process too. */
   private recycle(worker: Worker, reason: string, cause: KillCause = 'reload'): void {
-    if (worker.isDead()) return;
+    // stopping: a worker that drained has closed its channel (it answers nothing more) and is on
+    // its way out; killing it cut its drain and no replacement comes. The drain's own wait kills
+    // the ones still running at its end (worker-exits.ts)
+    if (worker.isDead() || this.stopping) return;
     this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `restarting worker ${worker.id}: ${reason}`);
     this.restarts.killing(worker.id, cause);
     // not ready from now on, not only once its exit is seen
@@ -223,6 +235,7 @@ export class WorkerPool implements WorkerCluster {
     cluster.setupPrimary({ serialization: 'advanced' });
     // the worker runs this same command line; it tells itself apart by cluster.isWorker
     const worker = cluster.fork();
+    this.forkedAt.set(worker.id, Date.now());
     // a connection handed to it that it never takes (it dies, or is stopped and killed) is closed at its exit
     closeUntakenConnections(worker);
     this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker forked');
@@ -280,6 +293,7 @@ export class WorkerPool implements WorkerCluster {
   private onExit(worker: Worker, code: number | null, signal: string | null): void {
     this.listeningWorkers.delete(worker.id);
     this.greeted.delete(worker.id);
+    this.forkedAt.delete(worker.id);
     this.configured.delete(worker.id);
     this.asks.gone(worker.id);
     this.health.forget(worker.id);

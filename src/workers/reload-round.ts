@@ -8,6 +8,9 @@
 // A worker that does not answer the prepare at all (stopped, or its event loop stuck for the
 // whole ask timeout) is restarted too, on the kept generation: it serves nobody meanwhile (new
 // connections reach it in turn and hang), and left as it is it would abort every later reload.
+// A round the sidecar's stop (SIGTERM) overtakes commits nothing it has not committed yet: the
+// workers are draining, one that drained and exited would count as "did not confirm" and the
+// answer say partial for a config that never runs again; it is aborted, as one process answers.
 
 import type { Worker } from 'node:cluster';
 import type { Answers, Ask, ToWorker, WorkerConfig } from './messages.js';
@@ -23,16 +26,23 @@ export interface RoundIo {
   adopt(next: WorkerConfig): void;
   /** Restarts a worker whose state is unknown; the replacement starts on the adopted config. */
   recycle(worker: Worker, reason: string): void;
+  /** The primary is stopping (drain or close): nothing is committed or restarted from then on. */
+  stopping(): boolean;
 }
+
+/** Why a round the stop overtook is not run: the words one process answers with while draining. */
+export const STOPPING_MESSAGE = 'the sidecar is draining (shutting down): the reload is not run';
 
 /** How a round ended: `messages` name each worker that refused, did not answer or did not confirm. */
 export type RoundOutcome =
   | { readonly outcome: 'applied'; readonly generation: number }
-  | { readonly outcome: 'aborted'; readonly generation: number; readonly messages: readonly string[] }
-  | { readonly outcome: 'partial'; readonly generation: number; readonly messages: readonly string[] };
+  | { readonly outcome: 'aborted'; readonly generation: number; readonly messages: readonly string[]; readonly stopping?: true }
+  | { readonly outcome: 'partial'; readonly generation: number; readonly messages: readonly string[]; readonly stopping?: true };
 
 /** Runs one round over `workers` (the ones running `next.generation - 1`); `kept` is that generation. */
 export async function reloadRound(workers: readonly Worker[], next: WorkerConfig, io: RoundIo): Promise<RoundOutcome> {
+  const kept = next.generation - 1;
+  if (io.stopping()) return { outcome: 'aborted', generation: kept, messages: [STOPPING_MESSAGE], stopping: true };
   const failedTo = (phase: string, worker: Worker) => (err: Error) => `worker ${worker.id} (pid ${worker.process.pid ?? '?'}) did not ${phase}: ${err.message}`;
   const notPrepared = (worker: Worker) => (err: Error) => {
     if (err instanceof AskTimeout) io.recycle(worker, `it did not answer the prepare of config generation ${next.generation}`);
@@ -40,11 +50,14 @@ export async function reloadRound(workers: readonly Worker[], next: WorkerConfig
   };
   const prepared = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }).then(() => undefined, notPrepared(w))));
   const refusals = prepared.filter((m): m is string => m !== undefined);
+  // the stop came while the workers prepared: they drain (or have drained and exited) instead
+  const stopping = io.stopping();
+  if (stopping) refusals.push(STOPPING_MESSAGE);
   if (refusals.length > 0) {
     // a worker that did not answer gets the abort after the prepare (one channel, in order):
     // when it runs again it prepares, then drops it, and never commits it
     for (const worker of workers) io.send(worker, { type: 'meshcar:abort', generation: next.generation });
-    return { outcome: 'aborted', generation: next.generation - 1, messages: refusals };
+    return stopping ? { outcome: 'aborted', generation: kept, messages: refusals, stopping: true } : { outcome: 'aborted', generation: kept, messages: refusals };
   }
   io.adopt(next);
   const unconfirmed: string[] = [];
@@ -60,5 +73,7 @@ export async function reloadRound(workers: readonly Worker[], next: WorkerConfig
       }),
     ),
   );
-  return unconfirmed.length > 0 ? { outcome: 'partial', generation: next.generation, messages: unconfirmed } : { outcome: 'applied', generation: next.generation };
+  if (unconfirmed.length === 0) return { outcome: 'applied', generation: next.generation };
+  // the stop came while they committed: the ones that did not confirm are not restarted (recycle does nothing then)
+  return io.stopping() ? { outcome: 'partial', generation: next.generation, messages: unconfirmed, stopping: true } : { outcome: 'partial', generation: next.generation, messages: unconfirmed };
 }

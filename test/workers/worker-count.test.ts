@@ -3,13 +3,16 @@
 // limit read from real cgroup files (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us)
 // written to a temp dir standing for /sys/fs/cgroup. It was availableParallelism() as is:
 // 96 on a 96-core node, whatever the pod's limit (Node 20's libuv does not read the quota).
+// The limit is found in the process's own cgroup and its parents (from /proc/self/cgroup's
+// text), not only at the mount's top: a systemd unit's CPUQuota= (seen for real, cgroup v1, a
+// shell moved into a child cpu cgroup with a 1-CPU quota on a 2-core machine: auto was 2).
 
 import t from 'tap';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { MAX_WORKERS } from '../../src/config/sidecar-config.js';
-import { autoWorkers, cgroupCpuLimit, cpusOfCfs, cpusOfCpuMax, workerCount } from '../../src/workers/worker-count.js';
+import { autoWorkers, cgroupCpuLimit, cgroupLevels, cpusOfCfs, cpusOfCpuMax, ownCgroups, workerCount } from '../../src/workers/worker-count.js';
 
 t.test('auto is at most 64, the parallelism and the CPU limit, at least 1', async (t) => {
   t.equal(MAX_WORKERS, 64);
@@ -50,4 +53,37 @@ t.test('the limit is read from the cgroup mount (v2 first, then v1)', async (t) 
   t.equal(cgroupCpuLimit(v1), 1, 'v1 quota / period');
   t.equal(workerCount('auto', v1), 1);
   t.equal(cgroupCpuLimit(join(t.testdirName, 'absent')), undefined, 'no cgroup files: no limit');
+});
+
+t.test("the limit of the process's own cgroup and its parents, the least of them", async (t) => {
+  t.same(ownCgroups('0::/system.slice/meshcar.service\n'), { v2: '/system.slice/meshcar.service' }, 'v2 line');
+  t.same(ownCgroups('12:pids:/x\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n0::/\n'), { v1Cpu: '/docker/abc', v2: '/' }, 'v1 cpu controller among others');
+  t.same(cgroupLevels('/a/b'), ['/a/b', '/a', '/']);
+  t.same(cgroupLevels('/'), ['/']);
+  t.same(cgroupLevels('/../..'), ['/'], 'outside the namespace: the mount only');
+  // cgroup v2 on a host (no namespace): the root cgroup has no cpu.max, the unit's has the quota
+  const unit = t.testdir({ 'system.slice': { 'meshcar.service': { 'cpu.max': '100000 100000\n' }, 'cpu.max': 'max 100000\n' } });
+  t.equal(cgroupCpuLimit(unit, '0::/system.slice/meshcar.service\n'), 1, "a systemd unit's CPUQuota=100%");
+  t.equal(workerCount('auto', unit, '0::/system.slice/meshcar.service\n'), 1, 'auto under it: 1');
+  t.equal(cgroupCpuLimit(unit, '0::/system.slice/other.service\n'), undefined, 'another unit, no quota of its own or above: none');
+  // a parent's limit holds over a child's looser one (a pod's over its container's)
+  const pod = join(t.testdirName, 'pod');
+  mkdirSync(join(pod, 'kubepods', 'pod1', 'ctr'), { recursive: true });
+  writeFileSync(join(pod, 'kubepods', 'pod1', 'cpu.max'), '200000 100000\n');
+  writeFileSync(join(pod, 'kubepods', 'pod1', 'ctr', 'cpu.max'), '400000 100000\n');
+  t.equal(cgroupCpuLimit(pod, '0::/kubepods/pod1/ctr\n'), 2, 'the parent 2, the child 4: 2');
+  // cgroup v1 without a namespace: the cpu controller's own cgroup
+  const v1 = join(t.testdirName, 'v1-child');
+  mkdirSync(join(v1, 'cpu', 'probe'), { recursive: true });
+  writeFileSync(join(v1, 'cpu', 'cpu.cfs_quota_us'), '-1\n');
+  writeFileSync(join(v1, 'cpu', 'cpu.cfs_period_us'), '100000\n');
+  writeFileSync(join(v1, 'cpu', 'probe', 'cpu.cfs_quota_us'), '100000\n');
+  writeFileSync(join(v1, 'cpu', 'probe', 'cpu.cfs_period_us'), '100000\n');
+  t.equal(cgroupCpuLimit(v1, '3:cpuset:/\n2:cpuacct:/\n1:cpu:/probe\n'), 1, 'v1, a child cgroup with a 1-CPU quota');
+  // Docker on v1 without a cgroup namespace: its own cgroup is mounted as the top, the path names the host's
+  const docker = join(t.testdirName, 'docker');
+  mkdirSync(join(docker, 'cpu'), { recursive: true });
+  writeFileSync(join(docker, 'cpu', 'cpu.cfs_quota_us'), '150000\n');
+  writeFileSync(join(docker, 'cpu', 'cpu.cfs_period_us'), '100000\n');
+  t.equal(cgroupCpuLimit(docker, '4:cpu,cpuacct:/docker/abc\n'), 2, 'a path not under the mount: the top');
 });
