@@ -73,7 +73,11 @@ function parsePort(text: string, allowZero: boolean): number | string {
 export function parseEndpoint(text: string): Endpoint | string {
   if (!text.startsWith('dns:')) {
     const address = parseHostPort(text);
-    return typeof address === 'string' ? address : { kind: 'static', ...address };
+    if (typeof address === 'string') return address;
+    // a link-local address's zone (%eth0) has no place in the origin URL sessions are pooled by:
+    // the outbound threw Invalid URL at start (or at the reload bringing it) from a config that passed
+    if (address.host.includes('%')) return `an IPv6 address with a zone (${address.host}) cannot be an upstream endpoint: give a global or unique local address`;
+    return { kind: 'static', ...address };
   }
   // an absolute name (a trailing dot) is looked up as written, no search domain tried first:
   // how Kubernetes pods, whose resolv.conf says ndots:5, skip the three or four NXDOMAIN rounds
