@@ -73,12 +73,22 @@ function parsePort(text: string, allowZero: boolean): number | string {
 export function parseEndpoint(text: string): Endpoint | string {
   if (!text.startsWith('dns:')) {
     const address = parseHostPort(text);
-    return typeof address === 'string' ? address : { kind: 'static', ...address };
+    if (typeof address === 'string') return address;
+    // a link-local address's zone (%eth0) has no place in the origin URL sessions are pooled by:
+    // the outbound threw Invalid URL at start (or at the reload bringing it) from a config that passed
+    if (address.host.includes('%')) return `an IPv6 address with a zone (${address.host}) cannot be an upstream endpoint: give a global or unique local address`;
+    return { kind: 'static', ...address };
   }
-  const address = parseHostPort(text.slice('dns:'.length));
+  // an absolute name (a trailing dot) is looked up as written, no search domain tried first:
+  // how Kubernetes pods, whose resolv.conf says ndots:5, skip the three or four NXDOMAIN rounds
+  // every lookup of orders.default.svc.cluster.local would otherwise make
+  const rest = text.slice('dns:'.length);
+  const colon = rest.lastIndexOf(':');
+  const absolute = colon > 1 && rest[colon - 1] === '.' && !rest.startsWith('[');
+  const address = parseHostPort(absolute ? rest.slice(0, colon - 1) + rest.slice(colon) : rest);
   if (typeof address === 'string') return address;
   if (!isHostname(address.host)) return `dns: takes a host name, not an IP address; write ${formatHostPort(address)} instead`;
-  return { kind: 'dns', ...address };
+  return { kind: 'dns', ...address, host: absolute ? `${address.host}.` : address.host };
 }
 
 /** Where the sidecar reaches its own app: `http://host:port` or `h2c://host:port`, nothing more. */

@@ -1,5 +1,5 @@
-// doctor's upstream checks: every endpoint of every outbound upstream (dns: names resolved to
-// each address), dialled as the sidecar would: TCP, TLS with our SVID, the peer's SPIFFE ID
+// doctor's upstream checks: every endpoint of every outbound upstream (host names, dns: or not,
+// resolved to each address), dialled as the sidecar would: TCP, TLS with our SVID, the peer's SPIFFE ID
 // against the upstream's `identity`, ALPN h2, and an HTTP/2 PING round trip. Before the first
 // start (no SVID yet, the token will get one) the endpoints are still dialled, without a client
 // certificate: the peer's certificate, SPIFFE ID and ALPN come before the server asks for ours,
@@ -7,6 +7,7 @@
 
 import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { formatHostPort } from '../config/address.js';
 import { usableFamilies } from '../outbound/address-families.js';
@@ -76,7 +77,9 @@ export async function checkUpstreams(config: SidecarConfig, svid: Svid | undefin
         probes.push(Promise.resolve([skip(`upstream ${upstream.name} ${label}`, 'not checked: no usable SVID to handshake with (see identity)')]));
         continue;
       }
-      if (endpoint.kind !== 'dns') {
+      // a NAME:PORT written without dns: is a name the sidecar resolves to every address all
+      // the same (endpoints.ts): each is checked, not whichever one a dial by name reached
+      if (isIP(endpoint.host) !== 0) {
         probes.push(checkAddress(upstream, label, endpoint.host, endpoint.port, creds).then((r) => [r]));
         continue;
       }

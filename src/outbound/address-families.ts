@@ -14,11 +14,21 @@ export type UsableFamilies = ReadonlySet<4 | 6>;
 
 const BOTH: UsableFamilies = new Set([4, 6] as const);
 
-/** The families this host has an address of now (read at each lookup: interfaces come and go). */
-export function usableFamilies(): UsableFamilies {
+/**
+ * The families this host has an address of now (read at each lookup: interfaces come and go).
+ * `read` is os.networkInterfaces, which throws where the interfaces cannot be listed (a sandbox
+ * without netlink): then nothing is known and both are kept, or no name would ever resolve.
+ */
+export function usableFamilies(read: typeof networkInterfaces = networkInterfaces): UsableFamilies {
+  let interfaces: ReturnType<typeof networkInterfaces>;
+  try {
+    interfaces = read();
+  } catch {
+    return BOTH;
+  }
   let v4 = false;
   let v6 = false;
-  for (const addresses of Object.values(networkInterfaces())) {
+  for (const addresses of Object.values(interfaces)) {
     for (const a of addresses ?? []) {
       if (a.family === 'IPv4') v4 = true;
       else if (a.family === 'IPv6') v6 = true;

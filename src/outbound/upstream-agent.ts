@@ -81,6 +81,12 @@ export class UpstreamAgent extends http2wrapper.Agent {
     const ms = this.connectTimeoutMs();
     const socket = await dialHttp2(endpoint, { ...this.tlsOptions, timeoutMs: ms }, this.tickets);
     Object.defineProperty(socket, 'getPeerX509Certificate', { value: hiddenPeerX509, configurable: true });
+    // the session's origin, as http2-wrapper reads it at SETTINGS: with no server name (none is
+    // sent: mutual-tls.ts) it put the bare remote address in, and core http2 made
+    // `https://::1:PORT` of an IPv6 one: an Invalid URL thrown in a session listener, an
+    // uncaught exception that ended the process at the first dial of an IPv6 endpoint. The
+    // URL's hostname is bracketed for IPv6, as the origin the session is asked for is.
+    (socket as { servername?: unknown }).servername = endpoint.origin.hostname;
     markEndpoint(socket, endpoint);
     // HTTP/2 installs its own handler; this one only stops a late second error from throwing
     socket.on('error', ignore);

@@ -24,6 +24,14 @@ t.test('endpoints', async (t) => {
   t.same(parseEndpoint('dns:payments.svc:443'), { kind: 'dns', host: 'payments.svc', port: 443 });
   t.match(parseEndpoint('dns:10.0.0.1:443'), /takes a host name/);
   t.match(parseEndpoint('dns:payments'), /give a port/);
+  // absolute names: no search domain tried first (Kubernetes' ndots:5)
+  t.same(parseEndpoint('dns:orders.default.svc.cluster.local.:15443'), { kind: 'dns', host: 'orders.default.svc.cluster.local.', port: 15443 });
+  t.match(parseEndpoint('dns:orders..:15443'), /neither/);
+  t.match(parseEndpoint('dns:.:15443'), /give a host|neither/);
+  t.match(parseEndpoint('dns:10.0.0.1.:443'), /takes a host name/);
+  // a zone cannot be in the origin URL the outbound pools sessions by (it threw Invalid URL at start)
+  t.match(parseEndpoint('[fe80::1%eth0]:443'), /with a zone \(fe80::1%eth0\) cannot be an upstream endpoint/);
+  t.same(parseEndpoint('[fd00::1]:443'), { kind: 'static', host: 'fd00::1', port: 443 });
   t.match(parseEndpoint('10.0.0.1:0'), /out of range/);
 });
 

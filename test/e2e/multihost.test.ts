@@ -5,7 +5,8 @@
 // frontend (host 1): both orders instances (hosts 2, 3) serve; host 3's sidecar is SIGKILLed
 // and failed calls are counted (target 0); a fourth host's A record is added (dnsmasq SIGHUP)
 // and it gets traffic within the DNS refresh period; host 2's record is removed and its
-// endpoint drains (connections closed, no more calls). Host 4's sidecar starts while its link
+// endpoint drains (connections closed, no more calls); every record is removed (NXDOMAIN) and
+// the last addresses keep serving, with one warning, until the name resolves again. Host 4's sidecar starts while its link
 // is down (no CA), becomes ready once the link comes up, and later keeps serving while the CA
 // is unreachable from it (a renewal fails, calls still succeed), renewing once it is back.
 // Skips, saying why, unless root with `ip netns` and dnsmasq. Every namespace, veth, bridge and
@@ -167,6 +168,22 @@ t.test('a mesh across four hosts with DNS discovery', { skip: skip ?? false }, a
     t.equal(traffic.servedBy('h2'), served, 'host 2 got no call after its endpoint drained');
     t.same(traffic.failures(removedAt), [], 'no call failed while it drained');
     t.pass(`host 2's sessions closed ${drainedAt - removedAt} ms after its record was removed`);
+  });
+
+  await t.test('every record removed (NXDOMAIN): the last addresses keep serving, one warning, then the name resolves again', async (t) => {
+    const h1 = sidecars.h1 as MeshcarProcess;
+    const warned = (l: Record<string, unknown>) => l.msg === 'could not resolve an upstream endpoint; keeping its last addresses';
+    const emptiedAt = await dns.setRecords([]);
+    await h1.waitFor(warned, REFRESH_MS + 5000);
+    const calls = traffic.calls.length;
+    const lookups = dns.queriesFrom(IP.h1, NAME).length;
+    await traffic.until(() => traffic.calls.length >= calls + 50 && dns.queriesFrom(IP.h1, NAME).length >= lookups + 2, 10_000, '50 calls and 2 more lookups answered NXDOMAIN');
+    t.same(traffic.failures(emptiedAt), [], 'no call failed: the last addresses stayed in use');
+    t.ok(traffic.servedBy('h4', emptiedAt) >= 50, 'host 4 kept serving');
+    t.equal(h1.lines.filter(warned).length, 1, 'one warning for the outage, not one per failed lookup');
+    await dns.setRecords([[IP.h3, NAME], [IP.h4, NAME]]);
+    const back = await h1.waitFor((l) => l.msg === 'upstream endpoint resolves again', REFRESH_MS + 5000);
+    t.ok(Number(back.failures) >= 3, `its end said, after ${String(back.failures)} failed lookups`);
   });
 
   await t.test('host 4 keeps serving while the CA is unreachable, and renews once it is back', async (t) => {

@@ -17,7 +17,12 @@ t.test('a lookup that never answers: the connect bound, even with timeout 0; an 
   // the lookup below never settles and the outbound's timers are unref'd: this keeps the test alive
   const alive = setInterval(() => {}, 1000);
   const lookup: LookupAll = () => new Promise(() => {});
-  const fx = await startOutbound(await makePki(TD), [{ name: 'payments', endpoints: ['dns:payments.internal:443'], timeoutMs: 0 }], { lookup });
+  const pki = await makePki(TD);
+  const listening = performance.now();
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: ['dns:payments.internal:443'], timeoutMs: 0 }], { lookup });
+  const listenTook = performance.now() - listening;
+  // the README's start: the port opens after at most 2 s of waiting for the first answers
+  t.ok(listenTook >= 1900 && listenTook < 5000, `the outbound listens after waiting 2 s for the lookup (${Math.round(listenTook)} ms)`);
   t.teardown(async () => {
     clearInterval(alive);
     await fx.close();

@@ -1,6 +1,7 @@
 // An endpoint written NAME:PORT, without `dns:`, is a host name all the same: resolved to every
 // address and looked up again every dnsRefresh, as the README says (it used to say nothing, and
-// its config comment read as if only dns:NAME:PORT followed the records).
+// its config comment read as if only dns:NAME:PORT followed the records). And an absolute name,
+// dns:NAME.:PORT, reaches the resolver with its trailing dot.
 
 import t from 'tap';
 import { pino } from 'pino';
@@ -29,4 +30,17 @@ t.test('orders.internal:443 follows its records as dns:orders.internal:443 does'
     t.same(new Set(asked), new Set(['orders.internal']));
     set.stop();
   }
+});
+
+t.test('dns:NAME.:PORT, an absolute name, is looked up with its trailing dot', async (t) => {
+  const asked: string[] = [];
+  const lookup: LookupAll = async (name) => {
+    asked.push(name);
+    return [{ address: '10.0.0.4', family: 4 }];
+  };
+  const set = new EndpointSet([parseEndpoint('dns:orders.default.svc.cluster.local.:15443') as Endpoint], { refreshMs: 60_000, decayMs: 10_000, logger: pino({ level: 'silent' }), lookup });
+  t.teardown(() => set.stop());
+  await set.start();
+  t.same(asked, ['orders.default.svc.cluster.local.'], 'as written: no search domain is tried first');
+  t.same(set.all().map((e) => e.key), ['10.0.0.4:15443']);
 });
