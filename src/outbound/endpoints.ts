@@ -138,7 +138,7 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     return undefined;
   }
 
-    forOriginHost(host: string): UpstreamEndpoint | undefined {
+  forOriginHost(host: string): UpstreamEndpoint | undefined {
     return this.byOriginHost.get(host);
   }
 
