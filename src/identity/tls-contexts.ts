@@ -41,6 +41,18 @@ export interface IdentityTls {
   readonly anchorsPem: string;
 }
 
+/**
+ * Versions, ciphers, groups and secure options of every meshcar TLS endpoint: both sidecar
+ * hops and the CA's HTTPS port (which every workload reaches, and renews over).
+ */
+export const TLS_POLICY = Object.freeze({
+  minVersion: 'TLSv1.2',
+  ciphers: `${TLS13_CIPHERS}:${TLS12_CIPHERS}`,
+  ecdhCurve: 'X25519:P-256:P-384',
+  honorCipherOrder: true,
+  secureOptions: SECURE_OPTIONS,
+} satisfies tls.SecureContextOptions);
+
 export function secureContextOptions(svid: Svid): tls.SecureContextOptions {
   return {
     key: svid.privateKeyPem,
@@ -48,11 +60,7 @@ export function secureContextOptions(svid: Svid): tls.SecureContextOptions {
     // handshake no one could build the path
     cert: svid.chainPem,
     ca: svid.bundlePem,
-    minVersion: 'TLSv1.2',
-    ciphers: `${TLS13_CIPHERS}:${TLS12_CIPHERS}`,
-    ecdhCurve: 'X25519:P-256:P-384',
-    honorCipherOrder: true,
-    secureOptions: SECURE_OPTIONS,
+    ...TLS_POLICY,
   };
 }
 
