@@ -46,6 +46,7 @@ function protocolWords(code: string | undefined, fallback: string): string {
   if (code && /HTTP_REQUEST|HTTPS_PROXY_REQUEST/.test(code)) return 'protocol mismatch: plain HTTP sent to a TLS port (send it to the sidecar\'s outbound port, or use TLS with a client certificate)';
   if (code && /NO_APPLICATION_PROTOCOL/.test(code)) return 'protocol mismatch: no ALPN protocol in common (meshcar speaks h2 and http/1.1)';
   if (code && /UNSUPPORTED_PROTOCOL|WRONG_VERSION_NUMBER|PROTOCOL_VERSION|VERSION_TOO_LOW/.test(code)) return 'protocol mismatch: no TLS version in common (TLS 1.2 or 1.3 required)';
+  if (code && /KEY_SHARE|SHARED_GROUPS|SIGNATURE_ALGORITHM/.test(code)) return 'protocol mismatch: no key-exchange group or signature algorithm in common (meshcar offers X25519, P-256, P-384 and ECDSA or RSA signatures)';
   return `protocol mismatch: ${fallback}`;
 }
 
