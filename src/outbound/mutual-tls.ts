@@ -13,7 +13,7 @@ import type { SvidMaterial } from '../identity/svid.js';
 import type { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-certificate.js';
-import { keepTicketWindow, ticketUsable } from './ticket-validity.js';
+import { keepTicketOrigin, ticketUsable } from './ticket-validity.js';
 
 const kEndpoint = Symbol('meshcar.endpoint');
 // the TCP connection under a TLS socket dialled `resettable` (resetConnection)
@@ -110,22 +110,25 @@ export function endpointOfSocket(socket: unknown): UpstreamEndpoint | undefined 
 /**
  * Dials an endpoint for an HTTP/2 session, whichever codec runs it: mutual TLS resuming the
  * endpoint's last TLS session while the upstream's certificate path it was verified with is
- * within its dates (ticket-validity.ts; a ticket the server refuses is forgotten, so it cannot
- * fail the next try too), and ALPN h2 or nothing.
+ * within its dates and our trust bundle is the one that verified it (ticket-validity.ts; a
+ * ticket the server refuses is forgotten, so it cannot fail the next try too), and ALPN h2 or
+ * nothing.
  */
 export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn'>, tickets: Map<string, Buffer>): Promise<TLSSocket> {
   const key = endpoint.key;
   let socket: TLSSocket;
   for (let attempt = 1; ; attempt++) {
     const presented = options.identity.current();
-    // a ticket is offered only while the upstream path it was verified with is within its dates
+    // the bundle connectMutualTls verifies with (the same context, read in the same tick)
+    const { anchorsPem } = options.identity.tls();
+    // a ticket is offered only under the bundle that verified its upstream's path, within its dates
     let session = tickets.get(key);
-    if (session !== undefined && !ticketUsable(session)) {
+    if (session !== undefined && !ticketUsable(session, anchorsPem)) {
       tickets.delete(key);
       session = undefined;
     }
     const onTicket = (ticket: Buffer, tls: TLSSocket) => {
-      keepTicketWindow(ticket, tls, session);
+      keepTicketOrigin(ticket, tls, session, anchorsPem);
       tickets.set(key, ticket);
     };
     try {

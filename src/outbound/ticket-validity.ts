@@ -3,14 +3,23 @@
 // skips the chain's verification on a resumed session (its verdict is the first handshake's,
 // and it shows no server certificate then), and a TLS 1.3 upstream hands new tickets on every
 // resumed connection: without this, an upstream whose SVID expired (its renewals failing) was
-// trusted for as long as the outbound kept dialling it within the tickets' lifetime.
+// trusted for as long as the outbound kept dialling it within the tickets' lifetime. And only
+// under the trust bundle that verified that handshake: a rotation clears the endpoints' ticket
+// caches, but a handshake in flight across it is handed its tickets after the clearing, and
+// each resumption then hands new ones, so a root retired since would be trusted on.
 
 import type { TLSSocket } from 'node:tls';
 import { pathWindow, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
 import { peerCertificateOf } from './mutual-tls.js';
 
-/** Each ticket's window; nothing outlives the ticket (the endpoint's cache holds it). */
-const windows = new WeakMap<Buffer, ValidityWindow>();
+/** What a ticket descends from: its upstream's path window, and the bundle that verified it. */
+interface TicketOrigin {
+  readonly window: ValidityWindow;
+  readonly anchorsPem: string;
+}
+
+/** Each ticket's origin; nothing outlives the ticket (the endpoint's cache holds it). */
+const origins = new WeakMap<Buffer, TicketOrigin>();
 /**
  * The window of a full handshake's presented path, per socket: a TLS 1.3 upstream hands two
  * tickets, and Node's getPeerX509Certificate() answers only its first call on a client socket.
@@ -30,17 +39,23 @@ function fullHandshakeWindow(socket: TLSSocket): ValidityWindow | undefined {
 }
 
 /**
- * Notes the window of a ticket `socket` was handed: that of the ticket it resumed (`offered`),
- * or the server's presented path on a full handshake. A ticket whose window cannot be told
- * gets none, and is not resumed.
+ * Notes the origin of a ticket `socket` was handed: that of the ticket it resumed (`offered`),
+ * or the server's presented path on a full handshake verified under `anchorsPem` (the bundle
+ * of the context it was dialled with). A ticket whose origin cannot be told gets none, and is
+ * not resumed.
  */
-export function keepTicketWindow(ticket: Buffer, socket: TLSSocket, offered: Buffer | undefined): void {
-  const window = socket.isSessionReused() ? offered && windows.get(offered) : fullHandshakeWindow(socket);
-  if (window !== undefined) windows.set(ticket, window);
+export function keepTicketOrigin(ticket: Buffer, socket: TLSSocket, offered: Buffer | undefined, anchorsPem: string): void {
+  if (socket.isSessionReused()) {
+    const origin = offered && origins.get(offered);
+    if (origin !== undefined) origins.set(ticket, origin);
+    return;
+  }
+  const window = fullHandshakeWindow(socket);
+  if (window !== undefined) origins.set(ticket, { window, anchorsPem });
 }
 
-/** Whether `ticket` may be offered at `nowMs`: its upstream's path is within its dates. */
-export function ticketUsable(ticket: Buffer, nowMs = Date.now()): boolean {
-  const window = windows.get(ticket);
-  return window !== undefined && validityProblem(window, nowMs) === undefined;
+/** Whether `ticket` may be offered at `nowMs` under the bundle `anchorsPem`: the one that verified its upstream's path, which is within its dates. */
+export function ticketUsable(ticket: Buffer, anchorsPem: string, nowMs = Date.now()): boolean {
+  const origin = origins.get(ticket);
+  return origin !== undefined && origin.anchorsPem === anchorsPem && validityProblem(origin.window, nowMs) === undefined;
 }
