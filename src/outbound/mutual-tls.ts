@@ -13,7 +13,7 @@ import type { SvidMaterial } from '../identity/svid.js';
 import type { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-certificate.js';
-import { keepTicketOrigin, ticketUsable } from './ticket-validity.js';
+import { keepTicketOrigin, notePathVerified, ticketUsable } from './ticket-validity.js';
 
 const kEndpoint = Symbol('meshcar.endpoint');
 // the TCP connection under a TLS socket dialled `resettable` (resetConnection)
@@ -42,14 +42,19 @@ export interface TlsConnectOptions {
 export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnectOptions): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const tcp = options.resettable ? net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true }) : undefined;
+    const material = options.identity.tls();
     const socket: ResettableSocket = tls.connect({
       ...(tcp ? { socket: tcp } : { host: endpoint.address, port: endpoint.port }),
       // the ONE context of the current identity version, never built per connection
-      secureContext: options.identity.tls().secureContext,
+      secureContext: material.secureContext,
       ALPNProtocols: options.alpn as string[],
       // endpoints are IPs and identities are SPIFFE IDs: there is no server name to indicate
       servername: '',
-      checkServerIdentity: options.checkServerIdentity,
+      // called on a full handshake whose chain verified, with that chain: what its tickets descend from
+      checkServerIdentity: (hostname, cert) => {
+        notePathVerified(socket, cert, material.anchorsPem);
+        return options.checkServerIdentity(hostname, cert);
+      },
       rejectUnauthorized: true,
       session: options.session,
     });
@@ -128,7 +133,7 @@ export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsCon
       session = undefined;
     }
     const onTicket = (ticket: Buffer, tls: TLSSocket) => {
-      keepTicketOrigin(ticket, tls, session, anchorsPem);
+      keepTicketOrigin(ticket, tls, session);
       tickets.set(key, ticket);
     };
     try {

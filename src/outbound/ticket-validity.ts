@@ -4,58 +4,68 @@
 // and it shows no server certificate then), and a TLS 1.3 upstream hands new tickets on every
 // resumed connection: without this, an upstream whose SVID expired (its renewals failing) was
 // trusted for as long as the outbound kept dialling it within the tickets' lifetime. And only
-// under the trust bundle that verified that handshake: a rotation clears the endpoints' ticket
-// caches, but a handshake in flight across it is handed its tickets after the clearing, and
-// each resumption then hands new ones, so a root retired since would be trusted on.
+// under the trust bundle that verified it: a rotation clears the endpoints' ticket caches, but
+// a handshake in flight across it is handed its tickets after the clearing, and each
+// resumption then hands new ones, so a root retired since would be trusted on.
+//
+// The path is the one Node hands checkServerIdentity on a full handshake (its verified chain,
+// dates as text): reading it costs a few Date.parse calls, where getPeerX509Certificate()
+// would decode every certificate's key again (~0.4 ms). A socket's origin is one object its
+// tickets share, filled in by the check: a ticket is taken however its event and the check
+// are ordered (Node emits TLS 1.2's after the handshake, TLS 1.3's come after it anyway).
 
-import type { TLSSocket } from 'node:tls';
-import { pathWindow, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
-import { peerCertificateOf } from './mutual-tls.js';
+import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
+import { MAX_PRESENTED, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
 
-/** What a ticket descends from: its upstream's path window, and the bundle that verified it. */
-interface TicketOrigin {
-  readonly window: ValidityWindow;
-  readonly anchorsPem: string;
+/** What a ticket descends from: its upstream's verified path window, and the bundle that verified it. */
+interface Origin {
+  window: ValidityWindow | undefined;
+  anchorsPem: string | undefined;
 }
 
-/** Each ticket's origin; nothing outlives the ticket (the endpoint's cache holds it). */
-const origins = new WeakMap<Buffer, TicketOrigin>();
-/**
- * The window of a full handshake's presented path, per socket: a TLS 1.3 upstream hands two
- * tickets, and Node's getPeerX509Certificate() answers only its first call on a client socket.
- */
-const socketWindows = new WeakMap<TLSSocket, ValidityWindow>();
+/** Nothing outlives its socket or ticket (an endpoint's cache holds the ticket). */
+const socketOrigins = new WeakMap<TLSSocket, Origin>();
+const ticketOrigins = new WeakMap<Buffer, Origin>();
 
-/** The window of the server's path on a full handshake, worked out once per socket. */
-function fullHandshakeWindow(socket: TLSSocket): ValidityWindow | undefined {
-  let window = socketWindows.get(socket);
-  if (window === undefined) {
-    const cert = peerCertificateOf(socket);
-    if (cert === undefined) return undefined;
-    window = pathWindow(cert, Date.now());
-    socketWindows.set(socket, window);
+function originOf(socket: TLSSocket): Origin {
+  let origin = socketOrigins.get(socket);
+  if (origin === undefined) socketOrigins.set(socket, (origin = { window: undefined, anchorsPem: undefined }));
+  return origin;
+}
+
+/** The window in which every certificate of a verified path (leaf to trust anchor) is within its dates. */
+function verifiedPathWindow(leaf: PeerCertificate): ValidityWindow {
+  let notBeforeMs = -Infinity;
+  let notAfterMs = Infinity;
+  let cert: DetailedPeerCertificate | undefined = leaf as DetailedPeerCertificate;
+  for (let count = 0; cert !== undefined && count < MAX_PRESENTED; count++) {
+    notBeforeMs = Math.max(notBeforeMs, Date.parse(cert.valid_from));
+    notAfterMs = Math.min(notAfterMs, Date.parse(cert.valid_to));
+    // the trust anchor is its own issuer
+    cert = cert.issuerCertificate === cert ? undefined : cert.issuerCertificate;
   }
-  return window;
+  // an unreadable date (NaN) makes the window refuse: the ticket is then not resumed
+  return { notBeforeMs, notAfterMs };
+}
+
+/** Called with the chain OpenSSL verified on a full handshake (checkServerIdentity's) and the bundle it verified under. */
+export function notePathVerified(socket: TLSSocket, leaf: PeerCertificate, anchorsPem: string): void {
+  const origin = originOf(socket);
+  origin.window = verifiedPathWindow(leaf);
+  origin.anchorsPem = anchorsPem;
 }
 
 /**
  * Notes the origin of a ticket `socket` was handed: that of the ticket it resumed (`offered`),
- * or the server's presented path on a full handshake verified under `anchorsPem` (the bundle
- * of the context it was dialled with). A ticket whose origin cannot be told gets none, and is
- * not resumed.
+ * or the socket's full handshake. A ticket whose origin is never told is not resumed.
  */
-export function keepTicketOrigin(ticket: Buffer, socket: TLSSocket, offered: Buffer | undefined, anchorsPem: string): void {
-  if (socket.isSessionReused()) {
-    const origin = offered && origins.get(offered);
-    if (origin !== undefined) origins.set(ticket, origin);
-    return;
-  }
-  const window = fullHandshakeWindow(socket);
-  if (window !== undefined) origins.set(ticket, { window, anchorsPem });
+export function keepTicketOrigin(ticket: Buffer, socket: TLSSocket, offered: Buffer | undefined): void {
+  const origin = socket.isSessionReused() ? offered && ticketOrigins.get(offered) : originOf(socket);
+  if (origin !== undefined) ticketOrigins.set(ticket, origin);
 }
 
 /** Whether `ticket` may be offered at `nowMs` under the bundle `anchorsPem`: the one that verified its upstream's path, which is within its dates. */
 export function ticketUsable(ticket: Buffer, anchorsPem: string, nowMs = Date.now()): boolean {
-  const origin = origins.get(ticket);
-  return origin !== undefined && origin.anchorsPem === anchorsPem && validityProblem(origin.window, nowMs) === undefined;
+  const origin = ticketOrigins.get(ticket);
+  return origin?.window !== undefined && origin.anchorsPem === anchorsPem && validityProblem(origin.window, nowMs) === undefined;
 }

@@ -9,11 +9,14 @@
 // dialler (dialHttp2, both codecs' path).
 
 import t from 'tap';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { validateSvid } from '../../src/identity/svid.js';
 import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { verifyServerSpiffeId } from '../../src/identity/peer-identity.js';
+import { MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
 import { dialHttp2 } from '../../src/outbound/mutual-tls.js';
 import type { UpstreamEndpoint } from '../../src/outbound/endpoints.js';
 import { startInbound, SERVER_ID, FRONTEND_ID, type InboundFixture } from '../helpers/inbound-fixture.js';
@@ -75,4 +78,25 @@ t.test('a ticket is not resumed once our trust bundle no longer holds the root t
   identity.swap(validateSvid({ ...own, bundlePem: b.bundlePem }, FRONTEND_ID));
   const after = await dialOnce(fx, identity, tickets);
   t.ok('error' in after, `under the new bundle: a full handshake, and the upstream is refused (${JSON.stringify(after)})`);
+});
+
+t.test('a TLS 1.2 upstream resumes too (the control for its tickets)', async (t) => {
+  const pki = await makePki('mesh.test');
+  const upstream = validateSvid(await pki.issue(SERVER_ID), SERVER_ID);
+  const identity = new WorkloadIdentity(validateSvid(await pki.issue(FRONTEND_ID), FRONTEND_ID), pino({ level: 'silent' }));
+  const server = tls.createServer({ key: upstream.privateKeyPem, cert: upstream.chainPem, ca: upstream.bundlePem, ...MTLS_SERVER_OPTIONS, maxVersion: 'TLSv1.2', ALPNProtocols: ['h2'] });
+  server.on('secureConnection', (socket: TLSSocket) => socket.on('error', () => {}));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const endpoint = { address: '127.0.0.1', port, key: `127.0.0.1:${port}` } as UpstreamEndpoint;
+  const tickets = new Map<string, Buffer>();
+  const resumed: boolean[] = [];
+  for (let i = 0; i < 3; i++) {
+    const socket = await dialHttp2(endpoint, { identity, checkServerIdentity: verifyServerSpiffeId(SERVER_ID), timeoutMs: 3000 }, tickets);
+    resumed.push(socket.isSessionReused());
+    socket.destroy();
+  }
+  t.same(resumed, [false, true, true], 'a full handshake, then resumed twice');
 });
