@@ -52,7 +52,7 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
       servername: '',
       // called on a full handshake whose chain verified, with that chain: what its tickets descend from
       checkServerIdentity: (hostname, cert) => {
-        notePathVerified(socket, cert, material.anchorsPem);
+        notePathVerified(socket, cert, material);
         return options.checkServerIdentity(hostname, cert);
       },
       rejectUnauthorized: true,
@@ -115,8 +115,8 @@ export function endpointOfSocket(socket: unknown): UpstreamEndpoint | undefined 
 /**
  * Dials an endpoint for an HTTP/2 session, whichever codec runs it: mutual TLS resuming the
  * endpoint's last TLS session while the upstream's certificate path it was verified with is
- * within its dates and our trust bundle is the one that verified it (ticket-validity.ts; a
- * ticket the server refuses is forgotten, so it cannot fail the next try too), and ALPN h2 or
+ * within its dates and our certificate and bundle are those it was made with (ticket-validity.ts;
+ * a ticket the server refuses is forgotten, so it cannot fail the next try too), and ALPN h2 or
  * nothing.
  */
 export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn'>, tickets: Map<string, Buffer>): Promise<TLSSocket> {
@@ -124,11 +124,11 @@ export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsCon
   let socket: TLSSocket;
   for (let attempt = 1; ; attempt++) {
     const presented = options.identity.current();
-    // the bundle connectMutualTls verifies with (the same context, read in the same tick)
-    const { anchorsPem } = options.identity.tls();
-    // a ticket is offered only under the bundle that verified its upstream's path, within its dates
+    // the material connectMutualTls dials with (read in the same tick)
+    const material = options.identity.tls();
+    // a ticket is offered only with the material it was made with, its upstream's path within its dates
     let session = tickets.get(key);
-    if (session !== undefined && !ticketUsable(session, anchorsPem)) {
+    if (session !== undefined && !ticketUsable(session, material)) {
       tickets.delete(key);
       session = undefined;
     }

@@ -4,9 +4,10 @@
 // and it shows no server certificate then), and a TLS 1.3 upstream hands new tickets on every
 // resumed connection: without this, an upstream whose SVID expired (its renewals failing) was
 // trusted for as long as the outbound kept dialling it within the tickets' lifetime. And only
-// under the trust bundle that verified it: a rotation clears the endpoints' ticket caches, but
-// a handshake in flight across it is handed its tickets after the clearing, and each
-// resumption then hands new ones, so a root retired since would be trusted on.
+// under the identity material (certificate and bundle) it was made with: a rotation clears the
+// endpoints' ticket caches, but a handshake in flight across it is handed its tickets after
+// the clearing, and each resumption then hands new ones, so a root retired since would be
+// trusted on, and the callee would go on seeing our old certificate (which it cuts at expiry).
 //
 // The path is the one Node hands checkServerIdentity on a full handshake (its verified chain,
 // dates as text): reading it costs a few Date.parse calls, where getPeerX509Certificate()
@@ -16,11 +17,12 @@
 
 import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
 import { MAX_PRESENTED, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
+import type { IdentityTls } from '../identity/tls-contexts.js';
 
-/** What a ticket descends from: its upstream's verified path window, and the bundle that verified it. */
+/** What a ticket descends from: its upstream's verified path window, and the identity material of that handshake. */
 interface Origin {
   window: ValidityWindow | undefined;
-  anchorsPem: string | undefined;
+  material: IdentityTls | undefined;
 }
 
 /** Nothing outlives its socket or ticket (an endpoint's cache holds the ticket). */
@@ -29,7 +31,7 @@ const ticketOrigins = new WeakMap<Buffer, Origin>();
 
 function originOf(socket: TLSSocket): Origin {
   let origin = socketOrigins.get(socket);
-  if (origin === undefined) socketOrigins.set(socket, (origin = { window: undefined, anchorsPem: undefined }));
+  if (origin === undefined) socketOrigins.set(socket, (origin = { window: undefined, material: undefined }));
   return origin;
 }
 
@@ -48,11 +50,11 @@ function verifiedPathWindow(leaf: PeerCertificate): ValidityWindow {
   return { notBeforeMs, notAfterMs };
 }
 
-/** Called with the chain OpenSSL verified on a full handshake (checkServerIdentity's) and the bundle it verified under. */
-export function notePathVerified(socket: TLSSocket, leaf: PeerCertificate, anchorsPem: string): void {
+/** Called with the chain OpenSSL verified on a full handshake (checkServerIdentity's) and the material it was dialled with. */
+export function notePathVerified(socket: TLSSocket, leaf: PeerCertificate, material: IdentityTls): void {
   const origin = originOf(socket);
   origin.window = verifiedPathWindow(leaf);
-  origin.anchorsPem = anchorsPem;
+  origin.material = material;
 }
 
 /**
@@ -64,8 +66,11 @@ export function keepTicketOrigin(ticket: Buffer, socket: TLSSocket, offered: Buf
   if (origin !== undefined) ticketOrigins.set(ticket, origin);
 }
 
-/** Whether `ticket` may be offered at `nowMs` under the bundle `anchorsPem`: the one that verified its upstream's path, which is within its dates. */
-export function ticketUsable(ticket: Buffer, anchorsPem: string, nowMs = Date.now()): boolean {
+/**
+ * Whether `ticket` may be offered at `nowMs` with `material` (the identity's current one): the
+ * material it was made with (one object per identity version), and its upstream's path within its dates.
+ */
+export function ticketUsable(ticket: Buffer, material: IdentityTls, nowMs = Date.now()): boolean {
   const origin = ticketOrigins.get(ticket);
-  return origin?.window !== undefined && origin.anchorsPem === anchorsPem && validityProblem(origin.window, nowMs) === undefined;
+  return origin?.window !== undefined && origin.material === material && validityProblem(origin.window, nowMs) === undefined;
 }

@@ -1,12 +1,12 @@
 // The outbound resumes an upstream's TLS session only while the upstream's certificate path,
-// verified at the full handshake the ticket descends from, is within its dates, and only under
-// the trust bundle that verified it. Node skips the verification on a resumed session and
-// reports the first handshake's verdict (it even shows no server certificate then), and a TLS
-// 1.3 upstream hands a new ticket on every resumed connection: an upstream whose SVID expired
-// (its renewals failing) stayed trusted for as long as the outbound kept dialling it, and a
-// ticket handed after a rotation cleared the caches (a handshake in flight across it) kept a
-// retired root trusted. Real inbound with `sessionResumption: true`, the outbound's real
-// dialler (dialHttp2, both codecs' path).
+// verified at the full handshake the ticket descends from, is within its dates, and only with
+// the certificate and trust bundle it was made with. Node skips the verification on a resumed
+// session and reports the first handshake's verdict (it even shows no server certificate
+// then), and a TLS 1.3 upstream hands a new ticket on every resumed connection: an upstream
+// whose SVID expired (its renewals failing) stayed trusted for as long as the outbound kept
+// dialling it, and a ticket handed after a rotation cleared the caches (a handshake in flight
+// across it) kept a retired root trusted, or our old certificate in use. Real inbound with
+// `sessionResumption: true`, the outbound's real dialler (dialHttp2, both codecs' path).
 
 import t from 'tap';
 import tls, { type TLSSocket } from 'node:tls';
@@ -78,6 +78,18 @@ t.test('a ticket is not resumed once our trust bundle no longer holds the root t
   identity.swap(validateSvid({ ...own, bundlePem: b.bundlePem }, FRONTEND_ID));
   const after = await dialOnce(fx, identity, tickets);
   t.ok('error' in after, `under the new bundle: a full handshake, and the upstream is refused (${JSON.stringify(after)})`);
+});
+
+t.test('a ticket is not resumed once our certificate has been renewed (the callee would see the old one)', async (t) => {
+  const fx = await startInbound({ sessionResumption: true });
+  t.teardown(() => fx.close());
+  const identity = new WorkloadIdentity(validateSvid(await fx.pki.issue(FRONTEND_ID), FRONTEND_ID), pino({ level: 'silent' }));
+  const tickets = new Map<string, Buffer>();
+  t.same(await dialOnce(fx, identity, tickets), { resumed: false }, 'the first dial is a full handshake');
+  t.same(await dialOnce(fx, identity, tickets), { resumed: true }, 'the second resumes (the control)');
+  // a renewal, same bundle; the rotation's clearing of the caches left out, as above
+  identity.swap(validateSvid(await fx.pki.issue(FRONTEND_ID), FRONTEND_ID));
+  t.same(await dialOnce(fx, identity, tickets), { resumed: false }, 'after it: a full handshake, with the new certificate');
 });
 
 t.test('a TLS 1.2 upstream resumes too (the control for its tickets)', async (t) => {
