@@ -36,7 +36,7 @@ function originOf(socket: TLSSocket): Origin {
 }
 
 /** The window in which every certificate of a verified path (leaf to trust anchor) is within its dates. */
-function verifiedPathWindow(leaf: PeerCertificate): ValidityWindow {
+export function verifiedPathWindow(leaf: PeerCertificate): ValidityWindow {
   let notBeforeMs = -Infinity;
   let notAfterMs = Infinity;
   let cert: DetailedPeerCertificate | undefined = leaf as DetailedPeerCertificate;
@@ -46,7 +46,8 @@ function verifiedPathWindow(leaf: PeerCertificate): ValidityWindow {
     // the trust anchor is its own issuer
     cert = cert.issuerCertificate === cert ? undefined : cert.issuerCertificate;
   }
-  // an unreadable date (NaN) makes the window refuse: the ticket is then not resumed
+  // an unreadable date would compare as neither past nor future: the ticket is then not resumed
+  if (Number.isNaN(notBeforeMs) || Number.isNaN(notAfterMs)) return { notBeforeMs, notAfterMs, problem: 'a certificate date could not be read' };
   return { notBeforeMs, notAfterMs };
 }
 

@@ -18,6 +18,8 @@ import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { verifyServerSpiffeId } from '../../src/identity/peer-identity.js';
 import { MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
 import { dialHttp2 } from '../../src/outbound/mutual-tls.js';
+import { verifiedPathWindow } from '../../src/outbound/ticket-validity.js';
+import { validityProblem } from '../../src/identity/peer-validity.js';
 import type { UpstreamEndpoint } from '../../src/outbound/endpoints.js';
 import { startInbound, SERVER_ID, FRONTEND_ID, type InboundFixture } from '../helpers/inbound-fixture.js';
 import { makePki } from '../helpers/pki.js';
@@ -111,4 +113,13 @@ t.test('a TLS 1.2 upstream resumes too (the control for its tickets)', async (t)
     socket.destroy();
   }
   t.same(resumed, [false, true, true], 'a full handshake, then resumed twice');
+});
+
+t.test('a verified path whose dates cannot be read gives a window that refuses', async (t) => {
+  const root = { valid_from: 'Jan  1 00:00:00 2020 GMT', valid_to: 'Jan  1 00:00:00 2040 GMT' } as tls.DetailedPeerCertificate;
+  Object.assign(root, { issuerCertificate: root });
+  const leaf = { valid_from: 'not a date', valid_to: 'Jan  1 00:00:00 2039 GMT', issuerCertificate: root } as unknown as tls.PeerCertificate;
+  t.ok(validityProblem(verifiedPathWindow(leaf), Date.now()), 'refused (NaN compares as neither past nor future)');
+  const good = { ...leaf, valid_from: 'Jan  1 00:00:00 2021 GMT' } as tls.PeerCertificate;
+  t.same(verifiedPathWindow(good), { notBeforeMs: Date.parse('2021-01-01T00:00:00Z'), notAfterMs: Date.parse('2039-01-01T00:00:00Z') }, 'else the leaf to the anchor, narrowed');
 });
