@@ -20,6 +20,7 @@ import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
+import { TLS_POLICY } from '../identity/tls-contexts.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { Authority } from './authority.js';
 import { QUOTED_VALUE_LIMIT } from './authority.js';
@@ -36,9 +37,11 @@ const SERVER_CERT_TTL_MS = 24 * 3_600_000;
 /**
  * No session tickets, and so no resumption (Node keeps no server-side session cache unless
  * asked): renewal is rare, a full handshake costs nothing here, and each one re-verifies the
- * client's chain. Passed again on every setSecureContext, which would otherwise drop it.
+ * client's chain. Passed again on every setSecureContext, which would otherwise drop it. The
+ * rest is the sidecars' TLS (tls-contexts.ts): no renegotiation, and on TLS 1.2 only ECDHE
+ * with an AEAD cipher, where Node's default list still offers CBC suites.
  */
-const TLS_SECURE_OPTIONS = cryptoConstants.SSL_OP_NO_TICKET;
+const TLS_OPTIONS = Object.freeze({ ...TLS_POLICY, secureOptions: TLS_POLICY.secureOptions | cryptoConstants.SSL_OP_NO_TICKET });
 
 /**
  * What a connection may hold without doing anything: the CA port is reachable by every
@@ -195,8 +198,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       ca: credentials.ca,
       requestCert: true,
       rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
-      secureOptions: TLS_SECURE_OPTIONS,
+      ...TLS_OPTIONS,
       handshakeTimeout: limits.handshakeTimeoutMs,
       connectionsCheckingInterval: Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, limits.headersTimeoutMs),
     },
@@ -233,7 +235,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       .then((authority) => serverCredentials(authority, options.serverNames))
       .then((fresh) => {
         credentials = fresh;
-        server.setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca, secureOptions: TLS_SECURE_OPTIONS });
+        server.setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca, ...TLS_OPTIONS });
       })
       .catch((err: unknown) => logger.error({ err }, 'renewing the CA server certificate failed; keeping the current one'))
       .finally(scheduleRenewal);

@@ -2,6 +2,7 @@
 // ready SecureContext clients reuse. Built once per SVID, never per connection: building a
 // context parses the key and every certificate again.
 
+import { constants } from 'node:crypto';
 import tls from 'node:tls';
 import type { Svid } from './svid.js';
 
@@ -15,6 +16,15 @@ const TLS12_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 const TLS13_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
+
+/**
+ * No TLS 1.2 renegotiation either way (OpenSSL answers no_renegotiation): each one is a full
+ * handshake on a connection the inbound's per-address handshake cap no longer counts (Node
+ * alone allows three per connection every 10 minutes), a caller could present another
+ * certificate in it than the one its connection was authorized on, and HTTP/2 forbids it
+ * (RFC 9113 §9.2.1). A server that adds secure options of its own must keep this bit.
+ */
+export const SECURE_OPTIONS = constants.SSL_OP_NO_RENEGOTIATION;
 
 /** Server-wide mutual TLS: every caller must present a certificate that chains to the bundle. */
 export const MTLS_SERVER_OPTIONS = Object.freeze({ requestCert: true, rejectUnauthorized: true });
@@ -31,6 +41,18 @@ export interface IdentityTls {
   readonly anchorsPem: string;
 }
 
+/**
+ * Versions, ciphers, groups and secure options of every meshcar TLS endpoint: both sidecar
+ * hops and the CA's HTTPS port (which every workload reaches, and renews over).
+ */
+export const TLS_POLICY = Object.freeze({
+  minVersion: 'TLSv1.2',
+  ciphers: `${TLS13_CIPHERS}:${TLS12_CIPHERS}`,
+  ecdhCurve: 'X25519:P-256:P-384',
+  honorCipherOrder: true,
+  secureOptions: SECURE_OPTIONS,
+} satisfies tls.SecureContextOptions);
+
 export function secureContextOptions(svid: Svid): tls.SecureContextOptions {
   return {
     key: svid.privateKeyPem,
@@ -38,10 +60,7 @@ export function secureContextOptions(svid: Svid): tls.SecureContextOptions {
     // handshake no one could build the path
     cert: svid.chainPem,
     ca: svid.bundlePem,
-    minVersion: 'TLSv1.2',
-    ciphers: `${TLS13_CIPHERS}:${TLS12_CIPHERS}`,
-    ecdhCurve: 'X25519:P-256:P-384',
-    honorCipherOrder: true,
+    ...TLS_POLICY,
   };
 }
 

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import tls, { type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { X509Certificate } from 'node:crypto';
-import { MTLS_SERVER_OPTIONS } from '../identity/tls-contexts.js';
+import { MTLS_SERVER_OPTIONS, SECURE_OPTIONS } from '../identity/tls-contexts.js';
 import { classifyAuthorizationError, peerIdentity, type PeerRefusalReason } from '../identity/peer-identity.js';
 import type { SpiffeId } from '../identity/spiffe-id.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
@@ -38,8 +38,11 @@ export interface TlsListenerOptions {
   readonly onCaller: (socket: TLSSocket, id: SpiffeId, certificate: X509Certificate, expiresAtMs: number) => void;
 }
 
-/** What a server without resumption adds to every secure context it gets (also after a rotation). */
-const NO_TICKETS = Object.freeze({ secureOptions: constants.SSL_OP_NO_TICKET });
+/**
+ * What a server without resumption adds to every secure context it gets (also after a
+ * rotation); it replaces the identity's secureOptions, so their bits (no renegotiation) stay.
+ */
+const NO_TICKETS = Object.freeze({ secureOptions: SECURE_OPTIONS | constants.SSL_OP_NO_TICKET });
 
 export function createTlsListener(options: TlsListenerOptions): tls.Server {
   const { identity, trustDomain, logger, observer, onCaller } = options;

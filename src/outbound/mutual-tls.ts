@@ -13,6 +13,7 @@ import type { SvidMaterial } from '../identity/svid.js';
 import type { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-certificate.js';
+import { keepTicketOrigin, notePathVerified, ticketUsable } from './ticket-validity.js';
 
 const kEndpoint = Symbol('meshcar.endpoint');
 // the TCP connection under a TLS socket dialled `resettable` (resetConnection)
@@ -26,7 +27,7 @@ export interface TlsConnectOptions {
   readonly alpn: readonly string[];
   readonly timeoutMs: number;
   readonly session?: Buffer | undefined;
-  readonly onTicket?: (ticket: Buffer) => void;
+  readonly onTicket?: (ticket: Buffer, socket: TLSSocket) => void;
   /**
    * Dial the TCP connection first and keep hold of it, so that resetConnection() can end it
    * with a reset (a TLS socket cannot send one itself). For the WebSocket tunnels.
@@ -41,14 +42,19 @@ export interface TlsConnectOptions {
 export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnectOptions): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const tcp = options.resettable ? net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true }) : undefined;
+    const material = options.identity.tls();
     const socket: ResettableSocket = tls.connect({
       ...(tcp ? { socket: tcp } : { host: endpoint.address, port: endpoint.port }),
       // the ONE context of the current identity version, never built per connection
-      secureContext: options.identity.tls().secureContext,
+      secureContext: material.secureContext,
       ALPNProtocols: options.alpn as string[],
       // endpoints are IPs and identities are SPIFFE IDs: there is no server name to indicate
       servername: '',
-      checkServerIdentity: options.checkServerIdentity,
+      // called on a full handshake whose chain verified, with that chain: what its tickets descend from
+      checkServerIdentity: (hostname, cert) => {
+        notePathVerified(socket, cert, material);
+        return options.checkServerIdentity(hostname, cert);
+      },
       rejectUnauthorized: true,
       session: options.session,
     });
@@ -56,7 +62,8 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
     if (tcp) socket[kTcp] = tcp; // its errors reach the TLS socket as well
     // the server's certificate, should the handshake fail: the failure is described with it
     watchPeerCertificate(socket);
-    if (options.onTicket) socket.on('session', options.onTicket);
+    const onTicket = options.onTicket;
+    if (onTicket) socket.on('session', (ticket: Buffer) => onTicket(ticket, socket));
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();
@@ -107,16 +114,30 @@ export function endpointOfSocket(socket: unknown): UpstreamEndpoint | undefined 
 
 /**
  * Dials an endpoint for an HTTP/2 session, whichever codec runs it: mutual TLS resuming the
- * endpoint's last TLS session (a ticket the server refuses is forgotten, so it cannot fail the
- * next try too), and ALPN h2 or nothing.
+ * endpoint's last TLS session while the upstream's certificate path it was verified with is
+ * within its dates and our certificate and bundle are those it was made with (ticket-validity.ts;
+ * a ticket the server refuses is forgotten, so it cannot fail the next try too), and ALPN h2 or
+ * nothing.
  */
 export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn'>, tickets: Map<string, Buffer>): Promise<TLSSocket> {
   const key = endpoint.key;
   let socket: TLSSocket;
   for (let attempt = 1; ; attempt++) {
     const presented = options.identity.current();
+    // the material connectMutualTls dials with (read in the same tick)
+    const material = options.identity.tls();
+    // a ticket is offered only with the material it was made with, its upstream's path within its dates
+    let session = tickets.get(key);
+    if (session !== undefined && !ticketUsable(session, material)) {
+      tickets.delete(key);
+      session = undefined;
+    }
+    const onTicket = (ticket: Buffer, tls: TLSSocket) => {
+      keepTicketOrigin(ticket, tls, session);
+      tickets.set(key, ticket);
+    };
     try {
-      socket = await connectMutualTls(endpoint, { ...options, alpn: H2_ONLY, session: tickets.get(key), onTicket: (ticket) => tickets.set(key, ticket) });
+      socket = await connectMutualTls(endpoint, { ...options, alpn: H2_ONLY, session, onTicket });
     } catch (err) {
       tickets.delete(key);
       throw err;

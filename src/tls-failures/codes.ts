@@ -4,8 +4,12 @@
 import type { TlsFailureReason } from '../metrics/traffic.js';
 
 const UNKNOWN_CA = /UNABLE_TO_GET_ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE|CERT_REJECTED/;
-/** Not TLS at all, or no TLS version, cipher or ALPN protocol in common. */
-const PROTOCOL = /HTTP_REQUEST|HTTPS_PROXY_REQUEST|NO_APPLICATION_PROTOCOL|UNSUPPORTED_PROTOCOL|WRONG_VERSION_NUMBER|PROTOCOL_VERSION|NO_SHARED_CIPHER|NO_PROTOCOLS_AVAILABLE|VERSION_TOO_LOW|PACKET_LENGTH_TOO_LONG/;
+/**
+ * Not TLS at all, or no TLS version, cipher, key-exchange group, signature algorithm or ALPN
+ * protocol in common. (A TLS 1.2 caller without a common group gets "no shared cipher", a TLS
+ * 1.3 one "no suitable key share": the same mismatch.)
+ */
+const PROTOCOL = /HTTP_REQUEST|HTTPS_PROXY_REQUEST|NO_APPLICATION_PROTOCOL|UNSUPPORTED_PROTOCOL|WRONG_VERSION_NUMBER|PROTOCOL_VERSION|NO_SHARED_CIPHER|NO_PROTOCOLS_AVAILABLE|VERSION_TOO_LOW|PACKET_LENGTH_TOO_LONG|NO_SUITABLE_KEY_SHARE|NO_SHARED_GROUPS|NO_SUITABLE_SIGNATURE_ALGORITHM|NO_SHARED_SIGNATURE_ALGORITHMS/;
 
 /** The reason for a handshake error or verification code; undefined when it is not a TLS failure. */
 export function classifyTlsErrorCode(code: string | undefined): TlsFailureReason | undefined {

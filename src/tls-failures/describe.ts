@@ -1,7 +1,8 @@
 // A failed handshake in words a service owner acts on: who was on the other end, and what was
 // wrong with them (no certificate; a certificate from an unknown CA, naming its issuer and key
 // id; expired at T; not valid before T; no usable SPIFFE ID; the wrong one; not TLS, or no
-// common TLS version or ALPN protocol). Called where a failure is counted; never throws.
+// common TLS version or ALPN protocol; the peer refusing our certificate). Called where a
+// failure is counted; never throws.
 
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
@@ -46,7 +47,26 @@ function protocolWords(code: string | undefined, fallback: string): string {
   if (code && /HTTP_REQUEST|HTTPS_PROXY_REQUEST/.test(code)) return 'protocol mismatch: plain HTTP sent to a TLS port (send it to the sidecar\'s outbound port, or use TLS with a client certificate)';
   if (code && /NO_APPLICATION_PROTOCOL/.test(code)) return 'protocol mismatch: no ALPN protocol in common (meshcar speaks h2 and http/1.1)';
   if (code && /UNSUPPORTED_PROTOCOL|WRONG_VERSION_NUMBER|PROTOCOL_VERSION|VERSION_TOO_LOW/.test(code)) return 'protocol mismatch: no TLS version in common (TLS 1.2 or 1.3 required)';
+  if (code && /KEY_SHARE|SHARED_GROUPS|SIGNATURE_ALGORITHM/.test(code)) return 'protocol mismatch: no key-exchange group or signature algorithm in common (meshcar offers X25519, P-256, P-384 and ECDSA or RSA signatures)';
   return `protocol mismatch: ${fallback}`;
+}
+
+/**
+ * The peer's TLS alert about a certificate: it refused OURS (its verification sends the alert),
+ * which OpenSSL's text ("tlsv1 alert unknown ca") reads like a verdict on the peer's own.
+ */
+const CERTIFICATE_ALERT = /_ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_EXPIRED|CERTIFICATE_UNKNOWN|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE)$/;
+
+function refusedOurs(code: string | undefined, who: Who): string | undefined {
+  const alert = code === undefined ? undefined : CERTIFICATE_ALERT.exec(code)?.[1];
+  if (alert === undefined) return undefined;
+  const why =
+    alert === 'UNKNOWN_CA'
+      ? 'its trust bundle does not hold the root our certificate chains to (a bundle from before a CA rotation, or another CA\'s?)'
+      : alert === 'CERTIFICATE_EXPIRED'
+        ? 'it takes our certificate for expired (a clock out of step, or our SVID not renewed?)'
+        : 'check its trust bundle and our SVID';
+  return `the ${who} refused our certificate (TLS alert "${alert.toLowerCase().replace(/_/g, ' ')}"): ${why}`;
 }
 
 /** The words for one failure; `cert` is the peer's certificate when it was seen. */
@@ -75,7 +95,7 @@ export function failureWords(reason: TlsFailureReason, who: Who, cert: X509Certi
     case 'protocol':
       return protocolWords(code, said);
     default:
-      return `TLS handshake failed: ${said || 'no reason given'}`;
+      return refusedOurs(code, who) ?? `TLS handshake failed: ${said || 'no reason given'}`;
   }
 }
 

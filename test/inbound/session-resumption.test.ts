@@ -3,7 +3,8 @@
 // ticket, which names nothing it could resume), so every caller's connection is a full handshake verified
 // against the bundle of that moment; and still off after a rotation swaps the secure context.
 // With `inbound.sessionResumption: true` the same client resumes: the control that shows
-// these checks can see a resumption when there is one.
+// these checks can see a resumption when there is one; and a rotation retires the tickets
+// issued before it (each secure context seals them with a key of its own), as the README says.
 
 import t from 'tap';
 import tls from 'node:tls';
@@ -73,4 +74,19 @@ t.test('inbound.sessionResumption: true lets a caller resume (the control)', asy
   fx.identity.swap(validateSvid(await fx.pki.issue(SERVER_ID), SERVER_ID));
   const after = await twice(fx, 'TLSv1.3');
   t.equal(after.second.reused, true, 'after a rotation too');
+});
+
+t.test('with sessionResumption: true a rotation retires the tickets issued before it', async (t) => {
+  const fx = await startInbound({ sessionResumption: true });
+  t.teardown(() => fx.close());
+  for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+    const options = { ...(await fx.tlsOptions()), minVersion: version, maxVersion: version };
+    const before = await connect(fx, options);
+    t.equal((await connect(fx, options, before.session)).reused, true, `${version}: resumed before the rotation`);
+    // the same certificate's renewal: a new context, new ticket keys
+    fx.identity.swap(validateSvid(await fx.pki.issue(SERVER_ID), SERVER_ID));
+    const after = await connect(fx, options, before.session);
+    t.equal(after.reused, false, `${version}: the ticket from before is not resumed after it`);
+    t.match(after.text, /^HTTP\/1\.1 200/, `${version}: a full handshake, served`);
+  }
 });

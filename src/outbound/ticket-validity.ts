@@ -1,0 +1,77 @@
+// How long an upstream's TLS session ticket may be resumed: while the upstream's certificate
+// path, verified at the full handshake the ticket descends from, is within its dates. Node
+// skips the chain's verification on a resumed session (its verdict is the first handshake's,
+// and it shows no server certificate then), and a TLS 1.3 upstream hands new tickets on every
+// resumed connection: without this, an upstream whose SVID expired (its renewals failing) was
+// trusted for as long as the outbound kept dialling it within the tickets' lifetime. And only
+// under the identity material (certificate and bundle) it was made with: a rotation clears the
+// endpoints' ticket caches, but a handshake in flight across it is handed its tickets after
+// the clearing, and each resumption then hands new ones, so a root retired since would be
+// trusted on, and the callee would go on seeing our old certificate (which it cuts at expiry).
+//
+// The path is the one Node hands checkServerIdentity on a full handshake (its verified chain,
+// dates as text): reading it costs a few Date.parse calls, where getPeerX509Certificate()
+// would decode every certificate's key again (~0.4 ms). A socket's origin is one object its
+// tickets share, filled in by the check: a ticket is taken however its event and the check
+// are ordered (Node emits TLS 1.2's after the handshake, TLS 1.3's come after it anyway).
+
+import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
+import { MAX_PRESENTED, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
+import type { IdentityTls } from '../identity/tls-contexts.js';
+
+/** What a ticket descends from: its upstream's verified path window, and the identity material of that handshake. */
+interface Origin {
+  window: ValidityWindow | undefined;
+  material: IdentityTls | undefined;
+}
+
+/** Nothing outlives its socket or ticket (an endpoint's cache holds the ticket). */
+const socketOrigins = new WeakMap<TLSSocket, Origin>();
+const ticketOrigins = new WeakMap<Buffer, Origin>();
+
+function originOf(socket: TLSSocket): Origin {
+  let origin = socketOrigins.get(socket);
+  if (origin === undefined) socketOrigins.set(socket, (origin = { window: undefined, material: undefined }));
+  return origin;
+}
+
+/** The window in which every certificate of a verified path (leaf to trust anchor) is within its dates. */
+export function verifiedPathWindow(leaf: PeerCertificate): ValidityWindow {
+  let notBeforeMs = -Infinity;
+  let notAfterMs = Infinity;
+  let cert: DetailedPeerCertificate | undefined = leaf as DetailedPeerCertificate;
+  for (let count = 0; cert !== undefined && count < MAX_PRESENTED; count++) {
+    notBeforeMs = Math.max(notBeforeMs, Date.parse(cert.valid_from));
+    notAfterMs = Math.min(notAfterMs, Date.parse(cert.valid_to));
+    // the trust anchor is its own issuer
+    cert = cert.issuerCertificate === cert ? undefined : cert.issuerCertificate;
+  }
+  // an unreadable date would compare as neither past nor future: the ticket is then not resumed
+  if (Number.isNaN(notBeforeMs) || Number.isNaN(notAfterMs)) return { notBeforeMs, notAfterMs, problem: 'a certificate date could not be read' };
+  return { notBeforeMs, notAfterMs };
+}
+
+/** Called with the chain OpenSSL verified on a full handshake (checkServerIdentity's) and the material it was dialled with. */
+export function notePathVerified(socket: TLSSocket, leaf: PeerCertificate, material: IdentityTls): void {
+  const origin = originOf(socket);
+  origin.window = verifiedPathWindow(leaf);
+  origin.material = material;
+}
+
+/**
+ * Notes the origin of a ticket `socket` was handed: that of the ticket it resumed (`offered`),
+ * or the socket's full handshake. A ticket whose origin is never told is not resumed.
+ */
+export function keepTicketOrigin(ticket: Buffer, socket: TLSSocket, offered: Buffer | undefined): void {
+  const origin = socket.isSessionReused() ? offered && ticketOrigins.get(offered) : originOf(socket);
+  if (origin !== undefined) ticketOrigins.set(ticket, origin);
+}
+
+/**
+ * Whether `ticket` may be offered at `nowMs` with `material` (the identity's current one): the
+ * material it was made with (one object per identity version), and its upstream's path within its dates.
+ */
+export function ticketUsable(ticket: Buffer, material: IdentityTls, nowMs = Date.now()): boolean {
+  const origin = ticketOrigins.get(ticket);
+  return origin?.window !== undefined && origin.material === material && validityProblem(origin.window, nowMs) === undefined;
+}
