@@ -246,11 +246,13 @@ export class TrafficMetrics implements TrafficObserver {
 
   /**
    * A reload removed the upstream: its address gauge goes rather than saying 0, which reads as
-   * "an upstream with no address" (the alert this gauge is for), and its failure count with it.
+   * "an upstream with no address" (the alert this gauge is for). Its failure count stays, as the
+   * other per-upstream counters do: with workers the primary keeps a dead worker's counts and
+   * adds them to the live ones, so removed here the page fell to that kept count alone, a drop
+   * Prometheus reads as a counter reset (increase() then spikes).
    */
   upstreamRemoved(upstream: string): void {
     if (this.addressGauges.delete(upstream)) this.metrics.upstreamEndpoints.remove(upstream);
-    if (this.lookupFailureCounters.delete(upstream)) this.metrics.upstreamLookupFailures.remove(upstream);
   }
 
   circuitOpened(upstream: string): void {

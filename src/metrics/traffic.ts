@@ -78,7 +78,7 @@ export interface TrafficObserver {
   upstreamEndpointsChanged?(upstream: string, endpoints: number): void;
   /** Outbound: a lookup of one of the upstream's host names failed (its last addresses stay in use). */
   upstreamLookupFailed?(upstream: string): void;
-  /** Outbound: a reload removed the upstream; its address gauge and lookup failure count go. */
+  /** Outbound: a reload removed the upstream; its address gauge goes (counters stay, as every per-upstream one). */
   upstreamRemoved?(upstream: string): void;
   /** Outbound: a request refused with 503 circuit_open (circuit breaker limits reached). */
   circuitOpened?(upstream: string): void;
