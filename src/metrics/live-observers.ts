@@ -14,7 +14,7 @@ type ObserverMethod = (...args: unknown[]) => unknown;
  * The one observer the data plane is given for its whole life; a reload swaps the observers it
  * forwards to (request metrics on or off, access log on or off), so no listener or session is
  * rebuilt. It counts open upstream sessions and streams itself, and keeps each upstream's
- * ejected endpoints, so a swap hands the gauges over exactly. Methods beyond the four every
+ * ejected endpoints and known addresses, so a swap hands the gauges over exactly. Methods beyond the four every
  * observer has (the optional ones, such as retry and abuse counters) are forwarded by name to
  * whichever targets implement them.
  */
@@ -23,6 +23,8 @@ export class ForwardingObserver {
   private readonly streams = new Map<string, number>();
   /** Endpoints ejected now, per upstream (an absolute count, as the balancer reports it). */
   private readonly ejected = new Map<string, number>();
+  /** Addresses known now, per upstream (told at lookups and reloads only, so kept for a swap). */
+  private readonly addresses = new Map<string, number>();
 
   constructor(private targets: readonly TrafficObserver[], methodNames: Iterable<string>) {
     for (const key of methodNames) {
@@ -58,7 +60,22 @@ export class ForwardingObserver {
     for (const [upstream, n] of this.ejected) {
       for (const target of next) target.ejectedEndpointsChanged?.(upstream, n);
     }
+    // the addresses change only at a lookup or a reload: turned on again, the gauge would be
+    // missing for a static upstream until the next reload
+    for (const [upstream, n] of this.addresses) {
+      for (const target of next) target.upstreamEndpointsChanged?.(upstream, n);
+    }
     this.targets = next;
+  }
+
+  upstreamEndpointsChanged(upstream: string, endpoints: number): void {
+    this.addresses.set(upstream, endpoints);
+    for (const target of this.targets) target.upstreamEndpointsChanged?.(upstream, endpoints);
+  }
+
+  upstreamRemoved(upstream: string): void {
+    this.addresses.delete(upstream);
+    for (const target of this.targets) target.upstreamRemoved?.(upstream);
   }
 
   requestFinished(record: RequestRecord): void {

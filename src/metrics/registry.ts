@@ -192,6 +192,22 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly upstreamEndpoints = new Gauge({
+    name: 'meshcar_upstream_endpoints',
+    help: 'Outbound addresses known now, by upstream: IP endpoints as written and the addresses its host names last resolved to (0: requests get 503 upstream_unavailable).',
+    labelNames: ['upstream'] as const,
+    // each worker resolves on its own: the most any worker knows, not a sum past the records
+    aggregator: 'max',
+    registers: [this.registry],
+  });
+
+  readonly upstreamLookupFailures = new Counter({
+    name: 'meshcar_upstream_lookup_failures_total',
+    help: "Failed lookups of an outbound upstream's host names (an error, no address, or none of a family this host can reach), by upstream; its last addresses stay in use.",
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+
   readonly circuitOpen = new Counter({
     name: 'meshcar_circuit_open_total',
     help: 'Outbound requests refused with 503 circuit_open (circuitBreaker maxRequests or maxPending reached), by upstream.',

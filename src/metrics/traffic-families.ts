@@ -9,7 +9,7 @@ import type { Metrics } from './registry.js';
 export function trafficFamilies(m: Metrics) {
   return {
     own: [m.requests, m.requestDuration, m.grpcResponses, m.upstreamActiveStreams],
-    labelled: [m.requestErrors, m.schemaViolations, m.tlsHandshakeFailures, m.http2SessionsClosed, m.inboundConnectionsRefused, m.http2StreamErrors, m.upstreamSessions, m.retries, m.appStreamWaits, m.appStreamsRefused, m.retryBudgetExhausted, m.outlierEjections, m.ejectedEndpoints, m.circuitOpen],
+    labelled: [m.requestErrors, m.schemaViolations, m.tlsHandshakeFailures, m.http2SessionsClosed, m.inboundConnectionsRefused, m.http2StreamErrors, m.upstreamSessions, m.retries, m.appStreamWaits, m.appStreamsRefused, m.retryBudgetExhausted, m.outlierEjections, m.ejectedEndpoints, m.upstreamEndpoints, m.upstreamLookupFailures, m.circuitOpen],
   };
 }
 

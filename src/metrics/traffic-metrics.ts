@@ -32,6 +32,8 @@ export class TrafficMetrics implements TrafficObserver {
   private readonly ejectionCounters = new Map<string, Counter.Internal>();
   private readonly ejectedGauges = new Map<string, ReturnType<Metrics['ejectedEndpoints']['labels']>>();
   private readonly circuitCounters = new Map<string, Counter.Internal>();
+  private readonly addressGauges = new Map<string, ReturnType<Metrics['upstreamEndpoints']['labels']>>();
+  private readonly lookupFailureCounters = new Map<string, Counter.Internal>();
 
   /** Route templates per outbound upstream; setRoutes() changes them on a reload. */
   private readonly routesByUpstream: Map<string, readonly string[]>;
@@ -50,7 +52,7 @@ export class TrafficMetrics implements TrafficObserver {
     for (const family of own) family.clear();
     // prom-client's reset() drops a labelled family's series
     for (const family of labelled) family.reset();
-    for (const cache of [this.peers.inbound, this.peers.outbound, this.sessionGauges, this.streamGauges, this.ejectionCounters, this.ejectedGauges, this.circuitCounters]) cache.clear();
+    for (const cache of [this.peers.inbound, this.peers.outbound, this.sessionGauges, this.streamGauges, this.ejectionCounters, this.ejectedGauges, this.circuitCounters, this.addressGauges, this.lookupFailureCounters]) cache.clear();
   }
 
   /** New route templates for an upstream (live reload): paths seen from now on are labelled by them. */
@@ -222,6 +224,35 @@ export class TrafficMetrics implements TrafficObserver {
       this.ejectedGauges.set(upstream, gauge);
     }
     gauge.set(ejected);
+  }
+
+  upstreamEndpointsChanged(upstream: string, endpoints: number): void {
+    let gauge = this.addressGauges.get(upstream);
+    if (gauge === undefined) {
+      gauge = this.metrics.upstreamEndpoints.labels(upstream);
+      this.addressGauges.set(upstream, gauge);
+    }
+    gauge.set(endpoints);
+  }
+
+  upstreamLookupFailed(upstream: string): void {
+    let counter = this.lookupFailureCounters.get(upstream);
+    if (counter === undefined) {
+      counter = this.metrics.upstreamLookupFailures.labels(upstream);
+      this.lookupFailureCounters.set(upstream, counter);
+    }
+    counter.inc();
+  }
+
+  /**
+   * A reload removed the upstream: its address gauge goes rather than saying 0, which reads as
+   * "an upstream with no address" (the alert this gauge is for). Its failure count stays, as the
+   * other per-upstream counters do: with workers the primary keeps a dead worker's counts and
+   * adds them to the live ones, so removed here the page fell to that kept count alone, a drop
+   * Prometheus reads as a counter reset (increase() then spikes).
+   */
+  upstreamRemoved(upstream: string): void {
+    if (this.addressGauges.delete(upstream)) this.metrics.upstreamEndpoints.remove(upstream);
   }
 
   circuitOpened(upstream: string): void {

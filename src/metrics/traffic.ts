@@ -71,6 +71,15 @@ export interface TrafficObserver {
   outlierEjected?(upstream: string): void;
   /** Outbound: endpoints of the upstream ejected now (after every ejection and re-admission). */
   ejectedEndpointsChanged?(upstream: string, ejected: number): void;
+  /**
+   * Outbound: the addresses known for the upstream now (IPs as written, and what its names last
+   * resolved to), told when they change (at a lookup or a reload), never per request.
+   */
+  upstreamEndpointsChanged?(upstream: string, endpoints: number): void;
+  /** Outbound: a lookup of one of the upstream's host names failed (its last addresses stay in use). */
+  upstreamLookupFailed?(upstream: string): void;
+  /** Outbound: a reload removed the upstream; its address gauge goes (counters stay, as every per-upstream one). */
+  upstreamRemoved?(upstream: string): void;
   /** Outbound: a request refused with 503 circuit_open (circuit breaker limits reached). */
   circuitOpened?(upstream: string): void;
   /** Inbound: an HTTP/2 session the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM). */

@@ -8,6 +8,9 @@
 // ejected as an outlier is skipped until re-admitted, unless no other endpoint is left.
 // A reload may change the configured list in place (reconfigure()): endpoints that stay keep
 // their object, and with it their sessions, load estimate and ejection.
+// What it tells the metrics (meshcar_upstream_endpoints, meshcar_upstream_lookup_failures_total):
+// the count of addresses when it changes and each failed lookup, at lookups and reloads only,
+// never per request; a set its pool's retirement silenced tells nothing more.
 
 import { EventEmitter } from 'node:events';
 import { promises as dns } from 'node:dns';
@@ -19,6 +22,7 @@ import { describeError } from '../errors.js';
 import { initialLoad, loadCost, type LoadState } from './balancer.js';
 import { usableFamilies } from './address-families.js';
 import { LookupOutages } from './lookup-outages.js';
+import type { TrafficObserver } from '../metrics/traffic.js';
 
 export interface UpstreamEndpoint extends LoadState {
   /** `host:port` (IPv6 in brackets): the endpoint label in logs and metrics. */
@@ -42,6 +46,9 @@ export interface EndpointSetOptions {
   readonly decayMs: number;
   readonly logger: Logger;
   readonly lookup?: LookupAll;
+  /** The upstream's name and the observer told of its addresses and failed lookups. */
+  readonly upstream?: string;
+  readonly observer?: TrafficObserver;
 }
 
 interface EndpointSetEvents {
@@ -65,6 +72,10 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   private readonly toldUnusable = new Set<string>();
   /** Names whose lookups fail now: logged when that starts and ends, not at every refresh. */
   private readonly outages: LookupOutages;
+  /** The count last told to the observer (told again only when it changes). */
+  private told: number | undefined;
+  /** The pool was retired by a reload: a lookup still running tells nothing (the live pool of the name does). */
+  private silenced = false;
 
   constructor(configured: readonly Endpoint[], private readonly options: EndpointSetOptions) {
     super();
@@ -115,6 +126,16 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  /**
+   * A reload took the pool out of routing: no more lookups, and one still running tells the
+   * metrics nothing, or a retired pool's late answer would overwrite the gauge of the pool now
+   * routing under the same name (or bring back a removed upstream's series).
+   */
+  retire(): void {
+    this.silenced = true;
+    this.stop();
   }
 
   get size(): number {
@@ -218,7 +239,10 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
           this.lastResolved.set(key, resolved);
           this.outages.resolved(host);
         } catch (err) {
-          if (names === this.names) this.outages.failed(host, describeError(err));
+          if (names === this.names) {
+            this.outages.failed(host, describeError(err));
+            if (!this.silenced && this.options.upstream !== undefined) this.options.observer?.upstreamLookupFailed?.(this.options.upstream);
+          }
         }
         return this.lastResolved.get(key) ?? [];
       }),
@@ -259,6 +283,14 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     this.byOriginHost.clear();
     for (const endpoint of next) this.byOriginHost.set(endpoint.origin.host, endpoint);
     for (const endpoint of removed) this.emit('removed', endpoint);
+    this.tell(next.length);
+  }
+
+  private tell(count: number): void {
+    const { upstream, observer } = this.options;
+    if (this.silenced || upstream === undefined || count === this.told) return;
+    this.told = count;
+    observer?.upstreamEndpointsChanged?.(upstream, count);
   }
 }
 

@@ -263,10 +263,13 @@ class OutboundService implements Outbound, OutboundContext {
     this.router = new UpstreamRouter(pools.map((pool) => [pool.name, pool] as const));
     const previous = this.pools;
     this.pools = pools;
+    const names = new Set(pools.map((pool) => pool.name));
     for (const pool of previous) {
       if (kept.has(pool)) continue;
       this.retired.add(pool);
       pool.retireAll();
+      // removed, not replaced: its address gauge goes (0 would read as an upstream with no address)
+      if (!names.has(pool.name)) this.observer.upstreamRemoved?.(pool.name);
     }
     // the retired pools that are idle go now, those just retired included (one never used, or
     // with nothing left, is not kept until the next reload)

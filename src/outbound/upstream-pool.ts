@@ -128,6 +128,8 @@ export class UpstreamPool {
       decayMs,
       logger: deps.logger,
       ...(settings.lookup ? { lookup: settings.lookup } : {}),
+      upstream: config.name,
+      observer: deps.observer,
     });
     this.own =
       deps.codec === 'meshcar'
@@ -247,7 +249,7 @@ export class UpstreamPool {
    */
   retireAll(): void {
     this.retired = true;
-    this.endpoints.stop();
+    this.endpoints.retire();
     this.health.retire();
     this.closeSessionsGracefully();
   }

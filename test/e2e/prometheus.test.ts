@@ -141,7 +141,11 @@ t.before(async () => {
   });
   frontend = await startSidecar(ca, {
     service: 'frontend',
-    upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{size}'] }],
+    upstreams: [
+      { name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', routes: ['/bytes/{size}'] },
+      // a name that never resolves (.invalid, RFC 6761): the lookup failure counter's series
+      { name: 'inventory', endpoints: ['dns:inventory.invalid:8443'], identity: 'spiffe://mesh.local/svc/inventory' },
+    ],
   });
   // written whole, then renamed into place: Prometheus never reads half a file
   await writeFile(`${targetsFile}.tmp`, `${JSON.stringify([{ targets: [`127.0.0.1:${orders.adminPort}`, `127.0.0.1:${frontend.adminPort}`] }])}\n`);
@@ -267,11 +271,37 @@ t.test('histogram_quantile(0.99, ...) over the duration histogram is a number', 
   t.same(perDirection.map((s) => s.metric.direction).sort(), ['inbound', 'outbound']);
 });
 
+t.test('endpoint discovery as Prometheus reads it: addresses known, failed lookups', async (t) => {
+  let last: PromSample[] = [];
+  await eventually(
+    'meshcar_upstream_endpoints of both upstreams',
+    async () => {
+      last = await vector(`meshcar_upstream_endpoints{instance="127.0.0.1:${frontend.adminPort}"}`);
+      return last.length === 2;
+    },
+    () => JSON.stringify(last),
+  );
+  const known = new Map(last.map((s) => [s.metric.upstream, s.value[1]]));
+  t.equal(known.get('orders'), '1', 'orders: its one IP endpoint');
+  t.equal(known.get('inventory'), '0', 'inventory: no address (the alert: == 0)');
+  await eventually(
+    'a failed lookup of inventory.invalid',
+    async () => {
+      last = await vector(`meshcar_upstream_lookup_failures_total{instance="127.0.0.1:${frontend.adminPort}", upstream="inventory"} > 0`);
+      return last.length === 1;
+    },
+    () => JSON.stringify(last),
+  );
+  t.pass('meshcar_upstream_lookup_failures_total{upstream="inventory"} counts');
+});
+
 t.test('promtool check metrics passes on a live /metrics', async (t) => {
   for (const sidecar of [orders, frontend]) {
     const metrics = await httpGet(sidecar.adminPort, '/metrics');
     t.equal(metrics.status, 200);
     t.match(metrics.body, /^meshcar_requests_total\{/m);
+    if (sidecar === frontend) t.match(metrics.body, /^meshcar_upstream_endpoints\{upstream="orders"\} 1$/m, 'the new families are on the page promtool checks');
+    if (sidecar === frontend) t.match(metrics.body, /^meshcar_upstream_lookup_failures_total\{upstream="inventory"\} [1-9]/m);
     const result = await promtoolCheck(metrics.body);
     t.equal(result.code, 0, `promtool on ${sidecar === orders ? 'orders' : 'frontend'}: ${result.output || 'clean'}`);
   }
