@@ -17,7 +17,7 @@ import { ConfigMap, PersistentVolumeClaim, Service, ServiceAccount } from 'kuber
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { normalized, podSpec, readDocuments, renderKustomization, type KubeObject } from '../helpers/kustomize.js';
-import { checkCa, checkDiscovery, checkPodMonitor, checkSidecarPod, removeTempFiles, sidecarPods } from '../helpers/kube-sidecars.js';
+import { checkCa, checkDiscovery, checkPodMonitor, checkSidecarPod, removeTempFiles, sidecarConfig, sidecarPods } from '../helpers/kube-sidecars.js';
 
 const ROOT = new URL('../../config/kubernetes/', import.meta.url).pathname;
 const REPO = new URL('../../', import.meta.url).pathname;
@@ -181,4 +181,15 @@ t.test('a preStop sleep action in the manifests: the README says which Kubernete
   const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
   const section = readme.slice(readme.indexOf('\n## Kubernetes'), readme.indexOf('\n## ', readme.indexOf('\n## Kubernetes') + 5));
   t.match(section.replace(/\s+/g, ' '), /`preStop` `sleep` action needs Kubernetes 1\.30 or later; on 1\.29 it is alpha, behind the `PodLifecycleSleepAction` feature gate/);
+});
+
+t.test('the README\'s Kubernetes section names the endpoints as the manifests do, absolute (trailing dot)', async (t) => {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const start = readme.indexOf('\n## Kubernetes');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 5));
+  const named = [...section.matchAll(/dns:[a-z0-9.-]+:\d+/g)].map((m) => m[0]);
+  t.ok(named.length > 0, 'the section names a dns: endpoint');
+  t.same(named.filter((e) => !/\.:\d+$/.test(e)), [], 'none without its trailing dot');
+  const inManifests = sidecarPods(base).flatMap((pod) => Object.values((sidecarConfig(base, pod).config.outbound?.upstreams ?? {}) as Record<string, { endpoints: string[] }>).flatMap((u) => u.endpoints));
+  t.ok(named.every((e) => inManifests.includes(e)), `${named.join(', ')}: the base's own`);
 });

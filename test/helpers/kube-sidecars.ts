@@ -173,14 +173,19 @@ function splitListen(text: string): [string, number] {
   return [text.slice(0, colon).replace(/^\[|\]$/g, ''), Number(text.slice(colon + 1))];
 }
 
-/** Each upstream's dns:NAME:PORT is a headless Service of this namespace whose pods' sidecar has that identity and admits the caller. */
+/**
+ * Each upstream's dns:NAME:PORT is a headless Service of this namespace whose pods' sidecar has
+ * that identity and admits the caller. NAME is the Service's absolute name, trailing dot
+ * included: without the dot a pod's resolv.conf (ndots:5) sends every dnsRefresh lookup through
+ * three or four search domains (NXDOMAIN for A and AAAA each) before the name itself.
+ */
 export async function checkDiscovery(t: Tap, objects: readonly KubeObject[]): Promise<void> {
   for (const caller of sidecarPods(objects)) {
     const { config } = sidecarConfig(objects, caller);
     for (const [name, upstream] of Object.entries((config.outbound?.upstreams ?? {}) as Obj)) {
-      const m = /^dns:([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)$/.exec(upstream.endpoints[0]);
+      const m = /^dns:([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local\.:(\d+)$/.exec(upstream.endpoints[0]);
       if (!m) {
-        t.fail(`${caller.metadata.name} → ${name}: ${upstream.endpoints[0]} is not a Service's cluster DNS name`);
+        t.fail(`${caller.metadata.name} → ${name}: ${upstream.endpoints[0]} is not a Service's absolute cluster DNS name (dns:SERVICE.NAMESPACE.svc.cluster.local.:PORT, trailing dot included)`);
         continue;
       }
       const [, service, namespace, port] = m;
