@@ -136,6 +136,12 @@ export async function checkSidecarPod(t: Tap, objects: readonly KubeObject[], po
   const annotations = (pod.spec as Obj).template.metadata.annotations as Obj;
   t.same([annotations['prometheus.io/scrape'], Number(annotations['prometheus.io/port']), annotations['prometheus.io/path']], ['true', adminPort, '/metrics'], 'scrape annotations name the admin port and /metrics');
   t.equal((pod.spec as Obj).template.metadata.labels['meshcar.io/sidecar'], 'true', 'labelled for the PodMonitor');
+  if (config.outbound) {
+    // the outbound sends as this pod's identity to whoever asks: another pod reaching it would
+    // call orders as frontend, so it takes the app's connections only, over loopback
+    t.equal(splitListen(config.outbound.listen)[0], '127.0.0.1', 'the outbound listens on loopback only: other pods must not borrow this identity');
+    t.notOk(portNamed(meshcar, 'outbound') ?? ((meshcar.ports ?? []) as Obj[]).some((p) => p.containerPort === splitListen(config.outbound.listen)[1]), 'and no container port advertises it');
+  }
   if (config.inbound) {
     const [host, port] = splitListen(config.inbound.listen);
     t.equal(host, '0.0.0.0', 'inbound listens on every address of the pod (no pod IP to fill in at start)');
