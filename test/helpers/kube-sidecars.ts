@@ -203,6 +203,12 @@ export async function checkDiscovery(t: Tap, objects: readonly KubeObject[]): Pr
       t.equal(portNamed(meshcarContainer(target) as Obj, servicePort?.targetPort), Number(port), `port ${port} → the target sidecar's "${servicePort?.targetPort}" port`);
       const targetConfig = sidecarConfig(objects, target).config;
       t.equal(upstream.identity, `spiffe://${targetConfig.trustDomain}/svc/${targetConfig.service}`, `${name}'s identity is the target sidecar's`);
+      // the target's preStop pause must outlast the callers' view of its DNS record: their next
+      // refresh plus the record's TTL (CoreDNS's kubernetes plugin: 5 s); shorter, and a caller
+      // still dials a pod whose meshcar has stopped accepting
+      const pause = Number((meshcarContainer(target) as Obj).lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000;
+      const refresh = parseDuration(config.outbound.dnsRefresh ?? '5s') as number;
+      t.ok(pause >= refresh + 5_000, `${service}'s preStop pause ${pause / 1000}s ≥ ${caller.metadata.name}'s dnsRefresh ${refresh / 1000}s + the record's 5 s TTL`);
       const callerId = `spiffe://${config.trustDomain}/svc/${config.service}`;
       t.ok((targetConfig.inbound.authorize as Obj[]).some((r) => r.from.includes(callerId)), `${service} admits ${callerId}`);
     }
