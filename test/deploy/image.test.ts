@@ -74,6 +74,17 @@ t.test('every file the Dockerfile copies exists after make build, and nothing el
   t.notMatch(text.replace(/^#.*$/gm, ''), /\b(ENV|ARG)\s+\S*(TOKEN|SECRET|PASSWORD|KEY)/i, 'no secret passed in as ENV or ARG');
 });
 
+t.test('the ports it exposes: inbound and admin, never the outbound', async (t) => {
+  const runtime = (await stages())[1] as Instruction[];
+  const exposed = runtime.filter((i) => i.op === 'EXPOSE').flatMap((i) => i.args.split(/\s+/)).map((p) => Number(p.replace(/\/tcp$/, '')));
+  // the outbound lends the sidecar's identity to any client: `docker run -P` would publish it
+  const frontend = await readFile(join(ROOT, 'config/kubernetes/base/frontend.yaml'), 'utf8');
+  const outbound = Number(/outbound:\s*\n\s*listen: 127\.0\.0\.1:(\d+)/.exec(frontend)?.[1]);
+  t.ok(outbound > 0, `the outbound port of the manifests: ${outbound}`);
+  t.notOk(exposed.includes(outbound), `EXPOSE ${exposed.join(' ')}: not the outbound`);
+  t.ok(exposed.includes(15443) && exposed.includes(15000), 'inbound and admin');
+});
+
 t.test('a non-root user, the uid the Kubernetes manifests run as', async (t) => {
   const runtime = (await stages())[1] as Instruction[];
   const user = runtime.filter((i) => i.op === 'USER').pop()?.args;
