@@ -117,6 +117,16 @@ export async function checkSidecarPod(t: Tap, objects: readonly KubeObject[], po
     await copyFile(source, join(root, path as string));
     checked = checked.replaceAll(path as string, join(root, path as string));
   }
+  if (identity.ca?.token) {
+    // the token lets anyone holding it join as this service: read-only, 0440 at most (kubelet
+    // makes secret files root's, group fsGroup: 0400 would lock uid 1000 out), never in env
+    const where = mountOf(spec, meshcar, identity.ca.token);
+    const mode = where?.volume.secret?.defaultMode as number | undefined;
+    t.ok(where?.mount.readOnly === true && mode !== undefined && (mode & ~0o440) === 0, `the join token's Secret is mounted read-only, mode ${mode?.toString(8)} (0440 at most)`);
+    t.equal(spec.securityContext?.fsGroup, spec.securityContext?.runAsGroup, 'fsGroup is the group meshcar runs as, so it reads the 0440 file');
+  }
+  const secretEnv = ([...(spec.initContainers ?? []), ...spec.containers] as Obj[]).flatMap((c) => [...((c.env ?? []) as Obj[]).filter((e) => e.valueFrom?.secretKeyRef), ...((c.envFrom ?? []) as Obj[]).filter((e) => e.secretRef)].map(() => c.name));
+  t.same(secretEnv, [], 'no Secret in any container\'s environment');
   if (identity.dir) {
     const where = mountOf(spec, meshcar, `${identity.dir}/svid.crt`);
     t.ok(where?.volume.emptyDir && !where.mount.readOnly, `identity.dir ${identity.dir} is a writable emptyDir`);
