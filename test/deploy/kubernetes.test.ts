@@ -5,7 +5,7 @@
 // rendering agrees with `kubectl kustomize` where kubectl exists; and the cross-references hold
 // (test/helpers/kube-sidecars.ts): each sidecar's own config passes `meshcar check` with the files
 // it names put where its volumes mount them, and ports, probes, volumes, env, drain timing,
-// Prometheus, discovery and identities all agree with it.
+// Prometheus, discovery and identities all agree with it; and no pod mounts an API token.
 
 import t from 'tap';
 import { execFile, execFileSync } from 'node:child_process';
@@ -17,7 +17,7 @@ import { ConfigMap, PersistentVolumeClaim, Service, ServiceAccount } from 'kuber
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { normalized, podSpec, readDocuments, renderKustomization, type KubeObject } from '../helpers/kustomize.js';
-import { checkCa, checkDiscovery, checkPodMonitor, checkSidecarPod, removeTempFiles, sidecarConfig, sidecarPods } from '../helpers/kube-sidecars.js';
+import { checkCa, checkDiscovery, checkNoApiToken, checkPodMonitor, checkSidecarPod, removeTempFiles, sidecarConfig, sidecarPods } from '../helpers/kube-sidecars.js';
 
 const ROOT = new URL('../../config/kubernetes/', import.meta.url).pathname;
 const REPO = new URL('../../', import.meta.url).pathname;
@@ -168,6 +168,11 @@ t.test('discovery: callers reach orders through its headless Service, with the i
 });
 
 t.test('the CA: one replica, its folder on the claim, its Service name in its certificate, meshcar check', (t) => checkCa(t, base));
+
+t.test('no pod mounts a Kubernetes API token', async (t) => {
+  checkNoApiToken(t, base);
+  checkNoApiToken(t, files);
+});
 
 t.test('the PodMonitor scrapes the admin port of every pod with a sidecar', async (t) => {
   checkPodMonitor(t, rendered.get('prometheus-operator') as KubeObject[], base);

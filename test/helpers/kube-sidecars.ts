@@ -266,3 +266,17 @@ export function checkPodMonitor(t: Tap, monitorSet: readonly KubeObject[], objec
     t.equal(endpoint.path, '/metrics');
   }
 }
+
+/**
+ * No pod gets a Kubernetes API token: none of them calls the API (identities come from the CA
+ * or SPIRE, whose agent attests the pod by its service account's name, not a token), and a
+ * token mounted for nothing is one more credential a compromised container could use.
+ */
+export function checkNoApiToken(t: Tap, objects: readonly KubeObject[]): void {
+  for (const o of objects.filter((o) => o.kind === 'Deployment')) {
+    const spec = podSpec(o) as Obj;
+    const account = find(objects, 'ServiceAccount', spec.serviceAccountName ?? 'default');
+    const mounted = spec.automountServiceAccountToken ?? account?.automountServiceAccountToken ?? true;
+    t.equal(mounted, false, `${o.metadata.name}: no service account token mounted (pod or account ${spec.serviceAccountName ?? 'default'})`);
+  }
+}
