@@ -198,3 +198,16 @@ t.test('the README\'s Kubernetes section names the endpoints as the manifests do
   const inManifests = sidecarPods(base).flatMap((pod) => Object.values((sidecarConfig(base, pod).config.outbound?.upstreams ?? {}) as Record<string, { endpoints: string[] }>).flatMap((u) => u.endpoints));
   t.ok(named.every((e) => inManifests.includes(e)), `${named.join(', ')}: the base's own`);
 });
+
+t.test('the README\'s figures for the orders sidecar are the manifests\' (timings, resources)', async (t) => {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+  const said = (re: RegExp) => re.exec(readme)?.slice(1);
+  const orders = sidecarPods(base).find((p) => p.metadata.name === 'orders') as KubeObject;
+  const spec = podSpec(orders) as { terminationGracePeriodSeconds: number; containers: Array<{ name: string; lifecycle?: { preStop?: { sleep?: { seconds: number } } }; resources: { requests: Record<string, string>; limits: Record<string, string> } }> };
+  const meshcar = spec.containers.find((c) => c.name === 'meshcar');
+  const app = spec.containers.find((c) => c.name === 'app');
+  const drain = sidecarConfig(base, orders).config.drainTimeout as string;
+  t.same(said(/- shutdown: a `preStop` pause of (\d+) s .*?\(`drainTimeout: (\w+)`\); the app's own `preStop` pause \((\d+) s\) .*?`terminationGracePeriodSeconds: (\d+)`/), [String(meshcar?.lifecycle?.preStop?.sleep?.seconds), drain, String(app?.lifecycle?.preStop?.sleep?.seconds), String(spec.terminationGracePeriodSeconds)], 'preStop pauses, drain and grace period');
+  const r = meshcar?.resources;
+  t.same(said(/\): requests `cpu: (\w+)` .*?and `memory: (\w+)` .*?limits `cpu: "?(\w+)"?` and `memory: (\w+)`;/), [r?.requests.cpu, r?.requests.memory, r?.limits.cpu, r?.limits.memory], 'requests and limits');
+});
