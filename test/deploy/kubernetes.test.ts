@@ -17,7 +17,7 @@ import { ConfigMap, PersistentVolumeClaim, Service, ServiceAccount } from 'kuber
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { normalized, podSpec, readDocuments, renderKustomization, type KubeObject } from '../helpers/kustomize.js';
-import { checkCa, checkDiscovery, checkNoApiToken, checkPodMonitor, checkSidecarPod, removeTempFiles, sidecarConfig, sidecarPods } from '../helpers/kube-sidecars.js';
+import { checkCa, checkDiscovery, checkNoApiToken, checkPodMonitor, checkSelectors, checkSidecarPod, removeTempFiles, sidecarConfig, sidecarPods } from '../helpers/kube-sidecars.js';
 
 const ROOT = new URL('../../config/kubernetes/', import.meta.url).pathname;
 const REPO = new URL('../../', import.meta.url).pathname;
@@ -168,6 +168,11 @@ t.test('discovery: callers reach orders through its headless Service, with the i
 });
 
 t.test('the CA: one replica, its folder on the claim, its Service name in its certificate, meshcar check', (t) => checkCa(t, base));
+
+t.test('selectors: each Deployment\'s matches its pods, each Service selects one Deployment\'s', async (t) => {
+  checkSelectors(t, base);
+  checkSelectors(t, files);
+});
 
 t.test('no pod mounts a Kubernetes API token', async (t) => {
   checkNoApiToken(t, base);

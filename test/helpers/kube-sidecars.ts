@@ -280,3 +280,14 @@ export function checkNoApiToken(t: Tap, objects: readonly KubeObject[]): void {
     t.equal(mounted, false, `${o.metadata.name}: no service account token mounted (pod or account ${spec.serviceAccountName ?? 'default'})`);
   }
 }
+
+/** Each Deployment's selector matches its own pods, and each Service's selects some Deployment's pods. */
+export function checkSelectors(t: Tap, objects: readonly KubeObject[]): void {
+  const deployments = objects.filter((o) => o.kind === 'Deployment') as Obj[];
+  const matches = (selector: Obj | undefined, labels: Obj | undefined) => Object.keys(selector ?? {}).length > 0 && Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
+  for (const d of deployments) t.ok(matches(d.spec.selector?.matchLabels, d.spec.template.metadata.labels), `Deployment ${d.metadata.name}: its selector matches its pod template's labels (the API server refuses it otherwise)`);
+  for (const s of objects.filter((o) => o.kind === 'Service') as Obj[]) {
+    const selected = deployments.filter((d) => matches(s.spec.selector, d.spec.template.metadata.labels)).map((d) => d.metadata.name);
+    t.equal(selected.length, 1, `Service ${s.metadata.name} selects the pods of one Deployment: ${selected.join(', ') || 'none'}`);
+  }
+}
