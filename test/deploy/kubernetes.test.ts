@@ -174,6 +174,15 @@ t.test('selectors: each Deployment\'s matches its pods, each Service selects one
   checkSelectors(t, files);
 });
 
+t.test('no Service reaches a sidecar\'s admin port (probes and scrapes go to the pod itself)', async (t) => {
+  for (const [name, objects] of rendered) {
+    for (const svc of objects.filter((o) => o.kind === 'Service') as Array<KubeObject & { spec: { ports: Array<{ port: number; targetPort?: string | number }> } }>) {
+      const admin = svc.spec.ports.filter((p) => p.targetPort === 'admin' || p.port === 15000 || p.targetPort === 15000);
+      t.same(admin, [], `${name}: Service ${svc.metadata.name} has no admin port`);
+    }
+  }
+});
+
 t.test('no pod mounts a Kubernetes API token', async (t) => {
   checkNoApiToken(t, base);
   checkNoApiToken(t, files);
