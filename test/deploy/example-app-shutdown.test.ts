@@ -7,11 +7,10 @@
 // root, as the network-namespace tests do) with a stand-in wget that records each call.
 
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { podSpec, renderKustomization } from '../helpers/kustomize.js';
 
 const BASE = new URL('../../config/kubernetes/base/', import.meta.url).pathname;
@@ -19,6 +18,8 @@ const BASE = new URL('../../config/kubernetes/base/', import.meta.url).pathname;
 /** Why a shell cannot be run as PID 1 here, or undefined when it can. */
 function pidNamespaceUnavailable(): string | undefined {
   if (process.platform !== 'linux') return `PID namespaces need Linux (this is ${process.platform})`;
+  // how the test finds the shell's host pid (a kernel without CONFIG_PROC_CHILDREN has no such file)
+  if (!existsSync(`/proc/${process.pid}/task/${process.pid}/children`)) return 'this kernel does not list a process\'s children in /proc';
   const probe = spawnSync('unshare', ['--pid', '--fork', '/bin/sh', '-c', 'test $$ = 1'], { timeout: 5_000 });
   if (probe.error) return `unshare is unavailable: ${probe.error.message}`;
   return probe.status === 0 ? undefined : `unshare --pid failed (root is needed, as CI runs): ${String(probe.stderr).trim()}`;
