@@ -23,7 +23,9 @@ COPY --from=build /src/dist ./dist
 RUN ln -s /app/dist/cli.js /usr/local/bin/meshcar
 # the image's own non-root user (uid 1000); the Kubernetes manifests run as this uid
 USER 1000:1000
-# inbound (mutual TLS), outbound (the app's loopback port), admin (/metrics, /ready, /healthz)
-EXPOSE 15443 15001 15000
+# inbound (mutual TLS) and admin (/metrics, /ready, /healthz). Not the outbound (15001): it
+# calls upstreams as this sidecar's identity for whoever connects, so it is for the app beside
+# it over loopback only, and `docker run -P` publishes every port named here
+EXPOSE 15443 15000
 ENTRYPOINT ["meshcar"]
 CMD ["--help"]

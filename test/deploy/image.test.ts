@@ -2,12 +2,13 @@
 // copies (every source exists after `make build`, and .dockerignore lets nothing else into the
 // build context: no certs, keys or tokens), its non-root user (the uid the Kubernetes manifests
 // run as), and its entrypoint, run for real with `--help` from a production-only install
-// (`npm ci --omit=dev` in a temporary copy of what the runtime stage holds). `make image`
+// (`npm ci --omit=dev` in a temporary copy of what the runtime stage holds), and started through
+// a link, as /usr/local/bin/meshcar is, node runs with the launcher's V8 flags. `make image`
 // without a working engine says that it skipped and exits 0.
 
 import t from 'tap';
-import { execFile } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -73,6 +74,17 @@ t.test('every file the Dockerfile copies exists after make build, and nothing el
   t.notMatch(text.replace(/^#.*$/gm, ''), /\b(ENV|ARG)\s+\S*(TOKEN|SECRET|PASSWORD|KEY)/i, 'no secret passed in as ENV or ARG');
 });
 
+t.test('the ports it exposes: inbound and admin, never the outbound', async (t) => {
+  const runtime = (await stages())[1] as Instruction[];
+  const exposed = runtime.filter((i) => i.op === 'EXPOSE').flatMap((i) => i.args.split(/\s+/)).map((p) => Number(p.replace(/\/tcp$/, '')));
+  // the outbound lends the sidecar's identity to any client: `docker run -P` would publish it
+  const frontend = await readFile(join(ROOT, 'config/kubernetes/base/frontend.yaml'), 'utf8');
+  const outbound = Number(/outbound:\s*\n\s*listen: 127\.0\.0\.1:(\d+)/.exec(frontend)?.[1]);
+  t.ok(outbound > 0, `the outbound port of the manifests: ${outbound}`);
+  t.notOk(exposed.includes(outbound), `EXPOSE ${exposed.join(' ')}: not the outbound`);
+  t.ok(exposed.includes(15443) && exposed.includes(15000), 'inbound and admin');
+});
+
 t.test('a non-root user, the uid the Kubernetes manifests run as', async (t) => {
   const runtime = (await stages())[1] as Instruction[];
   const user = runtime.filter((i) => i.op === 'USER').pop()?.args;
@@ -105,6 +117,25 @@ t.test('the entrypoint runs --help from a production-only install', async (t) =>
   t.match(run.stdout, /usage: meshcar run --config FILE/);
   const version = await execFileAsync(entry, ['--version'], { cwd: tmpdir() }).catch((err: { stdout: string }) => err);
   t.match(version.stdout, new RegExp(JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')).version.replace(/\./g, '\\.')), 'the version comes from the copied package.json');
+  // the image runs `meshcar`, a link to dist/cli.js: its #! line must reach node with the V8
+  // flags the README gives (a link, or a start through another path, that lost them would run
+  // on V8's defaults unseen: --help answers the same). Seen in /proc while the sidecar waits
+  // for its config on a pipe.
+  const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+  const flags = /The `meshcar` launcher[^]*?with two V8 flags\. `(--[\w-]+=\d+)`[^]*?`(--[\w-]+=\d+)`/.exec(readme)?.slice(1) ?? [];
+  t.equal(flags.length, 2, `the README names the launcher's flags: ${flags.join(' ')}`);
+  const onPath = join(app, 'meshcar');
+  await symlink(join(app, 'dist', 'cli.js'), onPath);
+  const child = spawn(onPath, ['run', '--config', '/dev/stdin'], { stdio: ['pipe', 'ignore', 'ignore'], cwd: tmpdir() });
+  t.teardown(() => void child.kill('SIGKILL'));
+  let argv: string[] = [];
+  for (let i = 0; i < 100 && !argv.includes('run'); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    argv = (await readFile(`/proc/${child.pid}/cmdline`, 'utf8').catch(() => '')).split('\0').filter(Boolean);
+  }
+  t.same(argv.slice(1, 3), flags, `run through the link: ${argv.join(' ')}`);
+  t.match(argv[0], /(^|\/)node$/, 'as node');
+  child.stdin.end();
 });
 
 const engine = await execFileAsync('docker', ['info']).then(() => 'docker', () => execFileAsync('podman', ['info']).then(() => 'podman', () => undefined));

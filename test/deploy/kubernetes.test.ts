@@ -5,7 +5,7 @@
 // rendering agrees with `kubectl kustomize` where kubectl exists; and the cross-references hold
 // (test/helpers/kube-sidecars.ts): each sidecar's own config passes `meshcar check` with the files
 // it names put where its volumes mount them, and ports, probes, volumes, env, drain timing,
-// Prometheus, discovery and identities all agree with it.
+// Prometheus, discovery and identities all agree with it; and no pod mounts an API token.
 
 import t from 'tap';
 import { execFile, execFileSync } from 'node:child_process';
@@ -17,7 +17,7 @@ import { ConfigMap, PersistentVolumeClaim, Service, ServiceAccount } from 'kuber
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { normalized, podSpec, readDocuments, renderKustomization, type KubeObject } from '../helpers/kustomize.js';
-import { checkCa, checkDiscovery, checkPodMonitor, checkSidecarPod, removeTempFiles, sidecarPods } from '../helpers/kube-sidecars.js';
+import { checkCa, checkDiscovery, checkNoApiToken, checkPodMonitor, checkSelectors, checkSidecarPod, removeTempFiles, sidecarConfig, sidecarPods } from '../helpers/kube-sidecars.js';
 
 const ROOT = new URL('../../config/kubernetes/', import.meta.url).pathname;
 const REPO = new URL('../../', import.meta.url).pathname;
@@ -169,6 +169,25 @@ t.test('discovery: callers reach orders through its headless Service, with the i
 
 t.test('the CA: one replica, its folder on the claim, its Service name in its certificate, meshcar check', (t) => checkCa(t, base));
 
+t.test('selectors: each Deployment\'s matches its pods, each Service selects one Deployment\'s', async (t) => {
+  checkSelectors(t, base);
+  checkSelectors(t, files);
+});
+
+t.test('no Service reaches a sidecar\'s admin port (probes and scrapes go to the pod itself)', async (t) => {
+  for (const [name, objects] of rendered) {
+    for (const svc of objects.filter((o) => o.kind === 'Service') as Array<KubeObject & { spec: { ports: Array<{ port: number; targetPort?: string | number }> } }>) {
+      const admin = svc.spec.ports.filter((p) => p.targetPort === 'admin' || p.port === 15000 || p.targetPort === 15000);
+      t.same(admin, [], `${name}: Service ${svc.metadata.name} has no admin port`);
+    }
+  }
+});
+
+t.test('no pod mounts a Kubernetes API token', async (t) => {
+  checkNoApiToken(t, base);
+  checkNoApiToken(t, files);
+});
+
 t.test('the PodMonitor scrapes the admin port of every pod with a sidecar', async (t) => {
   checkPodMonitor(t, rendered.get('prometheus-operator') as KubeObject[], base);
   checkPodMonitor(t, rendered.get('prometheus-operator') as KubeObject[], files);
@@ -181,4 +200,28 @@ t.test('a preStop sleep action in the manifests: the README says which Kubernete
   const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
   const section = readme.slice(readme.indexOf('\n## Kubernetes'), readme.indexOf('\n## ', readme.indexOf('\n## Kubernetes') + 5));
   t.match(section.replace(/\s+/g, ' '), /`preStop` `sleep` action needs Kubernetes 1\.30 or later; on 1\.29 it is alpha, behind the `PodLifecycleSleepAction` feature gate/);
+});
+
+t.test('the README\'s Kubernetes section names the endpoints as the manifests do, absolute (trailing dot)', async (t) => {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const start = readme.indexOf('\n## Kubernetes');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 5));
+  const named = [...section.matchAll(/dns:[a-z0-9.-]+:\d+/g)].map((m) => m[0]);
+  t.ok(named.length > 0, 'the section names a dns: endpoint');
+  t.same(named.filter((e) => !/\.:\d+$/.test(e)), [], 'none without its trailing dot');
+  const inManifests = sidecarPods(base).flatMap((pod) => Object.values((sidecarConfig(base, pod).config.outbound?.upstreams ?? {}) as Record<string, { endpoints: string[] }>).flatMap((u) => u.endpoints));
+  t.ok(named.every((e) => inManifests.includes(e)), `${named.join(', ')}: the base's own`);
+});
+
+t.test('the README\'s figures for the orders sidecar are the manifests\' (timings, resources)', async (t) => {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+  const said = (re: RegExp) => re.exec(readme)?.slice(1);
+  const orders = sidecarPods(base).find((p) => p.metadata.name === 'orders') as KubeObject;
+  const spec = podSpec(orders) as { terminationGracePeriodSeconds: number; containers: Array<{ name: string; lifecycle?: { preStop?: { sleep?: { seconds: number } } }; resources: { requests: Record<string, string>; limits: Record<string, string> } }> };
+  const meshcar = spec.containers.find((c) => c.name === 'meshcar');
+  const app = spec.containers.find((c) => c.name === 'app');
+  const drain = sidecarConfig(base, orders).config.drainTimeout as string;
+  t.same(said(/- shutdown: a `preStop` pause of (\d+) s .*?\(`drainTimeout: (\w+)`\); the app's own `preStop` pause \((\d+) s\) .*?`terminationGracePeriodSeconds: (\d+)`/), [String(meshcar?.lifecycle?.preStop?.sleep?.seconds), drain, String(app?.lifecycle?.preStop?.sleep?.seconds), String(spec.terminationGracePeriodSeconds)], 'preStop pauses, drain and grace period');
+  const r = meshcar?.resources;
+  t.same(said(/\): requests `cpu: (\w+)` .*?and `memory: (\w+)` .*?limits `cpu: "?(\w+)"?` and `memory: (\w+)`;/), [r?.requests.cpu, r?.requests.memory, r?.limits.cpu, r?.limits.memory], 'requests and limits');
 });

@@ -117,6 +117,16 @@ export async function checkSidecarPod(t: Tap, objects: readonly KubeObject[], po
     await copyFile(source, join(root, path as string));
     checked = checked.replaceAll(path as string, join(root, path as string));
   }
+  if (identity.ca?.token) {
+    // the token lets anyone holding it join as this service: read-only, 0440 at most (kubelet
+    // makes secret files root's, group fsGroup: 0400 would lock uid 1000 out), never in env
+    const where = mountOf(spec, meshcar, identity.ca.token);
+    const mode = where?.volume.secret?.defaultMode as number | undefined;
+    t.ok(where?.mount.readOnly === true && mode !== undefined && (mode & ~0o440) === 0, `the join token's Secret is mounted read-only, mode ${mode?.toString(8)} (0440 at most)`);
+    t.equal(spec.securityContext?.fsGroup, spec.securityContext?.runAsGroup, 'fsGroup is the group meshcar runs as, so it reads the 0440 file');
+  }
+  const secretEnv = ([...(spec.initContainers ?? []), ...spec.containers] as Obj[]).flatMap((c) => [...((c.env ?? []) as Obj[]).filter((e) => e.valueFrom?.secretKeyRef), ...((c.envFrom ?? []) as Obj[]).filter((e) => e.secretRef)].map(() => c.name));
+  t.same(secretEnv, [], 'no Secret in any container\'s environment');
   if (identity.dir) {
     const where = mountOf(spec, meshcar, `${identity.dir}/svid.crt`);
     t.ok(where?.volume.emptyDir && !where.mount.readOnly, `identity.dir ${identity.dir} is a writable emptyDir`);
@@ -136,6 +146,12 @@ export async function checkSidecarPod(t: Tap, objects: readonly KubeObject[], po
   const annotations = (pod.spec as Obj).template.metadata.annotations as Obj;
   t.same([annotations['prometheus.io/scrape'], Number(annotations['prometheus.io/port']), annotations['prometheus.io/path']], ['true', adminPort, '/metrics'], 'scrape annotations name the admin port and /metrics');
   t.equal((pod.spec as Obj).template.metadata.labels['meshcar.io/sidecar'], 'true', 'labelled for the PodMonitor');
+  if (config.outbound) {
+    // the outbound sends as this pod's identity to whoever asks: another pod reaching it would
+    // call orders as frontend, so it takes the app's connections only, over loopback
+    t.equal(splitListen(config.outbound.listen)[0], '127.0.0.1', 'the outbound listens on loopback only: other pods must not borrow this identity');
+    t.notOk(portNamed(meshcar, 'outbound') ?? ((meshcar.ports ?? []) as Obj[]).some((p) => p.containerPort === splitListen(config.outbound.listen)[1]), 'and no container port advertises it');
+  }
   if (config.inbound) {
     const [host, port] = splitListen(config.inbound.listen);
     t.equal(host, '0.0.0.0', 'inbound listens on every address of the pod (no pod IP to fill in at start)');
@@ -173,14 +189,19 @@ function splitListen(text: string): [string, number] {
   return [text.slice(0, colon).replace(/^\[|\]$/g, ''), Number(text.slice(colon + 1))];
 }
 
-/** Each upstream's dns:NAME:PORT is a headless Service of this namespace whose pods' sidecar has that identity and admits the caller. */
+/**
+ * Each upstream's dns:NAME:PORT is a headless Service of this namespace whose pods' sidecar has
+ * that identity and admits the caller. NAME is the Service's absolute name, trailing dot
+ * included: without the dot a pod's resolv.conf (ndots:5) sends every dnsRefresh lookup through
+ * three or four search domains (NXDOMAIN for A and AAAA each) before the name itself.
+ */
 export async function checkDiscovery(t: Tap, objects: readonly KubeObject[]): Promise<void> {
   for (const caller of sidecarPods(objects)) {
     const { config } = sidecarConfig(objects, caller);
     for (const [name, upstream] of Object.entries((config.outbound?.upstreams ?? {}) as Obj)) {
-      const m = /^dns:([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)$/.exec(upstream.endpoints[0]);
+      const m = /^dns:([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local\.:(\d+)$/.exec(upstream.endpoints[0]);
       if (!m) {
-        t.fail(`${caller.metadata.name} → ${name}: ${upstream.endpoints[0]} is not a Service's cluster DNS name`);
+        t.fail(`${caller.metadata.name} → ${name}: ${upstream.endpoints[0]} is not a Service's absolute cluster DNS name (dns:SERVICE.NAMESPACE.svc.cluster.local.:PORT, trailing dot included)`);
         continue;
       }
       const [, service, namespace, port] = m;
@@ -192,6 +213,12 @@ export async function checkDiscovery(t: Tap, objects: readonly KubeObject[]): Pr
       t.equal(portNamed(meshcarContainer(target) as Obj, servicePort?.targetPort), Number(port), `port ${port} → the target sidecar's "${servicePort?.targetPort}" port`);
       const targetConfig = sidecarConfig(objects, target).config;
       t.equal(upstream.identity, `spiffe://${targetConfig.trustDomain}/svc/${targetConfig.service}`, `${name}'s identity is the target sidecar's`);
+      // the target's preStop pause must outlast the callers' view of its DNS record: their next
+      // refresh plus the record's TTL (CoreDNS's kubernetes plugin: 5 s); shorter, and a caller
+      // still dials a pod whose meshcar has stopped accepting
+      const pause = Number((meshcarContainer(target) as Obj).lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000;
+      const refresh = parseDuration(config.outbound.dnsRefresh ?? '5s') as number;
+      t.ok(pause >= refresh + 5_000, `${service}'s preStop pause ${pause / 1000}s ≥ ${caller.metadata.name}'s dnsRefresh ${refresh / 1000}s + the record's 5 s TTL`);
       const callerId = `spiffe://${config.trustDomain}/svc/${config.service}`;
       t.ok((targetConfig.inbound.authorize as Obj[]).some((r) => r.from.includes(callerId)), `${service} admits ${callerId}`);
     }
@@ -237,5 +264,30 @@ export function checkPodMonitor(t: Tap, monitorSet: readonly KubeObject[], objec
   for (const endpoint of monitor.spec.podMetricsEndpoints as Obj[]) {
     t.ok(selected.every((p) => portNamed(meshcarContainer(p) as Obj, endpoint.port) !== undefined), `port "${endpoint.port}" exists in each`);
     t.equal(endpoint.path, '/metrics');
+  }
+}
+
+/**
+ * No pod gets a Kubernetes API token: none of them calls the API (identities come from the CA
+ * or SPIRE, whose agent attests the pod by its service account's name, not a token), and a
+ * token mounted for nothing is one more credential a compromised container could use.
+ */
+export function checkNoApiToken(t: Tap, objects: readonly KubeObject[]): void {
+  for (const o of objects.filter((o) => o.kind === 'Deployment')) {
+    const spec = podSpec(o) as Obj;
+    const account = find(objects, 'ServiceAccount', spec.serviceAccountName ?? 'default');
+    const mounted = spec.automountServiceAccountToken ?? account?.automountServiceAccountToken ?? true;
+    t.equal(mounted, false, `${o.metadata.name}: no service account token mounted (pod or account ${spec.serviceAccountName ?? 'default'})`);
+  }
+}
+
+/** Each Deployment's selector matches its own pods, and each Service's selects some Deployment's pods. */
+export function checkSelectors(t: Tap, objects: readonly KubeObject[]): void {
+  const deployments = objects.filter((o) => o.kind === 'Deployment') as Obj[];
+  const matches = (selector: Obj | undefined, labels: Obj | undefined) => Object.keys(selector ?? {}).length > 0 && Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
+  for (const d of deployments) t.ok(matches(d.spec.selector?.matchLabels, d.spec.template.metadata.labels), `Deployment ${d.metadata.name}: its selector matches its pod template's labels (the API server refuses it otherwise)`);
+  for (const s of objects.filter((o) => o.kind === 'Service') as Obj[]) {
+    const selected = deployments.filter((d) => matches(s.spec.selector, d.spec.template.metadata.labels)).map((d) => d.metadata.name);
+    t.equal(selected.length, 1, `Service ${s.metadata.name} selects the pods of one Deployment: ${selected.join(', ') || 'none'}`);
   }
 }
