@@ -8,6 +8,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { specRegExp } from './linear-regexps.js';
 import { linearUniqueItems } from './unique-items.js';
+import { isBase64 } from './byte-format.js';
 
 export interface SchemaCompilers {
   readonly params: Ajv;
@@ -23,6 +24,8 @@ export function compilersFor(openapiVersion: string): SchemaCompilers {
     const options = { strict: false, allErrors: false, coerceTypes, validateFormats: true, code: { regExp: specRegExp } };
     const ajv = openapiVersion.startsWith('3.1') ? (new Ajv2020(options) as unknown as Ajv) : new Ajv(options);
     addFormats(ajv);
+    // ajv-formats' byte passes any string with a line break, slowly (byte-format.ts)
+    ajv.addFormat('byte', isBase64);
     linearUniqueItems(ajv); // Ajv's compares every pair of items (unique-items.ts)
     return ajv;
   };
