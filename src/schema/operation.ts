@@ -6,6 +6,7 @@ import type { ValidateFunction } from 'ajv';
 import { describeError } from '../errors.js';
 import { pointerOf, SpecError } from './spec-error.js';
 import type { SchemaCompilers } from './compilers.js';
+import { numericKindOf, type NumericKind } from './number-syntax.js';
 
 export interface MediaRule {
   /** `application/json`, `application/*` or `*\/*`, lower-case. */
@@ -48,6 +49,8 @@ export interface CompiledOperation {
   readonly headerNames: readonly string[];
   /** Lower-case names of the header parameters whose schema is an array (comma-separated items). */
   readonly arrayHeaderNames: ReadonlySet<string>;
+  /** Numeric parameters (or arrays of numbers) by location, by name (headers lower-case): their text must be decimal (number-syntax.ts). */
+  readonly numeric: { readonly path: ReadonlyMap<string, NumericKind>; readonly query: ReadonlyMap<string, NumericKind>; readonly header: ReadonlyMap<string, NumericKind> };
   readonly body: BodyRule | undefined;
 }
 
@@ -109,6 +112,15 @@ export function compileOperation(
   // style simple (path, header): an array's items are one value separated by commas, exploded or not
   const arrayNames = (location: string, lower: boolean) =>
     new Set(params.filter((p) => p.in === location && typeof p.name === 'string' && interpreted(p) && isArraySchema(p.schema)).map((p) => (lower ? (p.name as string).toLowerCase() : (p.name as string))));
+  const numericNames = (location: string, lower: boolean) => {
+    const kinds = new Map<string, NumericKind>();
+    for (const p of params) {
+      if (p.in !== location || typeof p.name !== 'string' || !interpreted(p)) continue;
+      const kind = numericKindOf(p.schema);
+      if (kind !== undefined) kinds.set(lower ? p.name.toLowerCase() : p.name, kind);
+    }
+    return kinds;
+  };
   return {
     method,
     template,
@@ -119,6 +131,7 @@ export function compileOperation(
     headers: compileGroup('header'),
     headerNames: Object.keys(group('header', true).properties),
     arrayHeaderNames: arrayNames('header', true),
+    numeric: { path: numericNames('path', false), query: numericNames('query', false), header: numericNames('header', true) },
     body: compileBody(compilers, file, operation.requestBody, at('requestBody')),
   };
 }

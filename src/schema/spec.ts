@@ -14,6 +14,7 @@ import { otherReadings, PathMatcher, slashReading, type PathMatch } from './path
 import { queryReadings, queryValues } from './query-values.js';
 import { methodOverride } from './method-override.js';
 import { underscoreAlias } from './header-aliases.js';
+import { nonDecimal } from './number-syntax.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { isAcceptablePath } from '../http/request-target.js';
@@ -150,7 +151,13 @@ export class CompiledSpec {
     if (misread !== undefined) return violation(op, route, 'path', misread);
     const override = methodOverride(method, query, headers, op);
     if (override !== undefined) return violation(op, route, override.kind, override.message);
-    if (op.pathParams !== undefined && !op.pathParams(splitArrays(match.params ?? {}, op.arrayPathParams))) return violation(op, route, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
+    if (op.pathParams !== undefined) {
+      const values = splitArrays(match.params ?? {}, op.arrayPathParams);
+      // numbers as every server reads them, before the validator coerces them (number-syntax.ts)
+      const number = nonDecimal('path', values, op.numeric.path);
+      if (number !== undefined) return violation(op, route, 'path', number);
+      if (!op.pathParams(values)) return violation(op, route, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
+    }
     // a fragment hides the rest of the query from an app that drops it (`?x#&status=open`):
     // what is checked here would not be what it reads
     if (query.indexOf('#') !== -1) return violation(op, route, 'query', 'query: a # (a fragment) is not sent in a request; send it encoded, as %23');
@@ -158,6 +165,8 @@ export class CompiledSpec {
       for (const reading of queryReadings(query)) {
         const values = queryValues(op, reading.query);
         if (typeof values === 'string') return violation(op, route, 'query', values + reading.note);
+        const number = nonDecimal('query', values, op.numeric.query);
+        if (number !== undefined) return violation(op, route, 'query', number + reading.note);
         if (!op.query(values)) return violation(op, route, 'query', describeAjvError('query', op.query.errors?.[0]) + reading.note);
       }
     }
@@ -167,6 +176,8 @@ export class CompiledSpec {
       const values: Record<string, unknown> = {};
       for (const name of op.headerNames) if (headers[name] !== undefined) values[name] = headers[name];
       splitArrays(values, op.arrayHeaderNames);
+      const number = nonDecimal('header', values, op.numeric.header);
+      if (number !== undefined) return violation(op, route, 'header', number);
       if (!op.headers(values)) return violation(op, route, 'header', describeAjvError('header', op.headers.errors?.[0]));
     }
     const body = op.body;
