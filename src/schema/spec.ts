@@ -15,6 +15,7 @@ import { queryReadings, queryValues } from './query-values.js';
 import { methodOverride } from './method-override.js';
 import { underscoreAlias } from './header-aliases.js';
 import { nonDecimal } from './number-syntax.js';
+import { isUtf8Charset } from './media-charset.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { isAcceptablePath } from '../http/request-target.js';
@@ -254,20 +255,12 @@ function splitArrays(values: Record<string, unknown>, names: ReadonlySet<string>
   return values;
 }
 
-/** The media entry for a Content-Type: exact, then `type/*`, then `*\/*`. */
-/** No charset parameter, or utf-8 (any case, quoted or not). */
-function isUtf8Charset(contentType: string): boolean {
-  const at = contentType.indexOf(';');
-  if (at === -1) return true;
-  const charset = /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(contentType.slice(at));
-  return charset === null || /^utf-?8$/i.test(charset[1] as string);
-}
-
 /** `Application/JSON; charset=utf-8` → `application/json`. */
 function mediaType(contentType: string): string {
   return (contentType.split(';')[0] ?? '').trim().toLowerCase();
 }
 
+/** The media entry for a Content-Type: exact, then `type/*`, then `*\/*`. */
 function mediaFor(media: readonly MediaRule[], contentType: string | undefined): MediaRule | undefined {
   if (contentType === undefined) return undefined;
   const type = mediaType(contentType);
