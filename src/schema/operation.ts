@@ -17,9 +17,15 @@ export interface MediaRule {
   readonly validateJson: ValidateFunction | undefined;
 }
 
-/** application/json or a `+json` type (not gRPC's framing, application/grpc+json); lower-case, no parameters. */
+/**
+ * application/json, text/json or a `+json` type (not gRPC's framing, application/grpc+json);
+ * lower-case, no parameters. text/json is JSON to the apps that list it: ASP.NET Core's JSON
+ * input formatter reads it, and Swashbuckle writes every request body's schema under
+ * application/json, text/json and application/*+json; left out, a caller sending text/json
+ * had its body reach such an app unchecked.
+ */
 export function isJsonType(type: string): boolean {
-  return type === 'application/json' || (type.endsWith('+json') && !type.startsWith('application/grpc'));
+  return type === 'application/json' || type === 'text/json' || (type.endsWith('+json') && !type.startsWith('application/grpc'));
 }
 
 export interface BodyRule {
