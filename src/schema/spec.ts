@@ -260,12 +260,24 @@ function mediaType(contentType: string): string {
   return (contentType.split(';')[0] ?? '').trim().toLowerCase();
 }
 
-/** The media entry for a Content-Type: exact, then `type/*`, then `*\/*`. */
+/**
+ * The media entry for a Content-Type: exact, then its structured suffix's range
+ * (`application/*+json` for `application/merge-patch+json`: Swashbuckle lists one beside
+ * application/json, and a +json body sent to it was 415), then `type/*`, then `*\/*`.
+ */
 function mediaFor(media: readonly MediaRule[], contentType: string | undefined): MediaRule | undefined {
   if (contentType === undefined) return undefined;
   const type = mediaType(contentType);
-  const wildcard = `${type.split('/')[0]}/*`;
-  return media.find((m) => m.range === type) ?? media.find((m) => m.range === wildcard) ?? media.find((m) => m.range === '*/*');
+  const major = type.split('/')[0];
+  const plus = type.lastIndexOf('+');
+  // gRPC's application/grpc+json is framed messages, never one JSON document (operation.ts)
+  const suffixed = plus > type.indexOf('/') && !type.startsWith('application/grpc') ? `${major}/*${type.slice(plus)}` : undefined;
+  return (
+    media.find((m) => m.range === type) ??
+    (suffixed === undefined ? undefined : media.find((m) => m.range === suffixed)) ??
+    media.find((m) => m.range === `${major}/*`) ??
+    media.find((m) => m.range === '*/*')
+  );
 }
 
 /**

@@ -2,7 +2,8 @@
 // reads text/json, and Swashbuckle (its usual spec generator) writes each request body's
 // schema under application/json, text/json and application/*+json: with such a spec a caller
 // sending Content-Type: text/json had an invalid body reach the app unchecked, as a non-JSON
-// type. Over a real inbound in enforce mode (src/schema/operation.ts, isJsonType).
+// type. A +json type is held to the application/*+json entry (it was 415, matching none).
+// Over a real inbound in enforce mode (src/schema/operation.ts isJsonType, spec.ts mediaFor).
 
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
@@ -34,7 +35,7 @@ components:
       properties: {qty: {type: integer, format: int32, minimum: 1}}
 `;
 
-t.test('text/json bodies are validated like application/json ones', async (t) => {
+t.test('text/json bodies are validated like application/json ones, +json ones under application/*+json', async (t) => {
   const file = join(t.testdir(), 'swashbuckle.yaml');
   await writeFile(file, SPEC);
   const f = await startInbound();
@@ -49,4 +50,10 @@ t.test('text/json bodies are validated like application/json ones', async (t) =>
     t.equal(JSON.parse(invalid.body).message, 'body/qty: must be >= 1');
   }
   t.equal((await post('text/json', '{"qty":')).status, 400, 'text/json that is not JSON is refused');
+  // the application/*+json range: a +json type is checked by its schema (it was 415)
+  t.equal((await post('application/merge-patch+json', '{"qty":2}')).status, 200, 'a +json type under application/*+json passes');
+  const patch = await post('application/vnd.orders+json', '{"qty":0}');
+  t.equal(patch.status, 400, 'and is validated');
+  t.equal(JSON.parse(patch.body).message, 'body/qty: must be >= 1');
+  t.equal((await post('application/xml', '<qty>2</qty>')).status, 415, 'a type the spec does not list is still 415');
 });
