@@ -7,7 +7,9 @@ import { isUtf8 } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import type { ValidateFunction } from 'ajv';
 import type { BodyBudget } from './body-budget.js';
-import { describeAjvError, tooLarge, type Violation } from './violations.js';
+import { describeAjvError, MAX_QUOTED, tooLarge, type Violation } from './violations.js';
+import { duplicateKey } from './duplicate-keys.js';
+import { clip } from '../clip.js';
 
 /**
  * How deep a body's arrays and objects may nest. Ajv's checks recurse (uniqueItems compares
@@ -29,6 +31,9 @@ export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violati
     const at = /position (\d+)/.exec((err as Error).message)?.[1];
     return { kind: 'body', message: `body: is not valid JSON${at === undefined ? '' : ` (at position ${at})`}` };
   }
+  // parsers disagree on which of two values of one key counts (duplicate-keys.ts)
+  const twice = duplicateKey(body);
+  if (twice !== undefined) return { kind: 'body', message: `body: the key ${clip(JSON.stringify(twice), MAX_QUOTED)} is given twice in one object (parsers disagree on which value counts)` };
   try {
     return validate(value) ? undefined : { kind: 'body', message: describeAjvError('body', validate.errors?.[0]) };
   } catch {
