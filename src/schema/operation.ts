@@ -72,10 +72,19 @@ interface Parameter {
 /**
  * Parameters checked: those with a schema in the default styles (form for query, simple for
  * path and header). Others (deepObject, pipe- or space-delimited, matrix, label, `content`)
- * are not interpreted, so they are left alone rather than misjudged.
+ * are not interpreted, so they are left alone rather than misjudged. So are objects, in any
+ * style: form spreads an exploded one over keys of its own (`?color=blue&size=M` for `filter`)
+ * and the others write it as `key,value` pairs; checked as one string, every valid call was
+ * refused (`query/filter: is required`, `header/x-tags: must be object`).
  */
 function interpreted(p: Parameter): boolean {
-  return p.schema !== undefined && (p.style === undefined || p.style === 'form' || p.style === 'simple');
+  return p.schema !== undefined && (p.style === undefined || p.style === 'form' || p.style === 'simple') && !isObjectSchema(p.schema);
+}
+
+/** `type: object`, or (OpenAPI 3.1) a list of types that includes object. */
+function isObjectSchema(schema: unknown): boolean {
+  const type = (schema as { type?: unknown } | undefined)?.type;
+  return type === 'object' || (Array.isArray(type) && type.includes('object'));
 }
 
 /** Header parameters OpenAPI says to ignore: they are described elsewhere (content, security). */
