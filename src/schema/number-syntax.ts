@@ -4,15 +4,17 @@
 // number: `?limit=0b11` passed `minimum: 1` as 3, and an app reading it with parseInt (most
 // Express apps) or strconv.Atoi got 0 or an error; `?price=Infinity` passed `type: number`
 // (JSON has no such number) and reached a Java or Python app as infinity. What the check reads
-// as a number must be what every server behind reads: anything else is refused.
+// as a number must be what every server behind reads: anything else is refused. A leading `+`
+// (sent as %2B) is read alike by all of them; a space (a raw `+` in the query) is not (Go's
+// Atoi and Java's parseInt refuse it, Number() skips it).
 
 import { clip } from '../clip.js';
 import { MAX_QUOTED } from './violations.js';
 
 export type NumericKind = 'integer' | 'number';
 
-const INTEGER = /^-?[0-9]+$/;
-const NUMBER = /^-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
+const INTEGER = /^[-+]?[0-9]+$/;
+const NUMBER = /^[-+]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
 
 /** `integer` or `number` for a schema of that type, or for an array of such items; undefined otherwise (a string among its types: any text may be meant). */
 export function numericKindOf(schema: unknown): NumericKind | undefined {
@@ -36,7 +38,7 @@ export function nonDecimal(location: 'path' | 'query' | 'header', values: Record
     const value = values[name];
     for (const text of Array.isArray(value) ? value : [value]) {
       if (typeof text !== 'string' || isDecimal(text, kind)) continue;
-      return `${location}/${name}: ${clip(text, MAX_QUOTED)} is not written as a decimal ${kind} (${kind === 'integer' ? '-?digits' : 'as JSON writes numbers'}; servers read hex, binary, exponents or Infinity otherwise)`;
+      return `${location}/${name}: ${clip(text, MAX_QUOTED)} is not written as a decimal ${kind} (${kind === 'integer' ? 'digits, signed or not' : 'as JSON writes numbers, signed or not'}; servers read hex, binary, exponents or Infinity otherwise)`;
     }
   }
   return undefined;

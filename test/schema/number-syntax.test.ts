@@ -42,7 +42,7 @@ t.test('numbers the app would read otherwise are refused; decimal ones pass', as
     return { status: res.status, message: res.status === 200 ? '' : String(JSON.parse(res.body).message) };
   };
 
-  for (const path of ['/items?limit=5', '/items?limit=007', '/items?price=2.5', '/items?price=-0', '/items?price=1.5e2', '/items?ids=1,2,3', '/items/42', '/items?note=0x10']) {
+  for (const path of ['/items?limit=5', '/items?limit=007', '/items?price=2.5', '/items?price=-0', '/items?price=1.5e2', '/items?ids=1,2,3', '/items/42', '/items?note=0x10', '/items?limit=%2B5', '/items?price=%2B2.5e1']) {
     t.equal((await get(path)).status, 200, `${path} passes`);
   }
   t.equal((await get('/items', { 'x-count': '3' })).status, 200, 'X-Count: 3 passes');
@@ -56,6 +56,7 @@ t.test('numbers the app would read otherwise are refused; decimal ones pass', as
     [`/items?price=${'9'.repeat(400)}`, {}, /^query\/price: 9{200}… \(400 characters\) is not/],
     ['/items?ids=1,0x2', {}, /^query\/ids: 0x2 is not/],
     ['/items/0x1', {}, /^path\/id: 0x1 is not/],
+    ['/items?limit=+5', {}, /^query\/limit: {2}5 is not/],
     ['/items', { 'x-count': '0b1' }, /^header\/x-count: 0b1 is not/],
   ];
   for (const [path, headers, message] of refused) {
