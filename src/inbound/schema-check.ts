@@ -33,7 +33,7 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
   if (check.violation !== undefined || validate === undefined || guard.mode === 'shadow') {
     if (check.violation !== undefined && guard.mode === 'enforce') refuse(exchange, check.violation);
     else {
-      if (check.violation === undefined && validate !== undefined) watchBody(exchange.requestBody, guard.maxBodySize, guard.budget, validate, schema);
+      if (check.violation === undefined && validate !== undefined) watchBody(exchange.requestBody, guard.maxBodySize, guard.budget, validate, schema, exchange.caller.id.uri);
       next(exchange);
     }
     return;
@@ -73,6 +73,8 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
       }
     },
     () => touch(exchange),
+    // one caller's bodies may not fill the budget for all (body-budget.ts)
+    exchange.caller.id.uri,
   );
 }
 

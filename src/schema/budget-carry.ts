@@ -17,6 +17,7 @@ export function carryBudgets(running: Guards, next: Guards): Guards {
   const carry = (old: SchemaGuard | undefined, guard: SchemaGuard): SchemaGuard => {
     if (old === undefined || old.budget === guard.budget) return guard;
     old.budget.limit = guard.budget.limit;
+    old.budget.maxBodySize = guard.budget.maxBodySize;
     return { ...guard, budget: old.budget };
   };
   return {

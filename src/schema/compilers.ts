@@ -8,6 +8,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { specRegExp } from './linear-regexps.js';
 import { linearUniqueItems } from './unique-items.js';
+import { isBase64 } from './byte-format.js';
 
 export interface SchemaCompilers {
   readonly params: Ajv;
@@ -19,10 +20,15 @@ const addFormats = ((addFormatsModule as unknown as { default?: unknown }).defau
 
 export function compilersFor(openapiVersion: string): SchemaCompilers {
   const make = (coerceTypes: boolean | 'array'): Ajv => {
-    // patterns on the linear-time fallback (linear-regexps.ts)
-    const options = { strict: false, allErrors: false, coerceTypes, validateFormats: true, code: { regExp: specRegExp } };
+    // patterns on the linear-time fallback (linear-regexps.ts). ownProperties: a value's own
+    // properties only; without it a property named as one of Object.prototype's (`constructor`,
+    // `toString`, `valueOf`) was read through the prototype: `required: [constructor]` held by
+    // `{}`, and an optional `toString: {type: integer}` refused every body that left it out
+    const options = { strict: false, allErrors: false, coerceTypes, validateFormats: true, ownProperties: true, code: { regExp: specRegExp } };
     const ajv = openapiVersion.startsWith('3.1') ? (new Ajv2020(options) as unknown as Ajv) : new Ajv(options);
     addFormats(ajv);
+    // ajv-formats' byte passes any string with a line break, slowly (byte-format.ts)
+    ajv.addFormat('byte', isBase64);
     linearUniqueItems(ajv); // Ajv's compares every pair of items (unique-items.ts)
     return ajv;
   };

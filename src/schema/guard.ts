@@ -22,7 +22,7 @@ export async function loadGuard(config: OpenApiConfig): Promise<SchemaGuard> {
 
 /** The guard of a compiled spec, with the settings `config` gives it. */
 export function guardOf(config: OpenApiConfig, spec: CompiledSpec): SchemaGuard {
-  return { spec, mode: config.mode, maxBodySize: config.maxBodySize, budget: new BodyBudget(config.maxBuffered ?? DEFAULT_MAX_BUFFERED) };
+  return { spec, mode: config.mode, maxBodySize: config.maxBodySize, budget: new BodyBudget(config.maxBuffered ?? DEFAULT_MAX_BUFFERED, config.maxBodySize) };
 }
 
 /** `/orders?x=1` → ['/orders', 'x=1']. */

@@ -7,7 +7,9 @@ import { isUtf8 } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import type { ValidateFunction } from 'ajv';
 import type { BodyBudget } from './body-budget.js';
-import { describeAjvError, tooLarge, type Violation } from './violations.js';
+import { describeAjvError, MAX_QUOTED, tooLarge, type Violation } from './violations.js';
+import { duplicateKey } from './duplicate-keys.js';
+import { clip } from '../clip.js';
 
 /**
  * How deep a body's arrays and objects may nest. Ajv's checks recurse (uniqueItems compares
@@ -29,6 +31,9 @@ export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violati
     const at = /position (\d+)/.exec((err as Error).message)?.[1];
     return { kind: 'body', message: `body: is not valid JSON${at === undefined ? '' : ` (at position ${at})`}` };
   }
+  // parsers disagree on which of two values of one key counts (duplicate-keys.ts)
+  const twice = duplicateKey(body);
+  if (twice !== undefined) return { kind: 'body', message: `body: the key ${clip(JSON.stringify(twice), MAX_QUOTED)} is given twice in one object (parsers disagree on which value counts)` };
   try {
     return validate(value) ? undefined : { kind: 'body', message: describeAjvError('body', validate.errors?.[0]) };
   } catch {
@@ -58,10 +63,10 @@ export function nestsDeeperThan(body: Buffer, max: number): boolean {
  * Shadow: validates the body as it streams by, setting `result.violation` when it ends (or
  * once it outgrows `limit`). The source is paused first, so the listener does not start the
  * flow before the forwarder pipes it (pipe() resumes it). Past the budget the body goes on
- * unwatched (nothing is recorded of it).
+ * unwatched (nothing is recorded of it). `caller`: whose share of the budget it counts against (body-budget.ts).
  */
-export function watchBody(source: Readable, limit: number, budget: BodyBudget, validate: ValidateFunction, result: { violation: Violation | undefined }): void {
-  const body = new BodyBuffer(limit, budget);
+export function watchBody(source: Readable, limit: number, budget: BodyBudget, validate: ValidateFunction, result: { violation: Violation | undefined }, caller?: string): void {
+  const body = new BodyBuffer(limit, budget, caller);
   source.pause();
   const stop = () => {
     source.off('data', onData);
@@ -90,10 +95,18 @@ export function watchBody(source: Readable, limit: number, budget: BodyBudget, v
  * or the budget (the rest is not kept). Nothing is called for a body abandoned before its end
  * (its bytes go back to the budget). `onChunk`: bytes came. Returns a function that gives up
  * the read (nothing more is kept, nothing is called, its bytes go back to the budget at once):
- * the caller's deadline for a body that stopped coming.
+ * the caller's deadline for a body that stopped coming. `caller`: whose share of the budget it
+ * counts against (body-budget.ts).
  */
-export function readAll(source: Readable, limit: number, budget: BodyBudget, done: (body: Buffer | undefined, why?: 'too_large' | 'overloaded') => void, onChunk?: () => void): () => void {
-  const body = new BodyBuffer(limit, budget);
+export function readAll(
+  source: Readable,
+  limit: number,
+  budget: BodyBudget,
+  done: (body: Buffer | undefined, why?: 'too_large' | 'overloaded') => void,
+  onChunk?: () => void,
+  caller?: string,
+): () => void {
+  const body = new BodyBuffer(limit, budget, caller);
   const stop = () => {
     source.off('data', onData);
     source.off('end', onEnd);
@@ -134,6 +147,8 @@ class BodyBuffer {
   constructor(
     private readonly limit: number,
     private readonly budget: BodyBudget,
+    /** Whose body it is (an inbound caller's SPIFFE ID), for its share of the budget; undefined on the outbound. */
+    private readonly caller: string | undefined,
   ) {}
 
   /** ADDED, or TOO_LARGE / OVER_BUDGET (the chunk is not kept). */
@@ -144,7 +159,7 @@ class BodyBuffer {
     if (buffer === null || size > buffer.length) {
       // the budget counts what is allocated (a buffer grows by doubling), not only what is used
       const length = Math.min(this.limit, Math.max(size, 2 * (buffer?.length ?? 0), 1024));
-      if (!this.budget.take(length - (buffer?.length ?? 0))) return OVER_BUDGET;
+      if (!this.budget.take(length - (buffer?.length ?? 0), this.caller)) return OVER_BUDGET;
       const grown = Buffer.allocUnsafe(length);
       if (buffer !== null) buffer.copy(grown, 0, 0, this.size);
       this.buffer = buffer = grown;
@@ -160,7 +175,7 @@ class BodyBuffer {
 
   /** Lets go of the bytes and gives them back to the budget (once). */
   clear(): void {
-    this.budget.give(this.buffer?.length ?? 0);
+    this.budget.give(this.buffer?.length ?? 0, this.caller);
     this.buffer = null;
     this.size = 0;
   }

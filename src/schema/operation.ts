@@ -6,6 +6,7 @@ import type { ValidateFunction } from 'ajv';
 import { describeError } from '../errors.js';
 import { pointerOf, SpecError } from './spec-error.js';
 import type { SchemaCompilers } from './compilers.js';
+import { numericKindOf, type NumericKind } from './number-syntax.js';
 
 export interface MediaRule {
   /** `application/json`, `application/*` or `*\/*`, lower-case. */
@@ -16,9 +17,15 @@ export interface MediaRule {
   readonly validateJson: ValidateFunction | undefined;
 }
 
-/** application/json or a `+json` type (not gRPC's framing, application/grpc+json); lower-case, no parameters. */
+/**
+ * application/json, text/json or a `+json` type (not gRPC's framing, application/grpc+json);
+ * lower-case, no parameters. text/json is JSON to the apps that list it: ASP.NET Core's JSON
+ * input formatter reads it, and Swashbuckle writes every request body's schema under
+ * application/json, text/json and application/*+json; left out, a caller sending text/json
+ * had its body reach such an app unchecked.
+ */
 export function isJsonType(type: string): boolean {
-  return type === 'application/json' || (type.endsWith('+json') && !type.startsWith('application/grpc'));
+  return type === 'application/json' || type === 'text/json' || (type.endsWith('+json') && !type.startsWith('application/grpc'));
 }
 
 export interface BodyRule {
@@ -48,6 +55,8 @@ export interface CompiledOperation {
   readonly headerNames: readonly string[];
   /** Lower-case names of the header parameters whose schema is an array (comma-separated items). */
   readonly arrayHeaderNames: ReadonlySet<string>;
+  /** Numeric parameters (or arrays of numbers) by location, by name (headers lower-case): their text must be decimal (number-syntax.ts). */
+  readonly numeric: { readonly path: ReadonlyMap<string, NumericKind>; readonly query: ReadonlyMap<string, NumericKind>; readonly header: ReadonlyMap<string, NumericKind> };
   readonly body: BodyRule | undefined;
 }
 
@@ -63,10 +72,19 @@ interface Parameter {
 /**
  * Parameters checked: those with a schema in the default styles (form for query, simple for
  * path and header). Others (deepObject, pipe- or space-delimited, matrix, label, `content`)
- * are not interpreted, so they are left alone rather than misjudged.
+ * are not interpreted, so they are left alone rather than misjudged. So are objects, in any
+ * style: form spreads an exploded one over keys of its own (`?color=blue&size=M` for `filter`)
+ * and the others write it as `key,value` pairs; checked as one string, every valid call was
+ * refused (`query/filter: is required`, `header/x-tags: must be object`).
  */
 function interpreted(p: Parameter): boolean {
-  return p.schema !== undefined && (p.style === undefined || p.style === 'form' || p.style === 'simple');
+  return p.schema !== undefined && (p.style === undefined || p.style === 'form' || p.style === 'simple') && !isObjectSchema(p.schema);
+}
+
+/** `type: object`, or (OpenAPI 3.1) a list of types that includes object. */
+function isObjectSchema(schema: unknown): boolean {
+  const type = (schema as { type?: unknown } | undefined)?.type;
+  return type === 'object' || (Array.isArray(type) && type.includes('object'));
 }
 
 /** Header parameters OpenAPI says to ignore: they are described elsewhere (content, security). */
@@ -109,6 +127,15 @@ export function compileOperation(
   // style simple (path, header): an array's items are one value separated by commas, exploded or not
   const arrayNames = (location: string, lower: boolean) =>
     new Set(params.filter((p) => p.in === location && typeof p.name === 'string' && interpreted(p) && isArraySchema(p.schema)).map((p) => (lower ? (p.name as string).toLowerCase() : (p.name as string))));
+  const numericNames = (location: string, lower: boolean) => {
+    const kinds = new Map<string, NumericKind>();
+    for (const p of params) {
+      if (p.in !== location || typeof p.name !== 'string' || !interpreted(p)) continue;
+      const kind = numericKindOf(p.schema);
+      if (kind !== undefined) kinds.set(lower ? p.name.toLowerCase() : p.name, kind);
+    }
+    return kinds;
+  };
   return {
     method,
     template,
@@ -119,6 +146,7 @@ export function compileOperation(
     headers: compileGroup('header'),
     headerNames: Object.keys(group('header', true).properties),
     arrayHeaderNames: arrayNames('header', true),
+    numeric: { path: numericNames('path', false), query: numericNames('query', false), header: numericNames('header', true) },
     body: compileBody(compilers, file, operation.requestBody, at('requestBody')),
   };
 }

@@ -94,7 +94,11 @@ export class PathMatcher<T> {
 
   /** `path` as sent (raw, percent-encoded); parameters come back decoded once. */
   match(method: string, raw: string): PathMatch<T> | undefined {
-    const path = canonicalPath(raw);
+    return this.matchCanonical(method, canonicalPath(raw));
+  }
+
+  /** `path` in canonical form already (canonicalPath): a caller that matches several readings of one path puts it in that form once. */
+  matchCanonical(method: string, path: string): PathMatch<T> | undefined {
     const exact = this.exact.get(path)?.get(method);
     if (exact !== undefined) return { value: exact, params: undefined };
     const indexed = this.patterns.get(method);

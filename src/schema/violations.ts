@@ -24,8 +24,8 @@ export const ERROR_OF: Readonly<Record<ViolationKind, ErrorCode>> = {
   body: 'schema_violation',
 };
 
-/** The refusal when the bodies held for checking already fill openapi.maxBuffered. */
-export const OVER_BUDGET = 'the request bodies held for the OpenAPI check fill openapi.maxBuffered; retry later';
+/** The refusal when the bodies held for checking already fill openapi.maxBuffered, or the caller's share of it (body-budget.ts). */
+export const OVER_BUDGET = "the request bodies held for the OpenAPI check fill openapi.maxBuffered, or the caller's share of it (all but an eighth); retry later";
 
 /** A JSON body over the limit. */
 export function tooLarge(maxBodySize: number): Violation {

@@ -1,0 +1,59 @@
+// A body schema under text/json is a JSON body's schema. ASP.NET Core's JSON input formatter
+// reads text/json, and Swashbuckle (its usual spec generator) writes each request body's
+// schema under application/json, text/json and application/*+json: with such a spec a caller
+// sending Content-Type: text/json had an invalid body reach the app unchecked, as a non-JSON
+// type. A +json type is held to the application/*+json entry (it was 415, matching none).
+// Over a real inbound in enforce mode (src/schema/operation.ts isJsonType, spec.ts mediaFor).
+
+import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadGuard } from '../../src/schema/guard.js';
+import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
+
+// as Swashbuckle writes a request body
+const SPEC = `openapi: 3.0.1
+info: {title: orders, version: '1'}
+paths:
+  /api/orders:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Order'}
+          text/json:
+            schema: {$ref: '#/components/schemas/Order'}
+          application/*+json:
+            schema: {$ref: '#/components/schemas/Order'}
+      responses: {'200': {description: Success}}
+components:
+  schemas:
+    Order:
+      type: object
+      additionalProperties: false
+      required: [qty]
+      properties: {qty: {type: integer, format: int32, minimum: 1}}
+`;
+
+t.test('text/json bodies are validated like application/json ones, +json ones under application/*+json', async (t) => {
+  const file = join(t.testdir(), 'swashbuckle.yaml');
+  await writeFile(file, SPEC);
+  const f = await startInbound();
+  t.teardown(() => f.close());
+  f.inbound.setSchema(await loadGuard({ spec: file, mode: 'enforce', maxBodySize: 1024 }));
+  const tls = await f.tlsOptions();
+  const post = (type: string, body: string) => h1Request(f.port, tls, { method: 'POST', path: '/api/orders', headers: { 'content-type': type }, body });
+  for (const type of ['application/json', 'text/json', 'Text/JSON; charset=utf-8']) {
+    t.equal((await post(type, '{"qty":2}')).status, 200, `${type}: a valid order passes`);
+    const invalid = await post(type, '{"qty":0}');
+    t.equal(invalid.status, 400, `${type}: an invalid one is refused`);
+    t.equal(JSON.parse(invalid.body).message, 'body/qty: must be >= 1');
+  }
+  t.equal((await post('text/json', '{"qty":')).status, 400, 'text/json that is not JSON is refused');
+  // the application/*+json range: a +json type is checked by its schema (it was 415)
+  t.equal((await post('application/merge-patch+json', '{"qty":2}')).status, 200, 'a +json type under application/*+json passes');
+  const patch = await post('application/vnd.orders+json', '{"qty":0}');
+  t.equal(patch.status, 400, 'and is validated');
+  t.equal(JSON.parse(patch.body).message, 'body/qty: must be >= 1');
+  t.equal((await post('application/xml', '<qty>2</qty>')).status, 415, 'a type the spec does not list is still 415');
+});
