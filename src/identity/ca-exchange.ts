@@ -12,6 +12,7 @@ import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { spiffeIdOfCertificate, verifyServerSpiffeId } from './peer-identity.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import type { CaAuth, CaClientOptions } from './ca-client.js';
+import { TLS_POLICY } from './tls-contexts.js';
 
 export const DEFAULT_CA_TIMEOUT_MS = 10_000;
 /** A chain and a bundle are a few kilobytes; anything near this is not a signing response. */
@@ -85,7 +86,9 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
       headers,
       ca,
       ...(renewal ? { key: auth.svid.privateKeyPem, cert: auth.svid.chainPem } : {}),
-      minVersion: 'TLSv1.2',
+      // the policy of every meshcar endpoint (the CA's port offers nothing else): a server that
+      // negotiates less, or asks to renegotiate, is not the meshcar CA
+      ...TLS_POLICY,
       checkServerIdentity: verifyServerSpiffeId(caId),
       // a fresh agent per request: no pooled socket and no resumed TLS session, so every
       // request runs the full chain and SPIFFE ID check above
