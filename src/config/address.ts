@@ -28,6 +28,19 @@ export function isHostname(text: string): boolean {
   return labels.every((label) => LABEL.test(label)) && !/^\d+$/.test(labels[labels.length - 1] as string);
 }
 
+// An upstream's name as the system resolver takes it: a host name whose labels may also hold
+// underscores, as Docker's and Compose's service names (my_service, project_default) and
+// SRV-style labels do. getaddrinfo does not judge names, so these resolve; certificate names
+// and listeners keep to RFC 1123 (isHostname).
+const LOOKUP_LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+
+/** A name an upstream endpoint may give: an RFC 1123 host name, underscores allowed. */
+export function isLookupName(text: string): boolean {
+  if (text.length === 0 || text.length > 253) return false;
+  const labels = text.split('.');
+  return labels.every((label) => LOOKUP_LABEL.test(label)) && !/^\d+$/.test(labels[labels.length - 1] as string);
+}
+
 /** A DNS name or an IP address (IPv6 without brackets), as certificate SANs hold them. */
 export function isServerName(text: string): boolean {
   return isIP(text) !== 0 || isHostname(text);
@@ -38,7 +51,7 @@ export function formatHostPort(address: HostPort): string {
 }
 
 /** `host:port`, `1.2.3.4:port` or `[::1]:port`. Port 0 ("any free port") only when allowed: listeners. */
-export function parseHostPort(text: string, options: { allowPortZero?: boolean } = {}): HostPort | string {
+export function parseHostPort(text: string, options: { allowPortZero?: boolean; lookupName?: boolean } = {}): HostPort | string {
   let host: string;
   let portText: string;
   if (text.startsWith('[')) {
@@ -55,7 +68,7 @@ export function parseHostPort(text: string, options: { allowPortZero?: boolean }
     portText = text.slice(colon + 1);
     if (host === '') return 'give a host before the port, e.g. 0.0.0.0:8080';
     if (host.includes(':')) return 'write an IPv6 address in brackets, e.g. [::1]:8080';
-    if (!isIPv4(host) && !isHostname(host)) return `"${host}" is neither an IPv4 address nor a host name`;
+    if (!isIPv4(host) && !(options.lookupName ? isLookupName(host) : isHostname(host))) return `"${host}" is neither an IPv4 address nor a host name`;
   }
   const port = parsePort(portText, options.allowPortZero ?? false);
   return typeof port === 'string' ? port : { host, port };
@@ -72,7 +85,7 @@ function parsePort(text: string, allowZero: boolean): number | string {
 /** An upstream endpoint: `host:port`, or `dns:NAME:PORT` for a name re-resolved as it changes. */
 export function parseEndpoint(text: string): Endpoint | string {
   if (!text.startsWith('dns:')) {
-    const address = parseHostPort(text);
+    const address = parseHostPort(text, { lookupName: true });
     if (typeof address === 'string') return address;
     // a link-local address's zone (%eth0) has no place in the origin URL sessions are pooled by:
     // the outbound threw Invalid URL at start (or at the reload bringing it) from a config that passed
@@ -85,9 +98,9 @@ export function parseEndpoint(text: string): Endpoint | string {
   const rest = text.slice('dns:'.length);
   const colon = rest.lastIndexOf(':');
   const absolute = colon > 1 && rest[colon - 1] === '.' && !rest.startsWith('[');
-  const address = parseHostPort(absolute ? rest.slice(0, colon - 1) + rest.slice(colon) : rest);
+  const address = parseHostPort(absolute ? rest.slice(0, colon - 1) + rest.slice(colon) : rest, { lookupName: true });
   if (typeof address === 'string') return address;
-  if (!isHostname(address.host)) return `dns: takes a host name, not an IP address; write ${formatHostPort(address)} instead`;
+  if (!isLookupName(address.host)) return `dns: takes a host name, not an IP address; write ${formatHostPort(address)} instead`;
   return { kind: 'dns', ...address, host: absolute ? `${address.host}.` : address.host };
 }
 

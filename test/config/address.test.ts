@@ -28,6 +28,14 @@ t.test('endpoints', async (t) => {
   t.same(parseEndpoint('dns:orders.default.svc.cluster.local.:15443'), { kind: 'dns', host: 'orders.default.svc.cluster.local.', port: 15443 });
   t.match(parseEndpoint('dns:orders..:15443'), /neither/);
   t.match(parseEndpoint('dns:.:15443'), /give a host|neither/);
+  // Docker's and Compose's service names may hold underscores, and the system resolver looks
+  // them up (getaddrinfo does not judge names): an upstream may be one, a listener or SAN not
+  t.same(parseEndpoint('my_service:8080'), { kind: 'static', host: 'my_service', port: 8080 });
+  t.same(parseEndpoint('dns:orders_api.compose_default:8080'), { kind: 'dns', host: 'orders_api.compose_default', port: 8080 });
+  t.same(parseEndpoint('dns:_orders._tcp.mesh.:8080'), { kind: 'dns', host: '_orders._tcp.mesh.', port: 8080 });
+  t.match(parseEndpoint('dns:a__-:80'), /neither/);
+  t.match(parseEndpoint('dns:a b:80'), /neither/);
+  t.notOk(isServerName('my_service'), 'no underscore in a certificate name');
   t.match(parseEndpoint('dns:10.0.0.1.:443'), /takes a host name/);
   // a zone cannot be in the origin URL the outbound pools sessions by (it threw Invalid URL at start)
   t.match(parseEndpoint('[fe80::1%eth0]:443'), /with a zone \(fe80::1%eth0\) cannot be an upstream endpoint/);
