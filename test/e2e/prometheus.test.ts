@@ -368,7 +368,7 @@ t.test('the Grafana dashboard: valid JSON, and every expression evaluates in Pro
   const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
   t.equal(new Set(panels.map((p) => p.id)).size, panels.length, 'panel ids are unique');
   const titles = panels.map((p) => p.title).join(' | ');
-  for (const needed of [/request rate per route and peer/i, /errors by reason/i, /5xx/i, /p50 latency/i, /p99 latency/i, /tls handshake/i, /upstream .*sessions/i, /upstream active streams/i, /certificate expires/i, /renewals/i]) {
+  for (const needed of [/request rate per route and peer/i, /errors by reason/i, /5xx/i, /p50 latency/i, /p99 latency/i, /tls handshake/i, /upstream .*sessions/i, /upstream active streams/i, /certificate expires/i, /renewals/i, /upstream endpoints known/i, /name lookups failing/i]) {
     t.match(titles, needed, `a panel for ${needed}`);
   }
 
@@ -392,6 +392,8 @@ t.test('the Grafana dashboard: valid JSON, and every expression evaluates in Pro
   for (const { where, expr } of exprs) {
     const answer = await query(concrete(expr));
     t.equal(answer.status, 'success', `${where}: ${concrete(expr)}${answer.error ? ` → ${answer.error}` : ''}`);
+    // the discovery panels read series this mesh has (its outbound names dns:inventory.invalid)
+    if (/endpoints known|name lookups failing/i.test(where)) t.ok(Array.isArray(answer.data?.result) && answer.data.result.length > 0, `${where}: has series`);
   }
   // and name metric families and labels the sidecars really export: a misspelled name evaluates
   // without error to an empty result, so ask the sidecars' own /metrics
