@@ -41,9 +41,10 @@ export interface SchemaResult {
  * Why a TLS handshake failed (the `reason` label; src/tls-failures/ says each in words):
  * no_client_cert, unknown_ca (chain not to our bundle), expired, not_yet_valid, bad_identity
  * (SPIFFE ID missing, several, or of another trust domain), identity_mismatch (a valid ID, but not
- * the expected one), protocol (not TLS, no common TLS version or ALPN protocol), other.
+ * the expected one), protocol (not TLS, no common TLS version or ALPN protocol), handshake_timeout
+ * (no handshake within the inbound's handshake timeout, 10 s), other.
  */
-export type TlsFailureReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'bad_identity' | 'identity_mismatch' | 'protocol' | 'other';
+export type TlsFailureReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'bad_identity' | 'identity_mismatch' | 'protocol' | 'handshake_timeout' | 'other';
 
 /** One failed handshake in words, for the log line and GET /debug/tls. */
 export interface TlsFailureDetail {

@@ -19,6 +19,9 @@ export function classifyTlsErrorCode(code: string | undefined): TlsFailureReason
   if (code === 'CERT_NOT_YET_VALID') return 'not_yet_valid';
   if (UNKNOWN_CA.test(code)) return 'unknown_ca';
   if (PROTOCOL.test(code)) return 'protocol';
+  // a peer that connected and never finished its handshake (none, or half a ClientHello): a
+  // stuck client, or a slowloris at the TLS layer, told apart from handshakes that failed
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'handshake_timeout';
   if (code.startsWith('ERR_SSL_') || code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'other';
   return undefined;
 }

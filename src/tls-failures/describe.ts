@@ -94,6 +94,8 @@ export function failureWords(reason: TlsFailureReason, who: Who, cert: X509Certi
       return `identity mismatch: ${said}`;
     case 'protocol':
       return protocolWords(code, said);
+    case 'handshake_timeout':
+      return `no TLS handshake within the handshake timeout: the ${who} connected and sent no ClientHello, or stopped halfway (a stuck client, a health check that only opens the port, or a slowloris)`;
     default:
       return refusedOurs(code, who) ?? `TLS handshake failed: ${said || 'no reason given'}`;
   }

@@ -34,4 +34,8 @@ t.test('connections that never finish a TLS handshake are closed at the handshak
   t.type(silentAfter, 'number', `a connection that sends nothing is closed (${String(silentAfter)} ms)`);
   t.type(halfwayAfter, 'number', `one that stops in its ClientHello is closed (${String(halfwayAfter)} ms)`);
   t.ok((silentAfter ?? 0) >= HANDSHAKE_TIMEOUT_MS - 50, 'not before the timeout');
+  // counted under their own reason, so a slowloris at the TLS layer shows on the dashboard
+  // apart from the failures that are some other thing
+  const failures = await fx.observer.waitForTlsFailures(2, 5000);
+  t.same(failures.map((f) => `${f.direction}:${f.reason}`), ['inbound:handshake_timeout', 'inbound:handshake_timeout']);
 });
