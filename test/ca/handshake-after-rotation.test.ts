@@ -64,5 +64,5 @@ t.test('after a root rotation by another process, the first handshake is under t
     .sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 60_000, false) } })
     .then(() => 'signed', (err: Error) => err.message);
   t.notMatch(refused, /bundle\.pem is not its own/, `a stale bundle is not blamed on the CA: ${refused}`);
-  t.match(refused, /does not chain to identity\.ca\.bundle.*use the bundle\.pem of the CA/, 'it says the sidecar\'s bundle is not the CA\'s, and the fix');
+  t.match(refused, /does not chain to identity\.ca\.bundle.*use the bundle\.pem of the CA that serves .* \(as it is now: a bundle from before a "root retire" holds only the retired root\), and a join token made after "root activate"/, 'it says the sidecar\'s bundle is not the CA\'s, the likely cause and the fix');
 });
