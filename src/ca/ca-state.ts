@@ -47,7 +47,8 @@ export async function readJson(file: string): Promise<unknown> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    // a folder in its place (EISDIR), no read permission: one line, not a stack trace
+    throw new MeshcarError('ca_missing', `${file} cannot be read (${(err as Error).message}); it records the CA's rotation state: restore it from a backup`);
   }
   try {
     return JSON.parse(text) as unknown;

@@ -93,3 +93,13 @@ t.test('part of a CA with no unfinished-init mark (files lost, or an older meshc
   t.match(refused.stderr, /holds part of a CA .*missing issuer\.crt.*restore the missing files from a backup.*--trust-domain mesh\.local --force/);
   t.equal(await readFile(join(dir, 'root.key'), 'utf8'), rootKey, 'nothing re-keyed');
 });
+
+t.test('a state.json that cannot be read (a folder in its place) is one line from status, not a stack trace', async (t) => {
+  const dir = await makeCaDir();
+  await rm(join(dir, 'state.json'));
+  await mkdir(join(dir, 'state.json'));
+  const status = await cli(['ca', 'status', '--dir', dir]);
+  t.equal(status.code, 1, `exit 1: ${status.stderr}`);
+  t.equal(status.stderr.trim().split('\n').length, 1, `one line: ${status.stderr}`);
+  t.match(status.stderr, /state\.json cannot be read \(EISDIR.*restore it from a backup/);
+});
