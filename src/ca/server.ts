@@ -230,12 +230,15 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   // wall clock, so a host suspended and resumed renews it within 30 s, not after a timer's length
   const renewTimer = new WallClockTimer({ unref: true });
   let renewing: Promise<void> | undefined;
+  /** The authority the last renewal was for, landed or not. */
+  let triedFor = credentialsFrom;
   const renewNow = (): Promise<void> => {
     renewTimer.cancel();
     // fresh(): a CA whose certificate has lapsed gets no request that would show it a rotation
     const run: Promise<void> = ca
       .fresh()
       .then(async (authority) => {
+        triedFor = authority;
         const fresh = await serverCredentials(authority, options.serverNames);
         credentials = fresh;
         credentialsFrom = authority;
@@ -255,8 +258,9 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     const authority = await ca.fresh();
     if (authority === credentialsFrom) return;
     await (renewing ?? renewNow());
-    // one under way may have been for the folder before this change
-    if (credentialsFrom !== authority) await renewNow();
+    // one under way may have been for the folder before this change; one for this folder that
+    // failed (logged) is not tried again per connection, which anyone can open: the timer does
+    if (credentialsFrom !== authority && triedFor !== authority) await renewNow();
   }, logger);
   const scheduleRenewal = () => {
     const delay = Math.max(1000, (credentials.notAfter.getTime() - Date.now()) / 2);
