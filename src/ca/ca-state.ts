@@ -33,6 +33,12 @@ export interface CaState {
   readonly rootRotation?: RootRotation;
   readonly issuerRotatedAt?: string;
   readonly rootRetiredAt?: string;
+  /**
+   * Written by `ca init` before its first key and gone from its last write: while it is here
+   * the folder is not a CA yet (a killed init left it half made). Nothing loads such a folder,
+   * so nothing was ever signed with its keys and a second init may make them afresh.
+   */
+  readonly initializing?: { readonly since: string; readonly trustDomain: string };
 }
 
 export async function readJson(file: string): Promise<unknown> {
@@ -41,7 +47,8 @@ export async function readJson(file: string): Promise<unknown> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    // a folder in its place (EISDIR), no read permission: one line, not a stack trace
+    throw new MeshcarError('ca_missing', `${file} cannot be read (${(err as Error).message}); it records the CA's rotation state: restore it from a backup`);
   }
   try {
     return JSON.parse(text) as unknown;
@@ -50,8 +57,32 @@ export async function readJson(file: string): Promise<unknown> {
   }
 }
 
-/** A CA made before state.json existed is at generation 0 with no rotation under way. */
+/** The one line every command but init gives on a folder an init did not finish. */
+export function unfinishedInitError(dir: string, initializing: NonNullable<CaState['initializing']>): MeshcarError {
+  return new MeshcarError('ca_missing', `${dir}: "meshcar ca init" started at ${initializing.since} did not finish (killed before its last write), so the folder is not a CA yet; run "meshcar ca init --dir ${dir} --trust-domain ${initializing.trustDomain}" again: it makes the CA afresh`);
+}
+
+/**
+ * A CA made before state.json existed is at generation 0 with no rotation under way. A folder
+ * an init did not finish is refused here, so no command serves or changes it.
+ */
 export async function readCaState(dir: string): Promise<CaState> {
+  const state = await readCaStateAsIs(dir);
+  if (state.initializing) throw unfinishedInitError(dir, state.initializing);
+  return state;
+}
+
+/**
+ * Refuses a bad CA folder (requirePrivateCaFolder's one line) and then one an init did not
+ * finish; run first by the loaders that read files side by side.
+ */
+export async function requireFinishedInit(dir: string): Promise<void> {
+  await requirePrivateCaFolder(dir);
+  await readCaState(dir);
+}
+
+/** state.json as it is, an unfinished init's included (for init itself). */
+export async function readCaStateAsIs(dir: string): Promise<CaState> {
   const value = (await readJson(join(dir, STATE_FILE))) as Partial<CaState> | undefined;
   if (value === undefined) return { generation: 0 };
   if (typeof value !== 'object' || value === null || !Number.isInteger(value.generation)) {

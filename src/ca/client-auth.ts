@@ -44,7 +44,8 @@ function clientCertificateProblem(socket: TLSSocket): string {
   const reason = String(socket.authorizationError ?? 'unknown');
   if (reason === 'CERT_HAS_EXPIRED') return 'the client certificate has expired; request a new SVID with a join token';
   if (reason === 'CERT_NOT_YET_VALID') return 'the client certificate is not valid yet';
-  return `the client certificate is not issued by this CA (${reason})`;
+  // a retired root's leaves end here: the handshake is made against the roots of now
+  return `the client certificate is not issued by this CA (${reason}): another CA's, or under a root this CA has retired; request a new SVID with a join token`;
 }
 
 /**

@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../atomic-file.js';
 import { prepareOutFolder } from '../user-paths.js';
 import { TokenLedger } from './token-ledger.js';
 import { TokenKeys } from './token-keys.js';
-import { withCaLock } from './ca-state.js';
+import { requireFinishedInit, withCaLock } from './ca-state.js';
 import { recordLeafNotAfterLocked, recordServerMaxTtl } from './leaf-lifetime.js';
 import type { CaConnectionLimits, RunningCaServer } from './server.js';
 import type { CaRuntime } from './runtime.js';
@@ -24,12 +24,14 @@ import { DAY_MS } from '../config/duration.js';
 
 
 export async function openAuthority(dir: string, limits: { maxTtlMs: number; defaultTtlMs: number }, trustDomain?: string): Promise<Authority> {
+  // before TokenKeys.load, which would make token keys in a half-made folder
+  await requireFinishedInit(dir);
   const [material, ledger, tokenKeys] = await Promise.all([loadCaMaterial(dir, trustDomain), TokenLedger.open(dir), TokenKeys.load(dir)]);
   return new Authority(material, ledger, limits, tokenKeys);
 }
 
-export async function caInit(dir: string, trustDomain: string, force: boolean): Promise<void> {
-  await initCaDirectory(dir, trustDomain, { force });
+export async function caInit(dir: string, trustDomain: string, force: boolean): Promise<{ finished: boolean }> {
+  return initCaDirectory(dir, trustDomain, { force });
 }
 
 /** Offline issuance: the key is made here and written next to the SVID. */

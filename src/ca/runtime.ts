@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import type { Metrics } from '../metrics/registry.js';
 import { Authority, type AuthorityLimits } from './authority.js';
-import { stateFingerprint } from './ca-state.js';
+import { requireFinishedInit, stateFingerprint } from './ca-state.js';
 import { rotateIssuer } from './lifecycle.js';
 import { loadCaMaterial } from './store.js';
 import { TokenKeys } from './token-keys.js';
@@ -75,6 +75,8 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
   }
 
   private static async build(options: CaRuntimeOptions, ledger: TokenLedger): Promise<Authority> {
+    // before TokenKeys.load, which would make token keys in a folder an init is remaking
+    await requireFinishedInit(options.dir);
     const [material, tokenKeys] = await Promise.all([loadCaMaterial(options.dir, options.trustDomain), TokenKeys.load(options.dir)]);
     return new Authority(material, ledger, options.limits, tokenKeys);
   }

@@ -30,6 +30,7 @@ import { guardConnections } from './connection-guard.js';
 import { answerParserRefusals } from './parser-refusals.js';
 import type { CaRuntime } from './runtime.js';
 import { WallClockTimer } from '../wall-clock-timer.js';
+import { freshBeforeHandshake } from './handshake-freshness.js';
 
 export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
 const SERVER_CERT_TTL_MS = 24 * 3_600_000;
@@ -111,7 +112,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   const limiter = new KeyedTokenBuckets(options.rateLimit);
   const limits: CaConnectionLimits = { ...CA_CONNECTION_LIMITS, ...options.connectionLimits };
   const probeLimiter = new KeyedTokenBuckets({ perSecond: limits.probeRatePerSecond, burst: limits.probeBurst });
-  let credentials = await serverCredentials(ca.current(), options.serverNames);
+  let credentialsFrom = ca.current();
+  let credentials = await serverCredentials(credentialsFrom, options.serverNames);
 
   async function handleSign(req: IncomingMessage, res: ServerResponse, client: string): Promise<void> {
     let who: Record<string, unknown> = { client };
@@ -227,19 +229,39 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   // once after a rotation (a new issuer, new roots to accept client certificates from); by the
   // wall clock, so a host suspended and resumed renews it within 30 s, not after a timer's length
   const renewTimer = new WallClockTimer({ unref: true });
-  const renewNow = () => {
+  let renewing: Promise<void> | undefined;
+  /** The authority the last renewal was for, landed or not. */
+  let triedFor = credentialsFrom;
+  const renewNow = (): Promise<void> => {
     renewTimer.cancel();
     // fresh(): a CA whose certificate has lapsed gets no request that would show it a rotation
-    return ca
+    const run: Promise<void> = ca
       .fresh()
-      .then((authority) => serverCredentials(authority, options.serverNames))
-      .then((fresh) => {
+      .then(async (authority) => {
+        triedFor = authority;
+        const fresh = await serverCredentials(authority, options.serverNames);
         credentials = fresh;
+        credentialsFrom = authority;
         server.setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca, ...TLS_OPTIONS });
       })
       .catch((err: unknown) => logger.error({ err }, 'renewing the CA server certificate failed; keeping the current one'))
-      .finally(scheduleRenewal);
+      .finally(() => {
+        if (renewing === run) renewing = undefined;
+        scheduleRenewal();
+      });
+    renewing = run;
+    return run;
   };
+  // each handshake is made with the folder as it is now (handshake-freshness.ts): a change seen
+  // here waits for the renewal it starts, or for one already under way
+  freshBeforeHandshake(server, async () => {
+    const authority = await ca.fresh();
+    if (authority === credentialsFrom) return;
+    await (renewing ?? renewNow());
+    // one under way may have been for the folder before this change; one for this folder that
+    // failed (logged) is not tried again per connection, which anyone can open: the timer does
+    if (credentialsFrom !== authority && triedFor !== authority) await renewNow();
+  }, logger);
   const scheduleRenewal = () => {
     const delay = Math.max(1000, (credentials.notAfter.getTime() - Date.now()) / 2);
     renewTimer.set(Date.now() + delay, () => void renewNow());

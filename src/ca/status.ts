@@ -6,7 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatApproxDuration, formatDuration } from '../config/duration.js';
-import { readCaState, requirePrivateCaFolder } from './ca-state.js';
+import { readCaState, requireFinishedInit, requirePrivateCaFolder } from './ca-state.js';
 import { nextRotationStepAt, readLeafLifetime } from './leaf-lifetime.js';
 import { loadCaMaterial, readOptionalCert, ROTATION_FILES } from './store.js';
 import { TokenKeys } from './token-keys.js';
@@ -60,6 +60,7 @@ function subjectKeyIdOf(cert: X509Certificate): string {
 export async function caStatus(dir: string): Promise<CaStatus> {
   // before the reads below run side by side: a bad folder is one error, not whichever read fails first
   await requirePrivateCaFolder(dir);
+  await requireFinishedInit(dir);
   const [material, state, lifetime, tokenKeys] = await Promise.all([loadCaMaterial(dir), readCaState(dir), readLeafLifetime(dir), TokenKeys.load(dir)]);
   const rootSerialOf = (cert: X509Certificate) => material.rootsByRole.find((r) => cert.checkIssued(r.cert))?.cert.serialNumber.toLowerCase() ?? null;
   const issuers: Array<CertificateStatus & { signing: boolean; rootSerial: string | null }> = [{ ...describe(material.issuerCert), signing: true, rootSerial: rootSerialOf(material.issuerCert) }];

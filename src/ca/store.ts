@@ -1,6 +1,7 @@
 // The CA's files on disk: root and issuer keys and certificates, and the trust bundle.
 // Keys are written 0600 in a 0700 folder (init tightens an existing folder; loading refuses one
-// others can write to); an existing CA is never overwritten without --force.
+// others can write to); an existing CA is never overwritten without --force, and an init
+// killed half-way is marked in state.json, refused by the rest and finished by a second init.
 // During a root rotation (lifecycle.ts) a pending or a retiring root and a cross certificate
 // sit beside them; loadCaMaterial reads whatever is there, with each root's role.
 
@@ -13,7 +14,7 @@ import { refuseKernelPath, refuseUnexpandedTilde } from '../user-paths.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { splitPemCertificates } from '../pki/pem.js';
 import { issueIssuerCertificate, issueRootCertificate, issuerName, rootName, type Signer } from './x509-profile.js';
-import { readCaState, requirePrivateCaFolder, writeCaState, type CaState } from './ca-state.js';
+import { readCaState, readCaStateAsIs, requireFinishedInit, requirePrivateCaFolder, withCaLock, writeCaState, type CaState } from './ca-state.js';
 import { TOKEN_KEY_FILE, TOKEN_KEYS_FILE, TokenKeys } from './token-keys.js';
 import { finishIssuerSwitch } from './issuer-switch.js';
 
@@ -67,39 +68,68 @@ export function spkiOf(key: KeyObject): Buffer {
   return createPublicKey(key).export({ type: 'spki', format: 'der' });
 }
 
-export async function initCaDirectory(dir: string, trustDomain: string, options: { force: boolean }): Promise<void> {
+/**
+ * Makes a CA in `dir`. Crash-safe: state.json says "initializing" before the first key is
+ * written and is rewritten without it as the last write, so a folder an init was killed in is
+ * refused by every other command (nothing signs with its keys) and a second init makes it
+ * afresh. A CA whose init finished is never re-keyed without --force. `finished` says that
+ * this run redid an unfinished one.
+ */
+export async function initCaDirectory(dir: string, trustDomain: string, options: { force: boolean }): Promise<{ finished: boolean }> {
   refuseUnexpandedTilde(dir);
   refuseKernelPath(dir);
   // an existing --dir must be a folder (mkdir would say only EEXIST)
   if ((await stat(dir).catch(() => undefined))?.isDirectory() === false) throw new MeshcarError('bad_path', `${dir}: is a file, not a folder; give a new folder or an existing one for the CA`);
-  if (!options.force) {
-    for (const file of Object.values(CA_FILES)) {
-      if (await exists(join(dir, file))) {
-        throw new MeshcarError('ca_exists', `${join(dir, file)} already exists: ${dir} holds a CA; pass --force to replace it (every issued certificate stops being trusted)`);
-      }
-    }
-  }
+  // before the folder's mode is touched: an existing CA's folder is left as it was
+  await stateBeforeInit(dir, trustDomain, options.force);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // mkdir leaves an existing folder's mode as it was (and umask may narrow a new one's)
   await chmod(dir, 0o700);
-  // a forced re-init forgets the old CA's rotation and its token keys with it
-  for (const file of [...Object.values(ROTATION_FILES), TOKEN_KEY_FILE, TOKEN_KEYS_FILE]) await rm(join(dir, file), { recursive: true, force: true });
-  const [rootKeys, issuerKeys] = await Promise.all([generateWorkloadKey(), generateWorkloadKey()]);
-  const rootKey = createPrivateKey(rootKeys.privateKeyPem);
-  const issuerKey = createPrivateKey(issuerKeys.privateKeyPem);
-  const root = await issueRootCertificate(rootKey, spkiOf(rootKey), trustDomain);
-  const rootNotAfter = new Date(new X509Certificate(root.pem).validTo);
-  const issuer = await issueIssuerCertificate({ key: rootKey, name: rootName(trustDomain), spki: spkiOf(rootKey) }, rootNotAfter, spkiOf(issuerKey), trustDomain);
-  // keys first: a crash half-way leaves no certificate without its key
-  await writeFileAtomic(join(dir, CA_FILES.rootKey), rootKeys.privateKeyPem, 0o600);
-  await writeFileAtomic(join(dir, CA_FILES.issuerKey), issuerKeys.privateKeyPem, 0o600);
-  await writeFileAtomic(join(dir, CA_FILES.rootCert), root.pem, 0o644);
-  await writeFileAtomic(join(dir, CA_FILES.issuerCert), issuer.pem, 0o644);
-  await writeFileAtomic(join(dir, CA_FILES.bundle), root.pem, 0o644);
-  await TokenKeys.rotate(dir, 'rotate');
-  // a forced re-init starts a new history; the generation still moves on, so a running server reloads
-  const previous = await readCaState(dir).catch(() => ({ generation: 0 }));
-  await writeCaState(dir, {}, previous);
+  // two inits at once (two CA pods' init containers on one volume) would mix their keys
+  return withCaLock(dir, async () => {
+    const previous = await stateBeforeInit(dir, trustDomain, options.force);
+    // a forced re-init starts a new history; the generation still moves on, so a running server reloads
+    const marked = await writeCaState(dir, { initializing: { since: new Date().toISOString(), trustDomain } }, previous);
+    // a forced re-init forgets the old CA's rotation and its token keys with it
+    for (const file of [...Object.values(ROTATION_FILES), TOKEN_KEY_FILE, TOKEN_KEYS_FILE]) await rm(join(dir, file), { recursive: true, force: true });
+    const [rootKeys, issuerKeys] = await Promise.all([generateWorkloadKey(), generateWorkloadKey()]);
+    const rootKey = createPrivateKey(rootKeys.privateKeyPem);
+    const issuerKey = createPrivateKey(issuerKeys.privateKeyPem);
+    const root = await issueRootCertificate(rootKey, spkiOf(rootKey), trustDomain);
+    const rootNotAfter = new Date(new X509Certificate(root.pem).validTo);
+    const issuer = await issueIssuerCertificate({ key: rootKey, name: rootName(trustDomain), spki: spkiOf(rootKey) }, rootNotAfter, spkiOf(issuerKey), trustDomain);
+    await writeFileAtomic(join(dir, CA_FILES.rootKey), rootKeys.privateKeyPem, 0o600);
+    await writeFileAtomic(join(dir, CA_FILES.issuerKey), issuerKeys.privateKeyPem, 0o600);
+    await writeFileAtomic(join(dir, CA_FILES.rootCert), root.pem, 0o644);
+    await writeFileAtomic(join(dir, CA_FILES.issuerCert), issuer.pem, 0o644);
+    await writeFileAtomic(join(dir, CA_FILES.bundle), root.pem, 0o644);
+    await TokenKeys.rotate(dir, 'rotate');
+    // the commit: from this rename on the folder is a CA
+    await writeCaState(dir, {}, marked);
+    return { finished: previous.initializing !== undefined };
+  });
+}
+
+/**
+ * The folder's state when init may make a CA in it (none there, an unfinished init's, or
+ * --force); otherwise the refusal, saying whether the CA there is whole or part of one.
+ */
+async function stateBeforeInit(dir: string, trustDomain: string, force: boolean): Promise<CaState> {
+  // unreadable: the files below decide (and --force replaces it)
+  const state = await readCaStateAsIs(dir).catch(() => undefined);
+  if (force || state?.initializing) return state ?? { generation: 0 };
+  const files = Object.values(CA_FILES);
+  const present: string[] = [];
+  for (const file of files) if (await exists(join(dir, file))) present.push(file);
+  if (present.length === files.length) {
+    throw new MeshcarError('ca_exists', `${join(dir, CA_FILES.issuerKey)} already exists: ${dir} holds a CA; pass --force to replace it (every issued certificate stops being trusted)`);
+  }
+  if (present.length > 0) {
+    // no "initializing" mark: files lost since, or an init by a meshcar before the mark was killed
+    const missing = files.filter((file) => !present.includes(file));
+    throw new MeshcarError('ca_exists', `${dir} holds part of a CA (${present.join(', ')}; missing ${missing.join(', ')}) and no record of an unfinished init: restore the missing files from a backup, or, if nothing was issued from it, make a new CA with "meshcar ca init --dir ${dir} --trust-domain ${trustDomain} --force"`);
+  }
+  return state ?? { generation: 0 };
 }
 
 export async function readCaFile(dir: string, file: string): Promise<string> {
@@ -121,6 +151,8 @@ export async function readOptionalCert(dir: string, file: string): Promise<X509C
 export async function loadCaMaterial(dir: string, expectedTrustDomain?: string): Promise<CaMaterial> {
   // serve, issue, token and status all load through here: none trusts keys others could swap
   await requirePrivateCaFolder(dir);
+  // before the reads side by side: a half-made folder is one line saying so, not a missing file
+  await requireFinishedInit(dir);
   const [readIssuerPem, issuerKeyPem, bundlePem, state] = await Promise.all([
     readCaFile(dir, CA_FILES.issuerCert),
     readCaFile(dir, CA_FILES.issuerKey),

@@ -46,7 +46,8 @@ export const CA_COMMANDS: Record<string, Command> = {
       const trustDomain = required(values, 'trust-domain');
       if (!isValidTrustDomain(trustDomain)) throw new MeshcarError('usage', `--trust-domain "${trustDomain}" may hold only lower-case letters, digits, dots, dashes and underscores`);
       const { caInit } = await import('../ca/commands.js');
-      await caInit(dir, trustDomain, values.force === true);
+      const { finished } = await caInit(dir, trustDomain, values.force === true);
+      if (finished) process.stdout.write(`${dir} held an init that did not finish; its keys were never used and are replaced\n`);
       process.stdout.write(`created CA for spiffe://${trustDomain} in ${dir} (root 10 years, issuer 1 year)\n`);
       return 0;
     },

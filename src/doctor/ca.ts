@@ -28,7 +28,7 @@ export async function checkCa(config: SidecarConfig): Promise<CheckResult | unde
   } catch (err) {
     const problem = networkProblem(err);
     if (/not from a CA in our bundle/.test(problem)) {
-      return fail(name, `the CA's certificate does not chain to identity.ca.bundle ${bundle}: ${problem}`, `use the bundle.pem of the CA that serves ${url}`);
+      return fail(name, `the CA's certificate does not chain to identity.ca.bundle ${bundle}: ${problem}`, `use the bundle.pem of the CA that serves ${url} (as it is now: a bundle from before a "root retire" holds only the retired root)`);
     }
     // a server answered, but not with TLS: starting the CA is not the fix, its address is
     if (/does not speak TLS/.test(problem)) return fail(name, `reachable, but not the meshcar CA: ${problem}`, `identity.ca.url must name the CA's listen address (meshcar ca serve), with https://`);

@@ -17,11 +17,12 @@ import { splitPemCertificates } from '../../src/pki/pem.js';
 
 const CHILD = new URL('../ca/fixtures/crash-before-rename.mjs', import.meta.url).pathname;
 
-export type CrashStep = 'rotate-issuer' | 'add' | 'activate' | 'retire';
+export type CrashStep = 'rotate-issuer' | 'add' | 'activate' | 'retire' | 'init';
 
 /** The signal the child ended with: SIGKILL when it reached `file`, null when it finished. */
-export async function runStepKilledAt(dir: string, step: CrashStep, file: string): Promise<NodeJS.Signals | null> {
-  const child = spawn(process.execPath, [CHILD, dir], { env: { ...process.env, CRASH_AT: file, STEP: step }, stdio: 'ignore' });
+/** `skip`: removals of or writes onto `file` let through first (init writes state.json twice). */
+export async function runStepKilledAt(dir: string, step: CrashStep, file: string, skip = 0): Promise<NodeJS.Signals | null> {
+  const child = spawn(process.execPath, [CHILD, dir], { env: { ...process.env, CRASH_AT: file, CRASH_SKIP: String(skip), STEP: step }, stdio: 'ignore' });
   const [, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
   return signal;
 }

@@ -1,0 +1,105 @@
+// `meshcar ca init` killed at any of its writes (a real SIGKILL of a child process) leaves a
+// folder that says so: `ca status` and `ca serve` refuse it in one line naming the init to run
+// again, and the Kubernetes init container's command (config/kubernetes/base/ca.yaml, run as
+// written with the folder's path swapped in) finishes it into a CA that signs. Before, a kill
+// after the keys left issuer.key, which the init container took for a CA, and `ca init` then
+// refused the files: the CA never started. A CA whose init finished is never re-keyed, by the
+// init container's command or by `ca init` without --force.
+
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { startTestCa, makeCaDir } from '../helpers/ca.js';
+import { runStepKilledAt, signFromCrashedFolder } from '../helpers/ca-crash.js';
+
+const CLI = resolve('dist/cli.js');
+
+interface Run { code: number; stdout: string; stderr: string }
+
+function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  return new Promise((done) => {
+    execFile(file, args, { env, timeout: 20_000 }, (err, stdout, stderr) => {
+      done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const cli = (args: string[]) => run(process.execPath, [CLI, ...args]);
+
+/** The CA init container's shell line, with its folder swapped for `dir` and meshcar on PATH. */
+async function initContainer(dir: string, bin: string): Promise<Run> {
+  const manifest = await readFile('config/kubernetes/base/ca.yaml', 'utf8');
+  const line = /name: ca-init[\s\S]*?args:\s*\n\s*- (.+)\n/.exec(manifest)?.[1];
+  if (line === undefined) throw new Error('no ca-init args line in ca.yaml');
+  await mkdir(bin, { recursive: true });
+  await writeFile(join(bin, 'meshcar'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`);
+  await chmod(join(bin, 'meshcar'), 0o755);
+  return run('/bin/sh', ['-c', line.replaceAll('/var/lib/meshcar/ca', dir)], { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` });
+}
+
+// where the kill lands: `skip` writes onto (or removals of) the file are let through first
+const CRASH_POINTS = [
+  { file: 'root.key', skip: 0, what: 'marked, no key yet' },
+  { file: 'root.crt', skip: 0, what: 'both keys written (issuer.key present), no certificate' },
+  { file: 'token-keys.json', skip: 1, what: 'everything but the token key list' },
+  { file: 'state.json', skip: 1, what: 'everything but the last state.json' },
+];
+
+t.jobs = 2;
+
+for (const point of CRASH_POINTS) {
+  t.test(`killed at ${point.file} (${point.what}): status and serve say what to run, the init container finishes it`, async (t) => {
+    // t.testdir() empties its folder at each call: one call, two subfolders
+    const base = t.testdir();
+    const dir = join(base, 'ca');
+    t.equal(await runStepKilledAt(dir, 'init', point.file, point.skip), 'SIGKILL', `killed at ${point.file}`);
+    const again = `run "meshcar ca init --dir ${dir} --trust-domain mesh.local" again`;
+
+    const status = await cli(['ca', 'status', '--dir', dir]);
+    t.equal(status.code, 1, 'ca status fails');
+    t.equal(status.stderr.trim().split('\n').length, 1, `one line: ${status.stderr}`);
+    t.ok(status.stderr.includes('did not finish') && status.stderr.includes(again), `names the init to run: ${status.stderr}`);
+    await t.rejects(startTestCa({}, dir), { message: new RegExp(`did not finish.*${again.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`) }, 'ca serve refuses it likewise');
+
+    const bin = join(base, 'bin');
+    const finished = await initContainer(dir, bin);
+    t.equal(finished.code, 0, `the init container's command finishes it: ${finished.stderr}`);
+    t.match(finished.stdout, /did not finish.*\n.*created CA/, 'and says it redid an unfinished init');
+    const served = await signFromCrashedFolder(dir);
+    t.equal(served.status, 200, 'a CA server on the folder signs');
+    t.ok(served.verifies, 'a leaf that verifies under the bundle it hands out');
+
+    const rootKey = await readFile(join(dir, 'root.key'), 'utf8');
+    const issuerKey = await readFile(join(dir, 'issuer.key'), 'utf8');
+    const skipped = await initContainer(dir, bin);
+    t.equal(skipped.code, 0, `the init container on the finished CA: ${skipped.stderr}`);
+    const refused = await cli(['ca', 'init', '--dir', dir, '--trust-domain', 'mesh.local']);
+    t.equal(refused.code, 1, 'ca init without --force refuses the finished CA');
+    t.match(refused.stderr, /already exists.*--force/);
+    t.equal(await readFile(join(dir, 'root.key'), 'utf8'), rootKey, 'root key kept');
+    t.equal(await readFile(join(dir, 'issuer.key'), 'utf8'), issuerKey, 'issuer key kept');
+  });
+}
+
+t.test('part of a CA with no unfinished-init mark (files lost, or an older meshcar killed) is refused saying what is missing and what to do', async (t) => {
+  const dir = await makeCaDir();
+  await rm(join(dir, 'issuer.crt'));
+  await rm(join(dir, 'state.json'));
+  const rootKey = await readFile(join(dir, 'root.key'), 'utf8');
+  const refused = await cli(['ca', 'init', '--dir', dir, '--trust-domain', 'mesh.local']);
+  t.equal(refused.code, 1);
+  t.equal(refused.stderr.trim().split('\n').length, 1, `one line: ${refused.stderr}`);
+  t.match(refused.stderr, /holds part of a CA .*missing issuer\.crt.*restore the missing files from a backup.*--trust-domain mesh\.local --force/);
+  t.equal(await readFile(join(dir, 'root.key'), 'utf8'), rootKey, 'nothing re-keyed');
+});
+
+t.test('a state.json that cannot be read (a folder in its place) is one line from status, not a stack trace', async (t) => {
+  const dir = await makeCaDir();
+  await rm(join(dir, 'state.json'));
+  await mkdir(join(dir, 'state.json'));
+  const status = await cli(['ca', 'status', '--dir', dir]);
+  t.equal(status.code, 1, `exit 1: ${status.stderr}`);
+  t.equal(status.stderr.trim().split('\n').length, 1, `one line: ${status.stderr}`);
+  t.match(status.stderr, /state\.json cannot be read \(EISDIR.*restore it from a backup/);
+});
