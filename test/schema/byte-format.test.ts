@@ -5,11 +5,9 @@
 // milliseconds of CPU, and real base64 (padded or not, as RFC 4648 pads it) still passes.
 
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { loadGuard } from '../../src/schema/guard.js';
 import { isBase64 } from '../../src/schema/byte-format.js';
-import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
+import { h1Request } from '../helpers/inbound-fixture.js';
+import { startSpecInbound } from '../helpers/spec-inbound.js';
 
 const SPEC = `openapi: 3.0.3
 info: {title: files, version: '1'}
@@ -37,12 +35,7 @@ t.test('base64 as RFC 4648 writes it, and nothing else', async (t) => {
 });
 
 t.test('over the inbound: a line break does not make a string base64, and a long bad one is cheap', async (t) => {
-  const file = join(t.testdir(), 'files.yaml');
-  await writeFile(file, SPEC);
-  const f = await startInbound();
-  t.teardown(() => f.close());
-  f.inbound.setSchema(await loadGuard({ spec: file, mode: 'enforce', maxBodySize: 2 << 20 }));
-  const tls = await f.tlsOptions();
+  const { f, tls } = await startSpecInbound(t, SPEC, { maxBodySize: 2 << 20, fileName: 'files.yaml' });
   const post = (body: string, query = '') => h1Request(f.port, tls, { method: 'POST', path: `/files${query}`, headers: { 'content-type': 'application/json' }, body });
 
   t.equal((await post(JSON.stringify({ data: Buffer.from('a file').toString('base64') }))).status, 200, 'base64 passes');

@@ -6,10 +6,8 @@
 // (src/schema/compilers.ts, ownProperties).
 
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { loadGuard } from '../../src/schema/guard.js';
-import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
+import { h1Request } from '../helpers/inbound-fixture.js';
+import { startSpecInbound } from '../helpers/spec-inbound.js';
 
 const SPEC = `openapi: 3.1.0
 info: {title: teams, version: '1'}
@@ -41,12 +39,7 @@ paths:
 `;
 
 t.test('names of Object.prototype members are read as sent, in bodies and queries', async (t) => {
-  const file = join(t.testdir(), 'teams.yaml');
-  await writeFile(file, SPEC);
-  const f = await startInbound();
-  t.teardown(() => f.close());
-  f.inbound.setSchema(await loadGuard({ spec: file, mode: 'enforce', maxBodySize: 1 << 16 }));
-  const tls = await f.tlsOptions();
+  const { f, tls } = await startSpecInbound(t, SPEC, { maxBodySize: 1 << 16, fileName: 'teams.yaml' });
   const post = (body: string) => h1Request(f.port, tls, { method: 'POST', path: '/teams', headers: { 'content-type': 'application/json' }, body });
   const message = (body: string) => String(JSON.parse(body).message);
 

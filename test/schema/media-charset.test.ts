@@ -7,9 +7,9 @@
 
 import t from 'tap';
 import { resolve } from 'node:path';
-import { loadGuard } from '../../src/schema/guard.js';
 import { isUtf8Charset } from '../../src/schema/media-charset.js';
-import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
+import { h1Request } from '../helpers/inbound-fixture.js';
+import { startSpecInbound } from '../helpers/spec-inbound.js';
 
 const SPEC = resolve('config/orders.openapi.yaml');
 const ORDER = JSON.stringify({ item: 'café', qty: 1 });
@@ -31,10 +31,7 @@ t.test('every charset is read, as RFC 9110 writes parameters', async (t) => {
 });
 
 t.test('over the inbound: a second charset or a quoted one is 415', async (t) => {
-  const f = await startInbound();
-  t.teardown(() => f.close());
-  f.inbound.setSchema(await loadGuard({ spec: SPEC, mode: 'enforce', maxBodySize: 1024 }));
-  const tls = await f.tlsOptions();
+  const { f, tls } = await startSpecInbound(t, SPEC, { maxBodySize: 1024 });
   const post = (type: string) => h1Request(f.port, tls, { method: 'POST', path: '/orders', headers: { 'content-type': type, 'idempotency-key': 'idem-0001' }, body: ORDER });
   t.equal((await post('application/json; charset=utf-8')).status, 200, 'UTF-8 passes');
   for (const type of REFUSED.slice(0, 2)) {

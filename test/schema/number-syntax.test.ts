@@ -6,10 +6,8 @@
 // validator's own words, and decimal numbers pass as before.
 
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { loadGuard } from '../../src/schema/guard.js';
-import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
+import { h1Request } from '../helpers/inbound-fixture.js';
+import { startSpecInbound } from '../helpers/spec-inbound.js';
 
 const SPEC = `openapi: 3.0.3
 info: {title: items, version: '1'}
@@ -31,12 +29,7 @@ paths:
 `;
 
 t.test('numbers the app would read otherwise are refused; decimal ones pass', async (t) => {
-  const file = join(t.testdir(), 'items.yaml');
-  await writeFile(file, SPEC);
-  const f = await startInbound();
-  t.teardown(() => f.close());
-  f.inbound.setSchema(await loadGuard({ spec: file, mode: 'enforce', maxBodySize: 1 << 16 }));
-  const tls = await f.tlsOptions();
+  const { f, tls } = await startSpecInbound(t, SPEC, { maxBodySize: 1 << 16, fileName: 'items.yaml' });
   const get = async (path: string, headers: Record<string, string> = {}) => {
     const res = await h1Request(f.port, tls, { method: 'GET', path, headers });
     return { status: res.status, message: res.status === 200 ? '' : String(JSON.parse(res.body).message) };

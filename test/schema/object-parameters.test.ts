@@ -5,10 +5,8 @@
 // The other parameters of the operation are still checked. Over a real inbound, enforce.
 
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { loadGuard } from '../../src/schema/guard.js';
-import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
+import { h1Request } from '../helpers/inbound-fixture.js';
+import { startSpecInbound } from '../helpers/spec-inbound.js';
 
 const SPEC = `openapi: 3.1.0
 info: {title: items, version: '1'}
@@ -24,12 +22,7 @@ paths:
 `;
 
 t.test('objects in the query and the headers are not misread; the rest is checked', async (t) => {
-  const file = join(t.testdir(), 'items.yaml');
-  await writeFile(file, SPEC);
-  const f = await startInbound();
-  t.teardown(() => f.close());
-  f.inbound.setSchema(await loadGuard({ spec: file, mode: 'enforce', maxBodySize: 1024 }));
-  const tls = await f.tlsOptions();
+  const { f, tls } = await startSpecInbound(t, SPEC, { maxBodySize: 1024, fileName: 'items.yaml' });
   const get = (path: string, headers: Record<string, string> = {}) => h1Request(f.port, tls, { method: 'GET', path, headers });
   t.equal((await get('/items?color=blue&size=M')).status, 200, 'form, exploded: the object spread over its keys');
   t.equal((await get('/items?color=blue&view=mode,list')).status, 200, 'form, not exploded: key,value pairs');

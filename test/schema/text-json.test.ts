@@ -6,10 +6,8 @@
 // Over a real inbound in enforce mode (src/schema/operation.ts isJsonType, spec.ts mediaFor).
 
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { loadGuard } from '../../src/schema/guard.js';
-import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
+import { h1Request } from '../helpers/inbound-fixture.js';
+import { startSpecInbound } from '../helpers/spec-inbound.js';
 
 // as Swashbuckle writes a request body
 const SPEC = `openapi: 3.0.1
@@ -36,12 +34,7 @@ components:
 `;
 
 t.test('text/json bodies are validated like application/json ones, +json ones under application/*+json', async (t) => {
-  const file = join(t.testdir(), 'swashbuckle.yaml');
-  await writeFile(file, SPEC);
-  const f = await startInbound();
-  t.teardown(() => f.close());
-  f.inbound.setSchema(await loadGuard({ spec: file, mode: 'enforce', maxBodySize: 1024 }));
-  const tls = await f.tlsOptions();
+  const { f, tls } = await startSpecInbound(t, SPEC, { maxBodySize: 1024, fileName: 'swashbuckle.yaml' });
   const post = (type: string, body: string) => h1Request(f.port, tls, { method: 'POST', path: '/api/orders', headers: { 'content-type': type }, body });
   for (const type of ['application/json', 'text/json', 'Text/JSON; charset=utf-8']) {
     t.equal((await post(type, '{"qty":2}')).status, 200, `${type}: a valid order passes`);
