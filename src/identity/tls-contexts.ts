@@ -17,6 +17,27 @@ const TLS12_CIPHERS = [
 ].join(':');
 const TLS13_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 
+// Handshake signatures with SHA-256 or stronger only: OpenSSL's default security level still
+// signs and accepts ECDSA and RSA with SHA-224 on TLS 1.2, and our CA signs with SHA-256 at the
+// least. RSA stays (PKCS#1 v1.5 on TLS 1.2, PSS on both) for workloads whose `identity.files`
+// certificates an operator's RSA CA issued.
+const SIGALGS = [
+  'ecdsa_secp256r1_sha256',
+  'ecdsa_secp384r1_sha384',
+  'ecdsa_secp521r1_sha512',
+  'ed25519',
+  'ed448',
+  'rsa_pss_rsae_sha256',
+  'rsa_pss_rsae_sha384',
+  'rsa_pss_rsae_sha512',
+  'rsa_pss_pss_sha256',
+  'rsa_pss_pss_sha384',
+  'rsa_pss_pss_sha512',
+  'rsa_pkcs1_sha256',
+  'rsa_pkcs1_sha384',
+  'rsa_pkcs1_sha512',
+].join(':');
+
 /**
  * No TLS 1.2 renegotiation either way (OpenSSL answers no_renegotiation): each one is a full
  * handshake on a connection the inbound's per-address handshake cap no longer counts (Node
@@ -49,6 +70,7 @@ export const TLS_POLICY = Object.freeze({
   minVersion: 'TLSv1.2',
   ciphers: `${TLS13_CIPHERS}:${TLS12_CIPHERS}`,
   ecdhCurve: 'X25519:P-256:P-384',
+  sigalgs: SIGALGS,
   honorCipherOrder: true,
   secureOptions: SECURE_OPTIONS,
 } satisfies tls.SecureContextOptions);
