@@ -1,5 +1,5 @@
 // config/kubernetes, checked offline: every manifest file and every rendered kustomization
-// (base, variants/files, prometheus-operator) validates against the Kubernetes schemas
+// (base, variants/files, prometheus-operator, network-policy) validates against the Kubernetes schemas
 // (kubernetes-models, and @kubernetes-models/prometheus-operator for PodMonitor) and, through
 // the same packages' TypeScript interfaces and tsc, names no unknown field; the offline
 // rendering agrees with `kubectl kustomize` where kubectl exists; and the cross-references hold
@@ -15,13 +15,14 @@ import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigMap, PersistentVolumeClaim, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { normalized, podSpec, readDocuments, renderKustomization, type KubeObject } from '../helpers/kustomize.js';
 import { checkCa, checkDiscovery, checkNoApiToken, checkPodMonitor, checkSelectors, checkSidecarPod, removeTempFiles, sidecarConfig, sidecarPods } from '../helpers/kube-sidecars.js';
 
 const ROOT = new URL('../../config/kubernetes/', import.meta.url).pathname;
 const REPO = new URL('../../', import.meta.url).pathname;
-const KUSTOMIZATIONS = ['base', 'variants/files', 'prometheus-operator'];
+const KUSTOMIZATIONS = ['base', 'variants/files', 'prometheus-operator', 'network-policy'];
 
 t.teardown(removeTempFiles);
 
@@ -32,6 +33,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'v1/ServiceAccount': ServiceAccount,
   'v1/PersistentVolumeClaim': PersistentVolumeClaim,
   'apps/v1/Deployment': Deployment,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
 };
 
@@ -43,6 +45,7 @@ const TYPES: Record<string, [string, string]> = {
   'v1/ServiceAccount': ['kubernetes-models/v1/ServiceAccount', 'IServiceAccount'],
   'v1/PersistentVolumeClaim': ['kubernetes-models/v1/PersistentVolumeClaim', 'IPersistentVolumeClaim'],
   'apps/v1/Deployment': ['kubernetes-models/apps/v1/Deployment', 'IDeployment'],
+  'networking.k8s.io/v1/NetworkPolicy': ['kubernetes-models/networking.k8s.io/v1/NetworkPolicy', 'INetworkPolicy'],
   'monitoring.coreos.com/v1/PodMonitor': ['@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor', 'IPodMonitor'],
 };
 
