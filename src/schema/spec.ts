@@ -8,7 +8,9 @@ import type { ValidateFunction } from 'ajv';
 import { NO_BACKTRACKING_PATTERNS, type BacktrackingPatterns } from './backtracking-patterns.js';
 import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
-import { compileOperation, isJsonType, type CompiledOperation, type MediaRule } from './operation.js';
+import { compileOperation, isJsonType, type CompiledOperation } from './operation.js';
+import { mediaFor, mediaType } from './media-for.js';
+import { basePathsOf } from './server-bases.js';
 import { canonicalPath } from '../http/canonical-path.js';
 import { otherReadings, PathMatcher, slashReading, type PathMatch } from './path-matcher.js';
 import { queryReadings, queryValues } from './query-values.js';
@@ -253,53 +255,4 @@ function splitArrays(values: Record<string, unknown>, names: ReadonlySet<string>
     if (typeof value === 'string') values[name] = commaItems(value);
   }
   return values;
-}
-
-/** `Application/JSON; charset=utf-8` → `application/json`. */
-function mediaType(contentType: string): string {
-  return (contentType.split(';')[0] ?? '').trim().toLowerCase();
-}
-
-/**
- * The media entry for a Content-Type: exact, then its structured suffix's range
- * (`application/*+json` for `application/merge-patch+json`: Swashbuckle lists one beside
- * application/json, and a +json body sent to it was 415), then `type/*`, then `*\/*`.
- */
-function mediaFor(media: readonly MediaRule[], contentType: string | undefined): MediaRule | undefined {
-  if (contentType === undefined) return undefined;
-  const type = mediaType(contentType);
-  const major = type.split('/')[0];
-  const plus = type.lastIndexOf('+');
-  // gRPC's application/grpc+json is framed messages, never one JSON document (operation.ts)
-  const suffixed = plus > type.indexOf('/') && !type.startsWith('application/grpc') ? `${major}/*${type.slice(plus)}` : undefined;
-  return (
-    media.find((m) => m.range === type) ??
-    (suffixed === undefined ? undefined : media.find((m) => m.range === suffixed)) ??
-    media.find((m) => m.range === `${major}/*`) ??
-    media.find((m) => m.range === '*/*')
-  );
-}
-
-/**
- * `servers: [{url: https://api.example.com/v1}, {url: /v2}]` → ['/v1', '/v2']: the spec's
- * paths are relative to these. None (or only root URLs, or templated ones): [] (the root).
- */
-function basePathsOf(servers: unknown): string[] {
-  if (!Array.isArray(servers)) return [];
-  const bases = new Set<string>();
-  for (const server of servers) {
-    const url = (server as { url?: unknown } | null)?.url;
-    if (typeof url !== 'string' || url.includes('{')) return [];
-    let path: string;
-    try {
-      path = new URL(url, 'http://localhost').pathname.replace(/\/+$/, '');
-    } catch {
-      return [];
-    }
-    // a server at the root serves the paths as written: no prefix is required
-    if (path === '') return [];
-    bases.add(canonicalPath(path));
-  }
-  // longest first, so /api/v1 is tried before /api
-  return [...bases].sort((a, b) => b.length - a.length);
 }
