@@ -23,7 +23,7 @@ import { TrafficMetrics } from './metrics/traffic-metrics.js';
 import { trafficFamilyNames } from './metrics/traffic-families.js';
 import { startAdminServer, type RunningAdmin } from './admin/server.js';
 import { createInbound, type Inbound } from './inbound/index.js';
-import { createOutbound, type Outbound } from './outbound/index.js';
+import { createOutbound, type Outbound, type UpstreamView } from './outbound/index.js';
 import { guardsFromDocuments, loadGuards, specDocuments, warnBacktrackingPatterns, type Guards, type SpecDocuments } from './schema/guards.js';
 import { appliedWithSpecs } from './schema/spec-changes.js';
 import { carryBudgets } from './schema/budget-carry.js';
@@ -94,6 +94,11 @@ export class Sidecar {
   /** The effective config (what /config shows). */
   get config(): SidecarConfig {
     return this.current;
+  }
+
+  /** GET /upstreams in this process: the outbound's upstreams as they are now (none without an outbound side). */
+  upstreams(): UpstreamView[] {
+    return this.outbound?.upstreams() ?? [];
   }
 
   get addresses(): SidecarAddresses {
@@ -188,6 +193,8 @@ export class Sidecar {
         '/endpoints': (query: URLSearchParams) => endpointsView(query.get('format'), { service: this.config.service, traffic: this.traffic, guards: this.guards, cluster: this.options.cluster }),
         // workers > 1: the handshakes happen in the workers, not here
         '/debug/tls': async () => ({ failures: this.options.cluster ? await this.options.cluster.tlsFailures() : this.tlsFailures.recent() }),
+        // workers > 1: each worker's own pools, side by side (src/workers/cluster-views.ts)
+        '/upstreams': () => this.options.cluster?.upstreams() ?? { upstreams: this.upstreams() },
         ...(this.options.cluster ? { '/workers': () => this.options.cluster?.status() } : {}),
       },
     };

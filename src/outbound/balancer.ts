@@ -41,13 +41,15 @@ export interface LoadState {
   /** Failures in a row. */
   failures: number;
   ejected: boolean;
+  /** Epoch ms the ejection ends (meaningful while `ejected`): GET /upstreams says it (upstreams-view.ts). */
+  ejectedUntil: number;
   /** Ejections since the last success: the next ejection lasts base × (this + 1). */
   ejections: number;
   ejectTimer: NodeJS.Timeout | undefined;
 }
 
 export function initialLoad(): LoadState {
-  return { outstanding: 0, ewma: 0, stamp: 0, failures: 0, ejected: false, ejections: 0, ejectTimer: undefined };
+  return { outstanding: 0, ewma: 0, stamp: 0, failures: 0, ejected: false, ejectedUntil: 0, ejections: 0, ejectTimer: undefined };
 }
 
 /** ewma × (outstanding + 1), the EWMA decayed to `now` (no sample for a while: it drifts down, so the endpoint is probed again). */
@@ -151,6 +153,7 @@ export class EndpointHealth<E extends Ejectable> {
     e.ejected = true;
     e.ejections += 1;
     const ms = Math.min(this.outlier.baseEjectionMs * e.ejections, this.outlier.maxEjectionMs);
+    e.ejectedUntil = Date.now() + ms;
     e.ejectTimer = setTimeout(() => this.readmit(e), ms);
     e.ejectTimer.unref();
     this.logger.warn({ upstream: this.upstream, endpoint: e.key, failures: e.failures, ejectedForMs: ms }, 'upstream endpoint ejected after consecutive failures');

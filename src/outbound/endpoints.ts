@@ -76,6 +76,8 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   private told: number | undefined;
   /** The pool was retired by a reload: a lookup still running tells nothing (the live pool of the name does). */
   private silenced = false;
+  /** The last failed lookup of a name still configured, kept after it resolves again (GET /upstreams). */
+  private lastFailure: { readonly host: string; readonly message: string; readonly at: number } | undefined;
 
   constructor(configured: readonly Endpoint[], private readonly options: EndpointSetOptions) {
     super();
@@ -114,6 +116,7 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     const keys = new Set(this.names.map(({ host, port }) => `${host}:${port}`));
     for (const key of [...this.lastResolved.keys()]) if (!keys.has(key)) this.lastResolved.delete(key);
     this.outages.keepOnly(new Set(this.names.map(({ host }) => host)));
+    if (this.lastFailure && !this.names.some(({ host }) => host === this.lastFailure?.host)) this.lastFailure = undefined;
     this.publish([...this.fixed, ...[...keys].flatMap((key) => this.lastResolved.get(key) ?? [])]);
     if (this.names.length === 0) return this.stop();
     if (!this.started) return;
@@ -157,6 +160,12 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     if (failing !== undefined) return failing;
     if (this.resolving) return `the lookup of ${this.names.map(({ host }) => host).join(', ')} has not answered yet`;
     return undefined;
+  }
+
+  /** The last failed lookup (the name, why, when) and whether that name's lookups still fail; undefined if none failed. */
+  lookupFailure(): { host: string; message: string; at: number; failingNow: boolean } | undefined {
+    const last = this.lastFailure;
+    return last && { ...last, failingNow: this.outages.failingNow(last.host) };
   }
 
   forOriginHost(host: string): UpstreamEndpoint | undefined {
@@ -240,7 +249,9 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
           this.outages.resolved(host);
         } catch (err) {
           if (names === this.names) {
-            this.outages.failed(host, describeError(err));
+            const message = describeError(err);
+            this.outages.failed(host, message);
+            this.lastFailure = { host, message, at: Date.now() };
             if (!this.silenced && this.options.upstream !== undefined) this.options.observer?.upstreamLookupFailed?.(this.options.upstream);
           }
         }

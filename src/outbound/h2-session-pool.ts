@@ -66,6 +66,11 @@ export class H2SessionPool {
     return this.sessions.size;
   }
 
+  /** Open sessions to this endpoint (GET /upstreams: read when asked, never per request). */
+  sessionsTo(endpoint: UpstreamEndpoint): number {
+    return this.byEndpoint.get(endpoint)?.length ?? 0;
+  }
+
   /** A stream at once on an open session with a free slot, or undefined. Throws for a bad header. */
   requestNow(endpoint: UpstreamEndpoint, headers: OutgoingHeaders | string[], options: RequestOptions): H2Stream | undefined {
     const conn = this.freeSession(endpoint);

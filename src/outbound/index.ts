@@ -27,8 +27,10 @@ import { loadNodeCodec } from './node-codec.js';
 import { tunnelUpgrade } from './websocket.js';
 import { screenH2c, screenHttp1 } from './schema-check.js';
 import type { SchemaGuard } from '../schema/guard.js';
+import { upstreamsView, type UpstreamView } from './upstreams-view.js';
 
 export type { LookupAll } from './endpoints.js';
+export type { UpstreamAddressView, UpstreamView } from './upstreams-view.js';
 
 export interface OutboundTuning {
   /** Upstream sessions are closed gracefully after this long (±10%). Default 10 min. */
@@ -78,6 +80,8 @@ export interface Outbound {
   idleForMs(): number;
   /** Open HTTP/2 sessions toward an upstream (by name, any case); 0 for an unknown name. */
   sessionCount(upstream: string): number;
+  /** GET /upstreams: each upstream's endpoints, addresses and their state, read now (upstreams-view.ts). */
+  upstreams(): UpstreamView[];
   /**
    * Live reload of `outbound.upstreams`: new requests route by the new list at once (one swap of
    * the routing table). An upstream whose endpoints, identity, balancer and outlier detection
@@ -296,5 +300,9 @@ class OutboundService implements Outbound, OutboundContext {
 
   sessionCount(upstream: string): number {
     return this.router.lookup(upstream)?.sessionCount() ?? 0;
+  }
+
+  upstreams(): UpstreamView[] {
+    return upstreamsView(this.pools);
   }
 }

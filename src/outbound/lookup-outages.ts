@@ -54,6 +54,11 @@ export class LookupOutages {
     return [...this.failing].map(([host, outage]) => `the lookup of ${host} failed: ${outage.lastError}`).join('; ');
   }
 
+  /** The lookups of `host` fail now (GET /upstreams). */
+  failingNow(host: string): boolean {
+    return this.failing.has(host);
+  }
+
   /** Names no longer configured (a reload): their outages end without a line. */
   keepOnly(hosts: ReadonlySet<string>): void {
     for (const host of [...this.failing.keys()]) if (!hosts.has(host)) this.failing.delete(host);

@@ -21,6 +21,12 @@ const MAX_ANSWER_TEXT = 16 * 1024 * 1024;
 const MAX_TLS_ENTRIES = 1_000;
 /** Of their text: a few hundred bytes each (a peer's name, a reason, a message); what is shown is sent on as JSON. */
 const MAX_TLS_TEXT = 1024 * 1024;
+/** Upstreams in one GET /upstreams answer (a config names far fewer). */
+const MAX_UPSTREAMS = 10_000;
+/** Addresses in one answer, all upstreams together (what names resolve to: a few each). */
+const MAX_UPSTREAM_ADDRESSES = 100_000;
+/** Of its text (names, endpoints, addresses, a lookup error each): what the primary sends on as JSON. */
+const MAX_UPSTREAMS_TEXT = 4 * 1024 * 1024;
 /** A status's serial: a certificate serial in hex (at most 20 bytes: RFC 5280 §4.1.2.2). */
 const MAX_SERIAL_TEXT = 64;
 
@@ -45,6 +51,8 @@ export function answerRefusal(ask: Ask['ask'], answer: unknown): string | undefi
       return statusRefusal(answer);
     case 'tls':
       return tlsRefusal(answer);
+    case 'upstreams':
+      return upstreamsRefusal(answer);
     default:
       // ping, prepare, commit: the reload round reads what it needs and refuses the rest itself
       return undefined;
@@ -114,4 +122,29 @@ function tlsRefusal(answer: unknown): string | undefined {
   // a 200 MB text in one entry was rendered into GET /debug/tls whole (the primary at 1.3 GB)
   const text = (answer as Fields[]).reduce((sum, entry) => sum + fields.reduce((n, f) => n + (entry[f] as string).length, 0), 0);
   return text > MAX_TLS_TEXT ? `more than ${MAX_TLS_TEXT / (1024 * 1024)} MB of failed handshakes` : undefined;
+}
+
+const STATES = new Set<unknown>(['ok', 'down', 'ejected']);
+
+/** Why a GET /upstreams answer is not a list of upstream views of a sane size (upstreams-view.ts), or undefined. */
+function upstreamsRefusal(answer: unknown): string | undefined {
+  if (!Array.isArray(answer)) return 'something other than a list of upstreams';
+  if (answer.length > MAX_UPSTREAMS) return `more than ${MAX_UPSTREAMS} upstreams`;
+  let addresses = 0;
+  let text = 0;
+  for (const u of answer as unknown[]) {
+    if (!isObject(u) || !isText(u.name) || !Array.isArray(u.endpoints) || !u.endpoints.every(isText) || !Array.isArray(u.addresses)) return 'an upstream that is not one';
+    const failure = u.lastLookupFailure;
+    if (failure !== undefined && !(isObject(failure) && isText(failure.host) && isText(failure.message) && isText(failure.time) && typeof failure.failingNow === 'boolean')) return 'a lookup failure that is not one';
+    text += u.name.length + (u.endpoints as string[]).reduce((n, e) => n + e.length, 0) + (isObject(failure) ? (failure.host as string).length + (failure.message as string).length + (failure.time as string).length : 0);
+    addresses += u.addresses.length;
+    if (addresses > MAX_UPSTREAM_ADDRESSES) return `more than ${MAX_UPSTREAM_ADDRESSES} addresses`;
+    for (const a of u.addresses as unknown[]) {
+      if (!isObject(a) || !isText(a.address) || !STATES.has(a.state) || !isCount(a.failures) || !isCount(a.sessions) || !isCount(a.streams)) return 'an address that is not one';
+      if (!optional(a.downUntil, isText) || !optional(a.ejectedUntil, isText)) return 'an address that is not one';
+      text += a.address.length + (isText(a.downUntil) ? a.downUntil.length : 0) + (isText(a.ejectedUntil) ? a.ejectedUntil.length : 0);
+    }
+    if (text > MAX_UPSTREAMS_TEXT) return `more than ${MAX_UPSTREAMS_TEXT / (1024 * 1024)} MB of upstreams`;
+  }
+  return undefined;
 }

@@ -1,5 +1,5 @@
 // What the primary's admin server shows of its workers (workers > 1): /metrics, GET /endpoints,
-// GET /debug/tls and GET /workers, each gathered from the workers over IPC (asks.ts) with a
+// GET /debug/tls, GET /upstreams and GET /workers, each gathered from the workers over IPC (asks.ts) with a
 // short deadline, so one stopped or stuck worker does not cost the whole answer, and with what
 // dead workers had counted carried over (departed-counts.ts). Separate from primary.ts, which forks, starts,
 // reloads, drains and replaces the workers: this only reads them, on an operator's request.
@@ -11,6 +11,18 @@ import type { DepartedCounts } from './departed-counts.js';
 import { mergeEndpoints } from './merge-endpoints.js';
 import type { Answers, Ask, WorkerEndpoints, WorkerStatus } from './messages.js';
 import { TLS_FAILURES_KEPT, type TlsFailureEntry } from '../tls-failures/failure-log.js';
+import type { UpstreamView } from '../outbound/upstreams-view.js';
+
+/**
+ * GET /upstreams with workers > 1: one entry per live worker, in id order. Each worker has its
+ * own pools, lookups, sessions and ejections (an address ejected in one is not in another), so
+ * the views are listed side by side, not merged: a merge would say which addresses are ejected
+ * somewhere, not where. A worker that does not answer in time is marked `unresponsive`, one
+ * still starting `starting`, as GET /workers marks them.
+ */
+export interface WorkerUpstreams {
+  readonly workers: ReadonlyArray<{ readonly id: number; readonly upstreams?: readonly UpstreamView[]; readonly starting?: true; readonly unresponsive?: true }>;
+}
 
 /**
  * How long a scrape, GET /endpoints or GET /workers waits for a worker: one stopped or stuck
@@ -75,6 +87,21 @@ export class ClusterViews {
     const { answers } = await this.asks.gather(this.members.greetedLive(), 'tls', this.viewAskTimeoutMs, [], { saw: () => undefined, last: () => undefined });
     // ISO times of one clock: their text order is their time order
     return answers.flat().sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0)).slice(0, TLS_FAILURES_KEPT);
+  }
+
+  async upstreams(): Promise<WorkerUpstreams> {
+    const workers = await Promise.all(
+      this.members.live().map(async (w) => {
+        if (!this.members.listening(w.id)) return { id: w.id, starting: true as const };
+        // no stand-in from an earlier answer: this is a view of now, and an old one would mislead
+        // (one that exits meanwhile is unresponsive too: it has no view to give)
+        return this.askView(w, { ask: 'upstreams' }).then(
+          (upstreams) => ({ id: w.id, upstreams }),
+          () => ({ id: w.id, unresponsive: true as const }),
+        );
+      }),
+    );
+    return { workers: workers.sort((a, b) => a.id - b.id) };
   }
 
   async status(): Promise<unknown> {

@@ -6,6 +6,7 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import type { SpecDocuments } from '../schema/guards.js';
 import type { WorkerEndpoints } from './messages.js';
+import type { WorkerUpstreams } from './cluster-views.js';
 import type { RoundOutcome } from './reload-round.js';
 import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 
@@ -32,6 +33,8 @@ export interface WorkerCluster {
   endpoints(): Promise<WorkerEndpoints>;
   /** GET /debug/tls: the failed handshakes the workers (where handshakes happen) recorded last, newest first. */
   tlsFailures(): Promise<TlsFailureEntry[]>;
+  /** GET /upstreams: each worker's own view of its upstreams (upstreams-view in cluster-views.ts). */
+  upstreams(): Promise<WorkerUpstreams>;
   /** GET /workers: the primary's config generation; each worker's pid, state, served serial, generation and request count. */
   status(): Promise<unknown>;
   drain(timeoutMs: number): Promise<void>;

@@ -13,6 +13,7 @@ import type { SpecDocuments } from '../schema/guards.js';
 import type { EndpointView } from '../metrics/traffic-metrics.js';
 import type { DiscoveryRow } from '../metrics/discovery.js';
 import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
+import type { UpstreamView } from '../outbound/upstreams-view.js';
 
 export interface Address {
   readonly host: string;
@@ -43,6 +44,8 @@ export type Ask =
   | { readonly ask: 'endpoints' }
   /** The worker's recent failed TLS handshakes (GET /debug/tls): the handshakes happen in the workers. */
   | { readonly ask: 'tls' }
+  /** The worker's outbound upstreams, addresses and their state (GET /upstreams): each worker has its own pools. */
+  | { readonly ask: 'upstreams' }
   | { readonly ask: 'metrics' };
 
 /** A worker's registry as prom-client's aggregation takes it (Registry.getMetricsAsJSON()). */
@@ -71,6 +74,7 @@ export interface Answers {
   endpoints: WorkerEndpoints;
   metrics: MetricsJson;
   tls: readonly TlsFailureEntry[];
+  upstreams: readonly UpstreamView[];
 }
 
 export type ToWorker =

@@ -19,7 +19,7 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
-import { ClusterViews, VIEW_ASK_TIMEOUT_MS } from './cluster-views.js';
+import { ClusterViews, VIEW_ASK_TIMEOUT_MS, type WorkerUpstreams } from './cluster-views.js';
 import { isOurs, isToPrimary, type Address, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
 import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
@@ -181,6 +181,10 @@ export class WorkerPool implements WorkerCluster {
 
   tlsFailures(): Promise<TlsFailureEntry[]> {
     return this.views.tlsFailures();
+  }
+
+  upstreams(): Promise<WorkerUpstreams> {
+    return this.views.upstreams();
   }
 
   /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */

@@ -100,6 +100,7 @@ async function serve(file: string, workerId: number): Promise<number> {
     if (ask.ask === 'prepare' || ask.ask === 'commit') return steps.run(ask);
     if (ask.ask === 'endpoints') return { endpoints: current.traffic.endpoints(), discovery: current.traffic.discoveryRows() };
     if (ask.ask === 'tls') return current.tlsFailures.recent();
+    if (ask.ask === 'upstreams') return current.upstreams();
     const requests = (await current.metrics.requests.get()).values.reduce((sum, v) => sum + v.value, 0);
     return { pid: process.pid, serial: identity?.current().serialHex ?? null, requests, generation: steps.generation };
   };

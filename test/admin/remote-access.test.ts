@@ -46,7 +46,7 @@ t.test('a peer on another host', { skip: skip ?? false }, async (t) => {
     `import pinoModule from ${JSON.stringify(PINO)};
 import { startAdminServer } from ${JSON.stringify(SERVER)};
 const state = { ready: () => true, draining: () => false, identity: () => ({ spiffeId: 'spiffe://mesh.test/svc/orders' }), config: () => ({ service: 'orders' }),
-  metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: 'up 1\\n' }), reload: async () => ({ applied: [] }), views: { '/endpoints': () => ({ upstreams: [] }) } };
+  metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: 'up 1\\n' }), reload: async () => ({ applied: [] }), views: { '/endpoints': () => ({ upstreams: [] }), '/upstreams': () => ({ upstreams: [] }) } };
 const admin = await startAdminServer({ host: '0.0.0.0', port: 0 }, state, pinoModule({ level: 'silent' }));
 console.log('listening ' + admin.port);
 `,
@@ -67,7 +67,7 @@ console.log('listening ' + admin.port);
   };
 
   for (const path of ['/healthz', '/ready', '/metrics']) t.equal((await ask('b', A, path)).status, 200, `from another host: GET ${path} 200`);
-  for (const [method, path] of [['GET', '/config'], ['GET', '/identity'], ['GET', '/endpoints'], ['POST', '/reload']] as const) {
+  for (const [method, path] of [['GET', '/config'], ['GET', '/identity'], ['GET', '/endpoints'], ['GET', '/upstreams'], ['POST', '/reload']] as const) {
     const refused = await ask('b', A, path, method);
     t.equal(refused.status, 403, `from another host: ${method} ${path} 403`);
     t.match(JSON.parse(refused.body), { error: 'forbidden', message: new RegExp(`^${path} answers only on this host`) }, 'a JSON error saying why');

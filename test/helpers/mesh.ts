@@ -74,6 +74,8 @@ export interface UpstreamSpec {
   readonly routes?: readonly string[];
   /** The upstream's `openapi:` value as YAML flow text, e.g. `{spec: FILE, mode: shadow}`. */
   readonly openapi?: string;
+  /** The upstream's `outlierDetection:` as YAML flow text, e.g. `{consecutiveFailures: 1, baseEjection: 60s}`. */
+  readonly outlierDetection?: string;
 }
 
 export interface SidecarSpec {
@@ -186,6 +188,7 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
       lines.push(`    ${u.name}:`, `      endpoints: [${u.endpoints.join(', ')}]`, `      identity: ${u.identity}`, `      timeout: ${u.timeout ?? '5s'}`);
       if (u.routes) lines.push(`      routes: [${u.routes.map((r) => JSON.stringify(r)).join(', ')}]`);
       if (u.openapi) lines.push(`      openapi: ${u.openapi}`);
+      if (u.outlierDetection) lines.push(`      outlierDetection: ${u.outlierDetection}`);
     }
   }
   lines.push('admin:', `  listen: 127.0.0.1:${adminListen}`, 'log:', `  level: ${spec.logLevel ?? 'info'}`, `  access: ${spec.access ?? false}`);

@@ -2,7 +2,7 @@
 // worker could send), for real: a sidecar with two workers, real mTLS requests. The primary
 // takes a message or an answer only with the fields and the shape its type has
 // (src/workers/answer-shapes.ts, messages.ts):
-// - /metrics, /endpoints, /workers and /debug/tls answer 200 with the other worker's counts,
+// - /metrics, /endpoints, /workers, /upstreams and /debug/tls answer 200 with the other worker's counts,
 //   the malformed one counted or listed as not answering (an unknown aggregator made /metrics
 //   500, a row-less /endpoints answer 500, a BigInt in a status 500 on /workers; a 2 MB failed
 //   handshake was sent on whole);
@@ -41,6 +41,9 @@ t.test('a worker sending malformed messages costs its own answers, never the pri
   t.same(JSON.parse(tls.body), { failures: [] }, "worker 1's numbers are not listed as failed handshakes");
   const long = await sidecar.admin('/debug/tls');
   t.same([long.status, long.body.length < 1000], [200, true], `nor its 2 MB one (/debug/tls: ${long.status}, ${long.body.length} bytes)`);
+  const upstreams = await sidecar.admin('/upstreams');
+  t.equal(upstreams.status, 200, `/upstreams: 200 (${upstreams.body.slice(0, 120)})`);
+  t.same(upstreams.status === 200 ? (JSON.parse(upstreams.body) as { workers: unknown[] }).workers.find((w) => (w as { id: number }).id === 1) : undefined, { id: 1, unresponsive: true }, '/upstreams: worker 1 listed as not answering, not with what it forged');
   const listed = await sidecar.admin('/workers');
   t.equal(listed.status, 200, `/workers: 200 (${listed.body.slice(0, 120)})`);
   const view = (listed.status === 200 ? JSON.parse(listed.body) : { workers: [] }) as Awaited<ReturnType<typeof workersOf>>;

@@ -1,0 +1,63 @@
+// GET /upstreams (the admin view, wired in src/sidecar.ts): what the outbound knows of each
+// upstream now, read from the pools when asked and never kept per request. Per upstream: its
+// endpoints as the config writes them, every address it reaches now (IP endpoints as written,
+// what host names resolved to) with its state (ok; down: a connect failure's backoff, until
+// when; ejected: an outlier, until when), the sessions open to it and the streams on them, and
+// the last failed lookup of its names. Metrics say how many addresses are known or ejected;
+// this says which.
+
+import { formatHostPort } from '../config/address.js';
+import type { UpstreamEndpoint } from './endpoints.js';
+import type { UpstreamPool } from './upstream-pool.js';
+
+export interface UpstreamAddressView {
+  /** host:port as the endpoint label in logs and metrics (IPv6 in brackets). */
+  readonly address: string;
+  readonly state: 'ok' | 'down' | 'ejected';
+  /** While a connect failure's backoff lasts: when it ends (ISO time). */
+  readonly downUntil?: string;
+  /** While ejected as an outlier: when it is re-admitted on probation (ISO time). */
+  readonly ejectedUntil?: string;
+  /** Failures in a row (outlier detection counts them toward an ejection). */
+  readonly failures: number;
+  /** HTTP/2 sessions open to this address. */
+  readonly sessions: number;
+  /** Requests in flight on them. */
+  readonly streams: number;
+}
+
+export interface UpstreamView {
+  readonly name: string;
+  /** The configured endpoints as written: `host:port`, `[v6]:port` or `dns:NAME:PORT`. */
+  readonly endpoints: readonly string[];
+  readonly addresses: readonly UpstreamAddressView[];
+  /** The last failed lookup of one of its names; `failingNow` false once that name resolves again. */
+  readonly lastLookupFailure?: { readonly host: string; readonly message: string; readonly time: string; readonly failingNow: boolean };
+}
+
+/** The pools now routing, as GET /upstreams shows them (pools a reload retired are left out). */
+export function upstreamsView(pools: readonly UpstreamPool[], now: number = Date.now()): UpstreamView[] {
+  return pools.map((pool) => {
+    const failure = pool.endpoints.lookupFailure();
+    return {
+      name: pool.name,
+      endpoints: pool.config.endpoints.map((e) => (e.kind === 'dns' ? `dns:${e.host}:${e.port}` : formatHostPort(e))),
+      addresses: pool.endpoints.all().map((e) => addressView(pool, e, now)),
+      ...(failure ? { lastLookupFailure: { host: failure.host, message: failure.message, time: new Date(failure.at).toISOString(), failingNow: failure.failingNow } } : {}),
+    };
+  });
+}
+
+function addressView(pool: UpstreamPool, e: UpstreamEndpoint, now: number): UpstreamAddressView {
+  const down = e.downUntil > now;
+  return {
+    address: e.key,
+    // an ejection outlasts a backoff and is what keeps the address out: it is the state shown
+    state: e.ejected ? 'ejected' : down ? 'down' : 'ok',
+    ...(down ? { downUntil: new Date(e.downUntil).toISOString() } : {}),
+    ...(e.ejected ? { ejectedUntil: new Date(e.ejectedUntil).toISOString() } : {}),
+    failures: e.failures,
+    sessions: pool.own ? pool.own.sessionsTo(e) : (pool.byEndpoint.get(e)?.length ?? 0),
+    streams: e.outstanding,
+  };
+}
