@@ -3,7 +3,7 @@
 // resolved to every address they have and re-resolved periodically, so endpoints follow the
 // records. Every endpoint is an IP: sessions are pooled per address, and HTTP/2 origins are
 // compared by the address actually dialled (see upstream-agent.ts).
-// Selection is power of two choices over each endpoint's peak-EWMA load (see balancer.ts);
+// Selection is power of two choices over each endpoint's peak-EWMA load (endpoint-pick.ts);
 // an endpoint that just failed to connect is skipped for a while (passive health), and one
 // ejected as an outlier is skipped until re-admitted, unless no other endpoint is left.
 // A reload may change the configured list in place (reconfigure()): endpoints that stay keep
@@ -15,11 +15,11 @@
 import { EventEmitter } from 'node:events';
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { formatHostPort, type Endpoint } from '../config/address.js';
 import { describeError } from '../errors.js';
-import { initialLoad, loadCost, type LoadState } from './balancer.js';
+import { initialLoad, type LoadState } from './balancer.js';
+import { pickEndpoint } from './endpoint-pick.js';
 import { usableFamilies } from './address-families.js';
 import { LookupOutages } from './lookup-outages.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
@@ -177,52 +177,9 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     return this.byOriginHost.get(endpoint.origin.host) === endpoint;
   }
 
-  /**
-   * Power of two choices: two distinct endpoints at random, the one with the lower load cost
-   * (ewma × (outstanding + 1)) wins. Endpoints resting after a connect failure, ejected, the
-   * one to `avoid` (a retry's last endpoint) and those in `tried` are not candidates; when
-   * neither of the two is, the cheapest candidate is searched for; when there is none, any
-   * endpoint not avoided nor tried (better to try than to refuse), unless the avoided one is
-   * healthy: then none (the caller retries on it, as Envoy does outside panic). No allocation.
-   */
+  /** The endpoint for the next attempt: power of two choices over the load estimates (endpoint-pick.ts). No allocation. */
   pick(now: number, avoid?: UpstreamEndpoint, tried?: ReadonlySet<UpstreamEndpoint>): UpstreamEndpoint | undefined {
-    const list = this.list;
-    const n = list.length;
-    if (n === 0) return undefined;
-    if (n === 1) {
-      const only = list[0] as UpstreamEndpoint;
-      return only === avoid || tried?.has(only) ? undefined : only;
-    }
-    const t = performance.now();
-    const decay = this.options.decayMs;
-    const i = Math.floor(Math.random() * n);
-    let j = Math.floor(Math.random() * (n - 1));
-    if (j >= i) j += 1;
-    const a = list[i] as UpstreamEndpoint;
-    const b = list[j] as UpstreamEndpoint;
-    const okA = a !== avoid && !a.ejected && a.downUntil <= now && !tried?.has(a);
-    const okB = b !== avoid && !b.ejected && b.downUntil <= now && !tried?.has(b);
-    if (okA && okB) return loadCost(a, t, decay) <= loadCost(b, t, decay) ? a : b;
-    if (okA) return a;
-    if (okB) return b;
-    let best: UpstreamEndpoint | undefined;
-    let bestCost = Infinity;
-    let fallback: UpstreamEndpoint | undefined;
-    for (let k = 0; k < n; k++) {
-      const c = list[(i + k) % n] as UpstreamEndpoint;
-      if (c === avoid || tried?.has(c)) continue;
-      if (!c.ejected && c.downUntil <= now) {
-        const cost = loadCost(c, t, decay);
-        if (cost < bestCost) {
-          best = c;
-          bestCost = cost;
-        }
-      } else if (fallback === undefined || (fallback.ejected && !c.ejected)) fallback = c;
-    }
-    // a retry whose avoided endpoint is the only healthy one: none here, so the caller goes back
-    // to it (pick() without `avoid`) rather than to an ejected or resting one
-    if (best === undefined && avoid !== undefined && !avoid.ejected && avoid.downUntil <= now && !tried?.has(avoid)) return undefined;
-    return best ?? fallback;
+    return pickEndpoint(this.list, this.options.decayMs, now, avoid, tried);
   }
 
   private refresh(): Promise<void> {

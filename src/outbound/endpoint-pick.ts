@@ -1,0 +1,54 @@
+// Which endpoint of an upstream the next attempt goes to (EndpointSet.pick, endpoints.ts):
+// power of two choices over each endpoint's peak-EWMA load cost (balancer.ts), skipping the
+// endpoints resting after a connect failure, ejected, or already tried by this request. Runs
+// once per attempt, so it allocates nothing.
+
+import { performance } from 'node:perf_hooks';
+import { loadCost } from './balancer.js';
+import type { UpstreamEndpoint } from './endpoints.js';
+
+/**
+ * Power of two choices: two distinct endpoints at random, the one with the lower load cost
+ * (ewma × (outstanding + 1)) wins. Endpoints resting after a connect failure, ejected, the
+ * one to `avoid` (a retry's last endpoint) and those in `tried` are not candidates; when
+ * neither of the two is, the cheapest candidate is searched for; when there is none, any
+ * endpoint not avoided nor tried (better to try than to refuse), unless the avoided one is
+ * healthy: then none (the caller retries on it, as Envoy does outside panic). No allocation.
+ */
+export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, now: number, avoid?: UpstreamEndpoint, tried?: ReadonlySet<UpstreamEndpoint>): UpstreamEndpoint | undefined {
+  const n = list.length;
+  if (n === 0) return undefined;
+  if (n === 1) {
+    const only = list[0] as UpstreamEndpoint;
+    return only === avoid || tried?.has(only) ? undefined : only;
+  }
+  const t = performance.now();
+  const i = Math.floor(Math.random() * n);
+  let j = Math.floor(Math.random() * (n - 1));
+  if (j >= i) j += 1;
+  const a = list[i] as UpstreamEndpoint;
+  const b = list[j] as UpstreamEndpoint;
+  const okA = a !== avoid && !a.ejected && a.downUntil <= now && !tried?.has(a);
+  const okB = b !== avoid && !b.ejected && b.downUntil <= now && !tried?.has(b);
+  if (okA && okB) return loadCost(a, t, decay) <= loadCost(b, t, decay) ? a : b;
+  if (okA) return a;
+  if (okB) return b;
+  let best: UpstreamEndpoint | undefined;
+  let bestCost = Infinity;
+  let fallback: UpstreamEndpoint | undefined;
+  for (let k = 0; k < n; k++) {
+    const c = list[(i + k) % n] as UpstreamEndpoint;
+    if (c === avoid || tried?.has(c)) continue;
+    if (!c.ejected && c.downUntil <= now) {
+      const cost = loadCost(c, t, decay);
+      if (cost < bestCost) {
+        best = c;
+        bestCost = cost;
+      }
+    } else if (fallback === undefined || (fallback.ejected && !c.ejected)) fallback = c;
+  }
+  // a retry whose avoided endpoint is the only healthy one: none here, so the caller goes back
+  // to it (pick() without `avoid`) rather than to an ejected or resting one
+  if (best === undefined && avoid !== undefined && !avoid.ejected && avoid.downUntil <= now && !tried?.has(avoid)) return undefined;
+  return best ?? fallback;
+}
