@@ -3,6 +3,8 @@
 // or app, but the app or caller did get that answer, so the sidecar that gave it writes a line:
 // status, error, the caller (inbound) and the error body's bytes; no method or path was read.
 // They wrote nothing, at any level but debug, so an app getting 431s found no trace of them.
+// A request target of another scheme (ftp://user:password@host/) is refused too, after its
+// head was read: its line writes the target without the userinfo.
 
 import t from 'tap';
 import { startSidecar } from '../helpers/mesh.js';
@@ -30,4 +32,11 @@ t.test('a refused head: one access line on the sidecar that answered it', async 
   const inbound = await orders.process.waitFor((l) => l.component === 'access' && l.status === 400, 5000);
   t.match(inbound, { direction: 'inbound', peer: 'frontend', status: 400, error: 'bad_request', bytesOut: bad.body.length });
   t.equal(orders.process.lines.filter((l) => l.component === 'access').length, 1, 'the inbound wrote only that one');
+
+  // a target that is no path nor http(s) URI is refused as such; its password is not logged
+  const ftp = await rawTcpRequest(frontend.outboundPort, 'GET ftp://user:hunter2@orders/x?q=1 HTTP/1.1\r\nHost: orders\r\n\r\n');
+  t.equal(ftp.status, 400);
+  const refused = await frontend.process.waitFor((l) => l.component === 'access' && String(l.path).startsWith('ftp:'), 5000);
+  t.match(refused, { status: 400, error: 'bad_request', path: 'ftp://orders/x' }, 'the target without its userinfo and query');
+  t.notMatch(JSON.stringify(frontend.process.lines), /hunter2/, 'the password in no line');
 });
