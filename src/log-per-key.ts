@@ -7,7 +7,8 @@
 // is counted for all keys together and said by the next line let through, whatever its key:
 // counted on its own key, it was said only if that key came back, and a scanner's addresses
 // never do (150 of them: 100 lines, and nothing in the log said 50 were left out).
-// Used for the warn lines about refused connections, failed TLS handshakes and abusive sessions.
+// Used for the warn lines about refused connections, failed TLS handshakes, abusive sessions
+// and the CA's denials of requesters that proved nothing.
 
 /** A line let through: how many for the same key were left out since the last one, and over how long. */
 export interface LetThrough {
@@ -20,9 +21,9 @@ export interface LetThrough {
 }
 
 interface Seen {
-  /** When a line for the key was last let through (-Infinity: never). */
+  /** When a line for the key was last let through. */
   at: number;
-  /** Lines left out since `since` (the last line let through, or the first left out). */
+  /** Lines of the key left out within its window since `since` (the last line let through). */
   suppressed: number;
   since: number;
 }
