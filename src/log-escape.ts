@@ -6,7 +6,8 @@
 // are valid JSON and were written raw. A peer chooses some of what is logged: an HTTP/2 :path
 // carries raw bytes 0x80-0xFF (the access log's path), a certificate's subject any Unicode (the
 // TLS failure lines). Every such character sits inside a JSON string, so the line stays the
-// same JSON value.
+// same JSON value. The admin port's and the CA's JSON answers (http/status.ts sendJson) go
+// through it too: curl prints GET /debug/tls, which quotes certificates, on a terminal.
 
 const UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');

@@ -4,19 +4,26 @@
 // And at most `maxLinesPerWindow` lines per window for all keys together: a client with many
 // addresses (an IPv6 /64 is 2^64 of them; a failed TLS handshake needs no identity) is a new
 // key each time, and would otherwise write a line per address. A line held back by that budget
-// is counted on its key like any other, and said by the key's next line let through.
-// Used for the warn lines about refused connections, failed TLS handshakes and abusive sessions.
+// is counted for all keys together and said by the next line let through, whatever its key:
+// counted on its own key, it was said only if that key came back, and a scanner's addresses
+// never do (150 of them: 100 lines, and nothing in the log said 50 were left out).
+// Used for the warn lines about refused connections, failed TLS handshakes, abusive sessions
+// and the CA's denials of requesters that proved nothing.
 
 /** A line let through: how many for the same key were left out since the last one, and over how long. */
 export interface LetThrough {
   readonly suppressed: number;
   readonly seconds: number;
+  /** Lines of any key held back by the budget for all keys since the last line let through. */
+  readonly overBudget: number;
+  /** That budget: lines per window, and the window in seconds. */
+  readonly budget: { readonly lines: number; readonly seconds: number };
 }
 
 interface Seen {
-  /** When a line for the key was last let through (-Infinity: never). */
+  /** When a line for the key was last let through. */
   at: number;
-  /** Lines left out since `since` (the last line let through, or the first left out). */
+  /** Lines of the key left out within its window since `since` (the last line let through). */
   suppressed: number;
   since: number;
 }
@@ -25,6 +32,8 @@ export class LogPerKey {
   private readonly last = new Map<string, Seen>();
   private windowStart = -Infinity;
   private linesInWindow = 0;
+  /** Lines the budget held back, not said yet. */
+  private overBudget = 0;
 
   constructor(
     private readonly windowMs = 10_000,
@@ -45,13 +54,15 @@ export class LogPerKey {
       this.linesInWindow = 0;
     }
     if (this.linesInWindow >= this.maxLinesPerWindow) {
-      if (seen) seen.suppressed += 1;
-      else this.remember(key, { at: -Infinity, suppressed: 1, since: now });
+      this.overBudget += 1;
       return undefined;
     }
     this.linesInWindow += 1;
     this.remember(key, { at: now, suppressed: 0, since: now });
-    return { suppressed: seen?.suppressed ?? 0, seconds: Math.round((now - (seen?.since ?? now)) / 1000) };
+    const overBudget = this.overBudget;
+    this.overBudget = 0;
+    const budget = { lines: this.maxLinesPerWindow, seconds: this.windowMs / 1000 };
+    return { suppressed: seen?.suppressed ?? 0, seconds: Math.round((now - (seen?.since ?? now)) / 1000), overBudget, budget };
   }
 
   private remember(key: string, entry: Seen): void {
@@ -64,5 +75,13 @@ export class LogPerKey {
 
 /** The end of a line let through: `what` names the lines left out ("refused", "from 10.0.0.1"); empty when none were. */
 export function leftOut(through: LetThrough, what: string): string {
-  return through.suppressed > 0 ? ` (and ${through.suppressed} more ${what} in the last ${through.seconds} s, not logged)` : '';
+  const parts: string[] = [];
+  if (through.suppressed > 0) parts.push(`${through.suppressed} more ${what} in the last ${through.seconds} s`);
+  if (through.overBudget > 0) parts.push(`${through.overBudget} more like it over the limit of ${through.budget.lines} lines per ${through.budget.seconds} s`);
+  return parts.length > 0 ? ` (and ${parts.join(', and ')}, not logged)` : '';
+}
+
+/** The counts of a line let through as log fields: none when nothing was left out. */
+export function leftOutFields(through: LetThrough): { suppressed?: number; overBudget?: number } {
+  return { ...(through.suppressed > 0 ? { suppressed: through.suppressed } : {}), ...(through.overBudget > 0 ? { overBudget: through.overBudget } : {}) };
 }

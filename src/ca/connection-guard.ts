@@ -13,7 +13,7 @@ import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/registry.js';
-import { LogPerKey, leftOut } from '../log-per-key.js';
+import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
 
 export interface ConnectionGuardLimits {
   readonly maxConnections: number;
@@ -33,8 +33,7 @@ class RefusalLog {
   refused(address: string, reason: RefusalReason, message: string): void {
     const through = this.perAddress.take(address);
     if (through === undefined) return;
-    const { suppressed } = through;
-    this.logger.warn({ remoteAddress: address, reason, ...(suppressed > 0 ? { suppressed } : {}) }, `CA connection refused: ${message}${leftOut(through, 'refused')}`);
+    this.logger.warn({ remoteAddress: address, reason, ...leftOutFields(through) }, `CA connection refused: ${message}${leftOut(through, 'refused')}`);
   }
 }
 

@@ -16,6 +16,7 @@ import { parseDuration } from '../config/duration.js';
 import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { readJsonBody } from '../http/read-body.js';
+import { DenialAudit } from './denial-audit.js';
 import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
 import { generateWorkloadKey } from '../pki/keys.js';
@@ -109,6 +110,8 @@ async function serverCredentials(authority: Authority, serverNames: readonly str
 export async function startCaServer(options: CaServerOptions): Promise<RunningCaServer> {
   const { ca, metrics, logger } = options;
   const audit = logger.child({ component: 'ca-audit' });
+  // every issuance is audited; a denial too, but those anyone can cause are rate-limited (denial-audit.ts)
+  const denials = new DenialAudit(audit);
   const limiter = new KeyedTokenBuckets(options.rateLimit);
   const limits: CaConnectionLimits = { ...CA_CONNECTION_LIMITS, ...options.connectionLimits };
   const probeLimiter = new KeyedTokenBuckets({ perSecond: limits.probeRatePerSecond, burst: limits.probeBurst });
@@ -143,7 +146,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       const error = asMeshcarError(err);
       if (error.code === 'internal') logger.error({ err }, 'signing failed');
       metrics.caRequestsDenied.labels(error.code).inc();
-      audit.warn({ event: 'ca.deny', result: 'denied', ...who, spiffeId: asked, reason: error.code, message: error.message }, 'request denied');
+      denials.denied(client, error, { ...who, spiffeId: asked });
       answerError(req, res, error);
     }
   }

@@ -23,10 +23,15 @@ const MARK: Record<CheckStatus, string> = { ok: '✓', warn: '!', fail: '✗', s
 /**
  * One line a terminal shows as written: messages quote what a peer sent (a foreign server's
  * body, an OpenSSL error), so line breaks become spaces and other control characters (an
- * escape sequence that recolours or rewrites the screen) are shown as \xNN.
+ * escape sequence that recolours or rewrites the screen) are shown as \xNN; the bidirectional
+ * overrides and the Unicode line separators (text shown in another order than written, or a
+ * line broken where it is not: a ✗ that reads as ✓) as \uXXXX, as the log writes them.
  */
 function printable(text: string): string {
-  return text.replace(/[\r\n\t]+/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text
+    .replace(/[\r\n\t]+/g, ' ')
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    .replace(/[\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
 }
 
 /** `✗ upstream payments 10.0.0.7:15443: peer is X, expected Y — fix: ...` */

@@ -20,7 +20,7 @@ export function parseRequestTarget(url: string | undefined): RequestTarget {
   const first = url.charCodeAt(0);
   if (first === 47 /* / */ || first === 42 /* * */) return { authority: undefined, path: url };
   const scheme = url.indexOf('://');
-  if (scheme === -1 || !/^https?$/i.test(url.slice(0, scheme))) return { authority: undefined, path: url };
+  if (scheme === -1) return { authority: undefined, path: url };
   const start = scheme + 3;
   let end = start;
   while (end < url.length) {
@@ -31,6 +31,9 @@ export function parseRequestTarget(url: string | undefined): RequestTarget {
   let authority = url.slice(start, end);
   const at = authority.lastIndexOf('@'); // userinfo never reaches the upstream
   if (at !== -1) authority = authority.slice(at + 1);
+  // another scheme (ftp://...) is no target meshcar forwards (refused as not a path), but the
+  // access log writes what it was: its userinfo (a password) is left out there too
+  if (!/^https?$/i.test(url.slice(0, scheme))) return { authority: undefined, path: at === -1 ? url : `${url.slice(0, start)}${authority}${url.slice(end)}` };
   let path = url.slice(end);
   const hash = path.indexOf('#');
   if (hash !== -1) path = path.slice(0, hash);

@@ -5,7 +5,8 @@
 
 import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
-import { rawErrorResponse } from './status.js';
+import { errorBody, rawErrorResponse, statusFor } from './status.js';
+import type { Direction, RefusedRequest } from '../metrics/traffic.js';
 
 export interface RefusalTexts {
   /** Whose head limit was passed. */
@@ -19,6 +20,11 @@ export function parserRefusal(err: NodeJS.ErrnoException, texts: RefusalTexts): 
   if (err.code === 'HPE_HEADER_OVERFLOW') return new MeshcarError('headers_too_large', texts.headTooLarge);
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new MeshcarError('request_timeout', texts.timedOut ?? 'the request head did not arrive in time');
   return new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+}
+
+/** The access log's record of a refusal answered with rawErrorResponse (no request id: none was read). */
+export function refusedRequest(direction: Direction, peer: string, refusal: MeshcarError): RefusedRequest {
+  return { direction, peer, status: statusFor(refusal.code), errorCode: refusal.code, bytesOut: Buffer.byteLength(errorBody(refusal)) };
 }
 
 /**

@@ -11,7 +11,7 @@
 // would otherwise write a warn line per connection, as fast as it can handshake.
 
 import type { Logger } from 'pino';
-import { leftOut, type LogPerKey } from '../log-per-key.js';
+import { leftOut, leftOutFields, type LogPerKey } from '../log-per-key.js';
 import type { H2Observer } from '../h2/index.js';
 import type { Direction, SessionRejectReason, TrafficObserver } from '../metrics/traffic.js';
 
@@ -51,7 +51,7 @@ export function h2SessionObserver(direction: Direction, traffic: TrafficObserver
       // counted every time; logged once per peer and window (its identity or upstream, not
       // its address: one peer's connections come from any port and address)
       const through = closes.take(peer);
-      if (through) logger.warn({ peer, remote, reason, h2Code, ...(through.suppressed > 0 ? { suppressed: through.suppressed } : {}) }, `${closed}${leftOut(through, `sessions of ${peer} closed`)}`);
+      if (through) logger.warn({ peer, remote, reason, h2Code, ...leftOutFields(through) }, `${closed}${leftOut(through, `sessions of ${peer} closed`)}`);
       traffic.sessionRejected?.(direction, reason as SessionRejectReason);
     },
     streamError(reason, h2Code) {

@@ -10,6 +10,7 @@ import { constants as h2, type Http2ServerResponse } from 'node:http2';
 import type { H2ServerStream } from './h2-server-stream.js';
 import { MeshcarError } from '../errors.js';
 import { grpcStatusFor, statusFor } from './error-statuses.js';
+import { escapeUnsafe } from '../log-escape.js';
 
 export { CLIENT_CLOSED_STATUS, effectiveStatus, grpcHealthStatus, grpcStatusFor, isErrorCode, statusFor } from './error-statuses.js';
 
@@ -171,8 +172,13 @@ export function rawErrorResponse(err: MeshcarError | { status: number }, request
   return `${head}connection: close\r\n\r\n${body}`;
 }
 
+/**
+ * A JSON answer of the admin port or the CA. Escaped as a log line is (log-escape.ts): an
+ * operator reads these with curl on a terminal, and some quote what a peer chose (GET
+ * /debug/tls: a certificate's subject, C1 controls and bidi overrides included).
+ */
 export function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
+  const body = escapeUnsafe(JSON.stringify(value));
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
 }

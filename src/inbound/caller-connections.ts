@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { H2Connection, type H2Stream, type IncomingHeaders } from '../h2/index.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
 import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
-import { leftOut } from '../log-per-key.js';
+import { leftOut, leftOutFields } from '../log-per-key.js';
 import type { Caller } from './caller.js';
 import { ConnectionLifetime } from './connection-lifetime.js';
 import { Http2Exchange } from './http2-exchange.js';
@@ -70,7 +70,7 @@ function onSessionError(inbound: InboundListener, session: ServerHttp2Session, e
   const through = inbound.abuseCloses.take(peer);
   if (through) {
     inbound.logger.warn(
-      { peer, remote: session.socket?.remoteAddress, reason, err: err.message, ...(through.suppressed > 0 ? { suppressed: through.suppressed } : {}) },
+      { peer, remote: session.socket?.remoteAddress, reason, err: err.message, ...leftOutFields(through) },
       `inbound HTTP/2 session closed: the caller broke the protocol or its limits${leftOut(through, `sessions of ${peer} closed`)}`,
     );
   }
@@ -112,7 +112,7 @@ function onRapidReset(inbound: InboundListener, session: ServerHttp2Session, res
   const through = inbound.abuseCloses.take(caller?.id.uri ?? 'unknown');
   if (through) {
     inbound.logger.warn(
-      { peer: caller?.id.uri, remote: session.socket?.remoteAddress, resets, completed, windowSeconds: 10, ...(through.suppressed > 0 ? { suppressed: through.suppressed } : {}) },
+      { peer: caller?.id.uri, remote: session.socket?.remoteAddress, resets, completed, windowSeconds: 10, ...leftOutFields(through) },
       `inbound HTTP/2 session closed: the caller resets streams faster than allowed (rapid reset)${leftOut(through, 'sessions of the caller closed')}`,
     );
   }

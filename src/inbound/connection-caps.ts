@@ -15,7 +15,7 @@
 import type { Socket } from 'node:net';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { LogPerKey, leftOut } from '../log-per-key.js';
+import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
 import type { InboundConnectionRefusal, TrafficObserver } from '../metrics/traffic.js';
 
 // The caps' values: inbound.limits.maxHandshakesPerAddress (default 256: callers are sidecars
@@ -101,6 +101,6 @@ export class ConnectionCaps {
     this.observer.inboundConnectionRefused?.(reason);
     const through = this.log.take(`${reason} ${key}`);
     if (through === undefined) return;
-    this.logger.warn({ reason, ...(reason === 'caller_limit' ? { peer: key } : { remote: key }), ...(through.suppressed > 0 ? { suppressed: through.suppressed } : {}) }, `inbound connection refused: ${message}${leftOut(through, 'refused')}`);
+    this.logger.warn({ reason, ...(reason === 'caller_limit' ? { peer: key } : { remote: key }), ...leftOutFields(through) }, `inbound connection refused: ${message}${leftOut(through, 'refused')}`);
   }
 }

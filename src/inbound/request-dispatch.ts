@@ -14,7 +14,7 @@ import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
 import { headListBytes } from '../http/head-list-bytes.js';
 import { hostFieldProblem } from '../http/host-field.js';
 import { expectationError } from '../http/expectation.js';
-import { mayAnswer, parserRefusal } from '../http/client-error.js';
+import { mayAnswer, parserRefusal, refusedRequest } from '../http/client-error.js';
 import { rawErrorResponse } from '../http/status.js';
 import { requestIdOf } from '../http/request-id.js';
 import { offersH2c } from '../http/upgrade.js';
@@ -189,8 +189,10 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
     socket.destroy();
     return;
   }
-  const response = rawErrorResponse(parserRefusal(err, { headTooLarge: 'the request head is larger than this sidecar takes (inbound.limits.maxHeaderListSize)' }));
+  const refusal = parserRefusal(err, { headTooLarge: 'the request head is larger than this sidecar takes (inbound.limits.maxHeaderListSize)' });
+  const response = rawErrorResponse(refusal);
   inbound.logger.debug({ code: err.code, remote: socket.remoteAddress }, 'inbound request refused by the HTTP parser');
+  inbound.observer.requestRefused?.(refusedRequest('inbound', (socket as WithCaller)[kCaller]?.peer ?? 'unknown', refusal));
   socket.end(response);
   socket.destroySoon();
 }

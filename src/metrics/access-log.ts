@@ -1,10 +1,12 @@
 // The access log: one JSON line per request on stdout through pino (time, direction, peer,
 // method, route, path without query, status, duration, bytes, endpoint, request id, error, and
 // the first OpenAPI violation as `schema`; for gRPC requests `grpcStatus`).
-// Never a certificate, key or token: only the fields of a RequestRecord are written.
+// Never a certificate, key or token: only the fields of a RequestRecord are written. A request
+// the HTTP/1.1 parser refused is a line too (status, error, no method or path), as Envoy logs
+// it: the app or caller got a 400/408/431 from the sidecar, and the log must show it.
 
 import type { Logger } from 'pino';
-import type { RequestRecord, TrafficObserver } from './traffic.js';
+import type { RefusedRequest, RequestRecord, TrafficObserver } from './traffic.js';
 import { NO_OBSERVER } from './traffic.js';
 
 export class AccessLog implements TrafficObserver {
@@ -39,6 +41,10 @@ export class AccessLog implements TrafficObserver {
       // gRPC requests only: the grpc-status the caller was given (null: its answer carried none)
       grpcStatus: record.grpcStatus,
     });
+  }
+
+  requestRefused(refused: RefusedRequest): void {
+    this.log.info({ direction: refused.direction, peer: refused.peer, status: refused.status, bytesIn: 0, bytesOut: refused.bytesOut, error: refused.errorCode });
   }
 
   tlsHandshakeFailed = NO_OBSERVER.tlsHandshakeFailed;

@@ -117,8 +117,8 @@ export class LiveObservers {
   constructor(private readonly parts: { readonly tlsFailures: TrafficObserver; readonly traffic: TrafficMetrics; readonly logger: Logger }, settings: ObserverSettings) {
     this.requests = settings.requests;
     // every method of the observer interface: the ones all observers have, and the optional
-    // ones the request metrics implement
-    const methods = new Set([...Object.keys(NO_OBSERVER), ...Object.getOwnPropertyNames(TrafficMetrics.prototype)]);
+    // ones the request metrics and the access log implement
+    const methods = new Set([...Object.keys(NO_OBSERVER), ...Object.getOwnPropertyNames(TrafficMetrics.prototype), ...Object.getOwnPropertyNames(AccessLog.prototype)]);
     this.forwarding = new ForwardingObserver(this.build(settings), methods);
   }
 

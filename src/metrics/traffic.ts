@@ -29,6 +29,20 @@ export interface RequestRecord {
   readonly grpcStatus?: number | null | undefined;
 }
 
+/**
+ * A request the HTTP/1.1 parser refused (not HTTP/1.1, a head over the limit or too slow: 400,
+ * 431, 408): answered by the sidecar and never forwarded, with no method or path to tell.
+ */
+export interface RefusedRequest {
+  readonly direction: Direction;
+  /** Inbound: the caller's peer label; outbound: 'unknown' (no Host was read). */
+  readonly peer: string;
+  readonly status: number;
+  readonly errorCode: string;
+  /** The JSON error body's bytes. */
+  readonly bytesOut: number;
+}
+
 /** What the OpenAPI check of one request found. */
 export interface SchemaResult {
   /** The spec's path template of the matched operation; undefined: undocumented. */
@@ -87,6 +101,8 @@ export interface TrafficObserver {
   sessionRejected?(direction: Direction, reason: SessionRejectReason): void;
   /** Inbound: a connection closed over a cap (src/inbound/connection-caps.ts; pipelined requests: request-dispatch.ts). */
   inboundConnectionRefused?(reason: InboundConnectionRefusal): void;
+  /** A request the HTTP/1.1 parser refused, answered (the access log writes it; no request metric counts it). */
+  requestRefused?(refused: RefusedRequest): void;
   /** Inbound, http2.codec meshcar: a stream the codec reset (RST_STREAM) because the peer broke a stream rule. */
   streamError?(direction: Direction, reason: Http2StreamErrorReason): void;
 }

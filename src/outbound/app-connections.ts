@@ -115,8 +115,10 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHea
     socket.destroy();
     return;
   }
-  socket.end(rawErrorResponse(parserRefusal(err, { headTooLarge })));
+  const refusal = parserRefusal(err, { headTooLarge });
+  socket.end(rawErrorResponse(refusal));
   socket.destroySoon();
+  handlers.refused(refusal);
 }
 
 // Without a 'connect' listener Node closes the connection without a word. The outbound is no

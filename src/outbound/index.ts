@@ -12,10 +12,12 @@ import { DEFAULT_HTTP2 } from '../config/http2-config.js';
 import type { OutboundConfig, UpstreamConfig } from '../config/outbound-config.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { Svid } from '../identity/svid.js';
+import type { MeshcarError } from '../errors.js';
+import { refusedRequest } from '../http/client-error.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { Activity } from './activity.js';
 import type { LookupAll } from './endpoints.js';
-import type { OutboundContext } from './exchange.js';
+import { UNKNOWN_PEER, type OutboundContext } from './exchange.js';
 import { forwardH2c } from './forward-h2c.js';
 import { endGrpcCalls, GRPC_CUT_GRACE_MS } from './drain-grpc.js';
 import { forwardHttp1, http1BodyBroken, refuseHttp1Expectation } from './forward-http1.js';
@@ -170,6 +172,8 @@ class OutboundService implements Outbound, OutboundContext {
         },
         brokenBody: http1BodyBroken,
         expectationFailed: (req: IncomingMessage, res: ServerResponse) => refuseHttp1Expectation(this, req, res),
+        // no Host was read: the peer is the label of requests that matched no upstream
+        refused: (refusal: MeshcarError) => this.observer.requestRefused?.(refusedRequest('outbound', UNKNOWN_PEER, refusal)),
         upgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => tunnelUpgrade(this, this.schemas, req, socket, head),
         stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
           if (this.schemas.size === 0) forwardH2c(this, stream, headers);

@@ -36,6 +36,8 @@ export interface AppHandlers {
   brokenBody(req: IncomingMessage, err: MeshcarError): boolean;
   /** An Expect this listener cannot meet: the forwarder answers 417 and records it. */
   expectationFailed(req: IncomingMessage, res: ServerResponse): void;
+  /** A request the HTTP/1.1 parser refused was answered (400, 408, 431): recorded for the access log. */
+  refused(refusal: MeshcarError): void;
 }
 
 export interface AppListenerLimits {

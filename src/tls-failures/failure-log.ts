@@ -4,7 +4,7 @@
 // rate-limited, so a scanner or a misconfigured client cannot flood it.
 
 import type { Logger } from 'pino';
-import { LogPerKey, leftOut } from '../log-per-key.js';
+import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
 import type { Direction, TlsFailureDetail, TlsFailureReason } from '../metrics/traffic.js';
 
 /** Failures kept for GET /debug/tls (with workers > 1: in each worker, and in the merged answer). */
@@ -58,9 +58,8 @@ export class TlsFailureLog {
     const address = entry.peer.replace(/:\d+$/, '');
     const through = this.perPeer.take(address);
     if (through === undefined) return;
-    const { suppressed } = through;
     this.logger.warn(
-      { direction: entry.direction, peer: entry.peer, reason: entry.reason, ...(suppressed > 0 ? { suppressed } : {}) },
+      { direction: entry.direction, peer: entry.peer, reason: entry.reason, ...leftOutFields(through) },
       `TLS handshake failed, ${entry.direction} ${entry.direction === 'inbound' ? 'from' : 'to'} ${entry.peer}: ${entry.message}${leftOut(through, `from ${address}`)}`,
     );
   }

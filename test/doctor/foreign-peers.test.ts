@@ -96,7 +96,7 @@ t.test('a plain HTTP server at identity.ca.url: reachable but not the CA, not "s
 
 t.test('the admin port: an answer cut short is not a TLS handshake; escape sequences are not passed to the terminal', async (t) => {
   const cut = await listening(t, answering('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"sta'));
-  const escapes = await listening(t, http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('\u001b[2J\u001b[31mok\u001b[0m\r\nsecond line')));
+  const escapes = await listening(t, http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('\u001b[2J\u001b[31mok\u001b[0m\r\nsecond line \u202eevil\u2028x')));
   const check = async (port: number) => formatResult(await checkAdmin(await loadSidecarConfig(await config(t, { upstreamPort: 1, adminPort: port })), Date.now(), LIMITS));
   const cutLine = await check(cut);
   t.match(cutLine, /^✗ admin .*: something other than a ready meshcar sidecar answers there: GET \/ready: the connection was closed before a whole HTTP answer \(ECONNRESET\) — fix: another process holds admin\.listen/);
@@ -104,6 +104,8 @@ t.test('the admin port: an answer cut short is not a TLS handshake; escape seque
   const escapeLine = await check(escapes);
   t.match(escapeLine, /GET \/ready → 200 text\/plain: \\x1b\[2J\\x1b\[31mok\\x1b\[0m second line/, 'shown as \\x1b');
   t.notMatch(escapeLine, /[\u0000-\u001f]/, 'no control character reaches the terminal');
+  t.match(escapeLine, 'second line \\u202eevil x', 'a bidi override shown as \\uXXXX (the line separator folded to a space, as a line break)');
+  t.notMatch(escapeLine, /[\u202e\u2028]/, 'neither reaches the terminal raw');
 });
 
 t.test('a missing spec file: the fix names the file, not a JSON pointer it has none of', async (t) => {
