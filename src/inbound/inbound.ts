@@ -181,6 +181,7 @@ export class InboundListener implements Inbound, ExchangeContext {
     const caps = new ConnectionCaps(
       {
         maxHandshakesPerAddress: limits.maxHandshakesPerAddress ?? configured.maxHandshakesPerAddress,
+        maxHandshakes: limits.maxHandshakes ?? configured.maxHandshakes,
         maxConnectionsPerCaller: limits.maxConnectionsPerCaller ?? configured.maxConnectionsPerCaller,
       },
       logger,

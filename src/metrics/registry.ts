@@ -224,7 +224,7 @@ export class Metrics {
 
   readonly inboundConnectionsRefused = new Counter({
     name: 'meshcar_inbound_connections_refused_total',
-    help: 'Connections to the inbound closed over a cap, by reason (handshake_limit: TLS handshakes in progress from the address; caller_limit: the caller identity\'s open connections; pipelined: HTTP/1.1 requests pipelined on the connection without reading the answers).',
+    help: 'Connections to the inbound closed over a cap, by reason (handshake_limit: TLS handshakes in progress from the address; handshake_total_limit: the oldest TLS handshake in progress, closed when the listener had its maximum; caller_limit: the caller identity\'s open connections; pipelined: HTTP/1.1 requests pipelined on the connection without reading the answers).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
