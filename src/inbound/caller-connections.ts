@@ -17,7 +17,7 @@ import { Http2Exchange } from './http2-exchange.js';
 import { nodeSessionFault } from './node-session-faults.js';
 import type { InboundListener } from './inbound.js';
 import { handle, kCaller, type WithCaller } from './request-dispatch.js';
-import { attachGuard, ResetGuard } from './reset-guard.js';
+import { attachGuard, ResetGuard, type ResetAbuse } from './reset-guard.js';
 
 /** The connection's lifetime, noted on its socket when the caller was verified. */
 export const kLifetime = Symbol('meshcar.inbound.lifetime');
@@ -49,7 +49,7 @@ export function onSession(inbound: InboundListener, session: ServerHttp2Session)
   // the proxy session.socket reaches the TLS socket's properties; read the caller once
   (session as WithCaller)[kCaller] = (session.socket as WithCaller)[kCaller];
   session.on('error', (err) => onSessionError(inbound, session, err));
-  attachGuard(session, new ResetGuard(inbound.maxResetsPer10s, (_guard, resets, completed) => onRapidReset(inbound, session, resets, completed)));
+  attachGuard(session, new ResetGuard(inbound.maxResetsPer10s, (_guard, resets, completed, reason) => onRapidReset(inbound, session, resets, completed, reason)));
   (session.socket as WithLifetime)[kLifetime]?.limitSession(session, inbound.maxSessionAgeMs);
   inbound.tracker.addSession(session);
 }
@@ -103,8 +103,16 @@ export function lifetimeOf(inbound: InboundListener, socket: TLSSocket, caller: 
   });
 }
 
-/** The caller keeps resetting the streams it opens (CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM, then close. */
-function onRapidReset(inbound: InboundListener, session: ServerHttp2Session, resets: number, completed: number): void {
+const RESET_ABUSE_WORDS: Readonly<Record<ResetAbuse, string>> = {
+  rapid_reset: 'the caller resets streams faster than allowed (rapid reset)',
+  made_you_reset: 'the caller makes the sidecar reset its streams (protocol errors) faster than allowed (MadeYouReset)',
+};
+
+/**
+ * The caller keeps resetting the streams it opens (CVE-2023-44487), or making nghttp2 reset
+ * them (CVE-2025-8671): GOAWAY ENHANCE_YOUR_CALM, then close.
+ */
+function onRapidReset(inbound: InboundListener, session: ServerHttp2Session, resets: number, completed: number, reason: ResetAbuse): void {
   // streams aborted because the session is going anyway (connection lost, drain) are no abuse
   if (session.destroyed || session.closed) return;
   const caller = (session as WithCaller)[kCaller];
@@ -112,11 +120,11 @@ function onRapidReset(inbound: InboundListener, session: ServerHttp2Session, res
   const through = inbound.abuseCloses.take(caller?.id.uri ?? 'unknown');
   if (through) {
     inbound.logger.warn(
-      { peer: caller?.id.uri, remote: session.socket?.remoteAddress, resets, completed, windowSeconds: 10, ...(through.suppressed > 0 ? { suppressed: through.suppressed } : {}) },
-      `inbound HTTP/2 session closed: the caller resets streams faster than allowed (rapid reset)${leftOut(through, 'sessions of the caller closed')}`,
+      { peer: caller?.id.uri, remote: session.socket?.remoteAddress, reason, resets, completed, windowSeconds: 10, ...(through.suppressed > 0 ? { suppressed: through.suppressed } : {}) },
+      `inbound HTTP/2 session closed: ${RESET_ABUSE_WORDS[reason]}${leftOut(through, 'sessions of the caller closed')}`,
     );
   }
-  inbound.observer.sessionRejected?.('inbound', 'rapid_reset');
+  inbound.observer.sessionRejected?.('inbound', reason);
   // out of nghttp2's receive callback, which this runs inside
   setImmediate(closeAbusive, session);
 }
