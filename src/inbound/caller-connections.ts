@@ -15,6 +15,7 @@ import type { Caller } from './caller.js';
 import { ConnectionLifetime } from './connection-lifetime.js';
 import { Http2Exchange } from './http2-exchange.js';
 import { nodeSessionFault } from './node-session-faults.js';
+import { probeSilentSession } from './node-session-probe.js';
 import type { InboundListener } from './inbound.js';
 import { handle, kCaller, type WithCaller } from './request-dispatch.js';
 import { attachGuard, ResetGuard, type ResetAbuse } from './reset-guard.js';
@@ -51,6 +52,8 @@ export function onSession(inbound: InboundListener, session: ServerHttp2Session)
   session.on('error', (err) => onSessionError(inbound, session, err));
   attachGuard(session, new ResetGuard(inbound.maxResetsPer10s, (_guard, resets, completed, reason) => onRapidReset(inbound, session, resets, completed, reason)));
   (session.socket as WithLifetime)[kLifetime]?.limitSession(session, inbound.maxSessionAgeMs);
+  // a session nghttp2 ended with a GOAWAY alone is otherwise held until its maximum age
+  probeSilentSession(session, inbound.sessionProbe, inbound.logger);
   inbound.tracker.addSession(session);
 }
 

@@ -34,6 +34,10 @@ export interface InboundLimits {
   readonly maxConnectionsPerCaller?: number;
   /** HTTP/1.1 requests in flight on one caller connection (pipelined); beyond, the connection is closed. Default: config inbound.limits.maxPipelined (32). */
   readonly maxPipelined?: number;
+  /** http2.codec node: nothing read from a caller's session for this long, it is sent a PING. Default 30 s. */
+  readonly sessionProbeIdleMs?: number;
+  /** http2.codec node: time a caller has to answer that PING before its session is destroyed. Default 10 s. */
+  readonly sessionProbeTimeoutMs?: number;
   /** Time to complete the TLS handshake. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
   /** Time to receive a complete HTTP/1.1 request head. Default 20 s. */
