@@ -51,9 +51,10 @@ export function onSession(inbound: InboundListener, session: ServerHttp2Session)
   (session as WithCaller)[kCaller] = (session.socket as WithCaller)[kCaller];
   session.on('error', (err) => onSessionError(inbound, session, err));
   attachGuard(session, new ResetGuard(inbound.maxResetsPer10s, (_guard, resets, completed, reason) => onRapidReset(inbound, session, resets, completed, reason)));
-  (session.socket as WithLifetime)[kLifetime]?.limitSession(session, inbound.maxSessionAgeMs);
+  const lifetime = (session.socket as WithLifetime)[kLifetime];
+  lifetime?.limitSession(session, inbound.maxSessionAgeMs);
   // a session nghttp2 ended with a GOAWAY alone is otherwise held until its maximum age
-  probeSilentSession(session, inbound.sessionProbe, inbound.logger);
+  probeSilentSession(session, inbound.sessionProbe, inbound.logger, () => (lifetime ? lifetime.cut() : session.destroy()));
   inbound.tracker.addSession(session);
 }
 

@@ -4,12 +4,14 @@
 // reading the socket and tells JavaScript nothing, so the connection stayed open, counted
 // against maxConnectionsPerCaller, until the session's maximum age (10 min), even after the
 // caller had closed its end (the close is never read). The meshcar codec closes such a
-// connection at once. Here: a session from which nothing was read for `idleMs`, with nothing
-// of ours waiting to go out, gets a PING; no answer within `timeoutMs` and it is destroyed. A
-// live caller answers within a round trip (one PING per idle interval is all it costs); a
-// session nghttp2 ended never sends the PING, and a caller that vanished never answers it. A
-// caller that does not read what we send is left to the requests' own timeouts (nothing is
-// probed while our frames wait for it).
+// connection at once. Here: a session from which nothing was read for `idleMs` gets a PING; no
+// answer within `timeoutMs` and the connection is cut, as Envoy's HTTP/2 connection keepalive
+// does. A live caller answers within a round trip (one PING per idle interval is all it costs),
+// also one whose streams wait on flow control (its HTTP/2 client reads the socket and answers
+// PINGs while it holds back WINDOW_UPDATEs); a session nghttp2 ended never sends the PING, a
+// caller that vanished never answers it, and neither does one that has stopped reading its
+// socket altogether (it was held for good: a Node session's destroy waits for what is queued
+// to be written before it ends the socket).
 
 import type { ServerHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
@@ -24,7 +26,7 @@ export interface SessionProbeTimes {
 export const DEFAULT_SESSION_PROBE: SessionProbeTimes = Object.freeze({ idleMs: 30_000, timeoutMs: 10_000 });
 
 /** Starts probing `session` until it closes. */
-export function probeSilentSession(session: ServerHttp2Session, times: SessionProbeTimes, logger: Logger): void {
+export function probeSilentSession(session: ServerHttp2Session, times: SessionProbeTimes, logger: Logger, cut: () => void): void {
   let lastRead = bytesRead(session);
   let waiting: NodeJS.Timeout | undefined;
   const tick = setInterval(() => {
@@ -32,12 +34,14 @@ export function probeSilentSession(session: ServerHttp2Session, times: SessionPr
     const read = bytesRead(session);
     const silent = read === lastRead;
     lastRead = read;
-    // frames of ours still queued: the caller is slow to read, not gone (the requests' timeouts apply)
-    if (!silent || (session.state.outboundQueueSize ?? 0) > 0) return;
+    // Not "no streams open" nor "nothing of ours queued" as well: after such an error nghttp2
+    // sends nothing more, so a stream's reset and its close never come, and its queue never empties
+    if (!silent) return;
     waiting = setTimeout(() => {
       if (session.destroyed) return;
-      logger.debug({ remote: remoteOf(session), timeoutMs: times.timeoutMs }, 'inbound HTTP/2 session closed: the caller answered no PING (gone, or its session ended on a connection error)');
-      session.destroy();
+      logger.debug({ remote: remoteOf(session), timeoutMs: times.timeoutMs }, 'inbound HTTP/2 session closed: the caller answered no PING (gone, reading nothing, or its session ended on a connection error)');
+      // the socket too: session.destroy() alone waits for our queued bytes to be written
+      cut();
     }, times.timeoutMs);
     waiting.unref();
     const answered = (err: Error | null) => {

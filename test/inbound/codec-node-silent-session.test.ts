@@ -8,7 +8,7 @@
 
 import t from 'tap';
 import { FRONTEND_ID, h2Connect, h2Request, startInbound, TD } from '../helpers/inbound-fixture.js';
-import { connectRawH2, frame, FLAG, FRAME } from '../helpers/raw-h2.js';
+import { connectRawH2, frame, FLAG, FRAME, requestHeaders } from '../helpers/raw-h2.js';
 
 const PROBE = { sessionProbeIdleMs: 150, sessionProbeTimeoutMs: 300 };
 
@@ -60,4 +60,39 @@ t.test('node codec: a live idle caller answers the PINGs and keeps its session',
   t.notOk(session.destroyed || session.closed, 'the session is still open');
   t.equal((await h2Request(session, { ':method': 'GET', ':path': '/b' })).status, 200, 'and serves the next request');
   t.equal(fx.inbound.connections, 1, 'on the same connection');
+});
+
+t.test('node codec: a caller holding back a large answer by flow control answers the PINGs and keeps its session', async (t) => {
+  const fx = await startInbound({ codec: 'node', limits: PROBE, app: { protocol: 'http', handler: (_req, res) => res.end(Buffer.alloc(8 * 1024 * 1024, 'x')) } });
+  t.teardown(() => fx.close());
+  const session = await h2Connect(fx.port, await fx.tlsOptions(FRONTEND_ID));
+  t.teardown(() => session.destroy());
+  let pings = 0;
+  session.on('ping', () => pings++);
+  const stream = session.request({ ':method': 'GET', ':path': '/big' });
+  stream.on('error', () => {});
+  await new Promise((resolve) => stream.once('data', resolve));
+  stream.pause(); // Node's client stops returning window: the answer waits on flow control
+  await until(() => pings >= 3, 'three PINGs while the answer waits');
+  t.notOk(session.destroyed || stream.destroyed, 'the session and its stream are still open');
+  let bytes = 0;
+  stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+  stream.resume();
+  await new Promise((resolve) => stream.once('end', resolve));
+  t.ok(bytes > 7 * 1024 * 1024, 'and the whole answer comes once it reads again');
+});
+
+t.test('node codec: a caller that stops reading its socket altogether is cut, queued bytes and all', async (t) => {
+  const fx = await startInbound({ codec: 'node', limits: PROBE, app: { protocol: 'http', handler: (_req, res) => res.end(Buffer.alloc(8 * 1024 * 1024, 'x')) } });
+  t.teardown(() => fx.close());
+  const raw = await connectRawH2(fx.port, await fx.tlsOptions(FRONTEND_ID), { ackSettings: true });
+  t.teardown(() => raw.destroy());
+  // windows wide open: the answer is held by the socket, not by flow control
+  const increment = Buffer.alloc(4);
+  increment.writeUInt32BE(64 * 1024 * 1024);
+  raw.write(Buffer.concat([frame(FRAME.WINDOW_UPDATE, 0, 0, increment), frame(FRAME.SETTINGS, 0, 0, Buffer.from([0, 4, 0x7f, 0xff, 0xff, 0xff])), requestHeaders(1, [[':method', 'GET'], [':scheme', 'https'], [':path', '/big'], [':authority', 'localhost']])]));
+  await raw.waitFor((f) => f.type === FRAME.DATA, 'the first DATA');
+  raw.socket.pause();
+  await until(() => fx.inbound.connections === 0, 'the inbound let go of the connection');
+  t.pass('cut at the PING timeout (the session\'s destroy alone would wait for the queued bytes for good)');
 });
