@@ -28,21 +28,24 @@ export interface WithLifetime {
 }
 
 /**
- * GOAWAY ENHANCE_YOUR_CALM, no new streams, and the connection destroyed a second later at
- * most. (session.destroy(err, code) alone was seen to close the socket without the peer ever
- * learning why, with its frames still queued.)
+ * GOAWAY ENHANCE_YOUR_CALM, no new streams, and the connection cut a second later at most.
+ * (session.destroy(err, code) alone was seen to close the socket without the peer ever
+ * learning why, with its frames still queued; and a second later destroy() alone left the
+ * socket to a caller that reads nothing: Node ends it only once what is queued is written.)
  */
 function closeAbusive(session: ServerHttp2Session): void {
   if (session.destroyed) return;
+  const lifetime = (session.socket as WithLifetime)[kLifetime];
   session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   session.close();
-  setTimeout(destroySession, ABUSIVE_SESSION_GRACE_MS, session).unref();
+  setTimeout(cutSession, ABUSIVE_SESSION_GRACE_MS, session, lifetime).unref();
 }
 
 const ABUSIVE_SESSION_GRACE_MS = 1_000;
 
-function destroySession(session: ServerHttp2Session): void {
-  if (!session.destroyed) session.destroy();
+function cutSession(session: ServerHttp2Session, lifetime: ConnectionLifetime | undefined): void {
+  if (lifetime !== undefined) lifetime.cut();
+  else if (!session.destroyed) session.destroy();
 }
 
 /** http2.codec node: a caller's session, before its first stream (request-dispatch.ts: onStream). */
