@@ -69,7 +69,7 @@ export class ConnectionCaps {
     private readonly observer: TrafficObserver,
   ) {}
 
-  /** Counts `server`'s handshakes per address; refuses those over the cap as they are accepted. */
+  /** Counts `server`'s handshakes per address and in all; refuses those over the address's cap as they are accepted, and at the listener's cap closes the oldest for the new one. */
   watchHandshakes(server: TlsServer): void {
     // the accepted TCP socket, before the TLS handshake (the server's own listener wrapped it already)
     server.on('connection', (raw: Counted) => {

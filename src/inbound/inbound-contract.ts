@@ -36,7 +36,7 @@ export interface InboundLimits {
   readonly maxPipelined?: number;
   /** http2.codec node: nothing read from a caller's session for this long, it is sent a PING. Default 30 s. */
   readonly sessionProbeIdleMs?: number;
-  /** http2.codec node: time a caller has to answer that PING before its session is destroyed. Default 10 s. */
+  /** http2.codec node: time a caller has to answer that PING before its connection is cut. Default 10 s. */
   readonly sessionProbeTimeoutMs?: number;
   /** Time to complete the TLS handshake. Default 10 s. */
   readonly handshakeTimeoutMs?: number;

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 export interface SessionProbeTimes {
   /** Nothing read from the caller for this long: a PING is sent. */
   readonly idleMs: number;
-  /** Time the caller has to answer it before the session is destroyed. */
+  /** Time the caller has to answer it before the connection is cut. */
   readonly timeoutMs: number;
 }
 
