@@ -21,6 +21,7 @@ import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/
 import { gracefulCloser } from '../http/graceful-close.js';
 import { LogPerKey, leftOut } from '../log-per-key.js';
 import { logListenerErrors } from '../http/listener-errors.js';
+import { capConnectionsEvictingIdle } from '../http/connection-slots.js';
 import { ADMIN_MAX_PIPELINED, PipelineBound } from './pipeline-bound.js';
 import { METRICS_MIN_GAP_MS, SharedRenders } from './shared-renders.js';
 import { ADMIN_MAX_CONNECTIONS_PER_PEER, boundConnectionsPerPeer } from './peer-connections.js';
@@ -30,7 +31,7 @@ export const ADMIN_IDLE_TIMEOUT_MS = 15_000;
 /** A request head must be whole this long after its first bytes (408 otherwise). */
 export const ADMIN_HEADERS_TIMEOUT_MS = 10_000;
 
-/** Connections open at once; more are closed as they come (Node's server.maxConnections). */
+/** Connections open at once; at the cap the oldest idle one is closed for a new one (src/http/connection-slots.ts). */
 export const ADMIN_MAX_CONNECTIONS = 256;
 
 /** At close, how long answers in flight are waited for before their connections are cut. */
@@ -181,13 +182,18 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   });
   refuseConnectMethod(server, 'GET, HEAD, POST');
   const maxConnections = options.maxConnections ?? ADMIN_MAX_CONNECTIONS;
-  server.maxConnections = maxConnections;
-  const drops = new LogPerKey();
-  server.on('drop', (data?: { remoteAddress?: string }) => {
-    const through = drops.take('drop');
-    if (through) logger.warn({ remote: data?.remoteAddress }, `admin connection refused: ${maxConnections} already open${leftOut(through, 'refused')}`);
-  });
   boundConnectionsPerPeer(server, options.maxConnectionsPerPeer ?? ADMIN_MAX_CONNECTIONS_PER_PEER, logger);
+  // after the per-peer cap: at the cap the oldest idle connection makes room (connection-slots.ts),
+  // so idle connections from a few pods cannot shut the kubelet's probes out
+  const drops = new LogPerKey();
+  const dropped = (remote: string, message: string) => {
+    const through = drops.take('drop');
+    if (through) logger.warn({ remote }, `${message}${leftOut(through, 'closed')}`);
+  };
+  capConnectionsEvictingIdle(server, maxConnections, {
+    evicted: (remote) => dropped(remote, `admin connection closed: ${maxConnections} were open, the oldest with no request in flight (from ${remote}) made room for a new one`),
+    refused: (remote) => dropped(remote, `admin connection refused: ${maxConnections} already open, each with a request in flight`),
+  });
   const idleTimeoutMs = options.idleTimeoutMs ?? ADMIN_IDLE_TIMEOUT_MS;
   // the head's 10 s is enforced by the idle sweep (Node's own check comes every 30 s, above)
   closeIdleConnections(server, idleTimeoutMs, Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, idleTimeoutMs), server.headersTimeout);

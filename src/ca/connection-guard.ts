@@ -3,6 +3,9 @@
 // /healthz now and then (never idle, never rate limited) while sidecars got ECONNRESET.
 // - open connections per remote address, counted as TCP connections are accepted (before the
 //   TLS handshake, so a refusal costs no crypto);
+// - open connections in all: at the cap the oldest with no request in flight is closed for the
+//   new one (src/http/connection-slots.ts), so connections that do nothing, from however many
+//   addresses, cannot shut the sidecars out;
 // - requests and age per connection: the answer to the last request says `Connection: close`
 //   and the connection closes after it, so no connection holds its slot for good;
 // - every refused connection is counted (meshcar_ca_connections_refused_total{reason}) and
@@ -14,6 +17,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/registry.js';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
+import { capConnectionsEvictingIdle } from '../http/connection-slots.js';
 
 export interface ConnectionGuardLimits {
   readonly maxConnections: number;
@@ -22,7 +26,7 @@ export interface ConnectionGuardLimits {
   readonly maxConnectionAgeMs: number;
 }
 
-export type RefusalReason = 'max_connections' | 'per_address_limit';
+export type RefusalReason = 'max_connections' | 'idle_evicted' | 'per_address_limit';
 
 /** Warn lines about refused connections, at most one per address per window. */
 class RefusalLog {
@@ -52,9 +56,6 @@ export function guardConnections(server: Server, limits: ConnectionGuardLimits, 
     log.refused(address, reason, message);
   };
 
-  server.maxConnections = limits.maxConnections;
-  server.on('drop', (data?: { remoteAddress?: string }) => refuse(data?.remoteAddress ?? 'unknown', 'max_connections', `${limits.maxConnections} connections are open already`));
-
   // 'connection' is the accepted TCP socket: the TLS handshake has not started
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? 'unknown';
@@ -71,6 +72,12 @@ export function guardConnections(server: Server, limits: ConnectionGuardLimits, 
       if (left <= 0) open.delete(address);
       else open.set(address, left);
     });
+  });
+
+  // after the per-address cap: at the CA's cap the oldest idle connection makes room (connection-slots.ts)
+  capConnectionsEvictingIdle(server, limits.maxConnections, {
+    evicted: (address) => refuse(address, 'idle_evicted', `${limits.maxConnections} connections were open: the oldest with no request in flight, from ${address}, was closed for a new one`),
+    refused: (address) => refuse(address, 'max_connections', `${limits.maxConnections} connections are open already, each with a request in flight`),
   });
 
   // before the handler writes anything (a /healthz answer is written at once)

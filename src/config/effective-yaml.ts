@@ -67,6 +67,7 @@ function inboundView(inbound: InboundConfig): Record<string, unknown> {
       maxSessionAge: duration(limits.maxSessionAgeMs ?? DEFAULT_INBOUND_MAX_SESSION_AGE_MS),
       maxConnectionsPerCaller: limits.maxConnectionsPerCaller,
       maxHandshakesPerAddress: limits.maxHandshakesPerAddress,
+      maxHandshakes: limits.maxHandshakes,
       maxBufferedPerCaller: size(limits.maxBufferedPerCaller),
       maxPipelined: limits.maxPipelined,
       maxAppConnections: limits.maxAppConnections,

@@ -21,6 +21,8 @@ export interface InboundLimitsConfig {
   readonly maxConnectionsPerCaller: number;
   /** TLS handshakes in progress from one remote address; more are closed as they are accepted. */
   readonly maxHandshakesPerAddress: number;
+  /** TLS handshakes in progress on the listener, all addresses together; at the cap the oldest is closed. */
+  readonly maxHandshakes: number;
   /** Request body bytes one caller identity's HTTP/2 connections may hold unread at once (own codec); beyond, the stream is reset. */
   readonly maxBufferedPerCaller: number;
   /** HTTP/1.1 requests in flight on one caller connection (pipelined); beyond, the connection is closed. */
@@ -37,6 +39,8 @@ export const DEFAULT_INBOUND_LIMITS: InboundLimitsConfig = Object.freeze({
   maxResetsPer10s: 200,
   maxConnectionsPerCaller: 1024,
   maxHandshakesPerAddress: 256,
+  // about 60 KB of handshake state each (OpenSSL's, the socket's): ~60 MB at most
+  maxHandshakes: 1024,
   // one HTTP/2 connection's whole receive window: a caller that fills one connection's window
   // to a stalled app is not cut short; six connections' worth is (they took +333 MB before)
   maxBufferedPerCaller: 64 * 1024 * 1024,
@@ -64,7 +68,7 @@ const BUFFERED_MIN = 64 * 1024;
 const BUFFERED_MAX = 4 * 1024 * 1024 * 1024;
 
 export function readInboundLimits(value: YamlValue): InboundLimitsConfig | undefined {
-  const map = value.map(['maxConcurrentStreams', 'maxHeaderListSize', 'maxResetsPer10s', 'maxSessionAge', 'maxConnectionsPerCaller', 'maxHandshakesPerAddress', 'maxBufferedPerCaller', 'maxPipelined', 'maxAppConnections', 'maxAppWaiting']);
+  const map = value.map(['maxConcurrentStreams', 'maxHeaderListSize', 'maxResetsPer10s', 'maxSessionAge', 'maxConnectionsPerCaller', 'maxHandshakesPerAddress', 'maxHandshakes', 'maxBufferedPerCaller', 'maxPipelined', 'maxAppConnections', 'maxAppWaiting']);
   if (!map) return undefined;
   const d = DEFAULT_INBOUND_LIMITS;
   const limits = {
@@ -73,6 +77,7 @@ export function readInboundLimits(value: YamlValue): InboundLimitsConfig | undef
     maxResetsPer10s: map.optional('maxResetsPer10s', readPositiveInteger, d.maxResetsPer10s),
     maxConnectionsPerCaller: map.optional('maxConnectionsPerCaller', (v) => readPositiveInteger(v, CAP_MAX.connections, ' connections per caller'), d.maxConnectionsPerCaller),
     maxHandshakesPerAddress: map.optional('maxHandshakesPerAddress', (v) => readPositiveInteger(v, CAP_MAX.handshakes, ' handshakes per address'), d.maxHandshakesPerAddress),
+    maxHandshakes: map.optional('maxHandshakes', (v) => readPositiveInteger(v, CAP_MAX.handshakes, ' handshakes in progress'), d.maxHandshakes),
     maxBufferedPerCaller: map.optional('maxBufferedPerCaller', readBufferedPerCaller, d.maxBufferedPerCaller),
     maxPipelined: map.optional('maxPipelined', (v) => readPositiveInteger(v, CAP_MAX.pipelined, ' pipelined requests per connection'), d.maxPipelined),
     maxAppConnections: map.optional('maxAppConnections', (v) => readPositiveInteger(v, CAP_MAX.appConnections, ' connections to the app'), d.maxAppConnections),

@@ -15,9 +15,10 @@ import type { Caller } from './caller.js';
 import { ConnectionLifetime } from './connection-lifetime.js';
 import { Http2Exchange } from './http2-exchange.js';
 import { nodeSessionFault } from './node-session-faults.js';
+import { probeSilentSession } from './node-session-probe.js';
 import type { InboundListener } from './inbound.js';
 import { handle, kCaller, type WithCaller } from './request-dispatch.js';
-import { attachGuard, ResetGuard } from './reset-guard.js';
+import { attachGuard, ResetGuard, type ResetAbuse } from './reset-guard.js';
 
 /** The connection's lifetime, noted on its socket when the caller was verified. */
 export const kLifetime = Symbol('meshcar.inbound.lifetime');
@@ -27,21 +28,24 @@ export interface WithLifetime {
 }
 
 /**
- * GOAWAY ENHANCE_YOUR_CALM, no new streams, and the connection destroyed a second later at
- * most. (session.destroy(err, code) alone was seen to close the socket without the peer ever
- * learning why, with its frames still queued.)
+ * GOAWAY ENHANCE_YOUR_CALM, no new streams, and the connection cut a second later at most.
+ * (session.destroy(err, code) alone was seen to close the socket without the peer ever
+ * learning why, with its frames still queued; and a second later destroy() alone left the
+ * socket to a caller that reads nothing: Node ends it only once what is queued is written.)
  */
 function closeAbusive(session: ServerHttp2Session): void {
   if (session.destroyed) return;
+  const lifetime = (session.socket as WithLifetime)[kLifetime];
   session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   session.close();
-  setTimeout(destroySession, ABUSIVE_SESSION_GRACE_MS, session).unref();
+  setTimeout(cutSession, ABUSIVE_SESSION_GRACE_MS, session, lifetime).unref();
 }
 
 const ABUSIVE_SESSION_GRACE_MS = 1_000;
 
-function destroySession(session: ServerHttp2Session): void {
-  if (!session.destroyed) session.destroy();
+function cutSession(session: ServerHttp2Session, lifetime: ConnectionLifetime | undefined): void {
+  if (lifetime !== undefined) lifetime.cut();
+  else if (!session.destroyed) session.destroy();
 }
 
 /** http2.codec node: a caller's session, before its first stream (request-dispatch.ts: onStream). */
@@ -49,8 +53,11 @@ export function onSession(inbound: InboundListener, session: ServerHttp2Session)
   // the proxy session.socket reaches the TLS socket's properties; read the caller once
   (session as WithCaller)[kCaller] = (session.socket as WithCaller)[kCaller];
   session.on('error', (err) => onSessionError(inbound, session, err));
-  attachGuard(session, new ResetGuard(inbound.maxResetsPer10s, (_guard, resets, completed) => onRapidReset(inbound, session, resets, completed)));
-  (session.socket as WithLifetime)[kLifetime]?.limitSession(session, inbound.maxSessionAgeMs);
+  attachGuard(session, new ResetGuard(inbound.maxResetsPer10s, (_guard, resets, completed, reason) => onRapidReset(inbound, session, resets, completed, reason)));
+  const lifetime = (session.socket as WithLifetime)[kLifetime];
+  lifetime?.limitSession(session, inbound.maxSessionAgeMs);
+  // a session nghttp2 ended with a GOAWAY alone is otherwise held until its maximum age
+  probeSilentSession(session, inbound.sessionProbe, inbound.logger, () => (lifetime ? lifetime.cut() : session.destroy()));
   inbound.tracker.addSession(session);
 }
 
@@ -103,8 +110,16 @@ export function lifetimeOf(inbound: InboundListener, socket: TLSSocket, caller: 
   });
 }
 
-/** The caller keeps resetting the streams it opens (CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM, then close. */
-function onRapidReset(inbound: InboundListener, session: ServerHttp2Session, resets: number, completed: number): void {
+const RESET_ABUSE_WORDS: Readonly<Record<ResetAbuse, string>> = {
+  rapid_reset: 'the caller resets streams faster than allowed (rapid reset)',
+  made_you_reset: 'the caller makes the sidecar reset its streams (protocol errors) faster than allowed (MadeYouReset)',
+};
+
+/**
+ * The caller keeps resetting the streams it opens (CVE-2023-44487), or making nghttp2 reset
+ * them (CVE-2025-8671): GOAWAY ENHANCE_YOUR_CALM, then close.
+ */
+function onRapidReset(inbound: InboundListener, session: ServerHttp2Session, resets: number, completed: number, reason: ResetAbuse): void {
   // streams aborted because the session is going anyway (connection lost, drain) are no abuse
   if (session.destroyed || session.closed) return;
   const caller = (session as WithCaller)[kCaller];
@@ -112,11 +127,11 @@ function onRapidReset(inbound: InboundListener, session: ServerHttp2Session, res
   const through = inbound.abuseCloses.take(caller?.id.uri ?? 'unknown');
   if (through) {
     inbound.logger.warn(
-      { peer: caller?.id.uri, remote: session.socket?.remoteAddress, resets, completed, windowSeconds: 10, ...leftOutFields(through) },
-      `inbound HTTP/2 session closed: the caller resets streams faster than allowed (rapid reset)${leftOut(through, 'sessions of the caller closed')}`,
+      { peer: caller?.id.uri, remote: session.socket?.remoteAddress, reason, resets, completed, windowSeconds: 10, ...leftOutFields(through) },
+      `inbound HTTP/2 session closed: ${RESET_ABUSE_WORDS[reason]}${leftOut(through, 'sessions of the caller closed')}`,
     );
   }
-  inbound.observer.sessionRejected?.('inbound', 'rapid_reset');
+  inbound.observer.sessionRejected?.('inbound', reason);
   // out of nghttp2's receive callback, which this runs inside
   setImmediate(closeAbusive, session);
 }

@@ -6,6 +6,14 @@
 // holds one per TCP connection for the handshake timeout (10 s) without a certificate.
 // - TLS handshakes in progress per remote address, counted as TCP connections are accepted
 //   (before any crypto) until the handshake ends: beyond the cap the connection is closed;
+// - TLS handshakes in progress on the listener, all addresses together: the per-address cap
+//   alone let a few addresses (pods, a node's IPv6 range) hold a half-done handshake each per
+//   connection, ~60 KB and a descriptor apiece (3,000 from 12 loopback addresses: +180 MB RSS),
+//   without bound. At the cap the OLDEST handshake in progress is closed and the new one taken
+//   (as a slowloris defence evicts the longest-waiting): a real caller's handshake takes a few
+//   milliseconds, so it finishes among stalled ones unless thousands of connections arrive within
+//   those milliseconds, where refusing the new one would lock every caller out for as long as the
+//   stalled ones are held (the handshake timeout, again and again);
 // - verified connections per caller SPIFFE ID (every ALPN, every certificate of the
 //   identity), counted from the handshake until the connection closes: beyond the cap the
 //   connection is closed before a request is read.
@@ -20,10 +28,12 @@ import type { InboundConnectionRefusal, TrafficObserver } from '../metrics/traff
 
 // The caps' values: inbound.limits.maxHandshakesPerAddress (default 256: callers are sidecars
 // that dial a few sessions, one per worker and endpoint, and a connection per WebSocket) and
-// maxConnectionsPerCaller (default 1024: an identity's replicas' sessions and tunnels).
+// maxConnectionsPerCaller (default 1024: an identity's replicas' sessions and tunnels), and
+// maxHandshakes (default 1024: about 60 MB of handshake state at most, four addresses' worth).
 
 export interface ConnectionCapLimits {
   readonly maxHandshakesPerAddress: number;
+  readonly maxHandshakes: number;
   readonly maxConnectionsPerCaller: number;
 }
 
@@ -48,6 +58,8 @@ class Counts {
 
 export class ConnectionCaps {
   private readonly handshakes = new Counts();
+  /** Every connection whose handshake is in progress, oldest first (a Set keeps insertion order). */
+  private readonly inProgress = new Set<Counted>();
   private readonly callers = new Counts();
   private readonly log = new LogPerKey();
 
@@ -57,7 +69,7 @@ export class ConnectionCaps {
     private readonly observer: TrafficObserver,
   ) {}
 
-  /** Counts `server`'s handshakes per address; refuses those over the cap as they are accepted. */
+  /** Counts `server`'s handshakes per address and in all; refuses those over the address's cap as they are accepted, and at the listener's cap closes the oldest for the new one. */
   watchHandshakes(server: TlsServer): void {
     // the accepted TCP socket, before the TLS handshake (the server's own listener wrapped it already)
     server.on('connection', (raw: Counted) => {
@@ -68,12 +80,15 @@ export class ConnectionCaps {
         this.refuse('handshake_limit', address, `${address} has ${open} TLS handshakes in progress already (at most ${this.limits.maxHandshakesPerAddress})`);
         return;
       }
+      if (this.inProgress.size >= this.limits.maxHandshakes) this.evictOldest();
       this.handshakes.add(address);
+      this.inProgress.add(raw);
       let counted = true;
       const done = () => {
         if (!counted) return;
         counted = false;
         this.handshakes.remove(address);
+        this.inProgress.delete(raw);
       };
       raw[kHandshakeDone] = done;
       raw.once('close', done);
@@ -83,6 +98,17 @@ export class ConnectionCaps {
       const raw = (socket as TLSSocket & { _parent?: Counted | null })._parent ?? (socket as Counted);
       raw[kHandshakeDone]?.();
     });
+  }
+
+  /** The listener has maxHandshakes in progress: the one that has waited longest is closed. */
+  private evictOldest(): void {
+    const oldest = this.inProgress.values().next().value;
+    if (oldest === undefined) return;
+    // its 'close' (done) comes later; the count must drop now, for the new one to take its place
+    oldest[kHandshakeDone]?.();
+    oldest.destroy();
+    // one line per window for the whole listener: the addresses may be many
+    this.refuse('handshake_total_limit', '', `${this.limits.maxHandshakes} TLS handshakes were in progress (inbound.limits.maxHandshakes): the oldest, from ${oldest.remoteAddress ?? 'unknown'}, was closed`);
   }
 
   /** A verified connection of `identity`: false (nothing counted) when the identity has its cap open already. */
@@ -101,6 +127,6 @@ export class ConnectionCaps {
     this.observer.inboundConnectionRefused?.(reason);
     const through = this.log.take(`${reason} ${key}`);
     if (through === undefined) return;
-    this.logger.warn({ reason, ...(reason === 'caller_limit' ? { peer: key } : { remote: key }), ...leftOutFields(through) }, `inbound connection refused: ${message}${leftOut(through, 'refused')}`);
+    this.logger.warn({ reason, ...(reason === 'caller_limit' ? { peer: key } : key !== '' ? { remote: key } : {}), ...leftOutFields(through) }, `inbound connection refused: ${message}${leftOut(through, 'refused')}`);
   }
 }

@@ -43,6 +43,16 @@ export class ConnectionLifetime {
     this.arm();
   }
 
+  /**
+   * Ends the connection now: the session first (its last GOAWAY, best effort), then the socket.
+   * A Node session's destroy() alone ends its socket gracefully, waiting for what is queued to
+   * be written: toward a caller that reads nothing, for good.
+   */
+  cut(): void {
+    this.session?.destroy();
+    destroyConnection(this.socket);
+  }
+
   private arm(): void {
     const next = this.retired ? this.expiresAtMs : Math.min(this.retireAtMs, this.expiresAtMs);
     this.timer.set(next, this.fire);

@@ -14,7 +14,7 @@ import { sendStreamError } from '../http/status.js';
 import { describeError, MeshcarError } from '../errors.js';
 import { DONE, Exchange } from './exchange.js';
 import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
-import type { ResetGuard } from './reset-guard.js';
+import { provokedResetCode, type ResetGuard } from './reset-guard.js';
 
 // respond() copies its options, so these may be shared by every request
 const END_STREAM = Object.freeze({ endStream: true });
@@ -174,7 +174,9 @@ function onStreamAborted(this: H2ServerStream): void {
   const exchange = exchangeOf<Http2Exchange>(this);
   if (exchange.phase === DONE) return;
   exchange.resetByCaller = true;
-  exchange.guard?.streamReset(this.headersSent, performance.now() - exchange.startedAt);
+  // a code of a protocol violation: nghttp2's own reset of the caller's bad stream (reset-guard.ts)
+  if (provokedResetCode((this as { rstCode?: number }).rstCode)) exchange.guard?.streamProvoked();
+  else exchange.guard?.streamReset(this.headersSent, performance.now() - exchange.startedAt);
   this.destroy();
 }
 

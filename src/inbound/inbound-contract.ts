@@ -28,10 +28,16 @@ export interface InboundLimits {
   readonly maxBufferedPerCaller?: number;
   /** TLS handshakes in progress from one remote address; more are closed as they are accepted. Default: config inbound.limits.maxHandshakesPerAddress (256). */
   readonly maxHandshakesPerAddress?: number;
+  /** TLS handshakes in progress on the listener; at the cap the oldest is closed for a new one. Default: config inbound.limits.maxHandshakes (1024). */
+  readonly maxHandshakes?: number;
   /** Verified connections open at once per caller SPIFFE ID (HTTP/2 and HTTP/1.1); more are closed before a request is read. Default: config inbound.limits.maxConnectionsPerCaller (1024). */
   readonly maxConnectionsPerCaller?: number;
   /** HTTP/1.1 requests in flight on one caller connection (pipelined); beyond, the connection is closed. Default: config inbound.limits.maxPipelined (32). */
   readonly maxPipelined?: number;
+  /** http2.codec node: nothing read from a caller's session for this long, it is sent a PING. Default 30 s. */
+  readonly sessionProbeIdleMs?: number;
+  /** http2.codec node: time a caller has to answer that PING before its connection is cut. Default 10 s. */
+  readonly sessionProbeTimeoutMs?: number;
   /** Time to complete the TLS handshake. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
   /** Time to receive a complete HTTP/1.1 request head. Default 20 s. */

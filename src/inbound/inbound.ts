@@ -34,6 +34,7 @@ import { ConnectionTracker } from './connections.js';
 import { ReceiveBudgets } from './receive-budgets.js';
 import { LogPerKey } from '../log-per-key.js';
 import { ConnectionCaps } from './connection-caps.js';
+import { DEFAULT_SESSION_PROBE, type SessionProbeTimes } from './node-session-probe.js';
 import type { Exchange } from './exchange.js';
 import type { ExchangeContext } from './exchange-links.js';
 import type { AppForwarder } from './forwarder.js';
@@ -70,6 +71,8 @@ export class InboundListener implements Inbound, ExchangeContext {
   schema: SchemaGuard | undefined;
   readonly maxResetsPer10s: number;
   readonly maxSessionAgeMs: number;
+  /** http2.codec node: when a silent caller session is asked for a PING, and how long it has to answer (node-session-probe.ts). */
+  readonly sessionProbe: SessionProbeTimes;
   readonly logger: Logger;
   /** meshcar codec: the limits of every caller connection (its own reset budget included). */
   readonly h2Limits: Partial<H2Limits>;
@@ -106,6 +109,7 @@ export class InboundListener implements Inbound, ExchangeContext {
     const maxHeaderBytes = limits.maxHeaderBytes ?? configured.maxHeaderListSize;
     this.maxResetsPer10s = limits.maxResetsPer10s ?? configured.maxResetsPer10s;
     this.maxSessionAgeMs = limits.maxSessionAgeMs ?? configured.maxSessionAgeMs ?? DEFAULT_INBOUND_MAX_SESSION_AGE_MS;
+    this.sessionProbe = { idleMs: limits.sessionProbeIdleMs ?? DEFAULT_SESSION_PROBE.idleMs, timeoutMs: limits.sessionProbeTimeoutMs ?? DEFAULT_SESSION_PROBE.timeoutMs };
     this.rateLimiter = InboundRateLimiter.create(config.rateLimit);
     this.timeouts = new InboundTimeouts(config);
     this.schema = options.schema;
@@ -181,6 +185,7 @@ export class InboundListener implements Inbound, ExchangeContext {
     const caps = new ConnectionCaps(
       {
         maxHandshakesPerAddress: limits.maxHandshakesPerAddress ?? configured.maxHandshakesPerAddress,
+        maxHandshakes: limits.maxHandshakes ?? configured.maxHandshakes,
         maxConnectionsPerCaller: limits.maxConnectionsPerCaller ?? configured.maxConnectionsPerCaller,
       },
       logger,

@@ -89,6 +89,11 @@ export function onUpgrade(inbound: InboundListener, req: IncomingMessage, socket
 export function onStream(inbound: InboundListener, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: readonly string[]): void {
   const caller = (stream.session as WithCaller | undefined)?.[kCaller];
   if (caller === undefined) {
+    // The session is gone (closed for abuse: Node still hands over the streams nghttp2 reads
+    // after it). Such a stream may be closed with an error before our REFUSED_STREAM goes out
+    // (nghttp2 resets a body shorter than its content-length): unheard, Node throws that
+    // error and the process ends.
+    stream.on('error', ignoreError);
     stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     return;
   }

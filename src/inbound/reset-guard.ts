@@ -6,24 +6,46 @@
 // cancelled watch or download that had its answer among them), in fixed 10-second windows. When the resets pass the limit and outnumber the completed streams (as
 // Envoy's premature-reset check does: a busy, well-behaved peer cancelling a few timed-out
 // requests never trips it), the session is closed with GOAWAY ENHANCE_YOUR_CALM.
+// Streams nghttp2 resets itself for the caller's protocol errors (MadeYouReset, CVE-2025-8671:
+// a body shorter than its content-length, DATA after END_STREAM) count too, always, as the
+// meshcar codec counts its own stream errors; the close is then named for whichever kind the
+// resets mostly were (rapid_reset or made_you_reset), as the meshcar codec names it. Node does
+// not say who sent a stream's RST_STREAM, only its code: the codes of a protocol violation
+// (provokedResetCode) are taken as nghttp2's, the rest (clients cancel with CANCEL or NO_ERROR)
+// as the caller's. A caller resetting with PROTOCOL_ERROR itself only moves its own label.
 
 import type { Http2Session } from 'node:http2';
 import { isPrematureReset } from '../h2/limits.js';
 
 export const RESET_WINDOW_MS = 10_000;
 
+export type ResetAbuse = 'rapid_reset' | 'made_you_reset';
+
+// RFC 9113 error codes nghttp2 resets a stream with for the peer's violation of a stream rule
+const PROTOCOL_ERROR = 0x1;
+const FLOW_CONTROL_ERROR = 0x3;
+const STREAM_CLOSED = 0x5;
+const FRAME_SIZE_ERROR = 0x6;
+
+/** Whether a stream's RST_STREAM code is one nghttp2 answers a caller's protocol error with. */
+export function provokedResetCode(code: number | undefined): boolean {
+  return code === PROTOCOL_ERROR || code === FLOW_CONTROL_ERROR || code === STREAM_CLOSED || code === FRAME_SIZE_ERROR;
+}
+
 const kGuard = Symbol('meshcar.inbound.resetGuard');
 
 export class ResetGuard {
   private windowStartMs: number;
   private resets = 0;
+  /** Of `resets`, those nghttp2 made for the caller's protocol errors. */
+  private provoked = 0;
   private completed = 0;
   /** Closed for abuse: later counts change nothing. */
   tripped = false;
 
   constructor(
     private readonly limit: number,
-    private readonly onAbuse: (guard: ResetGuard, resets: number, completed: number) => void,
+    private readonly onAbuse: (guard: ResetGuard, resets: number, completed: number, reason: ResetAbuse) => void,
     nowMs = performance.now(),
   ) {
     this.windowStartMs = nowMs;
@@ -33,6 +55,7 @@ export class ResetGuard {
     if (nowMs - this.windowStartMs >= RESET_WINDOW_MS || nowMs < this.windowStartMs) {
       this.windowStartMs = nowMs;
       this.resets = 0;
+      this.provoked = 0;
       this.completed = 0;
     }
   }
@@ -43,12 +66,22 @@ export class ResetGuard {
    */
   streamReset(answered: boolean, ageMs: number, nowMs = performance.now()): void {
     if (!isPrematureReset(answered, ageMs)) return this.streamCompleted(nowMs);
+    this.count(false, nowMs);
+  }
+
+  /** nghttp2 reset a stream for the caller's protocol error (MadeYouReset): counted whatever its age. */
+  streamProvoked(nowMs = performance.now()): void {
+    this.count(true, nowMs);
+  }
+
+  private count(provoked: boolean, nowMs: number): void {
     if (this.tripped) return;
     this.roll(nowMs);
     this.resets++;
+    if (provoked) this.provoked++;
     if (this.resets > this.limit && this.resets > this.completed) {
       this.tripped = true;
-      this.onAbuse(this, this.resets, this.completed);
+      this.onAbuse(this, this.resets, this.completed, this.provoked > this.resets - this.provoked ? 'made_you_reset' : 'rapid_reset');
     }
   }
 

@@ -94,7 +94,7 @@ export class Metrics {
 
   readonly caConnectionsRefused = new Counter({
     name: 'meshcar_ca_connections_refused_total',
-    help: 'Connections to the CA closed as they arrived, by reason (max_connections: the CA\'s cap on open connections; per_address_limit: the client address\'s).',
+    help: 'Connections to the CA closed as they arrived, by reason (max_connections: the CA\'s cap on open connections, each with a request in flight; idle_evicted: the oldest connection with no request in flight, closed at that cap for a new one; per_address_limit: the client address\'s).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -224,7 +224,7 @@ export class Metrics {
 
   readonly inboundConnectionsRefused = new Counter({
     name: 'meshcar_inbound_connections_refused_total',
-    help: 'Connections to the inbound closed over a cap, by reason (handshake_limit: TLS handshakes in progress from the address; caller_limit: the caller identity\'s open connections; pipelined: HTTP/1.1 requests pipelined on the connection without reading the answers).',
+    help: 'Connections to the inbound closed over a cap, by reason (handshake_limit: TLS handshakes in progress from the address; handshake_total_limit: the oldest TLS handshake in progress, closed when the listener had its maximum; caller_limit: the caller identity\'s open connections; pipelined: HTTP/1.1 requests pipelined on the connection without reading the answers).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

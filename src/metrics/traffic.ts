@@ -109,10 +109,11 @@ export interface TrafficObserver {
 
 /**
  * Why the inbound closed a caller's connection: as it came, handshakes in progress from its
- * address or its caller's open connections at their cap; later, more HTTP/1.1 requests pipelined
+ * address or its caller's open connections at their cap; the oldest handshake in progress, when
+ * the listener had its maximum of them; later, more HTTP/1.1 requests pipelined
  * on it than answered.
  */
-export type InboundConnectionRefusal = 'handshake_limit' | 'caller_limit' | 'pipelined';
+export type InboundConnectionRefusal = 'handshake_limit' | 'handshake_total_limit' | 'caller_limit' | 'pipelined';
 
 /**
  * Why the sidecar closed an HTTP/2 session: rapid_reset (CVE-2023-44487 pattern); with

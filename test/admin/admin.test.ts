@@ -71,7 +71,7 @@ t.test('/config: the effective config, no secrets', async (t) => {
   t.equal(config.service, 'orders');
   t.equal(config.inbound.timeout, '5s', 'YAML key names and units');
   t.equal(config.inbound.idleTimeout, '5m', 'defaults shown');
-  t.same(config.inbound.limits, { maxConcurrentStreams: 250, maxHeaderListSize: '16KiB', maxResetsPer10s: 200, maxSessionAge: '10m', maxConnectionsPerCaller: 1024, maxHandshakesPerAddress: 256, maxBufferedPerCaller: '64MiB', maxPipelined: 32, maxAppConnections: 256, maxAppWaiting: 1000 });
+  t.same(config.inbound.limits, { maxConcurrentStreams: 250, maxHeaderListSize: '16KiB', maxResetsPer10s: 200, maxSessionAge: '10m', maxConnectionsPerCaller: 1024, maxHandshakesPerAddress: 256, maxHandshakes: 1024, maxBufferedPerCaller: '64MiB', maxPipelined: 32, maxAppConnections: 256, maxAppWaiting: 1000 });
   t.notMatch(res.body, /Ms"|"file"|"spiffeId"/, 'no internal names');
   t.match(config.identity.ca.token, /orders\.token$/, 'the token file path, never its content');
   t.notMatch(res.body, /eyJ|PRIVATE KEY/);

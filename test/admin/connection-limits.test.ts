@@ -2,7 +2,8 @@
 // Kubernetes): a connection that pipelines many GET /metrics and never reads the answers is
 // closed once more than ADMIN_MAX_PIPELINED are in flight, so the server neither renders nor
 // holds a page per request (this process's RSS stays bounded), and other scrapes are answered
-// meanwhile; connections beyond maxConnections are closed as they come; and one peer address
+// meanwhile; at maxConnections the oldest idle connection is closed for a new one (one that
+// arrives while all have a request in flight is closed); and one peer address
 // holding keep-alive connections cannot take every slot from the others (a liveness probe).
 // Raw sockets against a real admin server in this process; every wait is bounded.
 
@@ -37,6 +38,18 @@ const state: AdminState = {
     return { contentType: 'text/plain; version=0.0.4', body: `# render ${String(renders).padEnd(PAGE_BYTES, '.')}\n` };
   },
 };
+
+/** GET /healthz on a new connection. */
+function probe(port: number): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/healthz', agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+      })
+      .on('error', reject);
+  });
+}
 
 function scrape(port: number): Promise<{ status: number; bytes: number }> {
   return new Promise((resolve, reject) => {
@@ -80,28 +93,46 @@ t.test(`${PIPELINED} GET /metrics pipelined and never read: the connection is cl
   t.ok(peak - before < 60 * MB, `RSS grew ${Math.round((peak - before) / MB)} MB (bound 60 MB; a page per request is ${Math.round((PIPELINED * PAGE_BYTES) / MB)} MB)`);
 });
 
-t.test('connections beyond maxConnections are closed as they come', async (t) => {
-  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }), { maxConnections: 2 });
-  t.teardown(() => admin.close());
+t.test('at maxConnections the oldest idle connection makes room for a new one; with every one busy, the new one is closed', async (t) => {
+  // a render that waits for the test: a scrape's answer is in flight for as long as it likes
+  let release = () => {};
+  const rendersHeld = new Promise<void>((resolve) => (release = resolve));
+  const slowState: AdminState = { ...state, metrics: async () => (await rendersHeld, { contentType: 'text/plain; version=0.0.4', body: '# ok\n' }) };
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, slowState, pino({ level: 'silent' }), { maxConnections: 2 });
+  t.teardown(() => {
+    release();
+    return admin.close();
+  });
   const open: net.Socket[] = [];
   t.teardown(() => open.forEach((s) => s.destroy()));
-  for (let i = 0; i < 2; i++) {
+  const connect = async (): Promise<net.Socket> => {
     const socket = net.connect(admin.port, '127.0.0.1');
     socket.on('error', () => undefined);
     open.push(socket);
     await once(socket, 'connect');
-  }
-  // the server has taken both: the third is the one over the limit
+    return socket;
+  };
+  const closedWithin = (socket: net.Socket, ms: number) =>
+    socket.destroyed ? Promise.resolve(true) : Promise.race([once(socket, 'close').then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
   const held = async () => (await heldConnectionsOn(process.pid, admin.port)).length;
+
+  // two connections that send nothing (as from pods holding the slots), then a probe
+  const [first, second] = [await connect(), await connect()];
   for (let i = 0; i < 100 && (await held()) < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-  const third = net.connect(admin.port, '127.0.0.1');
-  third.on('error', () => undefined);
-  open.push(third);
-  const closed = await Promise.race([once(third, 'close').then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), SLACK_MS))]);
-  t.ok(closed, 'the third connection is closed by the server');
-  open[0]?.destroy();
-  for (let i = 0; i < 100 && (await held()) > 1; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-  t.equal((await scrape(admin.port)).status, 200, 'with one closed, a new connection is served');
+  t.equal((await probe(admin.port)).status, 200, 'a probe at the cap is served');
+  t.ok(await closedWithin(first!, SLACK_MS), 'the oldest idle connection was closed for it');
+  t.notOk(await closedWithin(second!, 100), 'the younger one stays');
+
+  // both slots busy: a scrape each, its render held, so the answers stay in flight
+  second!.destroy();
+  for (let i = 0; i < 100 && (await held()) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  const busy = [await connect(), await connect()];
+  for (const socket of busy) socket.write('GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  for (let i = 0; i < 100 && (await held()) < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  await new Promise((resolve) => setTimeout(resolve, 100)); // the heads read: the requests are in flight
+  const third = await connect();
+  t.ok(await closedWithin(third, SLACK_MS), 'a third connection is closed by the server');
+  t.notOk(busy.some((s) => s.destroyed), 'the busy ones are kept');
 });
 
 t.test(`one peer with ${ADMIN_MAX_CONNECTIONS} keep-alive connections asking /healthz holds ${ADMIN_MAX_CONNECTIONS_PER_PEER}; another peer's probe is answered`, async (t) => {

@@ -1,7 +1,8 @@
 // What one client address may hold of the CA port (connection-guard.ts): connections beyond the
 // per-address cap are closed as they arrive, so a client keeping the cap's worth of keep-alive
 // connections busy with /healthz leaves room for everyone else (here: a client bound to
-// 127.0.0.2); each refusal is counted and logged at warn, rate-limited. Every path, /healthz,
+// 127.0.0.2); at the CA's own cap, idle connections from several addresses give way, oldest
+// first, to a client with a request (they shut every sidecar out); each refusal is counted and logged at warn, rate-limited. Every path, /healthz,
 // /metrics and unknown ones too, is rate limited. A keep-alive connection that keeps asking is
 // closed after its request or age bound, the last answer saying `Connection: close`. Real
 // TLS against a real CA server in this process, with test-sized limits; every loop is bounded.
@@ -89,6 +90,28 @@ t.test('one address holding its cap of busy connections does not shut others out
   for (let i = 0; i < 50 && again === 'closed'; i++) again = await connectTls(port);
   t.not(again, 'closed', 'a connection closed frees its place');
   if (again !== 'closed') again.destroy();
+});
+
+t.test('connections that do nothing, from several addresses, at the CA\'s cap: the oldest makes room for a client with a request', async (t) => {
+  // four addresses, two each: well within the per-address cap, together the whole CA's
+  const ca = await startTestCa({}, undefined, { maxConnectionsPerAddress: PER_ADDRESS, maxConnections: 8 });
+  t.teardown(() => ca.close());
+  const port = ca.server.port;
+  const idle: tls.TLSSocket[] = [];
+  t.teardown(() => idle.forEach((socket) => socket.destroy()));
+  for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5']) {
+    for (let i = 0; i < 2; i++) {
+      const socket = await connectTls(port, from);
+      if (socket === 'closed') return t.fail(`an idle connection from ${from} within the caps was refused`);
+      idle.push(socket);
+    }
+  }
+  const bundle = await get(port, '/v1/bundle', { agent: false }).catch((err: Error) => ({ status: err.message, body: '' }));
+  t.equal(bundle.status, 200, 'a client arriving at the cap is served');
+  for (let i = 0; i < 100 && !idle[0]!.destroyed; i++) await sleep(10);
+  t.ok(idle[0]!.destroyed, 'the oldest idle connection was closed for it');
+  t.notOk(idle[7]!.destroyed, 'the youngest is still open');
+  t.match(await ca.metrics.render(), /^meshcar_ca_connections_refused_total\{reason="idle_evicted"\} 1$/m, 'counted as idle_evicted');
 });
 
 t.test('/healthz, /metrics and unknown paths are rate limited too', async (t) => {

@@ -3,8 +3,8 @@
 // connection that never starts TLS at the handshake timeout; a TLS
 // connection that sends no request, and headers dribbled a byte at a time, at the headers
 // timeout (checked every second, not every 30 s); a client that pipelines requests and never
-// reads the answers at the idle timeout (the server no longer holds its socket); and a
-// connection beyond maxConnections at once. Raw sockets against a real CA server in this
+// reads the answers at the idle timeout (the server no longer holds its socket); and at
+// maxConnections, the oldest connection with no request in flight at once, for the new one. Raw sockets against a real CA server in this
 // process; every wait is bounded.
 
 import t from 'tap';
@@ -80,9 +80,13 @@ t.test('silent, slow and surplus connections to the CA are closed within the sta
   surplus.on('error', () => undefined);
   await once(surplus, 'connect');
 
-  const surplusAfter = await closedWithin(surplus, Date.now(), SLACK_MS).catch((err: Error) => err);
-  t.type(surplusAfter, 'number', `connection ${limits.maxConnections + 1} is closed at once: ${String(surplusAfter)}`);
-  t.notOk(silent[0]?.destroyed, 'while the first ones are still open');
+  // at the cap the oldest connection with no request in flight makes room: the quiet one
+  const quietEvicted = await closedWithin(quiet.socket, Date.now(), SLACK_MS).catch((err: Error) => err);
+  t.type(quietEvicted, 'number', `connection ${limits.maxConnections + 1} takes the place of the oldest idle one, closed at once: ${String(quietEvicted)}`);
+  t.notOk(surplus.destroyed, 'the new one is kept');
+  t.notOk(silent[0]?.destroyed, 'and the other idle ones, younger, stay open');
+  t.match(await ca.metrics.render(), /^meshcar_ca_connections_refused_total\{reason="idle_evicted"\} 1$/m, 'counted as idle_evicted');
+  t.teardown(() => surplus.destroy());
 
   const [silentAfter, quietAfter, slowAfter] = await Promise.all([
     Promise.all(silent.map((socket) => closedWithin(socket, silentSince, limits.handshakeTimeoutMs + SLACK_MS))).then((times) => Math.max(...times), (err: Error) => err),
@@ -90,7 +94,7 @@ t.test('silent, slow and surplus connections to the CA are closed within the sta
     closedWithin(slow.socket, slow.at, headersBound).catch((err: Error) => err),
   ]);
   t.type(silentAfter, 'number', `TCP connections that never start TLS: closed at the ${limits.handshakeTimeoutMs} ms handshake timeout (${String(silentAfter)})`);
-  t.type(quietAfter, 'number', `a TLS connection with no request: closed at the ${limits.headersTimeoutMs} ms headers timeout (${String(quietAfter)})`);
+  t.type(quietAfter, 'number', `a TLS connection with no request: closed (made room above, else at the ${limits.headersTimeoutMs} ms headers timeout) (${String(quietAfter)})`);
   t.type(slowAfter, 'number', `headers dribbled a byte at a time: cut at the ${limits.headersTimeoutMs} ms headers timeout (${String(slowAfter)})`);
 
   // the cap counts open connections only: once those are gone, the CA answers again

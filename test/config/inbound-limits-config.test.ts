@@ -19,6 +19,7 @@ t.test('defaults: the values the code had', async (t) => {
     maxResetsPer10s: 200,
     maxConnectionsPerCaller: 1024,
     maxHandshakesPerAddress: 256,
+    maxHandshakes: 1024,
     maxBufferedPerCaller: 64 * 1024 * 1024,
     maxPipelined: 32,
     maxAppConnections: 256,
@@ -28,9 +29,9 @@ t.test('defaults: the values the code had', async (t) => {
 });
 
 t.test('set: each key read, sizes with units', async (t) => {
-  const { config, issues } = parse('{maxConnectionsPerCaller: 8, maxHandshakesPerAddress: 4, maxBufferedPerCaller: 1MiB, maxPipelined: 2, maxAppConnections: 16, maxAppWaiting: 0}');
+  const { config, issues } = parse('{maxConnectionsPerCaller: 8, maxHandshakesPerAddress: 4, maxHandshakes: 8, maxBufferedPerCaller: 1MiB, maxPipelined: 2, maxAppConnections: 16, maxAppWaiting: 0}');
   t.same(issues, []);
-  t.same(config?.limits, { ...DEFAULT_INBOUND_LIMITS, maxConnectionsPerCaller: 8, maxHandshakesPerAddress: 4, maxBufferedPerCaller: 1024 * 1024, maxPipelined: 2, maxAppConnections: 16, maxAppWaiting: 0 });
+  t.same(config?.limits, { ...DEFAULT_INBOUND_LIMITS, maxConnectionsPerCaller: 8, maxHandshakesPerAddress: 4, maxHandshakes: 8, maxBufferedPerCaller: 1024 * 1024, maxPipelined: 2, maxAppConnections: 16, maxAppWaiting: 0 });
   t.equal(parse('{maxBufferedPerCaller: 4GiB}').config?.limits?.maxBufferedPerCaller, 4 * 1024 ** 3);
   t.equal(parse('{maxBufferedPerCaller: 65536}').config?.limits?.maxBufferedPerCaller, 65536);
 });
@@ -41,6 +42,7 @@ t.test('bad values: refused with key, place and range', async (t) => {
     ['{maxConnectionsPerCaller: 1000001}', /limits\.maxConnectionsPerCaller .*too large: allowed 1 to 1000000 connections per caller/],
     ['{maxHandshakesPerAddress: 2.5}', /limits\.maxHandshakesPerAddress .*whole number/],
     ['{maxHandshakesPerAddress: "many"}', /limits\.maxHandshakesPerAddress /],
+    ['{maxHandshakes: 0}', /limits\.maxHandshakes /],
     ['{maxBufferedPerCaller: 1KiB}', /limits\.maxBufferedPerCaller .*too small: at least 64KiB/],
     ['{maxBufferedPerCaller: 5GiB}', /limits\.maxBufferedPerCaller .*from 0 to 4GiB/],
     ['{maxBufferedPerCaller: lots}', /limits\.maxBufferedPerCaller .*not a size/],

@@ -1,14 +1,16 @@
 // The inbound's resource caps, set in a real sidecar's YAML (inbound.limits), take effect:
 // maxConnectionsPerCaller closes a caller's second connection, maxPipelined closes a connection
-// with more requests in flight, maxAppConnections holds the app to that many connections. A
+// with more requests in flight, maxAppConnections holds the app to that many connections,
+// maxHandshakes closes the oldest of the half-done handshakes from several addresses. A
 // real CA, a real `meshcar run`, mTLS clients with the CA's certificates, an app that counts
 // its connections. Each figure is far below its default, so the defaults could not pass.
 
 import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
+import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { metricValue, startMeshCa, startSidecar, waitFor, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { rawTlsUntilClosed } from '../helpers/raw-http.js';
 
@@ -30,7 +32,7 @@ t.before(async () => {
   await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
   orders = await startSidecar(ca, {
     service: 'orders',
-    inbound: { app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`, limits: '{maxConnectionsPerCaller: 1, maxPipelined: 2, maxAppConnections: 1}' },
+    inbound: { app: `http://127.0.0.1:${(app.address() as AddressInfo).port}`, limits: '{maxConnectionsPerCaller: 1, maxPipelined: 2, maxAppConnections: 1, maxHandshakes: 3}' },
   });
   const svid = await ca.issue('frontend');
   client = { cert: svid.cert, key: svid.key, ca: svid.bundle, checkServerIdentity: () => undefined };
@@ -89,4 +91,20 @@ t.test('maxPipelined: 2: a connection with four requests in flight is closed', a
     'a connection closed for its pipelined requests, counted as pipelined',
   );
   t.notMatch(text, /ok \/p\/4/, 'the fourth request was not answered');
+});
+
+t.test('maxHandshakes: 3: a fourth half-done handshake, from another address, closes the oldest', async (t) => {
+  const before = await refused('handshake_total_limit');
+  const stalled: net.Socket[] = [];
+  t.teardown(() => stalled.forEach((s) => s.destroy()));
+  // each address is far within its own cap (256): only the listener's total can close them
+  for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5']) {
+    const socket = net.connect({ port: orders.inboundPort, host: '127.0.0.1', localAddress: from });
+    socket.on('error', () => {});
+    stalled.push(socket);
+    await once(socket, 'connect');
+  }
+  await waitFor(async () => stalled[0]!.destroyed, 5000, 'the oldest handshake closed');
+  t.same(stalled.map((s) => s.destroyed), [true, false, false, false], 'the three newest are held (until the handshake timeout)');
+  await waitFor(async () => (await refused('handshake_total_limit')) === before + 1, 5000, 'counted as handshake_total_limit');
 });

@@ -4,7 +4,10 @@
 // HTTP/2 connection lived until its maximum age, 10 min: one caller opened 200 and kept all
 // 200 descriptors, as many as it liked, until the process ran out). Over either cap the
 // connection is closed as it comes, counted by reason; what a closed or finished connection
-// held is given back. Real sockets, real mTLS, certificates from our CA, both codecs.
+// held is given back. Handshakes in progress on the whole listener are capped too (many
+// addresses, each within its cap, held ~60 KB per half-done handshake without bound): at that
+// cap the oldest is closed, so a real caller's quick handshake still gets through. Real
+// sockets, real mTLS, certificates from our CA, both codecs.
 
 import t from 'tap';
 import net from 'node:net';
@@ -26,9 +29,9 @@ function closedWithin(socket: net.Socket, ms: number): Promise<boolean> {
   });
 }
 
-/** A TCP connection that sends nothing: a handshake that never starts. */
-async function silent(port: number, open: net.Socket[]): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1');
+/** A TCP connection that sends nothing: a handshake that never starts (from `from`, a loopback address). */
+async function silent(port: number, open: net.Socket[], from = '127.0.0.1'): Promise<net.Socket> {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress: from });
   socket.on('error', () => {});
   open.push(socket);
   await once(socket, 'connect');
@@ -88,6 +91,27 @@ t.test('TLS handshakes in progress per address are capped; a finished or closed 
   const more = await Promise.all([0, 1, 2, 3].map(() => silent(fx.port, open)));
   t.notOk(await closedWithin(more[3]!, 300), 'with four verified connections open, four handshakes still fit: only handshakes in progress count');
   t.equal(fx.observer.connectionRefusals.length, refusalsBefore, 'none refused');
+});
+
+t.test('TLS handshakes in progress on the listener are capped, all addresses together: the oldest is closed for a new one', async (t) => {
+  const fx = await startInbound({ limits: { maxHandshakesPerAddress: 4, maxHandshakes: 6, handshakeTimeoutMs: 20_000 } });
+  const open: net.Socket[] = [];
+  t.teardown(async () => {
+    open.forEach((s) => s.destroy());
+    await fx.close();
+  });
+  // three addresses, each within its own cap of 4: twelve half-done handshakes without the listener's cap
+  const stalled: net.Socket[] = [];
+  for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) for (let i = 0; i < 4; i++) stalled.push(await silent(fx.port, open, from));
+  await until(() => stalled.filter((s) => !s.destroyed).length <= 6, 'the listener keeps at most 6');
+  t.same(stalled.map((s) => !s.destroyed), [false, false, false, false, false, false, true, true, true, true, true, true], 'the six oldest were closed, the six newest kept');
+  t.same([...new Set(fx.observer.connectionRefusals)], ['handshake_total_limit'], 'counted as handshake_total_limit, not per address');
+
+  // a caller among them still gets through: its handshake takes the place of the oldest stalled one
+  const caller = await callerConnection(fx, FRONTEND_ID, 'h2', open);
+  t.equal(caller.outcome, 'served', 'a verified caller arriving at the cap is served');
+  t.ok(await closedWithin(stalled[6]!, 2000), 'the oldest stalled handshake made room for it');
+  t.notOk(await closedWithin(stalled[11]!, 100), 'the newest stalled one is still held (until the handshake timeout)');
 });
 
 for (const codec of ['meshcar', 'node'] as const) {
