@@ -64,7 +64,7 @@ t.test('workers: 2 both sides: a worker killed on each side mid-traffic', { time
   });
   const grpcApp = await startMixedGrpcApp();
   t.teardown(() => grpcApp.stop());
-  const common = { ttl: '20s', renewal: '{from: 0.2, to: 0.25}', extraYaml: 'workers: 2' };
+  const common = { ttl: '30s', renewal: '{from: 0.15, to: 0.2}', extraYaml: 'workers: 2' };
   const [orders, grpcapp] = await Promise.all([
     startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}`, timeout: '30s' }, ...common }),
     startSidecar(fx.ca, { service: 'grpcapp', inbound: { app: `h2c://127.0.0.1:${grpcApp.port}`, timeout: '30s' }, ...common }),
