@@ -3,6 +3,7 @@
 // 'secure' event, which comes first: on the inbound server the socket is reached through the
 // 'keylog' event (the first event that hands over the TLSSocket; its secrets are never read),
 // on the outbound client where the socket is made. Kept in a WeakMap: nothing outlives the socket.
+// Also the caller's address, for a failure described once its socket has closed.
 
 import { X509Certificate } from 'node:crypto';
 import type { Server, TLSSocket } from 'node:tls';
@@ -46,6 +47,10 @@ function keepRefusedCallerCertificate(this: TLSSocket): void {
 
 /** Every connection of the inbound server: the certificate of a refused caller can be described. */
 export function watchServerPeerCertificates(server: Server): void {
+  // the accepted TCP socket's address, read once now: Node keeps it for after the close, where
+  // remoteOf looks for a caller gone before its handshake's first key (connection-caps.ts has
+  // read it already; this keeps remoteOf from depending on that)
+  server.on('connection', (raw: { remoteAddress?: string }) => void raw.remoteAddress);
   server.on('keylog', (_line: Buffer, socket: TLSSocket) => {
     if (remotes.has(socket)) return; // one 'keylog' per secret: five per TLS 1.3 handshake
     remotes.set(socket, { address: socket.remoteAddress, port: socket.remotePort });
@@ -70,7 +75,12 @@ function parsed(socket: TLSSocket): X509Certificate | undefined {
 /** The remote address and port, as seen while the socket was open. */
 export function remoteOf(socket: TLSSocket): { address: string | undefined; port: number | undefined } {
   const seen = remotes.get(socket);
-  return { address: socket.remoteAddress ?? seen?.address, port: socket.remotePort ?? seen?.port };
+  // a caller gone before its handshake's first key (a broken ClientHello, then a close) was
+  // never remembered above, and its closed TLSSocket tells nothing: the accepted TCP socket
+  // under it (_parent, server side) still does, its address read when it was accepted
+  // (watchServerPeerCertificates) and kept by Node once read
+  const under = (socket as TLSSocket & { _parent?: { remoteAddress?: string; remotePort?: number } | null })._parent;
+  return { address: socket.remoteAddress ?? seen?.address ?? under?.remoteAddress, port: socket.remotePort ?? seen?.port ?? under?.remotePort };
 }
 
 const kPeerCertificate = Symbol('meshcar.peerCertificate');

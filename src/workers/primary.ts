@@ -28,7 +28,7 @@ import { DepartedCounts } from './departed-counts.js';
 import { HealthChecks, HELLO_TIMEOUT_MS } from './health-checks.js';
 import type { KillCause } from './replacements.js';
 import { WorkerRestarts } from './worker-restarts.js';
-import { EXIT_GRACE_MS, ExitWaits, workerExitGrace } from './worker-exits.js';
+import { EXIT_GRACE_MS, ExitWaits, workerDrainTimeout } from './worker-exits.js';
 import { closeUntakenConnections } from './untaken-connections.js';
 
 // `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
@@ -190,8 +190,9 @@ export class WorkerPool implements WorkerCluster {
   /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */
   async drain(timeoutMs: number): Promise<void> {
     this.stopRestarting();
-    // the workers drain in the budget less their exit grace; the stragglers are killed at the budget's end
-    const workerTimeoutMs = timeoutMs - workerExitGrace(timeoutMs);
+    // the workers drain in the budget less their exit grace and their drain's overrun (the cut
+    // gRPC calls' statuses); the stragglers are killed at the budget's end
+    const workerTimeoutMs = workerDrainTimeout(timeoutMs);
     this.drainTimeoutMs = workerTimeoutMs;
     // a worker that has not said hello cannot hear it yet: it is told at its hello
     for (const worker of this.live()) if (this.greeted.has(worker.id)) this.send(worker, { type: 'meshcar:drain', timeoutMs: workerTimeoutMs });

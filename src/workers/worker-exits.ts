@@ -1,12 +1,14 @@
-// The end of the workers' lives as the primary waits for it (workers > 1): how long a drained
-// worker gets to exit, and the wait until no worker is alive, killing the ones still running
-// when it is up (a stopped or stuck worker never exits by itself). Separate from primary.ts,
-// which decides when to drain or close: this is only the bounded wait, so a shutdown always
-// fits in its budget. A worker that dies otherwise during that wait (killed from outside, its
-// drain failed) is said: the requests it had in flight were cut, and the primary still exits 0.
+// The end of the workers' lives as the primary waits for it (workers > 1): the drain timeout a
+// worker is told, how long a drained worker gets to exit, and the wait until no worker is
+// alive, killing the ones still running when it is up (a stopped or stuck worker never exits
+// by itself). Separate from primary.ts, which decides when to drain or close: this is only the
+// bounded wait, so a shutdown always fits in its budget. A worker that dies otherwise during
+// that wait (killed from outside, its drain failed) is said: the requests it had in flight were
+// cut, and the primary still exits 0.
 
 import type { Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import { GRPC_CUT_GRACE_MS } from '../http/grpc-drain-cut.js';
 
 /** After close()'s SIGKILL, how long the workers' exits are waited for. */
 export const EXIT_GRACE_MS = 5_000;
@@ -19,6 +21,22 @@ export const EXIT_GRACE_MS = 5_000;
  */
 export function workerExitGrace(timeoutMs: number): number {
   return Math.min(1_000, Math.floor(timeoutMs / 10));
+}
+
+/**
+ * The most a sidecar's drain runs past the timeout it is given: the inbound side, then the
+ * outbound side, each gives the gRPC calls it cut at its timeout GRPC_CUT_GRACE_MS for their
+ * statuses (drain-grpc.ts). One process may take that long past drainTimeout; a worker that did
+ * ran into its exit grace (200 ms of a 2 s budget) and was killed at drainTimeout as stuck.
+ */
+export const DRAIN_OVERRUN_MS = 2 * GRPC_CUT_GRACE_MS;
+
+/**
+ * The drain timeout each worker is told: the budget less its exit grace and the overrun its
+ * drain may add, so a worker that is not stopped or stuck has exited by the budget's end.
+ */
+export function workerDrainTimeout(timeoutMs: number): number {
+  return Math.max(0, timeoutMs - workerExitGrace(timeoutMs) - DRAIN_OVERRUN_MS);
 }
 
 export class ExitWaits {

@@ -1,0 +1,133 @@
+// Mixed long-lived traffic through sidecars with `workers: 2` on both sides, across rotations and
+// reloads, for real: frontend (client side) calls orders (an HTTP/1.1 echo app) and grpcapp (a
+// grpc-js app over h2c). While a gRPC server stream, a gRPC bidi call, a WebSocket-style tunnel,
+// a paced download and a paced upload (24 MB each) and plain requests run for about 8 s, every
+// side renews its SVID (30 s lifetimes renewed 2-3.6 s after issue; a lifetime shorter than a
+// flow would cut it at the caller's expiry, as the README says) and each side
+// reloads a live key: none of them is cut, every new request succeeds, and once traffic stops
+// the open-stream gauge is 0, the sessions gauge is the connections really held, the request
+// counters equal what the clients sent, and every worker runs the primary's generation and SVID.
+// mixed-rotation-reload-one.test.ts runs the same with one process per sidecar.
+
+import t from 'tap';
+import http from 'node:http';
+import net from 'node:net';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile, rename } from 'node:fs/promises';
+import { httpPost, startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
+import { workersFixture, workersOf } from '../helpers/workers.js';
+import { connectionsTo } from '../helpers/connections.js';
+import { grpcChat, grpcTicks, mixedClient, plainLoop, slowDownload, slowUpload, startMixedGrpcApp, tunnelEcho } from '../helpers/mixed-flows.js';
+
+const fx = workersFixture(t);
+/** 2 here; mixed-rotation-reload-one.test.ts runs the same with one process per sidecar. */
+const WORKERS = Number(process.env.MESHCAR_TEST_MIXED_WORKERS ?? '2');
+const MB = 1024 * 1024;
+
+/** Sum of every sample of a family whose labels contain each of `match`. */
+function total(text: string, family: string, ...match: string[]): number {
+  return text.split('\n').filter((l) => l.startsWith(`${family}{`) && match.every((m) => l.includes(m))).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+/** Replaces the config file whole (written aside, renamed over it), then POST /reload: the answer's body. */
+async function reloadWith(sidecar: RunningSidecar, edit: (text: string) => string): Promise<{ status: number; body: string }> {
+  const text = await readFile(sidecar.configFile, 'utf8');
+  await writeFile(`${sidecar.configFile}.new`, edit(text));
+  await rename(`${sidecar.configFile}.new`, sidecar.configFile);
+  return httpPost(sidecar.adminPort, '/reload');
+}
+
+t.test(`workers: ${WORKERS} both sides: rotations and reloads cut no flow; gauges and counts come back to the truth`, { timeout: 60_000 }, async (t) => {
+  const appSocketErrors: string[] = [];
+  fx.app.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+    const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    socket.on('error', (err) => appSocketErrors.push(err.message));
+    socket.pipe(socket);
+  });
+  const grpcApp = await startMixedGrpcApp();
+  t.teardown(() => grpcApp.stop());
+  const common = { ttl: '30s', renewal: '{from: 0.15, to: 0.2}', extraYaml: `workers: ${WORKERS}` };
+  const [orders, grpcapp] = await Promise.all([
+    startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}`, timeout: '30s' }, ...common }),
+    startSidecar(fx.ca, { service: 'grpcapp', inbound: { app: `h2c://127.0.0.1:${grpcApp.port}`, timeout: '30s' }, ...common }),
+  ]);
+  const frontend = await startSidecar(fx.ca, {
+    service: 'frontend',
+    upstreams: [
+      { name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '30s' },
+      { name: 'grpcapp', endpoints: [`127.0.0.1:${grpcapp.inboundPort}`], identity: 'spiffe://mesh.local/svc/grpcapp', timeout: '30s' },
+    ],
+    ...common,
+  });
+  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop('SIGKILL'), grpcapp.stop('SIGKILL')]));
+  const client = mixedClient(frontend.outboundPort, 'grpcapp');
+  t.teardown(() => client.close());
+
+  const serials = async (s: RunningSidecar) => (JSON.parse((await s.admin('/identity')).body) as { serial: string }).serial.toLowerCase();
+  const firstSerials = await Promise.all([frontend, orders, grpcapp].map(serials));
+
+  // about 8 s of each flow
+  const plain = plainLoop(frontend.outboundPort);
+  const flows = Promise.all([
+    grpcTicks(client, 80, 100),
+    grpcChat(client, 80, 100),
+    tunnelEcho(frontend.outboundPort, 80, 100),
+    slowDownload(frontend.outboundPort, 24 * MB, 160 * 1024),
+    slowUpload(frontend.outboundPort, 24 * MB, 160 * 1024),
+  ]);
+  // a reload of each side that changes a live key while the flows run
+  await new Promise((r) => setTimeout(r, 2_000));
+  const reloads = await Promise.all([
+    reloadWith(frontend, (text) => text.replace(/timeout: 30s/g, 'timeout: 31s')),
+    reloadWith(orders, (text) => text.replace('timeout: 30s', 'timeout: 31s')),
+    reloadWith(grpcapp, (text) => text.replace('access: false', 'access: true')),
+  ]);
+  t.same(reloads.map((r) => r.status), [200, 200, 200], `three reloads: 200 (${reloads.map((r) => r.body).join(' ')})`);
+  const ended = await flows;
+  const statuses = await plain.stop();
+  for (const end of ended) t.ok(end.ok, `${end.flow}: ${end.detail}`);
+  t.same([...statuses.keys()], ['200'], `plain requests all 200: ${JSON.stringify([...statuses])}`);
+  const lastSerials = await Promise.all([frontend, orders, grpcapp].map(serials));
+  t.ok(lastSerials.every((s, i) => s !== firstSerials[i]), 'every side renewed its SVID meanwhile');
+
+  // the truth, once traffic stops
+  const plainSent = [...statuses.values()].reduce((a, b) => a + b, 0);
+  await waitFor(
+    async () => {
+      const m = (await frontend.admin('/metrics')).body;
+      return total(m, 'meshcar_upstream_active_streams') === 0;
+    },
+    5_000,
+    'frontend open streams back to 0',
+    frontend.process,
+  );
+  const fm = (await frontend.admin('/metrics')).body;
+  const om = (await orders.admin('/metrics')).body;
+  const gm = (await grpcapp.admin('/metrics')).body;
+  t.equal(total(fm, 'meshcar_requests_total', 'direction="outbound"', 'peer="orders"'), plainSent + 3, `frontend: outbound requests to orders ${plainSent} + 3`);
+  t.equal(total(fm, 'meshcar_requests_total', 'direction="outbound"', 'peer="grpcapp"'), 2, 'frontend: 2 gRPC calls');
+  t.equal(total(om, 'meshcar_requests_total', 'direction="inbound"'), plainSent + 3, 'orders: the same inbound');
+  t.equal(total(gm, 'meshcar_requests_total', 'direction="inbound"'), 2, 'grpcapp: 2 inbound');
+  // the sessions gauge is the connections frontend's processes really hold to each upstream
+  const pids = WORKERS > 1 ? (await workersOf(frontend)).workers.map((w) => w.pid) : [frontend.process.child.pid as number];
+  let held: number[] = [];
+  let gauged: number[] = [];
+  const agree = async () => {
+    const m = (await frontend.admin('/metrics')).body;
+    gauged = [total(m, 'meshcar_upstream_sessions', 'upstream="orders"'), total(m, 'meshcar_upstream_sessions', 'upstream="grpcapp"')];
+    held = await Promise.all([orders.inboundPort, grpcapp.inboundPort].map(async (port) => (await Promise.all(pids.map((pid) => connectionsTo(pid, port)))).flat().length));
+    return held[0] === gauged[0] && held[1] === gauged[1];
+  };
+  await waitFor(agree, 5_000, 'the sessions gauge agreeing with the connections held').catch(() => undefined);
+  t.same(gauged, held, `meshcar_upstream_sessions (orders, grpcapp) ${gauged} = the connections frontend holds ${held}`);
+  for (const s of WORKERS > 1 ? [frontend, orders, grpcapp] : []) {
+    const view = await workersOf(s);
+    const current = await serials(s);
+    t.ok(view.workers.every((w) => w.generation === view.generation), `generations agree: ${view.generation} ${JSON.stringify(view.workers.map((w) => w.generation))}`);
+    t.ok(view.workers.every((w) => w.serial === current), `serials agree with /identity ${current}: ${JSON.stringify(view.workers.map((w) => w.serial))}`);
+  }
+  const bad = [frontend, orders, grpcapp].flatMap((s) => s.process.lines.filter((l) => Number(l.level) >= 50 || /uncaught|unhandled/i.test(String(l.msg))));
+  t.same(bad, [], 'no error lines');
+  t.same(appSocketErrors, [], 'the app\'s tunnel ends saw no error');
+});
