@@ -4,46 +4,37 @@
 // keep outbound serving the app, then stop: the order is in sidecar-drain.ts). A reload's
 // parts: how requests for one are queued (reload-queue.ts), how the file is read and checked
 // (reload-read.ts), what it changes in the live parts (reload-apply.ts), how its outcome is
-// told (reload-outcome.ts). Its options and addresses are typed in sidecar-options.ts.
+// told (reload-outcome.ts). Its options and addresses are typed in sidecar-options.ts; what
+// the admin server reads of it is put together in sidecar-admin.ts.
 
 import type { Logger } from 'pino';
 import type { SidecarConfig } from './config/sidecar-config.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
-import { redactConfig } from './config/freeze.js';
 import { identityFileProblems } from './config/referenced-files.js';
-import { effectiveYamlView } from './config/effective-yaml.js';
 import { describeError, MeshcarError } from './errors.js';
 import type { RunningIdentity } from './identity/bootstrap.js';
-import { IdentityStart, identityView, startIdentity, watchIdentityMetrics } from './identity/sidecar-identity.js';
+import { IdentityStart, startIdentity, watchIdentityMetrics } from './identity/sidecar-identity.js';
 import type { WorkloadIdentity } from './identity/workload-identity.js';
 import { Metrics } from './metrics/registry.js';
 import { LiveObservers } from './metrics/live-observers.js';
 import { TlsFailureLog } from './tls-failures/failure-log.js';
 import { TrafficMetrics } from './metrics/traffic-metrics.js';
 import { trafficFamilyNames } from './metrics/traffic-families.js';
-import { startAdminServer, type RunningAdmin } from './admin/server.js';
+import { startAdminServer, type AdminState, type RunningAdmin } from './admin/server.js';
 import { createInbound, type Inbound } from './inbound/index.js';
 import { createOutbound, type Outbound, type UpstreamView } from './outbound/index.js';
 import { guardsFromDocuments, loadGuards, specDocuments, warnBacktrackingPatterns, type Guards, type SpecDocuments } from './schema/guards.js';
 import { appliedWithSpecs } from './schema/spec-changes.js';
 import { carryBudgets } from './schema/budget-carry.js';
-import { endpointsView } from './metrics/endpoints-view.js';
 import { reportAborted, reportApplied, reportPartial, reportRefused, type ReloadResult } from './reload-outcome.js';
 import { ReloadQueue } from './reload-queue.js';
 import { applyLiveReload, checkLiveReload, observerSettings } from './reload-apply.js';
 import { readReload } from './reload-read.js';
 import type { SidecarAddresses, SidecarOptions } from './sidecar-options.js';
 import { drainInOrder } from './sidecar-drain.js';
+import { settledOrThrow, sidecarAdminState } from './sidecar-admin.js';
 
 export type { SidecarAddresses, SidecarOptions } from './sidecar-options.js';
-
-/** Like Promise.all, but waits for every promise to settle before throwing the first failure. */
-async function settledOrThrow<T extends readonly unknown[]>(promises: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
-  const results = await Promise.allSettled(promises);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
-}
 
 export class Sidecar {
   private draining = false;
@@ -171,33 +162,21 @@ export class Sidecar {
     return settledOrThrow([this.inbound?.listen(), this.outbound?.listen()]);
   }
 
-  private adminState() {
-    return {
-      // workers > 1: every worker listens (a restarted one is waited for)
-      ready: () => this.ready && (this.options.cluster?.listening() ?? true),
+  private adminState(): AdminState {
+    return sidecarAdminState({
+      ready: () => this.ready,
       draining: () => this.draining,
-      // the primary's (or the one process's) SVID: workers serve what it hands them
-      expiredAt: () => {
-        const svid = this.running?.identity.current();
-        return svid && svid.notAfter.getTime() <= Date.now() ? svid.notAfter : undefined;
-      },
-      identity: () => identityView(this.running, this.config.spiffeId, this.config.identity.source, this.identityStart),
-      config: () => redactConfig(effectiveYamlView(this.current)),
-      reload: async () => {
-        const result = await this.reload();
-        if (!result.ok) throw new MeshcarError(result.code ?? 'config_invalid', result.messages.join('\n'));
-        return { applied: result.applied, restartRequired: result.restartRequired, ...(result.warnings ? { warnings: result.warnings } : {}) };
-      },
-      metrics: (accept: string | undefined) => this.options.cluster?.metrics(accept) ?? this.metrics.renderFor(accept),
-      views: {
-        '/endpoints': (query: URLSearchParams) => endpointsView(query.get('format'), { service: this.config.service, traffic: this.traffic, guards: this.guards, cluster: this.options.cluster }),
-        // workers > 1: the handshakes happen in the workers, not here
-        '/debug/tls': async () => ({ failures: this.options.cluster ? await this.options.cluster.tlsFailures() : this.tlsFailures.recent() }),
-        // workers > 1: each worker's own pools, side by side (src/workers/cluster-views.ts)
-        '/upstreams': () => this.options.cluster?.upstreams() ?? { upstreams: this.upstreams() },
-        ...(this.options.cluster ? { '/workers': () => this.options.cluster?.status() } : {}),
-      },
-    };
+      identity: () => this.running,
+      config: () => this.current,
+      identityStart: this.identityStart,
+      reload: () => this.reload(),
+      metrics: this.metrics,
+      traffic: this.traffic,
+      guards: () => this.guards,
+      tlsFailures: this.tlsFailures,
+      upstreams: () => this.upstreams(),
+      ...(this.options.cluster ? { cluster: this.options.cluster } : {}),
+    });
   }
 
   /**
