@@ -7,9 +7,11 @@
 // (no wake-up while frames flow, none at all once it has closed). The open streams are kept
 // (not only counted) so a drain that runs out of time can end each gRPC call it cuts with a
 // status (drain-grpc.ts). The timer is cleared on the way into the session's destroy(): Node 20
-// leaves it armed there, holding each closed session for the whole keep-alive time.
+// leaves it armed there, holding each closed session for the whole keep-alive time
+// (idle-timer-release.ts).
 
 import type { ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import { clearIdleTimerOnDestroy } from '../http/idle-timer-release.js';
 
 const kOpen = Symbol('meshcar.openStreams');
 const kCountedOn = Symbol('meshcar.countedOn');
@@ -24,20 +26,7 @@ export function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
   // would be the last one heard, so the 'timeout' event is listened to for good
   session.setTimeout(ms);
   session.on('timeout', onSessionTimeout);
-  session.destroy = destroyClearingTimer;
-}
-
-/**
- * The session's own destroy(), with its idle timer cleared first. Node 20's destroy() marks the
- * session destroyed and only then calls setTimeout(0), which returns at once on a destroyed
- * session: the timer stayed armed and kept the closed session (and all it reaches) until it
- * would have fired, 65 s later, so an app opening and closing h2c connections held every one
- * of the last 65 s. Every end of a session passes through destroy(): a finished GOAWAY, a
- * closed socket, ours at close.
- */
-function destroyClearingTimer(this: ServerHttp2Session, error?: Error, code?: number): void {
-  this.setTimeout(0);
-  (Object.getPrototypeOf(this) as ServerHttp2Session).destroy.call(this, error, code);
+  clearIdleTimerOnDestroy(session);
 }
 
 function onSessionTimeout(this: Counted): void {
