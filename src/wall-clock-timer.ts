@@ -9,6 +9,8 @@
 // of connections, each with its own expiry, wakes once per 30 s for the lot, not per connection.
 // A clock set back makes a timer fire early: it looks at Date.now() and waits again.
 
+import { clearTimer } from './timer-clear.js';
+
 /** How often the wall clock is compared with the running time; a jump is acted on within this. */
 export const CLOCK_CHECK_MS = 30_000;
 /** A jump this large or larger is worth a warning in a caller's log (a suspend, a clock set). */
@@ -111,7 +113,9 @@ export class WallClockTimer {
   }
 
   cancel(): void {
-    if (this.timeout !== undefined) clearTimeout(this.timeout);
+    // a connection's timer runs to its caller's certificate expiry, a duration of its own: its
+    // list goes with it (timer-clear.ts)
+    clearTimer(this.timeout);
     this.timeout = undefined;
     this.watch.delete(this);
   }
@@ -125,7 +129,7 @@ export class WallClockTimer {
   }
 
   private arm(): void {
-    if (this.timeout !== undefined) clearTimeout(this.timeout);
+    clearTimer(this.timeout);
     this.timeout = setTimeout(this.fire, Math.min(MAX_TIMER_MS, Math.max(0, this.at - Date.now())));
     if (this.options.unref) this.timeout.unref();
   }

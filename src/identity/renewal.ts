@@ -69,6 +69,17 @@ export function retryDeadline(svid: Svid): number {
   return svid.notAfter.getTime() - Math.min(30_000, lifetimeMs(svid) * 0.05);
 }
 
+/**
+ * How long before its arrival an SVID may start with the CA's clock and ours agreeing: our CA
+ * backdates a leaf by a tenth of the lifetime asked for, at most a minute (ca/x509-profile.ts's
+ * backdateMs; of the leaf's whole lifetime, that is at most 1/11), writes its notBefore to the
+ * whole second (up to 1 s earlier), and the CSR takes its round trip. Beyond this, the CA's
+ * clock is behind ours.
+ */
+function backdatedAgeMs(svidLifetimeMs: number): number {
+  return Math.min(60_000, svidLifetimeMs / 11) + 2_000;
+}
+
 export class Renewal {
   private readonly options: RenewalOptions;
   private readonly window: RenewalWindow;
@@ -227,13 +238,20 @@ export class Renewal {
    * its lifetime was gone (its notBefore far in our past: the CA's clock behind ours). Renewing
    * at its renewal time, i.e. at once, got another such SVID, in a loop: 214 renewals in 5 s
    * from a CA 40 s behind with 60 s SVIDs (a key, a CSR, a TLS handshake and a signature each).
-   * Instead the window applies to what is left, and never sooner than a second. Said once.
+   * Instead the window applies to what is left, and never sooner than a second. Said once, at
+   * warn, unless the CA's backdating explains it (backdatedAgeMs): then at debug, clocks unblamed.
    */
   private afterStale(next: Svid): number {
     const now = Date.now();
     const left = next.notAfter.getTime() - now;
     const fraction = this.window.from + (this.window.to - this.window.from) * this.random();
     const fields = { serial: next.serialHex, notBefore: next.notBefore.toISOString(), notAfter: next.notAfter.toISOString(), leftMs: left };
+    if (now - next.notBefore.getTime() <= backdatedAgeMs(lifetimeMs(next))) {
+      // the window starts within the CA's backdating (a short ttl, a window from 0.1): both
+      // clocks may well be right, so no warning telling the operator to set them
+      this.options.logger.debug(fields, `the new SVID (serial ${next.serialHex}) was due for renewal on arrival: the renewal window's start falls within the CA's backdating of its notBefore; renewing within what is left`);
+      return now + Math.max(MIN_STALE_RENEWAL_MS, left * fraction);
+    }
     const message = `the new SVID (serial ${next.serialHex}) arrived with ${Math.max(0, Math.round(left / 1000))} s of its ${Math.round(lifetimeMs(next) / 1000)} s left (notBefore ${fields.notBefore}): the CA's clock is behind this host's; renewing within what is left; set both clocks right (NTP)`;
     if (!this.staleReported) this.options.logger.warn(fields, message);
     else this.options.logger.debug(fields, message);

@@ -10,6 +10,7 @@ import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
 import type { UpstreamStream } from './upstream-stream.js';
 import type { Attempt } from './attempt.js';
 import { MeshcarError } from '../errors.js';
+import { clearIdleTimerOnDestroy } from '../http/idle-timer-release.js';
 import { headObjectBytes } from '../http/head-list-bytes.js';
 import { bodyEnded } from './attempt-deadline.js';
 import { UPSTREAM_MAX_HEAD_BYTES } from './head-limits.js';
@@ -35,6 +36,9 @@ export function listenToUpstream(up: UpstreamStream, idleTimeoutMs: number): voi
   up.on('error', onUpstreamError);
   up.on('close', onUpstreamClose);
   up.setTimeout(idleTimeoutMs, onUpstreamIdle);
+  // Node's stream (http2.codec: node), cut before it closed (cancelStream()), would keep its
+  // timer armed, and through it this attempt, for the idle timeout (idle-timer-release.ts)
+  if ('pending' in up) clearIdleTimerOnDestroy(up);
 }
 
 // Shared listeners and timer callbacks. An upstream stream's events count only while it is

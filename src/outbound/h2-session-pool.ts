@@ -28,6 +28,7 @@ import { h2SessionObserver } from '../http/h2-session-observer.js';
 import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
 import { cancelledError, type WaitToken } from './stream-wait.js';
 import { LogPerKey } from '../log-per-key.js';
+import { clearTimer } from '../timer-clear.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -205,7 +206,7 @@ export class H2SessionPool {
 
     conn.on('error', (err: Error) => logger.debug({ upstream, err: err.message }, 'upstream session error'));
     conn.once('close', (reason: string) => {
-      clearTimeout(ageTimer);
+      clearTimer(ageTimer); // a jittered age, a list of its own (timer-clear.ts)
       clearInterval(pingTimer);
       this.sessions.delete(conn);
       const open = this.byEndpoint.get(endpoint);

@@ -6,9 +6,12 @@
 // alone, and the timer runs again from its next frame. One timer per connection, Node's own
 // (no wake-up while frames flow, none at all once it has closed). The open streams are kept
 // (not only counted) so a drain that runs out of time can end each gRPC call it cuts with a
-// status (drain-grpc.ts).
+// status (drain-grpc.ts). The timer is cleared on the way into the session's destroy(): Node 20
+// leaves it armed there, holding each closed session for the whole keep-alive time
+// (idle-timer-release.ts).
 
 import type { ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
+import { clearIdleTimerOnDestroy } from '../http/idle-timer-release.js';
 
 const kOpen = Symbol('meshcar.openStreams');
 const kCountedOn = Symbol('meshcar.countedOn');
@@ -23,6 +26,7 @@ export function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
   // would be the last one heard, so the 'timeout' event is listened to for good
   session.setTimeout(ms);
   session.on('timeout', onSessionTimeout);
+  clearIdleTimerOnDestroy(session);
 }
 
 function onSessionTimeout(this: Counted): void {

@@ -11,6 +11,7 @@
 import type { ClientHttp2Session } from 'node:http2';
 import http2wrapper from 'http2-wrapper';
 import { startKeepalive } from './session-keepalive.js';
+import { clearTimer } from '../timer-clear.js';
 
 // http2-wrapper's own bookkeeping on each session (exported as statics, absent from its types)
 const kCurrentStreamCount = (http2wrapper.Agent as unknown as { kCurrentStreamCount: symbol }).kCurrentStreamCount;
@@ -55,7 +56,7 @@ export function manageSession(session: ClientHttp2Session, policy: SessionPolicy
   });
 
   session.once('close', () => {
-    clearTimeout(ageTimer);
+    clearTimer(ageTimer); // a jittered age, a list of its own (timer-clear.ts)
     clearInterval(pingTimer);
   });
 }
