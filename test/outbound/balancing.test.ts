@@ -171,7 +171,7 @@ t.test('a gRPC-Web answer (its status in the body, no trailers) is judged by its
     stream.end(Buffer.from([0, 0, 0, 0, 0, 0x80, 0, 0, 0, 15, ...Buffer.from('grpc-status:0\r\n')]));
   };
   const fast = await startUpstream(pki, { handler: grpcWeb });
-  const slow = await startUpstream(pki, { handler: slowBy(10) });
+  const slow = await startUpstream(pki, { handler: slowBy(40) });
   const fx = await startBalanced(pki, { ports: [fast.port, slow.port], outlierDetection: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 } });
   t.teardown(async () => {
     await fx.close();
