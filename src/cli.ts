@@ -24,6 +24,7 @@ import { CA_COMMANDS } from './cli/ca-commands.js';
 import { type Command, type OptionValues, runCommand } from './cli/command.js';
 import { commandHelp, groupHelp, helpText } from './cli/help.js';
 import { SIDECAR_COMMANDS } from './cli/sidecar-commands.js';
+import { exitStatus, watchOutput } from './cli/output-errors.js';
 
 /** Every command by its words, in the order `meshcar --help` lists them. */
 const COMMANDS: Record<string, Command> = { ...CA_COMMANDS, ...SIDECAR_COMMANDS };
@@ -127,13 +128,15 @@ function reportFailure(err: unknown): number {
 /** The longest the last log lines may take once a command is done (`run` bounds its own by the drain budget first). */
 const LOG_FLUSH_MS = 1000;
 
+// before anything is written: a stdout that refuses the output is one line, not a stack trace
+watchOutput();
 main(process.argv.slice(2))
   .then(
     (status) => {
-      process.exitCode = status;
+      process.exitCode = exitStatus(status);
     },
     (err: unknown) => {
-      process.exitCode = reportFailure(err);
+      process.exitCode = exitStatus(reportFailure(err));
     },
   )
   .then(async () => {
