@@ -1,7 +1,8 @@
 // The command line refuses what would fail later, in one line and before doing anything: an
 // out-of-range config value at `check`, a lifetime too long for a date or a token, a repeated
 // option, an empty or missing option value, the other kind of config; and its help texts read
-// right (`help ca`, a long usage, `--version` alone).
+// right (`help ca`, a long usage, `--version` alone); a name too long is told so, not told to
+// use the letters it already uses.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -93,4 +94,18 @@ t.test('help texts: help GROUP and help COMMAND, --version alone, long usages ke
     t.equal(line?.indexOf(summary), 75, `${summary}: ${line}`);
     t.match(line, /\s{2}\S/, 'apart from the usage');
   }
+});
+
+t.test('a service name or trust domain too long, or . and .., is told why, the value cut short', async (t) => {
+  const dir = t.testdir({ 'long.yaml': SIDECAR.replace('service: orders', `service: ${'a'.repeat(129)}`) });
+  const [service, dots, domain, config] = await Promise.all([
+    cli(['ca', 'token', '--dir', dir, '--service', 'a'.repeat(5000)]),
+    cli(['ca', 'issue', '--dir', dir, '--service', '..', '--out', join(dir, 'x')]),
+    cli(['ca', 'init', '--dir', join(dir, 'ca'), '--trust-domain', 'a'.repeat(256)]),
+    cli(['check', '--config', join(dir, 'long.yaml')]),
+  ]);
+  oneLine(t, service, 2, /^meshcar: --service "a{200}… \(5000 characters\)" is not a service name: it is 5000 characters long, the most is 128; usage: meshcar ca token/);
+  oneLine(t, dots, 2, /^meshcar: --service "\.\." is not a service name: "\.\." is a relative path segment/);
+  oneLine(t, domain, 2, /^meshcar: --trust-domain "a{200}… \(256 characters\)" is not a trust domain: it is 256 characters long, the most is 255; usage: meshcar ca init/);
+  t.match(config.stderr, /long\.yaml:1:1: service: "a{129}" is not a service name: it is 129 characters long, the most is 128\n/);
 });

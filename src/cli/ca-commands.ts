@@ -3,8 +3,9 @@
 // (node-forge among it) only when it runs.
 
 import { MeshcarError } from '../errors.js';
-import { isValidTrustDomain } from '../identity/spiffe-id.js';
-import { type Command, durationOption, required, serviceOption, untilSignal } from './command.js';
+import { trustDomainProblem } from '../identity/spiffe-id.js';
+import { clip } from '../clip.js';
+import { type Command, durationOption, QUOTED_MAX, required, serviceOption, untilSignal } from './command.js';
 import { DAY_MS } from '../config/duration.js';
 
 /** `ca issue --ttl`: an issuer lives a year (ca init, rotate-issuer) and a leaf never outlives it. */
@@ -44,7 +45,8 @@ export const CA_COMMANDS: Record<string, Command> = {
     async run(values) {
       const dir = required(values, 'dir');
       const trustDomain = required(values, 'trust-domain');
-      if (!isValidTrustDomain(trustDomain)) throw new MeshcarError('usage', `--trust-domain "${trustDomain}" may hold only lower-case letters, digits, dots, dashes and underscores`);
+      const problem = trustDomainProblem(trustDomain);
+      if (problem !== undefined) throw new MeshcarError('usage', `--trust-domain ${JSON.stringify(clip(trustDomain, QUOTED_MAX))} is not a trust domain: ${problem}`);
       const { caInit } = await import('../ca/commands.js');
       const { finished } = await caInit(dir, trustDomain, values.force === true);
       if (finished) process.stdout.write(`${dir} held an init that did not finish; its keys were never used and are replaced\n`);

@@ -4,7 +4,11 @@
 
 import { MeshcarError } from '../errors.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
-import { isValidServiceName } from '../identity/spiffe-id.js';
+import { serviceNameProblem } from '../identity/spiffe-id.js';
+import { clip } from '../clip.js';
+
+/** The most of an option's value an error message quotes. */
+export const QUOTED_MAX = 200;
 
 /** The values parseArgs read for a command, by option name. */
 export type OptionValues = Record<string, string | boolean | undefined>;
@@ -50,7 +54,9 @@ export function durationOption(values: OptionValues, name: string, fallback: str
 
 export function serviceOption(values: OptionValues): string {
   const service = required(values, 'service');
-  if (!isValidServiceName(service)) throw new MeshcarError('usage', `--service "${service}" may hold only letters, digits, dots, dashes and underscores`);
+  const problem = serviceNameProblem(service);
+  // the value quoted cut short: the message is one line whatever was typed (or generated)
+  if (problem !== undefined) throw new MeshcarError('usage', `--service ${JSON.stringify(clip(service, QUOTED_MAX))} is not a service name: ${problem}`);
   return service;
 }
 
