@@ -24,6 +24,7 @@ import { installIssuerPair } from './issuer-switch.js';
 import { leavesExpireBy, nextRotationStepAt, readLeafLifetime } from './leaf-lifetime.js';
 import { TokenKeys } from './token-keys.js';
 import { ISSUER_LIFETIME_MS, issueCrossCertificate, issueIssuerCertificate, issueRootCertificate, rootName, type Signer } from './x509-profile.js';
+import { shellWord } from '../shell-word.js';
 
 export interface StepResult {
   /** What was done, one line for the operator. */
@@ -106,7 +107,7 @@ async function rootAddUnlocked(dir: string, options: { now?: Date } = {}): Promi
   const state = await readCaState(dir);
   if (state.rootRotation) {
     const next = state.rootRotation.step === 'added' ? 'root activate' : 'root retire';
-    throw new MeshcarError('forbidden', `root add refused: a root rotation is already under way (${state.rootRotation.step} at ${state.rootRotation.step === 'added' ? state.rootRotation.addedAt : state.rootRotation.activatedAt}); finish it with "meshcar ca ${next} --dir ${dir}" first`);
+    throw new MeshcarError('forbidden', `root add refused: a root rotation is already under way (${state.rootRotation.step} at ${state.rootRotation.step === 'added' ? state.rootRotation.addedAt : state.rootRotation.activatedAt}); finish it with "meshcar ca ${next} --dir ${shellWord(dir)}" first`);
   }
   const active = await loadRoot(dir, CA_FILES.rootCert, CA_FILES.rootKey);
   const keys = await generateWorkloadKey();
@@ -132,7 +133,7 @@ async function rootActivateUnlocked(dir: string, options: { force?: boolean; now
   const now = options.now ?? new Date();
   const state = await readCaState(dir);
   if (state.rootRotation?.step !== 'added') {
-    throw new MeshcarError('forbidden', state.rootRotation ? `root activate refused: the new root is active already (since ${state.rootRotation.activatedAt}); the next step is "meshcar ca root retire --dir ${dir}"` : `root activate refused: there is no pending root; start with "meshcar ca root add --dir ${dir}"`);
+    throw new MeshcarError('forbidden', state.rootRotation ? `root activate refused: the new root is active already (since ${state.rootRotation.activatedAt}); the next step is "meshcar ca root retire --dir ${shellWord(dir)}"` : `root activate refused: there is no pending root; start with "meshcar ca root add --dir ${shellWord(dir)}"`);
   }
   const lifetime = await readLeafLifetime(dir);
   const leafTtl = lifetime.maxTtlMs;
@@ -192,7 +193,7 @@ async function rootRetireUnlocked(dir: string, options: { force?: boolean; now?:
   const now = options.now ?? new Date();
   const state = await readCaState(dir);
   if (state.rootRotation?.step !== 'activated') {
-    throw new MeshcarError('forbidden', state.rootRotation ? `root retire refused: the new root is not active yet; run "meshcar ca root activate --dir ${dir}" first` : `root retire refused: no root rotation is under way; start with "meshcar ca root add --dir ${dir}"`);
+    throw new MeshcarError('forbidden', state.rootRotation ? `root retire refused: the new root is not active yet; run "meshcar ca root activate --dir ${shellWord(dir)}" first` : `root retire refused: no root rotation is under way; start with "meshcar ca root add --dir ${shellWord(dir)}"`);
   }
   const lifetime = await readLeafLifetime(dir);
   const leafTtl = state.rootRotation.leafMaxTtlMs ?? lifetime.maxTtlMs;

@@ -17,6 +17,7 @@ import { issueIssuerCertificate, issueRootCertificate, issuerName, rootName, typ
 import { readCaState, readCaStateAsIs, requireFinishedInit, requirePrivateCaFolder, withCaLock, writeCaState, type CaState } from './ca-state.js';
 import { TOKEN_KEY_FILE, TOKEN_KEYS_FILE, TokenKeys } from './token-keys.js';
 import { finishIssuerSwitch } from './issuer-switch.js';
+import { shellWord } from '../shell-word.js';
 
 export const CA_FILES = {
   rootCert: 'root.crt',
@@ -127,7 +128,7 @@ async function stateBeforeInit(dir: string, trustDomain: string, force: boolean)
   if (present.length > 0) {
     // no "initializing" mark: files lost since, or an init by a meshcar before the mark was killed
     const missing = files.filter((file) => !present.includes(file));
-    throw new MeshcarError('ca_exists', `${dir} holds part of a CA (${present.join(', ')}; missing ${missing.join(', ')}) and no record of an unfinished init: restore the missing files from a backup, or, if nothing was issued from it, make a new CA with "meshcar ca init --dir ${dir} --trust-domain ${trustDomain} --force"`);
+    throw new MeshcarError('ca_exists', `${dir} holds part of a CA (${present.join(', ')}; missing ${missing.join(', ')}) and no record of an unfinished init: restore the missing files from a backup, or, if nothing was issued from it, make a new CA with "meshcar ca init --dir ${shellWord(dir)} --trust-domain ${trustDomain} --force"`);
   }
   return state ?? { generation: 0 };
 }
@@ -137,7 +138,7 @@ export async function readCaFile(dir: string, file: string): Promise<string> {
     return await readFile(join(dir, file), 'utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (err as Error).message;
-    throw new MeshcarError('ca_missing', `${join(dir, file)} ${reason}: run "meshcar ca init --dir ${dir} --trust-domain TD" first`);
+    throw new MeshcarError('ca_missing', `${join(dir, file)} ${reason}: run "meshcar ca init --dir ${shellWord(dir)} --trust-domain TD" first`);
   }
 }
 
@@ -184,7 +185,7 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string):
   if (!issuerCert.checkPrivateKey(issuerKey)) {
     // an issuer switch that stopped between its two renames (issuer-switch.ts) is finished here
     const finished = await finishIssuerSwitch(dir, issuerKey);
-    if (finished === undefined) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerKey)} does not belong to ${join(dir, CA_FILES.issuerCert)} (a new issuer pair can be made with: meshcar ca rotate-issuer --dir ${dir})`);
+    if (finished === undefined) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerKey)} does not belong to ${join(dir, CA_FILES.issuerCert)} (a new issuer pair can be made with: meshcar ca rotate-issuer --dir ${shellWord(dir)})`);
     issuerPem = finished;
     issuerCert = new X509Certificate(finished);
   }

@@ -11,6 +11,7 @@ import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import type { TokenSigningKey } from './join-tokens.js';
+import { shellWord } from '../shell-word.js';
 
 export const TOKEN_KEY_FILE = 'token.key';
 export const TOKEN_KEYS_FILE = 'token-keys.json';
@@ -67,7 +68,7 @@ export class TokenKeys {
       keyPem = key;
       file = JSON.parse(list) as TokenKeysFile;
     } catch (err) {
-      throw new MeshcarError('ca_missing', `the token keys in ${dir} cannot be read (${(err as Error).message}); "meshcar ca rotate-token-key --dir ${dir}" makes a new one (tokens already handed out stop working)`);
+      throw new MeshcarError('ca_missing', `the token keys in ${dir} cannot be read (${(err as Error).message}); "meshcar ca rotate-token-key --dir ${shellWord(dir)}" makes a new one (tokens already handed out stop working)`);
     }
     const key = createPrivateKey(keyPem);
     const kid = kidOf(key);

@@ -22,9 +22,10 @@ import { readTokenClaims } from '../identity/token-claims.js';
 import { identityDirProblem } from './identity-dir.js';
 import { PROBE_TIMEOUT_MS } from './probe.js';
 import { fail, humanDuration, ok, skip, warn, type CheckResult } from './result.js';
+import { shellWord } from '../shell-word.js';
 
 /** The fix for a missing or bad token: doctor does not know the CA's folder, so it names it. */
-const tokenFix = (config: SidecarConfig, file: string) => `meshcar ca token --dir <CA dir> --service ${config.service} --out ${file}`;
+const tokenFix = (config: SidecarConfig, file: string) => `meshcar ca token --dir <CA dir> --service ${config.service} --out ${shellWord(file)}`;
 
 /**
  * Whether the SVID still chains to the bundle the CA hands out now (GET /v1/bundle): a sentence
@@ -132,7 +133,7 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
   const share = left / lifetimeMs(svid);
   const summary = `${svid.spiffeId}, serial ${svid.serialHex}, valid until ${svid.notAfter.toISOString()} (${humanDuration(left)} left, ${Math.round(share * 100)}% of its lifetime)`;
   if (keyMode & 0o077) {
-    return { result: fail(name, `${paths.key} is readable by others (mode ${keyMode.toString(8).padStart(4, '0')}), expected 0600`, `chmod 600 ${paths.key}`), svid, needsToken: false };
+    return { result: fail(name, `${paths.key} is readable by others (mode ${keyMode.toString(8).padStart(4, '0')}), expected 0600`, `chmod 600 ${shellWord(paths.key)}`), svid, needsToken: false };
   }
   const renewal = fromCa ? `; renewal due between ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.from).toISOString()} and ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.to).toISOString()}` : '';
   if (share < LOW_LIFETIME_SHARE) {
