@@ -2,6 +2,7 @@
 // rotate its issuer, token key and root, and run the CA server. Each loads the CA code
 // (node-forge among it) only when it runs.
 
+import { dirname } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { trustDomainProblem } from '../identity/spiffe-id.js';
 import { clip } from '../clip.js';
@@ -65,7 +66,8 @@ export const CA_COMMANDS: Record<string, Command> = {
     },
     async run(values) {
       const args = [required(values, 'dir'), serviceOption(values), required(values, 'out'), durationOption(values, 'ttl', '24h', MAX_LEAF_TTL)] as const;
-      const { caIssue } = await import('../ca/commands.js');
+      const [{ caIssue }, { refuseOutInCaFolder }] = await Promise.all([import('../ca/commands.js'), import('../ca/out-path.js')]);
+      refuseOutInCaFolder(args[2], args[2], 'svid.crt, svid.key and bundle.pem');
       const issued = await caIssue(...args);
       process.stdout.write(`issued ${issued.spiffeId} serial ${issued.serial} valid until ${issued.notAfter} into ${values.out as string}\n`);
       return 0;
@@ -83,9 +85,12 @@ export const CA_COMMANDS: Record<string, Command> = {
     },
     async run(values) {
       const args = [required(values, 'dir'), serviceOption(values), durationOption(values, 'ttl', '1h', MAX_TOKEN_TTL), values['single-use'] === true] as const;
-      const [{ caToken, writeTokenFile }, { prepareOutFile }] = await Promise.all([import('../ca/commands.js'), import('../user-paths.js')]);
+      const [{ caToken, writeTokenFile }, { prepareOutFile }, { refuseOutInCaFolder }] = await Promise.all([import('../ca/commands.js'), import('../user-paths.js'), import('../ca/out-path.js')]);
       // before the token is made: a token printed nowhere is a token wasted (and one more to revoke)
-      if (typeof values.out === 'string') await prepareOutFile(values.out);
+      if (typeof values.out === 'string') {
+        await prepareOutFile(values.out);
+        refuseOutInCaFolder(values.out, dirname(values.out), 'the token');
+      }
       const token = await caToken(...args);
       if (typeof values.out === 'string') {
         await writeTokenFile(values.out, token);
