@@ -25,6 +25,7 @@ import { leavesExpireBy, nextRotationStepAt, readLeafLifetime } from './leaf-lif
 import { TokenKeys } from './token-keys.js';
 import { ISSUER_LIFETIME_MS, issueCrossCertificate, issueIssuerCertificate, issueRootCertificate, rootName, type Signer } from './x509-profile.js';
 import { shellWord } from '../shell-word.js';
+import { caCertificate, caPrivateKey } from './ca-pem.js';
 
 export interface StepResult {
   /** What was done, one line for the operator. */
@@ -40,8 +41,8 @@ interface LoadedRoot {
 
 async function loadRoot(dir: string, certFile: string, keyFile: string): Promise<LoadedRoot> {
   const [certPem, keyPem] = await Promise.all([readCaFile(dir, certFile), readCaFile(dir, keyFile)]);
-  const cert = new X509Certificate(certPem);
-  const key = createPrivateKey(keyPem);
+  const cert = caCertificate(dir, certFile, certPem);
+  const key = caPrivateKey(dir, keyFile, keyPem);
   if (!cert.checkPrivateKey(key)) throw new MeshcarError('ca_missing', `${join(dir, keyFile)} does not belong to ${join(dir, certFile)}`);
   const trustDomain = /(?:^|\n)O=([^\n]+)/.exec(cert.subject)?.[1] ?? '';
   return { cert, signer: { key, name: rootName(trustDomain), spki: spkiOf(key) } };
@@ -206,7 +207,7 @@ async function rootRetireUnlocked(dir: string, options: { force?: boolean; now?:
   // each write below is whole or absent, and none depends on a file removed before it, so a
   // run stopped anywhere is finished by running the step again (state.json still says activated)
   const retiring = await readOptionalCert(dir, ROTATION_FILES.retiringCert);
-  const active = new X509Certificate(await readCaFile(dir, CA_FILES.rootCert));
+  const active = caCertificate(dir, CA_FILES.rootCert, await readCaFile(dir, CA_FILES.rootCert));
   await writeFileAtomic(join(dir, CA_FILES.bundle), active.toString(), 0o644);
   await pruneIssuers(dir, active);
   await TokenKeys.rotate(dir, 'retire-previous', now);
@@ -239,7 +240,8 @@ async function pruneIssuers(dir: string, activeRoot: X509Certificate): Promise<v
 /** Its own command: a new token key; tokens of the one before keep working, older ones stop. */
 async function rotateTokenKeyUnlocked(dir: string, options: { now?: Date } = {}): Promise<StepResult> {
   const state: CaState = await readCaState(dir);
-  const before = (await TokenKeys.load(dir)).info.retired.length;
+  // the keys as they were may be unreadable: this command is the way out their error names
+  const before = (await TokenKeys.load(dir).catch(() => undefined))?.info.retired.length ?? 0;
   const keys = await TokenKeys.rotate(dir, 'rotate', options.now);
   await writeCaState(dir, state, state);
   const retired = keys.info.retired.length - before;

@@ -18,6 +18,7 @@ import { readCaState, readCaStateAsIs, requireFinishedInit, requirePrivateCaFold
 import { TOKEN_KEY_FILE, TOKEN_KEYS_FILE, TokenKeys } from './token-keys.js';
 import { finishIssuerSwitch } from './issuer-switch.js';
 import { shellWord } from '../shell-word.js';
+import { caCertificate, caPrivateKey } from './ca-pem.js';
 
 export const CA_FILES = {
   rootCert: 'root.crt',
@@ -145,7 +146,7 @@ export async function readCaFile(dir: string, file: string): Promise<string> {
 /** A certificate file that may be absent; undefined when it is. */
 export async function readOptionalCert(dir: string, file: string): Promise<X509Certificate | undefined> {
   if (!(await exists(join(dir, file)))) return undefined;
-  return new X509Certificate(await readCaFile(dir, file));
+  return caCertificate(dir, file, await readCaFile(dir, file));
 }
 
 /** Loads and cross-checks the issuer and bundle (the root key is not needed to serve). */
@@ -169,19 +170,16 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string):
     }
     if (state.rootRotation?.step === 'activated') crossPem = (await readOptionalCert(dir, ROTATION_FILES.cross))?.toString() ?? '';
   } catch (err) {
+    // readOptionalCert names the file itself
+    if (err instanceof MeshcarError) throw err;
     throw new MeshcarError('ca_missing', `${dir}: root certificates cannot be read: ${(err as Error).message}`);
   }
   let issuerPem = readIssuerPem;
-  let issuerCert: X509Certificate;
-  let issuerKey: KeyObject;
-  let roots: X509Certificate[];
-  try {
-    issuerCert = new X509Certificate(issuerPem);
-    issuerKey = createPrivateKey(issuerKeyPem);
-    roots = splitPemCertificates(bundlePem).map((pem) => new X509Certificate(pem));
-  } catch (err) {
-    throw new MeshcarError('ca_missing', `${dir}: CA files cannot be read: ${(err as Error).message}`);
-  }
+  let issuerCert = caCertificate(dir, CA_FILES.issuerCert, issuerPem);
+  const issuerKey = caPrivateKey(dir, CA_FILES.issuerKey, issuerKeyPem);
+  const roots = splitPemCertificates(bundlePem).map((pem) => caCertificate(dir, CA_FILES.bundle, pem));
+  // no certificate at all: "issuer.crt is not signed by any root" would blame the wrong file
+  if (roots.length === 0) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.bundle)} holds no PEM certificate; the CA cannot use it: restore it from a backup`);
   if (!issuerCert.checkPrivateKey(issuerKey)) {
     // an issuer switch that stopped between its two renames (issuer-switch.ts) is finished here
     const finished = await finishIssuerSwitch(dir, issuerKey);
