@@ -25,6 +25,7 @@ import { type Command, type OptionValues, runCommand } from './cli/command.js';
 import { commandHelp, groupHelp, helpText } from './cli/help.js';
 import { SIDECAR_COMMANDS } from './cli/sidecar-commands.js';
 import { exitStatus, watchOutput } from './cli/output-errors.js';
+import { stderrLine } from './cli/stderr-line.js';
 
 /** Every command by its words, in the order `meshcar --help` lists them. */
 const COMMANDS: Record<string, Command> = { ...CA_COMMANDS, ...SIDECAR_COMMANDS };
@@ -107,18 +108,18 @@ function reportFailure(err: unknown): number {
   }
   if (err instanceof MeshcarError) {
     // a listener that cannot bind carries its code, as the log line does, to search for it
-    process.stderr.write(`meshcar: ${err.message}${err.code === 'listen_failed' ? ' (listen_failed)' : ''}\n`);
+    process.stderr.write(`meshcar: ${stderrLine(err.message)}${err.code === 'listen_failed' ? ' (listen_failed)' : ''}\n`);
     return err.code === 'usage' ? 2 : 1;
   }
   // a file-system error names its path (a listen error does not): one line, not a stack trace
   const pathError = pathProblem(err);
   if (pathError) {
-    process.stderr.write(`meshcar: ${pathError.message}\n`);
+    process.stderr.write(`meshcar: ${stderrLine(pathError.message)}\n`);
     return 1;
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-    process.stderr.write(`meshcar: cannot listen: ${describeError(err)} (listen_failed)\n`);
+    process.stderr.write(`meshcar: cannot listen: ${stderrLine(describeError(err))} (listen_failed)\n`);
     return 1;
   }
   process.stderr.write(`meshcar: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

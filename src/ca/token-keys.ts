@@ -74,9 +74,7 @@ export class TokenKeys {
       }
       file = JSON.parse(list) as TokenKeysFile;
     } catch (err) {
-      // JSON.parse quotes the text, newlines and all: the message stays one line
-      const why = (err as Error).message.replace(/\s*\n\s*/g, ' ');
-      throw new MeshcarError('ca_missing', `the token keys in ${dir} cannot be read (${why}); "meshcar ca rotate-token-key --dir ${shellWord(dir)}" makes a new one (tokens already handed out stop working)`);
+      throw new MeshcarError('ca_missing', `the token keys in ${dir} cannot be read (${(err as Error).message}); "meshcar ca rotate-token-key --dir ${shellWord(dir)}" makes a new one (tokens already handed out stop working)`);
     }
     const kid = kidOf(key);
     if (!file.keys?.some((k) => k.kid === kid && k.state === 'current')) {

@@ -2,7 +2,8 @@
 // a truncated root.key, an emptied bundle.pem) is one line naming that file, exit 1, from
 // every command that reads it: Node's decoder error was a stack trace and exit 70 (root add,
 // rotate-issuer, token), or a line naming no file or the wrong one. The token keys' way out,
-// `ca rotate-token-key`, works on the broken keys it is named for (it refused them too).
+// `ca rotate-token-key`, works on the broken keys it is named for (it refused them too). What
+// a refusal quotes (a JSON file's newlines, a path's ESC or CR) is escaped: one line, inert.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -63,5 +64,29 @@ t.test('ca rotate-token-key mends the token keys its refusal names', async (t) =
     const token = await cli(['ca', 'token', '--dir', ca, '--service', 'orders']);
     t.equal(token.code, 0, `${file}: ${token.stderr}`);
     t.match(token.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+  }
+});
+
+t.test('what a refusal quotes stays on its line: a newline in the file, ESC in the path', async (t) => {
+  const dir = t.testdir();
+  t.equal((await cli(['ca', 'init', '--dir', join(dir, 'ca'), '--trust-domain', 'mesh.local'])).code, 0);
+  await cp(join(dir, 'ca'), join(dir, 'state'), { recursive: true });
+  await writeFile(join(dir, 'state', 'state.json'), 'garbage\nline two\n');
+  await cp(join(dir, 'ca'), join(dir, 'ledger'), { recursive: true });
+  await writeFile(join(dir, 'ledger', 'used-tokens.json'), 'garbage\nline two\n');
+  const [state, ledger, escaped] = await Promise.all([
+    cli(['ca', 'status', '--dir', join(dir, 'state')]),
+    cli(['ca', 'issue', '--dir', join(dir, 'ledger'), '--service', 'a', '--out', join(dir, 'out')]),
+    cli(['ca', 'status', '--dir', join(dir, '\u001b[2Jx\ry')]),
+  ]);
+  for (const [result, says] of [
+    [state, `${join(dir, 'state', 'state.json')} is not JSON (Unexpected token 'g', "garbage\\nline two\\n" is not valid JSON)`],
+    [ledger, `${join(dir, 'ledger', 'used-tokens.json')} cannot be read (Unexpected token 'g', "garbage\\nline two\\n" is not valid JSON)`],
+    [escaped, `${join(dir, '\\u001b[2Jx\\ry')}: does not exist`],
+  ] as const) {
+    t.equal(result.code, 1, result.stderr);
+    t.equal(result.stderr.split('\n').length, 2, `one line: ${result.stderr}`);
+    t.ok(result.stderr.startsWith(`meshcar: ${says}`), result.stderr);
+    t.notMatch(result.stderr, /[\u001b\r]/, 'no raw ESC or CR');
   }
 });
