@@ -59,7 +59,8 @@ export async function main(args: string[]): Promise<number> {
   if (!command && group) throw new MeshcarError('usage', `unknown command "${[group, next].join(' ')}"; run "meshcar ${group} --help" for the list`);
   if (!command) throw new MeshcarError('usage', `unknown command "${words(argv).join(' ')}"; run "meshcar --help" for the list`);
   const rest = argv.slice(name.split(' ').length);
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  // -h as well: `meshcar -h` and `meshcar ca -h` take it, so `meshcar run -h` must too
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
   for (const [key, option] of Object.entries(command.options)) options[key] = { type: option.type };
   const values = parseOptions(command, rest, options);
   if (values.help === true) {
@@ -76,7 +77,7 @@ function words(argv: string[]): string[] {
 }
 
 /** The command's options, or one usage line: parseArgs' own errors span lines, and it keeps the last of a repeated option. */
-function parseOptions(command: Command, rest: string[], options: Record<string, { type: 'string' | 'boolean' }>): OptionValues {
+function parseOptions(command: Command, rest: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>): OptionValues {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; strict: true; allowPositionals: false; tokens: true }>>;
   try {
     parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: false, tokens: true });

@@ -109,3 +109,14 @@ t.test('a service name or trust domain too long, or . and .., is told why, the v
   oneLine(t, domain, 2, /^meshcar: --trust-domain "a{200}… \(256 characters\)" is not a trust domain: it is 256 characters long, the most is 255; usage: meshcar ca init/);
   t.match(config.stderr, /long\.yaml:1:1: service: "a{129}" is not a service name: it is 129 characters long, the most is 128\n/);
 });
+
+t.test('-h is --help for every command, as for meshcar and meshcar ca', async (t) => {
+  const commands = [['run'], ['check'], ['doctor'], ['ca', 'init'], ['ca', 'token'], ['ca', 'root', 'add']];
+  const results = await Promise.all(commands.map((command) => cli([...command, '-h'])));
+  commands.forEach((command, i) => {
+    t.equal(results[i]!.code, 0, `${command.join(' ')} -h: ${results[i]!.stderr}`);
+    t.match(results[i]!.stdout, new RegExp(`^usage: meshcar ${command.join(' ')} `));
+    t.match(results[i]!.stdout, /--help +show this help \(also -h\)/);
+  });
+  oneLine(t, await cli(['run', '-h', '--help']), 2, /^meshcar: --help is given more than once/);
+});
