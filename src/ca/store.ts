@@ -14,7 +14,8 @@ import { refuseKernelPath, refuseUnexpandedTilde } from '../user-paths.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { splitPemCertificates } from '../pki/pem.js';
 import { issueIssuerCertificate, issueRootCertificate, issuerName, rootName, type Signer } from './x509-profile.js';
-import { readCaState, readCaStateAsIs, requireFinishedInit, requirePrivateCaFolder, withCaLock, writeCaState, type CaState } from './ca-state.js';
+import { readCaState, readCaStateAsIs, requireFinishedInit, requirePrivateCaFolder, STATE_FILE, withCaLock, writeCaState, type CaState } from './ca-state.js';
+import { refuseForeignFolder } from './init-folder.js';
 import { TOKEN_KEY_FILE, TOKEN_KEYS_FILE, TokenKeys } from './token-keys.js';
 import { finishIssuerSwitch } from './issuer-switch.js';
 import { shellWord } from '../shell-word.js';
@@ -82,7 +83,9 @@ export async function initCaDirectory(dir: string, trustDomain: string, options:
   refuseKernelPath(dir);
   // an existing --dir must be a folder (mkdir would say only EEXIST)
   if ((await stat(dir).catch(() => undefined))?.isDirectory() === false) throw new MeshcarError('bad_path', `${dir}: is a file, not a folder; give a new folder or an existing one for the CA`);
-  // before the folder's mode is touched: an existing CA's folder is left as it was
+  // before the folder's mode is touched: a folder that is not a CA's is left as it was
+  await refuseForeignFolder(dir, [...Object.values(CA_FILES), STATE_FILE, TOKEN_KEY_FILE, TOKEN_KEYS_FILE]);
+  // and so is an existing CA's
   await stateBeforeInit(dir, trustDomain, options.force);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // mkdir leaves an existing folder's mode as it was (and umask may narrow a new one's)
