@@ -21,7 +21,8 @@ import { pathProblem } from './user-paths.js';
 import { VERSION } from './version.js';
 import { closeLogs } from './log-output.js';
 import { CA_COMMANDS } from './cli/ca-commands.js';
-import { type Command, type OptionValues, runCommand } from './cli/command.js';
+import { type Command, type OptionValues, QUOTED_MAX, runCommand } from './cli/command.js';
+import { clip } from './clip.js';
 import { commandHelp, groupHelp, helpText } from './cli/help.js';
 import { SIDECAR_COMMANDS } from './cli/sidecar-commands.js';
 import { exitStatus, watchOutput } from './cli/output-errors.js';
@@ -40,7 +41,7 @@ export async function main(args: string[]): Promise<number> {
     return argv.length === 0 ? 2 : 0;
   }
   if (argv[0] === '--version') {
-    if (argv.length > 1) throw new MeshcarError('usage', `--version takes no arguments, got "${argv[1]}"; usage: meshcar --version`);
+    if (argv.length > 1) throw new MeshcarError('usage', `--version takes no arguments, got "${clip(argv[1] as string, QUOTED_MAX)}"; usage: meshcar --version`);
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
@@ -56,8 +57,9 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(groupHelp(COMMANDS, group));
     return next === undefined ? 2 : 0;
   }
-  if (!command && group) throw new MeshcarError('usage', `unknown command "${[group, next].join(' ')}"; run "meshcar ${group} --help" for the list`);
-  if (!command) throw new MeshcarError('usage', `unknown command "${words(argv).join(' ')}"; run "meshcar --help" for the list`);
+  // what was typed is quoted cut short: one line, whatever a script passed
+  if (!command && group) throw new MeshcarError('usage', `unknown command "${clip([group, next].join(' '), QUOTED_MAX)}"; run "meshcar ${group} --help" for the list`);
+  if (!command) throw new MeshcarError('usage', `unknown command "${clip(words(argv).join(' '), QUOTED_MAX)}"; run "meshcar --help" for the list`);
   const rest = argv.slice(name.split(' ').length);
   // -h as well: `meshcar -h` and `meshcar ca -h` take it, so `meshcar run -h` must too
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
@@ -89,7 +91,7 @@ function parseOptions(command: Command, rest: string[], options: Record<string, 
       ? `${ambiguous[1]} needs a value, but the option "${rest[rest.indexOf(ambiguous[1] as string) + 1]}" follows it (write ${ambiguous[1]}=-VALUE for a value that starts with -)`
       : missing
         ? `${missing[1]} needs a value`
-        : text.split('\n')[0]?.replace(/\.$/, '');
+        : clipQuoted(text.split('\n')[0]?.replace(/\.$/, '') ?? '');
     throw new MeshcarError('usage', `${message}; usage: ${command.usage}`);
   }
   // a second --config would silently win over the first: which file did the user mean?
@@ -100,6 +102,11 @@ function parseOptions(command: Command, rest: string[], options: Record<string, 
     seen.add(token.name);
   }
   return parsed.values as OptionValues;
+}
+
+/** parseArgs' message with the option or argument it quotes ('--xxx…') cut short. */
+function clipQuoted(text: string): string {
+  return text.replace(/'([^']*)'/g, (_, quoted: string) => `'${clip(quoted, QUOTED_MAX)}'`);
 }
 
 function reportFailure(err: unknown): number {

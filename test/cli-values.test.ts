@@ -120,3 +120,19 @@ t.test('-h is --help for every command, as for meshcar and meshcar ca', async (t
   });
   oneLine(t, await cli(['run', '-h', '--help']), 2, /^meshcar: --help is given more than once/);
 });
+
+t.test('a huge value, option or word typed is quoted cut short: the line stays short', async (t) => {
+  const long = 'x'.repeat(100_000);
+  const results = await Promise.all([
+    cli(['ca', 'token', '--dir', '.', '--service', 'a', '--ttl', long]),
+    cli([long]),
+    cli(['ca', long]),
+    cli(['--version', long]),
+    cli(['run', `--${long}`]),
+    cli(['run', '--config=a', long]),
+  ]);
+  for (const result of results) {
+    oneLine(t, result, 2, /x{190,200}… \(100\d{3} characters\)/);
+    t.ok(result.stderr.length < 500, `${result.stderr.length} characters: ${result.stderr.slice(0, 120)}`);
+  }
+});

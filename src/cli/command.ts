@@ -47,8 +47,9 @@ export function required(values: OptionValues, name: string): string {
 export function durationOption(values: OptionValues, name: string, fallback: string, max: { ms: number; why: string }): number {
   const text = typeof values[name] === 'string' ? (values[name] as string) : fallback;
   const ms = parseDuration(text);
-  if (ms === undefined || ms < 1000) throw new MeshcarError('usage', `--${name} "${text}" is not a duration of at least 1s (write 30s, 5m, 1h or 24h)`);
-  if (ms > max.ms) throw new MeshcarError('usage', `--${name} "${text}" is too long: at most ${formatDuration(max.ms)} (${max.why})`);
+  const quoted = clip(text, QUOTED_MAX);
+  if (ms === undefined || ms < 1000) throw new MeshcarError('usage', `--${name} "${quoted}" is not a duration of at least 1s (write 30s, 5m, 1h or 24h)`);
+  if (ms > max.ms) throw new MeshcarError('usage', `--${name} "${quoted}" is too long: at most ${formatDuration(max.ms)} (${max.why})`);
   return ms;
 }
 
