@@ -8,6 +8,7 @@ import { trustDomainProblem } from '../identity/spiffe-id.js';
 import { clip } from '../clip.js';
 import { type Command, durationOption, QUOTED_MAX, required, serviceOption, untilSignal } from './command.js';
 import { DAY_MS } from '../config/duration.js';
+import { StartupSignals } from './startup-signals.js';
 
 /** `ca issue --ttl`: an issuer lives a year (ca init, rotate-issuer) and a leaf never outlives it. */
 const MAX_LEAF_TTL = { ms: 366 * DAY_MS, why: 'a leaf never outlives its issuer, which lives a year' };
@@ -125,24 +126,40 @@ export const CA_COMMANDS: Record<string, Command> = {
     options: { config: { type: 'string', help: 'CA configuration YAML' } },
     async run(values) {
       const file = required(values, 'config');
-      const [{ loadCaConfig }, { createLogger }, { caServe }] = await Promise.all([import('../config/ca-config.js'), import('../logging.js'), import('../ca/commands.js')]);
-      const config = await loadCaConfig(file);
-      const logger = createLogger(config.log.level, 'meshcar-ca');
-      // sidecars reload on SIGHUP, so habit sends it here too: say what it does instead of dying
-      // (from before the server starts: its 'listening' line may be read before caServe returns)
-      const onHangUp = () => logger.warn(`SIGHUP ignored: the CA server does not reload ${file}; restart it (meshcar ca serve) to apply a change`);
-      process.on('SIGHUP', onHangUp);
-      const server = await caServe(config, logger).catch((err: unknown) => {
-        process.off('SIGHUP', onHangUp);
-        throw err;
-      });
-      const status = await untilSignal(async () => {
-        logger.info('draining: no new connections, requests in flight finish');
-        await server.close();
-        logger.info('stopped');
-      });
-      process.off('SIGHUP', onHangUp);
-      return status;
+      // from the first moment, as `meshcar run` does: a SIGHUP while modules load or the config
+      // is read ended the process (exit 129), a SIGTERM exited 143 with no line; now the one is
+      // told once the log is open, and the other stops the server as soon as it is up
+      const signals = new StartupSignals();
+      try {
+        return await serveCa(file, signals);
+      } finally {
+        signals.close();
+      }
     },
   },
 };
+
+/** `meshcar ca serve`: the CA server until SIGTERM/SIGINT; SIGHUP is ignored, with a warning. */
+async function serveCa(file: string, signals: StartupSignals): Promise<number> {
+  const [{ loadCaConfig }, { createLogger }, { caServe }] = await Promise.all([import('../config/ca-config.js'), import('../logging.js'), import('../ca/commands.js')]);
+  const config = await loadCaConfig(file);
+  const logger = createLogger(config.log.level, 'meshcar-ca');
+  // sidecars reload on SIGHUP, so habit sends it here too: say what it does instead of dying
+  // (from before the server starts: its 'listening' line may be read before caServe returns)
+  signals.reloadWith(() => logger.warn(`SIGHUP ignored: the CA server does not reload ${file}; restart it (meshcar ca serve) to apply a change`));
+  if (signals.stopRequested) {
+    logger.info('stopped (asked to stop while starting)');
+    return 0;
+  }
+  const server = await caServe(config, logger);
+  // a SIGTERM that came while it started stops it now (untilSignal runs the stop at once)
+  return untilSignal(
+    async () => {
+      logger.info('draining: no new connections, requests in flight finish');
+      await server.close();
+      logger.info('stopped');
+    },
+    undefined,
+    signals.handOverStop(),
+  );
+}
