@@ -16,7 +16,8 @@
 
 import { parseArgs } from 'node:util';
 import { MeshcarError, describeError } from './errors.js';
-import { ConfigError } from './config/issues.js';
+import { ConfigError, formatIssue } from './config/issues.js';
+import { toldIssues } from './reload-outcome.js';
 import { pathProblem } from './user-paths.js';
 import { VERSION } from './version.js';
 import { closeLogs } from './log-output.js';
@@ -111,7 +112,10 @@ function clipQuoted(text: string): string {
 
 function reportFailure(err: unknown): number {
   if (err instanceof ConfigError) {
-    process.stderr.write(`${err.message}\n`);
+    // the first issues and a count of the rest, as a refused reload logs them: a config of
+    // 60,000 unknown keys wrote 10 MB to stderr; `meshcar check` prints them all
+    const file = err.issues[0]?.file;
+    process.stderr.write(`${file === undefined ? err.message : toldIssues(err.issues.map(formatIssue), file).join('\n')}\n`);
     return 1;
   }
   if (err instanceof MeshcarError) {

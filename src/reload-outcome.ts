@@ -36,7 +36,7 @@ export function reportRefused(report: ReloadReport, messages: readonly string[])
  */
 export const TOLD_ISSUES = 100;
 
-function toldIssues(messages: readonly string[], file: string): readonly string[] {
+export function toldIssues(messages: readonly string[], file: string): readonly string[] {
   if (messages.length <= TOLD_ISSUES) return messages;
   const rest = (messages.length - TOLD_ISSUES).toLocaleString('en-US');
   return [...messages.slice(0, TOLD_ISSUES), `… and ${rest} more issues (meshcar check --config ${shellWord(file)} lists them all)`];

@@ -136,3 +136,19 @@ t.test('a huge value, option or word typed is quoted cut short: the line stays s
     t.ok(result.stderr.length < 500, `${result.stderr.length} characters: ${result.stderr.slice(0, 120)}`);
   }
 });
+
+t.test('run and ca serve print the first 100 issues and a count of the rest; check prints them all', async (t) => {
+  const keys = Array.from({ length: 150 }, (_, i) => `k${i}: 1\n`).join('');
+  const dir = t.testdir({ 'many.yaml': `${SIDECAR}${keys}`, 'many-ca.yaml': `${CA}${keys}` });
+  const [file, caFile] = [join(dir, 'many.yaml'), join(dir, 'many-ca.yaml')];
+  const [run, serve, check] = await Promise.all([cli(['run', '--config', file]), cli(['ca', 'serve', '--config', caFile]), cli(['check', '--config', file])]);
+  for (const [result, named] of [[run, file], [serve, caFile]] as const) {
+    t.equal(result.code, 1);
+    const lines = result.stderr.trimEnd().split('\n');
+    t.equal(lines.length, 101, 'the first 100 and one line for the rest');
+    t.match(lines[0], /many(-ca)?\.yaml:\d+:1: k0: unknown key/);
+    t.equal(lines[100], `… and 50 more issues (meshcar check --config ${named} lists them all)`);
+  }
+  t.equal(check.code, 1);
+  t.equal(check.stderr.trimEnd().split('\n').length, 150, 'check: every issue');
+});
