@@ -1,8 +1,9 @@
 // The command line refuses what would fail later, in one line and before doing anything: an
 // out-of-range config value at `check`, a lifetime too long for a date or a token, a repeated
 // option, an empty or missing option value, the other kind of config; and its help texts read
-// right (`help ca`, a long usage, `--version` alone); a name too long is told so, not told to
-// use the letters it already uses.
+// right (`help ca`, a long usage, `--version` alone, -h); a name too long is told so, not told
+// to use the letters it already uses; what it quotes from argv, and the issues `run` prints,
+// stay bounded.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
