@@ -138,7 +138,7 @@ t.test('a huge value, option or word typed is quoted cut short: the line stays s
   }
 });
 
-t.test('run and ca serve print the first 100 issues and a count of the rest; check prints them all', async (t) => {
+t.test('run, ca serve and doctor give the first 100 issues and a count of the rest; check prints them all', async (t) => {
   const keys = Array.from({ length: 150 }, (_, i) => `k${i}: 1\n`).join('');
   const dir = t.testdir({ 'many.yaml': `${SIDECAR}${keys}`, 'many-ca.yaml': `${CA}${keys}` });
   const [file, caFile] = [join(dir, 'many.yaml'), join(dir, 'many-ca.yaml')];
@@ -152,4 +152,10 @@ t.test('run and ca serve print the first 100 issues and a count of the rest; che
   }
   t.equal(check.code, 1);
   t.equal(check.stderr.trimEnd().split('\n').length, 150, 'check: every issue');
+  // doctor: one ✗ line each, as many, and its count line
+  const doctor = await cli(['doctor', '--config', file]);
+  t.equal(doctor.code, 1);
+  const lines = doctor.stdout.trimEnd().split('\n');
+  t.equal(lines.length, 102, 'doctor: 100 issues, the rest counted, the summary');
+  t.match(lines[100], /^✗ config: … and 50 more issues \(meshcar check --config .* lists them all\)/);
 });
