@@ -24,6 +24,7 @@ import { closeLogs } from './log-output.js';
 import { CA_COMMANDS } from './cli/ca-commands.js';
 import { type Command, type OptionValues, QUOTED_MAX, runCommand } from './cli/command.js';
 import { clip } from './clip.js';
+import { suggestKey } from './config/key-suggestion.js';
 import { commandHelp, groupHelp, helpText } from './cli/help.js';
 import { SIDECAR_COMMANDS } from './cli/sidecar-commands.js';
 import { exitStatus, watchOutput } from './cli/output-errors.js';
@@ -59,8 +60,12 @@ export async function main(args: string[]): Promise<number> {
     return next === undefined ? 2 : 0;
   }
   // what was typed is quoted cut short: one line, whatever a script passed
-  if (!command && group) throw new MeshcarError('usage', `unknown command "${clip([group, next].join(' '), QUOTED_MAX)}"; run "meshcar ${group} --help" for the list`);
-  if (!command) throw new MeshcarError('usage', `unknown command "${clip(words(argv).join(' '), QUOTED_MAX)}"; run "meshcar --help" for the list`);
+  // a typo gets its likely command (within two edits), as an unknown config key gets its key
+  const typed = command ? '' : group ? [group, next].join(' ') : words(argv).join(' ');
+  const near = command ? undefined : suggestKey(typed, [...Object.keys(COMMANDS), ...(group ? [] : ['--version'])]);
+  const guess = near === undefined ? '' : ` (did you mean "${near}"?)`;
+  if (!command && group) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar ${group} --help" for the list`);
+  if (!command) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar --help" for the list`);
   const rest = argv.slice(name.split(' ').length);
   // -h as well: `meshcar -h` and `meshcar ca -h` take it, so `meshcar run -h` must too
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
@@ -88,11 +93,13 @@ function parseOptions(command: Command, rest: string[], options: Record<string, 
     const text = describeError(err);
     const ambiguous = /^Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(text);
     const missing = /^Option '(--[\w-]+) <value>' argument missing/.exec(text);
+    const unknown = /^Unknown option '--([^']*)'/.exec(text);
+    const near = unknown ? suggestKey(unknown[1] as string, Object.keys(options)) : undefined;
     const message = ambiguous
       ? `${ambiguous[1]} needs a value, but the option "${rest[rest.indexOf(ambiguous[1] as string) + 1]}" follows it (write ${ambiguous[1]}=-VALUE for a value that starts with -)`
       : missing
         ? `${missing[1]} needs a value`
-        : clipQuoted(text.split('\n')[0]?.replace(/\.$/, '') ?? '');
+        : clipQuoted(text.split('\n')[0]?.replace(/\.$/, '') ?? '') + (near === undefined ? '' : ` (did you mean --${near}?)`);
     throw new MeshcarError('usage', `${message}; usage: ${command.usage}`);
   }
   // a second --config would silently win over the first: which file did the user mean?

@@ -159,3 +159,16 @@ t.test('run, ca serve and doctor give the first 100 issues and a count of the re
   t.equal(lines.length, 102, 'doctor: 100 issues, the rest counted, the summary');
   t.match(lines[100], /^✗ config: … and 50 more issues \(meshcar check --config .* lists them all\)/);
 });
+
+t.test('a mistyped command or option is told its likely spelling', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['chek', '--config', 'x'], /^meshcar: unknown command "chek" \(did you mean "check"\?\); run "meshcar --help"/],
+    [['ca', 'statu', '--dir', 'x'], /^meshcar: unknown command "ca statu" \(did you mean "ca status"\?\); run "meshcar ca --help"/],
+    [['version'], /^meshcar: unknown command "version" \(did you mean "--version"\?\)/],
+    [['ca', 'init', '--dri', 'x'], /^meshcar: Unknown option '--dri' \(did you mean --dir\?\); usage: meshcar ca init/],
+    [['ca', 'token', '--single_use'], /^meshcar: Unknown option '--single_use' \(did you mean --single-use\?\)/],
+    [['frobnicate'], /^meshcar: unknown command "frobnicate"; run/],
+  ];
+  const results = await Promise.all(cases.map(([args]) => cli(args)));
+  cases.forEach(([, pattern], i) => oneLine(t, results[i]!, 2, pattern));
+});
