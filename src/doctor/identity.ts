@@ -9,7 +9,7 @@
 // doctor must not call it usable. The CA publishes no token keys: a token's signature is only
 // checked by the CA, when the token is used, and the token line says so.
 
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError } from '../errors.js';
 import { applyBundle } from '../identity/bundle-refresh.js';
@@ -23,6 +23,7 @@ import { identityDirProblem } from './identity-dir.js';
 import { PROBE_TIMEOUT_MS } from './probe.js';
 import { fail, humanDuration, ok, skip, warn, type CheckResult } from './result.js';
 import { shellWord } from '../shell-word.js';
+import { readCheckedFile } from './read-file.js';
 
 /** The fix for a missing or bad token: doctor does not know the CA's folder, so it names it. */
 const tokenFix = (config: SidecarConfig, file: string) => `meshcar ca token --dir <CA dir> --service ${config.service} --out ${shellWord(file)}`;
@@ -35,7 +36,7 @@ const tokenFix = (config: SidecarConfig, file: string) => `meshcar ca token --di
 async function liveBundleProblem(config: SidecarConfig, svid: Svid): Promise<string | undefined> {
   if (config.identity.source !== 'ca') return undefined;
   try {
-    const bundlePem = await readFile(config.identity.ca.bundle, 'utf8');
+    const bundlePem = await readCheckedFile(config.identity.ca.bundle);
     const client = new CaClient({ url: config.identity.ca.url, trustDomain: config.trustDomain, bundlePem, timeoutMs: PROBE_TIMEOUT_MS, logger: createLogger('silent') });
     const outcome = applyBundle(svid, await client.fetchBundle(svid.bundlePem));
     return outcome.kind === 'leaf_untrusted' ? outcome.reason : '';
@@ -84,7 +85,7 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
   const name = 'identity';
   const paths = pathsOf(config);
   const fromCa = config.identity.source === 'ca';
-  const read = async (file: string) => readFile(file, 'utf8');
+  const read = async (file: string) => readCheckedFile(file);
   let material: { chainPem: string; privateKeyPem: string; bundlePem: string };
   try {
     const [chainPem, privateKeyPem, bundlePem] = await Promise.all([read(paths.cert), read(paths.key), read(paths.bundle)]);
@@ -152,7 +153,7 @@ export async function checkToken(config: SidecarConfig, needsToken: boolean, now
   }
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readCheckedFile(file);
   } catch (err) {
     const message = `cannot read ${file}: ${describeError(err)}`;
     return needsToken ? fail(name, message, `write a token with ${tokenFix(config, file)}`) : skip(name, `${message} (not needed while the SVID on disk is valid)`);
