@@ -42,6 +42,11 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(helpText(COMMANDS));
     return argv.length === 0 ? 2 : 0;
   }
+  // `help --version` (and `--version --help`): the help, which says what --version does
+  if (argv[0] === '--version' && argv.length === 2 && HELP_WORDS.includes(argv[1] as string)) {
+    process.stdout.write(helpText(COMMANDS));
+    return 0;
+  }
   if (argv[0] === '--version') {
     if (argv.length > 1) throw new MeshcarError('usage', `--version takes no arguments, got "${clip(argv[1] as string, QUOTED_MAX)}"; usage: meshcar --version`);
     process.stdout.write(`${VERSION}\n`);

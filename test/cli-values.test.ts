@@ -172,3 +172,12 @@ t.test('a mistyped command or option is told its likely spelling', async (t) => 
   const results = await Promise.all(cases.map(([args]) => cli(args)));
   cases.forEach(([, pattern], i) => oneLine(t, results[i]!, 2, pattern));
 });
+
+t.test('help --version and --version --help show the help, as help COMMAND does', async (t) => {
+  const results = await Promise.all([cli(['help', '--version']), cli(['--version', '--help']), cli(['--version', '-h'])]);
+  for (const result of results) {
+    t.equal(result.code, 0, result.stderr);
+    t.match(result.stdout, /^meshcar \S+: a service-mesh sidecar/);
+    t.match(result.stdout, '"meshcar --version" prints the version');
+  }
+});
