@@ -89,8 +89,8 @@ export const CA_COMMANDS: Record<string, Command> = {
       const [{ caToken, writeTokenFile }, { prepareOutFile }, { refuseOutInCaFolder }] = await Promise.all([import('../ca/commands.js'), import('../user-paths.js'), import('../ca/out-path.js')]);
       // before the token is made: a token printed nowhere is a token wasted (and one more to revoke)
       if (typeof values.out === 'string') {
-        await prepareOutFile(values.out);
         refuseOutInCaFolder(values.out, dirname(values.out), 'the token');
+        await prepareOutFile(values.out);
       }
       const token = await caToken(...args);
       if (typeof values.out === 'string') {

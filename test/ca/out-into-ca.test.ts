@@ -1,7 +1,8 @@
 // `ca token --out` and `ca issue --out` never write into a CA folder: a token written to
 // `--out ca/root.key` replaced the root's private key, and `ca issue --out ca` put an SVID
 // key beside the CA's and its bundle over the CA's own. Refused in one line before anything
-// is signed; the CA's files stay as they were, and a path outside the folder still works.
+// is signed (a folder inside one too); the CA's files stay as they were, and a path outside
+// the folder still works.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -42,6 +43,18 @@ t.test('--out into a CA folder is refused, its files untouched', async (t) => {
     t.equal(result.stdout, '', 'nothing printed: no token, no issued line');
     t.equal(result.stderr.split('\n').length, 2, `one line: ${result.stderr}`);
     t.equal(result.stderr, `meshcar: ${out}: ${out.endsWith('.key') ? ca : out} holds a CA (root.key), and --out would write ${what} over or beside its keys; choose a path outside any CA folder\n`);
+  }
+  // inside a CA folder too: `--out ca/issuers` put the leaf and the root among its earlier issuers
+  const inside: Array<[string[], string, string]> = [
+    [['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', join(ca, 'issuers')], join(ca, 'issuers'), 'svid.crt, svid.key and bundle.pem'],
+    [['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', join(ca, 'new', 'deep')], join(ca, 'new', 'deep'), 'svid.crt, svid.key and bundle.pem'],
+    [['ca', 'token', '--dir', ca, '--service', 'orders', '--out', join(other, 'sub', 'x.token')], join(other, 'sub', 'x.token'), 'the token'],
+  ];
+  for (const [args, out, what] of inside) {
+    const result = await cli(args);
+    const holder = out.startsWith(other) ? other : ca;
+    t.equal(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
+    t.equal(result.stderr, `meshcar: ${out}: it is inside ${holder}, which holds a CA (root.key), and --out would write ${what} among the CA's files; choose a path outside any CA folder\n`);
   }
   t.same(await contents(ca), before, 'the CA folder is as it was (no leaf recorded either)');
   t.same(await contents(other), otherBefore, 'so is the other CA');
