@@ -16,14 +16,19 @@
 
 import { parseArgs } from 'node:util';
 import { MeshcarError, describeError } from './errors.js';
-import { ConfigError } from './config/issues.js';
+import { ConfigError, formatIssue } from './config/issues.js';
+import { toldIssues } from './reload-outcome.js';
 import { pathProblem } from './user-paths.js';
 import { VERSION } from './version.js';
 import { closeLogs } from './log-output.js';
 import { CA_COMMANDS } from './cli/ca-commands.js';
-import { type Command, type OptionValues, runCommand } from './cli/command.js';
+import { type Command, type OptionValues, QUOTED_MAX, runCommand } from './cli/command.js';
+import { clip } from './clip.js';
+import { suggestKey } from './config/key-suggestion.js';
 import { commandHelp, groupHelp, helpText } from './cli/help.js';
 import { SIDECAR_COMMANDS } from './cli/sidecar-commands.js';
+import { exitStatus, watchOutput } from './cli/output-errors.js';
+import { stderrLine } from './cli/stderr-line.js';
 
 /** Every command by its words, in the order `meshcar --help` lists them. */
 const COMMANDS: Record<string, Command> = { ...CA_COMMANDS, ...SIDECAR_COMMANDS };
@@ -37,8 +42,13 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(helpText(COMMANDS));
     return argv.length === 0 ? 2 : 0;
   }
+  // `help --version` (and `--version --help`): the help, which says what --version does
+  if (argv[0] === '--version' && argv.length === 2 && HELP_WORDS.includes(argv[1] as string)) {
+    process.stdout.write(helpText(COMMANDS));
+    return 0;
+  }
   if (argv[0] === '--version') {
-    if (argv.length > 1) throw new MeshcarError('usage', `--version takes no arguments, got "${argv[1]}"; usage: meshcar --version`);
+    if (argv.length > 1) throw new MeshcarError('usage', `--version takes no arguments, got "${clip(argv[1] as string, QUOTED_MAX)}"; usage: meshcar --version`);
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
@@ -54,10 +64,16 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(groupHelp(COMMANDS, group));
     return next === undefined ? 2 : 0;
   }
-  if (!command && group) throw new MeshcarError('usage', `unknown command "${[group, next].join(' ')}"; run "meshcar ${group} --help" for the list`);
-  if (!command) throw new MeshcarError('usage', `unknown command "${words(argv).join(' ')}"; run "meshcar --help" for the list`);
+  // what was typed is quoted cut short: one line, whatever a script passed
+  // a typo gets its likely command (within two edits), as an unknown config key gets its key
+  const typed = command ? '' : group ? [group, next].join(' ') : words(argv).join(' ');
+  const near = command ? undefined : suggestKey(typed, [...Object.keys(COMMANDS), ...(group ? [] : ['--version'])]);
+  const guess = near === undefined ? '' : ` (did you mean "${near}"?)`;
+  if (!command && group) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar ${group} --help" for the list`);
+  if (!command) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar --help" for the list`);
   const rest = argv.slice(name.split(' ').length);
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  // -h as well: `meshcar -h` and `meshcar ca -h` take it, so `meshcar run -h` must too
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
   for (const [key, option] of Object.entries(command.options)) options[key] = { type: option.type };
   const values = parseOptions(command, rest, options);
   if (values.help === true) {
@@ -74,7 +90,7 @@ function words(argv: string[]): string[] {
 }
 
 /** The command's options, or one usage line: parseArgs' own errors span lines, and it keeps the last of a repeated option. */
-function parseOptions(command: Command, rest: string[], options: Record<string, { type: 'string' | 'boolean' }>): OptionValues {
+function parseOptions(command: Command, rest: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>): OptionValues {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; strict: true; allowPositionals: false; tokens: true }>>;
   try {
     parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: false, tokens: true });
@@ -82,11 +98,13 @@ function parseOptions(command: Command, rest: string[], options: Record<string, 
     const text = describeError(err);
     const ambiguous = /^Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(text);
     const missing = /^Option '(--[\w-]+) <value>' argument missing/.exec(text);
+    const unknown = /^Unknown option '--([^']*)'/.exec(text);
+    const near = unknown ? suggestKey(unknown[1] as string, Object.keys(options)) : undefined;
     const message = ambiguous
       ? `${ambiguous[1]} needs a value, but the option "${rest[rest.indexOf(ambiguous[1] as string) + 1]}" follows it (write ${ambiguous[1]}=-VALUE for a value that starts with -)`
       : missing
         ? `${missing[1]} needs a value`
-        : text.split('\n')[0]?.replace(/\.$/, '');
+        : clipQuoted(text.split('\n')[0]?.replace(/\.$/, '') ?? '') + (near === undefined ? '' : ` (did you mean --${near}?)`);
     throw new MeshcarError('usage', `${message}; usage: ${command.usage}`);
   }
   // a second --config would silently win over the first: which file did the user mean?
@@ -99,25 +117,33 @@ function parseOptions(command: Command, rest: string[], options: Record<string, 
   return parsed.values as OptionValues;
 }
 
+/** parseArgs' message with the option or argument it quotes ('--xxx…') cut short. */
+function clipQuoted(text: string): string {
+  return text.replace(/'([^']*)'/g, (_, quoted: string) => `'${clip(quoted, QUOTED_MAX)}'`);
+}
+
 function reportFailure(err: unknown): number {
   if (err instanceof ConfigError) {
-    process.stderr.write(`${err.message}\n`);
+    // the first issues and a count of the rest, as a refused reload logs them: a config of
+    // 60,000 unknown keys wrote 10 MB to stderr; `meshcar check` prints them all
+    const file = err.issues[0]?.file;
+    process.stderr.write(`${file === undefined ? err.message : toldIssues(err.issues.map(formatIssue), file).join('\n')}\n`);
     return 1;
   }
   if (err instanceof MeshcarError) {
     // a listener that cannot bind carries its code, as the log line does, to search for it
-    process.stderr.write(`meshcar: ${err.message}${err.code === 'listen_failed' ? ' (listen_failed)' : ''}\n`);
+    process.stderr.write(`meshcar: ${stderrLine(err.message)}${err.code === 'listen_failed' ? ' (listen_failed)' : ''}\n`);
     return err.code === 'usage' ? 2 : 1;
   }
   // a file-system error names its path (a listen error does not): one line, not a stack trace
   const pathError = pathProblem(err);
   if (pathError) {
-    process.stderr.write(`meshcar: ${pathError.message}\n`);
+    process.stderr.write(`meshcar: ${stderrLine(pathError.message)}\n`);
     return 1;
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-    process.stderr.write(`meshcar: cannot listen: ${describeError(err)} (listen_failed)\n`);
+    process.stderr.write(`meshcar: cannot listen: ${stderrLine(describeError(err))} (listen_failed)\n`);
     return 1;
   }
   process.stderr.write(`meshcar: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
@@ -127,13 +153,15 @@ function reportFailure(err: unknown): number {
 /** The longest the last log lines may take once a command is done (`run` bounds its own by the drain budget first). */
 const LOG_FLUSH_MS = 1000;
 
+// before anything is written: a stdout that refuses the output is one line, not a stack trace
+watchOutput();
 main(process.argv.slice(2))
   .then(
     (status) => {
-      process.exitCode = status;
+      process.exitCode = exitStatus(status);
     },
     (err: unknown) => {
-      process.exitCode = reportFailure(err);
+      process.exitCode = exitStatus(reportFailure(err));
     },
   )
   .then(async () => {

@@ -6,6 +6,7 @@
 
 import type { Logger } from 'pino';
 import type { Metrics } from './metrics/registry.js';
+import { shellWord } from './shell-word.js';
 
 /** The answer to a reload: what changed live and what waits for a restart, or why nothing changed. */
 export type ReloadResult =
@@ -35,10 +36,10 @@ export function reportRefused(report: ReloadReport, messages: readonly string[])
  */
 export const TOLD_ISSUES = 100;
 
-function toldIssues(messages: readonly string[], file: string): readonly string[] {
+export function toldIssues(messages: readonly string[], file: string): readonly string[] {
   if (messages.length <= TOLD_ISSUES) return messages;
   const rest = (messages.length - TOLD_ISSUES).toLocaleString('en-US');
-  return [...messages.slice(0, TOLD_ISSUES), `… and ${rest} more issues (meshcar check --config ${file} lists them all)`];
+  return [...messages.slice(0, TOLD_ISSUES), `… and ${rest} more issues (meshcar check --config ${shellWord(file)} lists them all)`];
 }
 
 /** workers > 1: a checked config that some worker refused or did not prepare in time; every worker dropped it. */

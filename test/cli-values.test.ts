@@ -1,7 +1,9 @@
 // The command line refuses what would fail later, in one line and before doing anything: an
 // out-of-range config value at `check`, a lifetime too long for a date or a token, a repeated
 // option, an empty or missing option value, the other kind of config; and its help texts read
-// right (`help ca`, a long usage, `--version` alone).
+// right (`help ca`, a long usage, `--version` alone, -h); a name too long is told so, not told
+// to use the letters it already uses; what it quotes from argv, and the issues `run` prints,
+// stay bounded.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -92,5 +94,90 @@ t.test('help texts: help GROUP and help COMMAND, --version alone, long usages ke
     const line = lines.find((l) => l.endsWith(summary));
     t.equal(line?.indexOf(summary), 75, `${summary}: ${line}`);
     t.match(line, /\s{2}\S/, 'apart from the usage');
+  }
+});
+
+t.test('a service name or trust domain too long, or . and .., is told why, the value cut short', async (t) => {
+  const dir = t.testdir({ 'long.yaml': SIDECAR.replace('service: orders', `service: ${'a'.repeat(129)}`) });
+  const [service, dots, domain, config] = await Promise.all([
+    cli(['ca', 'token', '--dir', dir, '--service', 'a'.repeat(5000)]),
+    cli(['ca', 'issue', '--dir', dir, '--service', '..', '--out', join(dir, 'x')]),
+    cli(['ca', 'init', '--dir', join(dir, 'ca'), '--trust-domain', 'a'.repeat(256)]),
+    cli(['check', '--config', join(dir, 'long.yaml')]),
+  ]);
+  oneLine(t, service, 2, /^meshcar: --service "a{200}… \(5000 characters\)" is not a service name: it is 5000 characters long, the most is 128; usage: meshcar ca token/);
+  oneLine(t, dots, 2, /^meshcar: --service "\.\." is not a service name: "\.\." is a relative path segment/);
+  oneLine(t, domain, 2, /^meshcar: --trust-domain "a{200}… \(256 characters\)" is not a trust domain: it is 256 characters long, the most is 255; usage: meshcar ca init/);
+  t.match(config.stderr, /long\.yaml:1:1: service: "a{129}" is not a service name: it is 129 characters long, the most is 128\n/);
+});
+
+t.test('-h is --help for every command, as for meshcar and meshcar ca', async (t) => {
+  const commands = [['run'], ['check'], ['doctor'], ['ca', 'init'], ['ca', 'token'], ['ca', 'root', 'add']];
+  const results = await Promise.all(commands.map((command) => cli([...command, '-h'])));
+  commands.forEach((command, i) => {
+    t.equal(results[i]!.code, 0, `${command.join(' ')} -h: ${results[i]!.stderr}`);
+    t.match(results[i]!.stdout, new RegExp(`^usage: meshcar ${command.join(' ')} `));
+    t.match(results[i]!.stdout, /--help +show this help \(also -h\)/);
+  });
+  oneLine(t, await cli(['run', '-h', '--help']), 2, /^meshcar: --help is given more than once/);
+});
+
+t.test('a huge value, option or word typed is quoted cut short: the line stays short', async (t) => {
+  const long = 'x'.repeat(100_000);
+  const results = await Promise.all([
+    cli(['ca', 'token', '--dir', '.', '--service', 'a', '--ttl', long]),
+    cli([long]),
+    cli(['ca', long]),
+    cli(['--version', long]),
+    cli(['run', `--${long}`]),
+    cli(['run', '--config=a', long]),
+  ]);
+  for (const result of results) {
+    oneLine(t, result, 2, /x{190,200}… \(100\d{3} characters\)/);
+    t.ok(result.stderr.length < 500, `${result.stderr.length} characters: ${result.stderr.slice(0, 120)}`);
+  }
+});
+
+t.test('run, ca serve and doctor give the first 100 issues and a count of the rest; check prints them all', async (t) => {
+  const keys = Array.from({ length: 150 }, (_, i) => `k${i}: 1\n`).join('');
+  const dir = t.testdir({ 'many.yaml': `${SIDECAR}${keys}`, 'many-ca.yaml': `${CA}${keys}` });
+  const [file, caFile] = [join(dir, 'many.yaml'), join(dir, 'many-ca.yaml')];
+  const [run, serve, check] = await Promise.all([cli(['run', '--config', file]), cli(['ca', 'serve', '--config', caFile]), cli(['check', '--config', file])]);
+  for (const [result, named] of [[run, file], [serve, caFile]] as const) {
+    t.equal(result.code, 1);
+    const lines = result.stderr.trimEnd().split('\n');
+    t.equal(lines.length, 101, 'the first 100 and one line for the rest');
+    t.match(lines[0], /many(-ca)?\.yaml:\d+:1: k0: unknown key/);
+    t.equal(lines[100], `… and 50 more issues (meshcar check --config ${named} lists them all)`);
+  }
+  t.equal(check.code, 1);
+  t.equal(check.stderr.trimEnd().split('\n').length, 150, 'check: every issue');
+  // doctor: one ✗ line each, as many, and its count line
+  const doctor = await cli(['doctor', '--config', file]);
+  t.equal(doctor.code, 1);
+  const lines = doctor.stdout.trimEnd().split('\n');
+  t.equal(lines.length, 102, 'doctor: 100 issues, the rest counted, the summary');
+  t.match(lines[100], /^✗ config: … and 50 more issues \(meshcar check --config .* lists them all\)/);
+});
+
+t.test('a mistyped command or option is told its likely spelling', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['chek', '--config', 'x'], /^meshcar: unknown command "chek" \(did you mean "check"\?\); run "meshcar --help"/],
+    [['ca', 'statu', '--dir', 'x'], /^meshcar: unknown command "ca statu" \(did you mean "ca status"\?\); run "meshcar ca --help"/],
+    [['version'], /^meshcar: unknown command "version" \(did you mean "--version"\?\)/],
+    [['ca', 'init', '--dri', 'x'], /^meshcar: Unknown option '--dri' \(did you mean --dir\?\); usage: meshcar ca init/],
+    [['ca', 'token', '--single_use'], /^meshcar: Unknown option '--single_use' \(did you mean --single-use\?\)/],
+    [['frobnicate'], /^meshcar: unknown command "frobnicate"; run/],
+  ];
+  const results = await Promise.all(cases.map(([args]) => cli(args)));
+  cases.forEach(([, pattern], i) => oneLine(t, results[i]!, 2, pattern));
+});
+
+t.test('help --version and --version --help show the help, as help COMMAND does', async (t) => {
+  const results = await Promise.all([cli(['help', '--version']), cli(['--version', '--help']), cli(['--version', '-h'])]);
+  for (const result of results) {
+    t.equal(result.code, 0, result.stderr);
+    t.match(result.stdout, /^meshcar \S+: a service-mesh sidecar/);
+    t.match(result.stdout, '"meshcar --version" prints the version');
   }
 });

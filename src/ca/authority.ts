@@ -12,6 +12,7 @@ import { TokenLedger } from './token-ledger.js';
 import type { TokenKeys } from './token-keys.js';
 import { issueLeafCertificate } from './x509-profile.js';
 import type { CaMaterial } from './store.js';
+import { shellWord } from '../shell-word.js';
 
 export interface AuthorityLimits {
   readonly maxTtlMs: number;
@@ -104,7 +105,7 @@ export class Authority {
   async issue(spiffeId: string, spki: Buffer, requestedTtlMs?: number, serverNames?: readonly string[], keyType?: KeyDescription['type']): Promise<IssuedSvid> {
     // a leaf is capped at its issuer's notAfter: past it, every leaf would be born expired
     if (this.issuerNotAfter.getTime() <= Date.now()) {
-      throw new MeshcarError('ca_missing', `the CA's issuer expired at ${this.issuerNotAfter.toISOString()}: run "meshcar ca rotate-issuer --dir ${this.material.dir}" (or set issuerRotation in the CA config)`);
+      throw new MeshcarError('ca_missing', `the CA's issuer expired at ${this.issuerNotAfter.toISOString()}: run "meshcar ca rotate-issuer --dir ${shellWord(this.material.dir)}" (or set issuerRotation in the CA config)`);
     }
     const lifetimeMs = Math.min(requestedTtlMs ?? this.limits.defaultTtlMs, this.limits.maxTtlMs);
     const built = await issueLeafCertificate(this.material.issuer, this.issuerNotAfter, {

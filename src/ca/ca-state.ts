@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { removeStaleTemps, writeFileAtomic } from '../atomic-file.js';
 import { otherWriters, requireFolder } from '../user-paths.js';
+import { shellWord } from '../shell-word.js';
 
 export const STATE_FILE = 'state.json';
 export const LEAF_LIFETIME_FILE = 'leaf-lifetime.json';
@@ -59,7 +60,7 @@ export async function readJson(file: string): Promise<unknown> {
 
 /** The one line every command but init gives on a folder an init did not finish. */
 export function unfinishedInitError(dir: string, initializing: NonNullable<CaState['initializing']>): MeshcarError {
-  return new MeshcarError('ca_missing', `${dir}: "meshcar ca init" started at ${initializing.since} did not finish (killed before its last write), so the folder is not a CA yet; run "meshcar ca init --dir ${dir} --trust-domain ${initializing.trustDomain}" again: it makes the CA afresh`);
+  return new MeshcarError('ca_missing', `${dir}: "meshcar ca init" started at ${initializing.since} did not finish (killed before its last write), so the folder is not a CA yet; run "meshcar ca init --dir ${shellWord(dir)} --trust-domain ${initializing.trustDomain}" again: it makes the CA afresh`);
 }
 
 /**
@@ -114,13 +115,13 @@ export async function stateFingerprint(dir: string): Promise<string> {
  * the keys, the bundle or state.json (a rename needs only the folder's write bit).
  */
 export async function requirePrivateCaFolder(dir: string): Promise<void> {
-  await requireFolder(dir, `run "meshcar ca init --dir ${dir} --trust-domain TD" first, or correct the path`, 'give the CA folder (made by meshcar ca init)');
+  await requireFolder(dir, `run "meshcar ca init --dir ${shellWord(dir)} --trust-domain TD" first, or correct the path`, 'give the CA folder (made by meshcar ca init)');
   const others = otherWriters(await stat(dir));
   if (others === undefined) return;
   if ('owner' in others) {
-    throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}), who could replace its keys; run "chown ${others.uid} ${dir} && chmod 700 ${dir}" (as root), or run meshcar as its owner`);
+    throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}), who could replace its keys; run "chown ${others.uid} ${shellWord(dir)} && chmod 700 ${shellWord(dir)}" (as root), or run meshcar as its owner`);
   }
-  throw new MeshcarError('forbidden', `the CA folder ${dir} is writable by ${others.who} (mode ${others.mode}), who could replace its keys; run "chmod 700 ${dir}"`);
+  throw new MeshcarError('forbidden', `the CA folder ${dir} is writable by ${others.who} (mode ${others.mode}), who could replace its keys; run "chmod 700 ${shellWord(dir)}"`);
 }
 
 export const LOCK_FILE = '.lock';

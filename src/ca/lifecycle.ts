@@ -24,6 +24,8 @@ import { installIssuerPair } from './issuer-switch.js';
 import { leavesExpireBy, nextRotationStepAt, readLeafLifetime } from './leaf-lifetime.js';
 import { TokenKeys } from './token-keys.js';
 import { ISSUER_LIFETIME_MS, issueCrossCertificate, issueIssuerCertificate, issueRootCertificate, rootName, type Signer } from './x509-profile.js';
+import { shellWord } from '../shell-word.js';
+import { caCertificate, caPrivateKey } from './ca-pem.js';
 
 export interface StepResult {
   /** What was done, one line for the operator. */
@@ -39,8 +41,8 @@ interface LoadedRoot {
 
 async function loadRoot(dir: string, certFile: string, keyFile: string): Promise<LoadedRoot> {
   const [certPem, keyPem] = await Promise.all([readCaFile(dir, certFile), readCaFile(dir, keyFile)]);
-  const cert = new X509Certificate(certPem);
-  const key = createPrivateKey(keyPem);
+  const cert = caCertificate(dir, certFile, certPem);
+  const key = caPrivateKey(dir, keyFile, keyPem);
   if (!cert.checkPrivateKey(key)) throw new MeshcarError('ca_missing', `${join(dir, keyFile)} does not belong to ${join(dir, certFile)}`);
   const trustDomain = /(?:^|\n)O=([^\n]+)/.exec(cert.subject)?.[1] ?? '';
   return { cert, signer: { key, name: rootName(trustDomain), spki: spkiOf(key) } };
@@ -106,7 +108,7 @@ async function rootAddUnlocked(dir: string, options: { now?: Date } = {}): Promi
   const state = await readCaState(dir);
   if (state.rootRotation) {
     const next = state.rootRotation.step === 'added' ? 'root activate' : 'root retire';
-    throw new MeshcarError('forbidden', `root add refused: a root rotation is already under way (${state.rootRotation.step} at ${state.rootRotation.step === 'added' ? state.rootRotation.addedAt : state.rootRotation.activatedAt}); finish it with "meshcar ca ${next} --dir ${dir}" first`);
+    throw new MeshcarError('forbidden', `root add refused: a root rotation is already under way (${state.rootRotation.step} at ${state.rootRotation.step === 'added' ? state.rootRotation.addedAt : state.rootRotation.activatedAt}); finish it with "meshcar ca ${next} --dir ${shellWord(dir)}" first`);
   }
   const active = await loadRoot(dir, CA_FILES.rootCert, CA_FILES.rootKey);
   const keys = await generateWorkloadKey();
@@ -132,7 +134,7 @@ async function rootActivateUnlocked(dir: string, options: { force?: boolean; now
   const now = options.now ?? new Date();
   const state = await readCaState(dir);
   if (state.rootRotation?.step !== 'added') {
-    throw new MeshcarError('forbidden', state.rootRotation ? `root activate refused: the new root is active already (since ${state.rootRotation.activatedAt}); the next step is "meshcar ca root retire --dir ${dir}"` : `root activate refused: there is no pending root; start with "meshcar ca root add --dir ${dir}"`);
+    throw new MeshcarError('forbidden', state.rootRotation ? `root activate refused: the new root is active already (since ${state.rootRotation.activatedAt}); the next step is "meshcar ca root retire --dir ${shellWord(dir)}"` : `root activate refused: there is no pending root; start with "meshcar ca root add --dir ${shellWord(dir)}"`);
   }
   const lifetime = await readLeafLifetime(dir);
   const leafTtl = lifetime.maxTtlMs;
@@ -192,7 +194,7 @@ async function rootRetireUnlocked(dir: string, options: { force?: boolean; now?:
   const now = options.now ?? new Date();
   const state = await readCaState(dir);
   if (state.rootRotation?.step !== 'activated') {
-    throw new MeshcarError('forbidden', state.rootRotation ? `root retire refused: the new root is not active yet; run "meshcar ca root activate --dir ${dir}" first` : `root retire refused: no root rotation is under way; start with "meshcar ca root add --dir ${dir}"`);
+    throw new MeshcarError('forbidden', state.rootRotation ? `root retire refused: the new root is not active yet; run "meshcar ca root activate --dir ${shellWord(dir)}" first` : `root retire refused: no root rotation is under way; start with "meshcar ca root add --dir ${shellWord(dir)}"`);
   }
   const lifetime = await readLeafLifetime(dir);
   const leafTtl = state.rootRotation.leafMaxTtlMs ?? lifetime.maxTtlMs;
@@ -205,7 +207,7 @@ async function rootRetireUnlocked(dir: string, options: { force?: boolean; now?:
   // each write below is whole or absent, and none depends on a file removed before it, so a
   // run stopped anywhere is finished by running the step again (state.json still says activated)
   const retiring = await readOptionalCert(dir, ROTATION_FILES.retiringCert);
-  const active = new X509Certificate(await readCaFile(dir, CA_FILES.rootCert));
+  const active = caCertificate(dir, CA_FILES.rootCert, await readCaFile(dir, CA_FILES.rootCert));
   await writeFileAtomic(join(dir, CA_FILES.bundle), active.toString(), 0o644);
   await pruneIssuers(dir, active);
   await TokenKeys.rotate(dir, 'retire-previous', now);
@@ -238,7 +240,8 @@ async function pruneIssuers(dir: string, activeRoot: X509Certificate): Promise<v
 /** Its own command: a new token key; tokens of the one before keep working, older ones stop. */
 async function rotateTokenKeyUnlocked(dir: string, options: { now?: Date } = {}): Promise<StepResult> {
   const state: CaState = await readCaState(dir);
-  const before = (await TokenKeys.load(dir)).info.retired.length;
+  // the keys as they were may be unreadable: this command is the way out their error names
+  const before = (await TokenKeys.load(dir).catch(() => undefined))?.info.retired.length ?? 0;
   const keys = await TokenKeys.rotate(dir, 'rotate', options.now);
   await writeCaState(dir, state, state);
   const retired = keys.info.retired.length - before;

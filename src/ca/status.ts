@@ -10,6 +10,7 @@ import { readCaState, requireFinishedInit, requirePrivateCaFolder } from './ca-s
 import { nextRotationStepAt, readLeafLifetime } from './leaf-lifetime.js';
 import { loadCaMaterial, readOptionalCert, ROTATION_FILES } from './store.js';
 import { TokenKeys } from './token-keys.js';
+import { shellWord } from '../shell-word.js';
 
 export interface CertificateStatus {
   readonly serial: string;
@@ -108,7 +109,7 @@ export function formatCaStatus(status: CaStatus, now = Date.now()): string {
   const next = status.rootRotation.next;
   if (next) {
     const wait = Date.parse(next.allowedFrom) - now;
-    lines.push(`  next: meshcar ca ${next.command} --dir ${status.dir}, ${wait > 0 ? `allowed from ${next.allowedFrom} (in ${formatApproxDuration(wait)})` : 'allowed now'}`);
+    lines.push(`  next: meshcar ca ${next.command} --dir ${shellWord(status.dir)}, ${wait > 0 ? `allowed from ${next.allowedFrom} (in ${formatApproxDuration(wait)})` : 'allowed now'}`);
   }
   lines.push('roots:');
   for (const root of status.roots) lines.push(`  ${root.role.padEnd(9)} ${cert(root)}`);

@@ -14,9 +14,12 @@ import { refuseKernelPath, refuseUnexpandedTilde } from '../user-paths.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { splitPemCertificates } from '../pki/pem.js';
 import { issueIssuerCertificate, issueRootCertificate, issuerName, rootName, type Signer } from './x509-profile.js';
-import { readCaState, readCaStateAsIs, requireFinishedInit, requirePrivateCaFolder, withCaLock, writeCaState, type CaState } from './ca-state.js';
+import { readCaState, readCaStateAsIs, requireFinishedInit, requirePrivateCaFolder, STATE_FILE, withCaLock, writeCaState, type CaState } from './ca-state.js';
+import { refuseForeignFolder } from './init-folder.js';
 import { TOKEN_KEY_FILE, TOKEN_KEYS_FILE, TokenKeys } from './token-keys.js';
 import { finishIssuerSwitch } from './issuer-switch.js';
+import { shellWord } from '../shell-word.js';
+import { caCertificate, caPrivateKey } from './ca-pem.js';
 
 export const CA_FILES = {
   rootCert: 'root.crt',
@@ -80,7 +83,9 @@ export async function initCaDirectory(dir: string, trustDomain: string, options:
   refuseKernelPath(dir);
   // an existing --dir must be a folder (mkdir would say only EEXIST)
   if ((await stat(dir).catch(() => undefined))?.isDirectory() === false) throw new MeshcarError('bad_path', `${dir}: is a file, not a folder; give a new folder or an existing one for the CA`);
-  // before the folder's mode is touched: an existing CA's folder is left as it was
+  // before the folder's mode is touched: a folder that is not a CA's is left as it was
+  await refuseForeignFolder(dir, [...Object.values(CA_FILES), STATE_FILE, TOKEN_KEY_FILE, TOKEN_KEYS_FILE]);
+  // and so is an existing CA's
   await stateBeforeInit(dir, trustDomain, options.force);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // mkdir leaves an existing folder's mode as it was (and umask may narrow a new one's)
@@ -127,7 +132,7 @@ async function stateBeforeInit(dir: string, trustDomain: string, force: boolean)
   if (present.length > 0) {
     // no "initializing" mark: files lost since, or an init by a meshcar before the mark was killed
     const missing = files.filter((file) => !present.includes(file));
-    throw new MeshcarError('ca_exists', `${dir} holds part of a CA (${present.join(', ')}; missing ${missing.join(', ')}) and no record of an unfinished init: restore the missing files from a backup, or, if nothing was issued from it, make a new CA with "meshcar ca init --dir ${dir} --trust-domain ${trustDomain} --force"`);
+    throw new MeshcarError('ca_exists', `${dir} holds part of a CA (${present.join(', ')}; missing ${missing.join(', ')}) and no record of an unfinished init: restore the missing files from a backup, or, if nothing was issued from it, make a new CA with "meshcar ca init --dir ${shellWord(dir)} --trust-domain ${trustDomain} --force"`);
   }
   return state ?? { generation: 0 };
 }
@@ -137,14 +142,14 @@ export async function readCaFile(dir: string, file: string): Promise<string> {
     return await readFile(join(dir, file), 'utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (err as Error).message;
-    throw new MeshcarError('ca_missing', `${join(dir, file)} ${reason}: run "meshcar ca init --dir ${dir} --trust-domain TD" first`);
+    throw new MeshcarError('ca_missing', `${join(dir, file)} ${reason}: run "meshcar ca init --dir ${shellWord(dir)} --trust-domain TD" first`);
   }
 }
 
 /** A certificate file that may be absent; undefined when it is. */
 export async function readOptionalCert(dir: string, file: string): Promise<X509Certificate | undefined> {
   if (!(await exists(join(dir, file)))) return undefined;
-  return new X509Certificate(await readCaFile(dir, file));
+  return caCertificate(dir, file, await readCaFile(dir, file));
 }
 
 /** Loads and cross-checks the issuer and bundle (the root key is not needed to serve). */
@@ -168,23 +173,20 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string):
     }
     if (state.rootRotation?.step === 'activated') crossPem = (await readOptionalCert(dir, ROTATION_FILES.cross))?.toString() ?? '';
   } catch (err) {
+    // readOptionalCert names the file itself
+    if (err instanceof MeshcarError) throw err;
     throw new MeshcarError('ca_missing', `${dir}: root certificates cannot be read: ${(err as Error).message}`);
   }
   let issuerPem = readIssuerPem;
-  let issuerCert: X509Certificate;
-  let issuerKey: KeyObject;
-  let roots: X509Certificate[];
-  try {
-    issuerCert = new X509Certificate(issuerPem);
-    issuerKey = createPrivateKey(issuerKeyPem);
-    roots = splitPemCertificates(bundlePem).map((pem) => new X509Certificate(pem));
-  } catch (err) {
-    throw new MeshcarError('ca_missing', `${dir}: CA files cannot be read: ${(err as Error).message}`);
-  }
+  let issuerCert = caCertificate(dir, CA_FILES.issuerCert, issuerPem);
+  const issuerKey = caPrivateKey(dir, CA_FILES.issuerKey, issuerKeyPem);
+  const roots = splitPemCertificates(bundlePem).map((pem) => caCertificate(dir, CA_FILES.bundle, pem));
+  // no certificate at all: "issuer.crt is not signed by any root" would blame the wrong file
+  if (roots.length === 0) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.bundle)} holds no PEM certificate; the CA cannot use it: restore it from a backup`);
   if (!issuerCert.checkPrivateKey(issuerKey)) {
     // an issuer switch that stopped between its two renames (issuer-switch.ts) is finished here
     const finished = await finishIssuerSwitch(dir, issuerKey);
-    if (finished === undefined) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerKey)} does not belong to ${join(dir, CA_FILES.issuerCert)} (a new issuer pair can be made with: meshcar ca rotate-issuer --dir ${dir})`);
+    if (finished === undefined) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerKey)} does not belong to ${join(dir, CA_FILES.issuerCert)} (a new issuer pair can be made with: meshcar ca rotate-issuer --dir ${shellWord(dir)})`);
     issuerPem = finished;
     issuerCert = new X509Certificate(finished);
   }

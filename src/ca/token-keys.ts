@@ -11,6 +11,7 @@ import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import type { TokenSigningKey } from './join-tokens.js';
+import { shellWord } from '../shell-word.js';
 
 export const TOKEN_KEY_FILE = 'token.key';
 export const TOKEN_KEYS_FILE = 'token-keys.json';
@@ -58,18 +59,23 @@ export class TokenKeys {
   /** The token keys, or undefined when neither file exists. */
   private static async read(dir: string): Promise<TokenKeys | undefined> {
     const read = (file: string) => readFile(join(dir, file), 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
-    let keyPem: string | undefined;
+    let key: KeyObject;
     let file: TokenKeysFile;
     try {
-      const [key, list] = await Promise.all([read(TOKEN_KEY_FILE), read(TOKEN_KEYS_FILE)]);
-      if (key === undefined && list === undefined) return undefined;
-      if (key === undefined || list === undefined) throw new Error(`${key === undefined ? TOKEN_KEY_FILE : TOKEN_KEYS_FILE} is missing`);
-      keyPem = key;
+      const [keyPem, list] = await Promise.all([read(TOKEN_KEY_FILE), read(TOKEN_KEYS_FILE)]);
+      if (keyPem === undefined && list === undefined) return undefined;
+      if (keyPem === undefined || list === undefined) throw new Error(`${keyPem === undefined ? TOKEN_KEY_FILE : TOKEN_KEYS_FILE} is missing`);
+      // a token.key that is not a key (a token written over it) has the same way out as a bad
+      // list; it was Node's own decoder error, a stack trace and exit 70
+      try {
+        key = createPrivateKey(keyPem);
+      } catch {
+        throw new Error(`${TOKEN_KEY_FILE} is not a PEM private key`);
+      }
       file = JSON.parse(list) as TokenKeysFile;
     } catch (err) {
-      throw new MeshcarError('ca_missing', `the token keys in ${dir} cannot be read (${(err as Error).message}); "meshcar ca rotate-token-key --dir ${dir}" makes a new one (tokens already handed out stop working)`);
+      throw new MeshcarError('ca_missing', `the token keys in ${dir} cannot be read (${(err as Error).message}); "meshcar ca rotate-token-key --dir ${shellWord(dir)}" makes a new one (tokens already handed out stop working)`);
     }
-    const key = createPrivateKey(keyPem);
     const kid = kidOf(key);
     if (!file.keys?.some((k) => k.kid === kid && k.state === 'current')) {
       throw new MeshcarError('ca_missing', `${join(dir, TOKEN_KEY_FILE)} is not the current key of ${join(dir, TOKEN_KEYS_FILE)}`);

@@ -2,10 +2,13 @@
 // rotate its issuer, token key and root, and run the CA server. Each loads the CA code
 // (node-forge among it) only when it runs.
 
+import { dirname } from 'node:path';
 import { MeshcarError } from '../errors.js';
-import { isValidTrustDomain } from '../identity/spiffe-id.js';
-import { type Command, durationOption, required, serviceOption, untilSignal } from './command.js';
+import { trustDomainProblem } from '../identity/spiffe-id.js';
+import { clip } from '../clip.js';
+import { type Command, durationOption, QUOTED_MAX, required, serviceOption, untilSignal } from './command.js';
 import { DAY_MS } from '../config/duration.js';
+import { StartupSignals } from './startup-signals.js';
 
 /** `ca issue --ttl`: an issuer lives a year (ca init, rotate-issuer) and a leaf never outlives it. */
 const MAX_LEAF_TTL = { ms: 366 * DAY_MS, why: 'a leaf never outlives its issuer, which lives a year' };
@@ -44,7 +47,8 @@ export const CA_COMMANDS: Record<string, Command> = {
     async run(values) {
       const dir = required(values, 'dir');
       const trustDomain = required(values, 'trust-domain');
-      if (!isValidTrustDomain(trustDomain)) throw new MeshcarError('usage', `--trust-domain "${trustDomain}" may hold only lower-case letters, digits, dots, dashes and underscores`);
+      const problem = trustDomainProblem(trustDomain);
+      if (problem !== undefined) throw new MeshcarError('usage', `--trust-domain ${JSON.stringify(clip(trustDomain, QUOTED_MAX))} is not a trust domain: ${problem}`);
       const { caInit } = await import('../ca/commands.js');
       const { finished } = await caInit(dir, trustDomain, values.force === true);
       if (finished) process.stdout.write(`${dir} held an init that did not finish; its keys were never used and are replaced\n`);
@@ -63,7 +67,8 @@ export const CA_COMMANDS: Record<string, Command> = {
     },
     async run(values) {
       const args = [required(values, 'dir'), serviceOption(values), required(values, 'out'), durationOption(values, 'ttl', '24h', MAX_LEAF_TTL)] as const;
-      const { caIssue } = await import('../ca/commands.js');
+      const [{ caIssue }, { refuseOutInCaFolder }] = await Promise.all([import('../ca/commands.js'), import('../ca/out-path.js')]);
+      refuseOutInCaFolder(args[2], args[2], 'svid.crt, svid.key and bundle.pem');
       const issued = await caIssue(...args);
       process.stdout.write(`issued ${issued.spiffeId} serial ${issued.serial} valid until ${issued.notAfter} into ${values.out as string}\n`);
       return 0;
@@ -81,9 +86,12 @@ export const CA_COMMANDS: Record<string, Command> = {
     },
     async run(values) {
       const args = [required(values, 'dir'), serviceOption(values), durationOption(values, 'ttl', '1h', MAX_TOKEN_TTL), values['single-use'] === true] as const;
-      const [{ caToken, writeTokenFile }, { prepareOutFile }] = await Promise.all([import('../ca/commands.js'), import('../user-paths.js')]);
+      const [{ caToken, writeTokenFile }, { prepareOutFile }, { refuseOutInCaFolder }] = await Promise.all([import('../ca/commands.js'), import('../user-paths.js'), import('../ca/out-path.js')]);
       // before the token is made: a token printed nowhere is a token wasted (and one more to revoke)
-      if (typeof values.out === 'string') await prepareOutFile(values.out);
+      if (typeof values.out === 'string') {
+        refuseOutInCaFolder(values.out, dirname(values.out), 'the token');
+        await prepareOutFile(values.out);
+      }
       const token = await caToken(...args);
       if (typeof values.out === 'string') {
         await writeTokenFile(values.out, token);
@@ -118,24 +126,40 @@ export const CA_COMMANDS: Record<string, Command> = {
     options: { config: { type: 'string', help: 'CA configuration YAML' } },
     async run(values) {
       const file = required(values, 'config');
-      const [{ loadCaConfig }, { createLogger }, { caServe }] = await Promise.all([import('../config/ca-config.js'), import('../logging.js'), import('../ca/commands.js')]);
-      const config = await loadCaConfig(file);
-      const logger = createLogger(config.log.level, 'meshcar-ca');
-      // sidecars reload on SIGHUP, so habit sends it here too: say what it does instead of dying
-      // (from before the server starts: its 'listening' line may be read before caServe returns)
-      const onHangUp = () => logger.warn(`SIGHUP ignored: the CA server does not reload ${file}; restart it (meshcar ca serve) to apply a change`);
-      process.on('SIGHUP', onHangUp);
-      const server = await caServe(config, logger).catch((err: unknown) => {
-        process.off('SIGHUP', onHangUp);
-        throw err;
-      });
-      const status = await untilSignal(async () => {
-        logger.info('draining: no new connections, requests in flight finish');
-        await server.close();
-        logger.info('stopped');
-      });
-      process.off('SIGHUP', onHangUp);
-      return status;
+      // from the first moment, as `meshcar run` does: a SIGHUP while modules load or the config
+      // is read ended the process (exit 129), a SIGTERM exited 143 with no line; now the one is
+      // told once the log is open, and the other stops the server as soon as it is up
+      const signals = new StartupSignals();
+      try {
+        return await serveCa(file, signals);
+      } finally {
+        signals.close();
+      }
     },
   },
 };
+
+/** `meshcar ca serve`: the CA server until SIGTERM/SIGINT; SIGHUP is ignored, with a warning. */
+async function serveCa(file: string, signals: StartupSignals): Promise<number> {
+  const [{ loadCaConfig }, { createLogger }, { caServe }] = await Promise.all([import('../config/ca-config.js'), import('../logging.js'), import('../ca/commands.js')]);
+  const config = await loadCaConfig(file);
+  const logger = createLogger(config.log.level, 'meshcar-ca');
+  // sidecars reload on SIGHUP, so habit sends it here too: say what it does instead of dying
+  // (from before the server starts: its 'listening' line may be read before caServe returns)
+  signals.reloadWith(() => logger.warn(`SIGHUP ignored: the CA server does not reload ${file}; restart it (meshcar ca serve) to apply a change`));
+  if (signals.stopRequested) {
+    logger.info('stopped (asked to stop while starting)');
+    return 0;
+  }
+  const server = await caServe(config, logger);
+  // a SIGTERM that came while it started stops it now (untilSignal runs the stop at once)
+  return untilSignal(
+    async () => {
+      logger.info('draining: no new connections, requests in flight finish');
+      await server.close();
+      logger.info('stopped');
+    },
+    undefined,
+    signals.handOverStop(),
+  );
+}

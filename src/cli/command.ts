@@ -4,7 +4,11 @@
 
 import { MeshcarError } from '../errors.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
-import { isValidServiceName } from '../identity/spiffe-id.js';
+import { serviceNameProblem } from '../identity/spiffe-id.js';
+import { clip } from '../clip.js';
+
+/** The most of an option's value an error message quotes. */
+export const QUOTED_MAX = 200;
 
 /** The values parseArgs read for a command, by option name. */
 export type OptionValues = Record<string, string | boolean | undefined>;
@@ -43,14 +47,17 @@ export function required(values: OptionValues, name: string): string {
 export function durationOption(values: OptionValues, name: string, fallback: string, max: { ms: number; why: string }): number {
   const text = typeof values[name] === 'string' ? (values[name] as string) : fallback;
   const ms = parseDuration(text);
-  if (ms === undefined || ms < 1000) throw new MeshcarError('usage', `--${name} "${text}" is not a duration of at least 1s (write 30s, 5m, 1h or 24h)`);
-  if (ms > max.ms) throw new MeshcarError('usage', `--${name} "${text}" is too long: at most ${formatDuration(max.ms)} (${max.why})`);
+  const quoted = clip(text, QUOTED_MAX);
+  if (ms === undefined || ms < 1000) throw new MeshcarError('usage', `--${name} "${quoted}" is not a duration of at least 1s (write 30s, 5m, 1h or 24h)`);
+  if (ms > max.ms) throw new MeshcarError('usage', `--${name} "${quoted}" is too long: at most ${formatDuration(max.ms)} (${max.why})`);
   return ms;
 }
 
 export function serviceOption(values: OptionValues): string {
   const service = required(values, 'service');
-  if (!isValidServiceName(service)) throw new MeshcarError('usage', `--service "${service}" may hold only letters, digits, dots, dashes and underscores`);
+  const problem = serviceNameProblem(service);
+  // the value quoted cut short: the message is one line whatever was typed (or generated)
+  if (problem !== undefined) throw new MeshcarError('usage', `--service ${JSON.stringify(clip(service, QUOTED_MAX))} is not a service name: ${problem}`);
   return service;
 }
 

@@ -30,6 +30,6 @@ export function groupHelp(commands: Record<string, Command>, group: string): str
 export function commandHelp(command: Command): string {
   const lines = [`usage: ${command.usage}`, '', command.summary, ''];
   for (const [name, option] of Object.entries(command.options)) lines.push(`  --${name.padEnd(14)} ${option.help}`);
-  lines.push(`  --${'help'.padEnd(14)} show this help`);
+  lines.push(`  --${'help'.padEnd(14)} show this help (also -h)`);
   return `${lines.join('\n')}\n`;
 }

@@ -4,7 +4,8 @@
 // ended it with 143 and no "stopped" line. A SIGHUP that comes before the sidecar can reload is
 // kept and delivered once it can; a SIGTERM or SIGINT during start-up is remembered for the
 // command to stop what started. Once start-up is over the command hands SIGTERM/SIGINT to
-// untilSignal (the drain); SIGHUP stays here, reloading, until close().
+// untilSignal (the drain); SIGHUP stays here, reloading, until close(). `meshcar ca serve` uses
+// it the same way, its "reload" a warning that the CA server does not reload.
 
 export class StartupSignals {
   private reload: (() => void) | undefined;

@@ -3,7 +3,7 @@
 // the same way wherever the kind appears.
 
 import { resolve } from 'node:path';
-import { isValidTrustDomain, tryParseSpiffeId } from '../identity/spiffe-id.js';
+import { trustDomainProblem, tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { type HostPort, parseHostPort } from './address.js';
 import { DAY_MS, formatDuration, parseDuration } from './duration.js';
 import type { YamlValue } from './yaml-value.js';
@@ -107,9 +107,8 @@ export function readPath(value: YamlValue): string | undefined {
 export function readTrustDomain(value: YamlValue): string | undefined {
   const text = value.string('a trust domain name');
   if (text === undefined) return undefined;
-  if (!isValidTrustDomain(text)) {
-    return value.report(`${JSON.stringify(text)} is not a trust domain: use lower-case letters, digits, dots, dashes and underscores, e.g. mesh.local`);
-  }
+  const problem = trustDomainProblem(text);
+  if (problem !== undefined) return value.report(`${JSON.stringify(text)} is not a trust domain: ${problem}`);
   return text;
 }
 

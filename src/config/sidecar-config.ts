@@ -6,7 +6,7 @@
 
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { isValidServiceName, serviceSpiffeId } from '../identity/spiffe-id.js';
+import { serviceNameProblem, serviceSpiffeId } from '../identity/spiffe-id.js';
 import { formatHostPort, type HostPort, isHostname, parseHostPort, reachesListener } from './address.js';
 import { otherKindMessage } from './config-kind.js';
 import { deepFreeze } from './freeze.js';
@@ -140,7 +140,8 @@ function readWorkers(value: YamlValue): Workers | undefined {
 function readService(value: YamlValue): string | undefined {
   const text = value.string('a service name');
   if (text === undefined) return undefined;
-  if (!isValidServiceName(text)) return value.report(`${JSON.stringify(text)} is not a service name: use letters, digits, dots, dashes and underscores`);
+  const problem = serviceNameProblem(text);
+  if (problem !== undefined) return value.report(`${JSON.stringify(text)} is not a service name: ${problem}`);
   return text;
 }
 

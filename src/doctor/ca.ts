@@ -1,11 +1,11 @@
 // doctor's CA check: the CA at identity.ca.url is reachable, chains to identity.ca.bundle and
 // presents spiffe://<trust domain>/meshcar/ca, the same three things the sidecar demands.
 
-import { readFile } from 'node:fs/promises';
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
 import { fail, ok, type CheckResult } from './result.js';
 import { dialTls, networkProblem, peerSpiffeId } from './probe.js';
+import { readCheckedFile } from './read-file.js';
 
 export async function checkCa(config: SidecarConfig): Promise<CheckResult | undefined> {
   if (config.identity.source !== 'ca') return undefined;
@@ -16,7 +16,7 @@ export async function checkCa(config: SidecarConfig): Promise<CheckResult | unde
   const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
   let ca: string;
   try {
-    ca = await readFile(bundle, 'utf8');
+    ca = await readCheckedFile(bundle);
   } catch (err) {
     return fail(name, `cannot read identity.ca.bundle ${bundle}: ${networkProblem(err)}`, 'point identity.ca.bundle at the bundle.pem of your CA folder');
   }

@@ -9,6 +9,7 @@ import { access, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describeError } from '../errors.js';
 import { otherWriters } from '../user-paths.js';
+import { shellWord } from '../shell-word.js';
 
 export interface DirProblem {
   readonly message: string;
@@ -58,7 +59,7 @@ export async function identityDirProblem(dir: string): Promise<DirProblem | unde
   if (others === undefined || 'owner' in others) return undefined;
   return {
     message: `identity.dir ${dir} is writable by ${others.who} (mode ${others.mode}): the sidecar will not use an SVID stored there (someone else could have put it there) and asks the CA for a new one with the join token`,
-    fix: `chmod 700 ${dir}`,
+    fix: `chmod 700 ${shellWord(dir)}`,
     refusesStored: true,
   };
 }

@@ -9,7 +9,7 @@
 // doctor must not call it usable. The CA publishes no token keys: a token's signature is only
 // checked by the CA, when the token is used, and the token line says so.
 
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError } from '../errors.js';
 import { applyBundle } from '../identity/bundle-refresh.js';
@@ -22,9 +22,11 @@ import { readTokenClaims } from '../identity/token-claims.js';
 import { identityDirProblem } from './identity-dir.js';
 import { PROBE_TIMEOUT_MS } from './probe.js';
 import { fail, humanDuration, ok, skip, warn, type CheckResult } from './result.js';
+import { shellWord } from '../shell-word.js';
+import { readCheckedFile } from './read-file.js';
 
 /** The fix for a missing or bad token: doctor does not know the CA's folder, so it names it. */
-const tokenFix = (config: SidecarConfig, file: string) => `meshcar ca token --dir <CA dir> --service ${config.service} --out ${file}`;
+const tokenFix = (config: SidecarConfig, file: string) => `meshcar ca token --dir <CA dir> --service ${config.service} --out ${shellWord(file)}`;
 
 /**
  * Whether the SVID still chains to the bundle the CA hands out now (GET /v1/bundle): a sentence
@@ -34,7 +36,7 @@ const tokenFix = (config: SidecarConfig, file: string) => `meshcar ca token --di
 async function liveBundleProblem(config: SidecarConfig, svid: Svid): Promise<string | undefined> {
   if (config.identity.source !== 'ca') return undefined;
   try {
-    const bundlePem = await readFile(config.identity.ca.bundle, 'utf8');
+    const bundlePem = await readCheckedFile(config.identity.ca.bundle);
     const client = new CaClient({ url: config.identity.ca.url, trustDomain: config.trustDomain, bundlePem, timeoutMs: PROBE_TIMEOUT_MS, logger: createLogger('silent') });
     const outcome = applyBundle(svid, await client.fetchBundle(svid.bundlePem));
     return outcome.kind === 'leaf_untrusted' ? outcome.reason : '';
@@ -83,7 +85,7 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
   const name = 'identity';
   const paths = pathsOf(config);
   const fromCa = config.identity.source === 'ca';
-  const read = async (file: string) => readFile(file, 'utf8');
+  const read = async (file: string) => readCheckedFile(file);
   let material: { chainPem: string; privateKeyPem: string; bundlePem: string };
   try {
     const [chainPem, privateKeyPem, bundlePem] = await Promise.all([read(paths.cert), read(paths.key), read(paths.bundle)]);
@@ -132,7 +134,7 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
   const share = left / lifetimeMs(svid);
   const summary = `${svid.spiffeId}, serial ${svid.serialHex}, valid until ${svid.notAfter.toISOString()} (${humanDuration(left)} left, ${Math.round(share * 100)}% of its lifetime)`;
   if (keyMode & 0o077) {
-    return { result: fail(name, `${paths.key} is readable by others (mode ${keyMode.toString(8).padStart(4, '0')}), expected 0600`, `chmod 600 ${paths.key}`), svid, needsToken: false };
+    return { result: fail(name, `${paths.key} is readable by others (mode ${keyMode.toString(8).padStart(4, '0')}), expected 0600`, `chmod 600 ${shellWord(paths.key)}`), svid, needsToken: false };
   }
   const renewal = fromCa ? `; renewal due between ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.from).toISOString()} and ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.to).toISOString()}` : '';
   if (share < LOW_LIFETIME_SHARE) {
@@ -151,7 +153,7 @@ export async function checkToken(config: SidecarConfig, needsToken: boolean, now
   }
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readCheckedFile(file);
   } catch (err) {
     const message = `cannot read ${file}: ${describeError(err)}`;
     return needsToken ? fail(name, message, `write a token with ${tokenFix(config, file)}`) : skip(name, `${message} (not needed while the SVID on disk is valid)`);

@@ -6,7 +6,6 @@
 // so a wrong endpoint shows before the sidecar starts, not in its first failed call.
 
 import { lookup } from 'node:dns/promises';
-import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { formatHostPort } from '../config/address.js';
@@ -15,6 +14,7 @@ import type { SidecarConfig, UpstreamConfig } from '../config/sidecar-config.js'
 import type { Svid } from '../identity/svid.js';
 import { fail, ok, skip, type CheckResult } from './result.js';
 import { dialTls, http2Ping, networkProblem, peerSpiffeId, refusedAfterHandshake } from './probe.js';
+import { readCheckedFile } from './read-file.js';
 
 /** What to do about a failed dial: every ✗ says, as the docs promise. */
 function dialFix(problem: string, upstream: string): string {
@@ -67,7 +67,7 @@ async function checkAddress(upstream: UpstreamConfig, label: string, host: strin
  */
 export async function checkUpstreams(config: SidecarConfig, svid: Svid | undefined, firstStart = false): Promise<CheckResult[]> {
   const upstreams = config.outbound?.upstreams ?? [];
-  const bundlePem = !svid && firstStart && config.identity.source === 'ca' ? await readFile(config.identity.ca.bundle, 'utf8').catch(() => undefined) : undefined;
+  const bundlePem = !svid && firstStart && config.identity.source === 'ca' ? await readCheckedFile(config.identity.ca.bundle).catch(() => undefined) : undefined;
   const creds: Credentials | undefined = svid ? { svid } : bundlePem !== undefined ? { bundlePem } : undefined;
   const probes: Array<Promise<CheckResult[]>> = [];
   for (const upstream of upstreams) {

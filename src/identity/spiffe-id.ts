@@ -41,14 +41,35 @@ export function parseSpiffeId(text: string): SpiffeId {
   return parsed;
 }
 
-export function isValidTrustDomain(name: string): boolean {
-  return TRUST_DOMAIN.test(name) && name.length <= 255;
+/** The longest trust domain (a DNS name's limit) and service name (a path segment) accepted. */
+export const MAX_TRUST_DOMAIN_LENGTH = 255;
+export const MAX_SERVICE_NAME_LENGTH = 128;
+
+/**
+ * Why `name` is not a trust domain, as the end of "... is not a trust domain: ", or undefined
+ * when it is one. Each rule has its own reason: a name of 300 lower-case letters was told to
+ * "use lower-case letters", which it did.
+ */
+export function trustDomainProblem(name: string): string | undefined {
+  if (!/^[a-z0-9._-]*$/.test(name) || name === '') return 'use lower-case letters, digits, dots, dashes and underscores, e.g. mesh.local';
+  if (name.length > MAX_TRUST_DOMAIN_LENGTH) return `it is ${name.length} characters long, the most is ${MAX_TRUST_DOMAIN_LENGTH}`;
+  return undefined;
 }
 
-const SERVICE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+export function isValidTrustDomain(name: string): boolean {
+  return trustDomainProblem(name) === undefined;
+}
+
+/** Why `name` is not a service name (the last segment of spiffe://TD/svc/NAME), or undefined when it is one. */
+export function serviceNameProblem(name: string): string | undefined {
+  if (!/^[A-Za-z0-9._-]*$/.test(name) || name === '') return 'use letters, digits, dots, dashes and underscores';
+  if (name === '.' || name === '..') return `"${name}" is a relative path segment, which a SPIFFE ID may not hold: use a name with a letter or digit`;
+  if (name.length > MAX_SERVICE_NAME_LENGTH) return `it is ${name.length} characters long, the most is ${MAX_SERVICE_NAME_LENGTH}`;
+  return undefined;
+}
 
 export function isValidServiceName(name: string): boolean {
-  return SERVICE_NAME.test(name) && name !== '.' && name !== '..';
+  return serviceNameProblem(name) === undefined;
 }
 
 /** spiffe://<trustDomain>/svc/<service>: the identity of one meshcar workload. */

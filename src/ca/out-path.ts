@@ -1,0 +1,39 @@
+// `ca issue --out` and `ca token --out` kept out of a CA folder. A token written to
+// `--out ca/root.key` (a slip of tab completion) replaced the root's private key with the
+// token, without a word: the root every sidecar trusts could sign nothing again, and the mesh
+// had to be re-rooted. `ca issue --out ca` wrote svid.key beside the CA's keys and its own
+// bundle.pem over the one the CA serves. A folder holding a CA (of this or another trust
+// domain), or inside one, is refused before anything is signed.
+
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { MeshcarError } from '../errors.js';
+import { CA_FILES } from './store.js';
+import { STATE_FILE } from './ca-state.js';
+
+/** Files only a CA folder holds; either one marks it (state.json alone: an init that was cut short). */
+const CA_MARKERS = [CA_FILES.rootKey, STATE_FILE];
+
+/**
+ * Throws when `folder` (where --out writes `what`) holds a CA. `out` is the path as typed,
+ * named first in the message as every path error does.
+ */
+export function refuseOutInCaFolder(out: string, folder: string, what: string): void {
+  const marker = caMarker(folder);
+  if (marker !== undefined) throw new MeshcarError('bad_path', `${out}: ${folder} holds a CA (${marker}), and --out would write ${what} over or beside its keys; choose a path outside any CA folder`);
+  // a folder inside one too: `ca issue --out ca/issuers` put the leaf and the root among the
+  // CA's earlier issuers, which `ca status` then listed as issuers
+  const top = resolve(folder);
+  for (let dir = dirname(top), depth = 0; depth < MAX_DEPTH; dir = dirname(dir), depth++) {
+    const above = caMarker(dir);
+    if (above !== undefined) throw new MeshcarError('bad_path', `${out}: it is inside ${dir}, which holds a CA (${above}), and --out would write ${what} among the CA's files; choose a path outside any CA folder`);
+    if (dirname(dir) === dir) return;
+  }
+}
+
+/** A path has at most 4096 bytes: far fewer folders than this above it. */
+const MAX_DEPTH = 2048;
+
+function caMarker(folder: string): string | undefined {
+  return CA_MARKERS.find((name) => existsSync(join(folder, name)));
+}

@@ -1,0 +1,14 @@
+// A failure's message made into the one stderr line the command line promises. Messages quote
+// what they found: JSON.parse's reason quotes the file it could not read ("garbage\nline two"
+// in a state.json made its refusal three lines), and a path or file name may hold control
+// characters (ESC, which a terminal acts on; CR, which rewrites the line shown). Each is
+// written as an escape, as JSON writes it (\n, \r, \u001b), so the line shows what is there;
+// so are the characters log-escape.ts escapes in log lines (C1 controls, bidi overrides).
+
+const UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const SHORT: Record<string, string> = { '\n': '\\n', '\r': '\\r' };
+
+/** `text` on one line, with nothing a terminal would act on (a tab stays). */
+export function stderrLine(text: string): string {
+  return text.replace(UNSAFE, (c) => SHORT[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
