@@ -7,14 +7,8 @@
 
 import t from 'tap';
 import net from 'node:net';
-import http from 'node:http';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { makePki } from '../helpers/pki.js';
-import { memoryLogger } from '../helpers/ca.js';
-import { startEchoApp } from '../helpers/apps.js';
-import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
-import { Sidecar } from '../../src/sidecar.js';
+import { startFilesSidecar } from '../helpers/files-sidecar.js';
 
 const TD = 'mesh.local';
 
@@ -32,27 +26,9 @@ function brokenHello(port: number, localAddress: string): Promise<number> {
 }
 
 t.test('a caller gone after a broken ClientHello is named by its address', async (t) => {
-  const pki = await makePki(TD);
-  const own = await pki.issue(`spiffe://${TD}/svc/orders`);
-  const app = await startEchoApp();
-  t.teardown(() => app.close());
-  const dir = t.testdir({ 'svid.crt': own.chainPem, 'svid.key': own.privateKeyPem, 'bundle.pem': pki.bundlePem });
-  await writeFile(
-    join(dir, 'orders.yaml'),
-    [
-      'service: orders',
-      `trustDomain: ${TD}`,
-      `identity: {files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}}`,
-      `inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:${app.port}"}`,
-      'admin: {listen: "127.0.0.1:0"}',
-      'log: {level: info, access: false}',
-    ].join('\n'),
-  );
-  const lines: Array<Record<string, unknown>> = [];
-  const sidecar = new Sidecar(await loadSidecarConfig(join(dir, 'orders.yaml')), memoryLogger(lines));
-  t.teardown(() => sidecar.stop());
-  const addresses = await sidecar.start();
-  const inboundPort = addresses.inbound?.port as number;
+  const fx = await startFilesSidecar(await makePki(TD), t.testdir());
+  t.teardown(() => fx.close());
+  const { lines, inboundPort } = fx;
 
   const ports = [await brokenHello(inboundPort, '127.0.0.21'), await brokenHello(inboundPort, '127.0.0.22')];
   const warned = () => lines.filter((l) => String(l.msg).startsWith('TLS handshake failed, inbound from'));
@@ -63,13 +39,7 @@ t.test('a caller gone after a broken ClientHello is named by its address', async
     [`TLS handshake failed, inbound from 127.0.0.21:${ports[0]}`, `TLS handshake failed, inbound from 127.0.0.22:${ports[1]}`],
     'one warn line per caller, each naming its address',
   );
-  const listed = await new Promise<string>((resolve, reject) =>
-    http.get({ host: '127.0.0.1', port: addresses.admin.port, path: '/debug/tls' }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    }).on('error', reject),
-  );
+  const listed = (await fx.adminGet('/debug/tls')).toString('utf8');
   const peers = (JSON.parse(listed) as { failures: Array<{ peer: string }> }).failures.map((f) => f.peer).sort();
   t.same(peers, [`127.0.0.21:${ports[0]}`, `127.0.0.22:${ports[1]}`], 'GET /debug/tls lists both by address');
 });

@@ -6,61 +6,31 @@
 
 import t from 'tap';
 import tls from 'node:tls';
-import http from 'node:http';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makePki, type TestPki } from '../helpers/pki.js';
-import { memoryLogger, openssl } from '../helpers/ca.js';
-import { startEchoApp, type TestApp } from '../helpers/apps.js';
-import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
-import { Sidecar } from '../../src/sidecar.js';
+import { openssl } from '../helpers/ca.js';
+import { startFilesSidecar, type FilesSidecar } from '../helpers/files-sidecar.js';
 
 const TD = 'mesh.local';
 const HOSTILE = 'a\u009b[2Jb\u202eevil';
 const UNSAFE = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 let pki: TestPki;
-let app: TestApp;
-let sidecar: Sidecar;
+let fx: FilesSidecar;
 let inboundPort: number;
-let adminPort: number;
 let dir: string;
 
 t.before(async () => {
   pki = await makePki(TD);
-  const own = await pki.issue(`spiffe://${TD}/svc/orders`);
-  app = await startEchoApp();
-  dir = t.testdir({ 'svid.crt': own.chainPem, 'svid.key': own.privateKeyPem, 'bundle.pem': pki.bundlePem });
-  await writeFile(
-    join(dir, 'orders.yaml'),
-    [
-      'service: orders',
-      `trustDomain: ${TD}`,
-      `identity: {files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}}`,
-      `inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:${app.port}"}`,
-      'admin: {listen: "127.0.0.1:0"}',
-    ].join('\n'),
-  );
-  sidecar = new Sidecar(await loadSidecarConfig(join(dir, 'orders.yaml')), memoryLogger([]));
-  const addresses = await sidecar.start();
-  inboundPort = addresses.inbound?.port as number;
-  adminPort = addresses.admin.port;
+  dir = t.testdir();
+  fx = await startFilesSidecar(pki, dir);
+  inboundPort = fx.inboundPort;
 });
-t.teardown(async () => {
-  await sidecar?.stop();
-  await app?.close();
-});
+t.teardown(() => fx?.close());
 
 /** The raw bytes of an admin answer, as curl would print them. */
-function adminGet(path: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: adminPort, path }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks)));
-    }).on('error', reject);
-  });
-}
+const adminGet = (path: string): Promise<Buffer> => fx.adminGet(path);
 
 /** One TLS attempt with a client certificate; resolves once the sidecar has closed it. */
 function attempt(cert: string, key: string): Promise<void> {

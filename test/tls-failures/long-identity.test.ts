@@ -4,61 +4,32 @@
 
 import t from 'tap';
 import tls from 'node:tls';
-import http from 'node:http';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makePki, type TestPki } from '../helpers/pki.js';
-import { memoryLogger, openssl } from '../helpers/ca.js';
-import { startEchoApp, type TestApp } from '../helpers/apps.js';
-import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
-import { Sidecar } from '../../src/sidecar.js';
+import { openssl } from '../helpers/ca.js';
+import { startFilesSidecar, type FilesSidecar } from '../helpers/files-sidecar.js';
 
 const TD = 'mesh.local';
 const LONG = 30_000;
 
 let pki: TestPki;
-let app: TestApp;
-let sidecar: Sidecar;
+let fx: FilesSidecar;
 let inboundPort: number;
-let adminPort: number;
 let dir: string;
-const lines: Array<Record<string, unknown>> = [];
+let lines: Array<Record<string, unknown>>;
 
 t.before(async () => {
   pki = await makePki(TD);
-  const own = await pki.issue(`spiffe://${TD}/svc/orders`);
-  app = await startEchoApp();
-  dir = t.testdir({ 'svid.crt': own.chainPem, 'svid.key': own.privateKeyPem, 'bundle.pem': pki.bundlePem });
-  await writeFile(
-    join(dir, 'orders.yaml'),
-    [
-      'service: orders',
-      `trustDomain: ${TD}`,
-      `identity: {files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}}`,
-      `inbound: {listen: "0.0.0.0:0", app: "http://127.0.0.1:${app.port}"}`,
-      'admin: {listen: "127.0.0.1:0"}',
-      'log: {level: info, access: false}',
-    ].join('\n'),
-  );
-  sidecar = new Sidecar(await loadSidecarConfig(join(dir, 'orders.yaml')), memoryLogger(lines));
-  const addresses = await sidecar.start();
-  inboundPort = addresses.inbound?.port as number;
-  adminPort = addresses.admin.port;
+  dir = t.testdir();
+  // on every address: the callers come from their own loopback addresses
+  fx = await startFilesSidecar(pki, dir, '0.0.0.0');
+  inboundPort = fx.inboundPort;
+  lines = fx.lines;
 });
-t.teardown(async () => {
-  await sidecar?.stop();
-  await app?.close();
-});
+t.teardown(() => fx?.close());
 
-function adminGet(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: adminPort, path }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    }).on('error', reject);
-  });
-}
+const adminGet = async (path: string): Promise<string> => (await fx.adminGet(path)).toString('utf8');
 
 /** One TLS attempt from `localAddress` with a client certificate; resolves once the sidecar has closed it. */
 function attempt(localAddress: string, cert: string, key: string): Promise<void> {

@@ -6,30 +6,11 @@
 
 import t from 'tap';
 import tls from 'node:tls';
-import http from 'node:http';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { makePki } from '../helpers/pki.js';
-import { memoryLogger } from '../helpers/ca.js';
-import { startEchoApp } from '../helpers/apps.js';
-import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
-import { Sidecar } from '../../src/sidecar.js';
+import { startFilesSidecar } from '../helpers/files-sidecar.js';
 
 const TD = 'mesh.local';
-const ORDERS = `spiffe://${TD}/svc/orders`;
 const ADDRESSES = 150;
-
-function adminGet(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      })
-      .on('error', reject);
-  });
-}
 
 /** A TLS client without a certificate from `localAddress`; resolves once the server has closed it. */
 function refusedFrom(port: number, localAddress: string, ca: string): Promise<void> {
@@ -44,33 +25,17 @@ function refusedFrom(port: number, localAddress: string, ca: string): Promise<vo
 
 t.test(`${ADDRESSES} refused handshakes from ${ADDRESSES} addresses: all counted, at most 100 warn lines`, async (t) => {
   const pki = await makePki(TD);
-  const own = await pki.issue(ORDERS);
-  const app = await startEchoApp();
-  t.teardown(() => app.close());
-  const dir = t.testdir({ 'svid.crt': own.chainPem, 'svid.key': own.privateKeyPem, 'bundle.pem': pki.bundlePem });
-  await writeFile(
-    join(dir, 'orders.yaml'),
-    [
-      'service: orders',
-      `trustDomain: ${TD}`,
-      `identity: {files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}}`,
-      `inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:${app.port}"}`,
-      'admin: {listen: "127.0.0.1:0"}',
-      'log: {level: info, access: false}',
-    ].join('\n'),
-  );
-  const lines: Array<Record<string, unknown>> = [];
-  const sidecar = new Sidecar(await loadSidecarConfig(join(dir, 'orders.yaml')), memoryLogger(lines));
-  t.teardown(() => sidecar.stop());
-  const addresses = await sidecar.start();
-  const port = addresses.inbound!.port;
+  const fx = await startFilesSidecar(pki, t.testdir());
+  t.teardown(() => fx.close());
+  const { lines } = fx;
+  const port = fx.inboundPort;
 
   // ten at a time: the inbound's per-address handshake cap never applies, each address is new
   for (let i = 0; i < ADDRESSES; i += 10) {
     await Promise.all(Array.from({ length: 10 }, (_, j) => refusedFrom(port, `127.0.0.${2 + i + j}`, pki.bundlePem)));
   }
   const counted = async () => {
-    const text = await adminGet(addresses.admin.port, '/metrics');
+    const text = (await fx.adminGet('/metrics')).toString('utf8');
     return Number(/^meshcar_tls_handshake_failures_total\{direction="inbound",reason="no_client_cert"\} (\d+)$/m.exec(text)?.[1] ?? 0);
   };
   const deadline = Date.now() + 10_000;
