@@ -10,59 +10,19 @@
 // mixed-rotation-reload-one.test.ts runs the same with one process per sidecar.
 
 import t from 'tap';
-import http from 'node:http';
-import net from 'node:net';
-import { createHash } from 'node:crypto';
-import { readFile, writeFile, rename } from 'node:fs/promises';
-import { httpPost, startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
+import { waitFor, type RunningSidecar } from '../helpers/mesh.js';
 import { workersFixture, workersOf } from '../helpers/workers.js';
 import { connectionsTo } from '../helpers/connections.js';
-import { grpcChat, grpcTicks, mixedClient, plainLoop, slowDownload, slowUpload, startMixedGrpcApp, tunnelEcho } from '../helpers/mixed-flows.js';
+import { grpcChat, grpcTicks, plainLoop, slowDownload, slowUpload, tunnelEcho } from '../helpers/mixed-flows.js';
+import { reloadWith, startMixedMesh, total } from '../helpers/mixed-mesh.js';
 
 const fx = workersFixture(t);
 /** 2 here; mixed-rotation-reload-one.test.ts runs the same with one process per sidecar. */
 const WORKERS = Number(process.env.MESHCAR_TEST_MIXED_WORKERS ?? '2');
 const MB = 1024 * 1024;
 
-/** Sum of every sample of a family whose labels contain each of `match`. */
-function total(text: string, family: string, ...match: string[]): number {
-  return text.split('\n').filter((l) => l.startsWith(`${family}{`) && match.every((m) => l.includes(m))).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-}
-
-/** Replaces the config file whole (written aside, renamed over it), then POST /reload: the answer's body. */
-async function reloadWith(sidecar: RunningSidecar, edit: (text: string) => string): Promise<{ status: number; body: string }> {
-  const text = await readFile(sidecar.configFile, 'utf8');
-  await writeFile(`${sidecar.configFile}.new`, edit(text));
-  await rename(`${sidecar.configFile}.new`, sidecar.configFile);
-  return httpPost(sidecar.adminPort, '/reload');
-}
-
 t.test(`workers: ${WORKERS} both sides: rotations and reloads cut no flow; gauges and counts come back to the truth`, { timeout: 60_000 }, async (t) => {
-  const appSocketErrors: string[] = [];
-  fx.app.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
-    const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
-    socket.on('error', (err) => appSocketErrors.push(err.message));
-    socket.pipe(socket);
-  });
-  const grpcApp = await startMixedGrpcApp();
-  t.teardown(() => grpcApp.stop());
-  const common = { ttl: '30s', renewal: '{from: 0.15, to: 0.2}', extraYaml: `workers: ${WORKERS}` };
-  const [orders, grpcapp] = await Promise.all([
-    startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}`, timeout: '30s' }, ...common }),
-    startSidecar(fx.ca, { service: 'grpcapp', inbound: { app: `h2c://127.0.0.1:${grpcApp.port}`, timeout: '30s' }, ...common }),
-  ]);
-  const frontend = await startSidecar(fx.ca, {
-    service: 'frontend',
-    upstreams: [
-      { name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '30s' },
-      { name: 'grpcapp', endpoints: [`127.0.0.1:${grpcapp.inboundPort}`], identity: 'spiffe://mesh.local/svc/grpcapp', timeout: '30s' },
-    ],
-    ...common,
-  });
-  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop('SIGKILL'), grpcapp.stop('SIGKILL')]));
-  const client = mixedClient(frontend.outboundPort, 'grpcapp');
-  t.teardown(() => client.close());
+  const { frontend, orders, grpcapp, client, appSocketErrors } = await startMixedMesh(t, fx, WORKERS);
 
   const serials = async (s: RunningSidecar) => (JSON.parse((await s.admin('/identity')).body) as { serial: string }).serial.toLowerCase();
   const firstSerials = await Promise.all([frontend, orders, grpcapp].map(serials));

@@ -10,26 +10,13 @@
 
 import t from 'tap';
 import http from 'node:http';
-import net from 'node:net';
-import { createHash } from 'node:crypto';
-import { readFile, writeFile, rename } from 'node:fs/promises';
-import { httpPost, metricValue, startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
+import { metricValue, waitFor, type RunningSidecar } from '../helpers/mesh.js';
 import { workersFixture, workersOf } from '../helpers/workers.js';
-import { grpcChat, grpcTicks, mixedClient, plainLoop, slowDownload, slowUpload, startMixedGrpcApp, tunnelEcho, type FlowEnd, type GrpcClient } from '../helpers/mixed-flows.js';
+import { grpcChat, grpcTicks, plainLoop, slowDownload, slowUpload, tunnelEcho, type FlowEnd, type GrpcClient } from '../helpers/mixed-flows.js';
+import { reloadWith, startMixedMesh, total } from '../helpers/mixed-mesh.js';
 
 const fx = workersFixture(t);
 const MB = 1024 * 1024;
-
-function total(text: string, family: string, ...match: string[]): number {
-  return text.split('\n').filter((l) => l.startsWith(`${family}{`) && match.every((m) => l.includes(m))).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-}
-
-async function reloadWith(sidecar: RunningSidecar, edit: (text: string) => string): Promise<{ status: number; body: string }> {
-  const text = await readFile(sidecar.configFile, 'utf8');
-  await writeFile(`${sidecar.configFile}.new`, edit(text));
-  await rename(`${sidecar.configFile}.new`, sidecar.configFile);
-  return httpPost(sidecar.adminPort, '/reload');
-}
 
 /** A round of every flow, about `seconds` long. */
 function round(client: GrpcClient, port: number, seconds: number): Promise<FlowEnd[]> {
@@ -55,31 +42,7 @@ async function killOneWorker(sidecar: RunningSidecar): Promise<void> {
 }
 
 t.test('workers: 2 both sides: a worker killed on each side mid-traffic', { timeout: 60_000 }, async (t) => {
-  const appSocketErrors: string[] = [];
-  fx.app.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
-    const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
-    socket.on('error', (err) => appSocketErrors.push(err.message));
-    socket.pipe(socket);
-  });
-  const grpcApp = await startMixedGrpcApp();
-  t.teardown(() => grpcApp.stop());
-  const common = { ttl: '30s', renewal: '{from: 0.15, to: 0.2}', extraYaml: 'workers: 2' };
-  const [orders, grpcapp] = await Promise.all([
-    startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}`, timeout: '30s' }, ...common }),
-    startSidecar(fx.ca, { service: 'grpcapp', inbound: { app: `h2c://127.0.0.1:${grpcApp.port}`, timeout: '30s' }, ...common }),
-  ]);
-  const frontend = await startSidecar(fx.ca, {
-    service: 'frontend',
-    upstreams: [
-      { name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders', timeout: '30s' },
-      { name: 'grpcapp', endpoints: [`127.0.0.1:${grpcapp.inboundPort}`], identity: 'spiffe://mesh.local/svc/grpcapp', timeout: '30s' },
-    ],
-    ...common,
-  });
-  t.teardown(() => Promise.all([frontend.stop('SIGKILL'), orders.stop('SIGKILL'), grpcapp.stop('SIGKILL')]));
-  const client = mixedClient(frontend.outboundPort, 'grpcapp');
-  t.teardown(() => client.close());
+  const { frontend, orders, grpcapp, client, appSocketErrors } = await startMixedMesh(t, fx, 2);
 
   const plain = plainLoop(frontend.outboundPort);
   // round 1: a reload of each side, then a worker of orders and one of grpcapp killed mid-flow
