@@ -11,24 +11,10 @@
 import t from 'tap';
 import http from 'node:http';
 import http2, { type ClientHttp2Stream } from 'node:http2';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { once } from 'node:events';
 import { makePki, sleep, startOutbound, startUpstream } from '../helpers/outbound-fixture.js';
+import { allCollected } from '../helpers/collected.js';
 
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
-
-/** Whether every target is collected, after a few forced GCs, each in a job of its own (bounded). */
-async function allCollected(refs: ReadonlyArray<WeakRef<object>>): Promise<boolean> {
-  for (let i = 0; i < 10; i++) {
-    await sleep(20);
-    gc();
-    await sleep(20);
-    if (refs.every((ref) => ref.deref() === undefined)) return true;
-  }
-  return false;
-}
 
 // every stream a core ClientHttp2Session opens in this process: the outbound's (http2-wrapper's
 // sessions are core sessions) and none of the test's own, which makes none

@@ -9,26 +9,12 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { once } from 'node:events';
 import type { ServerHttp2Session } from 'node:http2';
 import { AppListener } from '../../src/outbound/listener.js';
 import { silent, sleep } from '../helpers/outbound-fixture.js';
+import { collected } from '../helpers/collected.js';
 
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
-
-/** Whether `ref`'s target is collected, after a few forced GCs, each in a job of its own (bounded). */
-async function collected(ref: WeakRef<object>): Promise<boolean> {
-  for (let i = 0; i < 10; i++) {
-    await sleep(20);
-    gc();
-    await sleep(20);
-    if (ref.deref() === undefined) return true;
-  }
-  return false;
-}
 
 async function waitUntil(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
   const until = Date.now() + timeoutMs;

@@ -7,14 +7,11 @@
 
 import t from 'tap';
 import net from 'node:net';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppListener } from '../../src/outbound/listener.js';
 import { silent, sleep } from '../helpers/outbound-fixture.js';
+import { collected } from '../helpers/collected.js';
 
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
 
 async function waitUntil(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -22,20 +19,6 @@ async function waitUntil(check: () => boolean, what: string, timeoutMs = 3000): 
     if (Date.now() > until) throw new Error(`${what}: not within ${timeoutMs} ms`);
     await sleep(10);
   }
-}
-
-/**
- * Whether `ref`'s target is collected, after a few forced GCs (bounded). Each GC runs in a job
- * of its own: a deref() keeps its target alive to the end of the job it ran in.
- */
-async function collected(ref: WeakRef<object>): Promise<boolean> {
-  for (let i = 0; i < 10; i++) {
-    await sleep(20);
-    gc();
-    await sleep(20);
-    if (ref.deref() === undefined) return true;
-  }
-  return false;
 }
 
 t.test('an answered request is not held by its idle keep-alive connection', async (t) => {
