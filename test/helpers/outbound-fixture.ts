@@ -25,6 +25,15 @@ export const silent = pino({ level: 'silent' });
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Resolves once `check()` holds, polled every 5 ms; throws naming `what` after `timeoutMs`. */
+export async function waitUntil(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
+
 export class RecordingObserver implements TrafficObserver {
   readonly requests: RequestRecord[] = [];
   readonly tlsFailures: Array<{ direction: string; reason: TlsFailureReason }> = [];

@@ -13,17 +13,9 @@ import t from 'tap';
 import http from 'node:http';
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import net from 'node:net';
-import { defaultHandler, makePki, request, sleep, startUpstream, TD } from '../helpers/outbound-fixture.js';
+import { defaultHandler, makePki, request, sleep, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
 import { startBalanced } from '../helpers/outbound-balance-fixture.js';
 import { parseResponse } from '../helpers/raw-http.js';
-
-async function waitUntil(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(5);
-  }
-}
 
 /** Upstream: /early answers 200 at once, reading (not waiting for) the upload; /hold never answers. */
 async function startTestUpstream(pki: Awaited<ReturnType<typeof makePki>>) {

@@ -9,17 +9,9 @@
 import t from 'tap';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { defaultHandler, makePki, request, sleep, startUpstream, TD } from '../helpers/outbound-fixture.js';
+import { defaultHandler, makePki, request, sleep, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
 import { startBalanced } from '../helpers/outbound-balance-fixture.js';
 import { parseResponse, type RawResponse } from '../helpers/raw-http.js';
-
-async function waitUntil(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(5);
-  }
-}
 
 /** Sends `head`, then (once `ready()` holds) `rest`; resolves with the answer and whether the connection then closed. */
 function brokenUpload(port: number, head: string, rest: string, ready: () => boolean): Promise<{ res: RawResponse | undefined; closed: boolean; ms: number }> {

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { Metrics } from '../../src/metrics/registry.js';
 import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
 import type { Direction, Http2StreamErrorReason, SessionRejectReason } from '../../src/metrics/traffic.js';
-import { makePki, request, startOutbound, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
+import { makePki, request, startOutbound, TD, UPSTREAM_ID, waitUntil } from '../helpers/outbound-fixture.js';
 import { FLAG, frame, FRAME, headerBlock, settingsFrame } from '../helpers/raw-h2.js';
 import { memoryLogger } from '../helpers/ca.js';
 
@@ -93,15 +93,15 @@ t.test('an upstream breaking HTTP/2 on the meshcar codec: 502 to the app, counte
   const call = (host: string) => request(fx.port, { method: 'POST', path: '/x', body: 'x', headers: { host } });
 
   t.equal((await call('upper')).status, 502, 'an upper-case response header name: 502');
-  await waitUntil(() => upper.resets.length > 0, 'the upstream gets RST_STREAM');
+  await waitUntil(() => upper.resets.length > 0, 'the upstream gets RST_STREAM', 5000);
   t.same(upper.resets, [1], 'the upstream got RST_STREAM PROTOCOL_ERROR');
   const cut = await call('short').catch((err: Error) => err);
   // the head may already be with the app when the body ends short: then the app sees the cut
   t.ok(cut instanceof Error || cut.status === 502, `a body shorter than its content-length never reaches the app as complete (${cut instanceof Error ? cut.message : cut.status})`);
-  await waitUntil(() => short.resets.length > 0, 'the upstream gets RST_STREAM');
+  await waitUntil(() => short.resets.length > 0, 'the upstream gets RST_STREAM', 5000);
   t.same(short.resets, [1], 'the upstream got RST_STREAM PROTOCOL_ERROR');
   t.equal((await call('stream0')).status, 502, 'DATA on stream 0: 502');
-  await waitUntil(() => stream0.goaways() === 1, 'the upstream gets a GOAWAY');
+  await waitUntil(() => stream0.goaways() === 1, 'the upstream gets a GOAWAY', 5000);
 
   const text = await metrics.render();
   t.match(text, /^meshcar_http2_stream_errors_total\{direction="outbound",reason="malformed_headers"\} 1$/m);
@@ -123,15 +123,8 @@ t.test('an upstream breaking HTTP/2 on session after session: every close counte
   const closed: SessionRejectReason[] = [];
   Object.assign(fx.observer, { sessionRejected: (_d: Direction, reason: SessionRejectReason) => closed.push(reason) });
   for (let i = 0; i < 8; i++) t.equal((await request(fx.port, { method: 'POST', path: '/x', body: 'x', headers: { host: 'breaker' } })).status, 502);
-  await waitUntil(() => closed.length === 8, '8 sessions closed');
+  await waitUntil(() => closed.length === 8, '8 sessions closed', 5000);
   const warned = lines.filter((l) => l.level === 40 && String(l.msg).startsWith('outbound HTTP/2 session closed'));
   t.equal(warned.length, 1, `8 sessions closed for protocol_error, ${warned.length} warn line`);
 });
 
-async function waitUntil(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -12,17 +12,9 @@ import http2 from 'node:http2';
 import { once } from 'node:events';
 import type { ServerHttp2Session } from 'node:http2';
 import { AppListener } from '../../src/outbound/listener.js';
-import { silent, sleep } from '../helpers/outbound-fixture.js';
+import { silent, sleep, waitUntil } from '../helpers/outbound-fixture.js';
 import { collected } from '../helpers/collected.js';
 
-
-async function waitUntil(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(10);
-  }
-}
 
 t.test('a closed h2c session is collected well before the keep-alive time', async (t) => {
   const sessions: Array<WeakRef<ServerHttp2Session>> = [];

@@ -9,17 +9,9 @@ import t from 'tap';
 import net from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppListener } from '../../src/outbound/listener.js';
-import { silent, sleep } from '../helpers/outbound-fixture.js';
+import { silent, sleep, waitUntil } from '../helpers/outbound-fixture.js';
 import { collected } from '../helpers/collected.js';
 
-
-async function waitUntil(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(10);
-  }
-}
 
 t.test('an answered request is not held by its idle keep-alive connection', async (t) => {
   let last: WeakRef<IncomingMessage> | undefined;
