@@ -158,6 +158,9 @@ t.test('run, ca serve and doctor give the first 100 issues and a count of the re
   const lines = doctor.stdout.trimEnd().split('\n');
   t.equal(lines.length, 102, 'doctor: 100 issues, the rest counted, the summary');
   t.match(lines[100], /^✗ config: … and 50 more issues \(meshcar check --config .* lists them all\)/);
+  t.equal(lines[101], '150 checks failed', 'the summary counts every issue, not the count line as one');
+  const json = JSON.parse((await cli(['doctor', '--config', file, '--json'])).stdout) as { checks: Array<{ count?: number }> };
+  t.equal(json.checks[100]?.count, 50, '--json: the count line says how many it stands for');
 });
 
 t.test('a mistyped command or option is told its likely spelling', async (t) => {

@@ -32,7 +32,7 @@ export const SIDECAR_COMMANDS: Record<string, Command> = {
     summary: "check everything a sidecar's health depends on: config, identity, token, CA, upstreams, app, the running sidecar",
     options: {
       config: { type: 'string', help: 'sidecar configuration YAML' },
-      json: { type: 'boolean', help: 'print JSON {ok, checks: [{name, status, message, fix}]} instead of lines' },
+      json: { type: 'boolean', help: 'print JSON {ok, checks: [{name, status, message, fix, count}]} instead of lines (count: on a line that stands for several failures)' },
     },
     async run(values) {
       const file = required(values, 'config');

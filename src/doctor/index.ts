@@ -22,7 +22,13 @@ export async function runDoctor(file: string): Promise<CheckResult[]> {
   // the files it names are checked below, each by the check it belongs to (identity, token, CA)
   const { kind, issues } = await checkConfigFile(file, { referencedFiles: false });
   // the first issues and a count of the rest, as run prints them: 60,000 of them were 14 MB
-  if (issues.length > 0) return toldIssues(issues.map(formatIssue), file).map((told) => fail('config', told, `meshcar check --config ${shellWord(file)} lists every issue`));
+  if (issues.length > 0) {
+    const told = toldIssues(issues.map(formatIssue), file);
+    const results = told.map((line) => fail('config', line, `meshcar check --config ${shellWord(file)} lists every issue`));
+    // the summary counts every issue, not the line that counts the rest as one
+    if (told.length < issues.length) results[told.length - 1] = { ...results[told.length - 1]!, count: issues.length - (told.length - 1) };
+    return results;
+  }
   if (kind !== 'sidecar') return [fail('config', `${file} is a CA config; doctor checks a sidecar's config`, `run doctor on the sidecar's config; meshcar check --config ${shellWord(file)} checks this one`)];
   const config = await loadSidecarConfig(file);
   const results: CheckResult[] = [ok('config', `${file}: valid sidecar configuration for ${config.spiffeId}`)];

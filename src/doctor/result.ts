@@ -11,6 +11,8 @@ export interface CheckResult {
   readonly message: string;
   /** What to do about a failure or warning. */
   readonly fix?: string;
+  /** How many failures this one line stands for, when it counts the rest (`… and 50 more issues`). */
+  readonly count?: number;
 }
 
 export const ok = (name: string, message: string): CheckResult => ({ name, status: 'ok', message });
@@ -40,7 +42,8 @@ export function formatResult(result: CheckResult): string {
 }
 
 export function formatReport(results: readonly CheckResult[]): string {
-  const failed = results.filter((r) => r.status === 'fail').length;
+  // a line that counts the rest stands for as many failures as it names
+  const failed = results.reduce((sum, r) => sum + (r.status === 'fail' ? r.count ?? 1 : 0), 0);
   const summary = failed === 0 ? 'all checks passed' : `${failed} check${failed === 1 ? '' : 's'} failed`;
   return `${results.map(formatResult).join('\n')}\n${summary}\n`;
 }
