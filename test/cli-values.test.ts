@@ -108,6 +108,10 @@ t.test('a service name or trust domain too long, or . and .., is told why, the v
   oneLine(t, service, 2, /^meshcar: --service "a{200}… \(5000 characters\)" is not a service name: it is 5000 characters long, the most is 128; usage: meshcar ca token/);
   oneLine(t, dots, 2, /^meshcar: --service "\.\." is not a service name: "\.\." is a relative path segment/);
   oneLine(t, domain, 2, /^meshcar: --trust-domain "a{200}… \(256 characters\)" is not a trust domain: it is 256 characters long, the most is 255; usage: meshcar ca init/);
+  // a trust domain is a name: dots between labels, a letter or digit somewhere
+  const odd = await Promise.all(['.', '..', 'mesh..local', '.mesh', 'mesh.', '-', '_.-'].map((name) => cli(['ca', 'init', '--dir', join(dir, `ca-${name}`), '--trust-domain', name])));
+  for (const result of odd.slice(0, 5)) oneLine(t, result, 2, /is not a trust domain: dots only between labels: no leading, trailing or doubled dot, e.g\. mesh\.local; usage: meshcar ca init/);
+  for (const result of odd.slice(5)) oneLine(t, result, 2, /is not a trust domain: it needs a letter or digit, e.g\. mesh\.local; usage: meshcar ca init/);
   t.match(config.stderr, /long\.yaml:1:1: service: "a{129}" is not a service name: it is 129 characters long, the most is 128\n/);
 });
 

@@ -53,6 +53,10 @@ export const MAX_SERVICE_NAME_LENGTH = 128;
 export function trustDomainProblem(name: string): string | undefined {
   if (!/^[a-z0-9._-]*$/.test(name) || name === '') return 'use lower-case letters, digits, dots, dashes and underscores, e.g. mesh.local';
   if (name.length > MAX_TRUST_DOMAIN_LENGTH) return `it is ${name.length} characters long, the most is ${MAX_TRUST_DOMAIN_LENGTH}`;
+  // the characters alone let through ".", "..", "-" and "mesh..local": names no DNS-like
+  // reader takes for a domain, and spiffe://../svc/a reads as a relative path to URL parsers
+  if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(name)) return 'dots only between labels: no leading, trailing or doubled dot, e.g. mesh.local';
+  if (!/[a-z0-9]/.test(name)) return 'it needs a letter or digit, e.g. mesh.local';
   return undefined;
 }
 

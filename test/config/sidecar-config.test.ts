@@ -333,6 +333,15 @@ t.test('a file with several mistakes reports all of them at once, in file order'
   ]);
 });
 
+t.test('a trust domain is a name: dots between labels, a letter or digit somewhere', async (t) => {
+  t.same(await issuesOf(t, edit({ 'trustDomain: mesh.local': 'trustDomain: mesh..local' })).then((issues) => issues.slice(0, 1)), [
+    'c.yaml:2:1: trustDomain: "mesh..local" is not a trust domain: dots only between labels: no leading, trailing or doubled dot, e.g. mesh.local',
+  ]);
+  t.same(await issuesOf(t, edit({ 'trustDomain: mesh.local': "trustDomain: '-'" })).then((issues) => issues.slice(0, 1)), [
+    'c.yaml:2:1: trustDomain: "-" is not a trust domain: it needs a letter or digit, e.g. mesh.local',
+  ]);
+});
+
 t.test('inbound idle timeout and routes', async (t) => {
   const yaml = edit({ '  timeout: 15s\n': '  timeout: 15s\n  idleTimeout: 2m\n  routes:\n    - {path: /reports/*, timeout: 60s, idleTimeout: 10m}\n    - {path: /health}\n' });
   const config = await loadSidecarConfig(join(t.testdir({ 'c.yaml': yaml }), 'c.yaml'));
