@@ -157,7 +157,8 @@ export class FrameReader {
   private unpad(b: Buffer, start: number, end: number, fixed: number): number {
     if (end - start < 1 + fixed) throw frameSizeFault('a padded frame too short for its pad length and fixed fields');
     const padLength = b[start]!;
-    if (padLength > end - start - 1 - fixed) throw protocolFault('padding as long as the frame payload or longer');
+    const room = end - start - 1 - fixed;
+    if (padLength > room) throw protocolFault(`padding of ${padLength} bytes where the frame leaves ${room} for its content`);
     return end - padLength;
   }
 
