@@ -148,11 +148,17 @@ export class FrameReader {
     }
   }
 
-  /** Payload of padded frames without the pad length byte and padding: [start, end). */
-  private unpad(b: Buffer, start: number, end: number): number {
-    if (end - start < 1) throw frameSizeFault('a padded frame too short for its pad length');
+  /**
+   * The end of a padded frame's payload without its padding. `fixed`: the bytes of fields
+   * between the pad length and the data or field block (HEADERS' priority, PUSH_PROMISE's
+   * promised id): a frame too short for them is a FRAME_SIZE_ERROR (RFC 9113 §4.2), padding
+   * that reaches into them a PROTOCOL_ERROR (§6.1, §6.2, §6.6: it exceeds what remains).
+   */
+  private unpad(b: Buffer, start: number, end: number, fixed: number): number {
+    if (end - start < 1 + fixed) throw frameSizeFault('a padded frame too short for its pad length and fixed fields');
     const padLength = b[start]!;
-    if (padLength >= end - start) throw protocolFault('padding as long as the frame payload or longer');
+    const room = end - start - 1 - fixed;
+    if (padLength > room) throw protocolFault(`padding of ${padLength} bytes where the frame leaves ${room} for its content`);
     return end - padLength;
   }
 
@@ -165,7 +171,7 @@ export class FrameReader {
       case FrameType.DATA: {
         if (streamId === 0) throw protocolFault('DATA on stream 0');
         if (flags & Flag.PADDED) {
-          end = this.unpad(b, start, end);
+          end = this.unpad(b, start, end, 0);
           start += 1;
         }
         h.onData(streamId, b.subarray(start, end), (flags & Flag.END_STREAM) !== 0, length);
@@ -174,7 +180,7 @@ export class FrameReader {
       case FrameType.HEADERS: {
         if (streamId === 0) throw protocolFault('HEADERS on stream 0');
         if (flags & Flag.PADDED) {
-          end = this.unpad(b, start, end);
+          end = this.unpad(b, start, end, flags & Flag.PRIORITY ? 5 : 0);
           start += 1;
         }
         let dependency = -1;
@@ -216,7 +222,7 @@ export class FrameReader {
       case FrameType.PUSH_PROMISE: {
         if (streamId === 0) throw protocolFault('PUSH_PROMISE on stream 0');
         if (flags & Flag.PADDED) {
-          end = this.unpad(b, start, end);
+          end = this.unpad(b, start, end, 4);
           start += 1;
         }
         if (end - start < 4) throw frameSizeFault('PUSH_PROMISE too short');
