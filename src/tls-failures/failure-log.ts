@@ -1,7 +1,8 @@
 // Failed TLS handshakes, where an operator looks: one warn log line per failure, at most one per
 // peer address per window (the next line says how many were left out), and the last 100 with
-// the same fields for GET /debug/tls, newest first. Every failure is recorded; only the log is
-// rate-limited, so a scanner or a misconfigured client cannot flood it.
+// the same fields for GET /debug/tls, newest first, at most 10 of them from one address. Every
+// failure is counted; the log is rate-limited and the list shared out, so a scanner or a
+// misconfigured client can neither flood the log nor push everyone else's failures off the list.
 
 import type { Logger } from 'pino';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
@@ -9,6 +10,9 @@ import type { Direction, TlsFailureDetail, TlsFailureReason } from '../metrics/t
 
 /** Failures kept for GET /debug/tls (with workers > 1: in each worker, and in the merged answer). */
 export const TLS_FAILURES_KEPT = 100;
+
+/** Of those, at most this many from one peer address: its newest. */
+export const TLS_FAILURES_KEPT_PER_ADDRESS = 10;
 
 export interface TlsFailureEntry {
   readonly time: string;
@@ -23,13 +27,18 @@ export interface FailureLogOptions {
   readonly windowMs?: number;
   /** Entries kept for /debug/tls (default 100). */
   readonly capacity?: number;
+  /** Of those, at most this many from one address (default 10). */
+  readonly perAddress?: number;
 }
 
 export class TlsFailureLog {
-  private readonly entries: TlsFailureEntry[] = [];
-  private next = 0;
+  /** Oldest first: a failure is rare next to a request, so dropping one from the middle (a splice of at most 100) is cheap. */
+  private readonly entries: Array<TlsFailureEntry & { readonly address: string }> = [];
+  /** How many of `entries` each address holds. */
+  private readonly perAddressCount = new Map<string, number>();
   private readonly perPeer: LogPerKey;
   private readonly capacity: number;
+  private readonly perAddress: number;
 
   constructor(
     private readonly logger: Logger,
@@ -37,25 +46,40 @@ export class TlsFailureLog {
   ) {
     this.perPeer = new LogPerKey(options.windowMs ?? 10_000);
     this.capacity = options.capacity ?? TLS_FAILURES_KEPT;
+    this.perAddress = Math.min(options.perAddress ?? TLS_FAILURES_KEPT_PER_ADDRESS, this.capacity);
   }
 
   tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason, detail?: TlsFailureDetail): void {
     const entry: TlsFailureEntry = { time: new Date().toISOString(), direction, peer: detail?.peer ?? 'unknown', reason, message: detail?.message ?? reason };
-    if (this.entries.length < this.capacity) this.entries.push(entry);
-    else this.entries[this.next] = entry;
-    this.next = (this.next + 1) % this.capacity;
-    this.maybeLog(entry);
+    const address = addressOf(entry.peer);
+    const held = this.perAddressCount.get(address) ?? 0;
+    // an address at its share gives up its own oldest entry, not someone else's
+    if (held >= this.perAddress) this.drop(this.entries.findIndex((e) => e.address === address));
+    else if (this.entries.length >= this.capacity) this.drop(0);
+    this.entries.push({ ...entry, address });
+    this.perAddressCount.set(address, (this.perAddressCount.get(address) ?? 0) + 1);
+    this.maybeLog(entry, address);
   }
 
   /** The kept failures, newest first. */
   recent(): TlsFailureEntry[] {
-    const ordered = this.entries.length < this.capacity ? [...this.entries] : [...this.entries.slice(this.next), ...this.entries.slice(0, this.next)];
-    return ordered.reverse();
+    const ordered: TlsFailureEntry[] = [];
+    for (let i = this.entries.length - 1; i >= 0; i--) {
+      const { address: _address, ...entry } = this.entries[i]!;
+      ordered.push(entry);
+    }
+    return ordered;
   }
 
-  private maybeLog(entry: TlsFailureEntry): void {
-    // the address without the port: each connection comes from a new port
-    const address = entry.peer.replace(/:\d+$/, '');
+  private drop(index: number): void {
+    const [gone] = this.entries.splice(index, 1);
+    if (gone === undefined) return;
+    const left = (this.perAddressCount.get(gone.address) ?? 1) - 1;
+    if (left === 0) this.perAddressCount.delete(gone.address);
+    else this.perAddressCount.set(gone.address, left);
+  }
+
+  private maybeLog(entry: TlsFailureEntry, address: string): void {
     const through = this.perPeer.take(address);
     if (through === undefined) return;
     this.logger.warn(
@@ -68,4 +92,9 @@ export class TlsFailureLog {
   requestFinished(): void {}
   upstreamSessionsChanged(): void {}
   upstreamStreamsChanged(): void {}
+}
+
+/** The address without the port: each connection comes from a new port. */
+function addressOf(peer: string): string {
+  return peer.replace(/:\d+$/, '');
 }
