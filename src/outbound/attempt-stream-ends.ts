@@ -15,7 +15,7 @@ import { calmedByPeer, retireSessionOf } from './calmed-sessions.js';
 import { neverProcessed } from './goaway-refused.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { markAnswerCut, markCancelled, markPenalized } from './pool-counting.js';
-import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
+import { refusedUnprocessed, upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { cancelStream, peerResetCode, resetItself, type UpstreamStream } from './upstream-stream.js';
 
 /**
@@ -49,10 +49,12 @@ export function headOverLimits(attempt: Attempt, up: UpstreamStream, err?: unkno
 /** The current attempt's stream emitted 'error'. */
 export function streamError(attempt: Attempt, up: UpstreamStream, err: Error): void {
   if (headOverLimits(attempt, up, err)) return;
-  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, neverProcessed(up))) return;
+  const unprocessed = !attempt.answered && neverProcessed(up);
+  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, unprocessed)) return;
   // the answer began and the endpoint broke it off (not our own cancel: fail() ran first then)
   if (attempt.answered && !attempt.failed) markAnswerCut(attempt.pool, up);
-  attempt.fail(upstreamReset(attempt.endpointKey, describeError(err)), peerResetCode(up, err));
+  const error = unprocessed ? refusedUnprocessed(attempt.endpointKey, up.rstCode === h2.NGHTTP2_REFUSED_STREAM) : upstreamReset(attempt.endpointKey, describeError(err));
+  attempt.fail(error, peerResetCode(up, err));
 }
 
 /** The current attempt's stream sent and received nothing for the idle timeout. */
