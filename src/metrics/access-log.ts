@@ -1,6 +1,7 @@
 // The access log: one JSON line per request on stdout through pino (time, direction, peer,
 // method, route, path without query, status, duration, bytes, endpoint, request id, error, and
-// the first OpenAPI violation as `schema`; for gRPC requests `grpcStatus`).
+// the first OpenAPI violation as `schema`; for gRPC requests `grpcStatus`; for a request the
+// outbound retried, `retries`).
 // Never a certificate, key or token: only the fields of a RequestRecord are written. A request
 // the HTTP/1.1 parser refused is a line too (status, error, no method or path), as Envoy logs
 // it: the app or caller got a 400/408/431 from the sidecar, and the log must show it.
@@ -40,6 +41,8 @@ export class AccessLog implements TrafficObserver {
       schema: record.schema?.violation,
       // gRPC requests only: the grpc-status the caller was given (null: its answer carried none)
       grpcStatus: record.grpcStatus,
+      // outbound: the retries made (absent when none), `endpoint` being the last attempt's
+      retries: record.retries,
     });
   }
 

@@ -27,6 +27,8 @@ export interface RequestRecord {
    * when its answer carried none (cut, reset); undefined for any other request.
    */
   readonly grpcStatus?: number | null | undefined;
+  /** Outbound: the retries made (the endpoint is the last attempt's); undefined when there was none. */
+  readonly retries?: number | undefined;
 }
 
 /**

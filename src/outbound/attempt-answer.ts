@@ -7,7 +7,7 @@
 // attempt-stream-ends.ts. Plain functions of the controller, called by the shared listeners of
 // attempt-events.ts and the forwarders' end listeners: no closure per request.
 
-import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
+import { constants as h2, type IncomingHttpHeaders, type IncomingHttpStatusHeader } from 'node:http2';
 import { MeshcarError } from '../errors.js';
 import { effectiveStatus } from '../http/status.js';
 import { endedEarly } from '../http/early-end.js';
@@ -18,7 +18,7 @@ import { headOverLimits } from './attempt-stream-ends.js';
 import { neverProcessed } from './goaway-refused.js';
 import { UPSTREAM_MAX_HEAD_BYTES } from './head-limits.js';
 import { markAnswerCut, markPenalized } from './pool-counting.js';
-import { upstreamReset } from './upstream-errors.js';
+import { refusedUnprocessed, upstreamReset } from './upstream-errors.js';
 import { peerResetCode, wasReset, type UpstreamStream } from './upstream-stream.js';
 
 /** The current attempt's stream brought the response head. */
@@ -66,8 +66,10 @@ export function bodyCut(attempt: Attempt, up: UpstreamStream): boolean {
 /** The current attempt's stream closed. */
 export function streamClosed(attempt: Attempt, up: UpstreamStream): void {
   if (headOverLimits(attempt, up)) return;
-  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, neverProcessed(up))) return;
-  if (!attempt.answered) attempt.fail(upstreamReset(attempt.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
+  const unprocessed = !attempt.answered && neverProcessed(up);
+  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, unprocessed)) return;
+  if (unprocessed) attempt.fail(refusedUnprocessed(attempt.endpointKey, up.rstCode === h2.NGHTTP2_REFUSED_STREAM));
+  else if (!attempt.answered) attempt.fail(upstreamReset(attempt.endpointKey, `stream closed with code ${up.rstCode ?? 'unknown'} before a response`));
   // closed with the answer unfinished: cut, whatever the code (the meshcar codec ends no body
   // it did not get whole; NO_ERROR mid-body would otherwise leave the app's answer open)
   else if (!attempt.answerComplete()) {

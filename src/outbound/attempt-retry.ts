@@ -82,6 +82,8 @@ function attemptAgain(attempt: Attempt): void {
     attempt.pool.closeIfUnused();
     return;
   }
+  // made (not only planned): the access log says how many (exchange.ts)
+  attempt.exchange.retries = attempt.retries;
   passDeadline(attempt);
   attempt.waiting = attempt.pool.openStream(attempt.headers as OutgoingHttpHeaders | string[], attempt.streamOptions as ClientSessionRequestOptions, attempt, attempt.lastEndpoint);
 }

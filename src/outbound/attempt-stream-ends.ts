@@ -11,19 +11,22 @@ import { constants as h2 } from 'node:http2';
 import { describeError, MeshcarError } from '../errors.js';
 import type { Attempt } from './attempt.js';
 import { tryRetry } from './attempt-retry.js';
+import { calmedByPeer, retireSessionOf } from './calmed-sessions.js';
 import { neverProcessed } from './goaway-refused.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { markAnswerCut, markCancelled, markPenalized } from './pool-counting.js';
-import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
+import { refusedUnprocessed, upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { cancelStream, peerResetCode, resetItself, type UpstreamStream } from './upstream-stream.js';
 
 /**
  * A reset with ENHANCE_YOUR_CALM before the answer: our client refused the answer's head (over
  * 256 fields or the header list size; Node's codec and ours both reset it so), or the peer
- * calls our traffic abusive. Neither says the endpoint is failing, and a retry would meet the
- * same head: 502 bad_gateway, the stream not held against its endpoint as a failure (a
+ * calls our traffic abusive. Neither says the endpoint is failing: 502 bad_gateway, the stream
+ * not held against its endpoint as a failure (a
  * latency penalty only: an endpoint answering everything so drew all the traffic, its cost
- * decaying to 0 without samples; review-up M1). Marked on 'error',
+ * decaying to 0 without samples; review-up M1). A retry would meet the same head, so only the
+ * peer's own reset (every one on Node's codec, which does not say) is retried when safe, on
+ * another session: the peer's session takes no more streams (calmed-sessions.ts). Marked on 'error',
  * which both codecs emit for this code before 'close' (the pool judges the endpoint on 'close').
  * Only a reset of this stream itself: a session's GOAWAY(ENHANCE_YOUR_CALM) leaves that code
  * on every Node stream of the session, and those go the way of any lost stream (retried, or
@@ -33,6 +36,12 @@ export function headOverLimits(attempt: Attempt, up: UpstreamStream, err?: unkno
   if (attempt.answered || up.rstCode !== h2.NGHTTP2_ENHANCE_YOUR_CALM || !resetItself(up, err)) return false;
   // no failure toward ejection, but a latency penalty: the balancer turns to other endpoints
   markPenalized(attempt.pool, up);
+  // the peer's own reset: its session takes no new streams (a Node server out of session
+  // memory refuses them all so), and a request safe to repeat goes to another (calmed-sessions.ts)
+  if (calmedByPeer(up, err)) {
+    retireSessionOf(attempt.pool, up);
+    if (tryRetry(attempt, 'reset')) return true;
+  }
   attempt.fail(new MeshcarError('bad_gateway', `the upstream's answer head is over the limits (${UPSTREAM_MAX_HEAD_FIELDS} fields, the header list size), or the stream was reset with ENHANCE_YOUR_CALM`));
   return true;
 }
@@ -40,10 +49,12 @@ export function headOverLimits(attempt: Attempt, up: UpstreamStream, err?: unkno
 /** The current attempt's stream emitted 'error'. */
 export function streamError(attempt: Attempt, up: UpstreamStream, err: Error): void {
   if (headOverLimits(attempt, up, err)) return;
-  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, neverProcessed(up))) return;
+  const unprocessed = !attempt.answered && neverProcessed(up);
+  if (!attempt.answered && tryRetry(attempt, 'reset', undefined, unprocessed)) return;
   // the answer began and the endpoint broke it off (not our own cancel: fail() ran first then)
   if (attempt.answered && !attempt.failed) markAnswerCut(attempt.pool, up);
-  attempt.fail(upstreamReset(attempt.endpointKey, describeError(err)), peerResetCode(up, err));
+  const error = unprocessed ? refusedUnprocessed(attempt.endpointKey, up.rstCode === h2.NGHTTP2_REFUSED_STREAM) : upstreamReset(attempt.endpointKey, describeError(err));
+  attempt.fail(error, peerResetCode(up, err));
 }
 
 /** The current attempt's stream sent and received nothing for the idle timeout. */

@@ -12,6 +12,7 @@
 // closures per request.
 
 import type { ClientSessionRequestOptions, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
@@ -23,7 +24,7 @@ import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, targetFormProblem } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
-import { markCancelled, markRequestSent } from './pool-counting.js';
+import { markCancelled, markRequestSent, markUnfinishedAtDeadline } from './pool-counting.js';
 import { headFieldCount, UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { cancelStream, type UpstreamStream } from './upstream-stream.js';
 import type { StreamWait } from './stream-wait.js';
@@ -217,6 +218,8 @@ export abstract class Attempt {
     const up = this.upstream;
     if (up === undefined || up.closed) return;
     markCancelled(up);
+    // answered, unfinished, and the app's own deadline come: it gave up waiting (pool-counting.ts)
+    if (this.answered && !this.failed && pastAppDeadline(this.appDeadlineMs, this.exchange.startedMs)) markUnfinishedAtDeadline(up);
     cancelStream(up);
   }
 
@@ -279,4 +282,13 @@ export abstract class Attempt {
   protected headUnrelayable(err: unknown): void {
     this.fail(new MeshcarError('bad_gateway', `the upstream answered with a head that cannot be relayed: ${describeError(err)}`));
   }
+}
+
+/**
+ * Whether the app's own deadline has come: within a tenth of it (at least 50 ms) before our
+ * count of it ends, as the app's clock started when it sent the request, before it reached us.
+ */
+function pastAppDeadline(deadlineMs: number | undefined, startedMs: number): boolean {
+  if (deadlineMs === undefined) return false;
+  return performance.now() - startedMs >= deadlineMs - Math.max(50, deadlineMs / 10);
 }

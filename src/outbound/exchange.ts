@@ -61,6 +61,8 @@ export class Exchange {
   schema: SchemaResult | undefined = undefined;
   /** gRPC requests: the grpc-status sent to the app (null: none yet); undefined otherwise (src/http/grpc-status.ts). */
   grpcStatus: number | null | undefined = undefined;
+  /** Retries made (attempt-retry.ts): the access log says them, as Envoy's attempt count. */
+  retries = 0;
   private reported = false;
 
   constructor(
@@ -108,6 +110,7 @@ export class Exchange {
       bytesOut: this.bytesOut,
       schema: this.schema,
       grpcStatus: this.grpcStatus,
+      retries: this.retries > 0 ? this.retries : undefined,
     });
   }
 }

@@ -34,10 +34,15 @@ export function noteSession(stream: ClientHttp2Stream): ClientHttp2Stream {
   return stream;
 }
 
+/** The session a node-codec stream was made on (noteSession), if noted. */
+export function sessionOf(up: UpstreamStream): Http2Session | undefined {
+  return (up as UpstreamStream & { [SESSION]?: Http2Session })[SESSION];
+}
+
 /** Refused by the peer, or above its GOAWAY's last stream id (then without an id: never sent). */
 export function neverProcessed(up: UpstreamStream): boolean {
   if (up.rstCode === h2.NGHTTP2_REFUSED_STREAM) return true;
-  const session = (up as UpstreamStream & { [SESSION]?: Noted })[SESSION];
+  const session = sessionOf(up) as Noted | undefined;
   const last = session?.[LAST_STREAM];
   if (last === undefined) return false;
   const id = (up as UpstreamStream & { id?: number }).id;

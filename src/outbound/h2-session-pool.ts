@@ -231,6 +231,12 @@ export class H2SessionPool {
     for (const [conn, of] of this.sessions) if (endpoint === undefined || of === endpoint) conn.close();
   }
 
+  /** The session `stream` was made on takes no new streams and closes once its streams end (calmed-sessions.ts). */
+  closeSessionOf(stream: H2Stream): void {
+    const conn = stream.host as unknown;
+    if (this.sessions.has(conn as H2Connection)) (conn as H2Connection).close();
+  }
+
   /** Stops at once: every session and its streams. */
   close(): void {
     this.closed = true;

@@ -30,6 +30,8 @@ const CANCELLED = Symbol('meshcar.cancelled');
 const GRPC_PENDING = Symbol('meshcar.grpcPending');
 /** Its answer was cut after the head, and counted so (markAnswerCut). */
 const CUT = Symbol('meshcar.cut');
+/** The app gave up at its own deadline with the answer unfinished (markUnfinishedAtDeadline). */
+const OVERDUE = Symbol('meshcar.overdue');
 export interface TrackedStream extends UpstreamStream {
   [ENDPOINT]?: UpstreamEndpoint;
   [OPENED]?: number;
@@ -38,6 +40,7 @@ export interface TrackedStream extends UpstreamStream {
   [CANCELLED]?: boolean;
   [GRPC_PENDING]?: number | undefined;
   [CUT]?: boolean;
+  [OVERDUE]?: boolean;
 }
 
 export type StreamResponded = (this: TrackedStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader) => void;
@@ -103,9 +106,11 @@ export function streamClosedListener(pool: UpstreamPool, health: EndpointHealth<
     // request of apps with deadlines, each cut by its app, its cost left at nothing)
     // counted from the request's end: while the app's upload was still coming, the time was the
     // app's, and an upload it abandoned says nothing of the endpoint
+    // so does an answer still unfinished when its app gave up at its own deadline (a head, then
+    // nothing: the head alone counted as a fast answer, and such an endpoint drew the calls)
     if (this[CANCELLED]) {
       const sent = this[SENT];
-      if (!this[ANSWERED] && sent !== undefined) health.tookAtLeast(endpoint, performance.now() - sent);
+      if ((!this[ANSWERED] || this[OVERDUE]) && sent !== undefined) health.tookAtLeast(endpoint, performance.now() - sent);
       return;
     }
     if (!this[ANSWERED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
@@ -130,6 +135,7 @@ export function countStream(pool: UpstreamPool, stream: TrackedStream, endpoint:
   stream[CANCELLED] = false;
   stream[GRPC_PENDING] = undefined;
   stream[CUT] = false;
+  stream[OVERDUE] = false;
   stream.on('response', pool.streamResponded);
   stream.on('close', pool.streamClosed);
 }
@@ -164,6 +170,15 @@ export function markPenalized(pool: UpstreamPool, stream: UpstreamStream): void 
   markCancelled(stream);
   const endpoint = (stream as TrackedStream)[ENDPOINT];
   if (endpoint !== undefined) pool.health.penalized(endpoint);
+}
+
+/**
+ * The app went away at its own deadline (grpc-timeout, x-request-timeout) while the answer was
+ * still unfinished: as for a wait with no head, the endpoint took at least that long (the
+ * response deadline ends at the head; a gRPC client's covers the call to its trailers).
+ */
+export function markUnfinishedAtDeadline(stream: UpstreamStream): void {
+  (stream as TrackedStream)[OVERDUE] = true;
 }
 
 /** Before closing a stream the app no longer wants: its end is not counted against its endpoint. */

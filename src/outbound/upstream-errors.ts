@@ -113,6 +113,17 @@ export function isSessionClosingError(err: unknown): boolean {
   return code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'ERR_HTTP2_INVALID_SESSION' || code === 'ERR_H2_SESSION_CLOSING' || /gracefully closing/.test(describeError(err));
 }
 
+/**
+ * A stream the upstream refused unprocessed (REFUSED_STREAM, or above a GOAWAY's last stream id:
+ * RFC 9113 §8.7) that is not sent again (its upload still coming or over bufferLimit, or refused
+ * on every try): 503, as the inbound answers an h2c app's refusal; upstream_reset would tell
+ * the app that the upstream may have acted on it.
+ */
+export function refusedUnprocessed(endpoint: string, refusedStream: boolean): MeshcarError {
+  const how = refusedStream ? 'REFUSED_STREAM' : 'above the last stream id of its GOAWAY';
+  return new MeshcarError('upstream_unavailable', `${endpoint} refused the request (${how}): it was not processed, and may be sent again`);
+}
+
 export function upstreamReset(endpoint: string, detail: string): MeshcarError {
   return new MeshcarError('upstream_reset', `${endpoint} reset the stream: ${detail}`);
 }

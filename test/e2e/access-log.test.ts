@@ -84,3 +84,33 @@ t.test('bytesOut: the sidecars own error answers count as what the caller got', 
   t.match(noRoute, { status: 404, error: 'no_route', bytesOut: nowhere.body.length }, `the no_route answer's ${nowhere.body.length} bytes`);
   t.ok(denied.body.length > 0 && nowhere.body.length > 0, 'both answers have a body');
 });
+
+// A retried request's line says how many retries it took (as Envoy's
+// %UPSTREAM_REQUEST_ATTEMPT_COUNT%): its endpoint is the one that answered last, and without
+// the count a request that failed on one endpoint and was answered by another read as one
+// plain answer (meshcar_retries_total counted it, with no request to tie it to).
+t.test('a retried request: its line says how many retries it took; one that was not has none', async (t) => {
+  // an orders sidecar whose app is gone answers 503 upstream_unavailable: the frontend retries the GET on the other
+  const broken = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: 'http://127.0.0.1:1' } });
+  const orders = await startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` } });
+  const frontend = await startSidecar(mesh.ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: [`127.0.0.1:${broken.inboundPort}`, `127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }], access: true });
+  t.teardown(async () => {
+    await frontend.stop('SIGKILL');
+    await orders.stop();
+    await broken.stop();
+  });
+  const ids: string[] = [];
+  // sent until one went to the broken endpoint first (power of two choices: within a few)
+  for (let i = 0; i < 20; i++) {
+    const res = await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders', 'x-request-id': `retried-${i}` } });
+    t.equal(res.status, 200, `request ${i} answered`);
+    ids.push(`retried-${i}`);
+    const line = await frontend.process.waitFor((l) => l.component === 'access' && l.requestId === `retried-${i}`);
+    if (line.retries !== undefined) break;
+  }
+  const lines = frontend.process.lines.filter((l) => l.component === 'access' && ids.includes(String(l.requestId)));
+  const retried = lines.filter((l) => l.retries !== undefined);
+  t.equal(retried.length, 1, 'one line says it was retried');
+  t.match(retried[0], { status: 200, retries: 1, endpoint: `127.0.0.1:${orders.inboundPort}` }, 'once, answered by the working endpoint');
+  t.ok(lines.filter((l) => l.retries === undefined).every((l) => l.endpoint === `127.0.0.1:${orders.inboundPort}`), 'the others went to the working endpoint at once and have no count');
+});

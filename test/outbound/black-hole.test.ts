@@ -7,6 +7,7 @@
 
 import t from 'tap';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { makePki, request, startUpstream, TD, type H2Handler } from '../helpers/outbound-fixture.js';
 import { startBalanced } from '../helpers/outbound-balance-fixture.js';
 
@@ -65,3 +66,62 @@ t.test('an upload the app gives up on before its end says nothing of the endpoin
   for (let i = 0; i < 100 && (ups[uploadedTo] as (typeof ups)[number]).requests === after; i++) await request(fx.port);
   t.ok((ups[uploadedTo] as (typeof ups)[number]).requests > after, 'the endpoint of the abandoned upload serves again');
 });
+
+// The same with a head: an endpoint that answers each call's head at once and then nothing
+// (no message, no trailers). A gRPC client's deadline ends each call after the head, which the
+// response deadline no longer covers; the head had counted as a fast answer and the app's
+// cancel as nothing, so it drew 19 of 20 calls, each failing at its deadline. The app giving up
+// at its own deadline with the answer unfinished is now a latency the endpoint had at least.
+const grpcAnswers: H2Handler = (stream) => {
+  stream.on('error', () => {});
+  stream.resume();
+  stream.on('end', () => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.end(Buffer.from([0, 0, 0, 0, 0]));
+  });
+};
+const headThenNothing: H2Handler = (stream) => {
+  stream.on('error', () => {});
+  stream.resume();
+  stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+};
+
+/** A unary gRPC call with a 200 ms deadline, cancelled by its client when that passes, as gRPC clients do. */
+function callWithDeadline(session: http2.ClientHttp2Session): Promise<string> {
+  return new Promise((resolve) => {
+    const s = session.request({ ':method': 'POST', ':path': '/svc.Orders/Get', ':authority': 'payments', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '200m' });
+    const timer = setTimeout(() => {
+      s.close(http2.constants.NGHTTP2_CANCEL);
+      resolve('deadline');
+    }, 200);
+    s.on('trailers', (trailers) => {
+      clearTimeout(timer);
+      resolve(`grpc-status ${String(trailers['grpc-status'])}`);
+    });
+    s.on('error', () => {});
+    s.resume();
+    s.end(Buffer.from([0, 0, 0, 0, 0]));
+  });
+}
+
+for (const codec of ['meshcar', 'node'] as const) {
+  t.test(`${codec} codec: an endpoint that answers a head and then nothing does not draw the calls of apps with deadlines`, async (t) => {
+    const pki = await makePki(TD);
+    const answering = await startUpstream(pki, { handler: grpcAnswers });
+    const hanging = await startUpstream(pki, { handler: headThenNothing });
+    const fx = await startBalanced(pki, { ports: [answering.port, hanging.port], codec });
+    const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+    session.on('error', () => {});
+    t.teardown(async () => {
+      session.destroy();
+      await fx.close();
+      await answering.close();
+      await hanging.close();
+    });
+    const outcomes: string[] = [];
+    for (let i = 0; i < 20; i++) outcomes.push(await callWithDeadline(session));
+    t.ok(hanging.requests <= 3, `the hanging endpoint got ${hanging.requests} of 20 (19 before): ${outcomes.join(', ')}`);
+    t.equal(fx.observer.ejections, 0, "no ejection: the app's deadline is no failure of the endpoint");
+  });
+}

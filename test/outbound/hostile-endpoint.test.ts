@@ -69,7 +69,9 @@ for (const codec of CODECS) {
       const hostile = await startHostileUpstream(pki, (c, id) => c.write(how === 'reset ENHANCE_YOUR_CALM' ? rst(id, ERROR.ENHANCE_YOUR_CALM) : frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, headOverLimits())));
       const statuses = await callsBeside(t, pki, hostile, codec);
       t.ok(hostile.requests <= 8, `the hostile endpoint got ${hostile.requests} of ${REQUESTS} requests (99 of 100 before)`);
-      t.equal(statuses.filter((s) => s === 200).length, REQUESTS - hostile.requests, 'every other one answered by the healthy endpoint');
+      // a GET the hostile endpoint reset so is retried on the healthy one (calmed-sessions.ts: the
+      // peer's reset, or any on Node's codec), so its 502s may be fewer than its requests
+      t.ok(statuses.filter((s) => s === 200).length >= REQUESTS - hostile.requests, 'every other one answered by the healthy endpoint');
       t.ok(statuses.every((s) => s === 200 || s === 502), 'the hostile answers are 502');
     });
   }
