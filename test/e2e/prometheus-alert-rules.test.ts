@@ -3,10 +3,11 @@
 // restart, or a second port) and a sidecar. Every CA server exports the folder's roots, so
 // a rule that counts root series counts each root once per CA server: quiet, the rules must
 // not alert; during a root rotation, the stalled-rotation rule must, and the bundle rule must
-// stop once the sidecar trusts both roots.
+// stop once the sidecar trusts both roots. Also: the Grafana dashboard's job and instance
+// variables, with a CA in the same Prometheus, list the sidecar only.
 
 import t from 'tap';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startMeshCa, startSidecar, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, type TestApp } from '../helpers/apps.js';
@@ -124,4 +125,23 @@ t.test('a root rotation under way: the stalled-rotation rule pends; the bundle r
   await evaluatedAgain();
   const now = await alerts();
   t.same(names(now), ['MeshcarRootRotationStalled pending'], 'the rotation, and nothing else');
+});
+
+// The Grafana dashboard's job and instance variables choose among sidecars: with a CA scraped by
+// the same Prometheus (as above), neither lists the CA (it exports meshcar_build_info too, which
+// they were read from).
+t.test('the dashboard lists sidecars, not the CA, in its job and instance variables', async (t) => {
+  const dashboard = JSON.parse(await readFile(new URL('../../config/grafana-dashboard.json', import.meta.url), 'utf8')) as { templating: { list: Array<{ name: string; definition?: string; allValue?: string }> } };
+  // "All" jobs is the jobs listed, not `.*`, which would put the CA's process in the CPU and memory panels
+  t.equal(dashboard.templating.list.find((v) => v.name === 'job')?.allValue, undefined, '$job: All is the jobs it lists');
+  for (const [name, label, expected] of [
+    ['job', 'job', ['meshcar']],
+    ['instance', 'instance', [`127.0.0.1:${orders.adminPort}`]],
+  ] as const) {
+    const definition = dashboard.templating.list.find((v) => v.name === name)?.definition ?? '';
+    const metric = /^label_values\((.+),\s*\w+\)$/.exec(definition)?.[1] ?? '';
+    t.ok(metric, `$${name} is a label_values() query: ${definition}`);
+    const values = (await prometheus.vector(`group by (${label}) (${metric.replace(/\$\w+/g, '.*')})`)).map((s) => s.metric[label]);
+    t.same(values.sort(), [...expected], `$${name}: ${definition}`);
+  }
 });
