@@ -222,6 +222,18 @@ t.test('endpoint discovery as Prometheus reads it: addresses known, failed looku
   t.pass('meshcar_upstream_lookup_failures_total{upstream="inventory"} counts');
 });
 
+t.test('renewal failures are a series from the start: increase() sees the first one', async (t) => {
+  // a counter series born at 1 has no increase to Prometheus (its first sample is its start), so
+  // an alert on increase(...{result="failure"}[15m]) > 0 would miss a sidecar's first failed renewal
+  let last: PromSample[] = [];
+  await eventually(
+    'meshcar_identity_renewals_total{result="failure"} of both sidecars',
+    async () => (last = await vector('meshcar_identity_renewals_total{job="meshcar", result="failure"}')).length === 2,
+    () => JSON.stringify(last),
+  );
+  t.same(last.map((s) => s.value[1]), ['0', '0'], 'at 0 before any renewal');
+});
+
 t.test('promtool check metrics passes on a live /metrics', async (t) => {
   for (const sidecar of [orders, frontend]) {
     const metrics = await httpGet(sidecar.adminPort, '/metrics');
