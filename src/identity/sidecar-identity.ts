@@ -70,6 +70,9 @@ export function watchIdentityMetrics(metrics: Metrics, running: RunningIdentity)
   };
   show(running.identity.current());
   running.identity.on('rotated', show);
+  // both results at 0 from the start: a series born at 1 has no increase to Prometheus, so an
+  // alert on increase(...{result="failure"}) would miss the first failed renewal
+  for (const result of ['success', 'failure']) identityRenewals.labels(result).inc(0);
   running.identity.on('renewal', (event) => {
     identityRenewals.labels(event.result).inc();
     const { identity } = running;

@@ -63,9 +63,21 @@ function barePath(path: string): string {
   return canonicalPath(query === -1 ? path : path.slice(0, query));
 }
 
-/** The learned template of a path (no query string, canonical form, identifiers replaced). */
-export function learnedTemplate(path: string): string {
+/**
+ * A gRPC method's path: /package.Service/Method, protobuf identifiers (the package optional).
+ * Its two segments name a service and a method, never an id: `acme.orders.v1.Orders` mixes
+ * letters and digits over 16 characters, and the token rule would make every versioned
+ * service `{id}` (/acme.orders.v1.Orders/Get and /acme.payments.v1.Payments/Get one route).
+ */
+const GRPC_METHOD_PATH = /^\/[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\/[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The learned template of a path (no query string, canonical form, identifiers replaced); of a
+ * gRPC request's (`grpc`) /package.Service/Method path, that path as it is.
+ */
+export function learnedTemplate(path: string, grpc = false): string {
   const bare = barePath(path);
+  if (grpc && GRPC_METHOD_PATH.test(bare)) return bare;
   if (bare === '/' || bare === '') return '/';
   return bare.split('/').map(templateSegment).join('/');
 }
@@ -108,23 +120,26 @@ export class RouteLabeler {
     return this.configured.some((c) => c.template === route);
   }
 
-  routeOf(path: string): string {
-    const cached = this.cache.get(path);
+  /** `grpc`: the request is a gRPC call (its path names a service and a method, see learnedTemplate). */
+  routeOf(path: string, grpc = false): string {
+    // a gRPC call's route may differ from a plain request's with the same path: a key of its own
+    const key = grpc ? `grpc ${path}` : path;
+    const cached = this.cache.get(key);
     if (cached !== undefined) return cached;
-    const route = this.resolve(path);
+    const route = this.resolve(path, grpc);
     if (path.length > MAX_CACHED_PATH) return route;
     if (this.cache.size >= RouteLabeler.CACHE_LIMIT) this.cache.clear();
-    this.cache.set(path, route);
+    this.cache.set(key, route);
     return route;
   }
 
-  private resolve(path: string): string {
+  private resolve(path: string, grpc: boolean): string {
     const bare = barePath(path);
     if (this.configured.length > 0) {
       const parts = bare.split('/');
       for (const configured of this.configured) if (matches(configured, parts)) return configured.template;
     }
-    const template = learnedTemplate(bare);
+    const template = learnedTemplate(bare, grpc);
     if (template.length > MAX_TEMPLATE) return OTHER_ROUTE;
     if (this.learned.has(template)) return template;
     if (this.learned.size >= this.cap) return OTHER_ROUTE;

@@ -82,12 +82,12 @@ export class TrafficMetrics implements TrafficObserver {
   /** The route label a record gets (for the access log); cached per path, so cheap. */
   routeOf(record: RequestRecord): string {
     // a spec's path template is a better label than a learned one
-    return record.schema?.route ?? this.peerEntry(record.direction, record.peer).labeler.routeOf(record.path);
+    return record.schema?.route ?? this.peerEntry(record.direction, record.peer).labeler.routeOf(record.path, record.grpcStatus !== undefined);
   }
 
   private endpoint(record: RequestRecord): EndpointEntry {
     const peer = this.peerEntry(record.direction, record.peer);
-    const route = record.schema?.route ?? peer.labeler.routeOf(record.path);
+    const route = record.schema?.route ?? peer.labeler.routeOf(record.path, record.grpcStatus !== undefined);
     const method = methodLabel(record.method);
     const known = peer.routes.get(route)?.get(method);
     if (known !== undefined) return known;

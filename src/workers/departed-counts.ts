@@ -7,7 +7,8 @@
 // worker counted after that and before it died is lost, as nothing asks a worker on a timer.
 // The base is bounded: workers restarted over weeks of changing traffic could each have learned
 // other routes, so past `maxSamples` distinct samples (and as many /endpoints rows, the most
-// used kept) a new one is not kept; the ones kept still add up.
+// used kept) a new one is not kept (a histogram series whole or not at all); the ones kept
+// still add up.
 
 import type { MetricsJson, WorkerEndpoints } from './messages.js';
 import { mergeEndpoints } from './merge-endpoints.js';
@@ -21,10 +22,15 @@ function additive(family: Family): boolean {
   return (type === 'counter' || type === 'histogram') && (family.aggregator ?? 'sum') === 'sum';
 }
 
-const sampleKey = (sample: Sample): string => {
-  const labels = Object.entries(sample.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([(sample as { metricName?: string }).metricName ?? '', labels]);
-};
+const sortedLabels = (sample: Sample, without?: string) =>
+  Object.entries(sample.labels ?? {})
+    .filter(([name]) => name !== without)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+const sampleKey = (sample: Sample): string => JSON.stringify([(sample as { metricName?: string }).metricName ?? '', sortedLabels(sample)]);
+
+/** A histogram series' samples (its buckets, sum and count) share this key; a counter's sample has its own. */
+const seriesKey = (sample: Sample): string => JSON.stringify(sortedLabels(sample, 'le'));
 
 /** At most this many distinct samples, and /endpoints rows, of departed workers are kept. */
 export const MAX_DEPARTED_SAMPLES = 200_000;
@@ -66,13 +72,26 @@ export class DepartedCounts {
       const { values, ...rest } = family;
       const kept = this.metricsBase.get(family.name) ?? { family: rest, samples: new Map<string, Sample>() };
       this.metricsBase.set(family.name, kept);
+      // a histogram series is kept whole or not at all: some of its buckets without the others,
+      // its sum or its count would make the aggregated buckets non-cumulative, +Inf not the count
+      const series = new Map<string, Sample[]>();
       for (const sample of values) {
-        const key = sampleKey(sample);
-        const seen = kept.samples.get(key);
-        if (seen) kept.samples.set(key, { ...seen, value: seen.value + sample.value });
-        else if (this.sampleCount < this.maxSamples) {
-          kept.samples.set(key, { ...sample });
-          this.sampleCount++;
+        const key = seriesKey(sample);
+        const samples = series.get(key);
+        if (samples) samples.push(sample);
+        else series.set(key, [sample]);
+      }
+      for (const samples of series.values()) {
+        const fresh = samples.filter((sample) => !kept.samples.has(sampleKey(sample))).length;
+        const fits = this.sampleCount + fresh <= this.maxSamples;
+        for (const sample of samples) {
+          const key = sampleKey(sample);
+          const seen = kept.samples.get(key);
+          if (seen) kept.samples.set(key, { ...seen, value: seen.value + sample.value });
+          else if (fits) {
+            kept.samples.set(key, { ...sample });
+            this.sampleCount++;
+          }
         }
       }
     }

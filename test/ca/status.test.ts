@@ -11,6 +11,7 @@ import { callCa, openssl, promtoolCheck, runCli, startTestCa, type TestCa } from
 import { metricValue } from '../helpers/mesh.js';
 import { rootAdd } from '../../src/ca/lifecycle.js';
 import type { CaStatus } from '../../src/ca/status.js';
+import { readmeAlertRules } from '../helpers/prometheus.js';
 
 let ca: TestCa;
 t.before(async () => {
@@ -90,13 +91,10 @@ t.test('CA /metrics: issuer and root expiry by role, a pending root seen without
 });
 
 t.test("the README's alert rules on the expiry metrics pass promtool check rules", async (t) => {
-  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
-  const after = readme.slice(readme.indexOf('Alert before anything expires'));
-  const block = /```yaml\n([\s\S]*?)```/.exec(after)?.[1] ?? '';
-  t.match(block, /meshcar_ca_issuer_expiry_timestamp_seconds/);
-  t.match(block, /meshcar_ca_root_expiry_timestamp_seconds\{role="active"\}/);
-  t.match(block, /meshcar_identity_bundle_roots/);
-  const rules = `groups:\n- name: meshcar-ca\n  rules:\n${block.split('\n').map((l) => (l ? `  ${l}` : l)).join('\n')}`;
+  const rules = await readmeAlertRules();
+  t.match(rules, /meshcar_ca_issuer_expiry_timestamp_seconds/);
+  t.match(rules, /meshcar_ca_root_expiry_timestamp_seconds\{role="active"\}/);
+  t.match(rules, /meshcar_identity_bundle_roots/);
   const file = join(t.testdir({ 'rules.yaml': rules }), 'rules.yaml');
   const checked = await new Promise<{ code: number; output: string }>((resolve) => {
     execFile('promtool', ['check', 'rules', file], (err, stdout, stderr) => resolve({ code: err ? 1 : 0, output: stdout + stderr }));

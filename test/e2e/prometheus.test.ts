@@ -5,7 +5,6 @@
 // config/grafana-dashboard.json evaluated by this Prometheus without error.
 
 import t from 'tap';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,59 +12,21 @@ import { startMeshCa, startSidecar, httpGet, type MeshCa, type RunningSidecar } 
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
 import { DURATION_BUCKETS } from '../../src/metrics/registry.js';
 import { promtoolCheck } from '../helpers/promtool.js';
+import { launchPrometheus, type Prometheus, type PromSample } from '../helpers/prometheus.js';
 
 const DASHBOARD = new URL('../../config/grafana-dashboard.json', import.meta.url);
-const WAIT_MS = 30_000;
-
-interface PromSample {
-  readonly metric: Record<string, string>;
-  readonly value: [number, string];
-}
-
-interface PromAnswer {
-  readonly status: 'success' | 'error';
-  readonly errorType?: string;
-  readonly error?: string;
-  readonly data?: { resultType: string; result: PromSample[] | [number, string] };
-}
 
 let ca: MeshCa;
 let app: TestApp;
 let orders: RunningSidecar;
 let frontend: RunningSidecar;
-let prometheus: ChildProcess | undefined;
-let promPort = 0;
-const promLog: string[] = [];
+let prometheus: Prometheus | undefined;
 let traffic: Promise<void> | undefined;
 let stopTraffic = false;
 
-function prometheusInstalled(): string | undefined {
-  const probe = spawnSync('prometheus', ['--version'], { encoding: 'utf8' });
-  if (probe.error) return undefined;
-  return (probe.stdout || probe.stderr).split('\n')[0];
-}
-
-async function query(expr: string): Promise<PromAnswer> {
-  const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(expr)}`, { signal: AbortSignal.timeout(5000) });
-  return (await res.json()) as PromAnswer;
-}
-
-async function vector(expr: string): Promise<PromSample[]> {
-  const answer = await query(expr);
-  if (answer.status !== 'success') throw new Error(`${expr}: ${answer.errorType}: ${answer.error}`);
-  return answer.data?.resultType === 'vector' ? (answer.data.result as PromSample[]) : [];
-}
-
-/** Polls until `check` returns true, at most WAIT_MS; `describe` says what was last seen. */
-async function eventually(what: string, check: () => Promise<boolean>, describe: () => string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    if (prometheus?.exitCode !== null) throw new Error(`prometheus exited (${prometheus?.exitCode}): ${promLog.slice(-10).join('\n')}`);
-    await sleep(50);
-  }
-  throw new Error(`${what} not seen in Prometheus within ${WAIT_MS / 1000} s; last: ${describe()}`);
-}
+const query = (expr: string) => (prometheus as Prometheus).query(expr);
+const vector = (expr: string) => (prometheus as Prometheus).vector(expr);
+const eventually = (what: string, check: () => Promise<boolean>, describe: () => string) => (prometheus as Prometheus).eventually(what, check, describe);
 
 /** The longest any request of the test took, timed by the client (which waits for all of it). */
 let slowestSeconds = 0;
@@ -93,42 +54,15 @@ async function round(i: number): Promise<number[]> {
 }
 
 t.before(async () => {
-  const version = prometheusInstalled();
-  if (version === undefined) {
-    throw new Error("the `prometheus` binary is not installed: run `make tools` (it installs Debian's prometheus package) or `apt-get install prometheus`");
-  }
   const dir = t.testdir();
   // Prometheus starts first and finds the sidecars in a file (file_sd) written once their admin
   // ports are known: its start-up and its discovery's 5 s update cycle overlap the mesh's
   // start instead of following it
   const promDir = join(dir, 'prometheus');
-  await mkdir(join(promDir, 'data'), { recursive: true });
+  await mkdir(promDir, { recursive: true });
   const targetsFile = join(promDir, 'targets.json');
   await writeFile(targetsFile, '[]\n');
-  const configFile = join(promDir, 'prometheus.yml');
-  await writeFile(
-    configFile,
-    [
-      'global:',
-      '  scrape_interval: 1s',
-      '  scrape_timeout: 1s',
-      '  evaluation_interval: 1s',
-      'scrape_configs:',
-      '  - job_name: meshcar',
-      '    file_sd_configs:',
-      `      - files: ['${targetsFile}']`,
-      '',
-    ].join('\n'),
-  );
-  prometheus = spawn(
-    'prometheus',
-    [`--config.file=${configFile}`, `--storage.tsdb.path=${join(promDir, 'data')}`, '--web.listen-address=127.0.0.1:0', '--storage.tsdb.retention.time=1h', '--log.level=info'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  for (const stream of [prometheus.stdout, prometheus.stderr]) stream?.on('data', (c: Buffer) => promLog.push(...c.toString().trimEnd().split('\n')));
-  // port 0: Prometheus binds a free port and logs it (msg="Listening on" address=127.0.0.1:PORT)
-  let promOut = '';
-  for (const stream of [prometheus.stdout, prometheus.stderr]) stream?.on('data', (c: Buffer) => (promOut += c.toString()));
+  prometheus = await launchPrometheus(promDir, ['scrape_configs:', '  - job_name: meshcar', '    file_sd_configs:', `      - files: ['${targetsFile}']`, ''].join('\n'));
 
   ca = await startMeshCa(dir);
   app = await startEchoApp();
@@ -151,8 +85,7 @@ t.before(async () => {
   await writeFile(`${targetsFile}.tmp`, `${JSON.stringify([{ targets: [`127.0.0.1:${orders.adminPort}`, `127.0.0.1:${frontend.adminPort}`] }])}\n`);
   await rename(`${targetsFile}.tmp`, targetsFile);
 
-  await eventually('its listening address', async () => (promPort = Number(/msg="Listening on" address=127\.0\.0\.1:(\d+)/.exec(promOut)?.[1] ?? 0)) > 0, () => promLog.slice(-5).join('\n'));
-  await eventually('/-/ready', async () => (await httpGet(promPort, '/-/ready')).status === 200, () => promLog.slice(-5).join('\n'));
+  await prometheus.ready();
 
   // traffic keeps flowing while Prometheus scrapes, so rate() over the buckets has increases
   traffic = (async () => {
@@ -166,13 +99,7 @@ t.before(async () => {
 t.teardown(async () => {
   stopTraffic = true;
   await traffic;
-  if (prometheus && prometheus.exitCode === null && prometheus.signalCode === null) {
-    const exited = new Promise((resolve) => prometheus?.once('exit', resolve));
-    prometheus.kill('SIGTERM');
-    const timer = setTimeout(() => prometheus?.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  }
+  await prometheus?.stop();
   await Promise.all([frontend?.stop('SIGKILL'), orders?.stop()]);
   await ca?.stop();
   await app?.close();
@@ -293,6 +220,18 @@ t.test('endpoint discovery as Prometheus reads it: addresses known, failed looku
     () => JSON.stringify(last),
   );
   t.pass('meshcar_upstream_lookup_failures_total{upstream="inventory"} counts');
+});
+
+t.test('renewal failures are a series from the start: increase() sees the first one', async (t) => {
+  // a counter series born at 1 has no increase to Prometheus (its first sample is its start), so
+  // an alert on increase(...{result="failure"}[15m]) > 0 would miss a sidecar's first failed renewal
+  let last: PromSample[] = [];
+  await eventually(
+    'meshcar_identity_renewals_total{result="failure"} of both sidecars',
+    async () => (last = await vector('meshcar_identity_renewals_total{job="meshcar", result="failure"}')).length === 2,
+    () => JSON.stringify(last),
+  );
+  t.same(last.map((s) => s.value[1]), ['0', '0'], 'at 0 before any renewal');
 });
 
 t.test('promtool check metrics passes on a live /metrics', async (t) => {

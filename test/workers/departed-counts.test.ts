@@ -74,3 +74,20 @@ t.test('the record is bounded: past the bound a new sample is not kept, the kept
   t.equal(kept.length, 8, '/endpoints rows: at most the bound');
   t.equal(kept[0]?.route, '/y', 'the most used row is kept first');
 });
+
+t.test("at the bound a histogram series is kept whole or not at all: the aggregated page's buckets stay cumulative and end at its count", async (t) => {
+  // room for 4 samples: the request sample and three of the histogram's five (3 buckets, sum, count)
+  const departed = new DepartedCounts(4);
+  departed.sawMetrics(1, await workerJson({ a: 1 }, [0.1, 0.7, 2], 0));
+  departed.departed(1);
+  const base = departed.metrics();
+  const histogram = base.find((f) => f.name === 'demo_duration_seconds')?.values ?? [];
+  t.ok(histogram.length === 0 || histogram.length === 5, `the histogram series whole or absent (${histogram.length} samples kept)`);
+  const live = await workerJson({ a: 1 }, [0.1], 0);
+  const page = await client.AggregatorRegistry.aggregate([live, base]).metrics();
+  const buckets = [...page.matchAll(/^demo_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)].map((m) => Number(m[2]));
+  const count = Number(/^demo_duration_seconds_count (\S+)$/m.exec(page)?.[1]);
+  t.same(buckets, [...buckets].sort((x, y) => x - y), `buckets cumulative: ${buckets.join(', ')}`);
+  t.equal(buckets.at(-1), count, 'the +Inf bucket is the count');
+  t.equal(sample(base, 'demo_requests_total', undefined, { route: 'a' }), 1, 'the request sample that fits is kept');
+});
