@@ -29,6 +29,7 @@ import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
 import { cancelledError, type WaitToken } from './stream-wait.js';
 import { LogPerKey } from '../log-per-key.js';
 import { clearTimer } from '../timer-clear.js';
+import { UpstreamPathGuard } from './upstream-trust.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -54,6 +55,8 @@ const MAX_CLOSING_RETRIES = 2;
 export class H2SessionPool {
   /** Open sessions (connected: the peer's SETTINGS arrived) and their endpoint. */
   private readonly sessions = new Map<H2Connection, UpstreamEndpoint>();
+  /** Each session's upstream path, watched (upstream-trust.ts). */
+  private readonly guards = new Map<H2Connection, UpstreamPathGuard>();
   /** Open sessions per endpoint, oldest first. */
   private readonly byEndpoint = new Map<UpstreamEndpoint, H2Connection[]>();
   /** A session being dialled per endpoint: others wait for it instead of dialling too. */
@@ -204,10 +207,22 @@ export class H2SessionPool {
       if (!conn.destroyed) conn.destroy(undefined, 'ping_timeout');
     });
 
+    // no new requests before the upstream's certificate path expires, cut at its expiry
+    const guard = UpstreamPathGuard.watch(conn.socket, {
+      retire: () => conn.close(),
+      cut: (why) => {
+        logger.warn({ upstream, endpoint: endpoint.key }, `upstream session closed, requests in flight on it cut: ${why}`);
+        conn.destroy(undefined, 'destroyed');
+      },
+    });
+    if (guard) this.guards.set(conn, guard);
+
     conn.on('error', (err: Error) => logger.debug({ upstream, err: err.message }, 'upstream session error'));
     conn.once('close', (reason: string) => {
       clearTimer(ageTimer); // a jittered age, a list of its own (timer-clear.ts)
       clearInterval(pingTimer);
+      guard?.stop();
+      this.guards.delete(conn);
       this.sessions.delete(conn);
       const open = this.byEndpoint.get(endpoint);
       if (open) {

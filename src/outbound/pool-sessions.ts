@@ -13,6 +13,7 @@ import { endpointOfSocket } from './mutual-tls.js';
 import type { NodeCodec } from './node-codec.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { watchGoaway } from './goaway-refused.js';
+import { UpstreamPathGuard } from './upstream-trust.js';
 
 /** A session to this endpoint that takes another stream now, if any. */
 export function freeSession(pool: UpstreamPool, endpoint: UpstreamEndpoint): ClientHttp2Session | undefined {
@@ -50,8 +51,17 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
   (pool.nodeKit as NodeCodec).manageSession(session, pool.deps.settings);
   // streams above a GOAWAY's last id were never processed: retried whatever their method
   watchGoaway(session);
+  // no new requests before the upstream's certificate path expires, cut at its expiry
+  const guard = UpstreamPathGuard.watch(session.socket, {
+    retire: () => (pool.nodeKit as NodeCodec).closeGracefully(session),
+    cut: (why) => {
+      pool.deps.logger.warn({ upstream: pool.name, endpoint: endpoint?.key }, `upstream session closed, requests in flight on it cut: ${why}`);
+      session.destroy();
+    },
+  });
   session.on('error', (err) => pool.deps.logger.debug({ upstream: pool.name, err: describeError(err) }, 'upstream session error'));
   session.once('close', () => {
+    guard?.stop();
     pool.sessions.delete(session);
     const list = endpoint && pool.byEndpoint.get(endpoint);
     if (list) {

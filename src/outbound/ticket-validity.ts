@@ -19,20 +19,38 @@ import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:t
 import { MAX_PRESENTED, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
 import type { IdentityTls } from '../identity/tls-contexts.js';
 
-/** What a ticket descends from: its upstream's verified path window, and the identity material of that handshake. */
-interface Origin {
+/** What a ticket, and a session on its socket, descends from: its upstream's verified path window, and the identity material of that handshake. */
+export interface Origin {
   window: ValidityWindow | undefined;
   material: IdentityTls | undefined;
 }
 
-/** Nothing outlives its socket or ticket (an endpoint's cache holds the ticket). */
-const socketOrigins = new WeakMap<TLSSocket, Origin>();
+// On the socket itself, not in a WeakMap: the node codec's session shows its socket through
+// a Proxy (http2's session.socket), which reads a property of the socket but is another key
+const kOrigin = Symbol('meshcar.upstreamOrigin');
+type OriginSocket = TLSSocket & { [kOrigin]?: Origin };
+/** Nothing outlives its ticket (an endpoint's cache holds the ticket). */
 const ticketOrigins = new WeakMap<Buffer, Origin>();
 
 function originOf(socket: TLSSocket): Origin {
-  let origin = socketOrigins.get(socket);
-  if (origin === undefined) socketOrigins.set(socket, (origin = { window: undefined, material: undefined }));
+  let origin = (socket as OriginSocket)[kOrigin];
+  if (origin === undefined) (socket as OriginSocket)[kOrigin] = origin = { window: undefined, material: undefined };
   return origin;
+}
+
+/**
+ * The upstream path a session's socket (or the node codec's proxy of it) was accepted on: its
+ * full handshake's, or that of the ticket it resumed (noteResumed). Undefined if never told.
+ */
+export function upstreamOrigin(socket: unknown): Origin | undefined {
+  const origin = (socket as OriginSocket | undefined)?.[kOrigin];
+  return origin?.window === undefined ? undefined : origin;
+}
+
+/** A socket that resumed `offered`: its upstream's path is the one that ticket descends from. */
+export function noteResumed(socket: TLSSocket, offered: Buffer | undefined): void {
+  const origin = offered && ticketOrigins.get(offered);
+  if (origin !== undefined && socket.isSessionReused()) (socket as OriginSocket)[kOrigin] = origin;
 }
 
 /** The window in which every certificate of a verified path (leaf to trust anchor) is within its dates. */

@@ -1,0 +1,67 @@
+// How long an open upstream session may carry requests: while the upstream's certificate path
+// it was accepted on (its full handshake's, or that of the TLS ticket it resumed) is within its
+// dates and still chains to our trust bundle. Node checks the upstream once, at the handshake;
+// a session lives up to its maximum age (10 min) and its requests went on to an upstream whose
+// SVID had expired meanwhile (its renewals failing). The inbound cuts its callers' connections
+// at their expiry (connection-lifetime.ts); this is the outbound's side of the same rule.
+//
+// Some time before the path expires (a tenth of its length, at least a second) the session
+// takes no new requests and closes once those in flight are done, so a healthy upstream that
+// renewed meanwhile is dialled again without a request lost; at the expiry whatever is still
+// open on it is cut. One wall-clock timer per session, nothing per request.
+
+import { WallClockTimer } from '../wall-clock-timer.js';
+import { upstreamOrigin, type Origin } from './ticket-validity.js';
+
+/** What a guard does to its session. */
+export interface SessionEnds {
+  /** No new requests; those in flight finish. */
+  retire(): void;
+  /** Ends it now, what is in flight included; `why` says so in words. */
+  cut(why: string): void;
+}
+
+const MIN_RETIRE_MARGIN_MS = 1_000;
+
+export class UpstreamPathGuard {
+  private readonly timer = new WallClockTimer({ unref: true });
+  private retired = false;
+  private stopped = false;
+
+  private constructor(private readonly origin: Origin, private readonly ends: SessionEnds) {
+    this.arm();
+  }
+
+  /** A guard for the session on `socket` (the node codec's proxy of it will do); undefined if its path is unknown. */
+  static watch(socket: unknown, ends: SessionEnds): UpstreamPathGuard | undefined {
+    const origin = upstreamOrigin(socket);
+    return origin && new UpstreamPathGuard(origin, ends);
+  }
+
+  stop(): void {
+    this.timer.cancel();
+    this.stopped = true;
+  }
+
+  private arm(): void {
+    const { notBeforeMs, notAfterMs } = this.origin.window!;
+    const length = Number.isFinite(notBeforeMs) ? notAfterMs - notBeforeMs : 0;
+    const retireAt = notAfterMs - Math.max(MIN_RETIRE_MARGIN_MS, length / 10);
+    this.timer.set(this.retired ? notAfterMs : retireAt, this.fire);
+  }
+
+  // an arrow: handed to the timer without a bind per arming
+  private readonly fire = (): void => {
+    const { notAfterMs } = this.origin.window!;
+    // an unreadable date (NaN) ends it too (ticket-validity.ts refuses such a path's tickets)
+    if (!(Date.now() < notAfterMs)) {
+      this.stop();
+      return this.ends.cut(`the upstream's certificate path expired at ${new Date(notAfterMs).toISOString()}`);
+    }
+    if (!this.retired) {
+      this.retired = true;
+      this.ends.retire();
+    }
+    this.arm();
+  };
+}
