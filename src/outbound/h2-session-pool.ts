@@ -29,7 +29,7 @@ import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
 import { cancelledError, type WaitToken } from './stream-wait.js';
 import { LogPerKey } from '../log-per-key.js';
 import { clearTimer } from '../timer-clear.js';
-import { UpstreamPathGuard } from './upstream-trust.js';
+import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -207,7 +207,7 @@ export class H2SessionPool {
       if (!conn.destroyed) conn.destroy(undefined, 'ping_timeout');
     });
 
-    // no new requests before the upstream's certificate path expires, cut at its expiry
+    // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle
     const guard = UpstreamPathGuard.watch(conn.socket, {
       retire: () => conn.close(),
       cut: (why) => {
@@ -239,6 +239,11 @@ export class H2SessionPool {
   forgetTlsSessions(endpointKey?: string): void {
     if (endpointKey === undefined) this.tickets.clear();
     else this.tickets.delete(endpointKey);
+  }
+
+  /** The trust bundle changed: sessions whose upstream no longer chains to it are cut. */
+  trustChanged(trust: TrustNow): void {
+    for (const guard of [...this.guards.values()]) guard.trustChanged(trust);
   }
 
   /** Every session finishes its streams and closes; new requests dial new ones. */

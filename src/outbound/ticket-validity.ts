@@ -19,9 +19,14 @@ import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:t
 import { MAX_PRESENTED, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
 import type { IdentityTls } from '../identity/tls-contexts.js';
 
-/** What a ticket, and a session on its socket, descends from: its upstream's verified path window, and the identity material of that handshake. */
+/**
+ * What a ticket, and a session on its socket, descends from: its upstream's verified path
+ * window, the certificates Node handed with it (DER, leaf first: what upstream-trust.ts checks
+ * against a changed bundle), and the identity material of that handshake.
+ */
 export interface Origin {
   window: ValidityWindow | undefined;
+  presented: readonly Buffer[];
   material: IdentityTls | undefined;
 }
 
@@ -34,7 +39,7 @@ const ticketOrigins = new WeakMap<Buffer, Origin>();
 
 function originOf(socket: TLSSocket): Origin {
   let origin = (socket as OriginSocket)[kOrigin];
-  if (origin === undefined) (socket as OriginSocket)[kOrigin] = origin = { window: undefined, material: undefined };
+  if (origin === undefined) (socket as OriginSocket)[kOrigin] = origin = { window: undefined, presented: [], material: undefined };
   return origin;
 }
 
@@ -54,13 +59,14 @@ export function noteResumed(socket: TLSSocket, offered: Buffer | undefined): voi
 }
 
 /** The window in which every certificate of a verified path (leaf to trust anchor) is within its dates. */
-export function verifiedPathWindow(leaf: PeerCertificate): ValidityWindow {
+export function verifiedPathWindow(leaf: PeerCertificate, presented?: Buffer[]): ValidityWindow {
   let notBeforeMs = -Infinity;
   let notAfterMs = Infinity;
   let cert: DetailedPeerCertificate | undefined = leaf as DetailedPeerCertificate;
   for (let count = 0; cert !== undefined && count < MAX_PRESENTED; count++) {
     notBeforeMs = Math.max(notBeforeMs, Date.parse(cert.valid_from));
     notAfterMs = Math.min(notAfterMs, Date.parse(cert.valid_to));
+    if (cert.raw) presented?.push(cert.raw);
     // the trust anchor is its own issuer
     cert = cert.issuerCertificate === cert ? undefined : cert.issuerCertificate;
   }
@@ -72,7 +78,9 @@ export function verifiedPathWindow(leaf: PeerCertificate): ValidityWindow {
 /** Called with the chain OpenSSL verified on a full handshake (checkServerIdentity's) and the material it was dialled with. */
 export function notePathVerified(socket: TLSSocket, leaf: PeerCertificate, material: IdentityTls): void {
   const origin = originOf(socket);
-  origin.window = verifiedPathWindow(leaf);
+  const presented: Buffer[] = [];
+  origin.window = verifiedPathWindow(leaf, presented);
+  origin.presented = presented;
   origin.material = material;
 }
 
