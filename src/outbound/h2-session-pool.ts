@@ -211,7 +211,10 @@ export class H2SessionPool {
     const guard = UpstreamPathGuard.watch(conn.socket, {
       retire: () => conn.close(),
       cut: (why) => {
-        logger.warn({ upstream, endpoint: endpoint.key }, `upstream session closed, requests in flight on it cut: ${why}`);
+        // a retired session still closing with nothing in flight loses nothing: said at debug
+        const inFlight = conn.activeStreams;
+        if (inFlight > 0) logger.warn({ upstream, endpoint: endpoint.key, inFlight }, `upstream session closed, requests in flight on it cut: ${why}`);
+        else logger.debug({ upstream, endpoint: endpoint.key }, `upstream session closed: ${why}`);
         conn.destroy(undefined, 'destroyed');
       },
     });

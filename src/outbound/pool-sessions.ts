@@ -58,7 +58,10 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
   const guard = UpstreamPathGuard.watch(session.socket, {
     retire: () => (pool.nodeKit as NodeCodec).closeGracefully(session),
     cut: (why) => {
-      pool.deps.logger.warn({ upstream: pool.name, endpoint: endpoint?.key }, `upstream session closed, requests in flight on it cut: ${why}`);
+      // a retired session still closing with nothing in flight loses nothing: said at debug
+      const inFlight = (pool.nodeKit as NodeCodec).activeStreams(session);
+      if (inFlight > 0) pool.deps.logger.warn({ upstream: pool.name, endpoint: endpoint?.key, inFlight }, `upstream session closed, requests in flight on it cut: ${why}`);
+      else pool.deps.logger.debug({ upstream: pool.name, endpoint: endpoint?.key }, `upstream session closed: ${why}`);
       session.destroy();
     },
   });
