@@ -10,6 +10,8 @@ import t from 'tap';
 import http2 from 'node:http2';
 import https from 'node:https';
 import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { issueCrossCertificate } from '../../src/ca/x509-profile.js';
 import { validateSvid } from '../../src/identity/svid.js';
@@ -99,3 +101,58 @@ for (const codec of ['meshcar', 'node'] as const) {
     t.match(warned[0], { connections: 2, peers: [FRONTEND_ID] }, 'naming the connections and the caller cut');
   });
 }
+
+t.test('a handshake under way when the bundle drops its root is refused before its first request', async (t) => {
+  const fx = await startInbound({});
+  t.teardown(() => fx.close());
+  const a = fx.pki;
+  const b = await makePki(TD);
+  const both = a.bundlePem + b.bundlePem;
+  fx.identity.swap(validateSvid({ ...(await a.issue(SERVER_ID)), bundlePem: both }, SERVER_ID));
+  // a relay that passes the ClientHello and holds the caller's next flight (its certificate), so
+  // the server's context, fixed when it accepted, is the old bundle's when the certificate arrives
+  const held: Buffer[] = [];
+  let release: (() => void) | undefined;
+  const relay = net.createServer((client) => {
+    const server = net.connect(fx.port, '127.0.0.1');
+    server.on('error', () => client.destroy());
+    client.on('error', () => server.destroy());
+    server.pipe(client);
+    // the ClientHello (one write) passes; what follows is held until release()
+    let first = true;
+    client.on('data', (chunk: Buffer) => {
+      if (first) server.write(chunk);
+      else held.push(chunk);
+      first = false;
+    });
+    release = () => {
+      for (const chunk of held.splice(0)) server.write(chunk);
+      client.removeAllListeners('data');
+      client.pipe(server);
+    };
+  });
+  relay.listen(0, '127.0.0.1');
+  await once(relay, 'listening');
+  t.teardown(() => relay.close());
+  const port = (relay.address() as AddressInfo).port;
+
+  const caller = await fx.client(FRONTEND_ID);
+  const socket = tls.connect({ host: '127.0.0.1', port, key: caller.privateKeyPem, cert: caller.chainPem, ca: both, checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'] });
+  const answer = new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      // an answer's head is enough (without the check the connection stays open)
+      if (text.includes('\r\n\r\n')) resolve(text);
+    });
+    socket.on('close', () => resolve(text));
+    socket.on('error', () => {});
+  });
+  socket.once('secureConnect', () => socket.write('GET /x HTTP/1.1\r\nhost: orders\r\n\r\n'));
+  await waitUntil(() => held.length > 0, "the caller's certificate flight held");
+  fx.identity.swap(validateSvid({ ...(await b.issue(SERVER_ID)), bundlePem: b.bundlePem }, SERVER_ID));
+  release?.();
+  const text = await answer;
+  t.notMatch(text, /^HTTP\/1\.1 200/, 'no answer: the connection was closed');
+  t.same(await fx.observer.waitForTlsFailures(1), [{ direction: 'inbound', reason: 'unknown_ca' }], 'counted as unknown_ca');
+});
