@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { validateSvid } from '../../src/identity/svid.js';
 import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { startUpstream, startOutbound, makePki, waitUntil, APP_ID, UPSTREAM_ID, TD } from '../helpers/outbound-fixture.js';
+import { openTunnel, startTunnelPair, SWITCHING } from '../helpers/tunnel-pair.js';
 
 /** One request through the outbound to `payments`, on a fresh app connection: its status, or the error. */
 function get(port: number): Promise<number | string> {
@@ -72,3 +73,20 @@ for (const codec of ['meshcar', 'node'] as const) {
     t.equal(await get(fx.port), 502, 'refused, as a new connection is');
   });
 }
+
+t.test("a WebSocket tunnel is cut at its upstream's certificate expiry", async (t) => {
+  // the far sidecar's certificate lasts 3.5 s (second-granular: 3-4 s); its app answers 101 and keeps the tunnel
+  const pair = await startTunnelPair(
+    (socket) => {
+      socket.write(SWITCHING);
+      socket.resume();
+    },
+    { serverLifetimeMs: 3500 },
+  );
+  t.teardown(() => pair.close());
+  const notAfterMs = pair.inbound.identity.current().notAfter.getTime();
+  const tunnel = await openTunnel(pair.outbound.port);
+  t.ok(Date.now() < notAfterMs, 'the tunnel opened before the far certificate expires');
+  const closedAt = await Promise.race([tunnel.closed.then(() => Date.now()), new Promise<undefined>((r) => setTimeout(r, notAfterMs - Date.now() + 3000).unref())]);
+  t.ok(closedAt !== undefined && closedAt >= notAfterMs - 50, `the calling app's tunnel closed at the expiry (${closedAt === undefined ? 'not within 3 s of it' : `${closedAt - notAfterMs} ms after`})`);
+});
