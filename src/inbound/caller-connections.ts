@@ -7,6 +7,8 @@
 
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import { cutUntrustedCallers } from './caller-trust.js';
 import { H2Connection, type H2Stream, type IncomingHeaders } from '../h2/index.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
 import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
@@ -99,6 +101,25 @@ export function onMeshcarConnection(inbound: InboundListener, socket: TLSSocket,
   });
   (socket as WithLifetime)[kLifetime]?.limitSession(conn, inbound.maxSessionAgeMs);
   inbound.tracker.addSession(conn);
+}
+
+/**
+ * The trust bundle lost a root: the connections of callers who chain only to it are cut, as at
+ * their certificate's expiry (caller-trust.ts), and said in one warn line.
+ */
+export function cutCallersOutsideTrust(inbound: InboundListener, roots: readonly X509Certificate[], ownChainPem: string): void {
+  const peers = cutUntrustedCallers(inbound.tracker.openSockets(), roots, ownChainPem, (socket) => {
+    const lifetime = (socket as WithLifetime)[kLifetime];
+    if (lifetime !== undefined) lifetime.cut();
+    else socket.destroy();
+    return (socket as WithCaller)[kCaller]?.id.uri ?? String(socket.remoteAddress);
+  });
+  if (peers.length === 0) return;
+  const callers = [...new Set(peers)];
+  inbound.logger.warn(
+    { connections: peers.length, peers: callers.slice(0, 10), ...(callers.length > 10 ? { peersLeftOut: callers.length - 10 } : {}) },
+    `${peers.length} inbound connection${peers.length === 1 ? '' : 's'} closed, requests in flight cut: the caller's certificate chains only to a root the trust bundle no longer holds`,
+  );
 }
 
 /** The connection's one timer: closed when the caller's certificate path expires; HTTP/2 also retired at its maximum age. */

@@ -35,6 +35,11 @@ export class ConnectionTracker {
     return this.sockets.size;
   }
 
+  /** Every verified connection still open. */
+  openSockets(): Iterable<Socket> {
+    return this.sockets;
+  }
+
   add(socket: Socket, http1: boolean): void {
     this.sockets.add(socket);
     if (http1) this.http1.set(socket, 0);

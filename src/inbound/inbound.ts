@@ -29,7 +29,7 @@ import { NodeHttp1App } from './app-http1-node.js';
 import { H2C_UPGRADE_REFUSAL } from './h2c-upgrade-refusal.js';
 import { AuthorizationPolicy } from './authorization.js';
 import { CallerCache } from './caller.js';
-import { kLifetime, lifetimeOf, onMeshcarConnection, onSession, type WithLifetime } from './caller-connections.js';
+import { cutCallersOutsideTrust, kLifetime, lifetimeOf, onMeshcarConnection, onSession, type WithLifetime } from './caller-connections.js';
 import { ConnectionTracker } from './connections.js';
 import { ReceiveBudgets } from './receive-budgets.js';
 import { LogPerKey } from '../log-per-key.js';
@@ -198,6 +198,7 @@ export class InboundListener implements Inbound, ExchangeContext {
       observer: this.observer,
       handshakeTimeoutMs: limits.handshakeTimeoutMs ?? 10_000,
       sessionResumption: config.sessionResumption === true,
+      onTrustNarrowed: (roots) => cutCallersOutsideTrust(this, roots, identity.current().chainPem),
       onCaller: (socket, id, certificate, expiresAtMs) => {
         if (this.tracker.draining || !caps.admitCaller(socket, id.uri)) {
           socket.destroy();

@@ -25,6 +25,8 @@ import type { TrafficObserver } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { inboundFailure } from '../tls-failures/describe.js';
 import { watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
+import { bundleRoots } from '../pki/chain-to-roots.js';
+import { callerChains, rootsRemoved } from './caller-trust.js';
 
 export interface TlsListenerOptions {
   readonly identity: WorkloadIdentity;
@@ -34,6 +36,11 @@ export interface TlsListenerOptions {
   readonly handshakeTimeoutMs: number;
   /** Issue session tickets (TLS session resumption); false: full handshakes only. */
   readonly sessionResumption: boolean;
+  /**
+   * The trust bundle lost a root (caller-trust.ts): the open connections are the inbound's to
+   * look at; `roots` are the new bundle's.
+   */
+  readonly onTrustNarrowed?: (roots: readonly X509Certificate[]) => void;
   /** A verified caller: the socket is theirs to serve, until `expiresAtMs` (its certificate path expires). */
   readonly onCaller: (socket: TLSSocket, id: SpiffeId, certificate: X509Certificate, expiresAtMs: number) => void;
 }
@@ -68,11 +75,18 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
   // time of a change, no bundle is named (such leaves are read with their path, not kept).
   let anchorsPem = identity.tls().anchorsPem;
   let anchorsChangedAt = -Infinity;
+  // a bundle that lost a root: handshakes under way then were verified under the old bundle,
+  // and are checked against the new one (caller-trust.ts), as the open connections are
+  let narrowed: { roots: readonly X509Certificate[]; intermediates: readonly X509Certificate[] } | undefined;
   const onRotated = () => {
     const next = identity.tls().anchorsPem;
     if (next === anchorsPem) return;
+    const lostRoot = rootsRemoved(anchorsPem, next);
     anchorsPem = next;
     anchorsChangedAt = performance.now();
+    if (!lostRoot) return;
+    narrowed = { roots: bundleRoots(next), intermediates: bundleRoots(identity.current().chainPem).slice(1) };
+    options.onTrustNarrowed?.(narrowed.roots);
   };
   identity.on('rotated', onRotated);
   server.once('close', () => identity.off('rotated', onRotated));
@@ -83,6 +97,12 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
     if (!result.ok) {
       observer.tlsHandshakeFailed('inbound', result.reason, inboundFailure(socket, result.reason, result.message));
       logger.debug({ reason: result.reason, remote: socket.remoteAddress, resumed: socket.isSessionReused(), detail: result.message }, 'inbound connection refused');
+      socket.destroy();
+      return;
+    }
+    if (narrowed !== undefined && performance.now() - anchorsChangedAt <= options.handshakeTimeoutMs && !callerChains(socket, narrowed.roots, narrowed.intermediates)) {
+      const message = "the caller's certificate chains only to a root the trust bundle no longer holds (its handshake began before the bundle changed)";
+      observer.tlsHandshakeFailed('inbound', 'unknown_ca', inboundFailure(socket, 'unknown_ca', message));
       socket.destroy();
       return;
     }

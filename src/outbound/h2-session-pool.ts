@@ -29,6 +29,7 @@ import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
 import { cancelledError, type WaitToken } from './stream-wait.js';
 import { LogPerKey } from '../log-per-key.js';
 import { clearTimer } from '../timer-clear.js';
+import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -54,6 +55,8 @@ const MAX_CLOSING_RETRIES = 2;
 export class H2SessionPool {
   /** Open sessions (connected: the peer's SETTINGS arrived) and their endpoint. */
   private readonly sessions = new Map<H2Connection, UpstreamEndpoint>();
+  /** Each session's upstream path, watched (upstream-trust.ts). */
+  private readonly guards = new Map<H2Connection, UpstreamPathGuard>();
   /** Open sessions per endpoint, oldest first. */
   private readonly byEndpoint = new Map<UpstreamEndpoint, H2Connection[]>();
   /** A session being dialled per endpoint: others wait for it instead of dialling too. */
@@ -204,10 +207,25 @@ export class H2SessionPool {
       if (!conn.destroyed) conn.destroy(undefined, 'ping_timeout');
     });
 
+    // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle
+    const guard = UpstreamPathGuard.watch(conn.socket, {
+      retire: () => conn.close(),
+      cut: (why) => {
+        // a retired session still closing with nothing in flight loses nothing: said at debug
+        const inFlight = conn.activeStreams;
+        if (inFlight > 0) logger.warn({ upstream, endpoint: endpoint.key, inFlight }, `upstream session closed, requests in flight on it cut: ${why}`);
+        else logger.debug({ upstream, endpoint: endpoint.key }, `upstream session closed: ${why}`);
+        conn.destroy(undefined, 'destroyed');
+      },
+    });
+    if (guard) this.guards.set(conn, guard);
+
     conn.on('error', (err: Error) => logger.debug({ upstream, err: err.message }, 'upstream session error'));
     conn.once('close', (reason: string) => {
       clearTimer(ageTimer); // a jittered age, a list of its own (timer-clear.ts)
       clearInterval(pingTimer);
+      guard?.stop();
+      this.guards.delete(conn);
       this.sessions.delete(conn);
       const open = this.byEndpoint.get(endpoint);
       if (open) {
@@ -224,6 +242,11 @@ export class H2SessionPool {
   forgetTlsSessions(endpointKey?: string): void {
     if (endpointKey === undefined) this.tickets.clear();
     else this.tickets.delete(endpointKey);
+  }
+
+  /** The trust bundle changed: sessions whose upstream no longer chains to it are cut. */
+  trustChanged(trust: TrustNow): void {
+    for (const guard of [...this.guards.values()]) guard.trustChanged(trust);
   }
 
   /** Every session finishes its streams and closes; new requests dial new ones. */

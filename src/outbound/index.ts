@@ -2,6 +2,7 @@
 // the upstream's pool of mutual TLS HTTP/2 sessions (http2-wrapper) → the upstream sidecar.
 // Also listen, drain, close, and what tests and the sidecar need to see (sessions, activity).
 
+import { bundleRoots } from '../pki/chain-to-roots.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -160,7 +161,11 @@ class OutboundService implements Outbound, OutboundContext {
     // the open ones wind down (see UpstreamPool.identityRotated). A bundle-only change keeps them
     this.onRotated = (current, previous) => {
       const newCertificate = current.chainPem !== previous.chainPem || current.privateKeyPem !== previous.privateKeyPem;
-      for (const pool of this.pools) pool.identityRotated(newCertificate);
+      // a new bundle is checked against each open session's upstream path (upstream-trust.ts)
+      const anchorsPem = options.identity.tls().anchorsPem;
+      const trust = current.bundlePem !== previous.bundlePem ? { anchorsPem, roots: bundleRoots(anchorsPem) } : undefined;
+      for (const pool of this.pools) pool.identityRotated(newCertificate, trust);
+      if (trust) for (const pool of this.retired) pool.identityRotated(false, trust);
     };
     options.identity.on('rotated', this.onRotated);
 

@@ -13,7 +13,7 @@ import type { SvidMaterial } from '../identity/svid.js';
 import type { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-certificate.js';
-import { keepTicketOrigin, notePathVerified, ticketUsable } from './ticket-validity.js';
+import { keepTicketOrigin, notePathVerified, noteResumed, ticketUsable } from './ticket-validity.js';
 
 const kEndpoint = Symbol('meshcar.endpoint');
 // the TCP connection under a TLS socket dialled `resettable` (resetConnection)
@@ -151,6 +151,8 @@ export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsCon
       tickets.delete(key);
       continue;
     }
+    // a resumed session's upstream path is its ticket's (upstream-trust.ts watches it)
+    noteResumed(socket, session);
     break;
   }
   if (socket.alpnProtocol !== 'h2') {

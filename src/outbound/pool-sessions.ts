@@ -13,6 +13,10 @@ import { endpointOfSocket } from './mutual-tls.js';
 import type { NodeCodec } from './node-codec.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { watchGoaway } from './goaway-refused.js';
+import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
+
+const kGuard = Symbol('meshcar.upstreamPathGuard');
+type GuardedSession = ClientHttp2Session & { [kGuard]?: UpstreamPathGuard };
 
 /** A session to this endpoint that takes another stream now, if any. */
 export function freeSession(pool: UpstreamPool, endpoint: UpstreamEndpoint): ClientHttp2Session | undefined {
@@ -50,8 +54,21 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
   (pool.nodeKit as NodeCodec).manageSession(session, pool.deps.settings);
   // streams above a GOAWAY's last id were never processed: retried whatever their method
   watchGoaway(session);
+  // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle
+  const guard = UpstreamPathGuard.watch(session.socket, {
+    retire: () => (pool.nodeKit as NodeCodec).closeGracefully(session),
+    cut: (why) => {
+      // a retired session still closing with nothing in flight loses nothing: said at debug
+      const inFlight = (pool.nodeKit as NodeCodec).activeStreams(session);
+      if (inFlight > 0) pool.deps.logger.warn({ upstream: pool.name, endpoint: endpoint?.key, inFlight }, `upstream session closed, requests in flight on it cut: ${why}`);
+      else pool.deps.logger.debug({ upstream: pool.name, endpoint: endpoint?.key }, `upstream session closed: ${why}`);
+      session.destroy();
+    },
+  });
+  (session as GuardedSession)[kGuard] = guard;
   session.on('error', (err) => pool.deps.logger.debug({ upstream: pool.name, err: describeError(err) }, 'upstream session error'));
   session.once('close', () => {
+    guard?.stop();
     pool.sessions.delete(session);
     const list = endpoint && pool.byEndpoint.get(endpoint);
     if (list) {
@@ -62,6 +79,11 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
   });
   pool.closeIfUnused();
   if (endpoint) closeIfRemoved(pool, endpoint);
+}
+
+/** The trust bundle changed: sessions whose upstream no longer chains to it are cut (upstream-trust.ts). */
+export function sessionsTrustChanged(pool: UpstreamPool, trust: TrustNow): void {
+  for (const session of [...pool.sessions]) (session as GuardedSession)[kGuard]?.trustChanged(trust);
 }
 
 /** An address left DNS or the config (a reload): its sessions wind down, its TLS ticket goes. */

@@ -19,30 +19,54 @@ import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:t
 import { MAX_PRESENTED, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
 import type { IdentityTls } from '../identity/tls-contexts.js';
 
-/** What a ticket descends from: its upstream's verified path window, and the identity material of that handshake. */
-interface Origin {
+/**
+ * What a ticket, and a session on its socket, descends from: its upstream's verified path
+ * window, the certificates Node handed with it (DER, leaf first: what upstream-trust.ts checks
+ * against a changed bundle), and the identity material of that handshake.
+ */
+export interface Origin {
   window: ValidityWindow | undefined;
+  presented: readonly Buffer[];
   material: IdentityTls | undefined;
 }
 
-/** Nothing outlives its socket or ticket (an endpoint's cache holds the ticket). */
-const socketOrigins = new WeakMap<TLSSocket, Origin>();
+// On the socket itself, not in a WeakMap: the node codec's session shows its socket through
+// a Proxy (http2's session.socket), which reads a property of the socket but is another key
+const kOrigin = Symbol('meshcar.upstreamOrigin');
+type OriginSocket = TLSSocket & { [kOrigin]?: Origin };
+/** Nothing outlives its ticket (an endpoint's cache holds the ticket). */
 const ticketOrigins = new WeakMap<Buffer, Origin>();
 
 function originOf(socket: TLSSocket): Origin {
-  let origin = socketOrigins.get(socket);
-  if (origin === undefined) socketOrigins.set(socket, (origin = { window: undefined, material: undefined }));
+  let origin = (socket as OriginSocket)[kOrigin];
+  if (origin === undefined) (socket as OriginSocket)[kOrigin] = origin = { window: undefined, presented: [], material: undefined };
   return origin;
 }
 
+/**
+ * The upstream path a session's socket (or the node codec's proxy of it) was accepted on: its
+ * full handshake's, or that of the ticket it resumed (noteResumed). Undefined if never told.
+ */
+export function upstreamOrigin(socket: unknown): Origin | undefined {
+  const origin = (socket as OriginSocket | undefined)?.[kOrigin];
+  return origin?.window === undefined ? undefined : origin;
+}
+
+/** A socket that resumed `offered`: its upstream's path is the one that ticket descends from. */
+export function noteResumed(socket: TLSSocket, offered: Buffer | undefined): void {
+  const origin = offered && ticketOrigins.get(offered);
+  if (origin !== undefined && socket.isSessionReused()) (socket as OriginSocket)[kOrigin] = origin;
+}
+
 /** The window in which every certificate of a verified path (leaf to trust anchor) is within its dates. */
-export function verifiedPathWindow(leaf: PeerCertificate): ValidityWindow {
+export function verifiedPathWindow(leaf: PeerCertificate, presented?: Buffer[]): ValidityWindow {
   let notBeforeMs = -Infinity;
   let notAfterMs = Infinity;
   let cert: DetailedPeerCertificate | undefined = leaf as DetailedPeerCertificate;
   for (let count = 0; cert !== undefined && count < MAX_PRESENTED; count++) {
     notBeforeMs = Math.max(notBeforeMs, Date.parse(cert.valid_from));
     notAfterMs = Math.min(notAfterMs, Date.parse(cert.valid_to));
+    if (cert.raw) presented?.push(cert.raw);
     // the trust anchor is its own issuer
     cert = cert.issuerCertificate === cert ? undefined : cert.issuerCertificate;
   }
@@ -54,7 +78,9 @@ export function verifiedPathWindow(leaf: PeerCertificate): ValidityWindow {
 /** Called with the chain OpenSSL verified on a full handshake (checkServerIdentity's) and the material it was dialled with. */
 export function notePathVerified(socket: TLSSocket, leaf: PeerCertificate, material: IdentityTls): void {
   const origin = originOf(socket);
-  origin.window = verifiedPathWindow(leaf);
+  const presented: Buffer[] = [];
+  origin.window = verifiedPathWindow(leaf, presented);
+  origin.presented = presented;
   origin.material = material;
 }
 

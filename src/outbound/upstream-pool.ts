@@ -33,7 +33,8 @@ import type { CircuitBreakerConfig } from '../config/upstream-policy-config.js';
 import { countStream, streamClosedListener, streamRespondedListener, type StreamClosed, type StreamResponded } from './pool-counting.js';
 import { badRequest, endpointFailed, openSlowly } from './pool-failover.js';
 import { connectMsOf } from './pool-reload.js';
-import { adopt, closeIfRemoved, freeSession, retire } from './pool-sessions.js';
+import { adopt, closeIfRemoved, freeSession, retire, sessionsTrustChanged } from './pool-sessions.js';
+import type { TrustNow } from './upstream-trust.js';
 import { StreamWait } from './stream-wait.js';
 import { noteSession } from './goaway-refused.js';
 
@@ -280,9 +281,14 @@ export class UpstreamPool {
    * answered 502 upstream_reset, its app having run it). The old certificate outlives the
    * rotation by the renewal's margin, which the streams in flight now have to finish.
    */
-  identityRotated(newCertificate: boolean): void {
+  identityRotated(newCertificate: boolean, trust?: TrustNow): void {
     this.nodeAgent?.forgetTlsSessions();
     this.own?.forgetTlsSessions();
+    // a new bundle: sessions to upstreams it no longer vouches for are cut (upstream-trust.ts)
+    if (trust) {
+      sessionsTrustChanged(this, trust);
+      this.own?.trustChanged(trust);
+    }
     if (newCertificate) this.closeSessionsGracefully();
   }
 

@@ -26,6 +26,7 @@ import { countBody, Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
 import { hostName, parseRequestTarget, pathOnly, routableAuthorityProblem, targetFormProblem } from './router.js';
 import { resetConnection } from './mutual-tls.js';
+import { UpstreamPathGuard } from './upstream-trust.js';
 import { openTunnel, type OpenedTunnel } from './pool-tunnel.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 
@@ -227,6 +228,15 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       };
       socket.setTimeout(pool.tunnelIdleTimeoutMs, cut);
       markTunnel(socket, cut);
+      // nor past the upstream's certificate path (upstream-trust.ts): a tunnel cannot wind down, so it is cut then
+      const guard = UpstreamPathGuard.watch(up, {
+        retire: () => undefined,
+        cut: (why) => {
+          pool.deps.logger.warn({ upstream: pool.name, endpoint: endpointKey }, `WebSocket tunnel cut: ${why}`);
+          cut();
+        },
+      });
+      up.once('close', () => guard?.stop());
       // half-close carries through, as Envoy's upgrade proxying does: the app's FIN ends our
       // write toward the upstream (pipe), and the upstream's later bytes still reach the app.
       // Set on these two sockets only, now: plain requests keep Node's close-on-FIN.

@@ -1,10 +1,11 @@
 // Certificates that rotate themselves, for real: sidecars on 4-second SVIDs from the CA server
 // renew over mTLS at least twice while new connections keep arriving and long-lived HTTP/2
-// sessions keep carrying requests. No handshake fails, no request fails, the served serial
-// changes, and a caller's session survives the server's renewals (the very same connection).
-// A caller on 4-second SVIDs keeps being served too; its connections end when the certificate
-// they were opened with expires (the inbound's rule since issue 8 part 3), so only requests are
-// checked for it.
+// sessions keep carrying requests. No handshake fails, no request fails, and the served serial
+// changes. A session ends with the certificates it was verified with, on either side: the
+// inbound cuts a caller's connection when the caller's certificate expires (issue 8 part 3),
+// and the outbound retires a session before the upstream's certificate it was opened against
+// expires (upstream-trust.ts), so with 4-second certificates the sessions roll every few
+// seconds: that they roll without a failed request is what is checked.
 
 import t from 'tap';
 import tls from 'node:tls';
@@ -12,7 +13,6 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startSidecar, metricValue } from '../helpers/mesh.js';
 import { request } from '../helpers/apps.js';
-import { connectionsTo, onlyConnectionTo } from '../helpers/connections.js';
 import { meshFixture } from '../helpers/mesh-fixture.js';
 
 const mesh = meshFixture(t);
@@ -34,15 +34,13 @@ t.test('4 s SVIDs renew at least twice without a failed handshake, a failed requ
   const RENEWAL = '{from: 0.25, to: 0.35}';
   const [orders, client] = await Promise.all([startSidecar(mesh.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${mesh.app.port}` }, ttl: '4s', renewal: RENEWAL }), mesh.ca.issue('probe')]);
   const toOrders = [{ name: 'orders', endpoints: [`127.0.0.1:${orders.inboundPort}`], identity: 'spiffe://mesh.local/svc/orders' }];
-  // frontend's own certificate outlives the test, so its session may live as long as orders renews
+  // frontend's own certificate outlives the test; its sessions roll with orders' certificates
   // (the two callers start side by side: each needs only orders' port)
   const [frontend, billing] = await Promise.all([startSidecar(mesh.ca, { service: 'frontend', upstreams: toOrders, ttl: '1h' }), startSidecar(mesh.ca, { service: 'billing', upstreams: toOrders, ttl: '4s', renewal: RENEWAL })]);
   t.teardown(() => Promise.all([frontend.stop('SIGKILL'), billing.stop('SIGKILL'), orders.stop()]));
   const bundle = await readFile(mesh.ca.bundlePath, 'utf8');
 
-  // the HTTP/2 session between the sidecars, known by its TCP connection
   t.equal((await request(frontend.outboundPort, { path: '/headers', headers: { host: 'orders' } })).status, 200);
-  const session = await onlyConnectionTo(frontend.process.child.pid as number, orders.inboundPort);
 
   const serials = new Set<string>();
   let handshakes = 0;
@@ -76,9 +74,9 @@ t.test('4 s SVIDs renew at least twice without a failed handshake, a failed requ
   const ordersMetrics = (await orders.admin('/metrics')).body;
   t.ok((metricValue(ordersMetrics, 'meshcar_identity_renewals_total{result="success"}') ?? 0) >= 2, 'renewals counted');
   t.ok((metricValue((await billing.admin('/metrics')).body, 'meshcar_identity_renewals_total{result="success"}') ?? 0) >= 2, 'billing, a caller, renewed too');
+  // sessions opened against an orders certificate that has expired since are gone (a retired one closes once idle)
   const frontendMetrics = (await frontend.admin('/metrics')).body;
-  t.equal(metricValue(frontendMetrics, 'meshcar_upstream_sessions{upstream="orders"}'), 1, 'one session to orders');
-  t.same(await connectionsTo(frontend.process.child.pid as number, orders.inboundPort), [session], 'the long-lived HTTP/2 session survived the server\'s renewals: the same connection as before');
+  t.ok((metricValue(frontendMetrics, 'meshcar_upstream_sessions{upstream="orders"}') ?? 0) <= 2, 'no session to orders is kept past its certificate');
 
   // /identity names the certificate the listener presents now (read on both sides of a
   // handshake, so a renewal in between is told apart from a stale answer)

@@ -23,6 +23,8 @@ export interface TunnelPairOptions {
   readonly outboundTunnelIdleTimeoutMs?: number;
   /** http2.codec of both sidecars (default: the fixtures' own, MESHCAR_TEST_H2_CODEC or meshcar). */
   readonly codec?: 'meshcar' | 'node';
+  /** The inbound sidecar's certificate lifetime (default: the fixture's, 1 h). */
+  readonly serverLifetimeMs?: number;
 }
 
 export async function startTunnelPair(far: FarApp, options: TunnelPairOptions = {}): Promise<TunnelPair> {
@@ -49,6 +51,7 @@ export async function startTunnelPair(far: FarApp, options: TunnelPairOptions = 
     externalApp: { protocol: 'http', port: (app.address() as AddressInfo).port },
     ...(options.inboundTunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.inboundTunnelIdleTimeoutMs } : {}),
     ...(options.codec !== undefined ? { codec: options.codec } : {}),
+    ...(options.serverLifetimeMs !== undefined ? { serverLifetimeMs: options.serverLifetimeMs } : {}),
   });
   const upstream = { name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID, ...(options.outboundTunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.outboundTunnelIdleTimeoutMs } : {}) };
   const outbound = await startOutbound(inbound.pki, [upstream], options.codec !== undefined ? { codec: options.codec } : {});
