@@ -3,6 +3,7 @@
 // log lines kept: the sidecar the TLS failure tests (test/tls-failures) send hostile callers to.
 
 import http from 'node:http';
+import tls from 'node:tls';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestPki } from './pki.js';
@@ -68,4 +69,18 @@ export async function startFilesSidecar(pki: TestPki, dir: string, inboundHost =
       await app.close();
     },
   };
+}
+
+/**
+ * A TLS client without a certificate from `localAddress` (any loopback address: a caller of its
+ * own to the inbound's per-address limits); resolves once the server has closed it. TLS 1.3:
+ * the refusal comes after the client's Finished, as an alert on the first read.
+ */
+export function refusedFrom(port: number, localAddress: string, ca: string): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, localAddress, ca, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+    socket.on('error', () => {});
+    socket.on('close', () => resolve());
+    socket.setTimeout(5_000, () => socket.destroy());
+  });
 }

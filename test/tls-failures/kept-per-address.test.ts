@@ -4,21 +4,11 @@
 // with the scanner's newest 10; before, the scanner's 100 pushed it off the list.
 
 import t from 'tap';
-import tls from 'node:tls';
 import { makePki } from '../helpers/pki.js';
-import { startFilesSidecar } from '../helpers/files-sidecar.js';
+import { refusedFrom, startFilesSidecar } from '../helpers/files-sidecar.js';
 
 interface Entry { peer: string; reason: string; time: string }
 
-/** A TLS client without a certificate from `localAddress`; resolves once the server has closed it. */
-function refusedFrom(port: number, localAddress: string, ca: string): Promise<void> {
-  return new Promise((resolve) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, localAddress, ca, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
-    socket.on('error', () => {});
-    socket.on('close', () => resolve());
-    socket.setTimeout(5_000, () => socket.destroy());
-  });
-}
 
 t.test("one address's failures cannot push another's off /debug/tls", async (t) => {
   const pki = await makePki('mesh.local');

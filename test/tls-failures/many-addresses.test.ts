@@ -5,23 +5,12 @@
 // stay within the limiter's budget for all addresses together (100 per 10 s).
 
 import t from 'tap';
-import tls from 'node:tls';
 import { makePki } from '../helpers/pki.js';
-import { startFilesSidecar } from '../helpers/files-sidecar.js';
+import { refusedFrom, startFilesSidecar } from '../helpers/files-sidecar.js';
 
 const TD = 'mesh.local';
 const ADDRESSES = 150;
 
-/** A TLS client without a certificate from `localAddress`; resolves once the server has closed it. */
-function refusedFrom(port: number, localAddress: string, ca: string): Promise<void> {
-  return new Promise((resolve) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, localAddress, ca, ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
-    socket.on('error', () => {});
-    socket.on('close', () => resolve());
-    // TLS 1.3: the refusal comes after the client's Finished, as an alert on the first read
-    socket.setTimeout(5_000, () => socket.destroy());
-  });
-}
 
 t.test(`${ADDRESSES} refused handshakes from ${ADDRESSES} addresses: all counted, at most 100 warn lines`, async (t) => {
   const pki = await makePki(TD);
