@@ -13,6 +13,7 @@ import { readTokenClaims } from '../identity/token-claims.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { describeError } from '../errors.js';
 import { tildeHint } from '../user-paths.js';
+import { configFolderHint } from './config-folder.js';
 import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-value.js';
@@ -138,6 +139,12 @@ function specsOf(loaded: AnyConfig): Array<{ keys: string[]; path: string }> {
   return specs;
 }
 
+/** Every file and folder a sidecar config names (identity files, the OpenAPI specs). */
+export function referencedPaths(config: SidecarConfig): string[] {
+  const loaded: AnyConfig = { kind: 'sidecar', config };
+  return [...referencesOf(loaded).map((ref) => ref.path), ...specsOf(loaded).map((spec) => spec.path)];
+}
+
 /**
  * What is wrong with the identity files a sidecar config names (key path and problem): a
  * reload keeps the running identity, so these only bite at the next start; the reload says so.
@@ -167,12 +174,13 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   // (the loader, swagger-parser and Ajv, is imported only when a spec is named)
   const loader = specs.length > 0 ? await import('../schema/spec.js') : undefined;
   const specProblems = await Promise.all(specs.map((spec) => loader!.CompiledSpec.load(spec.path).then(() => undefined, (err: unknown) => describeError(err))));
-  const all = [...refs.map((ref, i) => ({ keys: ref.keys, problem: problems[i] })), ...specs.map((spec, i) => ({ keys: spec.keys, problem: specProblems[i] }))];
-  for (const { keys, problem } of all) {
+  const all = [...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i] })), ...specs.map((spec, i) => ({ keys: spec.keys, path: spec.path, problem: specProblems[i] }))];
+  for (const { keys, path, problem } of all) {
     if (problem === undefined) continue;
+    const hint = configFolderHint(loaded.config.file, path, { cwdTold: /working directory/.test(problem) });
     let value: YamlValue | undefined = root;
     // the deepest key that is there (an upstream's name may be written in another case)
     for (const key of keys) value = value?.peek(key) ?? value;
-    (value ?? root).report(problem);
+    (value ?? root).report(`${problem}${hint}`);
   }
 }
