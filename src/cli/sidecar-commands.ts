@@ -3,7 +3,7 @@
 // error printed). Each loads what it needs only when it runs.
 
 import { describeError, MeshcarError } from '../errors.js';
-import { withConfigFolderHint } from '../config/config-folder.js';
+import { withPathHint } from '../config/config-folder.js';
 import { formatIssues } from '../config/issues.js';
 import { type Command, required, untilSignal } from './command.js';
 import { closeLogs } from '../log-output.js';
@@ -100,8 +100,9 @@ async function runSidecar(file: string, signals: StartupSignals): Promise<number
   try {
     stoppedFirst = await Promise.race([starting.then(() => false), signals.stopAsked.then(() => true)]);
   } catch (thrown) {
-    // a file missing from the working directory that the config's folder holds: say where to run from
-    const err = thrown instanceof MeshcarError ? withConfigFolderHint(thrown, file, (message) => new MeshcarError(thrown.code, message, { cause: thrown.cause })) : thrown;
+    // a file missing from the working directory that the config's folder holds (say where to run
+    // from), or one this user may not read (say which folder keeps it out)
+    const err = thrown instanceof MeshcarError ? withPathHint(thrown, file, (message) => new MeshcarError(thrown.code, message, { cause: thrown.cause })) : thrown;
     // the log says why before it says stopped (stderr gets the same line from reportFailure);
     // error, not fatal: pino flushes a fatal line at once, ahead of lines still buffered
     logger.error({ code: (err as { code?: unknown }).code }, `could not start: ${describeError(err)}`);

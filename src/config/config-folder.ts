@@ -5,6 +5,7 @@
 
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { deniedHint } from '../permission-denied.js';
 
 /**
  * '' or `; ... the config's folder holds it (DIR/certs/ca/bundle.pem): ...` for a `path` (resolved
@@ -22,10 +23,13 @@ export function configFolderHint(configFile: string, path: string, options: { cw
   return `; ${why}the config's folder holds it (${there}): run meshcar from ${folder}, or write the path absolute`;
 }
 
-/** The error with configFolderHint added when it is about a missing file (a cause with ENOENT and a path). */
-export function withConfigFolderHint<E extends Error>(err: E, configFile: string, rebuild: (message: string) => E): E {
+/**
+ * The error with what its path needs added: configFolderHint for a missing file (a cause with
+ * ENOENT and a path), deniedHint for one this user may not read (EACCES).
+ */
+export function withPathHint<E extends Error>(err: E, configFile: string, rebuild: (message: string) => E): E {
   const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
-  if (cause?.code !== 'ENOENT' || typeof cause.path !== 'string') return err;
-  const hint = configFolderHint(configFile, resolve(cause.path));
+  if (typeof cause?.path !== 'string') return err;
+  const hint = cause.code === 'ENOENT' ? configFolderHint(configFile, resolve(cause.path)) : cause.code === 'EACCES' ? deniedHint(cause.path) : '';
   return hint === '' ? err : rebuild(`${err.message}${hint}`);
 }

@@ -13,6 +13,7 @@ import { readTokenClaims } from '../identity/token-claims.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { describeError } from '../errors.js';
 import { tildeHint } from '../user-paths.js';
+import { deniedHint } from '../permission-denied.js';
 import { configFolderHint } from './config-folder.js';
 import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
@@ -80,7 +81,7 @@ export async function fileProblem(path: string, content: Content, grants?: strin
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return `${path} does not exist (relative paths are resolved against the working directory, ${process.cwd()})${tildeHint(path)}`;
     if (code === 'ENOTDIR') return `${path} cannot be ${content === 'directory' ? 'created' : 'read'}: a part of its path is a file, not a directory`;
-    return `cannot read ${path}: ${describeError(err)}`;
+    return `cannot read ${path}: ${describeError(err)}${code === 'EACCES' ? deniedHint(path) : ''}`;
   }
   if (content === 'directory') return kind === 'a directory' ? undefined : `${path} is not a directory`;
   // (it said "is a other" for a device, a pipe or a socket)
@@ -92,7 +93,7 @@ export async function fileProblem(path: string, content: Content, grants?: strin
     text = await readBoundedText(path, MAX_PEM_FILE_BYTES);
   } catch (err) {
     if (err instanceof BoundedReadError) return `${path} ${err.message}`;
-    return (err as NodeJS.ErrnoException).code === 'EACCES' ? `cannot read ${path}: permission denied` : `cannot read ${path}: ${describeError(err)}`;
+    return (err as NodeJS.ErrnoException).code === 'EACCES' ? `cannot read ${path}: permission denied${deniedHint(path)}` : `cannot read ${path}: ${describeError(err)}`;
   }
   const problem = contentProblem(text, content, grants);
   return problem === undefined ? undefined : `${path}: ${problem}`;

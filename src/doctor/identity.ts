@@ -12,6 +12,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError } from '../errors.js';
+import { deniedHint } from '../permission-denied.js';
 import { applyBundle } from '../identity/bundle-refresh.js';
 import { CaClient } from '../identity/ca-client.js';
 import { createLogger } from '../logging.js';
@@ -95,7 +96,9 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
     if (fromCa && missing) {
       return { result: skip(name, `no SVID in ${config.identity.dir} yet: the sidecar will ask the CA for one with the join token`), svid: undefined, needsToken: true };
     }
-    return { result: fail(name, `cannot read the SVID files: ${describeError(err)}`, fromCa ? 'let the sidecar write identity.dir (it needs a join token when the folder is empty)' : 'point identity.files at readable cert, key and bundle files'), svid: undefined, needsToken: fromCa };
+    const path = (err as NodeJS.ErrnoException).path;
+    const denied = (err as NodeJS.ErrnoException).code === 'EACCES' && typeof path === 'string' ? deniedHint(path) : '';
+    return { result: fail(name, `cannot read the SVID files: ${describeError(err)}${denied}`, fromCa ? 'let the sidecar write identity.dir (it needs a join token when the folder is empty)' : 'point identity.files at readable cert, key and bundle files'), svid: undefined, needsToken: fromCa };
   }
   const keyMode = (await stat(paths.key)).mode & 0o777;
   let svid: Svid;
