@@ -10,6 +10,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { pemBlocks } from '../pki/pem.js';
 import { readTokenClaims } from '../identity/token-claims.js';
+import { validateSvidSoon } from '../identity/svid.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { describeError } from '../errors.js';
 import { tildeHint } from '../user-paths.js';
@@ -170,12 +171,18 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
       return fileProblem(ref.path, ref.content, ref.grants);
     }),
   );
+  // identity.files that each read fine must also work together, as run takes them
+  const set = loaded.kind === 'sidecar' && problems.every((problem) => problem === undefined) ? await filesSetProblem(loaded.config) : undefined;
   // an OpenAPI spec is loaded as the sidecar would: parsed, validated, $refs resolved, compiled
   const specs = specsOf(loaded);
   // (the loader, swagger-parser and Ajv, is imported only when a spec is named)
   const loader = specs.length > 0 ? await import('../schema/spec.js') : undefined;
   const specProblems = await Promise.all(specs.map((spec) => loader!.CompiledSpec.load(spec.path).then(() => undefined, (err: unknown) => describeError(err))));
-  const all = [...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i] })), ...specs.map((spec, i) => ({ keys: spec.keys, path: spec.path, problem: specProblems[i] }))];
+  const all = [
+    ...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i] })),
+    ...(set ? [{ keys: ['identity', 'files', 'cert'], path: set.path, problem: set.problem }] : []),
+    ...specs.map((spec, i) => ({ keys: spec.keys, path: spec.path, problem: specProblems[i] })),
+  ];
   for (const { keys, path, problem } of all) {
     if (problem === undefined) continue;
     const hint = configFolderHint(loaded.config.file, path, { cwdTold: /working directory/.test(problem) });
@@ -183,5 +190,22 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
     // the deepest key that is there (an upstream's name may be written in another case)
     for (const key of keys) value = value?.peek(key) ?? value;
     (value ?? root).report(`${problem}${hint}`);
+  }
+}
+
+/**
+ * Why the identity.files set would be refused by run though each file holds what it should: a
+ * certificate from a CA the bundle does not hold, a key of another certificate, another
+ * service's SPIFFE ID, an expired one (a set valid within run's wait for its start passes).
+ */
+async function filesSetProblem(config: SidecarConfig): Promise<{ path: string; problem: string } | undefined> {
+  if (config.identity.source !== 'files') return undefined;
+  const { cert, key, bundle } = config.identity.files;
+  try {
+    const [chainPem, privateKeyPem, bundlePem] = await Promise.all([cert, key, bundle].map((file) => readBoundedText(file, MAX_PEM_FILE_BYTES)));
+    validateSvidSoon({ chainPem: chainPem as string, privateKeyPem: privateKeyPem as string, bundlePem: bundlePem as string }, config.spiffeId);
+    return undefined;
+  } catch (err) {
+    return { path: cert, problem: `${cert} / ${key} / ${bundle}: ${describeError(err)} (run refuses this set)` };
   }
 }
