@@ -137,7 +137,9 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
   const share = left / lifetimeMs(svid);
   const summary = `${svid.spiffeId}, serial ${svid.serialHex}, valid until ${svid.notAfter.toISOString()} (${humanDuration(left)} left, ${Math.round(share * 100)}% of its lifetime)`;
   if (keyMode & 0o077) {
-    return { result: fail(name, `${paths.key} is readable by others (mode ${keyMode.toString(8).padStart(4, '0')}), expected 0600`, `chmod 600 ${shellWord(paths.key)}`), svid, needsToken: false };
+    // who may read it, by the bits set: a group-readable key (a Secret mounted for an fsGroup) is not "others"
+    const who = [keyMode & 0o070 ? 'its group' : '', keyMode & 0o007 ? 'others' : ''].filter(Boolean).join(' and ');
+    return { result: fail(name, `${paths.key} is readable by ${who} (mode ${keyMode.toString(8).padStart(4, '0')}), expected 0600`, `chmod 600 ${shellWord(paths.key)}`), svid, needsToken: false };
   }
   const renewal = fromCa ? `; renewal due between ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.from).toISOString()} and ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.to).toISOString()}` : '';
   if (share < LOW_LIFETIME_SHARE) {
