@@ -99,7 +99,10 @@ function parseOptions(command: Command, rest: string[], options: Record<string, 
     const ambiguous = /^Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(text);
     const missing = /^Option '(--[\w-]+) <value>' argument missing/.exec(text);
     const unknown = /^Unknown option '--([^']*)'/.exec(text);
-    const near = unknown ? suggestKey(unknown[1] as string, Object.keys(options)) : undefined;
+    // an Envoy user's `-c FILE`, or the file alone: the config goes after --config
+    const short = /^Unknown option '-c'/.test(text) && 'config' in options ? 'config' : undefined;
+    const file = /^Unexpected argument '([^']*\.(?:ya?ml|json))'/i.exec(text)?.[1];
+    const near = unknown ? suggestKey(unknown[1] as string, Object.keys(options)) : short ?? (file !== undefined && 'config' in options ? `config ${clip(file, QUOTED_MAX)}` : undefined);
     const message = ambiguous
       ? `${ambiguous[1]} needs a value, but the option "${rest[rest.indexOf(ambiguous[1] as string) + 1]}" follows it (write ${ambiguous[1]}=-VALUE for a value that starts with -)`
       : missing

@@ -175,6 +175,12 @@ t.test('a mistyped command or option is told its likely spelling', async (t) => 
     [['ca', 'init', '--dri', 'x'], /^meshcar: Unknown option '--dri' \(did you mean --dir\?\); usage: meshcar ca init/],
     [['ca', 'token', '--single_use'], /^meshcar: Unknown option '--single_use' \(did you mean --single-use\?\)/],
     [['frobnicate'], /^meshcar: unknown command "frobnicate"; run/],
+    // the config named as envoy -c or as a bare file, as an Envoy user writes it
+    [['run', 'orders.yaml'], /^meshcar: Unexpected argument 'orders\.yaml'.* \(did you mean --config orders\.yaml\?\); usage: meshcar run --config FILE\n/],
+    [['check', 'config/example-ca.yml'], /^meshcar: Unexpected argument 'config\/example-ca\.yml'.* \(did you mean --config config\/example-ca\.yml\?\); usage: meshcar check/],
+    [['run', '-c', 'orders.yaml'], /^meshcar: Unknown option '-c' \(did you mean --config\?\); usage: meshcar run --config FILE\n/],
+    [['ca', 'serve', 'ca.yaml'], /^meshcar: Unexpected argument 'ca\.yaml'.* \(did you mean --config ca\.yaml\?\)/],
+    [['ca', 'status', 'certs/ca'], /^meshcar: Unexpected argument 'certs\/ca'. This command does not take positional arguments; usage: meshcar ca status/],
   ];
   const results = await Promise.all(cases.map(([args]) => cli(args)));
   cases.forEach(([, pattern], i) => oneLine(t, results[i]!, 2, pattern));

@@ -2,7 +2,8 @@
 // `doctor` (everything its health depends on) and `check` (a sidecar or CA config, every
 // error printed). Each loads what it needs only when it runs.
 
-import { describeError } from '../errors.js';
+import { describeError, MeshcarError } from '../errors.js';
+import { withPathHint } from '../config/config-folder.js';
 import { formatIssues } from '../config/issues.js';
 import { type Command, required, untilSignal } from './command.js';
 import { closeLogs } from '../log-output.js';
@@ -98,7 +99,10 @@ async function runSidecar(file: string, signals: StartupSignals): Promise<number
   let stoppedFirst: boolean;
   try {
     stoppedFirst = await Promise.race([starting.then(() => false), signals.stopAsked.then(() => true)]);
-  } catch (err) {
+  } catch (thrown) {
+    // a file missing from the working directory that the config's folder holds (say where to run
+    // from), or one this user may not read (say which folder keeps it out)
+    const err = thrown instanceof MeshcarError ? withPathHint(thrown, file, (message) => new MeshcarError(thrown.code, message, { cause: thrown.cause })) : thrown;
     // the log says why before it says stopped (stderr gets the same line from reportFailure);
     // error, not fatal: pino flushes a fatal line at once, ahead of lines still buffered
     logger.error({ code: (err as { code?: unknown }).code }, `could not start: ${describeError(err)}`);

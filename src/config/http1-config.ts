@@ -8,6 +8,9 @@
 
 import type { YamlValue } from './yaml-value.js';
 
+/** The keys of the maps read here (src/config/misplaced-keys.ts tells a key written elsewhere where it goes). */
+export const HTTP1_KEYS: readonly string[] = ['appClient'];
+
 export const HTTP1_APP_CLIENTS = ['meshcar', 'undici'] as const;
 export type Http1AppClient = (typeof HTTP1_APP_CLIENTS)[number];
 
@@ -18,7 +21,7 @@ export interface Http1Config {
 export const DEFAULT_HTTP1: Http1Config = Object.freeze({ appClient: 'meshcar' });
 
 export function readHttp1(value: YamlValue): Http1Config | undefined {
-  const map = value.map(['appClient']);
+  const map = value.map(HTTP1_KEYS);
   if (!map) return undefined;
   const appClient = map.optional('appClient', readAppClient, DEFAULT_HTTP1.appClient);
   return appClient === undefined ? undefined : { appClient };

@@ -7,6 +7,9 @@
 
 import type { YamlValue } from './yaml-value.js';
 
+/** The keys of the maps read here (src/config/misplaced-keys.ts tells a key written elsewhere where it goes). */
+export const HTTP2_KEYS: readonly string[] = ['codec'];
+
 export const HTTP2_CODECS = ['meshcar', 'node'] as const;
 export type Http2Codec = (typeof HTTP2_CODECS)[number];
 
@@ -17,7 +20,7 @@ export interface Http2Config {
 export const DEFAULT_HTTP2: Http2Config = Object.freeze({ codec: 'meshcar' });
 
 export function readHttp2(value: YamlValue): Http2Config | undefined {
-  const map = value.map(['codec']);
+  const map = value.map(HTTP2_KEYS);
   if (!map) return undefined;
   const codec = map.optional('codec', readCodec, DEFAULT_HTTP2.codec);
   return codec === undefined ? undefined : { codec };

@@ -7,6 +7,12 @@ import { MAX_LIFETIME_MS, readDuration, readPath } from './fields.js';
 import type { YamlValue } from './yaml-value.js';
 import { DAY_MS } from './duration.js';
 
+/** The keys of the maps read here (src/config/misplaced-keys.ts tells a key written elsewhere where it goes). */
+export const IDENTITY_SECTION_KEYS: readonly string[] = ['ca', 'files', 'dir', 'ttl', 'renewal'];
+export const IDENTITY_CA_KEYS: readonly string[] = ['url', 'bundle', 'token', 'bundleRefresh'];
+export const IDENTITY_FILES_KEYS: readonly string[] = ['cert', 'key', 'bundle'];
+export const RENEWAL_KEYS: readonly string[] = ['from', 'to'];
+
 export interface RenewalWindow {
   /** Renew at a random point between these fractions of the certificate's lifetime; 0.1 ≤ from ≤ to ≤ 0.9. */
   readonly from: number;
@@ -54,7 +60,7 @@ export type IdentityConfig = CaIdentityConfig | FilesIdentityConfig;
 const DEFAULT_RENEWAL: RenewalWindow = { from: 0.5, to: 0.7 };
 
 export function readIdentity(value: YamlValue): IdentityConfig | undefined {
-  const map = value.map(['ca', 'files', 'dir', 'ttl', 'renewal']);
+  const map = value.map(IDENTITY_SECTION_KEYS);
   if (!map) return undefined;
   const ca = map.optional('ca', readCaSource, undefined);
   const files = map.optional('files', readFiles, undefined);
@@ -85,7 +91,7 @@ function readTtl(value: YamlValue): number | undefined {
 }
 
 function readCaSource(value: YamlValue): CaSourceConfig | undefined {
-  const map = value.map(['url', 'bundle', 'token', 'bundleRefresh']);
+  const map = value.map(IDENTITY_CA_KEYS);
   if (!map) return undefined;
   const url = map.required('url', readCaUrl);
   const bundle = map.required('bundle', readPath);
@@ -103,7 +109,7 @@ function readCaUrl(value: YamlValue): string | undefined {
 }
 
 function readFiles(value: YamlValue): FilesSourceConfig | undefined {
-  const map = value.map(['cert', 'key', 'bundle']);
+  const map = value.map(IDENTITY_FILES_KEYS);
   if (!map) return undefined;
   const cert = map.required('cert', readPath);
   const key = map.required('key', readPath);
@@ -112,7 +118,7 @@ function readFiles(value: YamlValue): FilesSourceConfig | undefined {
 }
 
 function readRenewal(value: YamlValue): RenewalWindow | undefined {
-  const map = value.map(['from', 'to']);
+  const map = value.map(RENEWAL_KEYS);
   if (!map) return undefined;
   const from = map.optional('from', readFraction, DEFAULT_RENEWAL.from);
   const to = map.optional('to', readFraction, DEFAULT_RENEWAL.to);

@@ -10,6 +10,13 @@ import type { YamlValue } from './yaml-value.js';
 import { readPathPattern } from './path-pattern.js';
 import { type InboundLimitsConfig, readInboundLimits } from './inbound-limits-config.js';
 
+/** The keys of the maps read here (src/config/misplaced-keys.ts tells a key written elsewhere where it goes). */
+export const INBOUND_KEYS: readonly string[] = ['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits', 'idleTimeout', 'routes', 'tunnelIdleTimeout', 'openapi', 'sessionResumption'];
+export const INBOUND_ROUTE_KEYS: readonly string[] = ['path', 'timeout', 'idleTimeout'];
+export const INBOUND_RATE_LIMIT_KEYS: readonly string[] = ['perIdentity', 'total'];
+export const RATE_SPEC_KEYS: readonly string[] = ['rate', 'burst'];
+export const AUTHORIZE_RULE_KEYS: readonly string[] = ['from', 'methods', 'paths'];
+
 export { DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, MAX_CONCURRENT_STREAMS, type InboundLimitsConfig } from './inbound-limits-config.js';
 
 export interface AuthorizeRule {
@@ -75,7 +82,7 @@ const METHOD = /^[A-Z][A-Z_-]*$/;
 
 /** `trustDomain` is undefined when the config's own is invalid (already reported). */
 export function readInbound(value: YamlValue, trustDomain: string | undefined): InboundConfig | undefined {
-  const map = value.map(['listen', 'app', 'timeout', 'authorize', 'rateLimit', 'limits', 'idleTimeout', 'routes', 'tunnelIdleTimeout', 'openapi', 'sessionResumption']);
+  const map = value.map(INBOUND_KEYS);
   if (!map) return undefined;
   const listen = map.required('listen', readListenAddress);
   const app = map.required('app', readApp);
@@ -118,7 +125,7 @@ export function readInbound(value: YamlValue, trustDomain: string | undefined): 
 
 /** `{path: /reports/*, timeout: 60s, idleTimeout: 10m}`; both timeouts optional. */
 function readInboundRoute(value: YamlValue): InboundRouteConfig | undefined {
-  const map = value.map(['path', 'timeout', 'idleTimeout']);
+  const map = value.map(INBOUND_ROUTE_KEYS);
   if (!map) return undefined;
   const path = map.required('path', readPathPattern);
   const timeoutMs = map.optional('timeout', readTimeout, undefined);
@@ -128,7 +135,7 @@ function readInboundRoute(value: YamlValue): InboundRouteConfig | undefined {
 }
 
 function readInboundRateLimit(value: YamlValue): InboundRateLimit | undefined {
-  const map = value.map(['perIdentity', 'total']);
+  const map = value.map(INBOUND_RATE_LIMIT_KEYS);
   if (!map) return undefined;
   const perIdentity = map.optional('perIdentity', readRateSpec, undefined);
   const total = map.optional('total', readRateSpec, undefined);
@@ -138,7 +145,7 @@ function readInboundRateLimit(value: YamlValue): InboundRateLimit | undefined {
 
 /** `{rate: 100/s, burst: 200}`; burst defaults to one second's worth of the rate (at least 1). */
 function readRateSpec(value: YamlValue): RateSpec | undefined {
-  const map = value.map(['rate', 'burst']);
+  const map = value.map(RATE_SPEC_KEYS);
   if (!map) return undefined;
   const perSecond = map.required('rate', readRate);
   const burst = map.optional('burst', (v) => readPositiveInteger(v, MAX_BURST, ' (ten seconds of the largest rate)'), Math.max(1, Math.ceil(perSecond ?? 1)));
@@ -153,7 +160,7 @@ function readApp(value: YamlValue): AppAddress | undefined {
 }
 
 function readRule(value: YamlValue, trustDomain: string | undefined): AuthorizeRule | undefined {
-  const map = value.map(['from', 'methods', 'paths']);
+  const map = value.map(AUTHORIZE_RULE_KEYS);
   if (!map) return undefined;
   const from = map.required('from', (v) => v.listOf((id) => readSpiffeId(id, trustDomain, true), 'list at least one SPIFFE ID'));
   // An empty list would silently deny everything; leaving the key out is how to allow any.

@@ -8,6 +8,9 @@ import { readDuration, readPositiveInteger } from './fields.js';
 import { readSize } from './openapi-config.js';
 import type { YamlValue } from './yaml-value.js';
 
+/** The keys of the maps read here (src/config/misplaced-keys.ts tells a key written elsewhere where it goes). */
+export const INBOUND_LIMITS_KEYS: readonly string[] = ['maxConcurrentStreams', 'maxHeaderListSize', 'maxResetsPer10s', 'maxSessionAge', 'maxConnectionsPerCaller', 'maxHandshakesPerAddress', 'maxHandshakes', 'maxBufferedPerCaller', 'maxPipelined', 'maxAppConnections', 'maxAppWaiting'];
+
 export interface InboundLimitsConfig {
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
   readonly maxConcurrentStreams: number;
@@ -68,7 +71,7 @@ const BUFFERED_MIN = 64 * 1024;
 const BUFFERED_MAX = 4 * 1024 * 1024 * 1024;
 
 export function readInboundLimits(value: YamlValue): InboundLimitsConfig | undefined {
-  const map = value.map(['maxConcurrentStreams', 'maxHeaderListSize', 'maxResetsPer10s', 'maxSessionAge', 'maxConnectionsPerCaller', 'maxHandshakesPerAddress', 'maxHandshakes', 'maxBufferedPerCaller', 'maxPipelined', 'maxAppConnections', 'maxAppWaiting']);
+  const map = value.map(INBOUND_LIMITS_KEYS);
   if (!map) return undefined;
   const d = DEFAULT_INBOUND_LIMITS;
   const limits = {

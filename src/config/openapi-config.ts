@@ -7,6 +7,9 @@ import { DEFAULT_MAX_BUFFERED } from '../schema/body-budget.js';
 import { readPath } from './fields.js';
 import type { YamlValue } from './yaml-value.js';
 
+/** The keys of the maps read here (src/config/misplaced-keys.ts tells a key written elsewhere where it goes). */
+export const OPENAPI_KEYS: readonly string[] = ['spec', 'mode', 'maxBodySize', 'maxBuffered'];
+
 export type SchemaMode = 'shadow' | 'enforce';
 
 export interface OpenApiConfig {
@@ -27,7 +30,7 @@ const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, kb: 1000, m
 
 /** `{spec: config/orders.openapi.yaml, mode: shadow, maxBodySize: 1MiB, maxBuffered: 64MiB}`; mode defaults to shadow (safe to turn on). */
 export function readOpenApi(value: YamlValue): OpenApiConfig | undefined {
-  const map = value.map(['spec', 'mode', 'maxBodySize', 'maxBuffered']);
+  const map = value.map(OPENAPI_KEYS);
   if (!map) return undefined;
   const spec = map.required('spec', readPath);
   const mode = map.optional('mode', readMode, 'shadow' as SchemaMode);

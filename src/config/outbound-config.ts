@@ -18,6 +18,10 @@ import {
 } from './upstream-policy-config.js';
 import type { YamlValue } from './yaml-value.js';
 
+/** The keys of the maps read here (src/config/misplaced-keys.ts tells a key written elsewhere where it goes). */
+export const OUTBOUND_KEYS: readonly string[] = ['listen', 'upstreams', 'dnsRefresh'];
+export const UPSTREAM_KEYS: readonly string[] = ['endpoints', 'identity', 'timeout', 'routes', 'idleTimeout', 'tunnelIdleTimeout', 'retries', 'balancer', 'circuitBreaker', 'outlierDetection', 'openapi'];
+
 export interface UpstreamConfig {
   /** Lower-case; the app's Host header (port left off) is matched against it case-insensitively. */
   readonly name: string;
@@ -62,7 +66,7 @@ const ROUTE_SEGMENT = /^(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[^{}]*)$/;
 const MIN_DNS_REFRESH_MS = 100;
 
 export function readOutbound(value: YamlValue, trustDomain: string | undefined): OutboundConfig | undefined {
-  const map = value.map(['listen', 'upstreams', 'dnsRefresh']);
+  const map = value.map(OUTBOUND_KEYS);
   if (!map) return undefined;
   const listen = map.required('listen', readListenAddress);
   const upstreams = map.required('upstreams', (v) => readUpstreams(v, trustDomain, listen));
@@ -104,7 +108,7 @@ function readUpstreams(value: YamlValue, trustDomain: string | undefined, listen
 }
 
 function readUpstream(value: YamlValue, name: string, trustDomain: string | undefined, listen: HostPort | undefined): UpstreamConfig | undefined {
-  const map = value.map(['endpoints', 'identity', 'timeout', 'routes', 'idleTimeout', 'tunnelIdleTimeout', 'retries', 'balancer', 'circuitBreaker', 'outlierDetection', 'openapi']);
+  const map = value.map(UPSTREAM_KEYS);
   if (!map) return undefined;
   const endpoints = map.required('endpoints', (v) => v.listOf((e) => readEndpoint(e, listen), 'list at least one endpoint (host:port or dns:NAME:PORT)'));
   const identity = map.required('identity', (v) => readSpiffeId(v, trustDomain));

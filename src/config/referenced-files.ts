@@ -10,9 +10,12 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { pemBlocks } from '../pki/pem.js';
 import { readTokenClaims } from '../identity/token-claims.js';
+import { validateSvidSoon } from '../identity/svid.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { describeError } from '../errors.js';
 import { tildeHint } from '../user-paths.js';
+import { deniedHint } from '../permission-denied.js';
+import { configFolderHint } from './config-folder.js';
 import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-value.js';
@@ -79,7 +82,7 @@ export async function fileProblem(path: string, content: Content, grants?: strin
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return `${path} does not exist (relative paths are resolved against the working directory, ${process.cwd()})${tildeHint(path)}`;
     if (code === 'ENOTDIR') return `${path} cannot be ${content === 'directory' ? 'created' : 'read'}: a part of its path is a file, not a directory`;
-    return `cannot read ${path}: ${describeError(err)}`;
+    return `cannot read ${path}: ${describeError(err)}${code === 'EACCES' ? deniedHint(path) : ''}`;
   }
   if (content === 'directory') return kind === 'a directory' ? undefined : `${path} is not a directory`;
   // (it said "is a other" for a device, a pipe or a socket)
@@ -91,7 +94,7 @@ export async function fileProblem(path: string, content: Content, grants?: strin
     text = await readBoundedText(path, MAX_PEM_FILE_BYTES);
   } catch (err) {
     if (err instanceof BoundedReadError) return `${path} ${err.message}`;
-    return (err as NodeJS.ErrnoException).code === 'EACCES' ? `cannot read ${path}: permission denied` : `cannot read ${path}: ${describeError(err)}`;
+    return (err as NodeJS.ErrnoException).code === 'EACCES' ? `cannot read ${path}: permission denied${deniedHint(path)}` : `cannot read ${path}: ${describeError(err)}`;
   }
   const problem = contentProblem(text, content, grants);
   return problem === undefined ? undefined : `${path}: ${problem}`;
@@ -138,6 +141,12 @@ function specsOf(loaded: AnyConfig): Array<{ keys: string[]; path: string }> {
   return specs;
 }
 
+/** Every file and folder a sidecar config names (identity files, the OpenAPI specs). */
+export function referencedPaths(config: SidecarConfig): string[] {
+  const loaded: AnyConfig = { kind: 'sidecar', config };
+  return [...referencesOf(loaded).map((ref) => ref.path), ...specsOf(loaded).map((spec) => spec.path)];
+}
+
 /**
  * What is wrong with the identity files a sidecar config names (key path and problem): a
  * reload keeps the running identity, so these only bite at the next start; the reload says so.
@@ -162,17 +171,41 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
       return fileProblem(ref.path, ref.content, ref.grants);
     }),
   );
+  // identity.files that each read fine must also work together, as run takes them
+  const set = loaded.kind === 'sidecar' && problems.every((problem) => problem === undefined) ? await filesSetProblem(loaded.config) : undefined;
   // an OpenAPI spec is loaded as the sidecar would: parsed, validated, $refs resolved, compiled
   const specs = specsOf(loaded);
   // (the loader, swagger-parser and Ajv, is imported only when a spec is named)
   const loader = specs.length > 0 ? await import('../schema/spec.js') : undefined;
   const specProblems = await Promise.all(specs.map((spec) => loader!.CompiledSpec.load(spec.path).then(() => undefined, (err: unknown) => describeError(err))));
-  const all = [...refs.map((ref, i) => ({ keys: ref.keys, problem: problems[i] })), ...specs.map((spec, i) => ({ keys: spec.keys, problem: specProblems[i] }))];
-  for (const { keys, problem } of all) {
+  const all = [
+    ...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i] })),
+    ...(set ? [{ keys: ['identity', 'files', 'cert'], path: set.path, problem: set.problem }] : []),
+    ...specs.map((spec, i) => ({ keys: spec.keys, path: spec.path, problem: specProblems[i] })),
+  ];
+  for (const { keys, path, problem } of all) {
     if (problem === undefined) continue;
+    const hint = configFolderHint(loaded.config.file, path, { cwdTold: /working directory/.test(problem) });
     let value: YamlValue | undefined = root;
     // the deepest key that is there (an upstream's name may be written in another case)
     for (const key of keys) value = value?.peek(key) ?? value;
-    (value ?? root).report(problem);
+    (value ?? root).report(`${problem}${hint}`);
+  }
+}
+
+/**
+ * Why the identity.files set would be refused by run though each file holds what it should: a
+ * certificate from a CA the bundle does not hold, a key of another certificate, another
+ * service's SPIFFE ID, an expired one (a set valid within run's wait for its start passes).
+ */
+async function filesSetProblem(config: SidecarConfig): Promise<{ path: string; problem: string } | undefined> {
+  if (config.identity.source !== 'files') return undefined;
+  const { cert, key, bundle } = config.identity.files;
+  try {
+    const [chainPem, privateKeyPem, bundlePem] = await Promise.all([cert, key, bundle].map((file) => readBoundedText(file, MAX_PEM_FILE_BYTES)));
+    validateSvidSoon({ chainPem: chainPem as string, privateKeyPem: privateKeyPem as string, bundlePem: bundlePem as string }, config.spiffeId);
+    return undefined;
+  } catch (err) {
+    return { path: cert, problem: `${cert} / ${key} / ${bundle}: ${describeError(err)} (run refuses this set)` };
   }
 }

@@ -17,6 +17,8 @@ import { type IdentityConfig, readIdentity } from './identity-config.js';
 import { type InboundConfig, readInbound } from './inbound-config.js';
 import { ConfigError, sortIssues } from './issues.js';
 import { type OutboundConfig, readOutbound } from './outbound-config.js';
+import { placeMisplacedKeys } from './misplaced-keys.js';
+import { ADMIN_KEYS, KEYS, LOG_KEYS, METRICS_KEYS, SECTIONS } from './sidecar-sections.js';
 import { readYamlSource, type YamlSource } from './yaml-source.js';
 import type { YamlMap, YamlValue } from './yaml-value.js';
 
@@ -66,7 +68,6 @@ export interface SidecarConfig {
 /** `workers`: a count of at least 1, or `auto` (the cores this process may use, its CPU limit and 64, when the sidecar starts: src/workers/worker-count.ts). */
 export type Workers = number | 'auto';
 
-const KEYS = ['service', 'trustDomain', 'identity', 'inbound', 'outbound', 'admin', 'log', 'metrics', 'drainTimeout', 'http2', 'http1', 'workers'];
 const DEFAULT_METRICS: MetricsConfig = { requests: true };
 const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 const DEFAULT_ADMIN_LISTEN: HostPort = { host: '127.0.0.1', port: 15000 };
@@ -82,6 +83,7 @@ export async function loadSidecarConfig(file: string): Promise<SidecarConfig> {
 /** The config, or undefined with every mistake appended (sorted) to `source.issues`. */
 export function validateSidecarConfig(source: YamlSource): SidecarConfig | undefined {
   const config = check(source);
+  placeMisplacedKeys(source.issues, SECTIONS, source.root?.node);
   sortIssues(source.issues);
   return source.issues.length === 0 ? config : undefined;
 }
@@ -146,7 +148,7 @@ function readService(value: YamlValue): string | undefined {
 }
 
 function readAdmin(value: YamlValue): AdminConfig | undefined {
-  const map = value.map(['listen', 'hosts']);
+  const map = value.map(ADMIN_KEYS);
   if (!map) return undefined;
   const listen = map.optional('listen', readListenAddress, DEFAULT_ADMIN_LISTEN);
   const hosts = map.optional('hosts', (v) => v.listOf(readAdminHost), DEFAULT_ADMIN.hosts);
@@ -165,7 +167,7 @@ function readAdminHost(value: YamlValue): string | undefined {
 }
 
 function readLog(value: YamlValue): { level: LogLevel; access: boolean } | undefined {
-  const map = value.map(['level', 'access']);
+  const map = value.map(LOG_KEYS);
   if (!map) return undefined;
   const level = map.optional('level', readLogLevel, 'info');
   const access = map.optional('access', (v) => v.boolean(), false);
@@ -173,7 +175,7 @@ function readLog(value: YamlValue): { level: LogLevel; access: boolean } | undef
 }
 
 function readMetrics(value: YamlValue): MetricsConfig | undefined {
-  const map = value.map(['requests']);
+  const map = value.map(METRICS_KEYS);
   if (!map) return undefined;
   const requests = map.optional('requests', (v) => v.boolean(), DEFAULT_METRICS.requests);
   return requests === undefined ? undefined : { requests };

@@ -6,6 +6,14 @@ import { readDuration, readPositiveInteger } from './fields.js';
 import { readSize } from './openapi-config.js';
 import type { YamlValue } from './yaml-value.js';
 
+/** The keys of the maps read here (src/config/misplaced-keys.ts tells a key written elsewhere where it goes). */
+export const BALANCER_KEYS: readonly string[] = ['decay'];
+export const CIRCUIT_BREAKER_KEYS: readonly string[] = ['maxRequests', 'maxPending'];
+export const OUTLIER_DETECTION_KEYS: readonly string[] = ['consecutiveFailures', 'baseEjection', 'maxEjection', 'maxEjectionPercent'];
+export const RETRIES_KEYS: readonly string[] = ['attempts', 'budget', 'backoff', 'bufferLimit'];
+export const RETRY_BUDGET_KEYS: readonly string[] = ['ratio', 'minPerSecond'];
+export const BACKOFF_KEYS: readonly string[] = ['base', 'max'];
+
 /** `balancer: {decay: 10s}`: how fast the latency estimate forgets. */
 export interface BalancerConfig {
   readonly decayMs: number;
@@ -53,7 +61,7 @@ export const DEFAULT_OUTLIER: OutlierDetectionConfig = Object.freeze({ consecuti
 
 /** `balancer: {decay: 10s}`. */
 export function readBalancer(value: YamlValue): BalancerConfig | undefined {
-  const map = value.map(['decay']);
+  const map = value.map(BALANCER_KEYS);
   if (!map) return undefined;
   const decayMs = map.optional('decay', readDuration, DEFAULT_DECAY_MS);
   if (decayMs === undefined) return undefined;
@@ -63,7 +71,7 @@ export function readBalancer(value: YamlValue): BalancerConfig | undefined {
 
 /** `circuitBreaker: {maxRequests: 1024, maxPending: 1024}`; each key optional. */
 export function readCircuitBreaker(value: YamlValue): CircuitBreakerConfig | undefined {
-  const map = value.map(['maxRequests', 'maxPending']);
+  const map = value.map(CIRCUIT_BREAKER_KEYS);
   if (!map) return undefined;
   const maxRequests = map.optional('maxRequests', readPositiveInteger, DEFAULT_CIRCUIT.maxRequests);
   const maxPending = map.optional('maxPending', readPositiveInteger, DEFAULT_CIRCUIT.maxPending);
@@ -72,7 +80,7 @@ export function readCircuitBreaker(value: YamlValue): CircuitBreakerConfig | und
 
 /** `outlierDetection: {consecutiveFailures: 5, baseEjection: 30s, maxEjection: 5m, maxEjectionPercent: 50}`; each key optional. */
 export function readOutlierDetection(value: YamlValue): OutlierDetectionConfig | undefined {
-  const map = value.map(['consecutiveFailures', 'baseEjection', 'maxEjection', 'maxEjectionPercent']);
+  const map = value.map(OUTLIER_DETECTION_KEYS);
   if (!map) return undefined;
   const d = DEFAULT_OUTLIER;
   const consecutiveFailures = map.optional('consecutiveFailures', (v) => readCount(v, 1000), d.consecutiveFailures);
@@ -88,7 +96,7 @@ export const DEFAULT_RETRIES: RetryConfig = Object.freeze({ attempts: 2, budgetR
 
 /** `retries: {attempts: 2, budget: {ratio: 0.2, minPerSecond: 10}, backoff: {base: 25ms, max: 1s}, bufferLimit: 64KiB}`; every key optional. */
 export function readRetries(value: YamlValue): RetryConfig | undefined {
-  const map = value.map(['attempts', 'budget', 'backoff', 'bufferLimit']);
+  const map = value.map(RETRIES_KEYS);
   if (!map) return undefined;
   const d = DEFAULT_RETRIES;
   const attempts = map.optional('attempts', (v) => readCount(v, 10), d.attempts);
@@ -101,7 +109,7 @@ export function readRetries(value: YamlValue): RetryConfig | undefined {
 }
 
 function readRetryBudget(value: YamlValue): { ratio: number; minPerSecond: number } | undefined {
-  const map = value.map(['ratio', 'minPerSecond']);
+  const map = value.map(RETRY_BUDGET_KEYS);
   if (!map) return undefined;
   const ratio = map.optional('ratio', readRatio, DEFAULT_RETRIES.budgetRatio);
   const minPerSecond = map.optional('minPerSecond', (v) => readCount(v, 100_000), DEFAULT_RETRIES.budgetMinPerSecond);
@@ -109,7 +117,7 @@ function readRetryBudget(value: YamlValue): { ratio: number; minPerSecond: numbe
 }
 
 function readBackoff(value: YamlValue): { base: number; max: number } | undefined {
-  const map = value.map(['base', 'max']);
+  const map = value.map(BACKOFF_KEYS);
   if (!map) return undefined;
   const base = map.optional('base', readDuration, DEFAULT_RETRIES.backoffBaseMs);
   const max = map.optional('max', readDuration, DEFAULT_RETRIES.backoffMaxMs);

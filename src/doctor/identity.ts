@@ -12,6 +12,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError } from '../errors.js';
+import { deniedHint } from '../permission-denied.js';
 import { applyBundle } from '../identity/bundle-refresh.js';
 import { CaClient } from '../identity/ca-client.js';
 import { createLogger } from '../logging.js';
@@ -95,7 +96,9 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
     if (fromCa && missing) {
       return { result: skip(name, `no SVID in ${config.identity.dir} yet: the sidecar will ask the CA for one with the join token`), svid: undefined, needsToken: true };
     }
-    return { result: fail(name, `cannot read the SVID files: ${describeError(err)}`, fromCa ? 'let the sidecar write identity.dir (it needs a join token when the folder is empty)' : 'point identity.files at readable cert, key and bundle files'), svid: undefined, needsToken: fromCa };
+    const path = (err as NodeJS.ErrnoException).path;
+    const denied = (err as NodeJS.ErrnoException).code === 'EACCES' && typeof path === 'string' ? deniedHint(path) : '';
+    return { result: fail(name, `cannot read the SVID files: ${describeError(err)}${denied}`, fromCa ? 'let the sidecar write identity.dir (it needs a join token when the folder is empty)' : 'point identity.files at readable cert, key and bundle files'), svid: undefined, needsToken: fromCa };
   }
   const keyMode = (await stat(paths.key)).mode & 0o777;
   let svid: Svid;
@@ -134,7 +137,9 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
   const share = left / lifetimeMs(svid);
   const summary = `${svid.spiffeId}, serial ${svid.serialHex}, valid until ${svid.notAfter.toISOString()} (${humanDuration(left)} left, ${Math.round(share * 100)}% of its lifetime)`;
   if (keyMode & 0o077) {
-    return { result: fail(name, `${paths.key} is readable by others (mode ${keyMode.toString(8).padStart(4, '0')}), expected 0600`, `chmod 600 ${shellWord(paths.key)}`), svid, needsToken: false };
+    // who may read it, by the bits set: a group-readable key (a Secret mounted for an fsGroup) is not "others"
+    const who = [keyMode & 0o070 ? 'its group' : '', keyMode & 0o007 ? 'others' : ''].filter(Boolean).join(' and ');
+    return { result: fail(name, `${paths.key} is readable by ${who} (mode ${keyMode.toString(8).padStart(4, '0')}), expected 0600`, `chmod 600 ${shellWord(paths.key)}`), svid, needsToken: false };
   }
   const renewal = fromCa ? `; renewal due between ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.from).toISOString()} and ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.to).toISOString()}` : '';
   if (share < LOW_LIFETIME_SHARE) {

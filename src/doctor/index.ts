@@ -6,7 +6,10 @@
 
 import { checkConfigFile } from '../config/load-any.js';
 import { formatIssue } from '../config/issues.js';
-import { loadSidecarConfig } from '../config/sidecar-config.js';
+import { loadSidecarConfig, type SidecarConfig } from '../config/sidecar-config.js';
+import { configFolderHint } from '../config/config-folder.js';
+import { referencedPaths } from '../config/referenced-files.js';
+import { dirname, relative } from 'node:path';
 import { checkCa } from './ca.js';
 import { checkIdentity, checkToken } from './identity.js';
 import { checkAdmin, checkApp } from './local.js';
@@ -32,6 +35,8 @@ export async function runDoctor(file: string): Promise<CheckResult[]> {
   if (kind !== 'sidecar') return [fail('config', `${file} is a CA config; doctor checks a sidecar's config`, `run doctor on the sidecar's config; meshcar check --config ${shellWord(file)} checks this one`)];
   const config = await loadSidecarConfig(file);
   const results: CheckResult[] = [ok('config', `${file}: valid sidecar configuration for ${config.spiffeId}`)];
+  const away = awayFromConfigFolder(config);
+  if (away) results.push(away);
   // the checks that need no SVID start now, beside the identity check: a CA that accepts and
   // never answers would otherwise cost its 3 s twice (the identity's bundle fetch, then this)
   const independent = Promise.all([checkCa(config), checkApp(config), checkAdmin(config), checkSpecs(config)]);
@@ -51,4 +56,20 @@ export async function runDoctor(file: string): Promise<CheckResult[]> {
 
 export function doctorFailed(results: readonly CheckResult[]): boolean {
   return results.some((r) => r.status === 'fail');
+}
+
+/**
+ * Run from another folder than the config's, its relative paths miss what the config's folder
+ * holds: one line saying so, where the checks below each say only that a file is missing.
+ */
+function awayFromConfigFolder(config: SidecarConfig): CheckResult | undefined {
+  const missing = referencedPaths(config).filter((path) => configFolderHint(config.file, path) !== '');
+  if (missing.length === 0) return undefined;
+  const folder = dirname(config.file);
+  const named = missing.map((path) => relative(process.cwd(), path));
+  return fail(
+    'paths',
+    `${named.join(', ')}: missing from the working directory (${process.cwd()}), which relative paths are read from; the config's folder (${folder}) holds ${missing.length === 1 ? 'it' : 'them'}`,
+    `run meshcar from ${shellWord(folder)}, as the sidecar must run, or write the paths absolute`,
+  );
 }

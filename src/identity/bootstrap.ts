@@ -17,6 +17,7 @@ import { remainingMs, type Svid } from './svid.js';
 import { WorkloadIdentity } from './workload-identity.js';
 import { SvidSaver } from './svid-saver.js';
 import { untilServable, warnNotYetValid } from './valid-soon.js';
+import { shellWord } from '../shell-word.js';
 
 export interface RunningIdentity {
   readonly identity: WorkloadIdentity;
@@ -52,6 +53,20 @@ async function readConfigFile(file: string, key: string, what: string): Promise<
   } catch (err) {
     throw new MeshcarError('identity_invalid', `${key}: cannot read the ${what} ${file}: ${describeError(err)}`, { cause: err });
   }
+}
+
+/** The CA's refusals of a join token itself: a new token is the fix, whatever the CA said. */
+const TOKEN_REFUSALS = new Set(['bad_token', 'token_expired', 'token_used']);
+
+/**
+ * A refusal of the token with the file it came from and how to replace it: the CA knows nothing
+ * of the file, and a newcomer with several token files could not tell which one was read.
+ */
+function tokenRefusal(err: unknown, tokenPath: string, url: string, spiffeId: string): unknown {
+  if (!(err instanceof CaRefusedError) || !TOKEN_REFUSALS.has(err.caError)) return err;
+  const service = spiffeId.slice(spiffeId.lastIndexOf('/') + 1);
+  const fix = `; the token is identity.ca.token's ${tokenPath}: write a new one there with the CA that serves ${url} (meshcar ca token --dir CA_DIR --service ${service} --out ${shellWord(tokenPath)})`;
+  return new CaRefusedError(err.status, err.caError, `${err.message}${fix}`, err.retryAfterSeconds);
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason once it is aborted. */
@@ -97,7 +112,9 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     }
     const token = (await readConfigFile(tokenPath, 'identity.ca.token', 'join token file')).trim();
     if (token === '') throw new MeshcarError('identity_invalid', `identity.ca.token: the join token file ${tokenPath} is empty`);
-    return client.sign({ spiffeId, auth: { token }, ...ttl });
+    return client.sign({ spiffeId, auth: { token }, ...ttl }).catch((err: unknown) => {
+      throw tokenRefusal(err, tokenPath, options.ca.url, spiffeId);
+    });
   };
   // renewal authenticates with the current SVID; once that has expired, or the CA no longer
   // trusts it (its root was retired while this sidecar was away), only a token can help

@@ -14,6 +14,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
 import { describeError, MeshcarError } from '../errors.js';
+import { isErrorCode } from '../http/status.js';
 import type { SvidMaterial } from '../identity/svid.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
@@ -273,7 +274,8 @@ export class WorkerPool implements WorkerCluster {
       case 'meshcar:failed':
         this.logger.error({ worker: worker.id, workerPid: worker.process.pid, code: message.code }, `worker could not start: ${message.message}`);
         // before the sidecar is ready this is the sidecar's failure to start
-        if (!this.started) this.startFailed?.(new MeshcarError(message.code === 'config_invalid' ? 'config_invalid' : 'internal', message.message));
+        // with the worker's code (listen_failed, identity_invalid...), as one process would fail
+        if (!this.started) this.startFailed?.(new MeshcarError(isErrorCode(message.code) ? message.code : 'internal', message.message));
         return;
       case 'meshcar:answer':
         return this.asks.answered(worker, message);

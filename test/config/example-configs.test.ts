@@ -56,7 +56,7 @@ t.test('every key the readers accept is named', async (t) => {
     const keys = new Set<string>();
     for (const file of files) {
       const text = await readFile(join(sources, file), 'utf8');
-      for (const list of text.matchAll(/(?:\.map\(|const KEYS = )\[([^\]]+)\]/g)) for (const key of (list[1] as string).matchAll(/'(\w+)'/g)) keys.add(key[1] as string);
+      for (const list of text.matchAll(/(?:\.map\(|const KEYS = |const \w*KEYS: readonly string\[\] = )\[([^\]]+)\]/g)) for (const key of (list[1] as string).matchAll(/'(\w+)'/g)) keys.add(key[1] as string);
     }
     return keys;
   };

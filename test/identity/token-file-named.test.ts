@@ -1,0 +1,30 @@
+// A join token the CA refuses at a first start (another CA's, expired, single-use and spent): the
+// sidecar's one stderr line names the file identity.ca.token gives and how to replace it, where
+// it said only "the CA at URL refused (401 bad_token): the join token was not signed by this
+// CA", leaving a newcomer with several token files to guess which one was read.
+
+import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { caToken } from '../../src/ca/commands.js';
+import { makeCaDir, startTestCa } from '../helpers/ca.js';
+import { startMeshcar } from '../helpers/process.js';
+
+t.test("another CA's token: the line names identity.ca.token's file and the command that makes a new one", async (t) => {
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const other = await makeCaDir();
+  const work = t.testdir();
+  const tokenFile = join(work, 'orders.token');
+  await writeFile(tokenFile, await caToken(other, 'orders', 3_600_000, false), { mode: 0o600 });
+  await writeFile(
+    join(work, 'orders.yaml'),
+    `service: orders\ntrustDomain: mesh.local\nidentity:\n  ca: {url: "${ca.server.url}", bundle: ${join(ca.dir, 'bundle.pem')}, token: ${tokenFile}}\n  dir: ${join(work, 'identity')}\n` +
+      'inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:1"}\nadmin: {listen: "127.0.0.1:0"}\n',
+  );
+  const proc = startMeshcar(['run', '--config', join(work, 'orders.yaml')]);
+  t.equal(await proc.exited(), 1);
+  t.equal(proc.stderr.length, 1, proc.stderr.join('\n'));
+  t.match(proc.stderr[0], /^meshcar: the CA at https:\/\/127\.0\.0\.1:\d+ refused \(401 bad_token\): /);
+  t.match(proc.stderr[0], `; the token is identity.ca.token's ${tokenFile}: write a new one there with the CA that serves ${ca.server.url} (meshcar ca token --dir CA_DIR --service orders --out ${tokenFile})`);
+});
