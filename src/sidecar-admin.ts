@@ -64,6 +64,7 @@ export function sidecarAdminState(parts: SidecarParts): AdminState {
       '/upstreams': () => cluster?.upstreams() ?? { upstreams: parts.upstreams() },
       ...(cluster ? { '/workers': () => cluster.status() } : {}),
     },
+    ...(cluster ? {} : { absentViews: { '/workers': 'this sidecar runs as one process; the view exists with workers: 2 or more (or auto on a machine with more than one core)' } }),
   };
 }
 

@@ -56,6 +56,8 @@ export interface AdminState {
   reload?(): Promise<Record<string, unknown>>;
   /** Extra read-only JSON views (e.g. /endpoints), by path; given the query (e.g. ?format=openapi). May throw a MeshcarError. */
   readonly views?: Readonly<Record<string, (query: URLSearchParams) => unknown>>;
+  /** Views this sidecar could have but does not, with why (a 404 that says so, not "no admin endpoint"). */
+  readonly absentViews?: Readonly<Record<string, string>>;
 }
 
 /** True when Accept-Encoding lists gzip (or *) without q=0. */
@@ -153,6 +155,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       default: {
         const view = state.views?.[path];
         if (view) return sendJson(res, 200, await view(new URLSearchParams((req.url ?? '').split('?')[1] ?? '')));
+        const absent = state.absentViews?.[path];
+        if (absent !== undefined) throw new MeshcarError('not_found', `${path}: ${absent}`);
         const known = ['/healthz', '/ready', '/identity', '/config', '/metrics', ...Object.keys(state.views ?? {}), ...(state.reload ? ['POST /reload'] : [])];
         throw new MeshcarError('not_found', `no admin endpoint ${path}; try ${known.join(', ')}`);
       }
