@@ -62,6 +62,10 @@ export interface SchemaResult {
  */
 export type TlsFailureReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'bad_identity' | 'identity_mismatch' | 'protocol' | 'handshake_timeout' | 'other';
 
+/** Every TlsFailureReason (a Record, so a reason added to the type and not here fails to compile). */
+const EVERY_TLS_FAILURE_REASON: Record<TlsFailureReason, true> = { no_client_cert: true, unknown_ca: true, expired: true, not_yet_valid: true, bad_identity: true, identity_mismatch: true, protocol: true, handshake_timeout: true, other: true };
+export const TLS_FAILURE_REASONS = Object.keys(EVERY_TLS_FAILURE_REASON) as readonly TlsFailureReason[];
+
 /** One failed handshake in words, for the log line and GET /debug/tls. */
 export interface TlsFailureDetail {
   /** The other end: host:port. */

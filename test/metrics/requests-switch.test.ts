@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { Metrics } from '../../src/metrics/registry.js';
 import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
 import { LiveObservers } from '../../src/metrics/live-observers.js';
-import { NO_OBSERVER, type RequestRecord } from '../../src/metrics/traffic.js';
+import { NO_OBSERVER, TLS_FAILURE_REASONS, type RequestRecord } from '../../src/metrics/traffic.js';
 
 const request: RequestRecord = { direction: 'outbound', peer: 'payments', method: 'GET', path: '/charges', status: 503, durationSeconds: 0.002, errorCode: 'upstream_unavailable' };
 
@@ -27,7 +27,11 @@ t.test('off by reload: the families empty; on again: from zero, sessions handed 
   observer.tlsHandshakeFailed('inbound', 'unknown_ca');
   const families = ['meshcar_requests_total', 'meshcar_request_duration_seconds_count', 'meshcar_request_errors_total', 'meshcar_upstream_sessions', 'meshcar_outlier_ejections_total', 'meshcar_upstream_ejected_endpoints', 'meshcar_tls_handshake_failures_total'];
   const on = await metrics.render();
-  for (const family of families) t.equal(samples(on, family).length, 1, `on: ${family} has its sample`);
+  for (const family of families.slice(0, -1)) t.equal(samples(on, family).length, 1, `on: ${family} has its sample`);
+  // every (direction, reason) from the start, at 0 but the one failure: a series born at 1 has no increase()
+  const tls = samples(on, 'meshcar_tls_handshake_failures_total');
+  t.equal(tls.length, 2 * TLS_FAILURE_REASONS.length, 'on: every direction and reason of the TLS failures');
+  t.same(tls.filter((l) => !l.endsWith(' 0')), ['meshcar_tls_handshake_failures_total{direction="inbound",reason="unknown_ca"} 1'], 'all at 0 but the one counted');
   t.equal(traffic.endpoints().length, 1, 'and /endpoints its row');
 
   live.switchTo({ requests: false, access: false });
@@ -43,6 +47,8 @@ t.test('off by reload: the families empty; on again: from zero, sessions handed 
   // an endpoint ejected before the switch is still out: the gauge says so at once, not from its next change
   t.same(samples(again, 'meshcar_upstream_ejected_endpoints'), ['meshcar_upstream_ejected_endpoints{upstream="payments"} 1'], 'and the endpoints still ejected');
   t.same(samples(again, 'meshcar_requests_total'), [], 'no request counted yet');
+  const tlsAgain = samples(again, 'meshcar_tls_handshake_failures_total');
+  t.ok(tlsAgain.length === 2 * TLS_FAILURE_REASONS.length && tlsAgain.every((l) => l.endsWith(' 0')), 'the TLS failures back at 0, every direction and reason');
   observer.requestFinished(request);
   t.match(samples(await metrics.render(), 'meshcar_requests_total'), [/ 1$/], 'then each counts from zero');
 });
