@@ -105,5 +105,8 @@ t.test('workers: 2 both sides: a worker killed on each side mid-traffic', { time
   }
   const lines = [frontend, orders, grpcapp].flatMap((s) => s.process.lines.filter((l) => Number(l.level) >= 40));
   t.same([...new Set(lines.map((l) => l.msg))], ['worker exited unexpectedly; restarting it'], 'no warning or error but the three restarts');
-  t.same(appSocketErrors, [], 'app tunnel ends saw no error');
+  // a SIGKILLed worker's sockets are closed by the kernel, with a reset when the app's echo was
+  // still unread there: the app's end of a tunnel through it may read ECONNRESET (seen once in a
+  // fresh-clone CI run on a slow machine); anything else is an error the sidecar caused
+  t.same(appSocketErrors.filter((message) => message !== 'read ECONNRESET'), [], 'app tunnel ends saw no error but a killed worker\'s reset');
 });
