@@ -41,6 +41,11 @@ const identityOf = async (sidecar: RunningSidecar): Promise<Identity> => JSON.pa
 /** Cuts the CA off and waits for the SVID's end: /ready must say so then. */
 async function expireWithCaAway(t: Tap.Test, sidecar: RunningSidecar, gate: TcpGate): Promise<Identity> {
   t.equal((await sidecar.admin('/ready')).status, 200, '/ready 200 while the SVID is valid');
+  // The gate closes just after a renewal has been swapped in, so none is under way: one whose
+  // answer crossed the gate as it closed would still be saved and swapped in afterwards, and the
+  // SVID read below would not be the one that expires.
+  const first = await identityOf(sidecar);
+  await waitFor(async () => (await identityOf(sidecar)).serial !== first.serial, 10_000, 'a renewal swapped in', sidecar.process);
   gate.close({ cut: true });
   const held = await identityOf(sidecar);
   const end = Date.parse(held.notAfter);
