@@ -81,7 +81,9 @@ t.test('alias bombs, oversized files and repeated keys are refused, in the spec 
   t.match((await refusal(t, join(dir, 'wide.yaml'))).message, 'its YAML aliases (*name) expand to far more', 'few aliases of a large node: measured by what they expand to');
   t.match((await refusal(t, join(dir, 'cycle.yaml'))).message, 'its YAML aliases (*name) expand to far more', 'an alias inside its own anchor (a cycle)');
   t.match((await refusal(t, join(dir, 'ref-bomb.yaml'))).message, `${join(dir, 'ref-bomb.yaml')}: its $refs expand to far more than its files hold`, 'a $ref bomb: measured once resolved');
-  t.ok(Date.now() - started < 5_000, `all in bounded time (${Date.now() - started} ms)`);
+  // generous for a loaded machine (15.9 s seen with the cores shared four ways): unbounded, the
+  // expansions never end
+  t.ok(Date.now() - started < 30_000, `all in bounded time (${Date.now() - started} ms)`);
 
   for (const name of ['large.json', 'large.yaml']) {
     t.match((await refusal(t, join(dir, name))).message, new RegExp(`^${join(dir, name).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the spec file is \\d+ bytes; at most ${MAX_SPEC_BYTES} \\(5 MiB\\)`), `${name}: over the size cap`);
