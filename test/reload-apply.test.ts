@@ -27,9 +27,12 @@ t.test('20,000 upstreams: each one\'s routes set by name, at once', async (t) =>
     observers: { switchTo: () => {} },
     logger: pino({ level: 'silent' }),
   } as unknown as LiveParts;
-  const started = performance.now();
+  // CPU time, not wall time: the call is synchronous, and a loaded machine can take the core away
+  // from it for longer than the bound
+  const started = process.cpuUsage();
   applyLiveReload(parts, running, plan, { inbound: undefined, upstreams: new Map() } as unknown as Guards);
-  const took = performance.now() - started;
+  const used = process.cpuUsage(started);
+  const took = (used.user + used.system) / 1000;
   t.equal(handed, effective.outbound!.upstreams, 'the outbound gets the new list');
   t.equal(set.size, 20_001, 'every upstream that runs or ran');
   t.equal(set.get('u0'), undefined, 'one gone: its routes dropped');
@@ -37,5 +40,5 @@ t.test('20,000 upstreams: each one\'s routes set by name, at once', async (t) =>
   t.equal(set.get('u3'), undefined);
   t.same(set.get('u20000'), ['/r20000/{id}']);
   // a find() per name took 1.5 s here (200 million comparisons)
-  t.ok(took < 300, `applied in ${Math.round(took)} ms`);
+  t.ok(took < 300, `applied in ${Math.round(took)} ms of CPU`);
 });
