@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
 import type { Metrics } from '../metrics/registry.js';
+import { countCaDenial } from './denial-reasons.js';
 
 export function answerParserRefusals(server: Server, limits: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number }, metrics: Metrics, logger: Logger): void {
   const handshaken = new WeakSet<Socket>();
@@ -26,8 +27,8 @@ export function answerParserRefusals(server: Server, limits: { readonly headersT
       timedOut: `the request did not arrive in time (${limits.headersTimeoutMs / 1000} s for its head, ${limits.requestTimeoutMs / 1000} s in all)`,
     });
     if (refusal === undefined) return;
-    metrics.caRequestsDenied.labels(refusal.code).inc();
+    countCaDenial(metrics, refusal.code);
     logger.debug({ code: err.code, remoteAddress: socket.remoteAddress }, 'CA request refused by the HTTP parser');
   });
-  refuseConnectMethod(server, 'GET, HEAD, POST', (refusal) => metrics.caRequestsDenied.labels(refusal.code).inc());
+  refuseConnectMethod(server, 'GET, HEAD, POST', (refusal) => countCaDenial(metrics, refusal.code));
 }
