@@ -93,7 +93,7 @@ const OVERRIDE = 'X-HTTP-Method-Override: DELETE\r\n';
 
 /** Each target, its refusal: status, error code and the start of the message. */
 const REFUSED: ReadonlyArray<[string, number, string, RegExp]> = [
-  ['/orders/mine#x', 400, 'bad_request', /no # \(a fragment is not sent\)/],
+  ['/orders/mine#x', 400, 'bad_request', /holds a # \(a fragment is not sent\)/],
   ['/orders/MINE', 400, 'schema_violation', /^path: \/orders\/MINE reads as \/orders\/mine to an app that routes paths without regard to case$/],
   ['/orders/1%2Frefund', 400, 'schema_violation', /reads as \/orders\/\{id\}\/refund to an app that decodes %2F/],
   ['/search?limit[]=1000', 400, 'schema_violation', /^query\/limit: is given as limit\[\]/],
