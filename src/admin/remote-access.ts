@@ -6,18 +6,12 @@
 // as Linkerd keeps its proxy's shutdown and log-level endpoints to localhost: the config shows
 // the policy and the upstreams, and a reload is a CPU cost any pod could run in a loop.
 
-import { isIPv4 } from 'node:net';
+import { isLoopbackAddress } from '../config/address.js';
+
+export { isLoopbackAddress };
 
 /** What a peer on another host may ask for. */
 const REMOTE_PATHS: ReadonlySet<string> = new Set(['/healthz', '/ready', '/metrics']);
-
-/** 127.0.0.0/8 and ::1, also as an IPv4-mapped IPv6 address. */
-export function isLoopbackAddress(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
-  if (isIPv4(v4)) return v4.startsWith('127.');
-  return address === '::1';
-}
 
 /** Why the request is refused, or undefined when the peer may have it. */
 export function remoteRefusal(path: string, remoteAddress: string | undefined): string | undefined {

@@ -2,14 +2,19 @@
 // limit, a head or body that stops arriving) get the JSON error body of every other CA answer,
 // with a stable code (400 bad_request, 431 headers_too_large, 408 request_timeout); Node's own
 // answers are bare. Counted in meshcar_ca_requests_denied_total like any refused request. So
-// does a CONNECT (405), which Node drops without an answer.
+// does a CONNECT (405), which Node drops without an answer, and an Expect other than
+// 100-continue (417 expectation_failed), which Node answers with a bare status line.
 
 import { maxHeaderSize } from 'node:http';
 import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
 import type { Metrics } from '../metrics/registry.js';
+import { countCaDenial } from './denial-reasons.js';
+import { expectationError } from '../http/expectation.js';
+import { sendError } from '../http/status.js';
 
 export function answerParserRefusals(server: Server, limits: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number }, metrics: Metrics, logger: Logger): void {
   const handshaken = new WeakSet<Socket>();
@@ -26,8 +31,15 @@ export function answerParserRefusals(server: Server, limits: { readonly headersT
       timedOut: `the request did not arrive in time (${limits.headersTimeoutMs / 1000} s for its head, ${limits.requestTimeoutMs / 1000} s in all)`,
     });
     if (refusal === undefined) return;
-    metrics.caRequestsDenied.labels(refusal.code).inc();
+    countCaDenial(metrics, refusal.code);
     logger.debug({ code: err.code, remoteAddress: socket.remoteAddress }, 'CA request refused by the HTTP parser');
   });
-  refuseConnectMethod(server, 'GET, HEAD, POST', (refusal) => metrics.caRequestsDenied.labels(refusal.code).inc());
+  refuseConnectMethod(server, 'GET, HEAD, POST', (refusal) => countCaDenial(metrics, refusal.code));
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const refusal = expectationError(req);
+    countCaDenial(metrics, refusal.code);
+    // its body is not read: the connection closes, as after any refusal before the body (server.ts)
+    if (!req.complete) res.setHeader('connection', 'close');
+    sendError(res, refusal);
+  });
 }

@@ -32,6 +32,7 @@ import { answerParserRefusals } from './parser-refusals.js';
 import type { CaRuntime } from './runtime.js';
 import { WallClockTimer } from '../wall-clock-timer.js';
 import { freshBeforeHandshake } from './handshake-freshness.js';
+import { countCaDenial, isCaDenialReason, zeroCaDenials } from './denial-reasons.js';
 
 export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
 const SERVER_CERT_TTL_MS = 24 * 3_600_000;
@@ -112,6 +113,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   const audit = logger.child({ component: 'ca-audit' });
   // every issuance is audited; a denial too, but those anyone can cause are rate-limited (denial-audit.ts)
   const denials = new DenialAudit(audit);
+  zeroCaDenials(metrics);
   const limiter = new KeyedTokenBuckets(options.rateLimit);
   const limits: CaConnectionLimits = { ...CA_CONNECTION_LIMITS, ...options.connectionLimits };
   const probeLimiter = new KeyedTokenBuckets({ perSecond: limits.probeRatePerSecond, burst: limits.probeBurst });
@@ -144,8 +146,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       sendJson(res, 200, response);
     } catch (err) {
       const error = asMeshcarError(err);
-      if (error.code === 'internal') logger.error({ err }, 'signing failed');
-      metrics.caRequestsDenied.labels(error.code).inc();
+      if (error.code === 'internal' || !isCaDenialReason(error.code)) logger.error({ err, code: error.code }, 'signing failed');
+      countCaDenial(metrics, error.code);
       denials.denied(client, error, { ...who, spiffeId: asked });
       answerError(req, res, error);
     }
@@ -210,7 +212,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     (req, res) => {
       route(req, res).catch((err: unknown) => {
         const error = asMeshcarError(err);
-        if (error.code === 'rate_limited') metrics.caRequestsDenied.labels(error.code).inc();
+        if (error.code === 'rate_limited') countCaDenial(metrics, error.code);
         if (error.code === 'internal') logger.error({ err }, 'CA request failed');
         answerError(req, res, error);
       });

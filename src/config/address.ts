@@ -152,3 +152,11 @@ export function reachesListener(listener: HostPort, target: HostPort): boolean {
   if (listener.host === '::') return IPV4_LOOPBACK.test(host) || host === '::1';
   return false;
 }
+
+/** 127.0.0.0/8 and ::1, also as an IPv4-mapped IPv6 address. */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIPv4(v4)) return v4.startsWith('127.');
+  return address === '::1';
+}

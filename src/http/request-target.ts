@@ -34,40 +34,50 @@ const MAX_DECODES = 3;
  * normalising app can change, or `*` (OPTIONS *).
  */
 export function isAcceptablePath(path: string): boolean {
-  if (path.charCodeAt(0) !== 47 /* '/' */) return path === '*';
-  if (!NEEDS_A_CLOSER_LOOK.test(path)) return true;
+  return pathProblem(path) === undefined;
+}
+
+/**
+ * What makes a path one the sidecar refuses, in words its sender can act on (a control
+ * character is named, not told as a dot segment); undefined for one it forwards.
+ */
+export function pathProblem(path: string): string | undefined {
+  if (path.charCodeAt(0) !== 47 /* '/' */) return path === '*' ? undefined : 'it does not start with /';
+  if (!NEEDS_A_CLOSER_LOOK.test(path)) return undefined;
   // a fragment is never part of a request target (RFC 9112 §3.2), yet Node's parser and both
   // HTTP/2 codecs pass a raw `#` on, and an app that parses the target as a URL (Express,
   // `new URL`) drops it and all that follows: `/orders/mine#x` was checked as `/orders/{id}`
   // (and matched rules as written) and served as `/orders/mine`
-  if (path.indexOf('#') !== -1) return false;
-  if (DOUBLE_ENCODED.test(path)) return false;
+  if (path.indexOf('#') !== -1) return 'it holds a # (a fragment is not sent)';
+  if (DOUBLE_ENCODED.test(path)) return 'it holds a double-encoded dot, slash or backslash (%25 before %2E, %2F or %5C)';
   // the path as an app sees it after decoding once, and again for an app that decodes twice
   // (`%253b` is `;` to it, `%2500` NUL): every reading must be plain
   let text = path;
   for (let decodes = 1; decodes <= MAX_DECODES; decodes++) {
     const decoded = percentDecode(text, decodes === 1);
-    if (decoded === undefined || !hasPlainSegments(decoded)) return false;
-    if (decoded === text || decoded.indexOf('%') === -1) return true;
-    text = decoded;
+    const problem = typeof decoded === 'string' ? segmentsProblem(decoded) : decoded.problem;
+    if (problem !== undefined) return decodes === 1 ? problem : `${problem}, once decoded ${decodes === 2 ? 'twice' : `${decodes} times`}`;
+    if (decoded === text || (decoded as string).indexOf('%') === -1) return undefined;
+    text = decoded as string;
   }
-  return true;
+  return undefined;
 }
 
 /**
- * No dot segment and no leading empty segment, with `\` read as `/` and each segment's
- * `;params` cut off. The text holds one byte per character; only ASCII matters here.
+ * Why the segments are not plain: a dot segment, or a leading empty segment, with `\` read as
+ * `/` and each segment's `;params` cut off. The text holds one byte per character; only ASCII
+ * matters here.
  */
-function hasPlainSegments(text: string): boolean {
+function segmentsProblem(text: string): string | undefined {
   const segments = text.replace(/\\/g, '/').split('/');
   for (let i = 1; i < segments.length; i++) {
     const name = nameOf(segments[i] as string);
-    if (name === '.' || name === '..') return false;
+    if (name === '.' || name === '..') return 'it holds a dot segment (. or .., also encoded, with ;params or \\ for /)';
     // `//host/x` (or `/\host/x`, `/%2fhost/x`, `/;p/host/x`) is a network-path reference to
     // URL parsers: the app may take `host` for a host name and the rest for the path
-    if (i === 1 && name === '' && segments.length > 2) return false;
+    if (i === 1 && name === '' && segments.length > 2) return 'it has an empty first segment (// first: URL parsers read the next segment as a host)';
   }
-  return true;
+  return undefined;
 }
 
 /**
@@ -84,14 +94,23 @@ function nameOf(segment: string): string {
   return end === segment.length ? segment : segment.slice(0, end);
 }
 
+/** The names of the control characters a sender most likely put in by mistake. */
+const CONTROL_NAMES: Readonly<Record<number, string>> = { 0x00: 'NUL', 0x09: 'tab', 0x0a: 'LF', 0x0d: 'CR', 0x7f: 'DEL' };
+
+function controlProblem(byte: number): string {
+  const hex = `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  const name = CONTROL_NAMES[byte];
+  return `it holds the control character ${hex}${name === undefined ? '' : ` (${name})`}`;
+}
+
 /**
- * The text with every `%XX` decoded, one byte per character; undefined when a decoded byte is
+ * The text with every `%XX` decoded, one byte per character; a problem when a decoded byte is
  * a control character (NUL truncates the path in C code, CR/LF split log lines and headers) or
  * starts an overlong UTF-8 form. `strict` (the first decoding, the one HTTP defines): also
- * undefined when a `%` is not followed by two hex digits (IIS's `%u002e` among them) or a
+ * one when a `%` is not followed by two hex digits (IIS's `%u002e` among them) or a
  * character is beyond one byte. Later decodings keep a stray `%` as the text it is.
  */
-function percentDecode(text: string, strict: boolean): string | undefined {
+function percentDecode(text: string, strict: boolean): string | { readonly problem: string } {
   const bytes = Buffer.allocUnsafe(text.length);
   let n = 0;
   for (let i = 0; i < text.length; i++) {
@@ -102,13 +121,14 @@ function percentDecode(text: string, strict: boolean): string | undefined {
       if (high !== -1 && low !== -1) {
         byte = high * 16 + low;
         i += 2;
-      } else if (strict) return undefined;
+      } else if (strict) return { problem: 'it holds a % not followed by two hex digits (a literal % is %25)' };
     }
-    if (byte > 0xff || byte < 0x20 || byte === 0x7f) return undefined;
+    if (byte > 0xff) return { problem: 'it holds a character beyond one byte (send it percent-encoded as UTF-8)' };
+    if (byte < 0x20 || byte === 0x7f) return { problem: controlProblem(byte) };
     bytes[n++] = byte;
   }
   const decoded = bytes.subarray(0, n);
-  return hasOverlongUtf8(decoded) ? undefined : decoded.toString('latin1');
+  return hasOverlongUtf8(decoded) ? { problem: 'it holds an overlong UTF-8 form (such as %C0%AE, which lenient decoders read as .)' } : decoded.toString('latin1');
 }
 
 function hexValue(code: number): number {

@@ -1,10 +1,14 @@
 // What went wrong with the local app, in the sidecar's error codes: could not reach it at
 // all (503, retrying elsewhere makes sense), it hung up or reset before answering (502), or
 // it answered with something that is not HTTP or that it may not send (502 bad_gateway). The message goes to the
-// remote caller, another service: it says what happened, never where the app listens (its
-// address is this sidecar's config, `app`, which `meshcar doctor` checks).
+// remote caller, another service: it says what happened, and for an app that cannot be reached
+// which address the sidecar tried when that is a loopback one (the app beside its sidecar, which
+// no caller reaches but through it): a 503 that said only "the app is unreachable" did not say
+// whose app, nor which port the sidecar's `app` setting names. An app on another host's address
+// is not named: a caller could try it around this sidecar's authorization.
 
 import type { ErrorCode } from '../errors.js';
+import { formatHostPort, isLoopbackAddress, type HostPort } from '../config/address.js';
 import { APP_CLIENT_ERRORS } from './app-dispatch.js';
 
 /** Failures to open a connection: the app is not there (not started, crashed, wrong port). */
@@ -52,7 +56,13 @@ function codeOf(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-export function classifyAppError(err: unknown): AppFailure {
+/** The app's address as a caller may be told it (see the header): a loopback one; undefined for any other. */
+export function appAddressForCallers(address: HostPort): string | undefined {
+  return isLoopbackAddress(address.host) || address.host === 'localhost' ? formatHostPort(address) : undefined;
+}
+
+/** `appAddress`: appAddressForCallers of the app tried, named when it cannot be reached. */
+export function classifyAppError(err: unknown, appAddress?: string): AppFailure {
   // an HTTP/2 stream pending on a session that failed to connect is cancelled "caused by" the
   // connect error: the cause says what happened
   const code = codeOf((err as { cause?: unknown } | null)?.cause) ?? codeOf(err);
@@ -62,7 +72,7 @@ export function classifyAppError(err: unknown): AppFailure {
   if (code !== undefined) {
     // only at shutdown or a restart of the pool: the app did nothing wrong
     if (code === APP_CLIENT_ERRORS.poolClosed) return { code: 'upstream_unavailable', message: 'the sidecar is closing its connections to the app' };
-    if (UNREACHABLE.has(code)) return { code: 'upstream_unavailable', message: `the app is unreachable (${code})` };
+    if (UNREACHABLE.has(code)) return { code: 'upstream_unavailable', message: appAddress === undefined ? `the app is unreachable (${code}; an address off loopback is not told to callers: see this sidecar's app setting)` : `the app is unreachable at ${appAddress} (${code})` };
     if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: `the app sent a malformed response (${code})` };
     const refused = Object.hasOwn(REFUSED_ANSWER, code) ? REFUSED_ANSWER[code] : code === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message) ? REFUSED_INTERIM[err.message] : undefined;
     if (refused !== undefined) return { code: 'bad_gateway', message: `the app sent ${refused} (${code})` };

@@ -137,7 +137,7 @@ function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
       app.replay(exchange, stream);
       return;
     }
-    const failure = classifyAppError(err ?? Object.assign(new Error(`stream reset with code ${stream.rstCode}`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
+    const failure = classifyAppError(err ?? Object.assign(new Error(`stream reset with code ${stream.rstCode}`), { code: 'ERR_HTTP2_STREAM_ERROR' }), app.toldAddress);
     exchange.fail(failure.code, failure.message);
   } else if (exchange.phase === STREAMING) {
     exchange.broken();

@@ -14,7 +14,7 @@ import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { watchEarlyEnd } from '../http/early-end.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
-import { classifyAppError } from './app-errors.js';
+import { appAddressForCallers, classifyAppError } from './app-errors.js';
 import { kKnownLimit, kLease, onCallerTrailers, onContinue, onResponse, onStreamClose, onStreamError, onTrailers, onWantTrailers, type LeasedStream } from './app-h2c-stream.js';
 import type { Exchange } from './exchange.js';
 import { bindExchange } from './exchange-links.js';
@@ -35,6 +35,8 @@ const REFUSED_STREAM = h2.NGHTTP2_REFUSED_STREAM;
 
 export class H2cApp implements AppForwarder {
   readonly label: string;
+  /** The app's address as a refusal may tell callers (app-errors.ts); undefined: not told. */
+  readonly toldAddress: string | undefined;
   readonly pool: H2cSessionPool;
   private readonly authority: string;
   /** Counts the waits for a stream slot and the refused streams (meshcar_app_stream_*_total). */
@@ -42,6 +44,7 @@ export class H2cApp implements AppForwarder {
 
   constructor(address: HostPort, logger: Logger, poolOptions: H2cPoolOptions = {}, observer?: TrafficObserver) {
     this.label = formatHostPort(address);
+    this.toldAddress = appAddressForCallers(address);
     this.authority = this.label;
     this.pool = new H2cSessionPool(`http://${this.label}`, logger, poolOptions);
     this.observer = observer;
@@ -98,7 +101,7 @@ export class H2cApp implements AppForwarder {
       stream = watchEarlyEnd(lease.session.request(appHeadersOf(exchange), exchange.requestHasBody ? WITH_BODY : WITHOUT_BODY));
     } catch (err) {
       this.pool.release(lease, exchange.caller.id.uri);
-      const failure = classifyAppError(err);
+      const failure = classifyAppError(err, this.toldAddress);
       exchange.fail(failure.code, failure.message);
       return;
     }
@@ -166,8 +169,9 @@ function startWaiting(exchange: Exchange, lease: Lease): void {
 
 function failWaiting(exchange: Exchange, err: Error): void {
   exchange.upstream = undefined;
-  (exchange.forwarder as H2cApp).observer?.appStreamWaited?.('failed');
-  const failure = classifyAppError(err);
+  const app = exchange.forwarder as H2cApp;
+  app.observer?.appStreamWaited?.('failed');
+  const failure = classifyAppError(err, app.toldAddress);
   exchange.fail(failure.code, failure.message);
 }
 

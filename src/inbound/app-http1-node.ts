@@ -15,7 +15,7 @@ import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { isRepeatableRequest } from '../http/idempotency.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
-import { classifyAppError } from './app-errors.js';
+import { appAddressForCallers, classifyAppError } from './app-errors.js';
 import { APP_CLIENT_ERRORS, appClientError } from './app-dispatch.js';
 import { switchFieldsMissing } from '../http/upgrade.js';
 import { STREAMING, WAITING, type Exchange } from './exchange.js';
@@ -33,6 +33,8 @@ export interface NodeHttp1AppOptions {
 
 export class NodeHttp1App implements AppForwarder {
   readonly label: string;
+  /** The app's address as a refusal may tell callers (app-errors.ts); undefined: not told. */
+  readonly toldAddress: string | undefined;
   private readonly agent: http.Agent;
 
   constructor(
@@ -40,6 +42,7 @@ export class NodeHttp1App implements AppForwarder {
     options: NodeHttp1AppOptions,
   ) {
     this.label = formatHostPort(address);
+    this.toldAddress = appAddressForCallers(address);
     this.agent = new http.Agent({
       keepAlive: options.keepAlive,
       maxSockets: options.maxSockets ?? 256,
@@ -241,7 +244,7 @@ function onRequestError(this: ClientRequest, err: Error): void {
       app.send(exchange);
       return;
     }
-    const failure = classifyAppError(err);
+    const failure = classifyAppError(err, app.toldAddress);
     exchange.fail(failure.code, failure.message);
   } else if (exchange.phase === STREAMING) {
     exchange.broken();

@@ -18,7 +18,7 @@ import { responseCodingProblem } from '../http/body-framing.js';
 import type { HostPort } from '../config/address.js';
 import type { Http1AppClient } from '../config/http1-config.js';
 import { formatHostPort } from '../config/address.js';
-import { classifyAppError, isRefusedInterim } from './app-errors.js';
+import { appAddressForCallers, classifyAppError, isRefusedInterim } from './app-errors.js';
 import { isWholeCallerBody, NodeHttp1App } from './app-http1-node.js';
 import { APP_CLIENT_ERRORS, type AppDispatchHandler, type AppDispatcher } from './app-dispatch.js';
 import { AppPool } from './app-pool.js';
@@ -49,6 +49,8 @@ const REFUSED_REQUEST = new Set(['UND_ERR_INVALID_ARG', APP_CLIENT_ERRORS.invali
 
 export class Http1App implements AppForwarder {
   readonly label: string;
+  /** The app's address as a refusal may tell callers (app-errors.ts); undefined: not told. */
+  readonly toldAddress: string | undefined;
   private readonly pool: AppDispatcher;
   /** node:http, made on first use, for the requests undici does not carry (see the header). */
   private nodeApp: NodeHttp1App | undefined;
@@ -58,6 +60,7 @@ export class Http1App implements AppForwarder {
     private readonly options: Http1AppOptions = {},
   ) {
     this.label = formatHostPort(address);
+    this.toldAddress = appAddressForCallers(address);
     const poolOptions = { host: address.host, port: address.port, maxConnections: options.maxSockets ?? 256, idleTimeoutMs: IDLE_CONNECTION_MS };
     this.pool = options.client === 'undici' ? new UndiciAppPool(poolOptions) : new AppPool(poolOptions);
   }
@@ -205,7 +208,7 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
         exchange.fail('bad_request', `the request cannot be forwarded: ${err.message}`);
         return;
       }
-      const failure = classifyAppError(err);
+      const failure = classifyAppError(err, this.app.toldAddress);
       exchange.fail(failure.code, failure.message);
     } else if (exchange.phase === STREAMING) {
       exchange.broken();

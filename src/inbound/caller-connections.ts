@@ -118,7 +118,7 @@ export function cutCallersOutsideTrust(inbound: InboundListener, roots: readonly
   const callers = [...new Set(peers)];
   inbound.logger.warn(
     { connections: peers.length, peers: callers.slice(0, 10), ...(callers.length > 10 ? { peersLeftOut: callers.length - 10 } : {}) },
-    `${peers.length} inbound connection${peers.length === 1 ? '' : 's'} closed, requests in flight cut: the caller's certificate chains only to a root the trust bundle no longer holds`,
+    `${peers.length} inbound connection${peers.length === 1 ? '' : 's'} closed, with any requests in flight on them: the caller's certificate chains only to a root the trust bundle no longer holds`,
   );
 }
 

@@ -27,7 +27,7 @@ import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
 import type { InboundListener } from './inbound.js';
-import { authorityProblem, isAcceptablePath } from '../http/request-target.js';
+import { authorityProblem, pathProblem } from '../http/request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
 import { declaresEmptyBody, holdUntilEnd } from './empty-body-hold.js';
@@ -125,12 +125,13 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
     exchange.fail('bad_request', 'the request target * is for OPTIONS only');
     return;
   }
-  if (!isAcceptablePath(exchange.path)) {
+  const pathRefused = pathProblem(exchange.path);
+  if (pathRefused !== undefined) {
     if (/^https?:\/\//i.test(exchange.path)) {
       exchange.fail('bad_request', 'an absolute-form request target must carry no userinfo (user@) and no fragment (#)');
       return;
     }
-    exchange.fail('bad_request', 'the request path must be a plain absolute path: no dot segments (also with ;params or encoded), no double-encoded dots or slashes, no empty first segment, no # (a fragment is not sent)');
+    exchange.fail('bad_request', `the request path must be a plain absolute path: ${pathRefused}`);
     return;
   }
   // (an HTTP/1.1 request has no :authority: Node's parser refuses a ':' in a field name)

@@ -81,9 +81,10 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
   if (endpoint) closeIfRemoved(pool, endpoint);
 }
 
-/** The trust bundle changed: sessions whose upstream no longer chains to it are cut (upstream-trust.ts). */
+/** The trust bundle changed: sessions and WebSocket tunnels whose upstream no longer chains to it are cut (upstream-trust.ts). */
 export function sessionsTrustChanged(pool: UpstreamPool, trust: TrustNow): void {
   for (const session of [...pool.sessions]) (session as GuardedSession)[kGuard]?.trustChanged(trust);
+  for (const guard of [...pool.tunnelGuards]) guard.trustChanged(trust);
 }
 
 /** An address left DNS or the config (a reload): its sessions wind down, its TLS ticket goes. */

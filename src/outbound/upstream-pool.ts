@@ -34,7 +34,7 @@ import { countStream, streamClosedListener, streamRespondedListener, type Stream
 import { badRequest, endpointFailed, openSlowly } from './pool-failover.js';
 import { connectMsOf } from './pool-reload.js';
 import { adopt, closeIfRemoved, freeSession, retire, sessionsTrustChanged } from './pool-sessions.js';
-import type { TrustNow } from './upstream-trust.js';
+import type { TrustNow, UpstreamPathGuard } from './upstream-trust.js';
 import { StreamWait } from './stream-wait.js';
 import { noteSession } from './goaway-refused.js';
 
@@ -93,6 +93,8 @@ export class UpstreamPool {
   readonly sessions = new Set<ClientHttp2Session>();
   /** Open sessions per endpoint, oldest first: the fast path's candidates. */
   readonly byEndpoint = new Map<UpstreamEndpoint, ClientHttp2Session[]>();
+  /** The guards of open WebSocket tunnels (websocket.ts), each on its own connection: a bundle change reaches them too. */
+  readonly tunnelGuards = new Set<UpstreamPathGuard>();
   /** Streams open toward the upstream (requests in flight). */
   active = 0;
   /** Requests waiting for a session or a stream slot (the slow path). */

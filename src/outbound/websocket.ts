@@ -228,7 +228,8 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       };
       socket.setTimeout(pool.tunnelIdleTimeoutMs, cut);
       markTunnel(socket, cut);
-      // nor past the upstream's certificate path (upstream-trust.ts): a tunnel cannot wind down, so it is cut then
+      // nor past the upstream's certificate path, nor a bundle change that no longer vouches for
+      // it (upstream-trust.ts, via the pool as its sessions): a tunnel cannot wind down, so it is cut then
       const guard = UpstreamPathGuard.watch(up, {
         retire: () => undefined,
         cut: (why) => {
@@ -236,7 +237,11 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
           cut();
         },
       });
-      up.once('close', () => guard?.stop());
+      if (guard) pool.tunnelGuards.add(guard);
+      up.once('close', () => {
+        guard?.stop();
+        if (guard) pool.tunnelGuards.delete(guard);
+      });
       // half-close carries through, as Envoy's upgrade proxying does: the app's FIN ends our
       // write toward the upstream (pipe), and the upstream's later bytes still reach the app.
       // Set on these two sockets only, now: plain requests keep Node's close-on-FIN.

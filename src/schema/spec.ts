@@ -20,7 +20,7 @@ import { nonDecimal } from './number-syntax.js';
 import { isUtf8Charset } from './media-charset.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
-import { isAcceptablePath } from '../http/request-target.js';
+import { pathProblem } from '../http/request-target.js';
 import { clip } from '../clip.js';
 import { describeAjvError, MAX_QUOTED, type Violation } from './violations.js';
 
@@ -149,7 +149,8 @@ export class CompiledSpec {
     // a path an app could read as another (`/orders/..%2Fadmin` matches `/orders/{id}`, and a
     // normalising upstream serves /admin) is not the operation it seems to be: the inbound
     // refuses such paths before this, the outbound's calls only meet them here
-    if (!isAcceptablePath(path)) return { operation: undefined, route: undefined, violation: { kind: 'path', message: `path: ${clip(path, MAX_QUOTED)} is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, an empty first segment, or a #)` }, body: undefined };
+    const unplain = pathProblem(path);
+    if (unplain !== undefined) return { operation: undefined, route: undefined, violation: { kind: 'path', message: `path: ${clip(path, MAX_QUOTED)} is not a plain absolute path: ${unplain}` }, body: undefined };
     const canonical = canonicalPath(path);
     const match = this.match(method, canonical);
     if (match === undefined) return { operation: undefined, route: undefined, violation: { kind: 'undocumented_operation', message: `${clip(`${method} ${path}`, MAX_QUOTED)} is not an operation of the API` }, body: undefined };

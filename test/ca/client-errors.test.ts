@@ -75,3 +75,12 @@ t.test('405 names the methods allowed; probes take GET and HEAD only; a 404 quot
   assertJsonRefusal(t, long, 404, 'not_found');
   t.ok(long.body.length < 600, `the 404's body is ${long.body.length} bytes for a 10,001-character path`);
 });
+
+t.test('an Expect other than 100-continue: a JSON 417, counted as a denial (Node\'s own 417 is bare)', async (t) => {
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const answer = await rawTlsRequest(ca.server.port, TLS, 'POST /v1/sign HTTP/1.1\r\nHost: localhost\r\nExpect: foo\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}');
+  assertJsonRefusal(t, answer, 417, 'expectation_failed');
+  t.match(JSON.parse(answer.body).message, /Expect: "foo" cannot be met/);
+  t.match(await ca.metrics.render(), /meshcar_ca_requests_denied_total\{reason="expectation_failed"\} 1/, 'counted as a denied request');
+});

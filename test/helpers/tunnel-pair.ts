@@ -7,6 +7,7 @@ import net, { type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { SERVER_ID, startInbound, type InboundFixture } from './inbound-fixture.js';
 import { startOutbound, type OutboundFixture } from './outbound-fixture.js';
+import type { Logger } from 'pino';
 
 /** Called with the far app's side of a connection, its request head, and any bytes after it. */
 export type FarApp = (socket: net.Socket, head: string, rest: Buffer) => void;
@@ -25,6 +26,9 @@ export interface TunnelPairOptions {
   readonly codec?: 'meshcar' | 'node';
   /** The inbound sidecar's certificate lifetime (default: the fixture's, 1 h). */
   readonly serverLifetimeMs?: number;
+  /** Each sidecar's logger (default: silent), for a test that reads their warn lines. */
+  readonly inboundLogger?: Logger;
+  readonly outboundLogger?: Logger;
 }
 
 export async function startTunnelPair(far: FarApp, options: TunnelPairOptions = {}): Promise<TunnelPair> {
@@ -52,9 +56,10 @@ export async function startTunnelPair(far: FarApp, options: TunnelPairOptions = 
     ...(options.inboundTunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.inboundTunnelIdleTimeoutMs } : {}),
     ...(options.codec !== undefined ? { codec: options.codec } : {}),
     ...(options.serverLifetimeMs !== undefined ? { serverLifetimeMs: options.serverLifetimeMs } : {}),
+    ...(options.inboundLogger !== undefined ? { logger: options.inboundLogger } : {}),
   });
   const upstream = { name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID, ...(options.outboundTunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.outboundTunnelIdleTimeoutMs } : {}) };
-  const outbound = await startOutbound(inbound.pki, [upstream], options.codec !== undefined ? { codec: options.codec } : {});
+  const outbound = await startOutbound(inbound.pki, [upstream], { ...(options.codec !== undefined ? { codec: options.codec } : {}), ...(options.outboundLogger !== undefined ? { logger: options.outboundLogger } : {}) });
   return {
     inbound,
     outbound,

@@ -99,6 +99,8 @@ for (const codec of ['meshcar', 'node'] as const) {
     const warned = lines.filter((line) => line.level === 40 && String(line.msg).includes('no longer holds'));
     t.equal(warned.length, 1, 'one warn line');
     t.match(warned[0], { connections: 2, peers: [FRONTEND_ID] }, 'naming the connections and the caller cut');
+    // nothing was in flight on them: the line must not say requests were cut
+    t.match(warned[0]?.msg, /^2 inbound connections closed, with any requests in flight on them: /, `what happened, true with nothing in flight (${String(warned[0]?.msg)})`);
   });
 }
 

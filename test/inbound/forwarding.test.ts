@@ -8,6 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import { FRONTEND_ID, h1Request, h2Connect, h2Request, SERVER_ID, startInbound } from '../helpers/inbound-fixture.js';
+import { appAddressForCallers, classifyAppError } from '../../src/inbound/app-errors.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -118,8 +119,8 @@ t.test('the sidecar answers when the app cannot', async (t) => {
     t.equal(res.headers['x-meshcar-error'], 'upstream_unavailable');
     t.equal(res.headers['x-request-id'], 'down-1');
     t.same(JSON.parse(res.body), { error: 'upstream_unavailable', message: JSON.parse(res.body).message, requestId: 'down-1' });
-    t.match(JSON.parse(res.body).message, /the app is unreachable \(ECONNREFUSED\)/);
-    t.notMatch(res.body, /127\.0\.0\.1|:\d{2,5}\b/, 'where the app listens is not told to the caller');
+    // whose app: the loopback address the sidecar tried (its app setting), which no caller reaches but through it
+    t.equal(JSON.parse(res.body).message, `the app is unreachable at 127.0.0.1:${fx.appPort} (ECONNREFUSED)`, 'the app address tried is named');
     const session = await h2Connect(fx.port, tlsOptions);
     t.teardown(() => session.close());
     const h2 = await h2Request(session, { ':path': '/' });
@@ -136,6 +137,14 @@ t.test('the sidecar answers when the app cannot', async (t) => {
     const res = await h1Request(fx.port, await fx.tlsOptions());
     t.equal(res.status, 503);
     t.equal(res.headers['x-meshcar-error'], 'upstream_unavailable');
+    t.equal(JSON.parse(res.body).message, `the app is unreachable at 127.0.0.1:${fx.appPort} (ECONNREFUSED)`, 'the app address tried is named');
+  });
+
+  t.test('an app address off loopback is not told to callers (they could try it around the sidecar)', async (t) => {
+    t.equal(appAddressForCallers({ host: '::1', port: 8080 }), '[::1]:8080');
+    t.equal(appAddressForCallers({ host: 'localhost', port: 8080 }), 'localhost:8080');
+    t.equal(appAddressForCallers({ host: '10.0.0.5', port: 8080 }), undefined);
+    t.match(classifyAppError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).message, /^the app is unreachable \(ECONNREFUSED; an address off loopback is not told to callers/);
   });
 
   t.test('slow app → 504 upstream_timeout, and the app request is cancelled', async (t) => {

@@ -67,7 +67,9 @@ t.test('a path another server reads as another operation is a path violation', a
   const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
   const check = (path: string) => spec.check('GET', path, '', {}, false).violation;
   // a raw # (Node's parser and both HTTP/2 codecs pass it): Express reads /orders/mine
-  t.same(check('/orders/mine#x'), { kind: 'path', message: 'path: /orders/mine#x is not a plain absolute path (dot segments, also encoded or with ;params, double encoding, an empty first segment, or a #)' }, 'a raw #');
+  t.same(check('/orders/mine#x'), { kind: 'path', message: 'path: /orders/mine#x is not a plain absolute path: it holds a # (a fragment is not sent)' }, 'a raw #');
+  // an encoded control character is named, not told as a dot segment
+  t.same(check('/orders/%0A'), { kind: 'path', message: 'path: /orders/%0A is not a plain absolute path: it holds the control character %0A (LF)' }, 'an encoded LF');
   t.equal(check('/orders/7%23x'), undefined, 'an encoded # is data: the id 7#x');
   // an encoded slash: Flask and Django are handed /orders/1/refund
   t.same(check('/orders/1%2Frefund'), { kind: 'path', message: 'path: /orders/1%2Frefund reads as /orders/{id}/refund to an app that decodes %2F or reads \\ as /' }, 'an encoded slash');

@@ -1,0 +1,44 @@
+// A trust-bundle change that drops the root a WebSocket tunnel's peer chains to cuts the tunnel,
+// on either sidecar, as it cuts HTTP/2 sessions and keep-alive connections (upstream-trust.ts,
+// caller-trust.ts): a tunnel rides its own mutual TLS connection and stayed open, carrying
+// bytes between a caller and an upstream one side no longer trusted. A tunnel whose peer chains
+// to a root that stays is kept. Real sidecar pair (tunnel-pair.ts), real roots (makePki).
+
+import t from 'tap';
+import { validateSvid } from '../../src/identity/svid.js';
+import { memoryLogger } from '../helpers/ca.js';
+import { SERVER_ID, TD } from '../helpers/inbound-fixture.js';
+import { APP_ID } from '../helpers/outbound-fixture.js';
+import { makePki } from '../helpers/pki.js';
+import { closedWithin, openTunnel, startTunnelPair, switchingFarApp } from '../helpers/tunnel-pair.js';
+
+for (const side of ['outbound', 'inbound'] as const) {
+  t.test(`the ${side} sidecar's bundle drops the peer's root: its tunnel is cut, with resets and a warn line`, async (t) => {
+    const lines: Array<Record<string, unknown>> = [];
+    const app = switchingFarApp();
+    const pair = await startTunnelPair(app.far, side === 'outbound' ? { outboundLogger: memoryLogger(lines) } : { inboundLogger: memoryLogger(lines) });
+    t.teardown(() => pair.close());
+    const a = pair.inbound.pki; // both sidecars' certificates chain to A
+    const [b, c] = [await makePki(TD), await makePki(TD)];
+    const fx = side === 'outbound' ? pair.outbound : pair.inbound;
+    const ownId = side === 'outbound' ? APP_ID : SERVER_ID;
+    const own = await a.issue(ownId);
+    fx.identity.swap(validateSvid({ ...own, bundlePem: a.bundlePem + b.bundlePem + c.bundlePem }, ownId));
+    const tunnel = await openTunnel(pair.outbound.port);
+    tunnel.socket.write('ping');
+
+    // another root leaves: the peer still chains to A, the tunnel stays
+    fx.identity.swap(validateSvid({ ...own, bundlePem: a.bundlePem + b.bundlePem }, ownId));
+    t.same(await closedWithin(tunnel, 300), ['still open'], 'a root the peer does not chain to removed: kept');
+
+    // A leaves (a root rotation's retire step: the sidecar's own certificate now from B)
+    fx.identity.swap(validateSvid({ ...(await b.issue(ownId)), bundlePem: b.bundlePem }, ownId));
+    const seen = await closedWithin(tunnel, 3000);
+    t.equal(seen.at(-1), 'close', `the calling app's tunnel closed (${seen.join(', ')})`);
+    t.match(seen, ['error:ECONNRESET'], 'with a reset, not a clean end');
+    const far = await closedWithin(app.seen(), 3000);
+    t.match(far, ['error:ECONNRESET', 'close'], `the far app's end closed with a reset too (${far.join(', ')})`);
+    const warned = lines.filter((line) => line.level === 40 && /root|bundle/.test(String(line.msg)));
+    t.equal(warned.length, 1, `one warn line (${JSON.stringify(warned.map((line) => line.msg))})`);
+  });
+}
