@@ -8,13 +8,11 @@
 import { maxHeaderSize } from 'node:http';
 import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
 import type { Metrics } from '../metrics/registry.js';
 import { countCaDenial } from './denial-reasons.js';
-import { expectationError } from '../http/expectation.js';
-import { sendError } from '../http/status.js';
+import { refuseUnmetExpectations } from '../http/expectation.js';
 
 export function answerParserRefusals(server: Server, limits: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number }, metrics: Metrics, logger: Logger): void {
   const handshaken = new WeakSet<Socket>();
@@ -35,11 +33,5 @@ export function answerParserRefusals(server: Server, limits: { readonly headersT
     logger.debug({ code: err.code, remoteAddress: socket.remoteAddress }, 'CA request refused by the HTTP parser');
   });
   refuseConnectMethod(server, 'GET, HEAD, POST', (refusal) => countCaDenial(metrics, refusal.code));
-  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    const refusal = expectationError(req);
-    countCaDenial(metrics, refusal.code);
-    // its body is not read: the connection closes, as after any refusal before the body (server.ts)
-    if (!req.complete) res.setHeader('connection', 'close');
-    sendError(res, refusal);
-  });
+  refuseUnmetExpectations(server, (refusal) => countCaDenial(metrics, refusal.code));
 }

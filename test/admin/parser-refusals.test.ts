@@ -1,6 +1,7 @@
 // What the admin port's HTTP/1.1 parser refuses (a broken header line, a head over Node's
-// limit, Content-Length beside Transfer-Encoding) is answered as every admin error is: a
-// status with a JSON body {error, message} and x-meshcar-error, then the connection closes.
+// limit, Content-Length beside Transfer-Encoding), and an Expect it cannot meet, are answered as
+// every admin error is: a status with a JSON body {error, message} and x-meshcar-error, then the
+// connection closes.
 // Node's own answers are bare (no body), which is what this port gave. Raw sockets against a
 // real admin server in this process.
 
@@ -46,6 +47,8 @@ t.test('parser refusals on the admin port: JSON, coded, closed', async (t) => {
     ['Content-Length beside Transfer-Encoding', 'POST /reload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'bad_request'],
     // Node drops a CONNECT without a word when nothing listens for 'connect'
     ['CONNECT', 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n', 405, 'method_not_allowed'],
+    // Node answers an Expect it cannot meet with a bare 417; its body unread, the connection closes
+    ['Expect: foo', 'POST /reload HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: foo\r\nContent-Length: 5\r\n\r\n', 417, 'expectation_failed'],
   ];
   for (const [what, bytes, status, code] of cases) {
     const { text, closed } = await exchange(admin.port, bytes);
