@@ -77,7 +77,7 @@ export class UpstreamAgent extends http2wrapper.Agent {
   override async createConnection(origin: URL): Promise<TLSSocket> {
     const endpoint = this.endpointFor(origin.host);
     if (!endpoint) throw new MeshcarError('upstream_unavailable', `${origin.host} is no longer an endpoint`);
-    // the pool's current value, as the meshcar codec reads it: a reloaded `timeout` reaches new dials
+    // the pool's current value, as the meshcar codec reads it: a reloaded `connectTimeout` (or `timeout`) reaches new dials
     const ms = this.connectTimeoutMs();
     const socket = await dialHttp2(endpoint, { ...this.tlsOptions, timeoutMs: ms }, this.tickets);
     Object.defineProperty(socket, 'getPeerX509Certificate', { value: hiddenPeerX509, configurable: true });
