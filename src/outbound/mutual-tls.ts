@@ -72,17 +72,17 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
     const onTimeout = () => fail(Object.assign(new Error(`connecting to ${endpoint.key} timed out`), { code: 'ETIMEDOUT' }));
     const onSecure = () => {
       cleanup();
-      socket.setTimeout(0);
       resolve(socket);
     };
     const cleanup = () => {
+      clearTimeout(timer);
       socket.off('secureConnect', onSecure);
       socket.off('error', fail);
-      socket.off('timeout', onTimeout);
     };
     socket.once('secureConnect', onSecure);
     socket.once('error', fail);
-    socket.setTimeout(options.timeoutMs, onTimeout);
+    // a bound from the dial's start, not an idle timer: bytes trickling in must not stretch it
+    const timer = setTimeout(onTimeout, options.timeoutMs);
   });
 }
 
@@ -121,6 +121,7 @@ export function endpointOfSocket(socket: unknown): UpstreamEndpoint | undefined 
  */
 export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn'>, tickets: Map<string, Buffer>): Promise<TLSSocket> {
   const key = endpoint.key;
+  const deadline = performance.now() + options.timeoutMs;
   let socket: TLSSocket;
   for (let attempt = 1; ; attempt++) {
     const presented = options.identity.current();
@@ -137,7 +138,8 @@ export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsCon
       tickets.set(key, ticket);
     };
     try {
-      socket = await connectMutualTls(endpoint, { ...options, alpn: H2_ONLY, session, onTicket });
+      // a dial again after a rotation has what is left of the bound (at least 1 ms: then it times out)
+      socket = await connectMutualTls(endpoint, { ...options, timeoutMs: Math.max(1, deadline - performance.now()), alpn: H2_ONLY, session, onTicket });
     } catch (err) {
       tickets.delete(key);
       throw err;
@@ -163,6 +165,11 @@ export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsCon
 }
 
 const H2_ONLY: readonly string[] = ['h2'];
+
+/** Why a dial failed after its TLS handshake: the bound (TLS included) passed with no SETTINGS. */
+export function settingsLate(key: string, timeoutMs: number): string {
+  return `${key} sent no HTTP/2 SETTINGS within the ${timeoutMs} ms connect timeout (TLS handshake included)`;
+}
 
 /** Notes which endpoint a socket was dialled to (read back by endpointOfSocket). */
 export function markEndpoint(socket: TLSSocket, endpoint: UpstreamEndpoint): void {
