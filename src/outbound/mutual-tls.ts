@@ -69,7 +69,12 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
       socket.destroy();
       reject(withPeerCertificate(err, socket));
     };
-    const onTimeout = () => fail(Object.assign(new Error(`connecting to ${endpoint.key} timed out`), { code: 'ETIMEDOUT' }));
+    // which step stalled tells a host that drops SYNs (down, a firewall) from a process that
+    // takes connections and never answers them (hung, half dead)
+    const onTimeout = () => {
+      const stalled = (tcp ?? socket).connecting ? `no TCP connection to ${endpoint.key}` : `${endpoint.key} took the TCP connection but did not finish the TLS handshake`;
+      fail(Object.assign(new Error(`${stalled} within ${options.timeoutMs} ms (the connect timeout)`), { code: 'ETIMEDOUT' }));
+    };
     const onSecure = () => {
       cleanup();
       resolve(socket);
@@ -139,7 +144,8 @@ export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsCon
     };
     try {
       // a dial again after a rotation has what is left of the bound (at least 1 ms: then it times out)
-      socket = await connectMutualTls(endpoint, { ...options, timeoutMs: Math.max(1, deadline - performance.now()), alpn: H2_ONLY, session, onTicket });
+      const timeoutMs = attempt === 1 ? options.timeoutMs : Math.max(1, Math.round(deadline - performance.now()));
+      socket = await connectMutualTls(endpoint, { ...options, timeoutMs, alpn: H2_ONLY, session, onTicket });
     } catch (err) {
       tickets.delete(key);
       throw err;

@@ -8,6 +8,8 @@
 
 import t from 'tap';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -138,6 +140,40 @@ t.test('a reload that lowers connectTimeout reaches the next dial and leaves the
   t.ok(res.ms < 1500, `answered after ${Math.round(res.ms)} ms`);
   t.same(await connectionsTo(frontend.process.child.pid as number, orders.inboundPort), [session], 'the session to orders is the one open before the reloads');
   t.equal((await timed(frontend.outboundPort, 'orders')).status, 200, 'and still carries requests');
+});
+
+// a host that drops SYNs (down, a firewall): a listener whose accept queue is full and that
+// never accepts (python: Node accepts every connection itself), so further SYNs go unanswered
+const SYN_HOLE = [
+  'import socket, time',
+  "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
+  'port = s.getsockname()[1]; fill = []',
+  'for i in range(3):',
+  '    c = socket.socket(); c.setblocking(False); fill.append(c)',
+  "    try: c.connect(('127.0.0.1', port))",
+  '    except BlockingIOError: pass',
+  'print(port, flush=True); time.sleep(60)',
+].join('\n');
+
+t.test('the 503 tells an endpoint that takes no TCP connection from one that never finishes TLS', async (t) => {
+  const python = spawn('python3', ['-c', SYN_HOLE], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => void python.kill());
+  const [line] = (await once(python.stdout, 'data')) as [Buffer];
+  const synHole = Number(line.toString().trim());
+  const frontend = await startSidecar(mesh.ca, {
+    service: 'frontend',
+    upstreams: [
+      { name: 'down', endpoints: [`127.0.0.1:${synHole}`], identity: ORDERS_ID, timeout: '3s', connectTimeout: '300ms' },
+      { name: 'hung', endpoints: [`127.0.0.1:${hole.port}`], identity: ORDERS_ID, timeout: '3s', connectTimeout: '300ms' },
+    ],
+  });
+  t.teardown(() => frontend.stop('SIGKILL'));
+  const down = await timed(frontend.outboundPort, 'down');
+  t.equal(down.status, 503, down.body);
+  t.match(down.body, `no TCP connection to 127.0.0.1:${synHole} within 300 ms (the connect timeout)`);
+  const hung = await timed(frontend.outboundPort, 'hung');
+  t.equal(hung.status, 503, hung.body);
+  t.match(hung.body, `127.0.0.1:${hole.port} took the TCP connection but did not finish the TLS handshake within 300 ms (the connect timeout)`);
 });
 
 t.test('meshcar check refuses a bad connectTimeout with one line naming the key and the file', async (t) => {
