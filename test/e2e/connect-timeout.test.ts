@@ -3,8 +3,9 @@
 // accepts TCP and never answers TLS (a hung process, a half-dead host) a request that met it
 // went on to the healthy endpoint only when min(timeout, 10 s) had passed: with `timeout: 3s`
 // it had no time left and got 504 beside a healthy endpoint. Real sidecars and our CA, both
-// codecs; a bad value is refused by `check` and by a reload (the old config kept), and a
-// reload that lowers it reaches the next dial while the open sessions stay.
+// codecs; a bad value is refused by `check` and by a reload (the old config kept), a reload
+// that lowers it reaches the next dial while the open sessions stay, and a dial that runs out
+// says whether the TCP connection or the TLS handshake stalled.
 
 import t from 'tap';
 import net from 'node:net';
@@ -136,8 +137,8 @@ t.test('a reload that lowers connectTimeout reaches the next dial and leaves the
   const res = await timed(frontend.outboundPort, 'hole');
   t.equal(res.status, 503, `the dial to the black hole gave up: ${res.body}`);
   t.match(res.body, /upstream_unavailable/);
-  // its dial and a retry's, each 300 ms (2 s each under the old value)
-  t.ok(res.ms < 1500, `answered after ${Math.round(res.ms)} ms`);
+  // its dial and its retries', 300 ms each (about 1 s in all); under the old value the first alone took 2 s
+  t.ok(res.ms < 1900, `answered after ${Math.round(res.ms)} ms`);
   t.same(await connectionsTo(frontend.process.child.pid as number, orders.inboundPort), [session], 'the session to orders is the one open before the reloads');
   t.equal((await timed(frontend.outboundPort, 'orders')).status, 200, 'and still carries requests');
 });
