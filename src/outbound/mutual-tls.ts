@@ -72,8 +72,10 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
     // which step stalled tells a host that drops SYNs (down, a firewall) from a process that
     // takes connections and never answers them (hung, half dead)
     const onTimeout = () => {
-      const stalled = (tcp ?? socket).connecting ? `no TCP connection to ${endpoint.key}` : `${endpoint.key} took the TCP connection but did not finish the TLS handshake`;
-      fail(Object.assign(new Error(`${stalled} within ${options.timeoutMs} ms (the connect timeout)`), { code: 'ETIMEDOUT' }));
+      const connected = !(tcp ?? socket).connecting;
+      const stalled = connected ? `${endpoint.key} took the TCP connection but did not finish the TLS handshake` : `no TCP connection to ${endpoint.key}`;
+      // a stalled handshake is a TLS failure (counted and in /debug/tls, as a caller's on the inbound); no connection is none
+      fail(Object.assign(new Error(`${stalled} within ${options.timeoutMs} ms (the connect timeout)`), { code: 'ETIMEDOUT' }, connected ? { tlsReason: 'handshake_timeout' as const } : {}));
     };
     const onSecure = () => {
       cleanup();

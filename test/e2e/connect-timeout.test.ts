@@ -175,6 +175,14 @@ t.test('the 503 tells an endpoint that takes no TCP connection from one that nev
   const hung = await timed(frontend.outboundPort, 'hung');
   t.equal(hung.status, 503, hung.body);
   t.match(hung.body, `127.0.0.1:${hole.port} took the TCP connection but did not finish the TLS handshake within 300 ms (the connect timeout)`);
+  // the stalled handshake is a TLS failure, as a caller's is on the inbound; no TCP connection is none
+  const { failures } = JSON.parse((await frontend.admin('/debug/tls')).body) as { failures: Array<{ direction: string; peer: string; reason: string; message: string }> };
+  const stalled = failures.filter((f) => f.peer === `127.0.0.1:${hole.port}`);
+  t.ok(stalled.length > 0 && stalled.every((f) => f.direction === 'outbound' && f.reason === 'handshake_timeout'), `/debug/tls: ${JSON.stringify(failures)}`);
+  t.match(stalled[0]?.message, /the server took the TCP connection and never finished the TLS handshake within the connect timeout/);
+  t.equal(failures.filter((f) => f.peer === `127.0.0.1:${synHole}`).length, 0, 'no entry for the endpoint that took no TCP connection');
+  const metrics = (await frontend.admin('/metrics')).body;
+  t.match(metrics, /^meshcar_tls_handshake_failures_total\{direction="outbound",reason="handshake_timeout"\} [1-9]/m, 'counted');
 });
 
 t.test('meshcar check refuses a bad connectTimeout with one line naming the key and the file', async (t) => {
