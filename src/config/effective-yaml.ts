@@ -10,7 +10,7 @@ import { formatHostPort, type HostPort } from './address.js';
 import type { OpenApiConfig } from './openapi-config.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import { DEFAULT_INBOUND_IDLE_TIMEOUT_MS, DEFAULT_INBOUND_LIMITS, DEFAULT_INBOUND_MAX_SESSION_AGE_MS, type InboundConfig, type RateSpec } from './inbound-config.js';
-import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from './fields.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from './fields.js';
 import type { UpstreamConfig } from './outbound-config.js';
 import { DEFAULT_CIRCUIT, DEFAULT_DECAY_MS, DEFAULT_OUTLIER, DEFAULT_RETRIES } from './upstream-policy-config.js';
 
@@ -86,6 +86,7 @@ function upstreamView(u: UpstreamConfig): Record<string, unknown> {
     endpoints: u.endpoints.map((e) => (e.kind === 'dns' ? `dns:${e.host}:${e.port}` : hostPort(e))),
     identity: u.identity,
     timeout: duration(u.timeoutMs),
+    connectTimeout: duration(u.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS),
     routes: u.routes,
     idleTimeout: duration(u.idleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS),
     tunnelIdleTimeout: duration(u.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS),

@@ -13,6 +13,19 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** `timeout` when not written, for the inbound side and for each upstream alike. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
+/**
+ * An upstream's `connectTimeout` when not written: Envoy's connect_timeout default. The bound of
+ * one dial (TCP, TLS, the peer's first SETTINGS), never longer than the upstream's `timeout`.
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** Below this even a loopback handshake on a busy host would time out: every dial would fail. */
+export const MIN_CONNECT_TIMEOUT_MS = 10;
+/**
+ * A dial still unfinished after a minute will not finish (Linux gives up on an unanswered SYN
+ * after about two); a request waits on one endpoint up to four connect timeouts
+ * (pool-failover.ts), so a longer one only holds requests back.
+ */
+export const MAX_CONNECT_TIMEOUT_MS = 60_000;
 /** WebSocket tunnels idle this long close, either side, when `tunnelIdleTimeout` is not written: Envoy's stream idle default. */
 export const DEFAULT_TUNNEL_IDLE_TIMEOUT_MS = 3_600_000;
 

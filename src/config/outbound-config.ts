@@ -4,7 +4,7 @@
 // balanced, retried and cut off is read in upstream-policy-config.ts.
 
 import { type Endpoint, formatHostPort, type HostPort, parseEndpoint, reachesListener } from './address.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readSpiffeId, readTimeout } from './fields.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_CONNECT_TIMEOUT_MS, MIN_CONNECT_TIMEOUT_MS, readDuration, readListenAddress, readSpiffeId, readTimeout } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
 import {
   type BalancerConfig,
@@ -20,7 +20,7 @@ import type { YamlValue } from './yaml-value.js';
 
 /** The keys of the maps read here (src/config/misplaced-keys.ts tells a key written elsewhere where it goes). */
 export const OUTBOUND_KEYS: readonly string[] = ['listen', 'upstreams', 'dnsRefresh'];
-export const UPSTREAM_KEYS: readonly string[] = ['endpoints', 'identity', 'timeout', 'routes', 'idleTimeout', 'tunnelIdleTimeout', 'retries', 'balancer', 'circuitBreaker', 'outlierDetection', 'openapi'];
+export const UPSTREAM_KEYS: readonly string[] = ['endpoints', 'identity', 'timeout', 'connectTimeout', 'routes', 'idleTimeout', 'tunnelIdleTimeout', 'retries', 'balancer', 'circuitBreaker', 'outlierDetection', 'openapi'];
 
 export interface UpstreamConfig {
   /** Lower-case; the app's Host header (port left off) is matched against it case-insensitively. */
@@ -30,6 +30,12 @@ export interface UpstreamConfig {
   readonly identity: string;
   /** The wait for the response head, from the end of the request body; 0: none (the idle timeout alone). */
   readonly timeoutMs: number;
+  /**
+   * The bound of one dial to an endpoint (TCP, TLS, the peer's first SETTINGS), as Envoy's
+   * connect_timeout; the dial's bound is the shorter of it and a non-zero `timeoutMs`.
+   * Default 5 s (DEFAULT_CONNECT_TIMEOUT_MS, fields.ts).
+   */
+  readonly connectTimeoutMs?: number;
   /** Route templates such as `/charges/{id}`, for metric labels. */
   readonly routes: readonly string[];
   /** No bytes either way on a request's stream for this long: 504 (or a cut once the answer started). Default 5 min. */
@@ -113,6 +119,7 @@ function readUpstream(value: YamlValue, name: string, trustDomain: string | unde
   const endpoints = map.required('endpoints', (v) => v.listOf((e) => readEndpoint(e, listen), 'list at least one endpoint (host:port or dns:NAME:PORT)'));
   const identity = map.required('identity', (v) => readSpiffeId(v, trustDomain));
   const timeoutMs = map.optional('timeout', readTimeout, DEFAULT_REQUEST_TIMEOUT_MS);
+  const connectTimeoutMs = map.optional('connectTimeout', (v) => readDuration(v, { minMs: MIN_CONNECT_TIMEOUT_MS, maxMs: MAX_CONNECT_TIMEOUT_MS }), undefined);
   const routes = map.optional('routes', (v) => v.listOf(readRoute), []);
   // left out when not written: the outbound side applies the defaults (idle 5m, retries as below)
   const idleTimeoutMs = map.optional('idleTimeout', readDuration, undefined);
@@ -125,13 +132,14 @@ function readUpstream(value: YamlValue, name: string, trustDomain: string | unde
   if (map.has('openapi') && !openapi) return undefined;
   if (!endpoints || !identity || timeoutMs === undefined || !routes) return undefined;
   if ((map.has('idleTimeout') && idleTimeoutMs === undefined) || (map.has('retries') && !retries)) return undefined;
-  if (map.has('tunnelIdleTimeout') && tunnelIdleTimeoutMs === undefined) return undefined;
+  if ((map.has('tunnelIdleTimeout') && tunnelIdleTimeoutMs === undefined) || (map.has('connectTimeout') && connectTimeoutMs === undefined)) return undefined;
   if ((map.has('balancer') && !balancer) || (map.has('circuitBreaker') && !circuitBreaker) || (map.has('outlierDetection') && !outlierDetection)) return undefined;
   return {
     name,
     endpoints,
     identity,
     timeoutMs,
+    ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
     routes,
     ...(idleTimeoutMs !== undefined ? { idleTimeoutMs } : {}),
     ...(tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs } : {}),

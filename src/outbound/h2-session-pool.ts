@@ -22,7 +22,7 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { SessionPolicy } from './session-lifecycle.js';
-import { dialHttp2 } from './mutual-tls.js';
+import { dialHttp2, settingsLate } from './mutual-tls.js';
 import { isSessionClosingError } from './upstream-errors.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
 import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
@@ -151,13 +151,15 @@ export class H2SessionPool {
   private async dial(endpoint: UpstreamEndpoint): Promise<H2Connection> {
     const key = endpoint.key;
     const timeoutMs = this.options.connectTimeoutMs();
+    // one bound for the whole dial: a peer that finished TLS just in time gets no second one for its SETTINGS
+    const deadline = performance.now() + timeoutMs;
     const socket = await dialHttp2(endpoint, { identity: this.options.identity, checkServerIdentity: this.options.checkServerIdentity, timeoutMs }, this.tickets);
     if (this.closed) {
       socket.destroy();
       throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
     }
     const conn = new H2Connection(socket, { role: 'client', sensitiveHeaders: SENSITIVE_HEADERS, observer: h2SessionObserver('outbound', this.options.observer, this.options.logger, this.options.upstream, key, ABUSE_CLOSES) });
-    // the peer's SETTINGS tell how many streams a session takes: wait for them, within the budget
+    // the peer's SETTINGS tell how many streams a session takes: wait for them, within what is left of the bound
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error) => {
         clearTimeout(timer);
@@ -171,8 +173,8 @@ export class H2SessionPool {
       const onClose = (reason: string) => done(Object.assign(new Error(`${key} closed the HTTP/2 connection before its SETTINGS (${reason})`), { code: 'ECONNRESET', closedBeforeSettings: true }));
       const timer = setTimeout(() => {
         conn.destroy();
-        done(Object.assign(new Error(`${key} sent no HTTP/2 SETTINGS within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-      }, timeoutMs);
+        done(Object.assign(new Error(settingsLate(key, timeoutMs)), { code: 'ETIMEDOUT' }));
+      }, Math.max(0, deadline - performance.now()));
       conn.on('connect', onConnect);
       conn.on('close', onClose);
     });

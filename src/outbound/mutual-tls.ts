@@ -69,20 +69,27 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
       socket.destroy();
       reject(withPeerCertificate(err, socket));
     };
-    const onTimeout = () => fail(Object.assign(new Error(`connecting to ${endpoint.key} timed out`), { code: 'ETIMEDOUT' }));
+    // which step stalled tells a host that drops SYNs (down, a firewall) from a process that
+    // takes connections and never answers them (hung, half dead)
+    const onTimeout = () => {
+      const connected = !(tcp ?? socket).connecting;
+      const stalled = connected ? `${endpoint.key} took the TCP connection but did not finish the TLS handshake` : `no TCP connection to ${endpoint.key}`;
+      // a stalled handshake is a TLS failure (counted and in /debug/tls, as a caller's on the inbound); no connection is none
+      fail(Object.assign(new Error(`${stalled} within ${options.timeoutMs} ms (the connect timeout)`), { code: 'ETIMEDOUT' }, connected ? { tlsReason: 'handshake_timeout' as const } : {}));
+    };
     const onSecure = () => {
       cleanup();
-      socket.setTimeout(0);
       resolve(socket);
     };
     const cleanup = () => {
+      clearTimeout(timer);
       socket.off('secureConnect', onSecure);
       socket.off('error', fail);
-      socket.off('timeout', onTimeout);
     };
     socket.once('secureConnect', onSecure);
     socket.once('error', fail);
-    socket.setTimeout(options.timeoutMs, onTimeout);
+    // a bound from the dial's start, not an idle timer: bytes trickling in must not stretch it
+    const timer = setTimeout(onTimeout, options.timeoutMs);
   });
 }
 
@@ -121,6 +128,7 @@ export function endpointOfSocket(socket: unknown): UpstreamEndpoint | undefined 
  */
 export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsConnectOptions, 'session' | 'onTicket' | 'alpn'>, tickets: Map<string, Buffer>): Promise<TLSSocket> {
   const key = endpoint.key;
+  const deadline = performance.now() + options.timeoutMs;
   let socket: TLSSocket;
   for (let attempt = 1; ; attempt++) {
     const presented = options.identity.current();
@@ -137,7 +145,9 @@ export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsCon
       tickets.set(key, ticket);
     };
     try {
-      socket = await connectMutualTls(endpoint, { ...options, alpn: H2_ONLY, session, onTicket });
+      // a dial again after a rotation has what is left of the bound (at least 1 ms: then it times out)
+      const timeoutMs = attempt === 1 ? options.timeoutMs : Math.max(1, Math.round(deadline - performance.now()));
+      socket = await connectMutualTls(endpoint, { ...options, timeoutMs, alpn: H2_ONLY, session, onTicket });
     } catch (err) {
       tickets.delete(key);
       throw err;
@@ -163,6 +173,11 @@ export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsCon
 }
 
 const H2_ONLY: readonly string[] = ['h2'];
+
+/** Why a dial failed after its TLS handshake: the bound (TLS included) passed with no SETTINGS. */
+export function settingsLate(key: string, timeoutMs: number): string {
+  return `${key} sent no HTTP/2 SETTINGS within the ${timeoutMs} ms connect timeout (TLS handshake included)`;
+}
 
 /** Notes which endpoint a socket was dialled to (read back by endpointOfSocket). */
 export function markEndpoint(socket: TLSSocket, endpoint: UpstreamEndpoint): void {

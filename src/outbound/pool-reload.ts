@@ -1,16 +1,14 @@
 // A live reload of one upstream's pool (upstream-pool.ts): whether a reloaded config can run on
 // the pool as it is (keeping its sessions, endpoint health and load estimates), and the settings
-// then changed in place (endpoints, timeouts, the connect bound, retries, circuit breaker). Separate from
-// the pool's request path: this runs once per reload, never per request. Plain functions of the
-// pool, as the other pool-*.ts.
+// then changed in place (endpoints, timeouts, the connect bound and the first lookup's wait,
+// retries, circuit breaker). Separate from the pool's request path: this runs once per reload,
+// never per request. Plain functions of the pool, as the other pool-*.ts.
 
-import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from '../config/fields.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from '../config/fields.js';
 import type { UpstreamConfig } from '../config/outbound-config.js';
 import { CIRCUIT_DEFAULTS } from './balancer.js';
 import { DEFAULT_IDLE_TIMEOUT_MS, RetryPolicy } from './retry.js';
 import type { UpstreamPool } from './upstream-pool.js';
-
-const CONNECT_TIMEOUT_CAP_MS = 10_000;
 
 /**
  * Whether a reloaded config for this upstream can run on this pool (and keep its sessions):
@@ -39,12 +37,33 @@ export function reconfigure(pool: UpstreamPool, next: UpstreamConfig): void {
   pool.timeoutMs = next.timeoutMs;
   pool.idleTimeoutMs = next.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   pool.tunnelIdleTimeoutMs = next.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
-  pool.connectMs = connectMsOf(next.timeoutMs);
+  // read per dial and per wait: new dials take it, open sessions are not touched
+  pool.connectMs = connectMsOf(next);
+  pool.lookupWaitMs = lookupWaitMsOf(next.timeoutMs);
   pool.circuit = next.circuitBreaker ?? CIRCUIT_DEFAULTS;
   if (JSON.stringify(prev.retries) !== JSON.stringify(next.retries)) pool.retry = new RetryPolicy(next.name, next.retries, pool.deps.observer);
 }
 
-/** The connect bound of an upstream: its timeout, at most 10 s; timeout 0 (no response-head deadline) still dials within 10 s. */
-export function connectMsOf(timeoutMs: number): number {
-  return timeoutMs > 0 ? Math.min(timeoutMs, CONNECT_TIMEOUT_CAP_MS) : CONNECT_TIMEOUT_CAP_MS;
+/**
+ * The connect bound of an upstream: its `connectTimeout` (5 s when not written), and never
+ * longer than its `timeout`, which bounds the whole wait for the answer anyway (a dial outliving
+ * it would have nobody left to carry); `timeout: 0` (no response-head deadline) leaves
+ * `connectTimeout` alone.
+ */
+export function connectMsOf(config: Pick<UpstreamConfig, 'timeoutMs' | 'connectTimeoutMs'>): number {
+  const connectMs = config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  return config.timeoutMs > 0 ? Math.min(config.timeoutMs, connectMs) : connectMs;
+}
+
+/** The longest a request waits for a first DNS lookup when `timeout` (0 included) does not say less. */
+const LOOKUP_WAIT_CAP_MS = 10_000;
+
+/**
+ * How long a request that finds no address of its upstream known waits for the lookup in
+ * progress (first-addresses.ts): its timeout, at most 10 s (10 s with timeout 0). Not the
+ * connect bound: a lookup is not a dial to an endpoint, and a short `connectTimeout` (meant to
+ * leave a dead endpoint quickly) would fail every request that came during a slow first lookup.
+ */
+export function lookupWaitMsOf(timeoutMs: number): number {
+  return timeoutMs > 0 ? Math.min(timeoutMs, LOOKUP_WAIT_CAP_MS) : LOOKUP_WAIT_CAP_MS;
 }

@@ -20,7 +20,7 @@
 //   request; this agent serves one upstream with fixed options, so the key is constant.
 // - SETTINGS within the connect timeout: http2-wrapper (timeout 0) waits for the peer's first
 //   SETTINGS for ever, and every request queued on that session with it. A socket whose
-//   session has not got them connectTimeoutMs after the handshake is destroyed, which rejects
+//   session has not got them connectTimeoutMs after the dial began is destroyed, which rejects
 //   the session's waiting requests (an endpoint that completes TLS and then says nothing).
 // - Waiting requests can be given up (a StreamWait's token: the requester went away, or the
 //   wait's bound passed): a cancelled one is never handed a session nor queued for another one.
@@ -34,7 +34,7 @@ import { MeshcarError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
-import { dialHttp2, endpointOfSocket, markEndpoint, type TlsConnectOptions } from './mutual-tls.js';
+import { dialHttp2, endpointOfSocket, markEndpoint, settingsLate, type TlsConnectOptions } from './mutual-tls.js';
 import type { WaitToken } from './stream-wait.js';
 
 export interface UpstreamAgentOptions {
@@ -77,8 +77,10 @@ export class UpstreamAgent extends http2wrapper.Agent {
   override async createConnection(origin: URL): Promise<TLSSocket> {
     const endpoint = this.endpointFor(origin.host);
     if (!endpoint) throw new MeshcarError('upstream_unavailable', `${origin.host} is no longer an endpoint`);
-    // the pool's current value, as the meshcar codec reads it: a reloaded `timeout` reaches new dials
+    // the pool's current value, as the meshcar codec reads it: a reloaded `connectTimeout` (or `timeout`) reaches new dials
     const ms = this.connectTimeoutMs();
+    // one bound for the whole dial: a peer that finished TLS just in time gets no second one for its SETTINGS
+    const deadline = performance.now() + ms;
     const socket = await dialHttp2(endpoint, { ...this.tlsOptions, timeoutMs: ms }, this.tickets);
     Object.defineProperty(socket, 'getPeerX509Certificate', { value: hiddenPeerX509, configurable: true });
     // the session's origin, as http2-wrapper reads it at SETTINGS: with no server name (none is
@@ -92,8 +94,8 @@ export class UpstreamAgent extends http2wrapper.Agent {
     socket.on('error', ignore);
     const timer = setTimeout(() => {
       // the session sees its socket fail with this error and rejects the requests waiting on it
-      socket.destroy(Object.assign(new Error(`${endpoint.key} sent no HTTP/2 SETTINGS within ${ms} ms`), { code: 'ETIMEDOUT' }));
-    }, ms);
+      socket.destroy(Object.assign(new Error(settingsLate(endpoint.key, ms)), { code: 'ETIMEDOUT' }));
+    }, Math.max(0, deadline - performance.now()));
     timer.unref();
     (socket as SocketWithTimer)[kSettingsTimer] = timer;
     socket.once('close', () => settled(socket));

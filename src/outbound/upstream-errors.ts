@@ -86,7 +86,8 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
       tlsReason: undefined,
     };
   }
-  const tlsReason: TlsFailureReason | undefined = classifyTlsErrorCode(code);
+  // a handshake that timed out names itself (mutual-tls.ts): its code is ETIMEDOUT, as a TCP connect's
+  const tlsReason: TlsFailureReason | undefined = (err as { tlsReason?: TlsFailureReason } | null)?.tlsReason ?? classifyTlsErrorCode(code);
   return {
     error: new MeshcarError('upstream_unavailable', `could not reach ${endpoint}: ${describeError(err)}`, { cause: err }),
     tlsReason,

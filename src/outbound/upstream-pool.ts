@@ -32,7 +32,7 @@ import { BALANCER_DEFAULTS, CIRCUIT_DEFAULTS, EndpointHealth, OUTLIER_DEFAULTS }
 import type { CircuitBreakerConfig } from '../config/upstream-policy-config.js';
 import { countStream, streamClosedListener, streamRespondedListener, type StreamClosed, type StreamResponded } from './pool-counting.js';
 import { badRequest, endpointFailed, openSlowly } from './pool-failover.js';
-import { connectMsOf } from './pool-reload.js';
+import { connectMsOf, lookupWaitMsOf } from './pool-reload.js';
 import { adopt, closeIfRemoved, freeSession, retire, sessionsTrustChanged } from './pool-sessions.js';
 import type { TrustNow, UpstreamPathGuard } from './upstream-trust.js';
 import { StreamWait } from './stream-wait.js';
@@ -111,8 +111,10 @@ export class UpstreamPool {
   config: UpstreamConfig;
   /** Checks an upstream's SPIFFE ID on every dial (sessions here, tunnels in pool-tunnel.ts). */
   readonly checkServerIdentity: ReturnType<typeof verifyServerSpiffeId>;
-  /** Bounds TCP connect + TLS, then the peer's SETTINGS (min(timeoutMs, 10 s); 10 s with timeout 0); reconfigure() changes it. */
+  /** Bounds TCP connect + TLS, then the peer's SETTINGS: min(connectTimeout, timeout when not 0) (connectMsOf); reconfigure() changes it. */
   connectMs: number;
+  /** How long a request waits for a first DNS lookup (first-addresses.ts); reconfigure() changes it. */
+  lookupWaitMs: number;
 
   constructor(config: UpstreamConfig, readonly deps: PoolDependencies) {
     this.name = config.name;
@@ -121,7 +123,8 @@ export class UpstreamPool {
     this.idleTimeoutMs = config.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.tunnelIdleTimeoutMs = config.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
     this.retry = new RetryPolicy(config.name, config.retries, deps.observer);
-    this.connectMs = connectMsOf(config.timeoutMs);
+    this.connectMs = connectMsOf(config);
+    this.lookupWaitMs = lookupWaitMsOf(config.timeoutMs);
     this.checkServerIdentity = verifyServerSpiffeId(config.identity);
     const settings = deps.settings;
     const decayMs = config.balancer?.decayMs ?? BALANCER_DEFAULTS.decayMs;

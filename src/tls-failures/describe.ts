@@ -95,6 +95,7 @@ export function failureWords(reason: TlsFailureReason, who: Who, cert: X509Certi
     case 'protocol':
       return protocolWords(code, said);
     case 'handshake_timeout':
+      if (who === 'server') return 'no TLS handshake: the server took the TCP connection and never finished the TLS handshake within the connect timeout (a hung or half-dead process, or something that is no sidecar on its port)';
       return `no TLS handshake within the handshake timeout: the ${who} connected and sent no ClientHello, or stopped halfway (a stuck client, a health check that only opens the port, or a slowloris)`;
     default:
       return refusedOurs(code, who) ?? `TLS handshake failed: ${said || 'no reason given'}`;

@@ -71,6 +71,8 @@ export interface UpstreamSpec {
   readonly endpoints: readonly string[];
   readonly identity: string;
   readonly timeout?: string;
+  /** The upstream's `connectTimeout` (default: none written, the sidecar's 5s). */
+  readonly connectTimeout?: string;
   readonly routes?: readonly string[];
   /** The upstream's `openapi:` value as YAML flow text, e.g. `{spec: FILE, mode: shadow}`. */
   readonly openapi?: string;
@@ -186,6 +188,7 @@ export async function launchSidecar(ca: MeshCa, spec: SidecarSpec): Promise<Laun
     lines.push('outbound:', `  listen: 127.0.0.1:${outboundListen}`, '  upstreams:');
     for (const u of spec.upstreams) {
       lines.push(`    ${u.name}:`, `      endpoints: [${u.endpoints.join(', ')}]`, `      identity: ${u.identity}`, `      timeout: ${u.timeout ?? '5s'}`);
+      if (u.connectTimeout) lines.push(`      connectTimeout: ${u.connectTimeout}`);
       if (u.routes) lines.push(`      routes: [${u.routes.map((r) => JSON.stringify(r)).join(', ')}]`);
       if (u.openapi) lines.push(`      openapi: ${u.openapi}`);
       if (u.outlierDetection) lines.push(`      outlierDetection: ${u.outlierDetection}`);

@@ -239,6 +239,7 @@ export interface UpstreamSpec {
   readonly endpoints: readonly string[];
   readonly identity?: string;
   readonly timeoutMs?: number;
+  readonly connectTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
   readonly tunnelIdleTimeoutMs?: number;
 }
@@ -280,6 +281,7 @@ export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSp
         }),
         identity: u.identity ?? UPSTREAM_ID,
         timeoutMs: u.timeoutMs ?? 5000,
+        ...(u.connectTimeoutMs !== undefined ? { connectTimeoutMs: u.connectTimeoutMs } : {}),
         ...(u.idleTimeoutMs !== undefined ? { idleTimeoutMs: u.idleTimeoutMs } : {}),
         ...(u.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: u.tunnelIdleTimeoutMs } : {}),
         routes: [],
