@@ -74,8 +74,9 @@ t.test('the walk-through, steps 2 to 6, as written', async (t) => {
   for (const [i, block] of sh.entries()) {
     for (const line of block.split('\n').filter((l) => l.trim() !== '')) step(line);
     if (i === 1) {
-      // the sidecars: ready is what the doc's next steps assume (bounded: 30 s)
-      script.push(`for i in $(seq 120); do curl -sf http://127.0.0.1:${ports.get('15000')}/ready >/dev/null && curl -sf http://127.0.0.1:${ports.get('15100')}/ready >/dev/null && break; sleep 0.25; done`);
+      // the sidecars ready and the app listening: what the doc's next steps assume (bounded:
+      // 30 s; a loaded machine was seen starting python after the sidecars were ready)
+      script.push(`for i in $(seq 120); do curl -sf http://127.0.0.1:${ports.get('15000')}/ready >/dev/null && curl -sf http://127.0.0.1:${ports.get('15100')}/ready >/dev/null && curl -s -o /dev/null http://127.0.0.1:${ports.get('8080')}/ && break; sleep 0.25; done`);
     }
     if (i === 3) {
       step('#app serves its own folder', app('/certs/ca/root.key') + ' -o /dev/null -w "%{http_code}"');
