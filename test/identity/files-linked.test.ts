@@ -19,7 +19,7 @@ import type { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 const ID = 'spiffe://mesh.test/svc/orders';
 
 /** Resolves with the next rotation's serial, or rejects after `ms`: a rotation that never comes fails, it does not hang. */
-function nextRotation(identity: WorkloadIdentity, ms = 5_000): Promise<string> {
+function nextRotation(identity: WorkloadIdentity, ms = 15_000): Promise<string> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no rotation within ${ms} ms`)), ms)));
   return Promise.race([once(identity, 'rotated').then(([svid]) => (svid as { serialHex: string }).serialHex), late]).finally(() => clearTimeout(timer));
