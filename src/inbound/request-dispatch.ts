@@ -16,6 +16,7 @@ import { hostFieldProblem } from '../http/host-field.js';
 import { expectationError } from '../http/expectation.js';
 import { mayAnswer, parserRefusal, refusedRequest } from '../http/client-error.js';
 import { rawErrorResponse } from '../http/status.js';
+import { lingeringClose } from '../http/lingering-close.js';
 import { requestIdOf } from '../http/request-id.js';
 import { offersH2c } from '../http/upgrade.js';
 import type { Caller } from './caller.js';
@@ -198,8 +199,9 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
   const response = rawErrorResponse(refusal);
   inbound.logger.debug({ code: err.code, remote: socket.remoteAddress }, 'inbound request refused by the HTTP parser');
   inbound.observer.requestRefused?.(refusedRequest('inbound', (socket as WithCaller)[kCaller]?.peer ?? 'unknown', refusal));
+  // the caller may still be sending the head (or the body) the refusal is about: it gets to read it
   socket.end(response);
-  socket.destroySoon();
+  lingeringClose(socket);
 }
 
 /**
