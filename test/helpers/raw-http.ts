@@ -51,6 +51,18 @@ export async function rawTcpUntilClosed(port: number, bytes: string, ms = 30_000
   return { text, closed };
 }
 
+/** A fresh mTLS connection (ALPN http/1.1) whose received text and close are recorded as they come. */
+export function watchedTlsSocket(port: number, tlsOptions: tls.ConnectionOptions, allowHalfOpen = false): { socket: tls.TLSSocket; text(): string; closed(): boolean } {
+  const socket = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], allowHalfOpen, ...tlsOptions });
+  let text = '';
+  let closed = false;
+  socket.setEncoding('latin1');
+  socket.on('data', (c: string) => (text += c));
+  socket.on('error', () => {});
+  socket.on('close', () => (closed = true));
+  return { socket, text: () => text, closed: () => closed };
+}
+
 /** Sends `bytes` over a fresh plain TCP connection and reads one response. */
 export function rawTcpRequest(port: number, bytes: string | Buffer): Promise<RawResponse> {
   return exchange(net.connect({ host: '127.0.0.1', port }), bytes, 'connect');

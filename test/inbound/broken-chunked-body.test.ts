@@ -5,9 +5,9 @@
 // for the app, which waited for the body's end: no answer until the idle timeout (5 min).
 
 import t from 'tap';
-import tls from 'node:tls';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { startInbound } from '../helpers/inbound-fixture.js';
+import { watchedTlsSocket } from '../helpers/raw-http.js';
 
 /** Polls `ready` every 5 ms for at most `ms`; false if it never held. */
 async function within(ms: number, ready: () => boolean): Promise<boolean> {
@@ -31,17 +31,12 @@ t.test("a caller's chunked body broken mid-way: 400, the app's request cancelled
     ['a trailer Content-Length', '0\r\ncontent-length: 5\r\n\r\n'],
   ] as const) {
     appSaw.length = 0;
-    const socket = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'], ...tlsOptions });
-    let text = '';
-    let closed = false;
-    socket.setEncoding('latin1');
-    socket.on('data', (c: string) => (text += c));
-    socket.on('error', () => {});
-    socket.on('close', () => (closed = true));
+    const { socket, text: received, closed } = watchedTlsSocket(fx.port, tlsOptions);
     socket.on('secureConnect', () => socket.write('POST /upload HTTP/1.1\r\nhost: orders\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n'));
     t.ok(await within(5_000, () => appSaw.includes('data 5')), `${what}: the app has the first chunk`);
     socket.write(broken);
-    t.ok(await within(5_000, () => closed), `${what}: the connection closed at once, not at the idle timeout`);
+    t.ok(await within(5_000, closed), `${what}: the connection closed at once, not at the idle timeout`);
+    const text = received();
     t.match(text, /^HTTP\/1\.1 400 /, `${what}: 400`);
     t.match(text, /\r\nconnection: close\r\n/i, 'Connection: close');
     t.match(text, /\r\n\r\n\{"error":"bad_request","message":"[^"]*HPE_[A-Z_]+/, "bad_request naming the parser's error");
