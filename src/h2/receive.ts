@@ -42,12 +42,15 @@ export class FrameReceiver implements FrameHandler {
         if (isIdle(c, streamId)) throw protocolFault(`DATA on idle stream ${streamId}`);
         // closed: sent before our RST_STREAM (or our final GOAWAY) reached the peer; ignored
         // (RFC 9113 §5.1, §6.8) within what the streams we closed could still carry
-        if (c.lateFrames.data(flowLength, endStream)) return;
+        if (c.lateFrames.data(streamId, flowLength, endStream)) return;
       }
       return streamError(c, streamId, ErrorCode.STREAM_CLOSED, 'stream_closed');
     }
     if (!stream.recvWindow.receive(flowLength)) {
       c.returnCredit(DISCARD, flowLength, false);
+      // the rest of the burst this frame is part of is on the wire already: ignored, not a
+      // STREAM_CLOSED reset (and a MadeYouReset count) per frame (stream-registry.ts)
+      c.lateFrames.overrun(streamId, c.limits.initialWindowSize);
       return streamError(c, streamId, ErrorCode.FLOW_CONTROL_ERROR, 'flow_control_error');
     }
     if (!c.isServer && !stream.headReceived) {

@@ -25,10 +25,17 @@ const LATE_ENDS_PER_STREAM = 5;
  * END_STREAM frames. Late frames spend them; past them, a frame on a closed stream is treated
  * as before (DATA: RST_STREAM STREAM_CLOSED, counted by the MadeYouReset budget; HEADERS: a
  * connection error). So ignoring costs at most what those streams could have carried anyway.
+ * A stream reset for overrunning its window is the exception: the peer sent past the window it
+ * had, so the rest of that burst is already on the wire beyond anything the window says. That
+ * stream alone (the latest one so reset: one slot, nothing kept per stream) may still carry one
+ * stream window more, as nghttp2 and Go ignore such frames; the reset that granted it was counted.
  */
 export class LateFrameAllowance {
   private bytes = 0;
   private ends = 0;
+  /** The stream last reset for a flow-control overrun (0: none), and what it may still carry. */
+  private overrunStream = 0;
+  private overrunBytes = 0;
 
   /** A stream the peer has not ended is closed (reset, refused, after GOAWAY): `window` bytes it may still send. */
   expect(window: number): void {
@@ -36,8 +43,23 @@ export class LateFrameAllowance {
     this.ends += LATE_ENDS_PER_STREAM;
   }
 
+  /** `streamId` was reset for overrunning its window: the rest of the peer's burst on it, up to `window` bytes, is ignored. */
+  overrun(streamId: number, window: number): void {
+    this.overrunStream = streamId;
+    this.overrunBytes = window;
+  }
+
   /** DATA on a closed stream: true if it is within what closed streams may still carry (spent). */
-  data(flowLength: number, endStream: boolean): boolean {
+  data(streamId: number, flowLength: number, endStream: boolean): boolean {
+    if (streamId === this.overrunStream) {
+      if (flowLength <= this.overrunBytes) {
+        this.overrunBytes -= flowLength;
+        // the burst's end: nothing more may follow on it
+        if (endStream) this.overrunStream = 0;
+        return true;
+      }
+      this.overrunStream = 0;
+    }
     if (flowLength > this.bytes || (endStream && this.ends === 0)) return false;
     this.bytes -= flowLength;
     if (endStream) this.ends--;

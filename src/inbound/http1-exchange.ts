@@ -53,6 +53,8 @@ export class Http1Exchange extends Exchange {
     this.requestHasBody = upgradeHead === undefined && announcesBody(req.headers);
     context.tracker.requestStarted(req.socket);
     bindExchange(res, this);
+    // and its request: a body that breaks mid-way is told to the exchange (request-dispatch.ts)
+    bindExchange(req, this);
     res.on('close', onResponseClose); // fires once; once() would add a closure per request
   }
 

@@ -20,6 +20,7 @@ import { listenFailed, MeshcarError } from '../errors.js';
 import { errorAnswerList } from '../http/status.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
 import { logListenerErrors } from '../http/listener-errors.js';
+import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 import type { H2Limits, HeadersTooLargeAnswer } from '../h2/index.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { H2cApp } from './app-h2c.js';
@@ -157,6 +158,8 @@ export class InboundListener implements Inbound, ExchangeContext {
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(this, err, socket));
     // without a listener Node drops a CONNECT's connection with no answer at all
     this.http1.on('connect', (req: IncomingMessage, socket: Socket) => onConnect(this, req, socket));
+    // an answer that closes the connection while the caller is still sending reaches it (lingering-close.ts)
+    this.http1.on('connection', lingerWhenClosedEarly);
     // This server never listens itself: the TLS listener hands it sockets. Node starts the
     // headersTimeout checks and connection tracking on 'listening', so announce it once.
     this.http1.emit('listening');

@@ -16,11 +16,12 @@ import { hostFieldProblem } from '../http/host-field.js';
 import { expectationError } from '../http/expectation.js';
 import { mayAnswer, parserRefusal, refusedRequest } from '../http/client-error.js';
 import { rawErrorResponse } from '../http/status.js';
+import { lingeringClose } from '../http/lingering-close.js';
 import { requestIdOf } from '../http/request-id.js';
 import { offersH2c } from '../http/upgrade.js';
 import type { Caller } from './caller.js';
 import { DONE, type Exchange } from './exchange.js';
-import { bindExchange } from './exchange-links.js';
+import { bindExchange, exchangeOf } from './exchange-links.js';
 import { startTimers } from './exchange-deadlines.js';
 import { onRequestData } from './exchange-relay.js';
 import type { AppForwarder } from './forwarder.js';
@@ -185,6 +186,17 @@ export function toApp(exchange: Exchange, forwarder: AppForwarder): void {
 
 /** A request Node could not parse (or that outgrew the header limit): answer and close. */
 export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoException, socket: Socket): void {
+  const broken = brokenBodyOf(err, socket);
+  if (broken !== undefined) {
+    // the body of the request in flight broke (a chunk size that is not hex, a trailer Node
+    // refuses): Node tells that request nothing, so it waited for the app, and the app for the
+    // body's end, until the idle timeout. Its exchange answers 400 (or cuts an answer begun) and
+    // cancels the app's request, as the outbound's forwarder does; nothing more is read
+    inbound.tracker.closeWhenIdle(socket);
+    broken.fail('bad_request', parserRefusal(err, { headTooLarge: '' }).message);
+    if (!inbound.tracker.busy(socket)) lingeringClose(socket);
+    return;
+  }
   if (err.code !== 'ECONNRESET' && socket.writable && inbound.tracker.busy(socket)) {
     // pipelined behind a request still unanswered: a refusal written now would be read as that
     // (forwarded) request's answer, so its answer goes out first, then the connection closes
@@ -199,8 +211,17 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
   const response = rawErrorResponse(refusal);
   inbound.logger.debug({ code: err.code, remote: socket.remoteAddress }, 'inbound request refused by the HTTP parser');
   inbound.observer.requestRefused?.(refusedRequest('inbound', (socket as WithCaller)[kCaller]?.peer ?? 'unknown', refusal));
+  // the caller may still be sending the head (or the body) the refusal is about: it gets to read it
   socket.end(response);
-  socket.destroySoon();
+  lingeringClose(socket);
+}
+
+/** The exchange of the request whose body Node's parser was reading when it failed, if there is one. */
+function brokenBodyOf(err: NodeJS.ErrnoException, socket: Socket): Exchange | undefined {
+  if (err.code === 'ECONNRESET') return undefined;
+  const reading = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
+  if (reading === undefined || reading === null || reading.complete) return undefined;
+  return exchangeOf<Exchange>(reading);
 }
 
 /**

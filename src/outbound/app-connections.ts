@@ -16,6 +16,7 @@ import { mayAnswer, parserRefusal } from '../http/client-error.js';
 import { turnOver } from '../http/pipelined-turns.js';
 import { requestIdOf } from '../http/request-id.js';
 import { rawErrorResponse } from '../http/status.js';
+import { lingeringClose } from '../http/lingering-close.js';
 import { LogPerKey, leftOut } from '../log-per-key.js';
 import type { AppHandlers } from './listener.js';
 
@@ -116,8 +117,9 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHea
     return;
   }
   const refusal = parserRefusal(err, { headTooLarge });
+  // the app may still be sending the head (or the body) the refusal is about: it gets to read it
   socket.end(rawErrorResponse(refusal));
-  socket.destroySoon();
+  lingeringClose(socket);
   handlers.refused(refusal);
 }
 

@@ -12,6 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
+import { isLingering } from '../http/lingering-close.js';
 
 /**
  * After a complete answer, how long an unfinished upload may stand still while paused (the
@@ -43,7 +44,9 @@ export function watchUpload(attempt: UploadAttempt): void {
   const up = attempt.upstream;
   const req = attempt.appBody;
   const socket = req.socket;
-  if (socket.destroyed) {
+  // closing after its answer (`Connection: close`), the connection reads no more of the upload:
+  // what it still sends is dropped (src/http/lingering-close.ts)
+  if (socket.destroyed || isLingering(socket)) {
     attempt.cancelUpstream();
     return;
   }

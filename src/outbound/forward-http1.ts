@@ -27,6 +27,7 @@ import { attemptOf, bindAttempt } from './attempt-events.js';
 import { bodyCut } from './attempt-answer.js';
 import { upstreamHeaders } from './attempt-head.js';
 import { watchUpload, type UploadAttempt } from './forward-http1-upload.js';
+import { lingeringClose } from '../http/lingering-close.js';
 
 // Events that fire once are listened to with on(): once() wraps every listener in another
 // closure, and this runs on every request.
@@ -216,7 +217,10 @@ class Http1Attempt extends Attempt implements UploadAttempt {
       this.fail(err);
       return;
     }
-    this.req.socket.destroy();
+    // our answer is whole (a 501 whose chunked body then broke): it still reaches an app that
+    // is sending, as any answer that closes the connection does; one cut short is cut
+    if (this.answerComplete()) lingeringClose(this.req.socket);
+    else this.req.socket.destroy();
   }
 
   sendContinue(): void {

@@ -16,6 +16,7 @@ import { inTurn } from '../http/pipelined-turns.js';
 import { grpcAnswerType, sendStreamError } from '../http/status.js';
 import { headerListSize } from '../http/raw-headers.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
+import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 import { logListenerErrors } from '../http/listener-errors.js';
 import { expectsContinue } from './expect-continue.js';
 import { closeWhenIdle, countOpenStream, openStreams, streamsOpenOn } from './h2c-idle.js';
@@ -102,6 +103,8 @@ export class AppListener {
     });
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes, handlers));
     this.http1.on('connect', onConnect);
+    // an answer that closes the connection while the app is still sending reaches it (lingering-close.ts)
+    this.http1.on('connection', lingerWhenClosedEarly);
     // This server never listens itself: the plain listener hands it sockets. Node starts the
     // headersTimeout checks on 'listening' (without them an unfinished head is never cut), so
     // announce it once, as the inbound does.

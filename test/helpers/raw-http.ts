@@ -51,6 +51,18 @@ export async function rawTcpUntilClosed(port: number, bytes: string, ms = 30_000
   return { text, closed };
 }
 
+/** A fresh mTLS connection (ALPN http/1.1) whose received text and close are recorded as they come. */
+export function watchedTlsSocket(port: number, tlsOptions: tls.ConnectionOptions, allowHalfOpen = false): { socket: tls.TLSSocket; text(): string; closed(): boolean } {
+  const socket = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], allowHalfOpen, ...tlsOptions });
+  let text = '';
+  let closed = false;
+  socket.setEncoding('latin1');
+  socket.on('data', (c: string) => (text += c));
+  socket.on('error', () => {});
+  socket.on('close', () => (closed = true));
+  return { socket, text: () => text, closed: () => closed };
+}
+
 /** Sends `bytes` over a fresh plain TCP connection and reads one response. */
 export function rawTcpRequest(port: number, bytes: string | Buffer): Promise<RawResponse> {
   return exchange(net.connect({ host: '127.0.0.1', port }), bytes, 'connect');
@@ -214,4 +226,58 @@ export async function listening(t: { teardown(fn: () => unknown): void }, server
   t.teardown(closer(server));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return (server.address() as net.AddressInfo).port;
+}
+
+/**
+ * A client that sends its whole request before it reads anything (as Python's http.client,
+ * urllib and requests do: sendall, then recv): `head`, then `bodyBytes` of body, over `socket`
+ * once it is `ready`. Resolves with the status line it then reads ('HTTP/1.1 503 ...'), or with
+ * what ended it first ('write EPIPE', 'write ECONNRESET', 'closed before a status line').
+ */
+export function sendAllThenRead(socket: net.Socket, ready: 'connect' | 'secureConnect', head: string, bodyBytes: number): Promise<string> {
+  return new Promise((resolve) => {
+    let failed: string | undefined;
+    let reading = false;
+    let text = '';
+    const finish = (outcome: string) => {
+      socket.destroy();
+      resolve(outcome);
+    };
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      failed ??= `${reading ? 'read' : 'write'} ${err.code ?? err.message}`;
+      finish(failed);
+    });
+    socket.once(ready, async () => {
+      socket.pause();
+      socket.write(head);
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      for (let sent = 0; sent < bodyBytes && failed === undefined && !socket.destroyed; sent += chunk.length) {
+        if (!socket.write(chunk)) await drainedOrClosed(socket);
+      }
+      // every byte handed to the kernel before the first read
+      if (socket.writableLength > 0 && !socket.destroyed) await drainedOrClosed(socket);
+      if (failed !== undefined || socket.destroyed) return;
+      reading = true;
+      socket.setEncoding('latin1');
+      socket.on('data', (c: string) => {
+        text += c;
+        const line = /^HTTP\/1\.[01] \d{3}[^\r\n]*\r\n/.exec(text);
+        if (line) finish(line[0].trim());
+      });
+      socket.on('end', () => finish(`closed before a status line (read ${JSON.stringify(text.slice(0, 40))})`));
+      socket.resume();
+    });
+  });
+}
+
+function drainedOrClosed(socket: net.Socket): Promise<void> {
+  return new Promise((next) => {
+    const go = () => {
+      socket.off('drain', go);
+      socket.off('close', go);
+      next();
+    };
+    socket.on('drain', go);
+    socket.on('close', go);
+  });
 }

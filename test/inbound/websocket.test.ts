@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { FRONTEND_ID, startInbound, TD } from '../helpers/inbound-fixture.js';
-import { rawTlsUntilClosed } from '../helpers/raw-http.js';
+import { rawTlsUntilClosed, watchedTlsSocket } from '../helpers/raw-http.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const acceptOf = (key: string) => createHash('sha1').update(key + GUID).digest('base64');
@@ -269,18 +269,13 @@ t.test('a refused Upgrade, then a caller that keeps its side open: the inbound l
   });
   t.teardown(() => fx.close());
   const lingering = async (id: string | undefined, path: string) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'], allowHalfOpen: true, ...(await fx.tlsOptions(id)) });
-    let text = '';
-    let closed = false;
-    socket.setEncoding('latin1');
-    socket.on('data', (c: string) => (text += c));
-    socket.on('error', () => {});
-    socket.on('close', () => (closed = true));
+    const watched = watchedTlsSocket(fx.port, await fx.tlsOptions(id), true);
+    const socket = watched.socket;
     await new Promise((resolve) => socket.once('secureConnect', resolve));
     socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
     await new Promise((resolve) => socket.once('end', resolve));
     t.teardown(() => socket.destroy());
-    return { socket, text: () => text, closed: () => closed };
+    return watched;
   };
   for (const [label, id, path, status] of [
     ['our own refusal', `spiffe://${TD}/svc/intruder`, '/ws', /^HTTP\/1\.1 403 /],
