@@ -132,8 +132,10 @@ export class FilesWatcher {
     this.linkedKey = key;
     this.linked?.close();
     this.linked = dirs.length > 0 ? new ReplaceableDirWatch(dirs, () => this.changed(), this.options.logger) : undefined;
-    // a change in a newly followed folder may have landed before its watch began
-    if (!first) this.changed();
+    // a change in a newly followed folder may have landed before its watch began: also the
+    // first time, as the start's read came before it (a set rewritten in that window sent its
+    // events to no one, and the SVID read at the start would have served on)
+    if (!first || dirs.length > 0) this.changed();
   }
 
   private changed(): void {

@@ -7,6 +7,7 @@ import t from 'tap';
 import tls from 'node:tls';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -88,4 +89,32 @@ t.test('files reached through symlinks into another folder: a change there is pi
   await pointCert(3);
   t.equal(await again, third.serialHex, 'the next change too');
   t.equal(await servedSerial(), third.serialHex, 'and serves');
+});
+
+t.test('a change in a linked folder right at the start, before its watch began, is picked up', async (t) => {
+  const pki = await makePki();
+  const root = await mkdtemp(join(tmpdir(), 'meshcar-linked-start-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const conf = join(root, 'conf');
+  const live = join(root, 'live');
+  await Promise.all([mkdir(conf), mkdir(live)]);
+  const first = await pki.issue(ID);
+  const second = await pki.issue(ID);
+  await writeFile(join(live, 'cert.pem'), first.chainPem);
+  await writeFile(join(live, 'key.pem'), first.privateKeyPem, { mode: 0o600 });
+  await writeFile(join(live, 'bundle.pem'), pki.bundlePem);
+  const files = { cert: join(conf, 'svid.crt'), key: join(conf, 'svid.key'), bundle: join(conf, 'bundle.pem') };
+  await symlink('../live/cert.pem', files.cert);
+  await symlink('../live/key.pem', files.key);
+  await symlink('../live/bundle.pem', files.bundle);
+  const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 50, logger: memoryLogger([]) });
+  t.teardown(() => running.stop());
+  const rotated = nextRotation(running.identity);
+  // synchronously, before the watch of live/ (found by following the links, asynchronously)
+  // can begin: no event of this change ever reaches it
+  writeFileSync(join(live, '.cert'), second.chainPem);
+  writeFileSync(join(live, '.key'), second.privateKeyPem, { mode: 0o600 });
+  renameSync(join(live, '.key'), join(live, 'key.pem'));
+  renameSync(join(live, '.cert'), join(live, 'cert.pem'));
+  t.equal(await rotated, second.serialHex, 'the new set is read once the watch began');
 });
