@@ -26,6 +26,15 @@ function nextRotation(identity: WorkloadIdentity, ms = 15_000): Promise<string> 
   return Promise.race([once(identity, 'rotated').then(([svid]) => (svid as { serialHex: string }).serialHex), late]).finally(() => clearTimeout(timer));
 }
 
+/** conf/svid.crt, svid.key and bundle.pem as links to ../live/cert.pem, key.pem, bundle.pem; the identity read from them. */
+async function startLinked(conf: string) {
+  const files = { cert: join(conf, 'svid.crt'), key: join(conf, 'svid.key'), bundle: join(conf, 'bundle.pem') };
+  await symlink('../live/cert.pem', files.cert);
+  await symlink('../live/key.pem', files.key);
+  await symlink('../live/bundle.pem', files.bundle);
+  return identityFromFiles({ spiffeId: ID, files, debounceMs: 50, logger: memoryLogger([]) });
+}
+
 t.test('files reached through symlinks into another folder: a change there is picked up', async (t) => {
   const pki = await makePki();
   const root = await mkdtemp(join(tmpdir(), 'meshcar-linked-'));
@@ -47,12 +56,8 @@ t.test('files reached through symlinks into another folder: a change there is pi
   await writeSet(first, 1);
   await pointCert(1);
   await writeFile(join(live, 'bundle.pem'), pki.bundlePem);
-  const files = { cert: join(conf, 'svid.crt'), key: join(conf, 'svid.key'), bundle: join(conf, 'bundle.pem') };
-  await symlink('../live/cert.pem', files.cert);
-  await symlink('../live/key.pem', files.key);
-  await symlink('../live/bundle.pem', files.bundle);
 
-  const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 50, logger: memoryLogger([]) });
+  const running = await startLinked(conf);
   const { identity } = running;
   const server = tls.createServer({ ...identity.tls().options, ...MTLS_SERVER_OPTIONS });
   identity.attachServer(server);
@@ -103,11 +108,7 @@ t.test('a change in a linked folder right at the start, before its watch began, 
   await writeFile(join(live, 'cert.pem'), first.chainPem);
   await writeFile(join(live, 'key.pem'), first.privateKeyPem, { mode: 0o600 });
   await writeFile(join(live, 'bundle.pem'), pki.bundlePem);
-  const files = { cert: join(conf, 'svid.crt'), key: join(conf, 'svid.key'), bundle: join(conf, 'bundle.pem') };
-  await symlink('../live/cert.pem', files.cert);
-  await symlink('../live/key.pem', files.key);
-  await symlink('../live/bundle.pem', files.bundle);
-  const running = await identityFromFiles({ spiffeId: ID, files, debounceMs: 50, logger: memoryLogger([]) });
+  const running = await startLinked(conf);
   t.teardown(() => running.stop());
   const rotated = nextRotation(running.identity);
   // synchronously, before the watch of live/ (found by following the links, asynchronously)
