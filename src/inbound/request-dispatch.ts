@@ -218,7 +218,9 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
 
 /** The exchange of the request whose body Node's parser was reading when it failed, if there is one. */
 function brokenBodyOf(err: NodeJS.ErrnoException, socket: Socket): Exchange | undefined {
-  if (err.code === 'ECONNRESET') return undefined;
+  // the caller left mid-body (its FIN: HPE_INVALID_EOF_STATE; its reset): no broken body, a
+  // caller gone, which the exchange records as a reset when the connection closes
+  if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE') return undefined;
   const reading = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
   if (reading === undefined || reading === null || reading.complete) return undefined;
   return exchangeOf<Exchange>(reading);
