@@ -13,7 +13,7 @@
 //   checked against this upstream's identity; Node skips checkServerIdentity on resumption);
 //   a rotation clears them so new sessions present the new certificate.
 
-import { startKeepalive } from './session-keepalive.js';
+import { startKeepalive, warnDeadSession } from './session-keepalive.js';
 import type { Logger } from 'pino';
 import { H2Connection, type H2Stream, type OutgoingHeaders, type RequestOptions } from '../h2/index.js';
 import { MeshcarError } from '../errors.js';
@@ -206,7 +206,9 @@ export class H2SessionPool {
     ageTimer.unref();
     // PING whenever the peer was silent for a whole interval, busy or not (session-keepalive.ts)
     const pingTimer = startKeepalive(conn, policy.pingIntervalMs, () => {
-      if (!conn.destroyed) conn.destroy(undefined, 'ping_timeout');
+      if (conn.destroyed) return;
+      warnDeadSession(logger, upstream, endpoint.key, conn.activeStreams, policy.pingIntervalMs);
+      conn.destroy(undefined, 'ping_timeout');
     });
 
     // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle

@@ -14,6 +14,7 @@ import type { NodeCodec } from './node-codec.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { watchGoaway } from './goaway-refused.js';
 import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
+import { warnDeadSession } from './session-keepalive.js';
 
 const kGuard = Symbol('meshcar.upstreamPathGuard');
 type GuardedSession = ClientHttp2Session & { [kGuard]?: UpstreamPathGuard };
@@ -51,7 +52,8 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
     else pool.byEndpoint.set(endpoint, [session]);
   }
   pool.deps.observer.upstreamSessionsChanged(pool.name, 1);
-  (pool.nodeKit as NodeCodec).manageSession(session, pool.deps.settings);
+  const kit = pool.nodeKit as NodeCodec;
+  kit.manageSession(session, pool.deps.settings, () => warnDeadSession(pool.deps.logger, pool.name, endpoint?.key, kit.activeStreams(session), pool.deps.settings.pingIntervalMs));
   // streams above a GOAWAY's last id were never processed: retried whatever their method
   watchGoaway(session);
   // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle

@@ -6,6 +6,8 @@
 // socket's count, which either codec's reading moves) say the peer is there, so a session
 // carrying traffic never PINGs; as Envoy's connection_keepalive, but without a timer per PING.
 
+import type { Logger } from 'pino';
+
 /** What the keepalive needs of a session (Node's ClientHttp2Session and src/h2's H2Connection). */
 export interface KeepaliveSession {
   readonly destroyed: boolean;
@@ -49,4 +51,14 @@ function bytesReadOf(session: KeepaliveSession): number {
   } catch {
     return 0; // Node's session socket proxy throws once the session is gone
   }
+}
+
+/**
+ * The warn line of a session the keepalive gave up on, for both codecs: a dead path (a dropped
+ * NAT entry, a paused or unplugged host) is otherwise seen only as requests cut or slow, with
+ * nothing naming the endpoint.
+ */
+export function warnDeadSession(logger: Logger, upstream: string, endpoint: string | undefined, inFlight: number, intervalMs: number): void {
+  const cut = inFlight > 0 ? `; ${inFlight} request${inFlight === 1 ? '' : 's'} in flight on it cut` : '';
+  logger.warn({ upstream, endpoint, inFlight }, `upstream session closed: ${endpoint ?? upstream} sent nothing for ${intervalMs} ms and did not answer a PING within ${intervalMs} ms more (the path or the peer is dead)${cut}`);
 }

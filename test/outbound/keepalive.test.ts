@@ -11,6 +11,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import type { ServerHttp2Stream, IncomingHttpHeaders } from 'node:http2';
 import { TD, defaultHandler, makePki, request, startOutbound, startUpstream } from '../helpers/outbound-fixture.js';
+import { memoryLogger } from '../helpers/ca.js';
 
 /** A TCP relay; freeze() silently drops every byte, both ways, of the connections open now. */
 async function startFreezingRelay(target: number) {
@@ -64,7 +65,8 @@ for (const codec of ['node', 'meshcar'] as const) {
       },
     });
     const relay = await startFreezingRelay(upstream.port);
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${relay.port}`], timeoutMs: 60_000 }], { codec, pingIntervalMs: 100 });
+    const lines: Array<Record<string, unknown>> = [];
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${relay.port}`], timeoutMs: 60_000 }], { codec, pingIntervalMs: 100, logger: memoryLogger(lines, 'warn') });
     t.teardown(async () => {
       await fx.close();
       await relay.stop();
@@ -90,6 +92,11 @@ for (const codec of ['node', 'meshcar'] as const) {
     const after = await request(fx.port);
     t.equal(after.status, 200, 'the next request goes over a new session');
     t.equal(relay.connections, 2, 'one new connection');
+    // the operator is told which endpoint went dead and what it cut (before: nothing was logged)
+    const dead = lines.filter((l) => String(l.msg).includes('did not answer a PING'));
+    t.equal(dead.length, 1, 'one warn line for the dead session');
+    t.match(dead[0], { level: 40, upstream: 'payments', endpoint: `127.0.0.1:${relay.port}`, inFlight: 1 }, 'it names the upstream, the endpoint and the watch it cut');
+    t.match(String(dead[0]?.msg), /sent nothing for 100 ms .*; 1 request in flight on it cut$/, 'and says what happened');
     watch.destroy();
   });
 }
