@@ -46,12 +46,14 @@ export const SIDECAR_COMMANDS: Record<string, Command> = {
   },
   check: {
     usage: 'meshcar check --config FILE',
-    summary: 'validate a sidecar or CA configuration; print every error',
+    summary: 'validate a sidecar or CA configuration; print every error (and each warning, which does not fail it)',
     options: { config: { type: 'string', help: 'configuration YAML' } },
     async run(values) {
       const file = required(values, 'config');
       const { checkConfigFile } = await import('../config/load-any.js');
-      const { kind, issues } = await checkConfigFile(file);
+      const { kind, issues, warnings } = await checkConfigFile(file);
+      // a warning does not fail the check: the file runs as written
+      for (const warning of warnings) process.stderr.write(`meshcar: warning: ${warning}\n`);
       if (issues.length > 0) {
         process.stderr.write(`${formatIssues(issues)}\n`);
         return 1;
