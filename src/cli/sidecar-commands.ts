@@ -46,7 +46,7 @@ export const SIDECAR_COMMANDS: Record<string, Command> = {
   },
   check: {
     usage: 'meshcar check --config FILE',
-    summary: 'validate a sidecar or CA configuration; print every error (and each warning, which does not fail it)',
+    summary: 'validate a sidecar or CA configuration; print every error',
     options: { config: { type: 'string', help: 'configuration YAML' } },
     async run(values) {
       const file = required(values, 'config');
