@@ -16,6 +16,7 @@ import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
 import { refuseUnmetExpectations } from '../http/expectation.js';
+import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 import { BrowserGuard } from './browser-guard.js';
 import { remoteRefusal } from './remote-access.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
@@ -187,6 +188,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   });
   refuseConnectMethod(server, 'GET, HEAD, POST');
   refuseUnmetExpectations(server);
+  // an answer that closes the connection while the client is still sending reaches it (lingering-close.ts)
+  server.on('connection', lingerWhenClosedEarly);
   const maxConnections = options.maxConnections ?? ADMIN_MAX_CONNECTIONS;
   boundConnectionsPerPeer(server, options.maxConnectionsPerPeer ?? ADMIN_MAX_CONNECTIONS_PER_PEER, logger);
   // after the per-peer cap: at the cap the oldest idle connection makes room (connection-slots.ts),

@@ -3,7 +3,10 @@
 // with a stable code (400 bad_request, 431 headers_too_large, 408 request_timeout); Node's own
 // answers are bare. Counted in meshcar_ca_requests_denied_total like any refused request. So
 // does a CONNECT (405), which Node drops without an answer, and an Expect other than
-// 100-continue (417 expectation_failed), which Node answers with a bare status line.
+// 100-continue (417 expectation_failed), which Node answers with a bare status line. Any answer
+// that closes the connection while the client is still sending (these, a 413 to a body declared
+// too large, a 401 before the body) lingers (src/http/lingering-close.ts): a client that sends
+// its whole request before it reads gets the answer, not a reset.
 
 import { maxHeaderSize } from 'node:http';
 import type { Server } from 'node:https';
@@ -13,10 +16,15 @@ import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
 import type { Metrics } from '../metrics/registry.js';
 import { countCaDenial } from './denial-reasons.js';
 import { refuseUnmetExpectations } from '../http/expectation.js';
+import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 
 export function answerParserRefusals(server: Server, limits: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number }, metrics: Metrics, logger: Logger): void {
   const handshaken = new WeakSet<Socket>();
-  server.on('secureConnection', (socket: Socket) => handshaken.add(socket));
+  server.on('secureConnection', (socket: Socket) => {
+    handshaken.add(socket);
+    // the HTTP parser serves the TLS socket: its close after an early answer lingers
+    lingerWhenClosedEarly(socket);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // https.Server passes failed TLS handshakes on as client errors too: there is no HTTP to
     // answer in (an answer would wait for a handshake that never ends), so close, as Node does

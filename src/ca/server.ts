@@ -212,7 +212,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     (req, res) => {
       route(req, res).catch((err: unknown) => {
         const error = asMeshcarError(err);
-        if (error.code === 'rate_limited') countCaDenial(metrics, error.code);
+        if (error.code === 'rate_limited' || error.code === 'not_found' || error.code === 'method_not_allowed') countCaDenial(metrics, error.code);
         if (error.code === 'internal') logger.error({ err }, 'CA request failed');
         answerError(req, res, error);
       });

@@ -5,9 +5,12 @@
 import { describeError, MeshcarError } from '../errors.js';
 import { withPathHint } from '../config/config-folder.js';
 import { formatIssues } from '../config/issues.js';
-import { type Command, required, untilSignal } from './command.js';
+import { type Command, durationOption, required, untilSignal } from './command.js';
 import { closeLogs } from '../log-output.js';
 import { StartupSignals } from './startup-signals.js';
+
+/** doctor's --timeout at most: it answers in a minute or so, however many probes run out. */
+const DOCTOR_MAX_TIMEOUT = { ms: 60_000, why: 'doctor is a quick look; a peer slower than that is down' };
 
 /** After a drain that used its whole budget, the least time the last log lines get to be written. */
 const LOG_FLUSH_MIN_MS = 500;
@@ -29,16 +32,19 @@ export const SIDECAR_COMMANDS: Record<string, Command> = {
     },
   },
   doctor: {
-    usage: 'meshcar doctor --config FILE [--json]',
+    usage: 'meshcar doctor --config FILE [--json] [--timeout DURATION]',
     summary: "check everything a sidecar's health depends on: config, identity, token, CA, upstreams, app, the running sidecar",
     options: {
       config: { type: 'string', help: 'sidecar configuration YAML' },
       json: { type: 'boolean', help: 'print JSON {ok, checks: [{name, status, message, fix, count}]} instead of lines (count: on a line that stands for several failures)' },
+      timeout: { type: 'string', help: "each probe's bound: a dial, an answer, a PING (default 3s, 1s to 1m); an upstream's dial keeps to its own connectTimeout when shorter" },
     },
     async run(values) {
       const file = required(values, 'config');
+      // not given: the probes' own 3 s, whose line says --timeout gives more
+      const timeout = values.timeout === undefined ? {} : { timeoutMs: durationOption(values, 'timeout', '3s', DOCTOR_MAX_TIMEOUT) };
       const { runDoctor, formatReport, doctorFailed } = await import('../doctor/index.js');
-      const results = await runDoctor(file);
+      const results = await runDoctor(file, timeout);
       const failed = doctorFailed(results);
       process.stdout.write(values.json === true ? `${JSON.stringify({ ok: !failed, checks: results }, null, 2)}\n` : formatReport(results));
       return failed ? 1 : 0;
@@ -51,7 +57,9 @@ export const SIDECAR_COMMANDS: Record<string, Command> = {
     async run(values) {
       const file = required(values, 'config');
       const { checkConfigFile } = await import('../config/load-any.js');
-      const { kind, issues } = await checkConfigFile(file);
+      const { kind, issues, warnings } = await checkConfigFile(file);
+      // a warning does not fail the check: the file runs as written
+      for (const warning of warnings) process.stderr.write(`meshcar: warning: ${warning}\n`);
       if (issues.length > 0) {
         process.stderr.write(`${formatIssues(issues)}\n`);
         return 1;

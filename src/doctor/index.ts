@@ -16,12 +16,15 @@ import { checkAdmin, checkApp } from './local.js';
 import { checkSpecs } from './openapi.js';
 import { fail, ok, type CheckResult } from './result.js';
 import { checkUpstreams } from './upstreams.js';
+import { setProbeTimeout } from './probe.js';
 import { shellWord } from '../shell-word.js';
 import { toldIssues } from '../reload-outcome.js';
 
 export { formatReport, type CheckResult } from './result.js';
 
-export async function runDoctor(file: string): Promise<CheckResult[]> {
+/** `timeoutMs`: each probe's bound (`--timeout`), 3 s when not given. */
+export async function runDoctor(file: string, options: { timeoutMs?: number } = {}): Promise<CheckResult[]> {
+  if (options.timeoutMs !== undefined) setProbeTimeout(options.timeoutMs);
   // the files it names are checked below, each by the check it belongs to (identity, token, CA)
   const { kind, issues } = await checkConfigFile(file, { referencedFiles: false });
   // the first issues and a count of the rest, as run prints them: 60,000 of them were 14 MB
@@ -38,7 +41,7 @@ export async function runDoctor(file: string): Promise<CheckResult[]> {
   const away = awayFromConfigFolder(config);
   if (away) results.push(away);
   // the checks that need no SVID start now, beside the identity check: a CA that accepts and
-  // never answers would otherwise cost its 3 s twice (the identity's bundle fetch, then this)
+  // never answers would otherwise cost its probe timeout (3 s) twice (the identity's bundle fetch, then this)
   const independent = Promise.all([checkCa(config), checkApp(config), checkAdmin(config), checkSpecs(config)]);
   independent.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
   const identity = await checkIdentity(config);

@@ -5,9 +5,9 @@
 import { formatHostPort } from '../config/address.js';
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { fail, ok, skip, warn, type CheckResult } from './result.js';
-import { dialTcp, http2Ping, httpGet, networkProblem, speaksTls, HTTP_PROBE_LIMITS, type HttpAnswer, type HttpProbeLimits } from './probe.js';
+import { dialTcp, http2Ping, httpGet, networkProblem, speaksTls, httpProbeLimits, type HttpAnswer, type HttpProbeLimits } from './probe.js';
 
-export async function checkApp(config: SidecarConfig, limits: HttpProbeLimits = HTTP_PROBE_LIMITS): Promise<CheckResult | undefined> {
+export async function checkApp(config: SidecarConfig, limits: HttpProbeLimits = httpProbeLimits()): Promise<CheckResult | undefined> {
   const app = config.inbound?.app;
   if (!app) return undefined;
   const url = `${app.protocol}://${formatHostPort(app)}`;
@@ -102,7 +102,7 @@ async function renewalTrouble(target: string, port: number, limits: HttpProbeLim
   return `; ${failing.failures} ${what} failed since ${String(failing.since)}, the latest: ${failing.lastError}`;
 }
 
-export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits: HttpProbeLimits = HTTP_PROBE_LIMITS): Promise<CheckResult> {
+export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits: HttpProbeLimits = httpProbeLimits()): Promise<CheckResult> {
   const { host, port } = config.admin.listen;
   const address = formatHostPort(config.admin.listen);
   const name = `admin ${address}`;

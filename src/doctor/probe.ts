@@ -11,12 +11,32 @@ import { describeError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
 import { signingCertificateProblem } from '../identity/svid-leaf.js';
 
+/** Each probe's bound unless `meshcar doctor --timeout` gives another (setProbeTimeout). */
 export const PROBE_TIMEOUT_MS = 3000;
 /** The most of an HTTP body doctor reads: /debug/tls holds at most 100 short entries. */
 export const PROBE_MAX_BODY_BYTES = 1024 * 1024;
 
-function probeTimeout(ms: number): Error {
-  return Object.assign(new Error(`no answer within ${ms} ms`), { code: 'PROBE_TIMEOUT' });
+/** A probe's bound and what set it, for the line that says it ran out ('' : nothing to add). */
+export interface ProbeBound {
+  readonly ms: number;
+  readonly why: string;
+}
+
+// doctor is a one-shot command: its --timeout is set once, before the first probe
+let probeBound: ProbeBound = { ms: PROBE_TIMEOUT_MS, why: "doctor's probe timeout: --timeout gives more" };
+
+/** `meshcar doctor --timeout`: every probe's bound from now on. */
+export function setProbeTimeout(ms: number): void {
+  probeBound = { ms, why: "doctor's --timeout" };
+}
+
+/** The bound of each probe (a dial, an HTTP answer, a PING, a file read): 3 s, or --timeout. */
+export function defaultProbeBound(): ProbeBound {
+  return probeBound;
+}
+
+function probeTimeout(bound: ProbeBound, what = 'no answer'): Error {
+  return Object.assign(new Error(`${what} within ${bound.ms} ms${bound.why === '' ? '' : ` (${bound.why})`}`), { code: 'PROBE_TIMEOUT' });
 }
 
 /**
@@ -29,7 +49,7 @@ export function networkProblem(err: unknown, over: 'tls' | 'http' = 'tls'): stri
   if (code === 'ECONNREFUSED') return 'nothing listening (ECONNREFUSED)';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `the name does not resolve (${code})`;
   if (code === 'PROBE_TIMEOUT' || code === 'PROBE_TOO_LARGE') return describeError(err);
-  if (code === 'ETIMEDOUT') return `no answer within ${PROBE_TIMEOUT_MS} ms`;
+  if (code === 'ETIMEDOUT') return `no answer within ${probeBound.ms} ms (${probeBound.why})`;
   if (code === 'ECONNRESET' && over === 'http') return 'the connection was closed before a whole HTTP answer (ECONNRESET)';
   if (code === 'ECONNRESET') return 'the connection was reset during the handshake (the peer refused us: often our certificate is not from its CA)';
   // the first bytes back were not a TLS record: a plain-text server (HTTP, often) on that port
@@ -53,9 +73,9 @@ function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
 }
 
-export function withDeadline<T extends net.Socket>(socket: T, ready: string): Promise<T> {
+export function withDeadline<T extends net.Socket>(socket: T, ready: string, bound: ProbeBound = probeBound): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => socket.destroy(probeTimeout(PROBE_TIMEOUT_MS)), PROBE_TIMEOUT_MS);
+    const timer = setTimeout(() => socket.destroy(probeTimeout(bound)), bound.ms);
     socket.once(ready, () => {
       clearTimeout(timer);
       resolve(socket);
@@ -81,6 +101,8 @@ export interface TlsDial {
   readonly key?: string;
   readonly alpn?: string[];
   readonly servername?: string;
+  /** The dial's bound when not the probes' own (an upstream's shorter connectTimeout). */
+  readonly bound?: ProbeBound;
 }
 
 /** A verified TLS connection (chain checked against `ca`; names are ours to check, by SPIFFE ID). */
@@ -95,7 +117,7 @@ export function dialTls(options: TlsDial): Promise<TLSSocket> {
     minVersion: 'TLSv1.2',
     checkServerIdentity: () => undefined,
   });
-  return withDeadline(socket, 'secureConnect');
+  return withDeadline(socket, 'secureConnect', options.bound);
 }
 
 /** Whether a TLS server answers at all (nothing verified): to say "it speaks TLS" of a port that should not. */
@@ -154,7 +176,8 @@ export function refusedAfterHandshake(socket: TLSSocket, ms = 150): Promise<Erro
 export function http2Ping(url: string, socket?: TLSSocket): Promise<number> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url, socket ? { createConnection: () => socket } : {});
-    const timer = setTimeout(() => session.destroy(Object.assign(probeTimeout(PROBE_TIMEOUT_MS), { message: `no PING answer within ${PROBE_TIMEOUT_MS} ms` })), PROBE_TIMEOUT_MS);
+    const bound = probeBound;
+    const timer = setTimeout(() => session.destroy(probeTimeout(bound, 'no PING answer')), bound.ms);
     session.once('error', (err) => {
       clearTimeout(timer);
       reject(err);
@@ -185,14 +208,17 @@ export interface HttpProbeLimits {
   readonly maxBodyBytes: number;
 }
 
-export const HTTP_PROBE_LIMITS: HttpProbeLimits = { timeoutMs: PROBE_TIMEOUT_MS, maxBodyBytes: PROBE_MAX_BODY_BYTES };
+/** The limits of an HTTP probe: the probes' bound (3 s, or --timeout) and PROBE_MAX_BODY_BYTES. */
+export function httpProbeLimits(): HttpProbeLimits {
+  return { timeoutMs: probeBound.ms, maxBodyBytes: PROBE_MAX_BODY_BYTES };
+}
 
 /**
  * GET `path` over HTTP/1.1; with `headOnly` the answer's head is enough (the app check) and the
  * body is never read. The connection is closed either way, so nothing keeps doctor running.
  */
 export function httpGet(host: string, port: number, path: string, options: { headOnly?: boolean; limits?: HttpProbeLimits } = {}): Promise<HttpAnswer> {
-  const limits = options.limits ?? HTTP_PROBE_LIMITS;
+  const limits = options.limits ?? httpProbeLimits();
   return new Promise((resolve, reject) => {
     const req = http.get({ host, port, path, agent: false, headers: { 'user-agent': 'meshcar-doctor' } }, (res) => {
       const head = { status: res.statusCode ?? 0, version: res.httpVersion, contentType: String(res.headers['content-type'] ?? '') };
@@ -219,7 +245,9 @@ export function httpGet(host: string, port: number, path: string, options: { hea
       clearTimeout(timer);
       reject(err);
     };
-    const timer = setTimeout(() => req.destroy(probeTimeout(limits.timeoutMs)), limits.timeoutMs);
+    // the probes' own bound says how to give more; limits a caller chose say nothing more
+    const bound = limits.timeoutMs === probeBound.ms ? probeBound : { ms: limits.timeoutMs, why: '' };
+    const timer = setTimeout(() => req.destroy(probeTimeout(bound)), limits.timeoutMs);
     req.on('error', fail);
   });
 }

@@ -3,7 +3,8 @@
 // against the upstream's `identity`, ALPN h2, and an HTTP/2 PING round trip. Before the first
 // start (no SVID yet, the token will get one) the endpoints are still dialled, without a client
 // certificate: the peer's certificate, SPIFFE ID and ALPN come before the server asks for ours,
-// so a wrong endpoint shows before the sidecar starts, not in its first failed call.
+// so a wrong endpoint shows before the sidecar starts, not in its first failed call. A dial gets
+// the probes' bound (3 s, or --timeout), or the sidecar's own dial bound when that is shorter.
 
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -13,7 +14,8 @@ import { usableFamilies } from '../outbound/address-families.js';
 import type { SidecarConfig, UpstreamConfig } from '../config/sidecar-config.js';
 import type { Svid } from '../identity/svid.js';
 import { fail, ok, skip, type CheckResult } from './result.js';
-import { dialTls, http2Ping, networkProblem, peerSpiffeId, refusedAfterHandshake } from './probe.js';
+import { defaultProbeBound, dialTls, http2Ping, networkProblem, peerSpiffeId, refusedAfterHandshake, type ProbeBound } from './probe.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from '../config/fields.js';
 import { readCheckedFile } from './read-file.js';
 
 /** What to do about a failed dial: every ✗ says, as the docs promise. */
@@ -22,8 +24,23 @@ function dialFix(problem: string, upstream: string): string {
   if (/ECONNREFUSED/.test(problem)) return `start the ${upstream} sidecar, or correct ${endpoints}`;
   if (/not from a CA in our bundle/.test(problem)) return `the endpoint is not a sidecar of this mesh (or of another CA): correct ${endpoints}, or give both sides the same CA bundle`;
   if (/does not speak TLS/.test(problem)) return `the endpoint is not a meshcar inbound listener (maybe the app's own port): correct ${endpoints}`;
+  if (/the sidecar's bound for this dial/.test(problem)) return `that sidecar is hung or overloaded (run meshcar doctor on it), or the bound is too short for this network: raise outbound.upstreams.${upstream}.connectTimeout`;
   if (/expired|not valid yet/.test(problem)) return 'that sidecar is not renewing (is its CA reachable?), or a clock is wrong: run meshcar doctor on it';
   return `check what listens there (ss -ltnp on its host); ${endpoints} must name meshcar inbound listeners`;
+}
+
+/**
+ * An endpoint's dial is bounded as the sidecar bounds it (min(connectTimeout, a non-zero
+ * timeout)) when that is shorter than the probes' bound: a peer too slow for the sidecar's
+ * dial is too slow, whatever doctor would wait.
+ */
+function dialBound(upstream: UpstreamConfig): ProbeBound {
+  const probes = defaultProbeBound();
+  const connectMs = upstream.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const sidecarMs = upstream.timeoutMs === 0 ? connectMs : Math.min(connectMs, upstream.timeoutMs);
+  if (sidecarMs >= probes.ms) return probes;
+  const key = connectMs <= sidecarMs ? 'connectTimeout' : 'timeout';
+  return { ms: sidecarMs, why: `outbound.upstreams.${upstream.name}.${key}, the sidecar's bound for this dial` };
 }
 
 /** What the dial proves the peer with: our SVID (mutual TLS), or before the first start only the bundle. */
@@ -34,7 +51,7 @@ async function checkAddress(upstream: UpstreamConfig, label: string, host: strin
   const svid = 'svid' in creds ? creds.svid : undefined;
   let socket: TLSSocket;
   try {
-    socket = await dialTls({ host, port, ca: svid ? svid.bundlePem : (creds as { bundlePem: string }).bundlePem, ...(svid ? { cert: svid.chainPem, key: svid.privateKeyPem } : {}), alpn: ['h2'] });
+    socket = await dialTls({ host, port, ca: svid ? svid.bundlePem : (creds as { bundlePem: string }).bundlePem, ...(svid ? { cert: svid.chainPem, key: svid.privateKeyPem } : {}), alpn: ['h2'], bound: dialBound(upstream) });
   } catch (err) {
     const problem = networkProblem(err);
     return fail(name, problem, dialFix(problem, upstream.name));

@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import { errorBody, rawErrorResponse, statusFor } from './status.js';
+import { lingeringClose } from './lingering-close.js';
 import type { Direction, RefusedRequest } from '../metrics/traffic.js';
 
 export interface RefusalTexts {
@@ -44,7 +45,8 @@ export function responseInProgress(socket: Socket): boolean {
 
 /**
  * For a server that answers nothing else on a refused connection (the CA, the admin port): the
- * JSON refusal, written and the connection closed; or, when no answer may be written (the
+ * JSON refusal, written and the connection closed (lingering: the client may still be sending
+ * the head or body the refusal is about, and must get to read it; lingering-close.ts); or, when no answer may be written (the
  * peer reset it, a response is already under way, or a parse error is pipelined behind an
  * unanswered request, where a refusal would read as that request's answer), the connection
  * destroyed and undefined.
@@ -56,7 +58,7 @@ export function refuseAndClose(err: NodeJS.ErrnoException, socket: Socket, texts
   }
   const refusal = parserRefusal(err, texts);
   socket.end(rawErrorResponse(refusal));
-  socket.destroySoon();
+  lingeringClose(socket);
   return refusal;
 }
 
@@ -69,7 +71,7 @@ export function refuseConnectMethod(server: { on(event: 'connect', listener: (re
   server.on('connect', (_req, socket) => {
     const refusal = new MeshcarError('method_not_allowed', `CONNECT is not served here; use ${allow}`, { allow });
     if (socket.writable) socket.end(rawErrorResponse(refusal));
-    socket.destroySoon();
+    lingeringClose(socket);
     refused?.(refusal);
   });
 }

@@ -40,6 +40,7 @@ t.test('a missing file is one clear issue, and loading it throws ConfigError', a
   t.same(await checkConfigFile(file), {
     kind: 'sidecar',
     issues: [{ file, line: 0, column: 0, path: '', message: 'cannot read the config file: no such file' }],
+    warnings: [],
   });
   await t.rejects(loadConfigFile(file), ConfigError);
   await t.rejects(loadConfigFile(file), { code: 'config_invalid', message: `${file}: cannot read the config file: no such file` });
