@@ -35,7 +35,7 @@ const opened: Array<WeakRef<ClientHttp2Stream>> = [];
 t.test('cut upstream streams are collected, not held by their idle timers', async (t) => {
   const pki = await makePki('mesh.test');
   const upstream = await startUpstream(pki);
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 200 }], { codec: 'node' });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 1000 }], { codec: 'node' });
   t.teardown(async () => {
     await fx.close();
     await upstream.close();
@@ -52,10 +52,10 @@ t.test('cut upstream streams are collected, not held by their idle timers', asyn
     });
 
   t.equal(await get('/echo'), 200, 'a whole exchange first (its stream closes by itself)');
-  // the upstream's timeout (200 ms) runs out: 504, the stream cancelled
-  t.same(await Promise.all([get('/slow/2000'), get('/slow/2000')]), [504, 504]);
+  // the upstream's timeout (1 s: a dial on a busy machine took more than 200 ms) runs out: 504, the stream cancelled
+  t.same(await Promise.all([get('/slow/3000'), get('/slow/3000')]), [504, 504]);
   // the app goes away while its request waits for the answer
-  await Promise.all([get('/slow/2000', 50), get('/slow/2000', 50)]);
+  await Promise.all([get('/slow/3000', 50), get('/slow/3000', 50)]);
   t.equal(opened.length, 5, 'five upstream streams opened');
   await t.resolves(waitForStreamsClosed(), 'every stream closed');
   t.ok(await allCollected(opened), `every upstream stream let go (${opened.filter((r) => r.deref() !== undefined).length} of ${opened.length} still held)`);

@@ -78,7 +78,7 @@ t.test('a rotation while a replacement worker starts reaches it: every worker se
 });
 
 t.test('SIGTERM while a worker is being restarted: the replacement is told to drain at its hello; exit 0 at once', { timeout: 40_000 }, async (t) => {
-  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, drainTimeout: '5s', logLevel: 'debug', extraYaml: 'workers: 2' });
+  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, drainTimeout: '10s', logLevel: 'debug', extraYaml: 'workers: 2' });
   t.teardown(() => sidecar.stop('SIGKILL'));
   const [one] = (await workersOf(sidecar)).workers;
   process.kill(one?.pid as number, 'SIGKILL');
@@ -90,7 +90,9 @@ t.test('SIGTERM while a worker is being restarted: the replacement is told to dr
   const code = await sidecar.process.exited();
   const took = Date.now() - started;
   t.equal(code, 0, 'exit 0');
-  t.ok(took < 4_000, `exited in ${took} ms, well within the 5 s drain timeout`);
+  // a drain that waited for the replacement would take the whole 10 s (4.2 s seen for an
+  // exit at once on a busy machine, against a bound of 4 s when the drain timeout was 5 s)
+  t.ok(took < 7_000, `exited in ${took} ms, well within the 10 s drain timeout`);
   t.ok(said(sidecar, 'worker said hello', 3, mark), 'the replacement did say hello during the drain');
   t.notOk(said(sidecar, 'worker listening', 3, mark), 'the replacement never listened');
   t.notOk(said(sidecar, 'worker still running after the drain timeout; killing it'), 'no worker was killed at the drain timeout');
