@@ -1,11 +1,13 @@
 // What the app's socket does to the request on an AppConnection (app-connection.ts) besides
 // delivering bytes: a connection not up within the connect timeout, the app's FIN (it completes
-// an answer delimited by the close, and fails anything else), a socket error, and the close
+// an answer delimited by the close, and fails anything else), a socket error, a write the app's
+// hang-up failed (held, so an answer it gave first is still read), and the close
 // (the connection leaves its pool). The listeners are made once per connection.
 
 import type net from 'node:net';
 import { APP_CLIENT_ERRORS, appClientError } from './app-dispatch.js';
 import type { AppConnection } from './app-connection.js';
+import { holdWriteHangUps } from './app-write-hang-up.js';
 
 /** Listens to a new connection's socket ('end', 'error', 'close') and starts its connect timeout. */
 export function listenToAppSocket(c: AppConnection, socket: net.Socket, connectTimeoutMs: number): void {
@@ -25,8 +27,20 @@ export function listenToAppSocket(c: AppConnection, socket: net.Socket, connectT
         return;
       }
     }
-    if (c.handler !== undefined) c.fail(appClientError(APP_CLIENT_ERRORS.closed, c.finalHead ? 'the app closed the connection before its answer was complete' : 'the app closed the connection'));
+    // a write that failed first on the reset behind this end names it (ECONNRESET, EPIPE)
+    if (c.handler !== undefined) c.fail(c.finalHead ? appClientError(APP_CLIENT_ERRORS.closed, 'the app closed the connection before its answer was complete') : (c.writeHangUp ?? appClientError(APP_CLIENT_ERRORS.closed, 'the app closed the connection')));
     c.destroy();
+  });
+  // an app that answers an upload early and hangs up: its answer is read before the write's
+  // failure counts (app-write-hang-up.ts); the body stops, the read side settles the request
+  holdWriteHangUps(socket, (err) => {
+    if (c.handler === undefined) {
+      c.destroy();
+      return true;
+    }
+    c.writeHangUp ??= err;
+    c.stopBody();
+    return true;
   });
   socket.on('error', (err: Error) => {
     if (c.handler !== undefined) c.fail(err);

@@ -7,7 +7,8 @@
 // its own framing, the whole request written, the app willing (keep-alive), and not one byte
 // more from the app. Anything else (an early answer, bytes after the answer or while idle, an
 // error) closes it, so no caller ever reads a byte meant for another. What the socket's end,
-// errors, close and a connect timeout do to the request on it is in app-connection-socket.ts.
+// errors, close, a connect timeout and a write the app's hang-up failed do to the request on
+// it is in app-connection-socket.ts.
 
 import net from 'node:net';
 import type { Readable } from 'node:stream';
@@ -45,6 +46,8 @@ export class AppConnection implements BodyWriterOwner {
   responseDone = false;
   /** Bytes came after the answer was complete: the connection is out of step. */
   private stray = false;
+  /** A write failed because the app hung up (app-write-hang-up.ts): what the read side brings decides. */
+  writeHangUp: Error | undefined = undefined;
   private requestSent = false;
   keepAlive = false;
   private readingPaused = false;
@@ -80,6 +83,7 @@ export class AppConnection implements BodyWriterOwner {
     this.fields = [];
     this.finalHead = this.responseDone = this.requestSent = this.keepAlive = false;
     this.trailers = null;
+    this.writeHangUp = undefined;
     this.keepAliveHintMs = undefined;
     if (this.readingPaused) {
       this.readingPaused = false;
@@ -120,9 +124,14 @@ export class AppConnection implements BodyWriterOwner {
   /** The request is over for this connection: its handler and body are let go. */
   private detach(): AppDispatchHandler | undefined {
     const handler = this.handler;
-    if (this.request?.body !== undefined && !this.requestSent) this.bodyWriter.stop();
+    this.stopBody();
     this.request = this.handler = undefined;
     return handler;
+  }
+
+  /** @internal Stops sending the request's body, if it is still going (left paused for the exchange). */
+  stopBody(): void {
+    if (this.request?.body !== undefined && !this.requestSent) this.bodyWriter.stop();
   }
 
   /** Cut by its handler (no more calls to it) or by a fault of the request. */
@@ -196,7 +205,7 @@ export class AppConnection implements BodyWriterOwner {
 
   /** @internal The answer is whole and the request sent (or the connection is lost anyway): hand it on. */
   complete(): void {
-    let reusable = this.keepAlive && this.requestSent && !this.stray && !this.closed;
+    let reusable = this.keepAlive && this.requestSent && !this.stray && !this.closed && this.writeHangUp === undefined;
     if (this.readingPaused) {
       // paused for a slow caller when the answer ended: bytes already held in the socket came
       // after the answer (not seen by the stray check, nor would a FIN behind them be), so

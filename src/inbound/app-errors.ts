@@ -10,6 +10,7 @@
 import type { ErrorCode } from '../errors.js';
 import { formatHostPort, isLoopbackAddress, type HostPort } from '../config/address.js';
 import { APP_CLIENT_ERRORS } from './app-dispatch.js';
+import { APP_SILENT_SESSION } from './h2c-first-settings.js';
 
 /** Failures to open a connection: the app is not there (not started, crashed, wrong port). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EACCES', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -72,6 +73,12 @@ export function classifyAppError(err: unknown, appAddress?: string): AppFailure 
   if (code !== undefined) {
     // only at shutdown or a restart of the pool: the app did nothing wrong
     if (code === APP_CLIENT_ERRORS.poolClosed) return { code: 'upstream_unavailable', message: 'the sidecar is closing its connections to the app' };
+    // h2c: connected, but no SETTINGS in time (h2c-first-settings.ts): hung, or not HTTP/2
+    if (code === APP_SILENT_SESSION) {
+      // its message has no subject: "accepted the connection but did not speak HTTP/2 (...)"
+      const silent = codeOf((err as { cause?: unknown }).cause) === code ? (err as { cause: Error }).cause : (err as Error);
+      return { code: 'upstream_unavailable', message: `${appAddress === undefined ? 'the app' : `the app at ${appAddress}`} ${silent.message}` };
+    }
     if (UNREACHABLE.has(code)) return { code: 'upstream_unavailable', message: appAddress === undefined ? `the app is unreachable (${code}; an address off loopback is not told to callers: see this sidecar's app setting)` : `the app is unreachable at ${appAddress} (${code})` };
     if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: `the app sent a malformed response (${code})` };
     const refused = Object.hasOwn(REFUSED_ANSWER, code) ? REFUSED_ANSWER[code] : code === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message) ? REFUSED_INTERIM[err.message] : undefined;

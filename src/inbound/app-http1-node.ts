@@ -24,6 +24,7 @@ import { relayBody } from './exchange-relay.js';
 import { Http1Exchange } from './http1-exchange.js';
 import type { AppForwarder } from './forwarder.js';
 import { appHeadersOf } from './app-headers.js';
+import { HangUpHoldingAgent } from './app-write-hang-up.js';
 
 export interface NodeHttp1AppOptions {
   readonly keepAlive: boolean;
@@ -43,7 +44,8 @@ export class NodeHttp1App implements AppForwarder {
   ) {
     this.label = formatHostPort(address);
     this.toldAddress = appAddressForCallers(address);
-    this.agent = new http.Agent({
+    // a write the app's hang-up failed is held: the answer it gave first is read (app-write-hang-up.ts)
+    this.agent = new HangUpHoldingAgent({
       keepAlive: options.keepAlive,
       maxSockets: options.maxSockets ?? 256,
       maxFreeSockets: 64,

@@ -16,12 +16,14 @@
 // out makes the session take no more streams than it then had, and none until it answers a
 // PING (PROBE_MS; a dead one is destroyed, failing its hung streams at once; meanwhile another
 // session may be opened). A stream refused before the limit was known costs nothing. A session
-// whose stream timed out must answer a PING too.
+// whose stream timed out must answer a PING too. One whose app never sends SETTINGS is dropped
+// after firstSettingsMs (h2c-first-settings.ts).
 
 import http2, { type ClientHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
 import { WaitQueue, type PoolWaiter } from './h2c-waiters.js';
 import { H2cCallerShare } from './h2c-caller-share.js';
+import { boundFirstSettings, FIRST_SETTINGS_MS } from './h2c-first-settings.js';
 
 export type { PoolWaiter } from './h2c-waiters.js';
 
@@ -58,6 +60,8 @@ export interface H2cPoolOptions {
   readonly maxWaiting?: number;
   /** How long a suspect session has to answer a PING (default 5 s). */
   readonly probeMs?: number;
+  /** How long a new session has for the app's first SETTINGS before it is dropped (h2c-first-settings.ts; default 10 s). */
+  readonly firstSettingsMs?: number;
 }
 
 function closing(): Error {
@@ -70,6 +74,7 @@ export class H2cSessionPool {
   private readonly streamsPerSession: number;
   private readonly coldStreams: number;
   private readonly probeMs: number;
+  private readonly firstSettingsMs: number;
   readonly waiters: WaitQueue;
   /** No caller holds more than 7/8 of the slots (h2c-caller-share.ts). */
   private readonly share = new H2cCallerShare();
@@ -86,6 +91,7 @@ export class H2cSessionPool {
     this.streamsPerSession = options.streamsPerSession ?? 100;
     this.coldStreams = options.coldStreams ?? 1;
     this.probeMs = options.probeMs ?? PROBE_MS;
+    this.firstSettingsMs = options.firstSettingsMs ?? FIRST_SETTINGS_MS;
     this.waiters = new WaitQueue(options.maxWaiting ?? 1000);
   }
 
@@ -202,6 +208,15 @@ export class H2cSessionPool {
     lease.session.destroy();
   }
 
+  /** The session failed: it leaves the pool. */
+  private failed(lease: Lease, err: Error): void {
+    this.logger.debug({ err: err.message, app: this.url }, 'h2c session to the app failed');
+    // never reached the app (refused, not there, silent): the requests waiting for a slot fail
+    // with it, rather than each opening one more connection that fails the same way
+    if (!lease.settled && !this.leases.some((l) => l !== lease && l.settled && !l.retired)) this.waiters.failAll(err);
+    this.retire(lease);
+  }
+
   private retire(lease: Lease): void {
     lease.retired = true;
     const index = this.leases.indexOf(lease);
@@ -259,6 +274,8 @@ export class H2cSessionPool {
     const session = http2.connect(this.url, { settings: { enablePush: false }, maxHeaderListPairs: 2000 });
     this.opened++;
     const lease: Lease = { session, active: 0, settled: false, learned: this.learned, suspect: false, goaway: false, probing: false, retired: false };
+    // a silent app (no SETTINGS) may not hold it for ever; waiters fail before its streams' release dials for them
+    boundFirstSettings(session, this.firstSettingsMs, (err) => (this.failed(lease, err), session.destroy(err)));
     let announced: number | undefined;
     // every SETTINGS from the app (it may change its limit at any time): the slots it allows go
     // to waiting requests, and a changed limit replaces what refusals taught
@@ -270,13 +287,7 @@ export class H2cSessionPool {
       this.pump();
     });
     // streams on a failing session get the error themselves; the session leaves the pool
-    session.on('error', (err) => {
-      this.logger.debug({ err: err.message, app: this.url }, 'h2c session to the app failed');
-      // never reached the app (refused, not there): the requests waiting for a slot fail with it,
-      // rather than each opening one more connection that fails the same way
-      if (!lease.settled && !this.leases.some((l) => l !== lease && l.settled && !l.retired)) this.waiters.failAll(err);
-      this.retire(lease);
-    });
+    session.on('error', (err) => this.failed(lease, err));
     // every GOAWAY (a later one may lower the last id); Node emits it before it fails the streams
     session.on('goaway', (_code: number, lastStreamId: number) => {
       lease.goaway = true;

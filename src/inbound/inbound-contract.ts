@@ -48,6 +48,8 @@ export interface InboundLimits {
   readonly maxAppSockets?: number;
   /** h2c app: how long a session has to answer a PING after one of its requests timed out, before it is dropped. Default 5 s. */
   readonly appPingTimeoutMs?: number;
+  /** h2c app: how long a new session has for the app's first SETTINGS before it is dropped, its requests answered 503. Default 10 s. */
+  readonly appFirstSettingsMs?: number;
   /** h2c app: streams a new session carries before the app's SETTINGS say its limit. Default 1. */
   readonly appColdStreams?: number;
   /** h2c app: requests that may wait for a stream slot when every session is at the app's limit. Default: config inbound.limits.maxAppWaiting (1000). */

@@ -51,6 +51,7 @@ function h2cPoolOptions(limits: InboundLimits, configured: InboundLimitsConfig):
   return {
     ...(limits.appPingTimeoutMs === undefined ? {} : { probeMs: limits.appPingTimeoutMs }),
     ...(limits.appColdStreams === undefined ? {} : { coldStreams: limits.appColdStreams }),
+    ...(limits.appFirstSettingsMs === undefined ? {} : { firstSettingsMs: limits.appFirstSettingsMs }),
     maxWaiting: limits.appMaxWaiting ?? configured.maxAppWaiting,
   };
 }
