@@ -35,9 +35,18 @@ export function holdWriteHangUps(socket: net.Socket, onHangUp: (err: Error) => b
   const writes = socket as unknown as SocketWrites;
   const write = writes._write;
   const writev = writes._writev;
-  const held = (cb: WriteCallback): WriteCallback => (err) => {
-    if (err && HANG_UPS.has((err as NodeJS.ErrnoException).code ?? '') && onHangUp(err)) return;
-    cb(err);
+  // stream.Writable hands _write and _writev the same callback every time (its state's onwrite),
+  // so its wrapper is made once per socket, not per write on the request path
+  let wrapped: WriteCallback | undefined;
+  let wrapper: WriteCallback | undefined;
+  const held = (cb: WriteCallback): WriteCallback => {
+    if (cb === wrapped) return wrapper!;
+    wrapped = cb;
+    wrapper = (err) => {
+      if (err && HANG_UPS.has((err as NodeJS.ErrnoException).code ?? '') && onHangUp(err)) return;
+      cb(err);
+    };
+    return wrapper;
   };
   writes._write = function (this: SocketWrites, chunk, encoding, cb) {
     write.call(this, chunk, encoding, held(cb));
