@@ -24,7 +24,7 @@ import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 import type { H2Limits, HeadersTooLargeAnswer } from '../h2/index.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { H2cApp } from './app-h2c.js';
-import type { H2cPoolOptions } from './h2c-pool.js';
+import type { H2cPoolOptions } from './h2c-lease.js';
 import { Http1App } from './app-http1.js';
 import { NodeHttp1App } from './app-http1-node.js';
 import { H2C_UPGRADE_REFUSAL } from './h2c-upgrade-refusal.js';
