@@ -19,6 +19,8 @@ export abstract class ExchangeRecord {
   status = 0;
   /** Set when the sidecar answered itself, or 'reset' when the exchange broke off. */
   errorCode: string | undefined = undefined;
+  /** gRPC requests: the grpc-status sent to the caller (null: none yet); undefined otherwise (src/http/grpc-status.ts). */
+  grpcStatus: number | null | undefined;
   /** Body bytes: from the caller (request) and to it (response), for the access log. */
   bytesIn = 0;
   bytesOut = 0;

@@ -36,8 +36,6 @@ export abstract class Exchange extends ExchangeRecord {
   /** The path without query, as authorization and the access log see it. */
   readonly path: string;
   readonly requestId: string;
-  /** gRPC requests: the grpc-status sent to the caller (null: none yet); undefined otherwise (src/http/grpc-status.ts). */
-  grpcStatus: number | null | undefined;
   phase = WAITING;
   private finalized = false;
   private reported = false;
