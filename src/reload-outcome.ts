@@ -3,6 +3,7 @@
 // for a restart, then a summary) and meshcar_config_reloads_total. With workers > 1 there are two
 // more outcomes, each told as it is: aborted (no process applied it) and partial (applied, but a
 // worker did not confirm and is restarted on it): never "the running config is kept" unless so.
+// A reload asked for when it cannot run (no start, a stop, a drain) is told here too.
 
 import type { Logger } from 'pino';
 import type { Metrics } from './metrics/registry.js';
@@ -18,6 +19,18 @@ export interface ReloadReport {
   readonly log: Logger;
   readonly file: string;
   readonly metrics: Metrics;
+}
+
+/** A reload asked for when there is nothing to apply it to: a failed start or a stop left nothing (`why`). */
+export function reportNotRun(logger: Logger, why: string): ReloadResult {
+  logger.warn({ component: 'reload' }, `config reload asked for, not run: ${why}`);
+  return { ok: false, code: 'reload_aborted', messages: [`${why}: the reload is not run`] };
+}
+
+/** A reload asked for while the sidecar drains (shuts down): `messages` say why, as the caller tells it. */
+export function reportNotRunWhileDraining(logger: Logger, messages: readonly string[]): ReloadResult {
+  logger.warn({ component: 'reload' }, 'config reload asked for while draining: not run, the sidecar is shutting down');
+  return { ok: false, code: 'reload_aborted', messages };
 }
 
 /** A reload refused as a whole: each message on its line, as `meshcar check` prints them, then the summary. */

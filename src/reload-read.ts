@@ -2,13 +2,15 @@
 // read again and validated (an invalid one's issues one per message, as `meshcar check` prints
 // them), planned against the running config (config/reload-plan.ts), refused whole when it is
 // for another identity, and its OpenAPI specs read again (a spec file may change while the
-// config does not). Nothing is applied here; any refusal keeps the whole running config.
+// config does not). Nothing is applied here; any refusal keeps the whole running config. Once
+// applied, what the file holds that the next start would fail on is found here too.
 
 import { loadSidecarConfig, type SidecarConfig } from './config/sidecar-config.js';
 import { planReload, type IdentityKey, type ReloadPlan } from './config/reload-plan.js';
 import { ConfigError, formatIssue } from './config/issues.js';
 import { describeError } from './errors.js';
 import { loadGuards, type Guards } from './schema/guards.js';
+import { identityFileProblems } from './config/referenced-files.js';
 
 /** A file read for a reload: refused (its messages), or its plan, the config as read and its specs' guards. */
 export type ReloadRead = { readonly refused: readonly string[] } | { readonly plan: ReloadPlan; readonly next: SidecarConfig; readonly guards: Guards };
@@ -36,4 +38,13 @@ export async function readReload(file: string, running: () => SidecarConfig): Pr
   } catch (err) {
     return { refused: [`${file}: ${describeError(err)}`] };
   }
+}
+
+/**
+ * A restart-only identity key naming a file that is not there: applied (the running identity
+ * stays), but the next start would fail on it, so the answer says so now.
+ */
+export async function nextStartProblems(file: string, plan: ReloadPlan, next: SidecarConfig): Promise<string[]> {
+  if (!plan.restartRequired.some((path) => path.startsWith('identity'))) return [];
+  return (await identityFileProblems(next)).map(({ key, problem }) => `${file}: ${key}: ${problem}`);
 }

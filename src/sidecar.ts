@@ -5,32 +5,34 @@
 // parts: how requests for one are queued (reload-queue.ts), how the file is read and checked
 // (reload-read.ts), what it changes in the live parts (reload-apply.ts), how its outcome is
 // told (reload-outcome.ts). Its options and addresses are typed in sidecar-options.ts; what
-// the admin server reads of it is put together in sidecar-admin.ts.
+// the admin server reads of it is put together in sidecar-admin.ts; how the inbound and
+// outbound sides are made from their slices, in sidecar-sides.ts.
 
 import type { Logger } from 'pino';
 import type { SidecarConfig } from './config/sidecar-config.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
-import { identityFileProblems } from './config/referenced-files.js';
 import { logConnectTimeoutWarnings } from './config/connect-timeout-warning.js';
 import { describeError, MeshcarError } from './errors.js';
 import type { RunningIdentity } from './identity/bootstrap.js';
 import { IdentityStart, startIdentity, watchIdentityMetrics } from './identity/sidecar-identity.js';
 import type { WorkloadIdentity } from './identity/workload-identity.js';
 import { Metrics } from './metrics/registry.js';
+import { sidecarFamilies } from './metrics/sidecar-families.js';
 import { LiveObservers } from './metrics/live-observers.js';
 import { TlsFailureLog } from './tls-failures/failure-log.js';
 import { TrafficMetrics } from './metrics/traffic-metrics.js';
 import { trafficFamilyNames } from './metrics/traffic-families.js';
 import { startAdminServer, type AdminState, type RunningAdmin } from './admin/server.js';
-import { createInbound, type Inbound } from './inbound/index.js';
-import { createOutbound, type Outbound, type UpstreamView } from './outbound/index.js';
+import type { Inbound } from './inbound/index.js';
+import type { Outbound, UpstreamView } from './outbound/index.js';
+import { inboundSide, outboundSide } from './sidecar-sides.js';
 import { guardsFromDocuments, loadGuards, specDocuments, warnBacktrackingPatterns, type Guards, type SpecDocuments } from './schema/guards.js';
 import { appliedWithSpecs } from './schema/spec-changes.js';
 import { carryBudgets } from './schema/budget-carry.js';
-import { reportAborted, reportApplied, reportPartial, reportRefused, type ReloadResult } from './reload-outcome.js';
+import { reportAborted, reportApplied, reportNotRun, reportNotRunWhileDraining, reportPartial, reportRefused, type ReloadResult } from './reload-outcome.js';
 import { ReloadQueue } from './reload-queue.js';
 import { applyLiveReload, checkLiveReload, observerSettings } from './reload-apply.js';
-import { readReload } from './reload-read.js';
+import { nextStartProblems, readReload } from './reload-read.js';
 import type { SidecarAddresses, SidecarOptions } from './sidecar-options.js';
 import { drainInOrder } from './sidecar-drain.js';
 import { settledOrThrow, sidecarAdminState } from './sidecar-admin.js';
@@ -75,12 +77,7 @@ export class Sidecar {
     this.tlsFailures = new TlsFailureLog(logger.child({ component: 'tls' }));
     this.observers = new LiveObservers({ tlsFailures: this.tlsFailures, traffic: this.traffic, logger }, observerSettings(config));
     this.reloads = new ReloadQueue(() => this.reloadOnce(), logger);
-    for (const result of ['success', 'failure']) metrics.configReloads.labels(result).inc(0);
-    // the CA's families (meshcar_ca_*) belong to the CA server; a sidecar exporting
-    // meshcar_ca_certificates_issued_total 0 would only mislead dashboards and alerts
-    for (const metric of metrics.registry.getMetricsAsArray()) {
-      if (metric.name.startsWith('meshcar_ca_')) metrics.registry.removeSingleMetric(metric.name);
-    }
+    sidecarFamilies(metrics);
   }
 
   /** The effective config (what /config shows). */
@@ -153,13 +150,9 @@ export class Sidecar {
   /** Builds the inbound and outbound sides in this process and binds them. */
   private async listen(identity: WorkloadIdentity, guards: Guards) {
     const { config, logger } = this;
-    if (config.inbound) {
-      this.inbound = createInbound({ config: config.inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer: this.observers.observer, codec: config.http2.codec, appClient: config.http1.appClient, ...(guards.inbound ? { schema: guards.inbound } : {}) });
-    }
-    if (config.outbound) {
-      const tuning = config.outbound.dnsRefreshMs !== undefined ? { options: { dnsRefreshMs: config.outbound.dnsRefreshMs } } : {};
-      this.outbound = createOutbound({ config: config.outbound, identity, logger: logger.child({ component: 'outbound' }), observer: this.observers.observer, codec: config.http2.codec, schemas: guards.upstreams, ...tuning });
-    }
+    // one after the other: an outbound that fails to build leaves the inbound for stop() to close
+    if (config.inbound) this.inbound = inboundSide(config, config.inbound, identity, guards, logger, this.observers.observer);
+    if (config.outbound) this.outbound = outboundSide(config, config.outbound, identity, guards, logger, this.observers.observer);
     // both settle before a failure is thrown: nothing logs "listening" after the fatal error
     return settledOrThrow([this.inbound?.listen(), this.outbound?.listen()]);
   }
@@ -198,15 +191,11 @@ export class Sidecar {
     // a reload asked for while starting applies to what start() built
     const startFailed = await this.starting?.then(() => false, () => true);
     // a failed start or a stop left nothing to apply to (run, it answered 200 after "could not start")
-    if (startFailed || this.stopped) {
-      const why = startFailed ? 'the sidecar did not start' : 'the sidecar has stopped';
-      this.logger.warn({ component: 'reload' }, `config reload asked for, not run: ${why}`);
-      return { ok: false, code: 'reload_aborted', messages: [`${why}: the reload is not run`] };
-    }
+    if (startFailed || this.stopped) return reportNotRun(this.logger, startFailed ? 'the sidecar did not start' : 'the sidecar has stopped');
     // shutting down: what a reload would change (new requests, new sessions) no longer comes,
     // and with workers > 1 the draining workers could not take part (a round under way when the
     // drain starts is told the same way: src/workers/reload-round.ts)
-    if (this.draining) return this.notRunWhileDraining(['the sidecar is draining (shutting down): the reload is not run']);
+    if (this.draining) return reportNotRunWhileDraining(this.logger, ['the sidecar is draining (shutting down): the reload is not run']);
     const report = this.reportTo();
     // the file read, planned against the running config, its specs read again (reload-read.ts)
     const read = await readReload(this.configFile, () => this.current);
@@ -227,21 +216,11 @@ export class Sidecar {
     const round = await this.options.cluster?.reload({ config: plan.effective, specs: specDocuments(guards) });
     // the stop overtook the round: told as one process tells a reload during its drain (a
     // warning, not a failed reload), with what the workers said
-    if (round?.outcome === 'aborted' && round.stopping) return this.notRunWhileDraining(round.messages);
+    if (round?.outcome === 'aborted' && round.stopping) return reportNotRunWhileDraining(this.logger, round.messages);
     if (round?.outcome === 'aborted') return reportAborted(report, round.messages, round.generation);
     commit();
     if (round?.outcome === 'partial') return reportPartial(report, round.messages, round.generation, round.stopping === true);
-    // a restart-only identity key naming a file that is not there: applied (the running identity
-    // stays), but the next start would fail on it, so the answer says so now
-    const warnings = plan.restartRequired.some((path) => path.startsWith('identity'))
-      ? (await identityFileProblems(next)).map(({ key, problem }) => `${this.configFile}: ${key}: ${problem}`)
-      : [];
-    return reportApplied(report, applied, plan.restartRequired, warnings);
-  }
-
-  private notRunWhileDraining(messages: readonly string[]): ReloadResult {
-    this.logger.warn({ component: 'reload' }, 'config reload asked for while draining: not run, the sidecar is shutting down');
-    return { ok: false, code: 'reload_aborted', messages };
+    return reportApplied(report, applied, plan.restartRequired, await nextStartProblems(this.configFile, plan, next));
   }
 
   /**

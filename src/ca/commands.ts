@@ -18,7 +18,8 @@ import { TokenLedger } from './token-ledger.js';
 import { TokenKeys } from './token-keys.js';
 import { requireFinishedInit, withCaLock } from './ca-state.js';
 import { recordLeafNotAfterLocked, recordServerMaxTtl } from './leaf-lifetime.js';
-import type { CaConnectionLimits, RunningCaServer } from './server.js';
+import type { RunningCaServer } from './server.js';
+import type { CaConnectionLimits } from './connection-limits.js';
 import type { CaRuntime } from './runtime.js';
 import { DAY_MS } from '../config/duration.js';
 

@@ -4,7 +4,8 @@
 // for a certificate valid at the moment of the request: TLS sessions are never resumed here
 // (a resumed session reports the first handshake's verdict), and the presented path is judged
 // again on every request (client-auth.ts), since a keep-alive connection can outlive its
-// certificate.
+// certificate. What a connection may hold (timeouts, counts, probe rate) is in
+// connection-limits.ts.
 
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -33,6 +34,7 @@ import type { CaRuntime } from './runtime.js';
 import { WallClockTimer } from '../wall-clock-timer.js';
 import { freshBeforeHandshake } from './handshake-freshness.js';
 import { countCaDenial, isCaDenialReason, zeroCaDenials } from './denial-reasons.js';
+import { CA_CONNECTION_LIMITS, type CaConnectionLimits } from './connection-limits.js';
 
 export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
 const SERVER_CERT_TTL_MS = 24 * 3_600_000;
@@ -45,41 +47,6 @@ const SERVER_CERT_TTL_MS = 24 * 3_600_000;
  * with an AEAD cipher, where Node's default list still offers CBC suites.
  */
 const TLS_OPTIONS = Object.freeze({ ...TLS_POLICY, secureOptions: TLS_POLICY.secureOptions | cryptoConstants.SSL_OP_NO_TICKET });
-
-/**
- * What a connection may hold without doing anything: the CA port is reachable by every
- * workload, and each silent connection costs a file descriptor until something closes it.
- */
-export const CA_CONNECTION_LIMITS = {
-  /** From accept to a finished TLS handshake (Node's default is 120 s). */
-  handshakeTimeoutMs: 10_000,
-  /** No request in flight and no bytes either way (see idle-connections.ts). */
-  idleTimeoutMs: 15_000,
-  /** From a request's first byte to its last header. */
-  headersTimeoutMs: 10_000,
-  /** From a request's first byte to its last body byte. */
-  requestTimeoutMs: 30_000,
-  /** Open connections at once; more are closed as soon as they are accepted. */
-  maxConnections: 1024,
-  /**
-   * Open connections from one remote address; more are closed as they are accepted (before
-   * the TLS handshake). Sidecars open one connection per request and close it, so a host
-   * needs few at once; generous enough for a whole test mesh or demo on 127.0.0.1.
-   */
-  maxConnectionsPerAddress: 64,
-  /** Requests on one keep-alive connection; the last answer says `Connection: close`. */
-  maxRequestsPerConnection: 100,
-  /** Age after which a connection's next answer says `Connection: close` (and it closes). */
-  maxConnectionAgeMs: 60_000,
-  /**
-   * /healthz and /metrics, per client address, in a bucket of their own: probes and scrapes
-   * neither spend the sidecars' signing budget (rateLimit) nor go unbounded.
-   */
-  probeRatePerSecond: 10,
-  probeBurst: 50,
-} as const;
-
-export type CaConnectionLimits = { -readonly [K in keyof typeof CA_CONNECTION_LIMITS]: number };
 
 export interface CaServerOptions {
   /** The CA's material, reloaded when its folder changes (a rotation). */

@@ -8,12 +8,14 @@
 // more from the app. Anything else (an early answer, bytes after the answer or while idle, an
 // error) closes it, so no caller ever reads a byte meant for another. What the socket's end,
 // errors, close, a connect timeout and a write the app's hang-up failed do to the request on
-// it is in app-connection-socket.ts.
+// it is in app-connection-socket.ts; what a status under 200 or a trailer naming Connection
+// means for the request and the connection in app-answer-judgement.ts.
 
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { LlhttpParser, type Llhttp, type OnBody, type OnHeaders, type OnHeadersComplete } from '../http/llhttp.js';
 import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppRequest } from './app-dispatch.js';
+import { namesConnection, nonFinalStatusError } from './app-answer-judgement.js';
 import { keepAliveHint, requestHead } from './app-request-head.js';
 import { RequestBodyWriter, type BodyWriterOwner } from './app-request-body.js';
 import { listenToAppSocket } from './app-connection-socket.js';
@@ -241,16 +243,10 @@ export class AppConnection implements BodyWriterOwner {
     if (this.stray || handler === undefined) return SKIP_BODY;
     const raw = fields ?? this.fields;
     this.fields = [];
-    if (statusCode < 100) {
-      // llhttp takes any three digits; 000 to 099 are no status
-      this.fail(appClientError('HPE_INVALID_STATUS', `status ${statusCode}`));
-      return SKIP_BODY;
-    }
     if (statusCode < 200) {
-      // Expect and Upgrade requests never come this way (app-http1-node.ts carries them)
-      if (statusCode === 100) this.fail(appClientError(APP_CLIENT_ERRORS.unaskedContinue, 'a 100 Continue to a request without Expect'));
-      else if (statusCode === 101) this.fail(appClientError(APP_CLIENT_ERRORS.unaskedUpgrade, 'a 101 to a request that asked for no upgrade'));
-      // other interim answers (103 Early Hints...) are not relayed
+      // no final answer: an error (a status no request asked for) fails the request
+      const refusal = nonFinalStatusError(statusCode);
+      if (refusal !== undefined) this.fail(refusal);
       return SKIP_BODY;
     }
     this.finalHead = true;
@@ -283,18 +279,4 @@ export class AppConnection implements BodyWriterOwner {
     }
     this.fields = [];
   };
-}
-
-/**
- * Whether trailer field lines hold a Connection (or Proxy-Connection) field. llhttp reads its
- * `close` there as in the head and then refuses every later byte on the connection
- * (HPE_CLOSED_CONNECTION), so the next request on it would reach the app and be answered 502:
- * such a connection is never reused, whatever the value (a harmless close when it says less).
- */
-function namesConnection(fields: readonly string[]): boolean {
-  for (let i = 0; i < fields.length; i += 2) {
-    const name = (fields[i] as string).toLowerCase();
-    if (name === 'connection' || name === 'proxy-connection') return true;
-  }
-  return false;
 }

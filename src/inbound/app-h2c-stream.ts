@@ -16,7 +16,7 @@ import { appTrailersOf } from './app-headers.js';
 import { DONE, STREAMING, WAITING } from './exchange.js';
 import { exchangeOf } from './exchange-links.js';
 import { touch } from './exchange-deadlines.js';
-import type { Lease } from './h2c-pool.js';
+import type { Lease } from './h2c-lease.js';
 import { dropKeptBody, neverProcessed } from './h2c-replay.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;

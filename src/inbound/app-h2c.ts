@@ -20,7 +20,8 @@ import type { Exchange } from './exchange.js';
 import { bindExchange } from './exchange-links.js';
 import { awaitBodyEnd, startHeadTimeout } from './exchange-deadlines.js';
 import type { AppForwarder } from './forwarder.js';
-import { H2cSessionPool, type H2cPoolOptions, type Lease } from './h2c-pool.js';
+import { H2cSessionPool } from './h2c-pool.js';
+import type { H2cPoolOptions, Lease } from './h2c-lease.js';
 import { BODY_KEEP_LIMIT, keepBody, keptBody, MAX_SENDS, WaitingRequest } from './h2c-replay.js';
 import { appHeadersOf } from './app-headers.js';
 

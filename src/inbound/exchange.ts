@@ -4,8 +4,9 @@
 // the single report to the observer; its deadlines (the app must answer within the inbound
 // timeout; bytes must move within the idle timeout) are in exchange-deadlines.ts, the shared
 // listeners that move its body bytes in exchange-relay.ts, what it is linked to (context, app
-// request, sink, the symbol listeners find it by) in exchange-links.ts, and the record its
-// report carries in exchange-report.ts.
+// request, sink, the symbol listeners find it by) in exchange-links.ts, the fields it records
+// as it goes (status, bytes, deadline books) in exchange-record.ts, and the record its report
+// carries in exchange-report.ts.
 //
 // Phases: WAITING for the app's response head → STREAMING its body → DONE. Every failure
 // path first checks and sets the phase, so a late event (an app error after a timeout, a
@@ -20,73 +21,22 @@ import { requestIdOf } from '../http/request-id.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
 import { errorBodyBytes, grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
 import { grpcStatusIn, grpcStatusStart } from '../http/grpc-status.js';
-import type { SchemaResult } from '../metrics/traffic.js';
 import type { Caller } from './caller.js';
 import { stopHeadDeadline, stopIdleDeadline } from './exchange-deadlines.js';
-import { cancelAppRequest, type ExchangeContext, type ResponseSink, type UpstreamRequest } from './exchange-links.js';
+import { cancelAppRequest, type ExchangeContext, type ResponseSink } from './exchange-links.js';
+import { ExchangeRecord } from './exchange-record.js';
 import { reportFinished } from './exchange-report.js';
-import type { AppForwarder } from './forwarder.js';
 import { pathOf } from '../http/request-target.js';
-import type { Deadline } from '../http/deadline-queue.js';
 
 export const WAITING = 0;
 export const STREAMING = 1;
 export const DONE = 2;
 
-export abstract class Exchange {
-  readonly startedAt = performance.now();
+export abstract class Exchange extends ExchangeRecord {
   /** The path without query, as authorization and the access log see it. */
   readonly path: string;
   readonly requestId: string;
-  /** The status sent to the caller (0 while none was). */
-  status = 0;
-  /** Set when the sidecar answered itself, or 'reset' when the exchange broke off. */
-  errorCode: string | undefined = undefined;
-  /** gRPC requests: the grpc-status sent to the caller (null: none yet); undefined otherwise (src/http/grpc-status.ts). */
-  grpcStatus: number | null | undefined;
-  /** Body bytes: from the caller (request) and to it (response), for the access log. */
-  bytesIn = 0;
-  bytesOut = 0;
-  /** The request head for the app as an object, built on first use (src/inbound/app-headers.ts). */
-  appHeaders: OutgoingHttpHeaders | undefined = undefined;
-  upstream: UpstreamRequest | undefined = undefined;
-  /** The forwarder that took the exchange, for its retry. */
-  forwarder: AppForwarder | undefined = undefined;
-  /** Trailers the app sent (HTTP/2 delivers them before the end of the body). */
-  appTrailers: OutgoingHttpHeaders | undefined = undefined;
-  /** The caller's request trailers (an HTTP/2 caller's; an HTTP/1.1 caller's are on its request), for an h2c app. */
-  callerTrailers: IncomingHttpHeaders | undefined = undefined;
   phase = WAITING;
-  /** The app's response body being relayed (see relayBody), resumed when the caller drains. */
-  relaySource: Readable | undefined = undefined;
-  /** The body as read by the schema check (src/inbound/schema-check.ts), replayed to the app in place of the caller's stream. */
-  bodyReplacement: Readable | undefined = undefined;
-  /** What the OpenAPI check found (undefined: no spec, or not checked). */
-  schema: SchemaResult | undefined = undefined;
-  /** Attempts made toward the app (a bodiless request may be retried once on a stale connection; an h2c app's refused stream is sent again, see h2c-replay.ts). */
-  attempts = 0;
-  // the deadlines' books, kept by exchange-deadlines.ts (startTimers, touch)
-  /** The app's response head is due (undefined: not started, none runs, or cancelled). */
-  timer: Deadline<Exchange> | undefined = undefined;
-  /** The route's wait for the app's head, from the end of the request body (0: none). */
-  headTimeoutMs = 0;
-  /**
-   * The caller's request body has ended (exchange-deadlines.ts: onRequestEnd). Not
-   * requestBody.readableEnded: a schema check that read the body hands the app a replacement
-   * (bodyReplacement) that has not been read yet, though the caller is done.
-   */
-  requestBodyEnded = false;
-  /** The caller's own deadline (grpc-timeout, x-request-timeout), from the request's arrival. */
-  callerDeadlineMs: number | undefined = undefined;
-  /** The limit the armed head deadline stands for, for its message. */
-  headLimitMs = 0;
-  /** No bytes either way for this long: 504, or a reset once the head went out (0: off). */
-  idleTimeoutMs = 0;
-  /** performance.now() of the last body bytes either way (see touch()). */
-  lastActivity = 0;
-  idleTimer: Deadline<Exchange> | undefined = undefined;
-  /** Once the app's answer is complete: how far the caller had taken it at the last idle check (see deliveryMark). */
-  deliveredAtCheck = 0;
   private finalized = false;
   private reported = false;
   /** 100 Continue was sent: a second one (the app's, after the schema check sent its own) is dropped. */
@@ -100,6 +50,7 @@ export abstract class Exchange {
     readonly target: string,
     headers: IncomingHttpHeaders,
   ) {
+    super();
     this.path = pathOf(target);
     this.requestId = requestIdOf(headers);
     this.grpcStatus = grpcStatusStart(headers['content-type']);

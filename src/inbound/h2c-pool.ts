@@ -17,52 +17,20 @@
 // PING (PROBE_MS; a dead one is destroyed, failing its hung streams at once; meanwhile another
 // session may be opened). A stream refused before the limit was known costs nothing. A session
 // whose stream timed out must answer a PING too. One whose app never sends SETTINGS is dropped
-// after firstSettingsMs (h2c-first-settings.ts).
+// after firstSettingsMs (h2c-first-settings.ts). What the pool keeps per session (a Lease),
+// the app's own limit on one, and the pool's options are in h2c-lease.ts.
 
-import http2, { type ClientHttp2Session } from 'node:http2';
+import http2 from 'node:http2';
 import type { Logger } from 'pino';
 import { WaitQueue, type PoolWaiter } from './h2c-waiters.js';
 import { H2cCallerShare } from './h2c-caller-share.js';
 import { boundFirstSettings, FIRST_SETTINGS_MS } from './h2c-first-settings.js';
+import { appLimitOf, type H2cPoolOptions, type Lease } from './h2c-lease.js';
 
 export type { PoolWaiter } from './h2c-waiters.js';
 
-export interface Lease {
-  readonly session: ClientHttp2Session;
-  /** Streams open on the session through this pool. */
-  active: number;
-  /** The app's SETTINGS arrived: its stream limit is known. */
-  settled: boolean;
-  /** Streams the app took at most when it refused one within its announced limit (Infinity: none refused since its last SETTINGS). */
-  learned: number;
-  /** A stream was refused within the limit: no new stream until a PING is answered. */
-  suspect: boolean;
-  /** The app sent GOAWAY: its refusals are its own, not a dead session's. */
-  goaway: boolean;
-  /** The lowest last stream id of the app's GOAWAYs: a stream above it was never processed (h2c-replay.ts). */
-  goawayLastStreamId?: number;
-  /** A PING is out to see whether the session still lives. */
-  probing: boolean;
-  /** Out of the pool: no new stream goes there; it closes when its last stream is done. */
-  retired: boolean;
-}
-
 /** How long a suspect session has to answer a PING (an app whose event loop is busy that long is as good as gone for new streams). */
 const PROBE_MS = 5000;
-
-export interface H2cPoolOptions {
-  readonly maxSessions?: number;
-  /** Streams per session before another is opened, even if the app allows more. */
-  readonly streamsPerSession?: number;
-  /** Streams a session carries before the app's SETTINGS say its limit (default 1: SETTINGS come first, within a round trip). */
-  readonly coldStreams?: number;
-  /** Requests that may wait for a stream slot (default 1000); more are answered 503 at once. */
-  readonly maxWaiting?: number;
-  /** How long a suspect session has to answer a PING (default 5 s). */
-  readonly probeMs?: number;
-  /** How long a new session has for the app's first SETTINGS before it is dropped (h2c-first-settings.ts; default 10 s). */
-  readonly firstSettingsMs?: number;
-}
 
 function closing(): Error {
   return Object.assign(new Error('the sidecar is closing its sessions to the app'), { code: 'ERR_HTTP2_SESSION_CLOSED' });
@@ -118,7 +86,7 @@ export class H2cSessionPool {
     for (const lease of this.leases) {
       if (lease.session.closed || lease.session.destroyed) continue;
       slots += this.limitOf(lease);
-      if (!lease.suspect && (!lease.settled || this.appLimitOf(lease) < this.streamsPerSession)) growthBlocked = true;
+      if (!lease.suspect && (!lease.settled || appLimitOf(lease) < this.streamsPerSession)) growthBlocked = true;
     }
     return growthBlocked ? slots : slots + Math.max(0, this.maxSessions - this.leases.length) * this.streamsPerSession;
   }
@@ -134,7 +102,7 @@ export class H2cSessionPool {
         return lease;
       }
       // full by the app's own (or not yet known) limit: more sessions would get around it
-      if (!lease.suspect && (!lease.settled || this.appLimitOf(lease) < this.streamsPerSession)) growthBlocked = true;
+      if (!lease.suspect && (!lease.settled || appLimitOf(lease) < this.streamsPerSession)) growthBlocked = true;
     }
     if (this.closed || growthBlocked || leases.length >= this.maxSessions) return undefined;
     const lease = this.open();
@@ -254,17 +222,10 @@ export class H2cSessionPool {
     }
   }
 
-  /** The app's own limit on this session: its SETTINGS, and what a refusal taught. */
-  private appLimitOf(lease: Lease): number {
-    // before the app's SETTINGS arrive remoteSettings holds the protocol defaults (unlimited)
-    const remote = lease.session.remoteSettings?.maxConcurrentStreams ?? Infinity;
-    return Math.min(remote, lease.learned);
-  }
-
   private limitOf(lease: Lease): number {
     if (lease.suspect) return 0;
     if (!lease.settled) return Math.min(this.coldStreams, this.streamsPerSession);
-    return Math.min(this.appLimitOf(lease), this.streamsPerSession);
+    return Math.min(appLimitOf(lease), this.streamsPerSession);
   }
 
   private open(): Lease {

@@ -9,7 +9,8 @@ import http2, { type ClientHttp2Stream } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { Exchange } from './exchange.js';
 import { exchangeOf, type UpstreamRequest } from './exchange-links.js';
-import type { Lease, PoolWaiter } from './h2c-pool.js';
+import type { PoolWaiter } from './h2c-pool.js';
+import type { Lease } from './h2c-lease.js';
 
 /** Request body bytes kept for a replay (as the outbound's retry.bufferLimit); past it a refused request is answered 503. */
 export const BODY_KEEP_LIMIT = 64 * 1024;

@@ -8,7 +8,7 @@
 // its own deadline: the exchange's timers still run, and its end (timeout, the caller gone)
 // takes it out of the queue (app-h2c.ts hands the exchange a handle whose cancel does that).
 
-import type { Lease } from './h2c-pool.js';
+import type { Lease } from './h2c-lease.js';
 import { FairQueue } from '../http/fair-queue.js';
 
 export interface PoolWaiter {

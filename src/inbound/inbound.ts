@@ -5,11 +5,12 @@
 // what happens to each request (plain path → authorization → rate limit → OpenAPI check →
 // forwarder to the local app) is in request-dispatch.ts: plain functions of the listener, so
 // no object is made per connection or per request for them. The Inbound interface it
-// implements, its options and limits are in inbound-contract.ts.
+// implements, its options and limits are in inbound-contract.ts; Node's HTTP/1.1 server and
+// the wiring of its events in http1-server.ts.
 
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type http from 'node:http';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
@@ -20,11 +21,10 @@ import { listenFailed, MeshcarError } from '../errors.js';
 import { errorAnswerList } from '../http/status.js';
 import { dispatchTlsSocket } from '../http/protocol-dispatch.js';
 import { logListenerErrors } from '../http/listener-errors.js';
-import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 import type { H2Limits, HeadersTooLargeAnswer } from '../h2/index.js';
 import { NO_OBSERVER, type TrafficObserver } from '../metrics/traffic.js';
 import { H2cApp } from './app-h2c.js';
-import type { H2cPoolOptions } from './h2c-pool.js';
+import type { H2cPoolOptions } from './h2c-lease.js';
 import { Http1App } from './app-http1.js';
 import { NodeHttp1App } from './app-http1-node.js';
 import { H2C_UPGRADE_REFUSAL } from './h2c-upgrade-refusal.js';
@@ -40,8 +40,8 @@ import type { Exchange } from './exchange.js';
 import type { ExchangeContext } from './exchange-links.js';
 import type { AppForwarder } from './forwarder.js';
 import { InboundRateLimiter } from './rate-limit.js';
-import { inTurn } from '../http/pipelined-turns.js';
-import { cutPipelining, kCaller, onClientError, onConnect, onHttp1Request, onStream, onUnmetExpectation, onUpgrade, toApp, type WithCaller } from './request-dispatch.js';
+import { kCaller, onStream, toApp, type WithCaller } from './request-dispatch.js';
+import { createHttp1Server } from './http1-server.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { createTlsListener } from './tls-listener.js';
 import { InboundTimeouts, type InboundTimeoutsConfig } from './timeouts.js';
@@ -132,38 +132,7 @@ export class InboundListener implements Inbound, ExchangeContext {
     // An h2c app has no Upgrade to take them: refused (h2c-upgrade-refusal.ts).
     this.upgrades = config.app.protocol === 'h2c' ? H2C_UPGRADE_REFUSAL : new NodeHttp1App(appAddress, { keepAlive: false });
 
-    const headersTimeout = limits.headersTimeoutMs ?? 20_000;
-    this.http1 = http.createServer({
-      maxHeaderSize: maxHeaderBytes,
-      // a caller that trickles its request head (slowloris) is cut off: 408
-      headersTimeout,
-      // bodies may stream for as long as the two ends like (uploads, long polls)
-      requestTimeout: 0,
-      keepAliveTimeout: limits.keepAliveTimeoutMs ?? 60_000,
-      // how often Node checks headersTimeout: a quarter of it, between 250 ms and 5 s
-      connectionsCheckingInterval: Math.min(5_000, Math.max(250, headersTimeout / 4)),
-      noDelay: true,
-      // a missing Host is refused by request-dispatch.ts, as a JSON error (Node's answer is a bare 400)
-      requireHostHeader: false,
-    });
-    // a request pipelined behind another waits for its answer (src/http/pipelined-turns.ts)
-    const request = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, false);
-    this.http1.on('request', (req: IncomingMessage, res: ServerResponse) => this.inTurn(req, res, request));
-    // an `Expect: 100-continue` request: the app, not the sidecar, decides whether to continue
-    const continued = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(this, req, res, true);
-    this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.inTurn(req, res, continued));
-    // any other Expect: our 417, as the outbound's (Node's would be bare)
-    const unmet = (req: IncomingMessage, res: ServerResponse) => onUnmetExpectation(this, req, res);
-    this.http1.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.inTurn(req, res, unmet));
-    this.http1.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(this, req, socket, head));
-    this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(this, err, socket));
-    // without a listener Node drops a CONNECT's connection with no answer at all
-    this.http1.on('connect', (req: IncomingMessage, socket: Socket) => onConnect(this, req, socket));
-    // an answer that closes the connection while the caller is still sending reaches it (lingering-close.ts)
-    this.http1.on('connection', lingerWhenClosedEarly);
-    // This server never listens itself: the TLS listener hands it sockets. Node starts the
-    // headersTimeout checks and connection tracking on 'listening', so announce it once.
-    this.http1.emit('listening');
+    this.http1 = createHttp1Server(this, maxHeaderBytes, limits.headersTimeoutMs ?? 20_000, limits.keepAliveTimeoutMs ?? 60_000);
 
     this.http2 = http2.createServer({
       settings: { maxConcurrentStreams: limits.maxConcurrentStreams ?? configured.maxConcurrentStreams, maxHeaderListSize: maxHeaderBytes },
@@ -217,11 +186,6 @@ export class InboundListener implements Inbound, ExchangeContext {
       },
     });
     caps.watchHandshakes(this.tlsServer);
-  }
-
-  /** An HTTP/1.1 request in its connection's turn, or the connection closed past maxPipelined (pipelined-turns.ts). */
-  private inTurn(req: IncomingMessage, res: ServerResponse, start: (req: IncomingMessage, res: ServerResponse) => void): void {
-    if (!inTurn(req, res, start, this.maxPipelined)) cutPipelining(this, req.socket);
   }
 
   get address(): HostPort | undefined {

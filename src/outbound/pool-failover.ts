@@ -7,15 +7,18 @@
 // meshcar pool bounds its dials): its expiry is that endpoint's failure, so a silent endpoint
 // stops being picked; a requester that goes away cancels its wait. Plain functions of the pool.
 
-import type { ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
+import type { ClientHttp2Session, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import { MeshcarError, describeError } from '../errors.js';
 import { outboundFailure } from '../tls-failures/describe.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { countStream } from './pool-counting.js';
-import { closeIfRemoved } from './pool-sessions.js';
+import { adopt, closeIfRemoved } from './pool-sessions.js';
+import { nodeCodec } from './node-codec.js';
+import type { UpstreamAgent } from './upstream-agent.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { classifyConnectError, isBadRequestError, isHeaderListTooLargeError, isSessionClosingError } from './upstream-errors.js';
-import type { OpenedStream, UpstreamPool } from './upstream-pool.js';
+import type { UpstreamPool } from './upstream-pool.js';
+import type { OpenedStream } from './pool-contract.js';
 import { adaptH2Stream, cancelStream, type UpstreamStream } from './upstream-stream.js';
 import { isWaitCancelled, type StreamWait } from './stream-wait.js';
 import { noteSession } from './goaway-refused.js';
@@ -72,7 +75,7 @@ async function openOn(pool: UpstreamPool, endpoint: UpstreamEndpoint, headers: O
       const own = pool.own;
       const stream = own
         ? adaptH2Stream(await wait.bound(endpoint, limitMs, (token) => own.request(endpoint, headers, options, token), dropLate))
-        : watchEarlyEnd(noteSession(await wait.bound(endpoint, limitMs, (token) => pool.agent().requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, token), dropLate)));
+        : watchEarlyEnd(noteSession(await wait.bound(endpoint, limitMs, (token) => nodeAgentOf(pool).requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, token), dropLate)));
       countStream(pool, stream, endpoint);
       return { stream, endpoint };
     } catch (err) {
@@ -166,4 +169,21 @@ export function endpointFailed(pool: UpstreamPool, endpoint: UpstreamEndpoint, e
   endpoint.downUntil = now + pool.deps.settings.endpointBackoffMs;
   pool.health.failedWithPenalty(endpoint, 0);
   return failure.error;
+}
+
+/** http2-wrapper's agent (codec `node`), made at the first request that needs a new session (the slow path above). */
+export function nodeAgentOf(pool: UpstreamPool): UpstreamAgent {
+  if (pool.nodeAgent) return pool.nodeAgent;
+  const kit = nodeCodec();
+  const agent = new kit.UpstreamAgent({
+    identity: pool.deps.identity,
+    expectedId: pool.config.identity,
+    connectTimeoutMs: () => pool.connectMs,
+    endpointFor: (host) => pool.endpoints.forOriginHost(host),
+    dialFailed: (endpoint, err) => void endpointFailed(pool, endpoint, err),
+  });
+  pool.nodeKit = kit;
+  pool.nodeAgent = agent;
+  agent.on('session', (session: ClientHttp2Session) => adopt(pool, session));
+  return agent;
 }

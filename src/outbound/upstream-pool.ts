@@ -5,24 +5,23 @@
 // failover (pool-failover.ts: the agent opens a session or queues for one, and an endpoint that
 // cannot be reached makes way for the next). Also retirement and close; a reload's reuse check
 // and in-place changes are in pool-reload.ts. The node codec's session books are in
-// pool-sessions.ts, what is counted per stream (load, endpoint health) in pool-counting.ts.
+// pool-sessions.ts (its agent, made at the first slow-path request, in pool-failover.ts), what
+// is counted per stream (load, endpoint health) in pool-counting.ts; the pool's settings,
+// dependencies and requester types in pool-contract.ts.
 // With `codec: 'meshcar'` the sessions are src/h2 connections kept by H2SessionPool
 // (h2-session-pool.ts) instead of http2-wrapper's; everything above the session (balancing,
 // failover, circuit, counting) is shared.
 
 import type { ClientHttp2Session, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
-import type { Logger } from 'pino';
 import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from '../config/fields.js';
 import type { UpstreamConfig } from '../config/outbound-config.js';
 import { MeshcarError } from '../errors.js';
 import { verifyServerSpiffeId } from '../identity/peer-identity.js';
-import type { WorkloadIdentity } from '../identity/workload-identity.js';
-import type { TrafficObserver } from '../metrics/traffic.js';
-import { EndpointSet, type LookupAll, type UpstreamEndpoint } from './endpoints.js';
-import type { SessionPolicy } from './session-lifecycle.js';
+import { EndpointSet, type UpstreamEndpoint } from './endpoints.js';
+import type { PoolDependencies, StreamRequester } from './pool-contract.js';
 import './async-bind.js'; // cheaper AsyncResource#bind for every session.request()
 import type { UpstreamAgent } from './upstream-agent.js';
-import { nodeCodec, type NodeCodec } from './node-codec.js';
+import type { NodeCodec } from './node-codec.js';
 import { H2SessionPool } from './h2-session-pool.js';
 import { adaptH2Stream, type UpstreamStream } from './upstream-stream.js';
 import { watchEarlyEnd } from '../http/early-end.js';
@@ -33,37 +32,10 @@ import type { CircuitBreakerConfig } from '../config/upstream-policy-config.js';
 import { countStream, streamClosedListener, streamRespondedListener, type StreamClosed, type StreamResponded } from './pool-counting.js';
 import { badRequest, endpointFailed, openSlowly } from './pool-failover.js';
 import { connectMsOf, lookupWaitMsOf } from './pool-reload.js';
-import { adopt, closeIfRemoved, freeSession, retire, sessionsTrustChanged } from './pool-sessions.js';
+import { closeIfRemoved, freeSession, retire, sessionsTrustChanged } from './pool-sessions.js';
 import type { TrustNow, UpstreamPathGuard } from './upstream-trust.js';
 import { StreamWait } from './stream-wait.js';
 import { noteSession } from './goaway-refused.js';
-
-export interface PoolSettings extends SessionPolicy {
-  readonly dnsRefreshMs: number;
-  /** How long an endpoint that failed to connect is skipped. */
-  readonly endpointBackoffMs: number;
-  readonly lookup?: LookupAll;
-}
-
-export interface PoolDependencies {
-  readonly identity: WorkloadIdentity;
-  readonly logger: Logger;
-  readonly observer: TrafficObserver;
-  readonly settings: PoolSettings;
-  /** Which HTTP/2 codec carries the sessions: src/h2 or http2-wrapper + core http2 (the outbound passes its own, defaulted there). */
-  readonly codec: 'meshcar' | 'node';
-}
-
-export interface OpenedStream {
-  readonly stream: UpstreamStream;
-  readonly endpoint: UpstreamEndpoint;
-}
-
-/** Who asked for a stream: an object with methods, so a request passes no closures (attempt.ts). */
-export interface StreamRequester {
-  streamOpened(stream: UpstreamStream, endpoint: UpstreamEndpoint): void;
-  streamFailed(err: MeshcarError): void;
-}
 
 export class UpstreamPool {
   readonly name: string;
@@ -165,23 +137,6 @@ export class UpstreamPool {
   /** Bounds TCP connect + TLS, then the peer's SETTINGS: read per dial and per wait (a reload may change it). */
   get connectTimeoutMs(): number {
     return this.connectMs;
-  }
-
-  /** http2-wrapper's agent (codec `node`), made at the first request that needs a new session. */
-  agent(): UpstreamAgent {
-    if (this.nodeAgent) return this.nodeAgent;
-    const kit = nodeCodec();
-    const agent = new kit.UpstreamAgent({
-      identity: this.deps.identity,
-      expectedId: this.config.identity,
-      connectTimeoutMs: () => this.connectMs,
-      endpointFor: (host) => this.endpoints.forOriginHost(host),
-      dialFailed: (endpoint, err) => void endpointFailed(this, endpoint, err),
-    });
-    this.nodeKit = kit;
-    this.nodeAgent = agent;
-    agent.on('session', (session: ClientHttp2Session) => adopt(this, session));
-    return agent;
   }
 
   /** Resolves host-name endpoints for the first time; never rejects. */

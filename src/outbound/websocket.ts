@@ -8,7 +8,8 @@
 // its body and both connections close: joining them anyway would let the app's next bytes
 // reach the upstream raw, past routing, OpenAPI enforcement and x-request-id. The app's bytes
 // sent after its head wait for the 101 for the same reason. With the upstream's OpenAPI spec,
-// the head is held against it first (schema-check.ts).
+// the head is held against it first (schema-check.ts). The heads as each side reads them
+// (which fields go on, written back byte for byte) are made in websocket-heads.ts.
 
 import http, { type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -29,11 +30,7 @@ import { resetConnection } from './mutual-tls.js';
 import { UpstreamPathGuard } from './upstream-trust.js';
 import { openTunnel, type OpenedTunnel } from './pool-tunnel.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
-
-/** Connection-scoped headers that are not part of the upgrade handshake itself. */
-const DROPPED = new Set(['host', 'x-request-id', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'http2-settings']);
-/** Fields of a non-101 answer that describe the upstream connection or the body's framing on it. */
-const ANSWER_DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer']);
+import { ANSWER_DROPPED, requestFields, responseHead } from './websocket-heads.js';
 
 function ignore(): void {}
 
@@ -60,35 +57,6 @@ function closeWhenFlushed(upstream: Socket): void {
 
 function destroyTunnelSocket(this: Socket): void {
   this.destroy();
-}
-
-
-/** The request head as the upstream will read it, as a raw list: Host is the upstream the app named. */
-function requestFields(req: IncomingMessage, authority: string, requestId: string): string[] {
-  const fields = ['Host', authority];
-  const raw = req.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (DROPPED.has(name.toLowerCase())) continue;
-    fields.push(name, raw[i + 1] as string);
-  }
-  fields.push('x-request-id', requestId);
-  return fields;
-}
-
-/**
- * A response head as the app reads it, from node:http's parse (`except`: names left out,
- * lower-case). node:http reads a head as latin1, one character a byte: written back as latin1,
- * a value's bytes above 0x7f (obs-text) go on as they came, where UTF-8 made two of each.
- */
-function responseHead(res: IncomingMessage, except?: ReadonlySet<string>): string {
-  let head = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
-  const raw = res.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (except?.has(name.toLowerCase()) !== true) head += `${name}: ${raw[i + 1] as string}\r\n`;
-  }
-  return except === undefined ? `${head}\r\n` : `${head}connection: close\r\n\r\n`;
 }
 
 /** `guards`: the upstreams' OpenAPI checks (by upstream name), which hold the Upgrade's head too. */

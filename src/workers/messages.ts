@@ -131,3 +131,8 @@ export function isToPrimary(message: unknown): message is ToPrimary {
 
 /** Typed as ours (meshcar:...), whatever its fields: one isToPrimary refuses is a worker's bug, logged. */
 export const isOurs = isTyped;
+
+/** The SVID as a meshcar:svid message carries it: the three PEM fields only, nothing else of the object. */
+export function svidMaterial(svid: SvidMaterial): SvidMaterial {
+  return { privateKeyPem: svid.privateKeyPem, chainPem: svid.chainPem, bundlePem: svid.bundlePem };
+}

@@ -9,19 +9,20 @@
 // (metrics, inventories, status) is gathered in cluster-views.ts. It holds the config the
 // workers run (numbered by generation) without reading it: the composition root
 // (src/sidecar.ts) checks it and hands it over; each worker gets it at start, never the file.
+// What it knows of the workers and of its run is declared in primary-books.ts.
 
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
 import { describeError, MeshcarError } from '../errors.js';
 import { isErrorCode } from '../http/status.js';
-import type { SvidMaterial } from '../identity/svid.js';
 import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { ClusterViews, VIEW_ASK_TIMEOUT_MS, type WorkerUpstreams } from './cluster-views.js';
-import { isOurs, isToPrimary, type Address, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
+import { isOurs, isToPrimary, svidMaterial, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
+import { PrimaryBooks, type Listening } from './primary-books.js';
 import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
 import { LogPerKey } from '../log-per-key.js';
@@ -35,28 +36,12 @@ import { closeUntakenConnections } from './untaken-connections.js';
 // `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
 export { workerCount } from './worker-count.js';
 
-interface Listening {
-  readonly inbound?: Address;
-  readonly outbound?: Address;
-}
-
 export interface WorkerPoolOptions {
   /** How long /metrics, /endpoints and /workers wait for each worker (default 2 s). */
   readonly viewAskTimeoutMs?: number;
 }
 
-export class WorkerPool implements WorkerCluster {
-  private readonly listeningWorkers = new Map<number, Listening>();
-  /** Workers whose message listener is in place (they said hello). */
-  private readonly greeted = new Set<number>();
-  /** When each live worker was forked: one that says no hello in HELLO_TIMEOUT_MS is stuck (health-checks.ts). */
-  private readonly forkedAt = new Map<number, number>();
-  /** Workers sent their config: the ones a reload round asks (the others get the round's result at hello). */
-  private readonly configured = new Set<number>();
-  /** The config every worker runs or starts on; undefined until start(). */
-  private current: WorkerConfig | undefined;
-  /** A reload round that has not decided yet: a worker greeting meanwhile waits for its outcome. */
-  private deciding: Promise<unknown> | undefined;
+export class WorkerPool extends PrimaryBooks implements WorkerCluster {
   private readonly asks = new Asks((worker, message) => this.send(worker, message));
   /** What dead workers counted, so the aggregated counts never go down. */
   private readonly departed = new DepartedCounts();
@@ -68,14 +53,6 @@ export class WorkerPool implements WorkerCluster {
   private readonly exitWaits: ExitWaits;
   /** /metrics, /endpoints and /workers: see cluster-views.ts. */
   private readonly views: ClusterViews;
-  private identity: WorkloadIdentity | undefined;
-  private started = false;
-  private stopping = false;
-  /** The drain under way (SIGTERM): a worker greeting after it is told to drain too. */
-  private drainTimeoutMs: number | undefined;
-  private startFailed: ((err: Error) => void) | undefined;
-  private allListening: (() => void) | undefined;
-  private addresses: Listening | undefined;
 
   private readonly viewAskTimeoutMs: number;
   /** Replaces a worker that stops answering (stopped, stuck): see health-checks.ts. */
@@ -95,6 +72,7 @@ export class WorkerPool implements WorkerCluster {
   });
 
   constructor(private readonly count: number, private readonly logger: Logger, primaryRegistry: client.Registry, options: WorkerPoolOptions = {}) {
+    super();
     this.viewAskTimeoutMs = options.viewAskTimeoutMs ?? VIEW_ASK_TIMEOUT_MS;
     this.exitWaits = new ExitWaits(() => this.live(), logger);
     this.metricsOf = new ClusterMetrics(primaryRegistry, () => this.live().length);
@@ -117,7 +95,7 @@ export class WorkerPool implements WorkerCluster {
   start(identity: WorkloadIdentity, config: ConfigToRun): Promise<Listening> {
     this.identity = identity;
     this.current = { generation: 1, ...config };
-    identity.on('rotated', (svid) => this.broadcast({ type: 'meshcar:svid', svid: material(svid) }));
+    identity.on('rotated', (svid) => this.broadcast({ type: 'meshcar:svid', svid: svidMaterial(svid) }));
     cluster.on('message', (worker, message: unknown) => {
       if (isToPrimary(message)) this.onMessage(worker, message);
       // a worker's bug: dropped (it was sent with the wrong fields), said once per worker per 10 s
@@ -137,15 +115,6 @@ export class WorkerPool implements WorkerCluster {
   listening(): boolean {
     const live = this.live();
     return live.length === this.count && live.every((w) => this.listeningWorkers.has(w.id));
-  }
-
-  /** Some worker listens (it may be serving before the others do: the start is not over). */
-  serving(): boolean {
-    return this.listeningWorkers.size > 0;
-  }
-
-  generation(): number {
-    return this.current?.generation ?? 0;
   }
 
   async reload(config: ConfigToRun): Promise<RoundOutcome> {
@@ -225,15 +194,6 @@ export class WorkerPool implements WorkerCluster {
     worker.process.kill('SIGKILL');
   }
 
-  /** Workers that said hello: one still booting has served nothing and cannot answer yet. */
-  private greetedLive(): Worker[] {
-    return this.live().filter((w) => this.greeted.has(w.id));
-  }
-
-  private live(): Worker[] {
-    return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
-  }
-
   private fork(): void {
     // structured clone, not JSON, on the IPC channel: a spec's document keeps its shared $ref
     // targets shared (JSON copied each use: a 238 KB spec with one schema used everywhere went
@@ -260,7 +220,7 @@ export class WorkerPool implements WorkerCluster {
         this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker said hello');
         // a worker forked just before a SIGTERM (a restart): it drains (exits) instead of starting
         if (this.drainTimeoutMs !== undefined) return this.send(worker, { type: 'meshcar:drain', timeoutMs: this.drainTimeoutMs });
-        if (this.identity) this.send(worker, { type: 'meshcar:svid', svid: material(this.identity.current()) });
+        if (this.identity) this.send(worker, { type: 'meshcar:svid', svid: svidMaterial(this.identity.current()) });
         // during a reload round, the config it decides on (the old one if aborted, else the new)
         void (this.deciding ?? Promise.resolve()).then(() => {
           if (!this.current || worker.isDead()) return;
@@ -318,6 +278,3 @@ export class WorkerPool implements WorkerCluster {
   }
 }
 
-function material(svid: SvidMaterial): SvidMaterial {
-  return { privateKeyPem: svid.privateKeyPem, chainPem: svid.chainPem, bundlePem: svid.bundlePem };
-}

@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { startTestCa } from '../helpers/ca.js';
 import { serverLetGoWithin } from '../helpers/connections.js';
 import { startUnreadClient } from '../helpers/unread-client.js';
-import { CA_CONNECTION_LIMITS, type CaConnectionLimits } from '../../src/ca/server.js';
+import { CA_CONNECTION_LIMITS, type CaConnectionLimits } from '../../src/ca/connection-limits.js';
 
 /** The limits the server runs with here: the defaults' shape, at test scale. */
 const limits: CaConnectionLimits = { ...CA_CONNECTION_LIMITS, handshakeTimeoutMs: 1_000, idleTimeoutMs: 1_500, headersTimeoutMs: 1_000, maxConnections: 20 };

@@ -18,7 +18,8 @@ import { caServe, caToken, openAuthority } from '../../src/ca/commands.js';
 import { generateWorkloadKey } from '../../src/pki/keys.js';
 import type { CaConfig } from '../../src/config/ca-config.js';
 import { Metrics } from '../../src/metrics/registry.js';
-import type { CaConnectionLimits, RunningCaServer } from '../../src/ca/server.js';
+import type { RunningCaServer } from '../../src/ca/server.js';
+import type { CaConnectionLimits } from '../../src/ca/connection-limits.js';
 
 export const execFileAsync = promisify(execFile);
 

@@ -1,0 +1,33 @@
+// What an HTTP/1.1 app's answer, as llhttp reads it on an app connection (app-connection.ts),
+// says beyond its fields: a status under 200 is no final answer (and some fail the request, as
+// no request on that connection asked for them), and a trailer naming Connection makes the
+// connection unfit for another request.
+
+import { APP_CLIENT_ERRORS, appClientError } from './app-dispatch.js';
+
+/**
+ * A status under 200 (no final answer): the error that fails the request, or undefined for an
+ * interim answer that is skipped (103 Early Hints... are not relayed).
+ */
+export function nonFinalStatusError(statusCode: number): Error | undefined {
+  // llhttp takes any three digits; 000 to 099 are no status
+  if (statusCode < 100) return appClientError('HPE_INVALID_STATUS', `status ${statusCode}`);
+  // Expect and Upgrade requests never come this way (app-http1-node.ts carries them)
+  if (statusCode === 100) return appClientError(APP_CLIENT_ERRORS.unaskedContinue, 'a 100 Continue to a request without Expect');
+  if (statusCode === 101) return appClientError(APP_CLIENT_ERRORS.unaskedUpgrade, 'a 101 to a request that asked for no upgrade');
+  return undefined;
+}
+
+/**
+ * Whether trailer field lines hold a Connection (or Proxy-Connection) field. llhttp reads its
+ * `close` there as in the head and then refuses every later byte on the connection
+ * (HPE_CLOSED_CONNECTION), so the next request on it would reach the app and be answered 502:
+ * such a connection is never reused, whatever the value (a harmless close when it says less).
+ */
+export function namesConnection(fields: readonly string[]): boolean {
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = (fields[i] as string).toLowerCase();
+    if (name === 'connection' || name === 'proxy-connection') return true;
+  }
+  return false;
+}

@@ -1,0 +1,38 @@
+// The heads of an app's WebSocket (Upgrade) request and of its upstream's answer as the other
+// side reads them (websocket.ts): which fields go on (none that describe one connection or the
+// framing on it), Host as the upstream the app named, and the answer written back byte for byte.
+
+import type { IncomingMessage } from 'node:http';
+
+/** Connection-scoped headers that are not part of the upgrade handshake itself. */
+const DROPPED = new Set(['host', 'x-request-id', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'http2-settings']);
+/** Fields of a non-101 answer that describe the upstream connection or the body's framing on it. */
+export const ANSWER_DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer']);
+
+/** The request head as the upstream will read it, as a raw list: Host is the upstream the app named. */
+export function requestFields(req: IncomingMessage, authority: string, requestId: string): string[] {
+  const fields = ['Host', authority];
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (DROPPED.has(name.toLowerCase())) continue;
+    fields.push(name, raw[i + 1] as string);
+  }
+  fields.push('x-request-id', requestId);
+  return fields;
+}
+
+/**
+ * A response head as the app reads it, from node:http's parse (`except`: names left out,
+ * lower-case). node:http reads a head as latin1, one character a byte: written back as latin1,
+ * a value's bytes above 0x7f (obs-text) go on as they came, where UTF-8 made two of each.
+ */
+export function responseHead(res: IncomingMessage, except?: ReadonlySet<string>): string {
+  let head = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
+  const raw = res.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (except?.has(name.toLowerCase()) !== true) head += `${name}: ${raw[i + 1] as string}\r\n`;
+  }
+  return except === undefined ? `${head}\r\n` : `${head}connection: close\r\n\r\n`;
+}
