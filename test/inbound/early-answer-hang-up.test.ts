@@ -11,10 +11,9 @@
 // caller (whose stream gets the answer, then RST_STREAM(NO_ERROR)).
 
 import t from 'tap';
-import http from 'node:http';
 import type net from 'node:net';
 import { h1Request, startInbound, type InboundFixture } from '../helpers/inbound-fixture.js';
-import { startPairToApp } from '../helpers/pair-to-app.js';
+import { postUpload, startPairToApp } from '../helpers/pair-to-app.js';
 import { startRawApp } from '../helpers/raw-http.js';
 import { waitFor } from '../helpers/mesh.js';
 import { connectRawH2, describe, errorCodeOf, FLAG, frame, FRAME, requestHeaders } from '../helpers/raw-h2.js';
@@ -38,21 +37,6 @@ function startHangingUpApp(answer: string, hangUp: (socket: net.Socket) => void)
   return startRawApp((_request, socket) => socket.write(answer, () => hangUp(socket)));
 }
 
-/** One POST of `body` to the outbound as the app beside it (plain HTTP/1.1, Host: orders), on a fresh connection. */
-function postThroughPair(port: number, body: Buffer): Promise<{ status: number; header: string | undefined; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/upload', method: 'POST', agent: false, headers: { host: 'orders', 'content-length': body.length } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, header: res.headers['x-app'] as string | undefined, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 async function recorded(t: Tap.Test, fx: InboundFixture, count: number): Promise<Array<[number, string | null]>> {
   await waitFor(async () => fx.observer.requests.length >= count, 10_000, `${count} requests recorded`).catch(() => undefined);
   return fx.observer.requests.map((r) => [r.status, r.errorCode ?? null]);
@@ -66,7 +50,7 @@ for (const codec of ['meshcar', 'node'] as const) {
         t.teardown(() => app.close());
         const { inbound: fx, outbound } = await startPairToApp(t, app.port, codec);
         for (let i = 1; i <= 3; i++) {
-          const res = await postThroughPair(outbound.port, UPLOAD);
+          const res = await postUpload(outbound.port, UPLOAD);
           t.same(res, { status: answer.status, header: 'early', body: answer.body }, `upload ${i} through the pair: the app's answer, head and body`);
         }
         const res = await h1Request(fx.port, await fx.tlsOptions(), { method: 'POST', path: '/upload', body: UPLOAD });
@@ -124,7 +108,7 @@ t.test('an answer the hang-up cuts in its middle is still an error, not a whole 
   const app = await startHangingUpApp('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789', HANG_UPS['resets the connection'] as (socket: net.Socket) => void);
   t.teardown(() => app.close());
   const { inbound: fx, outbound } = await startPairToApp(t, app.port, 'meshcar');
-  const viaPair = await postThroughPair(outbound.port, UPLOAD).then(
+  const viaPair = await postUpload(outbound.port, UPLOAD).then(
     (res) => (res.status === 200 ? `a 200 of ${res.body.length} bytes, taken as whole` : `status ${res.status}`),
     (err: Error) => `broken off (${err.message})`,
   );

@@ -7,12 +7,10 @@
 // Callers through a real outbound → inbound pair on both HTTP/2 codecs.
 
 import t from 'tap';
-import http from 'node:http';
 import http2 from 'node:http2';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { SERVER_ID, startInbound } from '../helpers/inbound-fixture.js';
-import { startOutbound } from '../helpers/outbound-fixture.js';
+import { postUpload, startPairToApp } from '../helpers/pair-to-app.js';
 import { waitFor } from '../helpers/mesh.js';
 import { FLAG, FRAME, frame, headerBlock, startRawH2cApp } from '../helpers/raw-h2.js';
 
@@ -39,28 +37,6 @@ async function nodeApp() {
   };
 }
 
-function postThroughPair(port: number): Promise<{ status: number; header: string | undefined; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/upload', method: 'POST', agent: false, headers: { host: 'orders', 'content-length': UPLOAD.length } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, header: res.headers['x-app'] as string | undefined, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(UPLOAD);
-  });
-}
-
-async function startPair(t: Tap.Test, appPort: number, codec: 'meshcar' | 'node') {
-  const fx = await startInbound({ codec, externalApp: { protocol: 'h2c', port: appPort } });
-  t.teardown(() => fx.close());
-  const out = await startOutbound(fx.pki, [{ name: 'orders', endpoints: [`127.0.0.1:${fx.port}`], identity: SERVER_ID }], { codec });
-  t.teardown(() => out.close());
-  return { fx, out };
-}
-
 const WHOLE_APPS = {
   "Node's http2 server": nodeApp,
   'a raw app (HEADERS, DATA with END_STREAM, RST_STREAM(NO_ERROR) in one write)': () => startRawH2cApp((id) => [Buffer.concat([HEAD_413(id), frame(FRAME.DATA, FLAG.END_STREAM, id, Buffer.from('too big')), RST_NO_ERROR(id)])]),
@@ -71,9 +47,9 @@ for (const codec of ['meshcar', 'node'] as const) {
     t.test(`codec ${codec}, ${name}: the whole early answer reaches the caller`, async (t) => {
       const app = await start();
       t.teardown(() => app.close());
-      const { fx, out } = await startPair(t, app.port, codec);
+      const { inbound: fx, outbound: out } = await startPairToApp(t, app.port, codec, 'h2c');
       for (let i = 1; i <= 8; i++) {
-        const res = await postThroughPair(out.port);
+        const res = await postUpload(out.port, UPLOAD);
         t.same(res, { status: 413, header: 'early', body: 'too big' }, `upload ${i}: the app's answer`);
       }
       await waitFor(async () => fx.observer.requests.length >= 8, 10_000, 'the requests recorded').catch(() => undefined);
@@ -84,8 +60,8 @@ for (const codec of ['meshcar', 'node'] as const) {
   t.test(`codec ${codec}: a reset with NO_ERROR in the middle of the answer's body is still an error`, async (t) => {
     const app = await startRawH2cApp((id) => [Buffer.concat([frame(FRAME.HEADERS, FLAG.END_HEADERS, id, headerBlock([[':status', '200'], ['content-length', '100']])), frame(FRAME.DATA, 0, id, Buffer.from('0123456789')), RST_NO_ERROR(id)])]);
     t.teardown(() => app.close());
-    const { fx, out } = await startPair(t, app.port, codec);
-    const outcome = await postThroughPair(out.port).then(
+    const { inbound: fx, outbound: out } = await startPairToApp(t, app.port, codec, 'h2c');
+    const outcome = await postUpload(out.port, UPLOAD).then(
       (res) => (res.status === 200 ? `a 200 of ${res.body.length} bytes, taken as whole` : `status ${res.status}`),
       (err: Error) => `broken off (${err.message})`,
     );
