@@ -40,6 +40,8 @@ t.test('closed upstream sessions leave no timer lists behind (both codecs)', asy
   await round();
   const after = await timerLists();
   for (const { upstream } of outbounds) t.equal(upstream.handshakes.length, 2 * SESSIONS, 'each request had a session of its own');
-  // seen without it: one more per session, on either codec (40 and 39 for 40 sessions each)
-  t.ok(after - before < 5, `${after - before} more timer lists after ${SESSIONS} sessions on each codec (${before} before)`);
+  // seen without it: one more per session, on either codec (40 and 39 for 40 sessions each);
+  // with it, 0 on an idle machine and 5 in a CI run on a busy one (timers of other durations
+  // still running at the snapshot), so the bound is a quarter of the sessions
+  t.ok(after - before < (2 * SESSIONS) / 4, `${after - before} more timer lists after ${SESSIONS} sessions on each codec (${before} before)`);
 });
