@@ -136,6 +136,8 @@ export async function checkSidecarPod(t: Tap, objects: readonly KubeObject[], po
   await writeFile(join(root, 'meshcar.yaml'), checked);
   const result = await execFileAsync(process.execPath, [CLI, 'check', '--config', join(root, 'meshcar.yaml')]).catch((err: { stdout: string; stderr: string }) => err);
   t.match(`${result.stdout}${result.stderr}`, /valid sidecar configuration/, `meshcar check accepts ${pod.metadata.name}'s config: ${result.stderr}`);
+  // a shipped config that warns at every start teaches users to ignore warnings
+  t.notMatch(result.stderr, /warning/, `meshcar check has no warning for ${pod.metadata.name}'s config`);
 
   // listeners, probes, Prometheus
   const [adminHost, adminPort] = splitListen(config.admin.listen);
