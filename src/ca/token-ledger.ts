@@ -16,7 +16,7 @@ export const LEDGER_FILE = 'used-tokens.json';
 const tokenUsed = () => new MeshcarError('token_used', 'this single-use join token has already been used');
 
 export class TokenLedger {
-  /** Tokens this process has seen spent (jti → expiry, epoch seconds): a fast refusal, and the reservation of one being spent. */
+  /** Tokens this process has seen spent (jti -> expiry, epoch seconds): a fast refusal, and the reservation of one being spent. */
   private spent = new Map<string, number>();
   /** Spends one after another within the process: the folder's lock is a file polled every 100 ms. */
   private writes: Promise<void> = Promise.resolve();

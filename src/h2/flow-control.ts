@@ -55,7 +55,7 @@ export class ReceiveWindow {
 export class SendWindow {
   constructor(public available: number) {}
 
-  /** A WINDOW_UPDATE: false if it would take the window past 2^31 − 1 (FLOW_CONTROL_ERROR). */
+  /** A WINDOW_UPDATE: false if it would take the window past 2^31 - 1 (FLOW_CONTROL_ERROR). */
   grow(increment: number): boolean {
     if (this.available + increment > MAX_WINDOW) return false;
     this.available += increment;

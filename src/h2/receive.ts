@@ -179,7 +179,7 @@ export class FrameReceiver implements FrameHandler {
   /**
    * The net change of SETTINGS_INITIAL_WINDOW_SIZE over one frame, applied to each open stream
    * once. Entries apply in order (RFC 9113 §6.9.2), so a window that the highest value set on
-   * the way would take past 2^31 − 1 is a FLOW_CONTROL_ERROR even if a later entry lowers it.
+   * the way would take past 2^31 - 1 is a FLOW_CONTROL_ERROR even if a later entry lowers it.
    * Nothing is sent here: streams it unblocks resume after our SETTINGS ACK (onSettings).
    */
   private initialWindowChanged(before: number, highest: number, after: number): void {

@@ -13,7 +13,7 @@
 export class CallerShare {
   /** The connections each caller holds now (callers holding none are not kept). */
   private readonly held = new Map<string, number>();
-  /** What holds a connection (the own pool's connection, undici's request slot) → its caller. */
+  /** What holds a connection (the own pool's connection, undici's request slot) -> its caller. */
   private readonly holder = new Map<object, string>();
   readonly maxPerCaller: number;
 

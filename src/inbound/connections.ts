@@ -22,7 +22,7 @@ export class ConnectionTracker {
   cutBy: 'drain_timeout' | 'shutdown' | undefined = undefined;
   /** Every verified connection, until it closes. */
   private readonly sockets = new Set<Socket>();
-  /** HTTP/1.1 connections → requests in flight on each (0: idle between keep-alive requests). */
+  /** HTTP/1.1 connections -> requests in flight on each (0: idle between keep-alive requests). */
   private readonly http1 = new Map<Socket, number>();
   private readonly sessions = new Set<CallerSession>();
   /** HTTP/1.1 connections to close once their requests in flight are answered (see closeWhenIdle). */

@@ -14,7 +14,7 @@ export class UpstreamRouter<T> {
     for (const [name, value] of entries) this.byName.set(name.toLowerCase(), value);
   }
 
-  /** The upstream for a Host / :authority value, or undefined (→ no_route). */
+  /** The upstream for a Host / :authority value, or undefined (-> no_route). */
   lookup(host: string | undefined): T | undefined {
     if (host === undefined || host === '') return undefined;
     return this.byName.get(host) ?? this.byName.get(hostName(host));

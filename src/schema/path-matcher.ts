@@ -43,9 +43,9 @@ interface MethodPatterns<T> {
 const PARAM = /\{([^}/]+)\}/g;
 
 export class PathMatcher<T> {
-  /** path → method → value, for templates without parameters. */
+  /** path -> method -> value, for templates without parameters. */
   private readonly exact = new Map<string, Map<string, T>>();
-  /** method → patterns, by first segment; each list most literal first. */
+  /** method -> patterns, by first segment; each list most literal first. */
   private readonly patterns = new Map<string, MethodPatterns<T>>();
 
   constructor(templates: Iterable<Template<T>>) {

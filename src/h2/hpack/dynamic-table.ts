@@ -73,7 +73,7 @@ export class DynamicTable {
 
   /**
    * Inserts an entry, evicting from the oldest end to make room. An entry larger than the whole
-   * table empties it and is not inserted (§4.4) — not an error.
+   * table empties it and is not inserted (§4.4): not an error.
    */
   add(name: string, value: string): void {
     const size = name.length + value.length + ENTRY_OVERHEAD;

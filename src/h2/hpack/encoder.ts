@@ -114,14 +114,14 @@ export class HpackEncoder {
 
   /**
    * The peer's SETTINGS_HEADER_TABLE_SIZE. We use min(that, our cap); a change is signalled at
-   * the start of the next block — with the smallest size in between first, if it dipped (§4.2).
+   * the start of the next block, with the smallest size in between first, if it dipped (§4.2).
    */
   setPeerMaxTableSize(size: number): void {
     this.queueUpdate(Math.min(checkTableSize('peer table size', size), this.tableCap));
   }
 
   /**
-   * Encodes [name0, value0, ...] (names already lower case; strings latin1 — a character above
+   * Encodes [name0, value0, ...] (names already lower case; strings latin1: a character above
    * U+00FF is a TypeError) into a new Buffer holding one header block.
    */
   encode(headers: readonly string[]): Buffer {
