@@ -17,7 +17,13 @@ export interface H2ConnectionOptions {
   readonly role: 'client' | 'server';
   readonly limits?: Partial<H2Limits>;
   readonly observer?: H2Observer;
-  /** Huffman-code header strings when shorter (default true). */
+  /**
+   * Huffman-code header strings when shorter (default false: raw literals). On the sidecar hop
+   * the quarter of a string it saves costs CPU on both sides: encode and decode of a request
+   * with a request id and a traceparent 1.3 µs more, with an 800-character bearer token 13.5 µs
+   * more (3.5 -> 2.2 and 19.6 -> 6.1 µs). HAProxy's encoder never Huffman-codes either; the
+   * decoder reads both, as every peer must.
+   */
   readonly huffman?: boolean;
   /**
    * More header names to send as never-indexed literals, out of the HPACK dynamic table (RFC

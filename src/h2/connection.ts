@@ -115,7 +115,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
     this.blocks = new HeaderBlockAssembler(limits.maxHeaderBlockBytes, limits.maxContinuationFrames);
     // until the peer ACKs a smaller table it may still use the default one
     this.decoder = new HpackDecoder({ maxTableSize: Math.max(DEFAULT_HEADER_TABLE_SIZE, limits.headerTableSize), maxHeaderListSize: limits.maxHeaderListSize });
-    this.encoder = new HpackEncoder({ huffman: options.huffman ?? true, ...(options.sensitiveHeaders ? { sensitiveHeaders: options.sensitiveHeaders } : {}) });
+    this.encoder = new HpackEncoder({ huffman: options.huffman ?? false, ...(options.sensitiveHeaders ? { sensitiveHeaders: options.sensitiveHeaders } : {}) });
     this.writer = new FrameWriter(socket as unknown as ConstructorParameters<typeof FrameWriter>[0]);
     this.receiver = new FrameReceiver(this);
     this.scheduler = new SendScheduler(socket, this.writer, this.sendWindow, () => this.remoteSettings.maxFrameSize);
