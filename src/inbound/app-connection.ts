@@ -108,13 +108,13 @@ export class AppConnection implements BodyWriterOwner {
       this.fail(appClientError(APP_CLIENT_ERRORS.invalidField, 'the request has a method, target or field that cannot be written (a line break, NUL, space or non-token character)'));
       return;
     }
-    this.socket.write(head, 'latin1');
     const body = request.body;
     if (body === undefined) {
+      this.socket.write(head, 'latin1');
       this.sent();
       return;
     }
-    this.bodyWriter.start(body, request.contentLength);
+    this.bodyWriter.start(head, body, request.contentLength);
   }
 
   /** Closes the connection (idle timeout, pool closed). */

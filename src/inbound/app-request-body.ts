@@ -19,6 +19,10 @@ export interface BodyWriterOwner {
   bodyWhole(body: Readable): boolean;
 }
 
+function uncork(socket: Socket): void {
+  socket.uncork();
+}
+
 export class RequestBodyWriter {
   private body: Readable | undefined = undefined;
   private contentLength: number | undefined = undefined;
@@ -32,16 +36,26 @@ export class RequestBodyWriter {
     socket.on('drain', this.onDrain);
   }
 
-  /** Starts sending `body` (paused until now); `contentLength` undefined: chunked. */
-  start(body: Readable, contentLength: number | undefined): void {
+  /**
+   * Writes the request's head, then sends `body` (paused until now); `contentLength` undefined:
+   * chunked. The head waits, corked, for the body's first turn: what of the body is already here
+   * (a small upload, HEADERS and DATA in one read of the caller's connection) goes in the same
+   * write, one system call and one wake-up of the app rather than two. The body's resume is
+   * queued before the uncork, so its buffered pieces come first; a body still to come does not
+   * hold the head back past this turn.
+   */
+  start(head: string, body: Readable, contentLength: number | undefined): void {
     this.body = body;
     this.contentLength = contentLength;
     this.bytes = 0;
     this.paused = false;
+    this.socket.cork();
+    this.socket.write(head, 'latin1');
     body.on('data', this.onData);
     body.on('end', this.onEnd);
     body.on('error', this.onError);
     body.resume();
+    process.nextTick(uncork, this.socket);
   }
 
   /**
