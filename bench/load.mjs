@@ -15,7 +15,9 @@
 // Options: --host 127.0.0.1 (loopback only) --port --header-host (Host header; default
 // host:port) --path /orders/42 --connections --duration (s) --rate (req/s; 0 = closed loop)
 // --timeout 5000 (ms per request) --grace 5000 (ms after the end for in-flight requests and an
-// open-loop backlog) --max-requests 20000000.
+// open-loop backlog) --max-requests 20000000 --request get|api (get: a bare GET of --path; api:
+// an API call as services make them, a POST of a ~1 KB JSON body with an 800-character bearer
+// token and a traceparent that differs per request, to /orders).
 
 import { connect } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     timeout: { type: 'string', default: '5000' },
     grace: { type: 'string', default: '5000' },
     'max-requests': { type: 'string', default: '20000000' },
+    request: { type: 'string', default: 'get' },
   },
 });
 
@@ -56,7 +59,20 @@ if (!(RATE >= 0)) fail('--rate must be >= 0');
 if (!(MAX_REQUESTS >= 1)) fail('--max-requests must be >= 1');
 const OPEN = RATE > 0;
 const HEADER_HOST = values['header-host'] ?? `${HOST}:${PORT}`;
-const REQUEST = Buffer.from(`GET ${values.path} HTTP/1.1\r\nHost: ${HEADER_HOST}\r\nUser-Agent: meshcar-bench\r\nAccept: */*\r\n\r\n`, 'latin1');
+if (values.request !== 'get' && values.request !== 'api') fail('--request must be get or api');
+/** The requests sent, in turn: one for `get`; for `api` 4,096 made up front, each with its own traceparent, so sending one costs nothing. */
+const REQUESTS = values.request === 'get' ? [Buffer.from(`GET ${values.path} HTTP/1.1\r\nHost: ${HEADER_HOST}\r\nUser-Agent: meshcar-bench\r\nAccept: */*\r\n\r\n`, 'latin1')] : apiRequests(4096);
+let nextRequest = 0;
+
+function apiRequests(count) {
+  const hex = (n) => Array.from({ length: n }, () => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const token = `eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.${Array.from({ length: 720 }, () => alphabet[Math.floor(Math.random() * 64)]).join('')}.${'x'.repeat(43)}`;
+  const body = JSON.stringify({ customer: 'c-1042', currency: 'EUR', items: Array.from({ length: 12 }, (_, i) => ({ sku: `sku-${1000 + i}`, qty: 1 + (i % 3), price: '12.90' })), note: 'deliver to the back door' });
+  return Array.from({ length: count }, () =>
+    Buffer.from(`POST /orders HTTP/1.1\r\nHost: ${HEADER_HOST}\r\nUser-Agent: meshcar-bench\r\nAccept: application/json\r\nContent-Type: application/json\r\nAuthorization: Bearer ${token}\r\ntraceparent: 00-${hex(32)}-${hex(16)}-01\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, 'latin1'),
+  );
+}
 
 // ---- histogram: 1 µs .. 10 s, 200 log buckets per decade (bucket width ~1.2 %) -------------
 const PER_DECADE = 200;
@@ -231,7 +247,8 @@ class Connection {
     this.sentAt = t;
     this.resetParser();
     sent++;
-    this.socket.write(REQUEST);
+    this.socket.write(REQUESTS[nextRequest]);
+    nextRequest = (nextRequest + 1) % REQUESTS.length;
   }
 
   onData(chunk) {

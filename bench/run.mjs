@@ -23,7 +23,9 @@
 // wake-ups per second (context switches, /proc/PID/status) and CPU, after one call crossed it,
 // after BENCH_IDLE_SETTLE_SECONDS (20; reported on their own rows) of settling after the start;
 // BENCH_OPENAPI=shadow|enforce (both sidecars check the calls against config/orders.openapi.yaml),
-// BENCH_LOADS=saturating|rate (one load only; default both).
+// BENCH_LOADS=saturating|rate (one load only; default both), BENCH_REQUEST=api (each request an
+// API call: a POST of a ~1 KB JSON body with an 800-character bearer token and a traceparent of
+// its own, bench/load.mjs --request api; default: a bare GET).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -77,6 +79,7 @@ function envChoice(name, choices) {
 }
 
 const CODEC = envChoice('BENCH_CODEC', ['node', 'meshcar']);
+const REQUEST_KIND = envChoice('BENCH_REQUEST', ['get', 'api']) || 'get';
 // BENCH_LOADS=rate (or saturating): run only that load, e.g. to profile the paced path alone
 const LOADS = (process.env.BENCH_LOADS ?? 'saturating,rate').split(',');
 for (const load of LOADS) {
@@ -296,7 +299,7 @@ async function runLoad(args, watched) {
 }
 
 function loadArgs(port, hostHeader, load, seconds) {
-  const args = ['--port', String(port), '--header-host', hostHeader, '--path', '/orders/42', '--duration', String(seconds)];
+  const args = ['--port', String(port), '--header-host', hostHeader, '--path', '/orders/42', '--duration', String(seconds), '--request', REQUEST_KIND];
   if (load === 'saturating') args.push('--connections', String(SATURATING_CONNECTIONS));
   else args.push('--connections', String(RATE_CONNECTIONS), '--rate', String(RATE));
   return args;
@@ -521,7 +524,7 @@ async function main() {
     started: started.toISOString(),
     finished: new Date().toISOString(),
     machine,
-    settings: { seconds: SECONDS, warmup_s: WARMUP, rate: RATE, saturating_connections: SATURATING_CONNECTIONS, rate_connections: RATE_CONNECTIONS, access_log: ACCESS_LOG, direct_only: DIRECT_ONLY, metrics: METRICS_MODE, openapi: OPENAPI || null },
+    settings: { seconds: SECONDS, warmup_s: WARMUP, rate: RATE, saturating_connections: SATURATING_CONNECTIONS, rate_connections: RATE_CONNECTIONS, access_log: ACCESS_LOG, direct_only: DIRECT_ONLY, metrics: METRICS_MODE, openapi: OPENAPI || null, request: REQUEST_KIND },
     loads,
     sidecars,
     idle,
@@ -633,6 +636,7 @@ function formatReport(report) {
     return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
   };
   const out = [];
+  if (report.settings.request === 'api') out.push('each request an API call: POST /orders, ~1 KB JSON body, 800-character bearer token, its own traceparent (BENCH_REQUEST=api)', '');
   const rows = [];
   for (const load of Object.keys(runs)) {
     for (const [i, [path, r]] of Object.entries(runs[load]).entries()) {
