@@ -73,6 +73,24 @@ t.test('Huffman when strictly shorter; raw otherwise; never with huffman: false'
   t.equal(e.encode([]).length, 0, 'an empty list is an empty block');
 });
 
+// a raw string from 40 characters on is copied natively (encode-primitives.ts): byte for byte,
+// every Latin-1 character included, and a wider character is still refused, never cut to its low byte
+t.test('long raw strings: copied byte for byte; a character above U+00FF refused at its place', async (t) => {
+  const e = new HpackEncoder({ huffman: false });
+  const d = new HpackDecoder();
+  const latin1 = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i)).join('');
+  for (const value of ['x'.repeat(39), 'y'.repeat(40), 'Bearer ' + 'eyJ0-_abc'.repeat(90), latin1.slice(1) + latin1]) {
+    const block = e.encode(['authorization', value]);
+    t.ok(block.includes(Buffer.from(value, 'latin1')), `${value.length} characters: the value verbatim`);
+    t.same(d.decode(block), ['authorization', value], `${value.length} characters: decodes to the same`);
+  }
+  for (const at of [0, 39, 799]) {
+    const value = 'a'.repeat(at) + '\u0100' + 'b'.repeat(800 - at);
+    t.throws(() => e.encode(['x-wide', value]), { name: 'TypeError', message: new RegExp(`above U\\+00FF at ${at}$`) }, `U+0100 at ${at} of ${value.length}`);
+  }
+  t.throws(() => e.encode(['x-wide', 'c'.repeat(50) + '\u2603']), TypeError, 'a snowman at the end of 51');
+});
+
 t.test('table size updates: emitted once, smallest first, only when the size changes', async (t) => {
   const e = new HpackEncoder();
   e.encode(['x-a', '1']);
