@@ -137,7 +137,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
   }
   if (!pool) {
     const name = authority ? hostName(authority) : '';
-    fail(new MeshcarError('no_route', name ? `no upstream is named "${name}"` : 'the request names no host (send Host: <upstream>)'));
+    fail(new MeshcarError('no_route', name ? ctx.router.noRouteMessage(name) : 'the request names no host (send Host: <upstream>)'));
     return;
   }
   exchange.peer = pool.name;
