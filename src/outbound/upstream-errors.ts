@@ -129,6 +129,10 @@ export function upstreamReset(endpoint: string, detail: string): MeshcarError {
   return new MeshcarError('upstream_reset', `${endpoint} reset the stream: ${detail}`);
 }
 
-export function upstreamTimeout(upstream: string, timeoutMs: number, what = 'did not answer'): MeshcarError {
-  return new MeshcarError('upstream_timeout', `${upstream} ${what} within ${timeoutMs} ms`);
+/** `limit`: what ran out (a config key, or the app's own deadline), so the message says what to raise. */
+export function upstreamTimeout(upstream: string, timeoutMs: number, what = 'did not answer', limit?: string): MeshcarError {
+  return new MeshcarError('upstream_timeout', `${upstream} ${what} within ${timeoutMs} ms${limit === undefined ? '' : ` (${limit})`}`);
 }
+
+/** The app's own deadline (grpc-timeout, x-request-timeout) ran out, not the upstream's timeout. */
+export const APP_DEADLINE = "the app's own deadline: its grpc-timeout or x-request-timeout";

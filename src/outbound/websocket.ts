@@ -265,6 +265,6 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
   };
 
   // timeout 0: no deadline for the upstream's 101 (the dial has its own bound)
-  if (pool.timeoutMs > 0) timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs)), pool.timeoutMs);
+  if (pool.timeoutMs > 0) timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs, undefined, `outbound.upstreams.${pool.name}.timeout`)), pool.timeoutMs);
   openTunnel(pool).then(onOpened, onOpenFailed);
 }
