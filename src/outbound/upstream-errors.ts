@@ -62,7 +62,10 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
   if (isMeshcarError(err)) {
     // verifyServerSpiffeId and the ALPN check name their handshake failure (tlsReason)
     const named = (err as { tlsReason?: TlsFailureReason }).tlsReason;
-    return { error: err, tlsReason: named ?? (err.code === 'upstream_identity_mismatch' ? 'bad_identity' : undefined) };
+    if (err.code !== 'upstream_identity_mismatch') return { error: err, tlsReason: named };
+    // verifyServerSpiffeId knows no endpoint: the answer names the one that is wrong (of several, maybe)
+    const error = err.message.startsWith(endpoint) ? err : new MeshcarError(err.code, `${endpoint}: ${err.message}`, { cause: err });
+    return { error, tlsReason: named ?? 'bad_identity' };
   }
   const code = codeOf(err);
   if (IDENTITY_CODES.has(code)) {
