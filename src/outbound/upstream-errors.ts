@@ -42,6 +42,15 @@ const LOCAL_SHORTAGES: Readonly<Record<string, string>> = {
   ENOBUFS: 'this host has no socket buffer space left',
 };
 
+/** The first bytes back were no TLS record (OpenSSL's codes for it): a plain-text server on that port. */
+const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
+const NOT_TLS_WORDS = "it does not speak TLS: what answered is not a TLS server (a plain HTTP port, such as the app's own?); the upstream's endpoints must name meshcar inbound listeners";
+
+/** OpenSSL's `807C...:error:0A00010B:SSL routines:...:../deps/openssl/...c:350:\n` as its one line, without the trailing newline. */
+function openSslLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
 function codeOf(err: unknown): string {
   return String((err as { code?: unknown } | null)?.code ?? '');
 }
@@ -92,7 +101,7 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
   // a handshake that timed out names itself (mutual-tls.ts): its code is ETIMEDOUT, as a TCP connect's
   const tlsReason: TlsFailureReason | undefined = (err as { tlsReason?: TlsFailureReason } | null)?.tlsReason ?? classifyTlsErrorCode(code);
   return {
-    error: new MeshcarError('upstream_unavailable', `could not reach ${endpoint}: ${describeError(err)}`, { cause: err }),
+    error: new MeshcarError('upstream_unavailable', `could not reach ${endpoint}: ${NOT_TLS.has(code) ? NOT_TLS_WORDS : openSslLine(describeError(err))}`, { cause: err }),
     tlsReason,
   };
 }

@@ -4,6 +4,11 @@
 // are open carry on, and the next new session presents the new certificate (full handshake).
 
 import t from 'tap';
+import http from 'node:http';
+import tls from 'node:tls';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { outboundFailure } from '../../src/tls-failures/describe.js';
 import { validateSvid } from '../../src/identity/svid.js';
 import { APP_ID, appIdentity, makePki, request, sleep, startOutbound, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
 
@@ -141,4 +146,29 @@ t.test('an upstream that refuses our certificate: 503 says the peer closed right
     t.match(res.json<{ message: string }>().message, new RegExp(`^127\\.0\\.0\\.1:${refuser.port} closed the connection right after the TLS handshake: most likely it refused our certificate \\(its /debug/tls names the reason\\)`), `${codec}: ${res.json<{ message: string }>().message}`);
     t.equal(refuser.requests, 0, codec);
   }
+});
+
+t.test("an endpoint that is a plain HTTP server (the app's own port): 503 and /debug/tls say it does not speak TLS, both codecs", async (t) => {
+  const pki = await makePki(TD);
+  const plain = http.createServer((_req, res) => res.end('hello from the app'));
+  plain.listen(0, '127.0.0.1');
+  await once(plain, 'listening');
+  t.teardown(() => plain.close());
+  const port = (plain.address() as AddressInfo).port;
+  for (const codec of ['node', 'meshcar'] as const) {
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${port}`] }], { codec });
+    const res = await request(fx.port);
+    await fx.close();
+    t.equal(res.status, 503, codec);
+    // it was OpenSSL's own line: "...:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/...c:350:\n"
+    t.equal(res.json<{ message: string }>().message, `could not reach 127.0.0.1:${port}: it does not speak TLS: what answered is not a TLS server (a plain HTTP port, such as the app's own?); the upstream's endpoints must name meshcar inbound listeners`, codec);
+    // each dial (the request and its retries) is one failure, a protocol one
+    t.ok(fx.observer.tlsFailures.length >= 1 && fx.observer.tlsFailures.every((f) => f.direction === 'outbound' && f.reason === 'protocol'), `${codec}: counted as protocol failures`);
+  }
+  // the words of that failure in the log and /debug/tls, from the same refusal as node's TLS reports it
+  const err = await new Promise<Error>((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+    socket.once('error', resolve);
+  });
+  t.equal(outboundFailure(`127.0.0.1:${port}`, 'protocol', err).message, "protocol mismatch: the server does not speak TLS (a plain HTTP port, such as an app's own?): the endpoint is no meshcar inbound listener", `not "no TLS version in common" (${(err as NodeJS.ErrnoException).code})`);
 });
