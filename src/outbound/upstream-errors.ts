@@ -42,9 +42,18 @@ const LOCAL_SHORTAGES: Readonly<Record<string, string>> = {
   ENOBUFS: 'this host has no socket buffer space left',
 };
 
-/** The first bytes back were no TLS record (OpenSSL's codes for it): a plain-text server on that port. */
-const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
-const NOT_TLS_WORDS = "it does not speak TLS: what answered is not a TLS server (a plain HTTP port, such as the app's own?); the upstream's endpoints must name meshcar inbound listeners";
+const NOT_TLS = "it does not speak TLS: what answered is not a TLS server (a plain HTTP port, such as the app's own?); the upstream's endpoints must name meshcar inbound listeners";
+/**
+ * What answered is no meshcar inbound listener, in words, by OpenSSL's code: the first bytes back
+ * were no TLS record (a plain-text server), or a TLS server with no h2 to offer (the CA's port,
+ * an HTTPS/1.1 server). OpenSSL's own line names its source files.
+ */
+const NOT_A_SIDECAR: Readonly<Record<string, string>> = {
+  ERR_SSL_WRONG_VERSION_NUMBER: NOT_TLS,
+  ERR_SSL_PACKET_LENGTH_TOO_LONG: NOT_TLS,
+  ERR_SSL_HTTP_REQUEST: NOT_TLS,
+  ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL: "a TLS server that does not speak HTTP/2 (no ALPN h2: a CA's port, an HTTPS/1.1 server?); the upstream's endpoints must name meshcar inbound listeners",
+};
 
 /** OpenSSL's `807C...:error:0A00010B:SSL routines:...:../deps/openssl/...c:350:\n` as its one line, without the trailing newline. */
 function openSslLine(text: string): string {
@@ -101,7 +110,7 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
   // a handshake that timed out names itself (mutual-tls.ts): its code is ETIMEDOUT, as a TCP connect's
   const tlsReason: TlsFailureReason | undefined = (err as { tlsReason?: TlsFailureReason } | null)?.tlsReason ?? classifyTlsErrorCode(code);
   return {
-    error: new MeshcarError('upstream_unavailable', `could not reach ${endpoint}: ${NOT_TLS.has(code) ? NOT_TLS_WORDS : openSslLine(describeError(err))}`, { cause: err }),
+    error: new MeshcarError('upstream_unavailable', `could not reach ${endpoint}: ${NOT_A_SIDECAR[code] ?? openSslLine(describeError(err))}`, { cause: err }),
     tlsReason,
   };
 }

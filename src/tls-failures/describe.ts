@@ -47,6 +47,7 @@ function protocolWords(code: string | undefined, who: Who, fallback: string): st
   // dialling out, the first bytes back were no TLS record: a plain-text server (often HTTP) on that port
   if (who === 'server' && code && /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST/.test(code)) return `protocol mismatch: the server does not speak TLS (a plain HTTP port, such as an app's own?): the endpoint is no meshcar inbound listener`;
   if (code && /HTTP_REQUEST|HTTPS_PROXY_REQUEST/.test(code)) return 'protocol mismatch: plain HTTP sent to a TLS port (send it to the sidecar\'s outbound port, or use TLS with a client certificate)';
+  if (who === 'server' && code && /NO_APPLICATION_PROTOCOL/.test(code)) return 'protocol mismatch: the server speaks no HTTP/2 (no ALPN h2, which meshcar asks for): the endpoint is no meshcar inbound listener';
   if (code && /NO_APPLICATION_PROTOCOL/.test(code)) return 'protocol mismatch: no ALPN protocol in common (meshcar speaks h2 and http/1.1)';
   if (code && /UNSUPPORTED_PROTOCOL|WRONG_VERSION_NUMBER|PROTOCOL_VERSION|VERSION_TOO_LOW/.test(code)) return 'protocol mismatch: no TLS version in common (TLS 1.2 or 1.3 required)';
   if (code && /KEY_SHARE|SHARED_GROUPS|SIGNATURE_ALGORITHM/.test(code)) return 'protocol mismatch: no key-exchange group or signature algorithm in common (meshcar offers X25519, P-256, P-384 and ECDSA or RSA signatures)';

@@ -172,3 +172,26 @@ t.test("an endpoint that is a plain HTTP server (the app's own port): 503 and /d
   });
   t.equal(outboundFailure(`127.0.0.1:${port}`, 'protocol', err).message, "protocol mismatch: the server does not speak TLS (a plain HTTP port, such as an app's own?): the endpoint is no meshcar inbound listener", `not "no TLS version in common" (${(err as NodeJS.ErrnoException).code})`);
 });
+
+t.test('an endpoint that is a TLS server without HTTP/2 (an HTTPS/1.1 server, a CA port): 503 and /debug/tls say so, both codecs', async (t) => {
+  const pki = await makePki(TD);
+  const leaf = await pki.issue(UPSTREAM_ID);
+  const https11 = tls.createServer({ key: leaf.privateKeyPem, cert: leaf.chainPem, ALPNProtocols: ['http/1.1'] }, (socket) => socket.end());
+  https11.listen(0, '127.0.0.1');
+  await once(https11, 'listening');
+  t.teardown(() => https11.close());
+  const port = (https11.address() as AddressInfo).port;
+  for (const codec of ['node', 'meshcar'] as const) {
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${port}`] }], { codec });
+    const res = await request(fx.port);
+    await fx.close();
+    t.equal(res.status, 503, codec);
+    // it was OpenSSL's own line: "...:SSL routines:ssl3_read_bytes:tlsv1 alert no application protocol:../deps/openssl/...:SSL alert number 120"
+    t.equal(res.json<{ message: string }>().message, `could not reach 127.0.0.1:${port}: a TLS server that does not speak HTTP/2 (no ALPN h2: a CA's port, an HTTPS/1.1 server?); the upstream's endpoints must name meshcar inbound listeners`, codec);
+  }
+  const err = await new Promise<Error>((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+    socket.once('error', resolve);
+  });
+  t.equal(outboundFailure(`127.0.0.1:${port}`, 'protocol', err).message, 'protocol mismatch: the server speaks no HTTP/2 (no ALPN h2, which meshcar asks for): the endpoint is no meshcar inbound listener', `not "meshcar speaks h2 and http/1.1" (${(err as NodeJS.ErrnoException).code})`);
+});
