@@ -27,6 +27,8 @@ export interface ConnectionGuardLimits {
 }
 
 export type RefusalReason = 'max_connections' | 'idle_evicted' | 'per_address_limit';
+const EVERY_REFUSAL_REASON: Record<RefusalReason, true> = { max_connections: true, idle_evicted: true, per_address_limit: true };
+export const REFUSAL_REASONS = Object.keys(EVERY_REFUSAL_REASON) as readonly RefusalReason[];
 
 /** Warn lines about refused connections, at most one per address per window. */
 class RefusalLog {
@@ -51,6 +53,8 @@ const uses = new WeakMap<Socket, ConnectionUse>();
 export function guardConnections(server: Server, limits: ConnectionGuardLimits, metrics: Metrics, logger: Logger): void {
   const log = new RefusalLog(logger);
   const open = new Map<string, number>();
+  // every reason at 0 from the start, as the denials are: a series born at 1 has no increase()
+  for (const reason of REFUSAL_REASONS) metrics.caConnectionsRefused.labels(reason).inc(0);
   const refuse = (address: string, reason: RefusalReason, message: string) => {
     metrics.caConnectionsRefused.labels(reason).inc();
     log.refused(address, reason, message);

@@ -55,8 +55,12 @@ async function readConfigFile(file: string, key: string, what: string): Promise<
   }
 }
 
-/** The CA's refusals of a join token itself: a new token is the fix, whatever the CA said. */
-const TOKEN_REFUSALS = new Set(['bad_token', 'token_expired', 'token_used']);
+/**
+ * The CA's refusals of a join token itself: a new token is the fix, whatever the CA said. At a
+ * first start identity_not_allowed is one too: the sidecar's own CSR asks for its SPIFFE ID alone,
+ * so the CA refuses it only for a token granting another service's (a token file mixed up).
+ */
+const TOKEN_REFUSALS = new Set(['bad_token', 'token_expired', 'token_used', 'identity_not_allowed']);
 
 /**
  * A refusal of the token with the file it came from and how to replace it: the CA knows nothing

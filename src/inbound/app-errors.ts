@@ -62,6 +62,18 @@ export function appAddressForCallers(address: HostPort): string | undefined {
   return isLoopbackAddress(address.host) || address.host === 'localhost' ? formatHostPort(address) : undefined;
 }
 
+/**
+ * llhttp's refusal of the app's answer (its code, or undici's message). HPE_INVALID_CONSTANT is the first bytes not reading
+ * `HTTP/1.x`: no HTTP/1.1 server at all, most often an h2c (or TLS) server behind an `http://`
+ * app, which a bare code did not tell.
+ */
+function malformed(code: string): string {
+  // undici's parser error carries no code for it, only llhttp's reason: "Expected HTTP/, RTSP/ or ICE/"
+  const notHttp1 = code === 'HPE_INVALID_CONSTANT' || /\(Expected HTTP\//.test(code);
+  const hint = notHttp1 ? ': what it sent is not HTTP/1.1 (an HTTP/2 (h2c) or TLS server behind an http:// inbound.app? meshcar doctor names what it speaks)' : '';
+  return `the app sent a malformed response (${code})${hint}`;
+}
+
 /** `appAddress`: appAddressForCallers of the app tried, named when it cannot be reached. */
 export function classifyAppError(err: unknown, appAddress?: string): AppFailure {
   // an HTTP/2 stream pending on a session that failed to connect is cancelled "caused by" the
@@ -69,7 +81,7 @@ export function classifyAppError(err: unknown, appAddress?: string): AppFailure 
   const code = codeOf((err as { cause?: unknown } | null)?.cause) ?? codeOf(err);
   const text = code ?? (err instanceof Error ? err.message : String(err));
   // undici's parser errors do not always carry an HPE_ code (an invalid header token has none)
-  if (err instanceof Error && err.name === 'HTTPParserError') return { code: 'bad_gateway', message: `the app sent a malformed response (${code ?? err.message})` };
+  if (err instanceof Error && err.name === 'HTTPParserError') return { code: 'bad_gateway', message: malformed(code ?? err.message) };
   if (code !== undefined) {
     // only at shutdown or a restart of the pool: the app did nothing wrong
     if (code === APP_CLIENT_ERRORS.poolClosed) return { code: 'upstream_unavailable', message: 'the sidecar is closing its connections to the app' };
@@ -80,7 +92,7 @@ export function classifyAppError(err: unknown, appAddress?: string): AppFailure 
       return { code: 'upstream_unavailable', message: `${appAddress === undefined ? 'the app' : `the app at ${appAddress}`} ${silent.message}` };
     }
     if (UNREACHABLE.has(code)) return { code: 'upstream_unavailable', message: appAddress === undefined ? `the app is unreachable (${code}; an address off loopback is not told to callers: see this sidecar's app setting)` : `the app is unreachable at ${appAddress} (${code})` };
-    if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: `the app sent a malformed response (${code})` };
+    if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: malformed(code) };
     const refused = Object.hasOwn(REFUSED_ANSWER, code) ? REFUSED_ANSWER[code] : code === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message) ? REFUSED_INTERIM[err.message] : undefined;
     if (refused !== undefined) return { code: 'bad_gateway', message: `the app sent ${refused} (${code})` };
     // h2c: Node's client names what broke. Its session error is nghttp2's refusal of the app's

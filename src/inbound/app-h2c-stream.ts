@@ -122,6 +122,16 @@ function tellRefusal(stream: LeasedStream, app: H2cApp): void {
   app.pool.refused(lease, stream[kKnownLimit], lease.active - 1);
 }
 
+/**
+ * The app's bytes broke HTTP/2 before its first SETTINGS (which must open an HTTP/2 server's
+ * side): most often an HTTP/1.1 server, whose "HTTP/1.1 400" nghttp2 reads as a bad frame.
+ */
+function brokeBeforeSettings(stream: ClientHttp2Stream, err: Error | undefined): boolean {
+  return (err as { code?: unknown } | undefined)?.code === 'ERR_HTTP2_ERROR' && !(stream as LeasedStream)[kLease].settled;
+}
+
+const NO_SETTINGS_FIRST = '; no HTTP/2 SETTINGS came from it first: an HTTP/1.1 server behind an h2c:// inbound.app? meshcar doctor names what it speaks';
+
 /** The stream failed or closed early: replay, answer an error, or break off the response. */
 function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
   const exchange = exchangeOf(stream);
@@ -138,7 +148,7 @@ function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
       return;
     }
     const failure = classifyAppError(err ?? Object.assign(new Error(`stream reset with code ${stream.rstCode}`), { code: 'ERR_HTTP2_STREAM_ERROR' }), app.toldAddress);
-    exchange.fail(failure.code, failure.message);
+    exchange.fail(failure.code, failure.message + (brokeBeforeSettings(stream, err) ? NO_SETTINGS_FIRST : ''));
   } else if (exchange.phase === STREAMING) {
     exchange.broken();
   }

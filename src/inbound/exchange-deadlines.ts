@@ -25,9 +25,10 @@ import { bindExchange, exchangeOf } from './exchange-links.js';
  * arrival (undefined: none), and bytes must move (either way) at least every `idleMs` until the
  * exchange is over.
  */
-export function startTimers(exchange: Exchange, timeoutMs: number, callerDeadlineMs: number | undefined, idleMs: number): void {
+export function startTimers(exchange: Exchange, timeoutMs: number, callerDeadlineMs: number | undefined, idleMs: number, timeoutKey = 'inbound.timeout'): void {
   if (exchange.timer === undefined) {
     exchange.headTimeoutMs = timeoutMs;
+    exchange.headTimeoutKey = timeoutKey;
     exchange.callerDeadlineMs = callerDeadlineMs;
     armHead(exchange, !exchange.requestHasBody);
     if (exchange.requestHasBody) {
@@ -70,7 +71,8 @@ function armHead(exchange: Exchange, withTimeout: boolean): void {
   const callerAt = caller === undefined ? Infinity : exchange.startedAt + caller;
   const ownAt = withTimeout && exchange.headTimeoutMs > 0 ? now + exchange.headTimeoutMs : Infinity;
   if (callerAt === Infinity && ownAt === Infinity) return;
-  exchange.headLimitMs = callerAt < ownAt ? (caller as number) : exchange.headTimeoutMs;
+  exchange.headLimitIsCaller = callerAt < ownAt;
+  exchange.headLimitMs = exchange.headLimitIsCaller ? (caller as number) : exchange.headTimeoutMs;
   exchange.timer = HEAD_DEADLINES.add(exchange, Math.max(1, Math.min(callerAt, ownAt) - now));
 }
 
@@ -130,8 +132,11 @@ function checkIdle(exchange: Exchange): void {
   exchange.idleTimer = IDLE_DEADLINES.add(exchange, exchange.idleTimeoutMs - quietMs);
 }
 
+/** The 504's message names the limit that ran out: raising inbound.timeout does nothing for a caller's own deadline. */
 function onTimeout(exchange: Exchange): void {
-  if (exchange.phase === WAITING) exchange.fail('upstream_timeout', `the app did not answer within ${exchange.headLimitMs} ms`);
+  if (exchange.phase !== WAITING) return;
+  const limit = exchange.headLimitIsCaller ? "the caller's own deadline: its grpc-timeout or x-request-timeout" : exchange.headTimeoutKey;
+  exchange.fail('upstream_timeout', `the app did not answer within ${exchange.headLimitMs} ms (${limit})`);
 }
 
 // one timer per duration for all exchanges, not one per exchange (src/http/deadline-queue.ts)

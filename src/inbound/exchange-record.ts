@@ -56,6 +56,10 @@ export abstract class ExchangeRecord {
   callerDeadlineMs: number | undefined = undefined;
   /** The limit the armed head deadline stands for, for its message. */
   headLimitMs = 0;
+  /** That limit is the caller's own deadline (else the route's timeout): the message says which to raise. */
+  headLimitIsCaller = false;
+  /** The config key of the route's timeout (inbound.timeout, or a route's), for the message. */
+  headTimeoutKey = 'inbound.timeout';
   /** No bytes either way for this long: 504, or a reset once the head went out (0: off). */
   idleTimeoutMs = 0;
   /** performance.now() of the last body bytes either way (see touch()). */

@@ -116,7 +116,7 @@ export class LiveObservers {
 
   constructor(private readonly parts: { readonly tlsFailures: TrafficObserver; readonly traffic: TrafficMetrics; readonly logger: Logger }, settings: ObserverSettings) {
     this.requests = settings.requests;
-    if (settings.requests) parts.traffic.zeroTlsFailures();
+    if (settings.requests) parts.traffic.zeroReasonSeries();
     // every method of the observer interface: the ones all observers have, and the optional
     // ones the request metrics and the access log implement
     const methods = new Set([...Object.keys(NO_OBSERVER), ...Object.getOwnPropertyNames(TrafficMetrics.prototype), ...Object.getOwnPropertyNames(AccessLog.prototype)]);
@@ -132,7 +132,7 @@ export class LiveObservers {
     this.forwarding.swap(this.build(settings));
     // turned off: the families go empty, as they are when off from the start
     if (this.requests && !settings.requests) this.parts.traffic.clear();
-    if (!this.requests && settings.requests) this.parts.traffic.zeroTlsFailures();
+    if (!this.requests && settings.requests) this.parts.traffic.zeroReasonSeries();
     this.requests = settings.requests;
   }
 

@@ -12,7 +12,7 @@ import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP, OTHER_ROUTE } from './route-templates.js';
 import { codeLabel, statusClass } from './status-labels.js';
 import { countGrpc } from './grpc-codes.js';
-import { TLS_FAILURE_REASONS, type Direction, type Http2StreamErrorReason, type InboundConnectionRefusal, type RequestRecord, type SessionRejectReason, type TlsFailureReason, type TrafficObserver } from './traffic.js';
+import { INBOUND_CONNECTION_REFUSALS, TLS_FAILURE_REASONS, type Direction, type Http2StreamErrorReason, type InboundConnectionRefusal, type RequestRecord, type SessionRejectReason, type TlsFailureReason, type TrafficObserver } from './traffic.js';
 import { trafficFamilies } from './traffic-families.js';
 import type { EndpointEntry, EndpointView, PeerEntry, StatusChildren, TrafficMetricsOptions } from './traffic-entries.js';
 
@@ -56,12 +56,14 @@ export class TrafficMetrics implements TrafficObserver {
   }
 
   /**
-   * Every (direction, reason) of meshcar_tls_handshake_failures_total at 0, when the families
-   * start counting (at start, or metrics.requests turned on again): a series born at 1 has no
-   * increase to Prometheus, so `increase(...[5m]) > 0` would miss each reason's first failure.
+   * Every (direction, reason) of meshcar_tls_handshake_failures_total and every reason of
+   * meshcar_inbound_connections_refused_total at 0, when the families start counting (at start,
+   * or metrics.requests turned on again): a series born at 1 has no increase to Prometheus, so
+   * `increase(...[5m]) > 0` would miss each reason's first failure or refusal.
    */
-  zeroTlsFailures(): void {
+  zeroReasonSeries(): void {
     for (const direction of ['inbound', 'outbound'] as const) for (const reason of TLS_FAILURE_REASONS) this.metrics.tlsHandshakeFailures.labels(direction, reason).inc(0);
+    for (const reason of INBOUND_CONNECTION_REFUSALS) this.metrics.inboundConnectionsRefused.labels(reason).inc(0);
   }
 
   /** New route templates for an upstream (live reload): paths seen from now on are labelled by them. */

@@ -120,6 +120,8 @@ export interface TrafficObserver {
  * on it than answered.
  */
 export type InboundConnectionRefusal = 'handshake_limit' | 'handshake_total_limit' | 'caller_limit' | 'pipelined';
+const EVERY_INBOUND_CONNECTION_REFUSAL: Record<InboundConnectionRefusal, true> = { handshake_limit: true, handshake_total_limit: true, caller_limit: true, pipelined: true };
+export const INBOUND_CONNECTION_REFUSALS = Object.keys(EVERY_INBOUND_CONNECTION_REFUSAL) as readonly InboundConnectionRefusal[];
 
 /**
  * Why the sidecar closed an HTTP/2 session: rapid_reset (CVE-2023-44487 pattern); with

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { DeadlineQueue } from '../http/deadline-queue.js';
 import type { Attempt } from './attempt.js';
 import { markCancelled, markRequestSent } from './pool-counting.js';
-import { upstreamTimeout } from './upstream-errors.js';
+import { APP_DEADLINE, upstreamTimeout } from './upstream-errors.js';
 
 // the request deadlines of all attempts: one timer per duration (src/http/deadline-queue.ts)
 const DEADLINES = new DeadlineQueue<Attempt>(deadlinePassed);
@@ -49,5 +49,6 @@ function deadlinePassed(attempt: Attempt): void {
   // endpoint failing: one caller's tight deadlines would otherwise get healthy endpoints ejected
   const up = attempt.upstream;
   if (attempt.appDeadline && up !== undefined && !up.closed) markCancelled(up);
-  attempt.fail(upstreamTimeout(attempt.pool.name, attempt.deadlineMs));
+  const name = attempt.pool.name;
+  attempt.fail(upstreamTimeout(name, attempt.deadlineMs, undefined, attempt.appDeadline ? APP_DEADLINE : `outbound.upstreams.${name}.timeout`));
 }

@@ -131,7 +131,7 @@ export abstract class Attempt {
     const pool = this.ctx.router.lookup(authority);
     if (!pool) {
       const name = authority ? hostName(authority) : '';
-      this.fail(new MeshcarError('no_route', name ? `no upstream is named "${name}"` : noHost));
+      this.fail(new MeshcarError('no_route', name ? this.ctx.router.noRouteMessage(name) : noHost));
       return undefined;
     }
     this.pool = pool;

@@ -7,11 +7,30 @@ import { authorityProblem } from '../http/request-target.js';
 
 export { parseRequestTarget, type RequestTarget } from '../http/absolute-form.js';
 
+/** How many upstream names a no_route answer lists: enough for a typo, not a page of them. */
+const NAMES_LISTED = 10;
+
 export class UpstreamRouter<T> {
   private readonly byName = new Map<string, T>();
+  private readonly names: string[] = [];
 
   constructor(entries: Iterable<readonly [name: string, value: T]>) {
-    for (const [name, value] of entries) this.byName.set(name.toLowerCase(), value);
+    for (const [name, value] of entries) {
+      this.byName.set(name.toLowerCase(), value);
+      this.names.push(name);
+    }
+  }
+
+  /**
+   * The no_route message for a host name (as hostName gives it) that names no upstream, with the
+   * names that would route: the app's owner sees the typo or the missing upstream without
+   * reading the sidecar's config.
+   */
+  noRouteMessage(name: string): string {
+    const listed = this.names.slice(0, NAMES_LISTED).join(', ');
+    const more = this.names.length > NAMES_LISTED ? ` and ${this.names.length - NAMES_LISTED} more` : '';
+    const choice = this.names.length === 0 ? 'this sidecar has no upstream' : `send Host: <upstream>, one of ${listed}${more}`;
+    return `no upstream is named ${JSON.stringify(name)}: ${choice}`;
   }
 
   /** The upstream for a Host / :authority value, or undefined (-> no_route). */

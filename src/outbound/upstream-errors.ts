@@ -42,6 +42,24 @@ const LOCAL_SHORTAGES: Readonly<Record<string, string>> = {
   ENOBUFS: 'this host has no socket buffer space left',
 };
 
+const NOT_TLS = "it does not speak TLS: what answered is not a TLS server (a plain HTTP port, such as the app's own?); the upstream's endpoints must name meshcar inbound listeners";
+/**
+ * What answered is no meshcar inbound listener, in words, by OpenSSL's code: the first bytes back
+ * were no TLS record (a plain-text server), or a TLS server with no h2 to offer (the CA's port,
+ * an HTTPS/1.1 server). OpenSSL's own line names its source files.
+ */
+const NOT_A_SIDECAR: Readonly<Record<string, string>> = {
+  ERR_SSL_WRONG_VERSION_NUMBER: NOT_TLS,
+  ERR_SSL_PACKET_LENGTH_TOO_LONG: NOT_TLS,
+  ERR_SSL_HTTP_REQUEST: NOT_TLS,
+  ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL: "a TLS server that does not speak HTTP/2 (no ALPN h2: a CA's port, an HTTPS/1.1 server?); the upstream's endpoints must name meshcar inbound listeners",
+};
+
+/** OpenSSL's `807C...:error:0A00010B:SSL routines:...:../deps/openssl/...c:350:\n` as its one line, without the trailing newline. */
+function openSslLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
 function codeOf(err: unknown): string {
   return String((err as { code?: unknown } | null)?.code ?? '');
 }
@@ -62,7 +80,10 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
   if (isMeshcarError(err)) {
     // verifyServerSpiffeId and the ALPN check name their handshake failure (tlsReason)
     const named = (err as { tlsReason?: TlsFailureReason }).tlsReason;
-    return { error: err, tlsReason: named ?? (err.code === 'upstream_identity_mismatch' ? 'bad_identity' : undefined) };
+    if (err.code !== 'upstream_identity_mismatch') return { error: err, tlsReason: named };
+    // verifyServerSpiffeId knows no endpoint: the answer names the one that is wrong (of several, maybe)
+    const error = err.message.startsWith(endpoint) ? err : new MeshcarError(err.code, `${endpoint}: ${err.message}`, { cause: err });
+    return { error, tlsReason: named ?? 'bad_identity' };
   }
   const code = codeOf(err);
   if (IDENTITY_CODES.has(code)) {
@@ -89,7 +110,7 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
   // a handshake that timed out names itself (mutual-tls.ts): its code is ETIMEDOUT, as a TCP connect's
   const tlsReason: TlsFailureReason | undefined = (err as { tlsReason?: TlsFailureReason } | null)?.tlsReason ?? classifyTlsErrorCode(code);
   return {
-    error: new MeshcarError('upstream_unavailable', `could not reach ${endpoint}: ${describeError(err)}`, { cause: err }),
+    error: new MeshcarError('upstream_unavailable', `could not reach ${endpoint}: ${NOT_A_SIDECAR[code] ?? openSslLine(describeError(err))}`, { cause: err }),
     tlsReason,
   };
 }
@@ -129,6 +150,10 @@ export function upstreamReset(endpoint: string, detail: string): MeshcarError {
   return new MeshcarError('upstream_reset', `${endpoint} reset the stream: ${detail}`);
 }
 
-export function upstreamTimeout(upstream: string, timeoutMs: number, what = 'did not answer'): MeshcarError {
-  return new MeshcarError('upstream_timeout', `${upstream} ${what} within ${timeoutMs} ms`);
+/** `limit`: what ran out (a config key, or the app's own deadline), so the message says what to raise. */
+export function upstreamTimeout(upstream: string, timeoutMs: number, what = 'did not answer', limit?: string): MeshcarError {
+  return new MeshcarError('upstream_timeout', `${upstream} ${what} within ${timeoutMs} ms${limit === undefined ? '' : ` (${limit})`}`);
 }
+
+/** The app's own deadline (grpc-timeout, x-request-timeout) ran out, not the upstream's timeout. */
+export const APP_DEADLINE = "the app's own deadline: its grpc-timeout or x-request-timeout";

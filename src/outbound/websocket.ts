@@ -137,7 +137,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
   }
   if (!pool) {
     const name = authority ? hostName(authority) : '';
-    fail(new MeshcarError('no_route', name ? `no upstream is named "${name}"` : 'the request names no host (send Host: <upstream>)'));
+    fail(new MeshcarError('no_route', name ? ctx.router.noRouteMessage(name) : 'the request names no host (send Host: <upstream>)'));
     return;
   }
   exchange.peer = pool.name;
@@ -265,6 +265,6 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
   };
 
   // timeout 0: no deadline for the upstream's 101 (the dial has its own bound)
-  if (pool.timeoutMs > 0) timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs)), pool.timeoutMs);
+  if (pool.timeoutMs > 0) timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs, undefined, `outbound.upstreams.${pool.name}.timeout`)), pool.timeoutMs);
   openTunnel(pool).then(onOpened, onOpenFailed);
 }

@@ -43,8 +43,11 @@ function iso(date: string): string {
   return Number.isNaN(ms) ? date : new Date(ms).toISOString();
 }
 
-function protocolWords(code: string | undefined, fallback: string): string {
+function protocolWords(code: string | undefined, who: Who, fallback: string): string {
+  // dialling out, the first bytes back were no TLS record: a plain-text server (often HTTP) on that port
+  if (who === 'server' && code && /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|HTTP_REQUEST/.test(code)) return `protocol mismatch: the server does not speak TLS (a plain HTTP port, such as an app's own?): the endpoint is no meshcar inbound listener`;
   if (code && /HTTP_REQUEST|HTTPS_PROXY_REQUEST/.test(code)) return 'protocol mismatch: plain HTTP sent to a TLS port (send it to the sidecar\'s outbound port, or use TLS with a client certificate)';
+  if (who === 'server' && code && /NO_APPLICATION_PROTOCOL/.test(code)) return 'protocol mismatch: the server speaks no HTTP/2 (no ALPN h2, which meshcar asks for): the endpoint is no meshcar inbound listener';
   if (code && /NO_APPLICATION_PROTOCOL/.test(code)) return 'protocol mismatch: no ALPN protocol in common (meshcar speaks h2 and http/1.1)';
   if (code && /UNSUPPORTED_PROTOCOL|WRONG_VERSION_NUMBER|PROTOCOL_VERSION|VERSION_TOO_LOW/.test(code)) return 'protocol mismatch: no TLS version in common (TLS 1.2 or 1.3 required)';
   if (code && /KEY_SHARE|SHARED_GROUPS|SIGNATURE_ALGORITHM/.test(code)) return 'protocol mismatch: no key-exchange group or signature algorithm in common (meshcar offers X25519, P-256, P-384 and ECDSA or RSA signatures)';
@@ -93,7 +96,7 @@ export function failureWords(reason: TlsFailureReason, who: Who, cert: X509Certi
     case 'identity_mismatch':
       return `identity mismatch: ${said}`;
     case 'protocol':
-      return protocolWords(code, said);
+      return protocolWords(code, who, said);
     case 'handshake_timeout':
       if (who === 'server') return 'no TLS handshake: the server took the TCP connection and never finished the TLS handshake within the connect timeout (a hung or half-dead process, or something that is no sidecar on its port)';
       return `no TLS handshake within the handshake timeout: the ${who} connected and sent no ClientHello, or stopped halfway (a stuck client, a health check that only opens the port, or a slowloris)`;

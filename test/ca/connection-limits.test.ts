@@ -48,6 +48,16 @@ function get(port: number, path: string, options: https.RequestOptions = {}): Pr
   });
 }
 
+t.test('every refusal reason is exported at 0 from the start, before any refusal', async (t) => {
+  // a series born at 1 has no increase() to Prometheus: an alert on the first refusal needs it at 0
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const text = await ca.metrics.render();
+  for (const reason of ['max_connections', 'idle_evicted', 'per_address_limit']) {
+    t.match(text, new RegExp(`^meshcar_ca_connections_refused_total\\{reason="${reason}"\\} 0$`, 'm'), `${reason} at 0`);
+  }
+});
+
 t.test('one address holding its cap of busy connections does not shut others out', async (t) => {
   // the whole CA takes PER_ADDRESS + 2: without a per-address cap the surplus below fills it
   const ca = await startTestCa({}, undefined, { maxConnectionsPerAddress: PER_ADDRESS, maxConnections: PER_ADDRESS + 2 });

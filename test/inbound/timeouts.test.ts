@@ -53,14 +53,15 @@ t.test('route matching: exact or prefix, first match wins, defaults otherwise', 
       { path: '/exact', idleTimeoutMs: 3 },
     ],
   });
-  t.same(timeouts.forPath('/reports/special'), { timeoutMs: 1, idleTimeoutMs: 9000 });
-  t.same(timeouts.forPath('/reports/x/y'), { timeoutMs: 60_000, idleTimeoutMs: 600_000 });
-  t.same(timeouts.forPath('/reports/late'), { timeoutMs: 60_000, idleTimeoutMs: 600_000 }, 'the earlier prefix wins');
-  t.same(timeouts.forPath('/exact'), { timeoutMs: 1000, idleTimeoutMs: 3 });
-  t.same(timeouts.forPath('/exact/more'), { timeoutMs: 1000, idleTimeoutMs: 9000 }, 'an exact route is no prefix');
-  t.same(timeouts.forPath('/reports'), { timeoutMs: 1000, idleTimeoutMs: 9000 });
-  t.same(new InboundTimeouts({ timeoutMs: 5 }).forPath('/'), { timeoutMs: 5, idleTimeoutMs: 300_000 }, 'idle default 5 min');
-  t.same(new InboundTimeouts({ timeoutMs: 0 }).forPath('/'), { timeoutMs: 0, idleTimeoutMs: 300_000 }, 'timeout 0: no head deadline');
+  // timeoutKey: the key a 504's message names, the one to raise
+  t.same(timeouts.forPath('/reports/special'), { timeoutMs: 1, idleTimeoutMs: 9000, timeoutKey: 'inbound.routes[0].timeout (/reports/special)' });
+  t.same(timeouts.forPath('/reports/x/y'), { timeoutMs: 60_000, idleTimeoutMs: 600_000, timeoutKey: 'inbound.routes[1].timeout (/reports/*)' });
+  t.same(timeouts.forPath('/reports/late'), { timeoutMs: 60_000, idleTimeoutMs: 600_000, timeoutKey: 'inbound.routes[1].timeout (/reports/*)' }, 'the earlier prefix wins');
+  t.same(timeouts.forPath('/exact'), { timeoutMs: 1000, idleTimeoutMs: 3, timeoutKey: 'inbound.timeout' }, 'a route without its own timeout: the inbound\'s');
+  t.same(timeouts.forPath('/exact/more'), { timeoutMs: 1000, idleTimeoutMs: 9000, timeoutKey: 'inbound.timeout' }, 'an exact route is no prefix');
+  t.same(timeouts.forPath('/reports'), { timeoutMs: 1000, idleTimeoutMs: 9000, timeoutKey: 'inbound.timeout' });
+  t.same(new InboundTimeouts({ timeoutMs: 5 }).forPath('/'), { timeoutMs: 5, idleTimeoutMs: 300_000, timeoutKey: 'inbound.timeout' }, 'idle default 5 min');
+  t.same(new InboundTimeouts({ timeoutMs: 0 }).forPath('/'), { timeoutMs: 0, idleTimeoutMs: 300_000, timeoutKey: 'inbound.timeout' }, 'timeout 0: no head deadline');
   t.throws(() => new InboundTimeouts({ timeoutMs: -1 }));
   t.throws(() => new InboundTimeouts({ timeoutMs: 5, idleTimeoutMs: 0 }));
 });
@@ -73,9 +74,11 @@ t.test('per-route timeouts', async (t) => {
 
   const quick = await timed(() => h1Request(fx.port, tlsOptions, { path: '/quick/hang' }));
   is504(t, quick.res, 'a shorter route');
+  t.equal(JSON.parse(quick.res.body).message, 'the app did not answer within 150 ms (inbound.routes[0].timeout (/quick/*))', "the message names the route's timeout");
   t.ok(quick.ms >= 120 && quick.ms < 700, `the shorter route cut at its timeout (${quick.ms.toFixed(0)} ms)`);
   const other = await timed(() => h1Request(fx.port, tlsOptions, { path: '/hang' }));
   is504(t, other.res, 'the default');
+  t.equal(JSON.parse(other.res.body).message, 'the app did not answer within 1000 ms (inbound.timeout)', 'the message names inbound.timeout');
   t.ok(other.ms >= 950, `the default waited its full timeout (${other.ms.toFixed(0)} ms)`);
 
   const report = await h1Request(fx.port, tlsOptions, { path: '/reports/slow/1300' });
@@ -151,6 +154,8 @@ t.test("the caller's deadline headers", async (t) => {
 
   const grpc = await timed(() => h1Request(fx.port, tlsOptions, { path: '/hang', headers: { 'grpc-timeout': '150m' } }));
   is504(t, grpc.res, 'grpc-timeout 150m');
+  // raising inbound.timeout would not help here: the message says whose deadline it was
+  t.equal(JSON.parse(grpc.res.body).message, "the app did not answer within 150 ms (the caller's own deadline: its grpc-timeout or x-request-timeout)");
   t.ok(grpc.ms < 1000, `grpc-timeout shorter than configured is honoured (${grpc.ms.toFixed(0)} ms)`);
 
   const own = await timed(() => h1Request(fx.port, tlsOptions, { path: '/hang', headers: { 'x-request-timeout': '150ms' } }));

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { Metrics } from '../../src/metrics/registry.js';
 import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
 import { LiveObservers } from '../../src/metrics/live-observers.js';
-import { NO_OBSERVER, TLS_FAILURE_REASONS, type RequestRecord } from '../../src/metrics/traffic.js';
+import { INBOUND_CONNECTION_REFUSALS, NO_OBSERVER, TLS_FAILURE_REASONS, type RequestRecord } from '../../src/metrics/traffic.js';
 
 const request: RequestRecord = { direction: 'outbound', peer: 'payments', method: 'GET', path: '/charges', status: 503, durationSeconds: 0.002, errorCode: 'upstream_unavailable' };
 
@@ -33,6 +33,8 @@ t.test('off by reload: the families empty; on again: from zero, sessions handed 
   t.equal(tls.length, 2 * TLS_FAILURE_REASONS.length, 'on: every direction and reason of the TLS failures');
   t.same(tls.filter((l) => !l.endsWith(' 0')), ['meshcar_tls_handshake_failures_total{direction="inbound",reason="unknown_ca"} 1'], 'all at 0 but the one counted');
   t.equal(traffic.endpoints().length, 1, 'and /endpoints its row');
+  // so is every reason the inbound closes a connection for, before any refusal
+  t.same(samples(on, 'meshcar_inbound_connections_refused_total'), INBOUND_CONNECTION_REFUSALS.map((reason) => `meshcar_inbound_connections_refused_total{reason="${reason}"} 0`), 'on: every inbound refusal reason at 0');
 
   live.switchTo({ requests: false, access: false });
   const off = await metrics.render();
@@ -49,6 +51,7 @@ t.test('off by reload: the families empty; on again: from zero, sessions handed 
   t.same(samples(again, 'meshcar_requests_total'), [], 'no request counted yet');
   const tlsAgain = samples(again, 'meshcar_tls_handshake_failures_total');
   t.ok(tlsAgain.length === 2 * TLS_FAILURE_REASONS.length && tlsAgain.every((l) => l.endsWith(' 0')), 'the TLS failures back at 0, every direction and reason');
+  t.equal(samples(again, 'meshcar_inbound_connections_refused_total').filter((l) => l.endsWith(' 0')).length, INBOUND_CONNECTION_REFUSALS.length, 'and the inbound refusal reasons');
   observer.requestFinished(request);
   t.match(samples(await metrics.render(), 'meshcar_requests_total'), [/ 1$/], 'then each counts from zero');
 });

@@ -4,6 +4,11 @@
 // are open carry on, and the next new session presents the new certificate (full handshake).
 
 import t from 'tap';
+import http from 'node:http';
+import tls from 'node:tls';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { outboundFailure } from '../../src/tls-failures/describe.js';
 import { validateSvid } from '../../src/identity/svid.js';
 import { APP_ID, appIdentity, makePki, request, sleep, startOutbound, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
 
@@ -37,7 +42,8 @@ t.test('a server with the wrong SPIFFE ID gets nothing; 502 upstream_identity_mi
   t.equal(first.headers['x-meshcar-error'], 'upstream_identity_mismatch');
   t.match(first.json<{ error: string; message: string; requestId: string }>(), {
     error: 'upstream_identity_mismatch',
-    message: /expected spiffe:\/\/mesh\.test\/svc\/payments, but the server is spiffe:\/\/mesh\.test\/svc\/impostor/,
+    // the endpoint that is wrong, of maybe several: the one to correct in endpoints (or identity)
+    message: `127.0.0.1:${impostor.port}: expected spiffe://mesh.test/svc/payments, but the server is spiffe://mesh.test/svc/impostor`,
     requestId: 'id-mismatch',
   });
   const second = await request(fx.port);
@@ -140,4 +146,52 @@ t.test('an upstream that refuses our certificate: 503 says the peer closed right
     t.match(res.json<{ message: string }>().message, new RegExp(`^127\\.0\\.0\\.1:${refuser.port} closed the connection right after the TLS handshake: most likely it refused our certificate \\(its /debug/tls names the reason\\)`), `${codec}: ${res.json<{ message: string }>().message}`);
     t.equal(refuser.requests, 0, codec);
   }
+});
+
+t.test("an endpoint that is a plain HTTP server (the app's own port): 503 and /debug/tls say it does not speak TLS, both codecs", async (t) => {
+  const pki = await makePki(TD);
+  const plain = http.createServer((_req, res) => res.end('hello from the app'));
+  plain.listen(0, '127.0.0.1');
+  await once(plain, 'listening');
+  t.teardown(() => plain.close());
+  const port = (plain.address() as AddressInfo).port;
+  for (const codec of ['node', 'meshcar'] as const) {
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${port}`] }], { codec });
+    const res = await request(fx.port);
+    await fx.close();
+    t.equal(res.status, 503, codec);
+    // it was OpenSSL's own line: "...:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/...c:350:\n"
+    t.equal(res.json<{ message: string }>().message, `could not reach 127.0.0.1:${port}: it does not speak TLS: what answered is not a TLS server (a plain HTTP port, such as the app's own?); the upstream's endpoints must name meshcar inbound listeners`, codec);
+    // each dial (the request and its retries) is one failure, a protocol one
+    t.ok(fx.observer.tlsFailures.length >= 1 && fx.observer.tlsFailures.every((f) => f.direction === 'outbound' && f.reason === 'protocol'), `${codec}: counted as protocol failures`);
+  }
+  // the words of that failure in the log and /debug/tls, from the same refusal as node's TLS reports it
+  const err = await new Promise<Error>((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+    socket.once('error', resolve);
+  });
+  t.equal(outboundFailure(`127.0.0.1:${port}`, 'protocol', err).message, "protocol mismatch: the server does not speak TLS (a plain HTTP port, such as an app's own?): the endpoint is no meshcar inbound listener", `not "no TLS version in common" (${(err as NodeJS.ErrnoException).code})`);
+});
+
+t.test('an endpoint that is a TLS server without HTTP/2 (an HTTPS/1.1 server, a CA port): 503 and /debug/tls say so, both codecs', async (t) => {
+  const pki = await makePki(TD);
+  const leaf = await pki.issue(UPSTREAM_ID);
+  const https11 = tls.createServer({ key: leaf.privateKeyPem, cert: leaf.chainPem, ALPNProtocols: ['http/1.1'] }, (socket) => socket.end());
+  https11.listen(0, '127.0.0.1');
+  await once(https11, 'listening');
+  t.teardown(() => https11.close());
+  const port = (https11.address() as AddressInfo).port;
+  for (const codec of ['node', 'meshcar'] as const) {
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${port}`] }], { codec });
+    const res = await request(fx.port);
+    await fx.close();
+    t.equal(res.status, 503, codec);
+    // it was OpenSSL's own line: "...:SSL routines:ssl3_read_bytes:tlsv1 alert no application protocol:../deps/openssl/...:SSL alert number 120"
+    t.equal(res.json<{ message: string }>().message, `could not reach 127.0.0.1:${port}: a TLS server that does not speak HTTP/2 (no ALPN h2: a CA's port, an HTTPS/1.1 server?); the upstream's endpoints must name meshcar inbound listeners`, codec);
+  }
+  const err = await new Promise<Error>((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+    socket.once('error', resolve);
+  });
+  t.equal(outboundFailure(`127.0.0.1:${port}`, 'protocol', err).message, 'protocol mismatch: the server speaks no HTTP/2 (no ALPN h2, which meshcar asks for): the endpoint is no meshcar inbound listener', `not "meshcar speaks h2 and http/1.1" (${(err as NodeJS.ErrnoException).code})`);
 });

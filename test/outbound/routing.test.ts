@@ -1,9 +1,11 @@
 // Routing on the outbound port: the upstream is the host the app wrote (Host, :authority, or
 // an absolute-form URI), port left off, any case; anything else is a 404 no_route that names
-// the request id, on HTTP/1.1 and on h2c alike. Every request is reported to the observer.
+// the request id and the upstreams that would route, on HTTP/1.1 and on h2c alike. Every
+// request is reported to the observer.
 
 import t from 'tap';
 import http2 from 'node:http2';
+import { UpstreamRouter } from '../../src/outbound/router.js';
 import { makePki, request, startOutbound, startUpstream, h2cRequest, UPSTREAM_ID, TD } from '../helpers/outbound-fixture.js';
 
 t.test('routing by Host, absolute-form URI and :authority', async (t) => {
@@ -58,7 +60,8 @@ t.test('routing by Host, absolute-form URI and :authority', async (t) => {
     t.equal(res.status, 404);
     t.equal(res.headers['x-meshcar-error'], 'no_route');
     t.equal(res.headers['content-type'], 'application/json');
-    t.same(res.json<object>(), { error: 'no_route', message: 'no upstream is named "nowhere"', requestId: 'req-404' });
+    // the names that would route, so a typo or a missing upstream shows without the sidecar's config
+    t.same(res.json<object>(), { error: 'no_route', message: 'no upstream is named "nowhere": send Host: <upstream>, one of payments, ledger.prod.svc, 127.0.0.1', requestId: 'req-404' });
     const prefix = await request(fx.port, { headers: { host: 'payments.evil' } });
     t.equal(prefix.status, 404, 'names match whole, not by prefix');
     const generated = await request(fx.port, { headers: { host: 'nowhere' } });
@@ -87,4 +90,11 @@ t.test('routing by Host, absolute-form URI and :authority', async (t) => {
     t.ok((records[0]?.durationSeconds ?? -1) > 0);
     t.match(records[1], { peer: 'unknown', status: 404, errorCode: 'no_route', requestId: 'obs-2' });
   });
+});
+
+t.test('a no_route answer lists at most 10 upstream names, then how many more', async (t) => {
+  const names = Array.from({ length: 12 }, (_, i) => `svc${i + 1}`);
+  const router = new UpstreamRouter(names.map((name) => [name, name] as const));
+  t.equal(router.noRouteMessage('svc13'), 'no upstream is named "svc13": send Host: <upstream>, one of svc1, svc2, svc3, svc4, svc5, svc6, svc7, svc8, svc9, svc10 and 2 more');
+  t.equal(new UpstreamRouter([]).noRouteMessage('orders'), 'no upstream is named "orders": this sidecar has no upstream');
 });

@@ -139,12 +139,15 @@ t.test('x-request-timeout shorter than the configured timeout → 504 sooner; lo
     const res = await request(fx.port, { path: '/slow/3000', headers: { 'x-request-timeout': value } });
     const took = Date.now() - started;
     t.equal(res.status, 504, value);
+    // raising the upstream's timeout would not help here: the message says whose deadline it was
+    t.equal(res.json<{ message: string }>().message, "payments did not answer within 250 ms (the app's own deadline: its grpc-timeout or x-request-timeout)", `${value}: the app's deadline named`);
     t.ok(took >= 230 && took < 900, `x-request-timeout ${value}: ${took} ms`);
   }
   const started = Date.now();
   const res = await request(fx.port, { path: '/slow/3000', headers: { 'x-request-timeout': '10s' } });
   const took = Date.now() - started;
   t.equal(res.status, 504);
+  t.equal(res.json<{ message: string }>().message, 'payments did not answer within 1000 ms (outbound.upstreams.payments.timeout)', 'the key to raise named');
   t.ok(took >= 950 && took < 2500, `a longer app deadline does not extend the upstream's: ${took} ms`);
   t.equal((await request(fx.port, { path: '/slow/50', headers: { 'x-request-timeout': '2s' } })).status, 200, 'in time: answered');
 });
