@@ -58,8 +58,10 @@ t.test('the walk-through, steps 2 to 6, as written', async (t) => {
   await writeFile(join(cwd, 'orders.yaml'), moved(yaml[0] as string));
   await writeFile(join(cwd, 'frontend.yaml'), moved(yaml[1] as string));
   await copyFile(join(cwd, 'orders.yaml'), join(cwd, 'orders.before'));
-  // step 5's edit, "under inbound:": orders.yaml's inbound keys end where admin: starts
-  const withPolicy = moved(yaml[0] as string).replace(/^admin:/m, `${moved(yaml[2] as string)}admin:`);
+  // step 5's edit, "to the end of orders.yaml": appended as written, as `cat >>` or an editor's
+  // last line would (inbound: must be the file's last section for that to land under it)
+  t.match(doc, /Add to the end of `orders\.yaml`/, 'step 5 says where the policy goes');
+  const policy = moved(yaml[2] as string);
   const hup = /`(kill -HUP \$\([^`]+\))`/.exec(doc)?.[1];
   t.ok(hup, 'step 5 gives the SIGHUP command');
 
@@ -80,7 +82,7 @@ t.test('the walk-through, steps 2 to 6, as written', async (t) => {
     }
     if (i === 3) {
       step('#app serves its own folder', app('/certs/ca/root.key') + ' -o /dev/null -w "%{http_code}"');
-      script.push(`cat > orders.yaml <<'EOF'\n${withPolicy}EOF`);
+      script.push(`cat >> orders.yaml <<'EOF'\n${policy}EOF`);
     }
     if (i === 4) {
       step('#hup', `${hup}; for i in $(seq 40); do [ "$(grep -c 'config reloaded' orders.log)" = 2 ] && break; sleep 0.25; done; grep -c 'config reloaded' orders.log`);
