@@ -16,6 +16,7 @@ import { describeError } from '../errors.js';
 import { tildeHint } from '../user-paths.js';
 import { deniedHint } from '../permission-denied.js';
 import { configFolderHint } from './config-folder.js';
+import { writeTokenFix } from '../identity/missing-token.js';
 import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-value.js';
@@ -179,13 +180,17 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   const loader = specs.length > 0 ? await import('../schema/spec.js') : undefined;
   const specProblems = await Promise.all(specs.map((spec) => loader!.CompiledSpec.load(spec.path).then(() => undefined, (err: unknown) => describeError(err))));
   const all = [
-    ...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i] })),
+    ...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i], missingToken: ref.content === 'join token' ? ref.grants : undefined })),
     ...(set ? [{ keys: ['identity', 'files', 'cert'], path: set.path, problem: set.problem }] : []),
     ...specs.map((spec, i) => ({ keys: spec.keys, path: spec.path, problem: specProblems[i] })),
   ];
-  for (const { keys, path, problem } of all) {
+  for (const entry of all) {
+    const { keys, path, problem } = entry;
     if (problem === undefined) continue;
-    const hint = configFolderHint(loaded.config.file, path, { cwdTold: /working directory/.test(problem) });
+    let hint = configFolderHint(loaded.config.file, path, { cwdTold: /working directory/.test(problem) });
+    // a join token that is nowhere (not beside the config either): the command that writes one
+    const grants = 'missingToken' in entry ? entry.missingToken : undefined;
+    if (hint === '' && grants !== undefined && problem.startsWith(`${path} does not exist`)) hint = writeTokenFix(path, grants);
     let value: YamlValue | undefined = root;
     // the deepest key that is there (an upstream's name may be written in another case)
     for (const key of keys) value = value?.peek(key) ?? value;

@@ -18,6 +18,7 @@ import { WorkloadIdentity } from './workload-identity.js';
 import { SvidSaver } from './svid-saver.js';
 import { untilServable, warnNotYetValid } from './valid-soon.js';
 import { shellWord } from '../shell-word.js';
+import { writeTokenFix } from './missing-token.js';
 
 export interface RunningIdentity {
   readonly identity: WorkloadIdentity;
@@ -110,7 +111,12 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     if (tokenPath === undefined) {
       throw new MeshcarError('identity_invalid', `no valid SVID in ${options.dir} and no join token configured: set identity.ca.token to a file holding one (meshcar ca token)`);
     }
-    const token = (await readConfigFile(tokenPath, 'identity.ca.token', 'join token file')).trim();
+    const token = (
+      await readConfigFile(tokenPath, 'identity.ca.token', 'join token file').catch((err: MeshcarError) => {
+        const missing = (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+        throw missing ? new MeshcarError(err.code, `${err.message}${writeTokenFix(tokenPath, spiffeId)}`, { cause: err.cause }) : err;
+      })
+    ).trim();
     if (token === '') throw new MeshcarError('identity_invalid', `identity.ca.token: the join token file ${tokenPath} is empty`);
     return client.sign({ spiffeId, auth: { token }, ...ttl }).catch((err: unknown) => {
       throw tokenRefusal(err, tokenPath, options.ca.url, spiffeId);
