@@ -19,6 +19,7 @@ import { SvidSaver } from './svid-saver.js';
 import { untilServable, warnNotYetValid } from './valid-soon.js';
 import { shellWord } from '../shell-word.js';
 import { writeTokenFix } from './missing-token.js';
+import { caGaveUp } from './ca-gave-up.js';
 
 export interface RunningIdentity {
   readonly identity: WorkloadIdentity;
@@ -153,9 +154,13 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     // restart after a CA outage of a few hours would otherwise need a new one)
     // (the first load has said why no set is used as stored: this one says nothing more)
     const nearEnd = reusable ? undefined : await store.load(spiffeId, { minRemainingFraction: 0, quiet: true });
+    const asking = Date.now();
     svid = await firstIssuance(nearEnd ? () => obtain(nearEnd) : withToken, options).catch((err: unknown) => {
       // the CA out of reach (or saying "not now" all along): the stored one serves while it lasts, and the renewal loop retries
-      if (nearEnd === undefined || !isMeshcarError(err) || !(err.code === 'ca_unreachable' || notNow(err)) || remainingMs(nearEnd) <= 1000) throw err;
+      if (nearEnd === undefined || !isMeshcarError(err) || !(err.code === 'ca_unreachable' || notNow(err)) || remainingMs(nearEnd) <= 1000) {
+        // the start ends here: say that it waited, and what to do
+        throw isMeshcarError(err) && err.code === 'ca_unreachable' ? caGaveUp(err, Date.now() - asking) : err;
+      }
       logger.warn({ serial: nearEnd.serialHex, notAfter: nearEnd.notAfter.toISOString() }, `the CA is out of reach (${describeError(err)}); starting with the stored SVID, which expires soon`);
       return nearEnd;
     });
