@@ -35,6 +35,7 @@ import { discardStream } from './attempt-stream-ends.js';
 import type { Deadline } from '../http/deadline-queue.js';
 
 import { appDeadlineMs, type RetryReason } from './retry.js';
+import { noRouteMessage } from './no-route.js';
 
 export abstract class Attempt {
   readonly exchange: Exchange;
@@ -131,7 +132,7 @@ export abstract class Attempt {
     const pool = this.ctx.router.lookup(authority);
     if (!pool) {
       const name = authority ? hostName(authority) : '';
-      this.fail(new MeshcarError('no_route', name ? `no upstream is named "${name}"` : noHost));
+      this.fail(new MeshcarError('no_route', name ? noRouteMessage(name) : noHost));
       return undefined;
     }
     this.pool = pool;

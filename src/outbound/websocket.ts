@@ -31,6 +31,7 @@ import { UpstreamPathGuard } from './upstream-trust.js';
 import { openTunnel, type OpenedTunnel } from './pool-tunnel.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { ANSWER_DROPPED, requestFields, responseHead } from './websocket-heads.js';
+import { noRouteMessage } from './no-route.js';
 
 function ignore(): void {}
 
@@ -137,7 +138,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
   }
   if (!pool) {
     const name = authority ? hostName(authority) : '';
-    fail(new MeshcarError('no_route', name ? `no upstream is named "${name}"` : 'the request names no host (send Host: <upstream>)'));
+    fail(new MeshcarError('no_route', noRouteMessage(name)));
     return;
   }
   exchange.peer = pool.name;

@@ -58,7 +58,8 @@ t.test('routing by Host, absolute-form URI and :authority', async (t) => {
     t.equal(res.status, 404);
     t.equal(res.headers['x-meshcar-error'], 'no_route');
     t.equal(res.headers['content-type'], 'application/json');
-    t.same(res.json<object>(), { error: 'no_route', message: 'no upstream is named "nowhere"', requestId: 'req-404' });
+    // and how to name one: a first `curl http://127.0.0.1:15001/` names the sidecar's own address
+    t.same(res.json<object>(), { error: 'no_route', message: 'no upstream is named "nowhere": the request\'s Host (or its absolute URL) names the upstream; send Host: <a name under outbound.upstreams>', requestId: 'req-404' });
     const prefix = await request(fx.port, { headers: { host: 'payments.evil' } });
     t.equal(prefix.status, 404, 'names match whole, not by prefix');
     const generated = await request(fx.port, { headers: { host: 'nowhere' } });
