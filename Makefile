@@ -23,8 +23,9 @@ $(NODE_MODULES_STAMP): package-lock.json package.json
 	@touch $(NODE_MODULES_STAMP)
 
 ## help: this list: every target, from the ## lines above each in this Makefile (plain `make` is setup)
+# the variables a line names are shown with their values (make help CA_DIR=x shows x), not as $(CA_DIR)
 help:
-	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
+	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST)) | sed -e 's|$$(TRUST_DOMAIN)|$(TRUST_DOMAIN)|g' -e 's|$$(CA_DIR)|$(CA_DIR)|g' -e 's|$$(CERTS)|$(CERTS)|g'
 
 ## tools: the command-line programs the tests drive as real clients (openssl, curl, and Debian's
 ## prometheus package for prometheus + promtool: test/e2e/prometheus.test.ts scrapes for real,

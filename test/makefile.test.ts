@@ -81,6 +81,9 @@ t.test('make help lists every target a person can run, each with what it does', 
   t.ok(targets.length > 10, `targets read: ${targets.join(' ')}`);
   for (const target of targets) t.match(help.stdout, new RegExp(`^${target}( [A-Z]+=\\S+)*( \\[[^\\]]+\\])*: \\S`, 'm'), `${target} is listed with a description`);
   t.notMatch(help.stdout, /^## /m, 'the ## markers are not shown');
+  t.notMatch(help.stdout, /\$\(/, 'no make variable is shown as $(NAME)');
+  t.match(help.stdout, /^ca: a new CA for mesh\.local in certs\/ca /m, 'make ca names the trust domain and folder it uses');
+  t.match((await make(['help', 'CA_DIR=elsewhere/ca'])).stdout, /^ca: a new CA for mesh\.local in elsewhere\/ca /m, 'as set on the command line');
 });
 
 t.test('make build compiles only when a source, the compiler settings or the packages changed', async (t) => {
