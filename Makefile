@@ -136,6 +136,7 @@ cert: build
 # refuses an --out in a missing folder (a mistyped path), but this folder is the target's own
 token: build
 	@if [ -z "$(SERVICE)" ]; then echo "make token: say which service, e.g. make token SERVICE=orders" >&2; exit 2; fi
+	@if [ ! -e $(CA_DIR) ]; then echo "make token: there is no CA in $(CA_DIR) yet: make ca makes one (CA_DIR=DIR names another)" >&2; exit 1; fi
 	@test -d $(CERTS) || mkdir -p -m 700 $(CERTS)
 	node dist/cli.js ca token --dir $(CA_DIR) --service $(SERVICE) --ttl $(or $(TTL),1h) --out $(CERTS)/$(SERVICE).token
 

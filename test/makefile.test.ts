@@ -44,6 +44,13 @@ t.test('make ca, cert and token for your own services', async (t) => {
   t.equal(first.code, 0, first.stderr);
   t.equal((await stat(fresh)).mode & 0o777, 0o700, 'the new CERTS folder is 0700');
   t.equal((await stat(join(fresh, 'orders.token'))).mode & 0o777, 0o600);
+  // before make ca (or with a mistyped CA_DIR): make ca is the fix, and no CERTS folder is made
+  const early = join(dir, 'early');
+  const noCa = await make(['token', 'SERVICE=orders', `CA_DIR=${join(early, 'ca')}`, `CERTS=${join(early, 'certs')}`]);
+  t.equal(noCa.code, 2, 'make: the recipe failed');
+  t.match(noCa.stderr, new RegExp(`^make token: there is no CA in ${join(early, 'ca')} yet: make ca makes one \\(CA_DIR=DIR names another\\)$`, 'm'));
+  t.notMatch(noCa.stderr, /meshcar ca init/, 'the make target, not the command under it');
+  await t.rejects(stat(early), { code: 'ENOENT' }, 'nothing made');
 
   t.equal((await make(['cert', 'SERVICE=orders', 'TTL=2h', ...vars])).code, 0);
   const cert = await readFile(join(dir, 'orders', 'svid.crt'), 'utf8');
