@@ -6,7 +6,8 @@
 // you will see: the app's answer, /identity, /endpoints, the metric, doctor's lines, the reload's
 // answer as quoted, the allowed and refused calls, SIGHUP by the command the text gives, and the
 // stop: each sidecar logs `stopped` and exits 0. The app serves a folder of its own: the CA's
-// keys in certs/ are not reachable through the mesh.
+// keys in certs/ are not reachable through the mesh. Step 1 names every program the steps run
+// that Node, make and a shell do not bring (make build installs neither curl nor python3).
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -148,4 +149,19 @@ t.test('the walk-through, steps 2 to 6, as written', async (t) => {
   const status = new Map([...run.stdout.matchAll(/^@@status (\d+) (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]));
   t.same([status.get(pids[2] as number), status.get(pids[3] as number)], [0, 0], 'the sidecars (%3 %4) exit 0');
   for (const pid of pids) t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `job ${pid} has ended`);
+});
+
+t.test('step 1 names every program the steps run beyond Node, make and a shell', async (t) => {
+  const doc = await readFile(DOC, 'utf8');
+  const step1 = doc.slice(doc.indexOf('## 1.'), doc.indexOf('## 2.'));
+  // each command's first word: at a line's start, after &&, ||, ;, | or $(
+  const programs = new Set<string>();
+  for (const [, block] of doc.matchAll(/```sh\n([\s\S]*?)```/g)) {
+    for (const [, word] of (block as string).replace(/#.*$/gm, '').matchAll(/(?:^|&&|\|\||;|\||\$\()\s*([a-z][\w.-]*)/gm)) programs.add(word as string);
+  }
+  // the shell's own, coreutils and grep (on every system with bash), and what step 1 asks for first
+  const everywhere = new Set(['cd', 'echo', 'kill', 'mkdir', 'cut', 'grep', 'cat', 'make', 'npm', 'npx', 'node']);
+  const needed = [...programs].filter((p) => !everywhere.has(p));
+  t.ok(needed.length > 0, `programs read: ${[...programs].join(' ')}`);
+  for (const program of needed) t.match(step1, new RegExp(`\`${program}\``), `step 1 names ${program}`);
 });
