@@ -62,7 +62,12 @@ export function withPathHint<E extends Error>(err: E, configFile: string, rebuil
   }
   if (typeof cause?.path !== 'string') return err;
   const hint = cause.code === 'ENOENT' ? configFolderHint(configFile, resolve(cause.path)) : cause.code === 'EACCES' ? deniedHint(cause.path) : '';
-  return hint === '' ? err : rebuild(`${err.message}${hint}`);
+  if (hint === '') return err;
+  // a fix the message ends with that the hint makes wrong (write a token where one is missing,
+  // when the config's folder holds it): the hint replaces it
+  const fix = (err as { fix?: unknown }).fix;
+  const message = typeof fix === 'string' && cause.code === 'ENOENT' && err.message.endsWith(fix) ? err.message.slice(0, -fix.length) : err.message;
+  return rebuild(`${message}${hint}`);
 }
 
 /**

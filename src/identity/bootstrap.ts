@@ -115,7 +115,10 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     const token = (
       await readConfigFile(tokenPath, 'identity.ca.token', 'join token file').catch((err: MeshcarError) => {
         const missing = (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-        throw missing ? new MeshcarError(err.code, `${err.message}${writeTokenFix(tokenPath, spiffeId)}`, { cause: err.cause }) : err;
+        if (!missing) throw err;
+        // (`fix`: a start run from another folder is told where to run from instead, config-folder.ts)
+        const fix = writeTokenFix(tokenPath, spiffeId);
+        throw Object.assign(new MeshcarError(err.code, `${err.message}${fix}`, { cause: err.cause }), { fix });
       })
     ).trim();
     if (token === '') throw new MeshcarError('identity_invalid', `identity.ca.token: the join token file ${tokenPath} is empty`);

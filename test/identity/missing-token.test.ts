@@ -4,10 +4,11 @@
 // config whose folder holds the token, is told that instead (config-folder.test.ts).
 
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino from 'pino';
 import { makePki } from '../helpers/pki.js';
+import { startMeshcar } from '../helpers/process.js';
 import { checkConfigFile } from '../../src/config/load-any.js';
 import { formatIssue } from '../../src/config/issues.js';
 import { obtainIdentity } from '../../src/identity/bootstrap.js';
@@ -45,4 +46,18 @@ t.test('run: no SVID on disk and no token file: the command that writes one', as
     obtainIdentity({ spiffeId: ORDERS, trustDomain: 'mesh.local', dir: join(dir, 'identity'), ca: { url: 'https://127.0.0.1:1', bundlePath: join(dir, 'bundle.pem'), tokenPath }, logger: pino({ level: 'silent' }) }),
     { code: 'identity_invalid', message: /cannot read the join token file .*orders\.token: ENOENT.*; write one with your CA's folder: meshcar ca token --dir CA_DIR --service orders --out \S*orders\.token$/ },
   );
+});
+
+t.test("run from another folder, the config's folder holding the token: where to run from, not a new token", async (t) => {
+  const pki = await makePki('mesh.local');
+  const parent = t.testdir({ 'bundle.pem': pki.bundlePem });
+  const site = join(parent, 'site');
+  await mkdir(join(site, 'certs'), { recursive: true });
+  await writeFile(join(site, 'certs', 'orders.token'), 'a-token-never-sent\n');
+  await writeFile(join(site, 'orders.yaml'), `${sidecarYaml(join(parent, 'bundle.pem'), 'certs/orders.token', join(parent, 'identity')).replace('"https://127.0.0.1:8443"', '"https://127.0.0.1:1"')}admin: {listen: "127.0.0.1:0"}\n`);
+  const proc = startMeshcar(['run', '--config', 'site/orders.yaml'], { cwd: parent });
+  t.equal(await proc.exited(), 1);
+  t.equal(proc.stderr.length, 1, proc.stderr.join('\n'));
+  t.match(proc.stderr[0], `the config's folder holds it (${join(site, 'certs', 'orders.token')}): run meshcar from ${site}`);
+  t.notMatch(proc.stderr[0], /write one with/, 'no advice to write a token that exists');
 });
