@@ -17,6 +17,8 @@ import { tildeHint } from '../user-paths.js';
 import { deniedHint } from '../permission-denied.js';
 import { configFolderHint } from './config-folder.js';
 import { writeTokenFix } from '../identity/missing-token.js';
+import { shellWord } from '../shell-word.js';
+import { join, relative } from 'node:path';
 import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-value.js';
@@ -61,6 +63,12 @@ function tokenMismatch(sub: string, expected: string): string {
   return `the join token grants ${sub} (${which}), but service and trustDomain make this sidecar ${expected}; the CA would refuse its SVID request: write a token for ${expected} (meshcar ca token --dir <CA dir> --service NAME), or correct service/trustDomain`;
 }
 
+
+/** The CA folder a CA config names is not there: `ca init` makes it (make ca: certs/ca, from the meshcar folder). */
+function caInitFix(dir: string, trustDomain: string): string {
+  const byMake = relative(process.cwd(), dir) === join('certs', 'ca') ? ` (or make ca${trustDomain === 'mesh.local' ? '' : ` TRUST_DOMAIN=${trustDomain}`} in the meshcar folder)` : '';
+  return `; make the CA first: meshcar ca init --dir ${shellWord(dir)} --trust-domain ${trustDomain}${byMake}`;
+}
 
 /**
  * Missing, and creatable as far as the path goes: only ENOENT. A path under a plain file
@@ -110,10 +118,12 @@ interface Reference {
   readonly mayBeAbsent?: boolean;
   /** A join token: the SPIFFE ID it must grant. */
   readonly grants?: string;
+  /** What to do when the path does not exist (and the config's folder does not hold it either). */
+  readonly whenMissing?: string;
 }
 
 function referencesOf(loaded: AnyConfig): Reference[] {
-  if (loaded.kind === 'ca') return [{ keys: ['dir'], path: loaded.config.dir, content: 'directory' }];
+  if (loaded.kind === 'ca') return [{ keys: ['dir'], path: loaded.config.dir, content: 'directory', whenMissing: caInitFix(loaded.config.dir, loaded.config.trustDomain) }];
   const { identity } = loaded.config;
   if (identity.source === 'files') {
     return [
@@ -126,7 +136,7 @@ function referencesOf(loaded: AnyConfig): Reference[] {
     { keys: ['identity', 'ca', 'bundle'], path: identity.ca.bundle, content: 'certificates' },
     { keys: ['identity', 'dir'], path: identity.dir, content: 'directory', mayBeAbsent: true },
   ];
-  if (identity.ca.token !== undefined) refs.push({ keys: ['identity', 'ca', 'token'], path: identity.ca.token, content: 'join token', grants: loaded.config.spiffeId });
+  if (identity.ca.token !== undefined) refs.push({ keys: ['identity', 'ca', 'token'], path: identity.ca.token, content: 'join token', grants: loaded.config.spiffeId, whenMissing: writeTokenFix(identity.ca.token, loaded.config.spiffeId) });
   return refs;
 }
 
@@ -180,7 +190,7 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   const loader = specs.length > 0 ? await import('../schema/spec.js') : undefined;
   const specProblems = await Promise.all(specs.map((spec) => loader!.CompiledSpec.load(spec.path).then(() => undefined, (err: unknown) => describeError(err))));
   const all = [
-    ...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i], missingToken: ref.content === 'join token' ? ref.grants : undefined })),
+    ...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i], whenMissing: ref.whenMissing })),
     ...(set ? [{ keys: ['identity', 'files', 'cert'], path: set.path, problem: set.problem }] : []),
     ...specs.map((spec, i) => ({ keys: spec.keys, path: spec.path, problem: specProblems[i] })),
   ];
@@ -188,9 +198,9 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
     const { keys, path, problem } = entry;
     if (problem === undefined) continue;
     let hint = configFolderHint(loaded.config.file, path, { cwdTold: /working directory/.test(problem) });
-    // a join token that is nowhere (not beside the config either): the command that writes one
-    const grants = 'missingToken' in entry ? entry.missingToken : undefined;
-    if (hint === '' && grants !== undefined && problem.startsWith(`${path} does not exist`)) hint = writeTokenFix(path, grants);
+    // a join token or CA folder that is nowhere (not beside the config either): the command that makes it
+    const whenMissing = 'whenMissing' in entry ? entry.whenMissing : undefined;
+    if (hint === '' && whenMissing !== undefined && problem.startsWith(`${path} does not exist`)) hint = whenMissing;
     let value: YamlValue | undefined = root;
     // the deepest key that is there (an upstream's name may be written in another case)
     for (const key of keys) value = value?.peek(key) ?? value;
