@@ -73,11 +73,13 @@ export function withPathHint<E extends Error>(err: E, configFile: string, rebuil
 /**
  * A `PATH: does not exist; <fix>` refusal (bad_path, ENOENT) of a path the config named, when
  * the config's folder or one above it holds PATH: its fix is to run from there, not the one
- * given (`ca serve` said "run meshcar ca init first", which would make a second CA); else `err`.
+ * given (`ca serve` said "run meshcar ca init first", which would make a second CA). When none
+ * holds it and PATH is `nowhere.path`, the fix is `nowhere.fix`; else `err` as it is.
  */
-export function withFolderToRunFrom(err: unknown, configFile: string): unknown {
+export function withFolderToRunFrom(err: unknown, configFile: string, nowhere?: { path: string; fix: string }): unknown {
   const cause = (err as { cause?: NodeJS.ErrnoException } | undefined)?.cause;
   if (!(err instanceof MeshcarError) || err.code !== 'bad_path' || cause?.code !== 'ENOENT' || typeof cause.path !== 'string') return err;
   const hint = configFolderHint(configFile, resolve(cause.path));
-  return hint === '' ? err : new MeshcarError('bad_path', `${cause.path}: does not exist${hint}`, { cause });
+  if (hint !== '') return new MeshcarError('bad_path', `${cause.path}: does not exist${hint}`, { cause });
+  return nowhere && resolve(nowhere.path) === resolve(cause.path) ? new MeshcarError('bad_path', `${cause.path}: does not exist${nowhere.fix}`, { cause }) : err;
 }

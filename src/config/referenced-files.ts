@@ -17,8 +17,7 @@ import { tildeHint } from '../user-paths.js';
 import { deniedHint } from '../permission-denied.js';
 import { configFolderHint } from './config-folder.js';
 import { writeTokenFix } from '../identity/missing-token.js';
-import { shellWord } from '../shell-word.js';
-import { join, relative } from 'node:path';
+import { caInitFix } from './ca-init-fix.js';
 import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-value.js';
@@ -63,12 +62,6 @@ function tokenMismatch(sub: string, expected: string): string {
   return `the join token grants ${sub} (${which}), but service and trustDomain make this sidecar ${expected}; the CA would refuse its SVID request: write a token for ${expected} (meshcar ca token --dir <CA dir> --service NAME), or correct service/trustDomain`;
 }
 
-
-/** The CA folder a CA config names is not there: `ca init` makes it (make ca: certs/ca, from the meshcar folder). */
-function caInitFix(dir: string, trustDomain: string): string {
-  const byMake = relative(process.cwd(), dir) === join('certs', 'ca') ? ` (or make ca${trustDomain === 'mesh.local' ? '' : ` TRUST_DOMAIN=${trustDomain}`} in the meshcar folder)` : '';
-  return `; make the CA first: meshcar ca init --dir ${shellWord(dir)} --trust-domain ${trustDomain}${byMake}`;
-}
 
 /**
  * Missing, and creatable as far as the path goes: only ENOENT. A path under a plain file

@@ -66,8 +66,8 @@ t.test('ca serve from another folder: run from the meshcar folder, not "ca init 
   t.equal(serve.status, 1);
   t.equal(serve.stderr.length, 1, serve.stderr.join('\n'));
   t.equal(serve.stderr[0], `meshcar: ${join(parent, 'certs/ca')}: does not exist; relative paths are read from the working directory (${parent}), and ${mesh}, above the config's folder, holds it (${join(mesh, 'certs/ca')}): run meshcar from ${mesh}, or write the path absolute`);
-  // a folder that is nowhere: the fix is still to make it
-  await writeFile(join(mesh, 'config', 'nowhere.yaml'), 'trustDomain: mesh.local\ndir: certs/nowhere\nlisten: 127.0.0.1:0\n');
+  // a folder that is nowhere: the fix is still to make it, with the config's trust domain
+  await writeFile(join(mesh, 'config', 'nowhere.yaml'), 'trustDomain: example.org\ndir: certs/nowhere\nlisten: 127.0.0.1:0\n');
   const nowhere = await outcome(['ca', 'serve', '--config', 'mesh/config/nowhere.yaml'], parent);
-  t.match(nowhere.stderr.join('\n'), /certs\/nowhere: does not exist; run "meshcar ca init --dir \S+ --trust-domain TD" first, or correct the path$/);
+  t.equal(nowhere.stderr.join('\n'), `meshcar: ${join(parent, 'certs/nowhere')}: does not exist; make the CA first: meshcar ca init --dir ${join(parent, 'certs/nowhere')} --trust-domain example.org`);
 });
