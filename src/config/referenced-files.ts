@@ -18,6 +18,7 @@ import { deniedHint } from '../permission-denied.js';
 import { configFolderHint } from './config-folder.js';
 import { writeTokenFix } from '../identity/missing-token.js';
 import { caInitFix } from './ca-init-fix.js';
+import { caTrustDomainProblem } from './ca-trust-domain.js';
 import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-value.js';
@@ -177,6 +178,8 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   );
   // identity.files that each read fine must also work together, as run takes them
   const set = loaded.kind === 'sidecar' && problems.every((problem) => problem === undefined) ? await filesSetProblem(loaded.config) : undefined;
+  // a CA folder that is there must be a CA of this config's trust domain, as ca serve requires
+  const otherDomain = loaded.kind === 'ca' && problems[0] === undefined ? await caTrustDomainProblem(loaded.config.dir, loaded.config.trustDomain) : undefined;
   // an OpenAPI spec is loaded as the sidecar would: parsed, validated, $refs resolved, compiled
   const specs = specsOf(loaded);
   // (the loader, swagger-parser and Ajv, is imported only when a spec is named)
@@ -185,6 +188,7 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   const all = [
     ...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i], whenMissing: ref.whenMissing })),
     ...(set ? [{ keys: ['identity', 'files', 'cert'], path: set.path, problem: set.problem }] : []),
+    ...(otherDomain && loaded.kind === 'ca' ? [{ keys: ['trustDomain'], path: loaded.config.dir, problem: otherDomain }] : []),
     ...specs.map((spec, i) => ({ keys: spec.keys, path: spec.path, problem: specProblems[i] })),
   ];
   for (const entry of all) {
