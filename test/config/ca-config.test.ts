@@ -98,3 +98,7 @@ t.test('issuerRotation: before (required), ttl (default a year); before must be 
   t.match(wrong.join('\n'), /issuerRotation\.before: required key is missing/);
   t.match(wrong.join('\n'), /issuerRotation\.every: unknown key/);
 });
+
+t.test('a port alone as listen (YAML reads it as a number) is told what to write', async (t) => {
+  t.same(await issuesOf(t, 'trustDomain: mesh.local\ndir: /tmp/ca\nlisten: 8443\n'), ['ca.yaml:3:1: listen: 8443 is not a host:port address: give a host before the port, e.g. 127.0.0.1:8443']);
+});
