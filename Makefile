@@ -23,8 +23,9 @@ $(NODE_MODULES_STAMP): package-lock.json package.json
 	@touch $(NODE_MODULES_STAMP)
 
 ## help: this list: every target, from the ## lines above each in this Makefile (plain `make` is setup)
+# the variables a line names are shown with their values (make help CA_DIR=x shows x), not as $(CA_DIR)
 help:
-	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
+	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST)) | sed -e 's|$$(TRUST_DOMAIN)|$(TRUST_DOMAIN)|g' -e 's|$$(CA_DIR)|$(CA_DIR)|g' -e 's|$$(CERTS)|$(CERTS)|g'
 
 ## tools: the command-line programs the tests drive as real clients (openssl, curl, and Debian's
 ## prometheus package for prometheus + promtool: test/e2e/prometheus.test.ts scrapes for real,
@@ -135,6 +136,7 @@ cert: build
 # refuses an --out in a missing folder (a mistyped path), but this folder is the target's own
 token: build
 	@if [ -z "$(SERVICE)" ]; then echo "make token: say which service, e.g. make token SERVICE=orders" >&2; exit 2; fi
+	@if [ ! -e $(CA_DIR) ]; then echo "make token: there is no CA in $(CA_DIR) yet: make ca makes one (CA_DIR=DIR names another)" >&2; exit 1; fi
 	@test -d $(CERTS) || mkdir -p -m 700 $(CERTS)
 	node dist/cli.js ca token --dir $(CA_DIR) --service $(SERVICE) --ttl $(or $(TTL),1h) --out $(CERTS)/$(SERVICE).token
 

@@ -42,8 +42,8 @@ export function pathProblem(err: unknown): MeshcarError | undefined {
   return new MeshcarError('bad_path', `${named}: ${problem[0]}; ${problem[1]}`, { cause: err });
 }
 
-function badPath(path: string, what: string, fix: string): MeshcarError {
-  return new MeshcarError('bad_path', `${path}: ${what}; ${fix}`);
+function badPath(path: string, what: string, fix: string, cause?: unknown): MeshcarError {
+  return new MeshcarError('bad_path', `${path}: ${what}; ${fix}`, cause === undefined ? undefined : { cause });
 }
 
 /**
@@ -90,7 +90,8 @@ export async function requireFolder(dir: string, missing: string, notFolder = 'g
   try {
     info = await stat(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badPath(dir, 'does not exist', `${missing}${tildeHint(dir)}`);
+    // (the cause names the path: ca serve tells a folder the config's folder holds, config-folder.ts)
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw badPath(dir, 'does not exist', `${missing}${tildeHint(dir)}`, err);
     throw pathProblem(err) ?? err;
   }
   if (!info.isDirectory()) throw badPath(dir, 'is a file, not a folder', notFolder);

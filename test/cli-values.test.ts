@@ -172,6 +172,8 @@ t.test('a mistyped command or option is told its likely spelling', async (t) => 
     [['chek', '--config', 'x'], /^meshcar: unknown command "chek" \(did you mean "check"\?\); run "meshcar --help"/],
     [['ca', 'statu', '--dir', 'x'], /^meshcar: unknown command "ca statu" \(did you mean "ca status"\?\); run "meshcar ca --help"/],
     [['version'], /^meshcar: unknown command "version" \(did you mean "--version"\?\)/],
+    [['-v'], /^meshcar: unknown command "-v" \(did you mean "--version"\?\)/],
+    [['-V'], /^meshcar: unknown command "-V" \(did you mean "--version"\?\)/],
     [['ca', 'init', '--dri', 'x'], /^meshcar: Unknown option '--dri' \(did you mean --dir\?\); usage: meshcar ca init/],
     [['ca', 'token', '--single_use'], /^meshcar: Unknown option '--single_use' \(did you mean --single-use\?\)/],
     [['frobnicate'], /^meshcar: unknown command "frobnicate"; run/],

@@ -44,6 +44,13 @@ t.test('make ca, cert and token for your own services', async (t) => {
   t.equal(first.code, 0, first.stderr);
   t.equal((await stat(fresh)).mode & 0o777, 0o700, 'the new CERTS folder is 0700');
   t.equal((await stat(join(fresh, 'orders.token'))).mode & 0o777, 0o600);
+  // before make ca (or with a mistyped CA_DIR): make ca is the fix, and no CERTS folder is made
+  const early = join(dir, 'early');
+  const noCa = await make(['token', 'SERVICE=orders', `CA_DIR=${join(early, 'ca')}`, `CERTS=${join(early, 'certs')}`]);
+  t.equal(noCa.code, 2, 'make: the recipe failed');
+  t.match(noCa.stderr, new RegExp(`^make token: there is no CA in ${join(early, 'ca')} yet: make ca makes one \\(CA_DIR=DIR names another\\)$`, 'm'));
+  t.notMatch(noCa.stderr, /meshcar ca init/, 'the make target, not the command under it');
+  await t.rejects(stat(early), { code: 'ENOENT' }, 'nothing made');
 
   t.equal((await make(['cert', 'SERVICE=orders', 'TTL=2h', ...vars])).code, 0);
   const cert = await readFile(join(dir, 'orders', 'svid.crt'), 'utf8');
@@ -81,6 +88,9 @@ t.test('make help lists every target a person can run, each with what it does', 
   t.ok(targets.length > 10, `targets read: ${targets.join(' ')}`);
   for (const target of targets) t.match(help.stdout, new RegExp(`^${target}( [A-Z]+=\\S+)*( \\[[^\\]]+\\])*: \\S`, 'm'), `${target} is listed with a description`);
   t.notMatch(help.stdout, /^## /m, 'the ## markers are not shown');
+  t.notMatch(help.stdout, /\$\(/, 'no make variable is shown as $(NAME)');
+  t.match(help.stdout, /^ca: a new CA for mesh\.local in certs\/ca /m, 'make ca names the trust domain and folder it uses');
+  t.match((await make(['help', 'CA_DIR=elsewhere/ca'])).stdout, /^ca: a new CA for mesh\.local in elsewhere\/ca /m, 'as set on the command line');
 });
 
 t.test('make build compiles only when a source, the compiler settings or the packages changed', async (t) => {

@@ -20,6 +20,7 @@ import { TOKEN_KEY_FILE, TOKEN_KEYS_FILE, TokenKeys } from './token-keys.js';
 import { finishIssuerSwitch } from './issuer-switch.js';
 import { shellWord } from '../shell-word.js';
 import { caCertificate, caPrivateKey } from './ca-pem.js';
+import { trustDomainFix } from '../config/ca-trust-domain.js';
 
 export const CA_FILES = {
   rootCert: 'root.crt',
@@ -195,7 +196,7 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string):
   }
   const trustDomain = /(?:^|\n)O=([^\n]+)/.exec(issuerCert.subject)?.[1] ?? '';
   if (expectedTrustDomain !== undefined && trustDomain !== expectedTrustDomain) {
-    throw new MeshcarError('ca_missing', `the CA in ${dir} is for trust domain "${trustDomain}", not "${expectedTrustDomain}"`);
+    throw new MeshcarError('ca_missing', `the CA in ${dir} is for trust domain "${trustDomain}", not "${expectedTrustDomain}" (the config's trustDomain): ${trustDomainFix(trustDomain, expectedTrustDomain)}`);
   }
   return {
     dir,

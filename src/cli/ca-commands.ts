@@ -9,6 +9,8 @@ import { clip } from '../clip.js';
 import { type Command, durationOption, QUOTED_MAX, required, serviceOption, untilSignal } from './command.js';
 import { DAY_MS } from '../config/duration.js';
 import { StartupSignals } from './startup-signals.js';
+import { withFolderToRunFrom } from '../config/config-folder.js';
+import { caInitFix } from '../config/ca-init-fix.js';
 
 /** `ca issue --ttl`: an issuer lives a year (ca init, rotate-issuer) and a leaf never outlives it. */
 const MAX_LEAF_TTL = { ms: 366 * DAY_MS, why: 'a leaf never outlives its issuer, which lives a year' };
@@ -151,7 +153,11 @@ async function serveCa(file: string, signals: StartupSignals): Promise<number> {
     logger.info('stopped (asked to stop while starting)');
     return 0;
   }
-  const server = await caServe(config, logger);
+  // a CA folder missing from the working directory, that the config's folder (or one above)
+  // holds; or nowhere: the init that makes it, for this config's trust domain
+  const server = await caServe(config, logger).catch((err: unknown) => {
+    throw withFolderToRunFrom(err, file, { path: config.dir, fix: caInitFix(config.dir, config.trustDomain) });
+  });
   // a SIGTERM that came while it started stops it now (untilSignal runs the stop at once)
   return untilSignal(
     async () => {

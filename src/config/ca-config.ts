@@ -69,7 +69,8 @@ function check(source: YamlSource): CaConfig | undefined {
   // Lowering maxTtl alone should just work, so the default follows it down.
   let defaultTtlMs = defaultTtlValue.present ? readLifetime(defaultTtlValue) : Math.min(DAY_MS, maxTtlMs ?? DAY_MS);
   if (defaultTtlMs !== undefined && maxTtlMs !== undefined && defaultTtlMs > maxTtlMs) {
-    defaultTtlMs = defaultTtlValue.report('must not be longer than maxTtl');
+    // (config/example-ca.yaml writes defaultTtl: 24h: lowering maxTtl there meets this)
+    defaultTtlMs = defaultTtlValue.report(`${formatDuration(defaultTtlMs)} must not be longer than maxTtl (${formatDuration(maxTtlMs)}): lower it, or leave it out and it follows maxTtl`);
   }
   const rateLimit = root.optional('rateLimit', readRateLimit, { perSecond: 20, burst: 50 });
   const log = root.optional('log', readLog, { level: 'info' as LogLevel });

@@ -93,6 +93,8 @@ export function readTimeout(value: YamlValue): number | undefined {
 
 /** host:port to listen on; port 0 lets the OS pick one, which tests rely on. */
 export function readListenAddress(value: YamlValue): HostPort | undefined {
+  // a port alone (listen: 8443) is read by YAML as a number: say what to write, as for "8443"
+  if (value.kind === 'number') return value.report(`${value.display()} is not a host:port address: give a host before the port, e.g. 127.0.0.1:${value.display()}`);
   const text = value.string('host:port');
   if (text === undefined) return undefined;
   const address = parseHostPort(text, { allowPortZero: true });

@@ -16,6 +16,9 @@ import { describeError } from '../errors.js';
 import { tildeHint } from '../user-paths.js';
 import { deniedHint } from '../permission-denied.js';
 import { configFolderHint } from './config-folder.js';
+import { writeTokenFix } from '../identity/missing-token.js';
+import { caInitFix } from './ca-init-fix.js';
+import { caTrustDomainProblem } from './ca-trust-domain.js';
 import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-value.js';
@@ -109,10 +112,12 @@ interface Reference {
   readonly mayBeAbsent?: boolean;
   /** A join token: the SPIFFE ID it must grant. */
   readonly grants?: string;
+  /** What to do when the path does not exist (and the config's folder does not hold it either). */
+  readonly whenMissing?: string;
 }
 
 function referencesOf(loaded: AnyConfig): Reference[] {
-  if (loaded.kind === 'ca') return [{ keys: ['dir'], path: loaded.config.dir, content: 'directory' }];
+  if (loaded.kind === 'ca') return [{ keys: ['dir'], path: loaded.config.dir, content: 'directory', whenMissing: caInitFix(loaded.config.dir, loaded.config.trustDomain) }];
   const { identity } = loaded.config;
   if (identity.source === 'files') {
     return [
@@ -125,7 +130,7 @@ function referencesOf(loaded: AnyConfig): Reference[] {
     { keys: ['identity', 'ca', 'bundle'], path: identity.ca.bundle, content: 'certificates' },
     { keys: ['identity', 'dir'], path: identity.dir, content: 'directory', mayBeAbsent: true },
   ];
-  if (identity.ca.token !== undefined) refs.push({ keys: ['identity', 'ca', 'token'], path: identity.ca.token, content: 'join token', grants: loaded.config.spiffeId });
+  if (identity.ca.token !== undefined) refs.push({ keys: ['identity', 'ca', 'token'], path: identity.ca.token, content: 'join token', grants: loaded.config.spiffeId, whenMissing: writeTokenFix(identity.ca.token, loaded.config.spiffeId) });
   return refs;
 }
 
@@ -173,19 +178,26 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   );
   // identity.files that each read fine must also work together, as run takes them
   const set = loaded.kind === 'sidecar' && problems.every((problem) => problem === undefined) ? await filesSetProblem(loaded.config) : undefined;
+  // a CA folder that is there must be a CA of this config's trust domain, as ca serve requires
+  const otherDomain = loaded.kind === 'ca' && problems[0] === undefined ? await caTrustDomainProblem(loaded.config.dir, loaded.config.trustDomain) : undefined;
   // an OpenAPI spec is loaded as the sidecar would: parsed, validated, $refs resolved, compiled
   const specs = specsOf(loaded);
   // (the loader, swagger-parser and Ajv, is imported only when a spec is named)
   const loader = specs.length > 0 ? await import('../schema/spec.js') : undefined;
   const specProblems = await Promise.all(specs.map((spec) => loader!.CompiledSpec.load(spec.path).then(() => undefined, (err: unknown) => describeError(err))));
   const all = [
-    ...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i] })),
+    ...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i], whenMissing: ref.whenMissing })),
     ...(set ? [{ keys: ['identity', 'files', 'cert'], path: set.path, problem: set.problem }] : []),
+    ...(otherDomain && loaded.kind === 'ca' ? [{ keys: ['trustDomain'], path: loaded.config.dir, problem: otherDomain }] : []),
     ...specs.map((spec, i) => ({ keys: spec.keys, path: spec.path, problem: specProblems[i] })),
   ];
-  for (const { keys, path, problem } of all) {
+  for (const entry of all) {
+    const { keys, path, problem } = entry;
     if (problem === undefined) continue;
-    const hint = configFolderHint(loaded.config.file, path, { cwdTold: /working directory/.test(problem) });
+    let hint = configFolderHint(loaded.config.file, path, { cwdTold: /working directory/.test(problem) });
+    // a join token or CA folder that is nowhere (not beside the config either): the command that makes it
+    const whenMissing = 'whenMissing' in entry ? entry.whenMissing : undefined;
+    if (hint === '' && whenMissing !== undefined && problem.startsWith(`${path} does not exist`)) hint = whenMissing;
     let value: YamlValue | undefined = root;
     // the deepest key that is there (an upstream's name may be written in another case)
     for (const key of keys) value = value?.peek(key) ?? value;

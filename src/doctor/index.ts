@@ -7,9 +7,9 @@
 import { checkConfigFile } from '../config/load-any.js';
 import { formatIssue } from '../config/issues.js';
 import { loadSidecarConfig, type SidecarConfig } from '../config/sidecar-config.js';
-import { configFolderHint } from '../config/config-folder.js';
+import { folderHolding } from '../config/config-folder.js';
 import { referencedPaths } from '../config/referenced-files.js';
-import { dirname, relative } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { checkCa } from './ca.js';
 import { checkIdentity, checkToken } from './identity.js';
 import { checkAdmin, checkApp } from './local.js';
@@ -66,13 +66,15 @@ export function doctorFailed(results: readonly CheckResult[]): boolean {
  * holds: one line saying so, where the checks below each say only that a file is missing.
  */
 function awayFromConfigFolder(config: SidecarConfig): CheckResult | undefined {
-  const missing = referencedPaths(config).filter((path) => configFolderHint(config.file, path) !== '');
+  const missing = referencedPaths(config).filter((path) => folderHolding(config.file, path) !== undefined);
   if (missing.length === 0) return undefined;
-  const folder = dirname(config.file);
+  // (the nearest folder that holds the first of them: one meshcar folder holds them all)
+  const folder = folderHolding(config.file, missing[0] as string) as string;
+  const holder = folder === dirname(resolve(config.file)) ? `the config's folder (${folder})` : `${folder}, above the config's folder,`;
   const named = missing.map((path) => relative(process.cwd(), path));
   return fail(
     'paths',
-    `${named.join(', ')}: missing from the working directory (${process.cwd()}), which relative paths are read from; the config's folder (${folder}) holds ${missing.length === 1 ? 'it' : 'them'}`,
+    `${named.join(', ')}: missing from the working directory (${process.cwd()}), which relative paths are read from; ${holder} holds ${missing.length === 1 ? 'it' : 'them'}`,
     `run meshcar from ${shellWord(folder)}, as the sidecar must run, or write the paths absolute`,
   );
 }

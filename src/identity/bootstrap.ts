@@ -18,6 +18,8 @@ import { WorkloadIdentity } from './workload-identity.js';
 import { SvidSaver } from './svid-saver.js';
 import { untilServable, warnNotYetValid } from './valid-soon.js';
 import { shellWord } from '../shell-word.js';
+import { writeTokenFix } from './missing-token.js';
+import { caGaveUp } from './ca-gave-up.js';
 
 export interface RunningIdentity {
   readonly identity: WorkloadIdentity;
@@ -114,7 +116,15 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     if (tokenPath === undefined) {
       throw new MeshcarError('identity_invalid', `no valid SVID in ${options.dir} and no join token configured: set identity.ca.token to a file holding one (meshcar ca token)`);
     }
-    const token = (await readConfigFile(tokenPath, 'identity.ca.token', 'join token file')).trim();
+    const token = (
+      await readConfigFile(tokenPath, 'identity.ca.token', 'join token file').catch((err: MeshcarError) => {
+        const missing = (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+        if (!missing) throw err;
+        // (`fix`: a start run from another folder is told where to run from instead, config-folder.ts)
+        const fix = writeTokenFix(tokenPath, spiffeId);
+        throw Object.assign(new MeshcarError(err.code, `${err.message}${fix}`, { cause: err.cause }), { fix });
+      })
+    ).trim();
     if (token === '') throw new MeshcarError('identity_invalid', `identity.ca.token: the join token file ${tokenPath} is empty`);
     return client.sign({ spiffeId, auth: { token }, ...ttl }).catch((err: unknown) => {
       throw tokenRefusal(err, tokenPath, options.ca.url, spiffeId);
@@ -151,9 +161,13 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     // restart after a CA outage of a few hours would otherwise need a new one)
     // (the first load has said why no set is used as stored: this one says nothing more)
     const nearEnd = reusable ? undefined : await store.load(spiffeId, { minRemainingFraction: 0, quiet: true });
+    const asking = Date.now();
     svid = await firstIssuance(nearEnd ? () => obtain(nearEnd) : withToken, options).catch((err: unknown) => {
       // the CA out of reach (or saying "not now" all along): the stored one serves while it lasts, and the renewal loop retries
-      if (nearEnd === undefined || !isMeshcarError(err) || !(err.code === 'ca_unreachable' || notNow(err)) || remainingMs(nearEnd) <= 1000) throw err;
+      if (nearEnd === undefined || !isMeshcarError(err) || !(err.code === 'ca_unreachable' || notNow(err)) || remainingMs(nearEnd) <= 1000) {
+        // the start ends here: say that it waited, and what to do
+        throw isMeshcarError(err) && err.code === 'ca_unreachable' ? caGaveUp(err, Date.now() - asking) : err;
+      }
       logger.warn({ serial: nearEnd.serialHex, notAfter: nearEnd.notAfter.toISOString() }, `the CA is out of reach (${describeError(err)}); starting with the stored SVID, which expires soon`);
       return nearEnd;
     });

@@ -71,7 +71,7 @@ t.test('every mistake at once, with positions', async (t) => {
     'ca.yaml:1:1: dir: required key is missing',
     'ca.yaml:2:1: listen: "127.0.0.1" is not a host:port address: give a port, e.g. 127.0.0.1:8080',
     'ca.yaml:3:26: serverNames[1]: "bad name" is neither a DNS name nor an IP address',
-    'ca.yaml:5:1: defaultTtl: must not be longer than maxTtl',
+    'ca.yaml:5:1: defaultTtl: 2h must not be longer than maxTtl (1h): lower it, or leave it out and it follows maxTtl',
     'ca.yaml:6:13: rateLimit.rate: "20/d" is not a rate (write 20/s, 100/m or 1000/h)',
     'ca.yaml:6:25: rateLimit.burst: 0 must be a whole number of at least 1',
     'ca.yaml:7:1: tokenTtl: unknown key; allowed here: trustDomain, dir, listen, serverNames, maxTtl, defaultTtl, rateLimit, log, issuerRotation',
@@ -97,4 +97,8 @@ t.test('issuerRotation: before (required), ttl (default a year); before must be 
   t.equal(wrong.length, 2, wrong.join('\n'));
   t.match(wrong.join('\n'), /issuerRotation\.before: required key is missing/);
   t.match(wrong.join('\n'), /issuerRotation\.every: unknown key/);
+});
+
+t.test('a port alone as listen (YAML reads it as a number) is told what to write', async (t) => {
+  t.same(await issuesOf(t, 'trustDomain: mesh.local\ndir: /tmp/ca\nlisten: 8443\n'), ['ca.yaml:3:1: listen: 8443 is not a host:port address: give a host before the port, e.g. 127.0.0.1:8443']);
 });

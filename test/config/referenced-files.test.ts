@@ -95,6 +95,11 @@ t.test('a CA config: its folder must exist; meshcar check prints the line and ex
   const result = await checkCli(join(dir, 'ca.yaml'));
   t.equal(result.code, 1);
   t.match(result.stderr, /^.*ca\.yaml:2:1: dir: \/nonexistent\/meshcar-ca does not exist/);
+  // and the command that makes it, with the config's trust domain (a newcomer before make ca)
+  t.match(result.stderr, /; make the CA first: meshcar ca init --dir \/nonexistent\/meshcar-ca --trust-domain mesh\.local\n$/);
+  const other = t.testdir({ 'ca.yaml': 'trustDomain: example.org\ndir: certs/ca\n' });
+  const byMake = await new Promise<{ stderr: string }>((resolve) => execFile(process.execPath, [join(process.cwd(), 'dist/cli.js'), 'check', '--config', 'ca.yaml'], { cwd: other }, (_err, _stdout, stderr) => resolve({ stderr })));
+  t.match(byMake.stderr, /--trust-domain example\.org \(or make ca TRUST_DOMAIN=example\.org in the meshcar folder\)\n$/, 'certs/ca is the folder make ca makes');
 });
 
 t.test('a device, a pipe or a ~ path named as a file: said as it is', async (t) => {

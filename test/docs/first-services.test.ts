@@ -6,7 +6,8 @@
 // you will see: the app's answer, /identity, /endpoints, the metric, doctor's lines, the reload's
 // answer as quoted, the allowed and refused calls, SIGHUP by the command the text gives, and the
 // stop: each sidecar logs `stopped` and exits 0. The app serves a folder of its own: the CA's
-// keys in certs/ are not reachable through the mesh.
+// keys in certs/ are not reachable through the mesh. Step 1 names every program the steps run
+// that Node, make and a shell do not bring (make build installs neither curl nor python3).
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -58,8 +59,10 @@ t.test('the walk-through, steps 2 to 6, as written', async (t) => {
   await writeFile(join(cwd, 'orders.yaml'), moved(yaml[0] as string));
   await writeFile(join(cwd, 'frontend.yaml'), moved(yaml[1] as string));
   await copyFile(join(cwd, 'orders.yaml'), join(cwd, 'orders.before'));
-  // step 5's edit, "under inbound:": orders.yaml's inbound keys end where admin: starts
-  const withPolicy = moved(yaml[0] as string).replace(/^admin:/m, `${moved(yaml[2] as string)}admin:`);
+  // step 5's edit, "to the end of orders.yaml": appended as written, as `cat >>` or an editor's
+  // last line would (inbound: must be the file's last section for that to land under it)
+  t.match(doc, /Add to the end of `orders\.yaml`/, 'step 5 says where the policy goes');
+  const policy = moved(yaml[2] as string);
   const hup = /`(kill -HUP \$\([^`]+\))`/.exec(doc)?.[1];
   t.ok(hup, 'step 5 gives the SIGHUP command');
 
@@ -80,7 +83,7 @@ t.test('the walk-through, steps 2 to 6, as written', async (t) => {
     }
     if (i === 3) {
       step('#app serves its own folder', app('/certs/ca/root.key') + ' -o /dev/null -w "%{http_code}"');
-      script.push(`cat > orders.yaml <<'EOF'\n${withPolicy}EOF`);
+      script.push(`cat >> orders.yaml <<'EOF'\n${policy}EOF`);
     }
     if (i === 4) {
       step('#hup', `${hup}; for i in $(seq 40); do [ "$(grep -c 'config reloaded' orders.log)" = 2 ] && break; sleep 0.25; done; grep -c 'config reloaded' orders.log`);
@@ -146,4 +149,19 @@ t.test('the walk-through, steps 2 to 6, as written', async (t) => {
   const status = new Map([...run.stdout.matchAll(/^@@status (\d+) (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]));
   t.same([status.get(pids[2] as number), status.get(pids[3] as number)], [0, 0], 'the sidecars (%3 %4) exit 0');
   for (const pid of pids) t.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `job ${pid} has ended`);
+});
+
+t.test('step 1 names every program the steps run beyond Node, make and a shell', async (t) => {
+  const doc = await readFile(DOC, 'utf8');
+  const step1 = doc.slice(doc.indexOf('## 1.'), doc.indexOf('## 2.'));
+  // each command's first word: at a line's start, after &&, ||, ;, | or $(
+  const programs = new Set<string>();
+  for (const [, block] of doc.matchAll(/```sh\n([\s\S]*?)```/g)) {
+    for (const [, word] of (block as string).replace(/#.*$/gm, '').matchAll(/(?:^|&&|\|\||;|\||\$\()\s*([a-z][\w.-]*)/gm)) programs.add(word as string);
+  }
+  // the shell's own, coreutils and grep (on every system with bash), and what step 1 asks for first
+  const everywhere = new Set(['cd', 'echo', 'kill', 'mkdir', 'cut', 'grep', 'cat', 'make', 'npm', 'npx', 'node']);
+  const needed = [...programs].filter((p) => !everywhere.has(p));
+  t.ok(needed.length > 0, `programs read: ${[...programs].join(' ')}`);
+  for (const program of needed) t.match(step1, new RegExp(`\`${program}\``), `step 1 names ${program}`);
 });

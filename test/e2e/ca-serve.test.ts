@@ -67,5 +67,5 @@ t.test('ca serve without a CA on disk says how to make one', async (t) => {
   const ca = startMeshcar(['ca', 'serve', '--config', join(dir, 'ca.yaml')], { cwd: dir });
   t.equal(await ca.exited(), 1);
   t.equal(ca.stderr.length, 1, ca.stderr.join('\n'));
-  t.match(ca.stderr[0], /does not exist; run "meshcar ca init/);
+  t.match(ca.stderr[0], /nothing-here: does not exist; make the CA first: meshcar ca init --dir \S*nothing-here --trust-domain mesh\.local$/);
 });
