@@ -84,7 +84,8 @@ const post = (length: number): Array<[string, string]> => [
   ['content-length', String(length)],
 ];
 
-t.test('an upload that came with its head reaches the app in one write, every time', async (t) => {
+/** The read-counting app behind an inbound, and a raw HTTP/2 caller connected to it; all closed at the test's end. */
+async function appBehindInbound(t: { teardown(fn: () => unknown): void }) {
   const app = await startReadCountingApp();
   const fx = await startInbound({ externalApp: { protocol: 'http', port: app.port } });
   t.teardown(async () => {
@@ -93,6 +94,11 @@ t.test('an upload that came with its head reaches the app in one write, every ti
   });
   const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
   t.teardown(() => raw.destroy());
+  return { app, raw };
+}
+
+t.test('an upload that came with its head reaches the app in one write, every time', async (t) => {
+  const { app, raw } = await appBehindInbound(t);
   const REQUESTS = 30;
   for (let i = 0; i < REQUESTS; i++) {
     const id = 1 + 2 * i;
@@ -105,14 +111,7 @@ t.test('an upload that came with its head reaches the app in one write, every ti
 });
 
 t.test('a body still to come does not hold the head back', async (t) => {
-  const app = await startReadCountingApp();
-  const fx = await startInbound({ externalApp: { protocol: 'http', port: app.port } });
-  t.teardown(async () => {
-    await fx.close();
-    await app.close();
-  });
-  const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
-  t.teardown(() => raw.destroy());
+  const { app, raw } = await appBehindInbound(t);
   raw.write(requestHeaders(1, post(BODY.length), false));
   // the head alone, before any byte of the body was sent
   const until = Date.now() + 5000;
