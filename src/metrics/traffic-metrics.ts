@@ -242,17 +242,19 @@ export class TrafficMetrics implements TrafficObserver {
     if (gauge === undefined) {
       gauge = this.metrics.upstreamEndpoints.labels(upstream);
       this.addressGauges.set(upstream, gauge);
+      // its lookup failures at 0 from its first count: a series born at 1 has no increase()
+      this.upstreamLookupFailed(upstream, 0);
     }
     gauge.set(endpoints);
   }
 
-  upstreamLookupFailed(upstream: string): void {
+  upstreamLookupFailed(upstream: string, by = 1): void {
     let counter = this.lookupFailureCounters.get(upstream);
     if (counter === undefined) {
       counter = this.metrics.upstreamLookupFailures.labels(upstream);
       this.lookupFailureCounters.set(upstream, counter);
     }
-    counter.inc();
+    counter.inc(by);
   }
 
   /**

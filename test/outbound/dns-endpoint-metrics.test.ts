@@ -100,6 +100,9 @@ t.test('the gauge follows the records; failed lookups are counted, the last addr
   t.match(text, /^# TYPE meshcar_upstream_lookup_failures_total counter$/m);
   t.equal(value(text, 'meshcar_upstream_endpoints', 'payments'), 2, 'static IP endpoints count too');
   t.equal(value(text, 'meshcar_upstream_endpoints', 'orders'), 1, 'the name resolved to one address');
+  // at 0 before any failure, as Envoy's update_failure: a series born at 1 has no increase(), so
+  // an alert on increase(...) > 0 would miss an upstream's first failed lookup
+  t.equal(value(text, 'meshcar_upstream_lookup_failures_total', 'orders'), 0, 'no failed lookup yet: 0, not absent');
 
   dns.records.set('orders.internal', ['127.0.0.2', '127.0.0.3', '127.0.0.4']);
   t.ok(await waitFor(async () => value(await page(), 'meshcar_upstream_endpoints', 'orders') === 3, 3000), 'three records: 3');
@@ -112,7 +115,7 @@ t.test('the gauge follows the records; failed lookups are counted, the last addr
   text = await page();
   t.ok((value(text, 'meshcar_upstream_lookup_failures_total', 'orders') ?? 0) >= 4, `each failed lookup counted (${value(text, 'meshcar_upstream_lookup_failures_total', 'orders')})`);
   t.equal(value(text, 'meshcar_upstream_endpoints', 'orders'), 1, 'the last address is kept, and said');
-  t.equal(value(text, 'meshcar_upstream_lookup_failures_total', 'payments'), undefined, 'an upstream without names fails no lookup');
+  t.equal(value(text, 'meshcar_upstream_lookup_failures_total', 'payments'), 0, 'an upstream without names fails no lookup');
 
   // a name answering no address at all is a failed lookup too (endpoints.ts keeps the last ones)
   dns.failing.delete('orders.internal');
