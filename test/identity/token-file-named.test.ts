@@ -10,19 +10,24 @@ import { caToken } from '../../src/ca/commands.js';
 import { makeCaDir, startTestCa } from '../helpers/ca.js';
 import { startMeshcar } from '../helpers/process.js';
 
-t.test("another CA's token: the line names identity.ca.token's file and the command that makes a new one", async (t) => {
-  const ca = await startTestCa();
-  t.teardown(() => ca.close());
-  const other = await makeCaDir();
+/** A first start of an `orders` sidecar whose identity.ca.token file holds `token`, against `ca`. */
+async function firstStartOfOrders(t: { testdir(): string }, ca: { dir: string; server: { url: string } }, token: string) {
   const work = t.testdir();
   const tokenFile = join(work, 'orders.token');
-  await writeFile(tokenFile, await caToken(other, 'orders', 3_600_000, false), { mode: 0o600 });
+  await writeFile(tokenFile, token, { mode: 0o600 });
   await writeFile(
     join(work, 'orders.yaml'),
     `service: orders\ntrustDomain: mesh.local\nidentity:\n  ca: {url: "${ca.server.url}", bundle: ${join(ca.dir, 'bundle.pem')}, token: ${tokenFile}}\n  dir: ${join(work, 'identity')}\n` +
       'inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:1"}\nadmin: {listen: "127.0.0.1:0"}\n',
   );
-  const proc = startMeshcar(['run', '--config', join(work, 'orders.yaml')]);
+  return { proc: startMeshcar(['run', '--config', join(work, 'orders.yaml')]), tokenFile };
+}
+
+t.test("another CA's token: the line names identity.ca.token's file and the command that makes a new one", async (t) => {
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const other = await makeCaDir();
+  const { proc, tokenFile } = await firstStartOfOrders(t, ca, await caToken(other, 'orders', 3_600_000, false));
   t.equal(await proc.exited(), 1);
   t.equal(proc.stderr.length, 1, proc.stderr.join('\n'));
   t.match(proc.stderr[0], /^meshcar: the CA at https:\/\/127\.0\.0\.1:\d+ refused \(401 bad_token\): /);
@@ -32,16 +37,8 @@ t.test("another CA's token: the line names identity.ca.token's file and the comm
 t.test("a token for another service: the 403 identity_not_allowed line names the file and the command too", async (t) => {
   const ca = await startTestCa();
   t.teardown(() => ca.close());
-  const work = t.testdir();
-  const tokenFile = join(work, 'orders.token');
   // billing's token in orders' file: the mix-up this refusal means at a first start
-  await writeFile(tokenFile, await caToken(ca.dir, 'billing', 3_600_000, false), { mode: 0o600 });
-  await writeFile(
-    join(work, 'orders.yaml'),
-    `service: orders\ntrustDomain: mesh.local\nidentity:\n  ca: {url: "${ca.server.url}", bundle: ${join(ca.dir, 'bundle.pem')}, token: ${tokenFile}}\n  dir: ${join(work, 'identity')}\n` +
-      'inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:1"}\nadmin: {listen: "127.0.0.1:0"}\n',
-  );
-  const proc = startMeshcar(['run', '--config', join(work, 'orders.yaml')]);
+  const { proc, tokenFile } = await firstStartOfOrders(t, ca, await caToken(ca.dir, 'billing', 3_600_000, false));
   t.equal(await proc.exited(), 1);
   t.equal(proc.stderr.length, 1, proc.stderr.join('\n'));
   t.match(proc.stderr[0], /^meshcar: the CA at https:\/\/127\.0\.0\.1:\d+ refused \(403 identity_not_allowed\): the CSR asks for "spiffe:\/\/mesh\.local\/svc\/orders" but the join token grants spiffe:\/\/mesh\.local\/svc\/billing/);
