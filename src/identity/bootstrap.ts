@@ -20,6 +20,7 @@ import { untilServable, warnNotYetValid } from './valid-soon.js';
 import { shellWord } from '../shell-word.js';
 import { writeTokenFix } from './missing-token.js';
 import { caGaveUp } from './ca-gave-up.js';
+import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
 
 export interface RunningIdentity {
   readonly identity: WorkloadIdentity;
@@ -37,6 +38,8 @@ export interface CaIdentityOptions {
   readonly ttlMs?: number;
   readonly renewal?: RenewalWindow;
   readonly backoff?: BackoffPolicy;
+  /** Test hook: one warning per this window while the first request keeps failing alike (RETRY_WARNING_WINDOW_MS). */
+  readonly retryWarningWindowMs?: number;
   /** How long the first issuance keeps retrying an unreachable CA (e.g. started alongside); default 30 s. */
   readonly startupTimeoutMs?: number;
   /** Each failed request for the first SVID (while the CA is out of reach): /identity says why it is not ready. */
@@ -95,6 +98,9 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * the sidecar is ready within about a second of the CA, not at the end of a long backoff step.
  * One CSR a second from a starting sidecar costs the CA nothing.
  */
+/** One warning per this window while the first SVID request keeps failing alike (the rest are debug lines). */
+export const RETRY_WARNING_WINDOW_MS = 10_000;
+
 export const FIRST_CONTACT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 250, capMs: 1000 });
 
 export async function obtainIdentity(options: CaIdentityOptions): Promise<RunningIdentity> {
@@ -224,6 +230,10 @@ function notNow(err: unknown): err is CaRefusedError {
  */
 async function firstIssuance(request: () => Promise<Svid>, options: CaIdentityOptions): Promise<Svid> {
   const deadline = Date.now() + (options.startupTimeoutMs ?? 30_000);
+  // Retries are at most a second apart, so a CA that stays down for the start-up wait made ~60
+  // warn lines of the same words. A warning when the failure is new or its words change, and
+  // then once per window saying how many were left out; each retry still has its debug line.
+  const warnings = new LogPerKey(options.retryWarningWindowMs ?? RETRY_WARNING_WINDOW_MS, 16, 16);
   for (let attempt = 0; ; attempt++) {
     try {
       return await request();
@@ -238,7 +248,11 @@ async function firstIssuance(request: () => Promise<Svid>, options: CaIdentityOp
       if (notNow(err) && err.retryAfterSeconds !== undefined) delay += err.retryAfterSeconds * 1000;
       const retried = isMeshcarError(err) && (err.code === 'ca_unreachable' || notNow(err));
       if (!retried || Date.now() + delay > deadline) throw err;
-      options.logger.warn({ retryInMs: delay }, `first SVID request failed, retrying: ${describeError(err)}`);
+      const words = describeError(err);
+      const through = warnings.take(words);
+      const line = `first SVID request failed, retrying: ${words}`;
+      if (through === undefined) options.logger.debug({ retryInMs: delay, attempt: attempt + 1 }, line);
+      else options.logger.warn({ retryInMs: delay, attempt: attempt + 1, ...leftOutFields(through) }, line + leftOut(through, 'failed alike'));
       await sleep(delay, options.signal);
     }
   }

@@ -69,7 +69,7 @@ t.test('a CA that is down on first contact is noticed within a second of coming 
     trustDomain: 'mesh.local',
     dir: join(work, 'identity'),
     ca: { url: `https://127.0.0.1:${port}`, bundlePath: join(caDir, 'bundle.pem'), tokenPath },
-    logger: memoryLogger(lines),
+    logger: memoryLogger(lines, 'debug'),
   });
   // enough retries that the old backoff (0.5 s doubling to 30 s) would be waiting seconds by now
   while (retries().length < 6) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -81,5 +81,50 @@ t.test('a CA that is down on first contact is noticed within a second of coming 
   const late = Date.now() - up;
   t.ok(late <= 2000, `SVID ${late} ms after the CA came up`);
   t.ok(retries().every((l) => Number(l.retryInMs) <= 1000), 'every wait capped at 1 s');
+  // ~60 alike warnings over the 30 s start-up wait were a flood: one per 10 s, the rest debug
+  const warned = retries().filter((l) => l.level === PINO_WARN);
+  t.equal(warned.length, 1, `one warning for ${retries().length} alike failures within 10 s, the rest debug lines`);
   t.equal(running.identity.current().spiffeId, ORDERS);
 });
+
+t.test('a CA that stays down: one warning per window, saying how many alike failures it left out', async (t) => {
+  const work = await workDir(t);
+  const tokenPath = join(work, 'orders.token');
+  await writeFile(tokenPath, 'a.b.c\n');
+  const port = await freePort();
+  const lines: Array<Record<string, unknown>> = [];
+  const retries = () => lines.filter((l) => /^first SVID request failed, retrying/.test(String(l.msg)));
+  const caDir = await makeCaDir();
+  t.teardown(() => rm(join(caDir, '..'), { recursive: true, force: true }));
+  await t.rejects(
+    obtainIdentity({
+      spiffeId: ORDERS,
+      trustDomain: 'mesh.local',
+      dir: join(work, 'identity'),
+      ca: { url: `https://127.0.0.1:${port}`, bundlePath: join(caDir, 'bundle.pem'), tokenPath },
+      logger: memoryLogger(lines, 'debug'),
+      backoff: { baseMs: 40, capMs: 40 },
+      retryWarningWindowMs: 400,
+      startupTimeoutMs: 2000,
+    }),
+    { code: 'ca_unreachable' },
+  );
+  const warned = retries().filter((l) => l.level === PINO_WARN);
+  t.ok(retries().length >= 20 && warned.length >= 2 && warned.length <= 7, `${warned.length} warnings for ${retries().length} failures over 2 s with a 0.4 s window`);
+  // each warning after the first counts the debug lines since the one before
+  let debugSince = 0;
+  for (const line of retries()) {
+    if (line.level !== PINO_WARN) {
+      debugSince += 1;
+      continue;
+    }
+    if (line !== warned[0]) {
+      t.equal(line.suppressed, debugSince, 'the count of alike failures left out');
+      t.match(String(line.msg), new RegExp(`\\(and ${debugSince} more failed alike in the last \\d+ s, not logged\\)$`));
+    }
+    debugSince = 0;
+  }
+});
+
+/** pino's number for the warn level. */
+const PINO_WARN = 40;

@@ -45,11 +45,11 @@ t.test("the CA's own rate limit (429, Retry-After) at first contact is waited ou
   const lines: Array<Record<string, unknown>> = [];
   const failed: unknown[] = [];
   const started = Date.now();
-  const running = await obtainIdentity({ spiffeId: ORDERS, trustDomain: TD, dir: join(work, 'identity'), ca: { url: ca.server.url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath }, logger: memoryLogger(lines), onFirstRequestFailed: (err) => failed.push(err) });
+  const running = await obtainIdentity({ spiffeId: ORDERS, trustDomain: TD, dir: join(work, 'identity'), ca: { url: ca.server.url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath }, logger: memoryLogger(lines, 'debug'), onFirstRequestFailed: (err) => failed.push(err) });
   t.teardown(() => running.stop());
   t.equal(running.identity.current().spiffeId, ORDERS, 'the SVID came after the wait');
   t.ok(Date.now() - started < 5000, `within the Retry-After and a little (${Date.now() - started} ms)`);
-  t.ok(retries(lines).length >= 1 && retries(lines).every((l) => /refused \(429 rate_limited\)/.test(String(l.msg))), 'each retry is one warning naming the 429');
+  t.ok(retries(lines).length >= 1 && retries(lines).every((l) => /refused \(429 rate_limited\)/.test(String(l.msg))), 'each retry is one line naming the 429');
   // a jittered step (at least 10 ms) on top of it: sidecars turned away in the same second come back spread
   t.ok(retries(lines).every((l) => Number(l.retryInMs) >= 1010 && Number(l.retryInMs) <= 1250), `Retry-After's second is waited, plus a jittered step (${retries(lines).map((l) => l.retryInMs).join(', ')} ms)`);
   t.equal(failed.length, retries(lines).length, '/identity counted each failed request');
