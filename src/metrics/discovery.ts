@@ -32,11 +32,13 @@ type Operation = Record<string, unknown>;
 type Paths = Record<string, Record<string, Operation>>;
 
 export function discoveryDocument(service: string, rows: readonly DiscoveryRow[], documented: { inbound?: readonly DocumentedOperation[]; upstreams?: ReadonlyMap<string, readonly DocumentedOperation[]> } = {}): Record<string, unknown> {
-  const inbound = pathsOf(rows.filter((r) => r.direction === 'inbound'), documented.inbound);
+  const inbound = pathsOf(rows.filter((r) => r.direction === 'inbound'), documented.inbound, true);
   const upstreams: Record<string, { paths: Paths }> = {};
   const names = new Set([...rows.filter((r) => r.direction === 'outbound').map((r) => r.peer), ...(documented.upstreams?.keys() ?? [])]);
   for (const name of [...names].sort()) {
-    upstreams[name] = { paths: pathsOf(rows.filter((r) => r.direction === 'outbound' && r.peer === name), documented.upstreams?.get(name)) };
+    // the caller of an upstream's operations is this service itself: no x-meshcar-callers (an
+    // outbound row's peer is the upstream, which listed it as its own caller)
+    upstreams[name] = { paths: pathsOf(rows.filter((r) => r.direction === 'outbound' && r.peer === name), documented.upstreams?.get(name), false) };
   }
   return {
     openapi: '3.1.0',
@@ -88,7 +90,8 @@ function templatesByShape(routes: readonly string[], documented: readonly string
   return named;
 }
 
-function pathsOf(rows: readonly DiscoveryRow[], documented: readonly DocumentedOperation[] = []): Paths {
+/** `withCallers`: each operation lists the peers that called it (inbound rows). */
+function pathsOf(rows: readonly DiscoveryRow[], documented: readonly DocumentedOperation[] = [], withCallers: boolean): Paths {
   // __other__ (beyond the route cap) and unknown methods have no place in an OpenAPI document
   const listed = rows.filter((r) => r.route.startsWith('/') && OPERATION_METHODS.has(r.method.toLowerCase()));
   const specOps = documented.filter((d) => d.template.startsWith('/') && OPERATION_METHODS.has(d.method.toLowerCase()));
@@ -103,7 +106,7 @@ function pathsOf(rows: readonly DiscoveryRow[], documented: readonly DocumentedO
     return (item[method.toLowerCase()] ??= {
       parameters: namesOf(template).map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
       responses: {},
-      'x-meshcar-callers': [],
+      ...(withCallers ? { 'x-meshcar-callers': [] } : {}),
       'x-meshcar-calls': 0,
     });
   };
@@ -111,8 +114,8 @@ function pathsOf(rows: readonly DiscoveryRow[], documented: readonly DocumentedO
   for (const row of listed) {
     const op = add(row.route, row.method);
     op['x-meshcar-calls'] = (op['x-meshcar-calls'] as number) + row.count;
-    const callers = op['x-meshcar-callers'] as string[];
-    if (!callers.includes(row.peer)) callers.push(row.peer);
+    const callers = op['x-meshcar-callers'] as string[] | undefined;
+    if (callers !== undefined && !callers.includes(row.peer)) callers.push(row.peer);
     const responses = op.responses as Record<string, unknown>;
     for (const status of row.statuses) responses[String(status)] = { description: `answered ${status}` };
     // documented by any of its rows (one may be from before a reload brought the spec)
@@ -124,7 +127,7 @@ function pathsOf(rows: readonly DiscoveryRow[], documented: readonly DocumentedO
       const responses = op.responses as Record<string, unknown>;
       // an operation needs a response; one never called has none seen yet
       if (Object.keys(responses).length === 0) responses.default = { description: 'never called' };
-      (op['x-meshcar-callers'] as string[]).sort();
+      (op['x-meshcar-callers'] as string[] | undefined)?.sort();
     }
   }
   return paths;

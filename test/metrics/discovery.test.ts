@@ -81,5 +81,9 @@ t.test("upstreams, and workers' rows merged by the primary: the same, per upstre
   t.same(Object.keys(doc.paths), ['/orders/{orderId}']);
   t.match(doc.paths['/orders/{orderId}']?.get, { 'x-meshcar-calls': 2 });
   t.same(Object.keys(doc['x-meshcar-upstreams'].orders?.paths ?? {}), ['/orders/{orderId}']);
-  t.match(doc['x-meshcar-upstreams'].orders?.paths['/orders/{orderId}']?.get, { 'x-meshcar-calls': 5, 'x-meshcar-callers': ['orders'] });
+  const called = doc['x-meshcar-upstreams'].orders?.paths['/orders/{orderId}']?.get;
+  t.match(called, { 'x-meshcar-calls': 5 });
+  // its caller is this service: the upstream is not its own caller
+  t.notOk(called !== undefined && 'x-meshcar-callers' in called, 'no x-meshcar-callers on an upstream operation');
+  t.same(doc.paths['/orders/{orderId}']?.get?.['x-meshcar-callers'], ['frontend'], 'an inbound one keeps its callers');
 });
