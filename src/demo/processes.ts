@@ -153,7 +153,8 @@ export async function stopAll(servers: readonly http.Server[] = []): Promise<voi
   // the sidecars first: one that outlived the CA would warn it cannot fetch the CA's bundle
   await stopEach(children.filter((child) => !cas.has(child)));
   await stopEach([...cas]);
-  if (!saidStopped) console.log('stopped every process the demo started');
+  // nothing started yet (a bad DEMO_PORT_BASE, a port taken): no line saying processes stopped
+  if (!saidStopped && (children.length > 0 || servers.length > 0)) console.log('stopped every process the demo started');
   saidStopped = true;
 }
 

@@ -64,5 +64,15 @@ t.test('the runner: one line, exit 1, and the folder left as it was (no CA made,
   t.equal(run.code, 1, run.stdout + run.stderr);
   t.equal(run.stderr, `demo failed: 127.0.0.1:${ports.frontendAdmin} (the frontend sidecar's admin port) is taken by another process; stop the process that holds it, or move every demo port with DEMO_PORT_BASE=N (ports N to N+3443; now ${base})\n`);
   t.notMatch(run.stdout, /created CA|join token/, 'nothing made');
+  t.notMatch(run.stdout, /stopped every process/, 'nothing started, so no line says processes stopped');
   t.equal(await access(join(cwd, 'certs')).then(() => 'exists', () => 'absent'), 'absent', 'no certs/ folder');
+});
+
+t.test('a DEMO_PORT_BASE that is no port: its one line, exit 1, nothing else said', async (t) => {
+  const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    execFile(process.execPath, [DEMO_RUNNER], { cwd: t.testdir(), timeout: 20_000, env: { ...process.env, DEMO_PORT_BASE: 'abc', DEMO_SECONDS: '5' } }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr })),
+  );
+  t.equal(run.code, 1, run.stdout + run.stderr);
+  t.equal(run.stderr, 'demo failed: DEMO_PORT_BASE=abc: expected a whole number from 1024 to 62092 (the demo uses ports base to base+3443)\n');
+  t.equal(run.stdout, '', 'no "stopped every process" when none was started');
 });
