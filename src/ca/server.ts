@@ -35,6 +35,7 @@ import { WallClockTimer } from '../wall-clock-timer.js';
 import { freshBeforeHandshake } from './handshake-freshness.js';
 import { countCaDenial, isCaDenialReason, zeroCaDenials } from './denial-reasons.js';
 import { CA_CONNECTION_LIMITS, type CaConnectionLimits } from './connection-limits.js';
+import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
 
 export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
 const SERVER_CERT_TTL_MS = 24 * 3_600_000;
@@ -193,7 +194,11 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   server.requestTimeout = limits.requestTimeoutMs;
   guardConnections(server, limits, metrics, logger);
   closeIdleConnections(server, limits.idleTimeoutMs, Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, limits.idleTimeoutMs));
-  server.on('tlsClientError', (err) => logger.debug({ err: err.message }, 'TLS handshake with CA client failed'));
+  server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
+    logger.debug({ err: err.message }, 'TLS handshake with CA client failed');
+    // plain HTTP (`curl http://` to the CA) gets a 400 saying to use https://, not an empty reply
+    answerPlainHttp(err, socket, 'ca');
+  });
   // what the parser refuses is answered as JSON like any other CA error (Node's own is bare)
   answerParserRefusals(server, limits, metrics, logger);
 

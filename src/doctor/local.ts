@@ -21,6 +21,9 @@ export async function checkApp(config: SidecarConfig, limits: HttpProbeLimits = 
     if (app.protocol === 'h2c') return ok(name, `reachable, speaks HTTP/2 (h2c), PING ${(await http2Ping(`http://${formatHostPort(app)}`)).toFixed(2)} ms`);
     // the head says the protocol; an app's body (a stream, a download) is none of doctor's business
     const answer = await httpGet(app.host, app.port, '/', { headOnly: true, limits });
+    // a meshcar TLS port (a sidecar's inbound, the CA) answers plain HTTP with a 400 saying so
+    // (plain-http-answer.ts): a 400 from a port that also takes TLS is no plain HTTP app
+    if (answer.status === 400 && (await speaksTls(app.host, app.port))) return speaksTlsInstead(name, app, 'it answers plain HTTP only with 400, as a TLS port does');
     return ok(name, `reachable, speaks HTTP/${answer.version} (GET / → ${answer.status})`);
   } catch (err) {
     const wanted = app.protocol === 'h2c' ? 'HTTP/2 with prior knowledge (h2c)' : 'HTTP/1.1';
@@ -28,11 +31,17 @@ export async function checkApp(config: SidecarConfig, limits: HttpProbeLimits = 
     // a silent server would say nothing more to other probes: one deadline is enough
     if ((err as { code?: unknown }).code === 'PROBE_TIMEOUT') return fail(name, `reachable, but it does not speak ${wanted}: ${problem}`, `it accepts connections but gives no whole answer: see whether the app is stuck, and that ${formatHostPort(app)} is its port`);
     const found = await otherProtocol(app.host, app.port, app.protocol, limits);
-    if (found === 'tls') return fail(name, `reachable, but it speaks TLS, not ${wanted}: ${problem}`, `the sidecar does the TLS: have the app serve plain ${app.protocol === 'h2c' ? 'h2c' : 'HTTP'} on ${formatHostPort(app)} (loopback), or point inbound.app at a port that does`);
+    if (found === 'tls') return speaksTlsInstead(name, app, problem);
     if (found) return fail(name, `reachable, but it does not speak ${wanted}, it speaks ${found}: ${problem}`, app.protocol === 'h2c' ? 'use http:// in inbound.app for an HTTP/1.1 app' : 'use h2c:// in inbound.app for an HTTP/2-only (e.g. gRPC) app');
     // neither protocol: switching inbound.app would not help, what listens there is the question
     return fail(name, `reachable, but it speaks neither HTTP/1.1 nor h2c nor TLS: ${problem}`, `check what listens on ${formatHostPort(app)} (ss -ltnp names it): inbound.app must name the app's plain HTTP port`);
   }
+}
+
+/** The app's port speaks TLS: the sidecar does that, the app must serve plain HTTP or h2c to it. */
+function speaksTlsInstead(name: string, app: { host: string; port: number; protocol: 'http' | 'h2c' }, problem: string): CheckResult {
+  const wanted = app.protocol === 'h2c' ? 'HTTP/2 with prior knowledge (h2c)' : 'HTTP/1.1';
+  return fail(name, `reachable, but it speaks TLS, not ${wanted}: ${problem}`, `the sidecar does the TLS: have the app serve plain ${app.protocol === 'h2c' ? 'h2c' : 'HTTP'} on ${formatHostPort(app)} (loopback), or point inbound.app at a port that does`);
 }
 
 /**

@@ -3,8 +3,9 @@
 // http/1.1. After the handshake, the caller's certificate path must be within its dates (also
 // on a resumed session, where Node reports the first handshake's verdict) and carry exactly
 // one SPIFFE ID of our trust domain, or the connection is closed. A connection whose handshake
-// does not finish within the handshake timeout is closed too. Every refusal is counted by
-// reason; none can throw.
+// does not finish within the handshake timeout is closed too; plain HTTP sent to the port gets
+// a 400 saying where to send it (plain-http-answer.ts). Every refusal is counted by reason;
+// none can throw.
 //
 // No session tickets unless `inbound.sessionResumption` asks for them: every caller then makes
 // a full handshake, its chain verified against the bundle of that moment (a resumed session
@@ -24,6 +25,7 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { inboundFailure } from '../tls-failures/describe.js';
+import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
 import { watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
 import { bundleRoots } from '../pki/chain-to-roots.js';
 import { callerChains, rootsRemoved } from './caller-trust.js';
@@ -115,6 +117,8 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
       observer.tlsHandshakeFailed('inbound', reason, inboundFailure(socket, reason, err));
       logger.debug({ reason, code: err.code, authorizationError: socket.authorizationError, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
     }
+    // plain HTTP (`curl http://` to this port) is told where to go, with a 400, and closed within a bound
+    if (answerPlainHttp(err, socket, 'inbound')) return;
     // Node only reports a handshake timeout (ERR_TLS_HANDSHAKE_TIMEOUT), leaving the socket
     // open: a peer that connects and never sends a ClientHello would hold a descriptor for ever
     socket.destroy();

@@ -1,8 +1,9 @@
 // `meshcar doctor`'s app check, through the real CLI, when the app does not speak what
 // inbound.app says: the line names what it speaks instead, so the fix is one that works. An
 // h2c app behind http:// and an HTTP/1.1 app behind h2c:// are told to switch scheme; an https
-// app (it does its own TLS) was told to switch to h2c:// too, which fails the same way; a
-// server speaking none of them (an SSH banner) gets "check what listens there".
+// app (it does its own TLS) was told to switch to h2c:// too, which fails the same way, and a
+// meshcar TLS port, which answers plain HTTP with a 400, is TLS too, not an app; a server
+// speaking none of them (an SSH banner) gets "check what listens there".
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
@@ -13,7 +14,7 @@ import https from 'node:https';
 import net from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { execFileAsync } from '../helpers/ca.js';
+import { execFileAsync, startTestCa } from '../helpers/ca.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 const dir = t.testdir();
@@ -76,6 +77,14 @@ t.test('an https app: it speaks TLS, the sidecar does the TLS; not "use h2c://"'
     t.match(found.line, new RegExp(`^✗ app ${scheme}://127\\.0\\.0\\.1:\\d+: reachable, but it speaks TLS, not .* — fix: the sidecar does the TLS: have the app serve plain .* on 127\\.0\\.0\\.1:${port}`), scheme);
     t.notMatch(found.line, /use (h2c|http):\/\//);
   }
+});
+
+t.test('a meshcar TLS port (the CA, a sidecar inbound), which answers plain HTTP with 400: it speaks TLS, not "HTTP/1.1 (GET / → 400)"', async (t) => {
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const found = await doctorApp(`http://127.0.0.1:${ca.server.port}`);
+  t.match(found, { code: 1, ok: false });
+  t.match(found.line, new RegExp(`^✗ app http://127\\.0\\.0\\.1:\\d+: reachable, but it speaks TLS, not HTTP/1\\.1: it answers plain HTTP only with 400, as a TLS port does — fix: the sidecar does the TLS`));
 });
 
 t.test('a server speaking none of them: what listens there is the question', async (t) => {
