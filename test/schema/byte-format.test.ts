@@ -54,9 +54,20 @@ t.test('over the inbound: a line break does not make a string base64, and a long
     const cpu = process.cpuUsage(before);
     return { status: res.status, ms: (cpu.user + cpu.system) / 1000 };
   };
-  const same = await cpuOf(JSON.stringify({ data: 'A', other: 'A'.repeat(1 << 20) + 'AA' }));
+  // the least of five tries each, taken in turns: one try under a loaded run (four test files on
+  // two cores) once read 85 ms, a collection or a descheduled thread counted in
+  const sameBody = JSON.stringify({ data: 'A', other: 'A'.repeat(1 << 20) + 'AA' });
+  const badBody = JSON.stringify({ data: 'A'.repeat(1 << 20) + 'AA' });
+  const same = { status: 0, ms: Infinity };
+  const bad = { status: 0, ms: Infinity };
+  for (let i = 0; i < 5; i++) {
+    for (const [body, least] of [[sameBody, same], [badBody, bad]] as const) {
+      const tried = await cpuOf(body);
+      least.status = tried.status;
+      least.ms = Math.min(least.ms, tried.ms);
+    }
+  }
   t.equal(same.status, 400, 'a short bad value beside 1 MiB of other text is refused');
-  const bad = await cpuOf(JSON.stringify({ data: 'A'.repeat(1 << 20) + 'AA' }));
   t.equal(bad.status, 400, 'refused');
   const checkMs = bad.ms - same.ms;
   t.ok(checkMs < CHECK_BOUND_MS, `checking 1 MiB cost ${checkMs.toFixed(0)} ms of CPU (${bad.ms.toFixed(0)} ms against ${same.ms.toFixed(0)} ms for a body as long; bound ${CHECK_BOUND_MS} ms; the old check took 125 ms on this machine, 370-940 ms when first measured)`);
