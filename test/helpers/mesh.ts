@@ -1,5 +1,8 @@
 // Test helper for whole-mesh runs: a CA process and sidecar processes started from YAML written
 // to a temp folder, exactly as an operator would run them (`meshcar ca serve`, `meshcar run`).
+// The CA folder, join tokens and offline SVIDs are made in this process by the functions the
+// `ca init`, `ca token` and `ca issue` commands call (test/cli* and test/ca run the commands):
+// a process per token cost ~0.18 s of CPU, some 60 s of a two-core suite's ~900 s.
 // Listeners are configured on port 0 and their ports read back from the processes' own log
 // lines ('CA server listening', 'admin listening', 'sidecar ready'): no port is picked free,
 // released, and hoped to be still free when the process binds it (tap runs files in parallel).
@@ -8,11 +11,12 @@ import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execFileAsync } from './ca.js';
+import { caInit, caIssue, caToken, writeTokenFile } from '../../src/ca/commands.js';
 import { freePort, startMeshcar, type MeshcarProcess } from './process.js';
 import { defaultTestAppClient } from './app-client-switch.js';
 
-const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 export interface MeshCa {
   readonly dir: string;
@@ -29,7 +33,7 @@ export interface MeshCa {
 /** `nodeArgs` and `env`: for the CA process only, e.g. a preload that moves its clock (clock-ahead.cjs). */
 export async function startMeshCa(dir: string, options: { maxTtl?: string; nodeArgs?: readonly string[]; env?: Readonly<Record<string, string>> } = {}): Promise<MeshCa> {
   const caDir = join(dir, 'ca');
-  await execFileAsync(process.execPath, [CLI, 'ca', 'init', '--dir', caDir, '--trust-domain', 'mesh.local']);
+  await caInit(caDir, 'mesh.local', false);
   const config = join(dir, 'ca.yaml');
   // log level info: the CA's 'CA server listening' line says which port it bound
   await writeFile(config, `trustDomain: mesh.local\ndir: ${caDir}\nlisten: 127.0.0.1:0\nmaxTtl: ${options.maxTtl ?? '24h'}\nrateLimit: {rate: 1000/s, burst: 1000}\nlog: {level: info}\n`);
@@ -48,7 +52,10 @@ export async function startMeshCa(dir: string, options: { maxTtl?: string; nodeA
       let file = tokens.get(service);
       if (!file) {
         const path = join(dir, `${service}.token`);
-        file = execFileAsync(process.execPath, [CLI, 'ca', 'token', '--dir', caDir, '--service', service, '--out', path]).then(() => path);
+        file = caToken(caDir, service, HOUR_MS, false).then(async (token) => {
+          await writeTokenFile(path, token);
+          return path;
+        });
         file.catch(() => tokens.delete(service));
         tokens.set(service, file);
       }
@@ -56,7 +63,7 @@ export async function startMeshCa(dir: string, options: { maxTtl?: string; nodeA
     },
     async issue(service) {
       const out = join(dir, `offline-${service}`);
-      await execFileAsync(process.execPath, [CLI, 'ca', 'issue', '--dir', caDir, '--service', service, '--out', out]);
+      await caIssue(caDir, service, out, DAY_MS);
       const [cert, key, bundle] = await Promise.all(['svid.crt', 'svid.key', 'bundle.pem'].map((f) => readFile(join(out, f), 'utf8')));
       return { cert: cert as string, key: key as string, bundle: bundle as string, dir: out };
     },
