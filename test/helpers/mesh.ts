@@ -1,8 +1,9 @@
-// Test helper for whole-mesh runs: a CA process and sidecar processes started from YAML written
-// to a temp folder, exactly as an operator would run them (`meshcar ca serve`, `meshcar run`).
-// The CA folder, join tokens and offline SVIDs are made in this process by the functions the
-// `ca init`, `ca token` and `ca issue` commands call (test/cli* and test/ca run the commands):
-// a process per token cost ~0.18 s of CPU, some 60 s of a two-core suite's ~900 s.
+// Test helper for whole-mesh runs: sidecar processes started from YAML written to a temp folder,
+// exactly as an operator runs them (`meshcar run`), and a CA they reach over a real loopback
+// port and TLS. The CA serves from this process, and its folder, join tokens and offline SVIDs
+// are made here, by the functions `meshcar ca serve`, `ca init`, `ca token` and `ca issue` call
+// (test/cli*, test/ca and test/e2e/ca-serve run the commands): a process for each cost 0.2-0.4 s
+// of CPU, ~110 s of a two-core suite run's ~900 s.
 // Listeners are configured on port 0 and their ports read back from the processes' own log
 // lines ('CA server listening', 'admin listening', 'sidecar ready'): no port is picked free,
 // released, and hoped to be still free when the process binds it (tap runs files in parallel).
@@ -11,7 +12,9 @@ import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { caInit, caIssue, caToken, writeTokenFile } from '../../src/ca/commands.js';
+import { caInit, caIssue, caServe, caToken, writeTokenFile } from '../../src/ca/commands.js';
+import { loadCaConfig } from '../../src/config/ca-config.js';
+import { memoryLogger } from './ca.js';
 import { freePort, startMeshcar, type MeshcarProcess } from './process.js';
 import { defaultTestAppClient } from './app-client-switch.js';
 
@@ -23,31 +26,54 @@ export interface MeshCa {
   readonly caDir: string;
   readonly url: string;
   readonly bundlePath: string;
-  readonly process: MeshcarProcess;
+  /** The `meshcar ca serve` process, when it runs as one (startMeshCa's nodeArgs or env). */
+  readonly process?: MeshcarProcess;
+  /** The CA's log lines, as JSON. */
+  readonly logLines: ReadonlyArray<Record<string, unknown>>;
   tokenFile(service: string): Promise<string>;
   /** An SVID issued offline for a service (svid.crt, svid.key, bundle.pem in the folder returned). */
   issue(service: string): Promise<{ cert: string; key: string; bundle: string; dir: string }>;
   stop(): Promise<void>;
 }
 
-/** `nodeArgs` and `env`: for the CA process only, e.g. a preload that moves its clock (clock-ahead.cjs). */
+/**
+ * The CA serves from this test process (caServe, what `meshcar ca serve` runs, on a real
+ * loopback port with real TLS): a CA process cost ~0.4 s of CPU to start and stop, ~50 s of a
+ * suite run. `nodeArgs` and `env` run it as a process instead (`meshcar ca serve`), e.g. with
+ * a preload that moves its clock (clock-ahead.cjs).
+ */
 export async function startMeshCa(dir: string, options: { maxTtl?: string; nodeArgs?: readonly string[]; env?: Readonly<Record<string, string>> } = {}): Promise<MeshCa> {
   const caDir = join(dir, 'ca');
   await caInit(caDir, 'mesh.local', false);
   const config = join(dir, 'ca.yaml');
   // log level info: the CA's 'CA server listening' line says which port it bound
   await writeFile(config, `trustDomain: mesh.local\ndir: ${caDir}\nlisten: 127.0.0.1:0\nmaxTtl: ${options.maxTtl ?? '24h'}\nrateLimit: {rate: 1000/s, burst: 1000}\nlog: {level: info}\n`);
-  const proc = startMeshcar(['ca', 'serve', '--config', config], { ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}), ...(options.env ? { env: options.env } : {}) });
-  const listening = await proc.waitFor((line) => line.msg === 'CA server listening', 15_000);
+  let url: string;
+  let proc: MeshcarProcess | undefined;
+  let stopServer: () => Promise<void>;
+  const logLines: Array<Record<string, unknown>> = [];
+  if (options.nodeArgs === undefined && options.env === undefined) {
+    const server = await caServe(await loadCaConfig(config), memoryLogger(logLines));
+    url = server.url;
+    stopServer = () => server.close();
+  } else {
+    proc = startMeshcar(['ca', 'serve', '--config', config], { ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}), ...(options.env ? { env: options.env } : {}) });
+    url = String((await proc.waitFor((line) => line.msg === 'CA server listening', 15_000)).url);
+    const running = proc;
+    stopServer = async () => {
+      await running.stop();
+    };
+  }
   // one reusable join token per service (1 h), shared by every sidecar of that service the
   // test starts, as an operator hands one token to a service's replicas
   const tokens = new Map<string, Promise<string>>();
   return {
     dir,
     caDir,
-    url: String(listening.url),
+    url,
     bundlePath: join(caDir, 'bundle.pem'),
-    process: proc,
+    ...(proc ? { process: proc } : {}),
+    logLines: proc ? proc.lines : logLines,
     tokenFile(service) {
       let file = tokens.get(service);
       if (!file) {
@@ -67,8 +93,8 @@ export async function startMeshCa(dir: string, options: { maxTtl?: string; nodeA
       const [cert, key, bundle] = await Promise.all(['svid.crt', 'svid.key', 'bundle.pem'].map((f) => readFile(join(out, f), 'utf8')));
       return { cert: cert as string, key: key as string, bundle: bundle as string, dir: out };
     },
-    async stop() {
-      await proc.stop();
+    stop() {
+      return stopServer();
     },
   };
 }
@@ -135,7 +161,10 @@ export function defaultMeshCodec(): 'meshcar' | 'node' | undefined {
 }
 
 export interface RunningSidecar {
-  readonly process: MeshcarProcess;
+  /** The `meshcar ca serve` process, when it runs as one (startMeshCa's nodeArgs or env). */
+  readonly process?: MeshcarProcess;
+  /** The CA's log lines, as JSON. */
+  readonly logLines: ReadonlyArray<Record<string, unknown>>;
   readonly adminPort: number;
   readonly inboundPort: number;
   readonly outboundPort: number;
@@ -152,7 +181,10 @@ export interface RunningSidecar {
 
 /** A sidecar process whose admin port is up; it may still be fetching its identity. */
 export interface LaunchedSidecar {
-  readonly process: MeshcarProcess;
+  /** The `meshcar ca serve` process, when it runs as one (startMeshCa's nodeArgs or env). */
+  readonly process?: MeshcarProcess;
+  /** The CA's log lines, as JSON. */
+  readonly logLines: ReadonlyArray<Record<string, unknown>>;
   readonly adminPort: number;
   readonly configFile: string;
   admin(path: string): Promise<{ status: number; body: string }>;
