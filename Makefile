@@ -81,7 +81,7 @@ $(BUILD_STAMP): $(shell find src -name '*.ts' -o -type d) tsconfig.json package.
 ## test: every test (tap), after setup and build
 test: build tools $(TAP_BUILT_STAMP)
 	@files="$$(node test/helpers/plan-test-run.mjs)" && \
-	  echo "npx tap -R terse <$$(echo $$files | wc -w) files: test/e2e and test/workers first, then the rest, a folder's unit tests grouped in test/.groups/>" && \
+	  echo "npx tap -R terse <$$(echo $$files | wc -w) files in test/.groups/: test/e2e and test/workers first, a folder's unit tests together, the files that run alone last>" && \
 	  npx tap -R terse $$files
 
 # test/helpers/plan-test-run.mjs says which files share a process and why: tap starts a process

@@ -7,8 +7,8 @@
 // another with a setting: `process.env.MESHCAR_TEST_H2_CODEC = 'node'`, then the import) goes
 // with the variants of its folder that set the same, never with the file it re-runs (a module
 // loads once per process), which goes with the plain files. The whole-mesh files (test/e2e,
-// test/workers: 10-25 s each) go three to a process, and run first. A file runs in a process
-// of its own:
+// test/workers: 10-25 s each) go three to a process, and run first (the group files' names
+// make that tap's order, below). A file runs in a process of its own (a group of one):
 // - when it sets process.env (other than as a variant) or the root test's `t.jobs` (a group
 //   would run the next files' tests in parallel too), or says `// test-run: own process` (it
 //   measures the process: memory, open timers); and a variant of such a file.
@@ -79,18 +79,27 @@ for (const file of files.filter((f) => !ownProcess(f))) {
 
 rmSync(GROUPS, { recursive: true, force: true });
 mkdirSync(GROUPS, { recursive: true });
+// tap runs the files it is given in the order of their names, whatever order they come in: a
+// group's name starts with its place (0: whole-mesh, 1: the other groups, 2: the other files
+// that run alone), and a file that runs alone is run through a group of its own (one process,
+// as before) named after it, so that the whole-mesh files, 10-25 s each, start first and the
+// run ends on the short ones (it ended on three alone whole-mesh files, 10-18 s, one job busy)
 const groups = [];
 const meshGroups = [];
+const writeGroup = (name, chunk) => {
+  const place = wholeMesh(chunk[0]) ? 0 : alone.includes(chunk[0]) ? 2 : 1;
+  const file = join(GROUPS, `${place}-${name}.test.ts`);
+  writeFileSync(file, groupSource(chunk));
+  (wholeMesh(chunk[0]) ? meshGroups : groups).push(relative(ROOT, file));
+};
 for (const [folder, members] of byFolder) {
   const count = Math.ceil(members.length / (wholeMesh(members[0]) ? WHOLE_MESH_GROUP_SIZE : GROUP_SIZE));
   for (let i = 0; i < count; i++) {
     // every count-th file, so each group of a big folder gets a share of its slow files
-    const chunk = members.filter((_, n) => n % count === i);
-    const file = join(GROUPS, `${folder}${count > 1 ? `-${i + 1}` : ''}.test.ts`);
-    writeFileSync(file, groupSource(chunk));
-    (wholeMesh(members[0]) ? meshGroups : groups).push(relative(ROOT, file));
+    writeGroup(`${folder}${count > 1 ? `-${i + 1}` : ''}`, members.filter((_, n) => n % count === i));
   }
 }
+for (const file of alone) writeGroup(`alone-${file.slice('test/'.length, -'.test.ts'.length).replace(/\//g, '-')}`, [file]);
 
 function groupSource(chunk) {
   return [
@@ -105,6 +114,5 @@ function groupSource(chunk) {
   ].join('\n');
 }
 
-const first = [...alone.filter(wholeMesh), ...meshGroups].sort();
-const rest = [...alone.filter((f) => !first.includes(f)), ...groups].sort();
-process.stdout.write(`${[...first, ...rest].join(' ')}\n`);
+const byName = (a, b) => a.localeCompare(b, 'en'); // tap's own order
+process.stdout.write(`${[...meshGroups, ...groups].sort(byName).join(' ')}\n`);
