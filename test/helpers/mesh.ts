@@ -14,7 +14,7 @@ import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { caInit, caIssue, caServe, caToken, writeTokenFile } from '../../src/ca/commands.js';
 import { loadCaConfig } from '../../src/config/ca-config.js';
-import { memoryLogger } from './ca.js';
+import { pino } from 'pino';
 import { freePort, startMeshcar, type MeshcarProcess } from './process.js';
 import { defaultTestAppClient } from './app-client-switch.js';
 
@@ -28,8 +28,6 @@ export interface MeshCa {
   readonly bundlePath: string;
   /** The `meshcar ca serve` process, when it runs as one (startMeshCa's nodeArgs or env). */
   readonly process?: MeshcarProcess;
-  /** The CA's log lines, as JSON. */
-  readonly logLines: ReadonlyArray<Record<string, unknown>>;
   tokenFile(service: string): Promise<string>;
   /** An SVID issued offline for a service (svid.crt, svid.key, bundle.pem in the folder returned). */
   issue(service: string): Promise<{ cert: string; key: string; bundle: string; dir: string }>;
@@ -50,19 +48,16 @@ export async function startMeshCa(dir: string, options: { maxTtl?: string; nodeA
   await writeFile(config, `trustDomain: mesh.local\ndir: ${caDir}\nlisten: 127.0.0.1:0\nmaxTtl: ${options.maxTtl ?? '24h'}\nrateLimit: {rate: 1000/s, burst: 1000}\nlog: {level: info}\n`);
   let url: string;
   let proc: MeshcarProcess | undefined;
-  let stopServer: () => Promise<void>;
-  const logLines: Array<Record<string, unknown>> = [];
+  let stopServer: () => Promise<unknown>;
   if (options.nodeArgs === undefined && options.env === undefined) {
-    const server = await caServe(await loadCaConfig(config), memoryLogger(logLines));
+    const server = await caServe(await loadCaConfig(config), pino({ level: 'silent' }));
     url = server.url;
     stopServer = () => server.close();
   } else {
-    proc = startMeshcar(['ca', 'serve', '--config', config], { ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}), ...(options.env ? { env: options.env } : {}) });
-    url = String((await proc.waitFor((line) => line.msg === 'CA server listening', 15_000)).url);
-    const running = proc;
-    stopServer = async () => {
-      await running.stop();
-    };
+    const running = startMeshcar(['ca', 'serve', '--config', config], { ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}), ...(options.env ? { env: options.env } : {}) });
+    url = String((await running.waitFor((line) => line.msg === 'CA server listening', 15_000)).url);
+    stopServer = () => running.stop();
+    proc = running;
   }
   // one reusable join token per service (1 h), shared by every sidecar of that service the
   // test starts, as an operator hands one token to a service's replicas
@@ -73,7 +68,6 @@ export async function startMeshCa(dir: string, options: { maxTtl?: string; nodeA
     url,
     bundlePath: join(caDir, 'bundle.pem'),
     ...(proc ? { process: proc } : {}),
-    logLines: proc ? proc.lines : logLines,
     tokenFile(service) {
       let file = tokens.get(service);
       if (!file) {
@@ -93,8 +87,8 @@ export async function startMeshCa(dir: string, options: { maxTtl?: string; nodeA
       const [cert, key, bundle] = await Promise.all(['svid.crt', 'svid.key', 'bundle.pem'].map((f) => readFile(join(out, f), 'utf8')));
       return { cert: cert as string, key: key as string, bundle: bundle as string, dir: out };
     },
-    stop() {
-      return stopServer();
+    async stop() {
+      await stopServer();
     },
   };
 }
@@ -163,8 +157,6 @@ export function defaultMeshCodec(): 'meshcar' | 'node' | undefined {
 export interface RunningSidecar {
   /** The `meshcar ca serve` process, when it runs as one (startMeshCa's nodeArgs or env). */
   readonly process?: MeshcarProcess;
-  /** The CA's log lines, as JSON. */
-  readonly logLines: ReadonlyArray<Record<string, unknown>>;
   readonly adminPort: number;
   readonly inboundPort: number;
   readonly outboundPort: number;
@@ -183,8 +175,6 @@ export interface RunningSidecar {
 export interface LaunchedSidecar {
   /** The `meshcar ca serve` process, when it runs as one (startMeshCa's nodeArgs or env). */
   readonly process?: MeshcarProcess;
-  /** The CA's log lines, as JSON. */
-  readonly logLines: ReadonlyArray<Record<string, unknown>>;
   readonly adminPort: number;
   readonly configFile: string;
   admin(path: string): Promise<{ status: number; body: string }>;

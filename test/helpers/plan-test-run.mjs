@@ -84,13 +84,12 @@ mkdirSync(GROUPS, { recursive: true });
 // that run alone), and a file that runs alone is run through a group of its own (one process,
 // as before) named after it, so that the whole-mesh files, 10-25 s each, start first and the
 // run ends on the short ones (it ended on three alone whole-mesh files, 10-18 s, one job busy)
-const groups = [];
-const meshGroups = [];
+const groupFiles = [];
 const writeGroup = (name, chunk) => {
   const place = wholeMesh(chunk[0]) ? 0 : alone.includes(chunk[0]) ? 2 : 1;
   const file = join(GROUPS, `${place}-${name}.test.ts`);
   writeFileSync(file, groupSource(chunk));
-  (wholeMesh(chunk[0]) ? meshGroups : groups).push(relative(ROOT, file));
+  groupFiles.push(relative(ROOT, file));
 };
 for (const [folder, members] of byFolder) {
   const count = Math.ceil(members.length / (wholeMesh(members[0]) ? WHOLE_MESH_GROUP_SIZE : GROUP_SIZE));
@@ -115,4 +114,4 @@ function groupSource(chunk) {
 }
 
 const byName = (a, b) => a.localeCompare(b, 'en'); // tap's own order
-process.stdout.write(`${[...meshGroups, ...groups].sort(byName).join(' ')}\n`);
+process.stdout.write(`${groupFiles.sort(byName).join(' ')}\n`);
