@@ -93,14 +93,14 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/** One warning per this window while the first SVID request keeps failing alike (the rest are debug lines). */
+export const RETRY_WARNING_WINDOW_MS = 10_000;
+
 /**
  * Waiting for a CA that is not up yet (started alongside, or restarting): retries stay short so
  * the sidecar is ready within about a second of the CA, not at the end of a long backoff step.
  * One CSR a second from a starting sidecar costs the CA nothing.
  */
-/** One warning per this window while the first SVID request keeps failing alike (the rest are debug lines). */
-export const RETRY_WARNING_WINDOW_MS = 10_000;
-
 export const FIRST_CONTACT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 250, capMs: 1000 });
 
 export async function obtainIdentity(options: CaIdentityOptions): Promise<RunningIdentity> {
