@@ -105,6 +105,17 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     if (through) logger.warn({ remote }, `admin connection closed: more than ${ADMIN_MAX_PIPELINED} requests pipelined without reading the answers${leftOut(through, `from ${remote}`)}`);
   });
 
+  // A refused request is a warning, not a debug line: a pod asking for /config or POST /reload
+  // from another host, or a web page's request, is someone reaching for what the admin port
+  // keeps to this host, and the operator should see it without turning debug on. One line per
+  // peer address per 10 s (LogPerKey), which says how many it left out.
+  const refusals = new LogPerKey();
+  function logRefusal(req: IncomingMessage, reason: string, fields: Record<string, unknown>): void {
+    const remote = req.socket.remoteAddress ?? 'unknown';
+    const through = refusals.take(remote);
+    if (through) logger.warn({ remote, method: req.method, url: req.url, ...fields }, `admin request refused: ${reason}${leftOut(through, `from ${remote}`)}`);
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.httpVersion === '1.1' && req.headers.host === undefined) {
       // Node's own refusal (requireHostHeader) is a bare 400: ours is JSON, as the others
@@ -114,14 +125,14 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     const refusal = guard.refusal(req.method, req.headers);
     if (refusal !== undefined) {
       req.resume();
-      logger.debug({ host: req.headers.host, origin: req.headers.origin, method: req.method, url: req.url }, `admin request refused: ${refusal}`);
+      logRefusal(req, refusal, { host: req.headers.host, origin: req.headers.origin });
       throw new MeshcarError('forbidden', refusal);
     }
     const path = (req.url ?? '/').split('?')[0] as string;
     const remote = remoteRefusal(path, req.socket.remoteAddress);
     if (remote !== undefined) {
       req.resume();
-      logger.debug({ remote: req.socket.remoteAddress, method: req.method, url: req.url }, `admin request refused: ${remote}`);
+      logRefusal(req, remote, {});
       throw new MeshcarError('forbidden', remote);
     }
     if (path === '/reload' && state.reload) {

@@ -8,6 +8,7 @@
 
 import t from 'tap';
 import http from 'node:http';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { startAdminServer, type AdminState } from '../../src/admin/server.js';
 
@@ -55,7 +56,15 @@ function ask(port: number, method: string, path: string, headers: Record<string,
 const noCors = (site: string) => ({ 'sec-fetch-site': site, 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'empty' });
 
 t.test('requests a page on another site makes are refused before any work; navigation, curl and scrapers are answered', async (t) => {
-  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }));
+  // the admin's warn lines, as the sidecar's log would carry them
+  const lines: Array<{ level: number; msg: string; remote?: string; url?: string }> = [];
+  const logTo = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as (typeof lines)[number]);
+      done();
+    },
+  });
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'warn' }, logTo));
   t.teardown(() => admin.close());
   const port = admin.port;
 
@@ -72,6 +81,11 @@ t.test('requests a page on another site makes are refused before any work; navig
       t.same(await ask(port, method, path, headers), { status: 403, error: 'forbidden' }, what);
     }
     t.same({ views, renders, reloads }, before, 'no view rendered, no /metrics page, no reload');
+    // the operator sees it without debug on: one warn line for the peer, the rest of its burst
+    // counted into its next line (not six lines for six requests)
+    const refused = lines.filter((l) => l.msg.startsWith('admin request refused: '));
+    t.equal(refused.length, 1, `one warn line for six refusals from one address in 10 s (${lines.map((l) => l.msg).join(' | ')})`);
+    t.match(refused[0], { level: 40, remote: '127.0.0.1', url: '/endpoints', msg: /another site \(Sec-Fetch-Site: cross-site\)/ }, 'warn level, with the peer, the request and why');
   });
 
   t.test('the user opening an admin page, and clients without Sec-Fetch-*, are answered', async (t) => {
@@ -82,5 +96,6 @@ t.test('requests a page on another site makes are refused before any work; navig
     t.equal((await ask(port, 'GET', '/metrics', { accept: 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5' })).status, 200, 'Prometheus');
     t.equal((await ask(port, 'POST', '/reload', {})).status, 200, 'curl -X POST /reload');
     t.same({ views: views - before.views, renders: renders - before.renders, reloads: reloads - before.reloads }, { views: 3, renders: 1, reloads: 1 });
+    t.equal(lines.filter((l) => l.msg.startsWith('admin request refused: ')).length, 1, 'requests answered log nothing');
   });
 });

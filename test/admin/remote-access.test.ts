@@ -47,21 +47,22 @@ t.test('a peer on another host', { skip: skip ?? false }, async (t) => {
 import { startAdminServer } from ${JSON.stringify(SERVER)};
 const state = { ready: () => true, draining: () => false, identity: () => ({ spiffeId: 'spiffe://mesh.test/svc/orders' }), config: () => ({ service: 'orders' }),
   metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: 'up 1\\n' }), reload: async () => ({ applied: [] }), views: { '/endpoints': () => ({ upstreams: [] }), '/upstreams': () => ({ upstreams: [] }) } };
-const admin = await startAdminServer({ host: '0.0.0.0', port: 0 }, state, pinoModule({ level: 'silent' }));
+const admin = await startAdminServer({ host: '0.0.0.0', port: 0 }, state, pinoModule({ level: 'warn' }, pinoModule.destination(2)));
 console.log('listening ' + admin.port);
 `,
   );
   const child = net.spawn('a', process.execPath, [script]);
   let out = '';
+  let log = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
   for (let i = 0; i < 500 && !/listening \d+/.test(out); i++) await new Promise((r) => setTimeout(r, 10));
   const port = /listening (\d+)/.exec(out)?.[1];
-  t.ok(port, `the admin server listens in host a (${out.trim()})`);
+  t.ok(port, `the admin server listens in host a (${out.trim()} ${log.trim()})`);
 
   /** curl from `host` to `address`: status and body. */
-  const ask = async (host: string, address: string, path: string, method = 'GET') => {
-    const text = await net.exec(host, 'curl', ['-s', '-m', '5', '-X', method, '-w', '\n%{http_code}', `http://${address}:${port}${path}`]);
+  const ask = async (host: string, address: string, path: string, method = 'GET', header?: string) => {
+    const text = await net.exec(host, 'curl', ['-s', '-m', '5', '-X', method, ...(header ? ['-H', header] : []), '-w', '\n%{http_code}', `http://${address}:${port}${path}`]);
     const lines = text.split('\n');
     return { status: Number(lines.pop()), body: lines.join('\n') };
   };
@@ -75,4 +76,24 @@ console.log('listening ' + admin.port);
   t.equal((await ask('a', A, '/config')).status, 403, "from the host's own non-loopback address: 403 too");
   t.same(JSON.parse((await ask('a', '127.0.0.1', '/config')).body), { service: 'orders' }, 'from loopback: /config answers');
   t.equal((await ask('a', '127.0.0.1', '/reload', 'POST')).status, 200, 'from loopback: POST /reload answers');
+
+  // each refusing peer is a warn line on the sidecar's log (one per address per 10 s, which
+  // counts the rest): the operator sees a pod reaching for /config without turning debug on
+  const refusals = (): Array<{ level: number; remote: string; method: string; url: string; msg: string }> =>
+    log.split('\n').filter((l) => l.includes('admin request refused')).map((l) => JSON.parse(l));
+  for (let i = 0; i < 200 && refusals().length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  const lines = refusals();
+  t.equal(lines.length, 2, `one line per refusing address (${log.trim()})`);
+  t.match(lines[0], { level: 40, remote: `${NET}2`, method: 'GET', url: '/config', msg: /^admin request refused: \/config answers only on this host/ }, 'the other host: its address, the request and why');
+  t.match(lines[1], { level: 40, remote: A, url: '/config' }, "the host's own non-loopback address: a line of its own");
+  await ask('b', A, '/identity');
+  // then a refusal of another kind from a third address (loopback, a web page's request): the
+  // log is one ordered stream, so once its line is in, a line for the one before would be too
+  t.equal((await ask('a', '127.0.0.1', '/config', 'GET', 'Sec-Fetch-Site: cross-site')).status, 403, "from loopback, a web page's request: 403");
+  for (let i = 0; i < 200 && refusals().length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  t.same(
+    refusals().map((l) => l.remote),
+    [`${NET}2`, A, '127.0.0.1'],
+    'a further refusal within 10 s from the same address wrote no line (it is counted into the next); the loopback one did',
+  );
 });
