@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import type { SidecarConfig } from './config/sidecar-config.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
-import { logConnectTimeoutWarnings } from './config/connect-timeout-warning.js';
+import { logConfigWarnings } from './config/config-warnings.js';
 import { describeError, MeshcarError } from './errors.js';
 import type { RunningIdentity } from './identity/bootstrap.js';
 import { IdentityStart, startIdentity, watchIdentityMetrics } from './identity/sidecar-identity.js';
@@ -108,7 +108,7 @@ export class Sidecar {
     const { cluster, identity: fromPrimary, specs } = this.options;
     const guards = specs ? await guardsFromDocuments(config, specs) : await loadGuards(config);
     if (!specs) warnBacktrackingPatterns(guards, logger.child({ component: 'openapi' }));
-    if (!fromPrimary) logConnectTimeoutWarnings(config, this.configFile, logger);
+    if (!fromPrimary) logConfigWarnings(config, this.configFile, logger);
     this.guards = guards;
     await this.unlessStopped();
     // admin first: /healthz answers and /ready says 503 while the identity is fetched
@@ -202,7 +202,7 @@ export class Sidecar {
     if ('refused' in read) return reportRefused(report, read.refused);
     const { plan, next, guards } = read;
     warnBacktrackingPatterns(guards, this.logger.child({ component: 'openapi' }));
-    logConnectTimeoutWarnings(next, this.configFile, this.logger);
+    logConfigWarnings(next, this.configFile, this.logger);
     // a spec file changed under an unchanged key is applied too, and named (spec-changes.ts)
     const applied = appliedWithSpecs(plan.applied, this.guards, guards);
     let commit: () => void;

@@ -2,9 +2,8 @@
 // (it is not refused), but a dial toward an endpoint that takes TCP and never finishes TLS then
 // takes the whole `timeout`, and the request gets 504 although a healthy endpoint exists (the
 // dial's bound is min(connectTimeout, timeout): README, "Retries"). `meshcar check` prints it,
-// the sidecar's start and each reload log it once per upstream.
+// the sidecar's start and each reload log it once per upstream (config-warnings.ts).
 
-import type { Logger } from 'pino';
 import { formatDuration } from './duration.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, MIN_CONNECT_TIMEOUT_MS } from './fields.js';
 import type { SidecarConfig } from './sidecar-config.js';
@@ -32,9 +31,4 @@ function advice(timeoutMs: number): string {
   const suggested = Math.min(1000, Math.floor(timeoutMs / 5));
   if (suggested < MIN_CONNECT_TIMEOUT_MS) return `raise timeout: no connectTimeout (${formatDuration(MIN_CONNECT_TIMEOUT_MS)} at least) fits well below it`;
   return `lower connectTimeout well below timeout (say ${formatDuration(suggested)})`;
-}
-
-/** The sidecar's start and reload: each warning once, on the log (component config). */
-export function logConnectTimeoutWarnings(config: SidecarConfig, file: string, logger: Logger): void {
-  for (const warning of connectTimeoutWarnings(config, file)) logger.warn({ component: 'config' }, warning);
 }

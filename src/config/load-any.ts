@@ -3,7 +3,7 @@
 
 import { type CaConfig, validateCaConfig } from './ca-config.js';
 import { type ConfigKind, detectConfigKind } from './config-kind.js';
-import { connectTimeoutWarnings } from './connect-timeout-warning.js';
+import { configWarnings } from './config-warnings.js';
 import { ConfigError, sortIssues, type ConfigIssue } from './issues.js';
 import { checkReferencedFiles } from './referenced-files.js';
 import { type SidecarConfig, validateSidecarConfig } from './sidecar-config.js';
@@ -19,7 +19,7 @@ export { type ConfigKind, detectConfigKind } from './config-kind.js';
  * be read. A valid file's referenced files (bundle, token, cert, key, CA folder) are checked too:
  * they must exist, be readable and hold what they should (unless `referencedFiles: false`:
  * `meshcar doctor` checks each file in the check it belongs to). `warnings`: lines about a valid
- * file that still deserves a change (config/connect-timeout-warning.ts).
+ * file that still deserves a change (config/config-warnings.ts).
  */
 export async function checkConfigFile(file: string, options: { referencedFiles?: boolean } = {}): Promise<{ kind: ConfigKind; issues: ConfigIssue[]; warnings: string[] }> {
   const { kind, issues, config, root } = await validate(file);
@@ -28,7 +28,7 @@ export async function checkConfigFile(file: string, options: { referencedFiles?:
     sortIssues(issues);
   }
   // what a valid file may run with but should not (the sidecar logs the same at start and reload)
-  const warnings = config?.kind === 'sidecar' && issues.length === 0 ? connectTimeoutWarnings(config.config, file) : [];
+  const warnings = config?.kind === 'sidecar' && issues.length === 0 ? configWarnings(config.config, file) : [];
   return { kind, issues, warnings };
 }
 

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { loadCaConfig } from '../../src/config/ca-config.js';
 import { effectiveYamlView } from '../../src/config/effective-yaml.js';
-import { connectTimeoutWarnings } from '../../src/config/connect-timeout-warning.js';
+import { configWarnings } from '../../src/config/config-warnings.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist/cli.js');
@@ -34,14 +34,14 @@ t.test('meshcar check passes both, run where the files they name exist', async (
 });
 
 // the demos' configs are the first a user runs: a warning at each start (connectTimeout not below
-// timeout) would teach them to ignore warnings. Read as run reads them; their files need not exist.
+// timeout, an ID no sidecar carries) would teach them to ignore warnings. Read as run reads them; their files need not exist.
 t.test('the demos\' sidecar configs give no warning', async (t) => {
   const folders = ['config/demo', 'config/demo-rotate'];
   let sidecars = 0;
   for (const folder of folders) {
     for (const name of (await readdir(join(ROOT, folder))).filter((f) => f.endsWith('.yaml') && f !== 'ca.yaml')) {
       const file = join(ROOT, folder, name);
-      t.same(connectTimeoutWarnings(await loadSidecarConfig(file), file), [], `${folder}/${name}`);
+      t.same(configWarnings(await loadSidecarConfig(file), file), [], `${folder}/${name}`);
       sidecars++;
     }
   }
