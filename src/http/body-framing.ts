@@ -3,7 +3,7 @@
 // rest of the body as a second request that nobody authorized. So toward an HTTP/1.1 server
 // the framing header is always set from what we will actually send, never copied blindly.
 
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 
 const DECIMAL = /^\d+$/;
 
@@ -24,6 +24,18 @@ export function announcesBody(headers: IncomingHttpHeaders): boolean {
   if (headers['transfer-encoding'] !== undefined) return true;
   const length = headers['content-length'];
   return length !== undefined && length !== '0';
+}
+
+/**
+ * RFC 9112 §6.1: an HTTP/1.0 request with Transfer-Encoding has faulty framing, Content-Length
+ * or not. Node's parser reads it as chunked and keeps the connection; it is answered as read,
+ * then the connection closes (Node's `Connection: close`, and pipelined-turns.ts forwards
+ * nothing queued behind it): what follows on the connection may be the rest of a body that an
+ * HTTP/1.0 hop in front framed otherwise, a second request nobody meant. Call it as the request
+ * arrives, before anything is written.
+ */
+export function closeAfterHttp10Coding(req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1 && req.headers['transfer-encoding'] !== undefined) res.shouldKeepAlive = false;
 }
 
 /**

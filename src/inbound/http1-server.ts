@@ -5,6 +5,7 @@
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { closeAfterHttp10Coding } from '../http/body-framing.js';
 import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 import { inTurn } from '../http/pipelined-turns.js';
 import type { InboundListener } from './inbound.js';
@@ -33,7 +34,10 @@ export function createHttp1Server(listener: InboundListener, maxHeaderBytes: num
   });
   // a request pipelined behind another waits for its answer (src/http/pipelined-turns.ts)
   const request = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(listener, req, res, false);
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => startInTurn(listener, req, res, request));
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    closeAfterHttp10Coding(req, res);
+    startInTurn(listener, req, res, request);
+  });
   // an `Expect: 100-continue` request: the app, not the sidecar, decides whether to continue
   const continued = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(listener, req, res, true);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => startInTurn(listener, req, res, continued));

@@ -197,7 +197,9 @@ class Http1Attempt extends Attempt implements UploadAttempt {
   }
 
   requestTrailers(): OutgoingHttpHeaders {
-    return forwardableHeaders(this.req.trailers);
+    // as an h2c app's trailers (forward-h2c.ts): no framing, routing, auth or control fields
+    // in a trailer section, which an upstream that is not meshcar might merge into the head
+    return forwardableTrailers(forwardableHeaders(this.req.trailers));
   }
 
   protected pipeBody(up: UpstreamStream): void {

@@ -11,6 +11,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import { listenFailed, MeshcarError } from '../errors.js';
+import { closeAfterHttp10Coding } from '../http/body-framing.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { inTurn } from '../http/pipelined-turns.js';
 import { grpcAnswerType, sendStreamError } from '../http/status.js';
@@ -88,6 +89,7 @@ export class AppListener {
       // may go to an HTTP/1.0 client): not relayed, not sent after the grace, not passed on
       // (Node emits checkContinue for HTTP/1.1 only)
       if (req.httpVersionMinor === 0 && expectsContinue(req.headers.expect)) delete req.headers.expect;
+      closeAfterHttp10Coding(req, res);
       onRequest(req, res);
     });
     this.http1.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {

@@ -3,19 +3,28 @@
 // framing on it), Host as the upstream the app named, and the answer written back byte for byte.
 
 import type { IncomingMessage } from 'node:http';
+import { connectionScoped } from '../http/hop-by-hop.js';
 
 /** Connection-scoped headers that are not part of the upgrade handshake itself. */
 const DROPPED = new Set(['host', 'x-request-id', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'http2-settings']);
 /** Fields of a non-101 answer that describe the upstream connection or the body's framing on it. */
 export const ANSWER_DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer']);
 
-/** The request head as the upstream will read it, as a raw list: Host is the upstream the app named. */
+/**
+ * The request head as the upstream will read it, as a raw list: Host is the upstream the app
+ * named. The fields the app's Connection names are connection-scoped (RFC 9110 §7.6.1) and left
+ * out, as on every other request; Connection itself goes on as `Upgrade` alone (as the inbound
+ * writes it toward its app), since the switch is all it has to say to the next hop.
+ */
 export function requestFields(req: IncomingMessage, authority: string, requestId: string): string[] {
-  const fields = ['Host', authority];
+  const fields = ['Host', authority, 'Connection', 'Upgrade'];
+  const connection = req.headers.connection;
+  const named = connection === undefined ? undefined : connectionScoped(connection);
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
-    if (DROPPED.has(name.toLowerCase())) continue;
+    const lower = name.toLowerCase();
+    if (DROPPED.has(lower) || lower === 'connection' || (named?.has(lower) === true && lower !== 'upgrade')) continue;
     fields.push(name, raw[i + 1] as string);
   }
   fields.push('x-request-id', requestId);

@@ -20,15 +20,23 @@ export function rawTlsRequest(port: number, tlsOptions: tls.ConnectionOptions, b
   return exchange(socket, bytes, 'secureConnect');
 }
 
-/** Sends `bytes` over a fresh mTLS connection (ALPN http/1.1); resolves with all it received once the server closes it. */
-export function rawTlsUntilClosed(port: number, tlsOptions: tls.ConnectionOptions, bytes: string): Promise<string> {
+/**
+ * Sends `bytes` over a fresh mTLS connection (ALPN http/1.1); resolves with all it received once
+ * the server closes it, or once `ms` have passed (then we close it, and what came so far is
+ * returned: a test that expects the server to close checks the answer count).
+ */
+export function rawTlsUntilClosed(port: number, tlsOptions: tls.ConnectionOptions, bytes: string, ms?: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = '';
     const socket = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], ...tlsOptions }, () => socket.write(bytes));
+    const bound = ms === undefined ? undefined : setTimeout(() => socket.destroy(), ms);
     socket.setEncoding('latin1');
     socket.on('data', (c: string) => (out += c));
     socket.on('error', reject);
-    socket.on('close', () => resolve(out));
+    socket.on('close', () => {
+      clearTimeout(bound);
+      resolve(out);
+    });
   });
 }
 

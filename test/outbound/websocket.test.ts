@@ -168,6 +168,24 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
     t.match(record, { peer: 'payments', status: 101, method: 'GET', path: '/ws', endpoint: `127.0.0.1:${upstream.port}` });
   });
 
+  t.test('fields the Connection header names stay on this hop (RFC 9110 §7.6.1), as on any request', async (t) => {
+    const client = await rawClient(fx.port, true);
+    t.teardown(() => client.socket.destroy());
+    const before = upstream.seen.length;
+    client.socket.write(
+      'GET /ws HTTP/1.1\r\nHost: payments\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Internal-User, Authorization\r\n' +
+        'X-Internal-User: admin\r\nAuthorization: Basic c2VjcmV0\r\nX-End-To-End: kept\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nx-request-id: ws-named\r\n\r\n',
+    );
+    t.match(await client.waitFor(/\r\n\r\n/), /^HTTP\/1\.1 101 /, 'the switch goes through');
+    const seen = upstream.seen[before];
+    t.equal(seen?.head['x-request-id'], 'ws-named');
+    t.equal(seen?.head['x-internal-user'], undefined, 'a field Connection names is not forwarded');
+    t.equal(seen?.head.authorization, undefined, 'nor is Authorization when Connection names it');
+    t.equal(seen?.head['x-end-to-end'], 'kept', 'other fields go on');
+    t.equal(seen?.head.connection, 'Upgrade', 'Connection says the switch alone');
+    t.equal(seen?.head.upgrade, 'websocket');
+  });
+
   t.test('the app half-closes, then goes: the tunnel toward the upstream is closed, not left half-open', async (t) => {
     // review 28 M4: once the app's FIN had been relayed, its socket's close (here: the upstream
     // sends on, the gone app's side answers with a reset) left the upstream connection open
