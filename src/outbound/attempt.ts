@@ -127,7 +127,8 @@ export abstract class Attempt {
   // ---- the flow ----
 
   /** The upstream named by `authority`, or a no_route answer (undefined). */
-  protected route(authority: string | undefined, noHost: string): UpstreamPool | undefined {
+  /** `target`: the request target as it goes upstream (:path, with its query). */
+  protected route(authority: string | undefined, target: string, noHost: string): UpstreamPool | undefined {
     const pool = this.ctx.router.lookup(authority);
     if (!pool) {
       const name = authority ? hostName(authority) : '';
@@ -138,7 +139,7 @@ export abstract class Attempt {
     this.exchange.peer = pool.name;
     // a target no HTTP/2 peer takes (`GET *`, `ftp://...`): the upstream's codec would reset it,
     // which reads as the endpoint's reset (retried, held against it)
-    const targetRefused = targetFormProblem(this.exchange.method, this.exchange.path);
+    const targetRefused = targetFormProblem(this.exchange.method, target);
     if (targetRefused !== undefined) {
       this.fail(new MeshcarError('bad_request', targetRefused));
       return undefined;

@@ -59,7 +59,7 @@ class H2cAttempt extends Attempt implements HeldRequest {
       this.fail(new MeshcarError('bad_request', authorityRefused));
       return;
     }
-    if (!this.route(authority, 'the request names no :authority')) return;
+    if (!this.route(authority, path ?? '/', 'the request names no :authority')) return;
     if (path === undefined || method === 'CONNECT') {
       this.fail(new MeshcarError('bad_request', 'CONNECT is not supported on the outbound listener'));
       return;

@@ -82,7 +82,7 @@ class Http1Attempt extends Attempt implements UploadAttempt {
       this.fail(new MeshcarError('unsupported_transfer_coding', codingRefused));
       return;
     }
-    if (!this.route(authority, 'the request names no host (send Host: <upstream>)')) return;
+    if (!this.route(authority, target.path, 'the request names no host (send Host: <upstream>)')) return;
     const headers = upstreamHeaders(this, this.exchange.method, target.path, authority);
     const chunked = reqHeaders['transfer-encoding'] !== undefined;
     const hasBody = announcesBody(reqHeaders);

@@ -83,9 +83,12 @@ export function routableAuthorityProblem(authority: string | undefined): string 
  * or undefined: it must be a path, or `*` for OPTIONS alone (RFC 9110 §7.1; RFC 9113 §8.3.1).
  * The peer's codec resets anything else (`GET *`, `GET ftp://payments/x`), a reset the attempt
  * retried and held against the endpoint toward ejection; so it is the app's 400, sent nowhere.
+ * A `#` anywhere is refused too: a fragment is never part of a request target (RFC 9112 §3.2;
+ * an absolute URI's is cut off by parseRequestTarget, as a client would), a meshcar inbound
+ * refuses it, and an app that parses the target as a URL drops it and all after it.
  */
 export function targetFormProblem(method: string, path: string): string | undefined {
-  if (path.charCodeAt(0) === 47 /* / */) return undefined;
+  if (path.charCodeAt(0) === 47 /* / */) return path.indexOf('#') === -1 ? undefined : 'the request target holds a # (a fragment is never sent; RFC 9112 §3.2)';
   if (path === '*') return method === 'OPTIONS' ? undefined : 'the request target * is for OPTIONS only';
   return 'the request target must be a path (/...), an http:// or https:// URI, or * for OPTIONS';
 }

@@ -7,7 +7,8 @@
 
 import t from 'tap';
 import { rawTcpRequest } from '../helpers/raw-http.js';
-import { startOutboundToUpstream } from '../helpers/outbound-fixture.js';
+import http2 from 'node:http2';
+import { h2cRequest, startOutboundToUpstream } from '../helpers/outbound-fixture.js';
 import { targetFormProblem } from '../../src/outbound/router.js';
 
 const upgrade = (target: string) => `GET ${target} HTTP/1.1\r\nHost: payments\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`;
@@ -21,6 +22,9 @@ t.test('targets no HTTP/2 peer takes are refused before any attempt', async (t) 
     ['an ftp:// absolute URI', 'GET ftp://payments/x HTTP/1.1\r\nHost: payments\r\n\r\n'],
     ['OPTIONS with an ftp:// absolute URI', 'OPTIONS ftp://payments/x HTTP/1.1\r\nHost: payments\r\n\r\n'],
     ['an Upgrade to *', upgrade('*')],
+    ['a # in the path', 'GET /orders/mine#x HTTP/1.1\r\nHost: payments\r\n\r\n'],
+    ['a # in the query', 'GET /orders?id=1#x HTTP/1.1\r\nHost: payments\r\n\r\n'],
+    ['an Upgrade to a target with a #', upgrade('/ws#x')],
   ] as const;
   for (const [name, bytes] of refused) {
     const before = fx.observer.requests.length;
@@ -40,10 +44,21 @@ t.test('targets no HTTP/2 peer takes are refused before any attempt', async (t) 
   t.equal(options.status, 200, 'OPTIONS * goes upstream');
   const absolute = await rawTcpRequest(fx.port, 'GET HTTP://payments/echo HTTP/1.1\r\nHost: payments\r\n\r\n');
   t.equal(absolute.status, 200, 'an http:// absolute URI (any case) goes upstream as its path');
-  t.equal(upstream.requests, 2, 'both reached the upstream');
+  const withFragment = await rawTcpRequest(fx.port, 'GET http://payments/echo?a=1#x HTTP/1.1\r\nHost: payments\r\n\r\n');
+  t.equal(withFragment.status, 200, "an absolute URI's fragment is cut off, as a client would");
+  t.equal(JSON.parse(withFragment.body).path, '/echo?a=1', 'and the path goes on without it');
+  t.equal(upstream.requests, 3, 'all three reached the upstream');
+
+  // an h2c app's :path with a # is refused the same way
+  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+  t.teardown(() => session.close());
+  const h2c = await h2cRequest(session, { ':method': 'GET', ':path': '/orders/mine#x', ':authority': 'payments' });
+  t.equal(h2c.status, 400, 'h2c :path with a #: 400');
+  t.equal(h2c.headers['x-meshcar-error'], 'bad_request');
+  t.equal(upstream.requests, 3, 'nothing more went upstream');
 });
 
 t.test('targetFormProblem', async (t) => {
   for (const [method, path] of [['GET', '/'], ['GET', '/a?b'], ['OPTIONS', '*'], ['OPTIONS', '/x'], ['GET', '//x']]) t.equal(targetFormProblem(method!, path!), undefined, `${method} ${path}`);
-  for (const [method, path] of [['GET', '*'], ['POST', '*'], ['options', '*'], ['GET', 'ftp://a/b'], ['GET', 'a'], ['OPTIONS', 'ftp://a/b']]) t.type(targetFormProblem(method!, path!), 'string', `${method} ${path}`);
+  for (const [method, path] of [['GET', '*'], ['POST', '*'], ['options', '*'], ['GET', 'ftp://a/b'], ['GET', 'a'], ['OPTIONS', 'ftp://a/b'], ['GET', '/a#b'], ['GET', '/a?b#c']]) t.type(targetFormProblem(method!, path!), 'string', `${method} ${path}`);
 });
