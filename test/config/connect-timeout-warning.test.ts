@@ -5,44 +5,16 @@
 // sidecar's start and each reload log the same line once.
 
 import t from 'tap';
-import http from 'node:http';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { makePki, type TestPki } from '../helpers/pki.js';
-import { startMeshcar, type MeshcarProcess } from '../helpers/process.js';
+import { startMeshcar } from '../helpers/process.js';
+import { check, postReload, warningsIn, writeOrdersConfig } from '../helpers/config-warning-runs.js';
 
 /** A sidecar config for `orders` with an outbound side holding `upstreams` (YAML lines under `upstreams:`). */
-async function writeConfig(dir: string, pki: TestPki, upstreams: string[]): Promise<string> {
-  const own = await pki.issue(`spiffe://${pki.trustDomain}/svc/orders`);
-  const file = (name: string) => join(dir, name);
-  await writeFile(file('svid.crt'), own.chainPem);
-  await writeFile(file('svid.key'), own.privateKeyPem, { mode: 0o600 });
-  await writeFile(file('bundle.pem'), pki.bundlePem);
-  const config = file('orders.yaml');
-  await writeFile(
-    config,
-    [
-      'service: orders',
-      `trustDomain: ${pki.trustDomain}`,
-      `identity: {files: {cert: ${file('svid.crt')}, key: ${file('svid.key')}, bundle: ${file('bundle.pem')}}}`,
-      'outbound:',
-      '  listen: "127.0.0.1:0"',
-      '  upstreams:',
-      ...upstreams.map((line) => `    ${line}`),
-      'admin: {listen: "127.0.0.1:0"}',
-      '',
-    ].join('\n'),
-  );
-  return config;
+function writeConfig(dir: string, pki: TestPki, upstreams: string[]): Promise<string> {
+  return writeOrdersConfig(dir, pki, ['outbound:', '  listen: "127.0.0.1:0"', '  upstreams:', ...upstreams.map((line) => `    ${line}`)]);
 }
 
 const upstream = (name: string, keys: string) => `${name}: {endpoints: ["127.0.0.1:1"], identity: "spiffe://mesh.local/svc/${name}"${keys}}`;
-
-async function check(file: string): Promise<{ status: number | null; stdout: string; stderr: string[] }> {
-  const proc = startMeshcar(['check', '--config', file]);
-  const status = await proc.exited();
-  return { status, stdout: proc.lines.map((line) => String(line.msg)).join('\n'), stderr: proc.stderr };
-}
 
 t.test('check passes the file with one warning line per upstream whose connectTimeout is not below its timeout', async (t) => {
   const pki = await makePki('mesh.local');
@@ -73,19 +45,6 @@ t.test('check says nothing more for a file whose upstreams dial well within thei
   t.equal(result.status, 0);
   t.same(result.stderr, []);
 });
-
-function postReload(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/reload', method: 'POST', agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-const warningsIn = (proc: MeshcarProcess, from: number) => proc.lines.slice(from).filter((line) => line.level === 40 && line.component === 'config').map((line) => String(line.msg));
 
 t.test('the sidecar logs the warning once at start, and again at a reload whose file still has it', async (t) => {
   const pki = await makePki('mesh.local');
