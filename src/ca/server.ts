@@ -107,7 +107,14 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
         ttlMs = typeof ttl === 'string' ? parseDuration(ttl) : undefined;
         if (ttlMs === undefined || ttlMs < 1000) throw new MeshcarError('bad_request', `"ttl" must be a duration of at least 1s such as "24h", got ${clip(JSON.stringify(ttl), QUOTED_VALUE_LIMIT)}`);
       }
-      const issued = await authority.sign(authenticated.grant, csr, ttlMs);
+      // The body may have taken up to requestTimeout since the head was judged: who may ask,
+      // and which CA signs, are judged again now, not as of the head. Meanwhile the token may
+      // have expired, the client certificate expired or lost its root to a retire, the issuer
+      // been rotated; signing with the head's verdict gave a fresh SVID under a retired root.
+      const signing = await ca.fresh();
+      const current = await authenticate(req, signing);
+      if (current.grant.spiffeId !== asked) throw new MeshcarError('unauthenticated', 'the request\'s credentials changed while its body was read');
+      const issued = await signing.sign(current.grant, csr, ttlMs);
       metrics.caCertificatesIssued.inc();
       audit.info({ event: 'ca.issue', result: 'issued', ...who, spiffeId: issued.spiffeId, serial: issued.serial, notAfter: issued.notAfter }, 'certificate issued');
       const { serial: _serial, ...response } = issued;

@@ -51,6 +51,10 @@ export class TokenLedger {
    * by another process on the same folder.
    */
   async redeem(jti: string, expSeconds: number, nowMs = Date.now()): Promise<void> {
+    // an expired token is never spent, whenever its request was authenticated: the entries of
+    // expired tokens are dropped below, so one spent before and looked up now could be missing
+    // and pass (a request whose body arrived after the token's end, while another spend pruned)
+    if (expSeconds * 1000 <= nowMs) throw new MeshcarError('token_expired', `the join token expired at ${new Date(expSeconds * 1000).toISOString()}; ask for a new one`);
     // the check-and-set is synchronous, so two concurrent requests here cannot both pass; the
     // token stays marked whatever happens next (a failed write wastes it, the safe way round)
     if (this.spent.has(jti)) throw tokenUsed();
