@@ -10,6 +10,12 @@
 // unref'd (a pending request's sockets keep the process alive, not its deadline), and a lane
 // left empty drops its timer the next time it runs: after the last request, each duration
 // wakes the process at most once more, then never.
+// Up to MAX_IDLE_LANES lanes are kept that way once empty (the configured timeouts: a few
+// durations, reused request after request, whose timers are not re-made each time). Beyond
+// that a lane emptied by a cancel is dropped at once, its timer cleared: durations the caller
+// chooses (grpc-timeout, x-request-timeout, a new value each request) made a lane and a timer
+// each, kept until their deadline, up to 24.8 days: 50,000 such requests held 50,000 timers
+// and +26 MB of heap after all were answered.
 
 /** One pending deadline; `cancel()` it when the request is over. */
 export class Deadline<T> {
@@ -26,17 +32,22 @@ export class Deadline<T> {
   ) {}
 
   cancel(): void {
-    this.lane?.unlink(this);
+    this.lane?.cancel(this);
   }
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Lanes kept (empty ones included) beyond which an emptied lane is dropped at once, its timer cleared. */
+export const MAX_IDLE_LANES = 32;
+
 class Lane<T> {
   private oldest: Deadline<T> | undefined = undefined;
   private newest: Deadline<T> | undefined = undefined;
-  /** A timer is pending (or the lane is firing): lane timers are never cleared, only left to run. */
+  /** A timer is pending (or the lane is firing): cleared only when the lane is dropped early (cancel). */
   private armed = false;
+  private firing = false;
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined;
   size = 0;
 
   constructor(
@@ -58,6 +69,18 @@ class Lane<T> {
     return deadline;
   }
 
+  /** A deadline's request is over: unlinked, and a lane left empty may go at once (MAX_IDLE_LANES). */
+  cancel(deadline: Deadline<T>): void {
+    this.unlink(deadline);
+    // while firing, fire() itself drops or re-arms the lane once its owners' callbacks are done
+    if (this.size === 0 && !this.firing && this.queue.tooManyLanes()) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.armed = false;
+      this.queue.dropLane(this);
+    }
+  }
+
   unlink(deadline: Deadline<T>): void {
     const { prev, next } = deadline;
     if (prev === undefined) this.oldest = next;
@@ -72,7 +95,7 @@ class Lane<T> {
     this.armed = true;
     // setTimeout holds at most 2^31-1 ms (and turns a longer wait into 1 ms): a longer
     // deadline is reached in steps, fire() re-arming until it is due
-    setTimeout(fireLane, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(delayMs))), this).unref();
+    this.timer = setTimeout(fireLane, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(delayMs))), this).unref();
   }
 
   fire(): void {
@@ -80,6 +103,7 @@ class Lane<T> {
     // a second timer. libuv's clock may lag performance.now() by a loop turn: within a
     // millisecond is due.
     const now = performance.now() + 1;
+    this.firing = true;
     try {
       let oldest = this.oldest;
       while (oldest !== undefined && oldest.at <= now) {
@@ -88,6 +112,8 @@ class Lane<T> {
         oldest = this.oldest;
       }
     } finally {
+      this.firing = false;
+      this.timer = undefined;
       // even past a callback that threw, the lane keeps a timer for what it still holds
       const oldest = this.oldest;
       if (oldest === undefined) {
@@ -124,7 +150,12 @@ export class DeadlineQueue<T> {
     this.onExpired(owner, ms);
   }
 
-  /** @internal called by a lane left empty by its timer */
+  /** @internal whether a lane just emptied by a cancel should go now rather than at its timer */
+  tooManyLanes(): boolean {
+    return this.lanes.size > MAX_IDLE_LANES;
+  }
+
+  /** @internal called by a lane left empty by its timer, or emptied by a cancel past MAX_IDLE_LANES */
   dropLane(lane: Lane<T>): void {
     if (this.lanes.get(lane.ms) === lane) this.lanes.delete(lane.ms);
   }

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DeadlineQueue } from '../../src/http/deadline-queue.js';
+import { DeadlineQueue, MAX_IDLE_LANES } from '../../src/http/deadline-queue.js';
 
 async function until(check: () => boolean, what: string, ms = 5_000): Promise<void> {
   const end = Date.now() + ms;
@@ -145,4 +145,38 @@ t.test('a callback that throws leaves the lane working for the deadlines after i
   await until(() => fired.includes('good'), 'the deadline after the one that threw');
   t.same(fired, ['bad', 'good']);
   t.equal(errors.length, 1, 'the error itself surfaced');
+});
+
+t.test('a few durations keep their lanes once empty (no timer re-made per request); many distinct ones do not pile up', async (t) => {
+  const queue = new DeadlineQueue<number>(() => t.fail('nothing here is due'));
+  for (let round = 0; round < 3; round++) for (const ms of [5_000, 15_000, 30_000]) queue.add(round, ms).cancel();
+  t.equal(queue.laneCount, 3, 'the three configured timeouts keep their lanes, empty, until their timers run');
+  for (let i = 0; i < 1_000; i++) queue.add(i, 36_000_000 + i).cancel();
+  t.ok(queue.laneCount <= MAX_IDLE_LANES, `1,000 distinct durations, each cancelled: ${queue.laneCount} lanes kept, at most ${MAX_IDLE_LANES}`);
+  t.equal(queue.pending(), 0);
+  // past the bound, a lane with something pending stays whatever its count
+  const held = Array.from({ length: 100 }, (_, i) => queue.add(i, 72_000_000 + i));
+  t.ok(queue.laneCount >= 100, 'lanes with a deadline pending are all kept');
+  for (const deadline of held) deadline.cancel();
+  t.ok(queue.laneCount <= MAX_IDLE_LANES, 'and go once emptied');
+});
+
+t.test('past the bound, a callback that cancels the rest of its own lane: nothing cancelled fires, every lane goes', async (t) => {
+  const fired: string[] = [];
+  const partners = new Map<string, { cancel(): void }>();
+  const queue = new DeadlineQueue<string>((owner) => {
+    fired.push(owner);
+    partners.get(owner)?.cancel(); // empties the lane while it fires: fire() drops it, once
+  });
+  const lanes = MAX_IDLE_LANES + 8;
+  for (let i = 0; i < lanes; i++) queue.add(`first-${i}`, 30 + i);
+  await new Promise((r) => setTimeout(r, 10));
+  // the same durations, 10 ms later: still pending when the first of each lane fires
+  for (let i = 0; i < lanes; i++) partners.set(`first-${i}`, queue.add(`second-${i}`, 30 + i));
+  t.equal(queue.laneCount, lanes);
+  await until(() => fired.length === lanes && queue.laneCount === 0, 'every lane fired and gone');
+  t.notOk(fired.some((f) => f.startsWith('second-')), 'the cancelled deadlines never fired');
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(fired.length, lanes, 'and nothing fired after');
+  t.equal(queue.pending(), 0);
 });
