@@ -126,8 +126,10 @@ export abstract class Attempt {
 
   // ---- the flow ----
 
-  /** The upstream named by `authority`, or a no_route answer (undefined). */
-  /** `target`: the request target as it goes upstream (:path, with its query). */
+  /**
+   * The upstream named by `authority`, or a no_route answer (undefined); `target` is the request
+   * target as it goes upstream (:path, with its query), refused here if no peer takes it.
+   */
   protected route(authority: string | undefined, target: string, noHost: string): UpstreamPool | undefined {
     const pool = this.ctx.router.lookup(authority);
     if (!pool) {
