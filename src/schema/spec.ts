@@ -212,14 +212,20 @@ export class CompiledSpec {
 
   /**
    * Why an app behind could read the path as another operation than `op`, which would pass this
-   * one's rules and be served by that one's; undefined when none can. The readings: `;params`
-   * dropped or cut at a decoded `?` or `#` (otherReadings), an encoded slash or a backslash
+   * one's rules and be served by that one's; undefined when none can. The readings: the path
+   * as sent, before its escapes are decoded; `;params` dropped or cut at a decoded `?` or `#` (otherReadings), an encoded slash or a backslash
    * read as `/` (slashReading), and the path's case ignored (Express's default routing,
    * ASP.NET's): `/orders/MINE` matches `/orders/{id}` here and is `/orders/mine` to them.
    */
   private misreading(method: string, path: string, canonical: string, op: CompiledOperation): string | undefined {
     const quoted = clip(path, MAX_QUOTED);
     if (path.indexOf(';') !== -1 || path.indexOf('%') !== -1 || path.indexOf('\\') !== -1) {
+      // the path as sent, escapes kept: a router that matches it before decoding (Express, which
+      // decodes the parameters after) has `/orders/%6Dine` as `/orders/{id}`, `/orders/mine` here
+      if (canonical !== path) {
+        const raw = this.match(method, path)?.value;
+        if (raw !== undefined && raw !== op) return `path: ${quoted} reads as ${raw.template} to an app that routes on the path as sent, before decoding its escapes`;
+      }
       for (const other of otherReadings(canonical)) {
         const read = this.match(method, other)?.value;
         if (read !== undefined && read !== op) return `path: ${quoted} reads as ${read.template} to an app that drops ;params or decodes ? and #`;

@@ -1,10 +1,12 @@
 // src/schema/path-matcher.ts: templates are matched against the path as the app behind will
 // read it. A literal segment sent percent-encoded (`/orders/%6Dine`, either hex case) is that
-// literal, not a value of `/orders/{id}`: it was checked as {id} and reached an app that
-// serves it as /orders/mine, past that operation's own rules (a required header). An encoded
-// `/` stays a character of its segment, a parameter is decoded exactly once, and encoded dot
-// segments stay refused by the spec's path check. Also through a real inbound (HTTP/1.1 and
-// HTTP/2): `%6Dine` now needs the header.
+// literal to an app that decodes before it routes (`/orders/mine`), but `/orders/{id}` to one
+// that routes on the path as sent and decodes the parameters after (Express): checked as
+// either, it reached the other past that operation's own rules (a required header; a body's
+// maximum). Such a path reads as two operations, so the spec check refuses it (a `path`
+// violation). An encoded `/` stays a character of its segment, a parameter is decoded exactly
+// once, an escape that leaves the operation the same passes, and encoded dot segments stay
+// refused. Also through a real inbound (HTTP/1.1 and HTTP/2).
 
 import t from 'tap';
 import { join } from 'node:path';
@@ -65,15 +67,20 @@ t.test('the spec: a path that reads as another operation once ;params are droppe
   t.equal(check('/v1/orders/a%3Fb').violation, undefined, 'read as /orders/a: still an id');
 });
 
-t.test('the spec: GET /v1/orders/%6Dine is /orders/mine and needs its header; encoded dot segments stay refused', async (t) => {
+t.test('the spec: GET /v1/orders/%6Dine reads as two operations and is refused; encoded dot segments stay refused', async (t) => {
   const dir = t.testdir({ 'api.yaml': SPEC });
   const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
   const check = (path: string, headers: Record<string, string> = {}) => spec.check('GET', path, '', headers, false);
-  for (const path of ['/v1/orders/%6Dine', '/v1/orders/%6dine', '/%761/orders/mine']) {
-    t.same(check(path).violation, { kind: 'header', message: 'header/token: is required' }, `${path}: the header is required`);
-    t.equal(check(path).operation?.template, '/orders/mine', `${path}: its route is /orders/mine`);
-    t.equal(check(path, { token: 'k-12345678' }).violation, undefined, `${path}: with the header it passes`);
+  for (const path of ['/v1/orders/%6Dine', '/v1/orders/%6dine']) {
+    const twoWays = { kind: 'path', message: `path: ${path} reads as /orders/{id} to an app that routes on the path as sent, before decoding its escapes` };
+    t.same(check(path).violation, twoWays, `${path}: /orders/mine decoded, /orders/{id} as sent: refused`);
+    t.same(check(path, { token: 'k-12345678' }).violation, twoWays, `${path}: with the header too (an Express app would serve it as {id})`);
   }
+  // an escape in the base path: no operation as sent, so only the decoded reading is served
+  t.same(check('/%761/orders/mine').violation, { kind: 'header', message: 'header/token: is required' }, '/%761/orders/mine: the header is required');
+  t.equal(check('/%761/orders/mine').operation?.template, '/orders/mine', 'its route is /orders/mine');
+  t.equal(check('/%761/orders/mine', { token: 'k-12345678' }).violation, undefined, 'with the header it passes');
+  t.equal(check('/v1/orders/4%32').violation, undefined, 'an escape that reads as the same operation either way passes (the id 42)');
   t.equal(check('/v1/orders/42').operation?.template, '/orders/{id}', 'other ids are still ids');
   for (const path of ['/v1/orders/%2e%2e/orders/mine', '/v1/orders/%2E%2e', '/v1/orders/%2e/mine', '/v1/orders/mine/%2e%2e/x']) {
     t.equal(check(path).violation?.kind, 'path', `${path}: refused as a path violation`);
@@ -81,7 +88,7 @@ t.test('the spec: GET /v1/orders/%6Dine is /orders/mine and needs its header; en
   }
 });
 
-t.test('through the inbound (enforce): GET /v1/orders/%6Dine without its header never reaches the app', async (t) => {
+t.test('through the inbound (enforce): GET /v1/orders/%6Dine never reaches the app, with its header or without', async (t) => {
   const dir = t.testdir({ 'api.yaml': SPEC });
   const f = await startInbound();
   t.teardown(() => f.close());
@@ -90,16 +97,18 @@ t.test('through the inbound (enforce): GET /v1/orders/%6Dine without its header 
   const session = await h2Connect(f.port, tls);
   t.teardown(() => session.close());
   for (const path of ['/v1/orders/%6Dine', '/v1/orders/%6dine']) {
-    const h1 = await h1Request(f.port, tls, { path });
+    const h1 = await h1Request(f.port, tls, { path, headers: { token: 'k-12345678' } });
     t.equal(h1.status, 400, `HTTP/1.1 ${path}: refused`);
-    t.match(JSON.parse(h1.body), { error: 'schema_violation', message: 'header/token: is required' });
+    t.match(JSON.parse(h1.body), { error: 'schema_violation', message: /reads as \/orders\/\{id\} to an app that routes on the path as sent/ });
     const h2 = await h2Request(session, { ':method': 'GET', ':path': path });
     t.equal(h2.status, 400, `HTTP/2 ${path}: refused`);
     t.equal(h2.headers['x-meshcar-error'], 'schema_violation');
-    const ok = await h2Request(session, { ':method': 'GET', ':path': path, token: 'k-12345678' });
-    t.equal(ok.status, 200, `HTTP/2 ${path} with its header: forwarded`);
-    t.equal(JSON.parse(ok.body.toString()).url, path, 'the app gets the path as sent');
+    const withHeader = await h2Request(session, { ':method': 'GET', ':path': path, token: 'k-12345678' });
+    t.equal(withHeader.status, 400, `HTTP/2 ${path} with its header: refused too`);
   }
-  const records = await f.observer.waitForRequests(6);
-  t.ok(records.filter((r) => r.schema?.route === '/v1/orders/mine').length >= 6, 'recorded under the /v1/orders/mine route (the template under the base path)');
+  const ok = await h2Request(session, { ':method': 'GET', ':path': '/v1/orders/mine', token: 'k-12345678' });
+  t.equal(ok.status, 200, 'GET /v1/orders/mine with its header: forwarded');
+  t.equal(JSON.parse(ok.body.toString()).url, '/v1/orders/mine', 'the app gets the path as sent');
+  const records = await f.observer.waitForRequests(7);
+  t.ok(records.filter((r) => r.schema?.route === '/v1/orders/mine').length >= 7, 'recorded under the /v1/orders/mine route (the template under the base path)');
 });
