@@ -24,13 +24,17 @@ export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violati
   // decoding would turn bad bytes into U+FFFD: the app may read the raw bytes otherwise
   if (!isUtf8(body)) return { kind: 'body', message: 'body: is not valid UTF-8' };
   let value: unknown;
+  const text = body.toString('utf8');
   try {
-    value = JSON.parse(body.toString('utf8'));
+    value = JSON.parse(text);
   } catch (err) {
     // V8's message quotes a piece of the body (which may hold a secret): the position alone
     const at = /position (\d+)/.exec((err as Error).message)?.[1];
     return { kind: 'body', message: `body: is not valid JSON${at === undefined ? '' : ` (at position ${at})`}` };
   }
+  // a number too large for a double parses as Infinity, which Ajv takes for an integer and
+  // any `minimum`: JSON has no such number, and the app reads the digits as sent
+  if (MAY_OVERFLOW.test(text) && holdsNonFinite(value)) return { kind: 'body', message: 'body: holds a number too large for a double (beyond ±1.8e308)' };
   // parsers disagree on which of two values of one key counts (duplicate-keys.ts)
   const twice = duplicateKey(body);
   if (twice !== undefined) return { kind: 'body', message: `body: the key ${clip(JSON.stringify(twice), MAX_QUOTED)} is given twice in one object (parsers disagree on which value counts)` };
@@ -40,6 +44,17 @@ export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violati
     // a check that cannot finish on this value is a refusal, never the process's end
     return { kind: 'body', message: 'body: could not be validated against its schema' };
   }
+}
+
+/** An exponent of three digits or more, or 309 digits in a row: what a number must have to overflow a double (text in strings may match too: then the value is walked for nothing). */
+const MAY_OVERFLOW = /[eE][+]?[0-9]{3}|[0-9]{309}/;
+
+/** Whether a parsed JSON value holds Infinity or -Infinity anywhere (its depth is bounded by MAX_JSON_DEPTH). */
+function holdsNonFinite(value: unknown): boolean {
+  if (typeof value === 'number') return !Number.isFinite(value);
+  if (value === null || typeof value !== 'object') return false;
+  for (const item of Array.isArray(value) ? value : Object.values(value)) if (holdsNonFinite(item)) return true;
+  return false;
 }
 
 /** Whether the JSON text opens more than `max` arrays or objects at once (brackets inside strings do not count). */

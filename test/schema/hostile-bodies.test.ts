@@ -78,3 +78,41 @@ t.test('over the inbound, enforce and shadow: a deeply nested body is a violatio
     }
   }
 });
+
+t.test('a number too large for a double is a body violation: parsed as Infinity, Ajv took it for any integer', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshcar-hostile-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const spec = join(dir, 'orders.yaml');
+  writeFileSync(
+    spec,
+    `openapi: 3.0.3
+info: {title: orders, version: 1.0.0}
+paths:
+  /orders:
+    post:
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                qty: {type: integer, minimum: 1}
+                note: {type: string}
+                items: {type: array, items: {type: number}}
+      responses:
+        "200": {description: ok}
+`,
+  );
+  const f = await startInbound();
+  t.teardown(() => f.close());
+  f.inbound.setSchema(await loadGuard({ spec, mode: 'enforce', maxBodySize: 1 << 20 }));
+  const tls = await f.tlsOptions();
+  const post = (body: string) => h1Request(f.port, tls, { method: 'POST', path: '/orders', headers: HEAD, body });
+  for (const body of ['{"qty":1e400}', '{"qty":1E+309}', '{"qty":5,"items":[1,-2e308]}', `{"qty":${'9'.repeat(400)}}`]) {
+    const res = await post(body);
+    t.equal(res.status, 400, `${body.slice(0, 40)}: refused`);
+    t.match(JSON.parse(res.body), { error: 'schema_violation', message: 'body: holds a number too large for a double (beyond ±1.8e308)' });
+  }
+  for (const body of ['{"qty":5}', '{"qty":1e2}', '{"qty":5,"note":"e400 and 1e999 in a string","items":[1.5e300]}']) t.equal((await post(body)).status, 200, `${body}: passes`);
+});
