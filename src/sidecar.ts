@@ -218,6 +218,9 @@ export class Sidecar {
     // warning, not a failed reload), with what the workers said
     if (round?.outcome === 'aborted' && round.stopping) return reportNotRunWhileDraining(this.logger, round.messages);
     if (round?.outcome === 'aborted') return reportAborted(report, round.messages, round.generation);
+    // one process: a drain that began while the file and its specs were read is not changed
+    // under it (its log level, its limits), as a round under way is aborted for workers
+    if (round === undefined && this.draining) return reportNotRunWhileDraining(this.logger, ['the sidecar began draining (shutting down) while the reload was read: it is not applied']);
     commit();
     if (round?.outcome === 'partial') return reportPartial(report, round.messages, round.generation, round.stopping === true);
     return reportApplied(report, applied, plan.restartRequired, await nextStartProblems(this.configFile, plan, next));

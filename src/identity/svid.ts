@@ -5,7 +5,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { MeshcarError, describeError } from '../errors.js';
 import { formatApproxDuration } from '../config/duration.js';
-import { pemBlocks, splitPemCertificates } from '../pki/pem.js';
+import { hasUnterminatedPemBlock, pemBlocks, splitPemCertificates } from '../pki/pem.js';
 import { uriSans } from '../pki/x509-read.js';
 import { signingCertificateProblem } from './svid-leaf.js';
 import { clip } from '../clip.js';
@@ -79,6 +79,8 @@ function describe(cert: X509Certificate): string {
 }
 
 function parseCertificates(pem: string, what: string): X509Certificate[] {
+  // a file cut short (read while written in place) must be refused, not read as one root fewer
+  if (hasUnterminatedPemBlock(pem)) refuse(`the ${what} has a PEM block that never ends (no -----END line): a file cut short, or read while it was being written`);
   const texts = splitPemCertificates(pem);
   if (texts.length === 0) refuse(`the ${what} holds no PEM CERTIFICATE block`);
   return texts.map((text, i) => {

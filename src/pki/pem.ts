@@ -18,6 +18,17 @@ export function pemBlocks(text: string): Array<{ label: string; der: Buffer }> {
   return blocks;
 }
 
+/**
+ * Whether the text opens a PEM block it never closes (a `-----BEGIN` with no matching `-----END`):
+ * pemBlocks passes over such a block, so a file read while it was being written in place
+ * would read as one certificate short rather than as broken.
+ */
+export function hasUnterminatedPemBlock(text: string): boolean {
+  let begins = 0;
+  for (let i = text.indexOf('-----BEGIN '); i !== -1; i = text.indexOf('-----BEGIN ', i + 1)) begins++;
+  return begins > pemBlocks(text).length;
+}
+
 /** Splits a PEM bundle into its certificates' PEM texts. */
 export function splitPemCertificates(text: string): string[] {
   return pemBlocks(text).filter((b) => b.label === 'CERTIFICATE').map((b) => toPem('CERTIFICATE', b.der));
