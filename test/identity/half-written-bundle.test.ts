@@ -5,10 +5,8 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
-import { open, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { startMeshCa, launchSidecar } from '../helpers/mesh.js';
-import { startEchoApp } from '../helpers/apps.js';
+import { open } from 'node:fs/promises';
+import { startTwoRootFilesSidecar } from '../helpers/two-root-files.js';
 import { hasUnterminatedPemBlock } from '../../src/pki/pem.js';
 
 t.test('hasUnterminatedPemBlock', async (t) => {
@@ -20,22 +18,8 @@ t.test('hasUnterminatedPemBlock', async (t) => {
 });
 
 t.test('a bundle cut in the middle of a root is refused; the callers under that root keep their connections', async (t) => {
-  const dir = t.testdir();
-  const ca1 = await startMeshCa(join(dir, 'one'));
-  t.teardown(() => ca1.stop());
-  const ca2 = await startMeshCa(join(dir, 'two'));
-  t.teardown(() => ca2.stop());
-  const own = await ca1.issue('orders');
-  const caller = await ca2.issue('frontend'); // chains to root 2 only
-  const files = { cert: join(dir, 'svid.crt'), key: join(dir, 'svid.key'), bundle: join(dir, 'bundle.pem') };
-  await writeFile(files.cert, own.cert);
-  await writeFile(files.key, own.key, { mode: 0o600 });
+  const { own, caller, files, sidecar } = await startTwoRootFilesSidecar(t, t.testdir());
   const full = own.bundle + caller.bundle;
-  await writeFile(files.bundle, full);
-  const app = await startEchoApp();
-  t.teardown(() => app.close());
-  const sidecar = await (await launchSidecar(ca1, { service: 'orders', files, inbound: { app: `http://127.0.0.1:${app.port}` } })).ready();
-  t.teardown(() => sidecar.stop('SIGKILL'));
   const proc = sidecar.process!;
   const session = http2.connect(`https://127.0.0.1:${sidecar.inboundPort}`, { cert: caller.cert, key: caller.key, ca: own.bundle, checkServerIdentity: () => undefined });
   session.on('error', () => undefined);

@@ -8,29 +8,15 @@ import t from 'tap';
 import http2 from 'node:http2';
 import { writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startMeshCa, launchSidecar } from '../helpers/mesh.js';
-import { startEchoApp } from '../helpers/apps.js';
+import { startTwoRootFilesSidecar } from '../helpers/two-root-files.js';
 
 t.test('a root back in the bundle is trusted at once, not a handshake timeout later', async (t) => {
   const dir = t.testdir();
-  const ca1 = await startMeshCa(join(dir, 'one'));
-  t.teardown(() => ca1.stop());
-  const ca2 = await startMeshCa(join(dir, 'two'));
-  t.teardown(() => ca2.stop());
-  const own = await ca1.issue('orders');
-  const caller = await ca2.issue('frontend'); // chains to root 2 only
-  const files = { cert: join(dir, 'svid.crt'), key: join(dir, 'svid.key'), bundle: join(dir, 'bundle.pem') };
-  await writeFile(files.cert, own.cert);
-  await writeFile(files.key, own.key, { mode: 0o600 });
-  await writeFile(files.bundle, own.bundle + caller.bundle);
+  const { own, caller, files, sidecar } = await startTwoRootFilesSidecar(t, dir);
   const replaceBundle = async (text: string) => {
     await writeFile(join(dir, '.bundle.tmp'), text);
     await rename(join(dir, '.bundle.tmp'), files.bundle);
   };
-  const app = await startEchoApp();
-  t.teardown(() => app.close());
-  const sidecar = await (await launchSidecar(ca1, { service: 'orders', files, inbound: { app: `http://127.0.0.1:${app.port}` } })).ready();
-  t.teardown(() => sidecar.stop('SIGKILL'));
   const proc = sidecar.process!;
   const call = () =>
     new Promise<string>((resolve) => {
