@@ -199,7 +199,14 @@ export class CompiledSpec {
       const sent = contentType === undefined ? 'no Content-Type' : `Content-Type ${contentType.split(';')[0]}`;
       return violation(op, route, 'content_type', `content_type: ${sent} is not accepted (send ${accepted})`);
     }
-    const validate = media.validate ?? (media.validateJson !== undefined && isJsonType(mediaType(contentType as string)) ? media.validateJson : undefined);
+    const jsonBody = isJsonType(mediaType(contentType as string));
+    // a JSON body under an entry that carries no schema (`*/*: {}` or `text/json: {}` beside
+    // application/json's): an app that reads it as JSON (ASP.NET and Spring read text/json and
+    // +json types so) would act on a document application/json's schema refuses: held to it
+    const validate =
+      media.validate ??
+      (media.validateJson !== undefined && jsonBody ? media.validateJson : undefined) ??
+      (jsonBody ? body.media.find((m) => m.validate !== undefined && isJsonType(m.range))?.validate : undefined);
     // JSON is UTF-8 (RFC 8259 §8.1): a body validated as UTF-8 but read by the app in another
     // charset would be another document to it
     if (validate !== undefined && !isUtf8Charset(contentType as string)) return violation(op, route, 'content_type', 'content_type: a JSON body must be UTF-8 (charset=utf-8, or no charset)');

@@ -50,3 +50,32 @@ t.test('text/json bodies are validated like application/json ones, +json ones un
   t.equal(JSON.parse(patch.body).message, 'body/qty: must be >= 1');
   t.equal((await post('application/xml', '<qty>2</qty>')).status, 415, 'a type the spec does not list is still 415');
 });
+
+// a spec with a schema for application/json and an entry without one that also admits JSON
+// bodies (`*/*: {}`, `text/json: {}`): a JSON body sent under that entry is held to the JSON
+// schema, since an app that reads it as JSON acts on it (it went through unchecked)
+const RANGE_SPEC = `openapi: 3.0.3
+info: {title: orders, version: '1'}
+paths:
+  /orders:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, properties: {qty: {type: integer, maximum: 10}}}
+          text/json: {}
+          '*/*': {}
+      responses: {'200': {description: ok}}
+`;
+
+t.test("a JSON body under an entry without a schema is held to application/json's", async (t) => {
+  const { f, tls } = await startSpecInbound(t, RANGE_SPEC, { maxBodySize: 1024, fileName: 'ranges.yaml' });
+  const post = (type: string, body: string) => h1Request(f.port, tls, { method: 'POST', path: '/orders', headers: { 'content-type': type }, body });
+  for (const type of ['text/json', 'application/vnd.x+json', 'application/problem+json']) {
+    const refused = await post(type, '{"qty":1000}');
+    t.equal(refused.status, 400, `${type}: over the maximum, refused`);
+    t.equal(JSON.parse(refused.body).message, 'body/qty: must be <= 10');
+    t.equal((await post(type, '{"qty":2}')).status, 200, `${type}: a valid one passes`);
+  }
+  t.equal((await post('text/plain', 'qty=1000')).status, 200, 'a body that is not JSON under */* goes on unchecked, as before');
+});
