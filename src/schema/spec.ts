@@ -220,9 +220,10 @@ export class CompiledSpec {
   /**
    * Why an app behind could read the path as another operation than `op`, which would pass this
    * one's rules and be served by that one's; undefined when none can. The readings: the path
-   * as sent, before its escapes are decoded; `;params` dropped or cut at a decoded `?` or `#` (otherReadings), an encoded slash or a backslash
-   * read as `/` (slashReading), and the path's case ignored (Express's default routing,
-   * ASP.NET's): `/orders/MINE` matches `/orders/{id}` here and is `/orders/mine` to them.
+   * as sent, before its escapes are decoded; `;params` dropped or cut at a decoded `?` or `#`
+   * (otherReadings); an encoded slash or a backslash read as `/` (slashReading); and the
+   * path's case ignored (Express's default routing, ASP.NET's): `/orders/MINE` matches
+   * `/orders/{id}` here and is `/orders/mine` to them.
    */
   private misreading(method: string, path: string, canonical: string, op: CompiledOperation): string | undefined {
     const quoted = clip(path, MAX_QUOTED);
