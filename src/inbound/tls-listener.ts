@@ -86,15 +86,12 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
     const lostRoot = rootsRemoved(anchorsPem, next);
     anchorsPem = next;
     anchorsChangedAt = performance.now();
-    if (!lostRoot) {
-      // handshakes under way may still predate a narrowing: held to the bundle of now, which
-      // may hold a root back again (held to the narrowed one, its callers were refused for a
-      // handshake's time after the root came back)
-      if (narrowed !== undefined) narrowed = { roots: bundleRoots(next), intermediates: bundleRoots(identity.current().chainPem).slice(1) };
-      return;
-    }
+    // once a bundle has narrowed, handshakes under way are held to the bundle of now, which may
+    // hold a root back again (held to the narrowed one, its callers were refused for a
+    // handshake's time after the root came back)
+    if (!lostRoot && narrowed === undefined) return;
     narrowed = { roots: bundleRoots(next), intermediates: bundleRoots(identity.current().chainPem).slice(1) };
-    options.onTrustNarrowed?.(narrowed.roots);
+    if (lostRoot) options.onTrustNarrowed?.(narrowed.roots);
   };
   identity.on('rotated', onRotated);
   server.once('close', () => identity.off('rotated', onRotated));
