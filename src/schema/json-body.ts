@@ -9,6 +9,7 @@ import type { ValidateFunction } from 'ajv';
 import type { BodyBudget } from './body-budget.js';
 import { describeAjvError, MAX_QUOTED, tooLarge, type Violation } from './violations.js';
 import { duplicateKey } from './duplicate-keys.js';
+import { inexactNumbers, withNeighbours, type InexactNumber } from './number-precision.js';
 import { clip } from '../clip.js';
 
 /**
@@ -39,11 +40,26 @@ export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violati
   const twice = duplicateKey(body);
   if (twice !== undefined) return { kind: 'body', message: `body: the key ${clip(JSON.stringify(twice), MAX_QUOTED)} is given twice in one object (parsers disagree on which value counts)` };
   try {
-    return validate(value) ? undefined : { kind: 'body', message: describeAjvError('body', validate.errors?.[0]) };
+    if (!validate(value)) return { kind: 'body', message: describeAjvError('body', validate.errors?.[0]) };
+    const inexact = inexactNumbers(text);
+    return inexact.length === 0 ? undefined : checkRounded(validate, text, inexact);
   } catch {
     // a check that cannot finish on this value is a refusal, never the process's end
     return { kind: 'body', message: 'body: could not be validated against its schema' };
   }
+}
+
+/**
+ * A body holding numbers no double holds as sent passes only if it passes with each of them
+ * read as the double below it and as the one above (number-precision.ts says why).
+ */
+function checkRounded(validate: ValidateFunction, text: string, inexact: readonly InexactNumber[]): Violation | undefined {
+  for (const side of ['below', 'above'] as const) {
+    if (validate(JSON.parse(withNeighbours(text, inexact, side)))) continue;
+    const first = clip(inexact[0]?.text ?? '', MAX_QUOTED);
+    return { kind: 'body', message: `${describeAjvError('body', validate.errors?.[0])} (with ${first}${inexact.length > 1 ? ' and the other numbers' : ''} read as the double ${side} it, as no double holds it as sent)` };
+  }
+  return undefined;
 }
 
 /** An exponent of three digits or more, or 309 digits in a row: what a number must have to overflow a double (text in strings may match too: then the value is walked for nothing). */

@@ -1,0 +1,113 @@
+// JSON numbers that a double cannot hold as sent. The check (Ajv, over JSON.parse) reads
+// `100.000000000000000000001` as 100 and `9007199254740993` as 9007199254740992, while an app
+// that reads numbers as decimals or 64-bit integers (Jackson's BigDecimal, Python's Decimal,
+// Go's json.Number, int64 fields) reads the digits as sent: a `maximum: 100` passed by the
+// check would not hold in the app. Such a number lies strictly between two adjacent doubles;
+// the body is checked again with every such number read as the double below it, then as the
+// one above: a bound, `integer` or `enum` that one of them misses is one the sent value may
+// miss, and the body is refused. Numbers that no rule reads closely (ids beyond 2^53 without
+// a bound) still pass. Only bodies whose text may hold such a number are scanned.
+
+/** Text that may hold a number a double cannot round-trip: 16 digits (dots between), or an exponent of 3 digits (underflow, subnormals). Text in strings may match too: the scan then finds nothing. */
+const MAY_LOSE_PRECISION = /[0-9][0-9.]{15}|[eE][+-]?[0-9]{3}/;
+
+/** A number token of the body whose value no double holds: where it is, and the doubles around it. */
+export interface InexactNumber {
+  readonly start: number;
+  readonly end: number;
+  readonly text: string;
+  readonly below: number;
+  readonly above: number;
+}
+
+/** The body's numbers (outside strings) that a double does not hold as sent; [] for most bodies, without a scan. `text` is valid JSON. */
+export function inexactNumbers(text: string): InexactNumber[] {
+  if (!MAY_LOSE_PRECISION.test(text)) return [];
+  const found: InexactNumber[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // a string: skip to its closing quote (a backslash escapes the next character)
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      let end = i + 1;
+      while (end < text.length && isNumberChar(text.charCodeAt(end))) end++;
+      const token = text.slice(i, end);
+      const inexact = around(token);
+      if (inexact !== undefined) found.push({ start: i, end, text: token, below: inexact[0], above: inexact[1] });
+      i = end - 1;
+    }
+  }
+  return found;
+}
+
+/** The body's text with each inexact number written as the double below it (`'below'`) or above it. */
+export function withNeighbours(text: string, numbers: readonly InexactNumber[], side: 'below' | 'above'): string {
+  let out = '';
+  let from = 0;
+  for (const n of numbers) {
+    out += text.slice(from, n.start) + JSON.stringify(n[side]);
+    from = n.end;
+  }
+  return out + text.slice(from);
+}
+
+function isNumberChar(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d;
+}
+
+/** The two adjacent doubles around the value of `token`, or undefined when a double holds it (as the shortest form of the parsed double reads). */
+function around(token: string): [number, number] | undefined {
+  const value = Number(token);
+  if (!Number.isFinite(value)) return undefined; // refused before this: too large for a double
+  const order = compareDecimals(decimal(token), decimal(String(value)));
+  if (order === 0) return undefined;
+  return order > 0 ? [value, nextDouble(value, 1)] : [nextDouble(value, -1), value];
+}
+
+/** A decimal as sign, significant digits (no leading or trailing zeros) and the exponent of a leading `0.`: value = ±0.digits × 10^exp. */
+interface Decimal {
+  readonly negative: boolean;
+  readonly digits: string;
+  readonly exp: number;
+}
+
+/** Reads a JSON number or a String(number) form (`1e+21`, `-1.5e-7`) exactly. */
+function decimal(text: string): Decimal {
+  const negative = text.charCodeAt(0) === 0x2d;
+  const body = negative ? text.slice(1) : text;
+  const e = body.search(/[eE]/);
+  const mantissa = e === -1 ? body : body.slice(0, e);
+  const exponent = e === -1 ? 0 : Number(body.slice(e + 1));
+  const dot = mantissa.indexOf('.');
+  const whole = dot === -1 ? mantissa : mantissa.slice(0, dot);
+  const all = dot === -1 ? mantissa : whole + mantissa.slice(dot + 1);
+  const lead = all.search(/[1-9]/);
+  if (lead === -1) return { negative: false, digits: '', exp: 0 }; // zero, -0 included
+  const digits = all.slice(lead).replace(/0+$/, '');
+  return { negative, digits, exp: exponent + whole.length - lead };
+}
+
+/** -1, 0 or 1 as a is below, equal to or above b. */
+function compareDecimals(a: Decimal, b: Decimal): number {
+  const signA = a.digits === '' ? 0 : a.negative ? -1 : 1;
+  const signB = b.digits === '' ? 0 : b.negative ? -1 : 1;
+  if (signA !== signB) return signA < signB ? -1 : 1;
+  if (signA === 0) return 0;
+  let order = a.exp !== b.exp ? (a.exp < b.exp ? -1 : 1) : a.digits < b.digits ? -1 : a.digits > b.digits ? 1 : 0;
+  // same digits with one a prefix of the other: the string comparison above already orders them
+  if (signA < 0) order = -order;
+  return order;
+}
+
+const FLOAT = new Float64Array(1);
+const BITS = new BigInt64Array(FLOAT.buffer);
+
+/** The double next to `value` toward +Infinity (direction 1) or -Infinity (-1). */
+function nextDouble(value: number, direction: 1 | -1): number {
+  if (value === 0) return direction * Number.MIN_VALUE;
+  FLOAT[0] = value;
+  // a double's bits read as an integer grow with its magnitude
+  BITS[0] = (BITS[0] as bigint) + ((value > 0) === (direction > 0) ? 1n : -1n);
+  return FLOAT[0] as number;
+}
