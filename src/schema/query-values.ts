@@ -39,6 +39,8 @@ export function queryValues(op: CompiledOperation, query: string): Record<string
   const search = new URLSearchParams(query);
   const spelling = misspelledParameter(op, search);
   if (spelling !== undefined) return spelling;
+  const escape = query.indexOf('%') === -1 ? undefined : undecodableEscape(op, query);
+  if (escape !== undefined) return escape;
   for (const p of op.queryParams) {
     const all = search.getAll(p.name);
     if (all.length === 0) continue;
@@ -83,6 +85,31 @@ function misspelledParameter(op: CompiledOperation, search: URLSearchParams): st
   }
   return undefined;
 }
+
+/**
+ * A checked parameter whose value holds a percent-escape that does not decode as UTF-8
+ * (`%FF`), or a stray `%` beside an escape: URLSearchParams reads U+FFFD (`maxLength: 4`
+ * passes `%FF%FF%FF%FF`), qs (Express) keeps the whole value undecoded (12 characters), Go
+ * keeps the raw bytes. The check cannot hold what the app reads: refused. A value with a
+ * stray `%` and no escape (`100%`) reads the same everywhere and passes.
+ */
+function undecodableEscape(op: CompiledOperation, query: string): string | undefined {
+  for (const pair of query.split('&')) {
+    if (!WELL_FORMED_ESCAPE.test(pair)) continue;
+    try {
+      decodeURIComponent(pair.replace(/\+/g, ' '));
+      continue;
+    } catch {
+      // URIError: an escape that is not UTF-8, or a stray %
+    }
+    const eq = pair.indexOf('=');
+    const name = decodeQueryPart(eq === -1 ? pair : pair.slice(0, eq));
+    if (op.queryParams.some((p) => p.name === name)) return `query/${clip(name, MAX_QUOTED)}: holds a %-escape that is not UTF-8, or a stray % (servers read it differently: URLSearchParams as U+FFFD, qs undecoded); encode a % as %25`;
+  }
+  return undefined;
+}
+
+const WELL_FORMED_ESCAPE = /%[0-9A-Fa-f]{2}/;
 
 /** A name as the most lenient of those servers compares it: lower case, leading spaces dropped, `.` and spaces read as `_` (PHP). */
 function fold(name: string): string {

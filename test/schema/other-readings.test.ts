@@ -119,6 +119,23 @@ t.test('query keys and separators another server reads as a declared parameter a
   t.equal(query('q=a%23b'), undefined, 'an encoded # is data');
 });
 
+t.test('a declared query value with a %-escape that is not UTF-8 is refused: servers decode it three ways', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const query = (q: string) => spec.check('GET', '/search', q, {}, false).violation;
+  const refused = (name: string) => ({ kind: 'query', message: `query/${name}: holds a %-escape that is not UTF-8, or a stray % (servers read it differently: URLSearchParams as U+FFFD, qs undecoded); encode a % as %25` });
+  // URLSearchParams: 21 U+FFFD (maxLength 20 fails); with 5, 5 characters; qs keeps 15 undecoded
+  t.same(query('q=%FF%FF%FF%FF%FF'), refused('q'), 'bytes that are no UTF-8: 5 characters to the check, 15 to qs');
+  t.same(query('q=%C3'), refused('q'), 'a UTF-8 sequence cut short');
+  t.same(query('q=caf%E9'), refused('q'), 'Latin-1');
+  t.same(query('tag=a&tag=%zz%41'), refused('tag'), 'a stray % beside an escape: %zzA to one reader, %zz%41 to the other');
+  t.same(query('other=x;limit=%FF1')?.message, 'query/limit: holds a %-escape that is not UTF-8, or a stray % (servers read it differently: URLSearchParams as U+FFFD, qs undecoded); encode a % as %25 (with ; read as &, as Rack 2 and Go before 1.17 read it)', 'in the ; reading too');
+  t.equal(query('q=caf%C3%A9'), undefined, 'UTF-8 escapes pass');
+  t.equal(query('q=100%'), undefined, 'a stray % with no escape reads the same everywhere');
+  t.equal(query('q=a+b%2B'), undefined);
+  t.equal(query('other=%FF&q=x'), undefined, 'a parameter the spec does not declare is not checked');
+});
+
 t.test('a method override the operation does not declare is refused: the app would run another operation', async (t) => {
   const dir = t.testdir({ 'api.yaml': SPEC });
   const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
