@@ -101,13 +101,25 @@ export class Authority {
     return this.issue(grant.spiffeId, csr.spki, requestedTtlMs, undefined, describePublicKey(csr.publicKey).type);
   }
 
-  /** Signs a leaf for a public key whose possession is already established. */
+  /** Signs a leaf for a public key whose possession is already established, for at most maxTtl. */
   async issue(spiffeId: string, spki: Buffer, requestedTtlMs?: number, serverNames?: readonly string[], keyType?: KeyDescription['type']): Promise<IssuedSvid> {
+    return this.signLeaf(spiffeId, spki, Math.min(requestedTtlMs ?? this.limits.defaultTtlMs, this.limits.maxTtlMs), serverNames, keyType);
+  }
+
+  /**
+   * The CA server's own certificate, for `lifetimeMs`: maxTtl bounds what requesters are
+   * granted, not this one, which the server renews itself at half its life (a maxTtl of 1s
+   * made it serve a certificate that expired before any sidecar could connect).
+   */
+  async issueServerCertificate(spiffeId: string, spki: Buffer, lifetimeMs: number, serverNames: readonly string[]): Promise<IssuedSvid> {
+    return this.signLeaf(spiffeId, spki, lifetimeMs, serverNames, undefined);
+  }
+
+  private async signLeaf(spiffeId: string, spki: Buffer, lifetimeMs: number, serverNames: readonly string[] | undefined, keyType: KeyDescription['type'] | undefined): Promise<IssuedSvid> {
     // a leaf is capped at its issuer's notAfter: past it, every leaf would be born expired
     if (this.issuerNotAfter.getTime() <= Date.now()) {
       throw new MeshcarError('ca_missing', `the CA's issuer expired at ${this.issuerNotAfter.toISOString()}: run "meshcar ca rotate-issuer --dir ${shellWord(this.material.dir)}" (or set issuerRotation in the CA config)`);
     }
-    const lifetimeMs = Math.min(requestedTtlMs ?? this.limits.defaultTtlMs, this.limits.maxTtlMs);
     const built = await issueLeafCertificate(this.material.issuer, this.issuerNotAfter, {
       spiffeId,
       subjectPublicKeySpki: spki,

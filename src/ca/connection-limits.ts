@@ -1,6 +1,7 @@
 // The CA server's connection limits (server.ts): how long a connection may take for each step
 // and stay idle, how many there may be (in all, per address), how many requests and how long
-// one carries, and the probes' own rate. Tests pass shorter ones (CaServerOptions).
+// one carries, the probes' own rate, and how long the server's own certificate lives. Tests
+// pass shorter ones (CaServerOptions).
 
 /**
  * What a connection may hold without doing anything: the CA port is reachable by every
@@ -33,6 +34,11 @@ export const CA_CONNECTION_LIMITS = {
    */
   probeRatePerSecond: 10,
   probeBurst: 50,
+  /**
+   * The lifetime of the CA server's own certificate, renewed at half its life. Not bounded by
+   * maxTtl, which bounds what requesters are granted (tests shorten this one instead).
+   */
+  serverCertificateTtlMs: 24 * 3_600_000,
 } as const;
 
 export type CaConnectionLimits = { -readonly [K in keyof typeof CA_CONNECTION_LIMITS]: number };

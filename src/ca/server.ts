@@ -38,7 +38,6 @@ import { CA_CONNECTION_LIMITS, type CaConnectionLimits } from './connection-limi
 import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
 
 export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
-const SERVER_CERT_TTL_MS = 24 * 3_600_000;
 
 /**
  * No session tickets, and so no resumption (Node keeps no server-side session cache unless
@@ -69,10 +68,10 @@ export interface RunningCaServer {
 }
 
 /** The CA server's own leaf from the signing issuer, and the roots client certificates must chain to. */
-async function serverCredentials(authority: Authority, serverNames: readonly string[]): Promise<{ key: string; cert: string; ca: string; notAfter: Date }> {
+async function serverCredentials(authority: Authority, serverNames: readonly string[], lifetimeMs: number): Promise<{ key: string; cert: string; ca: string; notAfter: Date }> {
   const keys = await generateWorkloadKey();
   const spki = createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' });
-  const issued = await authority.issue(caSpiffeId(authority.trustDomain), spki, SERVER_CERT_TTL_MS, serverNames);
+  const issued = await authority.issueServerCertificate(caSpiffeId(authority.trustDomain), spki, lifetimeMs, serverNames);
   return { key: keys.privateKeyPem, cert: issued.chain, ca: authority.material.bundlePem, notAfter: new Date(issued.notAfter) };
 }
 
@@ -86,7 +85,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   const limits: CaConnectionLimits = { ...CA_CONNECTION_LIMITS, ...options.connectionLimits };
   const probeLimiter = new KeyedTokenBuckets({ perSecond: limits.probeRatePerSecond, burst: limits.probeBurst });
   let credentialsFrom = ca.current();
-  let credentials = await serverCredentials(credentialsFrom, options.serverNames);
+  let credentials = await serverCredentials(credentialsFrom, options.serverNames, limits.serverCertificateTtlMs);
 
   async function handleSign(req: IncomingMessage, res: ServerResponse, client: string): Promise<void> {
     let who: Record<string, unknown> = { client };
@@ -223,7 +222,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       .fresh()
       .then(async (authority) => {
         triedFor = authority;
-        const fresh = await serverCredentials(authority, options.serverNames);
+        const fresh = await serverCredentials(authority, options.serverNames, limits.serverCertificateTtlMs);
         credentials = fresh;
         credentialsFrom = authority;
         server.setSecureContext({ key: fresh.key, cert: fresh.cert, ca: fresh.ca, ...TLS_OPTIONS });

@@ -64,10 +64,10 @@ function check(source: YamlSource): CaConfig | undefined {
   const dir = root.required('dir', readPath);
   const listen = root.optional('listen', readListenAddress, { host: '127.0.0.1', port: 8443 });
   const serverNames = root.optional('serverNames', (v) => v.listOf(readServerName, 'list at least one DNS name or IP address'), ['localhost', '127.0.0.1']);
-  const maxTtlMs = root.optional('maxTtl', readLifetime, DAY_MS);
+  const maxTtlMs = root.optional('maxTtl', readLeafLifetime, DAY_MS);
   const defaultTtlValue = root.get('defaultTtl');
   // Lowering maxTtl alone should just work, so the default follows it down.
-  let defaultTtlMs = defaultTtlValue.present ? readLifetime(defaultTtlValue) : Math.min(DAY_MS, maxTtlMs ?? DAY_MS);
+  let defaultTtlMs = defaultTtlValue.present ? readLeafLifetime(defaultTtlValue) : Math.min(DAY_MS, maxTtlMs ?? DAY_MS);
   if (defaultTtlMs !== undefined && maxTtlMs !== undefined && defaultTtlMs > maxTtlMs) {
     // (config/example-ca.yaml writes defaultTtl: 24h: lowering maxTtl there meets this)
     defaultTtlMs = defaultTtlValue.report(`${formatDuration(defaultTtlMs)} must not be longer than maxTtl (${formatDuration(maxTtlMs)}): lower it, or leave it out and it follows maxTtl`);
@@ -84,6 +84,11 @@ function check(source: YamlSource): CaConfig | undefined {
 /** Certificate lifetimes are date offsets, never a timer's wait: up to the root's 10 years. */
 function readLifetime(value: YamlValue): number | undefined {
   return readDuration(value, { maxMs: MAX_LIFETIME_MS });
+}
+
+/** A leaf's lifetime granted (maxTtl, defaultTtl): at least 1s, as identity.ttl, since a leaf of 1ms is born expired. */
+function readLeafLifetime(value: YamlValue): number | undefined {
+  return readDuration(value, { minMs: 1000, maxMs: MAX_LIFETIME_MS });
 }
 
 function readServerName(value: YamlValue): string | undefined {

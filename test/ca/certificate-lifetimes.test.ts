@@ -70,8 +70,8 @@ t.test('no certificate outlives its issuer: leaves by token and by renewal, and 
 });
 
 t.test('the CA server renews its own certificate before it expires', async (t) => {
-  // maxTtl 3 s bounds the server's own certificate too: it is renewed at half its remaining life
-  const ca = await startTestCa({ maxTtlMs: 3000, defaultTtlMs: 3000 });
+  // a server certificate of 3 s: it is renewed at half its remaining life
+  const ca = await startTestCa({}, undefined, { serverCertificateTtlMs: 3000 });
   t.teardown(() => ca.close());
   const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
   const first = await serverCertificate(ca.server.port, bundlePem);
@@ -97,4 +97,17 @@ t.test('the CA server renews its own certificate before it expires', async (t) =
   const client = new CaClient({ url: ca.server.url, trustDomain: 'mesh.local', bundlePem, logger: silent });
   const svid = await client.sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, false) } });
   t.equal(svid.spiffeId, ORDERS, 'and the CA still issues to clients that verify it');
+});
+
+t.test("maxTtl bounds the leaves granted, not the CA server's own certificate", async (t) => {
+  // with maxTtl 1s bounding it too, the server's certificate lapsed before a sidecar could
+  // connect, and every sidecar read "certificate has expired" from then on
+  const ca = await startTestCa({ maxTtlMs: 1000, defaultTtlMs: 1000 });
+  t.teardown(() => ca.close());
+  const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const server = await serverCertificate(ca.server.port, bundlePem);
+  t.ok(new Date(server.validTo).getTime() - Date.now() > 23 * 3_600_000, "the server's certificate lives its 24 h");
+  const client = new CaClient({ url: ca.server.url, trustDomain: 'mesh.local', bundlePem, logger: silent });
+  const svid = await client.sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, false) }, ttlMs: 3_600_000 });
+  t.ok(svid.notAfter.getTime() - Date.now() <= 1000, 'a leaf asked for 1 h is granted maxTtl, 1s');
 });

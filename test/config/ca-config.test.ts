@@ -87,6 +87,15 @@ t.test('wrong types', async (t) => {
   t.same(await issuesOf(t, '[a, b]\n'), ['ca.yaml:1:1: expected a map, got a list']);
 });
 
+t.test('maxTtl and defaultTtl are at least 1s: a leaf of 1ms is born expired', async (t) => {
+  const issues = await issuesOf(t, 'trustDomain: mesh.local\ndir: certs\nmaxTtl: 1ms\ndefaultTtl: 999ms\n');
+  t.equal(issues.length, 2, issues.join('\n'));
+  t.equal(issues[0], 'ca.yaml:3:1: maxTtl: "1ms" is too short: the least allowed is 1s');
+  t.equal(issues[1], 'ca.yaml:4:1: defaultTtl: "999ms" is too short: the least allowed is 1s');
+  const file = join(t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: ca\nmaxTtl: 1s\n' }), 'ca.yaml');
+  t.same([(await loadCaConfig(file)).maxTtlMs, (await loadCaConfig(file)).defaultTtlMs], [1000, 1000], '1s itself is taken');
+});
+
 t.test('issuerRotation: before (required), ttl (default a year); before must be shorter than ttl', async (t) => {
   const file = join(t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {before: 30d}\n' }), 'ca.yaml');
   t.same((await loadCaConfig(file)).issuerRotation, { beforeMs: 30 * 86_400_000, ttlMs: 365 * 86_400_000 });
