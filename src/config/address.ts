@@ -139,18 +139,32 @@ export function parseHttpsUrl(text: string): URL | string {
 const IPV4_LOOPBACK = /^127\.\d+\.\d+\.\d+$/;
 
 /**
- * Whether a connection to `target` surely reaches `listener` (a loop back into the sidecar's own
- * port): the same port and the same host, or a loopback address inside a wildcard listener
- * (`::` takes IPv4 too, as Node listens dual-stack). A name such as `localhost` may resolve to
- * either loopback address, so it counts only when both sides write it.
+ * Whether a connection to `target` may reach `listener` (a loop back into the sidecar's own
+ * port): the same port and an address both may name, or a loopback address inside a wildcard
+ * listener (`::` takes IPv4 too, as Node listens dual-stack). `localhost` names 127.0.0.1 and
+ * ::1 (Node tries both), `::ffff:127.0.0.1` names 127.0.0.1.
  */
 export function reachesListener(listener: HostPort, target: HostPort): boolean {
   if (listener.port === 0 || listener.port !== target.port) return false;
-  const host = target.host.toLowerCase();
-  if (listener.host.toLowerCase() === host) return true;
-  if (listener.host === '0.0.0.0') return IPV4_LOOPBACK.test(host);
-  if (listener.host === '::') return IPV4_LOOPBACK.test(host) || host === '::1';
+  const targets = namedAddresses(target.host);
+  if (sameAddress(listener.host, target.host)) return true;
+  if (listener.host === '0.0.0.0') return targets.some((a) => IPV4_LOOPBACK.test(a));
+  if (listener.host === '::') return targets.some((a) => IPV4_LOOPBACK.test(a) || a === '::1');
   return false;
+}
+
+/** Whether two hosts as written may name one address (`localhost` and `127.0.0.1`, `::ffff:10.0.0.1` and `10.0.0.1`). */
+export function sameAddress(a: string, b: string): boolean {
+  const named = namedAddresses(b);
+  return namedAddresses(a).some((address) => named.includes(address));
+}
+
+/** The addresses a host as written names: itself, lower-cased; an IPv4-mapped IPv6 address's IPv4 form; localhost's loopback addresses. */
+function namedAddresses(host: string): string[] {
+  const lower = host.toLowerCase();
+  if (lower === 'localhost' || lower.endsWith('.localhost')) return [lower, '127.0.0.1', '::1'];
+  if (lower.startsWith('::ffff:') && isIPv4(lower.slice(7))) return [lower.slice(7)];
+  return [lower];
 }
 
 /** 127.0.0.0/8 and ::1, also as an IPv4-mapped IPv6 address. */

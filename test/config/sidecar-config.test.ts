@@ -312,6 +312,11 @@ t.test('authorize rules, renewal window and listener clashes', async (t) => {
   t.same(await issuesOf(t, edit({ '127.0.0.1:15001': '127.0.0.1:15000', 'admin:\n  listen: 127.0.0.1:15000\n': '' })), [
     'c.yaml:19:3: outbound.listen: clashes with admin.listen (default 127.0.0.1:15000): pick another port or set admin.listen',
   ]);
+  // localhost listens on 127.0.0.1 (or ::1): the port is the admin's, and run would fail on it
+  t.same(await issuesOf(t, edit({ '127.0.0.1:15001': 'localhost:15000' })), [
+    'c.yaml:30:3: admin.listen: 127.0.0.1:15000 clashes with outbound.listen: each listener needs its own port',
+  ]);
+  t.same(await issuesOf(t, edit({ '127.0.0.1:15001': '"[::ffff:127.0.0.1]:15000"' })), ['c.yaml:30:3: admin.listen: 127.0.0.1:15000 clashes with outbound.listen: each listener needs its own port'], 'an IPv4-mapped address too');
 });
 
 t.test('a file with several mistakes reports all of them at once, in file order', async (t) => {

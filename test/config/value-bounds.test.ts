@@ -138,6 +138,13 @@ t.test("inbound.app equal to the sidecar's own outbound.listen is a loop too", a
   ]);
   t.match(await issuesOf(t, both('h2c://127.0.0.1:15001').replace('listen: 127.0.0.1:15001', 'listen: 0.0.0.0:15001')), [/inbound\.app: .*:15001 is outbound\.listen/], 'a wildcard outbound listener takes it too');
   t.ok(await load(t, both('http://127.0.0.1:8080')), "the app's own port is fine");
+  // localhost is 127.0.0.1 or ::1 (Node tries both); an IPv4-mapped address is its IPv4 one
+  const wildcard = (app: string) => both(app).replace('listen: 127.0.0.1:15001', 'listen: 0.0.0.0:15001');
+  t.match(await issuesOf(t, wildcard('http://localhost:15001')), [/inbound\.app: localhost:15001 is outbound\.listen/], 'localhost into a wildcard listener');
+  t.match(await issuesOf(t, both('http://LocalHost:15001')), [/inbound\.app: .*:15001 is outbound\.listen/], 'localhost into 127.0.0.1');
+  t.match(await issuesOf(t, wildcard('http://[::ffff:127.0.0.1]:15001')), [/inbound\.app: .*:15001 is outbound\.listen/], 'an IPv4-mapped loopback address');
+  t.match(await issuesOf(t, both('http://[::ffff:127.0.0.1]:15001')), [/inbound\.app: .*:15001 is outbound\.listen/]);
+  t.ok(await load(t, both('http://localhost:8080')), 'localhost on its own port is fine');
 });
 
 t.test('identity.ca.bundleRefresh is at least 100ms: shorter, the CA would be asked back to back', async (t) => {
