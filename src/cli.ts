@@ -131,7 +131,7 @@ function reportFailure(err: unknown): number {
     // the first issues and a count of the rest, as a refused reload logs them: a config of
     // 60,000 unknown keys wrote 10 MB to stderr; `meshcar check` prints them all
     const file = err.issues[0]?.file;
-    process.stderr.write(`${file === undefined ? err.message : toldIssues(err.issues.map(formatIssue), file).join('\n')}\n`);
+    process.stderr.write(`${file === undefined ? stderrLine(err.message) : toldIssues(err.issues.map((issue) => stderrLine(formatIssue(issue))), file).join('\n')}\n`);
     return 1;
   }
   if (err instanceof MeshcarError) {

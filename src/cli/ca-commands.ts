@@ -9,6 +9,7 @@ import { clip } from '../clip.js';
 import { type Command, durationOption, QUOTED_MAX, required, serviceOption, untilSignal } from './command.js';
 import { DAY_MS } from '../config/duration.js';
 import { StartupSignals } from './startup-signals.js';
+import { stderrLine } from './stderr-line.js';
 import { withFolderToRunFrom } from '../config/config-folder.js';
 import { caInitFix } from '../config/ca-init-fix.js';
 
@@ -30,7 +31,7 @@ function lifecycleCommand(usage: string, summary: string, step: 'rotateIssuer' |
       const dir = required(values, 'dir');
       const lifecycle = await import('../ca/lifecycle.js');
       const result = await lifecycle[step](dir, { force: values.force === true });
-      if (result.warning) process.stderr.write(`meshcar: warning: ${result.warning}\n`);
+      if (result.warning) process.stderr.write(`meshcar: warning: ${stderrLine(result.warning)}\n`);
       process.stdout.write(`${result.summary}\n`);
       return 0;
     },

@@ -4,7 +4,8 @@
 
 import { describeError, MeshcarError } from '../errors.js';
 import { withPathHint } from '../config/config-folder.js';
-import { formatIssues } from '../config/issues.js';
+import { formatIssue } from '../config/issues.js';
+import { stderrLine } from './stderr-line.js';
 import { type Command, durationOption, required, untilSignal } from './command.js';
 import { closeLogs } from '../log-output.js';
 import { StartupSignals } from './startup-signals.js';
@@ -59,9 +60,11 @@ export const SIDECAR_COMMANDS: Record<string, Command> = {
       const { checkConfigFile } = await import('../config/load-any.js');
       const { kind, issues, warnings } = await checkConfigFile(file);
       // a warning does not fail the check: the file runs as written
-      for (const warning of warnings) process.stderr.write(`meshcar: warning: ${warning}\n`);
+      // each line as stderrLine writes it: an issue quotes the file's values, which may hold
+      // C1 controls or bidi overrides that JSON.stringify leaves as they are
+      for (const warning of warnings) process.stderr.write(`meshcar: warning: ${stderrLine(warning)}\n`);
       if (issues.length > 0) {
-        process.stderr.write(`${formatIssues(issues)}\n`);
+        process.stderr.write(`${issues.map((issue) => stderrLine(formatIssue(issue))).join('\n')}\n`);
         return 1;
       }
       process.stdout.write(`${file}: valid ${kind} configuration\n`);
