@@ -82,6 +82,9 @@ function parsePort(text: string, allowZero: boolean): number | string {
   return port;
 }
 
+/** The unspecified addresses and the limited broadcast one. */
+const NOT_DIALABLE: ReadonlySet<string> = new Set(['0.0.0.0', '::', '255.255.255.255']);
+
 /** An upstream endpoint: `host:port`, or `dns:NAME:PORT` for a name re-resolved as it changes. */
 export function parseEndpoint(text: string): Endpoint | string {
   if (!text.startsWith('dns:')) {
@@ -90,6 +93,9 @@ export function parseEndpoint(text: string): Endpoint | string {
     // a link-local address's zone (%eth0) has no place in the origin URL sessions are pooled by:
     // the outbound threw Invalid URL at start (or at the reload bringing it) from a config that passed
     if (address.host.includes('%')) return `an IPv6 address with a zone (${address.host}) cannot be an upstream endpoint: give a global or unique local address`;
+    // Linux takes a dial to 0.0.0.0 or :: for one to this host: an endpoint written so reaches
+    // whatever listens here on that port, which is never what a listen address copied over meant
+    if (NOT_DIALABLE.has(address.host)) return `${address.host} is no address to dial (it means "any" to a listener, or every host of a network): give the upstream sidecar's inbound address`;
     return { kind: 'static', ...address };
   }
   // an absolute name (a trailing dot) is looked up as written, no search domain tried first:
