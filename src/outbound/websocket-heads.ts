@@ -8,7 +8,7 @@ import { connectionScoped } from '../http/hop-by-hop.js';
 /** Connection-scoped headers that are not part of the upgrade handshake itself. */
 const DROPPED = new Set(['host', 'x-request-id', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'http2-settings']);
 /** Fields of a non-101 answer that describe the upstream connection or the body's framing on it. */
-export const ANSWER_DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer']);
+export const ANSWER_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'trailer']);
 
 /**
  * The request head as the upstream will read it, as a raw list: Host is the upstream the app
@@ -38,10 +38,14 @@ export function requestFields(req: IncomingMessage, authority: string, requestId
  */
 export function responseHead(res: IncomingMessage, except?: ReadonlySet<string>): string {
   let head = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
+  // a refusal's fields its Connection names are the upstream connection's (RFC 9110 §7.6.1)
+  const connection = except === undefined ? undefined : res.headers.connection;
+  const named = connection === undefined ? undefined : connectionScoped(connection);
   const raw = res.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
-    if (except?.has(name.toLowerCase()) !== true) head += `${name}: ${raw[i + 1] as string}\r\n`;
+    const lower = name.toLowerCase();
+    if (except?.has(lower) !== true && named?.has(lower) !== true) head += `${name}: ${raw[i + 1] as string}\r\n`;
   }
   return except === undefined ? `${head}\r\n` : `${head}connection: close\r\n\r\n`;
 }

@@ -238,11 +238,18 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
         fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 Switching Protocols ${switchFieldsMissing(res.headers)}`));
         return;
       }
+      // node:http takes any status of up to three digits (0, 99, 600): as on every other
+      // answer, one outside 200-599 is a 502, never relayed (the app's parser would choke on it)
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status > 599) {
+        fail(new MeshcarError('bad_gateway', `${endpointKey} answered the upgrade with status ${status}, not 101 nor 200-599`));
+        return;
+      }
       // not switching: relay the answer, then close both; the app's further bytes go nowhere
       if (timer) clearTimeout(timer);
       // as any answer: a remote sidecar's refusal (its x-meshcar-error) is this request's error
       // too, and the record, made once the answer is relayed, carries its body's bytes
-      exchange.answered(res.statusCode ?? 502, res.headers);
+      exchange.answered(status, res.headers);
       socket.on('data', ignore); // read and dropped, so the app is never stuck writing to us
       // a body without a length ends with the connection (no chunked framing is kept)
       socket.write(responseHead(res, ANSWER_DROPPED), 'latin1');

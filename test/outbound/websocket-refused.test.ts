@@ -40,6 +40,8 @@ async function startRawUpstream(pki: Awaited<ReturnType<typeof makePki>>) {
       // obs-text (RFC 9110 §5.5): a byte above 0x7f in a field value, sent as that byte
       else if (path === '/obs-text-101') socket.write(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Name: caf\xe9\r\n\r\n', 'latin1'));
       else if (path === '/obs-text-403') socket.write(Buffer.from('HTTP/1.1 403 Forbidden\r\nX-Name: caf\xe9\r\nContent-Length: 2\r\n\r\nno', 'latin1'));
+      else if (path?.startsWith('/status-')) socket.write(`HTTP/1.1 ${path.slice(8)} Weird\r\nContent-Length: 5\r\n\r\nweird`);
+      else if (path === '/hop-fields') socket.write('HTTP/1.1 403 Forbidden\r\nConnection: close, x-hop-secret\r\nX-Hop-Secret: internal-token\r\nProxy-Connection: keep-alive\r\nX-Why: policy\r\nContent-Length: 2\r\n\r\nno');
       else if (path === '/chunked') socket.write('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\nX-Why: policy\r\n\r\n5\r\nno ws\r\n0\r\n\r\n');
       else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Plain: yes\r\n\r\nhello');
       // and the connection stays open, as a keep-alive server's would
@@ -194,4 +196,33 @@ t.test('a 101 with Upgrade but without `upgrade` in Connection is no switch eith
   t.match(app.text(), /^HTTP\/1\.1 502 Bad Gateway\r\n/);
   t.match(app.text(), /answered 101 Switching Protocols without `upgrade` in its Connection field/);
   t.notMatch(app.text(), /RAW/, 'nothing of what followed');
+});
+
+t.test('a refusal with a status outside 200-599 is a 502, never relayed: the app read "HTTP/1.1 99 Weird"', async (t) => {
+  const { fx } = await rawUpstreamBehindOutbound(t);
+  for (const status of ['000', '099', '600', '999']) {
+    const app = await appClient(fx.port);
+    t.teardown(() => app.socket.destroy());
+    app.socket.write(upgrade(`/status-${status}`));
+    await waitFor(() => app.closed(), `${status}: the app connection closed`);
+    t.match(app.text(), /^HTTP\/1\.1 502 Bad Gateway\r\n/, `${status}: 502`);
+    t.match(app.text(), new RegExp(`answered the upgrade with status ${Number(status)}, not 101 nor 200-599`));
+    t.notMatch(app.text(), /weird/, `${status}: nothing of its body`);
+  }
+  const records = await fx.observer.waitForRequests(4);
+  t.same(records.map((r) => r.status), [502, 502, 502, 502], 'recorded as 502');
+});
+
+t.test("a refusal's connection-scoped fields stay on the upstream's connection", async (t) => {
+  // the fields its Connection named, and Proxy-Connection, reached the app (RFC 9110 §7.6.1)
+  const { fx } = await rawUpstreamBehindOutbound(t);
+  const app = await appClient(fx.port);
+  t.teardown(() => app.socket.destroy());
+  app.socket.write(upgrade('/hop-fields'));
+  await waitFor(() => app.closed(), 'the app connection closed');
+  t.match(app.text(), /^HTTP\/1\.1 403 Forbidden\r\n/);
+  t.notMatch(app.text(), /x-hop-secret|internal-token/i, 'a field its Connection named is left out');
+  t.notMatch(app.text(), /proxy-connection/i, 'so is Proxy-Connection');
+  t.match(app.text(), /\r\nX-Why: policy\r\n/, 'the rest goes on');
+  t.match(app.text(), /\r\nconnection: close\r\n\r\nno$/);
 });
