@@ -5,12 +5,9 @@
 // that no rule bounds still pass. Through a real inbound over mTLS, in enforce mode.
 
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { loadGuard } from '../../src/schema/guard.js';
 import { inexactNumbers, withNeighbours } from '../../src/schema/number-precision.js';
-import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
+import { h1Request } from '../helpers/inbound-fixture.js';
+import { startSpecInbound } from '../helpers/spec-inbound.js';
 
 t.test('the numbers no double holds, and the doubles around them', async (t) => {
   t.same(inexactNumbers('{"a":100.000000000000000000001}').map((n) => [n.text, n.below, n.above]), [['100.000000000000000000001', 100, 100.00000000000001]]);
@@ -28,11 +25,8 @@ t.test('the numbers no double holds, and the doubles around them', async (t) => 
 });
 
 t.test('a rule that holds for the double but may not for the number as sent refuses the body', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'meshcar-precision-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const spec = join(dir, 'orders.yaml');
-  writeFileSync(
-    spec,
+  const { f, tls } = await startSpecInbound(
+    t,
     `openapi: 3.0.3
 info: {title: orders, version: 1.0.0}
 paths:
@@ -52,11 +46,8 @@ paths:
       responses:
         "200": {description: ok}
 `,
+    { maxBodySize: 1 << 20 },
   );
-  const f = await startInbound();
-  t.teardown(() => f.close());
-  f.inbound.setSchema(await loadGuard({ spec, mode: 'enforce', maxBodySize: 1 << 20 }));
-  const tls = await f.tlsOptions();
   const post = (body: string) => h1Request(f.port, tls, { method: 'POST', path: '/orders', headers: { 'content-type': 'application/json' }, body });
   const refused: Array<[string, string]> = [
     ['{"price":100.000000000000000000001}', 'body/price: must be <= 100 (with 100.000000000000000000001 read as the double above it, as no double holds it as sent)'],
