@@ -113,12 +113,21 @@ export function passDeadline(attempt: Attempt): void {
   attempt.headers = withDeadlineLeft(attempt.headers as OutgoingHttpHeaders | string[], left);
 }
 
-/** gRPC allows at most 8 digits: beyond them the time left is sent in seconds. */
-const GRPC_MAX_MS = 99_999_999;
+/** gRPC allows at most 8 digits (`99999999H` the longest): the time left in the smallest unit that fits them, rounded up. */
+const GRPC_UNITS: ReadonlyArray<readonly [string, number]> = [['m', 1], ['S', 1000], ['M', 60_000], ['H', 3_600_000]];
+const GRPC_MAX_DIGITS = 99_999_999;
+
+export function grpcTimeout(leftMs: number): string {
+  for (const [unit, ms] of GRPC_UNITS) {
+    const count = Math.ceil(leftMs / ms);
+    if (count <= GRPC_MAX_DIGITS) return `${count}${unit}`;
+  }
+  return `${GRPC_MAX_DIGITS}H`;
+}
 
 /** The request's head with its deadline fields (those it has) saying `leftMs`; a copy, never the original. */
 export function withDeadlineLeft(headers: OutgoingHttpHeaders | string[], leftMs: number): OutgoingHttpHeaders | string[] {
-  const grpc = leftMs <= GRPC_MAX_MS ? `${leftMs}m` : `${Math.ceil(leftMs / 1000)}S`;
+  const grpc = grpcTimeout(leftMs);
   const own = `${leftMs}ms`;
   if (Array.isArray(headers)) {
     const list = headers.slice();

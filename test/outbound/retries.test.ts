@@ -50,6 +50,30 @@ t.test("a retry passes on the time left of the app's deadline, not the deadline 
   }
 });
 
+t.test('a long deadline passed on by a retry keeps to the 8 digits of grpc-timeout, in a larger unit', async (t) => {
+  // 99999999H (the longest gRPC allows) went on as 359999996400S, which the far side dropped
+  const pki = await makePki(TD);
+  const seen: unknown[] = [];
+  const first = flaky(100, 503);
+  const up = await startUpstream(pki, {
+    handler: (stream, headers, flags) => {
+      seen.push(headers['grpc-timeout']);
+      // the first attempt of each request a 503, the retry answered
+      if (seen.length % 2 === 1) first(stream, headers, flags);
+      else echo(stream, headers, flags);
+    },
+  });
+  t.teardown(() => up.close());
+  const fx = await start(t, pki, { endpoints: [up.port], timeoutMs: 0 });
+  for (const [sent, unit] of [['99999999H', 'H'], ['2000000H', 'H'], ['99999999M', 'M'], ['99999999S', 'S']] as const) {
+    seen.length = 0;
+    const res = await request(fx.port, { headers: { 'grpc-timeout': sent } });
+    t.equal(res.status, 200, `${sent}: retried to success`);
+    const retry = String(seen[1]);
+    t.match(retry, new RegExp(`^\\d{1,8}${unit}$`), `${sent}: the retry carries ${retry}, at most 8 digits`);
+  }
+});
+
 t.test('a retry in flight when the app leaves is counted as cancelled', async (t) => {
   const pki = await makePki(TD);
   let seen = 0;
