@@ -2,7 +2,7 @@
 // (http:// or h2c://) and the CA's https:// URL. Pure parsing: each function returns the value
 // or the reason the text is not one, and the config readers turn reasons into issues.
 
-import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
 
 export interface HostPort {
   /** IPv6 hosts without brackets, as net.connect and server.listen take them. */
@@ -82,8 +82,21 @@ function parsePort(text: string, allowZero: boolean): number | string {
   return port;
 }
 
-/** The unspecified addresses and the limited broadcast one. */
-const NOT_DIALABLE: ReadonlySet<string> = new Set(['0.0.0.0', '::', '255.255.255.255']);
+/** The unspecified addresses and the limited broadcast one, in every spelling (`::0`, `::ffff:0.0.0.0`). */
+const NOT_DIALABLE = new BlockList();
+NOT_DIALABLE.addAddress('0.0.0.0', 'ipv4');
+NOT_DIALABLE.addAddress('255.255.255.255', 'ipv4');
+NOT_DIALABLE.addAddress('::', 'ipv6');
+
+/**
+ * Whether `address` (an IP address) is no upstream to dial: Linux takes a dial to 0.0.0.0 or ::
+ * for one to this host, so such an endpoint, or a DNS answer of it (sinkhole resolvers give
+ * 0.0.0.0), reaches whatever listens here on that port.
+ */
+export function isNotDialable(address: string): boolean {
+  const family = isIP(address);
+  return family !== 0 && NOT_DIALABLE.check(address, family === 6 ? 'ipv6' : 'ipv4');
+}
 
 /** An upstream endpoint: `host:port`, or `dns:NAME:PORT` for a name re-resolved as it changes. */
 export function parseEndpoint(text: string): Endpoint | string {
@@ -93,9 +106,8 @@ export function parseEndpoint(text: string): Endpoint | string {
     // a link-local address's zone (%eth0) has no place in the origin URL sessions are pooled by:
     // the outbound threw Invalid URL at start (or at the reload bringing it) from a config that passed
     if (address.host.includes('%')) return `an IPv6 address with a zone (${address.host}) cannot be an upstream endpoint: give a global or unique local address`;
-    // Linux takes a dial to 0.0.0.0 or :: for one to this host: an endpoint written so reaches
-    // whatever listens here on that port, which is never what a listen address copied over meant
-    if (NOT_DIALABLE.has(address.host)) return `${address.host} is no address to dial (it means "any" to a listener, or every host of a network): give the upstream sidecar's inbound address`;
+    // never what a listen address copied over meant
+    if (isNotDialable(address.host)) return `${address.host} is no address to dial (it means "any" to a listener, or every host of a network): give the upstream sidecar's inbound address`;
     return { kind: 'static', ...address };
   }
   // an absolute name (a trailing dot) is looked up as written, no search domain tried first:

@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { formatHostPort, type Endpoint } from '../config/address.js';
+import { formatHostPort, isNotDialable, type Endpoint } from '../config/address.js';
 import { describeError } from '../errors.js';
 import { initialLoad, type LoadState } from './balancer.js';
 import { pickEndpoint } from './endpoint-pick.js';
@@ -221,7 +221,10 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   }
 
   /** The answers this host can connect to (address-families.ts); none is a failed lookup. */
-  private reachable(host: string, records: Awaited<ReturnType<LookupAll>>): Awaited<ReturnType<LookupAll>> {
+  private reachable(host: string, answered: Awaited<ReturnType<LookupAll>>): Awaited<ReturnType<LookupAll>> {
+    // 0.0.0.0 or :: (a sinkhole's answer) would be dialled as this host: never an upstream
+    const records = answered.some((r) => isNotDialable(r.address)) ? answered.filter((r) => !isNotDialable(r.address)) : answered;
+    if (records.length === 0) throw new Error(`the lookup answered only ${answered[0]?.address}, which is no address to dial (it means this host)`);
     const families = usableFamilies();
     const usable = records.filter((r) => families.has(r.family as 4 | 6));
     if (usable.length < records.length && !this.toldUnusable.has(host)) {

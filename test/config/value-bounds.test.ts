@@ -130,7 +130,7 @@ t.test('inbound.app equal to inbound.listen, or an endpoint equal to outbound.li
   t.ok(await load(t, outbound('127.0.0.1:16443')), 'another port is fine');
   t.ok(await load(t, outbound('dns:payments.svc:15001')), 'another host is not guessed at');
   // Linux dials 0.0.0.0 and :: as this host: whatever listens here on that port
-  for (const endpoint of ['0.0.0.0:16443', '[::]:16443', '255.255.255.255:16443']) {
+  for (const endpoint of ['0.0.0.0:16443', '[::]:16443', '255.255.255.255:16443', '[::0]:16443', '[0:0:0:0:0:0:0:0]:16443', '[::ffff:0.0.0.0]:16443', '[::ffff:0:0]:16443']) {
     t.match(await issuesOf(t, outbound(endpoint)), [/endpoints\[1\]: .* is no address to dial \(it means "any" to a listener, or every host of a network\): give the upstream sidecar's inbound address$/], `${endpoint}: refused`);
   }
 });

@@ -99,3 +99,21 @@ t.test('a lookup of a name a reload replaced records nothing when it ends: no wa
   );
   t.equal(set.noAddressReason(), 'the lookup of new.internal failed: getaddrinfo ENOTFOUND new.internal');
 });
+
+t.test('an answer of 0.0.0.0 or :: (a sinkhole) is never an endpoint: it would be dialled as this host', async (t) => {
+  const { logger } = captured();
+  let answer = [{ address: '127.0.0.7', family: 4 }, { address: '0.0.0.0', family: 4 }, { address: '::ffff:0.0.0.0', family: 6 }];
+  let lookups = 0;
+  const lookup: LookupAll = async () => {
+    lookups += 1;
+    return answer;
+  };
+  const set = new EndpointSet([{ host: 'orders.internal', port: 443 }], { refreshMs: 100, decayMs: 10_000, logger, lookup });
+  t.teardown(() => set.stop());
+  await set.start();
+  t.same(set.all().map((e) => e.key), ['127.0.0.7:443'], 'the unspecified addresses left out');
+  answer = [{ address: '::', family: 6 }];
+  const before = lookups;
+  t.ok(await waitFor(() => lookups >= before + 3, 5000), 'three lookups answered ::');
+  t.same(set.all().map((e) => e.key), ['127.0.0.7:443'], 'an answer of only :: is a failed lookup: the last address is kept');
+});
