@@ -11,6 +11,7 @@ import { DeadlineQueue } from '../http/deadline-queue.js';
 import type { Attempt } from './attempt.js';
 import { markCancelled, markRequestSent } from './pool-counting.js';
 import { APP_DEADLINE, upstreamTimeout } from './upstream-errors.js';
+import { noAddress } from './first-addresses.js';
 
 // the request deadlines of all attempts: one timer per duration (src/http/deadline-queue.ts)
 const DEADLINES = new DeadlineQueue<Attempt>(deadlinePassed);
@@ -48,6 +49,12 @@ function deadlinePassed(attempt: Attempt): void {
   // the app's own deadline (grpc-timeout, x-request-timeout) is the app giving up, not the
   // endpoint failing: one caller's tight deadlines would otherwise get healthy endpoints ejected
   const up = attempt.upstream;
+  // still waiting for a first address when the upstream's timeout (which bounds that wait too)
+  // ends: no upstream was asked. The app's own deadline is the app giving up: 504 as always
+  if (!attempt.appDeadline && up === undefined && attempt.pool.endpoints.size === 0) {
+    attempt.fail(noAddress(attempt.pool));
+    return;
+  }
   if (attempt.appDeadline && up !== undefined && !up.closed) markCancelled(up);
   const name = attempt.pool.name;
   attempt.fail(upstreamTimeout(name, attempt.deadlineMs, undefined, attempt.appDeadline ? APP_DEADLINE : `outbound.upstreams.${name}.timeout`));

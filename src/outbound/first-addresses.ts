@@ -17,6 +17,15 @@ export async function firstAddresses(pool: UpstreamPool, wait: StreamWait | unde
   // a tunnel's dial has no wait of its own: bounded the same, not cancellable
   if (lookup !== undefined) await (wait ?? new StreamWait()).upTo(lookup, pool.lookupWaitMs);
   if (pool.endpoints.size > 0) return;
+  throw noAddress(pool);
+}
+
+/**
+ * The pool has no address: 503 saying why (the lookup failed, or has not answered yet). Also
+ * the answer when the request's timeout, which bounds this wait too, ends first: the wait was
+ * for an address, not for an endpoint's answer (504 would blame an upstream never asked).
+ */
+export function noAddress(pool: UpstreamPool): MeshcarError {
   const why = pool.endpoints.noAddressReason();
-  throw new MeshcarError('upstream_unavailable', `no address is known for upstream ${pool.name}${why ? ` (${why})` : ''}`);
+  return new MeshcarError('upstream_unavailable', `no address is known for upstream ${pool.name}${why ? ` (${why})` : ''}`);
 }

@@ -49,6 +49,23 @@ t.test('a lookup that never answers: 10 s at most, even with timeout 0; an app t
   t.ok(await waitFor(() => pool.pending === 0, 2000), `its place in pending is freed once the app left (pending ${pool.pending})`);
 });
 
+t.test("a lookup still running when the request's timeout ends: 503 saying so, not 504", async (t) => {
+  // the wait for the lookup is the timeout: the request's own deadline fired at the same
+  // moment and answered 504 "payments did not answer", blaming an upstream never asked
+  const alive = setInterval(() => {}, 1000);
+  const lookup: LookupAll = () => new Promise(() => {});
+  const fx = await startOutbound(await makePki(TD), [{ name: 'payments', endpoints: ['dns:payments.internal:443'], timeoutMs: 600 }], { lookup });
+  t.teardown(async () => {
+    clearInterval(alive);
+    await fx.close();
+  });
+  for (let i = 0; i < 4; i++) {
+    const res = await request(fx.port);
+    t.equal(res.status, 503, `request ${i + 1}: 503`);
+    t.match(res.json<{ message: string }>().message, /no address is known for upstream payments \(the lookup of payments\.internal has not answered yet\)/);
+  }
+});
+
 t.test('a first lookup that failed: the 503 says which name and why', async (t) => {
   const lookup: LookupAll = async (name) => {
     throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
