@@ -126,6 +126,24 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
     void this.refresh();
   }
 
+  /**
+   * A new pool replacing `previous` (a reload that changed the upstream's identity, balancer or
+   * outlier settings) starts from its last addresses of the names both have, as new endpoints
+   * (the old pool's sessions stay its own): during a DNS outage the new pool had none, and every
+   * request was 503 until the name resolved again. Before start().
+   */
+  adoptLastAddresses(previous: EndpointSet): void {
+    let adopted = false;
+    for (const { host, port } of this.names) {
+      const key = `${host}:${port}`;
+      const last = previous.lastResolved.get(key);
+      if (last === undefined || this.lastResolved.has(key)) continue;
+      this.lastResolved.set(key, last.map((e) => makeEndpoint(e.address, e.port)));
+      adopted = true;
+    }
+    if (adopted) this.publish([...this.fixed, ...this.names.flatMap(({ host, port }) => this.lastResolved.get(`${host}:${port}`) ?? [])]);
+  }
+
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;

@@ -205,6 +205,8 @@ class OutboundService implements Outbound, OutboundContext {
         return old;
       }
       const pool = this.newPool(upstream);
+      // a DNS outage does not empty an upstream: the replaced pool's last addresses carry over
+      if (old) pool.endpoints.adoptLastAddresses(old.endpoints);
       // names resolve in the background; requests before the first answer wait for it
       if (this.listening) void pool.start();
       return pool;

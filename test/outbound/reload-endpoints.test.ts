@@ -93,3 +93,31 @@ for (const codec of ['meshcar', 'node'] as const) {
     t.equal(b.handshakes.length, 1, 'the endpoint that stayed kept its session again');
   });
 }
+
+t.test('a reload that replaces the pool during a DNS outage keeps its last addresses', async (t) => {
+  // the new pool started with no address: every request 503 until the name resolved again
+  const pki = await makePki(TD);
+  const up = await startUpstream(pki);
+  let failing = false;
+  let lookups = 0;
+  const lookup: LookupAll = async (host) => {
+    lookups += 1;
+    if (failing) throw Object.assign(new Error(`getaddrinfo EAI_AGAIN ${host}`), { code: 'EAI_AGAIN' });
+    return [{ address: '127.0.0.1', family: 4 }];
+  };
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`dns:payments.internal:${up.port}`] }], { lookup, dnsRefreshMs: 100 });
+  t.teardown(async () => {
+    await fx.close();
+    await up.close();
+  });
+  t.equal((await request(fx.port)).status, 200);
+  failing = true;
+  const before = lookups;
+  await waitFor(async () => lookups >= before + 2, 5000, 'lookups failing');
+  t.equal((await request(fx.port)).status, 200, 'the outage keeps the last address');
+  // another balancer: a new pool (the old one, idle, closes at once)
+  fx.outbound.setUpstreams([{ name: 'payments', endpoints: [endpoint(`dns:payments.internal:${up.port}`)], identity: UPSTREAM_ID, timeoutMs: 2000, routes: [], balancer: { decayMs: 5000 } }]);
+  const after = lookups;
+  await waitFor(async () => lookups >= after + 2, 5000, "the new pool's lookups fail too");
+  for (let i = 0; i < 3; i++) t.equal((await request(fx.port)).status, 200, `request ${i + 1} after the reload: served on the last address`);
+});
