@@ -113,11 +113,12 @@ export function passDeadline(attempt: Attempt): void {
   attempt.headers = withDeadlineLeft(attempt.headers as OutgoingHttpHeaders | string[], left);
 }
 
-/** gRPC allows at most 8 digits (`99999999H` the longest): the time left in the smallest unit that fits them, rounded up. */
+/** grpc-timeout's units from milliseconds up, and its longest value: 8 digits. */
 const GRPC_UNITS: ReadonlyArray<readonly [string, number]> = [['m', 1], ['S', 1000], ['M', 60_000], ['H', 3_600_000]];
 const GRPC_MAX_DIGITS = 99_999_999;
 
-export function grpcTimeout(leftMs: number): string {
+/** `leftMs` as a grpc-timeout: in the smallest unit that keeps it to 8 digits, rounded up (at most `99999999H`). */
+function grpcTimeout(leftMs: number): string {
   for (const [unit, ms] of GRPC_UNITS) {
     const count = Math.ceil(leftMs / ms);
     if (count <= GRPC_MAX_DIGITS) return `${count}${unit}`;

@@ -31,7 +31,17 @@ export function inexactNumbers(text: string): InexactNumber[] {
       for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
     } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
       let end = i + 1;
-      while (end < text.length && isNumberChar(text.charCodeAt(end))) end++;
+      let exponent = false;
+      for (; end < text.length; end++) {
+        const d = text.charCodeAt(end);
+        if (!isNumberChar(d)) break;
+        if (d === 0x65 || d === 0x45) exponent = true;
+      }
+      // 15 characters without an exponent hold at most 15 digits, which a double always holds
+      if (end - i <= 15 && !exponent) {
+        i = end - 1;
+        continue;
+      }
       const token = text.slice(i, end);
       const inexact = around(token);
       if (inexact !== undefined) found.push({ start: i, end, text: token, below: inexact[0], above: inexact[1] });
@@ -60,7 +70,9 @@ function isNumberChar(c: number): boolean {
 function around(token: string): [number, number] | undefined {
   const value = Number(token);
   if (!Number.isFinite(value)) return undefined; // refused before this: too large for a double
-  const order = compareDecimals(decimal(token), decimal(String(value)));
+  const shortest = String(value);
+  if (shortest === token) return undefined; // what a serializer of doubles writes: held
+  const order = value !== 0 && INTEGER.test(token) && INTEGER.test(shortest) ? compareIntegers(token, shortest) : compareDecimals(decimal(token), decimal(shortest));
   if (order === 0) return undefined;
   return order > 0 ? [value, nextDouble(value, 1)] : [nextDouble(value, -1), value];
 }
@@ -86,6 +98,16 @@ function decimal(text: string): Decimal {
   if (lead === -1) return { negative: false, digits: '', exp: 0 }; // zero, -0 included
   const digits = all.slice(lead).replace(/0+$/, '');
   return { negative, digits, exp: exponent + whole.length - lead };
+}
+
+/** An integer as JSON writes it (and String() below 1e21): the common case of ids past 2^53, compared without parsing. */
+const INTEGER = /^-?[0-9]+$/;
+
+/** -1, 0 or 1 as the integer a is below, equal to or above b (both as INTEGER reads them, of one sign: a double keeps the sign). */
+function compareIntegers(a: string, b: string): number {
+  const negative = a.charCodeAt(0) === 0x2d;
+  const order = a.length !== b.length ? (a.length < b.length ? -1 : 1) : a < b ? -1 : a > b ? 1 : 0;
+  return negative ? -order : order;
 }
 
 /** -1, 0 or 1 as a is below, equal to or above b. */
