@@ -241,7 +241,7 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   /** The answers this host can connect to (address-families.ts); none is a failed lookup. */
   private reachable(host: string, answered: Awaited<ReturnType<LookupAll>>): Awaited<ReturnType<LookupAll>> {
     // 0.0.0.0 or :: (a sinkhole's answer) would be dialled as this host: never an upstream
-    const records = answered.some((r) => isNotDialable(r.address)) ? answered.filter((r) => !isNotDialable(r.address)) : answered;
+    const records = answered.filter((r) => !isNotDialable(r.address));
     if (records.length === 0) throw new Error(`the lookup answered only ${answered[0]?.address}, which is no address to dial (it means this host)`);
     const families = usableFamilies();
     const usable = records.filter((r) => families.has(r.family as 4 | 6));
