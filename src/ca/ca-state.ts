@@ -1,14 +1,13 @@
 // The CA's bookkeeping beside its keys: which step of a root rotation it is in and since when
-// (state.json), one change of the folder at a time (.lock), and that the folder is its user's
-// alone. state.json is written last by every command that changes the CA's files: a running CA
+// (state.json), and that the folder is its user's alone (one change at a time: folder-lock.ts).
+// state.json is written last by every command that changes the CA's files: a running CA
 // server watches it and reloads when it changes. (What the rotation steps wait for is in
 // leaf-lifetime.ts.)
 
-import { open, readFile, rm, stat } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
-import { removeStaleTemps, writeFileAtomic } from '../atomic-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { otherWriters, requireFolder } from '../user-paths.js';
 import { shellWord } from '../shell-word.js';
 
@@ -122,77 +121,4 @@ export async function requirePrivateCaFolder(dir: string): Promise<void> {
     throw new MeshcarError('forbidden', `the CA folder ${dir} is owned by uid ${others.owner}, not by the user running meshcar (uid ${others.uid}), who could replace its keys; run "chown ${others.uid} ${shellWord(dir)} && chmod 700 ${shellWord(dir)}" (as root), or run meshcar as its owner`);
   }
   throw new MeshcarError('forbidden', `the CA folder ${dir} is writable by ${others.who} (mode ${others.mode}), who could replace its keys; run "chmod 700 ${shellWord(dir)}"`);
-}
-
-export const LOCK_FILE = '.lock';
-/** How long a CA command waits for another one to finish before it gives up. */
-const LOCK_WAIT_MS = 10_000;
-/** A lock file still empty this long after it was made was left by a holder that died making it. */
-const EMPTY_LOCK_STALE_MS = 2_000;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * One change of the CA folder at a time (a rotation command, and the CA server rotating its
- * issuer by itself, may otherwise interleave their writes): DIR/.lock holds the pid of the
- * process changing it; a lock whose process is gone is taken over.
- */
-/** When this process last removed stale temp files from each CA folder. */
-const lastSweep = new Map<string, number>();
-/** The folders whose lock this process holds now (a lock naming our pid that is not here is a past life's). */
-const heldHere = new Set<string>();
-const SWEEP_EVERY_MS = 60_000;
-
-export async function withCaLock<T>(dir: string, change: () => Promise<T>): Promise<T> {
-  // every command that changes the folder comes through here: none writes keys into a shared one
-  await requirePrivateCaFolder(dir);
-  const path = join(dir, LOCK_FILE);
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    try {
-      const handle = await open(path, 'wx', 0o600);
-      heldHere.add(path);
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const text = await readFile(path, 'utf8').catch(() => '');
-      // empty: its holder made it and has not written its pid yet (or died right then); only
-      // one left empty for longer than any write takes is stale
-      if (text === '' && Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? 0) < EMPTY_LOCK_STALE_MS) {
-        await sleep(10);
-        continue;
-      }
-      const holder = Number(text);
-      // our own pid without a hold here: a process before us had it (a container's pid 1,
-      // killed holding the lock and restarted), not a live holder
-      const ours = holder === process.pid && !heldHere.has(path);
-      if (!(holder > 0 && alive(holder)) || ours) {
-        await rm(path, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw new MeshcarError('forbidden', `${dir} is being changed by another meshcar process (pid ${holder}, see ${path}); try again when it has finished`);
-      await sleep(100);
-    }
-  }
-  try {
-    // what a step killed mid-write left (an unused private key among them): gone at the next
-    // one; a server takes the lock per signing, so once a minute at most
-    if (Date.now() - (lastSweep.get(dir) ?? -Infinity) >= SWEEP_EVERY_MS) {
-      lastSweep.set(dir, Date.now());
-      await removeStaleTemps(dir);
-    }
-    return await change();
-  } finally {
-    heldHere.delete(path);
-    await rm(path, { force: true });
-  }
 }

@@ -7,9 +7,10 @@
 import { readdir } from 'node:fs/promises';
 import { MeshcarError } from '../errors.js';
 import { shellWord } from '../shell-word.js';
+import { LOCK_FILE, TAKEOVER_FILE } from './folder-lock.js';
 
-/** A mounted volume's root has lost+found; .lock and .NAME.<hex>.tmp are ca init's own (an init cut short). */
-const IGNORED = (name: string) => name === 'lost+found' || name === '.lock' || /^\..+\.[0-9a-f]+\.tmp$/.test(name);
+/** A mounted volume's root has lost+found; .lock, .lock.takeover and .NAME.<hex>.tmp are ca init's own (an init cut short). */
+const IGNORED = (name: string) => name === 'lost+found' || name === LOCK_FILE || name === TAKEOVER_FILE || /^\..+\.[0-9a-f]+\.tmp$/.test(name);
 
 /** The most names a refusal lists: a home folder holds hundreds. */
 const NAMES_SHOWN = 3;

@@ -8,7 +8,8 @@
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
-import { readJson, withCaLock, type RootRotation } from './ca-state.js';
+import { readJson, type RootRotation } from './ca-state.js';
+import { withCaLock } from './folder-lock.js';
 import { DEFAULT_LEAF_TTL_MS } from './x509-profile.js';
 
 export const LEAF_LIFETIME_FILE = 'leaf-lifetime.json';

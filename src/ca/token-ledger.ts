@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
-import { withCaLock } from './ca-state.js';
+import { withCaLock } from './folder-lock.js';
 
 export const LEDGER_FILE = 'used-tokens.json';
 

@@ -1,0 +1,156 @@
+// One change of a CA folder at a time, across processes (two operators' commands, a command
+// and `ca serve` spending a token or rotating its issuer): DIR/.lock holds the pid of the
+// process changing the folder, made with O_EXCL. A lock whose process is gone (killed holding
+// it) is taken over. Taking over is the delicate part: two waiters that both judged the same
+// lock stale used to remove it in turn, and the second removed the lock the first had just
+// made, so both changed the folder at once (lost updates, an issuer key and certificate from
+// two rotations mixed). A waiter now removes a stale lock only while holding DIR/.lock.takeover
+// (O_EXCL too, held for a read and an unlink), and only if the lock is still the one it judged
+// (same inode, time and text): a lock made since is never removed.
+
+import { open, readFile, rm, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
+import { MeshcarError } from '../errors.js';
+import { removeStaleTemps } from '../atomic-file.js';
+import { requirePrivateCaFolder } from './ca-state.js';
+
+export const LOCK_FILE = '.lock';
+/** Held only while a stale lock is checked again and removed (a few milliseconds). */
+export const TAKEOVER_FILE = '.lock.takeover';
+/** How long a CA command waits for another one to finish before it gives up. */
+const LOCK_WAIT_MS = 10_000;
+/**
+ * A lock file still empty this long after it was made was left by a holder that died making
+ * it; a takeover guard whose holder is gone is removed once this old (its holder died within
+ * the few milliseconds it holds it: rare enough that the same care is not taken twice).
+ */
+const STALE_AFTER_MS = 2_000;
+const SWEEP_EVERY_MS = 60_000;
+
+/** When this process last removed stale temp files from each CA folder. */
+const lastSweep = new Map<string, number>();
+/** The lock and guard files this process holds now (one naming our pid that is not here is a past life's). */
+const heldHere = new Set<string>();
+
+/** A lock file as read: what identifies this very file (a later one at the same path differs). */
+interface SeenLock {
+  readonly text: string;
+  readonly ino: number;
+  readonly mtimeMs: number;
+}
+
+export async function withCaLock<T>(dir: string, change: () => Promise<T>): Promise<T> {
+  // every command that changes the folder comes through here: none writes keys into a shared one
+  await requirePrivateCaFolder(dir);
+  const path = join(dir, LOCK_FILE);
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  while (!(await tryCreate(path))) {
+    const seen = await readLock(path);
+    if (seen === undefined) continue; // released between the two: try again at once
+    if (stale(path, seen)) {
+      await removeStale(dir, path, seen);
+      continue;
+    }
+    // empty: its holder made it and is writing its pid now
+    if (seen.text === '') {
+      await sleep(10);
+      continue;
+    }
+    if (Date.now() > deadline) throw new MeshcarError('forbidden', `${dir} is being changed by another meshcar process (pid ${seen.text}, see ${path}); try again when it has finished`);
+    await sleep(100);
+  }
+  try {
+    // what a step killed mid-write left (an unused private key among them): gone at the next
+    // one; a server takes the lock per signing, so once a minute at most
+    if (Date.now() - (lastSweep.get(dir) ?? -Infinity) >= SWEEP_EVERY_MS) {
+      lastSweep.set(dir, Date.now());
+      await removeStaleTemps(dir);
+    }
+    return await change();
+  } finally {
+    await release(path);
+  }
+}
+
+/** Makes `path` with O_EXCL holding our pid; false if it exists. */
+async function tryCreate(path: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(path, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  heldHere.add(path);
+  try {
+    await handle.writeFile(String(process.pid));
+    await handle.close();
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await release(path);
+    throw err;
+  }
+  return true;
+}
+
+async function release(path: string): Promise<void> {
+  heldHere.delete(path);
+  await rm(path, { force: true });
+}
+
+/** The lock file as it is now; undefined if there is none. */
+async function readLock(path: string): Promise<SeenLock | undefined> {
+  try {
+    const handle = await open(path, 'r');
+    try {
+      // stat and read through one descriptor: the text is this inode's, whatever replaced the path since
+      const { ino, mtimeMs } = await handle.stat();
+      return { text: await handle.readFile('utf8'), ino, mtimeMs };
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Left by a holder that is gone: its pid names no process, or names us while we do not hold
+ * it (a process before us had our pid: a container's pid 1, killed holding the lock and
+ * restarted), or it stayed empty longer than any write takes.
+ */
+function stale(path: string, seen: SeenLock): boolean {
+  if (seen.text === '') return Date.now() - seen.mtimeMs >= STALE_AFTER_MS;
+  const holder = Number(seen.text);
+  if (holder === process.pid) return !heldHere.has(path);
+  return !(Number.isInteger(holder) && holder > 0 && alive(holder));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the stale lock `seen` if it is still there, under the takeover guard; the caller tries again either way. */
+async function removeStale(dir: string, path: string, seen: SeenLock): Promise<void> {
+  const guard = join(dir, TAKEOVER_FILE);
+  if (!(await tryCreate(guard))) {
+    // another waiter is taking it over now; its guard is gone in a moment unless it died holding it
+    const guarding = await readLock(guard);
+    if (guarding !== undefined && stale(guard, guarding) && Date.now() - guarding.mtimeMs >= STALE_AFTER_MS) await rm(guard, { force: true });
+    else await sleep(10);
+    return;
+  }
+  try {
+    const now = await readLock(path);
+    if (now !== undefined && now.ino === seen.ino && now.mtimeMs === seen.mtimeMs && now.text === seen.text) await rm(path, { force: true });
+  } finally {
+    await release(guard);
+  }
+}
