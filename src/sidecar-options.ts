@@ -22,4 +22,6 @@ export interface SidecarOptions {
   readonly identity?: () => Promise<RunningIdentity>;
   /** workers > 1, in a worker: the OpenAPI documents the primary loaded (a worker reads no spec file). */
   readonly specs?: SpecDocuments;
+  /** workers > 1, in a worker: how many workers share the app (its connection limit is split among them). */
+  readonly workers?: number;
 }

@@ -4,6 +4,7 @@
 // observer. The composition root (sidecar.ts) binds them and closes them.
 
 import type { SidecarConfig } from './config/sidecar-config.js';
+import { DEFAULT_INBOUND_LIMITS } from './config/inbound-config.js';
 import type { Logger } from 'pino';
 import type { WorkloadIdentity } from './identity/workload-identity.js';
 import type { TrafficObserver } from './metrics/traffic.js';
@@ -14,8 +15,19 @@ import type { Guards } from './schema/guards.js';
 type InboundSlice = NonNullable<SidecarConfig['inbound']>;
 type OutboundSlice = NonNullable<SidecarConfig['outbound']>;
 
-export function inboundSide(config: SidecarConfig, inbound: InboundSlice, identity: WorkloadIdentity, guards: Guards, logger: Logger, observer: TrafficObserver): Inbound {
-  return createInbound({ config: inbound, identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer, codec: config.http2.codec, appClient: config.http1.appClient, ...(guards.inbound ? { schema: guards.inbound } : {}) });
+export function inboundSide(config: SidecarConfig, inbound: InboundSlice, identity: WorkloadIdentity, guards: Guards, logger: Logger, observer: TrafficObserver, workers = 1): Inbound {
+  return createInbound({ config: appShare(inbound, workers), identity, trustDomain: config.trustDomain, ownSpiffeId: config.spiffeId, logger: logger.child({ component: 'inbound' }), observer, codec: config.http2.codec, appClient: config.http1.appClient, ...(guards.inbound ? { schema: guards.inbound } : {}) });
+}
+
+/**
+ * One worker's part of the app's connections: the app is one process whatever the sidecar's
+ * workers, and `maxAppConnections` is what it can take (N workers each keeping the whole limit
+ * opened up to N times it). At least one each: a worker with none could not forward.
+ */
+function appShare(inbound: InboundSlice, workers: number): InboundSlice {
+  if (workers <= 1) return inbound;
+  const limits = inbound.limits ?? DEFAULT_INBOUND_LIMITS;
+  return { ...inbound, limits: { ...limits, maxAppConnections: Math.max(1, Math.floor(limits.maxAppConnections / workers)) } };
 }
 
 export function outboundSide(config: SidecarConfig, outbound: OutboundSlice, identity: WorkloadIdentity, guards: Guards, logger: Logger, observer: TrafficObserver): Outbound {

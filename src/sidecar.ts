@@ -151,7 +151,7 @@ export class Sidecar {
   private async listen(identity: WorkloadIdentity, guards: Guards) {
     const { config, logger } = this;
     // one after the other: an outbound that fails to build leaves the inbound for stop() to close
-    if (config.inbound) this.inbound = inboundSide(config, config.inbound, identity, guards, logger, this.observers.observer);
+    if (config.inbound) this.inbound = inboundSide(config, config.inbound, identity, guards, logger, this.observers.observer, this.options.workers);
     if (config.outbound) this.outbound = outboundSide(config, config.outbound, identity, guards, logger, this.observers.observer);
     // both settle before a failure is thrown: nothing logs "listening" after the fatal error
     return settledOrThrow([this.inbound?.listen(), this.outbound?.listen()]);

@@ -136,3 +136,12 @@ export const isOurs = isTyped;
 export function svidMaterial(svid: SvidMaterial): SvidMaterial {
   return { privateKeyPem: svid.privateKeyPem, chainPem: svid.chainPem, bundlePem: svid.bundlePem };
 }
+
+/** Set by the primary in each worker's environment: how many workers it runs (fixed until a restart). */
+export const WORKER_COUNT_ENV = 'MESHCAR_WORKER_COUNT';
+
+/** In a worker: how many workers share the sidecar's work (1 if not told). */
+export function workersAround(): number {
+  const count = Number(process.env[WORKER_COUNT_ENV]);
+  return Number.isInteger(count) && count > 0 ? count : 1;
+}

@@ -21,7 +21,7 @@ import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 import type { ConfigToRun, WorkerCluster } from './contract.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { ClusterViews, VIEW_ASK_TIMEOUT_MS, type WorkerUpstreams } from './cluster-views.js';
-import { isOurs, isToPrimary, svidMaterial, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
+import { isOurs, isToPrimary, svidMaterial, WORKER_COUNT_ENV, type ToPrimary, type ToWorker, type WorkerConfig, type WorkerEndpoints } from './messages.js';
 import { PrimaryBooks, type Listening } from './primary-books.js';
 import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
@@ -200,7 +200,8 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     // to each worker as 11.7 MB), and a worker compiles the same objects the primary checked
     cluster.setupPrimary({ serialization: 'advanced' });
     // the worker runs this same command line; it tells itself apart by cluster.isWorker
-    const worker = cluster.fork();
+    // how many there are: the app's connection limit is split among them (sidecar-sides.ts)
+    const worker = cluster.fork({ [WORKER_COUNT_ENV]: String(this.count) });
     this.forkedAt.set(worker.id, Date.now());
     // a connection handed to it that it never takes (it dies, or is stopped and killed) is closed at its exit
     closeUntakenConnections(worker);

@@ -19,7 +19,7 @@ import type { RunningIdentity } from '../identity/bootstrap.js';
 import { Metrics } from '../metrics/registry.js';
 import { Sidecar } from '../sidecar.js';
 import { exportForAggregation } from './cluster-metrics.js';
-import { isToWorker, type Answers, type Ask, type ToPrimary, type ToWorker, type WorkerConfig } from './messages.js';
+import { isToWorker, workersAround, type Answers, type Ask, type ToPrimary, type ToWorker, type WorkerConfig } from './messages.js';
 import { ReloadSteps } from './reload-steps.js';
 
 /** Resolves once the message is handed to the channel (so a last message is not lost at exit). */
@@ -160,7 +160,7 @@ async function serve(file: string, workerId: number): Promise<number> {
       identity = new WorkloadIdentity(checkFromPrimary(latestSvid as SvidMaterial, config.spiffeId), (logger as Logger).child({ component: 'identity' }));
       return { identity, nextRenewalAt: () => undefined, stop: ignore };
     };
-    sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary, specs: current.specs });
+    sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary, specs: current.specs, workers: workersAround() });
     const started = sidecar.start();
     built({ sidecar, started });
     const addresses = await started;
