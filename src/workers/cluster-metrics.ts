@@ -10,11 +10,14 @@
 // build info, the workers themselves) come from its own registry; every family comes from one
 // side only, so no name appears twice. One family is both sides': the log lines dropped, which
 // each process (the primary too: its reload errors, renewals) counts of its own stdout; the
-// primary's count is one more input to the workers' sum.
+// primary's count is one more input to the workers' sum. The sums are floats, whose order
+// changes when a worker exits: every cumulative series is held at or above its last published
+// value (counter-floors.ts), so no float rounding reads as a counter reset.
 
 import client from 'prom-client';
 import { negotiateMetrics } from '../metrics/openmetrics.js';
 import type { MetricsJson } from './messages.js';
+import { CounterFloors, type FloorFamily } from './counter-floors.js';
 
 /** Counted in the primary only: its renewal loop, its SVID saves and reloads; the workers' copies are not exported. */
 const PRIMARY_FAMILIES = ['meshcar_build_info', 'meshcar_identity_renewals_total', 'meshcar_identity_persist_failures_total', 'meshcar_config_reloads_total'] as const;
@@ -58,6 +61,9 @@ export class ClusterMetrics {
     registers: [this.registry],
   });
 
+  /** The last published value of every cumulative series of the aggregated families. */
+  private readonly floors = new CounterFloors();
+
   /** `primary`: the primary's own registry (its families are picked from it); `live`: workers alive now. */
   constructor(private readonly primary: client.Registry, live: () => number) {
     new client.Gauge({
@@ -80,7 +86,15 @@ export class ClusterMetrics {
     const shared = await Promise.all(SHARED_FAMILIES.map((name) => this.primary.getSingleMetric(name)?.get()));
     const mine = shared.filter((metric) => metric !== undefined) as MetricsJson;
     const aggregated = client.AggregatorRegistry.aggregate([...(workers as MetricsJson[]), mine]);
+    // before any await: pages are floored in the order they are published. The registry's
+    // metrics are wrappers sharing the aggregated samples, which its metrics() renders
+    this.floors.hold(aggregated.getMetricsAsArray() as unknown as FloorFamily[]);
     const parts = await Promise.all([this.registry.metrics(), ...own, aggregated.metrics()]);
     return negotiateMetrics(`${parts.map((p) => p.trimEnd()).filter((p) => p !== '').join('\n\n')}\n`, accept);
+  }
+
+  /** metrics.requests turned off: those families count from zero again (departed-counts.ts forgets them too). */
+  forget(names: ReadonlySet<string>): void {
+    this.floors.forget(names);
   }
 }

@@ -139,6 +139,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
 
   forgetRequestCounts(families: ReadonlySet<string>): void {
     this.departed.forget(families);
+    this.metricsOf.forget(families);
   }
 
   endpoints(): Promise<WorkerEndpoints> {

@@ -1,8 +1,11 @@
-// What the primary shows of its workers' counts (workers: 2), for real: a sidecar with two
-// workers, real mTLS requests, the primary's /metrics, /endpoints and /workers.
+// What the primary shows of its workers' counts (workers: 2 or 3), for real: a sidecar with
+// several workers, real mTLS requests, the primary's /metrics, /endpoints and /workers.
 // - a worker killed and restarted: meshcar_requests_total, the duration histogram's count and
 //   /endpoints' counts do not go down (the dead worker's last counts are kept by the primary;
-//   Prometheus would read a drop as a counter reset); new requests add to them;
+//   Prometheus would read a drop as a counter reset); new requests add to them; no counter,
+//   _bucket, _sum or _count series on the page goes down, not even by the one ulp a float sum
+//   loses when the dead worker's counts are added in another order (a preload,
+//   test/fixtures/float-counter-worker.cjs, gives the three workers a counter of 0.1, 0.2, 0.3);
 // - process_max_fds is one worker's limit (not N times it), nodejs_version_info is 1;
 // - a stopped worker (SIGSTOP): /metrics and /endpoints still answer 200 within the short ask
 //   timeout, with the others' counts and the stopped one's last, meshcar_workers_unresponsive 1,
@@ -43,6 +46,23 @@ async function counts(sidecar: RunningSidecar): Promise<Counts> {
   };
 }
 
+/**
+ * The cumulative series (counters; histograms' _bucket, _sum, _count; summaries' _sum, _count)
+ * of page `before` that are lower on page `after`, as `series before -> after`.
+ */
+function decreased(before: string, after: string): string[] {
+  const types = new Map([...before.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1] as string, m[2] as string]));
+  const cumulative = (series: string) => {
+    const name = series.split('{')[0] as string;
+    if (types.get(name) === 'counter') return true;
+    const family = name.replace(/_(bucket|sum|count)$/, '');
+    return family !== name && ['histogram', 'summary'].includes(types.get(family) as string);
+  };
+  const values = (page: string) => new Map(page.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]));
+  const now = values(after);
+  return [...values(before)].filter(([series, value]) => cumulative(series) && (now.get(series) ?? Infinity) < value).map(([series, value]) => `${series} ${value} -> ${now.get(series)}`);
+}
+
 const send = async (sidecar: RunningSidecar, n: number) => {
   for (let i = 0; i < n; i++) await probeRequest(sidecar.inboundPort, fx.probe);
 };
@@ -51,8 +71,10 @@ const send = async (sidecar: RunningSidecar, n: number) => {
 // and again, each render at least 1 s after the last) runs beside the other two.
 t.jobs = 2;
 
-t.test('counts never go down when a worker dies or stops; per-process gauges are not summed', { timeout: 40_000 }, async (t) => {
-  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
+t.test('counts never go down when a worker dies or stops, not even by a float ulp; per-process gauges are not summed', { timeout: 40_000 }, async (t) => {
+  // three workers: a float sum of three changes its rounding when one of them is added last
+  const floats = fileURLToPath(new URL('../fixtures/float-counter-worker.cjs', import.meta.url));
+  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 3', nodeArgs: ['--require', floats] });
   t.teardown(() => sidecar.stop('SIGKILL'));
   await send(sidecar, 20);
   const before = await counts(sidecar);
@@ -64,17 +86,20 @@ t.test('counts never go down when a worker dies or stops; per-process gauges are
   const startTime = metricValue(before.metrics, 'process_start_time_seconds') as number;
   t.ok(startTime <= Date.now() / 1000 && startTime > Date.now() / 1000 - 600, `process_start_time_seconds is a worker's start (${startTime}), not a sum of them`);
 
+  t.equal(metricValue(before.metrics, 'float_test_seconds_total'), 0.1 + 0.2 + 0.3, 'the float counter of the workers: (0.1 + 0.2) + 0.3');
   const [one] = (await workersOf(sidecar)).workers;
-  t.ok((one?.requests ?? 0) > 0 && (one?.requests ?? 0) < 20, `worker ${one?.id} served ${one?.requests} of them`);
+  t.ok(one?.id === 1 && (one?.requests ?? 0) > 0 && (one?.requests ?? 0) < 20, `worker ${one?.id} served ${one?.requests} of them`);
   process.kill(one?.pid as number, 'SIGKILL');
   await waitFor(async () => (await sidecar.admin('/ready')).status === 200 && (await workersOf(sidecar)).workers.every((w) => w.listening), 10_000, 'the replacement listening', sidecar.process);
   const after = await counts(sidecar);
   t.same([after.requests, after.durations, after.endpoints], [20, 20, 20], 'after the worker was killed and replaced: still 20 everywhere (the dead worker\'s counts are kept)');
   t.equal(metricValue(after.metrics, 'meshcar_workers_restarts_total'), 1, 'the restart is counted');
-  t.equal(metricValue(after.metrics, 'meshcar_workers'), 2, 'meshcar_workers 2 (a gauge: the dead worker is not carried over)');
+  t.equal(metricValue(after.metrics, 'meshcar_workers'), 3, 'meshcar_workers 3 (a gauge: the dead worker is not carried over)');
+  t.same(decreased(before.metrics, after.metrics), [], 'no counter, _bucket, _sum or _count series went down (the 0.1 of worker 1 now added last)');
   await send(sidecar, 4);
   const more = await counts(sidecar);
   t.same([more.requests, more.durations, more.endpoints], [24, 24, 24], '4 more requests: 24');
+  t.same(decreased(after.metrics, more.metrics), [], 'nor after 4 more requests');
   t.equal(metricValue(more.metrics, 'meshcar_workers_unresponsive'), 0, 'meshcar_workers_unresponsive 0');
 
   // one worker stopped: the views answer with the other's counts and the stopped one's last
@@ -87,6 +112,7 @@ t.test('counts never go down when a worker dies or stops; per-process gauges are
   t.ok(took < 5_000, `/metrics, /endpoints and /workers answered 200 in ${took} ms with a worker stopped`);
   t.same([stuck.requests, stuck.durations, stuck.endpoints], [24, 24, 24], 'still 24: the stopped worker\'s last counts stand in');
   t.equal(metricValue(stuck.metrics, 'meshcar_workers_unresponsive'), 1, 'meshcar_workers_unresponsive 1');
+  t.same(decreased(more.metrics, stuck.metrics), [], 'nor with a worker stopped');
   t.same(
     view.workers.map((w) => [w.id, w.unresponsive === true]),
     view.workers.map((w) => [w.id, w.id === first?.id]),
