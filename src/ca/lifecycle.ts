@@ -23,7 +23,7 @@ import { readCaState, writeCaState, type CaState } from './ca-state.js';
 import { withCaLock } from './folder-lock.js';
 import { installIssuerPair } from './issuer-switch.js';
 import { leavesExpireBy, nextRotationStepAt, readLeafLifetime } from './leaf-lifetime.js';
-import { TokenKeys } from './token-keys.js';
+import { droppedKeysWarning, TokenKeys } from './token-keys.js';
 import { ISSUER_LIFETIME_MS, issueCrossCertificate, issueIssuerCertificate, issueRootCertificate, rootName, type Signer } from './x509-profile.js';
 import { shellWord } from '../shell-word.js';
 import { caCertificate, caPrivateKey } from './ca-pem.js';
@@ -31,7 +31,7 @@ import { caCertificate, caPrivateKey } from './ca-pem.js';
 export interface StepResult {
   /** What was done, one line for the operator. */
   readonly summary: string;
-  /** Set when --force overrode a refusal. */
+  /** Set when --force overrode a refusal, or a token key rotation dropped an unreadable key. */
   readonly warning?: string;
 }
 
@@ -166,7 +166,9 @@ async function rootActivateUnlocked(dir: string, options: { force?: boolean; now
   await rm(join(dir, ROTATION_FILES.pendingCert), { force: true });
   // once per activation: a second rotation would retire the key that signed the tokens made
   // before it, which keep working until root retire
-  if (!(await TokenKeys.rotatedSince(dir, Date.parse(state.rootRotation.addedAt)))) await TokenKeys.rotate(dir, 'rotate', now);
+  const tokenKeys = (await TokenKeys.rotatedSince(dir, Date.parse(state.rootRotation.addedAt))) ? undefined : await TokenKeys.rotate(dir, 'rotate', now);
+  const dropped = tokenKeys && droppedKeysWarning(dir, tokenKeys);
+  if (dropped) warning = warning ? `${warning}; ${dropped}` : dropped;
   // fixed now, under the lock: every leaf of the old root is counted in it (leaf-lifetime.ts)
   const retireFrom = new Date(leavesExpireBy(await readLeafLifetime(dir), now.getTime())).toISOString();
   const rotation = { step: 'activated' as const, addedAt: state.rootRotation.addedAt, activatedAt: now.toISOString(), leafMaxTtlMs: leafTtl, retireFrom };
@@ -245,8 +247,9 @@ async function rotateTokenKeyUnlocked(dir: string, options: { now?: Date } = {})
   const before = (await TokenKeys.load(dir).catch(() => undefined))?.info.retired.length ?? 0;
   const keys = await TokenKeys.rotate(dir, 'rotate', options.now);
   await writeCaState(dir, state, state);
-  const retired = keys.info.retired.length - before;
-  return { summary: `new token key ${keys.signer.kid} signs tokens; tokens of the previous key keep working until they expire${retired ? `; ${retired} older key(s) retired` : ''}` };
+  const retired = keys.info.retired.length - before - keys.dropped.length;
+  const warning = droppedKeysWarning(dir, keys);
+  return { summary: `new token key ${keys.signer.kid} signs tokens; ${keys.info.keys.some((k) => k.state === 'previous') ? 'tokens of the previous key keep working until they expire' : 'there is no previous key (tokens already handed out stop working)'}${retired > 0 ? `; ${retired} older key(s) retired` : ''}`, ...(warning ? { warning } : {}) };
 }
 
 // Every step holds the folder's lock (ca-state.ts): one change of the CA at a time.

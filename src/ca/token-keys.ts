@@ -2,7 +2,11 @@
 // rotations: token.key (the current private key, 0600) and token-keys.json (the public keys that
 // still verify, by kid, and the kids of retired keys). A rotation keeps the previous key
 // verifying, so a token made just before it still works until it expires; the one before that
-// is retired, and its tokens are refused with bad_token.
+// is retired, and its tokens are refused with bad_token. Every public key of the list is read
+// when the list is: one that does not parse (hand-edited, or written by an older version) is the
+// same one-line refusal as a bad token.key, naming `ca rotate-token-key`, and that rotation drops
+// such a key (its kid retired, a warning) instead of carrying it as the previous key; it was
+// Node's decoder error from the constructor, a stack trace and exit 70, from every command.
 
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -33,12 +37,31 @@ function kidOf(key: KeyObject): string {
   return createHash('sha256').update(createPublicKey(key).export({ type: 'spki', format: 'der' })).digest('base64url').slice(0, 16);
 }
 
-export class TokenKeys {
-  private readonly verifiers: Map<string, KeyObject>;
-
-  private constructor(readonly signer: TokenSigningKey, readonly info: TokenKeysFile) {
-    this.verifiers = new Map(info.keys.map((k) => [k.kid, createPublicKey(k.publicKeyPem)] as const));
+/** The public key of a list entry, or why the entry is not one. */
+function entryKey(entry: unknown, index: number): KeyObject | string {
+  const k = entry as Partial<TokenKeyInfo> | null;
+  const which = typeof k?.kid === 'string' ? `key ${JSON.stringify(k.kid.slice(0, 40))}` : `key ${index + 1}`;
+  if (typeof k !== 'object' || k === null || typeof k.kid !== 'string' || (k.state !== 'current' && k.state !== 'previous') || typeof k.publicKeyPem !== 'string') {
+    return `${which} is not {kid, state: current|previous, createdAt, publicKeyPem}`;
   }
+  try {
+    return createPublicKey(k.publicKeyPem);
+  } catch {
+    return `the publicKeyPem of ${which} is not a PEM public key`;
+  }
+}
+
+export class TokenKeys {
+  /**
+   * @param verifiers each listed kid's public key, read with the list
+   * @param dropped what a rotation left out of the list because it could not be read (a warning)
+   */
+  private constructor(
+    readonly signer: TokenSigningKey,
+    readonly info: TokenKeysFile,
+    private readonly verifiers: ReadonlyMap<string, KeyObject>,
+    readonly dropped: readonly string[] = [],
+  ) {}
 
   /** For verifyJoinToken: the public key of a kid this CA still accepts. */
   readonly keyFor = (kid: string): KeyObject => {
@@ -61,6 +84,7 @@ export class TokenKeys {
     const read = (file: string) => readFile(join(dir, file), 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
     let key: KeyObject;
     let file: TokenKeysFile;
+    const verifiers = new Map<string, KeyObject>();
     try {
       const [keyPem, list] = await Promise.all([read(TOKEN_KEY_FILE), read(TOKEN_KEYS_FILE)]);
       if (keyPem === undefined && list === undefined) return undefined;
@@ -73,14 +97,20 @@ export class TokenKeys {
         throw new Error(`${TOKEN_KEY_FILE} is not a PEM private key`);
       }
       file = JSON.parse(list) as TokenKeysFile;
+      if (typeof file !== 'object' || file === null || !Array.isArray(file.keys)) throw new Error(`${TOKEN_KEYS_FILE} holds no list of keys`);
+      for (const [i, entry] of file.keys.entries()) {
+        const publicKey = entryKey(entry, i);
+        if (typeof publicKey === 'string') throw new Error(`${TOKEN_KEYS_FILE}: ${publicKey}`);
+        verifiers.set(entry.kid, publicKey);
+      }
     } catch (err) {
       throw new MeshcarError('ca_missing', `the token keys in ${dir} cannot be read (${(err as Error).message}); "meshcar ca rotate-token-key --dir ${shellWord(dir)}" makes a new one (tokens already handed out stop working)`);
     }
     const kid = kidOf(key);
     if (!file.keys?.some((k) => k.kid === kid && k.state === 'current')) {
-      throw new MeshcarError('ca_missing', `${join(dir, TOKEN_KEY_FILE)} is not the current key of ${join(dir, TOKEN_KEYS_FILE)}`);
+      throw new MeshcarError('ca_missing', `${join(dir, TOKEN_KEY_FILE)} is not the current key of ${join(dir, TOKEN_KEYS_FILE)}; "meshcar ca rotate-token-key --dir ${shellWord(dir)}" makes a new one (tokens already handed out stop working)`);
     }
-    return new TokenKeys({ kid, key }, { keys: file.keys, retired: file.retired ?? [] });
+    return new TokenKeys({ kid, key }, { keys: file.keys, retired: Array.isArray(file.retired) ? file.retired : [] }, verifiers);
   }
 
   /**
@@ -99,9 +129,15 @@ export class TokenKeys {
     // a key the list does not name, and the list's current key must still become the previous
     const existing = mode === 'rotate' ? ((await TokenKeys.read(dir).catch(() => undefined))?.info ?? (await readKeyList(dir))) : (await TokenKeys.read(dir))?.info;
     const keys: TokenKeyInfo[] = [];
-    const retired = [...(existing?.retired ?? [])];
-    for (const k of existing?.keys ?? []) {
-      if (mode === 'rotate' && k.state === 'current') keys.push({ ...k, state: 'previous' });
+    const retired = [...(existing?.retired ?? [])].filter((kid) => typeof kid === 'string');
+    const dropped: string[] = [];
+    for (const [i, k] of (existing?.keys ?? []).entries()) {
+      // a key that cannot verify anything is not carried: it would make the new list unreadable
+      const unreadable = entryKey(k, i);
+      if (typeof unreadable === 'string') {
+        dropped.push(unreadable);
+        if (typeof k?.kid === 'string') retired.push(k.kid);
+      } else if (mode === 'rotate' && k.state === 'current') keys.push({ ...k, state: 'previous' });
       else if (mode === 'retire-previous' && k.state === 'current') keys.push(k);
       else retired.push(k.kid);
     }
@@ -116,7 +152,7 @@ export class TokenKeys {
     await writeFileAtomic(join(dir, TOKEN_KEYS_FILE), `${JSON.stringify({ keys, retired: retired.slice(-50) }, null, 2)}\n`, 0o644);
     const rotated = await TokenKeys.read(dir);
     if (!rotated) throw new MeshcarError('ca_missing', `the token keys just written to ${dir} cannot be read back`);
-    return rotated;
+    return dropped.length === 0 ? rotated : new TokenKeys(rotated.signer, rotated.info, rotated.verifiers, dropped);
   }
 }
 
@@ -128,4 +164,10 @@ async function readKeyList(dir: string): Promise<TokenKeysFile | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** The warning line for the keys a rotation dropped as unreadable, or undefined when none was. */
+export function droppedKeysWarning(dir: string, keys: TokenKeys): string | undefined {
+  if (keys.dropped.length === 0) return undefined;
+  return `${join(dir, TOKEN_KEYS_FILE)}: dropped ${keys.dropped.length} key(s) that could not be read rather than keep them (${keys.dropped.join('; ')}); their kids are retired, and tokens they signed are refused`;
 }
