@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50
+#!/usr/bin/env -S UV_THREADPOOL_SIZE=16 node --max-semi-space-size=4 --heap-growing-percent=50
 // meshcar's command line: argv → one command. The only module that reads process.argv and
 // sets the command's exit code (a `workers` child ends itself: src/workers/worker.ts); user
 // errors print one line (what, where, how to mend), never a stack trace. The launcher line
@@ -7,7 +7,11 @@
 // what survived the last full GC: left to V8, a busy outbound's next full GC came at anything
 // from 21 to 52 MB of heap (13 MB live), so its peak RSS was 78 MB in one run and 113 MB in
 // the next (make bench, 4 runs each: 79-114 MB, with the flag 80-82 MB, CPU alike within
-// 0.6 µs). `node dist/cli.js` users pass the flags themselves.
+// 0.6 µs). And it gives libuv's thread pool 16 threads, not 4: host-name lookups (getaddrinfo)
+// may hold half of them, and a resolver that does not answer holds one per name for its whole
+// timeout; with 8, names that answer and connections to an app named by host name still find
+// one (src/outbound/name-lookups.ts). The pool is made before any of this file runs, so only
+// the environment can set it. `node dist/cli.js` users pass the flags themselves.
 //
 // The commands themselves are in src/cli/ (ca-commands.ts, sidecar-commands.ts). Only the small
 // modules every command shares are imported up front; each command imports what it uses when it

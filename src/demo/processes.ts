@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 /** The node flags of the `meshcar` launcher (src/cli.ts's first line), for `node dist/cli.js`. */
 const LAUNCHER_FLAGS = ['--max-semi-space-size=4', '--heap-growing-percent=50'];
+const LAUNCHER_ENV = { UV_THREADPOOL_SIZE: '16' };
 
 const children: ChildProcess[] = [];
 /** Each child's last stderr line: why it exited, for the demo's one line. */
@@ -33,7 +34,7 @@ const cas = new Set<ChildProcess>();
  */
 export function startMeshcar(args: string[], label: string): ChildProcess {
   if (stopping.signal.aborted) throw new Error(`the demo is stopping: ${label} is not started`);
-  const child = spawn(process.execPath, [...LAUNCHER_FLAGS, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [...LAUNCHER_FLAGS, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, ...LAUNCHER_ENV } });
   if (child.stderr) {
     eachLine(child.stderr, (line) => {
       process.stderr.write(`[${label}] ${line}\n`);

@@ -13,7 +13,6 @@
 // never per request; a set its pool's retirement silenced tells nothing more.
 
 import { EventEmitter } from 'node:events';
-import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { formatHostPort, isNotDialable, type Endpoint } from '../config/address.js';
@@ -22,6 +21,7 @@ import { initialLoad, type LoadState } from './balancer.js';
 import { pickEndpoint } from './endpoint-pick.js';
 import { usableFamilies } from './address-families.js';
 import { LookupOutages } from './lookup-outages.js';
+import { systemLookups, type LookupAll } from './name-lookups.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 
 export interface UpstreamEndpoint extends LoadState {
@@ -36,9 +36,10 @@ export interface UpstreamEndpoint extends LoadState {
   downUntil: number;
 }
 
-export type LookupAll = (hostname: string) => Promise<ReadonlyArray<{ address: string; family: number }>>;
+export type { LookupAll };
 
-export const defaultLookup: LookupAll = (hostname) => dns.lookup(hostname, { all: true, verbatim: true });
+/** The system resolver, through the process's one lookup scheduler (name-lookups.ts). */
+export const defaultLookup: LookupAll = systemLookups.lookup;
 
 export interface EndpointSetOptions {
   readonly refreshMs: number;
