@@ -19,6 +19,7 @@ import { configFolderHint } from './config-folder.js';
 import { writeTokenFix } from '../identity/missing-token.js';
 import { caInitFix } from './ca-init-fix.js';
 import { caTrustDomainProblem } from './ca-trust-domain.js';
+import { requirePrivateCaFolder } from '../ca/ca-state.js';
 import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-value.js';
@@ -180,6 +181,8 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   const set = loaded.kind === 'sidecar' && problems.every((problem) => problem === undefined) ? await filesSetProblem(loaded.config) : undefined;
   // a CA folder that is there must be a CA of this config's trust domain, as ca serve requires
   const otherDomain = loaded.kind === 'ca' && problems[0] === undefined ? await caTrustDomainProblem(loaded.config.dir, loaded.config.trustDomain) : undefined;
+  // and one only its user can write to, as ca serve requires (the kubelet's fsGroup pass, say, adds group write)
+  const shared = loaded.kind === 'ca' && problems[0] === undefined ? await requirePrivateCaFolder(loaded.config.dir).then(() => undefined, (err: unknown) => describeError(err)) : undefined;
   // an OpenAPI spec is loaded as the sidecar would: parsed, validated, $refs resolved, compiled
   const specs = specsOf(loaded);
   // (the loader, swagger-parser and Ajv, is imported only when a spec is named)
@@ -189,6 +192,7 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
     ...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i], whenMissing: ref.whenMissing })),
     ...(set ? [{ keys: ['identity', 'files', 'cert'], path: set.path, problem: set.problem }] : []),
     ...(otherDomain && loaded.kind === 'ca' ? [{ keys: ['trustDomain'], path: loaded.config.dir, problem: otherDomain }] : []),
+    ...(shared && loaded.kind === 'ca' ? [{ keys: ['dir'], path: loaded.config.dir, problem: shared }] : []),
     ...specs.map((spec, i) => ({ keys: spec.keys, path: spec.path, problem: specProblems[i] })),
   ];
   for (const entry of all) {

@@ -8,7 +8,7 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { startTestCa, makeCaDir } from '../helpers/ca.js';
 import { runStepKilledAt, signFromCrashedFolder } from '../helpers/ca-crash.js';
@@ -102,4 +102,23 @@ t.test('a state.json that cannot be read (a folder in its place) is one line fro
   t.equal(status.code, 1, `exit 1: ${status.stderr}`);
   t.equal(status.stderr.trim().split('\n').length, 1, `one line: ${status.stderr}`);
   t.match(status.stderr, /state\.json cannot be read \(EISDIR.*restore it from a backup/);
+});
+
+t.test('the init container gives the CA folder back to its user after the kubelet opened it to the group', async (t) => {
+  const base = t.testdir();
+  const dir = join(base, 'ca');
+  const bin = join(base, 'bin');
+  t.equal((await initContainer(dir, bin)).code, 0, 'the first start makes the CA');
+  // the kubelet's fsGroup pass on a volume whose root did not match (restored, moved): group
+  // write and setgid on the folders, group read and write on the files
+  const all = async (at: string): Promise<string[]> => [at, ...(await Promise.all((await readdir(at, { withFileTypes: true })).map((e) => (e.isDirectory() ? all(join(at, e.name)) : [join(at, e.name)])))).flat()];
+  for (const path of await all(dir)) await chmod(path, (await stat(path)).isDirectory() ? 0o2770 : 0o660);
+  await t.rejects(startTestCa({}, dir), { message: /is writable by its group \(mode 2770\)/ }, 'ca serve refuses the folder as the kubelet left it');
+  const again = await initContainer(dir, bin);
+  t.equal(again.code, 0, `the init container at the next start: ${again.stderr}`);
+  const open = [];
+  for (const path of await all(dir)) if (((await stat(path)).mode & 0o077) !== 0) open.push(path);
+  t.same(open, [], 'nothing in the folder is left to the group or others');
+  const served = await signFromCrashedFolder(dir);
+  t.equal(served.status, 200, 'and the CA serves from it');
 });
