@@ -190,7 +190,7 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string):
     const finished = await finishIssuerSwitch(dir, issuerKey);
     if (finished === undefined) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerKey)} does not belong to ${join(dir, CA_FILES.issuerCert)} (a new issuer pair can be made with: meshcar ca rotate-issuer --dir ${shellWord(dir)})`);
     issuerPem = finished;
-    issuerCert = new X509Certificate(finished);
+    issuerCert = caCertificate(dir, CA_FILES.issuerCert, finished);
   }
   if (!roots.some((root) => issuerCert.checkIssued(root) && issuerCert.verify(root.publicKey))) {
     throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerCert)} is not signed by any root in ${join(dir, CA_FILES.bundle)}`);

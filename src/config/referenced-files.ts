@@ -219,7 +219,7 @@ async function filesSetProblem(config: SidecarConfig): Promise<{ path: string; p
   const { cert, key, bundle } = config.identity.files;
   try {
     const [chainPem, privateKeyPem, bundlePem] = await Promise.all([cert, key, bundle].map((file) => readBoundedText(file, MAX_PEM_FILE_BYTES)));
-    validateSvidSoon({ chainPem: chainPem as string, privateKeyPem: privateKeyPem as string, bundlePem: bundlePem as string }, config.spiffeId);
+    validateSvidSoon({ chainPem: chainPem as string, privateKeyPem: privateKeyPem as string, bundlePem: bundlePem as string, paths: { chain: cert, bundle } }, config.spiffeId);
     return undefined;
   } catch (err) {
     return { path: cert, problem: `${cert} / ${key} / ${bundle}: ${describeError(err)} (run refuses this set)` };

@@ -103,7 +103,7 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
   const keyMode = (await stat(paths.key)).mode & 0o777;
   let svid: Svid;
   try {
-    svid = validateSvid(material, config.spiffeId, now);
+    svid = validateSvid({ ...material, paths: { chain: paths.cert, bundle: paths.bundle } }, config.spiffeId, now);
   } catch (err) {
     const message = describeError(err);
     if (fromCa && /expired/.test(message)) {
@@ -117,6 +117,8 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
         ? fromCa // a folder or files shared by two services, or the wrong `service`
           ? `identity.dir holds another service's SVID: give each service its own identity.dir (or correct service); the sidecar replaces it using the join token (identity.ca.token)`
           : `identity.files names another service's certificate: point it at this service's (or correct service)`
+        : /validity date this host cannot read/.test(message)
+        ? 'whoever issued that certificate must issue it again with dates in RFC 5280 form (UTCTime YYMMDDHHMMSSZ through 2049, GeneralizedTime YYYYMMDDHHMMSSZ after)'
         : /private key does not match/.test(message)
         ? 'the key and certificate come from different issuances: put the key that belongs to the certificate next to it'
         : /bundle|chain|signer|issuer/i.test(message)

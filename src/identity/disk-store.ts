@@ -236,7 +236,7 @@ export class DiskStore {
       readBoundedText(file('chain'), MAX_PEM_FILE_BYTES),
       readBoundedText(file('bundle'), MAX_PEM_FILE_BYTES),
     ]);
-    const svid = validateSvidSoon({ privateKeyPem, chainPem, bundlePem }, expectedSpiffeId, now);
+    const svid = validateSvidSoon({ privateKeyPem, chainPem, bundlePem, paths: { chain: file('chain'), bundle: file('bundle') } }, expectedSpiffeId, now);
     const keyMode = (await stat(file('key'))).mode & 0o777;
     if (keyMode & 0o077) {
       this.logger.warn({ file: file('key') }, `the stored private key is readable by others (mode ${keyMode.toString(8)}); chmod 600 it`);

@@ -42,7 +42,7 @@ async function readFiles(files: IdentityFiles): Promise<FilesContent> {
 
 function validateFiles(content: FilesContent, files: IdentityFiles, spiffeId: string): Svid {
   try {
-    return validateSvid(content, spiffeId);
+    return validateSvid({ ...content, paths: { chain: files.cert, bundle: files.bundle } }, spiffeId);
   } catch (err) {
     throw new MeshcarError('identity_invalid', `${files.cert} / ${files.key} / ${files.bundle}: ${describeError(err)}`, { cause: err });
   }

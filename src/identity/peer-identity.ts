@@ -10,7 +10,7 @@ import { uriSans } from '../pki/x509-read.js';
 import { sessionPeerCertificate } from '../pki/session-peer.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
 import { signingCertificateProblem } from './svid-leaf.js';
-import { pathWindow, peerPathValidity, remember, validityProblem, type ValidityWindow } from './peer-validity.js';
+import { pathWindow, peerPathValidity, printedMs, remember, validityProblem, type ValidityWindow } from './peer-validity.js';
 import type { TlsFailureReason } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 
@@ -149,7 +149,7 @@ function peerLeaf(socket: TLSSocket, resumed: boolean, anchorsPem: string | unde
   const cert = socket.getPeerX509Certificate();
   if (cert === undefined || resumed) return cert;
   const window = pathWindow(cert, nowMs);
-  const ownDates = window.notBeforeMs === Date.parse(cert.validFrom) && window.notAfterMs === Date.parse(cert.validTo);
+  const ownDates = window.notBeforeMs === printedMs(cert.validFrom) && window.notAfterMs === printedMs(cert.validTo);
   // cut short: the window is the verified path's, so only a verified path under a known bundle
   if (window.problem !== undefined || (!ownDates && (anchorsPem === undefined || !socket.authorized))) return cert;
   if (leaves.size >= LEAF_LIMIT) leaves.delete(leaves.keys().next().value as string);

@@ -13,6 +13,7 @@
 // Trust anchors are not in the presented path; OpenSSL checked their dates at the full handshake.
 
 import type { X509Certificate } from 'node:crypto';
+import { readPrintedDate } from '../pki/cert-dates.js';
 
 export interface ValidityWindow {
   /** The latest notBefore on the path (ms since the epoch). */
@@ -58,14 +59,21 @@ export function remember(fingerprint: string, window: ValidityWindow): void {
  * part of an accepted path and is passed over. Extra valid certificates can only narrow the
  * window.
  */
+/** A printed date (validFrom/validTo) in ms since the epoch; NaN when this host cannot read it. */
+export function printedMs(text: string): number {
+  return readPrintedDate(text)?.getTime() ?? NaN;
+}
+
 export function pathWindow(leaf: X509Certificate, nowMs: number): ValidityWindow {
-  let notBeforeMs = Date.parse(leaf.validFrom);
-  let notAfterMs = Date.parse(leaf.validTo);
+  let notBeforeMs = printedMs(leaf.validFrom);
+  let notAfterMs = printedMs(leaf.validTo);
+  // OpenSSL refuses such a leaf at the handshake; were one let through, NaN passes every check
+  if (Number.isNaN(notBeforeMs) || Number.isNaN(notAfterMs)) return { notBeforeMs: 0, notAfterMs: 0, problem: 'has a validity date this host cannot read' };
   let cert: X509Certificate | undefined = leaf.issuerCertificate;
   let count = 1;
   for (; cert !== undefined && count < MAX_PRESENTED; count++) {
-    const from = Date.parse(cert.validFrom);
-    const to = Date.parse(cert.validTo);
+    const from = printedMs(cert.validFrom);
+    const to = printedMs(cert.validTo);
     if (from <= nowMs && to > nowMs - EXPIRED_SLACK_MS) {
       notBeforeMs = Math.max(notBeforeMs, from);
       notAfterMs = Math.min(notAfterMs, to);

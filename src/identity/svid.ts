@@ -9,6 +9,7 @@ import { hasUnterminatedPemBlock, pemBlocks, splitPemCertificates } from '../pki
 import { uriSans } from '../pki/x509-read.js';
 import { signingCertificateProblem } from './svid-leaf.js';
 import { clip } from '../clip.js';
+import { readPrintedDate, unreadableDatesProblem } from '../pki/cert-dates.js';
 
 export interface SvidMaterial {
   readonly privateKeyPem: string;
@@ -16,6 +17,8 @@ export interface SvidMaterial {
   readonly chainPem: string;
   /** Trusted roots; several during a root rotation. */
   readonly bundlePem: string;
+  /** The files chainPem and bundlePem were read from, named in a refusal about one certificate. */
+  readonly paths?: { readonly chain: string; readonly bundle: string };
 }
 
 export interface Svid extends SvidMaterial {
@@ -59,12 +62,13 @@ function refuse(reason: string): never {
   throw new MeshcarError('identity_invalid', reason);
 }
 
+/** (An unreadable date is an Invalid Date: every certificate here passed parseCertificates.) */
 export function notBeforeOf(cert: X509Certificate): Date {
-  return new Date(cert.validFrom);
+  return readPrintedDate(cert.validFrom) ?? new Date(NaN);
 }
 
 export function notAfterOf(cert: X509Certificate): Date {
-  return new Date(cert.validTo);
+  return readPrintedDate(cert.validTo) ?? new Date(NaN);
 }
 
 /**
@@ -78,17 +82,22 @@ function describe(cert: X509Certificate): string {
   return `${cn ? `"${clip(cn, QUOTED_LIMIT)}"` : 'certificate'} (serial ${cert.serialNumber.toLowerCase()})`;
 }
 
-function parseCertificates(pem: string, what: string): X509Certificate[] {
+function parseCertificates(pem: string, what: string, path: string | undefined): X509Certificate[] {
   // a file cut short (read while written in place) must be refused, not read as one root fewer
   if (hasUnterminatedPemBlock(pem)) refuse(`the ${what} has a PEM block that never ends (no -----END line): a file cut short, or read while it was being written`);
   const texts = splitPemCertificates(pem);
   if (texts.length === 0) refuse(`the ${what} holds no PEM CERTIFICATE block`);
   return texts.map((text, i) => {
+    let cert: X509Certificate;
     try {
-      return new X509Certificate(text);
+      cert = new X509Certificate(text);
     } catch (err) {
       return refuse(`certificate ${i + 1} of the ${what} cannot be parsed: ${(err as Error).message}`);
     }
+    // NaN dates compare false both ways: such a certificate would pass every date check below
+    const dates = unreadableDatesProblem(cert);
+    if (dates !== undefined) refuse(`${path ? `the certificate at ${path} (certificate ${i + 1} of the ${what})` : `certificate ${i + 1} of the ${what}`} ${dates}`);
+    return cert;
   });
 }
 
@@ -148,8 +157,8 @@ function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], ro
  * Throws MeshcarError('identity_invalid') naming the first thing wrong.
  */
 export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, now: Date = new Date()): Svid {
-  const chain = parseCertificates(material.chainPem, 'certificate chain');
-  const roots = parseCertificates(material.bundlePem, 'trust bundle');
+  const chain = parseCertificates(material.chainPem, 'certificate chain', material.paths?.chain);
+  const roots = parseCertificates(material.bundlePem, 'trust bundle', material.paths?.bundle);
   const leaf = chain[0] as X509Certificate;
   const key = parsePrivateKey(material.privateKeyPem);
 
