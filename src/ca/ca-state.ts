@@ -88,7 +88,36 @@ export async function readCaStateAsIs(dir: string): Promise<CaState> {
   if (typeof value !== 'object' || value === null || !Number.isInteger(value.generation)) {
     throw new MeshcarError('ca_missing', `${join(dir, STATE_FILE)} does not hold the CA's state (no "generation")`);
   }
+  const problem = stateProblem(value as Record<string, unknown>);
+  if (problem !== undefined) throw new MeshcarError('ca_missing', `${join(dir, STATE_FILE)} does not hold the CA's state: ${problem}; it records the CA's rotation state: restore it from a backup`);
   return value as CaState;
+}
+
+/** A time the commands read back (and print): an ISO date string. */
+const isTime = (v: unknown): boolean => typeof v === 'string' && v.length <= 64 && Number.isFinite(Date.parse(v));
+
+/**
+ * What in a state.json of the right shape is not what the commands write (a hand edit, a
+ * half-restored file), or undefined: each field is read back, compared and printed by status
+ * and the rotation steps, and a missing addedAt made `ca status` throw (exit 70).
+ */
+function stateProblem(state: Record<string, unknown>): string | undefined {
+  for (const key of ['issuerRotatedAt', 'rootRetiredAt'] as const) {
+    if (state[key] !== undefined && !isTime(state[key])) return `its ${key} is not a time`;
+  }
+  const initializing = state.initializing as Record<string, unknown> | undefined;
+  if (initializing !== undefined && (typeof initializing !== 'object' || initializing === null || !isTime(initializing.since) || typeof initializing.trustDomain !== 'string')) return 'its "initializing" is not {since, trustDomain}';
+  const rotation = state.rootRotation as Record<string, unknown> | undefined;
+  if (rotation === undefined) return undefined;
+  if (typeof rotation !== 'object' || rotation === null) return 'its rootRotation is not an object';
+  if (rotation.step !== 'added' && rotation.step !== 'activated') return 'its rootRotation.step is neither "added" nor "activated"';
+  if (!isTime(rotation.addedAt)) return 'its rootRotation.addedAt is not a time';
+  for (const key of ['activatedAt', 'activateFrom', 'retireFrom'] as const) {
+    if (rotation[key] !== undefined && !isTime(rotation[key])) return `its rootRotation.${key} is not a time`;
+  }
+  const ttl = rotation.leafMaxTtlMs;
+  if (ttl !== undefined && !(typeof ttl === 'number' && Number.isFinite(ttl) && ttl >= 0)) return 'its rootRotation.leafMaxTtlMs is not a duration';
+  return undefined;
 }
 
 /** Writes the next state with the generation bumped: the last write of every CA change. */

@@ -90,3 +90,23 @@ t.test('what a refusal quotes stays on its line: a newline in the file, ESC in t
     t.notMatch(result.stderr, /[\u001b\r]/, 'no raw ESC or CR');
   }
 });
+
+t.test('a state.json edited by hand: one line naming the field, exit 1, not a stack trace', async (t) => {
+  const dir = t.testdir();
+  const ca = join(dir, 'ca');
+  t.equal((await cli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  const edits: Array<[state: unknown, says: string]> = [
+    [{ generation: 3, rootRotation: { step: 'added' } }, 'its rootRotation.addedAt is not a time'],
+    [{ generation: 3, rootRotation: { step: 'half', addedAt: '2026-12-01T00:00:00.000Z' } }, 'its rootRotation.step is neither "added" nor "activated"'],
+    [{ generation: 3, rootRotation: { step: 'activated', addedAt: '2026-12-01T00:00:00.000Z', activatedAt: 'soon' } }, 'its rootRotation.activatedAt is not a time'],
+    [{ generation: 3, issuerRotatedAt: 17 }, 'its issuerRotatedAt is not a time'],
+  ];
+  for (const [state, says] of edits) {
+    await writeFile(join(ca, 'state.json'), JSON.stringify(state));
+    for (const command of [['ca', 'status'], ['ca', 'root', 'add']]) {
+      const result = await cli([...command, '--dir', ca]);
+      t.equal(result.code, 1, `${command.join(' ')}: exit 1 (${result.stderr})`);
+      t.equal(result.stderr, `meshcar: ${join(ca, 'state.json')} does not hold the CA's state: ${says}; it records the CA's rotation state: restore it from a backup\n`, `${command.join(' ')}: ${says}`);
+    }
+  }
+});
