@@ -192,6 +192,20 @@ async function newRootActive(dir: string): Promise<boolean> {
   return retiring !== undefined && retiring.fingerprint256 !== active.fingerprint256;
 }
 
+/**
+ * Which tokens retire refuses, said truly: those of every key before the current one. That key
+ * is root activate's own unless `rotate-token-key` made one after root add, which activate then
+ * did not replace (a second rotation would have cut the tokens of the key before at once); the
+ * tokens it signed before activate stay valid, and the summary said they were refused.
+ */
+function keptTokensSaid(keyMadeAt: string | undefined, activatedAt: string | undefined): string {
+  if (keyMadeAt === undefined) return 'tokens made before "root activate" are refused from now on';
+  const byActivate = activatedAt !== undefined && Date.parse(keyMadeAt) >= Date.parse(activatedAt);
+  return byActivate
+    ? 'tokens made before "root activate" are refused from now on'
+    : `tokens made before ${keyMadeAt} are refused from now on (the current token key was made then, after "root add", by "rotate-token-key" or a "root activate" run again: the tokens it signed before "root activate" keep working)`;
+}
+
 /** Step 3: the old root leaves the bundle, with its issuers and the previous token key. */
 async function rootRetireUnlocked(dir: string, options: { force?: boolean; now?: Date } = {}): Promise<StepResult> {
   const now = options.now ?? new Date();
@@ -213,14 +227,14 @@ async function rootRetireUnlocked(dir: string, options: { force?: boolean; now?:
   const active = caCertificate(dir, CA_FILES.rootCert, await readCaFile(dir, CA_FILES.rootCert));
   await writeFileAtomic(join(dir, CA_FILES.bundle), active.toString(), 0o644);
   await pruneIssuers(dir, active);
-  await TokenKeys.rotate(dir, 'retire-previous', now);
+  const kept = (await TokenKeys.rotate(dir, 'retire-previous', now)).info.keys.find((k) => k.state === 'current');
   await rm(join(dir, ROTATION_FILES.cross), { force: true });
   // last of the files: until it is gone, a second run can still name the root it retires
   await rm(join(dir, ROTATION_FILES.retiringCert), { force: true });
   const { rootRotation: _done, ...rest } = state;
   await writeCaState(dir, { ...rest, rootRetiredAt: now.toISOString() }, state);
   return {
-    summary: `retired root serial ${retiring ? serialOf(retiring) : '(its certificate removed by an earlier run that stopped part way)'}: bundle.pem holds only root serial ${serialOf(active)}; tokens made before "root activate" are refused from now on`,
+    summary: `retired root serial ${retiring ? serialOf(retiring) : '(its certificate removed by an earlier run that stopped part way)'}: bundle.pem holds only root serial ${serialOf(active)}; ${keptTokensSaid(kept?.createdAt, state.rootRotation.activatedAt)}`,
     ...(warning ? { warning } : {}),
   };
 }

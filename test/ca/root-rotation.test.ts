@@ -17,7 +17,7 @@ import { buildCsr } from '../../src/pki/csr.js';
 import { generateWorkloadKey } from '../../src/pki/keys.js';
 import { splitPemCertificates } from '../../src/pki/der.js';
 import { caToken } from '../../src/ca/commands.js';
-import { rootActivate, rootAdd, rootRetire } from '../../src/ca/lifecycle.js';
+import { rootActivate, rootAdd, rootRetire, rotateTokenKey } from '../../src/ca/lifecycle.js';
 import { caStatus, type CaStatus } from '../../src/ca/status.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
@@ -209,4 +209,20 @@ t.test('after an emergency root retire, a leaf of the retired root renews nothin
   t.equal(kept.status, 401, `refused there too (${kept.text.slice(0, 160)})`);
   // a token still works: the way back for a workload cut off
   t.equal((await sign(false, await csr(), { token: await caToken(ca.dir, 'orders', 3_600_000, false) }, bundleAfter)).status, 200, 'a new token signs under the new root');
+});
+
+t.test('retire says which tokens it refuses when rotate-token-key ran between add and activate', async (t) => {
+  const dir = await makeCaDir();
+  await rootAdd(dir);
+  await rotateTokenKey(dir);
+  const made = (JSON.parse(await readFile(join(dir, 'token-keys.json'), 'utf8')) as { keys: Array<{ state: string; createdAt: string }> }).keys.find((k) => k.state === 'current')?.createdAt;
+  await rootActivate(dir, { force: true });
+  const retired = await rootRetire(dir, { force: true });
+  t.match(retired.summary, `tokens made before ${made} are refused from now on (the current token key was made then`, retired.summary);
+  t.notMatch(retired.summary, 'tokens made before "root activate" are refused', 'not the tokens made before activate: those of the key made after add keep working');
+
+  const plain = await makeCaDir();
+  await rootAdd(plain);
+  await rootActivate(plain, { force: true });
+  t.match((await rootRetire(plain, { force: true })).summary, /tokens made before "root activate" are refused from now on$/, 'the usual case says so as before');
 });
