@@ -24,6 +24,7 @@ export type ConnectionCloseReason =
   | 'window_update_flood'
   | 'priority_flood'
   | 'empty_data_flood'
+  | 'goaway_flood'
   | 'rapid_reset'
   | 'made_you_reset'
   | 'stream_id_error'

@@ -46,6 +46,12 @@ export interface H2Limits {
   readonly maxWindowUpdatesPerDataFrame: number;
   /** DATA frames in a row with no payload and no END_STREAM. */
   readonly maxConsecutiveEmptyData: number;
+  /**
+   * GOAWAY frames a peer may send on one connection: a graceful close takes two, an error one
+   * more. Each walks the open streams, and a NO_ERROR one leaves the connection open while
+   * streams run: without a bound a peer could send them forever.
+   */
+  readonly maxGoaways: number;
   /** Bytes queued toward a peer that does not read, beyond which it is cut off. */
   readonly maxOutboundBuffer: number;
 }
@@ -99,6 +105,7 @@ export const DEFAULT_LIMITS: H2Limits = Object.freeze({
   maxPriorityPerStream: 100,
   maxWindowUpdatesPerDataFrame: 10,
   maxConsecutiveEmptyData: 16,
+  maxGoaways: 16,
   maxOutboundBuffer: 16 << 20,
 });
 

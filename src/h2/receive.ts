@@ -24,6 +24,7 @@ function calm(reason: ConstructorParameters<typeof ConnectionFault>[0], message:
 export class FrameReceiver implements FrameHandler {
   private consecutiveEmptyData = 0;
   private priorityFrames = 0;
+  private goaways = 0;
   private windowUpdates = 0;
 
   constructor(private readonly c: H2Connection) {}
@@ -203,6 +204,7 @@ export class FrameReceiver implements FrameHandler {
   }
 
   onGoaway(lastStreamId: number, code: number, debug: Buffer): void {
+    if (++this.goaways > this.c.limits.maxGoaways) throw calm('goaway_flood', 'too many GOAWAY frames');
     goawayFromPeer(this.c, lastStreamId, code, debug);
   }
 

@@ -25,6 +25,7 @@ const PEER_FAULTS: ReadonlySet<string> = new Set<SessionRejectReason>([
   'window_update_flood',
   'priority_flood',
   'empty_data_flood',
+  'goaway_flood',
   'outbound_flood',
   'settings_timeout',
   'bad_preface',

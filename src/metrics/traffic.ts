@@ -138,6 +138,7 @@ export type SessionRejectReason =
   | 'window_update_flood'
   | 'priority_flood'
   | 'empty_data_flood'
+  | 'goaway_flood'
   | 'outbound_flood'
   | 'settings_timeout'
   | 'bad_preface'

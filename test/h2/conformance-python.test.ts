@@ -103,6 +103,7 @@ const hostile: Array<[string, Event, string?, Partial<H2Limits>?]> = [
   ['ping-flood', { goaway: ENHANCE_YOUR_CALM }, 'ping_flood'],
   ['priority-flood', { goaway: ENHANCE_YOUR_CALM }, 'priority_flood'],
   ['window-update-flood', { goaway: ENHANCE_YOUR_CALM }, 'window_update_flood'],
+  ['goaway-flood', { goaway: ENHANCE_YOUR_CALM }, 'goaway_flood'],
   ['empty-data-flood', { goaway: ENHANCE_YOUR_CALM }, 'empty_data_flood'],
   ['rapid-reset', { goaway: ENHANCE_YOUR_CALM }, 'rapid_reset'],
   ['made-you-reset', { goaway: ENHANCE_YOUR_CALM }, 'made_you_reset'],
