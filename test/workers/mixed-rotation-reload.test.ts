@@ -82,8 +82,13 @@ t.test(`workers: ${WORKERS} both sides: rotations and reloads cut no flow; gauge
   await waitFor(agree, 5_000, 'the sessions gauge agreeing with the connections held').catch(() => undefined);
   t.same(gauged, held, `meshcar_upstream_sessions (orders, grpcapp) ${gauged} = the connections frontend holds ${held}`);
   for (const s of WORKERS > 1 ? [frontend, orders, grpcapp] : []) {
-    const view = await workersOf(s);
-    const current = await serials(s);
+    // read together, until no renewal (every 2-3.6 s here) falls between the two reads
+    let view = await workersOf(s);
+    let current = await serials(s);
+    await waitFor(async () => {
+      [view, current] = [await workersOf(s), await serials(s)];
+      return view.workers.every((w) => w.serial === current);
+    }, 5_000, 'the workers serving the SVID /identity shows').catch(() => undefined);
     t.ok(view.workers.every((w) => w.generation === view.generation), `generations agree: ${view.generation} ${JSON.stringify(view.workers.map((w) => w.generation))}`);
     t.ok(view.workers.every((w) => w.serial === current), `serials agree with /identity ${current}: ${JSON.stringify(view.workers.map((w) => w.serial))}`);
   }
