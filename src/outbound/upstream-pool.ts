@@ -223,9 +223,13 @@ export class UpstreamPool {
     if (this.retired && this.active === 0 && this.pending === 0 && this.retrying === 0) this.closeSessionsGracefully();
   }
 
-  /** No stream open or awaited, no retry waiting to come back, no session: a retired pool in this state holds nothing and can go. */
+  /**
+   * No stream open or awaited, no retry waiting to come back, no session, no WebSocket tunnel:
+   * a retired pool in this state holds nothing and can go. A tunnel keeps it: only pools kept
+   * are told of a new trust bundle, which must still cut a tunnel whose upstream it drops.
+   */
   isIdle(): boolean {
-    return this.active === 0 && this.pending === 0 && this.retrying === 0 && this.sessionCount() === 0;
+    return this.active === 0 && this.pending === 0 && this.retrying === 0 && this.sessionCount() === 0 && this.tunnelGuards.size === 0;
   }
 
   /** Open HTTP/2 sessions (connected, SETTINGS received, not yet closed). */

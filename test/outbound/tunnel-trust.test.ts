@@ -42,3 +42,22 @@ for (const side of ['outbound', 'inbound'] as const) {
     t.equal(warned.length, 1, `one warn line (${JSON.stringify(warned.map((line) => line.msg))})`);
   });
 }
+
+t.test('a tunnel of an upstream a reload removed is still cut when the bundle drops its root', async (t) => {
+  const app = switchingFarApp();
+  const pair = await startTunnelPair(app.far);
+  t.teardown(() => pair.close());
+  const a = pair.inbound.pki;
+  const b = await makePki(TD);
+  const fx = pair.outbound;
+  fx.identity.swap(validateSvid({ ...(await a.issue(APP_ID)), bundlePem: a.bundlePem + b.bundlePem }, APP_ID));
+  const tunnel = await openTunnel(fx.port);
+  tunnel.socket.write('ping');
+  // the reload: the upstream goes from the config while its tunnel is open (its pool is retired)
+  fx.outbound.setUpstreams([]);
+  t.same(await closedWithin(tunnel, 300), ['still open'], 'the reload itself leaves the open tunnel be');
+  fx.identity.swap(validateSvid({ ...(await b.issue(APP_ID)), bundlePem: b.bundlePem }, APP_ID));
+  const seen = await closedWithin(tunnel, 3000);
+  t.equal(seen.at(-1), 'close', `the calling app's tunnel closed (${seen.join(', ')})`);
+  t.match(seen, ['error:ECONNRESET'], 'with a reset, not a clean end');
+});
