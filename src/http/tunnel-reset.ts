@@ -11,6 +11,34 @@
 
 import net from 'node:net';
 
+/**
+ * A tunnel side whose other side is gone: what is still queued toward it gets this long to
+ * leave (a peer that reads nothing must not hold the connection), then it is reset.
+ */
+export const TUNNEL_FLUSH_MS = 5_000;
+
+/**
+ * The other side of a tunnel has closed: `socket` closes once what is queued on it has left
+ * (the other side's FIN, relayed behind it, with it), and is reset (never a FIN: the reader
+ * would take a cut stream for whole) if that takes longer than TUNNEL_FLUSH_MS. Destroyed at
+ * once, the queue was thrown away and the reader got a clean end short of the data.
+ */
+export function closeWhenFlushed(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableLength === 0) {
+    socket.destroy();
+    return;
+  }
+  // 'drain' does not come once the writable side is ending (the other side's FIN relayed): 'finish' does
+  socket.once(socket.writableEnded ? 'finish' : 'drain', destroySelf);
+  const timer = setTimeout(resetTunnelSide, TUNNEL_FLUSH_MS, socket);
+  socket.once('close', () => clearTimeout(timer));
+}
+
+function destroySelf(this: net.Socket): void {
+  this.destroy();
+}
+
 /** Resets `socket`'s TCP connection (RST), then destroys it; a socket with no TCP under it is just destroyed. */
 export function resetTunnelSide(socket: net.Socket): void {
   if (socket.destroyed) return;

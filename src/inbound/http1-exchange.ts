@@ -8,7 +8,7 @@ import { MeshcarError, type ErrorCode } from '../errors.js';
 import { parseRequestTarget } from '../http/absolute-form.js';
 import { announcesBody } from '../http/body-framing.js';
 import { sendError } from '../http/status.js';
-import { markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
+import { closeWhenFlushed, markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
 import type { Caller } from './caller.js';
 import { Exchange } from './exchange.js';
 import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
@@ -163,10 +163,6 @@ export class Http1Exchange extends Exchange {
     socket.write(`${head}\r\n`, 'latin1');
     if (appHead.length > 0) socket.write(appHead);
     if (this.upgradeHead !== undefined && this.upgradeHead.length > 0) appSocket.write(this.upgradeHead);
-    const closeBoth = () => {
-      socket.destroy();
-      appSocket.destroy();
-    };
     // a reset on one side is relayed as a reset, not a FIN: the tunnel carries half-closes, so
     // a FIN would tell the other app its peer ended cleanly (tunnel-reset.ts)
     socket.on('error', () => {
@@ -177,9 +173,13 @@ export class Http1Exchange extends Exchange {
       resetTunnelSide(socket);
       appSocket.destroy();
     });
-    appSocket.once('close', closeBoth);
+    // one side closed: the other closes once what is queued toward it has left. An end relayed
+    // (a FIN) is behind that queue; destroyed at once, the last bytes an app wrote before its
+    // close were thrown away and the caller read a clean end short of them (review of tunnels)
+    appSocket.once('close', () => (socket.writableEnded ? closeWhenFlushed(socket) : socket.destroy()));
     socket.once('close', () => {
-      appSocket.destroy();
+      if (appSocket.writableEnded) closeWhenFlushed(appSocket);
+      else appSocket.destroy();
       this.tunnelClosed();
     });
     // half-close carries through, as Envoy's upgrade proxying does: a FIN from either side ends

@@ -21,7 +21,7 @@ import { hostFieldProblem } from '../http/host-field.js';
 import { requestIdOf } from '../http/request-id.js';
 import { errorBodyBytes, rawErrorResponse, statusFor } from '../http/status.js';
 import { offersH2c, switchFieldsMissing } from '../http/upgrade.js';
-import { markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
+import { closeWhenFlushed, markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { countBody, Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
@@ -37,27 +37,6 @@ function ignore(): void {}
 /** pipe() options: the upstream's end is relayed by relayEnd, not by the pipe. */
 const KEEP_OPEN = Object.freeze({ end: false });
 
-/**
- * A tunnel whose app is gone: what is still queued toward the upstream gets this long to leave
- * (a stuck upstream that reads nothing must not hold the connection), then it is destroyed.
- */
-const TUNNEL_FLUSH_MS = 5_000;
-
-function closeWhenFlushed(upstream: Socket): void {
-  if (upstream.destroyed) return;
-  if (upstream.writableLength === 0) {
-    upstream.destroy();
-    return;
-  }
-  // 'drain' does not come once the writable side is ending (the app's FIN relayed): 'finish' does
-  upstream.once(upstream.writableEnded ? 'finish' : 'drain', destroyTunnelSocket);
-  const timer = setTimeout(destroyTunnelSocket.bind(upstream), TUNNEL_FLUSH_MS);
-  upstream.once('close', () => clearTimeout(timer));
-}
-
-function destroyTunnelSocket(this: Socket): void {
-  this.destroy();
-}
 
 /** `guards`: the upstreams' OpenAPI checks (by upstream name), which hold the Upgrade's head too. */
 export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, req: IncomingMessage, socket: Socket, head: Buffer): void {
