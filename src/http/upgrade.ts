@@ -15,6 +15,24 @@ export function offersH2c(upgrade: string | string[] | undefined): boolean {
   return false;
 }
 
+/** The protocol names of an Upgrade field, lower-cased, versions left out. */
+function protocolNames(upgrade: string | string[] | undefined): string[] {
+  if (upgrade === undefined) return [];
+  const value = Array.isArray(upgrade) ? upgrade.join(',') : upgrade;
+  return value.split(',').map((token) => token.trim().toLowerCase().split('/')[0] as string).filter((name) => name !== '');
+}
+
+/**
+ * A protocol a 101 switches to that the request did not offer, as the 101 names it (RFC 9110
+ * §7.8: a server must not switch to one); undefined when every one it names was offered. A
+ * WebSocket request answered `Upgrade: h2c` opened an h2c tunnel, which both sidecars refuse
+ * to offer: later requests on it would pass the per-request policy.
+ */
+export function unofferedProtocol(offered: string | string[] | undefined, answered: string | string[] | undefined): string | undefined {
+  const offers = new Set(protocolNames(offered));
+  return protocolNames(answered).find((name) => !offers.has(name));
+}
+
 /**
  * What a 101 that node:http did not take for a switch lacks, in words for the error message:
  * RFC 9110 §15.2.2 has a 101 name the new protocol in Upgrade, and §7.8 has whoever sends

@@ -17,7 +17,8 @@ import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { appAddressForCallers, classifyAppError } from './app-errors.js';
 import { APP_CLIENT_ERRORS, appClientError } from './app-dispatch.js';
-import { switchFieldsMissing } from '../http/upgrade.js';
+import { switchFieldsMissing, unofferedProtocol } from '../http/upgrade.js';
+import { clip } from '../clip.js';
 import { STREAMING, WAITING, type Exchange } from './exchange.js';
 import { bindExchange, exchangeOf } from './exchange-links.js';
 import { relayBody } from './exchange-relay.js';
@@ -259,6 +260,12 @@ function onContinue(this: ClientRequest): void {
 
 function onUpgrade(this: ClientRequest, appRes: IncomingMessage, appSocket: Socket, appHead: Buffer): void {
   const exchange = exchangeOf<Http1Exchange>(this);
+  const stray = unofferedProtocol(exchange.req.headers.upgrade, appRes.headers.upgrade);
+  if (stray !== undefined) {
+    appSocket.destroy();
+    exchange.fail('bad_gateway', `the app answered 101 switching to ${clip(stray, 64)}, which the request did not offer (Upgrade: ${clip(String(exchange.req.headers.upgrade), 64)}; RFC 9110 section 7.8)`);
+    return;
+  }
   exchange.tunnel(appRes.statusMessage, appRes.rawHeaders, appSocket, appHead);
 }
 

@@ -20,7 +20,8 @@ import { announcesBody } from '../http/body-framing.js';
 import { hostFieldProblem } from '../http/host-field.js';
 import { requestIdOf } from '../http/request-id.js';
 import { errorBodyBytes, rawErrorResponse, statusFor } from '../http/status.js';
-import { offersH2c, switchFieldsMissing } from '../http/upgrade.js';
+import { offersH2c, switchFieldsMissing, unofferedProtocol } from '../http/upgrade.js';
+import { clip } from '../clip.js';
 import { closeWhenFlushed, markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { countBody, Exchange, type OutboundContext } from './exchange.js';
@@ -160,6 +161,12 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     });
     handshake.on('error', (err) => fail(upstreamReset(endpointKey, describeError(err))));
     handshake.on('upgrade', (res: IncomingMessage, _up: Duplex, upHead: Buffer) => {
+      // a switch to a protocol the app did not offer (RFC 9110 §7.8): never a tunnel
+      const stray = unofferedProtocol(req.headers.upgrade, res.headers.upgrade);
+      if (stray !== undefined) {
+        fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 switching to ${clip(stray, 64)}, which the request did not offer`));
+        return;
+      }
       if (timer) clearTimeout(timer);
       exchange.status = 101;
       exchange.finish(); // the handshake is the request; the tunnel's lifetime is not its duration

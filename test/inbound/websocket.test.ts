@@ -61,6 +61,13 @@ function onAppUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void 
     socket.resume();
     return;
   }
+  if (req.url === '/other-protocol') {
+    // a switch to a protocol the caller did not offer (RFC 9110 §7.8)
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nRAW');
+    socket.on('end', () => socket.destroy());
+    socket.resume();
+    return;
+  }
   if (req.url !== '/ws') {
     socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 7\r\n\r\nno ws\r\n');
     return;
@@ -296,4 +303,17 @@ t.test('a refused Upgrade, then a caller that keeps its side open: the inbound l
   const started = Date.now();
   await fx.inbound.drain(10_000);
   t.ok(Date.now() - started < 2_000, `drain did not wait for the caller's open side (${Date.now() - started} ms)`);
+});
+
+t.test('an app switching to a protocol the caller did not offer: 502, never a tunnel', async (t) => {
+  // RFC 9110 §7.8; review of tunnels: Upgrade: h2c to a WebSocket request opened an h2c tunnel
+  const fx = await startInbound({
+    app: { protocol: 'http', handler: (_req, res) => res.end('plain'), setup: (server) => server.on('upgrade', onAppUpgrade) },
+    authorize: [{ from: [FRONTEND_ID], methods: ['GET'], paths: ['/other-protocol'] }],
+  });
+  t.teardown(() => fx.close());
+  const answer = await rawTlsUntilClosed(fx.port, await fx.tlsOptions(), 'GET /other-protocol HTTP/1.1\r\nHost: orders\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n', 5_000);
+  t.match(answer, /^HTTP\/1\.1 502 /, answer);
+  t.match(answer, /the app answered 101 switching to h2c, which the request did not offer/);
+  t.notMatch(answer, /RAW/, 'nothing the app sent after its 101');
 });

@@ -36,6 +36,7 @@ async function startRawUpstream(pki: Awaited<ReturnType<typeof makePki>>) {
       const path = conn.data.split(' ')[1];
       if (path === '/ws') socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
       else if (path === '/no-connection') socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nRAW');
+      else if (path === '/other-protocol') socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nRAW');
       else if (path === '/no-upgrade') socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\nRAW');
       // obs-text (RFC 9110 §5.5): a byte above 0x7f in a field value, sent as that byte
       else if (path === '/obs-text-101') socket.write(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Name: caf\xe9\r\n\r\n', 'latin1'));
@@ -225,4 +226,18 @@ t.test("a refusal's connection-scoped fields stay on the upstream's connection",
   t.notMatch(app.text(), /proxy-connection/i, 'so is Proxy-Connection');
   t.match(app.text(), /\r\nX-Why: policy\r\n/, 'the rest goes on');
   t.match(app.text(), /\r\nconnection: close\r\n\r\nno$/);
+});
+
+t.test('a 101 switching to a protocol the app did not offer is no tunnel: 502 bad_gateway', async (t) => {
+  // RFC 9110 §7.8; review of tunnels: a WebSocket request answered Upgrade: h2c opened an h2c
+  // tunnel, which both sidecars refuse to offer (later requests would pass the policy)
+  const { upstream, fx } = await rawUpstreamBehindOutbound(t);
+  const app = await appClient(fx.port);
+  t.teardown(() => app.socket.destroy());
+  app.socket.write(upgrade('/other-protocol'));
+  await waitFor(() => app.closed(), 'the app connection closed');
+  t.match(app.text(), /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+  t.match(app.text(), /answered 101 switching to h2c, which the request did not offer/);
+  t.notMatch(app.text(), /RAW/, 'nothing of what followed');
+  await waitFor(() => upstream.connections[0]?.closed === true, 'the upstream connection closed');
 });
