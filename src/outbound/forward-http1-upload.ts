@@ -123,3 +123,43 @@ function onUploadEnd(this: IncomingMessage): void {
   this.socket.off('close', onUploadConnectionClose);
   bindAttempt(this.socket, undefined);
 }
+
+/**
+ * While the upstream's backpressure holds an upload paused before any answer: how often the
+ * app's connection is asked whether it was reset. Paused, the socket is not read, so an app
+ * that reset its connection mid-upload went unseen until the upstream's idleTimeout (5 min):
+ * the stream, a connection to the far app and a descriptor held, and the request recorded as
+ * the upstream's 504 rather than the app's 499 (a review of slow peers).
+ */
+const PAUSED_PROBE_MS = 1000;
+const EMPTY = Buffer.alloc(0);
+const kProbe = Symbol('meshcar.pausedUploadProbe');
+type ProbedBody = IncomingMessage & { [kProbe]?: NodeJS.Timeout | null };
+
+/** Asks the app's connection, while `req`'s upload is paused, whether it was reset (a write of no bytes fails on a reset connection). */
+export function probeWhilePaused(req: IncomingMessage): void {
+  // once per request (a retry pipes the body again): null is watched, no probe running
+  if ((req as ProbedBody)[kProbe] !== undefined) return;
+  (req as ProbedBody)[kProbe] = null;
+  req.on('pause', onUploadPaused);
+}
+
+function onUploadPaused(this: ProbedBody): void {
+  if (this[kProbe] !== null || this.complete) return;
+  this[kProbe] = setInterval(probePausedUpload, PAUSED_PROBE_MS, this).unref();
+}
+
+function probePausedUpload(req: ProbedBody): void {
+  const socket = req.socket;
+  if (req.complete || socket.destroyed || !req.isPaused()) {
+    clearInterval(req[kProbe] ?? undefined);
+    req[kProbe] = null;
+    return;
+  }
+  // a write under way sees a reset by itself; an ending socket is not asked
+  if (socket.writableLength > 0 || socket.writableEnded) return;
+  // a reset connection fails the write (ECONNRESET, EPIPE): its close then cancels the stream, as the app leaving does
+  socket.write(EMPTY, (err) => {
+    if (err) socket.destroy();
+  });
+}

@@ -26,7 +26,7 @@ import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
 import { bodyCut } from './attempt-answer.js';
 import { upstreamHeaders } from './attempt-head.js';
-import { watchUpload, type UploadAttempt } from './forward-http1-upload.js';
+import { probeWhilePaused, watchUpload, type UploadAttempt } from './forward-http1-upload.js';
 import { lingeringClose } from '../http/lingering-close.js';
 
 // Events that fire once are listened to with on(): once() wraps every listener in another
@@ -203,6 +203,8 @@ class Http1Attempt extends Attempt implements UploadAttempt {
   }
 
   protected pipeBody(up: UpstreamStream): void {
+    // paused by the upstream's backpressure, the app's socket is not read: its reset is asked for
+    if (!this.req.complete) probeWhilePaused(this.req);
     this.req.pipe(up);
     countBody(this.req, this.exchange, 'in');
   }
