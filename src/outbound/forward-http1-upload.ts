@@ -6,7 +6,9 @@
 // app's socket is not read, so its close is never seen. An upload nobody upstream wants any more
 // is read and dropped, and its connection closed once it moves no byte for UPLOAD_STALL_MS (an
 // app that stops mid-body would hold it for ever). Runs only for such uploads, never on the
-// ordinary request path.
+// ordinary request path. Before any answer, an upload the upstream's backpressure holds paused
+// has its connection asked every second whether it was reset (probeWhilePaused: a listener per
+// request with a body still coming, a timer only while it is paused).
 
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
