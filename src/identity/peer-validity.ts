@@ -47,6 +47,11 @@ export function remember(fingerprint: string, window: ValidityWindow): void {
   windows.set(fingerprint, window);
 }
 
+/** A printed date (validFrom/validTo) in ms since the epoch; NaN when this host cannot read it. */
+export function printedMs(text: string): number {
+  return readPrintedDate(text)?.getTime() ?? NaN;
+}
+
 /**
  * The window of the path a peer's leaf was accepted on at a full handshake (`nowMs`): the
  * leaf's own dates, narrowed by every other certificate it presented that is valid now. Node
@@ -59,11 +64,6 @@ export function remember(fingerprint: string, window: ValidityWindow): void {
  * part of an accepted path and is passed over. Extra valid certificates can only narrow the
  * window.
  */
-/** A printed date (validFrom/validTo) in ms since the epoch; NaN when this host cannot read it. */
-export function printedMs(text: string): number {
-  return readPrintedDate(text)?.getTime() ?? NaN;
-}
-
 export function pathWindow(leaf: X509Certificate, nowMs: number): ValidityWindow {
   let notBeforeMs = printedMs(leaf.validFrom);
   let notAfterMs = printedMs(leaf.validTo);
