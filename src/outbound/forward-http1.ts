@@ -203,8 +203,9 @@ class Http1Attempt extends Attempt implements UploadAttempt {
   }
 
   protected pipeBody(up: UpstreamStream): void {
-    // paused by the upstream's backpressure, the app's socket is not read: its reset is asked for
-    if (!this.req.complete) probeWhilePaused(this.req);
+    // paused by the upstream's backpressure, the app's socket is not read: its reset is asked
+    // for. Only a request that announces a body: a GET is not complete yet when this runs
+    if (!this.req.complete && announcesBody(this.req.headers)) probeWhilePaused(this.req);
     this.req.pipe(up);
     countBody(this.req, this.exchange, 'in');
   }
