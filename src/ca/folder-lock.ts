@@ -8,7 +8,7 @@
 // (O_EXCL too, held for a read and an unlink), and only if the lock is still the one it judged
 // (same inode, time and text): a lock made since is never removed.
 
-import { open, readFile, rm, stat } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
