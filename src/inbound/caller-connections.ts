@@ -20,7 +20,7 @@ import { nodeSessionFault } from './node-session-faults.js';
 import { probeSilentSession } from './node-session-probe.js';
 import type { InboundListener } from './inbound.js';
 import { handle, kCaller, type WithCaller } from './request-dispatch.js';
-import { attachGuard, ResetGuard, type ResetAbuse } from './reset-guard.js';
+import { attachGuard, countStreamEndedUnheard, ResetGuard, type ResetAbuse } from './reset-guard.js';
 
 /** The connection's lifetime, noted on its socket when the caller was verified. */
 export const kLifetime = Symbol('meshcar.inbound.lifetime');
@@ -56,6 +56,7 @@ export function onSession(inbound: InboundListener, session: ServerHttp2Session)
   (session as WithCaller)[kCaller] = (session.socket as WithCaller)[kCaller];
   session.on('error', (err) => onSessionError(inbound, session, err));
   attachGuard(session, new ResetGuard(inbound.maxResetsPer10s, (_guard, resets, completed, reason) => onRapidReset(inbound, session, resets, completed, reason)));
+  session.on('stream', countStreamEndedUnheard);
   const lifetime = (session.socket as WithLifetime)[kLifetime];
   lifetime?.limitSession(session, inbound.maxSessionAgeMs);
   // a session nghttp2 ended with a GOAWAY alone is otherwise held until its maximum age

@@ -14,7 +14,7 @@
 // (provokedResetCode) are taken as nghttp2's, the rest (clients cancel with CANCEL or NO_ERROR)
 // as the caller's. A caller resetting with PROTOCOL_ERROR itself only moves its own label.
 
-import type { Http2Session } from 'node:http2';
+import type { Http2Session, Http2Stream } from 'node:http2';
 import { isPrematureReset } from '../h2/limits.js';
 
 export const RESET_WINDOW_MS = 10_000;
@@ -99,4 +99,22 @@ export function attachGuard(session: Http2Session, guard: ResetGuard): void {
 
 export function guardOf(session: Http2Session | undefined): ResetGuard | undefined {
   return (session as unknown as { [kGuard]?: ResetGuard } | undefined)?.[kGuard];
+}
+
+/**
+ * A session's 'stream' listener (http2.codec node): counts a stream Node hands over already
+ * destroyed. Node emits 'stream' in a later tick than nghttp2 read the HEADERS; a sidecar that
+ * was busy finds a burst waiting and nghttp2 goes through all of it first, so a stream it reset
+ * meanwhile (or the caller did) comes already ended, its 'aborted' and 'close' unheard, and the
+ * guard counted none of them: 240 streams with short bodies read in one go closed nothing (the
+ * session stayed open until its idle timeout), the same read frame by frame closed it. Counted
+ * here as those events count them ('aborted' is emitted as the stream closes, so never both).
+ */
+export function countStreamEndedUnheard(this: Http2Session, stream: Http2Stream): void {
+  if (!stream.destroyed) return;
+  const guard = guardOf(this);
+  const code = stream.rstCode;
+  if (guard === undefined || code === undefined) return;
+  if (provokedResetCode(code)) guard.streamProvoked();
+  else guard.streamReset(false, 0);
 }
