@@ -99,7 +99,22 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
+/**
+ * Typed fields laid out otherwise in the YAML (effective-yaml.ts renders them back the same
+ * way): a rate is `rate: 10/s`, and the retry policy's budget and backoff are maps of their own.
+ */
+const YAML_KEYS: ReadonlyMap<string, string> = new Map([
+  ['perSecond', 'rate'],
+  ['budgetRatio', 'budget.ratio'],
+  ['budgetMinPerSecond', 'budget.minPerSecond'],
+  ['backoffBaseMs', 'backoff.base'],
+  ['backoffMaxMs', 'backoff.max'],
+  ['bufferLimitBytes', 'bufferLimit'],
+]);
+
 /** `timeoutMs` → `timeout`: the typed config keeps the unit, the YAML does not. */
 function yamlKey(key: string): string {
+  const renamed = YAML_KEYS.get(key);
+  if (renamed !== undefined) return renamed;
   return key.endsWith('Ms') ? key.slice(0, -2) : key;
 }

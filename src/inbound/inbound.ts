@@ -210,7 +210,7 @@ export class InboundListener implements Inbound, ExchangeContext {
   }
 
   setRateLimit(rateLimit: InboundRateLimit | undefined): void {
-    this.rateLimiter = InboundRateLimiter.create(rateLimit);
+    this.rateLimiter = InboundRateLimiter.create(rateLimit, this.rateLimiter);
   }
 
   setTimeouts(config: InboundTimeoutsConfig): void {

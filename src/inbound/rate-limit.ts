@@ -2,9 +2,11 @@
 // (inbound.rateLimit). Checked once per request after authorization, before the app: the
 // caller's bucket is cached on its Caller, so a request costs two refills and a compare.
 // A request takes a token from both buckets or from neither, so a refusal by the shared limit
-// does not also spend the caller's own budget.
+// does not also spend the caller's own budget. A reload keeps the buckets of a limit it leaves
+// as it was (a caller held back stays held back when only the total changes); a changed limit
+// starts with full buckets.
 
-import type { InboundRateLimit } from '../config/inbound-config.js';
+import type { InboundRateLimit, RateSpec } from '../config/inbound-config.js';
 import { KeyedTokenBuckets, TokenBucket } from '../http/token-bucket.js';
 import type { Caller } from './caller.js';
 
@@ -19,15 +21,23 @@ export class InboundRateLimiter {
   private readonly perIdentity: KeyedTokenBuckets | undefined;
   private readonly total: TokenBucket | undefined;
 
-  private constructor(config: InboundRateLimit, nowMs: number) {
-    this.perIdentity = config.perIdentity ? new KeyedTokenBuckets(config.perIdentity, 10_000) : undefined;
-    this.total = config.total ? new TokenBucket(config.total, nowMs) : undefined;
+  private constructor(
+    private readonly config: InboundRateLimit,
+    previous: InboundRateLimiter | undefined,
+    nowMs: number,
+  ) {
+    const kept = previous?.config;
+    this.perIdentity = !config.perIdentity ? undefined : sameRate(kept?.perIdentity, config.perIdentity) ? previous?.perIdentity : new KeyedTokenBuckets(config.perIdentity, 10_000);
+    this.total = !config.total ? undefined : sameRate(kept?.total, config.total) ? previous?.total : new TokenBucket(config.total, nowMs);
   }
 
-  /** undefined when nothing is limited, so the request path can skip the check altogether. */
-  static create(config: InboundRateLimit | undefined, nowMs = performance.now()): InboundRateLimiter | undefined {
+  /**
+   * undefined when nothing is limited, so the request path can skip the check altogether.
+   * `previous`: the limiter a reload replaces, whose buckets are kept for a limit unchanged.
+   */
+  static create(config: InboundRateLimit | undefined, previous?: InboundRateLimiter, nowMs = performance.now()): InboundRateLimiter | undefined {
     if (config === undefined || (config.perIdentity === undefined && config.total === undefined)) return undefined;
-    return new InboundRateLimiter(config, nowMs);
+    return new InboundRateLimiter(config, previous, nowMs);
   }
 
   /** Takes a token for one request of `caller`; undefined when allowed. */
@@ -51,4 +61,8 @@ export class InboundRateLimiter {
     if (total !== undefined) total.tokens -= 1;
     return undefined;
   }
+}
+
+function sameRate(a: RateSpec | undefined, b: RateSpec): boolean {
+  return a !== undefined && a.perSecond === b.perSecond && a.burst === b.burst;
 }

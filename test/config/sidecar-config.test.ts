@@ -159,6 +159,24 @@ t.test('admin.hosts: names the admin port answers to, live on reload', async (t)
   t.same(plan.effective.admin, { listen: { host: '127.0.0.1', port: 15000 }, hosts: ['meshcar-admin.local'] });
 });
 
+t.test('a reload names what it changed by the YAML keys, also where the typed config lays them out otherwise', async (t) => {
+  const load = (retries: string) =>
+    loadSidecarConfig(
+      join(
+        t.testdir({
+          'c.yaml': `service: web\ntrustDomain: mesh.local\nidentity:\n  files: {cert: a.crt, key: a.key, bundle: b.pem}\noutbound:\n  listen: 127.0.0.1:0\n  upstreams:\n    api:\n      endpoints: [127.0.0.1:1]\n      identity: spiffe://mesh.local/svc/api\n      retries: ${retries}\n`,
+        }),
+        'c.yaml',
+      ),
+    );
+  const before = await load('{attempts: 2, budget: {ratio: 0.2, minPerSecond: 10}, backoff: {base: 25ms, max: 1s}, bufferLimit: 64KiB}');
+  const after = await load('{attempts: 2, budget: {ratio: 0.5, minPerSecond: 20}, backoff: {base: 50ms, max: 2s}, bufferLimit: 128KiB}');
+  t.same(
+    [...planReload(before, after).applied].sort(),
+    ['budget.minPerSecond', 'budget.ratio', 'backoff.base', 'backoff.max', 'bufferLimit'].map((k) => `outbound.upstreams.api.retries.${k}`).sort(),
+  );
+});
+
 t.test('metrics.requests turns the request-level families off', async (t) => {
   const off = await loadSidecarConfig(join(t.testdir({ 'c.yaml': `${FULL}metrics:\n  requests: false\n` }), 'c.yaml'));
   t.same(off.metrics, { requests: false });

@@ -210,6 +210,15 @@ t.test('SIGHUP adds an inbound rate limit that the next requests meet', async (t
   const limited = await call();
   t.equal(limited.headers['x-meshcar-error'], 'rate_limited');
   t.ok(Number(limited.headers['retry-after']) >= 1, 'with Retry-After');
+
+  // a reload that adds a total leaves the caller's own limit as it was, and its bucket empty
+  await editConfig(orders, 'perIdentity: {rate: 1/m, burst: 2}', 'perIdentity: {rate: 1/m, burst: 2}\n    total: {rate: 100/s}');
+  t.same((await hangUp(orders)).applied, ['inbound.rateLimit.total']);
+  t.equal((await call()).status, 429, 'the caller held back by its own limit stays held back');
+  // a changed limit is named by its YAML key and starts with a full bucket
+  await editConfig(orders, 'perIdentity: {rate: 1/m, burst: 2}', 'perIdentity: {rate: 2/m, burst: 2}');
+  t.same((await hangUp(orders)).applied, ['inbound.rateLimit.perIdentity.rate'], 'named as in the YAML (rate, not perSecond)');
+  t.equal((await call()).status, 200, 'the changed limit starts full');
 });
 
 t.test('POST /reload: a listener address is reported as needing a restart and keeps running', async (t) => {
