@@ -9,7 +9,7 @@ import net from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { describeError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
-import { signingCertificateProblem } from '../identity/svid-leaf.js';
+import { svidLeafProblem } from '../identity/svid-leaf.js';
 
 /** Each probe's bound unless `meshcar doctor --timeout` gives another (setProbeTimeout). */
 export const PROBE_TIMEOUT_MS = 3000;
@@ -138,7 +138,7 @@ export function peerSpiffeId(socket: TLSSocket): { id: string } | { problem: str
   const cert = socket.getPeerX509Certificate();
   if (!cert) return { problem: 'it presented no certificate' };
   // judged as the sidecar judges a peer (peer-identity.ts), or doctor would pass one it refuses
-  const signing = signingCertificateProblem(cert.raw, cert.ca);
+  const signing = svidLeafProblem(cert.raw, cert.ca);
   if (signing !== undefined) return { problem: signing };
   const uris = uriSans(cert);
   if (uris.length !== 1) return { problem: `its certificate carries ${uris.length} URI SANs, an SVID exactly one` };

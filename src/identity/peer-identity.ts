@@ -9,7 +9,7 @@ import { clip } from '../clip.js';
 import { uriSans } from '../pki/x509-read.js';
 import { sessionPeerCertificate } from '../pki/session-peer.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
-import { signingCertificateProblem } from './svid-leaf.js';
+import { svidLeafProblem } from './svid-leaf.js';
 import { pathWindow, peerPathValidity, printedMs, remember, validityProblem, type ValidityWindow } from './peer-validity.js';
 import type { TlsFailureReason } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
@@ -43,7 +43,7 @@ function cachedReading(fingerprint: string, certificate: () => X509Certificate):
   let reading = readings.get(fingerprint);
   if (reading === undefined) {
     const cert = certificate();
-    reading = { uris: uriSans(cert), signing: signingCertificateProblem(cert.raw, cert.ca) };
+    reading = { uris: uriSans(cert), signing: svidLeafProblem(cert.raw, cert.ca) };
     if (readings.size >= CACHE_LIMIT) readings.delete(readings.keys().next().value as string);
     readings.set(fingerprint, reading);
   }

@@ -4,16 +4,21 @@
 // certificate vouches for others and never names a caller or a server itself. OpenSSL lets
 // such a certificate through as a TLS peer when its keyUsage also has digitalSignature, as the
 // intermediates of SPIRE and other external issuers (identity.files) have, with the trust
-// domain's own ID as their URI SAN. (The ID's own rule, a path, is spiffe-id.ts's and
-// peer-identity.ts's.)
+// domain's own ID as their URI SAN; and a cA one whose keyUsage lacks keyCertSign passes
+// Node's `ca` check too, so cA is read from the certificate itself (cert-extensions.ts). A leaf
+// whose keyUsage is present must also set digitalSignature (X509-SVID §4.3; RFC 8446 §4.4.2.2:
+// a TLS 1.3 peer signs the handshake with it). (The ID's own rule, a path, is spiffe-id.ts's
+// and peer-identity.ts's.)
 
-import { KEY_USAGE, keyUsageBits } from '../pki/key-usage.js';
+import { basicConstraintsCa, KEY_USAGE, keyUsageBits } from '../pki/cert-extensions.js';
 
-/** Why a peer certificate (DER, and its basicConstraints cA) is a signing certificate, not a leaf; undefined for a leaf. */
-export function signingCertificateProblem(der: Buffer, ca: boolean): string | undefined {
-  if (ca) return 'the certificate is a CA certificate (basicConstraints cA), which signs SVIDs and is never one (X509-SVID §5.2)';
-  const bits = keyUsageBits(der) ?? 0;
+/** Why a peer certificate (DER, and Node's `ca` for it) is no SVID leaf; undefined for a leaf. */
+export function svidLeafProblem(der: Buffer, ca: boolean): string | undefined {
+  if (ca || basicConstraintsCa(der)) return 'the certificate is a CA certificate (basicConstraints cA), which signs SVIDs and is never one (X509-SVID §5.2)';
+  const bits = keyUsageBits(der);
+  if (bits === undefined) return undefined;
   const signs = [bits & KEY_USAGE.keyCertSign ? 'keyCertSign' : '', bits & KEY_USAGE.cRLSign ? 'cRLSign' : ''].filter(Boolean);
   if (signs.length > 0) return `the certificate's keyUsage has ${signs.join(' and ')}, which an SVID leaf never has (X509-SVID §5.2)`;
+  if ((bits & KEY_USAGE.digitalSignature) === 0) return "the certificate's keyUsage lacks digitalSignature, which an SVID leaf sets and signs its TLS handshakes with (X509-SVID §4.3)";
   return undefined;
 }

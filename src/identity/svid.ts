@@ -7,7 +7,8 @@ import { MeshcarError, describeError } from '../errors.js';
 import { formatApproxDuration } from '../config/duration.js';
 import { hasUnterminatedPemBlock, pemBlocks, splitPemCertificates } from '../pki/pem.js';
 import { uriSans } from '../pki/x509-read.js';
-import { signingCertificateProblem } from './svid-leaf.js';
+import { svidLeafProblem } from './svid-leaf.js';
+import { basicConstraintsCa } from '../pki/cert-extensions.js';
 import { clip } from '../clip.js';
 import { readPrintedDate, unreadableDatesProblem } from '../pki/cert-dates.js';
 
@@ -164,9 +165,10 @@ export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, n
 
   // (describe names a certificate without a CN 'certificate (serial …)': said once here)
   if (!leaf.checkPrivateKey(key)) refuse(`the private key does not match ${/CN=/.test(leaf.subject) ? `the certificate ${describe(leaf)}` : `the ${describe(leaf)}`}`);
-  if (leaf.ca) refuse(`${describe(leaf)} is a CA certificate; an X509-SVID leaf must have cA=false`);
-  // a leaf that may sign is refused by every peer (peer-identity.ts): say so here, at load
-  const signing = signingCertificateProblem(leaf.raw, false);
+  if (leaf.ca || basicConstraintsCa(leaf.raw)) refuse(`${describe(leaf)} is a CA certificate; an X509-SVID leaf must have cA=false`);
+  // a leaf that may sign, or may not sign a handshake, is refused by every peer
+  // (peer-identity.ts): say so here, at load
+  const signing = svidLeafProblem(leaf.raw, false);
   if (signing !== undefined) refuse(`${describe(leaf)} is no X509-SVID leaf: ${signing}`);
   // absent EKU means any purpose; present, it must allow both directions of mutual TLS
   const eku = leaf.keyUsage;

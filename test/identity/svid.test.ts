@@ -69,6 +69,12 @@ t.test('validateSvid', async (t) => {
     t.match(refusal(() => validateSvid(signer, ID)), /is no X509-SVID leaf: the certificate's keyUsage has keyCertSign/);
     const crl = await pki.issueWithUris([ID], { keyUsage: { digitalSignature: true, cRLSign: true } });
     t.match(refusal(() => validateSvid(crl, ID)), /keyUsage has cRLSign/);
+    // cA with keyUsage digitalSignature alone: Node's cert.ca (OpenSSL's X509_check_ca) says false
+    const quietCa = await pki.issueWithUris([ID], { ca: true, keyUsage: { digitalSignature: true } });
+    t.match(refusal(() => validateSvid(quietCa, ID)), /is a CA certificate/);
+    // a leaf that cannot sign its handshake (keyUsage without digitalSignature) is refused by peers
+    const agreeOnly = await pki.issueWithUris([ID], { keyUsage: { keyAgreement: true } });
+    t.match(refusal(() => validateSvid(agreeOnly, ID)), /lacks digitalSignature/);
     t.equal(validateSvid(await pki.issueWithUris([ID]), ID).spiffeId, ID, 'a leaf passes');
   });
 

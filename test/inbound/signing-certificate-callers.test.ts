@@ -35,6 +35,9 @@ t.test('signing certificates and the trust domain ID are no callers', async (t) 
     ['cA true', await fx.pki.issueWithUris([`spiffe://${TD}/svc/ca-like`], { ca: true, keyUsage: { digitalSignature: true, keyCertSign: true, cRLSign: true } }), /CA certificate/],
     ['keyCertSign', await fx.pki.issueWithUris([`spiffe://${TD}/svc/signer`], { keyUsage: { digitalSignature: true, keyCertSign: true } }), /keyCertSign/],
     ['cRLSign', await fx.pki.issueWithUris([`spiffe://${TD}/svc/crl`], { keyUsage: { digitalSignature: true, cRLSign: true } }), /cRLSign/],
+    // OpenSSL's X509_check_ca (Node's cert.ca) is false for cA without keyCertSign in keyUsage
+    ['cA true, keyUsage digitalSignature alone', await fx.pki.issueWithUris([`spiffe://${TD}/svc/ca-signing-only`], { ca: true, keyUsage: { digitalSignature: true } }), /CA certificate/],
+    ['keyUsage keyAgreement alone', await fx.pki.issueWithUris([`spiffe://${TD}/svc/agree`], { keyUsage: { keyAgreement: true } }), /lacks digitalSignature/],
     ['the trust domain ID', await fx.pki.issueWithUris([`spiffe://${TD}`]), /trust domain's own ID/],
   ];
   for (const [name, leaf, words] of refused) {

@@ -99,6 +99,20 @@ t.test('a server presenting a signing certificate with the right SPIFFE ID is re
   t.ok(fx.observer.tlsFailures.some((f) => f.direction === 'outbound' && f.reason === 'bad_identity'), 'counted as bad_identity');
 });
 
+t.test('a server certificate with cA whose keyUsage is digitalSignature alone is refused too (OpenSSL does not call it a CA)', async (t) => {
+  const pki = await makePki(TD);
+  const signer = await startUpstream(pki, { leaf: await pki.issueWithUris([UPSTREAM_ID], { ca: true, keyUsage: { digitalSignature: true } }) });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${signer.port}`] }]);
+  t.teardown(async () => {
+    await fx.close();
+    await signer.close();
+  });
+  const res = await request(fx.port);
+  t.equal(res.status, 502);
+  t.match(res.json<{ message: string }>().message, /CA certificate/);
+  t.equal(signer.requests, 0, 'no request reached it');
+});
+
 t.test('after a rotation, the request in flight finishes on its session and new ones go on a new session with the new certificate', async (t) => {
   const pki = await makePki(TD);
   const upstream = await startUpstream(pki);

@@ -7,7 +7,7 @@ import t from 'tap';
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { buildCertificate } from '../../src/pki/certificate.js';
 import { generateWorkloadKey, spkiDerOf } from '../../src/pki/keys.js';
-import { KEY_USAGE, keyUsageBits } from '../../src/pki/key-usage.js';
+import { basicConstraintsCa, KEY_USAGE, keyUsageBits } from '../../src/pki/cert-extensions.js';
 import { makePki } from '../helpers/pki.js';
 
 const der = (pem: string) => new X509Certificate(pem).raw;
@@ -34,4 +34,15 @@ t.test('keyUsageBits', async (t) => {
   t.ok(cert.der.includes(Buffer.from([0x55, 0x1d, 0x0f, 0x04])), 'the decoy bytes are in the DER');
   t.equal(keyUsageBits(cert.der), undefined, 'no keyUsage extension: none read');
   t.equal(keyUsageBits(Buffer.from([0x30, 0x05, 0x30])), undefined, 'truncated DER: none read');
+});
+
+t.test('basicConstraintsCa reads cA whatever the keyUsage', async (t) => {
+  const pki = await makePki('mesh.test');
+  t.equal(basicConstraintsCa(der((await pki.issue('spiffe://mesh.test/svc/a')).certificatePem)), false, 'a leaf (cA false)');
+  t.equal(basicConstraintsCa(der(pki.rootPem)), true, 'a root');
+  const quiet = await pki.issueWithUris(['spiffe://mesh.test/svc/a'], { ca: true, keyUsage: { digitalSignature: true } });
+  const quietCert = new X509Certificate(quiet.certificatePem);
+  t.equal(quietCert.ca, false, "Node's ca is false for cA without keyCertSign (the case this reader is for)");
+  t.equal(basicConstraintsCa(quietCert.raw), true, 'read from the extension: cA');
+  t.equal(basicConstraintsCa(Buffer.from([0x30, 0x05, 0x30])), false, 'truncated DER: no extension read');
 });
