@@ -7,7 +7,16 @@ export interface RequestTarget {
   readonly authority: string | undefined;
   /** Origin-form path with query, always starting with `/` (or `*`). */
   readonly path: string;
+  /**
+   * An http(s) absolute-form target carried userinfo (`http://u:pw@payments/x`), left out of
+   * `authority`: a request to refuse (RFC 9110 §4.2.4 has a recipient treat it as an error), not
+   * to route by the name after the `@` while the Host check reads the whole.
+   */
+  readonly userinfo?: true;
 }
+
+/** The refusal of a target with userinfo (its text, a password perhaps, is not quoted). */
+export const USERINFO_REFUSED = 'an absolute-form request target must carry no userinfo (user@ before the host; RFC 9110 §4.2.4)';
 
 const ORIGIN_FORM: RequestTarget = Object.freeze({ authority: undefined, path: '/' });
 
@@ -29,7 +38,7 @@ export function parseRequestTarget(url: string | undefined): RequestTarget {
     end += 1;
   }
   let authority = url.slice(start, end);
-  const at = authority.lastIndexOf('@'); // userinfo never reaches the upstream
+  const at = authority.lastIndexOf('@'); // userinfo never reaches the upstream, nor a log
   if (at !== -1) authority = authority.slice(at + 1);
   // another scheme (ftp://...) is no target meshcar forwards (refused as not a path), but the
   // access log writes what it was: its userinfo (a password) is left out there too
@@ -39,5 +48,5 @@ export function parseRequestTarget(url: string | undefined): RequestTarget {
   if (hash !== -1) path = path.slice(0, hash);
   if (path === '') path = '/';
   else if (path.charCodeAt(0) === 63 /* ? */) path = `/${path}`;
-  return { authority, path };
+  return at === -1 ? { authority, path } : { authority, path, userinfo: true };
 }

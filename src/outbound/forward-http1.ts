@@ -10,6 +10,7 @@
 // upload standing still, cancels the upstream stream.
 
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { USERINFO_REFUSED } from '../http/absolute-form.js';
 import { describeError, MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
@@ -68,7 +69,7 @@ class Http1Attempt extends Attempt implements UploadAttempt {
       return;
     }
     // checked before routing: what routes is the name before the last ':', what goes upstream is all of it
-    const authorityRefused = routableAuthorityProblem(authority);
+    const authorityRefused = target.userinfo ? USERINFO_REFUSED : routableAuthorityProblem(authority);
     if (authorityRefused !== undefined) {
       this.fail(new MeshcarError('bad_request', authorityRefused));
       return;

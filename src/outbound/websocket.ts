@@ -15,6 +15,7 @@ import http, { type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { USERINFO_REFUSED } from '../http/absolute-form.js';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { hostFieldProblem } from '../http/host-field.js';
@@ -110,7 +111,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     return;
   }
   // before routing, as for requests (forward-http1.ts): the whole authority becomes the upstream's Host
-  const authorityRefused = routableAuthorityProblem(authority);
+  const authorityRefused = target.userinfo ? USERINFO_REFUSED : routableAuthorityProblem(authority);
   if (authorityRefused !== undefined) {
     fail(new MeshcarError('bad_request', authorityRefused));
     return;

@@ -18,6 +18,10 @@ t.test('authorities refused before routing', async (t) => {
     ['Host with userinfo-like @', 'GET /echo HTTP/1.1\r\nHost: payments:80@evil.example\r\n\r\n'],
     ['Host with two ports', 'GET /echo HTTP/1.1\r\nHost: payments:1:2\r\n\r\n'],
     ['absolute-form with a non-numeric port', 'GET http://payments:{x}/echo HTTP/1.1\r\nHost: payments\r\n\r\n'],
+    // routed by the name after the @ while the same authority in Host is refused (RFC 9110 §4.2.4)
+    ['absolute-form with userinfo', 'GET http://nosuch:80@payments/echo HTTP/1.1\r\nHost: nosuch\r\n\r\n'],
+    ['absolute-form with a password', 'GET http://u:secret@payments/echo HTTP/1.1\r\nHost: payments\r\n\r\n'],
+    ['Upgrade in absolute-form with userinfo', 'GET http://u@payments/ws HTTP/1.1\r\nHost: payments\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'],
     ['Upgrade with a path in Host', 'GET /ws HTTP/1.1\r\nHost: payments:1/../x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'],
     ['Upgrade with a non-numeric port', 'GET /ws HTTP/1.1\r\nHost: payments:abc\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'],
   ] as const;
@@ -26,6 +30,7 @@ t.test('authorities refused before routing', async (t) => {
     t.equal(res.status, 400, `${name}: 400`);
     t.equal(res.headers['x-meshcar-error'], 'bad_request', `${name}: bad_request`);
     t.equal(JSON.parse(res.body).error, 'bad_request', `${name}: JSON body`);
+    t.notMatch(res.body, /secret/, `${name}: a password is not quoted back`);
   }
   t.equal(upstream.requests, 0, 'nothing went upstream');
 
