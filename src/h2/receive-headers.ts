@@ -56,6 +56,9 @@ export function headerBlock(c: H2Connection, block: Buffer): void {
   if (!endStream) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'trailers_without_end_stream');
   const parsed = parseHead(flat!, HeadKind.Trailers);
   if (typeof parsed === 'string') return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'malformed_headers');
+  // a content-length in trailers must be the body's length, as nghttp2 holds it (Node's codec
+  // reset such a stream while ours passed it, the field dropped)
+  if (parsed.contentLength >= 0 && parsed.contentLength !== stream.dataReceived) return streamError(c, streamId, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
   receiveTrailers(stream, parsed.headers);
   endOfStream(c, stream);
 }
@@ -121,6 +124,10 @@ function responseHead(c: H2Connection, stream: H2Stream, flat: string[], endStre
   // a HEAD response, 204 and 304 have no body whatever length they announce (RFC 9110 §6.4.1):
   // DATA with any payload is a content-length mismatch, as nghttp2 holds them to length 0
   stream.contentLength = stream.isHeadRequest || status === '204' || status === '304' ? 0 : parsed.contentLength;
+  // a head that ends the stream while announcing content (a 205 with its length) is refused
+  // before it is handed on, as a request's is: once handed on, an HTTP/1.1 app had its head
+  // written and then the connection cut (an empty reply), not our 502
+  if (endStream && stream.contentLength > 0) return streamError(c, stream.id, ErrorCode.PROTOCOL_ERROR, 'content_length_mismatch');
   receiveHead(stream, parsed.headers, endStream, flat);
   if (endStream && !stream.remoteClosed) endOfStream(c, stream);
 }

@@ -106,3 +106,15 @@ export function dropContentLength(headers: OutgoingHttpHeaders | string[]): void
   }
   for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === 'content-length') headers.splice(i, 2);
 }
+
+/**
+ * RFC 9110 §15.3.6: a 205 has no content, yet an HTTP/1.1 reader frames it by its length (it is
+ * not among the statuses RFC 9112 §6.3 ends at the head), and an HTTP/2 peer resets a stream
+ * that ends at a head announcing more: whatever the app announced (Express's sendStatus(205)
+ * sends 13 bytes of text), it goes on as Content-Length: 0, its content dropped.
+ */
+export function zeroContentLength(headers: OutgoingHttpHeaders | string[]): void {
+  dropContentLength(headers);
+  if (Array.isArray(headers)) headers.push('content-length', '0');
+  else headers['content-length'] = '0';
+}

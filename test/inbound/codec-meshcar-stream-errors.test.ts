@@ -44,3 +44,23 @@ t.test('stream errors on the meshcar codec count in meshcar_http2_stream_errors_
   // the sidecar's ForwardingObserver forwards every method TrafficMetrics' prototype has
   t.ok(Object.getOwnPropertyNames(TrafficMetrics.prototype).includes('streamError'), 'forwarded by the sidecar');
 });
+
+t.test('a content-length in trailers must be the body length, as nghttp2 holds it (both codecs reset otherwise)', async (t) => {
+  for (const codec of ['meshcar', 'node'] as const) {
+    const fx = await startInbound({ codec });
+    t.teardown(() => fx.close());
+    const raw = await connectRawH2(fx.port, await fx.tlsOptions(FRONTEND_ID), { ackSettings: true });
+    t.teardown(() => raw.destroy());
+    for (const [id, length] of [[1, '99'], [3, '5']] as const) {
+      raw.write(requestHeaders(id, request('/echo'), false));
+      raw.write(frame(FRAME.DATA, 0, id, Buffer.from('hello')));
+      raw.write(requestHeaders(id, [['content-length', length], ['x-t', 'v']], true));
+    }
+    const rst = await raw.waitFor((f) => f.type === FRAME.RST_STREAM && f.streamId === 1, `${codec}: RST_STREAM on stream 1`);
+    t.equal(errorCodeOf(rst), ERROR.PROTOCOL_ERROR, `${codec}: 5 bytes under a trailer content-length of 99: PROTOCOL_ERROR`);
+    const answer = await raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === 3, `${codec}: an answer on stream 3`);
+    t.ok(answer, `${codec}: a trailer content-length equal to the body is taken`);
+    t.notOk(raw.frames.some((f) => f.streamId === 1 && f.type === FRAME.HEADERS), `${codec}: stream 1 got no answer: the app never had it whole`);
+  }
+});
+
