@@ -69,13 +69,15 @@ t.test('Host given twice or not at all, an Expect other than 100-continue: JSON 
     'an Upgrade with two Host fields',
   );
   json(await rawTcpRequest(fx.port, 'GET /x HTTP/1.1\r\n\r\n'), 400, 'bad_request', /must carry a Host header/, 'no Host');
+  json(await rawTcpRequest(fx.port, 'GET /x\r\nHost: payments\r\n\r\n'), 400, 'bad_request', /HTTP\/0\.9 is not taken/, 'an HTTP/0.9 request line');
   const expect = await rawTcpRequest(fx.port, 'POST /x HTTP/1.1\r\nHost: payments\r\nExpect: foo\r\nContent-Length: 3\r\n\r\nabc');
   json(expect, 417, 'expectation_failed', /Expect: "foo" cannot be met/, 'Expect: foo');
   t.equal(expect.headers.connection, 'close', 'the unread body goes with the connection');
-  await fx.observer.waitForRequests(4);
+  await fx.observer.waitForRequests(5);
   t.same(
     fx.observer.requests.map((r) => [r.status, r.errorCode]),
     [
+      [400, 'bad_request'],
       [400, 'bad_request'],
       [400, 'bad_request'],
       [400, 'bad_request'],
