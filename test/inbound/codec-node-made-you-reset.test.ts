@@ -8,7 +8,7 @@
 // every caller's requests with it, went down). Another caller is served after. Raw frames
 // over real mTLS, Node's codec on the inbound.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Direction, SessionRejectReason } from '../../src/metrics/traffic.js';
 import { ResetGuard } from '../../src/inbound/reset-guard.js';
 import { FRONTEND_ID, h2Connect, h2Request, startInbound, TD } from '../helpers/inbound-fixture.js';
@@ -23,18 +23,29 @@ function shortBodies(count: number): Buffer {
   return Buffer.concat(frames);
 }
 
-t.test('node codec: streams nghttp2 resets for the caller trip the reset guard; the streams behind them end nothing but the session', async (t) => {
+/**
+ * 240 short-body streams from a compromised caller; `busyMs`: the process (the inbound runs in
+ * it) is kept busy that long after the write, so the inbound finds every frame waiting at once.
+ * Returns the reasons the session closes were counted under, and the fixture.
+ */
+async function shortBodyBurst(t: Test, busyMs: number): Promise<{ rejected: SessionRejectReason[]; fx: Awaited<ReturnType<typeof startInbound>> }> {
   const fx = await startInbound({ codec: 'node', limits: { maxResetsPer10s: 20 } });
   t.teardown(() => fx.close());
   const rejected: SessionRejectReason[] = [];
   Object.assign(fx.observer, { sessionRejected: (_d: Direction, reason: SessionRejectReason) => rejected.push(reason) });
-
   const raw = await connectRawH2(fx.port, await fx.tlsOptions(`spiffe://${TD}/svc/compromised`), { ackSettings: true });
   t.teardown(() => raw.destroy());
   raw.write(shortBodies(240));
+  const busyUntil = Date.now() + busyMs;
+  while (Date.now() < busyUntil);
+  await raw.waitFor((f) => f.type === FRAME.GOAWAY, 'the GOAWAY closing the session', 10_000);
   await raw.closed;
-  t.same(rejected, ['made_you_reset'], 'the session was closed once, counted as made_you_reset (not rapid_reset)');
+  return { rejected, fx };
+}
 
+t.test('node codec: streams nghttp2 resets for the caller trip the reset guard; the streams behind them end nothing but the session', async (t) => {
+  const { rejected, fx } = await shortBodyBurst(t, 0);
+  t.same(rejected, ['made_you_reset'], 'the session was closed once, counted as made_you_reset (not rapid_reset)');
   const other = await h2Connect(fx.port, await fx.tlsOptions(FRONTEND_ID));
   t.teardown(() => other.destroy());
   t.equal((await h2Request(other, { ':method': 'GET', ':path': '/orders' })).status, 200, 'another caller is served: the process is up');
@@ -43,19 +54,7 @@ t.test('node codec: streams nghttp2 resets for the caller trip the reset guard; 
 t.test('node codec: the same streams read in one go while the sidecar was busy trip the guard too', async (t) => {
   // Node then hands the streams over already reset, their 'aborted' and 'close' events gone by:
   // uncounted, the session stayed open until its idle timeout (seen once in CI, on a loaded host)
-  const fx = await startInbound({ codec: 'node', limits: { maxResetsPer10s: 20 } });
-  t.teardown(() => fx.close());
-  const rejected: SessionRejectReason[] = [];
-  Object.assign(fx.observer, { sessionRejected: (_d: Direction, reason: SessionRejectReason) => rejected.push(reason) });
-
-  const raw = await connectRawH2(fx.port, await fx.tlsOptions(`spiffe://${TD}/svc/compromised`), { ackSettings: true });
-  t.teardown(() => raw.destroy());
-  raw.write(shortBodies(240));
-  // the inbound runs in this process: busy for 100 ms, it finds every frame waiting at once
-  const busyUntil = Date.now() + 100;
-  while (Date.now() < busyUntil);
-  await raw.waitFor((f) => f.type === FRAME.GOAWAY, 'the GOAWAY closing the session', 10_000);
-  await raw.closed;
+  const { rejected } = await shortBodyBurst(t, 100);
   t.same(rejected, ['made_you_reset'], 'the session was closed, counted as made_you_reset');
 });
 
