@@ -19,7 +19,8 @@ const handler: H2Handler = (stream, headers) => {
     return;
   }
   stream.respond({ ':status': 200, 'content-type': 'text/plain' }, { waitForTrailers: true });
-  const framing = headers[':path'] === '/trailers-cl' ? { 'content-length': '99' } : {};
+  // the body's own length: dropped (one other than the body's resets the stream, as nghttp2 does)
+  const framing = headers[':path'] === '/trailers-cl' ? { 'content-length': '5' } : {};
   stream.once('wantTrailers', () => stream.sendTrailers({ ...framing, host: 'evil.example', authorization: 'Bearer x', 'content-type': 'text/evil', 'if-match': '"x"', ...KEPT }));
   stream.end('hello');
 };
