@@ -12,7 +12,7 @@ import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
 import { svidLeafProblem } from './svid-leaf.js';
 import { pathWindow, peerPathValidity, printedMs, remember, validityProblem, type ValidityWindow } from './peer-validity.js';
 import type { TlsFailureReason } from '../metrics/traffic.js';
-import { classifyTlsErrorCode } from '../tls-failures/codes.js';
+import { classifyVerdict } from '../tls-failures/codes.js';
 
 /** Matches the `reason` label of meshcar_tls_handshake_failures_total. */
 export type PeerRefusalReason = TlsFailureReason;
@@ -167,10 +167,12 @@ function knownLeafId(known: KnownLeaf, trustDomain: string): SpiffeId | string {
   return known.id;
 }
 
-/** Maps Node's chain-verification verdict (socket.authorizationError) to a refusal reason. */
+/**
+ * Maps Node's chain-verification verdict (socket.authorizationError, a code; or the verdict's
+ * Error, whose OpenSSL text names what Node calls UNSPECIFIED) to a refusal reason.
+ */
 export function classifyAuthorizationError(error: Error | string | null | undefined): PeerRefusalReason {
-  const code = typeof error === 'string' ? error : (error as { code?: string } | null | undefined)?.code ?? String(error);
-  return classifyTlsErrorCode(code) ?? 'other';
+  return classifyVerdict(error) ?? 'other';
 }
 
 /**

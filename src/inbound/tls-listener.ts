@@ -26,7 +26,7 @@ import type { TrafficObserver } from '../metrics/traffic.js';
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { inboundFailure } from '../tls-failures/describe.js';
 import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
-import { watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
+import { chainVerdictOf, watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
 import { bundleRoots } from '../pki/chain-to-roots.js';
 import { callerChains, rootsRemoved } from './caller-trust.js';
 
@@ -117,7 +117,9 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
     const reason = handshakeFailureReason(err, socket);
     if (reason !== undefined) {
-      observer.tlsHandshakeFailed('inbound', reason, inboundFailure(socket, reason, err));
+      // a refused chain is described by its verdict (OpenSSL's code and text), not by the bare
+      // ECONNRESET that Node's destroy of the socket reports
+      observer.tlsHandshakeFailed('inbound', reason, inboundFailure(socket, reason, chainVerdictOf(socket) ?? err));
       logger.debug({ reason, code: err.code, authorizationError: socket.authorizationError, remote: socket.remoteAddress }, 'inbound TLS handshake failed');
     }
     // plain HTTP (`curl http://` to this port) is told where to go, with a 400, and closed within a bound
@@ -133,11 +135,12 @@ export function createTlsListener(options: TlsListenerOptions): tls.Server {
 /**
  * Why a handshake failed. With rejectUnauthorized, OpenSSL refuses a missing certificate
  * itself, while Node checks the chain after the handshake and only records the verdict on
- * the socket (authorizationError) before destroying it; the error is then a bare ECONNRESET.
+ * the socket (authorizationError, a code: the verdict itself, with OpenSSL's text, is kept by
+ * peer-certificate.ts) before destroying it; the error is then a bare ECONNRESET.
  */
 export function handshakeFailureReason(err: { code?: string }, socket: TLSSocket): PeerRefusalReason | undefined {
   if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'no_client_cert';
-  const verdict = socket.authorizationError as unknown as string | Error | null | undefined;
+  const verdict = chainVerdictOf(socket) ?? (socket.authorizationError as unknown as string | Error | null | undefined);
   if (verdict) return classifyAuthorizationError(verdict);
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return undefined;
   return classifyTlsErrorCode(err.code) ?? 'other';

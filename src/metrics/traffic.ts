@@ -58,12 +58,14 @@ export interface SchemaResult {
  * no_client_cert, unknown_ca (chain not to our bundle), expired, not_yet_valid, bad_identity
  * (SPIFFE ID missing, several, or of another trust domain), identity_mismatch (a valid ID, but not
  * the expected one), protocol (not TLS, no common TLS version or ALPN protocol), handshake_timeout
- * (no handshake within the inbound's handshake timeout, 10 s), other.
+ * (no handshake within the inbound's handshake timeout, 10 s), invalid_certificate (a certificate
+ * its extensions or an issuer's constraints forbid for this use: extended key usage, path
+ * length, name constraints, an issuer that is no CA), other.
  */
-export type TlsFailureReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'bad_identity' | 'identity_mismatch' | 'protocol' | 'handshake_timeout' | 'other';
+export type TlsFailureReason = 'no_client_cert' | 'unknown_ca' | 'expired' | 'not_yet_valid' | 'bad_identity' | 'identity_mismatch' | 'protocol' | 'handshake_timeout' | 'invalid_certificate' | 'other';
 
 /** Every TlsFailureReason (a Record, so a reason added to the type and not here fails to compile). */
-const EVERY_TLS_FAILURE_REASON: Record<TlsFailureReason, true> = { no_client_cert: true, unknown_ca: true, expired: true, not_yet_valid: true, bad_identity: true, identity_mismatch: true, protocol: true, handshake_timeout: true, other: true };
+const EVERY_TLS_FAILURE_REASON: Record<TlsFailureReason, true> = { no_client_cert: true, unknown_ca: true, expired: true, not_yet_valid: true, bad_identity: true, identity_mismatch: true, protocol: true, handshake_timeout: true, invalid_certificate: true, other: true };
 export const TLS_FAILURE_REASONS = Object.keys(EVERY_TLS_FAILURE_REASON) as readonly TlsFailureReason[];
 
 /** One failed handshake in words, for the log line and GET /debug/tls. */

@@ -1,7 +1,8 @@
 // A failed handshake in words a service owner acts on: who was on the other end, and what was
 // wrong with them (no certificate; a certificate from an unknown CA, naming its issuer and key
 // id; expired at T; not valid before T; no usable SPIFFE ID; the wrong one; not TLS, or no
-// common TLS version or ALPN protocol; the peer refusing our certificate). Called where a
+// common TLS version or ALPN protocol; a certificate its extensions or an issuer's constraints
+// forbid, with OpenSSL's verdict; the peer refusing our certificate). Called where a
 // failure is counted; never throws.
 
 import type { X509Certificate } from 'node:crypto';
@@ -72,6 +73,32 @@ function refusedOurs(code: string | undefined, who: Who): string | undefined {
   return `the ${who} refused our certificate (TLS alert "${alert.toLowerCase().replace(/_/g, ' ')}"): ${why}`;
 }
 
+/**
+ * OpenSSL's verdict on a certificate path (Node's code; OpenSSL's text where Node says
+ * UNSPECIFIED) in words, continuing "the caller's certificate (...), issued by ...,".
+ */
+function verdictWords(code: string | undefined, text: string, who: Who): string {
+  const use = who === 'caller' ? 'client' : 'server';
+  if (code === 'INVALID_PURPOSE') return `is not for TLS ${use} authentication: its extended key usage, or an issuer's, lacks ${use}Auth`;
+  if (code === 'PATH_LENGTH_EXCEEDED') return "comes through more intermediate CAs than an issuer's path length constraint allows (an intermediate CA under an issuer that may sign only leaves, as meshcar's?)";
+  if (code === 'INVALID_CA' || /certificate signing/.test(text)) return 'was signed by a certificate that is no CA (basicConstraints CA:FALSE, or a keyUsage without keyCertSign): a leaf used as an issuer?';
+  if (code === 'CERT_CHAIN_TOO_LONG') return 'comes with a longer chain than verification follows';
+  if (/subtree violation|name (constraint )?syntax|name constraint/.test(text)) return "has a name an issuer's name constraints do not allow";
+  if (/digital signature/.test(text)) return 'has a keyUsage without digitalSignature, which a TLS peer signs with';
+  if (/critical extension/.test(text)) return 'carries a critical extension that TLS verification does not know';
+  return 'failed the chain check';
+}
+
+/** A certificate refused by the chain check: which one, what is wrong with it, and OpenSSL's own verdict. */
+function chainWords(who: Who, cert: X509Certificate | undefined, cause: unknown, said: string): string {
+  const code = codeOf(cause);
+  const message = (cause as { message?: unknown } | null | undefined)?.message;
+  const text = typeof message === 'string' ? clip(oneLine(message), MAX_DESCRIBED) : said;
+  const issuer = cert ? `, issued by "${clip(cert.issuer.replace(/\n/g, ', '), MAX_DESCRIBED)}",` : '';
+  const openssl = `(OpenSSL: "${text || 'no reason given'}"${code && code !== 'UNSPECIFIED' ? `, ${code}` : ''})`;
+  return `the ${who}'s certificate${cert ? ` (${whoseCertificate(cert)})` : ''}${issuer} ${verdictWords(code, text, who)} ${openssl}`;
+}
+
 /** The words for one failure; `cert` is the peer's certificate when it was seen. */
 export function failureWords(reason: TlsFailureReason, who: Who, cert: X509Certificate | undefined, cause: unknown): string {
   const code = codeOf(cause);
@@ -100,7 +127,11 @@ export function failureWords(reason: TlsFailureReason, who: Who, cert: X509Certi
     case 'handshake_timeout':
       if (who === 'server') return 'no TLS handshake: the server took the TCP connection and never finished the TLS handshake within the connect timeout (a hung or half-dead process, or something that is no sidecar on its port)';
       return `no TLS handshake within the handshake timeout: the ${who} connected and sent no ClientHello, or stopped halfway (a stuck client, a health check that only opens the port, or a slowloris)`;
+    case 'invalid_certificate':
+      return `invalid certificate: ${chainWords(who, cert, cause, said)}`;
     default:
+      // a verdict Node has no code for, and none of the invalid_certificate kind: still a verdict on that certificate
+      if (code === 'UNSPECIFIED') return `certificate refused: ${chainWords(who, cert, cause, said)}`;
       return refusedOurs(code, who) ?? `TLS handshake failed: ${said || 'no reason given'}`;
   }
 }

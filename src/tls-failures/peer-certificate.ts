@@ -3,7 +3,8 @@
 // 'secure' event, which comes first: on the inbound server the socket is reached through the
 // 'keylog' event (the first event that hands over the TLSSocket; its secrets are never read),
 // on the outbound client where the socket is made. Kept in a WeakMap: nothing outlives the socket.
-// Also the caller's address, for a failure described once its socket has closed.
+// Also the caller's address, for a failure described once its socket has closed, and a refused
+// caller's chain verdict (OpenSSL's code and text), which Node reduces to a code.
 
 import { X509Certificate } from 'node:crypto';
 import type { Server, TLSSocket } from 'node:tls';
@@ -30,10 +31,18 @@ function keepPeerCertificate(this: TLSSocket): void {
   if (raw) certificates.set(this, raw);
 }
 
-/** The chain verdict OpenSSL recorded, read before Node acts on it; true when it cannot be read. */
-function chainRefused(socket: TLSSocket): boolean {
-  const verifyError = (socket as unknown as { _handle?: { verifyError?: () => unknown } })._handle?.verifyError;
-  return typeof verifyError !== 'function' || Boolean(verifyError.call((socket as unknown as { _handle: unknown })._handle));
+/**
+ * The chain verdicts of refused callers: Node's Error, with OpenSSL's code and text. Node keeps
+ * only the code (socket.authorizationError), and names few of OpenSSL's codes: a leaf used as
+ * an issuer or a name-constraint violation is UNSPECIFIED, said only by the text.
+ */
+const verdicts = new WeakMap<TLSSocket, Error>();
+
+/** The chain verdict OpenSSL recorded, read before Node acts on it: falsy when the chain verified, true when it cannot be read. */
+function chainVerdict(socket: TLSSocket): unknown {
+  const handle = (socket as unknown as { _handle?: { verifyError?: () => unknown } })._handle;
+  const verifyError = handle?.verifyError;
+  return typeof verifyError !== 'function' || verifyError.call(handle);
 }
 
 function keepRefusedCallerCertificate(this: TLSSocket): void {
@@ -42,7 +51,15 @@ function keepRefusedCallerCertificate(this: TLSSocket): void {
   // three fingerprints (~36 µs, more on a cold cache) that every accepted handshake paid for;
   // a caller refused later (bad SPIFFE ID, expired on resumption) is still connected when the
   // failure is described, and its certificate is read then (peerCertificateOf).
-  if (chainRefused(this)) keepPeerCertificate.call(this);
+  const verdict = chainVerdict(this);
+  if (!verdict) return;
+  if (verdict instanceof Error) verdicts.set(this, verdict);
+  keepPeerCertificate.call(this);
+}
+
+/** Why a refused caller's chain failed verification (OpenSSL's code and text); undefined when it did not, or was not seen. */
+export function chainVerdictOf(socket: TLSSocket): Error | undefined {
+  return verdicts.get(socket);
 }
 
 /** Every connection of the inbound server: the certificate of a refused caller can be described. */

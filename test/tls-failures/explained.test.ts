@@ -1,7 +1,9 @@
 // Failed TLS handshakes explained where they happen, on a real sidecar: each kind of failure
 // (inbound: no client certificate, an unknown CA, expired, expired since the session now
-// resumed, not yet valid, a foreign SPIFFE ID, plain HTTP on the TLS port; outbound: the wrong
-// identity) gives one warn line in words (once per peer address within the rate limit), its
+// resumed, not yet valid, a foreign SPIFFE ID, plain HTTP on the TLS port, a certificate OpenSSL's
+// chain check refuses for its extended key usage, a path length, a leaf as its issuer or name
+// constraints; outbound: the wrong identity) gives
+// one warn line in words (once per peer address within the rate limit), its
 // GET /debug/tls entry and its counter. Each kind comes from its own loopback address
 // (127.0.0.x), so each has its own rate limit.
 
@@ -13,6 +15,7 @@ import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makePki, type IssuedLeaf, type TestPki } from '../helpers/pki.js';
+import { chainBreakers, type BrokenChain, type ChainBreakers } from '../helpers/chain-breakers.js';
 import { memoryLogger, openssl } from '../helpers/ca.js';
 import { freePort } from '../helpers/process.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
@@ -30,12 +33,14 @@ let inboundPort: number;
 let adminPort: number;
 let outboundPort: number;
 const lines: Array<Record<string, unknown>> = [];
+let breakers: ChainBreakers;
 
 t.before(async () => {
   [pki, foreign] = await Promise.all([makePki(TD), makePki(TD)]);
   const own = await pki.issue(ORDERS);
   app = await startEchoApp();
   const dir = t.testdir({ 'svid.crt': own.chainPem, 'svid.key': own.privateKeyPem, 'bundle.pem': pki.bundlePem });
+  breakers = chainBreakers(pki, dir);
   // the outbound's upstream is this sidecar's own inbound, under the wrong expected identity
   inboundPort = await freePort();
   await writeFile(
@@ -115,7 +120,7 @@ function plainHttp(localAddress: string): Promise<void> {
   });
 }
 
-const withCert = (leaf: IssuedLeaf): tls.ConnectionOptions => ({ cert: leaf.chainPem, key: leaf.privateKeyPem });
+const withCert = (leaf: IssuedLeaf | BrokenChain): tls.ConnectionOptions => ({ cert: leaf.chainPem, key: leaf.privateKeyPem });
 
 /**
  * The tests run side by side (each from its own address, with its own log rate limit); two of
@@ -220,3 +225,20 @@ t.test('outbound: the upstream is not the identity expected', async (t) => {
   t.match(entry, { peer: `127.0.0.1:${inboundPort}`, reason: 'identity_mismatch', message: /^identity mismatch: expected spiffe:\/\/mesh\.local\/svc\/payments, but the server is spiffe:\/\/mesh\.local\/svc\/orders$/ });
   t.ok(lines.some((l) => l.component === 'tls' && l.direction === 'outbound' && /^TLS handshake failed, outbound to 127\.0\.0\.1:\d+: identity mismatch: expected/.test(String(l.msg))), 'the log line');
 });
+
+// Refused by OpenSSL's chain check for what the certificate is, not for its CA or dates: Node
+// names the verdict on the socket and reports a bare ECONNRESET, which was all the words said
+// ("TLS handshake failed: socket hang up", reason other, no certificate named).
+const FRONTEND = 'spiffe:\\/\\/mesh\\.local\\/svc\\/frontend';
+const chainVerdicts: Array<[string, string, () => Promise<BrokenChain>, RegExp]> = [
+  ['the wrong extended key usage (serverAuth alone)', '127.0.0.21', () => breakers.withEku(`spiffe://${TD}/svc/frontend`, 'serverAuth'), new RegExp(`invalid certificate: the caller's certificate \\(${FRONTEND}\\), issued by "[^"]*meshcar issuer CA", is not for TLS client authentication: its extended key usage, or an issuer's, lacks clientAuth \\(OpenSSL: "unsuitable certificate purpose", INVALID_PURPOSE\\)`)],
+  ['an intermediate below an issuer of path length 0', '127.0.0.22', () => breakers.belowPathLength(`spiffe://${TD}/svc/frontend`), new RegExp(`invalid certificate: the caller's certificate \\(${FRONTEND}\\), issued by "CN=odd-\\d+", comes through more intermediate CAs than an issuer's path length constraint allows .*\\(OpenSSL: "path length constraint exceeded", PATH_LENGTH_EXCEEDED\\)`)],
+  ['a leaf used as an issuer', '127.0.0.23', () => breakers.signedByLeaf(`spiffe://${TD}/svc/frontend`), new RegExp(`invalid certificate: the caller's certificate \\(${FRONTEND}\\), issued by "O=mesh\\.local", was signed by a certificate that is no CA .*: a leaf used as an issuer\\? \\(OpenSSL: "key usage does not include certificate signing"\\)`)],
+  ['a name outside an issuer\'s name constraints', '127.0.0.24', () => breakers.outsideNameConstraints(`spiffe://${TD}/svc/frontend`), new RegExp(`invalid certificate: the caller's certificate \\(${FRONTEND}\\), issued by "CN=odd-\\d+", has a name an issuer's name constraints do not allow \\(OpenSSL: "permitted subtree violation"\\)`)],
+];
+for (const [name, address, make, words] of chainVerdicts) {
+  t.test(`${name}: the verdict and the certificate`, async (t) => {
+    const broken = await make();
+    await twice(t, address, 'invalid_certificate', () => attempt(address, withCert(broken)), words);
+  });
+}
