@@ -5,7 +5,7 @@
 
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { TlsFailureReason } from '../metrics/traffic.js';
-import { classifyTlsErrorCode } from '../tls-failures/codes.js';
+import { classifyTlsErrorCode, classifyVerdict } from '../tls-failures/codes.js';
 
 /** Chain or identity failures: the server could not prove it is the upstream we expect. */
 const IDENTITY_CODES = new Set([
@@ -107,8 +107,10 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
       tlsReason: undefined,
     };
   }
-  // a handshake that timed out names itself (mutual-tls.ts): its code is ETIMEDOUT, as a TCP connect's
-  const tlsReason: TlsFailureReason | undefined = (err as { tlsReason?: TlsFailureReason } | null)?.tlsReason ?? classifyTlsErrorCode(code);
+  // a handshake that timed out names itself (mutual-tls.ts): its code is ETIMEDOUT, as a TCP
+  // connect's. A chain verdict (the wrong extended key usage, a leaf as issuer...) is read with
+  // its OpenSSL text: Node calls several of them UNSPECIFIED.
+  const tlsReason: TlsFailureReason | undefined = (err as { tlsReason?: TlsFailureReason } | null)?.tlsReason ?? classifyVerdict(err);
   return {
     error: new MeshcarError('upstream_unavailable', `could not reach ${endpoint}: ${NOT_A_SIDECAR[code] ?? openSslLine(describeError(err))}`, { cause: err }),
     tlsReason,

@@ -2,7 +2,7 @@
 // (inbound: no client certificate, an unknown CA, expired, expired since the session now
 // resumed, not yet valid, a foreign SPIFFE ID, plain HTTP on the TLS port, a certificate OpenSSL's
 // chain check refuses for its extended key usage, a path length, a leaf as its issuer or name
-// constraints; outbound: the wrong identity) gives
+// constraints; outbound: the wrong identity, a server certificate not for TLS servers) gives
 // one warn line in words (once per peer address within the rate limit), its
 // GET /debug/tls entry and its counter. Each kind comes from its own loopback address
 // (127.0.0.x), so each has its own rate limit.
@@ -34,6 +34,8 @@ let adminPort: number;
 let outboundPort: number;
 const lines: Array<Record<string, unknown>> = [];
 let breakers: ChainBreakers;
+/** An upstream endpoint whose certificate is for TLS clients alone. */
+let clientOnlyServer: tls.Server;
 
 t.before(async () => {
   [pki, foreign] = await Promise.all([makePki(TD), makePki(TD)]);
@@ -41,6 +43,10 @@ t.before(async () => {
   app = await startEchoApp();
   const dir = t.testdir({ 'svid.crt': own.chainPem, 'svid.key': own.privateKeyPem, 'bundle.pem': pki.bundlePem });
   breakers = chainBreakers(pki, dir);
+  const clientOnly = await breakers.withEku(`spiffe://${TD}/svc/ledger`, 'clientAuth');
+  clientOnlyServer = tls.createServer({ cert: clientOnly.chainPem, key: clientOnly.privateKeyPem, ALPNProtocols: ['h2'] }).on('tlsClientError', () => undefined);
+  // an address of its own: the warn lines are rate-limited per peer address
+  await new Promise<void>((resolve) => clientOnlyServer.listen(0, '127.0.0.31', resolve));
   // the outbound's upstream is this sidecar's own inbound, under the wrong expected identity
   inboundPort = await freePort();
   await writeFile(
@@ -50,7 +56,7 @@ t.before(async () => {
       `trustDomain: ${TD}`,
       `identity: {files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}}`,
       `inbound: {listen: "0.0.0.0:${inboundPort}", app: "http://127.0.0.1:${app.port}", sessionResumption: true}`,
-      `outbound: {listen: "127.0.0.1:0", upstreams: {payments: {endpoints: ["127.0.0.1:${inboundPort}"], identity: "spiffe://${TD}/svc/payments"}}}`,
+      `outbound: {listen: "127.0.0.1:0", upstreams: {payments: {endpoints: ["127.0.0.1:${inboundPort}"], identity: "spiffe://${TD}/svc/payments"}, ledger: {endpoints: ["127.0.0.31:${(clientOnlyServer.address() as net.AddressInfo).port}"], identity: "spiffe://${TD}/svc/ledger"}}}`,
       `admin: {listen: "127.0.0.1:0"}`,
       `log: {level: info, access: false}`,
     ].join('\n'),
@@ -63,6 +69,7 @@ t.before(async () => {
 t.teardown(async () => {
   await sidecar?.stop();
   await app?.close();
+  clientOnlyServer?.close();
 });
 
 function adminGet(path: string): Promise<string> {
@@ -221,7 +228,7 @@ t.test('outbound: the upstream is not the identity expected', async (t) => {
   t.equal(res.status, 502);
   await until(async () => (await counter('outbound', 'identity_mismatch')) > before, 'the outbound counter');
   const { failures } = JSON.parse(await adminGet('/debug/tls')) as { failures: Entry[] };
-  const entry = failures.find((f) => f.direction === 'outbound');
+  const entry = failures.find((f) => f.direction === 'outbound' && f.reason !== 'invalid_certificate');
   t.match(entry, { peer: `127.0.0.1:${inboundPort}`, reason: 'identity_mismatch', message: /^identity mismatch: expected spiffe:\/\/mesh\.local\/svc\/payments, but the server is spiffe:\/\/mesh\.local\/svc\/orders$/ });
   t.ok(lines.some((l) => l.component === 'tls' && l.direction === 'outbound' && /^TLS handshake failed, outbound to 127\.0\.0\.1:\d+: identity mismatch: expected/.test(String(l.msg))), 'the log line');
 });
@@ -242,3 +249,17 @@ for (const [name, address, make, words] of chainVerdicts) {
     await twice(t, address, 'invalid_certificate', () => attempt(address, withCert(broken)), words);
   });
 }
+
+t.test('outbound: a server certificate not for TLS servers (clientAuth alone)', async (t) => {
+  const before = await counter('outbound', 'invalid_certificate');
+  const res = await request(outboundPort, { path: '/x', headers: { host: 'ledger' } });
+  t.equal(res.status, 503, res.body);
+  await until(async () => (await counter('outbound', 'invalid_certificate')) > before, 'the outbound counter');
+  const { failures } = JSON.parse(await adminGet('/debug/tls')) as { failures: Entry[] };
+  const peer = `127.0.0.31:${(clientOnlyServer.address() as net.AddressInfo).port}`;
+  const words = /^invalid certificate: the server's certificate \(spiffe:\/\/mesh\.local\/svc\/ledger\), issued by "[^"]*meshcar issuer CA", is not for TLS server authentication: its extended key usage, or an issuer's, lacks serverAuth \(OpenSSL: "unsuitable certificate purpose", INVALID_PURPOSE\)$/;
+  t.match(failures.find((f) => f.peer === peer), { direction: 'outbound', reason: 'invalid_certificate', message: words });
+  const logged = lines.find((l) => l.component === 'tls' && l.peer === peer);
+  t.match(logged, { level: 40, reason: 'invalid_certificate' }, 'one warn line');
+  t.match(String(logged?.msg), `TLS handshake failed, outbound to ${peer}: invalid certificate: the server's certificate (spiffe://mesh.local/svc/ledger)`);
+});
