@@ -11,7 +11,7 @@ import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { CaClient, CaRefusedError } from './ca-client.js';
 import { BundleRefresh, bundleBeforeStart, DEFAULT_BUNDLE_REFRESH_MS } from './bundle-refresh.js';
 import { DiskStore } from './disk-store.js';
-import { FilesWatcher, loadSvidFiles, type IdentityFiles } from './files-source.js';
+import { FilesWatcher, loadSvidFiles, warnIfChainEndsFirst, type IdentityFiles } from './files-source.js';
 import { backoffDelayMs, Renewal, type BackoffPolicy, type RenewalWindow } from './renewal.js';
 import { remainingMs, type Svid } from './svid.js';
 import { WorkloadIdentity } from './workload-identity.js';
@@ -268,7 +268,9 @@ export interface FilesIdentityOptions {
 }
 
 export async function identityFromFiles(options: FilesIdentityOptions): Promise<RunningIdentity> {
-  const identity = new WorkloadIdentity(await loadSvidFiles(options.files, options.spiffeId), options.logger);
+  const svid = await loadSvidFiles(options.files, options.spiffeId);
+  warnIfChainEndsFirst(svid, options.files, options.logger);
+  const identity = new WorkloadIdentity(svid, options.logger);
   const watcher = new FilesWatcher({
     files: options.files,
     identity,

@@ -53,6 +53,20 @@ export async function loadSvidFiles(files: IdentityFiles, spiffeId: string): Pro
   return validateFiles(await readFiles(files), files, spiffeId);
 }
 
+/**
+ * One warning when a set taken from the files stops working before its leaf does (an
+ * intermediate or the bundle root ending first): nothing else would say so until every peer
+ * refuses this sidecar, and the leaf's date suggests there is plenty of time.
+ */
+export function warnIfChainEndsFirst(svid: Svid, files: IdentityFiles, logger: Logger): void {
+  if (!(svid.notAfter < svid.leafNotAfter)) return;
+  const notAfter = svid.notAfter.toISOString();
+  logger.warn(
+    { serial: svid.serialHex, notAfter, leafNotAfter: svid.leafNotAfter.toISOString() },
+    `${files.cert} / ${files.bundle}: ${svid.endsWith} expires at ${notAfter}, before the leaf (${svid.leafNotAfter.toISOString()}): from then on every peer refuses this sidecar and /ready answers 503 expired, unless new files come first`,
+  );
+}
+
 export interface FilesWatchOptions {
   readonly files: IdentityFiles;
   readonly identity: WorkloadIdentity;
@@ -200,6 +214,7 @@ export class FilesWatcher {
     }
     this.failing = undefined;
     logger.info({ serial: next.serialHex, notAfter: next.notAfter.toISOString() }, 'identity reloaded from files');
+    warnIfChainEndsFirst(next, files, logger);
     identity.reportRenewal({ result: 'success' });
   }
 

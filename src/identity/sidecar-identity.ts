@@ -57,7 +57,8 @@ export function startIdentity(identity: IdentityConfig, spiffeId: string, trustD
 }
 
 /**
- * The certificate's expiry and the bundle's root count follow every rotation; each renewal is
+ * The SVID's expiry (when peers stop accepting it: its chain may end before its leaf) and the
+ * bundle's root count follow every rotation; each renewal is
  * counted by result, and the failures since the last success are kept for /identity (a log
  * line and a counter say that renewals fail; an operator at the admin port sees why too).
  */
@@ -89,7 +90,9 @@ export function identityView(running: RunningIdentity | undefined, spiffeId: str
     spiffeId: svid.spiffeId,
     serial: svid.serialHex,
     notBefore: svid.notBefore.toISOString(),
+    // when peers stop accepting it (the chain may end before the leaf), then the leaf's own end
     notAfter: svid.notAfter.toISOString(),
+    leafNotAfter: svid.leafNotAfter.toISOString(),
     nextRenewal: running.nextRenewalAt()?.toISOString() ?? null,
     source,
     renewalFailing: troubles.get(running.identity) ?? null,

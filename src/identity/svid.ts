@@ -26,8 +26,24 @@ export interface Svid extends SvidMaterial {
   readonly spiffeId: string;
   /** Lower-case hex, as the CA and the admin endpoint print it. */
   readonly serialHex: string;
+  /** The leaf's own notBefore. */
   readonly notBefore: Date;
+  /**
+   * When the SVID stops working: the earliest notAfter on its path (the leaf, the intermediates
+   * of its chain that lead to the bundle, the bundle root they end at). Every peer
+   * refuses it from then on, whatever the leaf says, so /ready, the expiry metric, /identity
+   * and renewal all go by this. Equal to leafNotAfter for what our CA issues (it never lets a
+   * leaf outlive its issuer, nor an issuer its root).
+   */
   readonly notAfter: Date;
+  /** The leaf's own notAfter: later than notAfter when its chain ends first. */
+  readonly leafNotAfter: Date;
+  /**
+   * The certificate that ends at notAfter, for messages: 'the leaf "CN" (serial …)', 'the
+   * chain's "CN" (serial …)' or 'the bundle root "CN" (serial …)' (the leaf, when others end
+   * with it in the same second).
+   */
+  readonly endsWith: string;
   /**
    * When the whole set is valid: the latest notBefore of the leaf and its signers. In the past
    * for anything validateSvid returns; may be ahead for validateSvidSoon's (served from then).
@@ -125,20 +141,23 @@ function issuedBy(cert: X509Certificate, signer: X509Certificate): boolean {
   return cert.checkIssued(signer) && cert.verify(signer.publicKey);
 }
 
+/** The certificates of a path, in order from the leaf up to the bundle root it ends at. */
+type Path = readonly X509Certificate[];
+
 /**
  * Walks leaf → intermediates → a root of the bundle. Intermediates may arrive in any order;
  * each step must verify by signature, and every signer must be a CA and within its dates.
  */
-function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], roots: X509Certificate[], now: Date): Date {
+function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], roots: X509Certificate[], now: Date): Path {
   const unused = [...intermediates];
+  const path = [leaf];
   let current = leaf;
-  let validFrom = notBeforeOf(leaf);
   for (let depth = 0; depth <= MAX_CHAIN_DEPTH; depth++) {
     const root = roots.find((r) => issuedBy(current, r));
     if (root) {
       if (!root.ca) refuse(`the bundle certificate ${describe(root)} is not a CA certificate`);
       checkDates(root, now);
-      return notBeforeOf(root) > validFrom ? notBeforeOf(root) : validFrom;
+      return [...path, root];
     }
     const index = unused.findIndex((c) => issuedBy(current, c));
     if (index === -1) {
@@ -147,10 +166,33 @@ function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], ro
     const signer = unused.splice(index, 1)[0] as X509Certificate;
     if (!signer.ca) refuse(`${describe(signer)} signs ${describe(current)} but is not a CA certificate`);
     checkDates(signer, now);
-    if (notBeforeOf(signer) > validFrom) validFrom = notBeforeOf(signer);
+    path.push(signer);
     current = signer;
   }
   return refuse(`the chain is longer than ${MAX_CHAIN_DEPTH} signers without reaching the bundle`);
+}
+
+/**
+ * When the set works: from the latest notBefore to the earliest notAfter of its path (leaf,
+ * intermediates, the bundle root it ends at). Peers judge the path as a whole: OpenSSL refuses
+ * it once any certificate on it has expired (CERT_HAS_EXPIRED), and a meshcar peer narrows a
+ * caller's window the same way (peer-validity.ts). The root is the peers' own anchor, but ours
+ * ending earlier means the path we present breaks then, so it counts as well. A certificate
+ * presented beside the path (a root rotation's cross certificate, which our CA clamps to the
+ * old root) does not: the path to our bundle's root does without it.
+ */
+function windowOf(path: Path): { validFrom: Date; notAfter: Date; endsWith: string } {
+  const leaf = path[0] as X509Certificate;
+  const root = path[path.length - 1] as X509Certificate;
+  let validFrom = notBeforeOf(leaf);
+  let ending = leaf;
+  for (const cert of path) {
+    if (notBeforeOf(cert) > validFrom) validFrom = notBeforeOf(cert);
+    // strictly earlier: a signer ending in the leaf's second leaves the leaf named
+    if (notAfterOf(cert) < notAfterOf(ending)) ending = cert;
+  }
+  const role = ending === leaf ? 'the leaf' : ending === root ? 'the bundle root' : "the chain's";
+  return { validFrom, notAfter: notAfterOf(ending), endsWith: `${role} ${describe(ending)}` };
 }
 
 /**
@@ -181,7 +223,7 @@ export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, n
   if (uris[0] !== expectedSpiffeId) refuse(`${describe(leaf)} is for ${clip(uris[0] as string, QUOTED_LIMIT)}, expected ${expectedSpiffeId}`);
 
   checkDates(leaf, now);
-  const validFrom = verifyChain(leaf, chain.slice(1), roots, now);
+  const { validFrom, notAfter, endsWith } = windowOf(verifyChain(leaf, chain.slice(1), roots, now));
 
   return Object.freeze({
     // normalised PEM: exactly the blocks we validated, nothing a TLS stack could read differently
@@ -191,7 +233,9 @@ export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, n
     spiffeId: expectedSpiffeId,
     serialHex: leaf.serialNumber.toLowerCase(),
     notBefore: notBeforeOf(leaf),
-    notAfter: notAfterOf(leaf),
+    notAfter,
+    leafNotAfter: notAfterOf(leaf),
+    endsWith,
     validFrom,
     leaf,
   });

@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestPki } from './pki.js';
+import type { SvidMaterial } from '../../src/identity/svid.js';
 import { memoryLogger } from './ca.js';
 import { startEchoApp } from './apps.js';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
@@ -23,14 +24,17 @@ export interface FilesSidecar {
   close(): Promise<void>;
 }
 
-/** Starts it with its files and config in `dir`; `inboundHost` 0.0.0.0 takes callers from any loopback address. */
-export async function startFilesSidecar(pki: TestPki, dir: string, inboundHost = '127.0.0.1'): Promise<FilesSidecar> {
-  const own = await pki.issue(`spiffe://${pki.trustDomain}/svc/orders`);
+/**
+ * Starts it with its files and config in `dir`; `inboundHost` 0.0.0.0 takes callers from any
+ * loopback address; `own`: the files' key, chain and bundle (default: a 1 h SVID from `pki`).
+ */
+export async function startFilesSidecar(pki: TestPki, dir: string, inboundHost = '127.0.0.1', own?: SvidMaterial): Promise<FilesSidecar> {
+  own ??= await pki.issue(`spiffe://${pki.trustDomain}/svc/orders`);
   const app = await startEchoApp();
   const file = (name: string) => join(dir, name);
   await writeFile(file('svid.crt'), own.chainPem);
   await writeFile(file('svid.key'), own.privateKeyPem, { mode: 0o600 });
-  await writeFile(file('bundle.pem'), pki.bundlePem);
+  await writeFile(file('bundle.pem'), own.bundlePem);
   await writeFile(
     file('orders.yaml'),
     [

@@ -3,7 +3,7 @@
 // profile refuses to make (no URI SAN, two URI SANs) for negative tests.
 
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { issueIssuerCertificate, issueLeafCertificate, issueRootCertificate, issuerName, rootName, type Signer } from '../../src/ca/x509-profile.js';
+import { ISSUER_LIFETIME_MS, ROOT_LIFETIME_MS, issueIssuerCertificate, issueLeafCertificate, issueRootCertificate, issuerName, rootName, type Signer } from '../../src/ca/x509-profile.js';
 import { buildCertificate, keyIdentifier } from '../../src/pki/certificate.js';
 import { octetString } from '../../src/pki/der.js';
 import { generateWorkloadKey, spkiDerOf, type KeyPairPem } from '../../src/pki/keys.js';
@@ -27,6 +27,13 @@ export interface LeafOptions {
   readonly keyUsage?: Readonly<Record<string, boolean>>;
 }
 
+/** A leaf under an intermediate of its own (issueUnderShortIssuer), with that intermediate. */
+export interface LeafUnderIssuer extends IssuedLeaf {
+  readonly issuerPem: string;
+  /** The intermediate's notAfter (ms since the epoch, a whole second). */
+  readonly issuerNotAfterMs: number;
+}
+
 export interface TestPki {
   readonly trustDomain: string;
   readonly rootPem: string;
@@ -40,17 +47,28 @@ export interface TestPki {
   issue(spiffeId: string, options?: LeafOptions): Promise<IssuedLeaf>;
   /** A leaf with exactly these URI SANs (zero, two, ...), otherwise profile-like (or a signing certificate: options.ca, options.keyUsage). */
   issueWithUris(uris: readonly string[], options?: LeafOptions): Promise<IssuedLeaf>;
+  /**
+   * A leaf (1 h, or options.lifetimeMs) under a new intermediate of the root that ends in
+   * `issuerLifetimeMs` (started a minute ago): a chain whose issuer ends before its leaf, as
+   * our CA never makes one (it clamps a leaf to its issuer) but another issuer may.
+   */
+  issueUnderShortIssuer(spiffeId: string, issuerLifetimeMs: number, options?: LeafOptions): Promise<LeafUnderIssuer>;
 }
+
+/** Far enough ahead that nothing is clamped to it: the helpers that make chains our CA would not. */
+const UNCLAMPED = () => new Date(Date.now() + 10 * ISSUER_LIFETIME_MS);
 
 async function signerFrom(key: KeyPairPem, name: Signer['name']): Promise<Signer> {
   const privateKey: KeyObject = createPrivateKey(key.privateKeyPem);
   return { key: privateKey, name, spki: spkiDerOf(createPublicKey(key.publicKeyPem)) };
 }
 
-export async function makePki(trustDomain = 'mesh.test'): Promise<TestPki> {
+/** `rootLifetimeMs`: a root that ends that long from now (the issuer and leaves are not clamped to it). */
+export async function makePki(trustDomain = 'mesh.test', rootLifetimeMs?: number): Promise<TestPki> {
   const rootKey = await generateWorkloadKey();
   const root = await signerFrom(rootKey, rootName(trustDomain));
-  const rootCert = await issueRootCertificate(root.key, root.spki, trustDomain);
+  // a root's lifetime is fixed: issued as if that much less than it ago
+  const rootCert = await issueRootCertificate(root.key, root.spki, trustDomain, rootLifetimeMs === undefined ? undefined : new Date(Date.now() - ROOT_LIFETIME_MS + rootLifetimeMs));
   const rootNotAfter = new Date(Date.now() + 3650 * 86_400_000);
 
   const issuerKey = await generateWorkloadKey();
@@ -111,6 +129,24 @@ export async function makePki(trustDomain = 'mesh.test'): Promise<TestPki> {
         extensions,
       });
       return material(key, leaf.pem, leaf.serialHex);
+    },
+    async issueUnderShortIssuer(spiffeId, issuerLifetimeMs, options = {}) {
+      const issuerKey = await generateWorkloadKey();
+      const spki = spkiDerOf(createPublicKey(issuerKey.publicKeyPem));
+      const started = new Date(Date.now() - 60_000);
+      const shortIssuerCert = await issueIssuerCertificate(root, UNCLAMPED(), spki, trustDomain, started, 60_000 + issuerLifetimeMs);
+      const shortIssuer = await signerFrom(issuerKey, issuerName(trustDomain));
+      const key = options.key ?? (await generateWorkloadKey());
+      const leaf = await issueLeafCertificate(shortIssuer, UNCLAMPED(), { spiffeId, subjectPublicKeySpki: spkiDerOf(createPublicKey(key.publicKeyPem)), lifetimeMs: options.lifetimeMs ?? 3_600_000 });
+      return {
+        privateKeyPem: key.privateKeyPem,
+        chainPem: leaf.pem + shortIssuerCert.pem,
+        bundlePem: rootCert.pem,
+        serialHex: leaf.serialHex,
+        certificatePem: leaf.pem,
+        issuerPem: shortIssuerCert.pem,
+        issuerNotAfterMs: shortIssuerCert.notAfter.getTime(),
+      };
     },
   };
 }

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { X509Certificate } from 'node:crypto';
 import { makePki } from '../helpers/pki.js';
 import { validateSvid } from '../../src/identity/svid.js';
 import { isMeshcarError } from '../../src/errors.js';
@@ -84,6 +85,32 @@ t.test('validateSvid', async (t) => {
     t.match(refusal(() => validateSvid(expired, ID)), /expired at/);
     // the same set judged at a time inside its life passes: the dates are what failed
     t.equal(validateSvid(expired, ID, new Date(Date.now() - 25_000)).serialHex, expired.serialHex);
+  });
+
+  t.test('the SVID ends with the first certificate of its path to end, not with its leaf', async (t) => {
+    const leafEnd = (m: { certificatePem: string }) => new Date(new X509Certificate(m.certificatePem).validTo).getTime();
+    const ends = (svid: ReturnType<typeof validateSvid>) => ({ notAfter: svid.notAfter.getTime(), leafNotAfter: svid.leafNotAfter.getTime() });
+    // what our CA issues: the leaf ends first (it is clamped to its issuer, the issuer to its root)
+    const plain = validateSvid(good, ID);
+    t.same(ends(plain), { notAfter: leafEnd(good), leafNotAfter: leafEnd(good) }, 'a leaf that ends first: its own end');
+    t.match(plain.endsWith, /^the leaf "?.*\(serial [0-9a-f]+\)$/);
+
+    const underShort = await pki.issueUnderShortIssuer(ID, 600_000);
+    const shortIssuer = validateSvid(underShort, ID);
+    t.same(ends(shortIssuer), { notAfter: underShort.issuerNotAfterMs, leafNotAfter: leafEnd(underShort) }, 'an intermediate that ends before the leaf: its end');
+    t.match(shortIssuer.endsWith, /^the chain's "meshcar issuer CA" \(serial [0-9a-f]+\)$/);
+
+    // a root that ends in 20 min above an issuer of a year and a leaf of an hour
+    const shortRoot = await makePki('mesh.test', 1_200_000);
+    const rooted = await shortRoot.issue(ID);
+    const rootEnd = new Date(new X509Certificate(shortRoot.rootPem).validTo).getTime();
+    t.same(ends(validateSvid(rooted, ID)), { notAfter: rootEnd, leafNotAfter: leafEnd(rooted) }, 'the bundle root the path ends at ends first: its end');
+    t.match(validateSvid(rooted, ID).endsWith, /^the bundle root "meshcar root CA" \(serial [0-9a-f]+\)$/);
+    t.same(ends(validateSvid({ ...rooted, bundlePem: pki.bundlePem + rooted.bundlePem }, ID)), { notAfter: rootEnd, leafNotAfter: leafEnd(rooted) }, 'among other roots of the bundle too');
+    t.same(ends(validateSvid({ ...good, bundlePem: good.bundlePem + rooted.bundlePem }, ID)), ends(plain), 'a short root the path does not run through is the peers\' business');
+
+    // presented beside the path: the path to our root does without it (a root rotation's cross certificate)
+    t.same(ends(validateSvid({ ...good, chainPem: good.chainPem + underShort.issuerPem }, ID)), ends(plain), 'another intermediate presented beside the path does not count');
   });
 
   t.test('garbage', async (t) => {
