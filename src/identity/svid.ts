@@ -66,13 +66,23 @@ const MAX_CHAIN_DEPTH = 4;
 const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
-/** When a refusal (or its cause) was only about time: the set becomes valid then (ms since the epoch). */
-export function notValidBeforeMs(err: unknown): number | undefined {
+/** A time a refusal (or its cause) carries under `key` (ms since the epoch). */
+function refusalTime(err: unknown, key: 'notValidBeforeMs' | 'expiredAtMs'): number | undefined {
   for (let e = err, depth = 0; e !== null && typeof e === 'object' && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    const ms = (e as { notValidBeforeMs?: unknown }).notValidBeforeMs;
+    const ms = (e as Partial<Record<typeof key, unknown>>)[key];
     if (typeof ms === 'number') return ms;
   }
   return undefined;
+}
+
+/** When a refusal (or its cause) was only about time: the set becomes valid then (ms since the epoch). */
+export function notValidBeforeMs(err: unknown): number | undefined {
+  return refusalTime(err, 'notValidBeforeMs');
+}
+
+/** When a refusal (or its cause) was for a certificate that has expired: its notAfter (ms since the epoch). */
+export function expiredAtMs(err: unknown): number | undefined {
+  return refusalTime(err, 'expiredAtMs');
 }
 
 function refuse(reason: string): never {
@@ -129,7 +139,9 @@ function parsePrivateKey(pem: string): KeyObject {
 }
 
 function checkDates(cert: X509Certificate, now: Date): void {
-  if (notAfterOf(cert) <= now) refuse(`${describe(cert)} expired at ${notAfterOf(cert).toISOString()}`);
+  if (notAfterOf(cert) <= now) {
+    throw Object.assign(new MeshcarError('identity_invalid', `${describe(cert)} expired at ${notAfterOf(cert).toISOString()}`), { expiredAtMs: notAfterOf(cert).getTime() });
+  }
   if (notBeforeOf(cert) > now) {
     // the time it becomes valid goes with the refusal: a watcher of files can look again then
     throw Object.assign(new MeshcarError('identity_invalid', `${describe(cert)} is not valid before ${notBeforeOf(cert).toISOString()}`), { notValidBeforeMs: notBeforeOf(cert).getTime() });

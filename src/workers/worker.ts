@@ -11,9 +11,7 @@ import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { createLogger } from '../logging.js';
 import { describeError } from '../errors.js';
-import { X509Certificate } from 'node:crypto';
-import { validateSvid, type Svid, type SvidMaterial } from '../identity/svid.js';
-import { splitPemCertificates } from '../pki/pem.js';
+import { expiredAtMs, validateSvid, type Svid, type SvidMaterial } from '../identity/svid.js';
 import { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { RunningIdentity } from '../identity/bootstrap.js';
 import { Metrics } from '../metrics/registry.js';
@@ -36,20 +34,22 @@ function send(message: ToPrimary): Promise<void> {
  * CA away; /ready says expired), and a worker restarted meanwhile refusing it exited at once,
  * again and again, into the crash-loop wait: the pod stayed unready for up to a minute after
  * the renewal had landed. It is what every other worker serves; the next one replaces it.
+ * Expired means its leaf or any certificate of its path (an intermediate of identity.files may
+ * end first): each refusal names the end of the one that expired, and the set is judged again
+ * a second before it, once per certificate at most.
  */
 export function checkFromPrimary(material: SvidMaterial, spiffeId: string, now: number = Date.now()): Svid {
-  try {
-    return validateSvid(material, spiffeId, new Date(now));
-  } catch (err) {
-    let leafEnd: number;
+  let at = now;
+  for (let turn = 0; ; turn++) {
     try {
-      leafEnd = Date.parse(new X509Certificate(splitPemCertificates(material.chainPem)[0] ?? '').validTo);
-    } catch {
-      throw err;
+      return validateSvid(material, spiffeId, new Date(at));
+    } catch (err) {
+      const ended = expiredAtMs(err);
+      // each turn goes back before an earlier end: a path is at most a leaf, 4 signers and a root
+      if (ended === undefined || ended > at || turn > 6) throw err;
+      // a second before its end (OpenSSL's dates are in whole seconds): every other check still applies
+      at = ended - 1000;
     }
-    if (!(leafEnd <= now)) throw err;
-    // a second before its end (OpenSSL's dates are in whole seconds): every other check still applies
-    return validateSvid(material, spiffeId, new Date(leafEnd - 1000));
   }
 }
 
