@@ -9,7 +9,7 @@ import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
 import tls from 'node:tls';
-import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { once, type EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { makePki, type IssuedLeaf, type TestPki } from '../helpers/pki.js';
@@ -21,8 +21,6 @@ import { createInbound, type Inbound } from '../../src/inbound/index.js';
 import { DEFAULT_INBOUND_LIMITS, readInbound, type InboundLimitsConfig } from '../../src/config/inbound-config.js';
 import { parseYamlSource } from '../../src/config/yaml-source.js';
 import { Metrics } from '../../src/metrics/registry.js';
-import { ISSUER_LIFETIME_MS, issueIssuerCertificate, issueLeafCertificate, issuerName } from '../../src/ca/x509-profile.js';
-import { generateWorkloadKey, spkiDerOf } from '../../src/pki/keys.js';
 import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
 
 interface Setup {
@@ -96,24 +94,6 @@ function clientTls(pki: TestPki, leaf: IssuedLeaf): tls.ConnectionOptions {
 
 function notAfterMs(leaf: IssuedLeaf): number {
   return Date.parse(new X509Certificate(leaf.certificatePem).validTo);
-}
-
-/**
- * A caller SVID (valid for an hour) under an intermediate of the test root that expires in
- * `issuerLifetimeMs`: made by issuing the intermediate as if a year less that long ago.
- */
-async function leafUnderExpiringIssuer(pki: TestPki, issuerLifetimeMs: number): Promise<{ leaf: IssuedLeaf; issuerNotAfterMs: number }> {
-  const farFuture = new Date(Date.now() + 10 * ISSUER_LIFETIME_MS);
-  const issuerKeys = await generateWorkloadKey();
-  const issuerSpki = spkiDerOf(createPublicKey(issuerKeys.publicKeyPem));
-  const issuerCert = await issueIssuerCertificate(pki.root, farFuture, issuerSpki, TD, new Date(Date.now() - ISSUER_LIFETIME_MS + issuerLifetimeMs));
-  const issuer = { key: createPrivateKey(issuerKeys.privateKeyPem), name: issuerName(TD), spki: issuerSpki };
-  const leafKeys = await generateWorkloadKey();
-  const leafCert = await issueLeafCertificate(issuer, farFuture, { spiffeId: FRONTEND_ID, subjectPublicKeySpki: spkiDerOf(createPublicKey(leafKeys.publicKeyPem)), lifetimeMs: 3_600_000 });
-  return {
-    leaf: { privateKeyPem: leafKeys.privateKeyPem, chainPem: leafCert.pem + issuerCert.pem, bundlePem: pki.bundlePem, serialHex: leafCert.serialHex, certificatePem: leafCert.pem },
-    issuerNotAfterMs: Date.parse(new X509Certificate(issuerCert.pem).validTo),
-  };
 }
 
 /** Polls until `condition` holds; fails the wait after `timeoutMs`. */
@@ -210,7 +190,8 @@ t.test('a client certificate that expired after its first handshake cannot resum
 
 t.test('an issuer that expires before the leaf: its expiry counts, on a resumed session too', async (t) => {
   const s = await setup(t);
-  const { leaf, issuerNotAfterMs } = await leafUnderExpiringIssuer(s.pki, 3000);
+  const leaf = await s.pki.issueUnderShortIssuer(FRONTEND_ID, 3000);
+  const { issuerNotAfterMs } = leaf;
   t.ok(notAfterMs(leaf) > issuerNotAfterMs + 3_000_000, 'the leaf itself stays valid for an hour');
   const options = clientTls(s.pki, leaf);
   const countBefore = await expiredCount(s.metrics);
