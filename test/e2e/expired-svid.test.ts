@@ -4,7 +4,9 @@
 // metrics show the failures and the end, /identity says why the renewals fail, and once the CA
 // is back the renewal lands and /ready is 200 again. With workers: 2, a worker restarted meanwhile starts on the SVID every other
 // worker serves (it refused it as expired and crash-looped into a minute's wait), so the pod
-// is ready as soon as the renewal lands.
+// is ready as soon as the renewal lands. The same holds for identity.files whose intermediate
+// ends before the leaf: the SVID expires at the intermediate's end, and a worker restarted after
+// it starts on what the others serve.
 
 import t from 'tap';
 import { launchSidecar, metricValue, waitFor, type RunningSidecar } from '../helpers/mesh.js';
@@ -14,6 +16,9 @@ import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { checkAdmin } from '../../src/doctor/local.js';
 import { formatResult } from '../../src/doctor/result.js';
 import { meshFixture } from '../helpers/mesh-fixture.js';
+import { makePki } from '../helpers/pki.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 const mesh = meshFixture(t);
 t.jobs = 2;
@@ -122,4 +127,37 @@ t.test('renewals failing while the SVID is still valid: /identity and doctor say
   gate.open(caPort);
   await waitFor(async () => (await identityOf(sidecar)).renewalFailing === null, 45_000, '/identity: nothing failing once the CA is back', sidecar.process);
   t.not((await identityOf(sidecar)).serial, failing?.serial, 'a new SVID serves');
+});
+
+t.test('identity.files, workers: 2: an intermediate ending before the leaf ends the SVID; a worker restarted after it starts on it', async (t) => {
+  const pki = await makePki('mesh.local');
+  // started alongside the sidecar: its two workers are up well within the intermediate's 8 s
+  const own = await pki.issueUnderShortIssuer('spiffe://mesh.local/svc/files-workers', 8_000);
+  const dir = t.testdir();
+  const files = { cert: join(dir, 'svid.crt'), key: join(dir, 'svid.key'), bundle: join(dir, 'bundle.pem') };
+  await writeFile(files.cert, own.chainPem);
+  await writeFile(files.key, own.privateKeyPem, { mode: 0o600 });
+  await writeFile(files.bundle, own.bundlePem);
+  const sidecar = await (await launchSidecar(mesh.ca, { service: 'files-workers', files, inbound: { app: `http://127.0.0.1:${mesh.app.port}` }, extraYaml: 'workers: 2' })).ready();
+  t.teardown(() => sidecar.stop('SIGKILL'));
+  const end = new Date(own.issuerNotAfterMs).toISOString();
+  t.equal((await identityOf(sidecar)).notAfter, end, "/identity: the intermediate's end");
+  t.equal((await sidecar.admin('/ready')).status, 200, '/ready 200 meanwhile');
+  await waitFor(async () => (await sidecar.admin('/ready')).status === 503, own.issuerNotAfterMs - Date.now() + 5_000, "/ready 503 once the intermediate has ended", sidecar.process);
+  t.same(JSON.parse((await sidecar.admin('/ready')).body), { status: 'expired', notAfter: end }, "/ready: expired, at the intermediate's end");
+  const victim = (await workersOf(sidecar)).workers[0]?.pid as number;
+  process.kill(victim, 'SIGKILL');
+  await waitFor(
+    async () => {
+      const now = (await workersOf(sidecar)).workers;
+      return now.length === 2 && now.every((w) => w.listening && w.pid !== victim);
+    },
+    10_000,
+    'the replacement listening',
+    sidecar.process,
+  );
+  const after = await workersOf(sidecar);
+  t.ok(after.workers.every((w) => w.serial === own.serialHex), 'both serve the SVID the primary holds');
+  t.equal(after.restarts, 1, 'one restart, no crash loop');
+  t.notOk(sidecar.process?.lines.some((l) => /^worker could not start/.test(String(l.msg))), 'no worker refused the SVID');
 });
