@@ -69,6 +69,28 @@ async function expireWithCaAway(t: Tap.Test, sidecar: RunningSidecar, gate: TcpG
   return held;
 }
 
+/**
+ * Kills a worker while the SVID has expired: its replacement listens on the SVID the other
+ * worker serves (`serial`), within a start's time, after one restart and no refusal.
+ */
+async function restartWorkerOnExpired(t: Tap.Test, sidecar: RunningSidecar, serial: string): Promise<void> {
+  const victim = (await workersOf(sidecar)).workers[0]?.pid as number;
+  process.kill(victim, 'SIGKILL');
+  await waitFor(
+    async () => {
+      const now = (await workersOf(sidecar)).workers;
+      return now.length === 2 && now.every((w) => w.listening && w.pid !== victim);
+    },
+    10_000,
+    'the replacement listening',
+    sidecar.process,
+  );
+  const after = await workersOf(sidecar);
+  t.ok(after.workers.every((w) => w.serial === serial), 'both serve the SVID the primary holds');
+  t.equal(after.restarts, 1, 'one restart, no crash loop');
+  t.notOk(sidecar.process?.lines.some((l) => /^worker could not start/.test(String(l.msg))), 'no worker refused the SVID');
+}
+
 /** Opens the gate again: the renewal lands (backoff is at most 30 s) and /ready is 200. */
 async function caBack(t: Tap.Test, sidecar: RunningSidecar, gate: TcpGate, caPort: number, held: Identity): Promise<void> {
   gate.open(caPort);
@@ -90,23 +112,7 @@ t.test('one process: /ready 503 expired while the renewal fails past the end, 20
 t.test('workers: 2: a worker restarted while the SVID has expired starts on it; ready as soon as the renewal lands', async (t) => {
   const { sidecar, gate, caPort } = await gatedSidecar(t, 'expiring-workers', 2);
   const held = await expireWithCaAway(t, sidecar, gate);
-  const before = (await workersOf(sidecar)).workers;
-  const victim = before[0]?.pid as number;
-  process.kill(victim, 'SIGKILL');
-  // its replacement listens on the SVID the other worker serves, within a start's time
-  await waitFor(
-    async () => {
-      const now = (await workersOf(sidecar)).workers;
-      return now.length === 2 && now.every((w) => w.listening && w.pid !== victim);
-    },
-    10_000,
-    'the replacement listening',
-    sidecar.process,
-  );
-  const after = await workersOf(sidecar);
-  t.ok(after.workers.every((w) => w.serial === held.serial), 'both serve the SVID the primary holds');
-  t.equal(after.restarts, 1, 'one restart, no crash loop');
-  t.notOk(sidecar.process.lines.some((l) => /^worker could not start/.test(String(l.msg))), 'no worker refused the SVID');
+  await restartWorkerOnExpired(t, sidecar, held.serial);
   t.equal(JSON.parse((await sidecar.admin('/ready')).body).status, 'expired', '/ready still says expired');
   await caBack(t, sidecar, gate, caPort, held);
   const renewed = await identityOf(sidecar);
@@ -145,19 +151,5 @@ t.test('identity.files, workers: 2: an intermediate ending before the leaf ends 
   t.equal((await sidecar.admin('/ready')).status, 200, '/ready 200 meanwhile');
   await waitFor(async () => (await sidecar.admin('/ready')).status === 503, own.issuerNotAfterMs - Date.now() + 5_000, "/ready 503 once the intermediate has ended", sidecar.process);
   t.same(JSON.parse((await sidecar.admin('/ready')).body), { status: 'expired', notAfter: end }, "/ready: expired, at the intermediate's end");
-  const victim = (await workersOf(sidecar)).workers[0]?.pid as number;
-  process.kill(victim, 'SIGKILL');
-  await waitFor(
-    async () => {
-      const now = (await workersOf(sidecar)).workers;
-      return now.length === 2 && now.every((w) => w.listening && w.pid !== victim);
-    },
-    10_000,
-    'the replacement listening',
-    sidecar.process,
-  );
-  const after = await workersOf(sidecar);
-  t.ok(after.workers.every((w) => w.serial === own.serialHex), 'both serve the SVID the primary holds');
-  t.equal(after.restarts, 1, 'one restart, no crash loop');
-  t.notOk(sidecar.process?.lines.some((l) => /^worker could not start/.test(String(l.msg))), 'no worker refused the SVID');
+  await restartWorkerOnExpired(t, sidecar, own.serialHex);
 });
