@@ -23,6 +23,8 @@ t.test('each refused path is told its own problem', async (t) => {
     ['/orders/%252e/x', /double-encoded/],
     ['/orders/%c0%ae%c0%ae/x', /overlong UTF-8/],
     ['//orders/x', /empty first segment/],
+    // in the query too: an app reading a URL drops it and the rest of the query
+    ['/orders?q=1#x&admin=1', /holds a #/],
   ];
   for (const [path, told] of cases) {
     const answer = await refused(path);
