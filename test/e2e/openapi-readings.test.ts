@@ -99,7 +99,8 @@ const REFUSED: ReadonlyArray<[string, number, string, RegExp]> = [
   ['/search?limit[]=1000', 400, 'schema_violation', /^query\/limit: is given as limit\[\]/],
   ['/search?LIMIT=1000', 400, 'schema_violation', /^query\/limit: is given as LIMIT/],
   ['/search?q=x;limit=1000', 400, 'schema_violation', /^query\/limit: must be <= 100 \(with ; read as &/],
-  ['/search?q=a#&limit=1000', 400, 'schema_violation', /^query: a # \(a fragment\)/],
+  // the inbound's plain-path rule refuses a raw # in the query too, before any spec check
+  ['/search?q=a#&limit=1000', 400, 'bad_request', /holds a # \(a fragment is not sent\)/],
 ];
 
 t.test('inbound, HTTP/1.1: each reading refused with the JSON error; the app sees none', async (t) => {
@@ -129,7 +130,11 @@ t.test("outbound: the app's calls are held the same way before they leave", asyn
   served.length = 0;
   for (const [target, , , message] of REFUSED) {
     // the outbound has no plain-path rule of its own: a raw # is the spec check's path violation
-    const wanted = target.startsWith('/orders/mine#') ? { status: 400, error: 'schema_violation', message: /is not a plain absolute path: it holds a # \(a fragment is not sent\)/ } : { status: 400, error: 'schema_violation', message };
+    const wanted = target.startsWith('/orders/mine#')
+      ? { status: 400, error: 'schema_violation', message: /is not a plain absolute path: it holds a # \(a fragment is not sent\)/ }
+      : target.includes('#')
+        ? { status: 400, error: 'schema_violation', message: /^query: a # \(a fragment\)/ }
+        : { status: 400, error: 'schema_violation', message };
     t.match(refusal(await outbound(target)), wanted, target);
   }
   t.match(refusal(await outbound('/orders/7', OVERRIDE)), { status: 400, error: 'schema_violation', message: /^header\/x-http-method-override: asks for DELETE/ }, 'a method override');
