@@ -60,12 +60,17 @@ export interface AppDispatcher {
   dispatch(request: AppRequest, handler: AppDispatchHandler): void;
   /** Closes every connection; requests still waiting for one fail. */
   close(): void;
+  /** Fails the requests still waiting for a connection with APP_CLIENT_ERRORS.notSent; returns how many. */
+  refuseWaiting(): number;
 }
 
 /**
  * Stable codes of the own client's failures (each also says what happened in its message).
  * Errors of the socket itself keep Node's codes (ECONNREFUSED, ECONNRESET, EPIPE...).
  */
+/** What a request refused with APP_CLIENT_ERRORS.notSent is told (an HTTP/1.1 caller's 503). */
+export const NOT_SENT = 'the sidecar shut down before the request had a connection to the app: it was not processed and may be sent again';
+
 export const APP_CLIENT_ERRORS = Object.freeze({
   /** The app closed the connection before its answer was complete (FIN; a reset is ECONNRESET). */
   closed: 'APP_CONNECTION_CLOSED',
@@ -79,6 +84,8 @@ export const APP_CLIENT_ERRORS = Object.freeze({
   unaskedUpgrade: 'APP_UNASKED_UPGRADE',
   /** The pool was closed (reload, shutdown) before the request had a connection. */
   poolClosed: 'APP_POOL_CLOSED',
+  /** A drain ran out of time with the request still waiting for a connection: never sent (refused unprocessed). */
+  notSent: 'APP_REQUEST_NOT_SENT',
   /** ECONNRESET on a socket of undici's pool, renamed so undici fails the answer (undici-reset-connector.ts). */
   reset: 'APP_CONNECTION_RESET',
 });

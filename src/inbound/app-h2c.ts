@@ -14,6 +14,7 @@ import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { watchEarlyEnd } from '../http/early-end.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
+import { APP_CLIENT_ERRORS, appClientError, NOT_SENT } from './app-dispatch.js';
 import { appAddressForCallers, classifyAppError } from './app-errors.js';
 import { kKnownLimit, kLease, onCallerTrailers, onContinue, onResponse, onStreamClose, onStreamError, onTrailers, onWantTrailers, type LeasedStream } from './app-h2c-stream.js';
 import type { Exchange } from './exchange.js';
@@ -157,6 +158,12 @@ export class H2cApp implements AppForwarder {
   close(): void {
     this.pool.close();
   }
+
+  refuseWaiting(): number {
+    const count = this.pool.waiters.size;
+    this.pool.waiters.failAll(appClientError(APP_CLIENT_ERRORS.notSent, NOT_SENT));
+    return count;
+  }
 }
 
 function startWaiting(exchange: Exchange, lease: Lease): void {
@@ -172,6 +179,10 @@ function failWaiting(exchange: Exchange, err: Error): void {
   exchange.upstream = undefined;
   const app = exchange.forwarder as H2cApp;
   app.observer?.appStreamWaited?.('failed');
+  if ((err as NodeJS.ErrnoException).code === APP_CLIENT_ERRORS.notSent) {
+    exchange.refuseUnsent(err.message);
+    return;
+  }
   const failure = classifyAppError(err, app.toldAddress);
   exchange.fail(failure.code, failure.message);
 }

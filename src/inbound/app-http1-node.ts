@@ -136,6 +136,11 @@ export class NodeHttp1App implements AppForwarder {
   close(): void {
     this.agent.destroy();
   }
+
+  // node:http's agent keeps its queue to itself: its waiting requests are cut with the rest
+  refuseWaiting(): number {
+    return 0;
+  }
 }
 
 /** pipe() options: the request to the app is ended by onCallerBodyEnd, not by the pipe. */

@@ -104,6 +104,11 @@ export class Http1App implements AppForwarder {
     this.pool.close();
     this.nodeApp?.close();
   }
+
+  // (node:http's agent, for Expect and absolute-form requests, keeps its queue to itself)
+  refuseWaiting(): number {
+    return this.pool.refuseWaiting();
+  }
 }
 
 /**
@@ -197,6 +202,10 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
     this.cancelled = true;
     if (exchange.phase === WAITING) {
       const code = (err as NodeJS.ErrnoException).code;
+      if (code === APP_CLIENT_ERRORS.notSent) {
+        exchange.refuseUnsent(err.message);
+        return;
+      }
       // a pooled connection the app had closed: most likely nothing reached the app, but the
       // break may also have come after the app read the request, so only a request that is
       // safe to repeat (and has no body to replay) is sent once more

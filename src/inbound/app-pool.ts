@@ -10,7 +10,7 @@
 // Per request: no agent bookkeeping, no request or response objects, no timers; the head is
 // one string written once, the answer parsed by Node's llhttp (app-connection.ts).
 
-import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
+import { APP_CLIENT_ERRORS, appClientError, NOT_SENT, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
 import { AppConnection, type ConnectionOwner } from './app-connection.js';
 import { FairQueue } from '../http/fair-queue.js';
 import { CallerShare } from './app-caller-share.js';
@@ -110,6 +110,12 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
       const next = this.waiting.shiftWhere(this.share.mayTake);
       if (next !== undefined) this.assign(this.open(), next.request, next.handler);
     }
+  }
+
+  refuseWaiting(): number {
+    const waiting = this.waiting.drain();
+    for (const { handler } of waiting) handler.onError(appClientError(APP_CLIENT_ERRORS.notSent, NOT_SENT));
+    return waiting.length;
   }
 
   close(): void {

@@ -13,7 +13,7 @@ import { PassThrough } from 'node:stream';
 import { createRequire } from 'node:module';
 import v8 from 'node:v8';
 import type { Dispatcher, Pool as PoolType } from 'undici';
-import { APP_CLIENT_ERRORS, appClientError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
+import { APP_CLIENT_ERRORS, appClientError, NOT_SENT, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
 import { FairQueue } from '../http/fair-queue.js';
 import { resetRenamingConnector } from './undici-reset-connector.js';
 import { CallerShare } from './app-caller-share.js';
@@ -100,6 +100,12 @@ export class UndiciAppPool implements AppDispatcher {
     if (this.closed) return;
     const next = this.waiting.shiftWhere(this.share.mayTake);
     if (next !== undefined) this.send(next.request, next.handler);
+  }
+
+  refuseWaiting(): number {
+    const waiting = this.waiting.drain();
+    for (const { handler } of waiting) handler.onError(appClientError(APP_CLIENT_ERRORS.notSent, NOT_SENT));
+    return waiting.length;
   }
 
   close(): void {

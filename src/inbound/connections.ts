@@ -10,6 +10,8 @@ import type { CallerSession } from './caller-session.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
 import type { Exchange } from './exchange.js';
 import { endGrpcCallForDrain, GRPC_CUT_GRACE_MS } from './drain-grpc.js';
+import { constants as h2constants, type ServerHttp2Session } from 'node:http2';
+import { ErrorCode, H2Connection } from '../h2/index.js';
 
 export class ConnectionTracker {
   /** Requests (and WebSocket tunnels) started and not yet finished. */
@@ -105,7 +107,7 @@ export class ConnectionTracker {
    * Stops new work on every connection and waits until all have closed, or `timeoutMs` has
    * passed; then destroys what is left. The caller stops the listener first.
    */
-  async drain(timeoutMs: number): Promise<void> {
+  async drain(timeoutMs: number, refuseWaiting: () => number = () => 0): Promise<void> {
     this.draining = true;
     for (const session of this.sessions) session.close();
     // destroySoon, not end: the caller gets its FIN all the same, and one whose pool reads
@@ -115,11 +117,13 @@ export class ConnectionTracker {
     await this.untilEmpty(timeoutMs);
     // what is still open now is cut by us: its records say so (exchange-report.ts)
     if (this.sockets.size > 0) this.cutBy ??= 'drain_timeout';
-    if (this.sockets.size > 0 && this.grpcCalls.size > 0) {
-      for (const exchange of [...this.grpcCalls]) endGrpcCallForDrain(exchange);
-      // their sessions close once the statuses are out (GOAWAY was sent at the start)
-      await this.untilEmpty(GRPC_CUT_GRACE_MS);
-    }
+    // requests still waiting for the app were never sent: refused as such (REFUSED_STREAM), so
+    // the calling sidecar sends them again elsewhere, whatever their method
+    const refused = this.sockets.size > 0 ? refuseWaiting() : 0;
+    const grpcCut = this.sockets.size > 0 && this.grpcCalls.size > 0;
+    if (grpcCut) for (const exchange of [...this.grpcCalls]) endGrpcCallForDrain(exchange);
+    // their sessions close once the refusals and statuses are out (GOAWAY was sent at the start)
+    if (refused > 0 || grpcCut) await this.untilEmpty(GRPC_CUT_GRACE_MS);
     this.destroyAll();
   }
 
@@ -135,11 +139,27 @@ export class ConnectionTracker {
     this.onEmpty = undefined;
   }
 
+  /**
+   * Everything, at once. With requests in flight, the HTTP/2 sessions end with
+   * GOAWAY(INTERNAL_ERROR): a plain destroy sends NO_ERROR, naming the streams cut as processed,
+   * and a caller other than a meshcar sidecar (Node's client) then saw its cut stream end with
+   * no error, a download after its head as if complete (as the outbound's listener does).
+   */
   destroyAll(): void {
     this.draining = true;
     this.cutBy ??= 'shutdown';
-    for (const session of this.sessions) session.destroy();
+    for (const session of this.sessions) {
+      if (this.inFlight === 0) session.destroy();
+      else cutSession(session);
+    }
     // a tunnel's socket is cut with resets on both of its sides (tunnel-reset.ts)
     for (const socket of this.sockets) destroyConnection(socket);
   }
+}
+
+/** destroy() with GOAWAY(INTERNAL_ERROR), on either codec (Node sends NO_ERROR for a destroy without an error). */
+function cutSession(session: CallerSession): void {
+  if (session instanceof H2Connection) session.destroy(ErrorCode.INTERNAL_ERROR);
+  // the session and its streams have 'error' listeners (caller-connections.ts, http2-exchange.ts)
+  else (session as unknown as ServerHttp2Session).destroy(new Error('the inbound is closing'), h2constants.NGHTTP2_INTERNAL_ERROR);
 }

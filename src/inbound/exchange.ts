@@ -81,6 +81,8 @@ export abstract class Exchange extends ExchangeRecord {
   protected abstract writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined, grpcType: string | undefined): void;
   /** Breaks off a response whose head is already sent (the caller sees a reset, not a short body). */
   protected abstract reset(): void;
+  /** HTTP/2: the caller's stream reset REFUSED_STREAM (true); HTTP/1.1 has no such answer (false). */
+  protected abstract refuseStream(): boolean;
 
   /**
    * Relays the app's response head. Returns whether to stream a body after it.
@@ -174,6 +176,29 @@ export abstract class Exchange extends ExchangeRecord {
    * The sidecar answers itself (JSON error + x-meshcar-error, and Retry-After when
    * `retryAfterSeconds` is given), or resets if the head went out.
    */
+  /**
+   * A request the sidecar gives up before it was sent to the app (a drain out of time found it
+   * waiting for a connection or a stream slot): never processed. An HTTP/2 caller's stream is
+   * reset REFUSED_STREAM (RFC 9113 §8.7), which its sidecar sends again elsewhere whatever the
+   * method (cut with its session, it was a 502 the caller had to take as maybe processed); an
+   * HTTP/1.1 caller gets 503 upstream_unavailable saying so.
+   */
+  refuseUnsent(message: string): void {
+    const phase = this.phase;
+    if (phase === DONE) return;
+    // DONE first: Node emits 'aborted' on a stream we close, which is not the caller's reset
+    this.phase = DONE;
+    if (!this.callerGone && !this.headersSent && this.refuseStream()) {
+      stopHeadDeadline(this);
+      stopIdleDeadline(this);
+      this.errorCode = 'upstream_unavailable';
+      this.status = statusFor('upstream_unavailable');
+      return;
+    }
+    this.phase = phase;
+    this.fail('upstream_unavailable', message);
+  }
+
   fail(code: ErrorCode, message: string, retryAfterSeconds?: number): void {
     if (this.phase === DONE) return;
     this.phase = DONE;

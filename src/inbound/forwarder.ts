@@ -9,4 +9,9 @@ export interface AppForwarder {
   forward(exchange: Exchange): void;
   /** Closes pooled connections to the app. */
   close(): void;
+  /**
+   * A drain out of time: the requests still waiting for a connection or a stream slot to the
+   * app are refused as never processed (Exchange.refuseUnsent); returns how many.
+   */
+  refuseWaiting(): number;
 }

@@ -14,4 +14,5 @@ export const H2C_UPGRADE_REFUSAL: AppForwarder = {
     exchange.fail('bad_gateway', 'the app speaks h2c, which carries no Upgrade: a WebSocket needs an HTTP/1.1 app (inbound.app http://)');
   },
   close(): void {},
+  refuseWaiting: () => 0,
 };

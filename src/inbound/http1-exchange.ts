@@ -141,6 +141,10 @@ export class Http1Exchange extends Exchange {
     this.res.destroy();
   }
 
+  protected refuseStream(): boolean {
+    return false;
+  }
+
   /**
    * The app answered 101: relay its head (all but an x-meshcar-error), then splice the two sockets together.
    * Backpressure both ways comes from pipe(); either side closing closes the other.

@@ -5,7 +5,7 @@
 // stream through the H2ServerStream interface; the differences are settled by the caller
 // (END_STREAM flags vs a boolean, a reset guard only where the codec has no budget of its own).
 
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import { constants as h2constants, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { H2ServerStream } from '../http/h2-server-stream.js';
 import { H2Stream } from '../h2/index.js';
 import type { ErrorCode } from '../errors.js';
@@ -144,6 +144,12 @@ export class Http2Exchange extends Exchange {
   protected writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined, grpcType: string | undefined): void {
     const fault = sendStreamError(this.stream, new MeshcarError(code, message, { retryAfterSeconds }), this.requestId, grpcType);
     if (fault !== undefined) this.context.logger.error({ code, err: describeError(fault) }, 'the error answer could not be sent (the stream was reset instead)');
+  }
+
+  protected refuseStream(): boolean {
+    if (this.stream.destroyed || this.stream.localClosed === true) return false;
+    this.stream.close(h2constants.NGHTTP2_REFUSED_STREAM);
+    return true;
   }
 
   protected reset(): void {

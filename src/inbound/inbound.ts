@@ -245,7 +245,7 @@ export class InboundListener implements Inbound, ExchangeContext {
     this.drainRun ??= (async () => {
       this.stopListening();
       this.logger.info({ inFlight: this.tracker.inFlight, connections: this.tracker.connections, timeoutMs }, 'inbound draining');
-      await this.tracker.drain(timeoutMs);
+      await this.tracker.drain(timeoutMs, () => this.app.refuseWaiting());
       await this.close();
     })();
     return this.drainRun;
