@@ -173,10 +173,6 @@ export abstract class Exchange extends ExchangeRecord {
   }
 
   /**
-   * The sidecar answers itself (JSON error + x-meshcar-error, and Retry-After when
-   * `retryAfterSeconds` is given), or resets if the head went out.
-   */
-  /**
    * A request the sidecar gives up before it was sent to the app (a drain out of time found it
    * waiting for a connection or a stream slot): never processed. An HTTP/2 caller's stream is
    * reset REFUSED_STREAM (RFC 9113 §8.7), which its sidecar sends again elsewhere whatever the
@@ -199,6 +195,10 @@ export abstract class Exchange extends ExchangeRecord {
     this.fail('upstream_unavailable', message);
   }
 
+  /**
+   * The sidecar answers itself (JSON error + x-meshcar-error, and Retry-After when
+   * `retryAfterSeconds` is given), or resets if the head went out.
+   */
   fail(code: ErrorCode, message: string, retryAfterSeconds?: number): void {
     if (this.phase === DONE) return;
     this.phase = DONE;
