@@ -17,6 +17,9 @@ export function pathOf(target: string): string {
  * semicolon, a `#`, a non-ASCII character (HTTP/2 lets raw bytes through as latin1), or a leading `//`.
  * One regular expression costs what three indexOf calls cost, and most paths match none of it.
  */
+/** Why a target holding a raw `#` is refused, in the path or (inbound) the query. */
+export const FRAGMENT_PROBLEM = 'it holds a # (a fragment is not sent)';
+
 const NEEDS_A_CLOSER_LOOK = /[%\\;#\u0080-\uffff]|\/\.|^\/\//;
 
 /**
@@ -48,7 +51,7 @@ export function pathProblem(path: string): string | undefined {
   // HTTP/2 codecs pass a raw `#` on, and an app that parses the target as a URL (Express,
   // `new URL`) drops it and all that follows: `/orders/mine#x` was checked as `/orders/{id}`
   // (and matched rules as written) and served as `/orders/mine`
-  if (path.indexOf('#') !== -1) return 'it holds a # (a fragment is not sent)';
+  if (path.indexOf('#') !== -1) return FRAGMENT_PROBLEM;
   if (DOUBLE_ENCODED.test(path)) return 'it holds a double-encoded dot, slash or backslash (%25 before %2E, %2F or %5C)';
   // the path as an app sees it after decoding once, and again for an app that decodes twice
   // (`%253b` is `;` to it, `%2500` NUL): every reading must be plain

@@ -23,8 +23,8 @@ import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links
 function originTarget(req: IncomingMessage): string {
   const url = req.url as string;
   if (url.charCodeAt(0) === 47 /* / */ || url.includes('#')) return url;
-  const { authority, path } = parseRequestTarget(url);
-  if (authority === undefined || /^[a-z]+:\/\/[^/?]*@/i.test(url)) return url;
+  const { authority, path, userinfo } = parseRequestTarget(url);
+  if (authority === undefined || userinfo) return url;
   if (req.headers.host !== undefined || req.httpVersionMinor === 0) req.headers.host = authority;
   return path;
 }

@@ -28,7 +28,7 @@ import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
 import type { InboundListener } from './inbound.js';
-import { authorityProblem, pathProblem } from '../http/request-target.js';
+import { authorityProblem, FRAGMENT_PROBLEM, pathProblem } from '../http/request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
 import { declaresEmptyBody, holdUntilEnd } from './empty-body-hold.js';
@@ -128,7 +128,7 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
   }
   // a `#` in the query too: an app reading the target as a URL drops it and the rest of the
   // query, which an OpenAPI check of the query read whole (the outbound refuses it anywhere)
-  const pathRefused = pathProblem(exchange.path) ?? (exchange.target.indexOf('#') === -1 ? undefined : 'it holds a # (a fragment is not sent)');
+  const pathRefused = pathProblem(exchange.path) ?? (exchange.target.indexOf('#') === -1 ? undefined : FRAGMENT_PROBLEM);
   if (pathRefused !== undefined) {
     if (/^https?:\/\//i.test(exchange.path)) {
       exchange.fail('bad_request', 'an absolute-form request target must carry no userinfo (user@) and no fragment (#)');

@@ -10,7 +10,6 @@
 // upload standing still, cancels the upstream stream.
 
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { USERINFO_REFUSED } from '../http/absolute-form.js';
 import { describeError, MeshcarError } from '../errors.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
@@ -21,7 +20,7 @@ import { hostFieldProblem } from '../http/host-field.js';
 import { expectationError } from '../http/expectation.js';
 import { errorBodyBytes, grpcAnswerType, grpcStatusFor, sendError, statusFor } from '../http/status.js';
 import { countBody, type OutboundContext } from './exchange.js';
-import { parseRequestTarget, pathOnly, routableAuthorityProblem } from './router.js';
+import { parseRequestTarget, pathOnly, targetAuthorityProblem } from './router.js';
 import { responseEnds, type UpstreamStream } from './upstream-stream.js';
 import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
@@ -69,7 +68,7 @@ class Http1Attempt extends Attempt implements UploadAttempt {
       return;
     }
     // checked before routing: what routes is the name before the last ':', what goes upstream is all of it
-    const authorityRefused = target.userinfo ? USERINFO_REFUSED : routableAuthorityProblem(authority);
+    const authorityRefused = targetAuthorityProblem(target, authority);
     if (authorityRefused !== undefined) {
       this.fail(new MeshcarError('bad_request', authorityRefused));
       return;

@@ -5,6 +5,7 @@
 
 import { authorityProblem } from '../http/request-target.js';
 
+import { USERINFO_REFUSED, type RequestTarget } from '../http/absolute-form.js';
 export { parseRequestTarget, type RequestTarget } from '../http/absolute-form.js';
 
 /** How many upstream names a no_route answer lists: enough for a typo, not a page of them. */
@@ -76,6 +77,11 @@ export function routableAuthorityProblem(authority: string | undefined): string 
   const valid = close === -1 ? !/[[\]]/.test(rest) : rest === '' || colon === 0;
   if (!valid || !/^\d{0,5}$/.test(port)) return `the request's authority ${JSON.stringify(authority)} is not a host and a numeric port`;
   return undefined;
+}
+
+/** routableAuthorityProblem for an HTTP/1.1 request's `authority` (its target's, else Host), refused outright when the target held userinfo. */
+export function targetAuthorityProblem(target: RequestTarget, authority: string | undefined): string | undefined {
+  return target.userinfo ? USERINFO_REFUSED : routableAuthorityProblem(authority);
 }
 
 /**

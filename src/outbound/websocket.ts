@@ -15,7 +15,6 @@ import http, { type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { USERINFO_REFUSED } from '../http/absolute-form.js';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { announcesBody } from '../http/body-framing.js';
 import { hostFieldProblem } from '../http/host-field.js';
@@ -27,7 +26,7 @@ import { closeWhenFlushed, markTunnel, relayEnd, resetTunnelSide, tcpUnder } fro
 import type { SchemaGuard } from '../schema/guard.js';
 import { countBody, Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
-import { hostName, parseRequestTarget, pathOnly, routableAuthorityProblem, targetFormProblem } from './router.js';
+import { hostName, parseRequestTarget, pathOnly, targetAuthorityProblem, targetFormProblem } from './router.js';
 import { resetConnection } from './mutual-tls.js';
 import { UpstreamPathGuard } from './upstream-trust.js';
 import { openTunnel, type OpenedTunnel } from './pool-tunnel.js';
@@ -111,7 +110,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     return;
   }
   // before routing, as for requests (forward-http1.ts): the whole authority becomes the upstream's Host
-  const authorityRefused = target.userinfo ? USERINFO_REFUSED : routableAuthorityProblem(authority);
+  const authorityRefused = targetAuthorityProblem(target, authority);
   if (authorityRefused !== undefined) {
     fail(new MeshcarError('bad_request', authorityRefused));
     return;
