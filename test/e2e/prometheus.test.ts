@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startMeshCa, startSidecar, httpGet, type MeshCa, type RunningSidecar } from '../helpers/mesh.js';
 import { startEchoApp, request, type TestApp } from '../helpers/apps.js';
 import { DURATION_BUCKETS } from '../../src/metrics/registry.js';
+import { TLS_FAILURE_REASONS } from '../../src/metrics/traffic.js';
 import { promtoolCheck } from '../helpers/promtool.js';
 import { launchPrometheus, type Prometheus, type PromSample } from '../helpers/prometheus.js';
 
@@ -256,6 +257,7 @@ interface DashPanel {
   readonly id: number;
   readonly type: string;
   readonly title: string;
+  readonly description?: string;
   readonly datasource?: { uid?: string };
   readonly targets?: DashTarget[];
   readonly panels?: DashPanel[];
@@ -310,6 +312,10 @@ t.test('the Grafana dashboard: valid JSON, and every expression evaluates in Pro
   for (const needed of [/request rate per route and peer/i, /errors by reason/i, /5xx/i, /p50 latency/i, /p99 latency/i, /tls handshake/i, /upstream .*sessions/i, /upstream active streams/i, /certificate expires/i, /renewals/i, /upstream endpoints known/i, /name lookups failing/i]) {
     t.match(titles, needed, `a panel for ${needed}`);
   }
+
+  // the TLS panel's description names every reason the label takes (one added later included)
+  const tlsPanel = panels.find((p) => /tls handshake/i.test(p.title));
+  for (const reason of TLS_FAILURE_REASONS) t.match(tlsPanel?.description, new RegExp(`\\b${reason}\\b`), `the TLS panel's description names reason ${reason}`);
 
   const exprs: Array<{ where: string; expr: string }> = [];
   for (const panel of panels) {
