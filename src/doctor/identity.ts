@@ -144,6 +144,15 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
     return { result: fail(name, `${paths.key} is readable by ${who} (mode ${keyMode.toString(8).padStart(4, '0')}), expected 0600`, `chmod 600 ${shellWord(paths.key)}`), svid, needsToken: false };
   }
   const renewal = fromCa ? `; renewal due between ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.from).toISOString()} and ${new Date(svid.notBefore.getTime() + lifetimeMs(svid) * config.identity.renewal.to).toISOString()}` : '';
+  // the leaf's own date suggests time to spare: say which certificate ends the SVID first (an
+  // intermediate or root of identity.files, not ours: our CA never lets a leaf outlive its issuer)
+  if (svid.notAfter < svid.leafNotAfter) {
+    return {
+      result: warn(name, `${summary}: ${svid.endsWith} expires then, before the leaf (${svid.leafNotAfter.toISOString()}); from then on every peer refuses this sidecar${renewal}`, fromCa ? 'the CA issued it under a certificate that ends first: renew or replace that issuer (meshcar ca rotate-issuer)' : 'whoever writes identity.files must issue the leaf under an issuer that outlives it, or renew that issuer before then'),
+      svid,
+      needsToken: false,
+    };
+  }
   if (share < LOW_LIFETIME_SHARE) {
     return { result: warn(name, `${summary}: under ${LOW_LIFETIME_SHARE * 100}% left${renewal}`, fromCa ? 'renewal is overdue: check that the sidecar runs and reaches the CA (its log says why renewals fail)' : 'renew the files soon'), svid, needsToken: false };
   }
