@@ -10,25 +10,30 @@
 
 import { clip } from '../clip.js';
 import { MAX_QUOTED } from './violations.js';
+import { itemTypesOf, typesOf } from './schema-shape.js';
 
 export type NumericKind = 'integer' | 'number';
 
 const INTEGER = /^[-+]?[0-9]+$/;
 const NUMBER = /^[-+]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
 
-/** `integer` or `number` for a schema of that type, or for an array of such items; undefined otherwise (a string among its types: any text may be meant). */
+/**
+ * `integer` or `number` for a schema of that type, or for an array of such items; undefined
+ * otherwise (a string among its types: any text may be meant). Read through allOf, anyOf,
+ * oneOf and the other subschemas Ajv coerces in (schema-shape.ts).
+ */
 export function numericKindOf(schema: unknown): NumericKind | undefined {
-  const own = kindOfTypes((schema as { type?: unknown } | undefined)?.type);
+  const own = kindOfTypes(typesOf(schema));
   if (own !== 'array') return own;
-  return kindOfTypes(((schema as { items?: { type?: unknown } }).items ?? {}).type) as NumericKind | undefined;
+  const items = kindOfTypes(itemTypesOf(schema));
+  return items === 'array' ? undefined : items;
 }
 
-function kindOfTypes(type: unknown): NumericKind | 'array' | undefined {
-  const types = Array.isArray(type) ? type : [type];
-  if (types.includes('string')) return undefined;
-  if (types.includes('number')) return 'number';
-  if (types.includes('integer')) return 'integer';
-  return types.includes('array') ? 'array' : undefined;
+function kindOfTypes(types: ReadonlySet<string>): NumericKind | 'array' | undefined {
+  if (types.has('string')) return undefined;
+  if (types.has('number')) return 'number';
+  if (types.has('integer')) return 'integer';
+  return types.has('array') ? 'array' : undefined;
 }
 
 /** Why a named numeric value (or an item of one) is a number to Number() but not written as a decimal one; undefined when none is. */

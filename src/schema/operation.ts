@@ -7,6 +7,7 @@ import { describeError } from '../errors.js';
 import { pointerOf, SpecError } from './spec-error.js';
 import type { SchemaCompilers } from './compilers.js';
 import { numericKindOf, type NumericKind } from './number-syntax.js';
+import { typesOf } from './schema-shape.js';
 
 export interface MediaRule {
   /** `application/json`, `application/*` or `*\/*`, lower-case. */
@@ -81,10 +82,9 @@ function interpreted(p: Parameter): boolean {
   return p.schema !== undefined && (p.style === undefined || p.style === 'form' || p.style === 'simple') && !isObjectSchema(p.schema);
 }
 
-/** `type: object`, or (OpenAPI 3.1) a list of types that includes object. */
+/** `type: object`, or (OpenAPI 3.1) a list of types that includes object, here or in a subschema applied to the value (allOf...). */
 function isObjectSchema(schema: unknown): boolean {
-  const type = (schema as { type?: unknown } | undefined)?.type;
-  return type === 'object' || (Array.isArray(type) && type.includes('object'));
+  return typesOf(schema).has('object');
 }
 
 /** Header parameters OpenAPI says to ignore: they are described elsewhere (content, security). */
@@ -177,10 +177,9 @@ function compileAt(file: string, pointer: string, compile: () => ValidateFunctio
   }
 }
 
-/** `type: array`, or (OpenAPI 3.1) a list of types that includes array. */
+/** `type: array`, or (OpenAPI 3.1) a list of types that includes array, here or in a subschema applied to the value (allOf...). */
 function isArraySchema(schema: unknown): boolean {
-  const type = (schema as { type?: unknown } | undefined)?.type;
-  return type === 'array' || (Array.isArray(type) && type.includes('array'));
+  return typesOf(schema).has('array');
 }
 
 function asArray(value: unknown): unknown[] {
