@@ -13,6 +13,8 @@ import { isBase64 } from './byte-format.js';
 export interface SchemaCompilers {
   readonly params: Ajv;
   readonly body: Ajv;
+  /** The request views of the spec's schemas, by schema (request-view.ts): a shared schema is copied once. */
+  readonly requestViews: WeakMap<object, unknown>;
 }
 
 // ajv-formats is CommonJS: its function is the default export's default under NodeNext
@@ -32,5 +34,5 @@ export function compilersFor(openapiVersion: string): SchemaCompilers {
     linearUniqueItems(ajv); // Ajv's compares every pair of items (unique-items.ts)
     return ajv;
   };
-  return { params: make('array'), body: make(false) };
+  return { params: make('array'), body: make(false), requestViews: new WeakMap() };
 }

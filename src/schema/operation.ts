@@ -8,6 +8,7 @@ import { pointerOf, SpecError } from './spec-error.js';
 import type { SchemaCompilers } from './compilers.js';
 import { numericKindOf, type NumericKind } from './number-syntax.js';
 import { typesOf } from './schema-shape.js';
+import { requestView } from './request-view.js';
 
 export interface MediaRule {
   /** `application/json`, `application/*` or `*\/*`, lower-case. */
@@ -110,7 +111,7 @@ export function compileOperation(
       if (p.in !== location || typeof p.name !== 'string' || !interpreted(p)) continue;
       const name = lower ? p.name.toLowerCase() : p.name;
       if (location === 'header' && IGNORED_HEADERS.has(name)) continue;
-      properties[name] = p.schema ?? {};
+      properties[name] = requestView(p.schema ?? {}, compilers.requestViews);
       if (p.required === true || location === 'path') required.push(name);
     }
     return { properties, required };
@@ -163,7 +164,7 @@ function compileBody(compilers: SchemaCompilers, file: string, requestBody: unkn
     // unused, a spec that writes its schema there would check nothing and say nothing
     const ranged = lower.endsWith('/*');
     const validate =
-      (json || ranged) && entry?.schema !== undefined ? compileAt(file, `${at}${pointerOf('content', range, 'schema')}`, () => compilers.body.compile(entry.schema as object)) : undefined;
+      (json || ranged) && entry?.schema !== undefined ? compileAt(file, `${at}${pointerOf('content', range, 'schema')}`, () => compilers.body.compile(requestView(entry.schema, compilers.requestViews) as object)) : undefined;
     media.push({ range: lower, validate: json ? validate : undefined, validateJson: ranged ? validate : undefined });
   }
   return { required: body.required === true, media };

@@ -11,8 +11,8 @@ const SAME_VALUE = ['allOf', 'anyOf', 'oneOf', 'not', 'if', 'then', 'else'] as c
 /** Keywords whose subschemas are applied to an array's items (draft-07 and 2020-12). */
 const ITEMS = ['items', 'prefixItems', 'additionalItems', 'contains'] as const;
 
-/** The schema and every subschema Ajv applies to the same value; each once (a dereferenced spec may loop). */
-export function sameValueSchemas(schema: unknown): Array<Record<string, unknown>> {
+/** The schema and every subschema Ajv applies to the same value (through the keywords `through`); each once (a dereferenced spec may loop). */
+export function sameValueSchemas(schema: unknown, through: readonly string[] = SAME_VALUE): Array<Record<string, unknown>> {
   const found: Array<Record<string, unknown>> = [];
   const seen = new Set<object>();
   const pending: unknown[] = [schema];
@@ -23,7 +23,7 @@ export function sameValueSchemas(schema: unknown): Array<Record<string, unknown>
     seen.add(node);
     const record = node as Record<string, unknown>;
     found.push(record);
-    for (const keyword of SAME_VALUE) {
+    for (const keyword of through) {
       const sub = record[keyword];
       if (Array.isArray(sub)) pending.push(...sub);
       else pending.push(sub);
