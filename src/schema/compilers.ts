@@ -9,6 +9,7 @@ import addFormatsModule from 'ajv-formats';
 import { specRegExp } from './linear-regexps.js';
 import { linearUniqueItems } from './unique-items.js';
 import { isBase64 } from './byte-format.js';
+import { int64Keyword } from './int64-range.js';
 
 export interface SchemaCompilers {
   readonly params: Ajv;
@@ -26,12 +27,14 @@ export function compilersFor(openapiVersion: string): SchemaCompilers {
     // properties only; without it a property named as one of Object.prototype's (`constructor`,
     // `toString`, `valueOf`) was read through the prototype: `required: [constructor]` held by
     // `{}`, and an optional `toString: {type: integer}` refused every body that left it out
-    const options = { strict: false, allErrors: false, coerceTypes, validateFormats: true, ownProperties: true, code: { regExp: specRegExp } };
+    // passContext: each validation is told of the numbers as sent (int64-range.ts)
+    const options = { strict: false, passContext: true, allErrors: false, coerceTypes, validateFormats: true, ownProperties: true, code: { regExp: specRegExp } };
     const ajv = openapiVersion.startsWith('3.1') ? (new Ajv2020(options) as unknown as Ajv) : new Ajv(options);
     addFormats(ajv);
     // ajv-formats' byte passes any string with a line break, slowly (byte-format.ts)
     ajv.addFormat('byte', isBase64);
     linearUniqueItems(ajv); // Ajv's compares every pair of items (unique-items.ts)
+    ajv.addKeyword(int64Keyword); // ajv-formats' int64 only tests integer-ness
     return ajv;
   };
   return { params: make('array'), body: make(false), requestViews: new WeakMap() };

@@ -9,7 +9,8 @@ import type { ValidateFunction } from 'ajv';
 import type { BodyBudget } from './body-budget.js';
 import { describeAjvError, MAX_QUOTED, tooLarge, type Violation } from './violations.js';
 import { duplicateKey } from './duplicate-keys.js';
-import { inexactNumbers, withNeighbours, type InexactNumber } from './number-precision.js';
+import { inexactOf, longNumberTokens, roundedNote, withNeighbours, type InexactNumber } from './number-precision.js';
+import { numbersSent, type NumbersSent } from './int64-range.js';
 import { clip } from '../clip.js';
 
 /**
@@ -40,9 +41,12 @@ export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violati
   const twice = duplicateKey(body);
   if (twice !== undefined) return { kind: 'body', message: `body: the key ${clip(JSON.stringify(twice), MAX_QUOTED)} is given twice in one object (parsers disagree on which value counts)` };
   try {
-    if (!validate(value)) return { kind: 'body', message: describeAjvError('body', validate.errors?.[0]) };
-    const inexact = inexactNumbers(text);
-    return inexact.length === 0 ? undefined : checkRounded(validate, text, inexact);
+    const tokens = longNumberTokens(text);
+    // what the int64 range check reads of the numbers as sent (int64-range.ts)
+    const sent = numbersSent(tokens.map((token) => token.text));
+    if (!validate.call(sent, value)) return { kind: 'body', message: describeAjvError('body', validate.errors?.[0]) };
+    const inexact = inexactOf(tokens);
+    return inexact.length === 0 ? undefined : checkRounded(validate, text, inexact, sent);
   } catch {
     // a check that cannot finish on this value is a refusal, never the process's end
     return { kind: 'body', message: 'body: could not be validated against its schema' };
@@ -53,11 +57,10 @@ export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violati
  * A body holding numbers no double holds as sent passes only if it passes with each of them
  * read as the double below it and as the one above (number-precision.ts says why).
  */
-function checkRounded(validate: ValidateFunction, text: string, inexact: readonly InexactNumber[]): Violation | undefined {
+function checkRounded(validate: ValidateFunction, text: string, inexact: readonly InexactNumber[], sent: NumbersSent): Violation | undefined {
   for (const side of ['below', 'above'] as const) {
-    if (validate(JSON.parse(withNeighbours(text, inexact, side)))) continue;
-    const first = clip(inexact[0]?.text ?? '', MAX_QUOTED);
-    return { kind: 'body', message: `${describeAjvError('body', validate.errors?.[0])} (with ${first}${inexact.length > 1 ? ' and the other numbers' : ''} read as the double ${side} it, as no double holds it as sent)` };
+    if (validate.call(sent, JSON.parse(withNeighbours(text, inexact, side)))) continue;
+    return { kind: 'body', message: describeAjvError('body', validate.errors?.[0]) + roundedNote(inexact, side) };
   }
   return undefined;
 }

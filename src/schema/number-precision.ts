@@ -8,6 +8,9 @@
 // miss, and the body is refused. Numbers that no rule reads closely (ids beyond 2^53 without
 // a bound) still pass. Only bodies whose text may hold such a number are scanned.
 
+import { clip } from '../clip.js';
+import { MAX_QUOTED } from './violations.js';
+
 /** Text that may hold a number a double cannot round-trip: 16 digits (dots between), or an exponent of 3 digits (underflow, subnormals). Text in strings may match too: the scan then finds nothing. */
 const MAY_LOSE_PRECISION = /[0-9][0-9.]{15}|[eE][+-]?[0-9]{3}/;
 
@@ -20,10 +23,17 @@ export interface InexactNumber {
   readonly above: number;
 }
 
-/** The body's numbers (outside strings) that a double does not hold as sent; [] for most bodies, without a scan. `text` is valid JSON. */
-export function inexactNumbers(text: string): InexactNumber[] {
+/** A number token of a JSON text: where it is and how it is written. */
+export interface NumberToken {
+  readonly start: number;
+  readonly end: number;
+  readonly text: string;
+}
+
+/** The text's number tokens (outside strings) of 16 characters or more, or with an exponent: the only ones a double may not hold; [] for most texts, without a scan. `text` is valid JSON. */
+export function longNumberTokens(text: string): NumberToken[] {
   if (!MAY_LOSE_PRECISION.test(text)) return [];
-  const found: InexactNumber[] = [];
+  const found: NumberToken[] = [];
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
@@ -38,17 +48,37 @@ export function inexactNumbers(text: string): InexactNumber[] {
         if (d === 0x65 || d === 0x45) exponent = true;
       }
       // 15 characters without an exponent hold at most 15 digits, which a double always holds
-      if (end - i <= 15 && !exponent) {
-        i = end - 1;
-        continue;
-      }
-      const token = text.slice(i, end);
-      const inexact = around(token);
-      if (inexact !== undefined) found.push({ start: i, end, text: token, below: inexact[0], above: inexact[1] });
+      if (end - i > 15 || exponent) found.push({ start: i, end, text: text.slice(i, end) });
       i = end - 1;
     }
   }
   return found;
+}
+
+/** The tokens whose value no double holds, with the doubles around each. */
+export function inexactOf(tokens: readonly NumberToken[]): InexactNumber[] {
+  const found: InexactNumber[] = [];
+  for (const token of tokens) {
+    const inexact = around(token.text);
+    if (inexact !== undefined) found.push({ ...token, below: inexact[0], above: inexact[1] });
+  }
+  return found;
+}
+
+/** The body's numbers (outside strings) that a double does not hold as sent; [] for most bodies, without a scan. `text` is valid JSON. */
+export function inexactNumbers(text: string): InexactNumber[] {
+  return inexactOf(longNumberTokens(text));
+}
+
+/** What a refusal adds when a rule failed only with the numbers no double holds read as the double `side` them. */
+export function roundedNote(inexact: readonly InexactNumber[], side: 'below' | 'above'): string {
+  const first = clip(inexact[0]?.text ?? '', MAX_QUOTED);
+  return ` (with ${first}${inexact.length > 1 ? ' and the other numbers' : ''} read as the double ${side} it, as no double holds it as sent)`;
+}
+
+/** A decimal number as a parameter may write it (`+5`, `007`) in the form JSON writes it (`5`, `7`): what the readings here take. */
+export function asJsonNumber(text: string): string {
+  return text.replace(/^\+/, '').replace(/^(-?)0+(?=[0-9])/, '$1');
 }
 
 /** The body's text with each inexact number written as the double below it (`'below'`) or above it. */
@@ -75,6 +105,11 @@ function around(token: string): [number, number] | undefined {
   const order = value !== 0 && INTEGER.test(token) && INTEGER.test(shortest) ? compareIntegers(token, shortest) : compareDecimals(decimal(token), decimal(shortest));
   if (order === 0) return undefined;
   return order > 0 ? [value, nextDouble(value, 1)] : [nextDouble(value, -1), value];
+}
+
+/** -1, 0 or 1 as the exact value of the JSON number `a` is below, equal to or above that of `b`. */
+export function compareNumbers(a: string, b: string): number {
+  return compareDecimals(decimal(a), decimal(b));
 }
 
 /** A decimal as sign, significant digits (no leading or trailing zeros) and the exponent of a leading `0.`: value = ±0.digits × 10^exp. */

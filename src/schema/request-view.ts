@@ -1,10 +1,12 @@
 // A schema as a request is held to it. OpenAPI 3.0 (Schema Object, readOnly): a property marked
 // readOnly is sent in responses only, and its place in `required` applies to responses alone: a
 // body without the server-assigned `id` was refused (`body/id: is required`). The view drops
-// such names from `required` (in nested objects and $ref'd schemas too). $refs are dereferenced at load
+// such names from `required` (in nested objects and $ref'd schemas too), and marks each
+// `format: int64` for the exact range check (int64-range.ts). $refs are dereferenced at load
 // into shared objects: the view is a copy, made once per shared schema (the
 // spec's memo), so the document and any other use of it are left as written.
 
+import { INT64_KEYWORD } from './int64-range.js';
 import { sameValueSchemas } from './schema-shape.js';
 
 /** `schema` itself when nothing in it differs for a request, else its request copy (memo: one per spec, shared across its operations). */
@@ -12,7 +14,7 @@ export function requestView(schema: unknown, memo: WeakMap<object, unknown>): un
   return differsForRequests(schema) ? copy(schema, memo) : schema;
 }
 
-/** Whether the schema holds a readOnly property anywhere (a walk over each object once). */
+/** Whether the schema holds a readOnly property or an int64 anywhere (a walk over each object once). */
 function differsForRequests(schema: unknown): boolean {
   const seen = new Set<object>();
   const pending: unknown[] = [schema];
@@ -21,7 +23,7 @@ function differsForRequests(schema: unknown): boolean {
     if (node === null || typeof node !== 'object' || seen.has(node)) continue;
     seen.add(node);
     const record = node as Record<string, unknown>;
-    if (record.readOnly === true) return true;
+    if (record.readOnly === true || record.format === 'int64') return true;
     pending.push(...Object.values(record));
   }
   return false;
@@ -42,6 +44,7 @@ function copy(node: unknown, memo: WeakMap<object, unknown>): unknown {
   const out: Record<string, unknown> = {};
   memo.set(node, out);
   for (const [key, value] of Object.entries(original)) out[key] = copy(value, memo);
+  if (original.format === 'int64') out[INT64_KEYWORD] = true;
   // `allOf: [{$ref: Stamped}, {required: [created]}]`: the names are read over the whole group
   const readOnly = readOnlyNames(original);
   if (readOnly.size > 0) Object.assign(out, withoutRequired(out, readOnly, new Set()));

@@ -16,13 +16,13 @@ import { otherReadings, PathMatcher, slashReading, type PathMatch } from './path
 import { queryReadings, queryValues } from './query-values.js';
 import { methodOverride } from './method-override.js';
 import { underscoreAlias } from './header-aliases.js';
-import { nonDecimal } from './number-syntax.js';
+import { parameterProblem } from './parameter-check.js';
 import { isUtf8Charset } from './media-charset.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { pathProblem } from '../http/request-target.js';
 import { clip } from '../clip.js';
-import { describeAjvError, MAX_QUOTED, type Violation } from './violations.js';
+import { MAX_QUOTED, type Violation } from './violations.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
@@ -162,10 +162,9 @@ export class CompiledSpec {
     if (override !== undefined) return violation(op, route, override.kind, override.message);
     if (op.pathParams !== undefined) {
       const values = splitArrays(match.params ?? {}, op.arrayPathParams);
-      // numbers as every server reads them, before the validator coerces them (number-syntax.ts)
-      const number = nonDecimal('path', values, op.numeric.path);
-      if (number !== undefined) return violation(op, route, 'path', number);
-      if (!op.pathParams(values)) return violation(op, route, 'path', describeAjvError('path', op.pathParams.errors?.[0]));
+      // numbers as every server reads them, before the validator coerces them (parameter-check.ts)
+      const problem = parameterProblem('path', op.pathParams, values, op.numeric.path);
+      if (problem !== undefined) return violation(op, route, 'path', problem);
     }
     // a fragment hides the rest of the query from an app that drops it (`?x#&status=open`):
     // what is checked here would not be what it reads
@@ -174,9 +173,8 @@ export class CompiledSpec {
       for (const reading of queryReadings(query)) {
         const values = queryValues(op, reading.query);
         if (typeof values === 'string') return violation(op, route, 'query', values + reading.note);
-        const number = nonDecimal('query', values, op.numeric.query);
-        if (number !== undefined) return violation(op, route, 'query', number + reading.note);
-        if (!op.query(values)) return violation(op, route, 'query', describeAjvError('query', op.query.errors?.[0]) + reading.note);
+        const problem = parameterProblem('query', op.query, values, op.numeric.query);
+        if (problem !== undefined) return violation(op, route, 'query', problem + reading.note);
       }
     }
     if (op.headers !== undefined) {
@@ -185,9 +183,8 @@ export class CompiledSpec {
       const values: Record<string, unknown> = {};
       for (const name of op.headerNames) if (headers[name] !== undefined) values[name] = headers[name];
       splitArrays(values, op.arrayHeaderNames);
-      const number = nonDecimal('header', values, op.numeric.header);
-      if (number !== undefined) return violation(op, route, 'header', number);
-      if (!op.headers(values)) return violation(op, route, 'header', describeAjvError('header', op.headers.errors?.[0]));
+      const problem = parameterProblem('header', op.headers, values, op.numeric.header);
+      if (problem !== undefined) return violation(op, route, 'header', problem);
     }
     const body = op.body;
     if (body === undefined) return { operation: op, route, violation: undefined, body: undefined };
