@@ -6,7 +6,7 @@ import type t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadGuard } from '../../src/schema/guard.js';
-import { startInbound } from './inbound-fixture.js';
+import { h1Request, startInbound } from './inbound-fixture.js';
 
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -27,5 +27,11 @@ export async function startSpecInbound(t: TapTest, spec: string, options: SpecIn
   const f = await startInbound();
   t.teardown(() => f.close());
   f.inbound.setSchema(await loadGuard({ spec: path, mode: options.mode ?? 'enforce', maxBodySize: options.maxBodySize }));
-  return { f, tls: await f.tlsOptions() };
+  const tls = await f.tlsOptions();
+  /** One request over mTLS: its status, and the message of the JSON error when it is not 200 ('' for a 200). */
+  const call = async (method: string, path: string, headers: Record<string, string> = {}, body?: string) => {
+    const res = await h1Request(f.port, tls, { method, path, headers, ...(body === undefined ? {} : { body }) });
+    return { status: res.status, message: res.status === 200 ? '' : String(JSON.parse(res.body).message) };
+  };
+  return { f, tls, call };
 }

@@ -5,7 +5,7 @@
 // inbound in enforce mode (src/schema/request-view.ts).
 
 import t from 'tap';
-import { h1Request } from '../helpers/inbound-fixture.js';
+import { writeFile } from 'node:fs/promises';
 import { startSpecInbound } from '../helpers/spec-inbound.js';
 import { CompiledSpec } from '../../src/schema/spec.js';
 
@@ -54,11 +54,8 @@ components:
 `;
 
 t.test('readOnly properties are not required in a request body; the others still are', async (t) => {
-  const { f, tls } = await startSpecInbound(t, SPEC, { maxBodySize: 1 << 16, fileName: 'items.yaml' });
-  const post = async (body: unknown) => {
-    const res = await h1Request(f.port, tls, { method: 'POST', path: '/items', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    return { status: res.status, message: res.status === 200 ? '' : String(JSON.parse(res.body).message) };
-  };
+  const { call } = await startSpecInbound(t, SPEC, { maxBodySize: 1 << 16, fileName: 'items.yaml' });
+  const post = (body: unknown) => call('POST', '/items', { 'content-type': 'application/json' }, JSON.stringify(body));
   for (const body of [{ item: 'a' }, { id: 1, item: 'a' }, { item: 'a', owner: { name: 'n' } }, { item: 'a', tags: [{ label: 'x' }] }]) {
     t.equal((await post(body)).status, 200, `${JSON.stringify(body)} passes`);
   }
@@ -77,7 +74,7 @@ t.test('readOnly properties are not required in a request body; the others still
 
 t.test('the loaded document keeps its schemas as written', async (t) => {
   const file = `${t.testdir()}/items.yaml`;
-  await import('node:fs/promises').then((fs) => fs.writeFile(file, SPEC));
+  await writeFile(file, SPEC);
   const spec = await CompiledSpec.load(file);
   const post = (spec.document.paths as Record<string, Record<string, { requestBody: { content: Record<string, { schema: { required: string[]; properties: { owner: { required: string[] } } } }> } }>>)['/items']?.post;
   const schema = post?.requestBody.content['application/json']?.schema;
