@@ -1,17 +1,19 @@
 // What a schema lets a value be, read the way Ajv applies it: the schema's own `type` and that
-// of every subschema applied to the same value (allOf, anyOf, oneOf, not, if, then, else), for
-// Ajv coerces a parameter's text to the types it meets there as well. Read at the top alone,
+// of every subschema the value may have to match (allOf, anyOf, oneOf, then, else), for Ajv
+// coerces a parameter's text to the types it meets there as well. Not `not` or `if`: their
+// types say what the value is not, or test it (`not: {type: integer}` admits `1.5`, which read
+// as an integer's text would be refused). Read at the top alone,
 // `allOf: [{$ref: Page}]` (Page `type: integer`) was no number to the decimal-text rule, and
 // `?page=0b1` passed as 1; an array under allOf was no array, and `?t=a&t=b` was refused. Every
 // reading of a parameter's shape (number, array, object) goes through typesOf.
 
-/** Keywords whose subschemas are applied to the same value as the schema holding them. */
-const SAME_VALUE = ['allOf', 'anyOf', 'oneOf', 'not', 'if', 'then', 'else'] as const;
+/** Keywords whose subschemas the value may have to match, as well as the schema holding them. */
+const SAME_VALUE = ['allOf', 'anyOf', 'oneOf', 'then', 'else'] as const;
 
 /** Keywords whose subschemas are applied to an array's items (draft-07 and 2020-12). */
 const ITEMS = ['items', 'prefixItems', 'additionalItems', 'contains'] as const;
 
-/** The schema and every subschema Ajv applies to the same value (through the keywords `through`); each once (a dereferenced spec may loop). */
+/** The schema and every subschema the value may have to match (through the keywords `through`); each once (a dereferenced spec may loop). */
 export function sameValueSchemas(schema: unknown, through: readonly string[] = SAME_VALUE): Array<Record<string, unknown>> {
   const found: Array<Record<string, unknown>> = [];
   const seen = new Set<object>();

@@ -28,7 +28,9 @@ components:
 
 t.test('the shape is read through the subschemas applied to the value', async (t) => {
   t.equal(numericKindOf({ allOf: [{ type: 'integer' }] }), 'integer');
-  t.equal(numericKindOf({ if: { type: 'number' } }), 'number');
+  t.equal(numericKindOf({ if: { minimum: 0 }, then: { type: 'number' } }), 'number');
+  t.equal(numericKindOf({ not: { type: 'integer' } }), undefined, 'not: the value is no integer');
+  t.equal(numericKindOf({ if: { type: 'integer' }, then: { minimum: 1 } }), undefined, 'if tests the value, it does not hold it');
   t.equal(numericKindOf({ allOf: [{ type: 'array' }], items: { oneOf: [{ type: 'integer' }] } }), 'integer');
   t.equal(numericKindOf({ allOf: [{ type: 'integer' }], anyOf: [{ type: 'string' }] }), undefined, 'a string among its types: any text may be meant');
   const loop: Record<string, unknown> = { type: 'integer' };
