@@ -47,12 +47,16 @@ export function longNumberTokens(text: string): NumberToken[] {
         if (!isNumberChar(d)) break;
         if (d === 0x65 || d === 0x45) exponent = true;
       }
-      // 15 characters without an exponent hold at most 15 digits, which a double always holds
       if (end - i > 15 || exponent) found.push({ start: i, end, text: text.slice(i, end) });
       i = end - 1;
     }
   }
   return found;
+}
+
+/** Whether a number's text is long enough for a double to miss it: 15 characters without an exponent hold at most 15 digits, which a double always holds. */
+export function mayBeInexact(text: string): boolean {
+  return text.length > 15 || text.includes('e') || text.includes('E');
 }
 
 /** The tokens whose value no double holds, with the doubles around each. */

@@ -7,7 +7,7 @@
 
 import type { ValidateFunction } from 'ajv';
 import { nonDecimal, type NumericKind } from './number-syntax.js';
-import { asJsonNumber, inexactOf, roundedNote, type InexactNumber } from './number-precision.js';
+import { asJsonNumber, inexactOf, mayBeInexact, roundedNote, type InexactNumber } from './number-precision.js';
 import { numbersSent } from './int64-range.js';
 import { describeAjvError } from './violations.js';
 
@@ -17,6 +17,8 @@ type Location = 'path' | 'query' | 'header';
 export function parameterProblem(location: Location, validate: ValidateFunction, values: Record<string, unknown>, numeric: ReadonlyMap<string, NumericKind>): string | undefined {
   const number = nonDecimal(location, values, numeric);
   if (number !== undefined) return number;
+  // most values are short: no double misses them and none is near int64's ends (NumbersSent)
+  if (!anyLong(values, numeric)) return validate(values) ? undefined : describeAjvError(location, validate.errors?.[0]);
   const texts = numericTexts(values, numeric);
   const sent = numbersSent(texts.map((t) => t.text));
   const inexact = texts.flatMap((t) => (t.inexact === undefined ? [] : [t.inexact]));
@@ -27,6 +29,15 @@ export function parameterProblem(location: Location, validate: ValidateFunction,
     if (!validate.call(sent, reading.values)) return describeAjvError(location, validate.errors?.[0]) + roundedNote(inexact, reading.side);
   }
   return undefined;
+}
+
+/** Whether a numeric value (or item) is as long as a number a double may miss (number-precision.ts longNumberTokens). */
+function anyLong(values: Record<string, unknown>, numeric: ReadonlyMap<string, NumericKind>): boolean {
+  for (const name of numeric.keys()) {
+    const value = values[name];
+    for (const text of Array.isArray(value) ? value : [value]) if (typeof text === 'string' && mayBeInexact(text)) return true;
+  }
+  return false;
 }
 
 interface NumericText {
