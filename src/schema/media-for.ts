@@ -19,8 +19,8 @@ export function mediaFor(media: readonly MediaRule[], contentType: string | unde
   const type = mediaType(contentType);
   const major = type.split('/')[0];
   const plus = type.lastIndexOf('+');
-  // gRPC's application/grpc+json is framed messages, never one JSON document (operation.ts)
-  const suffixed = plus > type.indexOf('/') && !type.startsWith('application/grpc') ? `${major}/*${type.slice(plus)}` : undefined;
+  // application/grpc+json too: an app that reads application/*+json as JSON parses it (operation.ts isGrpcType)
+  const suffixed = plus > type.indexOf('/') ? `${major}/*${type.slice(plus)}` : undefined;
   return (
     media.find((m) => m.range === type) ??
     (suffixed === undefined ? undefined : media.find((m) => m.range === suffixed)) ??

@@ -13,22 +13,48 @@ import { requestView } from './request-view.js';
 export interface MediaRule {
   /** `application/json`, `application/*` or `*\/*`, lower-case. */
   readonly range: string;
-  /** JSON (application/json or +json, not gRPC's) with a schema: the body is buffered and validated. */
+  /** JSON (isJsonType: application/json or +json, not gRPC's) with a schema: the body is buffered and validated. */
   readonly validate: ValidateFunction | undefined;
   /** A range with `*` (`*\/*`, `application/*`) and a schema: a JSON body it admits is validated by it. */
   readonly validateJson: ValidateFunction | undefined;
 }
 
 /**
- * application/json, text/json or a `+json` type (not gRPC's framing, application/grpc+json);
- * lower-case, no parameters. text/json is JSON to the apps that list it: ASP.NET Core's JSON
- * input formatter reads it, and Swashbuckle writes every request body's schema under
- * application/json, text/json and application/*+json; left out, a caller sending text/json
- * had its body reach such an app unchecked.
+ * What apps read as JSON: application/json, text/json or any `+json` type, lower-case, no
+ * parameters. text/json is JSON to the apps that list it: ASP.NET Core's JSON input formatter
+ * reads it, and Swashbuckle writes every request body's schema under application/json,
+ * text/json and application/*+json; left out, a caller sending text/json had its body reach
+ * such an app unchecked. Flask, Spring and ASP.NET read every `application/*+json` as JSON,
+ * gRPC's application/grpc+json included.
  */
-export function isJsonType(type: string): boolean {
-  return type === 'application/json' || type === 'text/json' || (type.endsWith('+json') && !type.startsWith('application/grpc'));
+export function readsAsJson(type: string): boolean {
+  return type === 'application/json' || type === 'text/json' || type.endsWith('+json');
 }
+
+/** A media entry whose schema is a JSON body's: read as JSON, and not gRPC's framing. */
+export function isJsonType(type: string): boolean {
+  return readsAsJson(type) && !isGrpcType(type);
+}
+
+/**
+ * gRPC's own types, exactly: application/grpc and application/grpc+<codec> (proto, json, ...).
+ * Their body is length-prefixed messages (a flag byte 0 or 1, a 4-byte length, the message),
+ * never one JSON document, so it is not validated as one where the spec lists that type for
+ * the operation: the API says the operation speaks gRPC there. Anywhere else (a `*\/*`,
+ * `application/*` or `application/*+json` entry, or the JSON schema beside an entry without
+ * one) application/grpc+json is the JSON type it claims to be, since an app that reads
+ * `application/*+json` as JSON parses it: it is validated, and a real gRPC-JSON call there
+ * is refused as not JSON (list application/grpc+json to let it through). A body is not passed
+ * for looking framed (a first byte of 0 or 1): Python's json.loads, so Flask's and Django's
+ * JSON, reads a body that starts with a zero byte as UTF-16 or UTF-32 JSON. A type that only
+ * starts so (`application/grpcx+json`, `application/grpc+x+json`) is not gRPC at all.
+ */
+export function isGrpcType(type: string): boolean {
+  return type === 'application/grpc' || GRPC_WITH_CODEC.test(type);
+}
+
+/** application/grpc+ a codec name: one token, no `+` in it. */
+const GRPC_WITH_CODEC = /^application\/grpc\+[!#$%&'*.^_`|~0-9a-z-]+$/;
 
 export interface BodyRule {
   readonly required: boolean;
@@ -158,7 +184,7 @@ function compileBody(compilers: SchemaCompilers, file: string, requestBody: unkn
   const media: MediaRule[] = [];
   for (const [range, entry] of Object.entries(body.content ?? {})) {
     const lower = range.toLowerCase().split(';')[0]?.trim() ?? '';
-    // application/grpc+json is gRPC framing (length-prefixed messages), not one JSON document
+    // an application/grpc+json entry is gRPC framing (length-prefixed messages), not one JSON document
     const json = isJsonType(lower);
     // a schema under a range (`*/*`, `application/*`) holds the JSON bodies it admits: left
     // unused, a spec that writes its schema there would check nothing and say nothing

@@ -8,7 +8,7 @@ import type { ValidateFunction } from 'ajv';
 import { NO_BACKTRACKING_PATTERNS, type BacktrackingPatterns } from './backtracking-patterns.js';
 import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
-import { compileOperation, isJsonType, type CompiledOperation } from './operation.js';
+import { compileOperation, isGrpcType, isJsonType, readsAsJson, type CompiledOperation } from './operation.js';
 import { mediaFor, mediaType } from './media-for.js';
 import { basePathsOf } from './server-bases.js';
 import { canonicalPath } from '../http/canonical-path.js';
@@ -196,7 +196,9 @@ export class CompiledSpec {
       const sent = contentType === undefined ? 'no Content-Type' : `Content-Type ${contentType.split(';')[0]}`;
       return violation(op, route, 'content_type', `content_type: ${sent} is not accepted (send ${accepted})`);
     }
-    const jsonBody = isJsonType(mediaType(contentType as string));
+    const type = mediaType(contentType as string);
+    // a gRPC type is framing only under its own entry; elsewhere application/grpc+json is JSON (operation.ts isGrpcType)
+    const jsonBody = readsAsJson(type) && !(media.range === type && isGrpcType(type));
     // a JSON body under an entry that carries no schema (`*/*: {}` or `text/json: {}` beside
     // application/json's): an app that reads it as JSON (ASP.NET and Spring read text/json and
     // +json types so) would act on a document application/json's schema refuses: held to it
