@@ -18,6 +18,7 @@ import { methodOverride } from './method-override.js';
 import { underscoreAlias } from './header-aliases.js';
 import { parameterProblem } from './parameter-check.js';
 import { isUtf8Charset } from './media-charset.js';
+import { mediaSyntaxProblem } from './media-syntax.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { pathProblem } from '../http/request-target.js';
@@ -190,6 +191,9 @@ export class CompiledSpec {
     if (body === undefined) return { operation: op, route, violation: undefined, body: undefined };
     if (!hasBody) return body.required ? violation(op, route, 'body', 'body: is required') : { operation: op, route, violation: undefined, body: undefined };
     const contentType = headers['content-type'];
+    // `application/json, text/plain` is application/json to Rails and Rack, nothing to the ranges here
+    const unparsed = contentType === undefined ? undefined : mediaSyntaxProblem(contentType);
+    if (unparsed !== undefined) return violation(op, route, 'content_type', unparsed);
     const media = mediaFor(body.media, contentType);
     if (media === undefined) {
       const accepted = body.media.map((m) => m.range).join(', ');
