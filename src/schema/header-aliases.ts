@@ -10,11 +10,15 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { clip } from '../clip.js';
 import { MAX_QUOTED } from './violations.js';
 
+/** The name CGI and WSGI servers read a header as (lower-case in, lower-case out): `x_owner` is x-owner to them. */
+export function cgiReading(name: string): string {
+  return name.indexOf('_') === -1 ? name : name.replace(/_/g, '-');
+}
+
 /** The message for a header named as a declared one with `_` for `-`, or undefined. `declared`: lower-case names. */
 export function underscoreAlias(headers: IncomingHttpHeaders, declared: readonly string[]): string | undefined {
   for (const name in headers) {
-    if (name.indexOf('_') === -1) continue;
-    const dashed = name.replace(/_/g, '-');
+    const dashed = cgiReading(name);
     if (dashed !== name && declared.includes(dashed) && !declared.includes(name)) return `header/${dashed}: is given as ${clip(name, MAX_QUOTED)}, which CGI and WSGI servers read as ${dashed}; send it as ${dashed}`;
   }
   return undefined;

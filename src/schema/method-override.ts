@@ -9,7 +9,9 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import { clip } from '../clip.js';
+import { cgiReading } from './header-aliases.js';
 import type { CompiledOperation } from './operation.js';
+import { fold } from './query-values.js';
 import { MAX_QUOTED, type Violation } from './violations.js';
 
 /** The headers method-override middlewares read, lower-case. */
@@ -18,21 +20,35 @@ const OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-o
 /** The query parameter they read (forms can only send GET and POST). */
 const OVERRIDE_PARAM = '_method';
 
-/** Why the request asks for another method than `method` in a way the spec does not declare, or undefined. */
+/** A query that could name the parameter: `_method` in any case or spelling (`.method`, `+method`), or spelled with escapes. */
+const MAY_NAME_OVERRIDE = /method|%/i;
+
+/**
+ * Why the request asks for another method than `method` in a way the spec does not declare, or
+ * undefined. A header is read as CGI and WSGI servers read it (`X_HTTP_Method_Override` is
+ * X-HTTP-Method-Override to them, header-aliases.ts), a query name as PHP reads it (`+_method`
+ * and `.method` are _method to it, query-values.ts fold).
+ */
 export function methodOverride(method: string, query: string, headers: IncomingHttpHeaders, op: CompiledOperation): Violation | undefined {
-  for (const name of OVERRIDE_HEADERS) {
-    const value = headers[name];
-    if (value === undefined || op.headerNames.includes(name)) continue;
+  for (const sent in headers) {
+    const name = cgiReading(sent);
+    if (!OVERRIDE_HEADERS.includes(name) || op.headerNames.includes(name)) continue;
+    const value = headers[sent] as string | string[];
     const asked = Array.isArray(value) ? value.join(', ') : value;
-    if (asked.trim().toUpperCase() !== method) return { kind: 'header', message: overridden(`header/${name}`, asked, method) };
+    if (asked.trim().toUpperCase() !== method) return { kind: 'header', message: overridden(`header/${name}${spelledAs(sent, name)}`, asked, method) };
   }
-  // the query is parsed only when it could hold the name (`_method`, or spelled with escapes)
-  if ((query.indexOf(OVERRIDE_PARAM) !== -1 || query.indexOf('%') !== -1) && !op.queryParams.some((p) => p.name === OVERRIDE_PARAM)) {
-    for (const asked of new URLSearchParams(query).getAll(OVERRIDE_PARAM)) {
-      if (asked.trim().toUpperCase() !== method) return { kind: 'query', message: overridden(`query/${OVERRIDE_PARAM}`, asked, method) };
+  if (MAY_NAME_OVERRIDE.test(query) && !op.queryParams.some((p) => p.name === OVERRIDE_PARAM)) {
+    for (const [key, asked] of new URLSearchParams(query)) {
+      if (fold(key) !== OVERRIDE_PARAM) continue;
+      if (asked.trim().toUpperCase() !== method) return { kind: 'query', message: overridden(`query/${OVERRIDE_PARAM}${spelledAs(key, OVERRIDE_PARAM)}`, asked, method) };
     }
   }
   return undefined;
+}
+
+/** ` (sent as "x_http_method")` when the name was sent in another spelling than the one it is read as. */
+function spelledAs(sent: string, name: string): string {
+  return sent === name ? '' : ` (sent as ${clip(JSON.stringify(sent), MAX_QUOTED)})`;
 }
 
 function overridden(at: string, asked: string, method: string): string {

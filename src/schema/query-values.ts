@@ -112,7 +112,7 @@ function undecodableEscape(op: CompiledOperation, query: string): string | undef
 const WELL_FORMED_ESCAPE = /%[0-9A-Fa-f]{2}/;
 
 /** A name as the most lenient of those servers compares it: lower case, leading spaces dropped, `.` and spaces read as `_` (PHP). */
-function fold(name: string): string {
+export function fold(name: string): string {
   return name.toLowerCase().replace(/^ +/, '').replace(/[. ]/g, '_');
 }
 
