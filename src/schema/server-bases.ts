@@ -1,5 +1,7 @@
 // The base paths an OpenAPI document's `servers` put in front of its paths: what a call's path
-// must start with to be one of the spec's operations (spec.ts strips it before matching).
+// must start with to be one of the spec's operations (operation-index.ts strips it before
+// matching). Each operation is served by its nearest `servers`: its own, else its path
+// item's, else the document's (OpenAPI 3: the nearer list overrides the others).
 
 import { canonicalPath } from '../http/canonical-path.js';
 
@@ -25,4 +27,9 @@ export function basePathsOf(servers: unknown): string[] {
   }
   // longest first, so /api/v1 is tried before /api
   return [...bases].sort((a, b) => b.length - a.length);
+}
+
+/** The `servers` that serve an operation: the first list given (not empty) of its own, its path item's, the document's. */
+export function nearestServers(operation: unknown, pathItem: unknown, document: unknown): unknown {
+  return [operation, pathItem, document].map((holder) => (holder as { servers?: unknown } | null | undefined)?.servers).find((servers) => Array.isArray(servers) && servers.length > 0);
 }

@@ -10,9 +10,10 @@ import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
 import { compileOperation, isGrpcType, isJsonType, readsAsJson, type CompiledOperation } from './operation.js';
 import { mediaFor, mediaType } from './media-for.js';
-import { basePathsOf } from './server-bases.js';
+import { basePathsOf, nearestServers } from './server-bases.js';
+import { OperationIndex, type BaseMatch, type ServedOperation } from './operation-index.js';
 import { canonicalPath } from '../http/canonical-path.js';
-import { otherReadings, PathMatcher, slashReading, type PathMatch } from './path-matcher.js';
+import { otherReadings, slashReading } from './path-matcher.js';
 import { queryReadings, queryValues } from './query-values.js';
 import { methodOverride } from './method-override.js';
 import { underscoreAlias } from './header-aliases.js';
@@ -45,27 +46,20 @@ export interface SchemaCheck {
 const COMPILE_SLICE_MS = 20;
 
 export class CompiledSpec {
-  private readonly matcher: PathMatcher<CompiledOperation>;
-  private readonly foldedMatcher: PathMatcher<CompiledOperation>;
-  private readonly foldedBasePaths: readonly string[];
-  private readonly templatesHaveUpperCase: boolean;
+  readonly operations: readonly CompiledOperation[];
+  private readonly index: OperationIndex;
 
   private constructor(
     readonly file: string,
     /** The dereferenced document compiled here: workers > 1 compile what the primary loaded, not the file again. */
     readonly document: OpenApiDocument,
-    readonly operations: readonly CompiledOperation[],
-    /** Path prefixes of the spec's `servers` (`/v1`); empty: paths are served from the root. */
-    private readonly basePaths: readonly string[],
+    /** Each operation with the path prefixes of its nearest `servers` (`/v1`; '' for the root). */
+    served: readonly ServedOperation[],
     /** Patterns the linear-time engine cannot run, found when the file was read (backtracking-patterns.ts); none for a document compiled as received. */
     readonly backtracking: BacktrackingPatterns,
   ) {
-    this.matcher = new PathMatcher(operations.map((op) => ({ template: op.template, method: op.method, value: op })));
-    // the templates as a case-insensitive app routes them (misreading): most specs write their
-    // literal parts in lower case, and share the matcher (a second one costs ~150 ms at 20,000 operations)
-    this.templatesHaveUpperCase = operations.some((op) => /[A-Z]/.test(op.template.replace(/\{[^}]*\}/g, ''))) || basePaths.some((base) => /[A-Z]/.test(base));
-    this.foldedMatcher = this.templatesHaveUpperCase ? new PathMatcher(operations.map((op) => ({ template: op.template.toLowerCase(), method: op.method, value: op }))) : this.matcher;
-    this.foldedBasePaths = basePaths.map((base) => base.toLowerCase());
+    this.operations = served.map((s) => s.operation);
+    this.index = new OperationIndex(served);
   }
 
   /** Reads, validates, dereferences and compiles the spec; a SpecError says where it is wrong. */
@@ -83,7 +77,7 @@ export class CompiledSpec {
     const version = doc.openapi ?? '3.0.0';
     if (version.startsWith('3.0')) draft07Bounds(doc.paths);
     const compilers = compilersFor(version);
-    const operations: CompiledOperation[] = [];
+    const served: ServedOperation[] = [];
     let sliceStart = performance.now();
     for (const [template, item] of Object.entries(doc.paths ?? {})) {
       if (item === undefined || item === null) continue;
@@ -94,14 +88,15 @@ export class CompiledSpec {
       for (const method of METHODS) {
         const operation = item[method];
         if (operation === undefined || operation === null || typeof operation !== 'object') continue;
-        operations.push(compileOperation(compilers, file, template, method.toUpperCase(), operation as Record<string, unknown>, shared));
+        const bases = basePathsOf(nearestServers(operation, item, doc));
+        served.push({ operation: compileOperation(compilers, file, template, method.toUpperCase(), operation as Record<string, unknown>, shared), bases: bases.length > 0 ? bases : [''] });
         if (performance.now() - sliceStart >= COMPILE_SLICE_MS) {
           await new Promise((resolve) => setImmediate(resolve));
           sliceStart = performance.now();
         }
       }
     }
-    return new CompiledSpec(file, doc, operations, basePathsOf(doc.servers), backtracking);
+    return new CompiledSpec(file, doc, served, backtracking);
   }
 
   /** The operation a request is for, with no validation. */
@@ -109,36 +104,19 @@ export class CompiledSpec {
     return this.match(method, canonicalPath(path))?.value;
   }
 
-  /** Every operation by the route its calls get: its template under each of the servers' base paths. */
+  /** Every operation by the route its calls get: its template under each of its servers' base paths. */
   routes(): Array<{ readonly method: string; readonly route: string }> {
-    const bases = this.basePaths.length > 0 ? this.basePaths : [''];
-    return bases.flatMap((base) => this.operations.map((op) => ({ method: op.method, route: base + op.template })));
+    return this.index.routes();
   }
 
   /**
-   * Under the servers' base path, if any; HEAD falls back to GET (HTTP: HEAD is GET without a
-   * body). `folded`: as an app that ignores case matches it (path, templates and base paths in
-   * lower case). `canonical`: the path in canonical form, put in it once per check by the caller
-   * (a pass costs time in proportion to the escapes, and a check matches up to five readings:
-   * it was made about ten times, 4.5-5.2 ms of CPU for a 14 KB path of escapes).
+   * Under its servers' base path, if any (operation-index.ts). `canonical`: the path in
+   * canonical form, put in it once per check by the caller (a pass costs time in proportion to
+   * the escapes, and a check matches up to five readings: it was made about ten times, 4.5-5.2
+   * ms of CPU for a 14 KB path of escapes).
    */
-  private match(method: string, canonical: string, folded = false): (PathMatch<CompiledOperation> & { readonly base: string }) | undefined {
-    // the base path is compared as the templates are (`/%761/orders` is under `/v1`)
-    const path = folded ? canonical.toLowerCase() : canonical;
-    const basePaths = folded ? this.foldedBasePaths : this.basePaths;
-    const matcher = folded ? this.foldedMatcher : this.matcher;
-    let relative = path;
-    let base = '';
-    if (basePaths.length > 0) {
-      const found = basePaths.find((b) => path.startsWith(b) && (path.length === b.length || path.charCodeAt(b.length) === 47 /* / */));
-      if (found === undefined) return undefined;
-      base = found;
-      relative = path.length === base.length ? '/' : path.slice(base.length);
-    }
-    // lower case, an escape's hex is no longer canonical: the folded matcher puts it back
-    const find = (m: string) => (folded ? matcher.match(m, relative) : matcher.matchCanonical(m, relative));
-    const match = find(method) ?? (method === 'HEAD' ? find('GET') : undefined);
-    return match === undefined ? undefined : { ...match, base };
+  private match(method: string, canonical: string, folded = false): BaseMatch | undefined {
+    return this.index.match(method, canonical, folded);
   }
 
   /**
@@ -247,7 +225,7 @@ export class CompiledSpec {
     }
     // only a path or a template with an upper-case letter can read otherwise without case; the
     // path's letters as the app reads them (`%4d%49%4e%45` is MINE, with no capital as sent)
-    if (this.templatesHaveUpperCase || /[A-Z]/.test(canonical)) {
+    if (this.index.templatesHaveUpperCase || /[A-Z]/.test(canonical)) {
       const read = this.match(method, canonical, true)?.value;
       // templates that differ in case alone are one route to such an app: not another operation
       if (read !== undefined && read.template.toLowerCase() !== op.template.toLowerCase()) return `path: ${quoted} reads as ${read.template} to an app that routes paths without regard to case`;
