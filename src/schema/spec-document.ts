@@ -66,6 +66,17 @@ function asSpecError(file: string, err: unknown): SpecError {
   const first = details.reduce<ValidationDetail | undefined>((deepest, d) => ((d.instancePath?.length ?? -1) > (deepest?.instancePath?.length ?? -1) ? d : deepest), undefined);
   if (first && typeof first.instancePath === 'string') return new SpecError(file, first.instancePath, `does not follow the OpenAPI schema: ${first.message ?? 'invalid'}`);
   if (e.code === 'ENOENT' || /ENOENT|no such file/i.test(String(e.message))) return new SpecError(file, '', 'the spec file does not exist (relative paths are resolved against the working directory)');
-  if (/circular/i.test(String(e.message))) return new SpecError(file, '', `${describeError(err)}: circular $refs are not supported`);
+  if (/circular/i.test(String(e.message))) return circularRef(file, String(e.message));
   return new SpecError(file, '', describeError(err).split('\n')[0] ?? 'cannot be read');
+}
+
+/**
+ * A recursive schema (a $ref inside the schema it names: a tree's `Node` whose `kids` are
+ * Nodes) is not supported: every schema is expanded into one plain tree for the compiler. Named
+ * where the parser found it (`Circular $ref pointer found at <file>#<pointer>`), with the way around.
+ */
+function circularRef(file: string, message: string): SpecError {
+  const at = /found at (.+?)#(\/\S*)/.exec(message);
+  const detail = 'a circular $ref (a recursive schema) is not supported: write that part without the cycle (a fixed number of levels) or as {} (any value, not checked)';
+  return at === null ? new SpecError(file, '', `${message.split('\n')[0] ?? ''}: ${detail}`) : new SpecError(at[1] as string, at[2] as string, detail);
 }
