@@ -7,7 +7,8 @@
 // access log, /endpoints). Everything else goes on at once, streaming as before. Every
 // request is held, whatever its Content-Type or Upgrade claims: a header the caller picks
 // decides nothing. gRPC methods are POST operations of the spec like any other; their
-// framed bodies are never JSON documents (see operation.ts), so they stream unread. A body
+// framed bodies are never JSON documents, so under their own type's entry they stream unread
+// (elsewhere application/grpc+json is JSON: see operation.ts isGrpcType). A body
 // read here keeps its trailers: the caller's come on its own stream (or request), which the app
 // forwarder no longer sees, so they are taken while reading (exchange.callerTrailers).
 

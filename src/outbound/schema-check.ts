@@ -7,7 +7,8 @@
 // shadow: the call leaves at once, streaming; its JSON body is validated as it goes by and
 // the result recorded when it ends. Every call is held, whatever
 // its Content-Type claims (a gRPC method is a POST operation of the spec; its framed body is
-// never a JSON document, see operation.ts), and so is a WebSocket upgrade's head.
+// never a JSON document, so it is not read under its own type's entry: operation.ts
+// isGrpcType), and so is a WebSocket upgrade's head.
 
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
