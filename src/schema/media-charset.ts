@@ -8,10 +8,9 @@
 // are read as RFC 9110 §5.6.6 writes them (media-syntax.ts): every charset must be UTF-8, and
 // a list that does not parse is refused, as no two readers agree on it.
 
-import { mediaParameters } from './media-syntax.js';
+import type { MediaParameters } from './media-syntax.js';
 
-/** No charset, or only UTF-8 ones (`utf-8`, `utf8`, any case, quoted or not), in a parameter list every parser reads alike. */
-export function isUtf8Charset(contentType: string): boolean {
-  const parameters = mediaParameters(contentType);
-  return parameters !== undefined && parameters.every(([name, value]) => name.toLowerCase() !== 'charset' || /^utf-?8$/i.test(value));
+/** No charset, or only UTF-8 ones (`utf-8`, `utf8`, any case, quoted or not), among parameters read by mediaParameters (which refuses a list that does not parse). */
+export function onlyUtf8(parameters: MediaParameters): boolean {
+  return parameters.every(([name, value]) => name.toLowerCase() !== 'charset' || /^utf-?8$/i.test(value));
 }

@@ -16,12 +16,16 @@ const TYPE = new RegExp(`[ \\t]*${TOKEN}/${TOKEN}`, 'y');
 /** One parameter (or a stray `;`, which RFC 9110 allows): name, then the value as a token or a quoted string. */
 const PARAMETER = new RegExp(`[ \\t]*;[ \\t]*(?:(${TOKEN})[ \\t]*=[ \\t]*("(?:[^"\\\\]|\\\\.)*"|${TOKEN_CHAR}*))?[ \\t]*`, 'y');
 
+export type MediaParameters = ReadonlyArray<readonly [name: string, value: string]>;
+
 /** A Content-Type's parameters as [name, value] pairs (a quoted value unquoted), or undefined when it is not one media type. */
-export function mediaParameters(contentType: string): Array<[name: string, value: string]> | undefined {
-  const text = contentType.replace(/[ \t]+$/, '');
+export function mediaParameters(contentType: string): MediaParameters | undefined {
+  const last = contentType.charCodeAt(contentType.length - 1);
+  const text = last === 0x20 || last === 0x09 ? contentType.replace(/[ \t]+$/, '') : contentType;
   TYPE.lastIndex = 0;
   if (!TYPE.test(text)) return undefined;
   const parameters: Array<[string, string]> = [];
+  if (TYPE.lastIndex === text.length) return parameters;
   PARAMETER.lastIndex = TYPE.lastIndex;
   while (PARAMETER.lastIndex < text.length) {
     const start = PARAMETER.lastIndex;
@@ -34,8 +38,7 @@ export function mediaParameters(contentType: string): Array<[name: string, value
   return parameters;
 }
 
-/** Why a Content-Type is not one media type (the violation's message), or undefined. */
-export function mediaSyntaxProblem(contentType: string): string | undefined {
-  if (mediaParameters(contentType) !== undefined) return undefined;
+/** The violation's message for a Content-Type that is not one media type (mediaParameters gave undefined). */
+export function notOneMediaType(contentType: string): string {
   return `content_type: ${clip(JSON.stringify(contentType), MAX_QUOTED)} is not one media type (type/subtype, then ;name=value parameters, RFC 9110); servers read such a value differently, so send one, such as application/json`;
 }

@@ -18,8 +18,8 @@ import { queryReadings, queryValues } from './query-values.js';
 import { methodOverride } from './method-override.js';
 import { underscoreAlias } from './header-aliases.js';
 import { parameterProblem } from './parameter-check.js';
-import { isUtf8Charset } from './media-charset.js';
-import { mediaSyntaxProblem } from './media-syntax.js';
+import { onlyUtf8 } from './media-charset.js';
+import { mediaParameters, notOneMediaType } from './media-syntax.js';
 import { SpecError, pointerOf } from './spec-error.js';
 import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { pathProblem } from '../http/request-target.js';
@@ -170,8 +170,8 @@ export class CompiledSpec {
     if (!hasBody) return body.required ? violation(op, route, 'body', 'body: is required') : { operation: op, route, violation: undefined, body: undefined };
     const contentType = headers['content-type'];
     // `application/json, text/plain` is application/json to Rails and Rack, nothing to the ranges here
-    const unparsed = contentType === undefined ? undefined : mediaSyntaxProblem(contentType);
-    if (unparsed !== undefined) return violation(op, route, 'content_type', unparsed);
+    const parameters = contentType === undefined ? [] : mediaParameters(contentType);
+    if (parameters === undefined) return violation(op, route, 'content_type', notOneMediaType(contentType as string));
     const media = mediaFor(body.media, contentType);
     if (media === undefined) {
       const accepted = body.media.map((m) => m.range).join(', ');
@@ -190,7 +190,7 @@ export class CompiledSpec {
       (jsonBody ? body.media.find((m) => m.validate !== undefined && isJsonType(m.range))?.validate : undefined);
     // JSON is UTF-8 (RFC 8259 §8.1): a body validated as UTF-8 but read by the app in another
     // charset would be another document to it
-    if (validate !== undefined && !isUtf8Charset(contentType as string)) return violation(op, route, 'content_type', 'content_type: a JSON body must be UTF-8 (charset=utf-8, or no charset)');
+    if (validate !== undefined && !onlyUtf8(parameters)) return violation(op, route, 'content_type', 'content_type: a JSON body must be UTF-8 (charset=utf-8, or no charset)');
     // the check reads the bytes as sent; an app that undoes a content coding (Express's
     // body-parser inflates gzip, deflate and br) would parse another document than the one checked
     const coding = headers['content-encoding'];

@@ -7,7 +7,8 @@
 
 import t from 'tap';
 import { resolve } from 'node:path';
-import { isUtf8Charset } from '../../src/schema/media-charset.js';
+import { onlyUtf8 } from '../../src/schema/media-charset.js';
+import { mediaParameters } from '../../src/schema/media-syntax.js';
 import { h1Request } from '../helpers/inbound-fixture.js';
 import { startSpecInbound } from '../helpers/spec-inbound.js';
 
@@ -24,6 +25,12 @@ const REFUSED = [
   'application/json; foo',
   'application/json; charset=utf-8 latin1',
 ];
+
+/** As the check reads a Content-Type: its parameters parse, and every charset among them is UTF-8. */
+function isUtf8Charset(contentType: string): boolean {
+  const parameters = mediaParameters(contentType);
+  return parameters !== undefined && onlyUtf8(parameters);
+}
 
 t.test('every charset is read, as RFC 9110 writes parameters', async (t) => {
   for (const type of PASSING) t.ok(isUtf8Charset(type), `${type}: UTF-8`);
