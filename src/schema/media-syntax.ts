@@ -20,8 +20,10 @@ export type MediaParameters = ReadonlyArray<readonly [name: string, value: strin
 
 /** A Content-Type's parameters as [name, value] pairs (a quoted value unquoted), or undefined when it is not one media type. */
 export function mediaParameters(contentType: string): MediaParameters | undefined {
-  const last = contentType.charCodeAt(contentType.length - 1);
-  const text = last === 0x20 || last === 0x09 ? contentType.replace(/[ \t]+$/, '') : contentType;
+  // trailing whitespace cut by a scan from the end: /[ \t]+$/ is retried from every space of a run that is not trailing
+  let end = contentType.length;
+  while (end > 0 && (contentType.charCodeAt(end - 1) === 0x20 || contentType.charCodeAt(end - 1) === 0x09)) end--;
+  const text = end === contentType.length ? contentType : contentType.slice(0, end);
   TYPE.lastIndex = 0;
   if (!TYPE.test(text)) return undefined;
   const parameters: Array<[string, string]> = [];

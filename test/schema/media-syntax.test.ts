@@ -30,6 +30,17 @@ t.test('one media type, as RFC 9110 writes it: type/subtype, then parameters', a
   t.same(mediaParameters('application/json; a=b+c; q="x, \\"y\\""'), [['a', 'b+c'], ['q', 'x, "y"']], 'parameters unquoted');
 });
 
+// trailing whitespace was cut with /[ \t]+$/, which V8 retries from every space of a run that
+// is not trailing: 0.4-1.4 s of the event loop for one 16 KB header
+t.test('a Content-Type of long runs of spaces is read in linear time', async (t) => {
+  const spaces = ' '.repeat(16_000);
+  const started = performance.now();
+  t.equal(mediaParameters(`application/json${spaces}x `), undefined, 'spaces inside: not one media type');
+  t.same(mediaParameters(`application/json${spaces}`), [], 'trailing spaces: one');
+  const ms = performance.now() - started;
+  t.ok(ms < 100, `read in ${ms.toFixed(1)} ms`);
+});
+
 t.test('over the inbound: a Content-Type that is not one media type is 415, never */*', async (t) => {
   const { f, tls } = await startSpecInbound(t, SPEC, { maxBodySize: 1024, fileName: 'media.yaml' });
   const post = (type: string, body: string) => h1Request(f.port, tls, { method: 'POST', path: '/any', headers: { 'content-type': type }, body });
