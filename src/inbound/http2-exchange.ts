@@ -209,15 +209,35 @@ function onResponseFinished(this: H2ServerStream): void {
 }
 
 function closeUnfinished(stream: H2ServerStream): void {
-  // a body that came whole but was left unread (the app's client gave up on it) would hold the
-  // stream as well: closed too (no RST_STREAM then, the stream being closed both ways)
   if (stream.destroyed || stream.readableEnded) return;
+  if (requestBodyWhole(stream)) {
+    // a request that has all come is no upload to stop: a reset after its answer was a reset
+    // the caller's sidecar (Node's client, which treats it as a cut when it overtakes the
+    // answer's END_STREAM, as nghttp2's queue lets it) counted as upstream_reset. Its end is
+    // only to be read now (the app's client paused the body when the answer came first)
+    stream.resume();
+    return;
+  }
   stream.close(NGHTTP2_NO_ERROR);
   // Node's stream emits 'close' only once its readable side has ended, and that needs what is
   // buffered of the body read: a body the app's client stopped reading (its connection cut
   // after an early answer) held the stream and this exchange until the idle timeout (Node's
   // own drain of an unread body is only for one never read). Nobody wants the rest of it now.
   stream.resume();
+}
+
+/**
+ * Whether the request's body has all come though its 'end' was not read: its END_STREAM arrived
+ * (Node's stream and ours push the end at once, `ended`, and emit 'end' only once it is read), or
+ * every byte of its Content-Length did, leaving only the END_STREAM to come (more DATA would
+ * be a content-length mismatch both codecs refuse). A caller that then never sends END_STREAM
+ * holds the stream no longer than any silent stream: the idle timeout.
+ */
+function requestBodyWhole(stream: H2ServerStream): boolean {
+  if ((stream as H2ServerStream & { _readableState: { ended: boolean } })._readableState.ended) return true;
+  const exchange = exchangeOf<Http2Exchange>(stream);
+  const declared = exchange.requestHeaders['content-length'];
+  return declared !== undefined && Number(declared) === exchange.bytesIn;
 }
 
 function onWantTrailers(this: H2ServerStream): void {
