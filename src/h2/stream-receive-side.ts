@@ -47,10 +47,15 @@ export function releaseReadPieces(streams: readonly H2Stream[]): void {
 
 export function receiveEnd(stream: H2Stream): void {
   stream.remoteClosed = true;
+  endReadable(stream);
+  checkClosed(stream);
+}
+
+/** What came of the body goes to the consumer (held pieces first), then its end. */
+function endReadable(stream: H2Stream): void {
   settleReadPending(stream);
   releaseHeld(stream);
   stream.push(null);
-  checkClosed(stream);
 }
 
 /** `flat`: the block as decoded (and checked), passed on as Node passes rawHeaders. */
@@ -72,7 +77,10 @@ export function receiveTrailers(stream: H2Stream, trailers: IncomingHeaders): vo
 /** The peer reset the stream, or the connection ended it (GOAWAY, loss). */
 export function receiveReset(stream: H2Stream, code: number, reason: H2StreamError['reason']): void {
   stream.rstCode = code;
-  const bodyComplete = stream.remoteClosed;
+  const endReceived = stream.remoteClosed;
+  // or every byte of the answer's content-length came: the reset overtook an END_STREAM queued
+  // behind it (nghttp2 sends a server's reset ahead of its DATA frames still queued)
+  const bodyComplete = endReceived || (stream.headReceived && stream.contentLength >= 0 && stream.dataReceived === stream.contentLength);
   stream.localClosed = stream.remoteClosed = stream.protocolClosed = true;
   dropOutput(stream);
   // RST_STREAM NO_ERROR after a complete answer (RFC 9113 §8.1): the body stays readable. Only
@@ -80,6 +88,7 @@ export function receiveReset(stream: H2Stream, code: number, reason: H2StreamErr
   // its client, whose request was complete, still owes an answer nobody will take: that is a
   // cancel, and keeping the stream would keep the request (and its app call) for ever
   if (code === ErrorCode.NO_ERROR && bodyComplete && !stream.host.isServer) {
+    if (!endReceived) endReadable(stream);
     if (stream.readableEnded) stream.destroy();
     else stream.once('end', () => stream.destroy());
     return;

@@ -45,20 +45,29 @@ export function upstreamResponse(attempt: Attempt, up: UpstreamStream, head: Inc
   attempt.timer = undefined;
   if (!attempt.writeHead(status, head, flags, raw)) return;
   attempt.answered = true;
+  const length = head['content-length'];
+  if (length !== undefined) attempt.answerLength = Number(length);
   dropKeptBody(attempt);
   attempt.exchange.answered(judged, head);
   reportRetry(attempt, judged >= 500 || judged === 429 ? 'failure' : 'success');
   attempt.relayBody(up, flags);
 }
 
-/** Whether the body ended cut: a reset code, or an end Node pushed itself before END_STREAM (early-end.ts). */
+/**
+ * Whether the body ended cut: a reset code, or an end Node pushed itself before END_STREAM
+ * (early-end.ts) on a body short of its Content-Length. A body that is all its Content-Length
+ * says, closed by RST_STREAM(NO_ERROR) before its END_STREAM could come, is whole: what an
+ * endpoint's reset of an upload it had answered made of the answer when the reset overtook the
+ * END_STREAM still queued behind it (nghttp2 sends control frames first: Node's own servers,
+ * meshcar's node-codec inbound before its fix); curl takes it as whole too.
+ */
 export function bodyCut(attempt: Attempt, up: UpstreamStream): boolean {
   if (wasReset(up.rstCode)) {
     // the error the stream recorded: a Node stream's own reset passes its code on, as in streamError
     attempt.fail(upstreamReset(attempt.endpointKey, `code ${up.rstCode}`), peerResetCode(up, up.errored));
     return true;
   }
-  if (!endedEarly(up)) return false;
+  if (!endedEarly(up) || attempt.answerLength === attempt.exchange.bytesOut) return false;
   attempt.fail(upstreamReset(attempt.endpointKey, 'the stream closed before the end of its body (RST_STREAM NO_ERROR)'));
   return true;
 }

@@ -44,6 +44,8 @@ export abstract class Attempt {
   upstream: UpstreamStream | undefined = undefined;
   /** A response head is decided: the upstream's, or one of ours. */
   answered = false;
+  /** The Content-Length the upstream's answer announced, or -1 (attempt-answer.ts bodyCut). */
+  answerLength = -1;
   /** fail() ran: later events of the (cancelled) upstream stream are echoes, not news. */
   failed = false;
   endpointKey = '';
