@@ -205,7 +205,11 @@ function onResponseFinished(this: H2ServerStream): void {
     exchange.finishedBeforeTrailers = true;
     return;
   }
-  closeUnfinished(this);
+  // Node's stream finishes once its END_STREAM is handed to nghttp2, which sends a reset
+  // submitted now ahead of that END_STREAM when it is a DATA frame of its own (an answer with
+  // no Content-Length): the caller got an answer without its end. After this send round, as
+  // after the trailers (sendTrailers)
+  setImmediate(closeUnfinished, this);
 }
 
 function closeUnfinished(stream: H2ServerStream): void {

@@ -50,6 +50,22 @@ t.test('an HTTP/1.1 app answers 413 before the upload ends', async (t) => {
   );
 });
 
+t.test('an HTTP/1.1 app answers 413 chunked before the upload ends', async (t) => {
+  // no Content-Length: the answer's END_STREAM is a DATA frame of its own, after the body
+  await earlyAnswer(
+    t,
+    {
+      protocol: 'http',
+      handler: (req: IncomingMessage, res: ServerResponse) => {
+        req.on('error', () => {});
+        res.writeHead(413, { 'content-type': 'text/plain' });
+        res.end('early');
+      },
+    },
+    false,
+  );
+});
+
 t.test('an h2c app answers with trailers before the upload ends', async (t) => {
   await earlyAnswer(
     t,
