@@ -45,3 +45,18 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal(fx.observer.requests[0]?.errorCode, undefined, 'recorded as answered, no error');
   });
 }
+
+t.test('codec node: a caller that never sends the END_STREAM after such an answer holds the stream only until the idle timeout', async (t) => {
+  const fx = await startInbound({ app: { protocol: 'http', handler: readThenAnswer }, codec: 'node', idleTimeoutMs: 300 });
+  t.teardown(() => fx.close());
+  const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
+  t.teardown(() => raw.destroy());
+  raw.write(requestHeaders(1, POST, false));
+  raw.write(frame(FRAME.DATA, 0, 1, Buffer.from('hello')));
+  const rst = await raw.waitFor((f) => f.streamId === 1 && f.type === FRAME.RST_STREAM, 'the idle timeout to reset the stream', 5000);
+  const frames = raw.frames.filter((f) => f.streamId === 1);
+  const ended = frames.findIndex((f) => (f.type === FRAME.DATA || f.type === FRAME.HEADERS) && (f.flags & FLAG.END_STREAM) !== 0);
+  t.ok(ended !== -1 && ended < frames.indexOf(rst), `the answer ended before (${describe(frames)})`);
+  await waitFor(async () => fx.inbound.inFlight === 0, 5000, 'the exchange to end');
+  t.equal(fx.inbound.inFlight, 0, 'nothing left in flight');
+});
