@@ -241,7 +241,9 @@ function requestBodyWhole(stream: H2ServerStream): boolean {
   if ((stream as H2ServerStream & { _readableState: { ended: boolean } })._readableState.ended) return true;
   const exchange = exchangeOf<Http2Exchange>(stream);
   const declared = exchange.requestHeaders['content-length'];
-  return declared !== undefined && Number(declared) === exchange.bytesIn;
+  // bytes that went to the app: a content-length 0 held for its END_STREAM (empty-body-hold.ts)
+  // and answered by a deadline is still a stream to close
+  return declared !== undefined && exchange.bytesIn > 0 && Number(declared) === exchange.bytesIn;
 }
 
 function onWantTrailers(this: H2ServerStream): void {

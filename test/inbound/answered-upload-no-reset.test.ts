@@ -10,7 +10,7 @@ import t from 'tap';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { startInbound } from '../helpers/inbound-fixture.js';
 import { waitFor } from '../helpers/mesh.js';
-import { connectRawH2, describe, FLAG, frame, FRAME, pingRoundTrip, requestHeaders } from '../helpers/raw-h2.js';
+import { connectRawH2, describe, ERROR, errorCodeOf, FLAG, frame, FRAME, pingRoundTrip, requestHeaders } from '../helpers/raw-h2.js';
 
 const POST: Array<readonly [string, string]> = [[':method', 'POST'], [':scheme', 'https'], [':path', '/upload'], [':authority', 'localhost'], ['content-length', '5']];
 
@@ -59,4 +59,16 @@ t.test('codec node: a caller that never sends the END_STREAM after such an answe
   t.ok(ended !== -1 && ended < frames.indexOf(rst), `the answer ended before (${describe(frames)})`);
   await waitFor(async () => fx.inbound.inFlight === 0, 5000, 'the exchange to end');
   t.equal(fx.inbound.inFlight, 0, 'nothing left in flight');
+});
+
+t.test('codec node: content-length 0 held for its END_STREAM and answered 408 is still reset at once', async (t) => {
+  const fx = await startInbound({ app: { protocol: 'http', handler: readThenAnswer }, codec: 'node', idleTimeoutMs: 300 });
+  t.teardown(() => fx.close());
+  const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
+  t.teardown(() => raw.destroy());
+  raw.write(requestHeaders(1, [...POST.slice(0, 4), ['content-length', '0']], false)); // no END_STREAM: held (empty-body-hold.ts)
+  const rst = await raw.waitFor((f) => f.streamId === 1 && f.type === FRAME.RST_STREAM, 'RST_STREAM after the 408', 5000);
+  t.equal(errorCodeOf(rst), ERROR.NO_ERROR, 'RST_STREAM(NO_ERROR): no upload wanted');
+  await waitFor(async () => fx.observer.requests.length === 1, 5000, 'the request to be recorded');
+  t.equal(fx.observer.requests[0]?.errorCode, 'request_timeout', 'recorded as the 408 it got');
 });
