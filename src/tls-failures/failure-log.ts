@@ -31,26 +31,28 @@ export interface FailureLogOptions {
   readonly perAddress?: number;
 }
 
-export class TlsFailureLog {
+/**
+ * The kept failures and their rule: at most `capacity`, at most `perAddress` of them from one
+ * address; an address at its share gives up its own oldest entry, a full list its oldest. One
+ * process keeps its own in one (TlsFailureLog); with workers > 1 the primary puts the workers'
+ * lists through one too (cluster-views.ts), so the merged answer keeps the same shares.
+ */
+export class KeptFailures {
   /** Oldest first: a failure is rare next to a request, so dropping one from the middle (a splice of at most 100) is cheap. */
   private readonly entries: Array<TlsFailureEntry & { readonly address: string }> = [];
   /** How many of `entries` each address holds. */
   private readonly perAddressCount = new Map<string, number>();
-  private readonly perPeer: LogPerKey;
-  private readonly capacity: number;
   private readonly perAddress: number;
 
   constructor(
-    private readonly logger: Logger,
-    options: FailureLogOptions = {},
+    private readonly capacity = TLS_FAILURES_KEPT,
+    perAddress = TLS_FAILURES_KEPT_PER_ADDRESS,
   ) {
-    this.perPeer = new LogPerKey(options.windowMs ?? 10_000);
-    this.capacity = options.capacity ?? TLS_FAILURES_KEPT;
-    this.perAddress = Math.min(options.perAddress ?? TLS_FAILURES_KEPT_PER_ADDRESS, this.capacity);
+    this.perAddress = Math.min(perAddress, capacity);
   }
 
-  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason, detail?: TlsFailureDetail): void {
-    const entry: TlsFailureEntry = { time: new Date().toISOString(), direction, peer: detail?.peer ?? 'unknown', reason, message: detail?.message ?? reason };
+  /** Keeps `entry`, the newest so far. */
+  add(entry: TlsFailureEntry): void {
     const address = addressOf(entry.peer);
     const held = this.perAddressCount.get(address) ?? 0;
     // an address at its share gives up its own oldest entry, not someone else's
@@ -58,7 +60,6 @@ export class TlsFailureLog {
     else if (this.entries.length >= this.capacity) this.drop(0);
     this.entries.push({ ...entry, address });
     this.perAddressCount.set(address, (this.perAddressCount.get(address) ?? 0) + 1);
-    this.maybeLog(entry, address);
   }
 
   /** The kept failures, newest first. */
@@ -77,6 +78,30 @@ export class TlsFailureLog {
     const left = (this.perAddressCount.get(gone.address) ?? 1) - 1;
     if (left === 0) this.perAddressCount.delete(gone.address);
     else this.perAddressCount.set(gone.address, left);
+  }
+}
+
+export class TlsFailureLog {
+  private readonly kept: KeptFailures;
+  private readonly perPeer: LogPerKey;
+
+  constructor(
+    private readonly logger: Logger,
+    options: FailureLogOptions = {},
+  ) {
+    this.perPeer = new LogPerKey(options.windowMs ?? 10_000);
+    this.kept = new KeptFailures(options.capacity, options.perAddress);
+  }
+
+  tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason, detail?: TlsFailureDetail): void {
+    const entry: TlsFailureEntry = { time: new Date().toISOString(), direction, peer: detail?.peer ?? 'unknown', reason, message: detail?.message ?? reason };
+    this.kept.add(entry);
+    this.maybeLog(entry, addressOf(entry.peer));
+  }
+
+  /** The kept failures, newest first. */
+  recent(): TlsFailureEntry[] {
+    return this.kept.recent();
   }
 
   private maybeLog(entry: TlsFailureEntry, address: string): void {

@@ -10,7 +10,7 @@ import type { ClusterMetrics } from './cluster-metrics.js';
 import type { DepartedCounts } from './departed-counts.js';
 import { mergeEndpoints } from './merge-endpoints.js';
 import type { Answers, Ask, WorkerEndpoints, WorkerStatus } from './messages.js';
-import { TLS_FAILURES_KEPT, type TlsFailureEntry } from '../tls-failures/failure-log.js';
+import { KeptFailures, type TlsFailureEntry } from '../tls-failures/failure-log.js';
 import type { UpstreamView } from '../outbound/upstreams-view.js';
 
 /**
@@ -79,14 +79,17 @@ export class ClusterViews {
 
   /**
    * GET /debug/tls: the handshakes fail in the workers (the primary serves no TLS), so each
-   * worker that said hello is asked for its last failures, and the newest TLS_FAILURES_KEPT of
-   * them all are shown, as one process shows its own. Not carried over a worker's death: a
+   * worker that said hello is asked for its last failures, and they are kept by the rule one
+   * process keeps its own by (KeptFailures: the newest 100, at most 10 from one address; each
+   * worker holds 10 from an address, so a plain merge showed N x 10). Not carried over a worker's death: a
    * troubleshooting list of recent events, not a count (what a dead or silent worker saw is left out).
    */
   async tlsFailures(): Promise<TlsFailureEntry[]> {
     const { answers } = await this.asks.gather(this.members.greetedLive(), 'tls', this.viewAskTimeoutMs, [], { saw: () => undefined, last: () => undefined });
-    // ISO times of one clock: their text order is their time order
-    return answers.flat().sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0)).slice(0, TLS_FAILURES_KEPT);
+    const kept = new KeptFailures();
+    // oldest first, as they happened; ISO times of one clock: their text order is their time order
+    for (const entry of answers.flat().sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0))) kept.add(entry);
+    return kept.recent();
   }
 
   async upstreams(): Promise<WorkerUpstreams> {
