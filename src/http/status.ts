@@ -51,9 +51,14 @@ export interface ErrorBodyExtras {
   readonly grpcType?: string | undefined;
 }
 
-/** The JSON body of every error meshcar answers: `{"error","message","requestId"}`. */
+/**
+ * The JSON body of every error meshcar answers: `{"error","message","requestId"}`. Escaped as a
+ * log line is (log-escape.ts), as sendJson's answers are: a message quotes what a caller sent (a
+ * path, a query, a config value) and is read with curl on a terminal. Every error answer is made
+ * here (sendError, sendStreamError, rawErrorResponse, the codec's 431), so each server escapes.
+ */
 export function errorBody(err: Pick<MeshcarError, 'code' | 'message'>, requestId?: string): string {
-  return JSON.stringify(requestId === undefined ? { error: err.code, message: err.message } : { error: err.code, message: err.message, requestId });
+  return escapeUnsafe(JSON.stringify(requestId === undefined ? { error: err.code, message: err.message } : { error: err.code, message: err.message, requestId }));
 }
 
 /**
