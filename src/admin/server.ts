@@ -36,6 +36,9 @@ export const ADMIN_HEADERS_TIMEOUT_MS = 10_000;
 /** Connections open at once; at the cap the oldest idle one is closed for a new one (src/http/connection-slots.ts). */
 export const ADMIN_MAX_CONNECTIONS = 256;
 
+/** The endpoints every admin server answers to GET (views and POST /reload come with the state). */
+const GET_PATHS: ReadonlySet<string> = new Set(['/healthz', '/ready', '/identity', '/config', '/metrics']);
+
 /** At close, how long answers in flight are waited for before their connections are cut. */
 const ADMIN_CLOSE_GRACE_MS = 2_000;
 
@@ -140,6 +143,17 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       if (req.method !== 'POST') throw new MeshcarError('method_not_allowed', 'use POST /reload', { allow: 'POST' });
       return sendJson(res, 200, await state.reload());
     }
+    // the path first, then the method: a typo (POST /relaod) is a 404 whatever the method, as
+    // Envoy's admin answers it; "use GET /relaod" named an endpoint that does not exist
+    // own keys only: a target such as __proto__ names no view
+    const view = state.views !== undefined && Object.hasOwn(state.views, path) ? state.views[path] : undefined;
+    if (!GET_PATHS.has(path) && view === undefined) {
+      req.resume();
+      const absent = state.absentViews !== undefined && Object.hasOwn(state.absentViews, path) ? state.absentViews[path] : undefined;
+      if (absent !== undefined) throw new MeshcarError('not_found', `${path}: ${absent}`);
+      const known = [...GET_PATHS, ...Object.keys(state.views ?? {}), ...(state.reload ? ['POST /reload'] : [])];
+      throw new MeshcarError('not_found', `no admin endpoint ${path}; try ${known.join(', ')}`);
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new MeshcarError('method_not_allowed', `use GET ${path}`, { allow: 'GET, HEAD' });
     switch (path) {
       case '/healthz':
@@ -166,12 +180,9 @@ export async function startAdminServer(listen: { host: string; port: number }, s
         return;
       }
       default: {
-        const view = state.views?.[path];
-        if (view) return sendJson(res, 200, await view(new URLSearchParams((req.url ?? '').split('?')[1] ?? '')));
-        const absent = state.absentViews?.[path];
-        if (absent !== undefined) throw new MeshcarError('not_found', `${path}: ${absent}`);
-        const known = ['/healthz', '/ready', '/identity', '/config', '/metrics', ...Object.keys(state.views ?? {}), ...(state.reload ? ['POST /reload'] : [])];
-        throw new MeshcarError('not_found', `no admin endpoint ${path}; try ${known.join(', ')}`);
+        // a view: every other path was answered 404 above
+        if (view === undefined) throw new MeshcarError('not_found', `no admin endpoint ${path}`);
+        return sendJson(res, 200, await view(new URLSearchParams((req.url ?? '').split('?')[1] ?? '')));
       }
     }
   }

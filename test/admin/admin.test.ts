@@ -174,6 +174,16 @@ t.test('unknown paths and methods get JSON errors', async (t) => {
   const refused = await fetch(`http://127.0.0.1:${orders.adminPort}/ready`, { method: 'POST' });
   await refused.arrayBuffer();
   t.equal(refused.headers.get('allow'), 'GET, HEAD', 'a 405 names the methods allowed (RFC 9110: it must)');
+  // a path that does not exist is a 404 whatever the method (as Envoy), not "use GET /relaod"
+  for (const method of ['POST', 'DELETE', 'PUT']) {
+    const typo = await fetch(`http://127.0.0.1:${orders.adminPort}/relaod`, { method });
+    const body = JSON.parse(await typo.text()) as { error: string; message: string };
+    t.equal(typo.status, 404, `${method} /relaod: 404`);
+    t.equal(body.error, 'not_found');
+    t.match(body.message, /^no admin endpoint \/relaod; try .*POST \/reload/, 'with the hint a GET gets');
+    t.equal(typo.headers.get('allow'), null, 'and no Allow header');
+  }
+  t.equal((await admin(orders.adminPort, '/endpoints', { method: 'POST' })).status, 405, 'a view that exists, asked with POST: 405 as before');
 });
 
 interface RawAnswer {
