@@ -25,8 +25,10 @@ interface Watched {
   since: number;
   /** The response a handler is working on (the latest request's). */
   res?: ServerResponse;
-  /** bytesRead when the connection last had no request in flight (accepted, or its latest answer sent). */
+  /** bytesRead when the connection last had no request in flight (accepted, or its latest answer sent and its body ended). */
   readBetween: number;
+  /** No request in flight: accepted, or the latest answer sent and the latest request's body ended. */
+  between: boolean;
   /** When the sweep first saw bytes of a next request head (0: none yet). */
   headSince: number;
 }
@@ -43,7 +45,7 @@ export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: n
   const sweep = () => {
     const now = Date.now();
     for (const [socket, entry] of watched) {
-      if (headersTimeoutMs > 0 && (entry.res === undefined || entry.res.writableFinished) && socket.bytesRead > entry.readBetween) {
+      if (headersTimeoutMs > 0 && entry.between && socket.bytesRead > entry.readBetween) {
         // bytes since the last answer and no request yet: a head on its way (seen up to one sweep late)
         if (entry.headSince === 0) entry.headSince = now;
         else if (now - entry.headSince >= headersTimeoutMs) {
@@ -66,7 +68,7 @@ export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: n
   // on HTTPS the handshake has its own timeout; the idle clock starts once it is done
   const event = 'setSecureContext' in server ? 'secureConnection' : 'connection';
   server.on(event, (socket: Socket) => {
-    watched.set(socket, { moved: socket.bytesRead + socket.bytesWritten, since: Date.now(), readBetween: socket.bytesRead, headSince: 0 });
+    watched.set(socket, { moved: socket.bytesRead + socket.bytesWritten, since: Date.now(), readBetween: socket.bytesRead, headSince: 0, between: true });
     // not unref'd: it lives only as long as an open connection, which holds the loop anyway
     if (timer === undefined) timer = setInterval(sweep, checkEveryMs);
     socket.once('close', () => {
@@ -82,11 +84,25 @@ export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: n
     if (!entry) return;
     entry.res = res;
     entry.headSince = 0;
+    entry.between = false;
     if (headersTimeoutMs > 0) {
       const socket = req.socket;
-      // what the connection reads after this answer is the next request's
+      // what the connection reads once this answer is sent and this request's body has ended is
+      // the next request's. An answer may go before its body has come (GET /ready with a body,
+      // POST /reload, which does not read it): Node keeps the connection and reads the rest of
+      // the body after the answer (it dumps an unread body), so the connection serves the next
+      // request; the head clock waits for that body's end, or its bytes were taken for a head
+      // and answered 408 ten seconds later, a second answer to one request. A body that stops
+      // midway leaves the connection to the idle timeout. (The CA, this helper's other user,
+      // has no head clock; its idle check is unchanged.)
+      const settled = () => {
+        if (entry.res !== res) return;
+        entry.readBetween = socket.bytesRead;
+        entry.between = true;
+      };
       res.once('finish', () => {
-        if (entry.res === res) entry.readBetween = socket.bytesRead;
+        if (req.complete) settled();
+        else req.once('end', settled);
       });
     }
   });

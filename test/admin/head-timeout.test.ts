@@ -1,7 +1,8 @@
 // A request head that does not come whole in time gets the admin port's JSON 408, also when it
 // trickles in a byte at a time (the idle sweep alone never closes such a connection) and also
 // as the second request on a kept-alive connection; a connection silent after its answer gets
-// no 408 (the idle timeout closes it). Node checks headersTimeout only every 30 s on this
+// no 408 (the idle timeout closes it), nor does one whose body is still coming after its answer
+// (its bytes were taken for the next head: a second, unrequested answer 10 s later). Node checks headersTimeout only every 30 s on this
 // server (a shorter check would wake every idle sidecar), so the admin's idle sweep enforces
 // it. Raw sockets against a real admin server in this process, with a short head timeout.
 
@@ -100,4 +101,35 @@ t.test('a head not whole in time gets 408, trickled or after a first answer; a s
   await waitFor(() => silent.received().slice(silentAnswer.length), /^HTTP\/1\.1 200 /, 5_000);
   t.pass('and answers its next request');
   silent.socket.destroy();
+});
+
+t.test('a body still coming after its answer is not taken for the next head: one answer per request', async (t) => {
+  // a short head timeout, so a body that outlasts it (and the sweep's second of lateness, twice) stays short
+  const headMs = 500;
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }), { idleTimeoutMs: 60_000, headersTimeoutMs: headMs });
+  t.teardown(() => admin.close());
+  const slow = await connect(admin.port);
+  const chunks = 30;
+  slow.socket.write(`GET /ready HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${chunks * 100}\r\n\r\n`);
+  await waitFor(slow.received, /^HTTP\/1\.1 200 [\s\S]*\r\n\r\n\{"status":"ready"\}$/, 5_000);
+  const answered = Date.now();
+  // the body goes on for 3 s after the answer, 100 bytes every 100 ms (the loop is bounded by `chunks`)
+  await new Promise<void>((resolve) => {
+    let sent = 0;
+    const drip = setInterval(() => {
+      if (slow.socket.destroyed || sent++ >= chunks) {
+        clearInterval(drip);
+        resolve();
+      } else slow.socket.write('x'.repeat(100));
+    }, 100);
+  });
+  t.ok(Date.now() - answered >= headMs + 2 * 1_000, 'the body outlasted the head timeout and the sweep lateness');
+  t.notMatch(slow.received(), /408/, 'no 408 while the answered request\'s body came');
+  t.notOk(slow.socket.destroyed, 'and the connection is open');
+  const first = slow.received();
+  slow.socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  await waitFor(() => slow.received().slice(first.length), /^HTTP\/1\.1 200 [\s\S]*\{"status":"ok"\}$/, 5_000);
+  t.pass('the next request on it gets its own answer');
+  t.equal(slow.received().match(/HTTP\/1\.1 /g)?.length, 2, 'two requests, two answers');
+  slow.socket.destroy();
 });
