@@ -90,6 +90,11 @@ export class Sidecar {
     return this.outbound?.upstreams() ?? [];
   }
 
+  /** Requests this process finished since start (GET /workers), counted with or without metrics.requests. */
+  get finishedRequests(): number {
+    return this.observers.finishedRequests;
+  }
+
   get addresses(): SidecarAddresses {
     if (!this.addressesValue) throw new Error('the sidecar has not started');
     return this.addressesValue;

@@ -25,6 +25,11 @@ export class ForwardingObserver {
   private readonly ejected = new Map<string, number>();
   /** Addresses known now, per upstream (told at lookups and reloads only, so kept for a swap). */
   private readonly addresses = new Map<string, number>();
+  /**
+   * Requests finished since start, whatever the observers are: GET /workers' `requests` (a
+   * worker's meshcar_requests_total is empty with metrics.requests: false). One number.
+   */
+  finishedRequests = 0;
 
   constructor(private targets: readonly TrafficObserver[], methodNames: Iterable<string>) {
     for (const key of methodNames) {
@@ -79,6 +84,7 @@ export class ForwardingObserver {
   }
 
   requestFinished(record: RequestRecord): void {
+    this.finishedRequests++;
     for (const target of this.targets) target.requestFinished(record);
   }
 
@@ -121,6 +127,11 @@ export class LiveObservers {
     // ones the request metrics and the access log implement
     const methods = new Set([...Object.keys(NO_OBSERVER), ...Object.getOwnPropertyNames(TrafficMetrics.prototype), ...Object.getOwnPropertyNames(AccessLog.prototype)]);
     this.forwarding = new ForwardingObserver(this.build(settings), methods);
+  }
+
+  /** Requests finished since start, with or without metrics.requests. */
+  get finishedRequests(): number {
+    return this.forwarding.finishedRequests;
   }
 
   /** The observer the data plane is given. */

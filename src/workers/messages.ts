@@ -55,7 +55,7 @@ export interface WorkerStatus {
   readonly pid: number;
   /** Serial of the SVID the worker's listeners present now (null before the first arrives). */
   readonly serial: string | null;
-  /** Requests this worker finished (the sum of its meshcar_requests_total). */
+  /** Requests this worker finished since it started (counted with or without metrics.requests). */
   readonly requests: number;
   /** The config generation it runs (null before the first config arrives). */
   readonly generation: number | null;

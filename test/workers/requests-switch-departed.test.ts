@@ -2,7 +2,8 @@
 // /endpoints lose the request counts of a worker that died before the reload, as every live
 // worker empties its own (it kept them: the primary carries a dead worker's last counts so the
 // totals never go down, and carried them on after the switch, frozen, read as live). Turned on
-// again, the counts start from zero. A sidecar with two workers, real mTLS requests.
+// again, the counts start from zero. GET /workers' `requests` goes on counting while it is off
+// (it summed meshcar_requests_total: 0 for every worker). A sidecar with two workers, real mTLS requests.
 
 import t from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -37,6 +38,12 @@ t.test('a dead worker\'s request counts go with metrics.requests off, and start 
   await writeFile(sidecar.configFile, `${original}\nmetrics:\n  requests: false\n`);
   t.equal((await httpPost(sidecar.adminPort, '/reload')).status, 200, 'reload turning metrics.requests off: 200');
   t.same(await counts(sidecar), { requests: 0, rows: 0 }, 'off: no request sample and no /endpoints row, the dead worker\'s included');
+  // GET /workers counts each worker's finished requests apart from meshcar_requests_total
+  const liveBefore = 10 - (one?.requests ?? 0);
+  for (let i = 0; i < 4; i++) await probeRequest(sidecar.inboundPort, fx.probe);
+  const served = (await workersOf(sidecar)).workers.map((w) => w.requests);
+  t.equal(served.reduce((a, b) => a + b, 0), liveBefore + 4, `off: /workers still counts what the live workers finished (${served.join(' + ')}: ${liveBefore} before, 4 since)`);
+  t.ok(served.every((n) => n > 0), 'each worker its own, none 0');
 
   await writeFile(sidecar.configFile, original);
   t.equal((await httpPost(sidecar.adminPort, '/reload')).status, 200, 'reload turning it on again: 200');
