@@ -44,15 +44,28 @@ export function responseInProgress(socket: Socket): boolean {
 }
 
 /**
+ * The request Node's parser is reading was answered already: its head came, its answer went
+ * (no response is on the connection), and its body is still coming, which Node reads and drops
+ * after the answer. Node's requestTimeout fires on such a body too: a 408 then would be a
+ * second answer to one request.
+ */
+export function answeredWhileBodyComing(socket: Socket): boolean {
+  const incoming = (socket as Socket & { parser?: { incoming?: { complete?: boolean } | null } | null }).parser?.incoming;
+  const inProgress = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+  return incoming !== null && incoming !== undefined && incoming.complete === false && (inProgress === null || inProgress === undefined);
+}
+
+/**
  * For a server that answers nothing else on a refused connection (the CA, the admin port): the
  * JSON refusal, written and the connection closed (lingering: the client may still be sending
  * the head or body the refusal is about, and must get to read it; lingering-close.ts); or, when no answer may be written (the
- * peer reset it, a response is already under way, or a parse error is pipelined behind an
- * unanswered request, where a refusal would read as that request's answer), the connection
- * destroyed and undefined.
+ * peer reset it, a response is already under way, a parse error is pipelined behind an
+ * unanswered request, where a refusal would read as that request's answer, or the body that
+ * timed out is that of a request already answered), the connection destroyed and undefined.
  */
 export function refuseAndClose(err: NodeJS.ErrnoException, socket: Socket, texts: RefusalTexts): MeshcarError | undefined {
-  if (!mayAnswer(err, socket) || (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT' && responseInProgress(socket))) {
+  const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+  if (!mayAnswer(err, socket) || (timedOut ? answeredWhileBodyComing(socket) : responseInProgress(socket))) {
     socket.destroy();
     return undefined;
   }

@@ -1,8 +1,11 @@
 // Requests the CA's HTTP parser refuses get the JSON error body every other CA answer has (not
 // Node's bare 400, 431 or 408): a request line that is not HTTP, a 20 KB header, and a body that
-// stops arriving (at the request timeout, short here). Raw TLS sockets against a real CA server.
+// stops arriving (at the request timeout, short here), but not a body still coming after its answer
+// (a second answer to one request). Raw TLS sockets against a real CA server.
 
 import t from 'tap';
+import tls from 'node:tls';
+import { once } from 'node:events';
 import { rawTlsRequest, rawTlsUntilClosed } from '../helpers/raw-http.js';
 import { startTestCa } from '../helpers/ca.js';
 import { caToken } from '../../src/ca/commands.js';
@@ -56,6 +59,30 @@ t.test('a refusal before the body is read closes the connection: one answer, nev
   t.match(all, /\r\nconnection: close\r\n/i, 'it says the connection closes');
   t.equal(all.match(/HTTP\/1\.1 \d{3} /g)?.length, 1, 'one answer on the connection, no 408 after it');
   t.ok(Date.now() - started < 1_500, `closed at once, not at the request timeout (${Date.now() - started} ms)`);
+});
+
+t.test('a body still coming past the request timeout after its answer gets no second answer', async (t) => {
+  // Node reads an answered request's body on (it drops it) and its requestTimeout fires on it:
+  // a 408 then answered the request a second time (the admin port's too, at 30-60 s)
+  const ca = await startTestCa({}, undefined, { headersTimeoutMs: 1_000, requestTimeoutMs: 2_000 });
+  t.teardown(() => ca.close());
+  let out = '';
+  const socket = tls.connect({ host: '127.0.0.1', port: ca.server.port, ALPNProtocols: ['http/1.1'], ...TLS }, () => socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n'));
+  socket.setEncoding('latin1');
+  socket.on('data', (c: string) => (out += c));
+  socket.on('error', () => undefined);
+  // a byte every 100 ms, for at most 8 s: past the 2 s request timeout and its check
+  let sent = 0;
+  const drip = setInterval(() => {
+    if (socket.destroyed || sent++ >= 80) clearInterval(drip);
+    else if (socket.writable) socket.write('x');
+  }, 100);
+  t.teardown(() => clearInterval(drip));
+  await once(socket, 'close');
+  t.match(out, /^HTTP\/1\.1 200 /, 'the request is answered');
+  const statuses = out.match(/HTTP\/1\.1 \d{3} /g) ?? [];
+  t.equal(statuses.length, 1, `one answer on the connection, no 408 after it: ${statuses.join(', ')}`);
+  t.ok(sent < 80, `the connection was closed at the request timeout, the body unfinished (${sent} bytes sent)`);
 });
 
 t.test('405 names the methods allowed; probes take GET and HEAD only; a 404 quotes a long path cut', async (t) => {
