@@ -154,8 +154,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       return sendJson(res, 200, await state.reload());
     }
     // the path first, then the method: a typo (POST /relaod) is a 404 whatever the method, as
-    // Envoy's admin answers it; "use GET /relaod" named an endpoint that does not exist
-    // own keys only: a target such as __proto__ names no view
+    // Envoy's admin answers it ("use GET /relaod" named an endpoint that does not exist). Views
+    // by own key only: a target such as __proto__ names none
     const view = state.views !== undefined && Object.hasOwn(state.views, path) ? state.views[path] : undefined;
     if (!GET_PATHS.has(path) && view === undefined) {
       req.resume();
@@ -190,7 +190,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
         return;
       }
       default: {
-        // a view: every other path was answered 404 above
+        // a view: every other path was answered 404 above (this throw only narrows the type)
         if (view === undefined) throw new MeshcarError('not_found', `no admin endpoint ${path}`);
         return sendJson(res, 200, await view(new URLSearchParams(query)));
       }
