@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { SidecarConfig } from './config/sidecar-config.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
 import { logConfigWarnings } from './config/config-warnings.js';
-import { describeError, MeshcarError } from './errors.js';
+import { describeError } from './errors.js';
 import type { RunningIdentity } from './identity/bootstrap.js';
 import { IdentityStart, startIdentity, watchIdentityMetrics } from './identity/sidecar-identity.js';
 import type { WorkloadIdentity } from './identity/workload-identity.js';
