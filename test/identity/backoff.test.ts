@@ -38,13 +38,14 @@ t.test('backoffDelayMs: full jitter under a doubling ceiling, capped', async (t)
 
 t.test('a retry is never scheduled later than shortly before expiry', async (t) => {
   const pki = await makePki('mesh.local');
-  const identity = new WorkloadIdentity(validateSvid(await pki.issue(ORDERS, { lifetimeMs: 2000 }), ORDERS), logger);
+  // 10 s of life: long enough that a loaded machine cannot let it lapse before the first attempt
+  const identity = new WorkloadIdentity(validateSvid(await pki.issue(ORDERS, { lifetimeMs: 10_000 }), ORDERS), logger);
   const failed = once(identity, 'renewal');
   const renewal = new Renewal({
     identity,
     obtain: async () => Promise.reject(new Error('CA down')),
     window: { from: 0, to: 0 },
-    backoff: { baseMs: 60_000, capMs: 60_000 }, // a minute of backoff against 2 s of life
+    backoff: { baseMs: 60_000, capMs: 60_000 }, // a minute of backoff against 10 s of life
     random: () => 1,
     logger,
   });
@@ -58,9 +59,11 @@ t.test('a retry is never scheduled later than shortly before expiry', async (t) 
 
 t.test("past expiry, a CA's Retry-After is honoured up to the backoff's cap", async (t) => {
   const pki = await makePki('mesh.local');
-  const identity = new WorkloadIdentity(validateSvid(await pki.issue(ORDERS, { lifetimeMs: 1000 }), ORDERS), logger);
-  const notAfter = identity.current().notAfter.getTime();
-  while (Date.now() <= notAfter) await new Promise((resolve) => setTimeout(resolve, 20));
+  // an SVID that ended 8 s ago, accepted as of a moment it was valid: no wait for it to lapse,
+  // and no race between a 1 s lifetime and a loaded machine (it once lapsed before validation)
+  const issuedAt = new Date(Date.now() - 10_000);
+  const identity = new WorkloadIdentity(validateSvid(await pki.issue(ORDERS, { now: issuedAt, lifetimeMs: 2000 }), ORDERS, new Date(issuedAt.getTime() + 500)), logger);
+  t.ok(identity.current().notAfter.getTime() < Date.now(), 'the SVID has already expired');
   const failed = once(identity, 'renewal');
   const renewal = new Renewal({
     identity,
