@@ -79,7 +79,10 @@ $(BUILD_STAMP): $(shell find src -name '*.ts' -o -type d) tsconfig.json package.
 	@touch $(BUILD_STAMP)
 
 ## test: every test (tap), after setup and build
-test: build tools $(TAP_BUILT_STAMP)
+# what it needs is made by a sub-make with three jobs: tsc (~10 s) and tap's plugin build (~7 s)
+# are independent, and on two cores side by side they end ~7 s sooner (both wait for npm ci)
+test:
+	@$(MAKE) --no-print-directory -j3 build tools $(TAP_BUILT_STAMP)
 	@files="$$(node test/helpers/plan-test-run.mjs)" && \
 	  echo "npx tap -R terse <$$(echo $$files | wc -w) files in test/.groups/: test/e2e and test/workers first, a folder's unit tests together, the files that run alone last>" && \
 	  npx tap -R terse $$files
