@@ -53,7 +53,16 @@ export interface FilesIdentityConfig extends IdentityCommon {
   readonly source: 'files';
   readonly files: FilesSourceConfig;
   readonly dir: string | undefined;
+  /** The keys given beside `files` that only `identity.ca` uses (files-identity-warning.ts). */
+  readonly unusedKeys: readonly string[];
 }
+
+/** What meshcar does with each key of `identity` that only an SVID from its CA uses. */
+export const CA_ONLY_IDENTITY_KEYS: Readonly<Record<string, string>> = {
+  dir: 'where an SVID from the meshcar CA is kept',
+  ttl: 'the lifetime asked of the meshcar CA',
+  renewal: 'when an SVID from the meshcar CA is renewed',
+};
 
 export type IdentityConfig = CaIdentityConfig | FilesIdentityConfig;
 
@@ -77,7 +86,7 @@ export function readIdentity(value: YamlValue): IdentityConfig | undefined {
     dir = map.get('dir').report('required with identity.ca: where the sidecar keeps its key and certificate across restarts');
   }
   if (ttlMs === undefined || !renewal || (map.has('dir') && !dir)) return undefined;
-  if (files) return { source: 'files', files, dir, ttlMs, renewal };
+  if (files) return { source: 'files', files, dir, ttlMs, renewal, unusedKeys: Object.keys(CA_ONLY_IDENTITY_KEYS).filter((key) => map.has(key)) };
   return ca && dir ? { source: 'ca', ca, dir, ttlMs, renewal } : undefined;
 }
 

@@ -108,7 +108,7 @@ function readHeaderListSize(value: YamlValue): number | undefined {
 
 /** A size (`64MiB`, `1GiB`, bytes) from 64 KiB to 4 GiB. */
 function readBufferedPerCaller(value: YamlValue): number | undefined {
-  const bytes = readSize(value, BUFFERED_MAX, '4GiB');
+  const bytes = readSize(value, BUFFERED_MAX, '4GiB', '64KiB');
   if (bytes === undefined) return undefined;
   if (bytes < BUFFERED_MIN) return value.report(`${value.display()} is too small: at least 64KiB (one stream's receive window), at most 4GiB`);
   return bytes;

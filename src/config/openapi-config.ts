@@ -48,8 +48,12 @@ function readMode(value: YamlValue): SchemaMode | undefined {
   return value.report(`${JSON.stringify(text)} is not a mode: write shadow (count and log, forward) or enforce (refuse)`);
 }
 
-/** A size in bytes: a number, or `64KiB`, `1MiB`, `500kB`; at most 64 MiB (bodies are held in memory) unless told otherwise. */
-export function readSize(value: YamlValue, max = MAX_BODY_SIZE_LIMIT, maxText = '64MiB'): number | undefined {
+/**
+ * A size in bytes: a number, or `64KiB`, `1MiB`, `500kB`; at most 64 MiB (bodies are held in
+ * memory) unless told otherwise. `minText` names a key's own lower bound in the range message,
+ * so that one message says the whole range (the caller checks that bound itself).
+ */
+export function readSize(value: YamlValue, max = MAX_BODY_SIZE_LIMIT, maxText = '64MiB', minText = '0'): number | undefined {
   let bytes: number | undefined;
   if (value.kind === 'number') bytes = value.number();
   else {
@@ -61,6 +65,6 @@ export function readSize(value: YamlValue, max = MAX_BODY_SIZE_LIMIT, maxText = 
     bytes = Number(m[1]) * unit;
   }
   if (bytes === undefined) return undefined;
-  if (!Number.isInteger(bytes) || bytes < 0 || bytes > max) return value.report(`${value.display()} must be a whole number of bytes from 0 to ${maxText}`);
+  if (!Number.isInteger(bytes) || bytes < 0 || bytes > max) return value.report(`${value.display()} must be a whole number of bytes from ${minText} to ${maxText}`);
   return bytes;
 }

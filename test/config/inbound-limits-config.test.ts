@@ -44,7 +44,7 @@ t.test('bad values: refused with key, place and range', async (t) => {
     ['{maxHandshakesPerAddress: "many"}', /limits\.maxHandshakesPerAddress /],
     ['{maxHandshakes: 0}', /limits\.maxHandshakes /],
     ['{maxBufferedPerCaller: 1KiB}', /limits\.maxBufferedPerCaller .*too small: at least 64KiB/],
-    ['{maxBufferedPerCaller: 5GiB}', /limits\.maxBufferedPerCaller .*from 0 to 4GiB/],
+    ['{maxBufferedPerCaller: 5GiB}', /limits\.maxBufferedPerCaller .*from 64KiB to 4GiB/],
     ['{maxBufferedPerCaller: lots}', /limits\.maxBufferedPerCaller .*not a size/],
     ['{maxPipelined: 1025}', /limits\.maxPipelined .*allowed 1 to 1024/],
     ['{maxAppConnections: 65536}', /limits\.maxAppConnections .*allowed 1 to 65535/],

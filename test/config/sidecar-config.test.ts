@@ -123,6 +123,7 @@ t.test('a minimal config gets every default', async (t) => {
     dir: undefined,
     ttlMs: 86_400_000,
     renewal: { from: 0.5, to: 0.7 },
+    unusedKeys: [],
   });
   t.equal(config.inbound, undefined);
   t.same(config.outbound?.listen, { host: '127.0.0.1', port: 0 });
