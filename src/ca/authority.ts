@@ -4,8 +4,8 @@
 
 import { clip } from '../clip.js';
 import { MeshcarError } from '../errors.js';
-import { parseAndVerifyCsr, CsrError } from '../pki/csr.js';
-import { describePublicKey, weakKeyReason, type KeyDescription } from '../pki/keys.js';
+import { parseAndVerifyCsr, CsrError, WeakKeyError } from '../pki/csr.js';
+import { describePublicKey, type KeyDescription } from '../pki/keys.js';
 import { tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { createJoinToken, verifyJoinToken, type JoinTokenClaims } from './join-tokens.js';
 import { TokenLedger } from './token-ledger.js';
@@ -87,10 +87,9 @@ export class Authority {
       csr = await parseAndVerifyCsr(csrPem);
     } catch (err) {
       if (err instanceof CsrError) throw new MeshcarError('bad_csr', err.message);
+      if (err instanceof WeakKeyError) throw new MeshcarError('weak_key', err.message);
       throw err;
     }
-    const weak = weakKeyReason(csr.publicKey);
-    if (weak) throw new MeshcarError('weak_key', weak);
     if (csr.otherNames.length > 0) throw new MeshcarError('identity_not_allowed', `the CSR asks for names besides the SPIFFE ID (${countByKind(csr.otherNames)}); ask for exactly ${grant.spiffeId}`);
     if (csr.uris.length !== 1) throw new MeshcarError('identity_not_allowed', `the CSR asks for ${csr.uris.length} URI names; an SVID has exactly one (${grant.spiffeId})`);
     const asked = csr.uris[0] as string;

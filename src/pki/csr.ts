@@ -4,7 +4,7 @@
 
 import { verify, type KeyObject } from 'node:crypto';
 import { asn1, fromDer, pemBlocks, toDer, type Asn1, OID, SIGNATURE_ALGORITHMS } from './der.js';
-import { publicKeyFromSpki, spkiDerOf } from './keys.js';
+import { publicKeyFromSpki, spkiDerOf, weakKeyReason } from './keys.js';
 import { clip } from '../clip.js';
 
 /** An OID a requester made up is quoted this far (dotted numbers: a real one is under 60 characters). */
@@ -26,6 +26,14 @@ export interface ParsedCsr {
 
 /** Why a CSR is malformed; the CA maps it to 400 bad_csr. */
 export class CsrError extends Error {}
+
+/**
+ * The CSR's key is of a kind or size the CA does not issue for (weakKeyReason); the CA maps it
+ * to 400 weak_key. Judged before the signature algorithm: an Ed25519, Ed448, RSA-PSS or DSA key
+ * signs with an algorithm the CA does not take either, and "signature algorithm 1.3.101.112 is
+ * not accepted" told the requester nothing of the keys it does.
+ */
+export class WeakKeyError extends Error {}
 
 // the sidecar's side, forge-free: csr-request.ts
 export { buildCsr } from './csr-request.js';
@@ -91,12 +99,15 @@ function ecPointCheck(spkiNode: Asn1): void {
   if (!encodedAsPoint) throw new CsrError('the EC public key in the certificate request is not a point on its curve (the point at infinity, or not encoded as 04|X|Y or 02/03|X)');
 }
 
-/** Parses a PEM CSR and verifies its signature (proof of possession of the private key). */
+/**
+ * Parses a PEM CSR, judges its key (WeakKeyError) and verifies its signature (proof of
+ * possession of the private key).
+ */
 export async function parseAndVerifyCsr(pem: string): Promise<ParsedCsr> {
   try {
     return await parseAndVerify(pem);
   } catch (err) {
-    if (err instanceof CsrError) throw err;
+    if (err instanceof CsrError || err instanceof WeakKeyError) throw err;
     // forge's decoder throws plain errors on truncated or mis-tagged input
     throw new CsrError(`the certificate request is malformed: ${(err as Error).message}`);
   }
@@ -117,9 +128,6 @@ async function parseAndVerify(pem: string): Promise<ParsedCsr> {
   const infoParts = children(info, 'certificationRequestInfo');
   const spkiNode = infoParts[2];
   if (!spkiNode || !algorithm || !signatureBits) throw new CsrError('the certificate request is missing parts');
-  const signatureOid = asn1.derToOid(String(children(algorithm, 'signature algorithm')[0]?.value ?? ''));
-  const signer = Object.hasOwn(SIGNATURE_ALGORITHMS, signatureOid) ? SIGNATURE_ALGORITHMS[signatureOid] : undefined;
-  if (!signer) throw new CsrError(`signature algorithm ${clip(signatureOid, OID_QUOTE_LIMIT)} is not accepted (use ECDSA or RSA with SHA-256 or stronger)`);
   ecPointCheck(spkiNode);
   const spki = toDer(spkiNode);
   let publicKey: KeyObject;
@@ -128,6 +136,11 @@ async function parseAndVerify(pem: string): Promise<ParsedCsr> {
   } catch {
     throw new CsrError('the public key in the certificate request cannot be read');
   }
+  const weak = weakKeyReason(publicKey);
+  if (weak !== undefined) throw new WeakKeyError(weak);
+  const signatureOid = asn1.derToOid(String(children(algorithm, 'signature algorithm')[0]?.value ?? ''));
+  const signer = Object.hasOwn(SIGNATURE_ALGORITHMS, signatureOid) ? SIGNATURE_ALGORITHMS[signatureOid] : undefined;
+  if (!signer) throw new CsrError(`signature algorithm ${clip(signatureOid, OID_QUOTE_LIMIT)} is not accepted (use ECDSA or RSA with SHA-256 or stronger)`);
   if (publicKey.asymmetricKeyType !== signer.keyType) {
     throw new CsrError(`signature algorithm ${signatureOid} is for ${signer.keyType === 'ec' ? 'ECDSA' : 'RSA'} keys, but the certificate request's key is ${publicKey.asymmetricKeyType ?? 'of an unknown type'}`);
   }

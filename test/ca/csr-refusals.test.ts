@@ -3,11 +3,14 @@
 // requester-chosen values cut to 256 characters), a CSR with more SAN entries than an SVID could
 // need is bad_csr, and a constructed URI name is bad_csr with a message that says so. A CSR
 // whose signature algorithm is for another key type is bad_csr (an RSA signature labelled
-// ecdsa-with-SHA256 verified).
+// ecdsa-with-SHA256 verified). A key of a type the CA does not issue for (Ed25519, Ed448, RSA-PSS,
+// DSA; CSRs written by openssl) is weak_key naming the accepted keys, not bad_csr about its
+// signature algorithm.
 
 import t from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
-import { startSigningCa, callCa, type TestCa } from '../helpers/ca.js';
+import { join } from 'node:path';
+import { startSigningCa, callCa, openssl, type TestCa } from '../helpers/ca.js';
 import { dnsName, ecKeys, hostileCsr, tlv, uriName } from '../helpers/hostile-csr.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
@@ -85,6 +88,26 @@ t.test('keys: ECDSA on P-256, P-384 or P-521, RSA from 2048 bits; the refusal sa
   for (const curve of ['P-256', 'P-384', 'P-521']) {
     const { res } = await sign(hostileCsr({ sans: [uriName(ORDERS)], keys: ecKeys(curve) }));
     t.equal(res.status, 200, `${curve} is issued`);
+  }
+});
+
+t.test('Ed25519, Ed448, RSA-PSS and DSA keys: weak_key naming the keys taken, not their signature algorithm', async (t) => {
+  const dir = t.testdir();
+  const kinds: Array<[string, string[]]> = [
+    ['ed25519', ['genpkey', '-algorithm', 'ed25519']],
+    ['ed448', ['genpkey', '-algorithm', 'ed448']],
+    ['rsa-pss', ['genpkey', '-algorithm', 'rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048']],
+    ['dsa', ['genpkey', '-paramfile', join(dir, 'dsa.params')]],
+  ];
+  await openssl(['genpkey', '-genparam', '-algorithm', 'dsa', '-pkeyopt', 'dsa_paramgen_bits:2048', '-out', join(dir, 'dsa.params')]);
+  for (const [kind, generate] of kinds) {
+    const key = join(dir, `${kind}.key`);
+    await openssl([...generate, '-out', key]);
+    const csr = await openssl(['req', '-new', '-key', key, '-subj', '/CN=orders', '-addext', `subjectAltName=URI:${ORDERS}`]);
+    const { res, message } = await sign(csr);
+    t.equal(res.status, 400, `${kind}: ${res.text.slice(0, 200)}`);
+    t.equal(res.json().error, 'weak_key', `${kind}: weak_key`);
+    t.match(message, new RegExp(`key type ${kind} is not supported \\(use ECDSA on P-256, P-384 or P-521, or RSA with 2048 bits or more\\)`), `${kind}: the message names what is accepted`);
   }
 });
 
