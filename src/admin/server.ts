@@ -17,7 +17,7 @@ import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
 import { refuseUnmetExpectations } from '../http/expectation.js';
 import { lingerWhenClosedEarly } from '../http/lingering-close.js';
-import { USERINFO_REFUSED, parseRequestTarget } from '../http/absolute-form.js';
+import { servedTarget } from '../http/served-target.js';
 import { BrowserGuard } from './browser-guard.js';
 import { remoteRefusal } from './remote-access.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
@@ -121,27 +121,18 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
-      // Node's own refusal (requireHostHeader) is a bare 400: ours is JSON, as the others
-      res.setHeader('connection', 'close');
-      throw new MeshcarError('bad_request', 'an HTTP/1.1 request must carry Host (RFC 9112 §3.2)');
-    }
-    // absolute-form (GET http://127.0.0.1:9901/ready) is accepted as every server must (RFC 9112
-    // §3.2.2), and its authority stands for Host, which the server must then ignore: the guard
-    // judges the name the request was sent to, as it judges Host
-    const target = parseRequestTarget(req.url);
-    if (target.userinfo) throw new MeshcarError('bad_request', USERINFO_REFUSED);
-    if (target.authority === '') throw new MeshcarError('bad_request', 'an absolute-form request target must name a host (RFC 9110 §4.2.1)');
-    const headers = target.authority === undefined ? req.headers : { ...req.headers, host: target.authority };
+    // one Host on HTTP/1.1 (Node's own refusal of none, requireHostHeader, is a bare 400: ours is
+    // JSON, as the others); absolute-form (GET http://127.0.0.1:9901/ready) is accepted as every
+    // server must (RFC 9112 §3.2.2), and its authority stands for Host, which the server must then
+    // ignore: the guard judges the name the request was sent to, as it judges Host
+    const { path, query, authority } = servedTarget(req, res);
+    const headers = authority === undefined ? req.headers : { ...req.headers, host: authority };
     const refusal = guard.refusal(req.method, headers);
     if (refusal !== undefined) {
       req.resume();
       logRefusal(req, refusal, { host: headers.host, origin: req.headers.origin });
       throw new MeshcarError('forbidden', refusal);
     }
-    const mark = target.path.indexOf('?');
-    const path = mark === -1 ? target.path : target.path.slice(0, mark);
-    const query = mark === -1 ? '' : target.path.slice(mark + 1);
     const remote = remoteRefusal(path, req.socket.remoteAddress);
     if (remote !== undefined) {
       req.resume();

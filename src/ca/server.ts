@@ -17,6 +17,7 @@ import { parseDuration } from '../config/duration.js';
 import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { readJsonBody } from '../http/read-body.js';
+import { servedTarget } from '../http/served-target.js';
 import { DenialAudit } from './denial-audit.js';
 import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
@@ -139,7 +140,9 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0] as string;
+    // HTTP/1.x with one Host (none on HTTP/1.1 is our JSON 400, not Node's bare one), the target
+    // in origin-form or absolute-form (RFC 9112 §3.2, §3.2.2)
+    const { path } = servedTarget(req, res);
     const client = req.socket.remoteAddress ?? 'unknown';
     // every path is rate limited, unknown ones too: an answer of any kind costs the CA
     const probe = path === '/healthz' || path === '/metrics';
@@ -179,6 +182,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       ca: credentials.ca,
       requestCert: true,
       rejectUnauthorized: false,
+      // a missing Host is answered by route(), as JSON and counted
+      requireHostHeader: false,
       ...TLS_OPTIONS,
       handshakeTimeout: limits.handshakeTimeoutMs,
       connectionsCheckingInterval: Math.min(CONNECTIONS_CHECKING_INTERVAL_MS, limits.headersTimeoutMs),
@@ -186,7 +191,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     (req, res) => {
       route(req, res).catch((err: unknown) => {
         const error = asMeshcarError(err);
-        if (error.code === 'rate_limited' || error.code === 'not_found' || error.code === 'method_not_allowed') countCaDenial(metrics, error.code);
+        if (error.code === 'bad_request' || error.code === 'rate_limited' || error.code === 'not_found' || error.code === 'method_not_allowed') countCaDenial(metrics, error.code);
         if (error.code === 'internal') logger.error({ err }, 'CA request failed');
         answerError(req, res, error);
       });

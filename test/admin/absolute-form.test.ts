@@ -1,7 +1,8 @@
 // An absolute-form request target (`GET http://127.0.0.1:P/ready HTTP/1.1`) is served as its
 // path, as RFC 9112 §3.2.2 has every server accept it (it was a 404 "no admin endpoint
 // http://..."); its authority stands for Host (the server must ignore Host then), so the check
-// of rebound names judges the authority; userinfo is refused. Raw sockets against a real admin
+// of rebound names judges the authority; userinfo is refused, as are two Host fields and a
+// request line of another version than HTTP/1.x (RFC 9112 §3.2). Raw sockets against a real admin
 // server in this process.
 
 import t from 'tap';
@@ -45,6 +46,9 @@ t.test('absolute-form targets are served by their path, judged by their authorit
     [`GET http://user:pw@${at}/ready HTTP/1.1\r\nHost: ${at}\r\n`, /^HTTP\/1\.1 400 [\s\S]*no userinfo/, 'userinfo: 400'],
     [`GET http:///ready HTTP/1.1\r\nHost: ${at}\r\n`, /^HTTP\/1\.1 400 [\s\S]*must name a host/, 'an empty authority: 400'],
     [`GET /ready HTTP/1.1\r\nHost: rebound.example\r\n`, /^HTTP\/1\.1 403 /, 'origin-form is judged by Host as before'],
+    // the guard read the first of two (RFC 9112 §3.2: a 400), and took a version it does not speak
+    [`GET /ready HTTP/1.1\r\nHost: ${at}\r\nHost: rebound.example\r\n`, /^HTTP\/1\.1 400 [\s\S]*more than one Host header/, 'two Host fields: 400'],
+    [`GET /ready HTTP/2.0\r\nHost: ${at}\r\n`, /^HTTP\/1\.1 400 [\s\S]*HTTP\/2\.0 is not taken/, 'an HTTP/2.0 request line: 400'],
   ];
   for (const [head, expected, what] of cases) {
     const answer = await exchange(admin.port, head);

@@ -1,0 +1,42 @@
+// What a server that answers HTTP/1.x requests itself (the CA, the admin port) takes of a
+// request's head before routing it: exactly one Host on HTTP/1.1 and HTTP/1.x only
+// (host-field.ts; RFC 9112 §3.2 has a server answer 400 otherwise, and Node's own answer to a
+// missing Host is a bare 400, so both servers turn it off and answer here), and the request
+// target in origin-form or absolute-form (RFC 9112 §3.2.2: every server must accept the
+// latter), split into the path it is routed by and its query.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MeshcarError } from '../errors.js';
+import { USERINFO_REFUSED, parseRequestTarget } from './absolute-form.js';
+import { hostFieldProblem } from './host-field.js';
+
+const EMPTY_AUTHORITY = 'an absolute-form request target must name a host (RFC 9110 §4.2.1)';
+
+export interface ServedTarget {
+  /** The path routed by, without its query; always starts with `/` (or is `*`). */
+  readonly path: string;
+  /** What follows the `?`, without it ('' when none). */
+  readonly query: string;
+  /** The authority an absolute-form target names (it stands for Host, which is then ignored), else undefined. */
+  readonly authority: string | undefined;
+}
+
+/**
+ * The target of a request, or a 400 bad_request (a MeshcarError) naming what is wrong with its
+ * head. The connection closes after such a 400 (`res`): a head this server cannot take says
+ * nothing it can trust of where the next request starts.
+ */
+export function servedTarget(req: IncomingMessage, res: ServerResponse): ServedTarget {
+  const target = parseRequestTarget(req.url);
+  const problem = hostFieldProblem(req, ' (RFC 9112 §3.2)') ?? (target.userinfo ? USERINFO_REFUSED : target.authority === '' ? EMPTY_AUTHORITY : undefined);
+  if (problem !== undefined) {
+    res.setHeader('connection', 'close');
+    throw new MeshcarError('bad_request', problem);
+  }
+  const mark = target.path.indexOf('?');
+  return {
+    path: mark === -1 ? target.path : target.path.slice(0, mark),
+    query: mark === -1 ? '' : target.path.slice(mark + 1),
+    authority: target.authority,
+  };
+}
