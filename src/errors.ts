@@ -22,6 +22,9 @@ export type ErrorCode =
   | 'headers_too_large'
   | 'request_timeout'
   | 'expectation_failed'
+  // the client closed the connection before its request was whole (a body read to its end by
+  // meshcar itself, the CA's sign request): no answer can be sent, and no fault of the server's
+  | 'client_closed'
   | 'unsupported_transfer_coding'
   | 'rate_limited'
   // sidecar data plane

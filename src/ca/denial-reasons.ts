@@ -17,6 +17,8 @@ export type CaDenialReason = Extract<
   | 'unauthenticated' | 'bad_token' | 'token_expired' | 'token_used' | 'bad_client_certificate'
   // what is asked (authority.ts)
   | 'bad_csr' | 'weak_key' | 'identity_not_allowed'
+  // the client left before its sign request's body was whole (no answer, no CA fault)
+  | 'client_closed'
   // the CA's own folder: an expired issuer or an unreadable ledger, its lock held too long, a bug
   | 'ca_missing' | 'forbidden' | 'internal'
 >;
@@ -26,6 +28,7 @@ const EVERY_CA_DENIAL_REASON: Record<CaDenialReason, true> = {
   bad_request: true, headers_too_large: true, request_timeout: true, body_too_large: true, malformed_json: true, rate_limited: true, not_found: true, method_not_allowed: true, expectation_failed: true,
   unauthenticated: true, bad_token: true, token_expired: true, token_used: true, bad_client_certificate: true,
   bad_csr: true, weak_key: true, identity_not_allowed: true,
+  client_closed: true,
   ca_missing: true, forbidden: true, internal: true,
 };
 export const CA_DENIAL_REASONS = Object.keys(EVERY_CA_DENIAL_REASON) as readonly CaDenialReason[];

@@ -121,11 +121,25 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       sendJson(res, 200, response);
     } catch (err) {
       const error = asMeshcarError(err);
+      if (error.code === 'client_closed') return clientLeft(req, client, error, { ...who, spiffeId: asked });
       if (error.code === 'internal' || !isCaDenialReason(error.code)) logger.error({ err, code: error.code }, 'signing failed');
       countCaDenial(metrics, error.code);
       denials.denied(client, error, { ...who, spiffeId: asked });
       answerError(req, res, error);
     }
+  }
+
+  /**
+   * A sign request whose connection closed before its body was whole: the client went away, or
+   * the parser cut a body too slow with its 408 (counted there as request_timeout). No CA fault,
+   * so neither `internal` nor an error line, and no answer to write; audited and counted once,
+   * under the parser's reason when it answered, else client_closed.
+   */
+  function clientLeft(req: IncomingMessage, client: string, error: MeshcarError, who: Record<string, unknown>): void {
+    const answered = parserRefusalOf(req.socket);
+    if (answered === undefined) countCaDenial(metrics, error.code);
+    denials.denied(client, answered ?? error, who);
+    logger.debug({ client, code: (answered ?? error).code }, 'sign request ended by its connection before its body was whole');
   }
 
   /**
@@ -211,7 +225,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     answerPlainHttp(err, socket, 'ca');
   });
   // what the parser refuses is answered as JSON like any other CA error (Node's own is bare)
-  answerParserRefusals(server, limits, metrics, logger);
+  const parserRefusalOf = answerParserRefusals(server, limits, metrics, logger);
 
   // the server's own leaf is short-lived like any other; swap it in before it expires, and at
   // once after a rotation (a new issuer, new roots to accept client certificates from); by the

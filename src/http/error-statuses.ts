@@ -24,6 +24,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   headers_too_large: 431,
   request_timeout: 408,
   expectation_failed: 417,
+  client_closed: 499,
   unsupported_transfer_coding: 501,
   unsupported_media_type: 415,
   undocumented_operation: 404,
@@ -54,6 +55,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
 // gRPC status codes (grpc/doc/statuscodes.md) by meaning, not through the HTTP status: a
 // sidecar's own timeout is DEADLINE_EXCEEDED (retry policies treat it apart from UNAVAILABLE),
 // a refused caller PERMISSION_DENIED, a rate limit RESOURCE_EXHAUSTED.
+const CANCELLED = 1;
 const INVALID_ARGUMENT = 3;
 const DEADLINE_EXCEEDED = 4;
 const PERMISSION_DENIED = 7;
@@ -81,6 +83,7 @@ const GRPC_STATUS: Readonly<Record<ErrorCode, number>> = {
   headers_too_large: RESOURCE_EXHAUSTED,
   request_timeout: DEADLINE_EXCEEDED,
   expectation_failed: INVALID_ARGUMENT,
+  client_closed: CANCELLED,
   unsupported_transfer_coding: UNIMPLEMENTED,
   unsupported_media_type: INVALID_ARGUMENT,
   undocumented_operation: UNIMPLEMENTED,

@@ -8,6 +8,12 @@ import { clip } from '../clip.js';
 /** A Content-Type quoted in a refusal is cut here: the sender does not size our answer or log line. */
 const QUOTE_LIMIT = 256;
 
+/**
+ * The body, at most `limitBytes` (else 413 body_too_large). A connection that closes before the
+ * body is whole (the client left, or the server's own request timeout answered and cut it) is
+ * client_closed: Node's iterator throws a plain Error ('aborted', ECONNRESET), which callers took
+ * for a fault of their own (`internal`).
+ */
 export async function readLimitedBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limitBytes) {
@@ -15,10 +21,15 @@ export async function readLimitedBody(req: IncomingMessage, limitBytes: number):
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limitBytes) throw new MeshcarError('body_too_large', `request body exceeds the limit of ${limitBytes} bytes`);
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limitBytes) throw new MeshcarError('body_too_large', `request body exceeds the limit of ${limitBytes} bytes`);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    if (err instanceof MeshcarError || !(req.destroyed || (err as NodeJS.ErrnoException).code === 'ECONNRESET')) throw err;
+    throw new MeshcarError('client_closed', `the connection closed after ${size} bytes of the request body, before it was whole`, { cause: err });
   }
   return Buffer.concat(chunks, size);
 }
