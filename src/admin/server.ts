@@ -18,6 +18,7 @@ import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
 import { refuseUnmetExpectations } from '../http/expectation.js';
 import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 import { servedTarget } from '../http/served-target.js';
+import { keepEveryHeadLine } from '../http/head-size.js';
 import { BrowserGuard } from './browser-guard.js';
 import { remoteRefusal } from './remote-access.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
@@ -121,7 +122,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // one Host on HTTP/1.1 (Node's own refusal of none, requireHostHeader, is a bare 400: ours is
+    // a head within 16 KiB as written; one Host on HTTP/1.1 (Node's own refusal of none, requireHostHeader, is a bare 400: ours is
     // JSON, as the others); absolute-form (GET http://127.0.0.1:9901/ready) is accepted as every
     // server must (RFC 9112 §3.2.2), and its authority stands for Host, which the server must then
     // ignore: the guard judges the name the request was sent to, as it judges Host
@@ -200,6 +201,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     });
   });
   const closeGracefully = gracefulCloser(server);
+  // a head's every line is kept, so that its size is judged whole (servedTarget, head-size.ts)
+  keepEveryHeadLine(server);
   server.headersTimeout = options.headersTimeoutMs ?? ADMIN_HEADERS_TIMEOUT_MS;
   server.requestTimeout = 30_000;
   // what the parser refuses gets the JSON error of every other admin answer (Node's is bare)

@@ -18,6 +18,7 @@ import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { readJsonBody } from '../http/read-body.js';
 import { servedTarget } from '../http/served-target.js';
+import { keepEveryHeadLine } from '../http/head-size.js';
 import { DenialAudit } from './denial-audit.js';
 import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
@@ -154,8 +155,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // HTTP/1.x with one Host (none on HTTP/1.1 is our JSON 400, not Node's bare one), the target
-    // in origin-form or absolute-form (RFC 9112 §3.2, §3.2.2)
+    // a head within 16 KiB as written, HTTP/1.x with one Host (none on HTTP/1.1 is our JSON 400,
+    // not Node's bare one), the target in origin-form or absolute-form (RFC 9112 §3.2, §3.2.2)
     const { path } = servedTarget(req, res);
     const client = req.socket.remoteAddress ?? 'unknown';
     // every path is rate limited, unknown ones too: an answer of any kind costs the CA
@@ -205,7 +206,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     (req, res) => {
       route(req, res).catch((err: unknown) => {
         const error = asMeshcarError(err);
-        if (error.code === 'bad_request' || error.code === 'rate_limited' || error.code === 'not_found' || error.code === 'method_not_allowed') countCaDenial(metrics, error.code);
+        if (error.code === 'headers_too_large' || error.code === 'bad_request' || error.code === 'rate_limited' || error.code === 'not_found' || error.code === 'method_not_allowed') countCaDenial(metrics, error.code);
         if (error.code === 'internal') logger.error({ err }, 'CA request failed');
         answerError(req, res, error);
       });
@@ -215,6 +216,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     awaitingContinue.add(req);
     server.emit('request', req, res);
   });
+  // a head's every line is kept, so that its size is judged whole (servedTarget, head-size.ts)
+  keepEveryHeadLine(server);
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
   guardConnections(server, limits, metrics, logger);

@@ -1,0 +1,66 @@
+// The real size of an HTTP/1.x request head, for a server that answers requests itself (the CA,
+// the admin port) and promises 431 to a head over Node's maxHeaderSize (16 KiB). Node's parser
+// counts only the request target and the fields' names and values against that limit: 16,000
+// empty `X:` lines (64 KB), or one field with 1 MiB of whitespace before its value, were served.
+// Two bounds close the gap, each a lower bound of the bytes the head took, so a head within the
+// limit is never refused:
+// - its lines as written without optional whitespace (request line, `name:value` and CRLF each),
+//   with the count of fields Node keeps raised so that a list it cut short is over the limit;
+// - the bytes the connection read up to the moment the head was whole, less one read's worth
+//   (what Node read past the head's end in the same read: at most 16 KiB of TLS plaintext, 64 KiB
+//   from TCP). Whitespace padding is caught so once it passes that slack (a 1 MiB value is;
+//   one of a few KiB more than the limit is not). A pipelined head, read while the request
+//   before it is unfinished, is judged by its lines only.
+
+import { maxHeaderSize, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** The most Node reads from a connection at once (libuv's TCP reads; TLS records are 16 KiB). */
+const READ_CHUNK_BYTES = 64 * 1024;
+
+/** The shortest field line: `X:` and CRLF. */
+const SHORTEST_FIELD_LINE = 4;
+
+/** Of the latest request read on a connection: bytesRead once it ended (its body whole), undefined while it is unfinished. */
+interface ConnectionReads {
+  endedAt: number | undefined;
+}
+
+const reads = new WeakMap<Socket, ConnectionReads>();
+
+/**
+ * Sets how many fields Node keeps of a head (its maxHeadersCount, 2000 by default, past which it
+ * drops them unseen) to one more than a head within the limit can hold: a head with more is over it.
+ */
+export function keepEveryHeadLine(server: { maxHeadersCount: number | null }): void {
+  server.maxHeadersCount = Math.floor(maxHeaderSize / SHORTEST_FIELD_LINE) + 1;
+}
+
+/**
+ * Why a request's head is over maxHeaderSize (431 headers_too_large), or undefined. Called as
+ * the request arrives (in its 'request' listener, synchronously): it reads the connection's byte
+ * count as it is then. The server keeps every line (keepEveryHeadLine).
+ */
+export function headSizeProblem(req: IncomingMessage): string | undefined {
+  const socket = req.socket;
+  const before = reads.get(socket);
+  const entry: ConnectionReads = { endedAt: undefined };
+  reads.set(socket, entry);
+  req.once('end', () => {
+    entry.endedAt = socket.bytesRead;
+  });
+  // the first head on the connection starts at 0 (TLS: bytesRead counts plaintext, not the handshake)
+  const start = before === undefined ? 0 : before.endedAt;
+  const read = start === undefined ? 0 : socket.bytesRead - start - READ_CHUNK_BYTES;
+  const bytes = Math.max(lineBytes(req), read);
+  return bytes > maxHeaderSize ? `the request head is over the limit of ${maxHeaderSize} bytes (${bytes} or more, counting its lines and whitespace)` : undefined;
+}
+
+/** The head's bytes as written with no optional whitespace: request line, field lines, the empty line. */
+function lineBytes(req: IncomingMessage): number {
+  // METHOD SP target SP HTTP/x.y CRLF
+  let bytes = (req.method ?? '').length + 1 + (req.url ?? '').length + 1 + 8 + 2;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) bytes += (raw[i] as string).length + 1 + (raw[i + 1] as string).length + 2;
+  return bytes + 2;
+}
