@@ -15,8 +15,9 @@
 import { maxHeaderSize, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 
-/** The most Node reads from a connection at once (libuv's TCP reads; TLS records are 16 KiB). */
-const READ_CHUNK_BYTES = 64 * 1024;
+/** The most Node hands the parser at once: libuv's TCP reads, and TLS plaintext (Node's TLSWrap reads it 16 KiB at a time). */
+const TCP_READ_BYTES = 64 * 1024;
+const TLS_READ_BYTES = 16 * 1024;
 
 /** The shortest field line: `X:` and CRLF. */
 const SHORTEST_FIELD_LINE = 4;
@@ -51,7 +52,8 @@ export function headSizeProblem(req: IncomingMessage): string | undefined {
   });
   // the first head on the connection starts at 0 (TLS: bytesRead counts plaintext, not the handshake)
   const start = before === undefined ? 0 : before.endedAt;
-  const read = start === undefined ? 0 : socket.bytesRead - start - READ_CHUNK_BYTES;
+  const slack = (socket as Socket & { encrypted?: boolean }).encrypted === true ? TLS_READ_BYTES : TCP_READ_BYTES;
+  const read = start === undefined ? 0 : socket.bytesRead - start - slack;
   const bytes = Math.max(lineBytes(req), read);
   return bytes > maxHeaderSize ? `the request head is over the limit of ${maxHeaderSize} bytes (${bytes} or more, counting its lines and whitespace)` : undefined;
 }
