@@ -20,6 +20,15 @@ export const LOCK_FILE = '.lock';
 export const TAKEOVER_FILE = '.lock.takeover';
 /** How long a CA command waits for another one to finish before it gives up. */
 const LOCK_WAIT_MS = 10_000;
+
+export interface LockWait {
+  /**
+   * Give up (403 forbidden) once performance.now() passes this, rather than LOCK_WAIT_MS from
+   * the call: a CA server answering a sidecar must give up before the sidecar does, counting
+   * from when the request came, not from when its turn in the process's queue came.
+   */
+  readonly until?: number;
+}
 /**
  * A lock file still empty this long after it was made was left by a holder that died making
  * it; a takeover guard whose holder is gone is removed once this old (its holder died within
@@ -40,11 +49,12 @@ interface SeenLock {
   readonly mtimeMs: number;
 }
 
-export async function withCaLock<T>(dir: string, change: () => Promise<T>): Promise<T> {
+export async function withCaLock<T>(dir: string, change: () => Promise<T>, wait: LockWait = {}): Promise<T> {
   // every command that changes the folder comes through here: none writes keys into a shared one
   await requirePrivateCaFolder(dir);
   const path = join(dir, LOCK_FILE);
-  const deadline = Date.now() + LOCK_WAIT_MS;
+  // by the running time: a wall clock stepped back mid-wait would stretch the wait by the step
+  const deadline = wait.until ?? performance.now() + LOCK_WAIT_MS;
   while (!(await tryCreate(path))) {
     const seen = await readLock(path);
     if (seen === undefined) continue; // released between the two: try again at once
@@ -57,7 +67,7 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>): Prom
       await sleep(10);
       continue;
     }
-    if (Date.now() > deadline) throw new MeshcarError('forbidden', `${dir} is being changed by another meshcar process (pid ${seen.text}, see ${path}); try again when it has finished`);
+    if (performance.now() > deadline) throw new MeshcarError('forbidden', `${dir} is being changed by another meshcar process (pid ${seen.text}, see ${path}); try again when it has finished`);
     await sleep(100);
   }
   try {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { withCaLock } from './folder-lock.js';
+import { DEFAULT_CA_TIMEOUT_MS } from '../identity/ca-exchange.js';
 
 export const LEDGER_FILE = 'used-tokens.json';
 
@@ -24,9 +25,18 @@ export const LEDGER_FILE = 'used-tokens.json';
  */
 export const PRUNE_MARGIN_MS = 7 * 24 * 3_600_000;
 
+/**
+ * How long a spend waits for the folder's lock (held by a CA command, or another server's
+ * spend) from the moment it was asked for: well inside the sidecar's request timeout, so the
+ * sidecar hears the 403 (and the token stays unspent) instead of giving up on a CA that could
+ * still spend the token for a certificate nobody receives.
+ */
+export const SPEND_LOCK_WAIT_MS = DEFAULT_CA_TIMEOUT_MS / 2;
+
 /** True once an entry may go: its token expired more than PRUNE_MARGIN_MS ago by this clock. */
 const prunable = (expSeconds: number, nowMs: number) => expSeconds * 1000 + PRUNE_MARGIN_MS <= nowMs;
 
+const tokenExpired = (expSeconds: number) => new MeshcarError('token_expired', `the join token expired at ${new Date(expSeconds * 1000).toISOString()}; ask for a new one`);
 const tokenUsed = () => new MeshcarError('token_used', 'this single-use join token has already been used');
 
 export class TokenLedger {
@@ -62,24 +72,37 @@ export class TokenLedger {
   /**
    * Marks a token spent, durably, before the certificate is signed: a crash after this point
    * wastes the token, the safe way round. Throws token_used if it was spent already, here or
-   * by another process on the same folder.
+   * by another process on the same folder. A spend that could not be recorded (the folder's
+   * lock held past SPEND_LOCK_WAIT_MS, an unreadable ledger) leaves the token unspent: no
+   * certificate came of it, so the retry must not be told token_used.
    */
   async redeem(jti: string, expSeconds: number, nowMs = Date.now()): Promise<void> {
+    const lockWaitUntil = performance.now() + SPEND_LOCK_WAIT_MS;
     // an expired token is never spent, whenever its request was authenticated, by this CA's own
     // clock and with no leeway: the entries of expired tokens are dropped (PRUNE_MARGIN_MS after
     // their end), so one spent before and looked up now could be missing and pass
-    if (expSeconds * 1000 <= nowMs) throw new MeshcarError('token_expired', `the join token expired at ${new Date(expSeconds * 1000).toISOString()}; ask for a new one`);
-    // the check-and-set is synchronous, so two concurrent requests here cannot both pass; the
-    // token stays marked whatever happens next (a failed write wastes it, the safe way round)
+    if (expSeconds * 1000 <= nowMs) throw tokenExpired(expSeconds);
+    // the check-and-set is synchronous, so two concurrent requests here cannot both pass
     if (this.spent.has(jti)) throw tokenUsed();
     this.spent.set(jti, expSeconds);
-    const write = this.writes.then(() => withCaLock(this.dir, () => this.record(jti, expSeconds, nowMs)));
+    const write = this.writes.then(() => withCaLock(this.dir, () => this.record(jti, expSeconds), { until: lockWaitUntil }));
     this.writes = write.catch(() => undefined);
-    await write;
+    try {
+      await write;
+    } catch (err) {
+      // not recorded: the reservation goes (the file, read under the lock at every spend, still
+      // refuses a token some other server spent, or whose write landed before a late failure)
+      if (!(err instanceof MeshcarError && err.code === 'token_used')) this.spent.delete(jti);
+      if (err instanceof MeshcarError && err.code === 'forbidden') throw new MeshcarError('forbidden', `${err.message}; the join token was not spent: it can be used again`);
+      throw err;
+    }
   }
 
   /** Under the folder's lock: the file as it is now, plus this token, less what expired long enough ago (PRUNE_MARGIN_MS). */
-  private async record(jti: string, expSeconds: number, nowMs: number): Promise<void> {
+  private async record(jti: string, expSeconds: number): Promise<void> {
+    // the clock as the lock is taken: a token that ran out while its spend waited is not spent
+    const nowMs = Date.now();
+    if (expSeconds * 1000 <= nowMs) throw tokenExpired(expSeconds);
     const onDisk = await this.read();
     if (onDisk.has(jti)) throw tokenUsed(); // spent by another server on this folder
     onDisk.set(jti, expSeconds);

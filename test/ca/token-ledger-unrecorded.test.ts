@@ -1,0 +1,89 @@
+// A single-use join token whose spend could not be recorded is not spent: no certificate came
+// of it, so its retry signs. The ledger used to reserve the token in memory before the write and
+// keep it whatever the write did: the folder's lock held by a live process (403 after 10 s) or
+// an unreadable used-tokens.json (500) burned the token, and the retry was told token_used. The
+// lock wait also equalled the sidecar's CA request timeout (10 s), and spends queued behind each
+// other waited 10 s each: a sidecar gave up first and heard token_used when it tried again. A
+// spend now waits for the lock at most SPEND_LOCK_WAIT_MS from its arrival, well inside the
+// sidecar's timeout. Real CA server (caServe, what `ca serve` runs) over real TLS; the lock is
+// held by a real live process.
+
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { caToken } from '../../src/ca/commands.js';
+import { buildCsr } from '../../src/pki/csr-request.js';
+import { LOCK_FILE } from '../../src/ca/folder-lock.js';
+import { LEDGER_FILE } from '../../src/ca/token-ledger.js';
+import { DEFAULT_CA_TIMEOUT_MS } from '../../src/identity/ca-exchange.js';
+import { callCa, startTestCa, type TestCa } from '../helpers/ca.js';
+import { ecKeys } from '../helpers/hostile-csr.js';
+
+/** The sidecar gives up after DEFAULT_CA_TIMEOUT_MS; the CA's answer must come well before, TLS and signing included. */
+const ANSWER_BEFORE_MS = DEFAULT_CA_TIMEOUT_MS - 3_000;
+
+async function signingCa(t: Tap.Test): Promise<{ ca: TestCa; sign: (token: string) => Promise<{ status: number; error?: string; message?: string; ms: number }> }> {
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const sign = async (token: string) => {
+    const keys = ecKeys();
+    const body = JSON.stringify({ csr: await buildCsr(keys.privateKey, keys.publicKey, 'spiffe://mesh.local/svc/orders') });
+    const started = performance.now();
+    const answer = await callCa(ca.server.url, { method: 'POST', path: '/v1/sign', ca: bundle, body, headers: { authorization: `Bearer ${token}` } });
+    const json = answer.json() as { error?: string; message?: string };
+    return { status: answer.status, ...(json.error === undefined ? {} : { error: json.error, message: json.message }), ms: performance.now() - started };
+  };
+  return { ca, sign };
+}
+
+/** A live process other than this one, whose pid the folder's lock names: a CA command under way, as the CA sees it. */
+async function holdLock(t: Tap.Test, dir: string): Promise<() => Promise<void>> {
+  const holder = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60_000)'], { stdio: 'ignore' });
+  await once(holder, 'spawn');
+  t.teardown(() => void holder.kill());
+  await writeFile(join(dir, LOCK_FILE), String(holder.pid), { mode: 0o600 });
+  return () => rm(join(dir, LOCK_FILE), { force: true });
+}
+
+t.test('a spend the held lock stopped leaves the token unspent, answered before the sidecar gives up', async (t) => {
+  const { ca, sign } = await signingCa(t);
+  const token = await caToken(ca.dir, 'orders', 3_600_000, true);
+  const release = await holdLock(t, ca.dir);
+  const refused = await sign(token);
+  t.match(refused, { status: 403, error: 'forbidden', message: /being changed by another meshcar process.*the join token was not spent/ }, 'forbidden, saying the token was not spent');
+  t.ok(refused.ms < ANSWER_BEFORE_MS, `answered in ${Math.round(refused.ms)} ms, before the sidecar's ${DEFAULT_CA_TIMEOUT_MS} ms`);
+  await release();
+  t.equal((await sign(token)).status, 200, 'the same token signs once the lock is gone');
+  t.match(await sign(token), { status: 401, error: 'token_used' }, 'and is spent from then on');
+});
+
+t.test('spends queued behind a held lock are all answered before the sidecar gives up', async (t) => {
+  const { ca, sign } = await signingCa(t);
+  const tokens = await Promise.all([1, 2, 3].map(() => caToken(ca.dir, 'orders', 3_600_000, true)));
+  const release = await holdLock(t, ca.dir);
+  const answers = await Promise.all(tokens.map(sign));
+  for (const [i, answer] of answers.entries()) {
+    t.equal(answer.status, 403, `spend ${i + 1}: forbidden`);
+    t.ok(answer.ms < ANSWER_BEFORE_MS, `spend ${i + 1}: answered in ${Math.round(answer.ms)} ms`);
+  }
+  await release();
+  t.same((await Promise.all(tokens.map(sign))).map((a) => a.status), [200, 200, 200], 'each token signs once the lock is gone');
+});
+
+t.test('a spend an unreadable ledger stopped leaves the token unspent', async (t) => {
+  const { ca, sign } = await signingCa(t);
+  const spent = await caToken(ca.dir, 'orders', 3_600_000, true);
+  // made before the ledger is broken: `ca token` opens the folder, ledger included
+  const token = await caToken(ca.dir, 'orders', 3_600_000, true);
+  t.equal((await sign(spent)).status, 200, 'one token spent: the ledger exists');
+  const path = join(ca.dir, LEDGER_FILE);
+  const whole = await readFile(path, 'utf8');
+  await writeFile(path, whole.slice(0, whole.length / 2));
+  t.match(await sign(token), { status: 500, error: 'ca_missing', message: /used-tokens\.json cannot be read/ }, 'a truncated ledger: 500 naming the file');
+  await writeFile(path, whole);
+  t.equal((await sign(token)).status, 200, 'the same token signs once the ledger is mended');
+  t.match(await sign(spent), { status: 401, error: 'token_used' }, 'and the token spent before is still refused');
+});
