@@ -18,7 +18,8 @@ import { buildCsr } from '../../src/pki/csr-request.js';
 import { LOCK_FILE } from '../../src/ca/folder-lock.js';
 import { LEDGER_FILE } from '../../src/ca/token-ledger.js';
 import { DEFAULT_CA_TIMEOUT_MS } from '../../src/identity/ca-exchange.js';
-import { callCa, startTestCa, type TestCa } from '../helpers/ca.js';
+import { obtainIdentity } from '../../src/identity/bootstrap.js';
+import { callCa, memoryLogger, startTestCa, type TestCa } from '../helpers/ca.js';
 import { ecKeys } from '../helpers/hostile-csr.js';
 
 /** The sidecar gives up after DEFAULT_CA_TIMEOUT_MS; the CA's answer must come well before, TLS and signing included. */
@@ -58,6 +59,27 @@ t.test('a spend the held lock stopped leaves the token unspent, answered before 
   await release();
   t.equal((await sign(token)).status, 200, 'the same token signs once the lock is gone');
   t.match(await sign(token), { status: 401, error: 'token_used' }, 'and is spent from then on');
+});
+
+t.test("a sidecar's first start while the lock is held is told so, and its next start with the same token gets its SVID", async (t) => {
+  const { ca } = await signingCa(t);
+  const scratch = t.testdir();
+  const tokenPath = join(scratch, 'orders.token');
+  await writeFile(tokenPath, await caToken(ca.dir, 'orders', 3_600_000, true), { mode: 0o600 });
+  // the sidecar's own first issuance, with its request timeout (DEFAULT_CA_TIMEOUT_MS) and retries
+  const start = () => obtainIdentity({
+    spiffeId: 'spiffe://mesh.local/svc/orders',
+    trustDomain: 'mesh.local',
+    dir: join(scratch, 'identity'),
+    ca: { url: ca.server.url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath },
+    logger: memoryLogger([]),
+  });
+  const release = await holdLock(t, ca.dir);
+  await t.rejects(start(), { status: 403, caError: 'forbidden', message: /refused \(403 forbidden\).*the join token was not spent/ }, 'the first start hears the 403, not a timeout and then token_used');
+  await release();
+  const running = await start();
+  t.teardown(() => running.stop());
+  t.equal(running.identity.current().spiffeId, 'spiffe://mesh.local/svc/orders', 'the next start gets its SVID with the same token');
 });
 
 t.test('spends queued behind a held lock are all answered before the sidecar gives up', async (t) => {
