@@ -29,6 +29,7 @@ export interface LockWait {
    */
   readonly until?: number;
 }
+
 /**
  * A lock file still empty this long after it was made was left by a holder that died making
  * it; a takeover guard whose holder is gone is removed once this old (its holder died within
