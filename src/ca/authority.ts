@@ -96,6 +96,9 @@ export class Authority {
     if (asked !== grant.spiffeId) {
       throw new MeshcarError('identity_not_allowed', `the CSR asks for ${JSON.stringify(clip(asked, QUOTED_VALUE_LIMIT))} but the ${grant.via === 'token' ? 'join token' : 'client certificate'} grants ${grant.spiffeId}`);
     }
+    // before a single-use token is spent: an expired issuer would fail the signing after it,
+    // and the token would be gone with no certificate to show for it
+    this.refuseWithExpiredIssuer();
     if (grant.via === 'token' && grant.claims.single) await this.ledger.redeem(grant.claims.jti, grant.claims.exp);
     return this.issue(grant.spiffeId, csr.spki, requestedTtlMs, undefined, describePublicKey(csr.publicKey).type);
   }
@@ -114,11 +117,15 @@ export class Authority {
     return this.signLeaf(spiffeId, spki, lifetimeMs, serverNames, undefined);
   }
 
-  private async signLeaf(spiffeId: string, spki: Buffer, lifetimeMs: number, serverNames: readonly string[] | undefined, keyType: KeyDescription['type'] | undefined): Promise<IssuedSvid> {
-    // a leaf is capped at its issuer's notAfter: past it, every leaf would be born expired
+  /** A leaf is capped at its issuer's notAfter: past it, every leaf would be born expired. */
+  private refuseWithExpiredIssuer(): void {
     if (this.issuerNotAfter.getTime() <= Date.now()) {
       throw new MeshcarError('ca_missing', `the CA's issuer expired at ${this.issuerNotAfter.toISOString()}: run "meshcar ca rotate-issuer --dir ${shellWord(this.material.dir)}" (or set issuerRotation in the CA config)`);
     }
+  }
+
+  private async signLeaf(spiffeId: string, spki: Buffer, lifetimeMs: number, serverNames: readonly string[] | undefined, keyType: KeyDescription['type'] | undefined): Promise<IssuedSvid> {
+    this.refuseWithExpiredIssuer();
     const built = await issueLeafCertificate(this.material.issuer, this.issuerNotAfter, {
       spiffeId,
       subjectPublicKeySpki: spki,

@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { callCa, makeCaDir, openssl, runCli, startTestCa, type TestCa } from '../helpers/ca.js';
 import { buildCsr } from '../../src/pki/csr.js';
 import { generateWorkloadKey } from '../../src/pki/keys.js';
-import { caToken } from '../../src/ca/commands.js';
+import { caToken, openAuthority } from '../../src/ca/commands.js';
 import { rotateIssuer } from '../../src/ca/lifecycle.js';
 import { splitPemCertificates } from '../../src/pki/der.js';
 import type { CaStatus } from '../../src/ca/status.js';
@@ -202,6 +202,25 @@ t.test('an expired issuer: issuing is refused saying how to mend it; rotate-issu
     if (status !== 200) await sleep(100);
   }
   t.equal(status, 200, 'the running CA signs again, with no restart');
+});
+
+t.test('an expired issuer refuses a single-use token before spending it: after rotate-issuer the same token signs', async (t) => {
+  // the CA server cannot be reached then (its own certificate ended with the issuer): the
+  // authority as the server holds it, in this process
+  const dir = await makeCaDir();
+  const short = await rotateIssuer(dir, { lifetimeMs: 1500 });
+  const token = await caToken(dir, 'orders', 3_600_000, true);
+  await sleep(Math.max(0, Date.parse(short.issuer.validTo) - Date.now()) + 50);
+  const keys = await generateWorkloadKey();
+  const csr = await buildCsr(createPrivateKey(keys.privateKeyPem), createPublicKey(keys.publicKeyPem), ORDERS);
+  const limits = { maxTtlMs: 3_600_000, defaultTtlMs: 3_600_000 };
+  const expired = await openAuthority(dir, limits);
+  await t.rejects(expired.sign(await expired.grantFromToken(token), csr), { code: 'ca_missing', message: /the CA's issuer expired at/ });
+  t.notMatch(await readFile(join(dir, 'used-tokens.json'), 'utf8').catch(() => ''), JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()).jti, 'the token was not spent');
+  await rotateIssuer(dir, {});
+  const renewed = await openAuthority(dir, limits);
+  const issued = await renewed.sign(await renewed.grantFromToken(token), csr);
+  t.equal(issued.spiffeId, ORDERS, 'the same single-use token signs once the issuer is new');
 });
 
 t.test('issuerRotation: an issuer that expired while the CA was down is rotated before the server starts', async (t) => {
