@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'client_closed'
   | 'unsupported_transfer_coding'
   | 'rate_limited'
+  // the CA's folder is held by another meshcar process past a spend's wait: retry shortly
+  | 'ca_busy'
   // sidecar data plane
   | 'no_route'
   | 'upstream_identity_mismatch'

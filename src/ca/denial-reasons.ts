@@ -19,8 +19,9 @@ export type CaDenialReason = Extract<
   | 'bad_csr' | 'weak_key' | 'identity_not_allowed'
   // the client left before its sign request's body was whole (no answer, no CA fault)
   | 'client_closed'
-  // the CA's own folder: an expired issuer or an unreadable ledger, its lock held too long, a bug
-  | 'ca_missing' | 'forbidden' | 'internal'
+  // the CA's own folder: an expired issuer or an unreadable ledger, its lock held too long (a
+  // CA command's: forbidden; a single-use token's spend: ca_busy, to retry), a bug
+  | 'ca_missing' | 'forbidden' | 'ca_busy' | 'internal'
 >;
 
 /** Every CaDenialReason (a Record, so a reason added to the type and not here fails to compile). */
@@ -29,7 +30,7 @@ const EVERY_CA_DENIAL_REASON: Record<CaDenialReason, true> = {
   unauthenticated: true, bad_token: true, token_expired: true, token_used: true, bad_client_certificate: true,
   bad_csr: true, weak_key: true, identity_not_allowed: true,
   client_closed: true,
-  ca_missing: true, forbidden: true, internal: true,
+  ca_missing: true, forbidden: true, ca_busy: true, internal: true,
 };
 export const CA_DENIAL_REASONS = Object.keys(EVERY_CA_DENIAL_REASON) as readonly CaDenialReason[];
 

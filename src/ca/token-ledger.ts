@@ -93,7 +93,10 @@ export class TokenLedger {
       // not recorded: the reservation goes (the file, read under the lock at every spend, still
       // refuses a token some other server spent, or whose write landed before a late failure)
       if (!(err instanceof MeshcarError && err.code === 'token_used')) this.spent.delete(jti);
-      if (err instanceof MeshcarError && err.code === 'forbidden') throw new MeshcarError('forbidden', `${err.message}; the join token was not spent: it can be used again`);
+      // a lock held by a CA command (rotate-issuer, root ...) or another server's spends ends
+      // soon: 503 with Retry-After, which the sidecar's first issuance retries by itself (a 403
+      // ended its start, and a restart loop in a pod)
+      if (err instanceof MeshcarError && err.code === 'forbidden') throw new MeshcarError('ca_busy', `${err.message}; the join token was not spent: retry`, { retryAfterSeconds: 1 });
       throw err;
     }
   }

@@ -1,11 +1,12 @@
 // A single-use join token whose spend could not be recorded is not spent: no certificate came
 // of it, so its retry signs. The ledger used to reserve the token in memory before the write and
-// keep it whatever the write did: the folder's lock held by a live process (403 after 10 s) or
+// keep it whatever the write did: the folder's lock held by a live process (then 403 after 10 s) or
 // an unreadable used-tokens.json (500) burned the token, and the retry was told token_used. The
 // lock wait also equalled the sidecar's CA request timeout (10 s), and spends queued behind each
 // other waited 10 s each: a sidecar gave up first and heard token_used when it tried again. A
 // spend now waits for the lock at most SPEND_LOCK_WAIT_MS from its arrival, well inside the
-// sidecar's timeout. Real CA server (caServe, what `ca serve` runs) over real TLS; the lock is
+// sidecar's timeout, with 503 ca_busy and Retry-After, which the sidecar's first issuance
+// retries by itself (a 403 ended its start). Real CA server (caServe, what `ca serve` runs) over real TLS; the lock is
 // held by a real live process.
 
 import t from 'tap';
@@ -25,7 +26,7 @@ import { ecKeys } from '../helpers/hostile-csr.js';
 /** The sidecar gives up after DEFAULT_CA_TIMEOUT_MS; the CA's answer must come well before, TLS and signing included. */
 const ANSWER_BEFORE_MS = DEFAULT_CA_TIMEOUT_MS - 3_000;
 
-async function signingCa(t: Tap.Test): Promise<{ ca: TestCa; sign: (token: string) => Promise<{ status: number; error?: string; message?: string; ms: number }> }> {
+async function signingCa(t: Tap.Test): Promise<{ ca: TestCa; sign: (token: string) => Promise<{ status: number; retryAfter: unknown; error?: string; message?: string; ms: number }> }> {
   const ca = await startTestCa();
   t.teardown(() => ca.close());
   const bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
@@ -35,7 +36,7 @@ async function signingCa(t: Tap.Test): Promise<{ ca: TestCa; sign: (token: strin
     const started = performance.now();
     const answer = await callCa(ca.server.url, { method: 'POST', path: '/v1/sign', ca: bundle, body, headers: { authorization: `Bearer ${token}` } });
     const json = answer.json() as { error?: string; message?: string };
-    return { status: answer.status, ...(json.error === undefined ? {} : { error: json.error, message: json.message }), ms: performance.now() - started };
+    return { status: answer.status, retryAfter: answer.headers['retry-after'], ...(json.error === undefined ? {} : { error: json.error, message: json.message }), ms: performance.now() - started };
   };
   return { ca, sign };
 }
@@ -54,32 +55,36 @@ t.test('a spend the held lock stopped leaves the token unspent, answered before 
   const token = await caToken(ca.dir, 'orders', 3_600_000, true);
   const release = await holdLock(t, ca.dir);
   const refused = await sign(token);
-  t.match(refused, { status: 403, error: 'forbidden', message: /being changed by another meshcar process.*the join token was not spent/ }, 'forbidden, saying the token was not spent');
+  t.match(refused, { status: 503, error: 'ca_busy', message: /being changed by another meshcar process.*the join token was not spent: retry/ }, 'busy, saying the token was not spent');
+  t.equal(refused.retryAfter, '1', 'with Retry-After: 1');
   t.ok(refused.ms < ANSWER_BEFORE_MS, `answered in ${Math.round(refused.ms)} ms, before the sidecar's ${DEFAULT_CA_TIMEOUT_MS} ms`);
   await release();
   t.equal((await sign(token)).status, 200, 'the same token signs once the lock is gone');
   t.match(await sign(token), { status: 401, error: 'token_used' }, 'and is spent from then on');
 });
 
-t.test("a sidecar's first start while the lock is held is told so, and its next start with the same token gets its SVID", async (t) => {
+t.test("a sidecar's first start while the lock is held waits, and gets its SVID with the same token once the lock is gone", async (t) => {
   const { ca } = await signingCa(t);
   const scratch = t.testdir();
   const tokenPath = join(scratch, 'orders.token');
   await writeFile(tokenPath, await caToken(ca.dir, 'orders', 3_600_000, true), { mode: 0o600 });
   // the sidecar's own first issuance, with its request timeout (DEFAULT_CA_TIMEOUT_MS) and retries
-  const start = () => obtainIdentity({
+  const lines: Array<Record<string, unknown>> = [];
+  const release = await holdLock(t, ca.dir);
+  const starting = obtainIdentity({
     spiffeId: 'spiffe://mesh.local/svc/orders',
     trustDomain: 'mesh.local',
     dir: join(scratch, 'identity'),
     ca: { url: ca.server.url, bundlePath: join(ca.dir, 'bundle.pem'), tokenPath },
-    logger: memoryLogger([]),
+    logger: memoryLogger(lines),
   });
-  const release = await holdLock(t, ca.dir);
-  await t.rejects(start(), { status: 403, caError: 'forbidden', message: /refused \(403 forbidden\).*the join token was not spent/ }, 'the first start hears the 403, not a timeout and then token_used');
+  const refusal = () => lines.find((l) => /refused \(503 ca_busy\).*the join token was not spent/.test(String(l.msg)));
+  for (let i = 0; i < 300 && refusal() === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.ok(refusal(), 'the start hears 503 ca_busy, not a timeout and then token_used, and says it retries');
   await release();
-  const running = await start();
+  const running = await starting;
   t.teardown(() => running.stop());
-  t.equal(running.identity.current().spiffeId, 'spiffe://mesh.local/svc/orders', 'the next start gets its SVID with the same token');
+  t.equal(running.identity.current().spiffeId, 'spiffe://mesh.local/svc/orders', 'the same start gets its SVID with the same token once the lock is gone');
 });
 
 t.test('spends queued behind a held lock are all answered before the sidecar gives up', async (t) => {
@@ -88,7 +93,7 @@ t.test('spends queued behind a held lock are all answered before the sidecar giv
   const release = await holdLock(t, ca.dir);
   const answers = await Promise.all(tokens.map(sign));
   for (const [i, answer] of answers.entries()) {
-    t.equal(answer.status, 403, `spend ${i + 1}: forbidden`);
+    t.equal(answer.status, 503, `spend ${i + 1}: ca_busy`);
     t.ok(answer.ms < ANSWER_BEFORE_MS, `spend ${i + 1}: answered in ${Math.round(answer.ms)} ms`);
   }
   await release();
