@@ -16,7 +16,7 @@ import { MeshcarError, listenFailed } from '../errors.js';
 import { parseDuration } from '../config/duration.js';
 import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
-import { readJsonBody } from '../http/read-body.js';
+import { readJsonBody, refuseJsonHead } from '../http/read-body.js';
 import { servedTarget } from '../http/served-target.js';
 import { keepEveryHeadLine } from '../http/head-size.js';
 import { DenialAudit } from './denial-audit.js';
@@ -98,7 +98,9 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       const authenticated = await authenticate(req, authority);
       who = { client, ...authenticated.who };
       asked = authenticated.grant.spiffeId;
-      // the client waiting to send its body hears "go on" only now that it may (checkContinue)
+      // the client waiting to send its body hears "go on" only now that it may (checkContinue),
+      // and only if its head does not already say the body will be refused
+      refuseJsonHead(req, SIGN_BODY_LIMIT_BYTES);
       if (awaitingContinue.delete(req)) res.writeContinue();
       const body = await readJsonBody(req, SIGN_BODY_LIMIT_BYTES);
       const { csr, ttl } = (body ?? {}) as { csr?: unknown; ttl?: unknown };

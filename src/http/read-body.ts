@@ -15,10 +15,7 @@ const QUOTE_LIMIT = 256;
  * for a fault of their own (`internal`).
  */
 export async function readLimitedBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limitBytes) {
-    throw new MeshcarError('body_too_large', `request body is ${declared} bytes; the limit is ${limitBytes}`);
-  }
+  refuseDeclaredSize(req, limitBytes);
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -34,10 +31,28 @@ export async function readLimitedBody(req: IncomingMessage, limitBytes: number):
   return Buffer.concat(chunks, size);
 }
 
-export async function readJsonBody(req: IncomingMessage, limitBytes: number): Promise<unknown> {
-  const body = await readLimitedBody(req, limitBytes);
+/** 413 for a body whose declared Content-Length is over `limitBytes`: judged from the head alone. */
+function refuseDeclaredSize(req: IncomingMessage, limitBytes: number): void {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limitBytes) {
+    throw new MeshcarError('body_too_large', `request body is ${declared} bytes; the limit is ${limitBytes}`);
+  }
+}
+
+/**
+ * What refuses a JSON body from its head alone (its declared size, its type): a server that
+ * owes a client waiting on Expect: 100-continue its "go on" checks this first, so that client
+ * hears the refusal instead of a 100 and then the refusal after its upload.
+ */
+export function refuseJsonHead(req: IncomingMessage, limitBytes: number): void {
+  refuseDeclaredSize(req, limitBytes);
   const type = String(req.headers['content-type'] ?? 'application/json');
   if (!/^application\/json\b/i.test(type)) throw new MeshcarError('bad_request', `content-type must be application/json, got ${clip(type, QUOTE_LIMIT)}`);
+}
+
+export async function readJsonBody(req: IncomingMessage, limitBytes: number): Promise<unknown> {
+  refuseJsonHead(req, limitBytes);
+  const body = await readLimitedBody(req, limitBytes);
   try {
     return JSON.parse(body.toString('utf8'));
   } catch {

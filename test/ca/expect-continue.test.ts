@@ -61,3 +61,20 @@ t.test('a request with a valid token gets the 100, then its certificate', async 
   await until(received, /HTTP\/1\.1 200 [\s\S]*"certificate"/);
   t.pass('100 Continue, then 200 with the certificate');
 });
+
+t.test('an authenticated request whose head already says its body will be refused gets that answer, not a 100', async (t) => {
+  const { ca, bundle, token } = await startSigningCa();
+  t.teardown(() => ca.close());
+  const cases: Array<[string, string, RegExp]> = [
+    ['a declared body over 64 KiB', 'Content-Type: application/json\r\nContent-Length: 100000', /^HTTP\/1\.1 413 [\s\S]*"error":"body_too_large"/],
+    ['a body that is not JSON', 'Content-Type: text/plain\r\nContent-Length: 100', /^HTTP\/1\.1 400 [\s\S]*"error":"bad_request"[\s\S]*content-type must be application\/json/],
+  ];
+  for (const [what, fields, answer] of cases) {
+    const { socket, received } = await connect(ca.server.port, bundle);
+    t.teardown(() => socket.destroy());
+    socket.write(`POST /v1/sign HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\n${fields}\r\nExpect: 100-continue\r\n\r\n`);
+    await until(received, /^HTTP\/1\.1 (?!100)\d{3} [\s\S]*\}$/);
+    t.match(received(), answer, `${what}: the refusal is the first thing on the wire`);
+    t.notMatch(received(), /100 Continue/, `${what}: no 100 before it`);
+  }
+});
