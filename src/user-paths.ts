@@ -5,7 +5,7 @@
 
 import { constants, existsSync, realpathSync, type Stats } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { MeshcarError } from './errors.js';
 
 const PROBLEMS: Record<string, [what: string, fix: string]> = {
@@ -60,27 +60,42 @@ export function refuseUnexpandedTilde(path: string): void {
 /**
  * /proc, /sys and /dev are the kernel's: nothing meshcar writes belongs there, and Node 20's
  * recursive mkdir loops forever on /proc (it never gives up on the EEXIST/ENOENT it gets).
+ * Two places are judged, and either under them refuses: the entry a writer replaces (the last
+ * part as given, in its folder with the links followed: a rename replaces a link there instead
+ * of following it), and where the links lead (a link to /proc is /proc). The first alone
+ * catches `--out /dev/stdout` with stdout redirected to a file: that link leads to the file,
+ * and the token file was renamed over the host's /dev/stdout link itself.
  */
 export function refuseKernelPath(path: string): void {
-  const top = /^\/(proc|sys|dev)(\/|$)/.exec(realPathOfExisting(resolve(path)));
-  if (top) throw badPath(path, `is under /${top[1]}, a file system of the kernel`, 'choose another path');
+  const replaced = join(realPathOfExisting(dirname(path)), basename(path));
+  // (the path as typed first: its own top is the one to name)
+  for (const judged of [resolve(path), replaced, realPathOfExisting(path)]) {
+    const top = /^\/(proc|sys|dev)(\/|$)/.exec(judged);
+    if (top) throw badPath(path, `is under /${top[1]}, a file system of the kernel`, 'choose another path');
+  }
 }
 
-/** The path with its deepest existing part's links followed (a link to /proc is /proc); a CLI path, read synchronously. */
+/**
+ * The absolute path with its deepest existing part's links followed, as the kernel follows them
+ * (`link/..` is the link's target's parent, not the folder holding the link, which path.resolve
+ * and fs.realpathSync would say); a CLI path, read synchronously.
+ */
 function realPathOfExisting(path: string): string {
-  let existing = path;
+  let existing = isAbsolute(path) ? path : `${process.cwd()}/${path}`;
   let rest = '';
   while (!existsSync(existing)) {
     const parent = dirname(existing);
-    if (parent === existing) return path;
+    if (parent === existing) return resolve(path);
     rest = rest === '' ? basename(existing) : `${basename(existing)}/${rest}`;
     existing = parent;
   }
   try {
-    const real = realpathSync(existing);
-    return rest === '' ? real : `${real}/${rest}`;
+    const real = realpathSync.native(existing);
+    // the missing parts will be folders, not links: their `..` is the lexical one
+    return rest === '' ? real : resolve(real, rest);
   } catch {
-    return path;
+    // a link the kernel cannot name a path for (/dev/stdout to a pipe: "pipe:[1234]"): as given
+    return resolve(path);
   }
 }
 
