@@ -6,10 +6,11 @@
 import { isUtf8 } from 'node:buffer';
 import { BoundedReadError, readBoundedFile } from '../bounded-file.js';
 import { tildeHint } from '../user-paths.js';
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { ConfigIssue } from './issues.js';
 import { syntaxMessage } from './yaml-syntax.js';
 import { nestingTooDeep } from './nesting-depth.js';
+import { aliasTargets, type AliasTargets } from './yaml-aliases.js';
 import { childPath, startOf, YamlValue, type Context } from './yaml-value.js';
 
 export interface YamlSource {
@@ -106,8 +107,11 @@ export function parseYamlSource(file: string, text: string): YamlSource {
     issues.push({ file, line: Math.max(line, 1), column: col, path: '', message: 'YAML syntax: Map keys must be unique' });
   });
   if (issues.length > 0) return { file, root: undefined, issues };
+  // every alias's anchor, found once (yaml-aliases.ts): the parser's resolve walks the whole
+  // document for each alias, which made reading N aliases take N × the file's size
+  const aliases = aliasTargets(doc.contents);
   // tags and dangling aliases change what a value is before any reader sees it: stop, as above
-  checkTagsAndAliases(doc, doc.contents, '', (at, path, message) => {
+  checkTagsAndAliases(aliases, doc.contents, '', (at, path, message) => {
     const { line, col } = lines.linePos(at);
     issues.push({ file, line: Math.max(line, 1), column: col, path, message });
   });
@@ -118,13 +122,13 @@ export function parseYamlSource(file: string, text: string): YamlSource {
   const written = nodeCount(doc.contents);
   const budget = Math.max(MIN_EXPANSION_BUDGET, EXPANSION_FACTOR * written);
   const measure = { cycle: false };
-  if (expandedCount(doc, doc.contents, budget, new Map(), measure) > budget) {
+  if (expandedCount(aliases, doc.contents, budget, new Map(), measure) > budget) {
     const why = measure.cycle
       ? 'an alias (*name) stands inside its own anchor (&name): the value would contain itself'
       : `its YAML aliases (*name) expand to more than ${budget} values (the most is ${MIN_EXPANSION_BUDGET}, or ${EXPANSION_FACTOR} times the values the file writes out): write the values out, or alias smaller anchors`;
     return { file, root: undefined, issues: [wholeFileIssue(file, why)] };
   }
-  const ctx: Context = { file, doc, lines, issues };
+  const ctx: Context = { file, aliases, lines, issues };
   return { file, root: new YamlValue(ctx, doc.contents, '', startOf(doc.contents)), issues };
 }
 
@@ -154,9 +158,9 @@ function checkUniqueKeys(node: unknown, report: (at: number) => void): void {
  * a date, `!foo` an unknown type, all silently) and every alias whose anchor is not defined (it
  * would read as an empty value, far from the cause). Quoting says "a string" without a tag.
  */
-function checkTagsAndAliases(doc: Document, node: unknown, path: string, report: (at: number, path: string, message: string) => void): void {
+function checkTagsAndAliases(aliases: AliasTargets, node: unknown, path: string, report: (at: number, path: string, message: string) => void): void {
   if (isAlias(node)) {
-    if (node.resolve(doc) === undefined) report(startOf(node), path, `the alias *${node.source} names no anchor: define &${node.source} before it`);
+    if (!aliases.has(node)) report(startOf(node), path, `the alias *${node.source} names no anchor: define &${node.source} before it`);
     return;
   }
   if (isScalar(node) || isMap(node) || isSeq(node)) {
@@ -168,13 +172,13 @@ function checkTagsAndAliases(doc: Document, node: unknown, path: string, report:
   if (isMap(node)) {
     for (const pair of node.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : '?';
-      checkTagsAndAliases(doc, pair.key, path, report);
-      checkTagsAndAliases(doc, pair.value, childPath(path, key), report);
+      checkTagsAndAliases(aliases, pair.key, path, report);
+      checkTagsAndAliases(aliases, pair.value, childPath(path, key), report);
     }
   } else if (isSeq(node)) {
-    node.items.forEach((item, i) => checkTagsAndAliases(doc, item, childPath(path, i), report));
+    node.items.forEach((item, i) => checkTagsAndAliases(aliases, item, childPath(path, i), report));
   } else if (isPair(node)) {
-    checkTagsAndAliases(doc, node.value, path, report);
+    checkTagsAndAliases(aliases, node.value, path, report);
   }
 }
 
@@ -210,9 +214,9 @@ const MEASURING = -1;
  * Nodes as a reader sees them, aliases followed; stops counting past `budget`. Each anchored
  * node is measured once (`sizes`); an alias inside its own anchor (a cycle) counts as past it.
  */
-function expandedCount(doc: Document, node: unknown, budget: number, sizes: Map<unknown, number>, found: { cycle: boolean }): number {
+function expandedCount(aliases: AliasTargets, node: unknown, budget: number, sizes: Map<unknown, number>, found: { cycle: boolean }): number {
   if (isAlias(node)) {
-    const target = node.resolve(doc);
+    const target = aliases.get(node);
     if (target === undefined) return 1;
     const known = sizes.get(target);
     if (known === MEASURING) {
@@ -221,19 +225,19 @@ function expandedCount(doc: Document, node: unknown, budget: number, sizes: Map<
     }
     if (known !== undefined) return known;
     sizes.set(target, MEASURING);
-    const size = expandedCount(doc, target, budget, sizes, found);
+    const size = expandedCount(aliases, target, budget, sizes, found);
     sizes.set(target, size);
     return size;
   }
   let n = 1;
   if (isMap(node)) {
     for (const pair of node.items) {
-      n += expandedCount(doc, pair.key, budget, sizes, found) + expandedCount(doc, pair.value, budget, sizes, found);
+      n += expandedCount(aliases, pair.key, budget, sizes, found) + expandedCount(aliases, pair.value, budget, sizes, found);
       if (n > budget) return n;
     }
   } else if (isSeq(node)) {
     for (const item of node.items) {
-      n += expandedCount(doc, item, budget, sizes, found);
+      n += expandedCount(aliases, item, budget, sizes, found);
       if (n > budget) return n;
     }
   }

@@ -3,16 +3,17 @@
 // an issue instead of throwing. Separate from yaml-source.ts, which reads and vets the file: this
 // is what every config section reader walks, once the document is known to be safe to walk.
 
-import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, type LineCounter, type Node } from 'yaml';
+import type { AliasTargets } from './yaml-aliases.js';
 import type { ConfigIssue } from './issues.js';
 import { suggestKey } from './key-suggestion.js';
 import { nonAsciiCharacters } from './odd-characters.js';
 import { clipBare, clipQuotedValues } from './quoted-values.js';
 
-/** What every value of one document shares: where to blame, and the list issues go to. */
+/** What every value of one document shares: where to blame, where its aliases lead, and the list issues go to. */
 export interface Context {
   readonly file: string;
-  readonly doc: Document;
+  readonly aliases: AliasTargets;
   readonly lines: LineCounter;
   readonly issues: ConfigIssue[];
 }
@@ -54,7 +55,7 @@ export class YamlValue {
 
   constructor(ctx: Context, node: Node | null | undefined, path: string, at: number) {
     this.#ctx = ctx;
-    this.node = isAlias(node) ? (node.resolve(ctx.doc) ?? null) : node;
+    this.node = isAlias(node) ? (ctx.aliases.get(node) ?? null) : node;
     this.path = path;
     this.#at = at;
   }
