@@ -81,9 +81,15 @@ export function parseYamlSource(file: string, text: string): YamlSource {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   const issues: ConfigIssue[] = [];
   const seen = new Set<string>();
+  // each error's hint reads its whole line: worded once per line and error, as a line of
+  // 50,000 errors (`- &a - &a ...`, 125 KB) took 12 s of CPU, each error reading it anew
+  const worded = new Map<string, string | undefined>();
   for (const err of doc.errors) {
     const { line, col } = lines.linePos(err.pos[0]);
-    const message = syntaxMessage(err, lineAt(text, err.pos[0]), seen);
+    const key = `${line} ${err.code} ${err.message}`;
+    // (the stack overflow is said once, wherever it unwinds: syntaxMessage keeps that count)
+    const message = worded.has(key) && err.code !== 'RESOURCE_EXHAUSTION' ? worded.get(key) : syntaxMessage(err, lineAt(text, err.pos[0]), seen);
+    worded.set(key, message);
     if (message !== undefined) issues.push({ file, line: Math.max(line, 1), column: col, path: '', message: `YAML syntax: ${message}` });
   }
   // lines ending in CR alone (classic Mac) are one long line to the parser: a flood of errors

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { join } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError, formatIssue, formatIssues, type ConfigIssue } from '../../src/config/issues.js';
 import { parseYamlSource, readYamlSource } from '../../src/config/yaml-source.js';
 import { childPath } from '../../src/config/yaml-value.js';
@@ -18,6 +19,28 @@ t.test('YAML syntax errors carry line and column, and stop the check', async (t)
   const source = parseYamlSource('c.yaml', 'a: 1\nb: [1, 2\nc: 3\n');
   t.equal(source.root, undefined);
   t.same(lines(source.issues), ['c.yaml:3:1: YAML syntax: Flow sequence in block collection must be sufficiently indented and end with a ]']);
+});
+
+t.test('a line of tens of thousands of syntax errors is worded in time linear in it', async (t) => {
+  // every error on the same 80 KB line, whose hints (invisible characters, a bare IPv6
+  // address, braces) were each read again per error: `- &a - &a ...` (now refused by the
+  // nesting scan) took 12 s of CPU for 125 KB
+  const text = `x: "a" ${'"b" '.repeat(20_000)}\n`;
+  const cpuMs = (work: () => unknown): number => {
+    const start = process.cpuUsage();
+    work();
+    const used = process.cpuUsage(start);
+    return (used.user + used.system) / 1000;
+  };
+  // as yaml-source.ts parses
+  const parse = () => parseDocument(text, { lineCounter: new LineCounter(), prettyErrors: false, uniqueKeys: false });
+  parse(); // the parser compiled first
+  let issues: ConfigIssue[] = [];
+  const read = cpuMs(() => (issues = parseYamlSource('c.yaml', text).issues));
+  const parsed = cpuMs(parse);
+  t.equal(issues.length, 20_000);
+  t.same(lines(issues.slice(0, 2)), ['c.yaml:1:8: YAML syntax: Unexpected double-quoted-scalar at node end', 'c.yaml:1:12: YAML syntax: Unexpected double-quoted-scalar at node end']);
+  t.ok(read < 2 * parsed + 150, `${read.toFixed(0)} ms of CPU, the parser's own ${parsed.toFixed(0)} ms and little more`);
 });
 
 t.test('duplicate keys and several documents are syntax errors', async (t) => {
