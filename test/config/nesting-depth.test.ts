@@ -42,6 +42,30 @@ t.test('a quote inside a plain value hides no nesting: refused at once, where it
   }
 });
 
+t.test('keys nested on one line, in [ ] or { } or in block style, are refused at once too', async (t) => {
+  const INLINE = "YAML syntax: lists and maps nest too deep here: more than 64 - ? : indicators follow the line's content (a: b: c: ... opens a level each); a config needs a few levels";
+  const KEYS = 'YAML syntax: [ ] and { } and the keys in them (a: b: c: ...) nest more than 64 deep here; a config needs a few levels';
+  const cases: Record<string, [text: string, line: string]> = {
+    // 6 KB: the parser's stack overflowed (a reload said only "Maximum call stack size exceeded")
+    'k: k: k: ...': [`x:\n  ${'k: '.repeat(2000)}a\n`, `2:196: ${INLINE}`],
+    '? k: ? k: ...': [`x:\n  ${'? k: '.repeat(2000)}a\n`, `2:166: ${INLINE}`],
+    // no nesting, but two syntax errors per item
+    '- &a - &a ...': [`x:\n  ${'- &a '.repeat(10_000)}a\n`, `2:328: ${INLINE}`],
+    '[a: a: a: ...]': [`x: [${'a: '.repeat(5000)}b]\n`, `1:195: ${KEYS}`],
+    '{a: a: a: ...}': [`x: {${'a: '.repeat(5000)}b}\n`, `1:198: ${KEYS}`],
+    'keys, then [, again and again': [`x: ${`[${'a: '.repeat(40)}`.repeat(40)}\n`, `1:193: ${KEYS}`],
+  };
+  for (const [name, [text, line]] of Object.entries(cases)) {
+    const { lines, ms } = check(text);
+    t.same(lines, [`c.yaml:${line}`], name);
+    t.ok(ms < 250, `${name}: ${ms.toFixed(0)} ms of CPU`);
+  }
+  // JSON is YAML: a map's own key is no extra level, and a comma ends an entry's keys
+  const json = (depth: number) => `${JSON.stringify(Array.from({ length: depth }).reduce((inner) => ({ k: inner, n: [1, { m: 2 }] }), 1)).replace(/:/g, ': ')}\n`;
+  t.same(check(json(60)).lines, []);
+  t.same(check(`list: [${Array.from({ length: 500 }, (_, i) => `{k${i}: ${i}, v: [a, b]}`).join(', ')}]\n`).lines, [], '500 entries of one line');
+});
+
 t.test("a config with it's and a'b values, brackets in quotes and comments, still loads", async (t) => {
   const text = [
     "names: [it's, a'b, \"c'd\", 'e''f', g\"h]",
