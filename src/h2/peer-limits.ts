@@ -7,7 +7,8 @@
 import { ErrorCode } from './constants.js';
 import type { H2Connection } from './connection.js';
 import { HeaderListTooLargeError, StreamLimitError } from './errors.js';
-import { headerListSize } from './headers-outgoing.js';
+import { HeadKind, type OutgoingHeaders } from './headers.js';
+import { flattenHeaders, headerListSize } from './headers-outgoing.js';
 import type { H2Stream } from './stream.js';
 
 /** request(): throws while as many of our streams are open as the peer allows. */
@@ -36,8 +37,23 @@ export function headFitsPeer(c: H2Connection, stream: H2Stream, flat: readonly s
   return false;
 }
 
+/**
+ * A server's response head measured before respond(): the error headFitsPeer would reset the
+ * stream with, or undefined if it fits. The sidecar asks first, so it can answer the stream with
+ * its own small error head instead of a reset that leaves the caller without a status.
+ */
+export function responseHeadOverPeer(c: PeerSettingsHolder, headers: OutgoingHeaders | readonly string[]): HeaderListTooLargeError | undefined {
+  if (c.remoteSettings.maxHeaderListSize === Infinity) return undefined;
+  // a list goes out as it is (flattenHeaders returns it without a copy), so it is measured as it is
+  const size = overPeerLimit(c, Array.isArray(headers) ? headers : flattenHeaders(headers, HeadKind.Response));
+  return size > 0 ? new HeaderListTooLargeError(size, c.remoteSettings.maxHeaderListSize) : undefined;
+}
+
+/** What of a connection the measures need: the peer's settings. */
+type PeerSettingsHolder = Pick<H2Connection, 'remoteSettings'>;
+
 /** The RFC 7541 size of `flat` if it is above the peer's SETTINGS_MAX_HEADER_LIST_SIZE, else 0 (no loop while the peer set none). */
-function overPeerLimit(c: H2Connection, flat: readonly string[]): number {
+function overPeerLimit(c: PeerSettingsHolder, flat: readonly string[]): number {
   const limit = c.remoteSettings.maxHeaderListSize;
   if (limit === Infinity) return 0;
   const size = headerListSize(flat);

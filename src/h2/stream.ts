@@ -15,7 +15,9 @@
 // for a chunk the writer holds by reference, until the socket has it (the buffer may be reused).
 
 import { Duplex, Readable } from 'node:stream';
-import { ErrorCode } from './constants.js';
+import { ErrorCode, type Settings } from './constants.js';
+import type { HeaderListTooLargeError } from './errors.js';
+import { responseHeadOverPeer } from './peer-limits.js';
 import { ReceiveWindow, SendWindow } from './flow-control.js';
 import type { BatchWaiter } from './batch-waiters.js';
 import { HeadKind, type OutgoingHeaders } from './headers.js';
@@ -27,6 +29,8 @@ import { checkClosed, dropOutput, endsWithBatch, localEnded, sendHead } from './
 /** What a stream needs from its connection (implemented by H2Connection). */
 export interface StreamHost {
   readonly isServer: boolean;
+  /** The peer's SETTINGS (a head over its maxHeaderListSize is not sent). */
+  readonly remoteSettings: Readonly<Settings>;
   /** Encodes and frames a header block (HEADERS + CONTINUATION); false if it was not sent (the stream was reset instead). */
   sendHeaderBlock(stream: H2Stream, flat: string[], endStream: boolean): boolean;
   /** The stream has DATA (or its end) to send: schedule it. */
@@ -151,6 +155,14 @@ export class H2Stream extends Duplex implements BatchWaiter {
     const endStream = options?.endStream === true || bodyless;
     this.waitForTrailers = options?.waitForTrailers === true && !bodyless;
     sendHead(this, flat, endStream);
+  }
+
+  /**
+   * Server: the error respond() would reset the stream with for `headers` (a head over the
+   * peer's SETTINGS_MAX_HEADER_LIST_SIZE), measured without sending anything; undefined if it fits.
+   */
+  headOverPeerLimit(headers: OutgoingHeaders | readonly string[]): HeaderListTooLargeError | undefined {
+    return responseHeadOverPeer(this.host, headers);
   }
 
   /** Client: wait for trailers at the end of the request body (set before end()). */

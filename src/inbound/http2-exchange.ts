@@ -15,6 +15,7 @@ import { describeError, MeshcarError } from '../errors.js';
 import { DONE, Exchange } from './exchange.js';
 import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
 import { provokedResetCode, type ResetGuard } from './reset-guard.js';
+import { TRAILERS_TOO_LARGE, answerHeadOverCaller, trailersMessage, trailersRefused, warnOverCaller } from './answer-head-limit.js';
 
 // respond() copies its options, so these may be shared by every request
 const END_STREAM = Object.freeze({ endStream: true });
@@ -115,6 +116,12 @@ export class Http2Exchange extends Exchange {
       head[':status'] = status;
       headers = head;
     }
+    // over the caller's header list size (meshcar codec): the sidecar's own 502 instead (exchange.ts)
+    const overCaller = answerHeadOverCaller(this.stream, head);
+    if (overCaller !== undefined) {
+      warnOverCaller(this.context.logger, 'head', this.caller.id.uri, this.path, overCaller);
+      throw new Error(overCaller);
+    }
     if (endStream) {
       this.stream.respond(headers, END_STREAM);
       return false;
@@ -163,6 +170,15 @@ export class Http2Exchange extends Exchange {
     this.trailersPending = false;
     if (this.stream.destroyed || this.stream.closed) return;
     this.stream.sendTrailers(this.trailers ?? NO_TRAILERS);
+    // over the caller's header list size (meshcar codec): not sent, the stream reset instead;
+    // the caller never got the app's end, nor its grpc-status
+    const refused = trailersRefused(this.stream);
+    if (refused !== undefined) {
+      this.errorCode = TRAILERS_TOO_LARGE;
+      if (this.grpcStatus !== undefined) this.grpcStatus = null;
+      warnOverCaller(this.context.logger, 'trailers', this.caller.id.uri, this.path, trailersMessage(refused));
+      return;
+    }
     // Node's codec puts a reset submitted now ahead of the trailers it is about to send: the
     // reset waits for this send round to end (as Node's own unread-body close does)
     if (this.finishedBeforeTrailers) setImmediate(closeUnfinished, this.stream);

@@ -1,0 +1,82 @@
+// http2.codec meshcar, server role: the app's answer head or trailers over the caller's
+// SETTINGS_MAX_HEADER_LIST_SIZE (65536, as every outbound advertises; the h2c app answers 70 KB
+// of metadata, which HTTP/2 allows). The head never goes out: the caller gets the sidecar's own
+// 502 bad_gateway naming both sizes (JSON body, or grpc-status for a gRPC caller), recorded as
+// 502. Before, the stream was reset INTERNAL_ERROR with no status and recorded as the app's 200
+// with bytesOut 0 and error "reset", and nothing said why. Trailers after a head that went out
+// can only be reset: recorded as trailers_too_large (no grpc-status: the caller never got one),
+// said at warn. The connection serves on.
+
+import t from 'tap';
+import http2 from 'node:http2';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { h2Connect, h2Request, startInbound, type H2Handler } from '../helpers/inbound-fixture.js';
+import { memoryLogger } from '../helpers/ca.js';
+
+const BIG = 'h'.repeat(70 * 1024);
+const CALLER_LIMIT = 65536;
+
+const answer: H2Handler = (stream, headers) => {
+  const path = headers[':path'];
+  stream.on('error', () => {});
+  if (path === '/head') stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-bigh': BIG }, { waitForTrailers: true });
+  else stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+  stream.on('wantTrailers', () => stream.sendTrailers(path === '/trailers' ? { 'grpc-status': '0', 'x-bigt': BIG } : { 'grpc-status': '0' }));
+  stream.end(Buffer.from([0, 0, 0, 0, 1, 0x78]));
+};
+
+/** The h2c app: Node's server sends a head over 64 KiB only when told (grpc-js tells it so). */
+async function startApp(t: Tap.Test): Promise<number> {
+  const server = http2.createServer({ maxSendHeaderBlockLength: 1 << 20 });
+  server.on('stream', answer);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise((resolve) => server.close(resolve)));
+  return (server.address() as AddressInfo).port;
+}
+
+t.test("an answer head or trailers over the caller's header list size: 502 bad_gateway naming why, trailers_too_large; the connection serves on", async (t) => {
+  const lines: Array<Record<string, unknown>> = [];
+  const fx = await startInbound({ codec: 'meshcar', externalApp: { protocol: 'h2c', port: await startApp(t) }, logger: memoryLogger(lines) });
+  t.teardown(() => fx.close());
+  const session = await h2Connect(fx.port, { ...(await fx.tlsOptions()), settings: { maxHeaderListSize: CALLER_LIMIT } } as http2.SecureClientSessionOptions);
+  t.teardown(() => session.destroy());
+
+  // a plain HTTP/2 caller: the JSON error answer
+  const plain = await h2Request(session, { ':method': 'GET', ':path': '/head', 'x-request-id': 'plain-head' });
+  t.equal(plain.status, 502, 'the sidecar answers 502, not a reset without a status');
+  t.equal(plain.headers['x-meshcar-error'], 'bad_gateway');
+  const body = JSON.parse(plain.body.toString()) as { error: string; message: string };
+  t.equal(body.error, 'bad_gateway');
+  t.match(body.message, /its head of \d+ bytes is over the caller's limit of 65536 \(the caller's SETTINGS_MAX_HEADER_LIST_SIZE\)/, 'naming both sizes');
+  t.equal(plain.headers['x-bigh'], undefined, "none of the app's head");
+
+  // a gRPC caller: the trailers-only answer the inbound gives its other errors
+  const grpc = await h2Request(session, { ':method': 'POST', ':path': '/head', 'content-type': 'application/grpc', te: 'trailers', 'x-request-id': 'grpc-head' }, Buffer.from([0, 0, 0, 0, 1, 0x78]));
+  t.equal(grpc.status, 200);
+  t.equal(grpc.headers['x-meshcar-error'], 'bad_gateway');
+  t.equal(grpc.headers['grpc-status'], '14', 'UNAVAILABLE, as for every bad_gateway');
+  t.match(decodeURIComponent(String(grpc.headers['grpc-message'])), /over the caller's limit of 65536/);
+
+  // trailers after the head: the stream is reset, the head was the app's
+  const trailed = await h2Request(session, { ':method': 'POST', ':path': '/trailers', 'content-type': 'application/grpc', te: 'trailers', 'x-request-id': 'grpc-trailers' }, Buffer.from([0, 0, 0, 0, 1, 0x78]));
+  t.equal(trailed.status, 200, "the app's head went out");
+  t.equal(trailed.trailers, undefined, 'no trailers');
+  t.equal(trailed.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, 'the stream is reset');
+
+  const ok = await h2Request(session, { ':method': 'POST', ':path': '/ok', 'content-type': 'application/grpc', te: 'trailers' }, Buffer.from([0, 0, 0, 0, 1, 0x78]));
+  t.equal(ok.trailers?.['grpc-status'], '0', 'the same connection serves the next call');
+
+  const records = await fx.observer.waitForRequests(4);
+  const byId = (id: string) => records.find((r) => r.requestId === id);
+  t.match(byId('plain-head'), { status: 502, errorCode: 'bad_gateway' }, 'recorded as the 502 the caller got');
+  t.ok((byId('plain-head')?.bytesOut ?? 0) > 0, 'with the bytes of the answer sent');
+  t.match(byId('grpc-head'), { status: 502, errorCode: 'bad_gateway', grpcStatus: 14 });
+  t.match(byId('grpc-trailers'), { status: 200, errorCode: 'trailers_too_large', grpcStatus: null }, 'the reset says why, and no grpc-status the caller never got');
+
+  const warned = lines.filter((l) => l.level === 40).map((l) => String(l.msg));
+  t.match(warned.find((m) => m.includes('502 bad_gateway instead')), /its head of \d+ bytes is over the caller's limit of 65536/, 'a warn line for the head');
+  t.match(warned.find((m) => m.includes('reset after the head')), /its trailers of \d+ bytes are over the caller's limit of 65536/, 'a warn line for the trailers');
+  t.equal(warned.length, 2, 'one per caller and kind (the second head is within the 10 s)');
+});
