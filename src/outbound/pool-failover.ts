@@ -15,7 +15,7 @@ import { countStream } from './pool-counting.js';
 import { adopt, closeIfRemoved } from './pool-sessions.js';
 import { nodeCodec } from './node-codec.js';
 import type { UpstreamAgent } from './upstream-agent.js';
-import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
+import { UPSTREAM_MAX_HEAD_BYTES, UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { classifyConnectError, isBadRequestError, isHeaderListTooLargeError, isSessionClosingError } from './upstream-errors.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import type { OpenedStream } from './pool-contract.js';
@@ -43,7 +43,16 @@ const WAIT_BOUND_CONNECT_TIMEOUTS = 4;
 // A 1 MiB stream window (http2-wrapper's default is 32 MiB) keeps a slow app from making us
 // hold much of a fast upstream's body: flow control is the backpressure across the hop.
 // maxHeaderListPairs: as many fields per answer as the upstream sidecar accepts per request (head-limits.ts).
-const AGENT_OPTIONS = Object.freeze({ maxHeaderListPairs: UPSTREAM_MAX_HEAD_FIELDS, settings: Object.freeze({ enablePush: false, initialWindowSize: 1 << 20 }) });
+// maxHeaderListSize: the answer head we take, advertised as the meshcar codec's client does.
+// Without it the inbound read the limit as unbounded and sent a 70 KB head, which Node's client
+// stalled on silently: the stream hung to the timeout and the session with it (every call on it
+// waited until the keepalive PING killed it). Told, the inbound refuses that one stream (502).
+// Node then resets a longer head ENHANCE_YOUR_CALM, its stream alone; attempt-answer.ts still
+// measures heads on streams opened before the upstream acknowledged it.
+const AGENT_OPTIONS = Object.freeze({
+  maxHeaderListPairs: UPSTREAM_MAX_HEAD_FIELDS,
+  settings: Object.freeze({ enablePush: false, initialWindowSize: 1 << 20, maxHeaderListSize: UPSTREAM_MAX_HEAD_BYTES }),
+});
 
 /** A stream through the agent (or the meshcar codec's pool), on `first` if given, with failover. */
 export async function openSlowly(pool: UpstreamPool, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, first: UpstreamEndpoint | undefined, wait: StreamWait): Promise<OpenedStream> {

@@ -9,36 +9,15 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { h2Connect, h2Request, startInbound, type H2Handler } from '../helpers/inbound-fixture.js';
+import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { GRPC_MESSAGE, startBigMetadataApp } from '../helpers/big-metadata-app.js';
 import { memoryLogger } from '../helpers/ca.js';
 
-const BIG = 'h'.repeat(70 * 1024);
 const CALLER_LIMIT = 65536;
-
-const answer: H2Handler = (stream, headers) => {
-  const path = headers[':path'];
-  stream.on('error', () => {});
-  if (path === '/head') stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-bigh': BIG }, { waitForTrailers: true });
-  else stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-  stream.on('wantTrailers', () => stream.sendTrailers(path === '/trailers' ? { 'grpc-status': '0', 'x-bigt': BIG } : { 'grpc-status': '0' }));
-  stream.end(Buffer.from([0, 0, 0, 0, 1, 0x78]));
-};
-
-/** The h2c app: Node's server sends a head over 64 KiB only when told (grpc-js tells it so). */
-async function startApp(t: Tap.Test): Promise<number> {
-  const server = http2.createServer({ maxSendHeaderBlockLength: 1 << 20 });
-  server.on('stream', answer);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => new Promise((resolve) => server.close(resolve)));
-  return (server.address() as AddressInfo).port;
-}
 
 t.test("an answer head or trailers over the caller's header list size: 502 bad_gateway naming why, trailers_too_large; the connection serves on", async (t) => {
   const lines: Array<Record<string, unknown>> = [];
-  const fx = await startInbound({ codec: 'meshcar', externalApp: { protocol: 'h2c', port: await startApp(t) }, logger: memoryLogger(lines) });
+  const fx = await startInbound({ codec: 'meshcar', externalApp: { protocol: 'h2c', port: (await startBigMetadataApp(t)).port }, logger: memoryLogger(lines) });
   t.teardown(() => fx.close());
   const session = await h2Connect(fx.port, { ...(await fx.tlsOptions()), settings: { maxHeaderListSize: CALLER_LIMIT } } as http2.SecureClientSessionOptions);
   t.teardown(() => session.destroy());
@@ -53,19 +32,19 @@ t.test("an answer head or trailers over the caller's header list size: 502 bad_g
   t.equal(plain.headers['x-bigh'], undefined, "none of the app's head");
 
   // a gRPC caller: the trailers-only answer the inbound gives its other errors
-  const grpc = await h2Request(session, { ':method': 'POST', ':path': '/head', 'content-type': 'application/grpc', te: 'trailers', 'x-request-id': 'grpc-head' }, Buffer.from([0, 0, 0, 0, 1, 0x78]));
+  const grpc = await h2Request(session, { ':method': 'POST', ':path': '/head', 'content-type': 'application/grpc', te: 'trailers', 'x-request-id': 'grpc-head' }, GRPC_MESSAGE);
   t.equal(grpc.status, 200);
   t.equal(grpc.headers['x-meshcar-error'], 'bad_gateway');
   t.equal(grpc.headers['grpc-status'], '14', 'UNAVAILABLE, as for every bad_gateway');
   t.match(decodeURIComponent(String(grpc.headers['grpc-message'])), /over the caller's limit of 65536/);
 
   // trailers after the head: the stream is reset, the head was the app's
-  const trailed = await h2Request(session, { ':method': 'POST', ':path': '/trailers', 'content-type': 'application/grpc', te: 'trailers', 'x-request-id': 'grpc-trailers' }, Buffer.from([0, 0, 0, 0, 1, 0x78]));
+  const trailed = await h2Request(session, { ':method': 'POST', ':path': '/trailers', 'content-type': 'application/grpc', te: 'trailers', 'x-request-id': 'grpc-trailers' }, GRPC_MESSAGE);
   t.equal(trailed.status, 200, "the app's head went out");
   t.equal(trailed.trailers, undefined, 'no trailers');
   t.equal(trailed.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, 'the stream is reset');
 
-  const ok = await h2Request(session, { ':method': 'POST', ':path': '/ok', 'content-type': 'application/grpc', te: 'trailers' }, Buffer.from([0, 0, 0, 0, 1, 0x78]));
+  const ok = await h2Request(session, { ':method': 'POST', ':path': '/ok', 'content-type': 'application/grpc', te: 'trailers' }, GRPC_MESSAGE);
   t.equal(ok.trailers?.['grpc-status'], '0', 'the same connection serves the next call');
 
   const records = await fx.observer.waitForRequests(4);
