@@ -1,18 +1,20 @@
-// The app's answer head or trailers over what the HTTP/2 caller takes (its
-// SETTINGS_MAX_HEADER_LIST_SIZE: 64 KiB from every outbound, whatever its codec), on the meshcar
-// codec (Node's nghttp2 reads the caller's limit as advice, and holds what it sends to 64 KiB
-// compressed itself). Sent anyway, the caller refuses it (Node's client, as an outbound on
-// `http2.codec: node` did before it advertised its limit, stalled the whole session); the codec
-// resets the stream instead, and the caller then got no status while this side recorded the
-// app's 200. So the head is measured first and answered with the sidecar's own 502 bad_gateway
-// naming both sizes (http2-exchange.ts throws, exchange.ts answers); trailers come after a head
-// that went out, so their stream can only be reset: recorded as `trailers_too_large`, not as
-// the app's clean end. Either way one warn line per caller and kind per 10 s says why.
+// The app's answer head or trailers over what goes to the HTTP/2 caller: its
+// SETTINGS_MAX_HEADER_LIST_SIZE (64 KiB from every outbound, whatever its codec) and, on
+// `http2.codec: node`, the 64 KiB nghttp2 sends in one block (it reads the caller's limit as
+// advice only). Sent anyway, the caller refuses it (Node's client, an outbound on `node` before it
+// advertised its limit, stalled the whole session); the meshcar codec resets the stream instead,
+// and a head or trailers over nghttp2's bound stalled the caller's session. The caller then got
+// no status while this side recorded the app's 200. So the head is measured first and answered
+// with the sidecar's own 502 bad_gateway naming both sizes (http2-exchange.ts throws,
+// exchange.ts answers); trailers come after a head that went out, so their stream can only be
+// reset: recorded as `trailers_too_large`, not as the app's clean end. Either way one warn line
+// per caller and kind per 10 s says why.
 
 import type { Logger } from 'pino';
 import { H2Stream } from '../h2/index.js';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
+import { headObjectBytes } from '../http/head-list-bytes.js';
 
 /** The reason recorded (access log `error`, meshcar_request_errors_total{reason}) for trailers that were not sent. */
 export const TRAILERS_TOO_LARGE = 'trailers_too_large';
@@ -23,13 +25,45 @@ const LINES = new LogPerKey();
 interface OverLimit {
   readonly size: number;
   readonly limit: number;
+  /** Node's own limit on what it sends, lower than the caller's. */
+  readonly nodeSendLimit?: boolean;
 }
 
-/** Why the app's answer head cannot go to the caller (over its limit), or undefined if it can (or the codec measures nothing: Node's). */
+function limitText(over: OverLimit): string {
+  return over.nodeSendLimit ? `the ${over.limit} bytes Node's HTTP/2 codec sends in one block (http2.codec: node)` : `the caller's limit of ${over.limit} (the caller's SETTINGS_MAX_HEADER_LIST_SIZE)`;
+}
+
+/**
+ * nghttp2 (Node's codec) sends no header block whose bound (name + value + 12 per field) is over
+ * its maxSendHeaderBlockLength, 64 KiB: the stream errs instead, and the caller's session was
+ * seen to stall with it. Measured in RFC 7541 sizes (32 per field), a head within this fits both.
+ */
+const NODE_SEND_BLOCK_LIMIT = 64 * 1024;
+
+/** Why the app's answer head cannot go to the caller (over its limit), or undefined if it can. */
 export function answerHeadOverCaller(stream: unknown, headers: OutgoingHttpHeaders | string[]): string | undefined {
-  if (!(stream instanceof H2Stream)) return undefined;
-  const over = stream.headOverPeerLimit(headers as Parameters<H2Stream['headOverPeerLimit']>[0]);
-  return over === undefined ? undefined : `its head of ${over.size} bytes is over the caller's limit of ${over.limit} (the caller's SETTINGS_MAX_HEADER_LIST_SIZE)`;
+  const over = stream instanceof H2Stream ? stream.headOverPeerLimit(headers as Parameters<H2Stream['headOverPeerLimit']>[0]) : nodeHeadOver(stream as NodeStream, headers as OutgoingHttpHeaders);
+  return over === undefined ? undefined : `its head of ${over.size} bytes is over ${limitText(over)}`;
+}
+
+type NodeStream = { readonly session?: { readonly remoteSettings?: { readonly maxHeaderListSize?: number } } };
+
+/** Node's codec: the head against the caller's advertised limit and nghttp2's own. */
+function nodeHeadOver(stream: NodeStream, headers: OutgoingHttpHeaders): OverLimit | undefined {
+  let callerLimit = Infinity;
+  try {
+    callerLimit = stream.session?.remoteSettings?.maxHeaderListSize ?? Infinity;
+  } catch {
+    // the session is gone: the answer goes nowhere anyway, respond() says so
+  }
+  const size = headObjectBytes(headers as Parameters<typeof headObjectBytes>[0]);
+  if (size <= Math.min(callerLimit, NODE_SEND_BLOCK_LIMIT)) return undefined;
+  return callerLimit <= NODE_SEND_BLOCK_LIMIT ? { size, limit: callerLimit } : { size, limit: NODE_SEND_BLOCK_LIMIT, nodeSendLimit: true };
+}
+
+/** Node's codec, before sendTrailers(): trailers it would not send (the session stalled with them). The meshcar codec measures its own (trailersRefused). */
+export function nodeTrailersOver(stream: unknown, trailers: OutgoingHttpHeaders): OverLimit | undefined {
+  return stream instanceof H2Stream ? undefined : nodeHeadOver(stream as NodeStream, trailers);
 }
 
 /** The trailers the codec just refused to send (the stream is reset): their sizes, or undefined if that is not why the stream ended. */
@@ -49,5 +83,5 @@ export function warnOverCaller(logger: Logger, kind: 'head' | 'trailers', peer: 
 
 /** The message for trailers over the caller's limit. */
 export function trailersMessage(over: OverLimit): string {
-  return `its trailers of ${over.size} bytes are over the caller's limit of ${over.limit} (the caller's SETTINGS_MAX_HEADER_LIST_SIZE)`;
+  return `its trailers of ${over.size} bytes are over ${limitText(over)}`;
 }

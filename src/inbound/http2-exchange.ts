@@ -15,7 +15,7 @@ import { describeError, MeshcarError } from '../errors.js';
 import { DONE, Exchange } from './exchange.js';
 import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
 import { provokedResetCode, type ResetGuard } from './reset-guard.js';
-import { TRAILERS_TOO_LARGE, answerHeadOverCaller, trailersMessage, trailersRefused, warnOverCaller } from './answer-head-limit.js';
+import { TRAILERS_TOO_LARGE, answerHeadOverCaller, nodeTrailersOver, trailersMessage, trailersRefused, warnOverCaller } from './answer-head-limit.js';
 
 // respond() copies its options, so these may be shared by every request
 const END_STREAM = Object.freeze({ endStream: true });
@@ -169,10 +169,13 @@ export class Http2Exchange extends Exchange {
   sendTrailers(): void {
     this.trailersPending = false;
     if (this.stream.destroyed || this.stream.closed) return;
-    this.stream.sendTrailers(this.trailers ?? NO_TRAILERS);
-    // over the caller's header list size (meshcar codec): not sent, the stream reset instead;
-    // the caller never got the app's end, nor its grpc-status
-    const refused = trailersRefused(this.stream);
+    const trailers = this.trailers ?? NO_TRAILERS;
+    // over what the caller takes: not sent, the stream reset instead (Node's codec measured
+    // here, the meshcar codec by itself); the caller never got the app's end, nor its grpc-status
+    const overNode = nodeTrailersOver(this.stream, trailers);
+    if (overNode !== undefined) this.stream.close(h2constants.NGHTTP2_INTERNAL_ERROR);
+    else this.stream.sendTrailers(trailers);
+    const refused = overNode ?? trailersRefused(this.stream);
     if (refused !== undefined) {
       this.errorCode = TRAILERS_TOO_LARGE;
       if (this.grpcStatus !== undefined) this.grpcStatus = null;

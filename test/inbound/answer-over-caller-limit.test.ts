@@ -1,25 +1,27 @@
-// http2.codec meshcar, server role: the app's answer head or trailers over the caller's
+// The inbound on either codec: the app's answer head or trailers over the caller's
 // SETTINGS_MAX_HEADER_LIST_SIZE (65536, as every outbound advertises; the h2c app answers 70 KB
 // of metadata, which HTTP/2 allows). The head never goes out: the caller gets the sidecar's own
 // 502 bad_gateway naming both sizes (JSON body, or grpc-status for a gRPC caller), recorded as
-// 502. Before, the stream was reset INTERNAL_ERROR with no status and recorded as the app's 200
-// with bytesOut 0 and error "reset", and nothing said why. Trailers after a head that went out
+// 502. Before, on meshcar the stream was reset INTERNAL_ERROR with no status and recorded as the
+// app's 200 with bytesOut 0 and error "reset", and nothing said why; on node nghttp2 could not
+// send the block and the caller's stream hung. Trailers after a head that went out
 // can only be reset: recorded as trailers_too_large (no grpc-status: the caller never got one),
 // said at warn. The connection serves on.
 
 import t from 'tap';
 import http2 from 'node:http2';
-import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { h2Connect, h2Request, startInbound, TD } from '../helpers/inbound-fixture.js';
 import { GRPC_MESSAGE, startBigMetadataApp } from '../helpers/big-metadata-app.js';
 import { memoryLogger } from '../helpers/ca.js';
 
 const CALLER_LIMIT = 65536;
 
-t.test("an answer head or trailers over the caller's header list size: 502 bad_gateway naming why, trailers_too_large; the connection serves on", async (t) => {
+for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: an answer head or trailers over the caller's header list size: 502 bad_gateway naming why, trailers_too_large; the connection serves on`, async (t) => {
   const lines: Array<Record<string, unknown>> = [];
-  const fx = await startInbound({ codec: 'meshcar', externalApp: { protocol: 'h2c', port: (await startBigMetadataApp(t)).port }, logger: memoryLogger(lines) });
+  const fx = await startInbound({ codec, externalApp: { protocol: 'h2c', port: (await startBigMetadataApp(t)).port }, logger: memoryLogger(lines) });
   t.teardown(() => fx.close());
-  const session = await h2Connect(fx.port, { ...(await fx.tlsOptions()), settings: { maxHeaderListSize: CALLER_LIMIT } } as http2.SecureClientSessionOptions);
+  // a caller of its own per codec: the warn lines are once per caller and kind
+  const session = await h2Connect(fx.port, { ...(await fx.tlsOptions(`spiffe://${TD}/svc/frontend-${codec}`)), settings: { maxHeaderListSize: CALLER_LIMIT } } as http2.SecureClientSessionOptions);
   t.teardown(() => session.destroy());
 
   // a plain HTTP/2 caller: the JSON error answer
