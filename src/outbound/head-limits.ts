@@ -12,9 +12,9 @@ export const UPSTREAM_MAX_HEAD_FIELDS = 256;
 /**
  * Decoded bytes (RFC 7541 sizes: name + value + 32 per field) of an answer head we relay: the
  * meshcar codec's client holds it while decoding (src/h2/limits.ts, 64 KiB). Node's client
- * holds an answer to 256 fields but not in bytes (its SETTINGS_MAX_HEADER_LIST_SIZE applies to
- * none of the streams opened before the upstream acknowledges it, and an upstream never has
- * to), so an upstream's HPACK bomb (a 4 KB field in the dynamic table, then one byte per
+ * holds an answer to 256 fields but not in bytes (its SETTINGS_MAX_HEADER_LIST_SIZE, this
+ * limit as pool-failover.ts advertises it, applies to none of the streams opened before the
+ * upstream acknowledges it, and an upstream never has to), so an upstream's HPACK bomb (a 4 KB field in the dynamic table, then one byte per
  * reference) reached the app as a 1 MB head from about 4 KB on the wire: attempt-answer.ts
  * checks the decoded list against this.
  */
