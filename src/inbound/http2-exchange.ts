@@ -116,7 +116,8 @@ export class Http2Exchange extends Exchange {
       head[':status'] = status;
       headers = head;
     }
-    // over the caller's header list size (meshcar codec): the sidecar's own 502 instead (exchange.ts)
+    // over what goes to the caller (its header list size; on node also nghttp2's 64 KiB block):
+    // the sidecar's own 502 instead (exchange.ts), not a reset or a stalled stream
     const overCaller = answerHeadOverCaller(this.stream, head);
     if (overCaller !== undefined) {
       warnOverCaller(this.context.logger, 'head', this.caller.id.uri, this.path, overCaller);
