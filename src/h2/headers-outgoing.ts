@@ -52,6 +52,22 @@ export function headerListSize(flat: readonly string[]): number {
 }
 
 /**
+ * headerListSize of an outgoing header object, measured where it is: the response head of every
+ * request is measured before it is sent (peer-limits.ts), and flattening it for that would copy
+ * each head once more. A field of several values counts once per value, as flattened.
+ */
+export function headerObjectSize(headers: OutgoingHeaders): number {
+  let size = 0;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || value === null) continue;
+    if (Array.isArray(value)) for (const one of value as readonly string[]) size += name.length + String(one).length + 32;
+    else size += name.length + String(value).length + 32;
+  }
+  return size;
+}
+
+/**
  * An outgoing header object as a flat list, pseudo-headers first; or a flat list, checked as it
  * is (names already lower-case, pseudo-headers already first) and returned without a copy.
  * With `kind`, also held to the pseudo-headers that kind of head may carry (checkKind).

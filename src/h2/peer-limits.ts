@@ -7,8 +7,8 @@
 import { ErrorCode } from './constants.js';
 import type { H2Connection } from './connection.js';
 import { HeaderListTooLargeError, StreamLimitError } from './errors.js';
-import { HeadKind, type OutgoingHeaders } from './headers.js';
-import { flattenHeaders, headerListSize } from './headers-outgoing.js';
+import type { OutgoingHeaders } from './headers.js';
+import { headerListSize, headerObjectSize } from './headers-outgoing.js';
 import type { H2Stream } from './stream.js';
 
 /** request(): throws while as many of our streams are open as the peer allows. */
@@ -44,9 +44,11 @@ export function headFitsPeer(c: H2Connection, stream: H2Stream, flat: readonly s
  */
 export function responseHeadOverPeer(c: PeerSettingsHolder, headers: OutgoingHeaders | readonly string[]): HeaderListTooLargeError | undefined {
   if (c.remoteSettings.maxHeaderListSize === Infinity) return undefined;
-  // a list goes out as it is (flattenHeaders returns it without a copy), so it is measured as it is
-  const size = overPeerLimit(c, Array.isArray(headers) ? headers : flattenHeaders(headers, HeadKind.Response));
-  return size > 0 ? new HeaderListTooLargeError(size, c.remoteSettings.maxHeaderListSize) : undefined;
+  // a list goes out as it is, so it is measured as it is; an object where it is, not flattened
+  // (respond() flattens it once, as it sends)
+  const limit = c.remoteSettings.maxHeaderListSize;
+  const size = Array.isArray(headers) ? headerListSize(headers as readonly string[]) : headerObjectSize(headers as OutgoingHeaders);
+  return size > limit ? new HeaderListTooLargeError(size, limit) : undefined;
 }
 
 /** What of a connection the measures need: the peer's settings. */
