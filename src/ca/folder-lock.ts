@@ -23,7 +23,7 @@ const LOCK_WAIT_MS = 10_000;
 
 export interface LockWait {
   /**
-   * Give up (403 forbidden) once performance.now() passes this, rather than LOCK_WAIT_MS from
+   * Give up (forbidden, which a token spend answers as 503 ca_busy) once performance.now() passes this, rather than LOCK_WAIT_MS from
    * the call: a CA server answering a sidecar must give up before the sidecar does, counting
    * from when the request came, not from when its turn in the process's queue came.
    */

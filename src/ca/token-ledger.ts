@@ -28,7 +28,7 @@ export const PRUNE_MARGIN_MS = 7 * 24 * 3_600_000;
 /**
  * How long a spend waits for the folder's lock (held by a CA command, or another server's
  * spend) from the moment it was asked for: well inside the sidecar's request timeout, so the
- * sidecar hears the 403 (and the token stays unspent) instead of giving up on a CA that could
+ * sidecar hears the 503 ca_busy (and the token stays unspent, to retry) instead of giving up on a CA that could
  * still spend the token for a certificate nobody receives.
  */
 export const SPEND_LOCK_WAIT_MS = DEFAULT_CA_TIMEOUT_MS / 2;
