@@ -28,6 +28,7 @@ import { bodyCut } from './attempt-answer.js';
 import { upstreamHeaders } from './attempt-head.js';
 import { probeWhilePaused, watchUpload, type UploadAttempt } from './forward-http1-upload.js';
 import { lingeringClose } from '../http/lingering-close.js';
+import { releaseAtTurnEnd, type HeldHead } from './held-heads.js';
 
 // Events that fire once are listened to with on(): once() wraps every listener in another
 // closure, and this runs on every request.
@@ -37,17 +38,18 @@ const NO_BODY = Object.freeze({ endStream: true });
 const FIXED_BODY = Object.freeze({ endStream: false });
 const CHUNKED_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
 
-class Http1Attempt extends Attempt implements UploadAttempt {
+class Http1Attempt extends Attempt implements UploadAttempt, HeldHead {
   readonly appBody: IncomingMessage;
   // the watch of an upload that outlives the complete answer (forward-http1-upload.ts)
   uploadTimer: NodeJS.Timeout | undefined = undefined;
   uploadSeen = 0;
   discarding = false;
   /**
-   * The upstream's head, held until the first byte of its body, its end or its cut: node:http
-   * writes a head only with the first body bytes anyway, and one cut before them can still be
-   * answered with our error instead of an empty reply (a reset between an upstream's head and
-   * its body; from the review against a hostile upstream). Undefined once written (or never held).
+   * The upstream's head, held until the first byte of its body, its end or its cut, but never
+   * past the event-loop turn that brought it (held-heads.ts): head and body leave in one write,
+   * and a cut before the body can still be answered with our error instead of an empty reply
+   * (a reset between an upstream's head and its body; from the review against a hostile
+   * upstream). Undefined once written (or never held).
    */
   heldStatus = 0;
   heldFields: string[] | undefined = undefined;
@@ -149,9 +151,10 @@ class Http1Attempt extends Attempt implements UploadAttempt {
     if (bodylessStatus(status)) dropContentLength(out);
     if (this.ctx.draining) out.push('connection', 'close');
     if (!responseEnds(flags)) {
-      // a body follows: held until its first byte (heldFields)
+      // a body follows: held until its first byte (heldFields), or the end of this turn
       this.heldStatus = status;
       this.heldFields = out;
+      releaseAtTurnEnd(this);
       return true;
     }
     try {
@@ -177,6 +180,15 @@ class Http1Attempt extends Attempt implements UploadAttempt {
       return false;
     }
     return true;
+  }
+
+  holdsHead(): boolean {
+    return this.heldFields !== undefined && !this.res.destroyed;
+  }
+
+  /** The turn ended with the head still held: no body byte came with it (an SSE stream, a long poll). */
+  sendHeldHead(): void {
+    if (this.releaseHead() && !this.res.destroyed) this.res.flushHeaders();
   }
 
   relayBody(up: UpstreamStream): void {

@@ -15,12 +15,15 @@
 // - it sends an answer's head, then resets the stream before any body: node:http writes a head
 //   only with the first byte of body, so the HTTP/1.1 app got an empty reply (the connection
 //   closed, no status) while the record said 200. The head is now held until the body's first
-//   byte: the app gets the 502 JSON, and the record says so;
+//   byte, within the turn that brought it (held-heads.ts): a reset in that read gets the app the
+//   502 JSON, and the record says so; a reset after it finds the head sent (an SSE stream must
+//   have it at once), so the app sees the 200 cut, and the record says upstream_reset;
 // - it answers every request with a head (and maybe a first chunk), then resets the stream: the
 //   head counted as a fast success and nothing counted the cut, so it drew 6-38 of 40 requests,
 //   each one broken. Now the cut is a failure with the latency penalty.
 
 import t, { type Test } from 'tap';
+import http from 'node:http';
 import { makePki, request, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
 import { waitFor } from '../helpers/mesh.js';
 import { startHostileUpstream, type HostileUpstream } from '../helpers/hostile-upstream.js';
@@ -168,12 +171,9 @@ for (const codec of CODECS) {
 }
 
 for (const codec of CODECS) {
-  t.test(`codec ${codec}: a head then a reset before any body is a 502 to an HTTP/1.1 app, not an empty reply`, async (t) => {
+  t.test(`codec ${codec}: a head then a reset in the same read, before any body, is a 502 to an HTTP/1.1 app, not an empty reply`, async (t) => {
     const pki = await makePki(TD);
-    const hostile = await startHostileUpstream(pki, (c, id) => {
-      c.write(frame(FRAME.HEADERS, FLAG.END_HEADERS, id, STATUS_200));
-      setTimeout(() => c.write(rst(id, ERROR.PROTOCOL_ERROR)), 100);
-    });
+    const hostile = await startHostileUpstream(pki, (c, id) => c.write(Buffer.concat([frame(FRAME.HEADERS, FLAG.END_HEADERS, id, STATUS_200), rst(id, ERROR.PROTOCOL_ERROR)])));
     const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${hostile.port}`] }], { codec });
     t.teardown(async () => {
       await fx.close();
@@ -185,5 +185,30 @@ for (const codec of CODECS) {
     t.match(res.json<{ error: string }>(), { error: 'upstream_reset' }, 'with the JSON body');
     const record = (await fx.observer.waitForRequests(1))[0];
     t.match(record, { status: 502, errorCode: 'upstream_reset' }, 'recorded as the 502 it was');
+  });
+
+  t.test(`codec ${codec}: a head, then a reset in a later read, reaches an HTTP/1.1 app as the head, then a cut`, async (t) => {
+    const pki = await makePki(TD);
+    const hostile = await startHostileUpstream(pki, (c, id) => {
+      c.write(frame(FRAME.HEADERS, FLAG.END_HEADERS, id, STATUS_200));
+      setTimeout(() => c.write(rst(id, ERROR.PROTOCOL_ERROR)), 100);
+    });
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${hostile.port}`] }], { codec });
+    t.teardown(async () => {
+      await fx.close();
+      await hostile.close();
+    });
+    const seen = await new Promise<string>((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port: fx.port, path: '/echo', headers: { host: 'payments' }, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(`${res.statusCode}, ${res.complete ? 'complete' : 'incomplete'}`));
+        res.on('error', () => resolve(`${res.statusCode}, cut`));
+      });
+      req.on('error', (err) => resolve(`no answer: ${err.message}`));
+      req.end();
+    });
+    t.equal(seen, '200, cut', "the upstream's head, then the cut: never a whole answer");
+    const record = (await fx.observer.waitForRequests(1))[0];
+    t.match(record, { errorCode: 'upstream_reset' }, 'recorded as an upstream reset');
   });
 }
