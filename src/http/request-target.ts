@@ -157,24 +157,3 @@ function hasOverlongUtf8(bytes: Buffer): boolean {
   }
   return false;
 }
-
-/**
- * RFC 3986's reg-name, IP literal or IPv4 address, with an optional port: no userinfo (RFC 9113
- * §8.3.1 forbids it in :authority), no space, slash, `?`, `#` or `@`. Empty is allowed (an
- * HTTP/1.1 request whose target has no authority sends an empty Host).
- */
-const AUTHORITY = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]*$/;
-
-/**
- * Why the caller's authority cannot be passed on, or undefined. An HTTP/2 request's Host must
- * name what its :authority names (RFC 9113 §8.3.1: otherwise malformed), or the app (which
- * reads Host) and the caller would mean two different sites.
- */
-export function authorityProblem(authority: string | undefined, host: string | string[] | undefined): string | undefined {
-  if (authority !== undefined && !AUTHORITY.test(authority)) return `the request's authority ${JSON.stringify(authority)} is not a host and port`;
-  if (host === undefined || host === authority) return undefined;
-  if (typeof host !== 'string') return 'the request has more than one Host header';
-  if (!AUTHORITY.test(host)) return `the request's Host ${JSON.stringify(host)} is not a host and port`;
-  if (authority !== undefined && host.toLowerCase() !== authority.toLowerCase()) return `the request's Host (${host}) and :authority (${authority}) differ`;
-  return undefined;
-}

@@ -3,7 +3,7 @@
 // configured names. The table is a Map built once; the common case (the app writes the name
 // exactly as configured, no port) is a single lookup with no string work.
 
-import { authorityProblem } from '../http/request-target.js';
+import { authorityProblem } from '../http/authority.js';
 
 import { USERINFO_REFUSED, type RequestTarget } from '../http/absolute-form.js';
 export { parseRequestTarget, type RequestTarget } from '../http/absolute-form.js';
@@ -45,7 +45,11 @@ export class UpstreamRouter<T> {
   }
 }
 
-/** `Payments:8080` → `payments`; `[::1]:80` → `::1`; a trailing root dot is dropped. */
+/**
+ * `Payments:8080` → `payments`; `[::1]:80` → `::1`; a trailing root dot is dropped. It reads
+ * brackets and port without judging them: an authority is checked (routableAuthorityProblem)
+ * before the name it gives routes anything.
+ */
 export function hostName(authority: string): string {
   let host = authority;
   if (host.charCodeAt(0) === 91 /* [ */) {
@@ -61,22 +65,15 @@ export function hostName(authority: string): string {
 
 /**
  * Why the app's authority (Host, or an absolute-form target's) cannot be routed and passed on,
- * or undefined: the inbound's check (request-target.ts: no userinfo, slash, space...) and a port,
- * if any, of digits only. Routing reads the name before the last ':', so `orders:1/../x` or
- * `orders:abc` would otherwise reach `orders` with an :authority its peer refuses (a reset held
- * against the endpoint) or its app reads as it likes.
+ * or undefined: the grammar the inbound holds callers to (authority.ts: a name, an IPv4 address
+ * or a bracketed IPv6 one, a port of 1-65535). Routing reads the name before the port, brackets
+ * stripped, so `orders:1/../x`, `orders:abc` or `[orders]:80` would otherwise reach `orders`
+ * with an :authority its peer refuses (a reset held against the endpoint) or its app reads as
+ * it likes.
  */
 export function routableAuthorityProblem(authority: string | undefined): string | undefined {
   if (authority === undefined || authority === '') return undefined; // no host: routing says so
-  const problem = authorityProblem(authority, undefined);
-  if (problem !== undefined) return problem;
-  const close = authority.charCodeAt(0) === 91 /* [ */ ? authority.indexOf(']') : -1;
-  const rest = close === -1 ? authority : authority.slice(close + 1);
-  const colon = rest.indexOf(':');
-  const port = colon === -1 ? '' : rest.slice(colon + 1);
-  const valid = close === -1 ? !/[[\]]/.test(rest) : rest === '' || colon === 0;
-  if (!valid || !/^\d{0,5}$/.test(port)) return `the request's authority ${JSON.stringify(authority)} is not a host and a numeric port`;
-  return undefined;
+  return authorityProblem(authority, undefined);
 }
 
 /** routableAuthorityProblem for an HTTP/1.1 request's `authority` (its target's, else Host), refused outright when the target held userinfo. */

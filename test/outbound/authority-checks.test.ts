@@ -46,7 +46,52 @@ t.test('authorities refused before routing', async (t) => {
   t.equal(upstream.requests, 2, 'only the good requests went upstream');
 });
 
+// From the review: `[a]`, `[a]:80`, `[A.]:0` (brackets stripped without a look inside) and
+// `a:99999` (any five digits) routed to upstream a and went on verbatim: its app was sent
+// Host: [a]:80. Now the same grammar as the inbound's (src/http/authority.ts).
+t.test('brackets hold an IPv6 address, a port is 1-65535', async (t) => {
+  const { upstream, fx } = await startOutboundToUpstream(t);
+  const upgrade = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+  const refused = [
+    ['Host: [payments]', 'GET /echo HTTP/1.1\r\nHost: [payments]\r\n\r\n', /"payments" in brackets is not an IPv6 address/],
+    ['Host: [payments]:80', 'GET /echo HTTP/1.1\r\nHost: [payments]:80\r\n\r\n', /"payments" in brackets is not an IPv6 address/],
+    ['Host: [PAYMENTS.]:0', 'GET /echo HTTP/1.1\r\nHost: [PAYMENTS.]:0\r\n\r\n', /not an IPv6 address/],
+    ['Host: payments:99999', 'GET /echo HTTP/1.1\r\nHost: payments:99999\r\n\r\n', /port 99999 is not one of 1-65535/],
+    ['Host: payments:0', 'GET /echo HTTP/1.1\r\nHost: payments:0\r\n\r\n', /port 0 is not one of 1-65535/],
+    ['Host: [::1%25lo]:80', 'GET /echo HTTP/1.1\r\nHost: [::1%25lo]:80\r\n\r\n', /zone id/],
+    ['absolute-form http://[payments]/echo', 'GET http://[payments]/echo HTTP/1.1\r\nHost: payments\r\n\r\n', /not an IPv6 address/],
+    ['absolute-form http://[payments]:80/echo', 'GET http://[payments]:80/echo HTTP/1.1\r\nHost: payments\r\n\r\n', /not an IPv6 address/],
+    ['absolute-form http://payments:65536/echo', 'GET http://payments:65536/echo HTTP/1.1\r\nHost: payments\r\n\r\n', /port 65536/],
+    ['Upgrade with Host: [payments]', `GET /ws HTTP/1.1\r\nHost: [payments]\r\n${upgrade}\r\n`, /not an IPv6 address/],
+  ] as const;
+  for (const [name, bytes, reason] of refused) {
+    const res = await rawTcpRequest(fx.port, bytes);
+    t.equal(res.status, 400, `${name}: 400`);
+    t.equal(res.headers['x-meshcar-error'], 'bad_request', `${name}: bad_request`);
+    const body = JSON.parse(res.body) as { error: string; message: string };
+    t.equal(body.error, 'bad_request', `${name}: JSON body`);
+    t.match(body.message, /is not a host with an optional numeric port: /, `${name}: the README's words`);
+    t.match(body.message, reason, `${name}: the reason`);
+  }
+  t.equal(upstream.requests, 0, 'nothing went upstream');
+
+  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+  t.teardown(() => session.close());
+  for (const authority of ['[payments]:80', 'payments:99999', '::1:80']) {
+    const h2 = await h2cRequest(session, { ':path': '/echo', ':authority': authority });
+    t.equal(h2.status, 400, `h2c :authority ${authority}: 400`);
+  }
+  t.equal(upstream.requests, 0, 'nothing went upstream over h2c either');
+
+  // real hosts still route (or, not naming an upstream, get no_route, not bad_request)
+  t.equal((await request(fx.port, { headers: { host: 'payments:65535' } })).status, 200, 'the highest port');
+  t.equal((await request(fx.port, { headers: { host: 'Payments.:1' } })).status, 200, 'a trailing root dot and port 1');
+  t.equal((await request(fx.port, { headers: { host: '[::1]:8080' } })).status, 404, '[::1]:8080 is well formed: no_route');
+  t.equal((await h2cRequest(session, { ':path': '/echo', ':authority': 'payments:443' })).status, 200, 'h2c with a port');
+  t.equal(upstream.requests, 3, 'the good requests went upstream');
+});
+
 t.test('routableAuthorityProblem', async (t) => {
   for (const good of ['payments', 'payments:80', 'payments:', '[::1]:443', '[::1]', '127.0.0.1:9', 'a.b.c']) t.equal(routableAuthorityProblem(good), undefined, good);
-  for (const bad of ['payments:abc', 'payments:1:2', 'a/b', 'a@b', '[::1]x', '[::1]:8x', 'a]b:1', 'a b', 'payments:123456']) t.type(routableAuthorityProblem(bad), 'string', bad);
+  for (const bad of ['payments:abc', 'payments:1:2', 'a/b', 'a@b', '[::1]x', '[::1]:8x', 'a]b:1', 'a b', 'payments:123456', '[payments]', '[payments]:80', 'payments:99999', 'payments:0', '::1:80', '[]', '[::1%25eth0]']) t.type(routableAuthorityProblem(bad), 'string', bad);
 });
