@@ -48,7 +48,7 @@ export function authoritySyntaxProblem(authority: string): string | undefined {
     // RFC 9110 §4.2.1: an http URI with an empty host is invalid
     if (host === '') return 'it names no host before the port';
     if (!REG_NAME.test(host)) return 'its host holds a character no host name, IPv4 or bracketed IPv6 address holds';
-    if (STRAY_PERCENT.test(host)) return 'its host holds a % not followed by two hex digits';
+    if (host.indexOf('%') !== -1 && STRAY_PERCENT.test(host)) return 'its host holds a % not followed by two hex digits';
   }
   // RFC 3986 allows an empty port (`orders:`), read as none
   if (port === undefined || port === '') return undefined;
