@@ -133,7 +133,11 @@ export function parseAppUrl(text: string): AppAddress | string {
   const rest = (match[2] as string).replace(/\/$/, '');
   if (/[/?#@]/.test(rest)) return 'give only the scheme, host and port: no path, query or user';
   const address = parseHostPort(rest);
-  return typeof address === 'string' ? address : { protocol: scheme, ...address };
+  if (typeof address === 'string') return address;
+  // a zone (%lo, %eth0) has no place in the URL the app client dials by: http2.connect threw
+  // Invalid URL on the first request (the sidecar died), undici's pool at start (exit 70)
+  if (address.host.includes('%')) return `an IPv6 address with a zone (${address.host}) cannot be the app's address: give ::1 or the app's address without %`;
+  return { protocol: scheme, ...address };
 }
 
 /** The CA server's URL: https, a host and optionally a port, nothing more. */

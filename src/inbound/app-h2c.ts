@@ -71,7 +71,16 @@ export class H2cApp implements AppForwarder {
       exchange.fail('bad_request', `header ${JSON.stringify(unsendable)} is not a valid HTTP field (name or value)`);
       return;
     }
-    const lease = this.pool.acquire(exchange.caller.id.uri);
+    let lease: Lease | undefined;
+    try {
+      lease = this.pool.acquire(exchange.caller.id.uri);
+    } catch (err) {
+      // a session the pool could not even begin to open (http2.connect throws at once on an
+      // address its URL cannot hold): this request's 502, never an uncaught error ending the sidecar
+      const reason = (err as { code?: unknown }).code ?? (err as Error).message;
+      exchange.fail('bad_gateway', `the sidecar cannot open a connection to the app (${String(reason)}): see this sidecar's inbound.app`);
+      return;
+    }
     if (lease !== undefined) {
       this.start(exchange, lease);
       return;

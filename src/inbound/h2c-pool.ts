@@ -70,7 +70,8 @@ export class H2cSessionPool {
   /**
    * A session with a free stream slot for a request of `caller` (release() it with the same
    * caller when the stream closes), or undefined: wait(). Undefined too while the caller holds
-   * its share of the slots.
+   * its share of the slots. Throws what http2.connect throws when a new session cannot even
+   * begin (an address its URL cannot hold): the caller fails its request with it.
    */
   acquire(caller?: string): Lease | undefined {
     if (caller !== undefined && !this.mayTake(caller)) return undefined;
@@ -206,7 +207,14 @@ export class H2cSessionPool {
     this.pumping = true;
     try {
       while (this.waiters.size > 0) {
-        const lease = this.freeSlot();
+        let lease: Lease | undefined;
+        try {
+          lease = this.freeSlot();
+        } catch (err) {
+          // a session that could not even begin to open (acquire): the waiting requests get the error
+          this.waiters.failAll(err as Error);
+          break;
+        }
         if (lease === undefined) break;
         // the oldest request of the next caller in turn not holding its share
         const waiter = this.waiters.shiftWhere(this.mayTake);

@@ -73,7 +73,7 @@ export interface FixtureOptions {
   /** Point the inbound at a port where nothing listens. */
   readonly appDown?: boolean;
   /** An app the test runs itself (e.g. a gRPC server). */
-  readonly externalApp?: { protocol: 'http' | 'h2c'; port: number };
+  readonly externalApp?: { protocol: 'http' | 'h2c'; port: number; /** default 127.0.0.1 */ host?: string };
   readonly authorize?: readonly AuthorizeRule[];
   readonly timeoutMs?: number;
   /** inbound.idleTimeout (default: the sidecar's, 5 min). */
@@ -170,7 +170,7 @@ export async function startInbound(options: FixtureOptions = {}): Promise<Inboun
   const inbound = createInbound({
     config: {
       listen: { host: '127.0.0.1', port: 0 },
-      app: { protocol, host: '127.0.0.1', port: appPort },
+      app: { protocol, host: options.externalApp?.host ?? '127.0.0.1', port: appPort },
       timeoutMs: options.timeoutMs ?? 5000,
       ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
       ...(options.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.tunnelIdleTimeoutMs } : {}),
