@@ -2,7 +2,7 @@
 // (http:// or h2c://) and the CA's https:// URL. Pure parsing: each function returns the value
 // or the reason the text is not one, and the config readers turn reasons into issues.
 
-import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
+import { BlockList, isIP, isIPv4, isIPv6, SocketAddress } from 'node:net';
 
 export interface HostPort {
   /** IPv6 hosts without brackets, as net.connect and server.listen take them. */
@@ -164,29 +164,78 @@ const IPV4_LOOPBACK = /^127\.\d+\.\d+\.\d+$/;
  * Whether a connection to `target` may reach `listener` (a loop back into the sidecar's own
  * port): the same port and an address both may name, or a loopback address inside a wildcard
  * listener (`::` takes IPv4 too, as Node listens dual-stack). `localhost` names 127.0.0.1 and
- * ::1 (Node tries both), `::ffff:127.0.0.1` names 127.0.0.1.
+ * ::1 (Node tries both), `::ffff:127.0.0.1` names 127.0.0.1. Addresses are compared in their
+ * canonical form (canonicalHost): `[0:0:0:0:0:0:0:1]` is `[::1]`.
  */
 export function reachesListener(listener: HostPort, target: HostPort): boolean {
   if (listener.port === 0 || listener.port !== target.port) return false;
   const targets = namedAddresses(target.host);
   if (sameAddress(listener.host, target.host)) return true;
-  if (listener.host === '0.0.0.0') return targets.some((a) => IPV4_LOOPBACK.test(a));
-  if (listener.host === '::') return targets.some((a) => IPV4_LOOPBACK.test(a) || a === '::1');
+  const host = canonicalHost(listener.host);
+  if (host === '0.0.0.0') return targets.some((a) => IPV4_LOOPBACK.test(a));
+  if (host === '::') return targets.some((a) => IPV4_LOOPBACK.test(a) || a === '::1');
   return false;
 }
 
-/** Whether two hosts as written may name one address (`localhost` and `127.0.0.1`, `::ffff:10.0.0.1` and `10.0.0.1`). */
+/** Whether two hosts as written may name one address (`localhost` and `127.0.0.1`, `::ffff:10.0.0.1` and `10.0.0.1`, `0:0::1` and `::1`). */
 export function sameAddress(a: string, b: string): boolean {
   const named = namedAddresses(b);
   return namedAddresses(a).some((address) => named.includes(address));
 }
 
-/** The addresses a host as written names: itself, lower-cased; an IPv4-mapped IPv6 address's IPv4 form; localhost's loopback addresses. */
+/** The addresses a host as written names: its canonical form (canonicalHost); localhost's loopback addresses too. */
 function namedAddresses(host: string): string[] {
-  const lower = host.toLowerCase();
-  if (lower === 'localhost' || lower.endsWith('.localhost')) return [lower, '127.0.0.1', '::1'];
-  if (lower.startsWith('::ffff:') && isIPv4(lower.slice(7))) return [lower.slice(7)];
-  return [lower];
+  const canonical = canonicalHost(host);
+  if (canonical === 'localhost' || canonical.endsWith('.localhost')) return [canonical, '127.0.0.1', '::1'];
+  return [canonical];
+}
+
+/**
+ * One spelling per address, so that spellings compare equal: an IPv6 address compressed and
+ * lower-cased as RFC 5952 writes it (`0:0:0:0:0:0:0:1` → `::1`, `FD00::0001` → `fd00::1`), its
+ * zone kept as written (interface names are case-sensitive); an IPv4-mapped one
+ * (::ffff:0:0/96, in either spelling) as its IPv4 address, which is what a dial to it reaches;
+ * a host name lower-cased. Comparing the text as written let `[0:0:0:0:0:0:0:1]` past the
+ * self-loop check: one request went round through the sidecar hundreds of times.
+ */
+export function canonicalHost(host: string): string {
+  if (isIPv4(host)) return host;
+  if (!isIPv6(host)) return host.toLowerCase();
+  const zone = host.indexOf('%');
+  const bare = zone === -1 ? host : host.slice(0, zone);
+  const bytes = ipAddressBytes(bare);
+  if (bytes === undefined) return host.toLowerCase();
+  if (bytes.subarray(0, 12).equals(IPV4_MAPPED_PREFIX)) return bytes.subarray(12).join('.');
+  const text = new SocketAddress({ address: bare, family: 'ipv6' }).address;
+  return zone === -1 ? text : text + host.slice(zone);
+}
+
+const IPV4_MAPPED_PREFIX = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+
+/**
+ * An IP address's bytes, as an iPAddress SAN holds them: 4 for IPv4, 16 for IPv6; undefined for
+ * anything else, an IPv6 address with a zone included (no certificate can name a zone: node-forge
+ * encoded `fe80::1%eth0` as 17 bytes, `::1%lo` as another address).
+ */
+export function ipAddressBytes(text: string): Buffer | undefined {
+  if (isIPv4(text)) return Buffer.from(text.split('.').map(Number));
+  if (!isIPv6(text) || text.includes('%')) return undefined;
+  let hex = text;
+  // an embedded IPv4 tail (::ffff:127.0.0.1) is the last two groups
+  const tail = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (tail) {
+    const [a, b, c, d] = tail.slice(1).map(Number) as [number, number, number, number];
+    hex = `${text.slice(0, tail.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const split = (part: string): string[] => (part === '' ? [] : part.split(':'));
+  const halves = hex.split('::'); // isIPv6 allows one :: at most
+  const left = split(halves[0] as string);
+  const right = halves.length === 2 ? split(halves[1] as string) : [];
+  const groups = halves.length === 2 ? [...left, ...new Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
+  if (groups.length !== 8) return undefined;
+  const bytes = Buffer.alloc(16);
+  groups.forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
+  return bytes;
 }
 
 /** 127.0.0.0/8 and ::1, also as an IPv4-mapped IPv6 address. */

@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { serviceNameProblem, serviceSpiffeId } from '../identity/spiffe-id.js';
-import { formatHostPort, type HostPort, isHostname, parseHostPort, reachesListener, sameAddress } from './address.js';
+import { canonicalHost, formatHostPort, type HostPort, isHostname, parseHostPort, reachesListener, sameAddress } from './address.js';
 import { otherKindMessage } from './config-kind.js';
 import { deepFreeze } from './freeze.js';
 import { type LogLevel, readDuration, readListenAddress, readLogLevel, readTrustDomain } from './fields.js';
@@ -196,7 +196,9 @@ function checkListenersDistinct(root: YamlMap): void {
     const address = typeof parsed === 'object' ? parsed : name === 'admin' && !value ? DEFAULT_ADMIN_LISTEN : undefined;
     return { name, value, address };
   });
-  const clash = (a: HostPort, b: HostPort): boolean => a.port === b.port && (sameAddress(a.host, b.host) || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host));
+  // canonical forms: [0:0:0:0:0:0:0:0] is the wildcard ::, [0:0:0:0:0:0:0:1] is [::1] (sameAddress)
+  const wildcard = (host: string): boolean => WILDCARD_HOSTS.has(canonicalHost(host));
+  const clash = (a: HostPort, b: HostPort): boolean => a.port === b.port && (sameAddress(a.host, b.host) || wildcard(a.host) || wildcard(b.host));
   listeners.forEach((later, i) => {
     const a = later.address;
     if (!a || a.port === 0) return;

@@ -15,7 +15,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { formatHostPort, isNotDialable, type Endpoint } from '../config/address.js';
+import { canonicalHost, formatHostPort, isNotDialable, type Endpoint } from '../config/address.js';
 import { describeError } from '../errors.js';
 import { initialLoad, type LoadState } from './balancer.js';
 import { pickEndpoint } from './endpoint-pick.js';
@@ -284,11 +284,15 @@ export class EndpointSet extends EventEmitter<EndpointSetEvents> {
   }
 }
 
+// Endpoints are keyed by the address's canonical form (canonicalHost): `[0:0:0:0:0:0:0:1]:443`,
+// `[::1]:443` and `[::1]:443` again are one endpoint (meshcar_upstream_endpoints 1, not 2), and
+// `[::ffff:10.0.0.1]:443` is `10.0.0.1:443`, the address a dial to it reaches.
 function makeOriginHost(address: string, port: number): string {
-  return new URL(`https://${formatHostPort({ host: address, port })}`).host;
+  return new URL(`https://${formatHostPort({ host: canonicalHost(address), port })}`).host;
 }
 
-function makeEndpoint(address: string, port: number): UpstreamEndpoint {
+function makeEndpoint(written: string, port: number): UpstreamEndpoint {
+  const address = canonicalHost(written);
   const key = formatHostPort({ host: address, port });
   return { key, address, port, origin: new URL(`https://${key}`), downUntil: 0, ...initialLoad() };
 }
