@@ -8,6 +8,7 @@ import { buildCertificate, keyIdentifier, type BuiltCertificate, type Distinguis
 import { describePublicKey, publicKeyFromSpki } from '../pki/keys.js';
 import { octetString } from '../pki/der.js';
 import { DAY_MS } from '../config/duration.js';
+import { ipAddressBytes } from '../config/address.js';
 
 export const ROOT_LIFETIME_MS = 3650 * DAY_MS;
 export const ISSUER_LIFETIME_MS = 365 * DAY_MS;
@@ -114,13 +115,24 @@ export interface LeafRequest {
   readonly subjectKeyType?: 'ec' | 'rsa' | 'other';
 }
 
+/**
+ * A DNS name's or IP address's SAN. An IP is encoded from its parsed bytes, never handed to
+ * node-forge as text: forge read `::1%lo` as another address and `fe80::1%eth0` as a 17-byte
+ * iPAddress, which clients reject. Anything that is not 4 or 16 bytes is refused.
+ */
+function serverNameAltName(name: string): Record<string, unknown> {
+  if (isIP(name) === 0) return { type: 2, value: name };
+  const bytes = ipAddressBytes(name);
+  if (bytes === undefined || (bytes.length !== 4 && bytes.length !== 16)) throw new Error(`${JSON.stringify(name)} is no IP address a certificate can name (4 or 16 bytes, no zone)`);
+  // forge takes a GeneralName's value as a binary string
+  return { type: 7, value: bytes.toString('binary') };
+}
+
 /** A workload X509-SVID: exactly one URI SAN, not a CA, both TLS purposes. */
 export function issueLeafCertificate(issuer: Signer, issuerNotAfter: Date, request: LeafRequest, now = new Date()): Promise<BuiltCertificate> {
   const keyType = request.subjectKeyType ?? describePublicKey(publicKeyFromSpki(request.subjectPublicKeySpki)).type;
   const altNames: Array<Record<string, unknown>> = [{ type: 6, value: request.spiffeId }];
-  for (const name of request.serverNames ?? []) {
-    altNames.push(isIP(name) ? { type: 7, ip: name } : { type: 2, value: name });
-  }
+  for (const name of request.serverNames ?? []) altNames.push(serverNameAltName(name));
   return buildCertificate({
     subject: { organization: issuer.name.organization, ...(request.commonName ? { commonName: request.commonName } : {}) },
     issuer: issuer.name,

@@ -41,9 +41,9 @@ export function isLookupName(text: string): boolean {
   return labels.every((label) => LOOKUP_LABEL.test(label)) && !/^\d+$/.test(labels[labels.length - 1] as string);
 }
 
-/** A DNS name or an IP address (IPv6 without brackets), as certificate SANs hold them. */
+/** A DNS name or an IP address (IPv6 without brackets, no zone), as certificate SANs hold them. */
 export function isServerName(text: string): boolean {
-  return isIP(text) !== 0 || isHostname(text);
+  return ipAddressBytes(text) !== undefined || isHostname(text);
 }
 
 export function formatHostPort(address: HostPort): string {

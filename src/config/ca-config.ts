@@ -1,6 +1,7 @@
 // The CA server's config: YAML file → checked, typed, frozen CaConfig (contract: DESIGN.md,
 // "CA configuration").
 
+import { isIPv6 } from 'node:net';
 import { resolve } from 'node:path';
 import { isServerName, type HostPort } from './address.js';
 import { otherKindMessage } from './config-kind.js';
@@ -94,6 +95,8 @@ function readLeafLifetime(value: YamlValue): number | undefined {
 function readServerName(value: YamlValue): string | undefined {
   const text = value.string('a DNS name or IP address');
   if (text === undefined) return undefined;
+  // an iPAddress SAN is 4 or 16 bytes: a zone (%lo) made node-forge encode another address, or 17 bytes
+  if (isIPv6(text) && text.includes('%')) return value.report(`${JSON.stringify(text)}: an IPv6 address with a zone cannot be a certificate name; give it without %${text.slice(text.indexOf('%') + 1)}`);
   return isServerName(text) ? text.toLowerCase() : value.report(`${JSON.stringify(text)} is neither a DNS name nor an IP address`);
 }
 

@@ -1,12 +1,16 @@
-// One address in another spelling is the same address: the self-loop checks and the listener
-// port-clash check compare canonical forms, and an IPv6 zone id (%lo, %eth0) is refused where
-// the address is dialled by URL (inbound.app). A reviewer's configs: inbound.app [0:0:0:0:0:0:0:1]:PORT of its own
+// One address in another spelling is the same address: the self-loop checks, the listener
+// port-clash check and the CA's certificate names compare canonical forms, and an IPv6 zone id
+// (%lo, %eth0) is refused where the address is dialled by URL (inbound.app) or written into a
+// certificate (serverNames). A reviewer's configs: inbound.app [0:0:0:0:0:0:0:1]:PORT of its own
 // outbound passed `meshcar check` and one request looped through the sidecar hundreds of times;
 // inbound.app "h2c://[::1%lo]:18081" passed it and the first request killed the sidecar.
 
 import t from 'tap';
+import { join } from 'node:path';
 import { BASE_CONFIG as BASE, configIssues as issuesOf, loadConfigText as load } from '../helpers/config-text.js';
-import { canonicalHost, parseAppUrl, reachesListener, sameAddress } from '../../src/config/address.js';
+import { ConfigError, formatIssue } from '../../src/config/issues.js';
+import { loadCaConfig } from '../../src/config/ca-config.js';
+import { canonicalHost, ipAddressBytes, isServerName, parseAppUrl, reachesListener, sameAddress } from '../../src/config/address.js';
 
 t.test('canonical forms: IPv6 compressed and lower-cased, IPv4-mapped as IPv4, a zone kept', async (t) => {
   t.equal(canonicalHost('0:0:0:0:0:0:0:1'), '::1');
@@ -30,6 +34,19 @@ t.test('sameAddress and reachesListener see through spellings', async (t) => {
   t.ok(reachesListener({ host: '0:0:0:0:0:0:0:0', port: 80 }, { host: '127.0.0.2', port: 80 }), 'the wildcard in its long spelling');
   t.ok(reachesListener({ host: '::', port: 80 }, { host: '0::1', port: 80 }));
   t.notOk(reachesListener({ host: '::1', port: 80 }, { host: '0:0:0:0:0:0:0:1', port: 81 }));
+});
+
+t.test('IP SAN bytes: 4 or 16, no zone', async (t) => {
+  t.same([...(ipAddressBytes('10.1.2.3') as Buffer)], [10, 1, 2, 3]);
+  t.equal((ipAddressBytes('::1') as Buffer).toString('hex'), '00000000000000000000000000000001');
+  t.equal((ipAddressBytes('fe80::1:2') as Buffer).toString('hex'), 'fe800000000000000000000000010002');
+  t.equal((ipAddressBytes('::ffff:127.0.0.1') as Buffer).toString('hex'), '00000000000000000000ffff7f000001');
+  t.equal((ipAddressBytes('1:2:3:4:5:6:7:8') as Buffer).toString('hex'), '00010002000300040005000600070008');
+  t.equal(ipAddressBytes('::1%lo'), undefined);
+  t.equal(ipAddressBytes('fe80::1%eth0'), undefined);
+  t.equal(ipAddressBytes('localhost'), undefined);
+  t.notOk(isServerName('::1%lo'));
+  t.ok(isServerName('::1'));
 });
 
 t.test('inbound.app with a zone: one line naming the key', async (t) => {
@@ -61,4 +78,17 @@ t.test('listeners on one address in two spellings clash', async (t) => {
   const wildcard = BASE + 'admin: {listen: "[0:0:0:0:0:0:0:0]:15443"}\n';
   t.match(await issuesOf(t, wildcard), [/admin\.listen: .*:15443 clashes with inbound\.listen/], 'the wildcard in its long spelling');
   t.ok(await load(t, BASE + 'admin: {listen: "[::1]:15443"}\n'), '::1 and 127.0.0.1 are two addresses');
+});
+
+t.test('CA serverNames: a zone is refused with a clear line', async (t) => {
+  const dir = t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: ca\nserverNames: [localhost, "::1%lo", "fe80::1%eth0", "0:0::1"]\n' });
+  const err = await loadCaConfig(join(dir, 'ca.yaml')).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof ConfigError);
+  t.same((err as ConfigError).issues.map((i) => formatIssue({ ...i, file: 'ca.yaml' })), [
+    'ca.yaml:3:26: serverNames[1]: "::1%lo": an IPv6 address with a zone cannot be a certificate name; give it without %lo',
+    'ca.yaml:3:36: serverNames[2]: "fe80::1%eth0": an IPv6 address with a zone cannot be a certificate name; give it without %eth0',
+  ]);
 });
