@@ -71,6 +71,29 @@ export function authorityProblem(authority: string | undefined, host: string | s
   if (typeof host !== 'string') return 'the request has more than one Host header';
   const hostWrong = authoritySyntaxProblem(host);
   if (hostWrong !== undefined) return `the request's Host ${JSON.stringify(host)} is not a host with an optional numeric port: ${hostWrong}`;
-  if (authority !== undefined && host.toLowerCase() !== authority.toLowerCase()) return `the request's Host (${host}) and :authority (${authority}) differ`;
+  if (authority !== undefined && httpsSite(host) !== httpsSite(authority)) return `the request's Host (${host}) and :authority (${authority}) differ`;
+  return undefined;
+}
+
+/**
+ * An https authority as RFC 3986 §6.2.3 normalizes it before two are compared (RFC 9113 §8.3.1
+ * asks a server other than the origin to): the host lower-cased, an empty port or the scheme's
+ * default (443) dropped. `orders:443` and `Orders` are one site; `orders:8443` is another. Only
+ * the inbound compares (a caller's Host against its :authority), and it speaks TLS only.
+ */
+function httpsSite(authority: string): string {
+  const lower = authority.toLowerCase();
+  if (lower.endsWith(':')) return lower.slice(0, -1);
+  return lower.endsWith(':443') ? lower.slice(0, -4) : lower;
+}
+
+/**
+ * The inbound's own rule on top: a request must name the site it is for (RFC 9110 §4.2.2: an
+ * https URI with an empty host is invalid). With neither :authority nor Host the app would be
+ * handed a Host the caller never sent (its own address, as the app client fills it in); the
+ * node codec already resets such a stream, this makes it a 400 on both.
+ */
+export function namesNoSite(authority: string | undefined, host: string | string[] | undefined): string | undefined {
+  if ((authority === undefined || authority === '') && (host === undefined || host === '')) return 'the request names no host: send :authority (HTTP/2) or Host (HTTP/1.1) with the site it is for';
   return undefined;
 }

@@ -28,7 +28,7 @@ import type { AppForwarder } from './forwarder.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { Http2Exchange } from './http2-exchange.js';
 import type { InboundListener } from './inbound.js';
-import { authorityProblem } from '../http/authority.js';
+import { authorityProblem, namesNoSite } from '../http/authority.js';
 import { FRAGMENT_PROBLEM, pathProblem } from '../http/request-target.js';
 import { guardOf } from './reset-guard.js';
 import { screenRequest } from './schema-check.js';
@@ -141,7 +141,8 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
   // (an HTTP/1.1 request has no :authority: Node's parser refuses a ':' in a field name)
   const http1 = exchange instanceof Http1Exchange ? exchange.req : undefined;
   // (Node's own check of a missing Host is off: its answer is a bare 400, ours JSON)
-  const authorityRefused = (http1 === undefined ? undefined : hostFieldProblem(http1)) ?? authorityProblem(exchange.requestHeaders[':authority'] as string | undefined, exchange.requestHeaders.host);
+  const authority = exchange.requestHeaders[':authority'] as string | undefined;
+  const authorityRefused = (http1 === undefined ? undefined : hostFieldProblem(http1)) ?? authorityProblem(authority, exchange.requestHeaders.host) ?? namesNoSite(authority, exchange.requestHeaders.host);
   if (authorityRefused !== undefined) {
     exchange.fail('bad_request', authorityRefused);
     return;

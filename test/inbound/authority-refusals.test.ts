@@ -67,3 +67,31 @@ t.test('HTTP/1.1 Host', async (t) => {
   for (const host of WELL_FORMED) t.equal((await h1Request(fx.port, tlsOptions, { path: '/x', headers: { host } })).status, 200, `${host}: passed on`);
   t.same(seen, WELL_FORMED, 'the app got each real host as sent');
 });
+
+// RFC 9113 §8.3.1: Host and :authority are compared after RFC 3986 §6.2.3's normalization (from
+// the review of this grammar: `orders:443` beside `Host: orders` was a 400 "differ"); and a
+// request that names no site at all is a 400, never passed on with a Host the app client made up
+for (const codec of ['meshcar', 'node'] as const) {
+  t.test(`HTTP/2 Host beside :authority, codec ${codec}: one site after normalization`, async (t) => {
+    const { fx, seen, tlsOptions } = await countingInbound(t, codec);
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    for (const [authority, host] of [['orders:443', 'orders'], ['orders', 'ORDERS:443'], ['orders:', 'orders']]) {
+      const res = await h2Request(session, { ':path': '/x', ':authority': authority, host });
+      t.equal(res.status, 200, `:authority ${authority}, Host ${host}: passed on`);
+    }
+    t.equal(seen.length, 3, 'each reached the app');
+    const other = await h2Request(session, { ':path': '/x', ':authority': 'orders:8443', host: 'orders' });
+    t.equal(other.status, 400, 'another port is another site: 400');
+  });
+}
+
+t.test('HTTP/2 with an empty :authority and no Host, codec meshcar: 400, nothing passed on', async (t) => {
+  const { fx, seen, tlsOptions } = await countingInbound(t, 'meshcar');
+  const session = await h2Connect(fx.port, tlsOptions);
+  t.teardown(() => session.close());
+  const res = await h2Request(session, { ':path': '/x', ':authority': '' });
+  t.equal(res.status, 400, '400');
+  t.match(JSON.parse(res.body.toString()), { error: 'bad_request', message: /names no host/ }, 'the JSON body says why');
+  t.same(seen, [], 'nothing reached the app');
+});
