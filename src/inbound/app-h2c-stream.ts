@@ -108,7 +108,8 @@ export function onStreamClose(this: ClientHttp2Stream): void {
   // told before the slot is freed: a waiting request must not be given it on a suspect session
   if (this.rstCode === NGHTTP2_REFUSED_STREAM) tellRefusal(this as LeasedStream, app);
   app.pool.release(lease, exchange.caller.id.uri);
-  // timed out with no answer: the app may be slow, or the session dead without a word
+  // timed out, before its answer or in it (an answer gone quiet for the idle timeout: recorded
+  // so, not as a reset): the app may be slow, or the session dead without a word
   if (this.rstCode !== NGHTTP2_REFUSED_STREAM && exchange.errorCode === 'upstream_timeout' && exchange.upstream === this) app.pool.probe(lease);
   // a reset with NO_ERROR, or a close without error, before the end of the response
   if (!this.readableEnded) settle(this, undefined);

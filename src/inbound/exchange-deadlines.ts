@@ -25,7 +25,7 @@ import { bindExchange, exchangeOf } from './exchange-links.js';
  * arrival (undefined: none), and bytes must move (either way) at least every `idleMs` until the
  * exchange is over.
  */
-export function startTimers(exchange: Exchange, timeoutMs: number, callerDeadlineMs: number | undefined, idleMs: number, timeoutKey = 'inbound.timeout'): void {
+export function startTimers(exchange: Exchange, timeoutMs: number, callerDeadlineMs: number | undefined, idleMs: number, timeoutKey = 'inbound.timeout', idleKey = 'inbound.idleTimeout'): void {
   if (exchange.timer === undefined) {
     exchange.headTimeoutMs = timeoutMs;
     exchange.headTimeoutKey = timeoutKey;
@@ -39,6 +39,7 @@ export function startTimers(exchange: Exchange, timeoutMs: number, callerDeadlin
   }
   if (exchange.idleTimer === undefined && idleMs > 0) {
     exchange.idleTimeoutMs = idleMs;
+    exchange.idleTimeoutKey = idleKey;
     exchange.lastActivity = performance.now();
     exchange.idleTimer = IDLE_DEADLINES.add(exchange, idleMs);
   }

@@ -7,6 +7,7 @@
 // forwarders, the deadlines and the relay use to reach it.
 
 import type { Logger } from 'pino';
+import type { LogPerKey } from '../log-per-key.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import type { ConnectionTracker } from './connections.js';
 import type { Exchange } from './exchange.js';
@@ -17,6 +18,8 @@ export interface ExchangeContext {
   readonly observer: TrafficObserver;
   /** For what must not end the process yet must be seen (an error answer that failed for a reason of ours). */
   readonly logger: Logger;
+  /** Warn lines about answers the idle timeout cut after their head, one per config key per window (stream-cut-log.ts). */
+  readonly streamCuts: LogPerKey;
 }
 
 /** The request toward the app (http.ClientRequest or ClientHttp2Stream). */

@@ -17,7 +17,10 @@ export abstract class ExchangeRecord {
   readonly startedAt = performance.now();
   /** The status sent to the caller (0 while none was). */
   status = 0;
-  /** Set when the sidecar answered itself, or 'reset' when the exchange broke off. */
+  /**
+   * Set when the sidecar answered itself, or 'reset' when the exchange broke off; an answer the
+   * idle deadline cut after its head keeps that deadline's code (upstream_timeout), not 'reset'.
+   */
   errorCode: string | undefined = undefined;
   /** gRPC requests: the grpc-status sent to the caller (null: none yet); undefined otherwise (src/http/grpc-status.ts). */
   grpcStatus: number | null | undefined;
@@ -62,6 +65,8 @@ export abstract class ExchangeRecord {
   headTimeoutKey = 'inbound.timeout';
   /** No bytes either way for this long: 504, or a reset once the head went out (0: off). */
   idleTimeoutMs = 0;
+  /** The config key of that limit (inbound.idleTimeout, or a route's), for the warn line of a stream it cut. */
+  idleTimeoutKey = 'inbound.idleTimeout';
   /** performance.now() of the last body bytes either way (see touch()). */
   lastActivity = 0;
   idleTimer: Deadline<Exchange> | undefined = undefined;

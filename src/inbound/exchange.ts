@@ -26,6 +26,7 @@ import { stopHeadDeadline, stopIdleDeadline } from './exchange-deadlines.js';
 import { cancelAppRequest, type ExchangeContext, type ResponseSink } from './exchange-links.js';
 import { ExchangeRecord } from './exchange-record.js';
 import { reportFinished } from './exchange-report.js';
+import { isOwnDeadline, warnStreamCut } from './stream-cut-log.js';
 import { pathOf } from '../http/request-target.js';
 
 export const WAITING = 0;
@@ -41,6 +42,8 @@ export abstract class Exchange extends ExchangeRecord {
   private reported = false;
   /** 100 Continue was sent: a second one (the app's, after the schema check sent its own) is dropped. */
   private continued = false;
+  /** The answer was broken off (or its caller went): nothing is left for the caller to take. */
+  private brokenOff = false;
 
   constructor(
     readonly caller: Caller,
@@ -152,13 +155,14 @@ export abstract class Exchange extends ExchangeRecord {
 
   /** The answer (the app's, or the sidecar's own) is all written, and the caller has not taken all of it yet. */
   get awaitingDelivery(): boolean {
-    return this.phase === DONE && !this.finalized && this.errorCode !== 'reset';
+    return this.phase === DONE && !this.finalized && !this.brokenOff;
   }
 
   /** The caller took none of its answer for the idle timeout: reset, as a stalled app is. */
   callerStalled(): void {
     stopIdleDeadline(this);
     this.errorCode = 'reset';
+    this.brokenOff = true;
     // whatever status the answer ended with, the caller never got it
     if (this.grpcStatus !== undefined) this.grpcStatus = null;
     this.reset();
@@ -209,11 +213,18 @@ export abstract class Exchange extends ExchangeRecord {
       // whatever the app connection reported after it
       stopIdleDeadline(this);
       this.errorCode = 'reset';
+      this.brokenOff = true;
       return;
     }
     if (this.headersSent) {
       stopIdleDeadline(this);
-      this.errorCode = 'reset';
+      this.brokenOff = true;
+      // our own idle deadline cut a started answer (a quiet SSE stream): recorded with its code,
+      // not as a reset (a caller that left, an app that crashed), and logged naming the key to raise
+      if (isOwnDeadline(code)) {
+        this.errorCode = code;
+        warnStreamCut(this.context.streamCuts, this.context.logger, this, message);
+      } else this.errorCode = 'reset';
       this.reset();
       return;
     }
@@ -237,6 +248,7 @@ export abstract class Exchange extends ExchangeRecord {
     stopHeadDeadline(this);
     stopIdleDeadline(this);
     this.errorCode = 'reset';
+    this.brokenOff = true;
     cancelAppRequest(this.upstream);
     this.reset();
   }

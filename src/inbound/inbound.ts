@@ -84,6 +84,8 @@ export class InboundListener implements Inbound, ExchangeContext {
   readonly pipelineCuts = new LogPerKey();
   /** Warn lines about HTTP/2 sessions closed for the caller's abuse, one per caller identity per window. */
   readonly abuseCloses = new LogPerKey();
+  /** Warn lines about answers the idle timeout cut after their head, one per config key per window (stream-cut-log.ts). */
+  readonly streamCuts = new LogPerKey();
   /** meshcar codec: request body bytes held per caller identity, all its connections together. */
   readonly receiveBudgets: ReceiveBudgets;
   /** meshcar codec: the 431 to a request head over h2Limits, the JSON error answer as every other. */

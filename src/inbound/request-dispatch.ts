@@ -56,7 +56,7 @@ export function onUnmetExpectation(inbound: InboundListener, req: IncomingMessag
   const exchange = new Http1Exchange(req, res, (req.socket as WithCaller)[kCaller] as Caller, inbound, false);
   // as handle(): the refusal's answer must be taken within the idle timeout too
   const route = inbound.timeouts.forPath(exchange.path);
-  startTimers(exchange, route.timeoutMs, callerDeadlineMs(exchange.requestHeaders), route.idleTimeoutMs, route.timeoutKey);
+  startTimers(exchange, route.timeoutMs, callerDeadlineMs(exchange.requestHeaders), route.idleTimeoutMs, route.timeoutKey, route.idleTimeoutKey);
   res.setHeader('connection', 'close');
   exchange.fail('expectation_failed', expectationError(req).message);
 }
@@ -121,7 +121,7 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
   // (grpc-timeout, x-request-timeout) from now: it may shorten the wait, never lengthen it
   // (started before the checks: a refusal's answer must be taken within the idle timeout too;
   // and before the schema check: a body read for validation ends the request like any other)
-  startTimers(exchange, route.timeoutMs, callerDeadlineMs(exchange.requestHeaders), route.idleTimeoutMs, route.timeoutKey);
+  startTimers(exchange, route.timeoutMs, callerDeadlineMs(exchange.requestHeaders), route.idleTimeoutMs, route.timeoutKey, route.idleTimeoutKey);
   // the asterisk form is OPTIONS's alone (RFC 9110 §7.1; HTTP/2's codecs reset any other)
   if (exchange.path === '*' && exchange.method !== 'OPTIONS') {
     exchange.fail('bad_request', 'the request target * is for OPTIONS only');

@@ -23,6 +23,8 @@ export interface RouteTimeouts {
   readonly idleTimeoutMs: number;
   /** The config key `timeoutMs` comes from, for a 504's message: which one to raise. */
   readonly timeoutKey: string;
+  /** The config key `idleTimeoutMs` comes from, for the warn line of a stream it cut (stream-cut-log.ts). */
+  readonly idleTimeoutKey: string;
 }
 
 interface PrefixRoute {
@@ -43,12 +45,13 @@ export class InboundTimeouts {
     if (!(config.timeoutMs >= 0)) throw new RangeError(`the inbound timeout must be zero or positive (got ${config.timeoutMs})`);
     const idle = config.idleTimeoutMs ?? DEFAULT_INBOUND_IDLE_TIMEOUT_MS;
     if (!(idle > 0)) throw new RangeError(`the inbound idle timeout must be positive (got ${idle})`);
-    this.defaults = Object.freeze({ timeoutMs: config.timeoutMs, idleTimeoutMs: idle, timeoutKey: 'inbound.timeout' });
+    this.defaults = Object.freeze({ timeoutMs: config.timeoutMs, idleTimeoutMs: idle, timeoutKey: 'inbound.timeout', idleTimeoutKey: 'inbound.idleTimeout' });
     this.tunnelIdleTimeoutMs = config.tunnelIdleTimeoutMs ?? DEFAULT_TUNNEL_IDLE_TIMEOUT_MS;
     if (!(this.tunnelIdleTimeoutMs > 0)) throw new RangeError(`the inbound tunnel idle timeout must be positive (got ${this.tunnelIdleTimeoutMs})`);
     (config.routes ?? []).forEach((route, order) => {
       const timeoutKey = route.timeoutMs === undefined ? this.defaults.timeoutKey : `inbound.routes[${order}].timeout (${route.path})`;
-      const timeouts = Object.freeze({ timeoutMs: route.timeoutMs ?? this.defaults.timeoutMs, idleTimeoutMs: route.idleTimeoutMs ?? this.defaults.idleTimeoutMs, timeoutKey });
+      const idleTimeoutKey = route.idleTimeoutMs === undefined ? this.defaults.idleTimeoutKey : `inbound.routes[${order}].idleTimeout (${route.path})`;
+      const timeouts = Object.freeze({ timeoutMs: route.timeoutMs ?? this.defaults.timeoutMs, idleTimeoutMs: route.idleTimeoutMs ?? this.defaults.idleTimeoutMs, timeoutKey, idleTimeoutKey });
       if (route.path.endsWith('*')) this.prefixes.push({ order, prefix: route.path.slice(0, -1), timeouts });
       // an exact path written twice: the first one wins
       else if (!this.exact.has(route.path)) this.exact.set(route.path, { order, timeouts });

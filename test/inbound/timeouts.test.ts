@@ -53,15 +53,16 @@ t.test('route matching: exact or prefix, first match wins, defaults otherwise', 
       { path: '/exact', idleTimeoutMs: 3 },
     ],
   });
-  // timeoutKey: the key a 504's message names, the one to raise
-  t.same(timeouts.forPath('/reports/special'), { timeoutMs: 1, idleTimeoutMs: 9000, timeoutKey: 'inbound.routes[0].timeout (/reports/special)' });
-  t.same(timeouts.forPath('/reports/x/y'), { timeoutMs: 60_000, idleTimeoutMs: 600_000, timeoutKey: 'inbound.routes[1].timeout (/reports/*)' });
-  t.same(timeouts.forPath('/reports/late'), { timeoutMs: 60_000, idleTimeoutMs: 600_000, timeoutKey: 'inbound.routes[1].timeout (/reports/*)' }, 'the earlier prefix wins');
-  t.same(timeouts.forPath('/exact'), { timeoutMs: 1000, idleTimeoutMs: 3, timeoutKey: 'inbound.timeout' }, 'a route without its own timeout: the inbound\'s');
-  t.same(timeouts.forPath('/exact/more'), { timeoutMs: 1000, idleTimeoutMs: 9000, timeoutKey: 'inbound.timeout' }, 'an exact route is no prefix');
-  t.same(timeouts.forPath('/reports'), { timeoutMs: 1000, idleTimeoutMs: 9000, timeoutKey: 'inbound.timeout' });
-  t.same(new InboundTimeouts({ timeoutMs: 5 }).forPath('/'), { timeoutMs: 5, idleTimeoutMs: 300_000, timeoutKey: 'inbound.timeout' }, 'idle default 5 min');
-  t.same(new InboundTimeouts({ timeoutMs: 0 }).forPath('/'), { timeoutMs: 0, idleTimeoutMs: 300_000, timeoutKey: 'inbound.timeout' }, 'timeout 0: no head deadline');
+  // timeoutKey: the key a 504's message names, the one to raise; idleTimeoutKey: the one a
+  // stream cut by the idle timeout is logged with (stream-cut-log.ts)
+  t.same(timeouts.forPath('/reports/special'), { timeoutMs: 1, idleTimeoutMs: 9000, timeoutKey: 'inbound.routes[0].timeout (/reports/special)', idleTimeoutKey: 'inbound.idleTimeout' });
+  t.same(timeouts.forPath('/reports/x/y'), { timeoutMs: 60_000, idleTimeoutMs: 600_000, timeoutKey: 'inbound.routes[1].timeout (/reports/*)', idleTimeoutKey: 'inbound.routes[1].idleTimeout (/reports/*)' });
+  t.same(timeouts.forPath('/reports/late'), { timeoutMs: 60_000, idleTimeoutMs: 600_000, timeoutKey: 'inbound.routes[1].timeout (/reports/*)', idleTimeoutKey: 'inbound.routes[1].idleTimeout (/reports/*)' }, 'the earlier prefix wins');
+  t.same(timeouts.forPath('/exact'), { timeoutMs: 1000, idleTimeoutMs: 3, timeoutKey: 'inbound.timeout', idleTimeoutKey: 'inbound.routes[3].idleTimeout (/exact)' }, 'a route without its own timeout: the inbound\'s');
+  t.same(timeouts.forPath('/exact/more'), { timeoutMs: 1000, idleTimeoutMs: 9000, timeoutKey: 'inbound.timeout', idleTimeoutKey: 'inbound.idleTimeout' }, 'an exact route is no prefix');
+  t.same(timeouts.forPath('/reports'), { timeoutMs: 1000, idleTimeoutMs: 9000, timeoutKey: 'inbound.timeout', idleTimeoutKey: 'inbound.idleTimeout' });
+  t.same(new InboundTimeouts({ timeoutMs: 5 }).forPath('/'), { timeoutMs: 5, idleTimeoutMs: 300_000, timeoutKey: 'inbound.timeout', idleTimeoutKey: 'inbound.idleTimeout' }, 'idle default 5 min');
+  t.same(new InboundTimeouts({ timeoutMs: 0 }).forPath('/'), { timeoutMs: 0, idleTimeoutMs: 300_000, timeoutKey: 'inbound.timeout', idleTimeoutKey: 'inbound.idleTimeout' }, 'timeout 0: no head deadline');
   t.throws(() => new InboundTimeouts({ timeoutMs: -1 }));
   t.throws(() => new InboundTimeouts({ timeoutMs: 5, idleTimeoutMs: 0 }));
 });
