@@ -88,10 +88,11 @@ function httpsSite(authority: string): string {
 }
 
 /**
- * The inbound's own rule on top: a request must name the site it is for (RFC 9110 §4.2.2: an
- * https URI with an empty host is invalid). With neither :authority nor Host the app would be
- * handed a Host the caller never sent (its own address, as the app client fills it in); the
- * node codec already resets such a stream, this makes it a 400 on both.
+ * The inbound's own rule on top, for HTTP/2: a request must name the site it is for (RFC 9110
+ * §4.2.2: an https URI with an empty host is invalid). With neither :authority nor Host the app
+ * would be handed a Host the caller never sent (its own address, as the app client fills it
+ * in); the node codec already resets such a stream, this makes it a 400 on both. HTTP/1.1 has
+ * its own rules (host-field.ts), and an HTTP/1.0 request without Host is still served.
  */
 export function namesNoSite(authority: string | undefined, host: string | string[] | undefined): string | undefined {
   if ((authority === undefined || authority === '') && (host === undefined || host === '')) return 'the request names no host: send :authority (HTTP/2) or Host (HTTP/1.1) with the site it is for';

@@ -142,7 +142,7 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
   const http1 = exchange instanceof Http1Exchange ? exchange.req : undefined;
   // (Node's own check of a missing Host is off: its answer is a bare 400, ours JSON)
   const authority = exchange.requestHeaders[':authority'] as string | undefined;
-  const authorityRefused = (http1 === undefined ? undefined : hostFieldProblem(http1)) ?? authorityProblem(authority, exchange.requestHeaders.host) ?? namesNoSite(authority, exchange.requestHeaders.host);
+  const authorityRefused = (http1 === undefined ? undefined : hostFieldProblem(http1)) ?? authorityProblem(authority, exchange.requestHeaders.host) ?? (http1 === undefined ? namesNoSite(authority, exchange.requestHeaders.host) : undefined);
   if (authorityRefused !== undefined) {
     exchange.fail('bad_request', authorityRefused);
     return;
