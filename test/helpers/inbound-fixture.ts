@@ -309,3 +309,18 @@ export function h2Request(session: http2.ClientHttp2Session, headers: http2.Outg
     if (body !== undefined) stream.end(body);
   });
 }
+
+/** An HTTP/1.1 GET whose answer is read until the connection ends: its status, body and whether it was broken off (a stream cut mid-answer). */
+export function h1Stream(port: number, tlsOptions: tls.ConnectionOptions, path: string): Promise<{ status: number; body: string; aborted: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path, agent: false, ALPNProtocols: ['http/1.1'], ...(tlsOptions as https.RequestOptions) }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('error', () => {});
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, body, aborted: !res.complete }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -4,13 +4,11 @@
 // leaves is still 'reset', with no line. Both HTTP/2 codecs, HTTP/1.1 and HTTP/2 callers.
 
 import t from 'tap';
-import https from 'node:https';
 import http2 from 'node:http2';
-import type tls from 'node:tls';
 import { Writable } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
-import { h2Connect, h2Request, startInbound, type InboundFixture } from '../helpers/inbound-fixture.js';
+import { h1Stream, h2Connect, h2Request, startInbound, type InboundFixture } from '../helpers/inbound-fixture.js';
 import type { RequestRecord } from '../../src/metrics/traffic.js';
 
 interface Line {
@@ -46,21 +44,6 @@ async function until(done: () => boolean, what: string, timeoutMs = 10_000): Pro
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
-}
-
-/** An HTTP/1.1 GET whose answer is read until the connection ends: its status, body and whether it was broken off. */
-function h1Stream(port: number, tlsOptions: tls.ConnectionOptions, path: string): Promise<{ status: number; body: string; aborted: boolean }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port, path, agent: false, ALPNProtocols: ['http/1.1'], ...(tlsOptions as https.RequestOptions) }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('error', () => {});
-      res.on('close', () => resolve({ status: res.statusCode ?? 0, body, aborted: !res.complete }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** The record of the request to `path`, once reported. */

@@ -7,7 +7,7 @@ import t from 'tap';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type tls from 'node:tls';
-import { h1Request, h2Connect, h2Request, startInbound, type SimpleResponse } from '../helpers/inbound-fixture.js';
+import { h1Request, h1Stream, h2Connect, h2Request, startInbound, type SimpleResponse } from '../helpers/inbound-fixture.js';
 import { InboundTimeouts } from '../../src/inbound/timeouts.js';
 import { rawTlsRequest } from '../helpers/raw-http.js';
 
@@ -100,17 +100,7 @@ t.test('the idle timeout', async (t) => {
 
   // HTTP/1.1: the head and a chunk went out, then nothing: the connection is cut
   const started = performance.now();
-  const cut = await new Promise<{ status: number; body: string; aborted: boolean }>((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port: fx.port, path: '/stall', agent: false, ALPNProtocols: ['http/1.1'], ...(tlsOptions as https.RequestOptions) }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('error', () => {});
-      res.on('close', () => resolve({ status: res.statusCode ?? 0, body, aborted: !res.complete }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  const cut = await h1Stream(fx.port, tlsOptions, '/stall');
   t.equal(cut.status, 200);
   t.equal(cut.body, 'first chunk');
   t.ok(cut.aborted, 'the stalled body is broken off, not ended');
