@@ -88,14 +88,15 @@ const HALF_CLOSED_CHECK_MS = 1_000;
  * the other app's connection stayed half-open, and in flight, until this sidecar's own idle
  * timeout. So `from` is asked, as relayEnd asks it, every HALF_CLOSED_CHECK_MS while nothing is
  * queued on it (a write in progress sees a reset by itself) until it closes. The connection
- * between the two sidecars is watched so on both sides; an app's socket carries an idle timer
- * (the outbound's: the tunnelIdleTimeout; the inbound's: its node:http agent's) and is left
- * as before.
+ * between the two sidecars is watched so on both sides, and the outbound's app socket: an app
+ * that half-closes and then resets (crashes) had both sidecars hold the tunnel, the far app
+ * never told, until tunnelIdleTimeout (1 h by default). A socket that carries an idle timer of
+ * its own (the inbound's app socket: its node:http agent's) is left as before.
  */
 function watchHalfClosed(from: net.Socket, tcp: net.Socket, onReset: () => void): void {
-  // not a socket with an idle timer of its own (the outbound's app socket carries the tunnel's
-  // tunnelIdleTimeout): Node re-arms it on any write, one of no bytes too, so the look every
-  // second kept an idle tunnel from ever timing out
+  // not a socket with an idle timer of its own: Node re-arms it on any write, one of no bytes
+  // too, so the look every second would keep it from ever running out. The outbound's tunnel
+  // idle timeout is kept apart from its app socket for this reason (tunnel-idle.ts)
   if ((tcp.timeout ?? 0) > 0) return;
   const timer = setInterval(() => {
     if (from.destroyed || tcp.destroyed) {

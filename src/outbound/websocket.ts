@@ -23,6 +23,7 @@ import { errorBodyBytes, rawErrorResponse, statusFor } from '../http/status.js';
 import { offersH2c, switchFieldsMissing, unofferedProtocol } from '../http/upgrade.js';
 import { clip } from '../clip.js';
 import { closeWhenFlushed, markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
+import { cutWhenIdle } from '../http/tunnel-idle.js';
 import type { SchemaGuard } from '../schema/guard.js';
 import { countBody, Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
@@ -170,17 +171,15 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       if (timer) clearTimeout(timer);
       exchange.status = 101;
       exchange.finish(); // the handshake is the request; the tunnel's lifetime is not its duration
-      // every byte either way passes through the app's socket and re-arms its timer. Idle for
-      // the upstream's tunnelIdleTimeout, or a drain that runs out (listener.ts): both sides
-      // reset, as the inbound cuts them. A FIN would reach the far app as a half-close, to sit
-      // on until the far sidecar's own limit, and the app as the far app's clean end, on which
-      // it kept its side open. The app's first: reset after the upstream's, the app's
-      // connection went out with a FIN
+      // idle for the upstream's tunnelIdleTimeout (cutWhenIdle, below), or a drain that runs
+      // out (listener.ts): both sides reset, as the inbound cuts them. A FIN would reach the far
+      // app as a half-close, to sit on until the far sidecar's own limit, and the app as the far
+      // app's clean end, on which it kept its side open. The app's first: reset after the
+      // upstream's, the app's connection went out with a FIN
       const cut = () => {
         resetTunnelSide(socket);
         resetConnection(up);
       };
-      socket.setTimeout(pool.tunnelIdleTimeoutMs, cut);
       markTunnel(socket, cut);
       // nor past the upstream's certificate path, nor a bundle change that no longer vouches for
       // it (upstream-trust.ts, via the pool as its sessions): a tunnel cannot wind down, so it is cut then
@@ -214,7 +213,13 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       up.pipe(socket, KEEP_OPEN);
       socket.pipe(up, KEEP_OPEN);
       up.once('end', () => relayEnd(up, tcpUnder(up), socket, () => fail(upstreamReset(endpointKey, 'the connection was reset'))));
+      // after the app's FIN, its socket is asked every second whether it was reset since (an app
+      // that half-closes, then crashes): the upstream is then reset, so the far app sees a reset
+      // and neither sidecar holds the tunnel until tunnelIdleTimeout (relayEnd)
       socket.once('end', () => relayEnd(socket, socket, up, () => resetConnection(up)));
+      // counted from the last byte either way, not by the app socket's own timer (which stays
+      // 0): the second's asking writes nothing, yet would re-arm that timer (tunnel-idle.ts)
+      cutWhenIdle(socket, up, pool.tunnelIdleTimeoutMs, cut);
     });
     handshake.on('response', (res: IncomingMessage) => {
       // a 101 without an Upgrade field (RFC 9110 §15.2.2 requires one), or without the Connection

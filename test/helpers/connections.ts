@@ -89,3 +89,12 @@ export async function openCount(pid: number, path: string): Promise<number> {
   }
   return count;
 }
+
+/** How many sockets (TCP, Unix, any state: one the kernel already closed still counts while its fd is open) process `pid` holds a file descriptor on. */
+export async function socketFdCount(pid: number): Promise<number> {
+  let count = 0;
+  for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+    if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')).startsWith('socket:')) count++;
+  }
+  return count;
+}
