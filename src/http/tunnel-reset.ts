@@ -88,10 +88,11 @@ const HALF_CLOSED_CHECK_MS = 1_000;
  * the other app's connection stayed half-open, and in flight, until this sidecar's own idle
  * timeout. So `from` is asked, as relayEnd asks it, every HALF_CLOSED_CHECK_MS while nothing is
  * queued on it (a write in progress sees a reset by itself) until it closes. The connection
- * between the two sidecars is watched so on both sides, and the outbound's app socket: an app
- * that half-closes and then resets (crashes) had both sidecars hold the tunnel, the far app
- * never told, until tunnelIdleTimeout (1 h by default). A socket that carries an idle timer of
- * its own (the inbound's app socket: its node:http agent's) is left as before.
+ * between the two sidecars is watched so on both sides, and each app's socket: an app that
+ * half-closes and then resets (crashes) had both sidecars hold the tunnel, the other app never
+ * told, until tunnelIdleTimeout (1 h by default). A socket that carries an idle timer of its own
+ * is left as before; a tunnel's app sockets carry none (the outbound counts tunnelIdleTimeout
+ * itself, the inbound stops the node:http agent's timer at the 101).
  */
 function watchHalfClosed(from: net.Socket, tcp: net.Socket, onReset: () => void): void {
   // not a socket with an idle timer of its own: Node re-arms it on any write, one of no bytes

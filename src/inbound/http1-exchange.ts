@@ -191,6 +191,12 @@ export class Http1Exchange extends Exchange {
     // tunnel's two sockets only: plain requests keep Node's close-on-FIN.
     socket.allowHalfOpen = true;
     appSocket.allowHalfOpen = true;
+    // the node:http agent's idle timer (for pooled sockets: an upgraded one has left the pool,
+    // its 'timeout' has no listener) is stopped, so that the app's socket, once half-closed, is
+    // asked every second whether it was reset since (watchHalfClosed leaves a socket with a timer
+    // alone): an app that half-closed and then reset (crashed) went unseen while the calling
+    // app kept its side open, both sidecars holding the tunnel until tunnelIdleTimeout
+    appSocket.setTimeout(0);
     // every byte either way passes through the caller's socket and re-arms its timer. Idle:
     // both sides reset, as the outbound does at its own limit; closed with a FIN, the calling
     // sidecar read a half-close and kept its app's connection open (review of tunnels, M2)
