@@ -70,12 +70,15 @@ build: $(BUILD_STAMP)
 # some of them by path); then esbuild writes the command itself, dist/cli.js, as one bundle of
 # meshcar's own modules (chunks dist/chunk-*.js for what loads only when used: the CA, the node
 # codec, the spec worker's code). Loading ~300 small modules one by one cost a sidecar's start
-# ~80 ms of CPU (330 -> 250 ms to ready, median of 7; RSS 67.4 -> 62.8 MB). The three packages
-# every `meshcar run` loads at start (yaml, pino, prom-client: ~130 CommonJS files, each found,
-# read and compiled on its own) go into the bundle too: 0.40 -> 0.335 s of CPU to ready, median
-# of 8 alternated, RSS -0.7 MB. The packages loaded only when used (undici, node-forge, Ajv, the
-# OpenAPI parser, http2-wrapper) stay in node_modules, so a start that never needs them never
-# reads them; the banner gives the bundled CommonJS code a `require` for Node's own modules. Per request it changes nothing measurable (make bench, interleaved runs). dist/spec-load-worker.js is the worker's bundle, next to the chunks, so the
+# ~80 ms of CPU (330 -> 250 ms to ready, median of 7; RSS 67.4 -> 62.8 MB). The two packages
+# every `meshcar run` loads whole at start (yaml, pino: ~100 CommonJS files, each found, read and
+# compiled on its own) go into the bundle too: 0.405 -> 0.355 s of CPU to ready, median of 8
+# alternated, RSS -0.9 MB. prom-client stays out: src/metrics/prom-parts.ts loads its parts one
+# by one from node_modules (never its index, which pulls @opentelemetry/api), and a bundled copy
+# beside them would be a second prom-client. The packages loaded only when used (undici,
+# node-forge, Ajv, the OpenAPI parser, http2-wrapper) stay in node_modules, so a start that never
+# needs them never reads them; the banner gives bundled CommonJS code a `require` for Node's own
+# modules. Per request it changes nothing measurable (make bench, interleaved runs). dist/spec-load-worker.js is the worker's bundle, next to the chunks, so the
 # path a chunk asks for (./spec-load-worker.js) is there as it is for the module per file.
 $(BUILD_STAMP): $(shell find src -name '*.ts' -o -type d) tsconfig.json package.json $(NODE_MODULES_STAMP)
 	npx tsc -p tsconfig.json
