@@ -6,21 +6,14 @@
 // README has it listen on loopback. `meshcar check` prints it, the sidecar's start and each
 // reload log it once (config-warnings.ts).
 
-import { BlockList, isIP } from 'node:net';
-import { formatHostPort } from './address.js';
+import { canonicalHost, formatHostPort, isLoopbackAddress } from './address.js';
 import type { SidecarConfig } from './sidecar-config.js';
 
-/** 127.0.0.0/8 and ::1 in any spelling (`0:0:0:0:0:0:0:1`, `::ffff:127.0.0.1` are matched too). */
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
+/** 127.0.0.0/8 and ::1 in any spelling (`0:0:0:0:0:0:0:1`, `::ffff:127.0.0.1`: canonicalHost), or localhost. */
 function isLoopbackHost(host: string): boolean {
-  const family = isIP(host);
-  if (family !== 0) return LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
+  const canonical = canonicalHost(host);
   // localhost and its subdomains resolve to loopback (RFC 6761 §6.3); any other name may not
-  const lower = host.toLowerCase();
-  return lower === 'localhost' || lower.endsWith('.localhost');
+  return isLoopbackAddress(canonical) || canonical === 'localhost' || canonical.endsWith('.localhost');
 }
 
 /** One line when outbound.listen is not a loopback address; `file` as the user named it. */
