@@ -8,11 +8,9 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshcarError } from '../errors.js';
-import { USERINFO_REFUSED, parseRequestTarget } from './absolute-form.js';
+import { parseRequestTarget, targetShapeProblem } from './absolute-form.js';
 import { hostFieldProblem } from './host-field.js';
 import { headSizeProblem } from './head-size.js';
-
-const EMPTY_AUTHORITY = 'an absolute-form request target must name a host (RFC 9110 §4.2.1)';
 
 export interface ServedTarget {
   /** The path routed by, without its query; always starts with `/` (or is `*`). */
@@ -36,7 +34,7 @@ export function servedTarget(req: IncomingMessage, res: ServerResponse): ServedT
     throw new MeshcarError('headers_too_large', tooLarge);
   }
   const target = parseRequestTarget(req.url);
-  const problem = hostFieldProblem(req, ' (RFC 9112 §3.2)') ?? (target.userinfo ? USERINFO_REFUSED : target.authority === '' ? EMPTY_AUTHORITY : undefined);
+  const problem = hostFieldProblem(req, ' (RFC 9112 §3.2)') ?? targetShapeProblem(target);
   if (problem !== undefined) {
     res.setHeader('connection', 'close');
     throw new MeshcarError('bad_request', problem);

@@ -5,7 +5,7 @@
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { MeshcarError, type ErrorCode } from '../errors.js';
-import { parseRequestTarget } from '../http/absolute-form.js';
+import { parseRequestTarget, targetShapeProblem } from '../http/absolute-form.js';
 import { announcesBody } from '../http/body-framing.js';
 import { sendError } from '../http/status.js';
 import { closeWhenFlushed, markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
@@ -17,14 +17,15 @@ import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links
  * The target in origin-form. An absolute-form one (`GET http://orders/x`: RFC 9112 §3.2.2 has
  * every server accept it) becomes its path, and its authority replaces Host for the policy and
  * the app, as the RFC has a server do (an HTTP/1.1 request without Host stays without, for the
- * 400 it gets all the same). One with userinfo or a fragment is left as it came, for the path
- * check to refuse.
+ * 400 it gets all the same). One with userinfo, an empty authority (`http:///x`, which made the
+ * app's Host empty) or a fragment is left as it came, for the path check to refuse.
  */
 function originTarget(req: IncomingMessage): string {
   const url = req.url as string;
   if (url.charCodeAt(0) === 47 /* / */ || url.includes('#')) return url;
-  const { authority, path, userinfo } = parseRequestTarget(url);
-  if (authority === undefined || userinfo) return url;
+  const target = parseRequestTarget(url);
+  const { authority, path } = target;
+  if (authority === undefined || targetShapeProblem(target) !== undefined) return url;
   if (req.headers.host !== undefined || req.httpVersionMinor === 0) req.headers.host = authority;
   return path;
 }

@@ -13,6 +13,7 @@ import { MeshcarError } from '../errors.js';
 import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
 import { headListBytes } from '../http/head-list-bytes.js';
 import { hostFieldProblem } from '../http/host-field.js';
+import { parseRequestTarget, targetShapeProblem } from '../http/absolute-form.js';
 import { expectationError } from '../http/expectation.js';
 import { mayAnswer, parserRefusal, refusedRequest } from '../http/client-error.js';
 import { rawErrorResponse } from '../http/status.js';
@@ -132,7 +133,7 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
   const pathRefused = pathProblem(exchange.path) ?? (exchange.target.indexOf('#') === -1 ? undefined : FRAGMENT_PROBLEM);
   if (pathRefused !== undefined) {
     if (/^https?:\/\//i.test(exchange.path)) {
-      exchange.fail('bad_request', 'an absolute-form request target must carry no userinfo (user@) and no fragment (#)');
+      exchange.fail('bad_request', targetShapeProblem(parseRequestTarget(exchange.path)) ?? 'an absolute-form request target must carry no fragment (#)');
       return;
     }
     exchange.fail('bad_request', `the request path must be a plain absolute path: ${pathRefused}`);

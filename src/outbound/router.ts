@@ -5,7 +5,7 @@
 
 import { authorityProblem } from '../http/authority.js';
 
-import { USERINFO_REFUSED, type RequestTarget } from '../http/absolute-form.js';
+import { targetShapeProblem, type RequestTarget } from '../http/absolute-form.js';
 export { parseRequestTarget, type RequestTarget } from '../http/absolute-form.js';
 
 /** How many upstream names a no_route answer lists: enough for a typo, not a page of them. */
@@ -76,9 +76,13 @@ export function routableAuthorityProblem(authority: string | undefined): string 
   return authorityProblem(authority, undefined);
 }
 
-/** routableAuthorityProblem for an HTTP/1.1 request's `authority` (its target's, else Host), refused outright when the target held userinfo. */
+/**
+ * routableAuthorityProblem for an HTTP/1.1 request's `authority` (its target's, else Host),
+ * refused outright when the target held userinfo or named no host (`GET http:///x`, a 400, not
+ * the 404 of a request that names no upstream).
+ */
 export function targetAuthorityProblem(target: RequestTarget, authority: string | undefined): string | undefined {
-  return target.userinfo ? USERINFO_REFUSED : routableAuthorityProblem(authority);
+  return targetShapeProblem(target) ?? routableAuthorityProblem(authority);
 }
 
 /**

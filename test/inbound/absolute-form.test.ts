@@ -35,6 +35,9 @@ t.test('absolute-form targets at the inbound', async (t) => {
   const userinfo = await ask('GET http://admin@orders/who HTTP/1.1\r\nHost: orders\r\n');
   t.equal(userinfo.status, 400, 'userinfo: 400');
   t.match(userinfo.body, /"error":"bad_request".*absolute-form request target must carry no userinfo/, 'saying why');
+  const noName = await ask('GET http:///who HTTP/1.1\r\nHost: orders\r\n');
+  t.equal(noName.status, 400, 'an empty authority: 400');
+  t.match(noName.body, /"error":"bad_request".*must name a host/, 'saying why');
   const fragment = await ask('GET http://orders/who#top HTTP/1.1\r\nHost: orders\r\n');
   t.equal(fragment.status, 400, 'a fragment: 400');
   const other = await ask('GET ftp://orders/who HTTP/1.1\r\nHost: orders\r\n');

@@ -20,6 +20,9 @@ t.test('authorities refused before routing', async (t) => {
     ['absolute-form with a non-numeric port', 'GET http://payments:{x}/echo HTTP/1.1\r\nHost: payments\r\n\r\n'],
     // routed by the name after the @ while the same authority in Host is refused (RFC 9110 §4.2.4)
     ['absolute-form with userinfo', 'GET http://nosuch:80@payments/echo HTTP/1.1\r\nHost: nosuch\r\n\r\n'],
+    // RFC 9110 §4.2.1: an http URI with an empty host is invalid (was routed by Host's empty name: 404)
+    ['absolute-form naming no host', 'GET http:///echo HTTP/1.1\r\nHost: payments\r\n\r\n'],
+    ['Upgrade in absolute-form naming no host', 'GET http:///ws HTTP/1.1\r\nHost: payments\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'],
     ['absolute-form with a password', 'GET http://u:secret@payments/echo HTTP/1.1\r\nHost: payments\r\n\r\n'],
     ['Upgrade in absolute-form with userinfo', 'GET http://u@payments/ws HTTP/1.1\r\nHost: payments\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'],
     ['Upgrade with a path in Host', 'GET /ws HTTP/1.1\r\nHost: payments:1/../x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'],
