@@ -14,8 +14,9 @@ import type { UpstreamStream } from './upstream-stream.js';
 
 const LAST_STREAM = Symbol('meshcar.goawayLastStreamId');
 const SESSION = Symbol('meshcar.session');
+const ERROR_GOAWAY = Symbol('meshcar.goawayWithError');
 
-type Noted = ClientHttp2Session & { [LAST_STREAM]?: number };
+type Noted = ClientHttp2Session & { [LAST_STREAM]?: number; [ERROR_GOAWAY]?: true };
 
 /** A node-codec session: the lowest last stream id of the GOAWAYs it gets is kept on it. */
 export function watchGoaway(session: ClientHttp2Session): void {
@@ -23,7 +24,8 @@ export function watchGoaway(session: ClientHttp2Session): void {
 }
 
 // one shared listener (no closure per session); Node emits 'goaway' before it destroys the streams
-function onGoaway(this: Noted, _code: number, lastStreamId: number): void {
+function onGoaway(this: Noted, code: number, lastStreamId: number): void {
+  if (code !== h2.NGHTTP2_NO_ERROR) this[ERROR_GOAWAY] = true;
   const known = this[LAST_STREAM];
   this[LAST_STREAM] = known === undefined ? lastStreamId : Math.min(known, lastStreamId);
 }
@@ -39,10 +41,16 @@ export function sessionOf(up: UpstreamStream): Http2Session | undefined {
   return (up as UpstreamStream & { [SESSION]?: Http2Session })[SESSION];
 }
 
-/** Refused by the peer, or above its GOAWAY's last stream id (then without an id: never sent). */
+/**
+ * Refused by the peer, or above its GOAWAY's last stream id (then without an id: never sent).
+ * After a GOAWAY with an error code only the last id tells: Node gives every stream of the
+ * session it destroys that code as its rstCode, so a GOAWAY(REFUSED_STREAM) naming this stream
+ * as processed (id ≤ last) made its rstCode REFUSED_STREAM all the same, and a POST the peer's
+ * app had run was sent again. (After a graceful GOAWAY a stream's own RST_STREAM still counts.)
+ */
 export function neverProcessed(up: UpstreamStream): boolean {
-  if (up.rstCode === h2.NGHTTP2_REFUSED_STREAM) return true;
   const session = sessionOf(up) as Noted | undefined;
+  if (session?.[ERROR_GOAWAY] !== true && up.rstCode === h2.NGHTTP2_REFUSED_STREAM) return true;
   const last = session?.[LAST_STREAM];
   if (last === undefined) return false;
   const id = (up as UpstreamStream & { id?: number }).id;
