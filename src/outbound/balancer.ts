@@ -41,7 +41,7 @@ export interface LoadState {
   /** Failures in a row. */
   failures: number;
   ejected: boolean;
-  /** Epoch ms the ejection ends (meaningful while `ejected`): GET /upstreams says it (upstreams-view.ts). */
+  /** performance.now() ms the ejection ends (meaningful while `ejected`; the timer re-admits it, this is what GET /upstreams shows, as a wall time: upstreams-view.ts). */
   ejectedUntil: number;
   /** Ejections since the last success: the next ejection lasts base × (this + 1). */
   ejections: number;
@@ -153,7 +153,7 @@ export class EndpointHealth<E extends Ejectable> {
     e.ejected = true;
     e.ejections += 1;
     const ms = Math.min(this.outlier.baseEjectionMs * e.ejections, this.outlier.maxEjectionMs);
-    e.ejectedUntil = Date.now() + ms;
+    e.ejectedUntil = performance.now() + ms;
     e.ejectTimer = setTimeout(() => this.readmit(e), ms);
     e.ejectTimer.unref();
     this.logger.warn({ upstream: this.upstream, endpoint: e.key, failures: e.failures, ejectedForMs: ms }, 'upstream endpoint ejected after consecutive failures');

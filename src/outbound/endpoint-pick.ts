@@ -8,6 +8,7 @@ import { loadCost } from './balancer.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 
 /**
+ * `now` is performance.now(), the clock `downUntil` is kept on (pool-failover.ts).
  * Power of two choices: two distinct endpoints at random, the one with the lower load cost
  * (ewma × (outstanding + 1)) wins. Endpoints resting after a connect failure, ejected, the
  * one to `avoid` (a retry's last endpoint) and those in `tried` are not candidates; when

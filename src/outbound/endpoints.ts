@@ -32,7 +32,7 @@ export interface UpstreamEndpoint extends LoadState {
   readonly port: number;
   /** `https://key`, what http2-wrapper pools sessions by. */
   readonly origin: URL;
-  /** Epoch ms before which the endpoint is skipped after a connect failure. */
+  /** performance.now() ms before which the endpoint is skipped after a connect failure (the running time: a wall clock stepped back would stretch the rest by the step); GET /upstreams shows it as a wall time. */
   downUntil: number;
 }
 

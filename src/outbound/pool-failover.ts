@@ -8,6 +8,7 @@
 // stops being picked; a requester that goes away cancels its wait. Plain functions of the pool.
 
 import type { ClientHttp2Session, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import { MeshcarError, describeError } from '../errors.js';
 import { outboundFailure } from '../tls-failures/describe.js';
 import type { UpstreamEndpoint } from './endpoints.js';
@@ -104,7 +105,7 @@ export async function withFailover<T extends { endpoint: UpstreamEndpoint }>(poo
   let lastError: MeshcarError | undefined;
   let next = first;
   for (;;) {
-    const endpoint = next ?? pool.endpoints.pick(Date.now(), undefined, tried);
+    const endpoint = next ?? pool.endpoints.pick(performance.now(), undefined, tried);
     next = undefined;
     if (!endpoint) throw lastError ?? new MeshcarError('upstream_unavailable', `no address is known for upstream ${pool.name}`);
     try {
@@ -171,7 +172,9 @@ export function endpointFailed(pool: UpstreamPool, endpoint: UpstreamEndpoint, e
     if (through) pool.deps.logger.warn({ upstream: pool.name, endpoint: endpoint.key, err: failure.error.message }, `cannot connect upstream: a local shortage, not held against the endpoint${leftOut(through, 'like it')}`);
     return failure.error;
   }
-  const now = Date.now();
+  // the running time, not the wall clock: a clock stepped back (NTP, a VM restored) kept a
+  // healthy endpoint out for as long as the step, an hour's step for an hour
+  const now = performance.now();
   if (endpoint.downUntil <= now) {
     pool.deps.logger.warn({ upstream: pool.name, endpoint: endpoint.key, code: failure.error.code, err: failure.error.message }, 'upstream endpoint failed');
   }

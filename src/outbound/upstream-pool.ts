@@ -13,6 +13,7 @@
 // failover, circuit, counting) is shared.
 
 import type { ClientHttp2Session, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import { DEFAULT_TUNNEL_IDLE_TIMEOUT_MS } from '../config/fields.js';
 import type { UpstreamConfig } from '../config/outbound-config.js';
 import { MeshcarError } from '../errors.js';
@@ -155,7 +156,7 @@ export class UpstreamPool {
    */
   openStream(headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, requester: StreamRequester, avoid?: UpstreamEndpoint): StreamWait | undefined {
     if (!this.closed && this.active + this.pending >= this.circuit.maxRequests) return void requester.streamFailed(this.circuitOpen(`${this.active + this.pending} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
-    const now = Date.now();
+    const now = performance.now();
     const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(now) : (this.endpoints.pick(now, avoid) ?? this.endpoints.pick(now));
     if (endpoint) {
       let stream: UpstreamStream | undefined;

@@ -4,8 +4,10 @@
 // what host names resolved to) with its state (ok; down: a connect failure's backoff, until
 // when; ejected: an outlier, until when), the sessions open to it and the streams on them, and
 // the last failed lookup of its names. Metrics say how many addresses are known or ejected;
-// this says which.
+// this says which. The deadlines are kept on the running time (performance.now(): a wall clock
+// stepped back must not stretch them) and shown as wall times, the time left added to Date.now().
 
+import { performance } from 'node:perf_hooks';
 import { formatHostPort } from '../config/address.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -35,8 +37,14 @@ export interface UpstreamView {
   readonly lastLookupFailure?: { readonly host: string; readonly message: string; readonly time: string; readonly failingNow: boolean };
 }
 
+/** Now on both clocks: `running` (performance.now()) for the deadlines, `wall` (Date.now()) for what is shown. */
+interface Now {
+  readonly running: number;
+  readonly wall: number;
+}
+
 /** The pools now routing, as GET /upstreams shows them (pools a reload retired are left out). */
-export function upstreamsView(pools: readonly UpstreamPool[], now: number = Date.now()): UpstreamView[] {
+export function upstreamsView(pools: readonly UpstreamPool[], now: Now = { running: performance.now(), wall: Date.now() }): UpstreamView[] {
   return pools.map((pool) => {
     const failure = pool.endpoints.lookupFailure();
     return {
@@ -48,14 +56,19 @@ export function upstreamsView(pools: readonly UpstreamPool[], now: number = Date
   });
 }
 
-function addressView(pool: UpstreamPool, e: UpstreamEndpoint, now: number): UpstreamAddressView {
-  const down = e.downUntil > now;
+/** A running-time deadline as the wall time it falls at (ISO). */
+function wallTime(deadline: number, now: Now): string {
+  return new Date(now.wall + (deadline - now.running)).toISOString();
+}
+
+function addressView(pool: UpstreamPool, e: UpstreamEndpoint, now: Now): UpstreamAddressView {
+  const down = e.downUntil > now.running;
   return {
     address: e.key,
     // an ejection outlasts a backoff and is what keeps the address out: it is the state shown
     state: e.ejected ? 'ejected' : down ? 'down' : 'ok',
-    ...(down ? { downUntil: new Date(e.downUntil).toISOString() } : {}),
-    ...(e.ejected ? { ejectedUntil: new Date(e.ejectedUntil).toISOString() } : {}),
+    ...(down ? { downUntil: wallTime(e.downUntil, now) } : {}),
+    ...(e.ejected ? { ejectedUntil: wallTime(e.ejectedUntil, now) } : {}),
     failures: e.failures,
     sessions: pool.own ? pool.own.sessionsTo(e) : (pool.byEndpoint.get(e)?.length ?? 0),
     streams: e.outstanding,

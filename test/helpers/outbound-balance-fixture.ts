@@ -69,7 +69,7 @@ export async function startBalanced(pki: TestPki, spec: BalanceSpec) {
     ...(codec ? { codec } : {}),
   });
   const bound = await outbound.listen();
-  return { port: bound.port, observer, close: () => outbound.close() };
+  return { port: bound.port, observer, outbound, close: () => outbound.close() };
 }
 
 /** `total` requests, `concurrency` at a time, through one keep-alive agent per worker. */
