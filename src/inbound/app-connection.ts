@@ -59,7 +59,7 @@ export class AppConnection implements BodyWriterOwner {
   private assigning = false;
   /** The app's Keep-Alive: timeout hint in ms (undefined: none given). */
   keepAliveHintMs: number | undefined = undefined;
-  /** When an idle connection should be closed (Date.now() ms); set by the pool. */
+  /** When an idle connection should be closed (performance.now() ms); set by the pool. */
   idleUntil = 0;
 
   /** `connectTimeoutMs`: a new connection must be up within this (undici's default is 10 s), else 503 upstream_unavailable. */

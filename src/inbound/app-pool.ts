@@ -34,7 +34,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
   private readonly maxConnections: number;
   private readonly idleTimeoutMs: number;
   private sweepTimer: NodeJS.Timeout | undefined = undefined;
-  /** When the armed sweep fires (Date.now() ms). */
+  /** When the armed sweep fires (performance.now() ms: the running time, which a step of the wall clock does not move). */
   private sweepDue = 0;
   private isClosed = false;
   private readonly share: CallerShare;
@@ -56,7 +56,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
       this.waiting.add(caller, { request, handler });
       return;
     }
-    const now = Date.now();
+    const now = performance.now();
     let connection: AppConnection | undefined;
     while ((connection = this.idle.pop()) !== undefined) {
       // one whose time ran out before the sweep came by, or that the app is closing, is not used
@@ -91,7 +91,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
       connection.destroy();
       return;
     }
-    connection.idleUntil = Date.now() + idleMs;
+    connection.idleUntil = performance.now() + idleMs;
     this.idle.push(connection);
     // an earlier deadline than the armed one (an app's short Keep-Alive hint) re-arms the timer
     if (this.sweepTimer === undefined || connection.idleUntil < this.sweepDue) {
@@ -134,7 +134,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
   }
 
   private armSweep(delayMs: number): NodeJS.Timeout {
-    this.sweepDue = Date.now() + delayMs;
+    this.sweepDue = performance.now() + delayMs;
     const timer = setTimeout(() => this.sweep(), delayMs);
     timer.unref();
     return timer;
@@ -143,7 +143,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
   /** Closes the idle connections whose time is up; re-armed for the next one due, if any. */
   private sweep(): void {
     this.sweepTimer = undefined;
-    const now = Date.now();
+    const now = performance.now();
     let nextDue = Infinity;
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const connection = this.idle[i] as AppConnection;

@@ -8,6 +8,7 @@ import t from 'tap';
 import { AppPool } from '../../src/inbound/app-pool.js';
 import { RecordingHandler, exchange, get, settled, startHeadApp, startHttpApp, type TrackedApp } from '../helpers/app-client.js';
 import { waitFor } from '../helpers/mesh.js';
+import { movableClock } from '../helpers/movable-clock.js';
 
 function poolFor(t: Tap.Test, app: TrackedApp, options: { maxConnections?: number; idleTimeoutMs?: number } = {}): AppPool {
   const pool = new AppPool({ host: '127.0.0.1', port: app.port, ...options });
@@ -86,6 +87,24 @@ t.test('cap: 2 connections for 6 requests at once, the waiting ones served in th
     'all six answered',
   );
   t.equal(app.connections.length, 2);
+});
+
+// the idle deadline was a wall-clock time: a clock stepped back an hour (NTP, a resumed VM)
+// while a connection sat idle kept it an hour past the pool's timeout and the app's hint
+t.test('idle timeout: the wall clock stepped back an hour does not keep an idle connection', async (t) => {
+  const app = await startHttpApp((_req, res, seen) => res.end(String(seen.id)));
+  const pool = poolFor(t, app, { idleTimeoutMs: 300 });
+  const clock = movableClock();
+  t.teardown(() => clock.restore());
+  const first = await exchange(pool, get('/'));
+  t.equal(first.body, '1');
+  // stepped once the connection is back among the idle ones (its deadline set)
+  await waitFor(async () => (pool as unknown as { idle: unknown[] }).idle.length === 1, 5000, 'the connection idle in the pool');
+  clock.offset.ms = -3_600_000;
+  await closedAtApp(app, 0);
+  // closedAt is read off the stepped clock, completedAt off the clock before the step
+  const idleFor = (app.connections[0]?.closedAt ?? 0) + 3_600_000 - first.completedAt;
+  t.ok(idleFor >= 250 && idleFor < 2000, `closed by the pool after its 300 ms (${idleFor} ms)`);
 });
 
 t.test('idle timeout: the pool closes an idle connection after idleTimeoutMs; the next request opens a new one', async (t) => {
