@@ -41,7 +41,8 @@ export async function readReload(file: string, running: () => SidecarConfig): Pr
 }
 
 /**
- * A restart-only identity key naming a file that is not there: applied (the running identity
+ * A restart-only identity key naming a file that is not there or unusable, or identity.files
+ * that do not work together as a set: applied (the running identity
  * stays), but the next start would fail on it, so the answer says so now.
  */
 export async function nextStartProblems(file: string, plan: ReloadPlan, next: SidecarConfig): Promise<string[]> {

@@ -154,8 +154,9 @@ export function referencedPaths(config: SidecarConfig): string[] {
 }
 
 /**
- * What is wrong with the identity files a sidecar config names (key path and problem): a
- * reload keeps the running identity, so these only bite at the next start; the reload says so.
+ * What is wrong with the identity files a sidecar config names (key path and problem), each
+ * file alone and then identity.files as a set, as `check` tells them: a reload keeps the
+ * running identity, so these only bite at the next start; the reload says so.
  */
 export async function identityFileProblems(config: SidecarConfig): Promise<Array<{ key: string; problem: string }>> {
   const refs = referencesOf({ kind: 'sidecar', config });
@@ -165,7 +166,12 @@ export async function identityFileProblems(config: SidecarConfig): Promise<Array
       return fileProblem(ref.path, ref.content, ref.grants);
     }),
   );
-  return refs.flatMap((ref, i) => (problems[i] === undefined ? [] : [{ key: ref.keys.join('.'), problem: problems[i] as string }]));
+  const each = refs.flatMap((ref, i) => (problems[i] === undefined ? [] : [{ key: ref.keys.join('.'), problem: problems[i] as string }]));
+  if (each.length > 0) return each;
+  // identity.files that each read fine must also work together, as check tests them and run
+  // takes them (a key of another certificate, another service's SVID, another CA's chain)
+  const set = await filesSetProblem(config);
+  return set === undefined ? [] : [{ key: 'identity.files.cert', problem: set.problem }];
 }
 
 /** Checks every file the config names; each problem becomes an issue at the key naming the file. */
