@@ -27,9 +27,13 @@ export function reportNotRun(logger: Logger, why: string): ReloadResult {
   return { ok: false, code: 'reload_aborted', messages: [`${why}: the reload is not run`] };
 }
 
-/** A reload asked for while the sidecar drains (shuts down): `messages` say why, as the caller tells it. */
+/**
+ * A reload asked for while the sidecar drains (shuts down): `messages` say why, as the caller
+ * tells it, and the log line says the same (a drain that began while the file was read, each
+ * worker that could not prepare a round the stop overtook), not one fixed text for every case.
+ */
 export function reportNotRunWhileDraining(logger: Logger, messages: readonly string[]): ReloadResult {
-  logger.warn({ component: 'reload' }, 'config reload asked for while draining: not run, the sidecar is shutting down');
+  logger.warn({ component: 'reload' }, `config reload asked for while draining: ${messages.join('; ')}`);
   return { ok: false, code: 'reload_aborted', messages };
 }
 

@@ -55,7 +55,13 @@ t.test('SIGTERM while a reload reads its spec: 503 reload_aborted, nothing appli
   app.release('held-1');
   await held;
   t.equal(reloaded.status, 503, `the reload is not applied (${reloaded.body})`);
+  const { message } = JSON.parse(reloaded.body) as { error: string; message: string };
   t.match(JSON.parse(reloaded.body), { error: 'reload_aborted' });
+  // the warning says the reason the answer gives: the drain began while the file was read (or,
+  // the stop first, the reload came during the drain), not one fixed text for both
+  t.match(message, /^the sidecar (began draining \(shutting down\) while the reload was read: it is not applied|is draining \(shutting down\): the reload is not run)$/);
+  const warning = proc.lines.find((line) => line.level === 40 && String(line.msg).startsWith('config reload asked for while draining'));
+  t.equal(warning?.msg, `config reload asked for while draining: ${message}`, 'the log line says the same reason');
   await proc.exited();
   t.ok(proc.lines.some((line) => line.msg === 'stopped'), "the drain's own info lines are still written (the log level did not change)");
   t.notOk(proc.lines.some((line) => line.msg === 'config reloaded'), 'nothing was reloaded');

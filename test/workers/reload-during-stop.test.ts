@@ -55,6 +55,9 @@ t.test('a reload held across SIGTERM: 503 shutting down, no worker killed', { ti
   t.notOk(messages.some((m) => m.startsWith('worker exited during the drain')), 'every worker ended by its own drain');
   t.notOk(messages.some((m) => m.startsWith('config reload partly confirmed')), 'not told as a partly confirmed reload');
   // as one process tells a reload during its drain: a warning, not a failed reload (nor counted as one)
-  t.ok(lines.some((l) => l.level === 40 && l.msg === 'config reload asked for while draining: not run, the sidecar is shutting down'), 'the drain\'s warning');
+  // and the line says the reasons the answer gives (one line: each worker's, then the stop's)
+  const reasons = (JSON.parse(answer.body) as { message: string }).message.split('\n');
+  t.equal(reasons.at(-1), 'the sidecar is draining (shutting down): the reload is not run');
+  t.ok(lines.some((l) => l.level === 40 && l.msg === `config reload asked for while draining: ${reasons.join('; ')}`), 'the drain\'s warning, with its reasons');
   t.notOk(messages.some((m) => m.startsWith('config reload aborted')), 'not logged as an aborted reload');
 });
