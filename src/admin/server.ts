@@ -15,6 +15,7 @@ import { MeshcarError, listenFailed } from '../errors.js';
 import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
+import { answerBrokenBody, bodyEnded } from './body-end.js';
 import { refuseUnmetExpectations } from '../http/expectation.js';
 import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 import { servedTarget } from '../http/served-target.js';
@@ -143,6 +144,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     if (path === '/reload' && state.reload) {
       req.resume(); // a body, if any, is not read
       if (req.method !== 'POST') throw new MeshcarError('method_not_allowed', 'use POST /reload', { allow: 'POST' });
+      // but it ends first: one that breaks runs no reload, and gets the parser's 400 (body-end.ts)
+      if (!(await bodyEnded(req))) return;
       return sendJson(res, 200, await state.reload());
     }
     // the path first, then the method: a typo (POST /relaod) is a 404 whatever the method, as
@@ -207,10 +210,11 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   server.requestTimeout = 30_000;
   // what the parser refuses gets the JSON error of every other admin answer (Node's is bare)
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    refuseAndClose(err, socket, {
+    const texts = {
       headTooLarge: `the request head is over the admin port's limit of ${maxHeaderSize} bytes`,
       timedOut: `the request did not arrive in time (${server.headersTimeout / 1000} s for its head, ${server.requestTimeout / 1000} s in all)`,
-    });
+    };
+    if (!answerBrokenBody(err, socket, texts)) refuseAndClose(err, socket, texts);
   });
   refuseConnectMethod(server, 'GET, HEAD, POST');
   refuseUnmetExpectations(server);
