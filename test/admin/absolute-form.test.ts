@@ -6,32 +6,14 @@
 // server in this process.
 
 import t from 'tap';
-import net from 'node:net';
-import { once } from 'node:events';
 import { pino } from 'pino';
-import { startAdminServer, type AdminState } from '../../src/admin/server.js';
+import { startAdminServer } from '../../src/admin/server.js';
+import { adminExchange, bareAdminState } from '../helpers/admin-state.js';
 
-const state: AdminState = {
-  ready: () => true,
-  draining: () => false,
-  identity: () => ({}),
-  config: () => ({}),
-  metrics: async () => ({ contentType: 'text/plain', body: '' }),
-  views: { '/endpoints': (query) => ({ format: query.get('format') }) },
-};
+const state = bareAdminState({ views: { '/endpoints': (query) => ({ format: query.get('format') }) } });
 
 /** One request on its own connection (Connection: close); the whole answer as text. */
-async function exchange(port: number, head: string): Promise<string> {
-  const socket = net.connect(port, '127.0.0.1');
-  socket.on('error', () => undefined);
-  let text = '';
-  socket.setEncoding('latin1');
-  socket.on('data', (chunk: string) => (text += chunk));
-  await once(socket, 'connect');
-  socket.write(`${head}Connection: close\r\n\r\n`);
-  await once(socket, 'close');
-  return text;
-}
+const exchange = (port: number, head: string) => adminExchange(port, `${head}Connection: close\r\n\r\n`);
 
 t.test('absolute-form targets are served by their path, judged by their authority', async (t) => {
   const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }));

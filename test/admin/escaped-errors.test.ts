@@ -7,16 +7,12 @@ import t from 'tap';
 import http from 'node:http';
 import { pino } from 'pino';
 import { MeshcarError } from '../../src/errors.js';
-import { startAdminServer, type AdminState } from '../../src/admin/server.js';
+import { startAdminServer } from '../../src/admin/server.js';
+import { bareAdminState } from '../helpers/admin-state.js';
 
 const HOSTILE = '\u009b[2J\u202eo';
 
-const state: AdminState = {
-  ready: () => true,
-  draining: () => false,
-  identity: () => ({}),
-  config: () => ({}),
-  metrics: async () => ({ contentType: 'text/plain', body: '' }),
+const state = bareAdminState({
   reload: async () => {
     throw new MeshcarError('config_invalid', `log.level: "${HOSTILE}" is not a level`);
   },
@@ -25,7 +21,7 @@ const state: AdminState = {
       throw new MeshcarError('bad_request', `unknown format ${JSON.stringify(query.get('format'))}`);
     },
   },
-};
+});
 
 function ask(port: number, method: string, path: string): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {

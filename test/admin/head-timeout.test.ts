@@ -10,19 +10,14 @@ import t from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { pino } from 'pino';
-import { ADMIN_HEADERS_TIMEOUT_MS, startAdminServer, type AdminState } from '../../src/admin/server.js';
+import { ADMIN_HEADERS_TIMEOUT_MS, startAdminServer } from '../../src/admin/server.js';
+import { bareAdminState } from '../helpers/admin-state.js';
 
 const HEAD_MS = 1_500;
 /** The sweep sees a head's first bytes up to a second late and fires up to a second late; plus scheduling on a loaded machine. */
 const LATE_MS = 2 * 1_000 + 3_000;
 
-const state: AdminState = {
-  ready: () => true,
-  draining: () => false,
-  identity: () => ({}),
-  config: () => ({}),
-  metrics: async () => ({ contentType: 'text/plain', body: '' }),
-};
+const state = bareAdminState();
 
 /** A raw connection whose received bytes are collected as text. */
 async function connect(port: number): Promise<{ socket: net.Socket; received: () => string; closed: Promise<void> }> {

@@ -5,34 +5,12 @@
 // admin server in this process.
 
 import t from 'tap';
-import net from 'node:net';
-import { once } from 'node:events';
 import { pino } from 'pino';
-import { startAdminServer, type AdminState } from '../../src/admin/server.js';
+import { startAdminServer } from '../../src/admin/server.js';
+import { adminExchange as exchange, bareAdminState } from '../helpers/admin-state.js';
 
 let reloads = 0;
-const state: AdminState = {
-  ready: () => true,
-  draining: () => false,
-  identity: () => ({}),
-  config: () => ({}),
-  metrics: async () => ({ contentType: 'text/plain', body: '' }),
-  reload: async () => ({ applied: [++reloads] }),
-};
-
-/** The bytes on a connection of their own; the whole answer as text, once the server closes. */
-async function exchange(port: number, bytes: string, halfClose = false): Promise<string> {
-  const socket = net.connect(port, '127.0.0.1');
-  socket.on('error', () => undefined);
-  let text = '';
-  socket.setEncoding('latin1');
-  socket.on('data', (chunk: string) => (text += chunk));
-  await once(socket, 'connect');
-  if (halfClose) socket.end(bytes);
-  else socket.write(bytes);
-  await once(socket, 'close');
-  return text;
-}
+const state = bareAdminState({ reload: async () => ({ applied: [++reloads] }) });
 
 t.test('a broken body runs no reload and is told so; a whole one reloads', async (t) => {
   const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }));
