@@ -132,6 +132,8 @@ export function checkClosed(stream: H2Stream): void {
     // client to stop sending it (RFC 9113 §8.1) rather than hold the stream open for it
     stream.rstCode = ErrorCode.NO_ERROR;
     stream.host.resetStream(stream, ErrorCode.NO_ERROR);
+    // answered in full: a completed stream for the rapid-reset budget, as the node codec counts it
+    stream.host.streamCompleted(stream);
     stream.destroy();
   }
 }

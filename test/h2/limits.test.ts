@@ -117,6 +117,43 @@ t.test('rapid reset: a peer that completes streams too may cancel some; one that
   await waitFor(() => conn.destroyed, 'the client saw the GOAWAY');
 });
 
+// A stream answered in full while the caller's request was still open, then reset by the caller
+// (its CANCEL after our END_STREAM) or by us (the unread body's RST_STREAM NO_ERROR), was
+// counted neither a reset nor a completion: only resets counted then, and a caller cancelling
+// requests it had its answers to was cut off sooner than on the node codec, which counts them
+// completed (reset-guard.ts).
+t.test('rapid reset: streams answered in full before the caller ended them count as completed', async (t) => {
+  const server = await startOurServer(
+    (stream, headers) => {
+      stream.on('error', () => {});
+      if (headers[':path'] === '/read') stream.resume(); // its body read: the caller's CANCEL ends it
+      if (headers[':path'] !== '/hold') stream.respond({ ':status': 200 }, { endStream: true });
+    },
+    { limits: { maxResetsPerWindow: 20 } },
+  );
+  t.teardown(server.close);
+  const conn = await connectOurClient(server.port);
+  // 40 answered while the request body was still open (20 read, 20 unread), then 30 cancelled
+  // unanswered: resets over the limit, but not over the completed streams
+  for (const path of ['/read', '/unread']) {
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const s = conn.request({ ':method': 'POST', ':scheme': 'http', ':authority': 'x', ':path': path }, { endStream: false });
+        s.on('error', () => {});
+        await readBody(s).catch(() => undefined);
+        s.close(ErrorCode.CANCEL);
+      }),
+    );
+  }
+  for (let i = 0; i < 30; i++) {
+    const s = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/hold' }, { endStream: true });
+    s.on('error', () => {});
+    s.close(ErrorCode.CANCEL);
+  }
+  await new Promise<void>((r) => conn.ping(() => r()));
+  t.same(server.observer.closed, [], 'no GOAWAY: the answered streams count as completed');
+});
+
 t.test('rapid reset counts premature resets only: streams cancelled after their answer started are ordinary ends', async (t) => {
   const server = await startOurServer(
     (stream, headers) => {
