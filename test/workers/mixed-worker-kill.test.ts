@@ -103,8 +103,13 @@ t.test('workers: 2 both sides: a worker killed on each side mid-traffic', { time
     const m = (await s.admin('/metrics')).body;
     t.same([metricValue(m, 'meshcar_workers'), metricValue(m, 'meshcar_workers_restarts_total')], [2, 1], `${name}: 2 workers, 1 restart`);
   }
-  const lines = [frontend, orders, grpcapp].flatMap((s) => s.process.lines.filter((l) => Number(l.level) >= 40));
-  t.same([...new Set(lines.map((l) => l.msg))], ['worker exited unexpectedly; restarting it'], 'no warning or error but the three restarts');
+  // a new connection to a side whose worker was just killed can meet that worker's end (the
+  // kernel resets what the killed worker held, the handshake with it too): the caller's
+  // "upstream endpoint failed" for such a reset or close is the kill's as well (seen once in a
+  // fresh-clone run on a loaded machine); any other warning is the sidecar's
+  const killed = (l: { msg?: unknown; err?: unknown }) => l.msg === 'upstream endpoint failed' && /ECONNRESET|EPIPE|socket hang up|closed|disconnected/i.test(String(l.err));
+  const lines = [frontend, orders, grpcapp].flatMap((s) => s.process.lines.filter((l) => Number(l.level) >= 40 && !killed(l)));
+  t.same([...new Set(lines.map((l) => l.msg))], ['worker exited unexpectedly; restarting it'], `no warning or error but the three restarts (${JSON.stringify(lines.filter((l) => l.msg !== 'worker exited unexpectedly; restarting it').map((l) => l.err))})`);
   // a SIGKILLed worker's sockets are closed by the kernel, with a reset when the app's echo was
   // still unread there: the app's end of a tunnel through it may read ECONNRESET (seen once in a
   // fresh-clone CI run on a slow machine); anything else is an error the sidecar caused
