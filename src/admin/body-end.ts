@@ -7,7 +7,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { parserRefusal, type RefusalTexts } from '../http/client-error.js';
+import { mayAnswer, parserRefusal, type RefusalTexts } from '../http/client-error.js';
 import { sendError } from '../http/status.js';
 
 /** Resolves true once the request's body (if any) has ended, false when it broke off first. */
@@ -27,7 +27,7 @@ export function bodyEnded(req: IncomingMessage): Promise<boolean> {
  */
 export function answerBrokenBody(err: NodeJS.ErrnoException, socket: Socket, texts: RefusalTexts): boolean {
   const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (res === null || res === undefined || res.headersSent || res.writableEnded || err.code === 'ECONNRESET' || !socket.writable) return false;
+  if (res === null || res === undefined || res.writableEnded || !mayAnswer(err, socket)) return false;
   res.setHeader('connection', 'close');
   sendError(res, parserRefusal(err, texts));
   return true;

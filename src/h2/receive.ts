@@ -115,9 +115,12 @@ export class FrameReceiver implements FrameHandler {
     // rapid reset (CVE-2023-44487): a server counts requests reset before they were answered,
     // within a second of opening (limits.ts: isPrematureReset); a cancelled answered stream is an ordinary end
     const now = Date.now();
-    const abuse = c.isServer && !stream.localClosed ? c.resetBudget.peerReset(stream.headersSent, now - stream.openedMs, now) : undefined;
-    // one we had answered in full: an ordinary end, as the node codec counts it (reset-guard.ts)
-    if (c.isServer && stream.localClosed) c.resetBudget.completedStream(now);
+    // one we had answered in full is an ordinary end, as the node codec counts it (reset-guard.ts)
+    let abuse: ReturnType<typeof c.resetBudget.peerReset>;
+    if (c.isServer) {
+      if (stream.localClosed) c.resetBudget.completedStream(now);
+      else abuse = c.resetBudget.peerReset(stream.headersSent, now - stream.openedMs, now);
+    }
     // REFUSED_STREAM: the peer did not process it, so it is safe to retry elsewhere
     receiveReset(stream, code, code === ErrorCode.REFUSED_STREAM ? 'refused' : 'reset_by_peer');
     if (abuse) throw calm(abuse, 'the peer resets streams faster than allowed');

@@ -16,10 +16,10 @@ export interface RequestTarget {
 }
 
 /** The refusal of a target with userinfo (its text, a password perhaps, is not quoted). */
-export const USERINFO_REFUSED = 'an absolute-form request target must carry no userinfo (user@ before the host; RFC 9110 §4.2.4)';
+const USERINFO_REFUSED = 'an absolute-form request target must carry no userinfo (user@ before the host; RFC 9110 §4.2.4)';
 
 /** The refusal of an http(s) target with an empty authority (`GET http:///x`): RFC 9110 §4.2.1 has a recipient reject it. */
-export const EMPTY_AUTHORITY_REFUSED = 'an absolute-form request target must name a host (RFC 9110 §4.2.1)';
+const EMPTY_AUTHORITY_REFUSED = 'an absolute-form request target must name a host (RFC 9110 §4.2.1)';
 
 /** Why an absolute-form target cannot be taken whatever its Host says (userinfo, an empty authority), or undefined. */
 export function targetShapeProblem(target: RequestTarget): string | undefined {

@@ -14,6 +14,15 @@ import { connectOurClient, ourRequest, readBody, RecordingH2Observer, startOurSe
 import { frame } from '../helpers/raw-h2.js';
 
 
+/** `count` requests the server holds unanswered, each reset by the client at once (CANCEL): premature resets. */
+function resetUnanswered(conn: H2Connection, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const s = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/hold' }, { endStream: true });
+    s.on('error', () => {});
+    s.close(ErrorCode.CANCEL);
+  }
+}
+
 /** Reads frames from a raw socket; resolves with the first GOAWAY's error code. */
 function goawayCode(socket: net.Socket): Promise<number> {
   return new Promise((resolve) => {
@@ -100,18 +109,10 @@ t.test('rapid reset: a peer that completes streams too may cancel some; one that
   const conn = await connectOurClient(server.port);
   // 40 completed, then 30 cancelled: resets exceed the limit but not the completed streams
   await Promise.all(Array.from({ length: 40 }, () => ourRequest(conn, { ':path': '/ok' })));
-  for (let i = 0; i < 30; i++) {
-    const s = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/hold' }, { endStream: true });
-    s.on('error', () => {});
-    s.close(ErrorCode.CANCEL);
-  }
+  resetUnanswered(conn, 30);
   await new Promise<void>((r) => conn.ping(() => r()));
   t.same(server.observer.closed, [], 'a busy, well-behaved peer is not cut off');
-  for (let i = 0; i < 30; i++) {
-    const s = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/hold' }, { endStream: true });
-    s.on('error', () => {});
-    s.close(ErrorCode.CANCEL);
-  }
+  resetUnanswered(conn, 30);
   await waitFor(() => server.observer.closed.length > 0, 'GOAWAY for rapid reset');
   t.same(server.observer.closed[0], { reason: 'rapid_reset', code: ErrorCode.ENHANCE_YOUR_CALM });
   await waitFor(() => conn.destroyed, 'the client saw the GOAWAY');
@@ -145,11 +146,7 @@ t.test('rapid reset: streams answered in full before the caller ended them count
       }),
     );
   }
-  for (let i = 0; i < 30; i++) {
-    const s = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/hold' }, { endStream: true });
-    s.on('error', () => {});
-    s.close(ErrorCode.CANCEL);
-  }
+  resetUnanswered(conn, 30);
   await new Promise<void>((r) => conn.ping(() => r()));
   t.same(server.observer.closed, [], 'no GOAWAY: the answered streams count as completed');
 });
@@ -188,11 +185,7 @@ t.test('rapid reset counts premature resets only: streams cancelled after their 
   t.same(server.observer.closed, [], 'answered streams cancelled: no GOAWAY');
   t.notOk(keep.destroyed, 'the long stream is still open');
   // the budget still guards: unanswered streams reset at once trip it as before
-  for (let i = 0; i < 120; i++) {
-    const s = conn.request({ ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/hold' }, { endStream: true });
-    s.on('error', () => {});
-    s.close(ErrorCode.CANCEL);
-  }
+  resetUnanswered(conn, 120);
   await waitFor(() => server.observer.closed.length > 0, 'GOAWAY for rapid reset');
   t.same(server.observer.closed[0], { reason: 'rapid_reset', code: ErrorCode.ENHANCE_YOUR_CALM });
 });
