@@ -1,6 +1,6 @@
 // The retries of an attempt controller (attempt.ts), for an attempt that failed before any of
 // the response reached the app: whether another is safe (idempotent request, or one the upstream
-// never processed; body kept whole; no 100-continue), allowed and in time (the upstream's policy, retry.ts), letting go of the
+// never processed; body kept within bufferLimit; no 100-continue), allowed and in time (the upstream's policy, retry.ts), letting go of the
 // failed attempt's stream, the next attempt after the wait (on another endpoint when there is
 // one), the outcome reported once per retry, and the app's body kept for replay as it goes by.
 // Nothing here runs for a request that goes well but the body keeping, when a retry could use
@@ -47,10 +47,21 @@ export function keepBodyForReplay(attempt: Attempt): void {
   }
 }
 
-/** A later attempt's stream: the body kept is sent whole. */
+/**
+ * A later attempt's stream: the body kept is sent whole; an upload still coming is sent as far
+ * as it went by and the rest piped on to this stream (as Envoy's router replays what it has
+ * buffered and streams on), so a refusal that comes before the app's body ends is retried too.
+ */
 export function replayBody(attempt: Attempt, up: UpstreamStream): void {
   const kept = attempt.body ?? [];
-  up.end(kept.length === 1 ? kept[0] : Buffer.concat(kept));
+  const sofar = kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept);
+  if (attempt.bodyDone || attempt.appBody.readableEnded) {
+    up.end(sofar);
+    return;
+  }
+  if (sofar.length > 0) up.write(sofar);
+  attempt.pipedTo = up;
+  attempt.pipeRestOfBody(up);
 }
 
 /**
@@ -153,7 +164,8 @@ export function tryRetry(attempt: Attempt, reason: RetryReason, retryAfter?: unk
   // a request the upstream never processed (REFUSED_STREAM, a stream above a GOAWAY's last id:
   // RFC 9113 §8.7; no stream at all) is safe to send again whatever its method
   if ((!neverProcessed && !isRetryableRequest(attempt.exchange.method, attempt.reqHeaders)) || expectsContinue(attempt.reqHeaders.expect)) return false;
-  if (attempt.piped && (attempt.body === null || !attempt.appBody.readableEnded)) return false;
+  // the body as far as it went by is kept (replayBody sends it again and pipes the rest on)
+  if (attempt.piped && attempt.body === null) return false;
   const pool = attempt.pool;
   // a body read ahead for the OpenAPI check is kept whole whatever its size: the limit holds too
   if (attempt.bodySize > pool.retry.bufferLimit) return false;

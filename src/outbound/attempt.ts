@@ -49,7 +49,7 @@ export abstract class Attempt {
   /** fail() ran: later events of the (cancelled) upstream stream are echoes, not news. */
   failed = false;
   endpointKey = '';
-  /** The stream the app's body is piped to (the first attempt's). */
+  /** The stream the app's body is piped to: the first attempt's, or the retry's that an upload still coming goes on to. */
   pipedTo: UpstreamStream | undefined = undefined;
   /** The armed response-head deadline (attempt-deadline.ts). */
   timer: Deadline<Attempt> | undefined = undefined;
@@ -117,6 +117,8 @@ export abstract class Attempt {
   abstract writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean, raw: readonly string[]): boolean;
   abstract relayBody(up: UpstreamStream, flags: number | boolean): void; // and its end
   protected abstract pipeBody(up: UpstreamStream): void; // the app's body to the first attempt
+  /** A retry's stream, the app's body still coming: the rest of it piped on (attempt-retry.ts replayBody). */
+  abstract pipeRestOfBody(up: UpstreamStream): void;
   abstract upstreamTrailers(trailers: IncomingHttpHeaders): void; // the current attempt's
   abstract requestTrailers(): OutgoingHttpHeaders; // end the request body upstream
   abstract sendContinue(): void; // a 100 Continue to the app (see relayContinue)

@@ -181,6 +181,11 @@ class H2cAttempt extends Attempt implements HeldRequest {
     this.stream.on('end', onAppEnd);
   }
 
+  pipeRestOfBody(up: UpstreamStream): void {
+    // onAppEnd ends it, as the current attempt's pipedTo
+    this.stream.pipe(up, PIPE_NO_END);
+  }
+
   sendContinue(): void {
     if (!this.stream.headersSent && !this.stream.closed) this.stream.additionalHeaders(CONTINUE);
   }

@@ -222,6 +222,10 @@ class Http1Attempt extends Attempt implements UploadAttempt, HeldHead {
     countBody(this.req, this.exchange, 'in');
   }
 
+  pipeRestOfBody(up: UpstreamStream): void {
+    this.req.pipe(up);
+  }
+
   /**
    * The app's body broke mid-way (listener.ts): the upstream's work is not wanted, and its end
    * is no fault of the endpoint's (markCancelled); a 400 if nothing was answered yet, else the
