@@ -10,6 +10,7 @@ import type { ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Attempt } from './attempt.js';
+import { MeshcarError } from '../errors.js';
 import { attemptOf } from './attempt-events.js';
 import { expectsContinue } from './expect-continue.js';
 import { isRetryableRequest, type RetryOutcome, type RetryReason } from './retry.js';
@@ -53,7 +54,12 @@ export function keepBodyForReplay(attempt: Attempt): void {
  * buffered and streams on), so a refusal that comes before the app's body ends is retried too.
  */
 export function replayBody(attempt: Attempt, up: UpstreamStream): void {
-  const kept = attempt.body ?? [];
+  const kept = attempt.body;
+  // never part of a body sent as if whole (abandon pauses an upload, so its copy stays whole)
+  if (kept === null) {
+    attempt.fail(new MeshcarError('upstream_unavailable', `the request to ${attempt.pool.name} was not sent again: its body went past retries.bufferLimit while the retry waited`));
+    return;
+  }
   const sofar = kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept);
   if (attempt.bodyDone || attempt.appBody.readableEnded) {
     up.end(sofar);
@@ -81,7 +87,14 @@ function abandon(attempt: Attempt): void {
   attempt.upstream = undefined;
   if (old === undefined) return;
   old.setTimeout(0);
-  if (attempt.piped) attempt.appBody.unpipe(old);
+  if (attempt.piped) {
+    attempt.appBody.unpipe(old);
+    // an upload still coming waits for the retry's stream. unpipe alone can leave it flowing:
+    // when the old stream's backpressure was pending, the pipe's drain handler resumes a body
+    // that has 'data' listeners (the copy's, the byte count's), and a stream that closed first
+    // had unpiped it already; what came then reached only the copy, and past bufferLimit nowhere
+    attempt.appBody.pause();
+  }
   if (!old.closed) cancelStream(old); // its 'error' listener (attempt-events.ts) ignores an abandoned stream
 }
 
