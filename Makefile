@@ -91,7 +91,7 @@ $(BUILD_STAMP): $(shell find src -name '*.ts' -o -type d) tsconfig.json package.
 test:
 	@$(MAKE) --no-print-directory -j3 build tools $(TAP_BUILT_STAMP)
 	@files="$$(node test/helpers/plan-test-run.mjs)" && \
-	  echo "npx tap -R terse <$$(echo $$files | wc -w) files in test/.groups/: test/e2e and test/workers first, a folder's unit tests together, the files that run alone last>" && \
+	  echo "npx tap -R terse <$$(echo $$files | wc -w) files in test/.groups/: whole-mesh groups taking turns with a folder's unit tests, the unit files that run alone last>" && \
 	  npx tap -R terse $$files
 
 # test/helpers/plan-test-run.mjs says which files share a process and why: tap starts a process

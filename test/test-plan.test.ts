@@ -1,6 +1,8 @@
 // `make test`'s plan (test/helpers/plan-test-run.mjs), run into a folder of the test's own:
-// every test file runs exactly once, alone or in one group; the whole-mesh files come first, at
-// most four to a process, in an order tap keeps (it runs files in the order of their names);
+// every test file runs exactly once, alone or in one group; the whole-mesh files go at most
+// four to a process, spread evenly among the unit tests' groups, whose folders are spread too,
+// and the unit test files that run alone come last, in an order tap keeps (it runs files in the
+// order of their names);
 // the files a group would change keep a process of their own (one that sets process.env or the
 // root's t.jobs, one marked `test-run: own process`); a variant shares a process only with
 // variants that set the same, never with the file it re-runs; and no group holds more than
@@ -52,14 +54,26 @@ t.test('every test file runs once, in the order and the company the rules say', 
   const planned = [...alone, ...grouped];
   t.same([...planned].sort(), [...all].sort(), 'each test file once: none missing, none twice');
 
-  // the whole-mesh files first, alone or four to a group
+  // the whole-mesh files, alone or four to a group, spread among the unit tests' groups (a
+  // whole-mesh group computes, a folder of unit tests waits a lot: run apart, the cores idled)
   const isMesh = (f: string) => /^test\/(e2e|workers)\//.test(f);
   const membersOf = new Map(groupPaths.map((g, i) => [g, groups[i]!]));
   const entryFiles = (e: string) => membersOf.get(e) ?? [e];
-  const firstPlain = entries.findIndex((e) => !entryFiles(e).every(isMesh));
-  t.same(entries.slice(0, firstPlain).flatMap(entryFiles).sort(), all.filter(isMesh).sort(), 'the whole-mesh files first');
   t.ok(entries.every((e) => entryFiles(e).every(isMesh) || entryFiles(e).every((f) => !isMesh(f))), 'never with other files');
   t.ok([...membersOf.values()].every((m) => !isMesh(m[0]!) || m.length <= 4), 'at most four to a process');
+  const mesh = entries.filter((e) => entryFiles(e).every(isMesh));
+  const aloneUnits = entries.filter((e) => !mesh.includes(e) && /^\d+-alone-/.test(e.split('/').pop()!));
+  const firstAloneUnit = entries.indexOf(aloneUnits[0]!);
+  t.ok(aloneUnits.length > 5 && entries.slice(firstAloneUnit).every((e) => aloneUnits.includes(e)), 'the unit test files that run alone last');
+  const mixed = entries.slice(0, firstAloneUnit);
+  const meshIn = (part: string[]) => part.filter((e) => mesh.includes(e)).length;
+  const half = mixed.slice(0, Math.floor(mixed.length / 2));
+  t.ok(Math.abs(meshIn(half) - mesh.length / 2) <= 1, `the whole-mesh groups spread evenly: ${meshIn(half)} of ${mesh.length} in the first half`);
+  t.ok(mixed.every((e, i) => i === 0 || mesh.includes(e) !== mesh.includes(mixed[i - 1]!) || i >= 2 * Math.min(mesh.length, mixed.length - mesh.length)), 'whole-mesh and unit groups take turns');
+  const units = mixed.filter((e) => !mesh.includes(e));
+  const folderOf = (e: string) => entryFiles(e)[0]!.split('/').slice(1, -1)[0] ?? 'top';
+  const together = units.filter((e, i) => i > 0 && folderOf(e) === folderOf(units[i - 1]!));
+  t.same(together, [], "no two groups of a folder's unit tests one after the other");
 
   // the rules, read back from the files themselves
   const VARIANT_IMPORT = /['"](\.{1,2}\/[^'"]+)\.test\.js['"]/;

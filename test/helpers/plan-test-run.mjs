@@ -7,8 +7,9 @@
 // another with a setting: `process.env.MESHCAR_TEST_H2_CODEC = 'node'`, then the import) goes
 // with the variants of its folder that set the same, never with the file it re-runs (a module
 // loads once per process), which goes with the plain files. The whole-mesh files (test/e2e,
-// test/workers: 10-25 s each) go four to a process, and run first (the group files' names
-// make that tap's order, below). A file runs in a process of its own (a group of one):
+// test/workers: 10-25 s each) go four to a process. The groups run in an order that mixes
+// what waits with what computes (below); the group files' names make that order tap's. A file
+// runs in a process of its own (a group of one):
 // - when it sets process.env (other than as a variant) or the root test's `t.jobs` (a group
 //   would run the next files' tests in parallel too), or says `// test-run: own process` (it
 //   measures the process: memory, open timers); and a variant of such a file.
@@ -79,26 +80,48 @@ for (const file of files.filter((f) => !ownProcess(f))) {
 
 rmSync(GROUPS, { recursive: true, force: true });
 mkdirSync(GROUPS, { recursive: true });
-// tap runs the files it is given in the order of their names, whatever order they come in: a
-// group's name starts with its place (0: whole-mesh, 1: the other groups, 2: the other files
-// that run alone), and a file that runs alone is run through a group of its own (one process,
-// as before) named after it, so that the whole-mesh files, 10-25 s each, start first and the
-// run ends on the short ones (it ended on three alone whole-mesh files, 10-18 s, one job busy)
-const groupFiles = [];
-const writeGroup = (name, chunk) => {
-  const place = wholeMesh(chunk[0]) ? 0 : alone.includes(chunk[0]) ? 2 : 1;
-  const file = join(GROUPS, `${place}-${name}.test.ts`);
-  writeFileSync(file, groupSource(chunk));
-  groupFiles.push(relative(ROOT, file));
-};
+const wholeMeshGroups = [];
+const folderGroups = []; // [folder, files] of the unit tests' groups
 for (const [folder, members] of byFolder) {
   const count = Math.ceil(members.length / (wholeMesh(members[0]) ? WHOLE_MESH_GROUP_SIZE : GROUP_SIZE));
   for (let i = 0; i < count; i++) {
     // every count-th file, so each group of a big folder gets a share of its slow files
-    writeGroup(`${folder}${count > 1 ? `-${i + 1}` : ''}`, members.filter((_, n) => n % count === i));
+    const group = { name: `${folder}${count > 1 ? `-${i + 1}` : ''}`, files: members.filter((_, n) => n % count === i) };
+    if (wholeMesh(members[0])) wholeMeshGroups.push(group);
+    else folderGroups.push([folder.split('-')[0], group]);
   }
 }
-for (const file of alone) writeGroup(`alone-${file.slice('test/'.length, -'.test.ts'.length).replace(/\//g, '-')}`, [file]);
+
+/**
+ * `lists` merged so that each list's items are spread evenly over the result: item i of a list
+ * of n goes at (i + 0.5) / n of the way (ties in the order the lists are given).
+ */
+function spreadEvenly(lists) {
+  const placed = lists.flatMap((list, which) => list.map((item, i) => ({ item, at: (i + 0.5) / list.length, which })));
+  return placed.sort((a, b) => a.at - b.at || a.which - b.which).map((p) => p.item);
+}
+
+// The order. The run is CPU-bound (two cores, four jobs) except where the jobs running at once
+// all wait: the unit tests of one folder (test/outbound's timeouts, backoffs and drains) wait a
+// lot, a whole-mesh group computes (sidecar processes starting, TLS). Run folder by folder,
+// four outbound groups at once left the cores 20-90% idle for a minute; so each folder's groups
+// are spread over the unit tests' order, and that order is spread among the whole-mesh groups
+// (measured, one sitting: 567 and 575 s of wall time before, 537 s after; idle CPU 114 s, then
+// 108 s with most of it in the last minute). The unit test files that run alone come last:
+// all short (2-15 s), so the run does not end with one job busy on a long group.
+const aloneGroup = (file) => ({ name: `alone-${file.slice('test/'.length, -'.test.ts'.length).replace(/\//g, '-')}`, files: [file] });
+const folders = [...new Set(folderGroups.map(([folder]) => folder))];
+const unitOrder = spreadEvenly(folders.map((f) => folderGroups.filter(([folder]) => folder === f).map(([, group]) => group)));
+const meshOrder = [...alone.filter(wholeMesh).map(aloneGroup), ...wholeMeshGroups];
+const order = [...spreadEvenly([meshOrder, unitOrder]), ...alone.filter((file) => !wholeMesh(file)).map(aloneGroup)];
+
+// tap runs the files it is given in the order of their names, whatever order they come in: a
+// group's name starts with its place in the order, three digits
+const groupFiles = order.map(({ name, files: chunk }, place) => {
+  const file = join(GROUPS, `${String(place).padStart(3, '0')}-${name}.test.ts`);
+  writeFileSync(file, groupSource(chunk));
+  return relative(ROOT, file);
+});
 
 function groupSource(chunk) {
   return [
