@@ -10,7 +10,7 @@ import { uriSans } from '../pki/x509-read.js';
 import { sessionPeerCertificate } from '../pki/session-peer.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
 import { svidLeafProblem } from './svid-leaf.js';
-import { pathWindow, peerPathValidity, printedMs, remember, validityProblem, type ValidityWindow } from './peer-validity.js';
+import { pathWindow, peerPathValidity, remember, validityProblem, type ValidityWindow } from './peer-validity.js';
 import type { TlsFailureReason } from '../metrics/traffic.js';
 import { classifyVerdict } from '../tls-failures/codes.js';
 
@@ -80,13 +80,13 @@ export function spiffeIdOfCertificate(cert: X509Certificate, trustDomain: string
  * getPeerX509Certificate() also copies the issuer the peer presented, and on OpenSSL 3.0 that
  * copy decodes its public key again (~0.3-0.4 ms of a ~3-4 ms handshake, measured side by
  * side); the leaf's DER, read out of the TLS session (session-peer.ts: ~40 µs, where
- * getPeerCertificate() took 150-240 µs), names the entry. A leaf whose own dates are its whole
- * path's window is kept whatever the trust bundle. A leaf an issuer cuts short (a CA made
- * with the same lifetime a second before its leaves, as openssl-made PKIs often are) is kept
- * with its path's window for the trust bundle that verified it: that path proves the leaf
- * certified over that window, whichever issuer copy a later connection presents, so the
- * window never outlasts a path we accepted. Once it no longer holds (past its end, or another
- * bundle), the leaf is read with its presented path again. Bounded, least recently used out first.
+ * getPeerCertificate() took 150-240 µs), names the entry. A leaf is kept with its verified
+ * path's window (its own dates, or shorter where an issuer cuts it short: a CA made with the
+ * same lifetime a second before its leaves, as openssl-made PKIs often are) for the trust
+ * bundle that verified it: that path proves the leaf certified over that window under that
+ * bundle, whichever issuer copy a later connection presents, so the window never outlasts a
+ * path we accepted. Once it no longer holds (past its end, or another bundle), the leaf is read
+ * with its presented path again. Bounded, least recently used out first.
  */
 const LEAF_LIMIT = 1024;
 
@@ -97,8 +97,8 @@ const LEAF_LIMIT = 1024;
 interface KnownLeaf {
   readonly cert: X509Certificate;
   readonly window: ValidityWindow;
-  /** A window an issuer cut short: the bundle it holds for. Undefined: the leaf's own dates, for any bundle. */
-  readonly anchorsPem: string | undefined;
+  /** The bundle that verified the path the window was read from: it holds under that bundle only. */
+  readonly anchorsPem: string;
   trustDomain?: string;
   id?: SpiffeId | string;
 }
@@ -124,15 +124,21 @@ function leafKey(socket: TLSSocket): string | undefined {
 
 /** Whether a kept leaf's window may stand for this connection (`anchorsPem`: the bundle verifying it). */
 function stillHolds(known: KnownLeaf, anchorsPem: string | undefined, nowMs: number): boolean {
-  if (known.anchorsPem === undefined) return true;
   return known.anchorsPem === anchorsPem && validityProblem(known.window, nowMs) === undefined;
 }
 
 /**
  * The caller's leaf: kept (with its window and ID), or read from the socket with its presented
  * path. A leaf is kept only at a full handshake: a resumed session shows the leaf alone, whose
- * own dates would hide an issuer that expires first (peer-validity.ts remembers that window);
- * one an issuer cuts short, only when OpenSSL verified its path under a bundle we know.
+ * own dates would hide an issuer that expires first (peer-validity.ts remembers that window).
+ * And only when OpenSSL verified its path under a bundle we know, for that bundle, also when
+ * the window is the leaf's own dates: a path verified under a bundle certifies the leaf over
+ * its window under that bundle only. Kept "for any bundle", a leaf first seen through a
+ * long-lived issuer under a root since retired kept that window when the only path left ran
+ * through a shorter-lived issuer (same key, re-signed under the new root): its connections
+ * outlived that issuer, and so did its resumptions. Kept from a handshake that was not
+ * verified, a leaf sent without its issuer kept its own dates for the next caller that sent
+ * the issuer that ends first (and filled the cache with leaves nobody trusts).
  */
 function peerLeaf(socket: TLSSocket, resumed: boolean, anchorsPem: string | undefined, nowMs: number): KnownLeaf | X509Certificate | undefined {
   const key = leafKey(socket);
@@ -148,12 +154,11 @@ function peerLeaf(socket: TLSSocket, resumed: boolean, anchorsPem: string | unde
   }
   const cert = socket.getPeerX509Certificate();
   if (cert === undefined || resumed) return cert;
+  if (anchorsPem === undefined || !socket.authorized) return cert;
   const window = pathWindow(cert, nowMs);
-  const ownDates = window.notBeforeMs === printedMs(cert.validFrom) && window.notAfterMs === printedMs(cert.validTo);
-  // cut short: the window is the verified path's, so only a verified path under a known bundle
-  if (window.problem !== undefined || (!ownDates && (anchorsPem === undefined || !socket.authorized))) return cert;
+  if (window.problem !== undefined) return cert;
   if (leaves.size >= LEAF_LIMIT) leaves.delete(leaves.keys().next().value as string);
-  const kept: KnownLeaf = { cert, window, anchorsPem: ownDates ? undefined : anchorsPem };
+  const kept: KnownLeaf = { cert, window, anchorsPem };
   leaves.set(key, kept);
   return kept;
 }
@@ -178,8 +183,8 @@ export function classifyAuthorizationError(error: Error | string | null | undefi
 /**
  * The caller's identity on an accepted TLS socket (after 'secureConnection'). Never throws:
  * this runs on every inbound connection, and a refusal is an ordinary outcome. `anchorsPem`:
- * the trust bundle the server verifies callers against (IdentityTls.anchorsPem); without it, a
- * leaf its issuer cuts short is read with its path on every connection.
+ * the trust bundle the server verifies callers against (IdentityTls.anchorsPem); without it
+ * (the moments after a bundle change), every leaf is read with its path on every connection.
  */
 export function peerIdentity(socket: TLSSocket, trustDomain: string, nowMs = Date.now(), anchorsPem?: string): PeerIdentityResult {
   const resumed = socket.isSessionReused();
@@ -193,7 +198,7 @@ export function peerIdentity(socket: TLSSocket, trustDomain: string, nowMs = Dat
   // `authorized` on a resumed session is the first handshake's verdict: the dates are ours to check
   const known = leaf instanceof X509Certificate ? undefined : leaf;
   const cert = known?.cert ?? (leaf as X509Certificate);
-  // a kept leaf's window (its own dates, or its verified path's under this bundle) stands also
+  // a kept leaf's window (its verified path's, under this bundle) stands also
   // on a resumed session; a full handshake's is remembered for the resumptions of its
   // session, as peerPathValidity() does
   const window = known?.window ?? peerPathValidity(cert, resumed, nowMs);

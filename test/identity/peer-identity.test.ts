@@ -172,8 +172,9 @@ t.test("a caller's leaf is copied once, and a new leaf is read afresh", async (t
   const pki = await makePki(TD);
   const svid = validateSvid(await pki.issue(SERVER_ID), SERVER_ID);
   const seen: Array<{ serial: string; cert: unknown; expiresAtMs: number }> = [];
+  let anchorsPem = buildIdentityTls(svid).anchorsPem as string | undefined;
   const { port, trustServer } = await judgingServer(t, pki, svid, (socket) => {
-    const result = peerIdentity(socket, TD);
+    const result = peerIdentity(socket, TD, Date.now(), anchorsPem);
     if (result.ok) seen.push({ serial: result.certificate.serialNumber, cert: result.certificate, expiresAtMs: result.expiresAtMs });
     return result;
   });
@@ -190,8 +191,9 @@ t.test("a caller's leaf is copied once, and a new leaf is read afresh", async (t
   t.ok((seen[2]?.expiresAtMs ?? Infinity) < (seen[0]?.expiresAtMs ?? 0), "and its own dates bound the connection's life");
 
   // a leaf that outlives the issuer it presents (no CA of ours makes one; another CA may): its
-  // window depends on its path, so without the server's bundle named it is read with its path
-  // every time (with it: the next test)
+  // window depends on its path, so without the server's bundle named (the moments after a
+  // bundle change) it is read with its path every time (with it: the next test)
+  anchorsPem = undefined;
   const outliving = await pki.issueWithUris([CLIENT_ID], { lifetimeMs: 400 * 86_400_000 });
   for (let i = 0; i < 2; i++) {
     const { text, error } = await exchange(port, { ...trustServer, key: outliving.privateKeyPem, cert: outliving.chainPem });
@@ -235,6 +237,40 @@ t.test('a leaf its issuer cuts short is kept for the trust bundle that verified 
   t.equal((await connect()).text, CLIENT_ID);
   t.not(seen[4]?.cert, beforeSwap, 'under another trust bundle the leaf is read with its path again');
   t.equal(seen[4]?.expiresAtMs, issuerEnd, "and bounded by its path's end");
+});
+
+t.test('a leaf whose own dates are its window is kept for the bundle that verified it too, and never from a handshake not verified', async (t) => {
+  const pki = await makePki(TD);
+  const svid = validateSvid(await pki.issue(SERVER_ID), SERVER_ID);
+  let anchorsPem = buildIdentityTls(svid).anchorsPem;
+  const seen: Array<{ cert?: unknown; expiresAtMs?: number; reason?: string }> = [];
+  // lenient: a caller OpenSSL could not verify still reaches peerIdentity, which refuses it
+  const server = tls.createServer({ ...buildIdentityTls(svid).options, requestCert: true, rejectUnauthorized: false }, (socket) => {
+    const result = peerIdentity(socket, TD, Date.now(), anchorsPem);
+    seen.push(result.ok ? { cert: result.certificate, expiresAtMs: result.expiresAtMs } : { reason: result.reason });
+    socket.end(result.ok ? result.id.uri : 'refused');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const trustServer = { ca: pki.bundlePem, checkServerIdentity: verifyServerSpiffeId(SERVER_ID) };
+  const connect = (key: string, cert: string) => exchange(port, { ...trustServer, key, cert });
+
+  // ends before its issuer: its own dates are its path's window
+  const leaf = await pki.issue(CLIENT_ID);
+  for (let i = 0; i < 2; i++) t.equal((await connect(leaf.privateKeyPem, leaf.chainPem)).text, CLIENT_ID);
+  t.equal(seen[1]?.cert, seen[0]?.cert, 'kept under the bundle that verified it');
+  anchorsPem = `${anchorsPem}\n`; // another bundle (a rotation's, a root retired)
+  t.equal((await connect(leaf.privateKeyPem, leaf.chainPem)).text, CLIENT_ID);
+  t.not(seen[2]?.cert, seen[1]?.cert, 'under another bundle it is read with its path again: the path that verified it may chain to a root no longer trusted');
+
+  // outlives its issuer, sent first without it: OpenSSL cannot verify it, and its own dates
+  // (no issuer to cut them) must not become the window of the next caller that sends it whole
+  const outliving = await pki.issueWithUris([CLIENT_ID], { lifetimeMs: 400 * 86_400_000 });
+  t.equal((await connect(outliving.privateKeyPem, outliving.certificatePem)).text, 'refused', 'the leaf alone is refused');
+  t.equal((await connect(outliving.privateKeyPem, outliving.chainPem)).text, CLIENT_ID, 'with its issuer, accepted');
+  t.equal(seen.at(-1)?.expiresAtMs, Date.parse(new X509Certificate(pki.issuerPem).validTo), "bounded by its issuer's end: nothing was kept from the handshake that was not verified");
 });
 
 t.test('the window is every presented certificate valid now, whatever order they were sent in', async (t) => {
