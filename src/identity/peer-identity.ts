@@ -8,6 +8,7 @@ import { MeshcarError } from '../errors.js';
 import { clip } from '../clip.js';
 import { uriSans } from '../pki/x509-read.js';
 import { sessionPeerCertificate } from '../pki/session-peer.js';
+import { peerX509 } from '../pki/peer-x509.js';
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id.js';
 import { svidLeafProblem } from './svid-leaf.js';
 import { pathWindow, peerPathValidity, remember, validityProblem, type ValidityWindow } from './peer-validity.js';
@@ -143,7 +144,7 @@ function stillHolds(known: KnownLeaf, anchorsPem: string | undefined, nowMs: num
 function peerLeaf(socket: TLSSocket, resumed: boolean, anchorsPem: string | undefined, nowMs: number): KnownLeaf | X509Certificate | undefined {
   const key = leafKey(socket);
   // no key: read as it is, every time (no certificate: undefined)
-  if (key === undefined) return socket.getPeerX509Certificate();
+  if (key === undefined) return peerX509(socket);
   const known = leaves.get(key);
   if (known !== undefined) {
     leaves.delete(key);
@@ -152,7 +153,7 @@ function peerLeaf(socket: TLSSocket, resumed: boolean, anchorsPem: string | unde
       return known;
     }
   }
-  const cert = socket.getPeerX509Certificate();
+  const cert = peerX509(socket);
   if (cert === undefined || resumed) return cert;
   if (anchorsPem === undefined || !socket.authorized) return cert;
   const window = pathWindow(cert, nowMs);

@@ -19,6 +19,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { bundleRoots, chainsToRoots } from '../pki/chain-to-roots.js';
 import { MAX_PRESENTED } from '../identity/peer-validity.js';
+import { peerX509 } from '../pki/peer-x509.js';
 
 /** Whether `after` leaves out a root `before` held. */
 export function rootsRemoved(before: string, after: string): boolean {
@@ -28,7 +29,7 @@ export function rootsRemoved(before: string, after: string): boolean {
 
 /** The caller's leaf and the other certificates its handshake showed (none on a resumed session). */
 function presentedPath(socket: TLSSocket): X509Certificate[] | undefined {
-  const leaf = socket.getPeerX509Certificate();
+  const leaf = peerX509(socket);
   if (leaf === undefined) return undefined;
   const path = [leaf];
   for (let cert = leaf.issuerCertificate; cert !== undefined && path.length < MAX_PRESENTED; cert = cert.issuerCertificate) {

@@ -8,6 +8,7 @@
 
 import { X509Certificate } from 'node:crypto';
 import type { Server, TLSSocket } from 'node:tls';
+import { peerX509 } from '../pki/peer-x509.js';
 
 /** The raw DER, parsed only when a failure is described: parsing costs ~0.2 ms, on every handshake. */
 const certificates = new WeakMap<TLSSocket, Buffer | X509Certificate>();
@@ -78,7 +79,7 @@ export function watchServerPeerCertificates(server: Server): void {
 export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
   const kept = parsed(socket);
   if (kept !== undefined || socket.destroyed) return kept;
-  return socket.getPeerX509Certificate() ?? undefined;
+  return peerX509(socket);
 }
 
 function parsed(socket: TLSSocket): X509Certificate | undefined {
