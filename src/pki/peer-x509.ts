@@ -10,12 +10,16 @@
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 
-const firstReads = new WeakMap<TLSSocket, X509Certificate | undefined>();
+const firstReads = new WeakMap<TLSSocket, X509Certificate>();
 
-/** The peer's certificate, its presented issuers linked, the same object for every call on `socket`. */
+/**
+ * The peer's certificate, its presented issuers linked, the same object for every call on
+ * `socket`. None yet (asked before the handshake is through, or no certificate) is not kept.
+ */
 export function peerX509(socket: TLSSocket): X509Certificate | undefined {
-  if (firstReads.has(socket)) return firstReads.get(socket);
+  const kept = firstReads.get(socket);
+  if (kept !== undefined) return kept;
   const cert = socket.getPeerX509Certificate();
-  firstReads.set(socket, cert);
+  if (cert !== undefined) firstReads.set(socket, cert);
   return cert;
 }
