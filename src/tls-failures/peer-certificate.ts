@@ -26,8 +26,8 @@ export function watchPeerCertificate(socket: TLSSocket): void {
 }
 
 function keepPeerCertificate(this: TLSSocket): void {
-  // from the raw bytes: getPeerX509Certificate() this early would hand its later callers an
-  // object without the verified issuer chain (peer-validity walks it)
+  // the raw bytes, parsed only if a failure is described (the WeakMap above): Node's first
+  // getPeerX509Certificate() is left to the readers that walk the issuer chain (pki/peer-x509.ts)
   const raw = this.getPeerCertificate()?.raw;
   if (raw) certificates.set(this, raw);
 }
