@@ -30,7 +30,7 @@ import { cancelStream, type UpstreamStream } from './upstream-stream.js';
 import type { StreamWait } from './stream-wait.js';
 import { bindAttempt, listenToUpstream, onAppBodyEnd, onUpstreamWantTrailers } from './attempt-events.js';
 import { armDeadline } from './attempt-deadline.js';
-import { keepBodyForReplay, passDeadline, replayBody, reportRetry, stopRetryTimer, tryRetry } from './attempt-retry.js';
+import { dropKeptBody, keepBodyForReplay, passDeadline, replayBody, reportRetry, stopRetryTimer, tryRetry } from './attempt-retry.js';
 import { discardStream } from './attempt-stream-ends.js';
 import type { Deadline } from '../http/deadline-queue.js';
 
@@ -185,6 +185,8 @@ export abstract class Attempt {
     this.stopTimers();
     this.stopWaiting();
     reportRetry(this, 'failure');
+    // nothing is sent again: an upload still coming is read and dropped now, not copied
+    dropKeptBody(this);
     const up = this.upstream;
     // CANCEL alone: an upload still being sent must not end first (END_STREAM would make a
     // cut body look whole to the upstream, or break its Content-Length)

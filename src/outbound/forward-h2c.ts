@@ -102,6 +102,11 @@ class H2cAttempt extends Attempt implements HeldRequest {
    * on flow control forever (what Node's HTTP/1.1 server does with an unread body).
    */
   keepCompleteAnswer(): void {
+    this.dropRestOfUpload();
+  }
+
+  /** The app's upload, if still coming, goes nowhere now: read and dropped so its stream can complete. */
+  private dropRestOfUpload(): void {
     const stream = this.stream;
     if (stream.readableEnded || stream.closed) return;
     if (this.upstream) stream.unpipe(this.upstream);
@@ -132,6 +137,9 @@ class H2cAttempt extends Attempt implements HeldRequest {
   }
 
   protected sendError(err: MeshcarError, grpcType: string | undefined): void {
+    // as the OpenAPI refusal does (schema-check.ts): an upload left paused (a retry's wait
+    // pauses it) or never piped would hold the app's stream behind flow control for ever
+    this.dropRestOfUpload();
     const fault = sendStreamError(this.stream, err, this.exchange.requestId, grpcType);
     if (fault !== undefined) this.ctx.logger.error({ code: err.code, err: describeError(fault) }, 'the error answer could not be sent (the stream was reset instead)');
   }
