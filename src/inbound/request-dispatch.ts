@@ -132,7 +132,9 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
   // query, which an OpenAPI check of the query read whole (the outbound refuses it anywhere)
   const pathRefused = pathProblem(exchange.path) ?? (exchange.target.indexOf('#') === -1 ? undefined : FRAGMENT_PROBLEM);
   if (pathRefused !== undefined) {
-    if (/^https?:\/\//i.test(exchange.path)) {
+    // an HTTP/1.1 absolute-form target still here had a shape its conversion to origin form
+    // refused; an HTTP/2 :path is never absolute-form (RFC 9113 §8.3.1): it just does not start with /
+    if (exchange instanceof Http1Exchange && /^https?:\/\//i.test(exchange.path)) {
       exchange.fail('bad_request', targetShapeProblem(parseRequestTarget(exchange.path)) ?? 'an absolute-form request target must carry no fragment (#)');
       return;
     }

@@ -4,7 +4,7 @@
 // thing. Real inbound over mutual TLS, raw paths through node:https.
 
 import t from 'tap';
-import { FRONTEND_ID, h1Request, startInbound } from '../helpers/inbound-fixture.js';
+import { FRONTEND_ID, h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
 
 t.test('each refused path is told its own problem', async (t) => {
   const fx = await startInbound({});
@@ -33,4 +33,20 @@ t.test('each refused path is told its own problem', async (t) => {
     t.match(answer.message, told, `${path}: ${answer.message}`);
   }
   t.notMatch((await refused('/orders/%0A')).message, /dot segment/, 'a control character is not told as a dot segment');
+});
+
+// an HTTP/2 :path in absolute form (under a :scheme other than http(s), which the codecs leave to
+// the inbound) is told it does not start with /: it was told it carried a
+// fragment (#), the HTTP/1.1 absolute-form message, though it held none (a review)
+t.test('an HTTP/2 :path in absolute form is told what is wrong with it', async (t) => {
+  const fx = await startInbound({});
+  t.teardown(() => fx.close());
+  const session = await h2Connect(fx.port, await fx.tlsOptions(FRONTEND_ID));
+  t.teardown(() => session.destroy());
+  const res = await h2Request(session, { ':method': 'GET', ':scheme': 'foo', ':path': 'http://orders/public/x', ':authority': 'orders' });
+  const answer = JSON.parse(res.body) as { error: string; message: string };
+  t.equal(res.status, 400);
+  t.equal(answer.error, 'bad_request');
+  t.match(answer.message, /plain absolute path: it does not start with \//, answer.message);
+  t.notMatch(answer.message, /fragment/);
 });
