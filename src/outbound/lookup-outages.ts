@@ -2,8 +2,11 @@
 // lookups start failing, then at most one a minute while they go on (saying how many failed
 // since when), and one info line when the name resolves again. A warn line per failed lookup
 // wrote one per name every outbound.dnsRefresh for as long as DNS was out (10 a second per name
-// at 100ms; 720 an hour at the default 5 s), burying everything else in the log.
+// at 100ms; 720 an hour at the default 5 s), burying everything else in the log. Spaced by the
+// running time, not the wall clock: a clock stepped back an hour silenced the reminders for an
+// hour, and the line said the outage began in the future.
 
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 
 /** While a name's lookups fail, a reminder at most this often. */
@@ -26,7 +29,7 @@ export class LookupOutages {
 
   /** A lookup of `host` failed (`err` as the log says it); the last addresses stay in use. */
   failed(host: string, err: string): void {
-    const now = Date.now();
+    const now = performance.now();
     const outage = this.failing.get(host);
     if (outage === undefined) {
       this.failing.set(host, { since: now, failures: 1, loggedAt: now, lastError: err });
@@ -45,7 +48,7 @@ export class LookupOutages {
     const outage = this.failing.get(host);
     if (outage === undefined) return;
     this.failing.delete(host);
-    this.logger.info({ host, failures: outage.failures, afterSeconds: Math.round((Date.now() - outage.since) / 1000) }, 'upstream endpoint resolves again');
+    this.logger.info({ host, failures: outage.failures, afterSeconds: Math.round((performance.now() - outage.since) / 1000) }, 'upstream endpoint resolves again');
   }
 
   /** The failing lookups, as a request refused for want of an address says them; undefined when none fails. */
