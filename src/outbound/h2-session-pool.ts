@@ -239,6 +239,8 @@ export class H2SessionPool {
       observer.upstreamSessionsChanged(upstream, -1);
       logger.debug({ upstream, endpoint: endpoint.key, reason }, 'upstream session closed');
     });
+    // a bundle change during the dial reached no guard: checked now (cut if it no longer vouches)
+    guard?.catchUp(this.options.identity.tls().anchorsPem);
     this.options.sessionAdopted?.(endpoint);
   }
 

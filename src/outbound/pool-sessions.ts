@@ -79,6 +79,8 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
     }
     pool.deps.observer.upstreamSessionsChanged(pool.name, -1);
   });
+  // a bundle change during the dial reached no guard: checked now (cut if it no longer vouches)
+  guard?.catchUp(pool.deps.identity.tls().anchorsPem);
   pool.closeIfUnused();
   if (endpoint) closeIfRemoved(pool, endpoint);
 }

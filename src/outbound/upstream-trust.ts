@@ -10,10 +10,12 @@
 // takes no new requests and closes once those in flight are done, so a healthy upstream that
 // renewed meanwhile is dialled again without a request lost; at the expiry whatever is still
 // open on it is cut. A bundle change cuts at once the sessions whose path no longer reaches a
-// root the new bundle holds. One wall-clock timer per session, nothing per request.
+// root the new bundle holds. One wall-clock timer per session, nothing per request. A bundle
+// that changed while the session was still dialling (or a tunnel's upgrade still answering) was
+// never seen by a guard: a session catches up at adoption, a tunnel before its 101 (a review).
 
 import { X509Certificate } from 'node:crypto';
-import { chainsToRoots } from '../pki/chain-to-roots.js';
+import { bundleRoots, chainsToRoots } from '../pki/chain-to-roots.js';
 import { WallClockTimer } from '../wall-clock-timer.js';
 import { upstreamOrigin, type Origin } from './ticket-validity.js';
 
@@ -52,18 +54,19 @@ export class UpstreamPathGuard {
   trustChanged(trust: TrustNow): void {
     if (this.stopped) return;
     if (this.origin.material?.anchorsPem === trust.anchorsPem) return;
-    const [leafDer, ...otherDers] = this.origin.presented;
-    let chains = false;
-    if (leafDer !== undefined) {
-      try {
-        chains = chainsToRoots(new X509Certificate(leafDer), otherDers.map((der) => new X509Certificate(der)), trust.roots);
-      } catch {
-        chains = false;
-      }
-    }
-    if (chains) return;
+    if (originChains(this.origin, trust.roots)) return;
     this.stop();
     this.ends.cut("the upstream's certificate no longer chains to a root of the trust bundle");
+  }
+
+  /**
+   * The session was dialled under an earlier bundle than `anchorsPem`, the one in force now: the
+   * change came during its dial, before this guard existed, so it is checked now (parsing the
+   * bundle happens only then).
+   */
+  catchUp(anchorsPem: string): void {
+    if (this.stopped || this.origin.material?.anchorsPem === anchorsPem) return;
+    this.trustChanged({ anchorsPem, roots: bundleRoots(anchorsPem) });
   }
 
   stop(): void {
@@ -92,4 +95,26 @@ export class UpstreamPathGuard {
     }
     this.arm();
   };
+}
+
+/**
+ * Whether the upstream on `socket` still chains to the bundle `anchorsPem` (the one in force
+ * now): true when it was verified under that bundle, or its path is unknown (no guard watches
+ * such a socket either).
+ */
+export function stillTrusted(socket: unknown, anchorsPem: string): boolean {
+  const origin = upstreamOrigin(socket);
+  if (origin === undefined || origin.material?.anchorsPem === anchorsPem) return true;
+  return originChains(origin, bundleRoots(anchorsPem));
+}
+
+/** Whether the certificates the upstream presented reach one of `roots`. */
+function originChains(origin: Origin, roots: readonly X509Certificate[]): boolean {
+  const [leafDer, ...otherDers] = origin.presented;
+  if (leafDer === undefined) return false;
+  try {
+    return chainsToRoots(new X509Certificate(leafDer), otherDers.map((der) => new X509Certificate(der)), roots);
+  } catch {
+    return false;
+  }
 }

@@ -29,7 +29,7 @@ import { countBody, Exchange, type OutboundContext } from './exchange.js';
 import { checkUpgrade } from './schema-check.js';
 import { hostName, parseRequestTarget, pathOnly, targetAuthorityProblem, targetFormProblem } from './router.js';
 import { resetConnection } from './mutual-tls.js';
-import { UpstreamPathGuard } from './upstream-trust.js';
+import { stillTrusted, UpstreamPathGuard } from './upstream-trust.js';
 import { openTunnel, type OpenedTunnel } from './pool-tunnel.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { ANSWER_DROPPED, requestFields, responseHead } from './websocket-heads.js';
@@ -166,6 +166,12 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       const stray = unofferedProtocol(req.headers.upgrade, res.headers.upgrade);
       if (stray !== undefined) {
         fail(new MeshcarError('bad_gateway', `${endpointKey} answered 101 switching to ${clip(stray, 64)}, which the request did not offer`));
+        return;
+      }
+      // the bundle changed since the dial verified the upstream (no guard watched it yet): the
+      // tunnel opens only to an upstream the bundle in force still vouches for
+      if (!stillTrusted(up, pool.deps.identity.tls().anchorsPem)) {
+        fail(new MeshcarError('upstream_identity_mismatch', `${endpointKey}'s certificate no longer chains to a root of the trust bundle (it changed while the upgrade was answered)`));
         return;
       }
       if (timer) clearTimeout(timer);
