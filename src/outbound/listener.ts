@@ -38,7 +38,7 @@ export interface AppHandlers {
   brokenBody(req: IncomingMessage, err: MeshcarError): boolean;
   /** An Expect this listener cannot meet: the forwarder answers 417 and records it. */
   expectationFailed(req: IncomingMessage, res: ServerResponse): void;
-  /** A request the HTTP/1.1 parser refused was answered (400, 408, 431): recorded for the access log. */
+  /** A request refused before any forwarder saw it was answered (HTTP/1.1's parser: 400, 408, 431; an h2c head over the limit: 431): recorded for the access log. */
   refused(refusal: MeshcarError): void;
 }
 
@@ -140,7 +140,10 @@ export class AppListener {
       // only bounds each field): refused here, as HTTP/1.1's head over maxHeaderBytes is
       const size = headerListSize(rawHeaders);
       if (size > limits.maxHeaderBytes) {
-        sendStreamError(stream, new MeshcarError('headers_too_large', `the request head is ${size} bytes (RFC 9113 field-section size), over the outbound listener's limit of ${limits.maxHeaderBytes}`), requestIdOf(headers), grpcAnswerType(headers['content-type']));
+        const refusal = new MeshcarError('headers_too_large', `the request head is ${size} bytes (RFC 9113 field-section size), over the outbound listener's limit of ${limits.maxHeaderBytes}`);
+        sendStreamError(stream, refusal, requestIdOf(headers), grpcAnswerType(headers['content-type']));
+        // in the access log and metrics as HTTP/1.1's 431 is (it went unrecorded: a review)
+        handlers.refused(refusal);
         return;
       }
       handlers.stream(stream, headers);

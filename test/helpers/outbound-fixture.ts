@@ -16,7 +16,7 @@ import { MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
 import { peerIdentity } from '../../src/identity/peer-identity.js';
 import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
 import { createOutbound, type Outbound, type OutboundTuning } from '../../src/outbound/index.js';
-import type { RequestRecord, TlsFailureReason, TrafficObserver } from '../../src/metrics/traffic.js';
+import type { RefusedRequest, RequestRecord, TlsFailureReason, TrafficObserver } from '../../src/metrics/traffic.js';
 
 export const TD = 'mesh.test';
 export const APP_ID = `spiffe://${TD}/svc/frontend`;
@@ -36,11 +36,16 @@ export async function waitUntil(check: () => boolean, what: string, timeoutMs = 
 
 export class RecordingObserver implements TrafficObserver {
   readonly requests: RequestRecord[] = [];
+  /** Requests refused before any forwarder saw them (the listener's own answers). */
+  readonly refused: RefusedRequest[] = [];
   readonly tlsFailures: Array<{ direction: string; reason: TlsFailureReason }> = [];
   readonly sessions = new Map<string, number>();
   readonly streams = new Map<string, number>();
   requestFinished(record: RequestRecord): void {
     this.requests.push(record);
+  }
+  requestRefused(refusal: RefusedRequest): void {
+    this.refused.push(refusal);
   }
   tlsHandshakeFailed(direction: 'inbound' | 'outbound', reason: TlsFailureReason): void {
     this.tlsFailures.push({ direction, reason });

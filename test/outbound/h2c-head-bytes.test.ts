@@ -4,7 +4,8 @@
 // first flight (grpc-js and Node's client send their first calls at once) of 60 KB was
 // forwarded. Such a head is now answered 431 headers_too_large with our JSON body (grpc-status
 // RESOURCE_EXHAUSTED for a gRPC call) and never reaches the upstream; later on the session
-// Node resets it (ENHANCE_YOUR_CALM), also never forwarded.
+// Node resets it (ENHANCE_YOUR_CALM), also never forwarded. The 431s are recorded (access log,
+// metrics) as HTTP/1.1's are.
 // Real sockets: Node h2c clients, the outbound, an mTLS upstream from the test CA.
 
 import t from 'tap';
@@ -45,6 +46,12 @@ t.test('an h2c head over the limit is refused, never forwarded; one under it goe
   t.equal(grpc.status, 200, 'gRPC: HTTP 200');
   t.equal(grpc.headers['grpc-status'] ?? grpc.trailers?.['grpc-status'], '8', 'grpc-status RESOURCE_EXHAUSTED');
   t.equal(upstream.requests, 1, 'none of them reached the upstream');
+  // recorded as HTTP/1.1's 431 is (access log, metrics): they went unrecorded
+  t.same(
+    fx.observer.refused.map((r) => [r.direction, r.status, r.errorCode]),
+    Array(4).fill(['outbound', 431, 'headers_too_large']),
+    'each refusal recorded',
+  );
 
   // on a session past its SETTINGS exchange, Node's own limit resets the stream first
   const session = http2.connect(`http://127.0.0.1:${fx.port}`);
