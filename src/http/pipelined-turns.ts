@@ -6,10 +6,15 @@
 // Node drop the answers queued behind it: a request forwarded meanwhile had reached the far app
 // and been acted on, with no answer to whoever sent it (a POST pipelined behind an eager
 // Expect body even arrived first). Requests waiting behind an answer that ends the connection
-// are never forwarded. A request alone on its connection starts at once, as before.
+// are never forwarded. A request alone on its connection starts at once, as before. A waiting
+// request whose body broke (Node's parser refused it) is answered its 400 in its turn, after
+// the answers before it, and never forwarded (refuseInTurn).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { MeshcarError } from '../errors.js';
+import { requestIdOf } from './request-id.js';
+import { sendError } from './status.js';
 
 type Start = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -62,4 +67,24 @@ export function turnOver(res: ServerResponse): void {
   const [req, next, start] = waiting.shift() as [IncomingMessage, ServerResponse, Start];
   socket[kCurrent] = next;
   start(req, next);
+}
+
+/**
+ * A request still waiting its turn whose body broke meanwhile (a bad chunk size in the same
+ * write as the request being answered): in its turn, once the answers before it are out, it is
+ * answered `refusal` and the connection closes; it is never started. Closing at once lost the
+ * earlier answer, and starting it in its turn forwarded a broken body (a review). False when
+ * it is not waiting (started already, or alone on its connection). `recorded` runs as it is
+ * answered (the access log's record).
+ */
+export function refuseInTurn(req: IncomingMessage, refusal: MeshcarError, recorded: () => void): boolean {
+  const waiting = (req.socket as Turns | null)?.[kWaiting];
+  const entry = waiting?.find((w) => w[0] === req);
+  if (entry === undefined) return false;
+  entry[2] = (_req, res) => {
+    res.shouldKeepAlive = false;
+    sendError(res, refusal, { requestId: requestIdOf(req.headers) });
+    recorded();
+  };
+  return true;
 }

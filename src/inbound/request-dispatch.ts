@@ -17,6 +17,7 @@ import { parseRequestTarget, targetShapeProblem } from '../http/absolute-form.js
 import { expectationError } from '../http/expectation.js';
 import { mayAnswer, parserRefusal, refusedRequest } from '../http/client-error.js';
 import { rawErrorResponse } from '../http/status.js';
+import { refuseInTurn } from '../http/pipelined-turns.js';
 import { lingeringClose } from '../http/lingering-close.js';
 import { requestIdOf } from '../http/request-id.js';
 import { offersH2c } from '../http/upgrade.js';
@@ -208,6 +209,12 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
     // pipelined behind a request still unanswered: a refusal written now would be read as that
     // (forwarded) request's answer, so its answer goes out first, then the connection closes
     inbound.tracker.closeWhenIdle(socket);
+    // a request waiting its turn whose body broke: refused in its turn, never forwarded
+    const waiting = readingOf(socket);
+    if (waiting !== undefined) {
+      const refusal = parserRefusal(err, { headTooLarge: '' });
+      refuseInTurn(waiting, refusal, () => inbound.observer.requestRefused?.(refusedRequest('inbound', (socket as WithCaller)[kCaller]?.peer ?? 'unknown', refusal)));
+    }
     return;
   }
   if (!mayAnswer(err, socket)) {
@@ -228,9 +235,14 @@ function brokenBodyOf(err: NodeJS.ErrnoException, socket: Socket): Exchange | un
   // the caller left mid-body (its FIN: HPE_INVALID_EOF_STATE; its reset): no broken body, a
   // caller gone, which the exchange records as a reset when the connection closes
   if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE') return undefined;
+  const reading = readingOf(socket);
+  return reading && exchangeOf<Exchange>(reading);
+}
+
+/** The request whose body Node's parser is reading on `socket`, if one is unfinished. */
+function readingOf(socket: Socket): IncomingMessage | undefined {
   const reading = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
-  if (reading === undefined || reading === null || reading.complete) return undefined;
-  return exchangeOf<Exchange>(reading);
+  return reading === undefined || reading === null || reading.complete ? undefined : reading;
 }
 
 /**

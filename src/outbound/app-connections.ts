@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { MeshcarError } from '../errors.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
-import { turnOver } from '../http/pipelined-turns.js';
+import { refuseInTurn, turnOver } from '../http/pipelined-turns.js';
 import { requestIdOf } from '../http/request-id.js';
 import { rawErrorResponse } from '../http/status.js';
 import { lingeringClose } from '../http/lingering-close.js';
@@ -103,7 +103,10 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHea
     // upstream's timeout and be counted against the endpoint: its forwarder is told instead,
     // and nothing more is read from the connection
     (socket as TrackedSocket)[kCloseWhenIdle] = true;
-    if (!handlers.brokenBody(reading, parserRefusal(err, { headTooLarge }))) socket.destroy();
+    const refusal = parserRefusal(err, { headTooLarge });
+    // not started yet, waiting behind an answer still going out: refused in its turn, after it
+    if (refuseInTurn(reading, refusal, () => handlers.refused(refusal))) return;
+    if (!handlers.brokenBody(reading, refusal)) socket.destroy();
     return;
   }
   if (err.code !== 'ECONNRESET' && socket.writable && busy(socket)) {

@@ -35,6 +35,15 @@ t.test('requests pipelined to the inbound wait for the answer before them', asyn
     t.notOk(seen.includes('POST /b'), `${what}: the POST behind it never reached the app`);
   }
 
+  // a request behind, its chunked body broken in the same write: the earlier answer goes out,
+  // then the broken one's 400, then the connection closes (it went to the app, body and all,
+  // in its turn: a review)
+  seen.length = 0;
+  const broken = await rawTlsUntilClosed(fx.port, tlsOptions, `GET /a HTTP/1.1\r\nHost: orders\r\n\r\nPOST /bad HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n`);
+  t.same(answers(broken), ['HTTP/1.1 200', 'HTTP/1.1 400'], 'GET then a broken chunked POST: the GET answered, then the POST refused in its turn');
+  t.match(broken, /"error":"bad_request"/);
+  t.same(seen, ['GET /a'], 'the app never got the broken POST');
+
   seen.length = 0;
   const text = await rawTlsUntilClosed(fx.port, tlsOptions, `GET /one HTTP/1.1\r\nHost: orders\r\n\r\nPOST /two HTTP/1.1\r\nHost: orders\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n`);
   t.same(answers(text), ['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200'], 'ordinary pipelining: three answers');
