@@ -20,7 +20,6 @@ import { attemptOf, bindAttempt } from './attempt-events.js';
 import { bodyCut } from './attempt-answer.js';
 import { upstreamHeaders } from './attempt-head.js';
 import { declaresEmptyBody, holdUntilEnd, type HeldRequest } from './empty-body-hold.js';
-import { stopWatchingH2cUpload, watchH2cUpload, type H2cUploadAttempt } from './forward-h2c-upload.js';
 
 const NO_BODY = Object.freeze({ endStream: true });
 const WITH_BODY = Object.freeze({ endStream: false, waitForTrailers: true });
@@ -31,15 +30,12 @@ const PIPE_NO_END = Object.freeze({ end: false });
 const NO_TRAILERS: OutgoingHttpHeaders = Object.freeze({}) as OutgoingHttpHeaders;
 const EMPTY = Buffer.alloc(0);
 
-class H2cAttempt extends Attempt implements HeldRequest, H2cUploadAttempt {
+class H2cAttempt extends Attempt implements HeldRequest {
   readonly appBody: ServerHttp2Stream;
   /** The app's request trailers (read as they come: the app may finish before an upstream stream exists). */
   requestTrailersIn: OutgoingHttpHeaders = NO_TRAILERS;
   /** The upstream's response trailers, sent on the app stream's 'wantTrailers'. */
   responseTrailers: OutgoingHttpHeaders = NO_TRAILERS;
-  /** An upload outliving its complete answer (forward-h2c-upload.ts). */
-  uploadTimer: NodeJS.Timeout | undefined = undefined;
-  uploadSeen = 0;
   /** The upstream head of a request held until its stream ends (empty-body-hold.ts). */
   private heldHead: OutgoingHttpHeaders | string[] | undefined = undefined;
 
@@ -169,8 +165,6 @@ class H2cAttempt extends Attempt implements HeldRequest, H2cUploadAttempt {
   relayBody(up: UpstreamStream, flags: number | boolean): void {
     if (responseEnds(flags)) {
       up.resume();
-      // answered in full by the head, the upload still coming (forward-h2c-upload.ts)
-      if (!this.stream.readableEnded) watchH2cUpload(this);
       return;
     }
     this.stream.on('wantTrailers', onAppWantTrailers);
@@ -213,9 +207,7 @@ function resetUnfinished(stream: ServerHttp2Stream): void {
 }
 
 function onAppClose(this: ServerHttp2Stream): void {
-  const attempt = attemptOf<H2cAttempt>(this);
-  if (attempt.uploadTimer !== undefined) stopWatchingH2cUpload(attempt);
-  attempt.appClosed(true);
+  attemptOf(this).appClosed(true);
 }
 
 function onAppTrailers(this: ServerHttp2Stream, trailers: IncomingHttpHeaders): void {
@@ -253,10 +245,7 @@ function onAppEnd(this: ServerHttp2Stream): void {
 
 function onUpstreamEnd(this: UpstreamStream): void {
   const attempt = attemptOf<H2cAttempt>(this);
-  if (bodyCut(attempt, this)) return;
-  attempt.stream.end();
-  // answered in full, the upload still coming: an upstream that stops reading it is let go
-  if (!attempt.stream.readableEnded) watchH2cUpload(attempt);
+  if (!bodyCut(attempt, this)) attempt.stream.end();
 }
 
 export function forwardH2c(ctx: OutboundContext, stream: ServerHttp2Stream, reqHeaders: IncomingHttpHeaders, schema?: SchemaResult, preread?: Buffer, prereadTrailers?: IncomingHttpHeaders): void {

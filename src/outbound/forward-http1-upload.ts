@@ -23,7 +23,7 @@ import { isLingering } from '../http/lingering-close.js';
  * The same for an upload being discarded: the listener sets no request timeout, so an app that
  * stops sending mid-body, its socket open, would otherwise hold the connection for ever.
  */
-export const UPLOAD_STALL_MS = 1000;
+const UPLOAD_STALL_MS = 1000;
 
 /** The HTTP/1.1 attempt (forward-http1.ts) as the watch sees it: its upload and the watch's state. */
 export interface UploadAttempt extends Attempt {
