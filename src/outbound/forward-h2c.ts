@@ -206,8 +206,16 @@ function resetUnfinished(stream: ServerHttp2Stream): void {
   if (!stream.closed && !stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
 }
 
+/**
+ * The app's stream closed. Whole (our answer complete, its body ended without a reset): the
+ * upload may still be on its way to an upstream that answered early and reads on, and
+ * cancelling cut the last window of it (a review: 180,111 of 200,000 bytes, then CANCEL). Else
+ * the app left: the upstream's work is not wanted.
+ */
 function onAppClose(this: ServerHttp2Stream): void {
-  attemptOf(this).appClosed(true);
+  const attempt = attemptOf(this);
+  const whole = this.rstCode === h2.NGHTTP2_NO_ERROR && !this.aborted && this.readableEnded && attempt.answerComplete();
+  attempt.appClosed(!whole);
 }
 
 function onAppTrailers(this: ServerHttp2Stream, trailers: IncomingHttpHeaders): void {
