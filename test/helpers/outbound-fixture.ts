@@ -238,6 +238,25 @@ export async function startOutboundToUpstream(t: { teardown(fn: () => unknown): 
   return { upstream, fx };
 }
 
+/**
+ * An upstream (`options`), an outbound on `codec` routing `payments` to it, and an app's h2c
+ * session to the outbound; at `t`'s teardown the session goes first, then the outbound and the
+ * upstream.
+ */
+export async function startH2cAppToUpstream(t: { teardown(fn: () => unknown): void }, codec: 'meshcar' | 'node', options: UpstreamOptions = {}): Promise<{ upstream: UpstreamServer; fx: OutboundFixture; session: http2.ClientHttp2Session }> {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki, options);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], { codec });
+  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+  session.on('error', () => {});
+  t.teardown(async () => {
+    session.destroy();
+    await fx.close();
+    await upstream.close();
+  });
+  return { upstream, fx, session };
+}
+
 export interface UpstreamSpec {
   readonly name: string;
   /** `host:port` or `dns:NAME:PORT` strings, as a config writes them. */

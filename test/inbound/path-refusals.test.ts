@@ -44,7 +44,7 @@ t.test('an HTTP/2 :path in absolute form is told what is wrong with it', async (
   const session = await h2Connect(fx.port, await fx.tlsOptions(FRONTEND_ID));
   t.teardown(() => session.destroy());
   const res = await h2Request(session, { ':method': 'GET', ':scheme': 'foo', ':path': 'http://orders/public/x', ':authority': 'orders' });
-  const answer = JSON.parse(res.body) as { error: string; message: string };
+  const answer = JSON.parse(res.body.toString()) as { error: string; message: string };
   t.equal(res.status, 400);
   t.equal(answer.error, 'bad_request');
   t.match(answer.message, /plain absolute path: it does not start with \//, answer.message);

@@ -9,7 +9,7 @@
 import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
-import { makePki, startOutbound, startUpstream, TD, type H2Handler } from '../helpers/outbound-fixture.js';
+import { startH2cAppToUpstream, type H2Handler } from '../helpers/outbound-fixture.js';
 
 const cutMidBody: H2Handler = (stream, headers) => {
   stream.on('error', () => {});
@@ -47,16 +47,7 @@ function h2c(session: http2.ClientHttp2Session, path: string): Promise<{ bytes: 
 
 for (const codec of ['node', 'meshcar'] as const) {
   t.test(`a body cut with RST_STREAM NO_ERROR is cut for the app too (codec ${codec})`, async (t) => {
-    const pki = await makePki(TD);
-    const upstream = await startUpstream(pki, { handler: cutMidBody });
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], { codec });
-    const session = http2.connect(`http://127.0.0.1:${fx.port}`);
-    session.on('error', () => {});
-    t.teardown(async () => {
-      session.destroy();
-      await fx.close();
-      await upstream.close();
-    });
+    const { fx, session } = await startH2cAppToUpstream(t, codec, { handler: cutMidBody });
 
     for (const path of ['/chunked', '/with-length']) {
       const got = await http1(fx.port, path);

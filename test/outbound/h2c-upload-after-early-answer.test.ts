@@ -8,15 +8,14 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
-import { makePki, startOutbound, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
+import { startH2cAppToUpstream, waitUntil } from '../helpers/outbound-fixture.js';
 
 const TOTAL = 200_000;
 
 for (const codec of ['meshcar', 'node'] as const) {
   t.test(`${codec} codec: an upstream that answered early and reads on gets the whole upload`, async (t) => {
-    const pki = await makePki(TD);
     const seen = { got: 0, ended: false, rstCode: undefined as number | undefined };
-    const upstream = await startUpstream(pki, {
+    const { session } = await startH2cAppToUpstream(t, codec, {
       settings: { initialWindowSize: 16384 },
       handler: (stream) => {
         stream.on('error', () => {});
@@ -34,14 +33,6 @@ for (const codec of ['meshcar', 'node'] as const) {
           seen.rstCode = stream.rstCode;
         });
       },
-    });
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], { codec });
-    const session = http2.connect(`http://127.0.0.1:${fx.port}`);
-    session.on('error', () => {});
-    t.teardown(async () => {
-      session.destroy();
-      await fx.close();
-      await upstream.close();
     });
     const stream = session.request({ ':method': 'POST', ':path': '/ingest', ':authority': 'payments' });
     const status = new Promise<number>((resolve) => stream.on('response', (head) => resolve(Number(head[':status']))));
