@@ -350,6 +350,17 @@ export interface Http1Request {
   signal?: AbortSignal;
 }
 
+/** An HTTP/1.1 answer's status and its body as text, once it has ended. */
+export function answerText(res: http.IncomingMessage): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    res.setEncoding('utf8');
+    res.on('data', (c: string) => (text += c));
+    res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    res.on('error', reject);
+  });
+}
+
 /** One HTTP/1.1 request to the outbound port, collected whole. */
 export function request(port: number, options: Http1Request = {}): Promise<Http1Result> {
   return new Promise((resolve, reject) => {

@@ -11,7 +11,7 @@
 import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
-import { makePki, startOutbound, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
+import { answerText, makePki, startOutbound, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
 
 const FIRST = 'the first part of the order;';
 const REST = 'and the rest of it, sent after the refusal';
@@ -44,10 +44,7 @@ function http1Upload(port: number): { rest(): void; answer: Promise<{ status: nu
   let req!: http.ClientRequest;
   const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
     req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/orders', headers: { host: 'payments', 'transfer-encoding': 'chunked' }, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      answerText(res).then(resolve, reject);
     });
     req.on('error', reject);
     req.write(FIRST);

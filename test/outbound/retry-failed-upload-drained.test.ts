@@ -10,7 +10,7 @@ import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
-import { makePki, startOutbound, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
+import { answerText, makePki, startOutbound, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
 
 const FIRST = Buffer.alloc(20_000, 'f');
 const REST = Buffer.alloc(60_000, 'r');
@@ -62,10 +62,7 @@ async function http1Case(port: number, payments: { seen: { answered503: boolean 
       req.on('response', (res) => {
         // answered before the body's end: the rest follows now, as an app streaming its upload would
         req.end(REST);
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        answerText(res).then(resolve, reject);
       });
       req.on('error', reject);
     });
@@ -76,10 +73,7 @@ async function http1Case(port: number, payments: { seen: { answered503: boolean 
     await sent;
     const second = await new Promise<{ answer: Answer; socket: Socket | undefined }>((resolve, reject) => {
       const r = http.request({ host: '127.0.0.1', port, method: 'GET', path: '/next', agent, headers: { host: 'orders' } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ answer: { status: res.statusCode ?? 0, text }, socket: r.socket ?? undefined }));
+        answerText(res).then((answer) => resolve({ answer, socket: r.socket ?? undefined }), reject);
       });
       r.on('error', reject);
       r.setTimeout(5000, () => r.destroy(new Error('the next request on the socket got no answer in 5 s')));
