@@ -169,10 +169,12 @@ t.test('past the bound, a callback that cancels the rest of its own lane: nothin
     partners.get(owner)?.cancel(); // empties the lane while it fires: fire() drops it, once
   });
   const lanes = MAX_IDLE_LANES + 8;
-  for (let i = 0; i < lanes; i++) queue.add(`first-${i}`, 30 + i);
+  // 300 ms and up: a loaded machine's 10-ms sleep below must not outlast the first deadlines
+  for (let i = 0; i < lanes; i++) queue.add(`first-${i}`, 300 + i);
   await new Promise((r) => setTimeout(r, 10));
   // the same durations, 10 ms later: still pending when the first of each lane fires
-  for (let i = 0; i < lanes; i++) partners.set(`first-${i}`, queue.add(`second-${i}`, 30 + i));
+  t.same(fired, [], 'nothing due yet when the partners are added');
+  for (let i = 0; i < lanes; i++) partners.set(`first-${i}`, queue.add(`second-${i}`, 300 + i));
   t.equal(queue.laneCount, lanes);
   await until(() => fired.length === lanes && queue.laneCount === 0, 'every lane fired and gone');
   t.notOk(fired.some((f) => f.startsWith('second-')), 'the cancelled deadlines never fired');

@@ -143,7 +143,9 @@ t.test('CA down: keep serving, back off, renew when it returns', async (t) => {
   // the planned waits are exact (jitter pinned); the measured gaps can only be longer, by load
   t.same(lines.filter((l) => String(l.msg).startsWith('SVID renewal failed')).map((l) => l.retryInMs), [100, 200, 400, 800, 1600], 'each retry waits twice as long as the one before');
   const gaps = events.slice(1).map((e, i) => e.at - (events[i] as { at: number }).at);
-  t.ok(gaps.every((gap, i) => gap >= 100 * 2 ** i - 5), `and waited at least that long (${gaps.join(', ')} ms)`);
+  // a timer counts from libuv's loop clock, which lags Date.now() by however long the turn
+  // that armed it had run: on a loaded machine that is a few ms (94 ms for 100 seen in CI)
+  t.ok(gaps.every((gap, i) => gap >= 100 * 2 ** i - 25), `and waited about that long (${gaps.join(', ')} ms)`);
   t.equal(await servedSerial(), first.serialHex, 'still serving the current SVID');
   t.equal(identity.current().serialHex, first.serialHex);
 
