@@ -7,7 +7,7 @@ import t from 'tap';
 import http from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startMeshCa, launchSidecar } from './helpers/mesh.js';
+import { startMeshCa, launchSidecar, waitFor } from './helpers/mesh.js';
 import { startEchoApp } from './helpers/apps.js';
 import { heldRequest } from './helpers/workers.js';
 
@@ -60,7 +60,11 @@ t.test('SIGTERM while a reload reads its spec: 503 reload_aborted, nothing appli
   // the warning says the reason the answer gives: the drain began while the file was read (or,
   // the stop first, the reload came during the drain), not one fixed text for both
   t.match(message, /^the sidecar (began draining \(shutting down\) while the reload was read: it is not applied|is draining \(shutting down\): the reload is not run)$/);
-  const warning = proc.lines.find((line) => line.level === 40 && String(line.msg).startsWith('config reload asked for while draining'));
+  // the log line may reach us after the answer (another pipe), even after the process's exit
+  // event: waited for, not looked up
+  const isWarning = (line: Record<string, unknown>) => line.level === 40 && String(line.msg).startsWith('config reload asked for while draining');
+  await waitFor(async () => proc.lines.some(isWarning), 5_000, 'the warning line');
+  const warning = proc.lines.find(isWarning);
   t.equal(warning?.msg, `config reload asked for while draining: ${message}`, 'the log line says the same reason');
   await proc.exited();
   t.ok(proc.lines.some((line) => line.msg === 'stopped'), "the drain's own info lines are still written (the log level did not change)");

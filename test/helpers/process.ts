@@ -43,7 +43,15 @@ export function startMeshcar(args: string[], options: { cwd?: string; prefix?: r
     }
   });
   createInterface({ input: child.stderr! }).on('line', (text) => stderr.push(text));
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'exit' can come before the last lines of stdout are read: the process's end waits for its
+  // pipes to close as well ('close'), bounded, as a worker that outlives it may hold them open
+  const pipesClosed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))).then(async (code) => {
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([pipesClosed, new Promise<void>((resolve) => (bound = setTimeout(resolve, 2_000)))]);
+    clearTimeout(bound);
+    return code;
+  });
   return {
     child,
     lines,
