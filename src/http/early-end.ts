@@ -5,7 +5,8 @@
 // Node pushes then is noted: the stream is already closed, where the peer's own END_STREAM comes
 // before the close. Used on core http2 client streams of both directions (the outbound toward
 // upstreams with `http2.codec: node`, the inbound toward an h2c app); src/h2's streams end only
-// on END_STREAM and need none of it.
+// on END_STREAM and need none of it. A caller's request body on the inbound's core http2
+// streams gets no such end at all (refuseEarlyEnd): it is destroyed instead, as src/h2's is.
 
 import { Readable, type Duplex } from 'node:stream';
 
@@ -26,4 +27,31 @@ function pushNotingEarlyEnd(this: Watched, chunk: unknown, encoding?: BufferEnco
 /** Whether the stream's body ended without the peer's END_STREAM (see watchEarlyEnd). */
 export function endedEarly(stream: Duplex): boolean {
   return (stream as Watched)[ENDED_EARLY] === true;
+}
+
+/**
+ * A core http2 server stream (the inbound's caller, `http2.codec: node`) whose request body Node
+ * would end without the caller's END_STREAM (our RST_STREAM NO_ERROR after a complete answer, or
+ * the caller's own) is destroyed instead: no 'end', only 'close', as src/h2's streams do. Every
+ * reader of the body (the pipe to an h2c app, the HTTP/1.1 writers, a schema check) then sees
+ * a cut body, never a whole one: an upload to an h2c app got END_STREAM after its first 64 KiB.
+ */
+export function refuseEarlyEnd<S extends Duplex>(stream: S): S {
+  stream.push = pushRefusingEarlyEnd;
+  return stream;
+}
+
+function pushRefusingEarlyEnd(this: Watched, chunk: unknown, encoding?: BufferEncoding): boolean {
+  if (chunk === null && this.closed && !this._readableState.ended) {
+    // what is buffered of the body goes with it: nobody is to take a part of it for the whole.
+    // After this turn: Node's close handler, which pushed, reads the stream's session after
+    // the push, and destroy() takes that away
+    process.nextTick(destroyStream, this);
+    return false;
+  }
+  return Readable.prototype.push.call(this, chunk, encoding);
+}
+
+function destroyStream(stream: Duplex): void {
+  stream.destroy();
 }

@@ -225,12 +225,14 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
   }
 
   /**
-   * At the end of the caller's body: whether it came whole. Node's HTTP/2 stream ends its body
-   * like a finished one when the caller resets it once our answer is complete (RST_STREAM
-   * NO_ERROR); finished as whole, a connection short of its Content-Length would go back to
-   * the pool, its app reading the next caller's request as the rest of this body (a smuggled
-   * request). A body that was reset (its stream `closed` by the time it ends), or that is not
-   * its Content-Length, is not whole: the client cuts the connection instead.
+   * At the end of the caller's body: whether it came whole. Node's HTTP/2 stream ended its body
+   * like a finished one when it was reset once our answer was complete (RST_STREAM NO_ERROR);
+   * finished as whole, a connection short of its Content-Length would go back to the pool, its
+   * app reading the next caller's request as the rest of this body (a smuggled request). Such
+   * a stream is now destroyed instead (refuseEarlyEnd, http/early-end.ts); this stays the last
+   * check before a connection is reused: a body whose stream is `closed` by the time it ends,
+   * or that is not its Content-Length, is not taken for whole, and the client cuts the
+   * connection instead.
    */
   bodyWhole(body: Readable): boolean {
     return isWholeCallerBody(body, this.exchange);

@@ -11,6 +11,7 @@ import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:ht
 import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
+import { refuseEarlyEnd } from '../http/early-end.js';
 import { headListBytes } from '../http/head-list-bytes.js';
 import { hostFieldProblem } from '../http/host-field.js';
 import { parseRequestTarget, targetShapeProblem } from '../http/absolute-form.js';
@@ -111,6 +112,7 @@ export function onStream(inbound: InboundListener, stream: ServerHttp2Stream, he
     return;
   }
   const requestHasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
+  if (requestHasBody) refuseEarlyEnd(stream);
   handle(inbound, new Http2Exchange(stream, headers, requestHasBody, caller, inbound, guardOf(stream.session)), inbound.app);
 }
 

@@ -197,8 +197,8 @@ export abstract class Attempt {
       return;
     }
     this.answered = true;
-    // nobody to answer: the app left first (an h2c stream it reset with NO_ERROR ends its body
-    // before it closes), so the record says it left (499, no error), not our answer's status
+    // nobody to answer: the app left first (its h2c stream reset, closed before we could
+    // answer), so the record says it left (499, no error), not our answer's status
     if (this.appGone()) return;
     this.exchange.errorCode = err.code;
     const grpcType = grpcAnswerType(this.reqHeaders['content-type']);

@@ -236,11 +236,13 @@ function onAppWantTrailers(this: ServerHttp2Stream): void {
 }
 
 /**
- * The app's body ended: the upstream's request ends too, unless the app reset it. A reset with
- * NO_ERROR also ends the body (Node pushes its end) and marks the stream aborted when our answer
- * was not complete: that is the app breaking off, and the peer's app must not take the upload
- * as whole. This comes before the app stream's 'close': the cancelled upstream's end must not
- * read as the endpoint failing, nor the record as our 502 (attempt.ts fail(): the app is gone).
+ * The app's body ended: the upstream's request ends too, unless the app reset it. Node ends a
+ * reset stream's body as if whole (its end pushed at the close, whatever the code); the
+ * listener refuses that end (refuseEarlyEnd: the stream is destroyed, 'close' comes alone, and
+ * onAppClose cancels the upstream), so the peer's app never takes a broken-off upload as
+ * whole. A reset still seen here (its code set, or the stream aborted, by the time the end is
+ * read) cancels: this comes before the app stream's 'close', so the cancelled upstream's end
+ * does not read as the endpoint failing, nor the record as our 502 (attempt.ts fail()).
  */
 function onAppEnd(this: ServerHttp2Stream): void {
   const attempt = attemptOf(this);

@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import { listenFailed, MeshcarError } from '../errors.js';
 import { closeAfterHttp10Coding } from '../http/body-framing.js';
+import { refuseEarlyEnd } from '../http/early-end.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { inTurn } from '../http/pipelined-turns.js';
 import { grpcAnswerType, sendStreamError } from '../http/status.js';
@@ -131,11 +132,14 @@ export class AppListener {
     this.http2.on('connection', (socket: TrackedSocket) => {
       socket[kHttp2] = true; // its session gets GOAWAY at drain, not a cut
     });
-    this.http2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    this.http2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]) => {
       // from its first moment: an 'error' on a stream nobody listens to ends the process (a
       // refusal written after a HEAD's head did); a reset by the app surfaces as 'close'
       stream.on('error', ignore);
       countOpenStream(stream);
+      // an upload the app resets with NO_ERROR once our answer is complete must not end as a
+      // whole body toward the upstream (Node ends it so): it is destroyed instead
+      if ((flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0) refuseEarlyEnd(stream);
       // Node advertises SETTINGS_MAX_HEADER_LIST_SIZE but takes a larger head anyway (nghttp2
       // only bounds each field): refused here, as HTTP/1.1's head over maxHeaderBytes is
       const size = headerListSize(rawHeaders);

@@ -106,8 +106,18 @@ export interface RawH2Connection {
  * effect as far as the protocol goes); with true they are, and ignored all the same.
  */
 export function connectRawH2(port: number, tlsOptions: tls.ConnectionOptions, options: { ackSettings: boolean }): Promise<RawH2Connection> {
+  const socket = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['h2'], ...tlsOptions });
+  return rawH2Over(socket, 'secureConnect', options, () => (socket.alpnProtocol === 'h2' ? undefined : `ALPN chose ${String(socket.alpnProtocol)}, not h2`));
+}
+
+/** As connectRawH2, over plain TCP (h2c with prior knowledge: the outbound's listener). */
+export function connectRawH2c(port: number, options: { ackSettings: boolean }): Promise<RawH2Connection> {
+  return rawH2Over(net.connect({ host: '127.0.0.1', port }), 'connect', options, () => undefined);
+}
+
+/** The raw client on a connecting socket: once `ready` (and `refusal` finds nothing wrong), the preface and SETTINGS go out. */
+function rawH2Over<S extends net.Socket>(socket: S, ready: string, options: { ackSettings: boolean }, refusal: () => string | undefined): Promise<RawH2Connection> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, ALPNProtocols: ['h2'], ...tlsOptions });
     const frames: Frame[] = [];
     const waiters: Array<{ predicate: (f: Frame) => boolean; resolve: (f: Frame) => void }> = [];
     let buffered = Buffer.alloc(0);
@@ -130,17 +140,18 @@ export function connectRawH2(port: number, tlsOptions: tls.ConnectionOptions, op
       }
     });
     socket.once('error', reject);
-    socket.once('secureConnect', () => {
-      if (socket.alpnProtocol !== 'h2') {
+    socket.once(ready, () => {
+      const refused = refusal();
+      if (refused !== undefined) {
         socket.destroy();
-        reject(new Error(`ALPN chose ${String(socket.alpnProtocol)}, not h2`));
+        reject(new Error(refused));
         return;
       }
       socket.off('error', reject);
       socket.on('error', () => {});
       socket.write(Buffer.concat([PREFACE, settingsFrame()]));
       resolve({
-        socket,
+        socket: socket as unknown as tls.TLSSocket,
         frames,
         write: (bytes) => socket.write(bytes),
         waitFor(predicate, what, timeoutMs = 5000) {
