@@ -210,15 +210,26 @@ export abstract class Attempt {
     this.sendError(err, grpcType);
   }
 
-  /** The app's side closed: the exchange is over (`cancel`: the upstream's work is not wanted). */
-  appClosed(cancel: boolean): void {
+  /**
+   * The app's side closed: the exchange is over (`cancel`: the upstream's work is not wanted;
+   * `whole`: the app's body ended whole, and may still be on its way to an upstream that
+   * answered early and reads on).
+   */
+  appClosed(cancel: boolean, whole = false): void {
     // a retry still waiting or in flight has no outcome of its own: it is counted as cancelled
     reportRetry(this, 'cancelled');
     this.timer?.cancel();
     stopRetryTimer(this);
     this.stopWaiting();
     if (cancel) this.cancelUpstream();
-    this.ctx.activity.leave();
+    const up = this.upstream;
+    // an upload still flushing is in flight until its stream closes: a drain waits for it (the
+    // sidecar's stop closed the session under it, and the upstream lost its last window). The
+    // stream's idle timeout bounds an upstream that stops reading. Rare: one closure then.
+    if (whole && up !== undefined && up.writableEnded && !up.writableFinished && !up.destroyed) {
+      const activity = this.ctx.activity;
+      up.once('close', () => activity.leave());
+    } else this.ctx.activity.leave();
     this.exchange.finish();
   }
 

@@ -215,7 +215,7 @@ function resetUnfinished(stream: ServerHttp2Stream): void {
 function onAppClose(this: ServerHttp2Stream): void {
   const attempt = attemptOf(this);
   const whole = this.rstCode === h2.NGHTTP2_NO_ERROR && !this.aborted && this.readableEnded && attempt.answerComplete();
-  attempt.appClosed(!whole);
+  attempt.appClosed(!whole, whole);
 }
 
 function onAppTrailers(this: ServerHttp2Stream, trailers: IncomingHttpHeaders): void {

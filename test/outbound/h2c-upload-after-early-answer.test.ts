@@ -8,41 +8,68 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
+import { once } from 'node:events';
 import { startH2cAppToUpstream, waitUntil } from '../helpers/outbound-fixture.js';
 
 const TOTAL = 200_000;
 
+/** The upstream of these tests: 202 at once, then the upload read 32 KiB every 100 ms in paused mode. */
+async function startSlowReader(t: Parameters<typeof startH2cAppToUpstream>[0], codec: 'meshcar' | 'node') {
+  const seen = { got: 0, ended: false, rstCode: undefined as number | undefined };
+  const started = await startH2cAppToUpstream(t, codec, {
+    settings: { initialWindowSize: 16384 },
+    handler: (stream) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 202 }, { endStream: true });
+      const tick = setInterval(() => {
+        let n = 0;
+        let chunk: Buffer | null;
+        while (n < 32_768 && (chunk = stream.read() as Buffer | null) !== null) n += chunk.length;
+        seen.got += n;
+      }, 100);
+      stream.on('readable', () => {}); // paused mode: read by the tick alone
+      stream.on('end', () => (seen.ended = true));
+      stream.on('close', () => {
+        clearInterval(tick);
+        seen.rstCode = stream.rstCode;
+      });
+    },
+  });
+  return { ...started, seen };
+}
+
+/** The app's upload of TOTAL bytes; resolves with our answer's status, `closed` once the app's stream has closed. */
+function upload(session: http2.ClientHttp2Session): { status: Promise<number>; closed: Promise<unknown> } {
+  const stream = session.request({ ':method': 'POST', ':path': '/ingest', ':authority': 'payments' });
+  const status = new Promise<number>((resolve) => stream.on('response', (head) => resolve(Number(head[':status']))));
+  stream.on('error', () => {});
+  stream.resume();
+  stream.end(Buffer.alloc(TOTAL, 'x'));
+  return { status, closed: once(stream, 'close') };
+}
+
 for (const codec of ['meshcar', 'node'] as const) {
   t.test(`${codec} codec: an upstream that answered early and reads on gets the whole upload`, async (t) => {
-    const seen = { got: 0, ended: false, rstCode: undefined as number | undefined };
-    const { session } = await startH2cAppToUpstream(t, codec, {
-      settings: { initialWindowSize: 16384 },
-      handler: (stream) => {
-        stream.on('error', () => {});
-        stream.respond({ ':status': 202 }, { endStream: true });
-        const tick = setInterval(() => {
-          let n = 0;
-          let chunk: Buffer | null;
-          while (n < 32_768 && (chunk = stream.read() as Buffer | null) !== null) n += chunk.length;
-          seen.got += n;
-        }, 100);
-        stream.on('readable', () => {}); // paused mode: read by the tick alone
-        stream.on('end', () => (seen.ended = true));
-        stream.on('close', () => {
-          clearInterval(tick);
-          seen.rstCode = stream.rstCode;
-        });
-      },
-    });
-    const stream = session.request({ ':method': 'POST', ':path': '/ingest', ':authority': 'payments' });
-    const status = new Promise<number>((resolve) => stream.on('response', (head) => resolve(Number(head[':status']))));
-    stream.on('error', () => {});
-    stream.resume();
-    stream.end(Buffer.alloc(TOTAL, 'x'));
-    t.equal(await status, 202);
+    const { session, seen } = await startSlowReader(t, codec);
+    t.equal(await upload(session).status, 202);
     await waitUntil(() => seen.rstCode !== undefined, 'the upstream stream closed', 10_000);
     t.equal(seen.got, TOTAL, 'the upstream read the whole upload');
     t.ok(seen.ended, 'ended whole (END_STREAM), not cut');
     t.equal(seen.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'no CANCEL');
+  });
+
+  t.test(`${codec} codec: a drain waits for such an upload still on its way, then the sidecar may stop`, async (t) => {
+    const { session, seen, fx } = await startSlowReader(t, codec);
+    const sent = upload(session);
+    t.equal(await sent.status, 202);
+    await sent.closed; // the exchange is whole on the app's side; the upload is not all upstream yet
+    t.ok(seen.got < TOTAL, `the upload is still on its way (${seen.got} bytes read)`);
+    t.equal(fx.outbound.activity.inFlight, 1, 'and counted in flight');
+    // as the sidecar's stop does: the drain, then the close of what is left
+    await fx.outbound.drain(10_000);
+    await fx.outbound.close();
+    await waitUntil(() => seen.rstCode !== undefined, 'the upstream stream closed', 10_000);
+    t.equal(seen.got, TOTAL, 'the upstream read the whole upload before the stop');
+    t.equal(seen.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'ended, not cut');
   });
 }
