@@ -145,9 +145,11 @@ async function drainWithCallsOpen(t: Test, authority: string, draining: RunningS
     t.equal(end.error, 'upstream_unavailable', `${name}: x-meshcar-error says it`);
     t.match(end.details, /shutting down.*drainTimeout/, `${name}: grpc-message says why`);
   }
-  t.ok(endedAfter >= 1_500 && endedAfter < 3_000, `the streams ran until the 2 s drainTimeout ran out (${endedAfter} ms)`);
+  // the upper bound stays under 4 s, where the client's own writer stops: a drain that ignored
+  // its timeout still fails; the rest is room for a loaded machine's teardown
+  t.ok(endedAfter >= 1_500 && endedAfter < 3_900, `the streams ran until the 2 s drainTimeout ran out (${endedAfter} ms)`);
   t.equal(await exited, 0, 'the sidecar exits 0');
-  t.ok(Date.now() - signalled < 3_500, `and in time (${Date.now() - signalled} ms)`);
+  t.ok(Date.now() - signalled < 6_000, `and in time (${Date.now() - signalled} ms)`);
 
   const access = (id: string) => draining.process.lines.find((l) => l.component === 'access' && l.requestId === id);
   for (const [id, status] of [[`${tag}-watch`, 200], [`${tag}-upload`, 503], [`${tag}-chat`, 200]] as const) {

@@ -198,7 +198,8 @@ t.test('rotate-issuer and a full root rotation under traffic: zero failed reques
   t.same(failures, [], 'zero failed requests, handshakes or sessions');
   t.ok(sessionKept, 'the long-lived session was the same connection through root add and root activate');
   await waitFor(async () => session.destroyed || session.closed, 5_000, 'the long-lived session cut at root retire');
-  const cutLine = orders.process.lines.find((line) => String(line.msg).includes('inbound connection closed, with any requests in flight on them'));
+  // the connection closes before its log line is written (and that line comes through a pipe)
+  const cutLine = await orders.process.waitFor((line) => String(line.msg).includes('inbound connection closed, with any requests in flight on them'), 5_000);
   t.match(cutLine, { level: 40, peers: ['spiffe://mesh.local/svc/dashboard'] }, "orders said it cut the session of a caller under the retired root");
 
   const bundle = await readFile(mesh.ca.bundlePath, 'utf8');

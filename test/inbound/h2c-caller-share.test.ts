@@ -52,7 +52,7 @@ for (const codec of ['meshcar', 'node'] as const) {
     const started = Date.now();
     const answer = await h2Request(other, { ':method': 'GET', ':path': '/orders' });
     t.equal(answer.status, 200, `the other caller is answered (${answer.status}, ${Date.now() - started} ms)`);
-    t.ok(Date.now() - started < 1000, 'well before its deadline');
+    t.ok(Date.now() - started < 1_500, `well before its deadline (${Date.now() - started} ms)`);
     t.equal(uploadsAtApp, APP_STREAMS - 1, `the attacker holds ${uploadsAtApp} of ${APP_STREAMS} slots, its other uploads wait their turn`);
   });
 }

@@ -10,7 +10,7 @@ import http2 from 'node:http2';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { DEFAULT_LIMITS, H2Connection } from '../../src/h2/index.js';
-import { defaultHandler, h2cRequest, makePki, request, sleep, startOutbound, startUpstream, TD, type H2Handler, type UpstreamServer } from '../helpers/outbound-fixture.js';
+import { defaultHandler, h2cRequest, makePki, request, sleep, startOutbound, startUpstream, TD, waitUntil, type H2Handler, type UpstreamServer } from '../helpers/outbound-fixture.js';
 
 const CODEC = { codec: 'meshcar' } as const;
 
@@ -156,7 +156,7 @@ t.test('GOAWAY: the request in flight finishes; the next opens a new session (re
   t.equal((await inFlight).status, 200, 'the request in flight finished on the old session');
   t.equal((await request(fx.port)).status, 200);
   t.equal(upstream.handshakes.length, 2, 'and the new session is reused');
-  await sleep(50);
+  await waitUntil(() => fx.outbound.sessionCount('payments') === 1, 'the old session to close');
   t.equal(fx.outbound.sessionCount('payments'), 1, 'the old session closed');
   t.equal(fx.observer.sessions.get('payments'), 1);
 });
@@ -201,7 +201,8 @@ t.test('idle timeout without bytes → 504; idle sessions are PINGed and stay up
   t.equal(slow.headers['x-meshcar-error'], 'upstream_timeout');
   assertMeshcarSessions(t, upstream);
   const pingsBefore = upstream.pings;
-  await sleep(350);
+  // a PING every other tick while idle: polled, as a loaded machine's ticks come late
+  await waitUntil(() => upstream.pings >= pingsBefore + 2, 'two PINGs').catch(() => undefined);
   t.ok(upstream.pings >= pingsBefore + 2, `the idle session was PINGed (${upstream.pings - pingsBefore})`);
   t.equal((await request(fx.port)).status, 200);
   t.equal(upstream.handshakes.length, 1, 'answered PINGs keep the session');
@@ -222,7 +223,7 @@ t.test('sessions past their maximum age close gracefully and are replaced', asyn
   t.equal((await longer).status, 200, 'the request that outlived the age finished');
   t.equal((await request(fx.port)).status, 200);
   t.equal(upstream.handshakes.length, 2, 'a new session after the maximum age');
-  await sleep(30);
+  await waitUntil(() => fx.outbound.sessionCount('payments') === 1, 'the old session to go');
   t.equal(fx.outbound.sessionCount('payments'), 1, 'the old one is gone');
   t.equal(fx.observer.sessions.get('payments'), 1);
 });

@@ -6,7 +6,7 @@ import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { h2cRequest, makePki, request, sleep, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
+import { h2cRequest, makePki, request, sleep, startOutbound, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
 
 /** Resolves once `check` holds, polling; fails the test after `timeoutMs`. */
 async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
@@ -161,7 +161,7 @@ t.test('close() stops at once', async (t) => {
   t.equal((await request(fx.port)).status, 200);
   await fx.close();
   t.ok(await connectRefused(fx.port), 'the listener is gone');
-  await sleep(50);
+  await waitUntil(() => upstream.sessions.size === 0, 'the upstream sessions to close');
   t.equal(upstream.sessions.size, 0, 'and the upstream sessions');
   t.equal(fx.observer.sessions.get('payments'), 0, 'the sessions gauge is back to 0');
 });

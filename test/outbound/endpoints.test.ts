@@ -7,7 +7,7 @@ import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { makePki, request, sleep, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
+import { makePki, request, sleep, startOutbound, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
 import type { LookupAll } from '../../src/outbound/index.js';
 import { pino } from 'pino';
 import { EndpointSet, type UpstreamEndpoint } from '../../src/outbound/endpoints.js';
@@ -171,7 +171,7 @@ t.test('dns: endpoints follow their records; sessions to a vanished address wind
   t.equal((await request(fx.port)).status, 200);
   t.equal(b.requests, 1, 'the new address serves');
   t.equal(a.requests, 1);
-  await sleep(50);
+  await waitUntil(() => a.sessions.size === 0, 'the session to the old address to close');
   t.equal(a.sessions.size, 0, 'the session to the old address was closed');
 
   records = [

@@ -6,7 +6,7 @@
 // runs on both HTTP/2 codecs (`node`: http2-wrapper + core http2; `meshcar`: src/h2).
 
 import t from 'tap';
-import { makePki, request, sleep, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
+import { makePki, request, sleep, startOutbound, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
 
 for (const codec of ['node', 'meshcar'] as const) {
   t.test(`50 concurrent requests share ONE session; sequential requests reuse it (${codec})`, async (t) => {
@@ -70,7 +70,7 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal((await inFlight).status, 200, 'the request in flight finished on the old session');
     t.equal((await request(fx.port)).status, 200);
     t.equal(upstream.handshakes.length, 2, 'and the new session is reused');
-    await sleep(50);
+    await waitUntil(() => fx.outbound.sessionCount('payments') === 1, 'the old session to close');
     t.equal(fx.outbound.sessionCount('payments'), 1, 'the old session closed');
   });
 
@@ -92,7 +92,7 @@ for (const codec of ['node', 'meshcar'] as const) {
     const after = await request(fx.port);
     t.equal(after.status, 200);
     t.equal(upstream.handshakes.length, 2, 'a new session after the maximum age');
-    await sleep(20);
+    await waitUntil(() => fx.outbound.sessionCount('payments') === 1, 'the old session to go');
     t.equal(fx.outbound.sessionCount('payments'), 1, 'the old one is gone');
     t.equal(fx.observer.sessions.get('payments'), 1);
   });

@@ -40,7 +40,10 @@ t.test('workers: 2: /debug/tls lists the failed handshakes every worker saw, new
   const times = seen.failures.map((f) => f.time);
   t.same(times, [...times].sort().reverse(), 'newest first');
   // both workers took connections in turn: each logged its own first failure from this peer
-  const loggedBy = new Set(sidecar.process.lines.filter((l) => l.component === 'tls').map((l) => l.worker));
+  // their log lines come from two processes, and may arrive after /debug/tls lists the failures
+  const loggers = () => new Set(sidecar.process.lines.filter((l) => l.component === 'tls').map((l) => l.worker));
+  await waitFor(async () => loggers().size === 2, 5_000, 'a line from each worker').catch(() => undefined);
+  const loggedBy = loggers();
   t.equal(loggedBy.size, 2, 'the failures happened in both workers');
 
   // 25 from this one address in all, about 12 in each worker (each keeps its newest 10)
