@@ -35,6 +35,10 @@ export function endedEarly(stream: Duplex): boolean {
  * the caller's own) is destroyed instead: no 'end', only 'close', as src/h2's streams do. Every
  * reader of the body (the pipe to an h2c app, the HTTP/1.1 writers, a schema check) then sees
  * a cut body, never a whole one: an upload to an h2c app got END_STREAM after its first 64 KiB.
+ * Two edges, both on the cut side: our own close(NO_ERROR) marks the stream closed before its
+ * RST_STREAM goes out, so a caller's END_STREAM landing in between reads as early too (the
+ * upload was being stopped anyway); and a close in the very read that brought the HEADERS
+ * comes before this is installed, which only a reset before any answer can do ('aborted').
  */
 export function refuseEarlyEnd<S extends Duplex>(stream: S): S {
   stream.push = pushRefusingEarlyEnd;

@@ -19,7 +19,7 @@ import { touch } from './exchange-deadlines.js';
 import type { Lease } from './h2c-lease.js';
 import { dropKeptBody, neverProcessed } from './h2c-replay.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 // the caller's body ended with no trailers: its END_STREAM goes out as empty trailers (why never
 // from end(): see WITH_BODY in app-h2c.ts)
@@ -95,6 +95,24 @@ function onEnd(this: ClientHttp2Stream): void {
 
 export function onContinue(this: ClientHttp2Stream): void {
   exchangeOf(this).continue();
+}
+
+/**
+ * The app closed the stream while our upload on it was unfinished. With an error code Node
+ * destroys the stream itself; with NO_ERROR (Node's http2 server resets so a stream whose
+ * handler answered without reading the body) it waits for the upload to finish, which it
+ * never does on a closed stream: the stream never closed, and the exchange stayed in flight,
+ * recorded as a reset at the idle timeout (a review: a 200,000-byte upload, over the app's
+ * window). Destroyed once the answer is read: 'close' then comes, and onStreamClose goes on.
+ */
+export function onAppClosedUpload(this: ClientHttp2Stream): void {
+  if (this.rstCode !== NGHTTP2_NO_ERROR || this.destroyed) return;
+  if (this.readableEnded) this.destroy();
+  else this.once('end', destroyAppStream);
+}
+
+function destroyAppStream(this: ClientHttp2Stream): void {
+  this.destroy();
 }
 
 export function onStreamError(this: ClientHttp2Stream, err: Error): void {

@@ -16,7 +16,7 @@ import { watchEarlyEnd } from '../http/early-end.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import { APP_CLIENT_ERRORS, appClientError, NOT_SENT } from './app-dispatch.js';
 import { appAddressForCallers, classifyAppError } from './app-errors.js';
-import { kKnownLimit, kLease, onCallerTrailers, onContinue, onResponse, onStreamClose, onStreamError, onTrailers, onWantTrailers, type LeasedStream } from './app-h2c-stream.js';
+import { kKnownLimit, kLease, onAppClosedUpload, onCallerTrailers, onContinue, onResponse, onStreamClose, onStreamError, onTrailers, onWantTrailers, type LeasedStream } from './app-h2c-stream.js';
 import type { Exchange } from './exchange.js';
 import { bindExchange } from './exchange-links.js';
 import { awaitBodyEnd, startHeadTimeout } from './exchange-deadlines.js';
@@ -127,6 +127,7 @@ export class H2cApp implements AppForwarder {
     if (exchange.expectsContinue) stream.on('continue', onContinue);
     if (exchange.requestHasBody) {
       stream.once('wantTrailers', onWantTrailers);
+      stream.once('aborted', onAppClosedUpload);
       const body = exchange.requestBody;
       if (exchange.attempts === 1) {
         // an HTTP/2 caller's trailers come as an event before its body's end
