@@ -224,13 +224,29 @@ export abstract class Attempt {
     if (cancel) this.cancelUpstream();
     const up = this.upstream;
     // an upload still flushing is in flight until its stream closes: a drain waits for it (the
-    // sidecar's stop closed the session under it, and the upstream lost its last window). The
-    // stream's idle timeout bounds an upstream that stops reading. Rare: one closure then.
-    if (whole && up !== undefined && up.writableEnded && !up.writableFinished && !up.destroyed) {
-      const activity = this.ctx.activity;
-      up.once('close', () => activity.leave());
-    } else this.ctx.activity.leave();
+    // sidecar's stop closed the session under it, and the upstream lost its last window)
+    if (whole && up !== undefined && up.writableEnded && !up.writableFinished && !up.destroyed) this.leaveWhenFlushed(up);
+    else this.ctx.activity.leave();
     this.exchange.finish();
+  }
+
+  /**
+   * What is left is at most a stream buffer's worth (the app's body ended: the pipe had it all).
+   * An upstream that takes none of it for the idle timeout has stopped: the stream is cancelled.
+   * Its own idle timer is no bound here: Node's codec re-arms it while the session sends
+   * anything (our PINGs), and the count stayed up for ever (a review). Rare: a closure and a
+   * timer then.
+   */
+  private leaveWhenFlushed(up: UpstreamStream): void {
+    const activity = this.ctx.activity;
+    const idleMs = this.pool.idleTimeoutMs;
+    // 0: no idle timeout configured, and none here either
+    const stalled = idleMs > 0 ? setTimeout(() => cancelStream(up), idleMs) : undefined;
+    stalled?.unref();
+    up.once('close', () => {
+      clearTimeout(stalled);
+      activity.leave();
+    });
   }
 
   /** The app went away: its stream is reset (CANCEL), and its end is not the endpoint's failure. */

@@ -239,14 +239,20 @@ export async function startOutboundToUpstream(t: { teardown(fn: () => unknown): 
 }
 
 /**
- * An upstream (`options`), an outbound on `codec` routing `payments` to it, and an app's h2c
- * session to the outbound; at `t`'s teardown the session goes first, then the outbound and the
- * upstream.
+ * An upstream (`options`), an outbound on `codec` routing `payments` to it (`tuning`: the
+ * route's idle timeout, the sessions' PING interval), and an app's h2c session to the
+ * outbound; at `t`'s teardown the session goes first, then the outbound and the upstream.
  */
-export async function startH2cAppToUpstream(t: { teardown(fn: () => unknown): void }, codec: 'meshcar' | 'node', options: UpstreamOptions = {}): Promise<{ upstream: UpstreamServer; fx: OutboundFixture; session: http2.ClientHttp2Session }> {
+export async function startH2cAppToUpstream(
+  t: { teardown(fn: () => unknown): void },
+  codec: 'meshcar' | 'node',
+  options: UpstreamOptions = {},
+  tuning: { readonly idleTimeoutMs?: number; readonly pingIntervalMs?: number } = {},
+): Promise<{ upstream: UpstreamServer; fx: OutboundFixture; session: http2.ClientHttp2Session }> {
   const pki = await makePki(TD);
   const upstream = await startUpstream(pki, options);
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], { codec });
+  const spec = { name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], ...(tuning.idleTimeoutMs !== undefined ? { idleTimeoutMs: tuning.idleTimeoutMs } : {}) };
+  const fx = await startOutbound(pki, [spec], { codec, ...(tuning.pingIntervalMs !== undefined ? { pingIntervalMs: tuning.pingIntervalMs } : {}) });
   const session = http2.connect(`http://127.0.0.1:${fx.port}`);
   session.on('error', () => {});
   t.teardown(async () => {

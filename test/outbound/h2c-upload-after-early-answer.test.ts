@@ -38,13 +38,13 @@ async function startSlowReader(t: Parameters<typeof startH2cAppToUpstream>[0], c
   return { ...started, seen };
 }
 
-/** The app's upload of TOTAL bytes; resolves with our answer's status, `closed` once the app's stream has closed. */
-function upload(session: http2.ClientHttp2Session): { status: Promise<number>; closed: Promise<unknown> } {
+/** The app's upload of `bytes`; resolves with our answer's status, `closed` once the app's stream has closed. */
+function upload(session: http2.ClientHttp2Session, bytes = TOTAL): { status: Promise<number>; closed: Promise<unknown> } {
   const stream = session.request({ ':method': 'POST', ':path': '/ingest', ':authority': 'payments' });
   const status = new Promise<number>((resolve) => stream.on('response', (head) => resolve(Number(head[':status']))));
   stream.on('error', () => {});
   stream.resume();
-  stream.end(Buffer.alloc(TOTAL, 'x'));
+  stream.end(Buffer.alloc(bytes, 'x'));
   return { status, closed: once(stream, 'close') };
 }
 
@@ -71,5 +71,33 @@ for (const codec of ['meshcar', 'node'] as const) {
     await waitUntil(() => seen.rstCode !== undefined, 'the upstream stream closed', 10_000);
     t.equal(seen.got, TOTAL, 'the upstream read the whole upload before the stop');
     t.equal(seen.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'ended, not cut');
+  });
+
+  t.test(`${codec} codec: an upstream that answered early and stops reading lets the upload go out of flight at the idle timeout`, async (t) => {
+    const seen = { rstCode: undefined as number | undefined };
+    // PINGs every 100 ms: Node's own stream timer starts again whenever its session sends anything
+    const { session, fx } = await startH2cAppToUpstream(
+      t,
+      codec,
+      {
+        settings: { initialWindowSize: 16384 },
+        handler: (stream) => {
+          stream.on('error', () => {});
+          stream.respond({ ':status': 202 }, { endStream: true });
+          stream.pause(); // reads nothing, ever
+          stream.on('close', () => (seen.rstCode = stream.rstCode));
+        },
+      },
+      { idleTimeoutMs: 1_000, pingIntervalMs: 100 },
+    );
+    // small enough to leave the app whole (the window and one stream buffer hold it), never read
+    const sent = upload(session, 30_000);
+    t.equal(await sent.status, 202);
+    await sent.closed;
+    t.equal(fx.outbound.activity.inFlight, 1, 'the upload still on its way is in flight');
+    await waitUntil(() => fx.outbound.activity.inFlight === 0, 'the stalled upload out of flight', 5_000).catch(() => undefined);
+    t.equal(fx.outbound.activity.inFlight, 0, 'out of flight once the upstream took nothing for the idle timeout');
+    await waitUntil(() => seen.rstCode !== undefined, "the upstream's stream to close", 5_000).catch(() => undefined);
+    t.equal(seen.rstCode, http2.constants.NGHTTP2_CANCEL, 'the upload cancelled, not ended');
   });
 }
