@@ -5,8 +5,9 @@
 // Node pushes then is noted: the stream is already closed, where the peer's own END_STREAM comes
 // before the close. Used on core http2 client streams of both directions (the outbound toward
 // upstreams with `http2.codec: node`, the inbound toward an h2c app); src/h2's streams end only
-// on END_STREAM and need none of it. A caller's request body on the inbound's core http2
-// streams gets no such end at all (refuseEarlyEnd): it is destroyed instead, as src/h2's is.
+// on END_STREAM and need none of it. A request body on core http2 server streams (the inbound's
+// callers on `http2.codec: node`, the outbound's h2c apps) gets no such end at all
+// (refuseEarlyEnd): the stream is destroyed instead, as src/h2's is.
 
 import { Readable, type Duplex } from 'node:stream';
 
@@ -30,11 +31,12 @@ export function endedEarly(stream: Duplex): boolean {
 }
 
 /**
- * A core http2 server stream (the inbound's caller, `http2.codec: node`) whose request body Node
- * would end without the caller's END_STREAM (our RST_STREAM NO_ERROR after a complete answer, or
- * the caller's own) is destroyed instead: no 'end', only 'close', as src/h2's streams do. Every
- * reader of the body (the pipe to an h2c app, the HTTP/1.1 writers, a schema check) then sees
- * a cut body, never a whole one: an upload to an h2c app got END_STREAM after its first 64 KiB.
+ * A core http2 server stream (the inbound's caller on `http2.codec: node`, the outbound's h2c
+ * app) whose request body Node would end without the peer's END_STREAM (our RST_STREAM NO_ERROR
+ * after a complete answer, or the peer's own) is destroyed instead: no 'end', only 'close', as
+ * src/h2's streams do. Every reader of the body (the pipe to an h2c app or an upstream, the
+ * HTTP/1.1 writers, a schema check) then sees a cut body, never a whole one: an upload to an h2c
+ * app got END_STREAM after its first 64 KiB, and one an app reset reached its upstream ended.
  * Two edges, both on the cut side: our own close(NO_ERROR) marks the stream closed before its
  * RST_STREAM goes out, so a caller's END_STREAM landing in between reads as early too (the
  * upload was being stopped anyway); and a close in the very read that brought the HEADERS

@@ -2,6 +2,7 @@
 // quiet: drain() waits for the first to reach zero, the sidecar uses the second to decide when
 // the app has stopped calling out.
 
+import type { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 
 export class Activity {
@@ -26,6 +27,23 @@ export class Activity {
       this.waiters = [];
       for (const wake of waiters) wake();
     }
+  }
+
+  /**
+   * Leaves once `stream` closes (what it carries is still on its way). `stallMs` > 0: every
+   * `stallMs` until then, `stalled(stream)` says whether it stopped (and has been dealt with)
+   * or moved, and is checked again. A closure and a timer each: for rare cases only.
+   */
+  leaveOnClose<S extends EventEmitter>(stream: S, stallMs: number, stalled: (stream: S) => boolean): void {
+    let timer: NodeJS.Timeout | undefined;
+    const check = (): void => {
+      timer = stalled(stream) ? undefined : setTimeout(check, stallMs).unref();
+    };
+    if (stallMs > 0) timer = setTimeout(check, stallMs).unref();
+    stream.once('close', () => {
+      clearTimeout(timer);
+      this.leave();
+    });
   }
 
   /** 0 while anything is in flight, else milliseconds since the last request finished. */

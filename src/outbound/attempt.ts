@@ -25,6 +25,7 @@ import { hostName, targetFormProblem } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { markCancelled, markRequestSent, markUnfinishedAtDeadline } from './pool-counting.js';
+import { leaveWhenFlushed } from './flushing-upload.js';
 import { headFieldCount, UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { cancelStream, type UpstreamStream } from './upstream-stream.js';
 import type { StreamWait } from './stream-wait.js';
@@ -225,28 +226,9 @@ export abstract class Attempt {
     const up = this.upstream;
     // an upload still flushing is in flight until its stream closes: a drain waits for it (the
     // sidecar's stop closed the session under it, and the upstream lost its last window)
-    if (whole && up !== undefined && up.writableEnded && !up.writableFinished && !up.destroyed) this.leaveWhenFlushed(up);
+    if (whole && up !== undefined && up.writableEnded && !up.writableFinished && !up.destroyed) leaveWhenFlushed(this.ctx.activity, up, this.pool.idleTimeoutMs);
     else this.ctx.activity.leave();
     this.exchange.finish();
-  }
-
-  /**
-   * What is left is at most a stream buffer's worth (the app's body ended: the pipe had it all).
-   * An upstream that takes none of it for the idle timeout has stopped: the stream is cancelled.
-   * Its own idle timer is no bound here: Node's codec re-arms it while the session sends
-   * anything (our PINGs), and the count stayed up for ever (a review). Rare: a closure and a
-   * timer then.
-   */
-  private leaveWhenFlushed(up: UpstreamStream): void {
-    const activity = this.ctx.activity;
-    const idleMs = this.pool.idleTimeoutMs;
-    // 0: no idle timeout configured, and none here either
-    const stalled = idleMs > 0 ? setTimeout(() => cancelStream(up), idleMs) : undefined;
-    stalled?.unref();
-    up.once('close', () => {
-      clearTimeout(stalled);
-      activity.leave();
-    });
   }
 
   /** The app went away: its stream is reset (CANCEL), and its end is not the endpoint's failure. */
