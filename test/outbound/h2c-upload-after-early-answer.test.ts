@@ -13,28 +13,44 @@ import { startH2cAppToUpstream, waitUntil } from '../helpers/outbound-fixture.js
 
 const TOTAL = 200_000;
 
-/** The upstream of these tests: 202 at once, then the upload read 32 KiB every 100 ms in paused mode. */
-async function startSlowReader(t: Parameters<typeof startH2cAppToUpstream>[0], codec: 'meshcar' | 'node') {
+/**
+ * The upstream of these tests: 202 at once, then the upload read in paused mode, at most
+ * `perTick` bytes every 100 ms (0: never), through a stream window of `window` bytes. `tuning`:
+ * the route's idle timeout and the PING interval of the outbound's sessions.
+ */
+async function startSlowReader(
+  t: Parameters<typeof startH2cAppToUpstream>[0],
+  codec: 'meshcar' | 'node',
+  { perTick = 32_768, window = 16_384, tuning = {} }: { perTick?: number; window?: number; tuning?: Parameters<typeof startH2cAppToUpstream>[3] } = {},
+) {
   const seen = { got: 0, ended: false, rstCode: undefined as number | undefined };
-  const started = await startH2cAppToUpstream(t, codec, {
-    settings: { initialWindowSize: 16384 },
-    handler: (stream) => {
-      stream.on('error', () => {});
-      stream.respond({ ':status': 202 }, { endStream: true });
-      const tick = setInterval(() => {
-        let n = 0;
-        let chunk: Buffer | null;
-        while (n < 32_768 && (chunk = stream.read() as Buffer | null) !== null) n += chunk.length;
-        seen.got += n;
-      }, 100);
-      stream.on('readable', () => {}); // paused mode: read by the tick alone
-      stream.on('end', () => (seen.ended = true));
-      stream.on('close', () => {
-        clearInterval(tick);
-        seen.rstCode = stream.rstCode;
-      });
+  const started = await startH2cAppToUpstream(
+    t,
+    codec,
+    {
+      settings: { initialWindowSize: window },
+      handler: (stream) => {
+        stream.on('error', () => {});
+        stream.respond({ ':status': 202 }, { endStream: true });
+        stream.on('close', () => (seen.rstCode = stream.rstCode));
+        if (perTick === 0) {
+          // paused, with no 'readable' listener: Node then closes such a stream on our CANCEL
+          stream.pause();
+          return;
+        }
+        const tick = setInterval(() => {
+          let n = 0;
+          let chunk: Buffer | null;
+          while (n < perTick && (chunk = stream.read() as Buffer | null) !== null) n += chunk.length;
+          seen.got += n;
+        }, 100);
+        stream.on('readable', () => {}); // paused mode: read by the tick alone
+        stream.on('end', () => (seen.ended = true));
+        stream.on('close', () => clearInterval(tick));
+      },
     },
-  });
+    tuning,
+  );
   return { ...started, seen };
 }
 
@@ -64,7 +80,7 @@ for (const codec of ['meshcar', 'node'] as const) {
     t.equal(await sent.status, 202);
     await sent.closed; // the exchange is whole on the app's side; the upload is not all upstream yet
     t.ok(seen.got < TOTAL, `the upload is still on its way (${seen.got} bytes read)`);
-    t.equal(fx.outbound.activity.inFlight, 1, 'and counted in flight');
+    t.equal(fx.outbound.inFlight, 1, 'and counted in flight');
     // as the sidecar's stop does: the drain, then the close of what is left
     await fx.outbound.drain(10_000);
     await fx.outbound.close();
@@ -74,29 +90,16 @@ for (const codec of ['meshcar', 'node'] as const) {
   });
 
   t.test(`${codec} codec: an upstream that answered early and stops reading lets the upload go out of flight at the idle timeout`, async (t) => {
-    const seen = { rstCode: undefined as number | undefined };
-    // PINGs every 100 ms: Node's own stream timer starts again whenever its session sends anything
-    const { session, fx } = await startH2cAppToUpstream(
-      t,
-      codec,
-      {
-        settings: { initialWindowSize: 16384 },
-        handler: (stream) => {
-          stream.on('error', () => {});
-          stream.respond({ ':status': 202 }, { endStream: true });
-          stream.pause(); // reads nothing, ever
-          stream.on('close', () => (seen.rstCode = stream.rstCode));
-        },
-      },
-      { idleTimeoutMs: 1_000, pingIntervalMs: 100 },
-    );
+    // reads nothing, ever; PINGs every 100 ms: Node's own stream timer starts again whenever its
+    // session sends anything
+    const { session, fx, seen } = await startSlowReader(t, codec, { perTick: 0, tuning: { idleTimeoutMs: 1_000, pingIntervalMs: 100 } });
     // small enough to leave the app whole (the window and one stream buffer hold it), never read
     const sent = upload(session, 30_000);
     t.equal(await sent.status, 202);
     await sent.closed;
-    t.equal(fx.outbound.activity.inFlight, 1, 'the upload still on its way is in flight');
-    await waitUntil(() => fx.outbound.activity.inFlight === 0, 'the stalled upload out of flight', 5_000).catch(() => undefined);
-    t.equal(fx.outbound.activity.inFlight, 0, 'out of flight once the upstream took nothing for the idle timeout');
+    t.equal(fx.outbound.inFlight, 1, 'the upload still on its way is in flight');
+    await waitUntil(() => fx.outbound.inFlight === 0, 'the stalled upload out of flight', 5_000).catch(() => undefined);
+    t.equal(fx.outbound.inFlight, 0, 'out of flight once the upstream took nothing for the idle timeout');
     await waitUntil(() => seen.rstCode !== undefined, "the upstream's stream to close", 5_000).catch(() => undefined);
     t.equal(seen.rstCode, http2.constants.NGHTTP2_CANCEL, 'the upload cancelled, not ended');
     // the endpoint answered whole: the cancel is the upload's, not held against it
@@ -106,35 +109,13 @@ for (const codec of ['meshcar', 'node'] as const) {
   // the meshcar codec counts each byte sent; Node's stream shows progress per written piece
   // (up to 16 KiB) only, which a reader this slow takes longer than the idle timeout to finish
   if (codec === 'meshcar') t.test(`${codec} codec: an upstream that answered early and still reads slowly when the idle timeout comes gets the whole upload`, async (t) => {
-    const seen = { got: 0, rstCode: undefined as number | undefined };
-    const { session, fx } = await startH2cAppToUpstream(
-      t,
-      codec,
-      {
-        settings: { initialWindowSize: 1024 },
-        handler: (stream) => {
-          stream.on('error', () => {});
-          stream.respond({ ':status': 202 }, { endStream: true });
-          // 1 KiB every 100 ms: the 30,000 bytes take ~3 s, three idle timeouts
-          const tick = setInterval(() => {
-            const chunk = stream.read(1024) as Buffer | null;
-            if (chunk !== null) seen.got += chunk.length;
-          }, 100);
-          stream.on('readable', () => {});
-          stream.on('end', () => {});
-          stream.on('close', () => {
-            clearInterval(tick);
-            seen.rstCode = stream.rstCode;
-          });
-        },
-      },
-      { idleTimeoutMs: 1_000, pingIntervalMs: 100 },
-    );
+    // 1 KiB every 100 ms (the window holds no more): the 30,000 bytes take ~3 s, three idle timeouts
+    const { session, fx, seen } = await startSlowReader(t, codec, { perTick: 1024, window: 1024, tuning: { idleTimeoutMs: 1_000, pingIntervalMs: 100 } });
     const sent = upload(session, 30_000);
     t.equal(await sent.status, 202);
     await waitUntil(() => seen.rstCode !== undefined, "the upstream's stream to close", 10_000);
     t.equal(seen.got, 30_000, 'all of it, read on past the idle timeout');
     t.equal(seen.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'ended, not cancelled');
-    t.equal(fx.outbound.activity.inFlight, 0);
+    t.equal(fx.outbound.inFlight, 0);
   });
 }
