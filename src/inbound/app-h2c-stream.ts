@@ -129,8 +129,10 @@ export function onStreamClose(this: ClientHttp2Stream): void {
   // timed out, before its answer or in it (an answer gone quiet for the idle timeout: recorded
   // so, not as a reset): the app may be slow, or the session dead without a word
   if (this.rstCode !== NGHTTP2_REFUSED_STREAM && exchange.errorCode === 'upstream_timeout' && exchange.upstream === this) app.pool.probe(lease);
-  // a reset with NO_ERROR, or a close without error, before the end of the response
-  if (!this.readableEnded) settle(this, undefined);
+  // a reset with NO_ERROR, or a close without error, before the end of the response or before
+  // any answer at all: Node ends the readable side of a stream reset with NO_ERROR itself, so an
+  // ended stream with no answer is no answer (it waited for the route's timeout, a 504)
+  if (!this.readableEnded || exchange.phase === WAITING) settle(this, undefined);
 }
 
 /** Tells the pool once that the app refused this stream (its other streams: the open ones less this one, until it is released). */
