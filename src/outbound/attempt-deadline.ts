@@ -12,6 +12,7 @@ import type { Attempt } from './attempt.js';
 import { markCancelled, markRequestSent } from './pool-counting.js';
 import { APP_DEADLINE, upstreamTimeout } from './upstream-errors.js';
 import { noAddress } from './first-addresses.js';
+import { probeSessionOf } from './session-probe.js';
 
 // the request deadlines of all attempts: one timer per duration (src/http/deadline-queue.ts)
 const DEADLINES = new DeadlineQueue<Attempt>(deadlinePassed);
@@ -56,6 +57,8 @@ function deadlinePassed(attempt: Attempt): void {
     return;
   }
   if (attempt.appDeadline && up !== undefined && !up.closed) markCancelled(up);
+  // slow, or a session that no longer works: its PING tells (session-probe.ts)
+  if (up !== undefined && !up.closed) probeSessionOf(up);
   const name = attempt.pool.name;
   attempt.fail(upstreamTimeout(name, attempt.deadlineMs, undefined, attempt.appDeadline ? APP_DEADLINE : `outbound.upstreams.${name}.timeout`));
 }

@@ -12,6 +12,7 @@ import { describeError, MeshcarError } from '../errors.js';
 import type { Attempt } from './attempt.js';
 import { tryRetry } from './attempt-retry.js';
 import { calmedByPeer, retireSessionOf } from './calmed-sessions.js';
+import { probeSessionOf } from './session-probe.js';
 import { neverProcessed } from './goaway-refused.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { markAnswerCut, markCancelled, markPenalized } from './pool-counting.js';
@@ -64,6 +65,7 @@ export function streamIdle(attempt: Attempt): void {
   // trailers would otherwise count as a 500 and quiet streams would get healthy endpoints ejected)
   const up = attempt.upstream;
   if (attempt.answered && up !== undefined && !up.closed) markCancelled(up);
+  if (up !== undefined && !up.closed) probeSessionOf(up); // quiet, or on a session that no longer works (session-probe.ts)
   attempt.fail(upstreamTimeout(attempt.endpointKey, attempt.pool.idleTimeoutMs, 'sent or received nothing'));
 }
 

@@ -205,9 +205,9 @@ export class H2SessionPool {
     const ageTimer = setTimeout(() => conn.close(), Math.max(1, Math.round(policy.maxSessionAgeMs * (0.9 + Math.random() * 0.2))));
     ageTimer.unref();
     // PING whenever the peer was silent for a whole interval, busy or not (session-keepalive.ts)
-    const pingTimer = startKeepalive(conn, policy.pingIntervalMs, () => {
+    const keepalive = startKeepalive(conn, policy.pingIntervalMs, (err) => {
       if (conn.destroyed) return;
-      warnDeadSession(logger, upstream, endpoint.key, conn.activeStreams, policy.pingIntervalMs);
+      warnDeadSession(logger, upstream, endpoint.key, conn.activeStreams, err.message);
       conn.destroy(undefined, 'ping_timeout');
     });
 
@@ -227,7 +227,7 @@ export class H2SessionPool {
     conn.on('error', (err: Error) => logger.debug({ upstream, err: err.message }, 'upstream session error'));
     conn.once('close', (reason: string) => {
       clearTimer(ageTimer); // a jittered age, a list of its own (timer-clear.ts)
-      clearInterval(pingTimer);
+      keepalive.stop();
       guard?.stop();
       this.guards.delete(conn);
       this.sessions.delete(conn);

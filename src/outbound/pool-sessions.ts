@@ -53,7 +53,7 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
   }
   pool.deps.observer.upstreamSessionsChanged(pool.name, 1);
   const kit = pool.nodeKit as NodeCodec;
-  kit.manageSession(session, pool.deps.settings, () => warnDeadSession(pool.deps.logger, pool.name, endpoint?.key, kit.activeStreams(session), pool.deps.settings.pingIntervalMs));
+  kit.manageSession(session, pool.deps.settings, (why) => warnDeadSession(pool.deps.logger, pool.name, endpoint?.key, kit.activeStreams(session), why));
   // streams above a GOAWAY's last id were never processed: retried whatever their method
   watchGoaway(session);
   // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle

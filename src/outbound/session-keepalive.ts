@@ -5,6 +5,10 @@
 // host) would take every new request to its deadline. Bytes read since the last tick (the
 // socket's count, which either codec's reading moves) say the peer is there, so a session
 // carrying traffic never PINGs; as Envoy's connection_keepalive, but without a timer per PING.
+// A request that timed out unanswered asks for a probe (probeSession): a PING now, to be
+// answered within PROBE_MS, bytes or not. Bytes are no proof there: Node's core http2 stops
+// reading a session it sent GOAWAY(PROTOCOL_ERROR) on by itself (an upstream's DATA before its
+// HEADERS) without a word to us, while the peer may still send; only an ACK says the session works.
 
 import type { Logger } from 'pino';
 
@@ -16,33 +20,98 @@ export interface KeepaliveSession {
   ping(callback: (err: Error | null) => void): unknown;
 }
 
+/** How long a probed session has to answer its PING (the inbound's probe of an h2c app's session waits as long). */
+export const PROBE_MS = 5_000;
+
+const KEEPALIVES = new WeakMap<object, Keepalive>();
+
+/** One session's keepalive: the interval's PING and, when asked, a probe. */
+export class Keepalive {
+  private awaitingAck = false;
+  private bytesAtTick: number;
+  private readonly timer: NodeJS.Timeout;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private readonly onAck = (err: Error | null): void => {
+    this.awaitingAck = false;
+    this.clearProbe();
+    if (err && !this.session.destroyed) this.dead(new Error(`could not be PINGed (${err.message})`));
+  };
+
+  constructor(
+    private readonly session: KeepaliveSession,
+    private readonly intervalMs: number,
+    private readonly dead: (err: Error) => void,
+  ) {
+    this.bytesAtTick = bytesReadOf(session);
+    this.timer = setInterval(() => this.tick(), intervalMs);
+    this.timer.unref();
+    KEEPALIVES.set(session, this);
+  }
+
+  /** The interval: a PING unanswered since the last tick ends the session; silence since then sends one. */
+  private tick(): void {
+    if (this.session.destroyed) return;
+    if (this.awaitingAck) {
+      this.awaitingAck = false;
+      this.clearProbe();
+      this.dead(new Error(`sent nothing for ${this.intervalMs} ms and did not answer a PING within ${this.intervalMs} ms more`));
+      return;
+    }
+    const bytes = bytesReadOf(this.session);
+    if (bytes !== this.bytesAtTick) {
+      this.bytesAtTick = bytes; // heard from the peer within this interval
+      return;
+    }
+    this.ping();
+  }
+
+  /** A PING now (unless one is out), which must be answered within PROBE_MS (or the interval, if shorter). */
+  probe(): void {
+    if (this.session.destroyed || this.probeTimer !== undefined) return;
+    const withinMs = Math.min(PROBE_MS, this.intervalMs);
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      if (this.session.destroyed) return;
+      this.awaitingAck = false;
+      this.dead(new Error(`did not answer a PING within ${withinMs} ms after a request on it timed out`));
+    }, withinMs);
+    this.probeTimer.unref();
+    if (!this.awaitingAck) this.ping();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.clearProbe();
+    KEEPALIVES.delete(this.session);
+  }
+
+  private ping(): void {
+    this.awaitingAck = true;
+    try {
+      this.session.ping(this.onAck);
+    } catch (err) {
+      this.onAck(err as Error); // a session closing under us: it cannot PING
+    }
+  }
+
+  private clearProbe(): void {
+    if (this.probeTimer === undefined) return;
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+  }
+}
+
 /**
- * Starts the keepalive; `dead` is called once when the peer missed a PING (or the PING failed).
- * Returns the interval timer (unref'd), to clear when the session closes.
+ * Starts the keepalive; `dead` is called once with what the peer missed (a PING, or the PING
+ * failed). Timers are unref'd; stop() the keepalive when the session closes.
  */
-export function startKeepalive(session: KeepaliveSession, intervalMs: number, dead: (err: Error) => void): NodeJS.Timeout {
-  let awaitingAck = false;
-  let bytesAtTick = bytesReadOf(session);
-  const timer = setInterval(() => {
-    if (session.destroyed) return;
-    if (awaitingAck) {
-      awaitingAck = false;
-      dead(new Error('the upstream did not answer a PING'));
-      return;
-    }
-    const bytes = bytesReadOf(session);
-    if (bytes !== bytesAtTick) {
-      bytesAtTick = bytes; // heard from the peer within this interval
-      return;
-    }
-    awaitingAck = true;
-    session.ping((err) => {
-      awaitingAck = false;
-      if (err && !session.destroyed) dead(err);
-    });
-  }, intervalMs);
-  timer.unref();
-  return timer;
+export function startKeepalive(session: KeepaliveSession, intervalMs: number, dead: (err: Error) => void): Keepalive {
+  return new Keepalive(session, intervalMs, dead);
+}
+
+/** Asks `session` (either codec's) to prove it is alive: a request on it timed out unanswered. */
+export function probeSession(session: object): void {
+  KEEPALIVES.get(session)?.probe();
 }
 
 function bytesReadOf(session: KeepaliveSession): number {
@@ -56,9 +125,9 @@ function bytesReadOf(session: KeepaliveSession): number {
 /**
  * The warn line of a session the keepalive gave up on, for both codecs: a dead path (a dropped
  * NAT entry, a paused or unplugged host) is otherwise seen only as requests cut or slow, with
- * nothing naming the endpoint.
+ * nothing naming the endpoint. `why`: what the peer missed (the keepalive's Error message).
  */
-export function warnDeadSession(logger: Logger, upstream: string, endpoint: string | undefined, inFlight: number, intervalMs: number): void {
+export function warnDeadSession(logger: Logger, upstream: string, endpoint: string | undefined, inFlight: number, why: string): void {
   const cut = inFlight > 0 ? `; ${inFlight} request${inFlight === 1 ? '' : 's'} in flight on it cut` : '';
-  logger.warn({ upstream, endpoint, inFlight }, `upstream session closed: ${endpoint ?? upstream} sent nothing for ${intervalMs} ms and did not answer a PING within ${intervalMs} ms more (the path or the peer is dead)${cut}`);
+  logger.warn({ upstream, endpoint, inFlight }, `upstream session closed: ${endpoint ?? upstream} ${why} (the path or the peer is dead)${cut}`);
 }

@@ -39,8 +39,8 @@ export function closeGracefully(session: ClientHttp2Session): void {
   if (activeStreams(session) === 0) session.close();
 }
 
-/** Installs GOAWAY handling, max age and the keepalive PING on a new session; `onDead` is told before a session that missed a PING is destroyed. Timers never hold the process. */
-export function manageSession(session: ClientHttp2Session, policy: SessionPolicy, onDead?: () => void): void {
+/** Installs GOAWAY handling, max age and the keepalive PING on a new session; `onDead` is told what the session missed before it is destroyed. Timers never hold the process. */
+export function manageSession(session: ClientHttp2Session, policy: SessionPolicy, onDead?: (why: string) => void): void {
   session.on('goaway', () => {
     // Node closes (NO_ERROR) or destroys (error code) the session itself; this only stops reuse
     (session as PooledSession)[kGracefullyClosing] = true;
@@ -51,14 +51,14 @@ export function manageSession(session: ClientHttp2Session, policy: SessionPolicy
   ageTimer.unref();
 
   // PING whenever the peer was silent for a whole interval, busy or not (session-keepalive.ts)
-  const pingTimer = startKeepalive(session, policy.pingIntervalMs, (err) => {
+  const keepalive = startKeepalive(session, policy.pingIntervalMs, (err) => {
     if (session.destroyed) return;
-    onDead?.();
+    onDead?.(err.message);
     session.destroy(err);
   });
 
   session.once('close', () => {
     clearTimer(ageTimer); // a jittered age, a list of its own (timer-clear.ts)
-    clearInterval(pingTimer);
+    keepalive.stop();
   });
 }

@@ -1,0 +1,87 @@
+// A request that times out unanswered has its upstream session PINGed: a session whose path died
+// silently (a real TCP relay between the outbound and a real upstream drops every byte of the
+// frozen connection) is destroyed within the probe's 5 s of the first timeout, and requests go
+// over a new session. Before, only the keepalive found it, after a whole interval of silence and
+// another without an ACK (here 60 s each): every request meanwhile went into the dead session and
+// waited for its timeout. A live session that is only slow answers the PING and stays. Both codecs.
+
+import t from 'tap';
+import { TD, makePki, request, startOutbound, startUpstream, defaultHandler } from '../helpers/outbound-fixture.js';
+import { memoryLogger } from '../helpers/ca.js';
+import { startFreezingRelay } from '../helpers/freezing-relay.js';
+
+const TIMEOUT_MS = 400;
+// far beyond the test: the keepalive alone cannot be what finds the dead session
+const PING_INTERVAL_MS = 60_000;
+
+// the route's timeout on both codecs (how each finds a stream's session differs); the idle
+// timeout, with no route timeout, on one (its call is the same for both)
+const deadlines = [
+  { codec: 'node', by: 'timeout' },
+  { codec: 'meshcar', by: 'timeout' },
+  { codec: 'meshcar', by: 'idleTimeout' },
+] as const;
+
+for (const { codec, by } of deadlines) {
+  t.test(`${codec} codec: a session a request's ${by} passed on is PINGed, and replaced if it does not answer`, async (t) => {
+    const pki = await makePki(TD);
+    const upstream = await startUpstream(pki);
+    const relay = await startFreezingRelay(upstream.port);
+    const lines: Array<Record<string, unknown>> = [];
+    const route = by === 'timeout' ? { timeoutMs: TIMEOUT_MS } : { timeoutMs: 0, idleTimeoutMs: TIMEOUT_MS };
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${relay.port}`], ...route }], { codec, pingIntervalMs: PING_INTERVAL_MS, logger: memoryLogger(lines, 'warn') });
+    t.teardown(async () => {
+      await fx.close();
+      await relay.stop();
+      await upstream.close();
+    });
+
+    t.equal((await request(fx.port)).status, 200, 'warm-up');
+    relay.freeze(); // the pooled session's path goes silent
+    const frozenAt = performance.now();
+    const statuses: number[] = [];
+    // bounded: at most 40 requests of at most TIMEOUT_MS each, and 12 s
+    while (statuses.length < 40 && performance.now() - frozenAt < 12_000) {
+      const { status } = await request(fx.port, { headers: { 'x-request-id': `probe-${statuses.length}` } });
+      statuses.push(status);
+      if (status === 200) break;
+    }
+    const tookMs = performance.now() - frozenAt;
+    t.equal(statuses[0], 504, 'the first request after the freeze times out');
+    t.equal(statuses.at(-1), 200, `a later one is answered (${statuses.join(' ')})`);
+    t.ok(tookMs < 5_000 + 4 * TIMEOUT_MS, `over a new session within the probe's 5 s of the first timeout (${Math.round(tookMs)} ms)`);
+    t.equal(relay.connections, 2, 'one new connection');
+    const dead = lines.filter((l) => String(l.msg).includes('did not answer a PING'));
+    t.equal(dead.length, 1, 'one warn line for the dead session');
+    t.match(String(dead[0]?.msg), /did not answer a PING within 5000 ms after a request on it timed out/, 'saying why it was probed');
+  });
+}
+
+for (const codec of ['node', 'meshcar'] as const) {
+  t.test(`${codec} codec: a slow upstream's session answers the PING and is kept`, async (t) => {
+    const pki = await makePki(TD);
+    const upstream = await startUpstream(pki, {
+      handler: (stream, headers, flags) => {
+        if (headers[':path'] !== '/slow') return defaultHandler(stream, headers, flags);
+        stream.on('error', () => {});
+        // answers after the outbound's timeout has passed
+        setTimeout(() => stream.destroyed || stream.respond({ ':status': 200 }, { endStream: true }), TIMEOUT_MS * 2).unref();
+      },
+    });
+    const lines: Array<Record<string, unknown>> = [];
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: TIMEOUT_MS }], { codec, pingIntervalMs: PING_INTERVAL_MS, logger: memoryLogger(lines, 'warn') });
+    t.teardown(async () => {
+      await fx.close();
+      await upstream.close();
+    });
+    t.equal((await request(fx.port)).status, 200, 'warm-up');
+    const pingsBefore = upstream.pings;
+    t.equal((await request(fx.port, { path: '/slow' })).status, 504, 'the slow request times out');
+    const until = performance.now() + 3_000;
+    while (upstream.pings === pingsBefore && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
+    t.equal(upstream.pings, pingsBefore + 1, 'its session was PINGed once');
+    t.equal((await request(fx.port)).status, 200, 'the next request is answered');
+    t.equal(upstream.handshakes.length, 1, 'over the same session: no new connection');
+    t.equal(lines.filter((l) => String(l.msg).includes('did not answer a PING')).length, 0, 'nothing was declared dead');
+  });
+}
