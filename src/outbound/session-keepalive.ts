@@ -51,6 +51,8 @@ export class Keepalive {
   /** The interval: a PING unanswered since the last tick ends the session; silence since then sends one. */
   private tick(): void {
     if (this.session.destroyed) return;
+    // a probe's PING (sent a moment ago, perhaps) is judged by the probe's own timer
+    if (this.awaitingAck && this.probeTimer !== undefined) return;
     if (this.awaitingAck) {
       this.awaitingAck = false;
       this.clearProbe();
@@ -62,12 +64,13 @@ export class Keepalive {
       this.bytesAtTick = bytes; // heard from the peer within this interval
       return;
     }
+    if (cannotPing(this.session)) return;
     this.ping();
   }
 
   /** A PING now (unless one is out), which must be answered within PROBE_MS (or the interval, if shorter). */
   probe(): void {
-    if (this.session.destroyed || this.probeTimer !== undefined) return;
+    if (this.session.destroyed || this.probeTimer !== undefined || cannotPing(this.session)) return;
     const withinMs = Math.min(PROBE_MS, this.intervalMs);
     this.probeTimer = setTimeout(() => {
       this.probeTimer = undefined;
@@ -112,6 +115,16 @@ export function startKeepalive(session: KeepaliveSession, intervalMs: number, de
 /** Asks `session` (either codec's) to prove it is alive: a request on it timed out unanswered. */
 export function probeSession(session: object): void {
   KEEPALIVES.get(session)?.probe();
+}
+
+/**
+ * Node's core http2 cancels at once a PING on a session closing gracefully (the peer's
+ * GOAWAY(NO_ERROR), a rolling restart; or our own close()): taken for a dead peer, that cut the
+ * requests still finishing on it. Such a session is left to finish; its streams keep their
+ * timeouts. src/h2's connections PING while closing (their `closed` is undefined).
+ */
+function cannotPing(session: KeepaliveSession): boolean {
+  return (session as { closed?: unknown }).closed === true;
 }
 
 function bytesReadOf(session: KeepaliveSession): number {

@@ -3,9 +3,12 @@
 // frozen connection) is destroyed within the probe's 5 s of the first timeout, and requests go
 // over a new session. Before, only the keepalive found it, after a whole interval of silence and
 // another without an ACK (here 60 s each): every request meanwhile went into the dead session and
-// waited for its timeout. A live session that is only slow answers the PING and stays. Both codecs.
+// waited for its timeout. A live session that is only slow answers the PING and stays, also when
+// its ACK is still on the way at the keepalive's tick, and a session draining after the
+// upstream's GOAWAY(NO_ERROR) is not PINGed (Node cancels that PING at once). Both codecs.
 
 import t from 'tap';
+import http2 from 'node:http2';
 import { TD, makePki, request, startOutbound, startUpstream, defaultHandler } from '../helpers/outbound-fixture.js';
 import { memoryLogger } from '../helpers/ca.js';
 import { startFreezingRelay } from '../helpers/freezing-relay.js';
@@ -83,5 +86,88 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal((await request(fx.port)).status, 200, 'the next request is answered');
     t.equal(upstream.handshakes.length, 1, 'over the same session: no new connection');
     t.equal(lines.filter((l) => String(l.msg).includes('did not answer a PING')).length, 0, 'nothing was declared dead');
+  });
+}
+
+// the keepalive's bookkeeping is the same for both codecs: one is enough for this 7 s test
+{
+  const codec = 'meshcar';
+  t.test(`${codec} codec: a probe's PING still on its way at the keepalive's tick is the probe's to judge`, async (t) => {
+    const INTERVAL_MS = 2_000;
+    const ACK_DELAY_MS = 1_200; // within the probe's window (the interval, shorter than 5 s)
+    const pki = await makePki(TD);
+    const upstream = await startUpstream(pki, {
+      handler: (stream, headers, flags) => {
+        if (headers[':path'] !== '/never') return defaultHandler(stream, headers, flags);
+        stream.on('error', () => {}); // takes it, answers nothing
+      },
+    });
+    const relay = await startFreezingRelay(upstream.port);
+    const lines: Array<Record<string, unknown>> = [];
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${relay.port}`], timeoutMs: 100 }], { codec, pingIntervalMs: INTERVAL_MS, logger: memoryLogger(lines, 'warn') });
+    t.teardown(async () => {
+      await fx.close();
+      await relay.stop();
+      await upstream.close();
+    });
+    t.equal((await request(fx.port)).status, 200, 'warm-up');
+    relay.slowDown(ACK_DELAY_MS);
+    // a timed-out request every ~300 ms for 7 s: a probe is out most of the time, across three
+    // ticks; before, a tick that found one out took it for a PING missed for a whole interval
+    const started = performance.now();
+    let timedOut = 0;
+    while (performance.now() - started < 7_000 && timedOut < 30) {
+      const { status } = await request(fx.port, { path: '/never' });
+      if (status === 504) timedOut++;
+      await new Promise((r) => setTimeout(r, 200)); // paces the load, bounded above
+    }
+    t.ok(upstream.pings >= 3, `probes were sent (${upstream.pings} PINGs for ${timedOut} timeouts)`);
+    t.equal(lines.filter((l) => String(l.msg).includes('PING')).length, 0, 'no session declared dead');
+    t.equal(relay.connections, 1, 'the one session lived throughout');
+  });
+}
+
+// asked by a probe (a request's deadline passed on it), or by the keepalive (silent for an interval)
+const drainingCases = [
+  { codec: 'node', by: 'probe' },
+  { codec: 'meshcar', by: 'probe' },
+  { codec: 'node', by: 'keepalive' },
+] as const;
+
+for (const { codec, by } of drainingCases) {
+  t.test(`${codec} codec: a session draining after the upstream's GOAWAY(NO_ERROR) is not cut by a ${by} PING`, async (t) => {
+    const pki = await makePki(TD);
+    const upstream = await startUpstream(pki, {
+      handler: (stream, headers, flags) => {
+        stream.on('error', () => {});
+        if (headers[':path'] === '/long') {
+          // answered once the GOAWAY is out and the short request's deadline has passed
+          setTimeout(() => stream.destroyed || stream.respond({ ':status': 200 }, { endStream: true }), 1_200).unref();
+          return;
+        }
+        if (headers[':path'] === '/never') return;
+        defaultHandler(stream, headers, flags);
+      },
+    });
+    const lines: Array<Record<string, unknown>> = [];
+    // by keepalive: a tick every 300 ms finds the session silent while the long request waits
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 3_000 }], { codec, pingIntervalMs: by === 'probe' ? PING_INTERVAL_MS : 300, logger: memoryLogger(lines, 'warn') });
+    t.teardown(async () => {
+      await fx.close();
+      await upstream.close();
+    });
+    t.equal((await request(fx.port)).status, 200, 'warm-up');
+    const long = request(fx.port, { method: 'POST', body: 'x', path: '/long' });
+    // the app's own deadline, 400 ms, on a request the upstream never answers
+    const never = by === 'probe' ? request(fx.port, { path: '/never', headers: { 'x-request-timeout': '0.4' } }) : undefined;
+    const expected = by === 'probe' ? 3 : 2;
+    const until = performance.now() + 3_000;
+    while (upstream.requests < expected && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+    t.equal(upstream.requests, expected, 'the requests reached the upstream');
+    for (const session of upstream.sessions) session.goaway(http2.constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1); // a rolling restart: all in flight may finish
+    if (never) t.equal((await never).status, 504, "the short request's deadline passes on the draining session");
+    t.equal((await long).status, 200, 'the long one finishes on it');
+    t.equal(upstream.requests, expected, 'nothing was sent again');
+    t.equal(lines.filter((l) => String(l.msg).includes('PING')).length, 0, 'no session declared dead');
   });
 }
