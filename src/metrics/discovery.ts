@@ -15,7 +15,8 @@ export interface DiscoveryRow {
   readonly method: string;
   readonly route: string;
   readonly count: number;
-  readonly statuses: readonly number[];
+  /** What it answered, as OpenAPI response keys: "404", a range ("2XX") for a status HTTP does not register, "default" outside 100–599. */
+  readonly responses: readonly string[];
   /** undefined: no spec for this traffic. */
   readonly documented: boolean | undefined;
 }
@@ -117,7 +118,7 @@ function pathsOf(rows: readonly DiscoveryRow[], documented: readonly DocumentedO
     const callers = op['x-meshcar-callers'] as string[] | undefined;
     if (callers !== undefined && !callers.includes(row.peer)) callers.push(row.peer);
     const responses = op.responses as Record<string, unknown>;
-    for (const status of row.statuses) responses[String(status)] = { description: `answered ${status}` };
+    for (const key of row.responses) responses[key] = { description: answeredAs(key) };
     // documented by any of its rows (one may be from before a reload brought the spec)
     if (row.documented !== undefined && op['x-meshcar-documented'] !== true) op['x-meshcar-documented'] = row.documented;
   }
@@ -131,4 +132,9 @@ function pathsOf(rows: readonly DiscoveryRow[], documented: readonly DocumentedO
     }
   }
   return paths;
+}
+
+function answeredAs(key: string): string {
+  if (key === 'default') return 'answered a status outside 100-599';
+  return key.endsWith('XX') ? `answered a ${key} status HTTP does not register` : `answered ${key}`;
 }

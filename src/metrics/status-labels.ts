@@ -3,7 +3,8 @@
 // answer with any three digits; each new one would be a new series per endpoint, up to ~900.
 // So `code` is the status itself only for the codes HTTP registers (RFC 9110 and the IANA
 // registry) and 499, which nginx and Envoy use for a caller that went away; any other status
-// is labelled by its class ("2xx", … "5xx"), and one outside 100–599 by "other".
+// is labelled by its class ("2xx", … "5xx"), and one outside 100–599 by "other". The discovery
+// document lists answers the same way, as OpenAPI response keys ("404", "2XX", "default").
 
 const REGISTERED = new Set<number>([
   100, 101, 102, 103,
@@ -18,7 +19,18 @@ export function statusClass(status: number): string {
   return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
 }
 
+/** Whether HTTP registers `status` (its `code` label is the status itself). */
+export function isRegisteredStatus(status: number): boolean {
+  return REGISTERED.has(status);
+}
+
 /** The `code` label: a registered status as it is, else its class (bounded cardinality). */
 export function codeLabel(status: number): string {
   return REGISTERED.has(status) ? String(status) : statusClass(status);
+}
+
+/** The OpenAPI response key of a `code` label: "404" as it is, a class as a range ("2XX"), "other" as "default" (OpenAPI has no key for 600–999). */
+export function responseKey(code: string): string {
+  if (code === 'other') return 'default';
+  return code.endsWith('xx') ? code.toUpperCase() : code;
 }

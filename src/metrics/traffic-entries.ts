@@ -25,8 +25,9 @@ export interface EndpointEntry {
   /** undefined: no spec held against this traffic; else whether the route is an operation of the spec. */
   documented: boolean | undefined;
   lastSeenMs: number;
-  /** By the status as answered (what /endpoints lists); statuses with one code label share children. */
+  /** By a registered status as answered (the lookup of most requests); any other status is found by its class in byCode. */
   readonly byStatus: Map<number, StatusChildren>;
+  /** By `code` label: what the endpoint answered, for the discovery document too. */
   readonly byCode: Map<string, StatusChildren>;
   readonly errorsByReason: Map<string, Counter.Internal>;
   readonly violationsByKind: Map<string, Counter.Internal>;

@@ -10,7 +10,7 @@ import type { Counter } from 'prom-client';
 import type { Metrics } from './registry.js';
 import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP, OTHER_ROUTE } from './route-templates.js';
-import { codeLabel, statusClass } from './status-labels.js';
+import { codeLabel, isRegisteredStatus, responseKey, statusClass } from './status-labels.js';
 import { countGrpc } from './grpc-codes.js';
 import { INBOUND_CONNECTION_REFUSALS, TLS_FAILURE_REASONS, type Direction, type Http2StreamErrorReason, type InboundConnectionRefusal, type RequestRecord, type SessionRejectReason, type TlsFailureReason, type TrafficObserver } from './traffic.js';
 import { trafficFamilies } from './traffic-families.js';
@@ -136,7 +136,10 @@ export class TrafficMetrics implements TrafficObserver {
         };
         endpoint.byCode.set(code, children);
       }
-      endpoint.byStatus.set(record.status, children);
+      // a status HTTP does not register is looked up by its class each time: an app or a callee
+      // answering hundreds of odd statuses held an entry for each, per endpoint, and the
+      // discovery document listed each (a review: 400 responses per operation, 15 KB)
+      if (isRegisteredStatus(record.status)) endpoint.byStatus.set(record.status, children);
     }
     children.count.inc();
     children.duration.observe(record.durationSeconds);
@@ -285,9 +288,9 @@ export class TrafficMetrics implements TrafficObserver {
     }
   }
 
-  /** Every endpoint with the status codes it answered, for the discovery document. */
+  /** Every endpoint with what it answered as OpenAPI response keys (by its `code` labels), for the discovery document. */
   discoveryRows(): DiscoveryRow[] {
-    return [...this.allEndpoints()].map((e) => ({ direction: e.direction, peer: e.peer, method: e.method, route: e.route, count: e.count, statuses: [...e.byStatus.keys()].sort((a, b) => a - b), documented: e.documented }));
+    return [...this.allEndpoints()].map((e) => ({ direction: e.direction, peer: e.peer, method: e.method, route: e.route, count: e.count, responses: [...e.byCode.keys()].map(responseKey).sort(), documented: e.documented }));
   }
 
   /** The API inventory for /endpoints, most used first. */

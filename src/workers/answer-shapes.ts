@@ -39,6 +39,8 @@ const isObject = (value: unknown): value is Fields => typeof value === 'object' 
 const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
 const isText = (value: unknown): value is string => typeof value === 'string';
 const optional = (value: unknown, check: (v: unknown) => boolean): boolean => value === undefined || check(value);
+/** An OpenAPI response key of a discovery row: "404", "2XX" or "default" (status-labels.ts responseKey). */
+const isResponseKey = (value: unknown): value is string => typeof value === 'string' && /^(?:[1-5](?:\d\d|XX)|default)$/.test(value);
 
 /** Why `answer` is not what a worker answers to `ask`, or undefined if it is. */
 export function answerRefusal(ask: Ask['ask'], answer: unknown): string | undefined {
@@ -102,8 +104,8 @@ function endpointsRefusal(answer: unknown): string | undefined {
   }
   for (const row of answer.discovery as unknown[]) {
     const key = isObject(row) ? keyText(row) : undefined;
-    if (!isObject(row) || key === undefined || !isCount(row.count) || !Array.isArray(row.statuses) || !row.statuses.every(isCount) || !optional(row.documented, (d) => typeof d === 'boolean')) return 'a discovery row that is not one';
-    text += key + row.statuses.length * 4;
+    if (!isObject(row) || key === undefined || !isCount(row.count) || !Array.isArray(row.responses) || !row.responses.every(isResponseKey) || !optional(row.documented, (d) => typeof d === 'boolean')) return 'a discovery row that is not one';
+    text += key + row.responses.length * 8;
   }
   return text > MAX_ANSWER_TEXT ? `more than ${MAX_ANSWER_TEXT / (1024 * 1024)} MB of rows` : undefined;
 }

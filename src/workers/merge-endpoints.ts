@@ -26,7 +26,7 @@ function endpointRow(a: EndpointView, b: EndpointView): EndpointView {
 }
 
 function discoveryRow(a: DiscoveryRow, b: DiscoveryRow): DiscoveryRow {
-  return { ...a, count: a.count + b.count, statuses: [...new Set([...a.statuses, ...b.statuses])].sort((x, y) => x - y) };
+  return { ...a, count: a.count + b.count, responses: [...new Set([...a.responses, ...b.responses])].sort() };
 }
 
 export function mergeEndpoints(parts: readonly WorkerEndpoints[]): WorkerEndpoints {

@@ -16,7 +16,7 @@ const row = (route: string, method: string, count: number, documented: boolean |
   method,
   route,
   count,
-  statuses: [200],
+  responses: ['200'],
   documented,
   ...extra,
 });

@@ -79,6 +79,10 @@ t.test('counts never go down when a worker dies or stops, not even by a float ul
   await send(sidecar, 20);
   const before = await counts(sidecar);
   t.same([before.requests, before.durations, before.endpoints], [20, 20, 20], '20 requests: requests_total, the duration count and /endpoints say 20');
+  // the workers' discovery rows pass the primary's shape check and merge: what was answered, as OpenAPI keys
+  const discovery = await sidecar.admin('/endpoints?format=openapi');
+  t.equal(discovery.status, 200, `the discovery document: ${discovery.body.slice(0, 200)}`);
+  t.match(discovery.body, /"responses":\{"200":\{"description":"answered 200"\}\}/, 'the status answered, merged from the workers');
   const limits = await readFile(`/proc/${sidecar.process.child.pid}/limits`, 'utf8');
   const maxFds = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1]);
   t.equal(metricValue(before.metrics, 'process_max_fds'), maxFds, `process_max_fds is one process's limit (${maxFds}), not summed over the workers`);

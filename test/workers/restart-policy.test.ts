@@ -17,11 +17,11 @@ t.test('five restarts a minute at once, then each waits for the window', async (
 });
 
 t.test('the workers\' inventories add up row by row', async (t) => {
-  const row = (count: number, lastSeen: string, statuses: number[]) => ({
+  const row = (count: number, lastSeen: string, responses: string[]) => ({
     endpoints: [{ direction: 'inbound' as const, peer: 'spiffe://mesh.local/svc/a', method: 'GET', route: '/x', count, errors: 1, lastSeen }],
-    discovery: [{ direction: 'inbound' as const, peer: 'spiffe://mesh.local/svc/a', method: 'GET', route: '/x', count, statuses, documented: undefined }],
+    discovery: [{ direction: 'inbound' as const, peer: 'spiffe://mesh.local/svc/a', method: 'GET', route: '/x', count, responses, documented: undefined }],
   });
-  const merged = mergeEndpoints([row(2, '2026-01-01T00:00:01.000Z', [200]), row(3, '2026-01-01T00:00:02.000Z', [404, 200])]);
+  const merged = mergeEndpoints([row(2, '2026-01-01T00:00:01.000Z', ['200']), row(3, '2026-01-01T00:00:02.000Z', ['404', '2XX', '200'])]);
   t.same(merged.endpoints, [{ direction: 'inbound', peer: 'spiffe://mesh.local/svc/a', method: 'GET', route: '/x', count: 5, errors: 2, lastSeen: '2026-01-01T00:00:02.000Z' }]);
-  t.same(merged.discovery.map((r) => [r.count, r.statuses]), [[5, [200, 404]]]);
+  t.same(merged.discovery.map((r) => [r.count, r.responses]), [[5, ['200', '2XX', '404']]]);
 });
