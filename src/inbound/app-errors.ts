@@ -24,6 +24,8 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENO
  */
 const REFUSED_ANSWER: Readonly<Record<string, string>> = {
   UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'a response whose Content-Length is malformed, repeated or not its body length',
+  // undici's own limit on an answer head (16 KiB), not a connection the app closed
+  UND_ERR_HEADERS_OVERFLOW: 'a response head over the size limit',
   ERR_ASSERTION: 'a response that cannot be read',
   [APP_CLIENT_ERRORS.unaskedContinue]: 'an interim response nobody asked for (100 Continue without Expect)',
   [APP_CLIENT_ERRORS.unaskedUpgrade]: 'a protocol switch (101) nobody asked for',

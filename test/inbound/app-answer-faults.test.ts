@@ -2,8 +2,8 @@
 // raw TCP, as an HTTP/1.1 and an HTTP/2 caller receive them: whitespace around a field value
 // (legal OWS) is trimmed, not a 502 or a field dropped; a Transfer-Encoding other than chunked
 // alone is 502 bad_gateway (relayed, the coding would be dropped and the body corrupt); and a
-// Content-Length that is not the body's, an unasked 100 or 101, status 000 or 999 (to HTTP/1.1
-// and HTTP/2 callers alike) are the
+// Content-Length that is not the body's, an unasked 100 or 101, status 000 or 999, a head over
+// the client's limit (to HTTP/1.1 and HTTP/2 callers alike) are the
 // app's fault (502 bad_gateway), not a connection that broke (upstream_reset).
 
 import t from 'tap';
@@ -25,6 +25,8 @@ const ANSWERS: Record<string, string> = {
   '/unasked-100': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
   '/status-000': 'HTTP/1.1 000 Odd\r\nContent-Length: 2\r\n\r\nok',
   '/status-999': 'HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok',
+  // ~20 KB of fields: over either client's head limit (16 KiB)
+  '/huge-head': 'HTTP/1.1 200 OK\r\n' + Array.from({ length: 40 }, (_, i) => `X-H${i}: ${'v'.repeat(500)}\r\n`).join('') + 'Content-Length: 2\r\n\r\nok',
 };
 
 t.test("an app's odd or forbidden answers", async (t) => {
@@ -91,6 +93,13 @@ t.test("an app's odd or forbidden answers", async (t) => {
     await badGateway(t, '/gzip-close', 'gzip framed by the close');
     // an Expect request goes to the app through node:http, whose relay checks the same
     await badGateway(t, '/gzip-chunked', 'gzip, chunked (node:http path)', { expect: '100-continue' });
+  });
+
+  // undici's overflow was taken for a connection the app closed (upstream_reset, "closed the
+  // connection before answering"): the app closed nothing, it answered too much
+  t.test("an answer head over the client's limit is 502 bad_gateway", async (t) => {
+    await badGateway(t, '/huge-head', 'a 20 KB answer head');
+    await badGateway(t, '/huge-head', 'a 20 KB answer head to an Expect request (node:http path)', { expect: '100-continue' });
   });
 
   t.test("a Content-Length that is not the body's is 502 bad_gateway", async (t) => {
