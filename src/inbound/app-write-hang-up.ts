@@ -68,4 +68,23 @@ export class HangUpHoldingAgent extends http.Agent {
     if (socket) holdWriteHangUps(socket, () => (socket as { _httpMessage?: unknown })._httpMessage != null);
     return socket;
   }
+
+  /** Idle in the pool: a byte from the app now is out of step (an answer nobody asked for), and the connection is dropped, as the other two clients drop it. */
+  override keepSocketAlive(socket: Duplex): void {
+    // Node keeps the socket when this is truthy (its types say void)
+    if (!(super.keepSocketAlive(socket) as unknown as boolean)) return false as unknown as void;
+    socket.on('data', dropOutOfStep);
+    return true as unknown as void;
+  }
+
+  override reuseSocket(socket: Duplex, request: http.ClientRequest): void {
+    socket.removeListener('data', dropOutOfStep);
+    super.reuseSocket(socket, request);
+  }
+}
+
+// node:http took such bytes for the next request's answer, or dropped them and reused the
+// connection all the same (a review: a whole second answer 200 ms after the first)
+function dropOutOfStep(this: Duplex): void {
+  this.destroy();
 }
