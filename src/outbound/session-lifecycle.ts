@@ -54,7 +54,8 @@ export function manageSession(session: ClientHttp2Session, policy: SessionPolicy
   const keepalive = startKeepalive(session, policy.pingIntervalMs, (err) => {
     if (session.destroyed) return;
     onDead?.(err.message);
-    session.destroy(err);
+    // what the streams cut with it are told (their 502s say it): "the upstream did not answer a PING ..."
+    session.destroy(new Error(`the upstream ${err.message}`));
   });
 
   session.once('close', () => {
