@@ -278,6 +278,25 @@ export async function h2Connect(port: number, tlsOptions: tls.ConnectionOptions)
   return session;
 }
 
+/**
+ * An inbound in front of an app the test runs itself on `app.port` (a raw TCP app, most often),
+ * and an HTTP/2 caller's session to it; at `t`'s teardown the session goes, then the inbound and the app.
+ */
+export async function inboundBeforeHttpApp(
+  t: { teardown(fn: () => unknown): void },
+  app: { readonly port: number; close(): Promise<void> },
+): Promise<{ fx: InboundFixture; tlsOptions: tls.ConnectionOptions; session: http2.ClientHttp2Session }> {
+  const fx = await startInbound({ externalApp: { protocol: 'http', port: app.port } });
+  t.teardown(async () => {
+    await fx.close();
+    await app.close();
+  });
+  const tlsOptions = await fx.tlsOptions();
+  const session = await h2Connect(fx.port, tlsOptions);
+  t.teardown(() => session.close());
+  return { fx, tlsOptions, session };
+}
+
 export interface H2Response {
   status: number;
   headers: http2.IncomingHttpHeaders;

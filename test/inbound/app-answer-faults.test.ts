@@ -7,7 +7,7 @@
 // app's fault (502 bad_gateway), not a connection that broke (upstream_reset).
 
 import t from 'tap';
-import { h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { h1Request, h2Request, inboundBeforeHttpApp } from '../helpers/inbound-fixture.js';
 import { waitFor } from '../helpers/mesh.js';
 import { startRawApp } from '../helpers/raw-http.js';
 
@@ -41,14 +41,7 @@ t.test("an app's odd or forbidden answers", async (t) => {
     }
     socket.write(ANSWERS[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
   });
-  const fx = await startInbound({ externalApp: { protocol: 'http', port: app.port } });
-  t.teardown(async () => {
-    await fx.close();
-    await app.close();
-  });
-  const tlsOptions = await fx.tlsOptions();
-  const session = await h2Connect(fx.port, tlsOptions);
-  t.teardown(() => session.close());
+  const { fx, tlsOptions, session } = await inboundBeforeHttpApp(t, app);
 
   t.test('whitespace around a value is trimmed (HTTP/1.1 and HTTP/2 callers)', async (t) => {
     const h1 = await h1Request(fx.port, tlsOptions, { path: '/ows' });

@@ -6,7 +6,7 @@
 
 import t from 'tap';
 import type net from 'node:net';
-import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { h2Request, inboundBeforeHttpApp } from '../helpers/inbound-fixture.js';
 import { startRawApp } from '../helpers/raw-http.js';
 import { waitFor } from '../helpers/mesh.js';
 
@@ -23,13 +23,7 @@ t.test('bytes an app sends on an idle node:http connection: the connection is dr
       setTimeout(() => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTRAY', () => (straySent = true)), 200);
     } else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond');
   });
-  const fx = await startInbound({ externalApp: { protocol: 'http', port: app.port } });
-  t.teardown(async () => {
-    await fx.close();
-    await app.close();
-  });
-  const session = await h2Connect(fx.port, await fx.tlsOptions());
-  t.teardown(() => session.close());
+  const { session } = await inboundBeforeHttpApp(t, app);
 
   // Expect: 100-continue sends a request through node:http
   const first = await h2Request(session, { ':method': 'GET', ':path': '/first', expect: '100-continue' });

@@ -9,7 +9,7 @@
 
 import t from 'tap';
 import type net from 'node:net';
-import { h2Connect, startInbound } from '../helpers/inbound-fixture.js';
+import { inboundBeforeHttpApp } from '../helpers/inbound-fixture.js';
 import { startRawApp } from '../helpers/raw-http.js';
 
 const HEADS: Record<string, string> = {
@@ -24,13 +24,7 @@ t.test('an answer framed by the close, cut by a reset, is cut for the caller too
     open.set(path, socket);
     socket.write(HEADS[path.replace(/-(reset|fin)$/, '')] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
   });
-  const fx = await startInbound({ externalApp: { protocol: 'http', port: app.port } });
-  t.teardown(async () => {
-    await fx.close();
-    await app.close();
-  });
-  const session = await h2Connect(fx.port, await fx.tlsOptions());
-  t.teardown(() => session.close());
+  const { fx, session } = await inboundBeforeHttpApp(t, app);
 
   /** One request; once its first body bytes are in, the app resets (or ends) its connection. */
   const cutAfterFirstBytes = (path: string, how: 'reset' | 'fin') =>
