@@ -9,13 +9,37 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
-import { TD, makePki, request, startOutbound, startUpstream, defaultHandler } from '../helpers/outbound-fixture.js';
+import { TD, makePki, request, startOutbound, startUpstream, defaultHandler, type H2Handler } from '../helpers/outbound-fixture.js';
 import { memoryLogger } from '../helpers/ca.js';
 import { startFreezingRelay } from '../helpers/freezing-relay.js';
 
 const TIMEOUT_MS = 400;
 // far beyond the test: the keepalive alone cannot be what finds the dead session
 const PING_INTERVAL_MS = 60_000;
+
+/**
+ * An upstream (`handler`, else the default), a freezing relay before it if `viaRelay`, and an
+ * outbound on `codec` routing payments there (`route`, the keepalive's `pingIntervalMs`), its
+ * warn lines kept in `lines`; all closed at `t`'s teardown, the outbound first.
+ */
+async function probedPath(
+  t: Tap.Test,
+  codec: 'node' | 'meshcar',
+  options: { readonly handler?: H2Handler; readonly viaRelay?: boolean; readonly route: { timeoutMs: number; idleTimeoutMs?: number }; readonly pingIntervalMs: number },
+) {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki, options.handler ? { handler: options.handler } : {});
+  const relay = options.viaRelay ? await startFreezingRelay(upstream.port) : undefined;
+  const lines: Array<Record<string, unknown>> = [];
+  const port = relay?.port ?? upstream.port;
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${port}`], ...options.route }], { codec, pingIntervalMs: options.pingIntervalMs, logger: memoryLogger(lines, 'warn') });
+  t.teardown(async () => {
+    await fx.close();
+    await relay?.stop();
+    await upstream.close();
+  });
+  return { upstream, relay, fx, lines };
+}
 
 // the route's timeout on both codecs (how each finds a stream's session differs); the idle
 // timeout, with no route timeout, on one (its call is the same for both)
@@ -27,20 +51,11 @@ const deadlines = [
 
 for (const { codec, by } of deadlines) {
   t.test(`${codec} codec: a session a request's ${by} passed on is PINGed, and replaced if it does not answer`, async (t) => {
-    const pki = await makePki(TD);
-    const upstream = await startUpstream(pki);
-    const relay = await startFreezingRelay(upstream.port);
-    const lines: Array<Record<string, unknown>> = [];
     const route = by === 'timeout' ? { timeoutMs: TIMEOUT_MS } : { timeoutMs: 0, idleTimeoutMs: TIMEOUT_MS };
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${relay.port}`], ...route }], { codec, pingIntervalMs: PING_INTERVAL_MS, logger: memoryLogger(lines, 'warn') });
-    t.teardown(async () => {
-      await fx.close();
-      await relay.stop();
-      await upstream.close();
-    });
+    const { relay, fx, lines } = await probedPath(t, codec, { viaRelay: true, route, pingIntervalMs: PING_INTERVAL_MS });
 
     t.equal((await request(fx.port)).status, 200, 'warm-up');
-    relay.freeze(); // the pooled session's path goes silent
+    relay!.freeze(); // the pooled session's path goes silent
     const frozenAt = performance.now();
     const statuses: number[] = [];
     // bounded: at most 40 requests of at most TIMEOUT_MS each, and 12 s
@@ -53,7 +68,7 @@ for (const { codec, by } of deadlines) {
     t.equal(statuses[0], 504, 'the first request after the freeze times out');
     t.equal(statuses.at(-1), 200, `a later one is answered (${statuses.join(' ')})`);
     t.ok(tookMs < 5_000 + 4 * TIMEOUT_MS, `over a new session within the probe's 5 s of the first timeout (${Math.round(tookMs)} ms)`);
-    t.equal(relay.connections, 2, 'one new connection');
+    t.equal(relay!.connections, 2, 'one new connection');
     const dead = lines.filter((l) => String(l.msg).includes('did not answer a PING'));
     t.equal(dead.length, 1, 'one warn line for the dead session');
     t.match(String(dead[0]?.msg), /did not answer a PING within 5000 ms after a request on it timed out/, 'saying why it was probed');
@@ -62,20 +77,15 @@ for (const { codec, by } of deadlines) {
 
 for (const codec of ['node', 'meshcar'] as const) {
   t.test(`${codec} codec: a slow upstream's session answers the PING and is kept`, async (t) => {
-    const pki = await makePki(TD);
-    const upstream = await startUpstream(pki, {
+    const { upstream, fx, lines } = await probedPath(t, codec, {
       handler: (stream, headers, flags) => {
         if (headers[':path'] !== '/slow') return defaultHandler(stream, headers, flags);
         stream.on('error', () => {});
         // answers after the outbound's timeout has passed
         setTimeout(() => stream.destroyed || stream.respond({ ':status': 200 }, { endStream: true }), TIMEOUT_MS * 2).unref();
       },
-    });
-    const lines: Array<Record<string, unknown>> = [];
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: TIMEOUT_MS }], { codec, pingIntervalMs: PING_INTERVAL_MS, logger: memoryLogger(lines, 'warn') });
-    t.teardown(async () => {
-      await fx.close();
-      await upstream.close();
+      route: { timeoutMs: TIMEOUT_MS },
+      pingIntervalMs: PING_INTERVAL_MS,
     });
     t.equal((await request(fx.port)).status, 200, 'warm-up');
     const pingsBefore = upstream.pings;
@@ -95,23 +105,17 @@ for (const codec of ['node', 'meshcar'] as const) {
   t.test(`${codec} codec: a probe's PING still on its way at the keepalive's tick is the probe's to judge`, async (t) => {
     const INTERVAL_MS = 2_000;
     const ACK_DELAY_MS = 1_200; // within the probe's window (the interval, shorter than 5 s)
-    const pki = await makePki(TD);
-    const upstream = await startUpstream(pki, {
+    const { upstream, relay, fx, lines } = await probedPath(t, codec, {
       handler: (stream, headers, flags) => {
         if (headers[':path'] !== '/never') return defaultHandler(stream, headers, flags);
         stream.on('error', () => {}); // takes it, answers nothing
       },
-    });
-    const relay = await startFreezingRelay(upstream.port);
-    const lines: Array<Record<string, unknown>> = [];
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${relay.port}`], timeoutMs: 100 }], { codec, pingIntervalMs: INTERVAL_MS, logger: memoryLogger(lines, 'warn') });
-    t.teardown(async () => {
-      await fx.close();
-      await relay.stop();
-      await upstream.close();
+      viaRelay: true,
+      route: { timeoutMs: 100 },
+      pingIntervalMs: INTERVAL_MS,
     });
     t.equal((await request(fx.port)).status, 200, 'warm-up');
-    relay.slowDown(ACK_DELAY_MS);
+    relay!.slowDown(ACK_DELAY_MS);
     // a timed-out request every ~300 ms for 7 s: a probe is out most of the time, across three
     // ticks; before, a tick that found one out took it for a PING missed for a whole interval
     const started = performance.now();
@@ -123,7 +127,7 @@ for (const codec of ['node', 'meshcar'] as const) {
     }
     t.ok(upstream.pings >= 3, `probes were sent (${upstream.pings} PINGs for ${timedOut} timeouts)`);
     t.equal(lines.filter((l) => String(l.msg).includes('PING')).length, 0, 'no session declared dead');
-    t.equal(relay.connections, 1, 'the one session lived throughout');
+    t.equal(relay!.connections, 1, 'the one session lived throughout');
   });
 }
 
@@ -136,8 +140,7 @@ const drainingCases = [
 
 for (const { codec, by } of drainingCases) {
   t.test(`${codec} codec: a session draining after the upstream's GOAWAY(NO_ERROR) is not cut by a ${by} PING`, async (t) => {
-    const pki = await makePki(TD);
-    const upstream = await startUpstream(pki, {
+    const { upstream, fx, lines } = await probedPath(t, codec, {
       handler: (stream, headers, flags) => {
         stream.on('error', () => {});
         if (headers[':path'] === '/long') {
@@ -148,13 +151,9 @@ for (const { codec, by } of drainingCases) {
         if (headers[':path'] === '/never') return;
         defaultHandler(stream, headers, flags);
       },
-    });
-    const lines: Array<Record<string, unknown>> = [];
-    // by keepalive: a tick every 300 ms finds the session silent while the long request waits
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 3_000 }], { codec, pingIntervalMs: by === 'probe' ? PING_INTERVAL_MS : 300, logger: memoryLogger(lines, 'warn') });
-    t.teardown(async () => {
-      await fx.close();
-      await upstream.close();
+      route: { timeoutMs: 3_000 },
+      // by keepalive: a tick every 300 ms finds the session silent while the long request waits
+      pingIntervalMs: by === 'probe' ? PING_INTERVAL_MS : 300,
     });
     t.equal((await request(fx.port)).status, 200, 'warm-up');
     const long = request(fx.port, { method: 'POST', body: 'x', path: '/long' });
