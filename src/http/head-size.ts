@@ -32,9 +32,12 @@ const reads = new WeakMap<Socket, ConnectionReads>();
 /**
  * Sets how many fields Node keeps of a head (its maxHeadersCount, 2000 by default, past which it
  * drops them unseen) to one more than a head within the limit can hold: a head with more is over it.
+ * Every server that reads requests needs it, not only those that count their heads' bytes: Node's
+ * parser still frames the body by a Content-Length or Transfer-Encoding past the 2000th line while
+ * leaving it out of req.headers, so a forwarder would pass on a body its request no longer announces.
  */
-export function keepEveryHeadLine(server: { maxHeadersCount: number | null }): void {
-  server.maxHeadersCount = Math.floor(maxHeaderSize / SHORTEST_FIELD_LINE) + 1;
+export function keepEveryHeadLine(server: { maxHeadersCount: number | null }, headLimitBytes: number = maxHeaderSize): void {
+  server.maxHeadersCount = Math.floor(headLimitBytes / SHORTEST_FIELD_LINE) + 1;
 }
 
 /**

@@ -6,6 +6,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { closeAfterHttp10Coding } from '../http/body-framing.js';
+import { keepEveryHeadLine } from '../http/head-size.js';
 import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 import { inTurn } from '../http/pipelined-turns.js';
 import type { InboundListener } from './inbound.js';
@@ -32,6 +33,8 @@ export function createHttp1Server(listener: InboundListener, maxHeaderBytes: num
     // a missing Host is refused by request-dispatch.ts, as a JSON error (Node's answer is a bare 400)
     requireHostHeader: false,
   });
+  // every line of a head within maxHeaderBytes is kept (Node's default cut at 2000 lost a framing field past it)
+  keepEveryHeadLine(server, maxHeaderBytes);
   // a request pipelined behind another waits for its answer (src/http/pipelined-turns.ts)
   const request = (req: IncomingMessage, res: ServerResponse) => onHttp1Request(listener, req, res, false);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {

@@ -16,6 +16,7 @@ import { refuseEarlyEnd } from '../http/early-end.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { inTurn } from '../http/pipelined-turns.js';
 import { grpcAnswerType, sendStreamError } from '../http/status.js';
+import { keepEveryHeadLine } from '../http/head-size.js';
 import { headerListSize } from '../http/raw-headers.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
 import { lingerWhenClosedEarly } from '../http/lingering-close.js';
@@ -82,6 +83,9 @@ export class AppListener {
       // a missing Host is refused by the forwarder, as a JSON error (Node's answer is a bare 400)
       requireHostHeader: false,
     });
+    // every line of a head within maxHeaderBytes is kept: one cut at Node's 2000 lost the fields
+    // past it, a Content-Length or Transfer-Encoding among them, while Node framed the body by them
+    keepEveryHeadLine(this.http1, limits.maxHeaderBytes);
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       if (trackResponse(req, res, logger)) inTurn(req, res, handlers.request, Infinity, false);
     };

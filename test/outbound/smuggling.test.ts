@@ -2,13 +2,16 @@
 // listener crosses the HTTP/2 hop and the peer's inbound to the peer's app. A complete DELETE
 // hidden in the body of an allowed GET must arrive as that GET's body and nothing else, and an
 // Upgrade with a body is refused at the outbound before anything leaves. Raw TCP toward the
-// outbound, a real inbound with a recording HTTP/1.1 app behind it.
+// outbound, a real inbound with a recording HTTP/1.1 app behind it. A framing field past the
+// 2000th line of a head (Node's parser frames the body by it, and used to leave it out of the
+// fields it hands over): the outbound refuses the head (over 256 fields) with nothing sent, and
+// the inbound passes the body on framed by it.
 
 import t from 'tap';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FRONTEND_ID, SERVER_ID, TD, h1Request, startInbound } from '../helpers/inbound-fixture.js';
 import { startOutbound } from '../helpers/outbound-fixture.js';
-import { chunked, rawTcpRequest } from '../helpers/raw-http.js';
+import { chunked, rawTcpRequest, rawTlsRequest } from '../helpers/raw-http.js';
 
 const HIDDEN = `DELETE /admin/secret HTTP/1.1\r\nHost: orders\r\nx-forwarded-client-cert: By=x;URI=spiffe://${TD}/svc/admin\r\nContent-Length: 0\r\n\r\n`;
 
@@ -61,4 +64,37 @@ t.test('app → outbound → inbound → app: the hidden request stays a body', 
   const record = out.observer.requests.find((r) => r.path === '/public/ws');
   t.equal(record?.errorCode, 'bad_request', 'the outbound refused it itself, before dialing the peer');
   t.equal(seen.length, before, 'nor the app');
+});
+
+t.test('a framing field past the 2000th line of a head is seen, on both listeners', async (t) => {
+  const seen: Array<{ line: string; body: string; contentLength: string | undefined }> = [];
+  const fx = await startInbound({
+    app: {
+      protocol: 'http',
+      handler: (req: IncomingMessage, res: ServerResponse) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          seen.push({ line: `${req.method} ${req.url}`, body: Buffer.concat(chunks).toString('utf8'), contentLength: req.headers['content-length'] });
+          res.writeHead(200, { 'content-length': '2' }).end('ok');
+        });
+      },
+    },
+  });
+  t.teardown(() => fx.close());
+  const out = await startOutbound(fx.pki, [{ name: 'orders', endpoints: [`127.0.0.1:${fx.port}`], identity: SERVER_ID }]);
+  t.teardown(() => out.close());
+  // Host and 1999 short fields: 2000 lines, about 10 KB, within the 16 KiB head limit
+  const filler = 'a:b\r\n'.repeat(1999);
+
+  const head = (path: string) => `POST ${path} HTTP/1.1\r\nHost: orders\r\n${filler}Content-Length: 5\r\nConnection: close\r\n\r\nhello`;
+
+  // the outbound joins the 1999 `a` lines into one field, so the head is within the upstream's 256
+  const outbound = await rawTcpRequest(out.port, head('/through-outbound'));
+  t.equal(outbound.status, 200, 'app → outbound: answered');
+  t.same(seen.map((r) => [r.line, r.body, r.contentLength]), [['POST /through-outbound', 'hello', '5']], 'the app got the body, framed by the Content-Length on line 2001');
+
+  const inbound = await rawTlsRequest(fx.port, await fx.tlsOptions(), head('/inbound'));
+  t.equal(inbound.status, 200, 'HTTP/1.1 caller → inbound: answered');
+  t.same(seen.slice(1).map((r) => [r.line, r.body, r.contentLength]), [['POST /inbound', 'hello', '5']], 'the app got the body, framed by the Content-Length on line 2001');
 });
