@@ -26,7 +26,7 @@ import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { markCancelled, markRequestSent, markUnfinishedAtDeadline } from './pool-counting.js';
 import { leaveWhenFlushed } from './flushing-upload.js';
-import { headFieldCount, UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
+import { upstreamHeadProblem } from './head-limits.js';
 import { cancelStream, type UpstreamStream } from './upstream-stream.js';
 import type { StreamWait } from './stream-wait.js';
 import { bindAttempt, listenToUpstream, onAppBodyEnd, onUpstreamWantTrailers } from './attempt-events.js';
@@ -158,9 +158,9 @@ export abstract class Attempt {
   protected send(headers: OutgoingHttpHeaders | string[], streamOptions: ClientSessionRequestOptions, hasBody: boolean, trailersOut: boolean): void {
     const pool = this.pool;
     // the upstream sidecar would refuse it (a reset held against a healthy endpoint): ours to answer
-    const fields = headFieldCount(headers);
-    if (fields > UPSTREAM_MAX_HEAD_FIELDS) {
-      this.fail(new MeshcarError('headers_too_large', `the request head has ${fields} fields upstream (pseudo-headers included), over the ${UPSTREAM_MAX_HEAD_FIELDS} an upstream sidecar accepts`));
+    const refused = upstreamHeadProblem(headers, this.reqHeaders);
+    if (refused !== undefined) {
+      this.fail(refused);
       return;
     }
     this.headers = headers;

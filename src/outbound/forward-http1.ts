@@ -142,6 +142,8 @@ class Http1Attempt extends Attempt implements UploadAttempt, HeldHead {
   }
 
   protected sendError(err: MeshcarError, grpcType: string | undefined): void {
+    // a body announced too long to carry is not read to its end to keep the connection
+    if (err.code === 'body_too_large') this.res.setHeader('connection', 'close');
     sendError(this.res, err, { requestId: this.exchange.requestId, grpcType });
   }
 

@@ -6,7 +6,8 @@
 // client is given the same limit for answers (its default is 128, so 150 Set-Cookie fields
 // the inbound relays were reset), as src/h2's client has by default.
 
-import type { OutgoingHttpHeaders } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import { MeshcarError } from '../errors.js';
 
 export const UPSTREAM_MAX_HEAD_FIELDS = 256;
 /**
@@ -19,6 +20,30 @@ export const UPSTREAM_MAX_HEAD_FIELDS = 256;
  * checks the decoded list against this.
  */
 export const UPSTREAM_MAX_HEAD_BYTES = 64 * 1024;
+
+/**
+ * The most significant digits of a Content-Length an upstream sidecar takes: src/h2 reads 15 (a
+ * number exact in JavaScript, under 1 PB), Node's codec 18 (int64). A request announcing a longer
+ * body would be reset there (PROTOCOL_ERROR, a 502) and held against a healthy endpoint.
+ */
+const UPSTREAM_MAX_LENGTH_DIGITS = 15;
+
+/**
+ * Why a request head cannot go to an upstream sidecar as it is (431 over its field count, 413
+ * over its Content-Length), or undefined: the outbound answers these itself, sending nothing.
+ */
+export function upstreamHeadProblem(headers: OutgoingHttpHeaders | readonly string[], reqHeaders: IncomingHttpHeaders): MeshcarError | undefined {
+  const fields = headFieldCount(headers);
+  if (fields > UPSTREAM_MAX_HEAD_FIELDS) {
+    return new MeshcarError('headers_too_large', `the request head has ${fields} fields upstream (pseudo-headers included), over the ${UPSTREAM_MAX_HEAD_FIELDS} an upstream sidecar accepts`);
+  }
+  // the listeners let through only digits here (Node's parsers refuse anything else)
+  const length = reqHeaders['content-length']?.replace(/^0+(?=\d)/, '');
+  if (length !== undefined && length.length > UPSTREAM_MAX_LENGTH_DIGITS) {
+    return new MeshcarError('body_too_large', `the request announces a body of ${length} bytes (Content-Length), over the ${UPSTREAM_MAX_LENGTH_DIGITS} digits an upstream sidecar accepts`);
+  }
+  return undefined;
+}
 
 /** Fields on the wire of a head given as an object (an array value is one field each; Node adds :scheme) or a flat list. */
 export function headFieldCount(headers: OutgoingHttpHeaders | readonly string[]): number {

@@ -6,7 +6,8 @@
 //   (Node's peer: ENHANCE_YOUR_CALM, 502; ours: a bare 431 with no JSON);
 // - an answer: Node's client took 128 fields by default, so 150 Set-Cookie fields the inbound
 //   relays were reset; now 256, as the meshcar codec; an answer over it is 502 bad_gateway and
-//   not held against the endpoint.
+//   not held against the endpoint;
+// - a Content-Length longer than an upstream sidecar reads (15 digits): 413 body_too_large, ours.
 // Both HTTP/2 codecs, with a real inbound peer for the exact limit; and (Node codec) a session
 // GOAWAY(ENHANCE_YOUR_CALM) is a lost stream, not an answer head over the limits.
 
@@ -14,8 +15,9 @@ import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { SERVER_ID, startInbound } from '../helpers/inbound-fixture.js';
-import { makePki, request, startOutbound, startUpstream, TD, defaultHandler } from '../helpers/outbound-fixture.js';
+import { makePki, request, startOutbound, startUpstream, TD, defaultHandler, waitUntil } from '../helpers/outbound-fixture.js';
 import { startBalanced } from '../helpers/outbound-balance-fixture.js';
+import { rawTcpRequest } from '../helpers/raw-http.js';
 
 /** `n` distinct fields x0..x(n-1). */
 function fields(n: number): http.OutgoingHttpHeaders {
@@ -76,6 +78,29 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal(h2.status, 431, 'h2c, 300 fields: 431, not a reset');
     t.match(JSON.parse(h2.body), { error: 'headers_too_large' });
     t.equal(appRequests, before, 'nothing over the limit reached the peer');
+
+    // a Content-Length of 16 digits: the meshcar codec's inbound reads 15 (Node's 18), so it was
+    // sent and reset there (PROTOCOL_ERROR), a 502 held against the endpoint
+    const huge = await rawTcpRequest(fx.port, 'POST /x HTTP/1.1\r\nHost: orders\r\nContent-Length: 1000000000000000\r\n\r\nabc');
+    t.equal(huge.status, 413, 'Content-Length of 16 digits: 413');
+    t.match(JSON.parse(huge.body), { error: 'body_too_large', message: /1000000000000000 bytes/ }, 'our JSON body');
+    t.equal(huge.headers.connection, 'close', 'the connection goes: the body is not read to its end');
+    const hugeH2 = await new Promise<number>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/x', ':authority': 'orders', 'content-length': '1000000000000000' }, { endStream: false });
+      stream.on('response', (h) => {
+        resolve(Number(h[':status']));
+        stream.end(); // the rest of its upload is read and dropped: the test's stops here
+      });
+      stream.on('error', reject);
+      stream.write('abc');
+    });
+    t.equal(hugeH2, 413, 'h2c, the same: 413');
+    const fifteen = await request(fx.port, { path: '/x', method: 'POST', headers: { host: 'orders', 'content-length': '000000000000002' }, body: 'ok' });
+    t.equal(fifteen.status, 200, '15 digits (leading zeros): through');
+    t.equal(appRequests, before + 1, 'only that one reached the peer');
+    const refusals = () => fx.observer.requests.filter((r) => r.status === 413);
+    await waitUntil(() => refusals().length === 2, 'both 413s recorded');
+    t.same(refusals().map((r) => r.errorCode), ['body_too_large', 'body_too_large'], 'recorded as ours');
 
     const many = await request(fx.port, { path: '/cookies/150', headers: { host: 'orders' } });
     t.equal(many.status, 200, '150 Set-Cookie fields in the answer: relayed');
