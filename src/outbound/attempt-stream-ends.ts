@@ -1,6 +1,7 @@
 // How an attempt's upstream stream ends when not by its answer's own end, for the attempt
 // controller (attempt.ts): a reset or error (retried when safe, else upstream_reset), an answer
-// head over our limits (bad_gateway), a stream quiet past the idle timeout, and a stream that
+// head over our limits (bad_gateway), a stream quiet past the idle timeout (408 when it waits on
+// the app's upload), and a stream that
 // came too late to be wanted; and for each, whether the end is held against its endpoint
 // (markCancelled: not). Separate from the controller's flow, as it is the judging of failures,
 // not the carrying of a request. The stream's 'close' (streamClosed) is in attempt-answer.ts:
@@ -66,7 +67,24 @@ export function streamIdle(attempt: Attempt): void {
   const up = attempt.upstream;
   if (attempt.answered && up !== undefined && !up.closed) markCancelled(up);
   if (up !== undefined && !up.closed) probeSessionOf(up); // quiet, or on a session that no longer works (session-probe.ts)
+  if (!attempt.answered && appUploadStalled(attempt, up)) {
+    // the upstream waits for the rest of the body, which the app is not sending: the app's
+    // fault, 408 as Envoy's stream idle timeout gives it, and nothing against the endpoint (an
+    // app abandoning uploads got healthy endpoints ejected)
+    if (up !== undefined && !up.closed) markCancelled(up);
+    attempt.fail(new MeshcarError('request_timeout', `the app sent none of the rest of its request body for ${attempt.pool.idleTimeoutMs} ms`));
+    return;
+  }
   attempt.fail(upstreamTimeout(attempt.endpointKey, attempt.pool.idleTimeoutMs, 'sent or received nothing'));
+}
+
+/**
+ * The app's upload is unfinished and waits on the app: its bytes so far have left for the
+ * upstream (or nothing holds them back: a stream whose flow-control window the upstream keeps
+ * shut holds them, needDrain, and then the upstream is the one stalling).
+ */
+function appUploadStalled(attempt: Attempt, up: UpstreamStream | undefined): boolean {
+  return !attempt.bodyDone && !attempt.appBody.readableEnded && up !== undefined && !up.writableNeedDrain;
 }
 
 /**

@@ -142,8 +142,9 @@ class Http1Attempt extends Attempt implements UploadAttempt, HeldHead {
   }
 
   protected sendError(err: MeshcarError, grpcType: string | undefined): void {
-    // a body announced too long to carry is not read to its end to keep the connection
-    if (err.code === 'body_too_large') this.res.setHeader('connection', 'close');
+    // a body announced too long to carry, or one the app stopped sending, is not read to its
+    // end to keep the connection
+    if (err.code === 'body_too_large' || err.code === 'request_timeout') this.res.setHeader('connection', 'close');
     sendError(this.res, err, { requestId: this.exchange.requestId, grpcType });
   }
 

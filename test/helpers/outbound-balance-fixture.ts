@@ -33,6 +33,7 @@ export class HealthObserver extends RecordingObserver {
 export interface BalanceSpec {
   ports: number[];
   timeoutMs?: number;
+  idleTimeoutMs?: number;
   balancer?: BalancerConfig;
   circuitBreaker?: CircuitBreakerConfig;
   outlierDetection?: OutlierDetectionConfig;
@@ -55,6 +56,7 @@ export async function startBalanced(pki: TestPki, spec: BalanceSpec) {
           endpoints: spec.ports.map((port) => parseEndpoint(`127.0.0.1:${port}`) as Endpoint),
           identity: UPSTREAM_ID,
           timeoutMs: spec.timeoutMs ?? 5000,
+          ...(spec.idleTimeoutMs ? { idleTimeoutMs: spec.idleTimeoutMs } : {}),
           routes: [],
           ...(spec.balancer ? { balancer: spec.balancer } : {}),
           ...(spec.circuitBreaker ? { circuitBreaker: spec.circuitBreaker } : {}),

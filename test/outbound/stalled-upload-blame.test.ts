@@ -1,0 +1,56 @@
+// Whose fault an upload cut by the idle timeout is. An app that stops sending its body midway
+// (a Content-Length it never fills) gets 408 request_timeout and the connection closed, and the
+// endpoint is not blamed: before, each was a 504 upstream_timeout counted against it, and an app
+// abandoning uploads got a healthy endpoint ejected. An upstream that keeps its flow-control
+// window shut, so the upload cannot go on, is still the upstream stalling: 504. Both codecs, a
+// real upstream (Node's HTTP/2 server over mutual TLS), raw sockets for the stalling app.
+
+import t from 'tap';
+import http from 'node:http';
+import { defaultHandler, makePki, request, startUpstream } from '../helpers/outbound-fixture.js';
+import { startBalanced } from '../helpers/outbound-balance-fixture.js';
+import { rawTcpRequest } from '../helpers/raw-http.js';
+
+for (const codec of ['node', 'meshcar'] as const) {
+  t.test(`codec ${codec}`, async (t) => {
+    const pki = await makePki();
+    const upstream = await startUpstream(pki, {
+      handler: (stream, headers, flags) => {
+        if (headers[':path'] !== '/hold') return defaultHandler(stream, headers, flags);
+        // never read, never answered: its window shuts once the first 64 KiB are in
+        stream.on('error', () => {});
+        stream.pause();
+      },
+    });
+    const fx = await startBalanced(pki, {
+      codec,
+      ports: [upstream.port],
+      idleTimeoutMs: 400,
+      outlierDetection: { consecutiveFailures: 2, baseEjectionMs: 30_000, maxEjectionMs: 30_000, maxEjectionPercent: 100 },
+    });
+    t.teardown(async () => {
+      await fx.close();
+      await upstream.close();
+    });
+
+    for (let i = 1; i <= 3; i++) {
+      const res = await rawTcpRequest(fx.port, 'POST /upload HTTP/1.1\r\nHost: payments\r\nContent-Length: 100\r\n\r\nhello');
+      t.equal(res.status, 408, `stalled upload ${i}: 408`);
+      t.match(JSON.parse(res.body), { error: 'request_timeout', message: /none of the rest of its request body for 400 ms/ });
+      t.equal(res.headers.connection, 'close', `stalled upload ${i}: the connection goes`);
+    }
+    t.equal(fx.observer.ejections, 0, 'the endpoint is not ejected (2 failures would have)');
+    t.equal((await request(fx.port, { path: '/echo' })).status, 200, 'and still serves');
+
+    // 2 MiB toward an upstream that reads none of it: the app's writes wait on the upstream
+    const held = await new Promise<{ status: number; error: string | undefined }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: fx.port, method: 'POST', path: '/hold', headers: { host: 'payments', 'content-length': String(2 * 1024 * 1024) } }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, error: res.headers['x-meshcar-error'] as string | undefined });
+      });
+      req.on('error', reject);
+      req.end(Buffer.alloc(2 * 1024 * 1024, 0x61));
+    });
+    t.same(held, { status: 504, error: 'upstream_timeout' }, 'an upload the upstream holds back: 504, the upstream stalling');
+  });
+}
