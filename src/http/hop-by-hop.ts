@@ -38,7 +38,7 @@ export function forwardableHeaders(headers: IncomingHttpHeaders): OutgoingHttpHe
   const named = connection ? connectionScoped(connection) : undefined;
   for (const name in headers) {
     const verdict = verdictOf(name, headers, named);
-    if (verdict === KEEP) out[name] = headers[name];
+    if (verdict === KEEP) out[name] = withoutTrailingSpace(headers[name]);
     else if (verdict === TE_TRAILERS) out.te = 'trailers';
   }
   return out;
@@ -71,9 +71,21 @@ function appendForwardable(list: Array<string | string[]>, headers: IncomingHttp
     const verdict = verdictOf(name, headers, named);
     if (verdict === KEEP) {
       if (expand && typeof value !== 'string') for (const v of value) list.push(name, v);
-      else list.push(name, value);
+      else list.push(name, withoutTrailingSpace(value));
     } else if (verdict === TE_TRAILERS) list.push('te', 'trailers');
   }
+}
+
+/**
+ * A value as it can go on: Node joins repeated fields with ", ", so a repeat with an empty value
+ * (`X-E: v` then `X-E:`) reads "v, ", and no HTTP/2 field value may end in whitespace (RFC 9113
+ * §8.2.1): the meshcar codec refused the request (400) and Node's dropped the field at the peer.
+ * A value as one line carried it is already trimmed by both parsers; one array entry is one line.
+ */
+function withoutTrailingSpace<T extends string | string[] | undefined>(value: T): T {
+  if (typeof value !== 'string') return value;
+  const last = value.charCodeAt(value.length - 1);
+  return (last === 32 || last === 9 ? value.trimEnd() : value) as T;
 }
 
 const KEEP = 0;
