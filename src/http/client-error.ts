@@ -23,9 +23,13 @@ export function parserRefusal(err: NodeJS.ErrnoException, texts: RefusalTexts): 
   return new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
 }
 
-/** The access log's record of a refusal answered with rawErrorResponse (no request id: none was read). */
-export function refusedRequest(direction: Direction, peer: string, refusal: MeshcarError): RefusedRequest {
-  return { direction, peer, status: statusFor(refusal.code), errorCode: refusal.code, bytesOut: Buffer.byteLength(errorBody(refusal)) };
+/**
+ * The access log's record of a refusal answered with rawErrorResponse: with no request id when
+ * the parser refused the head (none was read), with the method and id of a head that was read.
+ */
+export function refusedRequest(direction: Direction, peer: string, refusal: MeshcarError, head?: { readonly method: string; readonly requestId: string }): RefusedRequest {
+  const record = { direction, peer, status: statusFor(refusal.code), errorCode: refusal.code, bytesOut: Buffer.byteLength(errorBody(refusal, head?.requestId)) };
+  return head === undefined ? record : { ...record, method: head.method, requestId: head.requestId };
 }
 
 /**

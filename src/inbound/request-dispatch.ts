@@ -281,6 +281,9 @@ export function onConnect(inbound: InboundListener, req: IncomingMessage, socket
   if (refusePipelined(inbound, socket, 'CONNECT')) return;
   inbound.logger.debug({ remote: socket.remoteAddress, target: req.url }, 'inbound CONNECT refused');
   // a CONNECT head was read: its x-request-id (or one made for it), as every answer to a request carries
-  socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported: the inbound side forwards requests to its app, it opens no tunnels'), requestIdOf(req.headers)));
+  const refusal = new MeshcarError('bad_request', 'CONNECT is not supported: the inbound side forwards requests to its app, it opens no tunnels');
+  const requestId = requestIdOf(req.headers);
+  socket.end(rawErrorResponse(refusal, requestId));
   socket.destroySoon();
+    inbound.observer.requestRefused?.(refusedRequest('inbound', (socket as WithCaller)[kCaller]?.peer ?? 'unknown', refusal, { method: 'CONNECT', requestId }));
 }

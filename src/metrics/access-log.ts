@@ -47,7 +47,7 @@ export class AccessLog implements TrafficObserver {
   }
 
   requestRefused(refused: RefusedRequest): void {
-    this.log.info({ direction: refused.direction, peer: refused.peer, status: refused.status, bytesIn: 0, bytesOut: refused.bytesOut, error: refused.errorCode });
+    this.log.info({ direction: refused.direction, requestId: refused.requestId, peer: refused.peer, method: refused.method, status: refused.status, bytesIn: 0, bytesOut: refused.bytesOut, error: refused.errorCode });
   }
 
   tlsHandshakeFailed = NO_OBSERVER.tlsHandshakeFailed;

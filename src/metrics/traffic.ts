@@ -43,6 +43,9 @@ export interface RefusedRequest {
   readonly errorCode: string;
   /** The JSON error body's bytes. */
   readonly bytesOut: number;
+  /** The request's method and id, when its head was read (a CONNECT); undefined: the parser refused it. */
+  readonly method?: string;
+  readonly requestId?: string;
 }
 
 /** What the OpenAPI check of one request found. */

@@ -128,12 +128,16 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHea
 
 // Without a 'connect' listener Node closes the connection without a word. The outbound is no
 // tunnel: it forwards requests (h2c's CONNECT gets the same answer, from its forwarder).
-export function onConnect(req: IncomingMessage, socket: Socket): void {
+export function onConnect(req: IncomingMessage, socket: Socket, handlers: AppHandlers): void {
   if (busy(socket)) {
     socket.destroy(); // our 400 would come before the earlier answer (as for an Upgrade, below)
     return;
   }
-  // a CONNECT head was read: its x-request-id (or one made for it), as every answer to a request carries
-  socket.end(rawErrorResponse(new MeshcarError('bad_request', 'CONNECT is not supported on the outbound listener: send the request itself, with Host: <upstream>'), requestIdOf(req.headers)));
+  // a CONNECT head was read: its x-request-id (or one made for it), as every answer to a request
+  // carries, and a line in the access log, as h2c's CONNECT gets from its forwarder
+  const refusal = new MeshcarError('bad_request', 'CONNECT is not supported on the outbound listener: send the request itself, with Host: <upstream>');
+  const requestId = requestIdOf(req.headers);
+  socket.end(rawErrorResponse(refusal, requestId));
   socket.destroySoon();
+  handlers.refused(refusal, { method: 'CONNECT', requestId });
 }

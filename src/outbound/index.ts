@@ -115,7 +115,7 @@ class OutboundService implements Outbound, OutboundContext {
         brokenBody: http1BodyBroken,
         expectationFailed: (req: IncomingMessage, res: ServerResponse) => refuseHttp1Expectation(this, req, res),
         // no Host was read: the peer is the label of requests that matched no upstream
-        refused: (refusal: MeshcarError) => this.observer.requestRefused?.(refusedRequest('outbound', UNKNOWN_PEER, refusal)),
+        refused: (refusal, head) => this.observer.requestRefused?.(refusedRequest('outbound', UNKNOWN_PEER, refusal, head)),
         upgrade: (req: IncomingMessage, socket: Socket, head: Buffer) => tunnelUpgrade(this, this.schemas, req, socket, head),
         stream: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
           if (this.schemas.size === 0) forwardH2c(this, stream, headers);

@@ -41,7 +41,7 @@ export interface AppHandlers {
   /** An Expect this listener cannot meet: the forwarder answers 417 and records it. */
   expectationFailed(req: IncomingMessage, res: ServerResponse): void;
   /** A request refused before any forwarder saw it was answered (HTTP/1.1's parser: 400, 408, 431; an h2c head over the limit: 431): recorded for the access log. */
-  refused(refusal: MeshcarError): void;
+  refused(refusal: MeshcarError, head?: { readonly method: string; readonly requestId: string }): void;
 }
 
 export interface AppListenerLimits {
@@ -109,7 +109,7 @@ export class AppListener {
       if (trackResponse(req, res, logger)) inTurn(req, res, handlers.expectationFailed, Infinity, false);
     });
     this.http1.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, limits.maxHeaderBytes, handlers));
-    this.http1.on('connect', onConnect);
+    this.http1.on('connect', (req: IncomingMessage, socket: Socket) => onConnect(req, socket, handlers));
     // an answer that closes the connection while the app is still sending reaches it (lingering-close.ts)
     this.http1.on('connection', lingerWhenClosedEarly);
     // This server never listens itself: the plain listener hands it sockets. Node starts the

@@ -17,7 +17,7 @@ import { createInbound, type Inbound, type InboundLimits } from '../../src/inbou
 import type { AuthorizeRule } from '../../src/config/inbound-config.js';
 import { DEFAULT_HTTP2 } from '../../src/config/http2-config.js';
 import { defaultTestAppClient } from './app-client-switch.js';
-import type { RequestRecord, TlsFailureReason, TrafficObserver } from '../../src/metrics/traffic.js';
+import type { RefusedRequest, RequestRecord, TlsFailureReason, TrafficObserver } from '../../src/metrics/traffic.js';
 
 export const TD = 'mesh.test';
 export const SERVER_ID = `spiffe://${TD}/svc/orders`;
@@ -34,6 +34,11 @@ export class RecordingObserver implements TrafficObserver {
   }
   upstreamSessionsChanged(): void {}
   upstreamStreamsChanged(): void {}
+  /** Requests refused before any exchange saw them (the parser's, a CONNECT): the access log's lines. */
+  readonly refused: RefusedRequest[] = [];
+  requestRefused(refusal: RefusedRequest): void {
+    this.refused.push(refusal);
+  }
   /** Connections the inbound closed as they came (connection-caps.ts), by reason. */
   readonly connectionRefusals: string[] = [];
   inboundConnectionRefused(reason: string): void {

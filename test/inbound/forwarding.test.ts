@@ -238,6 +238,11 @@ t.test('the sidecar answers when the app cannot', async (t) => {
     t.match(connect, /x-meshcar-error: bad_request/);
     t.match(connect, /"error":"bad_request","message":"CONNECT is not supported/);
     t.match(connect, /"requestId":"tunnel-in-1"/, 'with the request id, as every answer to a request that was read');
+    t.same(
+      fx.observer.refused.map((r) => [r.method, r.requestId, r.status, r.errorCode, r.peer]),
+      [[undefined, undefined, 400, 'bad_request', 'frontend'], [undefined, undefined, 400, 'bad_request', 'frontend'], ['CONNECT', 'tunnel-in-1', 400, 'bad_request', 'frontend']],
+      'each refusal is in the access log, the CONNECT with its method and id',
+    );
     t.equal((await h1Request(fx.port, tlsOptions)).status, 200, 'still serving');
   });
 });

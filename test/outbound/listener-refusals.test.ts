@@ -38,6 +38,11 @@ t.test('HTTP/1.1 refused by the outbound listener: JSON errors with stable codes
   t.notOk('requestId' in JSON.parse(oversized.body), 'the 431 has none: its head was never read');
 
   t.equal(fx.observer.requests.length, 0, 'none of them became a request');
+  t.same(
+    fx.observer.refused.map((r) => [r.method, r.requestId, r.status, r.errorCode]),
+    [[undefined, undefined, 400, 'bad_request'], [undefined, undefined, 431, 'headers_too_large'], ['CONNECT', 'tunnel-1', 400, 'bad_request'], ['CONNECT', JSON.parse(anonymous.body).requestId, 400, 'bad_request']],
+    'each is in the access log, a CONNECT with its method and id',
+  );
 });
 
 t.test('a request head the app never finishes is answered 408 request_timeout (JSON) within outbound headersTimeoutMs', async (t) => {
