@@ -1,179 +1,23 @@
 #!/usr/bin/env -S UV_THREADPOOL_SIZE=16 node --max-semi-space-size=4 --heap-growing-percent=50
-// meshcar's command line: argv → one command. The only module that reads process.argv and
-// sets the command's exit code (a `workers` child ends itself: src/workers/worker.ts); user
-// errors print one line (what, where, how to mend), never a stack trace. The launcher line
-// caps V8's young generation at 4 MB per semi-space: measured, it cuts a busy sidecar's peak
-// RSS by 15-25 MB at no measurable CPU cost. And it fixes V8's old-generation growth at 1.5×
-// what survived the last full GC: left to V8, a busy outbound's next full GC came at anything
-// from 21 to 52 MB of heap (13 MB live), so its peak RSS was 78 MB in one run and 113 MB in
-// the next (make bench, 4 runs each: 79-114 MB, with the flag 80-82 MB, CPU alike within
-// 0.6 µs). And it gives libuv's thread pool 16 threads, not 4: host-name lookups (getaddrinfo)
-// may hold half of them, and a resolver that does not answer holds one per name for its whole
-// timeout; with 8, names that answer and connections to an app named by host name still find
-// one (src/outbound/name-lookups.ts). The pool is made before any of this file runs, so only
-// the environment can set it. `node dist/cli.js` users pass the flags themselves.
+// meshcar's entry: guards SIGHUP from the first moment, then loads the command line
+// (src/cli/main.ts). A SIGHUP while the modules load (tens of ms on a busy host) ended
+// `meshcar run` (exit 129), which the README promises it does not: the guard is installed here,
+// by a module that imports nothing else, and the rest is a dynamic import after it.
 //
-// The commands themselves are in src/cli/ (ca-commands.ts, sidecar-commands.ts). Only the small
-// modules every command shares are imported up front; each command imports what it uses when it
-// runs (the sidecar, prom-client, node-forge, pino, yaml), so `--help`, a usage error or
-// `ca token` does not pay for loading the whole sidecar.
+// The launcher line caps V8's young generation at 4 MB per semi-space: measured, it cuts a busy
+// sidecar's peak RSS by 15-25 MB at no measurable CPU cost. And it fixes V8's old-generation
+// growth at 1.5× what survived the last full GC: left to V8, a busy outbound's next full GC came
+// at anything from 21 to 52 MB of heap (13 MB live), so its peak RSS was 78 MB in one run and
+// 113 MB in the next (make bench, 4 runs each: 79-114 MB, with the flag 80-82 MB, CPU alike
+// within 0.6 µs). And it gives libuv's thread pool 16 threads, not 4: host-name lookups
+// (getaddrinfo) may hold half of them, and a resolver that does not answer holds one per name for
+// its whole timeout; with 8, names that answer and connections to an app named by host name
+// still find one (src/outbound/name-lookups.ts). The pool is made before any of this file runs,
+// so only the environment can set it. `node dist/cli.js` users pass the flags themselves.
 
-import { parseArgs } from 'node:util';
-import { MeshcarError, describeError } from './errors.js';
-import { ConfigError, formatIssue } from './config/issues.js';
-import { toldIssues } from './reload-outcome.js';
-import { pathProblem } from './user-paths.js';
-import { VERSION } from './version.js';
-import { closeLogs } from './log-output.js';
-import { CA_COMMANDS } from './cli/ca-commands.js';
-import { type Command, type OptionValues, QUOTED_MAX, runCommand } from './cli/command.js';
-import { clip } from './clip.js';
-import { suggestKey } from './config/key-suggestion.js';
-import { commandHelp, groupHelp, helpText } from './cli/help.js';
-import { SIDECAR_COMMANDS } from './cli/sidecar-commands.js';
-import { exitStatus, watchOutput } from './cli/output-errors.js';
-import { stderrLine } from './cli/stderr-line.js';
+import { holdHangUpsFromStart } from './cli/startup-signals.js';
 
-/** Every command by its words, in the order `meshcar --help` lists them. */
-const COMMANDS: Record<string, Command> = { ...CA_COMMANDS, ...SIDECAR_COMMANDS };
-
-const HELP_WORDS = ['--help', '-h', 'help'];
-
-export async function main(args: string[]): Promise<number> {
-  // `help ca`, `help check`: the help of what follows, as `ca --help` and `check --help` show it
-  const argv = args.length > 1 && HELP_WORDS.includes(args[0] as string) ? [...args.slice(1), '--help'] : args;
-  if (argv.length === 0 || HELP_WORDS.includes(argv[0] as string)) {
-    process.stdout.write(helpText(COMMANDS));
-    return argv.length === 0 ? 2 : 0;
-  }
-  // `help --version` (and `--version --help`): the help, which says what --version does
-  if (argv[0] === '--version' && argv.length === 2 && HELP_WORDS.includes(argv[1] as string)) {
-    process.stdout.write(helpText(COMMANDS));
-    return 0;
-  }
-  if (argv[0] === '--version') {
-    if (argv.length > 1) throw new MeshcarError('usage', `--version takes no arguments, got "${clip(argv[1] as string, QUOTED_MAX)}"; usage: meshcar --version`);
-    process.stdout.write(`${VERSION}\n`);
-    return 0;
-  }
-  const twoWords = `${argv[0]} ${argv[1] ?? ''}`;
-  const threeWords = `${twoWords} ${argv[2] ?? ''}`;
-  const name = COMMANDS[threeWords] ? threeWords : COMMANDS[twoWords] ? twoWords : argv[0] as string;
-  const command = COMMANDS[name];
-  // a group is a prefix of commands: `ca`, and inside it `ca root`
-  const groupOf = (words: string) => (Object.keys(COMMANDS).some((key) => key.startsWith(`${words} `)) ? words : undefined);
-  const group = (argv[1] === undefined ? undefined : groupOf(twoWords)) ?? groupOf(argv[0] as string);
-  const next = argv[group?.split(' ').length ?? 1];
-  if (!command && group && (next === undefined || next === '--help' || next === '-h' || next === 'help')) {
-    process.stdout.write(groupHelp(COMMANDS, group));
-    return next === undefined ? 2 : 0;
-  }
-  // what was typed is quoted cut short: one line, whatever a script passed
-  // a typo gets its likely command (within two edits), as an unknown config key gets its key
-  const typed = command ? '' : group ? [group, next].join(' ') : words(argv).join(' ');
-  // -v and -V, the version flag of many tools, are too short for the edit distance to find
-  const near = command ? undefined : !group && (typed === '-v' || typed === '-V') ? '--version' : suggestKey(typed, [...Object.keys(COMMANDS), ...(group ? [] : ['--version'])]);
-  const guess = near === undefined ? '' : ` (did you mean "${near}"?)`;
-  if (!command && group) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar ${group} --help" for the list`);
-  if (!command) throw new MeshcarError('usage', `unknown command "${clip(typed, QUOTED_MAX)}"${guess}; run "meshcar --help" for the list`);
-  const rest = argv.slice(name.split(' ').length);
-  // -h as well: `meshcar -h` and `meshcar ca -h` take it, so `meshcar run -h` must too
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const [key, option] of Object.entries(command.options)) options[key] = { type: option.type };
-  const values = parseOptions(command, rest, options);
-  if (values.help === true) {
-    process.stdout.write(commandHelp(command));
-    return 0;
-  }
-  return runCommand(command, values);
-}
-
-/** The command words typed (up to two), without the options after them. */
-function words(argv: string[]): string[] {
-  const end = argv.findIndex((word) => word.startsWith('-'));
-  return argv.slice(0, Math.min(2, end === -1 ? argv.length : Math.max(end, 1)));
-}
-
-/** The command's options, or one usage line: parseArgs' own errors span lines, and it keeps the last of a repeated option. */
-function parseOptions(command: Command, rest: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>): OptionValues {
-  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; strict: true; allowPositionals: false; tokens: true }>>;
-  try {
-    parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: false, tokens: true });
-  } catch (err) {
-    const text = describeError(err);
-    const ambiguous = /^Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(text);
-    const missing = /^Option '(--[\w-]+) <value>' argument missing/.exec(text);
-    const unknown = /^Unknown option '--([^']*)'/.exec(text);
-    // an Envoy user's `-c FILE`, or the file alone: the config goes after --config
-    const short = /^Unknown option '-c'/.test(text) && 'config' in options ? 'config' : undefined;
-    const file = /^Unexpected argument '([^']*\.(?:ya?ml|json))'/i.exec(text)?.[1];
-    const near = unknown ? suggestKey(unknown[1] as string, Object.keys(options)) : short ?? (file !== undefined && 'config' in options ? `config ${clip(file, QUOTED_MAX)}` : undefined);
-    const message = ambiguous
-      ? `${ambiguous[1]} needs a value, but the option "${rest[rest.indexOf(ambiguous[1] as string) + 1]}" follows it (write ${ambiguous[1]}=-VALUE for a value that starts with -)`
-      : missing
-        ? `${missing[1]} needs a value`
-        : clipQuoted(text.split('\n')[0]?.replace(/\.$/, '') ?? '') + (near === undefined ? '' : ` (did you mean --${near}?)`);
-    throw new MeshcarError('usage', `${message}; usage: ${command.usage}`);
-  }
-  // a second --config would silently win over the first: which file did the user mean?
-  const seen = new Set<string>();
-  for (const token of parsed.tokens) {
-    if (token.kind !== 'option') continue;
-    if (seen.has(token.name)) throw new MeshcarError('usage', `--${token.name} is given more than once; give it once; usage: ${command.usage}`);
-    seen.add(token.name);
-  }
-  return parsed.values as OptionValues;
-}
-
-/** parseArgs' message with the option or argument it quotes ('--xxx…') cut short. */
-function clipQuoted(text: string): string {
-  return text.replace(/'([^']*)'/g, (_, quoted: string) => `'${clip(quoted, QUOTED_MAX)}'`);
-}
-
-function reportFailure(err: unknown): number {
-  if (err instanceof ConfigError) {
-    // the first issues and a count of the rest, as a refused reload logs them: a config of
-    // 60,000 unknown keys wrote 10 MB to stderr; `meshcar check` prints them all
-    const file = err.issues[0]?.file;
-    process.stderr.write(`${file === undefined ? stderrLine(err.message) : toldIssues(err.issues.map((issue) => stderrLine(formatIssue(issue))), file).join('\n')}\n`);
-    return 1;
-  }
-  if (err instanceof MeshcarError) {
-    // a listener that cannot bind carries its code, as the log line does, to search for it
-    process.stderr.write(`meshcar: ${stderrLine(err.message)}${err.code === 'listen_failed' ? ' (listen_failed)' : ''}\n`);
-    return err.code === 'usage' ? 2 : 1;
-  }
-  // a file-system error names its path (a listen error does not): one line, not a stack trace
-  const pathError = pathProblem(err);
-  if (pathError) {
-    process.stderr.write(`meshcar: ${stderrLine(pathError.message)}\n`);
-    return 1;
-  }
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-    process.stderr.write(`meshcar: cannot listen: ${stderrLine(describeError(err))} (listen_failed)\n`);
-    return 1;
-  }
-  process.stderr.write(`meshcar: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  return 70;
-}
-
-/** The longest the last log lines may take once a command is done (`run` bounds its own by the drain budget first). */
-const LOG_FLUSH_MS = 1000;
-
-// before anything is written: a stdout that refuses the output is one line, not a stack trace
-watchOutput();
-main(process.argv.slice(2))
-  .then(
-    (status) => {
-      process.exitCode = exitStatus(status);
-    },
-    (err: unknown) => {
-      process.exitCode = exitStatus(reportFailure(err));
-    },
-  )
-  .then(async () => {
-    // a stdout that never takes the last lines (a pipe nobody reads) would keep the process
-    // alive for ever (a write retried, a write pending): they are dropped and the process ends
-    if (!(await closeLogs(Date.now() + LOG_FLUSH_MS))) process.exit();
-  });
+// the long-running commands only: a one-shot command (`ca token`, `--help`) ends on SIGHUP as any tool does
+const [first, second] = process.argv.slice(2);
+if (first === 'run' || (first === 'ca' && second === 'serve')) holdHangUpsFromStart();
+await import('./cli/main.js');

@@ -3,14 +3,19 @@
 // issuance gives up 30 s later), and no listener after (it exited 143 without a word). A SIGHUP
 // before it has read its config does not end it (the default action did: exit 129): the
 // handler is on before the config file is read (its access time, set in the past, is still
-// untouched when the kernel shows SIGHUP caught). A real process; the CA address refuses
-// every connection, so start-up waits for it.
+// untouched when the kernel shows SIGHUP caught), and before the command's modules have loaded
+// (a SIGHUP sent while they load, by a module-loading hook, is kept: the sidecar reloads once it
+// can; it ended the process when the listener came with those modules). A real process; the CA
+// address refuses every connection, so start-up waits for it.
 
 import t from 'tap';
 import { readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makePki } from './helpers/pki.js';
+import { fileURLToPath } from 'node:url';
 import { freePort, startMeshcar, type MeshcarProcess } from './helpers/process.js';
+
+const HANG_UP_ON_LOAD = fileURLToPath(new URL('./helpers/hangup-on-load.mjs', import.meta.url));
 
 const WAIT_MS = 10_000;
 const LONG_AGO = new Date('2001-01-01T00:00:00Z');
@@ -95,4 +100,14 @@ t.test('SIGHUP before the config is read does not end the process; SIGTERM then 
   proc.child.kill('SIGTERM');
   t.equal(await exitWithin(proc, WAIT_MS), 0, 'SIGTERM: exit 0');
   t.ok(proc.lines.some((line) => line.msg === 'stopped'), 'with "stopped"');
+});
+
+t.test('SIGHUP while the command\'s modules load does not end the process: it is kept for the reload', async (t) => {
+  const proc = startMeshcar(['run', '--config', await configWaitingForCa(t)], { nodeArgs: ['--import', HANG_UP_ON_LOAD] });
+  t.teardown(() => proc.stop('SIGKILL'));
+  await Promise.race([waitingForCa(proc), proc.exited()]);
+  t.equal(proc.child.signalCode, null, 'not ended by the SIGHUP');
+  t.equal(proc.child.exitCode, null, 'still running, on to its CA');
+  proc.child.kill('SIGTERM');
+  t.equal(await exitWithin(proc, WAIT_MS), 0, 'SIGTERM: exit 0');
 });

@@ -1,5 +1,5 @@
 // The CA's command-line operations (init, offline issue, token, serve) as plain async
-// functions; src/cli.ts parses arguments and prints, these do the work. The server and the
+// functions; src/cli/main.ts parses arguments and prints, these do the work. The server and the
 // metrics registry (prom-client) are imported by caServe only: init, issue and token do not
 // load them.
 

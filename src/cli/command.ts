@@ -1,6 +1,6 @@
 // What every meshcar command shares: the shape of a command (usage, options, run), reading its
 // options into values or one usage error that names the option, and waiting for the signal that
-// stops a server. A command's run() resolves to the exit status; src/cli.ts sets it.
+// stops a server. A command's run() resolves to the exit status; src/cli/main.ts sets it.
 
 import { MeshcarError } from '../errors.js';
 import { formatDuration, parseDuration } from '../config/duration.js';

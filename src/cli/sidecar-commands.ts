@@ -133,7 +133,7 @@ async function runSidecar(file: string, signals: StartupSignals): Promise<number
     signals.handOverStop(),
   );
   // the last log lines get what is left of the drain budget (at least LOG_FLUSH_MIN_MS): a
-  // stdout nobody reads must not hold the exit back (src/cli.ts ends the process if it did)
+  // stdout nobody reads must not hold the exit back (src/cli/main.ts ends the process if it did)
   await closeLogs(Math.max(logsDeadline, Date.now() + LOG_FLUSH_MIN_MS));
   return status;
 }

@@ -1,4 +1,5 @@
-// The signals `meshcar run` answers from its first moment, before its modules load, the config
+// The signals `meshcar run` answers from its first moment (SIGHUP from before its modules load:
+// holdHangUpsFromStart, called by src/cli.ts), before the config
 // is read and the identity is fetched (a CA not up yet holds start-up for up to 30 s). Without
 // a listener SIGHUP's default action ends the process (exit 129), and a SIGTERM during start-up
 // ended it with 143 and no "stopped" line. A SIGHUP that comes before the sidecar can reload is
@@ -6,6 +7,20 @@
 // command to stop what started. Once start-up is over the command hands SIGTERM/SIGINT to
 // untilSignal (the drain); SIGHUP stays here, reloading, until close(). `meshcar ca serve` uses
 // it the same way, its "reload" a warning that the CA server does not reload.
+
+/** A SIGHUP came before StartupSignals took over (while the modules loaded). */
+let earlyHangUp = false;
+const onEarlyHangUp = (): void => {
+  earlyHangUp = true;
+};
+
+/**
+ * Holds SIGHUP from the process's first moment (src/cli.ts, before any other module loads): one
+ * that comes is kept for StartupSignals, which takes over the listener.
+ */
+export function holdHangUpsFromStart(): void {
+  process.on('SIGHUP', onEarlyHangUp);
+}
 
 export class StartupSignals {
   private reload: (() => void) | undefined;
@@ -27,6 +42,9 @@ export class StartupSignals {
 
   constructor() {
     process.on('SIGHUP', this.onHangUp);
+    // after ours is on, so no SIGHUP finds the process without a listener
+    process.off('SIGHUP', onEarlyHangUp);
+    this.hangUpWaiting = earlyHangUp;
     process.on('SIGTERM', this.onStop).on('SIGINT', this.onStop);
   }
 
