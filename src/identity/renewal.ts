@@ -84,8 +84,12 @@ export class Renewal {
   private readonly options: RenewalOptions;
   private readonly window: RenewalWindow;
   private readonly backoff: BackoffPolicy;
-  /** A trust-domain mismatch was logged (at error) since the last success. */
-  private mismatchReported = false;
+  /**
+   * A trust-domain mismatch was logged (at error) since the last success: while the current SVID
+   * was still valid, or once it had expired (said again then: the first line's "still serving"
+   * no longer holds).
+   */
+  private mismatchReported: 'no' | 'while valid' | 'once expired' = 'no';
   /** An SVID arriving already due for renewal was logged (at warn) since the last that did not. */
   private staleReported = false;
   private readonly random: () => number;
@@ -222,7 +226,7 @@ export class Renewal {
 
   private succeeded(next: Svid): void {
     this.failures = 0;
-    this.mismatchReported = false;
+    this.mismatchReported = 'no';
     this.options.identity.reportRenewal({ result: 'success' });
     const at = renewalTime(next, this.window, this.random).getTime();
     if (at > Date.now()) {
@@ -277,9 +281,13 @@ export class Renewal {
       // a CA of another trust domain, or one our bundle does not vouch for, is a config
       // mistake, not an outage: said once, at error, with its fix; the retries go on quietly
       // (the config may be mended by a reload)
-      if (!this.mismatchReported) logger.error(fields, `SVID renewal failed, still serving the current SVID until ${fields.notAfter}: ${describeError(err)}`);
-      else logger.debug(fields, `SVID renewal failed again: ${describeError(err)}`);
-      this.mismatchReported = true;
+      const state = expired ? 'once expired' : 'while valid';
+      if (this.mismatchReported === state) logger.debug(fields, `SVID renewal failed again: ${describeError(err)}`);
+      else {
+        const standing = expired ? `the current SVID expired at ${fields.notAfter}` : `still serving the current SVID until ${fields.notAfter}`;
+        logger.error(fields, `SVID renewal failed, ${standing}: ${describeError(err)}`);
+      }
+      this.mismatchReported = state;
     } else {
       logger[expired ? 'error' : 'warn'](fields, `SVID renewal failed${expired ? ' and the current SVID has expired' : ', still serving the current SVID'}: ${describeError(err)}`);
     }

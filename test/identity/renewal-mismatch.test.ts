@@ -43,3 +43,33 @@ t.test('renewal against a server that is not the CA: one error line, quiet retri
   t.ok(about.filter((l) => l.level === 20).length >= 3, 'the retries log at debug');
   t.equal(identity.current().serialHex, first.serialHex, 'the current SVID keeps serving');
 });
+
+t.test('the SVID expiring while renewals meet that server: said again, at error, as expired', async (t) => {
+  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
+  t.teardown(() => ca.close());
+  const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const first = await new CaClient({ url: ca.server.url, trustDomain: TD, bundlePem, logger: memoryLogger([]) }).sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, true) }, ttlMs: 2_500 });
+  const fake = await impostor(ca.dir, `spiffe://${TD}/svc/evil`);
+  t.teardown(() => fake.server.close());
+
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = memoryLogger(lines, 'debug');
+  const identity = new WorkloadIdentity(first, logger);
+  const fooled = new CaClient({ url: fake.url, trustDomain: TD, bundlePem, logger });
+  const renewal = new Renewal({ identity, obtain: (current) => fooled.sign({ spiffeId: ORDERS, auth: { svid: current } }), logger, window: { from: 0, to: 0 }, backoff: { baseMs: 50, capMs: 100 } });
+  renewal.start();
+  t.teardown(() => renewal.stop());
+  const errors = () => lines.filter((l) => l.level === 50 && /SVID renewal failed/.test(String(l.msg))).map((l) => String(l.msg));
+  const until = Date.now() + 10_000;
+  while (errors().length < 2 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.equal(errors().length, 2, 'two error lines: one while valid, one once expired');
+  t.match(errors()[0], /still serving the current SVID until /, 'the first: still serving');
+  t.match(errors()[1], new RegExp(`the current SVID expired at ${first.notAfter.toISOString().replace(/\./g, '\\.')}`), 'the second: expired, and when');
+  t.notMatch(errors()[1], /still serving/, 'not "still serving" past the end');
+  // three more retries, then none of them said anything at error level
+  const after = lines.length;
+  const retriesSince = () => lines.slice(after).filter((l) => l.level === 20 && /failed again/.test(String(l.msg))).length;
+  while (retriesSince() < 3 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.ok(retriesSince() >= 3, 'the retries go on');
+  t.equal(lines.slice(after).filter((l) => l.level === 50).length, 0, 'quietly (debug)');
+});
