@@ -5,7 +5,7 @@
 // and drop the JSON body unread. The single mapping from error codes to HTTP and gRPC
 // statuses is error-statuses.ts (re-exported here, so importers have one place to ask).
 
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES, ServerResponse } from 'node:http';
 import { constants as h2, type Http2ServerResponse } from 'node:http2';
 import type { H2ServerStream } from './h2-server-stream.js';
 import { MeshcarError } from '../errors.js';
@@ -126,6 +126,9 @@ export function sendError(res: ServerResponse | Http2ServerResponse, err: Meshca
     return;
   }
   const body = errorBody(err, extras.requestId);
+  // a reason phrase a refused writeHead left behind (node:http stores it before checking it) is
+  // not ours to send: our status's own is (Http2ServerResponse has none, and warns on setting one)
+  if (res instanceof ServerResponse) res.statusMessage = '';
   (res as ServerResponse).writeHead(statusFor(err.code), errorHeaders(err, body, extras.requestId));
   res.end(body);
 }

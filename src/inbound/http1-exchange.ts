@@ -4,7 +4,7 @@
 
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import { MeshcarError, type ErrorCode } from '../errors.js';
+import { MeshcarError, describeError, type ErrorCode } from '../errors.js';
 import { parseRequestTarget, targetShapeProblem } from '../http/absolute-form.js';
 import { announcesBody } from '../http/body-framing.js';
 import { sendError } from '../http/status.js';
@@ -29,6 +29,16 @@ function originTarget(req: IncomingMessage): string {
   if (req.headers.host !== undefined || req.httpVersionMinor === 0) req.headers.host = authority;
   return path;
 }
+
+/**
+ * The app's reason phrase if node:http can write it (HTAB, SP, VCHAR, obs-text), else none (the
+ * status's own): llhttp reads DEL and control bytes in one, and writeHead threw on them, from a
+ * node:http 'response' listener, which ended the process.
+ */
+function writableReason(reason: string | undefined): string | undefined {
+  return reason === undefined || !UNWRITABLE_REASON.test(reason) ? reason : undefined;
+}
+const UNWRITABLE_REASON = /[^\t\x20-\x7e\x80-\xff]/;
 
 export class Http1Exchange extends Exchange {
   readonly requestHasBody: boolean;
@@ -112,7 +122,7 @@ export class Http1Exchange extends Exchange {
       headers = headers.slice(2); // no :status slot in HTTP/1.1 (node:http writes a list as it is)
       if (this.context.tracker.draining) headers.push('connection', 'close');
     } else if (this.context.tracker.draining) headers.connection = 'close';
-    this.res.writeHead(status, statusMessage, headers);
+    this.res.writeHead(status, writableReason(statusMessage), headers);
     if (endStream) {
       this.res.end();
       return false;
@@ -133,8 +143,16 @@ export class Http1Exchange extends Exchange {
     const res = this.res;
     // an unread request body would be parsed as the next request: close instead
     const unread = this.requestHasBody && !this.req.complete;
-    if (unread || this.context.tracker.draining) res.setHeader('connection', 'close');
-    sendError(res, new MeshcarError(code, message, { retryAfterSeconds }), { requestId: this.requestId, grpcType });
+    try {
+      if (unread || this.context.tracker.draining) res.setHeader('connection', 'close');
+      sendError(res, new MeshcarError(code, message, { retryAfterSeconds }), { requestId: this.requestId, grpcType });
+    } catch (fault) {
+      // the error answer is the last thing a request's handling does: it never throws out of it
+      // (from a node:http 'response' listener that ended the process); the connection goes
+      this.context.logger.error({ code, err: describeError(fault) }, 'the error answer could not be sent (the connection was closed instead)');
+      res.destroy();
+      return;
+    }
     if (unread) this.req.resume();
   }
 

@@ -4,12 +4,14 @@
 // alone is 502 bad_gateway (relayed, the coding would be dropped and the body corrupt); and a
 // Content-Length that is not the body's, an unasked 100 or 101, status 000 or 999, a head over
 // the client's limit (to HTTP/1.1 and HTTP/2 callers alike) are the
-// app's fault (502 bad_gateway), not a connection that broke (upstream_reset).
+// app's fault (502 bad_gateway), not a connection that broke (upstream_reset). A reason phrase
+// with bytes node:http will not write (DEL, controls) is replaced by the status's own: writing
+// it threw, from a node:http listener on the Expect path, and ended the process.
 
 import t from 'tap';
 import { h1Request, h2Request, inboundBeforeHttpApp } from '../helpers/inbound-fixture.js';
 import { waitFor } from '../helpers/mesh.js';
-import { startRawApp } from '../helpers/raw-http.js';
+import { rawTlsUntilClosed, startRawApp } from '../helpers/raw-http.js';
 
 const ANSWERS: Record<string, string> = {
   '/ows': 'HTTP/1.1 200 OK\r\nX-Ws: b   \r\nX-Lead:  \t c\r\nX-Tab: d\t\r\nX-Inner: e  f\r\nContent-Length: 2\r\n\r\nok',
@@ -25,6 +27,8 @@ const ANSWERS: Record<string, string> = {
   '/unasked-100': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
   '/status-000': 'HTTP/1.1 000 Odd\r\nContent-Length: 2\r\n\r\nok',
   '/status-999': 'HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok',
+  // a DEL and a control byte in the reason phrase: llhttp reads them, node:http cannot write them
+  '/odd-reason': 'HTTP/1.1 400 Bad\x7fRe\x01quest\r\nContent-Length: 2\r\n\r\nno',
   // ~20 KB of fields: over either client's head limit (16 KiB)
   '/huge-head': 'HTTP/1.1 200 OK\r\n' + Array.from({ length: 40 }, (_, i) => `X-H${i}: ${'v'.repeat(500)}\r\n`).join('') + 'Content-Length: 2\r\n\r\nok',
 };
@@ -125,5 +129,20 @@ t.test("an app's odd or forbidden answers", async (t) => {
     const expecting = await h1Request(fx.port, tlsOptions, { path: '/status-999', headers: { expect: '100-continue' } });
     t.equal(expecting.status, 502, 'with Expect (the node:http path): 502 too');
     t.match(JSON.parse(expecting.body.toString()), { error: 'bad_gateway', message: /status 999, outside 100-599/ });
+  });
+
+  t.test("a reason phrase node:http cannot write: the app's answer, with the status's own reason", async (t) => {
+    const requests: Array<[string, string]> = [
+      ['GET', 'GET /odd-reason HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n'],
+      ['an Expect request (the node:http path)', 'POST /odd-reason HTTP/1.1\r\nHost: orders\r\nExpect: 100-continue\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx'],
+    ];
+    for (const [what, bytes] of requests) {
+      const text = await rawTlsUntilClosed(fx.port, tlsOptions, bytes, 5000);
+      t.match(text, /^(HTTP\/1\.1 100 Continue\r\n\r\n)?HTTP\/1\.1 400 Bad Request\r\n/, `${what}: 400 Bad Request`);
+      t.match(text, /\r\n\r\nno$/, `${what}: with the app's body`);
+    }
+    const h2 = await h2Request(session, { ':method': 'GET', ':path': '/odd-reason' });
+    t.equal(h2.status, 400, 'HTTP/2 (no reason phrase): 400');
+    t.equal((await h1Request(fx.port, tlsOptions, { path: '/ows' })).status, 200, 'the inbound still serves');
   });
 });
