@@ -285,5 +285,5 @@ export function onConnect(inbound: InboundListener, req: IncomingMessage, socket
   const requestId = requestIdOf(req.headers);
   socket.end(rawErrorResponse(refusal, requestId));
   socket.destroySoon();
-    inbound.observer.requestRefused?.(refusedRequest('inbound', (socket as WithCaller)[kCaller]?.peer ?? 'unknown', refusal, { method: 'CONNECT', requestId }));
+  inbound.observer.requestRefused?.(refusedRequest('inbound', (socket as WithCaller)[kCaller]?.peer ?? 'unknown', refusal, { method: 'CONNECT', requestId }));
 }
