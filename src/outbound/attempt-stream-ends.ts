@@ -13,6 +13,7 @@ import { describeError, MeshcarError } from '../errors.js';
 import type { Attempt } from './attempt.js';
 import { tryRetry } from './attempt-retry.js';
 import { calmedByPeer, retireSessionOf } from './calmed-sessions.js';
+import { awaitingContinue } from './expect-continue.js';
 import { probeSessionOf } from './session-probe.js';
 import { neverProcessed } from './goaway-refused.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
@@ -79,12 +80,13 @@ export function streamIdle(attempt: Attempt): void {
 }
 
 /**
- * The app's upload is unfinished and waits on the app: its bytes so far have left for the
- * upstream (or nothing holds them back: a stream whose flow-control window the upstream keeps
- * shut holds them, needDrain, and then the upstream is the one stalling).
+ * The app's upload is unfinished and waits on the app: every byte it sent has left for the
+ * upstream (a byte still queued on the stream waits for flow-control window the upstream keeps
+ * shut, and then the upstream is the one stalling, however few bytes), and the app is not
+ * waiting for a 100 Continue before it sends the rest.
  */
 function appUploadStalled(attempt: Attempt, up: UpstreamStream | undefined): boolean {
-  return !attempt.bodyDone && !attempt.appBody.readableEnded && up !== undefined && !up.writableNeedDrain;
+  return !attempt.bodyDone && !attempt.appBody.readableEnded && up !== undefined && up.writableLength === 0 && !awaitingContinue(up);
 }
 
 /**

@@ -43,6 +43,11 @@ export function relayContinue(upstream: UpstreamStream, graceMs: number, app: Co
   upstream.on('close', onDone);
 }
 
+/** Whether the app still waits for a 100 Continue on `upstream` (neither the upstream's nor our own has gone). */
+export function awaitingContinue(upstream: UpstreamStream): boolean {
+  return (upstream as Relaying)[kContinue] !== undefined;
+}
+
 function stop(upstream: Relaying): Pending | undefined {
   const pending = upstream[kContinue];
   if (pending === undefined) return undefined;

@@ -2,8 +2,10 @@
 // (a Content-Length it never fills) gets 408 request_timeout and the connection closed, and the
 // endpoint is not blamed: before, each was a 504 upstream_timeout counted against it, and an app
 // abandoning uploads got a healthy endpoint ejected. An upstream that keeps its flow-control
-// window shut, so the upload cannot go on, is still the upstream stalling: 504. Both codecs, a
-// real upstream (Node's HTTP/2 server over mutual TLS), raw sockets for the stalling app.
+// window shut, so the upload cannot go on (2 MiB held back, or 5 bytes that never got a window),
+// is still the upstream stalling: 504; so is one that leaves an app waiting for its 100 Continue
+// (the app sends nothing until it comes). Both codecs, a real upstream (Node's HTTP/2 server
+// over mutual TLS), raw sockets for the stalling app.
 
 import t from 'tap';
 import http from 'node:http';
@@ -52,5 +54,39 @@ for (const codec of ['node', 'meshcar'] as const) {
       req.end(Buffer.alloc(2 * 1024 * 1024, 0x61));
     });
     t.same(held, { status: 504, error: 'upstream_timeout' }, 'an upload the upstream holds back: 504, the upstream stalling');
+
+    // Expect: 100-continue, and neither the upstream's 100 nor an answer: our own 100 comes after
+    // min(1 s, timeout / 2), past the idle timeout, and the app rightly waits for it
+    const expecting = await new Promise<{ status: number; error: string | undefined }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: fx.port, method: 'PUT', path: '/hold', headers: { host: 'payments', expect: '100-continue', 'content-length': '5' } }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode ?? 0, error: res.headers['x-meshcar-error'] as string | undefined });
+      });
+      req.on('continue', () => req.end('hello'));
+      req.on('error', reject);
+    });
+    t.same(expecting, { status: 504, error: 'upstream_timeout' }, 'an app waiting for its 100 Continue: 504, not its stall');
+  });
+
+  t.test(`codec ${codec}: an upstream that gives no flow-control window`, async (t) => {
+    const pki = await makePki();
+    let received = 0;
+    const upstream = await startUpstream(pki, {
+      settings: { initialWindowSize: 0 },
+      handler: (stream) => {
+        stream.on('error', () => {});
+        stream.on('data', (chunk: Buffer) => (received += chunk.length));
+      },
+    });
+    const fx = await startBalanced(pki, { codec, ports: [upstream.port], idleTimeoutMs: 400 });
+    t.teardown(async () => {
+      await fx.close();
+      await upstream.close();
+    });
+    // 5 bytes, far under any write buffer's high-water mark, queued on the stream for want of window
+    const res = await rawTcpRequest(fx.port, 'POST /upload HTTP/1.1\r\nHost: payments\r\nContent-Length: 100\r\n\r\nhello');
+    t.equal(res.status, 504, '504: the upstream stalled the upload');
+    t.equal(res.headers['x-meshcar-error'], 'upstream_timeout');
+    t.equal(received, 0, 'none of it reached the upstream');
   });
 }
