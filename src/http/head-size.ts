@@ -5,7 +5,7 @@
 // Two bounds close the gap, each a lower bound of the bytes the head took, so a head within the
 // limit is never refused:
 // - its lines as written without optional whitespace (request line, `name:value` and CRLF each),
-//   with the count of fields Node keeps raised so that a list it cut short is over the limit;
+//   with the count of fields Node keeps raised so that it cuts no list short (keepEveryHeadLine);
 // - the bytes the connection read up to the moment the head was whole, less one read's worth
 //   (what Node read past the head's end in the same read: at most 16 KiB of TLS plaintext, 64 KiB
 //   from TCP). Whitespace padding is caught so once it passes that slack (a 1 MiB value is;
@@ -19,9 +19,6 @@ import type { Socket } from 'node:net';
 const TCP_READ_BYTES = 64 * 1024;
 const TLS_READ_BYTES = 16 * 1024;
 
-/** The shortest field line: `X:` and CRLF. */
-const SHORTEST_FIELD_LINE = 4;
-
 /** Of the latest request read on a connection: bytesRead once it ended (its body whole), undefined while it is unfinished. */
 interface ConnectionReads {
   endedAt: number | undefined;
@@ -31,13 +28,17 @@ const reads = new WeakMap<Socket, ConnectionReads>();
 
 /**
  * Sets how many fields Node keeps of a head (its maxHeadersCount, 2000 by default, past which it
- * drops them unseen) to one more than a head within the limit can hold: a head with more is over it.
- * Every server that reads requests needs it, not only those that count their heads' bytes: Node's
- * parser still frames the body by a Content-Length or Transfer-Encoding past the 2000th line while
- * leaving it out of req.headers, so a forwarder would pass on a body its request no longer announces.
+ * drops them unseen) to one more than a head Node's parser takes can hold: it counts only names
+ * and values against the byte limit, and a field has at least a one-byte name (`X:`), so a head
+ * it takes has at most that many fields, and every one is kept. Every server that reads requests
+ * needs it, not only those that count their heads' bytes as written (headSizeProblem): Node's
+ * parser still frames the body by a Content-Length or Transfer-Encoding past the last field it
+ * keeps while leaving it out of req.headers, so a forwarder would pass on a body its request no
+ * longer announces (a limit of bytes / 4, the shortest line as written, still let 4,096 `X:`
+ * lines and then a Content-Length through a 16 KiB head).
  */
 export function keepEveryHeadLine(server: { maxHeadersCount: number | null }, headLimitBytes: number = maxHeaderSize): void {
-  server.maxHeadersCount = Math.floor(headLimitBytes / SHORTEST_FIELD_LINE) + 1;
+  server.maxHeadersCount = headLimitBytes + 1;
 }
 
 /**

@@ -88,6 +88,9 @@ t.test('a framing field past the 2000th line of a head is seen, on both listener
   const filler = 'a:b\r\n'.repeat(1999);
 
   const head = (path: string) => `POST ${path} HTTP/1.1\r\nHost: orders\r\n${filler}Content-Length: 5\r\nConnection: close\r\n\r\nhello`;
+  // Node counts only names and values against the 16 KiB: 8,000 `X:` lines (one byte each) are within it
+  const emptyLines = 'X:\r\n'.repeat(8000);
+  const emptyHead = (path: string) => `POST ${path} HTTP/1.1\r\nHost: orders\r\n${emptyLines}Content-Length: 5\r\nConnection: close\r\n\r\nhello`;
 
   // the outbound joins the 1999 `a` lines into one field, so the head is within the upstream's 256
   const outbound = await rawTcpRequest(out.port, head('/through-outbound'));
@@ -97,4 +100,13 @@ t.test('a framing field past the 2000th line of a head is seen, on both listener
   const inbound = await rawTlsRequest(fx.port, await fx.tlsOptions(), head('/inbound'));
   t.equal(inbound.status, 200, 'HTTP/1.1 caller → inbound: answered');
   t.same(seen.slice(1).map((r) => [r.line, r.body, r.contentLength]), [['POST /inbound', 'hello', '5']], 'the app got the body, framed by the Content-Length on line 2001');
+
+  for (const [what, send] of [
+    ['app → outbound', () => rawTcpRequest(out.port, emptyHead('/empty-lines-outbound'))],
+    ['HTTP/1.1 caller → inbound', async () => rawTlsRequest(fx.port, await fx.tlsOptions(), emptyHead('/empty-lines-inbound'))],
+  ] as const) {
+    const before = seen.length;
+    t.equal((await send()).status, 200, `${what}, 8,000 empty fields then Content-Length: answered`);
+    t.same(seen.slice(before).map((r) => [r.body, r.contentLength]), [['hello', '5']], `${what}: the app got the body, framed by the Content-Length on line 8,002`);
+  }
 });
