@@ -126,7 +126,9 @@ function collect(raw: readonly (Buffer | string)[], forwardable: boolean): { hea
     } else if (name === 'set-cookie') {
       (seen as string[]).push(value);
     } else if (!SINGLE_VALUED.has(name)) {
-      headers[name] = `${seen as string}, ${value}`;
+      // an empty repeat joined as ", " would end the value in whitespace, which no HTTP/2 field
+      // may (the meshcar codec's client resets such an answer, Node's drops the field): "v,"
+      headers[name] = value === '' ? `${seen as string},` : `${seen as string}, ${value}`;
     }
   }
   return { headers, connection, transferEncoding };

@@ -2,7 +2,8 @@
 // with ", ", so `X-E: v` then `X-E:` reads "v, ", which no HTTP/2 field value may be (trailing
 // whitespace, RFC 9113 §8.2.1): the meshcar codec refused such a request (400) and Node's codec
 // sent it, to have the peer drop the field, value and all. Now the value goes on without its
-// trailing space, the same on both codecs. Raw TCP toward the outbound, a real inbound, an app
+// trailing space, the same on both codecs; and so does an answer's (the inbound joins an HTTP/1.1
+// app's repeats itself on the node codec). Raw TCP toward the outbound, a real inbound, an app
 // that reports the fields it got.
 
 import t from 'tap';
@@ -19,6 +20,8 @@ for (const codec of ['node', 'meshcar'] as const) {
         protocol: 'http',
         handler: (req: IncomingMessage, res: ServerResponse) => {
           const body = JSON.stringify({ e: req.headers['x-e'] ?? null, f: req.headers['x-f'] ?? null });
+          // and the answer repeats a field with an empty value too
+          res.setHeader('x-r', ['v', '']);
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }).end(body);
         },
       },
@@ -37,6 +40,7 @@ for (const codec of ['node', 'meshcar'] as const) {
       const res = await rawTcpRequest(fx.port, `GET /x HTTP/1.1\r\nHost: orders\r\n${fields}Connection: close\r\n\r\n`);
       t.equal(res.status, 200, `${name}: through`);
       t.same(res.status === 200 ? JSON.parse(res.body) : res.body, expected, `${name}: the app got the values`);
+      t.match(res.headers['x-r'], /^v,\s*$/, `${name}: the answer's repeated field came back`);
     }
   });
 }
