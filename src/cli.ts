@@ -1,8 +1,9 @@
 #!/usr/bin/env -S UV_THREADPOOL_SIZE=16 node --max-semi-space-size=4 --heap-growing-percent=50
-// meshcar's entry: guards SIGHUP from the first moment, then loads the command line
-// (src/cli/main.ts). A SIGHUP while the modules load (tens of ms on a busy host) ended
-// `meshcar run` (exit 129), which the README promises it does not: the guard is installed here,
-// by a module that imports nothing else, and the rest is a dynamic import after it.
+// meshcar's entry: holds the signals a long-running command answers (SIGHUP, SIGTERM, SIGINT)
+// from the first moment, then loads the command line (src/cli/main.ts). A SIGHUP while the
+// modules load (tens of ms on a busy host) ended `meshcar run` (exit 129), which the README
+// promises it does not: the hold is installed here, by a module that imports nothing else, and
+// the rest is a dynamic import after it.
 //
 // The launcher line caps V8's young generation at 4 MB per semi-space: measured, it cuts a busy
 // sidecar's peak RSS by 15-25 MB at no measurable CPU cost. And it fixes V8's old-generation
@@ -15,9 +16,9 @@
 // still find one (src/outbound/name-lookups.ts). The pool is made before any of this file runs,
 // so only the environment can set it. `node dist/cli.js` users pass the flags themselves.
 
-import { holdHangUpsFromStart } from './cli/startup-signals.js';
+import { holdSignalsFromStart } from './cli/startup-signals.js';
 
-// the long-running commands only: a one-shot command (`ca token`, `--help`) ends on SIGHUP as any tool does
+// the long-running commands only: a one-shot command (`ca token`, `--help`) ends on a signal as any tool does
 const [first, second] = process.argv.slice(2);
-if (first === 'run' || (first === 'ca' && second === 'serve')) holdHangUpsFromStart();
+if (first === 'run' || (first === 'ca' && second === 'serve')) holdSignalsFromStart();
 await import('./cli/main.js');

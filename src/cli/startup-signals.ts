@@ -1,5 +1,5 @@
-// The signals `meshcar run` answers from its first moment (SIGHUP from before its modules load:
-// holdHangUpsFromStart, called by src/cli.ts), before the config
+// The signals `meshcar run` answers from its first moment (from before its modules load:
+// holdSignalsFromStart, called by src/cli.ts), before the config
 // is read and the identity is fetched (a CA not up yet holds start-up for up to 30 s). Without
 // a listener SIGHUP's default action ends the process (exit 129), and a SIGTERM during start-up
 // ended it with 143 and no "stopped" line. A SIGHUP that comes before the sidecar can reload is
@@ -8,18 +8,23 @@
 // untilSignal (the drain); SIGHUP stays here, reloading, until close(). `meshcar ca serve` uses
 // it the same way, its "reload" a warning that the CA server does not reload.
 
-/** A SIGHUP came before StartupSignals took over (while the modules loaded). */
+/** Signals that came before StartupSignals took over (while the modules loaded). */
 let earlyHangUp = false;
+let earlyStop = false;
 const onEarlyHangUp = (): void => {
   earlyHangUp = true;
 };
+const onEarlyStop = (): void => {
+  earlyStop = true;
+};
 
 /**
- * Holds SIGHUP from the process's first moment (src/cli.ts, before any other module loads): one
- * that comes is kept for StartupSignals, which takes over the listener.
+ * Holds SIGHUP, SIGTERM and SIGINT from the process's first moment (src/cli.ts, before any other
+ * module loads): one that comes is kept for StartupSignals, which takes over the listeners.
  */
-export function holdHangUpsFromStart(): void {
+export function holdSignalsFromStart(): void {
   process.on('SIGHUP', onEarlyHangUp);
+  process.on('SIGTERM', onEarlyStop).on('SIGINT', onEarlyStop);
 }
 
 export class StartupSignals {
@@ -42,10 +47,12 @@ export class StartupSignals {
 
   constructor() {
     process.on('SIGHUP', this.onHangUp);
-    // after ours is on, so no SIGHUP finds the process without a listener
-    process.off('SIGHUP', onEarlyHangUp);
-    this.hangUpWaiting = earlyHangUp;
     process.on('SIGTERM', this.onStop).on('SIGINT', this.onStop);
+    // after ours are on, so no signal finds the process without a listener
+    process.off('SIGHUP', onEarlyHangUp);
+    process.off('SIGTERM', onEarlyStop).off('SIGINT', onEarlyStop);
+    this.hangUpWaiting = earlyHangUp;
+    if (earlyStop) this.onStop();
   }
 
   /** Whether SIGTERM or SIGINT has come. */
