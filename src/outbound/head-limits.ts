@@ -37,8 +37,10 @@ export function upstreamHeadProblem(headers: OutgoingHttpHeaders | readonly stri
   if (fields > UPSTREAM_MAX_HEAD_FIELDS) {
     return new MeshcarError('headers_too_large', `the request head has ${fields} fields upstream (pseudo-headers included), over the ${UPSTREAM_MAX_HEAD_FIELDS} an upstream sidecar accepts`);
   }
-  // the listeners let through only digits here (Node's parsers refuse anything else)
-  const length = reqHeaders['content-length']?.replace(/^0+(?=\d)/, '');
+  // the listeners let through only digits here (Node's parsers refuse anything else); the
+  // leading zeros are looked at only in a value that long (no regular expression per request)
+  const written = reqHeaders['content-length'];
+  const length = written !== undefined && written.length > UPSTREAM_MAX_LENGTH_DIGITS ? written.replace(/^0+(?=\d)/, '') : undefined;
   if (length !== undefined && length.length > UPSTREAM_MAX_LENGTH_DIGITS) {
     return new MeshcarError('body_too_large', `the request announces a body of ${length} bytes (Content-Length), over the ${UPSTREAM_MAX_LENGTH_DIGITS} digits an upstream sidecar accepts`);
   }
