@@ -267,12 +267,13 @@ export function cutPipelining(inbound: InboundListener, socket: Socket): void {
  * An Upgrade or CONNECT pipelined behind a request still unanswered on the same connection:
  * its answer (a 101, a tunnel, or our refusal) cannot come before the earlier one's, and the
  * earlier response holds the connection (Node's ServerResponse will not give it up), so the
- * connection is closed, as Node's own server closes one it cannot hand over. True: refused.
+ * connection closes once the requests before it are answered, their answers first (it was
+ * closed at once, and a request the app had carried out lost its answer). True: refused.
  */
 function refusePipelined(inbound: InboundListener, socket: Socket, what: string): boolean {
   if (!inbound.tracker.busy(socket)) return false;
-  inbound.logger.debug({ remote: socket.remoteAddress }, `inbound ${what} pipelined behind an unanswered request: connection closed`);
-  socket.destroy();
+  inbound.logger.debug({ remote: socket.remoteAddress }, `inbound ${what} pipelined behind an unanswered request: the connection closes after its answer`);
+  inbound.tracker.closeWhenIdle(socket);
   return true;
 }
 

@@ -79,6 +79,15 @@ export function trackResponse(req: IncomingMessage, res: ServerResponse, logger:
   return true;
 }
 
+/**
+ * An Upgrade or CONNECT pipelined behind a request still unanswered: nothing more is read, and
+ * the connection closes once the requests before it are answered, their answers first (it was
+ * destroyed at once, and a request the upstream had carried out lost its answer).
+ */
+export function closeAfterAnswers(socket: Socket): void {
+  (socket as TrackedSocket)[kCloseWhenIdle] = true;
+}
+
 export function busy(socket: Socket): boolean {
   return ((socket as TrackedSocket)[kBusy] ?? 0) > 0;
 }
@@ -130,7 +139,7 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHea
 // tunnel: it forwards requests (h2c's CONNECT gets the same answer, from its forwarder).
 export function onConnect(req: IncomingMessage, socket: Socket, handlers: AppHandlers): void {
   if (busy(socket)) {
-    socket.destroy(); // our 400 would come before the earlier answer (as for an Upgrade, below)
+    closeAfterAnswers(socket); // our 400 would come before the earlier answer (as for an Upgrade)
     return;
   }
   // a CONNECT head was read: its x-request-id (or one made for it), as every answer to a request

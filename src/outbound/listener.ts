@@ -25,7 +25,7 @@ import { expectsContinue } from './expect-continue.js';
 import { closeWhenIdle, countOpenStream, openStreams, streamsOpenOn } from './h2c-idle.js';
 import type { Logger } from 'pino';
 import { requestIdOf } from '../http/request-id.js';
-import { busy, ignore, kBusy, kCloseWhenIdle, kHttp2, kUpgraded, onClientError, onConnect, trackResponse, type TrackedSocket } from './app-connections.js';
+import { busy, closeAfterAnswers, ignore, kBusy, kCloseWhenIdle, kHttp2, kUpgraded, onClientError, onConnect, trackResponse, type TrackedSocket } from './app-connections.js';
 
 export interface AppHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
@@ -119,9 +119,9 @@ export class AppListener {
     this.http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // pipelined behind a request still unanswered: a 101 (or our refusal) cannot come before
       // that answer, which still holds the connection and would land inside the tunnel, so the
-      // connection closes, as the inbound's does and as Node closes one it cannot hand over
+      // connection closes after the answers before it, as the inbound's does
       if (busy(socket as Socket)) {
-        socket.destroy();
+        closeAfterAnswers(socket as Socket);
         return;
       }
       (socket as TrackedSocket)[kUpgraded] = true;
