@@ -73,6 +73,11 @@ export class ConnectionTracker {
     this.closing.add(socket);
   }
 
+  /** Whether `socket` closes once its requests in flight are answered (closeWhenIdle). */
+  closesWhenIdle(socket: Socket): boolean {
+    return this.closing.size > 0 && this.closing.has(socket);
+  }
+
   /** `socket`: the HTTP/1.1 connection the request came on; undefined for HTTP/2 streams. */
   requestStarted(socket: Socket | undefined): void {
     this.inFlight++;

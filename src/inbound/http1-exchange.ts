@@ -118,10 +118,13 @@ export class Http1Exchange extends Exchange {
   }
 
   protected writeHead(status: number, headers: OutgoingHttpHeaders | string[], endStream: boolean, statusMessage: string | undefined): boolean {
+    // draining, or nothing more is read from the connection (a later pipelined request was an
+    // Upgrade, a CONNECT or unparseable): it closes after this answer, which says so
+    const closing = this.context.tracker.draining || this.context.tracker.closesWhenIdle(this.socket);
     if (Array.isArray(headers)) {
       headers = headers.slice(2); // no :status slot in HTTP/1.1 (node:http writes a list as it is)
-      if (this.context.tracker.draining) headers.push('connection', 'close');
-    } else if (this.context.tracker.draining) headers.connection = 'close';
+      if (closing) headers.push('connection', 'close');
+    } else if (closing) headers.connection = 'close';
     this.res.writeHead(status, writableReason(statusMessage), headers);
     if (endStream) {
       this.res.end();

@@ -88,6 +88,11 @@ export function closeAfterAnswers(socket: Socket): void {
   (socket as TrackedSocket)[kCloseWhenIdle] = true;
 }
 
+/** Whether `socket` closes once its answers are out (closeAfterAnswers, or an unparseable request behind them). */
+export function closesAfterAnswers(socket: Socket): boolean {
+  return (socket as TrackedSocket)[kCloseWhenIdle] === true;
+}
+
 export function busy(socket: Socket): boolean {
   return ((socket as TrackedSocket)[kBusy] ?? 0) > 0;
 }

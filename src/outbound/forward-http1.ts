@@ -15,6 +15,7 @@ import type { SchemaResult } from '../metrics/traffic.js';
 import { announcesBody, transferCodingProblem } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { forwardableFieldList } from '../http/raw-headers.js';
+import { closesAfterAnswers } from './app-connections.js';
 import { bodylessStatus, dropContentLength, forwardableTrailers } from '../http/response-fields.js';
 import { hostFieldProblem } from '../http/host-field.js';
 import { expectationError } from '../http/expectation.js';
@@ -152,7 +153,9 @@ class Http1Attempt extends Attempt implements UploadAttempt, HeldHead {
     // the decoded list straight to node:http, which writes a list as it is (no object in between)
     const out = forwardableFieldList(raw);
     if (bodylessStatus(status)) dropContentLength(out);
-    if (this.ctx.draining) out.push('connection', 'close');
+    // draining, or nothing more is read from the connection (a later pipelined request was an
+    // Upgrade, a CONNECT or unparseable): it closes after this answer, which says so
+    if (this.ctx.draining || closesAfterAnswers(this.req.socket)) out.push('connection', 'close');
     if (!responseEnds(flags)) {
       // a body follows: held until its first byte (heldFields), or the end of this turn
       this.heldStatus = status;

@@ -268,6 +268,7 @@ t.test('an Upgrade or CONNECT pipelined behind an unanswered request: its answer
     held[before]?.end('the held answer');
     const text = await closed;
     t.match(text, /^HTTP\/1\.1 200 OK\r\n/, `${label}: the earlier request gets its answer (the app carried it out)`);
+    t.match(text, /\r\nconnection: close\r\n/i, `${label}: which says the connection closes`);
     t.match(text, /\r\n\r\n(f\r\n)?the held answer(\r\n0\r\n\r\n)?$/, `${label}: all of it, then the connection closes, nothing written for the ${label}`);
   }
   await fx.observer.waitForRequests(2);

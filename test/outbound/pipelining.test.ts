@@ -23,6 +23,7 @@ t.test('requests pipelined behind an unanswered one on the outbound', async (t) 
   ] as const) {
     const text = await untilClosed(fx.port, SLOW + second);
     t.match(text, /^HTTP\/1\.1 200 OK\r\n/, `${label}: the earlier request gets its answer`);
+    t.match(text, /\r\nconnection: close\r\n/i, `${label}: which says the connection closes`);
     // the body is the whole rest: JSON that parses, nothing written after it for the second request
     t.equal(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).path, '/slow/300', `${label}: all of it, then the connection closes, nothing written for the ${label}`);
   }
