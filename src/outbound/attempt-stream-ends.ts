@@ -19,7 +19,7 @@ import { neverProcessed } from './goaway-refused.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { markAnswerCut, markCancelled, markPenalized } from './pool-counting.js';
 import { refusedUnprocessed, upstreamReset, upstreamTimeout } from './upstream-errors.js';
-import { cancelStream, peerResetCode, resetItself, type UpstreamStream } from './upstream-stream.js';
+import { cancelStream, peerResetCode, resetItself, sessionWriteBacklog, type UpstreamStream } from './upstream-stream.js';
 
 /**
  * A reset with ENHANCE_YOUR_CALM before the answer: our client refused the answer's head (over
@@ -82,11 +82,14 @@ export function streamIdle(attempt: Attempt): void {
 /**
  * The app's upload is unfinished and waits on the app: every byte it sent has left for the
  * upstream (a byte still queued on the stream waits for flow-control window the upstream keeps
- * shut, and then the upstream is the one stalling, however few bytes), and the app is not
- * waiting for a 100 Continue before it sends the rest.
+ * shut, one queued on the session's socket for a path that takes no more, and then the upstream
+ * is the one stalling, however few bytes), and the app is not waiting for a 100 Continue before
+ * it sends the rest (one that sent body bytes without waiting is not).
  */
 function appUploadStalled(attempt: Attempt, up: UpstreamStream | undefined): boolean {
-  return !attempt.bodyDone && !attempt.appBody.readableEnded && up !== undefined && up.writableLength === 0 && !awaitingContinue(up);
+  if (attempt.bodyDone || attempt.appBody.readableEnded || up === undefined) return false;
+  if (up.writableLength > 0 || sessionWriteBacklog(up) > 0) return false;
+  return !(awaitingContinue(up) && attempt.exchange.bytesIn === 0);
 }
 
 /**

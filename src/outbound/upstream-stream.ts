@@ -13,6 +13,18 @@ import { addAbortSignal, type Duplex } from 'node:stream';
 import type { H2Stream } from '../h2/index.js';
 import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
 
+/**
+ * Bytes the session `up` is on has not handed to the kernel yet. On src/h2 a stream's write is
+ * called back once its DATA is framed, so a small upload can wait in the TLS socket's queue
+ * (behind a session whose path stopped taking bytes) while the stream's own queue is empty.
+ * Node's codec calls a write back only once the socket took it: 0 there.
+ */
+export function sessionWriteBacklog(up: UpstreamStream): number {
+  if ('pending' in up) return 0;
+  const socket = ((up as unknown as H2Stream).host as { readonly socket?: Duplex }).socket;
+  return socket?.writableLength ?? 0;
+}
+
 /** What the attempt controller (attempt.ts) and its forwarders, expect-continue.ts and the pool use of a stream. */
 export interface UpstreamStream extends Duplex {
   /** RST_STREAM code once reset (Node: set when closed; H2Stream: undefined unless reset). */
