@@ -23,6 +23,11 @@ const kCurrent = Symbol('meshcar.turnCurrent');
 const kWaiting = Symbol('meshcar.turnWaiting');
 type Turns = Socket & { [kCurrent]?: ServerResponse | undefined; [kWaiting]?: Array<[IncomingMessage, ServerResponse, Start]> };
 
+/** Whether requests wait their turn on `socket` behind the one being answered. */
+export function turnsWaiting(socket: Socket): boolean {
+  return ((socket as Turns)[kWaiting]?.length ?? 0) > 0;
+}
+
 /**
  * Runs `start` now if nothing else on the request's connection is being answered, else in its
  * turn; false, with nothing started or queued, when `limit` requests (the one answered and those

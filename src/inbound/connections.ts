@@ -8,6 +8,7 @@
 import type { Socket } from 'node:net';
 import type { CallerSession } from './caller-session.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
+import { turnsWaiting } from '../http/pipelined-turns.js';
 import type { Exchange } from './exchange.js';
 import { endGrpcCallForDrain, GRPC_CUT_GRACE_MS } from './drain-grpc.js';
 import { constants as h2constants, type ServerHttp2Session } from 'node:http2';
@@ -73,9 +74,12 @@ export class ConnectionTracker {
     this.closing.add(socket);
   }
 
-  /** Whether `socket` closes once its requests in flight are answered (closeWhenIdle). */
+  /**
+   * Whether the answer being written on `socket` is its last (closeWhenIdle, and none waits its
+   * turn behind it: a Connection: close would make Node drop that one).
+   */
   closesWhenIdle(socket: Socket): boolean {
-    return this.closing.size > 0 && this.closing.has(socket);
+    return this.closing.size > 0 && this.closing.has(socket) && !turnsWaiting(socket);
   }
 
   /** `socket`: the HTTP/1.1 connection the request came on; undefined for HTTP/2 streams. */

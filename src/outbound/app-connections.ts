@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { MeshcarError } from '../errors.js';
 import { mayAnswer, parserRefusal } from '../http/client-error.js';
-import { refuseInTurn, turnOver } from '../http/pipelined-turns.js';
+import { refuseInTurn, turnOver, turnsWaiting } from '../http/pipelined-turns.js';
 import { requestIdOf } from '../http/request-id.js';
 import { rawErrorResponse } from '../http/status.js';
 import { lingeringClose } from '../http/lingering-close.js';
@@ -88,9 +88,12 @@ export function closeAfterAnswers(socket: Socket): void {
   (socket as TrackedSocket)[kCloseWhenIdle] = true;
 }
 
-/** Whether `socket` closes once its answers are out (closeAfterAnswers, or an unparseable request behind them). */
+/**
+ * Whether the answer being written on `socket` is its last (closeAfterAnswers, or an unparseable
+ * request behind it): none waits its turn behind it (a Connection: close would make Node drop it).
+ */
 export function closesAfterAnswers(socket: Socket): boolean {
-  return (socket as TrackedSocket)[kCloseWhenIdle] === true;
+  return (socket as TrackedSocket)[kCloseWhenIdle] === true && !turnsWaiting(socket);
 }
 
 export function busy(socket: Socket): boolean {

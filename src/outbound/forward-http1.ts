@@ -154,7 +154,7 @@ class Http1Attempt extends Attempt implements UploadAttempt, HeldHead {
     const out = forwardableFieldList(raw);
     if (bodylessStatus(status)) dropContentLength(out);
     // draining, or nothing more is read from the connection (a later pipelined request was an
-    // Upgrade, a CONNECT or unparseable): it closes after this answer, which says so
+    // Upgrade, a CONNECT or unparseable) and this is its last answer: it says the connection closes
     if (this.ctx.draining || closesAfterAnswers(this.req.socket)) out.push('connection', 'close');
     if (!responseEnds(flags)) {
       // a body follows: held until its first byte (heldFields), or the end of this turn
