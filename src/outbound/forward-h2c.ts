@@ -103,6 +103,7 @@ class H2cAttempt extends Attempt implements HeldRequest {
    */
   keepCompleteAnswer(): void {
     this.dropRestOfUpload();
+    this.closeUnfinishedUpload();
   }
 
   /** The app's upload, if still coming, goes nowhere now: read and dropped so its stream can complete. */
@@ -142,6 +143,21 @@ class H2cAttempt extends Attempt implements HeldRequest {
     this.dropRestOfUpload();
     const fault = sendStreamError(this.stream, err, this.exchange.requestId, grpcType);
     if (fault !== undefined) this.ctx.logger.error({ code: err.code, err: describeError(fault) }, 'the error answer could not be sent (the stream was reset instead)');
+    else this.closeUnfinishedUpload();
+  }
+
+  /**
+   * Our answer is whole and the app's upload is not: its stream is closed with NO_ERROR (RFC
+   * 9113 §8.1) once the upload has been quiet for the idle timeout (the upstream's, or 1 s with
+   * no upstream). An app still sending is let finish, its bytes read and dropped: Node's client
+   * keeps a stream reset while its writes are pending open for ever. One that stopped held the
+   * stream, its record, the connection's idle close and the drain until it closed its connection.
+   */
+  private closeUnfinishedUpload(): void {
+    const stream = this.stream;
+    // bodyDone: no body, or its end came (a GET's stream is never read to its 'end')
+    if (this.bodyDone || stream.readableEnded || stream.destroyed || stream.closed) return;
+    stream.setTimeout(this.pool?.idleTimeoutMs ?? QUIET_UPLOAD_NO_UPSTREAM_MS, closeQuietUpload);
   }
 
   writeHead(status: number, head: IncomingHttpHeaders, flags: number | boolean): boolean {
@@ -197,6 +213,13 @@ class H2cAttempt extends Attempt implements HeldRequest {
   sendContinue(): void {
     if (!this.stream.headersSent && !this.stream.closed) this.stream.additionalHeaders(CONTINUE);
   }
+}
+
+/** How long an upload no upstream takes (a 404 no_route) may stay quiet after our answer before its stream is closed. */
+const QUIET_UPLOAD_NO_UPSTREAM_MS = 1_000;
+
+function closeQuietUpload(this: ServerHttp2Stream): void {
+  if (!this.closed && !this.destroyed) this.close(h2.NGHTTP2_NO_ERROR);
 }
 
 /** How long a cut gRPC answer may take to deliver its trailers to an app that reads slowly. */
