@@ -1,6 +1,7 @@
 // A renewal that meets a server which chains to the bundle but is not this trust domain's CA
 // (ca_mismatch): a config mistake, not an outage. It is logged once at error level with its
-// fix; the retries that follow are quiet (debug), and the current SVID keeps serving.
+// fix; the retries that follow are quiet (debug), and the current SVID keeps serving. Once the
+// SVID has expired, that is said once more at error.
 
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
@@ -14,23 +15,31 @@ import { WorkloadIdentity, type RenewalEvent } from '../../src/identity/workload
 const TD = 'mesh.local';
 const ORDERS = `spiffe://${TD}/svc/orders`;
 
-t.test('renewal against a server that is not the CA: one error line, quiet retries, SVID kept', async (t) => {
+/**
+ * A renewal of an SVID of `ttlMs` from the real CA, started at once against a server that chains
+ * to the bundle but is not the CA; its log lines (debug and up) and its renewal events.
+ */
+async function renewingAgainstImpostor(t: Tap.Test, ttlMs: number, backoff: { baseMs: number; capMs: number }) {
   const ca = await startTestCa({ maxTtlMs: 3_600_000 });
   t.teardown(() => ca.close());
   const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
-  const first = await new CaClient({ url: ca.server.url, trustDomain: TD, bundlePem, logger: memoryLogger([]) }).sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, true) }, ttlMs: 600_000 });
+  const first = await new CaClient({ url: ca.server.url, trustDomain: TD, bundlePem, logger: memoryLogger([]) }).sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, true) }, ttlMs });
   const fake = await impostor(ca.dir, `spiffe://${TD}/svc/evil`);
   t.teardown(() => fake.server.close());
-
   const lines: Array<Record<string, unknown>> = [];
   const logger = memoryLogger(lines, 'debug');
   const identity = new WorkloadIdentity(first, logger);
   const fooled = new CaClient({ url: fake.url, trustDomain: TD, bundlePem, logger });
   const failures: RenewalEvent[] = [];
   identity.on('renewal', (event) => failures.push(event));
-  const renewal = new Renewal({ identity, obtain: (current) => fooled.sign({ spiffeId: ORDERS, auth: { svid: current } }), logger, window: { from: 0, to: 0 }, backoff: { baseMs: 10, capMs: 20 } });
+  const renewal = new Renewal({ identity, obtain: (current) => fooled.sign({ spiffeId: ORDERS, auth: { svid: current } }), logger, window: { from: 0, to: 0 }, backoff });
   renewal.start();
   t.teardown(() => renewal.stop());
+  return { first, identity, lines, failures };
+}
+
+t.test('renewal against a server that is not the CA: one error line, quiet retries, SVID kept', async (t) => {
+  const { first, identity, lines, failures } = await renewingAgainstImpostor(t, 600_000, { baseMs: 10, capMs: 20 });
   const until = Date.now() + 10_000;
   while (failures.length < 4 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
   t.ok(failures.length >= 4 && failures.every((f) => f.result === 'failure'), `${failures.length} renewals failed`);
@@ -45,20 +54,7 @@ t.test('renewal against a server that is not the CA: one error line, quiet retri
 });
 
 t.test('the SVID expiring while renewals meet that server: said again, at error, as expired', async (t) => {
-  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
-  t.teardown(() => ca.close());
-  const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
-  const first = await new CaClient({ url: ca.server.url, trustDomain: TD, bundlePem, logger: memoryLogger([]) }).sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, true) }, ttlMs: 2_500 });
-  const fake = await impostor(ca.dir, `spiffe://${TD}/svc/evil`);
-  t.teardown(() => fake.server.close());
-
-  const lines: Array<Record<string, unknown>> = [];
-  const logger = memoryLogger(lines, 'debug');
-  const identity = new WorkloadIdentity(first, logger);
-  const fooled = new CaClient({ url: fake.url, trustDomain: TD, bundlePem, logger });
-  const renewal = new Renewal({ identity, obtain: (current) => fooled.sign({ spiffeId: ORDERS, auth: { svid: current } }), logger, window: { from: 0, to: 0 }, backoff: { baseMs: 50, capMs: 100 } });
-  renewal.start();
-  t.teardown(() => renewal.stop());
+  const { first, lines } = await renewingAgainstImpostor(t, 2_500, { baseMs: 50, capMs: 100 });
   const errors = () => lines.filter((l) => l.level === 50 && /SVID renewal failed/.test(String(l.msg))).map((l) => String(l.msg));
   const until = Date.now() + 10_000;
   while (errors().length < 2 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
