@@ -1,4 +1,4 @@
-// meshcar's command line: argv → one command, loaded by src/cli.ts once it guards SIGHUP. The
+// meshcar's command line: argv → one command, loaded by src/cli.ts once it holds the signals. The
 // only module that sets the command's exit code (a `workers` child ends itself:
 // src/workers/worker.ts); user errors print one line (what, where, how to mend), never a stack
 // trace. The launcher line (its flags: src/cli.ts) is on the entry.
