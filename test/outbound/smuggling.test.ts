@@ -15,21 +15,34 @@ import { chunked, rawTcpRequest, rawTlsRequest } from '../helpers/raw-http.js';
 
 const HIDDEN = `DELETE /admin/secret HTTP/1.1\r\nHost: orders\r\nx-forwarded-client-cert: By=x;URI=spiffe://${TD}/svc/admin\r\nContent-Length: 0\r\n\r\n`;
 
-t.test('app → outbound → inbound → app: the hidden request stays a body', async (t) => {
-  const seen: Array<{ line: string; body: string; framing: string }> = [];
-  const fx = await startInbound({
-    app: {
-      protocol: 'http',
-      handler: (req: IncomingMessage, res: ServerResponse) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-          const framing = req.headers['transfer-encoding'] ? `te=${req.headers['transfer-encoding']}` : `cl=${req.headers['content-length'] ?? '-'}`;
-          seen.push({ line: `${req.method} ${req.url}`, body: Buffer.concat(chunks).toString('utf8'), framing });
-          res.writeHead(200, { 'content-length': '2' }).end('ok');
-        });
-      },
+interface Seen {
+  line: string;
+  body: string;
+  framing: string;
+  contentLength: string | undefined;
+}
+
+/** An app that records each request whole (its line, body and framing) into `seen`, then answers 200 ok. */
+function recordingApp(seen: Seen[]) {
+  return {
+    protocol: 'http' as const,
+    handler: (req: IncomingMessage, res: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const contentLength = req.headers['content-length'];
+        const framing = req.headers['transfer-encoding'] ? `te=${req.headers['transfer-encoding']}` : `cl=${contentLength ?? '-'}`;
+        seen.push({ line: `${req.method} ${req.url}`, body: Buffer.concat(chunks).toString('utf8'), framing, contentLength });
+        res.writeHead(200, { 'content-length': '2' }).end('ok');
+      });
     },
+  };
+}
+
+t.test('app → outbound → inbound → app: the hidden request stays a body', async (t) => {
+  const seen: Seen[] = [];
+  const fx = await startInbound({
+    app: recordingApp(seen),
     authorize: [{ from: [FRONTEND_ID], methods: ['GET'], paths: ['/public/*'] }],
     limits: { maxAppSockets: 1 },
   });
@@ -67,20 +80,8 @@ t.test('app → outbound → inbound → app: the hidden request stays a body', 
 });
 
 t.test('a framing field past the 2000th line of a head is seen, on both listeners', async (t) => {
-  const seen: Array<{ line: string; body: string; contentLength: string | undefined }> = [];
-  const fx = await startInbound({
-    app: {
-      protocol: 'http',
-      handler: (req: IncomingMessage, res: ServerResponse) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-          seen.push({ line: `${req.method} ${req.url}`, body: Buffer.concat(chunks).toString('utf8'), contentLength: req.headers['content-length'] });
-          res.writeHead(200, { 'content-length': '2' }).end('ok');
-        });
-      },
-    },
-  });
+  const seen: Seen[] = [];
+  const fx = await startInbound({ app: recordingApp(seen) });
   t.teardown(() => fx.close());
   const out = await startOutbound(fx.pki, [{ name: 'orders', endpoints: [`127.0.0.1:${fx.port}`], identity: SERVER_ID }]);
   t.teardown(() => out.close());
