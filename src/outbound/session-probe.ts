@@ -5,14 +5,12 @@
 // after two keepalive intervals of requests sent into it. A live session answers and nothing
 // happens: a slow upstream is no dead one. At most one probe per session is out at a time.
 
-import type { H2Stream } from '../h2/index.js';
 import { sessionOf } from './goaway-refused.js';
 import { probeSession } from './session-keepalive.js';
-import type { UpstreamStream } from './upstream-stream.js';
+import { meshcarConnectionOf, type UpstreamStream } from './upstream-stream.js';
 
 /** Probes the session `up` was made on (either codec). */
 export function probeSessionOf(up: UpstreamStream): void {
-  // core http2 streams have `pending`; src/h2's carry their connection as `host`
-  const session = 'pending' in up ? sessionOf(up) : (up as unknown as H2Stream).host;
+  const session = meshcarConnectionOf(up) ?? sessionOf(up);
   if (session !== undefined) probeSession(session);
 }

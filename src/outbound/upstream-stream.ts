@@ -20,9 +20,13 @@ import { DeadlineQueue, type Deadline } from '../http/deadline-queue.js';
  * Node's codec calls a write back only once the socket took it: 0 there.
  */
 export function sessionWriteBacklog(up: UpstreamStream): number {
-  if ('pending' in up) return 0;
-  const socket = ((up as unknown as H2Stream).host as { readonly socket?: Duplex }).socket;
+  const socket = (meshcarConnectionOf(up) as { readonly socket?: Duplex } | undefined)?.socket;
   return socket?.writableLength ?? 0;
+}
+
+/** The src/h2 connection a meshcar-codec stream is on; undefined for Node's (core http2 streams have `pending`). */
+export function meshcarConnectionOf(up: UpstreamStream): H2Stream['host'] | undefined {
+  return 'pending' in up ? undefined : (up as unknown as H2Stream).host;
 }
 
 /** What the attempt controller (attempt.ts) and its forwarders, expect-continue.ts and the pool use of a stream. */
