@@ -23,8 +23,14 @@ export const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
 interface Watched {
   moved: number;
   since: number;
-  /** The response a handler is working on (the latest request's). */
+  /** The latest request's response (its settling frees the head clock). */
   res?: ServerResponse;
+  /**
+   * Every response of the connection not yet closed: pipelined requests each have one, and a
+   * quick one answered behind a slow one (a GET /healthz behind a POST /reload) is ended while
+   * the slow handler still works, its answer queued behind the other's.
+   */
+  readonly responses: Set<ServerResponse>;
   /** bytesRead when the connection last had no request in flight (accepted, or its latest answer sent and its body ended). */
   readBetween: number;
   /** No request in flight: accepted, or the latest answer sent and the latest request's body ended. */
@@ -36,6 +42,12 @@ interface Watched {
 /** Node's own error for a head that took too long, so the server's 'clientError' answers it as it answers Node's. */
 function headTimeout(): NodeJS.ErrnoException {
   return Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+}
+
+/** Some handler of the connection has not ended its response yet (an ended one may still sit queued, unread by its client). */
+function handlerAtWork(entry: Watched): boolean {
+  for (const res of entry.responses) if (!res.writableEnded) return true;
+  return false;
 }
 
 export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: number, checkEveryMs = CONNECTIONS_CHECKING_INTERVAL_MS, headersTimeoutMs = 0): void {
@@ -60,7 +72,7 @@ export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: n
       if (moved !== entry.moved) {
         entry.moved = moved;
         entry.since = now;
-      } else if (now - entry.since >= idleMs && (!entry.res || entry.res.writableEnded)) {
+      } else if (now - entry.since >= idleMs && !handlerAtWork(entry)) {
         socket.destroy();
       }
     }
@@ -68,7 +80,7 @@ export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: n
   // on HTTPS the handshake has its own timeout; the idle clock starts once it is done
   const event = 'setSecureContext' in server ? 'secureConnection' : 'connection';
   server.on(event, (socket: Socket) => {
-    watched.set(socket, { moved: socket.bytesRead + socket.bytesWritten, since: Date.now(), readBetween: socket.bytesRead, headSince: 0, between: true });
+    watched.set(socket, { moved: socket.bytesRead + socket.bytesWritten, since: Date.now(), readBetween: socket.bytesRead, headSince: 0, between: true, responses: new Set() });
     // not unref'd: it lives only as long as an open connection, which holds the loop anyway
     if (timer === undefined) timer = setInterval(sweep, checkEveryMs);
     socket.once('close', () => {
@@ -83,6 +95,8 @@ export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: n
     const entry = watched.get(req.socket);
     if (!entry) return;
     entry.res = res;
+    entry.responses.add(res);
+    res.once('close', () => entry.responses.delete(res));
     entry.headSince = 0;
     entry.between = false;
     if (headersTimeoutMs > 0) {

@@ -15,6 +15,7 @@ import { startAdminServer, type AdminState } from '../../src/admin/server.js';
 import { ADMIN_MAX_PIPELINED } from '../../src/admin/pipeline-bound.js';
 import { serverLetGoWithin } from '../helpers/connections.js';
 import { startUnreadClient } from '../helpers/unread-client.js';
+import { adminExchange, bareAdminState } from '../helpers/admin-state.js';
 
 /** Scheduling on a loaded 2-core machine, on top of each bound. */
 const SLACK_MS = 3_000;
@@ -56,4 +57,29 @@ t.test('silent and unread connections to the admin port are let go', async (t) =
   quiet.destroy();
   for (let i = 0; i < 100 && timers() > idleTimers; i++) await new Promise((resolve) => setImmediate(resolve));
   t.equal(timers(), idleTimers, 'with no connection open, the sweep timer is gone: an idle admin port wakes for nothing');
+});
+
+t.test('a slow handler with a quick request pipelined behind it keeps its connection past the idle timeout', async (t) => {
+  // the sweep looked at the latest request's response only: the GET /healthz answered (queued
+  // behind the reload's) read as no handler at work, and the connection was cut mid-reload, the
+  // reload's answer lost though it ran (a review)
+  let reloads = 0;
+  const heldMs = IDLE_MS * 2;
+  const slowState = bareAdminState({
+    reload: async () => {
+      // held past the idle timeout (plus a sweep): what is under test is time passing
+      await new Promise((resolve) => setTimeout(resolve, heldMs + 1_000));
+      reloads++;
+      return { applied: ['inbound.authorize'] };
+    },
+  });
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, slowState, pino({ level: 'silent' }), { idleTimeoutMs: IDLE_MS });
+  t.teardown(() => admin.close());
+  const host = 'Host: localhost\r\n';
+  const since = Date.now();
+  const text = await adminExchange(admin.port, `POST /reload HTTP/1.1\r\n${host}\r\nGET /healthz HTTP/1.1\r\n${host}Connection: close\r\n\r\n`);
+  const answers = text.match(/HTTP\/1\.1 \d{3}/g) ?? [];
+  t.same(answers, ['HTTP/1.1 200', 'HTTP/1.1 200'], `both answers, the reload's first (connection closed after ${Date.now() - since} ms)`);
+  t.match(text, /"applied":\["inbound\.authorize"\]/, "the reload's own answer came");
+  t.equal(reloads, 1, 'the reload ran once');
 });
