@@ -183,6 +183,8 @@ t.test('a mistyped command or option is told its likely spelling', async (t) => 
     [['run', '-c', 'orders.yaml'], /^meshcar: Unknown option '-c' \(did you mean --config\?\); usage: meshcar run --config FILE\n/],
     [['ca', 'serve', 'ca.yaml'], /^meshcar: Unexpected argument 'ca\.yaml'.* \(did you mean --config ca\.yaml\?\)/],
     [['ca', 'status', 'certs/ca'], /^meshcar: Unexpected argument 'certs\/ca'. This command does not take positional arguments; usage: meshcar ca status/],
+    // a value given to a flag: said in meshcar's words, not parseArgs' quoted, capitalised ones
+    [['doctor', '--config', 'x.yaml', '--json=yes'], /^meshcar: --json takes no value: write --json alone; usage: meshcar doctor --config FILE/],
   ];
   const results = await Promise.all(cases.map(([args]) => cli(args)));
   cases.forEach(([, pattern], i) => oneLine(t, results[i]!, 2, pattern));

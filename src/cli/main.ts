@@ -93,6 +93,8 @@ function parseOptions(command: Command, rest: string[], options: Record<string, 
     const text = describeError(err);
     const ambiguous = /^Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(text);
     const missing = /^Option '(--[\w-]+) <value>' argument missing/.exec(text);
+    // `--json=yes`: parseArgs' own words quote the option, capitalised, unlike every other line
+    const flagValue = /^Option '(--[\w-]+)' does not take an argument/.exec(text);
     const unknown = /^Unknown option '--([^']*)'/.exec(text);
     // an Envoy user's `-c FILE`, or the file alone: the config goes after --config
     const short = /^Unknown option '-c'/.test(text) && 'config' in options ? 'config' : undefined;
@@ -102,7 +104,9 @@ function parseOptions(command: Command, rest: string[], options: Record<string, 
       ? `${ambiguous[1]} needs a value, but the option "${rest[rest.indexOf(ambiguous[1] as string) + 1]}" follows it (write ${ambiguous[1]}=-VALUE for a value that starts with -)`
       : missing
         ? `${missing[1]} needs a value`
-        : clipQuoted(text.split('\n')[0]?.replace(/\.$/, '') ?? '') + (near === undefined ? '' : ` (did you mean --${near}?)`);
+        : flagValue
+          ? `${flagValue[1]} takes no value: write ${flagValue[1]} alone`
+          : clipQuoted(text.split('\n')[0]?.replace(/\.$/, '') ?? '') + (near === undefined ? '' : ` (did you mean --${near}?)`);
     throw new MeshcarError('usage', `${message}; usage: ${command.usage}`);
   }
   // a second --config would silently win over the first: which file did the user mean?

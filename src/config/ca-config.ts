@@ -71,7 +71,10 @@ function check(source: YamlSource): CaConfig | undefined {
   let defaultTtlMs = defaultTtlValue.present ? readLeafLifetime(defaultTtlValue) : Math.min(DAY_MS, maxTtlMs ?? DAY_MS);
   if (defaultTtlMs !== undefined && maxTtlMs !== undefined && defaultTtlMs > maxTtlMs) {
     // (config/example-ca.yaml writes defaultTtl: 24h: lowering maxTtl there meets this)
-    defaultTtlMs = defaultTtlValue.report(`${formatDuration(defaultTtlMs)} must not be longer than maxTtl (${formatDuration(maxTtlMs)}): lower it, or leave it out and it follows maxTtl`);
+    // the values as the file writes them (48h, not 2d); maxTtl's default as the docs write it
+    const maxTtlValue = root.get('maxTtl');
+    const maxTtlText = maxTtlValue.present ? maxTtlValue.display() : '"24h", its default';
+    defaultTtlMs = defaultTtlValue.report(`${defaultTtlValue.display()} must not be longer than maxTtl (${maxTtlText}): lower it, or leave it out and it follows maxTtl`);
   }
   const rateLimit = root.optional('rateLimit', readRateLimit, { perSecond: 20, burst: 50 });
   const log = root.optional('log', readLog, { level: 'info' as LogLevel });

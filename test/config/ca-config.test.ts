@@ -71,10 +71,17 @@ t.test('every mistake at once, with positions', async (t) => {
     'ca.yaml:1:1: dir: required key is missing',
     'ca.yaml:2:1: listen: "127.0.0.1" is not a host:port address: give a port, e.g. 127.0.0.1:8080',
     'ca.yaml:3:26: serverNames[1]: "bad name" is neither a DNS name nor an IP address',
-    'ca.yaml:5:1: defaultTtl: 2h must not be longer than maxTtl (1h): lower it, or leave it out and it follows maxTtl',
+    'ca.yaml:5:1: defaultTtl: "2h" must not be longer than maxTtl ("1h"): lower it, or leave it out and it follows maxTtl',
     'ca.yaml:6:13: rateLimit.rate: "20/d" is not a rate (write 20/s, 100/m or 1000/h)',
     'ca.yaml:6:25: rateLimit.burst: 0 must be a whole number of at least 1',
     'ca.yaml:7:1: tokenTtl: unknown key; allowed here: trustDomain, dir, listen, serverNames, maxTtl, defaultTtl, rateLimit, log, issuerRotation',
+  ]);
+});
+
+t.test('a defaultTtl over maxTtl is quoted as the file writes it, and the default maxTtl as the docs do', async (t) => {
+  // 48h was told as "2d", and the default maxTtl as "1d": values found nowhere the user looks
+  t.same(await issuesOf(t, 'trustDomain: mesh.local\ndir: certs\ndefaultTtl: 48h\n'), [
+    'ca.yaml:3:1: defaultTtl: "48h" must not be longer than maxTtl ("24h", its default): lower it, or leave it out and it follows maxTtl',
   ]);
 });
 
