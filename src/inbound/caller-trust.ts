@@ -17,7 +17,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { bundleRoots, chainsToRoots } from '../pki/chain-to-roots.js';
+import { bundleRoots, chainsToRoots, issuerIndex } from '../pki/chain-to-roots.js';
 import { MAX_PRESENTED } from '../identity/peer-validity.js';
 import { peerX509 } from '../pki/peer-x509.js';
 
@@ -49,25 +49,36 @@ export function callerChains(socket: TLSSocket, roots: readonly X509Certificate[
 
 /**
  * The connections in `sockets` whose callers no longer chain to `roots`, cut with `cut`;
- * returns the SPIFFE IDs (or addresses) of the callers cut, one per connection.
+ * returns the SPIFFE IDs (or addresses) of the callers cut, one per connection. One search per
+ * caller's leaf, not per connection: a caller's thousand connections (maxConnectionsPerCaller)
+ * cost what one does, and what one caller presents can cost at most one search's checks
+ * (chain-to-roots.ts) however many connections carry it.
  */
 export function cutUntrustedCallers(sockets: Iterable<Socket>, roots: readonly X509Certificate[], ownChainPem: string, cut: (socket: TLSSocket) => string): string[] {
   const open = [...sockets].filter((socket) => !socket.destroyed) as TLSSocket[];
   // intermediates a resumed session's leaf may hang from: ours, and those other callers presented
   // (each once: thousands of callers of one issuer present the same few)
-  const extra = new Map(bundleRoots(ownChainPem).slice(1).map((cert) => [cert.fingerprint256, cert] as const));
-  const paths = new Map<TLSSocket, X509Certificate[] | undefined>();
+  const own = bundleRoots(ownChainPem).slice(1);
+  const pooled = new Map<string, X509Certificate>();
+  const byLeaf = new Map<string, { leaf: X509Certificate; presented: Map<string, X509Certificate>; sockets: TLSSocket[] }>();
   for (const socket of open) {
     const path = presentedPath(socket);
-    paths.set(socket, path);
-    if (path && !socket.isSessionReused()) for (const cert of path.slice(1)) extra.set(cert.fingerprint256, cert);
-  }
-  const known = [...extra.values()];
-  const cutOnes: string[] = [];
-  for (const [socket, path] of paths) {
     if (path === undefined) continue;
     const [leaf, ...others] = path as [X509Certificate, ...X509Certificate[]];
-    if (!chainsToRoots(leaf, [...others, ...known.filter((cert) => !others.includes(cert))], roots)) cutOnes.push(cut(socket));
+    let caller = byLeaf.get(leaf.fingerprint256);
+    if (caller === undefined) byLeaf.set(leaf.fingerprint256, (caller = { leaf, presented: new Map(), sockets: [] }));
+    caller.sockets.push(socket);
+    for (const cert of others) caller.presented.set(cert.fingerprint256, cert);
+    if (!socket.isSessionReused()) for (const cert of others) pooled.set(cert.fingerprint256, cert);
+  }
+  // indexed once: thousands of callers look up one pool
+  const nowMs = Date.now();
+  const known = issuerIndex([...own, ...pooled.values()], nowMs);
+  const cutOnes: string[] = [];
+  for (const { leaf, presented, sockets: callerSockets } of byLeaf.values()) {
+    // its own certificates first, then ours and the pool: a genuine path is found in the first checks
+    if (chainsToRoots(leaf, [...presented.values()], roots, nowMs, { checks: 0 }, known)) continue;
+    for (const socket of callerSockets) cutOnes.push(cut(socket));
   }
   return cutOnes;
 }

@@ -5,12 +5,27 @@
 // the same certificates still ends at a root it holds. During a root rotation a leaf of the new
 // root arrives beside a cross certificate (the new root's key signed by the old root), so the
 // path Node shows may end at the old root while another ends at the new one: any path counts.
+//
+// The certificates besides the leaf come from peers (a caller's handshake shows up to ten, and
+// other callers' are pooled for a resumed session's bare leaf): whoever holds a valid leaf can
+// send certificates that all sign one another. A search over every path (a review: ten such
+// connections held the event loop 3 s, sixteen 13 s, growing with the cube) is replaced by a
+// breadth-first one that takes each certificate once, only certificate authorities valid now
+// (OpenSSL used no other), looks issuers up by name, stops at the first root, and gives up
+// after a fixed number of signature checks: a peer's junk costs at most that, and a genuine
+// path (leaf, issuer, root; a cross certificate mid-rotation) needs two to four.
 
 import { X509Certificate } from 'node:crypto';
 import { splitPemCertificates } from './pem.js';
 
 /** Leaf plus intermediates followed at most (peer-validity.ts MAX_PATH). */
 const MAX_DEPTH = 4;
+
+/** Signature checks one search may make (~0.07 ms each for P-256): a genuine path needs 2-4. */
+export const MAX_SIGNATURE_CHECKS = 32;
+
+/** Certificates one search may look at (a name and key-identifier match each, ~1 µs): bounds a pool crowded with one issuer's name. */
+export const MAX_CANDIDATES = 256;
 
 /** The certificates of a PEM bundle (unreadable ones left out: they vouch for nothing). */
 export function bundleRoots(pem: string): X509Certificate[] {
@@ -25,30 +40,74 @@ export function bundleRoots(pem: string): X509Certificate[] {
   return roots;
 }
 
-function signedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
-  try {
-    return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
-  } catch {
-    return false;
+/** Issuers looked up by subject name: certificate authorities inside their dates, each once, in the order given. */
+export type IssuerIndex = ReadonlyMap<string, readonly X509Certificate[]>;
+
+/** The certificates of `certs` that can have issued something at `nowMs`, by subject (OpenSSL used no other). */
+export function issuerIndex(certs: Iterable<X509Certificate>, nowMs = Date.now()): IssuerIndex {
+  const bySubject = new Map<string, X509Certificate[]>();
+  const seen = new Set<string>();
+  for (const cert of certs) {
+    if (!cert.ca || seen.has(cert.fingerprint256) || !validAt(cert, nowMs)) continue;
+    seen.add(cert.fingerprint256);
+    const list = bySubject.get(cert.subject);
+    if (list === undefined) bySubject.set(cert.subject, [cert]);
+    else list.push(cert);
   }
+  return bySubject;
 }
 
-/** Whether `leaf`, through `others` (in any order, each used once), is signed by a root of `roots`. */
-export function chainsToRoots(leaf: X509Certificate, others: readonly X509Certificate[], roots: readonly X509Certificate[]): boolean {
+function validAt(cert: X509Certificate, nowMs: number): boolean {
+  return Date.parse(cert.validFrom) <= nowMs && nowMs <= Date.parse(cert.validTo);
+}
+
+const NONE: readonly X509Certificate[] = [];
+
+/**
+ * Whether `leaf`, through `others` (in any order; those listed first are tried first) and then
+ * `pool` (an index shared by many searches, built once), is signed by a root of `roots` within
+ * MAX_DEPTH certificates, MAX_SIGNATURE_CHECKS signature checks (`spent` counts them) and
+ * MAX_CANDIDATES certificates looked at.
+ */
+export function chainsToRoots(
+  leaf: X509Certificate,
+  others: readonly X509Certificate[],
+  roots: readonly X509Certificate[],
+  nowMs = Date.now(),
+  spent = { checks: 0 },
+  pool: IssuerIndex = new Map(),
+): boolean {
   const rootPrints = new Set(roots.map((root) => root.fingerprint256));
-  const used = new Set<string>([leaf.fingerprint256]);
-  const walk = (cert: X509Certificate, depth: number): boolean => {
-    if (rootPrints.has(cert.fingerprint256)) return true;
-    if (roots.some((root) => signedBy(cert, root))) return true;
-    if (depth >= MAX_DEPTH) return false;
-    for (const next of others) {
-      const print = next.fingerprint256;
-      if (used.has(print) || !signedBy(cert, next)) continue;
-      used.add(print);
-      if (walk(next, depth + 1)) return true;
-      used.delete(print);
+  const own = issuerIndex(others, nowMs);
+  let looked = 0;
+  const signedBy = (cert: X509Certificate, issuer: X509Certificate): boolean => {
+    try {
+      // the names and key identifiers first (no signature): most pairs end there
+      if (!cert.checkIssued(issuer)) return false;
+      spent.checks++;
+      return cert.verify(issuer.publicKey);
+    } catch {
+      return false;
     }
-    return false;
   };
-  return walk(leaf, 1);
+  const reachesRoot = (cert: X509Certificate): boolean => rootPrints.has(cert.fingerprint256) || roots.some((root) => signedBy(cert, root));
+  if (reachesRoot(leaf)) return true;
+  const seen = new Set<string>([leaf.fingerprint256]);
+  let level = [leaf];
+  for (let depth = 1; depth < MAX_DEPTH && level.length > 0; depth++) {
+    const next: X509Certificate[] = [];
+    for (const cert of level) {
+      for (const candidates of [own.get(cert.issuer) ?? NONE, pool.get(cert.issuer) ?? NONE]) {
+        for (const issuer of candidates) {
+          if (spent.checks >= MAX_SIGNATURE_CHECKS || ++looked > MAX_CANDIDATES) return false;
+          if (seen.has(issuer.fingerprint256) || !signedBy(cert, issuer)) continue;
+          seen.add(issuer.fingerprint256);
+          if (reachesRoot(issuer)) return true;
+          next.push(issuer);
+        }
+      }
+    }
+    level = next;
+  }
+  return false;
 }

@@ -1,0 +1,135 @@
+// chainsToRoots over certificates a peer chose: a genuine path (leaf, issuer, root; a cross
+// certificate to another root) is found in a few signature checks, and certificates that all
+// sign one another, a look-alike of the real issuer, or more of them than a path can hold never
+// cost more than MAX_SIGNATURE_CHECKS (the search over every path made thousands: a review held
+// an inbound's event loop 13 s with 16 connections of them). Certificates from the test CA and
+// of a peer's own making (src/pki/certificate.ts), read by node:crypto.
+
+import t from 'tap';
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { issueCrossCertificate, issuerName } from '../../src/ca/x509-profile.js';
+import { buildCertificate, keyIdentifier } from '../../src/pki/certificate.js';
+import { MAX_CANDIDATES, MAX_SIGNATURE_CHECKS, chainsToRoots, issuerIndex } from '../../src/pki/chain-to-roots.js';
+import { octetString } from '../../src/pki/der.js';
+import { generateWorkloadKey, spkiDerOf } from '../../src/pki/keys.js';
+import { makePki } from '../helpers/pki.js';
+
+const TD = 'mesh.test';
+const DAY_MS = 86_400_000;
+const AUTHORITY = [
+  { name: 'basicConstraints', cA: true, critical: true },
+  { name: 'keyUsage', keyCertSign: true, critical: true },
+];
+const x509 = (pem: string) => new X509Certificate(pem);
+
+t.test('genuine paths, and what peers may add to them', async (t) => {
+  const a = await makePki(TD);
+  const b = await makePki(TD);
+  const leaf = x509((await a.issue(`spiffe://${TD}/svc/frontend`)).certificatePem);
+  const issuerA = x509(a.issuerPem);
+  const rootA = x509(a.rootPem);
+  const rootB = x509(b.rootPem);
+
+  const spent = { checks: 0 };
+  t.ok(chainsToRoots(leaf, [issuerA], [rootA], Date.now(), spent), 'leaf, issuer, root');
+  t.ok(spent.checks <= 2, `in ${spent.checks} signature checks`);
+  t.notOk(chainsToRoots(leaf, [issuerA], [rootB]), 'not to a root that signed none of it');
+  t.notOk(chainsToRoots(leaf, [], [rootA]), 'nor without its issuer');
+
+  // a leaf of B with a cross certificate (B's key signed by A): it reaches A too
+  const bLeaf = x509((await b.issue(`spiffe://${TD}/svc/reports`)).certificatePem);
+  const cross = x509((await issueCrossCertificate(a.root, new Date(Date.now() + DAY_MS), b.root.spki, TD)).pem);
+  const crossSpent = { checks: 0 };
+  t.ok(chainsToRoots(bLeaf, [x509(b.issuerPem), cross], [rootA], Date.now(), crossSpent), 'leaf of B, issuer of B, cross certificate, root A');
+  t.ok(crossSpent.checks <= 4, `in ${crossSpent.checks} signature checks`);
+
+  // a peer's own key signs every certificate it makes
+  const own = await generateWorkloadKey();
+  const signingKey = createPrivateKey(own.privateKeyPem);
+  const ownSpki = spkiDerOf(createPublicKey(own.publicKeyPem));
+  const made = { organization: 'planted', commonName: 'loop' };
+  const loop = async () => x509((await buildCertificate({ subject: made, issuer: made, subjectPublicKeySpki: ownSpki, notBefore: new Date(Date.now() - DAY_MS), notAfter: new Date(Date.now() + DAY_MS), signingKey, extensions: AUTHORITY })).pem);
+  const loops: X509Certificate[] = [];
+  for (let i = 0; i < 9; i++) loops.push(await loop());
+  // the real issuer's name, key and key identifier, issued by `made`, still valid: the leaf verifies under it
+  const lookalike = async () =>
+    x509(
+      (
+        await buildCertificate({
+          subject: issuerName(TD),
+          issuer: made,
+          subjectPublicKeySpki: a.issuer.spki,
+          notBefore: new Date(Date.now() - DAY_MS),
+          notAfter: new Date(Date.now() + DAY_MS),
+          signingKey,
+          extensions: [...AUTHORITY, { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(a.issuer.spki)) }],
+        })
+      ).pem,
+    );
+
+  // a leaf of the peer's own loop: nothing reaches a root, and every one signs every other
+  const loopLeaf = loops[0]!;
+  const loopSpent = { checks: 0 };
+  t.notOk(chainsToRoots(loopLeaf, loops.slice(1), [rootA], Date.now(), loopSpent), 'a loop of its own certificates reaches no root');
+  t.ok(loopSpent.checks <= loops.length, `and each is checked as a link once (${loopSpent.checks} signature checks; every path through 8 of them: thousands)`);
+
+  // the genuine leaf with look-alikes and loops listed before its real issuer
+  const crowd = [await lookalike(), ...loops];
+  const crowdSpent = { checks: 0 };
+  t.ok(chainsToRoots(leaf, [...crowd, issuerA], [rootA], Date.now(), crowdSpent), 'the genuine path is still found behind a look-alike and a loop');
+  t.ok(crowdSpent.checks <= MAX_SIGNATURE_CHECKS, `within the bound (${crowdSpent.checks})`);
+
+  // more look-alikes than the bound before the real issuer: the search gives up (the peer that
+  // sent them is cut; a caller's own certificates are listed before any other's)
+  const many: X509Certificate[] = [];
+  for (let i = 0; i <= MAX_SIGNATURE_CHECKS; i++) many.push(await lookalike());
+  const manySpent = { checks: 0 };
+  t.notOk(chainsToRoots(leaf, [...many, issuerA], [rootA], Date.now(), manySpent), 'past the bound, no path');
+  t.equal(manySpent.checks, MAX_SIGNATURE_CHECKS, 'having spent exactly the bound');
+  t.ok(chainsToRoots(leaf, [issuerA, ...many], [rootA]), 'the same certificates with the real issuer first: found at once');
+
+  // a shared pool (other callers' certificates, for a resumed session's bare leaf) crowded with
+  // the issuer's name under other key identifiers: each costs a name match, no signature, and
+  // the search looks at MAX_CANDIDATES of them at most
+  const otherKey = await generateWorkloadKey();
+  const otherSpki = spkiDerOf(createPublicKey(otherKey.publicKeyPem));
+  const namesake = async () =>
+    x509(
+      (
+        await buildCertificate({
+          subject: issuerName(TD),
+          issuer: made,
+          subjectPublicKeySpki: otherSpki,
+          notBefore: new Date(Date.now() - DAY_MS),
+          notAfter: new Date(Date.now() + DAY_MS),
+          signingKey,
+          extensions: [...AUTHORITY, { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(otherSpki)) }],
+        })
+      ).pem,
+    );
+  const namesakes: X509Certificate[] = [];
+  for (let i = 0; i <= MAX_CANDIDATES; i++) namesakes.push(await namesake());
+  const crowdedSpent = { checks: 0 };
+  t.notOk(chainsToRoots(leaf, [], [rootA], Date.now(), crowdedSpent, issuerIndex([...namesakes, issuerA])), `a pool with more than ${MAX_CANDIDATES} namesakes before the issuer: given up`);
+  t.equal(crowdedSpent.checks, 0, 'having checked no signature');
+  t.ok(chainsToRoots(leaf, [], [rootA], Date.now(), { checks: 0 }, issuerIndex([issuerA, ...namesakes])), 'the issuer first in the pool: found');
+  t.ok(chainsToRoots(leaf, [issuerA], [rootA], Date.now(), { checks: 0 }, issuerIndex(namesakes)), "the leaf's own certificates are tried before the pool");
+
+  // an authority outside its dates was used by no handshake (OpenSSL refuses it): not a link
+  const lapsed = x509(
+    (
+      await buildCertificate({
+        subject: issuerName(TD),
+        issuer: made,
+        subjectPublicKeySpki: a.issuer.spki,
+        notBefore: new Date(Date.now() - 10 * DAY_MS),
+        notAfter: new Date(Date.now() - 5 * DAY_MS),
+        signingKey,
+        extensions: AUTHORITY,
+      })
+    ).pem,
+  );
+  const lapsedSpent = { checks: 0 };
+  chainsToRoots(leaf, [lapsed], [rootA], Date.now(), lapsedSpent);
+  t.equal(lapsedSpent.checks, 0, 'an expired authority is not even checked');
+});
