@@ -74,6 +74,10 @@ export class Http1Exchange extends Exchange {
     // the HTTP server took its error listener off the socket with the upgrade: without one, a
     // caller's reset while the app decides would be thrown
     socket.on('error', destroySelf);
+    // a tunnel carries half-closes: a caller that sends its FIN before the app's 101 still
+    // reads the answer and what the app sends after it (its end goes on at the 101). With
+    // Node's close-on-FIN the connection closed at once and the app's tunnel broke (a review)
+    socket.allowHalfOpen = true;
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false; // whatever happens next, this connection carries no more requests
     res.assignSocket(socket);
@@ -210,8 +214,8 @@ export class Http1Exchange extends Exchange {
     });
     // half-close carries through, as Envoy's upgrade proxying does: a FIN from either side ends
     // the write toward the other (pipe) and the other's later bytes still come back. Set on the
-    // tunnel's two sockets only: plain requests keep Node's close-on-FIN.
-    socket.allowHalfOpen = true;
+    // tunnel's two sockets only (the caller's since its Upgrade: forUpgrade): plain requests
+    // keep Node's close-on-FIN.
     appSocket.allowHalfOpen = true;
     // the node:http agent's idle timer (for pooled sockets: an upgraded one has left the pool,
     // its 'timeout' has no listener) is stopped, so that the app's socket, once half-closed, is
@@ -235,7 +239,11 @@ export class Http1Exchange extends Exchange {
     // (relayEnd)
     socket.pipe(appSocket, KEEP_OPEN);
     appSocket.pipe(socket, KEEP_OPEN);
-    socket.once('end', () => relayEnd(socket, tcpUnder(socket), appSocket, cut));
+    const callerEnded = () => relayEnd(socket, tcpUnder(socket), appSocket, cut);
+    // its FIN may have come before the 101, with no bytes behind it to hold the end back:
+    // relayed on the next turn, not from inside this read of the app's answer (as the outbound)
+    if (socket.readableEnded) setImmediate(callerEnded);
+    else socket.once('end', callerEnded);
     appSocket.once('end', () => relayEnd(appSocket, appSocket, socket, cut));
     socket.resume();
   }

@@ -51,6 +51,11 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
   ctx.activity.enter();
   socket.on('error', ignore);
   socket.setTimeout(0); // no keep-alive timeout: until the 101, the upstream's timeout applies
+  // a tunnel carries half-closes: an app that sends its FIN before the 101 still reads the
+  // answer and what the far app sends after it, and its end goes on once the tunnel opens
+  // (below). With Node's close-on-FIN the connection closed at once, the 101 and the bytes
+  // after the head lost, and the far app's tunnel broken (a review)
+  socket.allowHalfOpen = true;
 
   let upstream: TLSSocket | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -203,8 +208,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       });
       // half-close carries through, as Envoy's upgrade proxying does: the app's FIN ends our
       // write toward the upstream (pipe), and the upstream's later bytes still reach the app.
-      // Set on these two sockets only, now: plain requests keep Node's close-on-FIN.
-      socket.allowHalfOpen = true;
+      // Set on these two sockets only: plain requests keep Node's close-on-FIN.
       up.allowHalfOpen = true;
       // the app reset its connection: the upstream is reset as well (before 'close', which
       // would otherwise flush and close it with a FIN: a clean end for the far app)
@@ -222,7 +226,13 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       // after the app's FIN, its socket is asked every second whether it was reset since (an app
       // that half-closes, then crashes): the upstream is then reset, so the far app sees a reset
       // and neither sidecar holds the tunnel until tunnelIdleTimeout (relayEnd)
-      socket.once('end', () => relayEnd(socket, socket, up, () => resetConnection(up)));
+      const appEnded = () => relayEnd(socket, socket, up, () => resetConnection(up));
+      // its FIN may have come before the 101, with no bytes behind it to hold the end back:
+      // relayed on the next turn, not from inside this read of the upstream's TLS socket, where
+      // ending it lost the TLS records after the 101's in the same read (the far app's first
+      // bytes, seen in the test)
+      if (socket.readableEnded) setImmediate(appEnded);
+      else socket.once('end', appEnded);
       // counted from the last byte either way, not by the app socket's own timer (which stays
       // 0): the second's asking writes nothing, yet would re-arm that timer (tunnel-idle.ts)
       cutWhenIdle(socket, up, pool.tunnelIdleTimeoutMs, cut);
