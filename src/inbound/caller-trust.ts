@@ -8,11 +8,12 @@
 // gains roots un-trusts no one and costs nothing.
 //
 // A caller is kept when some path from its leaf, through the certificates its handshake showed
-// (and the intermediates of this sidecar's own chain and of the other callers being looked at),
-// is signed by a root of the new bundle: during a rotation a leaf of the new root comes with a
-// cross certificate to the old root as well, and is kept. A resumed TLS session (with
-// `inbound.sessionResumption: true`) shows its leaf alone; found no path, it is cut, and the
-// caller's next connection is a full handshake (the bundle change retired the tickets).
+// (and the intermediates of this sidecar's own chain), is signed by a root of the new bundle:
+// during a rotation a leaf of the new root comes with a cross certificate to the old root as
+// well, and is kept. A resumed TLS session (with `inbound.sessionResumption: true`) shows its
+// leaf alone: it is judged through the intermediates of the paths found for the other callers
+// (and ours); found no path, it is cut, and the caller's next connection is a full handshake
+// (the bundle change retired the tickets).
 
 import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -51,15 +52,12 @@ export function callerChains(socket: TLSSocket, roots: readonly X509Certificate[
  * The connections in `sockets` whose callers no longer chain to `roots`, cut with `cut`;
  * returns the SPIFFE IDs (or addresses) of the callers cut, one per connection. One search per
  * caller's leaf, not per connection: a caller's thousand connections (maxConnectionsPerCaller)
- * cost what one does, and what one caller presents can cost at most one search's checks
+ * cost what one does, and what one caller presents costs at most one search's checks
  * (chain-to-roots.ts) however many connections carry it.
  */
 export function cutUntrustedCallers(sockets: Iterable<Socket>, roots: readonly X509Certificate[], ownChainPem: string, cut: (socket: TLSSocket) => string): string[] {
   const open = [...sockets].filter((socket) => !socket.destroyed) as TLSSocket[];
-  // intermediates a resumed session's leaf may hang from: ours, and those other callers presented
-  // (each once: thousands of callers of one issuer present the same few)
   const own = bundleRoots(ownChainPem).slice(1);
-  const pooled = new Map<string, X509Certificate>();
   const byLeaf = new Map<string, { leaf: X509Certificate; presented: Map<string, X509Certificate>; sockets: TLSSocket[] }>();
   for (const socket of open) {
     const path = presentedPath(socket);
@@ -68,17 +66,33 @@ export function cutUntrustedCallers(sockets: Iterable<Socket>, roots: readonly X
     let caller = byLeaf.get(leaf.fingerprint256);
     if (caller === undefined) byLeaf.set(leaf.fingerprint256, (caller = { leaf, presented: new Map(), sockets: [] }));
     caller.sockets.push(socket);
-    for (const cert of others) caller.presented.set(cert.fingerprint256, cert);
-    if (!socket.isSessionReused()) for (const cert of others) pooled.set(cert.fingerprint256, cert);
+    if (!socket.isSessionReused()) for (const cert of others) caller.presented.set(cert.fingerprint256, cert);
   }
-  // indexed once: thousands of callers look up one pool
   const nowMs = Date.now();
-  const known = issuerIndex([...own, ...pooled.values()], nowMs);
   const cutOnes: string[] = [];
-  for (const { leaf, presented, sockets: callerSockets } of byLeaf.values()) {
-    // its own certificates first, then ours and the pool: a genuine path is found in the first checks
-    if (chainsToRoots(leaf, [...presented.values()], roots, nowMs, { checks: 0 }, known)) continue;
+  const cutAll = (callerSockets: readonly TLSSocket[]) => {
     for (const socket of callerSockets) cutOnes.push(cut(socket));
+  };
+  // Callers with a full handshake first, through what they presented and our own chain. The
+  // intermediates of the paths found are the pool a resumed session's bare leaf is judged
+  // with: only certificates that chain to a kept root, so what a caller presents beside its
+  // path (certificates of its own making, named like another issuer) never reaches the pool,
+  // where it cost other callers' searches their budget and had them cut (review of 9eef41b)
+  const pathCerts = new Map<string, X509Certificate>(own.map((cert) => [cert.fingerprint256, cert]));
+  const resumedOnly: Array<{ leaf: X509Certificate; sockets: TLSSocket[] }> = [];
+  for (const caller of byLeaf.values()) {
+    if (caller.presented.size === 0) {
+      resumedOnly.push(caller);
+      continue;
+    }
+    const path: X509Certificate[] = [];
+    if (chainsToRoots(caller.leaf, [...caller.presented.values(), ...own], roots, nowMs, { checks: 0 }, undefined, path)) {
+      for (const cert of path) pathCerts.set(cert.fingerprint256, cert);
+    } else cutAll(caller.sockets);
+  }
+  const pool = issuerIndex(pathCerts.values(), nowMs);
+  for (const { leaf, sockets: callerSockets } of resumedOnly) {
+    if (!chainsToRoots(leaf, [], roots, nowMs, { checks: 0 }, pool)) cutAll(callerSockets);
   }
   return cutOnes;
 }

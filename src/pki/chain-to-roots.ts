@@ -11,11 +11,14 @@
 // send certificates that all sign one another. A search over every path (a review: ten such
 // connections held the event loop 3 s, sixteen 13 s, growing with the cube) is replaced by a
 // breadth-first one that takes each certificate once, only certificate authorities valid now
-// (OpenSSL used no other), looks issuers up by name, stops at the first root, and gives up
-// after a fixed number of signature checks: a peer's junk costs at most that, and a genuine
-// path (leaf, issuer, root; a cross certificate mid-rotation) needs two to four.
+// (OpenSSL used no other; dates read as cert-dates.ts reads them), tries the peer's own few
+// first, looks a shared pool up by name (compared as OpenSSL compares names), stops at the
+// first root, and gives up after a fixed number of signature checks and candidates: a peer's
+// junk costs at most that, and a genuine path (leaf, issuer, root; a cross certificate
+// mid-rotation) needs two to four.
 
 import { X509Certificate } from 'node:crypto';
+import { readPrintedDate } from './cert-dates.js';
 import { splitPemCertificates } from './pem.js';
 
 /** Leaf plus intermediates followed at most (peer-validity.ts MAX_PATH). */
@@ -40,34 +43,57 @@ export function bundleRoots(pem: string): X509Certificate[] {
   return roots;
 }
 
-/** Issuers looked up by subject name: certificate authorities inside their dates, each once, in the order given. */
+/** Issuers of a shared pool, looked up by subject name (nameKey): certificate authorities inside their dates, each once, in the order given. */
 export type IssuerIndex = ReadonlyMap<string, readonly X509Certificate[]>;
 
-/** The certificates of `certs` that can have issued something at `nowMs`, by subject (OpenSSL used no other). */
+/**
+ * A name as OpenSSL compares names (RFC 5280 §7.1: case and runs of spaces do not count), as far
+ * as Node prints it: an issuer field spelt 'CN=issuer ca' names the certificate 'CN=Issuer CA'.
+ */
+function nameKey(printed: string): string {
+  return printed
+    .split('\n')
+    .map((line) => line.trim().replace(/\s+/g, ' '))
+    .join('\n')
+    .toLowerCase();
+}
+
+/** The certificates of `certs` that can have issued something at `nowMs` (OpenSSL used no other), by subject. */
 export function issuerIndex(certs: Iterable<X509Certificate>, nowMs = Date.now()): IssuerIndex {
   const bySubject = new Map<string, X509Certificate[]>();
   const seen = new Set<string>();
-  for (const cert of certs) {
-    if (!cert.ca || seen.has(cert.fingerprint256) || !validAt(cert, nowMs)) continue;
-    seen.add(cert.fingerprint256);
-    const list = bySubject.get(cert.subject);
-    if (list === undefined) bySubject.set(cert.subject, [cert]);
+  for (const cert of usableIssuers(certs, nowMs, seen)) {
+    const key = nameKey(cert.subject);
+    const list = bySubject.get(key);
+    if (list === undefined) bySubject.set(key, [cert]);
     else list.push(cert);
   }
   return bySubject;
 }
 
+function* usableIssuers(certs: Iterable<X509Certificate>, nowMs: number, seen = new Set<string>()): Generator<X509Certificate> {
+  for (const cert of certs) {
+    if (!cert.ca || seen.has(cert.fingerprint256) || !validAt(cert, nowMs)) continue;
+    seen.add(cert.fingerprint256);
+    yield cert;
+  }
+}
+
+/** Inside its dates at `nowMs`; a date this host cannot read does not rule it out (OpenSSL read it). */
 function validAt(cert: X509Certificate, nowMs: number): boolean {
-  return Date.parse(cert.validFrom) <= nowMs && nowMs <= Date.parse(cert.validTo);
+  const from = readPrintedDate(cert.validFrom);
+  const to = readPrintedDate(cert.validTo);
+  return (from === undefined || from.getTime() <= nowMs) && (to === undefined || nowMs <= to.getTime());
 }
 
 const NONE: readonly X509Certificate[] = [];
 
 /**
- * Whether `leaf`, through `others` (in any order; those listed first are tried first) and then
- * `pool` (an index shared by many searches, built once), is signed by a root of `roots` within
- * MAX_DEPTH certificates, MAX_SIGNATURE_CHECKS signature checks (`spent` counts them) and
- * MAX_CANDIDATES certificates looked at.
+ * Whether `leaf`, through `others` (the few its peer presented, tried first, in their order,
+ * each against every name OpenSSL would match) and then `pool` (an index shared by many
+ * searches, built once), is signed by a root of `roots` within MAX_DEPTH certificates,
+ * MAX_SIGNATURE_CHECKS signature checks (`spent` counts them) and MAX_CANDIDATES certificates
+ * looked at. `path`, when given, receives the intermediates of the path found, leaf's issuer first.
  */
 export function chainsToRoots(
   leaf: X509Certificate,
@@ -76,9 +102,10 @@ export function chainsToRoots(
   nowMs = Date.now(),
   spent = { checks: 0 },
   pool: IssuerIndex = new Map(),
+  path?: X509Certificate[],
 ): boolean {
   const rootPrints = new Set(roots.map((root) => root.fingerprint256));
-  const own = issuerIndex(others, nowMs);
+  const own = [...usableIssuers(others, nowMs)];
   let looked = 0;
   const signedBy = (cert: X509Certificate, issuer: X509Certificate): boolean => {
     try {
@@ -92,17 +119,28 @@ export function chainsToRoots(
   };
   const reachesRoot = (cert: X509Certificate): boolean => rootPrints.has(cert.fingerprint256) || roots.some((root) => signedBy(cert, root));
   if (reachesRoot(leaf)) return true;
+  // each certificate once, with the one it was reached from: the path found is read back from it
+  const reachedFrom = new Map<X509Certificate, X509Certificate>();
   const seen = new Set<string>([leaf.fingerprint256]);
+  const found = (last: X509Certificate): true => {
+    if (path !== undefined) {
+      const chain: X509Certificate[] = [];
+      for (let cert: X509Certificate | undefined = last; cert !== undefined && cert !== leaf; cert = reachedFrom.get(cert)) chain.unshift(cert);
+      path.push(...chain);
+    }
+    return true;
+  };
   let level = [leaf];
   for (let depth = 1; depth < MAX_DEPTH && level.length > 0; depth++) {
     const next: X509Certificate[] = [];
     for (const cert of level) {
-      for (const candidates of [own.get(cert.issuer) ?? NONE, pool.get(cert.issuer) ?? NONE]) {
+      for (const candidates of [own, pool.get(nameKey(cert.issuer)) ?? NONE]) {
         for (const issuer of candidates) {
           if (spent.checks >= MAX_SIGNATURE_CHECKS || ++looked > MAX_CANDIDATES) return false;
           if (seen.has(issuer.fingerprint256) || !signedBy(cert, issuer)) continue;
           seen.add(issuer.fingerprint256);
-          if (reachesRoot(issuer)) return true;
+          reachedFrom.set(issuer, cert);
+          if (reachesRoot(issuer)) return found(issuer);
           next.push(issuer);
         }
       }

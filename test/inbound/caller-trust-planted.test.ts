@@ -10,6 +10,7 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -103,4 +104,97 @@ t.test('certificates a caller plants in its handshake cost the bundle-change che
   t.equal(await get(kept), 200, 'the caller under the kept root is still served');
   t.equal(await get(planted[0]!), 200, 'the planter too: its leaf is genuine, and its real issuer is among what it presented');
   t.equal(planted.filter((session) => !session.destroyed && !session.closed).length, PLANTED_CONNECTIONS, 'all its connections kept');
+});
+
+/** A raw mTLS HTTP/1.1 connection (TLS 1.3), resuming `session` when given. */
+interface Raw {
+  readonly socket: tls.TLSSocket;
+  session?: Buffer;
+}
+
+async function rawConnect(port: number, key: string, cert: string, ca: string, session?: Buffer): Promise<Raw> {
+  const socket = tls.connect({ host: '127.0.0.1', port, key, cert, ca, ALPNProtocols: ['http/1.1'], checkServerIdentity: () => undefined, minVersion: 'TLSv1.3', ...(session ? { session } : {}) });
+  const raw: Raw = { socket };
+  socket.on('session', (ticket: Buffer) => (raw.session = ticket));
+  socket.on('error', () => {});
+  await once(socket, 'secureConnect');
+  return raw;
+}
+
+/** One GET's status line, or 'closed'. */
+function rawGet(raw: Raw): Promise<string> {
+  return new Promise((resolve) => {
+    if (raw.socket.destroyed) return resolve('closed');
+    let text = '';
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (!text.includes('\r\n\r\n')) return;
+      raw.socket.off('data', onData);
+      resolve(text.split('\r\n')[0] as string);
+    };
+    raw.socket.on('data', onData);
+    raw.socket.once('close', () => resolve('closed'));
+    raw.socket.write('GET /x HTTP/1.1\r\nHost: orders\r\n\r\n');
+  });
+}
+
+t.test("certificates planted beside a caller's path never cost a resumed caller its search", async (t) => {
+  const fx = await startInbound({ sessionResumption: true });
+  t.teardown(() => fx.close());
+  const a = fx.pki; // the sidecar's own chain
+  const b = await makePki(TD); // the resumed caller's chain, not ours: its issuer comes from the pool
+  const c = await makePki(TD); // the root dropped, which nobody chains to
+  const all = a.bundlePem + b.bundlePem + c.bundlePem;
+  fx.identity.swap(validateSvid({ ...(await a.issue(SERVER_ID)), bundlePem: all }, SERVER_ID));
+
+  // the planter: a genuine leaf of A, and beside it certificates named as B's issuer, with its
+  // key identifier, authorities valid now, on keys of its own: each passes the name and key
+  // identifier match and costs a signature check
+  const own = await generateWorkloadKey();
+  const signingKey = createPrivateKey(own.privateKeyPem);
+  const planterLeaf = await a.issue(`spiffe://${TD}/svc/planter`);
+  const raws: Raw[] = [];
+  t.teardown(() => raws.forEach((raw) => raw.socket.destroy()));
+  for (let i = 0; i < 4; i++) {
+    const namesakes: string[] = [];
+    for (let j = 0; j < 8; j++) {
+      const key = await generateWorkloadKey();
+      const built = await buildCertificate({
+        subject: issuerName(TD),
+        issuer: { organization: 'planted', commonName: `n${i}-${j}` },
+        subjectPublicKeySpki: spkiDerOf(createPublicKey(key.publicKeyPem)),
+        notBefore: new Date(Date.now() - DAY_MS),
+        notAfter: new Date(Date.now() + DAY_MS),
+        signingKey,
+        extensions: [
+          { name: 'basicConstraints', cA: true, critical: true },
+          { name: 'keyUsage', keyCertSign: true, critical: true },
+          { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(b.issuer.spki)) },
+        ],
+      });
+      namesakes.push(built.pem);
+    }
+    raws.push(await rawConnect(fx.port, planterLeaf.privateKeyPem, planterLeaf.certificatePem + a.issuerPem + namesakes.join(''), all));
+  }
+  // a caller of B with a full handshake: its path brings B's issuer
+  const supplierLeaf = await b.issue(`spiffe://${TD}/svc/supplier`);
+  const supplier = await rawConnect(fx.port, supplierLeaf.privateKeyPem, supplierLeaf.chainPem, all);
+  raws.push(supplier);
+  // the resumed caller of B: a first connection for its ticket, then the resumed one (leaf alone)
+  const resumedLeaf = await b.issue(`spiffe://${TD}/svc/reports`);
+  const first = await rawConnect(fx.port, resumedLeaf.privateKeyPem, resumedLeaf.chainPem, all);
+  raws.push(first);
+  t.equal(await rawGet(first), 'HTTP/1.1 200 OK', 'the resumed caller, first connection');
+  await waitUntil(() => first.session !== undefined, 'a session ticket');
+  first.socket.destroy();
+  const resumed = await rawConnect(fx.port, resumedLeaf.privateKeyPem, resumedLeaf.chainPem, all, first.session);
+  raws.push(resumed);
+  t.ok(resumed.socket.isSessionReused(), 'resumed: its handshake shows its leaf alone');
+  t.same(await Promise.all([rawGet(raws[0]!), rawGet(supplier), rawGet(resumed)]), ['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK', 'HTTP/1.1 200 OK'], 'every caller served');
+
+  // C dropped: A and B stay
+  fx.identity.swap(validateSvid({ ...(await a.issue(SERVER_ID)), bundlePem: a.bundlePem + b.bundlePem }, SERVER_ID));
+  t.equal(await rawGet(resumed), 'HTTP/1.1 200 OK', "the resumed caller of B is kept: the planter's namesakes never reached the pool it is judged with");
+  t.equal(await rawGet(supplier), 'HTTP/1.1 200 OK', 'the caller that brought B its issuer too');
+  t.equal(await rawGet(raws[0]!), 'HTTP/1.1 200 OK', 'and the planter, whose own path is genuine');
 });

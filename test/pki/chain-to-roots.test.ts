@@ -13,6 +13,7 @@ import { MAX_CANDIDATES, MAX_SIGNATURE_CHECKS, chainsToRoots, issuerIndex } from
 import { octetString } from '../../src/pki/der.js';
 import { generateWorkloadKey, spkiDerOf } from '../../src/pki/keys.js';
 import { makePki } from '../helpers/pki.js';
+import { redated } from '../helpers/odd-dates.js';
 
 const TD = 'mesh.test';
 const DAY_MS = 86_400_000;
@@ -132,4 +133,56 @@ t.test('genuine paths, and what peers may add to them', async (t) => {
   const lapsedSpent = { checks: 0 };
   chainsToRoots(leaf, [lapsed], [rootA], Date.now(), lapsedSpent);
   t.equal(lapsedSpent.checks, 0, 'an expired authority is not even checked');
+});
+
+t.test('names and dates as OpenSSL reads them', async (t) => {
+  const a = await makePki(TD);
+  const rootA = x509(a.rootPem);
+  // an issuer named 'Issuer CA', and a leaf whose issuer field spells it 'issuer  ca': OpenSSL
+  // compares names without case or runs of spaces (RFC 5280 §7.1) and verified such a path; the
+  // exact printed name found no issuer (review of the bounded search)
+  const issuerKey = await generateWorkloadKey();
+  const issuerSpki = spkiDerOf(createPublicKey(issuerKey.publicKeyPem));
+  const issuerDn = { organization: 'mesh', commonName: 'Issuer CA' };
+  const issuer = x509(
+    (
+      await buildCertificate({
+        subject: issuerDn,
+        issuer: a.root.name,
+        subjectPublicKeySpki: issuerSpki,
+        notBefore: new Date(Date.now() - DAY_MS),
+        notAfter: new Date(Date.now() + DAY_MS),
+        signingKey: a.root.key,
+        extensions: AUTHORITY,
+      })
+    ).pem,
+  );
+  const leafKey = await generateWorkloadKey();
+  const spelt = x509(
+    (
+      await buildCertificate({
+        subject: { organization: 'mesh', commonName: 'leaf' },
+        issuer: { organization: 'MESH', commonName: 'issuer  ca' },
+        subjectPublicKeySpki: spkiDerOf(createPublicKey(leafKey.publicKeyPem)),
+        notBefore: new Date(Date.now() - DAY_MS),
+        notAfter: new Date(Date.now() + DAY_MS),
+        signingKey: createPrivateKey(issuerKey.privateKeyPem),
+        extensions: [],
+      })
+    ).pem,
+  );
+  t.ok(spelt.checkIssued(issuer), 'OpenSSL takes the issuer for it');
+  t.ok(chainsToRoots(spelt, [issuer], [rootA]), 'found among the certificates presented');
+  t.ok(chainsToRoots(spelt, [], [rootA], Date.now(), { checks: 0 }, issuerIndex([issuer])), 'found in a shared pool');
+
+  // an issuer whose notBefore is the year 30 (GeneralizedTime): valid now, as OpenSSL reads it;
+  // Date.parse read the printed year as 2030, not yet valid
+  const ancient = x509(await redated(a.issuerPem, a.root.key, { notBefore: ['G', '00300101000000Z'] }));
+  const leaf = x509((await a.issue(`spiffe://${TD}/svc/frontend`)).certificatePem);
+  t.ok(chainsToRoots(leaf, [ancient], [rootA]), 'an issuer valid since the year 30 is valid now');
+
+  // the path found, for the pool of resumed sessions' searches
+  const path: X509Certificate[] = [];
+  t.ok(chainsToRoots(leaf, [x509(a.issuerPem)], [rootA], Date.now(), { checks: 0 }, undefined, path));
+  t.same(path.map((cert) => cert.fingerprint256), [x509(a.issuerPem).fingerprint256], 'its intermediates are told, the issuer first');
 });
