@@ -114,7 +114,8 @@ class Http1Attempt extends Attempt implements UploadAttempt, HeldHead {
   }
 
   protected appGone(): boolean {
-    return this.res.destroyed;
+    // the connection destroyed (a drain out of time cuts them all): its close is still to come
+    return this.res.destroyed || this.req.socket.destroyed;
   }
 
   answerComplete(): boolean {

@@ -109,6 +109,25 @@ t.test('a drain that times out cuts what is left', async (t) => {
   t.same({ status: record?.status, errorCode: record?.errorCode }, { status: 503, errorCode: 'drain_timeout' }, 'recorded as cut at the drain timeout');
 });
 
+t.test('a POST cut by a drain that times out is recorded as cut, not as the upstream failing', async (t) => {
+  // a POST is not sent again: the upstream stream's end at the cut failed it as upstream_reset
+  // while the app's connection, already destroyed, had not yet closed, so the record said 502
+  // with an error body's bytes that never went out (the drain review, with a pair of sidecars)
+  const fx = await outboundToSilentUpstream(t);
+  const hanging = request(fx.port, { method: 'POST', path: '/hang', body: 'hi', headers: { 'content-type': 'text/plain' } }).then(
+    (r) => `status ${r.status}`,
+    (err: NodeJS.ErrnoException) => String(err.code),
+  );
+  await until(() => fx.outbound.inFlight === 1, 'the request in flight');
+  await fx.outbound.drain(300);
+  // then the stop, as a sidecar's follows its drain: the upstream sessions close at once, before
+  // the app's destroyed connection has told its close
+  await fx.outbound.close();
+  t.equal(await hanging, 'ECONNRESET', 'the request left in flight was cut');
+  const [record] = await fx.observer.waitForRequests(1);
+  t.same({ status: record?.status, errorCode: record?.errorCode, bytesOut: record?.bytesOut }, { status: 503, errorCode: 'drain_timeout', bytesOut: 0 }, 'recorded as cut at the drain timeout, nothing sent');
+});
+
 t.test('a drain that times out cuts an h2c stream with an error, not a clean end', async (t) => {
   // A stream cut at the drain timeout used to close under a GOAWAY(NO_ERROR) naming it as
   // processed: a Node client saw its stream end without an answer and no error at all.
