@@ -263,7 +263,17 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       res.pipe(socket, { end: false });
       countBody(res, exchange, 'out');
       res.once('error', ignore); // a body cut short: 'close' below, not complete
+      // the head's deadline is past: the body is held to the upstream's idleTimeout, as any
+      // answer's (nothing watched it: an upstream that stopped midway held both connections)
+      if (pool.idleTimeoutMs > 0) {
+        up.setTimeout(pool.idleTimeoutMs, () => {
+          exchange.errorCode ??= 'upstream_timeout';
+          up.destroy();
+        });
+      }
       res.once('close', () => {
+        // cut short: recorded as the upstream breaking it off, as a plain answer's is
+        if (!res.complete) exchange.errorCode ??= 'upstream_reset';
         exchange.finish();
         if (res.complete) socket.destroySoon(); // not end(): see fail()
         else socket.destroy();

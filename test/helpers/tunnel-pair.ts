@@ -22,6 +22,9 @@ export interface TunnelPairOptions {
   readonly inboundTunnelIdleTimeoutMs?: number;
   /** The outbound's upstream `tunnelIdleTimeout` (default: the sidecar's, 1 h). */
   readonly outboundTunnelIdleTimeoutMs?: number;
+  /** Each side's `idleTimeout` for requests (a refused Upgrade's answer is one; default: the fixtures'). */
+  readonly inboundIdleTimeoutMs?: number;
+  readonly outboundIdleTimeoutMs?: number;
   /** http2.codec of both sidecars (default: the fixtures' own, MESHCAR_TEST_H2_CODEC or meshcar). */
   readonly codec?: 'meshcar' | 'node';
   /** The inbound sidecar's certificate lifetime (default: the fixture's, 1 h). */
@@ -54,11 +57,12 @@ export async function startTunnelPair(far: FarApp, options: TunnelPairOptions = 
   const inbound = await startInbound({
     externalApp: { protocol: 'http', port: (app.address() as AddressInfo).port },
     ...(options.inboundTunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.inboundTunnelIdleTimeoutMs } : {}),
+    ...(options.inboundIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.inboundIdleTimeoutMs } : {}),
     ...(options.codec !== undefined ? { codec: options.codec } : {}),
     ...(options.serverLifetimeMs !== undefined ? { serverLifetimeMs: options.serverLifetimeMs } : {}),
     ...(options.inboundLogger !== undefined ? { logger: options.inboundLogger } : {}),
   });
-  const upstream = { name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID, ...(options.outboundTunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.outboundTunnelIdleTimeoutMs } : {}) };
+  const upstream = { name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID, ...(options.outboundTunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.outboundTunnelIdleTimeoutMs } : {}), ...(options.outboundIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.outboundIdleTimeoutMs } : {}) };
   const outbound = await startOutbound(inbound.pki, [upstream], { ...(options.codec !== undefined ? { codec: options.codec } : {}), ...(options.outboundLogger !== undefined ? { logger: options.outboundLogger } : {}) });
   return {
     inbound,

@@ -1,0 +1,50 @@
+// An Upgrade the far app refuses (403 with a body) and whose body stops short: the outbound's
+// record says the answer was cut (upstream_reset, as a plain answer cut midway is), not a whole
+// 403; and an upstream that goes quiet midway is held to the outbound's idleTimeout, as any
+// answer's body is: nothing watched it once the head was in, so both connections (and the
+// drain) waited on the peer's own limit, or for ever against an upstream without one (the
+// tunnel review). Through a real pair (outbound -> mTLS -> inbound -> raw TCP far app).
+
+import t from 'tap';
+import net from 'node:net';
+import { once } from 'node:events';
+import { startTunnelPair, UPGRADE_HEAD, endings, closedWithin } from '../helpers/tunnel-pair.js';
+import { waitUntil } from '../helpers/outbound-fixture.js';
+
+/** A far app that refuses with a 100-byte body, sends 3 bytes of it and goes quiet. */
+const refuseShort = (socket: net.Socket) => socket.write('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\nabc');
+
+async function callingApp(port: number) {
+  const app = net.connect({ port, host: '127.0.0.1' });
+  await once(app, 'connect');
+  const seen = endings(app);
+  let text = '';
+  app.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  app.write(UPGRADE_HEAD);
+  return { app, seen, text: () => text };
+}
+
+t.test('a refusal cut short by the inbound is recorded as cut', async (t) => {
+  const pair = await startTunnelPair(refuseShort, { inboundIdleTimeoutMs: 1_000 });
+  t.teardown(() => pair.close());
+  const { app, seen, text } = await callingApp(pair.outbound.port);
+  t.teardown(() => app.destroy());
+  t.same((await closedWithin(seen, 5_000)).at(-1), 'close', "the app's connection closes once the answer is cut");
+  t.match(text(), /^HTTP\/1\.1 403 Forbidden\r\n[^]*\r\n\r\nabc$/, 'the head and the bytes that came were relayed');
+  const [record] = await pair.outbound.observer.waitForRequests(1);
+  t.same({ status: record?.status, errorCode: record?.errorCode, bytesOut: record?.bytesOut }, { status: 403, errorCode: 'upstream_reset', bytesOut: 3 }, 'recorded as cut, with the bytes that went out');
+});
+
+t.test("a refusal's body that goes quiet is held to the outbound's idleTimeout", async (t) => {
+  // the inbound's own limit far off: only the outbound's can end it
+  const pair = await startTunnelPair(refuseShort, { inboundIdleTimeoutMs: 60_000, outboundIdleTimeoutMs: 1_000 });
+  t.teardown(() => pair.close());
+  const started = Date.now();
+  const { app, seen } = await callingApp(pair.outbound.port);
+  t.teardown(() => app.destroy());
+  t.same((await closedWithin(seen, 10_000)).at(-1), 'close', `the app's connection closes (after ${Date.now() - started} ms)`);
+  const [record] = await pair.outbound.observer.waitForRequests(1);
+  t.same({ status: record?.status, errorCode: record?.errorCode, bytesOut: record?.bytesOut }, { status: 403, errorCode: 'upstream_timeout', bytesOut: 3 }, 'recorded as the upstream going quiet');
+  await waitUntil(() => pair.outbound.outbound.inFlight === 0, 'nothing in flight on the outbound (a drain no longer waits on it)');
+  t.pass('nothing in flight');
+});
