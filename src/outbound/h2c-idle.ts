@@ -6,9 +6,9 @@
 // alone, and the timer runs again from its next frame. One timer per connection, Node's own
 // (no wake-up while frames flow, none at all once it has closed). The open streams are kept
 // (not only counted) so a drain that runs out of time can end each gRPC call it cuts with a
-// status (drain-grpc.ts). The timer is cleared on the way into the session's destroy(): Node 20
-// leaves it armed there, holding each closed session for the whole keep-alive time
-// (idle-timer-release.ts).
+// status (drain-grpc.ts). The timer is cleared on the way into the session's destroy(), and
+// before Node's own handling of its socket's close: Node 20 leaves it armed on both ways out,
+// holding each closed session for the whole keep-alive time (idle-timer-release.ts).
 
 import type { ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import { clearIdleTimerOnDestroy } from '../http/idle-timer-release.js';
@@ -27,6 +27,10 @@ export function closeWhenIdle(session: ServerHttp2Session, ms: number): void {
   session.setTimeout(ms);
   session.on('timeout', onSessionTimeout);
   clearIdleTimerOnDestroy(session);
+  // a socket that closes under a stream still open ends the session without destroy() (Node's
+  // socketOnClose marks it destroyed itself): cleared before that, while setTimeout(0) works;
+  // else each such session was held for the keep-alive time (the leak review)
+  session.socket.prependListener('close', () => session.setTimeout(0));
 }
 
 function onSessionTimeout(this: Counted): void {

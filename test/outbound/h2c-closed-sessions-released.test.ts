@@ -22,10 +22,13 @@ t.test('a closed h2c session is collected well before the keep-alive time', asyn
     {
       request: (_req, res) => res.end('http/1.1'),
       upgrade: (_req, socket) => socket.destroy(),
-      stream: (stream) => {
+      stream: (stream, headers) => {
         sessions.push(new WeakRef(stream.session as ServerHttp2Session));
+        stream.on('error', () => {});
         stream.respond({ ':status': 200 });
-        stream.end('ok');
+        // a download still going when the client cuts its socket
+        if (headers[':path'] === '/slow') stream.write('part');
+        else stream.end('ok');
       },
       brokenBody: () => false,
     },
@@ -45,8 +48,17 @@ t.test('a closed h2c session is collected well before the keep-alive time', asyn
     if (end === 'close') await new Promise<void>((resolve) => client.close(() => resolve()));
     else client.destroy();
   }
-  await waitUntil(() => listener.connections === 0, 'both connections closed');
-  t.equal(sessions.length, 2, 'both sessions answered a stream');
+  // and one that cuts its socket while its stream is still open: Node's socketOnClose ends such
+  // a session without destroy() (the leak review)
+  const cutting = http2.connect(`http://127.0.0.1:${bound.port}`);
+  cutting.on('error', () => {});
+  const download = cutting.request({ ':path': '/slow', ':authority': 'orders' });
+  download.on('error', () => {});
+  await once(download, 'data');
+  cutting.destroy();
+  await waitUntil(() => listener.connections === 0, 'the connections closed');
+  t.equal(sessions.length, 3, 'every session answered a stream');
   t.ok(await collected(sessions[0] as WeakRef<object>), 'the session its client closed with GOAWAY is let go');
   t.ok(await collected(sessions[1] as WeakRef<object>), 'the session whose socket was cut is let go');
+  t.ok(await collected(sessions[2] as WeakRef<object>), 'the session whose socket was cut with a stream open is let go');
 });
