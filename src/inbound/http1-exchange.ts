@@ -83,6 +83,10 @@ export class Http1Exchange extends Exchange {
     res.assignSocket(socket);
     // the HTTP server no longer manages this socket: end it once a non-101 answer is written
     res.once('finish', endSocket);
+    // nor passes its 'drain' on to the answer (it took that listener off at the upgrade): a
+    // refusal's body stopped for good once the socket's buffer filled (~64 KB of a 4 MB 403,
+    // then the idle timeout; the review of this session's tunnel changes)
+    socket.on('drain', drainAnswer);
     const exchange = new Http1Exchange(req, res, caller, context, false, head);
     exchange.tunnelIdleTimeoutMs = tunnelIdleTimeoutMs;
     return exchange;
@@ -254,6 +258,12 @@ const KEEP_OPEN = Object.freeze({ end: false });
 
 function onResponseClose(this: ServerResponse): void {
   exchangeOf(this).callerClosed();
+}
+
+/** The socket drained: the answer still writing on it (a refusal; none after the 101 detaches it) may go on. */
+function drainAnswer(this: Socket & { _httpMessage?: ServerResponse | null }): void {
+  const answer = this._httpMessage;
+  if (answer?.writableNeedDrain) answer.emit('drain');
 }
 
 function destroySelf(this: Socket): void {
