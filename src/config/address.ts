@@ -50,6 +50,8 @@ export function formatHostPort(address: HostPort): string {
   return isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
+const MISSING_PORT = 'give a port, e.g. 127.0.0.1:8080';
+
 /** `host:port`, `1.2.3.4:port` or `[::1]:port`. Port 0 ("any free port") only when allowed: listeners. */
 export function parseHostPort(text: string, options: { allowPortZero?: boolean; lookupName?: boolean } = {}): HostPort | string {
   let host: string;
@@ -63,7 +65,7 @@ export function parseHostPort(text: string, options: { allowPortZero?: boolean; 
     portText = text.slice(close + 2);
   } else {
     const colon = text.lastIndexOf(':');
-    if (colon === -1) return 'give a port, e.g. 127.0.0.1:8080';
+    if (colon === -1) return MISSING_PORT;
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
     if (host === '') return 'give a host before the port, e.g. 0.0.0.0:8080';
@@ -117,6 +119,8 @@ export function parseEndpoint(text: string): Endpoint | string {
   const colon = rest.lastIndexOf(':');
   const absolute = colon > 1 && rest[colon - 1] === '.' && !rest.startsWith('[');
   const address = parseHostPort(absolute ? rest.slice(0, colon - 1) + rest.slice(colon) : rest, { lookupName: true });
+  // a name without its port: the example in its own form, not a bare address's
+  if (address === MISSING_PORT) return 'give a port, e.g. dns:orders.default.svc.cluster.local:15443';
   if (typeof address === 'string') return address;
   if (!isLookupName(address.host)) return `dns: takes a host name, not an IP address; write ${formatHostPort(address)} instead`;
   return { kind: 'dns', ...address, host: absolute ? `${address.host}.` : address.host };

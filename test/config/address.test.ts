@@ -23,7 +23,8 @@ t.test('endpoints', async (t) => {
   t.same(parseEndpoint('10.0.0.1:16443'), { kind: 'static', host: '10.0.0.1', port: 16443 });
   t.same(parseEndpoint('dns:payments.svc:443'), { kind: 'dns', host: 'payments.svc', port: 443 });
   t.match(parseEndpoint('dns:10.0.0.1:443'), /takes a host name/);
-  t.match(parseEndpoint('dns:payments'), /give a port/);
+  // its own form in the example, not a bare address's (README review)
+  t.match(parseEndpoint('dns:payments'), /give a port, e.g. dns:orders\.default\.svc\.cluster\.local:15443$/);
   // absolute names: no search domain tried first (Kubernetes' ndots:5)
   t.same(parseEndpoint('dns:orders.default.svc.cluster.local.:15443'), { kind: 'dns', host: 'orders.default.svc.cluster.local.', port: 15443 });
   t.match(parseEndpoint('dns:orders..:15443'), /neither/);
