@@ -12,15 +12,12 @@ import t from 'tap';
 import http2 from 'node:http2';
 import tls from 'node:tls';
 import { once } from 'node:events';
-import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { issuerName } from '../../src/ca/x509-profile.js';
 import { validateSvid } from '../../src/identity/svid.js';
-import { buildCertificate, keyIdentifier } from '../../src/pki/certificate.js';
-import { octetString } from '../../src/pki/der.js';
-import { generateWorkloadKey, spkiDerOf } from '../../src/pki/keys.js';
 import { startInbound, SERVER_ID, FRONTEND_ID, TD } from '../helpers/inbound-fixture.js';
 import { makePki } from '../helpers/pki.js';
+import { madeAuthority, madeKey } from '../helpers/made-certs.js';
 import { waitUntil } from '../helpers/outbound-fixture.js';
 
 const DAY_MS = 86_400_000;
@@ -56,34 +53,20 @@ t.test('certificates a caller plants in its handshake cost the bundle-change che
   fx.identity.swap(validateSvid({ ...(await a.issue(SERVER_ID)), bundlePem: both }, SERVER_ID));
 
   // the planter's own key signs everything it makes
-  const own = await generateWorkloadKey();
-  const signingKey = createPrivateKey(own.privateKeyPem);
-  const ownSpki = spkiDerOf(createPublicKey(own.publicKeyPem));
+  const own = await madeKey();
   const made = { organization: 'planted', commonName: 'loop' };
-  const authority = [
-    { name: 'basicConstraints', cA: true, critical: true },
-    { name: 'keyUsage', keyCertSign: true, critical: true },
-  ];
   // the real issuer's name, key and key identifier, issued by `made` (expired: OpenSSL passes it over)
   const lookalike = () =>
-    buildCertificate({
-      subject: issuerName(TD),
-      issuer: made,
-      subjectPublicKeySpki: a.issuer.spki,
-      notBefore: new Date(Date.now() - 10 * DAY_MS),
-      notAfter: new Date(Date.now() - 5 * DAY_MS),
-      signingKey,
-      extensions: [...authority, { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(a.issuer.spki)) }],
-    });
+    madeAuthority({ subject: issuerName(TD), issuer: made, spki: a.issuer.spki, signingKey: own.signingKey, keyIdOf: a.issuer.spki, notBefore: new Date(Date.now() - 10 * DAY_MS), notAfter: new Date(Date.now() - 5 * DAY_MS) });
   // self-issued by `made` with one key: each one verifies as the issuer of every other
-  const loop = () => buildCertificate({ subject: made, issuer: made, subjectPublicKeySpki: ownSpki, notBefore: new Date(Date.now() - DAY_MS), notAfter: new Date(Date.now() + DAY_MS), signingKey, extensions: authority });
+  const loop = () => madeAuthority({ subject: made, issuer: made, spki: own.spki, signingKey: own.signingKey });
 
   const planterLeaf = await a.issue(`spiffe://${TD}/svc/planter`);
   const planted: http2.ClientHttp2Session[] = [];
   t.teardown(() => planted.forEach((session) => session.destroy()));
   for (let i = 0; i < PLANTED_CONNECTIONS; i++) {
-    const extras = [(await lookalike()).pem, a.issuerPem];
-    for (let j = 0; j < 7; j++) extras.push((await loop()).pem);
+    const extras = [await lookalike(), a.issuerPem];
+    for (let j = 0; j < 7; j++) extras.push(await loop());
     planted.push(await connect(fx.port, planterLeaf.privateKeyPem, planterLeaf.certificatePem + extras.join(''), both));
   }
   const keptCaller = await fx.client(FRONTEND_ID);
@@ -150,29 +133,15 @@ t.test("certificates planted beside a caller's path never cost a resumed caller 
   // the planter: a genuine leaf of A, and beside it certificates named as B's issuer, with its
   // key identifier, authorities valid now, on keys of its own: each passes the name and key
   // identifier match and costs a signature check
-  const own = await generateWorkloadKey();
-  const signingKey = createPrivateKey(own.privateKeyPem);
+  const own = await madeKey();
   const planterLeaf = await a.issue(`spiffe://${TD}/svc/planter`);
   const raws: Raw[] = [];
   t.teardown(() => raws.forEach((raw) => raw.socket.destroy()));
   for (let i = 0; i < 4; i++) {
     const namesakes: string[] = [];
     for (let j = 0; j < 8; j++) {
-      const key = await generateWorkloadKey();
-      const built = await buildCertificate({
-        subject: issuerName(TD),
-        issuer: { organization: 'planted', commonName: `n${i}-${j}` },
-        subjectPublicKeySpki: spkiDerOf(createPublicKey(key.publicKeyPem)),
-        notBefore: new Date(Date.now() - DAY_MS),
-        notAfter: new Date(Date.now() + DAY_MS),
-        signingKey,
-        extensions: [
-          { name: 'basicConstraints', cA: true, critical: true },
-          { name: 'keyUsage', keyCertSign: true, critical: true },
-          { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(b.issuer.spki)) },
-        ],
-      });
-      namesakes.push(built.pem);
+      const key = await madeKey();
+      namesakes.push(await madeAuthority({ subject: issuerName(TD), issuer: { organization: 'planted', commonName: `n${i}-${j}` }, spki: key.spki, signingKey: own.signingKey, keyIdOf: b.issuer.spki }));
     }
     raws.push(await rawConnect(fx.port, planterLeaf.privateKeyPem, planterLeaf.certificatePem + a.issuerPem + namesakes.join(''), all));
   }

@@ -6,21 +6,16 @@
 // of a peer's own making (src/pki/certificate.ts), read by node:crypto.
 
 import t from 'tap';
-import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { issueCrossCertificate, issuerName } from '../../src/ca/x509-profile.js';
-import { buildCertificate, keyIdentifier } from '../../src/pki/certificate.js';
+import { buildCertificate } from '../../src/pki/certificate.js';
 import { MAX_CANDIDATES, MAX_SIGNATURE_CHECKS, chainsToRoots, issuerIndex } from '../../src/pki/chain-to-roots.js';
-import { octetString } from '../../src/pki/der.js';
-import { generateWorkloadKey, spkiDerOf } from '../../src/pki/keys.js';
 import { makePki } from '../helpers/pki.js';
 import { redated } from '../helpers/odd-dates.js';
+import { madeAuthority, madeKey } from '../helpers/made-certs.js';
 
 const TD = 'mesh.test';
 const DAY_MS = 86_400_000;
-const AUTHORITY = [
-  { name: 'basicConstraints', cA: true, critical: true },
-  { name: 'keyUsage', keyCertSign: true, critical: true },
-];
 const x509 = (pem: string) => new X509Certificate(pem);
 
 t.test('genuine paths, and what peers may add to them', async (t) => {
@@ -45,28 +40,14 @@ t.test('genuine paths, and what peers may add to them', async (t) => {
   t.ok(crossSpent.checks <= 4, `in ${crossSpent.checks} signature checks`);
 
   // a peer's own key signs every certificate it makes
-  const own = await generateWorkloadKey();
-  const signingKey = createPrivateKey(own.privateKeyPem);
-  const ownSpki = spkiDerOf(createPublicKey(own.publicKeyPem));
+  const own = await madeKey();
+  const signingKey = own.signingKey;
   const made = { organization: 'planted', commonName: 'loop' };
-  const loop = async () => x509((await buildCertificate({ subject: made, issuer: made, subjectPublicKeySpki: ownSpki, notBefore: new Date(Date.now() - DAY_MS), notAfter: new Date(Date.now() + DAY_MS), signingKey, extensions: AUTHORITY })).pem);
+  const loop = async () => x509(await madeAuthority({ subject: made, issuer: made, spki: own.spki, signingKey }));
   const loops: X509Certificate[] = [];
   for (let i = 0; i < 9; i++) loops.push(await loop());
   // the real issuer's name, key and key identifier, issued by `made`, still valid: the leaf verifies under it
-  const lookalike = async () =>
-    x509(
-      (
-        await buildCertificate({
-          subject: issuerName(TD),
-          issuer: made,
-          subjectPublicKeySpki: a.issuer.spki,
-          notBefore: new Date(Date.now() - DAY_MS),
-          notAfter: new Date(Date.now() + DAY_MS),
-          signingKey,
-          extensions: [...AUTHORITY, { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(a.issuer.spki)) }],
-        })
-      ).pem,
-    );
+  const lookalike = async () => x509(await madeAuthority({ subject: issuerName(TD), issuer: made, spki: a.issuer.spki, signingKey, keyIdOf: a.issuer.spki }));
 
   // a leaf of the peer's own loop: nothing reaches a root, and every one signs every other
   const loopLeaf = loops[0]!;
@@ -92,22 +73,8 @@ t.test('genuine paths, and what peers may add to them', async (t) => {
   // a shared pool (other callers' certificates, for a resumed session's bare leaf) crowded with
   // the issuer's name under other key identifiers: each costs a name match, no signature, and
   // the search looks at MAX_CANDIDATES of them at most
-  const otherKey = await generateWorkloadKey();
-  const otherSpki = spkiDerOf(createPublicKey(otherKey.publicKeyPem));
-  const namesake = async () =>
-    x509(
-      (
-        await buildCertificate({
-          subject: issuerName(TD),
-          issuer: made,
-          subjectPublicKeySpki: otherSpki,
-          notBefore: new Date(Date.now() - DAY_MS),
-          notAfter: new Date(Date.now() + DAY_MS),
-          signingKey,
-          extensions: [...AUTHORITY, { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(otherSpki)) }],
-        })
-      ).pem,
-    );
+  const other = await madeKey();
+  const namesake = async () => x509(await madeAuthority({ subject: issuerName(TD), issuer: made, spki: other.spki, signingKey, keyIdOf: other.spki }));
   const namesakes: X509Certificate[] = [];
   for (let i = 0; i <= MAX_CANDIDATES; i++) namesakes.push(await namesake());
   const crowdedSpent = { checks: 0 };
@@ -117,19 +84,7 @@ t.test('genuine paths, and what peers may add to them', async (t) => {
   t.ok(chainsToRoots(leaf, [issuerA], [rootA], Date.now(), { checks: 0 }, issuerIndex(namesakes)), "the leaf's own certificates are tried before the pool");
 
   // an authority outside its dates was used by no handshake (OpenSSL refuses it): not a link
-  const lapsed = x509(
-    (
-      await buildCertificate({
-        subject: issuerName(TD),
-        issuer: made,
-        subjectPublicKeySpki: a.issuer.spki,
-        notBefore: new Date(Date.now() - 10 * DAY_MS),
-        notAfter: new Date(Date.now() - 5 * DAY_MS),
-        signingKey,
-        extensions: AUTHORITY,
-      })
-    ).pem,
-  );
+  const lapsed = x509(await madeAuthority({ subject: issuerName(TD), issuer: made, spki: a.issuer.spki, signingKey, notBefore: new Date(Date.now() - 10 * DAY_MS), notAfter: new Date(Date.now() - 5 * DAY_MS) }));
   const lapsedSpent = { checks: 0 };
   chainsToRoots(leaf, [lapsed], [rootA], Date.now(), lapsedSpent);
   t.equal(lapsedSpent.checks, 0, 'an expired authority is not even checked');
@@ -141,32 +96,18 @@ t.test('names and dates as OpenSSL reads them', async (t) => {
   // an issuer named 'Issuer CA', and a leaf whose issuer field spells it 'issuer  ca': OpenSSL
   // compares names without case or runs of spaces (RFC 5280 §7.1) and verified such a path; the
   // exact printed name found no issuer (review of the bounded search)
-  const issuerKey = await generateWorkloadKey();
-  const issuerSpki = spkiDerOf(createPublicKey(issuerKey.publicKeyPem));
-  const issuerDn = { organization: 'mesh', commonName: 'Issuer CA' };
-  const issuer = x509(
-    (
-      await buildCertificate({
-        subject: issuerDn,
-        issuer: a.root.name,
-        subjectPublicKeySpki: issuerSpki,
-        notBefore: new Date(Date.now() - DAY_MS),
-        notAfter: new Date(Date.now() + DAY_MS),
-        signingKey: a.root.key,
-        extensions: AUTHORITY,
-      })
-    ).pem,
-  );
-  const leafKey = await generateWorkloadKey();
+  const issuerKey = await madeKey();
+  const issuer = x509(await madeAuthority({ subject: { organization: 'mesh', commonName: 'Issuer CA' }, issuer: a.root.name, spki: issuerKey.spki, signingKey: a.root.key }));
+  const leafKey = await madeKey();
   const spelt = x509(
     (
       await buildCertificate({
         subject: { organization: 'mesh', commonName: 'leaf' },
         issuer: { organization: 'MESH', commonName: 'issuer  ca' },
-        subjectPublicKeySpki: spkiDerOf(createPublicKey(leafKey.publicKeyPem)),
+        subjectPublicKeySpki: leafKey.spki,
         notBefore: new Date(Date.now() - DAY_MS),
         notAfter: new Date(Date.now() + DAY_MS),
-        signingKey: createPrivateKey(issuerKey.privateKeyPem),
+        signingKey: issuerKey.signingKey,
         extensions: [],
       })
     ).pem,
