@@ -2,8 +2,9 @@
 // queue per key (the caller's SPIFFE ID), and the keys take turns (round robin). With one
 // queue for all, a caller that sends a thousand requests while the app is slow puts every
 // other caller's request behind its thousand; here the other caller waits for one of them.
-// Used where requests wait for the app: the HTTP/1.1 pool's connections (inbound/app-pool.ts)
-// and the h2c pool's stream slots (inbound/h2c-waiters.ts).
+// Used where requests wait for the app: the HTTP/1.1 pools' connections (inbound/app-pool.ts,
+// app-undici-pool.ts) and the h2c pool's stream slots (inbound/h2c-waiters.ts), each bounded
+// (addWithin).
 //
 // Every operation is O(1) but evictNewestOfLargest (it walks the keys and the largest key's
 // items, and runs only when a bounded queue is full). A Map keeps its keys in insertion order: the key whose turn it is comes first, and a
@@ -77,6 +78,21 @@ export class FairQueue<T> {
     for (const item of largest) newest = item;
     this.delete(newest as T);
     return newest;
+  }
+
+  /**
+   * Adds `item` under `key` unless `max` items wait already; then the key with the most waiting
+   * gives up its newest, if it has more than `key` would (evictNewestOfLargest). Returns the item
+   * that gets no place (`item` itself, or the one it crowded out), else undefined.
+   */
+  addWithin(max: number, key: string, item: T): T | undefined {
+    let refused: T | undefined = undefined;
+    if (this.size >= max) {
+      refused = this.evictNewestOfLargest(key);
+      if (refused === undefined) return item;
+    }
+    this.add(key, item);
+    return refused;
   }
 
   /** Empties the queue; its items in turn order. */

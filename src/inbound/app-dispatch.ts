@@ -26,7 +26,10 @@ export interface AppRequest {
 
 /** undici's dispatch handler, as much of it as the forwarder uses. */
 export interface AppDispatchHandler {
-  /** The request has a connection; `abort` cuts it (no more calls to this handler after). */
+  /**
+   * The request waits for a connection (`abort` takes it out of the queue), or has one (`abort`
+   * cuts it; no more calls to this handler after): called for each, the later one's abort in force.
+   */
   onConnect(abort: () => void): void;
   /** The whole request (head and body) has been written. */
   onRequestSent?(): void;
@@ -54,7 +57,15 @@ export interface AppPoolOptions {
   readonly idleTimeoutMs?: number;
   /** A new connection must be up within this, else the request fails with ETIMEDOUT (503); default 10 s. */
   readonly connectTimeoutMs?: number;
+  /**
+   * Requests that may wait for a connection (inbound.limits.maxAppWaiting); default 1000. Past
+   * it the caller with the most waiting gives up its newest (queueFull), or the newcomer does.
+   */
+  readonly maxWaiting?: number;
 }
+
+/** The default of AppPoolOptions.maxWaiting (config inbound.limits.maxAppWaiting's). */
+export const DEFAULT_MAX_WAITING = 1000;
 
 export interface AppDispatcher {
   dispatch(request: AppRequest, handler: AppDispatchHandler): void;
@@ -88,7 +99,14 @@ export const APP_CLIENT_ERRORS = Object.freeze({
   notSent: 'APP_REQUEST_NOT_SENT',
   /** ECONNRESET on a socket of undici's pool, renamed so undici fails the answer (undici-reset-connector.ts). */
   reset: 'APP_CONNECTION_RESET',
+  /** maxWaiting requests already wait for a connection: not sent (503 overloaded). */
+  queueFull: 'APP_QUEUE_FULL',
 });
+
+/** The refusal of a request that found `max` requests waiting for a connection already. */
+export function queueFullError(max: number): Error {
+  return appClientError(APP_CLIENT_ERRORS.queueFull, `every connection to the app is busy and ${max} requests already wait for one`);
+}
 
 export function appClientError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });

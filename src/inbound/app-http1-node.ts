@@ -16,7 +16,7 @@ import { isRepeatableRequest } from '../http/idempotency.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { appAddressForCallers, classifyAppError } from './app-errors.js';
-import { APP_CLIENT_ERRORS, appClientError } from './app-dispatch.js';
+import { APP_CLIENT_ERRORS, appClientError, DEFAULT_MAX_WAITING, queueFullError } from './app-dispatch.js';
 import { switchFieldsMissing, unofferedProtocol } from '../http/upgrade.js';
 import { clip } from '../clip.js';
 import { STREAMING, WAITING, type Exchange } from './exchange.js';
@@ -31,6 +31,15 @@ export interface NodeHttp1AppOptions {
   readonly keepAlive: boolean;
   /** Sockets to the app at most; requests beyond wait in the agent's queue. */
   readonly maxSockets?: number;
+  /** Requests that may wait in that queue (inbound.limits.maxAppWaiting); default 1000, then 503 overloaded. */
+  readonly maxWaiting?: number;
+}
+
+/** Requests in the agent's queue, for every origin it has (one: the app). */
+function waitingIn(agent: http.Agent): number {
+  let waiting = 0;
+  for (const name in agent.requests) waiting += agent.requests[name]?.length ?? 0;
+  return waiting;
 }
 
 export class NodeHttp1App implements AppForwarder {
@@ -38,6 +47,7 @@ export class NodeHttp1App implements AppForwarder {
   /** The app's address as a refusal may tell callers (app-errors.ts); undefined: not told. */
   readonly toldAddress: string | undefined;
   private readonly agent: http.Agent;
+  private readonly maxWaiting: number;
 
   constructor(
     private readonly address: HostPort,
@@ -45,6 +55,7 @@ export class NodeHttp1App implements AppForwarder {
   ) {
     this.label = formatHostPort(address);
     this.toldAddress = appAddressForCallers(address);
+    this.maxWaiting = options.maxWaiting ?? DEFAULT_MAX_WAITING;
     // a write the app's hang-up failed is held: the answer it gave first is read (app-write-hang-up.ts)
     this.agent = new HangUpHoldingAgent({
       keepAlive: options.keepAlive,
@@ -65,6 +76,13 @@ export class NodeHttp1App implements AppForwarder {
 
   /** One attempt; a second only for a bodiless, repeatable request that met a stale keep-alive socket. */
   send(exchange: Exchange): void {
+    // the agent's queue has no bound of its own: each request held there its head and exchange
+    // until the idle timeout (Expect and absolute-form requests, Upgrades: 256 tunnels hold
+    // every socket for their life)
+    if (waitingIn(this.agent) >= this.maxWaiting) {
+      exchange.fail('overloaded', queueFullError(this.maxWaiting).message);
+      return;
+    }
     exchange.attempts++;
     const headers = appHeadersOf(exchange);
     // an HTTP/2 caller sends :authority, an HTTP/1.0 one maybe nothing; HTTP/1.1 requires Host

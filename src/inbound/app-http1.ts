@@ -31,6 +31,8 @@ import type { AppForwarder } from './forwarder.js';
 export interface Http1AppOptions {
   /** Connections to the app at most; requests beyond wait in the pool's queue. Default 256. */
   readonly maxSockets?: number;
+  /** Requests that may wait in that queue (inbound.limits.maxAppWaiting); default 1000. */
+  readonly maxWaiting?: number;
   /** Default meshcar. */
   readonly client?: Http1AppClient;
 }
@@ -61,14 +63,14 @@ export class Http1App implements AppForwarder {
   ) {
     this.label = formatHostPort(address);
     this.toldAddress = appAddressForCallers(address);
-    const poolOptions = { host: address.host, port: address.port, maxConnections: options.maxSockets ?? 256, idleTimeoutMs: IDLE_CONNECTION_MS };
+    const poolOptions = { host: address.host, port: address.port, maxConnections: options.maxSockets ?? 256, idleTimeoutMs: IDLE_CONNECTION_MS, ...(options.maxWaiting === undefined ? {} : { maxWaiting: options.maxWaiting }) };
     this.pool = options.client === 'undici' ? new UndiciAppPool(poolOptions) : new AppPool(poolOptions);
   }
 
   forward(exchange: Exchange): void {
     // the exchange's timers (response head, idle) were started by the handler
     if (exchange.expectsContinue || exchange.requestHeaders.expect !== undefined || exchange.target.charCodeAt(0) !== 47 /* '/' */) {
-      this.nodeApp ??= new NodeHttp1App(this.address, { keepAlive: true, ...(this.options.maxSockets ? { maxSockets: this.options.maxSockets } : {}) });
+      this.nodeApp ??= new NodeHttp1App(this.address, { keepAlive: true, ...(this.options.maxSockets ? { maxSockets: this.options.maxSockets } : {}), ...(this.options.maxWaiting === undefined ? {} : { maxWaiting: this.options.maxWaiting }) });
       this.nodeApp.forward(exchange);
       return;
     }
@@ -204,6 +206,10 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === APP_CLIENT_ERRORS.notSent) {
         exchange.refuseUnsent(err.message);
+        return;
+      }
+      if (code === APP_CLIENT_ERRORS.queueFull) {
+        exchange.fail('overloaded', err.message);
         return;
       }
       // a pooled connection the app had closed: most likely nothing reached the app, but the

@@ -10,7 +10,7 @@
 // Per request: no agent bookkeeping, no request or response objects, no timers; the head is
 // one string written once, the answer parsed by Node's llhttp (app-connection.ts).
 
-import { APP_CLIENT_ERRORS, appClientError, NOT_SENT, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
+import { APP_CLIENT_ERRORS, appClientError, DEFAULT_MAX_WAITING, NOT_SENT, queueFullError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
 import { AppConnection, type ConnectionOwner } from './app-connection.js';
 import { FairQueue } from '../http/fair-queue.js';
 import { CallerShare } from './app-caller-share.js';
@@ -32,6 +32,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
   private readonly idle: AppConnection[] = [];
   private readonly waiting = new FairQueue<Waiting>();
   private readonly maxConnections: number;
+  private readonly maxWaiting: number;
   private readonly idleTimeoutMs: number;
   private sweepTimer: NodeJS.Timeout | undefined = undefined;
   /** When the armed sweep fires (performance.now() ms: the running time, which a step of the wall clock does not move). */
@@ -41,6 +42,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
 
   constructor(private readonly options: AppPoolOptions) {
     this.maxConnections = options.maxConnections ?? 256;
+    this.maxWaiting = options.maxWaiting ?? DEFAULT_MAX_WAITING;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
     this.share = new CallerShare(this.maxConnections);
   }
@@ -53,7 +55,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
     const caller = request.caller ?? '';
     // a caller holding its share waits for one of its own to come back, idle connections or not
     if (!this.share.mayTake(caller)) {
-      this.waiting.add(caller, { request, handler });
+      this.wait(caller, { request, handler });
       return;
     }
     const now = performance.now();
@@ -65,12 +67,24 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
     }
     if (connection === undefined) {
       if (this.connections.size >= this.maxConnections) {
-        this.waiting.add(caller, { request, handler });
+        this.wait(caller, { request, handler });
         return;
       }
       connection = this.open();
     }
     this.assign(connection, request, handler);
+  }
+
+  /**
+   * Queued within maxWaiting: a queue without bound held every request a caller sent past its
+   * share (its head, its exchange) until the idle timeout, ~18 KB each for a few bytes of HPACK,
+   * a gigabyte from one caller (a review). The request's cancel (its deadline, its caller gone)
+   * takes it out of the queue at once, not when a connection comes to find it cancelled.
+   */
+  private wait(caller: string, entry: Waiting): void {
+    const refused = this.waiting.addWithin(this.maxWaiting, caller, entry);
+    if (refused !== entry) entry.handler.onConnect(() => void this.waiting.delete(entry));
+    refused?.handler.onError(queueFullError(this.maxWaiting));
   }
 
   private assign(connection: AppConnection, request: AppRequest, handler: AppDispatchHandler): void {

@@ -13,7 +13,7 @@ import { PassThrough } from 'node:stream';
 import { createRequire } from 'node:module';
 import v8 from 'node:v8';
 import type { Dispatcher, Pool as PoolType } from 'undici';
-import { APP_CLIENT_ERRORS, appClientError, NOT_SENT, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
+import { APP_CLIENT_ERRORS, appClientError, DEFAULT_MAX_WAITING, NOT_SENT, queueFullError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
 import { FairQueue } from '../http/fair-queue.js';
 import { resetRenamingConnector } from './undici-reset-connector.js';
 import { CallerShare } from './app-caller-share.js';
@@ -28,6 +28,7 @@ export class UndiciAppPool implements AppDispatcher {
   /** Requests in undici (connected, or in its own queue for a moment); at most `maxInFlight`. */
   private inFlight = 0;
   private readonly maxInFlight: number;
+  private readonly maxWaiting: number;
   private readonly waiting = new FairQueue<Queued>();
   /** No caller has more than 7/8 of maxInFlight in undici (app-caller-share.ts). */
   private readonly share: CallerShare;
@@ -47,6 +48,7 @@ export class UndiciAppPool implements AppDispatcher {
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     this.servername = `${options.host}:${options.port}`;
     this.maxInFlight = options.maxConnections ?? 256;
+    this.maxWaiting = options.maxWaiting ?? DEFAULT_MAX_WAITING;
     this.share = new CallerShare(this.maxInFlight);
     this.pool = new Pool(`http://${host}:${options.port}`, {
       connections: this.maxInFlight,
@@ -70,9 +72,11 @@ export class UndiciAppPool implements AppDispatcher {
     }
     if (this.inFlight >= this.maxInFlight || !this.share.mayTake(request.caller ?? '')) {
       const queued: Queued = { request, handler };
-      this.waiting.add(request.caller ?? '', queued);
+      // within maxWaiting, as the own pool's queue (app-pool.ts wait())
+      const refused = this.waiting.addWithin(this.maxWaiting, request.caller ?? '', queued);
       // the attempt's cancel takes it out of the queue (undici's own abort comes once it is sent)
-      handler.onConnect(() => void this.waiting.delete(queued));
+      if (refused !== queued) handler.onConnect(() => void this.waiting.delete(queued));
+      refused?.handler.onError(queueFullError(this.maxWaiting));
       return;
     }
     this.send(request, handler);

@@ -35,12 +35,8 @@ export class WaitQueue {
 
   /** Queues `waiter`; the waiter that gets no place when the queue is full (`waiter`, or one it crowded out), else undefined. */
   add(waiter: PoolWaiter): PoolWaiter | undefined {
-    let refused: PoolWaiter | undefined = undefined;
-    if (this.queue.size >= this.max) {
-      refused = this.queue.evictNewestOfLargest(waiter.caller);
-      if (refused === undefined) return waiter;
-    }
-    this.queue.add(waiter.caller, waiter);
+    const refused = this.queue.addWithin(this.max, waiter.caller, waiter);
+    if (refused === waiter) return waiter;
     this.total++;
     if (this.queue.size > this.peak) this.peak = this.queue.size;
     return refused;

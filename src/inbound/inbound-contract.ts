@@ -52,7 +52,7 @@ export interface InboundLimits {
   readonly appFirstSettingsMs?: number;
   /** h2c app: streams a new session carries before the app's SETTINGS say its limit. Default 1. */
   readonly appColdStreams?: number;
-  /** h2c app: requests that may wait for a stream slot when every session is at the app's limit. Default: config inbound.limits.maxAppWaiting (1000). */
+  /** Requests that may wait for the app: a connection to an HTTP/1.1 app, a stream slot on an h2c app's sessions. Default: config inbound.limits.maxAppWaiting (1000). */
   readonly appMaxWaiting?: number;
 }
 

@@ -127,12 +127,12 @@ export class InboundListener implements Inbound, ExchangeContext {
     this.app =
       config.app.protocol === 'h2c'
         ? new H2cApp(appAddress, logger, h2cPoolOptions(limits, configured), this.observer)
-        : new Http1App(appAddress, { maxSockets: limits.maxAppSockets ?? configured.maxAppConnections, ...(options.appClient ? { client: options.appClient } : {}) });
+        : new Http1App(appAddress, { maxSockets: limits.maxAppSockets ?? configured.maxAppConnections, maxWaiting: limits.appMaxWaiting ?? configured.maxAppWaiting, ...(options.appClient ? { client: options.appClient } : {}) });
     // Upgrade requests get a connection of their own that is never pooled: after an answer
     // other than 101 the state of that connection is the app's guess, not something to reuse
     // for another caller's request.
     // An h2c app has no Upgrade to take them: refused (h2c-upgrade-refusal.ts).
-    this.upgrades = config.app.protocol === 'h2c' ? H2C_UPGRADE_REFUSAL : new NodeHttp1App(appAddress, { keepAlive: false });
+    this.upgrades = config.app.protocol === 'h2c' ? H2C_UPGRADE_REFUSAL : new NodeHttp1App(appAddress, { keepAlive: false, maxWaiting: limits.appMaxWaiting ?? configured.maxAppWaiting });
 
     this.http1 = createHttp1Server(this, maxHeaderBytes, limits.headersTimeoutMs ?? 20_000, limits.keepAliveTimeoutMs ?? 60_000);
 

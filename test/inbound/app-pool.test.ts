@@ -156,7 +156,8 @@ t.test('abort() mid-answer: no more handler calls, the connection closed; a wait
   const held = new RecordingHandler();
   pool.dispatch(get('/held'), held);
   await waitFor(async () => heldAnswer !== undefined, 5000, 'the held request at the app');
-  // cancelled while it waits (as the forwarder's attempt does): it aborts when its turn comes
+  // cancelled while it waits (as the forwarder's attempt does): the abort it is given when it
+  // is queued takes it out of the queue
   const cancelled = new RecordingHandler({ connect: (abort) => abort() });
   pool.dispatch(get('/cancelled'), cancelled);
   heldAnswer?.();
@@ -187,7 +188,7 @@ t.test('close(): waiting requests fail APP_POOL_CLOSED without being sent, every
   pool.close();
   for (const h of waiting) {
     t.equal(h.error?.code, 'APP_POOL_CLOSED', 'a waiting request fails at once');
-    t.equal(h.shape, 'error');
+    t.equal(h.shape, 'connect error', 'its cancel when it was queued, then the error');
   }
   await closedAtApp(app, 1);
   await closedAtApp(app, 2);

@@ -3,8 +3,10 @@
 // another caller's one request behind all ten. Through a real inbound (mTLS, two caller
 // identities from the test CA), toward an HTTP/1.1 app held to one connection (the own pool's
 // queue, inbound/app-pool.ts) and an h2c app allowing one stream (the h2c pool's bounded queue,
-// inbound/h2c-waiters.ts, where a full queue also gives up the flooding caller's newest
-// request, not the newcomer's). The apps hold every request until the test answers it.
+// inbound/h2c-waiters.ts). Both queues are bounded (inbound.limits.maxAppWaiting): a full one
+// gives up the flooding caller's newest request, not the newcomer's, and a request its caller
+// cancels leaves it at once; node:http's agent (Expect requests) is bounded too. The apps hold
+// every request until the test answers it.
 
 import t from 'tap';
 import http from 'node:http';
@@ -113,24 +115,68 @@ t.test('HTTP/1.1 app, one connection: the second caller is served after one more
   for (const answer of await Promise.all(answers)) t.equal(answer.status, 200);
 });
 
-t.test('h2c app allowing one stream, queue of 4: the flooding caller loses its newest waiting request to a newcomer, who is served next but one', async (t) => {
-  const app = await holdingApp('h2c');
-  const { frontend, batch } = await twoCallers(t, app, 'h2c', { appMaxWaiting: 4 });
-  // one at the app, four waiting, the sixth refused at once
-  const flood: Array<Promise<H2Response>> = [];
-  for (let i = 0; i < 6; i++) flood.push(h2Request(frontend, { ':path': `/frontend/${i}` }));
-  await new Promise<void>((resolve, reject) => frontend.ping((err) => (err ? reject(err) : resolve())));
-  const sixth = await flood[5];
-  t.equal(sixth?.status, 503, 'the sixth of the flood: the queue is full');
-  await waitFor(async () => app.arrived.length === 1, 5000, 'the first request at the app');
-  // the newcomer takes the place of the flood's newest waiting request (/frontend/4)
-  const newcomer = h2Request(batch, { ':path': '/batch/0' });
-  await new Promise<void>((resolve, reject) => batch.ping((err) => (err ? reject(err) : resolve())));
-  const crowdedOut = await flood[4];
-  t.equal(crowdedOut?.status, 503, 'the flooding caller\'s newest waiting request gives its place up');
-  t.equal(crowdedOut?.headers['x-meshcar-error'], 'overloaded');
-  await serveUntil(app, 5);
-  t.same(app.arrived, ['/frontend/0', '/frontend/1', '/batch/0', '/frontend/2', '/frontend/3'], 'callers in turn');
-  t.equal((await newcomer).status, 200);
-  for (const i of [0, 1, 2, 3]) t.equal((await flood[i])?.status, 200, `/frontend/${i}`);
+for (const protocol of ['h2c', 'http'] as const) {
+  const held = protocol === 'h2c' ? 'h2c app allowing one stream' : 'HTTP/1.1 app held to one connection';
+  // the HTTP/1.1 queue had no bound: every request a caller sent past its share held its head
+  // and exchange there until the idle timeout (~18 KB each for a few bytes of HPACK: a review)
+  const limits: InboundLimits = protocol === 'h2c' ? { appMaxWaiting: 4 } : { maxAppSockets: 1, appMaxWaiting: 4 };
+
+  t.test(`${held}, queue of 4: the flooding caller loses its newest waiting request to a newcomer, who is served next but one`, async (t) => {
+    const app = await holdingApp(protocol);
+    const { frontend, batch } = await twoCallers(t, app, protocol, limits);
+    // one at the app, four waiting, the sixth refused at once
+    const flood: Array<Promise<H2Response>> = [];
+    for (let i = 0; i < 6; i++) flood.push(h2Request(frontend, { ':path': `/frontend/${i}` }));
+    await new Promise<void>((resolve, reject) => frontend.ping((err) => (err ? reject(err) : resolve())));
+    const sixth = await flood[5];
+    t.equal(sixth?.status, 503, 'the sixth of the flood: the queue is full');
+    t.equal(sixth?.headers['x-meshcar-error'], 'overloaded');
+    await waitFor(async () => app.arrived.length === 1, 5000, 'the first request at the app');
+    // the newcomer takes the place of the flood's newest waiting request (/frontend/4)
+    const newcomer = h2Request(batch, { ':path': '/batch/0' });
+    await new Promise<void>((resolve, reject) => batch.ping((err) => (err ? reject(err) : resolve())));
+    const crowdedOut = await flood[4];
+    t.equal(crowdedOut?.status, 503, "the flooding caller's newest waiting request gives its place up");
+    t.equal(crowdedOut?.headers['x-meshcar-error'], 'overloaded');
+    await serveUntil(app, 5);
+    t.same(app.arrived, ['/frontend/0', '/frontend/1', '/batch/0', '/frontend/2', '/frontend/3'], 'callers in turn');
+    t.equal((await newcomer).status, 200);
+    for (const i of [0, 1, 2, 3]) t.equal((await flood[i])?.status, 200, `/frontend/${i}`);
+  });
+
+  t.test(`${held}, queue of 4: a waiting request its caller cancels leaves its place at once`, async (t) => {
+    const app = await holdingApp(protocol);
+    const { frontend } = await twoCallers(t, app, protocol, limits);
+    const answers: Array<Promise<H2Response>> = [];
+    for (let i = 0; i < 4; i++) answers.push(h2Request(frontend, { ':path': `/frontend/${i}` }));
+    // the fifth waits, then its caller gives up on it
+    // bodiless: dispatched at once (a request whose body has not begun is held for its first byte)
+    const cancelled = frontend.request({ ':path': '/frontend/cancelled' }, { endStream: true });
+    cancelled.on('error', () => {});
+    await new Promise<void>((resolve, reject) => frontend.ping((err) => (err ? reject(err) : resolve())));
+    await waitFor(async () => app.arrived.length === 1, 5000, 'the first request at the app');
+    cancelled.close(http2.constants.NGHTTP2_CANCEL);
+    await new Promise<void>((resolve, reject) => frontend.ping((err) => (err ? reject(err) : resolve())));
+    // its place is free: the next one waits instead of being refused (the own pool kept a
+    // cancelled request queued until a connection came to find it cancelled)
+    answers.push(h2Request(frontend, { ':path': '/frontend/4' }));
+    await new Promise<void>((resolve, reject) => frontend.ping((err) => (err ? reject(err) : resolve())));
+    await serveUntil(app, 5);
+    t.same(app.arrived, ['/frontend/0', '/frontend/1', '/frontend/2', '/frontend/3', '/frontend/4'], 'the cancelled one never reached the app, the one after it did');
+    for (const answer of await Promise.all(answers)) t.equal(answer.status, 200);
+  });
+}
+
+t.test('HTTP/1.1 app: requests with Expect wait in a bounded queue too', async (t) => {
+  // they go through node:http's agent (its queue has no bound of its own)
+  const app = await holdingApp('http');
+  const { frontend } = await twoCallers(t, app, 'http', { maxAppSockets: 1, appMaxWaiting: 2 });
+  const answers: Array<Promise<H2Response>> = [];
+  for (let i = 0; i < 4; i++) answers.push(h2Request(frontend, { ':path': `/expect/${i}`, ':method': 'POST', expect: '100-continue' }, 'body'));
+  const fourth = await answers[3];
+  t.equal(fourth?.status, 503, 'the fourth: one at the app, two waiting, the queue full');
+  t.equal(fourth?.headers['x-meshcar-error'], 'overloaded');
+  await serveUntil(app, 3);
+  t.same(app.arrived, ['/expect/0', '/expect/1', '/expect/2'], 'the others served in order');
+  for (const i of [0, 1, 2]) t.equal((await answers[i])?.status, 200, `/expect/${i}`);
 });
