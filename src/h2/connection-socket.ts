@@ -11,6 +11,7 @@ import { failConnection, terminate } from './connection-close.js';
 import { localSettings, startSettingsTimer } from './connection-settings.js';
 import { ConnectionFault } from './errors.js';
 import { releaseReadPieces } from './stream-receive-side.js';
+import { SOCKET_HIGH_WATER } from './send-scheduler.js';
 
 /** The socket's 'data' listener, made once per connection (H2Connection.onSocketData). */
 export function socketDataHandler(c: H2Connection): (chunk: Buffer) => void {
@@ -29,13 +30,32 @@ export function socketDataHandler(c: H2Connection): (chunk: Buffer) => void {
       c.releases = [];
       releaseReadPieces(released);
     }
+    const backlog = c.socket.writableLength + c.writer.pending;
     // a peer that floods us with frames needing an answer while never reading its socket
-    if (c.socket.writableLength + c.writer.pending > c.limits.maxOutboundBuffer) {
+    if (backlog > c.limits.maxOutboundBuffer) {
       c.writer.discard();
       failConnection(c, new ConnectionFault('outbound_flood', ErrorCode.ENHANCE_YOUR_CALM, 'the peer does not read what it makes us send'));
+    } else if (c.isServer && backlog > SOCKET_HIGH_WATER && c.socket.writableNeedDrain) {
+      // a caller that does not read what we send is not read either until it does (nghttp2
+      // stops reading while its writes wait, too): its next requests wait in its own socket,
+      // not their answers' heads in our memory. DATA already waits at this mark, HEADERS did
+      // not: answers of a caller that never read queued up to maxOutboundBuffer, 16 MiB a
+      // connection, 1024 connections a caller (the hostile-caller review). Only with a 'drain'
+      // to come, which reads it again
+      c.socket.pause();
     }
   };
 }
+
+/** The socket drained: what waits goes out, and a caller paused for not reading is read again. */
+function onSocketDrain(this: Duplex & { [kConnection]?: H2Connection }): void {
+  const c = this[kConnection];
+  if (c === undefined || c.destroyed) return;
+  if (c.isServer && this.isPaused()) this.resume();
+  c.sendPending();
+}
+
+const kConnection = Symbol('meshcar.h2Connection');
 
 /**
  * Listens to the socket, sends what the connection opens with, starts the wait for the peer's
@@ -44,7 +64,8 @@ export function socketDataHandler(c: H2Connection): (chunk: Buffer) => void {
 export function openOnSocket(c: H2Connection, head: Buffer | undefined): void {
   const socket = c.socket;
   socket.on('data', c.onSocketData);
-  socket.on('drain', () => c.sendPending());
+  (socket as Duplex & { [kConnection]?: H2Connection })[kConnection] = c;
+  socket.on('drain', onSocketDrain);
   socket.on('error', () => terminate(c, 'socket_error', ErrorCode.INTERNAL_ERROR));
   socket.on('end', () => {
     // the peer leaving with nothing in flight (idle, or after its GOAWAY) is an ordinary end

@@ -11,7 +11,7 @@ import type { H2Stream } from './stream.js';
 import { hasData, hasOutput, sendData } from './stream-send-side.js';
 
 /** DATA is held back (not framed) while this much is waiting to leave the socket. */
-const SOCKET_HIGH_WATER = 1 << 20;
+export const SOCKET_HIGH_WATER = 1 << 20;
 
 export class SendScheduler {
   private readonly ready: H2Stream[] = [];
