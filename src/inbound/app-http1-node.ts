@@ -35,10 +35,16 @@ export interface NodeHttp1AppOptions {
   readonly maxWaiting?: number;
 }
 
-/** Requests in the agent's queue, for every origin it has (one: the app). */
+/**
+ * Requests waiting in the agent's queue, for every origin it has (one: the app). One its caller
+ * gave up on is destroyed but stays listed until a socket comes for it: not counted, or dead
+ * requests kept live callers' places (the review of the bound).
+ */
 function waitingIn(agent: http.Agent): number {
   let waiting = 0;
-  for (const name in agent.requests) waiting += agent.requests[name]?.length ?? 0;
+  for (const name in agent.requests) {
+    for (const req of agent.requests[name] ?? []) if (!req.destroyed) waiting++;
+  }
   return waiting;
 }
 

@@ -180,3 +180,28 @@ t.test('HTTP/1.1 app: requests with Expect wait in a bounded queue too', async (
   t.same(app.arrived, ['/expect/0', '/expect/1', '/expect/2'], 'the others served in order');
   for (const i of [0, 1, 2]) t.equal((await answers[i])?.status, 200, `/expect/${i}`);
 });
+
+t.test('HTTP/1.1 app: Expect requests their callers gave up on keep no place in that queue', async (t) => {
+  // node:http's agent keeps a cancelled request listed until a socket comes for it: counted, it
+  // kept a live caller's request out (503) with nothing live waiting (the review of the bound)
+  const app = await holdingApp('http');
+  const { frontend } = await twoCallers(t, app, 'http', { maxAppSockets: 1, appMaxWaiting: 2 });
+  const expect = (path: string) => ({ ':path': path, ':method': 'POST', expect: '100-continue' });
+  const first = h2Request(frontend, expect('/expect/0'), 'body');
+  await waitFor(async () => app.arrived.length === 1, 5000, 'the first request at the app');
+  const givenUp = ['/expect/1', '/expect/2'].map((path) => {
+    const stream = frontend.request(expect(path));
+    stream.on('error', () => {});
+    stream.end('body');
+    return stream;
+  });
+  await new Promise<void>((resolve, reject) => frontend.ping((err) => (err ? reject(err) : resolve())));
+  for (const stream of givenUp) stream.close(http2.constants.NGHTTP2_CANCEL);
+  await new Promise<void>((resolve, reject) => frontend.ping((err) => (err ? reject(err) : resolve())));
+  const live = h2Request(frontend, expect('/expect/3'), 'body');
+  await new Promise<void>((resolve, reject) => frontend.ping((err) => (err ? reject(err) : resolve())));
+  await serveUntil(app, 2);
+  t.equal((await live).status, 200, 'the live request waited for its turn and was served');
+  t.equal((await first).status, 200);
+  t.same(app.arrived, ['/expect/0', '/expect/3'], 'the given-up ones never reached the app');
+});
