@@ -13,6 +13,14 @@ import { ConnectionFault } from './errors.js';
 import { releaseReadPieces } from './stream-receive-side.js';
 import { SOCKET_HIGH_WATER } from './send-scheduler.js';
 
+/**
+ * What may wait to leave a caller's connection before it is no longer read: well above where
+ * DATA waits (SOCKET_HIGH_WATER, plus a frame), so a caller's own downloads never pause it. A
+ * caller whose client stops reading while its own writes wait (nghttp2 does) and that uploads
+ * as it downloads would otherwise wait on us as we wait on it (the review of the pause).
+ */
+const READ_PAUSE_BACKLOG = 4 * SOCKET_HIGH_WATER;
+
 /** The socket's 'data' listener, made once per connection (H2Connection.onSocketData). */
 export function socketDataHandler(c: H2Connection): (chunk: Buffer) => void {
   return (chunk: Buffer): void => {
@@ -35,13 +43,12 @@ export function socketDataHandler(c: H2Connection): (chunk: Buffer) => void {
     if (backlog > c.limits.maxOutboundBuffer) {
       c.writer.discard();
       failConnection(c, new ConnectionFault('outbound_flood', ErrorCode.ENHANCE_YOUR_CALM, 'the peer does not read what it makes us send'));
-    } else if (c.isServer && backlog > SOCKET_HIGH_WATER && c.socket.writableNeedDrain) {
-      // a caller that does not read what we send is not read either until it does (nghttp2
-      // stops reading while its writes wait, too): its next requests wait in its own socket,
-      // not their answers' heads in our memory. DATA already waits at this mark, HEADERS did
-      // not: answers of a caller that never read queued up to maxOutboundBuffer, 16 MiB a
-      // connection, 1024 connections a caller (the hostile-caller review). Only with a 'drain'
-      // to come, which reads it again
+    } else if (c.isServer && backlog > READ_PAUSE_BACKLOG && c.socket.writableNeedDrain) {
+      // a caller that does not read what we send is not read either until it does: its next
+      // requests wait in its own socket, not their answers' heads in our memory. HEADERS did
+      // not wait anywhere: answers of a caller that never read queued up to maxOutboundBuffer,
+      // 16 MiB a connection, 1024 connections a caller (the hostile-caller review). Only with
+      // a 'drain' to come, which reads it again
       c.socket.pause();
     }
   };
