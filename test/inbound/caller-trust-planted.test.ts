@@ -18,6 +18,7 @@ import { validateSvid } from '../../src/identity/svid.js';
 import { startInbound, SERVER_ID, FRONTEND_ID, TD } from '../helpers/inbound-fixture.js';
 import { makePki } from '../helpers/pki.js';
 import { madeAuthority, madeKey } from '../helpers/made-certs.js';
+import { inboundUnderTwoRoots } from '../helpers/two-roots.js';
 import { waitUntil } from '../helpers/outbound-fixture.js';
 
 const DAY_MS = 86_400_000;
@@ -45,12 +46,7 @@ function get(session: http2.ClientHttp2Session): Promise<number | string> {
 }
 
 t.test('certificates a caller plants in its handshake cost the bundle-change check a bounded search', async (t) => {
-  const fx = await startInbound({});
-  t.teardown(() => fx.close());
-  const a = fx.pki;
-  const b = await makePki(TD);
-  const both = a.bundlePem + b.bundlePem;
-  fx.identity.swap(validateSvid({ ...(await a.issue(SERVER_ID)), bundlePem: both }, SERVER_ID));
+  const { fx, a, b, both } = await inboundUnderTwoRoots(t);
 
   // the planter's own key signs everything it makes
   const own = await madeKey();

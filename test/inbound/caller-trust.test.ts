@@ -19,6 +19,7 @@ import { memoryLogger } from '../helpers/ca.js';
 import { startInbound, SERVER_ID, FRONTEND_ID, TD } from '../helpers/inbound-fixture.js';
 import { makePki } from '../helpers/pki.js';
 import { waitUntil } from '../helpers/outbound-fixture.js';
+import { inboundUnderTwoRoots } from '../helpers/two-roots.js';
 
 /** A caller holding one HTTP/2 session and one HTTP/1.1 keep-alive connection to `port`. */
 async function connectCaller(port: number, leaf: { privateKeyPem: string; chainPem: string }, ca: string) {
@@ -105,12 +106,7 @@ for (const codec of ['meshcar', 'node'] as const) {
 }
 
 t.test('a handshake under way when the bundle drops its root is refused before its first request', async (t) => {
-  const fx = await startInbound({});
-  t.teardown(() => fx.close());
-  const a = fx.pki;
-  const b = await makePki(TD);
-  const both = a.bundlePem + b.bundlePem;
-  fx.identity.swap(validateSvid({ ...(await a.issue(SERVER_ID)), bundlePem: both }, SERVER_ID));
+  const { fx, a, b, both } = await inboundUnderTwoRoots(t);
   // a relay that passes the ClientHello and holds the caller's next flight (its certificate), so
   // the server's context, fixed when it accepted, is the old bundle's when the certificate arrives
   const held: Buffer[] = [];
