@@ -17,12 +17,15 @@ export const enum HeadKind {
   Trailers,
 }
 
+/** The most significant digits of a content-length read: a number exact in JavaScript, under 1 PB. */
+export const CONTENT_LENGTH_MAX_DIGITS = 15;
+
 /**
  * A content-length: 1*DIGIT (RFC 9110 §8.6), leading zeros allowed as nghttp2 and llhttp allow
  * them (an HTTP/1.1 app's `Content-Length: 0000000000000005` is relayed as it came), at most
- * 15 significant digits so that the number is exact.
+ * CONTENT_LENGTH_MAX_DIGITS significant digits so that the number is exact.
  */
-const DIGITS = /^0*[0-9]{1,15}$/;
+const DIGITS = new RegExp(`^0*[0-9]{1,${CONTENT_LENGTH_MAX_DIGITS}}$`);
 const STATUS = /^[1-5][0-9][0-9]$/;
 /**
  * Fields that carry one value: a repeat is dropped (the first wins), as node:http's

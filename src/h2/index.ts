@@ -6,7 +6,7 @@ export type { HeadersTooLargeAnswer } from './connection-options.js';
 export { H2Stream, type RespondOptions } from './stream.js';
 export { ErrorCode, errorCodeName, type Settings } from './constants.js';
 export { H2ConnectionError, H2StreamError, type ConnectionCloseReason, type StreamErrorReason } from './errors.js';
-export { SINGLE_VALUED, type IncomingHeaders, type OutgoingHeaders } from './headers.js';
+export { CONTENT_LENGTH_MAX_DIGITS, SINGLE_VALUED, type IncomingHeaders, type OutgoingHeaders } from './headers.js';
 export { InvalidHeaderError } from './headers-outgoing.js';
 export { DEFAULT_LIMITS, type H2Limits } from './limits.js';
 export { ReceiveBudget } from './receive-budget.js';

@@ -5,6 +5,7 @@
 // codes the own client gives its failures, which app-errors.ts turns into answers.
 
 import type { Readable } from 'node:stream';
+import type { FairQueue } from '../http/fair-queue.js';
 
 /** One request for the app. The framing fields are the client's to write, from `body` and `contentLength`. */
 export interface AppRequest {
@@ -102,6 +103,18 @@ export const APP_CLIENT_ERRORS = Object.freeze({
   /** maxWaiting requests already wait for a connection: not sent (503 overloaded). */
   queueFull: 'APP_QUEUE_FULL',
 });
+
+/**
+ * Queues `entry` for a connection within `max` (FairQueue.addWithin): a queued request's cancel
+ * takes it out of the queue at once (its first onConnect; the connection's comes later), and
+ * the one that gets no place (the newcomer, or the flooding caller's newest) fails queueFull.
+ * Both HTTP/1.1 pools queue this way.
+ */
+export function waitWithin<T extends { readonly handler: AppDispatchHandler }>(queue: FairQueue<T>, max: number, caller: string, entry: T): void {
+  const refused = queue.addWithin(max, caller, entry);
+  if (refused !== entry) entry.handler.onConnect(() => void queue.delete(entry));
+  refused?.handler.onError(queueFullError(max));
+}
 
 /** The refusal of a request that found `max` requests waiting for a connection already. */
 export function queueFullError(max: number): Error {

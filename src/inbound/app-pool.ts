@@ -10,7 +10,7 @@
 // Per request: no agent bookkeeping, no request or response objects, no timers; the head is
 // one string written once, the answer parsed by Node's llhttp (app-connection.ts).
 
-import { APP_CLIENT_ERRORS, appClientError, DEFAULT_MAX_WAITING, NOT_SENT, queueFullError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
+import { APP_CLIENT_ERRORS, appClientError, DEFAULT_MAX_WAITING, NOT_SENT, waitWithin, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
 import { AppConnection, type ConnectionOwner } from './app-connection.js';
 import { FairQueue } from '../http/fair-queue.js';
 import { CallerShare } from './app-caller-share.js';
@@ -82,9 +82,7 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
    * takes it out of the queue at once, not when a connection comes to find it cancelled.
    */
   private wait(caller: string, entry: Waiting): void {
-    const refused = this.waiting.addWithin(this.maxWaiting, caller, entry);
-    if (refused !== entry) entry.handler.onConnect(() => void this.waiting.delete(entry));
-    refused?.handler.onError(queueFullError(this.maxWaiting));
+    waitWithin(this.waiting, this.maxWaiting, caller, entry);
   }
 
   private assign(connection: AppConnection, request: AppRequest, handler: AppDispatchHandler): void {

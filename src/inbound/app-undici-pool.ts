@@ -13,7 +13,7 @@ import { PassThrough } from 'node:stream';
 import { createRequire } from 'node:module';
 import v8 from 'node:v8';
 import type { Dispatcher, Pool as PoolType } from 'undici';
-import { APP_CLIENT_ERRORS, appClientError, DEFAULT_MAX_WAITING, NOT_SENT, queueFullError, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
+import { APP_CLIENT_ERRORS, appClientError, DEFAULT_MAX_WAITING, NOT_SENT, waitWithin, type AppDispatchHandler, type AppDispatcher, type AppPoolOptions, type AppRequest } from './app-dispatch.js';
 import { FairQueue } from '../http/fair-queue.js';
 import { resetRenamingConnector } from './undici-reset-connector.js';
 import { CallerShare } from './app-caller-share.js';
@@ -71,12 +71,9 @@ export class UndiciAppPool implements AppDispatcher {
       return;
     }
     if (this.inFlight >= this.maxInFlight || !this.share.mayTake(request.caller ?? '')) {
-      const queued: Queued = { request, handler };
-      // within maxWaiting, as the own pool's queue (app-pool.ts wait())
-      const refused = this.waiting.addWithin(this.maxWaiting, request.caller ?? '', queued);
-      // the attempt's cancel takes it out of the queue (undici's own abort comes once it is sent)
-      if (refused !== queued) handler.onConnect(() => void this.waiting.delete(queued));
-      refused?.handler.onError(queueFullError(this.maxWaiting));
+      // within maxWaiting, as the own pool's queue; the attempt's cancel takes it out of the
+      // queue (undici's own abort comes once it is sent)
+      waitWithin(this.waiting, this.maxWaiting, request.caller ?? '', { request, handler });
       return;
     }
     this.send(request, handler);

@@ -8,6 +8,7 @@
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { MeshcarError } from '../errors.js';
+import { CONTENT_LENGTH_MAX_DIGITS } from '../h2/index.js';
 
 export const UPSTREAM_MAX_HEAD_FIELDS = 256;
 /**
@@ -22,11 +23,11 @@ export const UPSTREAM_MAX_HEAD_FIELDS = 256;
 export const UPSTREAM_MAX_HEAD_BYTES = 64 * 1024;
 
 /**
- * The most significant digits of a Content-Length an upstream sidecar takes: src/h2 reads 15 (a
- * number exact in JavaScript, under 1 PB), Node's codec 18 (int64). A request announcing a longer
- * body would be reset there (PROTOCOL_ERROR, a 502) and held against a healthy endpoint.
+ * The most significant digits of a Content-Length an upstream sidecar takes: what src/h2 reads
+ * (Node's codec reads 18, int64). A request announcing a longer body would be reset there
+ * (PROTOCOL_ERROR, a 502) and held against a healthy endpoint.
  */
-const UPSTREAM_MAX_LENGTH_DIGITS = 15;
+const UPSTREAM_MAX_LENGTH_DIGITS = CONTENT_LENGTH_MAX_DIGITS;
 
 /**
  * Why a request head cannot go to an upstream sidecar as it is (431 over its field count, 413

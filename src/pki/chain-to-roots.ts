@@ -87,6 +87,8 @@ function validAt(cert: X509Certificate, nowMs: number): boolean {
 }
 
 const NONE: readonly X509Certificate[] = [];
+/** No shared pool (a search through the peer's own certificates alone). */
+const NO_POOL: IssuerIndex = new Map();
 
 /**
  * Whether `leaf`, through `others` (the few its peer presented, tried first, in their order,
@@ -101,7 +103,7 @@ export function chainsToRoots(
   roots: readonly X509Certificate[],
   nowMs = Date.now(),
   spent = { checks: 0 },
-  pool: IssuerIndex = new Map(),
+  pool: IssuerIndex = NO_POOL,
   path?: X509Certificate[],
 ): boolean {
   const rootPrints = new Set(roots.map((root) => root.fingerprint256));
