@@ -43,11 +43,21 @@ async function editConfig(sidecar: RunningSidecar, from: string | RegExp, to: st
   return before;
 }
 
-/** Sends SIGHUP and waits for the reload's outcome in the log. */
+const isOutcome = (line: Record<string, unknown>): boolean => line.component === 'reload' && (line.msg === 'config reloaded' || String(line.msg).startsWith('config reload failed'));
+
+/**
+ * Sends SIGHUP and waits for the reload's outcome in the log. The outcome lines of reloads
+ * already counted are waited for first: a POST /reload's answer can reach the test before its
+ * log line does, and that late line would be taken for this reload's outcome (seen in CI: the
+ * test then edited the file while the SIGHUP's reload was still to read it).
+ */
 async function hangUp(sidecar: RunningSidecar): Promise<Record<string, unknown>> {
+  const metrics = (await sidecar.admin('/metrics')).body;
+  const counted = (metricValue(metrics, 'meshcar_config_reloads_total{result="success"}') ?? 0) + (metricValue(metrics, 'meshcar_config_reloads_total{result="failure"}') ?? 0);
+  await waitFor(async () => sidecar.process.lines.filter(isOutcome).length >= counted, 10_000, `the log lines of the ${counted} reloads counted so far`);
   const seen = sidecar.process.lines.length;
   sidecar.process.child.kill('SIGHUP');
-  return sidecar.process.waitFor((line) => sidecar.process.lines.indexOf(line) >= seen && line.component === 'reload' && (line.msg === 'config reloaded' || String(line.msg).startsWith('config reload failed')));
+  return sidecar.process.waitFor((line) => sidecar.process.lines.indexOf(line) >= seen && isOutcome(line));
 }
 
 function connects(port: number): Promise<boolean> {
@@ -332,7 +342,7 @@ t.test('reloads are counted by result, and two at once are serialized', async (t
   await writeFile(orders.configFile, original);
   t.equal(await count('success'), 3);
   t.equal(await count('failure'), 1);
-  const outcomes = orders.process.lines.filter((line) => line.component === 'reload' && (line.msg === 'config reloaded' || String(line.msg).startsWith('config reload failed')));
+  const outcomes = orders.process.lines.filter(isOutcome);
   t.equal(outcomes.length, 4, 'one outcome per reload');
 });
 
