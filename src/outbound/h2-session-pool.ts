@@ -182,6 +182,14 @@ export class H2SessionPool {
       conn.destroy();
       throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
     }
+    // its SETTINGS came with a GOAWAY or a connection error in the same read: the session ended
+    // before this turn, its 'close' already emitted. Adopted, it stayed in the pool for good (a
+    // keepalive timer, the sessions gauge, the lists) and every request dialled again; a meshcar
+    // inbound draining does this to each new session, so it is a failed dial (the endpoint rests)
+    if (conn.destroyed || conn.closing) {
+      conn.destroy();
+      throw new MeshcarError('upstream_unavailable', `${key} closed the HTTP/2 connection as it opened it (a GOAWAY or a connection error with its SETTINGS: draining, or refusing new sessions)`);
+    }
     // a peer that allows no stream: the session could never carry a request (it was adopted
     // and left idle until its max age, MAX_DIALS of them per request); a failed dial instead
     if (conn.remoteSettings.maxConcurrentStreams === 0) {

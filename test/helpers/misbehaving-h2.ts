@@ -1,6 +1,8 @@
 // Test helper: upstream "sidecars" that complete mutual TLS with ALPN h2 and then misbehave at
 // the HTTP/2 layer: `silent` sends nothing at all (no SETTINGS: a hung peer), `zeroStreams`
-// sends SETTINGS with MAX_CONCURRENT_STREAMS 0 (and acknowledges ours) but never a stream.
+// sends SETTINGS with MAX_CONCURRENT_STREAMS 0 (and acknowledges ours) but never a stream,
+// `goawayAtConnect` sends its SETTINGS and a GOAWAY (NO_ERROR, last stream 0) in one write, as a
+// server draining does to a new session, and keeps the connection open.
 // Both count the TLS connections accepted and keep the open ones, for the test to watch.
 
 import { once } from 'node:events';
@@ -21,7 +23,7 @@ export interface MisbehavingH2 {
   close(): Promise<void>;
 }
 
-export async function startMisbehavingH2(pki: TestPki, mode: 'silent' | 'zeroStreams'): Promise<MisbehavingH2> {
+export async function startMisbehavingH2(pki: TestPki, mode: 'silent' | 'zeroStreams' | 'goawayAtConnect'): Promise<MisbehavingH2> {
   const leaf = await pki.issue(UPSTREAM_ID);
   const sockets = new Set<tls.TLSSocket>();
   let connections = 0;
@@ -31,6 +33,12 @@ export async function startMisbehavingH2(pki: TestPki, mode: 'silent' | 'zeroStr
     socket.on('error', () => {});
     socket.on('close', () => sockets.delete(socket));
     if (mode === 'silent') {
+      socket.resume();
+      return;
+    }
+    if (mode === 'goawayAtConnect') {
+      // one write, one TLS record: the client reads both frames in one go
+      socket.write(Buffer.concat([settingsFrame([]), frame(FRAME.GOAWAY, 0, 0, Buffer.alloc(8))]));
       socket.resume();
       return;
     }
