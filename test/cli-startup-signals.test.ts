@@ -12,6 +12,7 @@ import t from 'tap';
 import { readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makePki } from './helpers/pki.js';
+import { unsignedToken } from './helpers/ca.js';
 import { fileURLToPath } from 'node:url';
 import { freePort, startMeshcar, type MeshcarProcess } from './helpers/process.js';
 
@@ -25,7 +26,7 @@ async function configWaitingForCa(t: Tap.Test): Promise<string> {
   const dir = t.testdir();
   const pki = await makePki('mesh.local');
   await writeFile(join(dir, 'bundle.pem'), pki.bundlePem);
-  await writeFile(join(dir, 'orders.token'), 'a-token-the-ca-never-sees\n', { mode: 0o600 });
+  await writeFile(join(dir, 'orders.token'), `${unsignedToken()}\n`, { mode: 0o600 }); // a token the CA never sees
   const file = join(dir, 'orders.yaml');
   const lines = [
     'service: orders',

@@ -7,6 +7,7 @@
 import { readBoundedText } from '../bounded-file.js';
 import { MAX_PEM_FILE_BYTES } from './pem-files.js';
 import type { Logger } from 'pino';
+import { readTokenClaims } from './token-claims.js';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { CaClient, CaRefusedError } from './ca-client.js';
 import { BundleRefresh, bundleBeforeStart, DEFAULT_BUNDLE_REFRESH_MS } from './bundle-refresh.js';
@@ -132,6 +133,11 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
       })
     ).trim();
     if (token === '') throw new MeshcarError('identity_invalid', `identity.ca.token: the join token file ${tokenPath} is empty`);
+    // what `meshcar check` says of the file, before the token goes into a header: a character a
+    // header cannot carry (a pasted zero-width space, two tokens on two lines) threw from inside
+    // the request, and the start ended with exit 70 and a stack trace
+    const problem = readTokenClaims(token);
+    if (typeof problem === 'string') throw new MeshcarError('identity_invalid', `identity.ca.token: the join token file ${tokenPath}: ${problem}`);
     return client.sign({ spiffeId, auth: { token }, ...ttl }).catch((err: unknown) => {
       throw tokenRefusal(err, tokenPath, options.ca.url, spiffeId);
     });

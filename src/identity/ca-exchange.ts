@@ -81,20 +81,28 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
       }
       reject(isMeshcarError(err) && err.code === 'ca_unreachable' ? err : new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));
     };
-    const req = https.request(target, {
-      method: body === undefined ? 'GET' : 'POST',
-      headers,
-      ca,
-      ...(renewal ? { key: auth.svid.privateKeyPem, cert: auth.svid.chainPem } : {}),
-      // the policy of every meshcar endpoint (the CA's port offers nothing else): a server that
-      // negotiates less, or asks to renegotiate, is not the meshcar CA
-      ...TLS_POLICY,
-      checkServerIdentity: verifyServerSpiffeId(caId),
-      // a fresh agent per request: no pooled socket and no resumed TLS session, so every
-      // request runs the full chain and SPIFFE ID check above
-      agent: false,
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    let req: ReturnType<typeof https.request>;
+    try {
+      req = https.request(target, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers,
+        ca,
+        ...(renewal ? { key: auth.svid.privateKeyPem, cert: auth.svid.chainPem } : {}),
+        // the policy of every meshcar endpoint (the CA's port offers nothing else): a server that
+        // negotiates less, or asks to renegotiate, is not the meshcar CA
+        ...TLS_POLICY,
+        checkServerIdentity: verifyServerSpiffeId(caId),
+        // a fresh agent per request: no pooled socket and no resumed TLS session, so every
+        // request runs the full chain and SPIFFE ID check above
+        agent: false,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (err) {
+      // a header value Node refuses (bootstrap.ts checks the token's form first): a config
+      // mistake that no retry mends, never an escape from this promise as a TypeError (exit 70)
+      reject(new MeshcarError('identity_invalid', `the request to the CA at ${url} could not be made: ${describeError(err)}`, { cause: err }));
+      return;
+    }
     // one deadline for connect, handshake, request and response together
     const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     // before a response, failures arrive here; after it, on the response (Node's http rules)

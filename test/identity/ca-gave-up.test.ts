@@ -7,11 +7,12 @@ import pino from 'pino';
 import { join } from 'node:path';
 import { makePki } from '../helpers/pki.js';
 import { freePort } from '../helpers/process.js';
+import { unsignedToken } from '../helpers/ca.js';
 import { obtainIdentity } from '../../src/identity/bootstrap.js';
 
 t.test('the CA never answers: the start gives up saying what to do', async (t) => {
   const pki = await makePki('mesh.local');
-  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': 'not-read-before-the-ca-answers\n' });
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${unsignedToken()}\n` });
   // a port nothing listens on (freed again at once): every dial is refused
   const port = await freePort();
   await t.rejects(

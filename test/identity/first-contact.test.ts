@@ -6,7 +6,7 @@ import t from 'tap';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeCaDir, memoryLogger, startTestCa } from '../helpers/ca.js';
+import { makeCaDir, memoryLogger, startTestCa, unsignedToken } from '../helpers/ca.js';
 import { freePort } from '../helpers/process.js';
 import { caToken } from '../../src/ca/commands.js';
 import { obtainIdentity } from '../../src/identity/bootstrap.js';
@@ -23,7 +23,7 @@ async function workDir(t: Tap.Test): Promise<string> {
 async function failsAtOnce(t: Tap.Test, url: string, bundlePath: string, expected: { code: string; message: RegExp }): Promise<void> {
   const work = await workDir(t);
   const tokenPath = join(work, 'orders.token');
-  await writeFile(tokenPath, 'a.b.c\n');
+  await writeFile(tokenPath, `${unsignedToken()}\n`);
   const lines: Array<Record<string, unknown>> = [];
   const started = Date.now();
   await t.rejects(
@@ -90,7 +90,7 @@ t.test('a CA that is down on first contact is noticed within a second of coming 
 t.test('a CA that stays down: one warning per window, saying how many alike failures it left out', async (t) => {
   const work = await workDir(t);
   const tokenPath = join(work, 'orders.token');
-  await writeFile(tokenPath, 'a.b.c\n');
+  await writeFile(tokenPath, `${unsignedToken()}\n`);
   const port = await freePort();
   const lines: Array<Record<string, unknown>> = [];
   const retries = () => lines.filter((l) => /^first SVID request failed, retrying/.test(String(l.msg)));

@@ -4,11 +4,13 @@
 // CA", leaving a newcomer with several token files to guess which one was read.
 
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import pino from 'pino';
 import { join } from 'node:path';
 import { caToken } from '../../src/ca/commands.js';
 import { makeCaDir, startTestCa } from '../helpers/ca.js';
 import { startMeshcar } from '../helpers/process.js';
+import { CaClient } from '../../src/identity/ca-client.js';
 
 /** A first start of an `orders` sidecar whose identity.ca.token file holds `token`, against `ca`. */
 async function firstStartOfOrders(t: { testdir(): string }, ca: { dir: string; server: { url: string } }, token: string) {
@@ -43,4 +45,30 @@ t.test("a token for another service: the 403 identity_not_allowed line names the
   t.equal(proc.stderr.length, 1, proc.stderr.join('\n'));
   t.match(proc.stderr[0], /^meshcar: the CA at https:\/\/127\.0\.0\.1:\d+ refused \(403 identity_not_allowed\): the CSR asks for "spiffe:\/\/mesh\.local\/svc\/orders" but the join token grants spiffe:\/\/mesh\.local\/svc\/billing/);
   t.match(proc.stderr[0], `; the token is identity.ca.token's ${tokenFile}: write a new one there with the CA that serves ${ca.server.url} (meshcar ca token --dir CA_DIR --service orders --out ${tokenFile})`);
+});
+
+t.test('a token file holding a character a header cannot carry: one line naming the file, exit 1, not a stack trace (exit 70)', async (t) => {
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const token = await caToken(ca.dir, 'orders', 3_600_000, false);
+  for (const [what, text] of [
+    ['a zero-width space pasted after it', `${token}\u200b\n`],
+    ['two tokens, one a line', `${token}\n${token}\n`],
+  ] as const) {
+    const { proc, tokenFile } = await firstStartOfOrders(t, ca, text);
+    t.equal(await proc.exited(), 1, `${what}: exit 1`);
+    t.equal(proc.stderr.length, 1, proc.stderr.join('\n'));
+    t.match(proc.stderr[0], `meshcar: identity.ca.token: the join token file ${tokenFile}: it does not hold a join token (three base64url parts joined by dots, as meshcar ca token prints)`, what);
+  }
+});
+
+t.test('the CA client: a token Node refuses in a header is a refusal naming the request, never a TypeError', async (t) => {
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const client = new CaClient({ url: ca.server.url, trustDomain: 'mesh.local', bundlePem: await readFile(join(ca.dir, 'bundle.pem'), 'utf8'), logger: pino({ level: 'silent' }) });
+  const failure = await client.sign({ spiffeId: 'spiffe://mesh.local/svc/orders', auth: { token: 'a\nb' } }).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  t.match(failure, { code: 'identity_invalid', message: /^the request to the CA at https:\/\/127\.0\.0\.1:\d+ could not be made: .*authorization/ });
 });
