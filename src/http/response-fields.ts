@@ -5,6 +5,7 @@
 // HTTP/2 peer resets a stream whose 204 announces content, and a Host trailer would route.
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { trimOws } from './field-whitespace.js';
 
 /**
  * RFC 9110 §6.5.1: message framing, routing, request modifiers (controls, conditionals),
@@ -56,8 +57,6 @@ const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/i;
 /** RFC 9110 §5.5: visible characters, SP, HTAB and obs-text, nothing else (no CR, LF, NUL or other CTL). */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-/** Leading and trailing whitespace is not part of a value (RFC 9110 §5.5), and HTTP/2 refuses it. */
-const OWS = /^[ \t]+|[ \t]+$/g;
 
 /**
  * The trailer fields fit to forward, names lower-case: forbidden ones, pseudo-headers, names
@@ -87,7 +86,8 @@ export function forwardableTrailers(trailers: IncomingHttpHeaders | OutgoingHttp
 }
 
 function validValue(value: string): string | undefined {
-  return FIELD_VALUE.test(value) ? value.replace(OWS, '') : undefined;
+  // leading and trailing whitespace is not part of a value (RFC 9110 §5.5), and HTTP/2 refuses it
+  return FIELD_VALUE.test(value) ? trimOws(value) : undefined;
 }
 
 /**

@@ -6,6 +6,7 @@
 
 import { clip } from '../clip.js';
 import { MAX_QUOTED } from './violations.js';
+import { trimTrailingOws } from '../http/field-whitespace.js';
 
 const TOKEN_CHAR = "[!#$%&'*+.^_`|~0-9A-Za-z-]";
 const TOKEN = `${TOKEN_CHAR}+`;
@@ -20,10 +21,8 @@ export type MediaParameters = ReadonlyArray<readonly [name: string, value: strin
 
 /** A Content-Type's parameters as [name, value] pairs (a quoted value unquoted), or undefined when it is not one media type. */
 export function mediaParameters(contentType: string): MediaParameters | undefined {
-  // trailing whitespace cut by a scan from the end: /[ \t]+$/ is retried from every space of a run that is not trailing
-  let end = contentType.length;
-  while (end > 0 && (contentType.charCodeAt(end - 1) === 0x20 || contentType.charCodeAt(end - 1) === 0x09)) end--;
-  const text = end === contentType.length ? contentType : contentType.slice(0, end);
+  // by a scan from the end: /[ \t]+$/ is retried from every space of a run that is not trailing
+  const text = trimTrailingOws(contentType);
   TYPE.lastIndex = 0;
   if (!TYPE.test(text)) return undefined;
   const parameters: Array<[string, string]> = [];
