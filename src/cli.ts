@@ -13,7 +13,7 @@
 // within 0.6 µs). And it gives libuv's thread pool 16 threads, not 4: host-name lookups
 // (getaddrinfo) may hold half of them, and a resolver that does not answer holds one per name for
 // its whole timeout; with 8, names that answer and connections to an app named by host name
-// still find one (src/outbound/name-lookups.ts). The pool is made before any of this file runs,
+// still find one (src/name-lookups.ts). The pool is made before any of this file runs,
 // so only the environment can set it. `node dist/cli.js` users pass the flags themselves.
 
 import { holdSignalsFromStart } from './cli/startup-signals.js';

@@ -13,6 +13,9 @@ import { spiffeIdOfCertificate, verifyServerSpiffeId } from './peer-identity.js'
 import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import type { CaAuth, CaClientOptions } from './ca-client.js';
 import { TLS_POLICY } from './tls-contexts.js';
+import { connectionLookup } from '../name-lookups.js';
+
+const CA_LOOKUP = connectionLookup();
 
 export const DEFAULT_CA_TIMEOUT_MS = 10_000;
 /** A chain and a bundle are a few kilobytes; anything near this is not a signing response. */
@@ -95,6 +98,9 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
         // a fresh agent per request: no pooled socket and no resumed TLS session, so every
         // request runs the full chain and SPIFFE ID check above
         agent: false,
+        // the CA named by host name: looked up through the process's scheduler, one lookup of
+        // the name at a time, never the last lookup thread (name-lookups.ts)
+        lookup: CA_LOOKUP,
         ...(options.signal ? { signal: options.signal } : {}),
       });
     } catch (err) {

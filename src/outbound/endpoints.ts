@@ -21,7 +21,7 @@ import { initialLoad, type LoadState } from './balancer.js';
 import { pickEndpoint } from './endpoint-pick.js';
 import { usableFamilies } from './address-families.js';
 import { LookupOutages } from './lookup-outages.js';
-import { systemLookups, type LookupAll } from './name-lookups.js';
+import { systemLookups, type LookupAll } from '../name-lookups.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 
 export interface UpstreamEndpoint extends LoadState {

@@ -4,7 +4,7 @@
 // /etc/hosts holds `localhost` and one upstream name. libuv lets lookups hold at most half its
 // thread pool (2 of Node's default 4 threads), and three hung upstream names used to hold both:
 // - the inbound's app, named `http://localhost:PORT`, got no new connection (its connect is a
-//   lookup too) until a hung lookup gave its thread up, 15 s here (src/outbound/name-lookups.ts
+//   lookup too) until a hung lookup gave its thread up, 15 s here (src/name-lookups.ts
 //   now keeps one thread for the rest of the process; run as `node dist/cli.js`, 4 threads);
 // - a name /etc/hosts answers waited as long (the `meshcar` launcher now gives the pool 16
 //   threads, so lookups have 8, and hung names take at most 6 of them; run as `dist/cli.js`).
@@ -103,5 +103,43 @@ else {
     const call = await callInbound(inbound);
     t.equal(call.status, '200', 'the app is reached too');
     t.ok(call.seconds < 5, `in ${call.seconds} s`);
+  });
+
+  t.test('a CA named by a hung name: its lookups, however often it is polled, leave the app named localhost a thread', { timeout: 90_000 }, async (t) => {
+    // a host of its own, whose hung lookups last 30 s: a poll's lookup outlives the next poll
+    // (each CA request gives up at 10 s), so two polls held both of Node's lookup threads
+    await net.addHost('h2', `${NET}12`, { nameserver: '127.0.0.1' });
+    const etc2 = `/etc/netns/${net.ns('h2')}`;
+    await writeFile(join(etc2, 'resolv.conf'), 'nameserver 127.0.0.1\noptions timeout:30 attempts:1\n');
+    const silent2 = new LineWatch(net.spawn('h2', process.execPath, ['-e', "const s = require('dgram').createSocket('udp4'); s.on('message', () => {}); s.bind(53, '127.0.0.1', () => console.log('bound'))"]));
+    await silent2.waitFor(/bound/, 10_000);
+    const app2 = new LineWatch(net.spawn('h2', process.execPath, ['-e', "require('http').createServer((q, s) => s.end('app')).listen(0, '127.0.0.1', function () { console.log('port ' + this.address().port) })"]));
+    const app2Port = Number(/port (\d+)/.exec((await app2.waitFor(/port \d+/, 10_000)).text)?.[1]);
+    const file = join(ca.dir, 'ca-by-name.yaml');
+    await writeFile(file, [
+      'service: orders',
+      'trustDomain: mesh.local',
+      'identity:',
+      `  ca: {url: "https://ca.mesh.test:8443", bundle: ${ca.bundlePath}, bundleRefresh: 100ms}`,
+      `  dir: ${svid.dir}`,
+      'inbound:',
+      '  listen: 127.0.0.1:0',
+      `  app: http://localhost:${app2Port}`,
+      'admin:',
+      '  listen: 127.0.0.1:0',
+      'log:',
+      '  level: info',
+      '',
+    ].join('\n'));
+    const log = new LineWatch(net.spawn('h2', process.execPath, ['--max-semi-space-size=4', CLI, 'run', '--config', file]));
+    // the start's bundle fetch gives up at 10 s and the sidecar goes on with its stored SVID
+    const ready = JSON.parse((await log.waitFor(/"msg":"sidecar ready"/, 30_000)).text) as { inbound: { port: number } };
+    // a poll after the start's: before, its lookup took the second thread while the first still hung
+    await log.waitFor(/could not fetch the CA's trust bundle, keeping the current one/, 15_000);
+    const out = await net.exec('h2', 'curl', ['-sk', '--max-time', '25', '-o', '/dev/null', '-w', '%{http_code} %{time_total}',
+      '--cert', join(caller.dir, 'svid.crt'), '--key', join(caller.dir, 'svid.key'), `https://127.0.0.1:${ready.inbound.port}/`]).catch((err: { stdout?: string }) => err.stdout ?? '000 99');
+    const [status, seconds] = out.trim().split(' ');
+    t.equal(status, '200', 'the request reached the app');
+    t.ok(Number(seconds) < 5, `in ${seconds} s (a hung lookup holds its thread 30 s)`);
   });
 }

@@ -1,4 +1,5 @@
-// The host-name lookups of the outbound's upstreams, shared by the whole process. The system
+// The host-name lookups of the outbound's upstreams and of the CA's URL (every sign, renewal
+// and bundle poll of a sidecar that names its CA by host name), shared by the whole process. The system
 // resolver (getaddrinfo) runs each lookup on a thread of libuv's pool, and libuv lets lookups
 // hold at most half of those threads ((UV_THREADPOOL_SIZE + 1) / 2: 2 of the default 4, 8 of
 // the 16 meshcar's launcher sets). A resolver that never answers holds a thread for the whole
@@ -14,7 +15,8 @@
 //   others hang, and names that answer go first when a thread frees.
 // A lookup cannot be cancelled; one waiting here costs nothing but its place in line.
 
-import { promises as dns } from 'node:dns';
+import { promises as dns, type LookupAddress, type LookupOptions } from 'node:dns';
+import type { LookupFunction } from 'node:net';
 
 export type LookupAll = (hostname: string) => Promise<ReadonlyArray<{ address: string; family: number }>>;
 type Records = Awaited<ReturnType<LookupAll>>;
@@ -115,3 +117,28 @@ const systemResolver: LookupAll = (hostname) => dns.lookup(hostname, { all: true
 
 /** The process's lookups through the system resolver: one scheduler for the one thread pool. */
 export const systemLookups = new NameLookups(systemResolver, lookupThreads());
+
+/**
+ * `lookups` as the `lookup` option of a connection (net, tls, https): a request's name goes
+ * through the scheduler instead of straight to getaddrinfo, where each attempt against a hung
+ * resolver held another thread (a CA polled every 100 ms held both lookup threads within
+ * seconds, and the inbound's app named `localhost` got no connection). Node asks for every
+ * address (`all`) when it tries families in turn, else for one.
+ */
+export function connectionLookup(lookups: NameLookups = systemLookups): LookupFunction {
+  return (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
+    const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : Number(options.family ?? 0);
+    lookups.lookup(hostname).then(
+      (records) => {
+        const usable = family === 4 || family === 6 ? records.filter((r) => r.family === family) : [...records];
+        if (usable.length === 0) {
+          callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname }), options.all ? [] : '', 0);
+          return;
+        }
+        if (options.all) callback(null, usable.map((r) => ({ address: r.address, family: r.family })));
+        else callback(null, (usable[0] as LookupAddress).address, (usable[0] as LookupAddress).family);
+      },
+      (err: NodeJS.ErrnoException) => callback(err, options.all ? [] : '', 0),
+    );
+  };
+}

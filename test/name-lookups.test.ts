@@ -1,10 +1,12 @@
-// The process's lookup scheduler (src/outbound/name-lookups.ts) on its own, with a resolver
+// The process's lookup scheduler (src/name-lookups.ts) on its own, with a resolver
 // whose answers the test gives by hand and a clock it moves: one lookup per name, a thread
 // always left free, slow names never taking the last thread names that answer need, and names
 // that answer going first. The real resolver hung for real is test/outbound/dns-hung-resolver.
 
 import t from 'tap';
-import { lookupThreads, NameLookups, SLOW_LOOKUP_MS } from '../../src/outbound/name-lookups.js';
+import net from 'node:net';
+import { once } from 'node:events';
+import { connectionLookup, lookupThreads, NameLookups, SLOW_LOOKUP_MS } from '../src/name-lookups.js';
 
 type Answer = ReadonlyArray<{ address: string; family: number }>;
 
@@ -94,4 +96,24 @@ t.test('slow names leave a thread to names that answer, and wait behind them', a
   await r.fail('hung2');
   t.same(r.running(), ['hung3', 'hung1'], 'once a slow one ends, a waiting slow one takes its place');
   t.same(lookups.load(), { running: 2, waiting: 0 });
+});
+
+t.test("connectionLookup: Node's lookup option through the scheduler, one address or all, by family", async (t) => {
+  const lookups = new NameLookups(async (host) => (host === 'both.test' ? [{ address: '::1', family: 6 }, { address: '127.0.0.1', family: 4 }] : []), 2);
+  const lookup = connectionLookup(lookups);
+  const ask = (host: string, options: object) =>
+    new Promise<{ err: NodeJS.ErrnoException | null; address: unknown; family?: number }>((resolve) => lookup(host, options, (err, address, family) => resolve({ err, address, family })));
+  t.same(await ask('both.test', { all: true }), { err: null, address: [{ address: '::1', family: 6 }, { address: '127.0.0.1', family: 4 }], family: undefined }, 'all, in the order answered');
+  t.same(await ask('both.test', {}), { err: null, address: '::1', family: 6 }, 'the first');
+  t.same(await ask('both.test', { family: 4 }), { err: null, address: '127.0.0.1', family: 4 }, 'IPv4 only');
+  t.same(await ask('both.test', { family: 'IPv6', all: true }), { err: null, address: [{ address: '::1', family: 6 }], family: undefined }, 'IPv6 only, all');
+  const none = await ask('none.test', {});
+  t.equal(none.err?.code, 'ENOTFOUND', 'no address: ENOTFOUND, as getaddrinfo says');
+  // a real connection with it: the name /etc/hosts gives
+  const server = net.createServer((socket) => socket.end('hi')).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const socket = net.connect({ host: 'localhost', port: (server.address() as net.AddressInfo).port, lookup: connectionLookup(), family: 4 });
+  const [data] = (await once(socket, 'data')) as [Buffer];
+  t.equal(data.toString(), 'hi', 'a connection to localhost through the process scheduler');
 });
