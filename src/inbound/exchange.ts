@@ -121,8 +121,9 @@ export abstract class Exchange extends ExchangeRecord {
       return false;
     }
     this.status = status;
-    // a trailers-only answer (NOT_FOUND before any message) has its grpc-status in the head
-    if (this.grpcStatus === null) this.grpcStatus = grpcStatusIn(headers);
+    // a trailers-only answer (NOT_FOUND before any message) has its grpc-status in a head that
+    // ends the answer; in one with more to come it is not the call's status (its trailers are)
+    if (this.grpcStatus === null && endStream) this.grpcStatus = grpcStatusIn(headers);
     if (body) this.phase = STREAMING;
     else this.phase = DONE;
     return body;

@@ -19,7 +19,7 @@ import { neverProcessed } from './goaway-refused.js';
 import { UPSTREAM_MAX_HEAD_BYTES } from './head-limits.js';
 import { markAnswerCut, markPenalized } from './pool-counting.js';
 import { refusedUnprocessed, upstreamReset } from './upstream-errors.js';
-import { peerResetCode, wasReset, type UpstreamStream } from './upstream-stream.js';
+import { peerResetCode, responseEnds, wasReset, type UpstreamStream } from './upstream-stream.js';
 
 /** The current attempt's stream brought the response head. */
 export function upstreamResponse(attempt: Attempt, up: UpstreamStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean, raw: readonly string[]): void {
@@ -48,7 +48,7 @@ export function upstreamResponse(attempt: Attempt, up: UpstreamStream, head: Inc
   const length = head['content-length'];
   if (length !== undefined) attempt.answerLength = Number(length);
   dropKeptBody(attempt);
-  attempt.exchange.answered(judged, head);
+  attempt.exchange.answered(judged, head, responseEnds(flags));
   reportRetry(attempt, judged >= 500 || judged === 429 ? 'failure' : 'success');
   attempt.relayBody(up, flags);
 }

@@ -7,12 +7,17 @@ import { performance } from 'node:perf_hooks';
 import { loadCost } from './balancer.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 
+/** Whether an attempt may go to `c`: not resting, not ejected, not the one to avoid nor one tried. */
+function eligible(c: UpstreamEndpoint, now: number, avoid: UpstreamEndpoint | undefined, tried: ReadonlySet<UpstreamEndpoint> | undefined): boolean {
+  return c !== avoid && !c.ejected && c.downUntil <= now && !tried?.has(c);
+}
+
 /**
  * `now` is performance.now(), the clock `downUntil` is kept on (pool-failover.ts).
  * Power of two choices: two distinct endpoints at random, the one with the lower load cost
  * (ewma × (outstanding + 1)) wins. Endpoints resting after a connect failure, ejected, the
- * one to `avoid` (a retry's last endpoint) and those in `tried` are not candidates; when
- * neither of the two is, the cheapest candidate is searched for; when there is none, any
+ * one to `avoid` (a retry's last endpoint) and those in `tried` are not candidates; when one
+ * of the two is not, the other is weighed against another candidate; when neither is, the cheapest candidate is searched for; when there is none, any
  * endpoint not avoided nor tried (better to try than to refuse), unless the avoided one is
  * healthy: then none (the caller retries on it, as Envoy does outside panic). No allocation.
  */
@@ -29,11 +34,21 @@ export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, n
   if (j >= i) j += 1;
   const a = list[i] as UpstreamEndpoint;
   const b = list[j] as UpstreamEndpoint;
-  const okA = a !== avoid && !a.ejected && a.downUntil <= now && !tried?.has(a);
-  const okB = b !== avoid && !b.ejected && b.downUntil <= now && !tried?.has(b);
+  const okA = eligible(a, now, avoid, tried);
+  const okB = eligible(b, now, avoid, tried);
   if (okA && okB) return loadCost(a, t, decay) <= loadCost(b, t, decay) ? a : b;
-  if (okA) return a;
-  if (okB) return b;
+  if (okA || okB) {
+    // one of the two cannot be taken: the other is weighed against a candidate that can, from a
+    // random place. Taken unweighed, an endpoint failing every request but not ejected (the
+    // ejection cap reached) drew its uniform share beside an ejected one (26 of 90 calls failed)
+    const chosen = okA ? a : b;
+    const start = Math.floor(Math.random() * n);
+    for (let k = 0; k < n; k++) {
+      const c = list[(start + k) % n] as UpstreamEndpoint;
+      if (c !== chosen && eligible(c, now, avoid, tried)) return loadCost(chosen, t, decay) <= loadCost(c, t, decay) ? chosen : c;
+    }
+    return chosen;
+  }
   let best: UpstreamEndpoint | undefined;
   let bestCost = Infinity;
   let fallback: UpstreamEndpoint | undefined;

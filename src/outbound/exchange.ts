@@ -78,12 +78,14 @@ export class Exchange {
    * ...), its x-meshcar-error code is this request's error too, so a refusal counts alike on
    * both sides; only known codes are taken, so a peer cannot grow the error labels.
    */
-  answered(status: number, head: Readonly<Record<string, unknown>>): void {
+  answered(status: number, head: Readonly<Record<string, unknown>>, ended = false): void {
     this.status = status;
     const code = head['x-meshcar-error'];
     if (isErrorCode(code)) this.errorCode ??= code;
-    // trailers-only (a NOT_FOUND before any message, a remote sidecar's own status): in the head
-    if (this.grpcStatus === null) this.grpcStatus = grpcStatusIn(head);
+    // trailers-only (a NOT_FOUND before any message, a remote sidecar's own status): in a head
+    // that ends the answer; one in a head with more to come is not the call's status, which the
+    // trailers carry (an app sending grpc-status 0 first and 13 in its trailers was counted OK)
+    if (this.grpcStatus === null && ended) this.grpcStatus = grpcStatusIn(head);
   }
 
   /** The upstream's trailers, passed on to the app: where a gRPC answer with a body has its status. */

@@ -17,7 +17,7 @@ import type { EndpointHealth } from './balancer.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { closeIfRemoved } from './pool-sessions.js';
-import type { UpstreamStream } from './upstream-stream.js';
+import { responseEnds, type UpstreamStream } from './upstream-stream.js';
 
 // what the pool notes on each of its streams, read by its shared 'response' and 'close' listeners
 const ENDPOINT = Symbol('meshcar.endpoint');
@@ -43,7 +43,7 @@ export interface TrackedStream extends UpstreamStream {
   [OVERDUE]?: boolean;
 }
 
-export type StreamResponded = (this: TrackedStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader) => void;
+export type StreamResponded = (this: TrackedStream, head: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number | boolean) => void;
 export type StreamClosed = (this: TrackedStream) => void;
 
 /** The pool's 'response' listener for all its streams: the endpoint's first answer, judged. */
@@ -56,16 +56,17 @@ export function streamRespondedListener(health: EndpointHealth<UpstreamEndpoint>
     this[GRPC_PENDING] = undefined;
     health.responded(endpoint, grpcHealthStatus(trailers['grpc-status']), latency);
   }
-  return function (head) {
+  return function (head, flags) {
     const endpoint = this[ENDPOINT];
     if (endpoint === undefined || this[ANSWERED]) return;
     this[ANSWERED] = true;
-    const latency = performance.now() - (this[OPENED] as number);
+    const latency = sinceRequest(this);
     // a remote sidecar's own error counts as its status, also when a gRPC caller got it as 200
     const status = effectiveStatus(Number(head[':status']), head);
     if (status === 200 && isGrpc(head['content-type'])) {
-      // trailers-only: the verdict is in the head; else it comes with the trailers
-      if (head['grpc-status'] !== undefined) health.responded(endpoint, grpcHealthStatus(head['grpc-status']), latency);
+      // trailers-only: the verdict is in a head that ends the answer; else it comes with the
+      // trailers (a grpc-status in a head with more to come is not the call's)
+      if (head['grpc-status'] !== undefined && responseEnds(flags)) health.responded(endpoint, grpcHealthStatus(head['grpc-status']), latency);
       else {
         this[GRPC_PENDING] = latency;
         this.once('trailers', onGrpcTrailers);
@@ -74,6 +75,17 @@ export function streamRespondedListener(health: EndpointHealth<UpstreamEndpoint>
     }
     health.responded(endpoint, status, latency);
   };
+}
+
+/**
+ * The time the endpoint has had the request: from its end (its head, and its body if any), or
+ * from the stream's opening for an answer that came before that end. While an app's upload is
+ * still coming the time is the app's: counted from the opening, a healthy endpoint's answer to
+ * a 400 ms upload weighed more than the penalty of an endpoint failing at once, and the failing
+ * one drew the calls (README: the latency counts after the request was whole).
+ */
+function sinceRequest(stream: TrackedStream): number {
+  return performance.now() - (stream[SENT] ?? (stream[OPENED] as number));
 }
 
 /**
@@ -113,7 +125,7 @@ export function streamClosedListener(pool: UpstreamPool, health: EndpointHealth<
       if ((!this[ANSWERED] || this[OVERDUE]) && sent !== undefined) health.tookAtLeast(endpoint, performance.now() - sent);
       return;
     }
-    if (!this[ANSWERED]) health.failedWithPenalty(endpoint, performance.now() - (this[OPENED] as number));
+    if (!this[ANSWERED]) health.failedWithPenalty(endpoint, sinceRequest(this));
     else {
       // a gRPC answer that closed without its trailers has no status: the call failed (INTERNAL
       // for its client), as a gRPC server's reset or a cut body
@@ -153,7 +165,7 @@ export function markAnswerCut(pool: UpstreamPool, stream: UpstreamStream): void 
   const endpoint = s[ENDPOINT];
   if (endpoint === undefined || s[CANCELLED] || !s[ANSWERED] || s[GRPC_PENDING] !== undefined || s[CUT]) return;
   s[CUT] = true;
-  pool.health.failedWithPenalty(endpoint, performance.now() - (s[OPENED] as number));
+  pool.health.failedWithPenalty(endpoint, sinceRequest(s));
 }
 
 /** The request is whole on `stream` (the attempt controller tells: a bodiless request or a replay at once, an upload at its end). */
