@@ -72,6 +72,8 @@ export class UpstreamPool {
   active = 0;
   /** Requests waiting for a session or a stream slot (the slow path). */
   pending = 0;
+  /** WebSocket tunnels open or opening: each holds a circuit slot (maxRequests) as a request does. */
+  tunnels = 0;
   /** Requests waiting out a retry's backoff: they come back to this pool (attempt-retry.ts). */
   retrying = 0;
   /** One function for every stream's 'response' and 'close', not a closure per request. */
@@ -155,7 +157,7 @@ export class UpstreamPool {
    * failed as `avoid`: another one is used when there is one.
    */
   openStream(headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, requester: StreamRequester, avoid?: UpstreamEndpoint): StreamWait | undefined {
-    if (!this.closed && this.active + this.pending >= this.circuit.maxRequests) return void requester.streamFailed(this.circuitOpen(`${this.active + this.pending} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
+    if (!this.closed && this.active + this.pending + this.tunnels >= this.circuit.maxRequests) return void requester.streamFailed(this.circuitOpen(`${this.active + this.pending + this.tunnels} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
     const now = performance.now();
     const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(now) : (this.endpoints.pick(now, avoid) ?? this.endpoints.pick(now));
     if (endpoint) {
@@ -188,6 +190,22 @@ export class UpstreamPool {
       },
     );
     return wait;
+  }
+
+  /**
+   * A WebSocket tunnel's circuit slot, taken before it dials and held until tunnelClosed(): a
+   * circuit_open error when maxRequests are in flight. Tunnels went around the breaker (20 of
+   * 20 upgrades opened under maxRequests 2, and a plain request beside them was let through).
+   */
+  admitTunnel(): MeshcarError | undefined {
+    const inFlight = this.active + this.pending + this.tunnels;
+    if (!this.closed && inFlight >= this.circuit.maxRequests) return this.circuitOpen(`${inFlight} requests are in flight, WebSocket tunnels included (circuitBreaker.maxRequests ${this.circuit.maxRequests})`);
+    this.tunnels += 1;
+    return undefined;
+  }
+
+  tunnelClosed(): void {
+    this.tunnels -= 1;
   }
 
   private circuitOpen(why: string): MeshcarError {

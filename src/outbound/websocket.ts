@@ -288,6 +288,14 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     fail(isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${pool.name}: ${describeError(err)}`, { cause: err }));
   };
 
+  // a circuit slot for as long as the app's connection is open (refused, it is answered 503)
+  const circuitOpen = pool.admitTunnel();
+  if (circuitOpen !== undefined) {
+    fail(circuitOpen);
+    return;
+  }
+  if (socket.closed) pool.tunnelClosed();
+  else socket.once('close', () => pool.tunnelClosed());
   // timeout 0: no deadline for the upstream's 101 (the dial has its own bound)
   if (pool.timeoutMs > 0) timer = setTimeout(() => fail(upstreamTimeout(pool.name, pool.timeoutMs, undefined, `outbound.upstreams.${pool.name}.timeout`)), pool.timeoutMs);
   openTunnel(pool).then(onOpened, onOpenFailed);
