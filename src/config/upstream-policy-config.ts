@@ -84,8 +84,11 @@ export function readOutlierDetection(value: YamlValue): OutlierDetectionConfig |
   if (!map) return undefined;
   const d = DEFAULT_OUTLIER;
   const consecutiveFailures = map.optional('consecutiveFailures', (v) => readCount(v, 1000), d.consecutiveFailures);
-  const baseEjectionMs = map.optional('baseEjection', readDuration, d.baseEjectionMs);
-  const maxEjectionMs = map.optional('maxEjection', readDuration, Math.max(d.maxEjectionMs, baseEjectionMs ?? 0));
+  // a key left out takes its default as far as the one written allows: maxEjection: 10s alone
+  // is not refused for being shorter than the unwritten 30 s base (the base follows it down)
+  const maxWritten = map.has('maxEjection') ? map.optional('maxEjection', readDuration, d.maxEjectionMs) : undefined;
+  const baseEjectionMs = map.optional('baseEjection', readDuration, Math.min(d.baseEjectionMs, maxWritten ?? Infinity));
+  const maxEjectionMs = map.has('maxEjection') ? maxWritten : Math.max(d.maxEjectionMs, baseEjectionMs ?? 0);
   const maxEjectionPercent = map.optional('maxEjectionPercent', (v) => readCount(v, 100), d.maxEjectionPercent);
   if (consecutiveFailures === undefined || baseEjectionMs === undefined || maxEjectionMs === undefined || maxEjectionPercent === undefined) return undefined;
   if (maxEjectionMs < baseEjectionMs) return value.report(`maxEjection (${maxEjectionMs} ms) must not be shorter than baseEjection (${baseEjectionMs} ms)`);
@@ -119,8 +122,10 @@ function readRetryBudget(value: YamlValue): { ratio: number; minPerSecond: numbe
 function readBackoff(value: YamlValue): { base: number; max: number } | undefined {
   const map = value.map(BACKOFF_KEYS);
   if (!map) return undefined;
-  const base = map.optional('base', readDuration, DEFAULT_RETRIES.backoffBaseMs);
-  const max = map.optional('max', readDuration, DEFAULT_RETRIES.backoffMaxMs);
+  // as for ejection times: base: 2s alone raises the unwritten max to it, max: 10ms alone lowers the unwritten base
+  const maxWritten = map.has('max') ? map.optional('max', readDuration, DEFAULT_RETRIES.backoffMaxMs) : undefined;
+  const base = map.optional('base', readDuration, Math.min(DEFAULT_RETRIES.backoffBaseMs, maxWritten ?? Infinity));
+  const max = map.has('max') ? maxWritten : Math.max(DEFAULT_RETRIES.backoffMaxMs, base ?? 0);
   return base === undefined || max === undefined ? undefined : { base, max };
 }
 

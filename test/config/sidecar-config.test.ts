@@ -384,3 +384,17 @@ t.test('inbound.sessionResumption: off unless true; anything but true or false i
   const issues = await issuesOf(t, edit({ '  timeout: 15s\n': '  timeout: 15s\n  sessionResumption: yes please\n' }));
   t.same(issues, ['c.yaml:14:3: inbound.sessionResumption: expected true or false, got a string'], issues.join('\n'));
 });
+
+t.test('one half of backoff or of the ejection times alone: the other half follows it, not refused against its default', async (t) => {
+  const upstream = (policy: string) =>
+    `service: web\ntrustDomain: mesh.local\nidentity:\n  files: {cert: a.crt, key: a.key, bundle: b.pem}\noutbound:\n  listen: 127.0.0.1:0\n  upstreams:\n    api:\n      endpoints: [127.0.0.1:1]\n      identity: spiffe://mesh.local/svc/api\n      ${policy}\n`;
+  const load = async (policy: string) => (await loadSidecarConfig(join(t.testdir({ 'c.yaml': upstream(policy) }), 'c.yaml'))).outbound?.upstreams[0];
+  t.match((await load('retries: {backoff: {base: 2s}}'))?.retries, { backoffBaseMs: 2000, backoffMaxMs: 2000 }, 'base 2s alone: max rises to it');
+  t.match((await load('retries: {backoff: {max: 10ms}}'))?.retries, { backoffBaseMs: 10, backoffMaxMs: 10 }, 'max 10ms alone: base falls to it');
+  t.match((await load('retries: {backoff: {base: 5ms}}'))?.retries, { backoffBaseMs: 5, backoffMaxMs: 1000 }, 'within the defaults, the other keeps its default');
+  t.match((await load('outlierDetection: {maxEjection: 10s}'))?.outlierDetection, { baseEjectionMs: 10_000, maxEjectionMs: 10_000 }, 'maxEjection 10s alone: the base falls to it');
+  t.match((await load('outlierDetection: {baseEjection: 10m}'))?.outlierDetection, { baseEjectionMs: 600_000, maxEjectionMs: 600_000 }, 'baseEjection 10m alone: the max rises to it');
+  // both written and contradicting: still refused, naming both
+  t.same(await issuesOf(t, upstream('retries: {backoff: {base: 2s, max: 1s}}')), ['c.yaml:11:7: outbound.upstreams.api.retries: backoff.max (1000 ms) must not be shorter than backoff.base (2000 ms)']);
+  t.same(await issuesOf(t, upstream('outlierDetection: {baseEjection: 1m, maxEjection: 10s}')), ['c.yaml:11:7: outbound.upstreams.api.outlierDetection: maxEjection (10000 ms) must not be shorter than baseEjection (60000 ms)']);
+});
