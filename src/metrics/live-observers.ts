@@ -93,7 +93,10 @@ export class ForwardingObserver {
   }
 
   upstreamSessionsChanged(upstream: string, delta: number): void {
-    this.sessions.set(upstream, (this.sessions.get(upstream) ?? 0) + delta);
+    // a name back at 0 leaves the map: upstreams renamed by reloads each left an entry for good
+    const sessions = (this.sessions.get(upstream) ?? 0) + delta;
+    if (sessions === 0) this.sessions.delete(upstream);
+    else this.sessions.set(upstream, sessions);
     for (const target of this.targets) target.upstreamSessionsChanged(upstream, delta);
   }
 
@@ -104,7 +107,9 @@ export class ForwardingObserver {
   }
 
   upstreamStreamsChanged(upstream: string, delta: number): void {
-    this.streams.set(upstream, (this.streams.get(upstream) ?? 0) + delta);
+    const streams = (this.streams.get(upstream) ?? 0) + delta;
+    if (streams === 0) this.streams.delete(upstream);
+    else this.streams.set(upstream, streams);
     for (const target of this.targets) target.upstreamStreamsChanged(upstream, delta);
   }
 }

@@ -63,6 +63,11 @@ abstract class Family<L extends string, C> {
 
   protected abstract newChild(labels: Record<L, string>): C;
 
+  /** Drops one series (an upstream a reload removed); a child held by a caller is dropped with it. */
+  remove(...values: string[]): void {
+    this.children.delete(values.join('\u0000'));
+  }
+
   /** Drops every series (metrics.requests turned off); children held by callers are dropped with them. */
   clear(): void {
     this.children.clear();

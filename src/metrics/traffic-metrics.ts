@@ -6,7 +6,6 @@
 // /metrics lines); past the cap a new endpoint is counted under route __other__ (method kept).
 // What it keeps per peer and endpoint: traffic-entries.ts.
 
-import type { Counter } from 'prom-client';
 import type { Metrics } from './registry.js';
 import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP, OTHER_ROUTE } from './route-templates.js';
@@ -14,6 +13,7 @@ import { codeLabel, isRegisteredStatus, responseKey, statusClass } from './statu
 import { countGrpc } from './grpc-codes.js';
 import { INBOUND_CONNECTION_REFUSALS, TLS_FAILURE_REASONS, type Direction, type Http2StreamErrorReason, type InboundConnectionRefusal, type RequestRecord, type SessionRejectReason, type TlsFailureReason, type TrafficObserver } from './traffic.js';
 import { trafficFamilies } from './traffic-families.js';
+import { UpstreamSeries } from './upstream-series.js';
 import type { EndpointEntry, EndpointView, PeerEntry, StatusChildren, TrafficMetricsOptions } from './traffic-entries.js';
 
 export type { EndpointView, TrafficMetricsOptions } from './traffic-entries.js';
@@ -27,19 +27,14 @@ const OTHER_PEER = '__other__';
 
 export class TrafficMetrics implements TrafficObserver {
   private readonly peers: Record<Direction, Map<string, PeerEntry>> = { inbound: new Map(), outbound: new Map() };
-  private readonly sessionGauges = new Map<string, ReturnType<Metrics['upstreamSessions']['labels']>>();
-  private readonly streamGauges = new Map<string, ReturnType<Metrics['upstreamActiveStreams']['labels']>>();
-  private readonly ejectionCounters = new Map<string, Counter.Internal>();
-  private readonly ejectedGauges = new Map<string, ReturnType<Metrics['ejectedEndpoints']['labels']>>();
-  private readonly circuitCounters = new Map<string, Counter.Internal>();
-  private readonly addressGauges = new Map<string, ReturnType<Metrics['upstreamEndpoints']['labels']>>();
-  private readonly lookupFailureCounters = new Map<string, Counter.Internal>();
+  private readonly upstreams: UpstreamSeries;
 
   /** Route templates per outbound upstream; setRoutes() changes them on a reload. */
   private readonly routesByUpstream: Map<string, readonly string[]>;
 
   constructor(private readonly metrics: Metrics, private readonly options: TrafficMetricsOptions = {}) {
     this.routesByUpstream = new Map(options.routesByUpstream ?? []);
+    this.upstreams = new UpstreamSeries(metrics);
   }
 
   /**
@@ -52,7 +47,8 @@ export class TrafficMetrics implements TrafficObserver {
     for (const family of own) family.clear();
     // prom-client's reset() drops a labelled family's series
     for (const family of labelled) family.reset();
-    for (const cache of [this.peers.inbound, this.peers.outbound, this.sessionGauges, this.streamGauges, this.ejectionCounters, this.ejectedGauges, this.circuitCounters, this.addressGauges, this.lookupFailureCounters]) cache.clear();
+    for (const cache of [this.peers.inbound, this.peers.outbound]) cache.clear();
+    this.upstreams.clear();
   }
 
   /**
@@ -189,21 +185,11 @@ export class TrafficMetrics implements TrafficObserver {
   }
 
   upstreamSessionsChanged(upstream: string, delta: number): void {
-    let gauge = this.sessionGauges.get(upstream);
-    if (gauge === undefined) {
-      gauge = this.metrics.upstreamSessions.labels(upstream);
-      this.sessionGauges.set(upstream, gauge);
-    }
-    gauge.inc(delta);
+    this.upstreams.sessionsChanged(upstream, delta);
   }
 
   upstreamStreamsChanged(upstream: string, delta: number): void {
-    let gauge = this.streamGauges.get(upstream);
-    if (gauge === undefined) {
-      gauge = this.metrics.upstreamActiveStreams.labels(upstream);
-      this.streamGauges.set(upstream, gauge);
-    }
-    gauge.inc(delta);
+    this.upstreams.streamsChanged(upstream, delta);
   }
 
   retryAttempted(upstream: string, reason: string, outcome: string): void {
@@ -223,61 +209,28 @@ export class TrafficMetrics implements TrafficObserver {
   }
 
   outlierEjected(upstream: string): void {
-    let counter = this.ejectionCounters.get(upstream);
-    if (counter === undefined) {
-      counter = this.metrics.outlierEjections.labels(upstream);
-      this.ejectionCounters.set(upstream, counter);
-    }
-    counter.inc();
+    this.upstreams.outlierEjected(upstream);
   }
 
   ejectedEndpointsChanged(upstream: string, ejected: number): void {
-    let gauge = this.ejectedGauges.get(upstream);
-    if (gauge === undefined) {
-      gauge = this.metrics.ejectedEndpoints.labels(upstream);
-      this.ejectedGauges.set(upstream, gauge);
-    }
-    gauge.set(ejected);
+    this.upstreams.ejectedChanged(upstream, ejected);
   }
 
   upstreamEndpointsChanged(upstream: string, endpoints: number): void {
-    let gauge = this.addressGauges.get(upstream);
-    if (gauge === undefined) {
-      gauge = this.metrics.upstreamEndpoints.labels(upstream);
-      this.addressGauges.set(upstream, gauge);
-      // its lookup failures at 0 from its first count: a series born at 1 has no increase()
-      this.upstreamLookupFailed(upstream, 0);
-    }
-    gauge.set(endpoints);
+    this.upstreams.endpointsChanged(upstream, endpoints);
   }
 
   upstreamLookupFailed(upstream: string, by = 1): void {
-    let counter = this.lookupFailureCounters.get(upstream);
-    if (counter === undefined) {
-      counter = this.metrics.upstreamLookupFailures.labels(upstream);
-      this.lookupFailureCounters.set(upstream, counter);
-    }
-    counter.inc(by);
+    this.upstreams.lookupFailed(upstream, by);
   }
 
-  /**
-   * A reload removed the upstream: its address gauge goes rather than saying 0, which reads as
-   * "an upstream with no address" (the alert this gauge is for). Its failure count stays, as the
-   * other per-upstream counters do: with workers the primary keeps a dead worker's counts and
-   * adds them to the live ones, so removed here the page fell to that kept count alone, a drop
-   * Prometheus reads as a counter reset (increase() then spikes).
-   */
+  /** A reload removed the upstream (upstream-series.ts says which of its series go, and when). */
   upstreamRemoved(upstream: string): void {
-    if (this.addressGauges.delete(upstream)) this.metrics.upstreamEndpoints.remove(upstream);
+    this.upstreams.removedUpstream(upstream);
   }
 
   circuitOpened(upstream: string): void {
-    let counter = this.circuitCounters.get(upstream);
-    if (counter === undefined) {
-      counter = this.metrics.circuitOpen.labels(upstream);
-      this.circuitCounters.set(upstream, counter);
-    }
-    counter.inc();
+    this.upstreams.circuitOpened(upstream);
   }
 
   private *allEndpoints(): Generator<EndpointEntry> {
