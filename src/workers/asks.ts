@@ -22,7 +22,11 @@ export class Asks {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
 
-  constructor(private readonly send: (worker: Worker, message: ToWorker) => void) {}
+  /** `refused`: told of each answer refused for its shape or size (answer-shapes.ts), which the asker then takes as no answer. */
+  constructor(
+    private readonly send: (worker: Worker, message: ToWorker) => void,
+    private readonly refused: (worker: Worker, ask: Ask['ask'], why: string) => void = () => undefined,
+  ) {}
 
   ask<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }, timeoutMs = ASK_TIMEOUT_MS): Promise<Answers[K]> {
     const id = this.nextId++;
@@ -48,7 +52,10 @@ export class Asks {
     this.pending.delete(message.id);
     if (message.error !== undefined) return pending.reject(new Error(String(message.error)));
     const refused = answerRefusal(pending.ask, message.answer);
-    if (refused) pending.reject(new Error(`worker ${worker.id} answered ${pending.ask} with ${refused}`));
+    if (refused) {
+      this.refused(worker, pending.ask, refused);
+      pending.reject(new Error(`worker ${worker.id} answered ${pending.ask} with ${refused}`));
+    }
     else pending.resolve(message.answer);
   }
 

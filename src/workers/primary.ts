@@ -42,7 +42,15 @@ export interface WorkerPoolOptions {
 }
 
 export class WorkerPool extends PrimaryBooks implements WorkerCluster {
-  private readonly asks = new Asks((worker, message) => this.send(worker, message));
+  private readonly asks = new Asks(
+    (worker, message) => this.send(worker, message),
+    // said, not only counted as unresponsive: a worker whose registry outgrew the bound lost its
+    // fresh counts from /metrics at every scrape with nothing in the log (the workers review)
+    (worker, ask, why) => {
+      if (this.refusedAnswers.take(`${worker.id} ${ask}`)) this.logger.warn({ worker: worker.id, workerPid: worker.process.pid, ask }, `worker ${worker.id}'s answer to ${ask} was refused (${why}): its last accepted answer stands in, and its counts since are missing from the page`);
+    },
+  );
+  private readonly refusedAnswers = new LogPerKey(600_000);
   /** What dead workers counted, so the aggregated counts never go down. */
   private readonly departed = new DepartedCounts();
   /** What a worker's exit leads to (a replacement now, after a crash-loop delay, or a failed start): see worker-restarts.ts. */

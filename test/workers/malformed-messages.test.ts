@@ -53,6 +53,9 @@ t.test('a worker sending malformed messages costs its own answers, never the pri
   t.not(one?.serial, 'forged', "and not with what it forged");
   t.ok(view.workers.every((w) => w.id !== 99), 'no worker takes the id a status made up');
 
+  const refused = sidecar.process.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith("worker 1's answer to metrics was refused (a family without a known aggregator)"));
+  t.equal(refused.length, 1, 'the refused metrics answer is said at warn, once');
+  t.equal(refused[0]?.level, 40);
   const dropped = sidecar.process.lines.filter((l) => l.msg === 'a message from the worker without the fields its type has was dropped');
   t.equal(dropped.length, 1, 'the malformed messages logged once for worker 1 (one line per 10 s)');
   // debug: the primary logs each hello it takes (and answers with the SVID and the config)
