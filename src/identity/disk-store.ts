@@ -74,6 +74,8 @@ export class DiskStore {
   readonly dir: string;
   private readonly logger: Logger;
   private readonly afterStep: (step: string) => void | Promise<void>;
+  /** The generation served now (loaded or saved last): the next save keeps it as the fallback. */
+  private inUse: string | undefined;
 
   constructor(dir: string, logger: Logger, options: DiskStoreOptions = {}) {
     this.dir = dir;
@@ -94,7 +96,9 @@ export class DiskStore {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     // an existing directory may be wider than we want; it holds private keys
     await chmod(this.dir, 0o700);
-    const previous = await this.currentGeneration();
+    // the set served now is the one kept as the fallback: after load() fell back from a broken
+    // `current`, that broken set was kept and the working one pruned
+    const previous = this.inUse ?? (await this.currentGeneration());
     const generation = await this.createGeneration();
     const genDir = path.join(this.dir, generation);
     await this.afterStep(`created ${generation}`);
@@ -108,27 +112,47 @@ export class DiskStore {
       await fsyncDirectory(genDir);
       await fsyncDirectory(this.dir);
       await this.afterStep(`synced ${generation}`);
+      await this.moveAsideIfNotLink(CURRENT_LINK);
+      await this.pointSymlink(CURRENT_LINK, generation);
     } catch (err) {
+      // nothing points at it: a failed save leaves no generation (a private key) behind
       await rm(genDir, { recursive: true, force: true }).catch(() => undefined);
       throw err;
     }
-
-    await this.pointSymlink(CURRENT_LINK, generation);
+    this.inUse = generation;
     await fsyncDirectory(this.dir);
     await this.afterStep(`switched ${CURRENT_LINK} to ${generation}`);
 
-    // Plain files here were written by an older meshcar or `ca issue --out`; they become links
-    // only now, after the switch, so a crash in between leaves them whole (see candidates()).
-    for (const [name] of FILE_MODES) {
-      const target = `${CURRENT_LINK}/${STORE_FILES[name]}`;
-      if ((await readlink(this.file(name)).catch(() => undefined)) === target) continue;
-      await this.pointSymlink(STORE_FILES[name], target);
-      await this.afterStep(`linked ${STORE_FILES[name]}`);
+    // Saved from here on: what is left is tidying, whose failure is told, not a failed save
+    // (one counted as failed was retried for good, a generation more each time)
+    try {
+      // Plain files here were written by an older meshcar or `ca issue --out`; they become links
+      // only now, after the switch, so a crash in between leaves them whole (see candidates()).
+      for (const [name] of FILE_MODES) {
+        const target = `${CURRENT_LINK}/${STORE_FILES[name]}`;
+        if ((await readlink(this.file(name)).catch(() => undefined)) === target) continue;
+        await this.pointSymlink(STORE_FILES[name], target);
+        await this.afterStep(`linked ${STORE_FILES[name]}`);
+      }
+      await fsyncDirectory(this.dir);
+      await this.prune(new Set([generation, ...(previous ? [previous] : [])]));
+    } catch (err) {
+      this.logger.warn({ dir: this.dir, generation }, `the SVID is saved in ${generation}, but tidying ${this.dir} failed: ${describeError(err)}; old generations may stay until the next save`);
     }
-    await fsyncDirectory(this.dir);
-
-    await this.prune(new Set([generation, ...(previous ? [previous] : [])]));
     this.logger.debug({ dir: this.dir, generation, serial: svid.serialHex }, 'SVID saved');
+  }
+
+  /**
+   * `current` that is not a link (a copy with `cp -rL` or `rsync -L` made it a directory) is
+   * moved aside as temp debris (pruned later): a link cannot be renamed over a directory, and
+   * every save failed with EISDIR for as long as the process ran.
+   */
+  private async moveAsideIfNotLink(name: string): Promise<void> {
+    const info = await lstat(path.join(this.dir, name)).catch(() => undefined);
+    if (info === undefined || info.isSymbolicLink()) return;
+    const aside = `.${name}.${randomBytes(6).toString('hex')}.tmp`;
+    await rename(path.join(this.dir, name), path.join(this.dir, aside));
+    this.logger.warn({ dir: this.dir }, `${path.join(this.dir, name)} was not a link (a copy that followed links?): moved aside as ${aside}, removed at the next tidying`);
   }
 
   /**
@@ -164,6 +188,7 @@ export class DiskStore {
     /** The first set that starts within minutes (a CA clock ahead): used only if none is valid now. */
     let soon: { candidate: Candidate; svid: Svid } | undefined;
     const use = async (candidate: Candidate, svid: Svid): Promise<Svid> => {
+      if (GENERATION.test(candidate.name)) this.inUse = candidate.name;
       if (refused.length > 0) {
         warn.call(this.logger, { dir: this.dir, using: candidate.name }, `using the stored SVID in ${candidate.name}; refused ${refused.join('; ')}`);
       }
