@@ -38,6 +38,7 @@ export async function readSpecDocument(file: string): Promise<OpenApiDocument> {
     // the $refs resolved and what they expand to measured before the validation walks the tree
     const dereferenced = await new SwaggerParser().dereference(file, parsed as Parameters<typeof SwaggerParser.validate>[0] & object, options);
     checkDereferenced(dereferenced);
+    refuseSelfReferences(file, dereferenced);
     api = await SwaggerParser.validate(file, dereferenced, options);
   } catch (err) {
     // a file a $ref names, refused by the reader: its own words, naming that file
@@ -48,6 +49,47 @@ export async function readSpecDocument(file: string): Promise<OpenApiDocument> {
     throw new SpecError(file, doc.swagger !== undefined ? '/swagger' : '/openapi', `OpenAPI ${String(doc.openapi ?? doc.swagger)} is not supported: give an OpenAPI 3.0 or 3.1 document`);
   }
   return doc;
+}
+
+/** Keys whose values are data, not schemas: a `$ref` there is a value, not a reference. */
+const DATA_KEYS = new Set(['example', 'examples', 'default', 'const', 'enum', 'x-examples']);
+/** References the parser leaves in place: `$ref: ''` (the schema's own root to the validator) and 2020-12's dynamic ones. */
+const LEFT_REFERENCES = ['$ref', '$dynamicRef', '$recursiveRef'];
+/** Keys whose maps are keyed by names, so a name there is never a keyword (a property called `example`). */
+const NAMING_KEYS = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'schemas', 'paths', 'responses', 'content', 'headers', 'parameters', 'requestBodies', 'dependentSchemas']);
+
+/**
+ * A reference the dereferencing left in the tree is a schema naming itself: the parser skips an
+ * empty `$ref` and does not know `$dynamicRef`, so `{$ref: ''}` or a `$dynamicAnchor` loop got
+ * past the rule against recursive schemas, and Ajv then recursed without end on every body
+ * (each one refused as "could not be validated", ~4.5 ms of CPU each; the config review).
+ * Refused as any circular $ref is, naming where. Each object is looked at once (the tree shares
+ * the objects a $ref expanded to).
+ */
+function refuseSelfReferences(file: string, document: unknown): void {
+  const seen = new WeakSet<object>();
+  // `named`: the keys of this map are names (of properties, schemas), not keywords
+  const walk = (node: unknown, pointer: string, named: boolean): void => {
+    if (node === null || typeof node !== 'object' || seen.has(node)) return;
+    seen.add(node);
+    if (Array.isArray(node)) {
+      node.forEach((item, i) => walk(item, `${pointer}/${i}`, false));
+      return;
+    }
+    const fields = node as Record<string, unknown>;
+    for (const key of named ? [] : LEFT_REFERENCES) {
+      if (typeof fields[key] === 'string') throw circularRef(file, `Circular $ref pointer found at ${file}#${pointer}/${escapePointer(key)} (${key}: ${JSON.stringify(fields[key]).slice(0, 80)})`);
+    }
+    for (const [key, value] of Object.entries(fields)) {
+      if (!named && DATA_KEYS.has(key)) continue;
+      walk(value, `${pointer}/${escapePointer(key)}`, !named && NAMING_KEYS.has(key));
+    }
+  };
+  walk(document, '', false);
+}
+
+function escapePointer(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 function notAnOpenApiDocument(file: string): never {
