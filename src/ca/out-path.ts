@@ -5,8 +5,8 @@
 // bundle.pem over the one the CA serves. A folder holding a CA (of this or another trust
 // domain), or inside one, is refused before anything is signed.
 
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { MeshcarError } from '../errors.js';
 import { CA_FILES } from './store.js';
 import { STATE_FILE } from './ca-state.js';
@@ -22,8 +22,9 @@ export function refuseOutInCaFolder(out: string, folder: string, what: string): 
   const marker = caMarker(folder);
   if (marker !== undefined) throw new MeshcarError('bad_path', `${out}: ${folder} holds a CA (${marker}), and --out would write ${what} over or beside its keys; choose a path outside any CA folder`);
   // a folder inside one too: `ca issue --out ca/issuers` put the leaf and the root among the
-  // CA's earlier issuers, which `ca status` then listed as issuers
-  const top = resolve(folder);
+  // CA's earlier issuers, which `ca status` then listed as issuers. Walked up from where the
+  // path really leads: a link to ca/issuers walked up from the link's own folder found no CA
+  const top = realFolder(folder);
   for (let dir = dirname(top), depth = 0; depth < MAX_DEPTH; dir = dirname(dir), depth++) {
     const above = caMarker(dir);
     if (above !== undefined) throw new MeshcarError('bad_path', `${out}: it is inside ${dir}, which holds a CA (${above}), and --out would write ${what} among the CA's files; choose a path outside any CA folder`);
@@ -33,6 +34,17 @@ export function refuseOutInCaFolder(out: string, folder: string, what: string): 
 
 /** A path has at most 4096 bytes: far fewer folders than this above it. */
 const MAX_DEPTH = 2048;
+
+/** `folder` with its links followed as far as it exists (a folder --out will make does not yet). */
+function realFolder(folder: string): string {
+  const absolute = resolve(folder);
+  try {
+    return realpathSync(absolute);
+  } catch {
+    const parent = dirname(absolute);
+    return parent === absolute ? absolute : join(realFolder(parent), basename(absolute));
+  }
+}
 
 function caMarker(folder: string): string | undefined {
   return CA_MARKERS.find((name) => existsSync(join(folder, name)));

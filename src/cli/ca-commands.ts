@@ -89,17 +89,19 @@ export const CA_COMMANDS: Record<string, Command> = {
     },
     async run(values) {
       const args = [required(values, 'dir'), serviceOption(values), durationOption(values, 'ttl', '1h', MAX_TOKEN_TTL), values['single-use'] === true] as const;
+      // given, it is a path: an empty one is a usage error (exit 2), as for ca issue
+      const out = values.out === undefined ? undefined : required(values, 'out');
       const [{ caToken, writeTokenFile }, { prepareOutFile }, { refuseOutInCaFolder }] = await Promise.all([import('../ca/commands.js'), import('../user-paths.js'), import('../ca/out-path.js')]);
       // before the token is made: a token printed nowhere is a token wasted (and one more to revoke)
-      if (typeof values.out === 'string') {
-        refuseOutInCaFolder(values.out, dirname(values.out), 'the token');
-        await prepareOutFile(values.out);
+      if (out !== undefined) {
+        refuseOutInCaFolder(out, dirname(out), 'the token');
+        await prepareOutFile(out);
       }
       const token = await caToken(...args);
-      if (typeof values.out === 'string') {
-        await writeTokenFile(values.out, token);
+      if (out !== undefined) {
+        await writeTokenFile(out, token);
         const ttl = typeof values.ttl === 'string' ? values.ttl : '1h';
-        process.stdout.write(`wrote a join token for service ${values.service as string} to ${values.out} (mode 0600), valid for ${ttl}${values['single-use'] === true ? ', single use' : ''}\n`);
+        process.stdout.write(`wrote a join token for service ${values.service as string} to ${out} (mode 0600), valid for ${ttl}${values['single-use'] === true ? ', single use' : ''}\n`);
       } else process.stdout.write(`${token}\n`);
       return 0;
     },

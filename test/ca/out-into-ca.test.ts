@@ -6,7 +6,7 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -56,6 +56,22 @@ t.test('--out into a CA folder is refused, its files untouched', async (t) => {
     t.equal(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
     t.equal(result.stderr, `meshcar: ${out}: it is inside ${holder}, which holds a CA (root.key), and --out would write ${what} among the CA's files; choose a path outside any CA folder\n`);
   }
+  // through a link: where the path leads counts, not where the link sits
+  const third = join(dir, 'third-ca');
+  t.equal((await cli(['ca', 'init', '--dir', third, '--trust-domain', 'mesh.local'])).code, 0);
+  await mkdir(join(third, 'sub'));
+  await symlink(join(third, 'sub'), join(dir, 'link-to-sub'));
+  await symlink(third, join(dir, 'link-to-third'));
+  const viaLinks: Array<[string[], string]> = [
+    [['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', join(dir, 'link-to-sub')], join(dir, 'link-to-sub')],
+    [['ca', 'token', '--dir', ca, '--service', 'orders', '--out', join(dir, 'link-to-third', 'sub', 'x.token')], join(dir, 'link-to-third', 'sub', 'x.token')],
+  ];
+  for (const [args, out] of viaLinks) {
+    const result = await cli(args);
+    t.equal(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
+    t.match(result.stderr, `meshcar: ${out}: it is inside ${third}, which holds a CA (root.key)`, 'refused through the link');
+  }
+  t.same(await readdir(join(third, 'sub')), [], 'nothing written there');
   t.same(await contents(ca), before, 'the CA folder is as it was (no leaf recorded either)');
   t.same(await contents(other), otherBefore, 'so is the other CA');
   const [token, issue] = await Promise.all([
@@ -64,4 +80,13 @@ t.test('--out into a CA folder is refused, its files untouched', async (t) => {
   ]);
   t.equal(token.code, 0, token.stderr);
   t.equal(issue.code, 0, issue.stderr);
+});
+
+t.test('ca token --out with an empty value: a usage error (exit 2), as for ca issue', async (t) => {
+  const ca = join(t.testdir(), 'ca');
+  t.equal((await cli(['ca', 'init', '--dir', ca, '--trust-domain', 'mesh.local'])).code, 0);
+  const result = await cli(['ca', 'token', '--dir', ca, '--service', 'orders', '--out', '']);
+  t.equal(result.code, 2, result.stderr);
+  t.match(result.stderr, /^meshcar: --out is empty: give it a value; usage: meshcar ca token /);
+  t.equal(result.stdout, '', 'no token made');
 });
