@@ -9,6 +9,16 @@
 import type { Logger } from 'pino';
 import type { RefusedRequest, RequestRecord, TrafficObserver } from './traffic.js';
 import { NO_OBSERVER } from './traffic.js';
+import { clip } from '../clip.js';
+
+/**
+ * A method and a path are written at most this long (with how long they were): the head limits
+ * alone bounded them, and an HTTP/2 caller's 3,000-character method token or an 8,000-character
+ * path went into every line on both sidecars (the observability review). The metrics already
+ * fold such a method into OTHER; the longest registered method is 17 characters.
+ */
+export const MAX_LOGGED_METHOD = 32;
+export const MAX_LOGGED_PATH = 2048;
 
 export class AccessLog implements TrafficObserver {
   private readonly log: Logger;
@@ -27,9 +37,9 @@ export class AccessLog implements TrafficObserver {
     this.log.info({
       direction: record.direction,
       peer: record.peer,
-      method: record.method,
+      method: clip(record.method, MAX_LOGGED_METHOD),
       route: this.routeOf(record),
-      path: query === -1 ? record.path : record.path.slice(0, query),
+      path: clip(query === -1 ? record.path : record.path.slice(0, query), MAX_LOGGED_PATH),
       status: record.status,
       durationMs: Math.round(record.durationSeconds * 1e6) / 1e3,
       bytesIn: record.bytesIn,
@@ -47,7 +57,7 @@ export class AccessLog implements TrafficObserver {
   }
 
   requestRefused(refused: RefusedRequest): void {
-    this.log.info({ direction: refused.direction, requestId: refused.requestId, peer: refused.peer, method: refused.method, status: refused.status, bytesIn: 0, bytesOut: refused.bytesOut, error: refused.errorCode });
+    this.log.info({ direction: refused.direction, requestId: refused.requestId, peer: refused.peer, method: refused.method === undefined ? undefined : clip(refused.method, MAX_LOGGED_METHOD), status: refused.status, bytesIn: 0, bytesOut: refused.bytesOut, error: refused.errorCode });
   }
 
   tlsHandshakeFailed = NO_OBSERVER.tlsHandshakeFailed;

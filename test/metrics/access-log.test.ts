@@ -4,7 +4,9 @@
 import t from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
 import { startMeshCa, startSidecar, httpPost, type MeshCa } from '../helpers/mesh.js';
-import { request } from '../helpers/apps.js';
+import http2 from 'node:http2';
+import { request, startEchoApp } from '../helpers/apps.js';
+import { MAX_LOGGED_METHOD, MAX_LOGGED_PATH } from '../../src/metrics/access-log.js';
 
 let ca: MeshCa;
 
@@ -48,4 +50,26 @@ t.test('access on at level info, then a reload of log.level alone to warn: acces
   t.ok(res.status >= 400, `answered ${res.status}`);
   const line = await sidecar.process.waitFor((l) => l.component === 'access' && l.requestId === 'level-only', 5000).catch(() => undefined);
   t.ok(line, 'the request has its access line');
+});
+
+t.test("a caller's long method token and path are clipped in the access line, with their length", async (t) => {
+  const echo = await startEchoApp();
+  t.teardown(() => echo.close());
+  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${echo.port}` }, access: true });
+  t.teardown(() => orders.stop('SIGKILL'));
+  const caller = await ca.issue('frontend');
+  const session = http2.connect(`https://127.0.0.1:${orders.inboundPort}`, { cert: caller.cert, key: caller.key, ca: caller.bundle, checkServerIdentity: () => undefined });
+  session.on('error', () => undefined);
+  t.teardown(() => session.destroy());
+  const method = `X${'M'.repeat(2999)}`;
+  const path = `/${'p'.repeat(7999)}`;
+  await new Promise<void>((resolve) => {
+    const req = session.request({ ':method': method, ':path': path, 'x-request-id': 'long-one' }, { endStream: true });
+    req.on('error', () => resolve());
+    req.on('close', () => resolve());
+    req.resume();
+  });
+  const line = await orders.process.waitFor((l) => l.component === 'access' && l.requestId === 'long-one', 5000);
+  t.equal(line.method, `${method.slice(0, MAX_LOGGED_METHOD)}… (3000 characters)`, 'the method clipped');
+  t.equal(line.path, `${path.slice(0, MAX_LOGGED_PATH)}… (8000 characters)`, 'the path clipped');
 });
