@@ -11,6 +11,7 @@
 // (src/sidecar.ts) checks it and hands it over; each worker gets it at start, never the file.
 // What it knows of the workers and of its run is declared in primary-books.ts.
 
+import { performance } from 'node:perf_hooks';
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
@@ -67,7 +68,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
   private readonly health = new HealthChecks({
     // starting ones too: one stopped or stuck before it listened kept /ready at 503 for good
     workers: () => this.greetedLive(),
-    unheard: () => this.live().filter((w) => !this.greeted.has(w.id) && Date.now() - (this.forkedAt.get(w.id) ?? Date.now()) >= HELLO_TIMEOUT_MS),
+    unheard: () => this.live().filter((w) => !this.greeted.has(w.id) && performance.now() - (this.forkedAt.get(w.id) ?? performance.now()) >= HELLO_TIMEOUT_MS),
     ping: (worker) => this.asks.ask(worker, { ask: 'ping' }, this.viewAskTimeoutMs),
     paused: () => this.stopping || this.deciding !== undefined,
     stuck: (worker, why) => {
@@ -211,7 +212,8 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     // the worker runs this same command line; it tells itself apart by cluster.isWorker
     // how many there are: the app's connection limit is split among them (sidecar-sides.ts)
     const worker = cluster.fork({ [WORKER_COUNT_ENV]: String(this.count) });
-    this.forkedAt.set(worker.id, Date.now());
+    // the running clock: a wall clock stepped forward killed a replacement still loading as silent
+    this.forkedAt.set(worker.id, performance.now());
     // a connection handed to it that it never takes (it dies, or is stopped and killed) is closed at its exit
     closeUntakenConnections(worker);
     this.logger.debug({ worker: worker.id, workerPid: worker.process.pid }, 'worker forked');

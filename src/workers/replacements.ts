@@ -5,6 +5,7 @@
 // starved or wedged again and again is not killed and re-forked every few seconds for ever. A
 // crash before the sidecar was ready is its failure to start, not restarted.
 
+import { performance } from 'node:perf_hooks';
 import { RestartPolicy } from './restart-policy.js';
 
 /** Why the primary killed a worker itself. */
@@ -30,7 +31,7 @@ export class Replacements {
   }
 
   /** Worker `id` exited; `started`: the sidecar was ready. Records a restart when it was lost. */
-  exited(id: number, started: boolean, now = Date.now()): Replacement {
+  exited(id: number, started: boolean, now = performance.now()): Replacement {
     const killed = this.killing.get(id);
     this.killing.delete(id);
     if (killed === 'reload') return { cause: 'reload', delayMs: 0 };

@@ -16,6 +16,19 @@ t.test('five restarts a minute at once, then each waits for the window', async (
   t.equal(policy.next(start + 10 * WINDOW_MS), 0, 'after a quiet spell: at once again');
 });
 
+t.test('on the running clock: a wall clock stepped back does not stretch the crash-loop wait', async (t) => {
+  const policy = new RestartPolicy();
+  for (let i = 0; i < MAX_RESTARTS; i++) t.equal(policy.next(), 0, `restart ${i + 1}: now`);
+  // the host's clock stepped back 30 minutes (NTP, a VM resumed): Date.now() is not the clock
+  const wall = Date.now;
+  const stepped = wall() - 30 * 60_000;
+  Date.now = () => stepped;
+  t.teardown(() => (Date.now = wall));
+  const delay = policy.next();
+  t.ok(delay <= WINDOW_MS, `the sixth waits ${delay} ms, at most a minute (31 min on the wall clock)`);
+  t.equal(policy.recent(), MAX_RESTARTS, 'and the five are counted as recent');
+});
+
 t.test('the workers\' inventories add up row by row', async (t) => {
   const row = (count: number, lastSeen: string, responses: string[]) => ({
     endpoints: [{ direction: 'inbound' as const, peer: 'spiffe://mesh.local/svc/a', method: 'GET', route: '/x', count, errors: 1, lastSeen }],
