@@ -175,14 +175,29 @@ export class EndpointHealth<E extends Ejectable> {
     if (!this.retired) this.observer.ejectedEndpointsChanged?.(this.upstream, this.ejectedCount(this.endpoints()));
   }
 
-  /** An endpoint left the set (DNS): its ejection, if any, ends with it. */
+  /**
+   * An endpoint left the set (DNS, a reload): its ejection, if any, ends with it, and the set
+   * that is left keeps to maxEjectionPercent: the ones ejected soonest to end are re-admitted
+   * now. Checked at ejection only, a list shrunk to the ejected ones (4 endpoints, 2 ejected,
+   * then a reload to those 2) stayed all out for the whole ejection time (the resilience review).
+   */
   forget(e: E): void {
     if (e.ejectTimer) clearTimeout(e.ejectTimer);
     e.ejectTimer = undefined;
-    if (e.ejected) {
-      e.ejected = false;
-      if (!this.retired) this.observer.ejectedEndpointsChanged?.(this.upstream, this.ejectedCount(this.endpoints()));
+    const wasEjected = e.ejected;
+    e.ejected = false;
+    const list = this.endpoints();
+    const max = Math.floor((list.length * this.outlier.maxEjectionPercent) / 100);
+    let over = this.ejectedCount(list) - max;
+    while (over > 0) {
+      let soonest: E | undefined;
+      for (const c of list) if (c.ejected && (soonest === undefined || c.ejectedUntil < soonest.ejectedUntil)) soonest = c;
+      if (soonest === undefined) break;
+      if (soonest.ejectTimer) clearTimeout(soonest.ejectTimer);
+      this.readmit(soonest);
+      over--;
     }
+    if (wasEjected && !this.retired) this.observer.ejectedEndpointsChanged?.(this.upstream, this.ejectedCount(list));
   }
 
   /**
