@@ -152,10 +152,12 @@ export class Http1Exchange extends Exchange {
 
   protected writeError(code: ErrorCode, message: string, retryAfterSeconds: number | undefined, grpcType: string | undefined): void {
     const res = this.res;
-    // an unread request body would be parsed as the next request: close instead
+    // an unread request body would be parsed as the next request: close instead. So does a
+    // transfer coding we refused, its body read or not (the README promises the close): one
+    // pipelined behind a slow request had its body parsed by then, and the next request went on
     const unread = this.requestHasBody && !this.req.complete;
     try {
-      if (unread || this.context.tracker.draining) res.setHeader('connection', 'close');
+      if (unread || code === 'unsupported_transfer_coding' || this.context.tracker.draining) res.setHeader('connection', 'close');
       sendError(res, new MeshcarError(code, message, { retryAfterSeconds }), { requestId: this.requestId, grpcType });
     } catch (fault) {
       // the error answer is the last thing a request's handling does: it never throws out of it
