@@ -48,3 +48,48 @@ t.test('slow uploads do not make a healthy endpoint look slower than one failing
   for (let i = 0; i < calls; i++) t.equal(await slowPut(fx.port), 200, `PUT ${i + 1}: 200 (retried if it met the failing endpoint)`);
   t.ok(failing.requests <= 2, `the failing endpoint saw ${failing.requests} of ${calls} uploads (7 of 8 when an upload's time was the endpoint's)`);
 });
+
+/** Reads nothing for 400 ms (its flow-control window shuts on a large upload), then answers at once. */
+const holdsUploads: H2Handler = (stream) => {
+  stream.on('error', () => {});
+  stream.pause();
+  setTimeout(() => {
+    stream.resume();
+    stream.on('end', () => stream.respond({ ':status': 200 }, { endStream: true }));
+  }, 400);
+};
+
+/** Reads at once, answers 80 ms after the upload's end. */
+const answersIn80ms: H2Handler = (stream) => {
+  stream.on('error', () => {});
+  stream.resume();
+  stream.on('end', () => setTimeout(() => stream.respond({ ':status': 200 }, { endStream: true }), 80));
+};
+
+/** A 2 MB PUT written at once by the app; its status. */
+function bigPut(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: '/big', headers: { host: 'payments', 'content-length': 2 << 20 }, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(Buffer.alloc(2 << 20, 'x'));
+  });
+}
+
+t.test('an endpoint that holds uploads back is not made to look fast by it', async (t) => {
+  // counted from the end of the upload alone, the one holding it back answered "at once"
+  const pki = await makePki(TD);
+  const holding = await startUpstream(pki, { handler: holdsUploads });
+  const reading = await startUpstream(pki, { handler: answersIn80ms });
+  const fx = await startBalanced(pki, { ports: [holding.port, reading.port], outlierDetection: { consecutiveFailures: 0, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 } });
+  t.teardown(async () => {
+    await fx.close();
+    await holding.close();
+    await reading.close();
+  });
+  const calls = 12;
+  for (let i = 0; i < calls; i++) t.equal(await bigPut(fx.port), 200, `PUT ${i + 1}: 200`);
+  t.ok(holding.requests <= 3, `the endpoint holding uploads back got ${holding.requests} of ${calls} (11 of 12 when only the time after the upload counted)`);
+});
