@@ -221,7 +221,8 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
     if (hint === '' && whenMissing !== undefined && problem.startsWith(`${path} does not exist`)) hint = whenMissing;
     let value: YamlValue | undefined = root;
     // the deepest key that is there (an upstream's name may be written in another case)
-    for (const key of keys) value = value?.peek(key) ?? value;
+    // (in another case too: `Payments:` is the upstream payments, and its problem belongs there)
+    for (const key of keys) value = value?.peek(key) ?? value?.peekAnyCase(key) ?? value;
     (value ?? root).report(`${problem}${hint}`);
   }
 }

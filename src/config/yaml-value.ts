@@ -139,6 +139,15 @@ export class YamlValue {
     return pair && new YamlValue(this.#ctx, pair.value as Node | null, childPath(this.path, key), startOf(pair.key as Node));
   }
 
+  /** peek(), the key matched in any case (upstream names are one name in any case): the path as the file writes it. */
+  peekAnyCase(key: string): YamlValue | undefined {
+    const node = this.node;
+    if (!isMap(node)) return undefined;
+    const lower = key.toLowerCase();
+    const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value).toLowerCase() === lower);
+    return pair && new YamlValue(this.#ctx, pair.value as Node | null, childPath(this.path, String((pair.key as { value: unknown }).value)), startOf(pair.key as Node));
+  }
+
   /** A key this map does not have: blamed where the map is, since there is nothing else to point at. */
   absentChild(key: string): YamlValue {
     return new YamlValue(this.#ctx, undefined, childPath(this.path, key), this.#at);

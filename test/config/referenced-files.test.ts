@@ -150,3 +150,12 @@ t.test('an identity.dir under a plain file can never be created: check says so, 
   t.equal(cli.code, 1);
   t.match(cli.stderr, /identity\.dir: .*cannot be created: a part of its path is a file/);
 });
+
+t.test("a spec problem of an upstream written with capitals is reported at that upstream's key, with its line", async (t) => {
+  const dir = t.testdir({ 'a.crt': 'x', 'a.key': 'x', 'b.pem': 'x' });
+  const yaml = (name: string) =>
+    `service: web\ntrustDomain: mesh.local\nidentity:\n  files: {cert: ${join(dir, 'a.crt')}, key: ${join(dir, 'a.key')}, bundle: ${join(dir, 'b.pem')}}\noutbound:\n  listen: 127.0.0.1:0\n  upstreams:\n    ${name}:\n      endpoints: [127.0.0.1:1]\n      identity: spiffe://mesh.local/svc/payments\n      openapi: {spec: ${join(dir, 'nope.yaml')}}\n`;
+  await writeFile(join(dir, 'upper.yaml'), yaml('Payments'));
+  const issues = await check(join(dir, 'upper.yaml'));
+  t.match(issues.find((i) => i.includes('nope.yaml')), /upper\.yaml:11:\d+: outbound\.upstreams\.Payments\.openapi\.spec: /, 'at the key as written, not at outbound.upstreams');
+});
