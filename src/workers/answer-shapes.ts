@@ -13,15 +13,17 @@ import type { Ask } from './messages.js';
 
 /**
  * At most this many samples in one worker's metrics answer. The label caps do not keep a
- * registry far below it: each endpoint and status class is a histogram of 16 samples, so 22
- * callers using 100 routes with 3 methods each reach 420,000 (the workers review: at 200,000
- * both workers' answers were refused at every scrape). Past it, the refusal is logged.
+ * registry below it (each endpoint and status class is a histogram of 16 samples: 22 callers
+ * using 100 routes with 3 methods make 420,000), but the primary aggregates the answers on its
+ * event loop: 450,000 samples a worker took 7 s and 2.1 GB per page with 2 workers (the review
+ * of a raise to 1,000,000). Past it the answer is refused and the refusal logged (primary.ts);
+ * the README says to lower the caps (metrics.requests, routes) for such a mesh with workers.
  */
-export const MAX_METRIC_SAMPLES = 1_000_000;
+export const MAX_METRIC_SAMPLES = 200_000;
 /** At most this many rows in one worker's /endpoints answer (its route and peer caps keep it far below). */
 export const MAX_ENDPOINT_ROWS = 200_000;
 /** At most this many characters of names and label text in one metrics or /endpoints answer. */
-const MAX_ANSWER_TEXT = 64 * 1024 * 1024;
+const MAX_ANSWER_TEXT = 16 * 1024 * 1024;
 /** A worker keeps its last 100 failed handshakes (TLS_FAILURES_KEPT); a few more are not refused. */
 const MAX_TLS_ENTRIES = 1_000;
 /** Of their text: a few hundred bytes each (a peer's name, a reason, a message); what is shown is sent on as JSON. */
