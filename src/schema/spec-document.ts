@@ -51,8 +51,8 @@ export async function readSpecDocument(file: string): Promise<OpenApiDocument> {
   return doc;
 }
 
-/** Keys whose values are data, not schemas: a `$ref` there is a value, not a reference. */
-const DATA_KEYS = new Set(['example', 'examples', 'default', 'const', 'enum', 'x-examples']);
+/** Keys whose values are data, not schemas: a `$ref` there is a value, not a reference (and `x-` extensions, below; a link's requestBody and parameters are values too). */
+const DATA_KEYS = new Set(['example', 'examples', 'default', 'const', 'enum', 'links']);
 /** References the parser leaves in place: `$ref: ''` (the schema's own root to the validator) and 2020-12's dynamic ones. */
 const LEFT_REFERENCES = ['$ref', '$dynamicRef', '$recursiveRef'];
 /** Keys whose maps are keyed by names, so a name there is never a keyword (a property called `example`). */
@@ -81,7 +81,7 @@ function refuseSelfReferences(file: string, document: unknown): void {
       if (typeof fields[key] === 'string') throw circularRef(file, `Circular $ref pointer found at ${file}#${pointer}/${escapePointer(key)} (${key}: ${JSON.stringify(fields[key]).slice(0, 80)})`);
     }
     for (const [key, value] of Object.entries(fields)) {
-      if (!named && DATA_KEYS.has(key)) continue;
+      if (!named && (DATA_KEYS.has(key) || key.startsWith('x-'))) continue;
       walk(value, `${pointer}/${escapePointer(key)}`, !named && NAMING_KEYS.has(key));
     }
   };

@@ -58,7 +58,7 @@ paths:
     'kids.yaml': spec('3.0.3', "{type: object, properties: {kids: {type: array, items: {$ref: ''}}}}"),
     'dynamic.yaml': spec('3.1.0', "{$dynamicAnchor: node, $dynamicRef: '#node'}"),
     // a property named $ref, or example, is a name: not refused
-    'named.yaml': spec('3.0.3', "{type: object, properties: {example: {type: string}}, example: {$ref: ''}}"),
+    'named.yaml': spec('3.0.3', "{type: object, properties: {example: {type: string}}, example: {$ref: ''}, x-meta: {$ref: ''}, x-example: {$ref: ''}}"),
   });
   const detail = 'a circular $ref (a recursive schema) is not supported: write that part without the cycle (a fixed number of levels) or as {} (any value, not checked)';
   const at = '/paths/~1x/post/requestBody/content/application~1json/schema';
@@ -67,5 +67,5 @@ paths:
   await t.rejects(CompiledSpec.load(join(dir, 'dynamic.yaml')), { message: `${join(dir, 'dynamic.yaml')}#${at}/$dynamicRef: ${detail}` });
   const named = await CompiledSpec.load(join(dir, 'named.yaml'));
   const body = named.check('POST', '/x', '', { 'content-type': 'application/json' }, true).body;
-  t.ok(body?.({ example: 'x' }), 'an example holding {$ref: ""} and a property named example load, and bodies are checked');
+  t.ok(body?.({ example: 'x' }), 'an example and x- extensions holding {$ref: ""}, and a property named example, load; bodies are checked');
 });
