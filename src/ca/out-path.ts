@@ -19,12 +19,15 @@ const CA_MARKERS = [CA_FILES.rootKey, STATE_FILE];
  * named first in the message as every path error does.
  */
 export function refuseOutInCaFolder(out: string, folder: string, what: string): void {
-  const marker = caMarker(folder);
+  // where the path really leads: `link/..` is the link's target's parent to the kernel, while
+  // resolve() and join() take it away as text (a token written into a CA folder through it)
+  const real = realFolder(folder);
+  const marker = caMarker(real);
   if (marker !== undefined) throw new MeshcarError('bad_path', `${out}: ${folder} holds a CA (${marker}), and --out would write ${what} over or beside its keys; choose a path outside any CA folder`);
   // a folder inside one too: `ca issue --out ca/issuers` put the leaf and the root among the
   // CA's earlier issuers, which `ca status` then listed as issuers. Walked up from where the
   // path really leads: a link to ca/issuers walked up from the link's own folder found no CA
-  const top = realFolder(folder);
+  const top = real;
   for (let dir = dirname(top), depth = 0; depth < MAX_DEPTH; dir = dirname(dir), depth++) {
     const above = caMarker(dir);
     if (above !== undefined) throw new MeshcarError('bad_path', `${out}: it is inside ${dir}, which holds a CA (${above}), and --out would write ${what} among the CA's files; choose a path outside any CA folder`);
@@ -35,14 +38,17 @@ export function refuseOutInCaFolder(out: string, folder: string, what: string): 
 /** A path has at most 4096 bytes: far fewer folders than this above it. */
 const MAX_DEPTH = 2048;
 
-/** `folder` with its links followed as far as it exists (a folder --out will make does not yet). */
+/**
+ * `folder` with its links followed as far as it exists (a folder --out will make does not yet),
+ * read as the kernel reads it: the path as typed is never normalised first.
+ */
 function realFolder(folder: string): string {
-  const absolute = resolve(folder);
   try {
-    return realpathSync(absolute);
+    // the system's realpath: Node's own normalises 'link/..' as text before it follows the link
+    return realpathSync.native(folder);
   } catch {
-    const parent = dirname(absolute);
-    return parent === absolute ? absolute : join(realFolder(parent), basename(absolute));
+    const parent = dirname(folder);
+    return parent === folder ? resolve(folder) : join(realFolder(parent), basename(folder));
   }
 }
 

@@ -72,6 +72,17 @@ t.test('--out into a CA folder is refused, its files untouched', async (t) => {
     t.match(result.stderr, `meshcar: ${out}: it is inside ${third}, which holds a CA (root.key)`, 'refused through the link');
   }
   t.same(await readdir(join(third, 'sub')), [], 'nothing written there');
+  // `link/..` is the link target's parent to the kernel, the link's own folder to text
+  const thirdBefore = await readdir(third);
+  for (const args of [
+    ['ca', 'token', '--dir', ca, '--service', 'orders', '--out', `${dir}/link-to-sub/../x.token`],
+    ['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', `${dir}/link-to-sub/../leafdir`],
+  ]) {
+    const result = await cli(args);
+    t.equal(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
+    t.match(result.stderr, /holds a CA \(root\.key\)/, 'refused: through the link, .. is the CA folder');
+  }
+  t.same(await readdir(third), thirdBefore, 'nothing written into the CA folder');
   t.same(await contents(ca), before, 'the CA folder is as it was (no leaf recorded either)');
   t.same(await contents(other), otherBefore, 'so is the other CA');
   const [token, issue] = await Promise.all([
