@@ -25,6 +25,8 @@ export class ForwardingObserver {
   private readonly ejected = new Map<string, number>();
   /** Addresses known now, per upstream (told at lookups and reloads only, so kept for a swap). */
   private readonly addresses = new Map<string, number>();
+  /** Upstreams a reload removed that still have sessions or streams (a retired pool's): told again to new targets at a swap. */
+  private readonly removedInUse = new Set<string>();
   /**
    * Requests finished since start, whatever the observers are: GET /workers' `requests` (a
    * worker's meshcar_requests_total is empty with metrics.requests: false). One number.
@@ -70,16 +72,23 @@ export class ForwardingObserver {
     for (const [upstream, n] of this.addresses) {
       for (const target of next) target.upstreamEndpointsChanged?.(upstream, n);
     }
+    // a removed upstream still in use: the new targets learn it is removed, so its gauges go
+    // once back at 0 there too (handed over unmarked, they stayed at 0 for good)
+    for (const upstream of this.removedInUse) {
+      for (const target of next) target.upstreamRemoved?.(upstream);
+    }
     this.targets = next;
   }
 
   upstreamEndpointsChanged(upstream: string, endpoints: number): void {
+    this.removedInUse.delete(upstream); // the name is in use again
     this.addresses.set(upstream, endpoints);
     for (const target of this.targets) target.upstreamEndpointsChanged?.(upstream, endpoints);
   }
 
   upstreamRemoved(upstream: string): void {
     this.addresses.delete(upstream);
+    if (this.sessions.has(upstream) || this.streams.has(upstream)) this.removedInUse.add(upstream);
     for (const target of this.targets) target.upstreamRemoved?.(upstream);
   }
 
@@ -97,6 +106,7 @@ export class ForwardingObserver {
     const sessions = (this.sessions.get(upstream) ?? 0) + delta;
     if (sessions === 0) this.sessions.delete(upstream);
     else this.sessions.set(upstream, sessions);
+    if (sessions === 0 && !this.streams.has(upstream)) this.removedInUse.delete(upstream);
     for (const target of this.targets) target.upstreamSessionsChanged(upstream, delta);
   }
 
@@ -110,6 +120,7 @@ export class ForwardingObserver {
     const streams = (this.streams.get(upstream) ?? 0) + delta;
     if (streams === 0) this.streams.delete(upstream);
     else this.streams.set(upstream, streams);
+    if (streams === 0 && !this.sessions.has(upstream)) this.removedInUse.delete(upstream);
     for (const target of this.targets) target.upstreamStreamsChanged(upstream, delta);
   }
 }

@@ -50,7 +50,7 @@ t.test('renamed upstreams leave no session or stream series behind, once their h
   await writeFile(join(dir, 'svid.key'), svid.privateKeyPem);
   await writeFile(join(dir, 'bundle.pem'), pki.bundlePem);
   const file = join(dir, 'frontend.yaml');
-  const write = (name: string) =>
+  const write = (name: string, extra: string[] = []) =>
     writeFile(file, [
       'service: frontend',
       `trustDomain: ${TD}`,
@@ -64,6 +64,7 @@ t.test('renamed upstreams leave no session or stream series behind, once their h
       `      identity: ${UPSTREAM_ID}`,
       'admin:',
       '  listen: 127.0.0.1:0',
+      ...extra,
       '',
     ].join('\n'));
   await write('u0');
@@ -82,6 +83,13 @@ t.test('renamed upstreams leave no session or stream series behind, once their h
   let page = await get(admin, '/metrics');
   t.same(upstreamsOf(page, 'meshcar_upstream_active_streams'), ['u0'], "u0's stream series stays while its request is in flight");
   t.same(upstreamsOf(page, 'meshcar_upstream_endpoints'), ['u1'], "u0's address series goes at once");
+  // metrics.requests off and on again while u0's request is held: the new observers are told
+  // u0 is removed (handed over unmarked, its series stayed at 0 for good)
+  await write('u1', ['metrics:', '  requests: false']);
+  t.match(await sidecar.reload(), { ok: true }, 'metrics.requests off');
+  await write('u1');
+  t.match(await sidecar.reload(), { ok: true }, 'and on again');
+  t.same(upstreamsOf(await get(admin, '/metrics'), 'meshcar_upstream_active_streams'), ['u0'], "u0's held request is counted again");
   held[0]?.respond({ ':status': 200 }, { endStream: true });
   t.equal((await first).status, 200, 'the held request ends 200');
   const until = Date.now() + 5000;
