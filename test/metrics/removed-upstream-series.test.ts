@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { Sidecar } from '../../src/sidecar.js';
-import { APP_ID, makePki, request, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
+import { makePki, request, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
+import { frontendFilesHead } from '../helpers/files-frontend.js';
 
 function get(port: number, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -45,20 +46,11 @@ t.test('renamed upstreams leave no session or stream series behind, once their h
     },
   });
   t.teardown(() => upstream.close());
-  const svid = await pki.issue(APP_ID);
-  await writeFile(join(dir, 'svid.crt'), svid.chainPem);
-  await writeFile(join(dir, 'svid.key'), svid.privateKeyPem);
-  await writeFile(join(dir, 'bundle.pem'), pki.bundlePem);
+  const head = await frontendFilesHead(dir, pki);
   const file = join(dir, 'frontend.yaml');
   const write = (name: string, extra: string[] = []) =>
     writeFile(file, [
-      'service: frontend',
-      `trustDomain: ${TD}`,
-      'identity:',
-      `  files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}`,
-      'outbound:',
-      '  listen: 127.0.0.1:0',
-      '  upstreams:',
+      ...head,
       `    ${name}:`,
       `      endpoints: [127.0.0.1:${upstream.port}]`,
       `      identity: ${UPSTREAM_ID}`,

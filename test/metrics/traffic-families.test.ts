@@ -14,6 +14,7 @@ import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { Sidecar } from '../../src/sidecar.js';
 import { APP_ID, defaultHandler, makePki, request, startUpstream, TD, UPSTREAM_ID, type H2Handler, type UpstreamServer } from '../helpers/outbound-fixture.js';
 import type { TestPki } from '../helpers/pki.js';
+import { frontendFilesHead } from '../helpers/files-frontend.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -64,10 +65,7 @@ async function startUpstreams(pki: TestPki): Promise<Upstreams> {
 
 /** A sidecar config as an operator writes it: identity from files, one upstream per family. */
 async function sidecarConfig(dir: string, pki: TestPki, up: Upstreams, requests: boolean): Promise<string> {
-  const svid = await pki.issue(APP_ID);
-  await writeFile(join(dir, 'svid.crt'), svid.chainPem);
-  await writeFile(join(dir, 'svid.key'), svid.privateKeyPem);
-  await writeFile(join(dir, 'bundle.pem'), pki.bundlePem);
+  const head = await frontendFilesHead(dir, pki);
   const upstream = (name: string, servers: UpstreamServer[], extra: string[]) => [
     `    ${name}:`,
     `      endpoints: [${servers.map((s) => `127.0.0.1:${s.port}`).join(', ')}]`,
@@ -78,13 +76,7 @@ async function sidecarConfig(dir: string, pki: TestPki, up: Upstreams, requests:
   await writeFile(
     file,
     [
-      'service: frontend',
-      `trustDomain: ${TD}`,
-      'identity:',
-      `  files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}`,
-      'outbound:',
-      '  listen: 127.0.0.1:0',
-      '  upstreams:',
+      ...head,
       ...upstream('flaky', [up.flaky], ['retries: {backoff: {base: 1ms, max: 5ms}}']),
       // no budget at all: every retry it wants is refused
       ...upstream('down', [up.down], ['retries: {budget: {ratio: 0, minPerSecond: 0}}']),
