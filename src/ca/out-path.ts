@@ -19,16 +19,18 @@ const CA_MARKERS = [CA_FILES.rootKey, STATE_FILE];
  * named first in the message as every path error does.
  */
 export function refuseOutInCaFolder(out: string, folder: string, what: string): void {
-  // where the path really leads: `link/..` is the link's target's parent to the kernel, while
-  // resolve() and join() take it away as text (a token written into a CA folder through it)
-  const real = realFolder(folder);
-  const marker = caMarker(real);
+  // both places the path may name: where the kernel takes it (`link/..` is the link target's
+  // parent) and where a path joined as text lands (join() and resolve() take `link/..` away;
+  // ca issue writes its files there, a token's temp file is made there): a CA in either refuses
+  for (const place of new Set([realFolder(folder), resolve(folder)])) refuseCaAt(out, folder, place, what);
+}
+
+function refuseCaAt(out: string, folder: string, place: string, what: string): void {
+  const marker = caMarker(place);
   if (marker !== undefined) throw new MeshcarError('bad_path', `${out}: ${folder} holds a CA (${marker}), and --out would write ${what} over or beside its keys; choose a path outside any CA folder`);
   // a folder inside one too: `ca issue --out ca/issuers` put the leaf and the root among the
-  // CA's earlier issuers, which `ca status` then listed as issuers. Walked up from where the
-  // path really leads: a link to ca/issuers walked up from the link's own folder found no CA
-  const top = real;
-  for (let dir = dirname(top), depth = 0; depth < MAX_DEPTH; dir = dirname(dir), depth++) {
+  // CA's earlier issuers, which `ca status` then listed as issuers
+  for (let dir = dirname(place), depth = 0; depth < MAX_DEPTH; dir = dirname(dir), depth++) {
     const above = caMarker(dir);
     if (above !== undefined) throw new MeshcarError('bad_path', `${out}: it is inside ${dir}, which holds a CA (${above}), and --out would write ${what} among the CA's files; choose a path outside any CA folder`);
     if (dirname(dir) === dir) return;

@@ -83,6 +83,19 @@ t.test('--out into a CA folder is refused, its files untouched', async (t) => {
     t.match(result.stderr, /holds a CA \(root\.key\)/, 'refused: through the link, .. is the CA folder');
   }
   t.same(await readdir(third), thirdBefore, 'nothing written into the CA folder');
+  // and the other way: a link inside the CA folder, then .., which join() reads as the CA folder itself
+  await mkdir(join(dir, 'elsewhere', 'sub'), { recursive: true });
+  await symlink(join(dir, 'elsewhere', 'sub'), join(third, 'lnk'));
+  const withLink = await readdir(third);
+  for (const args of [
+    ['ca', 'issue', '--dir', ca, '--service', 'orders', '--out', `${third}/lnk/..`],
+    ['ca', 'token', '--dir', ca, '--service', 'orders', '--out', `${third}/lnk/../x.token`],
+  ]) {
+    const result = await cli(args);
+    t.equal(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
+    t.match(result.stderr, /holds a CA \(root\.key\)/, 'refused: as text, the path is the CA folder');
+  }
+  t.same(await readdir(third), withLink, 'no SVID files or token written into the CA folder');
   t.same(await contents(ca), before, 'the CA folder is as it was (no leaf recorded either)');
   t.same(await contents(other), otherBefore, 'so is the other CA');
   const [token, issue] = await Promise.all([
