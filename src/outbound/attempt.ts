@@ -24,7 +24,7 @@ import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, targetFormProblem } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
-import { markCancelled, markRequestSent, markUnfinishedAtDeadline, markWaitsForContinue } from './pool-counting.js';
+import { markCancelled, markRequestSent, markUnfinishedAtDeadline } from './pool-counting.js';
 import { leaveWhenFlushed } from './flushing-upload.js';
 import { upstreamHeadProblem } from './head-limits.js';
 import { cancelStream, type UpstreamStream } from './upstream-stream.js';
@@ -267,10 +267,7 @@ export abstract class Attempt {
     this.upstream = up;
     bindAttempt(up, this);
     listenToUpstream(up, this.pool.idleTimeoutMs);
-    if (expectsContinue(this.reqHeaders.expect)) {
-      markWaitsForContinue(up);
-      relayContinue(up, continueGraceMs(this.pool.timeoutMs), this);
-    }
+    if (expectsContinue(this.reqHeaders.expect)) relayContinue(up, continueGraceMs(this.pool.timeoutMs), this);
     // the request is whole on the stream now unless the app's upload is still to come (then at
     // its end, attempt-deadline.ts): a wait the app gives up on counts from then (pool-counting.ts)
     if (this.bodyDone) markRequestSent(up);

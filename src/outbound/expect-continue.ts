@@ -6,6 +6,7 @@
 // body must still have time to be answered).
 
 import type { UpstreamStream } from './upstream-stream.js';
+import { markContinued } from './pool-counting.js';
 
 const CONTINUE_GRACE_MS = 1000;
 
@@ -57,7 +58,11 @@ function stop(upstream: Relaying): Pending | undefined {
 }
 
 function sendContinue(upstream: Relaying): void {
-  stop(upstream)?.app.sendContinue();
+  const pending = stop(upstream);
+  if (pending === undefined) return;
+  // the wait for the 100 is the endpoint's latency, the upload after it the app's (pool-counting.ts)
+  markContinued(upstream);
+  pending.app.sendContinue();
 }
 
 function onContinue(this: Relaying): void {

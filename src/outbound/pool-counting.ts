@@ -28,8 +28,10 @@ const ANSWERED = Symbol('meshcar.answered');
 const CANCELLED = Symbol('meshcar.cancelled');
 /** A gRPC answer's head came (its latency, ms): the verdict waits for its trailers. */
 const GRPC_PENDING = Symbol('meshcar.grpcPending');
-/** The endpoint held the upload back at some point (flow control: a 'drain' before the request was whole), or made it wait for a 100. */
+/** The endpoint held the upload back at some point (flow control: a 'drain' before the request was whole). */
 const HELD = Symbol('meshcar.held');
+/** Ms from the stream's opening to the 100 Continue the app was given: the endpoint's time before the upload. */
+const CONTINUE_WAIT = Symbol('meshcar.continueWait');
 /** Its answer was cut after the head, and counted so (markAnswerCut). */
 const CUT = Symbol('meshcar.cut');
 /** The app gave up at its own deadline with the answer unfinished (markUnfinishedAtDeadline). */
@@ -39,6 +41,7 @@ export interface TrackedStream extends UpstreamStream {
   [OPENED]?: number;
   [SENT]?: number | undefined;
   [HELD]?: boolean;
+  [CONTINUE_WAIT]?: number;
   [ANSWERED]?: boolean;
   [CANCELLED]?: boolean;
   [GRPC_PENDING]?: number | undefined;
@@ -91,7 +94,9 @@ function sinceRequest(stream: TrackedStream): number {
   // an upload the endpoint held back ended late because of it: from the opening then, or an
   // endpoint that stops reading uploads for a while looked fast and drew the calls (a review:
   // 15 of 16 to the one holding 2 MB uploads 400 ms)
-  return performance.now() - (stream[HELD] ? (stream[OPENED] as number) : (stream[SENT] ?? (stream[OPENED] as number)));
+  if (stream[HELD] || stream[SENT] === undefined) return performance.now() - (stream[OPENED] as number);
+  // with Expect: 100-continue, the wait for the 100 was the endpoint's too; the upload after it the app's
+  return performance.now() - stream[SENT] + (stream[CONTINUE_WAIT] ?? 0);
 }
 
 /** The pool's 'drain' listener for all its streams: the endpoint had held the upload back. */
@@ -99,9 +104,10 @@ export function streamDrained(this: TrackedStream): void {
   if (this[SENT] === undefined) this[HELD] = true;
 }
 
-/** The request waits for the endpoint's 100 Continue before its body: that wait is the endpoint's. */
-export function markWaitsForContinue(stream: UpstreamStream): void {
-  (stream as TrackedStream)[HELD] = true;
+/** The app was told to send its body (the endpoint's 100 Continue, or ours at the grace): the wait until now was the endpoint's. */
+export function markContinued(stream: UpstreamStream): void {
+  const s = stream as TrackedStream;
+  if (s[OPENED] !== undefined) s[CONTINUE_WAIT] = performance.now() - s[OPENED];
 }
 
 /**
@@ -160,6 +166,7 @@ export function countStream(pool: UpstreamPool, stream: TrackedStream, endpoint:
   stream[OPENED] = performance.now();
   stream[SENT] = undefined;
   stream[HELD] = false;
+  stream[CONTINUE_WAIT] = undefined;
   stream[ANSWERED] = false;
   stream[CANCELLED] = false;
   stream[GRPC_PENDING] = undefined;
