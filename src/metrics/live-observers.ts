@@ -25,7 +25,7 @@ export class ForwardingObserver {
   private readonly ejected = new Map<string, number>();
   /** Addresses known now, per upstream (told at lookups and reloads only, so kept for a swap). */
   private readonly addresses = new Map<string, number>();
-  /** Upstreams a reload removed that still have sessions or streams (a retired pool's): told again to new targets at a swap. */
+  /** Upstreams a reload removed that still have sessions or streams (a retired pool's): unused once both are at 0. */
   private readonly removedInUse = new Set<string>();
   /**
    * Requests finished since start, whatever the observers are: GET /workers' `requests` (a
@@ -72,11 +72,6 @@ export class ForwardingObserver {
     for (const [upstream, n] of this.addresses) {
       for (const target of next) target.upstreamEndpointsChanged?.(upstream, n);
     }
-    // a removed upstream still in use: the new targets learn it is removed, so its gauges go
-    // once back at 0 there too (handed over unmarked, they stayed at 0 for good)
-    for (const upstream of this.removedInUse) {
-      for (const target of next) target.upstreamRemoved?.(upstream);
-    }
     this.targets = next;
   }
 
@@ -88,7 +83,8 @@ export class ForwardingObserver {
 
   upstreamRemoved(upstream: string): void {
     this.addresses.delete(upstream);
-    if (this.sessions.has(upstream) || this.streams.has(upstream)) this.removedInUse.add(upstream);
+    this.removedInUse.add(upstream);
+    this.unusedIfIdle(upstream);
     for (const target of this.targets) target.upstreamRemoved?.(upstream);
   }
 
@@ -102,12 +98,10 @@ export class ForwardingObserver {
   }
 
   upstreamSessionsChanged(upstream: string, delta: number): void {
-    // a name back at 0 leaves the map: upstreams renamed by reloads each left an entry for good
-    const sessions = (this.sessions.get(upstream) ?? 0) + delta;
-    if (sessions === 0) this.sessions.delete(upstream);
-    else this.sessions.set(upstream, sessions);
-    if (sessions === 0 && !this.streams.has(upstream)) this.removedInUse.delete(upstream);
+    this.sessions.set(upstream, (this.sessions.get(upstream) ?? 0) + delta);
     for (const target of this.targets) target.upstreamSessionsChanged(upstream, delta);
+    // one size check on the request path: removed names are few and rare
+    if (this.removedInUse.size > 0) this.unusedIfIdle(upstream);
   }
 
   ejectedEndpointsChanged(upstream: string, ejected: number): void {
@@ -117,11 +111,22 @@ export class ForwardingObserver {
   }
 
   upstreamStreamsChanged(upstream: string, delta: number): void {
-    const streams = (this.streams.get(upstream) ?? 0) + delta;
-    if (streams === 0) this.streams.delete(upstream);
-    else this.streams.set(upstream, streams);
-    if (streams === 0 && !this.sessions.has(upstream)) this.removedInUse.delete(upstream);
+    this.streams.set(upstream, (this.streams.get(upstream) ?? 0) + delta);
     for (const target of this.targets) target.upstreamStreamsChanged(upstream, delta);
+    if (this.removedInUse.size > 0) this.unusedIfIdle(upstream);
+  }
+
+  /**
+   * A removed upstream with no session or stream left: its counts and the targets' session and
+   * stream gauges go (a retired pool may hold some until its last request ends). Kept, every
+   * name a reload ever removed or renamed left two series at 0 and two entries here, for good.
+   */
+  private unusedIfIdle(upstream: string): void {
+    if (!this.removedInUse.has(upstream) || (this.sessions.get(upstream) ?? 0) !== 0 || (this.streams.get(upstream) ?? 0) !== 0) return;
+    this.removedInUse.delete(upstream);
+    this.sessions.delete(upstream);
+    this.streams.delete(upstream);
+    for (const target of this.targets) target.upstreamUnused?.(upstream);
   }
 }
 

@@ -224,9 +224,14 @@ export class TrafficMetrics implements TrafficObserver {
     this.upstreams.lookupFailed(upstream, by);
   }
 
-  /** A reload removed the upstream (upstream-series.ts says which of its series go, and when). */
+  /** A reload removed the upstream: its address gauge goes (upstream-series.ts). */
   upstreamRemoved(upstream: string): void {
     this.upstreams.removedUpstream(upstream);
+  }
+
+  /** A removed upstream's last session and stream closed: its session and stream gauges go. */
+  upstreamUnused(upstream: string): void {
+    this.upstreams.unused(upstream);
   }
 
   circuitOpened(upstream: string): void {

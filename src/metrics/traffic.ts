@@ -106,6 +106,8 @@ export interface TrafficObserver {
   upstreamLookupFailed?(upstream: string): void;
   /** Outbound: a reload removed the upstream; its address gauge goes (counters stay, as every per-upstream one). */
   upstreamRemoved?(upstream: string): void;
+  /** Outbound: a removed upstream's last session and stream have closed (a retired pool's): its session and stream gauges go. */
+  upstreamUnused?(upstream: string): void;
   /** Outbound: a request refused with 503 circuit_open (circuit breaker limits reached). */
   circuitOpened?(upstream: string): void;
   /** Inbound: an HTTP/2 session the sidecar closed for abuse (GOAWAY ENHANCE_YOUR_CALM). */

@@ -2,11 +2,11 @@
 // refusals, addresses, failed lookups): one label child per upstream, made at its first event
 // and kept, so an event costs a map lookup. A reload that removes an upstream takes its address
 // gauge at once (0 would read as "an upstream with no address") and its session and stream
-// gauges once they are back at 0 (a retired pool may still hold sessions and streams under the
-// name until its last request ends): kept, renaming upstreams grew /metrics by two series per
-// name for good. Its counters stay, as the other counters do (with workers the primary adds a
-// dead worker's counts to the live ones; removed, the page fell to that kept count alone, a
-// drop Prometheus reads as a counter reset).
+// gauges once the observer that counts them says they are back at 0 (live-observers.ts: a
+// retired pool may still hold sessions and streams under the name until its last request ends).
+// Its counters stay, as the other counters do (with workers the primary adds a dead worker's
+// counts to the live ones; removed, the page fell to that kept count alone, a drop Prometheus
+// reads as a counter reset).
 
 import type { Counter } from 'prom-client';
 import type { Metrics } from './registry.js';
@@ -19,28 +19,20 @@ interface DeltaGauge {
   remove(upstream: string): void;
 }
 
-/** A gauge child per upstream, with the value it holds (prom-client's child does not tell it). */
-interface Held {
-  readonly child: { inc(delta: number): void };
-  value: number;
-}
-
 export class UpstreamSeries {
-  private readonly sessions = new Map<string, Held>();
-  private readonly streams = new Map<string, Held>();
+  private readonly sessions = new Map<string, { inc(delta: number): void }>();
+  private readonly streams = new Map<string, { inc(delta: number): void }>();
   private readonly ejectionCounters = new Map<string, Counter.Internal>();
   private readonly ejectedGauges = new Map<string, GaugeChild>();
   private readonly circuitCounters = new Map<string, Counter.Internal>();
   private readonly addressGauges = new Map<string, GaugeChild>();
   private readonly lookupFailureCounters = new Map<string, Counter.Internal>();
-  /** Upstreams a reload removed whose session or stream gauges are not yet back at 0. */
-  private readonly removed = new Set<string>();
 
   constructor(private readonly metrics: Metrics) {}
 
   /** Every child forgotten (metrics.requests turned off: the families are emptied by the caller). */
   clear(): void {
-    for (const cache of [this.sessions, this.streams, this.ejectionCounters, this.ejectedGauges, this.circuitCounters, this.addressGauges, this.lookupFailureCounters, this.removed]) cache.clear();
+    for (const cache of [this.sessions, this.streams, this.ejectionCounters, this.ejectedGauges, this.circuitCounters, this.addressGauges, this.lookupFailureCounters]) cache.clear();
   }
 
   sessionsChanged(upstream: string, delta: number): void {
@@ -51,15 +43,13 @@ export class UpstreamSeries {
     this.change(this.streams, this.metrics.upstreamActiveStreams, upstream, delta);
   }
 
-  private change(held: Map<string, Held>, family: DeltaGauge, upstream: string, delta: number): void {
-    let entry = held.get(upstream);
-    if (entry === undefined) {
-      entry = { child: family.labels(upstream), value: 0 };
-      held.set(upstream, entry);
+  private change(held: Map<string, { inc(delta: number): void }>, family: DeltaGauge, upstream: string, delta: number): void {
+    let child = held.get(upstream);
+    if (child === undefined) {
+      child = family.labels(upstream);
+      held.set(upstream, child);
     }
-    entry.child.inc(delta);
-    entry.value += delta;
-    if (entry.value === 0 && this.removed.has(upstream)) this.dropIfIdle(upstream);
+    child.inc(delta);
   }
 
   outlierEjected(upstream: string): void {
@@ -93,8 +83,6 @@ export class UpstreamSeries {
   }
 
   endpointsChanged(upstream: string, endpoints: number): void {
-    // a name in use again is not removed any more
-    this.removed.delete(upstream);
     let gauge = this.addressGauges.get(upstream);
     if (gauge === undefined) {
       gauge = this.metrics.upstreamEndpoints.labels(upstream);
@@ -105,16 +93,13 @@ export class UpstreamSeries {
     gauge.set(endpoints);
   }
 
-  /** A reload removed the upstream: its address gauge goes now, its session and stream gauges once back at 0. */
+  /** A reload removed the upstream: its address gauge goes now. */
   removedUpstream(upstream: string): void {
     if (this.addressGauges.delete(upstream)) this.metrics.upstreamEndpoints.remove(upstream);
-    this.removed.add(upstream);
-    this.dropIfIdle(upstream);
   }
 
-  private dropIfIdle(upstream: string): void {
-    if ((this.sessions.get(upstream)?.value ?? 0) !== 0 || (this.streams.get(upstream)?.value ?? 0) !== 0) return;
-    this.removed.delete(upstream);
+  /** A removed upstream's last session and stream have closed: its session and stream gauges go. */
+  unused(upstream: string): void {
     if (this.sessions.delete(upstream)) this.metrics.upstreamSessions.remove(upstream);
     if (this.streams.delete(upstream)) this.metrics.upstreamActiveStreams.remove(upstream);
   }
