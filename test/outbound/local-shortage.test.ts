@@ -11,8 +11,9 @@ import { once } from 'node:events';
 import { execFileSync } from 'node:child_process';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { APP_ID, makePki, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
+import { makePki, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
 import { parseResponse, type RawResponse } from '../helpers/raw-http.js';
+import { frontendFilesHead } from '../helpers/files-frontend.js';
 import { startMeshcar } from '../helpers/process.js';
 
 const LIMIT = 64;
@@ -47,21 +48,11 @@ t.test(`EMFILE on connect: 503 naming it, the endpoint not held to blame (nofile
   const pki = await makePki(TD);
   const upstream = await startUpstream(pki);
   t.teardown(() => upstream.close());
-  const app = await pki.issue(APP_ID);
-  await writeFile(join(dir, 'svid.crt'), app.chainPem);
-  await writeFile(join(dir, 'svid.key'), app.privateKeyPem, { mode: 0o600 });
-  await writeFile(join(dir, 'bundle.pem'), app.bundlePem);
   const config = join(dir, 'frontend.yaml');
   await writeFile(
     config,
     [
-      'service: frontend',
-      `trustDomain: ${TD}`,
-      'identity:',
-      `  files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}`,
-      'outbound:',
-      '  listen: 127.0.0.1:0',
-      '  upstreams:',
+      ...(await frontendFilesHead(dir, pki)),
       // one endpoint may be ejected (the default keeps at least half of them in)
       `    payments: {endpoints: [127.0.0.1:${upstream.port}], identity: ${UPSTREAM_ID}, outlierDetection: {maxEjectionPercent: 100}}`,
       'admin:',
