@@ -80,7 +80,7 @@ export function refuseKernelPath(path: string): void {
  * (`link/..` is the link's target's parent, not the folder holding the link, which path.resolve
  * and fs.realpathSync would say); a CLI path, read synchronously.
  */
-function realPathOfExisting(path: string): string {
+export function realPathOfExisting(path: string): string {
   let existing = isAbsolute(path) ? path : `${process.cwd()}/${path}`;
   let rest = '';
   while (!existsSync(existing)) {

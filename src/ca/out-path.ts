@@ -5,8 +5,9 @@
 // bundle.pem over the one the CA serves. A folder holding a CA (of this or another trust
 // domain), or inside one, is refused before anything is signed.
 
-import { existsSync, realpathSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { realPathOfExisting } from '../user-paths.js';
 import { MeshcarError } from '../errors.js';
 import { CA_FILES } from './store.js';
 import { STATE_FILE } from './ca-state.js';
@@ -19,10 +20,11 @@ const CA_MARKERS = [CA_FILES.rootKey, STATE_FILE];
  * named first in the message as every path error does.
  */
 export function refuseOutInCaFolder(out: string, folder: string, what: string): void {
-  // both places the path may name: where the kernel takes it (`link/..` is the link target's
-  // parent) and where a path joined as text lands (join() and resolve() take `link/..` away;
-  // ca issue writes its files there, a token's temp file is made there): a CA in either refuses
-  for (const place of new Set([realFolder(folder), resolve(folder)])) refuseCaAt(out, folder, place, what);
+  // both places the path may name: where the kernel takes it (realPathOfExisting: `link/..` is
+  // the link target's parent) and where a path joined as text lands (join() and resolve() take
+  // `link/..` away; ca issue writes its files there, a token's temp file is made there): a CA in
+  // either refuses
+  for (const place of new Set([realPathOfExisting(folder), resolve(folder)])) refuseCaAt(out, folder, place, what);
 }
 
 function refuseCaAt(out: string, folder: string, place: string, what: string): void {
@@ -39,20 +41,6 @@ function refuseCaAt(out: string, folder: string, place: string, what: string): v
 
 /** A path has at most 4096 bytes: far fewer folders than this above it. */
 const MAX_DEPTH = 2048;
-
-/**
- * `folder` with its links followed as far as it exists (a folder --out will make does not yet),
- * read as the kernel reads it: the path as typed is never normalised first.
- */
-function realFolder(folder: string): string {
-  try {
-    // the system's realpath: Node's own normalises 'link/..' as text before it follows the link
-    return realpathSync.native(folder);
-  } catch {
-    const parent = dirname(folder);
-    return parent === folder ? resolve(folder) : join(realFolder(parent), basename(folder));
-  }
-}
 
 function caMarker(folder: string): string | undefined {
   return CA_MARKERS.find((name) => existsSync(join(folder, name)));

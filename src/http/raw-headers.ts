@@ -103,6 +103,17 @@ export function owsTrimmed(value: string): string {
   return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
+/**
+ * `value` without the SP and HTAB at its end, by a scan from the end: /[ \t]+$/ is retried from
+ * every space of a run that does not reach the end (time square in the run; V8 does not count a
+ * new start as a backtrack, so its linear-time fallback never takes it over).
+ */
+export function trailingOwsTrimmed(value: string): string {
+  let end = value.length;
+  while (end > 0 && isOws(value.charCodeAt(end - 1))) end--;
+  return end === value.length ? value : value.slice(0, end);
+}
+
 function isOws(code: number): boolean {
   return code === 0x20 || code === 0x09;
 }

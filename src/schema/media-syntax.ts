@@ -6,7 +6,7 @@
 
 import { clip } from '../clip.js';
 import { MAX_QUOTED } from './violations.js';
-import { trimTrailingOws } from '../http/field-whitespace.js';
+import { trailingOwsTrimmed } from '../http/raw-headers.js';
 
 const TOKEN_CHAR = "[!#$%&'*+.^_`|~0-9A-Za-z-]";
 const TOKEN = `${TOKEN_CHAR}+`;
@@ -22,7 +22,7 @@ export type MediaParameters = ReadonlyArray<readonly [name: string, value: strin
 /** A Content-Type's parameters as [name, value] pairs (a quoted value unquoted), or undefined when it is not one media type. */
 export function mediaParameters(contentType: string): MediaParameters | undefined {
   // by a scan from the end: /[ \t]+$/ is retried from every space of a run that is not trailing
-  const text = trimTrailingOws(contentType);
+  const text = trailingOwsTrimmed(contentType);
   TYPE.lastIndex = 0;
   if (!TYPE.test(text)) return undefined;
   const parameters: Array<[string, string]> = [];

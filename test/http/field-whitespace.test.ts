@@ -1,11 +1,11 @@
-// Whitespace cut from the ends of a field value by scans (src/http/field-whitespace.ts), and the
+// Whitespace cut from the ends of a field value by scans (src/http/raw-headers.ts), and the
 // trailers both sidecars forward cut that way. The regular expression it replaces,
 // /^[ \t]+|[ \t]+$/g, took time square in a run of inner spaces: a caller's 16 KiB request
 // trailer of `a`, spaces and `a` held the inbound's event loop ~180 ms, an app's 60 KB answer
 // trailer ~2.5 s, an upstream's 64 KiB one ~3-4 s; V8's linear-time fallback never took it.
 
 import t from 'tap';
-import { trimOws, trimTrailingOws } from '../../src/http/field-whitespace.js';
+import { owsTrimmed as trimOws, trailingOwsTrimmed as trimTrailingOws } from '../../src/http/raw-headers.js';
 import { forwardableTrailers } from '../../src/http/response-fields.js';
 import { h2Connect, startInbound } from '../helpers/inbound-fixture.js';
 
