@@ -23,6 +23,7 @@ import { requirePrivateCaFolder } from '../ca/ca-state.js';
 import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-value.js';
+import { oncePerSpec } from '../schema/once-per-spec.js';
 
 type Content = 'certificates' | 'private key' | 'join token' | 'directory';
 
@@ -193,17 +194,8 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   const specs = specsOf(loaded);
   // (the loader, swagger-parser and Ajv, is imported only when a spec is named)
   const loader = specs.length > 0 ? await import('../schema/spec.js') : undefined;
-  // each file once, however many upstreams name it (aliases let a small config name one spec
-  // from thousands: 45 ms each, 45 s for 1,000)
-  const loads = new Map<string, Promise<string | undefined>>();
-  const problemOf = (path: string) => {
-    let problem = loads.get(path);
-    if (problem === undefined) {
-      problem = loader!.CompiledSpec.load(path).then(() => undefined, (err: unknown) => describeError(err));
-      loads.set(path, problem);
-    }
-    return problem;
-  };
+  // each file once, however many upstreams name it (once-per-spec.ts)
+  const problemOf = oncePerSpec((path) => loader!.CompiledSpec.load(path).then(() => undefined, (err: unknown) => describeError(err)));
   const specProblems = await Promise.all(specs.map((spec) => problemOf(spec.path)));
   const all = [
     ...refs.map((ref, i) => ({ keys: ref.keys, path: ref.path, problem: problems[i], whenMissing: ref.whenMissing })),

@@ -10,6 +10,7 @@ import type { OpenApiConfig } from '../config/openapi-config.js';
 import { describeError, MeshcarError } from '../errors.js';
 import { guardOf, type SchemaGuard } from './guard.js';
 import type { CompiledSpec } from './spec.js';
+import { oncePerSpec } from './once-per-spec.js';
 import type { OpenApiDocument } from './spec-document.js';
 
 export interface Guards {
@@ -18,26 +19,10 @@ export interface Guards {
   readonly upstreams: ReadonlyMap<string, SchemaGuard>;
 }
 
-/**
- * Each spec file read and compiled once, however many settings name it (YAML aliases let a
- * small config name one spec from thousands of upstreams: a reload compiled it for each, 33 s
- * for 1,000). A compiled spec is shared; each guard keeps its own mode and body budget.
- */
-function specLoader(): (config: OpenApiConfig) => Promise<CompiledSpec> {
-  const loads = new Map<string, Promise<CompiledSpec>>();
-  return (config) => {
-    let spec = loads.get(config.spec);
-    if (spec === undefined) {
-      spec = import('./spec.js').then(({ CompiledSpec }) => CompiledSpec.load(config.spec));
-      loads.set(config.spec, spec);
-    }
-    return spec;
-  };
-}
-
 /** `inbound.openapi.spec: /srv/orders.openapi.yaml#/paths/...: Missing $ref pointer ...` */
-function load(key: string, config: OpenApiConfig, specOf: (config: OpenApiConfig) => Promise<CompiledSpec>): Promise<SchemaGuard> {
-  return specOf(config).then(
+function load(key: string, config: OpenApiConfig, specOf: (path: string) => Promise<CompiledSpec>): Promise<SchemaGuard> {
+  // a compiled spec is shared by the guards naming its file; each keeps its own mode and body budget
+  return specOf(config.spec).then(
     (spec) => guardOf(config, spec),
     (err: unknown) => {
       throw new MeshcarError('config_invalid', `${key}.spec: ${describeError(err)}`, { cause: err });
@@ -48,7 +33,7 @@ function load(key: string, config: OpenApiConfig, specOf: (config: OpenApiConfig
 export async function loadGuards(config: SidecarConfig): Promise<Guards> {
   const inboundSpec = config.inbound?.openapi;
   const upstreams = (config.outbound?.upstreams ?? []).filter((u) => u.openapi !== undefined);
-  const specOf = specLoader();
+  const specOf = oncePerSpec((path) => import('./spec.js').then(({ CompiledSpec }) => CompiledSpec.load(path)));
   const [inbound, ...perUpstream] = await Promise.all([
     inboundSpec ? load('inbound.openapi', inboundSpec, specOf) : undefined,
     ...upstreams.map((u) => load(`outbound.upstreams.${u.name}.openapi`, u.openapi as OpenApiConfig, specOf)),
@@ -76,15 +61,10 @@ export async function guardsFromDocuments(config: SidecarConfig, documents: Spec
   // the compiler (Ajv) is imported only when a spec is configured, as loadGuard does
   const { CompiledSpec } = await import('./spec.js');
   // one compilation per spec file (upstreams naming one spec share it; each arrives as its own copy)
-  const compiled = new Map<string, Promise<CompiledSpec>>();
+  const compileOnce = oncePerSpec((path: string, doc: OpenApiDocument) => CompiledSpec.compile(path, doc));
   const compile = async (key: string, openapi: OpenApiConfig, doc: OpenApiDocument | undefined): Promise<SchemaGuard> => {
     if (doc === undefined) throw new MeshcarError('internal', `${key}.spec: the primary sent no document for ${openapi.spec}`);
-    let spec = compiled.get(openapi.spec);
-    if (spec === undefined) {
-      spec = CompiledSpec.compile(openapi.spec, doc);
-      compiled.set(openapi.spec, spec);
-    }
-    return guardOf(openapi, await spec);
+    return guardOf(openapi, await compileOnce(openapi.spec, doc));
   };
   const upstreamGuards: Array<readonly [string, SchemaGuard]> = [];
   for (const u of upstreams) upstreamGuards.push([u.name, await compile(`outbound.upstreams.${u.name}.openapi`, u.openapi as OpenApiConfig, documents.upstreams[u.name])]);
