@@ -22,6 +22,7 @@ import { lifetimeMs, remainingMs, validateSvid, type Svid } from '../identity/sv
 import { readTokenClaims } from '../identity/token-claims.js';
 import { identityDirProblem } from './identity-dir.js';
 import { defaultProbeBound } from './probe.js';
+import { doctorLookup } from './child-lookups.js';
 import { fail, humanDuration, ok, skip, warn, type CheckResult } from './result.js';
 import { shellWord } from '../shell-word.js';
 import { readCheckedFile } from './read-file.js';
@@ -38,7 +39,7 @@ async function liveBundleProblem(config: SidecarConfig, svid: Svid): Promise<str
   if (config.identity.source !== 'ca') return undefined;
   try {
     const bundlePem = await readCheckedFile(config.identity.ca.bundle);
-    const client = new CaClient({ url: config.identity.ca.url, trustDomain: config.trustDomain, bundlePem, timeoutMs: defaultProbeBound().ms, logger: createLogger('silent') });
+    const client = new CaClient({ url: config.identity.ca.url, trustDomain: config.trustDomain, bundlePem, timeoutMs: defaultProbeBound().ms, logger: createLogger('silent'), lookup: doctorLookup });
     const outcome = applyBundle(svid, await client.fetchBundle(svid.bundlePem));
     return outcome.kind === 'leaf_untrusted' ? outcome.reason : '';
   } catch {

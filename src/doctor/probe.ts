@@ -10,34 +10,13 @@ import tls, { type TLSSocket } from 'node:tls';
 import { describeError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
 import { svidLeafProblem } from '../identity/svid-leaf.js';
+import { defaultProbeBound, probeTimeout, type ProbeBound } from './probe-bound.js';
+import { doctorLookup } from './child-lookups.js';
 
-/** Each probe's bound unless `meshcar doctor --timeout` gives another (setProbeTimeout). */
-export const PROBE_TIMEOUT_MS = 3000;
+export { defaultProbeBound, PROBE_TIMEOUT_MS, setProbeTimeout, type ProbeBound } from './probe-bound.js';
+
 /** The most of an HTTP body doctor reads: /debug/tls holds at most 100 short entries. */
 export const PROBE_MAX_BODY_BYTES = 1024 * 1024;
-
-/** A probe's bound and what set it, for the line that says it ran out ('' : nothing to add). */
-export interface ProbeBound {
-  readonly ms: number;
-  readonly why: string;
-}
-
-// doctor is a one-shot command: its --timeout is set once, before the first probe
-let probeBound: ProbeBound = { ms: PROBE_TIMEOUT_MS, why: "doctor's probe timeout: --timeout gives more" };
-
-/** `meshcar doctor --timeout`: every probe's bound from now on. */
-export function setProbeTimeout(ms: number): void {
-  probeBound = { ms, why: "doctor's --timeout" };
-}
-
-/** The bound of each probe (a dial, an HTTP answer, a PING, a file read): 3 s, or --timeout. */
-export function defaultProbeBound(): ProbeBound {
-  return probeBound;
-}
-
-function probeTimeout(bound: ProbeBound, what = 'no answer'): Error {
-  return Object.assign(new Error(`${what} within ${bound.ms} ms${bound.why === '' ? '' : ` (${bound.why})`}`), { code: 'PROBE_TIMEOUT' });
-}
 
 /**
  * A socket error in words a service owner reads, with the code kept for the search engine.
@@ -49,7 +28,7 @@ export function networkProblem(err: unknown, over: 'tls' | 'http' = 'tls'): stri
   if (code === 'ECONNREFUSED') return 'nothing listening (ECONNREFUSED)';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `the name does not resolve (${code})`;
   if (code === 'PROBE_TIMEOUT' || code === 'PROBE_TOO_LARGE') return describeError(err);
-  if (code === 'ETIMEDOUT') return `no answer within ${probeBound.ms} ms (${probeBound.why})`;
+  if (code === 'ETIMEDOUT') return `no answer within ${defaultProbeBound().ms} ms (${defaultProbeBound().why})`;
   if (code === 'ECONNRESET' && over === 'http') return 'the connection was closed before a whole HTTP answer (ECONNRESET)';
   if (code === 'ECONNRESET') return 'the connection was reset during the handshake (the peer refused us: often our certificate is not from its CA)';
   // the first bytes back were not a TLS record: a plain-text server (HTTP, often) on that port
@@ -73,7 +52,7 @@ function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
 }
 
-export function withDeadline<T extends net.Socket>(socket: T, ready: string, bound: ProbeBound = probeBound): Promise<T> {
+export function withDeadline<T extends net.Socket>(socket: T, ready: string, bound: ProbeBound = defaultProbeBound()): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => socket.destroy(probeTimeout(bound)), bound.ms);
     socket.once(ready, () => {
@@ -88,7 +67,7 @@ export function withDeadline<T extends net.Socket>(socket: T, ready: string, bou
 }
 
 export function dialTcp(host: string, port: number): Promise<net.Socket> {
-  return withDeadline(net.connect({ host, port }), 'connect');
+  return withDeadline(net.connect({ host, port, lookup: doctorLookup }), 'connect');
 }
 
 export interface TlsDial {
@@ -116,13 +95,14 @@ export function dialTls(options: TlsDial): Promise<TLSSocket> {
     ...(options.servername && net.isIP(options.servername) === 0 ? { servername: options.servername } : {}),
     minVersion: 'TLSv1.2',
     checkServerIdentity: () => undefined,
+    lookup: doctorLookup,
   });
   return withDeadline(socket, 'secureConnect', options.bound);
 }
 
 /** Whether a TLS server answers at all (nothing verified): to say "it speaks TLS" of a port that should not. */
 export async function speaksTls(host: string, port: number): Promise<boolean> {
-  const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
+  const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'], lookup: doctorLookup });
   try {
     await withDeadline(socket, 'secureConnect');
     return true;
@@ -175,8 +155,8 @@ export function refusedAfterHandshake(socket: TLSSocket, ms = 150): Promise<Erro
  */
 export function http2Ping(url: string, socket?: TLSSocket): Promise<number> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(url, socket ? { createConnection: () => socket } : {});
-    const bound = probeBound;
+    const session = http2.connect(url, socket ? { createConnection: () => socket } : { lookup: doctorLookup });
+    const bound = defaultProbeBound();
     const timer = setTimeout(() => session.destroy(probeTimeout(bound, 'no PING answer')), bound.ms);
     session.once('error', (err) => {
       clearTimeout(timer);
@@ -210,7 +190,7 @@ export interface HttpProbeLimits {
 
 /** The limits of an HTTP probe: the probes' bound (3 s, or --timeout) and PROBE_MAX_BODY_BYTES. */
 export function httpProbeLimits(): HttpProbeLimits {
-  return { timeoutMs: probeBound.ms, maxBodyBytes: PROBE_MAX_BODY_BYTES };
+  return { timeoutMs: defaultProbeBound().ms, maxBodyBytes: PROBE_MAX_BODY_BYTES };
 }
 
 /**
@@ -220,7 +200,7 @@ export function httpProbeLimits(): HttpProbeLimits {
 export function httpGet(host: string, port: number, path: string, options: { headOnly?: boolean; limits?: HttpProbeLimits } = {}): Promise<HttpAnswer> {
   const limits = options.limits ?? httpProbeLimits();
   return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path, agent: false, headers: { 'user-agent': 'meshcar-doctor' } }, (res) => {
+    const req = http.get({ host, port, path, agent: false, lookup: doctorLookup, headers: { 'user-agent': 'meshcar-doctor' } }, (res) => {
       const head = { status: res.statusCode ?? 0, version: res.httpVersion, contentType: String(res.headers['content-type'] ?? '') };
       if (options.headOnly) {
         clearTimeout(timer);
@@ -246,7 +226,7 @@ export function httpGet(host: string, port: number, path: string, options: { hea
       reject(err);
     };
     // the probes' own bound says how to give more; limits a caller chose say nothing more
-    const bound = limits.timeoutMs === probeBound.ms ? probeBound : { ms: limits.timeoutMs, why: '' };
+    const bound = limits.timeoutMs === defaultProbeBound().ms ? defaultProbeBound() : { ms: limits.timeoutMs, why: '' };
     const timer = setTimeout(() => req.destroy(probeTimeout(bound)), limits.timeoutMs);
     req.on('error', fail);
   });

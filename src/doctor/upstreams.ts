@@ -6,7 +6,6 @@
 // so a wrong endpoint shows before the sidecar starts, not in its first failed call. A dial gets
 // the probes' bound (3 s, or --timeout), or the sidecar's own dial bound when that is shorter.
 
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { formatHostPort } from '../config/address.js';
@@ -17,6 +16,7 @@ import { fail, ok, skip, type CheckResult } from './result.js';
 import { defaultProbeBound, dialTls, http2Ping, networkProblem, peerSpiffeId, refusedAfterHandshake, type ProbeBound } from './probe.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from '../config/fields.js';
 import { readCheckedFile } from './read-file.js';
+import { doctorLookups } from './child-lookups.js';
 
 /** What to do about a failed dial: every ✗ says, as the docs promise. */
 function dialFix(problem: string, upstream: string): string {
@@ -101,7 +101,7 @@ export async function checkUpstreams(config: SidecarConfig, svid: Svid | undefin
         continue;
       }
       probes.push(
-        lookup(endpoint.host, { all: true }).then(
+        doctorLookups.lookup(endpoint.host).then(
           (addresses) => {
             // as the sidecar does (address-families.ts): an address of a family this host has
             // none of is left out there, so it is not dialled here (a ✗ EADDRNOTAVAIL for an AAAA

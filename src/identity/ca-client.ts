@@ -5,6 +5,7 @@
 
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { LookupFunction } from 'node:net';
 import { MeshcarError, describeError } from '../errors.js';
 import { formatApproxDuration, formatDuration } from '../config/duration.js';
 import { generateWorkloadKey } from '../pki/keys.js';
@@ -67,6 +68,8 @@ export interface CaClientOptions {
   readonly logger: Logger;
   /** Aborted when the sidecar stops: a request under way ends at once (ca_unreachable). */
   readonly signal?: AbortSignal;
+  /** How the CA's host name is resolved: the process's lookups (src/name-lookups.ts) unless given (doctor's, which it can walk away from). */
+  readonly lookup?: LookupFunction;
 }
 
 export type CaAuth = { readonly token: string } | { readonly svid: Svid };

@@ -100,7 +100,7 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
         agent: false,
         // the CA named by host name: looked up through the process's scheduler, one lookup of
         // the name at a time, never the last lookup thread (name-lookups.ts)
-        lookup: CA_LOOKUP,
+        lookup: options.lookup ?? CA_LOOKUP,
         ...(options.signal ? { signal: options.signal } : {}),
       });
     } catch (err) {

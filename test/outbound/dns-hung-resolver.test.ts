@@ -142,4 +142,33 @@ else {
     t.equal(status, '200', 'the request reached the app');
     t.ok(Number(seconds) < 5, `in ${seconds} s (a hung lookup holds its thread 30 s)`);
   });
+
+  t.test("doctor --timeout 1s: an upstream's hung name is a ✗ within the bound, and doctor ends then", { timeout: 60_000 }, async (t) => {
+    const file = join(ca.dir, 'doctor.yaml');
+    await writeFile(file, [
+      'service: orders',
+      'trustDomain: mesh.local',
+      'identity:',
+      `  files: {cert: ${join(svid.dir, 'svid.crt')}, key: ${join(svid.dir, 'svid.key')}, bundle: ${join(svid.dir, 'bundle.pem')}}`,
+      'inbound:',
+      '  listen: 127.0.0.1:0',
+      `  app: http://hungapp.mesh.test:${appPort}`,
+      'outbound:',
+      '  listen: 127.0.0.1:0',
+      '  upstreams:',
+      '    hung1:',
+      '      endpoints: [dns:hung1.mesh.test:8443]',
+      '      identity: spiffe://mesh.local/svc/hung1',
+      '',
+    ].join('\n'));
+    const started = Date.now();
+    const doctor = net.spawn('h1', process.execPath, [CLI, 'doctor', '--config', file, '--timeout', '1s']);
+    let out = '';
+    doctor.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => doctor.once('exit', resolve));
+    const seconds = (Date.now() - started) / 1000;
+    t.equal(code, 1, 'doctor fails');
+    t.match(out, /✗ upstream hung1 dns:hung1\.mesh\.test:8443: .*did not resolve within 1000 ms/, 'the hung name is named, with the bound');
+    t.ok(seconds < 8, `doctor ended in ${seconds} s (a hung lookup holds its thread ${HANG_S} s)`);
+  });
 }
