@@ -43,7 +43,8 @@ export class LogPerKey {
 
   /** Whether a line for `key` is logged now: undefined when not (it is counted instead). */
   take(key: string): LetThrough | undefined {
-    const now = Date.now();
+    // the process's running time: a wall clock stepped back held every window shut for the step
+    const now = performance.now();
     const seen = this.last.get(key);
     if (seen && now - seen.at < this.windowMs) {
       seen.suppressed += 1;

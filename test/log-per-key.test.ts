@@ -55,3 +55,20 @@ t.test('both counts in one parenthesis', async (t) => {
   t.same(leftOutFields({ suppressed: 0, seconds: 0, overBudget: 7, budget: { lines: 100, seconds: 10 } }), { overBudget: 7 });
   t.same(leftOutFields({ suppressed: 0, seconds: 0, overBudget: 0, budget: { lines: 100, seconds: 10 } }), {});
 });
+
+// the windows ran on the wall clock: stepped back an hour (NTP correcting a host that ran ahead),
+// a key's next line and the budget for all keys waited the whole hour
+t.test('a window passes by the running time, whatever the wall clock does', async (t) => {
+  const { movableClock } = await import('./helpers/movable-clock.js');
+  const limit = new LogPerKey(200, 4096, 1);
+  t.ok(limit.take('10.0.0.1'));
+  t.equal(limit.take('10.0.0.2'), undefined, 'the budget of 1 line is spent');
+  const clock = movableClock();
+  t.teardown(() => clock.restore());
+  clock.offset.ms = -3_600_000;
+  const start = performance.now();
+  while (performance.now() - start < 250) await new Promise((resolve) => setImmediate(resolve));
+  const next = limit.take('10.0.0.1');
+  clock.restore();
+  t.match(next, { suppressed: 0, overBudget: 1 }, 'the key has its line again, and the budget is renewed');
+});

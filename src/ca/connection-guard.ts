@@ -70,7 +70,7 @@ export function guardConnections(server: Server, limits: ConnectionGuardLimits, 
       return;
     }
     open.set(address, count + 1);
-    uses.set(socket, { openedAt: Date.now(), requests: 0 });
+    uses.set(socket, { openedAt: performance.now(), requests: 0 });
     socket.once('close', () => {
       const left = (open.get(address) ?? 1) - 1;
       if (left <= 0) open.delete(address);
@@ -91,7 +91,7 @@ export function guardConnections(server: Server, limits: ConnectionGuardLimits, 
     const use = uses.get(socket) ?? (socket._parent ? uses.get(socket._parent) : undefined);
     if (use === undefined) return;
     use.requests += 1;
-    if (use.requests >= limits.maxRequestsPerConnection || Date.now() - use.openedAt >= limits.maxConnectionAgeMs) {
+    if (use.requests >= limits.maxRequestsPerConnection || performance.now() - use.openedAt >= limits.maxConnectionAgeMs) {
       // Node ends the connection once this answer is out
       res.setHeader('connection', 'close');
     }

@@ -241,7 +241,7 @@ export class H2Connection extends EventEmitter implements StreamHost {
 
   streamCompleted(stream: H2Stream): void {
     forgetStream(this, stream);
-    this.resetBudget.completedStream(Date.now());
+    this.resetBudget.completedStream(performance.now());
   }
 
   // --- used by the receiver and the stream books -------------------------------------------

@@ -114,7 +114,8 @@ export class FrameReceiver implements FrameHandler {
     forgetStream(c, stream);
     // rapid reset (CVE-2023-44487): a server counts requests reset before they were answered,
     // within a second of opening (limits.ts: isPrematureReset); a cancelled answered stream is an ordinary end
-    const now = Date.now();
+    // the process's running time: a wall clock stepped back made every age negative (premature)
+    const now = performance.now();
     // one we had answered in full is an ordinary end, as the node codec counts it (reset-guard.ts)
     let abuse: ReturnType<typeof c.resetBudget.peerReset>;
     if (c.isServer) {
@@ -129,7 +130,7 @@ export class FrameReceiver implements FrameHandler {
   onSettings(ack: boolean, params: Buffer): void {
     const c = this.c;
     if (ack) return settingsAcked(c);
-    if (c.settingsBudget.hit(Date.now())) throw calm('settings_flood', 'too many SETTINGS frames');
+    if (c.settingsBudget.hit(performance.now())) throw calm('settings_flood', 'too many SETTINGS frames');
     // a 16 KiB frame holds 2,730 entries: capped as nghttp2 caps them since CVE-2020-11080
     if (params.length / 6 > c.limits.maxSettingsEntries) throw calm('settings_flood', `a SETTINGS frame of ${params.length / 6} entries`);
     const s = c.remoteSettings;
@@ -204,7 +205,7 @@ export class FrameReceiver implements FrameHandler {
   onPing(ack: boolean, payload: Buffer): void {
     const c = this.c;
     if (ack) return c.pingAcked(payload);
-    if (c.pingBudget.hit(Date.now())) throw calm('ping_flood', 'too many PINGs');
+    if (c.pingBudget.hit(performance.now())) throw calm('ping_flood', 'too many PINGs');
     c.writer.ping(payload, true);
   }
 

@@ -109,7 +109,7 @@ export function streamError(c: H2Connection, streamId: number, code: number, rea
     receiveReset(stream, code, reason);
   }
   if (countAsProvoked) {
-    const abuse = c.resetBudget.reset(false, Date.now());
+    const abuse = c.resetBudget.reset(false, performance.now());
     if (abuse) throw new ConnectionFault(abuse, ErrorCode.ENHANCE_YOUR_CALM, 'the peer keeps making us reset streams');
   }
 }

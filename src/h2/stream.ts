@@ -65,8 +65,8 @@ export class H2Stream extends Duplex implements BatchWaiter {
   /** RST_STREAM code, once the stream was reset by either side. */
   rstCode: number | undefined = undefined;
   headersSent = false;
-  /** Date.now() when the stream was made: a server's rapid-reset count reads its age (limits.ts: isPrematureReset). */
-  readonly openedMs = Date.now();
+  /** performance.now() when the stream was made: a server's rapid-reset count reads its age (limits.ts: isPrematureReset). */
+  readonly openedMs = performance.now();
   /** The peer's HEADERS carried END_STREAM (a request or response without body). */
   endAfterHeaders = false;
   /** END_STREAM (or RST_STREAM) sent. */

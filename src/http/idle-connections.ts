@@ -55,7 +55,8 @@ export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: n
   // the sweep runs only while a connection is open: an idle server wakes for nothing
   let timer: NodeJS.Timeout | undefined;
   const sweep = () => {
-    const now = Date.now();
+    // the process's running time: a wall clock stepped back kept idle connections for the step, one stepped ahead closed busy ones
+    const now = performance.now();
     for (const [socket, entry] of watched) {
       if (headersTimeoutMs > 0 && entry.between && socket.bytesRead > entry.readBetween) {
         // bytes since the last answer and no request yet: a head on its way (seen up to one sweep late)
@@ -80,7 +81,7 @@ export function closeIdleConnections(server: HttpServer | HttpsServer, idleMs: n
   // on HTTPS the handshake has its own timeout; the idle clock starts once it is done
   const event = 'setSecureContext' in server ? 'secureConnection' : 'connection';
   server.on(event, (socket: Socket) => {
-    watched.set(socket, { moved: socket.bytesRead + socket.bytesWritten, since: Date.now(), readBetween: socket.bytesRead, headSince: 0, between: true, responses: new Set() });
+    watched.set(socket, { moved: socket.bytesRead + socket.bytesWritten, since: performance.now(), readBetween: socket.bytesRead, headSince: 0, between: true, responses: new Set() });
     // not unref'd: it lives only as long as an open connection, which holds the loop anyway
     if (timer === undefined) timer = setInterval(sweep, checkEveryMs);
     socket.once('close', () => {
