@@ -133,6 +133,19 @@ export class H2Connection extends EventEmitter implements StreamHost {
     return this.streams.size;
   }
 
+  /** Streams ended both ways whose body still waits unread (H2Stream.holdsWindow). */
+  unreadEnded = 0;
+
+  /**
+   * Streams holding a share of the connection's receive window: the open ones, and the ended
+   * ones whose body nobody has read yet (their credit goes back only as it is read). A pool
+   * that counted the open ones alone put more streams on a session than its window holds:
+   * answers a slow app left unread filled it, and every other stream on it stalled.
+   */
+  get windowHolders(): number {
+    return this.streams.size + this.unreadEnded;
+  }
+
   // --- public API -----------------------------------------------------------------------------
 
   /** Client: opens a stream with this request head. Throws when the connection takes no new streams. */
@@ -224,6 +237,10 @@ export class H2Connection extends EventEmitter implements StreamHost {
     }
     const increment = this.recvWindow.consume(n);
     if (increment > 0) this.writer.windowUpdate(0, increment);
+    if (stream.holdsWindow && stream.creditedBytes >= stream.pushedBytes) {
+      stream.holdsWindow = false;
+      this.unreadEnded--;
+    }
     if (!stream.remoteClosed) {
       const streamIncrement = stream.recvWindow.consume(n);
       if (streamIncrement > 0) this.writer.windowUpdate(stream.id, streamIncrement);
@@ -241,6 +258,10 @@ export class H2Connection extends EventEmitter implements StreamHost {
 
   streamCompleted(stream: H2Stream): void {
     forgetStream(this, stream);
+    if (stream.pushedBytes > stream.creditedBytes) {
+      stream.holdsWindow = true;
+      this.unreadEnded++;
+    }
     this.resetBudget.completedStream(performance.now());
   }
 

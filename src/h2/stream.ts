@@ -112,6 +112,8 @@ export class H2Stream extends Duplex implements BatchWaiter {
   /** DATA bytes handed to the stream (readable buffer or held), and those whose credit went back. */
   pushedBytes = 0;
   creditedBytes = 0;
+  /** Ended both ways with bytes unread: counted in the connection's windowHolders until read or destroyed. */
+  holdsWindow = false;
   /** What is held while the consumer is behind (stream-held-body.ts): pieces, bytes, the open tail. */
   held: Buffer[] | null = null;
   heldBytes = 0;

@@ -137,7 +137,8 @@ export class H2SessionPool {
     for (let i = 0; i < list.length; i++) {
       const conn = list[i] as H2Connection;
       if (conn.closing || conn.destroyed) continue;
-      if (conn.activeStreams < conn.remoteSettings.maxConcurrentStreams) return conn;
+      // ended streams whose answers wait unread count: they hold the session's window (windowHolders)
+      if (conn.windowHolders < conn.remoteSettings.maxConcurrentStreams) return conn;
       // the peer lowered SETTINGS_MAX_CONCURRENT_STREAMS to 0 and nothing is open on it: it can
       // carry no request; kept, a peer doing so after each answer had us open a session per
       // request, each kept to its maximum age (descriptors and memory)
