@@ -70,6 +70,7 @@ export function watchIdentityMetrics(metrics: Metrics, running: RunningIdentity)
     identityBundleRoots.set(rootCount(svid));
   };
   show(running.identity.current());
+  metrics.identityShown = true;
   running.identity.on('rotated', show);
   // both results at 0 from the start: a series born at 1 has no increase to Prometheus, so an
   // alert on increase(...{result="failure"}) would miss the first failed renewal

@@ -112,6 +112,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /**
+   * The identity families have been set (watchIdentityMetrics). Until then meshcar_identity_bundle_roots
+   * reads prom-client's 0, which a worker still building its identity must not hand over: with
+   * workers > 1 the family is the minimum over the workers, and /metrics said 0 roots while a
+   * replacement worker waited for its config (seconds, during a reload round).
+   */
+  identityShown = false;
+
   readonly identityBundleRoots = new Gauge({
     name: 'meshcar_identity_bundle_roots',
     help: 'Root certificates the sidecar trusts now (2 during a CA root rotation).',

@@ -92,9 +92,15 @@ async function serve(file: string, workerId: number): Promise<number> {
     return draining;
   };
 
+  // before its identity is built, a worker's bundle root count is prom-client's 0, not a count
+  const metricsToHand = async () => {
+    const families = await metrics.registry.getMetricsAsJSON();
+    return metrics.identityShown ? families : families.filter((family) => family.name !== 'meshcar_identity_bundle_roots');
+  };
+
   const answer = async (ask: Ask): Promise<Answers[keyof Answers]> => {
     // answered from the first moment: a scrape does not wait for a worker that is starting
-    if (ask.ask === 'metrics') return metrics.registry.getMetricsAsJSON();
+    if (ask.ask === 'metrics') return metricsToHand();
     if (ask.ask === 'ping') return true;
     const { sidecar: current } = await constructed;
     if (ask.ask === 'prepare' || ask.ask === 'commit') return steps.run(ask);
