@@ -71,7 +71,7 @@ class H2cAttempt extends Attempt implements HeldRequest {
     // content-length: 0 with the stream left open: sent once it ends (its body read ahead, empty)
     if (hasBody && !this.piped && declaresEmptyBody(reqHeaders['content-length'])) {
       this.heldHead = headers;
-      holdUntilEnd(stream);
+      holdUntilEnd(stream, this);
       return;
     }
     this.send(headers, hasBody ? WITH_BODY : NO_BODY, hasBody, hasBody);

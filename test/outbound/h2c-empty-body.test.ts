@@ -98,3 +98,34 @@ for (const codec of ['meshcar', 'node'] as const) {
     t.equal(seen[0]?.trailers?.['x-checksum'], 'abc', 'the trailers relayed');
   });
 }
+
+// the hold had no bound: an app that never ended such a request held its stream, its record,
+// the connection's idle close and the drain until it closed its connection. Now bounded as an
+// upload that stops: the app's own deadline (504), and the upstream's idleTimeout (408)
+t.test('a held request the app never ends: its own deadline (504) or the idle timeout (408), recorded', async (t) => {
+  const { makePki, startUpstream } = await import('../helpers/outbound-fixture.js');
+  const pki = await makePki();
+  const upstream = await startUpstream(pki);
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 60_000, idleTimeoutMs: 400 }]);
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  const client = http2.connect(`http://127.0.0.1:${fx.port}`);
+  t.teardown(() => client.destroy());
+  const held = { ...EMPTY_POST, ':authority': 'payments' };
+  const started = performance.now();
+  const [deadline, idle] = await Promise.all([
+    call(client, { ...held, ':path': '/deadline', 'x-request-timeout': '150ms' }, () => undefined),
+    call(client, { ...held, ':path': '/idle' }, () => undefined),
+  ]);
+  t.equal(deadline.status, 504, "the app's own deadline: 504");
+  t.equal(idle.status, 408, 'quiet for the idle timeout: 408');
+  t.ok(performance.now() - started < 5_000, 'both within seconds');
+  t.equal(upstream.requests, 0, 'nothing went upstream');
+  await fx.observer.waitForRequests(2);
+  t.same(fx.observer.requests.map((r) => [r.path, r.status]).sort(), [['/deadline', 504], ['/idle', 408]], 'both recorded');
+  const drained = performance.now();
+  await fx.outbound.drain(2_000);
+  t.ok(performance.now() - drained < 1_000, 'nothing left for the drain to wait on');
+});
