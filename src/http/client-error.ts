@@ -23,12 +23,21 @@ export function parserRefusal(err: NodeJS.ErrnoException, texts: RefusalTexts): 
   return new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
 }
 
+/** What was read of a refused request's head, for its record. */
+export interface RefusedHead {
+  readonly method: string;
+  readonly requestId: string;
+  /** The answer's body bytes when not the JSON body (an HTTP/2 answer to HEAD, or gRPC's trailers-only: 0). */
+  readonly bodyBytes?: number;
+}
+
 /**
- * The access log's record of a refusal answered with rawErrorResponse: with no request id when
- * the parser refused the head (none was read), with the method and id of a head that was read.
+ * The access log's record of a refusal answered with rawErrorResponse (or sendStreamError): with
+ * no request id when the parser refused the head (none was read), with the method and id of a
+ * head that was read.
  */
-export function refusedRequest(direction: Direction, peer: string, refusal: MeshcarError, head?: { readonly method: string; readonly requestId: string }): RefusedRequest {
-  const record = { direction, peer, status: statusFor(refusal.code), errorCode: refusal.code, bytesOut: Buffer.byteLength(errorBody(refusal, head?.requestId)) };
+export function refusedRequest(direction: Direction, peer: string, refusal: MeshcarError, head?: RefusedHead): RefusedRequest {
+  const record = { direction, peer, status: statusFor(refusal.code), errorCode: refusal.code, bytesOut: head?.bodyBytes ?? Buffer.byteLength(errorBody(refusal, head?.requestId)) };
   return head === undefined ? record : { ...record, method: head.method, requestId: head.requestId };
 }
 

@@ -15,7 +15,8 @@ import { closeAfterHttp10Coding } from '../http/body-framing.js';
 import { refuseEarlyEnd } from '../http/early-end.js';
 import { dispatchPlainSocket } from '../http/protocol-dispatch.js';
 import { inTurn } from '../http/pipelined-turns.js';
-import { grpcAnswerType, sendStreamError } from '../http/status.js';
+import { errorBodyBytes, grpcAnswerType, sendStreamError } from '../http/status.js';
+import type { RefusedHead } from '../http/client-error.js';
 import { keepEveryHeadLine } from '../http/head-size.js';
 import { headerListSize } from '../http/raw-headers.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
@@ -41,7 +42,7 @@ export interface AppHandlers {
   /** An Expect this listener cannot meet: the forwarder answers 417 and records it. */
   expectationFailed(req: IncomingMessage, res: ServerResponse): void;
   /** A request refused before any forwarder saw it was answered (HTTP/1.1's parser: 400, 408, 431; an h2c head over the limit: 431): recorded for the access log. */
-  refused(refusal: MeshcarError, head?: { readonly method: string; readonly requestId: string }): void;
+  refused(refusal: MeshcarError, head?: RefusedHead): void;
 }
 
 export interface AppListenerLimits {
@@ -149,9 +150,13 @@ export class AppListener {
       const size = headerListSize(rawHeaders);
       if (size > limits.maxHeaderBytes) {
         const refusal = new MeshcarError('headers_too_large', `the request head is ${size} bytes (RFC 9113 field-section size), over the outbound listener's limit of ${limits.maxHeaderBytes}`);
-        sendStreamError(stream, refusal, requestIdOf(headers), grpcAnswerType(headers['content-type']));
-        // in the access log and metrics as HTTP/1.1's 431 is (it went unrecorded: a review)
-        handlers.refused(refusal);
+        const requestId = requestIdOf(headers);
+        const grpcType = grpcAnswerType(headers['content-type']);
+        const method = headers[':method'] ?? '';
+        sendStreamError(stream, refusal, requestId, grpcType);
+        // in the access log and metrics as HTTP/1.1's 431 is (it went unrecorded: a review),
+        // with the method and request id the answer carries, and the bytes it had
+        handlers.refused(refusal, { method, requestId, bodyBytes: errorBodyBytes(refusal, requestId, grpcType, method) });
         return;
       }
       handlers.stream(stream, headers);

@@ -30,11 +30,13 @@ t.test('an h2c head over the limit is refused, never forwarded; one under it goe
   t.equal(under.status, 200, 'a 15 KB head: forwarded');
   t.equal(upstream.requests, 1);
 
+  const answered = new Map<string, number>();
   for (const size of [16_400, 60_000]) {
     const over = await firstFlight(fx.port, { ':path': '/big', 'x-request-id': `big-${size}`, 'x-big': 'a'.repeat(size) });
     t.equal(over.status, 431, `a ${size}-byte field in the first flight: 431`);
     t.equal(over.headers['x-meshcar-error'], 'headers_too_large');
     t.match(JSON.parse(over.body.toString()), { error: 'headers_too_large', requestId: `big-${size}`, message: /over the outbound listener's limit of 16384/ }, 'our JSON body, with the limit');
+    answered.set(`big-${size}`, over.body.length);
   }
 
   // many small fields count too (32 bytes of overhead each, as RFC 9113 counts them)
@@ -52,6 +54,12 @@ t.test('an h2c head over the limit is refused, never forwarded; one under it goe
     Array(4).fill(['outbound', 431, 'headers_too_large']),
     'each refusal recorded',
   );
+  // with what was read of the head, and the bytes the answer had (a review found neither)
+  for (const [requestId, bytes] of answered) {
+    t.match(fx.observer.refused.find((r) => r.requestId === requestId), { method: 'GET', requestId, bytesOut: bytes }, `${requestId}: its record names its method and request id, and the ${bytes} bytes sent`);
+  }
+  t.equal(fx.observer.refused.at(-1)?.method, 'POST', "the gRPC call's record says POST");
+  t.equal(fx.observer.refused.at(-1)?.bytesOut, 0, 'and 0 body bytes: its answer was trailers-only');
 
   // on a session past its SETTINGS exchange, Node's own limit resets the stream first
   const session = http2.connect(`http://127.0.0.1:${fx.port}`);
