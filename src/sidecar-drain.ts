@@ -19,15 +19,16 @@ export interface DrainedParts {
 }
 
 export async function drainInOrder(parts: DrainedParts, timeoutMs: number, logger: Logger): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  // running time: a wall clock stepped back during the drain would stretch the quiet wait past drainTimeout
+  const deadline = performance.now() + timeoutMs;
   logger.info({ timeoutMs }, 'draining');
   await parts.cluster?.drain(timeoutMs);
   await parts.inbound()?.drain(timeoutMs);
   const outbound = parts.outbound();
   if (outbound) {
-    while (Date.now() < deadline && (outbound.idleForMs?.() ?? OUTBOUND_QUIET_MS) < OUTBOUND_QUIET_MS) {
+    while (performance.now() < deadline && (outbound.idleForMs?.() ?? OUTBOUND_QUIET_MS) < OUTBOUND_QUIET_MS) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    await outbound.drain(Math.max(0, deadline - Date.now()));
+    await outbound.drain(Math.max(0, deadline - performance.now()));
   }
 }

@@ -5,11 +5,13 @@
 // as the caller keeps it busy. An HTTP/2 session also has a maximum age (jittered ±10%, as on
 // the outbound side, so sessions opened together do not all roll at once): then it gets
 // GOAWAY, takes no new streams, and closes once those in flight are done, and the caller
-// connects again, proving a current certificate. One unref'd timer per connection, re-armed
-// at most a few times over its life; nothing per request. The expiry is a wall-clock instant:
-// the timer is a WallClockTimer, so after a host suspended and resumed (or a clock stepped
-// ahead) the connection ends within 30 s by the wall clock, not a whole timer's length later;
-// the process's one ClockWatch looks at the clock for all connections together. A WebSocket
+// connects again, proving a current certificate. One unref'd timer per connection for the
+// expiry, and one for an HTTP/2 session's age; nothing per request. The expiry is a wall-clock
+// instant: its timer is a WallClockTimer, so after a host suspended and resumed (or a clock
+// stepped ahead) the connection ends within 30 s by the wall clock, not a whole timer's length
+// later; the process's one ClockWatch looks at the clock for all connections together. The age
+// is running time (a plain timer): on the wall clock, a clock stepped back an hour kept every
+// session an hour past its age, and one stepped ahead retired them all at once. A WebSocket
 // tunnel on it is cut with resets (tunnel-reset.ts).
 
 import { isWindingDown, type CallerSession } from './caller-session.js';
@@ -27,20 +29,23 @@ export interface LifetimeEvents {
 export class ConnectionLifetime {
   private readonly timer = new WallClockTimer({ unref: true });
   private session: CallerSession | undefined;
-  private retireAtMs = Infinity;
-  private retired = false;
+  private retireTimer: NodeJS.Timeout | undefined;
 
   /** Starts the clock on `socket`: destroyed at `expiresAtMs` (ms since the epoch) at the latest. */
   constructor(private readonly socket: Socket, private readonly expiresAtMs: number, private readonly events: LifetimeEvents) {
-    this.arm();
-    socket.once('close', () => this.timer.cancel());
+    this.timer.set(this.expiresAtMs, this.fire);
+    socket.once('close', () => {
+      this.timer.cancel();
+      clearTimeout(this.retireTimer);
+    });
   }
 
-  /** HTTP/2: the session on this socket is also retired (GOAWAY) after `maxAgeMs`. */
+  /** HTTP/2: the session on this socket is also retired (GOAWAY) after `maxAgeMs` of running time (at most 24 days: config). */
   limitSession(session: CallerSession, maxAgeMs: number): void {
     this.session = session;
-    this.retireAtMs = Date.now() + Math.max(1, Math.round(maxAgeMs * (0.9 + Math.random() * 0.2)));
-    this.arm();
+    clearTimeout(this.retireTimer);
+    this.retireTimer = setTimeout(this.retire, Math.max(1, Math.round(maxAgeMs * (0.9 + Math.random() * 0.2))));
+    this.retireTimer.unref();
   }
 
   /**
@@ -53,35 +58,24 @@ export class ConnectionLifetime {
     destroyConnection(this.socket);
   }
 
-  private arm(): void {
-    const next = this.retired ? this.expiresAtMs : Math.min(this.retireAtMs, this.expiresAtMs);
-    this.timer.set(next, this.fire);
-  }
-
-  // an arrow: handed to the timer without a bind per arming
+  // an arrow: handed to the timer without a bind (it runs once the wall clock reaches the expiry)
   private readonly fire = (): void => {
     if (this.socket.destroyed) return;
-    const now = Date.now();
-    if (now >= this.expiresAtMs) {
-      this.events.onExpired();
-      // the session's destroy sends a last GOAWAY (best effort) before the socket goes
-      this.session?.destroy();
-      // a WebSocket tunnel's connection is cut with resets on both its sides, as a drain that
-      // runs out cuts it: destroyed plainly, the far app read a FIN as the calling app's clean
-      // end, and the calling sidecar a half-close it carried on
-      destroyConnection(this.socket);
-      return;
-    }
+    clearTimeout(this.retireTimer);
+    this.events.onExpired();
+    // the session's destroy sends a last GOAWAY (best effort) before the socket goes
+    this.session?.destroy();
+    // a WebSocket tunnel's connection is cut with resets on both its sides, as a drain that
+    // runs out cuts it: destroyed plainly, the far app read a FIN as the calling app's clean
+    // end, and the calling sidecar a half-close it carried on
+    destroyConnection(this.socket);
+  };
+
+  private readonly retire = (): void => {
     const session = this.session;
-    if (session !== undefined && !this.retired && now >= this.retireAtMs) {
-      this.retired = true;
-      if (!isWindingDown(session)) {
-        this.events.onRetired();
-        // GOAWAY NO_ERROR naming the last stream taken: those finish, new ones go elsewhere
-        session.close();
-      }
-    }
-    // the session retired: the expiry is next
-    this.arm();
+    if (this.socket.destroyed || session === undefined || isWindingDown(session)) return;
+    this.events.onRetired();
+    // GOAWAY NO_ERROR naming the last stream taken: those finish, new ones go elsewhere
+    session.close();
   };
 }
