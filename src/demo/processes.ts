@@ -183,13 +183,18 @@ function stopOne(child: ChildProcess): Promise<void> {
 }
 
 /**
- * SIGINT (a terminal's Ctrl-C) and SIGTERM call `onSignal` with the signal, the first time;
- * a repeat is reported and ignored (the stop under way ends every process, SIGKILL after 12 s).
- * Installed first thing: a signal at any time stops what the demo started.
+ * SIGINT (a terminal's Ctrl-C), SIGTERM, SIGHUP (the terminal closed) and SIGQUIT (Ctrl-\)
+ * call `onSignal` with the signal, the first time; a repeat is reported and ignored (the stop
+ * under way ends every process, SIGKILL after 12 s). Installed first thing: a signal at any
+ * time stops what the demo started. The children have sessions of their own (startMeshcar), so
+ * a hang-up reaches only the runner: left to its default it ended the runner alone, and the CA
+ * and both sidecars ran on, holding the ports (the next `make demo` said another one runs here).
  */
 export function onStopSignal(onSignal: (signal: NodeJS.Signals) => void): void {
   let first: NodeJS.Signals | undefined;
   const handle = (signal: NodeJS.Signals) => {
+    // a closed terminal fails every later write (EIO): the stop must not end on one
+    if (signal === 'SIGHUP') for (const out of [process.stdout, process.stderr]) out.on('error', () => undefined);
     if (first) {
       console.log(`${signal}: already stopping (after ${first}); every process gets SIGKILL 12 s after its SIGTERM`);
       return;
@@ -197,5 +202,10 @@ export function onStopSignal(onSignal: (signal: NodeJS.Signals) => void): void {
     first = signal;
     onSignal(signal);
   };
-  process.on('SIGINT', handle).on('SIGTERM', handle);
+  process.on('SIGINT', handle).on('SIGTERM', handle).on('SIGHUP', handle).on('SIGQUIT', handle);
+}
+
+/** stopAll has begun (a failure, or the end): loops still driving traffic end. */
+export function demoStopping(): boolean {
+  return stopping.signal.aborted;
 }

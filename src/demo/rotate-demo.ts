@@ -13,12 +13,14 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startFrontendApp, startOrdersApp } from './apps.js';
-import { httpCall, meshcarCommand, onStopSignal, startMeshcar, stopAll, waitReady, waitTls } from './processes.js';
+import { demoStopping, exitedEarly, httpCall, meshcarCommand, onStopSignal, startMeshcar, stopAll, waitReady, waitTls } from './processes.js';
+import { refuseTakenPorts } from './preflight.js';
 
 const CONFIG_DIR = resolve(fileURLToPath(new URL('../../config/demo-rotate', import.meta.url)));
 const DIR = 'certs/rotate-demo';
 const CA_DIR = `${DIR}/ca`;
-const PORTS = { ca: 19443, ordersApp: 19080, frontendApp: 19081, frontendOutbound: 19001, ordersAdmin: 19000, frontendAdmin: 19100 };
+/** As config/demo-rotate names them. */
+const PORTS = { ca: 19443, ordersApp: 19080, frontendApp: 19081, frontendOutbound: 19001, ordersAdmin: 19000, frontendAdmin: 19100, ordersInbound: 19543, frontendInbound: 19544 };
 const SIDECARS = [
   { name: 'orders', admin: PORTS.ordersAdmin },
   { name: 'frontend', admin: PORTS.frontendAdmin },
@@ -53,24 +55,33 @@ async function main(): Promise<void> {
   // runner, which stops them in order and ends (the rotation's own waits are not cut short)
   onStopSignal((signal) => {
     console.log(`${signal}: stopping the rotate-demo`);
-    void stopAll(appServers).then(() => process.exit(0));
+    // a failure said before the signal keeps its status: a stop does not make it a success
+    void stopAll(appServers).then(() => process.exit(process.exitCode ?? 0));
   });
+  // before anything is removed: a rotate-demo running here keeps its CA and folders (a second
+  // one removed them, then failed on the ports, and the first failed on its missing CA)
+  await refuseTakenPorts(PORTS, `${CA_DIR}/bundle.pem`);
   await rm(DIR, { recursive: true, force: true });
   await meshcarCommand(['ca', 'init', '--dir', CA_DIR, '--trust-domain', 'mesh.local']);
   for (const service of ['orders', 'frontend']) await meshcarCommand(['ca', 'token', '--dir', CA_DIR, '--service', service, '--ttl', '1h', '--out', `${DIR}/${service}.token`], { capture: true });
-  startMeshcar(['ca', 'serve', '--config', join(CONFIG_DIR, 'ca.yaml')], 'ca');
-  await waitTls(PORTS.ca, 'the CA');
+  // from here on, one of our processes exiting ends the rotate-demo at once (raced below)
+  const early: Array<Promise<never>> = [];
+  const start = (args: string[], label: string, what: string) => early.push(exitedEarly(startMeshcar(args, label), what));
+  const orFail = <T>(wait: Promise<T>) => Promise.race([wait, ...early]);
+  start(['ca', 'serve', '--config', join(CONFIG_DIR, 'ca.yaml')], 'ca', `the CA (127.0.0.1:${PORTS.ca})`);
+  await orFail(waitTls(PORTS.ca, 'the CA', `${CA_DIR}/bundle.pem`));
   const apps = await Promise.all([startOrdersApp(PORTS.ordersApp), startFrontendApp(PORTS.frontendApp, PORTS.frontendOutbound)]);
   appServers.push(...apps.map((a) => a.server));
-  startMeshcar(['run', '--config', join(CONFIG_DIR, 'orders.yaml')], 'orders-sidecar');
-  startMeshcar(['run', '--config', join(CONFIG_DIR, 'frontend.yaml')], 'frontend-sidecar');
-  await Promise.all(SIDECARS.map((s) => waitReady(s.admin, `the ${s.name} sidecar`)));
+  start(['run', '--config', join(CONFIG_DIR, 'orders.yaml')], 'orders-sidecar', `the orders sidecar (admin :${PORTS.ordersAdmin})`);
+  start(['run', '--config', join(CONFIG_DIR, 'frontend.yaml')], 'frontend-sidecar', `the frontend sidecar (admin :${PORTS.frontendAdmin})`);
+  await orFail(Promise.all(SIDECARS.map((s) => waitReady(s.admin, `the ${s.name} sidecar`))));
   console.log('\nmeshcar rotate-demo: frontend → orders with 5 s certificates; traffic runs while the CA root rotates\n');
 
   const counts = { ok: 0, failed: 0 };
   let running = true;
   const traffic = (async () => {
-    for (let n = 1; running; n++) {
+    // a failure stops everything (demoStopping): the calls would fail for ever
+    for (let n = 1; running && !demoStopping(); n++) {
       const calls = [httpCall(PORTS.frontendApp, `/checkout/${n}`), httpCall(PORTS.frontendOutbound, `/orders/${n}`, { host: 'orders' })];
       for (const result of await Promise.allSettled(calls)) {
         if (result.status === 'fulfilled' && result.value.status === 200) counts.ok++;
@@ -105,8 +116,8 @@ async function main(): Promise<void> {
       await sleep(allowedFrom - Date.now() + 50);
     }
     const started = Date.now();
-    const said = (await meshcarCommand(['ca', 'root', step, '--dir', CA_DIR], { capture: true })).trim();
-    await until(done, `root ${step} reaching both sidecars`);
+    const said = (await orFail(meshcarCommand(['ca', 'root', step, '--dir', CA_DIR], { capture: true }))).trim();
+    await orFail(until(done, `root ${step} reaching both sidecars`));
     await report(`\n$ meshcar ca root ${step} --dir ${CA_DIR}    (in effect in both sidecars after ${((Date.now() - started) / 1000).toFixed(1)} s)\n  ${said}`);
   }
   running = false;

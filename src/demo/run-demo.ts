@@ -18,7 +18,7 @@ import { startFrontendApp, startOrdersApp } from './apps.js';
 import { demoConfigDir, demoPortBase, demoPorts, moveAdvice, portAdvice } from './ports.js';
 import { demoSeconds } from './demo-seconds.js';
 import { refuseTakenPorts } from './preflight.js';
-import { exitedEarly, httpCall as get, meshcarCommand as cli, onStopSignal, startMeshcar as run, stopAll, waitReady, waitTls } from './processes.js';
+import { demoStopping, exitedEarly, httpCall as get, meshcarCommand as cli, onStopSignal, startMeshcar as run, stopAll, waitReady, waitTls } from './processes.js';
 import { LatencyRecorder, printDiscoveredApi, printRouteTable, printTrafficSummary } from './summary.js';
 
 const CONFIG_DIR = resolve(fileURLToPath(new URL('../../config/demo', import.meta.url)));
@@ -116,7 +116,8 @@ async function traffic(seconds: number): Promise<void> {
   const until = seconds > 0 ? Date.now() + seconds * 1000 : Number.POSITIVE_INFINITY;
   let lastReport = Date.now();
   let n = 0;
-  while (signalled === undefined && Date.now() < until) {
+  // a failure (a process exited, raced in main) stops everything: the calls would fail for ever
+  while (signalled === undefined && !demoStopping() && Date.now() < until) {
     n++;
     const calls = [
       recorder.time('GET frontend /checkout/{id}', () => get(PORTS.frontendApp, `/checkout/${n}`)),
@@ -132,6 +133,7 @@ async function traffic(seconds: number): Promise<void> {
     await sleep(20);
   }
 
+  if (demoStopping()) return;
   printTrafficSummary(recorder, { policyStatus: policy.status, policyBody: policy.body, noCert });
   console.log('\nOpenAPI, enforce on the orders sidecar (config/orders.openapi.yaml): calls that break the API never reach the app');
   for (const line of invalid) console.log(line);

@@ -133,3 +133,50 @@ t.test('SIGTERM to the runner during start-up: none of its processes is left run
   await waitFor(async () => (await Promise.all(seen.map((c) => running(c.pid)))).every((alive) => !alive), 5000, `processes ${seen.map((c) => c.pid).join(', ')} gone`);
   t.pass('the CA and both sidecars are gone');
 });
+
+/** Waits until the runner drives traffic (the orders sidecar has counted a direct call). */
+async function trafficRuns(runner: Runner, base: number): Promise<void> {
+  const ports = demoPorts(base);
+  await waitFor(
+    async () => {
+      if (runner.child.exitCode !== null) throw new Error(`the runner exited ${runner.child.exitCode}: ${runner.out.stderr}${runner.out.stdout.slice(-500)}`);
+      return runner.out.stdout.includes('driving traffic') && /route="\/orders\/\{id\}",code="200"\} [1-9]/.test((await httpGet(ports.ordersAdmin, '/metrics').catch(() => ({ body: '' }))).body);
+    },
+    25_000,
+    'traffic through the demo mesh',
+  );
+}
+
+// it hung: the traffic loop (no DEMO_SECONDS) kept calling closed ports every 20 ms
+t.test('a sidecar dying while traffic runs: the demo fails at once, exit 1, every process stopped', async (t) => {
+  const base = await freeDemoBase();
+  const runner = startRunner(t.testdir(), base);
+  let seen: Array<{ pid: number; cmdline: string }> = [];
+  t.teardown(cleanUp(runner, () => seen.map((c) => c.pid)));
+  await trafficRuns(runner, base);
+  seen = await childrenOf(runner.child.pid as number);
+  const orders = seen.find((c) => c.cmdline.includes('orders.yaml'));
+  t.ok(orders, 'the orders sidecar runs');
+  process.kill(orders?.pid as number, 'SIGKILL');
+  const { code } = await within(runner.exited, 20_000, () => `no exit 20 s after the orders sidecar died; ${runner.out.stderr.slice(-500)}`);
+  t.equal(code, 1, 'exit 1');
+  t.match(runner.out.stderr, /demo failed: the orders sidecar .* exited \(SIGKILL\)/, 'it says what failed');
+  t.match(runner.out.stdout, /stopped every process the demo started/);
+  for (const c of seen) t.notOk(await running(c.pid), `process ${c.pid} stopped`);
+});
+
+// the children have sessions of their own: a hang-up reached the runner alone, which ended,
+// and the CA and both sidecars ran on holding the ports
+t.test('SIGHUP (the terminal closed): every process stopped', async (t) => {
+  const base = await freeDemoBase();
+  const runner = startRunner(t.testdir(), base);
+  let seen: number[] = [];
+  t.teardown(cleanUp(runner, () => seen));
+  await trafficRuns(runner, base);
+  seen = (await childrenOf(runner.child.pid as number)).map((c) => c.pid);
+  t.equal(seen.length, 3, 'the CA and two sidecars run');
+  process.kill(-(runner.child.pid as number), 'SIGHUP');
+  await within(runner.exited, 20_000, () => 'no exit 20 s after SIGHUP');
+  await waitFor(async () => (await Promise.all(seen.map((pid) => running(pid)))).every((alive) => !alive), 15_000, `processes ${seen.join(', ')} gone`);
+  t.pass('the CA and both sidecars are gone');
+});

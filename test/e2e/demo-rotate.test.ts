@@ -1,21 +1,62 @@
 // `make rotate-demo` end to end, in a fresh folder: the demo mesh comes up, the CA root rotates in
 // its three steps while traffic runs, each step prints the roots each sidecar trusts (two after
 // add, the new one active after activate, only the new one after retire), no request fails, and
-// every process it started is stopped.
+// every process it started is stopped. A second one started in the same folder meanwhile is
+// refused before it touches anything (it removed the running one's CA and folders, which then
+// failed); one whose sidecar dies fails at once, exit 1 (it hung, its traffic loop calling
+// closed ports for ever). Its ports are fixed (19xxx): the runs here take turns.
 
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from '../helpers/mesh.js';
 
 const RUNNER = fileURLToPath(new URL('../../dist/demo/rotate-demo.js', import.meta.url));
 
-t.test('the rotate demo rotates the root under traffic with zero failed requests', async (t) => {
+interface Run {
+  readonly child: ChildProcess;
+  readonly out: { stdout: string; stderr: string };
+  readonly exited: Promise<number>;
+}
+
+function startRun(cwd: string): Run {
+  const child = spawn(process.execPath, [RUNNER], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  child.stdout?.on('data', (c: Buffer) => (out.stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (out.stderr += c.toString()));
+  const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128))));
+  return { child, out, exited };
+}
+
+/** `promise`, or `fallback` after `ms`. */
+function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  return Promise.race([promise, new Promise<T>((resolve) => setTimeout(resolve, ms, fallback).unref())]);
+}
+
+/** The children of `parent` (Linux /proc) whose command line holds `part`. */
+async function childPids(parent: number, part: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== parent) continue;
+    if ((await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').includes(part)) found.push(Number(entry));
+  }
+  return found;
+}
+
+t.test('the rotate demo rotates the root under traffic with zero failed requests; a second one beside it is refused', async (t) => {
   const cwd = t.testdir();
-  const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [RUNNER], { cwd, timeout: 90_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
+  const first = startRun(cwd);
+  t.teardown(() => first.child.kill('SIGKILL'));
+  await waitFor(async () => first.out.stdout.includes('before: one root') || first.child.exitCode !== null, 60_000, 'the first run up, its traffic running');
+  const second = startRun(cwd);
+  t.teardown(() => second.child.kill('SIGKILL'));
+  t.equal(await within(second.exited, 20_000, -1), 1, 'the second run ends, exit 1');
+  t.match(second.out.stderr, /rotate-demo failed: another demo is running here/, `it says why: ${second.out.stderr}`);
+  const code = await within(first.exited, 90_000, -1);
+  const result = { code, stdout: first.out.stdout, stderr: first.out.stderr };
   t.equal(result.code, 0, result.stderr || result.stdout);
   const out = result.stdout;
   const section = (from: string, to: string) => out.slice(out.indexOf(from), to ? out.indexOf(to) : undefined);
@@ -32,4 +73,16 @@ t.test('the rotate demo rotates the root under traffic with zero failed requests
   t.match(out, /stopped every process the demo started/);
   // the sidecars are stopped before the CA: none is left to find its CA gone
   t.notMatch(out.slice(out.indexOf('root rotation done')), /could not fetch the CA's trust bundle|\[(orders|frontend)-sidecar\]/, 'no sidecar warning after done');
+});
+
+t.test('a sidecar dying mid-rotation: the rotate demo fails at once, exit 1', async (t) => {
+  const run = startRun(t.testdir());
+  t.teardown(() => run.child.kill('SIGKILL'));
+  await waitFor(async () => run.out.stdout.includes('before: one root') || run.child.exitCode !== null, 60_000, 'the run up, its traffic running');
+  const [orders] = await childPids(run.child.pid as number, 'orders.yaml');
+  t.ok(orders, 'the orders sidecar runs');
+  process.kill(orders as number, 'SIGKILL');
+  t.equal(await within(run.exited, 20_000, -1), 1, 'the runner ends, exit 1');
+  t.match(run.out.stderr, /rotate-demo failed: the orders sidecar .* exited/, `it says what failed: ${run.out.stderr.slice(-400)}`);
+  t.match(run.out.stdout, /stopped every process the demo started/);
 });
