@@ -17,6 +17,7 @@
 import { isWindingDown, type CallerSession } from './caller-session.js';
 import type { Socket } from 'node:net';
 import { WallClockTimer } from '../wall-clock-timer.js';
+import { clearTimer } from '../timer-clear.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
 
 export interface LifetimeEvents {
@@ -36,14 +37,14 @@ export class ConnectionLifetime {
     this.timer.set(this.expiresAtMs, this.fire);
     socket.once('close', () => {
       this.timer.cancel();
-      clearTimeout(this.retireTimer);
+      clearTimer(this.retireTimer);
     });
   }
 
   /** HTTP/2: the session on this socket is also retired (GOAWAY) after `maxAgeMs` of running time (at most 24 days: config). */
   limitSession(session: CallerSession, maxAgeMs: number): void {
     this.session = session;
-    clearTimeout(this.retireTimer);
+    clearTimer(this.retireTimer);
     this.retireTimer = setTimeout(this.retire, Math.max(1, Math.round(maxAgeMs * (0.9 + Math.random() * 0.2))));
     this.retireTimer.unref();
   }
@@ -61,7 +62,7 @@ export class ConnectionLifetime {
   // an arrow: handed to the timer without a bind (it runs once the wall clock reaches the expiry)
   private readonly fire = (): void => {
     if (this.socket.destroyed) return;
-    clearTimeout(this.retireTimer);
+    clearTimer(this.retireTimer);
     this.events.onExpired();
     // the session's destroy sends a last GOAWAY (best effort) before the socket goes
     this.session?.destroy();
