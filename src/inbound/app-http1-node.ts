@@ -26,6 +26,7 @@ import { Http1Exchange } from './http1-exchange.js';
 import type { AppForwarder } from './forwarder.js';
 import { appHeadersOf } from './app-headers.js';
 import { HangUpHoldingAgent } from './app-write-hang-up.js';
+import { AgentTurns } from './app-agent-turns.js';
 
 export interface NodeHttp1AppOptions {
   readonly keepAlive: boolean;
@@ -54,6 +55,8 @@ export class NodeHttp1App implements AppForwarder {
   readonly toldAddress: string | undefined;
   private readonly agent: http.Agent;
   private readonly maxWaiting: number;
+  /** Each caller's share of the agent's sockets, and the turns of those past it. */
+  readonly turns: AgentTurns;
 
   constructor(
     private readonly address: HostPort,
@@ -72,12 +75,15 @@ export class NodeHttp1App implements AppForwarder {
       // idle pooled sockets close after this; Node also honours the app's Keep-Alive: timeout hint
       timeout: 30_000,
     });
+    this.turns = new AgentTurns(options.maxSockets ?? 256, this.maxWaiting, () => waitingIn(this.agent), (exchange) => this.send(exchange));
   }
 
   forward(exchange: Exchange): void {
     // the exchange's timers (response head, idle) were started by the handler
     exchange.forwarder = this;
-    this.send(exchange);
+    // an Upgrade has a connection of its own for its life, bounded per caller by maxConnectionsPerCaller
+    if (exchange instanceof Http1Exchange && exchange.upgradeHead !== undefined) this.send(exchange);
+    else this.turns.enter(exchange);
   }
 
   /** One attempt; a second only for a bodiless, repeatable request that met a stale keep-alive socket. */
@@ -87,6 +93,7 @@ export class NodeHttp1App implements AppForwarder {
     // every socket for their life)
     if (waitingIn(this.agent) >= this.maxWaiting) {
       exchange.fail('overloaded', queueFullError(this.maxWaiting).message);
+      this.turns.leave(exchange);
       return;
     }
     exchange.attempts++;
@@ -124,12 +131,14 @@ export class NodeHttp1App implements AppForwarder {
       } as http.RequestOptions);
     } catch (err) {
       exchange.fail('bad_request', `the request cannot be forwarded: ${(err as Error).message}`);
+      this.turns.leave(exchange);
       return;
     }
     exchange.upstream = req;
     bindExchange(req, exchange);
     req.on('response', onResponse);
     req.on('error', onRequestError);
+    req.on('close', onRequestClose);
     if (upgrade !== undefined) {
       req.on('upgrade', onUpgrade);
       req.end();
@@ -161,9 +170,9 @@ export class NodeHttp1App implements AppForwarder {
     this.agent.destroy();
   }
 
-  // node:http's agent keeps its queue to itself: its waiting requests are cut with the rest
+  // the requests waiting their turn (the agent keeps its own queue to itself: cut with the rest)
   refuseWaiting(): number {
-    return 0;
+    return this.turns.refuseWaiting();
   }
 }
 
@@ -281,6 +290,12 @@ function onRequestError(this: ClientRequest, err: Error): void {
   } else if (exchange.phase === STREAMING) {
     exchange.broken();
   }
+}
+
+/** The request to the app is over (answered, failed, cut): its caller's share has room again; a retry's superseded request is not. */
+function onRequestClose(this: ClientRequest): void {
+  const exchange = exchangeOf(this);
+  if (exchange.upstream === this) (exchange.forwarder as NodeHttp1App).turns.leave(exchange);
 }
 
 function onContinue(this: ClientRequest): void {

@@ -1,0 +1,49 @@
+// Requests with `Expect` (and absolute-form targets) reach an HTTP/1.1 app through node:http's
+// agent (src/inbound/app-http1-node.ts), with either app client. The pools keep each caller to
+// 7/8 of the app connections; the agent's one FIFO line did not: a caller keeping Expect
+// uploads trickling held every socket, and another caller's Expect upload waited for one
+// until its deadline (504 after 2 s, in a review). Each caller's requests through the agent are
+// now held to the same share (src/inbound/app-agent-turns.ts). Real mTLS callers (a raw HTTP/2
+// client trickling DATA, Node's client), both codecs, a real HTTP/1.1 app.
+
+import t from 'tap';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FRONTEND_ID, h2Connect, h2Request, startInbound, TD } from '../helpers/inbound-fixture.js';
+import { connectRawH2, frame, FRAME, requestHeaders } from '../helpers/raw-h2.js';
+import { waitFor } from '../helpers/mesh.js';
+
+const POOL = 8;
+
+for (const codec of ['meshcar', 'node'] as const) {
+  t.test(`one caller's trickling Expect uploads leave another caller its share (${codec})`, async (t) => {
+    let uploadsAtApp = 0;
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      if (req.url === '/upload') uploadsAtApp++;
+      req.resume();
+      req.on('end', () => res.end('done'));
+    };
+    const fx = await startInbound({ codec, app: { protocol: 'http', handler }, limits: { maxAppSockets: POOL }, timeoutMs: 2000 });
+    t.teardown(() => fx.close());
+    const upload = (path: string): Array<readonly [string, string]> => [[':method', 'POST'], [':scheme', 'https'], [':path', path], [':authority', 'localhost'], ['expect', '100-continue']];
+    const attacker = await connectRawH2(fx.port, await fx.tlsOptions(`spiffe://${TD}/svc/compromised`), { ackSettings: true });
+    t.teardown(() => attacker.destroy());
+    const ids = Array.from({ length: 20 }, (_, i) => 1 + 2 * i);
+    for (const id of ids) attacker.write(Buffer.concat([requestHeaders(id, upload('/upload'), false), frame(FRAME.DATA, 0, id, Buffer.from('a'))]));
+    // a byte each 100 ms: never idle, never done (stopped at the end, 3 s at most)
+    const trickle = setInterval(() => {
+      for (const id of ids) attacker.write(frame(FRAME.DATA, 0, id, Buffer.from('a')));
+    }, 100);
+    const stop = setTimeout(() => clearInterval(trickle), 3_000);
+    t.teardown(() => {
+      clearInterval(trickle);
+      clearTimeout(stop);
+    });
+    await waitFor(async () => uploadsAtApp >= POOL - 1, 5_000, "the attacker's uploads reaching the app");
+    const other = await h2Connect(fx.port, await fx.tlsOptions(FRONTEND_ID));
+    t.teardown(() => other.destroy());
+    const started = performance.now();
+    const answer = await h2Request(other, { ':method': 'POST', ':path': '/other', expect: '100-continue' }, 'hello');
+    t.equal(answer.status, 200, `another caller's Expect upload is answered (${answer.headers['x-meshcar-error'] ?? 'ok'}, ${Math.round(performance.now() - started)} ms)`);
+    t.equal(uploadsAtApp, POOL - 1, `the attacker holds ${POOL - 1} of ${POOL} (7/8), the rest of its uploads wait their turn`);
+  });
+}
