@@ -16,7 +16,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { DeadlineQueue } from '../http/deadline-queue.js';
-import { DONE, WAITING, type Exchange } from './exchange.js';
+import { DONE, STREAMING, WAITING, type Exchange } from './exchange.js';
 import { bindExchange, exchangeOf } from './exchange-links.js';
 
 /**
@@ -118,7 +118,7 @@ function checkIdle(exchange: Exchange): void {
   }
   const quietMs = performance.now() - exchange.lastActivity;
   if (quietMs >= exchange.idleTimeoutMs) {
-    if (exchange.phase === DONE) exchange.callerStalled();
+    if (exchange.phase === DONE || callerHoldsAnswer(exchange)) exchange.callerStalled();
     else {
       // nothing went to the app yet and the caller's body is unfinished (the OpenAPI check
       // reads it first): the caller stalled, 408 as the outbound answers its app's stalled
@@ -131,6 +131,16 @@ function checkIdle(exchange: Exchange): void {
     return;
   }
   exchange.idleTimer = IDLE_DEADLINES.add(exchange, exchange.idleTimeoutMs - quietMs);
+}
+
+/**
+ * The answer is still coming from the app, and the caller's side is full: the caller is not
+ * taking it (its window shut), the app waits on it. A reset recorded `reset`, as for an answer
+ * the app had finished; it was `upstream_timeout` blaming the app ("no bytes moved either way")
+ * whenever the answer was larger than what the caller's side buffers.
+ */
+function callerHoldsAnswer(exchange: Exchange): boolean {
+  return exchange.phase === STREAMING && (exchange.responseSink as { writableNeedDrain?: boolean }).writableNeedDrain === true;
 }
 
 /** The 504's message names the limit that ran out: raising inbound.timeout does nothing for a caller's own deadline. */

@@ -90,3 +90,36 @@ for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: a call
   await until('the request to be recorded', () => fx.observer.requests.length === 1);
   t.equal(fx.observer.requests[0]!.errorCode, undefined);
 });
+
+// an answer larger than the caller's side buffers is still coming from the app when the idle
+// timeout comes: it was recorded upstream_timeout, blaming the app ("no bytes moved either
+// way"), while a stream beside it on the same connection took its answer at once
+for (const codec of ['meshcar', 'node'] as const) {
+  for (const protocol of ['http', 'h2c'] as const) {
+    t.test(`${codec} codec, ${protocol} app: a 4 MB answer behind a shut window is recorded reset; the stream beside it flows`, async (t) => {
+      const body = Buffer.alloc(4_000_000, 'x');
+      const app =
+        protocol === 'http'
+          ? { protocol, handler: (_req: IncomingMessage, res: ServerResponse) => res.end(body) }
+          : { protocol, handler: (stream: import('node:http2').ServerHttp2Stream) => {
+              stream.respond({ ':status': 200 });
+              stream.end(body);
+            } };
+      const fx = await startInbound({ codec, app, idleTimeoutMs: 800, timeoutMs: 5000 });
+      t.teardown(() => fx.close());
+      const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
+      t.teardown(() => raw.destroy());
+      raw.write(settingsFrame([[INITIAL_WINDOW_SIZE, 0]]));
+      raw.write(windowUpdate(0, 0x7fffffff - 65535));
+      raw.write(requestHeaders(1, GET));
+      raw.write(requestHeaders(3, GET));
+      await raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === 3, 'the head of stream 3');
+      raw.write(windowUpdate(3, 0x7fffffff));
+      await raw.waitFor((f) => f.type === FRAME.DATA && f.streamId === 3 && (f.flags & FLAG.END_STREAM) !== 0, 'the end of stream 3', 10_000);
+      t.equal(raw.frames.filter((f) => f.type === FRAME.DATA && f.streamId === 3).reduce((n, f) => n + f.payload.length, 0), body.length, 'stream 3 took all of its answer');
+      await raw.waitFor((f) => f.type === FRAME.RST_STREAM && f.streamId === 1, 'a reset of stream 1', 8_000);
+      const records = await fx.observer.waitForRequests(2, 5_000);
+      t.same(records.map((r) => r.errorCode ?? 'none').sort(), ['none', 'reset'], 'stream 1 recorded reset, stream 3 as answered');
+    });
+  }
+}
