@@ -61,30 +61,45 @@ export function printedMs(text: string): number {
  * keep its connection past the issuer's end. Whichever presented certificates OpenSSL used,
  * each was valid at this handshake, so the path's window lies within theirs; one that is not
  * yet valid, or expired well before (an old intermediate sent beside its successor), is no
- * part of an accepted path and is passed over. Extra valid certificates can only narrow the
- * window.
+ * part of an accepted path and is passed over (onAcceptedPath). Extra valid certificates can
+ * only narrow the window.
  */
 export function pathWindow(leaf: X509Certificate, nowMs: number): ValidityWindow {
   let notBeforeMs = printedMs(leaf.validFrom);
   let notAfterMs = printedMs(leaf.validTo);
   // OpenSSL refuses such a leaf at the handshake; were one let through, NaN passes every check
   if (Number.isNaN(notBeforeMs) || Number.isNaN(notAfterMs)) return { notBeforeMs: 0, notAfterMs: 0, problem: 'has a validity date this host cannot read' };
+  const others: X509Certificate[] = [];
   let cert: X509Certificate | undefined = leaf.issuerCertificate;
   let count = 1;
   for (; cert !== undefined && count < MAX_PRESENTED; count++) {
-    const from = printedMs(cert.validFrom);
-    const to = printedMs(cert.validTo);
-    if (from <= nowMs && to > nowMs - EXPIRED_SLACK_MS) {
-      notBeforeMs = Math.max(notBeforeMs, from);
-      notAfterMs = Math.min(notAfterMs, to);
-    }
+    others.push(cert);
     const next: X509Certificate | undefined = cert.issuerCertificate;
     // a self-signed certificate is its own issuer: nothing was sent after it
     if (next !== undefined && next.fingerprint256 === cert.fingerprint256 && cert.checkIssued(cert)) break;
     cert = next;
   }
+  const dated = others.map((c) => ({ fromMs: printedMs(c.validFrom), toMs: printedMs(c.validTo), subject: c.subject, key: c.publicKey }));
+  for (const d of onAcceptedPath(dated, (a, b) => a.subject === b.subject && a.key.equals(b.key), nowMs)) {
+    notBeforeMs = Math.max(notBeforeMs, d.fromMs);
+    notAfterMs = Math.min(notAfterMs, d.toMs);
+  }
   if (count >= MAX_PRESENTED && cert !== undefined) return { notBeforeMs, notAfterMs, problem: `presented more than ${MAX_PRESENTED} certificates` };
   return { notBeforeMs, notAfterMs };
+}
+
+/**
+ * The certificates presented beside a leaf that can be on the path OpenSSL accepted at `nowMs`:
+ * each valid then, or one that expired within the last EXPIRED_SLACK_MS (OpenSSL verified a
+ * moment earlier) unless a copy of the same issuer (`sameIssuer`: name and key) valid now was
+ * sent beside it, the copy OpenSSL used. Counting every one that expired within the slack shut
+ * out, for ten minutes after an old intermediate's end, callers whose chain file still held
+ * it beside its successor; the outbound counted any linked copy, however old, and cut every
+ * session to such an upstream right after its first request went out.
+ */
+export function onAcceptedPath<T extends { readonly fromMs: number; readonly toMs: number }>(certs: readonly T[], sameIssuer: (a: T, b: T) => boolean, nowMs: number): T[] {
+  const validNow = (c: T) => c.fromMs <= nowMs && c.toMs > nowMs;
+  return certs.filter((c) => validNow(c) || (c.fromMs <= nowMs && c.toMs > nowMs - EXPIRED_SLACK_MS && !certs.some((o) => o !== c && validNow(o) && sameIssuer(o, c))));
 }
 
 /**

@@ -16,7 +16,7 @@
 // are ordered (Node emits TLS 1.2's after the handshake, TLS 1.3's come after it anyway).
 
 import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
-import { MAX_PRESENTED, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
+import { MAX_PRESENTED, onAcceptedPath, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
 import type { IdentityTls } from '../identity/tls-contexts.js';
 
 /**
@@ -58,20 +58,32 @@ export function noteResumed(socket: TLSSocket, offered: Buffer | undefined): voi
   if (origin !== undefined && socket.isSessionReused()) (socket as OriginSocket)[kOrigin] = origin;
 }
 
-/** The window in which every certificate of a verified path (leaf to trust anchor) is within its dates. */
-export function verifiedPathWindow(leaf: PeerCertificate, presented?: Buffer[]): ValidityWindow {
-  let notBeforeMs = -Infinity;
-  let notAfterMs = Infinity;
-  let cert: DetailedPeerCertificate | undefined = leaf as DetailedPeerCertificate;
-  for (let count = 0; cert !== undefined && count < MAX_PRESENTED; count++) {
-    notBeforeMs = Math.max(notBeforeMs, Date.parse(cert.valid_from));
-    notAfterMs = Math.min(notAfterMs, Date.parse(cert.valid_to));
+/**
+ * The window in which every certificate of a verified path (leaf to trust anchor) is within its
+ * dates. Node links the presented certificates by name and key, so an expired copy of an issuer
+ * sent beside its successor can be linked though OpenSSL verified through the successor: such a
+ * copy is passed over as the inbound passes it over (peer-validity.ts onAcceptedPath). Counted,
+ * the window had ended already, and the session was cut right after its first request went out.
+ */
+export function verifiedPathWindow(leaf: PeerCertificate, presented?: Buffer[], nowMs = Date.now()): ValidityWindow {
+  let notBeforeMs = Date.parse(leaf.valid_from);
+  let notAfterMs = Date.parse(leaf.valid_to);
+  if ((leaf as DetailedPeerCertificate).raw) presented?.push((leaf as DetailedPeerCertificate).raw);
+  const linked: Array<{ fromMs: number; toMs: number; subject: string; key: Buffer | undefined }> = [];
+  let cert: DetailedPeerCertificate | undefined = (leaf as DetailedPeerCertificate).issuerCertificate;
+  // the trust anchor is its own issuer
+  if (cert === leaf) cert = undefined;
+  for (let count = 1; cert !== undefined && count < MAX_PRESENTED; count++) {
+    linked.push({ fromMs: Date.parse(cert.valid_from), toMs: Date.parse(cert.valid_to), subject: JSON.stringify(cert.subject), key: cert.pubkey });
     if (cert.raw) presented?.push(cert.raw);
-    // the trust anchor is its own issuer
     cert = cert.issuerCertificate === cert ? undefined : cert.issuerCertificate;
   }
+  for (const c of onAcceptedPath(linked, (a, b) => a.subject === b.subject && a.key !== undefined && b.key !== undefined && a.key.equals(b.key), nowMs)) {
+    notBeforeMs = Math.max(notBeforeMs, c.fromMs);
+    notAfterMs = Math.min(notAfterMs, c.toMs);
+  }
   // an unreadable date would compare as neither past nor future: the ticket is then not resumed
-  if (Number.isNaN(notBeforeMs) || Number.isNaN(notAfterMs)) return { notBeforeMs, notAfterMs, problem: 'a certificate date could not be read' };
+  if (Number.isNaN(notBeforeMs) || Number.isNaN(notAfterMs) || linked.some((c) => Number.isNaN(c.fromMs) || Number.isNaN(c.toMs))) return { notBeforeMs, notAfterMs, problem: 'a certificate date could not be read' };
   return { notBeforeMs, notAfterMs };
 }
 
