@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import type { LookupFunction } from 'node:net';
-import { connectionLookup, NameLookups, type LookupAll } from '../name-lookups.js';
+import { connectionLookup, lookupThreads, NameLookups, type LookupAll } from '../name-lookups.js';
 import { defaultProbeBound, probeTimeout } from './probe-bound.js';
 
 /** The child: a name per line (JSON) on stdin, an answer per line (JSON) on fd 3, as each lookup ends. */
@@ -30,8 +30,14 @@ process.stdin.on('data', (text) => {
 });
 process.stdin.on('end', () => process.exit(0));`;
 
-/** Lookups the child runs at once (its thread pool): hung names take threads, as in the sidecar's launcher. */
-const CHILD_THREADS = '16';
+/**
+ * The child's thread pool: libuv lets lookups take half of it (64 here). doctor asks every name
+ * at once and once only, so a hung name cannot be known slow beforehand (the scheduler's guard
+ * needs a lookup that took long before): with 16 threads, eight hung names held all eight lookup
+ * threads and a name /etc/hosts answers was reported "did not resolve". A config naming more
+ * than 63 names that hang is past this.
+ */
+const CHILD_THREADS = '128';
 /** An answer line longer than this is not a list of addresses. */
 const MAX_LINE = 1024 * 1024;
 
@@ -119,8 +125,8 @@ const childResolver: LookupAll = (hostname) =>
     (current.child.stdin as Writable).write(`${JSON.stringify(hostname)}\n`);
   });
 
-/** doctor's lookups: one of a name at a time, whoever asks (the scheduler shares them). */
-export const doctorLookups = new NameLookups(childResolver, 1024);
+/** doctor's lookups: one of a name at a time, whoever asks, no more at once than the child's lookup threads (name-lookups.ts). */
+export const doctorLookups = new NameLookups(childResolver, lookupThreads(CHILD_THREADS));
 
 /** doctorLookups as the `lookup` option of a connection (net, tls, http, http2). */
 export const doctorLookup: LookupFunction = connectionLookup(doctorLookups);

@@ -156,9 +156,12 @@ else {
       'outbound:',
       '  listen: 127.0.0.1:0',
       '  upstreams:',
-      '    hung1:',
-      '      endpoints: [dns:hung1.mesh.test:8443]',
-      '      identity: spiffe://mesh.local/svc/hung1',
+      // eight hung names: as many as the lookup helper's threads (a name /etc/hosts answers was
+      // reported unresolved when they held them all)
+      ...Array.from({ length: 8 }, (_, i) => [`    hung${i + 1}:`, `      endpoints: [dns:hung${i + 1}.mesh.test:8443]`, `      identity: spiffe://mesh.local/svc/hung${i + 1}`]).flat(),
+      '    good:',
+      '      endpoints: [dns:good.mesh.test:1]',
+      '      identity: spiffe://mesh.local/svc/good',
       '',
     ].join('\n'));
     const started = Date.now();
@@ -169,6 +172,7 @@ else {
     const seconds = (Date.now() - started) / 1000;
     t.equal(code, 1, 'doctor fails');
     t.match(out, /✗ upstream hung1 dns:hung1\.mesh\.test:8443: .*did not resolve within 1000 ms/, 'the hung name is named, with the bound');
+    t.match(out, /✗ upstream good dns:good\.mesh\.test:1 → 127\.0\.0\.1:1: nothing listening/, 'the name /etc/hosts answers resolved, and its dial says so');
     t.ok(seconds < 8, `doctor ended in ${seconds} s (a hung lookup holds its thread ${HANG_S} s)`);
   });
 }
