@@ -107,9 +107,10 @@ export class Http1App implements AppForwarder {
     this.nodeApp?.close();
   }
 
-  // (node:http's agent, for Expect and absolute-form requests, keeps its queue to itself)
+  // with those waiting their turn for node:http's agent (Expect, absolute-form targets; the
+  // agent's own queue is cut with the rest)
   refuseWaiting(): number {
-    return this.pool.refuseWaiting();
+    return this.pool.refuseWaiting() + (this.nodeApp?.refuseWaiting() ?? 0);
   }
 }
 

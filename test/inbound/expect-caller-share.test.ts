@@ -47,3 +47,46 @@ for (const codec of ['meshcar', 'node'] as const) {
     t.equal(uploadsAtApp, POOL - 1, `the attacker holds ${POOL - 1} of ${POOL} (7/8), the rest of its uploads wait their turn`);
   });
 }
+
+// those waiting their turn are refused on a drain out of time as the pool's waiting are
+// (REFUSED_STREAM, recorded upstream_unavailable: never processed, safe to send again); they
+// were cut with the session instead (INTERNAL_ERROR or CANCEL, recorded 503 drain_timeout)
+for (const codec of ['meshcar', 'node'] as const) {
+  t.test(`Expect requests waiting their turn are refused on a drain out of time (${codec})`, async (t) => {
+    const seen: string[] = [];
+    const fx = await startInbound({
+      codec,
+      app: {
+        protocol: 'http',
+        handler: (req, res) => {
+          seen.push(req.url ?? '');
+          req.resume();
+          setTimeout(() => res.end('late'), 10_000).unref();
+        },
+      },
+      limits: { maxAppSockets: 1 },
+    });
+    t.teardown(() => fx.close());
+    const session = await h2Connect(fx.port, await fx.tlsOptions());
+    t.teardown(() => session.destroy());
+    const outcome = (path: string) =>
+      new Promise<string>((resolve) => {
+        const stream = session.request({ ':method': 'POST', ':path': path, expect: '100-continue' }, { endStream: true });
+        let status = 0;
+        stream.on('response', (head) => (status = Number(head[':status'])));
+        stream.on('error', () => undefined);
+        stream.resume();
+        stream.on('close', () => resolve(status !== 0 ? `status ${status}` : `reset ${stream.rstCode}`));
+      });
+    const sent = outcome('/sent');
+    await waitFor(async () => seen.length === 1, 5_000, 'the first request at the app');
+    const waiting = [outcome('/waiting-1'), outcome('/waiting-2')];
+    await waitFor(async () => fx.inbound.inFlight === 3, 5_000, 'two waiting their turn');
+    await fx.inbound.drain(300);
+    t.same(await Promise.all(waiting), ['reset 7', 'reset 7'], 'both refused: REFUSED_STREAM');
+    await sent;
+    await fx.observer.waitForRequests(3);
+    t.same(fx.observer.requests.filter((r) => r.path?.startsWith('/waiting')).map((r) => r.errorCode), ['upstream_unavailable', 'upstream_unavailable'], 'recorded as never processed');
+    t.same(seen, ['/sent'], 'the app saw only the first');
+  });
+}
