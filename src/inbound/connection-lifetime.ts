@@ -27,6 +27,9 @@ export interface LifetimeEvents {
   readonly onRetired: () => void;
 }
 
+/** setTimeout's longest wait. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class ConnectionLifetime {
   private readonly timer = new WallClockTimer({ unref: true });
   private session: CallerSession | undefined;
@@ -45,7 +48,8 @@ export class ConnectionLifetime {
   limitSession(session: CallerSession, maxAgeMs: number): void {
     this.session = session;
     clearTimer(this.retireTimer);
-    this.retireTimer = setTimeout(this.retire, Math.max(1, Math.round(maxAgeMs * (0.9 + Math.random() * 0.2))));
+    // jittered past the config's 24 days, the wait would pass setTimeout's 2^31-1 ms, which fires at once
+    this.retireTimer = setTimeout(this.retire, Math.min(MAX_TIMER_MS, Math.max(1, Math.round(maxAgeMs * (0.9 + Math.random() * 0.2)))));
     this.retireTimer.unref();
   }
 
