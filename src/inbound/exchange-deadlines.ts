@@ -108,10 +108,13 @@ export function touch(exchange: Exchange): void {
 /** Called by the idle timer: cut the exchange, or sleep for the rest of the idle time. */
 function checkIdle(exchange: Exchange): void {
   exchange.idleTimer = undefined;
-  if (exchange.phase === DONE) {
-    // the app is done; the caller must still take the answer (or send the rest of its upload):
-    // the answer moving toward it is progress too
-    if (!exchange.awaitingDelivery) return;
+  // the app is done; the caller must still take the answer (or send the rest of its upload)
+  if (exchange.phase === DONE && !exchange.awaitingDelivery) return;
+  // the answer moving toward the caller is progress too: once the app is done, and while the
+  // caller's side is full and the app's answer waits on it (a slow but steady reader takes it
+  // bit by bit, and the relay resumes only once its side has drained, which may take longer
+  // than the idle timeout: counted as quiet, such a download was cut)
+  if (exchange.phase === DONE || callerHoldsAnswer(exchange)) {
     const delivered = exchange.deliveryMark;
     if (delivered > exchange.deliveredAtCheck) exchange.lastActivity = performance.now();
     exchange.deliveredAtCheck = delivered;

@@ -71,5 +71,5 @@ export abstract class ExchangeRecord {
   lastActivity = 0;
   idleTimer: Deadline<Exchange> | undefined = undefined;
   /** Once the app's answer is complete: how far the caller had taken it at the last idle check (see deliveryMark). */
-  deliveredAtCheck = 0;
+  deliveredAtCheck = -Infinity;
 }

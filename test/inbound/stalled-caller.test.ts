@@ -123,3 +123,29 @@ for (const codec of ['meshcar', 'node'] as const) {
     });
   }
 }
+
+// the check above, made while the app still sends, cut a slow but steady reader: the relay from
+// an HTTP/1.1 app resumes only once the caller's side has drained (128 KB of slack), longer than
+// the idle timeout at 160 KB/s; the answer moving toward the caller now counts as progress
+for (const codec of ['meshcar', 'node'] as const) {
+  t.test(`${codec} codec: a slow but steady reader of a 400 KB answer still coming from the app gets all of it`, async (t) => {
+    const body = Buffer.alloc(400_000, 'y');
+    const fx = await startInbound({ codec, app: { protocol: 'http', handler: (_req: IncomingMessage, res: ServerResponse) => res.end(body) }, idleTimeoutMs: 400, timeoutMs: 10_000 });
+    t.teardown(() => fx.close());
+    const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
+    t.teardown(() => raw.destroy());
+    raw.write(settingsFrame([[INITIAL_WINDOW_SIZE, 0]]));
+    raw.write(windowUpdate(0, 0x7fffffff - 65535));
+    raw.write(requestHeaders(1, GET));
+    await raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === 1, 'the head');
+    const received = () => raw.frames.filter((f) => f.type === FRAME.DATA && f.streamId === 1).reduce((n, f) => n + f.payload.length, 0);
+    const over = () => raw.frames.some((f) => (f.type === FRAME.RST_STREAM && f.streamId === 1) || (f.type === FRAME.DATA && f.streamId === 1 && (f.flags & FLAG.END_STREAM) !== 0));
+    // 16 KB every 100 ms (bounded: 60 steps, 6 s)
+    for (let i = 0; i < 60 && !over(); i++) {
+      raw.write(windowUpdate(1, 16_384));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    t.equal(received(), body.length, 'all of it');
+    t.notOk(raw.frames.some((f) => f.type === FRAME.RST_STREAM && f.streamId === 1), 'no reset');
+  });
+}
