@@ -108,7 +108,10 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       let ttlMs: number | undefined;
       if (ttl !== undefined) {
         ttlMs = typeof ttl === 'string' ? parseDuration(ttl) : undefined;
-        if (ttlMs === undefined || ttlMs < 1000) throw new MeshcarError('bad_request', `"ttl" must be a duration of at least 1s such as "24h", got ${clip(JSON.stringify(ttl), QUOTED_VALUE_LIMIT)}`);
+        // a string quoted (cut first), anything else named by its type: JSON.stringify of a
+        // deeply nested array (20,000 levels fit the body limit) overflowed the stack (500)
+        const got = typeof ttl === 'string' ? JSON.stringify(clip(ttl, QUOTED_VALUE_LIMIT)) : Array.isArray(ttl) ? 'an array' : ttl === null ? 'null' : typeof ttl === 'object' ? 'an object' : `a ${typeof ttl}`;
+        if (ttlMs === undefined || ttlMs < 1000) throw new MeshcarError('bad_request', `"ttl" must be a duration of at least 1s such as "24h", got ${got}`);
       }
       // The body may have taken up to requestTimeout since the head was judged: who may ask,
       // and which CA signs, are judged again now, not as of the head. Meanwhile the token may

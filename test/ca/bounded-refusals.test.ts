@@ -37,3 +37,20 @@ t.test('refusals quote at most a few hundred characters of what was sent', async
     t.ok(lastAudit().length < AUDIT_LIMIT, `${what}: audit line of ${lastAudit().length} bytes`);
   }
 });
+
+// a ttl that is not a string was quoted with JSON.stringify, which overflowed the stack on a
+// deeply nested array (20,000 levels fit the body limit): 500 internal and an error line with a
+// stack trace, for anyone with a token
+t.test('a ttl that is not a string is named by its type: 400, whatever its depth', async (t) => {
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const bundle = readFileSync(`${ca.dir}/bundle.pem`, 'utf8');
+  const token = await caToken(ca.dir, 'orders', 3_600_000, false);
+  const post = (body: string) => callCa(ca.server.url, { method: 'POST', path: '/v1/sign', ca: bundle, body, headers: { authorization: `Bearer ${token}` } });
+  const nested = await post(`{"csr":"x","ttl":${'['.repeat(20_000)}${']'.repeat(20_000)}}`);
+  t.equal(nested.status, 400, `400, not ${nested.status}`);
+  t.match(JSON.parse(nested.text), { error: 'bad_request', message: /"ttl" must be a duration .*got an array/ });
+  t.match(JSON.parse((await post('{"csr":"x","ttl":{"a":1}}')).text), { message: /got an object/ });
+  t.match(JSON.parse((await post('{"csr":"x","ttl":"nonsense"}')).text), { message: /got "nonsense"/ }, 'a string is quoted');
+  t.notOk(ca.logLines.some((line) => line.msg === 'signing failed'), 'no error line');
+});
