@@ -7,17 +7,11 @@
 import t from 'tap';
 import { pino } from 'pino';
 import { drainInOrder } from '../src/sidecar-drain.js';
-import { makePki, request, startOutbound, startUpstream, TD } from './helpers/outbound-fixture.js';
+import { request, startOutboundToUpstream } from './helpers/outbound-fixture.js';
 import { movableClock } from './helpers/movable-clock.js';
 
 t.test('the drain ends at its timeout while the app keeps calling, the clock stepped back meanwhile', async (t) => {
-  const pki = await makePki(TD);
-  const upstream = await startUpstream(pki);
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
-  t.teardown(async () => {
-    await fx.close();
-    await upstream.close();
-  });
+  const { fx } = await startOutboundToUpstream(t);
   let calling = true;
   const calls = (async () => {
     // bounded: 10 s of calls at most

@@ -159,50 +159,36 @@ t.test('a busy keep-alive connection is closed after its request bound', async (
   t.not(answers[5]?.localPort, answers[4]?.localPort, 'the 6th comes on a new one');
 });
 
-t.test('a busy keep-alive connection is closed after its age bound', async (t) => {
-  const AGE_MS = 1_000;
-  const ca = await startTestCa({}, undefined, { maxConnectionAgeMs: AGE_MS });
-  t.teardown(() => ca.close());
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
-  t.teardown(() => agent.destroy());
-
-  // one connection, asking every 100 ms (well inside the keep-alive timeout) until told to close
-  const first = await get(ca.server.port, '/healthz', { agent });
-  const opened = Date.now();
-  const ports = new Set([first.localPort]);
-  let last = first;
-  for (let i = 0; i < 100 && last.connection !== 'close' && Date.now() - opened < 10_000; i++) {
-    await sleep(100);
-    last = await get(ca.server.port, '/healthz', { agent });
-    ports.add(last.localPort);
-  }
-  t.equal(last.connection, 'close', 'an answer says Connection: close');
-  t.equal(ports.size, 1, 'on the connection that asked all along');
-  t.ok(Date.now() - opened >= AGE_MS - 100, `once the connection is older than ${AGE_MS} ms`);
-  const next = await get(ca.server.port, '/healthz', { agent });
-  t.not(next.localPort, first.localPort, 'the next request comes on a new connection');
-});
-
 // the age ran on the wall clock: stepped back an hour (NTP correcting a host that ran ahead),
-// a connection was never old enough until the hour had passed
-t.test('the age bound counts running time: a clock stepped back does not stretch it', async (t) => {
-  const { movableClock } = await import('../helpers/movable-clock.js');
-  const AGE_MS = 1_000;
-  const ca = await startTestCa({}, undefined, { maxConnectionAgeMs: AGE_MS });
-  t.teardown(() => ca.close());
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
-  t.teardown(() => agent.destroy());
-  const first = await get(ca.server.port, '/healthz', { agent });
-  const clock = movableClock();
-  t.teardown(() => clock.restore());
-  clock.offset.ms = -3_600_000;
-  const opened = performance.now();
-  let last = first;
-  for (let i = 0; i < 50 && last.connection !== 'close' && performance.now() - opened < 5_000; i++) {
-    await sleep(100);
-    last = await get(ca.server.port, '/healthz', { agent });
-  }
-  clock.restore();
-  t.equal(last.connection, 'close', `an answer says Connection: close, ${Math.round(performance.now() - opened)} ms after the step (age bound ${AGE_MS} ms)`);
-  t.equal(last.localPort, first.localPort, 'on the connection that asked all along');
-});
+// a connection was never old enough until the hour had passed; it counts running time now
+for (const stepBackMs of [0, 3_600_000]) {
+  t.test(`a busy keep-alive connection is closed after its age bound${stepBackMs > 0 ? ', the wall clock stepped back an hour' : ''}`, async (t) => {
+    const { movableClock } = await import('../helpers/movable-clock.js');
+    const AGE_MS = 1_000;
+    const ca = await startTestCa({}, undefined, { maxConnectionAgeMs: AGE_MS });
+    t.teardown(() => ca.close());
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => agent.destroy());
+
+    // one connection, asking every 100 ms (well inside the keep-alive timeout) until told to close
+    const first = await get(ca.server.port, '/healthz', { agent });
+    const clock = movableClock();
+    t.teardown(() => clock.restore());
+    clock.offset.ms = -stepBackMs;
+    const opened = performance.now();
+    const ports = new Set([first.localPort]);
+    let last = first;
+    for (let i = 0; i < 100 && last.connection !== 'close' && performance.now() - opened < 10_000; i++) {
+      await sleep(100);
+      last = await get(ca.server.port, '/healthz', { agent });
+      ports.add(last.localPort);
+    }
+    clock.restore();
+    t.equal(last.connection, 'close', 'an answer says Connection: close');
+    t.equal(ports.size, 1, 'on the connection that asked all along');
+    const took = performance.now() - opened;
+    t.ok(took >= AGE_MS - 200 && took < 5_000, `once the connection is older than ${AGE_MS} ms (${Math.round(took)} ms)`);
+    const next = await get(ca.server.port, '/healthz', { agent });
+    t.not(next.localPort, first.localPort, 'the next request comes on a new connection');
+  });
+}

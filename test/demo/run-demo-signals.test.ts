@@ -77,13 +77,9 @@ function cleanUp(runner: Runner, pids: () => number[]): () => void {
   };
 }
 
-t.test('Ctrl-C while traffic runs: exit 0, the full summary, every process stopped', async (t) => {
-  const base = await freeDemoBase();
-  const runner = startRunner(t.testdir(), base);
-  let seen: number[] = [];
-  t.teardown(cleanUp(runner, () => seen));
+/** Waits until the runner drives traffic (the orders sidecar has counted a direct call: the runner's loop). */
+async function trafficRuns(runner: Runner, base: number): Promise<void> {
   const ports = demoPorts(base);
-  // traffic has run once the orders sidecar has counted a direct call (the runner's loop)
   await waitFor(
     async () => {
       if (runner.child.exitCode !== null) throw new Error(`the runner exited ${runner.child.exitCode}: ${runner.out.stderr}${runner.out.stdout.slice(-500)}`);
@@ -94,6 +90,14 @@ t.test('Ctrl-C while traffic runs: exit 0, the full summary, every process stopp
   ).catch((err: Error) => {
     throw new Error(`${err.message}; runner stdout: ${runner.out.stdout.slice(-800)}; stderr: ${runner.out.stderr.slice(-800)}`);
   });
+}
+
+t.test('Ctrl-C while traffic runs: exit 0, the full summary, every process stopped', async (t) => {
+  const base = await freeDemoBase();
+  const runner = startRunner(t.testdir(), base);
+  let seen: number[] = [];
+  t.teardown(cleanUp(runner, () => seen));
+  await trafficRuns(runner, base);
   seen = (await childrenOf(runner.child.pid as number)).map((c) => c.pid);
   t.equal(seen.length, 3, 'the CA and two sidecars run');
   // what a terminal does on Ctrl-C: SIGINT to every process of the foreground group
@@ -133,19 +137,6 @@ t.test('SIGTERM to the runner during start-up: none of its processes is left run
   await waitFor(async () => (await Promise.all(seen.map((c) => running(c.pid)))).every((alive) => !alive), 5000, `processes ${seen.map((c) => c.pid).join(', ')} gone`);
   t.pass('the CA and both sidecars are gone');
 });
-
-/** Waits until the runner drives traffic (the orders sidecar has counted a direct call). */
-async function trafficRuns(runner: Runner, base: number): Promise<void> {
-  const ports = demoPorts(base);
-  await waitFor(
-    async () => {
-      if (runner.child.exitCode !== null) throw new Error(`the runner exited ${runner.child.exitCode}: ${runner.out.stderr}${runner.out.stdout.slice(-500)}`);
-      return runner.out.stdout.includes('driving traffic') && /route="\/orders\/\{id\}",code="200"\} [1-9]/.test((await httpGet(ports.ordersAdmin, '/metrics').catch(() => ({ body: '' }))).body);
-    },
-    25_000,
-    'traffic through the demo mesh',
-  );
-}
 
 // it hung: the traffic loop (no DEMO_SECONDS) kept calling closed ports every 20 ms
 t.test('a sidecar dying while traffic runs: the demo fails at once, exit 1, every process stopped', async (t) => {

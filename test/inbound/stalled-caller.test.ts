@@ -27,16 +27,23 @@ async function until(what: string, ok: () => boolean, timeoutMs = 5000): Promise
   }
 }
 
+/** A raw mTLS caller whose streams' windows start shut (its connection window wide open), asking GET on `ids`. */
+async function shutWindowCaller(t: Tap.Test, fx: Awaited<ReturnType<typeof startInbound>>, ids: number[]) {
+  const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
+  t.teardown(() => raw.destroy());
+  raw.write(settingsFrame([[INITIAL_WINDOW_SIZE, 0]]));
+  raw.write(windowUpdate(0, 0x7fffffff - 65535));
+  for (const id of ids) raw.write(requestHeaders(id, GET));
+  return raw;
+}
+
 for (const codec of ['meshcar', 'node'] as const) {
   t.test(`${codec} codec: answers stuck behind a shut window are reset after the idle timeout`, async (t) => {
     const fx = await startInbound({ codec, app: { protocol: 'http', handler: (_req: IncomingMessage, res: ServerResponse) => res.end('x'.repeat(2000)) } });
     t.teardown(() => fx.close());
     fx.inbound.setTimeouts({ timeoutMs: 5000, idleTimeoutMs: 300 });
-    const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
-    t.teardown(() => raw.destroy());
-    raw.write(settingsFrame([[INITIAL_WINDOW_SIZE, 0]]));
     const ids = [1, 3, 5, 7, 9];
-    for (const id of ids) raw.write(requestHeaders(id, GET));
+    const raw = await shutWindowCaller(t, fx, ids);
 
     const started = Date.now();
     for (const id of ids) await raw.waitFor((f) => f.type === FRAME.RST_STREAM && f.streamId === id, `a reset of stream ${id}`, 5000);
@@ -53,10 +60,7 @@ for (const codec of ['meshcar', 'node'] as const) {
     const fx = await startInbound({ codec, app: { protocol: 'http', handler: () => {} } }); // never answers
     t.teardown(() => fx.close());
     fx.inbound.setTimeouts({ timeoutMs: 200, idleTimeoutMs: 300 });
-    const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
-    t.teardown(() => raw.destroy());
-    raw.write(settingsFrame([[INITIAL_WINDOW_SIZE, 0]]));
-    raw.write(requestHeaders(1, GET));
+    const raw = await shutWindowCaller(t, fx, [1]);
     const head = await raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === 1, 'the 504 head');
     t.ok(head, 'the 504 head went out; its JSON body cannot');
     await raw.waitFor((f) => f.type === FRAME.RST_STREAM && f.streamId === 1, 'a reset of the stalled 504', 5000);
@@ -70,10 +74,7 @@ for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: a call
   const fx = await startInbound({ codec, app: { protocol: 'http', handler: (_req: IncomingMessage, res: ServerResponse) => res.end('y'.repeat(size)) } });
   t.teardown(() => fx.close());
   fx.inbound.setTimeouts({ timeoutMs: 5000, idleTimeoutMs: 400 });
-  const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
-  t.teardown(() => raw.destroy());
-  raw.write(settingsFrame([[INITIAL_WINDOW_SIZE, 0]]));
-  raw.write(requestHeaders(1, GET));
+  const raw = await shutWindowCaller(t, fx, [1]);
   await raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === 1, 'the response head');
 
   // 300 bytes every 150 ms: 1.5 s in all, well past the 400 ms idle timeout, never 400 ms still
@@ -107,12 +108,7 @@ for (const codec of ['meshcar', 'node'] as const) {
             } };
       const fx = await startInbound({ codec, app, idleTimeoutMs: 800, timeoutMs: 5000 });
       t.teardown(() => fx.close());
-      const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
-      t.teardown(() => raw.destroy());
-      raw.write(settingsFrame([[INITIAL_WINDOW_SIZE, 0]]));
-      raw.write(windowUpdate(0, 0x7fffffff - 65535));
-      raw.write(requestHeaders(1, GET));
-      raw.write(requestHeaders(3, GET));
+      const raw = await shutWindowCaller(t, fx, [1, 3]);
       await raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === 3, 'the head of stream 3');
       raw.write(windowUpdate(3, 0x7fffffff));
       await raw.waitFor((f) => f.type === FRAME.DATA && f.streamId === 3 && (f.flags & FLAG.END_STREAM) !== 0, 'the end of stream 3', 10_000);
@@ -132,11 +128,7 @@ for (const codec of ['meshcar', 'node'] as const) {
     const body = Buffer.alloc(400_000, 'y');
     const fx = await startInbound({ codec, app: { protocol: 'http', handler: (_req: IncomingMessage, res: ServerResponse) => res.end(body) }, idleTimeoutMs: 400, timeoutMs: 10_000 });
     t.teardown(() => fx.close());
-    const raw = await connectRawH2(fx.port, await fx.tlsOptions(), { ackSettings: true });
-    t.teardown(() => raw.destroy());
-    raw.write(settingsFrame([[INITIAL_WINDOW_SIZE, 0]]));
-    raw.write(windowUpdate(0, 0x7fffffff - 65535));
-    raw.write(requestHeaders(1, GET));
+    const raw = await shutWindowCaller(t, fx, [1]);
     await raw.waitFor((f) => f.type === FRAME.HEADERS && f.streamId === 1, 'the head');
     const received = () => raw.frames.filter((f) => f.type === FRAME.DATA && f.streamId === 1).reduce((n, f) => n + f.payload.length, 0);
     const over = () => raw.frames.some((f) => (f.type === FRAME.RST_STREAM && f.streamId === 1) || (f.type === FRAME.DATA && f.streamId === 1 && (f.flags & FLAG.END_STREAM) !== 0));

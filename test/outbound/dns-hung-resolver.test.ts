@@ -45,19 +45,24 @@ else {
   const svid = await ca.issue('orders');
   const caller = await ca.issue('frontend');
 
+  /** The head of a config of service orders in h1: its SVID files, an inbound to `app`, an outbound listener. */
+  const configHead = (app: string): string[] => [
+    'service: orders',
+    'trustDomain: mesh.local',
+    'identity:',
+    `  files: {cert: ${join(svid.dir, 'svid.crt')}, key: ${join(svid.dir, 'svid.key')}, bundle: ${join(svid.dir, 'bundle.pem')}}`,
+    'inbound:',
+    '  listen: 127.0.0.1:0',
+    `  app: ${app}`,
+    'outbound:',
+    '  listen: 127.0.0.1:0',
+  ];
+
   /** A sidecar inside h1 with three hung upstream names and good.mesh.test; its ports once ready. */
   async function sidecar(name: string, command: string, args: readonly string[]): Promise<{ admin: number; inbound: number; log: LineWatch }> {
     const file = join(ca.dir, `${name}.yaml`);
     await writeFile(file, [
-      'service: orders',
-      'trustDomain: mesh.local',
-      'identity:',
-      `  files: {cert: ${join(svid.dir, 'svid.crt')}, key: ${join(svid.dir, 'svid.key')}, bundle: ${join(svid.dir, 'bundle.pem')}}`,
-      'inbound:',
-      '  listen: 127.0.0.1:0',
-      `  app: http://localhost:${appPort}`,
-      'outbound:',
-      '  listen: 127.0.0.1:0',
+      ...configHead(`http://localhost:${appPort}`),
       '  dnsRefresh: 1s',
       '  upstreams:',
       ...['hung1', 'hung2', 'hung3', 'good'].flatMap((u) => [`    ${u}:`, `      endpoints: [dns:${u}.mesh.test:8443]`, `      identity: spiffe://mesh.local/svc/${u}`]),
@@ -146,15 +151,7 @@ else {
   t.test("doctor --timeout 1s: an upstream's hung name is a ✗ within the bound, and doctor ends then", { timeout: 60_000 }, async (t) => {
     const file = join(ca.dir, 'doctor.yaml');
     await writeFile(file, [
-      'service: orders',
-      'trustDomain: mesh.local',
-      'identity:',
-      `  files: {cert: ${join(svid.dir, 'svid.crt')}, key: ${join(svid.dir, 'svid.key')}, bundle: ${join(svid.dir, 'bundle.pem')}}`,
-      'inbound:',
-      '  listen: 127.0.0.1:0',
-      `  app: http://hungapp.mesh.test:${appPort}`,
-      'outbound:',
-      '  listen: 127.0.0.1:0',
+      ...configHead(`http://hungapp.mesh.test:${appPort}`),
       '  upstreams:',
       // eight hung names: as many as the lookup helper's threads (a name /etc/hosts answers was
       // reported unresolved when they held them all)
