@@ -61,8 +61,8 @@ export function printedMs(text: string): number {
  * keep its connection past the issuer's end. Whichever presented certificates OpenSSL used,
  * each was valid at this handshake, so the path's window lies within theirs; one that is not
  * yet valid, or expired well before (an old intermediate sent beside its successor), is no
- * part of an accepted path and is passed over (onAcceptedPath). Extra valid certificates can
- * only narrow the window.
+ * part of an accepted path and is passed over. Extra valid certificates can only narrow the
+ * window. The outbound judges an upstream's path with it too (ticket-validity.ts).
  */
 export function pathWindow(leaf: X509Certificate, nowMs: number): ValidityWindow {
   let notBeforeMs = printedMs(leaf.validFrom);
@@ -79,27 +79,34 @@ export function pathWindow(leaf: X509Certificate, nowMs: number): ValidityWindow
     if (next !== undefined && next.fingerprint256 === cert.fingerprint256 && cert.checkIssued(cert)) break;
     cert = next;
   }
-  const dated = others.map((c) => ({ fromMs: printedMs(c.validFrom), toMs: printedMs(c.validTo), subject: c.subject, key: c.publicKey }));
-  for (const d of onAcceptedPath(dated, (a, b) => a.subject === b.subject && a.key.equals(b.key), nowMs)) {
-    notBeforeMs = Math.max(notBeforeMs, d.fromMs);
-    notAfterMs = Math.min(notAfterMs, d.toMs);
+  for (const c of others) {
+    const from = printedMs(c.validFrom);
+    const to = printedMs(c.validTo);
+    if (!(from <= nowMs && to > nowMs - EXPIRED_SLACK_MS)) continue;
+    // just expired: counted (OpenSSL verified a moment earlier), unless a copy of the same
+    // issuer valid now was sent beside it, the copy OpenSSL used. Counted regardless, it shut
+    // out for ten minutes after an old intermediate's end the callers whose chain file still
+    // held it beside its successor
+    if (to <= nowMs && others.some((o) => o !== c && printedMs(o.validFrom) <= nowMs && printedMs(o.validTo) > nowMs && sameIssuer(o, c))) continue;
+    notBeforeMs = Math.max(notBeforeMs, from);
+    notAfterMs = Math.min(notAfterMs, to);
   }
   if (count >= MAX_PRESENTED && cert !== undefined) return { notBeforeMs, notAfterMs, problem: `presented more than ${MAX_PRESENTED} certificates` };
   return { notBeforeMs, notAfterMs };
 }
 
 /**
- * The certificates presented beside a leaf that can be on the path OpenSSL accepted at `nowMs`:
- * each valid then, or one that expired within the last EXPIRED_SLACK_MS (OpenSSL verified a
- * moment earlier) unless a copy of the same issuer (`sameIssuer`: name and key) valid now was
- * sent beside it, the copy OpenSSL used. Counting every one that expired within the slack shut
- * out, for ten minutes after an old intermediate's end, callers whose chain file still held
- * it beside its successor; the outbound counted any linked copy, however old, and cut every
- * session to such an upstream right after its first request went out.
+ * Two copies of one issuer: the same name and the same public key (SPKI). A key Node cannot
+ * read makes them not the same: reading it throws, and a peer sending such a certificate beside
+ * its chain (OpenSSL passes it over) must not end the process.
  */
-export function onAcceptedPath<T extends { readonly fromMs: number; readonly toMs: number }>(certs: readonly T[], sameIssuer: (a: T, b: T) => boolean, nowMs: number): T[] {
-  const validNow = (c: T) => c.fromMs <= nowMs && c.toMs > nowMs;
-  return certs.filter((c) => validNow(c) || (c.fromMs <= nowMs && c.toMs > nowMs - EXPIRED_SLACK_MS && !certs.some((o) => o !== c && validNow(o) && sameIssuer(o, c))));
+function sameIssuer(a: X509Certificate, b: X509Certificate): boolean {
+  if (a.subject !== b.subject) return false;
+  try {
+    return a.publicKey.equals(b.publicKey);
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -52,7 +52,7 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
       servername: '',
       // called on a full handshake whose chain verified, with that chain: what its tickets descend from
       checkServerIdentity: (hostname, cert) => {
-        notePathVerified(socket, cert, material);
+        notePathVerified(socket, material);
         return options.checkServerIdentity(hostname, cert);
       },
       rejectUnauthorized: true,

@@ -15,8 +15,9 @@
 // tickets share, filled in by the check: a ticket is taken however its event and the check
 // are ordered (Node emits TLS 1.2's after the handshake, TLS 1.3's come after it anyway).
 
-import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
-import { MAX_PRESENTED, onAcceptedPath, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
+import type { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { MAX_PRESENTED, pathWindow, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
 import type { IdentityTls } from '../identity/tls-contexts.js';
 
 /**
@@ -59,39 +60,29 @@ export function noteResumed(socket: TLSSocket, offered: Buffer | undefined): voi
 }
 
 /**
- * The window in which every certificate of a verified path (leaf to trust anchor) is within its
- * dates. Node links the presented certificates by name and key, so an expired copy of an issuer
- * sent beside its successor can be linked though OpenSSL verified through the successor: such a
- * copy is passed over as the inbound passes it over (peer-validity.ts onAcceptedPath). Counted,
- * the window had ended already, and the session was cut right after its first request went out.
+ * The window of an upstream's path at its full handshake: pathWindow, as the inbound judges a
+ * caller's, over every certificate it presented in the order sent (X509Certificate's links;
+ * `presented` gets them all, DER). Node's PeerCertificate links each issuer by name and key to
+ * the first presented copy that matches: an expired copy sent before the current one was then
+ * counted (the window had ended before the first request, and each session was cut right after
+ * it went out), or, passed over, hid the current issuer and its end.
  */
-export function verifiedPathWindow(leaf: PeerCertificate, presented?: Buffer[], nowMs = Date.now()): ValidityWindow {
-  let notBeforeMs = Date.parse(leaf.valid_from);
-  let notAfterMs = Date.parse(leaf.valid_to);
-  if ((leaf as DetailedPeerCertificate).raw) presented?.push((leaf as DetailedPeerCertificate).raw);
-  const linked: Array<{ fromMs: number; toMs: number; subject: string; key: Buffer | undefined }> = [];
-  let cert: DetailedPeerCertificate | undefined = (leaf as DetailedPeerCertificate).issuerCertificate;
-  // the trust anchor is its own issuer
-  if (cert === leaf) cert = undefined;
-  for (let count = 1; cert !== undefined && count < MAX_PRESENTED; count++) {
-    linked.push({ fromMs: Date.parse(cert.valid_from), toMs: Date.parse(cert.valid_to), subject: JSON.stringify(cert.subject), key: cert.pubkey });
-    if (cert.raw) presented?.push(cert.raw);
-    cert = cert.issuerCertificate === cert ? undefined : cert.issuerCertificate;
+export function verifiedPathWindow(leaf: X509Certificate, presented?: Buffer[], nowMs = Date.now()): ValidityWindow {
+  let cert: X509Certificate | undefined = leaf;
+  for (let count = 0; cert !== undefined && count < MAX_PRESENTED; count++) {
+    presented?.push(cert.raw);
+    const next: X509Certificate | undefined = cert.issuerCertificate;
+    cert = next !== undefined && next.fingerprint256 === cert.fingerprint256 ? undefined : next;
   }
-  for (const c of onAcceptedPath(linked, (a, b) => a.subject === b.subject && a.key !== undefined && b.key !== undefined && a.key.equals(b.key), nowMs)) {
-    notBeforeMs = Math.max(notBeforeMs, c.fromMs);
-    notAfterMs = Math.min(notAfterMs, c.toMs);
-  }
-  // an unreadable date would compare as neither past nor future: the ticket is then not resumed
-  if (Number.isNaN(notBeforeMs) || Number.isNaN(notAfterMs) || linked.some((c) => Number.isNaN(c.fromMs) || Number.isNaN(c.toMs))) return { notBeforeMs, notAfterMs, problem: 'a certificate date could not be read' };
-  return { notBeforeMs, notAfterMs };
+  return pathWindow(leaf, nowMs);
 }
 
 /** Called with the chain OpenSSL verified on a full handshake (checkServerIdentity's) and the material it was dialled with. */
-export function notePathVerified(socket: TLSSocket, leaf: PeerCertificate, material: IdentityTls): void {
+export function notePathVerified(socket: TLSSocket, material: IdentityTls): void {
   const origin = originOf(socket);
   const presented: Buffer[] = [];
-  origin.window = verifiedPathWindow(leaf, presented);
+  const leaf = socket.getPeerX509Certificate();
+  origin.window = leaf === undefined ? { notBeforeMs: 0, notAfterMs: 0, problem: 'presented no certificate' } : verifiedPathWindow(leaf, presented);
   origin.presented = presented;
   origin.material = material;
 }

@@ -10,12 +10,15 @@
 
 import t from 'tap';
 import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { makePki } from '../helpers/pki.js';
 import { issueIssuerCertificate } from '../../src/ca/x509-profile.js';
 import { peerIdentity } from '../../src/identity/peer-identity.js';
 import { request, startOutbound, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
+import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
+import { verifiedPathWindow } from '../../src/outbound/ticket-validity.js';
 
 const DAY_MS = 86_400_000;
 
@@ -64,4 +67,62 @@ t.test('inbound: a caller presenting an issuer copy that ended 5 minutes ago bes
   client.on('error', () => undefined);
   t.teardown(() => client.destroy());
   t.equal(await verdict, `accepted as spiffe://${TD}/svc/frontend`);
+});
+
+/** The outbound's window of the path `chainPem` presents (its key `keyPem`), at a real handshake. */
+async function outboundWindow(pki: Awaited<ReturnType<typeof makePki>>, keyPem: string, chainPem: string) {
+  const server = tls.createServer({ key: keyPem, cert: chainPem });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  let window: ReturnType<typeof verifiedPathWindow> | undefined;
+  const socket = tls.connect({
+    host: '127.0.0.1',
+    port: (server.address() as AddressInfo).port,
+    ca: pki.bundlePem,
+    checkServerIdentity: () => {
+      window = verifiedPathWindow(socket.getPeerX509Certificate() as X509Certificate);
+      return undefined;
+    },
+  });
+  await once(socket, 'secureConnect');
+  socket.destroy();
+  server.close();
+  return window as NonNullable<typeof window>;
+}
+
+// the outbound read Node's PeerCertificate links, which link each issuer to the first copy sent:
+// passing an old copy over then hid the current issuer, and the window ran to the leaf's end
+t.test("outbound: an old copy sent first does not hide the current issuer's end", async (t) => {
+  const pki = await makePki(TD);
+  const up = await pki.issueUnderShortIssuer(UPSTREAM_ID, 30_000);
+  const spki = new X509Certificate(up.issuerPem).publicKey.export({ type: 'spki', format: 'der' }) as Buffer;
+  const start = new Date(Date.now() - 2 * DAY_MS);
+  const oldCopy = (await issueIssuerCertificate(pki.root, new Date(Date.now() + 3650 * DAY_MS), spki, TD, start, DAY_MS)).pem;
+  const plain = await outboundWindow(pki, up.privateKeyPem, up.certificatePem + up.issuerPem);
+  const withOld = await outboundWindow(pki, up.privateKeyPem, up.certificatePem + oldCopy + up.issuerPem);
+  t.equal(plain.notAfterMs, up.issuerNotAfterMs, "[leaf, issuer]: the window ends with the issuer");
+  t.equal(withOld.notAfterMs, up.issuerNotAfterMs, '[leaf, old copy, issuer]: the same');
+});
+
+t.test('outbound: a copy that ended 5 minutes ago beside the current one is passed over', async (t) => {
+  const pki = await makePki(TD);
+  const up = await pki.issue(UPSTREAM_ID);
+  const window = await outboundWindow(pki, up.privateKeyPem, up.certificatePem + (await oldIssuerCopy(pki, 5 * 60_000)) + pki.issuerPem);
+  t.ok(window.notAfterMs > Date.now(), `the window is open (it ends ${new Date(window.notAfterMs).toISOString()})`);
+});
+
+// reading every presented certificate's key (to compare copies) threw on one Node cannot read:
+// uncaught in the listener, it ended the process; a caller with any valid SVID could do it
+t.test('inbound: an extra certificate whose key Node cannot read is passed over, and nothing throws', async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  const other = await fx.pki.issue(`spiffe://${TD}/svc/other`);
+  const bad = Buffer.from(new X509Certificate(other.certificatePem).raw);
+  const ecOid = Buffer.from('06072a8648ce3d0201', 'hex');
+  bad[bad.indexOf(ecOid) + 8] = 0x63; // id-ecPublicKey becomes an OID nobody knows
+  const badPem = `-----BEGIN CERTIFICATE-----\n${bad.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----\n`;
+  const caller = await fx.tlsOptions(`spiffe://${TD}/svc/frontend`);
+  const answer = await h1Request(fx.port, { ...caller, cert: `${caller.cert as string}${badPem}`, ciphers: 'DEFAULT@SECLEVEL=0' });
+  t.equal(answer.status, 200, 'served');
+  t.equal((await h1Request(fx.port, await fx.tlsOptions())).status, 200, 'and the next caller too');
 });

@@ -11,6 +11,7 @@
 import t from 'tap';
 import tls, { type TLSSocket } from 'node:tls';
 import { once } from 'node:events';
+import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { validateSvid } from '../../src/identity/svid.js';
@@ -23,6 +24,7 @@ import { validityProblem } from '../../src/identity/peer-validity.js';
 import type { UpstreamEndpoint } from '../../src/outbound/endpoints.js';
 import { startInbound, SERVER_ID, FRONTEND_ID, type InboundFixture } from '../helpers/inbound-fixture.js';
 import { makePki } from '../helpers/pki.js';
+import { MONTH_13, redated } from '../helpers/odd-dates.js';
 
 type Dialled = { resumed: boolean } | { error: string };
 
@@ -116,10 +118,10 @@ t.test('a TLS 1.2 upstream resumes too (the control for its tickets)', async (t)
 });
 
 t.test('a verified path whose dates cannot be read gives a window that refuses', async (t) => {
-  const root = { valid_from: 'Jan  1 00:00:00 2020 GMT', valid_to: 'Jan  1 00:00:00 2040 GMT' } as tls.DetailedPeerCertificate;
-  Object.assign(root, { issuerCertificate: root });
-  const leaf = { valid_from: 'not a date', valid_to: 'Jan  1 00:00:00 2039 GMT', issuerCertificate: root } as unknown as tls.PeerCertificate;
-  t.ok(validityProblem(verifiedPathWindow(leaf), Date.now()), 'refused (NaN compares as neither past nor future)');
-  const good = { ...leaf, valid_from: 'Jan  1 00:00:00 2021 GMT' } as tls.PeerCertificate;
-  t.same(verifiedPathWindow(good), { notBeforeMs: Date.parse('2021-01-01T00:00:00Z'), notAfterMs: Date.parse('2039-01-01T00:00:00Z') }, 'else the leaf to the anchor, narrowed');
+  const pki = await makePki('mesh.test');
+  const leaf = await pki.issue(SERVER_ID);
+  const odd = new X509Certificate(await redated(leaf.certificatePem, pki.issuer.key, { notBefore: MONTH_13 }));
+  t.ok(validityProblem(verifiedPathWindow(odd), Date.now()), 'refused (NaN compares as neither past nor future)');
+  const plain = new X509Certificate(leaf.certificatePem);
+  t.same(verifiedPathWindow(plain), { notBeforeMs: Date.parse(plain.validFrom), notAfterMs: Date.parse(plain.validTo) }, 'else its dates');
 });
