@@ -18,6 +18,7 @@ import { ConnectionLifetime } from './connection-lifetime.js';
 import { Http2Exchange } from './http2-exchange.js';
 import { nodeSessionFault } from './node-session-faults.js';
 import { probeSilentSession } from './node-session-probe.js';
+import { countPingAcks } from './node-ping-bytes.js';
 import type { InboundListener } from './inbound.js';
 import { handle, kCaller, type WithCaller } from './request-dispatch.js';
 import { attachGuard, countStreamEndedUnheard, ResetGuard, type ResetAbuse } from './reset-guard.js';
@@ -57,6 +58,8 @@ export function onSession(inbound: InboundListener, session: ServerHttp2Session)
   session.on('error', (err) => onSessionError(inbound, session, err));
   attachGuard(session, new ResetGuard(inbound.maxResetsPer10s, (_guard, resets, completed, reason) => onRapidReset(inbound, session, resets, completed, reason)));
   session.on('stream', countStreamEndedUnheard);
+  // PINGs are no answer moving: left out of the delivery read from the bytes written
+  countPingAcks(session);
   const lifetime = (session.socket as WithLifetime)[kLifetime];
   lifetime?.limitSession(session, inbound.maxSessionAgeMs);
   // a session nghttp2 ended with a GOAWAY alone is otherwise held until its maximum age

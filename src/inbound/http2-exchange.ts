@@ -5,6 +5,7 @@
 // stream through the H2ServerStream interface; the differences are settled by the caller
 // (END_STREAM flags vs a boolean, a reset guard only where the codec has no budget of its own).
 
+import { pingBytesOf } from './node-ping-bytes.js';
 import { constants as h2constants, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { H2ServerStream } from '../http/h2-server-stream.js';
 import { H2Stream } from '../h2/index.js';
@@ -79,14 +80,17 @@ export class Http2Exchange extends Exchange {
   /**
    * The bytes sent toward the caller count as it takes the answer: on the meshcar codec this
    * stream's (bytesSent, as each DATA frame is framed); Node's streams release a chunk only once
-   * all of it went out and count nothing of their own, so there the connection's bytes written.
+   * all of it went out and count nothing of their own, so there the connection's bytes written,
+   * less its PING frames (node-ping-bytes.ts).
    */
   override get deliveryMark(): number {
     const stream = this.stream as H2ServerStream & { bytesSent?: number };
     let sent = stream.bytesSent;
     if (sent === undefined) {
       try {
-        sent = (stream as { session?: { socket?: { bytesWritten?: number } } }).session?.socket?.bytesWritten;
+        const session = (stream as { session?: { socket?: { bytesWritten?: number } } }).session;
+        const written = session?.socket?.bytesWritten;
+        sent = written === undefined ? undefined : written - pingBytesOf(session);
       } catch {
         // Node's session socket proxy throws once the session is gone
       }

@@ -13,6 +13,7 @@
 // socket altogether (it was held for good: a Node session's destroy waits for what is queued
 // to be written before it ends the socket).
 
+import { pingSent } from './node-ping-bytes.js';
 import type { ServerHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
 
@@ -51,6 +52,7 @@ export function probeSilentSession(session: ServerHttp2Session, times: SessionPr
     };
     try {
       if (!session.ping(answered)) answered(null);
+      else pingSent(session);
     } catch {
       // the session went between the check and the PING
       answered(null);

@@ -141,3 +141,43 @@ for (const codec of ['meshcar', 'node'] as const) {
     t.notOk(raw.frames.some((f) => f.type === FRAME.RST_STREAM && f.streamId === 1), 'no reset');
   });
 }
+
+// http2.codec node reads delivery from the connection's bytes written: our probe's PING to an
+// idle caller, and the ACK of each PING the caller sends (a gRPC client's keepalive), counted
+// as the caller taking its answer, and a caller whose window stayed shut kept its stream for good
+for (const phase of ['done', 'streaming'] as const) {
+  for (const mode of ['our probe', 'caller PINGs'] as const) {
+    t.test(`node codec, answer ${phase}, ${mode}: PINGs are not the answer moving; the stream is reset`, async (t) => {
+      const timers: NodeJS.Timeout[] = [];
+      t.teardown(() => timers.forEach(clearTimeout));
+      const handler =
+        phase === 'done'
+          ? (_req: IncomingMessage, res: ServerResponse) => res.end('x'.repeat(2000))
+          : (_req: IncomingMessage, res: ServerResponse) => {
+              // 64 KB every 100 ms, 200 chunks at most
+              let n = 0;
+              const tick = () => {
+                if (n++ > 200 || res.destroyed) return void res.end();
+                if (res.write(Buffer.alloc(65_536, 0x7a))) timers.push(setTimeout(tick, 100));
+                else res.once('drain', tick);
+              };
+              tick();
+            };
+      const fx = await startInbound({ codec: 'node', app: { protocol: 'http', handler }, limits: { sessionProbeIdleMs: 300, sessionProbeTimeoutMs: 5000 } });
+      t.teardown(() => fx.close());
+      fx.inbound.setTimeouts({ timeoutMs: 5000, idleTimeoutMs: 1000 });
+      const raw = await shutWindowCaller(t, fx, [1]);
+      let seen = 0;
+      // answers the sidecar's PINGs (a live caller), and in 'caller PINGs' sends its own (bounded: 6 s)
+      const loop = setInterval(() => {
+        for (const f of raw.frames.slice(seen)) if (f.type === FRAME.PING && (f.flags & FLAG.ACK) === 0) raw.write(frame(FRAME.PING, FLAG.ACK, 0, f.payload));
+        seen = raw.frames.length;
+        if (mode === 'caller PINGs') raw.write(frame(FRAME.PING, 0, 0, Buffer.alloc(8)));
+      }, 300);
+      timers.push(setTimeout(() => clearInterval(loop), 6_000));
+      t.teardown(() => clearInterval(loop));
+      await raw.waitFor((f) => f.type === FRAME.RST_STREAM && f.streamId === 1, 'a reset of stream 1', 5_000);
+      t.pass('reset');
+    });
+  }
+}
