@@ -86,10 +86,14 @@ export class TrafficMetrics implements TrafficObserver {
     return entry;
   }
 
-  /** The route label a record gets (for the access log); cached per path, so cheap. */
+  /**
+   * The route label a record gets (for the access log): its endpoint's, the one its series
+   * carry, `__other__` past a peer's endpoint cap (the log said the learned route there, which
+   * no series has). Called after requestFinished (the access log comes after this observer):
+   * the endpoint is found, not made.
+   */
   routeOf(record: RequestRecord): string {
-    // a spec's path template is a better label than a learned one
-    return record.schema?.route ?? this.peerEntry(record.direction, record.peer).labeler.routeOf(record.path, record.grpcStatus !== undefined);
+    return this.endpoint(record).route;
   }
 
   private endpoint(record: RequestRecord): EndpointEntry {
