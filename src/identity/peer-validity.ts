@@ -75,38 +75,27 @@ export function pathWindow(leaf: X509Certificate, nowMs: number): ValidityWindow
   for (; cert !== undefined && count < MAX_PRESENTED; count++) {
     others.push(cert);
     const next: X509Certificate | undefined = cert.issuerCertificate;
-    // a self-signed certificate is its own issuer: nothing was sent after it
-    if (next !== undefined && next.fingerprint256 === cert.fingerprint256 && cert.checkIssued(cert)) break;
+    // Node links the certificates in the order sent and the last to nothing; a repeat of any
+    // one is walked past, not taken for the end: [L, S, S, I], S self-signed and made by the
+    // caller, hid I behind the repeat (a review), as [L, L, I] did before
+    if (next === cert) break;
     cert = next;
   }
   for (const c of others) {
     const from = printedMs(c.validFrom);
     const to = printedMs(c.validTo);
-    if (!(from <= nowMs && to > nowMs - EXPIRED_SLACK_MS)) continue;
-    // just expired: counted (OpenSSL verified a moment earlier), unless a copy of the same
-    // issuer valid now was sent beside it, the copy OpenSSL used. Counted regardless, it shut
-    // out for ten minutes after an old intermediate's end the callers whose chain file still
-    // held it beside its successor
-    if (to <= nowMs && others.some((o) => o !== c && printedMs(o.validFrom) <= nowMs && printedMs(o.validTo) > nowMs && sameIssuer(o, c))) continue;
-    notBeforeMs = Math.max(notBeforeMs, from);
-    notAfterMs = Math.min(notAfterMs, to);
+    // one that expired within the slack counts (OpenSSL verified a moment earlier), even beside
+    // a copy valid now of the same name and key: that copy's signature is never checked here
+    // (the anchors are not at hand), and a caller holding back its handshake's end while its
+    // issuer expired passed the issuer over with a forged copy and kept a leaf's whole life (a
+    // review). A stale chain file's old copy is refused for the slack's 10 minutes, then passed over.
+    if (from <= nowMs && to > nowMs - EXPIRED_SLACK_MS) {
+      notBeforeMs = Math.max(notBeforeMs, from);
+      notAfterMs = Math.min(notAfterMs, to);
+    }
   }
   if (count >= MAX_PRESENTED && cert !== undefined) return { notBeforeMs, notAfterMs, problem: `presented more than ${MAX_PRESENTED} certificates` };
   return { notBeforeMs, notAfterMs };
-}
-
-/**
- * Two copies of one issuer: the same name and the same public key (SPKI). A key Node cannot
- * read makes them not the same: reading it throws, and a peer sending such a certificate beside
- * its chain (OpenSSL passes it over) must not end the process.
- */
-function sameIssuer(a: X509Certificate, b: X509Certificate): boolean {
-  if (a.subject !== b.subject) return false;
-  try {
-    return a.publicKey.equals(b.publicKey);
-  } catch {
-    return false;
-  }
 }
 
 /**

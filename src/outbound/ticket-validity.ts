@@ -72,7 +72,7 @@ export function verifiedPathWindow(leaf: X509Certificate, presented?: Buffer[], 
   for (let count = 0; cert !== undefined && count < MAX_PRESENTED; count++) {
     presented?.push(cert.raw);
     const next: X509Certificate | undefined = cert.issuerCertificate;
-    cert = next !== undefined && next.fingerprint256 === cert.fingerprint256 ? undefined : next;
+    cert = next === cert ? undefined : next;
   }
   return pathWindow(leaf, nowMs);
 }
