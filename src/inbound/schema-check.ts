@@ -52,17 +52,20 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
   const original = exchange.requestBody;
   bindExchange(original, exchange);
   original.on('trailers', onCallerTrailers);
+  // the bytes read: a refusal's record counts them (a body sent on is counted as it is replayed)
+  let bytesRead = 0;
   readAll(
     original,
     guard.maxBodySize,
     guard.budget,
     (body, why) => {
       if (exchange.phase === DONE) return; // timed out, or the caller left while the body came
+      const violation = body === undefined ? (why === 'overloaded' ? undefined : tooLarge(guard.maxBodySize)) : checkJsonBody(validate, body);
+      if (body === undefined || violation !== undefined) exchange.bytesIn += bytesRead;
       if (why === 'overloaded') {
         exchange.fail('overloaded', OVER_BUDGET);
         return;
       }
-      const violation = body === undefined ? tooLarge(guard.maxBodySize) : checkJsonBody(validate, body);
       schema.violation = violation;
       if (body === undefined) exchange.fail('body_too_large', (violation as Violation).message);
       else if (violation !== undefined) refuse(exchange, violation);
@@ -73,7 +76,10 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
         next(exchange);
       }
     },
-    () => touch(exchange),
+    (bytes) => {
+      bytesRead += bytes;
+      touch(exchange);
+    },
     // one caller's bodies may not fill the budget for all (body-budget.ts)
     exchange.caller.id.uri,
   );

@@ -71,12 +71,15 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
   const [path, query] = splitTarget(call.target);
   const check = guard.spec.check(call.method, path, query, call.headers, call.hasBody);
   const schema: { route: string | undefined; violation: Violation | undefined } = { route: check.route, violation: check.violation };
+  /** Body bytes read for the check: a call that ends here counts them (one sent on is counted as it is replayed). */
+  let bytesRead = 0;
   /** The one record of a call that ends here (refused, or the app gone); `code` undefined: the app went away (499). */
   const record = (code: ErrorCode | undefined) => {
     const exchange = new Exchange(ctx, call.method, requestIdOf(call.headers), startedMs);
     exchange.peer = pool.name;
     exchange.path = path;
     exchange.schema = schema;
+    exchange.bytesIn = bytesRead;
     exchange.errorCode = code;
     if (code !== undefined) exchange.status = statusFor(code);
     // a gRPC call gets the refusal as a gRPC status (refuse() below)
@@ -147,7 +150,10 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
           refuse(violation);
         } else forward(schema, body, trailers);
       }),
-    () => read.moved(),
+    (bytes) => {
+      bytesRead += bytes;
+      read.moved();
+    },
   );
 }
 

@@ -129,7 +129,7 @@ export function readAll(
   limit: number,
   budget: BodyBudget,
   done: (body: Buffer | undefined, why?: 'too_large' | 'overloaded') => void,
-  onChunk?: () => void,
+  onChunk?: (bytes: number) => void,
   caller?: string,
 ): () => void {
   const body = new BodyBuffer(limit, budget, caller);
@@ -140,7 +140,7 @@ export function readAll(
     body.clear();
   };
   const onData = (chunk: Buffer) => {
-    onChunk?.();
+    onChunk?.(chunk.length);
     const added = body.add(chunk);
     if (added === ADDED) return;
     stop();
