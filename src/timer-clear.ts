@@ -8,6 +8,9 @@
 // Ref'd for the moment of its clearing, the timer takes its empty list with it; nothing runs in
 // between, so the ref never holds the process.
 
+/** setTimeout's longest wait, 2^31-1 ms (24.8 days): a longer one is taken as 1 ms and fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** clearTimeout(), also dropping the emptied list of an unref'd timer. */
 export function clearTimer(timeout: NodeJS.Timeout | undefined): void {
   if (timeout === undefined) return;

@@ -9,7 +9,8 @@
 // of connections, each with its own expiry, wakes once per 30 s for the lot, not per connection.
 // A clock set back makes a timer fire early: it looks at Date.now() and waits again.
 
-import { clearTimer } from './timer-clear.js';
+// setTimeout holds at most MAX_TIMER_MS (24.8 days; longer wraps to 1 ms): longer waits go in steps
+import { clearTimer, MAX_TIMER_MS } from './timer-clear.js';
 
 /** How often the wall clock is compared with the running time; a jump is acted on within this. */
 export const CLOCK_CHECK_MS = 30_000;
@@ -17,8 +18,6 @@ export const CLOCK_CHECK_MS = 30_000;
 export const CLOCK_JUMP_MS = 60_000;
 /** Smaller differences (NTP slewing, rounding) leave the timers as they are. */
 const JUMP_TOLERANCE_MS = 1_000;
-/** setTimeout holds at most 2^31-1 ms (24.8 days; longer wraps to 1 ms): longer waits go in steps. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** One look every checkMs, only while it watches a timer; never keeps the process alive. */
 export class ClockWatch {

@@ -17,6 +17,8 @@
 // each, kept until their deadline, up to 24.8 days: 50,000 such requests held 50,000 timers
 // and +26 MB of heap after all were answered.
 
+import { MAX_TIMER_MS } from '../timer-clear.js';
+
 /** One pending deadline; `cancel()` it when the request is over. */
 export class Deadline<T> {
   /** @internal neighbours in the lane (older, newer); undefined at either end */
@@ -35,8 +37,6 @@ export class Deadline<T> {
     this.lane?.cancel(this);
   }
 }
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Lanes kept (empty ones included) beyond which an emptied lane is dropped at once, its timer cleared. */
 export const MAX_IDLE_LANES = 32;

@@ -13,11 +13,10 @@ import { splitPemCertificates } from '../pki/pem.js';
 import type { CaClient } from './ca-client.js';
 import { rootCount, validateSvidSoon, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
+import { MAX_TIMER_MS } from '../timer-clear.js';
 
 export const DEFAULT_BUNDLE_REFRESH_MS = 5 * 60_000;
 
-/** setTimeout keeps delays in an int32 (a longer one fires after 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The set of roots, order and PEM formatting aside. */
 function rootsKey(bundlePem: string): string {

@@ -17,7 +17,7 @@
 import { isWindingDown, type CallerSession } from './caller-session.js';
 import type { Socket } from 'node:net';
 import { WallClockTimer } from '../wall-clock-timer.js';
-import { clearTimer } from '../timer-clear.js';
+import { clearTimer, MAX_TIMER_MS } from '../timer-clear.js';
 import { destroyConnection } from '../http/tunnel-reset.js';
 
 export interface LifetimeEvents {
@@ -26,9 +26,6 @@ export interface LifetimeEvents {
   /** HTTP/2: the session reached its maximum age; it is being closed gracefully. */
   readonly onRetired: () => void;
 }
-
-/** setTimeout's longest wait. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class ConnectionLifetime {
   private readonly timer = new WallClockTimer({ unref: true });
