@@ -92,14 +92,21 @@ async function trafficRuns(runner: Runner, base: number): Promise<void> {
   });
 }
 
-t.test('Ctrl-C while traffic runs: exit 0, the full summary, every process stopped', async (t) => {
+/** A runner driving traffic, cleaned up at `t`'s end: its children (the CA and two sidecars) with their command lines. */
+async function runningDemo(t: Tap.Test): Promise<{ runner: Runner; children: Array<{ pid: number; cmdline: string }> }> {
   const base = await freeDemoBase();
   const runner = startRunner(t.testdir(), base);
-  let seen: number[] = [];
-  t.teardown(cleanUp(runner, () => seen));
+  const found: { children: Array<{ pid: number; cmdline: string }> } = { children: [] };
+  t.teardown(cleanUp(runner, () => found.children.map((c) => c.pid)));
   await trafficRuns(runner, base);
-  seen = (await childrenOf(runner.child.pid as number)).map((c) => c.pid);
-  t.equal(seen.length, 3, 'the CA and two sidecars run');
+  found.children = await childrenOf(runner.child.pid as number);
+  t.equal(found.children.length, 3, 'the CA and two sidecars run');
+  return { runner, children: found.children };
+}
+
+t.test('Ctrl-C while traffic runs: exit 0, the full summary, every process stopped', async (t) => {
+  const { runner, children } = await runningDemo(t);
+  const seen = children.map((c) => c.pid);
   // what a terminal does on Ctrl-C: SIGINT to every process of the foreground group
   process.kill(-(runner.child.pid as number), 'SIGINT');
   const { code, signal } = await within(runner.exited, 20_000, () => `no exit 20 s after Ctrl-C; ${runner.out.stdout.slice(-500)}`);
@@ -140,12 +147,7 @@ t.test('SIGTERM to the runner during start-up: none of its processes is left run
 
 // it hung: the traffic loop (no DEMO_SECONDS) kept calling closed ports every 20 ms
 t.test('a sidecar dying while traffic runs: the demo fails at once, exit 1, every process stopped', async (t) => {
-  const base = await freeDemoBase();
-  const runner = startRunner(t.testdir(), base);
-  let seen: Array<{ pid: number; cmdline: string }> = [];
-  t.teardown(cleanUp(runner, () => seen.map((c) => c.pid)));
-  await trafficRuns(runner, base);
-  seen = await childrenOf(runner.child.pid as number);
+  const { runner, children: seen } = await runningDemo(t);
   const orders = seen.find((c) => c.cmdline.includes('orders.yaml'));
   t.ok(orders, 'the orders sidecar runs');
   process.kill(orders?.pid as number, 'SIGKILL');
@@ -159,13 +161,8 @@ t.test('a sidecar dying while traffic runs: the demo fails at once, exit 1, ever
 // the children have sessions of their own: a hang-up reached the runner alone, which ended,
 // and the CA and both sidecars ran on holding the ports
 t.test('SIGHUP (the terminal closed): every process stopped', async (t) => {
-  const base = await freeDemoBase();
-  const runner = startRunner(t.testdir(), base);
-  let seen: number[] = [];
-  t.teardown(cleanUp(runner, () => seen));
-  await trafficRuns(runner, base);
-  seen = (await childrenOf(runner.child.pid as number)).map((c) => c.pid);
-  t.equal(seen.length, 3, 'the CA and two sidecars run');
+  const { runner, children } = await runningDemo(t);
+  const seen = children.map((c) => c.pid);
   process.kill(-(runner.child.pid as number), 'SIGHUP');
   await within(runner.exited, 20_000, () => 'no exit 20 s after SIGHUP');
   await waitFor(async () => (await Promise.all(seen.map((pid) => running(pid)))).every((alive) => !alive), 15_000, `processes ${seen.join(', ')} gone`);
