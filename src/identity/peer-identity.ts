@@ -156,7 +156,7 @@ function peerLeaf(socket: TLSSocket, resumed: boolean, anchorsPem: string | unde
   const cert = peerX509(socket);
   if (cert === undefined || resumed) return cert;
   if (anchorsPem === undefined || !socket.authorized) return cert;
-  const window = pathWindow(cert, nowMs);
+  const window = pathWindow(cert, nowMs, anchorsPem);
   if (window.problem !== undefined) return cert;
   if (leaves.size >= LEAF_LIMIT) leaves.delete(leaves.keys().next().value as string);
   const kept: KnownLeaf = { cert, window, anchorsPem };
@@ -202,7 +202,7 @@ export function peerIdentity(socket: TLSSocket, trustDomain: string, nowMs = Dat
   // a kept leaf's window (its verified path's, under this bundle) stands also
   // on a resumed session; a full handshake's is remembered for the resumptions of its
   // session, as peerPathValidity() does
-  const window = known?.window ?? peerPathValidity(cert, resumed, nowMs);
+  const window = known?.window ?? peerPathValidity(cert, resumed, nowMs, anchorsPem);
   if (known !== undefined && !resumed) remember(cert.fingerprint256, window);
   const problem = validityProblem(window, nowMs);
   if (problem !== undefined) return { ok: false, reason: window.problem !== undefined ? 'other' : problem.startsWith('expired') ? 'expired' : 'not_yet_valid', message: `the peer certificate path ${problem}${resumed ? ' (resumed TLS session)' : ''}` };

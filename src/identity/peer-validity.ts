@@ -14,6 +14,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import { readPrintedDate } from '../pki/cert-dates.js';
+import { bundleRoots } from '../pki/chain-to-roots.js';
 
 export interface ValidityWindow {
   /** The latest notBefore on the path (ms since the epoch). */
@@ -64,7 +65,7 @@ export function printedMs(text: string): number {
  * part of an accepted path and is passed over. Extra valid certificates can only narrow the
  * window. The outbound judges an upstream's path with it too (ticket-validity.ts).
  */
-export function pathWindow(leaf: X509Certificate, nowMs: number): ValidityWindow {
+export function pathWindow(leaf: X509Certificate, nowMs: number, anchorsPem?: string): ValidityWindow {
   let notBeforeMs = printedMs(leaf.validFrom);
   let notAfterMs = printedMs(leaf.validTo);
   // OpenSSL refuses such a leaf at the handshake; were one let through, NaN passes every check
@@ -81,7 +82,13 @@ export function pathWindow(leaf: X509Certificate, nowMs: number): ValidityWindow
     if (next === cert) break;
     cert = next;
   }
+  const anchors = anchorsPem === undefined ? [] : anchorsOf(anchorsPem);
   for (const c of others) {
+    // a copy of a trust anchor (a root rotation's cross certificate: the new root's name and key,
+    // signed by the old root) is no part of the path: OpenSSL ends it at the anchor itself.
+    // Counted, every connection was cut at the old root's end mid-rotation, and refused for the
+    // slack's 10 minutes after it
+    if (anchors.some((a) => isCopyOf(c, a))) continue;
     const from = printedMs(c.validFrom);
     const to = printedMs(c.validTo);
     // one that expired within the slack counts (OpenSSL verified a moment earlier), even beside
@@ -98,14 +105,31 @@ export function pathWindow(leaf: X509Certificate, nowMs: number): ValidityWindow
   return { notBeforeMs, notAfterMs };
 }
 
+/** The trust anchors of a bundle, parsed once per bundle (one bundle is in force at a time). */
+let anchorCache: { pem: string; roots: X509Certificate[] } | undefined;
+function anchorsOf(pem: string): X509Certificate[] {
+  if (anchorCache?.pem !== pem) anchorCache = { pem, roots: bundleRoots(pem) };
+  return anchorCache.roots;
+}
+
+/** `c` has `anchor`'s name and key. A key Node cannot read (a peer's, sent to test us) is no copy: reading it throws. */
+function isCopyOf(c: X509Certificate, anchor: X509Certificate): boolean {
+  if (c.subject !== anchor.subject) return false;
+  try {
+    return c.publicKey.equals(anchor.publicKey);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The validity window of the peer's certificate path on a TLS connection whose chain OpenSSL
  * has verified. `leaf`: socket.getPeerX509Certificate(); `resumed`: socket.isSessionReused().
  */
-export function peerPathValidity(leaf: X509Certificate, resumed: boolean, nowMs = Date.now()): ValidityWindow {
+export function peerPathValidity(leaf: X509Certificate, resumed: boolean, nowMs = Date.now(), anchorsPem?: string): ValidityWindow {
   const fingerprint = leaf.fingerprint256;
   const known = resumed ? windows.get(fingerprint) : undefined;
-  const window = known ?? pathWindow(leaf, nowMs);
+  const window = known ?? pathWindow(leaf, nowMs, anchorsPem);
   remember(fingerprint, window);
   return window;
 }

@@ -52,7 +52,8 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
   const original = exchange.requestBody;
   bindExchange(original, exchange);
   original.on('trailers', onCallerTrailers);
-  // the bytes read: a refusal's record counts them (a body sent on is counted as it is replayed)
+  // the bytes read count as they come (a caller that stalls or leaves mid-body is recorded with
+  // them); a body sent on is counted again as it is replayed, so they are taken back then
   let bytesRead = 0;
   readAll(
     original,
@@ -61,7 +62,6 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
     (body, why) => {
       if (exchange.phase === DONE) return; // timed out, or the caller left while the body came
       const violation = body === undefined ? (why === 'overloaded' ? undefined : tooLarge(guard.maxBodySize)) : checkJsonBody(validate, body);
-      if (body === undefined || violation !== undefined) exchange.bytesIn += bytesRead;
       if (why === 'overloaded') {
         exchange.fail('overloaded', OVER_BUDGET);
         return;
@@ -73,11 +73,13 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
         // an HTTP/1.1 caller's trailers are on its request once its body ended
         if (exchange.callerTrailers === undefined) exchange.callerTrailers = (original as { trailers?: IncomingHttpHeaders }).trailers;
         exchange.bodyReplacement = new PassThrough().end(body);
+        exchange.bytesIn -= bytesRead;
         next(exchange);
       }
     },
     (bytes) => {
       bytesRead += bytes;
+      exchange.bytesIn += bytes;
       touch(exchange);
     },
     // one caller's bodies may not fill the budget for all (body-budget.ts)

@@ -52,7 +52,9 @@ export function connectMutualTls(endpoint: UpstreamEndpoint, options: TlsConnect
       servername: '',
       // called on a full handshake whose chain verified, with that chain: what its tickets descend from
       checkServerIdentity: (hostname, cert) => {
-        notePathVerified(socket, material);
+        const refused = notePathVerified(socket, material);
+        // a path the inbound would refuse is refused here too: a dial failure, no request sent
+        if (refused !== undefined) return Object.assign(new MeshcarError('upstream_identity_mismatch', `the upstream's certificate path ${refused}`), { tlsReason: 'other' as const });
         return options.checkServerIdentity(hostname, cert);
       },
       rejectUnauthorized: true,

@@ -67,24 +67,31 @@ export function noteResumed(socket: TLSSocket, offered: Buffer | undefined): voi
  * counted (the window had ended before the first request, and each session was cut right after
  * it went out), or, passed over, hid the current issuer and its end.
  */
-export function verifiedPathWindow(leaf: X509Certificate, presented?: Buffer[], nowMs = Date.now()): ValidityWindow {
+export function verifiedPathWindow(leaf: X509Certificate, presented?: Buffer[], nowMs = Date.now(), anchorsPem?: string): ValidityWindow {
   let cert: X509Certificate | undefined = leaf;
   for (let count = 0; cert !== undefined && count < MAX_PRESENTED; count++) {
     presented?.push(cert.raw);
     const next: X509Certificate | undefined = cert.issuerCertificate;
     cert = next === cert ? undefined : next;
   }
-  return pathWindow(leaf, nowMs);
+  return pathWindow(leaf, nowMs, anchorsPem);
 }
 
-/** Called with the chain OpenSSL verified on a full handshake (checkServerIdentity's) and the material it was dialled with. */
-export function notePathVerified(socket: TLSSocket, material: IdentityTls): void {
+/**
+ * Called with the chain OpenSSL verified on a full handshake (checkServerIdentity's) and the
+ * material it was dialled with; returns why the path is refused, as the inbound refuses it (more
+ * than MAX_PRESENTED certificates, a date that cannot be read), else undefined. Only the tickets
+ * looked at that once, and the session guard reads the window's end alone: an upstream sending
+ * its issuer 11th kept its session past the issuer's end.
+ */
+export function notePathVerified(socket: TLSSocket, material: IdentityTls): string | undefined {
   const origin = originOf(socket);
   const presented: Buffer[] = [];
   const leaf = socket.getPeerX509Certificate();
-  origin.window = leaf === undefined ? { notBeforeMs: 0, notAfterMs: 0, problem: 'presented no certificate' } : verifiedPathWindow(leaf, presented);
+  origin.window = leaf === undefined ? { notBeforeMs: 0, notAfterMs: 0, problem: 'presented no certificate' } : verifiedPathWindow(leaf, presented, Date.now(), material.anchorsPem);
   origin.presented = presented;
   origin.material = material;
+  return origin.window.problem;
 }
 
 /**

@@ -17,7 +17,7 @@ import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { makePki } from '../helpers/pki.js';
-import { issueIssuerCertificate, issueRootCertificate } from '../../src/ca/x509-profile.js';
+import { issueCrossCertificate, issueIssuerCertificate, issueRootCertificate, rootName } from '../../src/ca/x509-profile.js';
 import { generateWorkloadKey, spkiDerOf } from '../../src/pki/keys.js';
 import { peerIdentity } from '../../src/identity/peer-identity.js';
 import { request, startOutbound, startUpstream, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
@@ -57,7 +57,7 @@ async function inboundVerdict(pki: Awaited<ReturnType<typeof makePki>>, keyPem: 
   const listener = tls.createServer({ key: server.privateKeyPem, cert: server.chainPem, ca: pki.bundlePem, requestCert: true, rejectUnauthorized: true });
   const verdict = new Promise<{ said: string; expiresAtMs?: number }>((resolve) => {
     listener.on('secureConnection', (socket) => {
-      const result = peerIdentity(socket, TD);
+      const result = peerIdentity(socket, TD, Date.now(), pki.bundlePem);
       resolve(result.ok ? { said: `accepted as ${result.id.uri}`, expiresAtMs: result.expiresAtMs } : { said: `refused: ${result.reason}: ${result.message}` });
       socket.destroy();
     });
@@ -75,9 +75,11 @@ async function inboundVerdict(pki: Awaited<ReturnType<typeof makePki>>, keyPem: 
 
 t.test('inbound: an issuer copy that ended 20 minutes ago beside the current one is passed over; 5 minutes ago, it counts', async (t) => {
   const pki = await makePki(TD);
+  // a leaf each: the inbound keeps a leaf's window per leaf and bundle
   const caller = await pki.issue(`spiffe://${TD}/svc/frontend`);
   t.equal((await inboundVerdict(pki, caller.privateKeyPem, caller.certificatePem + (await oldIssuerCopy(pki, 20 * 60_000)) + pki.issuerPem)).said, `accepted as spiffe://${TD}/svc/frontend`);
-  t.match((await inboundVerdict(pki, caller.privateKeyPem, caller.certificatePem + (await oldIssuerCopy(pki, 5 * 60_000)) + pki.issuerPem)).said, /^refused: expired/);
+  const another = await pki.issue(`spiffe://${TD}/svc/frontend`);
+  t.match((await inboundVerdict(pki, another.privateKeyPem, another.certificatePem + (await oldIssuerCopy(pki, 5 * 60_000)) + pki.issuerPem)).said, /^refused: expired/);
 });
 /** The outbound's window of the path `chainPem` presents (its key `keyPem`), at a real handshake. */
 async function outboundWindow(pki: Awaited<ReturnType<typeof makePki>>, keyPem: string, chainPem: string) {
@@ -90,7 +92,7 @@ async function outboundWindow(pki: Awaited<ReturnType<typeof makePki>>, keyPem: 
     port: (server.address() as AddressInfo).port,
     ca: pki.bundlePem,
     checkServerIdentity: () => {
-      window = verifiedPathWindow(socket.getPeerX509Certificate() as X509Certificate);
+      window = verifiedPathWindow(socket.getPeerX509Certificate() as X509Certificate, undefined, Date.now(), pki.bundlePem);
       return undefined;
     },
   });
@@ -151,4 +153,46 @@ t.test('inbound: an extra certificate whose key Node cannot read is passed over,
   const answer = await h1Request(fx.port, { ...caller, cert: `${caller.cert as string}${badPem}`, ciphers: 'DEFAULT@SECLEVEL=0' });
   t.equal(answer.status, 200, 'served');
   t.equal((await h1Request(fx.port, await fx.tlsOptions())).status, 200, 'and the next caller too');
+});
+
+// a root rotation's cross certificate (the new root's name and key, signed by the old root,
+// clamped to the old root's end) travels in every chain while the new root is active; OpenSSL
+// ends the path at the new root in the bundle. Counted, each connection was cut at the old
+// root's end, and refused for 10 minutes after it (a review)
+t.test("a root rotation's cross certificate narrows no window, on either side", async (t) => {
+  const pki = await makePki(TD);
+  const oldKey = await generateWorkloadKey();
+  const oldRoot = { key: createPrivateKey(oldKey.privateKeyPem), name: rootName(TD), spki: spkiDerOf(createPublicKey(oldKey.publicKeyPem)) };
+  for (const [label, oldEndOffsetMs] of [['the old root ends in 2 minutes', 2 * 60_000], ['the old root ended 5 minutes ago', -5 * 60_000]] as const) {
+    const cross = (await issueCrossCertificate(oldRoot, new Date(Date.now() + oldEndOffsetMs), pki.root.spki, TD, new Date(Date.now() - DAY_MS))).pem;
+    const caller = await pki.issue(`spiffe://${TD}/svc/frontend`);
+    const leafEnd = Date.parse(new X509Certificate(caller.certificatePem).validTo);
+    const inbound = await inboundVerdict(pki, caller.privateKeyPem, caller.certificatePem + pki.issuerPem + cross);
+    t.equal(inbound.expiresAtMs, leafEnd, `${label}, inbound: accepted to the leaf's end (${inbound.said})`);
+    const up = await pki.issue(UPSTREAM_ID);
+    const window = await outboundWindow(pki, up.privateKeyPem, up.certificatePem + pki.issuerPem + cross);
+    t.equal(window.notAfterMs, Date.parse(new X509Certificate(up.certificatePem).validTo), `${label}, outbound: the window runs to the leaf's end`);
+  }
+});
+
+// the outbound's session guard read only the window's end: an upstream presenting more than 10
+// certificates (its issuer 11th) kept its session past the issuer's end, where the inbound
+// refuses such a caller outright
+t.test('outbound: an upstream presenting more than 10 certificates is refused, as the inbound refuses a caller', async (t) => {
+  const pki = await makePki(TD);
+  const up = await pki.issue(UPSTREAM_ID);
+  let junk = '';
+  for (let i = 0; i < 9; i++) {
+    const key = await generateWorkloadKey();
+    junk += (await issueRootCertificate(createPrivateKey(key.privateKeyPem), spkiDerOf(createPublicKey(key.publicKeyPem)), `junk${i}.test`)).pem;
+  }
+  const upstream = await startUpstream(pki, { leaf: { ...up, chainPem: up.certificatePem + junk + pki.issuerPem } });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  const answer = await request(fx.port);
+  t.not(answer.status, 200, `refused (${answer.status} ${answer.headers['x-meshcar-error'] ?? ''})`);
+  t.equal(upstream.requests, 0, 'nothing was sent to it');
 });

@@ -7,6 +7,9 @@
 
 import t from 'tap';
 import { resolve } from 'node:path';
+import { once } from 'node:events';
+import { connect as tlsConnect } from 'node:tls';
+import { waitFor } from '../helpers/mesh.js';
 import { loadGuard } from '../../src/schema/guard.js';
 import { makePki, request, startOutbound, startUpstream, TD } from '../helpers/outbound-fixture.js';
 import { h1Request, startInbound } from '../helpers/inbound-fixture.js';
@@ -44,4 +47,28 @@ t.test('inbound enforce: a refused body and a forwarded one each record the byte
   const records = await fx.observer.waitForRequests(2);
   t.equal(records.find((r) => r.requestId === 'refused')?.bytesIn, Buffer.byteLength(INVALID), 'refused: every byte read counted');
   t.equal(records.find((r) => r.requestId === 'sent')?.bytesIn, Buffer.byteLength(VALID), 'forwarded: counted once');
+});
+
+// the inbound counted a refusal's bytes only once the read ended: a body that stalled (408) or
+// whose caller left (499) was recorded with none, where the outbound counted what it had read
+t.test('inbound enforce: a body that stalls or whose caller leaves halfway records the bytes read', async (t) => {
+  const fx = await startInbound();
+  t.teardown(() => fx.close());
+  fx.inbound.setSchema(await loadGuard({ spec: SPEC, mode: 'enforce', maxBodySize: 8192 }));
+  fx.inbound.setTimeouts({ timeoutMs: 5000, idleTimeoutMs: 400 });
+  const part = `{"item":"${'b'.repeat(500)}`;
+  for (const leave of [false, true]) {
+    const requestId = leave ? 'left' : 'stalled';
+    const socket = tlsConnect({ ...(await fx.tlsOptions()), host: '127.0.0.1', port: fx.port, ALPNProtocols: ['http/1.1'] });
+    socket.on('error', () => undefined);
+    t.teardown(() => socket.destroy());
+    await once(socket, 'secureConnect');
+    socket.write(`POST /orders HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nidempotency-key: idem-0001\r\nx-request-id: ${requestId}\r\ncontent-length: 2000\r\n\r\n${part}`);
+    await waitFor(async () => fx.inbound.inFlight === 1, 5_000, 'the request in flight');
+    if (leave) socket.destroy();
+    await waitFor(async () => fx.observer.requests.some((r) => r.requestId === requestId), 5_000, `the ${requestId} request recorded`);
+    const record = fx.observer.requests.find((r) => r.requestId === requestId);
+    t.equal(record?.bytesIn, part.length, `${requestId} (${record?.status}): the ${part.length} bytes read`);
+    socket.destroy();
+  }
 });
