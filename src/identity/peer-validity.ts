@@ -65,23 +65,12 @@ export function printedMs(text: string): number {
  * part of an accepted path and is passed over. Extra valid certificates can only narrow the
  * window. The outbound judges an upstream's path with it too (ticket-validity.ts).
  */
-export function pathWindow(leaf: X509Certificate, nowMs: number, anchorsPem?: string): ValidityWindow {
+export function pathWindow(leaf: X509Certificate, nowMs: number, anchorsPem?: string, chain: PresentedChain = presentedChain(leaf)): ValidityWindow {
   let notBeforeMs = printedMs(leaf.validFrom);
   let notAfterMs = printedMs(leaf.validTo);
   // OpenSSL refuses such a leaf at the handshake; were one let through, NaN passes every check
   if (Number.isNaN(notBeforeMs) || Number.isNaN(notAfterMs)) return { notBeforeMs: 0, notAfterMs: 0, problem: 'has a validity date this host cannot read' };
-  const others: X509Certificate[] = [];
-  let cert: X509Certificate | undefined = leaf.issuerCertificate;
-  let count = 1;
-  for (; cert !== undefined && count < MAX_PRESENTED; count++) {
-    others.push(cert);
-    const next: X509Certificate | undefined = cert.issuerCertificate;
-    // Node links the certificates in the order sent and the last to nothing; a repeat of any
-    // one is walked past, not taken for the end: [L, S, S, I], S self-signed and made by the
-    // caller, hid I behind the repeat (a review), as [L, L, I] did before
-    if (next === cert) break;
-    cert = next;
-  }
+  const others = chain.certs.slice(1);
   const anchors = anchorsPem === undefined ? [] : anchorsOf(anchorsPem);
   for (const c of others) {
     // a copy of a trust anchor (a root rotation's cross certificate: the new root's name and key,
@@ -101,8 +90,30 @@ export function pathWindow(leaf: X509Certificate, nowMs: number, anchorsPem?: st
       notAfterMs = Math.min(notAfterMs, to);
     }
   }
-  if (count >= MAX_PRESENTED && cert !== undefined) return { notBeforeMs, notAfterMs, problem: `presented more than ${MAX_PRESENTED} certificates` };
+  if (chain.overflow) return { notBeforeMs, notAfterMs, problem: `presented more than ${MAX_PRESENTED} certificates` };
   return { notBeforeMs, notAfterMs };
+}
+
+/** The certificates a peer presented, leaf first, at most MAX_PRESENTED; `overflow`: it sent more. */
+export interface PresentedChain {
+  readonly certs: readonly X509Certificate[];
+  readonly overflow: boolean;
+}
+
+/**
+ * The presented certificates as Node links them: in the order sent, the last to nothing. A
+ * repeat of any one is walked past, not taken for the end: [L, S, S, I], S self-signed and made
+ * by the peer, hid I behind the repeat (a review), as [L, L, I] did before; only a certificate
+ * linked to itself ends the walk.
+ */
+export function presentedChain(leaf: X509Certificate): PresentedChain {
+  const certs = [leaf];
+  let next = leaf.issuerCertificate;
+  while (next !== undefined && next !== certs[certs.length - 1] && certs.length < MAX_PRESENTED) {
+    certs.push(next);
+    next = next.issuerCertificate;
+  }
+  return { certs, overflow: next !== undefined && next !== certs[certs.length - 1] };
 }
 
 /** The trust anchors of a bundle, parsed once per bundle (one bundle is in force at a time). */

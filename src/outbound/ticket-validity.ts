@@ -17,7 +17,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { MAX_PRESENTED, pathWindow, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
+import { pathWindow, presentedChain, validityProblem, type ValidityWindow } from '../identity/peer-validity.js';
 import type { IdentityTls } from '../identity/tls-contexts.js';
 
 /**
@@ -68,13 +68,10 @@ export function noteResumed(socket: TLSSocket, offered: Buffer | undefined): voi
  * it went out), or, passed over, hid the current issuer and its end.
  */
 export function verifiedPathWindow(leaf: X509Certificate, presented?: Buffer[], nowMs = Date.now(), anchorsPem?: string): ValidityWindow {
-  let cert: X509Certificate | undefined = leaf;
-  for (let count = 0; cert !== undefined && count < MAX_PRESENTED; count++) {
-    presented?.push(cert.raw);
-    const next: X509Certificate | undefined = cert.issuerCertificate;
-    cert = next === cert ? undefined : next;
-  }
-  return pathWindow(leaf, nowMs, anchorsPem);
+  // walked once: the DER for the origin's chain checks, and the window
+  const chain = presentedChain(leaf);
+  if (presented !== undefined) for (const cert of chain.certs) presented.push(cert.raw);
+  return pathWindow(leaf, nowMs, anchorsPem, chain);
 }
 
 /**
