@@ -16,6 +16,14 @@ import type { Worker } from 'node:cluster';
 export const HEALTH_CHECK_INTERVAL_MS = 3_000;
 /** Missed pings in a row that make a worker stuck: one slow moment (a GC pause, a big scrape) is not enough. */
 export const MISSES_TO_REPLACE = 2;
+/**
+ * During the drain: how often each worker is pinged, and how long its answer is waited for. A
+ * worker stopped or stuck then never closes its listeners, so node:cluster's shared listener
+ * stayed open and kept handing it its share of the new connections, held unanswered until the
+ * drain timeout; checked this often, it is killed within about 3 s (two misses). Still two
+ * misses of 1 s each: a draining worker under load that lags a moment keeps its requests.
+ */
+export const DRAIN_CHECK_INTERVAL_MS = 1_000;
 /** From its fork, how long a worker has to say hello: it does so once its code is loaded, before any work (well under a second). */
 export const HELLO_TIMEOUT_MS = 10_000;
 
@@ -26,7 +34,7 @@ export interface HealthCheckDeps {
   unheard(): readonly Worker[];
   /** Asks `worker` a ping; rejects when it did not answer in time. */
   ping(worker: Worker): Promise<unknown>;
-  /** Checks are off (a reload round, the drain): misses are not counted. */
+  /** Checks are off (a reload round): misses are not counted. */
   paused(): boolean;
   /** `worker` missed MISSES_TO_REPLACE checks in a row, or never said hello: `why` says which. */
   stuck(worker: Worker, why: string): void;
@@ -43,6 +51,13 @@ export class HealthChecks {
 
   start(): void {
     this.timer ??= setInterval(() => this.round(), this.intervalMs);
+  }
+
+  /** The drain: a check now, then every DRAIN_CHECK_INTERVAL_MS (see there). */
+  hurry(): void {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.round(), DRAIN_CHECK_INTERVAL_MS);
+    this.round();
   }
 
   stop(): void {
@@ -69,7 +84,8 @@ export class HealthChecks {
       this.deps.ping(worker).then(
         () => this.misses.delete(worker.id),
         () => {
-          if (worker.isDead() || this.deps.paused()) return;
+          // one that drained has closed its channel on its way out: no miss
+          if (worker.isDead() || !worker.isConnected() || this.deps.paused()) return;
           const misses = (this.misses.get(worker.id) ?? 0) + 1;
           this.misses.set(worker.id, misses);
           if (misses < MISSES_TO_REPLACE) return;

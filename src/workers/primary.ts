@@ -28,7 +28,7 @@ import { reloadRound, type RoundOutcome } from './reload-round.js';
 import { Asks } from './asks.js';
 import { LogPerKey } from '../log-per-key.js';
 import { DepartedCounts } from './departed-counts.js';
-import { HealthChecks, HELLO_TIMEOUT_MS } from './health-checks.js';
+import { DRAIN_CHECK_INTERVAL_MS, HealthChecks, HELLO_TIMEOUT_MS } from './health-checks.js';
 import type { KillCause } from './replacements.js';
 import { WorkerRestarts } from './worker-restarts.js';
 import { EXIT_GRACE_MS, ExitWaits, workerDrainTimeout } from './worker-exits.js';
@@ -67,11 +67,18 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
   /** Replaces a worker that stops answering (stopped, stuck): see health-checks.ts. */
   private readonly health = new HealthChecks({
     // starting ones too: one stopped or stuck before it listened kept /ready at 503 for good
-    workers: () => this.greetedLive(),
+    // not one that drained and closed its channel: it is on its way out
+    workers: () => this.greetedLive().filter((w) => w.isConnected()),
     unheard: () => this.live().filter((w) => !this.greeted.has(w.id) && performance.now() - (this.forkedAt.get(w.id) ?? performance.now()) >= HELLO_TIMEOUT_MS),
-    ping: (worker) => this.asks.ask(worker, { ask: 'ping' }, this.viewAskTimeoutMs),
-    paused: () => this.stopping || this.deciding !== undefined,
+    ping: (worker) => this.asks.ask(worker, { ask: 'ping' }, this.stopping ? DRAIN_CHECK_INTERVAL_MS : this.viewAskTimeoutMs),
+    // a round the drain overtakes is no pause: the drain checks on
+    paused: () => !this.stopping && this.deciding !== undefined,
     stuck: (worker, why) => {
+      if (this.stopping) {
+        // no replacement: its in-flight requests are cut, and the connections handed to it closed (untaken-connections.ts)
+        this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `killing worker ${worker.id} during the drain: ${why}; the requests it had in flight are cut`);
+        return this.exitWaits.kill(worker);
+      }
       // counted as a restart: the worker was lost without a reload asking for it
       this.metricsOf.restarts.inc();
       // and replaced as a crashed one is, within the crash-loop bound: a worker starved again and
@@ -169,7 +176,10 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
 
   /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */
   async drain(timeoutMs: number): Promise<void> {
-    this.stopRestarting();
+    this.stopping = true;
+    this.restarts.stop();
+    // a stopped or stuck worker would keep the shared listener open to the drain's end: see DRAIN_CHECK_INTERVAL_MS
+    this.health.hurry();
     // the workers drain in the budget less their exit grace and their drain's overrun (the cut
     // gRPC calls' statuses); the stragglers are killed at the budget's end
     const workerTimeoutMs = workerDrainTimeout(timeoutMs);
@@ -177,6 +187,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     // a worker that has not said hello cannot hear it yet: it is told at its hello
     for (const worker of this.live()) if (this.greeted.has(worker.id)) this.send(worker, { type: 'meshcar:drain', timeoutMs: workerTimeoutMs });
     await this.exitWaits.until(timeoutMs);
+    this.health.stop();
   }
 
   async close(): Promise<void> {

@@ -2,13 +2,14 @@
 // stand-in workers whose pings answer or fail as each test says: a worker is handed to `stuck`
 // after two missed pings in a row, not after one followed by an answer; nothing is counted
 // while the checks are paused (a reload round), and a ping not yet settled is not sent again;
-// a worker that never said hello is handed to `stuck` once, not at every check.
+// a worker that never said hello is handed to `stuck` once, not at every check; a worker whose
+// pings fail because it closed its channel (it drained and is on its way out) is not stuck.
 
 import t from 'tap';
 import type { Worker } from 'node:cluster';
 import { HealthChecks, HELLO_TIMEOUT_MS, MISSES_TO_REPLACE } from '../../src/workers/health-checks.js';
 
-const worker = (id: number) => ({ id, isDead: () => false }) as unknown as Worker;
+const worker = (id: number, connected = true) => ({ id, isDead: () => false, isConnected: () => connected }) as unknown as Worker;
 
 /** Resolves once `check` holds (polled every 5 ms), or rejects after 2 s. */
 async function until(check: () => boolean, what: string): Promise<void> {
@@ -73,4 +74,24 @@ t.test('a worker that never said hello is stuck once, with why; not while paused
   await new Promise((resolve) => setTimeout(resolve, 100));
   checks.stop();
   t.same(stuck, [[4, 'it did not say hello within 10 s of its start (stopped or stuck)']], 'once, however many checks see it');
+});
+
+t.test('a worker that closed its channel (drained, exiting) misses nothing', async (t) => {
+  const stuck: number[] = [];
+  let pings = 0;
+  const checks = new HealthChecks({
+    workers: () => [worker(1, false)],
+    unheard: () => [],
+    ping: () => {
+      pings++;
+      return Promise.reject(new Error('worker 1 is not connected'));
+    },
+    paused: () => false,
+    stuck: (w) => stuck.push(w.id),
+  }, 20);
+  checks.start();
+  t.teardown(() => checks.stop());
+  await until(() => pings >= 5, '5 pings');
+  checks.stop();
+  t.same(stuck, [], 'not handed to stuck');
 });

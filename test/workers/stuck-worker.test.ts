@@ -4,7 +4,9 @@
 //   are told to drain within it less their exit grace, the stopped one is killed at 2 s and the
 //   primary exits 0 (it took drainTimeout + 5 s: the stragglers were killed only after a grace
 //   beyond the timeout, past what terminationGracePeriodSeconds is sized from); that kill is not
-//   logged as a worker dying during the drain (drain-exits.test.ts);
+//   logged as a worker dying during the drain (drain-exits.test.ts); with a 20 s drainTimeout the
+//   health checks, once a second through the drain, kill it within about 3 s (it held the shared
+//   listener open, handed new connections nobody answered, to the drain timeout);
 // - a stopped worker is replaced: it misses two of the primary's health checks (every 3 s) and is
 //   killed and restarted, counted in the restarts; then /ready is 200 with two workers listening
 //   and every new connection is served (it used to stay until the next reload, /ready 200,
@@ -48,6 +50,24 @@ t.test('SIGTERM with a stopped worker: exit 0 within drainTimeout', { timeout: 3
   t.ok(sidecar.process.lines.some((l) => l.msg === 'worker still running after the drain timeout; killing it'), 'the stopped worker was killed at the drain timeout');
   // that kill is the primary's own, said above: not taken for a worker dying during the drain
   t.notOk(sidecar.process.lines.some((l) => String(l.msg).startsWith('worker exited during the drain')), 'not said to have died during the drain');
+});
+
+// Health checks go on through the drain, once a second: a stopped worker never closes its
+// listeners, so node:cluster's shared listener stayed open to the drain timeout (20 s here),
+// handing it new connections that nobody answered. Now it is killed after two missed checks and
+// the sidecar is gone in seconds.
+t.test('SIGTERM with a stopped worker and a long drainTimeout: it is killed within seconds', { timeout: 40_000 }, async (t) => {
+  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, drainTimeout: '20s', extraYaml: 'workers: 2' });
+  t.teardown(() => sidecar.stop('SIGKILL'));
+  await stopOne(t, sidecar);
+  const started = Date.now();
+  sidecar.process.child.kill('SIGTERM');
+  const code = await sidecar.process.exited();
+  const took = Date.now() - started;
+  t.equal(code, 0, 'exit 0');
+  t.ok(took < 6_000, `exited in ${took} ms, not at the 20 s drain timeout`);
+  t.ok(sidecar.process.lines.some((l) => typeof l.msg === 'string' && /^killing worker \d+ during the drain: it did not answer 2 health checks in a row/.test(l.msg)), 'the log says which worker was killed and why');
+  t.notOk(sidecar.process.lines.some((l) => l.msg === 'worker still running after the drain timeout; killing it'), 'not left to the drain timeout');
 });
 
 t.test('a stopped worker is replaced after two missed health checks', { timeout: 40_000 }, async (t) => {
