@@ -31,8 +31,10 @@ export async function authenticate(req: IncomingMessage, authority: Authority): 
   // that moment: a root retired since (an emergency rotation) must not renew its leaves, on a
   // keep-alive connection or on the first one after the retire, before the TLS context swaps
   if (!chainsToRoots(peer, authority.material.roots)) throw new MeshcarError('bad_client_certificate', 'the client certificate does not chain to a root this CA still trusts (retired?); request a new SVID with a join token');
-  // and the dates are checked now
-  const expired = validityProblem(peerPathValidity(peer, socket.isSessionReused()), Date.now());
+  // and the dates are checked now, against the bundle as every side does: a root rotation's
+  // cross certificate, which travels in every chain while a new root is active, is no part of
+  // the path (counted, renewals were refused from the old root's end on)
+  const expired = validityProblem(peerPathValidity(peer, socket.isSessionReused(), Date.now(), authority.material.bundlePem), Date.now());
   if (expired !== undefined) throw new MeshcarError('bad_client_certificate', `the client certificate ${expired}; request a new SVID with a join token`);
   const uris = uriSans(peer);
   if (uris.length !== 1) throw new MeshcarError('bad_client_certificate', `the client certificate has ${uris.length} URI names; an SVID has exactly one`);
