@@ -19,7 +19,7 @@ import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { bundleRoots, chainsToRoots, issuerIndex } from '../pki/chain-to-roots.js';
-import { MAX_PRESENTED } from '../identity/peer-validity.js';
+import { presentedChain } from '../identity/peer-validity.js';
 import { peerX509 } from '../pki/peer-x509.js';
 
 /** Whether `after` leaves out a root `before` held. */
@@ -28,16 +28,21 @@ export function rootsRemoved(before: string, after: string): boolean {
   return bundleRoots(before).some((root) => !kept.has(root.fingerprint256));
 }
 
-/** The caller's leaf and the other certificates its handshake showed (none on a resumed session). */
+/**
+ * The caller's leaf and the other certificates its handshake showed (none on a resumed session),
+ * each once: the walk is the one every path check makes (presentedChain), and a repeat ends
+ * nothing (it ended this walk, and a caller sending its leaf twice before its issuer was cut at
+ * a bundle change though it chained to a kept root).
+ */
 function presentedPath(socket: TLSSocket): X509Certificate[] | undefined {
   const leaf = peerX509(socket);
   if (leaf === undefined) return undefined;
-  const path = [leaf];
-  for (let cert = leaf.issuerCertificate; cert !== undefined && path.length < MAX_PRESENTED; cert = cert.issuerCertificate) {
-    if (path.some((seen) => seen.fingerprint256 === cert!.fingerprint256)) break;
-    path.push(cert);
-  }
-  return path;
+  const seen = new Set<string>();
+  return presentedChain(leaf).certs.filter((cert) => {
+    if (seen.has(cert.fingerprint256)) return false;
+    seen.add(cert.fingerprint256);
+    return true;
+  });
 }
 
 /** Whether the caller on `socket` still chains to `roots`; `extra`: intermediates known besides its own. */

@@ -3,7 +3,8 @@
 // next request were served on the handshake's old verdict (up to the session's maximum age, and
 // until the caller's certificate expired), while a new connection was refused. A caller under a
 // root the bundle keeps, one whose path reaches the kept root through a cross certificate (a
-// root rotation's middle step), and every caller when a root is only added, keep theirs. Real
+// root rotation's middle step), one that sends its leaf twice before its issuer, and every caller
+// when a root is only added, keep theirs. Real
 // inbound, real mTLS clients (node:http2, node:https with a keep-alive agent), both codecs.
 
 import t from 'tap';
@@ -80,21 +81,26 @@ for (const codec of ['meshcar', 'node'] as const) {
     const crossed = await b.issue(`spiffe://${TD}/svc/reports`);
     const cross = await issueCrossCertificate(a.root, new Date(Date.now() + 86_400_000), b.root.spki, TD);
     const crossCaller = await connectCaller(fx.port, { ...crossed, chainPem: crossed.chainPem + cross.pem }, both);
-    t.teardown(() => [oldCaller, newCaller, crossCaller].forEach((caller) => caller.close()));
-    for (const caller of [oldCaller, newCaller, crossCaller]) t.same([await caller.h2(), await caller.h1()], [200, 200], 'served under A and B');
-    const h1Sockets = [oldCaller, newCaller, crossCaller].map((caller) => caller.h1Socket);
+    // a leaf of B under an issuer of its own (not in the server's chain), its leaf sent twice:
+    // the walk of what a caller presented ended at the repeat, never reached the issuer, and cut it
+    const repeated = await b.issueUnderShortIssuer(`spiffe://${TD}/svc/audit`, 86_400_000);
+    const repeatCaller = await connectCaller(fx.port, { ...repeated, chainPem: repeated.certificatePem + repeated.certificatePem + repeated.issuerPem }, both);
+    t.teardown(() => [oldCaller, newCaller, crossCaller, repeatCaller].forEach((caller) => caller.close()));
+    for (const caller of [oldCaller, newCaller, crossCaller, repeatCaller]) t.same([await caller.h2(), await caller.h1()], [200, 200], 'served under A and B');
+    const h1Sockets = [oldCaller, newCaller, crossCaller, repeatCaller].map((caller) => caller.h1Socket);
 
     // the control: a root added un-trusts no one
     fx.identity.swap(validateSvid({ ...(await a.issue(SERVER_ID)), bundlePem: both + c.bundlePem }, SERVER_ID));
-    for (const caller of [oldCaller, newCaller, crossCaller]) t.same([await caller.h2(), await caller.h1()], [200, 200], 'a root added: still served');
+    for (const caller of [oldCaller, newCaller, crossCaller, repeatCaller]) t.same([await caller.h2(), await caller.h1()], [200, 200], 'a root added: still served');
 
     // A retired: the server's own certificate under B, its bundle B and C
     fx.identity.swap(validateSvid({ ...(await b.issue(SERVER_ID)), bundlePem: b.bundlePem + c.bundlePem }, SERVER_ID));
     await waitUntil(() => !oldCaller.h2Open && oldCaller.h1Socket?.destroyed === true, "the A caller's connections closed");
     t.not(await oldCaller.h2(), 200, 'the A caller: no new stream on its session');
     t.not(await oldCaller.h1(), 200, 'the A caller: no request on a new connection either');
-    for (const caller of [newCaller, crossCaller]) t.same([await caller.h2(), await caller.h1()], [200, 200], 'the B callers (one through the cross certificate): still served');
-    t.ok(newCaller.h2Open && crossCaller.h2Open, 'on the same sessions');
+    for (const caller of [newCaller, crossCaller, repeatCaller]) t.same([await caller.h2(), await caller.h1()], [200, 200], 'the B callers (one through the cross certificate, one sending its leaf twice): still served');
+    t.ok(newCaller.h2Open && crossCaller.h2Open && repeatCaller.h2Open, 'on the same sessions');
+    t.equal(repeatCaller.h1Socket, h1Sockets[3], 'and the same keep-alive connection (leaf sent twice)');
     t.equal(newCaller.h1Socket, h1Sockets[1], 'and the same keep-alive connection');
     t.equal(crossCaller.h1Socket, h1Sockets[2], 'and the same keep-alive connection (cross certificate)');
     const warned = lines.filter((line) => line.level === 40 && String(line.msg).includes('no longer holds'));
