@@ -76,7 +76,9 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     stuck: (worker, why) => {
       if (this.stopping) {
         // no replacement: its in-flight requests are cut, and the connections handed to it closed (untaken-connections.ts)
-        this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `killing worker ${worker.id} during the drain: ${why}; the requests it had in flight are cut`);
+        // one that never said hello never had its config: it served nothing
+        const cut = this.greeted.has(worker.id) ? '; the requests it had in flight are cut' : '';
+        this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `killing worker ${worker.id} during the drain: ${why}${cut}`);
         return this.exitWaits.kill(worker);
       }
       // counted as a restart: the worker was lost without a reload asking for it

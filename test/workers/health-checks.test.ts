@@ -95,3 +95,28 @@ t.test('a worker that closed its channel (drained, exiting) misses nothing', asy
   checks.stop();
   t.same(stuck, [], 'not handed to stuck');
 });
+
+t.test('the drain counts misses of its own: one just before it and one at its start are not two', async (t) => {
+  const stuck: number[] = [];
+  let failing = 2;
+  let settled = 0;
+  const checks: HealthChecks = new HealthChecks({
+    workers: () => [worker(1)],
+    unheard: () => [],
+    // the last normal check and the drain's first are missed, then the worker answers
+    ping: () =>
+      (failing-- > 0 ? Promise.reject(new Error('timeout')) : Promise.resolve(true)).finally(() => {
+        settled++;
+        // the SIGTERM comes right after the normal miss was counted
+        if (settled === 1) setImmediate(() => checks.hurry());
+      }),
+    paused: () => false,
+    stuck: (w) => stuck.push(w.id),
+  }, 20);
+  checks.start();
+  t.teardown(() => checks.stop());
+  await until(() => settled >= 2, 'the drain check settled');
+  await new Promise((resolve) => setImmediate(resolve));
+  checks.stop();
+  t.same(stuck, [], 'not handed to stuck');
+});

@@ -5,14 +5,19 @@
 // "starting" for good: the sidecar never got ready (a replacement so stopped kept /ready at 503
 // for good). Now a worker is pinged from its hello on (worker 1 misses two and is killed) and one
 // that says no hello within 10 s is killed (worker 2); both are replaced, counted as restarts,
-// and the sidecar is ready on their replacements.
+// and the sidecar is ready on their replacements. A SIGTERM while a replacement is stopped
+// before its hello: the health checks go on through the drain and kill it at its hello timeout
+// (not at the drain timeout), said as what it is: it had no config and served nothing, so no
+// requests of its were cut.
 
 import t from 'tap';
 import { fileURLToPath } from 'node:url';
-import { launchSidecar } from '../helpers/mesh.js';
+import { launchSidecar, waitFor } from '../helpers/mesh.js';
 import { probeRequest, workersFixture, workersOf } from '../helpers/workers.js';
 
 const fx = workersFixture(t);
+// each test runs its own sidecar, mostly waiting for the 10 s hello timeout
+t.jobs = 2;
 
 t.test('workers stopped while they start are replaced; the sidecar gets ready', { timeout: 60_000 }, async (t) => {
   const stalled = fileURLToPath(new URL('../fixtures/stalled-start-worker.cjs', import.meta.url));
@@ -30,4 +35,22 @@ t.test('workers stopped while they start are replaced; the sidecar gets ready', 
   t.ok(said('restarting worker 1: it did not answer 2 health checks in a row (stopped or stuck)'), 'worker 1: stopped after its hello, missed two pings');
   t.ok(said('restarting worker 2: it did not say hello within 10 s of its start (stopped or stuck)'), 'worker 2: stopped before its hello');
   for (let i = 0; i < 4; i++) t.equal((await probeRequest(sidecar.inboundPort, fx.probe)).status, 200, 'served');
+});
+
+t.test('SIGTERM while a replacement is stopped before its hello: killed during the drain, no requests said cut', { timeout: 60_000 }, async (t) => {
+  const stalled = fileURLToPath(new URL('../fixtures/stalled-replacement-worker.cjs', import.meta.url));
+  const launched = await launchSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, drainTimeout: '30s', extraYaml: 'workers: 2', nodeArgs: ['--require', stalled] });
+  t.teardown(() => launched.stop('SIGKILL'));
+  const sidecar = await launched.ready(30_000);
+  const first = (await workersOf(sidecar)).workers.find((w) => w.id === 1)?.pid as number;
+  process.kill(first, 'SIGKILL');
+  // its replacement (worker 3) is forked and stops as it loads
+  await waitFor(async () => (await workersOf(sidecar)).workers.some((w) => w.id === 3), 10_000, 'worker 3 forked', sidecar.process);
+  const started = Date.now();
+  sidecar.process.child.kill('SIGTERM');
+  const code = await sidecar.process.exited();
+  const took = Date.now() - started;
+  t.equal(code, 0, 'exit 0');
+  t.ok(took < 20_000, `exited in ${took} ms, not at the 30 s drain timeout`);
+  t.ok(sidecar.process.lines.some((l) => l.msg === 'killing worker 3 during the drain: it did not say hello within 10 s of its start (stopped or stuck)'), 'worker 3 killed at its hello timeout; nothing said cut (it had no config)');
 });
