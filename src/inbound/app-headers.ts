@@ -18,21 +18,25 @@ import type { Exchange } from './exchange.js';
  */
 const REPLACED = new Set(['x-forwarded-client-cert', 'x-request-id', 'content-length', 'transfer-encoding', 'te']);
 const OURS = new Set(['x-forwarded-client-cert', 'x-request-id']);
+/** The fields whose `_` spellings are dropped: ours, and those that frame or steer the connection. */
+const SHADOWED = new Set([...OURS, 'content-length', 'transfer-encoding', 'te', 'trailer', 'host', 'connection', 'keep-alive', 'proxy-connection', 'upgrade']);
 
 /**
- * A caller's field that is one of ours spelt with `_` for `-` (`x_forwarded_client_cert`): CGI-
- * style servers (WSGI, PHP) read both spellings as one variable and join them, the caller's
- * value first, so an app taking the first `URI=` would believe the caller's claim. Such fields
- * are dropped (Envoy's headers_with_underscores_action does it for all of them).
+ * A caller's field that is one of ours, or a framing or connection field, spelt with `_` for `-`
+ * (`x_forwarded_client_cert`, `transfer_encoding`): CGI-style servers (WSGI, PHP) read both
+ * spellings as one variable and join them, the caller's value first, so an app taking the first
+ * `URI=` would believe the caller's claim, and one reading `Transfer_Encoding: chunked` beside
+ * our `content-length` would frame the body otherwise than we did. Such fields are dropped
+ * (Envoy's headers_with_underscores_action does it for all of them).
  */
-function shadowsOurs(name: string): boolean {
-  return name.indexOf('_') !== -1 && OURS.has(name.replace(/_/g, '-'));
+function shadowsGuardedField(name: string): boolean {
+  return name.indexOf('_') !== -1 && SHADOWED.has(name.replace(/_/g, '-'));
 }
 
 /** REPLACED plus the caller's underscore spellings of our fields, if it sent any (rare: no set made otherwise). */
 function notForwarded(headers: Exchange['requestHeaders']): ReadonlySet<string> {
   let extra: Set<string> | undefined;
-  for (const name in headers) if (shadowsOurs(name)) (extra ??= new Set(REPLACED)).add(name);
+  for (const name in headers) if (shadowsGuardedField(name)) (extra ??= new Set(REPLACED)).add(name);
   return extra ?? REPLACED;
 }
 
@@ -40,7 +44,7 @@ function notForwarded(headers: Exchange['requestHeaders']): ReadonlySet<string> 
 export function appHeadersOf(exchange: Exchange): OutgoingHttpHeaders {
   if (exchange.appHeaders !== undefined) return exchange.appHeaders;
   const headers = forwardableHeaders(exchange.requestHeaders);
-  for (const name in headers) if (shadowsOurs(name)) delete headers[name];
+  for (const name in headers) if (shadowsGuardedField(name)) delete headers[name];
   // whatever the caller claimed, the app learns who called from us
   headers['x-forwarded-client-cert'] = exchange.caller.xfcc;
   headers['x-request-id'] = exchange.requestId;
@@ -66,6 +70,6 @@ export function appHeaderListOf(exchange: Exchange): Array<string | string[]> {
  */
 export function appTrailersOf(trailers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out = forwardableTrailers(trailers);
-  for (const name in out) if (OURS.has(name) || shadowsOurs(name)) delete out[name];
+  for (const name in out) if (OURS.has(name) || shadowsGuardedField(name)) delete out[name];
   return out;
 }

@@ -73,6 +73,23 @@ t.test('request and response headers', async (t) => {
     t.equal(h2['x-forwarded-client-cert'], xfcc);
   });
 
+  // the same for the framing and connection fields: a CGI-style server reading Transfer_Encoding
+  // as Transfer-Encoding would take a body framed by our content-length as chunked
+  t.test('framing and connection fields spelt with underscores never reach the app', async (t) => {
+    const spelt = { transfer_encoding: 'chunked', Content_Length: '0', keep_alive: 'timeout=1', proxy_connection: 'close', x_keep: 'kept' };
+    const dropped = ['transfer_encoding', 'content_length', 'keep_alive', 'proxy_connection'];
+    const viaList = JSON.parse((await h1Request(fx.port, tlsOptions, { method: 'POST', body: 'hello', headers: spelt })).body) as Record<string, string>;
+    for (const name of dropped) t.equal(viaList[name], undefined, `HTTP/1.1: ${name} dropped`);
+    t.equal(viaList.x_keep, 'kept', 'HTTP/1.1: another underscore name is forwarded');
+    t.equal(viaList['content-length'], '5', 'our framing is the only one');
+    const viaNode = JSON.parse((await h1Request(fx.port, tlsOptions, { method: 'POST', body: 'hello', headers: { ...spelt, expect: '100-continue' } })).body) as Record<string, string>;
+    for (const name of dropped) t.equal(viaNode[name], undefined, `node:http path: ${name} dropped`);
+    const session = await h2Connect(fx.port, tlsOptions);
+    t.teardown(() => session.close());
+    const h2 = JSON.parse((await h2Request(session, { ':path': '/', ':method': 'POST', transfer_encoding: 'chunked', content_length: '0', keep_alive: 'x' }, 'hello')).body.toString()) as Record<string, string>;
+    for (const name of ['transfer_encoding', 'content_length', 'keep_alive']) t.equal(h2[name], undefined, `HTTP/2: ${name} dropped`);
+  });
+
   t.test('the asterisk target is for OPTIONS alone over HTTP/1.1 too', async (t) => {
     const get = await rawExchange(fx.port, tlsOptions, 'GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     t.match(get, /^HTTP\/1\.1 400 /, 'GET *: 400');
