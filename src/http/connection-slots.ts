@@ -7,9 +7,15 @@
 // refused. Here, at the cap, the oldest connection with no request in flight (a handshake in
 // progress, a silent or kept-alive one) is closed and the new one taken: a real client sends its
 // request within milliseconds of connecting, so it gets through unless the cap's worth of
-// connections arrives within those milliseconds. Only when every open connection has a request
-// in flight is the new one closed, as before. A request is in flight from its head to the
-// end of its answer (or the connection's end); the requests' own timeouts bound how long.
+// connections arrives within those milliseconds. When every open connection has a request in
+// flight, the address holding the most gives up its oldest, if it holds more than one more than
+// the newcomer's: a request in flight costs a client nothing where the server holds it (the
+// admin port holds each scrape up to 1 s for the next shared render), so eight addresses, each
+// within its cap and asking /metrics in a loop, kept every slot busy and the kubelet's probes
+// were closed, 29 of 30 (a failed liveness probe restarts the container). Only when no address
+// holds more than the newcomer's share is the new one closed, as before. A request is in flight
+// from its head to the end of its answer (or the connection's end); the requests' own timeouts
+// bound how long.
 
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -18,6 +24,8 @@ import type { Socket } from 'node:net';
 export interface SlotEvents {
   /** The oldest idle connection, from `address`, was closed for a new one. */
   evicted(address: string): void;
+  /** Every connection had a request in flight: the oldest of `address`, which held `held` of them (the most), was closed for a new one from another. */
+  evictedBusy(address: string, held: number): void;
   /** Every connection had a request in flight: the new one, from `address`, was closed. */
   refused(address: string): void;
 }
@@ -28,22 +36,38 @@ export interface SlotEvents {
  */
 export function capConnectionsEvictingIdle(server: HttpServer | HttpsServer, max: number, events: SlotEvents): void {
   // the accepted sockets, oldest first (a Map keeps insertion order), with their requests in flight
-  const open = new Map<Socket, { inFlight: number }>();
+  const open = new Map<Socket, Slot>();
+  /** Open connections by address. */
+  const held = new Map<string, number>();
+  const release = (socket: Socket) => {
+    const slot = open.get(socket);
+    if (slot === undefined) return;
+    open.delete(socket);
+    const left = (held.get(slot.address) ?? 1) - 1;
+    if (left === 0) held.delete(slot.address);
+    else held.set(slot.address, left);
+  };
   server.on('connection', (socket: Socket) => {
     if (socket.destroyed) return;
+    const address = socket.remoteAddress ?? 'unknown';
     if (open.size >= max) {
-      const victim = oldestIdle(open);
+      const idle = oldestIdle(open);
+      const victim = idle ?? oldestOfLargestShare(open, held, address);
       if (victim === undefined) {
         socket.destroy();
-        events.refused(socket.remoteAddress ?? 'unknown');
+        events.refused(address);
         return;
       }
-      open.delete(victim);
+      const victimAddress = (open.get(victim) as Slot).address;
+      const victimHeld = held.get(victimAddress) ?? 0;
+      release(victim);
       victim.destroy();
-      events.evicted(victim.remoteAddress ?? 'unknown');
+      if (idle !== undefined) events.evicted(victimAddress);
+      else events.evictedBusy(victimAddress, victimHeld);
     }
-    open.set(socket, { inFlight: 0 });
-    socket.once('close', () => open.delete(socket));
+    open.set(socket, { inFlight: 0, address });
+    held.set(address, (held.get(address) ?? 0) + 1);
+    socket.once('close', () => release(socket));
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     // on HTTPS the request's socket is the TLS one, wrapping the accepted socket counted above
@@ -57,7 +81,27 @@ export function capConnectionsEvictingIdle(server: HttpServer | HttpsServer, max
   });
 }
 
-function oldestIdle(open: Map<Socket, { inFlight: number }>): Socket | undefined {
+interface Slot {
+  inFlight: number;
+  readonly address: string;
+}
+
+function oldestIdle(open: Map<Socket, Slot>): Socket | undefined {
   for (const [socket, entry] of open) if (entry.inFlight === 0) return socket;
+  return undefined;
+}
+
+/** The oldest connection of the address holding the most, if it holds more than one more than `newcomer` (at the cap only: a walk of the open ones). */
+function oldestOfLargestShare(open: Map<Socket, Slot>, held: Map<string, number>, newcomer: string): Socket | undefined {
+  let largest: string | undefined;
+  let most = 0;
+  for (const [address, count] of held) {
+    if (count > most) {
+      most = count;
+      largest = address;
+    }
+  }
+  if (largest === undefined || most <= (held.get(newcomer) ?? 0) + 1) return undefined;
+  for (const [socket, entry] of open) if (entry.address === largest) return socket;
   return undefined;
 }
