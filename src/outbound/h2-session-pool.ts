@@ -22,7 +22,7 @@ import type { WorkloadIdentity } from '../identity/workload-identity.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { SessionPolicy } from './session-lifecycle.js';
-import { dialHttp2, settingsLate } from './mutual-tls.js';
+import { dialHttp2, presentsOldCertificate, settingsLate } from './mutual-tls.js';
 import { isSessionClosingError } from './upstream-errors.js';
 import { h2SessionObserver } from '../http/h2-session-observer.js';
 import { SENSITIVE_HEADERS } from '../http/sensitive-headers.js';
@@ -250,6 +250,9 @@ export class H2SessionPool {
     });
     // a bundle change during the dial reached no guard: checked now (cut if it no longer vouches)
     guard?.catchUp(this.options.identity.tls().anchorsPem);
+    // a rotation while its SETTINGS were awaited reached no session: the requests waiting for
+    // this dial take their streams first (they resume before an immediate), then it winds down
+    if (presentsOldCertificate(conn.socket, this.options.identity)) setImmediate(() => conn.close());
     this.options.sessionAdopted?.(endpoint);
   }
 

@@ -16,6 +16,8 @@ import { watchPeerCertificate, withPeerCertificate } from '../tls-failures/peer-
 import { keepTicketOrigin, notePathVerified, noteResumed, ticketUsable } from './ticket-validity.js';
 
 const kEndpoint = Symbol('meshcar.endpoint');
+/** The SVID a session socket dialled here presented at its handshake. */
+const kPresented = Symbol('meshcar.presented');
 // the TCP connection under a TLS socket dialled `resettable` (resetConnection)
 const kTcp = Symbol('meshcar.tcp');
 type ResettableSocket = TLSSocket & { [kTcp]?: net.Socket };
@@ -111,6 +113,17 @@ function certificateChanged(before: SvidMaterial, after: SvidMaterial): boolean 
   return before !== after && (before.chainPem !== after.chainPem || before.privateKeyPem !== after.privateKeyPem);
 }
 
+/**
+ * Whether the session socket was dialled with a certificate a rotation has replaced since its
+ * handshake: one that rotated while the peer's SETTINGS were awaited (the pool's sessions shed
+ * the old certificate at a rotation, UpstreamPool.identityRotated, but this one was not adopted
+ * yet, and took new requests with it to its maximum age).
+ */
+export function presentsOldCertificate(socket: unknown, identity: WorkloadIdentity): boolean {
+  const presented = (socket as { [kPresented]?: SvidMaterial } | undefined)?.[kPresented];
+  return presented !== undefined && certificateChanged(presented, identity.current());
+}
+
 /** The upstream's certificate on a session or tunnel socket made here. */
 export function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
   return realPeerX509.call(socket);
@@ -165,6 +178,7 @@ export async function dialHttp2(endpoint: UpstreamEndpoint, options: Omit<TlsCon
     }
     // a resumed session's upstream path is its ticket's (upstream-trust.ts watches it)
     noteResumed(socket, session);
+    (socket as TLSSocket & { [kPresented]?: SvidMaterial })[kPresented] = presented;
     break;
   }
   if (socket.alpnProtocol !== 'h2') {

@@ -9,7 +9,7 @@
 import type { ClientHttp2Session } from 'node:http2';
 import { describeError } from '../errors.js';
 import type { UpstreamEndpoint } from './endpoints.js';
-import { endpointOfSocket } from './mutual-tls.js';
+import { endpointOfSocket, presentsOldCertificate } from './mutual-tls.js';
 import type { NodeCodec } from './node-codec.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { watchGoaway } from './goaway-refused.js';
@@ -81,6 +81,9 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
   });
   // a bundle change during the dial reached no guard: checked now (cut if it no longer vouches)
   guard?.catchUp(pool.deps.identity.tls().anchorsPem);
+  // a rotation while its SETTINGS were awaited reached no session: the requests queued for it
+  // take their streams first (before an immediate), then it winds down
+  if (presentsOldCertificate(session.socket, pool.deps.identity)) setImmediate(() => kit.closeGracefully(session));
   pool.closeIfUnused();
   if (endpoint) closeIfRemoved(pool, endpoint);
 }
