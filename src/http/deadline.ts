@@ -17,7 +17,10 @@ export function appDeadlineMs(grpcTimeout: unknown, requestTimeout: unknown): nu
   let ms: number | undefined;
   if (typeof grpcTimeout === 'string') {
     const m = GRPC_TIMEOUT.exec(grpcTimeout);
-    if (m) ms = Math.max(1, Math.ceil(Number(m[1]) * (GRPC_UNIT_MS[m[2] as string] as number)));
+    // gRPC's wire format takes positive values only: a 0 is read as none (it was a 1 ms timer
+    // racing the upstream's answer); the header goes on as sent, for the app to judge
+    const value = m ? Number(m[1]) : 0;
+    if (value > 0) ms = Math.max(1, Math.ceil(value * (GRPC_UNIT_MS[(m as RegExpExecArray)[2] as string] as number)));
   }
   if (typeof requestTimeout === 'string') {
     const text = requestTimeout.trim();
