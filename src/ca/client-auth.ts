@@ -10,7 +10,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { MeshcarError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
-import { peerPathValidity, validityProblem, MAX_PATH } from '../identity/peer-validity.js';
+import { peerPathValidity, presentedChain, validityProblem, MAX_PATH } from '../identity/peer-validity.js';
 import type { Authority, Grant } from './authority.js';
 
 /** The grant a sign request carries, and who asked, for the audit log. */
@@ -26,7 +26,7 @@ export async function authenticate(req: IncomingMessage, authority: Authority): 
   const socket = req.socket as TLSSocket;
   const peer = peerCertificateOf(socket);
   if (!peer) throw new MeshcarError('unauthenticated', 'send a join token (Authorization: Bearer ...) or present your current SVID as client certificate');
-  if (!socket.authorized) throw new MeshcarError('bad_client_certificate', clientCertificateProblem(socket));
+  if (!socket.authorized) throw new MeshcarError('bad_client_certificate', clientCertificateProblem(socket, peer));
   // the handshake's verdict is as old as the connection, and was given against the roots of
   // that moment: a root retired since (an emergency rotation) must not renew its leaves, on a
   // keep-alive connection or on the first one after the retire, before the TLS context swaps
@@ -41,11 +41,19 @@ export async function authenticate(req: IncomingMessage, authority: Authority): 
   return { grant: authority.grantFromCertificate(uris[0] as string), who: { auth: 'certificate', clientSerial: peer.serialNumber.toLowerCase() } };
 }
 
+/** OpenSSL's verdicts when it found no issuer for the leaf. */
+const NO_ISSUER = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT']);
+
 /** Why a presented client certificate is not accepted, in words a person can act on. */
-function clientCertificateProblem(socket: TLSSocket): string {
+function clientCertificateProblem(socket: TLSSocket, peer: X509Certificate): string {
   const reason = String(socket.authorizationError ?? 'unknown');
   if (reason === 'CERT_HAS_EXPIRED') return 'the client certificate has expired; request a new SVID with a join token';
   if (reason === 'CERT_NOT_YET_VALID') return 'the client certificate is not valid yet';
+  // a leaf sent alone (curl --cert with the certificate file, not the chain): our roots sign
+  // issuers, not leaves, so it cannot be verified, whoever issued it
+  if (NO_ISSUER.has(reason) && presentedChain(peer).certs.length === 1) {
+    return `the client certificate came alone, without the issuer that signed it (${reason}): present the chain the CA handed out (leaf, then issuer); a certificate of another CA needs a new SVID with a join token`;
+  }
   // a retired root's leaves end here: the handshake is made against the roots of now
   return `the client certificate is not issued by this CA (${reason}): another CA's, or under a root this CA has retired; request a new SVID with a join token`;
 }

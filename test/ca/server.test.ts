@@ -153,6 +153,10 @@ t.test('renewal over mTLS with the current SVID', async (t) => {
   t.ok(ca.logLines.some((l) => l.event === 'ca.issue' && l.auth === 'certificate'), 'audited as a certificate renewal');
   const other = await csrFor('spiffe://mesh.local/svc/payments');
   expectError(t, await sign({ csr: other.csr }, {}, { cert: chain, key: keyPem }), 403, 'identity_not_allowed');
+  // the leaf alone (curl --cert with the certificate, not the chain): said so, not "another CA's"
+  const alone = await sign({ csr }, {}, { cert: String(res.json().certificate), key: keyPem });
+  expectError(t, alone, 401, 'bad_client_certificate');
+  t.match(alone.json().message, /^the client certificate came alone, without the issuer that signed it \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\): present the chain the CA handed out/, 'the leaf alone: told to present the chain');
 });
 
 t.test('renewal refused with a foreign or an expired certificate', async (t) => {
@@ -162,7 +166,9 @@ t.test('renewal refused with a foreign or an expired certificate', async (t) => 
   const { csr, keyPem } = await csrFor(ORDERS);
   const foreignRes = await callCa(foreign.server.url, { method: 'POST', path: '/v1/sign', body: JSON.stringify({ csr }), headers: { authorization: `Bearer ${createJoinToken((await TokenKeys.load(foreign.dir)).signer, ORDERS, 60_000, false)}` }, ca: foreignBundle });
   t.equal(foreignRes.status, 200);
-  expectError(t, await sign({ csr }, {}, { cert: String(foreignRes.json().chain), key: keyPem }), 401, 'bad_client_certificate');
+  const foreignChain = await sign({ csr }, {}, { cert: String(foreignRes.json().chain), key: keyPem });
+  expectError(t, foreignChain, 401, 'bad_client_certificate');
+  t.match(foreignChain.json().message, /is not issued by this CA/, "another CA's chain: said so");
 
   const material = await loadCaMaterial(ca.dir);
   const keys = await generateWorkloadKey();
