@@ -91,11 +91,15 @@ export class KeyedTokenBuckets {
         this.buckets.delete(key);
       }
     }
-    // still full of busy keys (more callers than maxKeys): drop the oldest tenth, so the
-    // next new keys do not each pay for a whole scan
+    // still full of busy keys (more callers than maxKeys): drop a tenth, so the next new keys
+    // do not each pay for a whole scan; the fullest, which lose least by coming back full (the
+    // oldest went first: a caller held back, its bucket empty, got its whole burst again once
+    // enough others had come)
     if (this.buckets.size >= this.maxKeys) {
       const keep = Math.floor(this.maxKeys * 0.9);
-      for (const [key, bucket] of this.buckets) {
+      for (const bucket of this.buckets.values()) bucket.refill(nowMs);
+      const fullestFirst = [...this.buckets].sort((a, b) => b[1].tokens - a[1].tokens);
+      for (const [key, bucket] of fullestFirst) {
         if (this.buckets.size <= keep) break;
         bucket.evicted = true;
         this.buckets.delete(key);

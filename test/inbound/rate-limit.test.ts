@@ -59,6 +59,21 @@ t.test('token buckets: held buckets, eviction, clock steps', async (t) => {
   t.same(refused, { allowed: false, retryAfterSeconds: 5 }, 'retry hint: time until one whole token');
 });
 
+// Past the cap with no bucket idle long enough to be full again, a tenth is dropped: the oldest
+// went first, so a caller held back (its bucket empty) came back with its whole burst once
+// enough other callers had come; now the fullest go first, who lose nothing by starting over.
+t.test('token buckets past the cap: a caller held back stays held back', async (t) => {
+  const buckets = new KeyedTokenBuckets({ perSecond: 1 / 60, burst: 5 }, 10);
+  const greedy = buckets.bucket('greedy', 0);
+  for (let i = 0; i < 5; i++) t.equal(greedy.take(0).allowed, true, 'its burst');
+  t.equal(greedy.take(0).allowed, false, 'then held back');
+  // 30 other callers, one request each, within a second: sweeps at the cap
+  for (let i = 0; i < 30; i++) buckets.take(`caller-${i}`, 1_000 + i);
+  t.ok(buckets.size <= 10, `bounded (${buckets.size})`);
+  t.notOk(greedy.evicted, 'its empty bucket was kept');
+  t.equal(buckets.take('greedy', 2_000).allowed, false, 'still held back');
+});
+
 t.test('per identity: burst, then 429 with Retry-After; other identities unaffected', async (t) => {
   const fx = await startInbound();
   t.teardown(() => fx.close());
