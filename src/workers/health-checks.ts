@@ -46,6 +46,8 @@ export class HealthChecks {
   /** Workers handed to `stuck`: once each (it is killed; its exit comes a moment later). */
   private readonly handedOver = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
+  /** Bumped by hurry(): a ping sent before counts no miss after. */
+  private stage = 0;
 
   constructor(private readonly deps: HealthCheckDeps, private readonly intervalMs = HEALTH_CHECK_INTERVAL_MS) {}
 
@@ -57,8 +59,10 @@ export class HealthChecks {
   hurry(): void {
     clearInterval(this.timer);
     // two misses of the drain's own: one missed with 2 s to answer just before the SIGTERM and
-    // one of 1 s at its start killed a worker that only lagged twice (a scrape, a GC pause)
+    // one of 1 s at its start killed a worker that only lagged twice (a scrape, a GC pause);
+    // a normal ping still unanswered now counts nothing when it fails (its stage is over)
     this.misses.clear();
+    this.stage++;
     this.timer = setInterval(() => this.round(), DRAIN_CHECK_INTERVAL_MS);
     this.round();
   }
@@ -84,11 +88,12 @@ export class HealthChecks {
       // a ping not answered yet is this check's miss already (or answers late): one at a time
       if (this.inFlight.has(worker.id)) continue;
       this.inFlight.add(worker.id);
+      const stage = this.stage;
       this.deps.ping(worker).then(
         () => this.misses.delete(worker.id),
         () => {
           // one that drained has closed its channel on its way out: no miss
-          if (worker.isDead() || !worker.isConnected() || this.deps.paused()) return;
+          if (worker.isDead() || !worker.isConnected() || this.deps.paused() || stage !== this.stage) return;
           const misses = (this.misses.get(worker.id) ?? 0) + 1;
           this.misses.set(worker.id, misses);
           if (misses < MISSES_TO_REPLACE) return;

@@ -120,3 +120,28 @@ t.test('the drain counts misses of its own: one just before it and one at its st
   checks.stop();
   t.same(stuck, [], 'not handed to stuck');
 });
+
+t.test('a normal ping still unanswered when the drain begins counts no miss when it fails', async (t) => {
+  const stuck: number[] = [];
+  const unanswered: Array<(err: Error) => void> = [];
+  let pings = 0;
+  const checks = new HealthChecks({
+    workers: () => [worker(1)],
+    unheard: () => [],
+    // the first two pings (the last normal one, the drain's first) fail when the test says; then answered
+    ping: () => (++pings <= 2 ? new Promise((_resolve, reject) => unanswered.push(reject)) : Promise.resolve(true)),
+    paused: () => false,
+    stuck: (w) => stuck.push(w.id),
+  }, 20);
+  checks.start();
+  t.teardown(() => checks.stop());
+  await until(() => unanswered.length === 1, 'the normal ping sent');
+  checks.hurry();
+  unanswered[0]!(new Error('timeout'));
+  // the drain's next check, a second later (the first was skipped: a ping was in flight)
+  await until(() => unanswered.length === 2, "the drain's ping sent");
+  unanswered[1]!(new Error('timeout'));
+  await new Promise((resolve) => setImmediate(resolve));
+  checks.stop();
+  t.same(stuck, [], 'not handed to stuck: one miss of the drain only');
+});
