@@ -94,7 +94,7 @@ export class Metrics {
 
   readonly caConnectionsRefused = new Counter({
     name: 'meshcar_ca_connections_refused_total',
-    help: 'Connections to the CA closed as they arrived, by reason (max_connections: the CA\'s cap on open connections, each with a request in flight; idle_evicted: the oldest connection with no request in flight, closed at that cap for a new one; per_address_limit: the client address\'s).',
+    help: 'Connections to the CA closed at its connection caps, by reason (max_connections: the CA\'s cap on open connections, each with a request in flight: the new one closed, or one of the address holding the most, request and all, for a newcomer from an address holding fewer; idle_evicted: a connection with no request in flight, closed at that cap for a new one; per_address_limit: the client address\'s, the new one closed).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

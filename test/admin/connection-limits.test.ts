@@ -189,6 +189,54 @@ t.test('at maxConnections with every one busy, the address holding the most make
   t.notOk(busy[1]!.destroyed || probeSocket.destroyed, 'the busy ones are kept');
 });
 
+// The newcomer that took a busy connection's slot is idle until its head arrives: a bare
+// connect from any address then closed it (the oldest idle went). Another address's young idle
+// connection now goes only for a newcomer whose address holds fewer by more than one, and the
+// idle one closed is of the address holding the most (the newcomer's own on a tie).
+t.test("at the cap, a bare connect from another address does not close a probe that has not sent its head yet", async (t) => {
+  let release = () => {};
+  const rendersHeld = new Promise<void>((resolve) => (release = resolve));
+  const slowState: AdminState = { ...state, metrics: async () => (await rendersHeld, { contentType: 'text/plain; version=0.0.4', body: '# ok\n' }) };
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, slowState, pino({ level: 'silent' }), { maxConnections: 3 });
+  t.teardown(() => {
+    release();
+    return admin.close();
+  });
+  const open: net.Socket[] = [];
+  t.teardown(() => open.forEach((s) => s.destroy()));
+  const connectFrom = async (localAddress: string): Promise<net.Socket> => {
+    const socket = net.connect({ port: admin.port, host: '127.0.0.1', localAddress });
+    socket.on('error', () => undefined);
+    open.push(socket);
+    await once(socket, 'connect');
+    return socket;
+  };
+  const held = async () => (await heldConnectionsOn(process.pid, admin.port)).length;
+  const busy = [await connectFrom('127.0.0.2'), await connectFrom('127.0.0.2')];
+  for (const socket of busy) socket.write('GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  for (let i = 0; i < 100 && (await held()) < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  await new Promise((resolve) => setTimeout(resolve, 100)); // the heads read: the requests are in flight
+  const probeSocket = await connectFrom('127.0.0.1');
+  for (let i = 0; i < 100 && (await held()) < 3; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  // bare connects from 127.0.0.3 while the probe has not sent its head
+  const bare = [await connectFrom('127.0.0.3'), await connectFrom('127.0.0.3'), await connectFrom('127.0.0.3')];
+  // each later one closes its own address's earlier one (the probe's address holds as many)
+  for (let i = 0; i < 100 && !(bare[0]!.destroyed && bare[1]!.destroyed); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.ok(bare[0]!.destroyed && bare[1]!.destroyed, "127.0.0.3's earlier bare connections were closed for its later ones");
+  t.notOk(probeSocket.destroyed, 'the probe is still open');
+  const answer = new Promise<string>((resolve) => {
+    let text = '';
+    if (probeSocket.destroyed) return resolve('closed');
+    probeSocket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (text.includes('\r\n\r\n')) resolve(text.slice(0, 12));
+    });
+    probeSocket.once('close', () => resolve(text.slice(0, 12) || 'closed'));
+  });
+  probeSocket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  t.equal(await answer, 'HTTP/1.1 200', 'and answered');
+});
+
 t.test(`one peer with ${ADMIN_MAX_CONNECTIONS} keep-alive connections asking /healthz holds ${ADMIN_MAX_CONNECTIONS_PER_PEER}; another peer's probe is answered`, async (t) => {
   const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }));
   t.teardown(() => admin.close());
