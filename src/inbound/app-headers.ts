@@ -18,8 +18,12 @@ import type { Exchange } from './exchange.js';
  */
 const REPLACED = new Set(['x-forwarded-client-cert', 'x-request-id', 'content-length', 'transfer-encoding', 'te']);
 const OURS = new Set(['x-forwarded-client-cert', 'x-request-id']);
-/** The fields whose `_` spellings are dropped: ours, and those that frame or steer the connection. */
-const SHADOWED = new Set([...OURS, 'content-length', 'transfer-encoding', 'te', 'trailer', 'host', 'connection', 'keep-alive', 'proxy-connection', 'upgrade']);
+/**
+ * The fields whose `_` spellings are dropped: ours, those that frame the body or steer the
+ * connection, and those the OpenAPI check judges the body by (names without a `-` have no such
+ * spelling).
+ */
+const SHADOWED = new Set([...OURS, 'content-length', 'transfer-encoding', 'keep-alive', 'proxy-connection', 'content-type', 'content-encoding']);
 
 /**
  * A caller's field that is one of ours, or a framing or connection field, spelt with `_` for `-`
