@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { splitPemCertificates } from '../pki/pem.js';
 import type { CaClient } from './ca-client.js';
+import type { DiskStore } from './disk-store.js';
 import { rootCount, validateSvidSoon, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
 import { MAX_TIMER_MS } from '../timer-clear.js';
@@ -152,4 +153,24 @@ export async function bundleBeforeStart(svid: Svid, client: CaClient, persist: (
   logger.info({ roots: rootCount(outcome.svid) }, 'trust bundle updated from the CA before start');
   await persist(outcome.svid).catch((err: unknown) => logger.warn(`could not store the new trust bundle: ${describeError(err)}`));
   return outcome.svid;
+}
+
+/**
+ * The CA's bundle fetched through the one stored with the newest set in the identity folder
+ * (expired or not; the folder is ours, load() checks it alike), once per start: after a root
+ * rotation the configured identity.ca.bundle may name only the retired root, and a sidecar away
+ * longer than its SVID lasted had no set to trust the CA by. Whether the CA's bundle was learned
+ * (the client then trusts it for the join token's request).
+ */
+export async function learnFromStoredBundle(store: DiskStore, client: CaClient, logger: Logger): Promise<boolean> {
+  const stored = await store.newestBundle();
+  if (stored === undefined) return false;
+  try {
+    await client.fetchBundle(stored);
+  } catch (err) {
+    logger.debug(`the CA's bundle could not be fetched through the stored one either: ${describeError(err)}`);
+    return false;
+  }
+  logger.info("the CA's certificate does not chain to identity.ca.bundle, but to the bundle stored with the last SVID: the CA's trust bundle learned through it (update identity.ca.bundle to the CA's bundle.pem)");
+  return true;
 }

@@ -222,6 +222,21 @@ export class DiskStore {
     return undefined;
   }
 
+  /**
+   * The trust bundle stored with the newest set, whatever its dates (an SVID that expired while
+   * the sidecar was down still names the roots the CA had then), or undefined: none, unreadable,
+   * or a folder others may have written (as load() refuses it).
+   */
+  async newestBundle(): Promise<string | undefined> {
+    if ((await this.othersCanWrite()) !== undefined) return undefined;
+    const candidates = await this.candidates().catch(() => [] as Candidate[]);
+    for (const candidate of candidates) {
+      const text = await readBoundedText(path.join(candidate.dir, STORE_FILES.bundle), MAX_PEM_FILE_BYTES).catch(() => undefined);
+      if (text !== undefined && text.includes('-----BEGIN CERTIFICATE-----')) return text;
+    }
+    return undefined;
+  }
+
   /** Why someone other than this user may have written the folder, or undefined (see load()). */
   private async othersCanWrite(): Promise<string | undefined> {
     const info = await stat(this.dir).catch(() => undefined);
