@@ -230,9 +230,9 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     if (through) logger.warn({ remote }, `${message}${leftOut(through, 'closed')}`);
   };
   capConnectionsEvictingIdle(server, maxConnections, {
-    evicted: (remote) => dropped(remote, `admin connection closed: ${maxConnections} were open, the oldest with no request in flight (from ${remote}) made room for a new one`),
-    evictedBusy: (remote, held) => dropped(remote, `admin connection closed: ${maxConnections} were open, each with a request in flight; the oldest of the ${held} from ${remote}, the address holding the most, made room for one from another address`),
-    refused: (remote) => dropped(remote, `admin connection refused: ${maxConnections} already open, each with a request in flight, and no address holds more than one more than this one's`),
+    evicted: (remote) => dropped(remote, `admin connection closed: ${maxConnections} were open, one with no request in flight (from ${remote}) made room for a new one`),
+    evictedBusy: (remote, held) => dropped(remote, `admin connection closed: ${maxConnections} were open; one with a request in flight, the oldest of the ${held} from ${remote}, the address holding the most, made room for one from another address`),
+    refused: (remote) => dropped(remote, `admin connection refused: ${maxConnections} already open, none of which may make room (each with a request in flight, or just opened, and no address holding more than one more than this one's)`),
   });
   const idleTimeoutMs = options.idleTimeoutMs ?? ADMIN_IDLE_TIMEOUT_MS;
   // the head's 10 s is enforced by the idle sweep (Node's own check comes every 30 s, above)

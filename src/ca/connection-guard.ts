@@ -80,10 +80,10 @@ export function guardConnections(server: Server, limits: ConnectionGuardLimits, 
 
   // after the per-address cap: at the CA's cap the oldest idle connection makes room (connection-slots.ts)
   capConnectionsEvictingIdle(server, limits.maxConnections, {
-    evicted: (address) => refuse(address, 'idle_evicted', `${limits.maxConnections} connections were open: the oldest with no request in flight, from ${address}, was closed for a new one`),
+    evicted: (address) => refuse(address, 'idle_evicted', `${limits.maxConnections} connections were open: one with no request in flight, from ${address}, was closed for a new one`),
     // counted as the cap's: a connection closed at it, each open one with a request in flight
-    evictedBusy: (address, held) => refuse(address, 'max_connections', `${limits.maxConnections} connections were open, each with a request in flight: the oldest of the ${held} from ${address}, the address holding the most, was closed for one from another address`),
-    refused: (address) => refuse(address, 'max_connections', `${limits.maxConnections} connections are open already, each with a request in flight, and no address holds more than one more than this one's`),
+    evictedBusy: (address, held) => refuse(address, 'max_connections', `${limits.maxConnections} connections were open: one with a request in flight, the oldest of the ${held} from ${address}, the address holding the most, was closed for one from another address`),
+    refused: (address) => refuse(address, 'max_connections', `${limits.maxConnections} connections are open already, none of which may make room (each with a request in flight, or just opened, and no address holding more than one more than this one's)`),
   });
 
   // before the handler writes anything (a /healthz answer is written at once)

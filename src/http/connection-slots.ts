@@ -7,33 +7,22 @@
 // refused. Here, at the cap, the oldest connection with no request in flight (a handshake in
 // progress, a silent or kept-alive one) is closed and the new one taken: a real client sends its
 // request within milliseconds of connecting, so it gets through unless the cap's worth of
-// connections arrives within those milliseconds. The idle one closed is of the address holding
-// the most among those with one idle (the newcomer's own first on a tie, then the oldest), and
-// another address's younger than a second only for a newcomer whose address holds fewer by
-// more than one: with every other slot busy, a newcomer that just took one is idle until its
-// head arrives, and one bare connect from anyone (oldest first) closed it. When every open
-// connection has a request in flight, the address holding the most gives up its oldest, if it holds more than one more than
-// the newcomer's: a request in flight costs a client nothing where the server holds it (the
-// admin port holds each scrape up to 1 s for the next shared render), so eight addresses, each
-// within its cap and asking /metrics in a loop, kept every slot busy and the kubelet's probes
-// were closed, 29 of 30 (a failed liveness probe restarts the container). Only when no address
-// holds more than the newcomer's share is the new one closed, as before. A request is in flight
-// from its head to the end of its answer (or the connection's end); the requests' own timeouts
-// bound how long.
+// connections arrives within those milliseconds; and when every one is busy, one of an address
+// holding more than its share. Which one goes, and why, is slot-victim.ts. Only when none may
+// go is the new one closed. A request is in flight from its head to the end of its answer (or
+// the connection's end); the requests' own timeouts bound how long.
 
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-
-/** A connection this young with no request yet is still sending its first head (or TLS handshake). */
-const YOUNG_MS = 1_000;
+import { slotVictim, type Slot } from './slot-victim.js';
 
 export interface SlotEvents {
-  /** The oldest idle connection, from `address`, was closed for a new one. */
+  /** A connection with no request in flight, from `address`, was closed for a new one (slot-victim.ts). */
   evicted(address: string): void;
-  /** Every connection had a request in flight: the oldest of `address`, which held `held` of them (the most), was closed for a new one from another. */
+  /** A connection with a request in flight, the oldest of `address`, which held `held` (the most, above its share), was closed for a new one from another address. */
   evictedBusy(address: string, held: number): void;
-  /** Every connection had a request in flight: the new one, from `address`, was closed. */
+  /** None could make room: the new one, from `address`, was closed. */
   refused(address: string): void;
 }
 
@@ -58,19 +47,18 @@ export function capConnectionsEvictingIdle(server: HttpServer | HttpsServer, max
     if (socket.destroyed) return;
     const address = socket.remoteAddress ?? 'unknown';
     if (open.size >= max) {
-      const idle = idleOfLargestShare(open, held, address);
-      const victim = idle ?? oldestOfLargestShare(open, held, address);
+      const victim = slotVictim(open, held, address, performance.now());
       if (victim === undefined) {
         socket.destroy();
         events.refused(address);
         return;
       }
-      const victimAddress = (open.get(victim) as Slot).address;
+      const victimAddress = (open.get(victim.socket) as Slot).address;
       const victimHeld = held.get(victimAddress) ?? 0;
-      release(victim);
-      victim.destroy();
-      if (idle !== undefined) events.evicted(victimAddress);
-      else events.evictedBusy(victimAddress, victimHeld);
+      release(victim.socket);
+      victim.socket.destroy();
+      if (victim.busy) events.evictedBusy(victimAddress, victimHeld);
+      else events.evicted(victimAddress);
     }
     open.set(socket, { inFlight: 0, address, sinceMs: performance.now() });
     held.set(address, (held.get(address) ?? 0) + 1);
@@ -86,52 +74,4 @@ export function capConnectionsEvictingIdle(server: HttpServer | HttpsServer, max
       entry.inFlight -= 1;
     });
   });
-}
-
-interface Slot {
-  inFlight: number;
-  readonly address: string;
-  readonly sinceMs: number;
-}
-
-/**
- * The oldest idle connection of the address holding the most among those with one idle; on a
- * tie, `newcomer`'s own. Another address's younger than YOUNG_MS only when that address holds
- * more than one more than the newcomer's.
- */
-function idleOfLargestShare(open: Map<Socket, Slot>, held: Map<string, number>, newcomer: string): Socket | undefined {
-  let victim: Socket | undefined;
-  let victimHeld = 0;
-  let victimOwn = false;
-  const newcomerHeld = held.get(newcomer) ?? 0;
-  const youngSince = performance.now() - YOUNG_MS;
-  // oldest first: a later one replaces the choice only when strictly better
-  for (const [socket, entry] of open) {
-    if (entry.inFlight !== 0) continue;
-    const count = held.get(entry.address) ?? 0;
-    const own = entry.address === newcomer;
-    // another address's young one (still sending its head): only for a newcomer holding fewer by more than one
-    if (!own && entry.sinceMs > youngSince && count <= newcomerHeld + 1) continue;
-    if (victim === undefined || count > victimHeld || (count === victimHeld && own && !victimOwn)) {
-      victim = socket;
-      victimHeld = count;
-      victimOwn = own;
-    }
-  }
-  return victim;
-}
-
-/** The oldest connection of the address holding the most, if it holds more than one more than `newcomer` (at the cap only: a walk of the open ones). */
-function oldestOfLargestShare(open: Map<Socket, Slot>, held: Map<string, number>, newcomer: string): Socket | undefined {
-  let largest: string | undefined;
-  let most = 0;
-  for (const [address, count] of held) {
-    if (count > most) {
-      most = count;
-      largest = address;
-    }
-  }
-  if (largest === undefined || most <= (held.get(newcomer) ?? 0) + 1) return undefined;
-  for (const [socket, entry] of open) if (entry.address === largest) return socket;
-  return undefined;
 }

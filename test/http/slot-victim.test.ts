@@ -1,0 +1,130 @@
+// Which connection makes room at a server's connection cap (src/http/slot-victim.ts), on a real
+// admin server in this process with raw sockets from several loopback addresses; each /metrics
+// is held (its render waits for the test), so a scrape stays in flight as long as the test
+// likes, as the server's own wait for the next shared render lets any client keep one going.
+// - every slot busy from one address: a probe from another is taken, and that address's oldest
+//   goes; a newcomer from an address holding as many is closed;
+// - a probe that has not sent its head yet is not closed by bare connects from another address
+//   (they replace their own), nor by the kubelet's second probe from its own address while a
+//   busy address holds more than its share;
+// - connections renewed every 300 ms from as many addresses as slots, each holding one, do not
+//   hold the cap against a probe.
+
+import t from 'tap';
+import net from 'node:net';
+import { once } from 'node:events';
+import { pino } from 'pino';
+import { startAdminServer, type AdminState } from '../../src/admin/server.js';
+import { waitFor } from '../helpers/mesh.js';
+import { heldConnectionsOn } from '../helpers/connections.js';
+
+const BUSY_HEAD = 'GET /ready HTTP/1.1\r\nHost: localhost\r\n\r\nGET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n';
+
+/** An admin server capped at `maxConnections` whose /metrics answers wait for the test's end. */
+async function heldAdmin(t: Tap.Test, maxConnections: number) {
+  let release = () => {};
+  const rendersHeld = new Promise<void>((resolve) => (release = resolve));
+  const state: AdminState = { ready: () => true, draining: () => false, identity: () => ({}), config: () => ({}), metrics: async () => (await rendersHeld, { contentType: 'text/plain; version=0.0.4', body: '# ok\n' }) };
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'silent' }), { maxConnections });
+  const open: net.Socket[] = [];
+  t.teardown(async () => {
+    release();
+    open.forEach((s) => s.destroy());
+    await admin.close();
+  });
+  const connectFrom = async (localAddress: string): Promise<net.Socket> => {
+    const socket = net.connect({ port: admin.port, host: '127.0.0.1', localAddress });
+    socket.on('error', () => undefined);
+    open.push(socket);
+    await once(socket, 'connect');
+    return socket;
+  };
+  /** `count` connections from `address`, each with a scrape in flight (a /ready answered first: the server has read its heads). */
+  const busyFrom = async (address: string, count: number): Promise<net.Socket[]> => {
+    const sockets = await Promise.all(Array.from({ length: count }, () => connectFrom(address)));
+    await Promise.all(
+      sockets.map(
+        (socket) =>
+          new Promise<void>((resolve) => {
+            socket.once('data', () => resolve());
+            socket.once('close', () => resolve());
+            socket.write(BUSY_HEAD);
+          }),
+      ),
+    );
+    return sockets;
+  };
+  /** GET /healthz on `socket` (whose head has not been sent): its status line, or 'closed'. */
+  const ask = (socket: net.Socket) =>
+    new Promise<string>((resolve) => {
+      if (socket.destroyed) return resolve('closed');
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+        if (text.includes('\r\n\r\n')) resolve(text.slice(0, 12));
+      });
+      socket.once('close', () => resolve(text.slice(0, 12) || 'closed'));
+      socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    });
+  return { port: admin.port, connectFrom, busyFrom, ask };
+}
+
+t.test('every slot busy from one address: a probe from another is taken; a newcomer from one holding as many is closed', async (t) => {
+  const { connectFrom, busyFrom, ask } = await heldAdmin(t, 2);
+  const busy = await busyFrom('127.0.0.2', 2);
+  const probe = await connectFrom('127.0.0.1');
+  t.equal(await ask(probe), 'HTTP/1.1 200', 'the probe from another address is answered');
+  await waitFor(async () => busy[0]!.destroyed, 3_000, "127.0.0.2's oldest closed");
+  t.notOk(busy[1]!.destroyed, 'its other one stays');
+  // both addresses hold one now, both busy (the probe's next request held too)
+  probe.write('GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  const third = await connectFrom('127.0.0.2');
+  await waitFor(async () => third.destroyed, 3_000, 'a newcomer from an address holding as many closed');
+  t.notOk(busy[1]!.destroyed || probe.destroyed, 'the busy ones are kept');
+});
+
+t.test('bare connects from another address do not close a probe that has not sent its head yet', async (t) => {
+  const { connectFrom, busyFrom, ask } = await heldAdmin(t, 3);
+  const busy = await busyFrom('127.0.0.2', 2);
+  const probe = await connectFrom('127.0.0.1');
+  const bare = [await connectFrom('127.0.0.3'), await connectFrom('127.0.0.3'), await connectFrom('127.0.0.3')];
+  // the first took a busy slot of 127.0.0.2 (it held more than its share); each later one replaced its own
+  await waitFor(async () => bare[0]!.destroyed && bare[1]!.destroyed, 3_000, "127.0.0.3's earlier connections closed for its later ones");
+  t.ok(busy[0]!.destroyed, "127.0.0.2's oldest made room for the first");
+  t.notOk(probe.destroyed, 'the probe is still open');
+  t.equal(await ask(probe), 'HTTP/1.1 200', 'and answered');
+});
+
+t.test("the kubelet's two probes from one address while another holds more than its share, busy: both answered", async (t) => {
+  const { connectFrom, busyFrom, ask } = await heldAdmin(t, 4);
+  await busyFrom('127.0.0.2', 3);
+  const probes = [await connectFrom('127.0.0.1'), await connectFrom('127.0.0.1')];
+  t.same(await Promise.all(probes.map(ask)), ['HTTP/1.1 200', 'HTTP/1.1 200'], 'both answered');
+});
+
+t.test('two probes not yet sent and a bare connect from a third address: both probes answered', async (t) => {
+  const { connectFrom, busyFrom, ask } = await heldAdmin(t, 5);
+  await busyFrom('127.0.0.2', 3);
+  const probes = [await connectFrom('127.0.0.1'), await connectFrom('127.0.0.1')];
+  await connectFrom('127.0.0.3');
+  t.same(await Promise.all(probes.map(ask)), ['HTTP/1.1 200', 'HTTP/1.1 200'], 'both answered');
+});
+
+t.test('one connection per address, renewed every 300 ms from as many addresses as slots: probes are answered', { timeout: 30_000 }, async (t) => {
+  const { port, connectFrom, ask } = await heldAdmin(t, 3);
+  let stop = false;
+  // bounded: at most 40 rounds each, stopped when the probes are done
+  const renewing = ['127.0.0.2', '127.0.0.3', '127.0.0.4'].map(async (address) => {
+    for (let i = 0; i < 40 && !stop; i++) {
+      await connectFrom(address).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  });
+  // the cap filled by them first
+  await waitFor(async () => (await heldConnectionsOn(process.pid, port)).length >= 3, 5_000, 'the three slots held');
+  const results: string[] = [];
+  for (let i = 0; i < 10; i++) results.push(await ask(await connectFrom('127.0.0.1')));
+  stop = true;
+  await Promise.all(renewing);
+  t.same(results, Array(10).fill('HTTP/1.1 200'), 'all 10 probes answered');
+});
