@@ -107,16 +107,19 @@ export const FIRST_CONTACT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 250,
 export async function obtainIdentity(options: CaIdentityOptions): Promise<RunningIdentity> {
   const { spiffeId, logger } = options;
   const store = new DiskStore(options.dir, logger);
+  const configuredBundlePem = await readConfigFile(options.ca.bundlePath, 'identity.ca.bundle', 'CA bundle');
   const client = new CaClient({
     url: options.ca.url,
     trustDomain: options.trustDomain,
-    bundlePem: await readConfigFile(options.ca.bundlePath, 'identity.ca.bundle', 'CA bundle'),
+    bundlePem: configuredBundlePem,
     logger,
     ...(options.ca.timeoutMs === undefined ? {} : { timeoutMs: options.ca.timeoutMs }),
     ...(options.signal ? { signal: options.signal } : {}),
   });
   const ttl = options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs };
 
+  /** The stored bundles are tried once per process (learnFromStoredBundle). */
+  let storedBundleTried = false;
   const withToken = async (): Promise<Svid> => {
     // read when needed, not at start: it is only needed without a usable SVID, and may be rotated
     const tokenPath = options.ca.tokenPath;
@@ -144,7 +147,10 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
         // a root rotation finished while this sidecar was away longer than its SVID lasts: the
         // configured bundle names only the retired root, but the set stored (expired) holds the
         // roots it learned before it stopped; the CA's bundle fetched through those, once
-        if (isMeshcarError(err) && err.code === 'ca_mismatch' && (await learnFromStoredBundle(store, client, logger))) return signWithToken();
+        if (isMeshcarError(err) && err.code === 'ca_mismatch' && !storedBundleTried) {
+          storedBundleTried = true;
+          if (await learnFromStoredBundle(store, client, logger, spiffeId, configuredBundlePem)) return signWithToken();
+        }
         throw err;
       })
       .catch((err: unknown) => {

@@ -12,6 +12,7 @@ import { describeError } from '../errors.js';
 import { splitPemCertificates } from '../pki/pem.js';
 import type { CaClient } from './ca-client.js';
 import type { DiskStore } from './disk-store.js';
+import { bundleRoots } from '../pki/chain-to-roots.js';
 import { rootCount, validateSvidSoon, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
 import { MAX_TIMER_MS } from '../timer-clear.js';
@@ -156,14 +157,18 @@ export async function bundleBeforeStart(svid: Svid, client: CaClient, persist: (
 }
 
 /**
- * The CA's bundle fetched through the one stored with the newest set in the identity folder
- * (expired or not; the folder is ours, load() checks it alike), once per start: after a root
- * rotation the configured identity.ca.bundle may name only the retired root, and a sidecar away
- * longer than its SVID lasted had no set to trust the CA by. Whether the CA's bundle was learned
- * (the client then trusts it for the join token's request).
+ * The CA's bundle fetched through one stored with a set in the identity folder (expired or not:
+ * store.storedBundles), after a root rotation ended while this sidecar was away longer than its
+ * SVID lasted: the configured identity.ca.bundle, an install-time copy, names only the retired
+ * root, and no set vouched for the CA any more. Only a stored bundle that holds a root of the
+ * configured one is used (the rotation's own trail: configured {old}, stored {old, new}): one
+ * that does not (the sidecar moved to another CA of the same trust domain, its folder kept)
+ * must not override the bundle the operator gave. Whether the CA's bundle was learned (the
+ * client trusts it for the join token's request).
  */
-export async function learnFromStoredBundle(store: DiskStore, client: CaClient, logger: Logger): Promise<boolean> {
-  const stored = await store.newestBundle();
+export async function learnFromStoredBundle(store: DiskStore, client: CaClient, logger: Logger, spiffeId: string, configuredBundlePem: string): Promise<boolean> {
+  const configured = new Set(bundleRoots(configuredBundlePem).map((root) => root.fingerprint256));
+  const stored = (await store.storedBundles(spiffeId)).find((pem) => bundleRoots(pem).some((root) => configured.has(root.fingerprint256)));
   if (stored === undefined) return false;
   try {
     await client.fetchBundle(stored);
@@ -171,6 +176,6 @@ export async function learnFromStoredBundle(store: DiskStore, client: CaClient, 
     logger.debug(`the CA's bundle could not be fetched through the stored one either: ${describeError(err)}`);
     return false;
   }
-  logger.info("the CA's certificate does not chain to identity.ca.bundle, but to the bundle stored with the last SVID: the CA's trust bundle learned through it (update identity.ca.bundle to the CA's bundle.pem)");
+  logger.info("the CA's certificate does not chain to identity.ca.bundle, but to the bundle stored with an earlier SVID, which holds a root of it: the CA's trust bundle learned through it (update identity.ca.bundle to the CA's bundle.pem)");
   return true;
 }

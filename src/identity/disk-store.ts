@@ -9,7 +9,8 @@
 
 import { readBoundedText } from '../bounded-file.js';
 import { MAX_PEM_FILE_BYTES } from './pem-files.js';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { splitPemCertificates } from '../pki/pem.js';
 import { chmod, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -223,18 +224,25 @@ export class DiskStore {
   }
 
   /**
-   * The trust bundle stored with the newest set, whatever its dates (an SVID that expired while
-   * the sidecar was down still names the roots the CA had then), or undefined: none, unreadable,
-   * or a folder others may have written (as load() refuses it).
+   * The trust bundles stored with whole sets of `expectedSpiffeId`, newest first, whatever their
+   * dates now: each set is judged as load() judges one (its key, its SPIFFE ID, its chain to its
+   * bundle) as of the middle of its leaf's life. None from a folder others may have written.
    */
-  async newestBundle(): Promise<string | undefined> {
-    if ((await this.othersCanWrite()) !== undefined) return undefined;
+  async storedBundles(expectedSpiffeId: string): Promise<string[]> {
+    if ((await this.othersCanWrite()) !== undefined) return [];
     const candidates = await this.candidates().catch(() => [] as Candidate[]);
+    const bundles: string[] = [];
     for (const candidate of candidates) {
-      const text = await readBoundedText(path.join(candidate.dir, STORE_FILES.bundle), MAX_PEM_FILE_BYTES).catch(() => undefined);
-      if (text !== undefined && text.includes('-----BEGIN CERTIFICATE-----')) return text;
+      try {
+        const chainPem = await readBoundedText(path.join(candidate.dir, STORE_FILES.chain), MAX_PEM_FILE_BYTES);
+        const leaf = new X509Certificate(splitPemCertificates(chainPem)[0] ?? '');
+        const middle = new Date((Date.parse(leaf.validFrom) + Date.parse(leaf.validTo)) / 2);
+        bundles.push((await this.read(candidate, expectedSpiffeId, middle)).bundlePem);
+      } catch {
+        // not a whole set of ours: its bundle is no one's word
+      }
     }
-    return undefined;
+    return bundles;
   }
 
   /** Why someone other than this user may have written the folder, or undefined (see load()). */

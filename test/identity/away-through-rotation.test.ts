@@ -6,14 +6,20 @@
 // does not chain to identity.ca.bundle; this will not mend itself" though the folder held the
 // new root. Now the CA's bundle is fetched through the one stored with the last set (our own
 // 0700 folder, as a stored set is trusted), once, and the token's request goes through. Real CA
-// (4-second leaves), real sidecar processes, the CA's own waits between the steps.
+// (4-second leaves), real sidecar processes, the CA's own waits between the steps. Only a stored
+// bundle holding a root of the configured one is used: a sidecar moved to another CA of the same
+// trust domain (its folder kept, its configured bundle and token the new CA's) whose URL still
+// answers with the old CA's certificate is refused before its token is sent.
 
 import t from 'tap';
 import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { launchSidecar, metricValue, startMeshCa, waitFor } from '../helpers/mesh.js';
-import { runCli } from '../helpers/ca.js';
+import { caToken } from '../../src/ca/commands.js';
+import { obtainIdentity } from '../../src/identity/bootstrap.js';
+import { memoryLogger, runCli, startTestCa } from '../helpers/ca.js';
+import { writeFile } from 'node:fs/promises';
 import { caStatus } from '../../src/ca/status.js';
 
 const certificates = (pem: string) => (pem.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length;
@@ -52,5 +58,38 @@ t.test('a sidecar away from before root activate to after root retire starts wit
   t.teardown(() => again.stop('SIGKILL'));
   const back = await again.ready(20_000);
   t.equal(metricValue((await back.admin('/metrics')).body, 'meshcar_identity_bundle_roots'), 1, 'started, trusting the new root alone');
-  t.ok(back.process.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith("the CA's certificate does not chain to identity.ca.bundle, but to the bundle stored with the last SVID")), 'the log says how, and to update identity.ca.bundle');
+  t.ok(back.process.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith("the CA's certificate does not chain to identity.ca.bundle, but to the bundle stored with an earlier SVID, which holds a root of it")), 'the log says how, and to update identity.ca.bundle');
+});
+
+t.test("a stored bundle of another CA does not override the configured one: refused before the token is sent", { timeout: 60_000 }, async (t) => {
+  const ORDERS = 'spiffe://mesh.local/svc/orders';
+  const oldCa = await startTestCa({ maxTtlMs: 2_000, defaultTtlMs: 2_000 });
+  const newCa = await startTestCa();
+  t.teardown(async () => {
+    await oldCa.close();
+    await newCa.close();
+  });
+  const dir = t.testdir();
+  const identityDir = join(dir, 'identity');
+  const oldToken = join(dir, 'old.token');
+  await writeFile(oldToken, await caToken(oldCa.dir, 'orders', 600_000, false));
+  const logger = memoryLogger([], 'debug');
+  const first = await obtainIdentity({ spiffeId: ORDERS, trustDomain: 'mesh.local', dir: identityDir, ca: { url: oldCa.server.url, bundlePath: join(oldCa.dir, 'bundle.pem'), tokenPath: oldToken }, ttlMs: 2_000, logger });
+  const notAfter = first.identity.current().notAfter.getTime();
+  first.stop();
+  // the stored set expires (its end is known: waited for, not guessed)
+  await sleep(Math.max(0, notAfter - Date.now()) + 100);
+  // moved to the new CA: its bundle and its token; the URL still answers with the old CA's certificate
+  const newToken = join(dir, 'new.token');
+  await writeFile(newToken, await caToken(newCa.dir, 'orders', 600_000, false));
+  const tokensBefore = oldCa.logLines.filter((l) => JSON.stringify(l).includes('token')).length;
+  const err = await obtainIdentity({ spiffeId: ORDERS, trustDomain: 'mesh.local', dir: identityDir, ca: { url: oldCa.server.url, bundlePath: join(newCa.dir, 'bundle.pem'), tokenPath: newToken }, logger, startupTimeoutMs: 3_000 }).then(
+    (running) => {
+      running.stop();
+      return undefined;
+    },
+    (e: unknown) => e as { code?: string },
+  );
+  t.equal(err?.code, 'ca_mismatch', 'refused: the configured bundle does not vouch for the server');
+  t.equal(oldCa.logLines.filter((l) => JSON.stringify(l).includes('token')).length, tokensBefore, 'the token never reached it');
 });
