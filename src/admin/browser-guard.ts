@@ -14,6 +14,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
+import { clip } from '../clip.js';
 
 /** The host part of a Host header, lower-case; `ip` for IPv4 and bracketed IPv6 literals. */
 export function parseHostHeader(value: string): { readonly host: string; readonly ip: boolean } | undefined {
@@ -68,22 +69,22 @@ export class BrowserGuard {
     // send Host, so such a request cannot come from a rebound name.
     if (hostHeader !== undefined && hostHeader !== '') {
       const parsed = parseHostHeader(hostHeader);
-      if (parsed === undefined) return `Host ${JSON.stringify(hostHeader)} is not a host name or IP address`;
+      if (parsed === undefined) return `Host ${JSON.stringify(clip(hostHeader, 256))} is not a host name or IP address`;
       if (!parsed.ip && !this.names.has(parsed.host)) {
-        return `Host ${parsed.host} is not one of this admin port's names (localhost, an IP address, or a name listed in admin.hosts)`;
+        return `Host ${clip(parsed.host, 256)} is not one of this admin port's names (localhost, an IP address, or a name listed in admin.hosts)`;
       }
     }
     const site = headers['sec-fetch-site'];
     // same-origin: the admin's own pages (it serves none); none: the user typed the URL
     if (site !== undefined && site !== 'same-origin' && site !== 'none') {
       const navigation = SAFE_METHODS.has(method ?? 'GET') && headers['sec-fetch-mode'] === 'navigate' && headers['sec-fetch-dest'] === 'document';
-      if (!navigation) return `a request a web page made from another site (Sec-Fetch-Site: ${site}) is refused; open the admin URL directly, or use curl`;
+      if (!navigation) return `a request a web page made from another site (Sec-Fetch-Site: ${clip(String(site), 256)}) is refused; open the admin URL directly, or use curl`;
     }
     const origin = headers.origin;
     if (origin !== undefined && !SAFE_METHODS.has(method ?? 'GET')) {
       const own = hostHeader ? `http://${hostHeader}` : undefined;
       if (own === undefined || origin.toLowerCase() !== own.toLowerCase()) {
-        return `a ${method} from another origin (${origin}) is refused; send it without an Origin header, as curl does`;
+        return `a ${method} from another origin (${clip(origin, 256)}) is refused; send it without an Origin header, as curl does`;
       }
     }
     return undefined;

@@ -7,6 +7,7 @@
 // the policy and the upstreams, and a reload is a CPU cost any pod could run in a loop.
 
 import { isLoopbackAddress } from '../config/address.js';
+import { clip } from '../clip.js';
 
 export { isLoopbackAddress };
 
@@ -16,5 +17,5 @@ const REMOTE_PATHS: ReadonlySet<string> = new Set(['/healthz', '/ready', '/metri
 /** Why the request is refused, or undefined when the peer may have it. */
 export function remoteRefusal(path: string, remoteAddress: string | undefined): string | undefined {
   if (REMOTE_PATHS.has(path) || isLoopbackAddress(remoteAddress)) return undefined;
-  return `${path} answers only on this host (from a loopback address); from elsewhere the admin port serves ${[...REMOTE_PATHS].join(', ')}`;
+  return `${clip(path, 256)} answers only on this host (from a loopback address); from elsewhere the admin port serves ${[...REMOTE_PATHS].join(', ')}`;
 }

@@ -30,6 +30,7 @@ import { capConnectionsEvictingIdle } from '../http/connection-slots.js';
 import { ADMIN_MAX_PIPELINED, PipelineBound } from './pipeline-bound.js';
 import { METRICS_MIN_GAP_MS, SharedRenders } from './shared-renders.js';
 import { ADMIN_MAX_CONNECTIONS_PER_PEER, boundConnectionsPerPeer } from './peer-connections.js';
+import { clip } from '../clip.js';
 
 /** A connection with no request in flight and no bytes for this long is closed. */
 export const ADMIN_IDLE_TIMEOUT_MS = 15_000;
@@ -38,6 +39,9 @@ export const ADMIN_HEADERS_TIMEOUT_MS = 10_000;
 
 /** Connections open at once; at the cap the oldest idle one is closed for a new one (src/http/connection-slots.ts). */
 export const ADMIN_MAX_CONNECTIONS = 256;
+
+/** The most of a peer's text (a target, a Host, an Origin) a refusal quotes. */
+export const QUOTED_MAX = 256;
 
 /** The endpoints every admin server answers to GET (views and POST /reload come with the state). */
 const GET_PATHS: ReadonlySet<string> = new Set(['/healthz', '/ready', '/identity', '/config', '/metrics']);
@@ -119,7 +123,10 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   function logRefusal(req: IncomingMessage, reason: string, fields: Record<string, unknown>): void {
     const remote = req.socket.remoteAddress ?? 'unknown';
     const through = refusals.take(remote);
-    if (through) logger.warn({ remote, method: req.method, url: req.url, ...fields }, `admin request refused: ${reason}${leftOut(through, `from ${remote}`)}`);
+    // what the peer sent is cut (a head may hold 16 KiB of it): the peer must not size our lines
+    const quoted: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(fields)) quoted[name] = typeof value === 'string' ? clip(value, QUOTED_MAX) : value;
+    if (through) logger.warn({ remote, method: clip(req.method ?? '', QUOTED_MAX), url: clip(req.url ?? '', QUOTED_MAX), ...quoted }, `admin request refused: ${reason}${leftOut(through, `from ${remote}`)}`);
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -99,3 +99,25 @@ t.test('requests a page on another site makes are refused before any work; navig
     t.equal(lines.filter((l) => l.msg.startsWith('admin request refused: ')).length, 1, 'requests answered log nothing');
   });
 });
+
+// What a peer sent is quoted cut: a 16 KiB head held a target and a Host of thousands of characters, each
+// quoted twice in a refusal line (about 21 KB a line, 100 lines per 10 s across addresses).
+t.test("a refusal line quotes the peer's target, Host and Origin cut to 256 characters", async (t) => {
+  const lines: Array<{ msg: string; url?: string; host?: string; origin?: string }> = [];
+  const logTo = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as (typeof lines)[number]);
+      done();
+    },
+  });
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'warn' }, logTo));
+  t.teardown(() => admin.close());
+  const long = 'y'.repeat(4_000);
+  t.same(await ask(admin.port, 'GET', `/${long}`, { host: `bad!${long}`, origin: `http://${long}.example` }), { status: 403, error: 'forbidden' }, 'refused');
+  const refused = lines.find((l) => l.msg.startsWith('admin request refused: '));
+  t.ok(refused, 'a warn line');
+  t.ok(JSON.stringify(refused).length < 2_000, `the line stays short (${JSON.stringify(refused).length} characters)`);
+  t.match(refused?.url, /… \(4001 characters\)$/, 'the target cut, its length said');
+  t.match(refused?.host, /… \(4004 characters\)$/, 'the Host cut');
+  t.match(refused?.origin, /… \(4015 characters\)$/, 'the Origin cut');
+});
