@@ -9,9 +9,13 @@ import { parseRequestTarget, targetShapeProblem } from '../http/absolute-form.js
 import { announcesBody } from '../http/body-framing.js';
 import { sendError } from '../http/status.js';
 import { closeWhenFlushed, markTunnel, relayEnd, resetTunnelSide, tcpUnder } from '../http/tunnel-reset.js';
+import { switchingFields, switchingHead } from '../http/switching-fields.js';
 import type { Caller } from './caller.js';
 import { Exchange } from './exchange.js';
 import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
+
+/** A 101's field only a sidecar may send. */
+const APP_ONLY: ReadonlySet<string> = new Set(['x-meshcar-error']);
 
 /**
  * The target in origin-form. An absolute-form one (`GET http://orders/x`: RFC 9112 §3.2.2 has
@@ -189,14 +193,9 @@ export class Http1Exchange extends Exchange {
     }
     this.res.detachSocket(socket);
     this.res.off('finish', endSocket);
-    let head = `HTTP/1.1 101 ${appStatusMessage || 'Switching Protocols'}\r\n`;
-    for (let i = 0; i < appRawHeaders.length; i += 2) {
-      // an app's own x-meshcar-error is dropped from every answer (only a sidecar says it
-      // answered): the 101's too, which went on verbatim
-      if ((appRawHeaders[i] as string).toLowerCase() === 'x-meshcar-error') continue;
-      head += `${appRawHeaders[i]}: ${appRawHeaders[i + 1]}\r\n`;
-    }
-    socket.write(`${head}\r\n`, 'latin1');
+    // the hop-by-hop fields stay on the app's connection (switching-fields.ts), and an app's own
+    // x-meshcar-error is dropped from every answer (only a sidecar says it answered)
+    socket.write(switchingHead(appStatusMessage, switchingFields(appRawHeaders, APP_ONLY)), 'latin1');
     if (appHead.length > 0) socket.write(appHead);
     if (this.upgradeHead !== undefined && this.upgradeHead.length > 0) appSocket.write(this.upgradeHead);
     // a reset on one side is relayed as a reset, not a FIN: the tunnel carries half-closes, so

@@ -1,6 +1,7 @@
 // The heads of an app's WebSocket (Upgrade) request and of its upstream's answer as the other
 // side reads them (websocket.ts): which fields go on (none that describe one connection or the
-// framing on it), Host as the upstream the app named, and the answer written back byte for byte.
+// framing on it), Host as the upstream the app named, and a refusal's head as the app reads it
+// (a 101's: src/http/switching-fields.ts).
 
 import type { IncomingMessage } from 'node:http';
 import { connectionScoped } from '../http/hop-by-hop.js';
@@ -32,20 +33,21 @@ export function requestFields(req: IncomingMessage, authority: string, requestId
 }
 
 /**
- * A response head as the app reads it, from node:http's parse (`except`: names left out,
- * lower-case). node:http reads a head as latin1, one character a byte: written back as latin1,
- * a value's bytes above 0x7f (obs-text) go on as they came, where UTF-8 made two of each.
+ * A refusal's head (not a 101: switching-fields.ts) as the app reads it, from node:http's parse,
+ * less `except` (lower-case) and the fields its Connection names, which are the upstream
+ * connection's (RFC 9110 §7.6.1), ending with `connection: close`. node:http reads a head as
+ * latin1, one character a byte: written back as latin1, a value's bytes above 0x7f (obs-text)
+ * go on as they came, where UTF-8 made two of each.
  */
-export function responseHead(res: IncomingMessage, except?: ReadonlySet<string>): string {
+export function responseHead(res: IncomingMessage, except: ReadonlySet<string>): string {
   let head = `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n`;
-  // a refusal's fields its Connection names are the upstream connection's (RFC 9110 §7.6.1)
-  const connection = except === undefined ? undefined : res.headers.connection;
+  const connection = res.headers.connection;
   const named = connection === undefined ? undefined : connectionScoped(connection);
   const raw = res.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string;
     const lower = name.toLowerCase();
-    if (except?.has(lower) !== true && named?.has(lower) !== true) head += `${name}: ${raw[i + 1] as string}\r\n`;
+    if (!except.has(lower) && named?.has(lower) !== true) head += `${name}: ${raw[i + 1] as string}\r\n`;
   }
-  return except === undefined ? `${head}\r\n` : `${head}connection: close\r\n\r\n`;
+  return `${head}connection: close\r\n\r\n`;
 }

@@ -33,6 +33,7 @@ import { stillTrusted, UpstreamPathGuard } from './upstream-trust.js';
 import { openTunnel, type OpenedTunnel } from './pool-tunnel.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { ANSWER_DROPPED, requestFields, responseHead } from './websocket-heads.js';
+import { switchingFields, switchingHead } from '../http/switching-fields.js';
 
 function ignore(): void {}
 
@@ -213,7 +214,8 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       // the app reset its connection: the upstream is reset as well (before 'close', which
       // would otherwise flush and close it with a FIN: a clean end for the far app)
       socket.on('error', () => resetConnection(up));
-      socket.write(responseHead(res), 'latin1');
+      // latin1: node:http read the head one character a byte, so obs-text goes on as it came
+      socket.write(switchingHead(res.statusMessage, switchingFields(res.rawHeaders)), 'latin1');
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) up.write(head);
       // each side's end goes on once it is known to be a FIN: libuv reads a reset that came

@@ -72,8 +72,9 @@ function onAppUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void 
     socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 7\r\n\r\nno ws\r\n');
     return;
   }
-  // with an x-meshcar-error of its own, which only a sidecar may say
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Meshcar-Error: upstream_unavailable\r\nSec-WebSocket-Accept: ${acceptOf(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
+  // with an x-meshcar-error of its own, which only a sidecar may say, and hop-by-hop fields
+  // (one its Connection names) that stay on its connection
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, x-hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: x-t\r\nX-Meshcar-Error: upstream_unavailable\r\nSec-WebSocket-Accept: ${acceptOf(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
   socket.write(frame(`xfcc ${req.headers['x-forwarded-client-cert']}`, false));
   let pending: Buffer = head;
   socket.on('data', (chunk: Buffer) => {
@@ -150,6 +151,9 @@ t.test('WebSocket upgrade through the inbound listener', async (t) => {
     const ws = await openWs(fx.port, tlsOptions, '/ws', 'X-Forwarded-Client-Cert: By=forged\r\n');
     t.match(ws.head, /^HTTP\/1\.1 101 /);
     t.notMatch(ws.head, /x-meshcar-error/i, "the app's x-meshcar-error is dropped from its 101, as from any answer (it went on verbatim)");
+    t.notMatch(ws.head, /x-hop|secret|keep-alive|\r\nte:|trailer/i, 'so are its hop-by-hop fields and the one its Connection names');
+    t.match(ws.head, /\r\nConnection: Upgrade\r\n/, 'Connection says Upgrade alone');
+    t.match(ws.head, /\r\nSec-WebSocket-Accept: /, "the protocol's own field goes on");
     t.match(await ws.next(), new RegExp(`^xfcc By=spiffe://${TD}/svc/orders;Hash=[0-9a-f]{64};URI=${FRONTEND_ID}$`));
     ws.socket.write(frame('hello', true));
     t.equal(await ws.next(), 'echo hello');

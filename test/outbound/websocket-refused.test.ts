@@ -42,6 +42,7 @@ async function startRawUpstream(pki: Awaited<ReturnType<typeof makePki>>) {
       else if (path === '/obs-text-101') socket.write(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Name: caf\xe9\r\n\r\n', 'latin1'));
       else if (path === '/obs-text-403') socket.write(Buffer.from('HTTP/1.1 403 Forbidden\r\nX-Name: caf\xe9\r\nContent-Length: 2\r\n\r\nno', 'latin1'));
       else if (path?.startsWith('/status-')) socket.write(`HTTP/1.1 ${path.slice(8)} Weird\r\nContent-Length: 5\r\n\r\nweird`);
+      else if (path === '/hop-fields-101') socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade, x-hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: x-t\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n');
       else if (path === '/hop-fields') socket.write('HTTP/1.1 403 Forbidden\r\nConnection: close, x-hop-secret\r\nX-Hop-Secret: internal-token\r\nProxy-Connection: keep-alive\r\nX-Why: policy\r\nContent-Length: 2\r\n\r\nno');
       else if (path === '/chunked') socket.write('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\nX-Why: policy\r\n\r\n5\r\nno ws\r\n0\r\n\r\n');
       else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Plain: yes\r\n\r\nhello');
@@ -226,6 +227,21 @@ t.test("a refusal's connection-scoped fields stay on the upstream's connection",
   t.notMatch(app.text(), /proxy-connection/i, 'so is Proxy-Connection');
   t.match(app.text(), /\r\nX-Why: policy\r\n/, 'the rest goes on');
   t.match(app.text(), /\r\nconnection: close\r\n\r\nno$/);
+});
+
+t.test("a 101's connection-scoped fields stay on the upstream's connection; the switch's own go on", async (t) => {
+  // it was copied byte for byte: the fields its Connection named, Keep-Alive, TE, Trailer...
+  const { fx } = await rawUpstreamBehindOutbound(t);
+  const app = await appClient(fx.port);
+  t.teardown(() => app.socket.destroy());
+  app.socket.write(upgrade('/hop-fields-101'));
+  await waitFor(() => app.text().includes('\r\n\r\n'), 'the 101 relayed');
+  const head = app.text().slice(0, app.text().indexOf('\r\n\r\n'));
+  t.match(head, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+  t.notMatch(head, /x-hop|secret|keep-alive|proxy-connection|\r\nte:|trailer/i, 'none of the hop-by-hop fields, nor the one its Connection named');
+  t.match(head, /\r\nConnection: Upgrade(\r\n|$)/, 'Connection: Upgrade');
+  t.match(head, /\r\nUpgrade: websocket(\r\n|$)/, 'Upgrade');
+  t.match(head, /\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=(\r\n|$)/, "the protocol's own field");
 });
 
 t.test('a 101 switching to a protocol the app did not offer is no tunnel: 502 bad_gateway', async (t) => {
