@@ -75,8 +75,8 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     paused: () => !this.stopping && this.deciding !== undefined,
     stuck: (worker, why) => {
       if (this.stopping) {
-        // no replacement: its in-flight requests are cut, and the connections handed to it closed (untaken-connections.ts)
-        // one that never said hello never had its config: it served nothing
+        // no replacement: its in-flight requests are cut, and the connections handed to it
+        // closed (untaken-connections.ts); one that never said hello had no config, served nothing
         const cut = this.greeted.has(worker.id) ? '; the requests it had in flight are cut' : '';
         this.logger.warn({ worker: worker.id, workerPid: worker.process.pid }, `killing worker ${worker.id} during the drain: ${why}${cut}`);
         return this.exitWaits.kill(worker);
@@ -178,9 +178,9 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
 
   /** Every worker runs its own drain (inbound first, then outbound); resolves when all have exited. */
   async drain(timeoutMs: number): Promise<void> {
-    this.stopping = true;
-    this.restarts.stop();
-    // a stopped or stuck worker would keep the shared listener open to the drain's end: see DRAIN_CHECK_INTERVAL_MS
+    this.stopRestarting();
+    // but the checks go on, faster: a stopped or stuck worker would keep the shared listener
+    // open to the drain's end (see DRAIN_CHECK_INTERVAL_MS)
     this.health.hurry();
     // the workers drain in the budget less their exit grace and their drain's overrun (the cut
     // gRPC calls' statuses); the stragglers are killed at the budget's end
