@@ -52,19 +52,34 @@ function ask(port: number, method: string, path: string, headers: Record<string,
   });
 }
 
+interface WarnLine {
+  level: number;
+  msg: string;
+  remote?: string;
+  url?: string;
+  host?: string;
+  origin?: string;
+}
+
+/** A warn-level logger whose lines are kept, parsed. */
+function warnLines(): { lines: WarnLine[]; logger: ReturnType<typeof pino> } {
+  const lines: WarnLine[] = [];
+  const logTo = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as WarnLine);
+      done();
+    },
+  });
+  return { lines, logger: pino({ level: 'warn' }, logTo) };
+}
+
 /** The Sec-Fetch-* a browser sends for a fetch(url, {mode: 'no-cors'}) from a page on `site`. */
 const noCors = (site: string) => ({ 'sec-fetch-site': site, 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'empty' });
 
 t.test('requests a page on another site makes are refused before any work; navigation, curl and scrapers are answered', async (t) => {
   // the admin's warn lines, as the sidecar's log would carry them
-  const lines: Array<{ level: number; msg: string; remote?: string; url?: string }> = [];
-  const logTo = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as (typeof lines)[number]);
-      done();
-    },
-  });
-  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'warn' }, logTo));
+  const { lines, logger } = warnLines();
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, logger);
   t.teardown(() => admin.close());
   const port = admin.port;
 
@@ -103,14 +118,8 @@ t.test('requests a page on another site makes are refused before any work; navig
 // What a peer sent is quoted cut: a 16 KiB head held a target and a Host of thousands of characters, each
 // quoted twice in a refusal line (about 21 KB a line, 100 lines per 10 s across addresses).
 t.test("a refusal line quotes the peer's target, Host and Origin cut to 256 characters", async (t) => {
-  const lines: Array<{ msg: string; url?: string; host?: string; origin?: string }> = [];
-  const logTo = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as (typeof lines)[number]);
-      done();
-    },
-  });
-  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, pino({ level: 'warn' }, logTo));
+  const { lines, logger } = warnLines();
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, state, logger);
   t.teardown(() => admin.close());
   const long = 'y'.repeat(4_000);
   t.same(await ask(admin.port, 'GET', `/${long}`, { host: `bad!${long}`, origin: `http://${long}.example` }), { status: 403, error: 'forbidden' }, 'refused');

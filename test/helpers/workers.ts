@@ -80,3 +80,11 @@ export function heldRequest(probe: { cert: string; key: string; bundle: string }
     req.end();
   });
 }
+
+/** SIGTERM to the sidecar; its exit code and how long the shutdown took. */
+export async function terminated(sidecar: RunningSidecar): Promise<{ code: number | null; took: number }> {
+  const started = Date.now();
+  sidecar.process.child.kill('SIGTERM');
+  const code = await sidecar.process.exited();
+  return { code, took: Date.now() - started };
+}

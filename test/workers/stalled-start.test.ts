@@ -13,7 +13,7 @@
 import t from 'tap';
 import { fileURLToPath } from 'node:url';
 import { launchSidecar, waitFor } from '../helpers/mesh.js';
-import { probeRequest, workersFixture, workersOf } from '../helpers/workers.js';
+import { probeRequest, terminated, workersFixture, workersOf } from '../helpers/workers.js';
 
 const fx = workersFixture(t);
 // each test runs its own sidecar, mostly waiting for the 10 s hello timeout
@@ -46,10 +46,7 @@ t.test('SIGTERM while a replacement is stopped before its hello: killed during t
   process.kill(first, 'SIGKILL');
   // its replacement (worker 3) is forked and stops as it loads
   await waitFor(async () => (await workersOf(sidecar)).workers.some((w) => w.id === 3), 10_000, 'worker 3 forked', sidecar.process);
-  const started = Date.now();
-  sidecar.process.child.kill('SIGTERM');
-  const code = await sidecar.process.exited();
-  const took = Date.now() - started;
+  const { code, took } = await terminated(sidecar);
   t.equal(code, 0, 'exit 0');
   t.ok(took < 20_000, `exited in ${took} ms, not at the 30 s drain timeout`);
   t.ok(sidecar.process.lines.some((l) => l.msg === 'killing worker 3 during the drain: it did not say hello within 10 s of its start (stopped or stuck)'), 'worker 3 killed at its hello timeout; nothing said cut (it had no config)');

@@ -14,7 +14,7 @@
 
 import t from 'tap';
 import { startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
-import { probeRequest, workersFixture, workersOf } from '../helpers/workers.js';
+import { probeRequest, terminated, workersFixture, workersOf } from '../helpers/workers.js';
 
 const fx = workersFixture(t);
 
@@ -41,10 +41,7 @@ t.test('SIGTERM with a stopped worker: exit 0 within drainTimeout', { timeout: 3
   t.teardown(() => sidecar.stop('SIGKILL'));
   for (let i = 0; i < 4; i++) t.equal((await probeRequest(sidecar.inboundPort, fx.probe)).status, 200);
   await stopOne(t, sidecar);
-  const started = Date.now();
-  sidecar.process.child.kill('SIGTERM');
-  const code = await sidecar.process.exited();
-  const took = Date.now() - started;
+  const { code, took } = await terminated(sidecar);
   t.equal(code, 0, 'exit 0');
   t.ok(took < 2_700, `exited in ${took} ms: the 2 s drain timeout bounds the shutdown`);
   t.ok(sidecar.process.lines.some((l) => l.msg === 'worker still running after the drain timeout; killing it'), 'the stopped worker was killed at the drain timeout');
@@ -60,10 +57,7 @@ t.test('SIGTERM with a stopped worker and a long drainTimeout: it is killed with
   const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, drainTimeout: '20s', extraYaml: 'workers: 2' });
   t.teardown(() => sidecar.stop('SIGKILL'));
   await stopOne(t, sidecar);
-  const started = Date.now();
-  sidecar.process.child.kill('SIGTERM');
-  const code = await sidecar.process.exited();
-  const took = Date.now() - started;
+  const { code, took } = await terminated(sidecar);
   t.equal(code, 0, 'exit 0');
   t.ok(took < 6_000, `exited in ${took} ms, not at the 20 s drain timeout`);
   t.ok(sidecar.process.lines.some((l) => typeof l.msg === 'string' && /^killing worker \d+ during the drain: it did not answer 2 health checks in a row/.test(l.msg)), 'the log says which worker was killed and why');
