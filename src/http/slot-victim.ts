@@ -10,12 +10,14 @@
 //     each scrape up to 1 s for the next shared render), so eight addresses asking /metrics in a
 //     loop kept every slot busy and the kubelet's probes were closed;
 //  4. the newcomer's address's own oldest idle one (a client connecting again);
-//  5. the oldest idle one, however young.
+//  5. the oldest idle one, however young, of an address holding more than the newcomer's.
 // Otherwise the newcomer is closed. A young idle connection is one still sending its first head
 // (or its TLS handshake): it goes only at 5, so neither bare connects from one address (which
-// replace their own at 4) nor a busy address (3) close a probe that has just taken a slot, while
-// connections renewed every few hundred milliseconds from many addresses, each holding one,
-// still give way to a newcomer (5). The walk is over the open connections, at the cap only.
+// replace their own at 4) nor a busy address (3; one that has just given a slot up to a probe
+// and connects again holds no more than the probe's) close a probe that has just taken a slot,
+// while connections renewed every few hundred milliseconds from many addresses, each holding
+// one, still give way to a newcomer holding none (5). The walk is over the open connections,
+// at the cap only.
 
 import type { Socket } from 'node:net';
 
@@ -44,12 +46,13 @@ export function slotVictim(open: ReadonlyMap<Socket, Slot>, held: ReadonlyMap<st
       largest = address;
     }
   }
-  const overShare = largest !== undefined && most > (held.get(newcomer) ?? 0) + 1;
+  const newcomerHeld = held.get(newcomer) ?? 0;
+  const overShare = largest !== undefined && most > newcomerHeld + 1;
   let largestIdle: Socket | undefined;
   let largestBusy: Socket | undefined;
   let oldIdle: Socket | undefined;
   let ownIdle: Socket | undefined;
-  let anyIdle: Socket | undefined;
+  let biggerIdle: Socket | undefined;
   const oldBefore = nowMs - YOUNG_MS;
   for (const [socket, slot] of open) {
     if (slot.inFlight !== 0) {
@@ -59,11 +62,11 @@ export function slotVictim(open: ReadonlyMap<Socket, Slot>, held: ReadonlyMap<st
     if (overShare && slot.address === largest) largestIdle ??= socket;
     if (slot.sinceMs <= oldBefore) oldIdle ??= socket;
     if (slot.address === newcomer) ownIdle ??= socket;
-    anyIdle ??= socket;
+    else if ((held.get(slot.address) ?? 0) > newcomerHeld) biggerIdle ??= socket;
   }
   if (largestIdle !== undefined) return { socket: largestIdle, busy: false };
   if (oldIdle !== undefined) return { socket: oldIdle, busy: false };
   if (largestBusy !== undefined) return { socket: largestBusy, busy: true };
-  const idle = ownIdle ?? anyIdle;
+  const idle = ownIdle ?? biggerIdle;
   return idle === undefined ? undefined : { socket: idle, busy: false };
 }

@@ -6,7 +6,8 @@
 //   goes; a newcomer from an address holding as many is closed;
 // - a probe that has not sent its head yet is not closed by bare connects from another address
 //   (they replace their own), nor by the kubelet's second probe from its own address while a
-//   busy address holds more than its share;
+//   busy address holds more than its share, nor by a busy address that gave it its slot and
+//   connects again;
 // - connections renewed every 300 ms from as many addresses as slots, each holding one, do not
 //   hold the cap against a probe.
 
@@ -108,6 +109,18 @@ t.test('two probes not yet sent and a bare connect from a third address: both pr
   const probes = [await connectFrom('127.0.0.1'), await connectFrom('127.0.0.1')];
   await connectFrom('127.0.0.3');
   t.same(await Promise.all(probes.map(ask)), ['HTTP/1.1 200', 'HTTP/1.1 200'], 'both answered');
+});
+
+t.test('a busy address that gave a slot up to a probe and connects again does not take it back', async (t) => {
+  const { connectFrom, busyFrom, ask } = await heldAdmin(t, 4);
+  await busyFrom('127.0.0.2', 2);
+  await busyFrom('127.0.0.3', 2);
+  const probe = await connectFrom('127.0.0.1');
+  // 127.0.0.2 gave one up (it held more than one more than the probe's address) and comes back
+  const again = await connectFrom('127.0.0.2');
+  await waitFor(async () => again.destroyed || probe.destroyed, 3_000, 'one of them closed');
+  t.ok(again.destroyed, 'the newcomer is closed');
+  t.equal(await ask(probe), 'HTTP/1.1 200', 'the probe stays and is answered');
 });
 
 t.test('one connection per address, renewed every 300 ms from as many addresses as slots: probes are answered', { timeout: 30_000 }, async (t) => {
