@@ -160,15 +160,20 @@ export async function bundleBeforeStart(svid: Svid, client: CaClient, persist: (
  * The CA's bundle fetched through one stored with a set in the identity folder (expired or not:
  * store.storedBundles), after a root rotation ended while this sidecar was away longer than its
  * SVID lasted: the configured identity.ca.bundle, an install-time copy, names only the retired
- * root, and no set vouched for the CA any more. Only a stored bundle that holds a root of the
- * configured one is used (the rotation's own trail: configured {old}, stored {old, new}): one
- * that does not (the sidecar moved to another CA of the same trust domain, its folder kept)
- * must not override the bundle the operator gave. Whether the CA's bundle was learned (the
+ * root, and no set vouched for the CA any more. A stored bundle is used only when the folder's
+ * sets trusted a root of the configured bundle (the rotation's trail, kept by the store:
+ * configured {old}; stored {old}, {old, new}, then {new}): a folder that never did (the sidecar
+ * moved to another CA of the same trust domain, its folder kept) must not override the bundle
+ * the operator gave. Whether the CA's bundle was learned (the
  * client trusts it for the join token's request).
  */
 export async function learnFromStoredBundle(store: DiskStore, client: CaClient, logger: Logger, spiffeId: string, configuredBundlePem: string): Promise<boolean> {
-  const configured = new Set(bundleRoots(configuredBundlePem).map((root) => root.fingerprint256));
-  const stored = (await store.storedBundles(spiffeId)).find((pem) => bundleRoots(pem).some((root) => configured.has(root.fingerprint256)));
+  const configured = bundleRoots(configuredBundlePem).map((root) => root.fingerprint256);
+  const bundles = await store.storedBundles(spiffeId);
+  // the folder's sets trusted a configured root once (a rotation it ran through, its trail kept
+  // by the store): its newest set's bundle; else one holding a configured root itself
+  const trail = await store.trustedRoots();
+  const stored = configured.some((f) => trail.has(f)) ? bundles[0] : bundles.find((pem) => bundleRoots(pem).some((root) => configured.includes(root.fingerprint256)));
   if (stored === undefined) return false;
   try {
     await client.fetchBundle(stored);

@@ -15,12 +15,18 @@ import { chmod, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
-import { fsyncDirectory } from '../atomic-file.js';
+import { fsyncDirectory, writeFileAtomic } from '../atomic-file.js';
+import { bundleRoots } from '../pki/chain-to-roots.js';
 import { otherWriters } from '../user-paths.js';
 import { lifetimeMs, remainingMs, validateSvidSoon, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
 export const STORE_FILES = Object.freeze({ key: 'svid.key', chain: 'svid.crt', bundle: 'bundle.pem' });
+
+/** The roots this folder's sets have trusted (DiskStore.trustedRoots), one fingerprint a line. */
+export const TRUSTED_ROOTS_FILE = 'trusted-roots';
+const TRUSTED_ROOTS_KEPT = 64;
+const FINGERPRINT = /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/;
 
 /** The symlink naming the authoritative generation; switching it is the one atomic step. */
 export const CURRENT_LINK = 'current';
@@ -140,7 +146,30 @@ export class DiskStore {
     } catch (err) {
       this.logger.warn({ dir: this.dir, generation }, `the SVID is saved in ${generation}, but tidying ${this.dir} failed: ${describeError(err)}; old generations may stay until the next save`);
     }
+    // the roots this folder's sets have trusted, for a start with no set valid any more
+    // (storedBundles' caller, bundle-refresh.ts): after the save, its failure only said
+    await this.noteTrustedRoots(svid.bundlePem).catch((err: unknown) => this.logger.debug({ dir: this.dir }, `could not note the trusted roots: ${describeError(err)}`));
     this.logger.debug({ dir: this.dir, generation, serial: svid.serialHex }, 'SVID saved');
+  }
+
+  /**
+   * The roots (SHA-256 fingerprints) the bundles of the sets saved in this folder have held, the
+   * last TRUSTED_ROOTS_KEPT of them: a root rotation's trail (the old root, then old and new,
+   * then the new one), which the two sets kept lose once it is over. Empty for none, or a file
+   * others may have written.
+   */
+  async trustedRoots(): Promise<Set<string>> {
+    if ((await this.othersCanWrite()) !== undefined) return new Set();
+    const text = await readBoundedText(path.join(this.dir, TRUSTED_ROOTS_FILE), MAX_PEM_FILE_BYTES).catch(() => '');
+    return new Set(text.split('\n').filter((line) => FINGERPRINT.test(line)));
+  }
+
+  private async noteTrustedRoots(bundlePem: string): Promise<void> {
+    const known = [...(await this.trustedRoots())];
+    const added = bundleRoots(bundlePem).map((root) => root.fingerprint256).filter((f) => !known.includes(f));
+    if (added.length === 0) return;
+    const kept = [...known, ...added].slice(-TRUSTED_ROOTS_KEPT);
+    await writeFileAtomic(path.join(this.dir, TRUSTED_ROOTS_FILE), `${kept.join('\n')}\n`, 0o600);
   }
 
   /**

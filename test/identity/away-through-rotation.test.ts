@@ -61,6 +61,49 @@ t.test('a sidecar away from before root activate to after root retire starts wit
   t.ok(back.process.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith("the CA's certificate does not chain to identity.ca.bundle, but to the bundle stored with an earlier SVID, which holds a root of it")), 'the log says how, and to update identity.ca.bundle');
 });
 
+// Up through the whole rotation, then away longer than its SVID lasts: the two sets the store
+// keeps hold the new root only, and the configured bundle the old one alone; the store's note of
+// the roots its sets trusted (old, then old and new, then new) is the trail that vouches.
+t.test('a sidecar that ran through the whole rotation, then was away longer than its SVID lasts, starts with a fresh token', { timeout: 90_000 }, async (t) => {
+  const dir = t.testdir();
+  const ca = await startMeshCa(dir, { maxTtl: '4s' });
+  t.teardown(() => ca.stop());
+  const installed = join(dir, 'installed-bundle.pem');
+  await copyFile(ca.bundlePath, installed);
+  const withInstalledBundle = { ...ca, bundlePath: installed };
+  const identityDir = join(dir, 'id-billing');
+  const spec = { service: 'billing', ttl: '4s', bundleRefresh: '500ms', identityDir, upstreams: [{ name: 'x', endpoints: ['127.0.0.1:9'], identity: 'spiffe://mesh.local/svc/x' }] };
+  const untilAllowed = async () => {
+    const wait = Date.parse((await caStatus(ca.caDir)).rootRotation.next?.allowedFrom ?? '') - Date.now();
+    if (wait > 0) await sleep(wait + 50);
+  };
+  const first = await (await launchSidecar(withInstalledBundle, spec)).ready();
+  t.teardown(() => first.stop('SIGKILL'));
+  const roots = async () => metricValue((await first.admin('/metrics')).body, 'meshcar_identity_bundle_roots');
+  t.equal((await runCli(['ca', 'root', 'add', '--dir', ca.caDir])).code, 0, 'root add');
+  await waitFor(async () => (await roots()) === 2, 10_000, 'both roots learned');
+  await untilAllowed();
+  t.equal((await runCli(['ca', 'root', 'activate', '--dir', ca.caDir])).code, 0, 'root activate');
+  await untilAllowed();
+  t.equal((await runCli(['ca', 'root', 'retire', '--dir', ca.caDir])).code, 0, 'root retire');
+  await waitFor(async () => (await roots()) === 1, 10_000, 'the old root dropped');
+  // two saves after it (renewals): the store's two sets name the new root alone
+  await waitFor(async () => certificates(await readFile(join(identityDir, 'bundle.pem'), 'utf8').catch(() => '')) === 1, 10_000, 'the new root alone stored');
+  const view = async () => JSON.parse((await first.admin('/identity')).body) as { serial: string; notAfter: string };
+  const seen = new Set([(await view()).serial]);
+  await waitFor(async () => seen.add((await view()).serial).size >= 3, 15_000, 'two renewals after the retire');
+  const notAfter = Date.parse((await view()).notAfter);
+  await first.stop('SIGKILL');
+  await sleep(Math.max(0, notAfter - Date.now()) + 100);
+
+  const token = join(dir, 'billing.token');
+  t.equal((await runCli(['ca', 'token', '--dir', ca.caDir, '--service', 'billing', '--out', token])).code, 0, 'a fresh token');
+  const again = await launchSidecar({ ...withInstalledBundle, tokenFile: async () => token }, spec);
+  t.teardown(() => again.stop('SIGKILL'));
+  const back = await again.ready(20_000);
+  t.equal(metricValue((await back.admin('/metrics')).body, 'meshcar_identity_bundle_roots'), 1, 'started, trusting the new root');
+});
+
 t.test("a stored bundle of another CA does not override the configured one: refused before the token is sent", { timeout: 60_000 }, async (t) => {
   const ORDERS = 'spiffe://mesh.local/svc/orders';
   const oldCa = await startTestCa({ maxTtlMs: 2_000, defaultTtlMs: 2_000 });
