@@ -1,20 +1,24 @@
 // The last step of every log line before stdout: characters a terminal or a log viewer acts on
 // that JSON leaves as they are, written as \uXXXX escapes. pino (JSON) escapes C0 controls
 // (CR, LF, ESC) already; DEL, the C1 controls (U+0080-U+009F: 0x9B is CSI, a terminal's escape
-// sequence in one byte), the bidirectional controls and line separators (U+061C, U+200E/F,
-// U+2028/9, U+202A-E, U+2066-9: text shown in another order than written, "Trojan Source"),
-// and the invisible word joiners and byte-order mark (U+2060-4, U+FEFF) are valid JSON and
-// were written raw. A peer chooses some of what is logged: an HTTP/2 :path
+// sequence in one byte), the line separators (U+2028/9) and the format characters (Unicode's
+// Cf: the bidirectional controls, text shown in another order than written, "Trojan Source";
+// the zero-width and invisible ones; the tag characters) are valid JSON and were written raw. A peer chooses some of what is logged: an HTTP/2 :path
 // carries raw bytes 0x80-0xFF (the access log's path), a certificate's subject any Unicode (the
 // TLS failure lines). Every such character sits inside a JSON string, so the line stays the
 // same JSON value. The admin port's and the CA's JSON answers (http/status.ts sendJson) go
 // through it too: curl prints GET /debug/tls, which quotes certificates, on a terminal.
 
-const UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
-const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');
+// Cf, Unicode's format characters: every bidirectional control, the zero-width and invisible
+// ones, the tag characters (U+E0000-E007F: text a viewer does not show, "ASCII smuggling")
+const UNSAFE = /[\u007f-\u009f\u2028\u2029\p{Cf}]/u;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'gu');
 
+/** Each UTF-16 unit of `c` as \uXXXX (a tag character is two: JSON's own escape of it). */
 function escape(c: string): string {
-  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  let out = '';
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out;
 }
 
 /** The line with every unsafe character escaped; the same string when there is none (the usual case: one regex test). */
