@@ -16,8 +16,6 @@ import { launchSidecar, waitFor } from '../helpers/mesh.js';
 import { probeRequest, terminated, workersFixture, workersOf } from '../helpers/workers.js';
 
 const fx = workersFixture(t);
-// each test runs its own sidecar, mostly waiting for the 10 s hello timeout
-t.jobs = 2;
 
 t.test('workers stopped while they start are replaced; the sidecar gets ready', { timeout: 60_000 }, async (t) => {
   const stalled = fileURLToPath(new URL('../fixtures/stalled-start-worker.cjs', import.meta.url));
