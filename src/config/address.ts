@@ -159,6 +159,9 @@ export function parseHttpsUrl(text: string): URL | string {
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (!isServerName(host)) return `"${host}" is neither an IP address nor a host name`;
+  // the URL parser keeps port 0 as given, and the client then dialled 443 (the token going to
+  // whatever listens there): refused as every other address's port 0 is
+  if (url.port === '0') return 'port 0 is out of range (1-65535)';
   return url;
 }
 

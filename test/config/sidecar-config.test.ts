@@ -242,6 +242,10 @@ t.test('bad address', async (t) => {
   t.same(await issuesOf(t, edit({ 'https://127.0.0.1:8443': 'http://127.0.0.1:8443' })), [
     'c.yaml:5:5: identity.ca.url: "http://127.0.0.1:8443" is not a CA URL: the CA is reached over https://, not http://',
   ]);
+  // kept as given by the URL parser, it had the client dial 443 with the join token
+  t.same(await issuesOf(t, edit({ 'https://127.0.0.1:8443': 'https://127.0.0.1:0' })), [
+    'c.yaml:5:5: identity.ca.url: "https://127.0.0.1:0" is not a CA URL: port 0 is out of range (1-65535)',
+  ]);
 });
 
 t.test('bad SPIFFE ID', async (t) => {
