@@ -3,7 +3,7 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -88,11 +88,23 @@ t.test('check validates a config and prints every error with file:line', async (
     ca: {},
     'bad.yaml': 'trustDomain: mesh.local\ndir: certs/ca\nlisten: 127.0.0.1:99999\nmaxTtl: 15x\nbogus: 1\n',
   });
-  // check also wants the CA folder the config names to exist
+  // check also wants the CA folder the config names to hold a whole CA, as ca serve does
+  t.equal((await cli(['ca', 'init', '--dir', join(dir, 'ca'), '--trust-domain', 'mesh.local'])).code, 0, 'ca init');
   await writeFile(join(dir, 'good.yaml'), `trustDomain: mesh.local\ndir: ${join(dir, 'ca')}\nlisten: 127.0.0.1:8443\n`);
   const [good, bad] = await Promise.all([cli(['check', '--config', join(dir, 'good.yaml')]), cli(['check', '--config', join(dir, 'bad.yaml')])]);
   t.equal(good.code, 0, good.stderr);
   t.match(good.stdout, /valid ca configuration/);
+  // an empty folder, or one missing its issuer's key, passed check and ca serve refused it
+  await mkdir(join(dir, 'empty-ca'));
+  await writeFile(join(dir, 'empty.yaml'), `trustDomain: mesh.local\ndir: ${join(dir, 'empty-ca')}\nlisten: 127.0.0.1:8443\n`);
+  await cp(join(dir, 'ca'), join(dir, 'keyless-ca'), { recursive: true });
+  await rm(join(dir, 'keyless-ca', 'issuer.key'));
+  await writeFile(join(dir, 'keyless.yaml'), `trustDomain: mesh.local\ndir: ${join(dir, 'keyless-ca')}\nlisten: 127.0.0.1:8443\n`);
+  const [empty, keyless] = await Promise.all([cli(['check', '--config', join(dir, 'empty.yaml')]), cli(['check', '--config', join(dir, 'keyless.yaml')])]);
+  t.equal(empty.code, 1, 'an empty CA folder: refused');
+  t.match(empty.stderr.trim(), /^\S+empty\.yaml:2:1: dir: \S+issuer\.crt does not exist: run "meshcar ca init/, 'said at dir, with the command that makes one');
+  t.equal(keyless.code, 1, 'a CA folder without issuer.key: refused');
+  t.match(keyless.stderr.trim(), /^\S+keyless\.yaml:2:1: dir: \S+issuer\.key does not exist/, 'said at dir');
   t.equal(bad.code, 1);
   const lines = bad.stderr.trim().split('\n');
   t.equal(lines.length, 3, bad.stderr);

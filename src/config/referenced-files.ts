@@ -190,6 +190,10 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   const otherDomain = loaded.kind === 'ca' && problems[0] === undefined ? await caTrustDomainProblem(loaded.config.dir, loaded.config.trustDomain) : undefined;
   // and one only its user can write to, as ca serve requires (the kubelet's fsGroup pass, say, adds group write)
   const shared = loaded.kind === 'ca' && problems[0] === undefined ? await requirePrivateCaFolder(loaded.config.dir).then(() => undefined, (err: unknown) => describeError(err)) : undefined;
+  // and one that holds a whole CA, read as `ca status` reads it (nothing written): an empty
+  // folder, a missing issuer.key, a damaged state.json or token-keys.json passed check, and
+  // ca serve refused it (the CA's modules are loaded only for a CA config)
+  const broken = loaded.kind === 'ca' && problems[0] === undefined && otherDomain === undefined ? await (await import('../ca/status.js')).caStatus(loaded.config.dir).then(() => undefined, (err: unknown) => describeError(err)) : undefined;
   // an OpenAPI spec is loaded as the sidecar would: parsed, validated, $refs resolved, compiled
   const specs = specsOf(loaded);
   // (the loader, swagger-parser and Ajv, is imported only when a spec is named)
@@ -202,6 +206,7 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
     ...(set ? [{ keys: ['identity', 'files', 'cert'], path: set.path, problem: set.problem }] : []),
     ...(otherDomain && loaded.kind === 'ca' ? [{ keys: ['trustDomain'], path: loaded.config.dir, problem: otherDomain }] : []),
     ...(shared && loaded.kind === 'ca' ? [{ keys: ['dir'], path: loaded.config.dir, problem: shared }] : []),
+    ...(broken && loaded.kind === 'ca' ? [{ keys: ['dir'], path: loaded.config.dir, problem: broken }] : []),
     ...specs.map((spec, i) => ({ keys: spec.keys, path: spec.path, problem: specProblems[i] })),
   ];
   for (const entry of all) {
