@@ -69,6 +69,7 @@ export function parseHostPort(text: string, options: { allowPortZero?: boolean; 
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
     if (host === '') return 'give a host before the port, e.g. 0.0.0.0:8080';
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) return 'give HOST:PORT, not a URL (no scheme), e.g. 127.0.0.1:8080';
     if (host.includes(':')) return 'write an IPv6 address in brackets, e.g. [::1]:8080';
     if (!isIPv4(host) && !(options.lookupName ? isLookupName(host) : isHostname(host))) return `"${host}" is neither an IPv4 address nor a host name`;
   }

@@ -101,6 +101,11 @@ function readUpstreams(value: YamlValue, trustDomain: string | undefined, listen
     if (!UPSTREAM_NAME.test(key)) {
       entry.report(`${JSON.stringify(key)} is not an upstream name: use letters, digits, dots and dashes (the host name the app sends)`);
       ok = false;
+    } else if (key.endsWith('.')) {
+      // the router reads the app's Host without its final dot: such a name answered only a Host
+      // written exactly so, with no port
+      entry.report(`${JSON.stringify(key)} is not an upstream name: no dot at its end (write ${JSON.stringify(key.replace(/\.+$/, ''))}; the app may still send it with one)`);
+      ok = false;
     } else if (seen.has(name)) {
       // The app's Host header is matched case-insensitively, so these would be one upstream.
       entry.report(`same upstream as ${seen.get(name)}: names are matched case-insensitively`);

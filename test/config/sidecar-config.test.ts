@@ -305,6 +305,16 @@ t.test('upstream names', async (t) => {
   t.same(await issuesOf(t, edit({ '    Ledger.Prod:': '    ledger_prod:' })), [
     'c.yaml:26:5: outbound.upstreams.ledger_prod: "ledger_prod" is not an upstream name: use letters, digits, dots and dashes (the host name the app sends)',
   ]);
+  // the router reads Host without its final dot: the name answered only `Host: pay.` exactly
+  t.same(await issuesOf(t, edit({ '    Ledger.Prod:': '    pay.:' })), [
+    'c.yaml:26:5: outbound.upstreams["pay."]: "pay." is not an upstream name: no dot at its end (write "pay"; the app may still send it with one)',
+  ]);
+});
+
+t.test('a URL where HOST:PORT belongs: said so', async (t) => {
+  t.same(await issuesOf(t, edit({ '127.0.0.1:16443,': 'https://127.0.0.1:16443,' })), [
+    'c.yaml:22:19: outbound.upstreams.payments.endpoints[0]: "https://127.0.0.1:16443" is not an endpoint: give HOST:PORT, not a URL (no scheme), e.g. 127.0.0.1:8080',
+  ]);
 });
 
 t.test('authorize rules, renewal window and listener clashes', async (t) => {
