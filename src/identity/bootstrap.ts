@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { readTokenClaims } from './token-claims.js';
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import { CaClient, CaRefusedError } from './ca-client.js';
-import { BundleRefresh, bundleBeforeStart, DEFAULT_BUNDLE_REFRESH_MS, learnFromStoredBundle } from './bundle-refresh.js';
+import { BundleRefresh, bundleBeforeStart, DEFAULT_BUNDLE_REFRESH_MS } from './bundle-refresh.js';
 import { DiskStore } from './disk-store.js';
 import { FilesWatcher, loadSvidFiles, warnIfChainEndsFirst, type IdentityFiles } from './files-source.js';
 import { backoffDelayMs, Renewal, type BackoffPolicy, type RenewalWindow } from './renewal.js';
@@ -107,19 +107,16 @@ export const FIRST_CONTACT_BACKOFF: BackoffPolicy = Object.freeze({ baseMs: 250,
 export async function obtainIdentity(options: CaIdentityOptions): Promise<RunningIdentity> {
   const { spiffeId, logger } = options;
   const store = new DiskStore(options.dir, logger);
-  const configuredBundlePem = await readConfigFile(options.ca.bundlePath, 'identity.ca.bundle', 'CA bundle');
   const client = new CaClient({
     url: options.ca.url,
     trustDomain: options.trustDomain,
-    bundlePem: configuredBundlePem,
+    bundlePem: await readConfigFile(options.ca.bundlePath, 'identity.ca.bundle', 'CA bundle'),
     logger,
     ...(options.ca.timeoutMs === undefined ? {} : { timeoutMs: options.ca.timeoutMs }),
     ...(options.signal ? { signal: options.signal } : {}),
   });
   const ttl = options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs };
 
-  /** The stored bundles are tried once per process (learnFromStoredBundle). */
-  let storedBundleTried = false;
   const withToken = async (): Promise<Svid> => {
     // read when needed, not at start: it is only needed without a usable SVID, and may be rotated
     const tokenPath = options.ca.tokenPath;
@@ -141,21 +138,9 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     // the request, and the start ended with exit 70 and a stack trace
     const problem = readTokenClaims(token);
     if (typeof problem === 'string') throw new MeshcarError('identity_invalid', `identity.ca.token: the join token file ${tokenPath}: ${problem}`);
-    const signWithToken = () => client.sign({ spiffeId, auth: { token }, ...ttl });
-    return signWithToken()
-      .catch(async (err: unknown) => {
-        // a root rotation finished while this sidecar was away longer than its SVID lasts: the
-        // configured bundle names only the retired root, but the set stored (expired) holds the
-        // roots it learned before it stopped; the CA's bundle fetched through those, once
-        if (isMeshcarError(err) && err.code === 'ca_mismatch' && !storedBundleTried) {
-          storedBundleTried = true;
-          if (await learnFromStoredBundle(store, client, logger, spiffeId, configuredBundlePem)) return signWithToken();
-        }
-        throw err;
-      })
-      .catch((err: unknown) => {
-        throw tokenRefusal(err, tokenPath, options.ca.url, spiffeId);
-      });
+    return client.sign({ spiffeId, auth: { token }, ...ttl }).catch((err: unknown) => {
+      throw tokenRefusal(err, tokenPath, options.ca.url, spiffeId);
+    });
   };
   // renewal authenticates with the current SVID; once that has expired, or the CA no longer
   // trusts it (its root was retired while this sidecar was away), only a token can help

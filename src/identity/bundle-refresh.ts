@@ -11,8 +11,6 @@ import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import { splitPemCertificates } from '../pki/pem.js';
 import type { CaClient } from './ca-client.js';
-import type { DiskStore } from './disk-store.js';
-import { bundleRoots } from '../pki/chain-to-roots.js';
 import { rootCount, validateSvidSoon, type Svid } from './svid.js';
 import type { WorkloadIdentity } from './workload-identity.js';
 import { MAX_TIMER_MS } from '../timer-clear.js';
@@ -154,33 +152,4 @@ export async function bundleBeforeStart(svid: Svid, client: CaClient, persist: (
   logger.info({ roots: rootCount(outcome.svid) }, 'trust bundle updated from the CA before start');
   await persist(outcome.svid).catch((err: unknown) => logger.warn(`could not store the new trust bundle: ${describeError(err)}`));
   return outcome.svid;
-}
-
-/**
- * The CA's bundle fetched through one stored with a set in the identity folder (expired or not:
- * store.storedBundles), after a root rotation ended while this sidecar was away longer than its
- * SVID lasted: the configured identity.ca.bundle, an install-time copy, names only the retired
- * root, and no set vouched for the CA any more. A stored bundle is used only when the folder's
- * sets trusted a root of the configured bundle (the rotation's trail, kept by the store:
- * configured {old}; stored {old}, {old, new}, then {new}): a folder that never did (the sidecar
- * moved to another CA of the same trust domain, its folder kept) must not override the bundle
- * the operator gave. Whether the CA's bundle was learned (the
- * client trusts it for the join token's request).
- */
-export async function learnFromStoredBundle(store: DiskStore, client: CaClient, logger: Logger, spiffeId: string, configuredBundlePem: string): Promise<boolean> {
-  const configured = bundleRoots(configuredBundlePem).map((root) => root.fingerprint256);
-  const bundles = await store.storedBundles(spiffeId);
-  // the folder's sets trusted a configured root once (a rotation it ran through, its trail kept
-  // by the store): its newest set's bundle; else one holding a configured root itself
-  const trail = await store.trustedRoots();
-  const stored = configured.some((f) => trail.has(f)) ? bundles[0] : bundles.find((pem) => bundleRoots(pem).some((root) => configured.includes(root.fingerprint256)));
-  if (stored === undefined) return false;
-  try {
-    await client.fetchBundle(stored);
-  } catch (err) {
-    logger.debug(`the CA's bundle could not be fetched through the stored one either: ${describeError(err)}`);
-    return false;
-  }
-  logger.info("the CA's certificate does not chain to identity.ca.bundle, but to the bundle stored with an earlier SVID, which holds a root of it: the CA's trust bundle learned through it (update identity.ca.bundle to the CA's bundle.pem)");
-  return true;
 }

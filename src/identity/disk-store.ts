@@ -9,24 +9,17 @@
 
 import { readBoundedText } from '../bounded-file.js';
 import { MAX_PEM_FILE_BYTES } from './pem-files.js';
-import { randomBytes, X509Certificate } from 'node:crypto';
-import { splitPemCertificates } from '../pki/pem.js';
+import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
-import { fsyncDirectory, writeFileAtomic } from '../atomic-file.js';
-import { bundleRoots } from '../pki/chain-to-roots.js';
+import { fsyncDirectory } from '../atomic-file.js';
 import { otherWriters } from '../user-paths.js';
 import { lifetimeMs, remainingMs, validateSvidSoon, type Svid } from './svid.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
 export const STORE_FILES = Object.freeze({ key: 'svid.key', chain: 'svid.crt', bundle: 'bundle.pem' });
-
-/** The roots this folder's sets have trusted (DiskStore.trustedRoots), one fingerprint a line. */
-export const TRUSTED_ROOTS_FILE = 'trusted-roots';
-const TRUSTED_ROOTS_KEPT = 64;
-const FINGERPRINT = /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/;
 
 /** The symlink naming the authoritative generation; switching it is the one atomic step. */
 export const CURRENT_LINK = 'current';
@@ -146,30 +139,7 @@ export class DiskStore {
     } catch (err) {
       this.logger.warn({ dir: this.dir, generation }, `the SVID is saved in ${generation}, but tidying ${this.dir} failed: ${describeError(err)}; old generations may stay until the next save`);
     }
-    // the roots this folder's sets have trusted, for a start with no set valid any more
-    // (storedBundles' caller, bundle-refresh.ts): after the save, its failure only said
-    await this.noteTrustedRoots(svid.bundlePem).catch((err: unknown) => this.logger.debug({ dir: this.dir }, `could not note the trusted roots: ${describeError(err)}`));
     this.logger.debug({ dir: this.dir, generation, serial: svid.serialHex }, 'SVID saved');
-  }
-
-  /**
-   * The roots (SHA-256 fingerprints) the bundles of the sets saved in this folder have held, the
-   * last TRUSTED_ROOTS_KEPT of them: a root rotation's trail (the old root, then old and new,
-   * then the new one), which the two sets kept lose once it is over. Empty for none, or a file
-   * others may have written.
-   */
-  async trustedRoots(): Promise<Set<string>> {
-    if ((await this.othersCanWrite()) !== undefined) return new Set();
-    const text = await readBoundedText(path.join(this.dir, TRUSTED_ROOTS_FILE), MAX_PEM_FILE_BYTES).catch(() => '');
-    return new Set(text.split('\n').filter((line) => FINGERPRINT.test(line)));
-  }
-
-  private async noteTrustedRoots(bundlePem: string): Promise<void> {
-    const known = [...(await this.trustedRoots())];
-    const added = bundleRoots(bundlePem).map((root) => root.fingerprint256).filter((f) => !known.includes(f));
-    if (added.length === 0) return;
-    const kept = [...known, ...added].slice(-TRUSTED_ROOTS_KEPT);
-    await writeFileAtomic(path.join(this.dir, TRUSTED_ROOTS_FILE), `${kept.join('\n')}\n`, 0o600);
   }
 
   /**
@@ -250,28 +220,6 @@ export class DiskStore {
     const message = `no usable stored SVID, requesting a new one: ${refused.join('; ')}`;
     (broken ? warn : info).call(this.logger, { dir: this.dir }, message);
     return undefined;
-  }
-
-  /**
-   * The trust bundles stored with whole sets of `expectedSpiffeId`, newest first, whatever their
-   * dates now: each set is judged as load() judges one (its key, its SPIFFE ID, its chain to its
-   * bundle) as of the middle of its leaf's life. None from a folder others may have written.
-   */
-  async storedBundles(expectedSpiffeId: string): Promise<string[]> {
-    if ((await this.othersCanWrite()) !== undefined) return [];
-    const candidates = await this.candidates().catch(() => [] as Candidate[]);
-    const bundles: string[] = [];
-    for (const candidate of candidates) {
-      try {
-        const chainPem = await readBoundedText(path.join(candidate.dir, STORE_FILES.chain), MAX_PEM_FILE_BYTES);
-        const leaf = new X509Certificate(splitPemCertificates(chainPem)[0] ?? '');
-        const middle = new Date((Date.parse(leaf.validFrom) + Date.parse(leaf.validTo)) / 2);
-        bundles.push((await this.read(candidate, expectedSpiffeId, middle)).bundlePem);
-      } catch {
-        // not a whole set of ours: its bundle is no one's word
-      }
-    }
-    return bundles;
   }
 
   /** Why someone other than this user may have written the folder, or undefined (see load()). */

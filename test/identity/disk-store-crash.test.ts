@@ -14,7 +14,7 @@ import { makePki } from '../helpers/pki.js';
 import { transpileFixture } from '../helpers/transpiled-fixture.js';
 import { initCaDirectory } from '../../src/ca/store.js';
 import { caIssue } from '../../src/ca/commands.js';
-import { CURRENT_LINK, DiskStore, STORE_FILES, TRUSTED_ROOTS_FILE } from '../../src/identity/disk-store.js';
+import { CURRENT_LINK, DiskStore, STORE_FILES } from '../../src/identity/disk-store.js';
 import { validateSvid, type Svid, type SvidMaterial } from '../../src/identity/svid.js';
 
 const ID = 'spiffe://mesh.test/svc/orders';
@@ -137,7 +137,7 @@ t.test('a save killed after any of its steps leaves the old set or the new one',
         if (step === dry.steps.length) t.equal(fingerprint(loaded), fingerprint(fresh), 'after the last step: the new set');
 
         t.equal(reloaded?.serialHex, next.serialHex, 'a later save wins');
-        const top: readonly string[] = [...Object.values(STORE_FILES), CURRENT_LINK, TRUSTED_ROOTS_FILE];
+        const top: readonly string[] = [...Object.values(STORE_FILES), CURRENT_LINK];
         const left = entries.filter((e) => !top.includes(e));
         t.ok(left.length <= 2 && left.every((e) => /^gen-\d+$/.test(e)), `no debris left: ${left.join(', ')}`);
       }

@@ -13,7 +13,7 @@ import { memoryLogger } from '../helpers/ca.js';
 import { initCaDirectory } from '../../src/ca/store.js';
 import { caIssue } from '../../src/ca/commands.js';
 import { validateSvid } from '../../src/identity/svid.js';
-import { CURRENT_LINK, DiskStore, STORE_FILES, TRUSTED_ROOTS_FILE } from '../../src/identity/disk-store.js';
+import { CURRENT_LINK, DiskStore, STORE_FILES } from '../../src/identity/disk-store.js';
 
 const ID = 'spiffe://mesh.test/svc/orders';
 const logger = pino({ level: 'silent' });
@@ -36,7 +36,7 @@ t.test('disk store', async (t) => {
     t.equal((await stat(join(dir, 'gen-1'))).mode & 0o777, 0o700, 'generation 0700');
     t.equal((await stat(join(dir, 'gen-1', STORE_FILES.key))).mode & 0o777, 0o600, 'key 0600');
     t.equal((await stat(join(dir, 'gen-1', STORE_FILES.chain))).mode & 0o777, 0o644, 'chain 0644');
-    t.same((await readdir(dir)).sort(), [...FLAT, CURRENT_LINK, 'gen-1', TRUSTED_ROOTS_FILE].sort(), 'no temp files left behind');
+    t.same((await readdir(dir)).sort(), [...FLAT, CURRENT_LINK, 'gen-1'].sort(), 'no temp files left behind');
     t.same((await readdir(join(dir, 'gen-1'))).sort(), [...FLAT].sort());
 
     // the old names still work for people and tools (curl --cert DIR/svid.crt --key DIR/svid.key)
@@ -55,7 +55,7 @@ t.test('disk store', async (t) => {
     await store.save(second);
     const third = await issue();
     await store.save(third);
-    t.same((await readdir(dir)).sort(), [...FLAT, CURRENT_LINK, 'gen-2', 'gen-3', TRUSTED_ROOTS_FILE].sort(), 'current and previous kept');
+    t.same((await readdir(dir)).sort(), [...FLAT, CURRENT_LINK, 'gen-2', 'gen-3'].sort(), 'current and previous kept');
     t.equal(await readlink(join(dir, CURRENT_LINK)), 'gen-3');
     t.equal((await store.load(ID))?.serialHex, third.serialHex);
     t.equal(await readFile(join(dir, STORE_FILES.chain), 'utf8'), third.chainPem, 'the links follow current');
