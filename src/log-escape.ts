@@ -10,9 +10,13 @@
 // through it too: curl prints GET /debug/tls, which quotes certificates, on a terminal.
 
 // Cf, Unicode's format characters: every bidirectional control, the zero-width and invisible
-// ones, the tag characters (U+E0000-E007F: text a viewer does not show, "ASCII smuggling")
-const UNSAFE = /[\u007f-\u009f\u2028\u2029\p{Cf}]/u;
+// ones, the tag characters (U+E0000-E007F: text a viewer does not show, "ASCII smuggling");
+// and the invisible marks that are not Cf: the variation selectors (U+FE00-FE0F,
+// U+E0100-E01EF: "emoji smuggling"), U+034F, U+180B-D, U+3164
+const UNSAFE = /[\u007f-\u009f\u2028\u2029\p{Cf}\u034f\u180b-\u180d\u3164\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/u;
 const UNSAFE_ALL = new RegExp(UNSAFE.source, 'gu');
+/** Every unsafe character is above U+007E: a line of printable ASCII (most) is passed by one cheap test. */
+const BEYOND_ASCII = /[^\x00-\x7e]/;
 
 /** Each UTF-16 unit of `c` as \uXXXX (a tag character is two: JSON's own escape of it). */
 function escape(c: string): string {
@@ -23,5 +27,5 @@ function escape(c: string): string {
 
 /** The line with every unsafe character escaped; the same string when there is none (the usual case: one regex test). */
 export function escapeUnsafe(line: string): string {
-  return UNSAFE.test(line) ? line.replace(UNSAFE_ALL, escape) : line;
+  return BEYOND_ASCII.test(line) && UNSAFE.test(line) ? line.replace(UNSAFE_ALL, escape) : line;
 }
