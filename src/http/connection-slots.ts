@@ -4,8 +4,8 @@
 // per-address cap: 16 × 64 on the CA, 8 × 32 on the admin port) could fill it with connections
 // that never send a request, renewed before their timeouts, and every sidecar's signing
 // request, or the kubelet's probe (a failed liveness probe restarts the container), was then
-// refused. Here, at the cap, the oldest connection with no request in flight (a handshake in
-// progress, a silent or kept-alive one) is closed and the new one taken: a real client sends its
+// refused. Here, at the cap, a connection with no request in flight (a handshake in progress,
+// a silent or kept-alive one) is closed and the new one taken: a real client sends its
 // request within milliseconds of connecting, so it gets through unless the cap's worth of
 // connections arrives within those milliseconds; and when every one is busy, one of an address
 // holding more than its share. Which one goes, and why, is slot-victim.ts. Only when none may
