@@ -7,10 +7,12 @@
 // on, in the order sent: Upgrade, the protocol's own fields (Sec-WebSocket-Accept...), and
 // Connection as `Upgrade`.
 
-import { connectionScoped } from './hop-by-hop.js';
+import { connectionScoped, isHopByHop } from './hop-by-hop.js';
 
-/** Hop-by-hop fields a 101 does not carry to the next hop (Connection is written anew). */
-const DROPPED = new Set(['keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'http2-settings', 'content-length']);
+/** Not carried to the next hop: the hop-by-hop fields but Upgrade (Connection is written anew), and a length (a 101 has no body). */
+function dropped(lower: string): boolean {
+  return (isHopByHop(lower) && lower !== 'upgrade') || lower === 'content-length';
+}
 
 /**
  * `raw` (name, value, ...) of a 101 as the next hop reads it, less `also` (lower-case names), in
@@ -35,7 +37,7 @@ export function switchingFields(raw: readonly string[], also?: ReadonlySet<strin
       fields.push(name, value.trim().toLowerCase() === 'upgrade' ? value : 'Upgrade');
       continue;
     }
-    if (DROPPED.has(lower) || also?.has(lower) === true || (named?.has(lower) === true && lower !== 'upgrade')) continue;
+    if (dropped(lower) || also?.has(lower) === true || (named?.has(lower) === true && lower !== 'upgrade')) continue;
     fields.push(name, raw[i + 1] as string);
   }
   return fields;
