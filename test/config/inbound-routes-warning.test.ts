@@ -1,0 +1,71 @@
+// An inbound route that an earlier one shadows (the same exact path twice, `/api/orders` after
+// `/api/*`) never applies, since the first matching route wins: a valid config, warned about in
+// one line that names both entries. The warning agrees with the matcher itself: over generated
+// route lists, a route it names is never the one InboundTimeouts picks, and every route it does
+// not name is picked for some path.
+
+import t from 'tap';
+import fc from 'fast-check';
+import { configWarnings } from '../../src/config/config-warnings.js';
+import { shadowedRoutes } from '../../src/config/inbound-routes-warning.js';
+import { InboundTimeouts } from '../../src/inbound/timeouts.js';
+import { BASE_CONFIG, loadConfigText } from '../helpers/config-text.js';
+import { makePki } from '../helpers/pki.js';
+import { check, writeOrdersConfig } from '../helpers/config-warning-runs.js';
+
+const routesYaml = (paths: string[]) => ['  routes:', ...paths.map((path, i) => `    - {path: "${path}", timeout: ${i + 1}s}`)];
+
+async function warningsFor(t: Tap.Test, paths: string[]): Promise<string[]> {
+  const config = await loadConfigText(t, `${BASE_CONFIG}${routesYaml(paths).join('\n')}\n`);
+  return configWarnings(config, 'c.yaml');
+}
+
+const line = (index: number, path: string, by: number, first: string, what: string) =>
+  `c.yaml: inbound.routes[${index}] (${path}) never applies: inbound.routes[${by}] (${first}) comes first and matches ${what}; the first matching route wins, so put the narrower one first`;
+
+t.test('a shadowed route: one line naming both entries', async (t) => {
+  t.same(await warningsFor(t, ['/api/orders', '/api/orders']), [line(1, '/api/orders', 0, '/api/orders', 'the same path')], 'an exact path twice');
+  t.same(await warningsFor(t, ['/api/*', '/api/orders']), [line(1, '/api/orders', 0, '/api/*', 'every path it matches')], 'an exact path after a prefix');
+  t.same(await warningsFor(t, ['/api/*', '/api/orders/*']), [line(1, '/api/orders/*', 0, '/api/*', 'every path it matches')], 'a prefix after a shorter one');
+  t.same(await warningsFor(t, ['/a*', '/x', '/a/b', '/a/*']), [line(2, '/a/b', 0, '/a*', 'every path it matches'), line(3, '/a/*', 0, '/a*', 'every path it matches')], 'each one, by the first that shadows it');
+});
+
+t.test('routes that can apply: none', async (t) => {
+  t.same(await warningsFor(t, ['/api/orders', '/api/*']), [], 'the narrower first');
+  t.same(await warningsFor(t, ['/api/orders/*', '/api/*']), [], 'the longer prefix first');
+  t.same(await warningsFor(t, ['/api/*', '/apx', '/ap']), [], 'paths the prefix does not match');
+  t.same(await warningsFor(t, ['/api/orders']), [], 'one route');
+});
+
+t.test('the warning agrees with the matcher over generated routes', async (t) => {
+  const letters = ['/', 'a', 'b'];
+  const segment = fc.array(fc.constantFrom(...letters), { minLength: 0, maxLength: 3 }).map((cs) => `/${cs.join('')}`);
+  const route = fc.tuple(segment, fc.boolean()).map(([path, prefix]) => (prefix ? `${path}*` : path));
+  // every path of up to 7 characters over the same letters: longer than any route by 3, more
+  // than enough to reach a prefix route past the exact routes before it (4 routes at most)
+  const witnesses: string[] = [];
+  const grow = (path: string): void => {
+    witnesses.push(path);
+    if (path.length < 7) for (const c of letters) grow(path + c);
+  };
+  grow('/');
+  fc.assert(
+    fc.property(fc.array(route, { minLength: 1, maxLength: 4 }), (paths) => {
+      const timeouts = new InboundTimeouts({ timeoutMs: 0, routes: paths.map((path, i) => ({ path, timeoutMs: i + 1 })) });
+      const picked = new Set(witnesses.map((path) => timeouts.forPath(path).timeoutMs - 1).filter((i) => i >= 0));
+      const shadowed = new Set(shadowedRoutes(paths.map((path) => ({ path }))).map((s) => s.index));
+      return paths.every((_, i) => picked.has(i) !== shadowed.has(i));
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 route lists: named routes never picked, every other route picked for some path');
+});
+
+t.test('meshcar check prints it', async (t) => {
+  const pki = await makePki('mesh.local');
+  const inbound = ['inbound:', '  listen: "127.0.0.1:0"', '  app: http://127.0.0.1:1', ...routesYaml(['/api/*', '/api/orders'])];
+  const file = await writeOrdersConfig(t.testdir(), pki, inbound);
+  const result = await check(file);
+  t.equal(result.status, 0, 'a warning does not fail the check');
+  t.same(result.stderr, [`meshcar: warning: ${line(1, '/api/orders', 0, '/api/*', 'every path it matches').replace('c.yaml', file)}`]);
+});
