@@ -98,7 +98,7 @@ function abandon(attempt: Attempt): void {
   if (!old.closed) cancelStream(old); // its 'error' listener (attempt-events.ts) ignores an abandoned stream
 }
 
-/** The retry timer's callback: the next attempt, avoiding the endpoint that failed. */
+/** The retry timer's callback: the next attempt, avoiding the endpoint that failed and, when it can, every one tried before. */
 function attemptAgain(attempt: Attempt): void {
   attempt.retryTimer = undefined;
   attempt.pool.retrying -= 1;
@@ -109,7 +109,10 @@ function attemptAgain(attempt: Attempt): void {
   // made (not only planned): the access log says how many (exchange.ts)
   attempt.exchange.retries = attempt.retries;
   passDeadline(attempt);
-  attempt.waiting = attempt.pool.openStream(attempt.headers as OutgoingHttpHeaders | string[], attempt.streamOptions as ClientSessionRequestOptions, attempt, attempt.lastEndpoint);
+  // with three endpoints and two retries, the second went back to the first one's endpoint as
+  // often as to the untried one: only the last was avoided
+  if (attempt.lastEndpoint !== undefined) (attempt.triedEndpoints ??= new Set()).add(attempt.lastEndpoint);
+  attempt.waiting = attempt.pool.openStream(attempt.headers as OutgoingHttpHeaders | string[], attempt.streamOptions as ClientSessionRequestOptions, attempt, attempt.lastEndpoint, attempt.triedEndpoints);
 }
 
 /**

@@ -78,6 +78,8 @@ export abstract class Attempt {
   /** Why the attempt in progress is a retry; its outcome is reported once. */
   retryReason: RetryReason | undefined = undefined;
   lastEndpoint: UpstreamEndpoint | undefined = undefined;
+  /** Every endpoint an earlier attempt went to, made at the first retry: a retry goes to one none of them is, when there is one. */
+  triedEndpoints: Set<UpstreamEndpoint> | undefined = undefined;
   /** The app's body has been piped to an attempt (later attempts replay `body`). */
   piped: boolean;
   /** The body as it went by, for replay; null: not kept (no retries, 100-continue, over the limit, or answered). */

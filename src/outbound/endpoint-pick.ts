@@ -18,8 +18,9 @@ function eligible(c: UpstreamEndpoint, now: number, avoid: UpstreamEndpoint | un
  * (ewma × (outstanding + 1)) wins. Endpoints resting after a connect failure, ejected, the
  * one to `avoid` (a retry's last endpoint) and those in `tried` are not candidates; when one
  * of the two is not, the other is weighed against another candidate; when neither is, the cheapest candidate is searched for; when there is none, any
- * endpoint not avoided nor tried (better to try than to refuse), unless the avoided one is
- * healthy: then none (the caller retries on it, as Envoy does outside panic). No allocation.
+ * endpoint not avoided nor tried (better to try than to refuse), unless a retry's (`avoid`
+ * given) avoided or tried one is healthy: then none (the caller goes back to a healthy one
+ * rather than to an ejected or resting one, as Envoy does outside panic). No allocation.
  */
 export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, now: number, avoid?: UpstreamEndpoint, tried?: ReadonlySet<UpstreamEndpoint>): UpstreamEndpoint | undefined {
   const n = list.length;
@@ -52,10 +53,15 @@ export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, n
   let best: UpstreamEndpoint | undefined;
   let bestCost = Infinity;
   let fallback: UpstreamEndpoint | undefined;
+  let healthySkipped = false;
   for (let k = 0; k < n; k++) {
     const c = list[(i + k) % n] as UpstreamEndpoint;
-    if (c === avoid || tried?.has(c)) continue;
-    if (!c.ejected && c.downUntil <= now) {
+    const healthy = !c.ejected && c.downUntil <= now;
+    if (c === avoid || tried?.has(c)) {
+      healthySkipped ||= healthy;
+      continue;
+    }
+    if (healthy) {
       const cost = loadCost(c, t, decay);
       if (cost < bestCost) {
         best = c;
@@ -63,8 +69,9 @@ export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, n
       }
     } else if (fallback === undefined || (fallback.ejected && !c.ejected)) fallback = c;
   }
-  // a retry whose avoided endpoint is the only healthy one: none here, so the caller goes back
-  // to it (pick() without `avoid`) rather than to an ejected or resting one
-  if (best === undefined && avoid !== undefined && !avoid.ejected && avoid.downUntil <= now && !tried?.has(avoid)) return undefined;
+  // a retry whose only healthy endpoints are the avoided or tried ones: none here, so the caller
+  // goes back to one of them (pick() with fewer left out) rather than to an ejected or resting one.
+  // The connect failover (pool-failover.ts, no `avoid`) takes an untried one of any state
+  if (best === undefined && avoid !== undefined && healthySkipped) return undefined;
   return best ?? fallback;
 }

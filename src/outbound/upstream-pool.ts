@@ -154,12 +154,13 @@ export class UpstreamPool {
    * with no promise or queue. Otherwise the agent opens or waits for a session, and endpoints
    * that cannot be reached are skipped. Failures are MeshcarErrors: upstream_unavailable,
    * upstream_identity_mismatch, bad_gateway, bad_request. A retry passes the endpoint that
-   * failed as `avoid`: another one is used when there is one.
+   * failed as `avoid`, and every endpoint it went to as `tried`: one none of them is, when there
+   * is a healthy one; else another tried one, else the one that failed.
    */
-  openStream(headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, requester: StreamRequester, avoid?: UpstreamEndpoint): StreamWait | undefined {
+  openStream(headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions, requester: StreamRequester, avoid?: UpstreamEndpoint, tried?: ReadonlySet<UpstreamEndpoint>): StreamWait | undefined {
     if (!this.closed && this.active + this.pending + this.tunnels >= this.circuit.maxRequests) return void requester.streamFailed(this.circuitOpen(`${this.active + this.pending + this.tunnels} requests are in flight (circuitBreaker.maxRequests ${this.circuit.maxRequests})`));
     const now = performance.now();
-    const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(now) : (this.endpoints.pick(now, avoid) ?? this.endpoints.pick(now));
+    const endpoint = this.closed ? undefined : avoid === undefined ? this.endpoints.pick(now) : (this.endpoints.pick(now, avoid, tried) ?? this.endpoints.pick(now, avoid) ?? this.endpoints.pick(now));
     if (endpoint) {
       let stream: UpstreamStream | undefined;
       try {

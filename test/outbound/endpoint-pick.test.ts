@@ -39,3 +39,14 @@ t.test('a resting endpoint and a tried one count as ineligible too; alone, an el
   for (let i = 0; i < 200; i++) if (pickEndpoint(twoOnly, 10_000, performance.now()) === costly) costlyPicks++;
   t.equal(costlyPicks, 200, 'with no one to weigh it against, it is taken');
 });
+
+t.test('a retry whose only healthy endpoints were tried already goes back to one of them, not to an ejected one', async (t) => {
+  const first = endpoint(1, 250);
+  const last = endpoint(2, 250, { ejected: true });
+  const ejected = endpoint(3, 1, { ejected: true });
+  const list = [first, last, ejected];
+  const tried = new Set([first, last]);
+  for (let i = 0; i < 100; i++) t.equal(pickEndpoint(list, 10_000, performance.now(), last, tried), undefined, 'none here: the pool asks again leaving out fewer');
+  t.equal(pickEndpoint(list, 10_000, performance.now(), last), first, 'leaving out the last one only: the healthy first one');
+  t.equal(pickEndpoint(list, 10_000, performance.now(), undefined, tried), ejected, "the connect failover (no avoid) takes an untried one of any state");
+});

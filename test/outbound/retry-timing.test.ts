@@ -118,6 +118,24 @@ t.test('a retry goes to the other endpoint', async (t) => {
   t.ok(bad.requests >= 1 && bad.requests <= 20);
 });
 
+t.test('with three endpoints, the second retry goes to the one not tried yet, not back to the first', async (t) => {
+  const pki = await makePki(TD);
+  const fastA = await startUpstream(pki, { handler: flaky(1e9, 503) });
+  const fastB = await startUpstream(pki, { handler: flaky(1e9, 503) });
+  // a slow 503 (600 ms) makes this one the costliest: before, only the last endpoint was
+  // avoided, and the second retry went back to the first one tried, cheaper than this
+  const answer503 = flaky(1e9, 503);
+  const slow = await startUpstream(pki, { handler: (stream, headers, flags) => void setTimeout(() => answer503(stream, headers, flags), 600) });
+  t.teardown(() => Promise.all([fastA.close(), fastB.close(), slow.close()]));
+  const fx = await start(t, pki, { endpoints: [fastA.port, fastB.port, slow.port], retries: { attempts: 2, budgetMinPerSecond: 1000 } });
+  // four requests, one after another: fewer than outlier detection's 5 failures in a row on
+  // any endpoint, so none is ejected
+  for (let i = 1; i <= 4; i++) {
+    t.equal((await request(fx.port)).status, 503, `request ${i}: the last 503 reaches the app`);
+    t.same([fastA.requests, fastB.requests, slow.requests], [i, i, i], `request ${i}: each endpoint tried once`);
+  }
+});
+
 t.test('h2c: retried on 503, and a keyed POST replays its body', async (t) => {
   const pki = await makePki(TD);
   const up = await startUpstream(pki, { handler: flaky(2, 503) });
