@@ -9,6 +9,7 @@
 // refused (a spelling with no meaning in OpenAPI) or checked too (the `;` reading).
 
 import { clip } from '../clip.js';
+import { keyReadings } from './query-key-names.js';
 import type { CompiledOperation } from './operation.js';
 import { MAX_QUOTED } from './violations.js';
 
@@ -63,9 +64,9 @@ const NAMES = new WeakMap<CompiledOperation, { readonly exact: ReadonlySet<strin
 
 /**
  * A key that is not a checked parameter's name but that some server reads as one: the name
- * in another case (ASP.NET binds `LIMIT` to `limit`), followed by brackets (`limit[]=1000`,
- * `limit[x]=1000`: qs, Express's default, makes req.query.limit an array or object of them;
- * PHP and Rack as well), or with `.` or a space for `_` (PHP, so Laravel and Symfony, reads
+ * in another case (ASP.NET binds `LIMIT` to `limit`), with brackets (`limit[]=1000`,
+ * `limit[x]=1000`, `[limit]=1000`: qs, Express's default, makes req.query.limit an array or object of them;
+ * PHP and Rack as well; query-key-names.ts), or with `.` or a space for `_` (PHP, so Laravel and Symfony, reads
  * `per.page` and `per page` as per_page). None of these spellings means anything in the styles
  * checked here, so the check cannot hold its value: refused. Keys of parameters left alone
  * (deepObject's `filter[color]`) are not checked names, and pass.
@@ -79,9 +80,10 @@ function misspelledParameter(op: CompiledOperation, search: URLSearchParams): st
   }
   for (const key of search.keys()) {
     if (names.exact.has(key)) continue;
-    const bracket = key.indexOf('[');
-    const name = names.folded.get(fold(bracket > 0 ? key.slice(0, bracket) : key));
-    if (name !== undefined) return `query/${name}: is given as ${clip(key, MAX_QUOTED)}, which some servers read as ${name} (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _: PHP); send it as ${name}`;
+    for (const reading of keyReadings(key)) {
+      const name = names.folded.get(fold(reading));
+      if (name !== undefined) return `query/${name}: is given as ${clip(JSON.stringify(key).slice(1, -1), MAX_QUOTED)}, which some servers read as ${name} (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _, an unclosed [ or a NUL: PHP); send it as ${name}`;
+    }
   }
   return undefined;
 }

@@ -97,15 +97,26 @@ t.test('query keys and separators another server reads as a declared parameter a
   const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
   const query = (q: string) => spec.check('GET', '/search', q, {}, false).violation;
   t.equal(query('q=books&limit=5&tag=a&tag=b'), undefined, 'as declared: passes');
-  const spelled = (key: string) => ({ kind: 'query', message: `query/limit: is given as ${key}, which some servers read as limit (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _: PHP); send it as limit` });
+  const spelled = (key: string) => ({ kind: 'query', message: `query/limit: is given as ${key}, which some servers read as limit (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _, an unclosed [ or a NUL: PHP); send it as limit` });
   // Express's default query parser (qs) makes req.query.limit ['1000']: parseInt reads 1000
   t.same(query('limit[]=1000'), spelled('limit[]'), 'brackets: qs, PHP, Rack');
   t.same(query('limit%5B%5D=1000'), spelled('limit[]'), 'encoded brackets');
   t.same(query('limit[x]=1000'), spelled('limit[x]'), 'an object key');
+  // qs reads a leading bracket pair as the name (req.query.limit), Rack 2 the first run of
+  // characters that are not brackets; PHP a [ never closed as _, and a name up to a NUL
+  t.same(query('[limit]=1000'), spelled('[limit]'), 'a leading bracket pair: qs, Rack');
+  t.same(query('%5Blimit%5D=1000'), spelled('[limit]'), 'encoded');
+  t.same(query('limit=5&[limit]=1000'), spelled('[limit]'), 'beside the declared spelling: qs makes it an array');
+  t.same(query('[limit][x]=1000'), spelled('[limit][x]'), 'an object under it');
+  t.same(query(']]limit=1000'), spelled(']]limit'), 'leading ] (Rack 2)');
+  t.same(query('limit%00=1000'), spelled('limit\\u0000'), 'a NUL ends the name: PHP');
+  t.same(query('limit%00x=1000'), spelled('limit\\u0000x'), 'and what follows it is dropped');
+  t.same(query('per[page=1000')?.message, 'query/per_page: is given as per[page, which some servers read as per_page (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _, an unclosed [ or a NUL: PHP); send it as per_page', 'an unclosed [: PHP reads _');
+  t.equal(query('[other]=1&limitx=2&x[limit]=3&lim[it]=4'), undefined, 'keys no server reads as a declared parameter pass');
   t.same(query('LIMIT=1000'), spelled('LIMIT'), 'another case: ASP.NET binds it to limit');
   t.same(query('limit=5&Limit=1000'), spelled('Limit'));
   // PHP (Laravel, Symfony) reads . and spaces in a key as _: per.page is per_page to it
-  t.same(query('per.page=1000')?.message, 'query/per_page: is given as per.page, which some servers read as per_page (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _: PHP); send it as per_page', '. for _: PHP');
+  t.same(query('per.page=1000')?.message, 'query/per_page: is given as per.page, which some servers read as per_page (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _, an unclosed [ or a NUL: PHP); send it as per_page', '. for _: PHP');
   t.same(query('per+page=1000')?.kind, 'query', 'a space for _ (+ in a query)');
   t.same(query('%20per_page=1000')?.kind, 'query', 'a leading space, which PHP drops');
   t.equal(query('per_page=50'), undefined);
