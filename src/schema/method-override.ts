@@ -12,6 +12,7 @@ import { clip } from '../clip.js';
 import { cgiReading } from './header-aliases.js';
 import type { CompiledOperation } from './operation.js';
 import { fold } from './query-values.js';
+import { keyReadings } from './query-key-names.js';
 import { MAX_QUOTED, type Violation } from './violations.js';
 
 /** The headers method-override middlewares read, lower-case. */
@@ -26,8 +27,8 @@ const MAY_NAME_OVERRIDE = /method|%/i;
 /**
  * Why the request asks for another method than `method` in a way the spec does not declare, or
  * undefined. A header is read as CGI and WSGI servers read it (`X_HTTP_Method_Override` is
- * X-HTTP-Method-Override to them, header-aliases.ts), a query name as PHP reads it (`+_method`
- * and `.method` are _method to it, query-values.ts fold).
+ * X-HTTP-Method-Override to them, header-aliases.ts), a query name as PHP, qs or Rack read it
+ * (`+_method`, `.method`, `[_method]`, `_method%00x` are _method to one of them: query-key-names.ts, query-values.ts fold).
  */
 export function methodOverride(method: string, query: string, headers: IncomingHttpHeaders, op: CompiledOperation): Violation | undefined {
   for (const sent in headers) {
@@ -39,7 +40,7 @@ export function methodOverride(method: string, query: string, headers: IncomingH
   }
   if (MAY_NAME_OVERRIDE.test(query) && !op.queryParams.some((p) => p.name === OVERRIDE_PARAM)) {
     for (const [key, asked] of new URLSearchParams(query)) {
-      if (fold(key) !== OVERRIDE_PARAM) continue;
+      if (!keyReadings(key).some((reading) => fold(reading) === OVERRIDE_PARAM)) continue;
       if (asked.trim().toUpperCase() !== method) return { kind: 'query', message: overridden(`query/${OVERRIDE_PARAM}${spelledAs(key, OVERRIDE_PARAM)}`, asked, method) };
     }
   }

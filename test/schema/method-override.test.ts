@@ -1,7 +1,7 @@
 // A method override is read as the servers behind read its name: a header with `_` for `-`
 // (`X_HTTP_Method_Override: DELETE`: CGI and WSGI servers hand it to the app as
 // HTTP_X_HTTP_METHOD_OVERRIDE, as they do the dashed name) and a query name as PHP reads it
-// (`?+_method=DELETE`, `?%20_method=`: leading spaces dropped; `.method`: `.` read as `_`).
+// (`?+_method=DELETE`, `?%20_method=`: leading spaces dropped; `.method`: `.` read as `_`; a name cut at a NUL), or qs (`[_method]`).
 // Both went on to the app unchecked, which ran DELETE where the spec allowed a POST. Over a
 // real inbound in enforce mode (src/schema/method-override.ts).
 
@@ -40,6 +40,8 @@ t.test('over the inbound: an override spelled as CGI or PHP reads it is refused 
     ['?%20_method=DELETE', {}, overridden('query/_method (sent as " _method")')],
     ['?x=1&.method=DELETE', {}, overridden('query/_method (sent as ".method")')],
     ['?_METHOD=DELETE', {}, overridden('query/_method (sent as "_METHOD")')],
+    ['?[_method]=DELETE', {}, overridden('query/_method (sent as "[_method]")')],
+    ['?_method%00x=DELETE', {}, overridden('query/_method (sent as "_method\\u0000x")')],
   ];
   for (const [query, headers, message] of refusals) {
     const res = await post(query, headers);
