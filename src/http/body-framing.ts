@@ -23,7 +23,9 @@ const NO_CONTENT_MEANING: ReadonlySet<string> = new Set(['GET', 'HEAD', 'DELETE'
 export function announcesBody(headers: IncomingHttpHeaders): boolean {
   if (headers['transfer-encoding'] !== undefined) return true;
   const length = headers['content-length'];
-  return length !== undefined && length !== '0';
+  // as a number: `Content-Length: 00` is no body either (it was judged one, and an optional
+  // JSON body refused as invalid JSON)
+  return length !== undefined && Number(length) !== 0;
 }
 
 /**

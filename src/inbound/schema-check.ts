@@ -14,7 +14,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
-import { checkJsonBody, readAll, watchBody } from '../schema/json-body.js';
+import { checkSentBody, readAll, watchBody } from '../schema/json-body.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
 import { ERROR_OF, OVER_BUDGET, tooLarge, type Violation } from '../schema/violations.js';
 import { DONE, type Exchange } from './exchange.js';
@@ -31,10 +31,11 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
   const schema: { route: string | undefined; violation: Violation | undefined } = { route: check.route, violation: check.violation };
   exchange.schema = schema;
   const validate = check.body;
+  const required = check.operation?.body?.required === true;
   if (check.violation !== undefined || validate === undefined || guard.mode === 'shadow') {
     if (check.violation !== undefined && guard.mode === 'enforce') refuse(exchange, check.violation);
     else {
-      if (check.violation === undefined && validate !== undefined) watchBody(exchange.requestBody, guard.maxBodySize, guard.budget, validate, schema, exchange.caller.id.uri);
+      if (check.violation === undefined && validate !== undefined) watchBody(exchange.requestBody, guard.maxBodySize, guard.budget, validate, required, schema, exchange.caller.id.uri);
       next(exchange);
     }
     return;
@@ -61,7 +62,7 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
     guard.budget,
     (body, why) => {
       if (exchange.phase === DONE) return; // timed out, or the caller left while the body came
-      const violation = body === undefined ? (why === 'overloaded' ? undefined : tooLarge(guard.maxBodySize)) : checkJsonBody(validate, body);
+      const violation = body === undefined ? (why === 'overloaded' ? undefined : tooLarge(guard.maxBodySize)) : checkSentBody(validate, body, required);
       if (why === 'overloaded') {
         exchange.fail('overloaded', OVER_BUDGET);
         return;

@@ -21,7 +21,7 @@ import { errorBodyBytes, grpcAnswerType, grpcStatusFor, sendError, sendStreamErr
 import { isGrpcRequest } from '../http/grpc-status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
-import { checkJsonBody, readAll, watchBody } from '../schema/json-body.js';
+import { checkSentBody, readAll, watchBody } from '../schema/json-body.js';
 import { ERROR_OF, OVER_BUDGET, tooLarge as tooLargeViolation, type Violation } from '../schema/violations.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { parseRequestTarget } from './router.js';
@@ -98,13 +98,14 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
     return;
   }
   const validate = check.body;
+  const required = check.operation?.body?.required === true;
   if (validate === undefined) {
     forward(schema);
     return;
   }
   const tooLarge = tooLargeViolation(guard.maxBodySize);
   if (guard.mode === 'shadow') {
-    watchBody(call.body, guard.maxBodySize, guard.budget, validate, schema);
+    watchBody(call.body, guard.maxBodySize, guard.budget, validate, required, schema);
     forward(schema);
     return;
   }
@@ -144,7 +145,7 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
         if (why === undefined && call.cutShort()) return record(undefined).finish();
         if (why === 'overloaded') return refuse({ kind: 'body', message: OVER_BUDGET }, 'overloaded');
         if (body === undefined) return refuseTooLarge();
-        const violation = checkJsonBody(validate, body);
+        const violation = checkSentBody(validate, body, required);
         if (violation !== undefined) {
           schema.violation = violation;
           refuse(violation);

@@ -20,6 +20,17 @@ import { clip } from '../clip.js';
  */
 export const MAX_JSON_DEPTH = 128;
 
+/**
+ * A body as it came, judged: zero bytes are no body, as when none was announced (spec.ts):
+ * refused as missing when the operation requires one, else passed. A body announced by
+ * chunked framing or an open HTTP/2 stream and then empty (Node's http2 client ends a POST so)
+ * was judged as JSON and refused, `is not valid JSON`, where body-parser reads `{}`.
+ */
+export function checkSentBody(validate: ValidateFunction, body: Buffer, required: boolean): Violation | undefined {
+  if (body.length === 0) return required ? { kind: 'body', message: 'body: is required' } : undefined;
+  return checkJsonBody(validate, body);
+}
+
 /** Validates a buffered JSON body; undefined when it passes. Never throws. */
 export function checkJsonBody(validate: ValidateFunction, body: Buffer): Violation | undefined {
   if (nestsDeeperThan(body, MAX_JSON_DEPTH)) return { kind: 'body', message: `body: nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels` };
@@ -91,7 +102,7 @@ export function nestsDeeperThan(body: Buffer, max: number): boolean {
  * flow before the forwarder pipes it (pipe() resumes it). Past the budget the body goes on
  * unwatched (nothing is recorded of it). `caller`: whose share of the budget it counts against (body-budget.ts).
  */
-export function watchBody(source: Readable, limit: number, budget: BodyBudget, validate: ValidateFunction, result: { violation: Violation | undefined }, caller?: string): void {
+export function watchBody(source: Readable, limit: number, budget: BodyBudget, validate: ValidateFunction, required: boolean, result: { violation: Violation | undefined }, caller?: string): void {
   const body = new BodyBuffer(limit, budget, caller);
   source.pause();
   const stop = () => {
@@ -107,7 +118,7 @@ export function watchBody(source: Readable, limit: number, budget: BodyBudget, v
     stop();
   };
   const onEnd = () => {
-    result.violation = checkJsonBody(validate, body.bytes());
+    result.violation = checkSentBody(validate, body.bytes(), required);
     stop();
   };
   source.on('data', onData);

@@ -58,7 +58,7 @@ t.test('past the limit: undefined, and the shadow check names the limit', async 
 
   const shadowed = trickle();
   const verdict: { violation: unknown } = { violation: undefined };
-  watchBody(shadowed, 4, new BodyBudget(64 * MiB), (() => true) as never, verdict as never);
+  watchBody(shadowed, 4, new BodyBudget(64 * MiB), (() => true) as never, false, verdict as never);
   shadowed.resume();
   shadowed.push(Buffer.from('{"a":1}'));
   await new Promise((resolve) => setImmediate(resolve));
@@ -88,7 +88,7 @@ t.test('the budget: taken as bytes come, given back when a body ends, outgrows a
   for (const kind of ['readAll', 'watchBody'] as const) {
     const abandoned = trickle();
     if (kind === 'readAll') readAll(abandoned, 80, budget, () => t.fail('nothing is called for an abandoned body'));
-    else watchBody(abandoned, 80, budget, (() => true) as never, { violation: undefined });
+    else watchBody(abandoned, 80, budget, (() => true) as never, false, { violation: undefined });
     abandoned.resume();
     abandoned.push(Buffer.alloc(30));
     await new Promise((resolve) => setImmediate(resolve));
