@@ -203,6 +203,7 @@ export class Sidecar {
     if (this.draining) return reportNotRunWhileDraining(this.logger, ['the sidecar is draining (shutting down): the reload is not run']);
     const report = this.reportTo();
     // the file read, planned against the running config, its specs read again (reload-read.ts)
+    const readStarted = performance.now();
     const read = await readReload(this.configFile, () => this.current);
     if ('refused' in read) return reportRefused(report, read.refused);
     const { plan, next, guards } = read;
@@ -218,7 +219,8 @@ export class Sidecar {
     }
     // workers > 1: they run exactly what was read and checked here (the file is read once),
     // all of them or none (src/workers/reload-round.ts); the primary's view follows the outcome
-    const round = await this.options.cluster?.reload({ config: plan.effective, specs: specDocuments(guards) });
+    // what this took here bounds what it may take each worker (src/workers/prepare-deadline.ts)
+    const round = await this.options.cluster?.reload({ config: plan.effective, specs: specDocuments(guards) }, performance.now() - readStarted);
     // the stop overtook the round: told as one process tells a reload during its drain (a
     // warning, not a failed reload), with what the workers said
     if (round?.outcome === 'aborted' && round.stopping) return reportNotRunWhileDraining(this.logger, round.messages);

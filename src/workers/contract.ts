@@ -24,8 +24,8 @@ export interface WorkerCluster {
   listening(): boolean;
   /** The config generation the workers run (or start on). */
   generation(): number;
-  /** Every worker runs `config` or none does (reload-round.ts); the outcome says which, honestly. */
-  reload(config: ConfigToRun): Promise<RoundOutcome>;
+  /** Every worker runs `config` or none does (reload-round.ts); the outcome says which, honestly. `primaryMs`: what reading and preparing it took the primary. */
+  reload(config: ConfigToRun, primaryMs?: number): Promise<RoundOutcome>;
   metrics(accept: string | undefined): Promise<{ contentType: string; body: string }>;
   /** metrics.requests turned off: the counts of workers gone in these families (and /endpoints) are dropped too. */
   forgetRequestCounts(families: ReadonlySet<string>): void;

@@ -33,6 +33,8 @@ import type { KillCause } from './replacements.js';
 import { WorkerRestarts } from './worker-restarts.js';
 import { EXIT_GRACE_MS, ExitWaits, workerDrainTimeout } from './worker-exits.js';
 import { closeUntakenConnections } from './untaken-connections.js';
+import { describePrepareDeadline, prepareDeadlineMs } from './prepare-deadline.js';
+import { workerCount } from './worker-count.js';
 
 // `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
 export { workerCount } from './worker-count.js';
@@ -64,6 +66,8 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
   private readonly views: ClusterViews;
 
   private readonly viewAskTimeoutMs: number;
+  /** The cores the workers share (as `workers: auto` counts them), for the prepare's deadline. */
+  private readonly cores = workerCount('auto');
   /** Replaces a worker that stops answering (stopped, stuck): see health-checks.ts. */
   private readonly health = new HealthChecks({
     // starting ones too: one stopped or stuck before it listened kept /ready at 503 for good
@@ -135,8 +139,15 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     return live.length === this.count && live.every((w) => this.listeningWorkers.has(w.id));
   }
 
-  async reload(config: ConfigToRun): Promise<RoundOutcome> {
+  /**
+   * `primaryMs`: what the primary took to read and prepare the same config, specs compiled; each
+   * worker's prepare is given that times the workers' share of the cores, three times over, on
+   * top of the asks' own bound (prepare-deadline.ts).
+   */
+  async reload(config: ConfigToRun, primaryMs = 0): Promise<RoundOutcome> {
     const next = { generation: this.generation() + 1, ...config };
+    const prepareMs = prepareDeadlineMs(primaryMs, this.live().length, this.cores);
+    this.logger.info({ component: 'reload', generation: next.generation, prepareMs }, `asking the workers to prepare config generation ${next.generation}: each has ${prepareMs} ms (${describePrepareDeadline(primaryMs)})`);
     let decided: () => void = () => undefined;
     this.deciding = new Promise<void>((resolve) => (decided = resolve));
     const adopt = (adopted: WorkerConfig) => {
@@ -144,7 +155,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
       decided();
     };
     try {
-      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), adopt, stopping: () => this.stopping });
+      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), adopt, stopping: () => this.stopping }, prepareMs);
     } finally {
       decided();
       this.deciding = undefined;

@@ -20,7 +20,7 @@ export class AskTimeout extends Error {}
 
 /** What a round needs of the pool that runs it. */
 export interface RoundIo {
-  ask<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }): Promise<Answers[K]>;
+  ask<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }, timeoutMs?: number): Promise<Answers[K]>;
   send(worker: Worker, message: ToWorker): void;
   /** The round has decided to commit: `next` is the config the primary holds from now on. */
   adopt(next: WorkerConfig): void;
@@ -39,8 +39,8 @@ export type RoundOutcome =
   | { readonly outcome: 'aborted'; readonly generation: number; readonly messages: readonly string[]; readonly stopping?: true }
   | { readonly outcome: 'partial'; readonly generation: number; readonly messages: readonly string[]; readonly stopping?: true };
 
-/** Runs one round over `workers` (the ones running `next.generation - 1`); `kept` is that generation. */
-export async function reloadRound(workers: readonly Worker[], next: WorkerConfig, io: RoundIo): Promise<RoundOutcome> {
+/** Runs one round over `workers` (the ones running `next.generation - 1`); `kept` is that generation. `prepareMs`: each worker's bound for the prepare (prepare-deadline.ts). */
+export async function reloadRound(workers: readonly Worker[], next: WorkerConfig, io: RoundIo, prepareMs?: number): Promise<RoundOutcome> {
   const kept = next.generation - 1;
   if (io.stopping()) return { outcome: 'aborted', generation: kept, messages: [STOPPING_MESSAGE], stopping: true };
   const failedTo = (phase: string, worker: Worker) => (err: Error) => `worker ${worker.id} (pid ${worker.process.pid ?? '?'}) did not ${phase}: ${err.message}`;
@@ -48,7 +48,7 @@ export async function reloadRound(workers: readonly Worker[], next: WorkerConfig
     if (err instanceof AskTimeout) io.recycle(worker, `it did not answer the prepare of config generation ${next.generation}`);
     return failedTo('prepare the reload', worker)(err);
   };
-  const prepared = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }).then(() => undefined, notPrepared(w))));
+  const prepared = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }, prepareMs).then(() => undefined, notPrepared(w))));
   const refusals = prepared.filter((m): m is string => m !== undefined);
   // the stop came while the workers prepared: they drain (or have drained and exited) instead
   const stopping = io.stopping();
