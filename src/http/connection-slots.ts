@@ -10,7 +10,8 @@
 // connections arrives within those milliseconds; and when every one is busy, one of an address
 // holding more than its share. Which one goes, and why, is slot-victim.ts. Only when none may
 // go is the new one closed. A request is in flight from its head to the end of its answer (or
-// the connection's end); the requests' own timeouts bound how long.
+// the connection's end), and a connection lingering after an early answer counts as busy; the
+// requests' own timeouts and the linger's bounds say how long.
 
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -60,7 +61,7 @@ export function capConnectionsEvictingIdle(server: HttpServer | HttpsServer, max
       if (victim.busy) events.evictedBusy(victimAddress, victimHeld);
       else events.evicted(victimAddress);
     }
-    open.set(socket, { inFlight: 0, address, sinceMs: performance.now() });
+    open.set(socket, { inFlight: 0, address, idleSinceMs: performance.now(), served: undefined });
     held.set(address, (held.get(address) ?? 0) + 1);
     socket.once('close', () => release(socket));
   });
@@ -69,9 +70,11 @@ export function capConnectionsEvictingIdle(server: HttpServer | HttpsServer, max
     const socket = req.socket as Socket & { _parent?: Socket | null };
     const entry = open.get(socket) ?? (socket._parent ? open.get(socket._parent) : undefined);
     if (entry === undefined) return;
+    entry.served ??= socket;
     entry.inFlight += 1;
     res.once('close', () => {
       entry.inFlight -= 1;
+      if (entry.inFlight === 0) entry.idleSinceMs = performance.now();
     });
   });
 }

@@ -2,9 +2,10 @@
 // admin port's; connection-slots.ts keeps the books). In this order:
 //  1. an idle one of the address holding the most, if that address holds more than one more
 //     than the newcomer's: a few addresses cannot hold the cap against the others;
-//  2. the oldest connection idle for a second or more, anyone's (a keep-alive connection between
-//     requests, or one that never sent anything: a real client sends its head within
-//     milliseconds of connecting);
+//  2. the oldest connection idle for a second or more, anyone's (a keep-alive connection quiet
+//     since its last answer, or one that never sent anything: a real client sends its head
+//     within milliseconds of connecting). Idle counts from the last answer, not the accept: a
+//     kept-alive client between back-to-back requests is about to send its next one;
 //  3. the oldest busy one of the address holding the most, under the same condition as 1: a
 //     request in flight costs a client nothing where the server holds it (the admin port holds
 //     each scrape up to 1 s for the next shared render), so eight addresses asking /metrics in a
@@ -16,10 +17,13 @@
 // replace their own at 4) nor a busy address (3; one that has just given a slot up to a probe
 // and connects again holds no more than the probe's) close a probe that has just taken a slot,
 // while connections renewed every few hundred milliseconds from many addresses, each holding
-// one, still give way to a newcomer holding none (5). The walk is over the open connections,
-// at the cap only.
+// one, still give way to a newcomer holding none (5). A connection lingering after an early
+// answer (lingering-close.ts: the client still sends the body it reads the answer after) counts
+// as busy: closed, its client got a reset and never read the answer; the linger's own bounds
+// end it within seconds. The walk is over the open connections, at the cap only.
 
 import type { Socket } from 'node:net';
+import { isLingering } from './lingering-close.js';
 
 /** An idle connection this young may still be sending its first head (or TLS handshake). */
 export const YOUNG_MS = 1_000;
@@ -27,7 +31,10 @@ export const YOUNG_MS = 1_000;
 export interface Slot {
   inFlight: number;
   readonly address: string;
-  readonly sinceMs: number;
+  /** performance.now() of the accept, then of the end of each last answer in flight. */
+  idleSinceMs: number;
+  /** The socket the HTTP server reads (on TLS, the TLS socket over the accepted one), known at the first request. */
+  served: Socket | undefined;
 }
 
 export interface Victim {
@@ -55,12 +62,12 @@ export function slotVictim(open: ReadonlyMap<Socket, Slot>, held: ReadonlyMap<st
   let biggerIdle: Socket | undefined;
   const oldBefore = nowMs - YOUNG_MS;
   for (const [socket, slot] of open) {
-    if (slot.inFlight !== 0) {
+    if (slot.inFlight !== 0 || (slot.served !== undefined && isLingering(slot.served))) {
       if (overShare && slot.address === largest) largestBusy ??= socket;
       continue;
     }
     if (overShare && slot.address === largest) largestIdle ??= socket;
-    if (slot.sinceMs <= oldBefore) oldIdle ??= socket;
+    if (slot.idleSinceMs <= oldBefore) oldIdle ??= socket;
     if (slot.address === newcomer) ownIdle ??= socket;
     else if ((held.get(slot.address) ?? 0) > newcomerHeld) biggerIdle ??= socket;
   }

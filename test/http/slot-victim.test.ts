@@ -9,7 +9,9 @@
 //   busy address holds more than its share, nor by a busy address that gave it its slot and
 //   connects again;
 // - connections renewed every 300 ms from as many addresses as slots, each holding one, do not
-//   hold the cap against a probe.
+//   hold the cap against a probe;
+// - a connection lingering after an early answer (its client still sending the body) is not
+//   closed for a newcomer, and a kept-alive one is idle from its last answer, not its accept.
 
 import t from 'tap';
 import net from 'node:net';
@@ -140,4 +142,41 @@ t.test('one connection per address, renewed every 300 ms from as many addresses 
   stop = true;
   await Promise.all(renewing);
   t.same(results, Array(10).fill('HTTP/1.1 200'), 'all 10 probes answered');
+});
+
+t.test('a connection lingering after an early answer is not closed for a newcomer: its client reads the answer', async (t) => {
+  const { connectFrom } = await heldAdmin(t, 1);
+  // a client that sends its whole body before it reads, and asks for the connection to close
+  // (Python's urllib): a POST of 4 MiB the server answers (404) after its head, then closes,
+  // lingering to read the rest
+  const client = await connectFrom('127.0.0.2');
+  client.pause();
+  client.write('POST /nowhere HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 4194304\r\n\r\n');
+  const written = new Promise<void>((resolve) => client.write(Buffer.alloc(4 * 1024 * 1024, 0x61), () => resolve()));
+  await written;
+  // at the cap, from another address: before, the lingering connection was closed for it (a
+  // reset, and the answer in the client's receive buffer lost)
+  const newcomer = await connectFrom('127.0.0.3');
+  await waitFor(async () => newcomer.destroyed, 3_000, 'the newcomer closed: nothing may make room');
+  let text = '';
+  client.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  const ended = new Promise<void>((resolve) => client.once('close', () => resolve()));
+  client.resume();
+  client.end();
+  await ended;
+  t.match(text, /^HTTP\/1\.1 404 /, 'the client read its answer');
+});
+
+t.test('idle counts from the last answer: a kept-alive connection between requests is not taken as idle for a second', async (t) => {
+  const { connectFrom, busyFrom, ask } = await heldAdmin(t, 2);
+  const kept = await connectFrom('127.0.0.2');
+  const openedAt = performance.now();
+  await waitFor(async () => performance.now() - openedAt >= 1_100, 3_000, 'the connection older than a second');
+  t.equal(await ask(kept), 'HTTP/1.1 200', 'a request on it, answered just now');
+  await busyFrom('127.0.0.3', 1);
+  // both addresses hold one: no rule but "idle for a second" could close the kept-alive one
+  const newcomer = await connectFrom('127.0.0.3');
+  await waitFor(async () => newcomer.destroyed || kept.destroyed, 3_000, 'one of them closed');
+  t.ok(newcomer.destroyed, 'the newcomer is closed');
+  t.equal(await ask(kept), 'HTTP/1.1 200', "the kept-alive connection's next request is answered");
 });
