@@ -28,9 +28,10 @@ export async function installIssuerPair(dir: string, keyPem: string, certPem: st
 /**
  * The issuer's key does not belong to its certificate: if a switch stopped between its renames
  * (the staged certificate is the key's), it is finished and the new certificate's PEM returned;
- * otherwise undefined (the folder is damaged some other way).
+ * otherwise undefined (the folder is damaged some other way). `readOnly` (ca status, check:
+ * no CA lock held, nothing written): the PEM the switch would finish with, the folder as it is.
  */
-export async function finishIssuerSwitch(dir: string, key: KeyObject): Promise<string | undefined> {
+export async function finishIssuerSwitch(dir: string, key: KeyObject, readOnly = false): Promise<string | undefined> {
   const staged = join(dir, STAGED_ISSUER.cert);
   let pem: string;
   try {
@@ -39,6 +40,7 @@ export async function finishIssuerSwitch(dir: string, key: KeyObject): Promise<s
   } catch {
     return undefined;
   }
+  if (readOnly) return pem;
   await rename(staged, join(dir, ISSUER_CERT));
   await fsyncDirectory(dir);
   return pem;

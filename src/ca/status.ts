@@ -62,7 +62,9 @@ export async function caStatus(dir: string): Promise<CaStatus> {
   // before the reads below run side by side: a bad folder is one error, not whichever read fails first
   await requirePrivateCaFolder(dir);
   await requireFinishedInit(dir);
-  const [material, state, lifetime, tokenKeys] = await Promise.all([loadCaMaterial(dir), readCaState(dir), readLeafLifetime(dir), TokenKeys.load(dir)]);
+  // read only: status (and check, through it) runs without the CA's lock, beside ca serve or a
+  // rotation; it wrote a folder's first token key, and finished a half-done issuer switch
+  const [material, state, lifetime, tokenKeys] = await Promise.all([loadCaMaterial(dir, undefined, true), readCaState(dir), readLeafLifetime(dir), TokenKeys.read(dir)]);
   const rootSerialOf = (cert: X509Certificate) => material.rootsByRole.find((r) => cert.checkIssued(r.cert))?.cert.serialNumber.toLowerCase() ?? null;
   const issuers: Array<CertificateStatus & { signing: boolean; rootSerial: string | null }> = [{ ...describe(material.issuerCert), signing: true, rootSerial: rootSerialOf(material.issuerCert) }];
   const archive = join(dir, ROTATION_FILES.issuersDir);
@@ -88,7 +90,8 @@ export async function caStatus(dir: string): Promise<CaStatus> {
     roots: material.rootsByRole.map((r) => ({ role: r.role, ...describe(r.cert) })),
     issuers,
     rootRotation,
-    tokenKeys: tokenKeys.info.keys.map((k) => ({ kid: k.kid, state: k.state, createdAt: k.createdAt })),
+    // none yet (a folder made before token keys): ca serve makes the first
+    tokenKeys: (tokenKeys?.info.keys ?? []).map((k) => ({ kid: k.kid, state: k.state, createdAt: k.createdAt })),
     leafMaxTtl: formatDuration(lifetime.maxTtlMs),
   };
 }
@@ -117,5 +120,6 @@ export function formatCaStatus(status: CaStatus, now = Date.now()): string {
   for (const issuer of status.issuers) lines.push(`  ${(issuer.signing ? 'signing' : 'previous').padEnd(9)} ${cert(issuer)}  root ${issuer.rootSerial ?? '(retired)'}`);
   lines.push('token keys:');
   for (const key of status.tokenKeys) lines.push(`  ${key.state.padEnd(9)} kid ${key.kid}  created ${key.createdAt}`);
+  if (status.tokenKeys.length === 0) lines.push('  none yet: ca serve makes the first');
   return `${lines.join('\n')}\n`;
 }

@@ -155,7 +155,7 @@ export async function readOptionalCert(dir: string, file: string): Promise<X509C
 }
 
 /** Loads and cross-checks the issuer and bundle (the root key is not needed to serve). */
-export async function loadCaMaterial(dir: string, expectedTrustDomain?: string): Promise<CaMaterial> {
+export async function loadCaMaterial(dir: string, expectedTrustDomain?: string, readOnly = false): Promise<CaMaterial> {
   // serve, issue, token and status all load through here: none trusts keys others could swap
   await requirePrivateCaFolder(dir);
   // before the reads side by side: a half-made folder is one line saying so, not a missing file
@@ -187,7 +187,7 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string):
   if (roots.length === 0) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.bundle)} holds no PEM certificate; the CA cannot use it: restore it from a backup`);
   if (!issuerCert.checkPrivateKey(issuerKey)) {
     // an issuer switch that stopped between its two renames (issuer-switch.ts) is finished here
-    const finished = await finishIssuerSwitch(dir, issuerKey);
+    const finished = await finishIssuerSwitch(dir, issuerKey, readOnly);
     if (finished === undefined) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerKey)} does not belong to ${join(dir, CA_FILES.issuerCert)} (a new issuer pair can be made with: meshcar ca rotate-issuer --dir ${shellWord(dir)})`);
     issuerPem = finished;
     issuerCert = caCertificate(dir, CA_FILES.issuerCert, finished);

@@ -79,8 +79,8 @@ export class TokenKeys {
     return (await TokenKeys.read(dir)) ?? TokenKeys.rotate(dir, 'rotate');
   }
 
-  /** The token keys, or undefined when neither file exists. */
-  private static async read(dir: string): Promise<TokenKeys | undefined> {
+  /** The token keys, or undefined when neither file exists (ca serve makes the first): nothing written (ca status, check). */
+  static async read(dir: string): Promise<TokenKeys | undefined> {
     const read = (file: string) => readFile(join(dir, file), 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
     let key: KeyObject;
     let file: TokenKeysFile;

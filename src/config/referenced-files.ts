@@ -193,7 +193,7 @@ export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): 
   // and one that holds a whole CA, read as `ca status` reads it (nothing written): an empty
   // folder, a missing issuer.key, a damaged state.json or token-keys.json passed check, and
   // ca serve refused it (the CA's modules are loaded only for a CA config)
-  const broken = loaded.kind === 'ca' && problems[0] === undefined && otherDomain === undefined ? await (await import('../ca/status.js')).caStatus(loaded.config.dir).then(() => undefined, (err: unknown) => describeError(err)) : undefined;
+  const broken = loaded.kind === 'ca' && problems[0] === undefined && otherDomain === undefined && shared === undefined ? await (await import('../ca/status.js')).caStatus(loaded.config.dir).then(() => undefined, (err: unknown) => describeError(err)) : undefined;
   // an OpenAPI spec is loaded as the sidecar would: parsed, validated, $refs resolved, compiled
   const specs = specsOf(loaded);
   // (the loader, swagger-parser and Ajv, is imported only when a spec is named)

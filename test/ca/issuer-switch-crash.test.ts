@@ -6,11 +6,11 @@
 // belong to issuer.crt"). The crash is a real SIGKILL of a child process at that rename.
 
 import t from 'tap';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { loadCaMaterial } from '../../src/ca/store.js';
-import { makeCaDir } from '../helpers/ca.js';
+import { makeCaDir, runCli } from '../helpers/ca.js';
 import { runStepKilledAt } from '../helpers/ca-crash.js';
 
 const serialOf = async (dir: string) => new X509Certificate(await readFile(join(dir, 'issuer.crt'), 'utf8')).serialNumber;
@@ -25,6 +25,22 @@ t.test('killed between the key and the certificate: the next load finishes the s
   t.equal(await serialOf(dir), material.issuerCert.serialNumber, 'issuer.crt on disk is the new one');
   const again = await loadCaMaterial(dir, 'mesh.local');
   t.equal(again.issuerCert.serialNumber, material.issuerCert.serialNumber, 'and loads as it is from then on');
+});
+
+t.test('killed between the renames: ca status and check read the switch as it will finish, and write nothing', async (t) => {
+  const dir = await makeCaDir();
+  t.equal(await runStepKilledAt(dir, 'rotate-issuer', 'issuer.crt'), 'SIGKILL', 'the rotation was killed at the rename of issuer.crt');
+  const files = async () => Object.fromEntries(await Promise.all((await readdir(dir)).sort().map(async (name) => [name, await readFile(join(dir, name), 'utf8').catch(() => 'a folder')])));
+  const before = await files();
+  t.ok('issuer.next.crt' in before, 'the staged certificate is there');
+  // no CA lock is held by either: a status beside a rotation's second rename must not do it too
+  const status = await runCli(['ca', 'status', '--dir', dir, '--json']);
+  t.equal(status.code, 0, status.stderr);
+  t.equal((JSON.parse(status.stdout) as { issuers: Array<{ serial: string }> }).issuers[0]?.serial, new X509Certificate(before['issuer.next.crt'] as string).serialNumber.toLowerCase(), 'status shows the issuer the switch finishes with');
+  await writeFile(join(dir, '..', 'ca.yaml'), `trustDomain: mesh.local\ndir: ${dir}\nlisten: 127.0.0.1:8443\n`);
+  const check = await runCli(['check', '--config', join(dir, '..', 'ca.yaml')]);
+  t.equal(check.code, 0, check.stderr);
+  t.same(await files(), before, 'nothing in the folder changed');
 });
 
 t.test('killed before the key: the old pair signs on', async (t) => {

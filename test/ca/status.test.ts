@@ -5,9 +5,9 @@
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { callCa, openssl, promtoolCheck, runCli, startTestCa, type TestCa } from '../helpers/ca.js';
+import { callCa, makeCaDir, openssl, promtoolCheck, runCli, startTestCa, type TestCa } from '../helpers/ca.js';
 import { metricValue } from '../helpers/mesh.js';
 import { rootAdd } from '../../src/ca/lifecycle.js';
 import type { CaStatus } from '../../src/ca/status.js';
@@ -54,6 +54,20 @@ t.test('status after init: one active root, the signing issuer, no rotation; tex
   t.equal(missing.code, 1);
   t.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
   t.match(missing.stderr, /does not exist; run "meshcar ca init/);
+});
+
+t.test('a folder made before token keys: status says none yet, and neither status nor check makes one', async (t) => {
+  const dir = await makeCaDir();
+  await Promise.all(['token.key', 'token-keys.json'].map((file) => rm(join(dir, file))));
+  const status = await runCli(['ca', 'status', '--dir', dir]);
+  t.equal(status.code, 0, status.stderr);
+  t.match(status.stdout, /token keys:\n  none yet: ca serve makes the first/);
+  await writeFile(join(dir, '..', 'ca.yaml'), `trustDomain: mesh.local\ndir: ${dir}\nlisten: 127.0.0.1:8443\n`);
+  const check = await runCli(['check', '--config', join(dir, '..', 'ca.yaml')]);
+  t.equal(check.code, 0, check.stderr);
+  // both run without the CA's lock, beside ca serve or rotate-token-key: a key written here
+  // could stand beside another's list, and the CA then refused to start
+  t.same((await readdir(dir)).filter((file) => file.startsWith('token')), [], 'no token key written');
 });
 
 t.test('CA /metrics: issuer and root expiry by role, a pending root seen without a restart, promtool clean', async (t) => {

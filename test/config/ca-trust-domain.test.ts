@@ -41,6 +41,7 @@ t.test('a CA folder its group can write to: check refuses it at dir, as ca serve
   const check = await outcome(['check', '--config', 'ca.yaml'], dir);
   t.equal(check.status, 1, 'check refuses it');
   t.match(check.text, `ca.yaml:2:1: dir: the CA folder ${join(dir, 'certs/ca')} is writable by its group (mode 2770), who could replace its keys; run "chmod 700`);
+  t.equal(check.text.trim().split('\n').length, 1, `said once (it was twice: the folder check and ca status's own): ${check.text}`);
   const serve = await outcome(['ca', 'serve', '--config', 'ca.yaml'], dir);
   t.equal(serve.status, 1, 'as ca serve does');
   t.match(serve.text, 'is writable by its group (mode 2770)');
