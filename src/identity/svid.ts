@@ -158,18 +158,31 @@ type Path = readonly X509Certificate[];
 
 /**
  * Walks leaf → intermediates → a root of the bundle. Intermediates may arrive in any order;
- * each step must verify by signature, and every signer must be a CA and within its dates.
+ * each step must verify by signature, and every signer must be a CA and within its dates. The
+ * path ends at a self-signed root of the bundle: OpenSSL, Node's TLS on both ends, anchors
+ * nowhere else (partial chains are off), so a bundle whose certificate above ours is an
+ * intermediate with no root beside it (a cert-manager CA issuer's ca.crt) was taken here and
+ * then failed every handshake (unknown_ca one way, UNABLE_TO_GET_ISSUER_CERT the other). An
+ * intermediate in the bundle is walked through, as OpenSSL does, up to its root.
  */
 function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], roots: X509Certificate[], now: Date): Path {
   const unused = [...intermediates];
   const path = [leaf];
   let current = leaf;
   for (let depth = 0; depth <= MAX_CHAIN_DEPTH; depth++) {
-    const root = roots.find((r) => issuedBy(current, r));
+    // a self-signed one first: a rotation's cross certificate has the new root's name and key
+    const root = roots.find((r) => issuedBy(current, r) && issuedBy(r, r)) ?? roots.find((r) => issuedBy(current, r) && r !== current);
     if (root) {
       if (!root.ca) refuse(`the bundle certificate ${describe(root)} is not a CA certificate`);
       checkDates(root, now);
-      return [...path, root];
+      if (issuedBy(root, root)) return [...path, root];
+      // an intermediate in the bundle: on to the root that issued it
+      path.push(root);
+      current = root;
+      continue;
+    }
+    if (current !== leaf && roots.includes(current)) {
+      return refuse(`the bundle certificate ${describe(current)} is not a root (it is not self-signed, issuer ${clip(current.issuer.replace(/\n/g, ', '), QUOTED_LIMIT)}), and the root that issued it is not in the bundle: TLS peers anchor only on a self-signed root; add that root to the bundle`);
     }
     const index = unused.findIndex((c) => issuedBy(current, c));
     if (index === -1) {

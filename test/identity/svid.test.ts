@@ -118,3 +118,15 @@ t.test('validateSvid', async (t) => {
     t.match(refusal(() => validateSvid({ ...good, privateKeyPem: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' }, ID)), /private key cannot be read/);
   });
 });
+
+t.test('a bundle certificate that is not a root: the path goes on through it to a root of the bundle, or is refused', async (t) => {
+  const pki = await makePki('mesh.test');
+  const good = await pki.issue(ID);
+  // TLS peers (OpenSSL) anchor only on a self-signed root: an intermediate alone in the bundle
+  // was taken here, and every handshake then failed
+  t.match(refusal(() => validateSvid({ ...good, bundlePem: pki.issuerPem }, ID)), /the bundle certificate .* is not a root \(it is not self-signed, issuer .*\), and the root that issued it is not in the bundle: TLS peers anchor only on a self-signed root; add that root to the bundle/);
+  const both = validateSvid({ ...good, bundlePem: pki.issuerPem + pki.rootPem }, ID);
+  t.equal(both.spiffeId, ID, 'with its root beside it in the bundle: accepted');
+  const leafOnly = validateSvid({ ...good, chainPem: good.certificatePem, bundlePem: pki.issuerPem + pki.rootPem }, ID);
+  t.equal(leafOnly.spiffeId, ID, 'a leaf alone whose issuer the bundle holds, with its root: accepted, as OpenSSL builds the path from its store');
+});
