@@ -146,8 +146,9 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
    */
   async reload(config: ConfigToRun, primaryMs = 0): Promise<RoundOutcome> {
     const next = { generation: this.generation() + 1, ...config };
-    const prepareMs = prepareDeadlineMs(primaryMs, this.live().length, this.cores);
-    this.logger.info({ component: 'reload', generation: next.generation, prepareMs }, `asking the workers to prepare config generation ${next.generation}: each has ${prepareMs} ms (${describePrepareDeadline(primaryMs)})`);
+    const primary = Math.round(primaryMs);
+    const prepareMs = prepareDeadlineMs(primary, this.live().length, this.cores);
+    this.logger.info({ component: 'reload', generation: next.generation, prepareMs, primaryMs: primary, cores: this.cores }, `asking the workers to prepare config generation ${next.generation}: each has ${prepareMs} ms (${describePrepareDeadline(primary)})`);
     let decided: () => void = () => undefined;
     this.deciding = new Promise<void>((resolve) => (decided = resolve));
     const adopt = (adopted: WorkerConfig) => {
