@@ -2,7 +2,8 @@
 // loaded, validated and hot-reloaded. Their writers replace files by rename or by swapping a
 // symlinked directory (or the whole folder: dir-watch.ts), so we watch the containing
 // directories, not the files (and the folders their symlinks lead into); a set that does
-// not validate is refused with one warning per attempt and the old identity keeps serving.
+// not validate is refused with one warning per attempt and the old identity keeps serving; one
+// whose bundle drops a root waits for its bytes to stand (narrowing-settle.ts).
 // Files that cannot be read at all (EMFILE, a chmod under way, a link dangling for a moment) are
 // read again with backoff, since the change that made them may have been the last event.
 
@@ -17,6 +18,8 @@ import type { WorkloadIdentity } from './workload-identity.js';
 import { ReplaceableDirWatch } from './dir-watch.js';
 import { linkedDirs } from './link-dirs.js';
 import { WallClockTimer } from '../wall-clock-timer.js';
+import { rootsRemoved } from '../pki/chain-to-roots.js';
+import { NARROWING_SETTLE_MS, NarrowingSettle } from './narrowing-settle.js';
 
 export interface IdentityFiles {
   readonly cert: string;
@@ -121,6 +124,8 @@ export class FilesWatcher {
    * it too, as a success: /identity's renewalFailing and doctor stop saying the files fail.
    */
   private failing: 'read' | 'refused' | undefined;
+  /** A set that drops a root waits for its bytes to stand (narrowing-settle.ts). */
+  private readonly narrowing = new NarrowingSettle(() => void this.reload());
 
   constructor(options: FilesWatchOptions) {
     this.options = options;
@@ -188,6 +193,8 @@ export class FilesWatcher {
     }
     this.readWorked();
     const seen = fingerprint(content);
+    // a narrowing set waited for whose bytes changed since (the rest of the bundle came) is not taken
+    if (this.narrowing.read(seen)) logger.info("the identity files changed again before the bundle that left out a root was taken: it is not (it was half written, or changed back)");
     // unchanged bytes after a failed read are looked at again: they may be the set in use (a recovery)
     if ((seen === this.lastSeen && this.failing !== 'read') || this.closed) return;
     this.lastSeen = seen;
@@ -202,6 +209,15 @@ export class FilesWatcher {
           identity.reportRenewal({ result: 'success' });
         }
         return;
+      }
+      if (rootsRemoved(identity.current().bundlePem, next.bundlePem)) {
+        const first = !this.narrowing.waiting(seen);
+        if (!this.narrowing.settled(seen)) {
+          // read again when the wait is over: these bytes are not skipped as seen then
+          this.lastSeen = undefined;
+          if (first) logger.info({ serial: next.serialHex }, `the identity files' bundle leaves out a root of the bundle in use: taken if it stays so for ${NARROWING_SETTLE_MS} ms (a bundle rewritten in place may be half written)`);
+          return;
+        }
       }
       identity.swap(next);
     } catch (err) {
@@ -266,6 +282,7 @@ export class FilesWatcher {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.narrowing.clear();
     this.validityTimer.cancel();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.watch.close();

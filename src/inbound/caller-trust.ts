@@ -22,12 +22,6 @@ import { bundleRoots, chainsToRoots, issuerIndex } from '../pki/chain-to-roots.j
 import { presentedChain } from '../identity/peer-validity.js';
 import { peerX509 } from '../pki/peer-x509.js';
 
-/** Whether `after` leaves out a root `before` held. */
-export function rootsRemoved(before: string, after: string): boolean {
-  const kept = new Set(bundleRoots(after).map((root) => root.fingerprint256));
-  return bundleRoots(before).some((root) => !kept.has(root.fingerprint256));
-}
-
 /**
  * The caller's leaf and the other certificates its handshake showed (none on a resumed session),
  * each once: the walk is the one every path check makes (presentedChain), and a repeat ends

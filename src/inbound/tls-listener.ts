@@ -27,8 +27,8 @@ import { classifyTlsErrorCode } from '../tls-failures/codes.js';
 import { inboundFailure } from '../tls-failures/describe.js';
 import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
 import { chainVerdictOf, watchServerPeerCertificates } from '../tls-failures/peer-certificate.js';
-import { bundleRoots } from '../pki/chain-to-roots.js';
-import { callerChains, rootsRemoved } from './caller-trust.js';
+import { bundleRoots, rootsRemoved } from '../pki/chain-to-roots.js';
+import { callerChains } from './caller-trust.js';
 
 export interface TlsListenerOptions {
   readonly identity: WorkloadIdentity;

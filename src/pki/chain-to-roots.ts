@@ -151,3 +151,9 @@ export function chainsToRoots(
   }
   return false;
 }
+
+/** Whether the bundle `after` leaves out a root the bundle `before` held (PEM both). */
+export function rootsRemoved(before: string, after: string): boolean {
+  const kept = new Set(bundleRoots(after).map((root) => root.fingerprint256));
+  return bundleRoots(before).some((root) => !kept.has(root.fingerprint256));
+}

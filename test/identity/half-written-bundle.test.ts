@@ -51,3 +51,47 @@ t.test('a bundle cut in the middle of a root is refused; the callers under that 
   await file.close();
   t.equal(await get(), 404, 'and after the write');
 });
+
+t.test('a bundle rewritten in place and paused between its roots is not taken one root short; a real drop is, two seconds on', async (t) => {
+  const { own, caller, files, sidecar } = await startTwoRootFilesSidecar(t, t.testdir());
+  const proc = sidecar.process!;
+  const session = http2.connect(`https://127.0.0.1:${sidecar.inboundPort}`, { cert: caller.cert, key: caller.key, ca: own.bundle, checkServerIdentity: () => undefined });
+  session.on('error', () => undefined);
+  t.teardown(() => session.destroy());
+  const get = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = session.request({ ':path': '/' });
+      req.on('error', reject);
+      req.on('response', (head) => {
+        req.resume();
+        req.on('end', () => resolve(Number(head[':status'])));
+      });
+      req.end();
+    });
+  t.equal(await get(), 404, 'the caller under root 2 is answered');
+  const waiting = (from: number) => proc.waitFor((line) => proc.lines.indexOf(line) >= from && /leaves out a root of the bundle in use: taken if it stays so/.test(String(line.msg)), 10_000);
+
+  // `cat root1 > bundle.pem; (pause); cat root2 >> bundle.pem`: root 1 alone is a whole bundle
+  let from = proc.lines.length;
+  const file = await open(files.bundle, 'w');
+  await file.write(own.bundle);
+  await file.sync();
+  await waiting(from);
+  t.equal(await get(), 404, 'seen, and waited for: the open connection still answers');
+  await file.write(caller.bundle);
+  await file.close();
+  // the whole bundle is the one in use: the wait ends without a swap
+  await proc.waitFor((line) => proc.lines.indexOf(line) >= from && /changed again before the bundle that left out a root was taken: it is not/.test(String(line.msg)), 10_000);
+  t.equal(await get(), 404, 'after the write: still answered');
+  t.notOk(proc.lines.some((line) => /no longer holds/.test(String(line.msg))), 'the trust never narrowed');
+
+  // root 2 really dropped: taken once the bytes have stood two seconds
+  from = proc.lines.length;
+  const dropped = performance.now();
+  const again = await open(files.bundle, 'w');
+  await again.write(own.bundle);
+  await again.close();
+  await waiting(from);
+  await proc.waitFor((line) => proc.lines.indexOf(line) >= from && /no longer holds/.test(String(line.msg)), 10_000);
+  t.ok(performance.now() - dropped >= 2_000, `narrowed ${Math.round(performance.now() - dropped)} ms after the write (2 s or more)`);
+});
