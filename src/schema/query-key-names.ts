@@ -8,6 +8,9 @@
 // - a `[` never closed, `per[page`: PHP reads it as `_` (per_page);
 // - a NUL, `limit%00x`: PHP's names are C strings, cut there (limit).
 // Case, `.`, spaces and leading spaces are folded by the caller (fold(), query-values.ts).
+// A declared name with brackets (`ids[]`, `page[size]`, PHP-style APIs) is read as qs and PHP
+// nest it (keyPath): `ids[0]`, `ids[x]`, `ids` and `page[size]x` all land in what the app reads
+// as ids or page.size (readsInto).
 
 /** The names `key` (decoded) may be read as other than itself; a few strings, made only for a key that is not a checked name as sent. */
 export function keyReadings(key: string): string[] {
@@ -23,4 +26,44 @@ export function keyReadings(key: string): string[] {
   // PHP: a `[` with no `]` after it is no index; it and any later `[` are read as `_`
   if (bracket !== -1 && name.indexOf(']', bracket) === -1) readings.push(name.replace(/\[/g, '_'));
   return readings;
+}
+
+/**
+ * The keys `key` (decoded) is nested as, for keyPath: itself up to a NUL (PHP), and with a
+ * leading bracket pair read as its name (qs: `[page][size]` is page[size]).
+ */
+export function nestedReadings(key: string): string[] {
+  const nul = key.indexOf('\0');
+  const name = nul === -1 ? key : key.slice(0, nul);
+  const leading = /^\[([^[\]]+)\](.*)$/s.exec(name);
+  return leading === null ? [name] : [name, `${leading[1]}${leading[2]}`];
+}
+
+/**
+ * A key as qs and PHP nest it: the name before the first `[`, then each bracketed segment in
+ * order (`page[size][]` is page, size, ''), up to the first text outside brackets, which both
+ * drop (`page[size]x` is page[size]). A key with no `[` after its first character is itself.
+ */
+export function keyPath(key: string): string[] {
+  const bracket = key.indexOf('[');
+  if (bracket <= 0) return [key];
+  const path = [key.slice(0, bracket)];
+  const segment = /\[([^[\]]*)\]/y;
+  segment.lastIndex = bracket;
+  for (let found = segment.exec(key); found !== null; found = segment.exec(key)) path.push(found[1] as string);
+  return path;
+}
+
+/**
+ * Whether a key of path `key` lands where a declared name of path `declared` does, as qs and
+ * PHP nest them: the same name (`fold`ed), and on each segment both have, the same text or `[]`
+ * on either side (an array takes any index). `ids` and `ids[7]` land in a declared `ids[]`;
+ * `page[size][]` in `page[size]`; `page[number]` not in `page[size]`.
+ */
+export function readsInto(key: readonly string[], declared: readonly string[], fold: (name: string) => string): boolean {
+  if (fold(key[0] as string) !== fold(declared[0] as string)) return false;
+  for (let i = 1; i < Math.min(key.length, declared.length); i++) {
+    if (declared[i] !== '' && key[i] !== '' && declared[i] !== key[i]) return false;
+  }
+  return true;
 }

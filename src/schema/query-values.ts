@@ -9,7 +9,7 @@
 // refused (a spelling with no meaning in OpenAPI) or checked too (the `;` reading).
 
 import { clip } from '../clip.js';
-import { keyReadings } from './query-key-names.js';
+import { keyPath, keyReadings, nestedReadings, readsInto } from './query-key-names.js';
 import type { CompiledOperation } from './operation.js';
 import { MAX_QUOTED } from './violations.js';
 
@@ -60,14 +60,15 @@ function onceOnly(name: string): string {
 }
 
 /** Each operation's checked parameter names, as declared and by their folded form (built on first use). */
-const NAMES = new WeakMap<CompiledOperation, { readonly exact: ReadonlySet<string>; readonly folded: ReadonlyMap<string, string> }>();
+const NAMES = new WeakMap<CompiledOperation, { readonly exact: ReadonlySet<string>; readonly folded: ReadonlyMap<string, string>; readonly bracketed: ReadonlyArray<{ readonly name: string; readonly path: readonly string[] }> }>();
 
 /**
  * A key that is not a checked parameter's name but that some server reads as one: the name
  * in another case (ASP.NET binds `LIMIT` to `limit`), with brackets (`limit[]=1000`,
  * `limit[x]=1000`, `[limit]=1000`: qs, Express's default, makes req.query.limit an array or object of them;
  * PHP and Rack as well; query-key-names.ts), or with `.` or a space for `_` (PHP, so Laravel and Symfony, reads
- * `per.page` and `per page` as per_page). None of these spellings means anything in the styles
+ * `per.page` and `per page` as per_page), or nested where a declared name with brackets lands
+(`ids[0]` or `ids` for `ids[]`, `page[size]x` for `page[size]`). None of these spellings means anything in the styles
  * checked here, so the check cannot hold its value: refused. Keys of parameters left alone
  * (deepObject's `filter[color]`) are not checked names, and pass.
  */
@@ -75,15 +76,29 @@ function misspelledParameter(op: CompiledOperation, search: URLSearchParams): st
   if (op.queryParams.length === 0) return undefined;
   let names = NAMES.get(op);
   if (names === undefined) {
-    names = { exact: new Set(op.queryParams.map((p) => p.name)), folded: new Map(op.queryParams.map((p) => [fold(p.name), p.name])) };
+    const bracketed = op.queryParams.filter((p) => p.name.indexOf('[') > 0).map((p) => ({ name: p.name, path: keyPath(p.name) }));
+    names = { exact: new Set(op.queryParams.map((p) => p.name)), folded: new Map(op.queryParams.map((p) => [fold(p.name), p.name])), bracketed };
     NAMES.set(op, names);
   }
   for (const key of search.keys()) {
     if (names.exact.has(key)) continue;
-    for (const reading of keyReadings(key)) {
-      const name = names.folded.get(fold(reading));
-      if (name !== undefined) return `query/${name}: is given as ${clip(JSON.stringify(key).slice(1, -1), MAX_QUOTED)}, which some servers read as ${name} (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _, an unclosed [ or a NUL: PHP); send it as ${name}`;
-    }
+    const name = spelledName(names, key);
+    if (name !== undefined) return `query/${name}: is given as ${clip(JSON.stringify(key).slice(1, -1), MAX_QUOTED)}, which some servers read as ${name} (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _, an unclosed [ or a NUL: PHP); send it as ${name}`;
+  }
+  return undefined;
+}
+
+/** The checked name some server reads `key` as (folded, or nested where a declared name with brackets lands), or undefined. */
+function spelledName(names: { readonly folded: ReadonlyMap<string, string>; readonly bracketed: ReadonlyArray<{ readonly name: string; readonly path: readonly string[] }> }, key: string): string | undefined {
+  for (const reading of keyReadings(key)) {
+    const name = names.folded.get(fold(reading));
+    if (name !== undefined) return name;
+  }
+  if (names.bracketed.length === 0) return undefined;
+  for (const reading of nestedReadings(key)) {
+    const path = keyPath(reading);
+    const declared = names.bracketed.find((d) => readsInto(path, d.path, fold));
+    if (declared !== undefined) return declared.name;
   }
   return undefined;
 }

@@ -60,6 +60,13 @@ paths:
         - {name: filter, in: query, style: deepObject, schema: {type: object}}
         - {name: per_page, in: query, schema: {type: integer, maximum: 100}}
       responses: {"200": {description: ok}}
+  /catalog:
+    get:
+      parameters:
+        - {name: "ids[]", in: query, schema: {type: array, maxItems: 2, items: {type: string, maxLength: 3}}}
+        - {name: "page[size]", in: query, schema: {type: integer, maximum: 100}}
+        - {name: "page[number]", in: query, schema: {type: integer}}
+      responses: {"200": {description: ok}}
 `;
 
 t.test('a path another server reads as another operation is a path violation', async (t) => {
@@ -128,6 +135,29 @@ t.test('query keys and separators another server reads as a declared parameter a
   t.equal(query('q=a;b'), undefined, 'a ; that hides no parameter passes');
   t.same(query('q=books#&limit=1000'), { kind: 'query', message: 'query: a # (a fragment) is not sent in a request; send it encoded, as %23' }, 'a raw # in the query');
   t.equal(query('q=a%23b'), undefined, 'an encoded # is data');
+});
+
+t.test('declared names with brackets: keys that qs and PHP nest where they land are refused', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const query = (q: string) => spec.check("GET", "/catalog", q, {}, false).violation;
+  t.equal(query('ids[]=a&ids[]=b&page[size]=50&page[number]=2'), undefined, 'as declared: passes');
+  t.same(query('ids[]=toolong')?.message, 'query/ids[]/0: must NOT have more than 3 characters', 'as declared, checked');
+  const spelled = (key: string, name: string) => `query/${name}: is given as ${key}, which some servers read as ${name} (brackets: qs, PHP, Rack; another case: ASP.NET; . or space for _, an unclosed [ or a NUL: PHP); send it as ${name}`;
+  // qs and PHP read each of these into ids, or page.size, unchecked
+  for (const [q, key, name] of [
+    ['ids[0]=toolong', 'ids[0]', 'ids[]'],
+    ['ids[x]=toolong', 'ids[x]', 'ids[]'],
+    ['ids[]x=toolong', 'ids[]x', 'ids[]'],
+    ['ids[]=a&ids[]=b&ids[9]=c', 'ids[9]', 'ids[]'],
+    ['ids=toolong', 'ids', 'ids[]'],
+    ['page[size]x=1000', 'page[size]x', 'page[size]'],
+    ['page[size][]=1000', 'page[size][]', 'page[size]'],
+    ['PAGE[size]=1000', 'PAGE[size]', 'page[size]'],
+  ] as const) {
+    t.same(query(q)?.message, spelled(key, name), `${q}: refused`);
+  }
+  t.same(query('page[other]=1&idsx=2&id[]=3'), undefined, 'keys that land elsewhere pass');
 });
 
 t.test('a declared query value with a %-escape that is not UTF-8 is refused: servers decode it three ways', async (t) => {
