@@ -141,7 +141,8 @@ export class FrameReader {
     this.flags = b[at + 4]!;
     this.streamId = b.readUInt32BE(at + 5) & 0x7fffffff;
     if (this.length > this.maxFrameSize) throw frameSizeFault(`a frame of ${this.length} bytes exceeds SETTINGS_MAX_FRAME_SIZE ${this.maxFrameSize}`);
-    if (!this.sawFirstFrame && this.type !== FrameType.SETTINGS) throw protocolFault('the peer’s connection preface does not start with SETTINGS', 'bad_preface');
+    // a SETTINGS ACK is no preface: the preface's SETTINGS is one to acknowledge (RFC 9113 §3.4)
+    if (!this.sawFirstFrame && (this.type !== FrameType.SETTINGS || (this.flags & Flag.ACK) !== 0)) throw protocolFault('the peer’s connection preface does not start with SETTINGS', 'bad_preface');
     this.sawFirstFrame = true;
     if (this.continuationOf !== 0 && (this.type !== FrameType.CONTINUATION || this.streamId !== this.continuationOf)) {
       throw protocolFault(`a header block of stream ${this.continuationOf} was interrupted by another frame`);

@@ -114,6 +114,7 @@ const hostile: Array<[string, Event, string?, Partial<H2Limits>?]> = [
   ['priority-self-idle', { goaway: PROTOCOL_ERROR }, 'protocol_error'],
   ['flow-overrun-stream', { rst: 1, code: FLOW_CONTROL_ERROR }, undefined, { initialWindowSize: 65_536 }],
   ['bad-preface', { goaway: PROTOCOL_ERROR }, 'bad_preface'],
+  ['preface-ack', { goaway: PROTOCOL_ERROR }, 'bad_preface'],
   ...['upper', 'pseudo-after', 'dup-path', 'no-path', 'empty-path', 'connection', 'te', 'unknown-pseudo', 'status-in-request', 'trailer-pseudo', 'content-length', 'content-length-over'].map(
     (kind): [string, Event] => [`malformed-${kind}`, { rst: 1, code: PROTOCOL_ERROR }],
   ),

@@ -151,6 +151,7 @@ t.test('the reader checks the preface, the first frame, sizes and header-block i
   const settings = frame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0));
   t.match(fault(Buffer.from('GET / HTTP/1.1\r\n\r\n'), { maxFrameSize: 16384, preface: CLIENT_PREFACE }), { reason: 'bad_preface' });
   t.match(fault(frame(FrameType.PING, 0, 0, Buffer.alloc(8))), { reason: 'bad_preface' }, 'the first frame must be SETTINGS');
+  t.match(fault(frame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(0))), { reason: 'bad_preface' }, 'and not an ACK');
   t.match(fault(Buffer.concat([settings, frame(FrameType.DATA, 0, 1, Buffer.alloc(16385))])), { h2Code: ErrorCode.FRAME_SIZE_ERROR });
   t.match(fault(Buffer.concat([settings, frame(FrameType.DATA, Flag.PADDED, 1, Buffer.from([5, 1, 2]))])), { h2Code: ErrorCode.PROTOCOL_ERROR }, 'padding longer than the payload');
   t.match(fault(Buffer.concat([settings, frame(FrameType.DATA, 0, 0, Buffer.alloc(1))])), { h2Code: ErrorCode.PROTOCOL_ERROR }, 'DATA on stream 0');
