@@ -8,6 +8,7 @@ import { ErrorCode } from './constants.js';
 import type { H2Connection } from './connection.js';
 import { ConnectionFault, type StreamErrorReason } from './errors.js';
 import type { H2Stream } from './stream.js';
+import { responseHeadOverPeer } from './peer-limits.js';
 import { receiveReset } from './stream-receive-side.js';
 
 /**
@@ -118,14 +119,17 @@ export function streamError(c: H2Connection, streamId: number, code: number, rea
  * The 431 for a request over the header limits, on a stream never opened: the user's answer
  * (connection option headersTooLargeAnswer) when its body fits the peer's windows as they
  * stand (the stream's initial one, the connection's), so no flow control is owed later; else
- * a bare 431.
+ * a bare 431; a bare one too when its fields would be over the peer's header list size.
  */
 export function tooLargeAnswer(c: H2Connection, streamId: number, headRequest: boolean): void {
   const answer = c.headersTooLargeAnswer;
   const n = answer === undefined ? 0 : answer.body.length;
   // the answer to a HEAD is the head alone (RFC 9110 §9.3.2): DATA after it is a content-length mismatch to the peer
-  const sendsBody = !headRequest && answer !== undefined && n > 0 && n <= c.sendWindow.available && n <= c.remoteSettings.initialWindowSize && n <= c.remoteSettings.maxFrameSize;
-  const head = sendsBody || (headRequest && answer !== undefined) ? [':status', '431', ...answer!.fields] : [':status', '431'];
+  // the fields only within the peer's SETTINGS_MAX_HEADER_LIST_SIZE, as every other head
+  // (peer-limits.ts): over it, the peer refuses the stream, or ends the connection
+  const fits = answer !== undefined && responseHeadOverPeer(c, [':status', '431', ...answer.fields]) === undefined;
+  const sendsBody = fits && !headRequest && n > 0 && n <= c.sendWindow.available && n <= c.remoteSettings.initialWindowSize && n <= c.remoteSettings.maxFrameSize;
+  const head = sendsBody || (headRequest && fits) ? [':status', '431', ...answer!.fields] : [':status', '431'];
   c.writer.headers(streamId, c.encoder.encode(head), !sendsBody, c.remoteSettings.maxFrameSize);
   if (!sendsBody) return;
   c.sendWindow.available -= n;

@@ -10,13 +10,13 @@ const ANSWER = { fields: ['content-type', 'application/json', 'content-length', 
 const MANY: Record<string, string> = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`h${i}`, 'v']));
 const GET = { ':method': 'GET', ':scheme': 'http', ':authority': 'x', ':path': '/' };
 
-async function ask(t: Tap.Test, answer: typeof ANSWER | undefined, clientWindow?: number) {
+async function ask(t: Tap.Test, answer: typeof ANSWER | undefined, clientWindow?: number, clientHeaderListSize?: number) {
   const server = await startOurServer((stream) => stream.respond({ ':status': 200 }, { endStream: true }), {
     limits: { maxHeaderFields: 20 },
     ...(answer ? { connectionOptions: { headersTooLargeAnswer: answer } } : {}),
   });
   t.teardown(server.close);
-  const conn = await connectOurClient(server.port, clientWindow === undefined ? {} : { limits: { initialWindowSize: clientWindow } });
+  const conn = await connectOurClient(server.port, { limits: { ...(clientWindow === undefined ? {} : { initialWindowSize: clientWindow }), ...(clientHeaderListSize === undefined ? {} : { maxHeaderListSize: clientHeaderListSize }) } });
   t.teardown(() => conn.destroy());
   await ourRequest(conn, GET); // the peer's SETTINGS and window updates are in
   const before = server.connections[0]!.sendWindow.available;
@@ -41,6 +41,16 @@ t.test('a body the stream window cannot take at once: a bare 431', async (t) => 
   t.equal(res.headers['x-why'], undefined, 'no fields that describe a body not sent');
   t.equal(res.body.length, 0);
   t.equal(taken, 0, 'nothing came off the window');
+});
+
+t.test("fields over the peer's SETTINGS_MAX_HEADER_LIST_SIZE: a bare 431, which fits", async (t) => {
+  // :status 431 is 42 bytes as RFC 7541 counts; with the answer's fields, 196: over 100
+  const { res, ok, taken } = await ask(t, ANSWER, undefined, 100);
+  t.equal(res.headers[':status'], '431', 'the peer takes it');
+  t.equal(res.headers['x-why'], undefined, 'without the fields it would refuse');
+  t.equal(res.body.length, 0, 'nor the body they describe');
+  t.equal(taken, 0);
+  t.equal(ok.headers[':status'], '200', 'the connection keeps serving');
 });
 
 t.test('no answer given: a bare 431', async (t) => {
