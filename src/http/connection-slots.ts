@@ -61,16 +61,21 @@ export function capConnectionsEvictingIdle(server: HttpServer | HttpsServer, max
       if (victim.busy) events.evictedBusy(victimAddress, victimHeld);
       else events.evicted(victimAddress);
     }
-    open.set(socket, { inFlight: 0, address, idleSinceMs: performance.now(), served: undefined });
+    // the socket the HTTP parser serves, from the start: a connection lingers after a parser
+    // refusal (a 431, a 400) with no 'request' ever seen; on TLS, the TLS socket (below)
+    open.set(socket, { inFlight: 0, address, idleSinceMs: performance.now(), served: socket });
     held.set(address, (held.get(address) ?? 0) + 1);
     socket.once('close', () => release(socket));
+  });
+  server.on('secureConnection', (tlsSocket: Socket & { _parent?: Socket | null }) => {
+    const entry = tlsSocket._parent ? open.get(tlsSocket._parent) : undefined;
+    if (entry !== undefined) entry.served = tlsSocket;
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     // on HTTPS the request's socket is the TLS one, wrapping the accepted socket counted above
     const socket = req.socket as Socket & { _parent?: Socket | null };
     const entry = open.get(socket) ?? (socket._parent ? open.get(socket._parent) : undefined);
     if (entry === undefined) return;
-    entry.served ??= socket;
     entry.inFlight += 1;
     res.once('close', () => {
       entry.inFlight -= 1;

@@ -33,8 +33,8 @@ export interface Slot {
   readonly address: string;
   /** performance.now() of the accept, then of the end of each last answer in flight. */
   idleSinceMs: number;
-  /** The socket the HTTP server reads (on TLS, the TLS socket over the accepted one), known at the first request. */
-  served: Socket | undefined;
+  /** The socket the HTTP server reads: the accepted one, or on TLS the TLS socket over it once its handshake is done. */
+  served: Socket;
 }
 
 export interface Victim {
@@ -62,7 +62,7 @@ export function slotVictim(open: ReadonlyMap<Socket, Slot>, held: ReadonlyMap<st
   let biggerIdle: Socket | undefined;
   const oldBefore = nowMs - YOUNG_MS;
   for (const [socket, slot] of open) {
-    if (slot.inFlight !== 0 || (slot.served !== undefined && isLingering(slot.served))) {
+    if (slot.inFlight !== 0 || isLingering(slot.served)) {
       if (overShare && slot.address === largest) largestBusy ??= socket;
       continue;
     }

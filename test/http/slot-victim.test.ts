@@ -154,6 +154,7 @@ t.test('a connection lingering after an early answer is not closed for a newcome
   client.write('POST /nowhere HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 4194304\r\n\r\n');
   const written = new Promise<void>((resolve) => client.write(Buffer.alloc(4 * 1024 * 1024, 0x61), () => resolve()));
   await written;
+  await waitFor(async () => client.readableLength > 0, 3_000, 'the 404 written: the server lingers now');
   // at the cap, from another address: before, the lingering connection was closed for it (a
   // reset, and the answer in the client's receive buffer lost)
   const newcomer = await connectFrom('127.0.0.3');
@@ -165,6 +166,27 @@ t.test('a connection lingering after an early answer is not closed for a newcome
   client.end();
   await ended;
   t.match(text, /^HTTP\/1\.1 404 /, 'the client read its answer');
+});
+
+t.test('a connection lingering after a parser refusal (431, no request ever seen) is not closed for a newcomer either', async (t) => {
+  const { connectFrom } = await heldAdmin(t, 1);
+  const client = await connectFrom('127.0.0.2');
+  client.pause();
+  // a head over the admin port's 16 KiB, then more the client still sends before it reads
+  const written = new Promise<void>((resolve) => client.write(`GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n`, () => resolve()));
+  client.write(Buffer.alloc(4 * 1024 * 1024, 0x61));
+  await written;
+  // the 431 has come (into the paused socket's buffer): the server lingers now
+  await waitFor(async () => client.readableLength > 0, 3_000, 'the answer written');
+  const newcomer = await connectFrom('127.0.0.3');
+  await waitFor(async () => newcomer.destroyed, 3_000, 'the newcomer closed: nothing may make room');
+  let text = '';
+  client.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  const ended = new Promise<void>((resolve) => client.once('close', () => resolve()));
+  client.resume();
+  client.end();
+  await ended;
+  t.match(text, /^HTTP\/1\.1 431 /, 'the client read its answer');
 });
 
 t.test('idle counts from the last answer: a kept-alive connection between requests is not taken as idle for a second', async (t) => {
