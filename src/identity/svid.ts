@@ -156,6 +156,11 @@ function issuedBy(cert: X509Certificate, signer: X509Certificate): boolean {
 /** The certificates of a path, in order from the leaf up to the bundle root it ends at. */
 type Path = readonly X509Certificate[];
 
+/** The refusal of a path whose last bundle certificate is not self-signed, and no root of the bundle issued it. */
+function notARoot(cert: X509Certificate): string {
+  return `the bundle certificate ${describe(cert)} is not a root (it is not self-signed, issuer ${clip(cert.issuer.replace(/\n/g, ', '), QUOTED_LIMIT)}), and the root that issued it is not in the bundle: TLS peers anchor only on a self-signed root; add that root to the bundle`;
+}
+
 /**
  * Walks leaf → intermediates → a root of the bundle. Intermediates may arrive in any order;
  * each step must verify by signature, and every signer must be a CA and within its dates. The
@@ -176,14 +181,14 @@ function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], ro
       if (!root.ca) refuse(`the bundle certificate ${describe(root)} is not a CA certificate`);
       checkDates(root, now);
       if (issuedBy(root, root)) return [...path, root];
+      // bundle certificates that sign each other, and no root: the walk would go round
+      if (path.includes(root)) return refuse(notARoot(current));
       // an intermediate in the bundle: on to the root that issued it
       path.push(root);
       current = root;
       continue;
     }
-    if (current !== leaf && roots.includes(current)) {
-      return refuse(`the bundle certificate ${describe(current)} is not a root (it is not self-signed, issuer ${clip(current.issuer.replace(/\n/g, ', '), QUOTED_LIMIT)}), and the root that issued it is not in the bundle: TLS peers anchor only on a self-signed root; add that root to the bundle`);
-    }
+    if (current !== leaf && roots.includes(current)) return refuse(notARoot(current));
     const index = unused.findIndex((c) => issuedBy(current, c));
     if (index === -1) {
       return refuse(`${describe(current)} was not issued by any certificate of the chain or the bundle (issuer ${clip(current.issuer.replace(/\n/g, ', '), QUOTED_LIMIT)})`);

@@ -1,5 +1,9 @@
 import t from 'tap';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { buildCertificate, keyIdentifier } from '../../src/pki/certificate.js';
+import { octetString } from '../../src/pki/der.js';
+import { generateWorkloadKey, spkiDerOf } from '../../src/pki/keys.js';
+import { issuerName } from '../../src/ca/x509-profile.js';
 import { makePki } from '../helpers/pki.js';
 import { validateSvid } from '../../src/identity/svid.js';
 import { isMeshcarError } from '../../src/errors.js';
@@ -129,4 +133,23 @@ t.test('a bundle certificate that is not a root: the path goes on through it to 
   t.equal(both.spiffeId, ID, 'with its root beside it in the bundle: accepted');
   const leafOnly = validateSvid({ ...good, chainPem: good.certificatePem, bundlePem: pki.issuerPem + pki.rootPem }, ID);
   t.equal(leafOnly.spiffeId, ID, 'a leaf alone whose issuer the bundle holds, with its root: accepted, as OpenSSL builds the path from its store');
+});
+
+t.test('two bundle certificates that sign each other, and no root: refused as not a root, not walked round', async (t) => {
+  const pki = await makePki('mesh.test');
+  const good = await pki.issue(ID);
+  const other = await generateWorkloadKey();
+  const otherSpki = spkiDerOf(createPublicKey(other.publicKeyPem));
+  const otherName = { organization: 'mesh.test', commonName: 'cross' };
+  const ca = (subjectSpki: Buffer, issuerSpki: Buffer) => [
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, critical: true },
+    { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(subjectSpki)) },
+    { name: 'authorityKeyIdentifier', keyIdentifier: keyIdentifier(issuerSpki).toString('binary') },
+  ];
+  const span = { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000) };
+  // the issuer's name and key, signed by the other key; the other's, signed by the issuer's key
+  const x = await buildCertificate({ subject: issuerName('mesh.test'), issuer: otherName, subjectPublicKeySpki: pki.issuer.spki, signingKey: createPrivateKey(other.privateKeyPem), extensions: ca(pki.issuer.spki, otherSpki), ...span });
+  const y = await buildCertificate({ subject: otherName, issuer: issuerName('mesh.test'), subjectPublicKeySpki: otherSpki, signingKey: pki.issuer.key, extensions: ca(otherSpki, pki.issuer.spki), ...span });
+  t.match(refusal(() => validateSvid({ ...good, bundlePem: x.pem + y.pem }, ID)), /the bundle certificate .* is not a root \(it is not self-signed/);
 });
