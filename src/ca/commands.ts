@@ -57,7 +57,10 @@ export async function caIssue(dir: string, service: string, outDir: string, ttlM
 }
 
 export async function caToken(dir: string, service: string, ttlMs: number, singleUse: boolean): Promise<string> {
-  const authority = await openAuthority(dir, { maxTtlMs: DAY_MS, defaultTtlMs: DAY_MS });
+  // loaded under the lock, as any command that may write: a folder made before token keys gets
+  // its first one here, and a crashed issuer switch is finished; outside the lock, this raced a
+  // rotate-token-key or another token, and a token key could be written beside another's list
+  const authority = await withCaLock(dir, () => openAuthority(dir, { maxTtlMs: DAY_MS, defaultTtlMs: DAY_MS }));
   return authority.createToken(serviceSpiffeId(authority.trustDomain, service), ttlMs, singleUse);
 }
 

@@ -70,6 +70,21 @@ t.test('a folder made before token keys: status says none yet, and neither statu
   t.same((await readdir(dir)).filter((file) => file.startsWith('token')), [], 'no token key written');
 });
 
+t.test('ca token on a folder made before token keys waits for the CA lock before it makes the first one', { timeout: 30_000 }, async (t) => {
+  const dir = await makeCaDir();
+  await Promise.all(['token.key', 'token-keys.json'].map((file) => rm(join(dir, file))));
+  // another command holds the folder (a live process: this one) for longer than the 10 s wait
+  await writeFile(join(dir, '.lock'), String(process.pid));
+  const token = await runCli(['ca', 'token', '--dir', dir, '--service', 'orders']);
+  t.equal(token.code, 1, 'ca token gives up');
+  t.equal(token.stderr.trim().split('\n').length, 1, token.stderr);
+  t.same((await readdir(dir)).filter((file) => file.startsWith('token')), [], 'and wrote no token key beside the holder');
+  await rm(join(dir, '.lock'));
+  const after = await runCli(['ca', 'token', '--dir', dir, '--service', 'orders']);
+  t.equal(after.code, 0, after.stderr);
+  t.same((await readdir(dir)).filter((file) => file.startsWith('token')).sort(), ['token-keys.json', 'token.key'], 'the lock free: the first token key made');
+});
+
 t.test('CA /metrics: issuer and root expiry by role, a pending root seen without a restart, promtool clean', async (t) => {
   const bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
   const scrape = async () => (await callCa(ca.server.url, { path: '/metrics', ca: bundle })).text;
