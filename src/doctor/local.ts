@@ -3,6 +3,7 @@
 // port (/ready, and the last TLS handshake failures it saw, from /debug/tls).
 
 import { formatHostPort } from '../config/address.js';
+import { clip } from '../clip.js';
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { fail, ok, skip, warn, type CheckResult } from './result.js';
 import { dialTcp, http2Ping, httpGet, networkProblem, speaksTls, httpProbeLimits, type HttpAnswer, type HttpProbeLimits } from './probe.js';
@@ -96,15 +97,26 @@ function tlsFailures(answer: HttpAnswer): TlsFailureEntry[] | string {
   return Array.isArray(failures) ? (failures as TlsFailureEntry[]) : `/debug/tls answered ${described(answer)}, not {"failures": [...]}`;
 }
 
+/** What doctor reads of GET /identity. */
+interface IdentityView {
+  readonly spiffeId?: unknown;
+  readonly status?: unknown;
+  readonly renewalFailing?: { failures?: unknown; since?: unknown; lastError?: unknown } | null;
+}
+
+/** GET /identity's JSON, or undefined (no answer, not 200, not JSON). */
+async function identityView(target: string, port: number, limits: HttpProbeLimits): Promise<IdentityView | undefined> {
+  const answer = await httpGet(target, port, '/identity', { limits }).catch(() => undefined);
+  if (answer?.status !== 200) return undefined;
+  return parseJson(answer.body) as IdentityView | undefined;
+}
+
 /**
  * Why the running sidecar's renewals fail, from GET /identity's renewalFailing: '' when none fail
  * (or it cannot say). While it starts (`status: starting`) the same field holds its failed
  * requests for the first SVID.
  */
-async function renewalTrouble(target: string, port: number, limits: HttpProbeLimits): Promise<string> {
-  const answer = await httpGet(target, port, '/identity', { limits }).catch(() => undefined);
-  if (answer?.status !== 200) return '';
-  const view = parseJson(answer.body) as { status?: unknown; renewalFailing?: { failures?: unknown; since?: unknown; lastError?: unknown } | null } | undefined;
+function renewalTrouble(view: IdentityView | undefined): string {
   const failing = view?.renewalFailing;
   if (!failing || typeof failing.lastError !== 'string' || typeof failing.failures !== 'number') return '';
   const what = view?.status === 'starting' ? `request${failing.failures === 1 ? '' : 's'} for its first SVID` : `renewal attempt${failing.failures === 1 ? '' : 's'}`;
@@ -133,8 +145,14 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits
   const failures = await httpGet(target, port, '/debug/tls', { limits }).then(tlsFailures, (err: unknown) => `/debug/tls: ${networkProblem(err, 'http')}`);
   const recent = typeof failures === 'string' ? [] : failures.filter((f) => now - Date.parse(f?.time ?? '') < 10 * 60_000);
   const tlsNote = typeof failures === 'string' ? '' : recent.length === 0 ? '; no TLS handshake failures in the last 10 min' : `; ${recent.length} TLS handshake failure${recent.length === 1 ? '' : 's'} in the last 10 min, latest: ${recent[0]?.direction} ${recent[0]?.peer}: ${recent[0]?.message}`;
+  const view = await identityView(target, port, limits);
+  // another service's sidecar on this port (its admin.listen the same): ready, but not this
+  // config's, which cannot start while the port is held; it was a ✓ "the running sidecar is ready"
+  if (typeof view?.spiffeId === 'string' && view.spiffeId !== config.spiffeId) {
+    return fail(name, `another sidecar answers there: it is ${clip(JSON.stringify(view.spiffeId), 200)}, not this config's ${config.spiffeId}`, `each sidecar needs an admin.listen of its own: this config's sidecar cannot start while another holds the port (ss -ltnp names it); choose another port`);
+  }
   // the reason, as the sidecar saw it (its log says so too)
-  const trouble = readiness === 'draining' ? '' : await renewalTrouble(target, port, limits);
+  const trouble = readiness === 'draining' ? '' : renewalTrouble(view);
   if (readiness === 'expired') return fail(name, `the running sidecar's SVID has expired and its renewal keeps failing; peers refuse it (/ready ${described(ready)})${trouble}${tlsNote}`, 'its log says why the renewal fails (CA unreachable, a refusal); bring the CA back, or restart it with a fresh join token');
   if (readiness === 'draining') return warn(name, `the running sidecar is draining: it was told to stop (SIGTERM) and finishes what is in flight (/ready ${described(ready)})${tlsNote}`, 'nothing, if a stop was meant; otherwise see its log for who sent the signal');
   if (readiness === 'starting') return fail(name, `the running sidecar is not ready (/ready ${described(ready)})${trouble}${tlsNote}`, trouble === '' ? 'its log says what it waits for (identity from the CA, a listener)' : `mend what the latest failure names (curl http://${address}/identity shows it); it keeps asking, at most a second apart, for 30 s from its start`);

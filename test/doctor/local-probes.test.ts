@@ -111,6 +111,17 @@ t.test('the admin port: 200 from a foreign server, a body that never ends, one t
   t.match(await check(textTls), /^! admin .*: the running sidecar is ready, but its TLS handshake failures cannot be read: \/debug\/tls answered 200: <html>tls<\/html>, not \{"failures": \[\.\.\.\]\}/);
 });
 
+t.test("the admin port held by another service's sidecar: a failure naming it, not this sidecar ready", async (t) => {
+  const view = (spiffeId: string) => ({ ready: () => true, draining: () => false, identity: () => ({ spiffeId, status: 'ready', renewalFailing: null }), config: () => ({}), metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: '' }), views: { '/debug/tls': () => ({ failures: [] }) } });
+  const other = await startAdminServer({ host: '127.0.0.1', port: 0 }, view('spiffe://mesh.local/svc/frontend'), pino({ level: 'silent' }));
+  t.teardown(() => other.close());
+  const loaded = await loadSidecarConfig(await config(t, other.port, other.port));
+  t.match(formatResult(await within(3000, checkAdmin(loaded, Date.now(), LIMITS))), new RegExp(`^✗ admin .*: another sidecar answers there: it is "spiffe://mesh.local/svc/frontend", not this config's ${loaded.spiffeId} — fix: each sidecar needs an admin.listen of its own`));
+  const own = await startAdminServer({ host: '127.0.0.1', port: 0 }, view(loaded.spiffeId), pino({ level: 'silent' }));
+  t.teardown(() => own.close());
+  t.match(formatResult(await within(3000, checkAdmin(await loadSidecarConfig(await config(t, own.port, own.port)), Date.now(), LIMITS))), /^✓ admin .*: the running sidecar is ready/, "this config's own sidecar: ready");
+});
+
 t.test('the admin port of a sidecar that drains: a warning that says so, not a foreign program', async (t) => {
   const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, { ready: () => true, draining: () => true, identity: () => ({}), config: () => ({}), metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: '' }), views: { '/debug/tls': () => ({ failures: [] }) } }, pino({ level: 'silent' }));
   t.teardown(() => admin.close());
