@@ -1,5 +1,5 @@
-// One entry for `meshcar check`: tell a CA config from a sidecar config by its keys, then
-// check it as that kind, reading the file once.
+// One entry for `meshcar check` and `meshcar doctor`: tell a CA config from a sidecar config by
+// its keys, then check it as that kind, reading the file once (a pipe, /dev/stdin, is read once).
 
 import { type CaConfig, validateCaConfig } from './ca-config.js';
 import { type ConfigKind, detectConfigKind } from './config-kind.js';
@@ -21,7 +21,7 @@ export { type ConfigKind, detectConfigKind } from './config-kind.js';
  * `meshcar doctor` checks each file in the check it belongs to). `warnings`: lines about a valid
  * file that still deserves a change (config/config-warnings.ts).
  */
-export async function checkConfigFile(file: string, options: { referencedFiles?: boolean } = {}): Promise<{ kind: ConfigKind; issues: ConfigIssue[]; warnings: string[] }> {
+export async function checkConfigFile(file: string, options: { referencedFiles?: boolean } = {}): Promise<{ kind: ConfigKind; issues: ConfigIssue[]; warnings: string[]; config: AnyConfig | undefined }> {
   const { kind, issues, config, root } = await validate(file);
   if (config && root && issues.length === 0 && options.referencedFiles !== false) {
     await checkReferencedFiles(root, config);
@@ -29,7 +29,8 @@ export async function checkConfigFile(file: string, options: { referencedFiles?:
   }
   // what a valid file may run with but should not (the sidecar logs the same at start and reload)
   const warnings = config?.kind === 'sidecar' && issues.length === 0 ? configWarnings(config.config, file) : [];
-  return { kind, issues, warnings };
+  // the config as read, when valid: a caller reading the file again would find a pipe drained
+  return { kind, issues, warnings, config: issues.length === 0 ? config : undefined };
 }
 
 /** Loads either kind of config; throws ConfigError listing every issue. */

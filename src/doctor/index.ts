@@ -6,7 +6,7 @@
 
 import { checkConfigFile } from '../config/load-any.js';
 import { formatIssue } from '../config/issues.js';
-import { loadSidecarConfig, type SidecarConfig } from '../config/sidecar-config.js';
+import type { SidecarConfig } from '../config/sidecar-config.js';
 import { folderHolding } from '../config/config-folder.js';
 import { referencedPaths } from '../config/referenced-files.js';
 import { dirname, relative, resolve } from 'node:path';
@@ -26,7 +26,7 @@ export { formatReport, type CheckResult } from './result.js';
 export async function runDoctor(file: string, options: { timeoutMs?: number } = {}): Promise<CheckResult[]> {
   if (options.timeoutMs !== undefined) setProbeTimeout(options.timeoutMs);
   // the files it names are checked below, each by the check it belongs to (identity, token, CA)
-  const { kind, issues } = await checkConfigFile(file, { referencedFiles: false });
+  const { kind, issues, config: loaded } = await checkConfigFile(file, { referencedFiles: false });
   // the first issues and a count of the rest, as run prints them: 60,000 of them were 14 MB
   if (issues.length > 0) {
     const told = toldIssues(issues.map(formatIssue), file);
@@ -35,8 +35,9 @@ export async function runDoctor(file: string, options: { timeoutMs?: number } = 
     if (told.length < issues.length) results[told.length - 1] = { ...results[told.length - 1]!, count: issues.length - (told.length - 1) };
     return results;
   }
-  if (kind !== 'sidecar') return [fail('config', `${file} is a CA config; doctor checks a sidecar's config`, `run doctor on the sidecar's config; meshcar check --config ${shellWord(file)} checks this one`)];
-  const config = await loadSidecarConfig(file);
+  if (kind !== 'sidecar' || loaded?.kind !== 'sidecar') return [fail('config', `${file} is a CA config; doctor checks a sidecar's config`, `run doctor on the sidecar's config; meshcar check --config ${shellWord(file)} checks this one`)];
+  // the config as the check read it: read again, a piped one (/dev/stdin) was found drained
+  const config = loaded.config;
   const results: CheckResult[] = [ok('config', `${file}: valid sidecar configuration for ${config.spiffeId}`)];
   const away = awayFromConfigFolder(config);
   if (away) results.push(away);

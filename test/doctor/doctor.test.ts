@@ -83,6 +83,17 @@ t.test('a healthy mesh: every check passes', async (t) => {
   t.match(cli.stdout, /^✓ config: .*\n[\s\S]*all checks passed\n$/, 'meshcar doctor exits 0 and says so');
 });
 
+t.test('a config given as a pipe (/dev/stdin) is read once: the checks run on it', async (t) => {
+  // it was read twice: the second read found the pipe drained and waited 10 s for nothing. A
+  // shell's pipe, as a user's `cat ... |` (Node's own child stdin is a socket, which /dev/stdin cannot open)
+  const child = execFile('sh', ['-c', 'cat "$1" | "$2" "$3" doctor --config /dev/stdin', 'sh', frontend.configFile, process.execPath, CLI]);
+  let stdout = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.equal(code, 0, stdout);
+  t.match(stdout, /^✓ config: \/dev\/stdin: valid sidecar configuration for spiffe:\/\/mesh\.local\/svc\/frontend\n[\s\S]*all checks passed\n$/);
+});
+
 t.test('an expired SVID', async (t) => {
   const files = await offlineSvid(join(ca.dir, 'doctor-expired'), '1s');
   const notAfter = Date.parse(new X509Certificate(await readFile(files.cert)).validTo);
