@@ -11,15 +11,18 @@
 
 // Cf, Unicode's format characters: every bidirectional control, the zero-width and invisible
 // ones, the tag characters (U+E0000-E007F: text a viewer does not show, "ASCII smuggling");
-// and the invisible marks that are not Cf: the variation selectors (U+FE00-FE0F,
-// U+E0100-E01EF: "emoji smuggling"), U+034F, U+180B-D, U+3164
-const UNSAFE = /[\u007f-\u009f\u2028\u2029\p{Cf}\u034f\u180b-\u180d\u3164\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/u;
+// and every other character Unicode says a viewer need not show (Default_Ignorable_Code_Point):
+// the variation selectors (U+FE00-FE0F, U+E0100-E01EF: "emoji smuggling"), the Hangul fillers
+// (U+115F, U+1160, U+3164, U+FFA0), U+034F, U+17B4-5, U+180B-F, the unassigned ones of the tag
+// block and U+FFF0-FFF8. The class is shared with the command line's stderr lines (stderr-line.ts).
+export const UNSAFE_CLASS = '\\u007f-\\u009f\\u2028\\u2029\\p{Cf}\\p{Default_Ignorable_Code_Point}';
+const UNSAFE = new RegExp(`[${UNSAFE_CLASS}]`, 'u');
 const UNSAFE_ALL = new RegExp(UNSAFE.source, 'gu');
 /** Every unsafe character is above U+007E: a line of printable ASCII (most) is passed by one cheap test. */
 const BEYOND_ASCII = /[^\x00-\x7e]/;
 
 /** Each UTF-16 unit of `c` as \uXXXX (a tag character is two: JSON's own escape of it). */
-function escape(c: string): string {
+export function escapeUnits(c: string): string {
   let out = '';
   for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
   return out;
@@ -27,5 +30,5 @@ function escape(c: string): string {
 
 /** The line with every unsafe character escaped; the same string when there is none (the usual case: one regex test). */
 export function escapeUnsafe(line: string): string {
-  return BEYOND_ASCII.test(line) && UNSAFE.test(line) ? line.replace(UNSAFE_ALL, escape) : line;
+  return BEYOND_ASCII.test(line) && UNSAFE.test(line) ? line.replace(UNSAFE_ALL, escapeUnits) : line;
 }

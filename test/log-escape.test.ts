@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { escapeUnsafe } from '../src/log-escape.js';
+import { stderrLine } from '../src/cli/stderr-line.js';
 
 const DIST = new URL('../dist/', import.meta.url);
 const HOSTILE = '/a\u009b[2J\u0085\u007f\u00e9\u202eevil\u2028x\u061cy\u2060z\ufeff\u200b\u{e0041}\ufe0f';
@@ -21,6 +22,20 @@ t.test('escapeUnsafe: only the unsafe characters, the JSON value unchanged', asy
   t.same(JSON.parse(escaped), { path: HOSTILE }, 'the same JSON value');
   const plain = '{"msg":"ok"}';
   t.equal(escapeUnsafe(plain), plain);
+});
+
+t.test("the rest of Unicode's invisible characters (Default_Ignorable_Code_Point), and stderr lines alike", async (t) => {
+  // Hangul fillers beside U+3164, Khmer's invisible vowels, unassigned tag-block code points, U+2065, U+FFF0
+  const invisible = ['\u115f', '\u1160', '\uffa0', '\u17b4', '\u17b5', '\u{e0000}', '\u{e0080}', '\u2065', '\ufff0'];
+  for (const c of invisible) {
+    const code = c.codePointAt(0)!.toString(16);
+    t.notOk(escapeUnsafe(JSON.stringify({ path: `/a${c}b` })).includes(c), `U+${code} escaped in a log line`);
+    t.notOk(stderrLine(`bad ${c} name`).includes(c), `U+${code} escaped on stderr`);
+  }
+  // what stderr lines missed: they copied the bidi controls only
+  for (const c of ['\u200b', '\ufeff', '\u2060', '\u00ad', '\u061c', '\u{e0041}', '\ufe0f']) t.notOk(stderrLine(`x${c}y`).includes(c), `U+${c.codePointAt(0)!.toString(16)} escaped on stderr`);
+  t.equal(stderrLine('tag \u{e0041} here'), 'tag \\udb40\\udc41 here', 'a tag character as its two units, as JSON writes it');
+  t.equal(stderrLine('caf\u00e9\tok'), 'caf\u00e9\tok', 'letters and a tab stay');
 });
 
 t.test('the process logger writes them escaped on stdout', async (t) => {

@@ -5,10 +5,14 @@
 // written as an escape, as JSON writes it (\n, \r, \u001b), so the line shows what is there;
 // so are the characters log-escape.ts escapes in log lines (C1 controls, bidi overrides).
 
-const UNSAFE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+import { escapeUnits, UNSAFE_CLASS } from '../log-escape.js';
+
+// The C0 controls but tab, and every character log lines escape (their list was once a copy
+// that stopped at the bidi controls: U+200B, U+FEFF and the tag characters went raw to stderr)
+const UNSAFE = new RegExp(`[\\u0000-\\u0008\\u000a-\\u001f${UNSAFE_CLASS}]`, 'gu');
 const SHORT: Record<string, string> = { '\n': '\\n', '\r': '\\r' };
 
 /** `text` on one line, with nothing a terminal would act on (a tab stays). */
 export function stderrLine(text: string): string {
-  return text.replace(UNSAFE, (c) => SHORT[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(UNSAFE, (c) => SHORT[c] ?? escapeUnits(c));
 }
