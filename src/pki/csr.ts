@@ -108,8 +108,9 @@ export async function parseAndVerifyCsr(pem: string): Promise<ParsedCsr> {
     return await parseAndVerify(pem);
   } catch (err) {
     if (err instanceof CsrError || err instanceof WeakKeyError) throw err;
-    // forge's decoder throws plain errors on truncated or mis-tagged input
-    throw new CsrError(`the certificate request is malformed: ${(err as Error).message}`);
+    // forge's decoder throws plain errors on truncated or mis-tagged input, and a part missing
+    // where one is read a TypeError: neither is quoted to the requester (they name our code)
+    throw new CsrError('the certificate request is malformed: it is not a PKCS #10 request (RFC 2986)');
   }
 }
 
@@ -121,8 +122,9 @@ async function parseAndVerify(pem: string): Promise<ParsedCsr> {
   let top: Asn1;
   try {
     top = fromDer(block.der);
-  } catch (err) {
-    throw new CsrError(`the certificate request is not valid DER: ${(err as Error).message}`);
+  } catch {
+    // the decoder's reason names its own limits ("Only 8, 16, 24, or 32 bits supported")
+    throw new CsrError('the certificate request is not valid DER');
   }
   const [info, algorithm, signatureBits] = children(top, 'certificate request');
   const infoParts = children(info, 'certificationRequestInfo');

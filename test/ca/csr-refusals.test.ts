@@ -111,6 +111,18 @@ t.test('Ed25519, Ed448, RSA-PSS and DSA keys: weak_key naming the keys taken, no
   }
 });
 
+t.test("a malformed CSR is bad_csr in the CA's own words, not its decoder's", async (t) => {
+  // an empty AlgorithmIdentifier reached a TypeError ("Cannot read properties of undefined"),
+  // a length of 6 bytes forge's "Only 8, 16, 24, or 32 bits supported: 48"
+  const emptyAlgorithm = await sign(hostileCsr({ sans: [uriName(ORDERS)], algorithmDer: tlv(0x30, Buffer.alloc(0)) }));
+  t.equal(emptyAlgorithm.res.status, 400);
+  t.equal(emptyAlgorithm.res.json().error, 'bad_csr');
+  t.equal(emptyAlgorithm.message, 'the certificate request is malformed: it is not a PKCS #10 request (RFC 2986)');
+  const wideLength = await sign(`-----BEGIN CERTIFICATE REQUEST-----\n${Buffer.from([0x30, 0x86, 1, 1, 1, 1, 1, 1, 0]).toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`);
+  t.equal(wideLength.res.json().error, 'bad_csr');
+  t.equal(wideLength.message, 'the certificate request is not valid DER');
+});
+
 t.test('the well-formed CSR is still issued', async (t) => {
   const { res } = await sign(hostileCsr({ sans: [uriName(ORDERS)] }));
   t.equal(res.status, 200, res.text.slice(0, 300));

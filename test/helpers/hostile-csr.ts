@@ -41,6 +41,8 @@ export interface HostileCsrOptions {
   readonly digest?: string;
   /** An RSA key's AlgorithmIdentifier parameters, DER, in place of NULL (RFC 3279). */
   readonly rsaKeyParameters?: Buffer;
+  /** The signature's whole AlgorithmIdentifier, DER, as written (an empty SEQUENCE, say). */
+  readonly algorithmDer?: Buffer;
 }
 
 export function ecKeys(namedCurve = 'P-256'): { publicKey: KeyObject; privateKey: KeyObject } {
@@ -61,7 +63,7 @@ export function hostileCsr(options: HostileCsrOptions): string {
   const isRsa = keys.privateKey.asymmetricKeyType === 'rsa';
   const algorithmOid = options.signatureOid ?? (isRsa ? '1.2.840.113549.1.1.11' : '1.2.840.10045.4.3.2');
   // RSA AlgorithmIdentifiers carry NULL parameters, ECDSA ones none
-  const algorithm = algorithmOid.startsWith('1.2.840.113549.') ? seq(oid(algorithmOid), Buffer.from([5, 0])) : seq(oid(algorithmOid));
+  const algorithm = options.algorithmDer ?? (algorithmOid.startsWith('1.2.840.113549.') ? seq(oid(algorithmOid), Buffer.from([5, 0])) : seq(oid(algorithmOid)));
   const signature = sign(options.digest ?? 'sha256', info, keys.privateKey);
   const der = seq(info, algorithm, tlv(0x03, Buffer.concat([Buffer.from([0]), signature])));
   return `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE REQUEST-----\n`;
