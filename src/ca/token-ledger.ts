@@ -44,6 +44,8 @@ export class TokenLedger {
   private spent = new Map<string, number>();
   /** Spends one after another within the process: the folder's lock is a file polled every 100 ms. */
   private writes: Promise<void> = Promise.resolve();
+  /** Tokens whose spend is being recorded now: spent once it lands, not before. */
+  private readonly spending = new Set<string>();
 
   private constructor(
     private readonly dir: string,
@@ -84,13 +86,17 @@ export class TokenLedger {
     if (expSeconds * 1000 <= nowMs) throw tokenExpired(expSeconds);
     // the check-and-set is synchronous, so two concurrent requests here cannot both pass
     if (this.spent.has(jti)) throw tokenUsed();
-    this.spent.set(jti, expSeconds);
+    // a spend under way may yet fail and leave the token unspent: a second request meanwhile is
+    // busy, not token_used (final to a sidecar: one restarted while its first request waited for
+    // the lock gave up for good, and the token came back unspent)
+    if (this.spending.has(jti)) throw new MeshcarError('ca_busy', 'the join token is being spent by another request now; this one did not spend it: retry', { retryAfterSeconds: 1 });
+    this.spending.add(jti);
     const write = this.writes.then(() => withCaLock(this.dir, () => this.record(jti, expSeconds), { until: lockWaitUntil }));
     this.writes = write.catch(() => undefined);
     try {
       await write;
     } catch (err) {
-      // not recorded: the reservation goes (the file, read under the lock at every spend, still
+      // not recorded: not spent here (the file, read under the lock at every spend, still
       // refuses a token some other server spent, or whose write landed before a late failure)
       if (!(err instanceof MeshcarError && err.code === 'token_used')) this.spent.delete(jti);
       // a lock held by a CA command (rotate-issuer, root ...) or another server's spends ends
@@ -98,6 +104,8 @@ export class TokenLedger {
       // ended its start, and a restart loop in a pod)
       if (err instanceof MeshcarError && err.code === 'forbidden') throw new MeshcarError('ca_busy', `${err.message}; the join token was not spent: retry`, { retryAfterSeconds: 1 });
       throw err;
+    } finally {
+      this.spending.delete(jti);
     }
   }
 

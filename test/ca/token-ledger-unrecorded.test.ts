@@ -63,6 +63,19 @@ t.test('a spend the held lock stopped leaves the token unspent, answered before 
   t.match(await sign(token), { status: 401, error: 'token_used' }, 'and is spent from then on');
 });
 
+t.test('a second request with a token whose spend is under way is busy, not token_used: the token may yet stay unspent', async (t) => {
+  const { ca, sign } = await signingCa(t);
+  const token = await caToken(ca.dir, 'orders', 3_600_000, true);
+  const release = await holdLock(t, ca.dir);
+  // a sidecar restarted while its first request waits for the lock sends the same token again:
+  // told token_used, it gave up for good, and the first then came back unspent
+  const [first, second] = await Promise.all([sign(token), sign(token)]);
+  t.same([first.status, first.error, second.status, second.error], [503, 'ca_busy', 503, 'ca_busy'], `both busy (${first.message ?? ''} / ${second.message ?? ''})`);
+  t.ok([first, second].some((answer) => /being spent by another request now/.test(answer.message ?? '')), 'the one that came second says why');
+  await release();
+  t.equal((await sign(token)).status, 200, 'the token signs once the lock is gone');
+});
+
 t.test("a sidecar's first start while the lock is held waits, and gets its SVID with the same token once the lock is gone", async (t) => {
   const { ca } = await signingCa(t);
   const scratch = t.testdir();
