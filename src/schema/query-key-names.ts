@@ -29,20 +29,10 @@ export function keyReadings(key: string): string[] {
 }
 
 /**
- * The keys `key` (decoded) is nested as, for keyPath: itself up to a NUL (PHP), and with a
- * leading bracket pair read as its name (qs: `[page][size]` is page[size]).
- */
-export function nestedReadings(key: string): string[] {
-  const nul = key.indexOf('\0');
-  const name = nul === -1 ? key : key.slice(0, nul);
-  const leading = /^\[([^[\]]+)\](.*)$/s.exec(name);
-  return leading === null ? [name] : [name, `${leading[1]}${leading[2]}`];
-}
-
-/**
- * A key as qs and PHP nest it: the name before the first `[`, then each bracketed segment in
- * order (`page[size][]` is page, size, ''), up to the first text outside brackets, which both
- * drop (`page[size]x` is page[size]). A key with no `[` after its first character is itself.
+ * A name with brackets as PHP nests it: the name before the first `[`, then each bracketed
+ * segment in order (`page[size][]` is page, size, ''), up to the first text outside brackets,
+ * which it drops (`page[size]x` is page[size]). A name with no `[` after its first character is
+ * itself. Declared names are read so, once per operation.
  */
 export function keyPath(key: string): string[] {
   const bracket = key.indexOf('[');
@@ -54,14 +44,41 @@ export function keyPath(key: string): string[] {
   return path;
 }
 
+/** qs's default depth: segments past it are one more key, which no declared path reaches. */
+const QS_DEPTH = 5;
+
 /**
- * Whether a key of path `key` lands where a declared name of path `declared` does, as qs and
- * PHP nest them: the same name (`fold`ed), and on each segment both have, the same text or `[]`
- * on either side (an array takes any index). `ids` and `ids[7]` land in a declared `ids[]`;
- * `page[size][]` in `page[size]`; `page[number]` not in `page[size]`.
+ * The paths a key (decoded) is nested into by PHP (keyPath, cut at a NUL), by qs (the text
+ * before the first whole `[..]` group, or that group when nothing comes before it, then every
+ * later group, text between them skipped: `[page]x[size]` is page, size) and by Rack 2 (every
+ * run of characters that are not brackets, and '' for a trailing `[]`: `]ids[]` is ids, '').
+ * Only for a key whose plain readings matched no checked name, on an operation with a
+ * declared name that has brackets.
  */
-export function readsInto(key: readonly string[], declared: readonly string[], fold: (name: string) => string): boolean {
-  if (fold(key[0] as string) !== fold(declared[0] as string)) return false;
+export function keyPaths(key: string): string[][] {
+  const nul = key.indexOf('\0');
+  const php = keyPath(nul === -1 ? key : key.slice(0, nul));
+  const paths = [php];
+  const first = /\[[^[\]]*\]/.exec(key);
+  if (first !== null) {
+    const qs = first.index > 0 ? [key.slice(0, first.index)] : [];
+    const group = /\[([^[\]]*)\]/g;
+    group.lastIndex = first.index;
+    for (let found = group.exec(key), depth = 0; found !== null && depth < QS_DEPTH; found = group.exec(key), depth++) qs.push(found[1] as string);
+    if (qs.length > 0) paths.push(qs);
+  }
+  const runs = key.match(/[^[\]]+/g);
+  if (runs !== null) paths.push(key.endsWith('[]') ? [...runs, ''] : runs);
+  return paths;
+}
+
+/**
+ * Whether a key of path `key` lands where a declared name of path `declared` does, their names
+ * already found the same (folded): on each segment both have, the same text or `[]` on either
+ * side (an array takes any index). `ids` and `ids[7]` land in a declared `ids[]`; `page[size][]`
+ * in `page[size]`; `page[number]` not in `page[size]`.
+ */
+export function readsInto(key: readonly string[], declared: readonly string[]): boolean {
   for (let i = 1; i < Math.min(key.length, declared.length); i++) {
     if (declared[i] !== '' && key[i] !== '' && declared[i] !== key[i]) return false;
   }

@@ -9,7 +9,7 @@
 // refused (a spelling with no meaning in OpenAPI) or checked too (the `;` reading).
 
 import { clip } from '../clip.js';
-import { keyPath, keyReadings, nestedReadings, readsInto } from './query-key-names.js';
+import { keyPath, keyPaths, keyReadings, readsInto } from './query-key-names.js';
 import type { CompiledOperation } from './operation.js';
 import { MAX_QUOTED } from './violations.js';
 
@@ -60,7 +60,14 @@ function onceOnly(name: string): string {
 }
 
 /** Each operation's checked parameter names, as declared and by their folded form (built on first use). */
-const NAMES = new WeakMap<CompiledOperation, { readonly exact: ReadonlySet<string>; readonly folded: ReadonlyMap<string, string>; readonly bracketed: ReadonlyArray<{ readonly name: string; readonly path: readonly string[] }> }>();
+interface CheckedNames {
+  readonly exact: ReadonlySet<string>;
+  readonly folded: ReadonlyMap<string, string>;
+  /** The declared names with brackets, by their first segment folded: a key's paths are looked up there, not compared with each. */
+  readonly bracketed: ReadonlyMap<string, ReadonlyArray<{ readonly name: string; readonly path: readonly string[] }>>;
+}
+
+const NAMES = new WeakMap<CompiledOperation, CheckedNames>();
 
 /**
  * A key that is not a checked parameter's name but that some server reads as one: the name
@@ -76,7 +83,13 @@ function misspelledParameter(op: CompiledOperation, search: URLSearchParams): st
   if (op.queryParams.length === 0) return undefined;
   let names = NAMES.get(op);
   if (names === undefined) {
-    const bracketed = op.queryParams.filter((p) => p.name.indexOf('[') > 0).map((p) => ({ name: p.name, path: keyPath(p.name) }));
+    const bracketed = new Map<string, Array<{ name: string; path: string[] }>>();
+    for (const p of op.queryParams) {
+      if (p.name.indexOf('[') <= 0) continue;
+      const path = keyPath(p.name);
+      const base = fold(path[0] as string);
+      bracketed.set(base, [...(bracketed.get(base) ?? []), { name: p.name, path }]);
+    }
     names = { exact: new Set(op.queryParams.map((p) => p.name)), folded: new Map(op.queryParams.map((p) => [fold(p.name), p.name])), bracketed };
     NAMES.set(op, names);
   }
@@ -89,15 +102,14 @@ function misspelledParameter(op: CompiledOperation, search: URLSearchParams): st
 }
 
 /** The checked name some server reads `key` as (folded, or nested where a declared name with brackets lands), or undefined. */
-function spelledName(names: { readonly folded: ReadonlyMap<string, string>; readonly bracketed: ReadonlyArray<{ readonly name: string; readonly path: readonly string[] }> }, key: string): string | undefined {
+function spelledName(names: CheckedNames, key: string): string | undefined {
   for (const reading of keyReadings(key)) {
     const name = names.folded.get(fold(reading));
     if (name !== undefined) return name;
   }
-  if (names.bracketed.length === 0) return undefined;
-  for (const reading of nestedReadings(key)) {
-    const path = keyPath(reading);
-    const declared = names.bracketed.find((d) => readsInto(path, d.path, fold));
+  if (names.bracketed.size === 0) return undefined;
+  for (const path of keyPaths(key)) {
+    const declared = names.bracketed.get(fold(path[0] as string))?.find((d) => readsInto(path, d.path));
     if (declared !== undefined) return declared.name;
   }
   return undefined;

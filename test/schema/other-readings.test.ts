@@ -154,10 +154,16 @@ t.test('declared names with brackets: keys that qs and PHP nest where they land 
     ['page[size]x=1000', 'page[size]x', 'page[size]'],
     ['page[size][]=1000', 'page[size][]', 'page[size]'],
     ['PAGE[size]=1000', 'PAGE[size]', 'page[size]'],
+    // qs takes a leading [..] group as the name and every later group, text between skipped
+    ['[page]x[size]=1000', '[page]x[size]', 'page[size]'],
+    ['[ids]x[]=a&[ids]x[]=b&[ids]x[]=c', '[ids]x[]', 'ids[]'],
+    // Rack 2 reads every run of characters that are not brackets
+    [']ids[]=toolong', ']ids[]', 'ids[]'],
+    [']page[size]=1000', ']page[size]', 'page[size]'],
   ] as const) {
     t.same(query(q)?.message, spelled(key, name), `${q}: refused`);
   }
-  t.same(query('page[other]=1&idsx=2&id[]=3'), undefined, 'keys that land elsewhere pass');
+  t.same(query('page[other]=1&idsx=2&id[]=3&page[a]x[size]=4'), undefined, 'keys that land elsewhere pass (page.a.size to qs)');
 });
 
 t.test('a declared query value with a %-escape that is not UTF-8 is refused: servers decode it three ways', async (t) => {
