@@ -15,6 +15,7 @@ import { Authority, type AuthorityLimits } from './authority.js';
 import { requireFinishedInit, stateFingerprint } from './ca-state.js';
 import { rotateIssuer } from './lifecycle.js';
 import { loadCaMaterial } from './store.js';
+import { withCaLock } from './folder-lock.js';
 import { TokenKeys } from './token-keys.js';
 import { TokenLedger } from './token-ledger.js';
 import { CLOCK_JUMP_MS, clockJumpMessage, WallClockTimer } from '../wall-clock-timer.js';
@@ -77,8 +78,15 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
   private static async build(options: CaRuntimeOptions, ledger: TokenLedger): Promise<Authority> {
     // before TokenKeys.load, which would make token keys in a folder an init is remaking
     await requireFinishedInit(options.dir);
-    const [material, tokenKeys] = await Promise.all([loadCaMaterial(options.dir, options.trustDomain), TokenKeys.load(options.dir)]);
-    return new Authority(material, ledger, options.limits, tokenKeys);
+    const [material, tokenKeys] = await Promise.all([loadCaMaterial(options.dir, options.trustDomain, true), TokenKeys.read(options.dir)]);
+    if (tokenKeys !== undefined && material.switchPending !== true) return new Authority(material, ledger, options.limits, tokenKeys);
+    // a first token key to make (a folder made before them), or an issuer switch a crash stopped
+    // halfway to finish: writes, so under the folder's lock, as every command that writes (read
+    // as they stood, a ca token or a rotation beside this start wrote a key beside another's list)
+    return withCaLock(options.dir, async () => {
+      const [locked, keys] = await Promise.all([loadCaMaterial(options.dir, options.trustDomain), TokenKeys.load(options.dir)]);
+      return new Authority(locked, ledger, options.limits, keys);
+    });
   }
 
   /** The authority as last loaded, without looking at the folder. */

@@ -63,6 +63,8 @@ export interface CaMaterial {
   /** Sent after the issuer in every chain while the new root is active and the old one retiring. */
   readonly crossPem: string;
   readonly state: CaState;
+  /** Loaded read-only over an issuer switch a crash stopped halfway: the staged certificate is the issuer's, not yet renamed in. */
+  readonly switchPending?: true;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -181,6 +183,7 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string, 
   }
   let issuerPem = readIssuerPem;
   let issuerCert = caCertificate(dir, CA_FILES.issuerCert, issuerPem);
+  let switchPending = false;
   const issuerKey = caPrivateKey(dir, CA_FILES.issuerKey, issuerKeyPem);
   const roots = splitPemCertificates(bundlePem).map((pem) => caCertificate(dir, CA_FILES.bundle, pem));
   // no certificate at all: "issuer.crt is not signed by any root" would blame the wrong file
@@ -191,6 +194,7 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string, 
     if (finished === undefined) throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerKey)} does not belong to ${join(dir, CA_FILES.issuerCert)} (a new issuer pair can be made with: meshcar ca rotate-issuer --dir ${shellWord(dir)})`);
     issuerPem = finished;
     issuerCert = caCertificate(dir, CA_FILES.issuerCert, finished);
+    switchPending = readOnly;
   }
   if (!roots.some((root) => issuerCert.checkIssued(root) && issuerCert.verify(root.publicKey))) {
     throw new MeshcarError('ca_missing', `${join(dir, CA_FILES.issuerCert)} is not signed by any root in ${join(dir, CA_FILES.bundle)}`);
@@ -210,5 +214,6 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string, 
     rootsByRole,
     crossPem,
     state,
+    ...(switchPending ? { switchPending: true as const } : {}),
   };
 }

@@ -9,6 +9,7 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { callCa, makeCaDir, openssl, promtoolCheck, runCli, startTestCa, type TestCa } from '../helpers/ca.js';
 import { metricValue } from '../helpers/mesh.js';
+import { startMeshcar } from '../helpers/process.js';
 import { rootAdd } from '../../src/ca/lifecycle.js';
 import type { CaStatus } from '../../src/ca/status.js';
 import { readmeAlertRules } from '../helpers/prometheus.js';
@@ -82,6 +83,26 @@ t.test('ca token on a folder made before token keys waits for the CA lock before
   await rm(join(dir, '.lock'));
   const after = await runCli(['ca', 'token', '--dir', dir, '--service', 'orders']);
   t.equal(after.code, 0, after.stderr);
+  t.same((await readdir(dir)).filter((file) => file.startsWith('token')).sort(), ['token-keys.json', 'token.key'], 'the lock free: the first token key made');
+});
+
+t.test('ca serve on a folder made before token keys makes the first one under the CA lock', { timeout: 40_000 }, async (t) => {
+  const dir = await makeCaDir();
+  await Promise.all(['token.key', 'token-keys.json'].map((file) => rm(join(dir, file))));
+  const config = join(dir, '..', 'ca-serve.yaml');
+  await writeFile(config, `trustDomain: mesh.local\ndir: ${dir}\nlisten: 127.0.0.1:0\nserverNames: [localhost]\n`);
+  // another command holds the folder for longer than the 10 s wait: serve does not start, and
+  // writes no key beside it (it wrote one at once, beside whatever the holder was writing)
+  await writeFile(join(dir, '.lock'), String(process.pid));
+  const held = startMeshcar(['ca', 'serve', '--config', config]);
+  t.teardown(() => held.stop());
+  t.not(await held.exited(), 0, 'ca serve gives up');
+  t.match(held.stderr.join('\n') + held.lines.map((line) => String(line.msg)).join('\n'), /being changed by another meshcar process/);
+  t.same((await readdir(dir)).filter((file) => file.startsWith('token')), [], 'no token key written');
+  await rm(join(dir, '.lock'));
+  const serve = startMeshcar(['ca', 'serve', '--config', config]);
+  t.teardown(() => serve.stop());
+  await serve.waitFor((line) => line.msg === 'CA server listening', 20_000);
   t.same((await readdir(dir)).filter((file) => file.startsWith('token')).sort(), ['token-keys.json', 'token.key'], 'the lock free: the first token key made');
 });
 
