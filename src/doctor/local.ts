@@ -149,7 +149,9 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits
   // another service's sidecar on this port (its admin.listen the same): ready, but not this
   // config's, which cannot start while the port is held; it was a ✓ "the running sidecar is ready"
   if (typeof view?.spiffeId === 'string' && view.spiffeId !== config.spiffeId) {
-    return fail(name, `another sidecar answers there: it is ${clip(JSON.stringify(view.spiffeId), 200)}, not this config's ${config.spiffeId}`, `each sidecar needs an admin.listen of its own: this config's sidecar cannot start while another holds the port (ss -ltnp names it); choose another port`);
+    // or this very sidecar, started before service or trustDomain changed in the file (a
+    // reload refuses those): the answer cannot tell the two apart, so the fix names both
+    return fail(name, `another sidecar answers there: it is ${clip(JSON.stringify(view.spiffeId), 200)}, not this config's ${config.spiffeId}`, `if it is this config's sidecar, started before service or trustDomain changed in the file, restart it (a reload does not change them); otherwise each sidecar needs an admin.listen of its own: this one cannot start while another holds the port (ss -ltnp names it)`);
   }
   // the reason, as the sidecar saw it (its log says so too)
   const trouble = readiness === 'draining' ? '' : renewalTrouble(view);

@@ -116,7 +116,7 @@ t.test("the admin port held by another service's sidecar: a failure naming it, n
   const other = await startAdminServer({ host: '127.0.0.1', port: 0 }, view('spiffe://mesh.local/svc/frontend'), pino({ level: 'silent' }));
   t.teardown(() => other.close());
   const loaded = await loadSidecarConfig(await config(t, other.port, other.port));
-  t.match(formatResult(await within(3000, checkAdmin(loaded, Date.now(), LIMITS))), new RegExp(`^✗ admin .*: another sidecar answers there: it is "spiffe://mesh.local/svc/frontend", not this config's ${loaded.spiffeId} — fix: each sidecar needs an admin.listen of its own`));
+  t.match(formatResult(await within(3000, checkAdmin(loaded, Date.now(), LIMITS))), new RegExp(`^✗ admin .*: another sidecar answers there: it is "spiffe://mesh.local/svc/frontend", not this config's ${loaded.spiffeId} — fix: if it is this config's sidecar, started before service or trustDomain changed in the file, restart it .*; otherwise each sidecar needs an admin.listen of its own`));
   const own = await startAdminServer({ host: '127.0.0.1', port: 0 }, view(loaded.spiffeId), pino({ level: 'silent' }));
   t.teardown(() => own.close());
   t.match(formatResult(await within(3000, checkAdmin(await loadSidecarConfig(await config(t, own.port, own.port)), Date.now(), LIMITS))), /^✓ admin .*: the running sidecar is ready/, "this config's own sidecar: ready");
