@@ -156,7 +156,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
       decided();
     };
     try {
-      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), adopt, stopping: () => this.stopping }, prepareMs);
+      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), answersPing: (worker) => this.asks.ask(worker, { ask: 'ping' }, this.viewAskTimeoutMs).then(() => true, () => false), adopt, stopping: () => this.stopping }, prepareMs);
     } finally {
       decided();
       this.deciding = undefined;

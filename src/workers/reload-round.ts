@@ -5,9 +5,10 @@
 // commits are sent the new generation is the truth: a worker that does not confirm its commit
 // (stopped, stuck) may or may not have swapped it in, so it is restarted (recycled) and comes
 // back on that generation, and the answer says the reload is partial, not that nothing changed.
-// A worker that does not answer the prepare at all (stopped, or its event loop stuck for the
-// whole ask timeout) is restarted too, on the kept generation: it serves nobody meanwhile (new
+// A worker that does not answer the prepare in time and then misses a ping too (stopped, or its
+// event loop stuck) is restarted, on the kept generation: it serves nobody meanwhile (new
 // connections reach it in turn and hang), and left as it is it would abort every later reload.
+// One that answers the ping is late, not stuck (a large spec's compile yields): it is kept.
 // A round the sidecar's stop (SIGTERM) overtakes commits nothing it has not committed yet: the
 // workers are draining, one that drained and exited would count as "did not confirm" and the
 // answer say partial for a config that never runs again; it is aborted, as one process answers.
@@ -26,6 +27,8 @@ export interface RoundIo {
   adopt(next: WorkerConfig): void;
   /** Restarts a worker whose state is unknown; the replacement starts on the adopted config. */
   recycle(worker: Worker, reason: string): void;
+  /** Whether the worker answers a health ping now (its event loop turns). */
+  answersPing(worker: Worker): Promise<boolean>;
   /** The primary is stopping (drain or close): nothing is committed or restarted from then on. */
   stopping(): boolean;
 }
@@ -44,8 +47,13 @@ export async function reloadRound(workers: readonly Worker[], next: WorkerConfig
   const kept = next.generation - 1;
   if (io.stopping()) return { outcome: 'aborted', generation: kept, messages: [STOPPING_MESSAGE], stopping: true };
   const failedTo = (phase: string, worker: Worker) => (err: Error) => `worker ${worker.id} (pid ${worker.process.pid ?? '?'}) did not ${phase}: ${err.message}`;
-  const notPrepared = (worker: Worker) => (err: Error) => {
-    if (err instanceof AskTimeout) io.recycle(worker, `it did not answer the prepare of config generation ${next.generation}`);
+  const notPrepared = (worker: Worker) => async (err: Error) => {
+    if (!(err instanceof AskTimeout)) return failedTo('prepare the reload', worker)(err);
+    // late is not stuck: one still compiling a large spec (the compile yields, so it answers
+    // pings) is kept, and drops the prepare when the abort comes; killing every late worker at
+    // once was an outage whenever the bound fell short of the workers' time
+    if (await io.answersPing(worker)) return `${failedTo('prepare the reload', worker)(err)} (it answers pings: kept, still preparing; it drops this config when done)`;
+    io.recycle(worker, `it did not answer the prepare of config generation ${next.generation}`);
     return failedTo('prepare the reload', worker)(err);
   };
   const prepared = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }, prepareMs).then(() => undefined, notPrepared(w))));

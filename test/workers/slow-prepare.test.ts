@@ -74,3 +74,28 @@ t.test('workers: 2: a worker that takes longer than 10 s to prepare a large spec
   t.ok(after.workers.every((w) => w.generation === 2), 'both run generation 2');
   t.same(await statuses('/status/204'), [404, 404, 404, 404], 'enforce in both workers: refused');
 });
+
+t.test('workers: 2: a worker past its prepare bound that answers a ping is kept (late, not stuck); the reload is aborted, and applies when asked again', { timeout: 90_000 }, async (t) => {
+  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
+  t.teardown(() => sidecar.stop('SIGKILL'));
+  await waitFor(async () => (await sidecar.admin('/ready')).status === 200, 60_000, 'both workers ready', sidecar.process);
+  const before = (await workersOf(sidecar)).workers.map((w) => w.pid);
+  await writeFile(sidecar.configFile, (await readFile(sidecar.configFile, 'utf8')).replace('  level: info', '  level: warn'));
+  const from = sidecar.process!.lines.length;
+  const answered = reload(sidecar.adminPort);
+  const asked = await sidecar.process!.waitFor((line) => sidecar.process!.lines.indexOf(line) >= from && typeof line.prepareMs === 'number', 30_000);
+  const askedAt = performance.now();
+  process.kill(before[0] as number, 'SIGSTOP');
+  // held past its bound, then let go while the primary's ping (2 s to answer) waits
+  await waitFor(async () => performance.now() - askedAt >= (asked.prepareMs as number) + 300, 30_000, 'past the prepare bound');
+  process.kill(before[0] as number, 'SIGCONT');
+  const result = await answered;
+  t.equal(result.status, 503, `the reload is aborted (${result.body.message ?? ''})`);
+  t.match(result.body.message, /did not prepare the reload: .*\(it answers pings: kept, still preparing; it drops this config when done\)/, 'saying the late worker is kept');
+  const after = await workersOf(sidecar);
+  t.same(after.workers.map((w) => w.pid).sort(), [...before].sort(), 'no worker was restarted');
+  t.ok(after.workers.every((w) => w.generation === 1), 'both on the kept generation');
+  const again = await reload(sidecar.adminPort);
+  t.equal(again.status, 200, `the same reload again: 200 (${again.body.message ?? ''})`);
+  await waitFor(async () => (await workersOf(sidecar)).workers.every((w) => w.generation === 2), 10_000, 'both on generation 2');
+});
