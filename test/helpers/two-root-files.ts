@@ -2,6 +2,7 @@
 // roots, from two meshcar CAs: its own (root 1) and a caller's (root 2, `frontend`), so a test
 // can take root 2 out of the bundle and put it back and watch that caller's fate.
 
+import http2 from 'node:http2';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startMeshCa, launchSidecar, type RunningSidecar } from './mesh.js';
@@ -33,4 +34,26 @@ export async function startTwoRootFilesSidecar(t: { teardown(fn: () => unknown):
   const sidecar = await (await launchSidecar(ca1, { service: 'orders', files, inbound: { app: `http://127.0.0.1:${app.port}` } })).ready();
   t.teardown(() => sidecar.stop('SIGKILL'));
   return { own, caller, files, sidecar };
+}
+
+/**
+ * An HTTP/2 connection to the sidecar's inbound as the caller (root 2), trusting the sidecar
+ * by `own.bundle`, closed with the test; `get()` asks GET / on it and resolves with the status.
+ */
+export function callerSession(t: { teardown(fn: () => unknown): void }, setup: TwoRootFiles): { session: http2.ClientHttp2Session; get: () => Promise<number> } {
+  const { own, caller, sidecar } = setup;
+  const session = http2.connect(`https://127.0.0.1:${sidecar.inboundPort}`, { cert: caller.cert, key: caller.key, ca: own.bundle, checkServerIdentity: () => undefined });
+  session.on('error', () => undefined);
+  t.teardown(() => session.destroy());
+  const get = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = session.request({ ':path': '/' });
+      req.on('error', reject);
+      req.on('response', (head) => {
+        req.resume();
+        req.on('end', () => resolve(Number(head[':status'])));
+      });
+      req.end();
+    });
+  return { session, get };
 }

@@ -144,39 +144,21 @@ t.test('one connection per address, renewed every 300 ms from as many addresses 
   t.same(results, Array(10).fill('HTTP/1.1 200'), 'all 10 probes answered');
 });
 
-t.test('a connection lingering after an early answer is not closed for a newcomer: its client reads the answer', async (t) => {
-  const { connectFrom } = await heldAdmin(t, 1);
-  // a client that sends its whole body before it reads, and asks for the connection to close
-  // (Python's urllib): a POST of 4 MiB the server answers (404) after its head, then closes,
-  // lingering to read the rest
-  const client = await connectFrom('127.0.0.2');
-  client.pause();
-  client.write('POST /nowhere HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 4194304\r\n\r\n');
-  const written = new Promise<void>((resolve) => client.write(Buffer.alloc(4 * 1024 * 1024, 0x61), () => resolve()));
-  await written;
-  await waitFor(async () => client.readableLength > 0, 3_000, 'the 404 written: the server lingers now');
-  // at the cap, from another address: before, the lingering connection was closed for it (a
-  // reset, and the answer in the client's receive buffer lost)
-  const newcomer = await connectFrom('127.0.0.3');
-  await waitFor(async () => newcomer.destroyed, 3_000, 'the newcomer closed: nothing may make room');
-  let text = '';
-  client.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-  const ended = new Promise<void>((resolve) => client.once('close', () => resolve()));
-  client.resume();
-  client.end();
-  await ended;
-  t.match(text, /^HTTP\/1\.1 404 /, 'the client read its answer');
-});
-
-t.test('a connection lingering after a parser refusal (431, no request ever seen) is not closed for a newcomer either', async (t) => {
+/**
+ * A client from 127.0.0.2 at a cap of 1 that sends `head`, then 4 MiB more, before it reads
+ * (paused), so the server answers early and lingers reading the rest; once the answer is in,
+ * a bare connect from 127.0.0.3, which must be closed (nothing may make room); then what the
+ * client reads. Before, the lingering connection was closed for the newcomer: a reset, and the
+ * answer in the client's receive buffer lost.
+ */
+async function lingeringAtTheCap(t: Tap.Test, head: string): Promise<string> {
   const { connectFrom } = await heldAdmin(t, 1);
   const client = await connectFrom('127.0.0.2');
   client.pause();
-  // a head over the admin port's 16 KiB, then more the client still sends before it reads
-  const written = new Promise<void>((resolve) => client.write(`GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n`, () => resolve()));
+  const written = new Promise<void>((resolve) => client.write(head, () => resolve()));
   client.write(Buffer.alloc(4 * 1024 * 1024, 0x61));
   await written;
-  // the 431 has come (into the paused socket's buffer): the server lingers now
+  // the answer has come (into the paused socket's buffer): the server lingers now
   await waitFor(async () => client.readableLength > 0, 3_000, 'the answer written');
   const newcomer = await connectFrom('127.0.0.3');
   await waitFor(async () => newcomer.destroyed, 3_000, 'the newcomer closed: nothing may make room');
@@ -186,6 +168,19 @@ t.test('a connection lingering after a parser refusal (431, no request ever seen
   client.resume();
   client.end();
   await ended;
+  return text;
+}
+
+t.test('a connection lingering after an early answer is not closed for a newcomer: its client reads the answer', async (t) => {
+  // a client that sends its whole body before it reads, and asks for the connection to close
+  // (Python's urllib): a POST of 4 MiB the server answers (404) after its head
+  const text = await lingeringAtTheCap(t, 'POST /nowhere HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 4194304\r\n\r\n');
+  t.match(text, /^HTTP\/1\.1 404 /, 'the client read its answer');
+});
+
+t.test('a connection lingering after a parser refusal (431, no request ever seen) is not closed for a newcomer either', async (t) => {
+  // a head over the admin port's 16 KiB, then more the client still sends before it reads
+  const text = await lingeringAtTheCap(t, `GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n`);
   t.match(text, /^HTTP\/1\.1 431 /, 'the client read its answer');
 });
 

@@ -4,9 +4,8 @@
 // ones until the write was done. Real `meshcar run`, two meshcar CAs, a real HTTP/2 caller.
 
 import t from 'tap';
-import http2 from 'node:http2';
 import { open } from 'node:fs/promises';
-import { startTwoRootFilesSidecar } from '../helpers/two-root-files.js';
+import { callerSession, startTwoRootFilesSidecar } from '../helpers/two-root-files.js';
 import { hasUnterminatedPemBlock } from '../../src/pki/pem.js';
 
 t.test('hasUnterminatedPemBlock', async (t) => {
@@ -18,22 +17,11 @@ t.test('hasUnterminatedPemBlock', async (t) => {
 });
 
 t.test('a bundle cut in the middle of a root is refused; the callers under that root keep their connections', async (t) => {
-  const { own, caller, files, sidecar } = await startTwoRootFilesSidecar(t, t.testdir());
+  const setup = await startTwoRootFilesSidecar(t, t.testdir());
+  const { own, caller, files, sidecar } = setup;
   const full = own.bundle + caller.bundle;
   const proc = sidecar.process!;
-  const session = http2.connect(`https://127.0.0.1:${sidecar.inboundPort}`, { cert: caller.cert, key: caller.key, ca: own.bundle, checkServerIdentity: () => undefined });
-  session.on('error', () => undefined);
-  t.teardown(() => session.destroy());
-  const get = () =>
-    new Promise<number>((resolve, reject) => {
-      const req = session.request({ ':path': '/' });
-      req.on('error', reject);
-      req.on('response', (head) => {
-        req.resume();
-        req.on('end', () => resolve(Number(head[':status'])));
-      });
-      req.end();
-    });
+  const { get } = callerSession(t, setup);
   t.equal(await get(), 404, 'the caller under root 2 is answered');
 
   // rewritten in place, paused in the middle of root 2's block
@@ -53,21 +41,10 @@ t.test('a bundle cut in the middle of a root is refused; the callers under that 
 });
 
 t.test('a bundle rewritten in place and paused between its roots is not taken one root short; a real drop is, two seconds on', async (t) => {
-  const { own, caller, files, sidecar } = await startTwoRootFilesSidecar(t, t.testdir());
+  const setup = await startTwoRootFilesSidecar(t, t.testdir());
+  const { own, caller, files, sidecar } = setup;
   const proc = sidecar.process!;
-  const session = http2.connect(`https://127.0.0.1:${sidecar.inboundPort}`, { cert: caller.cert, key: caller.key, ca: own.bundle, checkServerIdentity: () => undefined });
-  session.on('error', () => undefined);
-  t.teardown(() => session.destroy());
-  const get = () =>
-    new Promise<number>((resolve, reject) => {
-      const req = session.request({ ':path': '/' });
-      req.on('error', reject);
-      req.on('response', (head) => {
-        req.resume();
-        req.on('end', () => resolve(Number(head[':status'])));
-      });
-      req.end();
-    });
+  const { get } = callerSession(t, setup);
   t.equal(await get(), 404, 'the caller under root 2 is answered');
   const waiting = (from: number) => proc.waitFor((line) => proc.lines.indexOf(line) >= from && /leaves out a root of the bundle in use: taken if it stays so/.test(String(line.msg)), 10_000);
 

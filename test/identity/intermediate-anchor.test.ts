@@ -6,10 +6,9 @@
 // Real `meshcar run`, two meshcar CAs, a real HTTP/2 caller, and `meshcar check`.
 
 import t from 'tap';
-import http2 from 'node:http2';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startTwoRootFilesSidecar } from '../helpers/two-root-files.js';
+import { callerSession, startTwoRootFilesSidecar } from '../helpers/two-root-files.js';
 import { startMeshcar } from '../helpers/process.js';
 
 /** The PEM blocks of a file, in order. */
@@ -17,22 +16,11 @@ const blocks = (pem: string) => pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?--
 
 t.test('a bundle holding the issuing intermediate but not its root is refused on reload; callers and clients go on', async (t) => {
   const dir = t.testdir();
-  const { own, caller, files, sidecar } = await startTwoRootFilesSidecar(t, dir);
+  const setup = await startTwoRootFilesSidecar(t, dir);
+  const { own, caller, files, sidecar } = setup;
   const proc = sidecar.process!;
-  const session = http2.connect(`https://127.0.0.1:${sidecar.inboundPort}`, { cert: caller.cert, key: caller.key, ca: own.bundle, checkServerIdentity: () => undefined });
-  session.on('error', () => undefined);
-  t.teardown(() => session.destroy());
-  const get = (client: http2.ClientHttp2Session) =>
-    new Promise<number>((resolve, reject) => {
-      const req = client.request({ ':path': '/' });
-      req.on('error', reject);
-      req.on('response', (head) => {
-        req.resume();
-        req.on('end', () => resolve(Number(head[':status'])));
-      });
-      req.end();
-    });
-  t.equal(await get(session), 404, 'the caller is answered');
+  const { get } = callerSession(t, setup);
+  t.equal(await get(), 404, 'the caller is answered');
 
   // the sidecar's own issuer (the second block of its chain) in place of its root
   const intermediate = blocks(own.cert)[1] as string;
@@ -42,11 +30,8 @@ t.test('a bundle holding the issuing intermediate but not its root is refused on
   await rename(`${files.bundle}.new`, files.bundle);
   const refusal = await proc.waitFor((line) => proc.lines.indexOf(line) >= from && /refused the new identity files/.test(String(line.msg)), 10_000);
   t.match(refusal.msg, /is not a root \(it is not self-signed.*add that root to the bundle/, 'refused, saying why');
-  t.equal(await get(session), 404, 'the open connection still answers');
-  const fresh = http2.connect(`https://127.0.0.1:${sidecar.inboundPort}`, { cert: caller.cert, key: caller.key, ca: own.bundle, checkServerIdentity: () => undefined });
-  fresh.on('error', () => undefined);
-  t.teardown(() => fresh.destroy());
-  t.equal(await get(fresh), 404, 'a new connection verifies the sidecar and is answered');
+  t.equal(await get(), 404, 'the open connection still answers');
+  t.equal(await callerSession(t, setup).get(), 404, 'a new connection verifies the sidecar and is answered');
 
   // meshcar check judges the set as run does
   const config = join(dir, 'check.yaml');
