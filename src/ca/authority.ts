@@ -86,7 +86,7 @@ export class Authority {
     try {
       csr = await parseAndVerifyCsr(csrPem);
     } catch (err) {
-      if (err instanceof CsrError) throw new MeshcarError('bad_csr', err.message);
+      if (err instanceof CsrError) throw new MeshcarError('bad_csr', err.message, { cause: err.cause });
       if (err instanceof WeakKeyError) throw new MeshcarError('weak_key', err.message);
       throw err;
     }

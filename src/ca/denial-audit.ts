@@ -8,7 +8,8 @@
 // /64) a line per request without bound. meshcar_ca_requests_denied_total counts every one.
 
 import type { Logger } from 'pino';
-import type { ErrorCode, MeshcarError } from '../errors.js';
+import { describeError, type ErrorCode, type MeshcarError } from '../errors.js';
+import { clip } from '../clip.js';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
 
 /** The denials of a requester that proved nothing: what anyone who can connect may cause. */
@@ -26,7 +27,8 @@ export class DenialAudit {
 
   /** One denied request from `client` (`who`: how it authenticated, the identity asked for): its audit line, or a count toward the next one. */
   denied(client: string, error: MeshcarError, who: Record<string, unknown>): void {
-    const fields = { event: 'ca.deny', result: 'denied', ...who, reason: error.code, message: error.message };
+    // what the requester is not told (a decoder's or our own parser's error): the operator is
+    const fields = { event: 'ca.deny', result: 'denied', ...who, reason: error.code, message: error.message, ...(error.cause === undefined ? {} : { cause: clip(describeError(error.cause), 256) }) };
     if (!UNPROVEN.has(error.code)) {
       this.audit.warn(fields, 'request denied');
       return;

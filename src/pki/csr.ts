@@ -110,7 +110,8 @@ export async function parseAndVerifyCsr(pem: string): Promise<ParsedCsr> {
     if (err instanceof CsrError || err instanceof WeakKeyError) throw err;
     // forge's decoder throws plain errors on truncated or mis-tagged input, and a part missing
     // where one is read a TypeError: neither is quoted to the requester (they name our code)
-    throw new CsrError('the certificate request is malformed: it is not a PKCS #10 request (RFC 2986)');
+    // (kept as the cause: the CA's audit line says it, so a fault of ours is not taken for garbage)
+    throw new CsrError('the certificate request is malformed: it is not a PKCS #10 request (RFC 2986)', { cause: err });
   }
 }
 
@@ -122,9 +123,9 @@ async function parseAndVerify(pem: string): Promise<ParsedCsr> {
   let top: Asn1;
   try {
     top = fromDer(block.der);
-  } catch {
+  } catch (err) {
     // the decoder's reason names its own limits ("Only 8, 16, 24, or 32 bits supported")
-    throw new CsrError('the certificate request is not valid DER');
+    throw new CsrError('the certificate request is not valid DER', { cause: err });
   }
   const [info, algorithm, signatureBits] = children(top, 'certificate request');
   const infoParts = children(info, 'certificationRequestInfo');

@@ -26,7 +26,7 @@ async function sign(csr: string) {
   const before = ca.logLines.length;
   const res = await callCa(ca.server.url, { method: 'POST', path: '/v1/sign', body: JSON.stringify({ csr }), headers: { authorization: `Bearer ${token}` }, ca: bundle });
   const audit = ca.logLines.slice(before).find((line) => line.event === 'ca.deny');
-  return { res, auditBytes: JSON.stringify(audit ?? {}).length, message: String(res.json().message) };
+  return { res, audit, auditBytes: JSON.stringify(audit ?? {}).length, message: String(res.json().message) };
 }
 
 t.test('thousands of empty DNS names: bad_csr, a short answer and audit line', async (t) => {
@@ -118,6 +118,7 @@ t.test("a malformed CSR is bad_csr in the CA's own words, not its decoder's", as
   t.equal(emptyAlgorithm.res.status, 400);
   t.equal(emptyAlgorithm.res.json().error, 'bad_csr');
   t.equal(emptyAlgorithm.message, 'the certificate request is malformed: it is not a PKCS #10 request (RFC 2986)');
+  t.match(emptyAlgorithm.audit, { reason: 'bad_csr', cause: /TypeError|Cannot read/ }, "the CA's own audit line keeps what went wrong, for the operator");
   const wideLength = await sign(`-----BEGIN CERTIFICATE REQUEST-----\n${Buffer.from([0x30, 0x86, 1, 1, 1, 1, 1, 1, 0]).toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`);
   t.equal(wideLength.res.json().error, 'bad_csr');
   t.equal(wideLength.message, 'the certificate request is not valid DER');
