@@ -84,12 +84,13 @@ export class TokenLedger {
     // clock and with no leeway: the entries of expired tokens are dropped (PRUNE_MARGIN_MS after
     // their end), so one spent before and looked up now could be missing and pass
     if (expSeconds * 1000 <= nowMs) throw tokenExpired(expSeconds);
-    // the check-and-set is synchronous, so two concurrent requests here cannot both pass
-    if (this.spent.has(jti)) throw tokenUsed();
     // a spend under way may yet fail and leave the token unspent: a second request meanwhile is
     // busy, not token_used (final to a sidecar: one restarted while its first request waited for
-    // the lock gave up for good, and the token came back unspent)
+    // the lock gave up for good, and the token came back unspent). Asked first: the spend marks
+    // the token spent before its write lands (record), and a write that then fails unspends it
     if (this.spending.has(jti)) throw new MeshcarError('ca_busy', 'the join token is being spent by another request now; this one did not spend it: retry', { retryAfterSeconds: 1 });
+    // the check-and-set is synchronous, so two concurrent requests here cannot both pass
+    if (this.spent.has(jti)) throw tokenUsed();
     this.spending.add(jti);
     const write = this.writes.then(() => withCaLock(this.dir, () => this.record(jti, expSeconds), { until: lockWaitUntil }));
     this.writes = write.catch(() => undefined);
