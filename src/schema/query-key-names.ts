@@ -74,13 +74,16 @@ export function keyPaths(key: string): string[][] {
 
 /**
  * Whether a key of path `key` lands where a declared name of path `declared` does, their names
- * already found the same (folded): on each segment both have, the same text or `[]` on either
- * side (an array takes any index). `ids` and `ids[7]` land in a declared `ids[]`; `page[size][]`
- * in `page[size]`; `page[number]` not in `page[size]`.
+ * already found the same (folded): on each segment both have, the same text, or `[]` in the
+ * declared one (an array takes any index; a key's `[]` makes a list, not a named member).
+ * `ids` and `ids[7]` land in a declared `ids[]`; `page[size][]` in `page[size]`;
+ * `page[number]`, `page` and `page[]` not in `page[size]`.
  */
 export function readsInto(key: readonly string[], declared: readonly string[]): boolean {
   for (let i = 1; i < Math.min(key.length, declared.length); i++) {
-    if (declared[i] !== '' && key[i] !== '' && declared[i] !== key[i]) return false;
+    if (declared[i] !== '' && declared[i] !== key[i]) return false;
   }
-  return true;
+  // a key that stops short lands where the declared one does only if what it stops at is an
+  // array (`ids` in `ids[]`: qs reads ids as the key's value); `page` is not page.size
+  return key.length >= declared.length || declared[key.length] === '';
 }

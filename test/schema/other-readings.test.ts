@@ -164,6 +164,7 @@ t.test('declared names with brackets: keys that qs and PHP nest where they land 
     t.same(query(q)?.message, spelled(key, name), `${q}: refused`);
   }
   t.same(query('page[other]=1&idsx=2&id[]=3&page[a]x[size]=4'), undefined, 'keys that land elsewhere pass (page.a.size to qs)');
+  for (const q of ['page=2', 'page[]=2', 'page[=2', '[page]=2']) t.same(query(q), undefined, `${q}: qs reads page as a value or a list, nothing at page.size: passes`);
 });
 
 t.test('a declared query value with a %-escape that is not UTF-8 is refused: servers decode it three ways', async (t) => {
