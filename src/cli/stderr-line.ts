@@ -11,8 +11,15 @@ import { escapeUnits, UNSAFE_CLASS } from '../log-escape.js';
 // that stopped at the bidi controls: U+200B, U+FEFF and the tag characters went raw to stderr)
 const UNSAFE = new RegExp(`[\\u0000-\\u0008\\u000a-\\u001f${UNSAFE_CLASS}]`, 'gu');
 const SHORT: Record<string, string> = { '\n': '\\n', '\r': '\\r' };
+/**
+ * Invisible, but part of how text is read: the zero-width non-joiner and joiner (Persian and
+ * Hindi words, emoji sequences) and the emoji and text style selectors. A log line escapes them
+ * too, and its JSON reads back the same text; on a terminal the escape is what a user reads
+ * (a Persian file name in a path came out as `\u200c`), so stderr leaves them as they are.
+ */
+const READABLE: ReadonlySet<string> = new Set(['\u200c', '\u200d', '\ufe0e', '\ufe0f']);
 
 /** `text` on one line, with nothing a terminal would act on (a tab stays). */
 export function stderrLine(text: string): string {
-  return text.replace(UNSAFE, (c) => SHORT[c] ?? escapeUnits(c));
+  return text.replace(UNSAFE, (c) => SHORT[c] ?? (READABLE.has(c) ? c : escapeUnits(c)));
 }
