@@ -66,6 +66,8 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
   private readonly views: ClusterViews;
 
   private readonly viewAskTimeoutMs: number;
+  /** Workers kept as late at the last reload's prepare: late again, they are restarted (reload-round.ts). */
+  private readonly lateAtPrepare = new Set<number>();
   /** The cores the workers share (as `workers: auto` counts them), for the prepare's deadline. */
   private readonly cores = workerCount('auto');
   /** Replaces a worker that stops answering (stopped, stuck): see health-checks.ts. */
@@ -156,7 +158,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
       decided();
     };
     try {
-      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), answersPing: (worker) => this.asks.ask(worker, { ask: 'ping' }, this.viewAskTimeoutMs).then(() => true, () => false), adopt, stopping: () => this.stopping }, prepareMs);
+      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), answersPing: (worker) => this.asks.ask(worker, { ask: 'ping' }, this.viewAskTimeoutMs).then(() => true, () => false), late: this.lateAtPrepare, adopt, stopping: () => this.stopping }, prepareMs);
     } finally {
       decided();
       this.deciding = undefined;
@@ -299,6 +301,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     this.greeted.delete(worker.id);
     this.forkedAt.delete(worker.id);
     this.configured.delete(worker.id);
+    this.lateAtPrepare.delete(worker.id);
     this.asks.gone(worker.id);
     this.health.forget(worker.id);
     this.departed.departed(worker.id);

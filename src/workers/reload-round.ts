@@ -8,7 +8,8 @@
 // A worker that does not answer the prepare in time and then misses a ping too (stopped, or its
 // event loop stuck) is restarted, on the kept generation: it serves nobody meanwhile (new
 // connections reach it in turn and hang), and left as it is it would abort every later reload.
-// One that answers the ping is late, not stuck (a large spec's compile yields): it is kept.
+// One that answers the ping is late, not stuck (a large spec's compile yields): it is kept,
+// once; late again at the next round, it is restarted.
 // A round the sidecar's stop (SIGTERM) overtakes commits nothing it has not committed yet: the
 // workers are draining, one that drained and exited would count as "did not confirm" and the
 // answer say partial for a config that never runs again; it is aborted, as one process answers.
@@ -29,6 +30,8 @@ export interface RoundIo {
   recycle(worker: Worker, reason: string): void;
   /** Whether the worker answers a health ping now (its event loop turns). */
   answersPing(worker: Worker): Promise<boolean>;
+  /** Ids of the workers kept as late at the last round's prepare (the pool's, across rounds). */
+  readonly late: Set<number>;
   /** The primary is stopping (drain or close): nothing is committed or restarted from then on. */
   stopping(): boolean;
 }
@@ -51,12 +54,22 @@ export async function reloadRound(workers: readonly Worker[], next: WorkerConfig
     if (!(err instanceof AskTimeout)) return failedTo('prepare the reload', worker)(err);
     // late is not stuck: one still compiling a large spec (the compile yields, so it answers
     // pings) is kept, and drops the prepare when the abort comes; killing every late worker at
-    // once was an outage whenever the bound fell short of the workers' time
-    if (await io.answersPing(worker)) return `${failedTo('prepare the reload', worker)(err)} (it answers pings: kept, still preparing; it drops this config when done)`;
+    // once was an outage whenever the bound fell short of the workers' time. Late two rounds in
+    // a row, it is restarted: a prepare that never ends (its loop turning) holds every later
+    // prepare and abort behind it in the worker's queue, and each reload after would fail
+    if (!io.late.has(worker.id) && (await io.answersPing(worker))) {
+      io.late.add(worker.id);
+      return `${failedTo('prepare the reload', worker)(err)} (it answers pings: kept, still preparing; it drops this config when done)`;
+    }
+    io.late.delete(worker.id);
     io.recycle(worker, `it did not answer the prepare of config generation ${next.generation}`);
     return failedTo('prepare the reload', worker)(err);
   };
-  const prepared = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }, prepareMs).then(() => undefined, notPrepared(w))));
+  const preparedInTime = (worker: Worker) => () => {
+    io.late.delete(worker.id);
+    return undefined;
+  };
+  const prepared = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }, prepareMs).then(preparedInTime(w), notPrepared(w))));
   const refusals = prepared.filter((m): m is string => m !== undefined);
   // the stop came while the workers prepared: they drain (or have drained and exited) instead
   const stopping = io.stopping();
