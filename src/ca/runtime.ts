@@ -15,7 +15,7 @@ import { Authority, type AuthorityLimits } from './authority.js';
 import { requireFinishedInit, stateFingerprint } from './ca-state.js';
 import { rotateIssuer } from './lifecycle.js';
 import { loadCaMaterial } from './store.js';
-import { withCaLock } from './folder-lock.js';
+import { withCaLock, type LockWait } from './folder-lock.js';
 import { TokenKeys } from './token-keys.js';
 import { TokenLedger } from './token-ledger.js';
 import { CLOCK_JUMP_MS, clockJumpMessage, WallClockTimer } from '../wall-clock-timer.js';
@@ -38,6 +38,9 @@ export interface CaRuntimeOptions {
 
 /** After a failed automatic rotation, try again this much later. */
 const ROTATION_RETRY_MS = 60_000;
+
+/** How long a reload that must write (a first token key, a crashed issuer switch) waits for the folder's lock. */
+export const RELOAD_LOCK_WAIT_MS = 1_000;
 
 export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }> {
   private authority: Authority;
@@ -75,7 +78,8 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
     return runtime;
   }
 
-  private static async build(options: CaRuntimeOptions, ledger: TokenLedger): Promise<Authority> {
+  /** `lockWait`: a reload's, short (RELOAD_LOCK_WAIT_MS): requests wait for it (fresh()). */
+  private static async build(options: CaRuntimeOptions, ledger: TokenLedger, lockWait?: LockWait): Promise<Authority> {
     // before TokenKeys.load, which would make token keys in a folder an init is remaking
     await requireFinishedInit(options.dir);
     const [material, tokenKeys] = await Promise.all([loadCaMaterial(options.dir, options.trustDomain, true), TokenKeys.read(options.dir)]);
@@ -83,10 +87,14 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
     // a first token key to make (a folder made before them), or an issuer switch a crash stopped
     // halfway to finish: writes, so under the folder's lock, as every command that writes (read
     // as they stood, a ca token or a rotation beside this start wrote a key beside another's list)
-    return withCaLock(options.dir, async () => {
-      const [locked, keys] = await Promise.all([loadCaMaterial(options.dir, options.trustDomain), TokenKeys.load(options.dir)]);
-      return new Authority(locked, ledger, options.limits, keys);
-    });
+    return withCaLock(
+      options.dir,
+      async () => {
+        const [locked, keys] = await Promise.all([loadCaMaterial(options.dir, options.trustDomain), TokenKeys.load(options.dir)]);
+        return new Authority(locked, ledger, options.limits, keys);
+      },
+      lockWait,
+    );
   }
 
   /** The authority as last loaded, without looking at the folder. */
@@ -113,7 +121,10 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
     // read before loading: a change during the load is seen by the next look
     const fingerprint = await stateFingerprint(this.options.dir);
     try {
-      this.authority = await CaRuntime.build(this.options, this.ledger);
+      // the lock waited for briefly: every request waits for this (fresh()), and a failed reload
+      // keeps the running material (10 s held /v1/sign, /v1/bundle and /metrics while a
+      // rotation command held the folder; the change it makes is loaded once it is done)
+      this.authority = await CaRuntime.build(this.options, this.ledger, { until: performance.now() + RELOAD_LOCK_WAIT_MS });
     } catch (err) {
       this.options.logger?.error({ dir: this.options.dir }, `reloading the CA failed, still signing with issuer serial ${this.serial()}: ${describeError(err)}`);
       this.fingerprint = fingerprint; // not retried on every request; the next change is

@@ -6,11 +6,13 @@
 // belong to issuer.crt"). The crash is a real SIGKILL of a child process at that rename.
 
 import t from 'tap';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { loadCaMaterial } from '../../src/ca/store.js';
-import { makeCaDir, runCli } from '../helpers/ca.js';
+import { callCa, makeCaDir, runCli, startTestCa } from '../helpers/ca.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { runStepKilledAt } from '../helpers/ca-crash.js';
 
 const serialOf = async (dir: string) => new X509Certificate(await readFile(join(dir, 'issuer.crt'), 'utf8')).serialNumber;
@@ -41,6 +43,29 @@ t.test('killed between the renames: ca status and check read the switch as it wi
   const check = await runCli(['check', '--config', join(dir, '..', 'ca.yaml')]);
   t.equal(check.code, 0, check.stderr);
   t.same(await files(), before, 'nothing in the folder changed');
+});
+
+t.test("a running CA whose folder shows a crashed switch while another command holds its lock answers at once, from what it runs", async (t) => {
+  const dir = await makeCaDir();
+  const ca = await startTestCa({}, dir);
+  t.teardown(() => ca.close());
+  const bundle = await readFile(join(dir, 'bundle.pem'), 'utf8');
+  t.equal((await callCa(ca.server.url, { path: '/v1/bundle', ca: bundle })).status, 200, 'serving');
+  t.equal(await runStepKilledAt(dir, 'rotate-issuer', 'issuer.crt'), 'SIGKILL', 'a rotation killed between its renames');
+  // another command holds the folder: the reload that would finish the switch cannot write now
+  const holder = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60_000)'], { stdio: 'ignore' });
+  t.teardown(() => void holder.kill());
+  await once(holder, 'spawn');
+  await writeFile(join(dir, '.lock'), String(holder.pid), { mode: 0o600 });
+  // state.json touched (a CA looks again when it changes): the next request reloads the folder
+  const later = new Date(Date.now() + 5_000);
+  await utimes(join(dir, 'state.json'), later, later);
+  const started = performance.now();
+  const answer = await callCa(ca.server.url, { path: '/v1/bundle', ca: bundle });
+  const took = performance.now() - started;
+  t.equal(answer.status, 200, 'answered');
+  // it waited the lock's whole 10 s, as did /v1/sign and /metrics (the sidecar's CA timeout)
+  t.ok(took < 4_000, `within the reload's short wait for the lock, not the lock's 10 s (${Math.round(took)} ms)`);
 });
 
 t.test('killed before the key: the old pair signs on', async (t) => {
