@@ -80,10 +80,12 @@ export function keyPaths(key: string): string[][] {
  * `page[number]`, `page` and `page[]` not in `page[size]`.
  */
 export function readsInto(key: readonly string[], declared: readonly string[]): boolean {
-  for (let i = 1; i < Math.min(key.length, declared.length); i++) {
-    if (declared[i] !== '' && declared[i] !== key[i]) return false;
+  // qs reads a run of `[]` as one (`x[][][y]` is x[][y]: a list of objects): compared so
+  const path = key.filter((segment, i) => segment !== '' || key[i - 1] !== '');
+  for (let i = 1; i < Math.min(path.length, declared.length); i++) {
+    if (declared[i] !== '' && declared[i] !== path[i]) return false;
   }
   // a key that stops short lands where the declared one does only if what it stops at is an
   // array (`ids` in `ids[]`: qs reads ids as the key's value); `page` is not page.size
-  return key.length >= declared.length || declared[key.length] === '';
+  return path.length >= declared.length || declared[path.length] === '';
 }

@@ -66,6 +66,7 @@ paths:
         - {name: "ids[]", in: query, schema: {type: array, maxItems: 2, items: {type: string, maxLength: 3}}}
         - {name: "page[size]", in: query, schema: {type: integer, maximum: 100}}
         - {name: "page[number]", in: query, schema: {type: integer}}
+        - {name: "x[][y]", in: query, schema: {type: string, maxLength: 3}}
       responses: {"200": {description: ok}}
 `;
 
@@ -160,6 +161,9 @@ t.test('declared names with brackets: keys that qs and PHP nest where they land 
     // Rack 2 reads every run of characters that are not brackets
     [']ids[]=toolong', ']ids[]', 'ids[]'],
     [']page[size]=1000', ']page[size]', 'page[size]'],
+    // qs reads a run of [] as one: x[][][y] is x[][y]
+    ['x[][][y]=toolong', 'x[][][y]', 'x[][y]'],
+    ['x[][y]=ok&x[][][][y]=toolong', 'x[][][][y]', 'x[][y]'],
   ] as const) {
     t.same(query(q)?.message, spelled(key, name), `${q}: refused`);
   }
