@@ -66,8 +66,10 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
   private readonly views: ClusterViews;
 
   private readonly viewAskTimeoutMs: number;
-  /** Workers kept as late at the last reload's prepare: late again, they are restarted (reload-round.ts). */
-  private readonly lateAtPrepare = new Set<number>();
+  /** Workers kept as late at a reload's prepare, with that round's number: late at the next one too, they are restarted (reload-round.ts). */
+  private readonly lateAtPrepare = new Map<number, number>();
+  /** Reload rounds run so far. */
+  private rounds = 0;
   /** The cores the workers share (as `workers: auto` counts them), for the prepare's deadline. */
   private readonly cores = workerCount('auto');
   /** Replaces a worker that stops answering (stopped, stuck): see health-checks.ts. */
@@ -158,7 +160,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
       decided();
     };
     try {
-      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), answersPing: (worker) => this.asks.ask(worker, { ask: 'ping' }, this.viewAskTimeoutMs).then(() => true, () => false), late: this.lateAtPrepare, adopt, stopping: () => this.stopping }, prepareMs);
+      return await reloadRound(this.live().filter((w) => this.configured.has(w.id)), next, { ask: this.asks.ask.bind(this.asks), send: this.send.bind(this), recycle: this.recycle.bind(this), answersPing: (worker) => this.asks.ask(worker, { ask: 'ping' }, this.viewAskTimeoutMs).then(() => true, () => false), late: this.lateAtPrepare, round: ++this.rounds, adopt, stopping: () => this.stopping }, prepareMs);
     } finally {
       decided();
       this.deciding = undefined;

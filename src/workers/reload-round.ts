@@ -9,7 +9,7 @@
 // event loop stuck) is restarted, on the kept generation: it serves nobody meanwhile (new
 // connections reach it in turn and hang), and left as it is it would abort every later reload.
 // One that answers the ping is late, not stuck (a large spec's compile yields): it is kept,
-// once; late again at the next round, it is restarted.
+// once; late again at the very next round, it is restarted, unless every worker was late.
 // A round the sidecar's stop (SIGTERM) overtakes commits nothing it has not committed yet: the
 // workers are draining, one that drained and exited would count as "did not confirm" and the
 // answer say partial for a config that never runs again; it is aborted, as one process answers.
@@ -30,8 +30,10 @@ export interface RoundIo {
   recycle(worker: Worker, reason: string): void;
   /** Whether the worker answers a health ping now (its event loop turns). */
   answersPing(worker: Worker): Promise<boolean>;
-  /** Ids of the workers kept as late at the last round's prepare (the pool's, across rounds). */
-  readonly late: Set<number>;
+  /** The workers kept as late at a prepare, by id, with the number of the round (the pool's, across rounds). */
+  readonly late: Map<number, number>;
+  /** This round's number: one more than the last round's. */
+  readonly round: number;
   /** The primary is stopping (drain or close): nothing is committed or restarted from then on. */
   stopping(): boolean;
 }
@@ -50,26 +52,32 @@ export async function reloadRound(workers: readonly Worker[], next: WorkerConfig
   const kept = next.generation - 1;
   if (io.stopping()) return { outcome: 'aborted', generation: kept, messages: [STOPPING_MESSAGE], stopping: true };
   const failedTo = (phase: string, worker: Worker) => (err: Error) => `worker ${worker.id} (pid ${worker.process.pid ?? '?'}) did not ${phase}: ${err.message}`;
-  const notPrepared = (worker: Worker) => async (err: Error) => {
-    if (!(err instanceof AskTimeout)) return failedTo('prepare the reload', worker)(err);
-    // late is not stuck: one still compiling a large spec (the compile yields, so it answers
-    // pings) is kept, and drops the prepare when the abort comes; killing every late worker at
-    // once was an outage whenever the bound fell short of the workers' time. Late two rounds in
-    // a row, it is restarted: a prepare that never ends (its loop turning) holds every later
-    // prepare and abort behind it in the worker's queue, and each reload after would fail
-    if (!io.late.has(worker.id) && (await io.answersPing(worker))) {
-      io.late.add(worker.id);
-      return `${failedTo('prepare the reload', worker)(err)} (it answers pings: kept, still preparing; it drops this config when done)`;
-    }
-    io.late.delete(worker.id);
-    io.recycle(worker, `it did not answer the prepare of config generation ${next.generation}`);
-    return failedTo('prepare the reload', worker)(err);
-  };
-  const preparedInTime = (worker: Worker) => () => {
-    io.late.delete(worker.id);
-    return undefined;
-  };
-  const prepared = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }, prepareMs).then(preparedInTime(w), notPrepared(w))));
+  const outcomes = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }, prepareMs).then(() => undefined, (err: Error) => err)));
+  const allLate = outcomes.every((err) => err instanceof AskTimeout);
+  const prepared = await Promise.all(
+    workers.map(async (worker, i) => {
+      const err = outcomes[i];
+      // an answer of any kind, in time: not late (whatever an earlier round found)
+      if (!(err instanceof AskTimeout)) {
+        io.late.delete(worker.id);
+        return err === undefined ? undefined : failedTo('prepare the reload', worker)(err);
+      }
+      // late is not stuck: one still compiling a large spec (the compile yields, so it answers
+      // pings) is kept, and drops the prepare when the abort comes; killing every late worker
+      // at once was an outage whenever the bound fell short of the workers' time. Late at the
+      // round just before too, it is restarted: a prepare that never ends (its loop turning)
+      // holds every later prepare and abort behind it in the worker's queue. Never every
+      // worker, though: all late twice is a bound too short for all, not all hung
+      const lateBefore = io.late.get(worker.id) === io.round - 1;
+      if ((!lateBefore || allLate) && (await io.answersPing(worker))) {
+        io.late.set(worker.id, io.round);
+        return `${failedTo('prepare the reload', worker)(err)} (it answers pings: kept, still preparing; it drops this config when done)`;
+      }
+      io.late.delete(worker.id);
+      io.recycle(worker, `it did not answer the prepare of config generation ${next.generation}`);
+      return failedTo('prepare the reload', worker)(err);
+    }),
+  );
   const refusals = prepared.filter((m): m is string => m !== undefined);
   // the stop came while the workers prepared: they drain (or have drained and exited) instead
   const stopping = io.stopping();

@@ -11,7 +11,7 @@ import t from 'tap';
 import http from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startSidecar, waitFor } from '../helpers/mesh.js';
+import { startSidecar, waitFor, type RunningSidecar } from '../helpers/mesh.js';
 import { probeRequest, workersFixture, workersOf } from '../helpers/workers.js';
 import { prepareDeadlineMs } from '../../src/workers/prepare-deadline.js';
 
@@ -75,27 +75,48 @@ t.test('workers: 2: a worker that takes longer than 10 s to prepare a large spec
   t.same(await statuses('/status/204'), [404, 404, 404, 404], 'enforce in both workers: refused');
 });
 
+/**
+ * A reload with the workers `pids` held until 300 ms past their prepare bound, let go while the
+ * primary's ping (2 s) waits. Held from just before the reload: with no spec a worker answers
+ * its prepare within a millisecond of the primary's log line, before a stop sent then lands.
+ */
+async function lateRound(sidecar: RunningSidecar, pids: readonly number[]) {
+  const from = sidecar.process!.lines.length;
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  const answered = reload(sidecar.adminPort);
+  const asked = await sidecar.process!.waitFor((line) => sidecar.process!.lines.indexOf(line) >= from && typeof line.prepareMs === 'number', 30_000);
+  const askedAt = performance.now();
+  await waitFor(async () => performance.now() - askedAt >= (asked.prepareMs as number) + 300, 30_000, 'past the prepare bound');
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // killed already: the answer says so
+    }
+  }
+  return answered;
+}
+
+t.test('workers: 2: every worker late two rounds in a row is kept both times: a bound too short for all, not all hung', { timeout: 120_000 }, async (t) => {
+  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
+  t.teardown(() => sidecar.stop('SIGKILL'));
+  await waitFor(async () => (await sidecar.admin('/ready')).status === 200, 60_000, 'both workers ready', sidecar.process);
+  const before = (await workersOf(sidecar)).workers.map((w) => w.pid);
+  await writeFile(sidecar.configFile, (await readFile(sidecar.configFile, 'utf8')).replace('  level: info', '  level: warn'));
+  for (const round of ['first', 'second']) {
+    const answer = await lateRound(sidecar, before);
+    t.equal(answer.status, 503, `${round} round aborted (${answer.body.message ?? ''})`);
+    t.same((await workersOf(sidecar)).workers.map((w) => w.pid).sort(), [...before].sort(), `${round} round: no worker restarted`);
+  }
+});
+
 t.test('workers: 2: a worker past its prepare bound that answers a ping is kept once (late, not stuck); late again at the next reload, it is restarted', { timeout: 120_000 }, async (t) => {
   const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
   t.teardown(() => sidecar.stop('SIGKILL'));
   await waitFor(async () => (await sidecar.admin('/ready')).status === 200, 60_000, 'both workers ready', sidecar.process);
   const before = (await workersOf(sidecar)).workers.map((w) => w.pid);
   await writeFile(sidecar.configFile, (await readFile(sidecar.configFile, 'utf8')).replace('  level: info', '  level: warn'));
-  /** A reload with the first worker held from the prepare ask to 300 ms past its bound, let go while the primary's ping (2 s) waits. */
-  const lateReload = async () => {
-    const from = sidecar.process!.lines.length;
-    const answered = reload(sidecar.adminPort);
-    const asked = await sidecar.process!.waitFor((line) => sidecar.process!.lines.indexOf(line) >= from && typeof line.prepareMs === 'number', 30_000);
-    const askedAt = performance.now();
-    process.kill(before[0] as number, 'SIGSTOP');
-    await waitFor(async () => performance.now() - askedAt >= (asked.prepareMs as number) + 300, 30_000, 'past the prepare bound');
-    try {
-      process.kill(before[0] as number, 'SIGCONT');
-    } catch {
-      // killed already: the answer says so
-    }
-    return answered;
-  };
+  const lateReload = () => lateRound(sidecar, [before[0] as number]);
   const first = await lateReload();
   t.equal(first.status, 503, `the reload is aborted (${first.body.message ?? ''})`);
   t.match(first.body.message, /did not prepare the reload: .*\(it answers pings: kept, still preparing; it drops this config when done\)/, 'saying the late worker is kept');
