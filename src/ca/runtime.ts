@@ -9,7 +9,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { describeError } from '../errors.js';
+import { describeError, MeshcarError } from '../errors.js';
 import type { Metrics } from '../metrics/registry.js';
 import { Authority, type AuthorityLimits } from './authority.js';
 import { requireFinishedInit, stateFingerprint } from './ca-state.js';
@@ -41,6 +41,13 @@ const ROTATION_RETRY_MS = 60_000;
 
 /** How long a reload that must write (a first token key, a crashed issuer switch) waits for the folder's lock. */
 export const RELOAD_LOCK_WAIT_MS = 1_000;
+/** After the lock held a reload off: when a request tries it again. */
+export const RELOAD_LOCK_RETRY_MS = 5_000;
+
+/** The folder's lock was held past the wait (withCaLock's refusal). */
+function isLockRefusal(err: unknown): boolean {
+  return err instanceof MeshcarError && err.code === 'forbidden';
+}
 
 export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }> {
   private authority: Authority;
@@ -54,6 +61,8 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
   });
   /** An automatic rotation under way: close() waits for it, so no write outlives the server. */
   private rotating: Promise<void> | undefined;
+  /** performance.now() before which a reload the lock held off is not tried again. */
+  private lockRetryAt: number | undefined;
   private closed = false;
 
   private constructor(private readonly options: CaRuntimeOptions, authority: Authority, fingerprint: string, private readonly ledger: TokenLedger) {
@@ -105,6 +114,8 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
   /** The authority, reloaded first if the folder changed since the last look. */
   async fresh(): Promise<Authority> {
     if (this.reloading) return this.reloading;
+    // a reload the folder's lock held off is tried again once its wait is over, not per request
+    if (this.lockRetryAt !== undefined && performance.now() < this.lockRetryAt) return this.authority;
     if ((await stateFingerprint(this.options.dir)) === this.fingerprint) return this.authority;
     return this.reload();
   }
@@ -127,9 +138,15 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
       this.authority = await CaRuntime.build(this.options, this.ledger, { until: performance.now() + RELOAD_LOCK_WAIT_MS });
     } catch (err) {
       this.options.logger?.error({ dir: this.options.dir }, `reloading the CA failed, still signing with issuer serial ${this.serial()}: ${describeError(err)}`);
-      this.fingerprint = fingerprint; // not retried on every request; the next change is
+      // the lock held by another command: tried again in RELOAD_LOCK_RETRY_MS, the folder as not
+      // yet looked at (the holder may change nothing in state.json, and a change seen then
+      // stayed unloaded for good: a replaced issuer signing on). Any other failure: not retried
+      // on every request; the next change is
+      if (isLockRefusal(err)) this.lockRetryAt = performance.now() + RELOAD_LOCK_RETRY_MS;
+      else this.fingerprint = fingerprint;
       return this.authority;
     }
+    this.lockRetryAt = undefined;
     this.fingerprint = fingerprint;
     this.loaded();
     this.options.logger?.info({ issuerSerial: this.serial(), roots: this.authority.material.rootsByRole.map((r) => r.role), generation: this.authority.material.state.generation }, 'CA reloaded');

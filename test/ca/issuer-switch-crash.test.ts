@@ -6,11 +6,12 @@
 // belong to issuer.crt"). The crash is a real SIGKILL of a child process at that rename.
 
 import t from 'tap';
-import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { loadCaMaterial } from '../../src/ca/store.js';
 import { callCa, makeCaDir, runCli, startTestCa } from '../helpers/ca.js';
+import { waitFor } from '../helpers/mesh.js';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { runStepKilledAt } from '../helpers/ca-crash.js';
@@ -66,6 +67,10 @@ t.test("a running CA whose folder shows a crashed switch while another command h
   t.equal(answer.status, 200, 'answered');
   // it waited the lock's whole 10 s, as did /v1/sign and /metrics (the sidecar's CA timeout)
   t.ok(took < 4_000, `within the reload's short wait for the lock, not the lock's 10 s (${Math.round(took)} ms)`);
+  // the holder done, state.json untouched: the reload is tried again a few seconds on, and
+  // finishes the switch (it was taken as loaded, and the replaced issuer signed on for good)
+  await rm(join(dir, '.lock'));
+  await waitFor(async () => (await callCa(ca.server.url, { path: '/v1/bundle', ca: bundle })).status === 200 && !(await readdir(dir)).includes('issuer.next.crt'), 15_000, 'the switch finished by a later reload');
 });
 
 t.test('killed before the key: the old pair signs on', async (t) => {
