@@ -36,6 +36,8 @@ t.test("the rest of Unicode's invisible characters (Default_Ignorable_Code_Point
   for (const c of ['\u200b', '\ufeff', '\u2060', '\u00ad', '\u061c', '\u{e0041}']) t.notOk(stderrLine(`x${c}y`).includes(c), `U+${c.codePointAt(0)!.toString(16)} escaped on stderr`);
   // joiners and style selectors are how some text reads: stderr keeps them (a log line's JSON reads them back)
   for (const text of ['اسناد\u200cها', 'क्\u200dष', '\u2764\ufe0f', '\u{1f469}\u200d\u{1f4bb}']) t.equal(stderrLine(`open /data/${text}: no such file`), `open /data/${text}: no such file`, `${JSON.stringify(text)} kept on stderr`);
+  // but not where they only hide a difference: after a name's last letter, or alone
+  for (const text of ['svc/admin\u200c', 'svc/admin\u200d:', 'admin\ufe0f', '\u200c']) t.notOk(stderrLine(`${text} refused`).match(/[\u200c\u200d\ufe0f]/), `${JSON.stringify(text)} escaped on stderr`);
   t.equal(stderrLine('tag \u{e0041} here'), 'tag \\udb40\\udc41 here', 'a tag character as its two units, as JSON writes it');
   t.equal(stderrLine('caf\u00e9\tok'), 'caf\u00e9\tok', 'letters and a tab stay');
 });

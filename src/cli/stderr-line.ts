@@ -12,14 +12,33 @@ import { escapeUnits, UNSAFE_CLASS } from '../log-escape.js';
 const UNSAFE = new RegExp(`[\\u0000-\\u0008\\u000a-\\u001f${UNSAFE_CLASS}]`, 'gu');
 const SHORT: Record<string, string> = { '\n': '\\n', '\r': '\\r' };
 /**
- * Invisible, but part of how text is read: the zero-width non-joiner and joiner (Persian and
- * Hindi words, emoji sequences) and the emoji and text style selectors. A log line escapes them
- * too, and its JSON reads back the same text; on a terminal the escape is what a user reads
- * (a Persian file name in a path came out as `\u200c`), so stderr leaves them as they are.
+ * Invisible, but part of how text is read where they stand: the zero-width non-joiner and
+ * joiner between letters (Persian and Hindi words) or emoji (sequences), and the emoji and text
+ * style selectors after a symbol or emoji. A log line escapes them too, and its JSON reads back
+ * the same text; on a terminal the escape is what a user reads (a Persian file name in a path
+ * came out as `\u200c`), so stderr leaves them there, and escapes them anywhere else (after
+ * `svc/admin` they would make another name look the same).
  */
-const READABLE: ReadonlySet<string> = new Set(['\u200c', '\u200d', '\ufe0e', '\ufe0f']);
+const JOINED = /[\p{L}\p{M}\p{Extended_Pictographic}]/u;
+const STYLED = /[\p{Extended_Pictographic}\p{S}\p{N}]/u;
+
+/** The character (code point) that ends just before `at`, or '' at the start. */
+function characterBefore(text: string, at: number): string {
+  const unit = text.charCodeAt(at - 1);
+  // the second half of a surrogate pair (an emoji): its character starts one unit earlier
+  const start = unit >= 0xdc00 && unit <= 0xdfff && at >= 2 ? at - 2 : at - 1;
+  return start < 0 ? '' : String.fromCodePoint(text.codePointAt(start) as number);
+}
+
+function readableHere(c: string, text: string, at: number): boolean {
+  const before = characterBefore(text, at);
+  if (c === '\ufe0e' || c === '\ufe0f') return STYLED.test(before);
+  if (c !== '\u200c' && c !== '\u200d') return false;
+  const next = text.codePointAt(at + 1);
+  return JOINED.test(before) && next !== undefined && JOINED.test(String.fromCodePoint(next));
+}
 
 /** `text` on one line, with nothing a terminal would act on (a tab stays). */
 export function stderrLine(text: string): string {
-  return text.replace(UNSAFE, (c) => SHORT[c] ?? (READABLE.has(c) ? c : escapeUnits(c)));
+  return text.replace(UNSAFE, (c: string, at: number) => SHORT[c] ?? (readableHere(c, text, at) ? c : escapeUnits(c)));
 }
