@@ -16,6 +16,13 @@ import { removeStaleTemps } from '../atomic-file.js';
 import { requirePrivateCaFolder } from './ca-state.js';
 
 export const LOCK_FILE = '.lock';
+
+/**
+ * The lock held by another process past the wait: 'forbidden', as every command has always
+ * answered it, but told apart from the folder checks' own 'forbidden' (a folder others can
+ * write to), which waiting does not mend.
+ */
+export class LockBusyError extends MeshcarError {}
 /** Held only while a stale lock is checked again and removed (a few milliseconds). */
 export const TAKEOVER_FILE = '.lock.takeover';
 /** How long a CA command waits for another one to finish before it gives up. */
@@ -68,7 +75,7 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>, wait:
       await sleep(10);
       continue;
     }
-    if (performance.now() > deadline) throw new MeshcarError('forbidden', `${dir} is being changed by another meshcar process (pid ${seen.text}, see ${path}); try again when it has finished`);
+    if (performance.now() > deadline) throw new LockBusyError('forbidden', `${dir} is being changed by another meshcar process (pid ${seen.text}, see ${path}); try again when it has finished`);
     await sleep(100);
   }
   try {

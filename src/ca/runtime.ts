@@ -9,13 +9,13 @@
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { describeError, MeshcarError } from '../errors.js';
+import { describeError } from '../errors.js';
 import type { Metrics } from '../metrics/registry.js';
 import { Authority, type AuthorityLimits } from './authority.js';
 import { requireFinishedInit, stateFingerprint } from './ca-state.js';
 import { rotateIssuer } from './lifecycle.js';
 import { loadCaMaterial } from './store.js';
-import { withCaLock, type LockWait } from './folder-lock.js';
+import { LockBusyError, withCaLock, type LockWait } from './folder-lock.js';
 import { TokenKeys } from './token-keys.js';
 import { TokenLedger } from './token-ledger.js';
 import { CLOCK_JUMP_MS, clockJumpMessage, WallClockTimer } from '../wall-clock-timer.js';
@@ -43,11 +43,6 @@ const ROTATION_RETRY_MS = 60_000;
 export const RELOAD_LOCK_WAIT_MS = 1_000;
 /** After the lock held a reload off: when a request tries it again. */
 export const RELOAD_LOCK_RETRY_MS = 5_000;
-
-/** The folder's lock was held past the wait (withCaLock's refusal). */
-function isLockRefusal(err: unknown): boolean {
-  return err instanceof MeshcarError && err.code === 'forbidden';
-}
 
 export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }> {
   private authority: Authority;
@@ -142,7 +137,7 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
       // yet looked at (the holder may change nothing in state.json, and a change seen then
       // stayed unloaded for good: a replaced issuer signing on). Any other failure: not retried
       // on every request; the next change is
-      if (isLockRefusal(err)) this.lockRetryAt = performance.now() + RELOAD_LOCK_RETRY_MS;
+      if (err instanceof LockBusyError) this.lockRetryAt = performance.now() + RELOAD_LOCK_RETRY_MS;
       else this.fingerprint = fingerprint;
       return this.authority;
     }

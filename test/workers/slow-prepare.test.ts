@@ -97,12 +97,18 @@ async function lateRound(sidecar: RunningSidecar, pids: readonly number[]) {
   return answered;
 }
 
-t.test('workers: 2: every worker late two rounds in a row is kept both times: a bound too short for all, not all hung', { timeout: 120_000 }, async (t) => {
+/** Two workers with no spec, both ready, stopped with the test; their pids, and a reload waiting in the file (log.level warn). */
+async function twoWorkersWithAReload(t: Tap.Test): Promise<{ sidecar: RunningSidecar; before: number[] }> {
   const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
   t.teardown(() => sidecar.stop('SIGKILL'));
   await waitFor(async () => (await sidecar.admin('/ready')).status === 200, 60_000, 'both workers ready', sidecar.process);
   const before = (await workersOf(sidecar)).workers.map((w) => w.pid);
   await writeFile(sidecar.configFile, (await readFile(sidecar.configFile, 'utf8')).replace('  level: info', '  level: warn'));
+  return { sidecar, before };
+}
+
+t.test('workers: 2: every worker late two rounds in a row is kept both times: a bound too short for all, not all hung', { timeout: 120_000 }, async (t) => {
+  const { sidecar, before } = await twoWorkersWithAReload(t);
   for (const round of ['first', 'second']) {
     const answer = await lateRound(sidecar, before);
     t.equal(answer.status, 503, `${round} round aborted (${answer.body.message ?? ''})`);
@@ -111,11 +117,7 @@ t.test('workers: 2: every worker late two rounds in a row is kept both times: a 
 });
 
 t.test('workers: 2: a worker past its prepare bound that answers a ping is kept once (late, not stuck); late again at the next reload, it is restarted', { timeout: 120_000 }, async (t) => {
-  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
-  t.teardown(() => sidecar.stop('SIGKILL'));
-  await waitFor(async () => (await sidecar.admin('/ready')).status === 200, 60_000, 'both workers ready', sidecar.process);
-  const before = (await workersOf(sidecar)).workers.map((w) => w.pid);
-  await writeFile(sidecar.configFile, (await readFile(sidecar.configFile, 'utf8')).replace('  level: info', '  level: warn'));
+  const { sidecar, before } = await twoWorkersWithAReload(t);
   const lateReload = () => lateRound(sidecar, [before[0] as number]);
   const first = await lateReload();
   t.equal(first.status, 503, `the reload is aborted (${first.body.message ?? ''})`);
