@@ -2,7 +2,8 @@
 // head is held against the spec (operation, path, query, headers, content type). enforce: a
 // violation is answered here (404/400/415) and the app never sees the request; when the
 // matched operation has a JSON body schema, the body is read first (up to maxBodySize, else
-// 413), validated, and then replayed to the app. shadow: nothing is refused or held back; a
+// 413), validated, and then replayed to the app; a body with no Content-Type and no length is
+// read to its end or first byte (json-body.ts BodyCheck). shadow: nothing is refused or held back; a
 // JSON body is validated as it streams to the app, and the violation only recorded (metric,
 // access log, /endpoints). Everything else goes on at once, streaming as before. Every
 // request is held, whatever its Content-Type or Upgrade claims: a header the caller picks
@@ -14,7 +15,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
-import { checkSentBody, readAll, watchBody } from '../schema/json-body.js';
+import { checkSentBody, outgrown, readAll, readLimit, watchBody } from '../schema/json-body.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
 import { ERROR_OF, OVER_BUDGET, tooLarge, type Violation } from '../schema/violations.js';
 import { DONE, type Exchange } from './exchange.js';
@@ -58,17 +59,18 @@ export function screenRequest(exchange: Exchange, guard: SchemaGuard, next: (exc
   let bytesRead = 0;
   readAll(
     original,
-    guard.maxBodySize,
+    readLimit(validate, guard.maxBodySize),
     guard.budget,
     (body, why) => {
       if (exchange.phase === DONE) return; // timed out, or the caller left while the body came
-      const violation = body === undefined ? (why === 'overloaded' ? undefined : tooLarge(guard.maxBodySize)) : checkSentBody(validate, body, required);
       if (why === 'overloaded') {
         exchange.fail('overloaded', OVER_BUDGET);
         return;
       }
+      const violation = body === undefined ? outgrown(validate, guard.maxBodySize) : checkSentBody(validate, body, required);
       schema.violation = violation;
-      if (body === undefined) exchange.fail('body_too_large', (violation as Violation).message);
+      // past maxBodySize: 413; a byte where none may come (no Content-Type): its 415
+      if (body === undefined && violation?.kind === 'body') exchange.fail('body_too_large', violation.message);
       else if (violation !== undefined) refuse(exchange, violation);
       else {
         // an HTTP/1.1 caller's trailers are on its request once its body ended

@@ -21,14 +21,31 @@ import { clip } from '../clip.js';
 export const MAX_JSON_DEPTH = 128;
 
 /**
+ * What a body is held to once it came: its JSON schema, or only that it be empty (a body
+ * that came with no Content-Type the operation accepts, and no length to say it has bytes:
+ * spec.ts), refused with `emptyOnly` if a byte comes.
+ */
+export type BodyCheck = ValidateFunction | { readonly emptyOnly: Violation };
+
+/** How many bytes of the body to read for `check`: one past none, for a body that must be empty. */
+export function readLimit(check: BodyCheck, maxBodySize: number): number {
+  return typeof check === 'function' ? maxBodySize : 0;
+}
+
+/** The violation of a body that outgrew readLimit(check, maxBodySize). */
+export function outgrown(check: BodyCheck, maxBodySize: number): Violation {
+  return typeof check === 'function' ? tooLarge(maxBodySize) : check.emptyOnly;
+}
+
+/**
  * A body as it came, judged: zero bytes are no body, as when none was announced (spec.ts):
  * refused as missing when the operation requires one, else passed. A body announced by
  * chunked framing or an open HTTP/2 stream and then empty (Node's http2 client ends a POST so)
  * was judged as JSON and refused, `is not valid JSON`, where body-parser reads `{}`.
  */
-export function checkSentBody(validate: ValidateFunction, body: Buffer, required: boolean): Violation | undefined {
+export function checkSentBody(check: BodyCheck, body: Buffer, required: boolean): Violation | undefined {
   if (body.length === 0) return required ? { kind: 'body', message: 'body: is required' } : undefined;
-  return checkJsonBody(validate, body);
+  return typeof check === 'function' ? checkJsonBody(check, body) : check.emptyOnly;
 }
 
 /** Validates a buffered JSON body; undefined when it passes. Never throws. */
@@ -98,12 +115,12 @@ export function nestsDeeperThan(body: Buffer, max: number): boolean {
 
 /**
  * Shadow: validates the body as it streams by, setting `result.violation` when it ends (or
- * once it outgrows `limit`). The source is paused first, so the listener does not start the
+ * once it outgrows what is read of it: readLimit). The source is paused first, so the listener does not start the
  * flow before the forwarder pipes it (pipe() resumes it). Past the budget the body goes on
  * unwatched (nothing is recorded of it). `caller`: whose share of the budget it counts against (body-budget.ts).
  */
-export function watchBody(source: Readable, limit: number, budget: BodyBudget, validate: ValidateFunction, required: boolean, result: { violation: Violation | undefined }, caller?: string): void {
-  const body = new BodyBuffer(limit, budget, caller);
+export function watchBody(source: Readable, maxBodySize: number, budget: BodyBudget, check: BodyCheck, required: boolean, result: { violation: Violation | undefined }, caller?: string): void {
+  const body = new BodyBuffer(readLimit(check, maxBodySize), budget, caller);
   source.pause();
   const stop = () => {
     source.off('data', onData);
@@ -114,11 +131,11 @@ export function watchBody(source: Readable, limit: number, budget: BodyBudget, v
   const onData = (chunk: Buffer) => {
     const added = body.add(chunk);
     if (added === ADDED) return;
-    if (added === TOO_LARGE) result.violation = tooLarge(limit);
+    if (added === TOO_LARGE) result.violation = outgrown(check, maxBodySize);
     stop();
   };
   const onEnd = () => {
-    result.violation = checkSentBody(validate, body.bytes(), required);
+    result.violation = checkSentBody(check, body.bytes(), required);
     stop();
   };
   source.on('data', onData);

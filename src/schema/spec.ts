@@ -25,6 +25,7 @@ import { loadSpecDocument, type OpenApiDocument } from './spec-loader.js';
 import { pathProblem } from '../http/request-target.js';
 import { clip } from '../clip.js';
 import { MAX_QUOTED, type Violation } from './violations.js';
+import type { BodyCheck } from './json-body.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
@@ -39,7 +40,8 @@ export interface SchemaCheck {
    */
   readonly route: string | undefined;
   readonly violation: Violation | undefined;
-  readonly body: ValidateFunction | undefined;
+  /** What the body is held to once it came (json-body.ts BodyCheck); undefined: nothing. */
+  readonly body: BodyCheck | undefined;
 }
 
 /** The longest the compiler holds the event loop at a time. */
@@ -176,7 +178,12 @@ export class CompiledSpec {
     if (media === undefined) {
       const accepted = body.media.map((m) => m.range).join(', ');
       const sent = contentType === undefined ? 'no Content-Type' : `Content-Type ${contentType.split(';')[0]}`;
-      return violation(op, route, 'content_type', `content_type: ${sent} is not accepted (send ${accepted})`);
+      const refused: Violation = { kind: 'content_type', message: `content_type: ${sent} is not accepted (send ${accepted})` };
+      // no type, and no length to say a byte will come: an HTTP/2 stream left open or a
+      // chunked body may end empty (Node's http2 client ends a bodiless POST with an empty
+      // DATA frame), which is no body; refused only if a byte comes
+      if (contentType === undefined && !(Number(headers['content-length']) > 0)) return { operation: op, route, violation: undefined, body: { emptyOnly: refused } };
+      return violation(op, route, refused.kind, refused.message);
     }
     const type = mediaType(contentType as string);
     // a gRPC type is framing only under its own entry; elsewhere application/grpc+json is JSON (operation.ts isGrpcType)

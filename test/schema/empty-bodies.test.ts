@@ -8,6 +8,7 @@
 
 import t from 'tap';
 import http2 from 'node:http2';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { loadGuard } from '../../src/schema/guard.js';
 import { h1Request, h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
@@ -93,4 +94,77 @@ t.test('outbound, enforce: an h2c app whose POST ends with an empty DATA frame',
   const required = await h2cRequest(session, { ':method': 'POST', ':path': '/things', ...JSON_HEAD }, '');
   t.same([required.status, required.headers['x-meshcar-error']], [400, 'schema_violation'], 'required body: refused as missing');
   t.equal(upstream.requests, 1, 'only the first went upstream');
+});
+
+// no Content-Type and no length: whether a byte comes is known only once the body ends, so an
+// empty one passes where the body is optional, and one with bytes is refused then, 415 as
+// before (a length that says bytes will come is refused from the head)
+const NO_TYPE = { kind: 'content_type', message: 'content_type: no Content-Type is not accepted (send application/json)' };
+
+for (const mode of ['enforce', 'shadow'] as const) {
+  t.test(`inbound, ${mode}: no Content-Type, no length`, async (t) => {
+    const refused = mode === 'enforce' ? 415 : 200;
+    for (const codec of ['meshcar', 'node'] as const) {
+      const g = await startInbound({ codec });
+      t.teardown(() => g.close());
+      g.inbound.setSchema(await loadGuard({ spec: await specFile(t), mode, maxBodySize: 1024 }));
+      const session = await h2Connect(g.port, await g.tlsOptions());
+      t.teardown(() => session.close());
+      const empty = await h2Request(session, { ':method': 'POST', ':path': '/notes' }, '');
+      t.equal(empty.status, 200, `HTTP/2 (${codec} codec), ended by an empty DATA frame: passed on`);
+      const bytes = await h2Request(session, { ':method': 'POST', ':path': '/notes' }, '{"text":"a"}');
+      t.equal(bytes.status, refused, `HTTP/2 (${codec} codec), with bytes: ${mode === 'enforce' ? 'refused' : 'passed on'}`);
+      const sized = await h2Request(session, { ':method': 'POST', ':path': '/notes', 'content-length': '12' }, '{"text":"a"}');
+      t.equal(sized.status, refused, `HTTP/2 (${codec} codec), a length: from the head`);
+      const seen = await g.observer.waitForRequests(3);
+      t.same(seen.map((r) => r.schema?.violation), [undefined, NO_TYPE, NO_TYPE], 'recorded: none, then the missing type twice');
+      if (mode === 'enforce') {
+        // refused at its first byte, not once maxBodySize came or the upload ended
+        const open = session.request({ ':method': 'POST', ':path': '/notes' });
+        open.on('error', () => {});
+        open.write('{');
+        const [head] = (await once(open, 'response')) as [http2.IncomingHttpHeaders];
+        t.equal(head[':status'], 415, `HTTP/2 (${codec} codec), a byte, the upload left open: refused at once`);
+        open.destroy();
+      }
+    }
+    const f = await startInbound({});
+    t.teardown(() => f.close());
+    f.inbound.setSchema(await loadGuard({ spec: await specFile(t), mode, maxBodySize: 1024 }));
+    const tls = await f.tlsOptions();
+    const chunked = (body: string) => h1Request(f.port, tls, { method: 'POST', path: '/notes', headers: { 'transfer-encoding': 'chunked' }, body });
+    t.equal((await chunked('')).status, 200, 'HTTP/1.1 chunked with no chunk: passed on');
+    const bytes = await chunked('{"text":"a"}');
+    t.equal(bytes.status, refused, 'HTTP/1.1 chunked with bytes');
+    if (mode === 'enforce') t.same(JSON.parse(bytes.body).message, NO_TYPE.message, 'named as the missing type');
+    t.equal((await chunked('x'.repeat(4096))).status, refused, 'past maxBodySize too: the missing type, not 413');
+    const seen = await f.observer.waitForRequests(3);
+    t.same(seen.map((r) => r.schema?.violation), [undefined, NO_TYPE, NO_TYPE]);
+  });
+}
+
+t.test('outbound, enforce: an h2c app\'s POST with no Content-Type', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki);
+  t.teardown(() => upstream.close());
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
+  t.teardown(() => fx.close());
+  fx.outbound.setSchemas(new Map([['payments', await loadGuard({ spec: await specFile(t), mode: 'enforce', maxBodySize: 1024 })]]));
+  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+  session.on('error', () => {});
+  t.teardown(() => session.destroy());
+  const empty = await h2cRequest(session, { ':method': 'POST', ':path': '/notes' }, '');
+  t.equal(empty.status, 200, 'empty: sent upstream');
+  const bytes = await h2cRequest(session, { ':method': 'POST', ':path': '/notes' }, '{"text":"a"}');
+  t.same([bytes.status, bytes.headers['x-meshcar-error']], [415, 'unsupported_media_type'], 'with bytes: refused as the missing type');
+  const large = await h2cRequest(session, { ':method': 'POST', ':path': '/notes' }, 'x'.repeat(4096));
+  t.same([large.status, large.headers['x-meshcar-error']], [415, 'unsupported_media_type'], 'past maxBodySize too: the missing type, not 413');
+  // refused at its first byte, not once maxBodySize came or the upload ended
+  const open = session.request({ ':authority': 'payments', ':method': 'POST', ':path': '/notes' });
+  open.on('error', () => {});
+  open.write('{');
+  const [head] = (await once(open, 'response')) as [http2.IncomingHttpHeaders];
+  t.equal(head[':status'], 415, 'a byte, the upload left open: refused at once');
+  open.destroy();
+  t.equal(upstream.requests, 1, 'only the empty one went upstream');
 });
