@@ -99,6 +99,13 @@ export function bodylessStatus(status: number): boolean {
   return status < 200 || status === 204;
 }
 
+/** Whether a head says `Content-Length: 0` (an object, or a flat [name, value, ...] list with lower-case names). */
+export function saysNoContent(headers: OutgoingHttpHeaders | string[]): boolean {
+  if (!Array.isArray(headers)) return headers['content-length'] === '0' || headers['content-length'] === 0;
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'content-length') return headers[i + 1] === '0';
+  return false;
+}
+
 /** Removes Content-Length from a head: an object, or a flat [name, value, ...] list with lower-case names. */
 export function dropContentLength(headers: OutgoingHttpHeaders | string[]): void {
   if (!Array.isArray(headers)) {

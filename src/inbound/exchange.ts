@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { ErrorCode } from '../errors.js';
 import { requestIdOf } from '../http/request-id.js';
-import { bodylessStatus, dropContentLength, forwardableTrailers, zeroContentLength } from '../http/response-fields.js';
+import { bodylessStatus, dropContentLength, forwardableTrailers, saysNoContent, zeroContentLength } from '../http/response-fields.js';
 import { errorBodyBytes, grpcAnswerType, grpcStatusFor, statusFor } from '../http/status.js';
 import { grpcStatusIn, grpcStatusStart } from '../http/grpc-status.js';
 import type { Caller } from './caller.js';
@@ -107,7 +107,11 @@ export abstract class Exchange extends ExchangeRecord {
     if (!Array.isArray(headers) && headers['x-meshcar-error'] !== undefined) delete headers['x-meshcar-error'];
     // a 204 announcing content: an HTTP/2 caller's codec would reset the stream
     if (bodylessStatus(status)) dropContentLength(headers);
-    else if (status === 205) zeroContentLength(headers);
+    // a 205 with content (RFC 9110 §15.3.6 forbids it) leaves the app's client reading a body
+    // the caller never gets: unframed, or short of its length, it held the app connection,
+    // its pool slot and its queue, until the app closed it; only `Content-Length: 0` keeps it
+    const cutApp = status === 205 && !endStream && this.method !== 'HEAD' && !saysNoContent(headers);
+    if (status === 205) zeroContentLength(headers);
     // the answer to HEAD, 204, 205 and 304 have no body whatever they announce (RFC 9110
     // §6.4.1): the answer is complete now, whatever the app's client makes of a length it
     // announced and never sent (and the HTTP/2 codecs end such a stream with its head: a
@@ -126,6 +130,7 @@ export abstract class Exchange extends ExchangeRecord {
     if (this.grpcStatus === null && endStream) this.grpcStatus = grpcStatusIn(headers);
     if (body) this.phase = STREAMING;
     else this.phase = DONE;
+    if (cutApp) cancelAppRequest(this.upstream);
     return body;
   }
 
