@@ -144,8 +144,20 @@ export class WindowBudget {
  */
 export const PREMATURE_RESET_MS = 1_000;
 
-export function isPrematureReset(answered: boolean, ageMs: number): boolean {
-  return !answered && ageMs <= PREMATURE_RESET_MS;
+/**
+ * A stream's own deadline (grpc-timeout, x-request-timeout) under PREMATURE_RESET_MS made its
+ * every cancel premature: gRPC clients, and the outbound sidecar whose clock starts first,
+ * reset a call at its deadline, before the inbound's own DEADLINE_EXCEEDED, so a slow method
+ * called at ~20/s with a 300 ms deadline closed the caller's whole connection, with its
+ * healthy streams. A reset past half the stream's deadline is that deadline's doing; one
+ * younger than this never is (a stream a peer opens and resets must live this long to pass).
+ */
+export const DEADLINE_RESET_FLOOR_MS = 100;
+
+/** `deadlineMs`: the caller's own deadline for the stream, if it set one. */
+export function isPrematureReset(answered: boolean, ageMs: number, deadlineMs?: number): boolean {
+  if (answered || ageMs > PREMATURE_RESET_MS) return false;
+  return deadlineMs === undefined || ageMs < DEADLINE_RESET_FLOOR_MS || ageMs * 2 < deadlineMs;
 }
 
 /** Rapid reset and MadeYouReset, one window: resets caused by the peer against completed streams. */
@@ -172,8 +184,8 @@ export class ResetBudget {
   }
 
   /** The peer reset a stream we had not ended: a premature reset is counted (see reset()), any other is an ordinary end. */
-  peerReset(answered: boolean, ageMs: number, nowMs: number): 'rapid_reset' | 'made_you_reset' | undefined {
-    if (isPrematureReset(answered, ageMs)) return this.reset(true, nowMs);
+  peerReset(answered: boolean, ageMs: number, nowMs: number, deadlineMs?: number): 'rapid_reset' | 'made_you_reset' | undefined {
+    if (isPrematureReset(answered, ageMs, deadlineMs)) return this.reset(true, nowMs);
     this.completedStream(nowMs);
     return undefined;
   }

@@ -120,7 +120,7 @@ export class FrameReceiver implements FrameHandler {
     let abuse: ReturnType<typeof c.resetBudget.peerReset>;
     if (c.isServer) {
       if (stream.localClosed) c.resetBudget.completedStream(now);
-      else abuse = c.resetBudget.peerReset(stream.headersSent, now - stream.openedMs, now);
+      else abuse = c.resetBudget.peerReset(stream.headersSent, now - stream.openedMs, now, stream.callerDeadlineMs);
     }
     // REFUSED_STREAM: the peer did not process it, so it is safe to retry elsewhere
     receiveReset(stream, code, code === ErrorCode.REFUSED_STREAM ? 'refused' : 'reset_by_peer');

@@ -67,6 +67,8 @@ export class H2Stream extends Duplex implements BatchWaiter {
   headersSent = false;
   /** performance.now() when the stream was made: a server's rapid-reset count reads its age (limits.ts: isPrematureReset). */
   readonly openedMs = performance.now();
+  /** A server's: the caller's own deadline for the request, in ms, set by whoever reads its head (limits.ts: isPrematureReset). */
+  callerDeadlineMs: number | undefined = undefined;
   /** The peer's HEADERS carried END_STREAM (a request or response without body). */
   endAfterHeaders = false;
   /** END_STREAM (or RST_STREAM) sent. */

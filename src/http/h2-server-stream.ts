@@ -26,4 +26,9 @@ export interface H2ServerStream extends Duplex {
    * set at once, while Node's `closed` waits for the 'close' event. Node's streams lack it.
    */
   readonly localClosed?: boolean;
+  /**
+   * meshcar's codec only: the caller's own deadline for the request (grpc-timeout,
+   * x-request-timeout), which its rapid-reset count reads (h2/limits.ts isPrematureReset).
+   */
+  callerDeadlineMs?: number;
 }

@@ -29,7 +29,7 @@ export function startTimers(exchange: Exchange, timeoutMs: number, callerDeadlin
   if (exchange.timer === undefined) {
     exchange.headTimeoutMs = timeoutMs;
     exchange.headTimeoutKey = timeoutKey;
-    exchange.callerDeadlineMs = callerDeadlineMs;
+    exchange.setCallerDeadline(callerDeadlineMs);
     armHead(exchange, !exchange.requestHasBody);
     if (exchange.requestHasBody) {
       // a listener for 'end' leaves the body's flow as it is; one shared function, no closure

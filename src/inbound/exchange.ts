@@ -273,6 +273,11 @@ export abstract class Exchange extends ExchangeRecord {
     return true;
   }
 
+  /** The caller's own deadline for the request (startTimers): an HTTP/2 exchange tells its codec too. */
+  setCallerDeadline(ms: number | undefined): void {
+    this.callerDeadlineMs = ms;
+  }
+
   /** The tunnel closed (either side): the exchange is over. */
   tunnelClosed(): void {
     this.phase = DONE;

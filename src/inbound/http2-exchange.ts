@@ -65,6 +65,12 @@ export class Http2Exchange extends Exchange {
     if (requestHasBody) stream.on('finish', onResponseFinished);
   }
 
+  /** meshcar's codec counts the caller's resets itself, by this deadline too; Node's are counted here (onStreamAborted). */
+  override setCallerDeadline(ms: number | undefined): void {
+    super.setCallerDeadline(ms);
+    if (ms !== undefined && 'callerDeadlineMs' in this.stream) this.stream.callerDeadlineMs = ms;
+  }
+
   get authority(): string | undefined {
     return (this.requestHeaders[':authority'] as string | undefined) ?? this.requestHeaders.host;
   }
@@ -206,7 +212,7 @@ function onStreamAborted(this: H2ServerStream): void {
   exchange.resetByCaller = true;
   // a code of a protocol violation: nghttp2's own reset of the caller's bad stream (reset-guard.ts)
   if (provokedResetCode((this as { rstCode?: number }).rstCode)) exchange.guard?.streamProvoked();
-  else exchange.guard?.streamReset(this.headersSent, performance.now() - exchange.startedAt);
+  else exchange.guard?.streamReset(this.headersSent, performance.now() - exchange.startedAt, undefined, exchange.callerDeadlineMs);
   this.destroy();
 }
 

@@ -64,8 +64,8 @@ export class ResetGuard {
    * The caller reset a stream before its response ended (`answered`: its head was sent;
    * `ageMs`: since it opened): counted when premature, else an ordinary end.
    */
-  streamReset(answered: boolean, ageMs: number, nowMs = performance.now()): void {
-    if (!isPrematureReset(answered, ageMs)) return this.streamCompleted(nowMs);
+  streamReset(answered: boolean, ageMs: number, nowMs = performance.now(), deadlineMs?: number): void {
+    if (!isPrematureReset(answered, ageMs, deadlineMs)) return this.streamCompleted(nowMs);
     this.count(false, nowMs);
   }
 

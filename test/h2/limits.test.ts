@@ -12,6 +12,7 @@ import { H2Connection } from '../../src/h2/connection.js';
 import type { H2Stream } from '../../src/h2/stream.js';
 import { connectOurClient, ourRequest, readBody, RecordingH2Observer, startOurServer, waitFor } from './fixtures/h2-helpers.js';
 import { frame } from '../helpers/raw-h2.js';
+import { DEADLINE_RESET_FLOOR_MS, isPrematureReset, PREMATURE_RESET_MS } from '../../src/h2/limits.js';
 
 
 /** `count` requests the server holds unanswered, each reset by the client at once (CANCEL): premature resets. */
@@ -188,6 +189,16 @@ t.test('rapid reset counts premature resets only: streams cancelled after their 
   resetUnanswered(conn, 120);
   await waitFor(() => server.observer.closed.length > 0, 'GOAWAY for rapid reset');
   t.same(server.observer.closed[0], { reason: 'rapid_reset', code: ErrorCode.ENHANCE_YOUR_CALM });
+});
+
+t.test('a reset past half its stream\'s own deadline is the deadline\'s; the floor keeps short deadlines counted', async (t) => {
+  t.equal(isPrematureReset(false, 250, undefined), true, 'no deadline: premature under a second');
+  t.equal(isPrematureReset(false, 250, 400), false, 'past half of a 400 ms deadline: not premature');
+  t.equal(isPrematureReset(false, 150, 400), true, 'before half of it: premature');
+  t.equal(isPrematureReset(false, DEADLINE_RESET_FLOOR_MS - 1, 60), true, `past half of a 60 ms deadline but under ${DEADLINE_RESET_FLOOR_MS} ms old: premature (a peer cannot name a tiny deadline to reset freely)`);
+  t.equal(isPrematureReset(false, DEADLINE_RESET_FLOOR_MS, 150), false, 'at the floor, past half: not premature');
+  t.equal(isPrematureReset(true, 10, undefined), false, 'answered: never premature');
+  t.equal(isPrematureReset(false, PREMATURE_RESET_MS + 1, undefined), false, 'over a second old: never premature');
 });
 
 t.test('credit goes back as the consumer reads, not as DATA arrives (our pair)', async (t) => {
