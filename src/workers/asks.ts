@@ -5,7 +5,7 @@
 
 import type { Worker } from 'node:cluster';
 import type { Answers, Ask, ToWorker } from './messages.js';
-import { AskTimeout } from './reload-round.js';
+import { AskTimeout, WorkerGone } from './reload-round.js';
 import { answerRefusal } from './answer-shapes.js';
 
 /** How long an ask (reload, status, endpoints) may take before it is answered with an error. */
@@ -30,7 +30,7 @@ export class Asks {
 
   ask<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }, timeoutMs = ASK_TIMEOUT_MS): Promise<Answers[K]> {
     const id = this.nextId++;
-    if (!worker.isConnected()) return Promise.reject(new Error(`worker ${worker.id} is not connected`));
+    if (!worker.isConnected()) return Promise.reject(new WorkerGone(`worker ${worker.id} is not connected`));
     return new Promise<Answers[K]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);

@@ -20,6 +20,12 @@ import type { Answers, Ask, ToWorker, WorkerConfig } from './messages.js';
 /** An ask the worker did not answer in time (as opposed to one it refused, or a worker gone). */
 export class AskTimeout extends Error {}
 
+/**
+ * An ask of a worker whose channel had closed before it was asked (it is exiting): unlike one
+ * that dies while it prepares, which the config may have killed, it has nothing to say of it.
+ */
+export class WorkerGone extends Error {}
+
 /** What a round needs of the pool that runs it. */
 export interface RoundIo {
   ask<K extends Ask['ask']>(worker: Worker, ask: Ask & { ask: K }, timeoutMs?: number): Promise<Answers[K]>;
@@ -57,6 +63,7 @@ export async function reloadRound(workers: readonly Worker[], next: WorkerConfig
   const prepared = await Promise.all(
     workers.map(async (worker, i) => {
       const err = outcomes[i];
+      if (err instanceof WorkerGone) return err; // sorted below
       // an answer of any kind, in time: not late (whatever an earlier round found)
       if (!(err instanceof AskTimeout)) {
         io.late.delete(worker.id);
@@ -78,7 +85,14 @@ export async function reloadRound(workers: readonly Worker[], next: WorkerConfig
       return failedTo('prepare the reload', worker)(err);
     }),
   );
-  const refusals = prepared.filter((m): m is string => m !== undefined);
+  // a worker already gone when asked holds no half-made config and never saw this one: its
+  // replacement starts on what the primary holds once the round decides, so the others'
+  // verdict stands (one crash beside a SIGHUP threw the whole change away, and only a log line
+  // said so). One that dies while preparing still refuses: the config may be what killed it.
+  // Not when every worker is gone: then none has checked the config
+  const allGone = prepared.every((m) => m instanceof WorkerGone);
+  const refusals = prepared.flatMap((m, i) => (m === undefined || (m instanceof WorkerGone && !allGone) ? [] : [typeof m === 'string' ? m : failedTo('prepare the reload', workers[i] as Worker)(m)]));
+  const committing = workers.filter((_, i) => !(prepared[i] instanceof WorkerGone));
   // the stop came while the workers prepared: they drain (or have drained and exited) instead
   const stopping = io.stopping();
   if (stopping) refusals.push(STOPPING_MESSAGE);
@@ -91,12 +105,14 @@ export async function reloadRound(workers: readonly Worker[], next: WorkerConfig
   io.adopt(next);
   const unconfirmed: string[] = [];
   await Promise.all(
-    workers.map((w) =>
+    committing.map((w) =>
       io.ask(w, { ask: 'commit', generation: next.generation }).then(
         (answer) => {
           if (answer.generation !== next.generation) throw new Error(`it runs generation ${answer.generation}`);
         },
       ).catch((err: Error) => {
+        // gone meanwhile: its replacement starts on the config just adopted
+        if (err instanceof WorkerGone) return;
         unconfirmed.push(failedTo(`confirm generation ${next.generation}`, w)(err));
         io.recycle(w, `it did not confirm config generation ${next.generation}`);
       }),
