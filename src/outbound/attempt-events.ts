@@ -13,7 +13,7 @@ import { MeshcarError } from '../errors.js';
 import { clearIdleTimerOnDestroy } from '../http/idle-timer-release.js';
 import { headObjectBytes } from '../http/head-list-bytes.js';
 import { bodyEnded } from './attempt-deadline.js';
-import { UPSTREAM_MAX_HEAD_BYTES } from './head-limits.js';
+import { UPSTREAM_MAX_HEAD_BYTES, upstreamTrailersProblem } from './head-limits.js';
 import { streamError, streamIdle } from './attempt-stream-ends.js';
 import { streamClosed, upstreamResponse } from './attempt-answer.js';
 
@@ -86,5 +86,10 @@ function onUpstreamIdle(this: UpstreamStream): void {
 }
 
 export function onUpstreamWantTrailers(this: UpstreamStream): void {
-  this.sendTrailers(attemptOf(this).requestTrailers());
+  const attempt = attemptOf(this);
+  const trailers = attempt.requestTrailers();
+  // the app's to answer for: the stream is cancelled, not ended with trailers the upstream refuses
+  const refused = upstreamTrailersProblem(trailers);
+  if (refused !== undefined) attempt.fail(refused);
+  else this.sendTrailers(trailers);
 }

@@ -48,6 +48,22 @@ export function upstreamHeadProblem(headers: OutgoingHttpHeaders | readonly stri
   return undefined;
 }
 
+/**
+ * Why the app's request trailers cannot go to an upstream sidecar (431 over its field count,
+ * which holds for a trailer section as for the head), or undefined. Sent, they were reset
+ * there, read here as an oversized answer: a 502 held against a healthy endpoint, its session
+ * retired, a new mTLS handshake on both sidecars per request.
+ */
+export function upstreamTrailersProblem(trailers: OutgoingHttpHeaders): MeshcarError | undefined {
+  let fields = 0;
+  for (const name in trailers) {
+    const value = trailers[name];
+    if (value !== undefined) fields += Array.isArray(value) ? value.length : 1;
+  }
+  if (fields <= UPSTREAM_MAX_HEAD_FIELDS) return undefined;
+  return new MeshcarError('headers_too_large', `the request trailers have ${fields} fields upstream, over the ${UPSTREAM_MAX_HEAD_FIELDS} an upstream sidecar accepts`);
+}
+
 /** Fields on the wire of a head given as an object (an array value is one field each; Node adds :scheme) or a flat list. */
 export function headFieldCount(headers: OutgoingHttpHeaders | readonly string[]): number {
   if (Array.isArray(headers)) return headers.length / 2;

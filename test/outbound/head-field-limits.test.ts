@@ -7,7 +7,9 @@
 // - an answer: Node's client took 128 fields by default, so 150 Set-Cookie fields the inbound
 //   relays were reset; now 256, as the meshcar codec; an answer over it is 502 bad_gateway and
 //   not held against the endpoint;
-// - a Content-Length longer than an upstream sidecar reads (15 digits): 413 body_too_large, ours.
+// - a Content-Length longer than an upstream sidecar reads (15 digits): 413 body_too_large, ours;
+// - request trailers over the field count: 431 headers_too_large, the stream cancelled, not
+//   sent to be reset and read as an oversized answer (a 502 that retired the session).
 // Both HTTP/2 codecs, with a real inbound peer for the exact limit; and (Node codec) a session
 // GOAWAY(ENHANCE_YOUR_CALM) is a lost stream, not an answer head over the limits.
 
@@ -108,6 +110,39 @@ for (const codec of ['node', 'meshcar'] as const) {
     const tooMany = await request(fx.port, { path: '/cookies/400', headers: { host: 'orders' } });
     t.equal(tooMany.status, 502, '400 Set-Cookie fields: 502');
     t.equal(tooMany.headers['x-meshcar-error'], 'bad_gateway', 'bad_gateway, not upstream_reset');
+
+    // request trailers are held to the same count: sent, the peer reset the stream, read here
+    // as an oversized answer (502 bad_gateway held against the endpoint, its session retired);
+    // counted from a session in use (Node's client dropped the last one for the 400 cookies)
+    t.equal((await request(fx.port, { path: '/x', headers: { host: 'orders' } })).status, 200, 'served before');
+    let opened = 0;
+    const observe = fx.observer.upstreamSessionsChanged.bind(fx.observer);
+    fx.observer.upstreamSessionsChanged = (upstream: string, delta: number) => {
+      if (delta > 0) opened++;
+      observe(upstream, delta);
+    };
+    const trailerLines = Object.keys(fields(300)).map((name) => `${name}: v\r\n`).join('');
+    for (let i = 0; i < 2; i++) {
+      const h1 = await rawTcpRequest(fx.port, `POST /x HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n${trailerLines}\r\n`);
+      t.equal(h1.status, 431, `HTTP/1.1, 300 trailer fields: 431 (#${i + 1})`);
+      t.match(JSON.parse(h1.body), { error: 'headers_too_large', message: /request trailers have 300 fields/ }, 'our JSON body');
+    }
+    const h2Trailers = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/x', ':authority': 'orders' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers(fields(300) as http2.OutgoingHttpHeaders));
+      let status = 0;
+      let body = '';
+      stream.on('response', (h) => (status = Number(h[':status'])));
+      stream.setEncoding('utf8');
+      stream.on('data', (c: string) => (body += c));
+      stream.on('close', () => resolve({ status, body }));
+      stream.on('error', reject);
+      stream.end('abc');
+    });
+    t.equal(h2Trailers.status, 431, 'h2c, 300 trailer fields: 431');
+    t.match(JSON.parse(h2Trailers.body), { error: 'headers_too_large' });
+    t.equal((await request(fx.port, { path: '/x', headers: { host: 'orders' } })).status, 200, 'the endpoint still serves');
+    t.equal(opened, 0, 'on the same session: none retired for the trailers');
   });
 
   t.test(`codec ${codec}: an answer over the limit is not the endpoint failing`, async (t) => {
