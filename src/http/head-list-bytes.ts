@@ -22,3 +22,14 @@ export function headObjectBytes(head: Readonly<Record<string, string | string[] 
   }
   return bytes;
 }
+
+/** The fields of a head given as an object (an array value is a field each) or a flat [name, value, ...] list. */
+export function headFields(head: Readonly<Record<string, string | readonly string[] | number | undefined>> | readonly string[]): number {
+  if (Array.isArray(head)) return head.length / 2;
+  let fields = 0;
+  for (const name in head) {
+    const value = (head as Readonly<Record<string, string | readonly string[] | number | undefined>>)[name];
+    if (value !== undefined) fields += Array.isArray(value) ? value.length : 1;
+  }
+  return fields;
+}

@@ -1,5 +1,6 @@
 // The app's answer head or trailers over what goes to the HTTP/2 caller: its
-// SETTINGS_MAX_HEADER_LIST_SIZE (64 KiB from every outbound, whatever its codec) and, on
+// SETTINGS_MAX_HEADER_LIST_SIZE (64 KiB from every outbound, whatever its codec), a head's 256
+// fields (what a calling sidecar's client takes) and, on
 // `http2.codec: node`, the 64 KiB nghttp2 sends in one block (it reads the caller's limit as
 // advice only). Sent anyway, the caller refuses it (Node's client, an outbound on `node` before it
 // advertised its limit, stalled the whole session); the meshcar codec resets the stream instead,
@@ -11,10 +12,10 @@
 // per caller and kind per 10 s says why.
 
 import type { Logger } from 'pino';
-import { H2Stream } from '../h2/index.js';
+import { DEFAULT_LIMITS, H2Stream } from '../h2/index.js';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
-import { headObjectBytes } from '../http/head-list-bytes.js';
+import { headFields, headObjectBytes } from '../http/head-list-bytes.js';
 import { clip } from '../clip.js';
 import { MAX_LOGGED_PATH } from '../metrics/access-log.js';
 
@@ -42,8 +43,18 @@ function limitText(over: OverLimit): string {
  */
 const NODE_SEND_BLOCK_LIMIT = 64 * 1024;
 
+/**
+ * The fields an answer head may carry, `:status` included: what a calling sidecar's client
+ * takes (src/h2's maxHeaderFields, Node's maxHeaderListPairs as the outbound sets it), as the
+ * inbound takes in a request head. Over it, the caller got a 502 of its own while this side
+ * recorded the app's 200.
+ */
+const CALLER_MAX_FIELDS = DEFAULT_LIMITS.maxHeaderFields;
+
 /** Why the app's answer head cannot go to the caller (over its limit), or undefined if it can. */
 export function answerHeadOverCaller(stream: unknown, headers: OutgoingHttpHeaders | string[]): string | undefined {
+  const fields = headFields(headers as Parameters<typeof headFields>[0]);
+  if (fields > CALLER_MAX_FIELDS) return `its head of ${fields} fields is over the ${CALLER_MAX_FIELDS} a calling sidecar takes`;
   const over = stream instanceof H2Stream ? stream.headOverPeerLimit(headers as Parameters<H2Stream['headOverPeerLimit']>[0]) : nodeHeadOver(stream as NodeStream, headers as OutgoingHttpHeaders);
   return over === undefined ? undefined : `its head of ${over.size} bytes is over ${limitText(over)}`;
 }

@@ -9,6 +9,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { MeshcarError } from '../errors.js';
 import { CONTENT_LENGTH_MAX_DIGITS } from '../h2/index.js';
+import { headFields } from '../http/head-list-bytes.js';
 
 export const UPSTREAM_MAX_HEAD_FIELDS = 256;
 /**
@@ -55,11 +56,7 @@ export function upstreamHeadProblem(headers: OutgoingHttpHeaders | readonly stri
  * retired, a new mTLS handshake on both sidecars per request.
  */
 export function upstreamTrailersProblem(trailers: OutgoingHttpHeaders): MeshcarError | undefined {
-  let fields = 0;
-  for (const name in trailers) {
-    const value = trailers[name];
-    if (value !== undefined) fields += Array.isArray(value) ? value.length : 1;
-  }
+  const fields = headFields(trailers);
   if (fields <= UPSTREAM_MAX_HEAD_FIELDS) return undefined;
   return new MeshcarError('headers_too_large', `the request trailers have ${fields} fields upstream, over the ${UPSTREAM_MAX_HEAD_FIELDS} an upstream sidecar accepts`);
 }
@@ -68,11 +65,5 @@ export function upstreamTrailersProblem(trailers: OutgoingHttpHeaders): MeshcarE
 export function headFieldCount(headers: OutgoingHttpHeaders | readonly string[]): number {
   if (Array.isArray(headers)) return headers.length / 2;
   // Node's client adds :scheme to an object that has none
-  let count = (headers as OutgoingHttpHeaders)[':scheme'] === undefined ? 1 : 0;
-  for (const name in headers as OutgoingHttpHeaders) {
-    const value = (headers as OutgoingHttpHeaders)[name];
-    if (value === undefined) continue;
-    count += Array.isArray(value) ? value.length : 1;
-  }
-  return count;
+  return headFields(headers as OutgoingHttpHeaders) + ((headers as OutgoingHttpHeaders)[':scheme'] === undefined ? 1 : 0);
 }

@@ -61,3 +61,30 @@ for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: an ans
   t.match(warned.find((m) => m.includes('reset after the head')), /its trailers of \d+ bytes are over the caller's limit of 65536/, 'a warn line for the trailers');
   t.equal(warned.length, 2, 'one per caller and kind (the second head is within the 10 s)');
 });
+
+// a head within the bytes but over the fields a calling sidecar's client takes (256, :status
+// included): the outbound answered its app 502 while this side recorded the app's 200
+for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: an answer head over 256 fields: 502 bad_gateway here, recorded as such`, async (t) => {
+  const fx = await startInbound({
+    codec,
+    app: {
+      protocol: 'http',
+      handler: (req, res) => {
+        const head: string[] = ['content-length', '2'];
+        for (let i = 0; i < Number(req.url?.slice(1)); i++) head.push(`x-f${i}`, 'v');
+        res.writeHead(200, head).end('ok');
+      },
+    },
+  });
+  t.teardown(() => fx.close());
+  // Node's client takes 128 fields by default; the outbound's, 256
+  const session = await h2Connect(fx.port, { ...(await fx.tlsOptions()), maxHeaderListPairs: 300 } as http2.SecureClientSessionOptions);
+  t.teardown(() => session.destroy());
+  const most = await h2Request(session, { ':method': 'GET', ':path': '/253' });
+  t.equal(most.status, 200, '253 of the app\'s fields (256 with :status, content-length and date): through');
+  const over = await h2Request(session, { ':method': 'GET', ':path': '/254', 'x-request-id': 'many' });
+  t.equal(over.status, 502, '254 of them (257): 502');
+  t.match(JSON.parse(over.body.toString()), { error: 'bad_gateway', message: /its head of 257 fields is over the 256 a calling sidecar takes/ });
+  const records = await fx.observer.waitForRequests(2);
+  t.match(records.find((r) => r.requestId === 'many'), { status: 502, errorCode: 'bad_gateway' }, 'recorded as the 502 the caller got');
+});
