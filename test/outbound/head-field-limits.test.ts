@@ -147,9 +147,11 @@ for (const codec of ['node', 'meshcar'] as const) {
 
   t.test(`codec ${codec}: an answer over the limit is not the endpoint failing`, async (t) => {
     const pki = await makePki(TD);
+    let served = 0;
     const upstream = await startUpstream(pki, {
       handler: (stream, headers, flags) => {
         if (headers[':path'] !== '/cookies') return defaultHandler(stream, headers, flags);
+        served++;
         stream.on('error', () => {});
         stream.resume();
         const head: Record<string, string | string[] | number> = { ':status': 200, 'set-cookie': Array.from({ length: 400 }, (_, i) => `c${i}=1`) };
@@ -171,6 +173,9 @@ for (const codec of ['node', 'meshcar'] as const) {
       t.equal(res.status, 502, `answer ${i}: 502`);
       t.equal(res.headers['x-meshcar-error'], 'bad_gateway', `answer ${i}: bad_gateway`);
     }
+    // Node's codec cannot tell its own refusal from the peer's ENHANCE_YOUR_CALM, which is
+    // retried when safe (attempt-stream-ends.ts headOverLimits); meshcar's can
+    if (codec === 'meshcar') t.equal(served, 4, 'each sent once: an answer refused for its head is not retried');
     t.equal(fx.observer.ejections, 0, 'no ejection (2 endpoint failures would have)');
     t.equal((await request(fx.port, { path: '/echo' })).status, 200, 'the endpoint still serves');
   });
