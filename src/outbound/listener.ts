@@ -28,6 +28,13 @@ import type { Logger } from 'pino';
 import { requestIdOf } from '../http/request-id.js';
 import { busy, closeAfterAnswers, ignore, kBusy, kCloseWhenIdle, kHttp2, kUpgraded, onClientError, onConnect, trackResponse, type TrackedSocket } from './app-connections.js';
 
+/**
+ * The head size the h2c listener advertises: heads up to it reach our own check (a recorded 431
+ * with a message); past it Node resets the stream unanswered. An upstream sidecar's own limit
+ * (inbound.limits.maxHeaderListSize by default), so no head it would take is reset here.
+ */
+const ANSWERED_HEAD_BYTES = 64 * 1024;
+
 export interface AppHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
   /** `socket`: the app's TCP connection, which Node's HTTP server has let go of. */
@@ -133,7 +140,11 @@ export class AppListener {
     // with more fields than an upstream takes gets our 431 (attempt.ts), not a bare reset.
     // maxConcurrentStreams: an HTTP/2 client (grpc-js, Go, nghttp2) queues its calls beyond it;
     // a stream opened past it anyway is refused unprocessed (RST_STREAM), never forwarded
-    this.http2 = http2.createServer({ settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: limits.maxAppStreams }, maxHeaderListPairs: 2000 });
+    // maxHeaderListSize: what Node advertises and, once the app acknowledged it, resets a head
+    // over before 'stream' (no status, no message, no record: grpc-js showed its calls failing
+    // "Bandwidth exhausted"); at our limit, only first-flight heads got the 431 below. Advertised
+    // at what an upstream sidecar takes, a head between the two gets our recorded 431 too
+    this.http2 = http2.createServer({ settings: { maxHeaderListSize: Math.max(limits.maxHeaderBytes, ANSWERED_HEAD_BYTES), maxConcurrentStreams: limits.maxAppStreams }, maxHeaderListPairs: 2000 });
     this.http2.on('connection', (socket: TrackedSocket) => {
       socket[kHttp2] = true; // its session gets GOAWAY at drain, not a cut
     });
