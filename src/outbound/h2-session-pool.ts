@@ -138,7 +138,7 @@ export class H2SessionPool {
       const conn = list[i] as H2Connection;
       if (conn.closing || conn.destroyed) continue;
       // ended streams whose answers wait unread count: they hold the session's window (windowHolders)
-      if (conn.windowHolders < conn.remoteSettings.maxConcurrentStreams) return conn;
+      if (conn.windowHolders < streamsTaken(conn)) return conn;
       // the peer lowered SETTINGS_MAX_CONCURRENT_STREAMS to 0 and nothing is open on it: it can
       // carry no request; kept, a peer doing so after each answer had us open a session per
       // request, each kept to its maximum age (descriptors and memory)
@@ -289,4 +289,15 @@ export class H2SessionPool {
 // a list comes with its :scheme (attempt.ts makes it so)
 function withScheme(headers: OutgoingHeaders | string[]): void {
   if (!Array.isArray(headers) && headers[':scheme'] === undefined) headers[':scheme'] = 'https';
+}
+
+/**
+ * The streams a session takes: the peer's SETTINGS_MAX_CONCURRENT_STREAMS, and no more than its
+ * receive window holds at a full stream window each. Credit comes back only as an answer is
+ * read, so past that many unread answers every other stream on the session stalled (an
+ * inbound allowing 1,000 streams: 250 stalled downloads froze an ordinary one); the pool opens
+ * another session instead.
+ */
+function streamsTaken(conn: H2Connection): number {
+  return Math.min(conn.remoteSettings.maxConcurrentStreams, Math.floor(conn.limits.connectionWindowSize / conn.limits.initialWindowSize));
 }

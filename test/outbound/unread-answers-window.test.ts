@@ -58,3 +58,32 @@ for (const codec of ['meshcar', 'node'] as const) {
     for (const stream of more) stream.resume();
   });
 }
+
+// a peer allowing more streams than the session's receive window holds at a full stream window
+// each (the meshcar codec's: 62.5 MiB, 250 × 256 KiB): credit comes back only as answers are
+// read, so 250 unread downloads froze every other stream on the session (a hunt: an inbound at
+// maxConcurrentStreams 1000, 300 stalled downloads, an ordinary 10 MB download and upload both
+// timed out). A session now takes no more streams than its window holds; the pool opens
+// another. Node's codec gives credit back as bytes arrive: not concerned.
+t.test('a session takes no more streams than its receive window holds, whatever the peer allows (meshcar)', async (t) => {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki, { settings: { maxConcurrentStreams: 1000 } });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], { codec: 'meshcar' });
+  const app = http2.connect(`http://127.0.0.1:${fx.port}`, { settings: { initialWindowSize: 0 } });
+  app.on('error', () => {});
+  t.teardown(async () => {
+    app.destroy();
+    await fx.close();
+    await upstream.close();
+  });
+  let heads = 0;
+  for (let i = 0; i < 255; i++) {
+    const stream = app.request({ ':path': '/bytes/1000', ':authority': 'payments' }, { endStream: true });
+    stream.on('error', () => {});
+    stream.once('response', () => heads++);
+    stream.pause();
+  }
+  await waitUntil(() => heads === 255, 'the app has all 255 heads', 20_000);
+  t.equal(upstream.connections, 2, '255 unread downloads, a window for 250: two sessions');
+  t.equal((await request(fx.port)).status, 200, "another app's request is answered meanwhile");
+});
