@@ -31,9 +31,11 @@ const ORIGIN_FORM: RequestTarget = Object.freeze({ authority: undefined, path: '
 
 /**
  * Splits an HTTP/1.1 request target. Origin-form (`/x?y`) is returned as is; absolute-form
- * (`http://payments:80/x?y`, what HTTP proxies receive) yields its authority and path.
+ * (`http://payments:80/x?y`, what HTTP proxies receive) yields its authority and path: `/`
+ * for an empty one, or `*` for an OPTIONS with no path and no query (`method`), which asks
+ * about the whole server (RFC 9112 §3.2.4, RFC 9113 §8.3.1), not about its root resource.
  */
-export function parseRequestTarget(url: string | undefined): RequestTarget {
+export function parseRequestTarget(url: string | undefined, method?: string): RequestTarget {
   if (url === undefined || url === '') return ORIGIN_FORM;
   const first = url.charCodeAt(0);
   if (first === 47 /* / */ || first === 42 /* * */) return { authority: undefined, path: url };
@@ -55,7 +57,7 @@ export function parseRequestTarget(url: string | undefined): RequestTarget {
   let path = url.slice(end);
   const hash = path.indexOf('#');
   if (hash !== -1) path = path.slice(0, hash);
-  if (path === '') path = '/';
+  if (path === '') path = method === 'OPTIONS' ? '*' : '/';
   else if (path.charCodeAt(0) === 63 /* ? */) path = `/${path}`;
   return at === -1 ? { authority, path } : { authority, path, userinfo: true };
 }

@@ -27,7 +27,7 @@ const APP_ONLY: ReadonlySet<string> = new Set(['x-meshcar-error']);
 function originTarget(req: IncomingMessage): string {
   const url = req.url as string;
   if (url.charCodeAt(0) === 47 /* / */ || url.includes('#')) return url;
-  const target = parseRequestTarget(url);
+  const target = parseRequestTarget(url, req.method);
   const { authority, path } = target;
   if (authority === undefined || targetShapeProblem(target) !== undefined) return url;
   if (req.headers.host !== undefined || req.httpVersionMinor === 0) req.headers.host = authority;

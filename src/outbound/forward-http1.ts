@@ -95,7 +95,7 @@ class Http1Attempt extends Attempt implements UploadAttempt, HeldHead {
   /** What every request's handling starts with; returns its target. */
   private begin(): ReturnType<typeof parseRequestTarget> {
     const { req, res } = this;
-    const target = parseRequestTarget(req.url);
+    const target = parseRequestTarget(req.url, req.method);
     this.exchange.path = pathOnly(target.path);
     if (this.ctx.draining) res.setHeader('connection', 'close');
     bindAttempt(res, this);

@@ -176,7 +176,7 @@ export function checkUpgrade(guards: ReadonlyMap<string, SchemaGuard>, pool: str
 
 /** An HTTP/1.1 call from the app. */
 export function screenHttp1(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, req: IncomingMessage, res: ServerResponse, forward: Forward): void {
-  const target = parseRequestTarget(req.url);
+  const target = parseRequestTarget(req.url, req.method);
   screen(
     ctx,
     guards,

@@ -28,6 +28,13 @@ t.test('absolute-form targets at the inbound', async (t) => {
   t.equal(plain.status, 200, 'answered by the app');
   t.same(seen.at(-1), { url: '/who?x=1', host: 'Orders:8443' }, 'the app reads the origin-form path and the target\'s authority as Host');
 
+  const whole = await ask('OPTIONS http://orders HTTP/1.1\r\nHost: orders\r\n');
+  t.equal(whole.status, 403, 'OPTIONS with no path: judged (the policy allows GET /who only)');
+  const server = await startInbound({ app: { protocol: 'http', handler: (req, res) => res.end(String(req.url)) } });
+  t.teardown(() => server.close());
+  const options = await rawTlsRequest(server.port, await server.tlsOptions(), 'OPTIONS http://orders HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n');
+  t.same([options.status, options.body], [200, '*'], 'OPTIONS http://orders reaches the app as OPTIONS * (RFC 9112 §3.2.4), not as the root');
+
   const denied = await ask('GET http://orders/admin HTTP/1.1\r\nHost: orders\r\n');
   t.equal(denied.status, 403, 'the policy judges the path inside the URI');
   t.equal(seen.length, 1, 'which the app never saw');

@@ -2,7 +2,8 @@
 // with any method but OPTIONS (RFC 9110 §7.1), and an absolute URI of another scheme than
 // http or https, on requests and Upgrades alike. The peer's codec resets such a stream: the
 // attempt used to retry it twice and answer 502 upstream_reset, each reset held against the
-// endpoint toward ejection. OPTIONS * and http(s) absolute-form still go upstream. (An h2c
+// endpoint toward ejection. OPTIONS * and http(s) absolute-form still go upstream (an OPTIONS
+// whose URI has no path nor query as OPTIONS *, RFC 9113 §8.3.1). (An h2c
 // app's `:path: *` with another method never reaches the forwarder: Node's server resets it.)
 
 import t from 'tap';
@@ -48,6 +49,16 @@ t.test('targets no HTTP/2 peer takes are refused before any attempt', async (t) 
   t.equal(withFragment.status, 200, "an absolute URI's fragment is cut off, as a client would");
   t.equal(JSON.parse(withFragment.body).path, '/echo?a=1', 'and the path goes on without it');
   t.equal(upstream.requests, 3, 'all three reached the upstream');
+  // an OPTIONS whose absolute URI has no path (and no query) asks about the whole server: `*`
+  // upstream (RFC 9112 §3.2.4, RFC 9113 §8.3.1), not the root resource
+  const whole = await rawTcpRequest(fx.port, 'OPTIONS http://payments HTTP/1.1\r\nHost: payments\r\n\r\n');
+  t.same([whole.status, JSON.parse(whole.body).path], [200, '*'], 'OPTIONS http://payments: :path * upstream');
+  const rooted = await rawTcpRequest(fx.port, 'OPTIONS http://payments/ HTTP/1.1\r\nHost: payments\r\n\r\n');
+  t.equal(JSON.parse(rooted.body).path, '/', 'OPTIONS http://payments/: the root, as written');
+  const queried = await rawTcpRequest(fx.port, 'OPTIONS http://payments?x=1 HTTP/1.1\r\nHost: payments\r\n\r\n');
+  t.equal(JSON.parse(queried.body).path, '/?x=1', 'with a query: the root with it');
+  t.equal(JSON.parse((await rawTcpRequest(fx.port, 'GET http://payments HTTP/1.1\r\nHost: payments\r\n\r\n')).body).path, '/', 'a GET with no path: /');
+  t.equal(upstream.requests, 7, 'those four went upstream too');
 
   // an h2c app's :path with a # is refused the same way
   const session = http2.connect(`http://127.0.0.1:${fx.port}`);
@@ -55,7 +66,7 @@ t.test('targets no HTTP/2 peer takes are refused before any attempt', async (t) 
   const h2c = await h2cRequest(session, { ':method': 'GET', ':path': '/orders/mine#x', ':authority': 'payments' });
   t.equal(h2c.status, 400, 'h2c :path with a #: 400');
   t.equal(h2c.headers['x-meshcar-error'], 'bad_request');
-  t.equal(upstream.requests, 3, 'nothing more went upstream');
+  t.equal(upstream.requests, 7, 'nothing more went upstream');
 });
 
 t.test('targetFormProblem', async (t) => {
