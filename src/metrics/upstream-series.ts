@@ -1,7 +1,7 @@
 // The per-upstream series of the outbound (sessions, streams in flight, ejections, circuit-open
 // refusals, addresses, failed lookups): one label child per upstream, made at its first event
 // and kept, so an event costs a map lookup. A reload that removes an upstream takes its address
-// gauge at once (0 would read as "an upstream with no address") and its session and stream
+// and ejection gauges at once (0 would read as "an upstream with no address") and its session and stream
 // gauges once the observer that counts them says they are back at 0 (live-observers.ts: a
 // retired pool may still hold sessions and streams under the name until its last request ends).
 // Its counters stay, as the other counters do (with workers the primary adds a dead worker's
@@ -93,9 +93,14 @@ export class UpstreamSeries {
     gauge.set(endpoints);
   }
 
-  /** A reload removed the upstream: its address gauge goes now. */
+  /**
+   * A reload removed the upstream: its address and ejection gauges go now (its retired
+   * balancer reports no more ejections; kept, the last count stood for good, a 0 reading as an
+   * upstream with none ejected).
+   */
   removedUpstream(upstream: string): void {
     if (this.addressGauges.delete(upstream)) this.metrics.upstreamEndpoints.remove(upstream);
+    if (this.ejectedGauges.delete(upstream)) this.metrics.ejectedEndpoints.remove(upstream);
   }
 
   /** A removed upstream's last session and stream have closed: its session and stream gauges go. */

@@ -102,3 +102,43 @@ t.test('renamed upstreams leave no session or stream series behind, once their h
   t.same(upstreamsOf(page, 'meshcar_upstream_active_streams'), ['u11'], 'streams: the live name only');
   t.same(upstreamsOf(page, 'meshcar_upstream_endpoints'), ['u11'], 'addresses: the live name only');
 });
+
+t.test('a removed upstream leaves no ejected-endpoints series behind', async (t) => {
+  const pki = await makePki(TD);
+  const dir = t.testdir();
+  const upstream = await startUpstream(pki);
+  t.teardown(() => upstream.close());
+  // a port nothing listens on: its connect fails, and one failure ejects it
+  const dead = http.createServer();
+  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+  const deadPort = (dead.address() as { port: number }).port;
+  await new Promise<void>((resolve) => dead.close(() => resolve()));
+  const head = await frontendFilesHead(dir, pki);
+  const file = join(dir, 'frontend.yaml');
+  const write = (name: string) =>
+    writeFile(file, [
+      ...head,
+      `    ${name}:`,
+      `      endpoints: [127.0.0.1:${deadPort}, 127.0.0.1:${upstream.port}]`,
+      `      identity: ${UPSTREAM_ID}`,
+      '      outlierDetection: {consecutiveFailures: 1, maxEjectionPercent: 100}',
+      'admin:',
+      '  listen: 127.0.0.1:0',
+      '',
+    ].join('\n'));
+  await write('e0');
+  const sidecar = new Sidecar(await loadSidecarConfig(file), pino({ level: 'silent' }));
+  const addresses = await sidecar.start();
+  t.teardown(() => sidecar.stop());
+  const outbound = addresses.outbound?.port as number;
+  const admin = addresses.admin.port;
+  let page = '';
+  for (let i = 0; i < 20 && !/^meshcar_upstream_ejected_endpoints\{upstream="e0"\} 1$/m.test(page); i++) {
+    await request(outbound, { path: '/x', headers: { host: 'e0' } });
+    page = await get(admin, '/metrics');
+  }
+  t.match(page, /^meshcar_upstream_ejected_endpoints\{upstream="e0"\} 1$/m, 'the dead endpoint is ejected');
+  await write('e1');
+  t.match(await sidecar.reload(), { ok: true }, 'renamed to e1');
+  t.same(upstreamsOf(await get(admin, '/metrics'), 'meshcar_upstream_ejected_endpoints'), [], "e0's ejection series goes with it");
+});
