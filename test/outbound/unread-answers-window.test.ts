@@ -13,18 +13,24 @@ import t from 'tap';
 import http2 from 'node:http2';
 import { makePki, request, startOutbound, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
 
+/** An outbound on `codec` toward an upstream taking `streams` streams a session, and an h2c app that reads no answer (its stream window 0). */
+async function unreadingApp(t: Tap.Test, codec: 'meshcar' | 'node', streams: number) {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki, { settings: { maxConcurrentStreams: streams } });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], { codec });
+  const app = http2.connect(`http://127.0.0.1:${fx.port}`, { settings: { initialWindowSize: 0 } });
+  app.on('error', () => {});
+  t.teardown(async () => {
+    app.destroy();
+    await fx.close();
+    await upstream.close();
+  });
+  return { upstream, fx, app };
+}
+
 for (const codec of ['meshcar', 'node'] as const) {
   t.test(`downloads an app leaves unread count toward the session's streams (${codec})`, async (t) => {
-    const pki = await makePki(TD);
-    const upstream = await startUpstream(pki, { settings: { maxConcurrentStreams: 20 } });
-    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], { codec });
-    const app = http2.connect(`http://127.0.0.1:${fx.port}`, { settings: { initialWindowSize: 0 } });
-    app.on('error', () => {});
-    t.teardown(async () => {
-      app.destroy();
-      await fx.close();
-      await upstream.close();
-    });
+    const { upstream, fx, app } = await unreadingApp(t, codec, 20);
     let ended = 0;
     upstream.server.on('stream', (stream) => stream.once('close', () => ended++));
     let heads = 0;
@@ -66,16 +72,7 @@ for (const codec of ['meshcar', 'node'] as const) {
 // timed out). A session now takes no more streams than its window holds; the pool opens
 // another. Node's codec gives credit back as bytes arrive: not concerned.
 t.test('a session takes no more streams than its receive window holds, whatever the peer allows (meshcar)', async (t) => {
-  const pki = await makePki(TD);
-  const upstream = await startUpstream(pki, { settings: { maxConcurrentStreams: 1000 } });
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }], { codec: 'meshcar' });
-  const app = http2.connect(`http://127.0.0.1:${fx.port}`, { settings: { initialWindowSize: 0 } });
-  app.on('error', () => {});
-  t.teardown(async () => {
-    app.destroy();
-    await fx.close();
-    await upstream.close();
-  });
+  const { upstream, fx, app } = await unreadingApp(t, 'meshcar', 1000);
   let heads = 0;
   for (let i = 0; i < 255; i++) {
     const stream = app.request({ ':path': '/bytes/1000', ':authority': 'payments' }, { endStream: true });

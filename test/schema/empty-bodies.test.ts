@@ -41,6 +41,20 @@ async function specFile(t: Tap): Promise<string> {
   return join(t.testdir({ 'api.yaml': SPEC }), 'api.yaml');
 }
 
+/** An outbound enforcing the spec toward an mTLS upstream, and an h2c app session into it. */
+async function enforcingOutbound(t: Tap) {
+  const pki = await makePki(TD);
+  const upstream = await startUpstream(pki);
+  t.teardown(() => upstream.close());
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
+  t.teardown(() => fx.close());
+  fx.outbound.setSchemas(new Map([['payments', await loadGuard({ spec: await specFile(t), mode: 'enforce', maxBodySize: 1024 })]]));
+  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
+  session.on('error', () => {});
+  t.teardown(() => session.destroy());
+  return { upstream, session };
+}
+
 for (const mode of ['enforce', 'shadow'] as const) {
   t.test(`inbound, ${mode}: an empty body is no body`, async (t) => {
     const f = await startInbound({});
@@ -80,15 +94,7 @@ for (const mode of ['enforce', 'shadow'] as const) {
 }
 
 t.test('outbound, enforce: an h2c app whose POST ends with an empty DATA frame', async (t) => {
-  const pki = await makePki(TD);
-  const upstream = await startUpstream(pki);
-  t.teardown(() => upstream.close());
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
-  t.teardown(() => fx.close());
-  fx.outbound.setSchemas(new Map([['payments', await loadGuard({ spec: await specFile(t), mode: 'enforce', maxBodySize: 1024 })]]));
-  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
-  session.on('error', () => {});
-  t.teardown(() => session.destroy());
+  const { upstream, session } = await enforcingOutbound(t);
   const optional = await h2cRequest(session, { ':method': 'POST', ':path': '/notes', ...JSON_HEAD }, '');
   t.equal(optional.status, 200, 'optional body: sent upstream');
   const required = await h2cRequest(session, { ':method': 'POST', ':path': '/things', ...JSON_HEAD }, '');
@@ -144,15 +150,7 @@ for (const mode of ['enforce', 'shadow'] as const) {
 }
 
 t.test('outbound, enforce: an h2c app\'s POST with no Content-Type', async (t) => {
-  const pki = await makePki(TD);
-  const upstream = await startUpstream(pki);
-  t.teardown(() => upstream.close());
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] }]);
-  t.teardown(() => fx.close());
-  fx.outbound.setSchemas(new Map([['payments', await loadGuard({ spec: await specFile(t), mode: 'enforce', maxBodySize: 1024 })]]));
-  const session = http2.connect(`http://127.0.0.1:${fx.port}`);
-  session.on('error', () => {});
-  t.teardown(() => session.destroy());
+  const { upstream, session } = await enforcingOutbound(t);
   const empty = await h2cRequest(session, { ':method': 'POST', ':path': '/notes' }, '');
   t.equal(empty.status, 200, 'empty: sent upstream');
   const bytes = await h2cRequest(session, { ':method': 'POST', ':path': '/notes' }, '{"text":"a"}');
