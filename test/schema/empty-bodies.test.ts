@@ -41,6 +41,16 @@ async function specFile(t: Tap): Promise<string> {
   return join(t.testdir({ 'api.yaml': SPEC }), 'api.yaml');
 }
 
+/** An inbound on `codec` checking the spec in `mode`, and an HTTP/2 caller's session into it. */
+async function checkingInbound(t: Tap, codec: 'meshcar' | 'node', mode: 'enforce' | 'shadow') {
+  const g = await startInbound({ codec });
+  t.teardown(() => g.close());
+  g.inbound.setSchema(await loadGuard({ spec: await specFile(t), mode, maxBodySize: 1024 }));
+  const session = await h2Connect(g.port, await g.tlsOptions());
+  t.teardown(() => session.close());
+  return { g, session };
+}
+
 /** An outbound enforcing the spec toward an mTLS upstream, and an h2c app session into it. */
 async function enforcingOutbound(t: Tap) {
   const pki = await makePki(TD);
@@ -78,11 +88,7 @@ for (const mode of ['enforce', 'shadow'] as const) {
       t.same(await violation(), MISSING, 'as missing, not as JSON');
     }
     for (const codec of ['meshcar', 'node'] as const) {
-      const g = await startInbound({ codec });
-      t.teardown(() => g.close());
-      g.inbound.setSchema(await loadGuard({ spec: await specFile(t), mode, maxBodySize: 1024 }));
-      const session = await h2Connect(g.port, await g.tlsOptions());
-      t.teardown(() => session.close());
+      const { g, session } = await checkingInbound(t, codec, mode);
       const optional = await h2Request(session, { ':method': 'POST', ':path': '/notes', ...JSON_HEAD }, '');
       t.equal(optional.status, 200, `HTTP/2 (${codec} codec), an empty DATA frame ends it, optional body: passed on`);
       const required = await h2Request(session, { ':method': 'POST', ':path': '/things', ...JSON_HEAD }, '');
@@ -111,11 +117,7 @@ for (const mode of ['enforce', 'shadow'] as const) {
   t.test(`inbound, ${mode}: no Content-Type, no length`, async (t) => {
     const refused = mode === 'enforce' ? 415 : 200;
     for (const codec of ['meshcar', 'node'] as const) {
-      const g = await startInbound({ codec });
-      t.teardown(() => g.close());
-      g.inbound.setSchema(await loadGuard({ spec: await specFile(t), mode, maxBodySize: 1024 }));
-      const session = await h2Connect(g.port, await g.tlsOptions());
-      t.teardown(() => session.close());
+      const { g, session } = await checkingInbound(t, codec, mode);
       const empty = await h2Request(session, { ':method': 'POST', ':path': '/notes' }, '');
       t.equal(empty.status, 200, `HTTP/2 (${codec} codec), ended by an empty DATA frame: passed on`);
       const bytes = await h2Request(session, { ':method': 'POST', ':path': '/notes' }, '{"text":"a"}');
