@@ -154,10 +154,25 @@ export const PREMATURE_RESET_MS = 1_000;
  */
 export const DEADLINE_RESET_FLOOR_MS = 100;
 
-/** `deadlineMs`: the caller's own deadline for the stream, if it set one. */
-export function isPrematureReset(answered: boolean, ageMs: number, deadlineMs?: number): boolean {
-  if (answered || ageMs > PREMATURE_RESET_MS) return false;
-  return deadlineMs === undefined || ageMs < DEADLINE_RESET_FLOOR_MS || ageMs * 2 < deadlineMs;
+/**
+ * Resets at their streams' deadlines count in a budget of their own, this many times the
+ * premature ones': exempt outright, a peer naming a 200 ms deadline and resetting at 100 ms
+ * went uncounted at 2,500 streams a second per connection (250 streams, 100 ms each), ten
+ * times what a stream held a second allowed, each one an app request started and cancelled.
+ * Ten times the limit still lets a slow method's timed-out calls through (200 by default:
+ * 2,000 per 10 s), and a peer past it gets the same GOAWAY.
+ */
+export const DEADLINE_RESETS_FACTOR = 10;
+
+/**
+ * How a peer's reset of a stream we had not ended counts: 'premature' (rapid reset),
+ * 'deadline' (past half the caller's own `deadlineMs` for it, and DEADLINE_RESET_FLOOR_MS old:
+ * DEADLINE_RESETS_FACTOR), or undefined (an ordinary end).
+ */
+export function peerResetKind(answered: boolean, ageMs: number, deadlineMs?: number): 'premature' | 'deadline' | undefined {
+  if (answered || ageMs > PREMATURE_RESET_MS) return undefined;
+  if (deadlineMs !== undefined && ageMs >= DEADLINE_RESET_FLOOR_MS && ageMs * 2 >= deadlineMs) return 'deadline';
+  return 'premature';
 }
 
 /** Rapid reset and MadeYouReset, one window: resets caused by the peer against completed streams. */
@@ -166,6 +181,8 @@ export class ResetBudget {
   private peerResets = 0;
   private provoked = 0;
   private completed = 0;
+  /** Resets at their streams' deadlines (peerResetKind), in a budget of their own. */
+  private atDeadline = 0;
   constructor(
     private readonly max: number,
     private readonly windowMs: number,
@@ -174,7 +191,7 @@ export class ResetBudget {
   private roll(nowMs: number): void {
     if (nowMs - this.startMs >= this.windowMs) {
       this.startMs = nowMs;
-      this.peerResets = this.provoked = this.completed = 0;
+      this.peerResets = this.provoked = this.completed = this.atDeadline = 0;
     }
   }
 
@@ -185,9 +202,15 @@ export class ResetBudget {
 
   /** The peer reset a stream we had not ended: a premature reset is counted (see reset()), any other is an ordinary end. */
   peerReset(answered: boolean, ageMs: number, nowMs: number, deadlineMs?: number): 'rapid_reset' | 'made_you_reset' | undefined {
-    if (isPrematureReset(answered, ageMs, deadlineMs)) return this.reset(true, nowMs);
-    this.completedStream(nowMs);
-    return undefined;
+    const kind = peerResetKind(answered, ageMs, deadlineMs);
+    if (kind === 'premature') return this.reset(true, nowMs);
+    if (kind === undefined) {
+      this.completedStream(nowMs);
+      return undefined;
+    }
+    this.roll(nowMs);
+    this.atDeadline++;
+    return this.atDeadline > this.max * DEADLINE_RESETS_FACTOR && this.atDeadline > this.completed ? 'rapid_reset' : undefined;
   }
 
   /** Returns the abuse reason when the budget is exhausted, else undefined. */

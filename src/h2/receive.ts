@@ -113,7 +113,7 @@ export class FrameReceiver implements FrameHandler {
     }
     forgetStream(c, stream);
     // rapid reset (CVE-2023-44487): a server counts requests reset before they were answered,
-    // within a second of opening (limits.ts: isPrematureReset); a cancelled answered stream is an ordinary end
+    // within a second of opening (limits.ts: peerResetKind); a cancelled answered stream is an ordinary end
     // the process's running time: a wall clock stepped back made every age negative (premature)
     const now = performance.now();
     // one we had answered in full is an ordinary end, as the node codec counts it (reset-guard.ts)

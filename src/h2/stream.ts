@@ -65,9 +65,9 @@ export class H2Stream extends Duplex implements BatchWaiter {
   /** RST_STREAM code, once the stream was reset by either side. */
   rstCode: number | undefined = undefined;
   headersSent = false;
-  /** performance.now() when the stream was made: a server's rapid-reset count reads its age (limits.ts: isPrematureReset). */
+  /** performance.now() when the stream was made: a server's rapid-reset count reads its age (limits.ts: peerResetKind). */
   readonly openedMs = performance.now();
-  /** A server's: the caller's own deadline for the request, in ms, set by whoever reads its head (limits.ts: isPrematureReset). */
+  /** A server's: the caller's own deadline for the request, in ms, set by whoever reads its head (limits.ts: peerResetKind). */
   callerDeadlineMs: number | undefined = undefined;
   /** The peer's HEADERS carried END_STREAM (a request or response without body). */
   endAfterHeaders = false;

@@ -28,7 +28,7 @@ export interface H2ServerStream extends Duplex {
   readonly localClosed?: boolean;
   /**
    * meshcar's codec only: the caller's own deadline for the request (grpc-timeout,
-   * x-request-timeout), which its rapid-reset count reads (h2/limits.ts isPrematureReset).
+   * x-request-timeout), which its rapid-reset count reads (h2/limits.ts peerResetKind).
    */
   callerDeadlineMs?: number;
 }

@@ -15,7 +15,7 @@
 // as the caller's. A caller resetting with PROTOCOL_ERROR itself only moves its own label.
 
 import type { Http2Session, Http2Stream } from 'node:http2';
-import { isPrematureReset } from '../h2/limits.js';
+import { DEADLINE_RESETS_FACTOR, peerResetKind } from '../h2/limits.js';
 
 export const RESET_WINDOW_MS = 10_000;
 
@@ -40,6 +40,8 @@ export class ResetGuard {
   /** Of `resets`, those nghttp2 made for the caller's protocol errors. */
   private provoked = 0;
   private completed = 0;
+  /** Resets at their streams' deadlines (peerResetKind), in a budget of their own. */
+  private atDeadline = 0;
   /** Closed for abuse: later counts change nothing. */
   tripped = false;
 
@@ -57,6 +59,7 @@ export class ResetGuard {
       this.resets = 0;
       this.provoked = 0;
       this.completed = 0;
+      this.atDeadline = 0;
     }
   }
 
@@ -65,8 +68,17 @@ export class ResetGuard {
    * `ageMs`: since it opened): counted when premature, else an ordinary end.
    */
   streamReset(answered: boolean, ageMs: number, nowMs = performance.now(), deadlineMs?: number): void {
-    if (!isPrematureReset(answered, ageMs, deadlineMs)) return this.streamCompleted(nowMs);
-    this.count(false, nowMs);
+    const kind = peerResetKind(answered, ageMs, deadlineMs);
+    if (kind === undefined) return this.streamCompleted(nowMs);
+    if (kind === 'premature') return this.count(false, nowMs);
+    // at the stream's own deadline: a budget of its own, DEADLINE_RESETS_FACTOR times larger
+    if (this.tripped) return;
+    this.roll(nowMs);
+    this.atDeadline++;
+    if (this.atDeadline > this.limit * DEADLINE_RESETS_FACTOR && this.atDeadline > this.completed) {
+      this.tripped = true;
+      this.onAbuse(this, this.atDeadline, this.completed, 'rapid_reset');
+    }
   }
 
   /** nghttp2 reset a stream for the caller's protocol error (MadeYouReset): counted whatever its age. */

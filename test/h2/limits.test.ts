@@ -12,7 +12,8 @@ import { H2Connection } from '../../src/h2/connection.js';
 import type { H2Stream } from '../../src/h2/stream.js';
 import { connectOurClient, ourRequest, readBody, RecordingH2Observer, startOurServer, waitFor } from './fixtures/h2-helpers.js';
 import { frame } from '../helpers/raw-h2.js';
-import { DEADLINE_RESET_FLOOR_MS, isPrematureReset, PREMATURE_RESET_MS } from '../../src/h2/limits.js';
+import { DEADLINE_RESET_FLOOR_MS, DEADLINE_RESETS_FACTOR, peerResetKind, PREMATURE_RESET_MS, ResetBudget } from '../../src/h2/limits.js';
+import { ResetGuard } from '../../src/inbound/reset-guard.js';
 
 
 /** `count` requests the server holds unanswered, each reset by the client at once (CANCEL): premature resets. */
@@ -192,13 +193,35 @@ t.test('rapid reset counts premature resets only: streams cancelled after their 
 });
 
 t.test('a reset past half its stream\'s own deadline is the deadline\'s; the floor keeps short deadlines counted', async (t) => {
-  t.equal(isPrematureReset(false, 250, undefined), true, 'no deadline: premature under a second');
-  t.equal(isPrematureReset(false, 250, 400), false, 'past half of a 400 ms deadline: not premature');
-  t.equal(isPrematureReset(false, 150, 400), true, 'before half of it: premature');
-  t.equal(isPrematureReset(false, DEADLINE_RESET_FLOOR_MS - 1, 60), true, `past half of a 60 ms deadline but under ${DEADLINE_RESET_FLOOR_MS} ms old: premature (a peer cannot name a tiny deadline to reset freely)`);
-  t.equal(isPrematureReset(false, DEADLINE_RESET_FLOOR_MS, 150), false, 'at the floor, past half: not premature');
-  t.equal(isPrematureReset(true, 10, undefined), false, 'answered: never premature');
-  t.equal(isPrematureReset(false, PREMATURE_RESET_MS + 1, undefined), false, 'over a second old: never premature');
+  t.equal(peerResetKind(false, 250, undefined), 'premature', 'no deadline: premature under a second');
+  t.equal(peerResetKind(false, 250, 400), 'deadline', 'past half of a 400 ms deadline: the deadline\'s');
+  t.equal(peerResetKind(false, 150, 400), 'premature', 'before half of it: premature');
+  t.equal(peerResetKind(false, DEADLINE_RESET_FLOOR_MS - 1, 60), 'premature', `past half of a 60 ms deadline but under ${DEADLINE_RESET_FLOOR_MS} ms old: premature (a peer cannot name a tiny deadline to reset freely)`);
+  t.equal(peerResetKind(false, DEADLINE_RESET_FLOOR_MS, 150), 'deadline', 'at the floor, past half: the deadline\'s');
+  t.equal(peerResetKind(true, 10, undefined), undefined, 'answered: an ordinary end');
+  t.equal(peerResetKind(false, PREMATURE_RESET_MS + 1, undefined), undefined, 'over a second old: an ordinary end');
+});
+
+// exempt outright, a peer naming a 200 ms deadline and resetting at 100 ms went uncounted at
+// 2,500 streams a second per connection: a budget of their own, DEADLINE_RESETS_FACTOR times larger
+t.test('resets at their deadlines have a budget of their own, ten times larger, on both codecs\' counters', async (t) => {
+  const limit = 20;
+  const budget = new ResetBudget(limit, 10_000);
+  const trips: string[] = [];
+  const guard = new ResetGuard(limit, (_g, resets, _completed, reason) => trips.push(`${reason} ${resets}`), 0);
+  for (let i = 0; i < limit * DEADLINE_RESETS_FACTOR; i++) {
+    t.equal(budget.peerReset(false, 150, 1, 200), undefined);
+    guard.streamReset(false, 150, 1, 200);
+  }
+  t.same(trips, [], `${limit * DEADLINE_RESETS_FACTOR} at their deadlines: within the budget`);
+  t.equal(budget.peerReset(false, 150, 1, 200), 'rapid_reset', 'one more: rapid_reset (meshcar codec)');
+  guard.streamReset(false, 150, 1, 200);
+  t.same(trips, [`rapid_reset ${limit * DEADLINE_RESETS_FACTOR + 1}`], 'and on the node codec\'s guard');
+  // premature ones keep their own limit beside them
+  const fresh = new ResetBudget(limit, 10_000);
+  for (let i = 0; i < limit; i++) fresh.peerReset(false, 150, 1, 200);
+  for (let i = 0; i < limit; i++) t.equal(fresh.peerReset(false, 10, 1, undefined), undefined);
+  t.equal(fresh.peerReset(false, 10, 1, undefined), 'rapid_reset', 'premature resets past their limit, deadline ones aside');
 });
 
 t.test('credit goes back as the consumer reads, not as DATA arrives (our pair)', async (t) => {

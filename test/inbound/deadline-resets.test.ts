@@ -4,9 +4,10 @@
 // DEADLINE_EXCEEDED. Every such cancel was premature (no head yet, under a second old), so a
 // slow method called at ~20/s with a 300 ms deadline got the caller's whole connection closed
 // (GOAWAY ENHANCE_YOUR_CALM), with its healthy streams. A reset past half the stream's
-// deadline is now that deadline's; one before, or on a stream without one, still counts. Both
-// HTTP/2 codecs of the inbound, over real mTLS with Node's client. (The floor, no reset younger
-// than 100 ms is the deadline's, is held in test/h2/limits.test.ts.)
+// deadline now counts in a budget of its own, ten times maxResetsPer10s; one before, or on a
+// stream without one, counts as before. Both HTTP/2 codecs of the inbound, over real mTLS with
+// Node's client. (The floor, no reset younger than 100 ms is the deadline's, and that budget's
+// end are held in test/h2/limits.test.ts.)
 
 import t from 'tap';
 import http2 from 'node:http2';
