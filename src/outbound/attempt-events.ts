@@ -89,7 +89,7 @@ export function onUpstreamWantTrailers(this: UpstreamStream): void {
   const attempt = attemptOf(this);
   const trailers = attempt.requestTrailers();
   // the app's to answer for: the stream is cancelled, not ended with trailers the upstream refuses
-  const refused = upstreamTrailersProblem(trailers);
+  const refused = upstreamTrailersProblem(trailers, this);
   if (refused !== undefined) attempt.fail(refused);
   else this.sendTrailers(trailers);
 }

@@ -8,8 +8,9 @@
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { MeshcarError } from '../errors.js';
-import { CONTENT_LENGTH_MAX_DIGITS } from '../h2/index.js';
-import { headFields } from '../http/head-list-bytes.js';
+import { CONTENT_LENGTH_MAX_DIGITS, H2Stream } from '../h2/index.js';
+import { headFields, headObjectBytes } from '../http/head-list-bytes.js';
+import type { UpstreamStream } from './upstream-stream.js';
 
 export const UPSTREAM_MAX_HEAD_FIELDS = 256;
 /**
@@ -51,14 +52,28 @@ export function upstreamHeadProblem(headers: OutgoingHttpHeaders | readonly stri
 
 /**
  * Why the app's request trailers cannot go to an upstream sidecar (431 over its field count,
- * which holds for a trailer section as for the head), or undefined. Sent, they were reset
- * there, read here as an oversized answer: a 502 held against a healthy endpoint, its session
- * retired, a new mTLS handshake on both sidecars per request.
+ * which holds for a trailer section as for the head, or over the header list size it
+ * advertised), or undefined. Sent, they were reset there (or, on the meshcar codec, not sent
+ * and the stream reset here), read as the endpoint's failure: a 502 held against a healthy
+ * endpoint, its session retired, a new mTLS handshake on both sidecars per request.
  */
-export function upstreamTrailersProblem(trailers: OutgoingHttpHeaders): MeshcarError | undefined {
+export function upstreamTrailersProblem(trailers: OutgoingHttpHeaders, up: UpstreamStream): MeshcarError | undefined {
   const fields = headFields(trailers);
-  if (fields <= UPSTREAM_MAX_HEAD_FIELDS) return undefined;
-  return new MeshcarError('headers_too_large', `the request trailers have ${fields} fields upstream, over the ${UPSTREAM_MAX_HEAD_FIELDS} an upstream sidecar accepts`);
+  if (fields > UPSTREAM_MAX_HEAD_FIELDS) return new MeshcarError('headers_too_large', `the request trailers have ${fields} fields upstream, over the ${UPSTREAM_MAX_HEAD_FIELDS} an upstream sidecar accepts`);
+  const size = headObjectBytes(trailers as Parameters<typeof headObjectBytes>[0]);
+  const limit = peerHeaderListSize(up);
+  if (size <= limit) return undefined;
+  return new MeshcarError('headers_too_large', `the request trailers are ${size} bytes (RFC 7541 sizes), over the ${limit} the upstream accepts (its SETTINGS_MAX_HEADER_LIST_SIZE)`);
+}
+
+/** The upstream's SETTINGS_MAX_HEADER_LIST_SIZE as its session last said it (Infinity: none said, or the session is gone). */
+function peerHeaderListSize(up: UpstreamStream): number {
+  if (up instanceof H2Stream) return up.host.remoteSettings.maxHeaderListSize;
+  try {
+    return (up as { session?: { remoteSettings?: { maxHeaderListSize?: number } } }).session?.remoteSettings?.maxHeaderListSize ?? Infinity;
+  } catch {
+    return Infinity; // Node's remoteSettings throws once the session is destroyed: the send fails on its own
+  }
 }
 
 /** Fields on the wire of a head given as an object (an array value is one field each; Node adds :scheme) or a flat list. */

@@ -30,8 +30,9 @@ import { busy, closeAfterAnswers, ignore, kBusy, kCloseWhenIdle, kHttp2, kUpgrad
 
 /**
  * The head size the h2c listener advertises: heads up to it reach our own check (a recorded 431
- * with a message); past it Node resets the stream unanswered. An upstream sidecar's own limit
- * (inbound.limits.maxHeaderListSize by default), so no head it would take is reset here.
+ * with a message); past it Node resets the stream unanswered. Trailers, which that check does
+ * not see, are held to what the upstream advertised as they go (head-limits.ts
+ * upstreamTrailersProblem).
  */
 const ANSWERED_HEAD_BYTES = 64 * 1024;
 

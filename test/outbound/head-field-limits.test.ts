@@ -141,6 +141,23 @@ for (const codec of ['node', 'meshcar'] as const) {
     });
     t.equal(h2Trailers.status, 431, 'h2c, 300 trailer fields: 431');
     t.match(JSON.parse(h2Trailers.body), { error: 'headers_too_large' });
+    // and to the header list size the upstream advertised (the inbound's 16 KiB by default), in
+    // RFC 7541 sizes: 250 fields of 30 bytes are 9.5 KB as written, 16,390 so
+    const long = Array.from({ length: 250 }, (_, i) => `t${String(i).padStart(3, '0')}: ${'v'.repeat(30)}\r\n`).join('');
+    const h1Bytes = await rawTcpRequest(fx.port, `POST /x HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n${long}\r\n`);
+    t.equal(h1Bytes.status, 431, 'HTTP/1.1, 250 trailer fields of 16 KB in RFC 7541 sizes: 431');
+    t.match(JSON.parse(h1Bytes.body), { error: 'headers_too_large', message: /request trailers are 16\d{3} bytes .*over the 16384 the upstream accepts/ }, 'naming both sizes');
+    const bigTrailers: http2.OutgoingHttpHeaders = {};
+    for (let i = 0; i < 60; i++) bigTrailers[`t${i}`] = 'v'.repeat(400);
+    const h2Bytes = await new Promise<number>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/x', ':authority': 'orders' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers(bigTrailers));
+      stream.on('response', (h) => resolve(Number(h[':status'])));
+      stream.on('error', reject);
+      stream.resume();
+      stream.end('abc');
+    });
+    t.equal(h2Bytes, 431, 'h2c, 60 trailer fields of 400 bytes: 431');
     t.equal((await request(fx.port, { path: '/x', headers: { host: 'orders' } })).status, 200, 'the endpoint still serves');
     t.equal(opened, 0, 'on the same session: none retired for the trailers');
   });
