@@ -53,7 +53,10 @@ const CALLER_MAX_FIELDS = DEFAULT_LIMITS.maxHeaderFields;
 
 /** Why the app's answer head cannot go to the caller (over its limit), or undefined if it can. */
 export function answerHeadOverCaller(stream: unknown, headers: OutgoingHttpHeaders | string[]): string | undefined {
-  const fields = headFields(headers as Parameters<typeof headFields>[0]);
+  // Node's respond() adds a `date` to a head without one (an app that sends none, as gRPC
+  // servers often do): counted here, it is a field the caller gets
+  const nodeDate = !(stream instanceof H2Stream) && !Array.isArray(headers) && headers.date === undefined ? 1 : 0;
+  const fields = headFields(headers as Parameters<typeof headFields>[0]) + nodeDate;
   if (fields > CALLER_MAX_FIELDS) return `its head of ${fields} fields is over the ${CALLER_MAX_FIELDS} a calling sidecar takes`;
   const over = stream instanceof H2Stream ? stream.headOverPeerLimit(headers as Parameters<H2Stream['headOverPeerLimit']>[0]) : nodeHeadOver(stream as NodeStream, headers as OutgoingHttpHeaders);
   return over === undefined ? undefined : `its head of ${over.size} bytes is over ${limitText(over)}`;

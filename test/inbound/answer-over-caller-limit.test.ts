@@ -87,4 +87,25 @@ for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: an ans
   t.match(JSON.parse(over.body.toString()), { error: 'bad_gateway', message: /its head of 257 fields is over the 256 a calling sidecar takes/ });
   const records = await fx.observer.waitForRequests(2);
   t.match(records.find((r) => r.requestId === 'many'), { status: 502, errorCode: 'bad_gateway' }, 'recorded as the 502 the caller got');
+
+  // an app that sends no Date (gRPC servers often do not): Node's codec adds one as it sends
+  const dateless = await startInbound({
+    codec,
+    app: {
+      protocol: 'http',
+      handler: (req, res) => {
+        res.sendDate = false;
+        const head: string[] = ['content-length', '2'];
+        for (let i = 0; i < Number(req.url?.slice(1)); i++) head.push(`x-f${i}`, 'v');
+        res.writeHead(200, head).end('ok');
+      },
+    },
+  });
+  t.teardown(() => dateless.close());
+  const caller = await h2Connect(dateless.port, { ...(await dateless.tlsOptions()), maxHeaderListPairs: 300 } as http2.SecureClientSessionOptions);
+  t.teardown(() => caller.destroy());
+  const answer = await h2Request(caller, { ':method': 'GET', ':path': '/254' });
+  const fields = answer.rawHeaders.length / 2;
+  t.ok(answer.status === 502 || fields <= 256, `no Date from the app, 256 fields with :status: ${answer.status}, ${fields} fields went out`);
+  t.equal(answer.status, codec === 'node' ? 502 : 200, codec === 'node' ? "Node's codec would add a date: the 257th, refused" : 'the meshcar codec adds none: through');
 });
