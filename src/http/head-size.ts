@@ -1,5 +1,5 @@
-// The real size of an HTTP/1.x request head, for a server that answers requests itself (the CA,
-// the admin port) and promises 431 to a head over Node's maxHeaderSize (16 KiB). Node's parser
+// The real size of an HTTP/1.x request head, for a server that promises 431 to a head over its
+// maxHeaderSize (the CA, the admin port, the inbound's HTTP/1.1 callers: 16 KiB by default). Node's parser
 // counts only the request target and the fields' names and values against that limit: 16,000
 // empty `X:` lines (64 KB), or one field with 1 MiB of whitespace before its value, were served.
 // Two bounds close the gap, each a lower bound of the bytes the head took, so a head within the
@@ -46,7 +46,7 @@ export function keepEveryHeadLine(server: { maxHeadersCount: number | null }, he
  * the request arrives (in its 'request' listener, synchronously): it reads the connection's byte
  * count as it is then. The server keeps every line (keepEveryHeadLine).
  */
-export function headSizeProblem(req: IncomingMessage): string | undefined {
+export function headSizeProblem(req: IncomingMessage, limit: number = maxHeaderSize): string | undefined {
   const socket = req.socket;
   const before = reads.get(socket);
   const entry: ConnectionReads = { endedAt: undefined };
@@ -59,7 +59,24 @@ export function headSizeProblem(req: IncomingMessage): string | undefined {
   const slack = (socket as Socket & { encrypted?: boolean }).encrypted === true ? TLS_READ_BYTES : TCP_READ_BYTES;
   const read = start === undefined ? 0 : socket.bytesRead - start - slack;
   const bytes = Math.max(lineBytes(req), read);
-  return bytes > maxHeaderSize ? `the request head is over the limit of ${maxHeaderSize} bytes (${bytes} or more, counting its lines and whitespace)` : undefined;
+  return bytes > limit ? `the request head is over the limit of ${limit} bytes (${bytes} or more, counting its lines and whitespace)` : undefined;
+}
+
+const measured = new WeakMap<IncomingMessage, string>();
+
+/**
+ * headSizeProblem, taken as the request arrives (its 'request' listener) and kept for its turn:
+ * a server that handles pipelined requests one at a time (the inbound) reaches a later one when
+ * the connection's byte count no longer says anything of its head.
+ */
+export function measureHead(req: IncomingMessage, limit: number): void {
+  const problem = headSizeProblem(req, limit);
+  if (problem !== undefined) measured.set(req, problem);
+}
+
+/** What measureHead found of the request's head: why it is over the limit, or undefined. */
+export function measuredHeadProblem(req: IncomingMessage): string | undefined {
+  return measured.get(req);
 }
 
 /** The head's bytes as written with no optional whitespace: request line, field lines, the empty line. */

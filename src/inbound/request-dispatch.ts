@@ -15,6 +15,7 @@ import { refuseEarlyEnd } from '../http/early-end.js';
 import { headListBytes } from '../http/head-list-bytes.js';
 import { hostFieldProblem } from '../http/host-field.js';
 import { parseRequestTarget, targetShapeProblem } from '../http/absolute-form.js';
+import { measuredHeadProblem } from '../http/head-size.js';
 import { expectationError } from '../http/expectation.js';
 import { mayAnswer, parserRefusal, refusedRequest } from '../http/client-error.js';
 import { rawErrorResponse } from '../http/status.js';
@@ -50,18 +51,27 @@ export function onHttp1Request(inbound: InboundListener, req: IncomingMessage, r
   // the rest of a pipelined write Node parses after a cut (cutPipelining): not answered
   if (req.socket.destroyed) return;
   const caller = (req.socket as WithCaller)[kCaller] as Caller;
-  handle(inbound, new Http1Exchange(req, res, caller, inbound, expectsContinue), inbound.app);
+  const exchange = new Http1Exchange(req, res, caller, inbound, expectsContinue);
+  const tooLarge = measuredHeadProblem(req);
+  if (tooLarge !== undefined) refuseHead(inbound, exchange, 'headers_too_large', tooLarge);
+  else handle(inbound, exchange, inbound.app);
 }
 
 /** An Expect this listener cannot meet: 417 before authorization, recorded as any refusal; the connection closes (the body is not read). */
 export function onUnmetExpectation(inbound: InboundListener, req: IncomingMessage, res: ServerResponse): void {
   if (req.socket.destroyed) return;
   const exchange = new Http1Exchange(req, res, (req.socket as WithCaller)[kCaller] as Caller, inbound, false);
+  const tooLarge = measuredHeadProblem(req);
+  refuseHead(inbound, exchange, tooLarge === undefined ? 'expectation_failed' : 'headers_too_large', tooLarge ?? expectationError(req).message);
+}
+
+/** A head refused before authorization, recorded as any refusal; the connection closes (the body is not read, and a head over the limit says nothing trustworthy of where the next starts). */
+function refuseHead(inbound: InboundListener, exchange: Http1Exchange, code: 'expectation_failed' | 'headers_too_large', message: string): void {
   // as handle(): the refusal's answer must be taken within the idle timeout too
   const route = inbound.timeouts.forPath(exchange.path);
   startTimers(exchange, route.timeoutMs, callerDeadlineMs(exchange.requestHeaders), route.idleTimeoutMs, route.timeoutKey, route.idleTimeoutKey);
-  res.setHeader('connection', 'close');
-  exchange.fail('expectation_failed', expectationError(req).message);
+  exchange.res.setHeader('connection', 'close');
+  exchange.fail(code, message);
 }
 
 export function onUpgrade(inbound: InboundListener, req: IncomingMessage, socket: Socket, head: Buffer): void {
