@@ -223,10 +223,12 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
     inbound.tracker.closeWhenIdle(socket);
     // a request waiting its turn whose body broke: refused in its turn, never forwarded
     const waiting = readingOf(socket);
-    if (waiting !== undefined) {
-      const refusal = parserRefusal(err, { headTooLarge: '' });
-      refuseInTurn(waiting, refusal, () => inbound.observer.requestRefused?.(refusedRequest('inbound', (socket as WithCaller)[kCaller]?.peer ?? 'unknown', refusal)));
-    }
+    const refusal = parserRefusal(err, { headTooLarge: 'the request head is larger than this sidecar takes (inbound.limits.maxHeaderListSize)' });
+    const record = () => inbound.observer.requestRefused?.(refusedRequest('inbound', (socket as WithCaller)[kCaller]?.peer ?? 'unknown', refusal));
+    if (waiting !== undefined) refuseInTurn(waiting, refusal, record);
+    // a head the parser refused: no request to answer in turn, but a refusal all the same,
+    // counted as the one not pipelined is (it went unrecorded, not even logged)
+    else record();
     return;
   }
   if (!mayAnswer(err, socket)) {

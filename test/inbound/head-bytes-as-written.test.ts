@@ -51,3 +51,16 @@ t.test('HTTP/1.1 heads over the limit as written: 431, never forwarded', async (
   const records = await fx.observer.waitForRequests(6);
   t.equal(records.filter((r) => r.errorCode === 'headers_too_large').length, 4, 'each 431 recorded');
 });
+
+// a head the parser refuses outright, pipelined behind a request still unanswered: that request
+// is answered, the connection closes, and the refusal is recorded as one not pipelined is (it
+// went unrecorded, not even logged)
+t.test('a head the parser refuses, pipelined behind a request: recorded', async (t) => {
+  const fx = await startInbound({});
+  t.teardown(() => fx.close());
+  const text = await rawTlsUntilClosed(fx.port, await fx.tlsOptions(), 'GET /a HTTP/1.1\r\nHost: orders\r\n\r\nGET /b HTTP/1.1\r\nHost: orders\r\nBad Name: x\r\n\r\n');
+  t.match(text, /^HTTP\/1\.1 200 /, 'the request before it is answered');
+  const until = Date.now() + 3000;
+  while (fx.observer.refused.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  t.match(fx.observer.refused, [{ direction: 'inbound', status: 400, errorCode: 'bad_request' }], 'the refusal recorded');
+});
