@@ -8,6 +8,7 @@ import { BoundedReadError, readBoundedText } from '../bounded-file.js';
 import { MAX_PEM_FILE_BYTES } from '../identity/pem-files.js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pemBlocks } from '../pki/pem.js';
 import { readTokenClaims } from '../identity/token-claims.js';
 import { validateSvidSoon } from '../identity/svid.js';
@@ -17,6 +18,7 @@ import { tildeHint } from '../user-paths.js';
 import { deniedHint } from '../permission-denied.js';
 import { configFolderHint } from './config-folder.js';
 import { writeTokenFix } from '../identity/missing-token.js';
+import { STORE_FILES } from '../identity/disk-store.js';
 import { caInitFix } from './ca-init-fix.js';
 import { caTrustDomainProblem } from './ca-trust-domain.js';
 import { requirePrivateCaFolder } from '../ca/ca-state.js';
@@ -27,12 +29,18 @@ import { oncePerSpec } from '../schema/once-per-spec.js';
 
 type Content = 'certificates' | 'private key' | 'join token' | 'directory';
 
-/** Why `text` does not hold `content`, or undefined when it does; `grants`: the SPIFFE ID a join token must be for. */
-export function contentProblem(text: string, content: Exclude<Content, 'directory'>, grants?: string): string | undefined {
+/**
+ * Why `text` does not hold `content`, or undefined when it does; `grants`: the SPIFFE ID a join
+ * token must be for; `needed`: the sidecar needs the token to start (no SVID stored yet), so
+ * one that expired is refused too (check passed it, and run then failed with token_expired).
+ */
+export function contentProblem(text: string, content: Exclude<Content, 'directory'>, grants?: string, needed = false): string | undefined {
   if (content === 'join token') {
     const claims = readTokenClaims(text);
     if (typeof claims === 'string') return claims;
-    return grants === undefined || claims.sub === grants ? undefined : tokenMismatch(claims.sub, grants);
+    if (grants !== undefined && claims.sub !== grants) return tokenMismatch(claims.sub, grants);
+    if (needed && claims.expMs <= Date.now()) return `the join token expired at ${new Date(claims.expMs).toISOString()}, and identity.dir holds no SVID yet: the sidecar needs it to start, and the CA would refuse it (token_expired)`;
+    return undefined;
   }
   const blocks = pemBlocks(text);
   if (content === 'private key') {
@@ -77,8 +85,16 @@ async function absent(path: string): Promise<boolean> {
   );
 }
 
+/** Why the file a reference names is not usable, or undefined (a folder that may be made on first start may be absent). */
+async function referenceProblem(ref: Reference): Promise<string | undefined> {
+  if (ref.mayBeAbsent && (await absent(ref.path))) return undefined;
+  // a stored SVID (DiskStore's chain file) spares the token at start; doctor judges the SVID itself
+  const needed = ref.storedIn !== undefined && (await absent(join(ref.storedIn, STORE_FILES.chain)));
+  return fileProblem(ref.path, ref.content, ref.grants, needed);
+}
+
 /** Why the file at `path` is not usable as `content`, or undefined. */
-export async function fileProblem(path: string, content: Content, grants?: string): Promise<string | undefined> {
+export async function fileProblem(path: string, content: Content, grants?: string, needed = false): Promise<string | undefined> {
   let kind: 'a file' | 'a directory' | 'a pipe' | 'a socket' | 'a device';
   try {
     const info = await stat(path);
@@ -101,8 +117,8 @@ export async function fileProblem(path: string, content: Content, grants?: strin
     if (err instanceof BoundedReadError) return `${path} ${err.message}`;
     return (err as NodeJS.ErrnoException).code === 'EACCES' ? `cannot read ${path}: permission denied${deniedHint(path)}` : `cannot read ${path}: ${describeError(err)}`;
   }
-  const problem = contentProblem(text, content, grants);
-  return problem === undefined ? undefined : `${path}: ${problem}`;
+  const problem = contentProblem(text, content, grants, needed);
+  return problem === undefined ? undefined : `${path}: ${problem}${needed && problem.startsWith('the join token expired') && grants !== undefined ? writeTokenFix(path, grants) : ''}`;
 }
 
 interface Reference {
@@ -114,6 +130,8 @@ interface Reference {
   readonly mayBeAbsent?: boolean;
   /** A join token: the SPIFFE ID it must grant. */
   readonly grants?: string;
+  /** A join token: the identity.dir whose stored SVID, if any, makes the token unneeded at start. */
+  readonly storedIn?: string;
   /** What to do when the path does not exist (and the config's folder does not hold it either). */
   readonly whenMissing?: string;
 }
@@ -132,7 +150,7 @@ function referencesOf(loaded: AnyConfig): Reference[] {
     { keys: ['identity', 'ca', 'bundle'], path: identity.ca.bundle, content: 'certificates' },
     { keys: ['identity', 'dir'], path: identity.dir, content: 'directory', mayBeAbsent: true },
   ];
-  if (identity.ca.token !== undefined) refs.push({ keys: ['identity', 'ca', 'token'], path: identity.ca.token, content: 'join token', grants: loaded.config.spiffeId, whenMissing: writeTokenFix(identity.ca.token, loaded.config.spiffeId) });
+  if (identity.ca.token !== undefined) refs.push({ keys: ['identity', 'ca', 'token'], path: identity.ca.token, content: 'join token', grants: loaded.config.spiffeId, storedIn: identity.dir, whenMissing: writeTokenFix(identity.ca.token, loaded.config.spiffeId) });
   return refs;
 }
 
@@ -161,12 +179,7 @@ export function referencedPaths(config: SidecarConfig): string[] {
  */
 export async function identityFileProblems(config: SidecarConfig): Promise<Array<{ key: string; problem: string }>> {
   const refs = referencesOf({ kind: 'sidecar', config });
-  const problems = await Promise.all(
-    refs.map(async (ref) => {
-      if (ref.mayBeAbsent && (await absent(ref.path))) return undefined;
-      return fileProblem(ref.path, ref.content, ref.grants);
-    }),
-  );
+  const problems = await Promise.all(refs.map(referenceProblem));
   const each = refs.flatMap((ref, i) => (problems[i] === undefined ? [] : [{ key: ref.keys.join('.'), problem: problems[i] as string }]));
   if (each.length > 0) return each;
   // identity.files that each read fine must also work together, as check tests them and run
@@ -178,12 +191,7 @@ export async function identityFileProblems(config: SidecarConfig): Promise<Array
 /** Checks every file the config names; each problem becomes an issue at the key naming the file. */
 export async function checkReferencedFiles(root: YamlValue, loaded: AnyConfig): Promise<void> {
   const refs = referencesOf(loaded);
-  const problems = await Promise.all(
-    refs.map(async (ref) => {
-      if (ref.mayBeAbsent && (await absent(ref.path))) return undefined;
-      return fileProblem(ref.path, ref.content, ref.grants);
-    }),
-  );
+  const problems = await Promise.all(refs.map(referenceProblem));
   // identity.files that each read fine must also work together, as run takes them
   const set = loaded.kind === 'sidecar' && problems.every((problem) => problem === undefined) ? await filesSetProblem(loaded.config) : undefined;
   // a CA folder that is there must be a CA of this config's trust domain, as ca serve requires

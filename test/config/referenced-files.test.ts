@@ -11,8 +11,8 @@ import { checkConfigFile } from '../../src/config/load-any.js';
 import { formatIssue } from '../../src/config/issues.js';
 
 /** A join token's shape (not signed: check reads its claims only) granting `sub`. */
-const tokenFor = (sub: string) =>
-  [{ alg: 'ES256', typ: 'meshcar-join+jwt', kid: 'k' }, { sub, exp: 4_000_000_000 }]
+const tokenFor = (sub: string, exp = 4_000_000_000) =>
+  [{ alg: 'ES256', typ: 'meshcar-join+jwt', kid: 'k' }, { sub, exp }]
     .map((part) => Buffer.from(JSON.stringify(part)).toString('base64url'))
     .concat('c2ln')
     .join('.');
@@ -66,6 +66,19 @@ t.test('a join token must grant the service and trust domain of the config (revi
   const cli = await checkCli(join(dir, 'frontend.yaml'));
   t.equal(cli.code, 1, 'meshcar check exits 1');
   t.match(cli.stderr, /frontend\.yaml:4:\d+: identity\.ca\.token: .*grants spiffe:\/\/mesh\.local\/svc\/orders/);
+});
+
+// an expired token passed check, and run then failed with 401 token_expired; it is refused when
+// the sidecar needs it to start (no SVID stored in identity.dir), not when one is stored
+t.test('an expired join token: refused when identity.dir holds no SVID yet', async (t) => {
+  const pki = await makePki('mesh.local');
+  const expired = tokenFor('spiffe://mesh.local/svc/orders', Math.floor(Date.now() / 1000) - 60);
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'orders.token': `${expired}\n`, stored: { 'svid.crt': 'stored' } });
+  const ca = (identityDir: string) => `  ca: {url: "https://127.0.0.1:8443", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, identityDir)}\n`;
+  await writeFile(join(dir, 'fresh.yaml'), sidecarYaml(ca('identity')));
+  await writeFile(join(dir, 'stored.yaml'), sidecarYaml(ca('stored')));
+  t.match(await check(join(dir, 'fresh.yaml')), [/identity\.ca\.token: .*orders\.token: the join token expired at \d{4}-.*identity\.dir holds no SVID yet.*token_expired.*meshcar ca token --dir CA_DIR --service orders/], 'no SVID stored: refused, with the command that writes a fresh one');
+  t.same(await check(join(dir, 'stored.yaml')), [], 'an SVID stored: the token is not needed at start (doctor judges the SVID)');
 });
 
 t.test('a sidecar on files: cert, key and bundle each hold the right thing', async (t) => {
