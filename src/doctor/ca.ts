@@ -32,6 +32,9 @@ export async function checkCa(config: SidecarConfig): Promise<CheckResult | unde
     }
     // a server answered, but not with TLS: starting the CA is not the fix, its address is
     if (/does not speak TLS/.test(problem)) return fail(name, `reachable, but not the meshcar CA: ${problem}`, `identity.ca.url must name the CA's listen address (meshcar ca serve), with https://`);
+    // a CA that answered with a certificate out of its dates is up: "unreachable" sent the
+    // reader to start a CA that runs, when a clock is what to look at
+    if (/has expired|not valid yet/.test(problem)) return fail(name, `reachable, but its certificate cannot be used now: ${problem}`, "the CA renews its serving certificate itself, a day at a time: compare this host's clock with the CA host's (one far off reads a valid certificate as expired or not yet valid), and check that the CA process is not stopped");
     return fail(name, `unreachable: ${problem}`, `start the CA (meshcar ca serve --config FILE) or correct identity.ca.url; a running sidecar keeps its SVID meanwhile`);
   }
   const rtt = performance.now() - started;
