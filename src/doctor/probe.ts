@@ -157,17 +157,20 @@ export function http2Ping(url: string, socket?: TLSSocket): Promise<number> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url, socket ? { createConnection: () => socket } : { lookup: doctorLookup });
     const bound = defaultProbeBound();
-    const timer = setTimeout(() => session.destroy(probeTimeout(bound, 'no PING answer')), bound.ms);
+    // the bound's own error: destroying the session cancels the PING first, and its "HTTP2 ping
+    // cancelled" is what the check said of a peer that never answered
+    let timedOut: Error | undefined;
+    const timer = setTimeout(() => session.destroy((timedOut = probeTimeout(bound, 'no PING answer'))), bound.ms);
     session.once('error', (err) => {
       clearTimeout(timer);
-      reject(err);
+      reject(timedOut ?? err);
     });
     // a PING sent before the session is set up is cancelled: wait for it
     session.once('connect', () =>
       session.ping((err, duration) => {
         clearTimeout(timer);
         session.close();
-        if (err) reject(err);
+        if (err) reject(timedOut ?? err);
         else resolve(duration);
       }),
     );
