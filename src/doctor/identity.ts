@@ -125,7 +125,10 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
         : /bundle|chain|signer|issuer/i.test(message)
           ? 'the certificate was issued by a CA the bundle does not hold: use the bundle.pem of the CA that issued it'
           : undefined;
-    return { result: fail(name, `${paths.cert}: ${message}`, fix), svid: undefined, needsToken: fromCa };
+    // the file the problem is in: a key of another certificate is the key file's, a chain the
+    // bundle does not hold is the pair's (the certificate file alone sent the reader to it)
+    const where = /private key does not match/.test(message) ? `${paths.key} (with ${paths.cert})` : /bundle|signer|issuer/i.test(message) && !/ is for spiffe:/.test(message) ? `${paths.cert} against ${paths.bundle}` : paths.cert;
+    return { result: fail(name, `${where}: ${message}`, fix), svid: undefined, needsToken: fromCa };
   }
   const live = await liveBundleProblem(config, svid);
   if (live) {
