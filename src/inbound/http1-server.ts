@@ -56,7 +56,10 @@ export function createHttp1Server(listener: InboundListener, maxHeaderBytes: num
     measureHead(req, maxHeaderBytes);
     startInTurn(listener, req, res, unmet);
   });
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => onUpgrade(listener, req, socket, head));
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    measureHead(req, maxHeaderBytes);
+    onUpgrade(listener, req, socket, head);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(listener, err, socket));
   // without a listener Node drops a CONNECT's connection with no answer at all
   server.on('connect', (req: IncomingMessage, socket: Socket) => onConnect(listener, req, socket));

@@ -86,6 +86,12 @@ export function onUpgrade(inbound: InboundListener, req: IncomingMessage, socket
     socket.destroy();
     return;
   }
+  // a head over the limit as written (http1-server.ts measures every head as it arrives)
+  const tooLarge = measuredHeadProblem(req);
+  if (tooLarge !== undefined) {
+    exchange.fail('headers_too_large', tooLarge);
+    return;
+  }
   // h2c over TLS does not exist (RFC 9113), and a tunnel would let later requests skip authorization
   if (offersH2c(req.headers.upgrade)) {
     exchange.fail('bad_request', 'Upgrade: h2c is not supported; use ALPN h2');

@@ -40,6 +40,9 @@ t.test('HTTP/1.1 heads over the limit as written: 431, never forwarded', async (
     t.match(JSON.parse(res.body), { error: 'headers_too_large', message: /over the limit of 16384 bytes/ }, 'our JSON body');
     t.equal(res.headers.connection, 'close', 'the connection closes');
   }
+  // an Upgrade (WebSocket) head too: it went to the app and got its 101
+  const upgrade = await rawTlsRequest(fx.port, tls, `GET /ws HTTP/1.1\r\n${HOST}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${'X:\r\n'.repeat(15_000)}\r\n`);
+  t.equal(upgrade.status, 431, 'an Upgrade with 15,000 empty field lines: 431');
   t.equal(served, 0, 'none reached the app');
 
   const fine = await rawTlsRequest(fx.port, tls, `GET /a HTTP/1.1\r\n${HOST}X: ${'a'.repeat(10_000)}\r\n\r\n`);
@@ -48,8 +51,8 @@ t.test('HTTP/1.1 heads over the limit as written: 431, never forwarded', async (
   const both = await rawTlsUntilClosed(fx.port, tls, `GET /a HTTP/1.1\r\n${HOST}\r\nGET /b HTTP/1.1\r\n${HOST}${'X:\r\n'.repeat(15_000)}\r\n`);
   t.match(both, /^HTTP\/1\.1 200 [\s\S]*HTTP\/1\.1 431 /, 'pipelined: 200, then 431');
   t.equal(served, 2, 'only the two within the limit reached the app');
-  const records = await fx.observer.waitForRequests(6);
-  t.equal(records.filter((r) => r.errorCode === 'headers_too_large').length, 4, 'each 431 recorded');
+  const records = await fx.observer.waitForRequests(7);
+  t.equal(records.filter((r) => r.errorCode === 'headers_too_large').length, 5, 'each 431 recorded');
 });
 
 // a head the parser refuses outright, pipelined behind a request still unanswered: that request
