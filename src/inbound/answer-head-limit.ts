@@ -58,21 +58,24 @@ export function answerHeadOverCaller(stream: unknown, headers: OutgoingHttpHeade
   const nodeDate = !(stream instanceof H2Stream) && !Array.isArray(headers) && headers.date === undefined ? 1 : 0;
   const fields = headFields(headers as Parameters<typeof headFields>[0]) + nodeDate;
   if (fields > CALLER_MAX_FIELDS) return `its head of ${fields} fields is over the ${CALLER_MAX_FIELDS} a calling sidecar takes`;
-  const over = stream instanceof H2Stream ? stream.headOverPeerLimit(headers as Parameters<H2Stream['headOverPeerLimit']>[0]) : nodeHeadOver(stream as NodeStream, headers as OutgoingHttpHeaders);
+  const over = stream instanceof H2Stream ? stream.headOverPeerLimit(headers as Parameters<H2Stream['headOverPeerLimit']>[0]) : nodeHeadOver(stream as NodeStream, headers as OutgoingHttpHeaders, nodeDate * DATE_FIELD_BYTES);
   return over === undefined ? undefined : `its head of ${over.size} bytes is over ${limitText(over)}`;
 }
 
 type NodeStream = { readonly session?: { readonly remoteSettings?: { readonly maxHeaderListSize?: number } } };
 
-/** Node's codec: the head against the caller's advertised limit and nghttp2's own. */
-function nodeHeadOver(stream: NodeStream, headers: OutgoingHttpHeaders): OverLimit | undefined {
+/** The RFC 7541 size of the `date` Node's respond() adds: name, an IMF-fixdate of 29 characters, 32. */
+const DATE_FIELD_BYTES = 'date'.length + 29 + 32;
+
+/** Node's codec: the head (and `added` bytes Node adds as it sends it) against the caller's advertised limit and nghttp2's own. */
+function nodeHeadOver(stream: NodeStream, headers: OutgoingHttpHeaders, added = 0): OverLimit | undefined {
   let callerLimit = Infinity;
   try {
     callerLimit = stream.session?.remoteSettings?.maxHeaderListSize ?? Infinity;
   } catch {
     // the session is gone: the answer goes nowhere anyway, respond() says so
   }
-  const size = headObjectBytes(headers as Parameters<typeof headObjectBytes>[0]);
+  const size = headObjectBytes(headers as Parameters<typeof headObjectBytes>[0]) + added;
   if (size <= Math.min(callerLimit, NODE_SEND_BLOCK_LIMIT)) return undefined;
   return callerLimit <= NODE_SEND_BLOCK_LIMIT ? { size, limit: callerLimit } : { size, limit: NODE_SEND_BLOCK_LIMIT, nodeSendLimit: true };
 }

@@ -109,3 +109,27 @@ for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: an ans
   t.ok(answer.status === 502 || fields <= 256, `no Date from the app, 256 fields with :status: ${answer.status}, ${fields} fields went out`);
   t.equal(answer.status, codec === 'node' ? 502 : 200, codec === 'node' ? "Node's codec would add a date: the 257th, refused" : 'the meshcar codec adds none: through');
 });
+
+// and its bytes: Node's date (65 bytes as RFC 7541 counts them) took a head measured at
+// 65,479 bytes to 65,544 on the wire, over the caller's 65,536: its outbound answered 502 (a
+// little larger, nghttp2 reset the stream with no status) while this side recorded 200
+for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: the date Node adds counts toward the caller's header list size`, async (t) => {
+  const fx = await startInbound({
+    codec,
+    app: {
+      protocol: 'h2c',
+      handler: (stream, headers) => {
+        stream.on('error', () => {});
+        stream.respond({ ':status': 200, 'x-pad': 'p'.repeat(Number(String(headers[':path']).slice(1))) }, { sendDate: false } as http2.ServerStreamResponseOptions);
+        stream.end('ok');
+      },
+    },
+  });
+  t.teardown(() => fx.close());
+  const session = await h2Connect(fx.port, { ...(await fx.tlsOptions()), settings: { maxHeaderListSize: CALLER_LIMIT } } as http2.SecureClientSessionOptions);
+  t.teardown(() => session.destroy());
+  const answer = await h2Request(session, { ':method': 'GET', ':path': '/65400' });
+  const wire = answer.rawHeaders.reduce((sum, value) => sum + value.length, 0) + 16 * answer.rawHeaders.length;
+  t.ok(answer.status === 502 || wire <= CALLER_LIMIT, `no head over the caller's limit goes out (${answer.status}, ${wire} bytes)`);
+  t.equal(answer.status, codec === 'node' ? 502 : 200, codec === 'node' ? "Node's codec: refused, its date counted" : 'the meshcar codec adds none: through');
+});
