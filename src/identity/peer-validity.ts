@@ -10,7 +10,9 @@
 // nor an issuer its root, so only a path our CA does not make could lose a check that way.
 // (Refusing instead could shut a caller out for as long as its tickets last: a refused
 // resumption may still have handed it a new ticket of the same kind.)
-// Trust anchors are not in the presented path; OpenSSL checked their dates at the full handshake.
+// The bundle's own certificates the path ends at (its root, an intermediate the bundle holds
+// that the peer did not send) bound the window too: OpenSSL checked their dates at the full
+// handshake only, and a resumed session or an open connection went on past a root's end.
 
 import type { X509Certificate } from 'node:crypto';
 import { readPrintedDate } from '../pki/cert-dates.js';
@@ -90,8 +92,53 @@ export function pathWindow(leaf: X509Certificate, nowMs: number, anchorsPem?: st
       notAfterMs = Math.min(notAfterMs, to);
     }
   }
+  for (const anchor of anchorsReached(chain.certs, anchors, nowMs)) {
+    notBeforeMs = Math.max(notBeforeMs, printedMs(anchor.validFrom));
+    notAfterMs = Math.min(notAfterMs, printedMs(anchor.validTo));
+  }
   if (chain.overflow) return { notBeforeMs, notAfterMs, problem: `presented more than ${MAX_PRESENTED} certificates` };
   return { notBeforeMs, notAfterMs };
+}
+
+/**
+ * The bundle certificates the presented path goes on to, up to its root: each the issuer (by
+ * name and key identifier: OpenSSL verified the signatures at this handshake, so no signature
+ * is checked again) of a presented certificate or of the one before, inside its dates now;
+ * of several (a root re-issued with the same name and key), the one that ends last, as the
+ * one OpenSSL would have taken is valid now. A presented copy of an anchor starts nothing: the
+ * path ends at the anchor itself (pathWindow).
+ */
+function anchorsReached(presented: readonly X509Certificate[], anchors: readonly X509Certificate[], nowMs: number): X509Certificate[] {
+  if (anchors.length === 0) return [];
+  const usable = anchors.filter((a) => printedMs(a.validFrom) <= nowMs && nowMs - EXPIRED_SLACK_MS < printedMs(a.validTo));
+  const reached: X509Certificate[] = [];
+  // what counted in the window: an old intermediate sent beside its successor starts nothing
+  let level = presented.filter((c, i) => !anchors.some((a) => isCopyOf(c, a)) && (i === 0 || (printedMs(c.validFrom) <= nowMs && printedMs(c.validTo) > nowMs - EXPIRED_SLACK_MS)));
+  for (let depth = 0; depth < MAX_PATH && level.length > 0; depth++) {
+    const next: X509Certificate[] = [];
+    for (const cert of level) {
+      let best: X509Certificate | undefined;
+      for (const anchor of usable) {
+        if (anchor === cert || reached.includes(anchor) || !issuedBy(cert, anchor)) continue;
+        if (best === undefined || printedMs(anchor.validTo) > printedMs(best.validTo)) best = anchor;
+      }
+      if (best === undefined) continue;
+      reached.push(best);
+      // a root (self-issued) ends the path; an intermediate of the bundle goes on to its issuer
+      if (!issuedBy(best, best)) next.push(best);
+    }
+    level = next;
+  }
+  return reached;
+}
+
+/** `issuer`'s name and key identifier match what `cert` names as its issuer (X509Certificate.checkIssued: no signature). */
+function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
+  try {
+    return cert.checkIssued(issuer);
+  } catch {
+    return false;
+  }
 }
 
 /** The certificates a peer presented, leaf first, at most MAX_PRESENTED; `overflow`: it sent more. */
