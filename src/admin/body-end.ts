@@ -22,13 +22,23 @@ export function bodyEnded(req: IncomingMessage): Promise<boolean> {
 
 /**
  * A parser error ('clientError') in the body of a request whose answer nothing has begun:
- * answered through that request's response, the connection closed after it. False when there
- * is no such response (the caller answers as for any parser error).
+ * answered through that request's response, the connection closed after it ('answered').
+ * Pipelined behind a request still being answered ('behind'), the response on the socket is
+ * that earlier request's: its answer goes out whole, then the connection closes, and the
+ * broken request runs nothing (bodyEnded). The 400 went out through it instead: a reload that
+ * ran was told 400, and its own answer then threw. False when there is no response on the
+ * socket (the caller answers as for any parser error).
  */
-export function answerBrokenBody(err: NodeJS.ErrnoException, socket: Socket, texts: RefusalTexts): boolean {
+export function answerBrokenBody(err: NodeJS.ErrnoException, socket: Socket, texts: RefusalTexts): 'answered' | 'behind' | false {
   const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
   if (res === null || res === undefined || res.writableEnded || !mayAnswer(err, socket)) return false;
+  const reading = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
+  if (reading !== undefined && reading !== null && reading !== res.req) {
+    if (!res.headersSent) res.setHeader('connection', 'close');
+    res.once('finish', () => socket.destroySoon());
+    return 'behind';
+  }
   res.setHeader('connection', 'close');
   sendError(res, parserRefusal(err, texts));
-  return true;
+  return 'answered';
 }

@@ -221,7 +221,9 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       headTooLarge: `the request head is over the admin port's limit of ${maxHeaderSize} bytes`,
       timedOut: `the request did not arrive in time (${server.headersTimeout / 1000} s for its head, ${server.requestTimeout / 1000} s in all)`,
     };
-    if (!answerBrokenBody(err, socket, texts)) refuseAndClose(err, socket, texts);
+    const broken = answerBrokenBody(err, socket, texts);
+    if (broken === 'behind') logger.debug({ code: err.code, remote: socket.remoteAddress }, 'a pipelined request body broke: the connection closes after the answer before it');
+    else if (broken === false) refuseAndClose(err, socket, texts);
   });
   refuseConnectMethod(server, 'GET, HEAD, POST');
   refuseUnmetExpectations(server);

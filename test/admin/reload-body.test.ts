@@ -35,3 +35,32 @@ t.test('a broken body runs no reload and is told so; a whole one reloads', async
   t.equal(reloads, 3, 'and nothing reloaded');
   t.equal((await exchange(admin.port, `${head}\r\n`)).match(/"applied":\[(\d+)\]/)?.[1], '4', 'the next reload is the fourth');
 });
+
+// pipelined: a whole POST /reload, then one whose body breaks, in one write. The 400 went out
+// through the first request's response (the one Node was writing), so the first reload ran
+// and its client was told 400; the reload's own answer then threw ERR_HTTP_HEADERS_SENT,
+// logged as an internal error with a stack, once per connection. Now the first is answered
+// with its reload, the broken one runs nothing, and the connection closes after that answer.
+t.test('a broken body pipelined behind a reload: the reload answered as itself, nothing more run', async (t) => {
+  let ran = 0;
+  let release: () => void = () => undefined;
+  const held = bareAdminState({ reload: async () => {
+    ran++;
+    await new Promise<void>((resolve) => (release = resolve));
+    return { applied: [ran] };
+  } });
+  const lines: Array<{ level: number; msg: string }> = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, held, logger);
+  t.teardown(() => admin.close());
+  const answer = exchange(admin.port, 'POST /reload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\nPOST /reload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n');
+  // the reload held until the broken body behind it has been read (a real one takes a while)
+  const until = Date.now() + 5_000;
+  while ((ran === 0 || !lines.some((l) => /pipelined request body broke/.test(l.msg))) && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  release();
+  const text = await answer;
+  t.match(text, /^HTTP\/1\.1 200 [\s\S]*\{"applied":\[1\]\}/, `the first reload answered as itself (${JSON.stringify(text.slice(0, 40))})`);
+  t.notMatch(text, /HTTP\/1\.1 400/, 'no 400 in its place');
+  t.equal(ran, 1, 'the broken one ran nothing');
+  t.same(lines.filter((l) => l.level >= 50), [], 'no internal error logged');
+});
