@@ -102,12 +102,10 @@ t.test('a framing field past the 2000th line of a head is seen, on both listener
   t.equal(inbound.status, 200, 'HTTP/1.1 caller → inbound: answered');
   t.same(seen.slice(1).map((r) => [r.line, r.body, r.contentLength]), [['POST /inbound', 'hello', '5']], 'the app got the body, framed by the Content-Length on line 2001');
 
-  for (const [what, send] of [
-    ['app → outbound', () => rawTcpRequest(out.port, emptyHead('/empty-lines-outbound'))],
-    ['HTTP/1.1 caller → inbound', async () => rawTlsRequest(fx.port, await fx.tlsOptions(), emptyHead('/empty-lines-inbound'))],
-  ] as const) {
-    const before = seen.length;
-    t.equal((await send()).status, 200, `${what}, 8,000 empty fields then Content-Length: answered`);
-    t.same(seen.slice(before).map((r) => [r.body, r.contentLength]), [['hello', '5']], `${what}: the app got the body, framed by the Content-Length on line 8,002`);
-  }
+  const before = seen.length;
+  t.equal((await rawTcpRequest(out.port, emptyHead('/empty-lines-outbound'))).status, 200, 'app → outbound, 8,000 empty fields then Content-Length: answered');
+  t.same(seen.slice(before).map((r) => [r.body, r.contentLength]), [['hello', '5']], 'app → outbound: the app got the body, framed by the Content-Length on line 8,002');
+  // the inbound holds an HTTP/1.1 head to its limit as written (32 KB here): refused whole, nothing forwarded
+  t.equal((await rawTlsRequest(fx.port, await fx.tlsOptions(), emptyHead('/empty-lines-inbound'))).status, 431, 'HTTP/1.1 caller → inbound, 8,000 empty fields (32 KB as written): 431');
+  t.equal(seen.length, before + 1, 'and nothing of it reached the app');
 });
