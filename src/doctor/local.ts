@@ -106,7 +106,7 @@ interface IdentityView {
 
 /** GET /identity's JSON, or undefined (no answer, not 200, not JSON). */
 async function identityView(target: string, port: number, limits: HttpProbeLimits): Promise<IdentityView | undefined> {
-  const answer = await httpGet(target, port, '/identity', { limits }).catch(() => undefined);
+  const answer = await httpGet(target, port, '/identity', { limits, hostHeader: ADMIN_HOST }).catch(() => undefined);
   if (answer?.status !== 200) return undefined;
   return parseJson(answer.body) as IdentityView | undefined;
 }
@@ -123,6 +123,13 @@ function renewalTrouble(view: IdentityView | undefined): string {
   return `; ${failing.failures} ${what} failed since ${String(failing.since)}, the latest: ${failing.lastError}`;
 }
 
+/**
+ * The Host doctor names on the admin port, whatever name admin.listen gives: the sidecar's
+ * browser guard takes localhost always, and a name it is not told of (admin.hosts) got its
+ * 403, which doctor read as another program holding the port.
+ */
+const ADMIN_HOST = 'localhost';
+
 export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits: HttpProbeLimits = httpProbeLimits()): Promise<CheckResult> {
   const { host, port } = config.admin.listen;
   const address = formatHostPort(config.admin.listen);
@@ -131,7 +138,7 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits
   const target = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
   let ready;
   try {
-    ready = await httpGet(target, port, '/ready', { limits });
+    ready = await httpGet(target, port, '/ready', { limits, hostHeader: ADMIN_HOST });
   } catch (err) {
     const problem = networkProblem(err, 'http');
     if (/ECONNREFUSED/.test(problem)) return skip(name, 'no sidecar is running with this config (nothing listening on admin.listen)');
@@ -142,7 +149,7 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits
   const readiness = sidecarReadiness(ready);
   // a foreign server's 200 is not a ready sidecar, and this sidecar could not bind its admin port
   if (!readiness) return fail(name, `something other than a meshcar sidecar answers there: GET /ready → ${described(ready)}, expected 200 {"status":"ready"} or 503 {"status":"starting" | "expired" | "draining"}`, 'another process holds admin.listen (ss -ltnp names it): stop it or choose another port');
-  const failures = await httpGet(target, port, '/debug/tls', { limits }).then(tlsFailures, (err: unknown) => `/debug/tls: ${networkProblem(err, 'http')}`);
+  const failures = await httpGet(target, port, '/debug/tls', { limits, hostHeader: ADMIN_HOST }).then(tlsFailures, (err: unknown) => `/debug/tls: ${networkProblem(err, 'http')}`);
   const recent = typeof failures === 'string' ? [] : failures.filter((f) => now - Date.parse(f?.time ?? '') < 10 * 60_000);
   const tlsNote = typeof failures === 'string' ? '' : recent.length === 0 ? '; no TLS handshake failures in the last 10 min' : `; ${recent.length} TLS handshake failure${recent.length === 1 ? '' : 's'} in the last 10 min, latest: ${recent[0]?.direction} ${recent[0]?.peer}: ${recent[0]?.message}`;
   const view = await identityView(target, port, limits);

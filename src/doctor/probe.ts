@@ -177,6 +177,8 @@ export function http2Ping(url: string, socket?: TLSSocket): Promise<number> {
   });
 }
 
+const DOCTOR_HEADERS = Object.freeze({ 'user-agent': 'meshcar-doctor' });
+
 export interface HttpAnswer {
   readonly status: number;
   readonly version: string;
@@ -200,10 +202,11 @@ export function httpProbeLimits(): HttpProbeLimits {
  * GET `path` over HTTP/1.1; with `headOnly` the answer's head is enough (the app check) and the
  * body is never read. The connection is closed either way, so nothing keeps doctor running.
  */
-export function httpGet(host: string, port: number, path: string, options: { headOnly?: boolean; limits?: HttpProbeLimits } = {}): Promise<HttpAnswer> {
+export function httpGet(host: string, port: number, path: string, options: { headOnly?: boolean; limits?: HttpProbeLimits; hostHeader?: string } = {}): Promise<HttpAnswer> {
   const limits = options.limits ?? httpProbeLimits();
   return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path, agent: false, lookup: doctorLookup, headers: { 'user-agent': 'meshcar-doctor' } }, (res) => {
+    const headers = options.hostHeader === undefined ? DOCTOR_HEADERS : { ...DOCTOR_HEADERS, host: options.hostHeader };
+    const req = http.get({ host, port, path, agent: false, lookup: doctorLookup, headers }, (res) => {
       const head = { status: res.statusCode ?? 0, version: res.httpVersion, contentType: String(res.headers['content-type'] ?? '') };
       if (options.headOnly) {
         clearTimeout(timer);
