@@ -62,14 +62,14 @@ for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: an ans
   t.equal(warned.length, 2, 'one per caller and kind (the second head is within the 10 s)');
 });
 
-// a head within the bytes but over the fields a calling sidecar's client takes (256, :status
-// included): the outbound answered its app 502 while this side recorded the app's 200
-for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: an answer head over 256 fields: 502 bad_gateway here, recorded as such`, async (t) => {
+/** An inbound on `codec` before an app answering /N with N fields more (and a Date or not), and a caller that takes 300 fields (Node's client takes 128 by default; the outbound's, 256). */
+async function manyFieldsApp(t: Tap.Test, codec: 'meshcar' | 'node', sendDate: boolean) {
   const fx = await startInbound({
     codec,
     app: {
       protocol: 'http',
       handler: (req, res) => {
+        res.sendDate = sendDate;
         const head: string[] = ['content-length', '2'];
         for (let i = 0; i < Number(req.url?.slice(1)); i++) head.push(`x-f${i}`, 'v');
         res.writeHead(200, head).end('ok');
@@ -77,9 +77,15 @@ for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: an ans
     },
   });
   t.teardown(() => fx.close());
-  // Node's client takes 128 fields by default; the outbound's, 256
   const session = await h2Connect(fx.port, { ...(await fx.tlsOptions()), maxHeaderListPairs: 300 } as http2.SecureClientSessionOptions);
   t.teardown(() => session.destroy());
+  return { fx, session };
+}
+
+// a head within the bytes but over the fields a calling sidecar's client takes (256, :status
+// included): the outbound answered its app 502 while this side recorded the app's 200
+for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: an answer head over 256 fields: 502 bad_gateway here, recorded as such`, async (t) => {
+  const { fx, session } = await manyFieldsApp(t, codec, true);
   const most = await h2Request(session, { ':method': 'GET', ':path': '/253' });
   t.equal(most.status, 200, '253 of the app\'s fields (256 with :status, content-length and date): through');
   const over = await h2Request(session, { ':method': 'GET', ':path': '/254', 'x-request-id': 'many' });
@@ -89,21 +95,7 @@ for (const codec of ['meshcar', 'node'] as const) t.test(`${codec} codec: an ans
   t.match(records.find((r) => r.requestId === 'many'), { status: 502, errorCode: 'bad_gateway' }, 'recorded as the 502 the caller got');
 
   // an app that sends no Date (gRPC servers often do not): Node's codec adds one as it sends
-  const dateless = await startInbound({
-    codec,
-    app: {
-      protocol: 'http',
-      handler: (req, res) => {
-        res.sendDate = false;
-        const head: string[] = ['content-length', '2'];
-        for (let i = 0; i < Number(req.url?.slice(1)); i++) head.push(`x-f${i}`, 'v');
-        res.writeHead(200, head).end('ok');
-      },
-    },
-  });
-  t.teardown(() => dateless.close());
-  const caller = await h2Connect(dateless.port, { ...(await dateless.tlsOptions()), maxHeaderListPairs: 300 } as http2.SecureClientSessionOptions);
-  t.teardown(() => caller.destroy());
+  const { session: caller } = await manyFieldsApp(t, codec, false);
   const answer = await h2Request(caller, { ':method': 'GET', ':path': '/254' });
   const fields = answer.rawHeaders.length / 2;
   t.ok(answer.status === 502 || fields <= 256, `no Date from the app, 256 fields with :status: ${answer.status}, ${fields} fields went out`);
