@@ -20,25 +20,47 @@ export function bodyEnded(req: IncomingMessage): Promise<boolean> {
   });
 }
 
+/** Each request's own response, for the one whose body breaks behind others (answerBrokenBody). */
+const responses = new WeakMap<IncomingMessage, ServerResponse>();
+/** Each connection's latest response: the last of those Node sends in turn. */
+const latest = new WeakMap<Socket, ServerResponse>();
+/** Connections whose parser error is dealt with: Node's errored parser reports it again at each later read. */
+const dealtWith = new WeakSet<Socket>();
+
+/** Called as each request arrives: its response is found again if its body breaks. */
+export function trackResponse(req: IncomingMessage, res: ServerResponse): void {
+  responses.set(req, res);
+  latest.set(req.socket, res);
+}
+
 /**
  * A parser error ('clientError') in the body of a request whose answer nothing has begun:
- * answered through that request's response, the connection closed after it ('answered').
- * Pipelined behind a request still being answered ('behind'), the response on the socket is
- * that earlier request's: its answer goes out whole, then the connection closes, and the
- * broken request runs nothing (bodyEnded). The 400 went out through it instead: a reload that
- * ran was told 400, and its own answer then threw. False when there is no response on the
- * socket (the caller answers as for any parser error).
+ * answered through that request's own response, the connection closed after it. Pipelined
+ * behind requests still being answered, that response waits its turn (Node holds what is
+ * written to it until those before it are done): the 400 went out through the one on the
+ * socket instead, an earlier request's (a reload that ran was told 400, and its own answer
+ * then threw), and then, that one closing the connection, a reload queued between ran with
+ * its answer lost. With no response of its own to carry it (a broken head, a handler that
+ * answered already), the answers in progress go out and the connection closes after the last.
+ * False when nothing is in progress (the caller answers as for any parser error).
  */
-export function answerBrokenBody(err: NodeJS.ErrnoException, socket: Socket, texts: RefusalTexts): 'answered' | 'behind' | false {
-  const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (res === null || res === undefined || res.writableEnded || !mayAnswer(err, socket)) return false;
+export function answerBrokenBody(err: NodeJS.ErrnoException, socket: Socket, texts: RefusalTexts): boolean {
+  if (dealtWith.has(socket)) return true;
+  if (!mayAnswer(err, socket)) return false;
   const reading = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
-  if (reading !== undefined && reading !== null && reading !== res.req) {
-    if (!res.headersSent) res.setHeader('connection', 'close');
-    res.once('finish', () => socket.destroySoon());
-    return 'behind';
+  const own = reading && !reading.complete ? responses.get(reading) : undefined;
+  if (own !== undefined && !own.headersSent && !own.writableEnded) {
+    dealtWith.add(socket);
+    own.setHeader('connection', 'close');
+    sendError(own, parserRefusal(err, texts));
+    return true;
   }
-  res.setHeader('connection', 'close');
-  sendError(res, parserRefusal(err, texts));
-  return 'answered';
+  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (current === null || current === undefined || current.writableFinished) return false;
+  const last = latest.get(socket) ?? current;
+  dealtWith.add(socket);
+  if (!last.headersSent) last.setHeader('connection', 'close');
+  if (last.writableFinished) socket.destroySoon();
+  else last.once('finish', () => socket.destroySoon());
+  return true;
 }

@@ -15,7 +15,7 @@ import { MeshcarError, listenFailed } from '../errors.js';
 import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
-import { answerBrokenBody, bodyEnded } from './body-end.js';
+import { answerBrokenBody, bodyEnded, trackResponse } from './body-end.js';
 import { refuseUnmetExpectations } from '../http/expectation.js';
 import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 import { servedTarget } from '../http/served-target.js';
@@ -203,6 +203,7 @@ export async function startAdminServer(listen: { host: string; port: number }, s
   // sidecar each second); a silent or stalled connection is closed, and a head that takes over
   // headersTimeout answered 408, by the idle sweep below, which runs only while a connection is open
   const server: Server = createServer({ requireHostHeader: false }, (req, res) => {
+    trackResponse(req, res);
     if (!pipelining.admit(req, res)) return;
     route(req, res).catch((err: unknown) => {
       const error = asMeshcarError(err);
@@ -221,9 +222,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
       headTooLarge: `the request head is over the admin port's limit of ${maxHeaderSize} bytes`,
       timedOut: `the request did not arrive in time (${server.headersTimeout / 1000} s for its head, ${server.requestTimeout / 1000} s in all)`,
     };
-    const broken = answerBrokenBody(err, socket, texts);
-    if (broken === 'behind') logger.debug({ code: err.code, remote: socket.remoteAddress }, 'a pipelined request body broke: the connection closes after the answer before it');
-    else if (broken === false) refuseAndClose(err, socket, texts);
+    if (answerBrokenBody(err, socket, texts)) logger.debug({ code: err.code, remote: socket.remoteAddress }, 'a request body broke: answered in its turn, then the connection closes');
+    else refuseAndClose(err, socket, texts);
   });
   refuseConnectMethod(server, 'GET, HEAD, POST');
   refuseUnmetExpectations(server);
