@@ -16,7 +16,7 @@
 
 import type { X509Certificate } from 'node:crypto';
 import { readPrintedDate } from '../pki/cert-dates.js';
-import { bundleRoots } from '../pki/chain-to-roots.js';
+import { bundleRoots, nameKey } from '../pki/chain-to-roots.js';
 
 export interface ValidityWindow {
   /** The latest notBefore on the path (ms since the epoch). */
@@ -73,13 +73,13 @@ export function pathWindow(leaf: X509Certificate, nowMs: number, anchorsPem?: st
   // OpenSSL refuses such a leaf at the handshake; were one let through, NaN passes every check
   if (Number.isNaN(notBeforeMs) || Number.isNaN(notAfterMs)) return { notBeforeMs: 0, notAfterMs: 0, problem: 'has a validity date this host cannot read' };
   const others = chain.certs.slice(1);
-  const anchors = anchorsPem === undefined ? [] : anchorsOf(anchorsPem);
+  const bySubject = anchorsPem === undefined ? NO_ANCHORS : anchorsBySubject(anchorsPem);
   for (const c of others) {
     // a copy of a trust anchor (a root rotation's cross certificate: the new root's name and key,
     // signed by the old root) is no part of the path: OpenSSL ends it at the anchor itself.
     // Counted, every connection was cut at the old root's end mid-rotation, and refused for the
     // slack's 10 minutes after it
-    if (anchors.some((a) => isCopyOf(c, a))) continue;
+    if (copyOfAnchor(c, bySubject)) continue;
     const from = printedMs(c.validFrom);
     const to = printedMs(c.validTo);
     // one that expired within the slack counts (OpenSSL verified a moment earlier), even beside
@@ -92,7 +92,7 @@ export function pathWindow(leaf: X509Certificate, nowMs: number, anchorsPem?: st
       notAfterMs = Math.min(notAfterMs, to);
     }
   }
-  for (const anchor of anchorsReached(chain.certs, anchors, nowMs)) {
+  for (const anchor of anchorsReached(chain.certs, bySubject, nowMs)) {
     notBeforeMs = Math.max(notBeforeMs, printedMs(anchor.validFrom));
     notAfterMs = Math.min(notAfterMs, printedMs(anchor.validTo));
   }
@@ -100,32 +100,35 @@ export function pathWindow(leaf: X509Certificate, nowMs: number, anchorsPem?: st
   return { notBeforeMs, notAfterMs };
 }
 
+const NO_ANCHORS = new Map<string, Anchor[]>();
+
 /**
  * The bundle certificates the presented path goes on to, up to its root: each the issuer (by
  * name and key identifier: OpenSSL verified the signatures at this handshake, so no signature
  * is checked again) of a presented certificate or of the one before, inside its dates now;
  * of several (a root re-issued with the same name and key), the one that ends last, as the
  * one OpenSSL would have taken is valid now. A presented copy of an anchor starts nothing: the
- * path ends at the anchor itself (pathWindow).
+ * path ends at the anchor itself (pathWindow). Looked up by issuer name: a bundle of the
+ * system's 145 roots made a scan of all of them cost 1 ms per full handshake.
  */
-function anchorsReached(presented: readonly X509Certificate[], anchors: readonly X509Certificate[], nowMs: number): X509Certificate[] {
-  if (anchors.length === 0) return [];
-  const usable = anchors.filter((a) => printedMs(a.validFrom) <= nowMs && nowMs - EXPIRED_SLACK_MS < printedMs(a.validTo));
+function anchorsReached(presented: readonly X509Certificate[], bySubject: ReadonlyMap<string, readonly Anchor[]>, nowMs: number): X509Certificate[] {
+  if (bySubject.size === 0) return [];
   const reached: X509Certificate[] = [];
   // what counted in the window: an old intermediate sent beside its successor starts nothing
-  let level = presented.filter((c, i) => !anchors.some((a) => isCopyOf(c, a)) && (i === 0 || (printedMs(c.validFrom) <= nowMs && printedMs(c.validTo) > nowMs - EXPIRED_SLACK_MS)));
+  let level = presented.filter((c, i) => !copyOfAnchor(c, bySubject) && (i === 0 || (printedMs(c.validFrom) <= nowMs && printedMs(c.validTo) > nowMs - EXPIRED_SLACK_MS)));
   for (let depth = 0; depth < MAX_PATH && level.length > 0; depth++) {
     const next: X509Certificate[] = [];
     for (const cert of level) {
-      let best: X509Certificate | undefined;
-      for (const anchor of usable) {
-        if (anchor === cert || reached.includes(anchor) || !issuedBy(cert, anchor)) continue;
-        if (best === undefined || printedMs(anchor.validTo) > printedMs(best.validTo)) best = anchor;
+      let best: Anchor | undefined;
+      for (const anchor of bySubject.get(nameKey(cert.issuer)) ?? []) {
+        if (anchor.fromMs > nowMs || anchor.toMs <= nowMs - EXPIRED_SLACK_MS) continue;
+        if (anchor.cert === cert || reached.includes(anchor.cert) || !issuedBy(cert, anchor.cert)) continue;
+        if (best === undefined || anchor.toMs > best.toMs) best = anchor;
       }
       if (best === undefined) continue;
-      reached.push(best);
+      reached.push(best.cert);
       // a root (self-issued) ends the path; an intermediate of the bundle goes on to its issuer
-      if (!issuedBy(best, best)) next.push(best);
+      if (!issuedBy(best.cert, best.cert)) next.push(best.cert);
     }
     level = next;
   }
@@ -163,11 +166,34 @@ export function presentedChain(leaf: X509Certificate): PresentedChain {
   return { certs, overflow: next !== undefined && next !== certs[certs.length - 1] };
 }
 
-/** The trust anchors of a bundle, parsed once per bundle (one bundle is in force at a time). */
-let anchorCache: { pem: string; roots: X509Certificate[] } | undefined;
-function anchorsOf(pem: string): X509Certificate[] {
-  if (anchorCache?.pem !== pem) anchorCache = { pem, roots: bundleRoots(pem) };
-  return anchorCache.roots;
+/** A bundle certificate with its dates read once. */
+interface Anchor {
+  readonly cert: X509Certificate;
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
+/** The trust anchors of a bundle by subject, parsed once per bundle (one bundle is in force at a time). */
+let anchorCache: { pem: string; bySubject: Map<string, Anchor[]> } | undefined;
+function anchorsBySubject(pem: string): Map<string, Anchor[]> {
+  if (anchorCache?.pem !== pem) {
+    const bySubject = new Map<string, Anchor[]>();
+    for (const cert of bundleRoots(pem)) {
+      const key = nameKey(cert.subject);
+      const anchor = { cert, fromMs: printedMs(cert.validFrom), toMs: printedMs(cert.validTo) };
+      const list = bySubject.get(key);
+      if (list === undefined) bySubject.set(key, [anchor]);
+      else list.push(anchor);
+    }
+    anchorCache = { pem, bySubject };
+  }
+  return anchorCache.bySubject;
+}
+
+/** `c` is a copy of an anchor of the bundle (looked up by its subject: a scan of every anchor cost per presented certificate). */
+function copyOfAnchor(c: X509Certificate, bySubject: ReadonlyMap<string, readonly Anchor[]>): boolean {
+  const named = bySubject.get(nameKey(c.subject));
+  return named !== undefined && named.some((a) => isCopyOf(c, a.cert));
 }
 
 /** `c` has `anchor`'s name and key. A key Node cannot read (a peer's, sent to test us) is no copy: reading it throws. */

@@ -50,7 +50,7 @@ export type IssuerIndex = ReadonlyMap<string, readonly X509Certificate[]>;
  * A name as OpenSSL compares names (RFC 5280 §7.1: case and runs of spaces do not count), as far
  * as Node prints it: an issuer field spelt 'CN=issuer ca' names the certificate 'CN=Issuer CA'.
  */
-function nameKey(printed: string): string {
+export function nameKey(printed: string): string {
   return printed
     .split('\n')
     .map((line) => line.trim().replace(/\s+/g, ' '))
