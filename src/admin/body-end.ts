@@ -27,6 +27,19 @@ const latest = new WeakMap<Socket, ServerResponse>();
 /** Connections whose parser error is dealt with: Node's errored parser reports it again at each later read. */
 const dealtWith = new WeakSet<Socket>();
 
+/** Responses the parser's 400 went through: their handler, still running, writes nothing more. */
+const refusedByParser = new WeakSet<ServerResponse>();
+
+/**
+ * Whether the parser's 400 answered this response (answerBrokenBody): a handler that then
+ * answers or fails must leave it alone. Its error answer found the head sent and destroyed the
+ * response, and a queued one took the connection with it before the 400 went out; its JSON
+ * answer threw, logged as an internal error with a stack, once per connection.
+ */
+export function answeredByParser(res: ServerResponse): boolean {
+  return refusedByParser.has(res);
+}
+
 /** Called as each request arrives: its response is found again if its body breaks. */
 export function trackResponse(req: IncomingMessage, res: ServerResponse): void {
   responses.set(req, res);
@@ -51,6 +64,7 @@ export function answerBrokenBody(err: NodeJS.ErrnoException, socket: Socket, tex
   const own = reading && !reading.complete ? responses.get(reading) : undefined;
   if (own !== undefined && !own.headersSent && !own.writableEnded) {
     dealtWith.add(socket);
+    refusedByParser.add(own);
     own.setHeader('connection', 'close');
     sendError(own, parserRefusal(err, texts));
     return true;

@@ -15,7 +15,7 @@ import { MeshcarError, listenFailed } from '../errors.js';
 import { formatHostPort } from '../config/address.js';
 import { asMeshcarError, sendError, sendJson } from '../http/status.js';
 import { refuseAndClose, refuseConnectMethod } from '../http/client-error.js';
-import { answerBrokenBody, bodyEnded, trackResponse } from './body-end.js';
+import { answerBrokenBody, answeredByParser, bodyEnded, trackResponse } from './body-end.js';
 import { refuseUnmetExpectations } from '../http/expectation.js';
 import { lingerWhenClosedEarly } from '../http/lingering-close.js';
 import { servedTarget } from '../http/served-target.js';
@@ -206,6 +206,8 @@ export async function startAdminServer(listen: { host: string; port: number }, s
     trackResponse(req, res);
     if (!pipelining.admit(req, res)) return;
     route(req, res).catch((err: unknown) => {
+      // the parser's 400 answered it while the handler ran (body-end.ts)
+      if (answeredByParser(res)) return;
       const error = asMeshcarError(err);
       if (error.code === 'internal') logger.error({ err }, 'admin request failed');
       sendError(res, error);

@@ -47,13 +47,21 @@ export function bundleRoots(pem: string): X509Certificate[] {
 export type IssuerIndex = ReadonlyMap<string, readonly X509Certificate[]>;
 
 /**
- * A name as OpenSSL compares names (RFC 5280 §7.1: case and runs of spaces do not count), as far
- * as Node prints it: an issuer field spelt 'CN=issuer ca' names the certificate 'CN=Issuer CA'.
+ * A name as OpenSSL compares names (RFC 5280 §7.1: case, runs of white space, and white space at
+ * either end of a value do not count), as far as Node prints it: an issuer field spelt
+ * 'CN=issuer ca' names the certificate 'CN=Issuer CA'. Node escapes what it prints (`\ ` for a
+ * space at either end, `\09` for a tab): a value is read back unescaped first, or
+ * 'CN=\  mesh   root\ ' named no 'CN=Mesh Root', which OpenSSL takes for the same name.
  */
 export function nameKey(printed: string): string {
   return printed
     .split('\n')
-    .map((line) => line.trim().replace(/\s+/g, ' '))
+    .map((line) => {
+      const eq = line.indexOf('=');
+      const value = line.slice(eq + 1);
+      const plain = value.indexOf('\\') === -1 ? value : value.replace(/\\([0-9a-fA-F]{2}|.)/g, (_, escaped: string) => (escaped.length === 2 ? String.fromCharCode(parseInt(escaped, 16)) : escaped));
+      return `${line.slice(0, eq + 1).trim()}${plain.replace(/\s+/g, ' ').trim()}`;
+    })
     .join('\n')
     .toLowerCase();
 }

@@ -101,3 +101,44 @@ t.test('more bytes after a broken body: dealt with once', async (t) => {
   t.equal(broke(), 1, 'one answer for the broken body, however many reads follow');
   t.same([...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1])), [200, 400], 'the reload, then the 400');
 });
+
+// a broken body on a request whose handler answers or fails by itself (a view, a 404, a 405,
+// a refusal of the browser guard), alone or behind a slow answer: the parser's 400 went out
+// through its response, then the handler's own answer threw (an internal error logged with a
+// stack, once per connection) or found the head sent and destroyed the response, which, queued,
+// took the connection before the 400 went out (the caller got nothing). The handler now leaves
+// a response the parser answered alone.
+t.test('a broken body on any request: its 400, in turn, and no internal error', async (t) => {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  let release: (() => void) | undefined;
+  const slow = bareAdminState({
+    metrics: async () => {
+      await new Promise<void>((resolve) => (release = resolve));
+      release = undefined;
+      return { contentType: 'text/plain', body: 'm 1\n' };
+    },
+    views: { '/endpoints': () => ({ v: 1 }) },
+  });
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0 }, slow, logger, { metricsMinGapMs: 0 });
+  t.teardown(() => admin.close());
+  const H = 'Host: localhost\r\n';
+  const BROKEN = 'Transfer-Encoding: chunked\r\n\r\nzz\r\n';
+  for (const [what, request] of [
+    ['a view', `GET /endpoints HTTP/1.1\r\n${H}${BROKEN}`],
+    ['no such endpoint', `GET /nope HTTP/1.1\r\n${H}${BROKEN}`],
+    ['a method the endpoint does not take', `POST /healthz HTTP/1.1\r\n${H}${BROKEN}`],
+    ['a Host the guard refuses', `GET /config HTTP/1.1\r\nHost: evil.example\r\n${BROKEN}`],
+  ] as const) {
+    const alone = await exchange(admin.port, request);
+    t.match(alone, /^HTTP\/1\.1 400 /, `${what}, alone: its 400`);
+    // behind a /metrics whose page is held: the one write is parsed whole, the broken body
+    // included, before the page is asked for, so the page is released once it is
+    const answer = exchange(admin.port, `GET /metrics HTTP/1.1\r\n${H}\r\n${request}`);
+    while (release === undefined) await new Promise((r) => setTimeout(r, 5));
+    release();
+    const behind = await answer;
+    t.same([...behind.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1])), [200, 400], `${what}, behind a slow answer: 200, then its 400`);
+  }
+  t.same(lines.filter((l) => l.level >= 50).map((l) => l.msg), [], 'no internal error logged');
+});

@@ -9,7 +9,7 @@ import t from 'tap';
 import { X509Certificate } from 'node:crypto';
 import { issueCrossCertificate, issuerName } from '../../src/ca/x509-profile.js';
 import { buildCertificate } from '../../src/pki/certificate.js';
-import { MAX_CANDIDATES, MAX_SIGNATURE_CHECKS, chainsToRoots, issuerIndex } from '../../src/pki/chain-to-roots.js';
+import { MAX_CANDIDATES, MAX_SIGNATURE_CHECKS, chainsToRoots, issuerIndex, nameKey } from '../../src/pki/chain-to-roots.js';
 import { makePki } from '../helpers/pki.js';
 import { redated } from '../helpers/odd-dates.js';
 import { madeAuthority, madeKey } from '../helpers/made-certs.js';
@@ -126,4 +126,15 @@ t.test('names and dates as OpenSSL reads them', async (t) => {
   const path: X509Certificate[] = [];
   t.ok(chainsToRoots(leaf, [x509(a.issuerPem)], [rootA], Date.now(), { checks: 0 }, undefined, path));
   t.same(path.map((cert) => cert.fingerprint256), [x509(a.issuerPem).fingerprint256], 'its intermediates are told, the issuer first');
+});
+
+// names as OpenSSL compares them: Node prints a value's edge spaces escaped (`\ `) and a tab
+// as `\09`; read as printed, 'CN=\  mesh   root\ ' named no 'CN=Mesh Root', so the peer
+// window's anchor lookup (identity/peer-validity.ts) missed a root OpenSSL matched, and the
+// window went back to ignoring the root's end (a review, with openssl-made certificates)
+t.test('nameKey reads escaped edge spaces, tabs and case as OpenSSL compares names', async (t) => {
+  t.equal(nameKey('O=mesh\nCN=\\  mesh   root\\ '), nameKey('O=Mesh\nCN=Mesh Root'), 'escaped edge spaces and runs of spaces');
+  t.equal(nameKey('CN=mesh\\09root'), nameKey('CN=Mesh Root'), 'a tab printed as \\09');
+  t.equal(nameKey('CN=a\\,b'), 'cn=a,b', 'an escaped comma is the comma');
+  t.not(nameKey('CN=Mesh Root'), nameKey('CN=Mesh Roots'), 'another name is another key');
 });
