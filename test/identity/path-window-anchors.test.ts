@@ -9,19 +9,7 @@ import t from 'tap';
 import { X509Certificate } from 'node:crypto';
 import { makePki } from '../helpers/pki.js';
 import { pathWindow } from '../../src/identity/peer-validity.js';
-
-/** The least process CPU of one run over five rounds of 15 (other processes' load does not count). */
-function cpuMsPerRun(run: () => unknown): number {
-  for (let i = 0; i < 5; i++) run();
-  let least = Infinity;
-  for (let round = 0; round < 5; round++) {
-    const before = process.cpuUsage();
-    for (let i = 0; i < 15; i++) run();
-    const used = process.cpuUsage(before);
-    least = Math.min(least, (used.user + used.system) / 1000 / 15);
-  }
-  return least;
-}
+import { cpuMsPerRun } from '../helpers/cpu-cost.js';
 
 t.test('bounded by the root the path ends at, among 300 others, cheaply', async (t) => {
   const short = await makePki('mesh.test', 3_600_000);

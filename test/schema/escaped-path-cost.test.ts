@@ -11,29 +11,13 @@ import { loadGuard } from '../../src/schema/guard.js';
 import { CompiledSpec } from '../../src/schema/spec.js';
 import { canonicalPath } from '../../src/http/canonical-path.js';
 import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { cpuMsPerRun } from '../helpers/cpu-cost.js';
 
 const SPEC = resolve('config/orders.openapi.yaml');
 const PATHS = ['%E2%82%AC', '%e2%82%ac', 'a%2F'].map((escape) => `/orders/${escape.repeat(Math.floor(14_000 / escape.length))}`);
 
 /** CPU per check, in milliseconds: 0.7-1.0 now, 4.5-5.2 before (1.4-2.9 now on a machine 2.5 times slower). */
 const BOUND_MS = 3;
-
-/**
- * The CPU time of one run: the least of five rounds of 15 (process CPU, not the clock: other
- * processes' load does not count; the least: a collection of garbage, which counts the GC
- * threads' time too, falls in one round).
- */
-function cpuMsPerRun(run: () => unknown): number {
-  for (let i = 0; i < 5; i++) run(); // compiled first
-  let least = Infinity;
-  for (let round = 0; round < 5; round++) {
-    const before = process.cpuUsage();
-    for (let i = 0; i < 15; i++) run();
-    const used = process.cpuUsage(before);
-    least = Math.min(least, (used.user + used.system) / 1000 / 15);
-  }
-  return least;
-}
 
 t.test('the canonical form: one pass, the same form as before', async (t) => {
   // the escapes kept, decoded, re-cased; a % that starts no escape stays, the next may start one
