@@ -21,7 +21,7 @@ import { errorBodyBytes, grpcAnswerType, grpcStatusFor, sendError, sendStreamErr
 import { isGrpcRequest } from '../http/grpc-status.js';
 import type { SchemaResult } from '../metrics/traffic.js';
 import { splitTarget, type SchemaGuard } from '../schema/guard.js';
-import { checkSentBody, readAll, readLimit, watchBody } from '../schema/json-body.js';
+import { checkSentBody, outgrown, readAll, readLimit, watchBody } from '../schema/json-body.js';
 import { ERROR_OF, OVER_BUDGET, tooLarge as tooLargeViolation, type Violation } from '../schema/violations.js';
 import { Exchange, type OutboundContext } from './exchange.js';
 import { parseRequestTarget } from './router.js';
@@ -144,8 +144,11 @@ function screen(ctx: OutboundContext, guards: ReadonlyMap<string, SchemaGuard>, 
         // the app broke off: a valid prefix must not go upstream as a whole body (nor a broken one be judged)
         if (why === undefined && call.cutShort()) return record(undefined).finish();
         if (why === 'overloaded') return refuse({ kind: 'body', message: OVER_BUDGET }, 'overloaded');
-        // a byte where none may come (no Content-Type, spec.ts): its 415, not a 413
-        if (body === undefined) return typeof validate === 'function' ? refuseTooLarge() : refuse((schema.violation = validate.emptyOnly));
+        if (body === undefined) {
+          // past what is read: 413, or a byte where none may come (no Content-Type): its 415 (json-body.ts outgrown)
+          const violation = outgrown(validate, guard.maxBodySize);
+          return violation.kind === 'body' ? refuseTooLarge() : refuse((schema.violation = violation));
+        }
         const violation = checkSentBody(validate, body, required);
         if (violation !== undefined) {
           schema.violation = violation;

@@ -14,8 +14,7 @@
 
 /** The names `key` (decoded) may be read as other than itself; a few strings, made only for a key that is not a checked name as sent. */
 export function keyReadings(key: string): string[] {
-  const nul = key.indexOf('\0');
-  const name = nul === -1 ? key : key.slice(0, nul);
+  const name = beforeNul(key);
   const readings = [name];
   const bracket = name.indexOf('[');
   if (bracket > 0) readings.push(name.slice(0, bracket));
@@ -26,6 +25,12 @@ export function keyReadings(key: string): string[] {
   // PHP: a `[` with no `]` after it is no index; it and any later `[` are read as `_`
   if (bracket !== -1 && name.indexOf(']', bracket) === -1) readings.push(name.replace(/\[/g, '_'));
   return readings;
+}
+
+/** A key as PHP reads its name: a C string, cut at a NUL. */
+function beforeNul(key: string): string {
+  const nul = key.indexOf('\0');
+  return nul === -1 ? key : key.slice(0, nul);
 }
 
 /**
@@ -56,8 +61,7 @@ const QS_DEPTH = 5;
  * declared name that has brackets.
  */
 export function keyPaths(key: string): string[][] {
-  const nul = key.indexOf('\0');
-  const php = keyPath(nul === -1 ? key : key.slice(0, nul));
+  const php = keyPath(beforeNul(key));
   const paths = [php];
   const first = /\[[^[\]]*\]/.exec(key);
   if (first !== null) {

@@ -91,8 +91,14 @@ export async function reloadRound(workers: readonly Worker[], next: WorkerConfig
   // said so). One that dies while preparing still refuses: the config may be what killed it.
   // Not when every worker is gone: then none has checked the config
   const allGone = prepared.every((m) => m instanceof WorkerGone);
-  const refusals = prepared.flatMap((m, i) => (m === undefined || (m instanceof WorkerGone && !allGone) ? [] : [typeof m === 'string' ? m : failedTo('prepare the reload', workers[i] as Worker)(m)]));
-  const committing = workers.filter((_, i) => !(prepared[i] instanceof WorkerGone));
+  const refusals: string[] = [];
+  const committing: Worker[] = [];
+  prepared.forEach((m, i) => {
+    const worker = workers[i] as Worker;
+    if (!(m instanceof WorkerGone)) committing.push(worker);
+    if (typeof m === 'string') refusals.push(m);
+    else if (m instanceof WorkerGone && allGone) refusals.push(failedTo('prepare the reload', worker)(m));
+  });
   // the stop came while the workers prepared: they drain (or have drained and exited) instead
   const stopping = io.stopping();
   if (stopping) refusals.push(STOPPING_MESSAGE);
