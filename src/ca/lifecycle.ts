@@ -27,6 +27,7 @@ import { droppedKeysWarning, TokenKeys } from './token-keys.js';
 import { ISSUER_LIFETIME_MS, issueCrossCertificate, issueIssuerCertificate, issueRootCertificate, rootName, type Signer } from './x509-profile.js';
 import { shellWord } from '../shell-word.js';
 import { caCertificate, caPrivateKey } from './ca-pem.js';
+import { firstRefusalInOrder } from '../first-refusal.js';
 
 export interface StepResult {
   /** What was done, one line for the operator. */
@@ -41,7 +42,7 @@ interface LoadedRoot {
 }
 
 async function loadRoot(dir: string, certFile: string, keyFile: string): Promise<LoadedRoot> {
-  const [certPem, keyPem] = await Promise.all([readCaFile(dir, certFile), readCaFile(dir, keyFile)]);
+  const [certPem, keyPem] = await firstRefusalInOrder([readCaFile(dir, certFile), readCaFile(dir, keyFile)]);
   const cert = caCertificate(dir, certFile, certPem);
   const key = caPrivateKey(dir, keyFile, keyPem);
   if (!cert.checkPrivateKey(key)) throw new MeshcarError('ca_missing', `${join(dir, keyFile)} does not belong to ${join(dir, certFile)}`);

@@ -11,6 +11,7 @@ import { nextRotationStepAt, readLeafLifetime } from './leaf-lifetime.js';
 import { loadCaMaterial, readOptionalCert, ROTATION_FILES } from './store.js';
 import { TokenKeys } from './token-keys.js';
 import { shellWord } from '../shell-word.js';
+import { firstRefusalInOrder } from '../first-refusal.js';
 
 export interface CertificateStatus {
   readonly serial: string;
@@ -64,7 +65,7 @@ export async function caStatus(dir: string): Promise<CaStatus> {
   await requireFinishedInit(dir);
   // read only: status (and check, through it) runs without the CA's lock, beside ca serve or a
   // rotation; it wrote a folder's first token key, and finished a half-done issuer switch
-  const [material, state, lifetime, tokenKeys] = await Promise.all([loadCaMaterial(dir, undefined, true), readCaState(dir), readLeafLifetime(dir), TokenKeys.read(dir)]);
+  const [material, state, lifetime, tokenKeys] = await firstRefusalInOrder([loadCaMaterial(dir, undefined, true), readCaState(dir), readLeafLifetime(dir), TokenKeys.read(dir)]);
   const rootSerialOf = (cert: X509Certificate) => material.rootsByRole.find((r) => cert.checkIssued(r.cert))?.cert.serialNumber.toLowerCase() ?? null;
   const issuers: Array<CertificateStatus & { signing: boolean; rootSerial: string | null }> = [{ ...describe(material.issuerCert), signing: true, rootSerial: rootSerialOf(material.issuerCert) }];
   const archive = join(dir, ROTATION_FILES.issuersDir);

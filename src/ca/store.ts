@@ -22,6 +22,7 @@ import { finishIssuerSwitch } from './issuer-switch.js';
 import { shellWord } from '../shell-word.js';
 import { caCertificate, caPrivateKey } from './ca-pem.js';
 import { trustDomainFix } from '../config/ca-trust-domain.js';
+import { firstRefusalInOrder } from '../first-refusal.js';
 
 export const CA_FILES = {
   rootCert: 'root.crt',
@@ -162,7 +163,9 @@ export async function loadCaMaterial(dir: string, expectedTrustDomain?: string, 
   await requirePrivateCaFolder(dir);
   // before the reads side by side: a half-made folder is one line saying so, not a missing file
   await requireFinishedInit(dir);
-  const [readIssuerPem, issuerKeyPem, bundlePem, state] = await Promise.all([
+  // read side by side, but the refusal is the first file's in this order, whichever read
+  // failed first (Promise.all's pick named issuer.key or issuer.crt by chance for an empty folder)
+  const [readIssuerPem, issuerKeyPem, bundlePem, state] = await firstRefusalInOrder([
     readCaFile(dir, CA_FILES.issuerCert),
     readCaFile(dir, CA_FILES.issuerKey),
     readCaFile(dir, CA_FILES.bundle),

@@ -16,6 +16,7 @@ import { writeFileAtomic } from '../atomic-file.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import type { TokenSigningKey } from './join-tokens.js';
 import { shellWord } from '../shell-word.js';
+import { firstRefusalInOrder } from '../first-refusal.js';
 
 export const TOKEN_KEY_FILE = 'token.key';
 export const TOKEN_KEYS_FILE = 'token-keys.json';
@@ -86,7 +87,7 @@ export class TokenKeys {
     let file: TokenKeysFile;
     const verifiers = new Map<string, KeyObject>();
     try {
-      const [keyPem, list] = await Promise.all([read(TOKEN_KEY_FILE), read(TOKEN_KEYS_FILE)]);
+      const [keyPem, list] = await firstRefusalInOrder([read(TOKEN_KEY_FILE), read(TOKEN_KEYS_FILE)]);
       if (keyPem === undefined && list === undefined) return undefined;
       if (keyPem === undefined || list === undefined) throw new Error(`${keyPem === undefined ? TOKEN_KEY_FILE : TOKEN_KEYS_FILE} is missing`);
       // a token.key that is not a key (a token written over it) has the same way out as a bad

@@ -26,6 +26,7 @@ import type { AnyConfig } from './load-any.js';
 import type { SidecarConfig } from './sidecar-config.js';
 import type { YamlValue } from './yaml-value.js';
 import { oncePerSpec } from '../schema/once-per-spec.js';
+import { firstRefusalInOrder } from '../first-refusal.js';
 
 type Content = 'certificates' | 'private key' | 'join token' | 'directory';
 
@@ -241,7 +242,7 @@ async function filesSetProblem(config: SidecarConfig): Promise<{ path: string; p
   if (config.identity.source !== 'files') return undefined;
   const { cert, key, bundle } = config.identity.files;
   try {
-    const [chainPem, privateKeyPem, bundlePem] = await Promise.all([cert, key, bundle].map((file) => readBoundedText(file, MAX_PEM_FILE_BYTES)));
+    const [chainPem, privateKeyPem, bundlePem] = await firstRefusalInOrder([cert, key, bundle].map((file) => readBoundedText(file, MAX_PEM_FILE_BYTES)));
     validateSvidSoon({ chainPem: chainPem as string, privateKeyPem: privateKeyPem as string, bundlePem: bundlePem as string, paths: { chain: cert, bundle } }, config.spiffeId);
     return undefined;
   } catch (err) {

@@ -26,6 +26,7 @@ import { doctorLookup } from './child-lookups.js';
 import { fail, humanDuration, ok, skip, warn, type CheckResult } from './result.js';
 import { shellWord } from '../shell-word.js';
 import { readCheckedFile } from './read-file.js';
+import { firstRefusalInOrder } from '../first-refusal.js';
 
 /** The fix for a missing or bad token: doctor does not know the CA's folder, so it names it. */
 const tokenFix = (config: SidecarConfig, file: string) => `meshcar ca token --dir <CA dir> --service ${config.service} --out ${shellWord(file)}`;
@@ -90,7 +91,7 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
   const read = async (file: string) => readCheckedFile(file);
   let material: { chainPem: string; privateKeyPem: string; bundlePem: string };
   try {
-    const [chainPem, privateKeyPem, bundlePem] = await Promise.all([read(paths.cert), read(paths.key), read(paths.bundle)]);
+    const [chainPem, privateKeyPem, bundlePem] = await firstRefusalInOrder([read(paths.cert), read(paths.key), read(paths.bundle)]);
     material = { chainPem, privateKeyPem, bundlePem };
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';

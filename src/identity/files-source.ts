@@ -20,6 +20,7 @@ import { linkedDirs } from './link-dirs.js';
 import { WallClockTimer } from '../wall-clock-timer.js';
 import { rootsRemoved } from '../pki/chain-to-roots.js';
 import { NARROWING_SETTLE_MS, NarrowingSettle } from './narrowing-settle.js';
+import { firstRefusalInOrder } from '../first-refusal.js';
 
 export interface IdentityFiles {
   readonly cert: string;
@@ -39,7 +40,7 @@ async function readFiles(files: IdentityFiles): Promise<FilesContent> {
     readBoundedText(file, MAX_PEM_FILE_BYTES).catch((err: unknown) => {
       throw new MeshcarError('identity_invalid', `identity.files.${key}: cannot read ${file}: ${describeError(err)}`, { cause: err });
     });
-  const [chainPem, privateKeyPem, bundlePem] = await Promise.all([read(files.cert, 'cert'), read(files.key, 'key'), read(files.bundle, 'bundle')]);
+  const [chainPem, privateKeyPem, bundlePem] = await firstRefusalInOrder([read(files.cert, 'cert'), read(files.key, 'key'), read(files.bundle, 'bundle')]);
   return { chainPem, privateKeyPem, bundlePem };
 }
 
