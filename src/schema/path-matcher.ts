@@ -19,6 +19,8 @@ export interface PathMatch<T> {
   readonly value: T;
   /** Path parameters by name, percent-decoded; undefined when the template has none. */
   readonly params: Record<string, string> | undefined;
+  /** The first parameter whose %-escapes do not decode as UTF-8 (kept as sent in params). */
+  readonly undecodable?: string;
 }
 
 interface Pattern<T> {
@@ -115,8 +117,14 @@ export class PathMatcher<T> {
       const m = pattern.regex.exec(path);
       if (m === null) continue;
       const params: Record<string, string> = {};
-      for (let k = 0; k < pattern.names.length; k++) params[pattern.names[k] as string] = decode(m[k + 1] as string);
-      return { value: pattern.value, params };
+      let undecodable: string | undefined;
+      for (let k = 0; k < pattern.names.length; k++) {
+        const name = pattern.names[k] as string;
+        const decoded = decode(m[k + 1] as string);
+        if (decoded === undefined) undecodable ??= name;
+        params[name] = decoded ?? (m[k + 1] as string);
+      }
+      return undecodable === undefined ? { value: pattern.value, params } : { value: pattern.value, params, undecodable };
     }
     return undefined;
   }
@@ -159,10 +167,11 @@ function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function decode(segment: string): string {
+/** The segment decoded once; undefined when an escape is not UTF-8 (`%80`, `%C3%2F`). */
+function decode(segment: string): string | undefined {
   try {
     return decodeURIComponent(segment);
   } catch {
-    return segment;
+    return undefined;
   }
 }

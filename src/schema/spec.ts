@@ -142,6 +142,10 @@ export class CompiledSpec {
     const override = methodOverride(method, query, headers, op);
     if (override !== undefined) return violation(op, route, override.kind, override.message);
     if (op.pathParams !== undefined) {
+      // `%80%2Fadmin` left undecoded would be checked as the text `%2F`, while WSGI apps (read
+      // as latin-1), gorilla/mux and Go decode it to a `/` and a byte: the check cannot hold
+      // what the app reads (the query's values are refused alike, query-values.ts)
+      if (match.undecodable !== undefined) return violation(op, route, 'path', `path/${clip(match.undecodable, MAX_QUOTED)}: holds a %-escape that is not UTF-8 (servers read it differently); encode a % as %25`);
       const values = splitArrays(match.params ?? {}, op.arrayPathParams);
       // numbers as every server reads them, before the validator coerces them (parameter-check.ts)
       const problem = parameterProblem('path', op.pathParams, values, op.numeric.path);

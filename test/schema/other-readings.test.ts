@@ -6,7 +6,8 @@
 // `;` as a separator to Rack 2), a method override (`X-HTTP-Method-Override: DELETE` on a
 // POST) the spec does not declare, a JSON body with a Content-Encoding (checked as sent,
 // inflated by the app), and a declared header spelled with `_` (CGI and WSGI read `X_Owner` as
-// X-Owner). What reads the same everywhere still passes.
+// X-Owner). What reads the same everywhere still passes. A path parameter
+// whose %-escapes are not UTF-8 (`%80%2Fadmin`) is refused: the check read it undecoded, WSGI apps as bytes.
 
 import t from 'tap';
 import { join } from 'node:path';
@@ -186,6 +187,21 @@ t.test('a declared query value with a %-escape that is not UTF-8 is refused: ser
   t.equal(query('q=100%'), undefined, 'a stray % with no escape reads the same everywhere');
   t.equal(query('q=a+b%2B'), undefined);
   t.equal(query('other=%FF&q=x'), undefined, 'a parameter the spec does not declare is not checked');
+});
+
+t.test('a path parameter with a %-escape that is not UTF-8 is refused: WSGI apps and Go decode it to bytes', async (t) => {
+  const dir = t.testdir({ 'api.yaml': SPEC });
+  const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
+  const path = (p: string) => spec.check('GET', p, '', {}, false).violation;
+  const refused = { kind: 'path', message: 'path/id: holds a %-escape that is not UTF-8 (servers read it differently); encode a % as %25' };
+  // %80%2Fadmin stayed the text `%80%2Fadmin` to the check (11 characters, no slash); Flask
+  // and gorilla/mux decode it and route /orders/<byte>/admin, an operation the spec does not have
+  t.same(path('/orders/%80%2Fadmin'), refused, 'a byte that is no UTF-8 beside an encoded slash');
+  t.same(path('/orders/%C3%2Fadmin'), refused, 'a UTF-8 sequence cut short by it');
+  t.same(path('/orders/caf%E9'), refused, 'Latin-1');
+  t.same(path(`/orders/${'%FF'.repeat(20)}`), refused, '20 bytes, 60 characters undecoded (maxLength 40)');
+  t.equal(path('/orders/caf%C3%A9'), undefined, 'UTF-8 escapes pass');
+  t.equal(path('/orders/%2580'), undefined, 'an encoded % is the text %80');
 });
 
 t.test('a method override the operation does not declare is refused: the app would run another operation', async (t) => {
