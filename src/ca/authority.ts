@@ -81,7 +81,7 @@ export class Authority {
   }
 
   /** Checks the CSR against the grant, spends single-use tokens, and signs. */
-  async sign(grant: Grant, csrPem: string, requestedTtlMs?: number): Promise<IssuedSvid> {
+  async sign(grant: Grant, csrPem: string, requestedTtlMs?: number, requester?: AbortSignal): Promise<IssuedSvid> {
     let csr;
     try {
       csr = await parseAndVerifyCsr(csrPem);
@@ -99,7 +99,7 @@ export class Authority {
     // before a single-use token is spent: an expired issuer would fail the signing after it,
     // and the token would be gone with no certificate to show for it
     this.refuseWithExpiredIssuer();
-    if (grant.via === 'token' && grant.claims.single) await this.ledger.redeem(grant.claims.jti, grant.claims.exp);
+    if (grant.via === 'token' && grant.claims.single) await this.ledger.redeem(grant.claims.jti, grant.claims.exp, Date.now(), requester);
     return this.issue(grant.spiffeId, csr.spki, requestedTtlMs, undefined, describePublicKey(csr.publicKey).type);
   }
 

@@ -16,6 +16,12 @@ export const CA_CONNECTION_LIMITS = {
   headersTimeoutMs: 10_000,
   /** From a request's first byte to its last body byte. */
   requestTimeoutMs: 30_000,
+  /**
+   * On SIGTERM, how long requests in flight may take to be answered before their connections
+   * are cut: a sidecar waits DEFAULT_CA_TIMEOUT_MS (10 s) for its answer, and a sign request cut
+   * mid-way left a sidecar with a spent single-use token and no certificate.
+   */
+  drainGraceMs: 10_000,
   /** Open connections at once; more are closed as soon as they are accepted. */
   maxConnections: 1024,
   /**

@@ -22,6 +22,7 @@ import { keepEveryHeadLine } from '../http/head-size.js';
 import { DenialAudit } from './denial-audit.js';
 import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
+import { gracefulCloser } from '../http/graceful-close.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
 import { TLS_POLICY } from '../identity/tls-contexts.js';
@@ -120,7 +121,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       const signing = await ca.fresh();
       const current = await authenticate(req, signing);
       if (current.grant.spiffeId !== asked) throw new MeshcarError('unauthenticated', 'the request\'s credentials changed while its body was read');
-      const issued = await signing.sign(current.grant, csr, ttlMs);
+      const issued = await signing.sign(current.grant, csr, ttlMs, unanswerable(res));
       metrics.caCertificatesIssued.inc();
       audit.info({ event: 'ca.issue', result: 'issued', ...who, spiffeId: issued.spiffeId, serial: issued.serial, notAfter: issued.notAfter }, 'certificate issued');
       const { serial: _serial, ...response } = issued;
@@ -141,11 +142,24 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
    * so neither `internal` nor an error line, and no answer to write; audited and counted once,
    * under the parser's reason when it answered, else client_closed.
    */
+  /**
+   * Aborted once the request's connection is gone unanswered: a single-use token's spend that
+   * waits for the folder's lock is then not made (token-ledger.ts), where it was, for a client
+   * that never heard of it, whose retry then got token_used.
+   */
+  function unanswerable(res: ServerResponse): AbortSignal {
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    return gone.signal;
+  }
+
   function clientLeft(req: IncomingMessage, client: string, error: MeshcarError, who: Record<string, unknown>): void {
     const answered = parserRefusalOf(req.socket);
     if (answered === undefined) countCaDenial(metrics, error.code);
     denials.denied(client, answered ?? error, who);
-    logger.debug({ client, code: (answered ?? error).code }, 'sign request ended by its connection before its body was whole');
+    logger.debug({ client, code: (answered ?? error).code }, 'sign request ended by its connection before it was answered');
   }
 
   /**
@@ -234,6 +248,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   });
   // what the parser refuses is answered as JSON like any other CA error (Node's own is bare)
   const parserRefusalOf = answerParserRefusals(server, limits, metrics, logger);
+  const closeGracefully = gracefulCloser(server);
 
   // the server's own leaf is short-lived like any other; swap it in before it expires, and at
   // once after a rotation (a new issuer, new roots to accept client certificates from); by the
@@ -298,8 +313,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       new Promise<void>((resolve) => {
         renewTimer.cancel();
         ca.off('reloaded', onReloaded);
-        server.close(() => resolve());
-        server.closeAllConnections();
+        // requests in flight are answered (their connections closed after), for up to drainGraceMs
+        void closeGracefully(limits.drainGraceMs).then(resolve);
       }),
   };
 }

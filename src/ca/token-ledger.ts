@@ -78,7 +78,7 @@ export class TokenLedger {
    * lock held past SPEND_LOCK_WAIT_MS, an unreadable ledger) leaves the token unspent: no
    * certificate came of it, so the retry must not be told token_used.
    */
-  async redeem(jti: string, expSeconds: number, nowMs = Date.now()): Promise<void> {
+  async redeem(jti: string, expSeconds: number, nowMs = Date.now(), requester?: AbortSignal): Promise<void> {
     const lockWaitUntil = performance.now() + SPEND_LOCK_WAIT_MS;
     // an expired token is never spent, whenever its request was authenticated, by this CA's own
     // clock and with no leeway: the entries of expired tokens are dropped (PRUNE_MARGIN_MS after
@@ -92,7 +92,7 @@ export class TokenLedger {
     // the check-and-set is synchronous, so two concurrent requests here cannot both pass
     if (this.spent.has(jti)) throw tokenUsed();
     this.spending.add(jti);
-    const write = this.writes.then(() => withCaLock(this.dir, () => this.record(jti, expSeconds), { until: lockWaitUntil }));
+    const write = this.writes.then(() => withCaLock(this.dir, () => this.record(jti, expSeconds, requester), { until: lockWaitUntil }));
     this.writes = write.catch(() => undefined);
     try {
       await write;
@@ -111,7 +111,10 @@ export class TokenLedger {
   }
 
   /** Under the folder's lock: the file as it is now, plus this token, less what expired long enough ago (PRUNE_MARGIN_MS). */
-  private async record(jti: string, expSeconds: number): Promise<void> {
+  private async record(jti: string, expSeconds: number, requester: AbortSignal | undefined): Promise<void> {
+    // a requester gone while the spend waited for the lock would never get the certificate:
+    // the token stays unspent for its retry
+    if (requester?.aborted) throw new MeshcarError('client_closed', 'the connection closed before the join token was spent; it was not spent');
     // the clock as the lock is taken: a token that ran out while its spend waited is not spent
     const nowMs = Date.now();
     if (expSeconds * 1000 <= nowMs) throw tokenExpired(expSeconds);

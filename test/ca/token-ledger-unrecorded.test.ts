@@ -10,18 +10,16 @@
 // held by a real live process.
 
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { caToken } from '../../src/ca/commands.js';
 import { buildCsr } from '../../src/pki/csr-request.js';
-import { LOCK_FILE } from '../../src/ca/folder-lock.js';
 import { LEDGER_FILE } from '../../src/ca/token-ledger.js';
 import { DEFAULT_CA_TIMEOUT_MS } from '../../src/identity/ca-exchange.js';
 import { obtainIdentity } from '../../src/identity/bootstrap.js';
 import { callCa, memoryLogger, startTestCa, type TestCa } from '../helpers/ca.js';
 import { ecKeys } from '../helpers/hostile-csr.js';
+import { holdCaLock } from '../helpers/ca-lock-holder.js';
 
 /** The sidecar gives up after DEFAULT_CA_TIMEOUT_MS; the CA's answer must come well before, TLS and signing included. */
 const ANSWER_BEFORE_MS = DEFAULT_CA_TIMEOUT_MS - 3_000;
@@ -41,19 +39,10 @@ async function signingCa(t: Tap.Test): Promise<{ ca: TestCa; sign: (token: strin
   return { ca, sign };
 }
 
-/** A live process other than this one, whose pid the folder's lock names: a CA command under way, as the CA sees it. */
-async function holdLock(t: Tap.Test, dir: string): Promise<() => Promise<void>> {
-  const holder = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60_000)'], { stdio: 'ignore' });
-  await once(holder, 'spawn');
-  t.teardown(() => void holder.kill());
-  await writeFile(join(dir, LOCK_FILE), String(holder.pid), { mode: 0o600 });
-  return () => rm(join(dir, LOCK_FILE), { force: true });
-}
-
 t.test('a spend the held lock stopped leaves the token unspent, answered before the sidecar gives up', async (t) => {
   const { ca, sign } = await signingCa(t);
   const token = await caToken(ca.dir, 'orders', 3_600_000, true);
-  const release = await holdLock(t, ca.dir);
+  const release = await holdCaLock(t, ca.dir);
   const refused = await sign(token);
   t.match(refused, { status: 503, error: 'ca_busy', message: /being changed by another meshcar process.*the join token was not spent: retry/ }, 'busy, saying the token was not spent');
   t.equal(refused.retryAfter, '1', 'with Retry-After: 1');
@@ -66,7 +55,7 @@ t.test('a spend the held lock stopped leaves the token unspent, answered before 
 t.test('a second request with a token whose spend is under way is busy, not token_used: the token may yet stay unspent', async (t) => {
   const { ca, sign } = await signingCa(t);
   const token = await caToken(ca.dir, 'orders', 3_600_000, true);
-  const release = await holdLock(t, ca.dir);
+  const release = await holdCaLock(t, ca.dir);
   // a sidecar restarted while its first request waits for the lock sends the same token again:
   // told token_used, it gave up for good, and the first then came back unspent
   const [first, second] = await Promise.all([sign(token), sign(token)]);
@@ -83,7 +72,7 @@ t.test("a sidecar's first start while the lock is held waits, and gets its SVID 
   await writeFile(tokenPath, await caToken(ca.dir, 'orders', 3_600_000, true), { mode: 0o600 });
   // the sidecar's own first issuance, with its request timeout (DEFAULT_CA_TIMEOUT_MS) and retries
   const lines: Array<Record<string, unknown>> = [];
-  const release = await holdLock(t, ca.dir);
+  const release = await holdCaLock(t, ca.dir);
   const starting = obtainIdentity({
     spiffeId: 'spiffe://mesh.local/svc/orders',
     trustDomain: 'mesh.local',
@@ -103,7 +92,7 @@ t.test("a sidecar's first start while the lock is held waits, and gets its SVID 
 t.test('spends queued behind a held lock are all answered before the sidecar gives up', async (t) => {
   const { ca, sign } = await signingCa(t);
   const tokens = await Promise.all([1, 2, 3].map(() => caToken(ca.dir, 'orders', 3_600_000, true)));
-  const release = await holdLock(t, ca.dir);
+  const release = await holdCaLock(t, ca.dir);
   const answers = await Promise.all(tokens.map(sign));
   for (const [i, answer] of answers.entries()) {
     t.equal(answer.status, 503, `spend ${i + 1}: ca_busy`);
