@@ -32,6 +32,8 @@ function stdoutOutput(): Output {
   let idle = true;
   let closed = false;
   let gaveUp = false;
+  // the latest write failed for good (not EAGAIN, not EPIPE), until one succeeds
+  let failing = false;
   // until when a write stdout refuses (EAGAIN) is tried again: for ever while running, up to a
   // deadline once the process is closing
   let retryUntil = Infinity;
@@ -45,6 +47,13 @@ function stdoutOutput(): Output {
   // listener is then a counted drop, not a "SonicBoom destroyed" thrown out of that listener
   process.on('exit', () => {
     if (closed || idle) return;
+    // a write that failed for good: sonic-boom's flushSync tries such a write again for ever
+    // (it gives up on EAGAIN only), and the exit never came (a full disk under stdout)
+    if (failing) {
+      closed = true;
+      dest.destroy();
+      return;
+    }
     retryUntil = Date.now() + EXIT_FLUSH_MS;
     try {
       dest.flushSync();
@@ -71,22 +80,34 @@ function stdoutOutput(): Output {
   // a write that failed for good never ends the process; stdout closed by its reader (EPIPE:
   // pino.destination stops writing) drops every line from then on, and holds no exit back
   dest.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') return;
+    if (err.code !== 'EPIPE') {
+      // any other failure (ENOSPC on a full disk, EIO): sonic-boom stops and tries again only
+      // when another line comes, so a closer waiting for the buffer to drain would wait out its
+      // whole deadline (drainTimeout, on every SIGTERM): it gives up at once instead
+      failing = true;
+      wakeAll();
+      return;
+    }
     closed = true;
     wakeAll();
+  });
+  dest.on('write', () => {
+    failing = false;
   });
   setLogCloser(async (deadline) => {
     if (gaveUp) return false;
     if (!closed && !idle) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          waiters.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
-        waiters.add(done);
-      });
+      if (!failing) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            waiters.delete(done);
+            resolve();
+          };
+          const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+          waiters.add(done);
+        });
+      }
       if (!closed && !idle) {
         // given up: what is buffered is dropped, and so is every later line (the process is ending)
         closed = true;

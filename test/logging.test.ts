@@ -1,10 +1,13 @@
 // The process's log output when stdout is not read (a stalled log shipper, a pipe nobody
 // drains): memory stays bounded, the lines that did not fit are dropped and counted in
-// meshcar_log_lines_dropped_total, and SIGTERM still ends the sidecar within its drain budget.
+// meshcar_log_lines_dropped_total, and SIGTERM still ends the sidecar within its drain budget;
+// when stdout fails for good (ENOSPC), SIGTERM does not wait for it at all.
 
 import t from 'tap';
 import http from 'node:http';
-import { startMeshCa, startSidecar, metricValue, rssOf, waitFor, type MeshCa } from './helpers/mesh.js';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { startMeshCa, startSidecar, metricValue, rssOf, waitFor, httpGet, type MeshCa } from './helpers/mesh.js';
 
 let ca: MeshCa;
 
@@ -71,4 +74,39 @@ t.test('an unread stdout: bounded memory, dropped lines counted, SIGTERM still e
   await waitFor(async () => sidecar.process.child.exitCode !== null || sidecar.process.child.signalCode !== null, 8000, 'sidecar exits after SIGTERM');
   t.equal(sidecar.process.child.exitCode, 0, 'exit 0');
   t.ok(Date.now() - signalled < 6000, `exited ${Date.now() - signalled} ms after SIGTERM`);
+});
+
+t.test('a stdout that fails for good (a full disk): SIGTERM does not wait out the drain budget for it', async (t) => {
+  // the config the helper writes, with ports named in it: the run below cannot report its own
+  const first = await startSidecar(ca, {
+    service: 'frontend',
+    upstreams: [{ name: 'orders', endpoints: ['127.0.0.1:9'], identity: 'spiffe://mesh.local/svc/orders' }],
+    drainTimeout: '20s',
+    namedPorts: true,
+  });
+  const adminPort = first.adminPort;
+  await first.stop();
+  // stdout on /dev/full: every write fails with ENOSPC, and sonic-boom tries again only when
+  // another line comes; the closer waited the whole drainTimeout (20 s) for a drain that never came
+  const full = openSync('/dev/full', 'w');
+  const child = spawn(process.execPath, ['dist/cli.js', 'run', '--config', first.configFile], { stdio: ['ignore', full, 'ignore'] });
+  closeSync(full);
+  t.teardown(() => void child.kill('SIGKILL'));
+  await waitFor(async () => (await httpGet(adminPort, '/ready').catch(() => ({ status: 0 }))).status === 200, 20_000, 'the sidecar on /dev/full ready');
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const signalled = Date.now();
+  child.kill('SIGTERM');
+  const code = await Promise.race([exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 15_000).unref())]);
+  t.equal(code, 0, 'exit 0');
+  t.ok(Date.now() - signalled < 5_000, `exited ${Date.now() - signalled} ms after SIGTERM, not at the 20 s budget`);
+});
+
+t.test('an exit with a stdout that fails for good: the last lines are dropped, the process ends', async (t) => {
+  // sonic-boom's flushSync, which the exit ran, tries a write that failed with ENOSPC again for ever
+  const full = openSync('/dev/full', 'w');
+  const child = spawn(process.execPath, ['test/fixtures/log-then-exit.mjs'], { stdio: ['ignore', full, 'ignore'] });
+  closeSync(full);
+  t.teardown(() => void child.kill('SIGKILL'));
+  const code = await Promise.race([new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))), new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 10_000).unref())]);
+  t.equal(code, 0, 'exits, with the code it asked for');
 });
