@@ -79,9 +79,9 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
     upstream?.destroy();
     if (exchange.status !== 0) {
       // a tunnel's upstream broke (reset): the app is reset too, never sent a FIN, which in a
-      // tunnel that carries half-closes reads as the far app's clean end (tunnel-reset.ts)
-      if (exchange.status === 101) resetTunnelSide(socket);
-      else socket.destroy();
+      // tunnel that carries half-closes reads as the far app's clean end (tunnel-reset.ts); and
+      // a refusal's body, relayed with no framing (ANSWER_DROPPED), would read as whole at a FIN
+      resetTunnelSide(socket);
       return;
     }
     exchange.status = statusFor(err.code);
@@ -278,7 +278,9 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
         if (!res.complete) exchange.errorCode ??= 'upstream_reset';
         exchange.finish();
         if (res.complete) socket.destroySoon(); // not end(): see fail()
-        else socket.destroy();
+        // reset, not a FIN: the body goes with no framing (ANSWER_DROPPED), ended by the
+        // connection's end, and a FIN would give the app a body cut short as whole
+        else resetTunnelSide(socket);
         up.destroy();
         leave();
       });

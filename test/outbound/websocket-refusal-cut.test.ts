@@ -3,7 +3,8 @@
 // 403; and an upstream that goes quiet midway is held to the outbound's idleTimeout, as any
 // answer's body is: nothing watched it once the head was in, so both connections (and the
 // drain) waited on the peer's own limit, or for ever against an upstream without one (the
-// tunnel review). Through a real pair (outbound -> mTLS -> inbound -> raw TCP far app).
+// tunnel review). A chunked refusal cut short resets the app's connection: its body goes on
+// unframed, and a FIN would end it as whole. Through a real pair (outbound -> mTLS -> inbound -> raw TCP far app).
 
 import t from 'tap';
 import net from 'node:net';
@@ -33,6 +34,31 @@ t.test('a refusal cut short by the inbound is recorded as cut', async (t) => {
   t.match(text(), /^HTTP\/1\.1 403 Forbidden\r\n[^]*\r\n\r\nabc$/, 'the head and the bytes that came were relayed');
   const [record] = await pair.outbound.observer.waitForRequests(1);
   t.same({ status: record?.status, errorCode: record?.errorCode, bytesOut: record?.bytesOut }, { status: 403, errorCode: 'upstream_reset', bytesOut: 3 }, 'recorded as cut, with the bytes that went out');
+});
+
+t.test('a chunked refusal cut short reaches the app as a reset, never a clean end', async (t) => {
+  // the body goes on with no framing (no chunked, no length: ended by the connection's end),
+  // so a FIN gave the app a cut JSON body as whole (the tunnel hunt), as the inbound reset it
+  // (the far app's reset) or the outbound's idleTimeout cut it
+  for (const [cut, limits] of [
+    ['the far app resets', { inboundIdleTimeoutMs: 60_000 }],
+    ["the outbound's idleTimeout", { inboundIdleTimeoutMs: 60_000, outboundIdleTimeoutMs: 1_000 }],
+  ] as const) {
+    const pair = await startTunnelPair(
+      (socket) => {
+        socket.write('HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{"items":[1,2,3,\r\n');
+        if (cut === 'the far app resets') setTimeout(() => socket.resetAndDestroy(), 200);
+      },
+      limits,
+    );
+    const { app, seen, text } = await callingApp(pair.outbound.port);
+    const events = await closedWithin(seen, 10_000);
+    app.destroy();
+    await pair.close();
+    t.match(text(), /^HTTP\/1\.1 403 Forbidden\r\n/, `${cut}: the head was relayed`);
+    t.notOk(/transfer-encoding|content-length/i.test(text()), `${cut}: with no framing of its own`);
+    t.same(events, ['error:ECONNRESET', 'close'], `${cut}: the app's connection is reset, not ended (a FIN would end the unframed body as whole)`);
+  }
 });
 
 t.test("a refusal's body that goes quiet is held to the outbound's idleTimeout", async (t) => {
