@@ -181,7 +181,6 @@ function readMetrics(value: YamlValue): MetricsConfig | undefined {
   return requests === undefined ? undefined : { requests };
 }
 
-const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);
 const LISTENERS = ['inbound', 'outbound', 'admin'] as const;
 
 /**
@@ -196,9 +195,14 @@ function checkListenersDistinct(root: YamlMap): void {
     const address = typeof parsed === 'object' ? parsed : name === 'admin' && !value ? DEFAULT_ADMIN_LISTEN : undefined;
     return { name, value, address };
   });
-  // canonical forms: [0:0:0:0:0:0:0:0] is the wildcard ::, [0:0:0:0:0:0:0:1] is [::1] (sameAddress)
-  const wildcard = (host: string): boolean => WILDCARD_HOSTS.has(canonicalHost(host));
-  const clash = (a: HostPort, b: HostPort): boolean => a.port === b.port && (sameAddress(a.host, b.host) || wildcard(a.host) || wildcard(b.host));
+  // canonical forms: [0:0:0:0:0:0:0:0] is the wildcard ::, [0:0:0:0:0:0:0:1] is [::1] (sameAddress).
+  // :: takes its port on every address (Node binds it dual-stack); 0.0.0.0 on every IPv4 one
+  // only: [::1]:P binds beside 0.0.0.0:P (a host name may resolve to IPv4: taken as clashing)
+  const covers = (wildcard: string, other: string): boolean => {
+    const host = canonicalHost(wildcard);
+    return host === '::' || (host === '0.0.0.0' && isIP(canonicalHost(other)) !== 6);
+  };
+  const clash = (a: HostPort, b: HostPort): boolean => a.port === b.port && (sameAddress(a.host, b.host) || covers(a.host, b.host) || covers(b.host, a.host));
   listeners.forEach((later, i) => {
     const a = later.address;
     if (!a || a.port === 0) return;

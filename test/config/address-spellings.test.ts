@@ -78,6 +78,13 @@ t.test('listeners on one address in two spellings clash', async (t) => {
   const wildcard = BASE + 'admin: {listen: "[0:0:0:0:0:0:0:0]:15443"}\n';
   t.match(await issuesOf(t, wildcard), [/admin\.listen: .*:15443 clashes with inbound\.listen/], 'the wildcard in its long spelling');
   t.ok(await load(t, BASE + 'admin: {listen: "[::1]:15443"}\n'), '::1 and 127.0.0.1 are two addresses');
+  // 0.0.0.0 takes the port on every IPv4 address only: Node binds [::1]:P beside it
+  const anyV4 = BASE.replace('127.0.0.1:15443', '0.0.0.0:15443');
+  t.ok(await load(t, anyV4 + 'admin: {listen: "[::1]:15443"}\n'), '0.0.0.0 and [::1] are two families');
+  t.ok(await load(t, anyV4 + 'admin: {listen: "[0:0::1]:15443"}\n'), 'in the long spelling too');
+  t.match(await issuesOf(t, anyV4 + 'admin: {listen: "[::ffff:127.0.0.1]:15443"}\n'), [/admin\.listen: .*:15443 clashes with inbound\.listen/], 'an IPv4-mapped address is IPv4');
+  t.match(await issuesOf(t, anyV4 + 'admin: {listen: "localhost:15443"}\n'), [/admin\.listen: localhost:15443 clashes with inbound\.listen/], 'a host name may be IPv4');
+  t.match(await issuesOf(t, BASE.replace('127.0.0.1:15443', '"[::]:15443"') + 'admin: {listen: "127.0.0.1:15443"}\n'), [/clashes with inbound\.listen/], ':: takes both families');
 });
 
 t.test('CA serverNames: a zone is refused with a clear line', async (t) => {
