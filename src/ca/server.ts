@@ -23,6 +23,7 @@ import { DenialAudit } from './denial-audit.js';
 import { KeyedTokenBuckets, type RateLimitSpec } from '../http/token-bucket.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeIdleConnections } from '../http/idle-connections.js';
 import { gracefulCloser } from '../http/graceful-close.js';
+import { unansweredSignal } from '../http/unanswered-signal.js';
 import { generateWorkloadKey } from '../pki/keys.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
 import { TLS_POLICY } from '../identity/tls-contexts.js';
@@ -121,7 +122,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       const signing = await ca.fresh();
       const current = await authenticate(req, signing);
       if (current.grant.spiffeId !== asked) throw new MeshcarError('unauthenticated', 'the request\'s credentials changed while its body was read');
-      const issued = await signing.sign(current.grant, csr, ttlMs, unanswerable(res));
+      const issued = await signing.sign(current.grant, csr, ttlMs, unansweredSignal(res));
       metrics.caCertificatesIssued.inc();
       audit.info({ event: 'ca.issue', result: 'issued', ...who, spiffeId: issued.spiffeId, serial: issued.serial, notAfter: issued.notAfter }, 'certificate issued');
       const { serial: _serial, ...response } = issued;
@@ -142,19 +143,6 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
    * so neither `internal` nor an error line, and no answer to write; audited and counted once,
    * under the parser's reason when it answered, else client_closed.
    */
-  /**
-   * Aborted once the request's connection is gone unanswered: a single-use token's spend that
-   * waits for the folder's lock is then not made (token-ledger.ts), where it was, for a client
-   * that never heard of it, whose retry then got token_used.
-   */
-  function unanswerable(res: ServerResponse): AbortSignal {
-    const gone = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) gone.abort();
-    });
-    return gone.signal;
-  }
-
   function clientLeft(req: IncomingMessage, client: string, error: MeshcarError, who: Record<string, unknown>): void {
     const answered = parserRefusalOf(req.socket);
     if (answered === undefined) countCaDenial(metrics, error.code);
