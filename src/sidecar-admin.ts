@@ -67,11 +67,3 @@ export function sidecarAdminState(parts: SidecarParts): AdminState {
     ...(cluster ? {} : { absentViews: { '/workers': 'this sidecar runs as one process; the view exists with workers: 2 or more (or auto on a machine with more than one core)' } }),
   };
 }
-
-/** Like Promise.all, but waits for every promise to settle before throwing the first failure. */
-export async function settledOrThrow<T extends readonly unknown[]>(promises: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
-  const results = await Promise.allSettled(promises);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
-}

@@ -35,7 +35,7 @@ import { applyLiveReload, checkLiveReload, observerSettings } from './reload-app
 import { nextStartProblems, readReload } from './reload-read.js';
 import type { SidecarAddresses, SidecarOptions } from './sidecar-options.js';
 import { drainInOrder } from './sidecar-drain.js';
-import { settledOrThrow, sidecarAdminState } from './sidecar-admin.js';
+import { sidecarAdminState } from './sidecar-admin.js';
 
 export type { SidecarAddresses, SidecarOptions } from './sidecar-options.js';
 
@@ -158,8 +158,14 @@ export class Sidecar {
     // one after the other: an outbound that fails to build leaves the inbound for stop() to close
     if (config.inbound) this.inbound = inboundSide(config, config.inbound, identity, guards, logger, this.observers.observer, this.options.workers);
     if (config.outbound) this.outbound = outboundSide(config, config.outbound, identity, guards, logger, this.observers.observer);
-    // both settle before a failure is thrown: nothing logs "listening" after the fatal error
-    return settledOrThrow([this.inbound?.listen(), this.outbound?.listen()]);
+    // the outbound first (its listen may wait up to 2 s for an upstream's first DNS answer), the
+    // inbound once it is bound: callers reach the inbound as soon as it listens, and a SIGTERM
+    // before the start is over stops (cuts) rather than drains; bound side by side, a request the
+    // inbound took while the outbound waited for DNS was cut, the app having run it. A side that
+    // fails leaves the other unbound: nothing logs "listening" after the fatal error
+    const outbound = await this.outbound?.listen();
+    const inbound = await this.inbound?.listen();
+    return [inbound, outbound] as const;
   }
 
   private adminState(): AdminState {
