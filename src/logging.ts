@@ -8,6 +8,7 @@
 // queued without bound. At exit the buffer gets until a deadline to drain (closeLogs), then
 // the rest is dropped: a shutdown never waits on a reader that does not read.
 
+import fs from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { logLineDropped, logLinesDropped, setLogCloser } from './log-output.js';
 import { escapeUnsafe } from './log-escape.js';
@@ -55,11 +56,26 @@ function stdoutOutput(): Output {
       return;
     }
     retryUntil = Date.now() + EXIT_FLUSH_MS;
+    // a write that fails for good during the flush (the first one's error still on its way, as
+    // a crash right after a line meets it) is dropped rather than tried for ever: sonic-boom's
+    // flushSync writes through fs.writeSync, which is this for the flush's length
+    const writeSync = fs.writeSync;
+    fs.writeSync = ((fd: number, data: string | NodeJS.ArrayBufferView, ...rest: unknown[]) => {
+      try {
+        return (writeSync as (...args: unknown[]) => number)(fd, data, ...rest);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN' || code === 'EBUSY') throw err; // tried again until EXIT_FLUSH_MS
+        return typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+      }
+    }) as typeof fs.writeSync;
     try {
       dest.flushSync();
     } catch {
       closed = true;
       dest.destroy();
+    } finally {
+      fs.writeSync = writeSync;
     }
   });
   const dest = pino.destination({

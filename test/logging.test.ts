@@ -103,10 +103,12 @@ t.test('a stdout that fails for good (a full disk): SIGTERM does not wait out th
 
 t.test('an exit with a stdout that fails for good: the last lines are dropped, the process ends', async (t) => {
   // sonic-boom's flushSync, which the exit ran, tries a write that failed with ENOSPC again for ever
-  const full = openSync('/dev/full', 'w');
-  const child = spawn(process.execPath, ['test/fixtures/log-then-exit.mjs'], { stdio: ['ignore', full, 'ignore'] });
-  closeSync(full);
-  t.teardown(() => void child.kill('SIGKILL'));
-  const code = await Promise.race([new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))), new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 10_000).unref())]);
-  t.equal(code, 0, 'exits, with the code it asked for');
+  for (const when of ['after-error', 'at-once']) {
+    const full = openSync('/dev/full', 'w');
+    const child = spawn(process.execPath, ['test/fixtures/log-then-exit.mjs', when], { stdio: ['ignore', full, 'ignore'] });
+    closeSync(full);
+    t.teardown(() => void child.kill('SIGKILL'));
+    const code = await Promise.race([new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))), new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 10_000).unref())]);
+    t.equal(code, 3, `${when}: exits, with the code it asked for`);
+  }
 });

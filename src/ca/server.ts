@@ -94,6 +94,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   async function handleSign(req: IncomingMessage, res: ServerResponse, client: string): Promise<void> {
     let who: Record<string, unknown> = { client };
     let asked: string | undefined;
+    // from the request's arrival: a client gone during the checks below spends no token either
+    const requester = unansweredSignal(req, res);
     try {
       // a rotation done since the last request signs this one
       const authority = await ca.fresh();
@@ -122,7 +124,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       const signing = await ca.fresh();
       const current = await authenticate(req, signing);
       if (current.grant.spiffeId !== asked) throw new MeshcarError('unauthenticated', 'the request\'s credentials changed while its body was read');
-      const issued = await signing.sign(current.grant, csr, ttlMs, unansweredSignal(res));
+      const issued = await signing.sign(current.grant, csr, ttlMs, requester);
       metrics.caCertificatesIssued.inc();
       audit.info({ event: 'ca.issue', result: 'issued', ...who, spiffeId: issued.spiffeId, serial: issued.serial, notAfter: issued.notAfter }, 'certificate issued');
       const { serial: _serial, ...response } = issued;

@@ -199,7 +199,8 @@ function checkListenersDistinct(root: YamlMap): void {
   // :: takes its port on every address (Node binds it dual-stack); 0.0.0.0 on every IPv4 one
   // only: [::1]:P binds beside 0.0.0.0:P (a host name may resolve to IPv4: taken as clashing)
   const covers = (wildcard: string, other: string): boolean => {
-    const host = canonicalHost(wildcard);
+    // [::%lo] binds as :: does (dual-stack, every address): the zone does not narrow it
+    const host = canonicalHost(wildcard).replace(/%.*$/, '');
     return host === '::' || (host === '0.0.0.0' && isIP(canonicalHost(other)) !== 6);
   };
   const clash = (a: HostPort, b: HostPort): boolean => a.port === b.port && (sameAddress(a.host, b.host) || covers(a.host, b.host) || covers(b.host, a.host));

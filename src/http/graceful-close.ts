@@ -1,21 +1,39 @@
 // Closing an HTTP/1.1 server whose requests may still be waiting for their answer (the admin's
 // POST /reload when SIGTERM stops the sidecar: its reload ends, aborted or applied, while the
-// sidecar drains; the CA's sign requests when SIGTERM stops `ca serve`). Cutting every connection at once (closeAllConnections) lost that answer: the
-// client got a socket hang-up where a JSON outcome was due. Now: no new connections, idle ones
-// closed at once, each answer still to come written with `Connection: close` (its connection
-// ends with it), and whatever is still open after the grace cut.
+// sidecar drains; the CA's sign requests when SIGTERM stops `ca serve`). Cutting every
+// connection at once (closeAllConnections) lost that answer: the client got a socket hang-up
+// where a JSON outcome was due. Now: no new connections, each answer still to come written
+// with `Connection: close` (its connection ends with it), every connection with no request in
+// flight closed at once, and whatever is still open after the grace cut.
 
 import type { Server, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import { tcpUnder } from './tunnel-reset.js';
 
-/** Tracks `server`'s responses in progress; the function returned closes it as above. */
+/** Tracks `server`'s connections and responses in progress; the function returned closes it as above. */
 export function gracefulCloser(server: Server | HttpsServer): (graceMs: number) => Promise<void> {
   const answering = new Set<ServerResponse>();
+  /** Every accepted TCP connection (for HTTPS, from before its TLS handshake). */
+  const connections = new Set<Socket>();
+  /** The TCP connections with a request in flight, and how many. */
+  const busy = new Map<Socket, number>();
   let closing = false;
-  server.prependListener('request', (_req, res: ServerResponse) => {
+  server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
+  server.prependListener('request', (req, res: ServerResponse) => {
     if (closing) res.shouldKeepAlive = false;
     answering.add(res);
-    res.once('close', () => answering.delete(res));
+    const tcp = tcpUnder(req.socket) ?? req.socket;
+    busy.set(tcp, (busy.get(tcp) ?? 0) + 1);
+    res.once('close', () => {
+      answering.delete(res);
+      const left = (busy.get(tcp) ?? 1) - 1;
+      if (left > 0) busy.set(tcp, left);
+      else busy.delete(tcp);
+    });
   });
   return (graceMs) =>
     new Promise<void>((resolve) => {
@@ -26,6 +44,10 @@ export function gracefulCloser(server: Server | HttpsServer): (graceMs: number) 
         clearTimeout(cut);
         resolve();
       });
-      server.closeIdleConnections();
+      // Node's closeIdleConnections leaves a connection whose first request has not begun (a
+      // TLS handshake under way, or done with nothing sent) or whose head is half sent: the
+      // close waited the whole grace for it, and anyone who reached the port added 10 s to
+      // every `ca serve` stop
+      for (const socket of connections) if (!busy.has(socket)) socket.destroy();
     });
 }

@@ -3,13 +3,16 @@
 // left, or the server cut it). Work that spends something once (a single-use join token) asks
 // it before spending (ca/token-ledger.ts).
 
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** Aborted once `res` closes unsent. */
-export function unansweredSignal(res: ServerResponse): AbortSignal {
+/** Aborted once `res` closes unsent; at once if `req`'s connection is already gone (its 'close' may have come and gone). */
+export function unansweredSignal(req: IncomingMessage, res: ServerResponse): AbortSignal {
   const gone = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) gone.abort();
-  });
+  if (req.socket.destroyed && !res.writableFinished) gone.abort();
+  else {
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+  }
   return gone.signal;
 }

@@ -4,12 +4,14 @@
 // and logging a certificate issued for a socket that was gone; a sidecar that gave up (its own
 // timeout, a pod restart) lost its token the same way, its retry told token_used. Now requests
 // in flight are answered before the CA closes (up to drainGraceMs), and a spend whose requester
-// is gone is not made. Real CA server (caServe, what `ca serve` runs) over real TLS; the lock is
+// is gone is not made; a connection with no request in flight closes at once. Real CA server (caServe, what `ca serve` runs) over real TLS; the lock is
 // held by a real live process.
 
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
+import { connect } from 'node:tls';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { caToken } from '../../src/ca/commands.js';
 import { buildCsr } from '../../src/pki/csr-request.js';
@@ -113,4 +115,25 @@ t.test('a request still in flight at the end of the drain grace is cut, and its 
   t.equal((await counted(ca)).issued, 0, 'no certificate issued');
   await ca.restart();
   t.match(await sign(ca, token), { status: 200 }, 'the token signs at the restarted CA');
+});
+
+t.test('connections with no request in flight close at once: the close does not wait the grace for them', async (t) => {
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const bundle = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const open = async (firstBytes: string) => {
+    const socket = connect({ port: ca.server.port, host: '127.0.0.1', ca: bundle, servername: 'localhost' });
+    socket.on('error', () => undefined);
+    await once(socket, 'secureConnect');
+    if (firstBytes !== '') socket.write(firstBytes);
+    return { closed: new Promise<void>((resolve) => socket.once('close', () => resolve())) };
+  };
+  // a handshake done and nothing sent; a head half sent: Node counts both active, not idle
+  const sockets = await Promise.all([open(''), open('GET /healthz HTTP/1.1\r\nHost: lo')]);
+  const started = performance.now();
+  await ca.server.close();
+  const took = performance.now() - started;
+  t.ok(took < 3_000, `closed in ${Math.round(took)} ms, not at the 10,000 ms grace`);
+  await Promise.all(sockets.map((socket) => socket.closed));
+  await ca.restart();
 });
