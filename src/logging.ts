@@ -48,17 +48,11 @@ function stdoutOutput(): Output {
   // listener is then a counted drop, not a "SonicBoom destroyed" thrown out of that listener
   process.on('exit', () => {
     if (closed || idle) return;
-    // a write that failed for good: sonic-boom's flushSync tries such a write again for ever
-    // (it gives up on EAGAIN only), and the exit never came (a full disk under stdout)
-    if (failing) {
-      closed = true;
-      dest.destroy();
-      return;
-    }
     retryUntil = Date.now() + EXIT_FLUSH_MS;
-    // a write that fails for good during the flush (the first one's error still on its way, as
-    // a crash right after a line meets it) is dropped rather than tried for ever: sonic-boom's
-    // flushSync writes through fs.writeSync, which is this for the flush's length
+    // a write that fails for good (a full disk under stdout; known already, or its error still
+    // on its way, as a crash right after a line meets it) is dropped: sonic-boom's flushSync
+    // tries it again for ever (it gives up on EAGAIN only), and the exit never came. It writes
+    // through fs.writeSync, which is this for the flush's length
     const writeSync = fs.writeSync;
     fs.writeSync = ((fd: number, data: string | NodeJS.ArrayBufferView, ...rest: unknown[]) => {
       try {

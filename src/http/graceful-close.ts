@@ -13,11 +13,10 @@ import { tcpUnder } from './tunnel-reset.js';
 
 /** Tracks `server`'s connections and responses in progress; the function returned closes it as above. */
 export function gracefulCloser(server: Server | HttpsServer): (graceMs: number) => Promise<void> {
-  const answering = new Set<ServerResponse>();
+  /** Each response still to be sent, with the TCP connection its request came on. */
+  const answering = new Map<ServerResponse, Socket>();
   /** Every accepted TCP connection (for HTTPS, from before its TLS handshake). */
   const connections = new Set<Socket>();
-  /** The TCP connections with a request in flight, and how many. */
-  const busy = new Map<Socket, number>();
   let closing = false;
   server.on('connection', (socket: Socket) => {
     connections.add(socket);
@@ -25,20 +24,13 @@ export function gracefulCloser(server: Server | HttpsServer): (graceMs: number) 
   });
   server.prependListener('request', (req, res: ServerResponse) => {
     if (closing) res.shouldKeepAlive = false;
-    answering.add(res);
-    const tcp = tcpUnder(req.socket) ?? req.socket;
-    busy.set(tcp, (busy.get(tcp) ?? 0) + 1);
-    res.once('close', () => {
-      answering.delete(res);
-      const left = (busy.get(tcp) ?? 1) - 1;
-      if (left > 0) busy.set(tcp, left);
-      else busy.delete(tcp);
-    });
+    answering.set(res, tcpUnder(req.socket) ?? req.socket);
+    res.once('close', () => answering.delete(res));
   });
   return (graceMs) =>
     new Promise<void>((resolve) => {
       closing = true;
-      for (const res of answering) if (!res.headersSent) res.shouldKeepAlive = false;
+      for (const res of answering.keys()) if (!res.headersSent) res.shouldKeepAlive = false;
       const cut = setTimeout(() => server.closeAllConnections(), graceMs);
       server.close(() => {
         clearTimeout(cut);
@@ -48,6 +40,7 @@ export function gracefulCloser(server: Server | HttpsServer): (graceMs: number) 
       // TLS handshake under way, or done with nothing sent) or whose head is half sent: the
       // close waited the whole grace for it, and anyone who reached the port added 10 s to
       // every `ca serve` stop
+      const busy = new Set(answering.values());
       for (const socket of connections) if (!busy.has(socket)) socket.destroy();
     });
 }
