@@ -21,13 +21,6 @@ export interface PathMatch<T> {
   readonly params: Record<string, string> | undefined;
   /** The first parameter whose %-escapes do not decode as UTF-8 (kept as sent in params). */
   readonly undecodable?: string;
-  /**
-   * Other templates the path matches that a router may take instead: each literal where this
-   * one has a parameter in some segment, and a parameter where it is literal in another
-   * (`/files/{name}` beside `/{tenant}/report` for /files/report: routers that prefer the
-   * leftmost literal segment, as most do, take the first). Absent for most paths.
-   */
-  readonly alsoMatching?: ReadonlyArray<PathMatch<T>>;
 }
 
 interface Pattern<T> {
@@ -35,12 +28,8 @@ interface Pattern<T> {
   readonly names: readonly string[];
   readonly value: T;
   readonly literalLength: number;
-  /** Each segment's text, or null for one holding a parameter. */
-  readonly segments: ReadonlyArray<string | null>;
   /** Its place among its method's templates, most literal first: the order they are tried in. */
   rank: number;
-  /** The method's other templates that may match a path this one matches, neither more literal in every segment. */
-  ambiguous: Pattern<T>[];
 }
 
 /**
@@ -84,28 +73,12 @@ export class PathMatcher<T> {
       }
       source += escape(template.slice(last));
       const list = all.get(method) ?? [];
-      const segments = template.split('/').map((segment) => (segment.includes('{') ? null : segment));
-      list.push({ regex: new RegExp(`^${source}$`), names, value, literalLength: template.replace(PARAM, '').length, segments, rank: 0, ambiguous: [] });
+      list.push({ regex: new RegExp(`^${source}$`), names, value, literalLength: template.replace(PARAM, '').length, rank: 0 });
       all.set(method, list);
       firstSegments.set(list[list.length - 1] as Pattern<T>, firstSegmentOf(template));
     }
     for (const [method, list] of all) {
       list.sort((a, b) => b.literalLength - a.literalLength); // stable: ties keep the spec's order
-      // compared within a literal first segment and with the templates whose first segment is
-      // a parameter, not all with all (10,000 templates would be 10^8 pairs)
-      const byFirst = new Map<string | null, Pattern<T>[]>();
-      for (const pattern of list) {
-        const first = pattern.segments[1] ?? null;
-        const group = byFirst.get(first);
-        if (group) group.push(pattern);
-        else byFirst.set(first, [pattern]);
-      }
-      const paramFirst = byFirst.get(null) ?? [];
-      for (const a of list) {
-        const first = a.segments[1] ?? null;
-        const candidates = first === null ? list : [...(byFirst.get(first) ?? []), ...paramFirst];
-        a.ambiguous = candidates.filter((b) => b !== a && mayBeTakenFor(a, b));
-      }
       const indexed: MethodPatterns<T> = { byFirstSegment: new Map(), anyFirstSegment: [] };
       list.forEach((pattern, rank) => {
         pattern.rank = rank;
@@ -143,50 +116,21 @@ export class PathMatcher<T> {
       const pattern = (b === undefined || (a !== undefined && a.rank < b.rank) ? literal[i++] : any[j++]) as Pattern<T>;
       const m = pattern.regex.exec(path);
       if (m === null) continue;
-      const found = matchOf(pattern, m);
-      if (pattern.ambiguous.length === 0) return found;
-      const alsoMatching = pattern.ambiguous.flatMap((other) => {
-        const elsewhere = other.regex.exec(path);
-        return elsewhere === null ? [] : [matchOf(other, elsewhere)];
-      });
-      return alsoMatching.length === 0 ? found : { ...found, alsoMatching };
+      const params: Record<string, string> = {};
+      let undecodable: string | undefined;
+      for (let k = 0; k < pattern.names.length; k++) {
+        const name = pattern.names[k] as string;
+        const decoded = decode(m[k + 1] as string);
+        if (decoded === undefined) undecodable ??= name;
+        params[name] = decoded ?? (m[k + 1] as string);
+      }
+      return undecodable === undefined ? { value: pattern.value, params } : { value: pattern.value, params, undecodable };
     }
     return undefined;
   }
 }
 
 const NONE: readonly never[] = [];
-
-/** The match of `pattern` whose regular expression found `m`: its parameters decoded once. */
-function matchOf<T>(pattern: Pattern<T>, m: RegExpExecArray): PathMatch<T> {
-  const params: Record<string, string> = {};
-  let undecodable: string | undefined;
-  for (let k = 0; k < pattern.names.length; k++) {
-    const name = pattern.names[k] as string;
-    const decoded = decode(m[k + 1] as string);
-    if (decoded === undefined) undecodable ??= name;
-    params[name] = decoded ?? (m[k + 1] as string);
-  }
-  return undecodable === undefined ? { value: pattern.value, params } : { value: pattern.value, params, undecodable };
-}
-
-/**
- * Whether a router may take `b` for a path both match, where this matcher takes `a`: same
- * number of segments, no segment where both are literal and differ, and `b` literal in some
- * segment where `a` has a parameter (a template at least as literal in every segment is taken
- * first by routers that compare segment by segment, and by this matcher's literal count).
- */
-function mayBeTakenFor<T>(a: Pattern<T>, b: Pattern<T>): boolean {
-  if (a.segments.length !== b.segments.length) return false;
-  let bMoreLiteral = false;
-  for (let i = 0; i < a.segments.length; i++) {
-    const x = a.segments[i];
-    const y = b.segments[i];
-    if (x != null && y != null && x !== y) return false;
-    if (x == null && y != null) bMoreLiteral = true;
-  }
-  return bMoreLiteral;
-}
 
 /** The first segment of a canonical path or template: `orders` of `/orders/42` ('' for `/`). */
 function firstSegmentOf(path: string): string {

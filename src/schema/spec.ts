@@ -5,7 +5,6 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ValidateFunction } from 'ajv';
-import type { PathMatch } from './path-matcher.js';
 import { NO_BACKTRACKING_PATTERNS, type BacktrackingPatterns } from './backtracking-patterns.js';
 import { compilersFor } from './compilers.js';
 import { draft07Bounds } from './openapi30.js';
@@ -152,12 +151,6 @@ export class CompiledSpec {
       const problem = parameterProblem('path', op.pathParams, values, op.numeric.path);
       if (problem !== undefined) return violation(op, route, 'path', problem);
     }
-    // a template a router may take instead (most prefer the leftmost literal segment): its
-    // parameters hold too, or the app may run it with a value its rules refuse
-    for (const other of match.alsoMatching ?? []) {
-      const problem = otherTemplateProblem(other);
-      if (problem !== undefined) return violation(op, route, 'path', `path: ${clip(path, MAX_QUOTED)} is also ${other.value.template}, which a router may take it for: ${problem}`);
-    }
     // a fragment hides the rest of the query from an app that drops it (`?x#&status=open`):
     // what is checked here would not be what it reads
     if (query.indexOf('#') !== -1) return violation(op, route, 'query', 'query: a # (a fragment) is not sent in a request; send it encoded, as %23');
@@ -250,14 +243,6 @@ export class CompiledSpec {
     }
     return undefined;
   }
-}
-
-/** What `other`'s path parameters refuse of the values it reads from the path (undefined: nothing). */
-function otherTemplateProblem(other: PathMatch<CompiledOperation>): string | undefined {
-  const op = other.value;
-  if (op.pathParams === undefined) return undefined;
-  if (other.undecodable !== undefined) return `path/${clip(other.undecodable, MAX_QUOTED)}: holds a %-escape that is not UTF-8`;
-  return parameterProblem('path', op.pathParams, splitArrays(other.params ?? {}, op.arrayPathParams), op.numeric.path);
 }
 
 function violation(operation: CompiledOperation, route: string, kind: Violation['kind'], message: string): SchemaCheck {

@@ -204,46 +204,6 @@ t.test('a path parameter with a %-escape that is not UTF-8 is refused: WSGI apps
   t.equal(path('/orders/%2580'), undefined, 'an encoded % is the text %80');
 });
 
-t.test('a path two templates match, neither more literal in every segment, holds to both: a router may take either', async (t) => {
-  const spec = await CompiledSpec.load(
-    join(
-      t.testdir({
-        'api.yaml': `openapi: 3.0.3
-info: {title: t, version: "1"}
-paths:
-  /files/{name}:
-    get:
-      parameters:
-        - {name: name, in: path, required: true, schema: {type: string, pattern: '^[0-9]+$'}}
-      responses: {"200": {description: ok}}
-  /{tenant}/report:
-    get:
-      parameters:
-        - {name: tenant, in: path, required: true, schema: {type: string}}
-      responses: {"200": {description: ok}}
-  /{tenant}/{doc}:
-    get:
-      parameters:
-        - {name: tenant, in: path, required: true, schema: {type: string}}
-        - {name: doc, in: path, required: true, schema: {type: string, maxLength: 3}}
-      responses: {"200": {description: ok}}
-`,
-      }),
-      'api.yaml',
-    ),
-  );
-  const check = (path: string) => spec.check('GET', path, '', {}, false);
-  // /{tenant}/report has the most literal characters; chi, httprouter, gin and fastify take the
-  // leftmost literal segment first: /files/{name} with name=report, which its pattern refuses
-  t.same(check('/files/report').violation, { kind: 'path', message: 'path: /files/report is also /files/{name}, which a router may take it for: path/name: must match pattern "^[0-9]+$"' });
-  t.equal(check('/files/report').route, '/{tenant}/report', 'recorded under the template it matched');
-  t.same(check('/files/42').violation, undefined, 'a value both templates take passes');
-  t.equal(check('/acme/report').violation, undefined, 'a path only one template matches passes');
-  // /{tenant}/{doc} is less literal than both everywhere: never taken before them
-  t.equal(check('/files/12345').violation, undefined, "a less literal template's rules do not apply (doc's maxLength 3)");
-  t.equal(check('/files/12345').route, '/files/{name}');
-});
-
 t.test('a method override the operation does not declare is refused: the app would run another operation', async (t) => {
   const dir = t.testdir({ 'api.yaml': SPEC });
   const spec = await CompiledSpec.load(join(dir, 'api.yaml'));
