@@ -198,12 +198,16 @@ function checkListenersDistinct(root: YamlMap): void {
   // canonical forms: [0:0:0:0:0:0:0:0] is the wildcard ::, [0:0:0:0:0:0:0:1] is [::1] (sameAddress).
   // :: takes its port on every address (Node binds it dual-stack); 0.0.0.0 on every IPv4 one
   // only: [::1]:P binds beside 0.0.0.0:P (a host name may resolve to IPv4: taken as clashing)
-  const covers = (wildcard: string, other: string): boolean => {
-    // [::%lo] binds as :: does (dual-stack, every address): the zone does not narrow it
-    const host = canonicalHost(wildcard).replace(/%.*$/, '');
-    return host === '::' || (host === '0.0.0.0' && isIP(canonicalHost(other)) !== 6);
+  // a zone narrows only a link-local address (fe80::/10): [::%lo] binds as ::, [::1%lo] as [::1]
+  const bound = (host: string): string => {
+    const canonical = canonicalHost(host);
+    return /^fe[89ab]/i.test(canonical) ? canonical : canonical.replace(/%.*$/, '');
   };
-  const clash = (a: HostPort, b: HostPort): boolean => a.port === b.port && (sameAddress(a.host, b.host) || covers(a.host, b.host) || covers(b.host, a.host));
+  const covers = (wildcard: string, other: string): boolean => {
+    const host = bound(wildcard);
+    return host === '::' || (host === '0.0.0.0' && isIP(bound(other)) !== 6);
+  };
+  const clash = (a: HostPort, b: HostPort): boolean => a.port === b.port && (sameAddress(bound(a.host), bound(b.host)) || covers(a.host, b.host) || covers(b.host, a.host));
   listeners.forEach((later, i) => {
     const a = later.address;
     if (!a || a.port === 0) return;

@@ -86,6 +86,8 @@ t.test('listeners on one address in two spellings clash', async (t) => {
   t.match(await issuesOf(t, anyV4 + 'admin: {listen: "localhost:15443"}\n'), [/admin\.listen: localhost:15443 clashes with inbound\.listen/], 'a host name may be IPv4');
   t.match(await issuesOf(t, BASE.replace('127.0.0.1:15443', '"[::]:15443"') + 'admin: {listen: "127.0.0.1:15443"}\n'), [/clashes with inbound\.listen/], ':: takes both families');
   t.match(await issuesOf(t, anyV4 + 'admin: {listen: "[::%lo]:15443"}\n'), [/clashes with inbound\.listen/], ':: with a zone is still every address (Node binds it dual-stack)');
+  t.match(await issuesOf(t, BASE.replace('127.0.0.1:15443', '"[::1%lo]:15443"') + 'admin: {listen: "[::1]:15443"}\n'), [/clashes with inbound\.listen/], 'a zone does not make ::1 another address');
+  t.ok(await load(t, BASE.replace('127.0.0.1:15443', '"[fe80::1%lo]:15443"') + 'admin: {listen: "[fe80::1%eth9]:15443"}\n'), 'a link-local address on two interfaces is two addresses');
 });
 
 t.test('CA serverNames: a zone is refused with a clear line', async (t) => {
