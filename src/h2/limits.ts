@@ -164,6 +164,11 @@ export const DEADLINE_RESET_FLOOR_MS = 100;
  */
 export const DEADLINE_RESETS_FACTOR = 10;
 
+/** Whether a window's resets at their streams' deadlines are past their budget: DEADLINE_RESETS_FACTOR times `max`, and more than the streams completed. */
+export function deadlineResetsOver(atDeadline: number, max: number, completed: number): boolean {
+  return atDeadline > max * DEADLINE_RESETS_FACTOR && atDeadline > completed;
+}
+
 /**
  * How a peer's reset of a stream we had not ended counts: 'premature' (rapid reset),
  * 'deadline' (past half the caller's own `deadlineMs` for it, and DEADLINE_RESET_FLOOR_MS old:
@@ -210,7 +215,7 @@ export class ResetBudget {
     }
     this.roll(nowMs);
     this.atDeadline++;
-    return this.atDeadline > this.max * DEADLINE_RESETS_FACTOR && this.atDeadline > this.completed ? 'rapid_reset' : undefined;
+    return deadlineResetsOver(this.atDeadline, this.max, this.completed) ? 'rapid_reset' : undefined;
   }
 
   /** Returns the abuse reason when the budget is exhausted, else undefined. */

@@ -15,7 +15,7 @@
 // as the caller's. A caller resetting with PROTOCOL_ERROR itself only moves its own label.
 
 import type { Http2Session, Http2Stream } from 'node:http2';
-import { DEADLINE_RESETS_FACTOR, peerResetKind } from '../h2/limits.js';
+import { deadlineResetsOver, peerResetKind } from '../h2/limits.js';
 
 export const RESET_WINDOW_MS = 10_000;
 
@@ -71,11 +71,11 @@ export class ResetGuard {
     const kind = peerResetKind(answered, ageMs, deadlineMs);
     if (kind === undefined) return this.streamCompleted(nowMs);
     if (kind === 'premature') return this.count(false, nowMs);
-    // at the stream's own deadline: a budget of its own, DEADLINE_RESETS_FACTOR times larger
+    // at the stream's own deadline: a budget of its own, larger (deadlineResetsOver)
     if (this.tripped) return;
     this.roll(nowMs);
     this.atDeadline++;
-    if (this.atDeadline > this.limit * DEADLINE_RESETS_FACTOR && this.atDeadline > this.completed) {
+    if (deadlineResetsOver(this.atDeadline, this.limit, this.completed)) {
       this.tripped = true;
       this.onAbuse(this, this.atDeadline, this.completed, 'rapid_reset');
     }
