@@ -222,6 +222,7 @@ function procSample(pid) {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3 (state)
     const ticks = Number(fields[11]) + Number(fields[12]); // utime (14) + stime (15)
+    const systemTicks = Number(fields[12]); // the kernel's share: system calls, and loopback delivery to the peer inside them
     let schedNs = 0; // precise on-CPU time of every thread, a cross-check for the tick-sampled one
     for (const task of readdirSync(`/proc/${pid}/task`)) {
       try {
@@ -240,7 +241,7 @@ function procSample(pid) {
       syscr = Number(/^syscr:\s+(\d+)$/m.exec(io)?.[1] ?? NaN);
       syscw = Number(/^syscw:\s+(\d+)$/m.exec(io)?.[1] ?? NaN);
     } catch { /* /proc/PID/io needs the same user or root */ }
-    return { ticks, schedNs, hwmKb: kb('VmHWM'), rssKb: kb('VmRSS'), switches, syscr, syscw };
+    return { ticks, systemTicks, schedNs, hwmKb: kb('VmHWM'), rssKb: kb('VmRSS'), switches, syscr, syscw };
   } catch {
     return null;
   }
@@ -253,6 +254,7 @@ function procDelta(before, after, requests) {
   return {
     cpu_s: round(cpuS, 3),
     cpu_us_per_request: requests > 0 ? round((cpuS * 1e6) / requests, 1) : null,
+    system_cpu_us_per_request: requests > 0 ? round(((after.systemTicks - before.systemTicks) / CLK_TCK * 1e6) / requests, 1) : null,
     sched_cpu_s: round(schedS, 3),
     sched_cpu_us_per_request: requests > 0 ? round((schedS * 1e6) / requests, 1) : null,
     reads_per_request: requests > 0 ? round((after.syscr - before.syscr) / requests, 2) : null,
