@@ -1,6 +1,7 @@
 // What went wrong with the local app, in the sidecar's error codes: could not reach it at
-// all (503, retrying elsewhere makes sense), it hung up or reset before answering (502), or
-// it answered with something that is not HTTP or that it may not send (502 bad_gateway). The message goes to the
+// all, or this sidecar ran short of descriptors or ports to reach it with (503, retrying
+// elsewhere makes sense), it hung up or reset before answering (502), or it answered with
+// something that is not HTTP or that it may not send (502 bad_gateway). The message goes to the
 // remote caller, another service: it says what happened, and for an app that cannot be reached
 // which address the sidecar tried when that is a loopback one (the app beside its sidecar, which
 // no caller reaches but through it): a 503 that said only "the app is unreachable" did not say
@@ -10,10 +11,11 @@
 import type { ErrorCode } from '../errors.js';
 import { formatHostPort, isLoopbackAddress, type HostPort } from '../config/address.js';
 import { APP_CLIENT_ERRORS } from './app-dispatch.js';
+import { localShortage } from '../local-shortage.js';
 import { APP_SILENT_SESSION } from './h2c-first-settings.js';
 
 /** Failures to open a connection: the app is not there (not started, crashed, wrong port). */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EACCES', 'UND_ERR_CONNECT_TIMEOUT']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EACCES', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /**
  * The clients' errors for an answer they read and refused, which are the app's fault, not a
@@ -52,6 +54,8 @@ export function isRefusedInterim(err: unknown): boolean {
 export interface AppFailure {
   readonly code: ErrorCode;
   readonly message: string;
+  /** The connect error's code when this sidecar ran short (EMFILE...), not the app: logged (app-failure.ts). */
+  readonly local?: string;
 }
 
 function codeOf(err: unknown): string | undefined {
@@ -93,6 +97,10 @@ export function classifyAppError(err: unknown, appAddress?: string): AppFailure 
       const silent = codeOf((err as { cause?: unknown }).cause) === code ? (err as { cause: Error }).cause : (err as Error);
       return { code: 'upstream_unavailable', message: `${appAddress === undefined ? 'the app' : `the app at ${appAddress}`} ${silent.message}` };
     }
+    // this sidecar ran short of descriptors or ports: the app did nothing, and a 503 is retried
+    // elsewhere by the caller's outbound, where a 502 "the app closed the connection" was not
+    const shortage = localShortage(code);
+    if (shortage !== undefined) return { code: 'upstream_unavailable', message: `could not connect to ${appAddress === undefined ? 'the app' : `the app at ${appAddress}`}: ${shortage} (${code}); the app is not at fault`, local: code };
     if (UNREACHABLE.has(code)) return { code: 'upstream_unavailable', message: appAddress === undefined ? `the app is unreachable (${code}; an address off loopback is not told to callers: see this sidecar's app setting)` : `the app is unreachable at ${appAddress} (${code})` };
     if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: malformed(code) };
     const refused = Object.hasOwn(REFUSED_ANSWER, code) ? REFUSED_ANSWER[code] : code === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message) ? REFUSED_INTERIM[err.message] : undefined;

@@ -10,7 +10,7 @@ import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingH
 import type { Readable } from 'node:stream';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { endedEarly } from '../http/early-end.js';
-import { classifyAppError } from './app-errors.js';
+import { failOnApp } from './app-failure.js';
 import type { H2cApp } from './app-h2c.js';
 import { appTrailersOf } from './app-headers.js';
 import { DONE, STREAMING, WAITING } from './exchange.js';
@@ -168,8 +168,7 @@ function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
       app.replay(exchange, stream);
       return;
     }
-    const failure = classifyAppError(err ?? Object.assign(new Error(`stream reset with code ${stream.rstCode}`), { code: 'ERR_HTTP2_STREAM_ERROR' }), app.toldAddress);
-    exchange.fail(failure.code, failure.message + (brokeBeforeSettings(stream, err) ? NO_SETTINGS_FIRST : ''));
+    failOnApp(exchange, err ?? Object.assign(new Error(`stream reset with code ${stream.rstCode}`), { code: 'ERR_HTTP2_STREAM_ERROR' }), app.toldAddress, brokeBeforeSettings(stream, err) ? NO_SETTINGS_FIRST : '');
   } else if (exchange.phase === STREAMING) {
     exchange.broken();
   }

@@ -15,7 +15,8 @@ import { formatHostPort } from '../config/address.js';
 import { watchEarlyEnd } from '../http/early-end.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
 import { APP_CLIENT_ERRORS, appClientError, NOT_SENT } from './app-dispatch.js';
-import { appAddressForCallers, classifyAppError } from './app-errors.js';
+import { appAddressForCallers } from './app-errors.js';
+import { failOnApp } from './app-failure.js';
 import { kKnownLimit, kLease, onAppClosedUpload, onCallerTrailers, onContinue, onResponse, onStreamClose, onStreamError, onTrailers, onWantTrailers, type LeasedStream } from './app-h2c-stream.js';
 import type { Exchange } from './exchange.js';
 import { bindExchange } from './exchange-links.js';
@@ -112,8 +113,7 @@ export class H2cApp implements AppForwarder {
       stream = watchEarlyEnd(lease.session.request(appHeadersOf(exchange), exchange.requestHasBody ? WITH_BODY : WITHOUT_BODY));
     } catch (err) {
       this.pool.release(lease, exchange.caller.id.uri);
-      const failure = classifyAppError(err, this.toldAddress);
-      exchange.fail(failure.code, failure.message);
+      failOnApp(exchange, err, this.toldAddress);
       return;
     }
     (stream as LeasedStream)[kLease] = lease;
@@ -193,8 +193,7 @@ function failWaiting(exchange: Exchange, err: Error): void {
     exchange.refuseUnsent(err.message);
     return;
   }
-  const failure = classifyAppError(err, app.toldAddress);
-  exchange.fail(failure.code, failure.message);
+  failOnApp(exchange, err, app.toldAddress);
 }
 
 function leaveQueue(waiter: WaitingRequest): void {

@@ -16,6 +16,7 @@ import { isRepeatableRequest } from '../http/idempotency.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { appAddressForCallers, classifyAppError } from './app-errors.js';
+import { failOnApp } from './app-failure.js';
 import { APP_CLIENT_ERRORS, appClientError, DEFAULT_MAX_WAITING, queueFullError } from './app-dispatch.js';
 import { switchFieldsMissing, unofferedProtocol } from '../http/upgrade.js';
 import { clip } from '../clip.js';
@@ -285,8 +286,7 @@ function onRequestError(this: ClientRequest, err: Error): void {
       app.send(exchange);
       return;
     }
-    const failure = classifyAppError(err, app.toldAddress);
-    exchange.fail(failure.code, failure.message);
+    failOnApp(exchange, err, app.toldAddress);
   } else if (exchange.phase === STREAMING) {
     exchange.broken();
   }

@@ -18,7 +18,8 @@ import { responseCodingProblem } from '../http/body-framing.js';
 import type { HostPort } from '../config/address.js';
 import type { Http1AppClient } from '../config/http1-config.js';
 import { formatHostPort } from '../config/address.js';
-import { appAddressForCallers, classifyAppError, isRefusedInterim } from './app-errors.js';
+import { appAddressForCallers, isRefusedInterim } from './app-errors.js';
+import { failOnApp } from './app-failure.js';
 import { isWholeCallerBody, NodeHttp1App } from './app-http1-node.js';
 import { APP_CLIENT_ERRORS, type AppDispatchHandler, type AppDispatcher } from './app-dispatch.js';
 import { AppPool } from './app-pool.js';
@@ -224,8 +225,7 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
         exchange.fail('bad_request', `the request cannot be forwarded: ${err.message}`);
         return;
       }
-      const failure = classifyAppError(err, this.app.toldAddress);
-      exchange.fail(failure.code, failure.message);
+      failOnApp(exchange, err, this.app.toldAddress);
     } else if (exchange.phase === STREAMING) {
       exchange.broken();
     }

@@ -47,7 +47,7 @@ export abstract class Exchange extends ExchangeRecord {
 
   constructor(
     readonly caller: Caller,
-    protected readonly context: ExchangeContext,
+    readonly context: ExchangeContext,
     readonly method: string,
     /** The request target as received: path and query. */
     readonly target: string,

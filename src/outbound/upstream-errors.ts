@@ -6,6 +6,7 @@
 import { MeshcarError, describeError, isMeshcarError } from '../errors.js';
 import type { TlsFailureReason } from '../metrics/traffic.js';
 import { classifyTlsErrorCode, classifyVerdict } from '../tls-failures/codes.js';
+import { localShortage } from '../local-shortage.js';
 
 /** Chain or identity failures: the server could not prove it is the upstream we expect. */
 const IDENTITY_CODES = new Set([
@@ -26,21 +27,9 @@ export interface ConnectFailure {
   readonly error: MeshcarError;
   /** Set when the TLS handshake itself failed, for meshcar_tls_handshake_failures_total. */
   readonly tlsReason: TlsFailureReason | undefined;
-  /** This host ran short (LOCAL_SHORTAGES), not the endpoint: not held against it. */
+  /** This host ran short (local-shortage.ts), not the endpoint: not held against it. */
   readonly local?: boolean;
 }
-
-/**
- * Connect errors that say this host is short of something, whatever the endpoint: backing
- * the endpoint off or ejecting it would only turn a local shortage into an upstream outage
- * that outlasts it.
- */
-const LOCAL_SHORTAGES: Readonly<Record<string, string>> = {
-  EMFILE: 'this process has no file descriptor left',
-  ENFILE: 'the system has no file descriptor left',
-  EADDRNOTAVAIL: 'this host has no local port (or address) left for the connection',
-  ENOBUFS: 'this host has no socket buffer space left',
-};
 
 const NOT_TLS = "it does not speak TLS: what answered is not a TLS server (a plain HTTP port, such as the app's own?); the upstream's endpoints must name meshcar inbound listeners";
 /**
@@ -93,7 +82,7 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
       tlsReason,
     };
   }
-  const shortage = LOCAL_SHORTAGES[code];
+  const shortage = localShortage(code);
   if (shortage !== undefined) {
     return {
       error: new MeshcarError('upstream_unavailable', `could not connect to ${endpoint}: ${shortage} (${code}); the endpoint is not at fault`, { cause: err }),
