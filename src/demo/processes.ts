@@ -189,12 +189,11 @@ function stopOne(child: ChildProcess): Promise<void> {
  * time stops what the demo started. The children have sessions of their own (startMeshcar), so
  * a hang-up reaches only the runner: left to its default it ended the runner alone, and the CA
  * and both sidecars ran on, holding the ports (the next `make demo` said another one runs here).
+ * A write to stdout or stderr that fails (the reader gone: EPIPE, EIO) stops it as SIGPIPE.
  */
 export function onStopSignal(onSignal: (signal: NodeJS.Signals) => void): void {
   let first: NodeJS.Signals | undefined;
   const handle = (signal: NodeJS.Signals) => {
-    // a closed terminal fails every later write (EIO): the stop must not end on one
-    if (signal === 'SIGHUP') for (const out of [process.stdout, process.stderr]) out.on('error', () => undefined);
     if (first) {
       console.log(`${signal}: already stopping (after ${first}); every process gets SIGKILL 12 s after its SIGTERM`);
       return;
@@ -203,7 +202,21 @@ export function onStopSignal(onSignal: (signal: NodeJS.Signals) => void): void {
     onSignal(signal);
   };
   process.on('SIGINT', handle).on('SIGTERM', handle).on('SIGHUP', handle).on('SIGQUIT', handle);
+  // the output's reader gone (piped into `head`, which exits; a closed terminal): a write fails
+  // with EPIPE or EIO, which ended the runner unhandled and left the CA and both sidecars (in
+  // sessions of their own) running, holding the ports. It stops everything as a hang-up does;
+  // later writes fail silently, and do not come back here once the stop is under way
+  const readerGone = () => {
+    if (!first) handle('SIGPIPE');
+  };
+  for (const out of [process.stdout, process.stderr]) out.on('error', readerGone);
 }
+
+// last resort: the runner ending any other way (an error nothing caught) still signals what it
+// started; each child is in a session of its own, so nothing else would
+process.on('exit', () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+});
 
 /** stopAll has begun (a failure, or the end): loops still driving traffic end. */
 export function demoStopping(): boolean {

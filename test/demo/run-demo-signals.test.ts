@@ -18,8 +18,8 @@ interface Runner {
 }
 
 /** The runner, as `make demo` starts it, in a process group of its own (a terminal's foreground group). */
-function startRunner(cwd: string, base: number): Runner {
-  const child = spawn(process.execPath, [DEMO_RUNNER], { cwd, env: { ...process.env, DEMO_PORT_BASE: String(base), DEMO_SECONDS: '' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+function startRunner(cwd: string, base: number, seconds = ''): Runner {
+  const child = spawn(process.execPath, [DEMO_RUNNER], { cwd, env: { ...process.env, DEMO_PORT_BASE: String(base), DEMO_SECONDS: seconds }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const out = { stdout: '', stderr: '' };
   child.stdout?.on('data', (c: Buffer) => (out.stdout += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (out.stderr += c.toString()));
@@ -166,5 +166,23 @@ t.test('SIGHUP (the terminal closed): every process stopped', async (t) => {
   process.kill(-(runner.child.pid as number), 'SIGHUP');
   await within(runner.exited, 20_000, () => 'no exit 20 s after SIGHUP');
   await waitFor(async () => (await Promise.all(seen.map((pid) => running(pid)))).every((alive) => !alive), 15_000, `processes ${seen.join(', ')} gone`);
+  t.pass('the CA and both sidecars are gone');
+});
+
+// piped into a reader that exits (`make demo | head`): the summary's write failed with EPIPE,
+// which ended the runner unhandled, and the CA and both sidecars ran on holding the ports
+t.test("the output's reader gone: the runner stops every process, no unhandled EPIPE", async (t) => {
+  const base = await freeDemoBase();
+  const runner = startRunner(t.testdir(), base, '4');
+  let seen: Array<{ pid: number; cmdline: string }> = [];
+  t.teardown(cleanUp(runner, () => seen.map((c) => c.pid)));
+  await trafficRuns(runner, base);
+  seen = await childrenOf(runner.child.pid as number);
+  t.equal(seen.length, 3, 'the CA and two sidecars run');
+  // the reader exits: the runner's next line (the summary, when the 4 s are over) has no one to read it
+  runner.child.stdout?.destroy();
+  await within(runner.exited, 30_000, () => `no exit 30 s after its reader went; stderr: ${runner.out.stderr.slice(-500)}`);
+  t.notMatch(runner.out.stderr, /EPIPE|Unhandled|at .*\.js:\d+/, `no unhandled write error: ${runner.out.stderr.slice(-300)}`);
+  await waitFor(async () => (await Promise.all(seen.map((c) => running(c.pid)))).every((alive) => !alive), 15_000, `processes ${seen.map((c) => c.pid).join(', ')} gone`);
   t.pass('the CA and both sidecars are gone');
 });
