@@ -36,7 +36,9 @@ export async function removeStaleTemps(dir: string, now: number = Date.now()): P
 export async function writeFileAtomic(target: string, content: string, mode: number): Promise<void> {
   const temp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
   // 'wx' (O_EXCL) never follows a planted symlink or reuses someone else's file
-  const handle = await open(temp, 'wx', mode);
+  const handle = await open(temp, 'wx', mode).catch((err: unknown) => {
+    throw errorNaming(err, target);
+  });
   try {
     await handle.chmod(mode);
     await handle.writeFile(content, 'utf8');
@@ -44,7 +46,7 @@ export async function writeFileAtomic(target: string, content: string, mode: num
   } catch (err) {
     await handle.close();
     await unlink(temp).catch(() => undefined);
-    throw err;
+    throw errorNaming(err, target);
   }
   await handle.close();
   await rename(temp, target).catch(async (err: unknown) => {
@@ -52,6 +54,17 @@ export async function writeFileAtomic(target: string, content: string, mode: num
     throw err;
   });
   await fsyncDirectory(path.dirname(target));
+}
+
+/**
+ * The error names `target`, the file the caller asked for (as a rename's destination, which
+ * pathProblem reads first), not the temp file beside it, nor nothing: a FileHandle's errors
+ * carry no path, and a full disk (ENOSPC) in the middle of a write came out of `meshcar ca
+ * init` as a stack trace, not one line.
+ */
+export function errorNaming(err: unknown, target: string): unknown {
+  if (typeof err === 'object' && err !== null && 'code' in err) (err as { dest?: string }).dest ??= target;
+  return err;
 }
 
 /** Makes a folder's entries (a rename, a new link) durable. */

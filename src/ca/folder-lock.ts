@@ -12,7 +12,7 @@ import { open, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
-import { removeStaleTemps } from '../atomic-file.js';
+import { errorNaming, removeStaleTemps } from '../atomic-file.js';
 import { requirePrivateCaFolder } from './ca-state.js';
 
 export const LOCK_FILE = '.lock';
@@ -107,7 +107,8 @@ async function tryCreate(path: string): Promise<boolean> {
   } catch (err) {
     await handle.close().catch(() => undefined);
     await release(path);
-    throw err;
+    // a full disk: the lock file named, not a write without a path (errorNaming)
+    throw errorNaming(err, path);
   }
   return true;
 }

@@ -11,6 +11,7 @@ import { closeSync, openSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { refuseKernelPath } from '../../src/user-paths.js';
+import { mountNamespaceUnavailable } from '../helpers/mount-namespace.js';
 
 const CLI = new URL('../../dist/cli.js', import.meta.url).pathname;
 
@@ -33,15 +34,6 @@ t.test('a path under /dev or /proc is refused where its links lead out: judged, 
   // a link here to /dev/stdout is replaced, not followed: writing it leaves /dev alone
   for (const path of [join(dir, 'token.txt'), join(dir, 'folder', 'new.token'), join(dir, 'fds-not', '..', 'x')]) t.doesNotThrow(() => refuseKernelPath(path), path);
 });
-
-/** Why a mount namespace with its own /dev cannot be made here, or undefined when it can. */
-function mountNamespaceUnavailable(): string | undefined {
-  if (process.platform !== 'linux') return `mount namespaces need Linux (this is ${process.platform})`;
-  if (process.getuid?.() !== 0) return 'a mount namespace with a scratch tmpfs on /dev needs root (run the tests as root, as CI does)';
-  const probe = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs meshcar-probe /mnt'], { timeout: 5_000 });
-  if (probe.error) return `unshare is unavailable: ${probe.error.message}`;
-  return probe.status === 0 ? undefined : `unshare --mount failed (CAP_SYS_ADMIN is needed, as CI has): ${String(probe.stderr).trim()}`;
-}
 
 /**
  * Runs in a private mount namespace. A fresh tmpfs is empty: when /dev is not, the mount did not
