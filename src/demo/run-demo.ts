@@ -9,7 +9,7 @@
 
 import { existsSync } from 'node:fs';
 import type http from 'node:http';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +56,21 @@ function connectWithoutCertificate(): Promise<string> {
   });
 }
 
+/**
+ * Whether `dir` holds a CA whose `ca init` finished: its issuer key, and no "initializing" mark
+ * in its state. A Ctrl-C (or a full disk) during the first demo's `ca init` left the key and the
+ * mark, and every later demo went on to `ca token`, which refused the unfinished CA: `ca init`
+ * is run again instead, and makes the CA afresh. A state it cannot read is left to the commands
+ * that read it (they say what is wrong).
+ */
+async function caFinished(dir: string): Promise<boolean> {
+  if (!existsSync(join(dir, 'issuer.key'))) return false;
+  const state = await readFile(join(dir, 'state.json'), 'utf8')
+    .then((text) => JSON.parse(text) as unknown)
+    .catch(() => undefined);
+  return !(typeof state === 'object' && state !== null && 'initializing' in state);
+}
+
 async function main(): Promise<void> {
   // first thing: a signal during start-up stops at once what is already running (the waits
   // then end); one during traffic ends the traffic, and the summary still prints
@@ -69,7 +84,7 @@ async function main(): Promise<void> {
   // before anything is written: a running demo's tokens and config copies are left alone
   await refuseTakenPorts(PORTS, join('certs', 'ca', 'bundle.pem'));
   await mkdir('certs', { recursive: true });
-  if (!existsSync(join('certs', 'ca', 'issuer.key'))) await cli(['ca', 'init', '--dir', 'certs/ca', '--trust-domain', 'mesh.local']);
+  if (!(await caFinished(join('certs', 'ca')))) await cli(['ca', 'init', '--dir', 'certs/ca', '--trust-domain', 'mesh.local']);
   if (!existsSync(SPEC_IN_CWD)) {
     await mkdir('config', { recursive: true });
     await copyFile(SPEC, SPEC_IN_CWD);
