@@ -142,6 +142,26 @@ t.test('a huge value, option or word typed is quoted cut short: the line stays s
   }
 });
 
+// a path past PATH_MAX was quoted whole by the error the kernel's refusal made, two or three
+// times: a 100 KB --config gave a 200-300 KB line
+t.test('a path option longer than a path can be: one short usage line, before any file is read', async (t) => {
+  const long = `/tmp/${'a'.repeat(100_000)}`;
+  const results = await Promise.all([
+    cli(['check', '--config', long]),
+    cli(['run', '--config', long]),
+    cli(['doctor', '--config', long]),
+    cli(['ca', 'serve', '--config', long]),
+    cli(['ca', 'status', '--dir', long]),
+    cli(['ca', 'token', '--dir', '.', '--service', 'a', '--out', long]),
+  ]);
+  for (const result of results) {
+    oneLine(t, result, 2, /^meshcar: --(config|dir|out) is 100005 bytes long \("\/tmp\/a{190,200}… \(100005 characters\)"\): a path holds at most 4095; give a shorter one\n$/);
+    t.ok(result.stderr.length < 500, `${result.stderr.length} characters`);
+  }
+  // at the bound: the kernel's own refusal, as before (a part of it over 255 bytes)
+  oneLine(t, await cli(['check', '--config', `/${'b'.repeat(4094)}`]), 1, /the name is too long|ENAMETOOLONG/);
+});
+
 t.test('run, ca serve and doctor give the first 100 issues and a count of the rest; check prints them all', async (t) => {
   const keys = Array.from({ length: 150 }, (_, i) => `k${i}: 1\n`).join('');
   const dir = t.testdir({ 'many.yaml': `${SIDECAR}${keys}`, 'many-ca.yaml': `${CA}${keys}` });

@@ -115,9 +115,18 @@ function parseOptions(command: Command, rest: string[], options: Record<string, 
     if (token.kind !== 'option') continue;
     if (seen.has(token.name)) throw new MeshcarError('usage', `--${token.name} is given more than once; give it once; usage: ${command.usage}`);
     seen.add(token.name);
+    // a path the kernel refuses to look at (ENAMETOOLONG) was quoted whole by the error that
+    // followed, up to three times: a 100 KB --config made a 200-300 KB error line
+    const bytes = PATH_OPTIONS.has(token.name) && typeof token.value === 'string' ? Buffer.byteLength(token.value) : 0;
+    if (bytes > MAX_PATH_BYTES) throw new MeshcarError('usage', `--${token.name} is ${bytes} bytes long (${JSON.stringify(clip(token.value as string, QUOTED_MAX))}): a path holds at most ${MAX_PATH_BYTES}; give a shorter one`);
   }
   return parsed.values as OptionValues;
 }
+
+/** The options that name a file or folder. */
+const PATH_OPTIONS = new Set(['config', 'dir', 'out']);
+/** Linux's PATH_MAX (4096) holds the terminating NUL. */
+const MAX_PATH_BYTES = 4095;
 
 /** parseArgs' message with the option or argument it quotes ('--xxx…') cut short. */
 function clipQuoted(text: string): string {
