@@ -127,6 +127,11 @@ function checkIdle(exchange: Exchange): void {
       // reads it first): the caller stalled, 408 as the outbound answers its app's stalled
       // body (and Envoy a stream idle timeout); a 504 would blame an app nobody asked
       if (exchange.forwarder === undefined && !exchange.requestBodyEnded) exchange.fail('request_timeout', `no body bytes came from the caller for ${exchange.idleTimeoutMs} ms`);
+      // the app has every byte the caller sent and waits for the rest, which the caller is not
+      // sending: the caller's stall, 408, as its outbound answers its app's stalled upload. A
+      // 504 upstream_timeout came first when both idle timeouts were equal (the default), and the
+      // caller's outbound relayed it and scored it against this endpoint toward ejection
+      else if (exchange.phase === WAITING && callerUploadStalled(exchange)) exchange.fail('request_timeout', `the caller sent none of the rest of its request body for ${exchange.idleTimeoutMs} ms`);
       else exchange.fail('upstream_timeout', `no bytes moved either way for ${exchange.idleTimeoutMs} ms`);
       // the answer must be taken as any answer is
       if (exchange.awaitingDelivery) exchange.idleTimer = IDLE_DEADLINES.add(exchange, exchange.idleTimeoutMs);
@@ -134,6 +139,19 @@ function checkIdle(exchange: Exchange): void {
     return;
   }
   exchange.idleTimer = IDLE_DEADLINES.add(exchange, exchange.idleTimeoutMs - quietMs);
+}
+
+/**
+ * The caller's upload is unfinished and waits on the caller: nothing of it is held back for the
+ * app (the body is not paused by a full connection toward the app, and no bytes wait in it:
+ * then the app is the one not taking it), and the caller is not waiting for a 100 Continue
+ * before it sends any of it.
+ */
+function callerUploadStalled(exchange: Exchange): boolean {
+  if (!exchange.requestHasBody || exchange.requestBodyEnded) return false;
+  const body = exchange.requestBody;
+  if (body.isPaused() || body.readableLength > 0) return false;
+  return !(exchange.expectsContinue && exchange.bytesIn === 0);
 }
 
 /**

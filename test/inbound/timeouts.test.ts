@@ -173,18 +173,19 @@ t.test('setTimeouts() applies to the next request', async (t) => {
   t.equal((await h1Request(fx.port, tlsOptions, { path: '/slow/301' })).status, 200, 'other paths keep the default');
 });
 
-t.test('a caller whose upload stops short gets its 504, and the sidecar carries on', async (t) => {
+t.test('a caller whose upload stops short gets its 408, and the sidecar carries on', async (t) => {
   // the idle timeout cancels the request toward the app while the caller's body is still open
   // (the head timeout runs only once the body has ended): the caller's own request stream must
   // survive that (undici once took its socket away, and the 504 that followed threw in the
-  // timer, ending the process)
+  // timer, ending the process). The app had every byte sent: the caller stalled, 408 (it was a
+  // 504 upstream_timeout blaming the app, which a caller's outbound scored against the endpoint)
   const fx = await startInbound({ app: { protocol: 'http', handler: app }, timeoutMs: 200 });
   t.teardown(() => fx.close());
   fx.inbound.setTimeouts({ timeoutMs: 200, idleTimeoutMs: 300 });
   const tlsOptions = await fx.tlsOptions();
   const res = await rawTlsRequest(fx.port, tlsOptions, 'POST /upload HTTP/1.1\r\nHost: orders\r\nContent-Length: 100\r\n\r\n0123456789');
-  t.equal(res.status, 504, 'the inbound idle timeout answers the caller');
-  t.equal(res.headers['x-meshcar-error'], 'upstream_timeout');
+  t.equal(res.status, 408, 'the inbound idle timeout answers the caller');
+  t.equal(res.headers['x-meshcar-error'], 'request_timeout');
   t.equal((await h1Request(fx.port, tlsOptions, { path: '/slow/1' })).status, 200, 'and the next request is served');
   t.equal(fx.inbound.inFlight, 0, 'nothing is left in flight');
 });
