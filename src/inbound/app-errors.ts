@@ -15,7 +15,10 @@ import { localShortage } from '../local-shortage.js';
 import { APP_SILENT_SESSION } from './h2c-first-settings.js';
 
 /** Failures to open a connection: the app is not there (not started, crashed, wrong port). */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EACCES', 'UND_ERR_CONNECT_TIMEOUT']);
+// EADDRNOTAVAIL included: toward the app it is far more often an address this host cannot reach
+// from (an IPv6 app on a host without IPv6) than a shortage of local ports, so it is read as
+// unreachable before the shortages below
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EACCES', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /**
  * The clients' errors for an answer they read and refused, which are the app's fault, not a
@@ -97,11 +100,11 @@ export function classifyAppError(err: unknown, appAddress?: string): AppFailure 
       const silent = codeOf((err as { cause?: unknown }).cause) === code ? (err as { cause: Error }).cause : (err as Error);
       return { code: 'upstream_unavailable', message: `${appAddress === undefined ? 'the app' : `the app at ${appAddress}`} ${silent.message}` };
     }
-    // this sidecar ran short of descriptors or ports: the app did nothing, and a 503 is retried
+    if (UNREACHABLE.has(code)) return { code: 'upstream_unavailable', message: appAddress === undefined ? `the app is unreachable (${code}; an address off loopback is not told to callers: see this sidecar's app setting)` : `the app is unreachable at ${appAddress} (${code})` };
+    // this sidecar ran short of descriptors or buffers: the app did nothing, and a 503 is retried
     // elsewhere by the caller's outbound, where a 502 "the app closed the connection" was not
     const shortage = localShortage(code);
     if (shortage !== undefined) return { code: 'upstream_unavailable', message: `could not connect to ${appAddress === undefined ? 'the app' : `the app at ${appAddress}`}: ${shortage} (${code}); the app is not at fault`, local: code };
-    if (UNREACHABLE.has(code)) return { code: 'upstream_unavailable', message: appAddress === undefined ? `the app is unreachable (${code}; an address off loopback is not told to callers: see this sidecar's app setting)` : `the app is unreachable at ${appAddress} (${code})` };
     if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: malformed(code) };
     const refused = Object.hasOwn(REFUSED_ANSWER, code) ? REFUSED_ANSWER[code] : code === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message) ? REFUSED_INTERIM[err.message] : undefined;
     if (refused !== undefined) return { code: 'bad_gateway', message: `the app sent ${refused} (${code})` };

@@ -13,7 +13,9 @@ import { once } from 'node:events';
 import { execFileSync } from 'node:child_process';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import net from 'node:net';
 import { makePki } from '../helpers/pki.js';
+import { classifyAppError } from '../../src/inbound/app-errors.js';
 import { startMeshcar } from '../helpers/process.js';
 
 const LIMIT = 64;
@@ -119,3 +121,17 @@ for (const appClient of ['meshcar', 'undici'] as const) {
     t.equal(again.body, 'served');
   });
 }
+
+// EADDRNOTAVAIL toward the app is an address this host cannot reach from (an IPv6 app on a host
+// without IPv6) far more often than a shortage of ports: it stays 'unreachable', naming the app,
+// and is not logged as this sidecar's shortage (the first version of this fix said so)
+t.test('EADDRNOTAVAIL toward the app reads as unreachable, not as a shortage', async (t) => {
+  // a real one: a connection from a local address this host does not have
+  const socket = net.connect({ host: '127.0.0.1', port: 9, localAddress: '192.0.2.1' });
+  const [err] = (await once(socket, 'error')) as [NodeJS.ErrnoException];
+  t.equal(err.code, 'EADDRNOTAVAIL');
+  const failure = classifyAppError(err, '[::1]:8080');
+  t.equal(failure.code, 'upstream_unavailable');
+  t.equal(failure.message, 'the app is unreachable at [::1]:8080 (EADDRNOTAVAIL)');
+  t.equal(failure.local, undefined, 'not logged as a shortage of this sidecar');
+});
