@@ -74,11 +74,17 @@ export function exitedEarly(child: ChildProcess, what: string): Promise<never> {
   });
 }
 
-/** A one-shot meshcar command; its output goes to ours (or is returned with `capture`). */
+/**
+ * A one-shot meshcar command; its output goes to ours (or is returned with `capture`). Relayed,
+ * not inherited: with the runner's output gone (`make demo | head -1`) the command itself failed
+ * its write and exit 1 ("demo failed"), where the runner's own failed write stops the demo as a
+ * hang-up does (onStopSignal).
+ */
 export async function meshcarCommand(args: string[], options: { capture?: boolean } = {}): Promise<string> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', options.capture ? 'pipe' : 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (options.capture ? (out += chunk.toString()) : process.stdout.write(chunk)));
+  child.stderr.on('data', (chunk: Buffer) => process.stderr.write(chunk));
   const code = await new Promise<number | null>((done) => child.once('exit', done));
   if (code !== 0) throw new Error(`meshcar ${args.join(' ')} failed (exit ${code})`);
   return out;

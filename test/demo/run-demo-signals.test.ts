@@ -6,7 +6,7 @@
 
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { httpGet, waitFor } from '../helpers/mesh.js';
 import { demoPorts } from '../../src/demo/ports.js';
 import { DEMO_RUNNER, freeDemoBase } from '../helpers/demo-base.js';
@@ -186,3 +186,27 @@ t.test("the output's reader gone: the runner stops every process, no unhandled E
   await waitFor(async () => (await Promise.all(seen.map((c) => running(c.pid)))).every((alive) => !alive), 15_000, `processes ${seen.map((c) => c.pid).join(', ')} gone`);
   t.pass('the CA and both sidecars are gone');
 });
+
+// gone before the first line: `make demo | head -1` and the like. The one-shot commands wrote to
+// the runner's stdout themselves and failed first (exit 1): 'demo failed: meshcar ca init ...'
+t.test("the output's reader gone from the start: no failure, nothing left running", async (t) => {
+  const base = await freeDemoBase();
+  const cwd = t.testdir();
+  const runner = startRunner(cwd, base, '4');
+  runner.child.stdout?.destroy();
+  t.teardown(cleanUp(runner, () => []));
+  await within(runner.exited, 30_000, () => `no exit 30 s after its reader went; stderr: ${runner.out.stderr.slice(-500)}`);
+  t.notMatch(runner.out.stderr, /demo failed|EPIPE|at .*\.js:\d+/, `no failure: ${runner.out.stderr.slice(-300)}`);
+  t.same(await processesIn(cwd), [], 'no process left running in its folder');
+});
+
+/** The pids of live processes whose working directory is `dir` (what the demo starts runs there). */
+async function processesIn(dir: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => '');
+    if (cwd === dir && (await running(Number(entry)))) found.push(Number(entry));
+  }
+  return found;
+}
