@@ -28,7 +28,7 @@ export function armDeadline(attempt: Attempt, withTimeout: boolean): void {
   const now = performance.now();
   const app = attempt.appDeadlineMs;
   const appAt = app === undefined ? Infinity : attempt.exchange.startedMs + app;
-  const timeout = attempt.pool.timeoutMs;
+  const timeout = attempt.timeoutMs;
   const ownAt = withTimeout && timeout > 0 ? now + timeout : Infinity;
   attempt.appDeadline = appAt < ownAt;
   attempt.deadlineAt = Math.min(appAt, ownAt);

@@ -188,7 +188,7 @@ export function tryRetry(attempt: Attempt, reason: RetryReason, retryAfter?: unk
   // a wait is a quiet spell of the request: no longer than the upstream's idleTimeout, also
   // without a deadline (timeout 0), or a Retry-After of an hour held the app's request an hour
   // (review-up L3); longer, the 503 or 429 goes to the app as it is, Retry-After and all
-  const wait = pool.retry.plan(attempt.retries + 1, retryAfter, Math.min(attempt.deadlineAt - performance.now(), pool.idleTimeoutMs));
+  const wait = pool.retry.plan(attempt.retries + 1, retryAfter, Math.min(attempt.deadlineAt - performance.now(), attempt.idleTimeoutMs));
   reportRetry(attempt, 'failure');
   if (wait < 0) return false;
   attempt.retries += 1;

@@ -73,10 +73,10 @@ export function streamIdle(attempt: Attempt): void {
     // fault, 408 as Envoy's stream idle timeout gives it, and nothing against the endpoint (an
     // app abandoning uploads got healthy endpoints ejected)
     if (up !== undefined && !up.closed) markCancelled(up);
-    attempt.fail(new MeshcarError('request_timeout', `the app sent none of the rest of its request body for ${attempt.pool.idleTimeoutMs} ms`));
+    attempt.fail(new MeshcarError('request_timeout', `the app sent none of the rest of its request body for ${attempt.idleTimeoutMs} ms`));
     return;
   }
-  attempt.fail(upstreamTimeout(attempt.endpointKey, attempt.pool.idleTimeoutMs, 'sent or received nothing'));
+  attempt.fail(upstreamTimeout(attempt.endpointKey, attempt.idleTimeoutMs, 'sent or received nothing'));
 }
 
 /**

@@ -41,6 +41,9 @@ export abstract class Attempt {
   readonly exchange: Exchange;
   /** Set by route(); everything after it may rely on it. */
   pool!: UpstreamPool;
+  /** The upstream's timeout and idleTimeout as the request came: a reload changes the pool's for new requests, not this one. */
+  timeoutMs = 0;
+  idleTimeoutMs = 0;
   /** The current attempt's stream; undefined between attempts. */
   upstream: UpstreamStream | undefined = undefined;
   /** A response head is decided: the upstream's, or one of ours. */
@@ -145,6 +148,8 @@ export abstract class Attempt {
       return undefined;
     }
     this.pool = pool;
+    this.timeoutMs = pool.timeoutMs;
+    this.idleTimeoutMs = pool.idleTimeoutMs;
     this.exchange.peer = pool.name;
     // a target no HTTP/2 peer takes (`GET *`, `ftp://...`): the upstream's codec would reset it,
     // which reads as the endpoint's reset (retried, held against it)
@@ -228,7 +233,7 @@ export abstract class Attempt {
     const up = this.upstream;
     // an upload still flushing is in flight until its stream closes: a drain waits for it (the
     // sidecar's stop closed the session under it, and the upstream lost its last window)
-    if (whole && up !== undefined && up.writableEnded && !up.writableFinished && !up.destroyed) leaveWhenFlushed(this.ctx.activity, up, this.pool.idleTimeoutMs);
+    if (whole && up !== undefined && up.writableEnded && !up.writableFinished && !up.destroyed) leaveWhenFlushed(this.ctx.activity, up, this.idleTimeoutMs);
     else this.ctx.activity.leave();
     this.exchange.finish();
   }
@@ -268,8 +273,8 @@ export abstract class Attempt {
     }
     this.upstream = up;
     bindAttempt(up, this);
-    listenToUpstream(up, this.pool.idleTimeoutMs);
-    if (expectsContinue(this.reqHeaders.expect)) relayContinue(up, continueGraceMs(this.pool.timeoutMs), this);
+    listenToUpstream(up, this.idleTimeoutMs);
+    if (expectsContinue(this.reqHeaders.expect)) relayContinue(up, continueGraceMs(this.timeoutMs), this);
     // the request is whole on the stream now unless the app's upload is still to come (then at
     // its end, attempt-deadline.ts): a wait the app gives up on counts from then (pool-counting.ts)
     if (this.bodyDone) markRequestSent(up);

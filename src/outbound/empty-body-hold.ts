@@ -36,7 +36,7 @@ export function declaresEmptyBody(contentLength: string | undefined): boolean {
 export function holdUntilEnd(stream: ServerHttp2Stream, attempt: Attempt): void {
   attempt.appDeadlineMs = appDeadlineMs(attempt.reqHeaders['grpc-timeout'], attempt.reqHeaders['x-request-timeout']);
   armDeadline(attempt, false);
-  if (attempt.pool.idleTimeoutMs > 0) stream.setTimeout(attempt.pool.idleTimeoutMs, onHeldQuiet);
+  if (attempt.idleTimeoutMs > 0) stream.setTimeout(attempt.idleTimeoutMs, onHeldQuiet);
   stream.on('end', onHeldEnd);
   stream.resume();
 }
@@ -53,5 +53,5 @@ function onHeldQuiet(this: ServerHttp2Stream): void {
   this.setTimeout(0);
   const held = attemptOf<Attempt>(this);
   if (held.over()) return;
-  held.fail(new MeshcarError('request_timeout', `the app left its request (content-length: 0) unended for ${held.pool.idleTimeoutMs} ms`));
+  held.fail(new MeshcarError('request_timeout', `the app left its request (content-length: 0) unended for ${held.idleTimeoutMs} ms`));
 }
