@@ -1,5 +1,5 @@
 // What went wrong with the local app, in the sidecar's error codes: could not reach it at
-// all, or this sidecar ran short of descriptors or ports to reach it with (503, retrying
+// all, or this sidecar ran short of descriptors or buffers to reach it with (503, retrying
 // elsewhere makes sense), it hung up or reset before answering (502), or it answered with
 // something that is not HTTP or that it may not send (502 bad_gateway). The message goes to the
 // remote caller, another service: it says what happened, and for an app that cannot be reached
