@@ -96,7 +96,7 @@ export class AppConnection implements BodyWriterOwner {
       if (this.handler !== handler) return;
       if (this.assigning) this.detach();
       else this.cut();
-    });
+    }, this.socket);
     this.assigning = false;
     if (this.handler !== handler) {
       // cancelled while it waited for a connection: nothing was written, so this one stays good

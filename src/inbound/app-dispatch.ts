@@ -5,6 +5,7 @@
 // codes the own client gives its failures, which app-errors.ts turns into answers.
 
 import type { Readable } from 'node:stream';
+import type { Socket } from 'node:net';
 import type { FairQueue } from '../http/fair-queue.js';
 
 /** One request for the app. The framing fields are the client's to write, from `body` and `contentLength`. */
@@ -30,8 +31,10 @@ export interface AppDispatchHandler {
   /**
    * The request waits for a connection (`abort` takes it out of the queue), or has one (`abort`
    * cuts it; no more calls to this handler after): called for each, the later one's abort in force.
+   * `socket`: the app's connection, once it has one (the own client): what of the request it
+   * still holds is `socket.writableLength` (exchange-deadlines.ts reads it).
    */
-  onConnect(abort: () => void): void;
+  onConnect(abort: () => void, socket?: Socket): void;
   /** The whole request (head and body) has been written. */
   onRequestSent?(): void;
   /** The final answer's head (interim answers are not handed on). `resume` undoes a false from onData. */

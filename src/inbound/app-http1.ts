@@ -10,6 +10,7 @@
 // (`OPTIONS *`). Upgrade requests have a forwarder of their own there.
 
 import type { Readable } from 'node:stream';
+import type { Socket } from 'node:net';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { appHeaderListOf } from './app-headers.js';
 import { forwardableResponseHead, forwardableResponseList, headersOfRaw } from '../http/raw-headers.js';
@@ -128,11 +129,18 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
   private awaitingDrain = false;
   /** The whole request (head and body) has gone to the app. */
   writableFinished = false;
+  /** The app's connection (the own client): what of the request it still holds (heldBytes). */
+  private appSocket: Socket | undefined = undefined;
 
   constructor(
     private readonly exchange: Exchange,
     private readonly app: Http1App,
   ) {}
+
+  /** Bytes of the request written toward the app that its connection has not taken yet (undici's: not seen, 0). */
+  heldBytes(): number {
+    return this.appSocket?.writableLength ?? 0;
+  }
 
   /** The exchange is over or superseded: drop the connection (as node:http's destroy() did). */
   destroy(): void {
@@ -141,8 +149,9 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
     this.abortRequest?.();
   }
 
-  onConnect(abort: (reason?: Error) => void): void {
+  onConnect(abort: (reason?: Error) => void, socket?: Socket): void {
     this.abortRequest = abort;
+    this.appSocket = socket;
     // cancelled while queued for a connection: never sent
     if (this.cancelled) abort();
   }

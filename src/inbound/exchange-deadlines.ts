@@ -131,7 +131,7 @@ function checkIdle(exchange: Exchange): void {
       // sending: the caller's stall, 408, as its outbound answers its app's stalled upload. A
       // 504 upstream_timeout came first when both idle timeouts were equal (the default), and the
       // caller's outbound relayed it and scored it against this endpoint toward ejection
-      else if (exchange.phase === WAITING && callerUploadStalled(exchange)) exchange.fail('request_timeout', `the caller sent none of the rest of its request body for ${exchange.idleTimeoutMs} ms`);
+      else if (exchange.phase === WAITING && callerUploadStalled(exchange)) exchange.fail('request_timeout', `no bytes moved for ${exchange.idleTimeoutMs} ms while the caller's request body stayed open and the app had all of it`);
       else exchange.fail('upstream_timeout', `no bytes moved either way for ${exchange.idleTimeoutMs} ms`);
       // the answer must be taken as any answer is
       if (exchange.awaitingDelivery) exchange.idleTimer = IDLE_DEADLINES.add(exchange, exchange.idleTimeoutMs);
@@ -143,14 +143,21 @@ function checkIdle(exchange: Exchange): void {
 
 /**
  * The caller's upload is unfinished and waits on the caller: nothing of it is held back for the
- * app (the body is not paused by a full connection toward the app, and no bytes wait in it:
- * then the app is the one not taking it), and the caller is not waiting for a 100 Continue
- * before it sends any of it.
+ * app (the body is not paused by a full connection toward the app, no bytes wait in it or in
+ * the request toward the app: then the app is the one not taking it), and the caller is not
+ * waiting for a 100 Continue before it sends any of it. A streaming call whose request stays
+ * open (a gRPC client stream or bidi call) and whose app has all of it and answers nothing
+ * counts the same way, as the outbound counts it: such routes want an idleTimeout above their
+ * longest silence.
  */
 function callerUploadStalled(exchange: Exchange): boolean {
   if (!exchange.requestHasBody || exchange.requestBodyEnded) return false;
   const body = exchange.requestBody;
   if (body.isPaused() || body.readableLength > 0) return false;
+  // below the mark that pauses the body, bytes may wait toward the app all the same (an h2c
+  // app's window shut with a few KB left over, the app's socket full): then it is the app's
+  const up = exchange.upstream;
+  if (up !== undefined && (up.heldBytes?.() ?? up.writableLength ?? 0) > 0) return false;
   return !(exchange.expectsContinue && exchange.bytesIn === 0);
 }
 

@@ -28,6 +28,9 @@ export interface UpstreamRequest {
   readonly writableFinished: boolean;
   /** HTTP/2 streams: reset with a code (a plain destroy() would send NO_ERROR, not CANCEL). */
   close?(code?: number): void;
+  /** Bytes of the request's body written toward the app that the app has not taken yet; a stream's or ClientRequest's writableLength otherwise. */
+  heldBytes?(): number;
+  readonly writableLength?: number;
 }
 
 const NGHTTP2_CANCEL = 8;
