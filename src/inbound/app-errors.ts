@@ -11,13 +11,14 @@
 import type { ErrorCode } from '../errors.js';
 import { formatHostPort, isLoopbackAddress, type HostPort } from '../config/address.js';
 import { APP_CLIENT_ERRORS } from './app-dispatch.js';
+import { isIPv4 } from 'node:net';
 import { localShortage } from '../local-shortage.js';
 import { APP_SILENT_SESSION } from './h2c-first-settings.js';
 
 /** Failures to open a connection: the app is not there (not started, crashed, wrong port). */
-// EADDRNOTAVAIL included: toward the app it is far more often an address this host cannot reach
-// from (an IPv6 app on a host without IPv6) than a shortage of local ports, so it is read as
-// unreachable before the shortages below
+// EADDRNOTAVAIL included: toward an IPv6 app it is most often an address this host cannot reach
+// from (a host without IPv6), so it is read as unreachable before the shortages below; toward
+// an IPv4 one it can only be a shortage of local ports (shortOfPorts)
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EACCES', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /**
@@ -83,6 +84,13 @@ function malformed(code: string): string {
   return `the app sent a malformed response (${code})${hint}`;
 }
 
+/** EADDRNOTAVAIL on a connection to an IPv4 address: no local port left (an IPv4 address is always reachable from here). */
+function shortOfPorts(err: unknown, code: string): boolean {
+  if (code !== 'EADDRNOTAVAIL') return false;
+  const address = (err as { address?: unknown } | null)?.address ?? (err as { cause?: { address?: unknown } } | null)?.cause?.address;
+  return typeof address === 'string' && isIPv4(address);
+}
+
 /** `appAddress`: appAddressForCallers of the app tried, named when it cannot be reached. */
 export function classifyAppError(err: unknown, appAddress?: string): AppFailure {
   // an HTTP/2 stream pending on a session that failed to connect is cancelled "caused by" the
@@ -100,7 +108,7 @@ export function classifyAppError(err: unknown, appAddress?: string): AppFailure 
       const silent = codeOf((err as { cause?: unknown }).cause) === code ? (err as { cause: Error }).cause : (err as Error);
       return { code: 'upstream_unavailable', message: `${appAddress === undefined ? 'the app' : `the app at ${appAddress}`} ${silent.message}` };
     }
-    if (UNREACHABLE.has(code)) return { code: 'upstream_unavailable', message: appAddress === undefined ? `the app is unreachable (${code}; an address off loopback is not told to callers: see this sidecar's app setting)` : `the app is unreachable at ${appAddress} (${code})` };
+    if (UNREACHABLE.has(code) && !shortOfPorts(err, code)) return { code: 'upstream_unavailable', message: appAddress === undefined ? `the app is unreachable (${code}; an address off loopback is not told to callers: see this sidecar's app setting)` : `the app is unreachable at ${appAddress} (${code})` };
     // this sidecar ran short of descriptors or buffers: the app did nothing, and a 503 is retried
     // elsewhere by the caller's outbound, where a 502 "the app closed the connection" was not
     const shortage = localShortage(code);

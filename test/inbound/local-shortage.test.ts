@@ -122,16 +122,24 @@ for (const appClient of ['meshcar', 'undici'] as const) {
   });
 }
 
-// EADDRNOTAVAIL toward the app is an address this host cannot reach from (an IPv6 app on a host
-// without IPv6) far more often than a shortage of ports: it stays 'unreachable', naming the app,
-// and is not logged as this sidecar's shortage (the first version of this fix said so)
-t.test('EADDRNOTAVAIL toward the app reads as unreachable, not as a shortage', async (t) => {
-  // a real one: a connection from a local address this host does not have
-  const socket = net.connect({ host: '127.0.0.1', port: 9, localAddress: '192.0.2.1' });
-  const [err] = (await once(socket, 'error')) as [NodeJS.ErrnoException];
-  t.equal(err.code, 'EADDRNOTAVAIL');
-  const failure = classifyAppError(err, '[::1]:8080');
-  t.equal(failure.code, 'upstream_unavailable');
-  t.equal(failure.message, 'the app is unreachable at [::1]:8080 (EADDRNOTAVAIL)');
-  t.equal(failure.local, undefined, 'not logged as a shortage of this sidecar');
+// EADDRNOTAVAIL toward an IPv6 app is an address this host cannot reach from (a host without
+// IPv6) far more often than a shortage: it stays 'unreachable', naming the app, and is not logged
+// as this sidecar's shortage (the first version of this fix said so). Toward an IPv4 app it can
+// only be a shortage of local ports (a review found it read as unreachable, with no warn line).
+t.test('EADDRNOTAVAIL toward an IPv6 app reads as unreachable; toward an IPv4 one, as a shortage', async (t) => {
+  // real ones: connections from a local address this host does not have
+  const refusal = async (host: string, localAddress: string) => {
+    const socket = net.connect({ host, port: 9, localAddress });
+    const [err] = (await once(socket, 'error')) as [NodeJS.ErrnoException];
+    t.equal(err.code, 'EADDRNOTAVAIL', `${host} from ${localAddress}`);
+    return err;
+  };
+  const v6 = classifyAppError(await refusal('::1', '2001:db8::1'), '[::1]:8080');
+  t.equal(v6.code, 'upstream_unavailable');
+  t.equal(v6.message, 'the app is unreachable at [::1]:8080 (EADDRNOTAVAIL)');
+  t.equal(v6.local, undefined, 'not logged as a shortage of this sidecar');
+  const v4 = classifyAppError(await refusal('127.0.0.1', '192.0.2.1'), '127.0.0.1:8080');
+  t.equal(v4.code, 'upstream_unavailable');
+  t.match(v4.message, /^could not connect to the app at 127\.0\.0\.1:8080: this host has no local port \(or address\) left for the connection \(EADDRNOTAVAIL\); the app is not at fault$/);
+  t.equal(v4.local, 'EADDRNOTAVAIL', 'logged as a shortage');
 });
