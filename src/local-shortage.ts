@@ -2,8 +2,8 @@
 // descriptors, local ports, socket buffers. The peer (an upstream endpoint, or the local app)
 // is not at fault: the outbound does not back the endpoint off or eject it, and the inbound
 // answers 503 (which a caller's outbound retries elsewhere) rather than 502 "the app closed the
-// connection", and says so in a warn line. (The inbound reads EADDRNOTAVAIL as an app it cannot
-// reach first, app-errors.ts: an IPv6 app on a host without IPv6 is the likelier cause there.)
+// connection", and says so in a warn line. (The inbound reads EADDRNOTAVAIL toward an IPv6 app as
+// an app it cannot reach, app-errors.ts: a host without IPv6 is the likelier cause there.)
 
 const LOCAL_SHORTAGES: Readonly<Record<string, string>> = {
   EMFILE: 'this process has no file descriptor left',

@@ -1,5 +1,5 @@
 // What went wrong with the local app, in the sidecar's error codes: could not reach it at
-// all, or this sidecar ran short of descriptors or buffers to reach it with (503, retrying
+// all, or this sidecar ran short of descriptors, ports or buffers to reach it with (503, retrying
 // elsewhere makes sense), it hung up or reset before answering (502), or it answered with
 // something that is not HTTP or that it may not send (502 bad_gateway). The message goes to the
 // remote caller, another service: it says what happened, and for an app that cannot be reached
@@ -109,7 +109,7 @@ export function classifyAppError(err: unknown, appAddress?: string): AppFailure 
       return { code: 'upstream_unavailable', message: `${appAddress === undefined ? 'the app' : `the app at ${appAddress}`} ${silent.message}` };
     }
     if (UNREACHABLE.has(code) && !shortOfPorts(err, code)) return { code: 'upstream_unavailable', message: appAddress === undefined ? `the app is unreachable (${code}; an address off loopback is not told to callers: see this sidecar's app setting)` : `the app is unreachable at ${appAddress} (${code})` };
-    // this sidecar ran short of descriptors or buffers: the app did nothing, and a 503 is retried
+    // this sidecar ran short of descriptors, ports or buffers: the app did nothing, and a 503 is retried
     // elsewhere by the caller's outbound, where a 502 "the app closed the connection" was not
     const shortage = localShortage(code);
     if (shortage !== undefined) return { code: 'upstream_unavailable', message: `could not connect to ${appAddress === undefined ? 'the app' : `the app at ${appAddress}`}: ${shortage} (${code}); the app is not at fault`, local: code };

@@ -1,6 +1,6 @@
 // A request to the app failed before its answer: the exchange is answered with the sidecar's
 // error for it (app-errors.ts), and a failure that was this sidecar's own shortage (no file
-// descriptor or socket buffer left to reach the app with) is also said in a warn line, at most
+// descriptor, local port or socket buffer left to reach the app with) is also said in a warn line, at most
 // one per cause per window: the answer goes to the remote caller, and without the line the
 // operator saw a stream of errors that read as the app's.
 
