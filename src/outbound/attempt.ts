@@ -230,6 +230,7 @@ export abstract class Attempt {
     stopRetryTimer(this);
     this.stopWaiting();
     if (cancel) this.cancelUpstream();
+    if (this.answered && !this.answerComplete()) this.exchange.brokenOff = true;
     const up = this.upstream;
     // an upload still flushing is in flight until its stream closes: a drain waits for it (the
     // sidecar's stop closed the session under it, and the upstream lost its last window)

@@ -53,6 +53,8 @@ export class Exchange {
   path = '/';
   status = 0;
   errorCode: string | undefined = undefined;
+  /** The answer's head went to the app and its end did not: the app's side closed first (attempt.appClosed). */
+  brokenOff = false;
   /** Body bytes: from the app (request) and to it (response), for the access log. */
   bytesIn = 0;
   bytesOut = 0;
@@ -97,7 +99,9 @@ export class Exchange {
     if (this.reported) return;
     this.reported = true;
     const cutBy = this.ctx.cutBy;
-    const cut = cutBy !== undefined && (this.status === 0 || this.errorCode === 'reset');
+    // an answer the sidecar broke off (its head out, its end not) is cut as one never begun is:
+    // recorded with the head's status and the cut's reason (it read as a plain success)
+    const cut = cutBy !== undefined && (this.status === 0 || this.errorCode === 'reset' || this.brokenOff);
     this.ctx.observer.requestFinished({
       direction: 'outbound',
       peer: this.peer,

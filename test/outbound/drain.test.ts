@@ -6,6 +6,7 @@ import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { once } from 'node:events';
 import { h2cRequest, makePki, request, sleep, startOutbound, startUpstream, TD, waitUntil } from '../helpers/outbound-fixture.js';
 
 /** Resolves once `check` holds, polling; fails the test after `timeoutMs`. */
@@ -183,4 +184,52 @@ t.test('close() stops at once', async (t) => {
   await waitUntil(() => upstream.sessions.size === 0, 'the upstream sessions to close');
   t.equal(upstream.sessions.size, 0, 'and the upstream sessions');
   t.equal(fx.observer.sessions.get('payments'), 0, 'the sessions gauge is back to 0');
+});
+
+// an answer whose head went out and whose end did not, cut at the drain timeout: it was recorded
+// as a plain success (status 200, no error), so a rollout that cuts streaming answers showed no
+// error at all (a hunt of the outbound's h2c listener). Both app protocols.
+t.test('an answer begun and cut by a drain that times out is recorded with its status and drain_timeout', async (t) => {
+  const pki = await makePki(TD);
+  // the head and a first part, then nothing: the answer never ends
+  const upstream = await startUpstream(pki, {
+    handler: (stream) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200 });
+      stream.write('first part;');
+    },
+  });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`], timeoutMs: 60_000 }]);
+  t.teardown(async () => {
+    await fx.close();
+    await upstream.close();
+  });
+  const http1Head = new Promise<number>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: fx.port, path: '/part/http1', headers: { host: 'payments' }, agent: false }, (res) => {
+      res.on('error', () => {});
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const h2c = http2.connect(`http://127.0.0.1:${fx.port}`);
+  t.teardown(() => h2c.destroy());
+  h2c.on('error', () => {});
+  const stream = h2c.request({ ':path': '/part/h2c', host: 'payments' });
+  stream.on('error', () => {});
+  stream.resume();
+  const [h2cHead] = (await once(stream, 'response')) as [http2.IncomingHttpHeaders];
+  t.equal(await http1Head, 200, 'the HTTP/1.1 app has its head');
+  t.equal(h2cHead[':status'], 200, 'the h2c app has its head');
+  await fx.outbound.drain(300);
+  const records = await fx.observer.waitForRequests(2);
+  t.same(
+    records.map((r) => [r.path, r.status, r.errorCode]).sort(),
+    [
+      ['/part/h2c', 200, 'drain_timeout'],
+      ['/part/http1', 200, 'drain_timeout'],
+    ],
+    'each recorded with the status of its head and the cut',
+  );
 });
