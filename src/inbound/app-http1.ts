@@ -129,7 +129,7 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
   private awaitingDrain = false;
   /** The whole request (head and body) has gone to the app. */
   writableFinished = false;
-  /** The app's connection (the own client): what of the request it still holds (heldBytes). */
+  /** The app's connection (the own client): what of the request it still holds (writableLength). */
   private appSocket: Socket | undefined = undefined;
 
   constructor(
@@ -138,7 +138,7 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
   ) {}
 
   /** Bytes of the request written toward the app that its connection has not taken yet (undici's: not seen, 0). */
-  heldBytes(): number {
+  get writableLength(): number {
     return this.appSocket?.writableLength ?? 0;
   }
 

@@ -156,8 +156,7 @@ function callerUploadStalled(exchange: Exchange): boolean {
   if (body.isPaused() || body.readableLength > 0) return false;
   // below the mark that pauses the body, bytes may wait toward the app all the same (an h2c
   // app's window shut with a few KB left over, the app's socket full): then it is the app's
-  const up = exchange.upstream;
-  if (up !== undefined && (up.heldBytes?.() ?? up.writableLength ?? 0) > 0) return false;
+  if ((exchange.upstream?.writableLength ?? 0) > 0) return false;
   return !(exchange.expectsContinue && exchange.bytesIn === 0);
 }
 

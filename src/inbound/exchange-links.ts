@@ -28,8 +28,7 @@ export interface UpstreamRequest {
   readonly writableFinished: boolean;
   /** HTTP/2 streams: reset with a code (a plain destroy() would send NO_ERROR, not CANCEL). */
   close?(code?: number): void;
-  /** Bytes of the request's body written toward the app that the app has not taken yet; a stream's or ClientRequest's writableLength otherwise. */
-  heldBytes?(): number;
+  /** Bytes of the request's body written toward the app that the app has not taken yet (a stream's, a ClientRequest's, the own client's connection's). */
   readonly writableLength?: number;
 }
 

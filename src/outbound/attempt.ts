@@ -230,7 +230,8 @@ export abstract class Attempt {
     stopRetryTimer(this);
     this.stopWaiting();
     if (cancel) this.cancelUpstream();
-    if (this.answered && !this.answerComplete()) this.exchange.brokenOff = true;
+    // only a cut of the sidecar's own is recorded so (exchange.ts finish): not asked of every request
+    if (this.ctx.cutBy !== undefined && this.answered && !this.answerComplete()) this.exchange.brokenOff = true;
     const up = this.upstream;
     // an upload still flushing is in flight until its stream closes: a drain waits for it (the
     // sidecar's stop closed the session under it, and the upstream lost its last window)

@@ -15,6 +15,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import net from 'node:net';
 import { makePki } from '../helpers/pki.js';
+import { h2Request } from '../helpers/inbound-fixture.js';
 import { classifyAppError } from '../../src/inbound/app-errors.js';
 import { startMeshcar } from '../helpers/process.js';
 
@@ -25,22 +26,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** The descriptors numbered below the limit `pid` holds (one it inherited may be numbered above: the limit bounds numbers). */
 const fdCount = async (pid: number) => (await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])).filter((fd) => Number(fd) < LIMIT).length;
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-function ask(session: http2.ClientHttp2Session, path: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = session.request({ ':path': path });
-    let status = 0;
-    const chunks: Buffer[] = [];
-    req.on('response', (head) => (status = Number(head[':status'])));
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
-    req.on('error', reject);
-    req.end();
-  });
+/** One GET on the caller's session: its status and body as text (h2Request, the inbound fixture's). */
+async function ask(session: http2.ClientHttp2Session, path: string): Promise<{ status: number; body: string }> {
+  const answer = await h2Request(session, { ':path': path });
+  return { status: answer.status, body: answer.body.toString() };
 }
 
 for (const appClient of ['meshcar', 'undici'] as const) {
@@ -94,8 +83,8 @@ for (const appClient of ['meshcar', 'undici'] as const) {
     t.equal((await ask(session, '/ok')).status, 200, 'served before the shortage');
 
     // requests the app holds, each on an app connection of its own, until the sidecar holds every descriptor it may
-    const pending: Array<Promise<Answer>> = [];
-    let early: Answer | undefined;
+    const pending: Array<Promise<{ status: number; body: string }>> = [];
+    let early: { status: number; body: string } | undefined;
     for (let i = 0; i < LIMIT && (await fdCount(pid)) < LIMIT && early === undefined; i++) {
       const before = held.length;
       const answer = ask(session, '/hold');
