@@ -103,6 +103,24 @@ function matches(configured: ConfiguredTemplate, parts: readonly string[]): bool
   return true;
 }
 
+/**
+ * Paths remembered by all labelers of the process together. Each labeler (one per direction and
+ * peer, up to 1,000 peers a direction) keeps its own lookup cache, so a budget per labeler alone
+ * let a hub with many callers hold 1,000 × 2,048 paths of up to 256 characters (~600 MB). When
+ * the whole is spent, every cache starts afresh: a steady set of paths refills at once, and the
+ * hot path stays one Map lookup.
+ */
+const PROCESS_CACHE_LIMIT = 16_384;
+let processCached = 0;
+/** The caches written since the last process-wide clear (a labeler gone by reload is let go then). */
+let cachesInUse = new Set<Map<string, string>>();
+
+function clearEveryCache(): void {
+  for (const cache of cachesInUse) cache.clear();
+  cachesInUse = new Set();
+  processCached = 0;
+}
+
 /** Route labels for one direction and peer: configured templates first, learned ones capped. */
 export class RouteLabeler {
   private readonly configured: readonly ConfiguredTemplate[];
@@ -110,6 +128,8 @@ export class RouteLabeler {
   // the same few paths repeat; remembering their answers keeps the hot path to one lookup
   private readonly cache = new Map<string, string>();
   private static readonly CACHE_LIMIT = 2048;
+  /** The process-wide budget for all labelers' caches together. */
+  static readonly PROCESS_CACHE_LIMIT = PROCESS_CACHE_LIMIT;
 
   constructor(templates: readonly string[] = [], private readonly cap = DEFAULT_ROUTE_CAP) {
     this.configured = templates.map(compile);
@@ -128,9 +148,20 @@ export class RouteLabeler {
     if (cached !== undefined) return cached;
     const route = this.resolve(path, grpc);
     if (path.length > MAX_CACHED_PATH) return route;
-    if (this.cache.size >= RouteLabeler.CACHE_LIMIT) this.cache.clear();
+    if (processCached >= PROCESS_CACHE_LIMIT) clearEveryCache();
+    else if (this.cache.size >= RouteLabeler.CACHE_LIMIT) {
+      processCached -= this.cache.size;
+      this.cache.clear();
+    }
+    if (this.cache.size === 0) cachesInUse.add(this.cache);
     this.cache.set(key, route);
+    processCached++;
     return route;
+  }
+
+  /** How many paths this labeler remembers now (its share of the process-wide budget). */
+  get cachedPaths(): number {
+    return this.cache.size;
   }
 
   private resolve(path: string, grpc: boolean): string {

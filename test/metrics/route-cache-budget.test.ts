@@ -1,0 +1,32 @@
+// The route labelers' path caches share one budget for the whole process. Each labeler (one per
+// direction and peer, up to 1,000 peers) remembered up to 2,048 paths of up to 256 characters:
+// a hub with many callers, each calling many distinct paths, could hold ~600 MB in them. Here
+// 60 labelers each see 2,048 distinct 200-character paths (122,880 in all): what they hold
+// together stays within the process-wide budget, and a labeler still answers from its cache.
+
+import t from 'tap';
+import { RouteLabeler } from '../../src/metrics/route-templates.js';
+
+t.test('all labelers together remember at most the process-wide budget of paths', async (t) => {
+  const labelers = Array.from({ length: 60 }, () => new RouteLabeler([], 100));
+  const filler = 'x'.repeat(180);
+  let mostHeld = 0;
+  for (const [peer, labeler] of labelers.entries()) {
+    for (let i = 0; i < 2048; i++) labeler.routeOf(`/p${peer}/${filler}/item-${i}?q=${i}`);
+    const held = labelers.reduce((sum, l) => sum + l.cachedPaths, 0);
+    mostHeld = Math.max(mostHeld, held);
+  }
+  t.ok(mostHeld <= RouteLabeler.PROCESS_CACHE_LIMIT, `at most ${RouteLabeler.PROCESS_CACHE_LIMIT} paths held at any time (most: ${mostHeld})`);
+  t.ok(RouteLabeler.PROCESS_CACHE_LIMIT < 60 * 2048, 'the budget is below what the labelers would hold each on its own');
+});
+
+t.test('within the budget a path is remembered, and its route is the same after a clear', async (t) => {
+  const labeler = new RouteLabeler(['/orders/{id}'], 100);
+  const first = labeler.routeOf('/orders/42');
+  t.equal(first, '/orders/{id}');
+  t.ok(labeler.cachedPaths >= 1, 'the path is remembered');
+  // spend the whole budget elsewhere: every cache starts afresh
+  const other = new RouteLabeler([], 100);
+  for (let i = 0; i <= RouteLabeler.PROCESS_CACHE_LIMIT; i++) other.routeOf(`/spend/${i % 2048}/${i}`);
+  t.equal(labeler.routeOf('/orders/42'), first, 'the same route once forgotten');
+});
