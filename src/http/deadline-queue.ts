@@ -16,6 +16,12 @@
 // chooses (grpc-timeout, x-request-timeout, a new value each request) made a lane and a timer
 // each, kept until their deadline, up to 24.8 days: 50,000 such requests held 50,000 timers
 // and +26 MB of heap after all were answered.
+//
+// A due timer expires its requests on the turn's check phase (setImmediate), after the poll
+// phase has read what the sockets hold. A process paused past a deadline (SIGSTOP, a VM paused
+// or starved of CPU) runs its due timers first on resuming, before any read: an answer that
+// arrived during the pause was then thrown away as a timeout (504, and counted against a
+// healthy endpoint). One immediate per lane timer, not per request.
 
 import { MAX_TIMER_MS } from '../timer-clear.js';
 
@@ -48,6 +54,8 @@ class Lane<T> {
   private armed = false;
   private firing = false;
   private timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The timer ran: the expiry waits for this turn's reads (see the header). */
+  private afterReads: ReturnType<typeof setImmediate> | undefined = undefined;
   size = 0;
 
   constructor(
@@ -75,7 +83,8 @@ class Lane<T> {
     // while firing, fire() itself drops or re-arms the lane once its owners' callbacks are done
     if (this.size === 0 && !this.firing && this.queue.tooManyLanes()) {
       clearTimeout(this.timer);
-      this.timer = undefined;
+      clearImmediate(this.afterReads);
+      this.timer = this.afterReads = undefined;
       this.armed = false;
       this.queue.dropLane(this);
     }
@@ -95,10 +104,19 @@ class Lane<T> {
     this.armed = true;
     // setTimeout holds at most 2^31-1 ms (and turns a longer wait into 1 ms): a longer
     // deadline is reached in steps, fire() re-arming until it is due
-    this.timer = setTimeout(fireLane, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(delayMs))), this).unref();
+    this.timer = setTimeout(fireAfterReads, Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(delayMs))), this).unref();
+  }
+
+  /** The timer ran: expire after this turn's poll phase has read what the sockets hold. */
+  timerRan(): void {
+    this.timer = undefined;
+    // not unref'd: an unref'd immediate does not keep the poll phase from blocking, and would
+    // wait for the next event to run (an idle timeout with nothing else going on, never)
+    this.afterReads = setImmediate(fireLane, this);
   }
 
   fire(): void {
+    this.afterReads = undefined;
     // `armed` stays true while firing: an owner's callback that adds to this lane must not arm
     // a second timer. libuv's clock may lag performance.now() by a loop turn: within a
     // millisecond is due.
@@ -113,7 +131,6 @@ class Lane<T> {
       }
     } finally {
       this.firing = false;
-      this.timer = undefined;
       // even past a callback that threw, the lane keeps a timer for what it still holds
       const oldest = this.oldest;
       if (oldest === undefined) {
@@ -122,6 +139,10 @@ class Lane<T> {
       } else this.arm(oldest.at - performance.now());
     }
   }
+}
+
+function fireAfterReads(lane: { timerRan(): void }): void {
+  lane.timerRan();
 }
 
 function fireLane(lane: { fire(): void }): void {
