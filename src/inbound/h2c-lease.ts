@@ -36,6 +36,8 @@ export interface H2cPoolOptions {
   readonly probeMs?: number;
   /** How long a new session has for the app's first SETTINGS before it is dropped (h2c-first-settings.ts; default 10 s). */
   readonly firstSettingsMs?: number;
+  /** How long a stream limit learned from refusals holds (default 60 s). */
+  readonly learnedMs?: number;
 }
 
 /** The app's own limit on this session: its SETTINGS, and what a refusal taught. */

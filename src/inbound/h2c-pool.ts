@@ -15,7 +15,11 @@
 // lower it (RFC 9113 §8.7). A stream refused on a session whose limit was known when it went
 // out makes the session take no more streams than it then had, and none until it answers a
 // PING (PROBE_MS; a dead one is destroyed, failing its hung streams at once; meanwhile another
-// session may be opened). A stream refused before the limit was known costs nothing. A session
+// session may be opened). What a confirmed refusal taught holds for LEARNED_MS, then the
+// announced limit is tried again (an app refusing under a passing overload is not held to it
+// for the sidecar's life), and a refusal with no other stream open teaches nothing (no limit
+// is 0: that was this request's refusal, not a concurrency limit); the session is probed all the
+// same. A stream refused before the limit was known costs nothing. A session
 // whose stream timed out must answer a PING too. One whose app never sends SETTINGS is dropped
 // after firstSettingsMs (h2c-first-settings.ts). What the pool keeps per session (a Lease),
 // the app's own limit on one, and the pool's options are in h2c-lease.ts.
@@ -31,6 +35,8 @@ export type { PoolWaiter } from './h2c-waiters.js';
 
 /** How long a suspect session has to answer a PING (an app whose event loop is busy that long is as good as gone for new streams). */
 const PROBE_MS = 5000;
+/** How long a stream limit learned from refusals holds before the app's announced one is tried again. */
+const LEARNED_MS = 60_000;
 
 function closing(): Error {
   return Object.assign(new Error('the sidecar is closing its sessions to the app'), { code: 'ERR_HTTP2_SESSION_CLOSED' });
@@ -51,6 +57,9 @@ export class H2cSessionPool {
   private pumping = false;
   /** What refusals taught and a PING confirmed (the session lived: the app enforces a lower limit than it announces): new sessions start with it. */
   private learned = Infinity;
+  private readonly learnedMs: number;
+  /** Lifts `learned` LEARNED_MS after it was last lowered. */
+  private learnedTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Sessions opened over the pool's life (tests and logs). */
   opened = 0;
 
@@ -60,6 +69,7 @@ export class H2cSessionPool {
     this.coldStreams = options.coldStreams ?? 1;
     this.probeMs = options.probeMs ?? PROBE_MS;
     this.firstSettingsMs = options.firstSettingsMs ?? FIRST_SETTINGS_MS;
+    this.learnedMs = options.learnedMs ?? LEARNED_MS;
     this.waiters = new WaitQueue(options.maxWaiting ?? 1000);
   }
 
@@ -138,7 +148,7 @@ export class H2cSessionPool {
    */
   refused(lease: Lease, knownLimit: boolean, others: number): void {
     if (lease.goaway || lease.retired || !knownLimit) return;
-    lease.learned = Math.max(1, Math.min(lease.learned, others));
+    if (others > 0) lease.learned = Math.min(lease.learned, others);
     lease.suspect = true;
     this.probe(lease);
   }
@@ -158,8 +168,7 @@ export class H2cSessionPool {
         else if (lease.suspect) {
           // alive: the refusal was the app's limit, true of its other sessions too
           lease.suspect = false;
-          this.learned = Math.min(this.learned, lease.learned);
-          for (const other of this.leases) other.learned = Math.min(other.learned, this.learned);
+          if (lease.learned < this.learned) this.learn(lease.learned);
           this.pump();
         }
       });
@@ -167,6 +176,24 @@ export class H2cSessionPool {
       clearTimeout(timer);
       this.discard(lease, `it cannot send a PING (${(err as Error).message})`);
     }
+  }
+
+  /** A lower stream limit confirmed: every session takes it, until it is lifted LEARNED_MS later. */
+  private learn(limit: number): void {
+    this.learned = limit;
+    for (const lease of this.leases) lease.learned = Math.min(lease.learned, limit);
+    clearTimeout(this.learnedTimer);
+    this.learnedTimer = setTimeout(() => this.forgetLearned(), this.learnedMs);
+    this.learnedTimer.unref();
+  }
+
+  /** The app's announced limit (or a new SETTINGS) is what counts again; a limit it still enforces is learned anew. */
+  private forgetLearned(): void {
+    clearTimeout(this.learnedTimer);
+    this.learnedTimer = undefined;
+    this.learned = Infinity;
+    for (const lease of this.leases) lease.learned = Infinity;
+    this.pump();
   }
 
   /** Drops a session that no longer works: its streams close (their exchanges fail now), and the next request opens another. */
@@ -196,6 +223,7 @@ export class H2cSessionPool {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.learnedTimer);
     for (const lease of this.leases) lease.session.close();
     this.leases = [];
     this.waiters.failAll(closing());
@@ -250,7 +278,7 @@ export class H2cSessionPool {
     // to waiting requests, and a changed limit replaces what refusals taught
     session.on('remoteSettings', (settings) => {
       const limit = settings.maxConcurrentStreams;
-      if (lease.settled && limit !== announced) lease.learned = this.learned = Infinity;
+      if (lease.settled && limit !== announced) this.forgetLearned();
       announced = limit;
       lease.settled = true;
       this.pump();

@@ -50,6 +50,8 @@ export interface InboundLimits {
   readonly appPingTimeoutMs?: number;
   /** h2c app: how long a new session has for the app's first SETTINGS before it is dropped, its requests answered 503. Default 10 s. */
   readonly appFirstSettingsMs?: number;
+  /** h2c app: how long a stream limit learned from the app's refusals holds before its announced limit is tried again. Default 60 s. */
+  readonly appLearnedLimitMs?: number;
   /** h2c app: streams a new session carries before the app's SETTINGS say its limit. Default 1. */
   readonly appColdStreams?: number;
   /** Requests that may wait for the app: a connection to an HTTP/1.1 app, a stream slot on an h2c app's sessions. Default: config inbound.limits.maxAppWaiting (1000). */

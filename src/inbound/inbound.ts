@@ -52,6 +52,7 @@ function h2cPoolOptions(limits: InboundLimits, configured: InboundLimitsConfig):
     ...(limits.appPingTimeoutMs === undefined ? {} : { probeMs: limits.appPingTimeoutMs }),
     ...(limits.appColdStreams === undefined ? {} : { coldStreams: limits.appColdStreams }),
     ...(limits.appFirstSettingsMs === undefined ? {} : { firstSettingsMs: limits.appFirstSettingsMs }),
+    ...(limits.appLearnedLimitMs === undefined ? {} : { learnedMs: limits.appLearnedLimitMs }),
     maxWaiting: limits.appMaxWaiting ?? configured.maxAppWaiting,
   };
 }
