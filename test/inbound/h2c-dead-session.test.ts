@@ -11,6 +11,7 @@
 import t from 'tap';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { once } from 'node:events';
 import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
 import { waitFor } from '../helpers/mesh.js';
 import { ERROR, FLAG, FRAME, frame, settingsFrame, type Frame } from '../helpers/raw-h2.js';
@@ -48,7 +49,7 @@ function speakH2c(socket: net.Socket, onFrame: (f: Frame, send: (bytes: Buffer) 
  * only SETTINGS and then nothing at all, not even a PING's ACK (`silent`: a hung app); later
  * ones are a real h2c server.
  */
-async function brokenThenWell(mode: 'hpack' | 'silent'): Promise<{ port: number; broken: () => number; close: () => Promise<void> }> {
+async function brokenThenWell(mode: 'hpack' | 'silent' | 'big-trailers'): Promise<{ port: number; broken: () => number; close: () => Promise<void> }> {
   const good = http2.createServer();
   good.on('stream', (stream) => {
     stream.on('error', () => {});
@@ -69,6 +70,14 @@ async function brokenThenWell(mode: 'hpack' | 'silent'): Promise<{ port: number;
       if (f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0) send(frame(FRAME.SETTINGS, FLAG.ACK, 0));
       // a response head whose HPACK block names index 0: a COMPRESSION_ERROR to the client
       else if (f.type === FRAME.HEADERS && mode === 'hpack') send(frame(FRAME.HEADERS, FLAG.END_HEADERS, f.streamId, Buffer.from([0x80])));
+      // its first stream: 200 and a body, then trailers of 1,500 fields in one frame (~58 KB):
+      // Node's client ends the session without a word, and sends nothing more on it
+      else if (f.type === FRAME.HEADERS && mode === 'big-trailers' && f.streamId === 1) {
+        send(frame(FRAME.HEADERS, FLAG.END_HEADERS, f.streamId, Buffer.from([0x88])));
+        send(frame(FRAME.DATA, 0, f.streamId, Buffer.from('body')));
+        const fields = Array.from({ length: 1500 }, (_, i) => Buffer.concat([Buffer.from([0x00, `x-t${i}`.length]), Buffer.from(`x-t${i}`), Buffer.from([30]), Buffer.alloc(30, 0x76)]));
+        send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, f.streamId, Buffer.concat(fields)));
+      }
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -115,6 +124,29 @@ t.test('a session that stops answering (a request times out, then a PING goes un
   const took = Date.now() - started;
   t.equal(statuses.at(-1), 200, `answered again (statuses ${statuses.join(', ')} in ${took} ms)`);
   t.ok(took >= 1000, 'not before the PING had its second');
+});
+
+t.test("an answer whose trailers make Node's client end the session (1,500 fields in one frame): the next request's timeout drops it, and later requests are answered", async (t) => {
+  // a review saw requests wait out their timeout on such a session for good, with one
+  // REFUSED_STREAM beforehand pinning the pool at one stream per session (h2c-learned-limit):
+  // alone, the session goes with the first request that times out on it
+  const app = await brokenThenWell('big-trailers');
+  t.teardown(() => app.close());
+  const fx = await startInbound({ timeoutMs: 300, limits: { appPingTimeoutMs: 1000 }, externalApp: { protocol: 'h2c', port: app.port } });
+  t.teardown(() => fx.close());
+  const caller = await h2Connect(fx.port, await fx.tlsOptions());
+  t.teardown(() => caller.destroy());
+  // the first answer: its head and body reach the caller, its trailers wedge the session
+  const wedging = caller.request({ ':path': '/big' });
+  wedging.on('error', () => {});
+  const [head] = (await once(wedging, 'response')) as [http2.IncomingHttpHeaders];
+  t.equal(head[':status'], 200, 'the answer that wedges the session began');
+  const statuses: number[] = [];
+  const started = Date.now();
+  // bounded: at most 15 requests of at most 300 ms each (a probe's PING has 1 s)
+  for (let i = 0; i < 15 && statuses.at(-1) !== 200; i++) statuses.push((await h2Request(caller, { ':path': `/r${i}` })).status);
+  t.equal(statuses.at(-1), 200, `answered again (statuses ${statuses.join(', ')} in ${Date.now() - started} ms)`);
+  t.equal(app.broken(), 1, 'the wedged connection was the first');
 });
 
 t.test('a healthy app refusing one stream (over its stream limit: REFUSED_STREAM, no GOAWAY) does not fail its session-mates', async (t) => {
