@@ -5,7 +5,7 @@ export { H2Connection, SessionClosingError, type H2ConnectionOptions, type H2Obs
 export type { HeadersTooLargeAnswer } from './connection-options.js';
 export { H2Stream, type RespondOptions } from './stream.js';
 export { ErrorCode, errorCodeName, type Settings } from './constants.js';
-export { H2ConnectionError, H2StreamError, type ConnectionCloseReason, type StreamErrorReason } from './errors.js';
+export { H2ConnectionError, H2StreamError, HeaderListTooLargeError, type ConnectionCloseReason, type StreamErrorReason } from './errors.js';
 export { CONTENT_LENGTH_MAX_DIGITS, SINGLE_VALUED, type IncomingHeaders, type OutgoingHeaders } from './headers.js';
 export { InvalidHeaderError } from './headers-outgoing.js';
 export { DEFAULT_LIMITS, type H2Limits } from './limits.js';

@@ -6,9 +6,9 @@
 // client is given the same limit for answers (its default is 128, so 150 Set-Cookie fields
 // the inbound relays were reset), as src/h2's client has by default.
 
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { ClientHttp2Session, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { MeshcarError } from '../errors.js';
-import { CONTENT_LENGTH_MAX_DIGITS, H2Stream } from '../h2/index.js';
+import { CONTENT_LENGTH_MAX_DIGITS, H2Stream, HeaderListTooLargeError } from '../h2/index.js';
 import { headFields, headObjectBytes } from '../http/head-list-bytes.js';
 import type { UpstreamStream } from './upstream-stream.js';
 
@@ -64,6 +64,23 @@ export function upstreamTrailersProblem(trailers: OutgoingHttpHeaders, up: Upstr
   const limit = peerHeaderListSize(up);
   if (size <= limit) return undefined;
   return new MeshcarError('headers_too_large', `the request trailers are ${size} bytes (RFC 7541 sizes), over the ${limit} the upstream accepts (its SETTINGS_MAX_HEADER_LIST_SIZE)`);
+}
+
+/** `:scheme: https`, which Node's client adds to a head that has none, in RFC 7541 sizes. */
+const SCHEME_FIELD_BYTES = ':scheme'.length + 'https'.length + 32;
+
+/**
+ * Throws, as src/h2's request() does (HeaderListTooLargeError, nothing sent), for a request
+ * head above the SETTINGS_MAX_HEADER_LIST_SIZE of a session of Node's codec. Node's client
+ * sends it, the upstream resets it (ENHANCE_YOUR_CALM), and that reads as the endpoint's
+ * failure: a 502 after two retries, each on a new session (a new mTLS handshake on both
+ * sidecars) and a latency penalty on healthy endpoints, where the meshcar codec answers 431.
+ */
+export function refuseOverPeerList(session: ClientHttp2Session, headers: OutgoingHttpHeaders): void {
+  const limit = session.remoteSettings.maxHeaderListSize;
+  if (limit === undefined) return;
+  const size = headObjectBytes(headers as Parameters<typeof headObjectBytes>[0]) + (headers[':scheme'] === undefined ? SCHEME_FIELD_BYTES : 0);
+  if (size > limit) throw new HeaderListTooLargeError(size, limit);
 }
 
 /** The upstream's SETTINGS_MAX_HEADER_LIST_SIZE as its session last said it (Infinity: none said, or the session is gone). */

@@ -36,6 +36,7 @@ import { verifyServerSpiffeId } from '../identity/peer-identity.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { dialHttp2, endpointOfSocket, markEndpoint, settingsLate, type TlsConnectOptions } from './mutual-tls.js';
 import type { WaitToken } from './stream-wait.js';
+import { refuseOverPeerList } from './head-limits.js';
 
 export interface UpstreamAgentOptions {
   readonly identity: WorkloadIdentity;
@@ -116,6 +117,7 @@ export class UpstreamAgent extends http2wrapper.Agent {
           if (settledOnce || wait.cancelled) return;
           settledOnce = true;
           try {
+            refuseOverPeerList(session, headers);
             resolve(session.request(headers, streamOptions));
           } catch (err) {
             reject(err);

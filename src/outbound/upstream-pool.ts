@@ -37,6 +37,7 @@ import { closeIfRemoved, freeSession, retire, sessionsTrustChanged } from './poo
 import type { TrustNow, UpstreamPathGuard } from './upstream-trust.js';
 import { StreamWait } from './stream-wait.js';
 import { noteSession } from './goaway-refused.js';
+import { refuseOverPeerList } from './head-limits.js';
 
 export class UpstreamPool {
   readonly name: string;
@@ -220,8 +221,11 @@ export class UpstreamPool {
       const stream = this.own.requestNow(endpoint, headers, options);
       return stream && adaptH2Stream(stream);
     }
-    const stream = freeSession(this, endpoint)?.request(headers as OutgoingHttpHeaders, options); // an object: see takesHeaderList
-    return stream && watchEarlyEnd(noteSession(stream));
+    const session = freeSession(this, endpoint);
+    if (session === undefined) return undefined;
+    refuseOverPeerList(session, headers as OutgoingHttpHeaders);
+    const stream = session.request(headers as OutgoingHttpHeaders, options); // an object: see takesHeaderList
+    return watchEarlyEnd(noteSession(stream));
   }
 
   /**
