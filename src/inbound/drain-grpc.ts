@@ -25,5 +25,5 @@ export function endGrpcCallForDrain(exchange: Exchange): void {
   // app's trailers would be, and the app's own end, coming later, finds the exchange over)
   exchange.errorCode = 'upstream_unavailable';
   cancelAppRequest(exchange.upstream);
-  exchange.finish(grpcErrorTrailers(new MeshcarError('upstream_unavailable', REASON)));
+  exchange.finish(grpcErrorTrailers(new MeshcarError('upstream_unavailable', REASON)), true);
 }

@@ -137,15 +137,20 @@ export abstract class Exchange extends ExchangeRecord {
   /**
    * The app's body ended: ends the response, with the app's trailers if it sent any (less those
    * no trailer may be, or that are not valid fields: one bad field must not cut the response).
+   * `ours`: the trailers are the sidecar's own (a drain's cut, with its x-meshcar-error).
    */
-  finish(trailers?: OutgoingHttpHeaders): void {
+  finish(trailers?: OutgoingHttpHeaders, ours = false): void {
     if (this.phase !== STREAMING) return;
     this.phase = DONE;
     if (this.grpcStatus === null) this.grpcStatus = grpcStatusIn(trailers);
+    const fields = trailers === undefined ? undefined : forwardableTrailers(trailers);
+    // only a sidecar says it answered: an app's own x-meshcar-error goes, from trailers as
+    // from the head (a gRPC client would take the app's for a sidecar's cut, as a drain's is)
+    if (!ours && fields?.['x-meshcar-error'] !== undefined) delete fields['x-meshcar-error'];
     // the idle timer runs on until the caller has taken the answer (callerClosed): a caller
     // whose window stays shut would otherwise hold the stream, its buffered bytes, a
     // concurrency slot and a graceful close for ever (exchange-deadlines.ts checks progress)
-    this.writeEnd(trailers === undefined ? undefined : forwardableTrailers(trailers));
+    this.writeEnd(fields);
     this.deliveredAtCheck = this.deliveryMark;
   }
 
