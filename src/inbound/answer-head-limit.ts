@@ -19,6 +19,15 @@ import { headFields, headObjectBytes } from '../http/head-list-bytes.js';
 import { clip } from '../clip.js';
 import { MAX_LOGGED_PATH } from '../metrics/access-log.js';
 
+/**
+ * The longest answer head an HTTP/1.1 app may send (its status line and fields, in bytes as
+ * sent): what an h2c app's answer may carry and every calling outbound takes (64 KiB), Envoy's
+ * default for response heads (60 KiB) about the same. Node's HTTP/1.1 parsers and undici stop at
+ * 16 KiB by default: a 30 KB head (large cookies, a long Content-Security-Policy) was 502
+ * bad_gateway (HPE_HEADER_OVERFLOW), held against the endpoint by its callers.
+ */
+export const APP_ANSWER_HEAD_BYTES = 64 * 1024;
+
 /** The reason recorded (access log `error`, meshcar_request_errors_total{reason}) for trailers that were not sent. */
 export const TRAILERS_TOO_LARGE = 'trailers_too_large';
 

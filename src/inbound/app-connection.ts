@@ -19,6 +19,7 @@ import { namesConnection, nonFinalStatusError } from './app-answer-judgement.js'
 import { keepAliveHint, requestHead } from './app-request-head.js';
 import { RequestBodyWriter, type BodyWriterOwner } from './app-request-body.js';
 import { listenToAppSocket } from './app-connection-socket.js';
+import { APP_ANSWER_HEAD_BYTES } from './answer-head-limit.js';
 
 /** The pool's side of a connection. */
 export interface ConnectionOwner {
@@ -67,7 +68,7 @@ export class AppConnection implements BodyWriterOwner {
     const socket = (this.socket = net.connect({ host, port, noDelay: true }));
     this.bodyWriter = new RequestBodyWriter(socket, this);
     const parser = (this.parser = new LlhttpParser());
-    parser.initialize(LlhttpParser.RESPONSE, PARSER_RESOURCE, 0, LlhttpParser.kLenientNone);
+    parser.initialize(LlhttpParser.RESPONSE, PARSER_RESOURCE, APP_ANSWER_HEAD_BYTES, LlhttpParser.kLenientNone);
     parser[LlhttpParser.kOnMessageBegin] = this.onMessageBegin;
     parser[LlhttpParser.kOnHeaders] = this.onHeaders;
     parser[LlhttpParser.kOnHeadersComplete] = this.onHeadersComplete;

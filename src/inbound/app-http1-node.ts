@@ -28,6 +28,7 @@ import type { AppForwarder } from './forwarder.js';
 import { appHeadersOf } from './app-headers.js';
 import { HangUpHoldingAgent } from './app-write-hang-up.js';
 import { AgentTurns } from './app-agent-turns.js';
+import { APP_ANSWER_HEAD_BYTES } from './answer-head-limit.js';
 
 export interface NodeHttp1AppOptions {
   readonly keepAlive: boolean;
@@ -127,6 +128,7 @@ export class NodeHttp1App implements AppForwarder {
         path: exchange.target,
         headers: list as unknown as http.OutgoingHttpHeaders,
         setHost: false,
+        maxHeaderSize: APP_ANSWER_HEAD_BYTES,
         // plain TCP: no TLS server name to work out from the Host header for every request
         servername: '',
       } as http.RequestOptions);

@@ -17,6 +17,7 @@ import { APP_CLIENT_ERRORS, appClientError, DEFAULT_MAX_WAITING, NOT_SENT, waitW
 import { FairQueue } from '../http/fair-queue.js';
 import { resetRenamingConnector } from './undici-reset-connector.js';
 import { CallerShare } from './app-caller-share.js';
+import { APP_ANSWER_HEAD_BYTES } from './answer-head-limit.js';
 
 interface Queued {
   readonly request: AppRequest;
@@ -58,6 +59,7 @@ export class UndiciAppPool implements AppDispatcher {
       // the exchange owns the deadlines (inbound timeout, idle timeout): no second set of timers
       headersTimeout: 0,
       bodyTimeout: 0,
+      maxHeaderSize: APP_ANSWER_HEAD_BYTES,
       // a request body longer or shorter than its Content-Length is an error, never a warning
       strictContentLength: true,
       // a reset mid-answer is a cut, never the end of an answer framed by the close
