@@ -269,8 +269,11 @@ export class Renewal {
     this.failures += 1;
     let delay = backoffDelayMs(attempt, this.backoff, this.random);
     // honour a CA's Retry-After up to the backoff's cap (a CA, or something posing as one, must not
-    // park an expired sidecar for a day); before expiry the deadline below still wins
-    if (isMeshcarError(err) && err.retryAfterSeconds !== undefined) delay = Math.max(delay, Math.min(err.retryAfterSeconds * 1000, this.backoff.capMs));
+    // park an expired sidecar for a day), with the jittered step on top, as first issuance does
+    // (bootstrap.ts): the sidecars a CA turned away together come back spread, not all at the
+    // moment its rate limiter refills (where one got the token and the rest another 429) or at
+    // the cap; before expiry the deadline below still wins
+    if (isMeshcarError(err) && err.retryAfterSeconds !== undefined) delay += Math.min(err.retryAfterSeconds * 1000, this.backoff.capMs);
     const now = Date.now();
     const deadline = retryDeadline(current);
     // keep the last retries before expiry; past the deadline, plain backoff (the SVID is lost anyway)

@@ -77,7 +77,34 @@ t.test("past expiry, a CA's Retry-After is honoured up to the backoff's cap", as
   t.teardown(() => renewal.stop());
   await failed;
   const wait = (renewal.nextRenewalAt?.getTime() ?? Infinity) - Date.now();
-  t.ok(wait > 500 && wait <= 30_000, `the next attempt in ${Math.round(wait / 1000)} s: Retry-After honoured up to the 30 s cap, not a day`);
+  // the 30 s cap, and the jittered step on top (pinned: attempt 0's full 500 ms)
+  t.ok(wait > 29_000 && wait <= 30_500, `the next attempt in ${Math.round(wait / 1000)} s: Retry-After honoured up to the 30 s cap, not a day`);
+});
+
+t.test("sidecars a CA turned away with one Retry-After come back spread, not at once", async (t) => {
+  // the CA's rate limiter says when its next token comes: the same moment to every sidecar it
+  // turned away; the retries all came then (one got the token, the rest another 429)
+  const pki = await makePki('mesh.local');
+  const next: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const identity = new WorkloadIdentity(validateSvid(await pki.issue(ORDERS, { lifetimeMs: 3_600_000 }), ORDERS), logger);
+    const failed = once(identity, 'renewal');
+    const renewal = new Renewal({
+      identity,
+      obtain: async () => Promise.reject(new MeshcarError('rate_limited', 'too many requests', { retryAfterSeconds: 20 })),
+      window: { from: 0, to: 0 },
+      backoff: { baseMs: 500, capMs: 30_000 },
+      random: () => (i + 1) / 6, // each sidecar's own draw, pinned
+      logger,
+    });
+    const asked = Date.now();
+    renewal.start();
+    t.teardown(() => renewal.stop());
+    await failed;
+    next.push((renewal.nextRenewalAt?.getTime() ?? Infinity) - asked);
+  }
+  t.ok(next.every((wait) => wait >= 20_000 && wait <= 21_000), `each waits out the Retry-After (${next.join(', ')} ms)`);
+  t.ok(Math.max(...next) - Math.min(...next) >= 300, 'and they are spread over the jittered step');
 });
 
 t.test('CA down: keep serving, back off, renew when it returns', async (t) => {
