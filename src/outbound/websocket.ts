@@ -34,6 +34,7 @@ import { openTunnel, type OpenedTunnel } from './pool-tunnel.js';
 import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { ANSWER_DROPPED, requestFields, responseHead } from './websocket-heads.js';
 import { switchingFields, switchingHead } from '../http/switching-fields.js';
+import { UPSTREAM_MAX_HEAD_BYTES } from './head-limits.js';
 
 function ignore(): void {}
 
@@ -165,6 +166,9 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       path: target.path,
       headers: requestFields(req, authority as string, exchange.requestId),
       setHost: false,
+      // the answer heads the outbound takes (the inbound relays an app's up to 64 KiB), not
+      // Node's 16 KiB: a 30 KB 101 was a 502 here after the far side had opened its tunnel
+      maxHeaderSize: UPSTREAM_MAX_HEAD_BYTES,
     });
     handshake.on('error', (err) => fail(upstreamReset(endpointKey, describeError(err))));
     handshake.on('upgrade', (res: IncomingMessage, _up: Duplex, upHead: Buffer) => {
