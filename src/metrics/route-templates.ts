@@ -107,8 +107,9 @@ function matches(configured: ConfiguredTemplate, parts: readonly string[]): bool
  * Paths remembered by all labelers of the process together. Each labeler (one per direction and
  * peer, up to 1,000 peers a direction) keeps its own lookup cache, so a budget per labeler alone
  * let a hub with many callers hold 1,000 × 2,048 paths of up to 256 characters (~600 MB). When
- * the whole is spent, every cache starts afresh: a steady set of paths refills at once, and the
- * hot path stays one Map lookup.
+ * the whole is spent, the labeler adding a path starts afresh if it holds more than its share
+ * (one peer calling ever new paths does not empty the others' caches), else every cache does; a
+ * steady set of paths refills at once, and the hot path stays one Map lookup.
  */
 const PROCESS_CACHE_LIMIT = 16_384;
 let processCached = 0;
@@ -148,8 +149,10 @@ export class RouteLabeler {
     if (cached !== undefined) return cached;
     const route = this.resolve(path, grpc);
     if (path.length > MAX_CACHED_PATH) return route;
-    if (processCached >= PROCESS_CACHE_LIMIT) clearEveryCache();
-    else if (this.cache.size >= RouteLabeler.CACHE_LIMIT) {
+    // a labeler holding more than its share of a spent budget (a peer calling ever new paths)
+    // starts afresh alone: the others keep theirs
+    if (processCached >= PROCESS_CACHE_LIMIT && this.cache.size * cachesInUse.size < processCached) clearEveryCache();
+    else if (processCached >= PROCESS_CACHE_LIMIT || this.cache.size >= RouteLabeler.CACHE_LIMIT) {
       processCached -= this.cache.size;
       this.cache.clear();
     }

@@ -3,9 +3,25 @@
 // a hub with many callers, each calling many distinct paths, could hold ~600 MB in them. Here
 // 60 labelers each see 2,048 distinct 200-character paths (122,880 in all): what they hold
 // together stays within the process-wide budget, and a labeler still answers from its cache.
+// One peer calling ever new paths (ids in the URL) empties only its own cache, not the others'.
 
 import t from 'tap';
 import { RouteLabeler } from '../../src/metrics/route-templates.js';
+
+// first in the file: the budget is the process's, and this case starts from an empty one
+t.test("one peer calling ever new paths starts its own cache afresh, not the others'", async (t) => {
+  // 8 × 1,800 steady paths: with the noisy peer's own 2,048 the budget is spent
+  const quiet = Array.from({ length: 8 }, () => new RouteLabeler([], 100));
+  for (const [peer, labeler] of quiet.entries()) for (let i = 0; i < 1800; i++) labeler.routeOf(`/quiet${peer}/items/${i}`);
+  const noisy = new RouteLabeler([], 100);
+  for (let i = 0; i < 3 * RouteLabeler.PROCESS_CACHE_LIMIT; i++) noisy.routeOf(`/search/${i}?q=${i}`);
+  t.same(
+    quiet.map((l) => l.cachedPaths),
+    quiet.map(() => 1800),
+    'every quiet peer still remembers its 1,800 paths',
+  );
+  t.ok(noisy.cachedPaths <= 2048, `the noisy one holds at most its own cap (${noisy.cachedPaths})`);
+});
 
 t.test('all labelers together remember at most the process-wide budget of paths', async (t) => {
   const labelers = Array.from({ length: 60 }, () => new RouteLabeler([], 100));
