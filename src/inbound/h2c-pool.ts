@@ -180,6 +180,7 @@ export class H2cSessionPool {
 
   /** A lower stream limit confirmed: every session takes it, until it is lifted LEARNED_MS later. */
   private learn(limit: number): void {
+    if (this.closed) return; // a PING answered after close(): nothing is opened any more
     this.learned = limit;
     for (const lease of this.leases) lease.learned = Math.min(lease.learned, limit);
     clearTimeout(this.learnedTimer);
