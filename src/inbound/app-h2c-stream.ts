@@ -18,6 +18,7 @@ import { exchangeOf } from './exchange-links.js';
 import { touch } from './exchange-deadlines.js';
 import type { Lease } from './h2c-lease.js';
 import { dropKeptBody, neverProcessed } from './h2c-replay.js';
+import { isRepeatableRequest } from '../http/idempotency.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -153,6 +154,16 @@ function brokeBeforeSettings(stream: ClientHttp2Stream, err: Error | undefined):
 
 const NO_SETTINGS_FIRST = '; no HTTP/2 SETTINGS came from it first: an HTTP/1.1 server behind an h2c:// inbound.app? meshcar doctor names what it speaks';
 
+/**
+ * The stream's session, one that had worked (the app's SETTINGS came), was destroyed (its
+ * connection lost, or dropped by a probe), not ended by the app's GOAWAY. One that never got
+ * the app's SETTINGS failed for its own reason (h2c-first-settings.ts): nothing to send again.
+ */
+function sessionBroke(stream: ClientHttp2Stream): boolean {
+  const lease = (stream as LeasedStream)[kLease];
+  return lease.settled && lease.session.destroyed && !lease.goaway;
+}
+
 /** The stream failed or closed early: replay, answer an error, or break off the response. */
 function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
   const exchange = exchangeOf(stream);
@@ -166,6 +177,14 @@ function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
     // not process the request (RFC 9113 §8.7), so it is sent again, body and all
     if (neverProcessed(stream, (stream as LeasedStream)[kLease])) {
       app.replay(exchange, stream);
+      return;
+    }
+    // the session broke under it with no answer and no GOAWAY (the app's connection reset or
+    // closed): as a pooled HTTP/1.1 connection the app had closed (app-http1.ts), a request safe
+    // to repeat, with no body, is sent once more, on another session; it was a 502 blamed on a
+    // stream reset (CANCEL) where the app had only dropped an idle connection
+    if (sessionBroke(stream) && !exchange.requestHasBody && exchange.attempts < 2 && isRepeatableRequest(exchange.method, exchange.requestHeaders)) {
+      app.send(exchange);
       return;
     }
     failOnApp(exchange, err ?? Object.assign(new Error(`stream reset with code ${stream.rstCode}`), { code: 'ERR_HTTP2_STREAM_ERROR' }), app.toldAddress, brokeBeforeSettings(stream, err) ? NO_SETTINGS_FIRST : '');

@@ -1,0 +1,62 @@
+// An h2c app whose connection drops (reset or closed, no GOAWAY) as a request arrives on it: a
+// GET was answered 502 upstream_reset "the app's stream was reset before an answer (stream
+// reset with code 8)" and nothing retried it, where a pooled HTTP/1.1 connection the app had
+// closed gets a repeatable bodiless request sent once more (app-http1.ts). Now the same holds
+// for h2c: a GET is sent again on a new session and answered; a POST with a body is not sent
+// twice (502). The app: Node's http2 server destroying its socket when a session's second
+// stream arrives.
+
+import t from 'tap';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+
+t.test("an h2c app's connection lost under a request: a GET is sent again on a new session, a POST is not", async (t) => {
+  const seen: string[] = [];
+  const h2 = http2.createServer();
+  // each TCP connection is handed to the http2 server by hand, so its raw socket is at hand
+  let arriving: net.Socket | undefined;
+  h2.on('session', (session) => {
+    const raw = arriving!;
+    let streams = 0;
+    session.on('stream', (stream, headers) => {
+      stream.on('error', () => {});
+      seen.push(`${String(headers[':method'])} ${String(headers[':path'])}`);
+      if (++streams === 2) {
+        raw.destroy(); // dropped, no GOAWAY: an app closing an idle connection at the wrong moment
+        return;
+      }
+      stream.respond({ ':status': 200 });
+      stream.end('answered');
+    });
+  });
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    arriving = socket;
+    h2.emit('connection', socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  const fx = await startInbound({ timeoutMs: 5000, externalApp: { protocol: 'h2c', port: (server.address() as { port: number }).port } });
+  t.teardown(() => fx.close());
+  const caller = await h2Connect(fx.port, await fx.tlsOptions());
+  t.teardown(() => caller.destroy());
+
+  t.equal((await h2Request(caller, { ':path': '/first' })).status, 200, 'the first stream of the session is answered');
+  const get = await h2Request(caller, { ':path': '/second' });
+  t.equal(get.status, 200, `the GET whose connection dropped is sent again and answered (${get.status} ${get.body.toString()})`);
+  t.same(seen.filter((s) => s === 'GET /second').length, 2, 'it reached the app twice: the dropped try, then the answered one');
+
+  const post = await h2Request(caller, { ':method': 'POST', ':path': '/third' }, 'payload');
+  const postAgain = await h2Request(caller, { ':method': 'POST', ':path': '/fourth' }, 'payload');
+  // the new session's second stream is the POST that finds the connection dropped
+  const dropped = [post, postAgain].find((a) => a.status !== 200);
+  t.ok(dropped !== undefined, 'a POST met the dropped connection');
+  t.equal(dropped?.status, 502, 'a POST is not sent twice: 502');
+  t.equal(seen.filter((s) => s.startsWith('POST')).length, 2, 'each POST reached the app once');
+});
