@@ -24,6 +24,13 @@ export interface AppRequest {
    * caller in turn (src/http/fair-queue.ts), with either client; undefined: all share one turn.
    */
   readonly caller?: string;
+  /**
+   * A second try after a pooled connection broke under the first: the own pool opens a new
+   * connection for it, not another idle one, which went idle with the broken one and is most
+   * likely closed too (an app closing idle connections after its own timeout closes them
+   * together). undici's pool picks its own connection.
+   */
+  readonly fresh?: boolean;
 }
 
 /** undici's dispatch handler, as much of it as the forwarder uses. */

@@ -92,7 +92,7 @@ export class Http1App implements AppForwarder {
     const attempt = new AppAttempt(exchange, this);
     exchange.upstream = attempt;
     if (!exchange.requestHasBody) {
-      this.pool.dispatch({ method: exchange.method, path: exchange.target, headers, caller: exchange.caller.id.uri }, attempt);
+      this.pool.dispatch({ method: exchange.method, path: exchange.target, headers, caller: exchange.caller.id.uri, fresh: exchange.attempts > 1 }, attempt);
       return;
     }
     const declared = exchange.requestHeaders['content-length'];

@@ -60,7 +60,9 @@ export class AppPool implements AppDispatcher, ConnectionOwner {
     }
     const now = performance.now();
     let connection: AppConnection | undefined;
-    while ((connection = this.idle.pop()) !== undefined) {
+    // a retry after a broken connection takes a new one while the pool has room (AppRequest.fresh)
+    const skipIdle = request.fresh === true && this.connections.size < this.maxConnections;
+    while (!skipIdle && (connection = this.idle.pop()) !== undefined) {
       // one whose time ran out before the sweep came by, or that the app is closing, is not used
       if (connection.idleUntil > now && !connection.socket.destroyed) break;
       connection.destroy();
