@@ -155,13 +155,14 @@ function brokeBeforeSettings(stream: ClientHttp2Stream, err: Error | undefined):
 const NO_SETTINGS_FIRST = '; no HTTP/2 SETTINGS came from it first: an HTTP/1.1 server behind an h2c:// inbound.app? meshcar doctor names what it speaks';
 
 /**
- * The stream's session, one that had worked (the app's SETTINGS came), was destroyed (its
- * connection lost, or dropped by a probe), not ended by the app's GOAWAY. One that never got
- * the app's SETTINGS failed for its own reason (h2c-first-settings.ts): nothing to send again.
+ * The stream's session, one that had worked (the app's SETTINGS came), was destroyed under it:
+ * its connection lost, not ended by the app's GOAWAY. Not one that never got the app's SETTINGS
+ * (it failed for its own reason, h2c-first-settings.ts), nor one the pool dropped after an
+ * unanswered PING (the app, stalled, may be working on its requests).
  */
 function sessionBroke(stream: ClientHttp2Stream): boolean {
   const lease = (stream as LeasedStream)[kLease];
-  return lease.settled && lease.session.destroyed && !lease.goaway;
+  return lease.settled && lease.session.destroyed && !lease.goaway && !lease.discarded;
 }
 
 /** The stream failed or closed early: replay, answer an error, or break off the response. */

@@ -22,6 +22,8 @@ export interface Lease {
   probing: boolean;
   /** Out of the pool: no new stream goes there; it closes when its last stream is done. */
   retired: boolean;
+  /** Destroyed by the pool itself (a PING unanswered): its streams' requests are not sent again (the app, stalled, may be working on them). */
+  discarded: boolean;
 }
 
 export interface H2cPoolOptions {

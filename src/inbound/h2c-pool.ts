@@ -199,6 +199,7 @@ export class H2cSessionPool {
 
   /** Drops a session that no longer works: its streams close (their exchanges fail now), and the next request opens another. */
   private discard(lease: Lease, why: string): void {
+    lease.discarded = true;
     this.retire(lease);
     if (lease.session.destroyed) return;
     this.logger.warn({ app: this.url }, `h2c session to the app dropped: ${why}`);
@@ -271,7 +272,7 @@ export class H2cSessionPool {
     // an http:// app gets through was 502 upstream_reset from an h2c app
     const session = http2.connect(this.url, { settings: { enablePush: false }, maxHeaderListPairs: 2000 });
     this.opened++;
-    const lease: Lease = { session, active: 0, settled: false, learned: this.learned, suspect: false, goaway: false, probing: false, retired: false };
+    const lease: Lease = { session, active: 0, settled: false, learned: this.learned, suspect: false, goaway: false, probing: false, retired: false, discarded: false };
     // a silent app (no SETTINGS) may not hold it for ever; waiters fail before its streams' release dials for them
     boundFirstSettings(session, this.firstSettingsMs, (err) => (this.failed(lease, err), session.destroy(err)));
     let announced: number | undefined;

@@ -10,6 +10,7 @@ import t from 'tap';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { FRAME, frame, readClientFrames } from '../helpers/raw-h2.js';
 
 t.test("an h2c app's connection lost under a request: a GET is sent again on a new session, a POST is not", async (t) => {
   const seen: string[] = [];
@@ -59,4 +60,34 @@ t.test("an h2c app's connection lost under a request: a GET is sent again on a n
   t.ok(dropped !== undefined, 'a POST met the dropped connection');
   t.equal(dropped?.status, 502, 'a POST is not sent twice: 502');
   t.equal(seen.filter((s) => s.startsWith('POST')).length, 2, 'each POST reached the app once');
+});
+
+t.test('a session the pool drops itself (a PING unanswered after a timeout): its requests are not sent again', async (t) => {
+  // the app takes requests and then stalls (no answer, no PING ACK): it may be working on them
+  const headersPerConnection: number[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    const index = headersPerConnection.push(0) - 1;
+    socket.write(frame(FRAME.SETTINGS, 0, 0));
+    readClientFrames(socket, (f) => {
+      if (f.type === FRAME.HEADERS) headersPerConnection[index]!++;
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const fx = await startInbound({ timeoutMs: 1000, limits: { appPingTimeoutMs: 500 }, externalApp: { protocol: 'h2c', port: (server.address() as net.AddressInfo).port } });
+  t.teardown(() => fx.close());
+  const caller = await h2Connect(fx.port, await fx.tlsOptions());
+  t.teardown(() => caller.destroy());
+  t.equal((await h2Request(caller, { ':path': '/a' })).status, 504, 'the first GET times out; the session is probed');
+  // on the same session while its PING is out; the pool drops the session before this one's deadline
+  const second = await h2Request(caller, { ':path': '/b' });
+  t.equal(second.status, 502, `the second GET fails with the dropped session (${second.body.toString()})`);
+  t.same(headersPerConnection, [2], 'each GET reached the app once, on its one connection: none sent again');
 });
