@@ -107,19 +107,28 @@ function matches(configured: ConfiguredTemplate, parts: readonly string[]): bool
  * Paths remembered by all labelers of the process together. Each labeler (one per direction and
  * peer, up to 1,000 peers a direction) keeps its own lookup cache, so a budget per labeler alone
  * let a hub with many callers hold 1,000 × 2,048 paths of up to 256 characters (~600 MB). When
- * the whole is spent, the labeler adding a path starts afresh if it holds more than its share
- * (one peer calling ever new paths does not empty the others' caches), else every cache does; a
- * steady set of paths refills at once, and the hot path stays one Map lookup.
+ * the whole is spent, the cache of the labeler adding starts afresh if it holds a fair part of
+ * the budget, else the largest one does: one peer calling ever new paths empties its own, not
+ * the others'; a steady set of paths refills at once, and the hot path stays one Map lookup.
  */
 const PROCESS_CACHE_LIMIT = 16_384;
+/** A cache this large, adding when the budget is spent, starts afresh itself. */
+const FAIR_PART = PROCESS_CACHE_LIMIT / 16;
 let processCached = 0;
-/** The caches written since the last process-wide clear (a labeler gone by reload is let go then). */
-let cachesInUse = new Set<Map<string, string>>();
+/** The caches holding paths (a labeler gone by reload is let go once its cache is the largest or cleared). */
+const cachesInUse = new Set<Map<string, string>>();
 
-function clearEveryCache(): void {
-  for (const cache of cachesInUse) cache.clear();
-  cachesInUse = new Set();
-  processCached = 0;
+/** The budget is spent and the labeler adding holds little of it: the largest cache starts afresh, the others keep theirs. */
+function clearLargestCache(): void {
+  let largest: Map<string, string> | undefined;
+  for (const cache of cachesInUse) {
+    if (cache.size === 0) cachesInUse.delete(cache); // cleared by its own cap, or its labeler's gone
+    else if (largest === undefined || cache.size > largest.size) largest = cache;
+  }
+  if (largest === undefined) return;
+  processCached -= largest.size;
+  largest.clear();
+  cachesInUse.delete(largest);
 }
 
 /** Route labels for one direction and peer: configured templates first, learned ones capped. */
@@ -149,10 +158,10 @@ export class RouteLabeler {
     if (cached !== undefined) return cached;
     const route = this.resolve(path, grpc);
     if (path.length > MAX_CACHED_PATH) return route;
-    // a labeler holding more than its share of a spent budget (a peer calling ever new paths)
-    // starts afresh alone: the others keep theirs
-    if (processCached >= PROCESS_CACHE_LIMIT && this.cache.size * cachesInUse.size < processCached) clearEveryCache();
-    else if (processCached >= PROCESS_CACHE_LIMIT || this.cache.size >= RouteLabeler.CACHE_LIMIT) {
+    // the budget spent: the labeler adding paths starts afresh if it holds a fair part of it (a
+    // peer calling ever new paths is the one adding), else the largest cache does
+    if (processCached >= PROCESS_CACHE_LIMIT && this.cache.size < FAIR_PART) clearLargestCache();
+    if (processCached >= PROCESS_CACHE_LIMIT || this.cache.size >= RouteLabeler.CACHE_LIMIT) {
       processCached -= this.cache.size;
       this.cache.clear();
     }
