@@ -111,25 +111,34 @@ function matches(configured: ConfiguredTemplate, parts: readonly string[]): bool
  * the budget, else the largest one does: one peer calling ever new paths empties its own, not
  * the others'; a steady set of paths refills at once, and the hot path stays one Map lookup.
  */
-const PROCESS_CACHE_LIMIT = 16_384;
-/** A cache this large, adding when the budget is spent, starts afresh itself. */
-const FAIR_PART = PROCESS_CACHE_LIMIT / 16;
-let processCached = 0;
-/** The caches holding paths (a labeler gone by reload is let go once its cache is the largest or cleared). */
-const cachesInUse = new Set<Map<string, string>>();
+export class RouteCacheBudget {
+  /** Paths held by the caches sharing this budget. */
+  cached = 0;
+  /** The caches holding paths (a labeler gone by reload is let go once its cache is the largest or cleared). */
+  readonly caches = new Set<Map<string, string>>();
+  /** A cache this large, adding when the budget is spent, starts afresh itself. */
+  readonly fairPart: number;
 
-/** The budget is spent and the labeler adding holds little of it: the largest cache starts afresh, the others keep theirs. */
-function clearLargestCache(): void {
-  let largest: Map<string, string> | undefined;
-  for (const cache of cachesInUse) {
-    if (cache.size === 0) cachesInUse.delete(cache); // cleared by its own cap, or its labeler's gone
-    else if (largest === undefined || cache.size > largest.size) largest = cache;
+  constructor(readonly limit = 16_384) {
+    this.fairPart = limit / 16;
   }
-  if (largest === undefined) return;
-  processCached -= largest.size;
-  largest.clear();
-  cachesInUse.delete(largest);
+
+  /** The budget is spent and the labeler adding holds little of it: the largest cache starts afresh, the others keep theirs. */
+  clearLargest(): void {
+    let largest: Map<string, string> | undefined;
+    for (const cache of this.caches) {
+      if (cache.size === 0) this.caches.delete(cache); // cleared by its own cap, or its labeler's gone
+      else if (largest === undefined || cache.size > largest.size) largest = cache;
+    }
+    if (largest === undefined) return;
+    this.cached -= largest.size;
+    largest.clear();
+    this.caches.delete(largest);
+  }
 }
+
+/** The budget every labeler shares unless given another (tests give their own). */
+const PROCESS_BUDGET = new RouteCacheBudget();
 
 /** Route labels for one direction and peer: configured templates first, learned ones capped. */
 export class RouteLabeler {
@@ -138,10 +147,12 @@ export class RouteLabeler {
   // the same few paths repeat; remembering their answers keeps the hot path to one lookup
   private readonly cache = new Map<string, string>();
   private static readonly CACHE_LIMIT = 2048;
-  /** The process-wide budget for all labelers' caches together. */
-  static readonly PROCESS_CACHE_LIMIT = PROCESS_CACHE_LIMIT;
 
-  constructor(templates: readonly string[] = [], private readonly cap = DEFAULT_ROUTE_CAP) {
+  constructor(
+    templates: readonly string[] = [],
+    private readonly cap = DEFAULT_ROUTE_CAP,
+    private readonly budget: RouteCacheBudget = PROCESS_BUDGET,
+  ) {
     this.configured = templates.map(compile);
   }
 
@@ -160,14 +171,15 @@ export class RouteLabeler {
     if (path.length > MAX_CACHED_PATH) return route;
     // the budget spent: the labeler adding paths starts afresh if it holds a fair part of it (a
     // peer calling ever new paths is the one adding), else the largest cache does
-    if (processCached >= PROCESS_CACHE_LIMIT && this.cache.size < FAIR_PART) clearLargestCache();
-    if (processCached >= PROCESS_CACHE_LIMIT || this.cache.size >= RouteLabeler.CACHE_LIMIT) {
-      processCached -= this.cache.size;
+    const budget = this.budget;
+    if (budget.cached >= budget.limit && this.cache.size < budget.fairPart) budget.clearLargest();
+    if (budget.cached >= budget.limit || this.cache.size >= RouteLabeler.CACHE_LIMIT) {
+      budget.cached -= this.cache.size;
       this.cache.clear();
     }
-    if (this.cache.size === 0) cachesInUse.add(this.cache);
+    if (this.cache.size === 0) budget.caches.add(this.cache);
     this.cache.set(key, route);
-    processCached++;
+    budget.cached++;
     return route;
   }
 
