@@ -10,7 +10,7 @@ import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingH
 import type { Readable } from 'node:stream';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { endedEarly } from '../http/early-end.js';
-import { failOnApp } from './app-failure.js';
+import { failOnApp, mayResendAfterBreak } from './app-failure.js';
 import type { H2cApp } from './app-h2c.js';
 import { appTrailersOf } from './app-headers.js';
 import { DONE, STREAMING, WAITING } from './exchange.js';
@@ -18,7 +18,6 @@ import { exchangeOf } from './exchange-links.js';
 import { touch } from './exchange-deadlines.js';
 import type { Lease } from './h2c-lease.js';
 import { dropKeptBody, neverProcessed } from './h2c-replay.js';
-import { isRepeatableRequest } from '../http/idempotency.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -184,7 +183,7 @@ function settle(stream: ClientHttp2Stream, err: Error | undefined): void {
     // closed): as a pooled HTTP/1.1 connection the app had closed (app-http1.ts), a request safe
     // to repeat, with no body, is sent once more, on another session; it was a 502 blamed on a
     // stream reset (CANCEL) where the app had only dropped an idle connection
-    if (sessionBroke(stream) && !exchange.requestHasBody && exchange.attempts < 2 && isRepeatableRequest(exchange.method, exchange.requestHeaders)) {
+    if (sessionBroke(stream) && mayResendAfterBreak(exchange)) {
       app.send(exchange);
       return;
     }

@@ -12,11 +12,10 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { frameRequestBody, responseCodingProblem } from '../http/body-framing.js';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
-import { isRepeatableRequest } from '../http/idempotency.js';
 import type { HostPort } from '../config/address.js';
 import { formatHostPort } from '../config/address.js';
 import { appAddressForCallers, classifyAppError } from './app-errors.js';
-import { failOnApp } from './app-failure.js';
+import { failOnApp, mayResendAfterBreak } from './app-failure.js';
 import { APP_CLIENT_ERRORS, appClientError, DEFAULT_MAX_WAITING, queueFullError } from './app-dispatch.js';
 import { switchFieldsMissing, unofferedProtocol } from '../http/upgrade.js';
 import { clip } from '../clip.js';
@@ -278,13 +277,7 @@ function onRequestError(this: ClientRequest, err: Error): void {
     // a pooled socket the app had closed: most likely nothing reached the app, but the reset
     // may also have come after the app read the request, so only a request that is safe to
     // repeat (and has no body to replay) is sent once more
-    if (
-      this.reusedSocket &&
-      !exchange.requestHasBody &&
-      exchange.attempts < 2 &&
-      (err as NodeJS.ErrnoException).code === 'ECONNRESET' &&
-      isRepeatableRequest(exchange.method, exchange.requestHeaders)
-    ) {
+    if (this.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET' && mayResendAfterBreak(exchange)) {
       app.send(exchange);
       return;
     }

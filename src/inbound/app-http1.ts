@@ -14,13 +14,12 @@ import type { Socket } from 'node:net';
 import { forwardableHeaders } from '../http/hop-by-hop.js';
 import { appHeaderListOf } from './app-headers.js';
 import { forwardableResponseHead, forwardableResponseList, headersOfRaw } from '../http/raw-headers.js';
-import { isRepeatableRequest } from '../http/idempotency.js';
 import { responseCodingProblem } from '../http/body-framing.js';
 import type { HostPort } from '../config/address.js';
 import type { Http1AppClient } from '../config/http1-config.js';
 import { formatHostPort } from '../config/address.js';
 import { appAddressForCallers, isRefusedInterim } from './app-errors.js';
-import { failOnApp } from './app-failure.js';
+import { failOnApp, mayResendAfterBreak } from './app-failure.js';
 import { isWholeCallerBody, NodeHttp1App } from './app-http1-node.js';
 import { APP_CLIENT_ERRORS, type AppDispatchHandler, type AppDispatcher } from './app-dispatch.js';
 import { AppPool } from './app-pool.js';
@@ -226,7 +225,7 @@ class AppAttempt implements UpstreamRequest, AppDispatchHandler {
       // a pooled connection the app had closed: most likely nothing reached the app, but the
       // break may also have come after the app read the request, so only a request that is
       // safe to repeat (and has no body to replay) is sent once more
-      if (!this.answered && !exchange.requestHasBody && exchange.attempts < 2 && code !== undefined && CONNECTION_BROKE.has(code) && !isRefusedInterim(err) && isRepeatableRequest(exchange.method, exchange.requestHeaders)) {
+      if (!this.answered && code !== undefined && CONNECTION_BROKE.has(code) && !isRefusedInterim(err) && mayResendAfterBreak(exchange)) {
         this.app.send(exchange);
         return;
       }

@@ -8,8 +8,8 @@
 
 import t from 'tap';
 import http from 'node:http';
-import { once } from 'node:events';
 import { startMeshCa, startSidecar, httpGet, waitFor, type RunningSidecar } from '../helpers/mesh.js';
+import { listening } from '../helpers/raw-http.js';
 
 const DEADLINE_MS = 1000;
 
@@ -22,15 +22,10 @@ t.test('a paused sidecar whose answer came during the pause relays it, not 504',
       res.end(`answered ${req.url}`);
     });
   });
-  app.listen(0, '127.0.0.1');
-  await once(app, 'listening');
-  t.teardown(() => {
-    app.closeAllConnections();
-    app.close();
-  });
+  const appPort = await listening(t, app);
   const ca = await startMeshCa(t.testdir());
   t.teardown(() => ca.stop());
-  const back = await startSidecar(ca, { service: 'api', inbound: { app: `http://127.0.0.1:${(app.address() as { port: number }).port}`, timeout: `${DEADLINE_MS}ms` } });
+  const back = await startSidecar(ca, { service: 'api', inbound: { app: `http://127.0.0.1:${appPort}`, timeout: `${DEADLINE_MS}ms` } });
   t.teardown(() => back.stop('SIGKILL'));
   const upstream = (name: string, timeout: string) => ({ name, endpoints: [`127.0.0.1:${back.inboundPort}`], identity: 'spiffe://mesh.local/svc/api', timeout, outlierDetection: '{consecutiveFailures: 1}' });
   // `fast`: the outbound's own deadline is the one a pause of the outbound passes; `slow`: the

@@ -8,9 +8,8 @@
 
 import t from 'tap';
 import http from 'node:http';
-import { once } from 'node:events';
 import { startMeshCa, startSidecar } from '../helpers/mesh.js';
-import { rawTcpRequest } from '../helpers/raw-http.js';
+import { listening, rawTcpRequest } from '../helpers/raw-http.js';
 
 for (const codec of ['meshcar', 'node'] as const) {
   t.test(`codec ${codec}: an app's stalled upload is 408 and no endpoint is ejected; an app not reading is 504`, async (t) => {
@@ -20,15 +19,10 @@ for (const codec of ['meshcar', 'node'] as const) {
       req.resume();
       req.on('end', () => res.end('done'));
     });
-    app.listen(0, '127.0.0.1');
-    await once(app, 'listening');
-    t.teardown(() => {
-      app.closeAllConnections();
-      app.close();
-    });
+    const appPort = await listening(t, app);
     const ca = await startMeshCa(t.testdir());
     t.teardown(() => ca.stop());
-    const back = await startSidecar(ca, { service: 'api', codec, inbound: { app: `http://127.0.0.1:${(app.address() as { port: number }).port}`, timeout: '10s\n  idleTimeout: 1s' } });
+    const back = await startSidecar(ca, { service: 'api', codec, inbound: { app: `http://127.0.0.1:${appPort}`, timeout: '10s\n  idleTimeout: 1s' } });
     t.teardown(() => back.stop('SIGKILL'));
     const front = await startSidecar(ca, {
       service: 'web',

@@ -8,17 +8,14 @@
 import t from 'tap';
 import net from 'node:net';
 import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
+import { listening } from '../helpers/raw-http.js';
 
 t.test('the retry after a stale pooled connection goes on a new connection, not another stale one', async (t) => {
   const held: net.Socket[] = [];
   let connections = 0;
-  const sockets = new Set<net.Socket>();
   const answer = (socket: net.Socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   const server = net.createServer((socket) => {
     connections++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
     let requests = 0;
     let buffered = '';
     socket.on('data', (chunk: Buffer) => {
@@ -36,12 +33,7 @@ t.test('the retry after a stale pooled connection goes on a new connection, not 
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  const fx = await startInbound({ externalApp: { protocol: 'http', port: (server.address() as net.AddressInfo).port } });
+  const fx = await startInbound({ externalApp: { protocol: 'http', port: await listening(t, server) } });
   t.teardown(() => fx.close());
   const caller = await h2Connect(fx.port, await fx.tlsOptions());
   t.teardown(() => caller.destroy());

@@ -11,6 +11,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { h2Connect, h2Request, startInbound } from '../helpers/inbound-fixture.js';
 import { FRAME, frame, readClientFrames } from '../helpers/raw-h2.js';
+import { listening } from '../helpers/raw-http.js';
 
 t.test("an h2c app's connection lost under a request: a GET is sent again on a new session, a POST is not", async (t) => {
   const seen: string[] = [];
@@ -31,19 +32,11 @@ t.test("an h2c app's connection lost under a request: a GET is sent again on a n
       stream.end('answered');
     });
   });
-  const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
     arriving = socket;
     h2.emit('connection', socket);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
-  const fx = await startInbound({ timeoutMs: 5000, externalApp: { protocol: 'h2c', port: (server.address() as { port: number }).port } });
+  const fx = await startInbound({ timeoutMs: 5000, externalApp: { protocol: 'h2c', port: await listening(t, server) } });
   t.teardown(() => fx.close());
   const caller = await h2Connect(fx.port, await fx.tlsOptions());
   t.teardown(() => caller.destroy());
@@ -65,23 +58,14 @@ t.test("an h2c app's connection lost under a request: a GET is sent again on a n
 t.test('a session the pool drops itself (a PING unanswered after a timeout): its requests are not sent again', async (t) => {
   // the app takes requests and then stalls (no answer, no PING ACK): it may be working on them
   const headersPerConnection: number[] = [];
-  const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
     const index = headersPerConnection.push(0) - 1;
     socket.write(frame(FRAME.SETTINGS, 0, 0));
     readClientFrames(socket, (f) => {
       if (f.type === FRAME.HEADERS) headersPerConnection[index]!++;
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  const fx = await startInbound({ timeoutMs: 1000, limits: { appPingTimeoutMs: 500 }, externalApp: { protocol: 'h2c', port: (server.address() as net.AddressInfo).port } });
+  const fx = await startInbound({ timeoutMs: 1000, limits: { appPingTimeoutMs: 500 }, externalApp: { protocol: 'h2c', port: await listening(t, server) } });
   t.teardown(() => fx.close());
   const caller = await h2Connect(fx.port, await fx.tlsOptions());
   t.teardown(() => caller.destroy());
