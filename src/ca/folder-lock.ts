@@ -7,8 +7,17 @@
 // two rotations mixed). A waiter now removes a stale lock only while holding DIR/.lock.takeover
 // (O_EXCL too, held for a read and an unlink), and only if the lock is still the one it judged
 // (same inode, time and text): a lock made since is never removed.
+//
+// A pid means something only in its pid namespace on its boot of its host. Two containers on
+// one volume (an overlapping restart, a second replica, an init container beside the server)
+// see each other's pids as dead, or as some process of their own: judged by its pid alone, a
+// live holder's lock was taken over at once and two servers spent one single-use token or made
+// two CAs in one folder (a review, with `unshare --pid`). So the lock also names where its pid
+// lives (the boot id and the pid namespace); a lock from elsewhere is judged by its age, which
+// its holder keeps fresh (the file's time touched every HEARTBEAT_MS while it holds it).
 
-import { open, rm } from 'node:fs/promises';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { open, rm, utimes } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { MeshcarError } from '../errors.js';
@@ -44,6 +53,10 @@ export interface LockWait {
  */
 const STALE_AFTER_MS = 2_000;
 const SWEEP_EVERY_MS = 60_000;
+/** How often a holder touches its lock file, so a waiter in another pid namespace sees it is alive. */
+const HEARTBEAT_MS = 2_000;
+/** A lock from another pid namespace or host untouched this long: its holder is gone (ten missed heartbeats). */
+const FOREIGN_STALE_AFTER_MS = 20_000;
 
 /** When this process last removed stale temp files from each CA folder. */
 const lastSweep = new Map<string, number>();
@@ -63,11 +76,12 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>, wait:
   const path = join(dir, LOCK_FILE);
   // by the running time: a wall clock stepped back mid-wait would stretch the wait by the step
   const deadline = wait.until ?? performance.now() + LOCK_WAIT_MS;
-  while (!(await tryCreate(path))) {
+  const here = pidScope();
+  while (!(await tryCreate(path, here))) {
     const seen = await readLock(path);
     if (seen === undefined) continue; // released between the two: try again at once
-    if (stale(path, seen)) {
-      await removeStale(dir, path, seen);
+    if (stale(path, seen, here)) {
+      await removeStale(dir, path, seen, here);
       continue;
     }
     // empty: its holder made it and is writing its pid now
@@ -75,9 +89,12 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>, wait:
       await sleep(10);
       continue;
     }
-    if (performance.now() > deadline) throw new LockBusyError('forbidden', `${dir} is being changed by another meshcar process (pid ${seen.text}, see ${path}); try again when it has finished`);
+    if (performance.now() > deadline) throw new LockBusyError('forbidden', `${dir} is being changed by another meshcar process (${holderText(seen.text, here)}, see ${path}); try again when it has finished`);
     await sleep(100);
   }
+  // the lock's time kept fresh while it is held: the liveness a waiter elsewhere can see
+  const heartbeat = setInterval(() => void touch(path), HEARTBEAT_MS);
+  heartbeat.unref();
   try {
     // what a step killed mid-write left (an unused private key among them): gone at the next
     // one; a server takes the lock per signing, so once a minute at most
@@ -87,12 +104,48 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>, wait:
     }
     return await change();
   } finally {
+    clearInterval(heartbeat);
     await release(path);
   }
 }
 
-/** Makes `path` with O_EXCL holding our pid; false if it exists. */
-async function tryCreate(path: string): Promise<boolean> {
+/**
+ * Where this process's pid means something: the host's boot id and our pid namespace, or ''
+ * where /proc does not say (then the lock holds the pid alone, as before this was added).
+ */
+let scope: string | undefined;
+function pidScope(): string {
+  if (scope === undefined) {
+    try {
+      // read once per process, by a CA command or server (never on a sidecar's request path)
+      scope = `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}/${readlinkSync('/proc/self/ns/pid')}`;
+    } catch {
+      scope = '';
+    }
+  }
+  return scope;
+}
+
+/** A lock's text: `PID` (a lock written without a scope, taken as ours) or `PID SCOPE`. */
+function parseLock(text: string): { readonly pid: number; readonly scope: string | undefined } {
+  const space = text.indexOf(' ');
+  if (space < 0) return { pid: Number(text), scope: undefined };
+  return { pid: Number(text.slice(0, space)), scope: text.slice(space + 1) };
+}
+
+function holderText(text: string, here: string): string {
+  const { pid, scope } = parseLock(text);
+  return scope === undefined || scope === here ? `pid ${pid}` : `pid ${pid} in another container or on another host`;
+}
+
+async function touch(path: string): Promise<void> {
+  const now = new Date();
+  // gone already (released as the timer fired): nothing to keep fresh
+  await utimes(path, now, now).catch(() => undefined);
+}
+
+/** Makes `path` with O_EXCL holding our pid and where it lives; false if it exists. */
+async function tryCreate(path: string, here: string): Promise<boolean> {
   let handle;
   try {
     handle = await open(path, 'wx', 0o600);
@@ -102,7 +155,7 @@ async function tryCreate(path: string): Promise<boolean> {
   }
   heldHere.add(path);
   try {
-    await handle.writeFile(String(process.pid));
+    await handle.writeFile(here === '' ? String(process.pid) : `${process.pid} ${here}`);
     await handle.close();
   } catch (err) {
     await handle.close().catch(() => undefined);
@@ -138,11 +191,13 @@ async function readLock(path: string): Promise<SeenLock | undefined> {
 /**
  * Left by a holder that is gone: its pid names no process, or names us while we do not hold
  * it (a process before us had our pid: a container's pid 1, killed holding the lock and
- * restarted), or it stayed empty longer than any write takes.
+ * restarted), or it stayed empty longer than any write takes; one written in another pid
+ * namespace or boot, whose pid we cannot look up, once its holder stopped touching it.
  */
-function stale(path: string, seen: SeenLock): boolean {
+function stale(path: string, seen: SeenLock, here: string): boolean {
   if (seen.text === '') return Date.now() - seen.mtimeMs >= STALE_AFTER_MS;
-  const holder = Number(seen.text);
+  const { pid: holder, scope: where } = parseLock(seen.text);
+  if (where !== undefined && where !== here) return Date.now() - seen.mtimeMs >= FOREIGN_STALE_AFTER_MS;
   if (holder === process.pid) return !heldHere.has(path);
   return !(Number.isInteger(holder) && holder > 0 && alive(holder));
 }
@@ -157,12 +212,12 @@ function alive(pid: number): boolean {
 }
 
 /** Removes the stale lock `seen` if it is still there, under the takeover guard; the caller tries again either way. */
-async function removeStale(dir: string, path: string, seen: SeenLock): Promise<void> {
+async function removeStale(dir: string, path: string, seen: SeenLock, here: string): Promise<void> {
   const guard = join(dir, TAKEOVER_FILE);
-  if (!(await tryCreate(guard))) {
+  if (!(await tryCreate(guard, here))) {
     // another waiter is taking it over now; its guard is gone in a moment unless it died holding it
     const guarding = await readLock(guard);
-    if (guarding !== undefined && stale(guard, guarding) && Date.now() - guarding.mtimeMs >= STALE_AFTER_MS) await rm(guard, { force: true });
+    if (guarding !== undefined && stale(guard, guarding, here) && Date.now() - guarding.mtimeMs >= STALE_AFTER_MS) await rm(guard, { force: true });
     else await sleep(10);
     return;
   }

@@ -10,19 +10,17 @@ import t from 'tap';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { podSpec, renderKustomization } from '../helpers/kustomize.js';
+import { pidNamespaceUnavailable } from '../helpers/mount-namespace.js';
 
 const BASE = new URL('../../config/kubernetes/base/', import.meta.url).pathname;
 
-/** Why a shell cannot be run as PID 1 here, or undefined when it can. */
-function pidNamespaceUnavailable(): string | undefined {
-  if (process.platform !== 'linux') return `PID namespaces need Linux (this is ${process.platform})`;
+/** Why a shell cannot be run as PID 1 here and found by the test, or undefined when it can. */
+function shellAsPid1Unavailable(): string | undefined {
   // how the test finds the shell's host pid (a kernel without CONFIG_PROC_CHILDREN has no such file)
-  if (!existsSync(`/proc/${process.pid}/task/${process.pid}/children`)) return 'this kernel does not list a process\'s children in /proc';
-  const probe = spawnSync('unshare', ['--pid', '--fork', '/bin/sh', '-c', 'test $$ = 1'], { timeout: 5_000 });
-  if (probe.error) return `unshare is unavailable: ${probe.error.message}`;
-  return probe.status === 0 ? undefined : `unshare --pid failed (root is needed, as CI runs): ${String(probe.stderr).trim()}`;
+  if (process.platform === 'linux' && !existsSync(`/proc/${process.pid}/task/${process.pid}/children`)) return 'this kernel does not list a process\'s children in /proc';
+  return pidNamespaceUnavailable();
 }
 
 /** The host pid of the process `unshare --fork` started (PID 1 of the new namespace). */
@@ -46,7 +44,7 @@ async function until(what: string, check: () => boolean, ms: number): Promise<vo
   }
 }
 
-const unavailable = pidNamespaceUnavailable();
+const unavailable = shellAsPid1Unavailable();
 
 t.test('frontend\'s app, PID 1 of its namespace, exits at SIGTERM within a second', { skip: unavailable ?? false }, async (t) => {
   const frontend = renderKustomization(BASE).find((o) => o.kind === 'Deployment' && o.metadata.name === 'frontend');
