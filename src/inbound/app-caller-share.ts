@@ -21,6 +21,11 @@ export class CallerShare {
     this.maxPerCaller = Math.max(1, maxConnections - Math.floor(maxConnections / 8));
   }
 
+  /** Connections held now, by every caller together. */
+  get holding(): number {
+    return this.holder.size;
+  }
+
   /** Whether `caller` may take one more connection. */
   readonly mayTake = (caller: string): boolean => (this.held.get(caller) ?? 0) < this.maxPerCaller;
 
