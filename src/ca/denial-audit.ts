@@ -12,8 +12,12 @@ import { describeError, type ErrorCode, type MeshcarError } from '../errors.js';
 import { clip } from '../clip.js';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
 
-/** The denials of a requester that proved nothing: what anyone who can connect may cause. */
-const UNPROVEN: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['unauthenticated', 'bad_token', 'bad_client_certificate']);
+/**
+ * The denials of a requester that proved nothing: what anyone who can connect may cause. A sign
+ * request over the rate limit is refused before its credentials are read, so it proved nothing
+ * either (and a flood of them is what the limit is for).
+ */
+const UNPROVEN: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['unauthenticated', 'bad_token', 'bad_client_certificate', 'rate_limited']);
 
 export class DenialAudit {
   private readonly unproven: LogPerKey;

@@ -172,7 +172,10 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     const probe = path === '/healthz' || path === '/metrics';
     const verdict = (probe ? probeLimiter : limiter).take(client);
     if (!verdict.allowed) {
-      throw new MeshcarError('rate_limited', `too many requests from ${client}; retry later`, { retryAfterSeconds: verdict.retryAfterSeconds });
+      const refused = new MeshcarError('rate_limited', `too many requests from ${client}; retry later`, { retryAfterSeconds: verdict.retryAfterSeconds });
+      // a sign request turned away is a denial like any other: audited (as one that proved nothing)
+      if (path === '/v1/sign') denials.denied(client, refused, { client });
+      throw refused;
     }
     if (probe && req.method !== 'GET' && req.method !== 'HEAD') throw new MeshcarError('method_not_allowed', `use GET ${path}`, { allow: 'GET, HEAD' });
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
