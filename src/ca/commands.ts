@@ -18,7 +18,7 @@ import { TokenLedger } from './token-ledger.js';
 import { TokenKeys } from './token-keys.js';
 import { requireFinishedInit } from './ca-state.js';
 import { withCaLock } from './folder-lock.js';
-import { recordLeafNotAfterLocked, recordServerMaxTtl } from './leaf-lifetime.js';
+import { recordLeafNotAfterLocked, recordServerMaxTtl, ServerLeafLifetime } from './leaf-lifetime.js';
 import type { RunningCaServer } from './server.js';
 import type { CaConnectionLimits } from './connection-limits.js';
 import type { CaRuntime } from './runtime.js';
@@ -106,6 +106,7 @@ export async function caServe(config: CaConfig, logger: Logger, metrics?: Metric
     metrics: registry,
     logger,
     ...(connectionLimits ? { connectionLimits } : {}),
+    leafLifetime: new ServerLeafLifetime(config.dir, config.maxTtlMs, logger),
   });
   return {
     ...server,

@@ -5,11 +5,13 @@
 // ever rises. Both are written under the CA lock, so a rotation step sees a leaf's notAfter or
 // runs wholly before it is signed.
 
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MeshcarError } from '../errors.js';
+import type { Logger } from 'pino';
+import { describeError, MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
 import { readJson, type RootRotation } from './ca-state.js';
-import { withCaLock } from './folder-lock.js';
+import { LockBusyError, withCaLock } from './folder-lock.js';
 import { DEFAULT_LEAF_TTL_MS } from './x509-profile.js';
 
 export const LEAF_LIFETIME_FILE = 'leaf-lifetime.json';
@@ -65,6 +67,60 @@ export function recordServerMaxTtl(dir: string, maxTtlMs: number, now = Date.now
     const carried = Math.max(before.leavesUntil ? Date.parse(before.leavesUntil) : 0, before.maxTtlMs !== undefined ? now + before.maxTtlMs : 0);
     await writeRecorded(dir, { maxTtlMs, ...(carried > 0 ? { leavesUntil: new Date(carried).toISOString() } : {}) });
   });
+}
+
+/**
+ * A running CA server's share of the record: its maxTtl stays recorded while it signs. Another
+ * server started on the same folder since with a smaller maxTtl (an overlapping restart, a
+ * second port) recorded its own, and the rotation steps then waited for that one's leaves only
+ * while this one went on signing longer ones: `root activate` was allowed before a leaf signed
+ * under the old root expired, by as long as the two ran together (a review: two servers, 24h
+ * and 1h). Looked at before each signing: a stat, and a write under the lock only when
+ * another server lowered the figure (the larger maxTtl is kept, the longer wait).
+ */
+export class ServerLeafLifetime {
+  /** The record's file as last found covering our leaves (inode, time, size), or undefined. */
+  private seen: string | undefined = undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly maxTtlMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Before a leaf is signed: the record covers leaves of our maxTtl. A lock held past `until` (performance.now()): 503 ca_busy. */
+  async beforeSign(until: number): Promise<void> {
+    const file = join(this.dir, LEAF_LIFETIME_FILE);
+    const found = await fileVersion(file);
+    if (found !== undefined && found === this.seen) return;
+    try {
+      if (((await readRecorded(this.dir)).maxTtlMs ?? DEFAULT_LEAF_TTL_MS) < this.maxTtlMs) {
+        await withCaLock(
+          this.dir,
+          async () => {
+            const before = await readRecorded(this.dir);
+            if ((before.maxTtlMs ?? DEFAULT_LEAF_TTL_MS) < this.maxTtlMs) await writeRecorded(this.dir, { ...before, maxTtlMs: this.maxTtlMs });
+          },
+          { until },
+        );
+        this.logger.warn({ dir: this.dir, maxTtlMs: this.maxTtlMs }, `another CA server on ${this.dir} recorded a smaller maxTtl; recorded this server's again, which the root rotation steps wait for while it signs`);
+      }
+    } catch (err) {
+      if (err instanceof LockBusyError) throw new MeshcarError('ca_busy', `${err.message}; nothing was signed: retry`, { retryAfterSeconds: 1 });
+      // a read-only folder still signs, as at start (where the figure could not be recorded either)
+      this.logger.warn({ dir: this.dir }, `could not keep this server's maxTtl recorded in ${file} for the root rotation steps: ${describeError(err)}`);
+    }
+    this.seen = await fileVersion(file);
+  }
+}
+
+async function fileVersion(file: string): Promise<string | undefined> {
+  try {
+    const { ino, mtimeMs, size } = await stat(file);
+    return `${ino}:${mtimeMs}:${size}`;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A leaf signed outside the CA server (offline): call it holding the CA lock, before the leaf is handed out. */

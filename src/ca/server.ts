@@ -40,6 +40,8 @@ import { freshBeforeHandshake } from './handshake-freshness.js';
 import { countCaDenial, isCaDenialReason, zeroCaDenials } from './denial-reasons.js';
 import { CA_CONNECTION_LIMITS, type CaConnectionLimits } from './connection-limits.js';
 import { answerPlainHttp } from '../tls-failures/plain-http-answer.js';
+import type { ServerLeafLifetime } from './leaf-lifetime.js';
+import { SPEND_LOCK_WAIT_MS } from './token-ledger.js';
 
 export const SIGN_BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -63,6 +65,8 @@ export interface CaServerOptions {
   readonly logger: Logger;
   /** CA_CONNECTION_LIMITS unless given (tests use short ones). */
   readonly connectionLimits?: Partial<CaConnectionLimits>;
+  /** Keeps this server's maxTtl recorded for the root rotation steps, before each leaf (leaf-lifetime.ts). */
+  readonly leafLifetime?: ServerLeafLifetime;
 }
 
 export interface RunningCaServer {
@@ -96,6 +100,7 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     let asked: string | undefined;
     // from the request's arrival: a client gone during the checks below spends no token either
     const requester = unansweredSignal(req, res);
+    const arrivedAt = performance.now();
     try {
       // a rotation done since the last request signs this one
       const authority = await ca.fresh();
@@ -124,6 +129,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       const signing = await ca.fresh();
       const current = await authenticate(req, signing);
       if (current.grant.spiffeId !== asked) throw new MeshcarError('unauthenticated', 'the request\'s credentials changed while its body was read');
+      // a lock wait as a spend's, from the request's arrival (the sidecar gives up at 10 s)
+      await options.leafLifetime?.beforeSign(arrivedAt + SPEND_LOCK_WAIT_MS);
       const issued = await signing.sign(current.grant, csr, ttlMs, requester);
       metrics.caCertificatesIssued.inc();
       audit.info({ event: 'ca.issue', result: 'issued', ...who, spiffeId: issued.spiffeId, serial: issued.serial, notAfter: issued.notAfter }, 'certificate issued');

@@ -75,3 +75,26 @@ t.test('a CA server restarted with a smaller maxTtl still counts the longer leav
   t.ok(retireFrom >= notAfter, 'so does retire');
   t.equal((await rootRetire(dir, { now: new Date(retireFrom + 1000) })).warning, undefined, 'allowed once it has expired');
 });
+
+// Two servers on one folder at once (an overlapping restart, a second port): the one started
+// second recorded its smaller maxTtl, and the rotation steps then counted the first's leaves
+// only up to that moment while it went on signing 30-day ones (a review: `root activate`
+// allowed before such a leaf expired). Each server now keeps its maxTtl recorded while it signs.
+t.test('two CA servers on one folder at once: the longer leaves of the one still signing are counted', async (t) => {
+  const long = await startTestCa({ maxTtlMs: 720 * H, defaultTtlMs: 720 * H });
+  const dir = long.dir;
+  t.teardown(() => long.close());
+  const short = await startTestCa({ maxTtlMs: H, defaultTtlMs: H }, dir);
+  t.teardown(() => short.server.close());
+  const shortStarted = Date.now();
+  // a leaf's notAfter is to the second: sign once the clock is a whole second past the second server's start
+  while (Date.now() < Math.ceil(shortStarted / 1000) * 1000 + 1000) await new Promise((r) => setTimeout(r, 50));
+  const notAfter = Date.parse(await signLeaf(long.server.url, dir, '720h'));
+  t.ok(notAfter > Date.now() + 719 * H, 'a 30-day leaf from the first server, signed after the second started');
+  t.ok(long.logLines.some((l) => /recorded a smaller maxTtl; recorded this server's again/.test(String(l.msg))), 'the first server says it recorded its maxTtl again');
+
+  const t0 = Date.now();
+  await rootAdd(dir, { now: new Date(t0) });
+  const allowedFrom = Date.parse(String((await caStatus(dir)).rootRotation.next?.allowedFrom));
+  t.ok(allowedFrom >= notAfter, `activate waits for that leaf: ${new Date(allowedFrom).toISOString()} ≥ ${new Date(notAfter).toISOString()}`);
+});
