@@ -3,12 +3,14 @@
 // root activate, root retire, each run as an operator would (`meshcar ca root ...`) as soon as
 // the CA allows it. After each step it prints the roots each sidecar trusts (read from its
 // stored bundle and its meshcar_identity_bundle_roots gauge) and the failed requests so far;
-// exits 1 if any request failed. Its own folder (certs/rotate-demo) and ports (19xxx), so it
+// traffic goes on until both sidecars have renewed on the new root alone; exits 1 if any
+// request failed (or a process died), 128 + the signal's number if stopped by one. Its own folder (certs/rotate-demo) and ports (19xxx), so it
 // runs beside `make demo`.
 
 import { X509Certificate } from 'node:crypto';
 import type { Server } from 'node:http';
 import { readFile, rm } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,18 +47,28 @@ async function trusted(name: string, roles: Map<string, string>): Promise<{ seri
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (!(await check().catch(() => false))) {
+    // a failure or a signal stops the demo: this wait ends with it (it kept the runner up to 30 s)
+    if (demoStopping()) throw new Error(`stopped while waiting for ${what}`);
     if (Date.now() > deadline) throw new Error(`${what} did not happen within 30 s`);
     await sleep(100);
   }
 }
 
+/** Requests through the mesh so far: 200s and anything else. */
+const counts = { ok: 0, failed: 0 };
+/** A signal is stopping the demo: its handler says so and exits. */
+let signalled = false;
+
 async function main(): Promise<void> {
   // the children run in process groups of their own (processes.ts): Ctrl-C reaches only this
   // runner, which stops them in order and ends (the rotation's own waits are not cut short)
   onStopSignal((signal) => {
+    signalled = true;
     console.log(`${signal}: stopping the rotate-demo`);
-    // a failure said before the signal keeps its status: a stop does not make it a success
-    void stopAll(appServers).then(() => process.exit(process.exitCode ?? 0));
+    // an interrupted rotation is no success (it exited 0 and never said what had failed): what
+    // was counted, and the shell's status for the signal (130 for SIGINT) unless a failure came first
+    console.log(`interrupted: ${counts.ok + counts.failed} requests through the mesh, ${counts.failed} failed`);
+    void stopAll(appServers).then(() => process.exit(process.exitCode ?? 128 + (osConstants.signals[signal] ?? 1)));
   });
   // before anything is removed: a rotate-demo running here keeps its CA and folders (a second
   // one removed them, then failed on the ports, and the first failed on its missing CA)
@@ -77,7 +89,6 @@ async function main(): Promise<void> {
   await orFail(Promise.all(SIDECARS.map((s) => waitReady(s.admin, `the ${s.name} sidecar`))));
   console.log('\nmeshcar rotate-demo: frontend → orders with 5 s certificates; traffic runs while the CA root rotates\n');
 
-  const counts = { ok: 0, failed: 0 };
   let running = true;
   const traffic = (async () => {
     // a failure stops everything (demoStopping): the calls would fail for ever
@@ -120,6 +131,13 @@ async function main(): Promise<void> {
     await orFail(until(done, `root ${step} reaching both sidecars`));
     await report(`\n$ meshcar ca root ${step} --dir ${CA_DIR}    (in effect in both sidecars after ${((Date.now() - started) / 1000).toFixed(1)} s)\n  ${said}`);
   }
+  // the single new root's first renewals: traffic on until each sidecar has a leaf signed since
+  // retire (its trust reduced to that root), so a request failing on it is counted
+  const leafSerial = async (name: string) => new X509Certificate(await readFile(join(DIR, name, 'svid.crt'), 'utf8')).serialNumber;
+  const afterRetire = await Promise.all(SIDECARS.map((s) => leafSerial(s.name)));
+  const renewing = Date.now();
+  await orFail(until(async () => (await Promise.all(SIDECARS.map((s, i) => leafSerial(s.name).then((serial) => serial !== afterRetire[i])))).every(Boolean), 'a renewal of both sidecars on the new root alone'));
+  console.log(`\nboth sidecars renewed on the new root alone (after ${((Date.now() - renewing) / 1000).toFixed(1)} s)\n  failed requests so far: ${counts.failed} of ${counts.ok + counts.failed}`);
   running = false;
   await traffic;
   console.log(`\nroot rotation done: ${counts.ok + counts.failed} requests through the mesh, ${counts.failed} failed`);
@@ -131,7 +149,11 @@ async function main(): Promise<void> {
 const appServers: Server[] = [];
 
 main().catch(async (err: unknown) => {
+  // a stop under way (a signal) has said why and exits by itself
+  if (signalled) return;
   console.error(`rotate-demo failed: ${err instanceof Error ? err.message : String(err)}`);
-  await stopAll(appServers);
   process.exitCode = 1;
+  await stopAll(appServers);
+  // a wait still running (a step's sleep) would hold the runner: it is over
+  process.exit(1);
 });
