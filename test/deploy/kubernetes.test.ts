@@ -18,7 +18,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { normalized, podSpec, readDocuments, renderKustomization, type KubeObject } from '../helpers/kustomize.js';
-import { checkCa, checkDiscovery, checkNoApiToken, checkPodMonitor, checkSelectors, checkSidecarPod, removeTempFiles, sidecarConfig, sidecarPods } from '../helpers/kube-sidecars.js';
+import { checkCa, checkCaPodMonitor, checkDiscovery, checkNoApiToken, checkPodMonitor, checkSelectors, checkSidecarPod, removeTempFiles, sidecarConfig, sidecarPods } from '../helpers/kube-sidecars.js';
 
 const ROOT = new URL('../../config/kubernetes/', import.meta.url).pathname;
 const REPO = new URL('../../', import.meta.url).pathname;
@@ -191,9 +191,10 @@ t.test('no pod mounts a Kubernetes API token', async (t) => {
   checkNoApiToken(t, files);
 });
 
-t.test('the PodMonitor scrapes the admin port of every pod with a sidecar', async (t) => {
+t.test('the PodMonitors scrape the admin port of every pod with a sidecar, and the CA over HTTPS', async (t) => {
   checkPodMonitor(t, rendered.get('prometheus-operator') as KubeObject[], base);
   checkPodMonitor(t, rendered.get('prometheus-operator') as KubeObject[], files);
+  checkCaPodMonitor(t, rendered.get('prometheus-operator') as KubeObject[], base);
 });
 
 t.test('a preStop sleep action in the manifests: the README says which Kubernetes it needs', async (t) => {

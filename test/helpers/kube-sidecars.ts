@@ -272,6 +272,29 @@ export function checkPodMonitor(t: Tap, monitorSet: readonly KubeObject[], objec
 }
 
 /**
+ * The CA's PodMonitor: it selects the CA's pods alone, on a port of the CA container, over
+ * HTTPS trusting the bundle ConfigMap the sidecars mount, by a name the CA's certificate holds
+ * (its serverNames). Without it, nothing scraped the CA under the Operator and the CA alerts
+ * (issuer and root expiry, a sidecar's bundle behind) could never fire.
+ */
+export function checkCaPodMonitor(t: Tap, monitorSet: readonly KubeObject[], objects: readonly KubeObject[]): void {
+  const monitor = find(monitorSet, 'PodMonitor', 'meshcar-ca') as Obj;
+  t.ok(monitor, 'a PodMonitor for the CA');
+  const matches = (labels: Obj) => Object.entries(monitor.spec.selector.matchLabels as Obj).every(([k, v]) => labels[k] === v);
+  const selected = objects.filter((o) => o.kind === 'Deployment' && matches((o as Obj).spec.template.metadata.labels)).map((o) => o.metadata.name);
+  t.same(selected, ['meshcar-ca'], 'it selects the CA\'s pods alone');
+  const server = (find(objects, 'Deployment', 'meshcar-ca') as Obj).spec.template.spec.containers.find((c: Obj) => c.name === 'ca') as Obj;
+  const caYaml = parse(String(find(objects, 'ConfigMap', 'meshcar-ca-config')?.data?.['ca.yaml'])) as Obj;
+  const bundles = new Set(sidecarPods(objects).flatMap((p) => ((p.spec as Obj).template.spec.volumes as Obj[]).map((v) => v.configMap?.name).filter(Boolean)));
+  for (const endpoint of monitor.spec.podMetricsEndpoints as Obj[]) {
+    t.ok(portNamed(server, endpoint.port) !== undefined, `port "${endpoint.port}" exists in the CA container`);
+    t.same([endpoint.path, endpoint.scheme], ['/metrics', 'https'], '/metrics over HTTPS');
+    t.ok(bundles.has(endpoint.tlsConfig?.ca?.configMap?.name) && endpoint.tlsConfig.ca.configMap.key === 'bundle.pem', `it trusts the bundle ConfigMap the sidecars mount (${endpoint.tlsConfig?.ca?.configMap?.name})`);
+    t.ok((caYaml.serverNames as string[]).includes(endpoint.tlsConfig?.serverName), `it checks a name the CA's certificate holds (${endpoint.tlsConfig?.serverName})`);
+  }
+}
+
+/**
  * No pod gets a Kubernetes API token: none of them calls the API (identities come from the CA
  * or SPIRE, whose agent attests the pod by its service account's name, not a token), and a
  * token mounted for nothing is one more credential a compromised container could use.
