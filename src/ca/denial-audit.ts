@@ -37,8 +37,10 @@ export class DenialAudit {
       this.audit.warn(fields, 'request denied');
       return;
     }
-    const through = this.unproven.take(client);
+    // over the rate limit counted apart: its lines neither use up nor take the others' place
+    const limited = error.code === 'rate_limited';
+    const through = this.unproven.take(limited ? `${client} rate_limited` : client);
     if (through === undefined) return;
-    this.audit.warn({ ...fields, ...leftOutFields(through) }, `request denied${leftOut(through, `unauthenticated from ${client}`)}`);
+    this.audit.warn({ ...fields, ...leftOutFields(through) }, `request denied${leftOut(through, `${limited ? 'over the rate limit' : 'unauthenticated'} from ${client}`)}`);
   }
 }

@@ -13,8 +13,13 @@
 // see each other's pids as dead, or as some process of their own: judged by its pid alone, a
 // live holder's lock was taken over at once and two servers spent one single-use token or made
 // two CAs in one folder (a review, with `unshare --pid`). So the lock also names where its pid
-// lives (the boot id and the pid namespace); a lock from elsewhere is judged by its age, which
-// its holder keeps fresh (the file's time touched every HEARTBEAT_MS while it holds it).
+// lives (the boot id and the pid namespace). A lock from elsewhere is a lease: its holder
+// touches it every HEARTBEAT_MS, and a waiter takes it over once it has seen it unchanged for
+// FOREIGN_STALE_AFTER_MS by its own running clock (never by comparing the file's time with its
+// wall clock: hosts on one network volume disagree, and clocks step). A holder paused longer
+// than that (SIGSTOP, a frozen VM) loses the lock; on release, and at each heartbeat, it acts
+// on the lock file only if it is still its own (the same inode and text), so it never removes
+// or keeps alive the lock of the waiter that took over.
 
 import { readFileSync, readlinkSync } from 'node:fs';
 import { open, rm, utimes } from 'node:fs/promises';
@@ -38,6 +43,8 @@ export const TAKEOVER_FILE = '.lock.takeover';
 const LOCK_WAIT_MS = 10_000;
 
 export interface LockWait {
+  /** Tests only: how long a lock from elsewhere must be seen unchanged to be taken over (FOREIGN_STALE_AFTER_MS). */
+  readonly foreignStaleAfterMs?: number;
   /**
    * Give up (forbidden, which a token spend answers as 503 ca_busy) once performance.now() passes this, rather than LOCK_WAIT_MS from
    * the call: a CA server answering a sidecar must give up before the sidecar does, counting
@@ -55,13 +62,18 @@ const STALE_AFTER_MS = 2_000;
 const SWEEP_EVERY_MS = 60_000;
 /** How often a holder touches its lock file, so a waiter in another pid namespace sees it is alive. */
 const HEARTBEAT_MS = 2_000;
-/** A lock from another pid namespace or host untouched this long: its holder is gone (ten missed heartbeats). */
-const FOREIGN_STALE_AFTER_MS = 20_000;
+/** A lock from another pid namespace or host seen unchanged this long: its holder is gone (fifteen missed heartbeats). */
+const FOREIGN_STALE_AFTER_MS = 30_000;
 
 /** When this process last removed stale temp files from each CA folder. */
 const lastSweep = new Map<string, number>();
-/** The lock and guard files this process holds now (one naming our pid that is not here is a past life's). */
-const heldHere = new Set<string>();
+/**
+ * The lock and guard files this process holds now, each with its inode and text (one naming
+ * our pid that is not here is a past life's).
+ */
+const heldHere = new Map<string, { readonly ino: number; readonly text: string }>();
+/** A foreign lock (or guard) as this process first saw it unchanged, and since when (performance.now()). */
+const unchangedSince = new Map<string, { readonly key: string; readonly since: number }>();
 
 /** A lock file as read: what identifies this very file (a later one at the same path differs). */
 interface SeenLock {
@@ -77,11 +89,12 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>, wait:
   // by the running time: a wall clock stepped back mid-wait would stretch the wait by the step
   const deadline = wait.until ?? performance.now() + LOCK_WAIT_MS;
   const here = pidScope();
+  const foreignStaleMs = wait.foreignStaleAfterMs ?? FOREIGN_STALE_AFTER_MS;
   while (!(await tryCreate(path, here))) {
     const seen = await readLock(path);
     if (seen === undefined) continue; // released between the two: try again at once
-    if (stale(path, seen, here)) {
-      await removeStale(dir, path, seen, here);
+    if (stale(path, seen, here, foreignStaleMs)) {
+      await removeStale(dir, path, seen, here, foreignStaleMs);
       continue;
     }
     // empty: its holder made it and is writing its pid now
@@ -95,6 +108,7 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>, wait:
   // the lock's time kept fresh while it is held: the liveness a waiter elsewhere can see
   const heartbeat = setInterval(() => void touch(path), HEARTBEAT_MS);
   heartbeat.unref();
+  unchangedSince.delete(path);
   try {
     // what a step killed mid-write left (an unused private key among them): gone at the next
     // one; a server takes the lock per signing, so once a minute at most
@@ -139,9 +153,19 @@ function holderText(text: string, here: string): string {
 }
 
 async function touch(path: string): Promise<void> {
+  // taken over meanwhile (this process paused past the lease): the new holder's lock is its own to keep
+  if (!(await stillOurs(path))) return;
   const now = new Date();
   // gone already (released as the timer fired): nothing to keep fresh
   await utimes(path, now, now).catch(() => undefined);
+}
+
+/** Whether the file at `path` is the one this process made and still holds. */
+async function stillOurs(path: string): Promise<boolean> {
+  const ours = heldHere.get(path);
+  if (ours === undefined) return false;
+  const now = await readLock(path).catch(() => undefined);
+  return now !== undefined && now.ino === ours.ino && now.text === ours.text;
 }
 
 /** Makes `path` with O_EXCL holding our pid and where it lives; false if it exists. */
@@ -153,9 +177,10 @@ async function tryCreate(path: string, here: string): Promise<boolean> {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;
   }
-  heldHere.add(path);
+  const text = here === '' ? String(process.pid) : `${process.pid} ${here}`;
   try {
-    await handle.writeFile(here === '' ? String(process.pid) : `${process.pid} ${here}`);
+    heldHere.set(path, { ino: (await handle.stat()).ino, text });
+    await handle.writeFile(text);
     await handle.close();
   } catch (err) {
     await handle.close().catch(() => undefined);
@@ -167,8 +192,10 @@ async function tryCreate(path: string, here: string): Promise<boolean> {
 }
 
 async function release(path: string): Promise<void> {
+  const ours = await stillOurs(path);
   heldHere.delete(path);
-  await rm(path, { force: true });
+  // a lock taken over from us (paused past the lease) is the new holder's: left to it
+  if (ours) await rm(path, { force: true });
 }
 
 /** The lock file as it is now; undefined if there is none. */
@@ -194,10 +221,19 @@ async function readLock(path: string): Promise<SeenLock | undefined> {
  * restarted), or it stayed empty longer than any write takes; one written in another pid
  * namespace or boot, whose pid we cannot look up, once its holder stopped touching it.
  */
-function stale(path: string, seen: SeenLock, here: string): boolean {
+function stale(path: string, seen: SeenLock, here: string, foreignStaleMs: number): boolean {
   if (seen.text === '') return Date.now() - seen.mtimeMs >= STALE_AFTER_MS;
   const { pid: holder, scope: where } = parseLock(seen.text);
-  if (where !== undefined && where !== here) return Date.now() - seen.mtimeMs >= FOREIGN_STALE_AFTER_MS;
+  if (where !== undefined && where !== here) {
+    // by our running clock, from when we first saw it as it is (its holder's heartbeat changes it)
+    const key = `${seen.ino}:${seen.mtimeMs}:${seen.text}`;
+    const first = unchangedSince.get(path);
+    if (first?.key !== key) {
+      unchangedSince.set(path, { key, since: performance.now() });
+      return false;
+    }
+    return performance.now() - first.since >= foreignStaleMs;
+  }
   if (holder === process.pid) return !heldHere.has(path);
   return !(Number.isInteger(holder) && holder > 0 && alive(holder));
 }
@@ -212,12 +248,12 @@ function alive(pid: number): boolean {
 }
 
 /** Removes the stale lock `seen` if it is still there, under the takeover guard; the caller tries again either way. */
-async function removeStale(dir: string, path: string, seen: SeenLock, here: string): Promise<void> {
+async function removeStale(dir: string, path: string, seen: SeenLock, here: string, foreignStaleMs: number): Promise<void> {
   const guard = join(dir, TAKEOVER_FILE);
   if (!(await tryCreate(guard, here))) {
     // another waiter is taking it over now; its guard is gone in a moment unless it died holding it
     const guarding = await readLock(guard);
-    if (guarding !== undefined && stale(guard, guarding, here) && Date.now() - guarding.mtimeMs >= STALE_AFTER_MS) await rm(guard, { force: true });
+    if (guarding !== undefined && stale(guard, guarding, here, foreignStaleMs) && Date.now() - guarding.mtimeMs >= STALE_AFTER_MS) await rm(guard, { force: true });
     else await sleep(10);
     return;
   }

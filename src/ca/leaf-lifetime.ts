@@ -91,26 +91,29 @@ export class ServerLeafLifetime {
   /** Before a leaf is signed: the record covers leaves of our maxTtl. A lock held past `until` (performance.now()): 503 ca_busy. */
   async beforeSign(until: number): Promise<void> {
     const file = join(this.dir, LEAF_LIFETIME_FILE);
-    const found = await fileVersion(file);
-    if (found !== undefined && found === this.seen) return;
+    // 'missing' too: a read-only folder without the file is tried once, not at every signing
+    const found = (await fileVersion(file)) ?? 'missing';
+    if (found === this.seen) return;
     try {
       if (((await readRecorded(this.dir)).maxTtlMs ?? DEFAULT_LEAF_TTL_MS) < this.maxTtlMs) {
-        await withCaLock(
+        const lowered = await withCaLock(
           this.dir,
           async () => {
             const before = await readRecorded(this.dir);
-            if ((before.maxTtlMs ?? DEFAULT_LEAF_TTL_MS) < this.maxTtlMs) await writeRecorded(this.dir, { ...before, maxTtlMs: this.maxTtlMs });
+            if ((before.maxTtlMs ?? DEFAULT_LEAF_TTL_MS) >= this.maxTtlMs) return undefined;
+            await writeRecorded(this.dir, { ...before, maxTtlMs: this.maxTtlMs });
+            return before.maxTtlMs;
           },
           { until },
         );
-        this.logger.warn({ dir: this.dir, maxTtlMs: this.maxTtlMs }, `another CA server on ${this.dir} recorded a smaller maxTtl; recorded this server's again, which the root rotation steps wait for while it signs`);
+        if (lowered !== undefined) this.logger.warn({ dir: this.dir, maxTtlMs: this.maxTtlMs, recordedMaxTtlMs: lowered }, `another CA server on ${this.dir} recorded a smaller maxTtl; recorded this server's again, which the root rotation steps wait for while it signs`);
       }
     } catch (err) {
       if (err instanceof LockBusyError) throw new MeshcarError('ca_busy', `${err.message}; nothing was signed: retry`, { retryAfterSeconds: 1 });
       // a read-only folder still signs, as at start (where the figure could not be recorded either)
       this.logger.warn({ dir: this.dir }, `could not keep this server's maxTtl recorded in ${file} for the root rotation steps: ${describeError(err)}`);
     }
-    this.seen = await fileVersion(file);
+    this.seen = (await fileVersion(file)) ?? 'missing';
   }
 }
 

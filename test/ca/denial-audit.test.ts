@@ -73,3 +73,11 @@ t.test('sign requests over the rate limit are audited, as requesters that proved
   t.equal(lines.length, 1, 'one audit line for the address within its window');
   t.match(lines[0], { component: 'ca-audit', result: 'denied', client: '127.0.0.1', reason: 'rate_limited' });
 });
+
+t.test('lines over the rate limit do not use up the address\'s line for other unproven denials', async (t) => {
+  const lines: Array<Record<string, unknown>> = [];
+  const audit = new DenialAudit(memoryLogger(lines), 10_000);
+  for (let i = 0; i < 3; i++) audit.denied('10.0.0.8', new MeshcarError('rate_limited', 'too many requests'), { client: '10.0.0.8' });
+  audit.denied('10.0.0.8', new MeshcarError('bad_token', 'the join token was not signed by this CA'), { client: '10.0.0.8' });
+  t.same(lines.map((l) => l.reason), ['rate_limited', 'bad_token'], 'one line each');
+});

@@ -3,8 +3,8 @@
 // only a pid, which a waiter in another PID namespace looked up in its own: no such process
 // (or one of its own), so it took a live holder's lock at once, and two servers spent one
 // single-use token or made two CAs in one folder (a review, with `unshare --pid`). The lock
-// now names where its pid lives; one from elsewhere is judged by its age, kept fresh by its
-// holder's heartbeat.
+// now names where its pid lives; one from elsewhere is a lease, kept changing by its holder's
+// heartbeat and taken over once seen unchanged for 30 s by the waiter's own running clock.
 
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -58,22 +58,47 @@ t.test('a live holder is waited for by a waiter in another PID namespace, not ta
   t.equal(await waitInAnotherNamespace(dir, 1_500), 'took', 'a free folder is taken from the other namespace');
 });
 
-t.test('a lock from another PID namespace is judged by its age: fresh is waited for, untouched for 20 s is taken over', async (t) => {
+t.test('a lock from another PID namespace is a lease: waited for while it changes, taken over once seen unchanged long enough', async (t) => {
   const dir = await makeCaDir();
   t.teardown(() => rm(join(dir, '..'), { recursive: true, force: true }));
   const lock = join(dir, LOCK_FILE);
   // pid 1 is alive here and 999999999 is not: neither says anything about another namespace
   for (const pid of ['1', '999999999']) {
     await writeFile(lock, `${pid} ${ELSEWHERE}`);
-    await t.rejects(withCaLock(dir, async () => undefined, { until: performance.now() + 300 }), { code: 'forbidden', message: /in another container or on another host/ }, `a fresh lock of pid ${pid} from elsewhere is waited for`);
-    const old = new Date(Date.now() - 21_000);
+    // its time far in the past says nothing either: another host's clock, or a clock stepped
+    const old = new Date(Date.now() - 3_600_000);
     await utimes(lock, old, old);
+    await t.rejects(withCaLock(dir, async () => undefined, { until: performance.now() + 300, foreignStaleAfterMs: 1_000 }), { code: 'forbidden', message: /in another container or on another host/ }, `pid ${pid}'s lock from elsewhere is waited for until seen unchanged for the lease`);
+    // its holder's heartbeat: a change restarts the count
+    const touched = new Date();
+    await utimes(lock, touched, touched);
+    const started = performance.now();
     let ran = false;
-    await withCaLock(dir, async () => {
-      ran = true;
-    });
-    t.ok(ran, `pid ${pid}'s lock untouched for 21 s is taken over`);
+    await withCaLock(
+      dir,
+      async () => {
+        ran = true;
+      },
+      { foreignStaleAfterMs: 1_000 },
+    );
+    t.ok(ran && performance.now() - started >= 1_000, `pid ${pid}'s lock, unchanged for the lease, is taken over (${Math.round(performance.now() - started)} ms)`);
   }
+});
+
+// a holder paused past the lease lost the lock to a waiter elsewhere; on resuming, its release
+// removed the new holder's lock (and its heartbeat kept it alive), and a third came in beside
+// the second (a review: A and B, then B and C, inside together)
+t.test("a holder whose lock was taken over leaves the new holder's lock alone", async (t) => {
+  const dir = await makeCaDir();
+  t.teardown(() => rm(join(dir, '..'), { recursive: true, force: true }));
+  const lock = join(dir, LOCK_FILE);
+  const holder = await hold(dir);
+  // what a waiter in another container does once the lease ran out: the old lock gone, its own made
+  await rm(lock);
+  await writeFile(lock, `4242 ${ELSEWHERE}`);
+  holder.release();
+  await holder.done;
+  t.equal(readFileSync(lock, 'utf8'), `4242 ${ELSEWHERE}`, 'the new holder\'s lock is still there');
 });
 
 t.test('a holder touches its lock while it holds it, so waiters elsewhere see it alive', async (t) => {
