@@ -163,6 +163,17 @@ export function slashReading(path: string): string | undefined {
   return path.replace(/%2F|\\/g, '/');
 }
 
+/**
+ * The path (canonical form) as an app reads it that takes a last segment's `.ext` for a format:
+ * Rails routes every path with an optional `(.:format)`, Spring MVC matched suffix patterns by
+ * default before 5.3. `/public/report.json` is `/public/report` to them, `{name}` to the
+ * matcher. Undefined when the last segment has no dot after its first character.
+ */
+export function formatReading(path: string): string | undefined {
+  const dot = path.lastIndexOf('.');
+  return dot > path.lastIndexOf('/') + 1 ? path.slice(0, dot) : undefined;
+}
+
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -5,8 +5,8 @@
 // servers read as a declared parameter (`limit[]` to qs, PHP and Rack, `LIMIT` to ASP.NET,
 // `;` as a separator to Rack 2), a method override (`X-HTTP-Method-Override: DELETE` on a
 // POST) the spec does not declare, a JSON body with a Content-Encoding (checked as sent,
-// inflated by the app), and a declared header spelled with `_` (CGI and WSGI read `X_Owner` as
-// X-Owner). What reads the same everywhere still passes. A path parameter
+// inflated by the app), a declared header spelled with `_` (CGI and WSGI read `X_Owner` as
+// X-Owner), and a last `.ext` (Rails and Spring read `/orders/mine.json` as /orders/mine). What reads the same everywhere still passes. A path parameter
 // whose %-escapes are not UTF-8 (`%80%2Fadmin`) is refused: the check read it undecoded, WSGI apps as bytes.
 
 import t from 'tap';
@@ -97,6 +97,10 @@ t.test('a path another server reads as another operation is a path violation', a
   t.equal(check('/orders/Mine2'), undefined, 'an id with capitals that is no literal path stays an id');
   t.same(check('/Reports/DAILY')?.message, 'path: /Reports/DAILY reads as /reports/daily to an app that routes paths without regard to case', 'a template with capitals');
   t.equal(check('/Reports/weekly'), undefined);
+  // a format suffix: Rails' optional (.:format) on every route, Spring's suffix patterns
+  t.same(check('/orders/mine.json'), { kind: 'path', message: 'path: /orders/mine.json reads as /orders/mine to an app that takes a last .ext for a format (Rails, Spring\'s suffix patterns)' }, 'a format suffix');
+  t.equal(check('/orders/42.json'), undefined, 'a suffix that reads as no other operation is a value');
+  t.equal(check('/orders/.json'), undefined, 'a dot first in the segment is no suffix');
   t.same(spec.check('GET', '/orders/mine', '', { 'x-owner': 'me' }, false).violation, undefined, 'the literal operation itself passes');
   t.same(check('/orders/mine')?.kind, 'header', 'and is held to its own rules');
 });
