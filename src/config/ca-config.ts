@@ -117,13 +117,19 @@ function readLog(value: YamlValue): { level: LogLevel } | undefined {
   return level === undefined ? undefined : { level };
 }
 
+/** The least time a new issuer lives before it is due for rotation itself (ttl - before). */
+const MIN_ISSUER_ROTATION_GAP_MS = 60_000;
+
 function readIssuerRotation(value: YamlValue): { beforeMs: number; ttlMs: number } | undefined {
   const map = value.map(['before', 'ttl']);
   if (!map) return undefined;
   const beforeMs = map.required('before', readLifetime);
   const ttlMs = map.optional('ttl', readLifetime, ISSUER_TTL_MS);
   if (beforeMs === undefined || ttlMs === undefined) return undefined;
-  // a new issuer with less than `before` left would be rotated again at once, for ever
+  // a new issuer with less than `before` left would be rotated again at once, for ever: and its
+  // notAfter is cut to whole seconds, so a gap under a second did that too (a review: 240
+  // rotations in 6 s, each issuer kept in issuers/ for its leaves' life); a minute at least
   if (beforeMs >= ttlMs) return map.get('before').report(`must be shorter than the issuer lifetime (ttl ${formatDuration(ttlMs)})`);
+  if (ttlMs - beforeMs < MIN_ISSUER_ROTATION_GAP_MS) return map.get('before').report(`must leave a new issuer at least ${formatDuration(MIN_ISSUER_ROTATION_GAP_MS)} before it is rotated in turn (ttl ${formatDuration(ttlMs)} - before ${formatDuration(beforeMs)} is ${formatDuration(ttlMs - beforeMs)}); otherwise the CA rotates its issuer again and again`);
   return { beforeMs, ttlMs };
 }

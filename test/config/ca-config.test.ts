@@ -106,8 +106,11 @@ t.test('maxTtl and defaultTtl are at least 1s: a leaf of 1ms is born expired', a
 t.test('issuerRotation: before (required), ttl (default a year); before must be shorter than ttl', async (t) => {
   const file = join(t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {before: 30d}\n' }), 'ca.yaml');
   t.same((await loadCaConfig(file)).issuerRotation, { beforeMs: 30 * 86_400_000, ttlMs: 365 * 86_400_000 });
-  const tiny = join(t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {before: 2s, ttl: 4s}\n' }), 'ca.yaml');
-  t.same((await loadCaConfig(tiny)).issuerRotation, { beforeMs: 2000, ttlMs: 4000 });
+  const short = join(t.testdir({ 'ca.yaml': 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {before: 2s, ttl: 62s}\n' }), 'ca.yaml');
+  t.same((await loadCaConfig(short)).issuerRotation, { beforeMs: 2000, ttlMs: 62_000 }, 'a minute between a new issuer and its own rotation');
+  // a new issuer due at once (its notAfter is cut to whole seconds): rotated again and again
+  t.same(await issuesOf(t, 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {before: 364d23h59m59s999ms, ttl: 365d}\n'), ['ca.yaml:3:18: issuerRotation.before: must leave a new issuer at least 1m before it is rotated in turn (ttl 365d - before 31535999999ms is 1ms); otherwise the CA rotates its issuer again and again']);
+  t.equal((await issuesOf(t, 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {before: 2s, ttl: 4s}\n')).length, 1, 'two seconds apart: refused');
   t.same(await issuesOf(t, 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {before: 400d}\n'), ['ca.yaml:3:18: issuerRotation.before: must be shorter than the issuer lifetime (ttl 365d)']);
   const wrong = await issuesOf(t, 'trustDomain: mesh.local\ndir: ca\nissuerRotation: {ttl: 4s, every: 1d}\n');
   t.equal(wrong.length, 2, wrong.join('\n'));
