@@ -37,7 +37,8 @@ export class DenialAudit {
       this.audit.warn(fields, 'request denied');
       return;
     }
-    // over the rate limit counted apart: its lines neither use up nor take the others' place
+    // over the rate limit counted apart per address: its lines do not use up the address's line
+    // for the other unproven denials (all share the budget of 100 lines per window)
     const limited = error.code === 'rate_limited';
     const through = this.unproven.take(limited ? `${client} rate_limited` : client);
     if (through === undefined) return;

@@ -43,6 +43,8 @@ export const TAKEOVER_FILE = '.lock.takeover';
 const LOCK_WAIT_MS = 10_000;
 
 export interface LockWait {
+  /** How long a command waits for another's lock (LOCK_WAIT_MS unless given; tests use short ones). */
+  readonly waitMs?: number;
   /** Tests only: how long a lock from elsewhere must be seen unchanged to be taken over (FOREIGN_STALE_AFTER_MS). */
   readonly foreignStaleAfterMs?: number;
   /**
@@ -87,23 +89,20 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>, wait:
   await requirePrivateCaFolder(dir);
   const path = join(dir, LOCK_FILE);
   // by the running time: a wall clock stepped back mid-wait would stretch the wait by the step
-  const deadline = wait.until ?? performance.now() + LOCK_WAIT_MS;
+  const deadline = wait.until ?? performance.now() + (wait.waitMs ?? LOCK_WAIT_MS);
   const here = pidScope();
   const foreignStaleMs = wait.foreignStaleAfterMs ?? FOREIGN_STALE_AFTER_MS;
+  let seen: SeenLock | undefined;
   while (!(await tryCreate(path, here))) {
-    const seen = await readLock(path);
-    if (seen === undefined) continue; // released between the two: try again at once
-    if (stale(path, seen, here, foreignStaleMs)) {
-      await removeStale(dir, path, seen, here, foreignStaleMs);
-      continue;
-    }
+    seen = await readLock(path);
+    if (seen !== undefined && stale(path, seen, here, foreignStaleMs)) await removeStale(dir, path, seen, here, foreignStaleMs);
     // empty: its holder made it and is writing its pid now
-    if (seen.text === '') {
-      await sleep(10);
-      continue;
+    else if (seen?.text === '') await sleep(10);
+    else if (seen !== undefined) await sleep(100);
+    // undefined: released between the two, tried again at once
+    if (performance.now() > deadline && !waitingOutLease(path, seen, here, foreignStaleMs, wait)) {
+      throw new LockBusyError('forbidden', `${dir} is being changed by another meshcar process (${seen === undefined || seen.text === '' ? 'its lock is being made or taken over' : holderText(seen.text, here)}, see ${path}); try again when it has finished`);
     }
-    if (performance.now() > deadline) throw new LockBusyError('forbidden', `${dir} is being changed by another meshcar process (${holderText(seen.text, here)}, see ${path}); try again when it has finished`);
-    await sleep(100);
   }
   // the lock's time kept fresh while it is held: the liveness a waiter elsewhere can see
   const heartbeat = setInterval(() => void touch(path), HEARTBEAT_MS);
@@ -160,6 +159,34 @@ async function touch(path: string): Promise<void> {
   await utimes(path, now, now).catch(() => undefined);
 }
 
+/**
+ * A command (no `until` of its own) facing a lock from elsewhere waits out its lease: only
+ * then can it tell a dead holder, and its 10 s ended first (a review: a dead holder's lock in
+ * another container refused every command for good, only a server's repeated spends took it
+ * over). A server's spend keeps its `until`; its next ones go on counting.
+ */
+function waitingOutLease(path: string, seen: SeenLock | undefined, here: string, foreignStaleMs: number, wait: LockWait): boolean {
+  if (wait.until !== undefined || seen === undefined || seen.text === '') return false;
+  const { scope: where } = parseLock(seen.text);
+  if (where === undefined || where === here) return false;
+  return seenUnchangedFor(path, seen) < foreignStaleMs + 2 * HEARTBEAT_MS;
+}
+
+/**
+ * How long this process has seen the file at `path` as `seen` (inode, time, text), by its own
+ * running clock; 0 when it just changed or was never seen. Neither another host's clock nor a
+ * stepped one enters it.
+ */
+function seenUnchangedFor(path: string, seen: SeenLock): number {
+  const key = `${seen.ino}:${seen.mtimeMs}:${seen.text}`;
+  const first = unchangedSince.get(path);
+  if (first?.key !== key) {
+    unchangedSince.set(path, { key, since: performance.now() });
+    return 0;
+  }
+  return performance.now() - first.since;
+}
+
 /** Whether the file at `path` is the one this process made and still holds. */
 async function stillOurs(path: string): Promise<boolean> {
   const ours = heldHere.get(path);
@@ -184,7 +211,12 @@ async function tryCreate(path: string, here: string): Promise<boolean> {
     await handle.close();
   } catch (err) {
     await handle.close().catch(() => undefined);
-    await release(path);
+    // ours by its inode alone: its text is missing or partial (an empty lock left here kept
+    // the next command waiting, and forever under a clock stepped back)
+    const ours = heldHere.get(path);
+    heldHere.delete(path);
+    const now = await readLock(path).catch(() => undefined);
+    if (ours !== undefined && now !== undefined && now.ino === ours.ino) await rm(path, { force: true });
     // a full disk: the lock file named, not a write without a path (errorNaming)
     throw errorNaming(err, path);
   }
@@ -222,18 +254,11 @@ async function readLock(path: string): Promise<SeenLock | undefined> {
  * namespace or boot, whose pid we cannot look up, once its holder stopped touching it.
  */
 function stale(path: string, seen: SeenLock, here: string, foreignStaleMs: number): boolean {
-  if (seen.text === '') return Date.now() - seen.mtimeMs >= STALE_AFTER_MS;
+  // by our running clock, from when we first saw it as it is (not its time against our clock)
+  if (seen.text === '') return seenUnchangedFor(path, seen) >= STALE_AFTER_MS;
   const { pid: holder, scope: where } = parseLock(seen.text);
-  if (where !== undefined && where !== here) {
-    // by our running clock, from when we first saw it as it is (its holder's heartbeat changes it)
-    const key = `${seen.ino}:${seen.mtimeMs}:${seen.text}`;
-    const first = unchangedSince.get(path);
-    if (first?.key !== key) {
-      unchangedSince.set(path, { key, since: performance.now() });
-      return false;
-    }
-    return performance.now() - first.since >= foreignStaleMs;
-  }
+  // its holder's heartbeat changes it
+  if (where !== undefined && where !== here) return seenUnchangedFor(path, seen) >= foreignStaleMs;
   if (holder === process.pid) return !heldHere.has(path);
   return !(Number.isInteger(holder) && holder > 0 && alive(holder));
 }
@@ -253,7 +278,7 @@ async function removeStale(dir: string, path: string, seen: SeenLock, here: stri
   if (!(await tryCreate(guard, here))) {
     // another waiter is taking it over now; its guard is gone in a moment unless it died holding it
     const guarding = await readLock(guard);
-    if (guarding !== undefined && stale(guard, guarding, here, foreignStaleMs) && Date.now() - guarding.mtimeMs >= STALE_AFTER_MS) await rm(guard, { force: true });
+    if (guarding !== undefined && stale(guard, guarding, here, foreignStaleMs) && seenUnchangedFor(guard, guarding) >= STALE_AFTER_MS) await rm(guard, { force: true });
     else await sleep(10);
     return;
   }

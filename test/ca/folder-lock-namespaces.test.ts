@@ -13,7 +13,7 @@ import { rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeCaDir } from '../helpers/ca.js';
 import { pidNamespaceUnavailable } from '../helpers/mount-namespace.js';
-import { LOCK_FILE, withCaLock } from '../../src/ca/folder-lock.js';
+import { LOCK_FILE, TAKEOVER_FILE, withCaLock } from '../../src/ca/folder-lock.js';
 
 const WAITER = new URL('./fixtures/lock-waiter.mjs', import.meta.url).pathname;
 /** A pid namespace no process of this test lives in, on this boot. */
@@ -118,4 +118,44 @@ t.test('a holder touches its lock while it holds it, so waiters elsewhere see it
   holder.release();
   await holder.done;
   t.ok(touched, 'the lock\'s time moved while it was held');
+});
+
+/** `promise`, or 'still waiting' after `ms`: a wait that ignores its deadline shows as such, not as a hung test. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | 'still waiting'> {
+  return Promise.race([promise, new Promise<'still waiting'>((resolve) => setTimeout(resolve, ms, 'still waiting').unref())]);
+}
+
+// a command waits 10 s, and a lock from elsewhere is known dead only after its lease: a dead
+// holder's lock in another container refused every command for good (a review)
+t.test('a command facing a lock from elsewhere waits out its lease, then takes it over', async (t) => {
+  const dir = await makeCaDir();
+  t.teardown(() => rm(join(dir, '..'), { recursive: true, force: true }));
+  await writeFile(join(dir, LOCK_FILE), `999999999 ${ELSEWHERE}`);
+  const started = performance.now();
+  const outcome = await within(
+    // a lease past the command's 10 s
+    withCaLock(dir, async () => 'took', { foreignStaleAfterMs: 11_000 }).catch((err: Error) => `refused: ${err.message}`),
+    20_000,
+  );
+  t.equal(outcome, 'took', `taken over after the lease, past the command's own wait (${Math.round(performance.now() - started)} ms)`);
+});
+
+// two waits that ignored their deadline and polled every 10 ms for ever (a review): an empty lock
+// whose time is ahead of our clock (a clock stepped back), and a takeover guard naming a live
+// process that is no meshcar one
+t.test('an empty lock dated in the future is taken over; a guard held by a live stranger ends the wait at its deadline', async (t) => {
+  const dir = await makeCaDir();
+  t.teardown(() => rm(join(dir, '..'), { recursive: true, force: true }));
+  const lock = join(dir, LOCK_FILE);
+  await writeFile(lock, '');
+  const ahead = new Date(Date.now() + 3_600_000);
+  await utimes(lock, ahead, ahead);
+  t.equal(await within(withCaLock(dir, async () => 'took', { until: performance.now() + 5_000 }), 8_000), 'took', 'an empty lock seen unchanged for 2 s is its dead maker\'s, whatever its time says');
+  await writeFile(lock, '999999999');
+  await writeFile(join(dir, TAKEOVER_FILE), '1');
+  const outcome = await within(
+    withCaLock(dir, async () => 'took', { until: performance.now() + 500 }).catch((err: Error) => `refused: ${err.message}`),
+    5_000,
+  );
+  t.match(outcome, /^refused: .* is being changed by another meshcar process/, 'refused at its deadline');
 });
