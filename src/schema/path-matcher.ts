@@ -164,14 +164,18 @@ export function slashReading(path: string): string | undefined {
 }
 
 /**
- * The path (canonical form) as an app reads it that takes a last segment's `.ext` for a format:
- * Rails routes every path with an optional `(.:format)`, Spring MVC matched suffix patterns by
- * default before 5.3. `/public/report.json` is `/public/report` to them, `{name}` to the
- * matcher. Undefined when the last segment has no dot after its first character.
+ * The path (canonical form) as apps read it that take a last segment's `.ext` for a format:
+ * Rails routes every path with an optional `(.:format)`, Spring MVC matched suffix patterns
+ * (`mine.*`, so from the first dot) by default before 5.3. `/public/report.json` is
+ * `/public/report` to them, `{name}` to the matcher. Cut at the last dot and at the first (the
+ * same one when there is one); none when the last segment has no dot after its first character.
  */
-export function formatReading(path: string): string | undefined {
-  const dot = path.lastIndexOf('.');
-  return dot > path.lastIndexOf('/') + 1 ? path.slice(0, dot) : undefined;
+export function formatReadings(path: string): string[] {
+  const segment = path.lastIndexOf('/') + 1;
+  const first = path.indexOf('.', segment + 1);
+  if (first === -1) return [];
+  const last = path.lastIndexOf('.');
+  return last === first ? [path.slice(0, last)] : [path.slice(0, last), path.slice(0, first)];
 }
 
 function escape(text: string): string {

@@ -13,7 +13,7 @@ import { mediaFor, mediaType } from './media-for.js';
 import { basePathsOf, nearestServers } from './server-bases.js';
 import { OperationIndex, type BaseMatch, type ServedOperation } from './operation-index.js';
 import { canonicalPath } from '../http/canonical-path.js';
-import { formatReading, otherReadings, slashReading } from './path-matcher.js';
+import { formatReadings, otherReadings, slashReading } from './path-matcher.js';
 import { queryReadings, queryValues } from './query-values.js';
 import { methodOverride } from './method-override.js';
 import { underscoreAlias } from './header-aliases.js';
@@ -216,7 +216,7 @@ export class CompiledSpec {
    * (otherReadings); an encoded slash or a backslash read as `/` (slashReading); and the
    * path's case ignored (Express's default routing, ASP.NET's): `/orders/MINE` matches
    * `/orders/{id}` here and is `/orders/mine` to them; and a last `.ext` taken for a format
-   * (formatReading).
+   * (formatReadings).
    */
   private misreading(method: string, path: string, canonical: string, op: CompiledOperation): string | undefined {
     const quoted = clip(path, MAX_QUOTED);
@@ -235,12 +235,14 @@ export class CompiledSpec {
       const read = slashed === undefined ? undefined : this.match(method, slashed)?.value;
       if (read !== undefined && read !== op) return `path: ${quoted} reads as ${read.template} to an app that decodes %2F or reads \\ as /`;
     }
-    // a format suffix: only when a parameter took the dot (a template that spells the extension,
-    // `/openapi.json`, is that path to every app)
-    const formatless = formatReading(canonical);
-    if (formatless !== undefined && !lastSegmentOf(op.template).includes('.')) {
-      const read = this.match(method, formatless)?.value;
-      if (read !== undefined && read !== op) return `path: ${quoted} reads as ${read.template} to an app that takes a last .ext for a format (Rails, Spring's suffix patterns)`;
+    // a format suffix, unless the template spells the extension itself (`/openapi.json`,
+    // `/files/{name}.json`: that path to every app); `{id}.{format}` spells none, and a Rails
+    // app with a literal route for the rest serves that one
+    if (!spellsExtension(op.template)) {
+      for (const formatless of formatReadings(canonical)) {
+        const read = this.match(method, formatless)?.value;
+        if (read !== undefined && read !== op) return `path: ${quoted} reads as ${read.template} to an app that takes a last .ext for a format (Rails, Spring's suffix patterns)`;
+      }
     }
     // only a path or a template with an upper-case letter can read otherwise without case; the
     // path's letters as the app reads them (`%4d%49%4e%45` is MINE, with no capital as sent)
@@ -253,8 +255,11 @@ export class CompiledSpec {
   }
 }
 
-function lastSegmentOf(template: string): string {
-  return template.slice(template.lastIndexOf('/') + 1);
+/** Whether a template's last segment ends in a literal `.ext` (text after its last dot, no parameter). */
+function spellsExtension(template: string): boolean {
+  const segment = template.slice(template.lastIndexOf('/') + 1);
+  const dot = segment.lastIndexOf('.');
+  return dot !== -1 && !segment.slice(dot).includes('{');
 }
 
 function violation(operation: CompiledOperation, route: string, kind: Violation['kind'], message: string): SchemaCheck {

@@ -99,6 +99,7 @@ t.test('a path another server reads as another operation is a path violation', a
   t.equal(check('/Reports/weekly'), undefined);
   // a format suffix: Rails' optional (.:format) on every route, Spring's suffix patterns
   t.same(check('/orders/mine.json'), { kind: 'path', message: 'path: /orders/mine.json reads as /orders/mine to an app that takes a last .ext for a format (Rails, Spring\'s suffix patterns)' }, 'a format suffix');
+  t.same(check('/orders/mine.json.bak')?.kind, 'path', 'Spring\'s mine.* from the first dot');
   t.equal(check('/orders/42.json'), undefined, 'a suffix that reads as no other operation is a value');
   t.equal(check('/orders/.json'), undefined, 'a dot first in the segment is no suffix');
   t.same(spec.check('GET', '/orders/mine', '', { 'x-owner': 'me' }, false).violation, undefined, 'the literal operation itself passes');
@@ -249,4 +250,44 @@ t.test('a declared header spelled with _ for - is refused: CGI and WSGI servers 
   t.same(check({ x_owner: 'me' }), { kind: 'header', message }, 'the _ spelling alone');
   t.equal(check({ 'x-owner': 'me', x_other: '1' }), undefined, 'a name with _ that is no declared header passes');
   t.equal(spec.check('GET', '/orders/7', '', { x_owner: 'evil' }, false).violation, undefined, 'an operation without header parameters is not concerned');
+});
+
+t.test('a format suffix: a template that spells the extension keeps the path; one with {id}.{format} does not', async (t) => {
+  const spec = await CompiledSpec.load(
+    join(
+      t.testdir({
+        'api.yaml': `openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /reports/mine:
+    get:
+      parameters:
+        - {name: x-owner, in: header, required: true, schema: {type: string, enum: [me]}}
+      responses: {"200": {description: ok}}
+  /reports/{id}.{format}:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+        - {name: format, in: path, required: true, schema: {type: string}}
+      responses: {"200": {description: ok}}
+  /files/{name}.json:
+    get:
+      parameters:
+        - {name: name, in: path, required: true, schema: {type: string}}
+      responses: {"200": {description: ok}}
+  /files/{name}:
+    get:
+      parameters:
+        - {name: name, in: path, required: true, schema: {type: string}}
+      responses: {"200": {description: ok}}
+`,
+      }),
+      'api.yaml',
+    ),
+  );
+  const check = (path: string) => spec.check('GET', path, '', {}, false).violation;
+  // Rails serves the literal route first; Spring ranks /reports/mine.* above {id}.{format}
+  t.same(check('/reports/mine.json')?.kind, 'path', '{id}.{format} spells no extension: /reports/mine to a format-taking app');
+  t.equal(check('/reports/42.json'), undefined, 'another id is that template');
+  t.equal(check('/files/a.json'), undefined, 'a template that spells .json is that path to every app');
 });
