@@ -150,7 +150,11 @@ export const PREMATURE_RESET_MS = 1_000;
  * reset a call at its deadline, before the inbound's own DEADLINE_EXCEEDED, so a slow method
  * called at ~20/s with a 300 ms deadline closed the caller's whole connection, with its
  * healthy streams. A reset past half the stream's deadline is that deadline's doing; one
- * younger than this never is (a stream a peer opens and resets must live this long to pass).
+ * younger than this never is (a stream a peer opens and resets must live this long to pass),
+ * unless its deadline is shorter and it lived nine tenths of it: sub-100 ms deadlines are common
+ * in gRPC, and a slow callee under them had its caller's connection closed with its healthy
+ * streams (a review: 60 ms deadlines, a 1-a-second server stream cut). The budget below still
+ * holds them.
  */
 export const DEADLINE_RESET_FLOOR_MS = 100;
 
@@ -171,12 +175,12 @@ export function deadlineResetsOver(atDeadline: number, max: number, completed: n
 
 /**
  * How a peer's reset of a stream we had not ended counts: 'premature' (rapid reset),
- * 'deadline' (past half the caller's own `deadlineMs` for it, and DEADLINE_RESET_FLOOR_MS old:
+ * 'deadline' (past half the caller's own `deadlineMs` for it, and DEADLINE_RESET_FLOOR_MS old or nine tenths of a shorter one:
  * DEADLINE_RESETS_FACTOR), or undefined (an ordinary end).
  */
 export function peerResetKind(answered: boolean, ageMs: number, deadlineMs?: number): 'premature' | 'deadline' | undefined {
   if (answered || ageMs > PREMATURE_RESET_MS) return undefined;
-  if (deadlineMs !== undefined && ageMs >= DEADLINE_RESET_FLOOR_MS && ageMs * 2 >= deadlineMs) return 'deadline';
+  if (deadlineMs !== undefined && ageMs >= Math.min(DEADLINE_RESET_FLOOR_MS, deadlineMs * 0.9) && ageMs * 2 >= deadlineMs) return 'deadline';
   return 'premature';
 }
 

@@ -196,7 +196,11 @@ t.test('a reset past half its stream\'s own deadline is the deadline\'s; the flo
   t.equal(peerResetKind(false, 250, undefined), 'premature', 'no deadline: premature under a second');
   t.equal(peerResetKind(false, 250, 400), 'deadline', 'past half of a 400 ms deadline: the deadline\'s');
   t.equal(peerResetKind(false, 150, 400), 'premature', 'before half of it: premature');
-  t.equal(peerResetKind(false, DEADLINE_RESET_FLOOR_MS - 1, 60), 'premature', `past half of a 60 ms deadline but under ${DEADLINE_RESET_FLOOR_MS} ms old: premature (a peer cannot name a tiny deadline to reset freely)`);
+  t.equal(peerResetKind(false, DEADLINE_RESET_FLOOR_MS - 1, 150), 'premature', `past half of a 150 ms deadline but under ${DEADLINE_RESET_FLOOR_MS} ms old: premature (a peer cannot name a tiny deadline to reset freely)`);
+  t.equal(peerResetKind(false, 40, 60), 'premature', 'past half of a 60 ms deadline, not nine tenths of it: premature');
+  // a gRPC call with a 60 ms deadline, cut by the calling sidecar just before the inbound's own
+  // DEADLINE_EXCEEDED: counted premature, such calls closed the caller's connection (a review)
+  t.equal(peerResetKind(false, 55, 60), 'deadline', 'nine tenths of a deadline under the floor: the deadline\'s');
   t.equal(peerResetKind(false, DEADLINE_RESET_FLOOR_MS, 150), 'deadline', 'at the floor, past half: the deadline\'s');
   t.equal(peerResetKind(true, 10, undefined), undefined, 'answered: an ordinary end');
   t.equal(peerResetKind(false, PREMATURE_RESET_MS + 1, undefined), undefined, 'over a second old: an ordinary end');
