@@ -89,18 +89,23 @@ export async function withCaLock<T>(dir: string, change: () => Promise<T>, wait:
   await requirePrivateCaFolder(dir);
   const path = join(dir, LOCK_FILE);
   // by the running time: a wall clock stepped back mid-wait would stretch the wait by the step
-  const deadline = wait.until ?? performance.now() + (wait.waitMs ?? LOCK_WAIT_MS);
+  const started = performance.now();
+  const deadline = wait.until ?? started + (wait.waitMs ?? LOCK_WAIT_MS);
   const here = pidScope();
   const foreignStaleMs = wait.foreignStaleAfterMs ?? FOREIGN_STALE_AFTER_MS;
   let seen: SeenLock | undefined;
   while (!(await tryCreate(path, here))) {
     seen = await readLock(path);
-    if (seen !== undefined && stale(path, seen, here, foreignStaleMs)) await removeStale(dir, path, seen, here, foreignStaleMs);
+    if (seen !== undefined && stale(path, seen, here, foreignStaleMs)) {
+      // removed: taken at once, before any deadline (a command refused right after it had
+      // removed a dead holder's lock named that holder as changing the folder)
+      if (await removeStale(dir, path, seen, here, foreignStaleMs)) continue;
+    }
     // empty: its holder made it and is writing its pid now
     else if (seen?.text === '') await sleep(10);
     else if (seen !== undefined) await sleep(100);
     // undefined: released between the two, tried again at once
-    if (performance.now() > deadline && !waitingOutLease(path, seen, here, foreignStaleMs, wait)) {
+    if (performance.now() > deadline && !waitingOutLease(seen, here, started + foreignStaleMs + 2 * HEARTBEAT_MS, wait)) {
       throw new LockBusyError('forbidden', `${dir} is being changed by another meshcar process (${seen === undefined || seen.text === '' ? 'its lock is being made or taken over' : holderText(seen.text, here)}, see ${path}); try again when it has finished`);
     }
   }
@@ -163,13 +168,15 @@ async function touch(path: string): Promise<void> {
  * A command (no `until` of its own) facing a lock from elsewhere waits out its lease: only
  * then can it tell a dead holder, and its 10 s ended first (a review: a dead holder's lock in
  * another container refused every command for good, only a server's repeated spends took it
- * over). A server's spend keeps its `until`; its next ones go on counting.
+ * over). Until `leaseEnd` from the command's start, no longer: a live holder's heartbeat keeps
+ * changing the lock, and a wait counted from its last change never ended (a second review). A
+ * server's spend keeps its `until`; its next ones go on counting.
  */
-function waitingOutLease(path: string, seen: SeenLock | undefined, here: string, foreignStaleMs: number, wait: LockWait): boolean {
+function waitingOutLease(seen: SeenLock | undefined, here: string, leaseEnd: number, wait: LockWait): boolean {
   if (wait.until !== undefined || seen === undefined || seen.text === '') return false;
   const { scope: where } = parseLock(seen.text);
   if (where === undefined || where === here) return false;
-  return seenUnchangedFor(path, seen) < foreignStaleMs + 2 * HEARTBEAT_MS;
+  return performance.now() < leaseEnd;
 }
 
 /**
@@ -272,19 +279,25 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes the stale lock `seen` if it is still there, under the takeover guard; the caller tries again either way. */
-async function removeStale(dir: string, path: string, seen: SeenLock, here: string, foreignStaleMs: number): Promise<void> {
+/** Removes the stale lock `seen` if it is still there, under the takeover guard; true when it did. */
+async function removeStale(dir: string, path: string, seen: SeenLock, here: string, foreignStaleMs: number): Promise<boolean> {
   const guard = join(dir, TAKEOVER_FILE);
   if (!(await tryCreate(guard, here))) {
-    // another waiter is taking it over now; its guard is gone in a moment unless it died holding it
+    // another waiter is taking it over now; its guard is gone in a moment unless it died holding
+    // it. A guard is held for milliseconds and never touched: one from elsewhere unchanged that
+    // long is dead (judged by the lease, it outlived every command's wait), one of ours by its pid
     const guarding = await readLock(guard);
-    if (guarding !== undefined && stale(guard, guarding, here, foreignStaleMs) && seenUnchangedFor(guard, guarding) >= STALE_AFTER_MS) await rm(guard, { force: true });
+    const where = guarding === undefined ? undefined : parseLock(guarding.text).scope;
+    const foreign = where !== undefined && where !== here;
+    if (guarding !== undefined && seenUnchangedFor(guard, guarding) >= STALE_AFTER_MS && (foreign || stale(guard, guarding, here, foreignStaleMs))) await rm(guard, { force: true });
     else await sleep(10);
-    return;
+    return false;
   }
   try {
     const now = await readLock(path);
-    if (now !== undefined && now.ino === seen.ino && now.mtimeMs === seen.mtimeMs && now.text === seen.text) await rm(path, { force: true });
+    if (now === undefined || now.ino !== seen.ino || now.mtimeMs !== seen.mtimeMs || now.text !== seen.text) return false;
+    await rm(path, { force: true });
+    return true;
   } finally {
     await release(guard);
   }

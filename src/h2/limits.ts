@@ -157,6 +157,12 @@ export const PREMATURE_RESET_MS = 1_000;
  * holds them.
  */
 export const DEADLINE_RESET_FLOOR_MS = 100;
+/**
+ * ...and never under this: a peer naming a 1 ms deadline reset its streams at full speed into
+ * the deadline budget, ten times the premature one's (a review: 2,000 in 9 ms). A stream must
+ * live this long to count as its deadline's, so that budget takes 80 ms of each of them.
+ */
+export const DEADLINE_RESET_MIN_AGE_MS = 20;
 
 /**
  * Resets at their streams' deadlines count in a budget of their own, this many times the
@@ -175,12 +181,12 @@ export function deadlineResetsOver(atDeadline: number, max: number, completed: n
 
 /**
  * How a peer's reset of a stream we had not ended counts: 'premature' (rapid reset),
- * 'deadline' (past half the caller's own `deadlineMs` for it, and DEADLINE_RESET_FLOOR_MS old or nine tenths of a shorter one:
+ * 'deadline' (past half the caller's own `deadlineMs` for it, and DEADLINE_RESET_FLOOR_MS old or nine tenths of a shorter one, at least DEADLINE_RESET_MIN_AGE_MS:
  * DEADLINE_RESETS_FACTOR), or undefined (an ordinary end).
  */
 export function peerResetKind(answered: boolean, ageMs: number, deadlineMs?: number): 'premature' | 'deadline' | undefined {
   if (answered || ageMs > PREMATURE_RESET_MS) return undefined;
-  if (deadlineMs !== undefined && ageMs >= Math.min(DEADLINE_RESET_FLOOR_MS, deadlineMs * 0.9) && ageMs * 2 >= deadlineMs) return 'deadline';
+  if (deadlineMs !== undefined && ageMs >= Math.max(DEADLINE_RESET_MIN_AGE_MS, Math.min(DEADLINE_RESET_FLOOR_MS, deadlineMs * 0.9)) && ageMs * 2 >= deadlineMs) return 'deadline';
   return 'premature';
 }
 

@@ -239,9 +239,11 @@ export class CompiledSpec {
     // `/files/{name}.json`: that path to every app); `{id}.{format}` spells none, and a Rails
     // app with a literal route for the rest serves that one
     if (!spellsExtension(op.template)) {
+      // `/users/{id}.{format}` beside `/users/{id}`: one action to such an app, not another
+      const stem = op.template.replace(/\.\{[^}/]*\}$/, '');
       for (const formatless of formatReadings(canonical)) {
         const read = this.match(method, formatless)?.value;
-        if (read !== undefined && read !== op) return `path: ${quoted} reads as ${read.template} to an app that takes a last .ext for a format (Rails, Spring's suffix patterns)`;
+        if (read !== undefined && read !== op && read.template !== stem) return `path: ${quoted} reads as ${read.template} to an app that takes a last .ext for a format (Rails, Spring's suffix patterns)`;
       }
     }
     // only a path or a template with an upper-case letter can read otherwise without case; the

@@ -159,3 +159,32 @@ t.test('an empty lock dated in the future is taken over; a guard held by a live 
   );
   t.match(outcome, /^refused: .* is being changed by another meshcar process/, 'refused at its deadline');
 });
+
+// the wait out of the lease was counted from the lock's last change, which a live holder's
+// heartbeat keeps making: a command facing a live holder in another container waited for good
+// (a second review)
+t.test('a command facing a live holder elsewhere gives up once the lease has passed since it started', async (t) => {
+  const dir = await makeCaDir();
+  t.teardown(() => rm(join(dir, '..'), { recursive: true, force: true }));
+  const lock = join(dir, LOCK_FILE);
+  await writeFile(lock, `999999999 ${ELSEWHERE}`);
+  // the holder's heartbeat, faster than the lease
+  const beat = setInterval(() => {
+    const now = new Date();
+    void utimes(lock, now, now).catch(() => undefined);
+  }, 200);
+  t.teardown(() => clearInterval(beat));
+  const started = performance.now();
+  const outcome = await within(
+    withCaLock(dir, async () => 'took', { waitMs: 300, foreignStaleAfterMs: 1_000 }).catch((err: Error) => `refused: ${err.message}`),
+    12_000,
+  );
+  t.match(outcome, /^refused: .*pid 999999999 in another container or on another host/, `refused, the holder alive (${Math.round(performance.now() - started)} ms: the lease and two heartbeats past its start)`);
+});
+
+t.test('a dead holder\'s lock removed as the wait ends is taken, not refused', async (t) => {
+  const dir = await makeCaDir();
+  t.teardown(() => rm(join(dir, '..'), { recursive: true, force: true }));
+  await writeFile(join(dir, LOCK_FILE), '999999999');
+  t.equal(await withCaLock(dir, async () => 'took', { until: performance.now() - 1 }).catch((err: Error) => `refused: ${err.message}`), 'took');
+});

@@ -201,6 +201,10 @@ t.test('a reset past half its stream\'s own deadline is the deadline\'s; the flo
   // a gRPC call with a 60 ms deadline, cut by the calling sidecar just before the inbound's own
   // DEADLINE_EXCEEDED: counted premature, such calls closed the caller's connection (a review)
   t.equal(peerResetKind(false, 55, 60), 'deadline', 'nine tenths of a deadline under the floor: the deadline\'s');
+  // a peer naming a 1 ms deadline reset 2,000 streams in 9 ms into the deadline budget (a review)
+  t.equal(peerResetKind(false, 1, 1), 'premature', 'a tiny deadline: premature, under 20 ms old');
+  t.equal(peerResetKind(false, 19, 20), 'premature', 'under 20 ms old whatever the deadline');
+  t.equal(peerResetKind(false, 20, 21), 'deadline', 'from 20 ms, nine tenths of a short one');
   t.equal(peerResetKind(false, DEADLINE_RESET_FLOOR_MS, 150), 'deadline', 'at the floor, past half: the deadline\'s');
   t.equal(peerResetKind(true, 10, undefined), undefined, 'answered: an ordinary end');
   t.equal(peerResetKind(false, PREMATURE_RESET_MS + 1, undefined), undefined, 'over a second old: an ordinary end');

@@ -275,6 +275,17 @@ paths:
       parameters:
         - {name: name, in: path, required: true, schema: {type: string}}
       responses: {"200": {description: ok}}
+  /users/{id}:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+      responses: {"200": {description: ok}}
+  /users/{id}.{format}:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+        - {name: format, in: path, required: true, schema: {type: string}}
+      responses: {"200": {description: ok}}
   /files/{name}:
     get:
       parameters:
@@ -290,4 +301,6 @@ paths:
   t.same(check('/reports/mine.json')?.kind, 'path', '{id}.{format} spells no extension: /reports/mine to a format-taking app');
   t.equal(check('/reports/42.json'), undefined, 'another id is that template');
   t.equal(check('/files/a.json'), undefined, 'a template that spells .json is that path to every app');
+  // documented with and without the format: one action to such an app (a review: refused)
+  t.equal(check('/users/42.json'), undefined, '/users/{id}.{format} beside /users/{id}: passes');
 });
