@@ -10,7 +10,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { constants as cryptoConstants, createPublicKey } from 'node:crypto';
+import { constants as cryptoConstants, createPublicKey, X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MeshcarError, listenFailed } from '../errors.js';
 import { parseDuration } from '../config/duration.js';
@@ -76,11 +76,12 @@ export interface RunningCaServer {
 }
 
 /** The CA server's own leaf from the signing issuer, and the roots client certificates must chain to. */
-async function serverCredentials(authority: Authority, serverNames: readonly string[], lifetimeMs: number): Promise<{ key: string; cert: string; ca: string; notAfter: Date }> {
+async function serverCredentials(authority: Authority, serverNames: readonly string[], lifetimeMs: number): Promise<{ key: string; cert: string; ca: string; notBefore: Date; notAfter: Date }> {
   const keys = await generateWorkloadKey();
   const spki = createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' });
   const issued = await authority.issueServerCertificate(caSpiffeId(authority.trustDomain), spki, lifetimeMs, serverNames);
-  return { key: keys.privateKeyPem, cert: issued.chain, ca: authority.material.bundlePem, notAfter: new Date(issued.notAfter) };
+  const notBefore = new Date(new X509Certificate(issued.certificate).validFrom);
+  return { key: keys.privateKeyPem, cert: issued.chain, ca: authority.material.bundlePem, notBefore, notAfter: new Date(issued.notAfter) };
 }
 
 export async function startCaServer(options: CaServerOptions): Promise<RunningCaServer> {
@@ -283,6 +284,13 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   // here waits for the renewal it starts, or for one already under way
   freshBeforeHandshake(server, async () => {
     const authority = await ca.fresh();
+    // made under a clock since stepped back (a host booted before NTP set it): it starts in
+    // every client's future, so no sidecar could get or renew an SVID for the step's length
+    if (credentials.notBefore.getTime() > Date.now() && renewing === undefined) {
+      logger.warn({ notBefore: credentials.notBefore.toISOString() }, `the CA server's own certificate starts at ${credentials.notBefore.toISOString()}, after now: the clock was stepped back; making a new one`);
+      await renewNow();
+      return;
+    }
     if (authority === credentialsFrom) return;
     await (renewing ?? renewNow());
     // one under way may have been for the folder before this change; one for this folder that

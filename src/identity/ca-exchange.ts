@@ -82,6 +82,12 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
         reject(new MeshcarError('ca_mismatch', `the CA's certificate at ${url} does not chain to identity.ca.bundle (${code}); this will not mend itself: use the bundle.pem of the CA that serves ${url} (as it is now: a bundle from before a "root retire" holds only the retired root), and a join token made after "root activate" if this one is older`, { cause: err }));
         return;
       }
+      if (code === 'CERT_NOT_YET_VALID') {
+        // the CA answered: the clocks disagree (ours behind, or the CA's ahead), which a retry
+        // may outlast (the CA's certificate is backdated 10 min) but no fix of the URL mends
+        reject(new MeshcarError('ca_unreachable', `the CA's certificate at ${url} is not valid yet by this host's clock (${code}): this host's clock is behind the CA's, or the CA's is ahead; set both right (NTP)`, { cause: err }));
+        return;
+      }
       reject(isMeshcarError(err) && err.code === 'ca_unreachable' ? err : new MeshcarError('ca_unreachable', `the CA at ${url} is unreachable: ${describeError(err)}`, { cause: err }));
     };
     let req: ReturnType<typeof https.request>;

@@ -1,0 +1,62 @@
+// The CA server's own TLS certificate against clocks that disagree. A sidecar whose clock is
+// behind the CA's keeps an SVID up to 5 minutes ahead, but the CA's certificate, backdated 60 s,
+// refused it the handshake first for as long as the skew after each CA start or renewal (a
+// review: sidecars crash-looping with the CA 3 minutes ahead); it is backdated 10 minutes now.
+// And one made under a clock since stepped back (a host booted before NTP set it) started in
+// every client's future until its renewal, hours later: it is made anew at the next handshake.
+
+import t from 'tap';
+import tls from 'node:tls';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeCaDir, memoryLogger, startTestCa } from '../helpers/ca.js';
+import { movableClock } from '../helpers/movable-clock.js';
+import { CaClient } from '../../src/identity/ca-client.js';
+
+/** The CA's certificate as a client with the bundle sees it, or the handshake's error code. */
+function caCertificate(url: string, bundle: string): Promise<{ validFrom: Date } | { error: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: hostname, port: Number(port), ca: bundle, servername: 'localhost' }, () => {
+      resolve({ validFrom: new Date(socket.getPeerCertificate().valid_from) });
+      socket.destroy();
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve({ error: String(err.code) }));
+  });
+}
+
+t.test('the CA server\'s certificate starts 10 minutes back: a client up to 5 minutes behind can talk to it', async (t) => {
+  const ca = await startTestCa();
+  t.teardown(() => ca.close());
+  const seen = await caCertificate(ca.server.url, await readFile(join(ca.dir, 'bundle.pem'), 'utf8'));
+  t.ok('validFrom' in seen && Date.now() - seen.validFrom.getTime() >= 9 * 60_000, `it starts at least 9 minutes back (${JSON.stringify(seen)})`);
+});
+
+t.test('a CA server certificate made under a clock since stepped back is made anew at the next handshake', async (t) => {
+  // the CA folder made with the clock right; its server started while the clock is 2 h ahead
+  const dir = await makeCaDir();
+  const clock = movableClock();
+  t.teardown(() => clock.restore());
+  clock.offset.ms = 2 * 3_600_000;
+  const ca = await startTestCa({}, dir);
+  t.teardown(() => ca.close());
+  // the clock set right: the certificate made at +2 h starts in every client's future
+  clock.offset.ms = 0;
+  const seen = await caCertificate(ca.server.url, await readFile(join(ca.dir, 'bundle.pem'), 'utf8'));
+  t.ok('validFrom' in seen && seen.validFrom.getTime() <= Date.now(), `the handshake gets a certificate valid now (${JSON.stringify(seen)})`);
+  t.ok(ca.logLines.some((l) => /the CA server's own certificate starts at \S+, after now: the clock was stepped back/.test(String(l.msg))), 'and the CA says why it made one');
+});
+
+// the sidecar said "unreachable ... start the CA or correct identity.ca.url" for a CA that
+// answered with a certificate its clock put in the future
+t.test('a CA certificate not valid yet by this host\'s clock is told as clocks that disagree', async (t) => {
+  const dir = await makeCaDir();
+  const clock = movableClock();
+  t.teardown(() => clock.restore());
+  // the CA's clock 20 minutes ahead (this process's Date); TLS checks by the host's real clock
+  clock.offset.ms = 20 * 60_000;
+  const ca = await startTestCa({}, dir);
+  t.teardown(() => ca.close());
+  const client = new CaClient({ url: ca.server.url, trustDomain: 'mesh.local', bundlePem: await readFile(join(dir, 'bundle.pem'), 'utf8'), logger: memoryLogger([]) });
+  await t.rejects(client.fetchBundle(''), { code: 'ca_unreachable', message: /is not valid yet by this host's clock \(CERT_NOT_YET_VALID\): this host's clock is behind the CA's, or the CA's is ahead; set both right \(NTP\)/ });
+});
