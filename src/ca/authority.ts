@@ -43,6 +43,14 @@ export type Grant =
   | { readonly via: 'token'; readonly spiffeId: string; readonly claims: JoinTokenClaims }
   | { readonly via: 'certificate'; readonly spiffeId: string };
 
+/**
+ * An issuer starting further ahead than this was made under a clock that ran ahead (a host
+ * months ahead rotated it). Within it, this CA's clock may be the one behind (CA servers on one
+ * folder whose clocks disagree by hours): its leaves still verify on hosts whose clocks are
+ * right, so it signs on.
+ */
+export const ISSUER_FUTURE_TOLERANCE_MS = 86_400_000;
+
 export class Authority {
   private readonly issuerNotAfter: Date;
   /** What follows a leaf in its chain: the issuer, and the cross certificate while a new root is active. */
@@ -119,6 +127,12 @@ export class Authority {
 
   /** A leaf is capped at its issuer's notAfter: past it, every leaf would be born expired. */
   private refuseWithExpiredIssuer(): void {
+    // made under a clock that ran ahead (a rotation on a host whose clock was months ahead):
+    // every leaf under it would chain to a certificate not valid yet, silently (a review)
+    const notBefore = Date.parse(this.material.issuerCert.validFrom);
+    if (notBefore > Date.now() + ISSUER_FUTURE_TOLERANCE_MS) {
+      throw new MeshcarError('ca_missing', `the CA's issuer starts at ${new Date(notBefore).toISOString()}, after now: it was made under a clock that ran ahead; run "meshcar ca rotate-issuer --dir ${shellWord(this.material.dir)}" with the clock right (or set issuerRotation in the CA config, which does it at start)`);
+    }
     if (this.issuerNotAfter.getTime() <= Date.now()) {
       throw new MeshcarError('ca_missing', `the CA's issuer expired at ${this.issuerNotAfter.toISOString()}: run "meshcar ca rotate-issuer --dir ${shellWord(this.material.dir)}" (or set issuerRotation in the CA config)`);
     }

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import type { Metrics } from '../metrics/registry.js';
-import { Authority, type AuthorityLimits } from './authority.js';
+import { Authority, ISSUER_FUTURE_TOLERANCE_MS, type AuthorityLimits } from './authority.js';
 import { requireFinishedInit, stateFingerprint } from './ca-state.js';
 import { rotateIssuer } from './lifecycle.js';
 import { loadCaMaterial } from './store.js';
@@ -74,7 +74,7 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
     // an issuer already due (it may have expired while the CA was down) is rotated before the
     // server builds its own certificate from it: an expired one would fail the start
     const policy = options.issuerRotation;
-    if (policy && Date.parse(runtime.authority.material.issuerCert.validTo) - Date.now() <= policy.beforeMs) {
+    if (policy && issuerDue(runtime.authority, policy, Date.now())) {
       runtime.rotationTimer.cancel();
       runtime.runRotation(policy);
       await runtime.rotating;
@@ -182,7 +182,7 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
   private async rotateIfDue(policy: IssuerRotationPolicy): Promise<void> {
     const { material } = this.authority;
     const now = Date.now();
-    if (Date.parse(material.issuerCert.validTo) - now > policy.beforeMs) return this.scheduleIssuerRotation();
+    if (!issuerDue(this.authority, policy, now)) return this.scheduleIssuerRotation();
     const active = material.rootsByRole.find((r) => r.role === 'active');
     // an issuer capped by its root would be due again at once: only a new root helps
     if (active && Date.parse(active.cert.validTo) - now <= policy.beforeMs) {
@@ -206,4 +206,13 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
     this.rotationTimer.cancel();
     await this.rotating;
   }
+}
+
+/**
+ * Whether the signing issuer is due for rotation: less than `before` left, or made under a clock
+ * that ran ahead (it starts in the future: no leaf under it would verify).
+ */
+function issuerDue(authority: Authority, policy: IssuerRotationPolicy, now: number): boolean {
+  const { issuerCert } = authority.material;
+  return Date.parse(issuerCert.validTo) - now <= policy.beforeMs || Date.parse(issuerCert.validFrom) > now + ISSUER_FUTURE_TOLERANCE_MS;
 }

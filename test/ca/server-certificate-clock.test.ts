@@ -9,7 +9,8 @@ import t from 'tap';
 import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeCaDir, memoryLogger, startTestCa } from '../helpers/ca.js';
+import { makeCaDir, memoryLogger, runCli, startTestCa } from '../helpers/ca.js';
+import { X509Certificate } from 'node:crypto';
 import { movableClock } from '../helpers/movable-clock.js';
 import { CaClient } from '../../src/identity/ca-client.js';
 
@@ -59,4 +60,29 @@ t.test('a CA certificate not valid yet by this host\'s clock is told as clocks t
   t.teardown(() => ca.close());
   const client = new CaClient({ url: ca.server.url, trustDomain: 'mesh.local', bundlePem: await readFile(join(dir, 'bundle.pem'), 'utf8'), logger: memoryLogger([]) });
   await t.rejects(client.fetchBundle(''), { code: 'ca_unreachable', message: /is not valid yet by this host's clock \(CERT_NOT_YET_VALID\): this host's clock is behind the CA's, or the CA's is ahead; set both right \(NTP\)/ });
+});
+
+// An automatic rotation on a host whose clock ran months ahead left an issuer that starts in the
+// future: once the clock was set right every leaf under it failed to verify, silently (`ca
+// status` said "signing", `ca issue` exited 0). Such an issuer is now due for rotation (with
+// issuerRotation) and refused for signing (without), naming the fix.
+t.test('an issuer made under a clock far ahead is rotated at start, or refused for signing', async (t) => {
+  const dir = await makeCaDir();
+  const clock = movableClock();
+  t.teardown(() => clock.restore());
+  clock.offset.ms = 340 * 86_400_000;
+  const rotation = { issuerRotation: { beforeMs: 30 * 86_400_000, ttlMs: 365 * 86_400_000 } };
+  const ahead = await startTestCa(rotation, dir);
+  await ahead.server.close();
+  clock.restore();
+  const issuerStart = async () => new Date(new X509Certificate(await readFile(join(dir, 'issuer.crt'), 'utf8')).validFrom).getTime();
+  t.ok((await issuerStart()) > Date.now() + 300 * 86_400_000, 'the clock ahead rotated the issuer: it starts in 340 days');
+  // without automatic rotation: a leaf signed offline under it is refused, with the fix named
+  const issued = await runCli(['ca', 'issue', '--dir', dir, '--service', 'orders', '--out', join(dir, '..', 'orders')]);
+  t.equal(issued.code, 1, 'ca issue refuses');
+  t.match(issued.stderr, /the CA's issuer starts at \S+, after now: it was made under a clock that ran ahead; run "meshcar ca rotate-issuer --dir /);
+  // with it: rotated again at start, with the clock right
+  const righted = await startTestCa(rotation, dir);
+  t.teardown(() => righted.close());
+  t.ok((await issuerStart()) <= Date.now(), 'the server rotated it at start: its issuer is valid now');
 });
