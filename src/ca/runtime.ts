@@ -56,6 +56,8 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
   });
   /** An automatic rotation under way: close() waits for it, so no write outlives the server. */
   private rotating: Promise<void> | undefined;
+  /** performance.now() of the last rotation started for an issuer found in the future. */
+  private futureRotationTriedAt = -Infinity;
   /** performance.now() before which a reload the lock held off is not tried again. */
   private lockRetryAt: number | undefined;
   private closed = false;
@@ -108,6 +110,7 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
 
   /** The authority, reloaded first if the folder changed since the last look. */
   async fresh(): Promise<Authority> {
+    this.rotateIssuerFromTheFuture();
     if (this.reloading) return this.reloading;
     // a reload the folder's lock held off is tried again once its wait is over, not per request
     if (this.lockRetryAt !== undefined && performance.now() < this.lockRetryAt) return this.authority;
@@ -162,6 +165,21 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
       for (const root of material.rootsByRole) metrics.caRootExpiry.labels(root.role).set(Date.parse(root.cert.validTo) / 1000);
     }
     this.scheduleIssuerRotation();
+  }
+
+  /**
+   * An issuer found starting more than a day ahead (the clock stepped back since it was made):
+   * rotated now. The rotation timer waits for the issuer's end, which a step back only moves
+   * further away; this look comes with every request and handshake (fresh()).
+   */
+  private rotateIssuerFromTheFuture(): void {
+    const policy = this.options.issuerRotation;
+    // a rotation that fails is tried again on its own timer, not with every request
+    if (!policy || this.closed || this.rotating !== undefined || performance.now() - this.futureRotationTriedAt < ROTATION_RETRY_MS) return;
+    if (Date.parse(this.authority.material.issuerCert.validFrom) <= Date.now() + ISSUER_FUTURE_TOLERANCE_MS) return;
+    this.futureRotationTriedAt = performance.now();
+    this.rotationTimer.cancel();
+    this.runRotation(policy);
   }
 
   private scheduleIssuerRotation(): void {

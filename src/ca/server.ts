@@ -260,6 +260,8 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
   let renewing: Promise<void> | undefined;
   /** The authority the last renewal was for, landed or not. */
   let triedFor = credentialsFrom;
+  /** The certificate last found starting after now (a clock stepped back), renewed or not. */
+  let steppedBackTried: typeof credentials | undefined;
   const renewNow = (): Promise<void> => {
     renewTimer.cancel();
     // fresh(): a CA whose certificate has lapsed gets no request that would show it a rotation
@@ -286,7 +288,10 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
     const authority = await ca.fresh();
     // made under a clock since stepped back (a host booted before NTP set it): it starts in
     // every client's future, so no sidecar could get or renew an SVID for the step's length
-    if (credentials.notBefore.getTime() > Date.now() && renewing === undefined) {
+    // once per certificate: a renewal that fails (logged) is left to the timer, not tried (and
+    // logged) again for every connection anyone opens
+    if (credentials.notBefore.getTime() > Date.now() && renewing === undefined && steppedBackTried !== credentials) {
+      steppedBackTried = credentials;
       logger.warn({ notBefore: credentials.notBefore.toISOString() }, `the CA server's own certificate starts at ${credentials.notBefore.toISOString()}, after now: the clock was stepped back; making a new one`);
       await renewNow();
       return;

@@ -26,12 +26,18 @@ export interface Signer {
 }
 
 /**
- * The CA server's own TLS certificate starts this much before it is made (a tenth of its life at
- * most): a sidecar whose clock is behind the CA's takes an SVID up to 5 minutes ahead, but a CA
- * certificate backdated 60 s refused it the TLS handshake first, for as long as the skew, after
- * every CA start and renewal (a review: sidecars crash-looping 2 minutes with the CA 3 ahead).
+ * The CA's own certificates (root, issuer, the CA server's TLS certificate) start this much
+ * before they are made (a tenth of their life at most): a sidecar whose clock is behind the
+ * CA's takes an SVID up to 5 minutes ahead, but a chain backdated 60 s refused it the TLS
+ * handshake first, for as long as the skew, after every CA start, renewal and issuer rotation
+ * (a review: sidecars crash-looping with the CA 3 minutes ahead; OpenSSL checks every
+ * certificate of the chain against its own clock).
  */
 export const SERVER_CERTIFICATE_BACKDATE_MS = 10 * 60_000;
+
+function caBackdateMs(lifetimeMs: number): number {
+  return Math.min(SERVER_CERTIFICATE_BACKDATE_MS, Math.floor(lifetimeMs / 10));
+}
 
 function validity(now: Date, lifetimeMs: number, notAfterCap?: Date, backdate = backdateMs(lifetimeMs)): { notBefore: Date; notAfter: Date } {
   const notBefore = new Date(now.getTime() - backdate);
@@ -71,7 +77,7 @@ export function issueRootCertificate(key: KeyObject, spki: Buffer, trustDomain: 
     subject: name,
     issuer: name,
     subjectPublicKeySpki: spki,
-    ...validity(now, ROOT_LIFETIME_MS),
+    ...validity(now, ROOT_LIFETIME_MS, undefined, caBackdateMs(ROOT_LIFETIME_MS)),
     signingKey: key,
     extensions: [
       { name: 'basicConstraints', cA: true, pathLenConstraint: 1, critical: true },
@@ -87,7 +93,7 @@ function signCaCertificate(signer: Signer, signerNotAfter: Date, subject: Distin
     subject,
     issuer: signer.name,
     subjectPublicKeySpki: spki,
-    ...validity(now, lifetimeMs, signerNotAfter),
+    ...validity(now, lifetimeMs, signerNotAfter, caBackdateMs(lifetimeMs)),
     signingKey: signer.key,
     extensions: [
       { name: 'basicConstraints', cA: true, pathLenConstraint: pathLen, critical: true },
@@ -145,7 +151,7 @@ export function issueLeafCertificate(issuer: Signer, issuerNotAfter: Date, reque
     subject: { organization: issuer.name.organization, ...(request.commonName ? { commonName: request.commonName } : {}) },
     issuer: issuer.name,
     subjectPublicKeySpki: request.subjectPublicKeySpki,
-    ...validity(now, request.lifetimeMs, issuerNotAfter, request.serverNames ? Math.min(SERVER_CERTIFICATE_BACKDATE_MS, Math.floor(request.lifetimeMs / 10)) : undefined),
+    ...validity(now, request.lifetimeMs, issuerNotAfter, request.serverNames ? caBackdateMs(request.lifetimeMs) : undefined),
     signingKey: issuer.key,
     extensions: [
       { name: 'basicConstraints', cA: false, critical: true },
