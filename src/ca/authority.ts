@@ -53,11 +53,17 @@ export const ISSUER_FUTURE_TOLERANCE_MS = 86_400_000;
 
 export class Authority {
   private readonly issuerNotAfter: Date;
+  /** Epoch ms the signing issuer and the active root start (read once: looked at per signing and per request). */
+  readonly issuerStartsMs: number;
+  private readonly rootStartsMs: number;
   /** What follows a leaf in its chain: the issuer, and the cross certificate while a new root is active. */
   private readonly chainTail: string;
 
   constructor(readonly material: CaMaterial, private readonly ledger: TokenLedger, readonly limits: AuthorityLimits, readonly tokenKeys: TokenKeys) {
     this.issuerNotAfter = new Date(material.issuerCert.validTo);
+    this.issuerStartsMs = Date.parse(material.issuerCert.validFrom);
+    const active = material.rootsByRole.find((r) => r.role === 'active');
+    this.rootStartsMs = active === undefined ? 0 : Date.parse(active.cert.validFrom);
     this.chainTail = material.issuerPem + material.crossPem;
   }
 
@@ -129,13 +135,12 @@ export class Authority {
   private refuseWithExpiredIssuer(): void {
     // made under a clock that ran ahead (a rotation on a host whose clock was months ahead):
     // every leaf under it would chain to a certificate not valid yet, silently (a review)
-    const active = this.material.rootsByRole.find((r) => r.role === 'active');
-    const rootStart = active === undefined ? 0 : Date.parse(active.cert.validFrom);
+    const rootStart = this.rootStartsMs;
     if (rootStart > Date.now() + ISSUER_FUTURE_TOLERANCE_MS) {
       // no issuer rotation mends this one: every chain ends in a root not valid yet
       throw new MeshcarError('ca_missing', `the CA's root starts at ${new Date(rootStart).toISOString()}, after now: the folder was made under a clock that ran ahead; with the clock right, rotate the root ("meshcar ca root add", "activate", "retire" with --force) or make the CA anew ("meshcar ca init --force")`);
     }
-    const notBefore = Date.parse(this.material.issuerCert.validFrom);
+    const notBefore = this.issuerStartsMs;
     if (notBefore > Date.now() + ISSUER_FUTURE_TOLERANCE_MS) {
       throw new MeshcarError('ca_missing', `the CA's issuer starts at ${new Date(notBefore).toISOString()}, after now: it was made under a clock that ran ahead; run "meshcar ca rotate-issuer --dir ${shellWord(this.material.dir)}" with the clock right (or set issuerRotation in the CA config, which does it at start)`);
     }

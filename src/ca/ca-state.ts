@@ -128,9 +128,14 @@ export async function writeCaState(dir: string, next: Omit<CaState, 'generation'
 }
 
 /** What a watcher compares: changes whenever state.json is replaced (rename gives a new inode). */
-export async function stateFingerprint(dir: string): Promise<string> {
+export function stateFingerprint(dir: string): Promise<string> {
+  return fileFingerprint(join(dir, STATE_FILE));
+}
+
+/** A file's inode, time and size ('none' when it is missing): changes whenever the file is replaced or written. */
+export async function fileFingerprint(path: string): Promise<string> {
   try {
-    const s = await stat(join(dir, STATE_FILE));
+    const s = await stat(path);
     return `${s.ino}:${s.mtimeMs}:${s.size}`;
   } catch {
     return 'none';

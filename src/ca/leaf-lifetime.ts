@@ -5,12 +5,11 @@
 // ever rises. Both are written under the CA lock, so a rotation step sees a leaf's notAfter or
 // runs wholly before it is signed.
 
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { describeError, MeshcarError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-file.js';
-import { readJson, type RootRotation } from './ca-state.js';
+import { fileFingerprint, readJson, type RootRotation } from './ca-state.js';
 import { LockBusyError, withCaLock } from './folder-lock.js';
 import { DEFAULT_LEAF_TTL_MS } from './x509-profile.js';
 
@@ -79,7 +78,7 @@ export function recordServerMaxTtl(dir: string, maxTtlMs: number, now = Date.now
  * another server lowered the figure (the larger maxTtl is kept, the longer wait).
  */
 export class ServerLeafLifetime {
-  /** The record's file as last found covering our leaves (inode, time, size), or undefined. */
+  /** The record's file as last found covering our leaves (ca-state.ts fileFingerprint), or undefined. */
   private seen: string | undefined = undefined;
 
   constructor(
@@ -91,8 +90,8 @@ export class ServerLeafLifetime {
   /** Before a leaf is signed: the record covers leaves of our maxTtl. A lock held past `until` (performance.now()): 503 ca_busy. */
   async beforeSign(until: number): Promise<void> {
     const file = join(this.dir, LEAF_LIFETIME_FILE);
-    // 'missing' too: a read-only folder without the file is tried once, not at every signing
-    const found = (await fileVersion(file)) ?? 'missing';
+    // 'none' too: a read-only folder without the file is tried once, not at every signing
+    const found = await fileFingerprint(file);
     if (found === this.seen) return;
     try {
       if (((await readRecorded(this.dir)).maxTtlMs ?? DEFAULT_LEAF_TTL_MS) < this.maxTtlMs) {
@@ -113,16 +112,7 @@ export class ServerLeafLifetime {
       // a read-only folder still signs, as at start (where the figure could not be recorded either)
       this.logger.warn({ dir: this.dir }, `could not keep this server's maxTtl recorded in ${file} for the root rotation steps: ${describeError(err)}`);
     }
-    this.seen = (await fileVersion(file)) ?? 'missing';
-  }
-}
-
-async function fileVersion(file: string): Promise<string | undefined> {
-  try {
-    const { ino, mtimeMs, size } = await stat(file);
-    return `${ino}:${mtimeMs}:${size}`;
-  } catch {
-    return undefined;
+    this.seen = await fileFingerprint(file);
   }
 }
 

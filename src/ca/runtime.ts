@@ -176,7 +176,7 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
     const policy = this.options.issuerRotation;
     // a rotation that fails is tried again on its own timer, not with every request
     if (!policy || this.closed || this.rotating !== undefined || performance.now() - this.futureRotationTriedAt < ROTATION_RETRY_MS) return;
-    if (Date.parse(this.authority.material.issuerCert.validFrom) <= Date.now() + ISSUER_FUTURE_TOLERANCE_MS) return;
+    if (this.authority.issuerStartsMs <= Date.now() + ISSUER_FUTURE_TOLERANCE_MS) return;
     this.futureRotationTriedAt = performance.now();
     this.rotationTimer.cancel();
     this.runRotation(policy);
@@ -231,6 +231,5 @@ export class CaRuntime extends EventEmitter<{ reloaded: [authority: Authority] }
  * that ran ahead (it starts in the future: no leaf under it would verify).
  */
 function issuerDue(authority: Authority, policy: IssuerRotationPolicy, now: number): boolean {
-  const { issuerCert } = authority.material;
-  return Date.parse(issuerCert.validTo) - now <= policy.beforeMs || Date.parse(issuerCert.validFrom) > now + ISSUER_FUTURE_TOLERANCE_MS;
+  return Date.parse(authority.material.issuerCert.validTo) - now <= policy.beforeMs || authority.issuerStartsMs > now + ISSUER_FUTURE_TOLERANCE_MS;
 }

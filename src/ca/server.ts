@@ -127,9 +127,10 @@ export async function startCaServer(options: CaServerOptions): Promise<RunningCa
       // and which CA signs, are judged again now, not as of the head. Meanwhile the token may
       // have expired, the client certificate expired or lost its root to a retire, the issuer
       // been rotated; signing with the head's verdict gave a fresh SVID under a retired root.
-      // first: it may wait for the lock, and a rotation step that held it is then seen below
-      // (signed after, with the authority from before the step, a leaf outlived the step's waits).
-      // A lock wait as a spend's, from the request's arrival (the sidecar gives up at 10 s)
+      // This server's maxTtl is kept recorded first: that may wait for the lock (as a spend,
+      // from the request's arrival: the sidecar gives up at 10 s), and a rotation step that
+      // held it is then seen by fresh() (with the authority from before the step, the leaf
+      // outlived the step's waits).
       await options.leafLifetime?.beforeSign(arrivedAt + SPEND_LOCK_WAIT_MS);
       const signing = await ca.fresh();
       const current = await authenticate(req, signing);

@@ -33,10 +33,10 @@ export interface Signer {
  * (a review: sidecars crash-looping with the CA 3 minutes ahead; OpenSSL checks every
  * certificate of the chain against its own clock).
  */
-export const SERVER_CERTIFICATE_BACKDATE_MS = 10 * 60_000;
+const CA_CERTIFICATE_BACKDATE_MS = 10 * 60_000;
 
 function caBackdateMs(lifetimeMs: number): number {
-  return Math.min(SERVER_CERTIFICATE_BACKDATE_MS, Math.floor(lifetimeMs / 10));
+  return Math.min(CA_CERTIFICATE_BACKDATE_MS, Math.floor(lifetimeMs / 10));
 }
 
 function validity(now: Date, lifetimeMs: number, notAfterCap?: Date, backdate = backdateMs(lifetimeMs)): { notBefore: Date; notAfter: Date } {

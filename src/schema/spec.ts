@@ -238,11 +238,12 @@ export class CompiledSpec {
     // a format suffix, unless the template spells the extension itself (`/openapi.json`,
     // `/files/{name}.json`: that path to every app); `{id}.{format}` spells none, and a Rails
     // app with a literal route for the rest serves that one
-    if (!spellsExtension(op.template)) {
+    const formatless = formatReadings(canonical);
+    if (formatless.length > 0 && !spellsExtension(op.template)) {
       // `/users/{id}.{format}` beside `/users/{id}`: one action to such an app, not another
       const stem = op.template.replace(/\.\{[^}/]*\}$/, '');
-      for (const formatless of formatReadings(canonical)) {
-        const read = this.match(method, formatless)?.value;
+      for (const reading of formatless) {
+        const read = this.match(method, reading)?.value;
         if (read !== undefined && read !== op && read.template !== stem) return `path: ${quoted} reads as ${read.template} to an app that takes a last .ext for a format (Rails, Spring's suffix patterns)`;
       }
     }
