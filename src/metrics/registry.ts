@@ -3,11 +3,13 @@
 // process stay independent. A scrape's text format (Prometheus or OpenMetrics) is chosen in
 // openmetrics.ts.
 
-import { Counter, Gauge, Registry, collectProcessMetrics } from './prom-parts.js';
+import { Counter, Gauge, collectProcessMetrics } from './prom-parts.js';
+import type client from 'prom-client';
 import { VERSION } from '../version.js';
 import { logLinesDropped } from '../log-output.js';
 import { RequestCounter, RequestGauge, RequestHistogram } from './request-families.js';
 import { negotiateMetrics } from './openmetrics.js';
+import { MetricsRegistry } from './metrics-registry.js';
 
 /** 0.5 ms to 10 s: sidecar overhead lives in the first buckets, app latency in the rest. */
 export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -23,7 +25,7 @@ const SAMPLED_LAG = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s
 const LAG_SAMPLER_MS = 60_000;
 
 export class Metrics {
-  readonly registry = new Registry();
+  readonly registry: client.Registry = new MetricsRegistry();
 
   // the two families every request touches: see request-families.ts
   readonly requests = new RequestCounter({

@@ -5,7 +5,9 @@
 // object into a string on every inc() and observe() (6-10 µs a request in a profile at 1,000
 // req/s). These families register in a prom-client Registry like its own metrics and get()
 // returns the same shape, so /metrics, the workers' aggregation (AggregatorRegistry.aggregate)
-// and promtool see the same text as before.
+// and promtool see the same text as before. Their text is also written here (text()), from
+// label strings each child formats once: prom-client formats every line's labels anew at each
+// scrape, ~2.5 µs a line, and a page of 20 callers with 100 routes each took 300 ms.
 
 import type { Metric, Registry } from 'prom-client';
 
@@ -33,8 +35,23 @@ function labelObject<L extends string>(names: readonly L[], values: readonly str
   return labels;
 }
 
+/** prom-client's escaping of a HELP text, a metric name or (with quotes) a label value. */
+const escapeText = (text: string): string => text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+
+/** `name="value",...` as prom-client writes a label object, in its key order. */
+export function labelText(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels).map(([name, value]) => `${name}="${escapeText(value).replace(/"/g, '\\"')}"`).join(',');
+}
+
+/** A sample value as prom-client writes it (util.js getValueAsString). */
+function valueText(value: number): string {
+  if (Number.isNaN(value)) return 'Nan';
+  if (!Number.isFinite(value)) return value < 0 ? '-Inf' : '+Inf';
+  return `${value}`;
+}
+
 /** Children by their label values, joined with a byte no label value holds. */
-abstract class Family<L extends string, C> {
+export abstract class Family<L extends string, C> {
   readonly name: string;
   readonly help: string;
   readonly labelNames: readonly L[];
@@ -63,6 +80,18 @@ abstract class Family<L extends string, C> {
 
   protected abstract newChild(labels: Record<L, string>): C;
 
+  /** Each series' lines, as prom-client's Registry would write them from get(). */
+  protected abstract appendLines(lines: string[]): void;
+
+  /** This family's text on /metrics: what prom-client's Registry writes from get(), byte for byte (metrics-registry.ts). */
+  text(): string {
+    const lines = [`# HELP ${escapeText(this.name)} ${escapeText(this.help)}`, `# TYPE ${escapeText(this.name)} ${this.type}`];
+    this.appendLines(lines);
+    return lines.join('\n');
+  }
+
+  abstract readonly type: 'counter' | 'gauge' | 'histogram';
+
   /** Drops one series (an upstream a reload removed); a child held by a caller is dropped with it. */
   remove(...values: string[]): void {
     this.children.delete(values.join('\u0000'));
@@ -76,7 +105,12 @@ abstract class Family<L extends string, C> {
 
 export class RequestCounterChild<L extends string = string> {
   value = 0;
-  constructor(readonly labels: Readonly<Record<L, string>>) {}
+  /** `{labels} ` as the line writes them, made once. */
+  readonly head: string;
+  constructor(readonly labels: Readonly<Record<L, string>>) {
+    const text = labelText(labels);
+    this.head = text === '' ? ' ' : `{${text}} `;
+  }
   inc(by = 1): void {
     this.value += by;
   }
@@ -95,6 +129,11 @@ export class RequestCounter<L extends string> extends Family<L, RequestCounterCh
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 
+  protected appendLines(lines: string[]): void {
+    const name = escapeText(this.name);
+    for (const child of this.children.values()) lines.push(name + child.head + valueText(child.value));
+  }
+
   /** Zeroes every series; children held by callers stay valid. */
   reset(): void {
     for (const child of this.children.values()) child.value = 0;
@@ -111,8 +150,11 @@ export class RequestHistogramChild<L extends string = string> {
   readonly counts: Float64Array;
   sum = 0;
   count = 0;
+  /** The labels as the lines write them (`le` comes before them on a bucket's), made once. */
+  readonly text: string;
   constructor(readonly labels: Readonly<Record<L, string>>, private readonly bounds: readonly number[]) {
     this.counts = new Float64Array(bounds.length);
+    this.text = labelText(labels);
   }
   observe(value: number): void {
     if (!Number.isFinite(value)) return;
@@ -156,6 +198,22 @@ export class RequestHistogram<L extends string> extends Family<L, RequestHistogr
       values.push({ labels: { ...child.labels }, value: child.count, metricName: `${this.name}_count` });
     }
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  protected appendLines(lines: string[]): void {
+    const name = escapeText(this.name);
+    const buckets = [...this.bounds.map((le) => `${name}_bucket{le="${le}"`), `${name}_bucket{le="+Inf"`];
+    for (const child of this.children.values()) {
+      const rest = child.text === '' ? '} ' : `,${child.text}} `;
+      let cumulative = 0;
+      for (let i = 0; i < this.bounds.length; i++) {
+        cumulative += child.counts[i] as number;
+        lines.push(buckets[i] + rest + valueText(cumulative));
+      }
+      lines.push(buckets[this.bounds.length] + rest + valueText(child.count));
+      const plain = child.text === '' ? ' ' : `{${child.text}} `;
+      lines.push(`${name}_sum${plain}${valueText(child.sum)}`, `${name}_count${plain}${valueText(child.count)}`);
+    }
   }
 
   reset(): void {

@@ -1,0 +1,69 @@
+// The request families' own text (request-families.ts text(), taken by metrics-registry.ts) is
+// what prom-client's Registry writes from their get(), byte for byte, also for label values
+// holding quotes, backslashes and line feeds and for a family with no series; and it is the
+// path /metrics takes: a page of 20 callers with 100 routes, 3 methods and 3 statuses each
+// (120,000 lines) renders several times faster than prom-client's own formatting of it.
+
+import t from 'tap';
+import client from 'prom-client';
+import { Metrics } from '../../src/metrics/registry.js';
+import { MetricsRegistry } from '../../src/metrics/metrics-registry.js';
+import { Family } from '../../src/metrics/request-families.js';
+import { TrafficMetrics } from '../../src/metrics/traffic-metrics.js';
+
+/** Each of `metrics`' request families in a registry of prom-client's and in meshcar's. */
+function bothRegistries(metrics: Metrics): { plain: client.Registry; own: MetricsRegistry } {
+  const plain = new client.Registry();
+  const own = new MetricsRegistry();
+  for (const family of metrics.registry.getMetricsAsArray()) {
+    if (!(family instanceof Family)) continue;
+    plain.registerMetric(family);
+    own.registerMetric(family);
+  }
+  return { plain, own };
+}
+
+/** Every status of `statuses` for 3 methods on `routes` routes from `peers` callers. */
+function traffic(metrics: Metrics, peers: number, routes: number, statuses: readonly number[], peerName = (p: number) => `spiffe://mesh.test/svc/caller-${p}`): void {
+  const observer = new TrafficMetrics(metrics, { peerCap: 100_000, endpointCap: 100_000 });
+  for (let p = 0; p < peers; p++) {
+    for (let r = 0; r < routes; r++) {
+      for (const method of ['GET', 'PUT', 'DELETE']) {
+        for (const status of statuses) observer.requestFinished({ direction: 'inbound', peer: peerName(p), method, path: `/orders/r${r}/items`, status, durationSeconds: 0.0031 * (r + 1) });
+      }
+    }
+  }
+  metrics.upstreamActiveStreams.labels('billing').inc(2);
+}
+
+t.test('the same text as prom-client writes, odd label values included', async (t) => {
+  const metrics = new Metrics();
+  const odd = ['plain', 'quote"d', 'back\\slash', 'line\nfeed', 'all "\\\n" three'];
+  traffic(metrics, odd.length, 3, [200, 503, 299], (p) => odd[p] as string);
+  const { plain, own } = bothRegistries(metrics);
+  const [expected, actual] = [await plain.metrics(), await own.metrics()];
+  t.ok(expected.includes('peer="quote\\"d"') && expected.includes('peer="line\\nfeed"') && expected.includes('meshcar_request_duration_seconds_bucket{le="+Inf"'), 'the odd values are on the page');
+  t.equal(actual, expected);
+  const empty = new Metrics();
+  const bare = bothRegistries(empty);
+  t.equal(await bare.own.metrics(), await bare.plain.metrics(), 'families with no series');
+});
+
+t.test('/metrics takes the own text, several times faster', async (t) => {
+  const metrics = new Metrics();
+  traffic(metrics, 20, 100, [200, 404, 503]);
+  const { plain, own } = bothRegistries(metrics);
+  t.equal(metrics.registry.constructor, MetricsRegistry, 'the Metrics registry is meshcar\'s');
+  const fastest = async (registry: client.Registry): Promise<number> => {
+    let best = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      await registry.metrics();
+      best = Math.min(best, performance.now() - started);
+    }
+    return best;
+  };
+  const [slow, fast] = [await fastest(plain), await fastest(own)];
+  t.comment(`120,000 lines: prom-client ${slow.toFixed(0)} ms, own text ${fast.toFixed(0)} ms`);
+  t.ok(fast * 3 < slow, `own text at least 3x faster (${fast.toFixed(0)} vs ${slow.toFixed(0)} ms)`);
+});
