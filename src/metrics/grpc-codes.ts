@@ -47,16 +47,23 @@ export function grpcCodeLabel(status: number | null): string {
 /** An endpoint's children of the family, by slot, made on first use (most endpoints are not gRPC). */
 export type GrpcChildren = (RequestCounterChild | undefined)[];
 
+/** Where a new child takes its labels from: the endpoint, or the one its series overflow to. */
+export interface GrpcLabels {
+  readonly direction: Direction;
+  readonly peer: string;
+  readonly route: string;
+}
+
 /**
  * Counts one gRPC answer on the endpoint's cached child: an array index after the first
- * answer with that code, no label join; `cache` is the endpoint's own (its direction, peer and
- * route are fixed).
+ * answer with that code, no label join; `cache` is the endpoint's own, and a child it lacks
+ * is made with the labels of `labels` (the endpoint, or its overflow past the series budget).
  */
-export function countGrpc(family: RequestCounter<string>, cache: GrpcChildren, direction: Direction, peer: string, route: string, status: number | null): void {
+export function countGrpc(family: RequestCounter<string>, cache: GrpcChildren, labels: GrpcLabels, status: number | null): void {
   const slot = slotOf(status);
   let child = cache[slot];
   if (child === undefined) {
-    child = family.labels(direction, peer, route, grpcCodeLabel(status));
+    child = family.labels(labels.direction, labels.peer, labels.route, grpcCodeLabel(status));
     cache[slot] = child;
   }
   child.inc();

@@ -92,6 +92,11 @@ export abstract class Family<L extends string, C> {
 
   abstract readonly type: 'counter' | 'gauge' | 'histogram';
 
+  /** Series held now. */
+  get size(): number {
+    return this.children.size;
+  }
+
   /** Drops one series (an upstream a reload removed); a child held by a caller is dropped with it. */
   remove(...values: string[]): void {
     this.children.delete(values.join('\u0000'));

@@ -66,4 +66,6 @@ export interface TrafficMetricsOptions {
   readonly peerCap?: number;
   /** Endpoints (route and method) per direction and peer before new ones are counted under route __other__. */
   readonly endpointCap?: number;
+  /** Lines the request families may print for all peers together (DEFAULT_SERIES_BUDGET); tests set a small one. */
+  readonly seriesBudget?: number;
 }

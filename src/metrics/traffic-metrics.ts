@@ -4,9 +4,10 @@
 // two increments, never a label-string join. Endpoints (route and method) are capped per
 // direction and peer: one caller sending every method to 101 routes made 1,010 endpoints (36,000
 // /metrics lines); past the cap a new endpoint is counted under route __other__ (method kept).
+// Those caps bound one peer, not a page: a series budget for all peers together bounds that.
 // What it keeps per peer and endpoint: traffic-entries.ts.
 
-import type { Metrics } from './registry.js';
+import { DURATION_BUCKETS, type Metrics } from './registry.js';
 import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP, OTHER_ROUTE } from './route-templates.js';
 import { codeLabel, isRegisteredStatus, responseKey, statusClass } from './status-labels.js';
@@ -25,9 +26,24 @@ export const DEFAULT_ENDPOINT_CAP = 300;
 /** The peer label of every peer beyond the cap (the one entry made past it). */
 const OTHER_PEER = '__other__';
 
+/**
+ * Lines the request families may print on /metrics for all peers and endpoints together (a
+ * duration series prints 17) before a new series is counted on the overflow endpoint of its
+ * direction and method (peer and route `__other__`, code kept), so totals stay whole. The caps
+ * per peer allow far more: 1,000 callers with 30 endpoints each made 540,000 lines (82 MB, a
+ * render of 0.36 s, and over a Prometheus `sample_limit`, which drops the whole scrape). At
+ * the budget a page is 10-18 MB (by the length of the peer names) and renders in 40-120 ms.
+ */
+export const DEFAULT_SERIES_BUDGET = 100_000;
+
+/** The lines one duration histogram series prints: its buckets, +Inf, _sum and _count. */
+const HISTOGRAM_LINES = DURATION_BUCKETS.length + 3;
+
 export class TrafficMetrics implements TrafficObserver {
   private readonly peers: Record<Direction, Map<string, PeerEntry>> = { inbound: new Map(), outbound: new Map() };
   private readonly upstreams: UpstreamSeries;
+  /** meshcar_request_errors_total and meshcar_schema_violations_total series made here (prom-client's, which keep no count). */
+  private errorSeries = 0;
 
   /** Route templates per outbound upstream; setRoutes() changes them on a reload. */
   private readonly routesByUpstream: Map<string, readonly string[]>;
@@ -49,6 +65,24 @@ export class TrafficMetrics implements TrafficObserver {
     for (const family of labelled) family.reset();
     for (const cache of [this.peers.inbound, this.peers.outbound]) cache.clear();
     this.upstreams.clear();
+    this.errorSeries = 0;
+  }
+
+  /** The request families' lines have reached the series budget: a new series goes to an overflow endpoint. */
+  private overBudget(): boolean {
+    const { requests, requestDuration, grpcResponses } = this.metrics;
+    return requests.size + HISTOGRAM_LINES * requestDuration.size + grpcResponses.size + this.errorSeries >= (this.options.seriesBudget ?? DEFAULT_SERIES_BUDGET);
+  }
+
+  /** Where a direction and method's series go past the budget; its own series are made regardless (methods × codes bound them). */
+  private overflowEndpoint(direction: Direction, method: string): EndpointEntry {
+    return this.newEndpoint(direction, this.peerEntry(direction, OTHER_PEER), OTHER_ROUTE, method);
+  }
+
+  /** `endpoint` itself, or past the budget (unless it is the overflow) its overflow: whose labels a new series gets. */
+  private seriesOwner(endpoint: EndpointEntry): EndpointEntry {
+    if (!this.overBudget() || (endpoint.peer === OTHER_PEER && endpoint.route === OTHER_ROUTE)) return endpoint;
+    return this.overflowEndpoint(endpoint.direction, endpoint.method);
   }
 
   /**
@@ -102,6 +136,7 @@ export class TrafficMetrics implements TrafficObserver {
     const method = methodLabel(record.method);
     const known = peer.routes.get(route)?.get(method);
     if (known !== undefined) return known;
+    if (this.overBudget()) return this.overflowEndpoint(record.direction, method);
     // a spec's operations and configured templates are bounded by the operator: never folded
     const capped = record.schema?.route === undefined && !peer.labeler.isConfigured(route) && peer.endpoints >= (this.options.endpointCap ?? DEFAULT_ENDPOINT_CAP);
     return this.newEndpoint(record.direction, peer, capped ? OTHER_ROUTE : route, method);
@@ -127,15 +162,7 @@ export class TrafficMetrics implements TrafficObserver {
     let children = endpoint.byStatus.get(record.status);
     if (children === undefined) {
       const code = codeLabel(record.status);
-      children = endpoint.byCode.get(code);
-      if (children === undefined) {
-        const { direction, peer, method, route } = endpoint;
-        children = {
-          count: this.metrics.requests.labels(direction, peer, method, route, code),
-          duration: this.metrics.requestDuration.labels(direction, peer, method, route, statusClass(record.status)),
-        };
-        endpoint.byCode.set(code, children);
-      }
+      children = endpoint.byCode.get(code) ?? this.statusChildren(endpoint, code, record.status);
       // a status HTTP does not register is looked up by its class each time: an app or a callee
       // answering hundreds of odd statuses held an entry for each, per endpoint, and the
       // discovery document listed each (a review: 400 responses per operation, 15 KB)
@@ -149,15 +176,37 @@ export class TrafficMetrics implements TrafficObserver {
       endpoint.errors++;
       let errors = endpoint.errorsByReason.get(record.errorCode);
       if (errors === undefined) {
-        errors = this.metrics.requestErrors.labels(endpoint.direction, endpoint.peer, endpoint.route, record.errorCode);
+        const owner = this.seriesOwner(endpoint);
+        errors = owner.errorsByReason.get(record.errorCode);
+        if (errors === undefined) {
+          errors = this.metrics.requestErrors.labels(owner.direction, owner.peer, owner.route, record.errorCode);
+          owner.errorsByReason.set(record.errorCode, errors);
+          this.errorSeries++;
+        }
         endpoint.errorsByReason.set(record.errorCode, errors);
       }
       errors.inc();
     }
     // the one check a request that is not gRPC pays
-    if (record.grpcStatus !== undefined) countGrpc(this.metrics.grpcResponses, (endpoint.grpc ??= []), endpoint.direction, endpoint.peer, endpoint.route, record.grpcStatus);
+    if (record.grpcStatus !== undefined) countGrpc(this.metrics.grpcResponses, (endpoint.grpc ??= []), this.seriesOwner(endpoint), record.grpcStatus);
     const schema = record.schema;
     if (schema !== undefined) this.schemaChecked(endpoint, schema.route !== undefined, schema.violation?.kind);
+  }
+
+  /** The series of a code the endpoint had not answered: its own, or past the budget its overflow's (kept on the endpoint too, found by one lookup next time). */
+  private statusChildren(endpoint: EndpointEntry, code: string, status: number): StatusChildren {
+    const owner = this.seriesOwner(endpoint);
+    let children = owner.byCode.get(code);
+    if (children === undefined) {
+      const { direction, peer, method, route } = owner;
+      children = {
+        count: this.metrics.requests.labels(direction, peer, method, route, code),
+        duration: this.metrics.requestDuration.labels(direction, peer, method, route, statusClass(status)),
+      };
+      owner.byCode.set(code, children);
+    }
+    if (owner !== endpoint) endpoint.byCode.set(code, children);
+    return children;
   }
 
   private schemaChecked(endpoint: EndpointEntry, documented: boolean, kind: string | undefined): void {
@@ -166,7 +215,13 @@ export class TrafficMetrics implements TrafficObserver {
     endpoint.violations++;
     let counter = endpoint.violationsByKind.get(kind);
     if (counter === undefined) {
-      counter = this.metrics.schemaViolations.labels(endpoint.direction, endpoint.peer, endpoint.route, kind);
+      const owner = this.seriesOwner(endpoint);
+      counter = owner.violationsByKind.get(kind);
+      if (counter === undefined) {
+        counter = this.metrics.schemaViolations.labels(owner.direction, owner.peer, owner.route, kind);
+        owner.violationsByKind.set(kind, counter);
+        this.errorSeries++;
+      }
       endpoint.violationsByKind.set(kind, counter);
     }
     counter.inc();
