@@ -33,38 +33,50 @@ export function negotiateMetrics(text: string, accept: string | undefined): { co
   return { contentType: Registry.PROMETHEUS_CONTENT_TYPE, body: text };
 }
 
+/** `block` without the line feeds it starts or ends with (a regex anchored at the end scans it all). */
+function trimLineFeeds(block: string): string {
+  let start = 0;
+  let end = block.length;
+  while (start < end && block.charCodeAt(start) === 10) start++;
+  while (end > start && block.charCodeAt(end - 1) === 10) end--;
+  return start === 0 && end === block.length ? block : block.slice(start, end);
+}
+
 /**
  * Prometheus text → OpenMetrics text, as prom-client would write it: a counter family is named
  * without `_total` while its samples keep it, no blank lines, `# EOF` at the end. Done on the
  * text because prom-client's own OpenMetrics rendering renames the shared counter objects
  * (metric.name loses `_total` for good), after which every plain-text scrape showed
  * `meshcar_requests{...}` instead of `meshcar_requests_total{...}`.
+ *
+ * Family by family (prom-client separates them by a blank line, and writes HELP and TYPE first):
+ * only those two lines change, and a family's samples are copied in one piece, unless it is a
+ * counter not named `_total` (samples renamed line by line). Line by line for every family, a
+ * 10 MB page took 35 ms more than its render.
  */
 export function toOpenMetrics(text: string): string {
-  const lines = text.split('\n');
-  const counters = new Set<string>();
-  for (const line of lines) {
-    if (line.startsWith('# TYPE ') && line.endsWith(' counter')) counters.add(line.slice(7, -8));
-  }
   const out: string[] = [];
-  for (const line of lines) {
-    if (line === '') continue;
-    if (line.startsWith('# HELP ') || line.startsWith('# TYPE ')) {
-      const end = line.indexOf(' ', 7);
-      const name = line.slice(7, end === -1 ? undefined : end);
-      if (counters.has(name) && name.endsWith('_total')) out.push(`${line.slice(0, 7)}${name.slice(0, -6)}${end === -1 ? '' : line.slice(end)}`);
-      else out.push(line);
+  for (const block of text.split('\n\n')) {
+    const family = trimLineFeeds(block);
+    if (family === '') continue;
+    const help = family.indexOf('\n');
+    const type = help === -1 ? -1 : family.indexOf('\n', help + 1);
+    const typeLine = help === -1 ? '' : family.slice(help + 1, type === -1 ? undefined : type);
+    const name = /^# TYPE (\S+) counter$/.exec(typeLine)?.[1];
+    if (!family.startsWith('# HELP ') || name === undefined) {
+      out.push(family);
       continue;
     }
-    if (!line.startsWith('#')) {
-      const end = line.search(/[{ ]/);
-      const name = end === -1 ? line : line.slice(0, end);
-      if (counters.has(name) && !name.endsWith('_total')) {
-        out.push(`${name}_total${line.slice(name.length)}`);
-        continue;
-      }
+    const samples = type === -1 ? '' : family.slice(type + 1);
+    if (!name.endsWith('_total')) {
+      // samples named without _total get it (prom-client's OpenMetrics counter samples end so)
+      out.push(family.slice(0, type === -1 ? undefined : type), ...samples.split('\n').filter((line) => line !== '').map((line) => (line.startsWith(`${name}{`) || line.startsWith(`${name} `) ? `${name}_total${line.slice(name.length)}` : line)));
+      continue;
     }
-    out.push(line);
+    const bare = name.slice(0, -6);
+    const helpLine = family.slice(0, help);
+    out.push(`# HELP ${bare}${helpLine.slice(7 + name.length)}`, `# TYPE ${bare} counter`);
+    if (samples !== '') out.push(samples);
   }
   return `${out.join('\n')}\n# EOF\n`;
 }
