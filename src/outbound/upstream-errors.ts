@@ -75,8 +75,12 @@ export function classifyConnectError(err: unknown, endpoint: string): ConnectFai
     return { error, tlsReason: named ?? 'bad_identity' };
   }
   const code = codeOf(err);
-  if (IDENTITY_CODES.has(code)) {
-    const tlsReason: TlsFailureReason = classifyTlsErrorCode(code) ?? 'unknown_ca';
+  // a certificate whose own extensions or whose issuer's constraints forbid it here (no
+  // serverAuth, an unknown critical extension, an issuer that is no CA): a chain verdict like
+  // an untrusted one, never "could not reach" (Node names some UNSPECIFIED, with OpenSSL's text)
+  const forbidden = classifyVerdict(err) === 'invalid_certificate';
+  if (IDENTITY_CODES.has(code) || forbidden) {
+    const tlsReason: TlsFailureReason = forbidden ? 'invalid_certificate' : (classifyTlsErrorCode(code) ?? 'unknown_ca');
     return {
       error: new MeshcarError('upstream_identity_mismatch', `${endpoint} presented a certificate we cannot trust: ${describeError(err)}`, { cause: err }),
       tlsReason,

@@ -25,6 +25,10 @@ export interface LeafOptions {
   readonly ca?: boolean;
   /** issueWithUris: keyUsage bits in place of digitalSignature alone (node-forge's names: keyCertSign, cRLSign...). */
   readonly keyUsage?: Readonly<Record<string, boolean>>;
+  /** issueWithUris: extKeyUsage bits in place of serverAuth and clientAuth (node-forge's names). */
+  readonly extKeyUsage?: Readonly<Record<string, boolean>>;
+  /** issueWithUris: also a critical extension no verifier knows (OID 1.3.6.1.4.1.55555.1). */
+  readonly unknownCriticalExtension?: boolean;
 }
 
 /** A leaf under an intermediate of its own (issueUnderShortIssuer), with that intermediate. */
@@ -114,11 +118,12 @@ export async function makePki(trustDomain = 'mesh.test', rootLifetimeMs?: number
       const extensions: Array<Record<string, unknown>> = [
         { name: 'basicConstraints', cA: options.ca ?? false, critical: true },
         { name: 'keyUsage', ...(options.keyUsage ?? { digitalSignature: true }), critical: true },
-        { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+        { name: 'extKeyUsage', ...(options.extKeyUsage ?? { serverAuth: true, clientAuth: true }) },
         { name: 'subjectKeyIdentifier', id: '2.5.29.14', value: octetString(keyIdentifier(spki)) },
         { name: 'authorityKeyIdentifier', keyIdentifier: keyIdentifier(issuer.spki).toString('binary') },
       ];
       if (uris.length > 0) extensions.push({ name: 'subjectAltName', altNames: uris.map((value) => ({ type: 6, value })) });
+      if (options.unknownCriticalExtension) extensions.push({ id: '1.3.6.1.4.1.55555.1', critical: true, value: octetString(Buffer.from('meshcar-test')) });
       const leaf = await buildCertificate({
         subject: { organization: trustDomain },
         issuer: issuer.name,

@@ -2,7 +2,8 @@
 // refuses for what it is (an extended key usage without serverAuth; signed by a leaf, which
 // Node reports as UNSPECIFIED with OpenSSL's text alone) is counted as invalid_certificate and
 // described by that verdict and the certificate, on both codecs: it was not counted at all,
-// nor in /debug/tls. Real TLS servers presenting certificates made with openssl.
+// nor in /debug/tls; the app gets 502 upstream_identity_mismatch (it got 503 "could not
+// reach"). Real TLS servers presenting certificates made with openssl.
 
 import t from 'tap';
 import tls from 'node:tls';
@@ -34,7 +35,8 @@ t.test('a server certificate refused by the chain check: invalid_certificate, in
       fx.observer.tlsHandshakeFailed = (_direction: Direction, reason: TlsFailureReason, detail?: TlsFailureDetail) => void failures.push({ reason, detail });
       const res = await request(fx.port);
       await fx.close();
-      t.equal(res.status, 503, `${name}, ${codec}: no answer from it`);
+      t.equal(res.status, 502, `${name}, ${codec}: an identity failure, not an unreachable endpoint`);
+      t.equal(res.headers['x-meshcar-error'], 'upstream_identity_mismatch', `${name}, ${codec}: upstream_identity_mismatch`);
       // each dial (the request and its retries) is one failure
       t.ok(failures.length >= 1, `${name}, ${codec}: counted`);
       t.same([...new Set(failures.map((f) => f.reason))], ['invalid_certificate'], `${name}, ${codec}: as invalid_certificate`);

@@ -105,6 +105,31 @@ for (const [kind, keyUsage] of [
   });
 }
 
+// a chain our bundle signs, with the right SPIFFE ID, that OpenSSL refuses for what the
+// certificate itself says: no serverAuth, or a critical extension it does not know. Not a
+// reachability problem (503 upstream_unavailable "could not reach", as they were): the same 502
+// as an untrusted chain
+for (const [kind, options, reason] of [
+  ['an extended key usage without serverAuth', { extKeyUsage: { clientAuth: true } }, /unsuitable certificate purpose/],
+  ['an unknown critical extension', { unknownCriticalExtension: true }, /unhandled critical extension/],
+] as const) {
+  t.test(`a server whose certificate has ${kind}: 502 upstream_identity_mismatch`, async (t) => {
+    const pki = await makePki(TD);
+    const server = await startUpstream(pki, { leaf: await pki.issueWithUris([UPSTREAM_ID], options) });
+    const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${server.port}`] }]);
+    t.teardown(async () => {
+      await fx.close();
+      await server.close();
+    });
+    const res = await request(fx.port);
+    t.equal(res.status, 502);
+    t.equal(res.headers['x-meshcar-error'], 'upstream_identity_mismatch');
+    t.match(res.json<{ message: string }>().message, new RegExp(`^127\\.0\\.0\\.1:${server.port} presented a certificate we cannot trust: .*${reason.source}`));
+    t.equal(server.requests, 0, 'no request reached it');
+    t.ok(fx.observer.tlsFailures.some((f) => f.direction === 'outbound' && f.reason === 'invalid_certificate'), 'counted as invalid_certificate');
+  });
+}
+
 t.test('after a rotation, the request in flight finishes on its session and new ones go on a new session with the new certificate', async (t) => {
   const pki = await makePki(TD);
   const upstream = await startUpstream(pki);

@@ -254,7 +254,7 @@ for (const [name, address, make, words] of chainVerdicts) {
 t.test('outbound: a server certificate not for TLS servers (clientAuth alone)', async (t) => {
   const before = await counter('outbound', 'invalid_certificate');
   const res = await request(outboundPort, { path: '/x', headers: { host: 'ledger' } });
-  t.equal(res.status, 503, res.body);
+  t.equal(res.status, 502, res.body);
   await until(async () => (await counter('outbound', 'invalid_certificate')) > before, 'the outbound counter');
   const { failures } = JSON.parse(await adminGet('/debug/tls')) as { failures: Entry[] };
   const peer = `127.0.0.31:${(clientOnlyServer.address() as net.AddressInfo).port}`;
