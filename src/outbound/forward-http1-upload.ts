@@ -108,6 +108,17 @@ function discardUpload(attempt: UploadAttempt): void {
   attempt.uploadTimer = setTimeout(checkUpload, UPLOAD_STALL_MS, attempt);
 }
 
+/**
+ * The upstream stream closed after the complete answer (its peer reset the upload it answered,
+ * or we cut it): a watched upload is read and dropped now, not at the next check, which kept
+ * the app's socket paused and its next request on the connection unread for up to
+ * UPLOAD_STALL_MS (the meshcar codec's close comes after the answer's end).
+ */
+export function upstreamDoneWithUpload(attempt: UploadAttempt): void {
+  if (attempt.uploadTimer === undefined || attempt.discarding || attempt.appBody.complete) return;
+  discardUpload(attempt);
+}
+
 function stopWatchingUpload(attempt: UploadAttempt): void {
   clearTimeout(attempt.uploadTimer);
   attempt.uploadTimer = undefined;

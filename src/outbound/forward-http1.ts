@@ -27,7 +27,7 @@ import { Attempt } from './attempt.js';
 import { attemptOf, bindAttempt } from './attempt-events.js';
 import { bodyCut } from './attempt-answer.js';
 import { upstreamHeaders } from './attempt-head.js';
-import { probeWhilePaused, watchUpload, type UploadAttempt } from './forward-http1-upload.js';
+import { probeWhilePaused, upstreamDoneWithUpload, watchUpload, type UploadAttempt } from './forward-http1-upload.js';
 import { lingeringClose } from '../http/lingering-close.js';
 import { releaseAtTurnEnd, type HeldHead } from './held-heads.js';
 
@@ -122,8 +122,11 @@ class Http1Attempt extends Attempt implements UploadAttempt, HeldHead {
     return this.res.writableEnded;
   }
 
-  // a complete answer stays complete (an upstream may reset an upload it has answered)
-  keepCompleteAnswer(): void {}
+  // a complete answer stays complete (an upstream may reset an upload it has answered); an
+  // upload still coming is nobody's now
+  keepCompleteAnswer(): void {
+    upstreamDoneWithUpload(this);
+  }
 
   // the head is out, and a cut is the only way to say the body is incomplete
   protected cutAnswer(err: MeshcarError): void {
