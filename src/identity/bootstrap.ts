@@ -168,6 +168,11 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     svid = await bundleBeforeStart(svid, client, persist, logger);
   }
   if (!svid) {
+    // an expired set's roots are still roots the CA sent: trusted for its certificate, so a
+    // sidecar away from after a root was added until after the old one was retired (its
+    // identity.ca.bundle holds the old root alone) can still spend a new join token
+    const stored = await store.storedBundle();
+    if (stored !== undefined) client.trustLearned(stored);
     // one still valid but too close to its end to serve without asking: renewed over mTLS with
     // it, as the renewal loop would have (a join token is often spent or expired by then: a
     // restart after a CA outage of a few hours would otherwise need a new one)

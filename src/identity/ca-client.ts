@@ -112,6 +112,16 @@ export class CaClient {
   }
 
   /**
+   * Roots this workload learned from the CA before (the bundle of an expired stored SVID),
+   * trusted for the CA server until the CA sends its bundle: a sidecar away from after a root
+   * was added until after the old one was retired meets a CA whose certificate chains only to
+   * the new root, which identity.ca.bundle (the old one) does not hold.
+   */
+  trustLearned(bundlePem: string): void {
+    if (this.learned === '') this.learned = bundlePem;
+  }
+
+  /**
    * A new SVID for request.spiffeId, validated, possibly starting a few minutes ahead (see
    * validateSvidSoon: check validFrom); throws ca_unreachable, ca_refused or identity_invalid.
    */

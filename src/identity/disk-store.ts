@@ -17,6 +17,7 @@ import { describeError } from '../errors.js';
 import { fsyncDirectory } from '../atomic-file.js';
 import { otherWriters } from '../user-paths.js';
 import { lifetimeMs, remainingMs, validateSvidSoon, type Svid } from './svid.js';
+import { hasUnterminatedPemBlock, splitPemCertificates } from '../pki/pem.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
 export const STORE_FILES = Object.freeze({ key: 'svid.key', chain: 'svid.crt', bundle: 'bundle.pem' });
@@ -219,6 +220,22 @@ export class DiskStore {
     // all expired is what a long stop looks like; anything else is worth a warning
     const message = `no usable stored SVID, requesting a new one: ${refused.join('; ')}`;
     (broken ? warn : info).call(this.logger, { dir: this.dir }, message);
+    return undefined;
+  }
+
+  /**
+   * The trust bundle of the newest stored set that has one, whatever its dates: an expired
+   * set's roots were still the CA's, sent over a verified channel (bootstrap trusts them for
+   * the CA's certificate). Undefined when none reads as PEM certificates, or when the folder
+   * is not ours alone (load() serves nothing from it then either).
+   */
+  async storedBundle(): Promise<string | undefined> {
+    if ((await this.othersCanWrite()) !== undefined) return undefined;
+    const candidates = await this.candidates().catch(() => [] as Candidate[]);
+    for (const candidate of candidates) {
+      const pem = await readBoundedText(path.join(candidate.dir, STORE_FILES.bundle), MAX_PEM_FILE_BYTES).catch(() => undefined);
+      if (pem !== undefined && !hasUnterminatedPemBlock(pem) && splitPemCertificates(pem).length > 0) return pem;
+    }
     return undefined;
   }
 
