@@ -6,7 +6,7 @@ import { clip } from '../clip.js';
 import { MeshcarError } from '../errors.js';
 import { parseAndVerifyCsr, CsrError, WeakKeyError } from '../pki/csr.js';
 import { describePublicKey, type KeyDescription } from '../pki/keys.js';
-import { tryParseSpiffeId } from '../identity/spiffe-id.js';
+import { isValidServiceName, serviceNameOf, tryParseSpiffeId } from '../identity/spiffe-id.js';
 import { createJoinToken, verifyJoinToken, type JoinTokenClaims } from './join-tokens.js';
 import { TokenLedger } from './token-ledger.js';
 import type { TokenKeys } from './token-keys.js';
@@ -81,9 +81,19 @@ export class Authority {
     return { via: 'token', spiffeId: claims.sub, claims };
   }
 
-  /** The caller's TLS handshake has already verified its chain against our bundle. */
+  /**
+   * The caller's TLS handshake has already verified its chain against our bundle. A renewal is
+   * for a workload ID this CA issues (spiffe://TD/svc/NAME), as a token's is: a certificate of
+   * another shape chaining to our roots (spiffe://TD alone, an operator's own path under the
+   * same root) was renewed as what it named, an ID no sidecar accepts and this CA never issues.
+   */
   grantFromCertificate(spiffeId: string): Grant {
     this.requireOwnTrustDomain(spiffeId);
+    const parsed = tryParseSpiffeId(spiffeId);
+    const service = typeof parsed === 'string' ? undefined : serviceNameOf(parsed);
+    if (service === undefined || !isValidServiceName(service)) {
+      throw new MeshcarError('identity_not_allowed', `${spiffeId} is no workload ID this CA issues (spiffe://${this.trustDomain}/svc/NAME); request one with a join token`);
+    }
     return { via: 'certificate', spiffeId };
   }
 

@@ -10,6 +10,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { MeshcarError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
+import { svidLeafProblem } from '../identity/svid-leaf.js';
 import { peerPathValidity, presentedChain, validityProblem, MAX_PATH } from '../identity/peer-validity.js';
 import type { Authority, Grant } from './authority.js';
 
@@ -38,6 +39,9 @@ export async function authenticate(req: IncomingMessage, authority: Authority): 
   if (expired !== undefined) throw new MeshcarError('bad_client_certificate', `the client certificate ${expired}; request a new SVID with a join token`);
   const uris = uriSans(peer);
   if (uris.length !== 1) throw new MeshcarError('bad_client_certificate', `the client certificate has ${uris.length} URI names; an SVID has exactly one`);
+  // a signing certificate chaining to our roots is no SVID, as every sidecar judges it
+  const notLeaf = svidLeafProblem(peer.raw, peer.ca);
+  if (notLeaf !== undefined) throw new MeshcarError('bad_client_certificate', `the client certificate is no SVID leaf: ${notLeaf}`);
   return { grant: authority.grantFromCertificate(uris[0] as string), who: { auth: 'certificate', clientSerial: peer.serialNumber.toLowerCase() } };
 }
 

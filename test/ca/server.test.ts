@@ -15,6 +15,7 @@ import { loadCaMaterial } from '../../src/ca/store.js';
 import { caToken } from '../../src/ca/commands.js';
 import { issueLeafCertificate } from '../../src/ca/x509-profile.js';
 import { uriSans } from '../../src/pki/x509-read.js';
+import { buildCertificate } from '../../src/pki/certificate.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
 
@@ -177,6 +178,39 @@ t.test('renewal refused with a foreign or an expired certificate', async (t) => 
   const expired = await sign({ csr: (await csrFor(ORDERS, keys)).csr }, {}, { cert: old.pem + material.issuerPem, key: keys.privateKeyPem });
   expectError(t, expired, 401, 'bad_client_certificate');
   t.match(expired.json().message, /expired/);
+});
+
+// a certificate chaining to our roots that is no workload SVID of ours: an ID of another shape
+// (the trust domain alone, a path of an operator's own) or a signing certificate. Renewed as
+// what it named before (an ID no sidecar accepts and this CA never issues); a TLS review's find
+t.test('renewal refused for a certificate that is no workload SVID of this CA', async (t) => {
+  const material = await loadCaMaterial(ca.dir);
+  const keys = await generateWorkloadKey();
+  const spki = createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' });
+  const issuerEnd = new Date(material.issuerCert.validTo);
+  for (const id of ['spiffe://mesh.local', 'spiffe://mesh.local/ns/default/sa/orders', 'spiffe://mesh.local/svc/orders/extra']) {
+    const leaf = await issueLeafCertificate(material.issuer, issuerEnd, { spiffeId: id, subjectPublicKeySpki: spki, lifetimeMs: 3_600_000 });
+    const res = await sign({ csr: (await csrFor(id, keys)).csr }, {}, { cert: leaf.pem + material.issuerPem, key: keys.privateKeyPem });
+    expectError(t, res, 403, 'identity_not_allowed');
+    t.match(res.json().message, /is no workload ID this CA issues \(spiffe:\/\/mesh\.local\/svc\/NAME\)/, id);
+  }
+  const signer = await buildCertificate({
+    subject: { organization: 'mesh.local' },
+    issuer: material.issuer.name,
+    subjectPublicKeySpki: spki,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3_600_000),
+    signingKey: material.issuer.key,
+    extensions: [
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', digitalSignature: true, keyCertSign: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+      { name: 'subjectAltName', altNames: [{ type: 6, value: ORDERS }] },
+    ],
+  });
+  const res = await sign({ csr: (await csrFor(ORDERS, keys)).csr }, {}, { cert: signer.pem + material.issuerPem, key: keys.privateKeyPem });
+  expectError(t, res, 401, 'bad_client_certificate');
+  t.match(res.json().message, /is no SVID leaf: the certificate is a CA certificate/);
 });
 
 t.test('413 for a body over 64 KiB', async (t) => {
