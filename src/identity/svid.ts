@@ -11,6 +11,7 @@ import { svidLeafProblem } from './svid-leaf.js';
 import { basicConstraintsCa } from '../pki/cert-extensions.js';
 import { clip } from '../clip.js';
 import { readPrintedDate, unreadableDatesProblem } from '../pki/cert-dates.js';
+import { tlsKeyProblem } from '../pki/keys.js';
 
 export interface SvidMaterial {
   readonly privateKeyPem: string;
@@ -253,7 +254,14 @@ export function validateSvid(material: SvidMaterial, expectedSpiffeId: string, n
   if (uris[0] !== expectedSpiffeId) refuse(`${describe(leaf)} is for ${clip(uris[0] as string, QUOTED_LIMIT)}, expected ${expectedSpiffeId}`);
 
   checkDates(leaf, now);
-  const { validFrom, notAfter, endsWith } = windowOf(verifyChain(leaf, chain.slice(1), roots, now));
+  const path = verifyChain(leaf, chain.slice(1), roots, now);
+  // OpenSSL would refuse to load such a leaf or chain (TLS_POLICY's security level), or every
+  // peer would refuse the path: said here, in words, at load
+  for (const cert of path) {
+    const weak = tlsKeyProblem(cert.publicKey);
+    if (weak !== undefined) refuse(`${describe(cert)} has ${weak}: meshcar's TLS takes RSA keys of 2048 bits or more and EC keys of 224 bits or more (OpenSSL security level 2), for every certificate of the path to the bundle root`);
+  }
+  const { validFrom, notAfter, endsWith } = windowOf(path);
 
   return Object.freeze({
     // normalised PEM: exactly the blocks we validated, nothing a TLS stack could read differently

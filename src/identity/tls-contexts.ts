@@ -68,7 +68,11 @@ export interface IdentityTls {
  */
 export const TLS_POLICY = Object.freeze({
   minVersion: 'TLSv1.2',
-  ciphers: `${TLS13_CIPHERS}:${TLS12_CIPHERS}`,
+  // security level 2 (112 bits): Node's OpenSSL defaults to 1, which takes a peer's RSA-1024
+  // key (80 bits) from any issuer of an identity.files bundle, where our CA signs none under
+  // 2048 bits; also an issuer's or root's key below it, and SHA-1 signatures (validateSvid
+  // refuses such material of our own at load, in words)
+  ciphers: `${TLS13_CIPHERS}:${TLS12_CIPHERS}:@SECLEVEL=2`,
   ecdhCurve: 'X25519:P-256:P-384',
   sigalgs: SIGALGS,
   honorCipherOrder: true,

@@ -61,6 +61,27 @@ export function weakKeyReason(key: KeyObject): string | undefined {
   return undefined;
 }
 
+/**
+ * Why OpenSSL at security level 2 (112 bits: identity/tls-contexts.ts TLS_POLICY) would refuse a
+ * certificate's key in a TLS chain, or undefined: RSA, RSA-PSS and DSA under 2048 bits, an
+ * EC curve under 224 bits (a curve's size read from its name: prime256v1, secp384r1,
+ * brainpoolP512r1, sect163k1). Looser than weakKeyReason, which is what our CA issues for.
+ */
+export function tlsKeyProblem(key: KeyObject): string | undefined {
+  const type = key.asymmetricKeyType ?? 'unknown';
+  const details = key.asymmetricKeyDetails ?? {};
+  if (type === 'rsa' || type === 'rsa-pss' || type === 'dsa') {
+    const bits = details.modulusLength ?? 0;
+    return bits < 2048 ? `a ${bits}-bit ${type.toUpperCase()} key` : undefined;
+  }
+  if (type === 'ec') {
+    const curve = details.namedCurve ?? 'unknown';
+    const bits = Math.max(0, ...(curve.match(/\d+/g) ?? []).map(Number));
+    return bits < 224 ? `a key on the ${bits > 0 ? `${bits}-bit ` : ''}curve ${curve}` : undefined;
+  }
+  return undefined;
+}
+
 /** The largest public exponent taken (CA/Browser Forum Baseline Requirements 6.1.6). */
 const MAX_RSA_EXPONENT = 2n ** 256n - 1n;
 

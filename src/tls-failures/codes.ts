@@ -17,14 +17,15 @@ const PROTOCOL = /HTTP_REQUEST|HTTPS_PROXY_REQUEST|NO_APPLICATION_PROTOCOL|UNSUP
  * path longer than an issuer's path length allows, an issuer that is no CA, a chain deeper than
  * the verification depth.
  */
-const INVALID_CERTIFICATE = /^(INVALID_PURPOSE|PATH_LENGTH_EXCEEDED|INVALID_CA|CERT_CHAIN_TOO_LONG)$/;
+const INVALID_CERTIFICATE = /^(INVALID_PURPOSE|PATH_LENGTH_EXCEEDED|INVALID_CA|CERT_CHAIN_TOO_LONG|EE_KEY_TOO_SMALL|CA_KEY_TOO_SMALL|CA_MD_TOO_WEAK)$/;
 /**
  * Node names only some of OpenSSL's verification codes and reports the others as UNSPECIFIED,
  * with OpenSSL's text (X509_verify_cert_error_string) as the message: these texts are the same
  * kind of verdict (an issuer without keyCertSign, as a leaf used as an issuer; a name outside
- * an issuer's name constraints; a critical extension OpenSSL does not know).
+ * an issuer's name constraints; a critical extension OpenSSL does not know; a key or a
+ * signature digest under TLS_POLICY's security level).
  */
-const INVALID_CERTIFICATE_TEXT = /^(key usage does not include (certificate signing|digital signature)|(permitted|excluded) subtree violation|name constraints minimum and maximum not supported|unsupported name constraint type|unsupported or invalid name (constraint )?syntax|unhandled critical extension|invalid non-CA certificate \(has CA markings\)|proxy path length constraint exceeded)$/;
+const INVALID_CERTIFICATE_TEXT = /^(key usage does not include (certificate signing|digital signature)|(permitted|excluded) subtree violation|name constraints minimum and maximum not supported|unsupported name constraint type|unsupported or invalid name (constraint )?syntax|unhandled critical extension|invalid non-CA certificate \(has CA markings\)|proxy path length constraint exceeded|(EE|CA) certificate key too weak|CA signature digest algorithm too weak)$/;
 
 /** The reason for a handshake error or verification code; undefined when it is not a TLS failure. */
 export function classifyTlsErrorCode(code: string | undefined): TlsFailureReason | undefined {

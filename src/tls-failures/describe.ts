@@ -86,6 +86,8 @@ function verdictWords(code: string | undefined, text: string, who: Who): string 
   if (/subtree violation|name (constraint )?syntax|name constraint/.test(text)) return "has a name an issuer's name constraints do not allow";
   if (/digital signature/.test(text)) return 'has a keyUsage without digitalSignature, which a TLS peer signs with';
   if (/critical extension/.test(text)) return 'carries a critical extension that TLS verification does not know';
+  if (/key too weak/.test(text)) return "has a key, or an issuer has one, too weak for meshcar's TLS (RSA under 2048 bits, EC under 224: OpenSSL security level 2)";
+  if (/digest algorithm too weak/.test(text)) return 'was signed with a digest too weak (SHA-1 or MD5) by an issuer';
   return 'failed the chain check';
 }
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { buildCertificate, keyIdentifier } from '../../src/pki/certificate.js';
 import { octetString } from '../../src/pki/der.js';
 import { generateWorkloadKey, spkiDerOf } from '../../src/pki/keys.js';
@@ -64,6 +64,17 @@ t.test('validateSvid', async (t) => {
     t.match(refusal(() => validateSvid(two, ID)), /carries 2 URI SANs/);
     const none = await pki.issueWithUris([]);
     t.match(refusal(() => validateSvid(none, ID)), /carries 0 URI SANs/);
+  });
+
+  // below TLS_POLICY's security level 2: OpenSSL would not load it (ERR_SSL_EE_KEY_TOO_SMALL),
+  // and no peer would take it; said at load, in words (an operator's identity.files)
+  t.test('an RSA key under 2048 bits is refused, named', async (t) => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+    const weak = await pki.issue(ID, { key: { privateKeyPem: privateKey, publicKeyPem: publicKey } });
+    t.match(refusal(() => validateSvid(weak, ID)), /^certificate \(serial [0-9a-f]+\) has a 1024-bit RSA key: meshcar's TLS takes RSA keys of 2048 bits or more/);
+    const fine = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+    const rsa2048 = await pki.issue(ID, { key: { privateKeyPem: fine.privateKey, publicKeyPem: fine.publicKey } });
+    t.equal(validateSvid(rsa2048, ID).spiffeId, ID, 'RSA-2048 is taken');
   });
 
   t.test('a signing certificate is no SVID, as peers judge it (X509-SVID §5.2)', async (t) => {

@@ -3,6 +3,7 @@
 
 import t from 'tap';
 import tls from 'node:tls';
+import { generateKeyPairSync } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -110,6 +111,21 @@ t.test('inbound mutual TLS', async (t) => {
     const failures = await fx.observer.waitForTlsFailures(before + 3);
     t.same(failures.slice(before).map((f) => f.reason), ['bad_identity', 'bad_identity', 'bad_identity']);
     t.equal(fx.observer.requests.filter((r) => r.peer !== 'frontend').length, 0, 'no request reached the app');
+  });
+
+  // OpenSSL security level 2 (tls-contexts.ts TLS_POLICY): Node's default of 1 took it, from
+  // any issuer of the bundle (an identity.files operator's CA), where our CA signs nothing
+  // under 2048 bits; the caller offers a level 0 list, as an old client may
+  t.test('a caller with an RSA-1024 key under a bundle CA is refused as invalid_certificate', async (t) => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+    const leaf = await fx.pki.issue(FRONTEND_ID, { key: { privateKeyPem: privateKey, publicKeyPem: publicKey } });
+    const before = fx.observer.tlsFailures.length;
+    for (const maxVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+      const attempt = await rawAttempt(fx.port, { ca: fx.pki.bundlePem, key: leaf.privateKeyPem, cert: leaf.chainPem, maxVersion, ciphers: 'DEFAULT:@SECLEVEL=0' });
+      t.equal(attempt.text, '', `${maxVersion}: no HTTP answer`);
+    }
+    const failures = await fx.observer.waitForTlsFailures(before + 2);
+    t.same(failures.slice(before).map((f) => f.reason), ['invalid_certificate', 'invalid_certificate']);
   });
 
   t.test('a client that connects and leaves, or speaks plain HTTP, does not crash the listener', async (t) => {
