@@ -11,7 +11,8 @@ import type { TLSSocket } from 'node:tls';
 import { MeshcarError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
 import { svidLeafProblem } from '../identity/svid-leaf.js';
-import { peerPathValidity, presentedChain, validityProblem, MAX_PATH } from '../identity/peer-validity.js';
+import { chainsToRoots } from '../pki/chain-to-roots.js';
+import { peerPathValidity, presentedChain, validityProblem } from '../identity/peer-validity.js';
 import type { Authority, Grant } from './authority.js';
 
 /** The grant a sign request carries, and who asked, for the audit log. */
@@ -31,7 +32,7 @@ export async function authenticate(req: IncomingMessage, authority: Authority): 
   // the handshake's verdict is as old as the connection, and was given against the roots of
   // that moment: a root retired since (an emergency rotation) must not renew its leaves, on a
   // keep-alive connection or on the first one after the retire, before the TLS context swaps
-  if (!chainsToRoots(peer, authority.material.roots)) throw new MeshcarError('bad_client_certificate', 'the client certificate does not chain to a root this CA still trusts (retired?); request a new SVID with a join token');
+  if (!chainsToRoots(peer, presentedChain(peer).certs.slice(1), authority.material.roots)) throw new MeshcarError('bad_client_certificate', 'the client certificate does not chain to a root this CA still trusts (retired?); request a new SVID with a join token');
   // and the dates are checked now, against the bundle as every side does: a root rotation's
   // cross certificate, which travels in every chain while a new root is active, is no part of
   // the path (counted, renewals were refused from the old root's end on)
@@ -60,29 +61,6 @@ function clientCertificateProblem(socket: TLSSocket, peer: X509Certificate): str
   }
   // a retired root's leaves end here: the handshake is made against the roots of now
   return `the client certificate is not issued by this CA (${reason}): another CA's, or under a root this CA has retired; request a new SVID with a join token`;
-}
-
-/**
- * Whether the path the client presented (leaf, then `issuerCertificate`) is, or ends with a
- * certificate issued and signed by, one of `roots`. OpenSSL verified the path at the handshake
- * against the roots of that moment; this asks the roots of now. Node lists the presented
- * certificates in the order sent, whoever signed what, and OpenSSL ignores extra ones: each step
- * must be the certificate that signed the one before, or any current root's leaf or issuer
- * appended to a retired root's chain would pass.
- */
-function chainsToRoots(leaf: X509Certificate, roots: readonly X509Certificate[]): boolean {
-  let cert = leaf;
-  for (let depth = 0; depth < MAX_PATH; depth++) {
-    for (const root of roots) {
-      if (cert.fingerprint256 === root.fingerprint256) return true;
-      if (cert.checkIssued(root) && cert.verify(root.publicKey)) return true;
-    }
-    const issuer: X509Certificate | undefined = cert.issuerCertificate;
-    if (issuer === undefined || issuer.fingerprint256 === cert.fingerprint256) return false;
-    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) return false;
-    cert = issuer;
-  }
-  return false;
 }
 
 /**

@@ -18,6 +18,7 @@ import { uriSans } from '../../src/pki/x509-read.js';
 import { buildCertificate } from '../../src/pki/certificate.js';
 
 const ORDERS = 'spiffe://mesh.local/svc/orders';
+const splitPem = (pem: string): string[] => pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
 
 async function csrFor(spiffeId: string, keys?: { privateKeyPem: string; publicKeyPem: string }) {
   const pair = keys ?? (await generateWorkloadKey());
@@ -158,6 +159,26 @@ t.test('renewal over mTLS with the current SVID', async (t) => {
   const alone = await sign({ csr }, {}, { cert: String(res.json().certificate), key: keyPem });
   expectError(t, alone, 401, 'bad_client_certificate');
   t.match(alone.json().message, /^the client certificate came alone, without the issuer that signed it \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\): present the chain the CA handed out/, 'the leaf alone: told to present the chain');
+});
+
+// OpenSSL verifies a client chain in any order and passes over certificates that do not
+// belong to it; the CA's own check after it (roots of now) walked the certificates in the
+// order sent and refused such chains as "not issued by this CA" (a TLS review's find)
+t.test('renewal with the chain sent out of order or with extra certificates', async (t) => {
+  const { res, keyPem } = await issueWithToken();
+  const [leaf, issuer] = splitPem(String(res.json().chain));
+  const stranger = await startTestCa();
+  t.teardown(() => stranger.close());
+  const strangerRoot = await readFile(join(stranger.dir, 'bundle.pem'), 'utf8');
+  const { csr } = await csrFor(ORDERS);
+  for (const [name, chain] of [
+    ['the leaf twice', leaf + leaf + issuer],
+    ['a foreign root between leaf and issuer', leaf + strangerRoot + issuer],
+    ['our root and a foreign one before the issuer', leaf + bundle + strangerRoot + issuer],
+  ] as const) {
+    const renewed = await sign({ csr }, {}, { cert: chain, key: keyPem });
+    t.equal(renewed.status, 200, `${name}: ${renewed.text.slice(0, 200)}`);
+  }
 });
 
 t.test('renewal refused with a foreign or an expired certificate', async (t) => {
