@@ -60,7 +60,17 @@ export class BundleRefresh {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
+  /** The last poll's warning: said again at debug while polls keep failing the same way (a poll every second said it every second). */
+  private lastWarning: string | undefined;
+
   constructor(private readonly options: BundleRefreshOptions) {}
+
+  private said(message: string): void {
+    const { logger } = this.options;
+    if (message === this.lastWarning) logger.debug(message);
+    else logger.warn(message);
+    this.lastWarning = message;
+  }
 
   start(): void {
     this.stopped = false;
@@ -94,7 +104,7 @@ export class BundleRefresh {
       bundlePem = await client.fetchBundle(asked.bundlePem);
     } catch (err) {
       // stopped meanwhile: the poll was cut by the sidecar's own stop (its abort signal), not the CA
-      if (!this.stopped) logger.warn(`could not fetch the CA's trust bundle, keeping the current one: ${describeError(err)}`);
+      if (!this.stopped) this.said(`could not fetch the CA's trust bundle, keeping the current one: ${describeError(err)}`);
       return;
     }
     // a renewal landed while the answer was on its way: its bundle is at least as new as this one
@@ -105,9 +115,11 @@ export class BundleRefresh {
     if (this.options.renewalHoldsNewer?.()) return;
     // read and swap with no await in between: a renewal landing meanwhile is not undone
     const outcome = applyBundle(identity.current(), bundlePem);
+    // the CA answered: a failure to fetch said before is over
+    if (outcome.kind !== 'leaf_untrusted') this.lastWarning = undefined;
     if (outcome.kind === 'unchanged') return;
     if (outcome.kind === 'leaf_untrusted') {
-      logger.warn(`the CA's trust bundle no longer covers the current certificate (${outcome.reason}); renewing now`);
+      this.said(`the CA's trust bundle no longer covers the current certificate (${outcome.reason}); renewing now`);
       this.options.renewNow();
       return;
     }

@@ -198,3 +198,38 @@ async function issueFrom(dir: string, service: string) {
   const issued = await authority.issue(`spiffe://mesh.local/svc/${service}`, createPublicKey(keys.publicKeyPem).export({ type: 'spki', format: 'der' }));
   return { privateKeyPem: keys.privateKeyPem, chainPem: issued.chain, bundlePem: issued.bundle };
 }
+
+// a bundle poll that finds the leaf no longer covered asks for a renewal at every poll; while
+// attempts fail, the back-off's next attempt stands: at a 1 s poll, 27 attempts were made in
+// 10 s through a 28 s back-off (a trust-transitions review)
+t.test('renewNow does not jump a back-off in progress; it renews at once when none is', async (t) => {
+  const gate = await startTcpGate();
+  t.teardown(() => gate.stop());
+  const pki = await makePki('mesh.local');
+  const current = validateSvid(await pki.issue(ORDERS), ORDERS);
+  // a CA address that takes no connection: every attempt fails at once
+  const client = new CaClient({ url: `https://127.0.0.1:${gate.port}`, trustDomain: 'mesh.local', bundlePem: pki.bundlePem, logger, timeoutMs: 2000 });
+  const identity = new WorkloadIdentity(current, logger);
+  const events: RenewalEvent[] = [];
+  identity.on('renewal', (e) => events.push(e));
+  const renewal = new Renewal({
+    identity,
+    obtain: (svid: Svid) => client.sign({ spiffeId: ORDERS, auth: { svid }, ttlMs: 8000 }),
+    window: { from: 0.5, to: 0.5 },
+    backoff: { baseMs: 60_000, capMs: 60_000 },
+    random: () => 1,
+    logger,
+  });
+  renewal.start();
+  t.teardown(() => renewal.stop());
+  const planned = renewal.nextRenewalAt?.getTime() ?? 0;
+  t.ok(planned > Date.now() + 60_000, 'first renewal planned half-way through the hour');
+  renewal.renewNow();
+  while (events.length < 1) await once(identity, 'renewal');
+  t.equal(events[0]?.result, 'failure', 'renewNow ran an attempt at once; it failed');
+  const backoffAt = renewal.nextRenewalAt?.getTime() ?? 0;
+  t.ok(backoffAt > Date.now() + 50_000, 'the next attempt is a minute away (the back-off)');
+  renewal.renewNow();
+  renewal.renewNow();
+  t.equal(renewal.nextRenewalAt?.getTime(), backoffAt, 'renewNow left the back-off as it was');
+});

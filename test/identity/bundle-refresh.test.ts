@@ -177,6 +177,42 @@ t.test('a poll cut by the sidecar stopping is not logged as the CA failing', asy
   t.same(lines.filter((line) => /could not fetch/.test(String(line.msg))), [], 'no warning for a poll the stop cut');
 });
 
+// a poll failing the same way again and again is said once at warn, then at debug, until the CA
+// answers (a poll every second said it every second); and a poll finding the leaf no longer
+// covered asks for a renewal, which does not jump a back-off in progress (renewal.ts renewNow)
+t.test('a poll failing the same way is warned once, again after the CA has answered', async (t) => {
+  const ca = await startTestCa({ maxTtlMs: 3_600_000 });
+  t.teardown(() => ca.close());
+  const bundlePem = await readFile(join(ca.dir, 'bundle.pem'), 'utf8');
+  const direct = new CaClient({ url: ca.server.url, trustDomain: 'mesh.local', bundlePem, logger });
+  const identity = new WorkloadIdentity(await direct.sign({ spiffeId: ORDERS, auth: { token: await caToken(ca.dir, 'orders', 600_000, false) } }), logger);
+  // a door to the CA: open, connections go through; shut, each is closed at once
+  let open = false;
+  const target = new URL(ca.server.url);
+  const door = net.createServer((socket) => {
+    if (!open) return void socket.destroy();
+    const upstream = net.connect(Number(target.port), target.hostname);
+    socket.pipe(upstream).pipe(socket);
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+  });
+  door.listen(0, '127.0.0.1');
+  await once(door, 'listening');
+  t.teardown(() => door.close());
+  const lines: Array<Record<string, unknown>> = [];
+  const client = new CaClient({ url: `https://127.0.0.1:${(door.address() as AddressInfo).port}`, trustDomain: 'mesh.local', bundlePem, logger });
+  const refresh = new BundleRefresh({ identity, client, intervalMs: 1e9, persist: async () => {}, renewNow: () => {}, logger: memoryLogger(lines, 'debug') });
+  t.teardown(() => refresh.stop());
+  const said = () => lines.filter((line) => /could not fetch/.test(String(line.msg))).map((line) => (line.level === 40 ? 'warn' : line.level === 20 ? 'debug' : String(line.level)));
+  for (let i = 0; i < 3; i++) await refresh.refresh();
+  t.same(said(), ['warn', 'debug', 'debug'], 'three failed polls: one warning');
+  open = true;
+  await refresh.refresh();
+  open = false;
+  await refresh.refresh();
+  t.same(said(), ['warn', 'debug', 'debug', 'warn'], 'after an answer, the next failure is warned again');
+});
+
 t.test('the longest bundleRefresh (24d) with its +10 % jitter still waits: it is not cut to 1 ms', async (t) => {
   // 24d × 1.1 is past 2^31-1 ms, which Node's timers turn into 1 ms (TimeoutOverflowWarning)
   const warnings: string[] = [];
