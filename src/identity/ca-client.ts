@@ -115,10 +115,16 @@ export class CaClient {
    * Roots this workload learned from the CA before (the bundle of an expired stored SVID),
    * trusted for the CA server until the CA sends its bundle: a sidecar away from after a root
    * was added until after the old one was retired meets a CA whose certificate chains only to
-   * the new root, which identity.ca.bundle (the old one) does not hold.
+   * the new root, which identity.ca.bundle (the old one) does not hold. Only after that bundle
+   * alone failed, and only roots newer than its own (bootstrap.ts, disk-store.ts).
    */
   trustLearned(bundlePem: string): void {
     if (this.learned === '') this.learned = bundlePem;
+  }
+
+  /** identity.ca.bundle as read at start. */
+  get configuredBundle(): string {
+    return this.options.bundlePem;
   }
 
   /**
@@ -150,7 +156,10 @@ export class CaClient {
     try {
       // a CA whose clock runs ahead issues certificates that start in our future: kept (the
       // join token that paid for it may be single-use), served once valid (validFrom)
-      return validateSvidSoon({ privateKeyPem: keyPair.privateKeyPem, chainPem: chain, bundlePem: bundle }, request.spiffeId);
+      const svid = validateSvidSoon({ privateKeyPem: keyPair.privateKeyPem, chainPem: chain, bundlePem: bundle }, request.spiffeId);
+      // the CA's bundle of now replaces what was learned before (roots from disk: trustLearned)
+      this.learned = bundle;
+      return svid;
     } catch (err) {
       throw new MeshcarError('identity_invalid', `the CA's new SVID is not usable: ${describeError(err)}${expiredOnArrival(chain)}`, { cause: err });
     }

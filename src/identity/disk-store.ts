@@ -9,7 +9,7 @@
 
 import { readBoundedText } from '../bounded-file.js';
 import { MAX_PEM_FILE_BYTES } from './pem-files.js';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type X509Certificate } from 'node:crypto';
 import { chmod, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -17,7 +17,9 @@ import { describeError } from '../errors.js';
 import { fsyncDirectory } from '../atomic-file.js';
 import { otherWriters } from '../user-paths.js';
 import { lifetimeMs, remainingMs, validateSvidSoon, type Svid } from './svid.js';
-import { hasUnterminatedPemBlock, splitPemCertificates } from '../pki/pem.js';
+import { hasUnterminatedPemBlock } from '../pki/pem.js';
+import { bundleRoots } from '../pki/chain-to-roots.js';
+import { readPrintedDate } from '../pki/cert-dates.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
 export const STORE_FILES = Object.freeze({ key: 'svid.key', chain: 'svid.crt', bundle: 'bundle.pem' });
@@ -224,17 +226,31 @@ export class DiskStore {
   }
 
   /**
-   * The trust bundle of the newest stored set that has one, whatever its dates: an expired
-   * set's roots were still the CA's, sent over a verified channel (bootstrap trusts them for
-   * the CA's certificate). Undefined when none reads as PEM certificates, or when the folder
-   * is not ours alone (load() serves nothing from it then either).
+   * The roots of the newest stored set whose bundle holds every root of `mustHold` (the
+   * configured identity.ca.bundle) that are not older than any of those, whatever the set's dates:
+   * roots the CA added after the configured ones (a root rotation's new root), learned over a
+   * channel `mustHold` vouched for. Never an older root: an operator who replaced the bundle
+   * after retiring a root (compromised) keeps it out. A bundle without the configured roots is
+   * none of this lineage (another CA's, planted). Undefined when none qualifies, or when the
+   * folder is not ours alone (load() serves nothing from it then either).
    */
-  async storedBundle(): Promise<string | undefined> {
+  async newerStoredRoots(mustHold: string): Promise<string | undefined> {
     if ((await this.othersCanWrite()) !== undefined) return undefined;
+    const configured = bundleRoots(mustHold);
+    if (configured.length === 0) return undefined;
+    const startMs = (root: X509Certificate): number => readPrintedDate(root.validFrom)?.getTime() ?? Number.NaN;
+    const newest = Math.max(...configured.map(startMs));
     const candidates = await this.candidates().catch(() => [] as Candidate[]);
     for (const candidate of candidates) {
       const pem = await readBoundedText(path.join(candidate.dir, STORE_FILES.bundle), MAX_PEM_FILE_BYTES).catch(() => undefined);
-      if (pem !== undefined && !hasUnterminatedPemBlock(pem) && splitPemCertificates(pem).length > 0) return pem;
+      if (pem === undefined || hasUnterminatedPemBlock(pem)) continue;
+      const stored = bundleRoots(pem);
+      const held = new Set(stored.map((root) => root.fingerprint256));
+      if (!configured.every((root) => held.has(root.fingerprint256))) continue;
+      // not older: a root made in the same second as the configured one (a CA set up and rotated
+      // at once) counts; an older one, never
+      const newer = stored.filter((root) => !configured.some((c) => c.fingerprint256 === root.fingerprint256) && startMs(root) >= newest);
+      return newer.length === 0 ? undefined : newer.map((root) => root.toString()).join('');
     }
     return undefined;
   }
