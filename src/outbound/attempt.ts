@@ -24,6 +24,7 @@ import { Exchange, type OutboundContext } from './exchange.js';
 import { hostName, targetFormProblem } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
+import { MAX_CONNECT_ATTEMPTS } from './pool-failover.js';
 import { markCancelled, markRequestSent, markUnfinishedAtDeadline } from './pool-counting.js';
 import { leaveWhenFlushed } from './flushing-upload.js';
 import { upstreamHeadProblem } from './head-limits.js';
@@ -300,8 +301,11 @@ export abstract class Attempt {
   streamFailed(err: unknown): void {
     this.waiting = undefined;
     const error = isMeshcarError(err) ? err : new MeshcarError('upstream_unavailable', `could not reach upstream ${this.pool.name}: ${describeError(err)}`, { cause: err });
-    // no stream: nothing reached the upstream
-    if (error.code === 'upstream_unavailable' && tryRetry(this, 'connect_failure', undefined, true)) return;
+    // no stream: nothing reached the upstream. An endpoint that could not prove its identity is
+    // one more dead endpoint when the upstream has others than the failover tried (3); with no
+    // other, a retry would only meet the same certificate again
+    const another = error.code === 'upstream_identity_mismatch' && this.pool.endpoints.size > MAX_CONNECT_ATTEMPTS;
+    if ((error.code === 'upstream_unavailable' || another) && tryRetry(this, 'connect_failure', undefined, true)) return;
     this.fail(error);
   }
 

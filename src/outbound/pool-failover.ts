@@ -34,7 +34,7 @@ export function badRequest(err: unknown): MeshcarError {
 }
 
 /** Tries per request on distinct endpoints, for failures before any byte was sent. */
-const MAX_CONNECT_ATTEMPTS = 3;
+export const MAX_CONNECT_ATTEMPTS = 3;
 /** Retries when a session turned out to be closing between the pick and the request. */
 const MAX_CLOSING_RETRIES = 2;
 /** A request waits for a stream on one endpoint at most this many connect timeouts (the meshcar pool's MAX_DIALS + 1). */
