@@ -10,6 +10,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { describeError } from '../errors.js';
 import { uriSans } from '../pki/x509-read.js';
 import { svidLeafProblem } from '../identity/svid-leaf.js';
+import { TLS_POLICY } from '../identity/tls-contexts.js';
 import { defaultProbeBound, probeTimeout, type ProbeBound } from './probe-bound.js';
 import { doctorLookup } from './child-lookups.js';
 
@@ -93,7 +94,9 @@ export function dialTls(options: TlsDial): Promise<TLSSocket> {
     ...(options.cert ? { cert: options.cert, key: options.key } : {}),
     ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
     ...(options.servername && net.isIP(options.servername) === 0 ? { servername: options.servername } : {}),
-    minVersion: 'TLSv1.2',
+    // the policy every meshcar endpoint speaks (versions, ciphers, security level): a peer the
+    // sidecar refuses (an RSA-1024 key) is refused here too, not passed with a ✓
+    ...TLS_POLICY,
     checkServerIdentity: () => undefined,
     lookup: doctorLookup,
   });

@@ -11,6 +11,7 @@ import { execFile } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
+import { generateKeyPairSync } from 'node:crypto';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makePki, type TestPki } from '../helpers/pki.js';
@@ -81,6 +82,18 @@ t.test('an upstream presenting a CA certificate with the right SPIFFE ID: ✗ as
   const run = await doctor(await config(t, { upstreamPort, adminPort: 0, pki }));
   t.equal(run.code, 1, run.stdout + run.stderr);
   t.match(run.stdout, new RegExp(`^✗ upstream orders 127\\.0\\.0\\.1:${upstreamPort}: not a meshcar sidecar: the certificate is a CA certificate`, 'm'));
+});
+
+// an RSA-1024 key under our own root: the sidecar's TLS (security level 2) refuses it, so
+// doctor, dialling with the same policy, says ✗ (it said ✓ at OpenSSL's default level)
+t.test('an upstream with an RSA-1024 key under our root: ✗ as the sidecar refuses it', async (t) => {
+  const pki = await makePki('mesh.local');
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+  const weak = await pki.issue('spiffe://mesh.local/svc/orders', { key: { privateKeyPem: privateKey, publicKeyPem: publicKey } });
+  const upstreamPort = await listening(t, tls.createServer({ cert: weak.chainPem, key: weak.privateKeyPem, ALPNProtocols: ['h2'], ciphers: 'DEFAULT:@SECLEVEL=0' }).on('tlsClientError', () => undefined));
+  const run = await doctor(await config(t, { upstreamPort, adminPort: 0, pki }));
+  t.equal(run.code, 1, run.stdout + run.stderr);
+  t.match(run.stdout, new RegExp(`^✗ upstream orders 127\\.0\\.0\\.1:${upstreamPort}: .*key too weak`, 'm'));
 });
 
 t.test('a plain HTTP server at identity.ca.url: reachable but not the CA, not "start the CA"', async (t) => {
