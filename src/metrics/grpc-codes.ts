@@ -32,7 +32,11 @@ export const GRPC_CODE_NONE = 'none';
 const NONE_SLOT = GRPC_CODE_NAMES.length;
 const UNKNOWN_SLOT = 2;
 
-/** The slot of a status (a number, or null: none) among the 18 label values. */
+/** The slot of a status (a number, or null: none) among the 18 label values: where an endpoint's cache holds its child. */
+export function grpcSlot(status: number | null): number {
+  return slotOf(status);
+}
+
 function slotOf(status: number | null): number {
   if (status === null) return NONE_SLOT;
   return status >= 0 && status < NONE_SLOT ? status : UNKNOWN_SLOT;

@@ -74,11 +74,18 @@ export abstract class Family<L extends string, C> {
     if (child === undefined) {
       child = this.newChild(labelObject(this.labelNames, values));
       this.children.set(key, child);
+      this.textBytes += this.bytesOf(child);
     }
     return child;
   }
 
   protected abstract newChild(labels: Record<L, string>): C;
+
+  /** About how many bytes of /metrics text a series prints (its lines, labels and values). */
+  protected abstract bytesOf(child: C): number;
+
+  /** About how many bytes of /metrics text the series print together (the series budget's measure, traffic-metrics.ts). */
+  textBytes = 0;
 
   /** Each series' lines, as prom-client's Registry would write them from get(). */
   protected abstract appendLines(lines: string[]): void;
@@ -99,12 +106,17 @@ export abstract class Family<L extends string, C> {
 
   /** Drops one series (an upstream a reload removed); a child held by a caller is dropped with it. */
   remove(...values: string[]): void {
-    this.children.delete(values.join('\u0000'));
+    const key = values.join('\u0000');
+    const child = this.children.get(key);
+    if (child === undefined) return;
+    this.children.delete(key);
+    this.textBytes -= this.bytesOf(child);
   }
 
   /** Drops every series (metrics.requests turned off); children held by callers are dropped with them. */
   clear(): void {
     this.children.clear();
+    this.textBytes = 0;
   }
 }
 
@@ -126,6 +138,11 @@ export class RequestCounter<L extends string> extends Family<L, RequestCounterCh
 
   protected newChild(labels: Record<L, string>): RequestCounterChild<L> {
     return new RequestCounterChild(labels);
+  }
+
+  // the name, the labels and a value of up to 12 characters, a line feed
+  protected bytesOf(child: RequestCounterChild<L>): number {
+    return this.name.length + child.head.length + 13;
   }
 
   async get(): Promise<FamilySnapshot> {
@@ -186,6 +203,12 @@ export class RequestHistogram<L extends string> extends Family<L, RequestHistogr
 
   protected newChild(labels: Record<L, string>): RequestHistogramChild<L> {
     return new RequestHistogramChild(labels, this.bounds);
+  }
+
+  // each bucket's line (`_bucket{le="0.0025",` and the labels), +Inf's, _sum's and _count's
+  protected bytesOf(child: RequestHistogramChild<L>): number {
+    const line = this.name.length + child.text.length + 16;
+    return (this.bounds.length + 1) * (line + 16) + 2 * (line + 8);
   }
 
   /** prom-client's histogram shape: cumulative `_bucket` series with `le` first, then `_sum` and `_count`. */

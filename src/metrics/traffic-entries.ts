@@ -68,4 +68,6 @@ export interface TrafficMetricsOptions {
   readonly endpointCap?: number;
   /** Lines the request families may print for all peers together (DEFAULT_SERIES_BUDGET); tests set a small one. */
   readonly seriesBudget?: number;
+  /** About how many bytes of text they may print (DEFAULT_SERIES_BYTE_BUDGET). */
+  readonly seriesByteBudget?: number;
 }

@@ -11,7 +11,7 @@ import { DURATION_BUCKETS, type Metrics } from './registry.js';
 import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP, OTHER_ROUTE } from './route-templates.js';
 import { codeLabel, isRegisteredStatus, responseKey, statusClass } from './status-labels.js';
-import { countGrpc } from './grpc-codes.js';
+import { countGrpc, grpcSlot } from './grpc-codes.js';
 import { INBOUND_CONNECTION_REFUSALS, TLS_FAILURE_REASONS, type Direction, type Http2StreamErrorReason, type InboundConnectionRefusal, type RequestRecord, type SessionRejectReason, type TlsFailureReason, type TrafficObserver } from './traffic.js';
 import { trafficFamilies } from './traffic-families.js';
 import { UpstreamSeries } from './upstream-series.js';
@@ -27,14 +27,16 @@ export const DEFAULT_ENDPOINT_CAP = 300;
 const OTHER_PEER = '__other__';
 
 /**
- * Lines the request families may print on /metrics for all peers and endpoints together (a
- * duration series prints 17) before a new series is counted on the overflow endpoint of its
- * direction and method (peer and route `__other__`, code kept), so totals stay whole. The caps
- * per peer allow far more: 1,000 callers with 30 endpoints each made 540,000 lines (82 MB, a
- * render of 0.36 s, and over a Prometheus `sample_limit`, which drops the whole scrape). At
- * the budget a page is 10-18 MB (by the length of the peer names) and renders in 40-120 ms.
+ * What the request families may print on /metrics, all peers and endpoints of this process (of
+ * one worker, with workers) together, before a new series is counted on the overflow endpoint
+ * of its direction and method (peer and route `__other__`, code kept), so totals stay whole:
+ * lines (a duration series prints 17) and bytes (labels at their caps of 128 characters made
+ * 100,000 lines 38 MB, over the 16 MB a worker's answer to the primary may hold). The caps per
+ * peer allow far more: 1,000 callers with 30 endpoints each made 540,000 lines (82 MB, a render
+ * of 0.36 s, and over a Prometheus `sample_limit`, which drops the whole scrape).
  */
 export const DEFAULT_SERIES_BUDGET = 100_000;
+export const DEFAULT_SERIES_BYTE_BUDGET = 12 * 1024 * 1024;
 
 /** The lines one duration histogram series prints: its buckets, +Inf, _sum and _count. */
 const HISTOGRAM_LINES = DURATION_BUCKETS.length + 3;
@@ -42,8 +44,13 @@ const HISTOGRAM_LINES = DURATION_BUCKETS.length + 3;
 export class TrafficMetrics implements TrafficObserver {
   private readonly peers: Record<Direction, Map<string, PeerEntry>> = { inbound: new Map(), outbound: new Map() };
   private readonly upstreams: UpstreamSeries;
-  /** meshcar_request_errors_total and meshcar_schema_violations_total series made here (prom-client's, which keep no count). */
-  private errorSeries = 0;
+  /**
+   * meshcar_request_errors_total and meshcar_schema_violations_total series made here, by their
+   * labels (prom-client's families keep no count; they have no method label, so endpoints of
+   * one route share them), and about how many bytes they print.
+   */
+  private readonly errorSeries = new Set<string>();
+  private errorBytes = 0;
 
   /** Route templates per outbound upstream; setRoutes() changes them on a reload. */
   private readonly routesByUpstream: Map<string, readonly string[]>;
@@ -65,13 +72,24 @@ export class TrafficMetrics implements TrafficObserver {
     for (const family of labelled) family.reset();
     for (const cache of [this.peers.inbound, this.peers.outbound]) cache.clear();
     this.upstreams.clear();
-    this.errorSeries = 0;
+    this.errorSeries.clear();
+    this.errorBytes = 0;
   }
 
   /** The request families' lines have reached the series budget: a new series goes to an overflow endpoint. */
   private overBudget(): boolean {
     const { requests, requestDuration, grpcResponses } = this.metrics;
-    return requests.size + HISTOGRAM_LINES * requestDuration.size + grpcResponses.size + this.errorSeries >= (this.options.seriesBudget ?? DEFAULT_SERIES_BUDGET);
+    const lines = requests.size + HISTOGRAM_LINES * requestDuration.size + grpcResponses.size + this.errorSeries.size;
+    const bytes = requests.textBytes + requestDuration.textBytes + grpcResponses.textBytes + this.errorBytes;
+    return lines >= (this.options.seriesBudget ?? DEFAULT_SERIES_BUDGET) || bytes >= (this.options.seriesByteBudget ?? DEFAULT_SERIES_BYTE_BUDGET);
+  }
+
+  /** A meshcar_request_errors_total or meshcar_schema_violations_total series was asked for: counted once per label set. */
+  private errorSeriesMade(family: string, owner: EndpointEntry, value: string): void {
+    const key = `${family}\u0000${owner.direction}\u0000${owner.peer}\u0000${owner.route}\u0000${value}`;
+    if (this.errorSeries.has(key)) return;
+    this.errorSeries.add(key);
+    this.errorBytes += key.length + 70;
   }
 
   /** Where a direction and method's series go past the budget; its own series are made regardless (methods × codes bound them). */
@@ -121,10 +139,12 @@ export class TrafficMetrics implements TrafficObserver {
   }
 
   /**
-   * The route label a record gets (for the access log): its endpoint's, the one its series
-   * carry, `__other__` past a peer's endpoint cap (the log said the learned route there, which
-   * no series has). Called after requestFinished (the access log comes after this observer):
-   * the endpoint is found, not made.
+   * The route label a record gets (for the access log): its endpoint's, `__other__` past a
+   * peer's endpoint cap or for an endpoint first seen past the series budget (the log said the
+   * learned route there, which no series has). Past the budget, a code an endpoint had not
+   * answered before is counted under the overflow's series while the log keeps the endpoint's
+   * route. Called after requestFinished (the access log comes after this observer): the
+   * endpoint is found, not made.
    */
   routeOf(record: RequestRecord): string {
     return this.endpoint(record).route;
@@ -181,14 +201,18 @@ export class TrafficMetrics implements TrafficObserver {
         if (errors === undefined) {
           errors = this.metrics.requestErrors.labels(owner.direction, owner.peer, owner.route, record.errorCode);
           owner.errorsByReason.set(record.errorCode, errors);
-          this.errorSeries++;
+          this.errorSeriesMade('errors', owner, record.errorCode);
         }
         endpoint.errorsByReason.set(record.errorCode, errors);
       }
       errors.inc();
     }
     // the one check a request that is not gRPC pays
-    if (record.grpcStatus !== undefined) countGrpc(this.metrics.grpcResponses, (endpoint.grpc ??= []), this.seriesOwner(endpoint), record.grpcStatus);
+    if (record.grpcStatus !== undefined) {
+      const cache = (endpoint.grpc ??= []);
+      // the budget is asked only when a series would be made
+      countGrpc(this.metrics.grpcResponses, cache, cache[grpcSlot(record.grpcStatus)] === undefined ? this.seriesOwner(endpoint) : endpoint, record.grpcStatus);
+    }
     const schema = record.schema;
     if (schema !== undefined) this.schemaChecked(endpoint, schema.route !== undefined, schema.violation?.kind);
   }
@@ -220,7 +244,7 @@ export class TrafficMetrics implements TrafficObserver {
       if (counter === undefined) {
         counter = this.metrics.schemaViolations.labels(owner.direction, owner.peer, owner.route, kind);
         owner.violationsByKind.set(kind, counter);
-        this.errorSeries++;
+        this.errorSeriesMade('violations', owner, kind);
       }
       endpoint.violationsByKind.set(kind, counter);
     }
@@ -307,12 +331,13 @@ export class TrafficMetrics implements TrafficObserver {
 
   /** Every endpoint with what it answered as OpenAPI response keys (by its `code` labels), for the discovery document. */
   discoveryRows(): DiscoveryRow[] {
-    return [...this.allEndpoints()].map((e) => ({ direction: e.direction, peer: e.peer, method: e.method, route: e.route, count: e.count, responses: [...e.byCode.keys()].map(responseKey).sort(), documented: e.documented }));
+    return [...this.allEndpoints()].filter((e) => e.count > 0).map((e) => ({ direction: e.direction, peer: e.peer, method: e.method, route: e.route, count: e.count, responses: [...e.byCode.keys()].map(responseKey).sort(), documented: e.documented }));
   }
 
   /** The API inventory for /endpoints, most used first. */
   endpoints(): EndpointView[] {
-    const rows = [...this.allEndpoints()].map((e): EndpointView => {
+    // an overflow endpoint made for series alone (past the budget) has served no request of its own
+    const rows = [...this.allEndpoints()].filter((e) => e.count > 0).map((e): EndpointView => {
       const schema = e.documented === undefined ? {} : { documented: e.documented, violations: e.violations };
       return { direction: e.direction, peer: e.peer, method: e.method, route: e.route, count: e.count, errors: e.errors, lastSeen: new Date(e.lastSeenMs).toISOString(), ...schema };
     });

@@ -12,12 +12,11 @@
 import type { Ask } from './messages.js';
 
 /**
- * At most this many samples in one worker's metrics answer. The label caps do not keep a
- * registry below it (each endpoint and status class is a histogram of 16 samples: 22 callers
- * using 100 routes with 3 methods make 420,000), but the primary aggregates the answers on its
- * event loop: 450,000 samples a worker took 7 s and 2.1 GB per page with 2 workers (the review
- * of a raise to 1,000,000). Past it the answer is refused and the refusal logged (primary.ts);
- * the README says to lower the caps (metrics.requests, routes) for such a mesh with workers.
+ * At most this many samples in one worker's metrics answer. A worker's series budget
+ * (traffic-metrics.ts: about 100,000 lines and 12 MiB of the request families) keeps it below
+ * this and MAX_ANSWER_TEXT; the primary aggregates the answers on its event loop: 450,000
+ * samples a worker took 7 s and 2.1 GB per page with 2 workers (the review of a raise to
+ * 1,000,000). Past it the answer is refused and the refusal logged (primary.ts).
  */
 export const MAX_METRIC_SAMPLES = 200_000;
 /** At most this many rows in one worker's /endpoints answer (its route and peer caps keep it far below). */
