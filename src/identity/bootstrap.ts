@@ -117,8 +117,6 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
   });
   const ttl = options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs };
 
-  // the stored roots are tried once, at the first issuance (withToken)
-  let learnedTried = false;
   const withToken = async (): Promise<Svid> => {
     // read when needed, not at start: it is only needed without a usable SVID, and may be rotated
     const tokenPath = options.ca.tokenPath;
@@ -140,26 +138,9 @@ export async function obtainIdentity(options: CaIdentityOptions): Promise<Runnin
     // the request, and the start ended with exit 70 and a stack trace
     const problem = readTokenClaims(token);
     if (typeof problem === 'string') throw new MeshcarError('identity_invalid', `identity.ca.token: the join token file ${tokenPath}: ${problem}`);
-    const ask = () => client.sign({ spiffeId, auth: { token }, ...ttl });
-    return ask()
-      .catch(async (err: unknown) => {
-        // identity.ca.bundle alone does not vouch for the CA's certificate (nothing was sent):
-        // a sidecar away from after a root was added until after the old one was retired meets
-        // a CA under the new root alone. The roots stored with its expired set (learned from the
-        // CA, beside every configured one) that are newer than the configured ones are trusted
-        // then: never an older one, so a bundle an operator replaced after retiring a root
-        // (compromised) keeps that root out
-        if (!(isMeshcarError(err) && err.code === 'ca_mismatch') || learnedTried) throw err;
-        learnedTried = true;
-        const newer = await store.newerStoredRoots(client.configuredBundle);
-        if (newer === undefined) throw err;
-        logger.info(`the CA's certificate does not chain to identity.ca.bundle; trying again trusting the roots newer than its own that the expired SVID in ${options.dir} was stored with`);
-        client.trustLearned(newer);
-        return ask();
-      })
-      .catch((err: unknown) => {
-        throw tokenRefusal(err, tokenPath, options.ca.url, spiffeId);
-      });
+    return client.sign({ spiffeId, auth: { token }, ...ttl }).catch((err: unknown) => {
+      throw tokenRefusal(err, tokenPath, options.ca.url, spiffeId);
+    });
   };
   // renewal authenticates with the current SVID; once that has expired, or the CA no longer
   // trusts it (its root was retired while this sidecar was away), only a token can help

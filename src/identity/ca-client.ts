@@ -112,22 +112,6 @@ export class CaClient {
   }
 
   /**
-   * Roots this workload learned from the CA before (the bundle of an expired stored SVID),
-   * trusted for the CA server until the CA sends its bundle: a sidecar away from after a root
-   * was added until after the old one was retired meets a CA whose certificate chains only to
-   * the new root, which identity.ca.bundle (the old one) does not hold. Only after that bundle
-   * alone failed, and only roots newer than its own (bootstrap.ts, disk-store.ts).
-   */
-  trustLearned(bundlePem: string): void {
-    if (this.learned === '') this.learned = bundlePem;
-  }
-
-  /** identity.ca.bundle as read at start. */
-  get configuredBundle(): string {
-    return this.options.bundlePem;
-  }
-
-  /**
    * A new SVID for request.spiffeId, validated, possibly starting a few minutes ahead (see
    * validateSvidSoon: check validFrom); throws ca_unreachable, ca_refused or identity_invalid.
    */
@@ -156,10 +140,7 @@ export class CaClient {
     try {
       // a CA whose clock runs ahead issues certificates that start in our future: kept (the
       // join token that paid for it may be single-use), served once valid (validFrom)
-      const svid = validateSvidSoon({ privateKeyPem: keyPair.privateKeyPem, chainPem: chain, bundlePem: bundle }, request.spiffeId);
-      // the CA's bundle of now replaces what was learned before (roots from disk: trustLearned)
-      this.learned = bundle;
-      return svid;
+      return validateSvidSoon({ privateKeyPem: keyPair.privateKeyPem, chainPem: chain, bundlePem: bundle }, request.spiffeId);
     } catch (err) {
       throw new MeshcarError('identity_invalid', `the CA's new SVID is not usable: ${describeError(err)}${expiredOnArrival(chain)}`, { cause: err });
     }

@@ -9,7 +9,7 @@
 
 import { readBoundedText } from '../bounded-file.js';
 import { MAX_PEM_FILE_BYTES } from './pem-files.js';
-import { randomBytes, type X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -17,9 +17,6 @@ import { describeError } from '../errors.js';
 import { fsyncDirectory } from '../atomic-file.js';
 import { otherWriters } from '../user-paths.js';
 import { lifetimeMs, remainingMs, validateSvidSoon, type Svid } from './svid.js';
-import { hasUnterminatedPemBlock } from '../pki/pem.js';
-import { bundleRoots } from '../pki/chain-to-roots.js';
-import { readPrintedDate } from '../pki/cert-dates.js';
 
 /** Same names as `meshcar ca issue` writes, so operators find what they expect. */
 export const STORE_FILES = Object.freeze({ key: 'svid.key', chain: 'svid.crt', bundle: 'bundle.pem' });
@@ -222,36 +219,6 @@ export class DiskStore {
     // all expired is what a long stop looks like; anything else is worth a warning
     const message = `no usable stored SVID, requesting a new one: ${refused.join('; ')}`;
     (broken ? warn : info).call(this.logger, { dir: this.dir }, message);
-    return undefined;
-  }
-
-  /**
-   * The roots of the newest stored set whose bundle holds every root of `mustHold` (the
-   * configured identity.ca.bundle) that are not older than any of those, whatever the set's dates:
-   * roots the CA added after the configured ones (a root rotation's new root), learned over a
-   * channel `mustHold` vouched for. Never an older root: an operator who replaced the bundle
-   * after retiring a root (compromised) keeps it out. A bundle without the configured roots is
-   * none of this lineage (another CA's, planted). Undefined when none qualifies, or when the
-   * folder is not ours alone (load() serves nothing from it then either).
-   */
-  async newerStoredRoots(mustHold: string): Promise<string | undefined> {
-    if ((await this.othersCanWrite()) !== undefined) return undefined;
-    const configured = bundleRoots(mustHold);
-    if (configured.length === 0) return undefined;
-    const startMs = (root: X509Certificate): number => readPrintedDate(root.validFrom)?.getTime() ?? Number.NaN;
-    const newest = Math.max(...configured.map(startMs));
-    const candidates = await this.candidates().catch(() => [] as Candidate[]);
-    for (const candidate of candidates) {
-      const pem = await readBoundedText(path.join(candidate.dir, STORE_FILES.bundle), MAX_PEM_FILE_BYTES).catch(() => undefined);
-      if (pem === undefined || hasUnterminatedPemBlock(pem)) continue;
-      const stored = bundleRoots(pem);
-      const held = new Set(stored.map((root) => root.fingerprint256));
-      if (!configured.every((root) => held.has(root.fingerprint256))) continue;
-      // not older: a root made in the same second as the configured one (a CA set up and rotated
-      // at once) counts; an older one, never
-      const newer = stored.filter((root) => !configured.some((c) => c.fingerprint256 === root.fingerprint256) && startMs(root) >= newest);
-      return newer.length === 0 ? undefined : newer.map((root) => root.toString()).join('');
-    }
     return undefined;
   }
 

@@ -73,7 +73,8 @@ t.test("a bundle without the current certificate's root is not taken: said, a re
   t.equal(renewAsked, 2, 'each poll asks for a renewal');
   t.equal(persisted, 0, 'nothing stored');
   const said = lines.filter((l) => /no longer covers the current certificate/.test(String(l.msg)));
-  t.equal(said.length, 2, 'one warning per poll');
+  // the second poll says the same: at debug (bundle-refresh.ts, 38a14860)
+  t.equal(said.length, 1, 'one warning for two polls saying the same');
   t.ok(said.every((l) => l.level === 40), 'at warn');
   t.match(String(said[0]?.msg), /the CA's trust bundle no longer covers the current certificate \(.*was not issued by any certificate of the chain or the bundle.*\); renewing now/, 'naming why');
 
