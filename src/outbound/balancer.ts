@@ -34,10 +34,6 @@ const UNKNOWN_COST = 1e6;
 export interface LoadState {
   /** Requests on this endpoint now (streams open). */
   outstanding: number;
-  /** Of those, the ones still waiting for their response head. */
-  awaitingHead: number;
-  /** performance.now() since which no head has come while some were awaited (the first one awaited, or the last head). */
-  headWaitSince: number;
   /** Peak EWMA of the latency, ms, as of `stamp`. */
   ewma: number;
   /** performance.now() of the last sample. */
@@ -53,35 +49,15 @@ export interface LoadState {
 }
 
 export function initialLoad(): LoadState {
-  return { outstanding: 0, awaitingHead: 0, headWaitSince: 0, ewma: 0, stamp: 0, failures: 0, ejected: false, ejectedUntil: 0, ejections: 0, ejectTimer: undefined };
+  return { outstanding: 0, ewma: 0, stamp: 0, failures: 0, ejected: false, ejectedUntil: 0, ejections: 0, ejectTimer: undefined };
 }
 
-/**
- * ewma × (outstanding + 1), the EWMA decayed to `now` (no sample for a while: it drifts down, so
- * the endpoint is probed again), and never below how long requests on it have waited for a head
- * with none coming: an estimate decayed through a quiet spell (40 s: ~e⁻⁴ of it) stayed near
- * nothing while requests sent to an endpoint gone silent (its packets dropped) waited for their
- * timeout, so it drew 20 of the next 33 requests beside a healthy one (a review of partitions).
- * A head that comes restarts the count: a busy healthy endpoint's is the gap between heads.
- */
+/** ewma × (outstanding + 1), the EWMA decayed to `now` (no sample for a while: it drifts down, so the endpoint is probed again). */
 export function loadCost(e: LoadState, now: number, decayMs: number): number {
   if (e.ewma === 0) return e.outstanding === 0 ? 0 : UNKNOWN_COST + e.outstanding;
   const elapsed = now - e.stamp;
   const ewma = elapsed > 0 ? e.ewma * Math.exp(-elapsed / decayMs) : e.ewma;
-  const waited = e.awaitingHead > 0 ? now - e.headWaitSince : 0;
-  return (waited > ewma ? waited : ewma) * (e.outstanding + 1);
-}
-
-/** A stream was opened on the endpoint: its head is awaited (the count of silence starts with the first). */
-export function awaitHead(e: LoadState, now: number): void {
-  if (e.awaitingHead === 0) e.headWaitSince = now;
-  e.awaitingHead += 1;
-}
-
-/** A stream's head came (`answered`), or it closed without one: no longer awaited; a head restarts the count. */
-export function headSettled(e: LoadState, now: number, answered: boolean): void {
-  if (e.awaitingHead > 0) e.awaitingHead -= 1;
-  if (answered) e.headWaitSince = now;
+  return ewma * (e.outstanding + 1);
 }
 
 /** Folds one latency sample (ms) into the estimate: peaks at once, lower values by time decay. */

@@ -13,7 +13,7 @@ import type { IncomingHttpHeaders, IncomingHttpStatusHeader } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { effectiveStatus, grpcAnswerType, grpcHealthStatus } from '../http/status.js';
 import type { TrafficObserver } from '../metrics/traffic.js';
-import { awaitHead, headSettled, type EndpointHealth } from './balancer.js';
+import type { EndpointHealth } from './balancer.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { closeIfRemoved } from './pool-sessions.js';
@@ -66,7 +66,6 @@ export function streamRespondedListener(health: EndpointHealth<UpstreamEndpoint>
     const endpoint = this[ENDPOINT];
     if (endpoint === undefined || this[ANSWERED]) return;
     this[ANSWERED] = true;
-    headSettled(endpoint, performance.now(), true);
     const latency = sinceRequest(this);
     // a remote sidecar's own error counts as its status, also when a gRPC caller got it as 200
     const status = effectiveStatus(Number(head[':status']), head);
@@ -132,7 +131,6 @@ export function streamClosedListener(pool: UpstreamPool, health: EndpointHealth<
     const endpoint = this[ENDPOINT];
     if (endpoint === undefined) return;
     endpoint.outstanding -= 1;
-    if (!this[ANSWERED]) headSettled(endpoint, 0, false);
     // the last stream on an endpoint a reload or DNS removed meanwhile: its sessions go too
     if (endpoint.outstanding === 0) closeIfRemoved(pool, endpoint);
     // closed with no response: a reset, a timeout (cancelled by the forwarder), a dead session;
@@ -166,7 +164,6 @@ export function countStream(pool: UpstreamPool, stream: TrackedStream, endpoint:
   endpoint.outstanding += 1;
   stream[ENDPOINT] = endpoint;
   stream[OPENED] = performance.now();
-  awaitHead(endpoint, stream[OPENED]);
   stream[SENT] = undefined;
   stream[HELD] = false;
   stream[CONTINUE_WAIT] = undefined;
