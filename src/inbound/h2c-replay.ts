@@ -11,6 +11,7 @@ import type { Exchange } from './exchange.js';
 import { exchangeOf, type UpstreamRequest } from './exchange-links.js';
 import type { PoolWaiter } from './h2c-pool.js';
 import type { Lease } from './h2c-lease.js';
+import { ReplayCopy } from '../http/replay-copy.js';
 
 /** Request body bytes kept for a replay (as the outbound's retry.bufferLimit); past it a refused request is answered 503. */
 export const BODY_KEEP_LIMIT = 64 * 1024;
@@ -21,8 +22,8 @@ export const MAX_SENDS = 4;
 const kKept = Symbol('meshcar.inbound.keptBody');
 
 interface KeptBody {
-  chunks: Buffer[] | null;
-  size: number;
+  /** Copied into one buffer as it goes by (replay-copy.ts); null: past the limit, or answered. */
+  copy: ReplayCopy | null;
 }
 
 interface WithKept {
@@ -31,32 +32,32 @@ interface WithKept {
 
 /** Starts keeping the body that goes by (first send only). */
 export function keepBody(exchange: Exchange): void {
-  (exchange as unknown as WithKept)[kKept] = { chunks: [], size: 0 };
+  (exchange as unknown as WithKept)[kKept] = { copy: new ReplayCopy(BODY_KEEP_LIMIT) };
   exchange.requestBody.on('data', onKeepBody);
 }
 
 function onKeepBody(this: Readable, chunk: Buffer): void {
   const kept = (exchangeOf(this) as unknown as WithKept)[kKept];
-  if (kept === undefined || kept.chunks === null) return;
-  kept.size += chunk.length;
-  if (kept.size > BODY_KEEP_LIMIT) {
-    kept.chunks = null; // too large to replay: a refusal from now on is answered 503
+  if (kept === undefined || kept.copy === null) return;
+  if (!kept.copy.add(chunk)) {
+    kept.copy = null; // too large to replay: a refusal from now on is answered 503
     this.off('data', onKeepBody);
-  } else kept.chunks.push(chunk);
+  }
 }
 
 /** The app answered: nothing will be replayed, so the copy goes (a long upload would hold it for its whole life). */
 export function dropKeptBody(exchange: Exchange): void {
   const kept = (exchange as unknown as WithKept)[kKept];
-  if (kept === undefined || kept.chunks === null) return;
-  kept.chunks = null;
+  if (kept === undefined || kept.copy === null) return;
+  kept.copy = null;
   exchange.requestBody.off('data', onKeepBody);
 }
 
 /** The body that went out so far, for a replay; null: more went out than was kept. */
 export function keptBody(exchange: Exchange): Buffer[] | null {
   const kept = (exchange as unknown as WithKept)[kKept];
-  return kept === undefined ? [] : kept.chunks;
+  if (kept === undefined) return [];
+  return kept.copy === null ? null : kept.copy.size === 0 ? [] : [kept.copy.bytes()];
 }
 
 /**

@@ -15,6 +15,7 @@ import { attemptOf } from './attempt-events.js';
 import { expectsContinue } from './expect-continue.js';
 import { isRetryableRequest, type RetryOutcome, type RetryReason } from './retry.js';
 import { cancelStream, type UpstreamStream } from './upstream-stream.js';
+import { ReplayCopy } from '../http/replay-copy.js';
 
 /** The outcome of the attempt in progress, when it is a retry (reported once). */
 export function reportRetry(attempt: Attempt, outcome: RetryOutcome): void {
@@ -28,10 +29,12 @@ export function onKeepBody(this: Readable, chunk: Buffer): void {
   const attempt = attemptOf(this);
   if (attempt.body === null) return;
   attempt.bodySize += chunk.length;
-  if (attempt.bodySize > attempt.pool.retry.bufferLimit) {
+  // copied, not kept as the view of the read it came in (replay-copy.ts)
+  if (attempt.bodyCopy === undefined || !attempt.bodyCopy.add(chunk)) {
     attempt.body = null; // too large to replay: this request will not be retried
+    attempt.bodyCopy = undefined;
     attempt.appBody.off('data', onKeepBody);
-  } else attempt.body.push(chunk);
+  }
 }
 
 /**
@@ -44,6 +47,7 @@ export function keepBodyForReplay(attempt: Attempt): void {
   const headers = attempt.reqHeaders;
   if (pool.retry.attempts > 0 && !expectsContinue(headers.expect) && !(Number(headers['content-length']) > pool.retry.bufferLimit)) {
     attempt.body = [];
+    attempt.bodyCopy = new ReplayCopy(pool.retry.bufferLimit);
     attempt.appBody.on('data', onKeepBody);
   }
 }
@@ -60,7 +64,7 @@ export function replayBody(attempt: Attempt, up: UpstreamStream): void {
     attempt.fail(new MeshcarError('upstream_unavailable', `the request to ${attempt.pool.name} was not sent again: its body went past retries.bufferLimit while the retry waited`));
     return;
   }
-  const sofar = kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept);
+  const sofar = attempt.bodyCopy !== undefined ? attempt.bodyCopy.bytes() : kept.length === 1 ? (kept[0] as Buffer) : Buffer.concat(kept);
   if (attempt.bodyDone || attempt.appBody.readableEnded) {
     up.end(sofar);
     return;
@@ -77,6 +81,7 @@ export function replayBody(attempt: Attempt, up: UpstreamStream): void {
 export function dropKeptBody(attempt: Attempt): void {
   if (attempt.body !== null) {
     attempt.body = null;
+    attempt.bodyCopy = undefined;
     attempt.appBody.off('data', onKeepBody);
   }
 }

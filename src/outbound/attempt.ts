@@ -25,6 +25,7 @@ import { hostName, targetFormProblem } from './router.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { MAX_CONNECT_ATTEMPTS } from './pool-failover.js';
+import type { ReplayCopy } from '../http/replay-copy.js';
 import { markCancelled, markRequestSent, markUnfinishedAtDeadline } from './pool-counting.js';
 import { leaveWhenFlushed } from './flushing-upload.js';
 import { upstreamHeadProblem } from './head-limits.js';
@@ -88,6 +89,8 @@ export abstract class Attempt {
   piped: boolean;
   /** The body as it went by, for replay; null: not kept (no retries, 100-continue, over the limit, or answered). */
   body: Buffer[] | null;
+  /** What `body` stands for while the app's body goes by: copied into one buffer (attempt-retry.ts keepBodyForReplay). */
+  bodyCopy: ReplayCopy | undefined = undefined;
   bodySize: number;
 
   // `preread`: the whole body, already read by the schema check; sent as a replay would be
