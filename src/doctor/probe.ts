@@ -95,7 +95,7 @@ export function dialTls(options: TlsDial): Promise<TLSSocket> {
     ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
     ...(options.servername && net.isIP(options.servername) === 0 ? { servername: options.servername } : {}),
     // the policy every meshcar endpoint speaks (versions, ciphers, security level): a peer the
-    // sidecar refuses (an RSA-1024 key) is refused here too, not passed with a ✓
+    // sidecar refuses (an RSA-1024 key) is refused here too, not passed with a check mark
     ...TLS_POLICY,
     checkServerIdentity: () => undefined,
     lookup: doctorLookup,

@@ -75,17 +75,18 @@ t.test('the OpenMetrics form costs well under the render', async (t) => {
   const metrics = new Metrics();
   traffic(metrics, 20, 100, [200, 404, 503]);
   const text = await metrics.render();
-  const fastest = (work: () => unknown): number => {
+  // the render is asynchronous (prom-client's families are awaited): timed to its end
+  const fastest = async (work: () => unknown): Promise<number> => {
     let best = Infinity;
     for (let i = 0; i < 3; i++) {
       const started = performance.now();
-      work();
+      await work();
       best = Math.min(best, performance.now() - started);
     }
     return best;
   };
-  const render = fastest(() => metrics.registry.metrics());
-  const convert = fastest(() => toOpenMetrics(text));
+  const render = await fastest(() => metrics.registry.metrics());
+  const convert = await fastest(() => toOpenMetrics(text));
   t.comment(`${(text.length / 1e6).toFixed(1)} MB: render ${render.toFixed(1)} ms, OpenMetrics form ${convert.toFixed(1)} ms`);
   t.ok(convert < render * 0.6, `the OpenMetrics form (${convert.toFixed(1)} ms) under 0.6 of the render (${render.toFixed(1)} ms)`);
 });
