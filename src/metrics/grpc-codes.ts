@@ -34,17 +34,13 @@ const UNKNOWN_SLOT = 2;
 
 /** The slot of a status (a number, or null: none) among the 18 label values: where an endpoint's cache holds its child. */
 export function grpcSlot(status: number | null): number {
-  return slotOf(status);
-}
-
-function slotOf(status: number | null): number {
   if (status === null) return NONE_SLOT;
   return status >= 0 && status < NONE_SLOT ? status : UNKNOWN_SLOT;
 }
 
 /** The grpc_code label of a status (a number, or null: the answer carried none). */
 export function grpcCodeLabel(status: number | null): string {
-  const slot = slotOf(status);
+  const slot = grpcSlot(status);
   return slot === NONE_SLOT ? GRPC_CODE_NONE : (GRPC_CODE_NAMES[slot] as string);
 }
 
@@ -64,7 +60,7 @@ export interface GrpcLabels {
  * is made with the labels of `labels` (the endpoint, or its overflow past the series budget).
  */
 export function countGrpc(family: RequestCounter<string>, cache: GrpcChildren, labels: GrpcLabels, status: number | null): void {
-  const slot = slotOf(status);
+  const slot = grpcSlot(status);
   let child = cache[slot];
   if (child === undefined) {
     child = family.labels(labels.direction, labels.peer, labels.route, grpcCodeLabel(status));

@@ -104,6 +104,16 @@ export abstract class Family<L extends string, C> {
     return this.children.size;
   }
 
+  /** The sample lines the series print together (the series budget's other measure). */
+  get lines(): number {
+    return this.children.size * this.linesPerSeries();
+  }
+
+  /** Sample lines one series prints. */
+  protected linesPerSeries(): number {
+    return 1;
+  }
+
   /** Drops one series (an upstream a reload removed); a child held by a caller is dropped with it. */
   remove(...values: string[]): void {
     const key = values.join('\u0000');
@@ -199,6 +209,11 @@ export class RequestHistogram<L extends string> extends Family<L, RequestHistogr
   constructor(options: FamilyOptions<L> & { readonly buckets: readonly number[] }) {
     super(options);
     this.bounds = [...options.buckets].sort((a, b) => a - b);
+  }
+
+  // its buckets, +Inf, _sum and _count
+  protected override linesPerSeries(): number {
+    return this.bounds.length + 3;
   }
 
   protected newChild(labels: Record<L, string>): RequestHistogramChild<L> {

@@ -7,7 +7,8 @@
 // Those caps bound one peer, not a page: a series budget for all peers together bounds that.
 // What it keeps per peer and endpoint: traffic-entries.ts.
 
-import { DURATION_BUCKETS, type Metrics } from './registry.js';
+import type { Counter } from 'prom-client';
+import type { Metrics } from './registry.js';
 import type { DiscoveryRow } from './discovery.js';
 import { methodLabel, RouteLabeler, DEFAULT_ROUTE_CAP, OTHER_ROUTE } from './route-templates.js';
 import { codeLabel, isRegisteredStatus, responseKey, statusClass } from './status-labels.js';
@@ -37,9 +38,6 @@ const OTHER_PEER = '__other__';
  */
 export const DEFAULT_SERIES_BUDGET = 100_000;
 export const DEFAULT_SERIES_BYTE_BUDGET = 12 * 1024 * 1024;
-
-/** The lines one duration histogram series prints: its buckets, +Inf, _sum and _count. */
-const HISTOGRAM_LINES = DURATION_BUCKETS.length + 3;
 
 export class TrafficMetrics implements TrafficObserver {
   private readonly peers: Record<Direction, Map<string, PeerEntry>> = { inbound: new Map(), outbound: new Map() };
@@ -79,17 +77,33 @@ export class TrafficMetrics implements TrafficObserver {
   /** The request families' lines have reached the series budget: a new series goes to an overflow endpoint. */
   private overBudget(): boolean {
     const { requests, requestDuration, grpcResponses } = this.metrics;
-    const lines = requests.size + HISTOGRAM_LINES * requestDuration.size + grpcResponses.size + this.errorSeries.size;
+    const lines = requests.lines + requestDuration.lines + grpcResponses.lines + this.errorSeries.size;
     const bytes = requests.textBytes + requestDuration.textBytes + grpcResponses.textBytes + this.errorBytes;
     return lines >= (this.options.seriesBudget ?? DEFAULT_SERIES_BUDGET) || bytes >= (this.options.seriesByteBudget ?? DEFAULT_SERIES_BYTE_BUDGET);
   }
 
-  /** A meshcar_request_errors_total or meshcar_schema_violations_total series was asked for: counted once per label set. */
-  private errorSeriesMade(family: string, owner: EndpointEntry, value: string): void {
-    const key = `${family}\u0000${owner.direction}\u0000${owner.peer}\u0000${owner.route}\u0000${value}`;
-    if (this.errorSeries.has(key)) return;
-    this.errorSeries.add(key);
-    this.errorBytes += key.length + 70;
+  /**
+   * The endpoint's meshcar_request_errors_total or meshcar_schema_violations_total child for
+   * `value` (a reason, a kind): its own, or past the budget its overflow's, kept on the endpoint
+   * for the next lookup. A series made is counted once per label set (the families have no
+   * method label: endpoints of one route share them).
+   */
+  private reasonCounter(endpoint: EndpointEntry, held: 'errorsByReason' | 'violationsByKind', family: Metrics['requestErrors'], value: string): Counter.Internal {
+    let counter = endpoint[held].get(value);
+    if (counter !== undefined) return counter;
+    const owner = this.seriesOwner(endpoint);
+    counter = owner[held].get(value);
+    if (counter === undefined) {
+      counter = family.labels(owner.direction, owner.peer, owner.route, value);
+      owner[held].set(value, counter);
+      const key = `${held}\u0000${owner.direction}\u0000${owner.peer}\u0000${owner.route}\u0000${value}`;
+      if (!this.errorSeries.has(key)) {
+        this.errorSeries.add(key);
+        this.errorBytes += key.length + 70;
+      }
+    }
+    endpoint[held].set(value, counter);
+    return counter;
   }
 
   /** Where a direction and method's series go past the budget; its own series are made regardless (methods × codes bound them). */
@@ -194,18 +208,7 @@ export class TrafficMetrics implements TrafficObserver {
     endpoint.lastSeenMs = Date.now();
     if (record.errorCode !== undefined) {
       endpoint.errors++;
-      let errors = endpoint.errorsByReason.get(record.errorCode);
-      if (errors === undefined) {
-        const owner = this.seriesOwner(endpoint);
-        errors = owner.errorsByReason.get(record.errorCode);
-        if (errors === undefined) {
-          errors = this.metrics.requestErrors.labels(owner.direction, owner.peer, owner.route, record.errorCode);
-          owner.errorsByReason.set(record.errorCode, errors);
-          this.errorSeriesMade('errors', owner, record.errorCode);
-        }
-        endpoint.errorsByReason.set(record.errorCode, errors);
-      }
-      errors.inc();
+      this.reasonCounter(endpoint, 'errorsByReason', this.metrics.requestErrors, record.errorCode).inc();
     }
     // the one check a request that is not gRPC pays
     if (record.grpcStatus !== undefined) {
@@ -237,18 +240,7 @@ export class TrafficMetrics implements TrafficObserver {
     endpoint.documented = documented;
     if (kind === undefined) return;
     endpoint.violations++;
-    let counter = endpoint.violationsByKind.get(kind);
-    if (counter === undefined) {
-      const owner = this.seriesOwner(endpoint);
-      counter = owner.violationsByKind.get(kind);
-      if (counter === undefined) {
-        counter = this.metrics.schemaViolations.labels(owner.direction, owner.peer, owner.route, kind);
-        owner.violationsByKind.set(kind, counter);
-        this.errorSeriesMade('violations', owner, kind);
-      }
-      endpoint.violationsByKind.set(kind, counter);
-    }
-    counter.inc();
+    this.reasonCounter(endpoint, 'violationsByKind', this.metrics.schemaViolations, kind).inc();
   }
 
   tlsHandshakeFailed(direction: Direction, reason: TlsFailureReason): void {
