@@ -17,6 +17,7 @@ import type { EndpointHealth } from './balancer.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { closeIfRemoved } from './pool-sessions.js';
+import { watchAnswersOf } from './session-probe.js';
 import { responseEnds, type UpstreamStream } from './upstream-stream.js';
 
 // what the pool notes on each of its streams, read by its shared 'response' and 'close' listeners
@@ -193,9 +194,13 @@ export function markAnswerCut(pool: UpstreamPool, stream: UpstreamStream): void 
   pool.health.failedWithPenalty(endpoint, sinceRequest(s));
 }
 
-/** The request is whole on `stream` (the attempt controller tells: a bodiless request or a replay at once, an upload at its end). */
+/**
+ * The request is whole on `stream` (the attempt controller tells: a bodiless request or a
+ * replay at once, an upload at its end); its session's silence watch starts (session-probe.ts).
+ */
 export function markRequestSent(stream: UpstreamStream): void {
   (stream as TrackedStream)[SENT] = performance.now();
+  watchAnswersOf(stream);
 }
 
 /**

@@ -6,7 +6,14 @@
 // socket's count, which either codec's reading moves) say the peer is there, so a session
 // carrying traffic never PINGs; as Envoy's connection_keepalive, but without a timer per PING.
 // A request that timed out unanswered asks for a probe (probeSession): a PING now, to be
-// answered within PROBE_MS, bytes or not. Bytes are no proof there: Node's core http2 stops
+// answered within PROBE_MS, bytes or not. And a session that goes quiet while requests on it
+// wait (watchAnswers, once a request is whole on it) is probed after STALL_MS of silence, not a
+// whole interval or a request's timeout later: a path that died after a quiet spell otherwise
+// took every request put on it to its 15 s timeout, and its endpoint, whose latency estimate had
+// decayed while nothing came, drew most of them (20 of 33 beside a live one). A live peer ACKs
+// within a round trip; its app may take as long as it likes. Each probe that the same silence
+// follows doubles the wait for the next (a long poll or a quiet stream is PINGed at 1, 3, 7, 15
+// s..., then once an interval), and traffic of the peer's own sets it back. Bytes are no proof there: Node's core http2 stops
 // reading a session it sent GOAWAY(PROTOCOL_ERROR) on by itself (an upstream's DATA before its
 // HEADERS) without a word to us, while the peer may still send; only an ACK says the session works.
 
@@ -20,8 +27,14 @@ export interface KeepaliveSession {
   ping(callback: (err: Error | null) => void): unknown;
 }
 
+/** Streams open on a session (each codec counts its own). */
+export type OpenStreams = () => number;
+
 /** How long a probed session has to answer its PING (the inbound's probe of an h2c app's session waits as long). */
 export const PROBE_MS = 5_000;
+
+/** The silence a session with requests waiting keeps before its first probe (doubled while the silence goes on). */
+export const STALL_MS = 1_000;
 
 const KEEPALIVES = new WeakMap<object, Keepalive>();
 
@@ -31,6 +44,13 @@ export class Keepalive {
   private bytesAtTick: number;
   private readonly timer: NodeJS.Timeout;
   private probeTimer: NodeJS.Timeout | undefined;
+  // the watch of a session with requests waiting (watchAnswers): armed by a request, it re-arms
+  // itself while streams are open, so a busy session has one timer a second, an idle one none
+  private stallTimer: NodeJS.Timeout | undefined;
+  private stallMs = STALL_MS;
+  private bytesAtStall = 0;
+  private probedLastWindow = false;
+  private readonly onStall = (): void => this.stallCheck();
   private readonly onAck = (err: Error | null): void => {
     this.awaitingAck = false;
     this.clearProbe();
@@ -41,6 +61,7 @@ export class Keepalive {
     private readonly session: KeepaliveSession,
     private readonly intervalMs: number,
     private readonly dead: (err: Error) => void,
+    private readonly openStreams: OpenStreams,
   ) {
     this.bytesAtTick = bytesReadOf(session);
     this.timer = setInterval(() => this.tick(), intervalMs);
@@ -68,22 +89,59 @@ export class Keepalive {
     this.ping();
   }
 
-  /** A PING now (unless one is out), which must be answered within PROBE_MS (or the interval, if shorter). */
-  probe(): void {
+  /** A PING now (unless one is out), which must be answered within PROBE_MS (or the interval, if shorter); `after`: why it was sent. */
+  probe(after = 'a request on it timed out'): void {
     if (this.session.destroyed || this.probeTimer !== undefined || cannotPing(this.session)) return;
     const withinMs = Math.min(PROBE_MS, this.intervalMs);
     this.probeTimer = setTimeout(() => {
       this.probeTimer = undefined;
       if (this.session.destroyed) return;
       this.awaitingAck = false;
-      this.dead(new Error(`did not answer a PING within ${withinMs} ms after a request on it timed out`));
+      this.dead(new Error(`did not answer a PING within ${withinMs} ms after ${after}`));
     }, withinMs);
     this.probeTimer.unref();
     if (!this.awaitingAck) this.ping();
   }
 
+  /** A request is whole on the session and waits for its answer: the silence watch starts, unless it runs. */
+  watchAnswers(): void {
+    if (this.stallTimer !== undefined || this.session.destroyed) return;
+    this.bytesAtStall = bytesReadOf(this.session);
+    this.probedLastWindow = false;
+    this.armStall();
+  }
+
+  /** A window of the watch ended: silence with streams open is probed; the watch ends with the last stream. */
+  private stallCheck(): void {
+    this.stallTimer = undefined;
+    const open = this.session.destroyed ? 0 : this.openStreams();
+    if (open === 0) {
+      this.stallMs = STALL_MS; // the next request starts a new watch
+      return;
+    }
+    const bytes = bytesReadOf(this.session);
+    if (bytes !== this.bytesAtStall) {
+      // heard from the peer: on its own (not just our PING's ACK), the silence is over
+      if (!this.probedLastWindow) this.stallMs = STALL_MS;
+      this.probedLastWindow = false;
+      this.bytesAtStall = bytes;
+    } else {
+      this.probe(`${this.stallMs} ms in which nothing came while ${open} stream${open === 1 ? '' : 's'} on it waited`);
+      this.probedLastWindow = true;
+      this.stallMs = Math.min(this.stallMs * 2, this.intervalMs);
+    }
+    this.armStall();
+  }
+
+  private armStall(): void {
+    this.stallTimer = setTimeout(this.onStall, this.stallMs);
+    this.stallTimer.unref();
+  }
+
   stop(): void {
     clearInterval(this.timer);
+    if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
     this.clearProbe();
     KEEPALIVES.delete(this.session);
   }
@@ -106,10 +164,16 @@ export class Keepalive {
 
 /**
  * Starts the keepalive; `dead` is called once with what the peer missed (a PING, or the PING
- * failed). Timers are unref'd; stop() the keepalive when the session closes.
+ * failed); `openStreams` counts the session's streams (the silence watch runs while there are
+ * any). Timers are unref'd; stop() the keepalive when the session closes.
  */
-export function startKeepalive(session: KeepaliveSession, intervalMs: number, dead: (err: Error) => void): Keepalive {
-  return new Keepalive(session, intervalMs, dead);
+export function startKeepalive(session: KeepaliveSession, intervalMs: number, dead: (err: Error) => void, openStreams: OpenStreams): Keepalive {
+  return new Keepalive(session, intervalMs, dead, openStreams);
+}
+
+/** A request is whole on `session` (either codec's) and waits for its answer: watch the session for silence. */
+export function watchAnswers(session: object): void {
+  KEEPALIVES.get(session)?.watchAnswers();
 }
 
 /** Asks `session` (either codec's) to prove it is alive: a request on it timed out unanswered. */

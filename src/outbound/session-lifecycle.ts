@@ -56,7 +56,7 @@ export function manageSession(session: ClientHttp2Session, policy: SessionPolicy
     onDead?.(err.message);
     // what the streams cut with it are told (their 502s say it): "the upstream did not answer a PING ..."
     session.destroy(new Error(`the upstream ${err.message}`));
-  });
+  }, () => activeStreams(session));
 
   session.once('close', () => {
     clearTimer(ageTimer); // a jittered age, a list of its own (timer-clear.ts)

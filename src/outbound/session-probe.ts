@@ -4,13 +4,21 @@
 // the protocol, without telling us) is destroyed within seconds of the first such request, not
 // after two keepalive intervals of requests sent into it. A live session answers and nothing
 // happens: a slow upstream is no dead one. At most one probe per session is out at a time.
+// A request whole on its stream starts the session's silence watch (watchAnswersOf), which
+// probes a session that reads nothing while requests wait, before any deadline passes.
 
 import { sessionOf } from './goaway-refused.js';
-import { probeSession } from './session-keepalive.js';
+import { probeSession, watchAnswers } from './session-keepalive.js';
 import { meshcarConnectionOf, type UpstreamStream } from './upstream-stream.js';
 
 /** Probes the session `up` was made on (either codec). */
 export function probeSessionOf(up: UpstreamStream): void {
   const session = meshcarConnectionOf(up) ?? sessionOf(up);
   if (session !== undefined) probeSession(session);
+}
+
+/** Starts the silence watch of the session `up` was made on (either codec), unless it runs. */
+export function watchAnswersOf(up: UpstreamStream): void {
+  const session = meshcarConnectionOf(up) ?? sessionOf(up);
+  if (session !== undefined) watchAnswers(session);
 }
