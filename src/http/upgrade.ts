@@ -1,8 +1,9 @@
 // The protocols an Upgrade header offers (RFC 9110 §7.8: a comma-separated list, each a name
 // with an optional /version). Both sidecars refuse an upgrade to h2c wherever it is listed:
 // the app would switch on `Upgrade: websocket, h2c` as readily as on `Upgrade: h2c`, and an h2c
-// tunnel would carry later requests past the per-request policy. Also says what a 101 that is no
-// switch lacks.
+// tunnel would carry later requests past the per-request policy. (The outbound serves an offer
+// of h2c alone as the plain request it also is, passing no Upgrade on: h2c-offer-ignored.ts.)
+// Also says what a 101 that is no switch lacks.
 
 /** Whether `upgrade` lists h2c among its protocols (any case, any version, any position). */
 export function offersH2c(upgrade: string | string[] | undefined): boolean {
@@ -13,6 +14,12 @@ export function offersH2c(upgrade: string | string[] | undefined): boolean {
     if (name === 'h2c' || name.startsWith('h2c/')) return true;
   }
   return false;
+}
+
+/** Whether `upgrade` offers h2c and nothing else (the offer a client makes of HTTP/2 alone: Java's HttpClient, curl --http2). */
+export function offersOnlyH2c(upgrade: string | string[] | undefined): boolean {
+  const names = protocolNames(upgrade);
+  return names.length > 0 && names.every((name) => name === 'h2c');
 }
 
 /** The protocol names of an Upgrade field, lower-cased, versions left out. */

@@ -27,6 +27,8 @@ import { closeWhenIdle, countOpenStream, openStreams, streamsOpenOn } from './h2
 import type { Logger } from 'pino';
 import { requestIdOf } from '../http/request-id.js';
 import { busy, closeAfterAnswers, ignore, kBusy, kCloseWhenIdle, kHttp2, kUpgraded, onClientError, onConnect, trackResponse, type TrackedSocket } from './app-connections.js';
+import { serveWithoutH2cOffer } from './h2c-offer-ignored.js';
+import { offersOnlyH2c } from '../http/upgrade.js';
 
 /**
  * The head size the h2c listener advertises: heads up to it reach our own check (a recorded 431
@@ -131,6 +133,11 @@ export class AppListener {
       // connection closes after the answers before it, as the inbound's does
       if (busy(socket as Socket)) {
         closeAfterAnswers(socket as Socket);
+        return;
+      }
+      // h2c alone: the plain request it also is, answered in HTTP/1.1 (h2c-offer-ignored.ts)
+      if (offersOnlyH2c(req.headers.upgrade)) {
+        serveWithoutH2cOffer(this.http1, req, socket as Socket, head);
         return;
       }
       (socket as TrackedSocket)[kUpgraded] = true;
