@@ -11,9 +11,13 @@
 // whole interval or a request's timeout later: a path that died after a quiet spell otherwise
 // took every request put on it to its 15 s timeout, and its endpoint, whose latency estimate had
 // decayed while nothing came, drew most of them (20 of 33 beside a live one). A live peer ACKs
-// within a round trip; its app may take as long as it likes. Each probe that the same silence
-// follows doubles the wait for the next (a long poll or a quiet stream is PINGed at 1, 3, 7, 15
-// s..., then once an interval), and traffic of the peer's own sets it back. Bytes are no proof there: Node's core http2 stops
+// within a round trip; its app may take as long as it likes. Such a probe's PING may queue
+// behind the peer's data on a slow path (a 1.5 s hiccup at 200 KB/s put 1.5-2.3 MB before it,
+// and the ACK came after 5 s): it waits as long as the peer's bytes keep coming, up to the
+// interval, and only 5 s with neither bytes nor ACK is a dead session. Each probe that the same
+// silence follows doubles the wait for the next, and traffic of the peer's own, not the ACK of
+// a PING of ours, sets it back (a long poll or a quiet stream is PINGed about 1, 5, 13, 29 and
+// 61 s into its silence, then every 60 s at the default 30 s interval). Bytes are no proof there: Node's core http2 stops
 // reading a session it sent GOAWAY(PROTOCOL_ERROR) on by itself (an upstream's DATA before its
 // HEADERS) without a word to us, while the peer may still send; only an ACK says the session works.
 
@@ -49,10 +53,20 @@ export class Keepalive {
   private stallTimer: NodeJS.Timeout | undefined;
   private stallMs = STALL_MS;
   private bytesAtStall = 0;
-  private probedLastWindow = false;
+  /** An ACK of ours came since the last check: bytes read then may be that alone, no word of the peer's own. */
+  private ackInWindow = false;
+  // the probe out: why, since when, the bytes read when it last looked, whether bytes still
+  // coming may extend it (a silence probe's), and how many PROBE_MS windows it has waited
+  private probeWhy = '';
+  private probeSince = 0;
+  private probeBytes = 0;
+  private probeWhileReading = false;
+  private probeWindows = 0;
   private readonly onStall = (): void => this.stallCheck();
+  private readonly onProbeDeadline = (): void => this.probeDeadline();
   private readonly onAck = (err: Error | null): void => {
     this.awaitingAck = false;
+    this.ackInWindow = true;
     this.clearProbe();
     if (err && !this.session.destroyed) this.dead(new Error(`could not be PINGed (${err.message})`));
   };
@@ -89,25 +103,50 @@ export class Keepalive {
     this.ping();
   }
 
-  /** A PING now (unless one is out), which must be answered within PROBE_MS (or the interval, if shorter); `after`: why it was sent. */
-  probe(after = 'a request on it timed out'): void {
+  /**
+   * A PING now (unless one is out), which must be answered within PROBE_MS (or the interval, if
+   * shorter); `after`: why it was sent. `whileReading`: bytes from the peer still coming at the
+   * deadline extend it, window by window up to the interval (a silence probe's PING queued behind
+   * the peer's data); otherwise only the ACK counts (after a request's timeout: Node's core http2
+   * may have stopped taking a session's frames while its socket still reads).
+   */
+  probe(after = 'a request on it timed out', whileReading = false): void {
     if (this.session.destroyed || this.probeTimer !== undefined || cannotPing(this.session)) return;
-    const withinMs = Math.min(PROBE_MS, this.intervalMs);
-    this.probeTimer = setTimeout(() => {
-      this.probeTimer = undefined;
-      if (this.session.destroyed) return;
-      this.awaitingAck = false;
-      this.dead(new Error(`did not answer a PING within ${withinMs} ms after ${after}`));
-    }, withinMs);
-    this.probeTimer.unref();
+    this.probeWhy = after;
+    this.probeSince = performance.now();
+    this.probeBytes = bytesReadOf(this.session);
+    this.probeWhileReading = whileReading;
+    this.probeWindows = 1;
+    this.armProbe();
     if (!this.awaitingAck) this.ping();
+  }
+
+  private armProbe(): void {
+    this.probeTimer = setTimeout(this.onProbeDeadline, Math.min(PROBE_MS, this.intervalMs));
+    this.probeTimer.unref();
+  }
+
+  private probeDeadline(): void {
+    this.probeTimer = undefined;
+    if (this.session.destroyed) return;
+    const bytes = bytesReadOf(this.session);
+    if (this.probeWhileReading && bytes !== this.probeBytes && performance.now() - this.probeSince < this.intervalMs) {
+      this.probeBytes = bytes; // the peer is still sending: its ACK may be behind what it sent
+      this.probeWindows += 1;
+      this.armProbe();
+      return;
+    }
+    this.awaitingAck = false;
+    const withinMs = this.probeWindows * Math.min(PROBE_MS, this.intervalMs);
+    const extended = this.probeWindows > 1 ? `, the last ${Math.min(PROBE_MS, this.intervalMs)} ms of it with nothing read` : '';
+    this.dead(new Error(`did not answer a PING within ${withinMs} ms${extended} after ${this.probeWhy}`));
   }
 
   /** A request is whole on the session and waits for its answer: the silence watch starts, unless it runs. */
   watchAnswers(): void {
     if (this.stallTimer !== undefined || this.session.destroyed) return;
     this.bytesAtStall = bytesReadOf(this.session);
-    this.probedLastWindow = false;
+    this.ackInWindow = false;
     this.armStall();
   }
 
@@ -121,15 +160,15 @@ export class Keepalive {
     }
     const bytes = bytesReadOf(this.session);
     if (bytes !== this.bytesAtStall) {
-      // heard from the peer: on its own (not just our PING's ACK), the silence is over
-      if (!this.probedLastWindow) this.stallMs = STALL_MS;
-      this.probedLastWindow = false;
+      // heard from the peer on its own, the silence is over; the ACK of a PING of ours (a probe's
+      // or the interval's) says only that it lives, and a probe out is judging the session
+      if (!this.ackInWindow && this.probeTimer === undefined) this.stallMs = STALL_MS;
       this.bytesAtStall = bytes;
-    } else {
-      this.probe(`${this.stallMs} ms in which nothing came while ${open} stream${open === 1 ? '' : 's'} on it waited`);
-      this.probedLastWindow = true;
+    } else if (this.probeTimer === undefined) {
+      this.probe(`${this.stallMs} ms in which nothing came while ${open} stream${open === 1 ? ' was' : 's were'} open on it`, true);
       this.stallMs = Math.min(this.stallMs * 2, this.intervalMs);
     }
+    this.ackInWindow = false;
     this.armStall();
   }
 
