@@ -5,21 +5,24 @@
 // host) would take every new request to its deadline. Bytes read since the last tick (the
 // socket's count, which either codec's reading moves) say the peer is there, so a session
 // carrying traffic never PINGs; as Envoy's connection_keepalive, but without a timer per PING.
-// A request that timed out unanswered asks for a probe (probeSession): a PING now, to be
-// answered within PROBE_MS, bytes or not. And a session that goes quiet while requests on it
+// A probe is a PING now, answered within PROBE_MS, asked in two cases. A request that timed
+// out unanswered asks for one (probeSession). And a session that goes quiet while requests on it
 // wait (watchAnswers, once a request is whole on it) is probed after STALL_MS of silence, not a
 // whole interval or a request's timeout later: a path that died after a quiet spell otherwise
 // took every request put on it to its 15 s timeout, and its endpoint, whose latency estimate had
 // decayed while nothing came, drew most of them (20 of 33 beside a live one). A live peer ACKs
-// within a round trip; its app may take as long as it likes. Such a probe's PING may queue
-// behind the peer's data on a slow path (a 1.5 s hiccup at 200 KB/s put 1.5-2.3 MB before it,
-// and the ACK came after 5 s): it waits as long as the peer's bytes keep coming, up to the
-// interval, and only 5 s with neither bytes nor ACK is a dead session. Each probe that the same
-// silence follows doubles the wait for the next, and traffic of the peer's own, not the ACK of
-// a PING of ours, sets it back (a long poll or a quiet stream is PINGed about 1, 5, 13, 29 and
-// 61 s into its silence, then every 60 s at the default 30 s interval). Bytes are no proof there: Node's core http2 stops
-// reading a session it sent GOAWAY(PROTOCOL_ERROR) on by itself (an upstream's DATA before its
-// HEADERS) without a word to us, while the peer may still send; only an ACK says the session works.
+// within a round trip; its app may take as long as it likes. Each probe that the same silence
+// follows doubles the wait for the next, and traffic of the peer's own, not the ACK of a PING of
+// ours, sets it back (a long poll or a quiet stream is PINGed about 1, 5, 13 and 29 s into its
+// silence, then about every 45 s beside the interval's PING at the default 30 s).
+// A probe's PING may queue behind the peer's data on a slow path (a 1.5 s hiccup at 200 KB/s put
+// 1.5-2.3 MB before it; at 80 KB/s three downloads put 1 MB before a timed-out request's): it is
+// waited for as long as the peer's bytes keep coming, in PROBE_MS windows up to the interval, so
+// only PROBE_MS with neither bytes nor ACK, or an interval of bytes without one, is a dead
+// session. (Node's core http2 may stop taking a session's frames after it sent GOAWAY on a
+// peer's protocol error while the peer still sends; such a session then lives at most that
+// interval, and Node closes it once its streams end: cutting a live slow session's downloads
+// was the worse error.)
 
 import type { Logger } from 'pino';
 
@@ -55,12 +58,11 @@ export class Keepalive {
   private bytesAtStall = 0;
   /** An ACK of ours came since the last check: bytes read then may be that alone, no word of the peer's own. */
   private ackInWindow = false;
-  // the probe out: why, since when, the bytes read when it last looked, whether bytes still
-  // coming may extend it (a silence probe's), and how many PROBE_MS windows it has waited
+  // the probe out: why, since when, the bytes read when it last looked, and how many PROBE_MS
+  // windows it has waited
   private probeWhy = '';
   private probeSince = 0;
   private probeBytes = 0;
-  private probeWhileReading = false;
   private probeWindows = 0;
   private readonly onStall = (): void => this.stallCheck();
   private readonly onProbeDeadline = (): void => this.probeDeadline();
@@ -105,17 +107,14 @@ export class Keepalive {
 
   /**
    * A PING now (unless one is out), which must be answered within PROBE_MS (or the interval, if
-   * shorter); `after`: why it was sent. `whileReading`: bytes from the peer still coming at the
-   * deadline extend it, window by window up to the interval (a silence probe's PING queued behind
-   * the peer's data); otherwise only the ACK counts (after a request's timeout: Node's core http2
-   * may have stopped taking a session's frames while its socket still reads).
+   * shorter), a window extended while bytes from the peer still come, up to the interval (a PING
+   * queued behind the peer's data); `after`: why it was sent.
    */
-  probe(after = 'a request on it timed out', whileReading = false): void {
+  probe(after = 'a request on it timed out'): void {
     if (this.session.destroyed || this.probeTimer !== undefined || cannotPing(this.session)) return;
     this.probeWhy = after;
     this.probeSince = performance.now();
     this.probeBytes = bytesReadOf(this.session);
-    this.probeWhileReading = whileReading;
     this.probeWindows = 1;
     this.armProbe();
     if (!this.awaitingAck) this.ping();
@@ -130,16 +129,18 @@ export class Keepalive {
     this.probeTimer = undefined;
     if (this.session.destroyed) return;
     const bytes = bytesReadOf(this.session);
-    if (this.probeWhileReading && bytes !== this.probeBytes && performance.now() - this.probeSince < this.intervalMs) {
+    const reading = bytes !== this.probeBytes;
+    if (reading && performance.now() - this.probeSince < this.intervalMs) {
       this.probeBytes = bytes; // the peer is still sending: its ACK may be behind what it sent
       this.probeWindows += 1;
       this.armProbe();
       return;
     }
     this.awaitingAck = false;
-    const withinMs = this.probeWindows * Math.min(PROBE_MS, this.intervalMs);
-    const extended = this.probeWindows > 1 ? `, the last ${Math.min(PROBE_MS, this.intervalMs)} ms of it with nothing read` : '';
-    this.dead(new Error(`did not answer a PING within ${withinMs} ms${extended} after ${this.probeWhy}`));
+    const windowMs = Math.min(PROBE_MS, this.intervalMs);
+    const withinMs = this.probeWindows * windowMs;
+    const how = reading ? ` (the keepalive interval), though its data still came` : this.probeWindows > 1 ? `, its data stopped for the last ${windowMs} ms of it,` : '';
+    this.dead(new Error(`did not answer a PING within ${withinMs} ms${how} after ${this.probeWhy}`));
   }
 
   /** A request is whole on the session and waits for its answer: the silence watch starts, unless it runs. */
@@ -165,7 +166,7 @@ export class Keepalive {
       if (!this.ackInWindow && this.probeTimer === undefined) this.stallMs = STALL_MS;
       this.bytesAtStall = bytes;
     } else if (this.probeTimer === undefined) {
-      this.probe(`${this.stallMs} ms in which nothing came while ${open} stream${open === 1 ? ' was' : 's were'} open on it`, true);
+      this.probe(`${this.stallMs} ms in which nothing came while ${open} stream${open === 1 ? ' was' : 's were'} open on it`);
       this.stallMs = Math.min(this.stallMs * 2, this.intervalMs);
     }
     this.ackInWindow = false;
