@@ -26,6 +26,7 @@ export type ErrorCode =
   // meshcar itself, the CA's sign request): no answer can be sent, and no fault of the server's
   | 'client_closed'
   | 'unsupported_transfer_coding'
+  | 'unsupported_method'
   | 'rate_limited'
   // the CA's folder is held by another meshcar process past a spend's wait: retry shortly
   | 'ca_busy'

@@ -3,6 +3,7 @@
 // answer may still be written. Each listener decides what else to do (a connection busy with an
 // earlier request, logging).
 
+import { METHODS } from 'node:http';
 import type { Socket } from 'node:net';
 import { MeshcarError } from '../errors.js';
 import { errorBody, rawErrorResponse, statusFor } from './status.js';
@@ -12,6 +13,8 @@ import type { Direction, RefusedRequest } from '../metrics/traffic.js';
 export interface RefusalTexts {
   /** Whose head limit was passed. */
   readonly headTooLarge: string;
+  /** Where a method Node's HTTP/1.1 parser does not know can go instead, if anywhere. */
+  readonly otherMethods?: string;
   /** What did not arrive in time (a listener with a requestTimeout bounds bodies too). */
   readonly timedOut?: string;
 }
@@ -19,8 +22,31 @@ export interface RefusalTexts {
 /** The refusal for a parser error. */
 export function parserRefusal(err: NodeJS.ErrnoException, texts: RefusalTexts): MeshcarError {
   if (err.code === 'HPE_HEADER_OVERFLOW') return new MeshcarError('headers_too_large', texts.headTooLarge);
+  if (err.code === 'HPE_INVALID_METHOD') {
+    // a request line with a method Node's parser has no name for (RFC 9110 §9.1 allows any
+    // token; llhttp takes a fixed list): 501, as §15.6.2 has it, not a malformed request
+    const method = unknownMethodOf(err);
+    if (method !== undefined) return new MeshcarError('unsupported_method', `the method ${method} is not one of the ${METHODS.length} Node's HTTP/1.1 parser takes (case-sensitive: ${METHODS.join(', ')})${texts.otherMethods ? `; ${texts.otherMethods}` : ''}`);
+  }
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new MeshcarError('request_timeout', texts.timedOut ?? 'the request head did not arrive in time');
   return new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+}
+
+// an RFC 9110 token, then a space and the start of a request target (origin, asterisk or
+// absolute form): a request line, not bytes of another protocol
+const REQUEST_LINE_START = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}) (?:\/|\*|[A-Za-z][A-Za-z0-9+.-]*:\/\/)/;
+
+/**
+ * The method of a request line Node's parser refused for its method (HPE_INVALID_METHOD), or
+ * undefined if what failed does not look like a request line. The error says where in the
+ * chunk read the parser stopped (within the method); the line starts after the newline before.
+ */
+function unknownMethodOf(err: NodeJS.ErrnoException): string | undefined {
+  const { rawPacket, bytesParsed } = err as NodeJS.ErrnoException & { rawPacket?: unknown; bytesParsed?: unknown };
+  if (!Buffer.isBuffer(rawPacket) || typeof bytesParsed !== 'number') return undefined;
+  let start = Math.min(bytesParsed, rawPacket.length);
+  while (start > 0 && rawPacket[start - 1] !== 0x0a && bytesParsed - start <= 32) start--;
+  return REQUEST_LINE_START.exec(rawPacket.subarray(start, start + 64).toString('latin1'))?.[1];
 }
 
 /** What was read of a refused request's head, for its record. */

@@ -102,6 +102,9 @@ export function busy(socket: Socket): boolean {
 
 export function ignore(): void {}
 
+/** Said with a method Node's HTTP/1.1 parser does not know: the same port takes HTTP/2, which carries any. */
+const OTHER_METHODS = 'send it over HTTP/2 with prior knowledge (h2c) to this port, which takes any method';
+
 /** A request Node's parser refused (or that outgrew the head limit, or never finished its head): answer and close. */
 export function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHeaderBytes: number, handlers: AppHandlers): void {
   const headTooLarge = `the request head is over the outbound listener's limit of ${maxHeaderBytes} bytes`;
@@ -120,7 +123,7 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHea
     // upstream's timeout and be counted against the endpoint: its forwarder is told instead,
     // and nothing more is read from the connection
     (socket as TrackedSocket)[kCloseWhenIdle] = true;
-    const refusal = parserRefusal(err, { headTooLarge });
+    const refusal = parserRefusal(err, { headTooLarge, otherMethods: OTHER_METHODS });
     // not started yet, waiting behind an answer still going out: refused in its turn, after it
     if (refuseInTurn(reading, refusal, () => handlers.refused(refusal))) return;
     if (!handlers.brokenBody(reading, refusal)) socket.destroy();
@@ -136,7 +139,7 @@ export function onClientError(err: NodeJS.ErrnoException, socket: Socket, maxHea
     socket.destroy();
     return;
   }
-  const refusal = parserRefusal(err, { headTooLarge });
+  const refusal = parserRefusal(err, { headTooLarge, otherMethods: OTHER_METHODS });
   // the app may still be sending the head (or the body) the refusal is about: it gets to read it
   socket.end(rawErrorResponse(refusal));
   lingeringClose(socket);
