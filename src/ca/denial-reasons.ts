@@ -12,7 +12,7 @@ export type CaDenialReason = Extract<
   // the request's HTTP (parser-refusals.ts: the parser, CONNECT, Expect; server.ts: the sign
   // body, the rate limit, an unknown path and a method a path does not take, as Envoy counts
   // its no_route: a scan of the port shows here)
-  | 'bad_request' | 'headers_too_large' | 'request_timeout' | 'body_too_large' | 'malformed_json' | 'rate_limited' | 'not_found' | 'method_not_allowed' | 'expectation_failed'
+  | 'bad_request' | 'headers_too_large' | 'request_timeout' | 'body_too_large' | 'malformed_json' | 'rate_limited' | 'not_found' | 'method_not_allowed' | 'unsupported_method' | 'expectation_failed'
   // who is asking (client-auth.ts, join-tokens.ts, token-keys.ts, token-ledger.ts)
   | 'unauthenticated' | 'bad_token' | 'token_expired' | 'token_used' | 'bad_client_certificate'
   // what is asked (authority.ts)
@@ -26,7 +26,7 @@ export type CaDenialReason = Extract<
 
 /** Every CaDenialReason (a Record, so a reason added to the type and not here fails to compile). */
 const EVERY_CA_DENIAL_REASON: Record<CaDenialReason, true> = {
-  bad_request: true, headers_too_large: true, request_timeout: true, body_too_large: true, malformed_json: true, rate_limited: true, not_found: true, method_not_allowed: true, expectation_failed: true,
+  bad_request: true, headers_too_large: true, request_timeout: true, body_too_large: true, malformed_json: true, rate_limited: true, not_found: true, method_not_allowed: true, unsupported_method: true, expectation_failed: true,
   unauthenticated: true, bad_token: true, token_expired: true, token_used: true, bad_client_certificate: true,
   bad_csr: true, weak_key: true, identity_not_allowed: true,
   client_closed: true,

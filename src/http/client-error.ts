@@ -13,7 +13,11 @@ import type { Direction, RefusedRequest } from '../metrics/traffic.js';
 export interface RefusalTexts {
   /** Whose head limit was passed. */
   readonly headTooLarge: string;
-  /** Where a method Node's HTTP/1.1 parser does not know can go instead, if anywhere. */
+  /**
+   * For a listener that forwards requests (the sidecar's): where a method Node's HTTP/1.1 parser
+   * does not know can go instead; the refusal then lists the methods the parser takes. Without
+   * it (the CA, the admin port), the refusal says only that this port does not serve the method.
+   */
   readonly otherMethods?: string;
   /** What did not arrive in time (a listener with a requestTimeout bounds bodies too). */
   readonly timedOut?: string;
@@ -26,7 +30,8 @@ export function parserRefusal(err: NodeJS.ErrnoException, texts: RefusalTexts): 
     // a request line with a method Node's parser has no name for (RFC 9110 §9.1 allows any
     // token; llhttp takes a fixed list): 501, as §15.6.2 has it, not a malformed request
     const method = unknownMethodOf(err);
-    if (method !== undefined) return new MeshcarError('unsupported_method', `the method ${method} is not one of the ${METHODS.length} Node's HTTP/1.1 parser takes (case-sensitive: ${METHODS.join(', ')})${texts.otherMethods ? `; ${texts.otherMethods}` : ''}`);
+    if (method !== undefined && texts.otherMethods !== undefined) return new MeshcarError('unsupported_method', `the method ${method} is not one of the ${METHODS.length} Node's HTTP/1.1 parser takes (case-sensitive: ${METHODS.join(', ')}); ${texts.otherMethods}`);
+    if (method !== undefined) return new MeshcarError('unsupported_method', `the method ${method} is not one this port serves`);
   }
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new MeshcarError('request_timeout', texts.timedOut ?? 'the request head did not arrive in time');
   return new MeshcarError('bad_request', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
@@ -46,8 +51,13 @@ function unknownMethodOf(err: NodeJS.ErrnoException): string | undefined {
   if (!Buffer.isBuffer(rawPacket) || typeof bytesParsed !== 'number') return undefined;
   let start = Math.min(bytesParsed, rawPacket.length);
   while (start > 0 && rawPacket[start - 1] !== 0x0a && bytesParsed - start <= 32) start--;
-  return REQUEST_LINE_START.exec(rawPacket.subarray(start, start + 64).toString('latin1'))?.[1];
+  const method = REQUEST_LINE_START.exec(rawPacket.subarray(start, start + 64).toString('latin1'))?.[1];
+  // a known method here is the tail of a longer one whose start came in an earlier read (`PUT`
+  // then `S /`, or `GET` then `GET /`): the name as read would be wrong, so none is given
+  return method === undefined || KNOWN_METHODS.has(method) ? undefined : method;
 }
+
+const KNOWN_METHODS = new Set(METHODS);
 
 /** What was read of a refused request's head, for its record. */
 export interface RefusedHead {

@@ -40,6 +40,9 @@ import { declaresEmptyBody, holdUntilEnd } from './empty-body-hold.js';
 import { callerDeadlineMs } from './timeouts.js';
 import { leftOut } from '../log-per-key.js';
 
+/** Said with a method Node's HTTP/1.1 parser does not know: HTTP/2 (ALPN h2, as sidecars speak it) carries any. */
+const INBOUND_OTHER_METHODS = 'HTTP/2 (ALPN h2, as a calling sidecar speaks it) carries any method';
+
 /** The caller of a connection, noted on its socket (and HTTP/2 session) when it was verified. */
 export const kCaller = Symbol('meshcar.inbound.caller');
 
@@ -229,7 +232,7 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
     inbound.tracker.closeWhenIdle(socket);
     // a request waiting its turn whose body broke: refused in its turn, never forwarded
     const waiting = readingOf(socket);
-    const refusal = parserRefusal(err, { headTooLarge: 'the request head is larger than this sidecar takes (inbound.limits.maxHeaderListSize)' });
+    const refusal = parserRefusal(err, { headTooLarge: 'the request head is larger than this sidecar takes (inbound.limits.maxHeaderListSize)', otherMethods: INBOUND_OTHER_METHODS });
     const record = () => inbound.observer.requestRefused?.(refusedRequest('inbound', (socket as WithCaller)[kCaller]?.peer ?? 'unknown', refusal));
     if (waiting !== undefined) refuseInTurn(waiting, refusal, record);
     // a head the parser refused: no request to answer in turn, but a refusal all the same,
@@ -241,7 +244,7 @@ export function onClientError(inbound: InboundListener, err: NodeJS.ErrnoExcepti
     socket.destroy();
     return;
   }
-  const refusal = parserRefusal(err, { headTooLarge: 'the request head is larger than this sidecar takes (inbound.limits.maxHeaderListSize)' });
+  const refusal = parserRefusal(err, { headTooLarge: 'the request head is larger than this sidecar takes (inbound.limits.maxHeaderListSize)', otherMethods: INBOUND_OTHER_METHODS });
   const response = rawErrorResponse(refusal);
   inbound.logger.debug({ code: err.code, remote: socket.remoteAddress }, 'inbound request refused by the HTTP parser');
   inbound.observer.requestRefused?.(refusedRequest('inbound', (socket as WithCaller)[kCaller]?.peer ?? 'unknown', refusal));

@@ -9,6 +9,7 @@
 
 import t from 'tap';
 import net from 'node:net';
+import { once } from 'node:events';
 import http2 from 'node:http2';
 import { startOutboundToUpstream, h2cRequest, type Echo } from '../helpers/outbound-fixture.js';
 
@@ -52,6 +53,22 @@ t.test('a lower-case method on a kept-alive connection after a good request: 501
   const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
   t.same(statuses, [200, 501], 'the good one answered, then the refusal');
   t.match(text, /"message":"the method get is not one of the/, 'naming the method as sent');
+});
+
+t.test('a known method split across two reads is not named by its tail', async (t) => {
+  const { fx } = await startOutboundToUpstream(t);
+  const socket = net.connect(fx.port, '127.0.0.1');
+  socket.on('error', () => {});
+  let text = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => (text += chunk));
+  await once(socket, 'connect');
+  socket.write('GET');
+  await new Promise((r) => setTimeout(r, 100)); // a read of its own
+  socket.write('GET /echo HTTP/1.1\r\nHost: payments\r\n\r\n');
+  await once(socket, 'close');
+  t.match(text, /^HTTP\/1\.1 400 /, 'a malformed request (GETGET), as before');
+  t.notMatch(text, /the method GET is not one/, 'not "the method GET is not one of" the methods it takes');
 });
 
 t.test('bytes that are no request line are still 400 bad_request', async (t) => {
