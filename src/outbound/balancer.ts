@@ -46,10 +46,12 @@ export interface LoadState {
   /** Ejections since the last success: the next ejection lasts base × (this + 1). */
   ejections: number;
   ejectTimer: NodeJS.Timeout | undefined;
+  /** Its sessions with a probe's PING out (session-keepalive.ts): no new request goes there meanwhile if another endpoint can take it. */
+  probing: number;
 }
 
 export function initialLoad(): LoadState {
-  return { outstanding: 0, ewma: 0, stamp: 0, failures: 0, ejected: false, ejectedUntil: 0, ejections: 0, ejectTimer: undefined };
+  return { outstanding: 0, ewma: 0, stamp: 0, failures: 0, ejected: false, ejectedUntil: 0, ejections: 0, ejectTimer: undefined, probing: 0 };
 }
 
 /** ewma × (outstanding + 1), the EWMA decayed to `now` (no sample for a while: it drifts down, so the endpoint is probed again). */

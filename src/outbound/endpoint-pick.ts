@@ -1,15 +1,16 @@
 // Which endpoint of an upstream the next attempt goes to (EndpointSet.pick, endpoints.ts):
 // power of two choices over each endpoint's peak-EWMA load cost (balancer.ts), skipping the
-// endpoints resting after a connect failure, ejected, or already tried by this request. Runs
-// once per attempt, so it allocates nothing.
+// endpoints resting after a connect failure, ejected, with a session's probe PING out (silent
+// while requests waited, or a request timed out: session-keepalive.ts), or already tried by this
+// request. Runs once per attempt, so it allocates nothing.
 
 import { performance } from 'node:perf_hooks';
 import { loadCost } from './balancer.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 
-/** Whether an attempt may go to `c`: not resting, not ejected, not the one to avoid nor one tried. */
+/** Whether an attempt may go to `c`: not resting, not ejected, not being probed, not the one to avoid nor one tried. */
 function eligible(c: UpstreamEndpoint, now: number, avoid: UpstreamEndpoint | undefined, tried: ReadonlySet<UpstreamEndpoint> | undefined): boolean {
-  return c !== avoid && !c.ejected && c.downUntil <= now && !tried?.has(c);
+  return c !== avoid && !c.ejected && c.downUntil <= now && c.probing === 0 && !tried?.has(c);
 }
 
 /**
@@ -56,7 +57,7 @@ export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, n
   let healthySkipped = false;
   for (let k = 0; k < n; k++) {
     const c = list[(i + k) % n] as UpstreamEndpoint;
-    const healthy = !c.ejected && c.downUntil <= now;
+    const healthy = !c.ejected && c.downUntil <= now && c.probing === 0;
     if (c === avoid || tried?.has(c)) {
       healthySkipped ||= healthy;
       continue;

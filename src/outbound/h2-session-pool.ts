@@ -218,7 +218,7 @@ export class H2SessionPool {
       if (conn.destroyed) return;
       warnDeadSession(logger, upstream, endpoint.key, conn.activeStreams, err.message);
       conn.destroy(undefined, 'ping_timeout');
-    }, () => conn.activeStreams);
+    }, () => conn.activeStreams, (out) => void (endpoint.probing += out ? 1 : -1));
 
     // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle
     const guard = UpstreamPathGuard.watch(conn.socket, {

@@ -53,7 +53,12 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
   }
   pool.deps.observer.upstreamSessionsChanged(pool.name, 1);
   const kit = pool.nodeKit as NodeCodec;
-  kit.manageSession(session, pool.deps.settings, (why) => warnDeadSession(pool.deps.logger, pool.name, endpoint?.key, kit.activeStreams(session), why));
+  kit.manageSession(
+    session,
+    pool.deps.settings,
+    (why) => warnDeadSession(pool.deps.logger, pool.name, endpoint?.key, kit.activeStreams(session), why),
+    endpoint && ((out) => void (endpoint.probing += out ? 1 : -1)),
+  );
   // streams above a GOAWAY's last id were never processed: retried whatever their method
   watchGoaway(session);
   // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle

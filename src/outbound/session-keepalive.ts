@@ -37,6 +37,14 @@ export interface KeepaliveSession {
 /** Streams open on a session (each codec counts its own). */
 export type OpenStreams = () => number;
 
+/**
+ * Told when a probe's PING goes out (true) and once when it is over (false): answered, judged
+ * dead, or the session gone. The pool keeps new requests off the endpoint meanwhile: a path that
+ * died drew every request sent in the probe's 5 s (the first 16 of a 20 req/s burst, POSTs
+ * among them, cut with it), a live one answers within a round trip.
+ */
+export type Probing = (out: boolean) => void;
+
 /** How long a probed session has to answer its PING (the inbound's probe of an h2c app's session waits as long). */
 export const PROBE_MS = 5_000;
 
@@ -64,6 +72,8 @@ export class Keepalive {
   private probeSince = 0;
   private probeBytes = 0;
   private probeWindows = 0;
+  /** `probing` was told of the probe out (and is told once when it ends). */
+  private probeTold = false;
   private readonly onStall = (): void => this.stallCheck();
   private readonly onProbeDeadline = (): void => this.probeDeadline();
   private readonly onAck = (err: Error | null): void => {
@@ -78,6 +88,7 @@ export class Keepalive {
     private readonly intervalMs: number,
     private readonly dead: (err: Error) => void,
     private readonly openStreams: OpenStreams,
+    private readonly probing?: Probing,
   ) {
     this.bytesAtTick = bytesReadOf(session);
     this.timer = setInterval(() => this.tick(), intervalMs);
@@ -117,6 +128,8 @@ export class Keepalive {
     this.probeBytes = bytesReadOf(this.session);
     this.probeWindows = 1;
     this.armProbe();
+    this.probeTold = true;
+    this.probing?.(true);
     if (!this.awaitingAck) this.ping();
   }
 
@@ -127,7 +140,10 @@ export class Keepalive {
 
   private probeDeadline(): void {
     this.probeTimer = undefined;
-    if (this.session.destroyed) return;
+    if (this.session.destroyed) {
+      this.probeEnded();
+      return;
+    }
     const bytes = bytesReadOf(this.session);
     const reading = bytes !== this.probeBytes;
     if (reading && performance.now() - this.probeSince < this.intervalMs) {
@@ -137,6 +153,7 @@ export class Keepalive {
       return;
     }
     this.awaitingAck = false;
+    this.probeEnded();
     const windowMs = Math.min(PROBE_MS, this.intervalMs);
     const withinMs = this.probeWindows * windowMs;
     const how = reading ? ` (the keepalive interval), though its data still came` : this.probeWindows > 1 ? `, its data stopped for the last ${windowMs} ms of it,` : '';
@@ -196,9 +213,16 @@ export class Keepalive {
   }
 
   private clearProbe(): void {
-    if (this.probeTimer === undefined) return;
-    clearTimeout(this.probeTimer);
+    if (this.probeTimer !== undefined) clearTimeout(this.probeTimer);
     this.probeTimer = undefined;
+    this.probeEnded();
+  }
+
+  /** The probe is over (answered, judged, or its session gone): `probing` hears it once. */
+  private probeEnded(): void {
+    if (!this.probeTold) return;
+    this.probeTold = false;
+    this.probing?.(false);
   }
 }
 
@@ -207,8 +231,8 @@ export class Keepalive {
  * failed); `openStreams` counts the session's streams (the silence watch runs while there are
  * any). Timers are unref'd; stop() the keepalive when the session closes.
  */
-export function startKeepalive(session: KeepaliveSession, intervalMs: number, dead: (err: Error) => void, openStreams: OpenStreams): Keepalive {
-  return new Keepalive(session, intervalMs, dead, openStreams);
+export function startKeepalive(session: KeepaliveSession, intervalMs: number, dead: (err: Error) => void, openStreams: OpenStreams, probing?: Probing): Keepalive {
+  return new Keepalive(session, intervalMs, dead, openStreams, probing);
 }
 
 /** A request is whole on `session` (either codec's) and waits for its answer: watch the session for silence. */

@@ -10,7 +10,7 @@
 
 import type { ClientHttp2Session } from 'node:http2';
 import http2wrapper from 'http2-wrapper';
-import { startKeepalive } from './session-keepalive.js';
+import { startKeepalive, type Probing } from './session-keepalive.js';
 import { clearTimer } from '../timer-clear.js';
 
 // http2-wrapper's own bookkeeping on each session (exported as statics, absent from its types)
@@ -40,7 +40,7 @@ export function closeGracefully(session: ClientHttp2Session): void {
 }
 
 /** Installs GOAWAY handling, max age and the keepalive PING on a new session; `onDead` is told what the session missed before it is destroyed. Timers never hold the process. */
-export function manageSession(session: ClientHttp2Session, policy: SessionPolicy, onDead?: (why: string) => void): void {
+export function manageSession(session: ClientHttp2Session, policy: SessionPolicy, onDead?: (why: string) => void, probing?: Probing): void {
   session.on('goaway', () => {
     // Node closes (NO_ERROR) or destroys (error code) the session itself; this only stops reuse
     (session as PooledSession)[kGracefullyClosing] = true;
@@ -56,7 +56,7 @@ export function manageSession(session: ClientHttp2Session, policy: SessionPolicy
     onDead?.(err.message);
     // what the streams cut with it are told (their 502s say it): "the upstream did not answer a PING ..."
     session.destroy(new Error(`the upstream ${err.message}`));
-  }, () => activeStreams(session));
+  }, () => activeStreams(session), probing);
 
   session.once('close', () => {
     clearTimer(ageTimer); // a jittered age, a list of its own (timer-clear.ts)
