@@ -53,26 +53,36 @@ export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, n
   }
   let best: UpstreamEndpoint | undefined;
   let bestCost = Infinity;
+  // neither ejected nor resting, but with a probe out: below the healthy ones, above the rest
+  // (a live endpoint whose ACK is on its way, or on a slow path, beats one whose dial just
+  // failed: taken as a tie, it sent 6 of 8 requests to wait out the other's connect timeout),
+  // the cheapest of them
+  let probed: UpstreamEndpoint | undefined;
+  let probedCost = Infinity;
   let fallback: UpstreamEndpoint | undefined;
   let healthySkipped = false;
   for (let k = 0; k < n; k++) {
     const c = list[(i + k) % n] as UpstreamEndpoint;
-    const healthy = !c.ejected && c.downUntil <= now && c.probing === 0;
+    const up = !c.ejected && c.downUntil <= now;
+    const healthy = up && c.probing === 0;
     if (c === avoid || tried?.has(c)) {
       healthySkipped ||= healthy;
       continue;
     }
-    if (healthy) {
+    if (up) {
       const cost = loadCost(c, t, decay);
-      if (cost < bestCost) {
+      if (healthy && cost < bestCost) {
         best = c;
         bestCost = cost;
+      } else if (!healthy && cost < probedCost) {
+        probed = c;
+        probedCost = cost;
       }
     } else if (fallback === undefined || (fallback.ejected && !c.ejected)) fallback = c;
   }
   // a retry whose only healthy endpoints are the avoided or tried ones: none here, so the caller
-  // goes back to one of them (pick() with fewer left out) rather than to an ejected or resting one.
-  // The connect failover (pool-failover.ts, no `avoid`) takes an untried one of any state
+  // goes back to one of them (pick() with fewer left out) rather than to an ejected, resting or
+  // probed one. The connect failover (pool-failover.ts, no `avoid`) takes an untried one of any state
   if (best === undefined && avoid !== undefined && healthySkipped) return undefined;
-  return best ?? fallback;
+  return best ?? probed ?? fallback;
 }

@@ -9,7 +9,7 @@ import { initialLoad } from '../../src/outbound/balancer.js';
 import { pickEndpoint } from '../../src/outbound/endpoint-pick.js';
 import type { UpstreamEndpoint } from '../../src/outbound/endpoints.js';
 
-function endpoint(port: number, ewma: number, state: Partial<Pick<UpstreamEndpoint, 'ejected' | 'downUntil'>> = {}): UpstreamEndpoint {
+function endpoint(port: number, ewma: number, state: Partial<Pick<UpstreamEndpoint, 'ejected' | 'downUntil' | 'probing'>> = {}): UpstreamEndpoint {
   return { key: `127.0.0.1:${port}`, address: '127.0.0.1', port, origin: new URL(`https://127.0.0.1:${port}`), downUntil: 0, ...initialLoad(), ewma, stamp: performance.now(), ...state };
 }
 
@@ -49,4 +49,22 @@ t.test('a retry whose only healthy endpoints were tried already goes back to one
   for (let i = 0; i < 100; i++) t.equal(pickEndpoint(list, 10_000, performance.now(), last, tried), undefined, 'none here: the pool asks again leaving out fewer');
   t.equal(pickEndpoint(list, 10_000, performance.now(), last), first, 'leaving out the last one only: the healthy first one');
   t.equal(pickEndpoint(list, 10_000, performance.now(), undefined, tried), ejected, "the connect failover (no avoid) takes an untried one of any state");
+});
+
+// review of the probe's exclusion: an endpoint with a probe PING out (outbound/probed-endpoint-avoided)
+t.test('an endpoint being probed: below a healthy one, above a resting or ejected one, the cheapest of several', async (t) => {
+  const probed = endpoint(1, 1, { probing: 1 });
+  const healthy = endpoint(2, 50);
+  const resting = endpoint(3, 1, { downUntil: performance.now() + 60_000 });
+  const ejected = endpoint(4, 1, { ejected: true });
+  const count = (list: UpstreamEndpoint[], of: UpstreamEndpoint) => {
+    let n = 0;
+    for (let i = 0; i < 1000; i++) if (pickEndpoint(list, 10_000, performance.now()) === of) n++;
+    return n;
+  };
+  t.equal(count([probed, healthy], healthy), 1000, 'a healthy one, costlier, is taken over it');
+  t.equal(count([probed, resting], probed), 1000, 'it is taken over a resting one (a tie before: half went to dial the resting one)');
+  t.equal(count([probed, resting, ejected], probed), 1000, 'and over a resting and an ejected one');
+  const dear = endpoint(5, 10_000, { probing: 1 });
+  t.equal(count([dear, probed], probed), 1000, 'among probed ones, the cheapest (a coin toss before)');
 });

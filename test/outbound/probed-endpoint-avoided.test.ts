@@ -37,8 +37,9 @@ for (const codec of ['meshcar', 'node'] as const) {
 
     relay.freeze(); // A's session goes silent, both ways
     const stuck = [1, 2, 3].map((i) => request(fx.port, { headers: { 'x-request-id': `stuck-${i}` } }));
-    // A's silence watch probes within 1-2 s of them
-    await new Promise((r) => setTimeout(r, 2_500));
+    // A's silence watch probes within 1-2 s of them (the window may have started at the
+    // warm-up), and its probe is out for 5 s from then: the POSTs (about 0.6 s) go inside that
+    await new Promise((r) => setTimeout(r, 3_000));
     const slowBefore = slow.requests;
     const posts: Array<{ status: number; ms: number }> = [];
     for (let i = 0; i < 10; i++) {
