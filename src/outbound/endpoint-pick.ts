@@ -16,12 +16,14 @@ function eligible(c: UpstreamEndpoint, now: number, avoid: UpstreamEndpoint | un
 /**
  * `now` is performance.now(), the clock `downUntil` is kept on (pool-failover.ts).
  * Power of two choices: two distinct endpoints at random, the one with the lower load cost
- * (ewma × (outstanding + 1)) wins. Endpoints resting after a connect failure, ejected, the
- * one to `avoid` (a retry's last endpoint) and those in `tried` are not candidates; when one
- * of the two is not, the other is weighed against another candidate; when neither is, the cheapest candidate is searched for; when there is none, any
- * endpoint not avoided nor tried (better to try than to refuse), unless a retry's (`avoid`
- * given) avoided or tried one is healthy: then none (the caller goes back to a healthy one
- * rather than to an ejected or resting one, as Envoy does outside panic). No allocation.
+ * (ewma × (outstanding + 1)) wins. Endpoints resting after a connect failure, ejected, with a
+ * probe out, the one to `avoid` (a retry's last endpoint) and those in `tried` are not
+ * candidates; when one of the two is not, the other is weighed against another candidate; when
+ * neither is, the cheapest healthy candidate is searched for, else the cheapest one with a probe
+ * out, else any endpoint not avoided nor tried (better to try than to refuse), unless a retry's
+ * (`avoid` given) avoided or tried one ranks above what is left (healthy, or with a probe out
+ * when only resting or ejected ones are left): then none, and the caller goes back to it
+ * rather than to an ejected or resting one, as Envoy does outside panic. No allocation.
  */
 export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, now: number, avoid?: UpstreamEndpoint, tried?: ReadonlySet<UpstreamEndpoint>): UpstreamEndpoint | undefined {
   const n = list.length;
@@ -61,12 +63,14 @@ export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, n
   let probedCost = Infinity;
   let fallback: UpstreamEndpoint | undefined;
   let healthySkipped = false;
+  let upSkipped = false;
   for (let k = 0; k < n; k++) {
     const c = list[(i + k) % n] as UpstreamEndpoint;
     const up = !c.ejected && c.downUntil <= now;
     const healthy = up && c.probing === 0;
     if (c === avoid || tried?.has(c)) {
       healthySkipped ||= healthy;
+      upSkipped ||= up;
       continue;
     }
     if (up) {
@@ -84,5 +88,8 @@ export function pickEndpoint(list: readonly UpstreamEndpoint[], decay: number, n
   // goes back to one of them (pick() with fewer left out) rather than to an ejected, resting or
   // probed one. The connect failover (pool-failover.ts, no `avoid`) takes an untried one of any state
   if (best === undefined && avoid !== undefined && healthySkipped) return undefined;
+  // likewise a retry from an endpoint with a probe out (a timeout's probe starts before the
+  // retry) when only resting or ejected ones are left: back to it, not to a dial that may hang
+  if (best === undefined && probed === undefined && avoid !== undefined && upSkipped) return undefined;
   return best ?? probed ?? fallback;
 }

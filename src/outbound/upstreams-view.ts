@@ -22,6 +22,8 @@ export interface UpstreamAddressView {
   readonly ejectedUntil?: string;
   /** Failures in a row (outlier detection counts them toward an ejection). */
   readonly failures: number;
+  /** Present (true) while a session's probe PING is out: new requests go to other addresses if they can. */
+  readonly probing?: true;
   /** HTTP/2 sessions open to this address. */
   readonly sessions: number;
   /** Requests in flight on them. */
@@ -70,6 +72,8 @@ function addressView(pool: UpstreamPool, e: UpstreamEndpoint, now: Now): Upstrea
     ...(down ? { downUntil: wallTime(e.downUntil, now) } : {}),
     ...(e.ejected ? { ejectedUntil: wallTime(e.ejectedUntil, now) } : {}),
     failures: e.failures,
+    // a session's probe PING is out: no new request goes there while another endpoint can take it
+    ...(e.probing > 0 ? { probing: true } : {}),
     sessions: pool.own ? pool.own.sessionsTo(e) : (pool.byEndpoint.get(e)?.length ?? 0),
     streams: e.outstanding,
   };

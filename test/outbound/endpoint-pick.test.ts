@@ -68,3 +68,20 @@ t.test('an endpoint being probed: below a healthy one, above a resting or ejecte
   const dear = endpoint(5, 10_000, { probing: 1 });
   t.equal(count([dear, probed], probed), 1000, 'among probed ones, the cheapest (a coin toss before)');
 });
+
+t.test('a retry from an endpoint with a probe out, when only a resting or ejected one is left: back to it', async (t) => {
+  const probed = endpoint(1, 1, { probing: 1 });
+  const resting = endpoint(2, 1, { downUntil: performance.now() + 60_000 });
+  const ejected = endpoint(3, 1, { ejected: true });
+  for (const others of [[resting], [ejected], [resting, ejected]]) {
+    const list = [probed, ...others];
+    let back = 0;
+    for (let i = 0; i < 500; i++) {
+      // the pool's chain (upstream-pool.ts openStream): with `avoid` and `tried`, with `avoid`, then without
+      const now = performance.now();
+      const chosen = pickEndpoint(list, 10_000, now, probed, new Set([probed])) ?? pickEndpoint(list, 10_000, now, probed) ?? pickEndpoint(list, 10_000, now);
+      if (chosen === probed) back++;
+    }
+    t.equal(back, 500, `beside ${others.length === 2 ? 'a resting and an ejected one' : others[0] === resting ? 'a resting one' : 'an ejected one'} (all went to it before)`);
+  }
+});

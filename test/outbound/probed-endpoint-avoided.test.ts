@@ -40,6 +40,8 @@ for (const codec of ['meshcar', 'node'] as const) {
     // A's silence watch probes within 1-2 s of them (the window may have started at the
     // warm-up), and its probe is out for 5 s from then: the POSTs (about 0.6 s) go inside that
     await new Promise((r) => setTimeout(r, 3_000));
+    const probingShown = () => (fx.outbound.upstreams()[0]?.addresses ?? []).map((a) => [a.address, a.probing === true]);
+    t.same(probingShown(), [[`127.0.0.1:${relay.port}`, true], [`127.0.0.1:${slow.port}`, false]], 'GET /upstreams shows A probing');
     const slowBefore = slow.requests;
     const posts: Array<{ status: number; ms: number }> = [];
     for (let i = 0; i < 10; i++) {
@@ -60,5 +62,6 @@ for (const codec of ['meshcar', 'node'] as const) {
     const stuckStatuses = (await Promise.all(stuck)).map((r) => r.status);
     t.same(stuckStatuses, [200, 200, 200], 'the requests stuck on A were retried on B once its session was judged dead');
     t.equal(lines.filter((l) => String(l.msg).includes('did not answer a PING')).length, 1, "A's session declared dead once");
+    t.same(probingShown(), [[`127.0.0.1:${relay.port}`, false], [`127.0.0.1:${slow.port}`, false]], 'and no longer probing once it is gone');
   });
 }
