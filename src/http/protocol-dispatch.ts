@@ -22,6 +22,21 @@ export function dispatchTlsSocket(socket: TLSSocket, servers: ProtocolServers): 
   else servers.http1.emit('connection', socket);
 }
 
+/**
+ * Gives a plain socket to Node's HTTP/1.1 server with `bytes` (already read from it) first: the
+ * plain listener's hand-over, and the outbound's again for a request served without its h2c
+ * offer (h2c-offer-ignored.ts). Node's HTTP/1.1 server never resumes an adopted paused socket,
+ * so the first request would hang. Resuming inside 'connection' leaves its pause bookkeeping out
+ * of step (a paused request body would stop pausing the socket: no upload backpressure,
+ * measured); one tick later it is in step, as when the server accepts the socket itself.
+ */
+export function handToHttp1(server: HttpServer, socket: Socket, bytes: Buffer): void {
+  socket.pause();
+  socket.unshift(bytes);
+  server.emit('connection', socket);
+  process.nextTick(resumeUnlessDestroyed, socket);
+}
+
 function resumeUnlessDestroyed(socket: Socket): void {
   if (!socket.destroyed) socket.resume();
 }
@@ -47,18 +62,13 @@ export function dispatchPlainSocket(socket: Socket, servers: ProtocolServers, fi
     if (isH2 && buffered.length < H2_PREFACE.length) return; // could still be the preface
     clearTimeout(timer); // from here on the server's own timeouts apply
     socket.off('data', onData);
-    socket.pause();
-    socket.unshift(buffered);
     if (isH2) {
+      socket.pause();
+      socket.unshift(buffered);
       servers.http2.emit('connection', socket); // the HTTP/2 session resumes it itself
       return;
     }
-    servers.http1.emit('connection', socket);
-    // Node's HTTP/1.1 server never resumes an adopted paused socket, so the first request would
-    // hang. Resuming inside 'connection' leaves its pause bookkeeping out of step (a paused
-    // request body would stop pausing the socket: no upload backpressure, measured); one tick
-    // later it is in step, as when the server accepts the socket itself.
-    process.nextTick(resumeUnlessDestroyed, socket);
+    handToHttp1(servers.http1, socket, buffered);
   };
   socket.on('data', onData);
   socket.once('error', () => socket.destroy());

@@ -50,6 +50,11 @@ export interface LoadState {
   probing: number;
 }
 
+/** The keepalive's `probing` hook for an endpoint's session: counts the probes out on the endpoint. */
+export function countProbes(e: LoadState): (out: boolean) => void {
+  return (out) => void (e.probing += out ? 1 : -1);
+}
+
 export function initialLoad(): LoadState {
   return { outstanding: 0, ewma: 0, stamp: 0, failures: 0, ejected: false, ejectedUntil: 0, ejections: 0, ejectTimer: undefined, probing: 0 };
 }

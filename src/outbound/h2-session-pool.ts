@@ -30,6 +30,7 @@ import { cancelledError, type WaitToken } from './stream-wait.js';
 import { LogPerKey } from '../log-per-key.js';
 import { clearTimer } from '../timer-clear.js';
 import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
+import { countProbes } from './balancer.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -218,7 +219,7 @@ export class H2SessionPool {
       if (conn.destroyed) return;
       warnDeadSession(logger, upstream, endpoint.key, conn.activeStreams, err.message);
       conn.destroy(undefined, 'ping_timeout');
-    }, () => conn.activeStreams, (out) => void (endpoint.probing += out ? 1 : -1));
+    }, () => conn.activeStreams, countProbes(endpoint));
 
     // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle
     const guard = UpstreamPathGuard.watch(conn.socket, {

@@ -12,9 +12,9 @@
 // Connection options) and the connection goes back to the server, those bytes after it: the
 // request is parsed, limited, timed and answered as any other, and nothing read is lost.
 
-import type { Server } from 'node:http';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { handToHttp1 } from '../http/protocol-dispatch.js';
 
 /** Field names the h2c offer adds (lower case): dropped, and dropped from Connection. */
 const OFFER_FIELDS = new Set(['upgrade', 'http2-settings']);
@@ -22,12 +22,7 @@ const OFFER_FIELDS = new Set(['upgrade', 'http2-settings']);
 /** Gives `socket` back to `server` with the request `req` (an h2c offer) written again without the offer, then `head`. */
 export function serveWithoutH2cOffer(server: Server, req: IncomingMessage, socket: Socket, head: Buffer): void {
   const bytes = Buffer.from(headWithoutOffer(req), 'latin1');
-  socket.pause();
-  socket.unshift(head.length === 0 ? bytes : Buffer.concat([bytes, head]));
-  server.emit('connection', socket);
-  // as for a socket the plain listener hands over (protocol-dispatch.ts): resumed a tick later,
-  // when the server's pause bookkeeping is in step
-  process.nextTick(resumeUnlessDestroyed, socket);
+  handToHttp1(server, socket, head.length === 0 ? bytes : Buffer.concat([bytes, head]));
 }
 
 /** The request head as received (names as written, values as parsed: latin1, as Node decodes them), less the h2c offer. */
@@ -47,8 +42,4 @@ export function headWithoutOffer(req: IncomingMessage): string {
     head += `${name}: ${value}\r\n`;
   }
   return `${head}\r\n`;
-}
-
-function resumeUnlessDestroyed(socket: Socket): void {
-  if (!socket.destroyed) socket.resume();
 }

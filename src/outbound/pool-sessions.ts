@@ -15,6 +15,7 @@ import type { UpstreamPool } from './upstream-pool.js';
 import { watchGoaway } from './goaway-refused.js';
 import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
 import { warnDeadSession } from './session-keepalive.js';
+import { countProbes } from './balancer.js';
 
 const kGuard = Symbol('meshcar.upstreamPathGuard');
 type GuardedSession = ClientHttp2Session & { [kGuard]?: UpstreamPathGuard };
@@ -57,7 +58,7 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
     session,
     pool.deps.settings,
     (why) => warnDeadSession(pool.deps.logger, pool.name, endpoint?.key, kit.activeStreams(session), why),
-    endpoint && ((out) => void (endpoint.probing += out ? 1 : -1)),
+    endpoint && countProbes(endpoint),
   );
   // streams above a GOAWAY's last id were never processed: retried whatever their method
   watchGoaway(session);

@@ -13,12 +13,16 @@ import { meshcarConnectionOf, type UpstreamStream } from './upstream-stream.js';
 
 /** Probes the session `up` was made on (either codec). */
 export function probeSessionOf(up: UpstreamStream): void {
-  const session = meshcarConnectionOf(up) ?? sessionOf(up);
+  const session = sessionUnder(up);
   if (session !== undefined) probeSession(session);
 }
 
 /** Starts the silence watch of the session `up` was made on (either codec), unless it runs. */
 export function watchAnswersOf(up: UpstreamStream): void {
-  const session = meshcarConnectionOf(up) ?? sessionOf(up);
+  const session = sessionUnder(up);
   if (session !== undefined) watchAnswers(session);
+}
+
+function sessionUnder(up: UpstreamStream): object | undefined {
+  return meshcarConnectionOf(up) ?? sessionOf(up);
 }
