@@ -5,6 +5,8 @@
 // - few sessions per endpoint: a request uses an open session with a free stream slot; a new
 //   session is dialled only when every one is full (the peer's SETTINGS_MAX_CONCURRENT_STREAMS),
 //   and requests arriving while one is being dialled wait for it rather than dial their own;
+// - a session whose probe PING has been out a while (silent while requests wait on it) takes
+//   no new stream: a new one is dialled beside it, and the probe settles the old one;
 // - a closing session (GOAWAY received or sent, max age) takes no new streams; the codec lets
 //   the streams in flight finish and then ends the socket;
 // - max age (jittered ±10%) closes gracefully; idle sessions are PINGed and destroyed when a
@@ -31,6 +33,7 @@ import { LogPerKey } from '../log-per-key.js';
 import { clearTimer } from '../timer-clear.js';
 import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
 import { countProbes } from './balancer.js';
+import { ProbedSessions } from './probed-sessions.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -60,6 +63,8 @@ export class H2SessionPool {
   private readonly guards = new Map<H2Connection, UpstreamPathGuard>();
   /** Open sessions per endpoint, oldest first. */
   private readonly byEndpoint = new Map<UpstreamEndpoint, H2Connection[]>();
+  /** Sessions whose probe PING went unanswered a while: no new stream on them (probed-sessions.ts). */
+  private readonly probed = new ProbedSessions<H2Connection>();
   /** A session being dialled per endpoint: others wait for it instead of dialling too. */
   private readonly dialling = new Map<UpstreamEndpoint, Promise<H2Connection>>();
   private readonly tickets = new Map<string, Buffer>();
@@ -137,7 +142,7 @@ export class H2SessionPool {
     let spent: H2Connection | undefined;
     for (let i = 0; i < list.length; i++) {
       const conn = list[i] as H2Connection;
-      if (conn.closing || conn.destroyed) continue;
+      if (conn.closing || conn.destroyed || this.probed.skips(conn)) continue;
       // ended streams whose answers wait unread count: they hold the session's window (windowHolders)
       if (conn.windowHolders < streamsTaken(conn)) return conn;
       // the peer lowered SETTINGS_MAX_CONCURRENT_STREAMS to 0 and nothing is open on it: it can
@@ -219,7 +224,7 @@ export class H2SessionPool {
       if (conn.destroyed) return;
       warnDeadSession(logger, upstream, endpoint.key, conn.activeStreams, err.message);
       conn.destroy(undefined, 'ping_timeout');
-    }, () => conn.activeStreams, countProbes(endpoint));
+    }, () => conn.activeStreams, this.probed.hook(conn, countProbes(endpoint)));
 
     // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle
     const guard = UpstreamPathGuard.watch(conn.socket, {
