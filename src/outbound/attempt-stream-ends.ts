@@ -14,11 +14,11 @@ import type { Attempt } from './attempt.js';
 import { tryRetry } from './attempt-retry.js';
 import { calmedByPeer, retireSessionOf } from './calmed-sessions.js';
 import { awaitingContinue } from './expect-continue.js';
-import { probeSessionOf } from './session-probe.js';
+import { probeSessionOf, silentSessionWhy } from './session-probe.js';
 import { neverProcessed } from './goaway-refused.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { markAnswerCut, markCancelled, markPenalized } from './pool-counting.js';
-import { refusedUnprocessed, upstreamReset, upstreamTimeout } from './upstream-errors.js';
+import { refusedUnprocessed, upstreamReset, upstreamSilent, upstreamTimeout } from './upstream-errors.js';
 import { cancelStream, peerResetCode, resetItself, sessionWriteBacklog, type UpstreamStream } from './upstream-stream.js';
 
 /**
@@ -56,7 +56,8 @@ export function streamError(attempt: Attempt, up: UpstreamStream, err: Error): v
   if (!attempt.answered && tryRetry(attempt, 'reset', undefined, unprocessed)) return;
   // the answer began and the endpoint broke it off (not our own cancel: fail() ran first then)
   if (attempt.answered && !attempt.failed) markAnswerCut(attempt.pool, up);
-  const error = unprocessed ? refusedUnprocessed(attempt.endpointKey, up.rstCode === h2.NGHTTP2_REFUSED_STREAM) : upstreamReset(attempt.endpointKey, describeError(err));
+  const silent = unprocessed ? undefined : silentSessionWhy(up);
+  const error = unprocessed ? refusedUnprocessed(attempt.endpointKey, up.rstCode === h2.NGHTTP2_REFUSED_STREAM) : silent !== undefined ? upstreamSilent(attempt.endpointKey, silent) : upstreamReset(attempt.endpointKey, describeError(err));
   attempt.fail(error, peerResetCode(up, err));
 }
 

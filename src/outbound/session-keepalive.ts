@@ -52,6 +52,13 @@ export const PROBE_MS = 5_000;
 export const STALL_MS = 1_000;
 
 const KEEPALIVES = new WeakMap<object, Keepalive>();
+/** Sessions the keepalive declared dead, and what they missed: the 502 of a request cut with one says it. */
+const DECLARED_DEAD = new WeakMap<object, string>();
+
+/** What `session` missed, if its keepalive declared it dead (either codec's session). */
+export function deadSessionWhy(session: object): string | undefined {
+  return DECLARED_DEAD.get(session);
+}
 
 /** One session's keepalive: the interval's PING and, when asked, a probe. */
 export class Keepalive {
@@ -86,7 +93,7 @@ export class Keepalive {
   constructor(
     private readonly session: KeepaliveSession,
     private readonly intervalMs: number,
-    private readonly dead: (err: Error) => void,
+    private readonly onDead: (err: Error) => void,
     private readonly openStreams: OpenStreams,
     private readonly probing?: Probing,
   ) {
@@ -94,6 +101,11 @@ export class Keepalive {
     this.timer = setInterval(() => this.tick(), intervalMs);
     this.timer.unref();
     KEEPALIVES.set(session, this);
+  }
+
+  private dead(err: Error): void {
+    DECLARED_DEAD.set(this.session, err.message);
+    this.onDead(err);
   }
 
   /** The interval: a PING unanswered since the last tick ends the session; silence since then sends one. */

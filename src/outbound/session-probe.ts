@@ -8,7 +8,7 @@
 // probes a session that reads nothing while requests wait, before any deadline passes.
 
 import { sessionOf } from './goaway-refused.js';
-import { probeSession, watchAnswers } from './session-keepalive.js';
+import { deadSessionWhy, probeSession, watchAnswers } from './session-keepalive.js';
 import { meshcarConnectionOf, type UpstreamStream } from './upstream-stream.js';
 
 /** Probes the session `up` was made on (either codec). */
@@ -21,6 +21,12 @@ export function probeSessionOf(up: UpstreamStream): void {
 export function watchAnswersOf(up: UpstreamStream): void {
   const session = sessionUnder(up);
   if (session !== undefined) watchAnswers(session);
+}
+
+/** What the session `up` was made on missed, if its keepalive declared it dead (and so cut `up`). */
+export function silentSessionWhy(up: UpstreamStream): string | undefined {
+  const session = sessionUnder(up);
+  return session === undefined ? undefined : deadSessionWhy(session);
 }
 
 function sessionUnder(up: UpstreamStream): object | undefined {

@@ -141,6 +141,15 @@ export function refusedUnprocessed(endpoint: string, refusedStream: boolean): Me
   return new MeshcarError('upstream_unavailable', `${endpoint} refused the request (${how}): it was not processed, and may be sent again`);
 }
 
+/**
+ * A request cut with its session, which our keepalive destroyed as it went silent (`why`: what
+ * it missed) and which was not sent again (not idempotent, or out of retries). The code stays
+ * upstream_reset; the old words said the upstream had reset it, which it never did.
+ */
+export function upstreamSilent(endpoint: string, why: string): MeshcarError {
+  return new MeshcarError('upstream_reset', `the session to ${endpoint} was closed under the request: it ${why} (the path or the peer is dead); the request may have reached the upstream, so it was not sent again`);
+}
+
 export function upstreamReset(endpoint: string, detail: string): MeshcarError {
   return new MeshcarError('upstream_reset', `${endpoint} reset the stream: ${detail}`);
 }

@@ -5,7 +5,8 @@
 // keepalive alone needs two 60 s intervals here). A live upstream whose answer takes seconds
 // ACKs and keeps its session, PINGed a few times only (each probe the same silence follows
 // doubles the wait for the next). A real TCP relay between the outbound and a real upstream
-// drops every byte of the frozen connection (test/helpers/freezing-relay.ts). Both codecs.
+// drops every byte of the frozen connection (test/helpers/freezing-relay.ts). A POST cut with
+// the session is not sent again, and its 502 says the session went silent. Both codecs.
 // (A probe on a slow path that is not dead: slow-path-probe.test.ts.)
 
 import t from 'tap';
@@ -37,15 +38,24 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal((await request(fx.port)).status, 200, 'warm-up');
     relay.freeze(); // the pooled session's path goes silent, both ways
     const started = performance.now();
+    // a POST beside it, on the same session: not sent again, its 502 says what happened
+    const post = request(fx.port, { method: 'POST', body: 'order', headers: { 'x-request-id': 'post-after-freeze' } });
     const { status } = await request(fx.port, { headers: { 'x-request-id': 'after-freeze' } });
     const tookMs = performance.now() - started;
     t.equal(status, 200, 'the request is answered');
+    const cut = await post;
+    t.equal(cut.status, 502, 'the POST cut with the session is not sent again');
+    t.match(
+      JSON.parse(cut.body.toString()),
+      { error: 'upstream_reset', message: /^the session to 127\.0\.0\.1:\d+ was closed under the request: it did not answer a PING within 5000 ms after 1000 ms in which nothing came while 2 streams were open on it \(the path or the peer is dead\); the request may have reached the upstream, so it was not sent again$/ },
+      'and its 502 says the session went silent, not that the upstream reset it',
+    );
     // 1 s of silence, 5 s for the ACK, the retry: well under the 15 s timeout
     t.ok(tookMs > 5_500 && tookMs < 9_000, `after the probe's 1 + 5 s (${Math.round(tookMs)} ms)`);
     t.equal(relay.connections, 2, 'over one new connection');
     const dead = lines.filter((l) => String(l.msg).includes('did not answer a PING'));
     t.equal(dead.length, 1, 'one warn line for the dead session');
-    t.match(String(dead[0]?.msg), /did not answer a PING within 5000 ms after 1000 ms in which nothing came while 1 stream was open on it/, 'saying why it was probed');
+    t.match(String(dead[0]?.msg), /did not answer a PING within 5000 ms after 1000 ms in which nothing came while 2 streams were open on it/, 'saying why it was probed');
   });
 
   t.test(`${codec} codec: a live upstream answering after 6 s keeps its session, PINGed a few times`, async (t) => {
