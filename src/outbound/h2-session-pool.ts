@@ -5,8 +5,8 @@
 // - few sessions per endpoint: a request uses an open session with a free stream slot; a new
 //   session is dialled only when every one is full (the peer's SETTINGS_MAX_CONCURRENT_STREAMS),
 //   and requests arriving while one is being dialled wait for it rather than dial their own;
-// - a session whose probe PING has been out a while (silent while requests wait on it) takes
-//   no new stream: a new one is dialled beside it, and the probe settles the old one;
+// - a session whose probe PING has been out a while with nothing read takes no new stream:
+//   requests wait for the probe's verdict (probed-sessions.ts);
 // - a closing session (GOAWAY received or sent, max age) takes no new streams; the codec lets
 //   the streams in flight finish and then ends the socket;
 // - max age (jittered ±10%) closes gracefully; idle sessions are PINGed and destroyed when a
@@ -116,6 +116,13 @@ export class H2SessionPool {
         }
       }
       if (this.closed) throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
+      // a session with room that went silent under its probe: its verdict is waited for (it
+      // answers and takes this, or is judged dead and gone), not a dial beside it (probed-sessions.ts)
+      const probed = this.probedSession(endpoint);
+      if (probed !== undefined) {
+        await this.probed.settled(probed);
+        continue;
+      }
       const pending = this.dialling.get(endpoint);
       if (pending) {
         if (performance.now() > giveUpAt) throw new MeshcarError('upstream_unavailable', `${endpoint.key}: no session with a free stream within ${Math.round(this.options.connectTimeoutMs() * (MAX_DIALS + 1))} ms`);
@@ -152,6 +159,14 @@ export class H2SessionPool {
     }
     // closed after the walk: a close may finish at once, and its 'close' takes it out of `list`
     spent?.close();
+    return undefined;
+  }
+
+  /** A session of `endpoint` with a free slot that freeSession skipped for its probe. */
+  private probedSession(endpoint: UpstreamEndpoint): H2Connection | undefined {
+    for (const conn of this.byEndpoint.get(endpoint) ?? []) {
+      if (!conn.closing && !conn.destroyed && conn.windowHolders < streamsTaken(conn) && this.probed.skips(conn)) return conn;
+    }
     return undefined;
   }
 
@@ -224,7 +239,7 @@ export class H2SessionPool {
       if (conn.destroyed) return;
       warnDeadSession(logger, upstream, endpoint.key, conn.activeStreams, err.message);
       conn.destroy(undefined, 'ping_timeout');
-    }, () => conn.activeStreams, this.probed.hook(conn, countProbes(endpoint)));
+    }, () => conn.activeStreams, this.probed.hook(conn, countProbes(endpoint), () => keepalive.silentSinceProbe()));
 
     // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle
     const guard = UpstreamPathGuard.watch(conn.socket, {

@@ -1,34 +1,77 @@
 // The sessions of a pool whose probe PING (session-keepalive.ts) has gone unanswered for a
-// while: they take no new stream until the probe ends, and a new session is dialled beside them.
-// Left to take them, a session whose path died silently (a NAT entry or a middlebox dropped, the
-// upstream fine) drew every request of the probe's seconds and cut them with it, POSTs as 502.
-// Not at once: a live peer answers within a round trip, and a request in that window would dial
-// a session kept to its maximum age (a quiet long poll is probed every few seconds, then once
-// an interval). Used by the meshcar codec's pool (h2-session-pool.ts).
+// while with nothing read since it was sent: new requests for their endpoint wait for the
+// probe's verdict instead of going onto them. Put on such a session, a request was cut with it
+// when its path had died silently (a NAT entry or a middlebox dropped, the upstream fine): with
+// one endpoint, every request of the probe's seconds, POSTs lost as 502. Held, they go out on
+// the session once it answers, or over a new one once it is judged dead. Not a dial beside it:
+// an upstream stalled for a moment (a pause, a busy event loop) refused the extra connections
+// (inbound.limits.maxConnectionsPerCaller), hung them, was marked down for it, and kept every
+// one it took to the session's maximum age. Not at once: a live peer ACKs within a round trip.
+// And not while its bytes still come (a slow path with the ACK behind its data). Used by the
+// meshcar codec's pool (h2-session-pool.ts).
 
-import type { Probing } from './session-keepalive.js';
+import { PROBE_MS, type Probing } from './session-keepalive.js';
 
-/** How long a probe's PING goes unanswered before its session takes no new stream. */
+/** How long a probe's PING goes unanswered, with nothing read, before its session takes no new stream. */
 export const PROBED_SESSION_GRACE_MS = 250;
 
-export class ProbedSessions<S> {
-  /** Sessions with a probe out, and when they stop taking new streams. */
-  private readonly since = new Map<S, number>();
+interface ProbeOut {
+  /** When it starts to hold requests back. */
+  readonly holdsFrom: number;
+  /** Nothing read from the peer since the probe (or its last window) began. */
+  readonly silent: () => boolean;
+  /** Held requests wait on this: the probe's end, or a bounded turn (they look again). */
+  settled?: Promise<void>;
+  wake?: () => void;
+  timer?: NodeJS.Timeout;
+}
 
-  /** The keepalive's probing hook for `session`; `endpoint` is told too (balancer.ts countProbes). */
-  hook(session: S, endpoint: Probing): Probing {
-    return (out) => {
-      endpoint(out);
+export class ProbedSessions<S> {
+  private readonly out = new Map<S, ProbeOut>();
+
+  /** The keepalive's probing hook for `session` (`silent`: read since the probe?); `endpoint` is told too (balancer.ts countProbes). */
+  hook(session: S, endpoint: Probing, silent: () => boolean): Probing {
+    return (isOut) => {
+      endpoint(isOut);
       // told once the probe ends, the session's close included (the keepalive's stop)
-      if (out) this.since.set(session, performance.now() + PROBED_SESSION_GRACE_MS);
-      else this.since.delete(session);
+      if (isOut) this.out.set(session, { holdsFrom: performance.now() + PROBED_SESSION_GRACE_MS, silent });
+      else this.end(session);
     };
   }
 
   /** `session` takes no new stream now. Costs a size check while no probe is out. */
   skips(session: S): boolean {
-    if (this.since.size === 0) return false;
-    const from = this.since.get(session);
-    return from !== undefined && performance.now() >= from;
+    if (this.out.size === 0) return false;
+    const probe = this.out.get(session);
+    return probe !== undefined && performance.now() >= probe.holdsFrom && probe.silent();
+  }
+
+  /**
+   * Resolves when `session`'s probe ends, or after at most a probe's window (its data may have
+   * come back meanwhile): one promise and one timer per probed session, whatever waits on it.
+   */
+  settled(session: S): Promise<void> {
+    const probe = this.out.get(session);
+    if (probe === undefined) return Promise.resolve();
+    probe.settled ??= new Promise<void>((resolve) => {
+      probe.wake = resolve;
+      probe.timer = setTimeout(() => this.wakeHeld(probe), PROBE_MS);
+      probe.timer.unref();
+    });
+    return probe.settled;
+  }
+
+  private end(session: S): void {
+    const probe = this.out.get(session);
+    if (probe === undefined) return;
+    this.out.delete(session);
+    this.wakeHeld(probe);
+  }
+
+  private wakeHeld(probe: ProbeOut): void {
+    if (probe.timer !== undefined) clearTimeout(probe.timer);
+    const wake = probe.wake;
+    probe.settled = probe.wake = probe.timer = undefined;
+    wake?.();
   }
 }

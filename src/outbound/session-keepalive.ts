@@ -145,6 +145,11 @@ export class Keepalive {
     if (!this.awaitingAck) this.ping();
   }
 
+  /** A probe is out and nothing was read from the peer since it (or its current window) began. */
+  silentSinceProbe(): boolean {
+    return this.probeTimer !== undefined && bytesReadOf(this.session) === this.probeBytes;
+  }
+
   private armProbe(): void {
     this.probeTimer = setTimeout(this.onProbeDeadline, Math.min(PROBE_MS, this.intervalMs));
     this.probeTimer.unref();

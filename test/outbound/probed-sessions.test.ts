@@ -1,19 +1,21 @@
 // The rule of probed-sessions.ts on its own: a session whose probe is out is skipped only once
 // the probe has gone unanswered for PROBED_SESSION_GRACE_MS (a live peer's ACK comes within a
-// round trip: a request in that window must not dial a session of its own), and from the
-// probe's end on it takes streams again; the endpoint's counter hears every change.
-// probed-session-skipped.test.ts covers the whole path over real sockets.
+// round trip) and only while nothing was read since it (a slow path's ACK comes behind its
+// data); requests held wait on one promise per session, settled when the probe ends; the
+// endpoint's counter hears every change. probed-session-skipped.test.ts covers the whole path
+// over real sockets.
 
 import t from 'tap';
 import { PROBED_SESSION_GRACE_MS, ProbedSessions } from '../../src/outbound/probed-sessions.js';
 import { waitFor } from '../helpers/mesh.js';
 
-t.test('a probed session is skipped from the grace on, until its probe ends', async (t) => {
+t.test('a probed session is skipped from the grace on, while silent, until its probe ends', async (t) => {
   const probed = new ProbedSessions<object>();
   const a = {};
   const b = {};
   const told: boolean[] = [];
-  const hookA = probed.hook(a, (out) => told.push(out));
+  let silent = true;
+  const hookA = probed.hook(a, (out) => told.push(out), () => silent);
   t.notOk(probed.skips(a), 'no probe out: taken');
   const sent = performance.now();
   hookA(true);
@@ -21,8 +23,21 @@ t.test('a probed session is skipped from the grace on, until its probe ends', as
   t.notOk(probed.skips(b), 'another session: taken');
   await waitFor(async () => probed.skips(a), 2_000, 'the session skipped');
   t.ok(performance.now() - sent >= PROBED_SESSION_GRACE_MS, `skipped only after ${PROBED_SESSION_GRACE_MS} ms`);
+  silent = false;
+  t.notOk(probed.skips(a), 'taken while bytes come from the peer (its ACK may be behind them)');
+  silent = true;
   t.notOk(probed.skips(b), 'the other still taken');
+
+  const held = [probed.settled(a), probed.settled(a)];
+  t.equal(held[0], held[1], 'the requests held share one promise');
+  let woken = 0;
+  for (const p of held) void p.then(() => woken++);
+  await new Promise((r) => setImmediate(r));
+  t.equal(woken, 0, 'held while the probe is out');
   hookA(false);
-  t.notOk(probed.skips(a), 'the probe ended: taken again');
+  await Promise.all(held);
+  t.equal(woken, 2, 'woken when it ends');
+  t.notOk(probed.skips(a), 'taken again');
   t.same(told, [true, false], "the endpoint's counter told of both");
+  await probed.settled(a); // no probe out: at once
 });
