@@ -182,14 +182,8 @@ export function withDeadlineLeft(headers: OutgoingHttpHeaders | string[], leftMs
  */
 export function tryRetry(attempt: Attempt, reason: RetryReason, retryAfter?: unknown, neverProcessed = false): boolean {
   if (attempt.over()) return false;
-  // a request the upstream never processed (REFUSED_STREAM, a stream above a GOAWAY's last id:
-  // RFC 9113 §8.7; no stream at all) is safe to send again whatever its method
-  if ((!neverProcessed && !isRetryableRequest(attempt.exchange.method, attempt.reqHeaders)) || expectsContinue(attempt.reqHeaders.expect)) return false;
-  // the body as far as it went by is kept (replayBody sends it again and pipes the rest on)
-  if (attempt.piped && attempt.body === null) return false;
+  if (!safeToRepeat(attempt, neverProcessed)) return false;
   const pool = attempt.pool;
-  // a body read ahead for the OpenAPI check is kept whole whatever its size: the limit holds too
-  if (attempt.bodySize > pool.retry.bufferLimit) return false;
   // a wait is a quiet spell of the request: no longer than the upstream's idleTimeout, also
   // without a deadline (timeout 0), or a Retry-After of an hour held the app's request an hour
   // (review-up L3); longer, the 503 or 429 goes to the app as it is, Retry-After and all
@@ -203,6 +197,17 @@ export function tryRetry(attempt: Attempt, reason: RetryReason, retryAfter?: unk
   attempt.pool.retrying += 1;
   attempt.retryTimer = setTimeout(attemptAgain, wait, attempt);
   return true;
+}
+
+/** The request may be sent again, as far as the request itself goes (its method, its body); budget and time aside. */
+export function safeToRepeat(attempt: Attempt, neverProcessed = false): boolean {
+  // a request the upstream never processed (REFUSED_STREAM, a stream above a GOAWAY's last id:
+  // RFC 9113 §8.7; no stream at all) is safe to send again whatever its method
+  if ((!neverProcessed && !isRetryableRequest(attempt.exchange.method, attempt.reqHeaders)) || expectsContinue(attempt.reqHeaders.expect)) return false;
+  // the body as far as it went by is kept (replayBody sends it again and pipes the rest on)
+  if (attempt.piped && attempt.body === null) return false;
+  // a body read ahead for the OpenAPI check is kept whole whatever its size: the limit holds too
+  return attempt.bodySize <= attempt.pool.retry.bufferLimit;
 }
 
 /** The attempt is over: a retry still waiting out its backoff will not be made. */

@@ -11,7 +11,7 @@
 import { constants as h2 } from 'node:http2';
 import { describeError, MeshcarError } from '../errors.js';
 import type { Attempt } from './attempt.js';
-import { tryRetry } from './attempt-retry.js';
+import { safeToRepeat, tryRetry } from './attempt-retry.js';
 import { calmedByPeer, retireSessionOf } from './calmed-sessions.js';
 import { awaitingContinue } from './expect-continue.js';
 import { probeSessionOf, silentSessionWhy } from './session-probe.js';
@@ -57,7 +57,7 @@ export function streamError(attempt: Attempt, up: UpstreamStream, err: Error): v
   // the answer began and the endpoint broke it off (not our own cancel: fail() ran first then)
   if (attempt.answered && !attempt.failed) markAnswerCut(attempt.pool, up);
   const silent = unprocessed ? undefined : silentSessionWhy(up);
-  const error = unprocessed ? refusedUnprocessed(attempt.endpointKey, up.rstCode === h2.NGHTTP2_REFUSED_STREAM) : silent !== undefined ? upstreamSilent(attempt.endpointKey, silent) : upstreamReset(attempt.endpointKey, describeError(err));
+  const error = unprocessed ? refusedUnprocessed(attempt.endpointKey, up.rstCode === h2.NGHTTP2_REFUSED_STREAM) : silent !== undefined ? upstreamSilent(attempt.endpointKey, silent, safeToRepeat(attempt)) : upstreamReset(attempt.endpointKey, describeError(err));
   attempt.fail(error, peerResetCode(up, err));
 }
 

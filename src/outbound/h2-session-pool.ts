@@ -33,7 +33,7 @@ import { LogPerKey } from '../log-per-key.js';
 import { clearTimer } from '../timer-clear.js';
 import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
 import { countProbes } from './balancer.js';
-import { ProbedSessions } from './probed-sessions.js';
+import { holdLimitMs, ProbedSessions } from './probed-sessions.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -99,6 +99,7 @@ export class H2SessionPool {
     withScheme(headers);
     let dials = 0;
     let closingRetries = 0;
+    let holdUntil: number | undefined;
     // waiting on other requests' dials is bounded by time, not rounds: a burst larger than a few
     // sessions' worth of streams waits its turn (every dial adds a session) instead of failing
     const giveUpAt = performance.now() + this.options.connectTimeoutMs() * (MAX_DIALS + 1);
@@ -106,7 +107,19 @@ export class H2SessionPool {
       // given up (its requester went away, or its bound passed: stream-wait.ts): no stream for it
       if (wait?.cancelled) throw cancelledError();
       // checked and used in one synchronous step: waiters woken together cannot overfill a session
-      const conn = this.freeSession(endpoint);
+      let conn = this.freeSession(endpoint);
+      // a session with room that went silent under its probe: its verdict is waited for (it
+      // answers and takes this, or is judged dead and gone), not a dial beside it; past the
+      // hold's limit, onto it after all (probed-sessions.ts)
+      const probed = conn === undefined && !this.closed ? this.probedSession(endpoint) : undefined;
+      if (probed !== undefined) {
+        holdUntil ??= performance.now() + holdLimitMs(this.options.connectTimeoutMs());
+        if (performance.now() < holdUntil) {
+          await this.probed.settled(probed);
+          continue;
+        }
+        conn = probed;
+      }
       if (conn) {
         try {
           return conn.request(headers, options);
@@ -116,13 +129,6 @@ export class H2SessionPool {
         }
       }
       if (this.closed) throw new MeshcarError('upstream_unavailable', 'the outbound side is shutting down');
-      // a session with room that went silent under its probe: its verdict is waited for (it
-      // answers and takes this, or is judged dead and gone), not a dial beside it (probed-sessions.ts)
-      const probed = this.probedSession(endpoint);
-      if (probed !== undefined) {
-        await this.probed.settled(probed);
-        continue;
-      }
       const pending = this.dialling.get(endpoint);
       if (pending) {
         if (performance.now() > giveUpAt) throw new MeshcarError('upstream_unavailable', `${endpoint.key}: no session with a free stream within ${Math.round(this.options.connectTimeoutMs() * (MAX_DIALS + 1))} ms`);

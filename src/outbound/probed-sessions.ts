@@ -7,13 +7,27 @@
 // an upstream stalled for a moment (a pause, a busy event loop) refused the extra connections
 // (inbound.limits.maxConnectionsPerCaller), hung them, was marked down for it, and kept every
 // one it took to the session's maximum age. Not at once: a live peer ACKs within a round trip.
-// And not while its bytes still come (a slow path with the ACK behind its data). Used by the
-// meshcar codec's pool (h2-session-pool.ts).
+// And not while its bytes still come (a slow path with the ACK behind its data). Not past
+// holdLimitMs: then onto the session, as before. Held requests count toward the circuit
+// breaker's maxPending. Used by the meshcar codec's pool (h2-session-pool.ts).
 
 import { PROBE_MS, type Probing } from './session-keepalive.js';
 
 /** How long a probe's PING goes unanswered, with nothing read, before its session takes no new stream. */
 export const PROBED_SESSION_GRACE_MS = 250;
+
+/** Requests held look again this often: bytes from the peer end their wait within a turn. */
+const HOLD_TURN_MS = 250;
+
+/**
+ * How long one request is held at most: the probe's own window, within half the wait the
+ * failover allows a stream (4 connect timeouts, pool-failover.ts), so a hold never runs into
+ * it (that counted as a connect failure: the endpoint rested, the retry budget spent). Past it
+ * the request goes onto the session after all, as it did before this rule.
+ */
+export function holdLimitMs(connectTimeoutMs: number): number {
+  return Math.min(PROBE_MS, 2 * connectTimeoutMs);
+}
 
 interface ProbeOut {
   /** When it starts to hold requests back. */
@@ -47,15 +61,16 @@ export class ProbedSessions<S> {
   }
 
   /**
-   * Resolves when `session`'s probe ends, or after at most a probe's window (its data may have
-   * come back meanwhile): one promise and one timer per probed session, whatever waits on it.
+   * Resolves when `session`'s probe ends, or after a turn of HOLD_TURN_MS, when the held look
+   * again (the peer's bytes may have come back, their own wait may be up): one promise and one
+   * timer per probed session, whatever waits on it.
    */
   settled(session: S): Promise<void> {
     const probe = this.out.get(session);
     if (probe === undefined) return Promise.resolve();
     probe.settled ??= new Promise<void>((resolve) => {
       probe.wake = resolve;
-      probe.timer = setTimeout(() => this.wakeHeld(probe), PROBE_MS);
+      probe.timer = setTimeout(() => this.wakeHeld(probe), HOLD_TURN_MS);
       probe.timer.unref();
     });
     return probe.settled;

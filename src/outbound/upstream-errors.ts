@@ -143,11 +143,13 @@ export function refusedUnprocessed(endpoint: string, refusedStream: boolean): Me
 
 /**
  * A request cut with its session, which our keepalive destroyed as it went silent (`why`: what
- * it missed) and which was not sent again (not idempotent, or out of retries). The code stays
+ * it missed), and not sent again: `repeatable` says whether that was for want of a retry (the
+ * budget, the attempts, the time) or because it may have been processed. The code stays
  * upstream_reset; the old words said the upstream had reset it, which it never did.
  */
-export function upstreamSilent(endpoint: string, why: string): MeshcarError {
-  return new MeshcarError('upstream_reset', `the session to ${endpoint} was closed under the request: it ${why} (the path or the peer is dead); the request may have reached the upstream, so it was not sent again`);
+export function upstreamSilent(endpoint: string, why: string, repeatable: boolean): MeshcarError {
+  const notAgain = repeatable ? 'it was not sent again: no retry was left (retry budget, attempts or time)' : 'the request may have reached the upstream and is not safe to repeat, so it was not sent again';
+  return new MeshcarError('upstream_reset', `the session to ${endpoint} was closed under the request: it ${why} (the path or the peer is dead); ${notAgain}`);
 }
 
 export function upstreamReset(endpoint: string, detail: string): MeshcarError {

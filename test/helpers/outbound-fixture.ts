@@ -15,6 +15,7 @@ import { WorkloadIdentity } from '../../src/identity/workload-identity.js';
 import { MTLS_SERVER_OPTIONS } from '../../src/identity/tls-contexts.js';
 import { peerIdentity } from '../../src/identity/peer-identity.js';
 import { parseEndpoint, type Endpoint } from '../../src/config/address.js';
+import type { RetryConfig } from '../../src/config/upstream-policy-config.js';
 import { createOutbound, type Outbound, type OutboundTuning } from '../../src/outbound/index.js';
 import type { RefusedRequest, RequestRecord, TlsFailureReason, TrafficObserver } from '../../src/metrics/traffic.js';
 
@@ -272,6 +273,8 @@ export interface UpstreamSpec {
   readonly connectTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
   readonly tunnelIdleTimeoutMs?: number;
+  /** Retry settings (default: the outbound's). */
+  readonly retries?: RetryConfig;
 }
 
 export interface OutboundFixture {
@@ -314,6 +317,7 @@ export async function startOutbound(pki: TestPki, upstreams: readonly UpstreamSp
         ...(u.connectTimeoutMs !== undefined ? { connectTimeoutMs: u.connectTimeoutMs } : {}),
         ...(u.idleTimeoutMs !== undefined ? { idleTimeoutMs: u.idleTimeoutMs } : {}),
         ...(u.tunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: u.tunnelIdleTimeoutMs } : {}),
+        ...(u.retries !== undefined ? { retries: u.retries } : {}),
         routes: [],
       })),
     },

@@ -8,22 +8,25 @@
 //   held go out on the same session once the ACK comes. A dial beside it (this rule's first
 //   form) opened a second session, which an upstream at inbound.limits.maxConnectionsPerCaller
 //   refused and a paused one hung, and the endpoint was marked down for it.
+// - A connectTimeout short enough that the failover's wait for a stream (4 of them) would end
+//   first: held at most 2 connect timeouts, then onto the session, nothing against the endpoint.
 // The meshcar codec (the node codec's agent picks its own session on the slow path: not covered).
 
 import t from 'tap';
-import { TD, makePki, request, startOutbound, startUpstream } from '../helpers/outbound-fixture.js';
+import { TD, makePki, request, startOutbound, startUpstream, type UpstreamSpec } from '../helpers/outbound-fixture.js';
+import { RETRY_DEFAULTS } from '../../src/outbound/retry.js';
 import { memoryLogger } from '../helpers/ca.js';
 import { startFreezingRelay } from '../helpers/freezing-relay.js';
 import { waitFor } from '../helpers/mesh.js';
 import { PROBED_SESSION_GRACE_MS } from '../../src/outbound/probed-sessions.js';
 
-/** One upstream behind a relay, an outbound routing payments to it; warn lines in `lines`. */
-async function relayedPath(t: Tap.Test) {
+/** One upstream behind a relay, an outbound routing payments to it (`spec` added); warn lines in `lines`. */
+async function relayedPath(t: Tap.Test, spec: Partial<UpstreamSpec> = {}) {
   const pki = await makePki(TD);
   const upstream = await startUpstream(pki);
   const relay = await startFreezingRelay(upstream.port);
   const lines: Array<Record<string, unknown>> = [];
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${relay.port}`], timeoutMs: 15_000 }], { codec: 'meshcar', pingIntervalMs: 60_000, logger: memoryLogger(lines, 'warn') });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${relay.port}`], timeoutMs: 15_000, ...spec }], { codec: 'meshcar', pingIntervalMs: 60_000, logger: memoryLogger(lines, 'warn') });
   t.teardown(async () => {
     await fx.close();
     await relay.stop();
@@ -51,7 +54,8 @@ async function posts(port: number, n: number) {
 }
 
 t.test('a dead session: the requests held during its probe go over a new session once it is judged dead', async (t) => {
-  const { upstream, relay, fx, lines, address } = await relayedPath(t);
+  // no retries: the GET cut with the dead session says why it was not sent again
+  const { upstream, relay, fx, lines, address } = await relayedPath(t, { retries: { ...RETRY_DEFAULTS, attempts: 0 } });
   t.equal((await request(fx.port)).status, 200, 'warm-up answered');
   relay.freeze(); // that session goes silent, both ways; a new connection would pass
   const stuck = request(fx.port, { headers: { 'x-request-id': 'stuck' } });
@@ -68,7 +72,13 @@ t.test('a dead session: the requests held during its probe go over a new session
     'within the probe',
   );
   t.equal(upstream.requests - before >= 10, true, 'by the upstream');
-  t.equal((await stuck).status, 200, 'the GET stuck on the dead session retried');
+  const cut = await stuck;
+  t.equal(cut.status, 502, 'the GET stuck on the dead session cut with it (no retries here)');
+  t.match(
+    JSON.parse(cut.body.toString()),
+    { error: 'upstream_reset', message: /^the session to 127\.0\.0\.1:\d+ was closed under the request: it did not answer a PING within 5000 ms after \d+ ms in which nothing came while 1 stream was open on it \(the path or the peer is dead\); it was not sent again: no retry was left \(retry budget, attempts or time\)$/ },
+    'saying the session went silent, and that no retry was left (a GET may be repeated)',
+  );
   t.equal(relay.connections, 2, 'over one new session');
   t.equal(lines.filter((l) => String(l.msg).includes('did not answer a PING')).length, 1, 'the silent session declared dead once');
   t.notOk(address()?.probing, 'the endpoint no longer shown probing');
@@ -91,4 +101,25 @@ t.test('a stalled session that answers: the requests held go out on it, no sessi
   t.same(lines, [], 'no warning: no dial failed, no session declared dead');
   t.match(address(), { state: 'ok', sessions: 1 }, 'the endpoint up, with its one session');
   t.notOk(address()?.probing, 'and no longer probing');
+});
+
+t.test('a short connectTimeout: a request is held at most 2 of them, then goes onto the session, and nothing counts against the endpoint', async (t) => {
+  // the failover waits 4 connect timeouts for a stream (1.2 s here): a hold running into that
+  // bound counted as a connect failure (the endpoint rested, a warn line, a retry spent)
+  const { relay, fx, lines, address } = await relayedPath(t, { connectTimeoutMs: 300, timeoutMs: 10_000 });
+  t.equal((await request(fx.port)).status, 200, 'warm-up answered');
+  // probed 1-2 s in, its POSTs held from then on: the stall outlasts that bound by far, not the probe's 5 s
+  relay.stall(4_500);
+  const stuck = request(fx.port, { headers: { 'x-request-id': 'stuck' } });
+  await probeHolding(address);
+  const answered = await posts(fx.port, 5);
+  t.same(
+    answered.map((p) => p.status),
+    Array(5).fill(200),
+    `every POST answered once the stall ended (${answered.map((p) => `${p.status}/${p.ms}ms`).join(' ')})`,
+  );
+  t.equal((await stuck).status, 200, 'the GET answered');
+  t.equal(relay.connections, 1, 'all over the one session');
+  t.same(lines, [], 'no warning: no endpoint failure, no dial');
+  t.match(address(), { state: 'ok', sessions: 1 }, 'the endpoint up');
 });

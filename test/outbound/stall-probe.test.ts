@@ -47,7 +47,7 @@ for (const codec of ['node', 'meshcar'] as const) {
     t.equal(cut.status, 502, 'the POST cut with the session is not sent again');
     t.match(
       JSON.parse(cut.body.toString()),
-      { error: 'upstream_reset', message: /^the session to 127\.0\.0\.1:\d+ was closed under the request: it did not answer a PING within 5000 ms after 1000 ms in which nothing came while 2 streams were open on it \(the path or the peer is dead\); the request may have reached the upstream, so it was not sent again$/ },
+      { error: 'upstream_reset', message: /^the session to 127\.0\.0\.1:\d+ was closed under the request: it did not answer a PING within 5000 ms after 1000 ms in which nothing came while 2 streams were open on it \(the path or the peer is dead\); the request may have reached the upstream and is not safe to repeat, so it was not sent again$/ },
       'and its 502 says the session went silent, not that the upstream reset it',
     );
     // 1 s of silence, 5 s for the ACK, the retry: well under the 15 s timeout
