@@ -18,7 +18,7 @@ import { probeSessionOf, silentSessionWhy } from './session-probe.js';
 import { neverProcessed } from './goaway-refused.js';
 import { UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
 import { markAnswerCut, markCancelled, markPenalized } from './pool-counting.js';
-import { refusedUnprocessed, upstreamReset, upstreamSilent, upstreamTimeout } from './upstream-errors.js';
+import { refusedUnprocessed, upstreamReset, upstreamSilent, upstreamTimeout, type NotSentAgain } from './upstream-errors.js';
 import { cancelStream, peerResetCode, resetItself, sessionWriteBacklog, type UpstreamStream } from './upstream-stream.js';
 
 /**
@@ -57,8 +57,14 @@ export function streamError(attempt: Attempt, up: UpstreamStream, err: Error): v
   // the answer began and the endpoint broke it off (not our own cancel: fail() ran first then)
   if (attempt.answered && !attempt.failed) markAnswerCut(attempt.pool, up);
   const silent = unprocessed ? undefined : silentSessionWhy(up);
-  const error = unprocessed ? refusedUnprocessed(attempt.endpointKey, up.rstCode === h2.NGHTTP2_REFUSED_STREAM) : silent !== undefined ? upstreamSilent(attempt.endpointKey, silent, safeToRepeat(attempt)) : upstreamReset(attempt.endpointKey, describeError(err));
+  const error = unprocessed ? refusedUnprocessed(attempt.endpointKey, up.rstCode === h2.NGHTTP2_REFUSED_STREAM) : silent !== undefined ? upstreamSilent(attempt.endpointKey, silent, notSentAgain(attempt)) : upstreamReset(attempt.endpointKey, describeError(err));
   attempt.fail(error, peerResetCode(up, err));
+}
+
+/** Why `attempt`, cut with a session its keepalive destroyed, was not sent again (its 502 or grpc-message says it). */
+function notSentAgain(attempt: Attempt): NotSentAgain {
+  if (attempt.answered) return 'answer_begun';
+  return safeToRepeat(attempt) ? 'no_retry_left' : 'not_safe';
 }
 
 /** The current attempt's stream sent and received nothing for the idle timeout. */

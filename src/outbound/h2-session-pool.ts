@@ -15,7 +15,7 @@
 //   checked against this upstream's identity; Node skips checkServerIdentity on resumption);
 //   a rotation clears them so new sessions present the new certificate.
 
-import { startKeepalive, warnDeadSession } from './session-keepalive.js';
+import { silentSinceProbeOf, startKeepalive, warnDeadSession } from './session-keepalive.js';
 import type { Logger } from 'pino';
 import { H2Connection, type H2Stream, type OutgoingHeaders, type RequestOptions } from '../h2/index.js';
 import { MeshcarError } from '../errors.js';
@@ -33,7 +33,7 @@ import { LogPerKey } from '../log-per-key.js';
 import { clearTimer } from '../timer-clear.js';
 import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
 import { countProbes } from './balancer.js';
-import { holdLimitMs, ProbedSessions } from './probed-sessions.js';
+import { HOLD_LIMIT_MS, ProbedSessions } from './probed-sessions.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -102,7 +102,7 @@ export class H2SessionPool {
     let holdUntil: number | undefined;
     // waiting on other requests' dials is bounded by time, not rounds: a burst larger than a few
     // sessions' worth of streams waits its turn (every dial adds a session) instead of failing
-    const giveUpAt = performance.now() + this.options.connectTimeoutMs() * (MAX_DIALS + 1);
+    let giveUpAt = performance.now() + this.options.connectTimeoutMs() * (MAX_DIALS + 1);
     for (;;) {
       // given up (its requester went away, or its bound passed: stream-wait.ts): no stream for it
       if (wait?.cancelled) throw cancelledError();
@@ -113,9 +113,13 @@ export class H2SessionPool {
       // hold's limit, onto it after all (probed-sessions.ts)
       const probed = conn === undefined && !this.closed ? this.probedSession(endpoint) : undefined;
       if (probed !== undefined) {
-        holdUntil ??= performance.now() + holdLimitMs(this.options.connectTimeoutMs());
+        holdUntil ??= performance.now() + HOLD_LIMIT_MS;
         if (performance.now() < holdUntil) {
+          const heldAt = performance.now();
+          wait?.holding?.(true);
           await this.probed.settled(probed);
+          wait?.holding?.(false);
+          giveUpAt += performance.now() - heldAt; // no dial was awaited meanwhile
           continue;
         }
         conn = probed;
@@ -245,7 +249,7 @@ export class H2SessionPool {
       if (conn.destroyed) return;
       warnDeadSession(logger, upstream, endpoint.key, conn.activeStreams, err.message);
       conn.destroy(undefined, 'ping_timeout');
-    }, () => conn.activeStreams, this.probed.hook(conn, countProbes(endpoint), () => keepalive.silentSinceProbe()));
+    }, () => conn.activeStreams, this.probed.hook(conn, countProbes(endpoint), () => silentSinceProbeOf(conn)));
 
     // no new requests before the upstream's certificate path expires, cut at its expiry or once it no longer chains to our bundle
     const guard = UpstreamPathGuard.watch(conn.socket, {

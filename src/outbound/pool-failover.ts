@@ -7,13 +7,13 @@
 // meshcar pool bounds its dials): its expiry is that endpoint's failure, so a silent endpoint
 // stops being picked; a requester that goes away cancels its wait. Plain functions of the pool.
 
-import type { ClientHttp2Session, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeaders } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import { MeshcarError, describeError } from '../errors.js';
 import { outboundFailure } from '../tls-failures/describe.js';
 import type { UpstreamEndpoint } from './endpoints.js';
 import { countStream } from './pool-counting.js';
-import { adopt, closeIfRemoved } from './pool-sessions.js';
+import { adopt, closeIfRemoved, heldForProbe } from './pool-sessions.js';
 import { nodeCodec } from './node-codec.js';
 import type { UpstreamAgent } from './upstream-agent.js';
 import { UPSTREAM_MAX_HEAD_BYTES, UPSTREAM_MAX_HEAD_FIELDS } from './head-limits.js';
@@ -85,7 +85,7 @@ async function openOn(pool: UpstreamPool, endpoint: UpstreamEndpoint, headers: O
       const own = pool.own;
       const stream = own
         ? adaptH2Stream(await wait.bound(endpoint, limitMs, (token) => own.request(endpoint, headers, options, token), dropLate))
-        : watchEarlyEnd(noteSession(await wait.bound(endpoint, limitMs, (token) => nodeAgentOf(pool).requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, token), dropLate)));
+        : watchEarlyEnd(noteSession(await wait.bound<ClientHttp2Stream>(endpoint, limitMs, (token) => heldForProbe(pool, endpoint, token).then(() => nodeAgentOf(pool).requestFor(endpoint, AGENT_OPTIONS, headers as OutgoingHttpHeaders, options, token)), dropLate)));
       countStream(pool, stream, endpoint);
       return { stream, endpoint };
     } catch (err) {

@@ -2,7 +2,8 @@
 // agent over core http2; the meshcar codec keeps its own in h2-session-pool.ts): each session
 // the agent opens is adopted (counted, its lifecycle managed by session-lifecycle.ts, listed
 // under its endpoint for the fast path) and dropped when it closes; a session with a free
-// stream slot is found per endpoint; an endpoint that left DNS or the config has its sessions
+// stream slot is found per endpoint, and one gone silent under its probe is waited on rather
+// than taken (heldForProbe); an endpoint that left DNS or the config has its sessions
 // wound down, with both codecs, those a dial still under way at its removal opens included.
 // Plain functions of the pool (upstream-pool.ts).
 
@@ -14,7 +15,9 @@ import type { NodeCodec } from './node-codec.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { watchGoaway } from './goaway-refused.js';
 import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
-import { warnDeadSession } from './session-keepalive.js';
+import { silentSinceProbeOf, warnDeadSession } from './session-keepalive.js';
+import { HOLD_LIMIT_MS } from './probed-sessions.js';
+import { cancelledError, type WaitToken } from './stream-wait.js';
 import { countProbes } from './balancer.js';
 
 const kGuard = Symbol('meshcar.upstreamPathGuard');
@@ -28,13 +31,45 @@ export function freeSession(pool: UpstreamPool, endpoint: UpstreamEndpoint): Cli
   const { isGracefullyClosing, activeStreams, closeGracefully } = pool.nodeKit as NodeCodec;
   for (let i = 0; i < sessions.length; i++) {
     const session = sessions[i] as ClientHttp2Session;
-    if (isGracefullyClosing(session)) continue;
+    if (isGracefullyClosing(session) || pool.probed.skips(session)) continue;
     const open = activeStreams(session);
     const limit = session.remoteSettings.maxConcurrentStreams!;
     if (open < limit) return session;
     // SETTINGS_MAX_CONCURRENT_STREAMS lowered to 0 with nothing open: it can carry no request
     // (as h2-session-pool.ts: a session per request otherwise, each kept to its maximum age)
     if (limit === 0 && open === 0) closeGracefully(session);
+  }
+  return undefined;
+}
+
+/**
+ * Before the agent picks a session for `endpoint` (it would take one gone silent under its
+ * probe): waits for that probe's verdict, at most HOLD_LIMIT_MS, as the meshcar codec's pool does
+ * (probed-sessions.ts); a session free of probes, or none with room, ends the wait at once.
+ */
+export async function heldForProbe(pool: UpstreamPool, endpoint: UpstreamEndpoint, wait: WaitToken): Promise<void> {
+  let holdUntil: number | undefined;
+  for (;;) {
+    if (wait.cancelled) throw cancelledError();
+    if (freeSession(pool, endpoint) !== undefined) return;
+    const probed = probedSession(pool, endpoint);
+    if (probed === undefined) return;
+    holdUntil ??= performance.now() + HOLD_LIMIT_MS;
+    if (performance.now() >= holdUntil) return;
+    wait.holding?.(true);
+    await pool.probed.settled(probed);
+    wait.holding?.(false);
+  }
+}
+
+/** A session of `endpoint` with a free slot that freeSession skipped for its probe. */
+function probedSession(pool: UpstreamPool, endpoint: UpstreamEndpoint): ClientHttp2Session | undefined {
+  const sessions = pool.byEndpoint.get(endpoint);
+  if (sessions === undefined) return undefined;
+  // a session exists, so the agent that made it loaded the kit
+  const { isGracefullyClosing, activeStreams } = pool.nodeKit as NodeCodec;
+  for (const session of sessions) {
+    if (!isGracefullyClosing(session) && activeStreams(session) < session.remoteSettings.maxConcurrentStreams! && pool.probed.skips(session)) return session;
   }
   return undefined;
 }
@@ -58,7 +93,7 @@ export function adopt(pool: UpstreamPool, session: ClientHttp2Session): void {
     session,
     pool.deps.settings,
     (why) => warnDeadSession(pool.deps.logger, pool.name, endpoint?.key, kit.activeStreams(session), why),
-    endpoint && countProbes(endpoint),
+    endpoint && pool.probed.hook(session, countProbes(endpoint), () => silentSinceProbeOf(session)),
   );
   // streams above a GOAWAY's last id were never processed: retried whatever their method
   watchGoaway(session);

@@ -8,7 +8,7 @@
 // (inbound.limits.maxConnectionsPerCaller), hung them, was marked down for it, and kept every
 // one it took to the session's maximum age. Not at once: a live peer ACKs within a round trip.
 // And not while its bytes still come (a slow path with the ACK behind its data). Not past
-// holdLimitMs: then onto the session, as before. Held requests count toward the circuit
+// HOLD_LIMIT_MS: then onto the session, as before. Held requests count toward the circuit
 // breaker's maxPending. Used by the meshcar codec's pool (h2-session-pool.ts).
 
 import { PROBE_MS, type Probing } from './session-keepalive.js';
@@ -20,14 +20,14 @@ export const PROBED_SESSION_GRACE_MS = 250;
 const HOLD_TURN_MS = 250;
 
 /**
- * How long one request is held at most: the probe's own window, within half the wait the
- * failover allows a stream (4 connect timeouts, pool-failover.ts), so a hold never runs into
- * it (that counted as a connect failure: the endpoint rested, the retry budget spent). Past it
- * the request goes onto the session after all, as it did before this rule.
+ * How long one request is held at most: the probe's own window (a silent session's verdict
+ * comes within it). Past it the request goes onto the session after all, as before this rule.
+ * The failover's bound on a wait for a stream (4 connect timeouts) does not pass while a
+ * request is held (stream-wait.ts holding): capped below it instead, at 2 connect timeouts,
+ * the hold gave requests to a dead session again under a short connectTimeout (23 of 30 POSTs
+ * lost at 1 s).
  */
-export function holdLimitMs(connectTimeoutMs: number): number {
-  return Math.min(PROBE_MS, 2 * connectTimeoutMs);
-}
+export const HOLD_LIMIT_MS = PROBE_MS;
 
 interface ProbeOut {
   /** When it starts to hold requests back. */

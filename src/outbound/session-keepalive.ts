@@ -55,6 +55,11 @@ const KEEPALIVES = new WeakMap<object, Keepalive>();
 /** Sessions the keepalive declared dead, and what they missed: the 502 of a request cut with one says it. */
 const DECLARED_DEAD = new WeakMap<object, string>();
 
+/** `session` (either codec's) has a probe out and read nothing since it (or its current window) began. */
+export function silentSinceProbeOf(session: object): boolean {
+  return KEEPALIVES.get(session)?.silentSinceProbe() === true;
+}
+
 /** What `session` missed, if its keepalive declared it dead (either codec's session). */
 export function deadSessionWhy(session: object): string | undefined {
   return DECLARED_DEAD.get(session);

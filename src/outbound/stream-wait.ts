@@ -18,10 +18,20 @@ export const WAIT_CANCELLED = Symbol('meshcar.waitCancelled');
 /** What the session layers read of one bounded wait: whether it still wants a stream. */
 export interface WaitToken {
   readonly cancelled: boolean;
+  /**
+   * The session layer holds the request for a probe's verdict on a session gone silent
+   * (probed-sessions.ts): the bound does not pass meanwhile, as no dial or SETTINGS is awaited
+   * (it counted as a connect failure: the endpoint rested, retries spent).
+   */
+  holding?(on: boolean): void;
 }
 
 class BoundToken implements WaitToken {
   cancelled = false;
+  held = false;
+  holding(on: boolean): void {
+    this.held = on;
+  }
 }
 
 export class StreamWait {
@@ -48,7 +58,13 @@ export class StreamWait {
         if (this.endNow === end) this.endNow = undefined;
         reject(err);
       };
-      const timer = setTimeout(() => end(boundExpired(endpoint, limitMs)), limitMs);
+      // passed while the request is held for a probe's verdict: a whole bound again from now
+      const expire = (): void => {
+        if (!token.held) return end(boundExpired(endpoint, limitMs));
+        timer = setTimeout(expire, limitMs);
+        timer.unref();
+      };
+      let timer = setTimeout(expire, limitMs);
       // like every outbound timer: a wait in progress never keeps the process alive
       timer.unref();
       this.endNow = end;

@@ -141,15 +141,22 @@ export function refusedUnprocessed(endpoint: string, refusedStream: boolean): Me
   return new MeshcarError('upstream_unavailable', `${endpoint} refused the request (${how}): it was not processed, and may be sent again`);
 }
 
+/** Why a request cut with its session was not sent again (upstreamSilent). */
+export type NotSentAgain = 'answer_begun' | 'not_safe' | 'no_retry_left';
+
+const NOT_SENT_AGAIN: Readonly<Record<NotSentAgain, string>> = {
+  answer_begun: 'its answer had begun, so it was not sent again',
+  not_safe: 'the request may have reached the upstream and is not safe to repeat, so it was not sent again',
+  no_retry_left: 'it was not sent again: no retry was left (retry budget, attempts or time)',
+};
+
 /**
  * A request cut with its session, which our keepalive destroyed as it went silent (`why`: what
- * it missed), and not sent again: `repeatable` says whether that was for want of a retry (the
- * budget, the attempts, the time) or because it may have been processed. The code stays
- * upstream_reset; the old words said the upstream had reset it, which it never did.
+ * it missed), and not sent again (`because`). The code stays upstream_reset; the old words said
+ * the upstream had reset it, which it never did.
  */
-export function upstreamSilent(endpoint: string, why: string, repeatable: boolean): MeshcarError {
-  const notAgain = repeatable ? 'it was not sent again: no retry was left (retry budget, attempts or time)' : 'the request may have reached the upstream and is not safe to repeat, so it was not sent again';
-  return new MeshcarError('upstream_reset', `the session to ${endpoint} was closed under the request: it ${why} (the path or the peer is dead); ${notAgain}`);
+export function upstreamSilent(endpoint: string, why: string, because: NotSentAgain): MeshcarError {
+  return new MeshcarError('upstream_reset', `the session to ${endpoint} was closed under the request: it ${why} (the path or the peer is dead); ${NOT_SENT_AGAIN[because]}`);
 }
 
 export function upstreamReset(endpoint: string, detail: string): MeshcarError {

@@ -34,6 +34,7 @@ import { countStream, streamClosedListener, streamRespondedListener, type Stream
 import { badRequest, endpointFailed, openSlowly } from './pool-failover.js';
 import { connectMsOf, lookupWaitMsOf } from './pool-reload.js';
 import { closeIfRemoved, freeSession, retire, sessionsTrustChanged } from './pool-sessions.js';
+import { ProbedSessions } from './probed-sessions.js';
 import type { TrustNow, UpstreamPathGuard } from './upstream-trust.js';
 import { StreamWait } from './stream-wait.js';
 import { noteSession } from './goaway-refused.js';
@@ -67,6 +68,8 @@ export class UpstreamPool {
   readonly sessions = new Set<ClientHttp2Session>();
   /** Open sessions per endpoint, oldest first: the fast path's candidates. */
   readonly byEndpoint = new Map<UpstreamEndpoint, ClientHttp2Session[]>();
+  /** Those gone silent under a probe: requests wait for its verdict (probed-sessions.ts). */
+  readonly probed = new ProbedSessions<ClientHttp2Session>();
   /** The guards of open WebSocket tunnels (websocket.ts), each on its own connection: a bundle change reaches them too. */
   readonly tunnelGuards = new Set<UpstreamPathGuard>();
   /** Streams open toward the upstream (requests in flight). */

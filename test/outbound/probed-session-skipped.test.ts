@@ -8,9 +8,9 @@
 //   held go out on the same session once the ACK comes. A dial beside it (this rule's first
 //   form) opened a second session, which an upstream at inbound.limits.maxConnectionsPerCaller
 //   refused and a paused one hung, and the endpoint was marked down for it.
-// - A connectTimeout short enough that the failover's wait for a stream (4 of them) would end
-//   first: held at most 2 connect timeouts, then onto the session, nothing against the endpoint.
-// The meshcar codec (the node codec's agent picks its own session on the slow path: not covered).
+// - A connectTimeout short enough that the failover's wait for a stream (4 of them) passes while
+//   requests are held: it does not end the hold, nor count against the endpoint.
+// Both codecs (the node codec's pool waits before http2-wrapper's agent picks a session).
 
 import t from 'tap';
 import { TD, makePki, request, startOutbound, startUpstream, type UpstreamSpec } from '../helpers/outbound-fixture.js';
@@ -21,12 +21,12 @@ import { waitFor } from '../helpers/mesh.js';
 import { PROBED_SESSION_GRACE_MS } from '../../src/outbound/probed-sessions.js';
 
 /** One upstream behind a relay, an outbound routing payments to it (`spec` added); warn lines in `lines`. */
-async function relayedPath(t: Tap.Test, spec: Partial<UpstreamSpec> = {}) {
+async function relayedPath(t: Tap.Test, spec: Partial<UpstreamSpec> = {}, codec: 'meshcar' | 'node' = 'meshcar') {
   const pki = await makePki(TD);
   const upstream = await startUpstream(pki);
   const relay = await startFreezingRelay(upstream.port);
   const lines: Array<Record<string, unknown>> = [];
-  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${relay.port}`], timeoutMs: 15_000, ...spec }], { codec: 'meshcar', pingIntervalMs: 60_000, logger: memoryLogger(lines, 'warn') });
+  const fx = await startOutbound(pki, [{ name: 'payments', endpoints: [`127.0.0.1:${relay.port}`], timeoutMs: 15_000, ...spec }], { codec, pingIntervalMs: 60_000, logger: memoryLogger(lines, 'warn') });
   t.teardown(async () => {
     await fx.close();
     await relay.stop();
@@ -53,9 +53,13 @@ async function posts(port: number, n: number) {
   );
 }
 
-t.test('a dead session: the requests held during its probe go over a new session once it is judged dead', async (t) => {
-  // no retries: the GET cut with the dead session says why it was not sent again
-  const { upstream, relay, fx, lines, address } = await relayedPath(t, { retries: { ...RETRY_DEFAULTS, attempts: 0 } });
+for (const codec of ['meshcar', 'node'] as const) {
+t.test(`${codec} codec: a dead session: the requests held during its probe go over a new session once it is judged dead`, async (t) => {
+  // no retries: the GET cut with the dead session says why it was not sent again. A short
+  // connectTimeout: the failover's wait for a stream (4 of them, 1.2 s) passes while requests are
+  // held, which must neither end their hold (they went onto the dead session: 502) nor count
+  // against the endpoint
+  const { upstream, relay, fx, lines, address } = await relayedPath(t, { retries: { ...RETRY_DEFAULTS, attempts: 0 }, connectTimeoutMs: 300 }, codec);
   t.equal((await request(fx.port)).status, 200, 'warm-up answered');
   relay.freeze(); // that session goes silent, both ways; a new connection would pass
   const stuck = request(fx.port, { headers: { 'x-request-id': 'stuck' } });
@@ -84,8 +88,8 @@ t.test('a dead session: the requests held during its probe go over a new session
   t.notOk(address()?.probing, 'the endpoint no longer shown probing');
 });
 
-t.test('a stalled session that answers: the requests held go out on it, no session is dialled beside it', async (t) => {
-  const { relay, fx, lines, address } = await relayedPath(t);
+t.test(`${codec} codec: a stalled session that answers: the requests held go out on it, no session is dialled beside it`, async (t) => {
+  const { relay, fx, lines, address } = await relayedPath(t, {}, codec);
   t.equal((await request(fx.port)).status, 200, 'warm-up answered');
   relay.stall(3_000); // the upstream paused: every byte held 3 s, then through
   const stuck = request(fx.port, { headers: { 'x-request-id': 'stuck' } });
@@ -102,8 +106,9 @@ t.test('a stalled session that answers: the requests held go out on it, no sessi
   t.match(address(), { state: 'ok', sessions: 1 }, 'the endpoint up, with its one session');
   t.notOk(address()?.probing, 'and no longer probing');
 });
+}
 
-t.test('a short connectTimeout: a request is held at most 2 of them, then goes onto the session, and nothing counts against the endpoint', async (t) => {
+t.test('a short connectTimeout: a stalled session that answers, nothing counts against the endpoint', async (t) => {
   // the failover waits 4 connect timeouts for a stream (1.2 s here): a hold running into that
   // bound counted as a connect failure (the endpoint rested, a warn line, a retry spent)
   const { relay, fx, lines, address } = await relayedPath(t, { connectTimeoutMs: 300, timeoutMs: 10_000 });
