@@ -6,10 +6,13 @@
 // ACKs and keeps its session, PINGed a few times only (each probe the same silence follows
 // doubles the wait for the next). A real TCP relay between the outbound and a real upstream
 // drops every byte of the frozen connection (test/helpers/freezing-relay.ts). A POST cut with
-// the session is not sent again, and its 502 says the session went silent. Both codecs.
+// the session is not sent again, and its 502 says the session went silent (a gRPC answer cut
+// mid-way: that its answer had begun). Both codecs.
 // (A probe on a slow path that is not dead: slow-path-probe.test.ts.)
 
 import t from 'tap';
+import http2 from 'node:http2';
+import { once } from 'node:events';
 import { TD, makePki, request, startOutbound, startUpstream, defaultHandler, type H2Handler } from '../helpers/outbound-fixture.js';
 import { memoryLogger } from '../helpers/ca.js';
 import { startFreezingRelay } from '../helpers/freezing-relay.js';
@@ -76,3 +79,26 @@ for (const codec of ['node', 'meshcar'] as const) {
   });
 }
 
+
+t.test('meshcar codec: a gRPC answer cut with a session gone silent says its answer had begun', async (t) => {
+  // the upstream sends the head and one message of a server stream, then the path freezes
+  const { relay, fx } = await relayedPath(t, 'meshcar', (stream) => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+    stream.write(Buffer.from([0, 0, 0, 0, 2, 0x08, 0x01]));
+  });
+  const client = http2.connect(`http://127.0.0.1:${fx.port}`);
+  t.teardown(() => client.destroy());
+  const req = client.request({ ':method': 'POST', ':path': '/watch.Service/Watch', ':authority': 'payments', 'content-type': 'application/grpc', te: 'trailers' });
+  req.end(Buffer.from([0, 0, 0, 0, 0]));
+  const [head] = (await once(req, 'response')) as [http2.IncomingHttpHeaders];
+  t.equal(head[':status'], 200, 'the answer began');
+  await once(req, 'data'); // its first message came through: the answer is under way
+  relay.freeze();
+  const [trailers] = (await once(req, 'trailers')) as [http2.IncomingHttpHeaders];
+  t.equal(trailers['grpc-status'], '14', 'UNAVAILABLE once the silent session is judged dead');
+  t.match(
+    decodeURIComponent(String(trailers['grpc-message'])),
+    /^the session to 127\.0\.0\.1:\d+ was closed under the request: it did not answer a PING within 5000 ms .*\(the path or the peer is dead\); its answer had begun, so it was not sent again$/,
+    'saying its answer had begun, not that no retry was left',
+  );
+});
