@@ -29,8 +29,11 @@ export interface WaitToken {
 class BoundToken implements WaitToken {
   cancelled = false;
   held = false;
+  /** When the last hold ended: the bound counts from then, whole. */
+  holdEndedAt = Number.NEGATIVE_INFINITY;
   holding(on: boolean): void {
     this.held = on;
+    if (!on) this.holdEndedAt = performance.now();
   }
 }
 
@@ -58,10 +61,13 @@ export class StreamWait {
         if (this.endNow === end) this.endNow = undefined;
         reject(err);
       };
-      // passed while the request is held for a probe's verdict: a whole bound again from now
+      // passed while the request is held for a probe's verdict, or sooner than a whole bound
+      // after the hold ended: it runs on to a whole bound from the hold's end (the dial that
+      // follows a hold had only what was left of the turn: an endpoint failure 33 ms into it)
       const expire = (): void => {
-        if (!token.held) return end(boundExpired(endpoint, limitMs));
-        timer = setTimeout(expire, limitMs);
+        const sinceHold = performance.now() - token.holdEndedAt;
+        if (!token.held && sinceHold >= limitMs) return end(boundExpired(endpoint, limitMs));
+        timer = setTimeout(expire, token.held ? limitMs : limitMs - sinceHold);
         timer.unref();
       };
       let timer = setTimeout(expire, limitMs);

@@ -85,6 +85,11 @@ t.test(`${codec} codec: a dead session: the requests held during its probe go ov
   );
   t.equal(relay.connections, 2, 'over one new session');
   t.equal(lines.filter((l) => String(l.msg).includes('did not answer a PING')).length, 1, 'the silent session declared dead once');
+  t.same(
+    lines.filter((l) => String(l.msg).includes('endpoint failed')).map((l) => l.msg),
+    [],
+    'the hold counted as no failure of the endpoint',
+  );
   t.notOk(address()?.probing, 'the endpoint no longer shown probing');
 });
 
