@@ -32,8 +32,8 @@ class BoundToken implements WaitToken {
   /** When the last hold ended: the bound counts from then, whole. */
   holdEndedAt = Number.NEGATIVE_INFINITY;
   holding(on: boolean): void {
+    if (!on && this.held) this.holdEndedAt = performance.now(); // only a hold that was on ends
     this.held = on;
-    if (!on) this.holdEndedAt = performance.now();
   }
 }
 

@@ -2,7 +2,8 @@
 // probed-sessions.ts): the bound does not pass while the work holds, and after the hold it runs
 // a whole bound again from the hold's end; without a hold it passes at its length, as before.
 // (A dial right after a long hold had only what was left of a turn: an endpoint failure 33 ms
-// into it.) Real timers, a 300 ms bound.
+// into it.) Holds in turns, as a held request looks again; a hold ended that was never on
+// changes nothing. Real timers, a 300 ms bound.
 
 import t from 'tap';
 import { StreamWait } from '../../src/outbound/stream-wait.js';
@@ -32,6 +33,49 @@ t.test('a hold longer than the bound, then a short dial: the stream comes', asyn
     () => {},
   );
   t.equal(got, 'stream');
+});
+
+t.test('holds in 250 ms turns, as a held request looks again, then a short dial: the stream comes', async (t) => {
+  const wait = new StreamWait();
+  const got = await wait.bound(
+    endpoint,
+    LIMIT_MS,
+    async (token) => {
+      for (let turn = 0; turn < 4; turn++) {
+        token.holding?.(true);
+        await sleep(250);
+        token.holding?.(false);
+      }
+      await sleep(80);
+      return 'stream';
+    },
+    () => {},
+  );
+  t.equal(got, 'stream');
+});
+
+t.test('a hold ended that was never on changes nothing', async (t) => {
+  keepUp(t);
+  const wait = new StreamWait();
+  const started = performance.now();
+  const outcome = await wait
+    .bound(
+      endpoint,
+      LIMIT_MS,
+      async (token) => {
+        await sleep(200);
+        token.holding?.(false);
+        return new Promise<string>(() => {});
+      },
+      () => {},
+    )
+    .then(
+      () => 'resolved',
+      (err: Error) => err.message,
+    );
+  const tookMs = performance.now() - started;
+  t.match(outcome, /no stream within 300 ms/);
+  t.ok(tookMs < LIMIT_MS + 150, `the bound passed at its length (${Math.round(tookMs)} ms)`);
 });
 
 t.test('after a hold the bound passes a whole bound later, not sooner and not never', async (t) => {
