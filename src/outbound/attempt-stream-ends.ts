@@ -56,9 +56,14 @@ export function streamError(attempt: Attempt, up: UpstreamStream, err: Error): v
   if (!attempt.answered && tryRetry(attempt, 'reset', undefined, unprocessed)) return;
   // the answer began and the endpoint broke it off (not our own cancel: fail() ran first then)
   if (attempt.answered && !attempt.failed) markAnswerCut(attempt.pool, up);
-  const silent = unprocessed ? undefined : silentSessionWhy(up);
-  const error = unprocessed ? refusedUnprocessed(attempt.endpointKey, up.rstCode === h2.NGHTTP2_REFUSED_STREAM) : silent !== undefined ? upstreamSilent(attempt.endpointKey, silent, notSentAgain(attempt)) : upstreamReset(attempt.endpointKey, describeError(err));
+  const error = unprocessed ? refusedUnprocessed(attempt.endpointKey, up.rstCode === h2.NGHTTP2_REFUSED_STREAM) : cutError(attempt, up, err);
   attempt.fail(error, peerResetCode(up, err));
+}
+
+/** A stream cut: by its session's keepalive, which found the session silent, or by the upstream. */
+function cutError(attempt: Attempt, up: UpstreamStream, err: Error): MeshcarError {
+  const silent = silentSessionWhy(up);
+  return silent !== undefined ? upstreamSilent(attempt.endpointKey, silent, notSentAgain(attempt)) : upstreamReset(attempt.endpointKey, describeError(err));
 }
 
 /** Why `attempt`, cut with a session its keepalive destroyed, was not sent again (its 502 or grpc-message says it). */

@@ -33,7 +33,7 @@ import { LogPerKey } from '../log-per-key.js';
 import { clearTimer } from '../timer-clear.js';
 import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
 import { countProbes } from './balancer.js';
-import { HOLD_LIMIT_MS, ProbedSessions } from './probed-sessions.js';
+import { holdSpent, ProbedSessions } from './probed-sessions.js';
 
 export interface H2SessionPoolOptions {
   readonly upstream: string;
@@ -99,7 +99,7 @@ export class H2SessionPool {
     withScheme(headers);
     let dials = 0;
     let closingRetries = 0;
-    let holdUntil: number | undefined;
+    let heldSince: number | undefined;
     // waiting on other requests' dials is bounded by time, not rounds: a burst larger than a few
     // sessions' worth of streams waits its turn (every dial adds a session) instead of failing
     let giveUpAt = performance.now() + this.options.connectTimeoutMs() * (MAX_DIALS + 1);
@@ -113,13 +113,11 @@ export class H2SessionPool {
       // hold's limit, onto it after all (probed-sessions.ts)
       const probed = conn === undefined && !this.closed ? this.probedSession(endpoint) : undefined;
       if (probed !== undefined) {
-        holdUntil ??= performance.now() + HOLD_LIMIT_MS;
-        if (performance.now() < holdUntil) {
-          const heldAt = performance.now();
-          wait?.holding?.(true);
-          await this.probed.settled(probed);
-          wait?.holding?.(false);
-          giveUpAt += performance.now() - heldAt; // no dial was awaited meanwhile
+        heldSince ??= performance.now();
+        if (!holdSpent(heldSince)) {
+          const turnFrom = performance.now();
+          await this.probed.holdTurn(probed, wait);
+          giveUpAt += performance.now() - turnFrom; // no dial was awaited meanwhile
           continue;
         }
         conn = probed;

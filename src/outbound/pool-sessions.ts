@@ -16,7 +16,7 @@ import type { UpstreamPool } from './upstream-pool.js';
 import { watchGoaway } from './goaway-refused.js';
 import { UpstreamPathGuard, type TrustNow } from './upstream-trust.js';
 import { silentSinceProbeOf, warnDeadSession } from './session-keepalive.js';
-import { HOLD_LIMIT_MS } from './probed-sessions.js';
+import { holdSpent } from './probed-sessions.js';
 import { cancelledError, type WaitToken } from './stream-wait.js';
 import { countProbes } from './balancer.js';
 
@@ -48,17 +48,15 @@ export function freeSession(pool: UpstreamPool, endpoint: UpstreamEndpoint): Cli
  * (probed-sessions.ts); a session free of probes, or none with room, ends the wait at once.
  */
 export async function heldForProbe(pool: UpstreamPool, endpoint: UpstreamEndpoint, wait: WaitToken): Promise<void> {
-  let holdUntil: number | undefined;
+  let heldSince: number | undefined;
   for (;;) {
     if (wait.cancelled) throw cancelledError();
     if (freeSession(pool, endpoint) !== undefined) return;
     const probed = probedSession(pool, endpoint);
     if (probed === undefined) return;
-    holdUntil ??= performance.now() + HOLD_LIMIT_MS;
-    if (performance.now() >= holdUntil) return;
-    wait.holding?.(true);
-    await pool.probed.settled(probed);
-    wait.holding?.(false);
+    heldSince ??= performance.now();
+    if (holdSpent(heldSince)) return;
+    await pool.probed.holdTurn(probed, wait);
   }
 }
 

@@ -9,9 +9,11 @@
 // one it took to the session's maximum age. Not at once: a live peer ACKs within a round trip.
 // And not while its bytes still come (a slow path with the ACK behind its data). Not past
 // HOLD_LIMIT_MS: then onto the session, as before. Held requests count toward the circuit
-// breaker's maxPending. Used by the meshcar codec's pool (h2-session-pool.ts).
+// breaker's maxPending. Used by both codecs' pools (h2-session-pool.ts; pool-sessions.ts, before
+// http2-wrapper's agent picks a session).
 
 import { PROBE_MS, type Probing } from './session-keepalive.js';
+import type { WaitToken } from './stream-wait.js';
 
 /** How long a probe's PING goes unanswered, with nothing read, before its session takes no new stream. */
 export const PROBED_SESSION_GRACE_MS = 250;
@@ -28,6 +30,11 @@ const HOLD_TURN_MS = 250;
  * lost at 1 s).
  */
 export const HOLD_LIMIT_MS = PROBE_MS;
+
+/** A request held since `heldSince` has had its HOLD_LIMIT_MS: it goes onto the session. */
+export function holdSpent(heldSince: number): boolean {
+  return performance.now() >= heldSince + HOLD_LIMIT_MS;
+}
 
 interface ProbeOut {
   /** When it starts to hold requests back. */
@@ -74,6 +81,13 @@ export class ProbedSessions<S> {
       probe.timer.unref();
     });
     return probe.settled;
+  }
+
+  /** One turn of a request's hold on `session`: its wait's bound does not pass meanwhile (stream-wait.ts). */
+  async holdTurn(session: S, wait: WaitToken | undefined): Promise<void> {
+    wait?.holding?.(true);
+    await this.settled(session);
+    wait?.holding?.(false);
   }
 
   private end(session: S): void {
