@@ -1,7 +1,7 @@
 // What an HTTP/1.1 app's answer, as llhttp reads it on an app connection (app-connection.ts),
-// says beyond its fields: a status under 200 is no final answer (and some fail the request, as
-// no request on that connection asked for them), and a trailer naming Connection makes the
-// connection unfit for another request.
+// says beyond its fields: a status under 200 is no final answer (skipped, but for the ones that
+// fail the request: a switch nobody asked for, or no status at all), and a trailer naming
+// Connection makes the connection unfit for another request.
 
 import { APP_CLIENT_ERRORS, appClientError } from './app-dispatch.js';
 
@@ -12,8 +12,10 @@ import { APP_CLIENT_ERRORS, appClientError } from './app-dispatch.js';
 export function nonFinalStatusError(statusCode: number): Error | undefined {
   // llhttp takes any three digits; 000 to 099 are no status
   if (statusCode < 100) return appClientError('HPE_INVALID_STATUS', `status ${statusCode}`);
-  // Expect and Upgrade requests never come this way (app-http1-node.ts carries them)
-  if (statusCode === 100) return appClientError(APP_CLIENT_ERRORS.unaskedContinue, 'a 100 Continue to a request without Expect');
+  // Expect and Upgrade requests never come this way (app-http1-node.ts carries them). A 100
+  // Continue nobody asked for is skipped like any interim answer (RFC 9110 §15.2: a client
+  // must take 1xx it did not expect): servers that send one to every POST answer curl, Node
+  // and Go straight, and Envoy drops it too; a 502 for it broke the call only through the pair
   if (statusCode === 101) return appClientError(APP_CLIENT_ERRORS.unaskedUpgrade, 'a 101 to a request that asked for no upgrade');
   return undefined;
 }

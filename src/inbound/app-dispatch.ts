@@ -100,8 +100,6 @@ export const APP_CLIENT_ERRORS = Object.freeze({
   bodyIncomplete: 'APP_REQUEST_BODY_INCOMPLETE',
   /** A field value holds CR, LF or NUL: nothing was sent. */
   invalidField: 'APP_INVALID_FIELD',
-  /** A 100 Continue nobody asked for (the own client never sends Expect). */
-  unaskedContinue: 'APP_UNASKED_CONTINUE',
   /** A 101 Switching Protocols to a request that asked for no upgrade. */
   unaskedUpgrade: 'APP_UNASKED_UPGRADE',
   /** The pool was closed (reload, shutdown) before the request had a connection. */

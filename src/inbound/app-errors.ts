@@ -25,7 +25,7 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENO
  * The clients' errors for an answer they read and refused, which are the app's fault, not a
  * broken connection: undici's for a body longer or shorter than its Content-Length (or
  * `Content-Length: 2, 2`) and a status it cannot take (`000` trips an assertion of its
- * parser); the own client's (app-dispatch.ts) for interim answers nobody asked for. (llhttp's
+ * parser); the own client's (app-dispatch.ts) for a switch (101) nobody asked for. (llhttp's
  * own, HPE_ codes, are read below.)
  */
 const REFUSED_ANSWER: Readonly<Record<string, string>> = {
@@ -33,16 +33,15 @@ const REFUSED_ANSWER: Readonly<Record<string, string>> = {
   // undici's own limit on an answer head (16 KiB), not a connection the app closed
   UND_ERR_HEADERS_OVERFLOW: 'a response head over the size limit',
   ERR_ASSERTION: 'a response that cannot be read',
-  [APP_CLIENT_ERRORS.unaskedContinue]: 'an interim response nobody asked for (100 Continue without Expect)',
   [APP_CLIENT_ERRORS.unaskedUpgrade]: 'a protocol switch (101) nobody asked for',
 };
 
 /** The own client's refused interim answers: the app answered, nothing broke (no retry). */
-const OWN_REFUSED_INTERIM = new Set<string>([APP_CLIENT_ERRORS.unaskedContinue, APP_CLIENT_ERRORS.unaskedUpgrade]);
+const OWN_REFUSED_INTERIM = new Set<string>([APP_CLIENT_ERRORS.unaskedUpgrade]);
 
 /** undici's UND_ERR_SOCKET messages for an interim answer it refuses (it drops the connection). */
 const REFUSED_INTERIM: Readonly<Record<string, string>> = {
-  // a 100 Continue to a request without Expect: 100-continue
+  // a 100 Continue to a request without Expect: 100-continue (the own client skips it)
   'bad response': 'an interim response nobody asked for (100 Continue without Expect)',
   // a 101 to a request that asked for no upgrade
   'bad upgrade': 'a protocol switch (101) nobody asked for',

@@ -2,7 +2,8 @@
 // raw TCP, as an HTTP/1.1 and an HTTP/2 caller receive them: whitespace around a field value
 // (legal OWS) is trimmed, not a 502 or a field dropped; a Transfer-Encoding other than chunked
 // alone is 502 bad_gateway (relayed, the coding would be dropped and the body corrupt); and a
-// Content-Length that is not the body's, an unasked 100 or 101, status 000 or 999, a head over
+// Content-Length that is not the body's, an unasked 101 (or 100 with undici's client: the own one
+// skips it, as any interim answer), status 000 or 999, a head over
 // the client's limit (to HTTP/1.1 and HTTP/2 callers alike) are the
 // app's fault (502 bad_gateway), not a connection that broke (upstream_reset). A reason phrase
 // with bytes node:http will not write (DEL, controls) is replaced by the status's own: writing
@@ -115,8 +116,17 @@ t.test("an app's odd or forbidden answers", async (t) => {
     const bare = await h1Request(fx.port, tlsOptions, { path: '/bare-101', headers: { expect: '100-continue' } });
     t.equal(bare.status, 502, 'a bare 101 to an Expect request is 502');
     t.match(JSON.parse(bare.body.toString()), { error: 'bad_gateway', message: /^the app sent a protocol switch \(101\) nobody asked for/ });
-    await badGateway(t, '/unasked-100', 'a 100 Continue to a request without Expect');
-    t.equal(hits['/unasked-100'], 2, 'sent once per request: an answer refused is no broken connection to retry on');
+    if (process.env.MESHCAR_TEST_APP_CLIENT === 'undici') {
+      // undici's pool refuses a 100 to a request without Expect ('bad response'); the own client skips it
+      await badGateway(t, '/unasked-100', 'a 100 Continue to a request without Expect (undici)');
+      t.equal(hits['/unasked-100'], 2, 'sent once per request: an answer refused is no broken connection to retry on');
+    } else {
+      const h1 = await h1Request(fx.port, tlsOptions, { path: '/unasked-100' });
+      t.same([h1.status, h1.body], [200, 'ok'], 'HTTP/1.1: a 100 Continue nobody asked for is skipped, the answer after it relayed');
+      const h2 = await h2Request(session, { ':method': 'GET', ':path': '/unasked-100' });
+      t.same([h2.status, h2.body.toString()], [200, 'ok'], 'HTTP/2: the same');
+      t.equal(hits['/unasked-100'], 2, 'sent once per request');
+    }
     await badGateway(t, '/status-000', 'status 000');
     const h2 = await h2Request(session, { ':method': 'GET', ':path': '/status-999' });
     t.equal(h2.status, 502, 'HTTP/2: status 999 (HTTP/2 carries 3 digits 100-599 only) is 502');
