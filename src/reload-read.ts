@@ -15,9 +15,15 @@ import { identityFileProblems } from './config/referenced-files.js';
 /** A file read for a reload: refused (its messages), or its plan, the config as read and its specs' guards. */
 export type ReloadRead = { readonly refused: readonly string[] } | { readonly plan: ReloadPlan; readonly next: SidecarConfig; readonly guards: Guards };
 
+/** The reloadable keys an identity key's change bears on, those the file has (both named when it has neither). */
+function keysCheckedAgainst(next: SidecarConfig): string {
+  const present = [next.inbound ? 'inbound.authorize' : '', next.outbound ? 'outbound.upstreams' : ''].filter(Boolean);
+  return present.length > 0 ? present.join(', ') : 'inbound.authorize, outbound.upstreams';
+}
+
 /** Why a reload that changes `trustDomain` or `service` is refused, and what to do instead. */
-function identityChangeMessage(file: string, key: IdentityKey, running: string, next: string): string {
-  return `${file}: ${key}: changed from ${running} to ${next}, which needs a restart, and the live keys in this file (inbound.authorize, outbound.upstreams) are checked against it; nothing was applied. Restart the sidecar to run this file, or put ${key} back to ${running} to reload the rest`;
+function identityChangeMessage(file: string, key: IdentityKey, running: string, next: SidecarConfig): string {
+  return `${file}: ${key}: changed from ${running} to ${next[key]}, which needs a restart, and the live keys (${keysCheckedAgainst(next)}) are checked against it; nothing was applied. Restart the sidecar to run this file, or put ${key} back to ${running} to reload the rest`;
 }
 
 /** Reads `file` (as the user named it) for a reload; `running` gives the config in force once it has been read. */
@@ -31,7 +37,7 @@ export async function readReload(file: string, running: () => SidecarConfig): Pr
   const current = running();
   const plan = planReload(current, next);
   // a file for another identity is refused whole (see IDENTITY_KEYS): nothing of it applies
-  if (plan.identityChanged.length > 0) return { refused: plan.identityChanged.map((key) => identityChangeMessage(file, key, current[key], next[key])) };
+  if (plan.identityChanged.length > 0) return { refused: plan.identityChanged.map((key) => identityChangeMessage(file, key, current[key], next)) };
   // the specs are read again on every reload; one that fails keeps the whole running config, specs included
   try {
     return { plan, next, guards: await loadGuards(plan.effective) };
