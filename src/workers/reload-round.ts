@@ -47,6 +47,9 @@ export interface RoundIo {
 /** Why a round the stop overtook is not run: the words one process answers with while draining. */
 export const STOPPING_MESSAGE = 'the sidecar is draining (shutting down): the reload is not run';
 
+/** Why a round with no worker to ask is not run (every one died, or waits out its crash-loop delay). */
+export const NO_WORKER_MESSAGE = 'no worker is running to check the config (every one is being restarted): nothing was applied; reload again once GET /ready answers 200';
+
 /** How a round ended: `messages` name each worker that refused, did not answer or did not confirm. */
 export type RoundOutcome =
   | { readonly outcome: 'applied'; readonly generation: number }
@@ -57,6 +60,9 @@ export type RoundOutcome =
 export async function reloadRound(workers: readonly Worker[], next: WorkerConfig, io: RoundIo, prepareMs?: number): Promise<RoundOutcome> {
   const kept = next.generation - 1;
   if (io.stopping()) return { outcome: 'aborted', generation: kept, messages: [STOPPING_MESSAGE], stopping: true };
+  // none to check it: the replacements would start on a config no worker prepared (a spec that
+  // compiles in the primary but not in a worker would then fail every start)
+  if (workers.length === 0) return { outcome: 'aborted', generation: kept, messages: [NO_WORKER_MESSAGE] };
   const failedTo = (phase: string, worker: Worker) => (err: Error) => `worker ${worker.id} (pid ${worker.process.pid ?? '?'}) did not ${phase}: ${err.message}`;
   const outcomes = await Promise.all(workers.map((w) => io.ask(w, { ask: 'prepare', next }, prepareMs).then(() => undefined, (err: Error) => err)));
   const allLate = outcomes.every((err) => err instanceof AskTimeout);

@@ -5,12 +5,12 @@
 // SIGHUP threw the change away, with only a log line to say so (a hunt reproduced it in 3 of 6
 // reloads sent as a worker was SIGKILLed). A worker that dies while it prepares still aborts
 // the round (the config may be what killed it), and so does a round whose every worker is
-// gone (none checked the config). The round over its io, as the primary runs it, with the
+// gone, or that has none to ask (none checked the config). The round over its io, as the primary runs it, with the
 // workers' answers scripted: the race with a real worker's exit is not reproducible on cue.
 
 import t from 'tap';
 import type { Worker } from 'node:cluster';
-import { reloadRound, WorkerGone, type RoundIo } from '../../src/workers/reload-round.js';
+import { NO_WORKER_MESSAGE, reloadRound, WorkerGone, type RoundIo } from '../../src/workers/reload-round.js';
 import type { WorkerConfig } from '../../src/workers/messages.js';
 
 const worker = (id: number) => ({ id, process: { pid: 1000 + id } }) as unknown as Worker;
@@ -60,6 +60,14 @@ t.test('a worker that dies while it prepares still aborts the round', async (t) 
   const outcome = await reloadRound([worker(1), worker(2)], NEXT, run.io);
   t.match(outcome, { outcome: 'aborted', generation: 1, messages: ['worker 2 (pid 1002) did not prepare the reload: worker 2 exited before it answered'] });
   t.notOk(run.adopted(), 'the old config is kept');
+});
+
+t.test('no worker to ask (every one died, or waits out its crash-loop delay): the round aborts, nothing asked', async (t) => {
+  const run = scripted({});
+  const outcome = await reloadRound([], NEXT, run.io);
+  t.same(outcome, { outcome: 'aborted', generation: 1, messages: [NO_WORKER_MESSAGE] });
+  t.notOk(run.adopted(), 'the old config is kept: the replacements start on it');
+  t.same(run.asked, [], 'nothing asked');
 });
 
 t.test('every worker gone: the round aborts, as none checked the config', async (t) => {
