@@ -152,7 +152,9 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     const next = { generation: this.generation() + 1, ...config };
     const primary = Math.round(primaryMs);
     const prepareMs = prepareDeadlineMs(primary, this.live().length, this.cores);
-    this.logger.info({ component: 'reload', generation: next.generation, prepareMs, primaryMs: primary, cores: this.cores }, `asking the workers to prepare config generation ${next.generation}: each has ${prepareMs} ms (${describePrepareDeadline(primary)})`);
+    // the pool's logger says component: workers already; a second component key made the line
+    // a JSON document with a repeated field, which log stores refuse
+    this.logger.info({ generation: next.generation, prepareMs, primaryMs: primary, cores: this.cores }, `asking the workers to prepare config generation ${next.generation}: each has ${prepareMs} ms (${describePrepareDeadline(primary)})`);
     let decided: () => void = () => undefined;
     this.deciding = new Promise<void>((resolve) => (decided = resolve));
     const adopt = (adopted: WorkerConfig) => {

@@ -4,11 +4,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { createServer } from 'node:net';
+import { repeatedTopLevelKeys } from './log-keys.js';
 
 export interface MeshcarProcess {
   readonly child: ChildProcess;
   readonly lines: Array<Record<string, unknown>>;
   readonly stderr: string[];
+  /** stdout lines that repeat a top-level key, with the keys (log-keys.ts). */
+  readonly repeatedKeys: Array<{ readonly keys: readonly string[]; readonly line: string }>;
   waitFor(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   exited(): Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -26,6 +29,7 @@ export function startMeshcar(args: string[], options: { cwd?: string; prefix?: r
   const child = spawn(command as string, [...before, ...(options.nodeArgs ?? []), CLI, ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: { ...process.env, ...options.env } } : {}) });
   const lines: Array<Record<string, unknown>> = [];
   const stderr: string[] = [];
+  const repeatedKeys: Array<{ keys: string[]; line: string }> = [];
   const waiters: Array<{ predicate: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }> = [];
   createInterface({ input: child.stdout! }).on('line', (text) => {
     let line: Record<string, unknown>;
@@ -35,6 +39,8 @@ export function startMeshcar(args: string[], options: { cwd?: string; prefix?: r
       line = { msg: text };
     }
     lines.push(line);
+    const keys = repeatedTopLevelKeys(text);
+    if (keys.length > 0) repeatedKeys.push({ keys, line: text });
     for (const waiter of [...waiters]) {
       if (waiter.predicate(line)) {
         waiters.splice(waiters.indexOf(waiter), 1);
@@ -56,6 +62,7 @@ export function startMeshcar(args: string[], options: { cwd?: string; prefix?: r
     child,
     lines,
     stderr,
+    repeatedKeys,
     waitFor(predicate, timeoutMs = 15_000) {
       const seen = lines.find(predicate);
       if (seen) return Promise.resolve(seen);

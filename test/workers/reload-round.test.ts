@@ -130,6 +130,8 @@ t.test('workers: 2: a reload runs in every worker or in none, and the answer say
   t.ok(now.some((w) => w.pid === first?.pid), 'the one that confirmed kept running');
   t.same(await statuses(), [200, 200, 200, 200], 'both workers run generation 3: the probe may call again');
   t.same(await statuses('/undocumented'), [404, 404, 404, 404], 'both enforce the spec the primary loaded, the replacement too (the file is broken now)');
+  // the primary's reload lines carried component twice ("workers", then "reload"): one key each
+  t.same(sidecar.process.repeatedKeys, [], 'no log line of the primary or a worker repeats a key');
   t.equal(await sidecar.stop('SIGTERM'), 0, 'SIGTERM: exit 0');
 });
 
