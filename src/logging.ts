@@ -7,6 +7,13 @@
 // dropped whole and counted (src/log-output.ts → meshcar_log_lines_dropped_total) instead of
 // queued without bound. At exit the buffer gets until a deadline to drain (closeLogs), then
 // the rest is dropped: a shutdown never waits on a reader that does not read.
+//
+// Each write carries whole lines and at most PIPE_BUF bytes: other processes write to the same
+// stdout (the workers of `workers: N` and their primary; an app started beside the sidecar in
+// one container), and a pipe takes a write of up to PIPE_BUF whole or not at all, while a
+// larger one (sonic-boom's default, 16 KB) is taken in part when its reader lags, and another
+// process's write then lands in the gap: lines spliced into each other, refused by log stores.
+// A single line longer than PIPE_BUF is still one write of its own, and may be split so.
 
 import fs from 'node:fs';
 import { pino, type Logger } from 'pino';
@@ -15,6 +22,8 @@ import { escapeUnsafe } from './log-escape.js';
 
 /** The most log output held in memory while stdout does not keep up. */
 export const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** The most a pipe takes in one write without splitting it (POSIX's PIPE_BUF on Linux). */
+export const PIPE_BUF = 4096;
 /** At exit without closeLogs (an error path, process.exit elsewhere): the longest the last lines may take. */
 const EXIT_FLUSH_MS = 1000;
 
@@ -79,6 +88,8 @@ function stdoutOutput(): Output {
     dest: process.stdout.fd,
     sync: false,
     maxLength: MAX_BUFFERED_BYTES,
+    // whole lines, at most PIPE_BUF per write: see the header
+    maxWrite: PIPE_BUF,
     retryEAGAIN: () => Date.now() < retryUntil,
   });
   // a line that does not fit is dropped by sonic-boom before it is buffered
