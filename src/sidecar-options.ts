@@ -5,6 +5,7 @@
 import type { RunningIdentity } from './identity/bootstrap.js';
 import type { WorkerCluster } from './workers/contract.js';
 import type { SpecDocuments } from './schema/guards.js';
+import type { ListenPorts } from './workers/shared-ports.js';
 
 export interface SidecarAddresses {
   /** Absent in a worker (workers > 1): the primary serves the admin port. */
@@ -24,4 +25,6 @@ export interface SidecarOptions {
   readonly specs?: SpecDocuments;
   /** workers > 1, in a worker: how many workers share the app (its connection limit is split among them). */
   readonly workers?: number;
+  /** workers > 1, in a worker: where the config says listen port 0, the port the primary picked for every worker (workers/shared-ports.ts). */
+  readonly listenPorts?: ListenPorts;
 }

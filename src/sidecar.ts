@@ -36,6 +36,7 @@ import { nextStartProblems, readReload } from './reload-read.js';
 import type { SidecarAddresses, SidecarOptions } from './sidecar-options.js';
 import { drainInOrder } from './sidecar-drain.js';
 import { sidecarAdminState } from './sidecar-admin.js';
+import { boundAt } from './workers/shared-ports.js';
 
 export type { SidecarAddresses, SidecarOptions } from './sidecar-options.js';
 
@@ -156,8 +157,10 @@ export class Sidecar {
   private async listen(identity: WorkloadIdentity, guards: Guards) {
     const { config, logger } = this;
     // one after the other: an outbound that fails to build leaves the inbound for stop() to close
-    if (config.inbound) this.inbound = inboundSide(config, config.inbound, identity, guards, logger, this.observers.observer, this.options.workers);
-    if (config.outbound) this.outbound = outboundSide(config, config.outbound, identity, guards, logger, this.observers.observer);
+    // a worker binds the port the primary picked where the config says 0 (the config keeps 0)
+    const ports = this.options.listenPorts ?? {};
+    if (config.inbound) this.inbound = inboundSide(config, { ...config.inbound, listen: boundAt(config.inbound.listen, ports.inbound) }, identity, guards, logger, this.observers.observer, this.options.workers);
+    if (config.outbound) this.outbound = outboundSide(config, { ...config.outbound, listen: boundAt(config.outbound.listen, ports.outbound) }, identity, guards, logger, this.observers.observer);
     // the outbound first (its listen may wait up to 2 s for an upstream's first DNS answer), the
     // inbound once it is bound: callers reach the inbound as soon as it listens, and a SIGTERM
     // before the start is over stops (cuts) rather than drains; bound side by side, a request the

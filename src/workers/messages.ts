@@ -14,6 +14,7 @@ import type { EndpointView } from '../metrics/traffic-metrics.js';
 import type { DiscoveryRow } from '../metrics/discovery.js';
 import type { TlsFailureEntry } from '../tls-failures/failure-log.js';
 import type { UpstreamView } from '../outbound/upstreams-view.js';
+import type { ListenPorts } from './shared-ports.js';
 
 export interface Address {
   readonly host: string;
@@ -81,7 +82,8 @@ export type ToWorker =
   | { readonly type: 'meshcar:svid'; readonly svid: SvidMaterial }
   | { readonly type: 'meshcar:drain'; readonly timeoutMs: number }
   /** The config to start with (sent once, after hello). */
-  | { readonly type: 'meshcar:config'; readonly current: WorkerConfig }
+  /** `ports`: where the config says port 0, the port to bind instead (shared-ports.ts). */
+  | { readonly type: 'meshcar:config'; readonly current: WorkerConfig; readonly ports: ListenPorts }
   /** Drop what was prepared for this generation: some worker could not prepare it. */
   | { readonly type: 'meshcar:abort'; readonly generation: number }
   | ({ readonly type: 'meshcar:ask'; readonly id: number } & Ask);

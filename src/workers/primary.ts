@@ -35,6 +35,7 @@ import { EXIT_GRACE_MS, ExitWaits, workerDrainTimeout } from './worker-exits.js'
 import { closeUntakenConnections } from './untaken-connections.js';
 import { describePrepareDeadline, prepareDeadlineMs } from './prepare-deadline.js';
 import { workerCount } from './worker-count.js';
+import { pickSharedPorts, type ListenPorts } from './shared-ports.js';
 
 // `workers: auto`: the cores this process may use, its cgroup CPU limit and MAX_WORKERS (worker-count.ts)
 export { workerCount } from './worker-count.js';
@@ -66,6 +67,8 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
   private readonly views: ClusterViews;
 
   private readonly viewAskTimeoutMs: number;
+  /** Where the config says listen port 0, the port every worker binds instead (shared-ports.ts). */
+  private ports: ListenPorts = {};
   /** Workers kept as late at a reload's prepare, with that round's number: late at the next one too, they are restarted (reload-round.ts). */
   private readonly lateAtPrepare = new Map<number, number>();
   /** Reload rounds run so far. */
@@ -118,7 +121,9 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     );
   }
 
-  start(identity: WorkloadIdentity, config: ConfigToRun): Promise<Listening> {
+  async start(identity: WorkloadIdentity, config: ConfigToRun): Promise<Listening> {
+    // a listen port 0 is picked here, once, and bound by number in every worker (shared-ports.ts)
+    this.ports = await pickSharedPorts(config.config);
     this.identity = identity;
     this.current = { generation: 1, ...config };
     identity.on('rotated', (svid) => this.broadcast({ type: 'meshcar:svid', svid: svidMaterial(svid) }));
@@ -135,7 +140,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
     for (let i = 0; i < this.count; i++) this.fork();
     this.health.start();
     this.logger.info({ workers: this.count }, `starting ${this.count} workers`);
-    return ready;
+    return await ready;
   }
 
   listening(): boolean {
@@ -269,7 +274,7 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
           if (!this.current || worker.isDead()) return;
           if (this.drainTimeoutMs !== undefined) return this.send(worker, { type: 'meshcar:drain', timeoutMs: this.drainTimeoutMs });
           this.configured.add(worker.id);
-          this.send(worker, { type: 'meshcar:config', current: this.current });
+          this.send(worker, { type: 'meshcar:config', current: this.current, ports: this.ports });
         });
         return;
       case 'meshcar:listening':
@@ -287,8 +292,8 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
 
   private onListening(worker: Worker, addresses: Listening): void {
     this.listeningWorkers.set(worker.id, addresses);
-    // node:cluster shares one socket per address among the workers (port 0 too: the first
-    // bind picks the port, the others get the same): every worker must report the same
+    // node:cluster shares one socket per address among the workers (a port 0 was picked by
+    // number before the fork, shared-ports.ts): every worker must report the same
     if (this.addresses && JSON.stringify(addresses) !== JSON.stringify(this.addresses)) {
       this.logger.error({ worker: worker.id, expected: this.addresses, got: addresses }, 'a worker listens on other addresses than the first one');
     }

@@ -19,6 +19,7 @@ import { Sidecar } from '../sidecar.js';
 import { exportForAggregation } from './cluster-metrics.js';
 import { isToWorker, workersAround, type Answers, type Ask, type ToPrimary, type ToWorker, type WorkerConfig } from './messages.js';
 import { ReloadSteps } from './reload-steps.js';
+import type { ListenPorts } from './shared-ports.js';
 
 /** Resolves once the message is handed to the channel (so a last message is not lost at exit). */
 function send(message: ToPrimary): Promise<void> {
@@ -81,6 +82,8 @@ async function serve(file: string, workerId: number): Promise<number> {
   let firstConfig: ((current: WorkerConfig | undefined) => void) | undefined;
   // undefined: told to drain before it had a config (the primary is stopping): nothing to start
   const configs = new Promise<WorkerConfig | undefined>((resolve) => (firstConfig = resolve));
+  // where the config says listen port 0, the port the primary picked for every worker
+  let listenPorts: ListenPorts = {};
   let configured = false;
   const steps = new ReloadSteps(constructed.then(({ sidecar: s }) => s));
   let done: (status: number) => void = ignore;
@@ -132,6 +135,7 @@ async function serve(file: string, workerId: number): Promise<number> {
       void drain(message.timeoutMs);
     } else if (message.type === 'meshcar:config') {
       configured = true;
+      listenPorts = message.ports;
       firstConfig?.(message.current);
     } else if (message.type === 'meshcar:abort') {
       steps.abort(message.generation);
@@ -166,7 +170,7 @@ async function serve(file: string, workerId: number): Promise<number> {
       identity = new WorkloadIdentity(checkFromPrimary(latestSvid as SvidMaterial, config.spiffeId), (logger as Logger).child({ component: 'identity' }));
       return { identity, nextRenewalAt: () => undefined, stop: ignore };
     };
-    sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary, specs: current.specs, workers: workersAround() });
+    sidecar = new Sidecar(config, logger, metrics, { configFile: file, identity: fromPrimary, specs: current.specs, workers: workersAround(), listenPorts });
     const started = sidecar.start();
     built({ sidecar, started });
     const addresses = await started;

@@ -1,0 +1,33 @@
+// `workers: 2` with `inbound.listen: 127.0.0.1:0`: node:cluster shares one socket per listen
+// address among the workers and closes it when its last worker exits. Every worker asked for
+// port 0, so once both had died at once (or in a crash loop) the replacements bound a new
+// port: the primary logged "a worker listens on other addresses than the first one", /ready
+// said 200, and the port announced at start refused every connection (a hunt). The primary
+// now picks the port before it forks, and every worker binds it by number
+// (src/workers/shared-ports.ts): both workers killed together, the same port serves again.
+
+import t from 'tap';
+import { startSidecar, waitFor } from '../helpers/mesh.js';
+import { probeRequest, workersFixture, workersOf } from '../helpers/workers.js';
+
+const fx = workersFixture(t);
+
+t.test('workers: 2, listen port 0: both workers killed at once, their replacements serve the port announced at start', { timeout: 60_000 }, async (t) => {
+  const sidecar = await startSidecar(fx.ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${fx.app.port}` }, extraYaml: 'workers: 2' });
+  t.teardown(() => sidecar.stop('SIGKILL'));
+  const proc = sidecar.process;
+  if (!proc) throw new Error('the sidecar runs as a process of its own');
+  t.equal((await probeRequest(sidecar.inboundPort, fx.probe)).status, 200, 'the announced port serves');
+  const first = (await workersOf(sidecar)).workers;
+  t.equal(first.length, 2, 'two workers');
+  for (const worker of first) process.kill(worker.pid, 'SIGKILL');
+  const allNew = async () => {
+    if ((await sidecar.admin('/ready')).status !== 200) return false;
+    const now = (await workersOf(sidecar)).workers;
+    return now.length === 2 && now.every((w) => w.listening && !first.some((old) => old.pid === w.pid));
+  };
+  await waitFor(allNew, 20_000, 'two replacements listening, /ready 200', proc);
+  const statuses = await Promise.all([0, 1, 2, 3].map(async () => (await probeRequest(sidecar.inboundPort, fx.probe)).status));
+  t.same(statuses, [200, 200, 200, 200], 'the port announced at start serves again, through either replacement');
+  t.notOk(proc.lines.some((l) => l.msg === 'a worker listens on other addresses than the first one'), 'every worker on the same address');
+});
