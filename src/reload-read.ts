@@ -15,15 +15,22 @@ import { identityFileProblems } from './config/referenced-files.js';
 /** A file read for a reload: refused (its messages), or its plan, the config as read and its specs' guards. */
 export type ReloadRead = { readonly refused: readonly string[] } | { readonly plan: ReloadPlan; readonly next: SidecarConfig; readonly guards: Guards };
 
-/** The reloadable keys an identity key's change bears on, those the file has (both named when it has neither). */
-function keysCheckedAgainst(next: SidecarConfig): string {
-  const present = [next.inbound ? 'inbound.authorize' : '', next.outbound ? 'outbound.upstreams' : ''].filter(Boolean);
-  return present.length > 0 ? present.join(', ') : 'inbound.authorize, outbound.upstreams';
+/** The live keys of `next` that name SPIFFE IDs, which must be in its trust domain: those the file has. */
+function keysNamingIds(next: SidecarConfig): string[] {
+  return [next.inbound?.authorize ? 'inbound.authorize' : '', next.outbound ? 'outbound.upstreams' : ''].filter(Boolean);
+}
+
+/** Why a change of `key` needs a restart: what it is to the running sidecar. */
+function whyRestart(key: IdentityKey, next: SidecarConfig): string {
+  if (key === 'service') return `it makes the sidecar's own SPIFFE ID ${next.spiffeId}, which its certificate carries`;
+  const named = keysNamingIds(next);
+  const checked = named.length > 0 ? `, and the SPIFFE IDs this file's ${named.join(' and ')} name${named.length === 1 ? 's' : ''} are checked against it` : '';
+  return `the sidecar's own SPIFFE ID and the trust it accepts are in it${checked}`;
 }
 
 /** Why a reload that changes `trustDomain` or `service` is refused, and what to do instead. */
 function identityChangeMessage(file: string, key: IdentityKey, running: string, next: SidecarConfig): string {
-  return `${file}: ${key}: changed from ${running} to ${next[key]}, which needs a restart, and the live keys (${keysCheckedAgainst(next)}) are checked against it; nothing was applied. Restart the sidecar to run this file, or put ${key} back to ${running} to reload the rest`;
+  return `${file}: ${key}: changed from ${running} to ${next[key]}, which needs a restart (${whyRestart(key, next)}); nothing was applied. Restart the sidecar to run this file, or put ${key} back to ${running} to reload the rest`;
 }
 
 /** Reads `file` (as the user named it) for a reload; `running` gives the config in force once it has been read. */
