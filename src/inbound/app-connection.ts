@@ -20,6 +20,7 @@ import { keepAliveHint, requestHead } from './app-request-head.js';
 import { RequestBodyWriter, type BodyWriterOwner } from './app-request-body.js';
 import { listenToAppSocket } from './app-connection-socket.js';
 import { APP_ANSWER_HEAD_BYTES } from './answer-head-limit.js';
+import { refusedAfterHead } from './app-errors.js';
 
 /** The pool's side of a connection. */
 export interface ConnectionOwner {
@@ -49,6 +50,8 @@ export class AppConnection implements BodyWriterOwner {
   responseDone = false;
   /** Bytes came after the answer was complete: the connection is out of step. */
   private stray = false;
+  /** The latest head read on this connection, interim or final (none yet: undefined): llhttp's later refusal is not "no HTTP/1.1 server". */
+  private lastHead: 'interim' | 'final' | undefined = undefined;
   /** A write failed because the app hung up (app-write-hang-up.ts): what the read side brings decides. */
   writeHangUp: Error | undefined = undefined;
   private requestSent = false;
@@ -197,7 +200,7 @@ export class AppConnection implements BodyWriterOwner {
       // bytes after a complete answer: relay that answer, but never reuse the connection
       if (this.responseDone) this.stray = true;
       else {
-        this.fail(result);
+        this.fail(this.lastHead === undefined ? result : refusedAfterHead(result, this.lastHead));
         return;
       }
     }
@@ -244,6 +247,7 @@ export class AppConnection implements BodyWriterOwner {
     if (this.stray || handler === undefined) return SKIP_BODY;
     const raw = fields ?? this.fields;
     this.fields = [];
+    this.lastHead = statusCode < 200 ? 'interim' : 'final';
     if (statusCode < 200) {
       // no final answer: an error (a status no request asked for) fails the request
       const refusal = nonFinalStatusError(statusCode);

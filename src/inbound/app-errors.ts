@@ -71,15 +71,26 @@ export function appAddressForCallers(address: HostPort): string | undefined {
   return isLoopbackAddress(address.host) || address.host === 'localhost' ? formatHostPort(address) : undefined;
 }
 
+/** What the own client had read on the connection before llhttp refused its bytes (app-connection.ts). */
+const kReadBefore = Symbol('meshcar.readBefore');
+type ReadBefore = 'interim' | 'final';
+
+/** Marks llhttp's refusal `err` as one that came after the app's `head` on the same connection: it speaks HTTP/1.1. */
+export function refusedAfterHead(err: Error, head: ReadBefore): Error {
+  return Object.assign(err, { [kReadBefore]: head });
+}
+
 /**
  * llhttp's refusal of the app's answer (its code, or undici's message). HPE_INVALID_CONSTANT is the first bytes not reading
  * `HTTP/1.x`: no HTTP/1.1 server at all, most often an h2c (or TLS) server behind an `http://`
- * app, which a bare code did not tell.
+ * app, which a bare code did not tell. Not when the connection already carried an HTTP/1.1
+ * head (the own client says so): after an interim answer, most often content it may not have.
  */
-function malformed(code: string): string {
+function malformed(code: string, err: unknown): string {
   // undici's parser error carries no code for it, only llhttp's reason: "Expected HTTP/, RTSP/ or ICE/"
   const notHttp1 = code === 'HPE_INVALID_CONSTANT' || /\(Expected HTTP\//.test(code);
-  const hint = notHttp1 ? ': what it sent is not HTTP/1.1 (an HTTP/2 (h2c) or TLS server behind an http:// inbound.app? meshcar doctor names what it speaks)' : '';
+  const before = (err as { [kReadBefore]?: ReadBefore } | null)?.[kReadBefore];
+  const hint = !notHttp1 ? '' : before === 'interim' ? ': bytes after an interim (1xx) answer that begin no answer (a 1xx has no content)' : before === 'final' ? '' : ': what it sent is not HTTP/1.1 (an HTTP/2 (h2c) or TLS server behind an http:// inbound.app? meshcar doctor names what it speaks)';
   return `the app sent a malformed response (${code})${hint}`;
 }
 
@@ -97,7 +108,7 @@ export function classifyAppError(err: unknown, appAddress?: string): AppFailure 
   const code = codeOf((err as { cause?: unknown } | null)?.cause) ?? codeOf(err);
   const text = code ?? (err instanceof Error ? err.message : String(err));
   // undici's parser errors do not always carry an HPE_ code (an invalid header token has none)
-  if (err instanceof Error && err.name === 'HTTPParserError') return { code: 'bad_gateway', message: malformed(code ?? err.message) };
+  if (err instanceof Error && err.name === 'HTTPParserError') return { code: 'bad_gateway', message: malformed(code ?? err.message, err) };
   if (code !== undefined) {
     // only at shutdown or a restart of the pool: the app did nothing wrong
     if (code === APP_CLIENT_ERRORS.poolClosed) return { code: 'upstream_unavailable', message: 'the sidecar is closing its connections to the app' };
@@ -112,7 +123,7 @@ export function classifyAppError(err: unknown, appAddress?: string): AppFailure 
     // elsewhere by the caller's outbound, where a 502 "the app closed the connection" was not
     const shortage = localShortage(code);
     if (shortage !== undefined) return { code: 'upstream_unavailable', message: `could not connect to ${appAddress === undefined ? 'the app' : `the app at ${appAddress}`}: ${shortage} (${code}); the app is not at fault`, local: code };
-    if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: malformed(code) };
+    if (code.startsWith('HPE_')) return { code: 'bad_gateway', message: malformed(code, err) };
     const refused = Object.hasOwn(REFUSED_ANSWER, code) ? REFUSED_ANSWER[code] : code === 'UND_ERR_SOCKET' && err instanceof Error && Object.hasOwn(REFUSED_INTERIM, err.message) ? REFUSED_INTERIM[err.message] : undefined;
     if (refused !== undefined) return { code: 'bad_gateway', message: `the app sent ${refused} (${code})` };
     // h2c: Node's client names what broke. Its session error is nghttp2's refusal of the app's

@@ -26,6 +26,8 @@ const ANSWERS: Record<string, string> = {
   '/unasked-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello',
   '/bare-101': 'HTTP/1.1 101 Switching Protocols\r\n\r\nhello',
   '/unasked-100': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+  // content after an interim answer (which has none): llhttp reads it as the next head
+  '/interim-body': 'HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
   '/status-000': 'HTTP/1.1 000 Odd\r\nContent-Length: 2\r\n\r\nok',
   '/status-999': 'HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok',
   // a DEL and a control byte in the reason phrase: llhttp reads them, node:http cannot write them
@@ -126,6 +128,11 @@ t.test("an app's odd or forbidden answers", async (t) => {
       const h2 = await h2Request(session, { ':method': 'GET', ':path': '/unasked-100' });
       t.same([h2.status, h2.body.toString()], [200, 'ok'], 'HTTP/2: the same');
       t.equal(hits['/unasked-100'], 2, 'sent once per request');
+      // the connection spoke HTTP/1.1 already: not "an h2c or TLS server behind an http:// app?"
+      await badGateway(t, '/interim-body', 'content after a 100 Continue');
+      const said = JSON.parse((await h1Request(fx.port, tlsOptions, { path: '/interim-body' })).body) as { message: string };
+      t.match(said.message, 'the app sent a malformed response (HPE_INVALID_CONSTANT): bytes after an interim (1xx) answer that begin no answer (a 1xx has no content)', 'the message says what was wrong');
+      t.notMatch(said.message, /h2c/, 'no h2c or TLS hint');
     }
     await badGateway(t, '/status-000', 'status 000');
     const h2 = await h2Request(session, { ':method': 'GET', ':path': '/status-999' });
