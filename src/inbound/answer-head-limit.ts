@@ -16,8 +16,7 @@ import { DEFAULT_LIMITS, H2Stream } from '../h2/index.js';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { LogPerKey, leftOut, leftOutFields } from '../log-per-key.js';
 import { headFields, headObjectBytes } from '../http/head-list-bytes.js';
-import { clip } from '../clip.js';
-import { MAX_LOGGED_PATH } from '../metrics/access-log.js';
+import { loggedPath } from '../metrics/access-log.js';
 
 /**
  * The longest answer head an HTTP/1.1 app may send (its status line and fields, in bytes as
@@ -106,7 +105,7 @@ export function warnOverCaller(logger: Logger, kind: 'head' | 'trailers', peer: 
   const through = LINES.take(`${kind} ${peer}`);
   if (!through) return;
   const outcome = kind === 'head' ? 'answered 502 bad_gateway instead' : 'the stream was reset after the head (INTERNAL_ERROR)';
-  logger.warn({ peer, path: clip(path, MAX_LOGGED_PATH), ...leftOutFields(through) }, `the app's answer cannot be forwarded: ${why}; ${outcome}${leftOut(through, 'from this caller')}`);
+  logger.warn({ peer, path: loggedPath(path), ...leftOutFields(through) }, `the app's answer cannot be forwarded: ${why}; ${outcome}${leftOut(through, 'from this caller')}`);
 }
 
 /** The message for trailers over the caller's limit. */

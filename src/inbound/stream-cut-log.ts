@@ -10,8 +10,7 @@ import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
 import { leftOut, leftOutFields, type LogPerKey } from '../log-per-key.js';
 import type { Exchange } from './exchange.js';
-import { clip } from '../clip.js';
-import { MAX_LOGGED_PATH } from '../metrics/access-log.js';
+import { loggedPath } from '../metrics/access-log.js';
 
 /** The codes of the inbound's own deadlines (exchange-deadlines.ts): a cut they make is theirs, not a reset by someone else. */
 export function isOwnDeadline(code: ErrorCode): boolean {
@@ -26,7 +25,7 @@ export function warnStreamCut(lines: LogPerKey, logger: Logger, exchange: Exchan
   // the default key may be overridden per path: say so, or the operator raises the wrong one
   const which = key === 'inbound.idleTimeout' ? "inbound.idleTimeout, or the path's idleTimeout in inbound.routes" : key;
   logger.warn(
-    { peer: exchange.caller.id.uri, path: clip(exchange.path, MAX_LOGGED_PATH), status: exchange.status, requestId: exchange.requestId, idleTimeoutMs: exchange.idleTimeoutMs, ...leftOutFields(through) },
+    { peer: exchange.caller.id.uri, path: loggedPath(exchange.path), status: exchange.status, requestId: exchange.requestId, idleTimeoutMs: exchange.idleTimeoutMs, ...leftOutFields(through) },
     `stream cut after its response head: ${message} (${which}); the caller sees a reset (its sidecar counts upstream_reset): raise that key for streams that stay quiet longer, or have the app send something sooner${leftOut(through, 'on this key')}`,
   );
 }

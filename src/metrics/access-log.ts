@@ -9,16 +9,23 @@
 import type { Logger } from 'pino';
 import type { RefusedRequest, RequestRecord, TrafficObserver } from './traffic.js';
 import { NO_OBSERVER } from './traffic.js';
-import { clip } from '../clip.js';
+import { clip, clipLogged } from '../clip.js';
 
 /**
  * A method and a path are written at most this long (with how long they were): the head limits
  * alone bounded them, and an HTTP/2 caller's 3,000-character method token or an 8,000-character
  * path went into every line on both sidecars (the observability review). The metrics already
- * fold such a method into OTHER; the longest registered method is 17 characters.
+ * fold such a method into OTHER; the longest registered method is 17 characters. The path's
+ * bound is in bytes as the line writes it (clipLogged): 2,047 quotes made a 4.4 KB line, past
+ * what a pipe takes in one write, and such lines could be split by another worker's (logging.ts).
  */
 export const MAX_LOGGED_METHOD = 32;
 export const MAX_LOGGED_PATH = 2048;
+
+/** A path as log lines write it: at most MAX_LOGGED_PATH bytes there, with its length when cut. */
+export function loggedPath(path: string): string {
+  return clipLogged(path, MAX_LOGGED_PATH);
+}
 
 export class AccessLog implements TrafficObserver {
   private readonly log: Logger;
@@ -39,7 +46,7 @@ export class AccessLog implements TrafficObserver {
       peer: record.peer,
       method: clip(record.method, MAX_LOGGED_METHOD),
       route: this.routeOf(record),
-      path: clip(query === -1 ? record.path : record.path.slice(0, query), MAX_LOGGED_PATH),
+      path: loggedPath(query === -1 ? record.path : record.path.slice(0, query)),
       status: record.status,
       durationMs: Math.round(record.durationSeconds * 1e6) / 1e3,
       bytesIn: record.bytesIn,

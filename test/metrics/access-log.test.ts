@@ -72,4 +72,22 @@ t.test("a caller's long method token and path are clipped in the access line, wi
   const line = await orders.process.waitFor((l) => l.component === 'access' && l.requestId === 'long-one', 5000);
   t.equal(line.method, `${method.slice(0, MAX_LOGGED_METHOD)}… (3000 characters)`, 'the method clipped');
   t.equal(line.path, `${path.slice(0, MAX_LOGGED_PATH)}… (8000 characters)`, 'the path clipped');
+
+  // a path is bounded in bytes as the line writes it: 2,047 quotes took 2 bytes each, C1
+  // controls 6 (\u0080), and the lines (4.4 KB, 12.5 KB) passed what a pipe takes in one write
+  for (const [what, char, perChar] of [['quotes', '"', 2], ['C1 controls', '\u0080', 6]] as const) {
+    const id = `odd-${perChar}`;
+    const odd = `/${char.repeat(2047)}`;
+    await new Promise<void>((resolve) => {
+      const req = session.request({ ':path': odd, 'x-request-id': id }, { endStream: true });
+      req.on('error', () => resolve());
+      req.on('close', () => resolve());
+      req.resume();
+    });
+    const logged = await orders.process.waitFor((l) => l.component === 'access' && l.requestId === id, 5000);
+    const kept = Math.floor((MAX_LOGGED_PATH - 1) / perChar);
+    t.equal(logged.path, `/${char.repeat(kept)}… (2048 characters)`, `a path of ${what}: as much as fits in ${MAX_LOGGED_PATH} bytes written, with its length`);
+    const raw = JSON.stringify(logged).replace(/\u0080/g, '\\u0080');
+    t.ok(Buffer.byteLength(raw) < 4096, `the line within a pipe's single write (${Buffer.byteLength(raw)} bytes)`);
+  }
 });
