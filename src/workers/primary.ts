@@ -124,6 +124,9 @@ export class WorkerPool extends PrimaryBooks implements WorkerCluster {
   async start(identity: WorkloadIdentity, config: ConfigToRun): Promise<Listening> {
     // a listen port 0 is picked here, once, and bound by number in every worker (shared-ports.ts)
     this.ports = await pickSharedPorts(config.config);
+    // a stop (SIGTERM) that came during the pick found no worker to close: none is forked now,
+    // and the sidecar's start ends with the stop's reason (sidecar.ts unlessStopped)
+    if (this.stopping) return {};
     this.identity = identity;
     this.current = { generation: 1, ...config };
     identity.on('rotated', (svid) => this.broadcast({ type: 'meshcar:svid', svid: svidMaterial(svid) }));
