@@ -27,6 +27,18 @@ export function loggedPath(path: string): string {
   return clipLogged(path, MAX_LOGGED_PATH);
 }
 
+/**
+ * An OpenAPI violation's message, which quotes what the caller sent (200 characters each, up to
+ * two quotes), at most this many bytes as the line writes it: with the path's 2048, a 200-byte
+ * request id of quotes (400) and the rest of the fields, an access line stays under 4096.
+ * Unbounded in bytes, 300 C1 controls in an x-http-method-override made a 5.4 KB line.
+ */
+export const MAX_LOGGED_VIOLATION = 1024;
+
+function loggedViolation(violation: { readonly kind: string; readonly message: string } | undefined): { kind: string; message: string } | undefined {
+  return violation === undefined ? undefined : { kind: violation.kind, message: clipLogged(violation.message, MAX_LOGGED_VIOLATION) };
+}
+
 export class AccessLog implements TrafficObserver {
   private readonly log: Logger;
 
@@ -55,7 +67,7 @@ export class AccessLog implements TrafficObserver {
       requestId: record.requestId,
       error: record.errorCode,
       // the first OpenAPI violation, {kind, message}; absent when the request passed or no spec applies
-      schema: record.schema?.violation,
+      schema: loggedViolation(record.schema?.violation),
       // gRPC requests only: the grpc-status the caller was given (null: its answer carried none)
       grpcStatus: record.grpcStatus,
       // outbound: the retries made (absent when none), `endpoint` being the last attempt's

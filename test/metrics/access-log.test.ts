@@ -91,3 +91,30 @@ t.test("a caller's long method token and path are clipped in the access line, wi
     t.ok(Buffer.byteLength(raw) < 4096, `the line within a pipe's single write (${Buffer.byteLength(raw)} bytes)`);
   }
 });
+
+t.test("an OpenAPI violation quoting a caller's input stays within the access line's bound", async (t) => {
+  const echo = await startEchoApp();
+  t.teardown(() => echo.close());
+  const spec = new URL('../../config/orders.openapi.yaml', import.meta.url).pathname;
+  const orders = await startSidecar(ca, { service: 'orders', inbound: { app: `http://127.0.0.1:${echo.port}`, openapi: `{spec: ${spec}, mode: enforce}` }, access: true });
+  t.teardown(() => orders.stop('SIGKILL'));
+  const caller = await ca.issue('frontend');
+  const session = http2.connect(`https://127.0.0.1:${orders.inboundPort}`, { cert: caller.cert, key: caller.key, ca: caller.bundle, checkServerIdentity: () => undefined });
+  session.on('error', () => undefined);
+  t.teardown(() => session.destroy());
+  // a path of C1 controls (6 bytes each as written), a method override of 300 more, quoted
+  // twice in the violation, and a 200-character request id of quotes (2 bytes each)
+  const C1 = '\u0085';
+  const id = `v${'"'.repeat(199)}`;
+  await new Promise<void>((resolve) => {
+    const req = session.request({ ':path': `/orders/${C1.repeat(400)}`, 'x-http-method-override': C1.repeat(300), 'x-request-id': id }, { endStream: true });
+    req.on('error', () => resolve());
+    req.on('close', () => resolve());
+    req.resume();
+  });
+  const logged = await orders.process.waitFor((l) => l.component === 'access' && l.requestId === id, 5000);
+  const message = (logged.schema as { message: string } | undefined)?.message ?? '';
+  t.ok(message.length > 0, `the violation is logged (${message.slice(0, 60)}...)`);
+  const raw = JSON.stringify(logged).replace(/\u0085/g, '\\u0085');
+  t.ok(Buffer.byteLength(raw) < 4096, `the line within a pipe's single write (${Buffer.byteLength(raw)} bytes)`);
+});
