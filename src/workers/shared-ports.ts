@@ -19,12 +19,12 @@ export interface ListenPorts {
   readonly outbound?: number;
 }
 
-/** A port free on `listen`'s host now: bound on port 0 and let go; `key` names the side's listen key. */
-async function freePortOn(listen: HostPort, key: string): Promise<number> {
+/** A port free on `listen`'s host now: bound on port 0 and let go; `side` names whose listen it is. */
+async function freePortOn(listen: HostPort, side: 'inbound' | 'outbound'): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     // the same words as the side's own bind would say (an address this host does not have)
-    server.once('error', (err) => reject(listenFailed(`${key.split('.')[0]} cannot listen on ${formatHostPort(listen)} (${key})`, err)));
+    server.once('error', (err) => reject(listenFailed(`${side} cannot listen on ${formatHostPort(listen)} (${side}.listen)`, err)));
     server.listen({ host: listen.host, port: 0, exclusive: true }, resolve);
   });
   const { port } = server.address() as net.AddressInfo;
@@ -37,7 +37,7 @@ export async function pickSharedPorts(config: SidecarConfig): Promise<ListenPort
   const [inbound, outbound] = await Promise.all(
     (['inbound', 'outbound'] as const).map((key) => {
       const side = config[key];
-      return side && side.listen.port === 0 ? freePortOn(side.listen, `${key}.listen`) : undefined;
+      return side && side.listen.port === 0 ? freePortOn(side.listen, key) : undefined;
     }),
   );
   return { ...(inbound !== undefined ? { inbound } : {}), ...(outbound !== undefined ? { outbound } : {}) };

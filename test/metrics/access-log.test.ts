@@ -15,6 +15,16 @@ t.before(async () => {
 });
 t.teardown(() => ca?.stop());
 
+/** One bodiless request on `session`, read to its end (or its error). */
+function requestToItsEnd(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const req = session.request(headers, { endStream: true });
+    req.on('error', () => resolve());
+    req.on('close', () => resolve());
+    req.resume();
+  });
+}
+
 t.test('log: {level: warn, access: true}: access lines appear, other info lines do not', async (t) => {
   const sidecar = await startSidecar(ca, { service: 'frontend', upstreams: [{ name: 'orders', endpoints: ['127.0.0.1:9'], identity: 'spiffe://mesh.local/svc/orders' }], access: false });
   t.teardown(() => sidecar.stop('SIGKILL'));
@@ -63,12 +73,7 @@ t.test("a caller's long method token and path are clipped in the access line, wi
   t.teardown(() => session.destroy());
   const method = `X${'M'.repeat(2999)}`;
   const path = `/${'p'.repeat(7999)}`;
-  await new Promise<void>((resolve) => {
-    const req = session.request({ ':method': method, ':path': path, 'x-request-id': 'long-one' }, { endStream: true });
-    req.on('error', () => resolve());
-    req.on('close', () => resolve());
-    req.resume();
-  });
+  await requestToItsEnd(session, { ':method': method, ':path': path, 'x-request-id': 'long-one' });
   const line = await orders.process.waitFor((l) => l.component === 'access' && l.requestId === 'long-one', 5000);
   t.equal(line.method, `${method.slice(0, MAX_LOGGED_METHOD)}… (3000 characters)`, 'the method clipped');
   t.equal(line.path, `${path.slice(0, MAX_LOGGED_PATH)}… (8000 characters)`, 'the path clipped');
@@ -78,12 +83,7 @@ t.test("a caller's long method token and path are clipped in the access line, wi
   for (const [what, char, perChar] of [['quotes', '"', 2], ['C1 controls', '\u0080', 6]] as const) {
     const id = `odd-${perChar}`;
     const odd = `/${char.repeat(2047)}`;
-    await new Promise<void>((resolve) => {
-      const req = session.request({ ':path': odd, 'x-request-id': id }, { endStream: true });
-      req.on('error', () => resolve());
-      req.on('close', () => resolve());
-      req.resume();
-    });
+    await requestToItsEnd(session, { ':path': odd, 'x-request-id': id });
     const logged = await orders.process.waitFor((l) => l.component === 'access' && l.requestId === id, 5000);
     const kept = Math.floor((MAX_LOGGED_PATH - 1) / perChar);
     t.equal(logged.path, `/${char.repeat(kept)}… (2048 characters)`, `a path of ${what}: as much as fits in ${MAX_LOGGED_PATH} bytes written, with its length`);
@@ -106,12 +106,7 @@ t.test("an OpenAPI violation quoting a caller's input stays within the access li
   // twice in the violation, and a 200-character request id of quotes (2 bytes each)
   const C1 = '\u0085';
   const id = `v${'"'.repeat(199)}`;
-  await new Promise<void>((resolve) => {
-    const req = session.request({ ':path': `/orders/${C1.repeat(400)}`, 'x-http-method-override': C1.repeat(300), 'x-request-id': id }, { endStream: true });
-    req.on('error', () => resolve());
-    req.on('close', () => resolve());
-    req.resume();
-  });
+  await requestToItsEnd(session, { ':path': `/orders/${C1.repeat(400)}`, 'x-http-method-override': C1.repeat(300), 'x-request-id': id });
   const logged = await orders.process.waitFor((l) => l.component === 'access' && l.requestId === id, 5000);
   const message = (logged.schema as { message: string } | undefined)?.message ?? '';
   t.ok(message.length > 0, `the violation is logged (${message.slice(0, 60)}...)`);
