@@ -14,18 +14,26 @@ const SECONDS = /^\d+(?:\.\d+)?$/;
  * timeout applies).
  */
 export function appDeadlineMs(grpcTimeout: unknown, requestTimeout: unknown): number | undefined {
-  let ms: number | undefined;
-  if (typeof grpcTimeout === 'string') {
-    const m = GRPC_TIMEOUT.exec(grpcTimeout);
-    // gRPC's wire format takes positive values only: a 0 is read as none (it was a 1 ms timer
-    // racing the upstream's answer); the header goes on as sent, for the app to judge
-    const value = m ? Number(m[1]) : 0;
-    if (value > 0) ms = Math.max(1, Math.ceil(value * (GRPC_UNIT_MS[(m as RegExpExecArray)[2] as string] as number)));
-  }
-  if (typeof requestTimeout === 'string') {
-    const text = requestTimeout.trim();
-    const parsed = SECONDS.test(text) ? Number(text) * 1000 : parseDuration(text);
-    if (parsed !== undefined && parsed > 0 && (ms === undefined || parsed < ms)) ms = Math.max(1, Math.ceil(parsed));
-  }
-  return ms;
+  const grpc = grpcTimeoutMs(grpcTimeout);
+  const own = requestTimeoutMs(requestTimeout);
+  if (own !== undefined && (grpc === undefined || own < grpc)) return own;
+  return grpc;
+}
+
+/** A `grpc-timeout` value in ms, or undefined when it cannot be read (then it goes on as sent). */
+export function grpcTimeoutMs(value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const m = GRPC_TIMEOUT.exec(value);
+  // gRPC's wire format takes positive values only: a 0 is read as none (it was a 1 ms timer
+  // racing the upstream's answer); the header goes on as sent, for the app to judge
+  const count = m ? Number(m[1]) : 0;
+  return count > 0 ? Math.max(1, Math.ceil(count * (GRPC_UNIT_MS[(m as RegExpExecArray)[2] as string] as number))) : undefined;
+}
+
+/** An `x-request-timeout` value in ms, or undefined when it cannot be read (then it goes on as sent). */
+export function requestTimeoutMs(value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const text = value.trim();
+  const parsed = SECONDS.test(text) ? Number(text) * 1000 : parseDuration(text);
+  return parsed !== undefined && parsed > 0 ? Math.max(1, Math.ceil(parsed)) : undefined;
 }

@@ -16,6 +16,7 @@ import { expectsContinue } from './expect-continue.js';
 import { isRetryableRequest, type RetryOutcome, type RetryReason } from './retry.js';
 import { cancelStream, type UpstreamStream } from './upstream-stream.js';
 import { ReplayCopy } from '../http/replay-copy.js';
+import { grpcTimeoutMs, requestTimeoutMs } from '../http/deadline.js';
 
 /** The outcome of the attempt in progress, when it is a retry (reported once). */
 export function reportRetry(attempt: Attempt, outcome: RetryOutcome): void {
@@ -158,21 +159,25 @@ function grpcTimeout(leftMs: number): string {
   return `${GRPC_MAX_DIGITS}H`;
 }
 
-/** The request's head with its deadline fields (those it has) saying `leftMs`; a copy, never the original. */
+/**
+ * The request's head with its deadline fields saying `leftMs`; a copy, never the original. Only
+ * a field the sidecar could read is rewritten: one it could not (`grpc-timeout: 1x`, `0`) was
+ * none to it and goes on as the app sent it, for the upstream to judge, on a retry too.
+ */
 export function withDeadlineLeft(headers: OutgoingHttpHeaders | string[], leftMs: number): OutgoingHttpHeaders | string[] {
   const grpc = grpcTimeout(leftMs);
   const own = `${leftMs}ms`;
   if (Array.isArray(headers)) {
     const list = headers.slice();
     for (let i = 0; i < list.length; i += 2) {
-      if (list[i] === 'grpc-timeout') list[i + 1] = grpc;
-      else if (list[i] === 'x-request-timeout') list[i + 1] = own;
+      if (list[i] === 'grpc-timeout' && grpcTimeoutMs(list[i + 1]) !== undefined) list[i + 1] = grpc;
+      else if (list[i] === 'x-request-timeout' && requestTimeoutMs(list[i + 1]) !== undefined) list[i + 1] = own;
     }
     return list;
   }
   const copy = { ...headers };
-  if (copy['grpc-timeout'] !== undefined) copy['grpc-timeout'] = grpc;
-  if (copy['x-request-timeout'] !== undefined) copy['x-request-timeout'] = own;
+  if (grpcTimeoutMs(copy['grpc-timeout']) !== undefined) copy['grpc-timeout'] = grpc;
+  if (requestTimeoutMs(copy['x-request-timeout']) !== undefined) copy['x-request-timeout'] = own;
   return copy;
 }
 

@@ -50,6 +50,38 @@ t.test("a retry passes on the time left of the app's deadline, not the deadline 
   }
 });
 
+t.test('a retry rewrites only the deadline field the sidecar could read: one it could not goes on as the app sent it (both codecs)', async (t) => {
+  // `1x` or `0` beside a readable x-request-timeout went on to the retry as the readable one's time left
+  for (const codec of ['node', 'meshcar'] as const) {
+    const pki = await makePki(TD);
+    const seen: Array<{ grpc: unknown; own: unknown }> = [];
+    const first = flaky(100, 503);
+    const up = await startUpstream(pki, {
+      handler: (stream, headers, flags) => {
+        seen.push({ grpc: headers['grpc-timeout'], own: headers['x-request-timeout'] });
+        if (seen.length % 2 === 1) first(stream, headers, flags);
+        else echo(stream, headers, flags);
+      },
+    });
+    t.teardown(() => up.close());
+    const fx = await start(t, pki, { endpoints: [up.port], codec });
+    for (const [grpc, own, readable] of [['1x', '3s', 'own'], ['0', '3s', 'own'], ['2S', '-1', 'grpc'], ['2S', 'soon', 'grpc']] as const) {
+      seen.length = 0;
+      const res = await request(fx.port, { headers: { 'grpc-timeout': grpc, 'x-request-timeout': own } });
+      t.equal(res.status, 200, `${codec} ${grpc}/${own}: retried to success`);
+      t.equal(seen.length, 2);
+      const retry = seen[1];
+      if (readable === 'own') {
+        t.equal(retry?.grpc, grpc, `${codec}: the unreadable grpc-timeout ${grpc} goes on as sent`);
+        t.match(String(retry?.own), /^\d+ms$/, `${codec}: x-request-timeout says the time left (${String(retry?.own)})`);
+      } else {
+        t.equal(retry?.own, own, `${codec}: the unreadable x-request-timeout ${own} goes on as sent`);
+        t.match(String(retry?.grpc), /^\d+m$/, `${codec}: grpc-timeout says the time left (${String(retry?.grpc)})`);
+      }
+    }
+  }
+});
+
 t.test('a long deadline passed on by a retry keeps to the 8 digits of grpc-timeout, in a larger unit', async (t) => {
   // 99999999H (the longest gRPC allows) went on as 359999996400S, which the far side dropped
   const pki = await makePki(TD);
