@@ -2,6 +2,8 @@
 // Also carries Upgrade requests (WebSocket): those get a ServerResponse of their own for the
 // refusals and non-101 answers, and become a byte tunnel when the app switches protocols.
 
+import { loggedPath } from '../metrics/access-log.js';
+import { formatDuration } from '../config/duration.js';
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { MeshcarError, describeError, type ErrorCode } from '../errors.js';
@@ -235,7 +237,12 @@ export class Http1Exchange extends Exchange {
       resetTunnelSide(appSocket);
       resetTunnelSide(socket);
     };
-    socket.setTimeout(this.tunnelIdleTimeoutMs, cut);
+    // said once, at info: an idle cut reads to both apps as a reset, as a crashed peer would
+    const idleCut = () => {
+      this.context.logger.info({ peer: this.caller.id.uri, path: loggedPath(this.path), requestId: this.requestId }, `WebSocket tunnel cut: no bytes either way for ${formatDuration(this.tunnelIdleTimeoutMs)} (tunnelIdleTimeout)`);
+      cut();
+    };
+    socket.setTimeout(this.tunnelIdleTimeoutMs, idleCut);
     markTunnel(socket, cut); // a drain that runs out cuts it alike (connections.ts)
     // each side's end is relayed once it is known to be a FIN: libuv reads a reset that came
     // right behind data (an app that writes its 101 and resets in one turn, the calling

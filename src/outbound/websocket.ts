@@ -11,6 +11,8 @@
 // the head is held against it first (schema-check.ts). The heads as each side reads them
 // (which fields go on, written back byte for byte) are made in websocket-heads.ts.
 
+import { loggedPath } from '../metrics/access-log.js';
+import { formatDuration } from '../config/duration.js';
 import http, { type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -241,7 +243,11 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       else socket.once('end', appEnded);
       // counted from the last byte either way, not by the app socket's own timer (which stays
       // 0): the second's asking writes nothing, yet would re-arm that timer (tunnel-idle.ts)
-      cutWhenIdle(socket, up, pool.tunnelIdleTimeoutMs, cut);
+      cutWhenIdle(socket, up, pool.tunnelIdleTimeoutMs, () => {
+        // said once, at info: an idle cut reads to both apps as a reset, as a crashed peer would
+        pool.deps.logger.info({ upstream: pool.name, endpoint: endpointKey, path: loggedPath(exchange.path), requestId: exchange.requestId }, `WebSocket tunnel cut: no bytes either way for ${formatDuration(pool.tunnelIdleTimeoutMs)} (tunnelIdleTimeout)`);
+        cut();
+      });
     });
     handshake.on('response', (res: IncomingMessage) => {
       // a 101 without an Upgrade field (RFC 9110 §15.2.2 requires one), or without the Connection

@@ -10,6 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { FRONTEND_ID, startInbound, TD } from '../helpers/inbound-fixture.js';
 import { rawTlsUntilClosed, watchedTlsSocket } from '../helpers/raw-http.js';
+import { memoryLogger } from '../helpers/ca.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const acceptOf = (key: string) => createHash('sha1').update(key + GUID).digest('base64');
@@ -140,7 +141,9 @@ function openWs(port: number, tlsOptions: tls.ConnectionOptions, path: string, e
 }
 
 t.test('WebSocket upgrade through the inbound listener', async (t) => {
+  const logLines: Array<Record<string, unknown>> = [];
   const fx = await startInbound({
+    logger: memoryLogger(logLines),
     app: { protocol: 'http', handler: (_req, res) => res.end('plain'), setup: (server) => server.on('upgrade', onAppUpgrade) },
     authorize: [{ from: [FRONTEND_ID], methods: ['GET'], paths: ['/ws', '/nows', '/ponder'] }],
   });
@@ -198,6 +201,10 @@ t.test('WebSocket upgrade through the inbound listener', async (t) => {
     await ws.closed;
     const idleMs = Date.now() - quietFrom;
     t.ok(idleMs >= 500 && idleMs < 3_000, `closed ${idleMs} ms after the last byte (tunnelIdleTimeout 1000 ms)`);
+    // both apps read a reset, as from a crashed peer: the sidecar's log says it was the limit
+    const said = logLines.filter((l) => String(l.msg).startsWith('WebSocket tunnel cut: no bytes either way for 1s (tunnelIdleTimeout)'));
+    t.equal(said.length, 1, 'one info line says the tunnel was cut for idleness');
+    t.match(said[0], { level: 30, peer: FRONTEND_ID, path: '/ws' }, 'naming the caller and the path');
   });
 
   t.test('an unauthorized upgrade gets 403 forbidden and the connection closes', async (t) => {

@@ -16,6 +16,7 @@ import { peerIdentity } from '../../src/identity/peer-identity.js';
 import { dispatchTlsSocket } from '../../src/http/protocol-dispatch.js';
 import { APP_ID, defaultHandler, makePki, request, sleep, startOutbound, TD, UPSTREAM_ID } from '../helpers/outbound-fixture.js';
 import type { TestPki } from '../helpers/pki.js';
+import { memoryLogger } from '../helpers/ca.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const acceptOf = (key: string) => createHash('sha1').update(key + GUID).digest('base64');
@@ -120,6 +121,7 @@ const upgradeHead = (path: string, host = 'payments', extra = '') =>
   `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`;
 
 t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
+  const logLines: Array<Record<string, unknown>> = [];
   const pki = await makePki(TD);
   const upstream = await startUpgradeUpstream(pki, UPSTREAM_ID);
   const impostor = await startUpgradeUpstream(pki, `spiffe://${TD}/svc/impostor`);
@@ -127,7 +129,7 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
     { name: 'payments', endpoints: [`127.0.0.1:${upstream.port}`] },
     { name: 'impostor', endpoints: [`127.0.0.1:${impostor.port}`], identity: UPSTREAM_ID },
     { name: 'quiet', endpoints: [`127.0.0.1:${upstream.port}`], tunnelIdleTimeoutMs: 1000 },
-  ]);
+  ], { logger: memoryLogger(logLines) });
   t.teardown(async () => {
     await fx.close();
     upstream.server.close();
@@ -260,6 +262,10 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
     await client.closed;
     const idleMs = Date.now() - quietFrom;
     t.ok(idleMs >= 500 && idleMs < 3_000, `closed ${idleMs} ms after the last byte (tunnelIdleTimeout 1000 ms)`);
+    // both apps read a reset, as from a crashed peer: the sidecar's log says it was the limit
+    const said = logLines.filter((l) => String(l.msg).startsWith('WebSocket tunnel cut: no bytes either way for 1s (tunnelIdleTimeout)'));
+    t.equal(said.length, 1, 'one info line says the tunnel was cut for idleness');
+    t.match(said[0], { level: 30, upstream: 'quiet', path: '/ws' }, 'naming the upstream and the path');
   });
 
   t.test('an idle tunnel is cut toward the upstream too: a reset, not a half-close its far end could sit on', async (t) => {
