@@ -169,6 +169,6 @@ async function serveCa(file: string, signals: StartupSignals): Promise<number> {
       logger.info('stopped');
     },
     undefined,
-    signals.handOverStop(),
+    () => signals.handOverStop(),
   );
 }

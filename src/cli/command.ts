@@ -66,21 +66,30 @@ export function serviceOption(values: OptionValues): string {
  * while it runs is ignored (`onRepeat` is told once, to log it): a sidecar's drain finishes, as
  * Envoy's and Linkerd's do, instead of the default action ending the process mid-drain and
  * cutting what is in flight. Without it, a repeat ends the process (the default action).
- * `signalled`: one already came (while the caller was starting): stop now.
+ * `takeOver`: called once these listeners are on, to take the signals off whoever held them
+ * (StartupSignals.handOverStop); true: one already came (while the caller was starting): stop now.
+ *
+ * Every swap of listeners adds the new before it removes the old: Node closes a signal's watcher
+ * when its last listener goes, and a signal the kernel had delivered while JavaScript was busy,
+ * not yet read off libuv's queue, went with that watcher (a SIGTERM as start-up ended was lost,
+ * the sidecar ran on until SIGKILL); between the two, too, the default action would end it.
  */
-export function untilSignal(stop: () => Promise<void>, onRepeat?: () => void, signalled = false): Promise<number> {
+export function untilSignal(stop: () => Promise<void>, onRepeat?: () => void, takeOver: () => boolean = () => false): Promise<number> {
   return new Promise((resolve) => {
     let repeated = false;
+    let stopped = false;
     const onRepeatSignal = () => {
       if (!repeated) onRepeat?.();
       repeated = true;
     };
     const onSignal = () => {
-      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      if (stopped) return;
+      stopped = true;
       if (onRepeat) process.on('SIGINT', onRepeatSignal).on('SIGTERM', onRepeatSignal);
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
       stop().then(() => resolve(0), () => resolve(1));
     };
     process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
-    if (signalled) onSignal();
+    if (takeOver()) onSignal();
   });
 }

@@ -130,7 +130,7 @@ async function runSidecar(file: string, signals: StartupSignals): Promise<number
     },
     () => logger.warn('already draining; the signal is ignored until the drain ends'),
     // one that came as start-up finished
-    signals.handOverStop(),
+    () => signals.handOverStop(),
   );
   // the last log lines get what is left of the drain budget (at least LOG_FLUSH_MIN_MS): a
   // stdout nobody reads must not hold the exit back (src/cli/main.ts ends the process if it did)
