@@ -159,6 +159,15 @@ export function upstreamSilent(endpoint: string, why: string, because: NotSentAg
   return new MeshcarError('upstream_reset', `the session to ${endpoint} was closed under the request: it ${why} (the path or the peer is dead); ${NOT_SENT_AGAIN[because]}`);
 }
 
+/**
+ * A WebSocket (Upgrade) request's own connection to the far sidecar ended before any answer:
+ * no stream was reset, and the likeliest cause is the far sidecar's per-caller connection cap
+ * (each tunnel holds a connection of its own), which closes such a connection unanswered.
+ */
+export function upgradeUnanswered(endpoint: string, detail: string): MeshcarError {
+  return new MeshcarError('upstream_reset', `${endpoint} closed the tunnel's connection before answering the upgrade (${detail}); a sidecar there does so past its inbound.limits.maxConnectionsPerCaller (each WebSocket tunnel holds a connection; its warn line 'inbound connection refused' says so)`);
+}
+
 export function upstreamReset(endpoint: string, detail: string): MeshcarError {
   return new MeshcarError('upstream_reset', `${endpoint} reset the stream: ${detail}`);
 }

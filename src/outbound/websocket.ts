@@ -33,7 +33,7 @@ import { hostName, parseRequestTarget, pathOnly, targetAuthorityProblem, targetF
 import { resetConnection } from './mutual-tls.js';
 import { stillTrusted, UpstreamPathGuard } from './upstream-trust.js';
 import { openTunnel, type OpenedTunnel } from './pool-tunnel.js';
-import { upstreamReset, upstreamTimeout } from './upstream-errors.js';
+import { upgradeUnanswered, upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { ANSWER_DROPPED, requestFields, responseHead } from './websocket-heads.js';
 import { switchingFields, switchingHead } from '../http/switching-fields.js';
 import { UPSTREAM_MAX_HEAD_BYTES } from './head-limits.js';
@@ -155,9 +155,9 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       return;
     }
     upstream = up;
-    up.on('error', (err) => fail(upstreamReset(endpointKey, describeError(err))));
+    up.on('error', (err) => fail(exchange.status === 0 ? upgradeUnanswered(endpointKey, describeError(err)) : upstreamReset(endpointKey, describeError(err))));
     up.once('close', () => {
-      if (exchange.status === 0) fail(upstreamReset(endpointKey, 'the connection closed before a response'));
+      if (exchange.status === 0) fail(upgradeUnanswered(endpointKey, 'the connection closed'));
       else if (exchange.status === 101 && !socket.writableEnded) socket.destroy(); // a refusal's relay ends itself
     });
     // node:http's client on the tunnel's socket: it writes the head and parses the answer (101
@@ -172,7 +172,7 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       // Node's 16 KiB: a 30 KB 101 was a 502 here after the far side had opened its tunnel
       maxHeaderSize: UPSTREAM_MAX_HEAD_BYTES,
     });
-    handshake.on('error', (err) => fail(upstreamReset(endpointKey, describeError(err))));
+    handshake.on('error', (err) => fail(upgradeUnanswered(endpointKey, describeError(err))));
     handshake.on('upgrade', (res: IncomingMessage, _up: Duplex, upHead: Buffer) => {
       // a switch to a protocol the app did not offer (RFC 9110 §7.8): never a tunnel
       const stray = unofferedProtocol(req.headers.upgrade, res.headers.upgrade);

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { SERVER_ID, startInbound, type InboundFixture } from './inbound-fixture.js';
 import { startOutbound, type OutboundFixture } from './outbound-fixture.js';
 import type { Logger } from 'pino';
+import type { InboundLimits } from '../../src/inbound/inbound-contract.js';
 
 /** Called with the far app's side of a connection, its request head, and any bytes after it. */
 export type FarApp = (socket: net.Socket, head: string, rest: Buffer) => void;
@@ -32,6 +33,8 @@ export interface TunnelPairOptions {
   /** Each sidecar's logger (default: silent), for a test that reads their warn lines. */
   readonly inboundLogger?: Logger;
   readonly outboundLogger?: Logger;
+  /** The inbound's limits (default: the fixture's). */
+  readonly inboundLimits?: InboundLimits;
 }
 
 export async function startTunnelPair(far: FarApp, options: TunnelPairOptions = {}): Promise<TunnelPair> {
@@ -61,6 +64,7 @@ export async function startTunnelPair(far: FarApp, options: TunnelPairOptions = 
     ...(options.codec !== undefined ? { codec: options.codec } : {}),
     ...(options.serverLifetimeMs !== undefined ? { serverLifetimeMs: options.serverLifetimeMs } : {}),
     ...(options.inboundLogger !== undefined ? { logger: options.inboundLogger } : {}),
+    ...(options.inboundLimits !== undefined ? { limits: options.inboundLimits } : {}),
   });
   const upstream = { name: 'orders', endpoints: [`127.0.0.1:${inbound.port}`], identity: SERVER_ID, ...(options.outboundTunnelIdleTimeoutMs !== undefined ? { tunnelIdleTimeoutMs: options.outboundTunnelIdleTimeoutMs } : {}), ...(options.outboundIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.outboundIdleTimeoutMs } : {}) };
   const outbound = await startOutbound(inbound.pki, [upstream], { ...(options.codec !== undefined ? { codec: options.codec } : {}), ...(options.outboundLogger !== undefined ? { logger: options.outboundLogger } : {}) });
