@@ -148,12 +148,19 @@ export class RouteLabeler {
   private readonly cache = new Map<string, string>();
   private static readonly CACHE_LIMIT = 2048;
 
+  /**
+   * `learnedBefore`: the routes the peer's previous labeler learned (a reload that changed its
+   * templates): their series stay on /metrics, so they count toward the cap here too; a fresh
+   * set let each routes reload add another `cap` labels to the peer.
+   */
   constructor(
     templates: readonly string[] = [],
     private readonly cap = DEFAULT_ROUTE_CAP,
     private readonly budget: RouteCacheBudget = PROCESS_BUDGET,
+    learnedBefore?: RouteLabeler,
   ) {
     this.configured = templates.map(compile);
+    if (learnedBefore) for (const route of learnedBefore.learned) this.learned.add(route);
   }
 
   /** Whether `route` is one of the configured templates (the operator bounds those, not the cap). */

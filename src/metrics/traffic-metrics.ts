@@ -135,7 +135,7 @@ export class TrafficMetrics implements TrafficObserver {
     if (templates) this.routesByUpstream.set(upstream, templates);
     else this.routesByUpstream.delete(upstream);
     const entry = this.peers.outbound.get(upstream);
-    if (entry) entry.labeler = new RouteLabeler(templates, this.options.routeCap ?? DEFAULT_ROUTE_CAP);
+    if (entry) entry.labeler = new RouteLabeler(templates, this.options.routeCap ?? DEFAULT_ROUTE_CAP, undefined, entry.labeler);
   }
 
   private peerEntry(direction: Direction, peer: string): PeerEntry {

@@ -117,3 +117,24 @@ t.test('configured route templates and spec operations are never folded into __o
   t.ok(routes.includes('DELETE /orders/{id}'), 'a configured template keeps its route past the cap');
   t.ok(routes.includes('PATCH /items/{itemId}'), "a spec's operation keeps its route past the cap");
 });
+
+t.test("a reload that changes an upstream's route templates keeps the routes it learned under the cap", async (t) => {
+  // each such reload gave the upstream a fresh set of learned routes: 301 route labels after two
+  // reloads, where the README says at most 100 per direction and peer (a hunt's LOW)
+  const traffic = new TrafficMetrics(new Metrics({ processMetrics: false }), { endpointCap: 1000, routeCap: 20 });
+  const record = (path: string) => ({ direction: 'outbound' as const, peer: 'orders', method: 'GET', path, status: 200, durationSeconds: 0.001 });
+  const learned = () => new Set(traffic.endpoints().filter((e) => e.peer === 'orders' && e.route !== '__other__' && !e.route.startsWith('/ok/')).map((e) => e.route));
+  for (let i = 0; i < 30; i++) traffic.requestFinished(record(`/first${i}x`));
+  t.equal(learned().size, 20, '20 routes learned, the rest __other__');
+  traffic.setRoutes('orders', ['/ok/{n}']);
+  for (let i = 0; i < 30; i++) traffic.requestFinished(record(`/second${i}x`));
+  traffic.requestFinished(record('/ok/7'));
+  traffic.setRoutes('orders', ['/ok/{k}']);
+  for (let i = 0; i < 30; i++) traffic.requestFinished(record(`/third${i}x`));
+  traffic.requestFinished(record('/ok/8'));
+  t.equal(learned().size, 20, 'still 20 learned routes after two reloads of the templates');
+  const routes = new Set(traffic.endpoints().filter((e) => e.peer === 'orders').map((e) => e.route));
+  t.ok(routes.has('/ok/{n}') && routes.has('/ok/{k}'), 'each configured template labels its paths, outside the cap');
+  traffic.requestFinished(record('/first3x'));
+  t.ok(learned().has('/first3x'), 'a route learned before the reloads keeps its label');
+});
