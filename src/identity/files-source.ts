@@ -84,6 +84,12 @@ export interface FilesWatchOptions {
   readonly followLinks?: boolean;
 }
 
+/**
+ * A burst of events is read at most this long after its first: every event puts the read off by
+ * the debounce, and a folder written every 100 ms by something else (a heartbeat file beside the
+ * certificates) put it off for as long as that went on, the new set unread and nothing logged.
+ */
+const MAX_BURST_WAIT_MS = 1_000;
 /** After a set's notBefore, before it is read again: the clock's second is past. */
 const VALIDITY_MARGIN_MS = 1_000;
 const MAX_VALIDITY_WAIT_MS = 3_600_000;
@@ -105,6 +111,8 @@ export class FilesWatcher {
   private linked: ReplaceableDirWatch | undefined;
   private linkedKey: string | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** When the burst the timer waits out began (performance.now()). */
+  private burstFrom = 0;
   /** A look at files refused as not valid yet, once they are. */
   /** By the wall clock: a clock stepped ahead to the start reads them within 30 s. */
   private readonly validityTimer = new WallClockTimer({ unref: true });
@@ -119,6 +127,8 @@ export class FilesWatcher {
   private closed = false;
   /** What the files held at the last attempt: unchanged bytes are not re-tried nor re-logged. */
   private lastSeen: string | undefined;
+  /** The next read looks at unchanged bytes too: a set refused as not valid yet, now that it may be. */
+  private lookAtSeen = false;
   /**
    * Why the last attempt failed, until one works: `read` (the files could not be read) or
    * `refused` (they did not validate). A read that works again on the files already in use ends
@@ -160,11 +170,14 @@ export class FilesWatcher {
 
   private changed(): void {
     if (this.closed) return;
+    const now = performance.now();
     if (this.timer) clearTimeout(this.timer);
+    else this.burstFrom = now;
+    const wait = Math.min(this.options.debounceMs ?? 200, Math.max(0, this.burstFrom + MAX_BURST_WAIT_MS - now));
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.reload();
-    }, this.options.debounceMs ?? 200);
+    }, wait);
   }
 
   /** Re-reads the files now; resolves once this attempt (and any it coalesced) is done. */
@@ -197,7 +210,9 @@ export class FilesWatcher {
     // a narrowing set waited for whose bytes changed since (the rest of the bundle came) is not taken
     if (this.narrowing.read(seen)) logger.info("the identity files changed again before the bundle that left out a root was taken: it is not (it was half written, or changed back)");
     // unchanged bytes after a failed read are looked at again: they may be the set in use (a recovery)
-    if ((seen === this.lastSeen && this.failing !== 'read') || this.closed) return;
+    const lookAtSeen = this.lookAtSeen;
+    this.lookAtSeen = false;
+    if ((seen === this.lastSeen && this.failing !== 'read' && !lookAtSeen) || this.closed) return;
     this.lastSeen = seen;
     let next: Svid;
     try {
@@ -237,9 +252,13 @@ export class FilesWatcher {
 
   /** Re-reads the files once `validFromMs` has passed, unchanged bytes included. */
   private lookAgainAt(validFromMs: number): void {
-    this.lastSeen = undefined;
+    // only this read looks at the same bytes again: an event meanwhile (another file in the
+    // folder written) re-read them, and warned and counted a failure, at every such event
     // at most an hour at a time (a far-off date is looked at again, then waited for again)
-    this.validityTimer.set(Math.min(validFromMs + VALIDITY_MARGIN_MS, Date.now() + MAX_VALIDITY_WAIT_MS), () => void this.reload());
+    this.validityTimer.set(Math.min(validFromMs + VALIDITY_MARGIN_MS, Date.now() + MAX_VALIDITY_WAIT_MS), () => {
+      this.lookAtSeen = true;
+      void this.reload();
+    });
   }
 
   private refused(err: unknown, retryInMs?: number): void {
