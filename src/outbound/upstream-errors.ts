@@ -160,12 +160,18 @@ export function upstreamSilent(endpoint: string, why: string, because: NotSentAg
 }
 
 /**
- * A WebSocket (Upgrade) request's own connection to the far sidecar ended before any answer:
- * no stream was reset, and the likeliest cause is the far sidecar's per-caller connection cap
- * (each tunnel holds a connection of its own), which closes such a connection unanswered.
+ * A WebSocket (Upgrade) request's own connection to the far sidecar ended before any answer
+ * (closed or reset, no byte of an answer): no stream was reset. A meshcar there does so when it
+ * refused our certificate, or when this caller is past its per-caller connection cap (each
+ * tunnel holds a connection of its own); a plain request's session says the first alike.
  */
 export function upgradeUnanswered(endpoint: string, detail: string): MeshcarError {
-  return new MeshcarError('upstream_reset', `${endpoint} closed the tunnel's connection before answering the upgrade (${detail}); a sidecar there does so past its inbound.limits.maxConnectionsPerCaller (each WebSocket tunnel holds a connection; its warn line 'inbound connection refused' says so)`);
+  return new MeshcarError('upstream_reset', `${endpoint} closed the tunnel's connection before answering the upgrade (${detail}): a meshcar there does so when it refused our certificate (its /debug/tls names the reason) or when this caller is past its inbound.limits.maxConnectionsPerCaller (each WebSocket tunnel holds a connection; its warn line 'inbound connection refused' says so)`);
+}
+
+/** The far side answered the upgrade with bytes node:http could not read as an HTTP/1.1 answer. */
+export function upgradeAnswerUnreadable(endpoint: string, detail: string): MeshcarError {
+  return new MeshcarError('bad_gateway', `${endpoint} answered the upgrade with no HTTP/1.1 answer meshcar could read: ${detail}`);
 }
 
 export function upstreamReset(endpoint: string, detail: string): MeshcarError {

@@ -33,7 +33,7 @@ import { hostName, parseRequestTarget, pathOnly, targetAuthorityProblem, targetF
 import { resetConnection } from './mutual-tls.js';
 import { stillTrusted, UpstreamPathGuard } from './upstream-trust.js';
 import { openTunnel, type OpenedTunnel } from './pool-tunnel.js';
-import { upgradeUnanswered, upstreamReset, upstreamTimeout } from './upstream-errors.js';
+import { upgradeAnswerUnreadable, upgradeUnanswered, upstreamReset, upstreamTimeout } from './upstream-errors.js';
 import { ANSWER_DROPPED, requestFields, responseHead } from './websocket-heads.js';
 import { switchingFields, switchingHead } from '../http/switching-fields.js';
 import { UPSTREAM_MAX_HEAD_BYTES } from './head-limits.js';
@@ -172,7 +172,8 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       // Node's 16 KiB: a 30 KB 101 was a 502 here after the far side had opened its tunnel
       maxHeaderSize: UPSTREAM_MAX_HEAD_BYTES,
     });
-    handshake.on('error', (err) => fail(upgradeUnanswered(endpointKey, describeError(err))));
+    // llhttp's refusals (HPE_*: not HTTP, a head over the limit) are an answer that could not be read
+    handshake.on('error', (err: NodeJS.ErrnoException) => fail(err.code?.startsWith('HPE_') ? upgradeAnswerUnreadable(endpointKey, describeError(err)) : upgradeUnanswered(endpointKey, describeError(err))));
     handshake.on('upgrade', (res: IncomingMessage, _up: Duplex, upHead: Buffer) => {
       // a switch to a protocol the app did not offer (RFC 9110 §7.8): never a tunnel
       const stray = unofferedProtocol(req.headers.upgrade, res.headers.upgrade);

@@ -42,6 +42,11 @@ async function startUpgradeUpstream(pki: TestPki, id: string) {
     const tlsSocket = socket as TLSSocket;
     const caller = peerIdentity(tlsSocket, TD);
     seen.push({ alpn: String(tlsSocket.alpnProtocol), callerId: caller.ok ? caller.id.uri : '', head: req.headers, url: req.url ?? '' });
+    if (req.url === '/ws-garbage') {
+      // a far side that is no HTTP server at all
+      socket.end('SSH-2.0-OpenSSH_9.2\r\n\r\n');
+      return;
+    }
     if (req.url === '/ws-hold') {
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptOf(String(req.headers['sec-websocket-key']))}\r\n\r\n`);
       socket.on('error', () => {});
@@ -225,6 +230,17 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
     for (let i = 0; i < 300 && !fx.observer.requests.some((r) => r.path === '/denied'); i++) await sleep(10);
     // it was 403 without a reason (the callee's inbound counts forbidden) and 0 bytes
     t.match(fx.observer.requests.find((r) => r.path === '/denied'), { status: 403, errorCode: 'forbidden', bytesOut: body.length }, 'forbidden, as on the callee');
+  });
+
+  t.test("an upstream that answers the upgrade with no HTTP: 502 bad_gateway that says so, not a closed connection", async (t) => {
+    const client = await rawClient(fx.port);
+    t.teardown(() => client.socket.destroy());
+    client.socket.write(upgradeHead('/ws-garbage'));
+    await client.closed;
+    t.match(client.text(), /^HTTP\/1\.1 502 /);
+    t.match(client.text(), /x-meshcar-error: bad_gateway/i);
+    t.match(client.text(), /answered the upgrade with no HTTP\/1\.1 answer meshcar could read: Parse Error/, 'the message says what came');
+    t.notMatch(client.text(), /maxConnectionsPerCaller/, 'and blames no connection cap');
   });
 
   t.test('no route → 404; wrong upstream identity → 502, on the raw socket', async (t) => {
