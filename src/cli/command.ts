@@ -2,6 +2,7 @@
 // options into values or one usage error that names the option, and waiting for the signal that
 // stops a server. A command's run() resolves to the exit status; src/cli/main.ts sets it.
 
+import { constants as osConstants } from 'node:os';
 import { MeshcarError } from '../errors.js';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { serviceNameProblem } from '../identity/spiffe-id.js';
@@ -78,18 +79,28 @@ export function untilSignal(stop: () => Promise<void>, onRepeat?: () => void, ta
   return new Promise((resolve) => {
     let repeated = false;
     let stopped = false;
-    const onRepeatSignal = () => {
-      if (!repeated) onRepeat?.();
+    const onRepeatSignal = (signal: NodeJS.Signals) => {
+      if (onRepeat === undefined) return endByDefault(signal);
+      if (!repeated) onRepeat();
       repeated = true;
     };
     const onSignal = () => {
       if (stopped) return;
       stopped = true;
-      if (onRepeat) process.on('SIGINT', onRepeatSignal).on('SIGTERM', onRepeatSignal);
+      // without onRepeat too: a repeat already queued behind this one would go with the watcher
+      process.on('SIGINT', onRepeatSignal).on('SIGTERM', onRepeatSignal);
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
       stop().then(() => resolve(0), () => resolve(1));
     };
     process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
     if (takeOver()) onSignal();
   });
+}
+
+/** Ends the process as `signal`'s default action would: its listeners off, then raised again. */
+function endByDefault(signal: NodeJS.Signals): void {
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+  // still here (a listener of someone else's kept the watcher): the exit code the shell gives a signal's end
+  process.exit(128 + (osConstants.signals[signal] ?? 15));
 }

@@ -41,3 +41,37 @@ t.test('a SIGTERM or SIGINT that comes as start-up ends reaches the drain', asyn
     t.equal(stdout.trim(), 'drained\nexit 0', `${signal}: the drain ran once and the command ended 0 (${JSON.stringify(stdout.trim())})`);
   }
 });
+
+const twice = `
+import { StartupSignals } from ${JSON.stringify(here('../../src/cli/startup-signals.ts'))};
+import { untilSignal } from ${JSON.stringify(here('../../src/cli/command.ts'))};
+const signals = new StartupSignals();
+const started = Date.now();
+// as a server's listener would: signal watchers alone do not keep Node running
+const keep = setInterval(() => undefined, 1000);
+const status = untilSignal(async () => {
+  console.log('draining');
+  await new Promise((resolve) => setTimeout(resolve, 4000));
+}, undefined, () => signals.handOverStop());
+// two signals while JavaScript is busy: both wait in libuv's queue for the drain's listener
+process.kill(process.pid, 'SIGTERM');
+process.kill(process.pid, 'SIGTERM');
+Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+const code = await status;
+clearInterval(keep);
+console.log('drained after ' + (Date.now() - started) + ' ms, exit ' + code);
+`;
+
+t.test("without a repeat listener (ca serve), a second signal queued behind the first ends the process by the signal's default action", async (t) => {
+  // the first signal's handler removed its listeners, the last ones: the watcher closed with
+  // the second still queued, and the drain ran its whole length
+  const file = join(t.testdir(), 'twice.mjs');
+  await writeFile(file, twice);
+  const started = Date.now();
+  const ended = await run(process.execPath, ['--import', here('../helpers/ts-loader.mjs'), file], { timeout: 20_000 }).then(
+    ({ stdout }) => ({ stdout, signal: null as string | null, code: 0 as number | null }),
+    (err: { stdout?: string; signal?: string | null; code?: number | null }) => ({ stdout: err.stdout ?? '', signal: err.signal ?? null, code: err.code ?? null }),
+  );
+  t.ok(ended.signal === 'SIGTERM' || ended.code === 143, `ended by SIGTERM (signal ${String(ended.signal)}, code ${String(ended.code)}, output ${JSON.stringify(ended.stdout.trim())})`);
+  t.ok(Date.now() - started < 3_500, 'before the drain would have ended');
+});
