@@ -12,7 +12,8 @@ import { referencedPaths } from '../config/referenced-files.js';
 import { dirname, relative, resolve } from 'node:path';
 import { checkCa } from './ca.js';
 import { checkIdentity, checkToken } from './identity.js';
-import { checkAdmin, checkApp } from './local.js';
+import { checkAdmin, checkApp, sidecarFoundRunning } from './local.js';
+import { checkListeners } from './listen.js';
 import { checkSpecs } from './openapi.js';
 import { fail, ok, type CheckResult } from './result.js';
 import { checkUpstreams } from './upstreams.js';
@@ -55,6 +56,9 @@ export async function runDoctor(file: string, options: { timeoutMs?: number } = 
   results.push(...upstreams);
   if (app) results.push(app);
   results.push(admin);
+  // its own ports, once the admin check says whether a sidecar with this config runs
+  const runs = sidecarFoundRunning(admin) || (config.admin.listen.port === 0 ? 'unknown' : false);
+  results.push(...(await checkListeners(config, runs)));
   return results;
 }
 

@@ -130,6 +130,18 @@ function renewalTrouble(view: IdentityView | undefined): string {
  */
 const ADMIN_HOST = 'localhost';
 
+/** The admin check's results that found this config's sidecar running (ready or not): its listen ports are its own. */
+const foundRunning = new WeakSet<CheckResult>();
+function ranHere(result: CheckResult): CheckResult {
+  foundRunning.add(result);
+  return result;
+}
+
+/** Whether the admin check found this config's sidecar running. */
+export function sidecarFoundRunning(result: CheckResult): boolean {
+  return foundRunning.has(result);
+}
+
 export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits: HttpProbeLimits = httpProbeLimits()): Promise<CheckResult> {
   const { host, port } = config.admin.listen;
   const address = formatHostPort(config.admin.listen);
@@ -162,11 +174,11 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits
   }
   // the reason, as the sidecar saw it (its log says so too)
   const trouble = readiness === 'draining' ? '' : renewalTrouble(view);
-  if (readiness === 'expired') return fail(name, `the running sidecar's SVID has expired and its renewal keeps failing; peers refuse it (/ready ${described(ready)})${trouble}${tlsNote}`, 'its log says why the renewal fails (CA unreachable, a refusal); bring the CA back, or restart it with a fresh join token');
-  if (readiness === 'draining') return warn(name, `the running sidecar is draining: it was told to stop (SIGTERM) and finishes what is in flight (/ready ${described(ready)})${tlsNote}`, 'nothing, if a stop was meant; otherwise see its log for who sent the signal');
-  if (readiness === 'starting') return fail(name, `the running sidecar is not ready (/ready ${described(ready)})${trouble}${tlsNote}`, trouble === '' ? 'its log says what it waits for (identity from the CA, a listener)' : `mend what the latest failure names (curl http://${address}/identity shows it); it keeps asking, at most a second apart, for 30 s from its start`);
-  if (trouble !== '') return warn(name, `the running sidecar is ready, but its certificate is not being renewed${trouble}${tlsNote}`, `mend what the latest failure names (curl http://${address}/identity shows it); the current SVID serves until it expires`);
-  if (typeof failures === 'string') return warn(name, `the running sidecar is ready, but its TLS handshake failures cannot be read: ${failures}`, `curl http://${address}/debug/tls`);
-  if (recent.length > 0) return warn(name, `the running sidecar is ready${tlsNote}`, `see curl http://${address}/debug/tls and "TLS handshake failures" in docs/troubleshooting.md`);
-  return ok(name, `the running sidecar is ready${tlsNote}`);
+  if (readiness === 'expired') return ranHere(fail(name, `the running sidecar's SVID has expired and its renewal keeps failing; peers refuse it (/ready ${described(ready)})${trouble}${tlsNote}`, 'its log says why the renewal fails (CA unreachable, a refusal); bring the CA back, or restart it with a fresh join token'));
+  if (readiness === 'draining') return ranHere(warn(name, `the running sidecar is draining: it was told to stop (SIGTERM) and finishes what is in flight (/ready ${described(ready)})${tlsNote}`, 'nothing, if a stop was meant; otherwise see its log for who sent the signal'));
+  if (readiness === 'starting') return ranHere(fail(name, `the running sidecar is not ready (/ready ${described(ready)})${trouble}${tlsNote}`, trouble === '' ? 'its log says what it waits for (identity from the CA, a listener)' : `mend what the latest failure names (curl http://${address}/identity shows it); it keeps asking, at most a second apart, for 30 s from its start`));
+  if (trouble !== '') return ranHere(warn(name, `the running sidecar is ready, but its certificate is not being renewed${trouble}${tlsNote}`, `mend what the latest failure names (curl http://${address}/identity shows it); the current SVID serves until it expires`));
+  if (typeof failures === 'string') return ranHere(warn(name, `the running sidecar is ready, but its TLS handshake failures cannot be read: ${failures}`, `curl http://${address}/debug/tls`));
+  if (recent.length > 0) return ranHere(warn(name, `the running sidecar is ready${tlsNote}`, `see curl http://${address}/debug/tls and "TLS handshake failures" in docs/troubleshooting.md`));
+  return ranHere(ok(name, `the running sidecar is ready${tlsNote}`));
 }
