@@ -178,7 +178,7 @@ export function handle(inbound: InboundListener, exchange: Exchange, forwarder: 
     return;
   }
   if (!exchange.caller.grantUnder(inbound.policy).allows(exchange.method, exchange.path)) {
-    exchange.fail('forbidden', `${exchange.caller.id.uri} is not allowed to ${exchange.method} ${exchange.path}`);
+    exchange.fail('forbidden', `${exchange.caller.id.uri} is not allowed to ${exchange.method} ${exchange.path}: no rule of the called sidecar's inbound.authorize allows it`);
     return;
   }
   if (inbound.rateLimiter !== undefined) {

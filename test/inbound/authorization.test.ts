@@ -64,6 +64,8 @@ t.test('authorization over mutual TLS', async (t) => {
     const body = JSON.parse(res.body);
     t.equal(body.error, 'forbidden');
     t.type(body.message, 'string');
+    // who refused and by which key: the caller reads this answer through its own sidecar
+    t.match(body.message, / is not allowed to [A-Z]+ \S+: no rule of the called sidecar's inbound\.authorize allows it$/, 'the message names the key that refused');
     t.equal(body.requestId, res.headers['x-request-id'], 'the request ID is in the body and the header');
     t.notOk(res.headers['x-app'], 'the app was not called');
   };
