@@ -183,7 +183,12 @@ export async function checkToken(config: SidecarConfig, needsToken: boolean, now
   const bad = (message: string) =>
     needsToken ? fail(name, `${file}: ${message}`, `write a new token with ${tokenFix(config, file)}`) : skip(name, `${file}: ${message} (not needed while the SVID on disk is valid)`);
   if (typeof claims === 'string') return bad(claims);
-  if (claims.sub !== config.spiffeId) return bad(`the token is for ${claims.sub}, expected ${config.spiffeId}`);
+  if (claims.sub !== config.spiffeId) {
+    // another service's token (a mix-up): writing ours over the file would take its token away
+    const message = `${file}: the token is for ${claims.sub}, expected ${config.spiffeId}`;
+    const fix = `the file holds another service's token: point identity.ca.token at the token made for ${config.service}, or make one in a file of its own (meshcar ca token --dir <CA dir> --service ${config.service} --out ${config.service}.token) and point identity.ca.token there`;
+    return needsToken ? fail(name, message, fix) : skip(name, `${message} (not needed while the SVID on disk is valid)`);
+  }
   if (claims.expMs <= now) return bad(`the token expired at ${new Date(claims.expMs).toISOString()}`);
   // the CA publishes no token keys, so whether it still accepts the signing key shows only on use
   // nor which single-use tokens are spent: a pod whose identity.dir was lost (an emptyDir) holds

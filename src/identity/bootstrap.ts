@@ -75,7 +75,12 @@ const TOKEN_REFUSALS = new Set(['bad_token', 'token_expired', 'token_used', 'ide
 function tokenRefusal(err: unknown, tokenPath: string, url: string, spiffeId: string): unknown {
   if (!(err instanceof CaRefusedError) || !TOKEN_REFUSALS.has(err.caError)) return err;
   const service = spiffeId.slice(spiffeId.lastIndexOf('/') + 1);
-  const fix = `; the token is identity.ca.token's ${tokenPath}: write a new one there with the CA that serves ${url} (meshcar ca token --dir CA_DIR --service ${service} --out ${shellWord(tokenPath)})`;
+  // another service's token in the file (a mix-up): writing ours over it would take that
+  // service's token away, if the file is its own
+  const fix =
+    err.caError === 'identity_not_allowed'
+      ? `; the token is identity.ca.token's ${tokenPath}, another service's: point identity.ca.token at the token made for ${service}, or make one in a file of its own with the CA that serves ${url} (meshcar ca token --dir CA_DIR --service ${service} --out ${service}.token) and point identity.ca.token there`
+      : `; the token is identity.ca.token's ${tokenPath}: write a new one there with the CA that serves ${url} (meshcar ca token --dir CA_DIR --service ${service} --out ${shellWord(tokenPath)})`;
   return new CaRefusedError(err.status, err.caError, `${err.message}${fix}`, err.retryAfterSeconds);
 }
 

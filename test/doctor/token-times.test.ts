@@ -38,3 +38,20 @@ t.test('a join token whose exp no date can hold: a ✗ line and exit 1, no stack
     t.notMatch(result.stderr, /RangeError|\n\s+at /, `${token}: no stack trace`);
   }
 });
+
+t.test("another service's token in the file: the fix points elsewhere, never writing over that file", async (t) => {
+  // the fix was `ca token ... --service orders --out <that file>`: the file may be billing's
+  // own token, which it would take away
+  const pki = await makePki('mesh.local');
+  const claims = { sub: 'spiffe://mesh.local/svc/billing', iat: 1, exp: Math.floor(Date.now() / 1000) + 3600, jti: 'j', single: false };
+  const token = [{ alg: 'ES256', typ: 'meshcar-join+jwt', kid: 'k' }, claims].map((part) => Buffer.from(JSON.stringify(part)).toString('base64url')).concat('c2ln').join('.');
+  const dir = t.testdir({ 'bundle.pem': pki.bundlePem, 'billing.token': `${token}\n` });
+  const file = join(dir, 'orders.yaml');
+  const ca = `  ca: {url: "https://127.0.0.1:1", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'billing.token')}}\n  dir: ${join(dir, 'identity')}\n`;
+  await writeFile(file, `service: orders\ntrustDomain: mesh.local\nidentity:\n${ca}inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:1"}\nadmin: {listen: "127.0.0.1:0"}\n`);
+  const result = await doctor(file);
+  t.equal(result.code, 1);
+  const line = result.stdout.split('\n').find((l) => l.startsWith('✗ join token')) ?? '';
+  t.match(line, /the token is for spiffe:\/\/mesh\.local\/svc\/billing, expected spiffe:\/\/mesh\.local\/svc\/orders — fix: the file holds another service's token: point identity\.ca\.token at the token made for orders, or make one in a file of its own \(meshcar ca token --dir <CA dir> --service orders --out orders\.token\)/, line);
+  t.notMatch(line, `--out ${join(dir, 'billing.token')}`, 'the fix does not write over the file');
+});
