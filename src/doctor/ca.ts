@@ -3,7 +3,8 @@
 
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
-import { fail, ok, type CheckResult } from './result.js';
+import { fail, ok, warn, type CheckResult } from './result.js';
+import { CA_CLOCK_SKEW_MS, caClockAheadMs, skewText } from './ca-clock.js';
 import { dialTls, networkProblem, peerSpiffeId } from './probe.js';
 import { readCheckedFile } from './read-file.js';
 
@@ -39,10 +40,17 @@ export async function checkCa(config: SidecarConfig): Promise<CheckResult | unde
   }
   const rtt = performance.now() - started;
   const peer = peerSpiffeId(socket);
-  socket.destroy();
+  if ('problem' in peer || peer.id !== expected) socket.destroy();
   if ('problem' in peer) return fail(name, `not the meshcar CA: ${peer.problem}`, 'correct identity.ca.url');
   if (peer.id !== expected) {
     return fail(name, `the server is ${peer.id}, expected ${expected}`, peer.id.endsWith('/meshcar/ca') ? 'trustDomain differs from the CA\'s: set trustDomain to the CA\'s trust domain, or use the CA of this one' : 'correct identity.ca.url');
   }
-  return ok(name, `reachable, presents ${expected}, chains to ${bundle} (handshake ${rtt.toFixed(1)} ms)`);
+  const found = `reachable, presents ${expected}, chains to ${bundle} (handshake ${rtt.toFixed(1)} ms)`;
+  const ahead = await caClockAheadMs(socket, target.host);
+  if (ahead !== undefined && Math.abs(ahead) > CA_CLOCK_SKEW_MS) {
+    const where = ahead > 0 ? `${skewText(ahead)} ahead of this host's` : `${skewText(ahead)} behind this host's`;
+    const effect = ahead > 0 ? 'the SVIDs it issues start in this host\'s future, past the minute they are backdated: meshcar run refuses them at start' : 'the SVIDs it issues look older here than they are, and end sooner by this host\'s clock';
+    return warn(name, `${found}, but its clock reads ${where} (its Date field): ${effect}`, "set both hosts' clocks right (NTP): timedatectl status shows whether this one is synchronised");
+  }
+  return ok(name, found);
 }

@@ -113,6 +113,12 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
       // (DiskStore.load, an info line) and asks with its join token; the token line says if it can
       return { result: warn(name, `${paths.cert}: ${message}: the sidecar passes it over at start and asks the CA for a new one with the join token`, 'nothing if the join token below is valid. The sidecar renews before expiry: if it is running, its renewals are failing (the admin line below and its log say why); if not, it was stopped for longer than the SVID lived'), svid: undefined, needsToken: true };
     }
+    if (/ is not valid before /.test(message)) {
+      // dates ahead of this host's clock: the issuer's clock runs ahead (or this one behind)
+      const clocks = "its issuer's clock runs ahead of this host's, or this host's is behind";
+      if (fromCa) return { result: warn(name, `${paths.cert}: ${message}: ${clocks}; the sidecar waits for a set that starts within minutes, and passes a later one over and asks the CA with the join token`, "set both hosts' clocks right (NTP): timedatectl status shows whether this one is synchronised"), svid: undefined, needsToken: true };
+      return { result: fail(name, `${paths.cert}: ${message}: ${clocks}`, "set both hosts' clocks right (NTP); the sidecar takes the files once they are valid"), svid: undefined, needsToken: false };
+    }
     const fix = /expired/.test(message)
       ? 'whoever writes identity.files must renew it' // (identity.ca: the warning above)
       : / is for spiffe:\/\/\S+, expected /.test(message)
