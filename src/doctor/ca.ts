@@ -4,6 +4,7 @@
 import type { SidecarConfig } from '../config/sidecar-config.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
 import { fail, ok, warn, type CheckResult } from './result.js';
+import { presentedUri, unchainedCa } from './foreign-ca.js';
 import { CA_CLOCK_SKEW_MS, caClockAheadMs, skewText } from './ca-clock.js';
 import { dialTls, networkProblem, peerSpiffeId } from './probe.js';
 import { readCheckedFile } from './read-file.js';
@@ -29,7 +30,8 @@ export async function checkCa(config: SidecarConfig): Promise<CheckResult | unde
   } catch (err) {
     const problem = networkProblem(err);
     if (/not from a CA in our bundle/.test(problem)) {
-      return fail(name, `the CA's certificate does not chain to identity.ca.bundle ${bundle}: ${problem}`, `use the bundle.pem of the CA that serves ${url} (as it is now: a bundle from before a "root retire" holds only the retired root)`);
+      const { message, fix } = unchainedCa(url, bundle, expected, await presentedUri(host, port, host), problem);
+      return fail(name, message, fix);
     }
     // a server answered, but not with TLS: starting the CA is not the fix, its address is
     if (/does not speak TLS/.test(problem)) return fail(name, `reachable, but not the meshcar CA: ${problem}`, `identity.ca.url must name the CA's listen address (meshcar ca serve), with https://`);

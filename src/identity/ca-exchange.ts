@@ -79,7 +79,7 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
       if (classifyTlsErrorCode(code) === 'unknown_ca') {
         // the CA answered, with a certificate our bundle does not vouch for: a wrong bundle
         // (or another CA on the address) stays wrong, so it is never retried; doctor's words
-        reject(new MeshcarError('ca_mismatch', `the CA's certificate at ${url} does not chain to identity.ca.bundle (${code}); this will not mend itself: use the bundle.pem of the CA that serves ${url} (as it is now: a bundle from before a "root retire" holds only the retired root), and a join token made after "root activate" if this one is older`, { cause: err }));
+        reject(new MeshcarError('ca_mismatch', `the CA's certificate at ${url} does not chain to identity.ca.bundle (${code}); this will not mend itself: use the bundle.pem of the CA that serves ${url} (as it is now: a bundle from before a "root retire" holds only the retired root), and a join token made after "root activate" if this one is older; if what serves ${url} is no meshcar CA of this trust domain (meshcar doctor says which), correct identity.ca.url instead`, { cause: err }));
         return;
       }
       if (code === 'CERT_NOT_YET_VALID') {

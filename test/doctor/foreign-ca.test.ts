@@ -1,0 +1,48 @@
+// doctor's CA check when what serves identity.ca.url does not chain to identity.ca.bundle: its
+// certificate is read (unverified) so the fix fits. Our trust domain's CA with a bundle from
+// elsewhere: use that CA's bundle.pem. Another trust domain's CA (a wrong port landing on another
+// mesh's CA) or a server that is no meshcar CA (a web server): correct identity.ca.url. The bundle
+// fix was given for all three; followed for another mesh's CA, the next run said to change
+// trustDomain, which moves the sidecar into the wrong mesh.
+
+import t from 'tap';
+import https from 'node:https';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { makePki, type IssuedLeaf } from '../helpers/pki.js';
+import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
+import { checkCa } from '../../src/doctor/ca.js';
+
+async function checkAgainst(t: Tap.Test, served: IssuedLeaf, bundlePem: string) {
+  const server = https.createServer({ cert: served.chainPem, key: served.privateKeyPem }, (_req, res) => res.end('{}'));
+  server.on('tlsClientError', () => {});
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const dir = t.testdir({ 'bundle.pem': bundlePem });
+  const file = join(dir, 'orders.yaml');
+  await writeFile(file, `service: orders\ntrustDomain: mesh.local\nidentity:\n  ca: {url: "https://127.0.0.1:${(server.address() as AddressInfo).port}", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, 'identity')}\ninbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:8080"}\n`);
+  return checkCa(await loadSidecarConfig(file));
+}
+
+t.test('the bundle fix only for our own CA; another mesh\'s CA or a plain web server: correct the URL', async (t) => {
+  const ours = await makePki('mesh.local');
+  const elsewhere = await makePki('mesh.local');
+  const other = await makePki('other.local');
+  const options = { serverNames: ['127.0.0.1'] };
+
+  const ownCa = await checkAgainst(t, await elsewhere.issue('spiffe://mesh.local/meshcar/ca', options), ours.bundlePem);
+  t.equal(ownCa?.status, 'fail');
+  t.match(ownCa?.message, /^the CA's certificate does not chain to identity\.ca\.bundle /);
+  t.match(ownCa?.fix, /^use the bundle\.pem of the CA that serves /, 'our CA, another bundle: the bundle is the fix');
+
+  const otherMesh = await checkAgainst(t, await other.issue('spiffe://other.local/meshcar/ca', options), ours.bundlePem);
+  t.match(otherMesh?.message, /^the server is the meshcar CA of another trust domain \(spiffe:\/\/other\.local\/meshcar\/ca\), not spiffe:\/\/mesh\.local\/meshcar\/ca/);
+  t.match(otherMesh?.fix, /^correct identity\.ca\.url to this mesh's CA/, 'never "use its bundle" nor "set trustDomain"');
+
+  const web = await checkAgainst(t, await other.issueWithUris([], options), ours.bundlePem);
+  t.match(web?.message, /^reachable, but not the meshcar CA: its certificate names no SPIFFE ID/);
+  t.match(web?.fix, /identity\.ca\.url must name the CA's listen address \(meshcar ca serve\): correct it/);
+});
