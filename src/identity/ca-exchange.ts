@@ -82,6 +82,13 @@ const { url, timeoutMs = DEFAULT_CA_TIMEOUT_MS } = options;
         reject(new MeshcarError('ca_mismatch', `the CA's certificate at ${url} does not chain to identity.ca.bundle (${code}); this will not mend itself: use the bundle.pem of the CA that serves ${url} (as it is now: a bundle from before a "root retire" holds only the retired root), and a join token made after "root activate" if this one is older; if what serves ${url} is no meshcar CA of this trust domain (meshcar doctor says which), correct identity.ca.url instead`, { cause: err }));
         return;
       }
+      // (as https.request's write EPROTO with OpenSSL's reason, or a TLS socket's own code)
+      if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_HTTP_REQUEST' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || (code === 'EPROTO' && /wrong version number|http request|packet length too long/.test(describeError(err)))) {
+        // the first bytes back were no TLS record: a plain-text server (HTTP, often) holds the
+        // address, which no retry mends; "unreachable ... start the CA" sent the reader to a CA that runs
+        reject(new MeshcarError('ca_mismatch', `the server at ${url} does not speak TLS (its first bytes were no TLS record: a plain HTTP port?); this will not mend itself: identity.ca.url must name the CA's listen address (meshcar ca serve), with https://`, { cause: err }));
+        return;
+      }
       if (code === 'CERT_NOT_YET_VALID') {
         // the CA answered: the clocks disagree (ours behind, or the CA's ahead), which a retry
         // may outlast (the CA's certificate is backdated 10 min) but no fix of the URL mends

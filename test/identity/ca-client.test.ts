@@ -89,6 +89,17 @@ t.test('CaClient against the real CA server', async (t) => {
     t.notMatch(err.message, /unreachable/);
   });
 
+  t.test('a plain HTTP server at the URL: a mismatch saying it does not speak TLS, not "unreachable ... start the CA"', async (t) => {
+    const plain = (await import('node:http')).createServer((_req, res) => res.end('hello')).listen(0, '127.0.0.1');
+    await once(plain, 'listening');
+    t.teardown(() => plain.close());
+    const client = new CaClient({ url: `https://127.0.0.1:${(plain.address() as AddressInfo).port}`, trustDomain: TD, bundlePem, logger });
+    const err = await rejection(client.sign({ spiffeId: ORDERS, auth: { token: 'x' } }));
+    t.equal(err.code, 'ca_mismatch', `final: no retry mends it (${String(err.code)}: ${err.message})`);
+    t.match(err.message, /^the server at https:\/\/127\.0\.0\.1:\d+ does not speak TLS \(its first bytes were no TLS record: a plain HTTP port\?\); this will not mend itself: identity\.ca\.url must name the CA's listen address/);
+    t.notMatch(err.message, /\n/, 'one line, without OpenSSL\'s own text');
+  });
+
   t.test('nothing listening, or a server that never answers', async (t) => {
     const probe = net.createServer().listen(0, '127.0.0.1');
     await once(probe, 'listening');
