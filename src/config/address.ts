@@ -145,6 +145,15 @@ export function parseAppUrl(text: string): AppAddress | string {
   return { protocol: scheme, ...address };
 }
 
+/**
+ * A URL from the config as an error quotes it, its userinfo (a password, perhaps) as `***`: a
+ * refused `http://app:secret@host` went whole to stderr, doctor --json and, on a refused reload,
+ * the log, which is often shipped off the host.
+ */
+export function quotedUrl(text: string): string {
+  return JSON.stringify(text.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, '$1***@'));
+}
+
 /** The CA server's URL: https, a host and optionally a port, nothing more. */
 export function parseHttpsUrl(text: string): URL | string {
   let url: URL;

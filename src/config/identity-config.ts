@@ -2,7 +2,7 @@
 // meshcar CA with a join token, or files managed elsewhere), where they persist, the lifetime
 // to ask for and when to renew. Read by the composition root to start the identity.
 
-import { parseHttpsUrl } from './address.js';
+import { parseHttpsUrl, quotedUrl } from './address.js';
 import { MAX_LIFETIME_MS, readDuration, readPath } from './fields.js';
 import type { YamlValue } from './yaml-value.js';
 import { DAY_MS } from './duration.js';
@@ -114,7 +114,7 @@ function readCaUrl(value: YamlValue): string | undefined {
   const text = value.string('an https:// URL');
   if (text === undefined) return undefined;
   const url = parseHttpsUrl(text);
-  return typeof url === 'string' ? value.report(`${JSON.stringify(text)} is not a CA URL: ${url}`) : url.origin;
+  return typeof url === 'string' ? value.report(`${quotedUrl(text)} is not a CA URL: ${url}`) : url.origin;
 }
 
 function readFiles(value: YamlValue): FilesSourceConfig | undefined {

@@ -3,7 +3,7 @@
 // the top level and from `outbound` because the two are separate stacks and each reads only its
 // own slice: src/inbound imports this file, never outbound-config.ts.
 
-import { type AppAddress, formatHostPort, type HostPort, parseAppUrl, reachesListener } from './address.js';
+import { type AppAddress, formatHostPort, type HostPort, parseAppUrl, quotedUrl, reachesListener } from './address.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, readDuration, readListenAddress, readPositiveInteger, readTimeout, readRate, MAX_BURST, readSpiffeId } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
 import type { YamlValue } from './yaml-value.js';
@@ -156,7 +156,7 @@ function readApp(value: YamlValue): AppAddress | undefined {
   const text = value.string('an app URL (http://HOST:PORT or h2c://HOST:PORT)');
   if (text === undefined) return undefined;
   const app = parseAppUrl(text);
-  return typeof app === 'string' ? value.report(`${JSON.stringify(text)} is not an app URL: ${app}`) : app;
+  return typeof app === 'string' ? value.report(`${quotedUrl(text)} is not an app URL: ${app}`) : app;
 }
 
 function readRule(value: YamlValue, trustDomain: string | undefined): AuthorizeRule | undefined {

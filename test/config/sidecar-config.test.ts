@@ -236,6 +236,13 @@ t.test('bad address', async (t) => {
   t.same(await issuesOf(t, edit({ 'http://127.0.0.1:8080': 'http://127.0.0.1:8080/api' })), [
     'c.yaml:12:3: inbound.app: "http://127.0.0.1:8080/api" is not an app URL: give only the scheme, host and port: no path, query or user',
   ]);
+  // a password in either URL is not quoted back: errors reach stderr, doctor --json and, on a refused reload, the log
+  t.same(await issuesOf(t, edit({ 'http://127.0.0.1:8080': 'http://app:APP-SECRET@127.0.0.1:8080' })), [
+    'c.yaml:12:3: inbound.app: "http://***@127.0.0.1:8080" is not an app URL: give only the scheme, host and port: no path, query or user',
+  ]);
+  t.same(await issuesOf(t, edit({ 'https://127.0.0.1:8443': 'https://ca:CA-SECRET@127.0.0.1:8443' })), [
+    'c.yaml:5:5: identity.ca.url: "https://***@127.0.0.1:8443" is not a CA URL: credentials do not belong in the URL',
+  ]);
   t.same(await issuesOf(t, edit({ '127.0.0.1:16443,': '127.0.0.1:0,' })), [
     'c.yaml:22:19: outbound.upstreams.payments.endpoints[0]: "127.0.0.1:0" is not an endpoint: port 0 is out of range (1-65535)',
   ]);
