@@ -5,7 +5,7 @@ import type { SidecarConfig } from '../config/sidecar-config.js';
 import { caSpiffeId } from '../identity/spiffe-id.js';
 import { fail, ok, warn, type CheckResult } from './result.js';
 import { presentedUri, unchainedCa } from './foreign-ca.js';
-import { CA_CLOCK_SKEW_MS, caClockAheadMs, skewText } from './ca-clock.js';
+import { CA_CLOCK_SKEW_MS, caClock, skewText } from './ca-clock.js';
 import { dialTls, networkProblem, peerSpiffeId } from './probe.js';
 import { readCheckedFile } from './read-file.js';
 
@@ -48,7 +48,10 @@ export async function checkCa(config: SidecarConfig): Promise<CheckResult | unde
     return fail(name, `the server is ${peer.id}, expected ${expected}`, peer.id.endsWith('/meshcar/ca') ? 'trustDomain differs from the CA\'s: set trustDomain to the CA\'s trust domain, or use the CA of this one' : 'correct identity.ca.url');
   }
   const found = `reachable, presents ${expected}, chains to ${bundle} (handshake ${rtt.toFixed(1)} ms)`;
-  const ahead = await caClockAheadMs(socket, target.host);
+  const clock = await caClock(socket, target.host);
+  // TLS and then nothing: the sidecar's requests would hang alike
+  if ('noAnswer' in clock) return warn(name, `${found}, but it did not answer over HTTP: ${clock.noAnswer}`, 'the CA process may be stuck: its log says why; a sidecar asking it now waits out its request timeout');
+  const ahead = 'aheadMs' in clock ? clock.aheadMs : undefined;
   if (ahead !== undefined && Math.abs(ahead) > CA_CLOCK_SKEW_MS) {
     const where = ahead > 0 ? `${skewText(ahead)} ahead of this host's` : `${skewText(ahead)} behind this host's`;
     const effect = ahead > 0 ? 'the SVIDs it issues start in this host\'s future, past the minute they are backdated: meshcar run refuses them at start' : 'the SVIDs it issues look older here than they are, and end sooner by this host\'s clock';

@@ -57,7 +57,8 @@ export async function runDoctor(file: string, options: { timeoutMs?: number } = 
   if (app) results.push(app);
   results.push(admin);
   // its own ports, once the admin check says whether a sidecar with this config runs
-  const runs = sidecarFoundRunning(admin) || (config.admin.listen.port === 0 ? 'unknown' : false);
+  const found = sidecarFoundRunning(admin);
+  const runs = found === false && config.admin.listen.port === 0 ? 'unknown' : found;
   results.push(...(await checkListeners(config, runs)));
   return results;
 }

@@ -10,8 +10,9 @@ import { fail, ok, warn, type CheckResult } from './result.js';
 
 /**
  * `sidecarRuns`: whether the admin check found this config's sidecar running (then its ports are
- * its own: not checked), 'unknown' when it cannot tell (admin.listen has port 0: a port in use
- * may be that sidecar's, so it is a warning).
+ * its own: not checked), 'unknown' when it cannot tell (admin.listen has port 0, or something
+ * there took the connection and never answered, a hung sidecar perhaps: a port in use may be
+ * that sidecar's, so it is a warning).
  */
 export async function checkListeners(config: SidecarConfig, sidecarRuns: boolean | 'unknown'): Promise<CheckResult[]> {
   if (sidecarRuns === true) return [];
@@ -33,7 +34,7 @@ export async function checkListeners(config: SidecarConfig, sidecarRuns: boolean
       continue;
     }
     const message = `${problem.message}: meshcar run would exit (listen_failed)`;
-    if (sidecarRuns === 'unknown' && problem.code === 'EADDRINUSE') results.push(warn(name, `${message}, unless it is this sidecar's own (admin.listen has port 0, so doctor cannot tell whether it runs)`, `if no sidecar of this config runs, stop what listens there (ss -ltnp names it), or choose another ${side}.listen`));
+    if (sidecarRuns === 'unknown' && problem.code === 'EADDRINUSE') results.push(warn(name, `${message}, unless it is this sidecar's own, which doctor cannot tell here (admin.listen has port 0, or the admin port gave no answer)`, `if no sidecar of this config runs, stop what listens there (ss -ltnp names it), or choose another ${side}.listen`));
     else results.push(fail(name, message, fixFor(problem.code, side)));
   }
   return results;

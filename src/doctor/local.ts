@@ -137,9 +137,16 @@ function ranHere(result: CheckResult): CheckResult {
   return result;
 }
 
-/** Whether the admin check found this config's sidecar running. */
-export function sidecarFoundRunning(result: CheckResult): boolean {
-  return foundRunning.has(result);
+/** Results that cannot tell this config's sidecar, hung, from another program. */
+const mayBeRunning = new WeakSet<CheckResult>();
+function mayBeHere(result: CheckResult): CheckResult {
+  mayBeRunning.add(result);
+  return result;
+}
+
+/** Whether the admin check found this config's sidecar running ('unknown': a hung one is one reading). */
+export function sidecarFoundRunning(result: CheckResult): boolean | 'unknown' {
+  return foundRunning.has(result) || (mayBeRunning.has(result) ? 'unknown' : false);
 }
 
 export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits: HttpProbeLimits = httpProbeLimits()): Promise<CheckResult> {
@@ -156,7 +163,7 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits
     if (/ECONNREFUSED/.test(problem)) return skip(name, 'no sidecar is running with this config (nothing listening on admin.listen)');
     // something accepted the connection but gave no answer a meshcar admin port gives: name it
     // as a foreign program, as a foreign 200 is below (a hung sidecar is the other reading)
-    return fail(name, `something other than a ready meshcar sidecar answers there: GET /ready: ${problem}`, `another process holds admin.listen (ss -ltnp names it): stop it or choose another port; if it is this sidecar, it is stuck: its log says why`);
+    return mayBeHere(fail(name, `something other than a ready meshcar sidecar answers there: GET /ready: ${problem}`, `another process holds admin.listen (ss -ltnp names it): stop it or choose another port; if it is this sidecar, it is stuck: its log says why`));
   }
   const readiness = sidecarReadiness(ready);
   // a foreign server's 200 is not a ready sidecar, and this sidecar could not bind its admin port

@@ -14,16 +14,19 @@ import { makePki, type TestPki } from '../helpers/pki.js';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { checkCa } from '../../src/doctor/ca.js';
 import { checkIdentity } from '../../src/doctor/identity.js';
+import { PROBE_TIMEOUT_MS, setProbeTimeout } from '../../src/doctor/probe.js';
 
 const HOUR = 3_600_000;
 
 /** A server with the CA's certificate whose answers carry a Date field `aheadMs` off this host's clock. */
-async function caAnswering(t: Tap.Test, pki: TestPki, aheadMs: number): Promise<string> {
+async function caAnswering(t: Tap.Test, pki: TestPki, aheadMs: number, date?: 'silent' | string): Promise<string> {
   const served = await pki.issue('spiffe://mesh.local/meshcar/ca', { lifetimeMs: HOUR, serverNames: ['127.0.0.1'] });
   const server = https.createServer({ cert: served.chainPem, key: served.privateKeyPem }, (_req, res) => {
-    res.setHeader('date', new Date(Date.now() + aheadMs).toUTCString());
+    if (date === 'silent') return; // the request is read and never answered
+    res.setHeader('date', date ?? new Date(Date.now() + aheadMs).toUTCString());
     res.end('{}');
   });
+  t.teardown(() => server.closeAllConnections());
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.teardown(() => server.close());
@@ -43,6 +46,17 @@ t.test("the CA's clock 5 minutes ahead: a warning naming it, with NTP as the fix
   t.match(behind?.message, /its clock reads (9 min 59|10 min [01]) s behind this host's/ /* a Date field has whole seconds */);
   const near = await checkCa(await loadSidecarConfig(await caAnswering(t, pki, 5_000)));
   t.equal(near?.status, 'ok', near?.message);
+});
+
+t.test('a CA that finishes TLS and never answers HTTP: a warning, not a ✓; a Date field in another form is no clock reading', async (t) => {
+  setProbeTimeout(500);
+  t.teardown(() => setProbeTimeout(PROBE_TIMEOUT_MS));
+  const pki = await makePki('mesh.local');
+  const silent = await checkCa(await loadSidecarConfig(await caAnswering(t, pki, 0, 'silent')));
+  t.equal(silent?.status, 'warn', silent?.message);
+  t.match(silent?.message, /but it did not answer over HTTP: no answer to GET \/v1\/bundle within 500 ms/);
+  const garbage = await checkCa(await loadSidecarConfig(await caAnswering(t, pki, 0, 'garbage 5')));
+  t.equal(garbage?.status, 'ok', `a Date that is no IMF-fixdate is not read as a clock (${String(garbage?.message)})`);
 });
 
 t.test('an SVID that starts later than this host\'s clock: the clocks named, a ✗ for identity.files, a ! for a stored one', async (t) => {

@@ -7,6 +7,7 @@
 
 import t from 'tap';
 import https from 'node:https';
+import net from 'node:net';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,16 +15,39 @@ import type { AddressInfo } from 'node:net';
 import { makePki, type IssuedLeaf } from '../helpers/pki.js';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { checkCa } from '../../src/doctor/ca.js';
+import { PROBE_TIMEOUT_MS, setProbeTimeout } from '../../src/doctor/probe.js';
 
-async function checkAgainst(t: Tap.Test, served: IssuedLeaf, bundlePem: string) {
+async function checkAgainst(t: Tap.Test, served: IssuedLeaf, bundlePem: string, onlyFirst = false) {
   const server = https.createServer({ cert: served.chainPem, key: served.privateKeyPem }, (_req, res) => res.end('{}'));
   server.on('tlsClientError', () => {});
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.teardown(() => server.close());
+  let port = (server.address() as AddressInfo).port;
+  if (onlyFirst) {
+    // the first connection reaches the server; every later one is taken and never answered
+    const upstream = port;
+    let first = true;
+    const held: net.Socket[] = [];
+    const front = net.createServer((socket) => {
+      if (!first) return void held.push(socket);
+      first = false;
+      const back = net.connect(upstream, '127.0.0.1');
+      socket.pipe(back).pipe(socket);
+      socket.on('error', () => back.destroy());
+      back.on('error', () => socket.destroy());
+    });
+    front.listen(0, '127.0.0.1');
+    await once(front, 'listening');
+    t.teardown(() => {
+      held.forEach((s) => s.destroy());
+      front.close();
+    });
+    port = (front.address() as AddressInfo).port;
+  }
   const dir = t.testdir({ 'bundle.pem': bundlePem });
   const file = join(dir, 'orders.yaml');
-  await writeFile(file, `service: orders\ntrustDomain: mesh.local\nidentity:\n  ca: {url: "https://127.0.0.1:${(server.address() as AddressInfo).port}", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, 'identity')}\ninbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:8080"}\n`);
+  await writeFile(file, `service: orders\ntrustDomain: mesh.local\nidentity:\n  ca: {url: "https://127.0.0.1:${port}", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, 'identity')}\ninbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:8080"}\n`);
   return checkCa(await loadSidecarConfig(file));
 }
 
@@ -45,4 +69,15 @@ t.test('the bundle fix only for our own CA; another mesh\'s CA or a plain web se
   const web = await checkAgainst(t, await other.issueWithUris([], options), ours.bundlePem);
   t.match(web?.message, /^reachable, but not the meshcar CA: its certificate names no SPIFFE ID/);
   t.match(web?.fix, /identity\.ca\.url must name the CA's listen address \(meshcar ca serve\): correct it/);
+});
+
+t.test("its certificate could not be read on a second look (no answer): the bundle fix stays, said as unsure, never 'names no SPIFFE ID'", async (t) => {
+  setProbeTimeout(500);
+  t.teardown(() => setProbeTimeout(PROBE_TIMEOUT_MS));
+  const ours = await makePki('mesh.local');
+  const elsewhere = await makePki('mesh.local');
+  const result = await checkAgainst(t, await elsewhere.issue('spiffe://mesh.local/meshcar/ca', { serverNames: ['127.0.0.1'] }), ours.bundlePem, true);
+  t.match(result?.message, /^the CA's certificate does not chain to identity\.ca\.bundle .*\(doctor could not read what it presents: /);
+  t.match(result?.fix, /^use the bundle\.pem of the CA that serves .*; if what serves .* is no meshcar CA of this trust domain, correct identity\.ca\.url instead/);
+  t.notMatch(result?.message, /names no SPIFFE ID/);
 });

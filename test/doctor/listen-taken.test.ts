@@ -55,3 +55,19 @@ t.test("a running sidecar's own ports are not judged; with admin.listen port 0 a
   const unknown = (await checkListeners(loaded, 'unknown')).map(formatResult);
   t.match(unknown[0], /^! inbound listen .*EADDRINUSE.*unless it is this sidecar's own/);
 });
+
+t.test('a hung process on the admin port (perhaps this sidecar, stuck): its listen ports in use are warnings, not "stop what listens there"', async (t) => {
+  const taken = await held(t);
+  // the admin port takes connections and never answers
+  const sockets: net.Socket[] = [];
+  const silent = net.createServer((s) => sockets.push(s));
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  t.teardown(() => {
+    sockets.forEach((s) => s.destroy());
+    silent.close();
+  });
+  const file = await config(t, taken, await freePort(), (silent.address() as AddressInfo).port);
+  const lines = (await runDoctor(file, { timeoutMs: 1000 })).map(formatResult);
+  t.match(lines.find((l) => l.includes(`inbound listen 127.0.0.1:${taken}`)), /^! inbound listen .*EADDRINUSE.*unless it is this sidecar's own/, 'a warning');
+});
