@@ -25,3 +25,21 @@ for (const [mode, who] of [[0o640, 'its group'], [0o604, 'others'], [0o644, 'its
     t.equal(line, `✗ identity: ${join(dir, 'svid.key')} is readable by ${who} (mode 0${mode.toString(8)}), expected 0600 — fix: chmod 600 ${join(dir, 'svid.key')}`);
   });
 }
+
+t.test('a key file that does not parse: the line names the key file, with a fix', async (t) => {
+  // it named the certificate file, with no fix
+  const pki = await makePki('mesh.local');
+  const leaf = await pki.issue('spiffe://mesh.local/svc/orders');
+  const dir = t.testdir({ 'svid.crt': leaf.chainPem, 'bundle.pem': pki.bundlePem });
+  await writeFile(join(dir, 'svid.key'), '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n', { mode: 0o600 });
+  await writeFile(
+    join(dir, 'orders.yaml'),
+    `service: orders\ntrustDomain: mesh.local\nidentity:\n  files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}\n` +
+      'inbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:1"}\nadmin: {listen: "127.0.0.1:1"}\n',
+  );
+  const proc = startMeshcar(['doctor', '--config', join(dir, 'orders.yaml')]);
+  t.equal(await proc.exited(), 1);
+  const line = proc.lines.map((l) => String(l.msg)).find((l) => l.startsWith('✗ identity')) ?? '';
+  t.match(line, `✗ identity: ${join(dir, 'svid.key')}: `, line);
+  t.match(line, /the private key cannot be read .* — fix: put the SVID's private key there as PEM/);
+});
