@@ -214,6 +214,9 @@ export class FilesWatcher {
     this.lookAtSeen = false;
     if ((seen === this.lastSeen && this.failing !== 'read' && !lookAtSeen) || this.closed) return;
     this.lastSeen = seen;
+    // new bytes are judged now: a wait armed for other bytes not valid yet would re-read these and
+    // warn of them again (a set still not valid yet arms it anew)
+    this.validityTimer.cancel();
     let next: Svid;
     try {
       next = validateFiles(content, files, identity.spiffeId);

@@ -155,9 +155,14 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       return;
     }
     upstream = up;
-    up.on('error', (err) => fail(exchange.status === 0 ? upgradeUnanswered(endpointKey, describeError(err)) : upstreamReset(endpointKey, describeError(err))));
+    // bytes of an answer head that came before the end: then it was no refusal unanswered (a
+    // meshcar never sends part of a head), but an answer cut short
+    let headBytes = 0;
+    const countHead = (chunk: Buffer) => void (headBytes += chunk.length);
+    const unanswered = (detail: string) => (headBytes > 0 ? upstreamReset(endpointKey, `${detail}, after ${headBytes} bytes of its answer's head`) : upgradeUnanswered(endpointKey, detail));
+    up.on('error', (err) => fail(exchange.status === 0 ? unanswered(describeError(err)) : upstreamReset(endpointKey, describeError(err))));
     up.once('close', () => {
-      if (exchange.status === 0) fail(upgradeUnanswered(endpointKey, 'the connection closed'));
+      if (exchange.status === 0) fail(unanswered('the connection closed'));
       else if (exchange.status === 101 && !socket.writableEnded) socket.destroy(); // a refusal's relay ends itself
     });
     // node:http's client on the tunnel's socket: it writes the head and parses the answer (101
@@ -173,7 +178,12 @@ export function tunnelUpgrade(ctx: OutboundContext, guards: ReadonlyMap<string, 
       maxHeaderSize: UPSTREAM_MAX_HEAD_BYTES,
     });
     // llhttp's refusals (HPE_*: not HTTP, a head over the limit) are an answer that could not be read
-    handshake.on('error', (err: NodeJS.ErrnoException) => fail(err.code?.startsWith('HPE_') ? upgradeAnswerUnreadable(endpointKey, describeError(err)) : upgradeUnanswered(endpointKey, describeError(err))));
+    handshake.on('error', (err: NodeJS.ErrnoException) => fail(err.code?.startsWith('HPE_') ? upgradeAnswerUnreadable(endpointKey, describeError(err)) : unanswered(describeError(err))));
+    // counted once the client's parser reads the socket (its listener first: a listener of ours
+    // alone would set the socket flowing with no parser to take the bytes)
+    handshake.once('socket', () => up.on('data', countHead));
+    const stopCounting = () => void up.off('data', countHead);
+    handshake.once('response', stopCounting).once('upgrade', stopCounting);
     handshake.on('upgrade', (res: IncomingMessage, _up: Duplex, upHead: Buffer) => {
       // a switch to a protocol the app did not offer (RFC 9110 §7.8): never a tunnel
       const stray = unofferedProtocol(req.headers.upgrade, res.headers.upgrade);

@@ -93,3 +93,24 @@ t.test('a set not valid yet is refused once, not again at each event in its fold
   if (taken) t.equal(((await taken) as [RenewalEvent])[0].result, 'success', 'taken once valid, with no new write');
   t.equal(identity.current().serialHex, ahead.serialHex, 'and in use');
 });
+
+t.test("a set not valid yet, replaced before its date by a set refused for another reason: that one is warned of once, not again when the first one's date comes", async (t) => {
+  const { pki, lines, swapIn, events } = await watched(t);
+  // valid from ~2 s ahead (issued 8 s ahead, backdated 6 s), then another service's set
+  const ahead = await pki.issue(ID, { now: new Date(Date.now() + 8_000), lifetimeMs: 60_000 });
+  await swapIn(ahead);
+  const notYet = () => lines.filter((l) => l.level === 40 && /is not valid before/.test(String(l.msg)));
+  const other = () => lines.filter((l) => l.level === 40 && /is for spiffe:\/\/mesh\.test\/svc\/other/.test(String(l.msg)));
+  let until = Date.now() + 5_000;
+  while (notYet().length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  t.equal(notYet().length, 1, 'the first set: not valid yet');
+  await swapIn(await pki.issue('spiffe://mesh.test/svc/other'));
+  until = Date.now() + 5_000;
+  while (other().length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  t.equal(other().length, 1, 'the second set: refused');
+  const failures = events.filter((e) => e.result === 'failure').length;
+  // past the first set's date and the 1 s margin its look was armed for (~3 s from its refusal)
+  await new Promise((r) => setTimeout(r, 4_000));
+  t.equal(other().length, 1, 'no second warning of the second set when the first one\'s date passes');
+  t.equal(events.filter((e) => e.result === 'failure').length, failures, 'nor a second failed renewal');
+});

@@ -42,6 +42,11 @@ async function startUpgradeUpstream(pki: TestPki, id: string) {
     const tlsSocket = socket as TLSSocket;
     const caller = peerIdentity(tlsSocket, TD);
     seen.push({ alpn: String(tlsSocket.alpnProtocol), callerId: caller.ok ? caller.id.uri : '', head: req.headers, url: req.url ?? '' });
+    if (req.url === '/ws-partial') {
+      // part of a 101's head, then the end
+      socket.end('HTTP/1.1 101 Switching Pro');
+      return;
+    }
     if (req.url === '/ws-garbage') {
       // a far side that is no HTTP server at all
       socket.end('SSH-2.0-OpenSSH_9.2\r\n\r\n');
@@ -241,6 +246,17 @@ t.test('WebSocket upgrade over its own mTLS connection', async (t) => {
     t.match(client.text(), /x-meshcar-error: bad_gateway/i);
     t.match(client.text(), /answered the upgrade with no HTTP\/1\.1 answer meshcar could read: Parse Error/, 'the message says what came');
     t.notMatch(client.text(), /maxConnectionsPerCaller/, 'and blames no connection cap');
+  });
+
+  t.test('an upstream that sends part of an answer head and ends: a 502 saying so, not "before answering"', async (t) => {
+    const client = await rawClient(fx.port);
+    t.teardown(() => client.socket.destroy());
+    client.socket.write(upgradeHead('/ws-partial'));
+    await client.closed;
+    t.match(client.text(), /^HTTP\/1\.1 502 /);
+    t.match(client.text(), /x-meshcar-error: upstream_reset/i);
+    t.match(client.text(), /after 26 bytes of its answer's head/, 'the bytes that came are told');
+    t.notMatch(client.text(), /before answering the upgrade|maxConnectionsPerCaller/, 'no refusal unanswered is blamed');
   });
 
   t.test('no route → 404; wrong upstream identity → 502, on the raw socket', async (t) => {
