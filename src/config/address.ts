@@ -146,12 +146,13 @@ export function parseAppUrl(text: string): AppAddress | string {
 }
 
 /**
- * A URL from the config as an error quotes it, its userinfo (a password, perhaps) as `***`: a
+ * A URL or address from the config as an error quotes it, its userinfo (a password, perhaps) as `***`: a
  * refused `http://app:secret@host` went whole to stderr, doctor --json and, on a refused reload,
  * the log, which is often shipped off the host.
  */
 export function quotedUrl(text: string): string {
-  return JSON.stringify(text.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, '$1***@'));
+  // up to the last @, scheme or not: a password may hold / ? # (written raw, as users do)
+  return JSON.stringify(text.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)?[^]*@/, (_all, scheme: string | undefined) => `${scheme ?? ''}***@`));
 }
 
 /** The CA server's URL: https, a host and optionally a port, nothing more. */

@@ -4,7 +4,7 @@
 
 import { resolve } from 'node:path';
 import { trustDomainProblem, tryParseSpiffeId } from '../identity/spiffe-id.js';
-import { type HostPort, parseHostPort } from './address.js';
+import { type HostPort, parseHostPort, quotedUrl } from './address.js';
 import { DAY_MS, formatDuration, parseDuration } from './duration.js';
 import type { YamlValue } from './yaml-value.js';
 
@@ -98,7 +98,7 @@ export function readListenAddress(value: YamlValue): HostPort | undefined {
   const text = value.string('host:port');
   if (text === undefined) return undefined;
   const address = parseHostPort(text, { allowPortZero: true });
-  return typeof address === 'string' ? value.report(`${JSON.stringify(text)} is not a host:port address: ${address}`) : address;
+  return typeof address === 'string' ? value.report(`${quotedUrl(text)} is not a host:port address: ${address}`) : address;
 }
 
 /** Linux's PATH_MAX, the terminating NUL included. */

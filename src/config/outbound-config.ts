@@ -3,7 +3,7 @@
 // the two are separate stacks and each reads only its own slice. How calls to one upstream are
 // balanced, retried and cut off is read in upstream-policy-config.ts.
 
-import { type Endpoint, formatHostPort, type HostPort, parseEndpoint, reachesListener } from './address.js';
+import { type Endpoint, formatHostPort, type HostPort, parseEndpoint, quotedUrl, reachesListener } from './address.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, MAX_CONNECT_TIMEOUT_MS, MIN_CONNECT_TIMEOUT_MS, readDuration, readListenAddress, readSpiffeId, readTimeout } from './fields.js';
 import { type OpenApiConfig, readOpenApi } from './openapi-config.js';
 import {
@@ -161,7 +161,7 @@ function readEndpoint(value: YamlValue, listen: HostPort | undefined): Endpoint 
   const text = value.string('an endpoint (host:port or dns:NAME:PORT)');
   if (text === undefined) return undefined;
   const endpoint = parseEndpoint(text);
-  if (typeof endpoint === 'string') return value.report(`${JSON.stringify(text)} is not an endpoint: ${endpoint}`);
+  if (typeof endpoint === 'string') return value.report(`${quotedUrl(text)} is not an endpoint: ${endpoint}`);
   // the app's plain-HTTP port, not a sidecar's mTLS one: each call would come back in as a new call
   if (listen && reachesListener(listen, endpoint)) return value.report(`${JSON.stringify(text)} is outbound.listen (${formatHostPort(listen)}) itself: an endpoint is another sidecar's inbound port`);
   return endpoint;

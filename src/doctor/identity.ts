@@ -127,8 +127,8 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
           : `identity.files names another service's certificate: point it at this service's (or correct service)`
         : /validity date this host cannot read/.test(message)
         ? 'whoever issued that certificate must issue it again with dates in RFC 5280 form (UTCTime YYMMDDHHMMSSZ through 2049, GeneralizedTime YYYYMMDDHHMMSSZ after)'
-        : /private key cannot be read/.test(message)
-        ? 'put the SVID\'s private key there as PEM, not encrypted (PKCS#8, or SEC1/PKCS#1)'
+        : /private key cannot be read|the key file must hold/.test(message)
+        ? 'put the SVID\'s private key there, alone, as PEM, not encrypted (PKCS#8, or SEC1/PKCS#1)'
         : /private key does not match/.test(message)
         ? 'the key and certificate come from different issuances: put the key that belongs to the certificate next to it'
         : /bundle|chain|signer|issuer/i.test(message)
@@ -136,7 +136,7 @@ async function checkSvid(config: SidecarConfig, now: Date): Promise<IdentityOutc
           : undefined;
     // the file the problem is in: a key of another certificate is the key file's, a chain the
     // bundle does not hold is the pair's (the certificate file alone sent the reader to it)
-    const where = /private key does not match/.test(message) ? `${paths.key} (with ${paths.cert})` : /private key cannot be read/.test(message) ? paths.key : /bundle|signer|issuer/i.test(message) && !/ is for spiffe:/.test(message) ? `${paths.cert} against ${paths.bundle}` : paths.cert;
+    const where = /private key does not match/.test(message) ? `${paths.key} (with ${paths.cert})` : /private key cannot be read|the key file must hold/.test(message) ? paths.key : /bundle|signer|issuer/i.test(message) && !/ is for spiffe:/.test(message) ? `${paths.cert} against ${paths.bundle}` : paths.cert;
     return { result: fail(name, `${where}: ${message}`, fix), svid: undefined, needsToken: fromCa };
   }
   const live = await liveBundleProblem(config, svid);

@@ -34,7 +34,7 @@ export async function checkListeners(config: SidecarConfig, sidecarRuns: boolean
       continue;
     }
     const message = `${problem.message}: meshcar run would exit (listen_failed)`;
-    if (sidecarRuns === 'unknown' && problem.code === 'EADDRINUSE') results.push(warn(name, `${message}, unless it is this sidecar's own, which doctor cannot tell here (admin.listen has port 0, or the admin port gave no answer)`, `if no sidecar of this config runs, stop what listens there (ss -ltnp names it), or choose another ${side}.listen`));
+    if (sidecarRuns === 'unknown' && problem.code === 'EADDRINUSE') results.push(warn(name, `${message}, unless it is this sidecar's own, which doctor cannot tell here (admin.listen has port 0, or the admin port gave no answer in time)`, `if no sidecar of this config runs, stop what listens there (ss -ltnp names it), or choose another ${side}.listen`));
     else results.push(fail(name, message, fixFor(problem.code, side)));
   }
   return results;

@@ -163,7 +163,9 @@ export async function checkAdmin(config: SidecarConfig, now = Date.now(), limits
     if (/ECONNREFUSED/.test(problem)) return skip(name, 'no sidecar is running with this config (nothing listening on admin.listen)');
     // something accepted the connection but gave no answer a meshcar admin port gives: name it
     // as a foreign program, as a foreign 200 is below (a hung sidecar is the other reading)
-    return mayBeHere(fail(name, `something other than a ready meshcar sidecar answers there: GET /ready: ${problem}`, `another process holds admin.listen (ss -ltnp names it): stop it or choose another port; if it is this sidecar, it is stuck: its log says why`));
+    const result = fail(name, `something other than a ready meshcar sidecar answers there: GET /ready: ${problem}`, `another process holds admin.listen (ss -ltnp names it): stop it or choose another port; if it is this sidecar, it is stuck: its log says why`);
+    // no answer in time may be this sidecar, hung; an answer that is no HTTP is another program
+    return (err as { code?: unknown }).code === 'PROBE_TIMEOUT' ? mayBeHere(result) : result;
   }
   const readiness = sidecarReadiness(ready);
   // a foreign server's 200 is not a ready sidecar, and this sidecar could not bind its admin port

@@ -243,6 +243,15 @@ t.test('bad address', async (t) => {
   t.same(await issuesOf(t, edit({ 'https://127.0.0.1:8443': 'https://ca:CA-SECRET@127.0.0.1:8443' })), [
     'c.yaml:5:5: identity.ca.url: "https://***@127.0.0.1:8443" is not a CA URL: credentials do not belong in the URL',
   ]);
+  // also written raw with / in it, without a scheme, or in an endpoint or a listen address
+  t.same(await issuesOf(t, edit({ 'https://127.0.0.1:8443': 'https://ca:pa/ss1@127.0.0.1:8443' })), [
+    'c.yaml:5:5: identity.ca.url: "https://***@127.0.0.1:8443" is not a CA URL: not a URL; write https://HOST:PORT',
+  ]);
+  const endpoint = await issuesOf(t, edit({ '127.0.0.1:16443,': 'u:SECRET7@orders:16443,' }));
+  t.match(endpoint, [/^c\.yaml:22:19: outbound\.upstreams\.payments\.endpoints\[0\]: "\*\*\*@orders:16443" is not an endpoint: /]);
+  const listen = await issuesOf(t, edit({ '0.0.0.0:15443': 'http://u:SECRET4@127.0.0.1:15443' }));
+  t.match(listen, [/^c\.yaml:11:3: inbound\.listen: "http:\/\/\*\*\*@127\.0\.0\.1:15443" is not a host:port address: /]);
+  t.notMatch(JSON.stringify([endpoint, listen]), /SECRET/, 'no password quoted');
   t.same(await issuesOf(t, edit({ '127.0.0.1:16443,': '127.0.0.1:0,' })), [
     'c.yaml:22:19: outbound.upstreams.payments.endpoints[0]: "127.0.0.1:0" is not an endpoint: port 0 is out of range (1-65535)',
   ]);

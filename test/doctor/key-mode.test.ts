@@ -26,12 +26,13 @@ for (const [mode, who] of [[0o640, 'its group'], [0o604, 'others'], [0o644, 'its
   });
 }
 
-t.test('a key file that does not parse: the line names the key file, with a fix', async (t) => {
+for (const [what, key] of [['a key that does not parse', '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n'], ['two keys', 'TWO'], ['the certificate, no key', 'CERT']] as const) t.test(`a key file holding ${what}: the line names the key file, with a fix`, async (t) => {
   // it named the certificate file, with no fix
   const pki = await makePki('mesh.local');
   const leaf = await pki.issue('spiffe://mesh.local/svc/orders');
   const dir = t.testdir({ 'svid.crt': leaf.chainPem, 'bundle.pem': pki.bundlePem });
-  await writeFile(join(dir, 'svid.key'), '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n', { mode: 0o600 });
+  const text = key === 'TWO' ? leaf.privateKeyPem + leaf.privateKeyPem : key === 'CERT' ? leaf.chainPem : key;
+  await writeFile(join(dir, 'svid.key'), text, { mode: 0o600 });
   await writeFile(
     join(dir, 'orders.yaml'),
     `service: orders\ntrustDomain: mesh.local\nidentity:\n  files: {cert: ${join(dir, 'svid.crt')}, key: ${join(dir, 'svid.key')}, bundle: ${join(dir, 'bundle.pem')}}\n` +
@@ -41,5 +42,5 @@ t.test('a key file that does not parse: the line names the key file, with a fix'
   t.equal(await proc.exited(), 1);
   const line = proc.lines.map((l) => String(l.msg)).find((l) => l.startsWith('✗ identity')) ?? '';
   t.match(line, `✗ identity: ${join(dir, 'svid.key')}: `, line);
-  t.match(line, /the private key cannot be read .* — fix: put the SVID's private key there as PEM/);
+  t.match(line, /(the private key cannot be read|the key file must hold exactly one PEM private key).* — fix: put the SVID's private key there, alone, as PEM/);
 });

@@ -71,3 +71,14 @@ t.test('a hung process on the admin port (perhaps this sidecar, stuck): its list
   const lines = (await runDoctor(file, { timeoutMs: 1000 })).map(formatResult);
   t.match(lines.find((l) => l.includes(`inbound listen 127.0.0.1:${taken}`)), /^! inbound listen .*EADDRINUSE.*unless it is this sidecar's own/, 'a warning');
 });
+
+t.test('a program answering no HTTP on the admin port (an SSH banner) is not this sidecar: its listen ports in use stay ✗', async (t) => {
+  const taken = await held(t);
+  const banner = net.createServer((s) => s.end('SSH-2.0-OpenSSH_9.2\r\n'));
+  banner.listen(0, '127.0.0.1');
+  await once(banner, 'listening');
+  t.teardown(() => banner.close());
+  const file = await config(t, taken, await freePort(), (banner.address() as AddressInfo).port);
+  const lines = (await runDoctor(file, { timeoutMs: 1000 })).map(formatResult);
+  t.match(lines.find((l) => l.includes(`inbound listen 127.0.0.1:${taken}`)), /^✗ inbound listen .*EADDRINUSE/, 'a fail');
+});
