@@ -2,8 +2,6 @@
 // Also carries Upgrade requests (WebSocket): those get a ServerResponse of their own for the
 // refusals and non-101 answers, and become a byte tunnel when the app switches protocols.
 
-import { loggedPath } from '../metrics/access-log.js';
-import { formatDuration } from '../config/duration.js';
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { MeshcarError, describeError, type ErrorCode } from '../errors.js';
@@ -15,6 +13,8 @@ import { switchingFields, switchingHead } from '../http/switching-fields.js';
 import type { Caller } from './caller.js';
 import { Exchange } from './exchange.js';
 import { bindExchange, exchangeOf, type ExchangeContext } from './exchange-links.js';
+import { loggedPath } from '../metrics/access-log.js';
+import { formatDuration } from '../config/duration.js';
 
 /** A 101's field only a sidecar may send. */
 const APP_ONLY: ReadonlySet<string> = new Set(['x-meshcar-error']);

@@ -11,8 +11,6 @@
 // the head is held against it first (schema-check.ts). The heads as each side reads them
 // (which fields go on, written back byte for byte) are made in websocket-heads.ts.
 
-import { loggedPath } from '../metrics/access-log.js';
-import { formatDuration } from '../config/duration.js';
 import http, { type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -37,6 +35,8 @@ import { upgradeAnswerUnreadable, upgradeUnanswered, upstreamReset, upstreamTime
 import { ANSWER_DROPPED, requestFields, responseHead } from './websocket-heads.js';
 import { switchingFields, switchingHead } from '../http/switching-fields.js';
 import { UPSTREAM_MAX_HEAD_BYTES } from './head-limits.js';
+import { loggedPath } from '../metrics/access-log.js';
+import { formatDuration } from '../config/duration.js';
 
 function ignore(): void {}
 

@@ -7,9 +7,8 @@
 import t from 'tap';
 import tls from 'node:tls';
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { caUrlConfig } from '../helpers/ca-url-config.js';
 import { makePki } from '../helpers/pki.js';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { checkCa } from '../../src/doctor/ca.js';
@@ -28,9 +27,7 @@ for (const [what, now, said] of [
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     t.teardown(() => server.close());
-    const dir = t.testdir({ 'bundle.pem': pki.bundlePem });
-    const file = join(dir, 'orders.yaml');
-    await writeFile(file, `service: orders\ntrustDomain: mesh.local\nidentity:\n  ca: {url: "https://127.0.0.1:${(server.address() as AddressInfo).port}", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, 'identity')}\ninbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:8080"}\n`);
+    const file = await caUrlConfig(t, (server.address() as AddressInfo).port, pki.bundlePem);
     const result = await checkCa(await loadSidecarConfig(file));
     t.equal(result?.status, 'fail');
     t.match(result?.message, /^reachable, but its certificate cannot be used now: /, 'reachable, not "unreachable"');

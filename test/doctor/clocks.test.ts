@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { caUrlConfig } from '../helpers/ca-url-config.js';
 import { makePki, type TestPki } from '../helpers/pki.js';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { checkCa } from '../../src/doctor/ca.js';
@@ -30,10 +31,7 @@ async function caAnswering(t: Tap.Test, pki: TestPki, aheadMs: number, date?: 's
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   t.teardown(() => server.close());
-  const dir = t.testdir({ 'bundle.pem': pki.bundlePem });
-  const file = join(dir, 'orders.yaml');
-  await writeFile(file, `service: orders\ntrustDomain: mesh.local\nidentity:\n  ca: {url: "https://127.0.0.1:${(server.address() as AddressInfo).port}", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, 'identity')}\ninbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:8080"}\n`);
-  return file;
+  return caUrlConfig(t, (server.address() as AddressInfo).port, pki.bundlePem);
 }
 
 t.test("the CA's clock 5 minutes ahead: a warning naming it, with NTP as the fix; 5 s off passes", async (t) => {

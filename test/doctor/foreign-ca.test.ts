@@ -9,9 +9,8 @@ import t from 'tap';
 import https from 'node:https';
 import net from 'node:net';
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { caUrlConfig } from '../helpers/ca-url-config.js';
 import { makePki, type IssuedLeaf } from '../helpers/pki.js';
 import { loadSidecarConfig } from '../../src/config/sidecar-config.js';
 import { checkCa } from '../../src/doctor/ca.js';
@@ -45,10 +44,7 @@ async function checkAgainst(t: Tap.Test, served: IssuedLeaf, bundlePem: string, 
     });
     port = (front.address() as AddressInfo).port;
   }
-  const dir = t.testdir({ 'bundle.pem': bundlePem });
-  const file = join(dir, 'orders.yaml');
-  await writeFile(file, `service: orders\ntrustDomain: mesh.local\nidentity:\n  ca: {url: "https://127.0.0.1:${port}", bundle: ${join(dir, 'bundle.pem')}, token: ${join(dir, 'orders.token')}}\n  dir: ${join(dir, 'identity')}\ninbound: {listen: "127.0.0.1:0", app: "http://127.0.0.1:8080"}\n`);
-  return checkCa(await loadSidecarConfig(file));
+  return checkCa(await loadSidecarConfig(await caUrlConfig(t, port, bundlePem)));
 }
 
 t.test('the bundle fix only for our own CA; another mesh\'s CA or a plain web server: correct the URL', async (t) => {
